@@ -1,0 +1,111 @@
+/**
+ * Error classes shared by every module. Each has a stable `name` (callers test
+ * `err.name`, never `instanceof` across module boundaries) and a `code` that the
+ * HTTP API sends back and the CLI maps to a one-line message and exit code.
+ */
+
+/** Base class: every error Shoal raises on purpose extends it. */
+export class ShoalError extends Error {
+  override name = 'ShoalError'
+  /** HTTP status the API answers with when this error reaches it. */
+  readonly status: number = 500
+
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
+  }
+}
+
+/** A path, CID or block that does not exist. */
+export class NotFoundError extends ShoalError {
+  override name = 'NotFoundError'
+  override readonly status = 404
+}
+
+/** A block whose bytes do not hash to its CID (corrupt on disk or in transit). */
+export class InvalidBlockError extends ShoalError {
+  override name = 'InvalidBlockError'
+  override readonly status = 422
+}
+
+/** A string that is not a valid CID. */
+export class InvalidCIDError extends ShoalError {
+  override name = 'InvalidCIDError'
+  override readonly status = 400
+}
+
+/** A namespace path that is malformed (relative, contains `..`, empty segments…). */
+export class InvalidPathError extends ShoalError {
+  override name = 'InvalidPathError'
+  override readonly status = 400
+}
+
+/** Arguments or request fields that fail validation. */
+export class InvalidArgumentError extends ShoalError {
+  override name = 'InvalidArgumentError'
+  override readonly status = 400
+}
+
+/** The target of a create/move already exists. */
+export class AlreadyExistsError extends ShoalError {
+  override name = 'AlreadyExistsError'
+  override readonly status = 409
+}
+
+/** A file operation on a directory, or a directory operation on a file. */
+export class NotADirectoryError extends ShoalError {
+  override name = 'NotADirectoryError'
+  override readonly status = 409
+}
+
+/** A file operation applied to a directory. */
+export class IsADirectoryError extends ShoalError {
+  override name = 'IsADirectoryError'
+  override readonly status = 409
+}
+
+/** Removing a non-empty directory without `recursive`. */
+export class DirectoryNotEmptyError extends ShoalError {
+  override name = 'DirectoryNotEmptyError'
+  override readonly status = 409
+}
+
+/** A CAR file that is malformed, truncated, tampered with, or whose DAG is incomplete. */
+export class InvalidCARError extends ShoalError {
+  override name = 'InvalidCARError'
+  override readonly status = 422
+}
+
+/** A request or payload over a size limit. */
+export class TooLargeError extends ShoalError {
+  override name = 'TooLargeError'
+  override readonly status = 413
+}
+
+/** The repo is already used by another running daemon. */
+export class RepoLockedError extends ShoalError {
+  override name = 'RepoLockedError'
+  override readonly status = 409
+}
+
+/** No repo at the given location (run `shoal init`). */
+export class RepoNotFoundError extends ShoalError {
+  override name = 'RepoNotFoundError'
+  override readonly status = 500
+}
+
+/** The CLI could not reach a daemon for this repo. */
+export class DaemonNotRunningError extends ShoalError {
+  override name = 'DaemonNotRunningError'
+}
+
+/** The API rejected the request's token. */
+export class UnauthorizedError extends ShoalError {
+  override name = 'UnauthorizedError'
+  override readonly status = 401
+}
+
+/** An operation cancelled through its AbortSignal. */
+export class AbortedError extends ShoalError {
+  override name = 'AbortedError'
+  override readonly status = 499
+}
