@@ -1,0 +1,63 @@
+/**
+ * Content-addressed block storage.
+ *
+ * @module
+ */
+import { LevelBlockStore } from './level-blockstore.js'
+import type { Blockstore, Pair } from 'interface-blockstore'
+import type { CID } from 'multiformats/cid'
+import type { Counter } from 'prom-client'
+
+export { verifyBlock, matchesCID, sha256 } from './verify.js'
+export { LevelBlockStore }
+
+/** Options every block store call accepts. */
+export interface AbortOptions {
+  signal?: AbortSignal
+  /** Hash-check bytes on `put` (for blocks from untrusted sources). @default false */
+  verify?: boolean
+}
+
+/** Counters the block store updates when given. */
+export interface BlockStoreMetrics {
+  blocksWritten: Counter
+  bytesWritten: Counter
+  blocksRead: Counter
+}
+
+/** What the block store needs from the node. */
+export interface BlockStoreComponents {
+  metrics?: BlockStoreMetrics
+}
+
+/** Where and how to open the store. */
+export interface BlockStoreInit {
+  /** Directory of the LevelDB database. */
+  path: string
+  /** Unsynced bytes buffered before a background batch write. @default 16 MiB */
+  flushBytes?: number
+  /** LevelDB memtable size. @default 64 MiB */
+  writeBufferSize?: number
+  /** LevelDB block cache. @default 64 MiB */
+  cacheSize?: number
+}
+
+/**
+ * The `interface-blockstore` contract plus what Shoal needs on top:
+ * whole-block reads, durable commit points, lifecycle.
+ */
+export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, AbortOptions, AbortOptions, AbortOptions, AbortOptions, AbortOptions> {
+  open: () => Promise<void>
+  close: () => Promise<void>
+  /** The block's bytes in one buffer, hash-checked. */
+  getBytes: (cid: CID, options?: AbortOptions) => Promise<Uint8Array>
+  /** Fsync every write so far. */
+  commit: () => Promise<void>
+  getAll: (options?: AbortOptions) => AsyncGenerator<Pair>
+  approximateSize: () => Promise<number>
+}
+
+/** Create (not yet open) the LevelDB block store. */
+export function createBlockStore (components: BlockStoreComponents, init: BlockStoreInit): BlockStore {
+  return new LevelBlockStore(components, init)
+}

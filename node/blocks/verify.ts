@@ -1,0 +1,44 @@
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { InvalidBlockError, InvalidArgumentError } from '../errors.js'
+
+/** Multihash code of sha2-256, the only hash Shoal writes. */
+export const SHA2_256 = 0x12
+/** Multihash code of the identity "hash" (the digest is the data). */
+export const IDENTITY = 0x00
+
+/**
+ * Hash `bytes` with sha2-256 (node:crypto, synchronous: ~1.7 GB/s per core,
+ * cheaper than a promise per block).
+ */
+export function sha256 (bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest()
+}
+
+/** Throw unless `cid` uses a hash function this store can check. */
+export function assertSupportedHash (cid: CID): void {
+  const code = cid.multihash.code
+  if (code !== SHA2_256 && code !== IDENTITY) {
+    throw new InvalidArgumentError(`unsupported multihash 0x${code.toString(16)} in ${cid.toString()}: only sha2-256 is accepted`)
+  }
+}
+
+/** True when `bytes` hash to the digest carried by `cid`. */
+export function matchesCID (cid: CID, bytes: Uint8Array): boolean {
+  const { code, digest } = cid.multihash
+  if (code === IDENTITY) return Buffer.compare(digest, bytes) === 0
+  if (code !== SHA2_256) return false
+  return Buffer.compare(sha256(bytes), digest) === 0
+}
+
+/**
+ * Check that `bytes` are the block `cid` names.
+ *
+ * @throws {InvalidBlockError} when they are not
+ */
+export function verifyBlock (cid: CID, bytes: Uint8Array): void {
+  assertSupportedHash(cid)
+  if (!matchesCID(cid, bytes)) {
+    throw new InvalidBlockError(`block ${cid.toString()} does not match its hash (${bytes.byteLength} bytes): corrupt data`)
+  }
+}

@@ -1,0 +1,100 @@
+import { CarWriter } from '@ipld/car/writer'
+import { AbortedError } from '../errors.js'
+import { IDENTITY } from '../blocks/verify.js'
+import { linksOf, nodeKey } from './links.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { CID } from 'multiformats/cid'
+
+/** Options of {@link exportCar}. */
+export interface ExportCarOptions {
+  /** Stops the export; the consumer sees an `AbortedError`. */
+  signal?: AbortSignal
+}
+
+type BlockWriter = ReturnType<typeof CarWriter.create>['writer']
+
+function throwIfAborted (signal?: AbortSignal): void {
+  if (signal?.aborted === true) throw new AbortedError('CAR export aborted')
+}
+
+/**
+ * Put every block of the DAG under `root` into `writer`, depth-first
+ * pre-order (parents before children, children in link order, each block
+ * once), with an explicit stack. Each `put` resolves only once the consumer
+ * has read its bytes, so at most one block is in flight. Identity-hashed
+ * nodes are walked through but not written (their data is in the CID).
+ */
+async function writeDag (blockstore: BlockStore, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, signal?: AbortSignal): Promise<void> {
+  const seen = new Set<string>()
+  const stack: CID[] = [root]
+  while (stack.length > 0 && !stopped()) {
+    throwIfAborted(signal)
+    const cid = stack.pop() as CID
+    const key = nodeKey(cid)
+    if (seen.has(key)) continue
+    seen.add(key)
+    const bytes = cid === root ? rootBytes : await blockstore.getBytes(cid, { signal })
+    if (cid.multihash.code !== IDENTITY) await writer.put({ cid, bytes })
+    const links = linksOf(cid, bytes)
+    for (let i = links.length - 1; i >= 0; i--) {
+      if (!seen.has(nodeKey(links[i]))) stack.push(links[i])
+    }
+  }
+}
+
+/**
+ * Stream the DAG under `root` as a CARv1 with `root` as its only root.
+ *
+ * Blocks come in depth-first pre-order, as Kubo's `dag export` writes them:
+ * parents before children, each block once. The CAR is produced as it is
+ * read (backpressure): one block at a time is held in memory, never the DAG.
+ *
+ * @throws {NotFoundError} when the root (before any byte is yielded) or any
+ * block under it (mid-stream) is not in the store
+ * @throws {AbortedError} when `options.signal` fires
+ * @throws {InvalidCARError} when a block uses a codec other than dag-pb, dag-cbor or raw
+ */
+export async function * exportCar (blockstore: BlockStore, root: CID, options: ExportCarOptions = {}): AsyncGenerator<Uint8Array> {
+  const { signal } = options
+  throwIfAborted(signal)
+  // fail before the header is sent, so an HTTP caller can still answer 404
+  const rootBytes = await blockstore.getBytes(root, { signal })
+
+  const { writer, out } = CarWriter.create([root])
+  let stop = false
+  const producer = (async (): Promise<{ error?: unknown }> => {
+    try {
+      await writeDag(blockstore, root, rootBytes, writer, () => stop, signal)
+      return {}
+    } catch (error) {
+      return { error }
+    } finally {
+      // ends `out`: the consumer loop below drains what is left, then stops
+      await writer.close()
+    }
+  })()
+
+  const chunks = out[Symbol.asyncIterator]()
+  let finished = false
+  try {
+    while (true) {
+      const next = await chunks.next()
+      if (next.done === true) break
+      yield next.value
+    }
+    finished = true
+    const { error } = await producer
+    if (error !== undefined) throw error
+  } finally {
+    if (!finished) {
+      // the consumer stopped early: let the producer finish its current put
+      // and close the writer, draining (and dropping) what it still writes
+      stop = true
+      while (true) {
+        const next = await chunks.next()
+        if (next.done === true) break
+      }
+      await producer
+    }
+  }
+}

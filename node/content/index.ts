@@ -1,0 +1,9 @@
+/**
+ * Files ⇄ UnixFS DAGs: chunking, import, ranged export, directory DAGs.
+ *
+ * @module
+ */
+export { importContent, KUBO_MAX_CHILDREN, type ImportContentOptions, type ImportedContent, type ImportProgressEvents } from './import.js'
+export { readContent, resolveEntry, entrySize, type ReadContentOptions } from './export.js'
+export { buildDirectory, MAX_DIRECTORY_BLOCK } from './directory.js'
+export { parseChunker, formatChunker, createChunker, type ChunkerSpec } from './chunker/index.js'

@@ -1,0 +1,83 @@
+/**
+ * A Shoal node: builds the one `components` object and starts/stops it.
+ *
+ * @module
+ */
+import './polyfills.js'
+import { mkdir, rm } from 'node:fs/promises'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createBlockStore, type BlockStore } from './blocks/index.js'
+import { parseChunker, type ChunkerSpec } from './content/index.js'
+import { Files } from './files/index.js'
+import { createLogger, type Logger, type LogLevel } from './logger.js'
+import { createMetrics, type NodeMetrics } from './metrics/index.js'
+import { createNamespace, type Namespace } from './namespace/index.js'
+import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
+
+/** Everything a node's services are built from. */
+export interface ShoalComponents {
+  repo: RepoLayout
+  config: RepoConfig
+  peerId: string
+  logger: Logger
+  metrics: NodeMetrics
+  blockstore: BlockStore
+  namespace: Namespace
+  files: Files
+  /** The repo's default chunker. */
+  chunker: ChunkerSpec
+}
+
+/** Options for {@link createShoalNode}. */
+export interface ShoalNodeInit {
+  /** Repo folder (must have been initialised). */
+  repo: string
+  /** Override the configured log level. */
+  logLevel?: LogLevel
+  /** Supply a logger (tests). */
+  logger?: Logger
+}
+
+/** A node over one repo. */
+export interface ShoalNode {
+  components: ShoalComponents
+  start: () => Promise<void>
+  stop: () => Promise<void>
+}
+
+/** Build a node from its repo; call `start()` to open its stores. */
+export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> {
+  const repo = repoLayout(init.repo)
+  const config = await loadConfig(repo.config)
+  const key = await loadIdentity(repo.root)
+  const logger = init.logger ?? createLogger(init.logLevel ?? (process.env.SHOAL_LOG_LEVEL as LogLevel | undefined) ?? config.logLevel)
+  let blockstore: BlockStore | undefined
+  const metrics = createMetrics(async () => await (blockstore?.approximateSize() ?? 0))
+  blockstore = createBlockStore({ metrics }, { path: repo.blocks })
+  const namespace = createNamespace({ path: repo.namespace })
+  const components: ShoalComponents = {
+    repo,
+    config,
+    peerId: peerIdFromPrivateKey(key).toString(),
+    logger,
+    metrics,
+    blockstore,
+    namespace,
+    files: new Files({ blockstore, namespace, logger }),
+    chunker: parseChunker(config.chunker)
+  }
+  return {
+    components,
+    async start () {
+      // leftovers of an interrupted import are garbage
+      await rm(repo.tmp, { recursive: true, force: true })
+      await mkdir(repo.tmp, { recursive: true })
+      await components.blockstore.open()
+      await components.namespace.open()
+    },
+    async stop () {
+      await components.namespace.close()
+      await components.blockstore.close()
+    }
+  }
+}

@@ -1,0 +1,63 @@
+import { readFile, writeFile, rename } from 'node:fs/promises'
+import { z } from 'zod'
+import { InvalidArgumentError, RepoNotFoundError } from '../errors.js'
+
+/** Schema of `<repo>/config.json`. */
+export const RepoConfigSchema = z.object({
+  version: z.literal(1),
+  /** Loopback HOST:PORT of the HTTP API; port 0 picks a free one. */
+  api: z.string(),
+  /** libp2p listen multiaddrs (used by the swarm). */
+  listen: z.array(z.string()),
+  /** Default chunker for `add`. */
+  chunker: z.string(),
+  /** pino log level. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** True when `<repo>/swarm.key` restricts the node to a private swarm. */
+  privateSwarm: z.boolean()
+}).strict()
+
+/** The repo's configuration. */
+export type RepoConfig = z.infer<typeof RepoConfigSchema>
+
+/** Embedded defaults: a node works with no configuration at all. */
+export const DEFAULT_CONFIG: RepoConfig = {
+  version: 1,
+  api: '127.0.0.1:5747',
+  listen: ['/ip4/0.0.0.0/tcp/4747'],
+  chunker: 'fastcdc',
+  logLevel: 'info',
+  privateSwarm: false
+}
+
+/**
+ * Read and validate a repo's config.
+ *
+ * @throws {RepoNotFoundError} when there is none
+ * @throws {InvalidArgumentError} when it does not validate
+ */
+export async function loadConfig (file: string): Promise<RepoConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err: any) {
+    if (err.code === 'ENOENT') throw new RepoNotFoundError(`no Shoal repo at ${file.replace(/\/config\.json$/, '')}: create one with \`shoal init\``)
+    throw err
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    throw new InvalidArgumentError(`${file} is not valid JSON`)
+  }
+  const parsed = RepoConfigSchema.safeParse(json)
+  if (!parsed.success) throw new InvalidArgumentError(`${file}: ${parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+  return parsed.data
+}
+
+/** Write a config atomically (temp file + rename). */
+export async function saveConfig (file: string, config: RepoConfig): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`
+  await writeFile(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
+  await rename(tmp, file)
+}

@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { generateKeyPair, privateKeyToProtobuf, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { AlreadyExistsError, InvalidArgumentError } from '../errors.js'
+import { parseApiAddress } from '../../protocol/api-address.js'
+import { parseSwarmKey, formatSwarmKey } from '../../protocol/swarm-key.js'
+import { parseChunker } from '../content/chunker/index.js'
+import { DEFAULT_CONFIG, saveConfig, type RepoConfig } from './config.js'
+import { repoLayout } from './layout.js'
+import type { PrivateKey } from '@libp2p/interface'
+
+/** Options of `shoal init`. */
+export interface InitOptions {
+  /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/4747'] */
+  listen?: string[]
+  /** Loopback HOST:PORT for the API. @default '127.0.0.1:5747' */
+  api?: string
+  /** Text of a swarm key file to join a private swarm. */
+  swarmKey?: string
+  chunker?: string
+}
+
+/** What `init` created. */
+export interface InitResult { repo: string, peerId: string, config: RepoConfig }
+
+/**
+ * Create a repo: config, identity key, API token, store folders. Every input
+ * is validated before anything is written.
+ *
+ * @throws {AlreadyExistsError} when a repo is already there
+ * @throws {InvalidArgumentError} for bad options
+ */
+export async function initRepo (root: string, options: InitOptions = {}): Promise<InitResult> {
+  const layout = repoLayout(root)
+  const config: RepoConfig = { ...DEFAULT_CONFIG }
+  if (options.api !== undefined) { parseApiAddress(options.api); config.api = options.api }
+  if (options.listen !== undefined) {
+    for (const addr of options.listen) {
+      try { multiaddr(addr) } catch (err: any) { throw new InvalidArgumentError(`invalid listen multiaddr ${JSON.stringify(addr)}: ${String(err.message)}`) }
+    }
+    config.listen = options.listen
+  }
+  if (options.chunker !== undefined) { parseChunker(options.chunker); config.chunker = options.chunker }
+  const psk = options.swarmKey === undefined ? undefined : parseSwarmKey(options.swarmKey)
+  config.privateSwarm = psk !== undefined
+
+  if (await exists(layout.config)) throw new AlreadyExistsError(`a Shoal repo already exists at ${root}`)
+  await mkdir(root, { recursive: true, mode: 0o700 })
+  for (const dir of [layout.blocks, layout.namespace, layout.tmp]) await mkdir(dir, { recursive: true })
+  const key = await generateKeyPair('Ed25519')
+  await writeFile(layout.identity, privateKeyToProtobuf(key), { mode: 0o600 })
+  await writeFile(layout.apiToken, randomBytes(32).toString('hex') + '\n', { mode: 0o600 })
+  if (psk !== undefined) await writeFile(layout.swarmKey, formatSwarmKey(psk), { mode: 0o600 })
+  // the config goes last: its presence is what marks a complete repo
+  await saveConfig(layout.config, config)
+  return { repo: root, peerId: peerIdFromPrivateKey(key).toString(), config }
+}
+
+/** Load the repo's libp2p identity. */
+export async function loadIdentity (root: string): Promise<PrivateKey> {
+  return privateKeyFromProtobuf(await readFile(repoLayout(root).identity))
+}
+
+async function exists (path: string): Promise<boolean> {
+  try { await stat(path); return true } catch { return false }
+}

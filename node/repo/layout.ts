@@ -1,0 +1,39 @@
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+/** Files and folders inside a repo. */
+export interface RepoLayout {
+  root: string
+  config: string
+  identity: string
+  apiToken: string
+  /** Written by the running daemon: the API's multiaddr. */
+  api: string
+  /** Held by the running daemon: its pid. */
+  lock: string
+  swarmKey: string
+  blocks: string
+  namespace: string
+  tmp: string
+}
+
+/** The repo folder: `--repo`, else `$SHOAL_PATH`, else `~/.shoal`. */
+export function resolveRepoPath (explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(explicit ?? env.SHOAL_PATH ?? join(homedir(), '.shoal'))
+}
+
+/** Paths of everything in the repo at `root`. */
+export function repoLayout (root: string): RepoLayout {
+  return {
+    root,
+    config: join(root, 'config.json'),
+    identity: join(root, 'identity.key'),
+    apiToken: join(root, 'api.token'),
+    api: join(root, 'api'),
+    lock: join(root, 'daemon.lock'),
+    swarmKey: join(root, 'swarm.key'),
+    blocks: join(root, 'blocks'),
+    namespace: join(root, 'namespace'),
+    tmp: join(root, 'tmp')
+  }
+}
