@@ -177,8 +177,10 @@ function gearScan (buf: Uint8Array, warm: number, from: number, to: number, mask
 /**
  * A streaming FastCDC chunker. Accepts input pieces of any size, yields fresh
  * (copied) chunks, holds at most one `maxSize` buffer besides the current
- * input piece, and scans every byte at most once. Empty input yields nothing;
- * the last chunk may be smaller than `minSize`.
+ * input piece, and scans every byte at most once. Empty input yields one
+ * empty chunk, as the importer's fixed-size chunker does, so an empty file
+ * still becomes a (raw, empty) leaf; the last chunk may be smaller than
+ * `minSize`.
  *
  * @throws InvalidArgumentError (synchronously) for invalid sizes, see
  * {@link fastcdcParams}.
@@ -190,7 +192,9 @@ export function fastcdc (options?: Partial<FastCDCOptions>): Chunker {
     // carry-over bytes that did not yet form maxSize bytes of lookahead
     const pending = new Uint8Array(maxSize)
     let pendingLength = 0
+    let sawBytes = false
     for await (const piece of source) {
+      if (piece.length > 0) sawBytes = true
       let offset = 0
       while (offset < piece.length) {
         if (pendingLength === 0) {
@@ -222,6 +226,10 @@ export function fastcdc (options?: Partial<FastCDCOptions>): Chunker {
           pendingLength = rest
         }
       }
+    }
+    if (!sawBytes) {
+      yield new Uint8Array(0)
+      return
     }
     let start = 0
     while (start < pendingLength) {

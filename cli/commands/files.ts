@@ -1,0 +1,196 @@
+import { createReadStream, createWriteStream } from 'node:fs'
+import { lstat, mkdir, opendir, rename, rm } from 'node:fs/promises'
+import { basename, join, relative, sep } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Transform } from 'node:stream'
+import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
+import { ApiClient, ApiError } from '../client.js'
+import { formatBytes, printJson, printLines, progressBar, type GlobalOptions, type Progress } from '../output.js'
+import type { FileInfo } from '../../node/files/index.js'
+
+function counter (progress: Progress): Transform {
+  return new Transform({
+    transform (chunk: Buffer, _enc, done) { progress.add(chunk.length); done(null, chunk) }
+  })
+}
+
+function joinNs (dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir.replace(/\/$/, '')}/${name}`
+}
+
+async function statOrUndefined (client: ApiClient, path: string): Promise<FileInfo | undefined> {
+  try {
+    return await client.json<FileInfo>('GET', '/api/v0/stat', { arg: path })
+  } catch (err: any) {
+    if (err instanceof ApiError && err.name === 'NotFoundError') return undefined
+    throw err
+  }
+}
+
+async function uploadFile (g: GlobalOptions, client: ApiClient, file: string, to: string, chunker: string | undefined, size: number, mode: number, mtime: number): Promise<FileInfo> {
+  const progress = progressBar(g, basename(file), size)
+  try {
+    const body = createReadStream(file).pipe(counter(progress))
+    return await client.json<FileInfo>('POST', '/api/v0/add', { to, chunker, mode: (mode & 0o7777).toString(8), mtime: Math.floor(mtime) }, body)
+  } finally {
+    progress.stop()
+  }
+}
+
+/** `shoal add FILE|DIR [--to PATH] [--chunker SPEC]`. */
+export async function addCommand (g: GlobalOptions, source: string, opts: { to?: string, chunker?: string }): Promise<void> {
+  const st = await lstat(source).catch((err: any) => {
+    throw new NotFoundError(`cannot add ${source}: ${err.code === 'ENOENT' ? 'no such file or directory' : String(err.code ?? err.message)}`)
+  })
+  if (!st.isFile() && !st.isDirectory()) throw new InvalidArgumentError(`cannot add ${source}: not a regular file or directory`)
+  const client = await ApiClient.connect(g.repo)
+  let target = opts.to ?? `/${basename(source)}`
+  if (opts.to !== undefined && (opts.to.endsWith('/') || (await statOrUndefined(client, opts.to))?.type === 'dir')) {
+    target = joinNs(opts.to, basename(source))
+  }
+  if (st.isFile()) {
+    const info = await uploadFile(g, client, source, target, opts.chunker, st.size, st.mode, st.mtimeMs)
+    if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
+    else printLines(`added ${info.cid} ${info.path ?? ''}`)
+    return
+  }
+  // a directory: walk it, create directories first, upload files one by one
+  let total = 0
+  await client.json('POST', '/api/v0/mkdir', { arg: target, parents: true })
+  const dirs = [source]
+  while (dirs.length > 0) {
+    const dir = dirs.shift() as string
+    const entries = []
+    for await (const e of await opendir(dir)) entries.push(e)
+    entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    for (const e of entries) {
+      const local = join(dir, e.name)
+      const remote = joinNs(target, relative(source, local).split(sep).join('/'))
+      if (e.isDirectory()) {
+        await client.json('POST', '/api/v0/mkdir', { arg: remote, parents: true })
+        dirs.push(local)
+      } else if (e.isFile()) {
+        const fst = await lstat(local)
+        const info = await uploadFile(g, client, local, remote, opts.chunker, fst.size, fst.mode, fst.mtimeMs)
+        total += info.size
+        if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
+      } else {
+        process.stderr.write(`skipped ${local}: not a regular file or directory\n`)
+      }
+    }
+  }
+  const dirInfo = await client.json<FileInfo>('GET', '/api/v0/stat', { arg: target })
+  if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })
+  else printLines(`added ${dirInfo.cid} ${dirInfo.path ?? ''}`)
+}
+
+function parseIntOption (name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`)
+  return Number(value)
+}
+
+/** `shoal cat PATH|CID [--offset N] [--length N]`. */
+export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?: string, length?: string }): Promise<void> {
+  const offset = parseIntOption('offset', opts.offset)
+  const length = parseIntOption('length', opts.length)
+  const client = await ApiClient.connect(g.repo)
+  const res = await client.send('GET', '/api/v0/cat', { arg, offset, length })
+  await pipeline(res, process.stdout, { end: false }).catch((err: any) => {
+    if (err.code === 'EPIPE') return // reader went away (`| head`): not an error
+    throw err
+  })
+}
+
+async function download (g: GlobalOptions, client: ApiClient, arg: string, out: string, size: number): Promise<void> {
+  const tmp = `${out}.shoal-partial-${process.pid}`
+  const progress = progressBar(g, basename(out), size)
+  try {
+    const res = await client.send('GET', '/api/v0/cat', { arg })
+    await pipeline(res, counter(progress), createWriteStream(tmp))
+    await rename(tmp, out)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  } finally {
+    progress.stop()
+  }
+}
+
+/** `shoal get PATH|CID -o OUT`: a file, or a directory tree. */
+export async function getCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const root = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
+  let files = 0
+  let bytes = 0
+  if (root.type === 'file') {
+    await download(g, client, arg, opts.output, root.size)
+    files = 1
+    bytes = root.size
+  } else {
+    // walk by CID so the tree is the one the directory DAG names
+    const queue: Array<{ cid: string, out: string }> = [{ cid: root.cid, out: opts.output }]
+    while (queue.length > 0) {
+      const { cid, out } = queue.shift() as { cid: string, out: string }
+      await mkdir(out, { recursive: true })
+      for (const child of await client.json<FileInfo[]>('GET', '/api/v0/ls', { arg: cid })) {
+        if (child.name.includes('/') || child.name === '..' || child.name === '.' || child.name === '') {
+          throw new InvalidArgumentError(`refusing unsafe entry name ${JSON.stringify(child.name)}`)
+        }
+        const path = join(out, child.name)
+        if (child.type === 'dir') queue.push({ cid: child.cid, out: path })
+        else {
+          await download(g, client, child.cid, path, child.size)
+          files++
+          bytes += child.size
+        }
+      }
+    }
+  }
+  if (g.json) printJson({ cid: root.cid, path: opts.output, size: bytes, files })
+  else printLines(`saved ${root.cid} to ${opts.output} (${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)})`)
+}
+
+function formatEntry (e: FileInfo): string {
+  return `${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(12)} ${e.cid} ${e.name}${e.type === 'dir' ? '/' : ''}`
+}
+
+/** `shoal ls [PATH|CID]`. */
+export async function lsCommand (g: GlobalOptions, arg = '/'): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const entries = await client.json<FileInfo[]>('GET', '/api/v0/ls', { arg })
+  if (g.json) printJson(entries)
+  else printLines(...entries.map(formatEntry))
+}
+
+/** `shoal stat PATH|CID`. */
+export async function statCommand (g: GlobalOptions, arg: string): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const info = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
+  if (g.json) { printJson(info); return }
+  const lines = [`${info.path ?? info.name}`, `  type:  ${info.type}`, `  cid:   ${info.cid}`, `  size:  ${info.size} (${formatBytes(info.size)})`]
+  if (info.mode !== undefined) lines.push(`  mode:  ${info.mode.toString(8).padStart(4, '0')}`)
+  if (info.mtime !== undefined) lines.push(`  mtime: ${new Date(info.mtime).toISOString()}`)
+  printLines(...lines)
+}
+
+/** `shoal mkdir PATH [-p]`. */
+export async function mkdirCommand (g: GlobalOptions, path: string, opts: { parents?: boolean }): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const info = await client.json<FileInfo>('POST', '/api/v0/mkdir', { arg: path, parents: opts.parents === true })
+  if (g.json) printJson(info)
+}
+
+/** `shoal mv A B`. */
+export async function mvCommand (g: GlobalOptions, from: string, to: string): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const info = await client.json<FileInfo>('POST', '/api/v0/mv', { from, to })
+  if (g.json) printJson(info)
+}
+
+/** `shoal rm PATH [-r]`. */
+export async function rmCommand (g: GlobalOptions, path: string, opts: { recursive?: boolean }): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const result = await client.json('POST', '/api/v0/rm', { arg: path, recursive: opts.recursive === true })
+  if (g.json) printJson(result)
+}

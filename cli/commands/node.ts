@@ -1,0 +1,46 @@
+import { readFile } from 'node:fs/promises'
+import { InvalidArgumentError } from '../../node/errors.js'
+import { initRepo } from '../../node/repo/index.js'
+import { startDaemon } from '../../node/daemon.js'
+import { ApiClient } from '../client.js'
+import { printJson, printLines, type GlobalOptions } from '../output.js'
+
+/** `shoal init`: create a repo. */
+export async function initCommand (g: GlobalOptions, opts: { listen?: string[], api?: string, swarmKey?: string }): Promise<void> {
+  let swarmKey: string | undefined
+  if (opts.swarmKey !== undefined) {
+    swarmKey = await readFile(opts.swarmKey, 'utf8').catch((err: any) => {
+      throw new InvalidArgumentError(`cannot read swarm key ${opts.swarmKey}: ${String(err.code ?? err.message)}`)
+    })
+  }
+  const result = await initRepo(g.repo, { listen: opts.listen, api: opts.api, swarmKey })
+  if (g.json) printJson({ repo: result.repo, id: result.peerId, api: result.config.api, listen: result.config.listen })
+  else printLines(`initialized Shoal repo at ${result.repo}`, `peer id: ${result.peerId}`)
+}
+
+/** `shoal daemon`: run until SIGINT/SIGTERM. */
+export async function daemonCommand (g: GlobalOptions, opts: { init?: boolean }): Promise<void> {
+  const daemon = await startDaemon({ repo: g.repo, init: opts.init })
+  if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, repo: g.repo })
+  else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`)
+  await new Promise<void>(resolve => {
+    const shutdown = (signal: NodeJS.Signals): void => {
+      if (!g.json) process.stderr.write(`received ${signal}, shutting down\n`)
+      daemon.stop().then(resolve, err => {
+        process.stderr.write(`error during shutdown: ${String(err?.message ?? err)}\n`)
+        process.exitCode = 1
+        resolve()
+      })
+    }
+    process.once('SIGINT', shutdown)
+    process.once('SIGTERM', shutdown)
+  })
+}
+
+/** `shoal id`: peer id and addresses. */
+export async function idCommand (g: GlobalOptions): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const id = await client.json<{ id: string, addresses: string[], listen: string[] }>('GET', '/api/v0/id')
+  if (g.json) printJson(id)
+  else printLines(`peer id: ${id.id}`, ...(id.addresses.length > 0 ? id.addresses : id.listen.map(a => `${a} (configured)`)))
+}

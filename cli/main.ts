@@ -1,0 +1,95 @@
+/**
+ * The `shoal` command line: parses arguments, runs one command, turns any
+ * error into one line on stderr and a non-zero exit code.
+ *
+ * @module
+ */
+import { Command, CommanderError, Option } from 'commander'
+import { resolveRepoPath } from '../node/repo/index.js'
+import { addCommand, catCommand, getCommand, lsCommand, mkdirCommand, mvCommand, rmCommand, statCommand } from './commands/files.js'
+import { carExportCommand, carImportCommand } from './commands/car.js'
+import { daemonCommand, idCommand, initCommand } from './commands/node.js'
+import type { GlobalOptions } from './output.js'
+
+/** Exit code for a command that failed. */
+export const EXIT_FAILURE = 1
+/** Exit code for a command line that did not parse. */
+export const EXIT_USAGE = 2
+
+function build (): Command {
+  const program = new Command('shoal')
+    .description('Shoal: a peer-to-peer replicated storage node')
+    .option('--repo <dir>', 'repo folder (default: $SHOAL_PATH, else ~/.shoal)')
+    .option('--json', 'print one JSON document on stdout', false)
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
+    .showSuggestionAfterError(true)
+
+  const globals = (): GlobalOptions => {
+    const o = program.opts<{ repo?: string, json: boolean }>()
+    return { repo: resolveRepoPath(o.repo), json: o.json }
+  }
+  const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+  program.command('init').description('create a repo')
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+    .option('--api <host:port>', 'loopback address of the HTTP API (port 0 picks a free one)')
+    .option('--swarm-key <file>', 'join the private swarm of this key')
+    .action(async opts => { await initCommand(globals(), opts) })
+  program.command('daemon').description('run the node until SIGINT/SIGTERM')
+    .option('--init', 'create the repo with defaults if there is none', false)
+    .action(async opts => { await daemonCommand(globals(), opts) })
+  program.command('id').description('peer id and addresses')
+    .action(async () => { await idCommand(globals()) })
+
+  program.command('add').argument('<source>', 'local file or directory').description('add a file or directory to the namespace')
+    .option('--to <path>', 'namespace path (an existing directory or a path ending in / receives the source by name)')
+    .option('--chunker <spec>', 'fastcdc, fastcdc-MIN-AVG-MAX or size-N (size-262144 gives Kubo CIDs)')
+    .action(async (source, opts) => { await addCommand(globals(), source, opts) })
+  program.command('cat').argument('<target>', 'namespace path or CID').description('write a file to stdout')
+    .option('--offset <bytes>', 'first byte')
+    .option('--length <bytes>', 'number of bytes')
+    .action(async (target, opts) => { await catCommand(globals(), target, opts) })
+  program.command('get').argument('<target>', 'namespace path or CID').description('save a file or directory')
+    .requiredOption('-o, --output <path>', 'where to write it')
+    .action(async (target, opts) => { await getCommand(globals(), target, opts) })
+  program.command('ls').argument('[target]', 'namespace path or CID', '/').description('list a directory')
+    .action(async target => { await lsCommand(globals(), target) })
+  program.command('stat').argument('<target>', 'namespace path or CID').description('describe a file or directory')
+    .action(async target => { await statCommand(globals(), target) })
+  program.command('mkdir').argument('<path>').description('create a directory')
+    .option('-p, --parents', 'create missing parents; no error if it exists', false)
+    .action(async (path, opts) => { await mkdirCommand(globals(), path, opts) })
+  program.command('mv').argument('<from>').argument('<to>').description('move or rename')
+    .action(async (from, to) => { await mvCommand(globals(), from, to) })
+  program.command('rm').argument('<path>').description('remove a file or directory')
+    .option('-r, --recursive', 'remove a directory and everything below it', false)
+    .action(async (path, opts) => { await rmCommand(globals(), path, opts) })
+
+  const car = program.command('car').description('CAR (content archive) import and export')
+  car.command('export').argument('<target>', 'namespace path or CID').description('write the DAG under a path or CID as a CARv1')
+    .requiredOption('-o, --output <file>', 'CAR file to write')
+    .action(async (target, opts) => { await carExportCommand(globals(), target, opts) })
+  car.command('import').argument('<file>', 'CAR file').description('verify and import a CAR (all or nothing)')
+    .action(async file => { await carImportCommand(globals(), file) })
+  for (const cmd of [program, car, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
+  program.addOption(new Option('--log-level <level>').hideHelp().env('SHOAL_LOG_LEVEL'))
+  return program
+}
+
+/** Run the CLI; resolves with the process exit code. */
+export async function main (argv: string[]): Promise<number> {
+  const program = build()
+  try {
+    await program.parseAsync(argv)
+    return typeof process.exitCode === 'number' ? process.exitCode : 0
+  } catch (err: any) {
+    if (err instanceof CommanderError) {
+      // help and version are not failures; usage errors were already printed
+      return err.exitCode === 0 ? 0 : EXIT_USAGE
+    }
+    const message = String(err?.message ?? err).split('\n')[0]
+    process.stderr.write(`shoal: ${message}${err?.name !== undefined && err.name !== 'Error' ? ` (${String(err.name)})` : ''}\n`)
+    return EXIT_FAILURE
+  }
+}

@@ -1,0 +1,66 @@
+import { timingSafeEqual } from 'node:crypto'
+import { UnauthorizedError } from '../errors.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/** Largest JSON response body we build in memory is unbounded; requests carry no JSON bodies. */
+export const JSON_TYPE = 'application/json; charset=utf-8'
+
+/** Send one JSON document. */
+export function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+/** The JSON shape of every API error. */
+export interface ApiErrorBody { error: { name: string, message: string } }
+
+/** Send an error as `{ error: { name, message } }` with its status. */
+export function sendError (res: ServerResponse, status: number, name: string, message: string): void {
+  if (res.headersSent) {
+    // mid-stream: the only honest signal left is to cut the connection
+    res.destroy(new Error(message))
+    return
+  }
+  const body: ApiErrorBody = { error: { name, message } }
+  sendJson(res, status, body)
+}
+
+/**
+ * Check the `Authorization: Bearer <token>` header in constant time.
+ *
+ * @throws {UnauthorizedError}
+ */
+export function checkToken (req: IncomingMessage, token: string): void {
+  const header = req.headers.authorization ?? ''
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '')
+  const want = Buffer.from(token)
+  if (given.length !== want.length || !timingSafeEqual(given, want)) {
+    throw new UnauthorizedError('missing or wrong API token (see <repo>/api.token)')
+  }
+}
+
+/**
+ * Stream an async iterable of bytes as the response, honouring backpressure.
+ * The first chunk is pulled before the status line is written, so errors
+ * that happen up front (not found, bad range) still become JSON errors.
+ */
+export async function sendStream (res: ServerResponse, source: AsyncIterable<Uint8Array>, headers: Record<string, string | number>): Promise<void> {
+  const it = source[Symbol.asyncIterator]()
+  const first = await it.next()
+  res.writeHead(200, { 'content-type': 'application/octet-stream', ...headers })
+  let step = first
+  while (step.done !== true) {
+    if (!res.write(step.value)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => { cleanup(); resolve() }
+        const onClose = (): void => { cleanup(); reject(new Error('client went away')) }
+        const cleanup = (): void => { res.off('drain', onDrain); res.off('close', onClose) }
+        res.once('drain', onDrain)
+        res.once('close', onClose)
+      })
+    }
+    step = await it.next()
+  }
+  res.end()
+}

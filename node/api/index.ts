@@ -1,0 +1,8 @@
+/**
+ * The HTTP API (loopback only, token-checked): what the CLI talks to.
+ *
+ * @module
+ */
+export { createApiServer, type ApiServer, type ApiServerInit } from './server.js'
+export { routes, type Route, type RouteContext } from './routes.js'
+export type { ApiErrorBody } from './http.js'

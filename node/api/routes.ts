@@ -1,0 +1,131 @@
+import { exportCar, importCar } from '../car/index.js'
+import { parseChunker } from '../content/index.js'
+import { schemas, parseQuery } from './schemas.js'
+import { sendJson, sendStream } from './http.js'
+import type { ShoalComponents } from '../node.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/** What a handler gets. */
+export interface RouteContext {
+  req: IncomingMessage
+  res: ServerResponse
+  query: URLSearchParams
+  /** Aborted when the client goes away before the response is complete. */
+  signal: AbortSignal
+  components: ShoalComponents
+}
+
+/** One API endpoint. */
+export interface Route {
+  method: 'GET' | 'POST'
+  path: string
+  handle: (ctx: RouteContext) => Promise<void>
+}
+
+/** Every API endpoint. Paths are exact; inputs are validated by `schemas`. */
+export const routes: Route[] = [
+  {
+    method: 'GET',
+    path: '/health',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, { ok: true, peerId: components.peerId })
+    }
+  },
+  {
+    method: 'GET',
+    path: '/metrics',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      const text = await components.metrics.registry.metrics()
+      res.writeHead(200, { 'content-type': components.metrics.registry.contentType })
+      res.end(text)
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/id',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, { id: components.peerId, addresses: [] as string[], listen: components.config.listen })
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/add',
+    async handle ({ req, res, query, signal, components }) {
+      const q = parseQuery(schemas.add, query)
+      const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
+      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, signal })
+      sendJson(res, 200, info)
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/cat',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.cat, query)
+      await sendStream(res, components.files.cat(q.arg, { offset: q.offset, length: q.length, signal }), {})
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/stat',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.arg, query)
+      sendJson(res, 200, await components.files.stat(q.arg, signal))
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/ls',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.arg, query)
+      sendJson(res, 200, await components.files.ls(q.arg, signal))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/mkdir',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.mkdir, query)
+      sendJson(res, 200, await components.files.mkdir(q.arg, { parents: q.parents }))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/mv',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.mv, query)
+      sendJson(res, 200, await components.files.mv(q.from, q.to))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/rm',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.rm, query)
+      await components.files.rm(q.arg, { recursive: q.recursive })
+      sendJson(res, 200, { removed: q.arg })
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/car/export',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.arg, query)
+      const root = await components.files.cidOf(q.arg)
+      await sendStream(res, exportCar(components.blockstore, root, { signal }), { 'content-type': 'application/vnd.ipld.car; version=1', 'x-shoal-root': root.toString() })
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/car/import',
+    async handle ({ req, res, query, signal, components }) {
+      parseQuery(schemas.carImport, query)
+      const result = await importCar({ blockstore: components.blockstore, tmpDir: components.repo.tmp }, req, { signal })
+      components.logger.info({ roots: result.roots.map(String), blocks: result.blocks }, 'car imported')
+      sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes })
+    }
+  }
+]

@@ -1,0 +1,41 @@
+import { z } from 'zod'
+import { InvalidArgumentError } from '../errors.js'
+
+const bool = z.enum(['true', 'false', '1', '0', '']).transform(v => v === 'true' || v === '1' || v === '')
+const nonNegInt = z.string().regex(/^\d{1,15}$/, 'must be a non-negative integer').transform(Number)
+const arg = z.string().min(1, 'is required').max(8192)
+
+/** Query schemas, one per route. Unknown parameters are rejected. */
+export const schemas = {
+  none: z.object({}).strict(),
+  arg: z.object({ arg }).strict(),
+  add: z.object({
+    to: arg,
+    chunker: z.string().max(64).optional(),
+    mode: z.string().regex(/^[0-7]{1,4}$/, 'must be octal permission bits').transform(v => parseInt(v, 8)).optional(),
+    mtime: nonNegInt.optional()
+  }).strict(),
+  cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
+  mkdir: z.object({ arg, parents: bool.optional() }).strict(),
+  mv: z.object({ from: arg, to: arg }).strict(),
+  rm: z.object({ arg, recursive: bool.optional() }).strict(),
+  carImport: z.object({}).strict()
+}
+
+/**
+ * Validate a query string against a schema.
+ *
+ * @throws {InvalidArgumentError} naming the bad field
+ */
+export function parseQuery<T extends z.ZodTypeAny> (schema: T, params: URLSearchParams): z.infer<T> {
+  const raw: Record<string, string> = {}
+  for (const [k, v] of params) {
+    if (k in raw) throw new InvalidArgumentError(`query parameter ${k} given twice`)
+    raw[k] = v
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) {
+    throw new InvalidArgumentError(parsed.error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; '))
+  }
+  return parsed.data
+}

@@ -1,0 +1,89 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { ShoalError } from '../errors.js'
+import { checkToken, sendError } from './http.js'
+import { routes, type Route } from './routes.js'
+import type { ShoalComponents } from '../node.js'
+import type { AddressInfo } from 'node:net'
+
+/** Options for {@link createApiServer}. */
+export interface ApiServerInit {
+  host: string
+  port: number
+  /** Bearer token every request must carry. */
+  token: string
+}
+
+/** The running API. */
+export interface ApiServer {
+  /** Listen; resolves with the bound address. */
+  start: () => Promise<AddressInfo>
+  stop: () => Promise<void>
+}
+
+/** Turn anything thrown into `{ status, name, message }`. */
+function describe (err: any): { status: number, name: string, message: string } {
+  if (err instanceof ShoalError) return { status: err.status, name: err.name, message: err.message }
+  // errors of libraries we call that are the caller's fault
+  if (typeof err?.name === 'string' && /NotFound/.test(err.name)) return { status: 404, name: 'NotFoundError', message: String(err.message) }
+  return { status: 500, name: 'InternalError', message: String(err?.message ?? err) }
+}
+
+/**
+ * The HTTP API on a loopback address. Every request is authenticated with
+ * the repo's token, validated, counted and timed.
+ */
+export function createApiServer (components: ShoalComponents, init: ApiServerInit): ApiServer {
+  const log = components.logger.child({ component: 'api' })
+  const table = new Map<string, Route>(routes.map(r => [`${r.method} ${r.path}`, r]))
+  const paths = new Set(routes.map(r => r.path))
+
+  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://api')
+    const route = table.get(`${req.method ?? ''} ${url.pathname}`)
+    const label = route?.path ?? 'unknown'
+    const stop = components.metrics.requestSeconds.startTimer({ method: req.method, route: label })
+    const abort = new AbortController()
+    res.once('close', () => { if (!res.writableFinished) abort.abort() })
+    try {
+      checkToken(req, init.token)
+      if (route === undefined) {
+        const status = paths.has(url.pathname) ? 405 : 404
+        sendError(res, status, status === 405 ? 'MethodNotAllowedError' : 'NotFoundError', `${req.method ?? ''} ${url.pathname}: ${status === 405 ? 'method not allowed' : 'no such endpoint'}`)
+        return
+      }
+      await route.handle({ req, res, query: url.searchParams, signal: abort.signal, components })
+    } catch (err: any) {
+      const { status, name, message } = describe(err)
+      if (status >= 500) log.error({ err, route: label }, 'request failed')
+      else log.debug({ route: label, name, message }, 'request rejected')
+      // drain what the client is still sending so it reads our answer
+      if (!req.complete) req.resume()
+      sendError(res, status, name, message)
+    } finally {
+      stop()
+      components.metrics.requests.inc({ method: req.method, route: label, status: String(res.statusCode) })
+    }
+  }
+
+  let server: Server | undefined
+  return {
+    async start () {
+      server = createServer((req, res) => { void handle(req, res) })
+      server.requestTimeout = 0 // uploads and downloads may be long
+      await new Promise<void>((resolve, reject) => {
+        server?.once('error', reject)
+        server?.listen(init.port, init.host, () => resolve())
+      })
+      return server.address() as AddressInfo
+    },
+    async stop () {
+      if (server === undefined) return
+      const s = server
+      server = undefined
+      await new Promise<void>(resolve => {
+        s.close(() => resolve())
+        s.closeAllConnections()
+      })
+    }
+  }
+}

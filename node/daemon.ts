@@ -1,0 +1,90 @@
+/**
+ * `shoal daemon`: run a node and its API until SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { formatApiMultiaddr, parseApiAddress } from '../protocol/api-address.js'
+import { createApiServer } from './api/index.js'
+import { ShoalError } from './errors.js'
+import { createShoalNode, type ShoalNode } from './node.js'
+import { acquireRepoLock, initRepo, repoLayout } from './repo/index.js'
+import { stat } from 'node:fs/promises'
+
+/** Options of {@link startDaemon}. */
+export interface DaemonInit {
+  repo: string
+  /** Create the repo with embedded defaults when there is none. @default false */
+  init?: boolean
+}
+
+/** A running daemon. */
+export interface Daemon {
+  node: ShoalNode
+  /** `http://host:port` of the API. */
+  apiUrl: string
+  /** Multiaddr written to `<repo>/api`. */
+  apiMultiaddr: string
+  /** Stop the API and the node, remove `<repo>/api`, release the lock. Idempotent. */
+  stop: () => Promise<void>
+}
+
+/** The API address is taken. */
+export class ApiAddressInUseError extends ShoalError {
+  override name = 'ApiAddressInUseError'
+}
+
+/**
+ * Start a node and its API on a repo. Refuses (RepoLockedError) when another
+ * daemon runs on the same repo.
+ */
+export async function startDaemon (init: DaemonInit): Promise<Daemon> {
+  const layout = repoLayout(init.repo)
+  if (init.init === true && !(await exists(layout.config))) await initRepo(init.repo)
+  const node = await createShoalNode({ repo: init.repo })
+  const release = await acquireRepoLock(layout.lock)
+  const { components } = node
+  let api: ReturnType<typeof createApiServer> | undefined
+  try {
+    await node.start()
+    const token = (await readFile(layout.apiToken, 'utf8')).trim()
+    const { host, port } = parseApiAddress(components.config.api)
+    api = createApiServer(components, { host, port, token })
+    const address = await api.start().catch((err: any) => {
+      if (err.code === 'EADDRINUSE') throw new ApiAddressInUseError(`API address ${components.config.api} is already in use: set another with \`shoal init --api 127.0.0.1:PORT\` or edit ${layout.config}`)
+      throw err
+    })
+    const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
+    const tmp = `${layout.api}.${process.pid}.tmp`
+    await writeFile(tmp, apiMultiaddr + '\n')
+    await rename(tmp, layout.api)
+    components.logger.info({ api: apiMultiaddr, peerId: components.peerId, repo: layout.root }, 'daemon ready')
+    let stopping: Promise<void> | undefined
+    const server = api
+    return {
+      node,
+      apiMultiaddr,
+      apiUrl: address.family === 'IPv6' ? `http://[${address.address}]:${address.port}` : `http://${address.address}:${address.port}`,
+      async stop () {
+        stopping ??= (async () => {
+          await unlink(layout.api).catch(() => {})
+          await server.stop()
+          await node.stop()
+          await release()
+          components.logger.info('daemon stopped')
+          components.logger.flush()
+        })()
+        await stopping
+      }
+    }
+  } catch (err) {
+    await api?.stop().catch(() => {})
+    await node.stop().catch(() => {})
+    await release()
+    throw err
+  }
+}
+
+async function exists (path: string): Promise<boolean> {
+  try { await stat(path); return true } catch { return false }
+}
