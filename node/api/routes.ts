@@ -125,7 +125,7 @@ export const routes: Route[] = [
       parseQuery(schemas.carImport, query)
       const result = await importCar({ blockstore: components.blockstore, tmpDir: components.repo.tmp }, req, { signal })
       components.logger.info({ roots: result.roots.map(String), blocks: result.blocks }, 'car imported')
-      sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes })
+      sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes, newBlocks: result.newBlocks, newBytes: result.newBytes })
     }
   }
 ]
