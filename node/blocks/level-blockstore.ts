@@ -88,7 +88,13 @@ export class LevelBlockStore implements BlockStore {
       this.components.metrics?.blocksWritten.inc()
       this.components.metrics?.bytesWritten.inc(data.byteLength)
     }
-    if (this.pendingBytes >= this.flushBytes) await this.flush(false)
+    if (this.pendingBytes >= this.flushBytes) {
+      // double buffering: one batch is written while the next one fills;
+      // a writer only waits when both are full
+      if (this.flushing.size > 0) await this.flushChain
+      if (this.pendingBytes >= this.flushBytes) void this.startFlush(false)
+      this.throwIfFlushFailed()
+    }
     return cid
   }
 
@@ -190,7 +196,17 @@ export class LevelBlockStore implements BlockStore {
     return undefined
   }
 
+  /** Write what is pending (and wait for earlier batches); `sync` fsyncs. */
   private async flush (sync: boolean): Promise<void> {
+    await this.startFlush(sync)
+    this.throwIfFlushFailed()
+  }
+
+  /**
+   * Queue the pending batch for writing behind any batch already queued.
+   * Never rejects: a failure is kept in `flushError` for the next caller.
+   */
+  private async startFlush (sync: boolean): Promise<void> {
     const batch = this.pending
     if (batch.size > 0) {
       this.pending = new Map()
@@ -209,13 +225,16 @@ export class LevelBlockStore implements BlockStore {
         }
         await chained.write({ sync })
       } catch (err: any) {
-        this.flushError = err
+        this.flushError ??= err
       } finally {
         this.flushing.delete(batch)
       }
     }
     this.flushChain = this.flushChain.then(write)
     await this.flushChain
+  }
+
+  private throwIfFlushFailed (): void {
     if (this.flushError !== undefined) {
       const err = this.flushError
       this.flushError = undefined
