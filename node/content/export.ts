@@ -1,5 +1,6 @@
 import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
-import { InvalidArgumentError, IsADirectoryError, NotFoundError } from '../errors.js'
+import { fileSizeOf, readRange } from './ranged-reader.js'
+import { InvalidArgumentError, NotFoundError } from '../errors.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { CID } from 'multiformats/cid'
 
@@ -36,22 +37,22 @@ export function entrySize (entry: UnixFSEntry): number {
 
 /**
  * Stream a file's bytes, or the range `[offset, offset + length)` of them.
- * Only the blocks that hold the range are read, each hash-checked.
+ * Only the blocks that hold the range are read, each hash-checked, with a
+ * bounded read-ahead (backpressure reaches the block store).
  *
  * @throws {IsADirectoryError} for a directory
  * @throws {InvalidArgumentError} for a range outside the file
  */
 export async function * readContent (blockstore: BlockStore, cid: CID, options: ReadContentOptions = {}): AsyncGenerator<Uint8Array> {
-  const entry = await resolveEntry(blockstore, cid, options.signal)
-  if (entry.type === 'directory') throw new IsADirectoryError(`${cid.toString()} is a directory`)
-  if (entry.type === 'object') throw new InvalidArgumentError(`${cid.toString()} is not a file`)
-  const size = entrySize(entry)
+  const root = { cid, bytes: await blockstore.getBytes(cid, { signal: options.signal }) }
+  const size = fileSizeOf(root)
   const offset = options.offset ?? 0
   if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
     throw new InvalidArgumentError(`offset ${offset} outside the file (size ${size})`)
   }
   const length = Math.min(options.length ?? size - offset, size - offset)
   if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`invalid length ${String(options.length)}`)
-  if (length === 0) return
-  yield * entry.content({ offset, length, signal: options.signal })
+  // not the exporter's entry.content(): it reads ahead without bound when the
+  // consumer is slow; readRange keeps a small fixed window
+  yield * readRange(blockstore, root, offset, offset + length, options.signal)
 }

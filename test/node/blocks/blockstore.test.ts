@@ -10,6 +10,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import { assertBytesEqual, randomBytes } from '../../helpers/bytes.js'
 import { defer, openBlockStore, tempDir } from '../../helpers/temp.js'
+import type { CleanupContext } from '../../helpers/temp.js'
 import type { LevelBlockStore } from '../../../node/blocks/index.js'
 
 const KiB = 1024
@@ -41,8 +42,10 @@ async function rejectsWithName (fn: () => Promise<unknown>, name: string): Promi
   })
 }
 
-function reopen (t: Parameters<typeof openBlockStore>[0], dir: string, store: LevelBlockStore): Promise<LevelBlockStore> {
-  return store.close().then(async () => await openBlockStore(t, dir))
+/** Close `store` and open a new one on the same directory. */
+async function reopen (t: CleanupContext, dir: string, store: LevelBlockStore): Promise<LevelBlockStore> {
+  await store.close()
+  return await openBlockStore(t, dir)
 }
 
 describe('LevelBlockStore', () => {

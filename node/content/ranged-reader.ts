@@ -1,0 +1,126 @@
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { AbortedError, InvalidBlockError, InvalidArgumentError, IsADirectoryError } from '../errors.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { CID } from 'multiformats/cid'
+
+const RAW = 0x55
+
+/** Leaf reads kept in flight ahead of the consumer. */
+export const READ_AHEAD = 4
+
+/** A piece of the file: where it starts and how to get its bytes. */
+interface Span {
+  /** File offset of the piece's first byte. */
+  base: number
+  /** Bytes the parent says it holds. */
+  size: number
+  /** A raw leaf still to be read… */
+  cid?: CID
+  /** …or bytes already at hand (data inline in a dag-pb node). */
+  bytes?: Uint8Array
+}
+
+/** A file's root block, already read (and hash-checked). */
+export interface RootBlock { cid: CID, bytes: Uint8Array }
+
+/**
+ * Size in bytes of the file whose root block is `root`.
+ *
+ * @throws {IsADirectoryError} for a UnixFS directory
+ * @throws {InvalidArgumentError} for anything else that is not a file
+ */
+export function fileSizeOf (root: RootBlock): number {
+  if (root.cid.code === RAW || root.cid.multihash.code === 0x00) return root.bytes.byteLength
+  return Number(decodeFileNode(root.cid, root.bytes).unixfs.fileSize())
+}
+
+/** Decode a UnixFS file node, or say clearly why it is not one. */
+function decodeFileNode (cid: CID, bytes: Uint8Array): { node: dagPb.PBNode, unixfs: UnixFS } {
+  if (cid.code !== dagPb.code) throw new InvalidArgumentError(`${cid.toString()} is not a UnixFS file (codec 0x${cid.code.toString(16)})`)
+  let node: dagPb.PBNode
+  let unixfs: UnixFS
+  try {
+    node = dagPb.decode(bytes)
+    if (node.Data === undefined) throw new Error('no UnixFS data')
+    unixfs = UnixFS.unmarshal(node.Data)
+  } catch (err: any) {
+    throw new InvalidBlockError(`${cid.toString()} is not a valid UnixFS node: ${String(err.message)}`)
+  }
+  if (unixfs.isDirectory()) throw new IsADirectoryError(`${cid.toString()} is a directory`)
+  if (unixfs.type !== 'file' && unixfs.type !== 'raw') throw new InvalidArgumentError(`${cid.toString()} is a UnixFS ${unixfs.type}, not a file`)
+  if (node.Links.length !== unixfs.blockSizes.length) throw new InvalidBlockError(`${cid.toString()}: ${node.Links.length} links but ${unixfs.blockSizes.length} block sizes`)
+  return { node, unixfs }
+}
+
+/**
+ * The pieces of the file under `root` that overlap `[start, end)`, in file
+ * order. Walks depth-first with an explicit stack and reads only the internal
+ * nodes on the way to the range; leaves are left for the caller to read.
+ */
+async function * spansOf (blockstore: BlockStore, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Span> {
+  const stack: Span[] = [{ base: 0, size: Number.MAX_SAFE_INTEGER, cid: root.cid }]
+  while (stack.length > 0) {
+    if (signal?.aborted === true) throw new AbortedError('read aborted')
+    const span = stack.pop() as Span
+    const cid = span.cid as CID
+    if (cid.code === RAW || cid.multihash.code === 0x00) {
+      yield cid === root.cid ? { ...span, bytes: root.bytes } : span
+      continue
+    }
+    const bytes = cid === root.cid ? root.bytes : await blockstore.getBytes(cid, { signal })
+    const { node, unixfs } = decodeFileNode(cid, bytes)
+    const data = unixfs.data ?? new Uint8Array(0)
+    if (data.byteLength > 0 || node.Links.length === 0) yield { base: span.base, size: data.byteLength, bytes: data }
+    const children: Span[] = []
+    let base = span.base + data.byteLength
+    for (let i = 0; i < node.Links.length; i++) {
+      const size = Number(unixfs.blockSizes[i])
+      if (base < end && base + size > start) children.push({ base, size, cid: node.Links[i].Hash })
+      base += size
+    }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i])
+  }
+}
+
+/**
+ * Stream bytes `[start, end)` of the UnixFS file (or raw block) whose root is `root`,
+ * reading only the blocks that hold them, each hash-checked, with at most
+ * {@link READ_AHEAD} leaves in flight: a slow consumer holds the reader back
+ * instead of making it buffer the file.
+ *
+ * @throws {InvalidBlockError} when a leaf's size disagrees with its parent
+ */
+export async function * readRange (blockstore: BlockStore, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  if (end <= start) return
+  const spans = spansOf(blockstore, root, start, end, signal)
+  const window: Array<Promise<{ span: Span, bytes: Uint8Array }>> = []
+  let exhausted = false
+  const refill = async (): Promise<void> => {
+    while (!exhausted && window.length < READ_AHEAD) {
+      const next = await spans.next()
+      if (next.done === true) { exhausted = true; return }
+      const span = next.value
+      const read = span.bytes !== undefined
+        ? Promise.resolve({ span, bytes: span.bytes })
+        : blockstore.getBytes(span.cid as CID, { signal }).then(bytes => ({ span, bytes }))
+      read.catch(() => {}) // surfaced when awaited below; never unhandled if we stop early
+      window.push(read)
+    }
+  }
+  try {
+    await refill()
+    while (window.length > 0) {
+      const { span, bytes } = await (window.shift() as Promise<{ span: Span, bytes: Uint8Array }>)
+      if (span.cid !== undefined && span.size !== Number.MAX_SAFE_INTEGER && bytes.byteLength !== span.size) {
+        throw new InvalidBlockError(`${span.cid.toString()} holds ${bytes.byteLength} bytes but its parent says ${span.size}`)
+      }
+      await refill()
+      const from = Math.max(0, start - span.base)
+      const to = Math.min(bytes.byteLength, end - span.base)
+      if (to > from) yield from === 0 && to === bytes.byteLength ? bytes : bytes.subarray(from, to)
+    }
+  } finally {
+    await spans.return(undefined)
+  }
+}
