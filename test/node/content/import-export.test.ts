@@ -10,6 +10,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { Counter, Registry } from 'prom-client'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
+import { READ_AHEAD } from '../../../node/content/ranged-reader.js'
 import { assertBytesEqual, collectBytes, randomBytes, randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
 import { openBlockStore, tempDir } from '../../helpers/temp.js'
 import type { CleanupContext } from '../../helpers/temp.js'
@@ -271,6 +272,20 @@ describe('importContent / readContent round trips', () => {
     const beforeAll = await counterValue(metrics.blocksRead)
     await collectBytes(readContent(blockstore, cid))
     assert.equal(await counterValue(metrics.blocksRead) - beforeAll, 21)
+  })
+
+  it('a paused reader holds the read back: only a small window of leaves is read ahead', async (t) => {
+    const bytes = randomBytes(200 * CHUNK, 22) // 200 leaves: two levels under the root
+    const { blockstore, cid, metrics } = await importBytes(t, bytes, 'size-262144')
+    const before = await counterValue(metrics.blocksRead)
+    const reader = readContent(blockstore, cid)
+    const first = await reader.next()
+    assert.equal(first.done, false)
+    // the consumer stalls; a reader without backpressure keeps loading leaves
+    await new Promise(resolve => setTimeout(resolve, 300))
+    const read = await counterValue(metrics.blocksRead) - before
+    assert.ok(read <= READ_AHEAD + 4, `read ${read} blocks while the consumer held one piece`)
+    await reader.return(undefined)
   })
 
   it('content imported, closed and reopened reads back the same bytes', async (t) => {
