@@ -2,7 +2,7 @@ import { request, type IncomingMessage } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { apiUrlFromMultiaddr } from '../protocol/api-address.js'
 import { DaemonNotRunningError, RepoNotFoundError, ShoalError } from '../node/errors.js'
-import { repoLayout } from '../node/repo/index.js'
+import { repoLayout } from '../node/repo/layout.js'
 import type { Readable } from 'node:stream'
 
 /** An error the daemon answered with, carrying its `name`. */

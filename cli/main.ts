@@ -5,11 +5,14 @@
  * @module
  */
 import { Command, CommanderError, Option } from 'commander'
-import { resolveRepoPath } from '../node/repo/index.js'
-import { addCommand, catCommand, getCommand, lsCommand, mkdirCommand, mvCommand, rmCommand, statCommand } from './commands/files.js'
-import { carExportCommand, carImportCommand } from './commands/car.js'
-import { daemonCommand, idCommand, initCommand } from './commands/node.js'
+import { resolveRepoPath } from '../node/repo/layout.js'
 import type { GlobalOptions } from './output.js'
+
+// Command modules load on use: a client command should not pay for loading
+// the whole node (LevelDB, UnixFS, libp2p crypto) that only `daemon` needs.
+const files = async (): Promise<typeof import('./commands/files.js')> => await import('./commands/files.js')
+const car = async (): Promise<typeof import('./commands/car.js')> => await import('./commands/car.js')
+const node = async (): Promise<typeof import('./commands/node.js')> => await import('./commands/node.js')
 
 /** Exit code for a command that failed. */
 export const EXIT_FAILURE = 1
@@ -35,44 +38,44 @@ function build (): Command {
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
     .option('--api <host:port>', 'loopback address of the HTTP API (port 0 picks a free one)')
     .option('--swarm-key <file>', 'join the private swarm of this key')
-    .action(async opts => { await initCommand(globals(), opts) })
+    .action(async opts => { await (await node()).initCommand(globals(), opts) })
   program.command('daemon').description('run the node until SIGINT/SIGTERM')
     .option('--init', 'create the repo with defaults if there is none', false)
-    .action(async opts => { await daemonCommand(globals(), opts) })
+    .action(async opts => { await (await node()).daemonCommand(globals(), opts) })
   program.command('id').description('peer id and addresses')
-    .action(async () => { await idCommand(globals()) })
+    .action(async () => { await (await node()).idCommand(globals()) })
 
   program.command('add').argument('<source>', 'local file or directory').description('add a file or directory to the namespace')
     .option('--to <path>', 'namespace path (an existing directory or a path ending in / receives the source by name)')
     .option('--chunker <spec>', 'fastcdc, fastcdc-MIN-AVG-MAX or size-N (size-262144 gives Kubo CIDs)')
-    .action(async (source, opts) => { await addCommand(globals(), source, opts) })
+    .action(async (source, opts) => { await (await files()).addCommand(globals(), source, opts) })
   program.command('cat').argument('<target>', 'namespace path or CID').description('write a file to stdout')
     .option('--offset <bytes>', 'first byte')
     .option('--length <bytes>', 'number of bytes')
-    .action(async (target, opts) => { await catCommand(globals(), target, opts) })
+    .action(async (target, opts) => { await (await files()).catCommand(globals(), target, opts) })
   program.command('get').argument('<target>', 'namespace path or CID').description('save a file or directory')
     .requiredOption('-o, --output <path>', 'where to write it')
-    .action(async (target, opts) => { await getCommand(globals(), target, opts) })
+    .action(async (target, opts) => { await (await files()).getCommand(globals(), target, opts) })
   program.command('ls').argument('[target]', 'namespace path or CID', '/').description('list a directory')
-    .action(async target => { await lsCommand(globals(), target) })
+    .action(async target => { await (await files()).lsCommand(globals(), target) })
   program.command('stat').argument('<target>', 'namespace path or CID').description('describe a file or directory')
-    .action(async target => { await statCommand(globals(), target) })
+    .action(async target => { await (await files()).statCommand(globals(), target) })
   program.command('mkdir').argument('<path>').description('create a directory')
     .option('-p, --parents', 'create missing parents; no error if it exists', false)
-    .action(async (path, opts) => { await mkdirCommand(globals(), path, opts) })
+    .action(async (path, opts) => { await (await files()).mkdirCommand(globals(), path, opts) })
   program.command('mv').argument('<from>').argument('<to>').description('move or rename')
-    .action(async (from, to) => { await mvCommand(globals(), from, to) })
+    .action(async (from, to) => { await (await files()).mvCommand(globals(), from, to) })
   program.command('rm').argument('<path>').description('remove a file or directory')
     .option('-r, --recursive', 'remove a directory and everything below it', false)
-    .action(async (path, opts) => { await rmCommand(globals(), path, opts) })
+    .action(async (path, opts) => { await (await files()).rmCommand(globals(), path, opts) })
 
-  const car = program.command('car').description('CAR (content archive) import and export')
-  car.command('export').argument('<target>', 'namespace path or CID').description('write the DAG under a path or CID as a CARv1')
+  const carCmd = program.command('car').description('CAR (content archive) import and export')
+  carCmd.command('export').argument('<target>', 'namespace path or CID').description('write the DAG under a path or CID as a CARv1')
     .requiredOption('-o, --output <file>', 'CAR file to write')
-    .action(async (target, opts) => { await carExportCommand(globals(), target, opts) })
-  car.command('import').argument('<file>', 'CAR file').description('verify and import a CAR (all or nothing)')
-    .action(async file => { await carImportCommand(globals(), file) })
-  for (const cmd of [program, car, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
+    .action(async (target, opts) => { await (await car()).carExportCommand(globals(), target, opts) })
+  carCmd.command('import').argument('<file>', 'CAR file').description('verify and import a CAR (all or nothing)')
+    .action(async file => { await (await car()).carImportCommand(globals(), file) })
+  for (const cmd of [program, carCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
   program.addOption(new Option('--log-level <level>').hideHelp().env('SHOAL_LOG_LEVEL'))
   return program
 }

@@ -3,10 +3,12 @@ import { rename, rm, stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
+import { checkOutputPath } from '../output-path.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
 
 /** `shoal car export PATH|CID -o FILE.car`. */
 export async function carExportCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
+  await checkOutputPath(opts.output, 'file')
   const client = await ApiClient.connect(g.repo)
   const res = await client.send('GET', '/api/v0/car/export', { arg })
   const tmp = `${opts.output}.shoal-partial-${process.pid}`

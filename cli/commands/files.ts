@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { ApiClient, ApiError } from '../client.js'
+import { checkOutputPath } from '../output-path.js'
 import { formatBytes, printJson, printLines, progressBar, type GlobalOptions, type Progress } from '../output.js'
 import type { FileInfo } from '../../node/files/index.js'
 
@@ -121,6 +122,7 @@ async function download (g: GlobalOptions, client: ApiClient, arg: string, out: 
 export async function getCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const root = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
+  await checkOutputPath(opts.output, root.type)
   let files = 0
   let bytes = 0
   if (root.type === 'file') {

@@ -1,7 +1,5 @@
 import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError } from '../../node/errors.js'
-import { initRepo } from '../../node/repo/index.js'
-import { startDaemon } from '../../node/daemon.js'
 import { ApiClient } from '../client.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
 
@@ -13,6 +11,7 @@ export async function initCommand (g: GlobalOptions, opts: { listen?: string[], 
       throw new InvalidArgumentError(`cannot read swarm key ${opts.swarmKey}: ${String(err.code ?? err.message)}`)
     })
   }
+  const { initRepo } = await import('../../node/repo/init.js')
   const result = await initRepo(g.repo, { listen: opts.listen, api: opts.api, swarmKey })
   if (g.json) printJson({ repo: result.repo, id: result.peerId, api: result.config.api, listen: result.config.listen })
   else printLines(`initialized Shoal repo at ${result.repo}`, `peer id: ${result.peerId}`)
@@ -20,6 +19,7 @@ export async function initCommand (g: GlobalOptions, opts: { listen?: string[], 
 
 /** `shoal daemon`: run until SIGINT/SIGTERM. */
 export async function daemonCommand (g: GlobalOptions, opts: { init?: boolean }): Promise<void> {
+  const { startDaemon } = await import('../../node/daemon.js')
   const daemon = await startDaemon({ repo: g.repo, init: opts.init })
   if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, repo: g.repo })
   else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`)

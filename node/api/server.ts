@@ -23,6 +23,10 @@ export interface ApiServer {
 /** Turn anything thrown into `{ status, name, message }`. */
 function describe (err: any): { status: number, name: string, message: string } {
   if (err instanceof ShoalError) return { status: err.status, name: err.name, message: err.message }
+  // the client hung up mid-request: not our failure
+  if (err?.code === 'ECONNRESET' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.message === 'aborted') {
+    return { status: 499, name: 'AbortedError', message: 'client closed the request' }
+  }
   // errors of libraries we call that are the caller's fault
   if (typeof err?.name === 'string' && /NotFound/.test(err.name)) return { status: 404, name: 'NotFoundError', message: String(err.message) }
   return { status: 500, name: 'InternalError', message: String(err?.message ?? err) }

@@ -7,7 +7,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { parseTarget } from '../../protocol/target.js'
-import { IsADirectoryError, NotFoundError } from '../errors.js'
+import { IsADirectoryError } from '../errors.js'
 import { buildDirectory, entrySize, importContent, readContent, resolveEntry, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { joinPath, normalizePath } from '../namespace/index.js'
 import type { BlockStore } from '../blocks/index.js'
@@ -46,10 +46,6 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
 /** Range options for {@link Files.cat}. */
 export interface CatOptions { offset?: number, length?: number, signal?: AbortSignal }
 
-function infoOf (entry: Entry, cid?: string): FileInfo {
-  if (entry.type === 'file') return { path: entry.path, name: entry.name, type: 'file', cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime }
-  return { path: entry.path, name: entry.name, type: 'dir', cid: cid ?? '', size: 0, mode: entry.mode, mtime: entry.mtime }
-}
 
 /** File operations over one node's namespace and block store. */
 export class Files {
@@ -57,6 +53,13 @@ export class Files {
 
   constructor (components: FilesComponents) {
     this.components = components
+  }
+
+  /** Describe a namespace entry; a directory gets the CID of its UnixFS DAG. */
+  private async infoOf (entry: Entry): Promise<FileInfo> {
+    if (entry.type === 'file') return { path: entry.path, name: entry.name, type: 'file', cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime }
+    const cid = await buildDirectory(this.components, entry.path)
+    return { path: entry.path, name: entry.name, type: 'dir', cid: cid.toString(), size: 0, mode: entry.mode, mtime: entry.mtime }
   }
 
   /**
@@ -75,7 +78,7 @@ export class Files {
       mtime: options.mtime ?? Date.now()
     })
     this.components.logger.info({ path: target, cid: cid.toString(), size }, 'added')
-    return infoOf(entry)
+    return await this.infoOf(entry)
   }
 
   /** The CID a `PATH|CID` argument stands for (directories get their DAG built). */
@@ -102,7 +105,7 @@ export class Files {
     const target = parseTarget(arg)
     if (target.kind === 'path') {
       const entry = await this.components.namespace.stat(target.path)
-      return infoOf(entry, entry.type === 'dir' ? (await buildDirectory(this.components, entry.path)).toString() : undefined)
+      return await this.infoOf(entry)
     }
     const entry = await resolveEntry(this.components.blockstore, target.cid, signal)
     return {
@@ -118,11 +121,11 @@ export class Files {
     const target = parseTarget(arg)
     if (target.kind === 'path') {
       const entry = await this.components.namespace.stat(target.path)
-      if (entry.type === 'file') return [infoOf(entry)]
+      if (entry.type === 'file') return [await this.infoOf(entry)]
       const children = await this.components.namespace.list(entry.path)
       const out: FileInfo[] = []
       for (const child of children) {
-        out.push(infoOf(child, child.type === 'dir' ? (await buildDirectory(this.components, child.path)).toString() : undefined))
+        out.push(await this.infoOf(child))
       }
       return out
     }
@@ -138,24 +141,18 @@ export class Files {
 
   /** Create a directory. */
   async mkdir (path: string, options: { parents?: boolean } = {}): Promise<FileInfo> {
-    return infoOf(await this.components.namespace.mkdir(path, options))
+    return await this.infoOf(await this.components.namespace.mkdir(path, options))
   }
 
   /** Move or rename. */
   async mv (from: string, to: string): Promise<FileInfo> {
     const entry = await this.components.namespace.move(from, to)
-    return infoOf(entry)
+    return await this.infoOf(entry)
   }
 
   /** Remove a path (the blocks stay until garbage collection). */
   async rm (path: string, options: { recursive?: boolean } = {}): Promise<void> {
     await this.components.namespace.remove(path, options)
-  }
-
-  /** Bind existing content (e.g. a CAR root) to a path. */
-  async link (path: string, cid: CID, size: number): Promise<FileInfo> {
-    if (!(await this.components.blockstore.has(cid))) throw new NotFoundError(`content ${cid.toString()} not found`)
-    return infoOf(await this.components.namespace.putFile(path, { cid: cid.toString(), size, mode: 0o644, mtime: Date.now() }))
   }
 }
 

@@ -1,0 +1,425 @@
+/**
+ * End-to-end tests of the `shoal` CLI against real daemons on temp repos.
+ * Every CLI call is a separate `node dist/cli/bin.js` process, so independent
+ * calls run in parallel and the file-operation tests share one daemon.
+ */
+import { describe, it, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { createReadStream } from 'node:fs'
+import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CarIndexer } from '@ipld/car/indexer'
+import { randomBytes, sha256Hex, assertBytesEqual } from '../helpers/bytes.js'
+import { tempDir } from '../helpers/temp.js'
+import { exists, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, type ShoalResult, type TestDaemon } from '../helpers/cli.js'
+
+const MiB = 1024 * 1024
+const TEST = { timeout: 120_000 }
+
+/** Assert a failed command: exit code `code` (default: any non-zero), one line on stderr, nothing on stdout. */
+function assertFails (r: ShoalResult, opts: { code?: number, match?: RegExp } = {}): void {
+  const where = `stderr: ${JSON.stringify(r.stderr)}`
+  if (opts.code !== undefined) assert.equal(r.code, opts.code, where)
+  else assert.ok(r.code !== 0 && r.code !== null, `expected a failure, got exit ${String(r.code)}; ${where}`)
+  assert.equal(lines(r.stderr).length, 1, `expected exactly one line on stderr; ${where}`)
+  assert.ok(r.stderr.endsWith('\n'), where)
+  assert.equal(r.stdout.length, 0, `expected nothing on stdout, got ${JSON.stringify(r.stdout.toString('utf8'))}`)
+  if (opts.match !== undefined) assert.match(r.stderr, opts.match)
+}
+
+/** `shoal --repo REPO ...args` expected to fail. */
+async function fails (repo: string, args: string[], opts: { code?: number, match?: RegExp } = {}): Promise<ShoalResult> {
+  const r = await runShoal(['--repo', repo, ...args])
+  assertFails(r, opts)
+  return r
+}
+
+/** Every entry under `dir`: relative path → 'dir' or the sha256 of the file. */
+async function readTree (dir: string, prefix = ''): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const rel = prefix === '' ? e.name : `${prefix}/${e.name}`
+    if (e.isDirectory()) {
+      out.set(rel, 'dir')
+      for (const [k, v] of await readTree(join(dir, e.name), rel)) out.set(k, v)
+    } else {
+      out.set(rel, sha256Hex(await readFile(join(dir, e.name))))
+    }
+  }
+  return out
+}
+
+// the suites below use separate repos and daemons: let them overlap
+describe('shoal CLI', { concurrency: true }, () => {
+  describe('shoal init', { concurrency: true }, () => {
+    it('creates a repo once; a second init on it fails with one line', TEST, async t => {
+      const repo = join(await tempDir(t), 'repo')
+      const out = await shoalOk(repo, ['init', '--api', '127.0.0.1:0'])
+      assert.match(out.toString('utf8'), /12D3Koo/)
+      assert.ok(await exists(join(repo, 'config.json')))
+      assert.ok(await exists(join(repo, 'api.token')))
+      const config = await readFile(join(repo, 'config.json'), 'utf8')
+      await fails(repo, ['init', '--api', '127.0.0.1:0'], { code: 1, match: /already exists/ })
+      assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), config, 'config unchanged')
+    })
+
+    it('--json prints one JSON document', TEST, async t => {
+      const repo = join(await tempDir(t), 'repo')
+      const doc = await shoalJson(repo, ['init', '--api', '127.0.0.1:0'])
+      assert.match(doc.id, /^12D3Koo/)
+      assert.equal(doc.api, '127.0.0.1:0')
+    })
+
+    it('refuses a non-loopback API address and creates nothing', TEST, async t => {
+      const repo = join(await tempDir(t), 'repo')
+      await fails(repo, ['init', '--api', '0.0.0.0:1'], { code: 1, match: /loopback/ })
+      assert.equal(await exists(join(repo, 'config.json')), false)
+    })
+
+    it('refuses a bad or missing swarm key file and creates nothing', TEST, async t => {
+      const dir = await tempDir(t)
+      const bad = join(dir, 'bad.key')
+      await writeFile(bad, 'this is not a swarm key\n')
+      const [a, b] = await Promise.all([
+        runShoal(['--repo', join(dir, 'a'), 'init', '--api', '127.0.0.1:0', '--swarm-key', bad]),
+        runShoal(['--repo', join(dir, 'b'), 'init', '--api', '127.0.0.1:0', '--swarm-key', join(dir, 'missing.key')])
+      ])
+      assertFails(a, { code: 1 })
+      assertFails(b, { code: 1, match: /missing\.key/ })
+      assert.equal(await exists(join(dir, 'a', 'config.json')), false)
+      assert.equal(await exists(join(dir, 'b', 'config.json')), false)
+    })
+  })
+
+  describe('shoal file commands', { concurrency: true }, () => {
+    const ctx = suiteContext()
+    let d: TestDaemon
+    let local: string
+    before(async () => {
+      d = await startDaemon(ctx)
+      local = await tempDir(ctx, 'shoal-cli-local-')
+    })
+
+    it('add FILE binds /<basename>; --json is exactly {cid,path,size}', TEST, async () => {
+      const file = join(local, 'alpha.txt')
+      await writeFile(file, 'alpha contents\n')
+      const out = await shoalOk(d.repo, ['--json', 'add', file])
+      const text = out.toString('utf8')
+      assert.equal(lines(text).length, 1, text)
+      const doc = JSON.parse(text)
+      assert.deepEqual(Object.keys(doc).sort(), ['cid', 'path', 'size'])
+      assert.equal(doc.path, '/alpha.txt')
+      assert.equal(doc.size, 15)
+      assert.equal(typeof doc.cid, 'string')
+      assert.equal((await shoalOk(d.repo, ['cat', '/alpha.txt'])).toString(), 'alpha contents\n')
+    })
+
+    it('add --to /x/y creates the parents', TEST, async () => {
+      const file = join(local, 'beta.txt')
+      await writeFile(file, 'beta')
+      const doc = await shoalJson(d.repo, ['add', file, '--to', '/tto/x/y'])
+      assert.equal(doc.path, '/tto/x/y')
+      const [parent, bytes] = await Promise.all([shoalJson(d.repo, ['stat', '/tto/x']), shoalOk(d.repo, ['cat', '/tto/x/y'])])
+      assert.equal(parent.type, 'dir')
+      assert.equal(bytes.toString(), 'beta')
+    })
+
+    it('add --to an existing directory (with or without a trailing /) puts the file inside', TEST, async () => {
+      await shoalOk(d.repo, ['mkdir', '/tdir'])
+      const g1 = join(local, 'gamma1.txt')
+      const g2 = join(local, 'gamma2.txt')
+      await writeFile(g1, 'g1')
+      await writeFile(g2, 'g2')
+      const [a, b] = await Promise.all([
+        shoalJson(d.repo, ['add', g1, '--to', '/tdir/']),
+        shoalJson(d.repo, ['add', g2, '--to', '/tdir'])
+      ])
+      assert.equal(a.path, '/tdir/gamma1.txt')
+      assert.equal(b.path, '/tdir/gamma2.txt')
+      const listing = await shoalJson<Array<{ name: string, type: string }>>(d.repo, ['ls', '/tdir'])
+      assert.deepEqual(listing.map(e => `${e.type}:${e.name}`).sort(), ['file:gamma1.txt', 'file:gamma2.txt'])
+    })
+
+    it('add --chunker size-262144 gives the Kubo CID of "hello world"', TEST, async () => {
+      const file = join(local, 'hw.txt')
+      await writeFile(file, 'hello world')
+      const doc = await shoalJson(d.repo, ['add', file, '--chunker', 'size-262144', '--to', '/tchunk/hw.txt'])
+      assert.equal(doc.cid, 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e')
+      assert.equal(doc.size, 11)
+    })
+
+    it('an empty file round-trips through add, cat and get', TEST, async () => {
+      const file = join(local, 'empty')
+      await writeFile(file, '')
+      const doc = await shoalJson(d.repo, ['add', file, '--to', '/tempty/empty'])
+      assert.equal(doc.size, 0)
+      const out = join(local, 'empty.out')
+      const [bytes] = await Promise.all([shoalOk(d.repo, ['cat', '/tempty/empty']), shoalOk(d.repo, ['get', '/tempty/empty', '-o', out])])
+      assert.equal(bytes.length, 0)
+      assert.equal((await stat(out)).size, 0)
+    })
+
+    it('add DIR recursively; ls, stat and get reproduce the tree', TEST, async () => {
+      const src = join(local, 'tree')
+      await mkdir(join(src, 'a', 'b'), { recursive: true })
+      await mkdir(join(src, 'a', 'empty'), { recursive: true })
+      await mkdir(join(src, 'z'), { recursive: true })
+      await writeFile(join(src, 'top.txt'), 'top\n')
+      await writeFile(join(src, 'a', 'two.bin'), randomBytes(100_000, 11))
+      await writeFile(join(src, 'a', 'b', 'c.txt'), 'deep file')
+      await writeFile(join(src, 'a', 'b', 'zero'), '')
+      await writeFile(join(src, 'z', 'name with spaces.txt'), 'spaces')
+      const doc = await shoalJson(d.repo, ['add', src, '--to', '/ttree/'])
+      assert.equal(doc.path, '/ttree/tree')
+      assert.equal(doc.size, 4 + 100_000 + 9 + 0 + 6)
+
+      const [top, sub, info] = await Promise.all([
+        shoalJson<Array<{ name: string, type: string }>>(d.repo, ['ls', '/ttree/tree']),
+        shoalJson<Array<{ name: string, type: string, size: number }>>(d.repo, ['ls', '/ttree/tree/a']),
+        shoalJson(d.repo, ['stat', '/ttree/tree'])
+      ])
+      assert.deepEqual(top.map(e => `${e.type}:${e.name}`).sort(), ['dir:a', 'dir:z', 'file:top.txt'])
+      assert.deepEqual(sub.map(e => `${e.type}:${e.name}`).sort(), ['dir:b', 'dir:empty', 'file:two.bin'])
+      assert.equal(sub.find(e => e.name === 'two.bin')?.size, 100_000)
+      assert.equal(info.type, 'dir')
+      assert.equal(typeof info.cid, 'string')
+      assert.ok(info.cid.length > 0, 'a directory has a cid')
+      assert.equal(info.cid, doc.cid)
+
+      const byPath = join(local, 'tree.out')
+      const byCid = join(local, 'tree.cid.out')
+      await Promise.all([
+        shoalOk(d.repo, ['get', '/ttree/tree', '-o', byPath]),
+        shoalOk(d.repo, ['get', info.cid, '-o', byCid])
+      ])
+      const want = await readTree(src)
+      assert.deepEqual(await readTree(byPath), want)
+      assert.deepEqual(await readTree(byCid), want)
+    })
+
+    it('cat PATH, cat CID, ranges and get of a 3 MiB file are byte-identical', TEST, async () => {
+      const size = 3 * MiB + 12_345
+      const data = randomBytes(size, 7)
+      const file = join(local, 'big.bin')
+      await writeFile(file, data)
+      const doc = await shoalJson(d.repo, ['add', file, '--to', '/tbig/big.bin'])
+      assert.equal(doc.size, size)
+      const out = join(local, 'big.out')
+      const [byPath, byCid, mid, tail, none] = await Promise.all([
+        shoalOk(d.repo, ['cat', '/tbig/big.bin']),
+        shoalOk(d.repo, ['cat', doc.cid]),
+        shoalOk(d.repo, ['cat', '/tbig/big.bin', '--offset', '1000000', '--length', '777777']),
+        shoalOk(d.repo, ['cat', '/tbig/big.bin', '--offset', String(size - 100)]),
+        shoalOk(d.repo, ['cat', '/tbig/big.bin', '--offset', '5', '--length', '0']),
+        shoalOk(d.repo, ['get', '/tbig/big.bin', '-o', out])
+      ])
+      assertBytesEqual(byPath, data, 'cat PATH')
+      assertBytesEqual(byCid, data, 'cat CID')
+      assertBytesEqual(mid, data.subarray(1_000_000, 1_777_777), 'cat --offset --length')
+      assertBytesEqual(tail, data.subarray(size - 100), 'cat --offset')
+      assert.equal(none.length, 0, 'cat --length 0')
+      assertBytesEqual(await readFile(out), data, 'get FILE')
+    })
+
+    it('mkdir: missing parent fails without -p, works with -p; existing fails without -p', TEST, async () => {
+      await fails(d.repo, ['mkdir', '/tmk/a/b'], { code: 1 })
+      await fails(d.repo, ['stat', '/tmk'], { code: 1, match: /NotFound/ })
+      await shoalOk(d.repo, ['mkdir', '-p', '/tmk/a/b'])
+      const info = await shoalJson(d.repo, ['stat', '/tmk/a/b'])
+      assert.equal(info.type, 'dir')
+      await fails(d.repo, ['mkdir', '/tmk/a/b'], { code: 1, match: /exists/ })
+      const again = await shoalJson(d.repo, ['mkdir', '-p', '/tmk/a/b'])
+      assert.deepEqual(again, info, 'mkdir -p of an existing directory is a no-op and answers like stat')
+      assert.match(again.cid, /^bafy/, 'a directory has the CID of its UnixFS node')
+    })
+
+    it('mv: rename; onto a directory moves inside it; onto an existing file or into itself fails', TEST, async () => {
+      const f1 = join(local, 'mv1.txt')
+      const f2 = join(local, 'mv2.txt')
+      await writeFile(f1, 'one')
+      await writeFile(f2, 'two')
+      await Promise.all([
+        shoalOk(d.repo, ['mkdir', '-p', '/tmv/d/sub']),
+        shoalOk(d.repo, ['add', f1, '--to', '/tmv/f1']),
+        shoalOk(d.repo, ['add', f2, '--to', '/tmv/f2'])
+      ])
+      await shoalOk(d.repo, ['mv', '/tmv/f1', '/tmv/renamed'])
+      await fails(d.repo, ['stat', '/tmv/f1'], { code: 1, match: /NotFound/ })
+      const moved = await shoalJson(d.repo, ['mv', '/tmv/renamed', '/tmv/d'])
+      assert.equal(moved.path, '/tmv/d/renamed')
+      assert.equal((await shoalOk(d.repo, ['cat', '/tmv/d/renamed'])).toString(), 'one')
+      await Promise.all([
+        fails(d.repo, ['mv', '/tmv/f2', '/tmv/d/renamed'], { code: 1, match: /exists/ }),
+        fails(d.repo, ['mv', '/tmv/d', '/tmv/d/sub'], { code: 1, match: /itself/ }),
+        fails(d.repo, ['mv', '/tmv/nope', '/tmv/other'], { code: 1, match: /NotFound/ })
+      ])
+      const [f2bytes, listing] = await Promise.all([
+        shoalOk(d.repo, ['cat', '/tmv/f2']),
+        shoalJson<Array<{ name: string }>>(d.repo, ['ls', '/tmv/d'])
+      ])
+      assert.equal(f2bytes.toString(), 'two')
+      assert.deepEqual(listing.map(e => e.name).sort(), ['renamed', 'sub'])
+    })
+
+    it('rm: a file; a non-empty directory needs -r; / is refused', TEST, async () => {
+      const f = join(local, 'rm.txt')
+      await writeFile(f, 'rm me')
+      await Promise.all([
+        shoalOk(d.repo, ['add', f, '--to', '/trm/f']),
+        shoalOk(d.repo, ['add', f, '--to', '/trm/d/e/g'])
+      ])
+      await shoalOk(d.repo, ['rm', '/trm/f'])
+      await fails(d.repo, ['cat', '/trm/f'], { code: 1, match: /NotFound/ })
+      await fails(d.repo, ['rm', '/trm/d'], { code: 1, match: /not empty/ })
+      assert.equal((await shoalOk(d.repo, ['cat', '/trm/d/e/g'])).toString(), 'rm me')
+      await shoalOk(d.repo, ['rm', '-r', '/trm/d'])
+      await Promise.all([
+        fails(d.repo, ['stat', '/trm/d'], { code: 1, match: /NotFound/ }),
+        fails(d.repo, ['rm', '/'], { code: 1 }),
+        fails(d.repo, ['rm', '-r', '/'], { code: 1 })
+      ])
+      assert.deepEqual(await shoalJson(d.repo, ['ls', '/trm']), [])
+    })
+
+    it('id prints the peer id; --json has id', TEST, async () => {
+      const [text, doc] = await Promise.all([shoalOk(d.repo, ['id']), shoalJson(d.repo, ['id'])])
+      assert.match(doc.id, /^12D3Koo[1-9A-HJ-NP-Za-km-z]+$/)
+      assert.ok(text.toString('utf8').includes(doc.id))
+    })
+  })
+
+  describe('shoal car', () => {
+    const ctx = suiteContext()
+    let a: TestDaemon
+    let b: TestDaemon
+    let local: string
+    before(async () => {
+      ;[a, b] = await Promise.all([startDaemon(ctx), startDaemon(ctx)])
+      local = await tempDir(ctx, 'shoal-cli-car-')
+    })
+
+    it('export from one repo, import into another: cat there is byte-identical', TEST, async () => {
+      const data = randomBytes(2 * MiB + 3, 21)
+      const file = join(local, 'good.bin')
+      await writeFile(file, data)
+      const added = await shoalJson(a.repo, ['add', file, '--to', '/car/good.bin'])
+      const car = join(local, 'good.car')
+      const exported = await shoalJson(a.repo, ['car', 'export', '/car/good.bin', '-o', car])
+      assert.equal(exported.root, added.cid)
+      assert.equal(exported.size, (await stat(car)).size)
+      const imported = await shoalJson(b.repo, ['car', 'import', car])
+      assert.deepEqual(imported.roots, [added.cid])
+      assertBytesEqual(await shoalOk(b.repo, ['cat', added.cid]), data, 'cat CID in the second repo')
+    })
+
+    it('a truncated or tampered CAR is refused and nothing is imported', TEST, async () => {
+      const data = randomBytes(MiB, 22)
+      const file = join(local, 'bad.bin')
+      await writeFile(file, data)
+      const added = await shoalJson(a.repo, ['add', file, '--chunker', 'size-262144', '--to', '/car/bad.bin'])
+      const car = join(local, 'bad.car')
+      await shoalOk(a.repo, ['car', 'export', added.cid, '-o', car])
+      const bytes = await readFile(car)
+      const blocks = []
+      for await (const block of await CarIndexer.fromIterable(createReadStream(car))) blocks.push(block)
+      assert.equal(blocks.length, 5, 'a root and four 256 KiB leaves')
+      assert.equal(blocks[0].cid.toString(), added.cid)
+      const leaf = blocks[1].cid.toString()
+
+      const truncated = join(local, 'truncated.car')
+      await writeFile(truncated, bytes)
+      await truncate(truncated, bytes.length - 1000)
+      const tampered = join(local, 'tampered.car')
+      const flipped = Buffer.from(bytes)
+      const victim = blocks[3]
+      flipped[victim.blockOffset + Math.floor(victim.blockLength / 2)] ^= 0x01
+      await writeFile(tampered, flipped)
+
+      const [t1, t2] = await Promise.all([runShoal(['--repo', b.repo, 'car', 'import', truncated]), runShoal(['--repo', b.repo, 'car', 'import', tampered])])
+      assertFails(t1, { code: 1 })
+      assertFails(t2, { code: 1 })
+      await Promise.all([
+        fails(b.repo, ['cat', added.cid], { code: 1, match: /NotFound|not found/ }),
+        fails(b.repo, ['ls', added.cid], { code: 1, match: /NotFound|not found/ }),
+        fails(b.repo, ['cat', leaf], { code: 1, match: /NotFound|not found/ })
+      ])
+    })
+  })
+
+  describe('shoal with bad input', () => {
+    const ctx = suiteContext()
+    let d: TestDaemon
+    let local: string
+    let before_: Buffer
+    before(async () => {
+      d = await startDaemon(ctx)
+      local = await tempDir(ctx, 'shoal-cli-bad-')
+      await writeFile(join(local, 'keep.txt'), 'keep')
+      await Promise.all([shoalOk(d.repo, ['add', join(local, 'keep.txt')]), shoalOk(d.repo, ['mkdir', '/d'])])
+      before_ = await shoalOk(d.repo, ['--json', 'ls', '/'])
+    })
+
+    it('each bad command fails with one line on stderr and changes nothing', TEST, async () => {
+      const missing = join(local, 'does-not-exist')
+      await Promise.all([
+        fails(d.repo, ['add', missing], { code: 1, match: /does-not-exist/ }),
+        fails(d.repo, ['add', join(local, 'keep.txt'), '--to', '/other.txt', '--chunker', 'bogus'], { code: 1 }),
+        fails(d.repo, ['cat', 'bafyNOTACID'], { code: 1, match: /InvalidCID/ }),
+        fails(d.repo, ['cat', 'Qm123'], { code: 1, match: /InvalidCID/ }),
+        fails(d.repo, ['ls', '/no/such/dir'], { code: 1, match: /NotFound/ }),
+        fails(d.repo, ['cat', '/nope'], { code: 1, match: /NotFound/ }),
+        fails(d.repo, ['cat', '/d'], { code: 1 }),
+        fails(d.repo, ['ls', 'foo/bar'], { code: 1, match: /InvalidCID/ }),
+        fails(d.repo, ['mkdir', 'relative'], { code: 1, match: /InvalidPath/ }),
+        fails(d.repo, ['mkdir', '/d/../e'], { code: 1, match: /InvalidPath/ }),
+        fails(d.repo, ['cat', '/keep.txt', '--offset', 'abc'], { code: 1, match: /offset/ }),
+        fails(d.repo, ['frobnicate'], { code: 2 }),
+        fails(d.repo, ['ls', '--bogus'], { code: 2 }),
+        fails(d.repo, ['get', '/keep.txt'], { code: 2 })
+      ])
+      assert.deepEqual(JSON.parse((await shoalOk(d.repo, ['--json', 'ls', '/'])).toString()), JSON.parse(before_.toString()))
+      assert.deepEqual(await shoalJson(d.repo, ['ls', '/d']), [])
+    })
+  })
+
+  describe('shoal daemon lifecycle', { concurrency: false }, () => {
+    const ctx = suiteContext()
+    let repo: string
+    let file: string
+    const content = randomBytes(300_000, 31)
+
+    before(async () => {
+      const dir = await tempDir(ctx, 'shoal-cli-life-')
+      repo = join(dir, 'repo')
+      file = join(dir, 'durable.bin')
+      await writeFile(file, content)
+      await shoalOk(repo, ['init', '--api', '127.0.0.1:0'])
+    })
+
+    it('without a daemon, a command says how to start one', TEST, async () => {
+      await fails(repo, ['ls', '/'], { code: 1, match: /shoal daemon/ })
+    })
+
+    it('refuses a second daemon; SIGTERM stops cleanly; data survives a restart; SIGINT stops cleanly', TEST, async () => {
+      const first = await startDaemon(ctx, repo)
+      await shoalOk(repo, ['add', file, '--to', '/keep/durable.bin'])
+
+      const second = await runShoal(['--repo', repo, 'daemon'], { env: { SHOAL_LOG_LEVEL: 'warn' } })
+      assertFails(second, { code: 1, match: /another daemon.*pid/ })
+      assert.equal((await readFile(join(repo, 'api'), 'utf8')).trim(), first.api, 'the api file still names the first daemon')
+      assert.equal((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim(), String(first.child.pid))
+      assertBytesEqual(await shoalOk(repo, ['cat', '/keep/durable.bin']), content, 'the first daemon keeps serving')
+
+      assert.deepEqual(await first.stop('SIGTERM'), { code: 0, signal: null }, first.output().stderr)
+      assert.equal(await exists(join(repo, 'api')), false, 'api file removed')
+      assert.equal(await exists(join(repo, 'daemon.lock')), false, 'lock removed')
+      await fails(repo, ['cat', '/keep/durable.bin'], { code: 1, match: /shoal daemon/ })
+
+      const again = await startDaemon(ctx, repo)
+      assertBytesEqual(await shoalOk(repo, ['cat', '/keep/durable.bin']), content, 'durable across a restart')
+      assert.deepEqual(await again.stop('SIGINT'), { code: 0, signal: null }, again.output().stderr)
+      assert.equal(await exists(join(repo, 'api')), false, 'api file removed')
+      assert.equal(await exists(join(repo, 'daemon.lock')), false, 'lock removed')
+    })
+  })
+})

@@ -1,0 +1,195 @@
+/**
+ * The daemon's HTTP API, spoken to directly (no CLI): authentication, errors,
+ * query validation, health and metrics, aborted uploads, loopback binding.
+ */
+import { describe, it, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { connect } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import { readFile } from 'node:fs/promises'
+import { routes } from '../../../node/api/routes.js'
+import { randomBytes } from '../../helpers/bytes.js'
+import { sleep, startDaemon, suiteContext, type TestDaemon } from '../../helpers/cli.js'
+
+const TEST = { timeout: 120_000 }
+
+interface Answer { status: number, type: string, text: string, json: () => any }
+
+describe('HTTP API', () => {
+  const ctx = suiteContext()
+  let d: TestDaemon
+
+  before(async () => { d = await startDaemon(ctx) })
+
+  /** Send a request with the right token unless `token` says otherwise (null: no header). */
+  async function call (method: string, path: string, opts: { token?: string | null, body?: Uint8Array | string } = {}): Promise<Answer> {
+    const token = opts.token === undefined ? d.token : opts.token
+    const headers: Record<string, string> = {}
+    if (token !== null) headers.authorization = `Bearer ${token}`
+    const res = await fetch(new URL(path, d.url), { method, headers, body: opts.body, signal: AbortSignal.timeout(15_000) })
+    const text = await res.text()
+    return { status: res.status, type: res.headers.get('content-type') ?? '', text, json: () => JSON.parse(text) }
+  }
+
+  function assertError (a: Answer, status: number, name: string): void {
+    assert.equal(a.status, status, a.text)
+    assert.match(a.type, /^application\/json/)
+    const body = a.json()
+    assert.deepEqual(Object.keys(body), ['error'])
+    assert.equal(body.error.name, name)
+    assert.equal(typeof body.error.message, 'string')
+    assert.ok(body.error.message.length > 0)
+  }
+
+  it('every endpoint rejects a missing or wrong token with 401 JSON', TEST, async () => {
+    const wrongSameLength = d.token.replace(/^./, c => c === 'a' ? 'b' : 'a')
+    const endpoints = [...routes.map(r => ({ method: r.method, path: r.path })), { method: 'GET', path: '/no/such/endpoint' }]
+    for (const { method, path } of endpoints) {
+      for (const token of [null, '', 'wrong', wrongSameLength, `${d.token}x`]) {
+        const a = await call(method, `${path}?arg=/`, { token, body: method === 'POST' ? 'x' : undefined })
+        assert.equal(a.status, 401, `${method} ${path} with token ${JSON.stringify(token)}: ${a.text}`)
+        assertError(a, 401, 'UnauthorizedError')
+      }
+    }
+    // a wrong scheme with the right secret is no better
+    const res = await fetch(new URL('/health', d.url), { headers: { authorization: `Basic ${d.token}` }, signal: AbortSignal.timeout(15_000) })
+    assert.equal(res.status, 401)
+    await res.body?.cancel()
+  })
+
+  it('unknown endpoint → 404, wrong method → 405', TEST, async () => {
+    assertError(await call('GET', '/api/v0/nope'), 404, 'NotFoundError')
+    assertError(await call('GET', '/'), 404, 'NotFoundError')
+    assertError(await call('GET', '/api/v0/add'), 405, 'MethodNotAllowedError')
+    assertError(await call('POST', '/health'), 405, 'MethodNotAllowedError')
+    assertError(await call('DELETE', '/api/v0/ls?arg=/'), 405, 'MethodNotAllowedError')
+    assertError(await call('POST', '/api/v0/cat?arg=/'), 405, 'MethodNotAllowedError')
+  })
+
+  it('invalid queries → 400 InvalidArgumentError', TEST, async () => {
+    const bad: Array<[string, string, string?]> = [
+      ['GET', '/api/v0/ls?arg=/&bogus=1'],
+      ['GET', '/api/v0/ls'],
+      ['GET', '/api/v0/ls?arg='],
+      ['GET', '/api/v0/ls?arg=/&arg=/'],
+      ['GET', '/api/v0/cat?arg=/x&offset=-1'],
+      ['GET', '/api/v0/cat?arg=/x&length=abc'],
+      ['GET', '/api/v0/cat?arg=/x&offset=1&offset=2'],
+      ['GET', '/health?verbose=1'],
+      ['GET', '/metrics?x'],
+      ['POST', '/api/v0/mkdir?arg=/q&parents=maybe'],
+      ['POST', '/api/v0/mv?from=/a'],
+      ['POST', '/api/v0/rm?arg=/q&recursive=yes'],
+      ['POST', '/api/v0/add', 'body'],
+      ['POST', '/api/v0/add?to=/q&mode=999', 'body'],
+      ['POST', '/api/v0/add?to=/q&bogus=1', 'body'],
+      ['POST', '/api/v0/car/import?x=1', 'body']
+    ]
+    for (const [method, path, body] of bad) {
+      const a = await call(method, path, { body })
+      assert.equal(a.status, 400, `${method} ${path}: ${a.text}`)
+      assertError(a, 400, 'InvalidArgumentError')
+    }
+    // nothing was created by the rejected requests
+    assertError(await call('GET', '/api/v0/stat?arg=/q'), 404, 'NotFoundError')
+  })
+
+  it('/health and /metrics work with the token', TEST, async () => {
+    const health = await call('GET', '/health')
+    assert.equal(health.status, 200)
+    assert.equal(health.json().ok, true)
+    const added = await call('POST', '/api/v0/add?to=/metrics/probe', { body: randomBytes(10_000, 41) })
+    assert.equal(added.status, 200, added.text)
+    const metrics = await call('GET', '/metrics')
+    assert.equal(metrics.status, 200)
+    assert.match(metrics.type, /^text\/plain/)
+    assert.match(metrics.text, /^shoal_api_requests_total\{/m)
+    const written = /^shoal_blocks_written_total (\d+)/m.exec(metrics.text)
+    assert.ok(written !== null, 'shoal_blocks_written_total is exported')
+    assert.ok(Number(written[1]) > 0, 'the add wrote blocks')
+  })
+
+  it('an upload the client aborts midway creates nothing and the daemon keeps working', TEST, async () => {
+    const blocksWritten = async (): Promise<number> => {
+      const m = /^shoal_blocks_written_total (\d+)/m.exec((await call('GET', '/metrics')).text)
+      return Number(m?.[1] ?? NaN)
+    }
+    /** Finished add requests by status, from the request counter. */
+    const addsDone = async (): Promise<Map<string, number>> => {
+      const out = new Map<string, number>()
+      const re = /^shoal_api_requests_total\{(?=[^}]*route="\/api\/v0\/add")[^}]*status="(\d+)"[^}]*\} (\d+)/gm
+      for (const m of (await call('GET', '/metrics')).text.matchAll(re)) out.set(m[1], Number(m[2]))
+      return out
+    }
+    const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0)
+    const start = await blocksWritten()
+    const addsBefore = await addsDone()
+    const url = new URL('/api/v0/add?to=/aborted/dir/file.bin&chunker=size-65536', d.url)
+    const req = request(url, { method: 'POST', headers: { authorization: `Bearer ${d.token}` } })
+    const failed = new Promise<Error | undefined>(resolve => {
+      req.once('error', resolve)
+      req.once('response', res => { res.resume(); resolve(undefined) })
+    })
+    // send 2 MiB of a body that never ends, wait until the daemon has stored some of it, then go away
+    req.write(randomBytes(2 * 1024 * 1024, 42))
+    const deadline = Date.now() + 10_000
+    while (await blocksWritten() <= start && Date.now() < deadline) await sleep(50)
+    assert.ok(await blocksWritten() > start, 'the daemon started importing the upload')
+    req.destroy()
+    assert.ok(await failed !== undefined, 'the upload got no answer')
+
+    // wait (bounded) until the daemon has finished the aborted request: it did not succeed
+    let addsAfter = await addsDone()
+    const until = Date.now() + 10_000
+    while (total(addsAfter) === total(addsBefore) && Date.now() < until) {
+      await sleep(50)
+      addsAfter = await addsDone()
+    }
+    assert.equal(total(addsAfter), total(addsBefore) + 1, 'the aborted add request finished')
+    assert.equal(addsAfter.get('200') ?? 0, addsBefore.get('200') ?? 0, 'the aborted add did not succeed')
+
+    // nothing is bound in the namespace
+    for (const path of ['/aborted/dir/file.bin', '/aborted/dir', '/aborted']) {
+      assertError(await call('GET', `/api/v0/stat?arg=${encodeURIComponent(path)}`), 404, 'NotFoundError')
+    }
+    const root = await call('GET', '/api/v0/ls?arg=/')
+    assert.equal(root.status, 200)
+    assert.ok(!root.json().some((e: { name: string }) => e.name === 'aborted'), root.text)
+
+    // and it keeps working
+    const after = await call('POST', '/api/v0/add?to=/after-abort.txt', { body: 'still here' })
+    assert.equal(after.status, 200, after.text)
+    assert.equal((await call('GET', '/api/v0/cat?arg=/after-abort.txt')).text, 'still here')
+    assert.equal((await call('GET', '/health')).status, 200)
+  })
+
+  it('listens on 127.0.0.1 only', TEST, async () => {
+    const m = /^\/ip4\/127\.0\.0\.1\/tcp\/(\d+)$/.exec(d.api)
+    assert.ok(m !== null, `api file: ${d.api}`)
+    const port = Number(m[1])
+    assert.equal(new URL(d.url).hostname, '127.0.0.1')
+    // every other local address refuses connections on that port
+    const others = Object.values(networkInterfaces()).flat()
+      .filter(i => i !== undefined && !i.internal)
+      .map(i => i?.address as string)
+    for (const host of others) {
+      const outcome = await new Promise<string>(resolve => {
+        const socket = connect({ host, port, timeout: 5_000 })
+        socket.once('connect', () => { socket.destroy(); resolve('connected') })
+        socket.once('timeout', () => { socket.destroy(); resolve('timeout') })
+        socket.once('error', (err: any) => resolve(String(err.code)))
+      })
+      assert.notEqual(outcome, 'connected', `the API answers on ${host}:${port}`)
+    }
+    // on Linux, the kernel's socket table says exactly where it listens
+    const table = (await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map(async f => await readFile(f, 'utf8').catch(() => '')))).join('\n')
+    if (table !== '') {
+      const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
+      const listening = table.split('\n').map(l => l.trim().split(/\s+/))
+        .filter(f => f[3] === '0A' && f[1]?.endsWith(`:${hexPort}`))
+        .map(f => f[1])
+      assert.deepEqual(listening, [`0100007F:${hexPort}`])
+    }
+  })
+})
