@@ -1,0 +1,90 @@
+import '../polyfills.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Ping } from '@libp2p/ping'
+
+/** Shoal's own DHT protocol: our swarm never mixes with the public IPFS DHT. */
+export const DHT_PROTOCOL = '/shoal/kad/1.0.0'
+
+/** The libp2p services every Shoal host runs. */
+export type ShoalServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+}
+
+/** A Shoal libp2p host. */
+export type ShoalLibp2p = Libp2p<ShoalServices>
+
+/** How to build a host. */
+export interface HostInit {
+  /** The node's persistent Ed25519 identity. */
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on. @default ['/ip4/127.0.0.1/tcp/0'] */
+  listen?: string[]
+  /** Multiaddrs to announce instead of the listen addresses. */
+  announce?: string[]
+  /** 32-byte pre-shared key: only nodes with the same key can connect. */
+  swarmKey?: Uint8Array
+  /** Discover peers on the LAN with mDNS. @default false */
+  mdns?: boolean
+  /** Start listening at once. @default true */
+  start?: boolean
+}
+
+/**
+ * Build (and start) the libp2p host: tcp, noise, yamux, identify, ping,
+ * kad-dht in server mode under {@link DHT_PROTOCOL}, gossipsub, and pnet when
+ * a swarm key is given. Loopback and private addresses are kept (tests, LANs),
+ * and loopback is exempt from inbound rate limits so a local swarm can form
+ * at once.
+ */
+export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
+  const options: Libp2pOptions<ShoalServices> = {
+    privateKey: init.privateKey,
+    start: init.start ?? true,
+    addresses: {
+      listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      announce: init.announce ?? []
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      allow: ['/ip4/127.0.0.0/ipcidr/8'],
+      maxConnections: 300
+    },
+    peerDiscovery: init.mdns === true ? [mdns()] : [],
+    services: {
+      identify: identify(),
+      // the DHT pings peers too: leave room for application pings
+      ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: passthroughMapper
+      }),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
+    }
+  }
+  if (init.swarmKey !== undefined) options.connectionProtector = preSharedKey({ psk: swarmKeyFile(init.swarmKey) })
+  return await createLibp2p(options)
+}
+
+/** pnet wants the key file's bytes, not the raw key. */
+function swarmKeyFile (key: Uint8Array): Uint8Array {
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${Buffer.from(key).toString('hex')}`)
+}
