@@ -507,7 +507,7 @@ function monotonicMicros (): number {
 interface Daemon { child: ChildProcess, repo: string, logPath: string, stop: () => Promise<void> }
 
 async function startDaemon (repo: string, logPath: string, cpuProf?: string): Promise<Daemon> {
-  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0'])
+  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
   const nodeArgs = cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]
   const logFile = await open(logPath, 'w')
   const child = spawn(process.execPath, [...nodeArgs, BIN, '--repo', repo, 'daemon'], {

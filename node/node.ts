@@ -4,7 +4,8 @@
  * @module
  */
 import './polyfills.js'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { parseSwarmKey } from '../protocol/swarm-key.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createBlockStore, type BlockStore } from './blocks/index.js'
 import { parseChunker, type ChunkerSpec } from './content/index.js'
@@ -12,6 +13,8 @@ import { Files } from './files/index.js'
 import { createLogger, type Logger, type LogLevel } from './logger.js'
 import { createMetrics, type NodeMetrics } from './metrics/index.js'
 import { createNamespace, type Namespace } from './namespace/index.js'
+import { createHost, type ShoalLibp2p } from './net/host.js'
+import { PeerManager } from './peers/index.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
 
 /** Everything a node's services are built from. */
@@ -24,6 +27,9 @@ export interface ShoalComponents {
   blockstore: BlockStore
   namespace: Namespace
   files: Files
+  /** The libp2p host (started by the node's `start`). */
+  libp2p: ShoalLibp2p
+  peers: PeerManager
   /** The repo's default chunker. */
   chunker: ChunkerSpec
 }
@@ -55,6 +61,16 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const metrics = createMetrics(async () => await (blockstore?.approximateSize() ?? 0))
   blockstore = createBlockStore({ metrics }, { path: repo.blocks })
   const namespace = createNamespace({ path: repo.namespace })
+  const swarmKey = config.privateSwarm ? parseSwarmKey(await readFile(repo.swarmKey, 'utf8')) : undefined
+  const libp2p = await createHost({
+    privateKey: key,
+    listen: config.listen,
+    announce: config.announce,
+    swarmKey,
+    mdns: config.mdns,
+    start: false
+  })
+  const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const components: ShoalComponents = {
     repo,
     config,
@@ -64,6 +80,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blockstore,
     namespace,
     files: new Files({ blockstore, namespace, logger }),
+    libp2p,
+    peers,
     chunker: parseChunker(config.chunker)
   }
   return {
@@ -74,8 +92,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await mkdir(repo.tmp, { recursive: true })
       await components.blockstore.open()
       await components.namespace.open()
+      await libp2p.start()
+      await peers.start()
     },
     async stop () {
+      await peers.stop()
+      await libp2p.stop()
       await components.namespace.close()
       await components.blockstore.close()
     }

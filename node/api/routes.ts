@@ -47,7 +47,7 @@ export const routes: Route[] = [
     path: '/api/v0/id',
     async handle ({ res, query, components }) {
       parseQuery(schemas.none, query)
-      sendJson(res, 200, { id: components.peerId, addresses: [] as string[], listen: components.config.listen })
+      sendJson(res, 200, { id: components.peerId, addresses: components.libp2p.getMultiaddrs().map(a => a.toString()), listen: components.config.listen })
     }
   },
   {

@@ -2,6 +2,7 @@ import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { fileSizeOf, readRange } from './ranged-reader.js'
 import { InvalidArgumentError, NotFoundError } from '../errors.js'
 import type { BlockStore } from '../blocks/index.js'
+import type { BlockGetter } from './ranged-reader.js'
 import type { CID } from 'multiformats/cid'
 
 /** Options for {@link readContent}. */
@@ -43,7 +44,7 @@ export function entrySize (entry: UnixFSEntry): number {
  * @throws {IsADirectoryError} for a directory
  * @throws {InvalidArgumentError} for a range outside the file
  */
-export async function * readContent (blockstore: BlockStore, cid: CID, options: ReadContentOptions = {}): AsyncGenerator<Uint8Array> {
+export async function * readContent (blockstore: BlockGetter, cid: CID, options: ReadContentOptions = {}): AsyncGenerator<Uint8Array> {
   const root = { cid, bytes: await blockstore.getBytes(cid, { signal: options.signal }) }
   const size = fileSizeOf(root)
   const offset = options.offset ?? 0

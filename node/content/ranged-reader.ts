@@ -9,6 +9,9 @@ const RAW = 0x55
 /** Leaf reads kept in flight ahead of the consumer. */
 export const READ_AHEAD = 4
 
+/** Where blocks come from: the local store, or a network session that fetches what is missing. */
+export type BlockGetter = Pick<BlockStore, 'getBytes'>
+
 /** A piece of the file: where it starts and how to get its bytes. */
 interface Span {
   /** File offset of the piece's first byte. */
@@ -58,7 +61,7 @@ function decodeFileNode (cid: CID, bytes: Uint8Array): { node: dagPb.PBNode, uni
  * order. Walks depth-first with an explicit stack and reads only the internal
  * nodes on the way to the range; leaves are left for the caller to read.
  */
-async function * spansOf (blockstore: BlockStore, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Span> {
+async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Span> {
   const stack: Span[] = [{ base: 0, size: Number.MAX_SAFE_INTEGER, cid: root.cid }]
   while (stack.length > 0) {
     if (signal?.aborted === true) throw new AbortedError('read aborted')
@@ -91,7 +94,7 @@ async function * spansOf (blockstore: BlockStore, root: RootBlock, start: number
  *
  * @throws {InvalidBlockError} when a leaf's size disagrees with its parent
  */
-export async function * readRange (blockstore: BlockStore, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function * readRange (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   if (end <= start) return
   const spans = spansOf(blockstore, root, start, end, signal)
   const window: Array<Promise<{ span: Span, bytes: Uint8Array }>> = []

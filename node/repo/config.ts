@@ -14,7 +14,13 @@ export const RepoConfigSchema = z.object({
   /** pino log level. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   /** True when `<repo>/swarm.key` restricts the node to a private swarm. */
-  privateSwarm: z.boolean()
+  privateSwarm: z.boolean(),
+  /** Multiaddrs announced to peers instead of the listen addresses. */
+  announce: z.array(z.string()).default([]),
+  /** Peers (multiaddrs with /p2p/ID) dialled at start and kept connected. */
+  bootstrap: z.array(z.string()).default([]),
+  /** Discover peers on the LAN with mDNS. */
+  mdns: z.boolean().default(false)
 }).strict()
 
 /** The repo's configuration. */
@@ -27,7 +33,10 @@ export const DEFAULT_CONFIG: RepoConfig = {
   listen: ['/ip4/0.0.0.0/tcp/4747'],
   chunker: 'fastcdc',
   logLevel: 'info',
-  privateSwarm: false
+  privateSwarm: false,
+  announce: [],
+  bootstrap: [],
+  mdns: false
 }
 
 /**

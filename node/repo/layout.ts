@@ -12,6 +12,8 @@ export interface RepoLayout {
   /** Held by the running daemon: its pid. */
   lock: string
   swarmKey: string
+  /** Peers to re-dial after a restart. */
+  peers: string
   blocks: string
   namespace: string
   tmp: string
@@ -32,6 +34,7 @@ export function repoLayout (root: string): RepoLayout {
     api: join(root, 'api'),
     lock: join(root, 'daemon.lock'),
     swarmKey: join(root, 'swarm.key'),
+    peers: join(root, 'peers.json'),
     blocks: join(root, 'blocks'),
     namespace: join(root, 'namespace'),
     tmp: join(root, 'tmp')

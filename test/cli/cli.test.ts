@@ -393,7 +393,7 @@ describe('shoal CLI', { concurrency: true }, () => {
       repo = join(dir, 'repo')
       file = join(dir, 'durable.bin')
       await writeFile(file, content)
-      await shoalOk(repo, ['init', '--api', '127.0.0.1:0'])
+      await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
     })
 
     it('without a daemon, a command says how to start one', TEST, async () => {

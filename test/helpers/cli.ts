@@ -159,7 +159,7 @@ export interface StartDaemonOptions {
 export async function startDaemon (t: CleanupContext, repo?: string, options: StartDaemonOptions = {}): Promise<TestDaemon> {
   if (repo === undefined) {
     repo = join(await tempDir(t, 'shoal-cli-'), 'repo')
-    await shoalOk(repo, ['init', '--api', '127.0.0.1:0'])
+    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
   }
   const apiFile = join(repo, 'api')
   const child = spawn(process.execPath, [SHOAL_BIN, '--repo', repo, 'daemon'], {

@@ -1,0 +1,190 @@
+/**
+ * Peer management: connect, disconnect, list (with latency), and keep the
+ * peers we have met — bootstrap peers and everyone we connected to —
+ * re-dialled after restarts and disconnections, with exponential backoff.
+ *
+ * @module
+ */
+import { multiaddr } from '@multiformats/multiaddr'
+import { parsePeerAddress, parsePeerId } from '../../protocol/peer-address.js'
+import { NotFoundError } from '../errors.js'
+import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js'
+import type { Logger } from '../logger.js'
+import type { ShoalLibp2p } from '../net/host.js'
+import type { PeerId } from '@libp2p/interface'
+
+/** What the peer manager is built from. */
+export interface PeersComponents {
+  libp2p: ShoalLibp2p
+  logger: Logger
+}
+
+/** Where to keep state and whom to dial. */
+export interface PeersInit {
+  /** `<repo>/peers.json`. */
+  file: string
+  /** Bootstrap multiaddrs (with /p2p/ID). */
+  bootstrap: string[]
+  /** First re-dial delay. @default 1000 */
+  minBackoffMs?: number
+  /** Longest re-dial delay. @default 60000 */
+  maxBackoffMs?: number
+}
+
+/** A connected peer as `shoal peers ls` shows it. */
+export interface PeerStatus {
+  id: string
+  addresses: string[]
+  direction: 'inbound' | 'outbound'
+  /** Round trip of a ping, when it answered within 2 s. */
+  latencyMs?: number
+}
+
+function withPeerId (addr: string, id: string): string {
+  return addr.includes('/p2p/') ? addr : `${addr}/p2p/${id}`
+}
+
+/** See the module doc. */
+export class PeerManager {
+  private readonly components: PeersComponents
+  private readonly init: Required<PeersInit>
+  private readonly known = new Map<string, KnownPeer>()
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout, delay: number }>()
+  private running = false
+  private saving: Promise<void> = Promise.resolve()
+
+  constructor (components: PeersComponents, init: PeersInit) {
+    this.components = components
+    this.init = { minBackoffMs: 1000, maxBackoffMs: 60_000, ...init }
+  }
+
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    this.clearRedial(id)
+    const addrs = this.components.libp2p.getConnections(evt.detail)
+      .filter(c => c.direction === 'outbound')
+      .map(c => withPeerId(c.remoteAddr.toString(), id))
+    if (addrs.length === 0) return // inbound only: the peer will dial us again
+    this.remember({ id, addrs })
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    if (this.running && this.known.has(id)) this.scheduleRedial(id)
+  }
+
+  /** Load known peers, add bootstrap peers, dial them all in the background. */
+  async start (): Promise<void> {
+    this.running = true
+    for (const peer of await loadKnownPeers(this.init.file)) this.known.set(peer.id, peer)
+    for (const text of this.init.bootstrap) {
+      const { addr, peerId } = parsePeerAddress(text)
+      const id = peerId.toString()
+      const prev = this.known.get(id)
+      this.known.set(id, { id, addrs: [...new Set([...(prev?.addrs ?? []), addr.toString()])] })
+    }
+    this.components.libp2p.addEventListener('peer:connect', this.onConnect)
+    this.components.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    for (const id of this.known.keys()) this.scheduleRedial(id, 0)
+  }
+
+  /** Stop re-dialling and save what we know. */
+  async stop (): Promise<void> {
+    this.running = false
+    this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
+    this.components.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    for (const id of [...this.timers.keys()]) this.clearRedial(id)
+    await this.saving
+  }
+
+  /**
+   * Dial a peer by multiaddr (with /p2p/ID) and remember it.
+   *
+   * @throws {InvalidArgumentError} for a malformed address
+   */
+  async connect (address: string, signal?: AbortSignal): Promise<PeerStatus> {
+    const { addr, peerId } = parsePeerAddress(address)
+    await this.components.libp2p.dial(addr, { signal: signal ?? AbortSignal.timeout(15_000) })
+    this.remember({ id: peerId.toString(), addrs: [addr.toString()] })
+    return await this.status(peerId)
+  }
+
+  /**
+   * Close every connection to a peer and forget it (no re-dial).
+   *
+   * @throws {NotFoundError} when we neither know nor are connected to it
+   */
+  async disconnect (peer: string): Promise<void> {
+    const peerId = parsePeerId(peer)
+    const id = peerId.toString()
+    const known = this.known.delete(id)
+    this.clearRedial(id)
+    const connected = this.components.libp2p.getConnections(peerId).length > 0
+    if (!known && !connected) throw new NotFoundError(`not connected to ${id}`)
+    await this.components.libp2p.hangUp(peerId)
+    this.persist()
+  }
+
+  /** Every connected peer, with a ping round trip. */
+  async list (): Promise<PeerStatus[]> {
+    return await Promise.all(this.components.libp2p.getPeers().map(async peer => await this.status(peer)))
+  }
+
+  private async status (peer: PeerId): Promise<PeerStatus> {
+    const conns = this.components.libp2p.getConnections(peer)
+    let latencyMs: number | undefined
+    try {
+      latencyMs = await this.components.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(2000) })
+    } catch {}
+    return {
+      id: peer.toString(),
+      addresses: [...new Set(conns.map(c => c.remoteAddr.toString()))],
+      direction: conns.some(c => c.direction === 'outbound') ? 'outbound' : 'inbound',
+      latencyMs
+    }
+  }
+
+  private remember (peer: KnownPeer): void {
+    const prev = this.known.get(peer.id)
+    this.known.set(peer.id, { id: peer.id, addrs: [...new Set([...peer.addrs, ...(prev?.addrs ?? [])])].slice(0, 8) })
+    this.persist()
+  }
+
+  private persist (): void {
+    const snapshot = [...this.known.values()]
+    this.saving = this.saving.then(async () => { await saveKnownPeers(this.init.file, snapshot) }).catch(err => {
+      this.components.logger.warn({ err }, 'could not save known peers')
+    })
+  }
+
+  private scheduleRedial (id: string, delay?: number): void {
+    if (!this.running || this.timers.has(id)) return
+    const wait = delay ?? this.init.minBackoffMs
+    const timer = setTimeout(() => { void this.redial(id, wait) }, wait)
+    timer.unref()
+    this.timers.set(id, { timer, delay: wait })
+  }
+
+  private async redial (id: string, lastDelay: number): Promise<void> {
+    this.timers.delete(id)
+    const peer = this.known.get(id)
+    if (!this.running || peer === undefined) return
+    const peerId = parsePeerId(id)
+    if (this.components.libp2p.getConnections(peerId).length > 0) return
+    for (const a of peer.addrs) {
+      try {
+        await this.components.libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(10_000) })
+        this.components.logger.debug({ peer: id, addr: a }, 're-dialled peer')
+        return
+      } catch {}
+    }
+    const next = Math.min(Math.max(lastDelay * 2, this.init.minBackoffMs), this.init.maxBackoffMs)
+    this.scheduleRedial(id, next)
+  }
+
+  private clearRedial (id: string): void {
+    const t = this.timers.get(id)
+    if (t !== undefined) clearTimeout(t.timer)
+    this.timers.delete(id)
+  }
+}

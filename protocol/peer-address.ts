@@ -1,0 +1,34 @@
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { InvalidArgumentError } from '../node/errors.js'
+import type { PeerId } from '@libp2p/interface'
+
+/**
+ * Parse a dialable peer address: a multiaddr ending in `/p2p/<peer id>`.
+ *
+ * @throws {InvalidArgumentError}
+ */
+export function parsePeerAddress (text: string): { addr: Multiaddr, peerId: PeerId } {
+  let addr: Multiaddr
+  try {
+    addr = multiaddr(text)
+  } catch (err: any) {
+    throw new InvalidArgumentError(`invalid multiaddr ${JSON.stringify(text.slice(0, 200))}: ${String(err.message)}`)
+  }
+  const id = addr.getComponents().findLast(c => c.name === 'p2p')?.value
+  if (id === undefined) throw new InvalidArgumentError(`multiaddr ${text} has no /p2p/<peer id>: the peer must be named`)
+  return { addr, peerId: parsePeerId(id) }
+}
+
+/**
+ * Parse a peer id string.
+ *
+ * @throws {InvalidArgumentError}
+ */
+export function parsePeerId (text: string): PeerId {
+  try {
+    return peerIdFromString(text)
+  } catch (err: any) {
+    throw new InvalidArgumentError(`invalid peer id ${JSON.stringify(text.slice(0, 100))}: ${String(err.message)}`)
+  }
+}
