@@ -13,6 +13,7 @@ import type { GlobalOptions } from './output.js'
 const files = async (): Promise<typeof import('./commands/files.js')> => await import('./commands/files.js')
 const car = async (): Promise<typeof import('./commands/car.js')> => await import('./commands/car.js')
 const node = async (): Promise<typeof import('./commands/node.js')> => await import('./commands/node.js')
+const peers = async (): Promise<typeof import('./commands/peers.js')> => await import('./commands/peers.js')
 
 /** Exit code for a command that failed. */
 export const EXIT_FAILURE = 1
@@ -75,7 +76,20 @@ function build (): Command {
     .action(async (target, opts) => { await (await car()).carExportCommand(globals(), target, opts) })
   carCmd.command('import').argument('<file>', 'CAR file').description('verify and import a CAR (all or nothing)')
     .action(async file => { await (await car()).carImportCommand(globals(), file) })
-  for (const cmd of [program, carCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
+  program.command('status').description('node, swarm and storage summary')
+    .action(async () => { await (await peers()).statusCommand(globals()) })
+  const peersCmd = program.command('peers').description('manage connections to other nodes')
+  peersCmd.command('ls').description('connected peers: id, direction, latency, addresses')
+    .action(async () => { await (await peers()).peersLsCommand(globals()) })
+  peersCmd.command('connect').argument('<multiaddr>', 'address ending in /p2p/<peer id>').description('connect to a peer (and re-dial it after restarts)')
+    .action(async addr => { await (await peers()).peersConnectCommand(globals(), addr) })
+  peersCmd.command('disconnect').argument('<peer>', 'peer id').description('disconnect from a peer and forget it')
+    .action(async peer => { await (await peers()).peersDisconnectCommand(globals(), peer) })
+  const swarmCmd = program.command('swarm').description('private swarm')
+  const keyCmd = swarmCmd.command('key').description('swarm keys')
+  keyCmd.command('new').description('print a new private-swarm key (give it to `shoal init --swarm-key`)')
+    .action(async () => { await (await peers()).swarmKeyNewCommand(globals()) })
+  for (const cmd of [program, carCmd, peersCmd, swarmCmd, keyCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
   program.addOption(new Option('--log-level <level>').hideHelp().env('SHOAL_LOG_LEVEL'))
   return program
 }

@@ -109,3 +109,9 @@ export class AbortedError extends ShoalError {
   override name = 'AbortedError'
   override readonly status = 499
 }
+
+/** A peer could not be reached or refused the connection. */
+export class PeerUnreachableError extends ShoalError {
+  override name = 'PeerUnreachableError'
+  override readonly status = 502
+}

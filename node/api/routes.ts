@@ -51,6 +51,46 @@ export const routes: Route[] = [
     }
   },
   {
+    method: 'GET',
+    path: '/api/v0/status',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, {
+        id: components.peerId,
+        addresses: components.libp2p.getMultiaddrs().map(a => a.toString()),
+        swarm: components.config.privateSwarm ? 'private' : 'open',
+        peers: components.libp2p.getPeers().length,
+        blockstoreBytes: await components.blockstore.approximateSize(),
+        repo: components.repo.root
+      })
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/peers/ls',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, await components.peers.list())
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/peers/connect',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.peersConnect, query)
+      sendJson(res, 200, await components.peers.connect(q.addr, AbortSignal.any([signal, AbortSignal.timeout(15_000)])))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/peers/disconnect',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.peersDisconnect, query)
+      await components.peers.disconnect(q.peer)
+      sendJson(res, 200, { disconnected: q.peer })
+    }
+  },
+  {
     method: 'POST',
     path: '/api/v0/add',
     async handle ({ req, res, query, signal, components }) {

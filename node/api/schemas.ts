@@ -19,7 +19,9 @@ export const schemas = {
   mkdir: z.object({ arg, parents: bool.optional() }).strict(),
   mv: z.object({ from: arg, to: arg }).strict(),
   rm: z.object({ arg, recursive: bool.optional() }).strict(),
-  carImport: z.object({}).strict()
+  carImport: z.object({}).strict(),
+  peersConnect: z.object({ addr: arg }).strict(),
+  peersDisconnect: z.object({ peer: arg }).strict()
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { parsePeerAddress, parsePeerId } from '../../protocol/peer-address.js'
-import { NotFoundError } from '../errors.js'
+import { NotFoundError, PeerUnreachableError } from '../errors.js'
 import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js'
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
@@ -104,7 +104,16 @@ export class PeerManager {
    */
   async connect (address: string, signal?: AbortSignal): Promise<PeerStatus> {
     const { addr, peerId } = parsePeerAddress(address)
-    await this.components.libp2p.dial(addr, { signal: signal ?? AbortSignal.timeout(15_000) })
+    try {
+      await this.components.libp2p.dial(addr, { signal: signal ?? AbortSignal.timeout(15_000) })
+    } catch (err: any) {
+      const reason = String(err?.message ?? err?.type ?? err)
+      // pnet drops the handshake of a node with another key (or none)
+      const hint = /ECONNRESET|EncryptionFailed|handshake|pre-shared|nonce/i.test(`${String(err?.name)} ${reason}`)
+        ? ' (the connection was dropped during the handshake: do both nodes use the same swarm key?)'
+        : ''
+      throw new PeerUnreachableError(`could not connect to ${peerId.toString()}: ${reason}${hint}`, { cause: err })
+    }
     this.remember({ id: peerId.toString(), addrs: [addr.toString()] })
     return await this.status(peerId)
   }
