@@ -15,6 +15,7 @@ import { createMetrics, type NodeMetrics } from './metrics/index.js'
 import { createNamespace, type Namespace } from './namespace/index.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
+import { createBlockExchange, type BlockExchange } from './exchange/index.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
 
 /** Everything a node's services are built from. */
@@ -30,6 +31,8 @@ export interface ShoalComponents {
   /** The libp2p host (started by the node's `start`). */
   libp2p: ShoalLibp2p
   peers: PeerManager
+  /** Block exchange with other nodes (`/shoal/blocks/1.0.0`). */
+  exchange: BlockExchange
   /** The repo's default chunker. */
   chunker: ChunkerSpec
 }
@@ -70,6 +73,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     mdns: config.mdns,
     start: false
   })
+  const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }) })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const components: ShoalComponents = {
     repo,
@@ -79,9 +83,10 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     metrics,
     blockstore,
     namespace,
-    files: new Files({ blockstore, namespace, logger }),
+    files: new Files({ blockstore, namespace, logger, exchange }),
     libp2p,
     peers,
+    exchange,
     chunker: parseChunker(config.chunker)
   }
   return {
@@ -93,10 +98,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await components.blockstore.open()
       await components.namespace.open()
       await libp2p.start()
+      await exchange.start()
       await peers.start()
     },
     async stop () {
       await peers.stop()
+      await exchange.stop()
       await libp2p.stop()
       await components.namespace.close()
       await components.blockstore.close()

@@ -119,9 +119,14 @@ function decodeMap (bytes: Uint8Array): Fields {
   return value as Fields
 }
 
+function isPlain (value: object): boolean {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
 /** Check the envelope and the exact key set; returns the type. */
 function envelope (value: unknown, shapes: Record<string, readonly string[]>): string {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) fail('not a map')
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlain(value)) fail('not a map')
   const fields = value as Fields
   if (fields.v !== PROTOCOL_VERSION) fail(`unsupported version ${String(fields.v)}`)
   const type = fields.type
@@ -156,7 +161,9 @@ function cids (value: unknown, max: number): CID[] {
 function data (value: unknown): Uint8Array {
   if (!(value instanceof Uint8Array)) fail('data is not bytes')
   if (value.byteLength > MAX_BLOCK_BYTES) fail(`block of ${value.byteLength} bytes > ${MAX_BLOCK_BYTES}`)
-  return value
+  // a copy: the decoded view shares the frame's buffer, which the transport
+  // may reuse once the frame is consumed
+  return value.slice()
 }
 
 function haves (value: unknown): boolean[] {

@@ -1,7 +1,6 @@
 import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { fileSizeOf, readRange } from './ranged-reader.js'
 import { InvalidArgumentError, NotFoundError } from '../errors.js'
-import type { BlockStore } from '../blocks/index.js'
 import type { BlockGetter } from './ranged-reader.js'
 import type { CID } from 'multiformats/cid'
 
@@ -20,9 +19,11 @@ export interface ReadContentOptions {
  *
  * @throws {NotFoundError} when its root block is not here
  */
-export async function resolveEntry (blockstore: BlockStore, cid: CID, signal?: AbortSignal): Promise<UnixFSEntry> {
+export async function resolveEntry (blockstore: BlockGetter, cid: CID, signal?: AbortSignal): Promise<UnixFSEntry> {
+  // the exporter reads through the v7 blockstore contract (a generator per block)
+  const source = { async * get (c: CID, options?: { signal?: AbortSignal }) { yield await blockstore.getBytes(c, options) } }
   try {
-    return await exporter(cid, blockstore, { signal, offline: true })
+    return await exporter(cid, source, { signal })
   } catch (err: any) {
     if (err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content ${cid.toString()} not found`, { cause: err })
     throw err

@@ -13,6 +13,8 @@ import { joinPath, normalizePath } from '../namespace/index.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
+import type { BlockExchange } from '../exchange/index.js'
+import type { BlockGetter } from '../content/index.js'
 import type { ProgressOptions } from 'progress-events'
 
 /** What the files service is built from. */
@@ -20,6 +22,8 @@ export interface FilesComponents {
   blockstore: BlockStore
   namespace: Namespace
   logger: Logger
+  /** Fetches content this node does not hold from the swarm, and announces what it adds. */
+  exchange?: Pick<BlockExchange, 'session' | 'announce'>
 }
 
 /** A file or directory as the API and CLI show it. */
@@ -55,6 +59,11 @@ export class Files {
     this.components = components
   }
 
+  /** Where to read the DAG under `root` from: the local store, or a swarm session that fetches what is missing. */
+  private getter (root: CID, signal?: AbortSignal): BlockGetter {
+    return this.components.exchange?.session(root, { signal }) ?? this.components.blockstore
+  }
+
   /** Describe a namespace entry; a directory gets the CID of its UnixFS DAG. */
   private async infoOf (entry: Entry): Promise<FileInfo> {
     if (entry.type === 'file') return { path: entry.path, name: entry.name, type: 'file', cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime }
@@ -78,6 +87,7 @@ export class Files {
       mtime: options.mtime ?? Date.now()
     })
     this.components.logger.info({ path: target, cid: cid.toString(), size }, 'added')
+    void this.components.exchange?.announce(cid)
     return await this.infoOf(entry)
   }
 
@@ -97,7 +107,8 @@ export class Files {
       const entry = await this.components.namespace.stat(target.path)
       if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${entry.path}`)
     }
-    yield * readContent(this.components.blockstore, await this.cidOf(arg), options)
+    const cid = await this.cidOf(arg)
+    yield * readContent(this.getter(cid, options.signal), cid, options)
   }
 
   /** Describe a path or CID. */
@@ -107,7 +118,7 @@ export class Files {
       const entry = await this.components.namespace.stat(target.path)
       return await this.infoOf(entry)
     }
-    const entry = await resolveEntry(this.components.blockstore, target.cid, signal)
+    const entry = await resolveEntry(this.getter(target.cid, signal), target.cid, signal)
     return {
       name: target.cid.toString(),
       type: entry.type === 'directory' ? 'dir' : 'file',
@@ -129,11 +140,12 @@ export class Files {
       }
       return out
     }
-    const entry = await resolveEntry(this.components.blockstore, target.cid, signal)
+    const getter = this.getter(target.cid, signal)
+    const entry = await resolveEntry(getter, target.cid, signal)
     if (entry.type !== 'directory') return [{ name: target.cid.toString(), type: 'file', cid: target.cid.toString(), size: entrySize(entry) }]
     const out: FileInfo[] = []
     for await (const link of entry.entries({ signal })) {
-      const child = await resolveEntry(this.components.blockstore, link.cid, signal)
+      const child = await resolveEntry(getter, link.cid, signal)
       out.push({ name: link.name, type: child.type === 'directory' ? 'dir' : 'file', cid: link.cid.toString(), size: entrySize(child) })
     }
     return out

@@ -1,0 +1,243 @@
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import { AbortedError } from '../errors.js'
+import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeResponse, encodeRequest, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
+import { PeerUnavailableError, RequestTimeoutError, toError } from './errors.js'
+import type { Logger } from '../logger.js'
+import type { ShoalLibp2p } from '../net/host.js'
+import type { PeerId, Stream } from '@libp2p/interface'
+
+/** A request without its id (the channel numbers requests). */
+export type OutgoingRequest = BlockRequest extends infer R ? R extends BlockRequest ? Omit<R, 'id'> : never : never
+
+/** Counters a channel reports into (shared by every channel of a service). */
+export interface ChannelStats {
+  /** Highest number of requests ever outstanding on one channel. */
+  peakInFlight: number
+  /** Streams that died with an error (reset, timeout, peer gone). */
+  streamFailures: number
+  /** Responses that were malformed or answered no request. */
+  invalidResponses: number
+}
+
+/** A counting semaphore whose waiters can be aborted. */
+class Slots {
+  private used = 0
+  private readonly waiters: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
+
+  constructor (private readonly size: number) {}
+
+  get inUse (): number { return this.used }
+
+  async acquire (signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) throw new AbortedError('request aborted')
+    if (this.used < this.size) { this.used++; return }
+    await new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: () => { signal?.removeEventListener('abort', onAbort); resolve() },
+        reject
+      }
+      const onAbort = (): void => {
+        const at = this.waiters.indexOf(waiter)
+        if (at >= 0) this.waiters.splice(at, 1)
+        reject(new AbortedError('request aborted'))
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.waiters.push(waiter)
+    })
+  }
+
+  /** Give a slot back (handing it straight to the next waiter, if any). */
+  release (): void {
+    const next = this.waiters.shift()
+    if (next !== undefined) next.resolve()
+    else this.used--
+  }
+}
+
+interface Pending {
+  resolve: (response: BlockExchangeResponse) => void
+  reject: (err: Error) => void
+  timer: ReturnType<typeof setTimeout>
+}
+
+interface Open {
+  stream: Stream
+  lp: LengthPrefixedStream<Stream>
+}
+
+/**
+ * The requester's side of the protocol towards one peer: one long-lived
+ * stream, requests numbered and answered by id, and at most `window`
+ * requests outstanding. A slot is taken before a request is written and given
+ * back only when its response has been read off the stream (or the stream
+ * died), so the bytes the peer may have sent that we have not consumed are
+ * bounded by `window` responses, whatever the caller does — this is the flow
+ * control yamux does not give us. A request whose caller gave up keeps its
+ * slot until its response arrives.
+ */
+export class PeerChannel {
+  /** The peer this channel talks to. */
+  readonly peer: PeerId
+  private readonly slots: Slots
+  private readonly pending = new Map<number, Pending>()
+  private opening: Promise<Open> | undefined
+  private current: Open | undefined
+  private nextId = 1
+  private closed = false
+
+  constructor (
+    private readonly libp2p: ShoalLibp2p,
+    peer: PeerId,
+    private readonly window: number,
+    private readonly timeoutMs: number,
+    private readonly stats: ChannelStats,
+    private readonly log: Logger,
+    private readonly onInvalid: (peer: PeerId) => void
+  ) {
+    this.peer = peer
+    this.slots = new Slots(window)
+  }
+
+  /** Requests written whose responses have not been read yet. */
+  get inFlight (): number { return this.slots.inUse }
+
+  /**
+   * Send one request and wait for its response.
+   *
+   * @throws {PeerUnavailableError} when the peer cannot be dialled or its stream dies
+   * @throws {RequestTimeoutError} when it does not answer within the timeout
+   * @throws {AbortedError} when `signal` aborts
+   */
+  async request (message: OutgoingRequest, signal?: AbortSignal): Promise<BlockExchangeResponse> {
+    if (this.closed) throw new PeerUnavailableError('block exchange stopped')
+    await this.slots.acquire(signal)
+    let open: Open
+    try {
+      open = await this.open(signal)
+    } catch (err) {
+      this.slots.release()
+      throw err
+    }
+    const id = this.nextId++
+    const response = new Promise<BlockExchangeResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(open, new RequestTimeoutError(`peer ${this.peer.toString()} did not answer within ${this.timeoutMs} ms`))
+      }, this.timeoutMs)
+      this.pending.set(id, { resolve, reject, timer })
+    })
+    response.catch(() => {})
+    this.stats.peakInFlight = Math.max(this.stats.peakInFlight, this.slots.inUse)
+    // lpStream's write honours send() === false by waiting for 'drain'
+    open.lp.write(encodeRequest({ ...message, id } as BlockRequest)).catch((err: unknown) => { this.fail(open, toError(err)) })
+    return await raceAbort(response, signal)
+  }
+
+  /** Close the stream (pending requests fail). */
+  close (): void {
+    this.closed = true
+    if (this.current !== undefined) this.fail(this.current, new PeerUnavailableError('block exchange stopped'), true)
+  }
+
+  private async open (signal?: AbortSignal): Promise<Open> {
+    if (this.current !== undefined) return this.current
+    if (this.opening === undefined) {
+      const opening = (async (): Promise<Open> => {
+        try {
+          const stream = await this.libp2p.dialProtocol(this.peer, BLOCKS_PROTOCOL, {
+            signal: AbortSignal.timeout(this.timeoutMs)
+          })
+          const lp = lpStream(stream, {
+            maxDataLength: MAX_MESSAGE_BYTES,
+            // never more than `window` responses can be unread
+            maxBufferSize: (this.window + 1) * MAX_MESSAGE_BYTES
+          })
+          const open = { stream, lp }
+          if (this.closed) {
+            stream.abort(new PeerUnavailableError('block exchange stopped'))
+            throw new PeerUnavailableError('block exchange stopped')
+          }
+          this.current = open
+          void this.readLoop(open)
+          return open
+        } catch (err) {
+          const e = toError(err)
+          if (e instanceof PeerUnavailableError) throw e
+          throw new PeerUnavailableError(`cannot open ${BLOCKS_PROTOCOL} to ${this.peer.toString()}: ${e.message}`, { cause: e })
+        } finally {
+          this.opening = undefined
+        }
+      })()
+      this.opening = opening
+    }
+    return await raceAbort(this.opening, signal)
+  }
+
+  private async readLoop (open: Open): Promise<void> {
+    try {
+      while (this.current === open) {
+        const frame = await open.lp.read()
+        let response: BlockExchangeResponse
+        try {
+          response = decodeResponse(frame.subarray())
+        } catch (err) {
+          this.stats.invalidResponses++
+          this.onInvalid(this.peer)
+          throw err
+        }
+        const pending = this.pending.get(response.id)
+        if (pending === undefined) {
+          this.stats.invalidResponses++
+          this.onInvalid(this.peer)
+          throw new PeerUnavailableError(`peer ${this.peer.toString()} answered unknown request ${response.id}`)
+        }
+        this.pending.delete(response.id)
+        clearTimeout(pending.timer)
+        this.slots.release()
+        pending.resolve(response)
+      }
+    } catch (err) {
+      this.fail(open, toError(err))
+    }
+  }
+
+  /** Fail every outstanding request and drop the stream. */
+  private fail (open: Open, err: Error, quiet = false): void {
+    if (this.current !== open) return
+    this.current = undefined
+    if (!quiet) {
+      this.stats.streamFailures++
+      this.log.debug({ peer: this.peer.toString(), err: err.message }, 'block exchange stream failed')
+    }
+    const gone = err instanceof RequestTimeoutError || err instanceof PeerUnavailableError
+      ? err
+      : new PeerUnavailableError(`stream to ${this.peer.toString()} failed: ${err.message}`, { cause: err })
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer)
+      this.slots.release()
+      pending.reject(gone)
+    }
+    this.pending.clear()
+    if (open.stream.status === 'open') {
+      if (quiet) open.stream.close().catch(() => { open.stream.abort(gone) })
+      else open.stream.abort(gone)
+    }
+  }
+}
+
+/** `promise`, or an AbortedError as soon as `signal` aborts. */
+export async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return await promise
+  if (signal.aborted) throw new AbortedError('request aborted')
+  let onAbort: (() => void) | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        onAbort = () => { reject(new AbortedError('request aborted')) }
+        signal.addEventListener('abort', onAbort, { once: true })
+      })
+    ])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
+}

@@ -1,0 +1,459 @@
+/**
+ * Block exchange: fetch blocks from peers, serve ours, push blocks to peers,
+ * and announce roots in the DHT. See docs/block-exchange.md.
+ *
+ * @module
+ */
+import { AbortedError, InvalidArgumentError } from '../errors.js'
+import { matchesCID } from '../blocks/verify.js'
+import { BLOCKS_PROTOCOL } from '../../protocol/block-exchange.js'
+import { PeerChannel, raceAbort, type ChannelStats } from './channel.js'
+import { BlockUnavailableError, RemoteError, toError } from './errors.js'
+import { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
+import { BlockServer, type ServerStats } from './server.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { Logger } from '../logger.js'
+import type { ShoalLibp2p } from '../net/host.js'
+import type { PeerId } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+export { BlockUnavailableError, PeerUnavailableError, RemoteError, RequestTimeoutError } from './errors.js'
+export { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
+
+/** What the exchange needs from the node. */
+export interface BlockExchangeComponents {
+  libp2p: ShoalLibp2p
+  blockstore: BlockStore
+  logger: Logger
+}
+
+/** Exchange settings. */
+export interface BlockExchangeInit extends PeerScoreInit {
+  /** Blocks requested but not yet read, per peer. @default 8 */
+  window?: number
+  /** How long a peer may take to answer one request. @default 15_000 ms */
+  requestTimeoutMs?: number
+  /** Bound on a DHT `findProviders` query. @default 10_000 ms */
+  findProvidersTimeoutMs?: number
+  /** Bound on asking connected peers whether they `have` a root. @default 3_000 ms */
+  haveTimeoutMs?: number
+  /** Bound on a DHT `provide`. @default 20_000 ms */
+  announceTimeoutMs?: number
+  /** Streams one peer may have open to our server. @default 4 */
+  maxStreamsPerPeer?: number
+  /** Store blocks peers `put`. @default true */
+  acceptPuts?: boolean
+}
+
+/** Options of {@link BlockExchange.getBlock}. */
+export interface GetBlockOptions {
+  signal?: AbortSignal
+  /** Ask these peers (in this order) instead of discovering providers. */
+  providers?: PeerId[]
+}
+
+/** The read side of a block store: what `readContent` needs. */
+export interface BlockGetter {
+  /** The block's bytes, local or fetched (then cached), hash-checked. */
+  getBytes: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /** True when the block is held locally (never asks the network). */
+  has: (cid: CID, options?: { signal?: AbortSignal }) => Promise<boolean>
+}
+
+/** A fetch context for one DAG: providers of its root are found once. */
+export interface BlockSession extends BlockGetter {
+  /** The root's providers found so far. */
+  providers: () => PeerId[]
+}
+
+/** Counters, for tests and metrics. */
+export interface BlockExchangeStats extends ChannelStats, ServerStats {
+  /** Blocks fetched from peers (verified and stored). */
+  blocksFetched: number
+  /** Blocks peers sent that did not match their CID. */
+  corruptBlocks: number
+  /** Peers hung up on for misbehaving. */
+  peersDisconnected: number
+  /** Providers learned from DHT `findProviders`. */
+  providersFromDht: number
+  /** Providers learned by asking connected peers `have`. */
+  providersFromPeers: number
+}
+
+/** Result of {@link BlockExchange.putBlocks}. */
+export interface PutBlocksResult { blocks: number, bytes: number }
+
+/** The block exchange service. */
+export interface BlockExchange {
+  /** Register the protocol handler. */
+  start: () => Promise<void>
+  /** Unregister it and close every stream. */
+  stop: () => Promise<void>
+  /**
+   * One block: local first, else from `providers`, else from connected peers
+   * that `have` it, else from DHT providers of `cid`. Hash-checked, stored.
+   *
+   * @throws {BlockUnavailableError} when no provider could supply it
+   */
+  getBlock: (cid: CID, options?: GetBlockOptions) => Promise<Uint8Array>
+  /** A getter for the DAG under `root`, usable as `readContent`'s block store. */
+  session: (root: CID, options?: { signal?: AbortSignal }) => BlockSession
+  /** Provide `root` in the DHT (one record per root). Never throws. */
+  announce: (root: CID, options?: { signal?: AbortSignal }) => Promise<void>
+  /**
+   * Push blocks to `peer`, each verified and acked by it, at most `window`
+   * unacknowledged.
+   *
+   * @throws {RemoteError} when the peer refuses a block
+   */
+  putBlocks: (peer: PeerId, blocks: AsyncIterable<{ cid: CID, bytes: Uint8Array }> | Iterable<{ cid: CID, bytes: Uint8Array }>, options?: { signal?: AbortSignal }) => Promise<PutBlocksResult>
+  /** A snapshot of the counters. */
+  stats: () => BlockExchangeStats
+}
+
+/** Create the block exchange (call `start()` to serve). */
+export function createBlockExchange (components: BlockExchangeComponents, init: BlockExchangeInit = {}): BlockExchange {
+  return new DefaultBlockExchange(components, init)
+}
+
+/** Providers of one CID, growing while discovery runs. */
+class ProviderSet {
+  readonly peers: PeerId[] = []
+  private readonly keys = new Set<string>()
+  done = false
+  private waiters: Array<() => void> = []
+
+  add (peer: PeerId): boolean {
+    const key = peer.toString()
+    if (this.keys.has(key)) return false
+    this.keys.add(key)
+    this.peers.push(peer)
+    this.wake()
+    return true
+  }
+
+  finish (): void {
+    this.done = true
+    this.wake()
+  }
+
+  /** Resolves when a provider is added or discovery ends. */
+  async changed (signal?: AbortSignal): Promise<void> {
+    if (this.done) return
+    await raceAbort(new Promise<void>(resolve => { this.waiters.push(resolve) }), signal)
+  }
+
+  private wake (): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w()
+  }
+}
+
+class DefaultBlockExchange implements BlockExchange {
+  private readonly libp2p: ShoalLibp2p
+  private readonly blockstore: BlockStore
+  private readonly log: Logger
+  private readonly window: number
+  private readonly timeoutMs: number
+  private readonly findProvidersTimeoutMs: number
+  private readonly haveTimeoutMs: number
+  private readonly announceTimeoutMs: number
+  private readonly channels = new Map<string, PeerChannel>()
+  private readonly scores: PeerScores
+  private readonly server: BlockServer
+  private readonly counters: BlockExchangeStats = {
+    peakInFlight: 0,
+    streamFailures: 0,
+    invalidResponses: 0,
+    blocksSent: 0,
+    blocksStored: 0,
+    invalidRequests: 0,
+    streamsRefused: 0,
+    blocksFetched: 0,
+    corruptBlocks: 0,
+    peersDisconnected: 0,
+    providersFromDht: 0,
+    providersFromPeers: 0
+  }
+
+  /** Fetches under way, so concurrent asks for one block share one fetch. */
+  private readonly fetching = new Map<string, Promise<Uint8Array>>()
+  private readonly maxStreamsPerPeer: number
+  private started = false
+
+  constructor (components: BlockExchangeComponents, init: BlockExchangeInit) {
+    this.libp2p = components.libp2p
+    this.blockstore = components.blockstore
+    this.log = components.logger.child({ component: 'block-exchange' })
+    this.window = init.window ?? 8
+    if (!Number.isSafeInteger(this.window) || this.window < 1 || this.window > 64) throw new InvalidArgumentError(`window must be 1..64, not ${this.window}`)
+    this.timeoutMs = init.requestTimeoutMs ?? 15_000
+    this.findProvidersTimeoutMs = init.findProvidersTimeoutMs ?? 10_000
+    this.haveTimeoutMs = init.haveTimeoutMs ?? 3_000
+    this.announceTimeoutMs = init.announceTimeoutMs ?? 20_000
+    this.maxStreamsPerPeer = init.maxStreamsPerPeer ?? 4
+    this.scores = new PeerScores(init)
+    this.server = new BlockServer(this.blockstore, {
+      maxStreamsPerPeer: this.maxStreamsPerPeer,
+      // a client never has more than its window outstanding; allow peers
+      // configured with a larger one than ours
+      maxWindow: Math.max(this.window, 16),
+      acceptPuts: init.acceptPuts ?? true
+    }, this.counters, this.log)
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    await this.libp2p.handle(BLOCKS_PROTOCOL, async (stream, connection) => {
+      await this.server.handle(stream, connection)
+    }, {
+      maxInboundStreams: this.maxStreamsPerPeer,
+      maxOutboundStreams: this.maxStreamsPerPeer
+    })
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    for (const channel of this.channels.values()) channel.close()
+    this.channels.clear()
+    this.server.stop()
+    if (this.started) {
+      this.started = false
+      try { await this.libp2p.unhandle(BLOCKS_PROTOCOL) } catch {}
+    }
+  }
+
+  stats (): BlockExchangeStats {
+    return { ...this.counters }
+  }
+
+  async getBlock (cid: CID, options: GetBlockOptions = {}): Promise<Uint8Array> {
+    const { signal } = options
+    const local = await this.getLocal(cid, signal)
+    if (local !== undefined) return local
+    return await this.fetchShared(cid, signal, async () => {
+      let providers: ProviderSet
+      if (options.providers !== undefined) {
+        providers = new ProviderSet()
+        for (const p of options.providers) if (!p.equals(this.libp2p.peerId)) providers.add(p)
+        providers.finish()
+      } else {
+        providers = this.discover(cid, signal)
+      }
+      return await this.fetch(cid, providers, signal)
+    })
+  }
+
+  session (root: CID, options: { signal?: AbortSignal } = {}): BlockSession {
+    let providers: ProviderSet | undefined
+    const found = (): ProviderSet => {
+      providers ??= this.discover(root, options.signal)
+      return providers
+    }
+    return {
+      getBytes: async (cid, opts = {}) => {
+        const signal = anySignal(options.signal, opts.signal)
+        const local = await this.getLocal(cid, signal)
+        if (local !== undefined) return local
+        return await this.fetchShared(cid, signal, async () => await this.fetch(cid, found(), signal))
+      },
+      has: async (cid, opts = {}) => await this.blockstore.has(cid, { signal: opts.signal }),
+      providers: () => [...(providers?.peers ?? [])]
+    }
+  }
+
+  async announce (root: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await this.libp2p.contentRouting.provide(root, {
+        signal: anySignal(options.signal, AbortSignal.timeout(this.announceTimeoutMs))
+      })
+      this.log.debug({ cid: root.toString() }, 'announced')
+    } catch (err) {
+      this.log.warn({ cid: root.toString(), err: toError(err).message }, 'cannot announce root')
+    }
+  }
+
+  async putBlocks (peer: PeerId, blocks: AsyncIterable<{ cid: CID, bytes: Uint8Array }> | Iterable<{ cid: CID, bytes: Uint8Array }>, options: { signal?: AbortSignal } = {}): Promise<PutBlocksResult> {
+    const { signal } = options
+    const channel = this.channel(peer)
+    const inFlight = new Set<Promise<void>>()
+    const result: PutBlocksResult = { blocks: 0, bytes: 0 }
+    let failure: Error | undefined
+    for await (const { cid, bytes } of blocks) {
+      if (failure !== undefined) break
+      if (signal?.aborted === true) throw new AbortedError('put aborted')
+      const put = (async () => {
+        const response = await channel.request({ v: 1, type: 'put', cid, data: bytes }, signal)
+        if (response.type === 'ack') {
+          result.blocks++
+          result.bytes += bytes.byteLength
+          return
+        }
+        throw new RemoteError(response.type === 'error'
+          ? `peer ${peer.toString()} refused ${cid.toString()}: ${response.message}`
+          : `peer ${peer.toString()} answered a put with ${response.type}`)
+      })().catch((err: unknown) => { failure ??= toError(err) }).finally(() => { inFlight.delete(put) })
+      inFlight.add(put)
+      // never more than `window` blocks read from the source and not yet acked
+      while (inFlight.size >= this.window) await Promise.race(inFlight)
+    }
+    await Promise.all(inFlight)
+    if (failure !== undefined) throw failure
+    return result
+  }
+
+  /** The block from the local store, or undefined. */
+  private async getLocal (cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    if (signal?.aborted === true) throw new AbortedError('read aborted')
+    try {
+      return await this.blockstore.getBytes(cid, { signal })
+    } catch (err: any) {
+      if (err?.name === 'NotFoundError') return undefined
+      throw err
+    }
+  }
+
+  private async fetchShared (cid: CID, signal: AbortSignal | undefined, fetch: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    const key = Buffer.from(cid.multihash.bytes).toString('base64')
+    let shared = this.fetching.get(key)
+    if (shared === undefined) {
+      shared = fetch().finally(() => { this.fetching.delete(key) })
+      shared.catch(() => {})
+      this.fetching.set(key, shared)
+    }
+    return await raceAbort(shared, signal)
+  }
+
+  /**
+   * Fetch `cid` from the providers, least busy first, moving on when one
+   * does not have it, vanishes, times out or sends bad bytes.
+   */
+  private async fetch (cid: CID, providers: ProviderSet, signal?: AbortSignal): Promise<Uint8Array> {
+    const tried = new Set<string>()
+    const errors: string[] = []
+    while (true) {
+      if (signal?.aborted === true) throw new AbortedError('fetch aborted')
+      const peer = this.pick(providers.peers, tried)
+      if (peer === undefined) {
+        if (providers.done) {
+          throw new BlockUnavailableError(`block ${cid.toString()} not found here and no peer could supply it (${providers.peers.length} providers known${errors.length > 0 ? ': ' + errors.join('; ') : ''})`)
+        }
+        await providers.changed(signal)
+        continue
+      }
+      tried.add(peer.toString())
+      try {
+        const response = await this.channel(peer).request({ v: 1, type: 'want', cids: [cid] }, signal)
+        if (response.type === 'dont-have') { errors.push(`${peer.toString()}: dont-have`); continue }
+        if (response.type !== 'block' || Buffer.compare(response.cid.multihash.bytes, cid.multihash.bytes) !== 0) {
+          this.punish(peer, SCORE.invalid, `answered a want with ${response.type}`)
+          errors.push(`${peer.toString()}: bad answer`)
+          continue
+        }
+        if (!matchesCID(cid, response.data)) {
+          this.counters.corruptBlocks++
+          this.punish(peer, SCORE.corrupt, `sent corrupt bytes for ${cid.toString()}`)
+          errors.push(`${peer.toString()}: corrupt block`)
+          continue
+        }
+        this.scores.adjust(peer, SCORE.success)
+        await this.blockstore.put(cid, response.data)
+        this.counters.blocksFetched++
+        return response.data
+      } catch (err: any) {
+        if (err?.name === 'AbortedError' && isAborted(signal)) throw err
+        this.scores.adjust(peer, SCORE.failure)
+        errors.push(`${peer.toString()}: ${String(err?.message ?? err)}`)
+      }
+    }
+  }
+
+  /** The untried, unbanned provider with the fewest requests in flight. */
+  private pick (peers: PeerId[], tried: Set<string>): PeerId | undefined {
+    let best: PeerId | undefined
+    let bestLoad = Infinity
+    for (const peer of peers) {
+      if (tried.has(peer.toString()) || this.scores.isBanned(peer)) continue
+      const load = this.channels.get(peer.toString())?.inFlight ?? 0
+      if (load < bestLoad) { best = peer; bestLoad = load }
+    }
+    return best
+  }
+
+  /** Lower a peer's score; a misbehaving peer is hung up on. */
+  private punish (peer: PeerId, delta: number, why: string): void {
+    this.log.warn({ peer: peer.toString(), why }, 'peer misbehaved')
+    this.scores.adjust(peer, delta)
+    this.counters.peersDisconnected++
+    const channel = this.channels.get(peer.toString())
+    channel?.close()
+    this.channels.delete(peer.toString())
+    this.libp2p.hangUp(peer).catch(() => {})
+  }
+
+  private channel (peer: PeerId): PeerChannel {
+    const key = peer.toString()
+    let channel = this.channels.get(key)
+    if (channel === undefined) {
+      channel = new PeerChannel(this.libp2p, peer, this.window, this.timeoutMs, this.counters, this.log, (p) => {
+        this.punish(p, SCORE.invalid, 'sent a malformed response')
+      })
+      this.channels.set(key, channel)
+    }
+    return channel
+  }
+
+  /**
+   * Find providers of `cid`: connected peers that answer `have`, and DHT
+   * provider records, both bounded in time. The set grows as answers arrive.
+   */
+  private discover (cid: CID, signal?: AbortSignal): ProviderSet {
+    const providers = new ProviderSet()
+    const self = this.libp2p.peerId
+    const connected = new Map<string, PeerId>()
+    for (const conn of this.libp2p.getConnections()) {
+      if (!conn.remotePeer.equals(self) && !this.scores.isBanned(conn.remotePeer)) connected.set(conn.remotePeer.toString(), conn.remotePeer)
+    }
+    const askPeers = Promise.all([...connected.values()].map(async peer => {
+      try {
+        const response = await this.channel(peer).request({ v: 1, type: 'have', cids: [cid] }, anySignal(signal, AbortSignal.timeout(this.haveTimeoutMs)))
+        if (response.type === 'haves' && response.haves[0] === true && providers.add(peer)) this.counters.providersFromPeers++
+      } catch (err) {
+        this.log.debug({ peer: peer.toString(), err: toError(err).message }, 'have failed')
+      }
+    }))
+    const askDht = (async () => {
+      // alone in the swarm: there is nobody to ask, and the query would only time out
+      if (connected.size === 0) return
+      try {
+        for await (const info of this.libp2p.contentRouting.findProviders(cid, { signal: anySignal(signal, AbortSignal.timeout(this.findProvidersTimeoutMs)) })) {
+          if (info.id.equals(self) || this.scores.isBanned(info.id)) continue
+          if (info.multiaddrs.length > 0) {
+            try { await this.libp2p.peerStore.merge(info.id, { multiaddrs: info.multiaddrs }) } catch {}
+          }
+          if (providers.add(info.id)) this.counters.providersFromDht++
+        }
+      } catch (err) {
+        this.log.debug({ cid: cid.toString(), err: toError(err).message }, 'findProviders ended')
+      }
+    })()
+    void Promise.all([askPeers, askDht]).finally(() => { providers.finish() })
+    return providers
+  }
+}
+
+/** Read through a function so TypeScript does not keep an earlier narrowing. */
+function isAborted (signal?: AbortSignal): boolean {
+  return signal?.aborted === true
+}
+
+/** A signal aborting when any of the given ones does. */
+function anySignal (...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined)
+  if (present.length === 0) return undefined
+  if (present.length === 1) return present[0]
+  return AbortSignal.any(present)
+}
+
+export { PeerChannel } from './channel.js'

@@ -1,0 +1,71 @@
+import type { PeerId } from '@libp2p/interface'
+
+/** How peer scores move. */
+export interface PeerScoreInit {
+  /** Below this score a peer is not asked again until its ban ends. @default -50 */
+  threshold?: number
+  /** How long a peer under the threshold is left alone. @default 300_000 ms */
+  banMs?: number
+}
+
+/** Score changes for the events the exchange sees. */
+export const SCORE = {
+  /** A block that did not match its CID: one is enough for a ban. */
+  corrupt: -100,
+  /** A malformed or unexpected message. */
+  invalid: -60,
+  /** A timeout, a dead stream, a failed dial. */
+  failure: -10,
+  /** A verified block. */
+  success: 1
+} as const
+
+const MAX_SCORE = 100
+
+/**
+ * A small in-memory reputation table: each peer starts at 0, gains a point per
+ * good block, loses points per fault, and is banned for a while once under the
+ * threshold (the ban lifts with the score reset to 0).
+ */
+export class PeerScores {
+  private readonly scores = new Map<string, { score: number, bannedUntil: number }>()
+  private readonly threshold: number
+  private readonly banMs: number
+
+  constructor (init: PeerScoreInit = {}) {
+    this.threshold = init.threshold ?? -50
+    this.banMs = init.banMs ?? 300_000
+  }
+
+  /** The peer's current score (0 when unknown). */
+  score (peer: PeerId): number {
+    this.expire(peer)
+    return this.scores.get(peer.toString())?.score ?? 0
+  }
+
+  /** Add `delta` to the peer's score; returns true when this bans it. */
+  adjust (peer: PeerId, delta: number): boolean {
+    this.expire(peer)
+    const key = peer.toString()
+    const entry = this.scores.get(key) ?? { score: 0, bannedUntil: 0 }
+    const wasBanned = entry.bannedUntil > Date.now()
+    entry.score = Math.min(MAX_SCORE, entry.score + delta)
+    if (entry.score < this.threshold && !wasBanned) entry.bannedUntil = Date.now() + this.banMs
+    this.scores.set(key, entry)
+    return !wasBanned && entry.bannedUntil > Date.now()
+  }
+
+  /** True while the peer must not be asked. */
+  isBanned (peer: PeerId): boolean {
+    this.expire(peer)
+    return (this.scores.get(peer.toString())?.bannedUntil ?? 0) > Date.now()
+  }
+
+  private expire (peer: PeerId): void {
+    const entry = this.scores.get(peer.toString())
+    if (entry !== undefined && entry.bannedUntil !== 0 && entry.bannedUntil <= Date.now()) {
+      entry.bannedUntil = 0
+      entry.score = 0
+    }
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * The block exchange between real libp2p hosts on 127.0.0.1 with real
+ * LevelDB block stores: sessions over several holders, DHT-routed discovery
+ * in a star, a corrupt holder, a holder that stops mid-transfer, bounded
+ * flow towards a paused reader, and private swarms that cannot mix.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import * as dagPb from '@ipld/dag-pb'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { lpStream } from '@libp2p/utils'
+import { pino } from 'pino'
+import { createHost, DHT_PROTOCOL, type ShoalLibp2p } from '../../../node/net/host.js'
+import { createBlockExchange, type BlockExchange, type BlockExchangeInit } from '../../../node/exchange/index.js'
+import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
+import { READ_AHEAD } from '../../../node/content/ranged-reader.js'
+import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
+import { randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
+import { defer, openBlockStore, type CleanupContext } from '../../helpers/temp.js'
+import type { BlockStore, LevelBlockStore } from '../../../node/blocks/index.js'
+import type { CID } from 'multiformats/cid'
+
+const MiB = 1024 * 1024
+const logger = pino({ level: 'silent' })
+
+interface TestNode {
+  libp2p: ShoalLibp2p
+  blockstore: LevelBlockStore
+  exchange: BlockExchange
+}
+
+/** A started host + store + exchange, all torn down when the test ends. */
+async function startNode (t: CleanupContext, options: { swarmKey?: Uint8Array, init?: BlockExchangeInit, exchange?: boolean } = {}): Promise<TestNode> {
+  const blockstore = await openBlockStore(t)
+  const libp2p = await createHost({ privateKey: await generateKeyPair('Ed25519'), swarmKey: options.swarmKey })
+  defer(t, async () => { await libp2p.stop() })
+  const exchange = createBlockExchange({ libp2p, blockstore, logger }, { requestTimeoutMs: 5_000, findProvidersTimeoutMs: 5_000, ...options.init })
+  if (options.exchange !== false) {
+    await exchange.start()
+    defer(t, async () => { await exchange.stop() })
+  }
+  return { libp2p, blockstore, exchange }
+}
+
+async function connect (a: TestNode, b: TestNode, ms = 5_000): Promise<void> {
+  await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(ms) })
+}
+
+/** Import `size` seeded bytes with 256 KiB leaves. */
+async function importFile (node: TestNode, size: number, seed: number): Promise<CID> {
+  const { cid } = await importContent(node.blockstore, toAsync(randomPieces(size, seed)), { chunker: parseChunker('size-262144') })
+  return cid
+}
+
+async function expectedHash (size: number, seed: number): Promise<string> {
+  return await sha256OfStream(randomPieces(size, seed))
+}
+
+/** The exchange session as the block store readContent takes. */
+function asStore (getter: unknown): BlockStore {
+  return getter as BlockStore
+}
+
+/** Poll `check` every 50 ms until it is true, for at most `ms`. */
+async function waitFor (check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+/** Leaf CIDs of a one-level UnixFS file. */
+async function leavesOf (store: BlockStore, root: CID): Promise<CID[]> {
+  return dagPb.decode(await store.getBytes(root)).Links.map(l => l.Hash)
+}
+
+describe('block exchange', { timeout: 60_000 }, () => {
+  it('reads a file through a session from holders it reaches directly or through another peer', async (t) => {
+    const [a, b, c] = await Promise.all([startNode(t), startNode(t), startNode(t)])
+    const size = 5 * MiB + 12345
+    const root = await importFile(a, size, 1)
+    await connect(b, a)
+    await connect(c, b)
+    await a.exchange.announce(root, { signal: AbortSignal.timeout(10_000) })
+    // B first pulls the file from A (its only direct holder)…
+    const viaB = await sha256OfStream(readContent(asStore(b.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(viaB, await expectedHash(size, 1))
+    // …then C, connected to B only, reads it byte-identical
+    const session = c.exchange.session(root)
+    const viaC = await sha256OfStream(readContent(asStore(session), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(viaC, await expectedHash(size, 1))
+    assert.ok(session.providers().length >= 1)
+    assert.ok(await c.blockstore.has(root), 'fetched blocks are cached')
+    assert.ok(c.exchange.stats().blocksFetched > 20)
+    // cached: a second read asks nobody
+    const before = c.exchange.stats().blocksFetched
+    await sha256OfStream(readContent(asStore(c.exchange.session(root)), root))
+    assert.equal(c.exchange.stats().blocksFetched, before)
+    // a session spreads its read-ahead across several holders
+    const d = await startNode(t)
+    await connect(d, a)
+    await connect(d, b)
+    await sha256OfStream(readContent(asStore(d.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.ok(a.exchange.stats().blocksSent > 0 && b.exchange.stats().blocksSent > 0)
+  })
+
+  it('finds a holder it is not connected to through the DHT (8-node star)', async (t) => {
+    const nodes = await Promise.all(Array.from({ length: 8 }, async () => await startNode(t)))
+    const [hub, holder, ...leaves] = nodes
+    await Promise.all([holder, ...leaves].map(async n => { await connect(n, hub) }))
+    // identify must have told everyone the hub speaks the DHT
+    await waitFor(async () => {
+      for (const n of [holder, ...leaves]) {
+        const peer = await n.libp2p.peerStore.get(hub.libp2p.peerId).catch(() => undefined)
+        if (peer?.protocols.includes(DHT_PROTOCOL) !== true) return false
+      }
+      return true
+    }, 10_000, 'identify')
+    await Promise.all(nodes.map(async n => { await n.libp2p.services.dht.refreshRoutingTable({ signal: AbortSignal.timeout(5_000) }).catch(() => {}) }))
+    const size = 3 * MiB
+    const root = await importFile(holder, size, 2)
+    await holder.exchange.announce(root, { signal: AbortSignal.timeout(10_000) })
+    const reader = leaves[leaves.length - 1]
+    // the DHT may have connected them: make sure they are not
+    await reader.libp2p.hangUp(holder.libp2p.peerId)
+    assert.equal(reader.libp2p.getConnections(holder.libp2p.peerId).length, 0)
+    const got = await sha256OfStream(readContent(asStore(reader.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(got, await expectedHash(size, 2))
+    assert.ok(reader.exchange.stats().providersFromDht >= 1, 'the holder came from a DHT provider record')
+  })
+
+  it('disconnects a peer that serves corrupt blocks and reads from an honest holder', async (t) => {
+    const [honest, reader] = await Promise.all([startNode(t), startNode(t)])
+    // a fault that cannot be made real: a peer speaking the protocol with wrong bytes
+    const liar = await startNode(t, { exchange: false })
+    let lies = 0
+    await liar.libp2p.handle(BLOCKS_PROTOCOL, async (stream) => {
+      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      try {
+        while (true) {
+          const request = decodeRequest((await lp.read()).subarray())
+          if (request.type === 'have') await lp.write(encodeResponse({ v: 1, type: 'haves', id: request.id, haves: request.cids.map(() => true) }))
+          else if (request.type === 'want') {
+            for (const cid of request.cids) {
+              lies++
+              await lp.write(encodeResponse({ v: 1, type: 'block', id: request.id, cid, data: new Uint8Array(262144).fill(7) }))
+            }
+          }
+        }
+      } catch { stream.abort(new Error('done')) }
+    })
+    const size = 2 * MiB
+    const root = await importFile(honest, size, 3)
+    await connect(reader, liar)
+    await connect(reader, honest)
+    const [leaf] = await leavesOf(honest.blockstore, root)
+    // the liar is asked first, caught, hung up on; the honest holder answers
+    const bytes = await reader.exchange.getBlock(leaf, { providers: [liar.libp2p.peerId, honest.libp2p.peerId], signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(new Uint8Array(bytes), new Uint8Array(await honest.blockstore.getBytes(leaf)))
+    assert.equal(lies, 1)
+    assert.equal(reader.exchange.stats().corruptBlocks, 1)
+    await waitFor(() => reader.libp2p.getConnections(liar.libp2p.peerId).length === 0, 5_000, 'hang-up')
+    // banned: the whole read goes to the honest holder, the liar is not asked again
+    await connect(reader, liar)
+    const got = await sha256OfStream(readContent(asStore(reader.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(got, await expectedHash(size, 3))
+    assert.equal(lies, 1)
+  })
+
+  it('continues from another holder when one stops mid-transfer', async (t) => {
+    const [a, b, reader] = await Promise.all([startNode(t), startNode(t), startNode(t)])
+    const size = 6 * MiB
+    const [root, rootB] = await Promise.all([importFile(a, size, 4), importFile(b, size, 4)])
+    assert.ok(root.equals(rootB))
+    await connect(reader, a)
+    await connect(reader, b)
+    const session = reader.exchange.session(root)
+    let pieces = 0
+    const got = await sha256OfStream((async function * () {
+      for await (const piece of readContent(asStore(session), root, { signal: AbortSignal.timeout(20_000) })) {
+        if (++pieces === 3) await a.libp2p.stop()
+        yield piece
+      }
+    })())
+    assert.equal(got, await expectedHash(size, 4))
+    assert.equal(session.providers().length, 2)
+    assert.ok(a.exchange.stats().blocksSent >= 1, 'A served part of the file before it stopped')
+  })
+
+  it('keeps blocks in flight within the window for a reader that pauses', async (t) => {
+    const window = 4
+    const holder = await startNode(t)
+    const reader = await startNode(t, { init: { window } })
+    const size = 8 * MiB
+    const root = await importFile(holder, size, 5)
+    await connect(reader, holder)
+    const session = reader.exchange.session(root)
+    const iterator = readContent(asStore(session), root, { signal: AbortSignal.timeout(20_000) })[Symbol.asyncIterator]()
+    const first = await iterator.next()
+    assert.equal(first.done, false)
+    await sleep(1_000)
+    // root + the piece read + the reader's read-ahead: nothing runs away while paused
+    const sent = holder.exchange.stats().blocksSent
+    assert.ok(sent <= 2 + READ_AHEAD, `${sent} blocks sent to a paused reader`)
+    const rest = await sha256OfStream((async function * () {
+      yield first.value as Uint8Array
+      while (true) {
+        const next = await iterator.next()
+        if (next.done === true) return
+        yield next.value
+      }
+    })())
+    assert.equal(rest, await expectedHash(size, 5))
+    // an impatient reader asking for every leaf at once is held to the window
+    const greedy = await startNode(t, { init: { window } })
+    await connect(greedy, holder)
+    const leaves = await leavesOf(holder.blockstore, root)
+    const greedySession = greedy.exchange.session(root)
+    const blocks = await Promise.all(leaves.map(async cid => await greedySession.getBytes(cid, { signal: AbortSignal.timeout(20_000) })))
+    assert.equal(blocks.length, 32)
+    const stats = greedy.exchange.stats()
+    assert.ok(stats.peakInFlight <= window, `peak ${stats.peakInFlight} > window ${window}`)
+    assert.ok(stats.peakInFlight >= 2)
+    for (const s of [reader.exchange.stats(), greedy.exchange.stats(), holder.exchange.stats()]) {
+      assert.equal(s.streamFailures, 0, 'no stream was reset')
+    }
+  })
+
+  it('cannot exchange blocks across different swarm keys', async (t) => {
+    const key1 = new Uint8Array(32).fill(1)
+    const key2 = new Uint8Array(32).fill(2)
+    const [a, b, c] = await Promise.all([startNode(t, { swarmKey: key1 }), startNode(t, { swarmKey: key1 }), startNode(t, { swarmKey: key2, init: { requestTimeoutMs: 2_000 } })])
+    const root = await importFile(a, 300_000, 6)
+    await connect(b, a)
+    assert.ok((await b.exchange.getBlock(root, { providers: [a.libp2p.peerId], signal: AbortSignal.timeout(10_000) })).byteLength > 0)
+    await assert.rejects(connect(c, a, 2_000))
+    await c.libp2p.peerStore.merge(a.libp2p.peerId, { multiaddrs: a.libp2p.getMultiaddrs() })
+    await assert.rejects(c.exchange.getBlock(root, { providers: [a.libp2p.peerId], signal: AbortSignal.timeout(10_000) }), { name: 'BlockUnavailableError' })
+    assert.equal(await c.blockstore.has(root), false)
+  })
+
+  it('pushes blocks to a peer, each verified and acked', async (t) => {
+    const [a, b] = await Promise.all([startNode(t, { init: { window: 3 } }), startNode(t)])
+    const root = await importFile(a, 3 * MiB, 7)
+    await connect(a, b)
+    const leaves = await leavesOf(a.blockstore, root)
+    const result = await a.exchange.putBlocks(b.libp2p.peerId, (async function * () {
+      for (const cid of leaves) yield { cid, bytes: await a.blockstore.getBytes(cid) }
+    })(), { signal: AbortSignal.timeout(10_000) })
+    assert.equal(result.blocks, leaves.length)
+    for (const cid of leaves) assert.ok(await b.blockstore.has(cid))
+    assert.ok(a.exchange.stats().peakInFlight <= 3)
+    // a pushed block that does not match its CID is refused and not stored
+    await assert.rejects(a.exchange.putBlocks(b.libp2p.peerId, [{ cid: root, bytes: new Uint8Array(10) }]), { name: 'RemoteError' })
+    assert.equal(await b.blockstore.has(root), false)
+  })
+})
