@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
 import { tempDir } from '../helpers/temp.js'
 import { lines, runShoal, shoalJson, shoalOk, sleep, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
 
@@ -111,6 +112,24 @@ describe('a private swarm driven through the CLI', () => {
     await failsOneLine(b.repo, ['peers', 'connect', '/ip4/127.0.0.1/tcp/1'], /no \/p2p\//)
     await failsOneLine(b.repo, ['peers', 'disconnect', 'garbage'], /InvalidArgumentError/)
     assert.deepEqual(await peerIds(b), before)
+  })
+
+  it('a file added on one member is read byte-identical on another, whole and in ranges', TEST, async () => {
+    const dir = await tempDir(ctx, 'shoal-swarm-data-')
+    const file = join(dir, 'shared.bin')
+    const bytes = randomBytes(6 * 1024 * 1024 + 17)
+    await writeFile(file, bytes)
+    const added = await shoalJson(a.repo, ['add', file, '--to', '/shared.bin'])
+    // c is connected to a only through the swarm (b and c joined a); it holds nothing yet
+    const got = await shoalOk(c.repo, ['cat', added.cid])
+    assert.equal(Buffer.compare(got, bytes), 0, 'byte-identical on c')
+    const range = await shoalOk(b.repo, ['cat', added.cid, '--offset', '3000000', '--length', '4096'])
+    assert.equal(Buffer.compare(range, bytes.subarray(3_000_000, 3_004_096)), 0, 'range on b')
+    const out = join(dir, 'copy.bin')
+    await shoalOk(b.repo, ['get', added.cid, '-o', out])
+    assert.equal(Buffer.compare(await readFile(out), bytes), 0, 'get on b')
+    // a node outside the swarm cannot read it
+    await failsOneLine(foreign.repo, ['cat', added.cid], /not found/)
   })
 
   it('a restarted node re-dials the peers it knew; disconnect forgets a peer', TEST, async () => {
