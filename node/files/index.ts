@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { buildDirectory, entrySize, importContent, readContent, resolveEntry, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
-import { joinPath, normalizePath } from '../namespace/index.js'
+import { normalizePath } from '../namespace/index.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
@@ -168,4 +168,3 @@ export class Files {
   }
 }
 
-export { joinPath }
