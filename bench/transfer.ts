@@ -1,0 +1,329 @@
+/**
+ * Transfer benchmark: `shoal cat CID` on daemon B of a file only daemon A
+ * holds, so every block crosses the swarm (/shoal/blocks/1.0.0), compared
+ * with a raw noise+yamux+pnet stream between two processes in the same run.
+ *
+ *   npm run build && node dist/bench/transfer.js [--size 1GiB]
+ *     [--chunker fastcdc|size-262144] [--cpu-prof DIR] [--keep] [--quiet-wait S]
+ *     [--raw-window MiB] [--pnet]
+ *
+ * --pnet gives both daemons and both raw-stream nodes the same swarm key
+ * (pnet, xsalsa20). With @libp2p/pnet 3.0.27 / xsalsa20 1.2.0 that crashes
+ * daemon A mid-transfer (see docs/benchmarks.md), so it is off by default.
+ *
+ * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
+ */
+import '../node/polyfills.js'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createCipheriv, createHash, randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createHost } from '../node/net/host.js'
+import { parseSwarmKey } from '../protocol/swarm-key.js'
+
+/** Must match bench/transfer-peer.ts. */
+const RAW_PROTOCOL = '/bench/raw/1.0.0'
+const MiB = 1024 * 1024
+const MB = 1e6
+const PIECE = 4 * MiB
+const here = dirname(fileURLToPath(import.meta.url))
+const BIN = resolve(here, '..', 'cli', 'bin.js')
+const PEER = join(here, 'transfer-peer.js')
+
+interface Options { size: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean }
+
+function parseSize (text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb)?$/i.exec(text.trim())
+  if (m === null) throw new Error(`--size: cannot parse ${JSON.stringify(text)}`)
+  const mult: Record<string, number> = { b: 1, kib: 1024, kb: 1e3, mib: MiB, mb: 1e6, gib: 1024 * MiB, gb: 1e9 }
+  return Math.round(Number(m[1]) * mult[(m[2] ?? 'b').toLowerCase()])
+}
+
+function parseArgs (argv: string[]): Options {
+  const o: Options = { size: 1024 * MiB, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: false }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
+    switch (arg) {
+      case '--size': o.size = parseSize(value()); break
+      case '--chunker': o.chunkers.push(...value().split(',').filter(s => s !== '')); break
+      case '--cpu-prof': o.cpuProf = resolve(value()); break
+      case '--keep': o.keep = true; break
+      case '--pnet': o.pnet = true; break
+      case '--raw-window': o.rawWindow = Number(value()); break
+      case '--quiet-wait': o.quietWait = Number(value()); break
+      default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/transfer.ts`)
+    }
+  }
+  if (o.chunkers.length === 0) o.chunkers = ['fastcdc', 'size-262144']
+  return o
+}
+
+// ---------------------------------------------------------------- cleanup
+
+const children = new Set<ChildProcess>()
+const tempDirs = new Set<string>()
+
+function cleanupSync (): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true })
+  tempDirs.clear()
+}
+
+let interrupted = false
+function onSignal (signal: NodeJS.Signals): void {
+  if (interrupted) return
+  interrupted = true
+  process.stderr.write(`\nreceived ${signal}: stopping daemons, removing temp dirs\n`)
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
+  setTimeout(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+    cleanupSync()
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  }, 2000).unref()
+}
+
+// ---------------------------------------------------------------- helpers
+
+const log = (line: string): void => { process.stderr.write(line + '\n') }
+const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
+
+/** Machine-wide busy CPU seconds (/proc/stat), undefined off Linux. */
+function machineCpu (): number | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100
+  } catch { return undefined }
+}
+
+/** Flush dirty pages, then wait (up to quietWait s) until the machine is idle for 2 s. */
+async function settle (quietWait: number): Promise<void> {
+  if (interrupted) throw new Error('interrupted')
+  spawnSync('sync', { stdio: 'ignore' })
+  const deadline = Date.now() + quietWait * 1000
+  for (;;) {
+    const a = machineCpu()
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    const b = machineCpu()
+    if (a === undefined || b === undefined) return
+    if (b - a < 0.2) return
+    if (Date.now() > deadline) { log(`machine still busy (${fmt((b - a) * 50)}% of one core), measuring anyway`); return }
+  }
+}
+
+/** Field of /proc/PID/status in bytes (VmHWM, RssAnon, ...). */
+function procStatus (pid: number | undefined, field: string): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${String(pid)}/status`, 'utf8'))
+    return m === null ? undefined : Number(m[1]) * 1024
+  } catch { return undefined }
+}
+
+function cpuOf (pid: number | undefined): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch { return undefined }
+}
+
+/** Run the CLI; stdout goes to `onStdout` when given. Throws on a non-zero exit. */
+async function cli (args: string[], onStdout?: (chunk: Buffer) => void): Promise<{ stdout: string, seconds: number }> {
+  const t0 = performance.now()
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (c: Buffer) => { if (onStdout !== undefined) onStdout(c); else out.push(c) })
+  child.stderr.on('data', (c: Buffer) => err.push(c))
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (c, s) => { children.delete(child); resolve([c, s]) })
+  })
+  if (code !== 0) throw new Error(`shoal ${args.join(' ')} failed (${signal ?? `exit ${String(code)}`}): ${Buffer.concat(err).toString().trim()}`)
+  return { stdout: Buffer.concat(out).toString(), seconds: (performance.now() - t0) / 1000 }
+}
+
+/** Write `size` chacha20-keystream bytes to `path` in 4 MiB pieces; returns their sha-256. */
+async function writeRandomFile (path: string, size: number): Promise<string> {
+  const cipher = createCipheriv('chacha20', randomBytes(32), randomBytes(16))
+  const zeros = Buffer.alloc(PIECE)
+  const hash = createHash('sha256')
+  const fh = await open(path, 'w')
+  try {
+    for (let left = size; left > 0; left -= PIECE) {
+      const piece = cipher.update(zeros.subarray(0, Math.min(PIECE, left)))
+      hash.update(piece)
+      for (let off = 0; off < piece.length;) off += (await fh.write(piece, off)).bytesWritten
+    }
+  } finally { await fh.close() }
+  return hash.digest('hex')
+}
+
+interface Daemon { child: ChildProcess, repo: string, log: string, stop: () => Promise<void> }
+
+async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<Daemon> {
+  await cli(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? [] : ['--swarm-key', keyFile])])
+  const logPath = `${repo}.log`
+  const fh = await open(logPath, 'w')
+  const child = spawn(process.execPath, [...(cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]), BIN, '--repo', repo, 'daemon'],
+    { stdio: ['ignore', fh.fd, fh.fd] })
+  await fh.close()
+  children.add(child)
+  const exited = new Promise<void>(resolve => child.once('exit', () => { children.delete(child); resolve() }))
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const t = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    await exited
+    clearTimeout(t)
+  }
+  const deadline = Date.now() + 30_000
+  while (!existsSync(join(repo, 'api'))) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon exited early: ${(await readFile(logPath, 'utf8')).trim()}`)
+    if (Date.now() > deadline) { await stop(); throw new Error('daemon did not write <repo>/api within 30 s') }
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  return { child, repo, log: logPath, stop }
+}
+
+// ---------------------------------------------------------------- ceiling
+
+/** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
+async function rawStream (file: string, swarmKey: Uint8Array | undefined, windowMiB: number): Promise<{ seconds: number, bytes: number, sha: string }> {
+  const child = spawn(process.execPath, [PEER, file, swarmKey === undefined ? '-' : Buffer.from(swarmKey).toString('hex'), String(windowMiB)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: [], swarmKey })
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once('line', resolve)
+      child.once('exit', code => reject(new Error(`transfer-peer exited (${String(code)})`)))
+    })
+    const addr = multiaddr((JSON.parse(line) as { address: string }).address)
+    await host.dial(addr) // connection set-up (noise handshake, identify) is not timed
+    await settle(0)
+    const hash = createHash('sha256')
+    let bytes = 0
+    const t0 = performance.now()
+    const stream = await host.dialProtocol(addr, RAW_PROTOCOL)
+    let credited = 0
+    for await (const chunk of stream) {
+      if (chunk instanceof Uint8Array) { hash.update(chunk); bytes += chunk.byteLength } else {
+        for (const buf of chunk) { hash.update(buf); bytes += buf.byteLength }
+      }
+      // one credit byte per MiB consumed (see bench/transfer-peer.ts)
+      const owed = Math.floor(bytes / MiB) - credited
+      if (owed > 0) { stream.send(new Uint8Array(owed)); credited += owed }
+    }
+    await stream.close()
+    return { seconds: (performance.now() - t0) / 1000, bytes, sha: hash.digest('hex') }
+  } finally {
+    await host.stop()
+    child.kill('SIGTERM')
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number }
+
+async function main (): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2))
+  if (!existsSync(BIN)) throw new Error(`${BIN} not found: run \`npm run build\` first`)
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', cleanupSync)
+  if (opts.cpuProf !== undefined) mkdirSync(opts.cpuProf, { recursive: true })
+  const work = await mkdtemp(join(tmpdir(), 'shoal-bench-transfer-'))
+  if (!opts.keep) tempDirs.add(work)
+  log(`working dir ${work}`)
+  const daemons: Daemon[] = []
+  try {
+    const file = join(work, 'random.bin')
+    const fileSha = await writeRandomFile(file, opts.size)
+    const keyFile = join(work, 'swarm.key')
+    await writeFile(keyFile, JSON.parse((await cli(['--json', 'swarm', 'key', 'new'])).stdout).key as string)
+    const swarmKey = parseSwarmKey(await readFile(keyFile, 'utf8'))
+
+    const a = await startDaemon(join(work, 'A'), opts.pnet ? keyFile : undefined)
+    daemons.push(a)
+    const b = await startDaemon(join(work, 'B'), opts.pnet ? keyFile : undefined, opts.cpuProf)
+    daemons.push(b)
+    const idA = JSON.parse((await cli(['--repo', a.repo, '--json', 'id'])).stdout) as { addresses: string[] }
+    await cli(['--repo', b.repo, 'peers', 'connect', idA.addresses[0]])
+    log(`B connected to ${idA.addresses[0]}`)
+
+    const figures: Figure[] = []
+    for (const chunker of opts.chunkers) {
+      const added = JSON.parse((await cli(['--repo', a.repo, '--json', 'add', file, '--to', `/bench-${chunker}`, '--chunker', chunker])).stdout) as { cid: string }
+      await settle(opts.quietWait)
+      const hash = createHash('sha256')
+      let bytes = 0
+      const cpuA0 = cpuOf(a.child.pid)
+      const cpuB0 = cpuOf(b.child.pid)
+      const cat = await cli(['--repo', b.repo, 'cat', added.cid], c => { hash.update(c); bytes += c.length })
+      const cpuA1 = cpuOf(a.child.pid)
+      const cpuB1 = cpuOf(b.child.pid)
+      const f: Figure = {
+        chunker,
+        cid: added.cid,
+        seconds: cat.seconds,
+        mbps: bytes / MB / cat.seconds,
+        identical: bytes === opts.size && hash.digest('hex') === fileSha,
+        cpuA: cpuA0 !== undefined && cpuA1 !== undefined ? cpuA1 - cpuA0 : undefined,
+        cpuB: cpuB0 !== undefined && cpuB1 !== undefined ? cpuB1 - cpuB0 : undefined
+      }
+      log(`remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}`)
+      figures.push(f)
+    }
+    const peakB = procStatus(b.child.pid, 'VmHWM')
+    const anonB = procStatus(b.child.pid, 'RssAnon')
+    for (const d of daemons) await d.stop()
+
+    await settle(opts.quietWait)
+    const raw = await rawStream(file, opts.pnet ? swarmKey : undefined, opts.rawWindow)
+    const rawMbps = raw.bytes / MB / raw.seconds
+    const rawOk = raw.bytes === opts.size && raw.sha === fileSha
+    log(`raw stream: ${fmt(rawMbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${rawOk ? 'identical' : 'MISMATCH'}`)
+
+    const rows = [['measure', 'MB/s', 'seconds', 'ratio', 'CPU s A / B']]
+    for (const f of figures) {
+      rows.push([`remote cat (${f.chunker})`, fmt(f.mbps), fmt(f.seconds, 2), fmt(f.mbps / rawMbps, 2),
+        `${f.cpuA === undefined ? '?' : fmt(f.cpuA, 1)} / ${f.cpuB === undefined ? '?' : fmt(f.cpuB, 1)}`])
+    }
+    rows.push([`raw noise+yamux${opts.pnet ? '+pnet' : ''} stream (${opts.rawWindow} MiB window)`, fmt(rawMbps), fmt(raw.seconds, 2), '1.00', ''])
+    const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
+    const line = (r: string[]): string => '| ' + r.map((x, c) => c === 0 ? x.padEnd(w[c]) : x.padStart(w[c])).join(' | ') + ' |'
+    const out = [`transfer: ${fmt(opts.size / MiB)} MiB random file, A -> B over 127.0.0.1, ${opts.pnet ? 'pnet+' : ''}noise+yamux; MB/s = 10^6 bytes per second; target ratio >= 0.50`,
+      line(rows[0]), '|' + w.map((n, c) => '-'.repeat(n + 1) + (c === 0 ? '-|' : ':|')).join(''), ...rows.slice(1).map(line), '']
+    for (const f of figures) out.push(`${f.chunker}: root ${f.cid}, ${f.identical ? 'byte-identical (sha-256 match)' : 'MISMATCH'}, ratio ${fmt(f.mbps / rawMbps, 2)} (${f.mbps / rawMbps >= 0.5 ? 'met' : 'missed'})`)
+    out.push(`raw stream ${rawOk ? 'byte-identical (sha-256 match)' : 'MISMATCH'}`)
+    if (peakB !== undefined) out.push(`daemon B: peak RSS (VmHWM) ${fmt(peakB / MiB)} MiB, anonymous RSS at the end ${fmt((anonB ?? NaN) / MiB)} MiB`)
+    process.stdout.write(out.join('\n') + '\n')
+    return rawOk && figures.every(f => f.identical) ? 0 : 1
+  } catch (err) {
+    for (const d of daemons) {
+      const tail = await readFile(d.log, 'utf8').catch(() => '')
+      if (tail !== '') log(`${d.repo} log (last lines):\n${tail.trim().split('\n').slice(-10).join('\n')}`)
+    }
+    throw err
+  } finally {
+    for (const d of daemons) await d.stop()
+    for (const c of children) c.kill('SIGTERM')
+    if (opts.keep) log(`kept ${work}`)
+    else { await rm(work, { recursive: true, force: true }); tempDirs.delete(work) }
+  }
+}
+
+main().then(code => { process.exitCode = code }, (err: any) => {
+  process.stderr.write(`bench/transfer: ${String(err?.message ?? err)}\n`)
+  process.exitCode = interrupted ? 130 : 1
+})
