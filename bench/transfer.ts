@@ -5,11 +5,10 @@
  *
  *   npm run build && node dist/bench/transfer.js [--size 1GiB]
  *     [--chunker fastcdc|size-262144] [--cpu-prof DIR] [--keep] [--quiet-wait S]
- *     [--raw-window MiB] [--pnet]
+ *     [--raw-window MiB] [--no-pnet]
  *
- * --pnet gives both daemons and both raw-stream nodes the same swarm key
- * (pnet, xsalsa20). With @libp2p/pnet 3.0.27 / xsalsa20 1.2.0 that crashes
- * daemon A mid-transfer (see docs/benchmarks.md), so it is off by default.
+ * By default both daemons and both raw-stream nodes share a swarm key (pnet,
+ * xsalsa20), as a private swarm runs; --no-pnet measures an open swarm.
  *
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
@@ -47,7 +46,7 @@ function parseSize (text: string): number {
 }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 1024 * MiB, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: false }
+  const o: Options = { size: 1024 * MiB, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: true }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
@@ -57,6 +56,7 @@ function parseArgs (argv: string[]): Options {
       case '--cpu-prof': o.cpuProf = resolve(value()); break
       case '--keep': o.keep = true; break
       case '--pnet': o.pnet = true; break
+      case '--no-pnet': o.pnet = false; break
       case '--raw-window': o.rawWindow = Number(value()); break
       case '--quiet-wait': o.quietWait = Number(value()); break
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/transfer.ts`)

@@ -1,4 +1,6 @@
 import '../polyfills.js'
+// before pnet creates any cipher: see the module for the bug it fixes
+import './xsalsa20-fix.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
