@@ -13,9 +13,11 @@
  * 256 KiB blocks keyed by their sha-256, sha-256 of the file, raw file read.
  * MB = 10^6 bytes. See docs/benchmarks.md.
  */
+import '../node/polyfills.js'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -111,53 +113,7 @@ function parseArgs (argv: string[]): Options {
   return opts
 }
 
-// ---------------------------------------------------------------- cleanup
-
-const children = new Set<ChildProcess>()
-const tempDirs = new Set<string>()
-
-/** Last resort on exit or a signal: kill what we started, remove temp dirs. */
-function cleanupSync (): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-  }
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-  tempDirs.clear()
-}
-
-let interrupted = false
-function onSignal (signal: NodeJS.Signals): void {
-  if (interrupted) return
-  interrupted = true
-  process.stderr.write(`\nreceived ${signal}: stopping daemons, removing temp dirs\n`)
-  // give daemons a moment to release LevelDB before the dirs go
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-  }
-  setTimeout(() => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    }
-    cleanupSync()
-    process.exit(signal === 'SIGINT' ? 130 : 143)
-  }, 2000).unref()
-}
-
 // ---------------------------------------------------------------- helpers
-
-function fmt (n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
-}
-
-function log (line: string): void {
-  process.stderr.write(line + '\n')
-}
 
 /** Flush dirty pages so one phase's writeback does not land in the next one's timing. */
 function syncDisk (): void {
@@ -173,7 +129,7 @@ let quietWait = 300
  * Whatever still overlaps is counted by {@link foreignCpu} and reported.
  */
 async function settle (): Promise<void> {
-  if (interrupted) throw new Error('interrupted')
+  if (isInterrupted()) throw new Error('interrupted')
   syncDisk()
   const deadline = Date.now() + quietWait * 1000
   let warned = false
@@ -690,9 +646,7 @@ function report (opts: Options, results: RunResult[], fileSha: string): string {
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
   if (!existsSync(BIN)) throw new Error(`${BIN} not found: run \`npm run build\` first`)
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  process.once('exit', cleanupSync)
+  installCleanup()
   quietWait = opts.quietWait
   mkdirSync(opts.dir, { recursive: true })
   if (opts.cpuProf !== undefined) mkdirSync(opts.cpuProf, { recursive: true })
@@ -744,5 +698,5 @@ async function main (): Promise<number> {
 
 main().then(code => { process.exitCode = code }, (err: any) => {
   process.stderr.write(`bench/ingest: ${String(err?.message ?? err)}\n`)
-  process.exitCode = interrupted ? 130 : 1
+  process.exitCode = isInterrupted() ? 130 : 1
 })

@@ -13,9 +13,10 @@
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
 import '../node/polyfills.js'
+import { children, fmt, installCleanup, isInterrupted, log, tempDirs } from './harness.js'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -66,34 +67,7 @@ function parseArgs (argv: string[]): Options {
   return o
 }
 
-// ---------------------------------------------------------------- cleanup
-
-const children = new Set<ChildProcess>()
-const tempDirs = new Set<string>()
-
-function cleanupSync (): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true })
-  tempDirs.clear()
-}
-
-let interrupted = false
-function onSignal (signal: NodeJS.Signals): void {
-  if (interrupted) return
-  interrupted = true
-  process.stderr.write(`\nreceived ${signal}: stopping daemons, removing temp dirs\n`)
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
-  setTimeout(() => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
-    cleanupSync()
-    process.exit(signal === 'SIGINT' ? 130 : 143)
-  }, 2000).unref()
-}
-
 // ---------------------------------------------------------------- helpers
-
-const log = (line: string): void => { process.stderr.write(line + '\n') }
-const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
 
 /** Machine-wide busy CPU seconds (/proc/stat), undefined off Linux. */
 function machineCpu (): number | undefined {
@@ -105,7 +79,7 @@ function machineCpu (): number | undefined {
 
 /** Flush dirty pages, then wait (up to quietWait s) until the machine is idle for 2 s. */
 async function settle (quietWait: number): Promise<void> {
-  if (interrupted) throw new Error('interrupted')
+  if (isInterrupted()) throw new Error('interrupted')
   spawnSync('sync', { stdio: 'ignore' })
   const deadline = Date.now() + quietWait * 1000
   for (;;) {
@@ -238,9 +212,7 @@ interface Figure { chunker: string, cid: string, seconds: number, mbps: number, 
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
   if (!existsSync(BIN)) throw new Error(`${BIN} not found: run \`npm run build\` first`)
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  process.once('exit', cleanupSync)
+  installCleanup()
   if (opts.cpuProf !== undefined) mkdirSync(opts.cpuProf, { recursive: true })
   const work = await mkdtemp(join(tmpdir(), 'shoal-bench-transfer-'))
   if (!opts.keep) tempDirs.add(work)
@@ -325,5 +297,5 @@ async function main (): Promise<number> {
 
 main().then(code => { process.exitCode = code }, (err: any) => {
   process.stderr.write(`bench/transfer: ${String(err?.message ?? err)}\n`)
-  process.exitCode = interrupted ? 130 : 1
+  process.exitCode = isInterrupted() ? 130 : 1
 })
