@@ -1,12 +1,15 @@
 /**
- * What every benchmark needs around its measurements: a registry of the
- * child processes and temp dirs it made, cleaned up on exit and on
- * SIGINT/SIGTERM, and number formatting.
+ * What every benchmark needs around its measurements: daemons to measure,
+ * a registry of the child processes and temp dirs it made, cleaned up on exit
+ * and on SIGINT/SIGTERM, and number formatting.
  *
  * @module
  */
-import { rmSync } from 'node:fs'
-import type { ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, rmSync } from 'node:fs'
+import { open, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 /** Child processes to stop when the benchmark ends. */
 export const children = new Set<ChildProcess>()
@@ -68,4 +71,51 @@ export function median (xs: number[]): number {
 /** Progress goes to stderr; stdout is for the report. */
 export function log (line: string): void {
   process.stderr.write(line + '\n')
+}
+
+/** The compiled CLI, next to this file's folder in dist/. */
+export const SHOAL_BIN = fileURLToPath(new URL('../cli/bin.js', import.meta.url))
+
+/** A daemon started by a benchmark. */
+export interface BenchDaemon {
+  child: ChildProcess
+  repo: string
+  /** Its stdout and stderr. */
+  logPath: string
+  /** SIGTERM, SIGKILL after 30 s. */
+  stop: () => Promise<void>
+}
+
+/**
+ * Run `shoal daemon` on an initialised repo, logging to `logPath`, and wait
+ * (at most 30 s) until it has written `<repo>/api`. `cpuProf` names a folder
+ * for a `--cpu-prof` profile of the daemon.
+ */
+export async function spawnDaemon (repo: string, logPath: string, cpuProf?: string): Promise<BenchDaemon> {
+  const nodeArgs = cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]
+  const logFile = await open(logPath, 'w')
+  const child = spawn(process.execPath, [...nodeArgs, SHOAL_BIN, '--repo', repo, 'daemon'], {
+    stdio: ['ignore', logFile.fd, logFile.fd],
+    env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? 'info' }
+  })
+  await logFile.close()
+  children.add(child)
+  const exited = new Promise<void>(resolve => child.once('exit', () => { children.delete(child); resolve() }))
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    await exited
+    clearTimeout(timer)
+  }
+  const apiFile = join(repo, 'api')
+  const deadline = Date.now() + 30_000
+  while (!existsSync(apiFile)) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`daemon exited early (${child.signalCode ?? `exit ${String(child.exitCode)}`}): ${(await readFile(logPath, 'utf8')).trim()}`)
+    }
+    if (Date.now() > deadline) { await stop(); throw new Error('daemon did not write <repo>/api within 30 s') }
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  return { child, repo, logPath, stop }
 }

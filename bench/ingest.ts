@@ -14,15 +14,14 @@
  * MB = 10^6 bytes. See docs/benchmarks.md.
  */
 import '../node/polyfills.js'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
+import { children, fmt, installCleanup, isInterrupted, log, median, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { ClassicLevel } from 'classic-level'
 
 const KiB = 1024
@@ -39,9 +38,7 @@ const PIECE = 4 * MiB
 
 const DEFAULT_CHUNKERS = ['fastcdc', 'size-262144']
 
-const here = dirname(fileURLToPath(import.meta.url))
 /** dist/cli/bin.js, next to dist/bench/. */
-const BIN = resolve(here, '..', 'cli', 'bin.js')
 
 interface Options {
   size: number
@@ -235,7 +232,7 @@ interface Exit { code: number | null, signal: NodeJS.Signals | null, stdout: str
 /** Run the CLI to completion; `onStdout` takes stdout instead of collecting it. */
 async function cli (args: string[], onStdout?: (chunk: Buffer) => void): Promise<Exit> {
   const started = performance.now()
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   const out: Buffer[] = []
   const err: Buffer[] = []
@@ -460,36 +457,9 @@ function monotonicMicros (): number {
   return Number(process.hrtime.bigint() / 1000n)
 }
 
-interface Daemon { child: ChildProcess, repo: string, logPath: string, stop: () => Promise<void> }
-
-async function startDaemon (repo: string, logPath: string, cpuProf?: string): Promise<Daemon> {
+async function startDaemon (repo: string, logPath: string, cpuProf?: string): Promise<BenchDaemon> {
   await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
-  const nodeArgs = cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]
-  const logFile = await open(logPath, 'w')
-  const child = spawn(process.execPath, [...nodeArgs, BIN, '--repo', repo, 'daemon'], {
-    stdio: ['ignore', logFile.fd, logFile.fd],
-    env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? 'info' }
-  })
-  await logFile.close()
-  children.add(child)
-  const exited = new Promise<void>(resolve => child.once('exit', () => { children.delete(child); resolve() }))
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    await exited
-    clearTimeout(timer)
-  }
-  const apiFile = join(repo, 'api')
-  const deadline = Date.now() + 30_000
-  while (!existsSync(apiFile)) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`daemon exited early (${child.signalCode ?? `exit ${String(child.exitCode)}`}): ${(await readFile(logPath, 'utf8')).trim()}`)
-    }
-    if (Date.now() > deadline) { await stop(); throw new Error('daemon did not write <repo>/api within 30 s') }
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  return { child, repo, logPath, stop }
+  return await spawnDaemon(repo, logPath, cpuProf)
 }
 
 async function measureFigure (work: string, file: string, size: number, fileSha: string, chunker: string, run: number, cpuProf?: string): Promise<Figure> {
@@ -645,7 +615,7 @@ function report (opts: Options, results: RunResult[], fileSha: string): string {
 
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
-  if (!existsSync(BIN)) throw new Error(`${BIN} not found: run \`npm run build\` first`)
+  if (!existsSync(SHOAL_BIN)) throw new Error(`${SHOAL_BIN} not found: run \`npm run build\` first`)
   installCleanup()
   quietWait = opts.quietWait
   mkdirSync(opts.dir, { recursive: true })

@@ -13,8 +13,8 @@
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
 import '../node/polyfills.js'
-import { children, fmt, installCleanup, isInterrupted, log, tempDirs } from './harness.js'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { children, fmt, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { spawn, spawnSync } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
@@ -34,7 +34,6 @@ const MiB = 1024 * 1024
 const MB = 1e6
 const PIECE = 4 * MiB
 const here = dirname(fileURLToPath(import.meta.url))
-const BIN = resolve(here, '..', 'cli', 'bin.js')
 const PEER = join(here, 'transfer-peer.js')
 
 interface Options { size: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean }
@@ -111,7 +110,7 @@ function cpuOf (pid: number | undefined): number | undefined {
 /** Run the CLI; stdout goes to `onStdout` when given. Throws on a non-zero exit. */
 async function cli (args: string[], onStdout?: (chunk: Buffer) => void): Promise<{ stdout: string, seconds: number }> {
   const t0 = performance.now()
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   const out: Buffer[] = []
   const err: Buffer[] = []
@@ -141,31 +140,9 @@ async function writeRandomFile (path: string, size: number): Promise<string> {
   return hash.digest('hex')
 }
 
-interface Daemon { child: ChildProcess, repo: string, log: string, stop: () => Promise<void> }
-
-async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<Daemon> {
+async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<BenchDaemon> {
   await cli(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? [] : ['--swarm-key', keyFile])])
-  const logPath = `${repo}.log`
-  const fh = await open(logPath, 'w')
-  const child = spawn(process.execPath, [...(cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]), BIN, '--repo', repo, 'daemon'],
-    { stdio: ['ignore', fh.fd, fh.fd] })
-  await fh.close()
-  children.add(child)
-  const exited = new Promise<void>(resolve => child.once('exit', () => { children.delete(child); resolve() }))
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const t = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    await exited
-    clearTimeout(t)
-  }
-  const deadline = Date.now() + 30_000
-  while (!existsSync(join(repo, 'api'))) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon exited early: ${(await readFile(logPath, 'utf8')).trim()}`)
-    if (Date.now() > deadline) { await stop(); throw new Error('daemon did not write <repo>/api within 30 s') }
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  return { child, repo, log: logPath, stop }
+  return await spawnDaemon(repo, `${repo}.log`, cpuProf)
 }
 
 // ---------------------------------------------------------------- ceiling
@@ -211,13 +188,13 @@ interface Figure { chunker: string, cid: string, seconds: number, mbps: number, 
 
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
-  if (!existsSync(BIN)) throw new Error(`${BIN} not found: run \`npm run build\` first`)
+  if (!existsSync(SHOAL_BIN)) throw new Error(`${SHOAL_BIN} not found: run \`npm run build\` first`)
   installCleanup()
   if (opts.cpuProf !== undefined) mkdirSync(opts.cpuProf, { recursive: true })
   const work = await mkdtemp(join(tmpdir(), 'shoal-bench-transfer-'))
   if (!opts.keep) tempDirs.add(work)
   log(`working dir ${work}`)
-  const daemons: Daemon[] = []
+  const daemons: BenchDaemon[] = []
   try {
     const file = join(work, 'random.bin')
     const fileSha = await writeRandomFile(file, opts.size)
@@ -283,7 +260,7 @@ async function main (): Promise<number> {
     return rawOk && figures.every(f => f.identical) ? 0 : 1
   } catch (err) {
     for (const d of daemons) {
-      const tail = await readFile(d.log, 'utf8').catch(() => '')
+      const tail = await readFile(d.logPath, 'utf8').catch(() => '')
       if (tail !== '') log(`${d.repo} log (last lines):\n${tail.trim().split('\n').slice(-10).join('\n')}`)
     }
     throw err
