@@ -8,8 +8,7 @@ import { formatApiMultiaddr, parseApiAddress } from '../protocol/api-address.js'
 import { createApiServer } from './api/index.js'
 import { ShoalError } from './errors.js'
 import { createShoalNode, type ShoalNode } from './node.js'
-import { acquireRepoLock, initRepo, repoLayout } from './repo/index.js'
-import { stat } from 'node:fs/promises'
+import { acquireRepoLock, initRepo, repoExists, repoLayout } from './repo/index.js'
 
 /** Options of {@link startDaemon}. */
 export interface DaemonInit {
@@ -40,7 +39,7 @@ export class ApiAddressInUseError extends ShoalError {
  */
 export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const layout = repoLayout(init.repo)
-  if (init.init === true && !(await exists(layout.config))) await initRepo(init.repo)
+  if (init.init === true && !(await repoExists(init.repo))) await initRepo(init.repo)
   const node = await createShoalNode({ repo: init.repo })
   const release = await acquireRepoLock(layout.lock)
   const { components } = node
@@ -83,8 +82,4 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     await release()
     throw err
   }
-}
-
-async function exists (path: string): Promise<boolean> {
-  try { await stat(path); return true } catch { return false }
 }

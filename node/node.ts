@@ -60,9 +60,9 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const config = await loadConfig(repo.config)
   const key = await loadIdentity(repo.root)
   const logger = init.logger ?? createLogger(init.logLevel ?? (process.env.SHOAL_LOG_LEVEL as LogLevel | undefined) ?? config.logLevel)
-  let blockstore: BlockStore | undefined
-  const metrics = createMetrics(async () => await (blockstore?.approximateSize() ?? 0))
-  blockstore = createBlockStore({ metrics }, { path: repo.blocks })
+  // the size gauge reads the store at scrape time, long after both exist
+  const metrics = createMetrics(async () => await blockstore.approximateSize())
+  const blockstore = createBlockStore({ metrics }, { path: repo.blocks })
   const namespace = createNamespace({ path: repo.namespace })
   const swarmKey = config.privateSwarm ? parseSwarmKey(await readFile(repo.swarmKey, 'utf8')) : undefined
   const libp2p = await createHost({

@@ -45,9 +45,10 @@ export async function buildDirectory (components: { blockstore: BlockStore, name
       throw new TooLargeError(`directory ${top.entry.path} has too many entries (${links.length}) for one block; sharded directories are not supported yet`)
     }
     const cid = CID.createV1(dagPb.code, Digest.create(0x12, sha256(bytes)))
-    await blockstore.put(cid, bytes)
+    if (!(await blockstore.has(cid))) await blockstore.put(cid, bytes)
     built.set(top.entry.path, { cid, tsize: bytes.byteLength + links.reduce((n, l) => n + (l.Tsize ?? 0), 0) })
   }
-  await blockstore.commit()
+  // not committed: the nodes are derivable from the namespace and rebuilt on demand,
+  // so a stat or ls need not fsync; they become durable with the next commit
   return (built.get(root.path) as Built).cid
 }

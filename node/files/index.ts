@@ -103,11 +103,14 @@ export class Files {
   /** Stream a file's bytes (or a range of them). */
   async * cat (arg: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const target = parseTarget(arg)
+    let cid: CID
     if (target.kind === 'path') {
       const entry = await this.components.namespace.stat(target.path)
       if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${entry.path}`)
+      cid = CID.parse(entry.cid)
+    } else {
+      cid = target.cid
     }
-    const cid = await this.cidOf(arg)
     yield * readContent(this.getter(cid, options.signal), cid, options)
   }
 

@@ -5,5 +5,5 @@
  */
 export { resolveRepoPath, repoLayout, type RepoLayout } from './layout.js'
 export { loadConfig, saveConfig, DEFAULT_CONFIG, RepoConfigSchema, type RepoConfig } from './config.js'
-export { initRepo, loadIdentity, type InitOptions, type InitResult } from './init.js'
+export { initRepo, loadIdentity, repoExists, type InitOptions, type InitResult } from './init.js'
 export { acquireRepoLock } from './lock.js'

@@ -46,7 +46,7 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   const psk = options.swarmKey === undefined ? undefined : parseSwarmKey(options.swarmKey)
   config.privateSwarm = psk !== undefined
 
-  if (await exists(layout.config)) throw new AlreadyExistsError(`a Shoal repo already exists at ${root}`)
+  if (await repoExists(root)) throw new AlreadyExistsError(`a Shoal repo already exists at ${root}`)
   await mkdir(root, { recursive: true, mode: 0o700 })
   for (const dir of [layout.blocks, layout.namespace, layout.tmp]) await mkdir(dir, { recursive: true })
   const key = await generateKeyPair('Ed25519')
@@ -63,6 +63,12 @@ export async function loadIdentity (root: string): Promise<PrivateKey> {
   return privateKeyFromProtobuf(await readFile(repoLayout(root).identity))
 }
 
-async function exists (path: string): Promise<boolean> {
-  try { await stat(path); return true } catch { return false }
+/** True when `root` holds an initialised repo (its config is written last). */
+export async function repoExists (root: string): Promise<boolean> {
+  try {
+    await stat(repoLayout(root).config)
+    return true
+  } catch {
+    return false
+  }
 }
