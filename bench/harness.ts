@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 
 /** Child processes to stop when the benchmark ends. */
@@ -118,4 +119,38 @@ export async function spawnDaemon (repo: string, logPath: string, cpuProf?: stri
     await new Promise(resolve => setTimeout(resolve, 20))
   }
   return { child, repo, logPath, stop }
+}
+
+/** How a CLI run ended. */
+export interface CliExit { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, seconds: number }
+
+/** Run the CLI to completion, timed; `onStdout` takes stdout instead of collecting it. */
+export async function runCli (args: string[], onStdout?: (chunk: Buffer) => void): Promise<CliExit> {
+  const started = performance.now()
+  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (chunk: Buffer) => { if (onStdout !== undefined) onStdout(chunk); else out.push(chunk) })
+  child.stderr.on('data', (chunk: Buffer) => err.push(chunk))
+  return await new Promise<CliExit>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (code, signal) => {
+      children.delete(child)
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        seconds: (performance.now() - started) / 1000
+      })
+    })
+  })
+}
+
+/** {@link runCli}, throwing when the command fails. */
+export async function cliOk (args: string[], onStdout?: (chunk: Buffer) => void): Promise<CliExit> {
+  const r = await runCli(args, onStdout)
+  if (r.code !== 0) throw new Error(`shoal ${args.join(' ')} failed (${r.signal ?? `exit ${String(r.code)}`}): ${r.stderr.trim()}`)
+  return r
 }

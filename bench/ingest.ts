@@ -14,10 +14,10 @@
  * MB = 10^6 bytes. See docs/benchmarks.md.
  */
 import '../node/polyfills.js'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { children, fmt, installCleanup, isInterrupted, log, median, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { children, cliOk, fmt, installCleanup, isInterrupted, log, median, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -226,38 +226,6 @@ function deviceWrittenBytes (dev: { major: number, minor: number } | undefined):
 }
 
 let device: { major: number, minor: number } | undefined
-
-interface Exit { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, seconds: number }
-
-/** Run the CLI to completion; `onStdout` takes stdout instead of collecting it. */
-async function cli (args: string[], onStdout?: (chunk: Buffer) => void): Promise<Exit> {
-  const started = performance.now()
-  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(child)
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  child.stdout.on('data', (chunk: Buffer) => { if (onStdout !== undefined) onStdout(chunk); else out.push(chunk) })
-  child.stderr.on('data', (chunk: Buffer) => err.push(chunk))
-  return await new Promise<Exit>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('close', (code, signal) => {
-      children.delete(child)
-      resolve({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        seconds: (performance.now() - started) / 1000
-      })
-    })
-  })
-}
-
-async function cliOk (args: string[], onStdout?: (chunk: Buffer) => void): Promise<Exit> {
-  const r = await cli(args, onStdout)
-  if (r.code !== 0) throw new Error(`shoal ${args.join(' ')} failed (${r.signal ?? `exit ${String(r.code)}`}): ${r.stderr.trim()}`)
-  return r
-}
 
 // ---------------------------------------------------------------- the file
 

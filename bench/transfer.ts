@@ -13,7 +13,7 @@
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
 import '../node/polyfills.js'
-import { children, fmt, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { children, cliOk, fmt, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
@@ -107,23 +107,6 @@ function cpuOf (pid: number | undefined): number | undefined {
   } catch { return undefined }
 }
 
-/** Run the CLI; stdout goes to `onStdout` when given. Throws on a non-zero exit. */
-async function cli (args: string[], onStdout?: (chunk: Buffer) => void): Promise<{ stdout: string, seconds: number }> {
-  const t0 = performance.now()
-  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(child)
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  child.stdout.on('data', (c: Buffer) => { if (onStdout !== undefined) onStdout(c); else out.push(c) })
-  child.stderr.on('data', (c: Buffer) => err.push(c))
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('close', (c, s) => { children.delete(child); resolve([c, s]) })
-  })
-  if (code !== 0) throw new Error(`shoal ${args.join(' ')} failed (${signal ?? `exit ${String(code)}`}): ${Buffer.concat(err).toString().trim()}`)
-  return { stdout: Buffer.concat(out).toString(), seconds: (performance.now() - t0) / 1000 }
-}
-
 /** Write `size` chacha20-keystream bytes to `path` in 4 MiB pieces; returns their sha-256. */
 async function writeRandomFile (path: string, size: number): Promise<string> {
   const cipher = createCipheriv('chacha20', randomBytes(32), randomBytes(16))
@@ -141,7 +124,7 @@ async function writeRandomFile (path: string, size: number): Promise<string> {
 }
 
 async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<BenchDaemon> {
-  await cli(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? [] : ['--swarm-key', keyFile])])
+  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? [] : ['--swarm-key', keyFile])])
   return await spawnDaemon(repo, `${repo}.log`, cpuProf)
 }
 
@@ -199,26 +182,26 @@ async function main (): Promise<number> {
     const file = join(work, 'random.bin')
     const fileSha = await writeRandomFile(file, opts.size)
     const keyFile = join(work, 'swarm.key')
-    await writeFile(keyFile, JSON.parse((await cli(['--json', 'swarm', 'key', 'new'])).stdout).key as string)
+    await writeFile(keyFile, JSON.parse((await cliOk(['--json', 'swarm', 'key', 'new'])).stdout).key as string)
     const swarmKey = parseSwarmKey(await readFile(keyFile, 'utf8'))
 
     const a = await startDaemon(join(work, 'A'), opts.pnet ? keyFile : undefined)
     daemons.push(a)
     const b = await startDaemon(join(work, 'B'), opts.pnet ? keyFile : undefined, opts.cpuProf)
     daemons.push(b)
-    const idA = JSON.parse((await cli(['--repo', a.repo, '--json', 'id'])).stdout) as { addresses: string[] }
-    await cli(['--repo', b.repo, 'peers', 'connect', idA.addresses[0]])
+    const idA = JSON.parse((await cliOk(['--repo', a.repo, '--json', 'id'])).stdout) as { addresses: string[] }
+    await cliOk(['--repo', b.repo, 'peers', 'connect', idA.addresses[0]])
     log(`B connected to ${idA.addresses[0]}`)
 
     const figures: Figure[] = []
     for (const chunker of opts.chunkers) {
-      const added = JSON.parse((await cli(['--repo', a.repo, '--json', 'add', file, '--to', `/bench-${chunker}`, '--chunker', chunker])).stdout) as { cid: string }
+      const added = JSON.parse((await cliOk(['--repo', a.repo, '--json', 'add', file, '--to', `/bench-${chunker}`, '--chunker', chunker])).stdout) as { cid: string }
       await settle(opts.quietWait)
       const hash = createHash('sha256')
       let bytes = 0
       const cpuA0 = cpuOf(a.child.pid)
       const cpuB0 = cpuOf(b.child.pid)
-      const cat = await cli(['--repo', b.repo, 'cat', added.cid], c => { hash.update(c); bytes += c.length })
+      const cat = await cliOk(['--repo', b.repo, 'cat', added.cid], c => { hash.update(c); bytes += c.length })
       const cpuA1 = cpuOf(a.child.pid)
       const cpuB1 = cpuOf(b.child.pid)
       const f: Figure = {
