@@ -6,6 +6,7 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -153,4 +154,27 @@ export async function cliOk (args: string[], onStdout?: (chunk: Buffer) => void)
   const r = await runCli(args, onStdout)
   if (r.code !== 0) throw new Error(`shoal ${args.join(' ')} failed (${r.signal ?? `exit ${String(r.code)}`}): ${r.stderr.trim()}`)
   return r
+}
+
+/**
+ * Write `size` pseudo-random bytes (a chacha20 keystream, 4 MiB at a time,
+ * never the whole file in memory) to `path`, fsynced; returns their sha-256.
+ */
+export async function writeRandomFile (path: string, size: number): Promise<string> {
+  const piece = 4 * 1024 * 1024
+  const cipher = createCipheriv('chacha20', randomBytes(32), randomBytes(16))
+  const zeros = Buffer.alloc(piece)
+  const hash = createHash('sha256')
+  const fh = await open(path, 'w')
+  try {
+    for (let left = size; left > 0; left -= piece) {
+      const bytes = cipher.update(zeros.subarray(0, Math.min(piece, left)))
+      hash.update(bytes)
+      for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off)).bytesWritten
+    }
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  return hash.digest('hex')
 }

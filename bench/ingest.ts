@@ -15,9 +15,9 @@
  */
 import '../node/polyfills.js'
 import { spawnSync } from 'node:child_process'
-import { createCipheriv, createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { children, cliOk, fmt, installCleanup, isInterrupted, log, median, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { children, cliOk, fmt, writeRandomFile, installCleanup, isInterrupted, log, median, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -228,29 +228,6 @@ function deviceWrittenBytes (dev: { major: number, minor: number } | undefined):
 let device: { major: number, minor: number } | undefined
 
 // ---------------------------------------------------------------- the file
-
-/** Write `size` pseudo-random bytes (chacha20 keystream) to `path`; returns their sha-256. */
-async function writeRandomFile (path: string, size: number): Promise<string> {
-  const cipher = createCipheriv('chacha20', randomBytes(32), randomBytes(16))
-  const zeros = Buffer.alloc(PIECE)
-  const hash = createHash('sha256')
-  const fh = await open(path, 'w')
-  try {
-    let left = size
-    while (left > 0) {
-      const n = Math.min(PIECE, left)
-      const piece = cipher.update(n === PIECE ? zeros : zeros.subarray(0, n))
-      hash.update(piece)
-      let off = 0
-      while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten
-      left -= n
-    }
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  return hash.digest('hex')
-}
 
 /** Read `path` in `size`-byte pieces into fresh buffers (the consumer keeps them) or one reused buffer. */
 async function * readPieces (path: string, size: number, fresh: boolean): AsyncGenerator<Buffer> {

@@ -13,11 +13,11 @@
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
 import '../node/polyfills.js'
-import { children, cliOk, fmt, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { children, cliOk, fmt, writeRandomFile, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { spawn, spawnSync } from 'node:child_process'
-import { createCipheriv, createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -32,7 +32,6 @@ import { parseSwarmKey } from '../protocol/swarm-key.js'
 const RAW_PROTOCOL = '/bench/raw/1.0.0'
 const MiB = 1024 * 1024
 const MB = 1e6
-const PIECE = 4 * MiB
 const here = dirname(fileURLToPath(import.meta.url))
 const PEER = join(here, 'transfer-peer.js')
 
@@ -105,22 +104,6 @@ function cpuOf (pid: number | undefined): number | undefined {
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
     return (Number(f[11]) + Number(f[12])) / 100
   } catch { return undefined }
-}
-
-/** Write `size` chacha20-keystream bytes to `path` in 4 MiB pieces; returns their sha-256. */
-async function writeRandomFile (path: string, size: number): Promise<string> {
-  const cipher = createCipheriv('chacha20', randomBytes(32), randomBytes(16))
-  const zeros = Buffer.alloc(PIECE)
-  const hash = createHash('sha256')
-  const fh = await open(path, 'w')
-  try {
-    for (let left = size; left > 0; left -= PIECE) {
-      const piece = cipher.update(zeros.subarray(0, Math.min(PIECE, left)))
-      hash.update(piece)
-      for (let off = 0; off < piece.length;) off += (await fh.write(piece, off)).bytesWritten
-    }
-  } finally { await fh.close() }
-  return hash.digest('hex')
 }
 
 async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<BenchDaemon> {
