@@ -70,6 +70,9 @@ function build (): Command {
     .option('-r, --recursive', 'remove a directory and everything below it', false)
     .action(async (path, opts) => { await (await files()).rmCommand(globals(), path, opts) })
 
+  program.command('conflicts').description('list conflict copies left by concurrent writes')
+    .action(async () => { await (await files()).conflictsCommand(globals()) })
+
   const carCmd = program.command('car').description('CAR (content archive) import and export')
   carCmd.command('export').argument('<target>', 'namespace path or CID').description('write the DAG under a path or CID as a CARv1')
     .requiredOption('-o, --output <file>', 'CAR file to write')

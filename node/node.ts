@@ -12,7 +12,9 @@ import { parseChunker, type ChunkerSpec } from './content/index.js'
 import { Files } from './files/index.js'
 import { createLogger, type Logger, type LogLevel } from './logger.js'
 import { createMetrics, type NodeMetrics } from './metrics/index.js'
-import { createNamespace, type Namespace } from './namespace/index.js'
+import { createNamespace, signerFromKey, type Replica } from './namespace/index.js'
+import { NamespaceSync } from './namespace/sync.js'
+import { Libp2pSyncNetwork } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
 import { createBlockExchange, type BlockExchange } from './exchange/index.js'
@@ -26,7 +28,10 @@ export interface ShoalComponents {
   logger: Logger
   metrics: NodeMetrics
   blockstore: BlockStore
-  namespace: Namespace
+  /** This node's replica of the shared namespace. */
+  namespace: Replica
+  /** Keeps the namespace converged with the swarm. */
+  sync: NamespaceSync
   files: Files
   /** The libp2p host (started by the node's `start`). */
   libp2p: ShoalLibp2p
@@ -63,7 +68,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   // the size gauge reads the store at scrape time, long after both exist
   const metrics = createMetrics(async () => await blockstore.approximateSize())
   const blockstore = createBlockStore({ metrics }, { path: repo.blocks })
-  const namespace = createNamespace({ path: repo.namespace })
+  const namespace = createNamespace({
+    path: repo.namespace,
+    signer: signerFromKey(key),
+    logger: logger.child({ component: 'namespace' }),
+    options: { memberTimeout: config.namespace.memberTimeout, compactAfter: config.namespace.compactAfter }
+  })
   const swarmKey = config.privateSwarm ? parseSwarmKey(await readFile(repo.swarmKey, 'utf8')) : undefined
   const libp2p = await createHost({
     privateKey: key,
@@ -74,6 +84,13 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     start: false
   })
   const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }) })
+  const sync = new NamespaceSync({
+    replica: namespace,
+    network: new Libp2pSyncNetwork({ libp2p, logger: logger.child({ component: 'ns-sync' }) }),
+    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
+    random: Math.random,
+    logger: logger.child({ component: 'ns-sync' })
+  }, { interval: config.namespace.syncInterval })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const components: ShoalComponents = {
     repo,
@@ -83,6 +100,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     metrics,
     blockstore,
     namespace,
+    sync,
     files: new Files({ blockstore, namespace, logger, exchange }),
     libp2p,
     peers,
@@ -99,10 +117,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await components.namespace.open()
       await libp2p.start()
       await exchange.start()
+      await sync.start()
       await peers.start()
     },
     async stop () {
       await peers.stop()
+      await sync.stop()
       await exchange.stop()
       await libp2p.stop()
       await components.namespace.close()

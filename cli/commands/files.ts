@@ -8,6 +8,7 @@ import { ApiClient, ApiError } from '../client.js'
 import { checkOutputPath } from '../output-path.js'
 import { formatBytes, printJson, printLines, progressBar, type GlobalOptions, type Progress } from '../output.js'
 import type { FileInfo } from '../../node/files/index.js'
+import type { ConflictInfo } from '../../node/namespace/index.js'
 
 function counter (progress: Progress): Transform {
   return new Transform({
@@ -195,4 +196,12 @@ export async function rmCommand (g: GlobalOptions, path: string, opts: { recursi
   const client = await ApiClient.connect(g.repo)
   const result = await client.json('POST', '/api/v0/rm', { arg: path, recursive: opts.recursive === true })
   if (g.json) printJson(result)
+}
+
+/** `shoal conflicts`: every conflict copy, with the path it belongs to. */
+export async function conflictsCommand (g: GlobalOptions): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const conflicts = await client.json<ConflictInfo[]>('GET', '/api/v0/conflicts')
+  if (g.json) printJson(conflicts)
+  else printLines(...conflicts.map(c => `${c.copy}\tconflicts with ${c.path}\tby ${c.author} at ${new Date(c.time).toISOString()}\t${c.cid}\t${formatBytes(c.size)}`))
 }

@@ -61,8 +61,17 @@ export const routes: Route[] = [
         swarm: components.config.privateSwarm ? 'private' : 'open',
         peers: components.libp2p.getPeers().length,
         blockstoreBytes: await components.blockstore.approximateSize(),
-        repo: components.repo.root
+        repo: components.repo.root,
+        namespace: namespaceStatus(components)
       })
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/conflicts',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, await components.namespace.conflicts())
     }
   },
   {
@@ -169,3 +178,10 @@ export const routes: Route[] = [
     }
   }
 ]
+
+/** The namespace part of `status`: how much history this node holds and has pruned. */
+function namespaceStatus (components: ShoalComponents): { entries: number, pruned: number, heads: string[], rejected: number } {
+  const { clock, heads, pruned } = components.namespace.state()
+  const sum = (c: Record<string, number>): number => Object.values(c).reduce((a, b) => a + b, 0)
+  return { entries: sum(clock), pruned: sum(pruned), heads: heads.map(h => h.toString()), rejected: components.namespace.rejected }
+}

@@ -37,6 +37,8 @@ export interface FileInfo {
   size: number
   mode?: number
   mtime?: number
+  /** A conflict copy: the path it lost to. */
+  conflictOf?: string
 }
 
 /** Options for {@link Files.add}. */
@@ -66,7 +68,11 @@ export class Files {
 
   /** Describe a namespace entry; a directory gets the CID of its UnixFS DAG. */
   private async infoOf (entry: Entry): Promise<FileInfo> {
-    if (entry.type === 'file') return { path: entry.path, name: entry.name, type: 'file', cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime }
+    if (entry.type === 'file') {
+      const info: FileInfo = { path: entry.path, name: entry.name, type: 'file', cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime }
+      if (entry.conflictOf !== undefined) info.conflictOf = entry.conflictOf
+      return info
+    }
     const cid = await buildDirectory(this.components, entry.path)
     return { path: entry.path, name: entry.name, type: 'dir', cid: cid.toString(), size: 0, mode: entry.mode, mtime: entry.mtime }
   }

@@ -1,15 +1,23 @@
 /**
- * The namespace: path → file record. This module states the contract; the
- * single-node implementation keeps it in LevelDB. The Merkle-CRDT log of the
- * shared namespace becomes its source of truth later, behind the same
- * interface.
+ * The namespace: path → file record, shared by every node of a swarm. This
+ * module states the contract; {@link Replica} implements it as a Merkle-CRDT
+ * log with vector clocks and a tree materialized in LevelDB, and
+ * {@link NamespaceSync} keeps replicas converged over the network.
  *
  * @module
  */
-import { LevelNamespace } from './level-namespace.js'
+import { LevelKV } from './kv.js'
+import { Replica, type ReplicaOptions, type WallClock } from './replica.js'
+import { peerIdVerifier, type Signer } from './identity.js'
+import type { Logger } from '../logger.js'
 
 export { normalizePath, parentOf, baseName, joinPath, isWithin } from './paths.js'
-export { LevelNamespace }
+export { Replica, InvalidEntryError, InvalidSnapshotError, cborCID } from './replica.js'
+export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
+export { LevelKV, MemoryKV } from './kv.js'
+export type { KV } from './kv.js'
+export { signerFromKey, peerIdVerifier } from './identity.js'
+export type { Signer, Verifier } from './identity.js'
 
 /** What a file path points at. */
 export interface FileRecord {
@@ -40,6 +48,22 @@ export type Entry = NamespaceRecord & {
   path: string
   /** Last path segment (`''` for the root). */
   name: string
+  /** Set on a conflict copy: the path whose concurrent, losing version this is. */
+  conflictOf?: string
+}
+
+/** A conflict copy: a losing version of `path`, visible at `copy`. */
+export interface ConflictInfo {
+  /** The path written concurrently. */
+  path: string
+  /** Where the losing version is visible (`name.conflict-<peer>-<time>.ext`). */
+  copy: string
+  /** Peer id of the losing version's author. */
+  author: string
+  /** When the losing version was written (ms). */
+  time: number
+  cid: string
+  size: number
 }
 
 /** Options for {@link Namespace.mkdir}. */
@@ -79,15 +103,28 @@ export interface Namespace {
   move: (from: string, to: string) => Promise<Entry>
   /** @throws {NotFoundError} {DirectoryNotEmptyError} {InvalidArgumentError} */
   remove: (path: string, options?: RemoveOptions) => Promise<void>
+  /** Every conflict copy. */
+  conflicts: () => Promise<ConflictInfo[]>
 }
 
-/** Where to keep the namespace. */
+/** Where to keep the namespace and who writes to it. */
 export interface NamespaceInit {
   /** Directory of its LevelDB database. */
   path: string
+  /** Signs this node's entries. */
+  signer: Signer
+  logger: Logger
+  clock?: WallClock
+  options?: ReplicaOptions
 }
 
-/** Create (not yet open) the single-node namespace. */
-export function createNamespace (init: NamespaceInit): Namespace {
-  return new LevelNamespace(init)
+/** Create (not yet open) this node's replica of the namespace in LevelDB. */
+export function createNamespace (init: NamespaceInit): Replica {
+  return new Replica({
+    kv: new LevelKV(init.path),
+    signer: init.signer,
+    verifier: peerIdVerifier(),
+    clock: init.clock ?? { now: () => Date.now() },
+    logger: init.logger
+  }, init.options)
 }

@@ -45,6 +45,8 @@ export interface HostInit {
   mdns?: boolean
   /** Start listening at once. @default true */
   start?: boolean
+  /** Refuse some peers (tests cut a swarm in two with it). */
+  connectionGater?: Libp2pOptions['connectionGater']
 }
 
 /**
@@ -70,6 +72,7 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
       maxConnections: 300
     },
     peerDiscovery: init.mdns === true ? [mdns()] : [],
+    ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
     services: {
       identify: identify(),
       // the DHT pings peers too: leave room for application pings

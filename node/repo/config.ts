@@ -20,7 +20,16 @@ export const RepoConfigSchema = z.object({
   /** Peers (multiaddrs with /p2p/ID) dialled at start and kept connected. */
   bootstrap: z.array(z.string()).default([]),
   /** Discover peers on the LAN with mDNS. */
-  mdns: z.boolean().default(false)
+  mdns: z.boolean().default(false),
+  /** Shared namespace tuning. */
+  namespace: z.object({
+    /** Mean period of anti-entropy rounds and clock heartbeats (ms). */
+    syncInterval: z.number().int().min(100).max(3_600_000).default(10_000),
+    /** A member silent this long no longer holds back compaction (ms). */
+    memberTimeout: z.number().int().min(1000).default(7 * 24 * 3600 * 1000),
+    /** Compact once this many log entries are stable (seen by every member). */
+    compactAfter: z.number().int().min(1).default(10_000)
+  }).strict().default({ syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 })
 }).strict()
 
 /** The repo's configuration. */
@@ -36,7 +45,8 @@ export const DEFAULT_CONFIG: RepoConfig = {
   privateSwarm: false,
   announce: [],
   bootstrap: [],
-  mdns: false
+  mdns: false,
+  namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 }
 }
 
 /**

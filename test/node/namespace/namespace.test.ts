@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { createNamespace, normalizePath, type Namespace } from '../../../node/namespace/index.js'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { createNamespace, normalizePath, signerFromKey, type Namespace } from '../../../node/namespace/index.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 
 const CID_A = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
@@ -9,7 +11,7 @@ const CID_B = 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e'
 
 async function openNamespace (t: CleanupContext, dir?: string): Promise<{ ns: Namespace, dir: string }> {
   const where = dir ?? join(await tempDir(t), 'ns')
-  const ns = createNamespace({ path: where })
+  const ns = createNamespace({ path: where, signer: signerFromKey(await generateKeyPair('Ed25519')), logger: pino({ level: 'silent' }) })
   await ns.open()
   defer(t, async () => { await ns.close() })
   return { ns, dir: where }
@@ -39,7 +41,7 @@ describe('namespace paths', () => {
   })
 })
 
-describe('LevelNamespace', () => {
+describe('namespace replica on LevelDB (single node)', () => {
   it('putFile creates missing parents and replaces an existing file', async (t) => {
     const { ns } = await openNamespace(t)
     await ns.putFile('/a/b/c.txt', file(CID_A, 1))

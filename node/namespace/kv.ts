@@ -1,0 +1,149 @@
+/**
+ * The ordered key-value store the namespace keeps its state in, and a
+ * transaction overlay over it. Production uses LevelDB ({@link LevelKV});
+ * simulations use {@link MemoryKV}. Keys are strings, values bytes.
+ *
+ * @module
+ */
+import { ClassicLevel } from 'classic-level'
+
+/** One write of a batch. */
+export type KVOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
+
+/** A key range (bounds as in LevelDB). */
+export interface KVRange { gt?: string, gte?: string, lt?: string, lte?: string, limit?: number, reverse?: boolean }
+
+/** An ordered key-value store. */
+export interface KV {
+  open: () => Promise<void>
+  close: () => Promise<void>
+  get: (key: string) => Promise<Uint8Array | undefined>
+  /** Apply all ops atomically; `sync` waits until they are on disk. */
+  batch: (ops: KVOp[], sync: boolean) => Promise<void>
+  /** Entries of a range in key order (or reverse). */
+  iterate: (range: KVRange) => AsyncIterable<[string, Uint8Array]>
+}
+
+/** The namespace store in LevelDB. */
+export class LevelKV implements KV {
+  private readonly db: ClassicLevel<string, Uint8Array>
+
+  constructor (path: string) {
+    this.db = new ClassicLevel<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  }
+
+  async open (): Promise<void> { await this.db.open() }
+  async close (): Promise<void> { if (this.db.status === 'open') await this.db.close() }
+  async get (key: string): Promise<Uint8Array | undefined> { return await this.db.get(key) }
+  async batch (ops: KVOp[], sync: boolean): Promise<void> {
+    if (ops.length > 0) await this.db.batch(ops, { sync })
+  }
+
+  async * iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> {
+    yield * this.db.iterator(range)
+  }
+}
+
+function inRange (key: string, r: KVRange): boolean {
+  if (r.gt !== undefined && !(key > r.gt)) return false
+  if (r.gte !== undefined && !(key >= r.gte)) return false
+  if (r.lt !== undefined && !(key < r.lt)) return false
+  if (r.lte !== undefined && !(key <= r.lte)) return false
+  return true
+}
+
+/** An in-memory store for simulations and tests: a map plus a sorted key list. */
+export class MemoryKV implements KV {
+  private readonly map = new Map<string, Uint8Array>()
+  private keys: string[] = []
+  private dirty = false
+
+  async open (): Promise<void> {}
+  async close (): Promise<void> {}
+  async get (key: string): Promise<Uint8Array | undefined> { return this.map.get(key) }
+
+  async batch (ops: KVOp[]): Promise<void> {
+    for (const op of ops) {
+      if (op.type === 'put') {
+        if (!this.map.has(op.key)) this.dirty = true
+        this.map.set(op.key, op.value)
+      } else if (this.map.delete(op.key)) {
+        this.dirty = true
+      }
+    }
+  }
+
+  async * iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> {
+    if (this.dirty) {
+      this.keys = [...this.map.keys()].sort()
+      this.dirty = false
+    }
+    const keys = this.keys.filter(k => inRange(k, range))
+    if (range.reverse === true) keys.reverse()
+    const limit = range.limit ?? Infinity
+    let n = 0
+    for (const key of keys) {
+      if (n++ >= limit) return
+      const value = this.map.get(key)
+      if (value !== undefined) yield [key, value]
+    }
+  }
+
+  /** Number of keys (tests). */
+  get size (): number { return this.map.size }
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** JSON value → bytes. */
+export function encodeJSON (value: unknown): Uint8Array { return encoder.encode(JSON.stringify(value)) }
+/** Bytes → JSON value. */
+export function decodeJSON<T> (bytes: Uint8Array): T { return JSON.parse(decoder.decode(bytes)) as T }
+
+/**
+ * Reads through pending writes, then commits them as one batch. Values are
+ * kept decoded (JSON objects or raw bytes) until commit.
+ */
+export class Txn {
+  private readonly pending = new Map<string, { value: unknown, raw: boolean } | null>()
+
+  constructor (readonly kv: KV) {}
+
+  /** A JSON value, or undefined. */
+  async get<T> (key: string): Promise<T | undefined> {
+    if (this.pending.has(key)) {
+      const p = this.pending.get(key)
+      return p === null ? undefined : p?.value as T
+    }
+    const bytes = await this.kv.get(key)
+    return bytes === undefined ? undefined : decodeJSON<T>(bytes)
+  }
+
+  /** Raw bytes, or undefined. */
+  async getBytes (key: string): Promise<Uint8Array | undefined> {
+    if (this.pending.has(key)) {
+      const p = this.pending.get(key)
+      return p === null ? undefined : p?.value as Uint8Array
+    }
+    return await this.kv.get(key)
+  }
+
+  put (key: string, value: unknown): void { this.pending.set(key, { value, raw: false }) }
+  putBytes (key: string, value: Uint8Array): void { this.pending.set(key, { value, raw: true }) }
+  del (key: string): void { this.pending.set(key, null) }
+
+  /** Number of pending writes. */
+  get size (): number { return this.pending.size }
+
+  /** Write everything atomically (fsynced when `sync`). */
+  async commit (sync = true): Promise<void> {
+    const ops: KVOp[] = []
+    for (const [key, p] of this.pending) {
+      if (p === null) ops.push({ type: 'del', key })
+      else ops.push({ type: 'put', key, value: p.raw ? p.value as Uint8Array : encodeJSON(p.value) })
+    }
+    await this.kv.batch(ops, sync)
+    this.pending.clear()
+  }
+}

@@ -1,0 +1,847 @@
+/**
+ * One replica of the shared namespace: a Merkle-CRDT log of signed entries
+ * with vector clocks, and the tree materialized from it.
+ *
+ * - Local writes (`putFile`, `mkdir`, `move`, `remove`) become entries whose
+ *   ops name exactly the versions they supersede; they are applied like
+ *   remote ones, in one fsynced batch with the heads and the clock.
+ * - Remote entries are hash-, signature- and shape-checked, buffered until
+ *   their causal past is applied, then applied in batches.
+ * - The replica serves what a peer lacks by vector clock (one page per round
+ *   trip, in causal order), snapshots its state as sharded dag-cbor blocks,
+ *   prunes history every known member has seen, and bootstraps from a
+ *   peer's snapshot when it is behind the peer's pruned history.
+ *
+ * The network, the clock and the store are injected, so simulations run the
+ * same code on a virtual network with an in-memory store.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import {
+  MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
+  decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntry, encodeEntryBody,
+  encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
+  type Entry as LogEntry, type EntryBody, type Op, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
+} from '../../protocol/namespace.js'
+import { sha256 } from '../blocks/verify.js'
+import {
+  AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError,
+  NotADirectoryError, NotFoundError, ShoalError
+} from '../errors.js'
+import { covers, dominates, meet, merge, missing, weight, type Dot, type VectorClock } from './clock.js'
+import { Txn, decodeJSON, type KV } from './kv.js'
+import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js'
+import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
+import type { Signer, Verifier } from './identity.js'
+import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
+import type { Logger } from '../logger.js'
+
+/** Multicodec of dag-cbor. */
+export const DAG_CBOR = 0x71
+
+/** The CID of a dag-cbor block. */
+export function cborCID (bytes: Uint8Array): CID {
+  return CID.createV1(DAG_CBOR, Digest.create(0x12, sha256(bytes)))
+}
+
+/** An entry that failed its checks. */
+export class InvalidEntryError extends ShoalError {
+  override name = 'InvalidEntryError'
+  override readonly status = 400
+}
+
+/** A snapshot that failed its checks. */
+export class InvalidSnapshotError extends ShoalError {
+  override name = 'InvalidSnapshotError'
+  override readonly status = 502
+}
+
+/** Time source (virtual in simulations). */
+export interface WallClock { now: () => number }
+
+/** What a replica is built from. */
+export interface ReplicaComponents {
+  /** Where state lives (LevelDB in production). */
+  kv: KV
+  /** Signs this replica's entries; its id is the author. */
+  signer: Signer
+  /** Checks other authors' signatures. */
+  verifier: Verifier
+  clock: WallClock
+  logger: Logger
+}
+
+/** Tuning. */
+export interface ReplicaOptions {
+  /** A member not heard from for this long no longer holds back compaction (ms). @default 7 days */
+  memberTimeout?: number
+  /** Compact once this many entries became stable since the last compaction. @default 10000 */
+  compactAfter?: number
+  /** Most entries held while waiting for their causal past. @default 100000 */
+  maxPending?: number
+  /** Paths per snapshot shard. @default 2048 */
+  shardPaths?: number
+}
+
+/** What {@link Replica.receive} did. */
+export interface ReceiveResult {
+  applied: number
+  duplicates: number
+  rejected: number
+  /** Entries still waiting for their causal past. */
+  pending: number
+}
+
+/** A page of what a peer lacks, or the snapshot it must start from. */
+export type PullAnswer =
+  | { type: 'entries', entries: Uint8Array[], more: boolean }
+  | { type: 'snapshot', root: CID, clock: VectorClock }
+
+/** What a replica's state looks like from outside. */
+export interface ReplicaState {
+  clock: VectorClock
+  heads: CID[]
+  /** History before this clock has been pruned. */
+  pruned: VectorClock
+}
+
+interface Member { clock: VectorClock, seen: number }
+
+interface Pending { cid: CID, entry: LogEntry, bytes: Uint8Array }
+
+interface SnapshotMeta { root: string, clock: VectorClock, blocks: string[] }
+
+/** The mutable state one batch works on; adopted only after its commit. */
+class Batch {
+  readonly txn: Txn
+  readonly tree: TreeWriter
+  readonly clock: VectorClock
+  heads: string[]
+  applied: Uint8Array[] = []
+
+  constructor (kv: KV, clock: VectorClock, heads: string[]) {
+    this.txn = new Txn(kv)
+    this.tree = new TreeWriter(this.txn)
+    this.clock = { ...clock }
+    this.heads = [...heads]
+  }
+}
+
+const SEQ_WIDTH = 15
+function seqKey (author: string, seq: number): string { return `s!${author}!${String(seq).padStart(SEQ_WIDTH, '0')}` }
+
+const DAY = 24 * 3600 * 1000
+
+/** One replica of the namespace. */
+export class Replica implements Namespace {
+  private readonly kv: KV
+  private readonly log: Logger
+  private readonly options: Required<ReplicaOptions>
+  private clockState: VectorClock = {}
+  private headState: string[] = []
+  private prunedState: VectorClock = {}
+  private readonly members = new Map<string, Member>()
+  private readonly pending = new Map<string, Map<number, Pending>>()
+  private pendingCount = 0
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly listeners = new Set<(entries: Uint8Array[]) => void>()
+  private readonly changeListeners = new Set<() => void>()
+  private opened = false
+  /** Entries rejected since start (bad signature, shape, equivocation). */
+  rejected = 0
+
+  constructor (private readonly components: ReplicaComponents, options: ReplicaOptions = {}) {
+    this.kv = components.kv
+    this.log = components.logger
+    this.options = {
+      memberTimeout: options.memberTimeout ?? 7 * DAY,
+      compactAfter: options.compactAfter ?? 10_000,
+      maxPending: options.maxPending ?? 100_000,
+      shardPaths: Math.min(options.shardPaths ?? 2048, MAX_SHARD_PATHS)
+    }
+  }
+
+  /** This replica's author id. */
+  get id (): string { return this.components.signer.id }
+
+  async open (): Promise<void> {
+    if (this.opened) return
+    await this.kv.open()
+    this.clockState = await this.meta<VectorClock>('clock') ?? {}
+    this.headState = await this.meta<string[]>('heads') ?? []
+    this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
+    for (const [peer, m] of Object.entries(await this.meta<Record<string, Member>>('members') ?? {})) this.members.set(peer, m)
+    this.opened = true
+  }
+
+  async close (): Promise<void> {
+    if (!this.opened) return
+    this.opened = false
+    await this.queue.catch(() => {})
+    await this.kv.batch([{ type: 'put', key: 'm!members', value: new TextEncoder().encode(JSON.stringify(Object.fromEntries(this.members))) }], true)
+    await this.kv.close()
+  }
+
+  /** Called with the encoded entries of every local write, after it is durable. */
+  onLocalEntries (listener: (entries: Uint8Array[]) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Called after remote entries or a snapshot changed the tree. */
+  onRemoteChange (listener: () => void): () => void {
+    this.changeListeners.add(listener)
+    return () => this.changeListeners.delete(listener)
+  }
+
+  /** Clock, heads and pruned frontier. */
+  state (): ReplicaState {
+    return { clock: { ...this.clockState }, heads: this.headState.map(h => CID.parse(h)), pruned: { ...this.prunedState } }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async lookup (path: string): Promise<Entry | undefined> {
+    const p = normalizePath(path)
+    if (p === '/') return { type: 'dir', mode: 0o755, mtime: 0, path: '/', name: '' }
+    const bytes = await this.kv.get(visibleKey(p))
+    return bytes === undefined ? undefined : toEntry(p, decodeJSON<Visible>(bytes))
+  }
+
+  async stat (path: string): Promise<Entry> {
+    const entry = await this.lookup(path)
+    if (entry === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+    return entry
+  }
+
+  async list (path: string): Promise<Entry[]> {
+    const dir = await this.stat(path)
+    if (dir.type !== 'dir') throw new NotADirectoryError(`not a directory: ${dir.path}`)
+    const out: Entry[] = []
+    for await (const [key, value] of this.kv.iterate(childRange(dir.path))) {
+      out.push(toEntry(pathOfVisibleKey(key), decodeJSON<Visible>(value)))
+    }
+    return out
+  }
+
+  async * walk (path: string): AsyncGenerator<Entry> {
+    const root = await this.stat(path)
+    if (root.type !== 'dir') return
+    const stack = (await this.list(root.path)).reverse()
+    while (stack.length > 0) {
+      const entry = stack.pop() as Entry
+      yield entry
+      if (entry.type === 'dir') stack.push(...(await this.list(entry.path)).reverse())
+    }
+  }
+
+  /** Every conflict copy, by path. */
+  async conflicts (): Promise<ConflictInfo[]> {
+    const out: ConflictInfo[] = []
+    for await (const [key] of this.kv.iterate({ gt: 'c!', lt: 'c"' })) {
+      const path = key.slice(2)
+      const bytes = await this.kv.get(versionsKey(path))
+      if (bytes === undefined) continue
+      const state = decodeJSON<PathState>(bytes)
+      for (const copy of state.copies) {
+        const record = await this.kv.get(visibleKey(copy))
+        if (record === undefined) continue
+        const v = decodeJSON<Visible>(record)
+        out.push({ path, copy, author: v.author ?? '', time: v.time ?? 0, cid: v.cid ?? '', size: v.size ?? 0 })
+      }
+    }
+    return out
+  }
+
+  private async visible (path: string): Promise<Visible | undefined> {
+    const bytes = await this.kv.get(visibleKey(path))
+    return bytes === undefined ? undefined : decodeJSON<Visible>(bytes)
+  }
+
+  // --------------------------------------------------------------- writes
+
+  async putFile (path: string, record: Omit<FileRecord, 'type'>): Promise<Entry> {
+    const p = normalizePath(path)
+    if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+    return await this.exclusive(async () => {
+      const ops = new OpSet()
+      await this.parentOps(ops, p, true, record.mtime)
+      const current = await this.visible(p)
+      if (current?.type === 'dir') throw new IsADirectoryError(`is a directory: ${p}`)
+      if (current !== undefined) ops.remove(current.conflictOf ?? p, current.dots)
+      ops.create({ op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] })
+      await this.commitLocal(ops.list())
+      return await this.stat(p)
+    })
+  }
+
+  async mkdir (path: string, options: MkdirOptions = {}): Promise<Entry> {
+    const p = normalizePath(path)
+    const parents = options.parents === true
+    return await this.exclusive(async () => {
+      const existing = await this.lookup(p)
+      if (existing !== undefined) {
+        if (existing.type === 'dir' && parents) return existing
+        throw new AlreadyExistsError(`already exists: ${p}`)
+      }
+      const mtime = options.mtime ?? this.components.clock.now()
+      const ops = new OpSet()
+      await this.parentOps(ops, p, parents, mtime)
+      ops.create({ op: 'mkdir', path: p, mode: options.mode ?? 0o755, mtime, replaces: [] })
+      await this.commitLocal(ops.list())
+      return await this.stat(p)
+    })
+  }
+
+  async move (from: string, to: string): Promise<Entry> {
+    const src = normalizePath(from)
+    let dst = normalizePath(to)
+    if (src === '/') throw new InvalidArgumentError('cannot move /')
+    return await this.exclusive(async () => {
+      const entry = await this.stat(src)
+      const target = await this.lookup(dst)
+      if (target?.type === 'dir') dst = joinPath(dst, entry.name)
+      if (dst === src) return entry
+      if (isWithin(dst, src)) throw new InvalidArgumentError(`cannot move ${src} into itself (${dst})`)
+      if (await this.lookup(dst) !== undefined) throw new AlreadyExistsError(`already exists: ${dst}`)
+      const parent = await this.lookup(parentOf(dst))
+      if (parent === undefined) throw new NotFoundError(`no such directory: ${parentOf(dst)}`)
+      if (parent.type !== 'dir') throw new NotADirectoryError(`not a directory: ${parent.path}`)
+      const ops = new OpSet()
+      const items: Entry[] = [entry]
+      if (entry.type === 'dir') for await (const below of this.walk(src)) items.push(below)
+      for (const item of items) {
+        const record = await this.visible(item.path) as Visible
+        ops.remove(record.conflictOf ?? item.path, record.dots)
+        const path = dst + item.path.slice(src.length)
+        if (record.type === 'dir') ops.create({ op: 'mkdir', path, mode: record.mode, mtime: record.mtime, replaces: [] })
+        else ops.create({ op: 'put', path, cid: CID.parse(record.cid as string), size: record.size ?? 0, mode: record.mode, mtime: record.mtime, replaces: [] })
+      }
+      await this.commitLocal(ops.list())
+      return await this.stat(dst)
+    })
+  }
+
+  async remove (path: string, options: RemoveOptions = {}): Promise<void> {
+    const p = normalizePath(path)
+    if (p === '/') throw new InvalidArgumentError('cannot remove /')
+    await this.exclusive(async () => {
+      const entry = await this.stat(p)
+      const ops = new OpSet()
+      const record = await this.visible(p) as Visible
+      ops.remove(record.conflictOf ?? p, record.dots)
+      if (entry.type === 'dir') {
+        for await (const below of this.walk(p)) {
+          if (options.recursive !== true) throw new DirectoryNotEmptyError(`directory not empty: ${p} (use recursive removal)`)
+          const r = await this.visible(below.path) as Visible
+          ops.remove(r.conflictOf ?? below.path, r.dots)
+        }
+      }
+      await this.commitLocal(ops.list())
+    })
+  }
+
+  /** mkdir ops for the missing parents of `path`. */
+  private async parentOps (ops: OpSet, path: string, create: boolean, mtime: number): Promise<void> {
+    const missingDirs: string[] = []
+    for (let dir = parentOf(path); dir !== '/'; dir = parentOf(dir)) {
+      const record = await this.visible(dir)
+      if (record?.type === 'dir') break
+      if (record !== undefined) throw new NotADirectoryError(`not a directory: ${dir}`)
+      if (!create) throw new NotFoundError(`no such directory: ${dir}`)
+      missingDirs.push(dir)
+    }
+    for (const dir of missingDirs.reverse()) ops.create({ op: 'mkdir', path: dir, mode: 0o755, mtime, replaces: [] })
+  }
+
+  /** Turn ops into signed entries (split to fit), apply them in one batch, tell listeners. */
+  private async commitLocal (ops: Op[]): Promise<void> {
+    if (ops.length === 0) return
+    const batch = new Batch(this.kv, this.clockState, this.headState)
+    const me = this.id
+    for (const chunk of splitOps(ops)) {
+      const seq = (batch.clock[me] ?? 0) + 1
+      const body: EntryBody = {
+        v: 1,
+        author: me,
+        seq,
+        time: this.components.clock.now(),
+        clock: { ...batch.clock, [me]: seq },
+        parents: batch.heads.map(h => CID.parse(h)),
+        ops: chunk
+      }
+      const sig = await this.components.signer.sign(encodeEntryBody(body))
+      const bytes = encodeEntry({ ...body, sig })
+      const entry = decodeEntry(bytes)
+      await this.apply(batch, cborCID(bytes), entry, bytes)
+    }
+    await this.commit(batch)
+    for (const listener of this.listeners) listener(batch.applied)
+  }
+
+  // ------------------------------------------------------------ applying
+
+  private async apply (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array): Promise<void> {
+    for (const op of entry.ops) {
+      if (op.op === 'del') {
+        await batch.tree.change(op.path, op.replaces)
+      } else {
+        const version: Version = op.op === 'put'
+          ? { author: entry.author, seq: entry.seq, time: entry.time, type: 'file', cid: op.cid.toString(), size: op.size, mode: op.mode, mtime: op.mtime }
+          : { author: entry.author, seq: entry.seq, time: entry.time, type: 'dir', mode: op.mode, mtime: op.mtime }
+        await batch.tree.change(op.path, op.replaces, version)
+      }
+    }
+    const key = cid.toString()
+    batch.txn.putBytes('e!' + key, bytes)
+    batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: weight(entry.clock) })
+    batch.clock[entry.author] = entry.seq
+    const parents = new Set(entry.parents.map(p => p.toString()))
+    batch.heads = [...batch.heads.filter(h => !parents.has(h)), key].sort()
+    batch.applied.push(bytes)
+    this.noteAuthor(entry)
+  }
+
+  private async commit (batch: Batch): Promise<void> {
+    batch.txn.put('m!clock', batch.clock)
+    batch.txn.put('m!heads', batch.heads)
+    batch.txn.put('m!members', Object.fromEntries(this.members))
+    await batch.txn.commit(true)
+    this.clockState = batch.clock
+    this.headState = batch.heads
+  }
+
+  /**
+   * Take entries from a peer: check each (canonical dag-cbor, shape,
+   * signature, no second entry for one author and seq), hold those whose
+   * causal past is missing, apply every one that is ready.
+   */
+  async receive (list: Uint8Array[], from?: string): Promise<ReceiveResult> {
+    const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, pending: 0 }
+    const fresh: Pending[] = []
+    for (const bytes of list) {
+      const checked = await this.check(bytes, from)
+      if (checked === 'duplicate') result.duplicates++
+      else if (checked === undefined) result.rejected++
+      else fresh.push(checked)
+    }
+    await this.exclusive(async () => {
+      for (const p of fresh) this.hold(p)
+      result.applied = await this.drain()
+    })
+    result.pending = this.pendingCount
+    if (result.applied > 0) for (const l of this.changeListeners) l()
+    return result
+  }
+
+  /** Check one encoded entry; undefined when rejected. */
+  private async check (bytes: Uint8Array, from?: string): Promise<Pending | 'duplicate' | undefined> {
+    let entry: LogEntry
+    try {
+      if (bytes.byteLength > MAX_ENTRY_BYTES) throw new InvalidEntryError(`entry of ${bytes.byteLength} bytes`)
+      entry = decodeEntry(bytes)
+      if (!equalBytes(encodeEntry(entry), bytes)) throw new InvalidEntryError('entry is not canonical dag-cbor')
+    } catch (err: any) {
+      return this.reject(from, undefined, err?.message ?? String(err))
+    }
+    const cid = cborCID(bytes)
+    const held = this.pending.get(entry.author)?.get(entry.seq)
+    if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
+    if (covers(this.clockState, [entry.author, entry.seq])) {
+      const known = await this.kv.get(seqKey(entry.author, entry.seq))
+      if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== cid.toString()) {
+        return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
+      }
+      return 'duplicate'
+    }
+    if (!await this.components.verifier(entry.author, encodeEntryBody(entry), entry.sig)) {
+      return this.reject(from, cid, `bad signature by ${entry.author}`)
+    }
+    return { cid, entry, bytes }
+  }
+
+  private reject (from: string | undefined, cid: CID | undefined, reason: string): undefined {
+    this.rejected++
+    this.log.warn({ from, cid: cid?.toString(), reason }, 'namespace entry rejected')
+    return undefined
+  }
+
+  private hold (p: Pending): void {
+    if (covers(this.clockState, [p.entry.author, p.entry.seq])) return
+    let byAuthor = this.pending.get(p.entry.author)
+    if (byAuthor === undefined) {
+      byAuthor = new Map()
+      this.pending.set(p.entry.author, byAuthor)
+    }
+    if (byAuthor.has(p.entry.seq)) return
+    if (this.pendingCount >= this.options.maxPending) return
+    byAuthor.set(p.entry.seq, p)
+    this.pendingCount++
+  }
+
+  /** Apply every held entry whose causal past is applied, in batches. */
+  private async drain (): Promise<number> {
+    let applied = 0
+    let batch = new Batch(this.kv, this.clockState, this.headState)
+    let progress = true
+    while (progress) {
+      progress = false
+      for (const [author, byAuthor] of this.pending) {
+        for (;;) {
+          const next = byAuthor.get((batch.clock[author] ?? 0) + 1)
+          if (next === undefined || !ready(next.entry, batch.clock)) break
+          byAuthor.delete(next.entry.seq)
+          this.pendingCount--
+          await this.apply(batch, next.cid, next.entry, next.bytes)
+          applied++
+          progress = true
+          if (batch.applied.length >= 1000) {
+            await this.commit(batch)
+            batch = new Batch(this.kv, this.clockState, this.headState)
+          }
+        }
+        // what the clock already covers will never apply: drop it
+        for (const seq of byAuthor.keys()) {
+          if (seq <= (batch.clock[author] ?? 0)) { byAuthor.delete(seq); this.pendingCount-- }
+        }
+        if (byAuthor.size === 0) this.pending.delete(author)
+      }
+    }
+    if (batch.applied.length > 0) await this.commit(batch)
+    return applied
+  }
+
+  // --------------------------------------------------------------- serving
+
+  /** What a peer with clock `remote` lacks: one page in causal order, or the snapshot to start from. */
+  async pull (remote: VectorClock, limit: number, maxBytes = 3 * 1024 * 1024): Promise<PullAnswer> {
+    return await this.exclusive(async () => {
+      for (const [author, n] of Object.entries(this.prunedState)) {
+        if ((remote[author] ?? 0) < n) {
+          const snap = await this.meta<SnapshotMeta>('snapshot')
+          if (snap !== undefined) return { type: 'snapshot' as const, root: CID.parse(snap.root), clock: snap.clock }
+        }
+      }
+      limit = Math.max(1, Math.min(limit, MAX_BATCH_ENTRIES))
+      const candidates: Array<{ cid: string, w: number }> = []
+      for (const [author, n] of Object.entries(this.clockState)) {
+        const from = Math.max(remote[author] ?? 0, this.prunedState[author] ?? 0)
+        if (from >= n) continue
+        for await (const [, value] of this.kv.iterate({ gt: seqKey(author, from), lte: seqKey(author, n), limit })) {
+          candidates.push(decodeJSON<{ cid: string, w: number }>(value))
+        }
+      }
+      candidates.sort((a, b) => a.w - b.w)
+      const total = missing(this.clockState, merge(remote, this.prunedState))
+      const entries: Uint8Array[] = []
+      let bytes = 0
+      for (const c of candidates.slice(0, limit)) {
+        const entry = await this.kv.get('e!' + c.cid)
+        if (entry === undefined) break
+        if (entries.length > 0 && bytes + entry.byteLength > maxBytes) break
+        entries.push(entry)
+        bytes += entry.byteLength
+      }
+      return { type: 'entries' as const, entries, more: entries.length < total }
+    })
+  }
+
+  /** Snapshot blocks this replica holds, in order; missing ones are skipped. */
+  async blocks (cids: CID[]): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = []
+    for (const cid of cids.slice(0, MAX_BLOCKS_WANT)) {
+      const bytes = await this.kv.get('b!' + cid.toString())
+      if (bytes !== undefined) out.push(bytes)
+    }
+    return out
+  }
+
+  // ------------------------------------------------- members and compaction
+
+  /** Record what a peer has seen (from its gossip or a sync exchange). */
+  noteMember (peer: string, clock: VectorClock): void {
+    const m = this.members.get(peer)
+    this.members.set(peer, { clock: m === undefined ? { ...clock } : merge(m.clock, clock), seen: this.components.clock.now() })
+  }
+
+  private noteAuthor (entry: LogEntry): void {
+    if (entry.author === this.id) return
+    const m = this.members.get(entry.author)
+    if (m !== undefined && dominates(m.clock, entry.clock)) return
+    this.members.set(entry.author, { clock: m === undefined ? { ...entry.clock } : merge(m.clock, entry.clock), seen: Math.max(m?.seen ?? 0, this.components.clock.now()) })
+  }
+
+  /** What every member heard from within the member timeout has seen (causally stable). */
+  stableClock (): VectorClock {
+    const now = this.components.clock.now()
+    const clocks = [this.clockState]
+    for (const [peer, m] of this.members) {
+      if (peer !== this.id && now - m.seen <= this.options.memberTimeout) clocks.push(m.clock)
+    }
+    return meet(clocks)
+  }
+
+  /**
+   * When enough history is stable, snapshot the tree and prune the stable
+   * entries. Returns whether it compacted.
+   */
+  async compact (force = false): Promise<boolean> {
+    return await this.exclusive(async () => {
+      const stable = this.stableClock()
+      const gain = missing(stable, this.prunedState)
+      if (gain === 0 || (!force && gain < this.options.compactAfter)) return false
+      const txn = new Txn(this.kv)
+      await this.writeSnapshot(txn)
+      for (const [author, n] of Object.entries(stable)) {
+        const from = this.prunedState[author] ?? 0
+        if (from >= n) continue
+        for await (const [key, value] of this.kv.iterate({ gt: seqKey(author, from), lte: seqKey(author, n) })) {
+          txn.del('e!' + decodeJSON<{ cid: string }>(value).cid)
+          txn.del(key)
+        }
+      }
+      const pruned = merge(this.prunedState, stable)
+      txn.put('m!pruned', pruned)
+      await txn.commit(true)
+      this.prunedState = pruned
+      this.log.info({ pruned: gain }, 'namespace history compacted')
+      return true
+    })
+  }
+
+  /** Snapshot the current state (blocks under `b!`, replacing the previous snapshot). */
+  private async writeSnapshot (txn: Txn): Promise<CID> {
+    const old = await this.meta<SnapshotMeta>('snapshot')
+    const blocks: string[] = []
+    const shards: CID[] = []
+    let count = 0
+    let paths: SnapshotShard['paths'] = []
+    let size = 0
+    const flush = (): void => {
+      if (paths.length === 0) return
+      paths.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+      const bytes = encodeSnapshotShard({ v: 1, paths })
+      const cid = cborCID(bytes)
+      txn.putBytes('b!' + cid.toString(), bytes)
+      blocks.push(cid.toString())
+      shards.push(cid)
+      paths = []
+      size = 0
+    }
+    for await (const [key, value] of this.kv.iterate({ gt: 'v!', lt: 'v"' })) {
+      const state = decodeJSON<PathState>(value)
+      if (state.versions.length === 0) continue
+      const versions = state.versions.map(toSnapshotVersion)
+      const estimate = key.length + 160 * versions.length
+      if (paths.length >= this.options.shardPaths || size + estimate > MAX_SNAPSHOT_BLOCK_BYTES * 0.75) flush()
+      paths.push([key.slice(2), versions])
+      size += estimate
+      count++
+    }
+    flush()
+    const body: Omit<SnapshotRoot, 'sig'> = {
+      v: 1, author: this.id, time: this.components.clock.now(), clock: { ...this.clockState }, heads: this.headState.map(h => CID.parse(h)), count, shards
+    }
+    const sig = await this.components.signer.sign(encodeSnapshotRootBody(body))
+    const rootBytes = encodeSnapshotRoot({ ...body, sig })
+    const root = cborCID(rootBytes)
+    txn.putBytes('b!' + root.toString(), rootBytes)
+    blocks.push(root.toString())
+    for (const b of old?.blocks ?? []) if (!blocks.includes(b)) txn.del('b!' + b)
+    txn.put('m!snapshot', { root: root.toString(), clock: body.clock, blocks } satisfies SnapshotMeta)
+    return root
+  }
+
+  /** Make a snapshot now (tests, benchmarks); returns its root. */
+  async snapshot (): Promise<CID> {
+    return await this.exclusive(async () => {
+      const txn = new Txn(this.kv)
+      const root = await this.writeSnapshot(txn)
+      await txn.commit(true)
+      return root
+    })
+  }
+
+  /**
+   * Replace this replica's state by a peer's snapshot, then re-apply the
+   * entries of our own log that the snapshot does not cover (writes made
+   * while away are kept). Every block is hash-checked and the root's
+   * signature verified before anything changes.
+   *
+   * @throws {InvalidSnapshotError} for a snapshot that fails its checks
+   */
+  async loadSnapshot (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<boolean> {
+    const [rootBytes] = await fetch([root])
+    if (rootBytes === undefined || !cborCID(rootBytes).equals(root)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} missing or corrupt`)
+    let snap: SnapshotRoot
+    try {
+      snap = decodeSnapshotRoot(rootBytes)
+    } catch (err: any) {
+      throw new InvalidSnapshotError(`snapshot root: ${String(err?.message ?? err)}`)
+    }
+    const { sig, ...body } = snap
+    if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
+    if (dominates(this.clockState, snap.clock)) return false
+    if (!dominates(snap.clock, this.prunedState)) throw new InvalidSnapshotError('snapshot is older than our own pruned history')
+    const shards: Array<{ cid: CID, bytes: Uint8Array }> = []
+    for (let i = 0; i < snap.shards.length; i += MAX_BLOCKS_WANT) {
+      const want = snap.shards.slice(i, i + MAX_BLOCKS_WANT)
+      const got = await fetch(want)
+      for (let j = 0; j < want.length; j++) {
+        const bytes = got[j]
+        if (bytes === undefined || !cborCID(bytes).equals(want[j])) throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()} missing or corrupt`)
+        shards.push({ cid: want[j], bytes })
+      }
+    }
+    const decoded: SnapshotShard[] = shards.map(s => {
+      try {
+        return decodeSnapshotShard(s.bytes)
+      } catch (err: any) {
+        throw new InvalidSnapshotError(`snapshot shard ${s.cid.toString()}: ${String(err?.message ?? err)}`)
+      }
+    })
+    await this.exclusive(async () => {
+      const batch = new Batch(this.kv, snap.clock, snap.heads.map(h => h.toString()))
+      const txn = batch.txn
+      for (const prefix of ['t!', 'v!', 'c!']) {
+        for await (const [key] of this.kv.iterate({ gte: prefix, lt: prefix.slice(0, 1) + '"' })) txn.del(key)
+      }
+      for (const shard of decoded) {
+        for (const [path, versions] of shard.paths) await batch.tree.load(path, versions.map(fromSnapshotVersion))
+      }
+      // our own log: drop what the snapshot covers, keep the rest to re-apply
+      const keep: Array<{ cid: string, w: number }> = []
+      for await (const [key, value] of this.kv.iterate({ gt: 's!', lt: 's"' })) {
+        const rest = key.slice(2)
+        const i = rest.lastIndexOf('!')
+        const author = rest.slice(0, i)
+        const seq = Number(rest.slice(i + 1))
+        const ref = decodeJSON<{ cid: string, w: number }>(value)
+        if (covers(snap.clock, [author, seq])) {
+          txn.del(key)
+          txn.del('e!' + ref.cid)
+        } else {
+          keep.push(ref)
+        }
+      }
+      // the snapshot becomes ours to serve
+      const old = await this.meta<SnapshotMeta>('snapshot')
+      const blocks = [root.toString(), ...shards.map(s => s.cid.toString())]
+      for (const b of old?.blocks ?? []) if (!blocks.includes(b)) txn.del('b!' + b)
+      txn.putBytes('b!' + root.toString(), rootBytes)
+      for (const s of shards) txn.putBytes('b!' + s.cid.toString(), s.bytes)
+      txn.put('m!snapshot', { root: root.toString(), clock: snap.clock, blocks } satisfies SnapshotMeta)
+      txn.put('m!pruned', snap.clock)
+      keep.sort((a, b) => a.w - b.w)
+      for (const ref of keep) {
+        const bytes = await this.kv.get('e!' + ref.cid)
+        if (bytes === undefined) continue
+        const entry = decodeEntry(bytes)
+        if (ready(entry, batch.clock)) await this.apply(batch, CID.parse(ref.cid), entry, bytes)
+        else this.hold({ cid: CID.parse(ref.cid), entry, bytes })
+      }
+      await this.commit(batch)
+      this.prunedState = snap.clock
+      this.noteMember(snap.author, snap.clock)
+      this.log.info({ root: root.toString(), paths: snap.count, reapplied: keep.length }, 'namespace bootstrapped from a snapshot')
+    })
+    for (const l of this.changeListeners) l()
+    return true
+  }
+
+  // ------------------------------------------------------------- helpers
+
+  private async meta<T> (name: string): Promise<T | undefined> {
+    const bytes = await this.kv.get('m!' + name)
+    return bytes === undefined ? undefined : decodeJSON<T>(bytes)
+  }
+
+  private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn)
+    this.queue = run.catch(() => {})
+    return await run
+  }
+}
+
+/** True when everything `entry` depends on is in `clock` and it is its author's next entry. */
+function ready (entry: LogEntry, clock: VectorClock): boolean {
+  if ((clock[entry.author] ?? 0) + 1 !== entry.seq) return false
+  for (const [author, n] of Object.entries(entry.clock)) {
+    if (author !== entry.author && (clock[author] ?? 0) < n) return false
+  }
+  return true
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0
+}
+
+function toEntry (path: string, v: Visible): Entry {
+  const base = { path, name: baseName(path), mode: v.mode, mtime: v.mtime }
+  const entry: Entry = v.type === 'dir'
+    ? { type: 'dir', ...base }
+    : { type: 'file', ...base, cid: v.cid as string, size: v.size ?? 0 }
+  if (v.conflictOf !== undefined) entry.conflictOf = v.conflictOf
+  return entry
+}
+
+function toSnapshotVersion (v: Version): SnapshotVersion {
+  return v.type === 'file'
+    ? { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: CID.parse(v.cid as string), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
+    : { author: v.author, seq: v.seq, time: v.time, type: 'dir', mode: v.mode, mtime: v.mtime }
+}
+
+function fromSnapshotVersion (v: SnapshotVersion): Version {
+  return v.type === 'file'
+    ? { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: (v.cid as CID).toString(), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
+    : { author: v.author, seq: v.seq, time: v.time, type: 'dir', mode: v.mode, mtime: v.mtime }
+}
+
+/** The ops of one local write, one per path: removals merge into the creation at the same path. */
+class OpSet {
+  private readonly ops = new Map<string, Op>()
+
+  remove (path: string, dots: Dot[]): void {
+    if (dots.length === 0) return
+    const op = this.ops.get(path)
+    if (op === undefined) this.ops.set(path, { op: 'del', path, replaces: [...dots] })
+    else op.replaces = unionDots(op.replaces, dots)
+  }
+
+  create (op: Op): void {
+    const existing = this.ops.get(op.path)
+    if (existing !== undefined) op.replaces = unionDots(existing.replaces, op.replaces)
+    this.ops.set(op.path, op)
+  }
+
+  list (): Op[] { return [...this.ops.values()] }
+}
+
+function unionDots (a: Dot[], b: Dot[]): Dot[] {
+  const seen = new Set(a.map(d => `${d[0]}\n${d[1]}`))
+  const out = [...a]
+  for (const d of b) if (!seen.has(`${d[0]}\n${d[1]}`)) { out.push(d); seen.add(`${d[0]}\n${d[1]}`) }
+  return out
+}
+
+/** Split ops into entry-sized chunks (count and an estimate of encoded bytes). */
+function splitOps (ops: Op[]): Op[][] {
+  const chunks: Op[][] = []
+  let chunk: Op[] = []
+  let size = 0
+  const budget = MAX_ENTRY_BYTES / 2
+  for (const op of ops) {
+    const estimate = Buffer.byteLength(op.path) + 120 + op.replaces.length * 80
+    if (chunk.length > 0 && (chunk.length >= MAX_OPS || size + estimate > budget)) {
+      chunks.push(chunk)
+      chunk = []
+      size = 0
+    }
+    chunk.push(op)
+    size += estimate
+  }
+  if (chunk.length > 0) chunks.push(chunk)
+  return chunks
+}

@@ -1,0 +1,287 @@
+/**
+ * Keeps a {@link Replica} converged with its peers.
+ *
+ * - **Push**: every local write is published at once on the swarm's gossip
+ *   topic with the writer's clock and heads, and the new entries themselves
+ *   when they are small, so most peers apply it without a round trip.
+ * - **Pull**: a peer that hears a clock it does not cover, that connects, or
+ *   whose turn comes in the periodic anti-entropy round, asks that peer for
+ *   what it lacks by vector clock: one page of up to `pageSize` entries per
+ *   round trip in causal order, so a deep history costs pages, not depth ×
+ *   RTT. A peer behind the other's pruned history gets a snapshot instead.
+ * - **Heartbeat**: every round also publishes the clock, which is how
+ *   members learn what the others have seen (causal stability) and when to
+ *   compact.
+ *
+ * The network, timers and randomness are injected ({@link SyncComponents}),
+ * so the same code runs on libp2p and on a simulated network.
+ *
+ * @module
+ */
+import {
+  MAX_BATCH_ENTRIES,
+  decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
+  type SyncResponse
+} from '../../protocol/namespace.js'
+import { dominates } from './clock.js'
+import type { Replica } from './replica.js'
+import type { Logger } from '../logger.js'
+import type { CID } from 'multiformats/cid'
+
+/** Handlers a {@link SyncNetwork} calls. */
+export interface SyncHandlers {
+  /** A gossip message from `from`. */
+  message: (from: string, data: Uint8Array) => void
+  /** A request from `from`; the answer is sent back. */
+  request: (from: string, data: Uint8Array) => Promise<Uint8Array>
+  /** A peer connected. */
+  connected: (peer: string) => void
+}
+
+/** What namespace sync needs from the network. */
+export interface SyncNetwork {
+  /** Start delivering to `handlers`. */
+  handle: (handlers: SyncHandlers) => Promise<void>
+  /** Stop delivering. */
+  unhandle: () => Promise<void>
+  /** Publish to every peer of the swarm, best effort. */
+  publish: (data: Uint8Array) => Promise<void>
+  /** Send a request to one peer and wait for its answer. */
+  request: (peer: string, data: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>
+  /** Peers currently reachable. */
+  peers: () => string[]
+}
+
+/** Timers (virtual in simulations). */
+export interface Timers {
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
+}
+
+/** What namespace sync is built from. */
+export interface SyncComponents {
+  replica: Replica
+  network: SyncNetwork
+  timers: Timers
+  /** Uniform in [0, 1) (seeded in simulations). */
+  random: () => number
+  logger: Logger
+}
+
+/** Tuning. */
+export interface SyncOptions {
+  /** Mean period of anti-entropy rounds and heartbeats (ms). @default 10000 */
+  interval?: number
+  /** Entries per pull round trip. @default 1000 */
+  pageSize?: number
+  /** Largest total of entries carried inside a gossip message (bytes). @default 262144 */
+  gossipBytes?: number
+  /** Timeout of one request (ms). @default 15000 */
+  requestTimeout?: number
+  /** Most pages one pull takes before yielding to other work. @default 1000 */
+  maxPages?: number
+}
+
+/** Counters. */
+export interface SyncStats {
+  published: number
+  messages: number
+  invalidMessages: number
+  pulls: number
+  pullFailures: number
+  pages: number
+  snapshots: number
+  served: number
+}
+
+/** Namespace sync over a {@link SyncNetwork}. */
+export class NamespaceSync {
+  readonly stats: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0 }
+  private readonly options: Required<SyncOptions>
+  private readonly log: Logger
+  private readonly inflight = new Map<string, boolean>()
+  private readonly running = new Set<Promise<void>>()
+  private timer: unknown
+  private stopped = true
+  private unlisten?: () => void
+  private nextId = 1
+
+  constructor (private readonly components: SyncComponents, options: SyncOptions = {}) {
+    this.options = {
+      interval: options.interval ?? 10_000,
+      pageSize: Math.min(options.pageSize ?? 1000, MAX_BATCH_ENTRIES),
+      gossipBytes: options.gossipBytes ?? 256 * 1024,
+      requestTimeout: options.requestTimeout ?? 15_000,
+      maxPages: options.maxPages ?? 1000
+    }
+    this.log = components.logger
+  }
+
+  async start (): Promise<void> {
+    if (!this.stopped) return
+    this.stopped = false
+    const { replica, network } = this.components
+    this.unlisten = replica.onLocalEntries(entries => { this.track(this.publish(entries)) })
+    await network.handle({
+      message: (from, data) => { this.onMessage(from, data) },
+      request: async (from, data) => await this.onRequest(from, data),
+      connected: (peer) => { this.pullFrom(peer) }
+    })
+    for (const peer of network.peers()) this.pullFrom(peer)
+    this.schedule()
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.unlisten?.()
+    if (this.timer !== undefined) this.components.timers.clearTimeout(this.timer)
+    this.timer = undefined
+    await this.components.network.unhandle()
+    await Promise.allSettled([...this.running])
+  }
+
+  /** Resolves when no pull or publish is in flight (tests, benchmarks). */
+  async idle (): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running])
+  }
+
+  /** Run one anti-entropy round now: heartbeat, pull from one random peer, compact if due. */
+  async round (): Promise<void> {
+    const { network, replica, random } = this.components
+    await this.publish([])
+    const peers = network.peers()
+    if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
+    try {
+      await replica.compact()
+    } catch (err: any) {
+      this.log.warn({ err: err?.message }, 'namespace compaction failed')
+    }
+  }
+
+  /** Pull what `peer` has and we lack (deduplicated: one pull per peer at a time, repeated once if asked again meanwhile). */
+  pullFrom (peer: string): void {
+    if (this.stopped) return
+    if (this.inflight.has(peer)) {
+      this.inflight.set(peer, true)
+      return
+    }
+    this.inflight.set(peer, false)
+    this.track((async () => {
+      try {
+        do {
+          this.inflight.set(peer, false)
+          await this.pull(peer)
+        } while (this.inflight.get(peer) === true && !this.stopped)
+      } finally {
+        this.inflight.delete(peer)
+      }
+    })())
+  }
+
+  private schedule (): void {
+    if (this.stopped) return
+    const { interval } = this.options
+    const delay = interval * (0.5 + this.components.random())
+    this.timer = this.components.timers.setTimeout(() => {
+      this.track(this.round().finally(() => { this.schedule() }))
+    }, delay)
+  }
+
+  private track (p: Promise<void>): void {
+    const run = p.catch((err: any) => { this.log.debug({ err: err?.message }, 'namespace sync task failed') })
+    this.running.add(run)
+    void run.finally(() => this.running.delete(run))
+  }
+
+  private async publish (entries: Uint8Array[]): Promise<void> {
+    if (this.stopped) return
+    const { clock, heads } = this.components.replica.state()
+    const carried: Uint8Array[] = []
+    let bytes = 0
+    for (const e of entries) {
+      if (bytes + e.byteLength > this.options.gossipBytes || carried.length >= MAX_BATCH_ENTRIES) break
+      carried.push(e)
+      bytes += e.byteLength
+    }
+    this.stats.published++
+    await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock, heads: heads.slice(0, 256), entries: carried }))
+  }
+
+  private onMessage (from: string, data: Uint8Array): void {
+    if (this.stopped) return
+    let message
+    try {
+      message = decodeHeadsMessage(data)
+    } catch (err: any) {
+      this.stats.invalidMessages++
+      this.log.warn({ from, err: err?.message }, 'invalid namespace gossip')
+      return
+    }
+    this.stats.messages++
+    const { replica } = this.components
+    replica.noteMember(from, message.clock)
+    this.track((async () => {
+      if (message.entries.length > 0) await replica.receive(message.entries, from)
+      if (!dominates(replica.state().clock, message.clock)) this.pullFrom(from)
+    })())
+  }
+
+  private async onRequest (from: string, data: Uint8Array): Promise<Uint8Array> {
+    let request
+    try {
+      request = decodeSyncRequest(data)
+    } catch (err: any) {
+      this.stats.invalidMessages++
+      this.log.warn({ from, err: err?.message }, 'invalid namespace sync request')
+      return encodeSyncResponse({ v: 1, type: 'error', id: 0, message: String(err?.message ?? err).slice(0, 1000) })
+    }
+    const { replica } = this.components
+    this.stats.served++
+    if (request.type === 'blocks') {
+      return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids) })
+    }
+    replica.noteMember(from, request.clock)
+    const answer = await replica.pull(request.clock, request.limit)
+    const { clock, heads } = replica.state()
+    if (answer.type === 'snapshot') return encodeSyncResponse({ v: 1, type: 'snapshot', id: request.id, root: answer.root, clock: answer.clock })
+    return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock, heads: heads.slice(0, 256), entries: answer.entries, more: answer.more })
+  }
+
+  private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0]): Promise<SyncResponse> {
+    const signal = AbortSignal.timeout(this.options.requestTimeout)
+    const response = decodeSyncResponse(await this.components.network.request(peer, encodeSyncRequest(request), signal))
+    if (response.type === 'error') throw new Error(`peer ${peer} answered: ${response.message}`)
+    if (response.id !== request.id) throw new Error(`peer ${peer} answered request ${response.id}, not ${request.id}`)
+    return response
+  }
+
+  private async pull (peer: string): Promise<void> {
+    const { replica } = this.components
+    this.stats.pulls++
+    try {
+      for (let page = 0; page < this.options.maxPages && !this.stopped; page++) {
+        const response = await this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: replica.state().clock, limit: this.options.pageSize })
+        if (response.type === 'snapshot') {
+          this.stats.snapshots++
+          await replica.loadSnapshot(response.root, async (cids: CID[]) => {
+            const r = await this.ask(peer, { v: 1, type: 'blocks', id: this.nextId++, cids })
+            if (r.type !== 'blocks') throw new Error(`peer ${peer} answered ${r.type} to a blocks request`)
+            return r.blocks
+          })
+          continue
+        }
+        if (response.type !== 'entries') throw new Error(`peer ${peer} answered ${response.type} to a pull`)
+        this.stats.pages++
+        replica.noteMember(peer, response.clock)
+        const before = replica.state().clock
+        await replica.receive(response.entries, peer)
+        // no progress (entries rejected or held): stop; the next round retries
+        if (!response.more || dominates(before, replica.state().clock)) break
+      }
+    } catch (err: any) {
+      this.stats.pullFailures++
+      this.log.debug({ peer, err: err?.message ?? String(err) }, 'namespace pull failed')
+    }
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The materialized tree of the Merkle-CRDT: the live versions of every path
+ * (`v!`) and what a reader sees (`t!`): one record per visible name,
+ * conflict copies included, with a child count per directory so that
+ * directories that exist only because something lives below them appear and
+ * vanish by themselves.
+ *
+ * Everything here works inside a {@link Txn}, so a batch of entries changes
+ * the tree atomically together with the log and the heads.
+ *
+ * @module
+ */
+import { baseName, joinPath, parentOf } from './paths.js'
+import { MAX_NAME_BYTES } from './paths.js'
+import type { Txn } from './kv.js'
+import type { Dot } from './clock.js'
+
+/** A live version of a path: one write that nothing has superseded yet. */
+export interface Version {
+  author: string
+  seq: number
+  /** Entry time of the write (ms). */
+  time: number
+  type: 'file' | 'dir'
+  cid?: string
+  size?: number
+  mode: number
+  mtime: number
+}
+
+/** What is stored per path that has versions. */
+export interface PathState {
+  versions: Version[]
+  /** Conflict-copy paths currently materialized for this path. */
+  copies: string[]
+}
+
+/** A visible name. */
+export interface Visible {
+  type: 'file' | 'dir'
+  cid?: string
+  size?: number
+  mode: number
+  mtime: number
+  /** The versions this name stands for (what a write or delete of it supersedes). */
+  dots: Dot[]
+  /** Directories: number of visible names directly inside. */
+  children?: number
+  /** A directory with no version of its own, present because something lives below it. */
+  implicit?: boolean
+  /** Conflict copies: the path whose losing version this is. */
+  conflictOf?: string
+  /** Conflict copies: who wrote the losing version, and when. */
+  author?: string
+  time?: number
+}
+
+const SEP = '\x00'
+
+/** Key of a visible name: children of a directory are one key range. */
+export function visibleKey (path: string): string {
+  return 't!' + parentOf(path) + SEP + baseName(path)
+}
+
+/** Key range of the visible children of a directory. */
+export function childRange (dir: string): { gt: string, lt: string } {
+  return { gt: 't!' + dir + SEP, lt: 't!' + dir + '\x01' }
+}
+
+/** Path of a visible key. */
+export function pathOfVisibleKey (key: string): string {
+  const i = key.indexOf(SEP)
+  return joinPath(key.slice(2, i), key.slice(i + 1))
+}
+
+/** Key of a path's versions. */
+export function versionsKey (path: string): string { return 'v!' + path }
+/** Key marking a path with conflict copies. */
+export function conflictKey (path: string): string { return 'c!' + path }
+
+/** Deterministic order of versions: the greatest is the winner. */
+export function compareVersions (a: Version, b: Version): number {
+  if (a.mtime !== b.mtime) return a.mtime - b.mtime
+  if (a.time !== b.time) return a.time - b.time
+  if (a.author !== b.author) return a.author < b.author ? -1 : 1
+  return a.seq - b.seq
+}
+
+function pad (n: number, width = 2): string { return String(n).padStart(width, '0') }
+
+/** `name.conflict-<peer>-<time>.ext` for a losing version of `path`. */
+export function conflictPath (path: string, version: Version): string {
+  const name = baseName(path)
+  const dot = name.lastIndexOf('.')
+  let stem = dot > 0 ? name.slice(0, dot) : name
+  const ext = dot > 0 ? name.slice(dot) : ''
+  const d = new Date(version.time)
+  const stamp = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`
+  const suffix = `.conflict-${version.author.slice(-8)}-${stamp}`
+  while (Buffer.byteLength(stem + suffix + ext) > MAX_NAME_BYTES && stem.length > 1) stem = stem.slice(0, -1)
+  return joinPath(parentOf(path), stem + suffix + ext)
+}
+
+function dotOf (v: Version): Dot { return [v.author, v.seq] }
+
+function fileRecord (v: Version): Visible {
+  return { type: 'file', cid: v.cid, size: v.size, mode: v.mode, mtime: v.mtime, dots: [dotOf(v)] }
+}
+
+/** Tree maintenance inside one transaction. */
+export class TreeWriter {
+  constructor (private readonly txn: Txn) {}
+
+  async versions (path: string): Promise<PathState> {
+    return await this.txn.get<PathState>(versionsKey(path)) ?? { versions: [], copies: [] }
+  }
+
+  async visible (path: string): Promise<Visible | undefined> {
+    if (path === '/') return { type: 'dir', mode: 0o755, mtime: 0, dots: [] }
+    return await this.txn.get<Visible>(visibleKey(path))
+  }
+
+  /**
+   * Change the versions of a path: drop those named in `replaces`, add `add`,
+   * then bring the visible tree up to date.
+   */
+  async change (path: string, replaces: Dot[], add?: Version): Promise<void> {
+    const state = await this.versions(path)
+    const drop = new Set(replaces.map(([a, s]) => `${a}\n${s}`))
+    const versions = state.versions.filter(v => !drop.has(`${v.author}\n${v.seq}`))
+    if (add !== undefined) versions.push(add)
+    await this.refresh(path, { versions, copies: state.copies })
+  }
+
+  /** Load a path's versions wholesale (snapshot bootstrap). */
+  async load (path: string, versions: Version[]): Promise<void> {
+    const state = await this.versions(path)
+    await this.refresh(path, { versions, copies: state.copies })
+  }
+
+  /**
+   * Recompute what is visible for `path` from its versions and its child
+   * count, write the difference, and adjust the parent's child count.
+   */
+  private async refresh (path: string, state: PathState, childrenOverride?: number): Promise<void> {
+    const current = await this.txn.get<Visible>(visibleKey(path))
+    const children = childrenOverride ?? (current?.type === 'dir' ? current.children ?? 0 : 0)
+    const dirs = state.versions.filter(v => v.type === 'dir').sort(compareVersions)
+    const files = state.versions.filter(v => v.type === 'file').sort(compareVersions)
+
+    let main: Visible | undefined
+    let losers: Version[] = []
+    if (dirs.length > 0 || children > 0) {
+      const top = dirs.at(-1)
+      main = top === undefined
+        ? { type: 'dir', mode: 0o755, mtime: Math.max(0, ...files.map(f => f.mtime)), dots: [], children, implicit: true }
+        : { type: 'dir', mode: top.mode, mtime: top.mtime, dots: dirs.map(dotOf), children }
+      losers = files
+    } else if (files.length > 0) {
+      main = fileRecord(files[files.length - 1])
+      losers = files.slice(0, -1)
+    }
+
+    // conflict copies: never over a path that has versions of its own
+    const copies = new Map<string, Visible>()
+    for (const loser of losers) {
+      const copy = conflictPath(path, loser)
+      if (copy === path || copies.has(copy)) continue
+      const own = await this.txn.get<PathState>(versionsKey(copy))
+      if (own !== undefined && own.versions.length > 0) continue
+      copies.set(copy, { ...fileRecord(loser), conflictOf: path, author: loser.author, time: loser.time })
+    }
+
+    let delta = 0
+    if (main !== undefined) {
+      if (current === undefined) delta++
+      this.txn.put(visibleKey(path), main)
+    } else if (current !== undefined) {
+      delta--
+      this.txn.del(visibleKey(path))
+    }
+    for (const old of state.copies) {
+      if (!copies.has(old)) { this.txn.del(visibleKey(old)); delta-- }
+    }
+    for (const [copy, record] of copies) {
+      if (!state.copies.includes(copy)) delta++
+      this.txn.put(visibleKey(copy), record)
+    }
+    const next: PathState = { versions: state.versions, copies: [...copies.keys()] }
+    if (next.versions.length === 0 && next.copies.length === 0) this.txn.del(versionsKey(path))
+    else this.txn.put(versionsKey(path), next)
+    if (next.copies.length > 0) this.txn.put(conflictKey(path), 1)
+    else if (state.copies.length > 0) this.txn.del(conflictKey(path))
+
+    if (delta !== 0) await this.adjustChildren(parentOf(path), delta)
+  }
+
+  /** A directory gained or lost visible names. */
+  private async adjustChildren (dir: string, delta: number): Promise<void> {
+    if (dir === '/') return
+    const record = await this.txn.get<Visible>(visibleKey(dir))
+    if (record?.type === 'dir') {
+      const children = (record.children ?? 0) + delta
+      if (children > 0 || !(record.implicit === true)) {
+        this.txn.put(visibleKey(dir), { ...record, children: Math.max(0, children) })
+        return
+      }
+      // an implicit directory that became empty disappears
+      await this.refresh(dir, await this.versions(dir), 0)
+      return
+    }
+    if (delta <= 0) return
+    // missing, or a file that now has something below it: it becomes a directory
+    await this.refresh(dir, await this.versions(dir), delta)
+  }
+}

@@ -1,0 +1,732 @@
+/**
+ * Wire codecs of the shared namespace: log entries, snapshot blocks, the
+ * gossip message on {@link NAMESPACE_TOPIC} and the request/response messages
+ * of the sync protocol {@link SYNC_PROTOCOL}.
+ *
+ * Everything is dag-cbor. Decoders are strict (exact field sets, exact types,
+ * bounded sizes) and pure: anything else throws {@link InvalidMessageError}.
+ * Encoders check their input the same way, so a value that encodes also
+ * decodes to an equal value.
+ *
+ * Signatures are not checked here (no keys in protocol/): the namespace
+ * verifies them over {@link encodeEntryBody}.
+ *
+ * @module
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import { equals } from 'multiformats/bytes'
+import { CID } from 'multiformats/cid'
+import { normalizePath } from '../node/namespace/paths.js'
+import { InvalidMessageError } from './block-exchange.js'
+
+/** gossipsub topic on which nodes announce their heads (and new entries). */
+export const NAMESPACE_TOPIC = '/shoal/namespace/1.0.0'
+/** The libp2p protocol id of namespace sync (pull entries by vector clock, fetch snapshot blocks). */
+export const SYNC_PROTOCOL = '/shoal/ns-sync/1.0.0'
+/** The only version of every namespace structure. */
+export const NAMESPACE_VERSION = 1
+
+/** Largest encoded entry. */
+export const MAX_ENTRY_BYTES = 1024 * 1024
+/** Most ops in one entry (a big move is split over several entries). */
+export const MAX_OPS = 4096
+/** Most authors in one vector clock. */
+export const MAX_CLOCK_AUTHORS = 4096
+/** Most parents (heads) an entry may name. */
+export const MAX_PARENTS = 256
+/** Most dots an op may replace. */
+export const MAX_REPLACES = 256
+/** Longest peer id string. */
+export const MAX_PEER_ID_LENGTH = 128
+/** Largest sync or gossip message. */
+export const MAX_SYNC_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
+/** Most entries in one `entries` response or gossip message. */
+export const MAX_BATCH_ENTRIES = 2048
+/** Most CIDs in one `blocks` request. */
+export const MAX_BLOCKS_WANT = 64
+/** Largest snapshot block. */
+export const MAX_SNAPSHOT_BLOCK_BYTES = 1024 * 1024
+/** Most paths in one snapshot shard. */
+export const MAX_SHARD_PATHS = 4096
+/** Most shards a snapshot root lists. */
+export const MAX_SNAPSHOT_SHARDS = 65536
+
+/** Peer id (string form) → highest sequence number seen from that author. */
+export type VectorClock = Record<string, number>
+
+/** One write, named by its author and the sequence number of the entry that made it. */
+export type Dot = [author: string, seq: number]
+
+/** Create or replace a file at `path`. */
+export interface PutOp {
+  op: 'put'
+  path: string
+  /** UnixFS root CID of the content. */
+  cid: CID
+  size: number
+  mode: number
+  mtime: number
+  /** The versions at `path` this write supersedes (what the writer saw there). */
+  replaces: Dot[]
+}
+/** Create a directory at `path`. */
+export interface MkdirOp {
+  op: 'mkdir'
+  path: string
+  mode: number
+  mtime: number
+  replaces: Dot[]
+}
+/** Remove the named versions at `path`. */
+export interface DelOp {
+  op: 'del'
+  path: string
+  replaces: Dot[]
+}
+/** A namespace operation. */
+export type Op = PutOp | MkdirOp | DelOp
+
+/** The signed part of a log entry. */
+export interface EntryBody {
+  v: 1
+  /** Peer id (string) of the author; its Ed25519 key signs the entry. */
+  author: string
+  /** The author's sequence number: 1, 2, 3… with no gaps. `clock[author] === seq`. */
+  seq: number
+  /** Wall time of the write at the author, ms since the epoch. */
+  time: number
+  /** What the author had applied, plus this entry. */
+  clock: VectorClock
+  /** The author's heads when it wrote the entry. */
+  parents: CID[]
+  /** At least one op; paths are normalised and distinct within an entry. */
+  ops: Op[]
+}
+
+/** A log entry: a dag-cbor block. */
+export interface Entry extends EntryBody {
+  /** Ed25519 signature by `author` over {@link encodeEntryBody}. */
+  sig: Uint8Array
+}
+
+/** A version of a path as a snapshot carries it. */
+export interface SnapshotVersion {
+  author: string
+  seq: number
+  /** Entry time of the write. */
+  time: number
+  type: 'file' | 'dir'
+  /** Files only. */
+  cid?: CID
+  /** Files only. */
+  size?: number
+  mode: number
+  mtime: number
+}
+
+/** One shard of a snapshot: live versions of a run of paths, sorted by path. */
+export interface SnapshotShard {
+  v: 1
+  paths: Array<[path: string, versions: SnapshotVersion[]]>
+}
+
+/** The root of a snapshot of the namespace state (signed by the node that made it). */
+export interface SnapshotRoot {
+  v: 1
+  author: string
+  time: number
+  /** Everything applied into the snapshot. */
+  clock: VectorClock
+  /** The heads at that point. */
+  heads: CID[]
+  /** Number of paths over all shards. */
+  count: number
+  shards: CID[]
+  sig: Uint8Array
+}
+
+/** Gossiped on {@link NAMESPACE_TOPIC}: the sender's clock and heads, and its newest entries when small. */
+export interface HeadsMessage {
+  v: 1
+  type: 'heads'
+  clock: VectorClock
+  heads: CID[]
+  /** Encoded entries (each ≤ {@link MAX_ENTRY_BYTES}); may be empty. */
+  entries: Uint8Array[]
+}
+
+/** Ask for the entries the requester lacks: those not covered by `clock`, in causal order. */
+export interface PullRequest { v: 1, type: 'pull', id: number, clock: VectorClock, limit: number }
+/** Ask for snapshot blocks by CID. */
+export interface BlocksRequest { v: 1, type: 'blocks', id: number, cids: CID[] }
+/** A sync request. */
+export type SyncRequest = PullRequest | BlocksRequest
+
+/** A page of entries in causal order; `more` when the requester should pull again. */
+export interface EntriesResponse { v: 1, type: 'entries', id: number, clock: VectorClock, heads: CID[], entries: Uint8Array[], more: boolean }
+/** The requester is behind the responder's pruned history: bootstrap from this snapshot, then pull. */
+export interface SnapshotResponse { v: 1, type: 'snapshot', id: number, root: CID, clock: VectorClock }
+/** Snapshot blocks, in the order asked; a missing one is absent from the list. */
+export interface BlocksResponse { v: 1, type: 'blocks', id: number, blocks: Uint8Array[] }
+/** The request failed. */
+export interface SyncErrorResponse { v: 1, type: 'error', id: number, message: string }
+/** A sync response. */
+export type SyncResponse = EntriesResponse | SnapshotResponse | BlocksResponse | SyncErrorResponse
+
+/** Re-exported: the error every codec of this module throws. */
+export { InvalidMessageError }
+
+/** Largest signature accepted in an entry or a snapshot root, in bytes. */
+export const MAX_SIG_BYTES = 128
+/** Longest `message` of a sync `error` response, in UTF-16 code units. */
+export const MAX_SYNC_ERROR_MESSAGE = 1024
+/** Most heads one list (gossip, `entries` response, snapshot root) may name. */
+export const MAX_HEADS = MAX_CLOCK_AUTHORS
+
+/** Multihash code of sha2-256, the only hash accepted. */
+const SHA2_256 = 0x12
+/** Multicodec code of dag-cbor: entries and snapshot blocks. */
+const DAG_CBOR = 0x71
+/** Largest `mode` (permission bits, setuid/setgid/sticky included). */
+const MAX_MODE = 0o7777
+
+/**
+ * Canonical dag-cbor of the signed part of an entry: what its author signs
+ * and what a verifier checks the signature against. A `sig` field on the
+ * argument, if any, is ignored (so a full {@link Entry} may be passed).
+ *
+ * @throws {InvalidMessageError} when the body is not valid
+ */
+export function encodeEntryBody (body: EntryBody): Uint8Array {
+  return encodeChecked(pickEntryBody(shape(body, 'entry body', ENTRY_BODY_FIELDS, ['sig'])), MAX_ENTRY_BYTES, 'entry body')
+}
+
+/**
+ * Encode a signed log entry (checked first): the bytes of its dag-cbor block.
+ *
+ * @throws {InvalidMessageError} when the entry is not valid or exceeds {@link MAX_ENTRY_BYTES}
+ */
+export function encodeEntry (entry: Entry): Uint8Array {
+  return encodeChecked(pickEntry(entry), MAX_ENTRY_BYTES, 'entry')
+}
+
+/**
+ * Decode and validate a log entry block. The bytes must be the canonical
+ * encoding ({@link encodeEntry} of the result), so that an entry has exactly
+ * one CID. The signature is not verified here.
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeEntry (bytes: Uint8Array): Entry {
+  return decodeCanonical(bytes, MAX_ENTRY_BYTES, 'entry', pickEntry)
+}
+
+/**
+ * Canonical dag-cbor of a snapshot root without its signature: what the
+ * snapshot's author signs. A `sig` field on the argument, if any, is ignored.
+ *
+ * @throws {InvalidMessageError} when the root is not valid
+ */
+export function encodeSnapshotRootBody (root: Omit<SnapshotRoot, 'sig'>): Uint8Array {
+  return encodeChecked(pickSnapshotRootBody(shape(root, 'snapshot root body', SNAPSHOT_ROOT_BODY_FIELDS, ['sig'])), MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot root body')
+}
+
+/**
+ * Encode a signed snapshot root (checked first).
+ *
+ * @throws {InvalidMessageError} when the root is not valid or exceeds {@link MAX_SNAPSHOT_BLOCK_BYTES}
+ */
+export function encodeSnapshotRoot (root: SnapshotRoot): Uint8Array {
+  return encodeChecked(pickSnapshotRoot(root), MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot root')
+}
+
+/**
+ * Decode and validate a snapshot root block (canonical encoding only). The
+ * signature is not verified here.
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeSnapshotRoot (bytes: Uint8Array): SnapshotRoot {
+  return decodeCanonical(bytes, MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot root', pickSnapshotRoot)
+}
+
+/**
+ * Encode a snapshot shard (checked first).
+ *
+ * @throws {InvalidMessageError} when the shard is not valid or exceeds {@link MAX_SNAPSHOT_BLOCK_BYTES}
+ */
+export function encodeSnapshotShard (shard: SnapshotShard): Uint8Array {
+  return encodeChecked(pickSnapshotShard(shard), MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot shard')
+}
+
+/**
+ * Decode and validate a snapshot shard block (canonical encoding only).
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeSnapshotShard (bytes: Uint8Array): SnapshotShard {
+  return decodeCanonical(bytes, MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot shard', pickSnapshotShard)
+}
+
+/**
+ * Encode a gossip message of {@link NAMESPACE_TOPIC} (checked first).
+ *
+ * @throws {InvalidMessageError} when the message is not valid or exceeds {@link MAX_SYNC_MESSAGE_BYTES}
+ */
+export function encodeHeadsMessage (message: HeadsMessage): Uint8Array {
+  return encodeChecked(pickHeadsMessage(message), MAX_SYNC_MESSAGE_BYTES, 'heads message')
+}
+
+/**
+ * Decode and validate a gossip message of {@link NAMESPACE_TOPIC}. The
+ * entries it carries stay encoded: decode each with {@link decodeEntry}.
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
+  return pickHeadsMessage(decodeBytes(bytes, MAX_SYNC_MESSAGE_BYTES, 'heads message'))
+}
+
+/**
+ * Encode a request of {@link SYNC_PROTOCOL} (checked first).
+ *
+ * @throws {InvalidMessageError} when the request is not valid or exceeds {@link MAX_SYNC_MESSAGE_BYTES}
+ */
+export function encodeSyncRequest (message: SyncRequest): Uint8Array {
+  return encodeChecked(pickSyncRequest(message), MAX_SYNC_MESSAGE_BYTES, 'sync request')
+}
+
+/**
+ * Decode and validate a request of {@link SYNC_PROTOCOL}.
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeSyncRequest (bytes: Uint8Array): SyncRequest {
+  return pickSyncRequest(decodeBytes(bytes, MAX_SYNC_MESSAGE_BYTES, 'sync request'))
+}
+
+/**
+ * Encode a response of {@link SYNC_PROTOCOL} (checked first).
+ *
+ * @throws {InvalidMessageError} when the response is not valid or exceeds {@link MAX_SYNC_MESSAGE_BYTES}
+ */
+export function encodeSyncResponse (message: SyncResponse): Uint8Array {
+  return encodeChecked(pickSyncResponse(message), MAX_SYNC_MESSAGE_BYTES, 'sync response')
+}
+
+/**
+ * Decode and validate a response of {@link SYNC_PROTOCOL}. Entries and
+ * blocks stay encoded (copies of the frame's bytes).
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeSyncResponse (bytes: Uint8Array): SyncResponse {
+  return pickSyncResponse(decodeBytes(bytes, MAX_SYNC_MESSAGE_BYTES, 'sync response'))
+}
+
+// ---------------------------------------------------------------------------
+// framing
+
+function fail (reason: string): never {
+  throw new InvalidMessageError(`invalid namespace message: ${reason}`)
+}
+
+/** A short printable form of an untrusted value, for error messages. */
+function show (value: unknown): string {
+  let text: string
+  try {
+    text = typeof value === 'string' ? JSON.stringify(value) : String(value)
+  } catch {
+    text = typeof value
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
+
+function checkSize (bytes: Uint8Array, max: number, what: string): void {
+  if (bytes.byteLength > max) fail(`${what} of ${bytes.byteLength} bytes > ${max}`)
+}
+
+function decodeBytes (bytes: Uint8Array, max: number, what: string): unknown {
+  if (!(bytes instanceof Uint8Array)) fail(`${what} is not bytes`)
+  checkSize(bytes, max, what)
+  try {
+    return dagCbor.decode(bytes)
+  } catch (err: any) {
+    fail(`${what} is not dag-cbor (${String(err?.message ?? err)})`)
+  }
+}
+
+/** Decode, validate, and require the bytes to be the canonical encoding of the result. */
+function decodeCanonical<T> (bytes: Uint8Array, max: number, what: string, pick: (value: unknown) => T): T {
+  const value = pick(decodeBytes(bytes, max, what))
+  if (!equals(encodeChecked(value, max, what), bytes)) fail(`${what} is not canonical dag-cbor`)
+  return value
+}
+
+/** Encode a validated value and check its size. */
+function encodeChecked (value: unknown, max: number, what: string): Uint8Array {
+  let bytes: Uint8Array
+  try {
+    bytes = dagCbor.encode(value)
+  } catch (err: any) {
+    fail(`${what} is not encodable (${String(err?.message ?? err)})`)
+  }
+  checkSize(bytes, max, what)
+  return bytes
+}
+
+// ---------------------------------------------------------------------------
+// field checks: each validates one untrusted value and returns a fresh copy
+
+type Fields = Record<string, unknown>
+
+function isMap (value: unknown): value is Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** True when an optional field is set (an `undefined` value counts as absent). */
+function has (fields: Fields, key: string): boolean {
+  return Object.hasOwn(fields, key) && fields[key] !== undefined
+}
+
+/** Check that `value` is a plain map with exactly the `required` keys plus any of the `optional` ones. */
+function shape (value: unknown, what: string, required: readonly string[], optional: readonly string[] = []): Fields {
+  if (!isMap(value)) fail(`${what} is not a map`)
+  for (const key of required) if (!Object.hasOwn(value, key)) fail(`${what} lacks field ${key}`)
+  for (const key of Object.keys(value)) {
+    if (!required.includes(key) && !optional.includes(key)) {
+      fail(`${what} has unexpected field ${show(key)}`)
+    }
+  }
+  return value
+}
+
+function version (value: unknown, what: string): 1 {
+  if (value !== NAMESPACE_VERSION) fail(`${what} has unsupported version ${show(value)}`)
+  return 1
+}
+
+/** A safe integer in min..max (never -0). */
+function int (value: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    fail(`${what} must be an integer in ${min}..${max}, got ${show(value)}`)
+  }
+  return value === 0 ? 0 : value
+}
+
+/** A string that survives UTF-8 (no lone surrogates). */
+function text (value: unknown, what: string, max: number): string {
+  if (typeof value !== 'string') fail(`${what} is not a string`)
+  if (value.length > max) fail(`${what} longer than ${max}`)
+  if (/\p{Cs}/u.test(value)) fail(`${what} holds a lone surrogate`)
+  return value
+}
+
+function peerId (value: unknown, what: string): string {
+  const id = text(value, what, MAX_PEER_ID_LENGTH)
+  if (id.length === 0) fail(`${what} is empty`)
+  // not a peer id, and not safely usable as an object key
+  if (id === '__proto__') fail(`${what} is __proto__`)
+  return id
+}
+
+function bool (value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') fail(`${what} is not a boolean`)
+  return value
+}
+
+/** A copy of a byte string of minBytes..maxBytes. */
+function bytes (value: unknown, what: string, minBytes: number, maxBytes: number): Uint8Array {
+  if (!(value instanceof Uint8Array)) fail(`${what} is not bytes`)
+  if (value.byteLength < minBytes || value.byteLength > maxBytes) fail(`${what} of ${value.byteLength} bytes (${minBytes}..${maxBytes} allowed)`)
+  // a copy (and a plain Uint8Array even from a Buffer): decoded values must not share the input's memory
+  return new Uint8Array(value)
+}
+
+function list (value: unknown, what: string, min: number, max: number): unknown[] {
+  if (!Array.isArray(value)) fail(`${what} is not a list`)
+  if (value.length < min || value.length > max) fail(`${what} has ${value.length} items (${min}..${max} allowed)`)
+  return value
+}
+
+/** A fresh sha2-256 CID, of the given codec when one is given. */
+function cid (value: unknown, what: string, codec?: number): CID {
+  let parsed: CID
+  try {
+    const given = CID.asCID(value)
+    if (given === null) fail(`${what} is not a CID`)
+    parsed = CID.decode(new Uint8Array(given.bytes))
+  } catch (err) {
+    if (err instanceof InvalidMessageError) throw err
+    fail(`${what} is not a CID`)
+  }
+  if (parsed.multihash.code !== SHA2_256 || parsed.multihash.size !== 32 || parsed.multihash.digest.byteLength !== 32) {
+    fail(`${what} ${parsed.toString()} is not sha2-256`)
+  }
+  if (codec !== undefined && parsed.code !== codec) fail(`${what} ${parsed.toString()} is not of codec 0x${codec.toString(16)}`)
+  return parsed
+}
+
+function cidList (value: unknown, what: string, min: number, max: number, codec: number | undefined, distinct: boolean): CID[] {
+  const items = list(value, what, min, max).map(c => cid(c, `${what} item`, codec))
+  if (distinct) {
+    const seen = new Set<string>()
+    for (const c of items) {
+      const key = c.toString()
+      if (seen.has(key)) fail(`${what} names ${key} twice`)
+      seen.add(key)
+    }
+  }
+  return items
+}
+
+/** A list of byte strings (encoded entries or blocks), bounded in count, each size and total size. */
+function byteList (value: unknown, what: string, maxItems: number, maxBytes: number): Uint8Array[] {
+  const items = list(value, what, 0, maxItems)
+  let total = 0
+  return items.map(item => {
+    const copy = bytes(item, `${what} item`, 0, maxBytes)
+    total += copy.byteLength
+    if (total > MAX_SYNC_MESSAGE_BYTES) fail(`${what} total more than ${MAX_SYNC_MESSAGE_BYTES} bytes`)
+    return copy
+  })
+}
+
+function clock (value: unknown, what: string, minAuthors: number): VectorClock {
+  if (!isMap(value)) fail(`${what} is not a map`)
+  const authors = Object.keys(value)
+  if (authors.length < minAuthors || authors.length > MAX_CLOCK_AUTHORS) fail(`${what} has ${authors.length} authors (${minAuthors}..${MAX_CLOCK_AUTHORS} allowed)`)
+  const out: VectorClock = {}
+  for (const author of authors) out[peerId(author, `${what} author`)] = int(value[author], `${what} value`, 1)
+  return out
+}
+
+function path (value: unknown, what: string): string {
+  const p = text(value, what, Number.MAX_SAFE_INTEGER)
+  let normal: string
+  try {
+    normal = normalizePath(p)
+  } catch (err: any) {
+    fail(`${what} ${show(p)} is invalid (${String(err?.message ?? err)})`)
+  }
+  if (normal !== p) fail(`${what} ${show(p)} is not normalised (${show(normal)})`)
+  if (p === '/') fail(`${what} is the root`)
+  return p
+}
+
+function dot (value: unknown, what: string): Dot {
+  if (!Array.isArray(value) || value.length !== 2) fail(`${what} is not an [author, seq] pair`)
+  return [peerId(value[0], `${what} author`), int(value[1], `${what} seq`, 1)]
+}
+
+/** `${seq}:${author}`: an unambiguous key of a dot (seq holds no ':'). */
+function dotKey (author: string, seq: number): string {
+  return `${seq}:${author}`
+}
+
+/** The dots an op replaces: distinct, covered by the entry's clock, never the entry's own dot. */
+function replaces (value: unknown, author: string, seq: number, entryClock: VectorClock): Dot[] {
+  const seen = new Set<string>()
+  return list(value, 'replaces', 0, MAX_REPLACES).map(item => {
+    const d = dot(item, 'replaced dot')
+    const key = dotKey(d[0], d[1])
+    if (seen.has(key)) fail(`replaces names [${show(d[0])}, ${d[1]}] twice`)
+    seen.add(key)
+    if (d[0] === author && d[1] === seq) fail('an op replaces its own entry')
+    const covered = Object.hasOwn(entryClock, d[0]) ? entryClock[d[0]] : 0
+    if (covered < d[1]) fail(`replaced dot [${show(d[0])}, ${d[1]}] is not covered by the entry's clock`)
+    return d
+  })
+}
+
+// ---------------------------------------------------------------------------
+// structures
+
+const OP_FIELDS: Record<Op['op'], readonly string[]> = {
+  put: ['op', 'path', 'cid', 'size', 'mode', 'mtime', 'replaces'],
+  mkdir: ['op', 'path', 'mode', 'mtime', 'replaces'],
+  del: ['op', 'path', 'replaces']
+}
+
+function pickOp (value: unknown, author: string, seq: number, entryClock: VectorClock): Op {
+  if (!isMap(value)) fail('op is not a map')
+  const kind = value.op
+  if (typeof kind !== 'string' || !Object.hasOwn(OP_FIELDS, kind)) fail(`unknown op ${show(kind)}`)
+  const f = shape(value, `${kind} op`, OP_FIELDS[kind as Op['op']])
+  const p = path(f.path, 'op path')
+  switch (kind as Op['op']) {
+    case 'put': return {
+      op: 'put',
+      path: p,
+      cid: cid(f.cid, 'put cid'),
+      size: int(f.size, 'put size', 0),
+      mode: int(f.mode, 'put mode', 0, MAX_MODE),
+      mtime: int(f.mtime, 'put mtime', 0),
+      replaces: replaces(f.replaces, author, seq, entryClock)
+    }
+    case 'mkdir': return {
+      op: 'mkdir',
+      path: p,
+      mode: int(f.mode, 'mkdir mode', 0, MAX_MODE),
+      mtime: int(f.mtime, 'mkdir mtime', 0),
+      replaces: replaces(f.replaces, author, seq, entryClock)
+    }
+    default: return { op: 'del', path: p, replaces: replaces(f.replaces, author, seq, entryClock) }
+  }
+}
+
+const ENTRY_BODY_FIELDS = ['v', 'author', 'seq', 'time', 'clock', 'parents', 'ops'] as const
+const ENTRY_FIELDS = [...ENTRY_BODY_FIELDS, 'sig'] as const
+
+/** Validate and copy the body fields of an entry whose key set was already checked. */
+function pickEntryBody (f: Fields): EntryBody {
+  version(f.v, 'entry')
+  const author = peerId(f.author, 'entry author')
+  const seq = int(f.seq, 'entry seq', 1)
+  const time = int(f.time, 'entry time', 0)
+  const entryClock = clock(f.clock, 'entry clock', 1)
+  if (entryClock[author] !== seq) fail(`entry clock[author] is ${show(entryClock[author])}, not seq ${seq}`)
+  const parents = cidList(f.parents, 'entry parents', 0, MAX_PARENTS, DAG_CBOR, true)
+  const seen = new Set<string>()
+  const ops = list(f.ops, 'entry ops', 1, MAX_OPS).map(item => {
+    const op = pickOp(item, author, seq, entryClock)
+    if (seen.has(op.path)) fail(`entry has two ops on ${show(op.path)}`)
+    seen.add(op.path)
+    return op
+  })
+  return { v: 1, author, seq, time, clock: entryClock, parents, ops }
+}
+
+function pickEntry (value: unknown): Entry {
+  const f = shape(value, 'entry', ENTRY_FIELDS)
+  return { ...pickEntryBody(f), sig: bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES) }
+}
+
+const VERSION_FIELDS = ['author', 'seq', 'time', 'type', 'mode', 'mtime'] as const
+const VERSION_FILE_FIELDS = ['cid', 'size'] as const
+
+function pickVersion (value: unknown): SnapshotVersion {
+  const f = shape(value, 'snapshot version', VERSION_FIELDS, VERSION_FILE_FIELDS)
+  const type = f.type
+  if (type !== 'file' && type !== 'dir') fail(`unknown snapshot version type ${show(type)}`)
+  const out: SnapshotVersion = {
+    author: peerId(f.author, 'version author'),
+    seq: int(f.seq, 'version seq', 1),
+    time: int(f.time, 'version time', 0),
+    type,
+    mode: int(f.mode, 'version mode', 0, MAX_MODE),
+    mtime: int(f.mtime, 'version mtime', 0)
+  }
+  if (type === 'dir') {
+    if (has(f, 'cid') || has(f, 'size')) fail('a dir version has a cid or size')
+  } else {
+    if (has(f, 'cid')) out.cid = cid(f.cid, 'version cid')
+    if (has(f, 'size')) out.size = int(f.size, 'version size', 0)
+  }
+  return out
+}
+
+function pickSnapshotShard (value: unknown): SnapshotShard {
+  const f = shape(value, 'snapshot shard', ['v', 'paths'])
+  version(f.v, 'snapshot shard')
+  let previous: string | undefined
+  const paths = list(f.paths, 'shard paths', 0, MAX_SHARD_PATHS).map((item): [string, SnapshotVersion[]] => {
+    if (!Array.isArray(item) || item.length !== 2) fail('shard item is not a [path, versions] pair')
+    const p = path(item[0], 'shard path')
+    if (previous !== undefined && !(previous < p)) fail(`shard paths not strictly ascending at ${show(p)}`)
+    previous = p
+    const seen = new Set<string>()
+    const versions = list(item[1], 'shard versions', 1, Number.MAX_SAFE_INTEGER).map(v => {
+      const version = pickVersion(v)
+      const key = dotKey(version.author, version.seq)
+      if (seen.has(key)) fail(`${show(p)} has two versions [${show(version.author)}, ${version.seq}]`)
+      seen.add(key)
+      return version
+    })
+    return [p, versions]
+  })
+  return { v: 1, paths }
+}
+
+const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'count', 'shards'] as const
+const SNAPSHOT_ROOT_FIELDS = [...SNAPSHOT_ROOT_BODY_FIELDS, 'sig'] as const
+
+function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
+  version(f.v, 'snapshot root')
+  const out = {
+    v: 1 as const,
+    author: peerId(f.author, 'snapshot author'),
+    time: int(f.time, 'snapshot time', 0),
+    clock: clock(f.clock, 'snapshot clock', 0),
+    heads: cidList(f.heads, 'snapshot heads', 0, MAX_HEADS, DAG_CBOR, true),
+    count: int(f.count, 'snapshot count', 0),
+    shards: cidList(f.shards, 'snapshot shards', 0, MAX_SNAPSHOT_SHARDS, DAG_CBOR, false)
+  }
+  if (out.count > out.shards.length * MAX_SHARD_PATHS) fail(`snapshot count ${out.count} > what ${out.shards.length} shards can hold`)
+  return out
+}
+
+function pickSnapshotRoot (value: unknown): SnapshotRoot {
+  const f = shape(value, 'snapshot root', SNAPSHOT_ROOT_FIELDS)
+  return { ...pickSnapshotRootBody(f), sig: bytes(f.sig, 'snapshot sig', 1, MAX_SIG_BYTES) }
+}
+
+/** Check the envelope (version, known type, exact key set with `id` when `withId`); returns the type. */
+function envelope (value: unknown, what: string, shapes: Record<string, readonly string[]>, withId: boolean): string {
+  if (!isMap(value)) fail(`${what} is not a map`)
+  version(value.v, what)
+  const type = value.type
+  if (typeof type !== 'string' || !Object.hasOwn(shapes, type)) fail(`unknown ${what} type ${show(type)}`)
+  shape(value, `${type} ${what}`, ['v', 'type', ...(withId ? ['id'] : []), ...shapes[type]])
+  return type
+}
+
+const HEADS_SHAPES = { heads: ['clock', 'heads', 'entries'] } as const
+
+function pickHeadsMessage (value: unknown): HeadsMessage {
+  envelope(value, 'heads message', HEADS_SHAPES, false)
+  const f = value as Fields
+  return {
+    v: 1,
+    type: 'heads',
+    clock: clock(f.clock, 'heads clock', 0),
+    heads: cidList(f.heads, 'heads', 0, MAX_HEADS, DAG_CBOR, true),
+    entries: byteList(f.entries, 'heads entries', MAX_BATCH_ENTRIES, MAX_ENTRY_BYTES)
+  }
+}
+
+const REQUEST_SHAPES = { pull: ['clock', 'limit'], blocks: ['cids'] } as const
+
+function pickSyncRequest (value: unknown): SyncRequest {
+  const type = envelope(value, 'sync request', REQUEST_SHAPES, true)
+  const f = value as Fields
+  const id = int(f.id, 'id', 0)
+  if (type === 'pull') {
+    return { v: 1, type, id, clock: clock(f.clock, 'pull clock', 0), limit: int(f.limit, 'pull limit', 1, MAX_BATCH_ENTRIES) }
+  }
+  return { v: 1, type: 'blocks', id, cids: cidList(f.cids, 'blocks cids', 1, MAX_BLOCKS_WANT, DAG_CBOR, false) }
+}
+
+const RESPONSE_SHAPES = { entries: ['clock', 'heads', 'entries', 'more'], snapshot: ['root', 'clock'], blocks: ['blocks'], error: ['message'] } as const
+
+function pickSyncResponse (value: unknown): SyncResponse {
+  const type = envelope(value, 'sync response', RESPONSE_SHAPES, true)
+  const f = value as Fields
+  const id = int(f.id, 'id', 0)
+  switch (type) {
+    case 'entries': return {
+      v: 1,
+      type,
+      id,
+      clock: clock(f.clock, 'entries clock', 0),
+      heads: cidList(f.heads, 'entries heads', 0, MAX_HEADS, DAG_CBOR, true),
+      entries: byteList(f.entries, 'entries', MAX_BATCH_ENTRIES, MAX_ENTRY_BYTES),
+      more: bool(f.more, 'more')
+    }
+    case 'snapshot': return { v: 1, type, id, root: cid(f.root, 'snapshot root', DAG_CBOR), clock: clock(f.clock, 'snapshot clock', 1) }
+    case 'blocks': return { v: 1, type, id, blocks: byteList(f.blocks, 'blocks', MAX_BLOCKS_WANT, MAX_SNAPSHOT_BLOCK_BYTES) }
+    default: return { v: 1, type: 'error', id, message: text(f.message, 'error message', MAX_SYNC_ERROR_MESSAGE) }
+  }
+}

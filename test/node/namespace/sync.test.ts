@@ -1,0 +1,210 @@
+/**
+ * Namespace sync between real libp2p hosts on 127.0.0.1, each with its
+ * replica in a real LevelDB: concurrent writers, a partition healed, a node
+ * offline through 1,000 writes, and a forged entry on the gossip topic.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { pino } from 'pino'
+import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
+import { createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
+import { NamespaceSync } from '../../../node/namespace/sync.js'
+import { Libp2pSyncNetwork } from '../../../node/namespace/libp2p-network.js'
+import { sha256 } from '../../../node/blocks/verify.js'
+import { NAMESPACE_TOPIC, decodeEntry, encodeEntry, encodeEntryBody, encodeHeadsMessage } from '../../../protocol/namespace.js'
+import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import type { PrivateKey } from '@libp2p/interface'
+
+const logger = pino({ level: 'silent' })
+
+interface TestNode {
+  key: PrivateKey
+  dir: string
+  blocked: Set<string>
+  libp2p: ShoalLibp2p
+  replica: Replica
+  sync: NamespaceSync
+  stop: () => Promise<void>
+}
+
+/** A host + replica + sync; `blocked` peers can neither dial it nor be dialled. */
+async function startNode (t: CleanupContext, init: { key?: PrivateKey, dir?: string, compactAfter?: number } = {}): Promise<TestNode> {
+  const key = init.key ?? await generateKeyPair('Ed25519')
+  const dir = init.dir ?? join(await tempDir(t), 'ns')
+  const blocked = new Set<string>()
+  const libp2p = await createHost({
+    privateKey: key,
+    connectionGater: {
+      denyDialPeer: async (peer) => blocked.has(peer.toString()),
+      denyInboundEncryptedConnection: async (peer) => blocked.has(peer.toString())
+    }
+  })
+  const replica = createNamespace({ path: dir, signer: signerFromKey(key), logger, options: { compactAfter: init.compactAfter ?? 10_000 } })
+  await replica.open()
+  const sync = new NamespaceSync({
+    replica,
+    network: new Libp2pSyncNetwork({ libp2p, logger }),
+    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
+    random: Math.random,
+    logger
+  }, { interval: 500, requestTimeout: 5_000 })
+  await sync.start()
+  let stopped = false
+  const stop = async (): Promise<void> => {
+    if (stopped) return
+    stopped = true
+    await sync.stop()
+    await libp2p.stop()
+    await replica.close()
+  }
+  defer(t, stop)
+  return { key, dir, blocked, libp2p, replica, sync, stop }
+}
+
+async function connect (a: TestNode, b: TestNode): Promise<void> {
+  await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(5_000) })
+}
+
+function cidOf (text: string): string {
+  return CID.createV1(0x55, Digest.create(0x12, sha256(new TextEncoder().encode(text)))).toString()
+}
+
+function file (text: string, mtime = Date.now()): { cid: string, size: number, mode: number, mtime: number } {
+  return { cid: cidOf(text), size: text.length, mode: 0o644, mtime }
+}
+
+async function tree (r: Replica): Promise<string> {
+  const out: string[] = []
+  for await (const e of r.walk('/')) out.push(e.type === 'dir' ? `${e.path}/` : `${e.path} ${e.cid}`)
+  return out.join('\n')
+}
+
+/** Poll until every replica has the same clock and tree, for at most `ms`. */
+async function waitConverged (nodes: TestNode[], ms = 20_000): Promise<string> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const trees = await Promise.all(nodes.map(async n => await tree(n.replica)))
+    const clocks = nodes.map(n => JSON.stringify(Object.entries(n.replica.state().clock).sort()))
+    if (trees.every(x => x === trees[0]) && clocks.every(c => c === clocks[0])) return trees[0]
+    if (Date.now() > deadline) assert.fail(`not converged after ${ms} ms:\n${trees.map((x, i) => `--- node ${i} ${clocks[i]}\n${x}`).join('\n')}`)
+    await sleep(100)
+  }
+}
+
+/** Cut the swarm between two groups (no connection survives or forms). */
+async function partition (left: TestNode[], right: TestNode[]): Promise<void> {
+  for (const a of left) {
+    for (const b of right) {
+      a.blocked.add(b.libp2p.peerId.toString())
+      b.blocked.add(a.libp2p.peerId.toString())
+      await a.libp2p.hangUp(b.libp2p.peerId).catch(() => {})
+    }
+  }
+}
+
+function heal (nodes: TestNode[]): void {
+  for (const n of nodes) n.blocked.clear()
+}
+
+describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
+  it('5 nodes with concurrent writers converge, and concurrent writes to one path leave conflict copies', async (t) => {
+    const nodes: TestNode[] = []
+    for (let i = 0; i < 5; i++) nodes.push(await startNode(t))
+    // written before the nodes meet: certainly concurrent
+    for (const [i, n] of nodes.entries()) await n.replica.putFile('/shared.txt', file(`shared by ${i}`))
+    for (let i = 1; i < 5; i++) await connect(nodes[i], nodes[0])
+    await connect(nodes[1], nodes[2])
+    await connect(nodes[3], nodes[4])
+    await Promise.all(nodes.map(async (n, i) => {
+      for (let j = 0; j < 20; j++) await n.replica.putFile(`/node${i}/file${j}`, file(`${i}-${j}`))
+    }))
+    const final = await waitConverged(nodes)
+    assert.equal(final.split('\n').filter(l => l.startsWith('/node')).length, 5 * 21)
+    for (const n of nodes) {
+      const conflicts = await n.replica.conflicts()
+      assert.equal(conflicts.length, 4, 'one winner and four conflict copies')
+      assert.equal(new Set(conflicts.map(c => c.cid)).size, 4)
+    }
+  })
+
+  it('a partition with writes on both sides heals into one tree; nothing is lost and conflicts are visible', async (t) => {
+    const nodes: TestNode[] = []
+    for (let i = 0; i < 4; i++) nodes.push(await startNode(t))
+    for (let i = 1; i < 4; i++) await connect(nodes[i], nodes[0])
+    await connect(nodes[2], nodes[3])
+    await nodes[0].replica.putFile('/doc.txt', file('original'))
+    await nodes[0].replica.putFile('/other.txt', file('other'))
+    await waitConverged(nodes)
+    const [left, right] = [nodes.slice(0, 2), nodes.slice(2)]
+    await partition(left, right)
+    await nodes[0].replica.putFile('/doc.txt', file('left edit'))
+    await nodes[1].replica.putFile('/left/only', file('left'))
+    await nodes[2].replica.putFile('/doc.txt', file('right edit'))
+    await nodes[1].replica.putFile('/other.txt', file('left other edit'))
+    await nodes[3].replica.putFile('/right/only', file('right'))
+    await waitConverged(right)
+    await nodes[3].replica.remove('/other.txt')
+    await waitConverged(left)
+    await waitConverged(right)
+    assert.equal(await nodes[0].replica.lookup('/right/only'), undefined, 'the partition held')
+    heal(nodes)
+    await connect(nodes[2], nodes[0])
+    const final = await waitConverged(nodes)
+    assert.match(final, /\/left\/only/)
+    assert.match(final, /\/right\/only/)
+    const cids = new Set([...(await nodes[3].replica.conflicts()).map(c => c.cid), ((await nodes[3].replica.stat('/doc.txt')) as any).cid])
+    assert.ok(cids.has(cidOf('left edit')) && cids.has(cidOf('right edit')), 'both concurrent edits are readable')
+    const other = await nodes[3].replica.stat('/other.txt')
+    assert.equal(other.type === 'file' && other.cid, cidOf('left other edit'), 'a modification beats a concurrent delete')
+  })
+
+  it('a node offline through 1,000 writes catches up after restart', async (t) => {
+    const [a, b] = [await startNode(t), await startNode(t)]
+    await connect(b, a)
+    await a.replica.putFile('/before', file('before'))
+    await waitConverged([a, b])
+    const { key, dir } = b
+    await b.stop()
+    for (let i = 0; i < 1000; i++) await a.replica.putFile(`/many/${i % 10}/f${i}`, file(`w${i}`))
+    const b2 = await startNode(t, { key, dir })
+    assert.equal(await b2.replica.lookup('/many'), undefined)
+    await connect(b2, a)
+    const final = await waitConverged([a, b2])
+    assert.equal(final.split('\n').length, 1 + 1 + 10 + 1000)
+    assert.ok(b2.sync.stats.pages >= 1)
+  })
+
+  it('a forged entry on the gossip topic is rejected by every node and changes nothing', async (t) => {
+    const nodes: TestNode[] = []
+    for (let i = 0; i < 3; i++) nodes.push(await startNode(t))
+    for (let i = 1; i < 3; i++) await connect(nodes[i], nodes[0])
+    const sent: Uint8Array[] = []
+    nodes[0].replica.onLocalEntries(e => sent.push(...e))
+    await nodes[0].replica.putFile('/real', file('real'))
+    const before = await waitConverged(nodes)
+    // mallory re-signs node 0's next entry with its own key
+    const mallory = await generateKeyPair('Ed25519')
+    const real = decodeEntry(sent[0])
+    const { sig: _sig, ...body } = { ...real, seq: 2, clock: { ...real.clock, [real.author]: 2 }, parents: [], ops: [{ ...real.ops[0], path: '/forged' }] }
+    const forged = encodeEntry({ ...body, sig: await mallory.sign(encodeEntryBody(body)) })
+    const attacker = await createHost({ privateKey: mallory })
+    defer(t, async () => { await attacker.stop() })
+    attacker.services.pubsub.subscribe(NAMESPACE_TOPIC)
+    for (const n of nodes) await attacker.dial(n.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(5_000) })
+    const deadline = Date.now() + 15_000
+    while (nodes.some(n => n.replica.rejected === 0) && Date.now() < deadline) {
+      await attacker.services.pubsub.publish(NAMESPACE_TOPIC, encodeHeadsMessage({ v: 1, type: 'heads', clock: body.clock, heads: [], entries: [forged] })).catch(() => {})
+      await sleep(200)
+    }
+    for (const n of nodes) {
+      assert.ok(n.replica.rejected >= 1, 'the forged entry was seen and rejected')
+      assert.equal(await tree(n.replica), before)
+      assert.equal(n.replica.state().clock[real.author], 1)
+    }
+  })
+})
