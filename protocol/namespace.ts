@@ -6,7 +6,14 @@
  * Everything is dag-cbor. Decoders are strict (exact field sets, exact types,
  * bounded sizes) and pure: anything else throws {@link InvalidMessageError}.
  * Encoders check their input the same way, so a value that encodes also
- * decodes to an equal value.
+ * decodes to an equal value. Decoded values are built fresh and their bytes
+ * are copies, never views of the input.
+ *
+ * Content-addressed structures (entries, snapshot roots and shards) must also
+ * be in canonical form: their decoders reject any bytes other than what their
+ * encoder produces for the decoded value, so one entry has exactly one CID.
+ * Entries carried by gossip and sync messages stay encoded: decode each with
+ * {@link decodeEntry} and hash exactly those bytes.
  *
  * Signatures are not checked here (no keys in protocol/): the namespace
  * verifies them over {@link encodeEntryBody}.
@@ -139,6 +146,8 @@ export interface SnapshotRoot {
   clock: VectorClock
   /** The heads at that point. */
   heads: CID[]
+  /** The dot (author, seq) of each head, in the same order: tells a merging replica which heads are behind its own. */
+  headDots: Dot[]
   /** Number of paths over all shards. */
   count: number
   shards: CID[]
@@ -331,14 +340,13 @@ function fail (reason: string): never {
   throw new InvalidMessageError(`invalid namespace message: ${reason}`)
 }
 
-/** A short printable form of an untrusted value, for error messages. */
+/** A short printable form of an untrusted value, for error messages (never walks containers). */
 function show (value: unknown): string {
   let text: string
-  try {
-    text = typeof value === 'string' ? JSON.stringify(value) : String(value)
-  } catch {
-    text = typeof value
-  }
+  if (typeof value === 'string') text = JSON.stringify(value)
+  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value == null) text = String(value)
+  else if (Array.isArray(value)) text = `a list of ${value.length}`
+  else text = `a ${typeof value}`
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
 }
 
@@ -372,7 +380,8 @@ function encodeChecked (value: unknown, max: number, what: string): Uint8Array {
     fail(`${what} is not encodable (${String(err?.message ?? err)})`)
   }
   checkSize(bytes, max, what)
-  return bytes
+  // a plain Uint8Array (the encoder may hand back a Buffer), equal to what decoders return
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 // ---------------------------------------------------------------------------
@@ -650,7 +659,7 @@ function pickSnapshotShard (value: unknown): SnapshotShard {
   return { v: 1, paths }
 }
 
-const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'count', 'shards'] as const
+const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'shards'] as const
 const SNAPSHOT_ROOT_FIELDS = [...SNAPSHOT_ROOT_BODY_FIELDS, 'sig'] as const
 
 function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
@@ -661,9 +670,11 @@ function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
     time: int(f.time, 'snapshot time', 0),
     clock: clock(f.clock, 'snapshot clock', 0),
     heads: cidList(f.heads, 'snapshot heads', 0, MAX_HEADS, DAG_CBOR, true),
+    headDots: list(f.headDots, 'snapshot head dots', 0, MAX_HEADS).map(d => dot(d, 'snapshot head dot')),
     count: int(f.count, 'snapshot count', 0),
     shards: cidList(f.shards, 'snapshot shards', 0, MAX_SNAPSHOT_SHARDS, DAG_CBOR, false)
   }
+  if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
   if (out.count > out.shards.length * MAX_SHARD_PATHS) fail(`snapshot count ${out.count} > what ${out.shards.length} shards can hold`)
   return out
 }

@@ -20,7 +20,7 @@
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import {
-  MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
+  MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
   decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntry, encodeEntryBody,
   encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
   type Entry as LogEntry, type EntryBody, type Op, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
@@ -118,14 +118,14 @@ class Batch {
   readonly txn: Txn
   readonly tree: TreeWriter
   readonly clock: VectorClock
-  heads: string[]
+  readonly heads: Map<string, Dot>
   applied: Uint8Array[] = []
 
-  constructor (kv: KV, clock: VectorClock, heads: string[]) {
+  constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>) {
     this.txn = new Txn(kv)
     this.tree = new TreeWriter(this.txn)
     this.clock = { ...clock }
-    this.heads = [...heads]
+    this.heads = new Map(heads)
   }
 }
 
@@ -140,7 +140,8 @@ export class Replica implements Namespace {
   private readonly log: Logger
   private readonly options: Required<ReplicaOptions>
   private clockState: VectorClock = {}
-  private headState: string[] = []
+  /** Heads (entry CIDs) with the dot of each. */
+  private headState = new Map<string, Dot>()
   private prunedState: VectorClock = {}
   private readonly members = new Map<string, Member>()
   private readonly pending = new Map<string, Map<number, Pending>>()
@@ -170,7 +171,7 @@ export class Replica implements Namespace {
     if (this.opened) return
     await this.kv.open()
     this.clockState = await this.meta<VectorClock>('clock') ?? {}
-    this.headState = await this.meta<string[]>('heads') ?? []
+    this.headState = new Map(await this.meta<Array<[string, Dot]>>('heads') ?? [])
     this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
     for (const [peer, m] of Object.entries(await this.meta<Record<string, Member>>('members') ?? {})) this.members.set(peer, m)
     this.opened = true
@@ -198,7 +199,7 @@ export class Replica implements Namespace {
 
   /** Clock, heads and pruned frontier. */
   state (): ReplicaState {
-    return { clock: { ...this.clockState }, heads: this.headState.map(h => CID.parse(h)), pruned: { ...this.prunedState } }
+    return { clock: { ...this.clockState }, heads: sortedHeads(this.headState).map(h => CID.parse(h)), pruned: { ...this.prunedState } }
   }
 
   // ---------------------------------------------------------------- reads
@@ -369,7 +370,7 @@ export class Replica implements Namespace {
         seq,
         time: this.components.clock.now(),
         clock: { ...batch.clock, [me]: seq },
-        parents: batch.heads.map(h => CID.parse(h)),
+        parents: sortedHeads(batch.heads).slice(0, MAX_PARENTS).map(h => CID.parse(h)),
         ops: chunk
       }
       const sig = await this.components.signer.sign(encodeEntryBody(body))
@@ -398,15 +399,15 @@ export class Replica implements Namespace {
     batch.txn.putBytes('e!' + key, bytes)
     batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: weight(entry.clock) })
     batch.clock[entry.author] = entry.seq
-    const parents = new Set(entry.parents.map(p => p.toString()))
-    batch.heads = [...batch.heads.filter(h => !parents.has(h)), key].sort()
+    for (const p of entry.parents) batch.heads.delete(p.toString())
+    batch.heads.set(key, [entry.author, entry.seq])
     batch.applied.push(bytes)
     this.noteAuthor(entry)
   }
 
   private async commit (batch: Batch): Promise<void> {
     batch.txn.put('m!clock', batch.clock)
-    batch.txn.put('m!heads', batch.heads)
+    batch.txn.put('m!heads', [...batch.heads])
     batch.txn.put('m!members', Object.fromEntries(this.members))
     await batch.txn.commit(true)
     this.clockState = batch.clock
@@ -593,7 +594,7 @@ export class Replica implements Namespace {
       const gain = missing(stable, this.prunedState)
       if (gain === 0 || (!force && gain < this.options.compactAfter)) return false
       const txn = new Txn(this.kv)
-      await this.writeSnapshot(txn)
+      await this.writeSnapshot(txn, await this.collectState(), this.clockState, this.headState)
       for (const [author, n] of Object.entries(stable)) {
         const from = this.prunedState[author] ?? 0
         if (from >= n) continue
@@ -611,8 +612,34 @@ export class Replica implements Namespace {
     })
   }
 
-  /** Snapshot the current state (blocks under `b!`, replacing the previous snapshot). */
-  private async writeSnapshot (txn: Txn): Promise<CID> {
+  /**
+   * Heads after merging a snapshot: the maximal entries of both sides. A head
+   * of one side that the other side's clock covers, and that the other side
+   * does not list as a head, is behind the other side's heads.
+   */
+  private mergeHeads (snap: SnapshotRoot): Map<string, Dot> {
+    const theirs = new Map(snap.heads.map((h, i) => [h.toString(), snap.headDots[i]]))
+    const out = new Map<string, Dot>()
+    for (const [h, dot] of this.headState) if (theirs.has(h) || !covers(snap.clock, dot)) out.set(h, dot)
+    for (const [h, dot] of theirs) if (this.headState.has(h) || !covers(this.clockState, dot)) out.set(h, dot)
+    return out
+  }
+
+  /** Every path's live versions, from the store (sorted by path). */
+  private async collectState (): Promise<Map<string, Version[]>> {
+    const state = new Map<string, Version[]>()
+    for await (const [key, value] of this.kv.iterate({ gt: 'v!', lt: 'v"' })) {
+      const versions = decodeJSON<PathState>(value).versions
+      if (versions.length > 0) state.set(key.slice(2), versions)
+    }
+    return state
+  }
+
+  /**
+   * Write a snapshot of `state` at `clock` (blocks under `b!`, replacing the
+   * previous snapshot) into `txn`.
+   */
+  private async writeSnapshot (txn: Txn, state: Map<string, Version[]>, clock: VectorClock, heads: Map<string, Dot>): Promise<CID> {
     const old = await this.meta<SnapshotMeta>('snapshot')
     const blocks: string[] = []
     const shards: CID[] = []
@@ -621,7 +648,6 @@ export class Replica implements Namespace {
     let size = 0
     const flush = (): void => {
       if (paths.length === 0) return
-      paths.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
       const bytes = encodeSnapshotShard({ v: 1, paths })
       const cid = cborCID(bytes)
       txn.putBytes('b!' + cid.toString(), bytes)
@@ -630,26 +656,33 @@ export class Replica implements Namespace {
       paths = []
       size = 0
     }
-    for await (const [key, value] of this.kv.iterate({ gt: 'v!', lt: 'v"' })) {
-      const state = decodeJSON<PathState>(value)
-      if (state.versions.length === 0) continue
-      const versions = state.versions.map(toSnapshotVersion)
-      const estimate = key.length + 160 * versions.length
+    const sorted = [...state.keys()].sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
+    for (const path of sorted) {
+      const versions = (state.get(path) as Version[]).map(toSnapshotVersion)
+      const estimate = Buffer.byteLength(path) + 160 * versions.length
       if (paths.length >= this.options.shardPaths || size + estimate > MAX_SNAPSHOT_BLOCK_BYTES * 0.75) flush()
-      paths.push([key.slice(2), versions])
+      paths.push([path, versions])
       size += estimate
       count++
     }
     flush()
     const body: Omit<SnapshotRoot, 'sig'> = {
-      v: 1, author: this.id, time: this.components.clock.now(), clock: { ...this.clockState }, heads: this.headState.map(h => CID.parse(h)), count, shards
+      v: 1,
+      author: this.id,
+      time: this.components.clock.now(),
+      clock: { ...clock },
+      heads: sortedHeads(heads).map(h => CID.parse(h)),
+      headDots: sortedHeads(heads).map(h => heads.get(h) as Dot),
+      count,
+      shards
     }
     const sig = await this.components.signer.sign(encodeSnapshotRootBody(body))
     const rootBytes = encodeSnapshotRoot({ ...body, sig })
     const root = cborCID(rootBytes)
     txn.putBytes('b!' + root.toString(), rootBytes)
     blocks.push(root.toString())
-    for (const b of old?.blocks ?? []) if (!blocks.includes(b)) txn.del('b!' + b)
+    const keep = new Set(blocks)
+    for (const b of old?.blocks ?? []) if (!keep.has(b)) txn.del('b!' + b)
     txn.put('m!snapshot', { root: root.toString(), clock: body.clock, blocks } satisfies SnapshotMeta)
     return root
   }
@@ -658,21 +691,26 @@ export class Replica implements Namespace {
   async snapshot (): Promise<CID> {
     return await this.exclusive(async () => {
       const txn = new Txn(this.kv)
-      const root = await this.writeSnapshot(txn)
+      const root = await this.writeSnapshot(txn, await this.collectState(), this.clockState, this.headState)
       await txn.commit(true)
       return root
     })
   }
 
   /**
-   * Replace this replica's state by a peer's snapshot, then re-apply the
-   * entries of our own log that the snapshot does not cover (writes made
-   * while away are kept). Every block is hash-checked and the root's
-   * signature verified before anything changes.
+   * Merge a peer's snapshot into this replica: the state-based merge of two
+   * observed-remove sets. A version both sides hold stays; a version only one
+   * side holds stays unless the other side's clock covers it (then the other
+   * side saw it and removed it). So writes this replica made while away, and
+   * history it pruned that the peer never saw, are kept; what the peer
+   * removed knowingly goes. Every block is hash-checked and the root's
+   * signature verified before anything changes; then this replica writes its
+   * own snapshot of the merged state, so it can serve peers that are behind.
    *
+   * @param author - the peer serving the snapshot: only its own snapshots are accepted
    * @throws {InvalidSnapshotError} for a snapshot that fails its checks
    */
-  async loadSnapshot (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<boolean> {
+  async loadSnapshot (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
     const [rootBytes] = await fetch([root])
     if (rootBytes === undefined || !cborCID(rootBytes).equals(root)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} missing or corrupt`)
     let snap: SnapshotRoot
@@ -681,71 +719,56 @@ export class Replica implements Namespace {
     } catch (err: any) {
       throw new InvalidSnapshotError(`snapshot root: ${String(err?.message ?? err)}`)
     }
+    if (author !== undefined && snap.author !== author) throw new InvalidSnapshotError(`snapshot by ${snap.author} served by ${author}`)
     const { sig, ...body } = snap
     if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
     if (dominates(this.clockState, snap.clock)) return false
-    if (!dominates(snap.clock, this.prunedState)) throw new InvalidSnapshotError('snapshot is older than our own pruned history')
-    const shards: Array<{ cid: CID, bytes: Uint8Array }> = []
+    const theirs = new Map<string, Version[]>()
     for (let i = 0; i < snap.shards.length; i += MAX_BLOCKS_WANT) {
       const want = snap.shards.slice(i, i + MAX_BLOCKS_WANT)
       const got = await fetch(want)
       for (let j = 0; j < want.length; j++) {
         const bytes = got[j]
         if (bytes === undefined || !cborCID(bytes).equals(want[j])) throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()} missing or corrupt`)
-        shards.push({ cid: want[j], bytes })
+        let shard: SnapshotShard
+        try {
+          shard = decodeSnapshotShard(bytes)
+        } catch (err: any) {
+          throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()}: ${String(err?.message ?? err)}`)
+        }
+        for (const [path, versions] of shard.paths) theirs.set(path, versions.map(fromSnapshotVersion))
       }
     }
-    const decoded: SnapshotShard[] = shards.map(s => {
-      try {
-        return decodeSnapshotShard(s.bytes)
-      } catch (err: any) {
-        throw new InvalidSnapshotError(`snapshot shard ${s.cid.toString()}: ${String(err?.message ?? err)}`)
-      }
-    })
+    if (theirs.size !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${theirs.size} paths, its root says ${snap.count}`)
     await this.exclusive(async () => {
-      const batch = new Batch(this.kv, snap.clock, snap.heads.map(h => h.toString()))
+      const ours = await this.collectState()
+      const merged = mergeStates(ours, this.clockState, theirs, snap.clock)
+      const clock = merge(this.clockState, snap.clock)
+      const heads = this.mergeHeads(snap)
+      const batch = new Batch(this.kv, clock, heads)
       const txn = batch.txn
       for (const prefix of ['t!', 'v!', 'c!']) {
         for await (const [key] of this.kv.iterate({ gte: prefix, lt: prefix.slice(0, 1) + '"' })) txn.del(key)
       }
-      for (const shard of decoded) {
-        for (const [path, versions] of shard.paths) await batch.tree.load(path, versions.map(fromSnapshotVersion))
-      }
-      // our own log: drop what the snapshot covers, keep the rest to re-apply
-      const keep: Array<{ cid: string, w: number }> = []
+      for (const [path, versions] of merged) await batch.tree.load(path, versions)
+      // history the snapshot covers can no longer be served entry by entry
+      const pruned = merge(this.prunedState, snap.clock)
       for await (const [key, value] of this.kv.iterate({ gt: 's!', lt: 's"' })) {
         const rest = key.slice(2)
         const i = rest.lastIndexOf('!')
-        const author = rest.slice(0, i)
-        const seq = Number(rest.slice(i + 1))
-        const ref = decodeJSON<{ cid: string, w: number }>(value)
-        if (covers(snap.clock, [author, seq])) {
+        if (covers(pruned, [rest.slice(0, i), Number(rest.slice(i + 1))])) {
           txn.del(key)
-          txn.del('e!' + ref.cid)
-        } else {
-          keep.push(ref)
+          txn.del('e!' + decodeJSON<{ cid: string }>(value).cid)
         }
       }
-      // the snapshot becomes ours to serve
-      const old = await this.meta<SnapshotMeta>('snapshot')
-      const blocks = [root.toString(), ...shards.map(s => s.cid.toString())]
-      for (const b of old?.blocks ?? []) if (!blocks.includes(b)) txn.del('b!' + b)
-      txn.putBytes('b!' + root.toString(), rootBytes)
-      for (const s of shards) txn.putBytes('b!' + s.cid.toString(), s.bytes)
-      txn.put('m!snapshot', { root: root.toString(), clock: snap.clock, blocks } satisfies SnapshotMeta)
-      txn.put('m!pruned', snap.clock)
-      keep.sort((a, b) => a.w - b.w)
-      for (const ref of keep) {
-        const bytes = await this.kv.get('e!' + ref.cid)
-        if (bytes === undefined) continue
-        const entry = decodeEntry(bytes)
-        if (ready(entry, batch.clock)) await this.apply(batch, CID.parse(ref.cid), entry, bytes)
-        else this.hold({ cid: CID.parse(ref.cid), entry, bytes })
-      }
+      txn.put('m!pruned', pruned)
+      await this.writeSnapshot(txn, merged, clock, heads)
       await this.commit(batch)
-      this.prunedState = snap.clock
+      this.prunedState = pruned
       this.noteMember(snap.author, snap.clock)
-      this.log.info({ root: root.toString(), paths: snap.count, reapplied: keep.length }, 'namespace bootstrapped from a snapshot')
+      this.log.info({ root: root.toString(), paths: snap.count, merged: merged.size }, 'namespace merged a snapshot')
+      // held entries may have become ready
+      await this.drain()
     })
     for (const l of this.changeListeners) l()
     return true
@@ -765,6 +788,26 @@ export class Replica implements Namespace {
   }
 }
 
+/**
+ * State-based merge of two replicas' live versions, each at its clock: keep a
+ * version both hold, or one side holds and the other has not seen.
+ */
+export function mergeStates (a: Map<string, Version[]>, clockA: VectorClock, b: Map<string, Version[]>, clockB: VectorClock): Map<string, Version[]> {
+  const out = new Map<string, Version[]>()
+  const key = (v: Version): string => `${v.author}\n${v.seq}`
+  for (const path of new Set([...a.keys(), ...b.keys()])) {
+    const va = a.get(path) ?? []
+    const vb = b.get(path) ?? []
+    const inA = new Set(va.map(key))
+    const inB = new Set(vb.map(key))
+    const keep: Version[] = []
+    for (const v of va) if (inB.has(key(v)) || !covers(clockB, [v.author, v.seq])) keep.push(v)
+    for (const v of vb) if (!inA.has(key(v)) && !covers(clockA, [v.author, v.seq])) keep.push(v)
+    if (keep.length > 0) out.set(path, keep)
+  }
+  return out
+}
+
 /** True when everything `entry` depends on is in `clock` and it is its author's next entry. */
 function ready (entry: LogEntry, clock: VectorClock): boolean {
   if ((clock[entry.author] ?? 0) + 1 !== entry.seq) return false
@@ -772,6 +815,11 @@ function ready (entry: LogEntry, clock: VectorClock): boolean {
     if (author !== entry.author && (clock[author] ?? 0) < n) return false
   }
   return true
+}
+
+/** Head CIDs in a stable order. */
+function sortedHeads (heads: Map<string, Dot>): string[] {
+  return [...heads.keys()].sort()
 }
 
 function equalBytes (a: Uint8Array, b: Uint8Array): boolean {

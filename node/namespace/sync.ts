@@ -234,7 +234,7 @@ export class NamespaceSync {
     } catch (err: any) {
       this.stats.invalidMessages++
       this.log.warn({ from, err: err?.message }, 'invalid namespace sync request')
-      return encodeSyncResponse({ v: 1, type: 'error', id: 0, message: String(err?.message ?? err).slice(0, 1000) })
+      return encodeSyncResponse({ v: 1, type: 'error', id: 0, message: Array.from(String(err?.message ?? err)).slice(0, 500).join('') })
     }
     const { replica } = this.components
     this.stats.served++
@@ -268,7 +268,7 @@ export class NamespaceSync {
             const r = await this.ask(peer, { v: 1, type: 'blocks', id: this.nextId++, cids })
             if (r.type !== 'blocks') throw new Error(`peer ${peer} answered ${r.type} to a blocks request`)
             return r.blocks
-          })
+          }, peer)
           continue
         }
         if (response.type !== 'entries') throw new Error(`peer ${peer} answered ${response.type} to a pull`)

@@ -88,15 +88,19 @@ export function compareVersions (a: Version, b: Version): number {
 
 function pad (n: number, width = 2): string { return String(n).padStart(width, '0') }
 
-/** `name.conflict-<peer>-<time>.ext` for a losing version of `path`. */
-export function conflictPath (path: string, version: Version): string {
+/**
+ * `name.conflict-<peer>-<time>.ext` for a losing version of `path`; `-<seq>`
+ * is added to the time when one author has several losing versions of the
+ * path within one second.
+ */
+export function conflictPath (path: string, version: Version, withSeq = false): string {
   const name = baseName(path)
   const dot = name.lastIndexOf('.')
   let stem = dot > 0 ? name.slice(0, dot) : name
   const ext = dot > 0 ? name.slice(dot) : ''
   const d = new Date(version.time)
   const stamp = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`
-  const suffix = `.conflict-${version.author.slice(-8)}-${stamp}`
+  const suffix = `.conflict-${version.author.slice(-8)}-${stamp}${withSeq ? `-${version.seq}` : ''}`
   while (Buffer.byteLength(stem + suffix + ext) > MAX_NAME_BYTES && stem.length > 1) stem = stem.slice(0, -1)
   return joinPath(parentOf(path), stem + suffix + ext)
 }
@@ -163,8 +167,10 @@ export class TreeWriter {
 
     // conflict copies: never over a path that has versions of its own
     const copies = new Map<string, Visible>()
-    for (const loser of losers) {
-      const copy = conflictPath(path, loser)
+    const plain = losers.map(l => conflictPath(path, l))
+    for (const [i, loser] of losers.entries()) {
+      const clash = plain.some((p, j) => j !== i && p === plain[i])
+      const copy = clash ? conflictPath(path, loser, true) : plain[i]
       if (copy === path || copies.has(copy)) continue
       const own = await this.txn.get<PathState>(versionsKey(copy))
       if (own !== undefined && own.versions.length > 0) continue

@@ -1,0 +1,70 @@
+/**
+ * Scenarios: a list of steps (writes on chosen replicas, waits, partitions,
+ * heals) that a {@link NamespaceSim} plays in order. Property tests generate
+ * them (and shrink them); `run.ts` draws one from a seed.
+ *
+ * @module
+ */
+import { randomOp, showOp, type SimOp } from './namespace-ops.js'
+import type { NamespaceSim } from './namespace-sim.js'
+import type { Prng } from './prng.js'
+
+/** One step of a scenario. */
+export type Step =
+  | { t: 'op', node: number, op: SimOp }
+  | { t: 'wait', ms: number }
+  /** Split the nodes into `groups` groups, chosen by `salt`. */
+  | { t: 'split', groups: number, salt: number }
+  | { t: 'heal' }
+
+/**
+ * The groups of a split: node i goes to group hash(i, salt) mod `groups`;
+ * when that leaves everyone in one group, node `salt mod nodes` is cut off
+ * alone (a split always splits).
+ */
+export function splitGroups (nodes: number, groups: number, salt: number): number[][] {
+  const out: number[][] = Array.from({ length: Math.max(2, groups) }, () => [])
+  for (let i = 0; i < nodes; i++) {
+    let h = Math.imul(i + 1, 0x9E3779B1) ^ Math.imul(salt | 0, 0x85EBCA77)
+    h = Math.imul(h ^ (h >>> 15), 0x2C1B3C6D) >>> 0
+    out[h % out.length].push(i)
+  }
+  const used = out.filter(g => g.length > 0)
+  if (used.length > 1 || nodes < 2) return used
+  const alone = Math.abs(salt | 0) % nodes
+  return [used[0].filter(i => i !== alone), [alone]]
+}
+
+/** Play `steps` on `sim`, in order. */
+export async function runSteps (sim: NamespaceSim, steps: readonly Step[]): Promise<void> {
+  for (const step of steps) {
+    switch (step.t) {
+      case 'op': await sim.apply(step.node % sim.nodes.length, step.op); break
+      case 'wait': await sim.advance(step.ms); break
+      case 'split': sim.partition(splitGroups(sim.nodes.length, step.groups, step.salt)); break
+      case 'heal': sim.heal(); break
+    }
+  }
+}
+
+/** A one-line form of a step (failure reports). */
+export function showStep (step: Step): string {
+  switch (step.t) {
+    case 'op': return `node ${step.node}: ${showOp(step.op)}`
+    case 'wait': return `wait ${step.ms}`
+    case 'split': return `split ${step.groups} salt ${step.salt}`
+    case 'heal': return 'heal'
+  }
+}
+
+/** A random scenario: `ops` writes with waits, a partition after the first third, healed at the end. */
+export function randomScenario (rng: Prng, nodes: number, ops: number, maxWait = 200): Step[] {
+  const steps: Step[] = []
+  for (let i = 0; i < ops; i++) {
+    if (i === Math.floor(ops / 3)) steps.push({ t: 'split', groups: rng.int(2, 3), salt: rng.int(0, 1 << 30) })
+    steps.push({ t: 'op', node: rng.int(0, nodes - 1), op: randomOp(rng) })
+    steps.push({ t: 'wait', ms: rng.int(0, maxWait) })
+  }
+  steps.push({ t: 'heal' })
+  return steps
+}
