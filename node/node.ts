@@ -14,6 +14,7 @@ import { createLogger, type Logger, type LogLevel } from './logger.js'
 import { createMetrics, type NodeMetrics } from './metrics/index.js'
 import { createNamespace, signerFromKey, type Replica } from './namespace/index.js'
 import { NamespaceSync } from './namespace/sync.js'
+import { registerNamespaceMetrics } from './namespace/metrics.js'
 import { Libp2pSyncNetwork } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
@@ -84,6 +85,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     start: false
   })
   const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }) })
+  registerNamespaceMetrics(metrics.registry, namespace)
   const sync = new NamespaceSync({
     replica: namespace,
     network: new Libp2pSyncNetwork({ libp2p, logger: logger.child({ component: 'ns-sync' }) }),
