@@ -3,22 +3,25 @@
  * holds, so every block crosses the swarm (/shoal/blocks/1.0.0), compared
  * with a raw noise+yamux+pnet stream between two processes in the same run.
  *
- *   npm run build && node dist/bench/transfer.js [--size 1GiB]
+ *   npm run build && node dist/bench/transfer.js [--size 1GiB] [--runs N]
  *     [--chunker fastcdc|size-262144] [--cpu-prof DIR] [--keep] [--quiet-wait S]
  *     [--raw-window MiB] [--no-pnet]
  *
  * By default both daemons and both raw-stream nodes share a swarm key (pnet,
  * xsalsa20), as a private swarm runs; --no-pnet measures an open swarm.
+ * With --runs N every run has a fresh daemon B (nothing cached) and its own
+ * raw stream; the report gives medians of the runs that no other process
+ * disturbed, and the ratio is taken within each run.
  *
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
 import '../node/polyfills.js'
-import { children, cliOk, fmt, writeRandomFile, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { children, cliOk, fmt, median, writeRandomFile, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
@@ -35,7 +38,7 @@ const MB = 1e6
 const here = dirname(fileURLToPath(import.meta.url))
 const PEER = join(here, 'transfer-peer.js')
 
-interface Options { size: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean }
+interface Options { size: number, runs: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean }
 
 function parseSize (text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb)?$/i.exec(text.trim())
@@ -45,12 +48,13 @@ function parseSize (text: string): number {
 }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 1024 * MiB, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: true }
+  const o: Options = { size: 1024 * MiB, runs: 1, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: true }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
     switch (arg) {
       case '--size': o.size = parseSize(value()); break
+      case '--runs': o.runs = Number(value()); break
       case '--chunker': o.chunkers.push(...value().split(',').filter(s => s !== '')); break
       case '--cpu-prof': o.cpuProf = resolve(value()); break
       case '--keep': o.keep = true; break
@@ -62,6 +66,7 @@ function parseArgs (argv: string[]): Options {
     }
   }
   if (o.chunkers.length === 0) o.chunkers = ['fastcdc', 'size-262144']
+  if (!Number.isSafeInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a whole number >= 1')
   return o
 }
 
@@ -98,6 +103,31 @@ function procStatus (pid: number | undefined, field: string): number | undefined
   } catch { return undefined }
 }
 
+/**
+ * CPU seconds used machine-wide (/proc/stat) and by this process plus its
+ * reaped children (the CLI), from /proc/self/stat; undefined off Linux.
+ */
+function cpuAccount (): { machine: number, ours: number } | undefined {
+  try {
+    const machine = machineCpu()
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ours = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100
+    return machine === undefined ? undefined : { machine, ours }
+  } catch { return undefined }
+}
+
+/** CPU seconds processes outside the benchmark used between two readings (`live`: our live children's share). */
+function foreignCpu (a: ReturnType<typeof cpuAccount>, b: ReturnType<typeof cpuAccount>, live: Array<number | undefined>): number | undefined {
+  if (a === undefined || b === undefined || live.some(x => x === undefined)) return undefined
+  return Math.max(0, (b.machine - a.machine) - (b.ours - a.ours) - live.reduce((x: number, y) => x + (y as number), 0))
+}
+
+/** More than 5% of the machine's CPU (at least 0.5 s) went to other processes while timed. */
+function noisy (foreign: number | undefined, seconds: number): boolean {
+  return foreign !== undefined && foreign > Math.max(0.5, 0.05 * cpus().length * seconds)
+}
+
 function cpuOf (pid: number | undefined): number | undefined {
   try {
     const s = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
@@ -114,7 +144,7 @@ async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?:
 // ---------------------------------------------------------------- ceiling
 
 /** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
-async function rawStream (file: string, swarmKey: Uint8Array | undefined, windowMiB: number): Promise<{ seconds: number, bytes: number, sha: string }> {
+async function rawStream (file: string, swarmKey: Uint8Array | undefined, windowMiB: number): Promise<{ seconds: number, bytes: number, sha: string, foreign?: number }> {
   const child = spawn(process.execPath, [PEER, file, swarmKey === undefined ? '-' : Buffer.from(swarmKey).toString('hex'), String(windowMiB)], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.add(child)
   child.once('exit', () => children.delete(child))
@@ -129,6 +159,8 @@ async function rawStream (file: string, swarmKey: Uint8Array | undefined, window
     await settle(0)
     const hash = createHash('sha256')
     let bytes = 0
+    const acct0 = cpuAccount()
+    const child0 = cpuOf(child.pid)
     const t0 = performance.now()
     const stream = await host.dialProtocol(addr, RAW_PROTOCOL)
     let credited = 0
@@ -141,7 +173,10 @@ async function rawStream (file: string, swarmKey: Uint8Array | undefined, window
       if (owed > 0) { stream.send(new Uint8Array(owed)); credited += owed }
     }
     await stream.close()
-    return { seconds: (performance.now() - t0) / 1000, bytes, sha: hash.digest('hex') }
+    const seconds = (performance.now() - t0) / 1000
+    const child1 = cpuOf(child.pid)
+    const foreign = foreignCpu(acct0, cpuAccount(), [child0 === undefined || child1 === undefined ? undefined : child1 - child0])
+    return { seconds, bytes, sha: hash.digest('hex'), foreign }
   } finally {
     await host.stop()
     child.kill('SIGTERM')
@@ -150,7 +185,111 @@ async function rawStream (file: string, swarmKey: Uint8Array | undefined, window
 
 // ---------------------------------------------------------------- main
 
-interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number }
+interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number, foreign?: number }
+interface Run { figures: Figure[], raw: { mbps: number, seconds: number, identical: boolean, foreign?: number }, peakB?: number, anonB?: number }
+
+/** One run: fresh daemons A (holding the files) and B (empty), each file cat on B, then the raw stream. */
+async function oneRun (opts: Options, run: number, work: string, file: string, fileSha: string, keyFile: string, swarmKey: Uint8Array, added: Map<string, string>, daemons: BenchDaemon[]): Promise<Run> {
+  const prof = (name: string): string | undefined => opts.cpuProf === undefined ? undefined : join(opts.cpuProf, opts.runs > 1 ? `${name}-${run}` : name)
+  const a = await spawnDaemon(join(work, 'A'), join(work, `A-${run}.log`), prof('A'))
+  daemons.push(a)
+  if (added.size === 0) {
+    for (const chunker of opts.chunkers) {
+      const out = JSON.parse((await cliOk(['--repo', a.repo, '--json', 'add', file, '--to', `/bench-${chunker}`, '--chunker', chunker])).stdout) as { cid: string }
+      added.set(chunker, out.cid)
+    }
+  }
+  const b = await startDaemon(join(work, `B-${run}`), opts.pnet ? keyFile : undefined, prof('B'))
+  daemons.push(b)
+  const idA = JSON.parse((await cliOk(['--repo', a.repo, '--json', 'id'])).stdout) as { addresses: string[] }
+  await cliOk(['--repo', b.repo, 'peers', 'connect', idA.addresses[0]])
+  log(`run ${run}: B connected to ${idA.addresses[0]}`)
+
+  const figures: Figure[] = []
+  for (const chunker of opts.chunkers) {
+    const cid = added.get(chunker) as string
+    await settle(opts.quietWait)
+    const hash = createHash('sha256')
+    let bytes = 0
+    const acct0 = cpuAccount()
+    const cpuA0 = cpuOf(a.child.pid)
+    const cpuB0 = cpuOf(b.child.pid)
+    const cat = await cliOk(['--repo', b.repo, 'cat', cid], c => { hash.update(c); bytes += c.length })
+    const cpuA1 = cpuOf(a.child.pid)
+    const cpuB1 = cpuOf(b.child.pid)
+    const acct1 = cpuAccount()
+    const cpuA = cpuA0 !== undefined && cpuA1 !== undefined ? cpuA1 - cpuA0 : undefined
+    const cpuB = cpuB0 !== undefined && cpuB1 !== undefined ? cpuB1 - cpuB0 : undefined
+    const f: Figure = {
+      chunker,
+      cid,
+      seconds: cat.seconds,
+      mbps: bytes / MB / cat.seconds,
+      identical: bytes === opts.size && hash.digest('hex') === fileSha,
+      cpuA,
+      cpuB,
+      foreign: foreignCpu(acct0, acct1, [cpuA, cpuB])
+    }
+    log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
+    figures.push(f)
+  }
+  const peakB = procStatus(b.child.pid, 'VmHWM')
+  const anonB = procStatus(b.child.pid, 'RssAnon')
+  for (const d of [b, a]) { await d.stop(); daemons.splice(daemons.indexOf(d), 1) }
+  if (!opts.keep) await rm(b.repo, { recursive: true, force: true })
+
+  await settle(opts.quietWait)
+  const raw = await rawStream(file, opts.pnet ? swarmKey : undefined, opts.rawWindow)
+  const mbps = raw.bytes / MB / raw.seconds
+  const identical = raw.bytes === opts.size && raw.sha === fileSha
+  log(`run ${run}: raw stream: ${fmt(mbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${raw.foreign === undefined ? '?' : fmt(raw.foreign, 1)} s`)
+  return { figures, raw: { mbps, seconds: raw.seconds, identical, foreign: raw.foreign }, peakB, anonB }
+}
+
+function runNoisy (r: Run): boolean {
+  return noisy(r.raw.foreign, r.raw.seconds) || r.figures.some(f => noisy(f.foreign, f.seconds))
+}
+
+function report (opts: Options, runs: Run[]): string {
+  const n = runs.length
+  const clean = runs.filter(r => !runNoisy(r))
+  const used = clean.length > 0 ? clean : runs
+  const per = (f: (r: Run) => number, digits = 0): string => n === 1 ? '' : ` [${runs.map(r => fmt(f(r), digits) + (runNoisy(r) ? '*' : '')).join(', ')}]`
+  const pick = (r: Run, chunker: string): Figure => r.figures.find(f => f.chunker === chunker) as Figure
+  const rawMbps = median(used.map(r => r.raw.mbps))
+  const rows = [['measure', 'MB/s', 'seconds', 'ratio', 'CPU s A / B']]
+  const ratios = new Map<string, number>()
+  for (const chunker of opts.chunkers) {
+    const ratio = median(used.map(r => pick(r, chunker).mbps / r.raw.mbps))
+    ratios.set(chunker, ratio)
+    const cpu = (k: 'cpuA' | 'cpuB'): string => {
+      const xs = used.map(r => pick(r, chunker)[k]).filter((x): x is number => x !== undefined)
+      return xs.length === 0 ? '?' : fmt(median(xs), 1)
+    }
+    rows.push([`remote cat (${opts.pnet ? '' : 'open swarm, '}${chunker})`, fmt(median(used.map(r => pick(r, chunker).mbps))) + per(r => pick(r, chunker).mbps),
+      fmt(median(used.map(r => pick(r, chunker).seconds)), 2), fmt(ratio, 2) + per(r => pick(r, chunker).mbps / r.raw.mbps, 2), `${cpu('cpuA')} / ${cpu('cpuB')}`])
+  }
+  rows.push([`raw noise+yamux${opts.pnet ? '+pnet' : ''} stream (${opts.rawWindow} MiB window)`, fmt(rawMbps) + per(r => r.raw.mbps), fmt(median(used.map(r => r.raw.seconds)), 2), '1.00', ''])
+  const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
+  const line = (r: string[]): string => '| ' + r.map((x, c) => c === 0 ? x.padEnd(w[c]) : x.padStart(w[c])).join(' | ') + ' |'
+  const out = [`transfer: ${fmt(opts.size / MiB)} MiB random file, A -> B over 127.0.0.1, ${opts.pnet ? 'pnet+' : ''}noise+yamux, ${n} run${n === 1 ? '' : 's'}` +
+    `${n > 1 ? ` (medians of ${used.length === n ? 'all' : `the ${used.length} quiet`} runs; per-run values in brackets, * = noisy run)` : ''}; MB/s = 10^6 bytes per second; target ratio >= 0.50`]
+  if (clean.length < n) out.push(`WARNING: ${n - clean.length} of ${n} runs overlapped other processes' CPU use${clean.length === 0 ? '; no quiet run: figures are unreliable' : ' and are left out of the medians'}`)
+  out.push(line(rows[0]), '|' + w.map((k, c) => '-'.repeat(k + 1) + (c === 0 ? '-|' : ':|')).join(''), ...rows.slice(1).map(line), '')
+  for (const chunker of opts.chunkers) {
+    const ratio = ratios.get(chunker) as number
+    const ok = runs.every(r => pick(r, chunker).identical)
+    out.push(`${chunker}: root ${pick(runs[0], chunker).cid}, ${ok ? 'byte-identical (sha-256 match)' : 'MISMATCH'}, ratio ${fmt(ratio, 2)} (${ratio >= 0.5 ? 'met' : 'missed'})`)
+  }
+  out.push(`raw stream ${runs.every(r => r.raw.identical) ? 'byte-identical (sha-256 match)' : 'MISMATCH'}`)
+  const peaks = used.map(r => r.peakB).filter((x): x is number => x !== undefined)
+  const anons = used.map(r => r.anonB).filter((x): x is number => x !== undefined)
+  if (peaks.length > 0) out.push(`daemon B: peak RSS (VmHWM) ${fmt(median(peaks) / MiB)} MiB, anonymous RSS at the end ${fmt(median(anons) / MiB)} MiB`)
+  const noise = [...opts.chunkers.map(c => `cat ${c} ${runs.map(r => pick(r, c).foreign === undefined ? '?' : fmt(pick(r, c).foreign as number, 1)).join('/')}`),
+    `raw ${runs.map(r => r.raw.foreign === undefined ? '?' : fmt(r.raw.foreign, 1)).join('/')}`]
+  out.push(`CPU seconds used by other processes while timed (noise; 0 on a quiet machine): ${noise.join(', ')}`)
+  return out.join('\n') + '\n'
+}
 
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
@@ -167,63 +306,12 @@ async function main (): Promise<number> {
     const keyFile = join(work, 'swarm.key')
     await writeFile(keyFile, JSON.parse((await cliOk(['--json', 'swarm', 'key', 'new'])).stdout).key as string)
     const swarmKey = parseSwarmKey(await readFile(keyFile, 'utf8'))
-
-    const a = await startDaemon(join(work, 'A'), opts.pnet ? keyFile : undefined)
-    daemons.push(a)
-    const b = await startDaemon(join(work, 'B'), opts.pnet ? keyFile : undefined, opts.cpuProf)
-    daemons.push(b)
-    const idA = JSON.parse((await cliOk(['--repo', a.repo, '--json', 'id'])).stdout) as { addresses: string[] }
-    await cliOk(['--repo', b.repo, 'peers', 'connect', idA.addresses[0]])
-    log(`B connected to ${idA.addresses[0]}`)
-
-    const figures: Figure[] = []
-    for (const chunker of opts.chunkers) {
-      const added = JSON.parse((await cliOk(['--repo', a.repo, '--json', 'add', file, '--to', `/bench-${chunker}`, '--chunker', chunker])).stdout) as { cid: string }
-      await settle(opts.quietWait)
-      const hash = createHash('sha256')
-      let bytes = 0
-      const cpuA0 = cpuOf(a.child.pid)
-      const cpuB0 = cpuOf(b.child.pid)
-      const cat = await cliOk(['--repo', b.repo, 'cat', added.cid], c => { hash.update(c); bytes += c.length })
-      const cpuA1 = cpuOf(a.child.pid)
-      const cpuB1 = cpuOf(b.child.pid)
-      const f: Figure = {
-        chunker,
-        cid: added.cid,
-        seconds: cat.seconds,
-        mbps: bytes / MB / cat.seconds,
-        identical: bytes === opts.size && hash.digest('hex') === fileSha,
-        cpuA: cpuA0 !== undefined && cpuA1 !== undefined ? cpuA1 - cpuA0 : undefined,
-        cpuB: cpuB0 !== undefined && cpuB1 !== undefined ? cpuB1 - cpuB0 : undefined
-      }
-      log(`remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}`)
-      figures.push(f)
-    }
-    const peakB = procStatus(b.child.pid, 'VmHWM')
-    const anonB = procStatus(b.child.pid, 'RssAnon')
-    for (const d of daemons) await d.stop()
-
-    await settle(opts.quietWait)
-    const raw = await rawStream(file, opts.pnet ? swarmKey : undefined, opts.rawWindow)
-    const rawMbps = raw.bytes / MB / raw.seconds
-    const rawOk = raw.bytes === opts.size && raw.sha === fileSha
-    log(`raw stream: ${fmt(rawMbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${rawOk ? 'identical' : 'MISMATCH'}`)
-
-    const rows = [['measure', 'MB/s', 'seconds', 'ratio', 'CPU s A / B']]
-    for (const f of figures) {
-      rows.push([`remote cat (${f.chunker})`, fmt(f.mbps), fmt(f.seconds, 2), fmt(f.mbps / rawMbps, 2),
-        `${f.cpuA === undefined ? '?' : fmt(f.cpuA, 1)} / ${f.cpuB === undefined ? '?' : fmt(f.cpuB, 1)}`])
-    }
-    rows.push([`raw noise+yamux${opts.pnet ? '+pnet' : ''} stream (${opts.rawWindow} MiB window)`, fmt(rawMbps), fmt(raw.seconds, 2), '1.00', ''])
-    const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
-    const line = (r: string[]): string => '| ' + r.map((x, c) => c === 0 ? x.padEnd(w[c]) : x.padStart(w[c])).join(' | ') + ' |'
-    const out = [`transfer: ${fmt(opts.size / MiB)} MiB random file, A -> B over 127.0.0.1, ${opts.pnet ? 'pnet+' : ''}noise+yamux; MB/s = 10^6 bytes per second; target ratio >= 0.50`,
-      line(rows[0]), '|' + w.map((n, c) => '-'.repeat(n + 1) + (c === 0 ? '-|' : ':|')).join(''), ...rows.slice(1).map(line), '']
-    for (const f of figures) out.push(`${f.chunker}: root ${f.cid}, ${f.identical ? 'byte-identical (sha-256 match)' : 'MISMATCH'}, ratio ${fmt(f.mbps / rawMbps, 2)} (${f.mbps / rawMbps >= 0.5 ? 'met' : 'missed'})`)
-    out.push(`raw stream ${rawOk ? 'byte-identical (sha-256 match)' : 'MISMATCH'}`)
-    if (peakB !== undefined) out.push(`daemon B: peak RSS (VmHWM) ${fmt(peakB / MiB)} MiB, anonymous RSS at the end ${fmt((anonB ?? NaN) / MiB)} MiB`)
-    process.stdout.write(out.join('\n') + '\n')
-    return rawOk && figures.every(f => f.identical) ? 0 : 1
+    await cliOk(['--repo', join(work, 'A'), 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.pnet ? ['--swarm-key', keyFile] : [])])
+    const added = new Map<string, string>()
+    const runs: Run[] = []
+    for (let run = 1; run <= opts.runs; run++) runs.push(await oneRun(opts, run, work, file, fileSha, keyFile, swarmKey, added, daemons))
+    process.stdout.write(report(opts, runs))
+    return runs.every(r => r.raw.identical && r.figures.every(f => f.identical)) ? 0 : 1
   } catch (err) {
     for (const d of daemons) {
       const tail = await readFile(d.logPath, 'utf8').catch(() => '')

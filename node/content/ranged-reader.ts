@@ -6,8 +6,14 @@ import type { CID } from 'multiformats/cid'
 
 const RAW = 0x55
 
-/** Leaf reads kept in flight ahead of the consumer. */
-export const READ_AHEAD = 4
+/** Most leaf reads kept in flight ahead of the consumer. */
+export const READ_AHEAD = 16
+
+/**
+ * Bytes of leaves (as their parents declare them) kept in flight ahead of the
+ * consumer; at least one leaf is, whatever its size.
+ */
+export const READ_AHEAD_BYTES = 8 * 1024 * 1024
 
 /** Where blocks come from: the local store, or a network session that fetches what is missing. */
 export type BlockGetter = Pick<BlockStore, 'getBytes'>
@@ -89,18 +95,23 @@ async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: numbe
 /**
  * Stream bytes `[start, end)` of the UnixFS file (or raw block) whose root is `root`,
  * reading only the blocks that hold them, each hash-checked, with at most
- * {@link READ_AHEAD} leaves in flight: a slow consumer holds the reader back
- * instead of making it buffer the file.
+ * {@link READ_AHEAD} leaves and {@link READ_AHEAD_BYTES} in flight: a slow
+ * consumer holds the reader back instead of making it buffer the file. The
+ * read-ahead is topped up in bursts, once half of it has been consumed, so
+ * that a network session can ask a peer for several leaves in one message.
  *
  * @throws {InvalidBlockError} when a leaf's size disagrees with its parent
  */
 export async function * readRange (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   if (end <= start) return
   const spans = spansOf(blockstore, root, start, end, signal)
-  const window: Array<Promise<{ span: Span, bytes: Uint8Array }>> = []
+  const window: Array<{ weight: number, read: Promise<{ span: Span, bytes: Uint8Array }> }> = []
+  /** Declared bytes of the leaves in `window`. */
+  let ahead = 0
   let exhausted = false
   const refill = async (): Promise<void> => {
-    while (!exhausted && window.length < READ_AHEAD) {
+    if (window.length > READ_AHEAD / 2 || ahead > READ_AHEAD_BYTES / 2) return
+    while (!exhausted && window.length < READ_AHEAD && (window.length === 0 || ahead < READ_AHEAD_BYTES)) {
       const next = await spans.next()
       if (next.done === true) { exhausted = true; return }
       const span = next.value
@@ -108,13 +119,17 @@ export async function * readRange (blockstore: BlockGetter, root: RootBlock, sta
         ? Promise.resolve({ span, bytes: span.bytes })
         : blockstore.getBytes(span.cid as CID, { signal }).then(bytes => ({ span, bytes }))
       read.catch(() => {}) // surfaced when awaited below; never unhandled if we stop early
-      window.push(read)
+      const weight = span.bytes?.byteLength ?? span.size
+      ahead += weight
+      window.push({ weight, read })
     }
   }
   try {
     await refill()
     while (window.length > 0) {
-      const { span, bytes } = await (window.shift() as Promise<{ span: Span, bytes: Uint8Array }>)
+      const next = window.shift() as { weight: number, read: Promise<{ span: Span, bytes: Uint8Array }> }
+      ahead -= next.weight
+      const { span, bytes } = await next.read
       if (span.cid !== undefined && span.size !== Number.MAX_SAFE_INTEGER && bytes.byteLength !== span.size) {
         throw new InvalidBlockError(`${span.cid.toString()} holds ${bytes.byteLength} bytes but its parent says ${span.size}`)
       }

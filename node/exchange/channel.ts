@@ -1,18 +1,21 @@
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { AbortedError } from '../errors.js'
-import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeResponse, encodeRequest, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
+import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, MAX_WANT, decodeResponse, encodeRequestFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
 import { PeerUnavailableError, RequestTimeoutError, toError } from './errors.js'
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { PeerId, Stream } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 
 /** A request without its id (the channel numbers requests). */
 export type OutgoingRequest = BlockRequest extends infer R ? R extends BlockRequest ? Omit<R, 'id'> : never : never
 
 /** Counters a channel reports into (shared by every channel of a service). */
 export interface ChannelStats {
-  /** Highest number of requests ever outstanding on one channel. */
+  /** Highest number of responses ever outstanding on one channel. */
   peakInFlight: number
+  /** `want` messages sent (each asks for 1..32 blocks). */
+  wantsSent: number
   /** Streams that died with an error (reset, timeout, peer gone). */
   streamFailures: number
   /** Responses that were malformed or answered no request. */
@@ -32,16 +35,18 @@ class Slots {
     if (signal?.aborted === true) throw new AbortedError('request aborted')
     if (this.used < this.size) { this.used++; return }
     await new Promise<void>((resolve, reject) => {
+      let unsubscribe: (() => void) | undefined
       const waiter = {
-        resolve: () => { signal?.removeEventListener('abort', onAbort); resolve() },
+        resolve: () => { unsubscribe?.(); resolve() },
         reject
       }
-      const onAbort = (): void => {
-        const at = this.waiters.indexOf(waiter)
-        if (at >= 0) this.waiters.splice(at, 1)
-        reject(new AbortedError('request aborted'))
+      if (signal !== undefined) {
+        unsubscribe = onAbort(signal, () => {
+          const at = this.waiters.indexOf(waiter)
+          if (at >= 0) this.waiters.splice(at, 1)
+          reject(new AbortedError('request aborted'))
+        })
       }
-      signal?.addEventListener('abort', onAbort, { once: true })
       this.waiters.push(waiter)
     })
   }
@@ -54,10 +59,20 @@ class Slots {
   }
 }
 
-interface Pending {
+interface Waiter {
   resolve: (response: BlockExchangeResponse) => void
   reject: (err: Error) => void
+}
+
+/** A request written: one waiter per response still expected, in order. */
+interface Pending {
+  waiters: Waiter[]
   timer: ReturnType<typeof setTimeout>
+}
+
+/** A CID waiting (with its slot taken) to go out in the next `want`. */
+interface QueuedWant extends Waiter {
+  cid: CID
 }
 
 interface Open {
@@ -68,18 +83,23 @@ interface Open {
 /**
  * The requester's side of the protocol towards one peer: one long-lived
  * stream, requests numbered and answered by id, and at most `window`
- * requests outstanding. A slot is taken before a request is written and given
- * back only when its response has been read off the stream (or the stream
- * died), so the bytes the peer may have sent that we have not consumed are
- * bounded by `window` responses, whatever the caller does — this is the flow
- * control yamux does not give us. A request whose caller gave up keeps its
- * slot until its response arrives.
+ * responses outstanding. A slot is taken per expected response before a
+ * request is written and given back only when that response has been read off
+ * the stream (or the stream died), so the bytes the peer may have sent that
+ * we have not consumed are bounded by `window` responses, whatever the caller
+ * does — this is the flow control yamux does not give us. A request whose
+ * caller gave up keeps its slot until its response arrives.
+ *
+ * Blocks asked for with {@link PeerChannel.want} in the same turn of the
+ * event loop go out together, up to {@link MAX_WANT} CIDs per `want`.
  */
 export class PeerChannel {
   /** The peer this channel talks to. */
   readonly peer: PeerId
   private readonly slots: Slots
   private readonly pending = new Map<number, Pending>()
+  private queue: QueuedWant[] = []
+  private flushScheduled = false
   private opening: Promise<Open> | undefined
   private current: Open | undefined
   private nextId = 1
@@ -118,18 +138,79 @@ export class PeerChannel {
       this.slots.release()
       throw err
     }
-    const id = this.nextId++
     const response = new Promise<BlockExchangeResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(open, new RequestTimeoutError(`peer ${this.peer.toString()} did not answer within ${this.timeoutMs} ms`))
-      }, this.timeoutMs)
-      this.pending.set(id, { resolve, reject, timer })
+      this.send(open, message, [{ resolve, reject }])
     })
     response.catch(() => {})
     this.stats.peakInFlight = Math.max(this.stats.peakInFlight, this.slots.inUse)
-    // lpStream's write honours send() === false by waiting for 'drain'
-    open.lp.write(encodeRequest({ ...message, id } as BlockRequest)).catch((err: unknown) => { this.fail(open, toError(err)) })
     return await raceAbort(response, signal)
+  }
+
+  /**
+   * Ask for one block: its `block` or `dont-have` response. Blocks asked for
+   * in the same turn of the event loop share one `want` message.
+   *
+   * @throws {PeerUnavailableError} when the peer cannot be dialled or its stream dies
+   * @throws {RequestTimeoutError} when it does not answer within the timeout
+   * @throws {AbortedError} when `signal` aborts
+   */
+  async want (cid: CID, signal?: AbortSignal): Promise<BlockExchangeResponse> {
+    if (this.closed) throw new PeerUnavailableError('block exchange stopped')
+    await this.slots.acquire(signal)
+    try {
+      await this.open(signal)
+    } catch (err) {
+      this.slots.release()
+      throw err
+    }
+    const response = new Promise<BlockExchangeResponse>((resolve, reject) => {
+      this.queue.push({ cid, resolve, reject })
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => { this.flushWants() })
+      }
+    })
+    response.catch(() => {})
+    this.stats.peakInFlight = Math.max(this.stats.peakInFlight, this.slots.inUse)
+    return await raceAbort(response, signal)
+  }
+
+  /** Send the queued CIDs, {@link MAX_WANT} per `want`. */
+  private flushWants (): void {
+    this.flushScheduled = false
+    const queue = this.queue
+    this.queue = []
+    for (let i = 0; i < queue.length; i += MAX_WANT) {
+      const batch = queue.slice(i, i + MAX_WANT)
+      // a stream that died since these were queued fails them in send()
+      const open = this.current
+      if (open !== undefined) this.stats.wantsSent++
+      this.send(open, { v: 1, type: 'want', cids: batch.map(w => w.cid) }, batch)
+    }
+  }
+
+  /** Number and write one request whose responses go to `waiters`, in order. */
+  private send (open: Open | undefined, message: OutgoingRequest, waiters: Waiter[]): void {
+    if (open === undefined || this.current !== open) {
+      // the stream died since it was opened for this request
+      const err = new PeerUnavailableError(`stream to ${this.peer.toString()} closed`)
+      for (const w of waiters) { this.slots.release(); w.reject(err) }
+      return
+    }
+    const id = this.nextId++
+    let frame: Uint8Array[]
+    try {
+      frame = encodeRequestFrame({ ...message, id } as BlockRequest)
+    } catch (err) {
+      // nothing was written (e.g. a put over the size limit)
+      for (const w of waiters) { this.slots.release(); w.reject(toError(err)) }
+      return
+    }
+    const timer = setTimeout(() => {
+      this.fail(open, new RequestTimeoutError(`peer ${this.peer.toString()} did not answer within ${this.timeoutMs} ms`))
+    }, this.timeoutMs)
+    this.pending.set(id, { waiters, timer })
+    writeFrame(open.stream, frame).catch((err: unknown) => { this.fail(open, toError(err)) })
   }
 
   /** Close the stream (pending requests fail). */
@@ -190,10 +271,16 @@ export class PeerChannel {
           this.onInvalid(this.peer)
           throw new PeerUnavailableError(`peer ${this.peer.toString()} answered unknown request ${response.id}`)
         }
-        this.pending.delete(response.id)
-        clearTimeout(pending.timer)
+        const waiter = pending.waiters.shift() as Waiter
+        if (pending.waiters.length === 0) {
+          this.pending.delete(response.id)
+          clearTimeout(pending.timer)
+        } else {
+          // the peer is making progress: the timeout counts from its last answer
+          pending.timer.refresh()
+        }
         this.slots.release()
-        pending.resolve(response)
+        waiter.resolve(response)
       }
     } catch (err) {
       this.fail(open, toError(err))
@@ -213,10 +300,18 @@ export class PeerChannel {
       : new PeerUnavailableError(`stream to ${this.peer.toString()} failed: ${err.message}`, { cause: err })
     for (const pending of this.pending.values()) {
       clearTimeout(pending.timer)
-      this.slots.release()
-      pending.reject(gone)
+      for (const waiter of pending.waiters) {
+        this.slots.release()
+        waiter.reject(gone)
+      }
     }
     this.pending.clear()
+    const queued = this.queue
+    this.queue = []
+    for (const waiter of queued) {
+      this.slots.release()
+      waiter.reject(gone)
+    }
     if (open.stream.status === 'open') {
       if (quiet) open.stream.close().catch(() => { open.stream.abort(gone) })
       else open.stream.abort(gone)
@@ -224,20 +319,56 @@ export class PeerChannel {
   }
 }
 
+/**
+ * Write one frame given as parts (see `encodeRequestFrame`): `send()` only
+ * appends to the stream's write buffer, so the parts go out contiguous, and
+ * a block's bytes are not copied into one buffer first. Waits for 'drain'
+ * when the stream asks for it, as lpStream's write does.
+ */
+export async function writeFrame (stream: Stream, parts: Uint8Array[]): Promise<void> {
+  let writable = true
+  for (const part of parts) writable = stream.send(part)
+  if (!writable) await stream.onDrain()
+}
+
+/** Callbacks waiting for each signal: one 'abort' listener per signal, however many waits. */
+const abortCallbacks = new WeakMap<AbortSignal, Set<() => void>>()
+
+/**
+ * Call `callback` when `signal` aborts; returns the unsubscribe function.
+ * A read keeps dozens of block requests waiting on one signal: they share
+ * one listener (no MaxListenersExceededWarning, no per-wait listener churn).
+ */
+function onAbort (signal: AbortSignal, callback: () => void): () => void {
+  let callbacks = abortCallbacks.get(signal)
+  if (callbacks === undefined) {
+    const set = new Set<() => void>()
+    callbacks = set
+    abortCallbacks.set(signal, set)
+    signal.addEventListener('abort', () => {
+      abortCallbacks.delete(signal)
+      for (const cb of set) cb()
+      set.clear()
+    }, { once: true })
+  }
+  const set = callbacks
+  set.add(callback)
+  return () => { set.delete(callback) }
+}
+
 /** `promise`, or an AbortedError as soon as `signal` aborts. */
 export async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal === undefined) return await promise
   if (signal.aborted) throw new AbortedError('request aborted')
-  let onAbort: (() => void) | undefined
+  let unsubscribe: (() => void) | undefined
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_resolve, reject) => {
-        onAbort = () => { reject(new AbortedError('request aborted')) }
-        signal.addEventListener('abort', onAbort, { once: true })
+        unsubscribe = onAbort(signal, () => { reject(new AbortedError('request aborted')) })
       })
     ])
   } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+    unsubscribe?.()
   }
 }

@@ -1,6 +1,7 @@
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { matchesCID } from '../blocks/verify.js'
-import { MAX_ERROR_MESSAGE, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
+import { MAX_ERROR_MESSAGE, MAX_MESSAGE_BYTES, decodeRequest, encodeResponseFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
+import { writeFrame } from './channel.js'
 import { toError } from './errors.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Logger } from '../logger.js'
@@ -33,8 +34,8 @@ export interface ServerInit {
 
 /**
  * The serving side: answers `want`, `have` and `put` from the local block
- * store, one request at a time per stream, writing through lpStream (which
- * waits for 'drain' whenever `send()` returns false). Requests are read only
+ * store, one request at a time per stream, writing each frame with
+ * {@link writeFrame} (which waits for 'drain' whenever `send()` returns false). Requests are read only
  * after the previous one is answered, so a client that keeps its window
  * costs the server at most `maxWindow` frames of buffer; one that overruns
  * it gets its stream reset by the bounded reader. A malformed request gets an
@@ -106,13 +107,13 @@ export class BlockServer {
       } catch (err) {
         this.stats.invalidRequests++
         const message = toError(err).message.slice(0, MAX_ERROR_MESSAGE)
-        await lp.write(encodeResponse({ v: 1, type: 'error', id: 0, message }))
+        await writeFrame(stream, encodeResponseFrame({ v: 1, type: 'error', id: 0, message }))
         await stream.close()
         return
       }
       // one block at a time: a 32-block want never holds 32 blocks here
       for await (const response of this.answer(request)) {
-        await lp.write(encodeResponse(response))
+        await writeFrame(stream, encodeResponseFrame(response))
         if (response.type === 'block') this.stats.blocksSent++
       }
     }

@@ -16,7 +16,7 @@ import { createBlockExchange } from '../../node/exchange/index.js'
 import { sha256 } from '../../node/blocks/verify.js'
 import {
   BLOCKS_PROTOCOL, MAX_HAVE, MAX_MESSAGE_BYTES, MAX_WANT, InvalidMessageError,
-  decodeRequest, decodeResponse, encodeRequest, encodeResponse,
+  decodeRequest, decodeResponse, encodeRequest, encodeResponse, encodeRequestFrame, encodeResponseFrame,
   type BlockExchangeResponse, type BlockRequest
 } from '../../protocol/block-exchange.js'
 import { defer, openBlockStore } from '../helpers/temp.js'
@@ -25,8 +25,8 @@ const RUNS = 10_000
 
 const cidArb = fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.constantFrom(0x55, 0x70, 0x71), fc.boolean())
   .map(([digest, codec, v0]) => v0 ? CID.createV0(Digest.create(0x12, digest) as any) : CID.createV1(codec, Digest.create(0x12, digest)))
-const idArb = fc.nat({ max: Number.MAX_SAFE_INTEGER })
-const dataArb = fc.uint8Array({ maxLength: 64 })
+const idArb = fc.oneof(fc.nat({ max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(0, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER))
+const dataArb = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ minLength: 250, maxLength: 300 }), fc.constantFrom(new Uint8Array(65536), new Uint8Array(70000)))
 
 const requestArb: fc.Arbitrary<BlockRequest> = fc.oneof(
   fc.record({ v: fc.constant(1 as const), type: fc.constant('want' as const), id: idArb, cids: fc.array(cidArb, { minLength: 1, maxLength: MAX_WANT }) }),
@@ -135,6 +135,81 @@ describe('block exchange codec', () => {
         if (!truncate) copy[at % copy.length] ^= xor
         decodeOrReject(decode as any, encode as any, copy)
       }), { numRuns: RUNS })
+    })
+  }
+
+  it('frames from encode*Frame are the encoded message with its length prefix', () => {
+    const check = (parts: Uint8Array[], bytes: Uint8Array): void => {
+      const frame = Buffer.concat(parts)
+      const prefix = []
+      for (let n = bytes.byteLength; ; n = Math.floor(n / 128)) { if (n < 128) { prefix.push(n); break } prefix.push((n % 128) | 128) }
+      assert.deepEqual(new Uint8Array(frame), new Uint8Array(Buffer.concat([Uint8Array.from(prefix), bytes])))
+    }
+    fc.assert(fc.property(requestArb, (message) => { check(encodeRequestFrame(message), encodeRequest(message)) }), { numRuns: 2_000 })
+    fc.assert(fc.property(responseArb, (message) => { check(encodeResponseFrame(message), encodeResponse(message)) }), { numRuns: 2_000 })
+    // the block is written as it is, not copied
+    const data = new Uint8Array(1000).fill(9)
+    const parts = encodeResponseFrame({ v: 1, type: 'block', id: 7, cid: CID.createV1(0x55, Digest.create(0x12, sha256(data))), data })
+    assert.ok(parts.includes(data))
+    assert.throws(() => encodeResponseFrame({ v: 1, type: 'block', id: 1, cid: CID.createV1(0x55, Digest.create(0x12, sha256(data))), data: new Uint8Array(4 * 1024 * 1024 + 1) }), { name: 'InvalidMessageError' })
+  })
+
+  // block and put have their own decoder (a view of the data, no dag-cbor
+  // pass): whatever it accepts must be exactly what the generic dag-cbor
+  // decoder reads from the same bytes, with the same checks
+  for (const { name, decode, valid } of [
+    { name: 'block', decode: decodeResponse as (b: Uint8Array) => any, valid: fc.record({ v: fc.constant(1 as const), type: fc.constant('block' as const), id: idArb, cid: cidArb, data: dataArb }) },
+    { name: 'put', decode: decodeRequest as (b: Uint8Array) => any, valid: fc.record({ v: fc.constant(1 as const), type: fc.constant('put' as const), id: idArb, cid: cidArb, data: dataArb }) }
+  ]) {
+    const sameAsDagCbor = (bytes: Uint8Array): void => {
+      let decoded: any
+      try {
+        decoded = decode(bytes)
+      } catch (err) {
+        assert.equal((err as Error).name, 'InvalidMessageError')
+        return
+      }
+      const generic = dagCbor.decode(bytes) as any
+      assert.deepEqual(Object.keys(generic).sort(), Object.keys(decoded).sort())
+      assert.equal(generic.v, decoded.v)
+      assert.equal(generic.type, decoded.type)
+      assert.equal(generic.id, decoded.id)
+      if (decoded.cid !== undefined) assert.ok(CID.asCID(generic.cid)?.equals(decoded.cid))
+      if (decoded.data !== undefined) assert.deepEqual(new Uint8Array(generic.data), new Uint8Array(decoded.data))
+    }
+
+    it(`${name}: the fast decoder agrees with dag-cbor on valid and byte-mutated frames`, () => {
+      fc.assert(fc.property(valid, fc.nat(), fc.integer({ min: 1, max: 255 }), fc.nat({ max: 3 }), (message, at, xor, how) => {
+        const bytes = dagCbor.encode(message)
+        const decoded = decode(bytes)
+        assert.deepEqual({ ...decoded, data: new Uint8Array(decoded.data) }, { ...message, data: new Uint8Array(message.data) })
+        assert.equal(decoded.data.buffer, bytes.buffer, 'data is a view of the frame')
+        let mutated: Uint8Array
+        if (how === 0) mutated = bytes.slice(0, at % bytes.length)
+        else if (how === 1) { mutated = bytes.slice(); mutated[at % mutated.length] ^= xor }
+        else if (how === 2) mutated = Buffer.concat([bytes, Uint8Array.of(xor)])
+        else { mutated = bytes.slice(); mutated[at % Math.min(mutated.length, 64)] ^= xor }
+        sameAsDagCbor(mutated)
+      }), { numRuns: RUNS })
+    })
+
+    it(`${name}: non-minimal heads and other layouts go to the generic decoder`, () => {
+      const cid = CID.createV1(0x55, Digest.create(0x12, sha256(new Uint8Array(3))))
+      const good = dagCbor.encode({ v: 1, type: name, id: 5, cid, data: new Uint8Array(3) })
+      // id 5 written as a one-byte argument (0x18 0x05): not canonical
+      const at = good.indexOf(0x05, 5)
+      const longId = Buffer.concat([good.subarray(0, at), Uint8Array.of(0x18, 0x05), good.subarray(at + 1)])
+      assert.throws(() => decode(longId), { name: 'InvalidMessageError' })
+      // data length 3 written as 0x58 0x03
+      const dataAt = good.length - (name === 'block' ? 11 : 9) - 4
+      assert.equal(good[dataAt], 0x43)
+      const longData = Buffer.concat([good.subarray(0, dataAt), Uint8Array.of(0x58, 0x03), good.subarray(dataAt + 1)])
+      assert.throws(() => decode(longData), { name: 'InvalidMessageError' })
+      // keys out of canonical order are rejected by the generic decoder
+      assert.throws(() => decode(Buffer.concat([good.subarray(0, 1), good.subarray(3, 7), good.subarray(1, 3), good.subarray(7)])), { name: 'InvalidMessageError' })
+      // a non-sha2-256 CID in the canonical layout is rejected, not accepted
+      const other = dagCbor.encode({ v: 1, type: name, id: 5, cid: CID.createV1(0x55, Digest.create(0x13, new Uint8Array(64))), data: new Uint8Array(3) })
+      assert.throws(() => decode(other), { name: 'InvalidMessageError' })
     })
   }
 
