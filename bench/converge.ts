@@ -1,0 +1,1351 @@
+/**
+ * Namespace benchmark: how fast a write becomes visible on every node of a
+ * swarm, and how fast a new node bootstraps into a large namespace, each
+ * against a ceiling measured in the same run.
+ *
+ *   npm run build && node dist/bench/converge.js [--nodes 16] [--writes 200]
+ *     [--spacing 200] [--topology star|mesh] [--links 2] [--entries 100000]
+ *     [--tail 1000] [--authors 4] [--turn 250] [--threadpool N] [--seed 1]
+ *     [--dir DIR] [--default-gossip-score] [--no-converge] [--no-bootstrap]
+ *     [--json] [--keep]
+ *
+ * 1. Convergence: `--nodes` real libp2p hosts on 127.0.0.1 in this process,
+ *    each with a replica in its own LevelDB (built as createNamespace does,
+ *    with its KV and verifier wrapped in timers) and a NamespaceSync over
+ *    Libp2pSyncNetwork with the default options (10 s anti-entropy interval),
+ *    connected as a star on n0 plus `--links` random links per node (or a
+ *    full mesh). After gossipsub's meshes have formed, `--writes` putFile
+ *    calls, one every `--spacing` ms (or later, if the previous putFile took
+ *    longer), round-robin over the nodes. A write's latency runs from its
+ *    putFile resolving (durable on the writer) until lookup(path) finds it on
+ *    another node; the other nodes are watched through onRemoteChange, which
+ *    triggers the lookups. Ceiling: as many raw gossipsub messages of the
+ *    same size as our gossip, from the same publishers on the schedule the
+ *    writes actually had, timed from just before publish() until each other
+ *    node's 'message' event.
+ * 2. Bootstrap: `--entries` signed entries (see generateEntries) received
+ *    into a source replica in pages of 1000. (a) A fresh node pulls the
+ *    whole history over libp2p. (b) The source compacts (compact(true)),
+ *    receives `--tail` newer entries, and another fresh node bootstraps from
+ *    the snapshot, then pulls the tail. (b*) The same with the snapshot's
+ *    blocks handed over in-process. Ceiling: the same bytes over one raw
+ *    libp2p stream.
+ *
+ * All nodes share this process and its two cores: the report gives the main
+ * thread's load per phase, and warns when it was saturated. So that 16
+ * nodes' fsyncs do not queue on libuv's default 4 threads, the bench re-runs
+ * itself with UV_THREADPOOL_SIZE = 4 per node (`--threadpool 0` keeps the
+ * environment's). Gossipsub's IP-colocation penalty is lifted for loopback
+ * (see whitelistLoopback; `--default-gossip-score` keeps it).
+ *
+ * Exit status 0 when every measurement completed (targets missed included).
+ * BENCH_DEBUG=1 logs the mesh probe rounds, event-loop stalls over 100 ms
+ * and slow putFile calls; SHOAL_LOG_LEVEL=debug prints the nodes' logs.
+ * See docs/benchmarks.md, "Namespace convergence and bootstrap".
+ */
+import '../node/polyfills.js'
+import { spawn } from 'node:child_process'
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { pino } from 'pino'
+import type { Message } from '@libp2p/gossipsub'
+import type { PrivateKey } from '@libp2p/interface'
+import { createHost, type ShoalLibp2p } from '../node/net/host.js'
+import { LevelKV, Replica, cborCID, peerIdVerifier, signerFromKey, type KV, type ReplicaOptions, type Verifier } from '../node/namespace/index.js'
+import type { KVOp, KVRange } from '../node/namespace/kv.js'
+import { NamespaceSync } from '../node/namespace/sync.js'
+import { Libp2pSyncNetwork } from '../node/namespace/libp2p-network.js'
+import { dominates, weight, type VectorClock } from '../node/namespace/clock.js'
+import { sha256 } from '../node/blocks/verify.js'
+import {
+  NAMESPACE_TOPIC, decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeHeadsMessage,
+  type EntryBody, type Op
+} from '../protocol/namespace.js'
+import { fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
+
+/** The ceiling's gossip topic (every node subscribes). */
+const TEST_TOPIC = '/bench/converge/1.0.0'
+/** The bootstrap ceiling's raw stream. */
+const RAW_PROTOCOL = '/bench/converge-raw/1.0.0'
+const MiB = 1024 * 1024
+const MB = 1e6
+/** A write (or a ceiling message) not seen everywhere this long after the last one fails the bench. */
+const SPREAD_TIMEOUT = 30_000
+/** Gossipsub meshes must form within this. */
+const MESH_TIMEOUT = 60_000
+const PAGE = 1000
+
+/** The last lines the nodes logged (debug and up), quoted when a phase fails; $SHOAL_LOG_LEVEL also prints them. */
+const recentLogs: string[] = []
+const logger = pino({ level: process.env.SHOAL_LOG_LEVEL ?? 'debug' }, {
+  write (line: string): void {
+    recentLogs.push(line.trim())
+    if (recentLogs.length > 200) recentLogs.shift()
+    if (process.env.SHOAL_LOG_LEVEL !== undefined) process.stderr.write(line)
+  }
+})
+
+/** Distinct error messages among the recent log lines. */
+function recentErrors (): string[] {
+  const out = new Set<string>()
+  for (const line of recentLogs) {
+    try {
+      const o = JSON.parse(line) as { msg?: string, err?: string }
+      if (o.err !== undefined) out.add(`${o.msg ?? ''}: ${o.err}`)
+    } catch {}
+  }
+  return [...out]
+}
+
+interface Options {
+  nodes: number
+  writes: number
+  spacing: number
+  topology: 'star' | 'mesh'
+  links: number
+  entries: number
+  tail: number
+  authors: number
+  turn: number
+  threadpool: number
+  seed: number
+  dir: string
+  defaultScore: boolean
+  converge: boolean
+  bootstrap: boolean
+  json: boolean
+  keep: boolean
+}
+
+function parseArgs (argv: string[]): Options {
+  const o: Options = {
+    nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, entries: 100_000, tail: 1000, authors: 4, turn: 250,
+    threadpool: -1, seed: 1, dir: tmpdir(), defaultScore: false, converge: true, bootstrap: true, json: false, keep: false
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
+    const int = (min: number): number => {
+      const n = Number(value())
+      if (!Number.isInteger(n) || n < min) throw new Error(`${arg} wants an integer >= ${min}`)
+      return n
+    }
+    switch (arg) {
+      case '--nodes': o.nodes = int(2); break
+      case '--writes': o.writes = int(1); break
+      case '--spacing': o.spacing = int(0); break
+      case '--topology': {
+        const t = value()
+        if (t !== 'star' && t !== 'mesh') throw new Error('--topology is star or mesh')
+        o.topology = t
+        break
+      }
+      case '--links': o.links = int(0); break
+      case '--entries': o.entries = int(PAGE); break
+      case '--tail': o.tail = int(1); break
+      case '--authors': o.authors = int(1); break
+      case '--turn': o.turn = int(1); break
+      case '--threadpool': o.threadpool = int(0); break
+      case '--seed': o.seed = int(0); break
+      case '--dir': o.dir = value(); break
+      case '--default-gossip-score': o.defaultScore = true; break
+      case '--no-converge': o.converge = false; break
+      case '--no-bootstrap': o.bootstrap = false; break
+      case '--json': o.json = true; break
+      case '--keep': o.keep = true; break
+      default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/converge.ts`)
+    }
+  }
+  return o
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** Nearest-rank percentile (p in 0..100) of a non-empty list. */
+function pct (xs: number[], p: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
+}
+
+/** mulberry32: a seeded PRNG for the topology. */
+function seeded (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function checkInterrupted (): void {
+  if (isInterrupted()) throw new Error('interrupted')
+}
+
+function rawCid (i: number): CID {
+  return CID.createV1(0x55, Digest.create(0x12, sha256(new TextEncoder().encode(`bench content ${i}`))))
+}
+
+function fileRecord (i: number): { cid: string, size: number, mode: number, mtime: number } {
+  return { cid: rawCid(i).toString(), size: 1000 + Math.abs(i * 7919) % 1_000_000, mode: 0o644, mtime: Date.now() }
+}
+
+/** Concatenate byte arrays into pieces of at most `size` bytes (whole arrays; one larger array stays alone). */
+function pack (parts: Uint8Array[], size = MiB): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let batch: Uint8Array[] = []
+  let bytes = 0
+  for (const p of parts) {
+    if (bytes + p.byteLength > size && batch.length > 0) { out.push(Buffer.concat(batch)); batch = []; bytes = 0 }
+    batch.push(p)
+    bytes += p.byteLength
+  }
+  if (batch.length > 0) out.push(Buffer.concat(batch))
+  return out
+}
+
+// ------------------------------------------------------- instrumentation
+
+/** Wall time spent inside the calls of a KV (awaited, so it includes queueing on the shared event loop and thread pool). */
+class TimedKV implements KV {
+  readonly t = { get: 0, gets: 0, batch: 0, batches: 0, ops: 0, iterate: 0, items: 0 }
+  /** When set, the wall time of each synced batch (ms) is pushed here. */
+  syncedBatches?: number[]
+  /** When set, the wall time of each get (ms) is pushed here. */
+  getTimes?: number[]
+
+  constructor (private readonly inner: KV) {}
+
+  async open (): Promise<void> { await this.inner.open() }
+  async close (): Promise<void> { await this.inner.close() }
+
+  async get (key: string): Promise<Uint8Array | undefined> {
+    const s = performance.now()
+    try { return await this.inner.get(key) } finally {
+      const d = performance.now() - s
+      this.t.get += d
+      this.t.gets++
+      this.getTimes?.push(d)
+    }
+  }
+
+  async batch (ops: KVOp[], sync: boolean): Promise<void> {
+    const s = performance.now()
+    try { await this.inner.batch(ops, sync) } finally {
+      const d = performance.now() - s
+      this.t.batch += d
+      this.t.batches++
+      this.t.ops += ops.length
+      if (sync && ops.length > 0) this.syncedBatches?.push(d)
+    }
+  }
+
+  async * iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> {
+    const it = this.inner.iterate(range)[Symbol.asyncIterator]()
+    try {
+      for (;;) {
+        const s = performance.now()
+        const r = await it.next()
+        this.t.iterate += performance.now() - s
+        if (r.done === true) return
+        this.t.items++
+        yield r.value
+      }
+    } finally {
+      await it.return?.()
+    }
+  }
+
+  snapshot (): TimedKV['t'] { return { ...this.t } }
+}
+
+interface Instrumented { replica: Replica, kv: TimedKV, verify: { ms: number, n: number } }
+
+/** A replica as createNamespace builds it, with its KV and verifier timed. */
+function instrumentedReplica (path: string, key: PrivateKey, options: ReplicaOptions = {}): Instrumented {
+  const kv = new TimedKV(new LevelKV(path))
+  const inner = peerIdVerifier()
+  const t = { ms: 0, n: 0 }
+  const verifier: Verifier = async (author, data, sig) => {
+    const s = performance.now()
+    try { return await inner(author, data, sig) } finally { t.ms += performance.now() - s; t.n++ }
+  }
+  const replica = new Replica({ kv, signer: signerFromKey(key), verifier, clock: { now: () => Date.now() }, logger }, options)
+  return { replica, kv, verify: t }
+}
+
+// ----------------------------------------------------------------- nodes
+
+interface BenchNode {
+  name: string
+  libp2p: ShoalLibp2p
+  replica: Replica
+  sync: NamespaceSync
+  stop: () => Promise<void>
+}
+
+const live = new Set<BenchNode>()
+
+/**
+ * Gossipsub's peer scoring penalises more than 10 peers on one IP (P6, IP
+ * colocation: -5 x surplus^2), which graylists every peer of a 16-node swarm
+ * on 127.0.0.1 (score -125 < -80): their gossip is dropped. Real nodes have
+ * their own IPs, so the bench whitelists loopback on each host, as host.ts
+ * already exempts loopback from the connection manager's limits.
+ */
+function whitelistLoopback (libp2p: ShoalLibp2p): void {
+  const score = (libp2p.services.pubsub as unknown as { score?: { params?: { IPColocationFactorWhitelist?: Set<string> } } }).score
+  const params = score?.params
+  if (params?.IPColocationFactorWhitelist === undefined) throw new Error('gossipsub internals changed: score.params.IPColocationFactorWhitelist not found')
+  params.IPColocationFactorWhitelist = new Set([...params.IPColocationFactorWhitelist, '127.0.0.1'])
+}
+
+/** A host + replica + NamespaceSync with default options, wired as in test/node/namespace/sync.test.ts. */
+async function startNode (name: string, key: PrivateKey, replica: Replica, loopbackScore = true): Promise<BenchNode> {
+  await replica.open()
+  let libp2p: ShoalLibp2p
+  try {
+    libp2p = await createHost({ privateKey: key })
+    if (loopbackScore) whitelistLoopback(libp2p)
+  } catch (err) {
+    await replica.close()
+    throw err
+  }
+  const sync = new NamespaceSync({
+    replica,
+    network: new Libp2pSyncNetwork({ libp2p, logger }),
+    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
+    random: Math.random,
+    logger
+  })
+  let stopped = false
+  const node: BenchNode = {
+    name,
+    libp2p,
+    replica,
+    sync,
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      live.delete(node)
+      const errors: unknown[] = []
+      for (const step of [async () => await sync.stop(), async () => await libp2p.stop(), async () => await replica.close()]) {
+        try { await step() } catch (err) { errors.push(err) }
+      }
+      if (errors.length > 0) log(`${name}: stop: ${errors.map(e => String((e as any)?.message ?? e)).join('; ')}`)
+    }
+  }
+  live.add(node)
+  await sync.start()
+  return node
+}
+
+async function stopAll (): Promise<void> {
+  const all = [...live]
+  await Promise.race([
+    Promise.allSettled(all.map(async n => await n.stop())),
+    sleep(30_000).then(() => log('some nodes did not stop within 30 s'))
+  ])
+}
+
+async function dial (a: BenchNode, b: BenchNode): Promise<void> {
+  await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(10_000) })
+}
+
+// --------------------------------------------------------------- phases
+
+/**
+ * CPU and event-loop use of this process over a phase, the CPU other
+ * processes used meanwhile, and the phase's bounds on the monotonic clock
+ * (µs, as in --cpu-prof profiles).
+ */
+interface PhaseLoad {
+  seconds: number
+  cpuCores: number
+  /** Busy CPU of the whole machine minus ours (cores), undefined off Linux. */
+  foreignCores?: number
+  eventLoopUtilization: number
+  /** Event-loop delay (ms) measured by a 10 ms timer. */
+  loopDelayP50: number
+  loopDelayP99: number
+  fromUs: number
+  toUs: number
+}
+
+/** Machine-wide busy CPU seconds (/proc/stat), undefined off Linux. */
+function machineCpu (): number | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100
+  } catch { return undefined }
+}
+
+function startLoad (): () => PhaseLoad {
+  const elu = performance.eventLoopUtilization()
+  const cpu = process.cpuUsage()
+  const machine = machineCpu()
+  const delay = monitorEventLoopDelay({ resolution: 10 })
+  delay.enable()
+  const t = performance.now()
+  const fromUs = Number(process.hrtime.bigint() / 1000n)
+  return () => {
+    const seconds = (performance.now() - t) / 1000
+    const used = process.cpuUsage(cpu)
+    const ours = (used.user + used.system) / 1e6
+    const machineNow = machineCpu()
+    delay.disable()
+    return {
+      seconds,
+      cpuCores: ours / seconds,
+      foreignCores: machine === undefined || machineNow === undefined ? undefined : Math.max(0, machineNow - machine - ours) / seconds,
+      eventLoopUtilization: performance.eventLoopUtilization(elu).utilization,
+      // the histogram holds whole timer intervals: the delay is what exceeds the 10 ms resolution
+      loopDelayP50: Math.max(0, delay.percentile(50) / 1e6 - 10),
+      loopDelayP99: Math.max(0, delay.percentile(99) / 1e6 - 10),
+      fromUs,
+      toUs: Number(process.hrtime.bigint() / 1000n)
+    }
+  }
+}
+
+function loadText (l: PhaseLoad): string {
+  return `${fmt(l.seconds, 1)} s, main thread ${fmt(100 * l.eventLoopUtilization)}% busy (event-loop delay p50 ${ms(l.loopDelayP50)} ms, p99 ${ms(l.loopDelayP99)} ms), ` +
+    `CPU ${fmt(l.cpuCores, 2)} cores${l.foreignCores === undefined ? '' : ` + other processes ${fmt(l.foreignCores, 2)}`}`
+}
+
+// ------------------------------------------------------------ spreading
+
+/** One broadcast (a write, or a gossip message): when each other node got it. */
+class Spread {
+  readonly at: number[]
+  t0 = NaN
+  remaining: number
+  readonly done: Promise<void>
+  private resolve!: () => void
+
+  constructor (n: number, readonly publisher: number, readonly label: string) {
+    this.at = new Array<number>(n).fill(NaN)
+    this.remaining = n - 1
+    this.done = new Promise(resolve => { this.resolve = resolve })
+  }
+
+  arrive (node: number, t: number): void {
+    if (node === this.publisher || !Number.isNaN(this.at[node])) return
+    this.at[node] = t
+    if (--this.remaining === 0) this.resolve()
+  }
+
+  missing (): number[] { return this.at.flatMap((t, i) => i !== this.publisher && Number.isNaN(t) ? [i] : []) }
+  /** Per-node latencies (ms), NaN for the publisher. */
+  latencies (): number[] { return this.at.map(t => t - this.t0) }
+  /** Latency until the last other node had it. */
+  all (): number { return Math.max(...this.at.filter(t => !Number.isNaN(t))) - this.t0 }
+}
+
+/**
+ * Finds paths on one node as soon as they become visible: every
+ * onRemoteChange triggers lookups of the paths still awaited (in parallel,
+ * each timed when its lookup resolves). A slow safety poll catches anything
+ * a change event would have missed, and counts it.
+ */
+class Watcher {
+  private readonly pending = new Map<string, (t: number) => void>()
+  private running = false
+  private again = false
+  private polled = false
+  /** Paths found only by the safety poll (should stay 0). */
+  foundByPoll = 0
+  readonly off: () => void
+
+  constructor (private readonly replica: Replica) {
+    this.off = replica.onRemoteChange(() => { this.kick() })
+  }
+
+  watch (path: string, found: (t: number) => void): void { this.pending.set(path, found) }
+  get size (): number { return this.pending.size }
+  pendingPaths (): string[] { return [...this.pending.keys()] }
+
+  poll (): void {
+    if (this.pending.size === 0 || this.running) return
+    this.polled = true
+    this.kick()
+  }
+
+  private kick (): void {
+    if (this.running) { this.again = true; return }
+    if (this.pending.size === 0) return
+    this.running = true
+    void this.run()
+  }
+
+  private async run (): Promise<void> {
+    try {
+      do {
+        this.again = false
+        const viaPoll = this.polled
+        this.polled = false
+        await Promise.all([...this.pending.keys()].map(async path => {
+          const entry = await this.replica.lookup(path)
+          const t = performance.now()
+          const found = this.pending.get(path)
+          if (entry === undefined || found === undefined) return
+          this.pending.delete(path)
+          if (viaPoll) this.foundByPoll++
+          found(t)
+        }))
+      } while (this.again)
+    } catch (err: any) {
+      log(`watcher: lookup failed: ${String(err?.message ?? err)}`)
+    } finally {
+      this.running = false
+    }
+  }
+}
+
+/** Wait for every spread, or fail after `ms` with what is missing. */
+async function awaitSpreads (spreads: Spread[], ms: number, onTick: () => void, names: string[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = performance.now() + ms
+  try {
+    await new Promise<void>((resolve, reject) => {
+      void Promise.all(spreads.map(async s => await s.done)).then(() => resolve())
+      timer = setInterval(() => {
+        onTick()
+        if (isInterrupted()) reject(new Error('interrupted'))
+        else if (performance.now() > deadline) {
+          const late = spreads.filter(s => s.remaining > 0)
+          reject(new Error(`${late.length} of ${spreads.length} not seen everywhere ${fmt(ms / 1000)} s after the last one; first: ${late.slice(0, 5).map(s => `${s.label} from ${names[s.publisher]} missing on ${s.missing().map(i => names[i]).join(',')}`).join('; ')}`))
+        }
+      }, 250)
+    })
+  } finally {
+    clearInterval(timer)
+  }
+}
+
+function payload (size: number, kind: number, id: number): Uint8Array {
+  const data = new Uint8Array(Math.max(8, size))
+  for (let i = 5; i < data.length; i++) data[i] = (i * 131 + id) & 0xff
+  data[0] = kind
+  new DataView(data.buffer).setUint32(1, id)
+  return data
+}
+
+// ------------------------------------------------------------ convergence
+
+interface Dist { p50: number, p99: number, max: number, n: number }
+function dist (xs: number[]): Dist { return { p50: median(xs), p99: pct(xs, 99), max: Math.max(...xs), n: xs.length } }
+
+interface ConvergeResult {
+  nodes: number
+  /** Where the LevelDBs were. */
+  dir: string
+  topology: string
+  links: number
+  connectionsAtStart: number
+  connectionsAtEnd: number
+  connectionsPerNode: number[]
+  meshSeconds: number
+  writes: number
+  spacingMs: number
+  /** Per write: ms until visible on all other nodes. */
+  oursAll: number[]
+  /** Per write: ms until visible on each node (NaN for the writer). */
+  oursPerWrite: number[][]
+  /** How long each putFile took on its writer (ms). */
+  putFileMs: number[]
+  messageBytes: number
+  gossipAll: number[]
+  gossipPerMessage: number[][]
+  writesLoad: PhaseLoad
+  gossipLoad?: PhaseLoad
+  /** Per write, per node: when the gossip message carrying the entry arrived, from putFile resolving (ms; NaN if it never did). */
+  gossipLegPerWrite: number[][]
+  /** receive() + lookup() of one entry on an otherwise idle replica, per entry (ms). */
+  idleApplyMs?: number[]
+  /** LevelDB calls of all nodes during the writes: counts and total wall time (ms). */
+  kvUse: { gets: number, getMs: number, batches: number, batchMs: number, getP50: number, getP99: number }
+  /** Wall time of every synced LevelDB batch (commit with fsync) of any node during the writes. */
+  syncedBatchMs: number[]
+  foundByPoll: number
+  syncStats: Record<string, number>
+}
+
+async function converge (opts: Options, work: string): Promise<ConvergeResult> {
+  const n = opts.nodes
+  log(`convergence: starting ${n} nodes`)
+  const nodes: BenchNode[] = []
+  const kvs: TimedKV[] = []
+  for (let i = 0; i < n; i++) {
+    const key = await generateKeyPair('Ed25519')
+    // as createNamespace builds it, with the KV timed
+    const inst = instrumentedReplica(join(work, `n${i}`), key)
+    kvs.push(inst.kv)
+    nodes.push(await startNode(`n${i}`, key, inst.replica, !opts.defaultScore))
+  }
+  const names = nodes.map(x => x.name)
+  const ids = nodes.map(x => x.libp2p.peerId.toString())
+
+  // topology
+  const rand = seeded(opts.seed)
+  const links = new Set<string>()
+  const link = async (a: number, b: number): Promise<void> => {
+    const k = a < b ? `${a}-${b}` : `${b}-${a}`
+    if (a === b || links.has(k)) return
+    links.add(k)
+    await dial(nodes[a], nodes[b])
+  }
+  if (opts.topology === 'mesh') {
+    for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) await link(a, b)
+  } else {
+    for (let a = 1; a < n; a++) await link(a, 0)
+    for (let a = 1; a < n; a++) for (let k = 0; k < opts.links; k++) await link(a, 1 + Math.floor(rand() * (n - 1)))
+  }
+  const connections = (): number => nodes.reduce((s, x) => s + x.libp2p.getConnections().length, 0) / 2
+  const connectionsAtStart = connections()
+  log(`convergence: ${opts.topology === 'mesh' ? 'full mesh' : `star on n0 + ${opts.links} random links per node`}, ${links.size} links dialled`)
+
+  // gossip listeners: the ceiling's topic and the namespace topic
+  const spreadsById = new Map<number, Spread>()
+  let nsProbe: Map<string, Spread> | undefined
+  const nsSizes: number[] = []
+  let recordSizes = false
+  /** By `author:seq`: when the gossip message carrying that entry arrived at each node. */
+  const gossipArrival = new Map<string, Spread>()
+  for (const [i, node] of nodes.entries()) {
+    const pubsub = node.libp2p.services.pubsub
+    pubsub.subscribe(TEST_TOPIC)
+    pubsub.addEventListener('message', (evt: CustomEvent<Message>) => {
+      const t = performance.now()
+      const msg = evt.detail
+      if (msg.topic === TEST_TOPIC && msg.data.byteLength >= 5) {
+        spreadsById.get(new DataView(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength).getUint32(1))?.arrive(i, t)
+      } else if (msg.topic === NAMESPACE_TOPIC && msg.type === 'signed') {
+        nsProbe?.get(msg.from.toString())?.arrive(i, t)
+        if (recordSizes) {
+          // when the heads message carrying a write's entry reached this node
+          try {
+            const heads = decodeHeadsMessage(msg.data)
+            if (heads.entries.length > 0) {
+              if (i === 0) nsSizes.push(msg.data.byteLength)
+              const from = msg.from.toString()
+              gossipArrival.get(`${from}:${heads.clock[from]}`)?.arrive(i, t)
+            }
+          } catch {}
+        }
+      }
+    })
+  }
+  let nextId = 1
+
+  // wait for the meshes: every node's probes on both topics reach every other node, twice in a row,
+  // and every node has a mesh of min(4, subscribed peers) on both topics
+  log('convergence: waiting for gossipsub meshes')
+  const meshStart = performance.now()
+  let good = 0
+  let lastProblem = ''
+  if (opts.defaultScore) {
+    log('convergence: --default-gossip-score: gossipsub graylists the swarm; no mesh wait, 5 s pause')
+    await sleep(5000)
+  }
+  for (let round = 0; good < 2 && !opts.defaultScore; round++) {
+    checkInterrupted()
+    if (performance.now() - meshStart > MESH_TIMEOUT) throw new Error(`gossipsub meshes did not form within ${MESH_TIMEOUT / 1000} s: ${lastProblem}`)
+    const probes: Spread[] = []
+    nsProbe = new Map()
+    for (const [p, node] of nodes.entries()) {
+      const s = new Spread(n, p, `probe ${round}`)
+      spreadsById.set(nextId, s)
+      probes.push(s)
+      const ns = new Spread(n, p, `namespace probe ${round}`)
+      nsProbe.set(ids[p], ns)
+      probes.push(ns)
+      const { clock, heads } = node.replica.state()
+      const debug = (err: any): void => { if (process.env.BENCH_DEBUG !== undefined) log(`  probe from ${names[p]}: ${String(err?.message ?? err)}`) }
+      await node.libp2p.services.pubsub.publish(TEST_TOPIC, payload(64, 1, nextId++)).catch(debug)
+      await node.libp2p.services.pubsub.publish(NAMESPACE_TOPIC, encodeHeadsMessage({ v: 1, type: 'heads', clock, heads, entries: [] })).catch(debug)
+    }
+    const delivered = await Promise.race([Promise.all(probes.map(async s => await s.done)).then(() => true), sleep(2000).then(() => false)])
+    nsProbe = undefined
+    const thin: string[] = []
+    for (const [i, node] of nodes.entries()) {
+      const pubsub = node.libp2p.services.pubsub
+      for (const topic of [TEST_TOPIC, NAMESPACE_TOPIC]) {
+        // the GossipSub interface does not declare it; the implementation has it
+        const mesh = (pubsub as unknown as { getMeshPeers: (topic: string) => string[] }).getMeshPeers(topic).length
+        const want = Math.min(4, pubsub.getSubscribers(topic).length)
+        if (mesh < want || want === 0) thin.push(`${names[i]} ${topic === TEST_TOPIC ? 'test' : 'ns'} mesh ${mesh}/${want}`)
+      }
+    }
+    lastProblem = delivered ? (thin.length > 0 ? `thin meshes: ${thin.slice(0, 6).join(', ')}` : '') : `probes missing: ${probes.filter(s => s.remaining > 0).slice(0, 4).map(s => `${s.label} from ${names[s.publisher]} on ${s.missing().map(i => names[i]).join(',')}`).join('; ')}`
+    if (process.env.BENCH_DEBUG !== undefined) log(`  round ${round}: ${connections()} connections, ${probes.filter(s => s.remaining === 0).length}/${probes.length} probes complete, ${probes.reduce((a, s) => a + (n - 1 - s.remaining), 0)} arrivals; ${lastProblem}`)
+    if (delivered && thin.length === 0) good++
+    else { good = 0; await sleep(300) }
+  }
+  spreadsById.clear()
+  const meshSeconds = (performance.now() - meshStart) / 1000
+  log(`convergence: meshes formed after ${fmt(meshSeconds, 1)} s`)
+
+  const watchers = nodes.map(x => new Watcher(x.replica))
+  const poller = setInterval(() => { for (const w of watchers) w.poll() }, 500)
+  const statsBefore = sumStats(nodes)
+  try {
+    const write = async (i: number, w: number, path: string, label: string): Promise<Spread> => {
+      const s = new Spread(n, w, label)
+      for (let j = 0; j < n; j++) if (j !== w) watchers[j].watch(path, t => { s.arrive(j, t) })
+      // the path's parent exists, so putFile makes exactly one entry: the writer's next seq
+      const arrival = new Spread(n, w, label)
+      gossipArrival.set(`${ids[w]}:${(nodes[w].replica.state().clock[ids[w]] ?? 0) + 1}`, arrival)
+      arrivals.push(arrival)
+      await nodes[w].replica.putFile(path, fileRecord(i))
+      s.t0 = performance.now()
+      arrival.t0 = s.t0
+      return s
+    }
+    const arrivals: Spread[] = []
+
+    // warm-up: one write per node, each awaited everywhere (every clock then names all authors)
+    log('convergence: warm-up, one write per node')
+    for (let w = 0; w < n; w++) {
+      const s = await write(-1 - w, w, `/bench/warmup-${names[w]}.bin`, `warm-up write by ${names[w]}`)
+      await awaitSpreads([s], SPREAD_TIMEOUT, () => {}, names)
+    }
+    for (const w of watchers) w.foundByPoll = 0
+
+    // measured writes, open loop: one every `spacing` ms, round-robin
+    log(`convergence: ${opts.writes} writes, one every ${opts.spacing} ms`)
+    recordSizes = true
+    const syncedBatches: number[] = []
+    const getTimes: number[] = []
+    for (const kv of kvs) { kv.syncedBatches = syncedBatches; kv.getTimes = getTimes }
+    const kvBefore = kvs.map(kv => kv.snapshot())
+    const endWrites = startLoad()
+    let lastTick = performance.now()
+    const gapTimer = process.env.BENCH_DEBUG === undefined ? undefined : setInterval(() => {
+      const now = performance.now()
+      if (now - lastTick > 100) log(`  event loop stalled ${fmt(now - lastTick)} ms at +${fmt((now - start) / 1000, 2)} s`)
+      lastTick = now
+    }, 10)
+    const writes: Spread[] = []
+    const putFileMs: number[] = []
+    const start = performance.now() + 100
+    for (let i = 0; i < opts.writes; i++) {
+      checkInterrupted()
+      const wait = start + i * opts.spacing - performance.now()
+      if (wait > 0) await sleep(wait)
+      const w = i % n
+      const t = performance.now()
+      writes.push(await write(i, w, `/bench/w${String(i).padStart(6, '0')}.bin`, `write ${i}`))
+      putFileMs.push(performance.now() - t)
+      if (process.env.BENCH_DEBUG !== undefined && performance.now() - t > 150) log(`  write ${i}: putFile ${fmt(performance.now() - t)} ms, started at +${fmt((t - start) / 1000, 2)} s`)
+    }
+    await awaitSpreads(writes, SPREAD_TIMEOUT, () => {}, names)
+    const writesLoad = endWrites()
+    clearInterval(gapTimer)
+    const measured = arrivals.slice(n) // after the warm-up writes
+    for (const kv of kvs) { kv.syncedBatches = undefined; kv.getTimes = undefined }
+    const kvUse = { gets: 0, getMs: 0, batches: 0, batchMs: 0, getP50: median(getTimes), getP99: pct(getTimes, 99) }
+    for (const [j, kv] of kvs.entries()) {
+      kvUse.gets += kv.t.gets - kvBefore[j].gets
+      kvUse.getMs += kv.t.get - kvBefore[j].get
+      kvUse.batches += kv.t.batches - kvBefore[j].batches
+      kvUse.batchMs += kv.t.batch - kvBefore[j].batch
+    }
+    recordSizes = false
+    const foundByPoll = watchers.reduce((s, w) => s + w.foundByPoll, 0)
+    const syncStats = diffStats(sumStats(nodes), statsBefore)
+    const messageBytes = nsSizes.length > 0 ? Math.round(median(nsSizes)) : 500
+    log(`convergence: p99 ${fmt(pct(writes.map(s => s.all()), 99), 1)} ms; namespace gossip messages carrying an entry: median ${messageBytes} bytes`)
+
+    // ceiling: gossipsub alone, same count, size, spacing and publishers
+    await sleep(1000)
+    if (opts.defaultScore) log('convergence: no ceiling with --default-gossip-score (gossipsub drops the messages)')
+    log(`convergence: ceiling, ${opts.writes} gossipsub messages of ${messageBytes} bytes`)
+    const gossip: Spread[] = []
+    const endGossip = startLoad()
+    // the same schedule the writes actually had (a write waits for the previous putFile, so a busy
+    // process spreads them out): the same offered load
+    const gstart = performance.now() + 100
+    for (let i = 0; i < opts.writes && !opts.defaultScore; i++) {
+      checkInterrupted()
+      const wait = gstart + (writes[i].t0 - writes[0].t0) - performance.now()
+      if (wait > 0) await sleep(wait)
+      const p = i % n
+      const id = nextId++
+      const s = new Spread(n, p, `message ${i}`)
+      spreadsById.set(id, s)
+      gossip.push(s)
+      const data = payload(messageBytes, 2, id)
+      s.t0 = performance.now()
+      await nodes[p].libp2p.services.pubsub.publish(TEST_TOPIC, data)
+    }
+    await awaitSpreads(gossip, SPREAD_TIMEOUT, () => {}, names)
+    const gossipLoad = gossip.length > 0 ? endGossip() : undefined
+    if (gossip.length > 0) log(`convergence: gossipsub p99 ${fmt(pct(gossip.map(s => s.all()), 99), 1)} ms`)
+
+    return {
+      nodes: n,
+      dir: work,
+      topology: (opts.topology === 'mesh' ? 'full mesh' : `star on n0 + ${opts.links} random links per node (seed ${opts.seed})`) +
+        (opts.defaultScore ? ', gossipsub default peer scoring (loopback NOT whitelisted)' : ', loopback whitelisted in gossipsub\'s IP-colocation score'),
+      links: links.size,
+      connectionsAtStart,
+      connectionsAtEnd: connections(),
+      connectionsPerNode: nodes.map(x => x.libp2p.getConnections().length),
+      meshSeconds,
+      writes: opts.writes,
+      spacingMs: opts.spacing,
+      oursAll: writes.map(s => s.all()),
+      oursPerWrite: writes.map(s => s.latencies()),
+      putFileMs,
+      messageBytes,
+      gossipAll: gossip.map(s => s.all()),
+      gossipPerMessage: gossip.map(s => s.latencies()),
+      writesLoad,
+      gossipLoad,
+      syncedBatchMs: syncedBatches,
+      kvUse,
+      gossipLegPerWrite: measured.map(a => a.latencies()),
+      foundByPoll,
+      syncStats
+    }
+  } finally {
+    clearInterval(poller)
+    for (const w of watchers) w.off()
+    log('convergence: stopping nodes')
+    await Promise.allSettled(nodes.map(async x => await x.stop()))
+  }
+}
+
+/**
+ * The receiving side of one write with nothing else running: receive() of
+ * one entry (clock of `authors` authors) into a replica in LevelDB, then
+ * lookup() of its path, one entry at a time.
+ */
+async function idleApply (work: string, count: number, authors: number): Promise<number[]> {
+  const entries = await generateEntries(count, authors, 1)
+  const inst = instrumentedReplica(join(work, 'idle-apply'), await generateKeyPair('Ed25519'))
+  await inst.replica.open()
+  try {
+    const out: number[] = []
+    for (const [i, e] of entries.entries()) {
+      const t = performance.now()
+      const r = await inst.replica.receive([e])
+      if (r.applied !== 1 || await inst.replica.lookup(pathOf(i)) === undefined) throw new Error(`idle apply: entry ${i} not applied`)
+      out.push(performance.now() - t)
+    }
+    return out
+  } finally {
+    await inst.replica.close()
+  }
+}
+
+function sumStats (nodes: BenchNode[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const x of nodes) for (const [k, v] of Object.entries(x.sync.stats)) out[k] = (out[k] ?? 0) + v
+  return out
+}
+
+function diffStats (a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (b[k] ?? 0)]))
+}
+
+// -------------------------------------------------------------- bootstrap
+
+/**
+ * `n` entries as `authors` replicas would write them taking turns of `turn`
+ * putFiles each, every author having applied everything before its turn: one
+ * put per entry (plus mkdir ops for missing parents, as putFile makes them),
+ * 1,000 files per directory, the clock of everything before it, the
+ * previous entry as its only parent, signed with the author's Ed25519 key.
+ */
+async function generateEntries (n: number, authors: number, turn: number): Promise<Uint8Array[]> {
+  const signers = await Promise.all(Array.from({ length: authors }, async () => signerFromKey(await generateKeyPair('Ed25519'))))
+  const clock: VectorClock = {}
+  const dirs = new Set<string>()
+  const entries: Uint8Array[] = []
+  const base = Date.now() - n
+  let head: CID | undefined
+  for (let i = 0; i < n; i++) {
+    if (i % 1000 === 0) { await new Promise(resolve => setImmediate(resolve)); checkInterrupted() }
+    const signer = signers[Math.floor(i / turn) % authors]
+    const seq = (clock[signer.id] ?? 0) + 1
+    clock[signer.id] = seq
+    const mtime = base + i
+    const dir = `/library/d${String(Math.floor(i / 1000)).padStart(4, '0')}`
+    const ops: Op[] = []
+    for (const d of ['/library', dir]) {
+      if (!dirs.has(d)) { dirs.add(d); ops.push({ op: 'mkdir', path: d, mode: 0o755, mtime, replaces: [] }) }
+    }
+    ops.push({ op: 'put', path: `${dir}/f${String(i).padStart(7, '0')}.bin`, cid: rawCid(i), size: 1000 + (i * 7919) % 1_000_000, mode: 0o644, mtime, replaces: [] })
+    const body: EntryBody = { v: 1, author: signer.id, seq, time: mtime, clock: { ...clock }, parents: head === undefined ? [] : [head], ops }
+    const bytes = encodeEntry({ ...body, sig: await signer.sign(encodeEntryBody(body)) })
+    head = cborCID(bytes)
+    entries.push(bytes)
+  }
+  return entries
+}
+
+/** Per-entry costs of the receive path, on a sample, outside any replica (after a warm-up pass). */
+async function microCosts (entries: Uint8Array[]): Promise<Record<string, number>> {
+  await microPass(entries.slice(0, 1000))
+  return await microPass(entries.slice(0, 3000))
+}
+
+async function microPass (sample: Uint8Array[]): Promise<Record<string, number>> {
+  const us = (ms: number): number => ms * 1000 / sample.length
+  let t = performance.now()
+  const decoded = sample.map(e => decodeEntry(e))
+  const decode = us(performance.now() - t)
+  t = performance.now()
+  for (const d of decoded) encodeEntry(d)
+  const reencode = us(performance.now() - t)
+  t = performance.now()
+  const bodies = decoded.map(d => encodeEntryBody(d))
+  const encodeBody = us(performance.now() - t)
+  t = performance.now()
+  for (const e of sample) cborCID(e)
+  const cid = us(performance.now() - t)
+  const verifier = peerIdVerifier()
+  t = performance.now()
+  let ok = 0
+  for (const [i, d] of decoded.entries()) if (await verifier(d.author, bodies[i], d.sig)) ok++
+  const verify = us(performance.now() - t)
+  if (ok !== sample.length) throw new Error(`micro: ${sample.length - ok} signatures did not verify`)
+  // the same check with the public key object made once per author
+  const keys = new Map<string, KeyObject>()
+  const keyOf = (author: string): KeyObject => {
+    let k = keys.get(author)
+    if (k === undefined) {
+      const raw = peerIdFromString(author).publicKey?.raw
+      if (raw === undefined) throw new Error('author without a public key')
+      k = createPublicKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') } })
+      keys.set(author, k)
+    }
+    return k
+  }
+  t = performance.now()
+  for (const [i, d] of decoded.entries()) cryptoVerify(null, bodies[i], keyOf(d.author), d.sig)
+  const verifyCachedKey = us(performance.now() - t)
+  return { sample: sample.length, decodeUs: decode, reencodeUs: reencode, encodeBodyUs: encodeBody, cidUs: cid, verifyUs: verify, verifyCachedKeyUs: verifyCachedKey }
+}
+
+/** Resolves when `node`'s clock covers `target`; reports when a snapshot got loaded. */
+async function caughtUp (node: BenchNode, target: VectorClock, t0: number, ms: number, stuck?: () => boolean): Promise<{ seconds: number, snapshotAt?: number }> {
+  const total = weight(target)
+  let snapshotAt: number | undefined
+  let off = (): void => {}
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await new Promise((resolve, reject) => {
+      let lastLog = performance.now()
+      const check = (): void => {
+        if (dominates(node.replica.state().clock, target)) resolve({ seconds: (performance.now() - t0) / 1000, snapshotAt })
+      }
+      off = node.replica.onRemoteChange(() => {
+        if (snapshotAt === undefined && Object.keys(node.replica.state().pruned).length > 0) snapshotAt = (performance.now() - t0) / 1000
+        check()
+      })
+      timer = setInterval(() => {
+        check()
+        const have = weight(node.replica.state().clock)
+        const why = (): string => `${node.name} has ${have} of ${total} entries after ${fmt((performance.now() - t0) / 1000, 1)} s (sync stats ${JSON.stringify(node.sync.stats)}; logged: ${recentErrors().slice(-4).join(' | ') || 'nothing'})`
+        if (isInterrupted()) reject(new Error('interrupted'))
+        else if (performance.now() - t0 > ms) reject(new Error(why()))
+        else if (stuck?.() === true) reject(new Error(`no progress, giving up: ${why()}`))
+        else if (performance.now() - lastLog > 5000) { lastLog = performance.now(); log(`  ${node.name}: ${fmt(have)} / ${fmt(total)} entries after ${fmt((lastLog - t0) / 1000, 1)} s`) }
+      }, 250)
+      check()
+    })
+  } finally {
+    off()
+    clearInterval(timer)
+  }
+}
+
+/** Send `chunks` from `from` to `to` over one fresh stream; seconds from opening it to the last byte read. */
+async function rawStream (from: ShoalLibp2p, to: ShoalLibp2p, chunks: Uint8Array[]): Promise<{ seconds: number, bytes: number }> {
+  await from.handle(RAW_PROTOCOL, async (stream) => {
+    try {
+      for (const c of chunks) if (!stream.send(c)) await stream.onDrain()
+      await stream.close()
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  })
+  try {
+    await to.dial(from.getMultiaddrs(), { signal: AbortSignal.timeout(10_000) }) // not timed
+    const signal = AbortSignal.timeout(120_000)
+    const t0 = performance.now()
+    const stream = await to.dialProtocol(from.getMultiaddrs(), RAW_PROTOCOL, { signal })
+    let bytes = 0
+    for await (const chunk of stream) bytes += chunk.byteLength
+    await stream.close().catch(() => {})
+    return { seconds: (performance.now() - t0) / 1000, bytes }
+  } finally {
+    await from.unhandle(RAW_PROTOCOL)
+  }
+}
+
+interface Phase {
+  /** Entries the new node had to end up with. */
+  entries: number
+  seconds: number
+  entriesPerSecond: number
+  verifyMs: number
+  verifications: number
+  kvBatchMs: number
+  batches: number
+  kvGetMs: number
+  gets: number
+  kvIterateMs: number
+  sourceKvGetMs: number
+  sourceKvIterateMs: number
+  pages: number
+  pulls: number
+  snapshots: number
+  compactedDuring: boolean
+  snapshotLoadedAt?: number
+  load: PhaseLoad
+}
+
+interface BootstrapResult {
+  entries: number
+  tail: number
+  authors: number
+  turn: number
+  entryBytes: number
+  generateSeconds: number
+  build: { seconds: number, verifyMs: number, kvBatchMs: number, batches: number, kvGetMs: number, load: PhaseLoad }
+  micro: Record<string, number>
+  history: Phase
+  compact: { seconds: number, prunedEntries: number, snapshotEntries: number, snapshotBytes: number, snapshotBlocks: number, tailBytes: number }
+  /** Undefined when it failed: see snapshotError. */
+  snapshot?: Phase
+  snapshotError?: string
+  /** (b*): snapshot blocks handed over in-process, the tail over libp2p. */
+  snapshotLocal: Phase
+  rawHistory: { seconds: number, bytes: number }
+  rawSnapshot: { seconds: number, bytes: number }
+}
+
+function pathOf (i: number): string {
+  return `/library/d${String(Math.floor(i / 1000)).padStart(4, '0')}/f${String(i).padStart(7, '0')}.bin`
+}
+
+async function receiveAll (replica: Replica, entries: Uint8Array[], what: string): Promise<void> {
+  for (let i = 0; i < entries.length; i += PAGE) {
+    if (i % 20_000 === 0 && i > 0) log(`  ${what}: ${fmt(i)} entries`)
+    checkInterrupted()
+    const r = await replica.receive(entries.slice(i, i + PAGE))
+    if (r.rejected > 0 || r.pending > 0 || r.applied !== Math.min(PAGE, entries.length - i)) throw new Error(`${what}: entries rejected or held: ${JSON.stringify(r)}`)
+  }
+}
+
+async function bootstrap (opts: Options, work: string): Promise<BootstrapResult> {
+  const n = opts.entries
+  const total = n + opts.tail
+  log(`bootstrap: generating ${fmt(n)} + ${fmt(opts.tail)} entries (${opts.authors} authors, turns of ${opts.turn})`)
+  let t = performance.now()
+  const all = await generateEntries(total, opts.authors, opts.turn)
+  const entries = all.slice(0, n)
+  const tail = all.slice(n)
+  const generateSeconds = (performance.now() - t) / 1000
+  const entryBytes = entries.reduce((s, e) => s + e.byteLength, 0)
+  log(`bootstrap: generated in ${fmt(generateSeconds, 1)} s, ${fmt(entryBytes / MB, 1)} MB, ${fmt(entryBytes / n)} bytes per entry`)
+  const micro = await microCosts(entries)
+
+  // the source: receive() in pages of 1000, one fsynced batch each; it never compacts by itself
+  const sourceKey = await generateKeyPair('Ed25519')
+  const src = instrumentedReplica(join(work, 'source'), sourceKey, { compactAfter: Number.MAX_SAFE_INTEGER })
+  await src.replica.open()
+  t = performance.now()
+  const endBuild = startLoad()
+  await receiveAll(src.replica, entries, 'source')
+  const build = { seconds: (performance.now() - t) / 1000, verifyMs: src.verify.ms, kvBatchMs: src.kv.t.batch, batches: src.kv.t.batches, kvGetMs: src.kv.t.get, load: endBuild() }
+  log(`bootstrap: source built in ${fmt(build.seconds, 1)} s (${fmt(n / build.seconds)} entries/s)`)
+  const source = await startNode('source', sourceKey, src.replica)
+  if (weight(source.replica.state().clock) !== n) throw new Error(`source clock has ${weight(source.replica.state().clock)} entries, not ${n}`)
+  const timeout = Math.max(120_000, total * 3)
+
+  /**
+   * A fresh node catches up with the source over libp2p. `preload` runs first
+   * (timed): phase (b*) loads the snapshot through it.
+   */
+  const phase = async (name: string, count: number, preload?: (replica: Replica) => Promise<void>): Promise<Phase> => {
+    const target = source.replica.state().clock
+    const key = await generateKeyPair('Ed25519')
+    const inst = instrumentedReplica(join(work, name), key)
+    const node = await startNode(name, key, inst.replica)
+    try {
+      const before = source.sync.stats.served
+      const srcKv = src.kv.snapshot()
+      const t0 = performance.now()
+      const endLoad = startLoad()
+      let preloaded: number | undefined
+      if (preload !== undefined) {
+        await preload(inst.replica)
+        preloaded = (performance.now() - t0) / 1000
+      }
+      log(`bootstrap: ${name}: dialling the source`)
+      await dial(node, source)
+      // a snapshot that keeps failing to load: say why instead of waiting for the timeout
+      const stuck = (): boolean => node.sync.stats.pullFailures >= 3 && weight(node.replica.state().clock) === 0
+      const done = await caughtUp(node, target, t0, timeout, stuck)
+      const load = endLoad()
+      for (const i of [0, count - 1]) if (await node.replica.lookup(pathOf(i)) === undefined) throw new Error(`${name}: caught up but ${pathOf(i)} is missing`)
+      const p: Phase = {
+        entries: count,
+        seconds: done.seconds,
+        entriesPerSecond: count / done.seconds,
+        verifyMs: inst.verify.ms,
+        verifications: inst.verify.n,
+        kvBatchMs: inst.kv.t.batch,
+        batches: inst.kv.t.batches,
+        kvGetMs: inst.kv.t.get,
+        gets: inst.kv.t.gets,
+        kvIterateMs: inst.kv.t.iterate,
+        sourceKvGetMs: src.kv.t.get - srcKv.get,
+        sourceKvIterateMs: src.kv.t.iterate - srcKv.iterate,
+        pages: node.sync.stats.pages,
+        pulls: node.sync.stats.pulls,
+        snapshots: node.sync.stats.snapshots,
+        compactedDuring: Object.keys(node.replica.state().pruned).length > 0 && node.sync.stats.snapshots === 0 && preload === undefined,
+        snapshotLoadedAt: preloaded ?? done.snapshotAt,
+        load
+      }
+      log(`bootstrap: ${name}: ${fmt(p.seconds, 2)} s, ${fmt(p.entriesPerSecond)} entries/s (${p.pages} pages, source served ${source.sync.stats.served - before} requests)`)
+      return p
+    } finally {
+      await node.stop()
+    }
+  }
+
+  try {
+    // (a) the whole history, page by page
+    const history = await phase('history', n)
+
+    // (b) the source compacts (its snapshot covers all n entries; history every member has
+    // seen is pruned), then takes `tail` newer entries, which a new node must pull after the snapshot
+    t = performance.now()
+    if (!await source.replica.compact(true)) throw new Error('the source did not compact')
+    const compactSeconds = (performance.now() - t) / 1000
+    const prunedEntries = weight(source.replica.state().pruned)
+    const answer = await source.replica.pull({}, 1)
+    if (answer.type !== 'snapshot') throw new Error('the source serves no snapshot after compacting')
+    const [rootBytes] = await source.replica.blocks([answer.root])
+    const shards = decodeSnapshotRoot(rootBytes).shards
+    const blocks: Uint8Array[] = [rootBytes]
+    for (let i = 0; i < shards.length; i += 64) blocks.push(...await source.replica.blocks(shards.slice(i, i + 64)))
+    await receiveAll(source.replica, tail, 'tail')
+    const compact = {
+      seconds: compactSeconds,
+      prunedEntries,
+      snapshotEntries: weight(answer.clock),
+      snapshotBytes: blocks.reduce((s, b) => s + b.byteLength, 0),
+      snapshotBlocks: blocks.length,
+      tailBytes: tail.reduce((s, e) => s + e.byteLength, 0)
+    }
+    log(`bootstrap: source compacted in ${fmt(compactSeconds, 2)} s: snapshot of ${fmt(compact.snapshotEntries)} entries (${blocks.length} blocks, ${fmt(compact.snapshotBytes / MB, 1)} MB), ${fmt(prunedEntries)} pruned; then ${fmt(tail.length)} newer entries`)
+    let snapshot: Phase | undefined
+    let snapshotError: string | undefined
+    try {
+      snapshot = await phase('snapshot', total)
+      if (snapshot.snapshots < 1) throw new Error('the snapshot node did not load a snapshot')
+    } catch (err: any) {
+      if (isInterrupted()) throw err
+      snapshotError = String(err?.message ?? err)
+      log(`bootstrap: snapshot: FAILED: ${snapshotError}`)
+    }
+    // (b*) the same, with the snapshot's blocks handed over in-process, 8 per call, through the
+    // same Replica.loadSnapshot; then the tail over libp2p. Shows what (b) costs apart from the block transfer.
+    const snapshotLocal = await phase('snapshot-local', total, async (replica) => {
+      const fetchLocal = async (cids: CID[]): Promise<Uint8Array[]> => {
+        const out: Uint8Array[] = []
+        for (let i = 0; i < cids.length; i += 8) out.push(...await source.replica.blocks(cids.slice(i, i + 8)))
+        return out
+      }
+      if (!await replica.loadSnapshot(answer.root, fetchLocal)) throw new Error('snapshot-local: loadSnapshot did nothing')
+    })
+
+    // ceiling: the same bytes over one raw stream
+    const rawHost = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+    let rawHistory, rawSnapshot
+    try {
+      rawHistory = await rawStream(source.libp2p, rawHost, pack(entries))
+      rawSnapshot = await rawStream(source.libp2p, rawHost, pack([...blocks, ...tail]))
+    } finally {
+      await rawHost.stop()
+    }
+    log(`bootstrap: raw stream ${fmt(rawHistory.bytes / MB, 1)} MB in ${fmt(rawHistory.seconds, 2)} s`)
+    return { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryBytes, generateSeconds, build, micro, history, compact, snapshot, snapshotError, snapshotLocal, rawHistory, rawSnapshot }
+  } finally {
+    await source.stop()
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+function table (rows: string[][]): string[] {
+  const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
+  const line = (r: string[]): string => '| ' + r.map((x, c) => c === 0 ? x.padEnd(w[c]) : x.padStart(w[c])).join(' | ') + ' |'
+  return [line(rows[0]), '|' + w.map((k, c) => '-'.repeat(k + 1) + (c === 0 ? '-|' : ':|')).join(''), ...rows.slice(1).map(line)]
+}
+
+function ms (x: number): string { return Number.isFinite(x) ? fmt(x, x < 10 ? 1 : 0) : '-' }
+function pass (ok: boolean): string { return ok ? 'PASS' : 'FAIL' }
+
+function reportConverge (c: ConvergeResult): string[] {
+  const ours = dist(c.oursAll)
+  const gossip = dist(c.gossipAll)
+  const perNode = (rows: number[][]): Dist[] => Array.from({ length: c.nodes }, (_, j) => dist(rows.map(r => r[j]).filter(x => !Number.isNaN(x))))
+  const oursNodes = perNode(c.oursPerWrite)
+  const gossipNodes = perNode(c.gossipPerMessage)
+  const early = c.oursPerWrite.flat().filter(x => x < 0).length
+  const gossipLeg: number[] = []
+  const applyLeg: number[] = []
+  let missingLeg = 0
+  let totalLeg = 0
+  for (const [i, row] of c.gossipLegPerWrite.entries()) {
+    for (const [j, g] of row.entries()) {
+      const v = c.oursPerWrite[i][j]
+      if (Number.isNaN(v)) continue
+      totalLeg++
+      if (Number.isNaN(g)) { missingLeg++; continue }
+      gossipLeg.push(g)
+      applyLeg.push(v - g)
+    }
+  }
+  const legs = { gossip: dist(gossipLeg), apply: dist(applyLeg), missing: missingLeg, total: totalLeg }
+  const out = [
+    `convergence: ${c.nodes} nodes in one process, ${c.topology}, ${c.links} links dialled (${c.connectionsAtStart} connections at start, ${c.connectionsAtEnd} at end); meshes formed after ${fmt(c.meshSeconds, 1)} s`,
+    `${c.writes} putFile writes, one every ${c.spacingMs} ms, round-robin writers; latency from putFile resolving on the writer to lookup() finding the path; ms`,
+    ...table([
+      ['measure', 'p50', 'p99', 'max'],
+      [`ours: visible on all ${c.nodes - 1} other nodes`, ms(ours.p50), ms(ours.p99), ms(ours.max)],
+      ['ours: per node, median of the nodes\' p50 / p99', ms(median(oursNodes.map(d => d.p50))), ms(median(oursNodes.map(d => d.p99))), ms(Math.max(...oursNodes.map(d => d.max)))],
+      [`gossipsub: ${c.messageBytes}-byte message on all ${c.nodes - 1} other nodes`, ms(gossip.p50), ms(gossip.p99), ms(gossip.max)],
+      ['gossipsub: per node, median of the nodes\' p50 / p99', ms(median(gossipNodes.map(d => d.p50))), ms(median(gossipNodes.map(d => d.p99))), ms(Math.max(...gossipNodes.map(d => d.max)))]
+    ]),
+    `where a write's time goes, per (write, node): its gossip message arrived p50 ${ms(legs.gossip.p50)} ms / p99 ${ms(legs.gossip.p99)} ms after putFile resolved; ` +
+      `from that arrival to lookup() finding it: p50 ${ms(legs.apply.p50)} ms / p99 ${ms(legs.apply.p99)} ms (${legs.missing} of ${legs.total} never got the message carrying the entry)`,
+    ...(c.idleApplyMs === undefined ? [] : [`for comparison, receive() + lookup() of one such entry on an idle replica, nothing else running: p50 ${ms(median(c.idleApplyMs))} ms, p99 ${ms(pct(c.idleApplyMs, 99))} ms (${c.idleApplyMs.length} entries, one fsynced batch each)`]),
+    ...(c.writesLoad.eventLoopUtilization > 0.9
+      ? [`WARNING: the main thread was ${fmt(100 * c.writesLoad.eventLoopUtilization)}% busy during the writes: all ${c.nodes} nodes share it, so these latencies measure this process more than the protocol (try a larger --spacing)`]
+      : []),
+    `ratio p99 ours / gossipsub: ${fmt(ours.p99 / gossip.p99, 1)} (p50: ${fmt(ours.p50 / gossip.p50, 1)})`,
+    `target p99 visible on all nodes < 1 s: ${pass(ours.p99 < 1000)} (${ms(ours.p99)} ms)`,
+    `putFile on the writer (fsync included): p50 ${ms(median(c.putFileMs))} ms, p99 ${ms(pct(c.putFileMs, 99))} ms; ` +
+      `LevelDB during the writes, all nodes: ${fmt(c.kvUse.gets)} gets (${fmt(c.kvUse.gets / (c.writes * (c.nodes - 1)), 1)} per write and receiving node, wall time mean ${ms(c.kvUse.getMs / c.kvUse.gets)} ms, p50 ${ms(c.kvUse.getP50)} ms, p99 ${ms(c.kvUse.getP99)} ms), ` +
+      `${c.syncedBatchMs.length} synced batches (wall time p50 ${ms(median(c.syncedBatchMs))} ms, p99 ${ms(pct(c.syncedBatchMs, 99))} ms) in ${c.dir}; gossip size ${c.messageBytes} bytes is the median of the namespace messages that carried an entry`,
+    `load during the writes (first write to last visible): ${loadText(c.writesLoad)}${c.gossipLoad === undefined ? '' : `; during the gossipsub ceiling: ${loadText(c.gossipLoad)}`}`,
+    `sync during the writes: ${Object.entries(c.syncStats).map(([k, v]) => `${k} ${v}`).join(', ')}; paths first seen by the 500 ms safety poll rather than after a change event: ${c.foundByPoll}${early > 0 ? `; ${early} visible before putFile resolved on the writer` : ''}`,
+    '',
+    'per node (ms):',
+    ...table([
+      ['node', 'connections', 'ours p50', 'ours p99', 'ours max', 'gossipsub p50', 'gossipsub p99'],
+      ...oursNodes.map((d, j) => [`n${j}`, String(c.connectionsPerNode[j]), ms(d.p50), ms(d.p99), ms(d.max), ms(gossipNodes[j].p50), ms(gossipNodes[j].p99)])
+    ])
+  ]
+  return out
+}
+
+function reportBootstrap (b: BootstrapResult): string[] {
+  const rate = (n: number, s: number): string => fmt(n / s)
+  const breakdown = (p: Phase): string =>
+    `verify ${fmt(p.verifyMs / 1000, 2)} s (${fmt(p.verifications)} signatures), LevelDB batches ${fmt(p.kvBatchMs / 1000, 2)} s (${p.batches}, fsynced), gets ${fmt(p.kvGetMs / 1000, 2)} s (${fmt(p.gets)}), ` +
+    `source reads ${fmt((p.sourceKvGetMs + p.sourceKvIterateMs) / 1000, 2)} s; ${p.pages} pages in ${p.pulls} pulls`
+  const m = b.micro
+  const snap = b.snapshot
+  const local = b.snapshotLocal
+  const total = b.entries + b.tail
+  const snapshotMB = (b.compact.snapshotBytes + b.compact.tailBytes) / MB
+  return [
+    `bootstrap: ${fmt(b.entries)} entries (${fmt(b.entryBytes / MB, 1)} MB, ${fmt(b.entryBytes / b.entries)} bytes each), one put each, written by ${b.authors} authors in turns of ${b.turn};`,
+    'generated and signed in the bench, then received into the source replica (LevelDB) in pages of 1,000, one fsynced batch per page. New nodes pull over libp2p (127.0.0.1, noise+yamux); MB = 10^6 bytes',
+    ...table([
+      ['measure', 'seconds', 'entries/s', 'MB'],
+      ['source build: receive() of all entries, local (no network)', fmt(b.build.seconds, 2), rate(b.entries, b.build.seconds), fmt(b.entryBytes / MB, 1)],
+      ['(a) new node, from history: pull until its clock equals the source\'s', fmt(b.history.seconds, 2), rate(b.entries, b.history.seconds), fmt(b.entryBytes / MB, 1)],
+      [`(b) new node, from a snapshot of ${fmt(b.compact.snapshotEntries)} + a tail of ${fmt(b.tail)} entries`, snap === undefined ? 'FAILED' : fmt(snap.seconds, 2), snap === undefined ? '-' : rate(total, snap.seconds), fmt(snapshotMB, 1)],
+      ['(b*) the same, snapshot blocks handed over in-process, tail over libp2p', fmt(local.seconds, 2), rate(total, local.seconds), fmt(snapshotMB, 1)],
+      ['ceiling: raw libp2p stream of (a)\'s bytes', fmt(b.rawHistory.seconds, 2), rate(b.entries, b.rawHistory.seconds), fmt(b.rawHistory.bytes / MB, 1)],
+      ['ceiling: raw libp2p stream of (b)\'s bytes', fmt(b.rawSnapshot.seconds, 2), rate(total, b.rawSnapshot.seconds), fmt(b.rawSnapshot.bytes / MB, 1)]
+    ]),
+    `ratio to the raw stream: (a) ${fmt(b.history.seconds / b.rawHistory.seconds, 0)}x slower, (b) ${snap === undefined ? '-' : `${fmt(snap.seconds / b.rawSnapshot.seconds, 0)}x`}, (b*) ${fmt(local.seconds / b.rawSnapshot.seconds, 0)}x; (a) / (b*): ${fmt(b.history.seconds / local.seconds, 1)}`,
+    `target bootstrap into ${fmt(b.entries)} entries from a snapshot < 30 s: ` +
+      (snap === undefined ? `FAIL (did not complete: ${b.snapshotError ?? '?'}); (b*) without the block transfer: ${fmt(local.seconds, 2)} s, ${pass(local.seconds < 30)}` : `${pass(snap.seconds < 30)} (${fmt(snap.seconds, 2)} s)`),
+    `(a) breakdown (wall time inside the calls, overlapping): ${breakdown(b.history)}${b.history.compactedDuring ? '; the new node compacted its own history during or right after the pull' : ''}`,
+    ...(snap === undefined ? [] : [`(b) breakdown: snapshot loaded at ${snap.snapshotLoadedAt === undefined ? '?' : fmt(snap.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(snap)}`]),
+    `(b*) breakdown: loadSnapshot took ${local.snapshotLoadedAt === undefined ? '?' : fmt(local.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(local)}`,
+    `load: source build ${loadText(b.build.load)}; (a) ${loadText(b.history.load)}; ${snap === undefined ? '' : `(b) ${loadText(snap.load)}; `}(b*) ${loadText(local.load)}`,
+    `source compaction (compact(true)): ${fmt(b.compact.seconds, 2)} s; snapshot of ${fmt(b.compact.snapshotEntries)} entries in ${b.compact.snapshotBlocks} blocks, ${fmt(b.compact.snapshotBytes / MB, 1)} MB; ${fmt(b.compact.prunedEntries)} entries pruned (the rest not yet seen by every author); the tail was received after it`,
+    `source build breakdown: verify ${fmt(b.build.verifyMs / 1000, 2)} s, LevelDB batches ${fmt(b.build.kvBatchMs / 1000, 2)} s (${b.build.batches}), gets ${fmt(b.build.kvGetMs / 1000, 2)} s`,
+    `per entry, on ${m.sample} entries: decodeEntry ${fmt(m.decodeUs, 1)} µs, re-encode (canonical check) ${fmt(m.reencodeUs, 1)} µs, encodeEntryBody ${fmt(m.encodeBodyUs, 1)} µs, CID ${fmt(m.cidUs, 1)} µs, ` +
+      `signature verify ${fmt(m.verifyUs, 1)} µs (peerIdVerifier; ${fmt(m.verifyCachedKeyUs, 1)} µs with a cached node:crypto KeyObject)`
+  ]
+}
+
+// ------------------------------------------------------------------- main
+
+/** Re-run this process with a larger libuv pool; it must be set before the process starts. */
+async function rerunWithThreadpool (size: number): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(size) }
+  })
+  const forward = (signal: NodeJS.Signals): void => { child.kill(signal) }
+  process.on('SIGINT', forward)
+  process.on('SIGTERM', forward)
+  return await new Promise(resolve => {
+    child.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 1)))
+  })
+}
+
+async function main (): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2))
+  if (opts.threadpool === -1 && process.env.UV_THREADPOOL_SIZE === undefined) {
+    return await rerunWithThreadpool(Math.min(1024, 4 * Math.max(opts.converge ? opts.nodes : 3, 3)))
+  }
+  if (opts.threadpool > 0 && process.env.UV_THREADPOOL_SIZE !== String(opts.threadpool)) return await rerunWithThreadpool(opts.threadpool)
+  installCleanup()
+  process.once('SIGINT', () => { void stopAll() })
+  process.once('SIGTERM', () => { void stopAll() })
+  const work = await mkdtemp(join(opts.dir, 'shoal-bench-converge-'))
+  if (!opts.keep) tempDirs.add(work)
+  log(`working dir ${work}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`)
+  const results: { converge?: ConvergeResult, bootstrap?: BootstrapResult } = {}
+  try {
+    if (opts.converge) {
+      results.converge = await converge(opts, work)
+      results.converge.idleApplyMs = await idleApply(work, 200, opts.nodes)
+    }
+    if (opts.bootstrap) results.bootstrap = await bootstrap(opts, work)
+  } finally {
+    await stopAll()
+    if (opts.keep) log(`kept ${work}`)
+    else { await rm(work, { recursive: true, force: true }); tempDirs.delete(work) }
+  }
+  const out = [`Node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4'}`, '']
+  if (results.converge !== undefined) out.push(...reportConverge(results.converge), '')
+  if (results.bootstrap !== undefined) out.push(...reportBootstrap(results.bootstrap), '')
+  process.stdout.write(out.join('\n'))
+  if (opts.json) process.stdout.write(JSON.stringify(results, (_, v) => typeof v === 'number' && Number.isNaN(v) ? null : v) + '\n')
+  return 0
+}
+
+main().then(code => { process.exit(code) }, (err: any) => {
+  process.stderr.write(`bench/converge: ${String(err?.stack ?? err?.message ?? err)}\n`)
+  void stopAll().finally(() => { process.exit(isInterrupted() ? 130 : 1) })
+})
