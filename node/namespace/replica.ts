@@ -549,12 +549,20 @@ export class Replica implements Namespace {
     })
   }
 
-  /** Snapshot blocks this replica holds, in order; missing ones are skipped. */
-  async blocks (cids: CID[]): Promise<Uint8Array[]> {
+  /**
+   * Snapshot blocks this replica holds: the longest prefix of `cids` that it
+   * holds and that fits in `maxBytes` (at least one block when it has the
+   * first). The asker asks again for the rest.
+   */
+  async blocks (cids: CID[], maxBytes = 4 * 1024 * 1024): Promise<Uint8Array[]> {
     const out: Uint8Array[] = []
+    let total = 0
     for (const cid of cids.slice(0, MAX_BLOCKS_WANT)) {
       const bytes = await this.kv.get('b!' + cid.toString())
-      if (bytes !== undefined) out.push(bytes)
+      if (bytes === undefined) break
+      if (out.length > 0 && total + bytes.byteLength > maxBytes) break
+      out.push(bytes)
+      total += bytes.byteLength
     }
     return out
   }
@@ -724,12 +732,14 @@ export class Replica implements Namespace {
     if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
     if (dominates(this.clockState, snap.clock)) return false
     const theirs = new Map<string, Version[]>()
-    for (let i = 0; i < snap.shards.length; i += MAX_BLOCKS_WANT) {
+    for (let i = 0; i < snap.shards.length;) {
       const want = snap.shards.slice(i, i + MAX_BLOCKS_WANT)
-      const got = await fetch(want)
-      for (let j = 0; j < want.length; j++) {
+      // the peer answers with a prefix of what was asked (bounded in bytes)
+      const got = (await fetch(want)).slice(0, want.length)
+      if (got.length === 0) throw new InvalidSnapshotError(`snapshot shard ${want[0].toString()} missing`)
+      for (let j = 0; j < got.length; j++) {
         const bytes = got[j]
-        if (bytes === undefined || !cborCID(bytes).equals(want[j])) throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()} missing or corrupt`)
+        if (!cborCID(bytes).equals(want[j])) throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()} corrupt`)
         let shard: SnapshotShard
         try {
           shard = decodeSnapshotShard(bytes)
@@ -738,6 +748,7 @@ export class Replica implements Namespace {
         }
         for (const [path, versions] of shard.paths) theirs.set(path, versions.map(fromSnapshotVersion))
       }
+      i += got.length
     }
     if (theirs.size !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${theirs.size} paths, its root says ${snap.count}`)
     await this.exclusive(async () => {

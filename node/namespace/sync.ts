@@ -19,7 +19,7 @@
  * @module
  */
 import {
-  MAX_BATCH_ENTRIES,
+  MAX_BATCH_ENTRIES, MAX_SYNC_MESSAGE_BYTES,
   decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
   type SyncResponse
 } from '../../protocol/namespace.js'
@@ -239,7 +239,7 @@ export class NamespaceSync {
     const { replica } = this.components
     this.stats.served++
     if (request.type === 'blocks') {
-      return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids) })
+      return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids, MAX_SYNC_MESSAGE_BYTES - 64 * 1024) })
     }
     replica.noteMember(from, request.clock)
     const answer = await replica.pull(request.clock, request.limit)

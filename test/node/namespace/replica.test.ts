@@ -301,6 +301,22 @@ describe('namespace CRDT semantics', () => {
     assert.equal(t.length, 1 + 2 + 1 + 20)
   })
 
+  it('a snapshot larger than one answer is fetched as byte-bounded prefixes', async () => {
+    const sim = { now: 1_000 }
+    const a = await replica(sim, { shardPaths: 3 })
+    for (let i = 0; i < 20; i++) await a.putFile(`/f${i}`, file(`${i}`))
+    const root = await a.snapshot()
+    const b = await replica(sim)
+    let asks = 0
+    // one block per answer, as when shards are large
+    assert.equal(await b.loadSnapshot(root, async cids => { asks++; return await a.blocks(cids, 1) }, a.id), true)
+    assert.ok(asks >= 8, `${asks} requests`)
+    assert.deepEqual(await tree(b), await tree(a))
+    // a snapshot served by someone else than its author is refused
+    const c = await replica(sim)
+    await assert.rejects(c.loadSnapshot(root, async cids => await a.blocks(cids), b.id), (err: any) => err.name === 'InvalidSnapshotError')
+  })
+
   it('a snapshot with a corrupt shard is refused and changes nothing', async () => {
     const sim = { now: 1_000 }
     const a = await replica(sim, { shardPaths: 2 })
