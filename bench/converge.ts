@@ -716,11 +716,16 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
     const arrivals: Spread[] = []
 
     // warm-up: one write per node, each awaited everywhere (every clock then names all authors)
+    // without gossip (--default-gossip-score) only anti-entropy rounds spread writes: wait longer
+    const spreadTimeout = opts.defaultScore ? 180_000 : SPREAD_TIMEOUT
     log('convergence: warm-up, one write per node')
+    const warm: Spread[] = []
     for (let w = 0; w < n; w++) {
       const s = await write(-1 - w, w, `/bench/warmup-${names[w]}.bin`, `warm-up write by ${names[w]}`)
-      await awaitSpreads([s], SPREAD_TIMEOUT, () => {}, names)
+      if (opts.defaultScore) warm.push(s)
+      else await awaitSpreads([s], spreadTimeout, () => {}, names)
     }
+    await awaitSpreads(warm, spreadTimeout, () => {}, names)
     for (const w of watchers) w.foundByPoll = 0
 
     // measured writes, open loop: one every `spacing` ms, round-robin
@@ -750,7 +755,7 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
       putFileMs.push(performance.now() - t)
       if (process.env.BENCH_DEBUG !== undefined && performance.now() - t > 150) log(`  write ${i}: putFile ${fmt(performance.now() - t)} ms, started at +${fmt((t - start) / 1000, 2)} s`)
     }
-    await awaitSpreads(writes, SPREAD_TIMEOUT, () => {}, names)
+    await awaitSpreads(writes, spreadTimeout, () => {}, names)
     const writesLoad = endWrites()
     clearInterval(gapTimer)
     const measured = arrivals.slice(n) // after the warm-up writes

@@ -111,7 +111,8 @@ export class BlockServer {
         await stream.close()
         return
       }
-      // one block at a time: a 32-block want never holds 32 blocks here
+      // a block at a time (and the next one being read): a 32-block want
+      // never holds 32 blocks here
       for await (const response of this.answer(request)) {
         await writeFrame(stream, encodeResponseFrame(response))
         if (response.type === 'block') this.stats.blocksSent++
@@ -123,8 +124,13 @@ export class BlockServer {
     const { id } = request
     switch (request.type) {
       case 'want': {
-        for (const cid of request.cids) {
-          const data = await this.tryGet(cid)
+        // the next block is read from the store while this one is written:
+        // at most two blocks of a want are held at once
+        let next = this.tryGet(request.cids[0])
+        for (let i = 0; i < request.cids.length; i++) {
+          const cid = request.cids[i]
+          const data = await next
+          if (i + 1 < request.cids.length) next = this.tryGet(request.cids[i + 1])
           yield data === undefined ? { v: 1, type: 'dont-have', id, cid } : { v: 1, type: 'block', id, cid, data }
         }
         return
