@@ -456,8 +456,8 @@ class Spread {
 /**
  * Finds paths on one node as soon as they become visible: every
  * onRemoteChange triggers lookups of the paths still awaited (in parallel,
- * each timed when its lookup resolves). A slow safety poll catches anything
- * a change event would have missed, and counts it.
+ * each timed when its lookup resolves). A slow safety poll backs them up and
+ * counts what it saw first (usually a lookup racing the commit's callback).
  */
 class Watcher {
   private readonly pending = new Map<string, (t: number) => void>()

@@ -82,7 +82,9 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
         clientMode: false,
         peerInfoMapper: passthroughMapper
       }),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
+      // gossipsub scores down more than 10 peers behind one IP; nodes on one
+      // machine (tests, try-outs) all come from loopback
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1']) } })
     }
   }
   if (init.swarmKey !== undefined) options.connectionProtector = preSharedKey({ psk: swarmKeyFile(init.swarmKey) })
