@@ -305,7 +305,8 @@ function dataFrame (message: BlockResponse | PutRequest): Uint8Array[] {
   ]
   const length = head.length + message.data.byteLength + tail.byteLength
   if (length > MAX_MESSAGE_BYTES) fail(`${length} bytes > ${MAX_MESSAGE_BYTES}`)
-  return [Uint8Array.from([...varint(length), ...head]), message.data, tail]
+  // the tail is copied: the transport gets buffers it may own, never a shared constant
+  return [Uint8Array.from([...varint(length), ...head]), message.data, tail.slice()]
 }
 
 /**

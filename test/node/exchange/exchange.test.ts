@@ -245,6 +245,28 @@ describe('block exchange', { timeout: 60_000 }, () => {
     assert.equal(await c.blockstore.has(root), false)
   })
 
+  it('reads a DAG partly held locally: local blocks first, then fetches without lookups, back to local on a probe hit', async (t) => {
+    const [holder, reader] = await Promise.all([startNode(t), startNode(t)])
+    const size = 8 * MiB
+    const root = await importFile(holder, size, 8)
+    await connect(reader, holder)
+    const leaves = await leavesOf(holder.blockstore, root)
+    assert.equal(leaves.length, 32)
+    // the root and the first half held locally: only the second half is fetched
+    for (const cid of [root, ...leaves.slice(0, 16)]) await reader.blockstore.put(cid, await holder.blockstore.getBytes(cid))
+    const got = await sha256OfStream(readContent(asStore(reader.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(got, await expectedHash(size, 8))
+    assert.equal(reader.exchange.stats().blocksFetched, 16)
+    // the second half held locally, the root not: once remote, the session finds
+    // the local blocks again by probing, so it fetches fewer than all of them
+    const other = await startNode(t)
+    await connect(other, holder)
+    for (const cid of leaves.slice(16)) await other.blockstore.put(cid, await holder.blockstore.getBytes(cid))
+    const again = await sha256OfStream(readContent(asStore(other.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(again, await expectedHash(size, 8))
+    assert.ok(other.exchange.stats().blocksFetched < 1 + leaves.length, `${other.exchange.stats().blocksFetched} blocks fetched`)
+  })
+
   it('pushes blocks to a peer, each verified and acked', async (t) => {
     const [a, b] = await Promise.all([startNode(t, { init: { window: 3 } }), startNode(t)])
     const root = await importFile(a, 3 * MiB, 7)
