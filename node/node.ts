@@ -13,9 +13,9 @@ import { Files } from './files/index.js'
 import { createLogger, type Logger, type LogLevel } from './logger.js'
 import { createMetrics, type NodeMetrics } from './metrics/index.js'
 import { createNamespace, signerFromKey, type Replica } from './namespace/index.js'
-import { NamespaceSync } from './namespace/sync.js'
+import type { NamespaceSync } from './namespace/sync.js'
 import { registerNamespaceMetrics } from './namespace/metrics.js'
-import { Libp2pSyncNetwork } from './namespace/libp2p-network.js'
+import { createLibp2pSync } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
 import { createBlockExchange, type BlockExchange } from './exchange/index.js'
@@ -86,13 +86,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   })
   const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }) })
   registerNamespaceMetrics(metrics.registry, namespace)
-  const sync = new NamespaceSync({
+  const sync = createLibp2pSync({
     replica: namespace,
-    network: new Libp2pSyncNetwork({ libp2p, logger: logger.child({ component: 'ns-sync' }) }),
-    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
-    random: Math.random,
-    logger: logger.child({ component: 'ns-sync' })
-  }, { interval: config.namespace.syncInterval })
+    libp2p,
+    logger: logger.child({ component: 'ns-sync' }),
+    options: { interval: config.namespace.syncInterval }
+  })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const components: ShoalComponents = {
     repo,

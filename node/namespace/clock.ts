@@ -41,16 +41,6 @@ export function meet (clocks: VectorClock[]): VectorClock {
   return out
 }
 
-/** `'before'` when a < b, `'after'` when a > b, `'equal'`, or `'concurrent'`. */
-export function compare (a: VectorClock, b: VectorClock): 'before' | 'after' | 'equal' | 'concurrent' {
-  const ab = dominates(a, b)
-  const ba = dominates(b, a)
-  if (ab && ba) return 'equal'
-  if (ab) return 'after'
-  if (ba) return 'before'
-  return 'concurrent'
-}
-
 /** Sum of all counters: strictly grows along causality, so sorting by it gives a causal order. */
 export function weight (clock: VectorClock): number {
   let sum = 0

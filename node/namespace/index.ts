@@ -12,7 +12,7 @@ import { peerIdVerifier, type Signer } from './identity.js'
 import type { Logger } from '../logger.js'
 
 export { normalizePath, parentOf, baseName, joinPath, isWithin } from './paths.js'
-export { Replica, InvalidEntryError, InvalidSnapshotError, cborCID } from './replica.js'
+export { Replica, InvalidSnapshotError, cborCID } from './replica.js'
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
 export { LevelKV, MemoryKV } from './kv.js'
 export type { KV } from './kv.js'

@@ -107,26 +107,36 @@ export function decodeJSON<T> (bytes: Uint8Array): T { return JSON.parse(decoder
  */
 export class Txn {
   private readonly pending = new Map<string, { value: unknown, raw: boolean } | null>()
+  /** Key prefixes deleted wholesale: what is not pending under them does not exist. */
+  private readonly cleared: string[] = []
 
   constructor (readonly kv: KV) {}
 
   /** A JSON value, or undefined. */
   async get<T> (key: string): Promise<T | undefined> {
-    if (this.pending.has(key)) {
-      const p = this.pending.get(key)
-      return p === null ? undefined : p?.value as T
-    }
-    const bytes = await this.kv.get(key)
-    return bytes === undefined ? undefined : decodeJSON<T>(bytes)
+    const p = await this.lookup(key)
+    if (p === undefined) return undefined
+    return p.raw ? decodeJSON<T>(p.value as Uint8Array) : p.value as T
   }
 
   /** Raw bytes, or undefined. */
   async getBytes (key: string): Promise<Uint8Array | undefined> {
-    if (this.pending.has(key)) {
-      const p = this.pending.get(key)
-      return p === null ? undefined : p?.value as Uint8Array
-    }
-    return await this.kv.get(key)
+    return (await this.lookup(key))?.value as Uint8Array | undefined
+  }
+
+  private async lookup (key: string): Promise<{ value: unknown, raw: boolean } | undefined> {
+    const p = this.pending.get(key)
+    if (p !== undefined) return p ?? undefined
+    if (this.cleared.some(prefix => key.startsWith(prefix))) return undefined
+    const bytes = await this.kv.get(key)
+    return bytes === undefined ? undefined : { value: bytes, raw: true }
+  }
+
+  /** Delete every key under `prefix`; later reads under it never touch the store. */
+  async clearPrefix (prefix: string): Promise<void> {
+    const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
+    for await (const [key] of this.kv.iterate({ gte: prefix, lt: end })) this.pending.set(key, null)
+    this.cleared.push(prefix)
   }
 
   put (key: string, value: unknown): void { this.pending.set(key, { value, raw: false }) }

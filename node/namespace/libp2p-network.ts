@@ -9,7 +9,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { MAX_SYNC_MESSAGE_BYTES, NAMESPACE_TOPIC, SYNC_PROTOCOL } from '../../protocol/namespace.js'
-import type { SyncHandlers, SyncNetwork } from './sync.js'
+import { NamespaceSync, type SyncHandlers, type SyncNetwork, type SyncOptions } from './sync.js'
+import type { Replica } from './replica.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
@@ -104,4 +105,24 @@ export class Libp2pSyncNetwork implements SyncNetwork {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }
   }
+}
+
+/** What {@link createLibp2pSync} needs. */
+export interface Libp2pSyncInit extends Libp2pSyncNetworkComponents {
+  replica: Replica
+  options?: SyncOptions
+}
+
+/**
+ * Namespace sync of `replica` over a libp2p host, on the process's timers
+ * (unref'd: they never keep a process alive) and `Math.random`.
+ */
+export function createLibp2pSync (init: Libp2pSyncInit): NamespaceSync {
+  return new NamespaceSync({
+    replica: init.replica,
+    network: new Libp2pSyncNetwork({ libp2p: init.libp2p, logger: init.logger }),
+    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
+    random: Math.random,
+    logger: init.logger
+  }, init.options)
 }

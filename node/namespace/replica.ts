@@ -31,7 +31,7 @@ import {
   NotADirectoryError, NotFoundError, ShoalError
 } from '../errors.js'
 import { covers, dominates, meet, merge, missing, weight, type Dot, type VectorClock } from './clock.js'
-import { Txn, decodeJSON, type KV } from './kv.js'
+import { Txn, decodeJSON, encodeJSON, type KV } from './kv.js'
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js'
 import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
 import type { Signer, Verifier } from './identity.js'
@@ -44,12 +44,6 @@ export const DAG_CBOR = 0x71
 /** The CID of a dag-cbor block. */
 export function cborCID (bytes: Uint8Array): CID {
   return CID.createV1(DAG_CBOR, Digest.create(0x12, sha256(bytes)))
-}
-
-/** An entry that failed its checks. */
-export class InvalidEntryError extends ShoalError {
-  override name = 'InvalidEntryError'
-  override readonly status = 400
 }
 
 /** A snapshot that failed its checks. */
@@ -181,7 +175,7 @@ export class Replica implements Namespace {
     if (!this.opened) return
     this.opened = false
     await this.queue.catch(() => {})
-    await this.kv.batch([{ type: 'put', key: 'm!members', value: new TextEncoder().encode(JSON.stringify(Object.fromEntries(this.members))) }], true)
+    await this.kv.batch([{ type: 'put', key: 'm!members', value: encodeJSON(Object.fromEntries(this.members)) }], true)
     await this.kv.close()
   }
 
@@ -374,8 +368,8 @@ export class Replica implements Namespace {
         ops: chunk
       }
       const sig = await this.components.signer.sign(encodeEntryBody(body))
-      const bytes = encodeEntry({ ...body, sig })
-      const entry = decodeEntry(bytes)
+      const entry: LogEntry = { ...body, sig }
+      const bytes = encodeEntry(entry)
       await this.apply(batch, cborCID(bytes), entry, bytes)
     }
     await this.commit(batch)
@@ -441,9 +435,8 @@ export class Replica implements Namespace {
   private async check (bytes: Uint8Array, from?: string): Promise<Pending | 'duplicate' | undefined> {
     let entry: LogEntry
     try {
-      if (bytes.byteLength > MAX_ENTRY_BYTES) throw new InvalidEntryError(`entry of ${bytes.byteLength} bytes`)
+      // size limit and canonical form (one CID per entry) are the decoder's
       entry = decodeEntry(bytes)
-      if (!equalBytes(encodeEntry(entry), bytes)) throw new InvalidEntryError('entry is not canonical dag-cbor')
     } catch (err: any) {
       return this.reject(from, undefined, err?.message ?? String(err))
     }
@@ -575,11 +568,11 @@ export class Replica implements Namespace {
     this.members.set(peer, { clock: m === undefined ? { ...clock } : merge(m.clock, clock), seen: this.components.clock.now() })
   }
 
+  /** An author's entry tells what it had seen when it wrote it. */
   private noteAuthor (entry: LogEntry): void {
     if (entry.author === this.id) return
     const m = this.members.get(entry.author)
-    if (m !== undefined && dominates(m.clock, entry.clock)) return
-    this.members.set(entry.author, { clock: m === undefined ? { ...entry.clock } : merge(m.clock, entry.clock), seen: Math.max(m?.seen ?? 0, this.components.clock.now()) })
+    if (m === undefined || !dominates(m.clock, entry.clock)) this.noteMember(entry.author, entry.clock)
   }
 
   /** What every member heard from within the member timeout has seen (causally stable). */
@@ -758,9 +751,7 @@ export class Replica implements Namespace {
       const heads = this.mergeHeads(snap)
       const batch = new Batch(this.kv, clock, heads)
       const txn = batch.txn
-      for (const prefix of ['t!', 'v!', 'c!']) {
-        for await (const [key] of this.kv.iterate({ gte: prefix, lt: prefix.slice(0, 1) + '"' })) txn.del(key)
-      }
+      for (const prefix of ['t!', 'v!', 'c!']) await txn.clearPrefix(prefix)
       for (const [path, versions] of merged) await batch.tree.load(path, versions)
       // history the snapshot covers can no longer be served entry by entry
       const pruned = merge(this.prunedState, snap.clock)
@@ -831,10 +822,6 @@ function ready (entry: LogEntry, clock: VectorClock): boolean {
 /** Head CIDs in a stable order. */
 function sortedHeads (heads: Map<string, Dot>): string[] {
   return [...heads.keys()].sort()
-}
-
-function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0
 }
 
 function toEntry (path: string, v: Visible): Entry {

@@ -19,7 +19,7 @@
  * @module
  */
 import {
-  MAX_BATCH_ENTRIES, MAX_SYNC_MESSAGE_BYTES,
+  MAX_BATCH_ENTRIES, MAX_HEADS, MAX_SYNC_MESSAGE_BYTES,
   decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
   type SyncResponse
 } from '../../protocol/namespace.js'
@@ -205,7 +205,7 @@ export class NamespaceSync {
       bytes += e.byteLength
     }
     this.stats.published++
-    await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock, heads: heads.slice(0, 256), entries: carried }))
+    await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock, heads: heads.slice(0, MAX_HEADS), entries: carried }))
   }
 
   private onMessage (from: string, data: Uint8Array): void {
@@ -245,7 +245,7 @@ export class NamespaceSync {
     const answer = await replica.pull(request.clock, request.limit)
     const { clock, heads } = replica.state()
     if (answer.type === 'snapshot') return encodeSyncResponse({ v: 1, type: 'snapshot', id: request.id, root: answer.root, clock: answer.clock })
-    return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock, heads: heads.slice(0, 256), entries: answer.entries, more: answer.more })
+    return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock, heads: heads.slice(0, MAX_HEADS), entries: answer.entries, more: answer.more })
   }
 
   private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0]): Promise<SyncResponse> {

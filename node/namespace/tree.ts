@@ -119,11 +119,6 @@ export class TreeWriter {
     return await this.txn.get<PathState>(versionsKey(path)) ?? { versions: [], copies: [] }
   }
 
-  async visible (path: string): Promise<Visible | undefined> {
-    if (path === '/') return { type: 'dir', mode: 0o755, mtime: 0, dots: [] }
-    return await this.txn.get<Visible>(visibleKey(path))
-  }
-
   /**
    * Change the versions of a path: drop those named in `replaces`, add `add`,
    * then bring the visible tree up to date.

@@ -13,8 +13,8 @@ import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
 import { createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
-import { NamespaceSync } from '../../../node/namespace/sync.js'
-import { Libp2pSyncNetwork } from '../../../node/namespace/libp2p-network.js'
+import { createLibp2pSync } from '../../../node/namespace/libp2p-network.js'
+import type { NamespaceSync } from '../../../node/namespace/sync.js'
 import { sha256 } from '../../../node/blocks/verify.js'
 import { NAMESPACE_TOPIC, decodeEntry, encodeEntry, encodeEntryBody, encodeHeadsMessage } from '../../../protocol/namespace.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
@@ -46,13 +46,7 @@ async function startNode (t: CleanupContext, init: { key?: PrivateKey, dir?: str
   })
   const replica = createNamespace({ path: dir, signer: signerFromKey(key), logger, options: { compactAfter: init.compactAfter ?? 10_000 } })
   await replica.open()
-  const sync = new NamespaceSync({
-    replica,
-    network: new Libp2pSyncNetwork({ libp2p, logger }),
-    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
-    random: Math.random,
-    logger
-  }, { interval: 500, requestTimeout: 5_000 })
+  const sync = createLibp2pSync({ replica, libp2p, logger, options: { interval: 500, requestTimeout: 5_000 } })
   await sync.start()
   let stopped = false
   const stop = async (): Promise<void> => {
