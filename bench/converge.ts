@@ -6,7 +6,7 @@
  *   npm run build && node dist/bench/converge.js [--nodes 16] [--writes 200]
  *     [--spacing 200] [--topology star|mesh] [--links 2] [--entries 100000]
  *     [--tail 1000] [--authors 4] [--turn 250] [--threadpool N] [--seed 1]
- *     [--dir DIR] [--default-gossip-score] [--no-converge] [--no-bootstrap]
+ *     [--dir DIR] [--no-converge] [--no-bootstrap]
  *     [--json] [--keep]
  *
  * 1. Convergence: `--nodes` real libp2p hosts on 127.0.0.1 in this process,
@@ -35,8 +35,8 @@
  * thread's load per phase, and warns when it was saturated. So that 16
  * nodes' fsyncs do not queue on libuv's default 4 threads, the bench re-runs
  * itself with UV_THREADPOOL_SIZE = 4 per node (`--threadpool 0` keeps the
- * environment's). Gossipsub's IP-colocation penalty is lifted for loopback
- * (see whitelistLoopback; `--default-gossip-score` keeps it).
+ * environment's). Hosts are built by createHost, which lifts gossipsub's
+ * IP-colocation penalty for loopback.
  *
  * Exit status 0 when every measurement completed (targets missed included).
  * BENCH_DEBUG=1 logs the mesh probe rounds, event-loop stalls over 100 ms
@@ -62,8 +62,8 @@ import type { PrivateKey } from '@libp2p/interface'
 import { createHost, type ShoalLibp2p } from '../node/net/host.js'
 import { LevelKV, Replica, cborCID, peerIdVerifier, signerFromKey, type KV, type ReplicaOptions, type Verifier } from '../node/namespace/index.js'
 import type { KVOp, KVRange } from '../node/namespace/kv.js'
-import { NamespaceSync } from '../node/namespace/sync.js'
-import { Libp2pSyncNetwork } from '../node/namespace/libp2p-network.js'
+import type { NamespaceSync } from '../node/namespace/sync.js'
+import { createLibp2pSync } from '../node/namespace/libp2p-network.js'
 import { dominates, weight, type VectorClock } from '../node/namespace/clock.js'
 import { sha256 } from '../node/blocks/verify.js'
 import {
@@ -119,7 +119,6 @@ interface Options {
   threadpool: number
   seed: number
   dir: string
-  defaultScore: boolean
   converge: boolean
   bootstrap: boolean
   json: boolean
@@ -129,7 +128,7 @@ interface Options {
 function parseArgs (argv: string[]): Options {
   const o: Options = {
     nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, entries: 100_000, tail: 1000, authors: 4, turn: 250,
-    threadpool: -1, seed: 1, dir: tmpdir(), defaultScore: false, converge: true, bootstrap: true, json: false, keep: false
+    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, json: false, keep: false
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -157,7 +156,6 @@ function parseArgs (argv: string[]): Options {
       case '--threadpool': o.threadpool = int(0); break
       case '--seed': o.seed = int(0); break
       case '--dir': o.dir = value(); break
-      case '--default-gossip-score': o.defaultScore = true; break
       case '--no-converge': o.converge = false; break
       case '--no-bootstrap': o.bootstrap = false; break
       case '--json': o.json = true; break
@@ -297,38 +295,17 @@ interface BenchNode {
 
 const live = new Set<BenchNode>()
 
-/**
- * Gossipsub's peer scoring penalises more than 10 peers on one IP (P6, IP
- * colocation: -5 x surplus^2), which graylists every peer of a 16-node swarm
- * on 127.0.0.1 (score -125 < -80): their gossip is dropped. Real nodes have
- * their own IPs, so the bench whitelists loopback on each host, as host.ts
- * already exempts loopback from the connection manager's limits.
- */
-function whitelistLoopback (libp2p: ShoalLibp2p): void {
-  const score = (libp2p.services.pubsub as unknown as { score?: { params?: { IPColocationFactorWhitelist?: Set<string> } } }).score
-  const params = score?.params
-  if (params?.IPColocationFactorWhitelist === undefined) throw new Error('gossipsub internals changed: score.params.IPColocationFactorWhitelist not found')
-  params.IPColocationFactorWhitelist = new Set([...params.IPColocationFactorWhitelist, '127.0.0.1'])
-}
-
-/** A host + replica + NamespaceSync with default options, wired as in test/node/namespace/sync.test.ts. */
-async function startNode (name: string, key: PrivateKey, replica: Replica, loopbackScore = true): Promise<BenchNode> {
+/** A host + replica + namespace sync with default options (createLibp2pSync, as the daemon builds it). */
+async function startNode (name: string, key: PrivateKey, replica: Replica): Promise<BenchNode> {
   await replica.open()
   let libp2p: ShoalLibp2p
   try {
     libp2p = await createHost({ privateKey: key })
-    if (loopbackScore) whitelistLoopback(libp2p)
   } catch (err) {
     await replica.close()
     throw err
   }
-  const sync = new NamespaceSync({
-    replica,
-    network: new Libp2pSyncNetwork({ libp2p, logger }),
-    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
-    random: Math.random,
-    logger
-  })
+  const sync = createLibp2pSync({ replica, libp2p, logger })
   let stopped = false
   const node: BenchNode = {
     name,
@@ -592,7 +569,7 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
     // as createNamespace builds it, with the KV timed
     const inst = instrumentedReplica(join(work, `n${i}`), key)
     kvs.push(inst.kv)
-    nodes.push(await startNode(`n${i}`, key, inst.replica, !opts.defaultScore))
+    nodes.push(await startNode(`n${i}`, key, inst.replica))
   }
   const names = nodes.map(x => x.name)
   const ids = nodes.map(x => x.libp2p.peerId.toString())
@@ -655,11 +632,7 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
   const meshStart = performance.now()
   let good = 0
   let lastProblem = ''
-  if (opts.defaultScore) {
-    log('convergence: --default-gossip-score: gossipsub graylists the swarm; no mesh wait, 5 s pause')
-    await sleep(5000)
-  }
-  for (let round = 0; good < 2 && !opts.defaultScore; round++) {
+  for (let round = 0; good < 2; round++) {
     checkInterrupted()
     if (performance.now() - meshStart > MESH_TIMEOUT) throw new Error(`gossipsub meshes did not form within ${MESH_TIMEOUT / 1000} s: ${lastProblem}`)
     const probes: Spread[] = []
@@ -716,16 +689,11 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
     const arrivals: Spread[] = []
 
     // warm-up: one write per node, each awaited everywhere (every clock then names all authors)
-    // without gossip (--default-gossip-score) only anti-entropy rounds spread writes: wait longer
-    const spreadTimeout = opts.defaultScore ? 180_000 : SPREAD_TIMEOUT
     log('convergence: warm-up, one write per node')
-    const warm: Spread[] = []
     for (let w = 0; w < n; w++) {
       const s = await write(-1 - w, w, `/bench/warmup-${names[w]}.bin`, `warm-up write by ${names[w]}`)
-      if (opts.defaultScore) warm.push(s)
-      else await awaitSpreads([s], spreadTimeout, () => {}, names)
+      await awaitSpreads([s], SPREAD_TIMEOUT, () => {}, names)
     }
-    await awaitSpreads(warm, spreadTimeout, () => {}, names)
     for (const w of watchers) w.foundByPoll = 0
 
     // measured writes, open loop: one every `spacing` ms, round-robin
@@ -755,7 +723,7 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
       putFileMs.push(performance.now() - t)
       if (process.env.BENCH_DEBUG !== undefined && performance.now() - t > 150) log(`  write ${i}: putFile ${fmt(performance.now() - t)} ms, started at +${fmt((t - start) / 1000, 2)} s`)
     }
-    await awaitSpreads(writes, spreadTimeout, () => {}, names)
+    await awaitSpreads(writes, SPREAD_TIMEOUT, () => {}, names)
     const writesLoad = endWrites()
     clearInterval(gapTimer)
     const measured = arrivals.slice(n) // after the warm-up writes
@@ -775,14 +743,13 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
 
     // ceiling: gossipsub alone, same count, size, spacing and publishers
     await sleep(1000)
-    if (opts.defaultScore) log('convergence: no ceiling with --default-gossip-score (gossipsub drops the messages)')
     log(`convergence: ceiling, ${opts.writes} gossipsub messages of ${messageBytes} bytes`)
     const gossip: Spread[] = []
     const endGossip = startLoad()
     // the same schedule the writes actually had (a write waits for the previous putFile, so a busy
     // process spreads them out): the same offered load
     const gstart = performance.now() + 100
-    for (let i = 0; i < opts.writes && !opts.defaultScore; i++) {
+    for (let i = 0; i < opts.writes; i++) {
       checkInterrupted()
       const wait = gstart + (writes[i].t0 - writes[0].t0) - performance.now()
       if (wait > 0) await sleep(wait)
@@ -802,8 +769,7 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
     return {
       nodes: n,
       dir: work,
-      topology: (opts.topology === 'mesh' ? 'full mesh' : `star on n0 + ${opts.links} random links per node (seed ${opts.seed})`) +
-        (opts.defaultScore ? ', gossipsub default peer scoring (loopback NOT whitelisted)' : ', loopback whitelisted in gossipsub\'s IP-colocation score'),
+      topology: opts.topology === 'mesh' ? 'full mesh' : `star on n0 + ${opts.links} random links per node (seed ${opts.seed})`,
       links: links.size,
       connectionsAtStart,
       connectionsAtEnd: connections(),
