@@ -80,7 +80,10 @@ export const SHOAL_BIN = fileURLToPath(new URL('../cli/bin.js', import.meta.url)
 
 /** A daemon started by a benchmark. */
 export interface BenchDaemon {
+  /** The `shoal daemon` CLI process (it relaunches the node in a child, see cli/relaunch.ts). */
   child: ChildProcess
+  /** Pid of the process running the node (from `<repo>/daemon.lock`): measure CPU and memory here. */
+  pid: number
   repo: string
   /** Its stdout and stderr. */
   logPath: string
@@ -95,6 +98,10 @@ export interface BenchDaemon {
  */
 export async function spawnDaemon (repo: string, logPath: string, cpuProf?: string): Promise<BenchDaemon> {
   const nodeArgs = cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]
+  // extra node flags for daemons (e.g. to compare heap settings); the CLI
+  // passes its own flags on to the node process it relaunches
+  const extra = process.env.SHOAL_BENCH_DAEMON_NODE_ARGS
+  if (extra !== undefined && extra !== '') nodeArgs.push(...extra.split(' '))
   const logFile = await open(logPath, 'w')
   const child = spawn(process.execPath, [...nodeArgs, SHOAL_BIN, '--repo', repo, 'daemon'], {
     stdio: ['ignore', logFile.fd, logFile.fd],
@@ -119,7 +126,8 @@ export async function spawnDaemon (repo: string, logPath: string, cpuProf?: stri
     if (Date.now() > deadline) { await stop(); throw new Error('daemon did not write <repo>/api within 30 s') }
     await new Promise(resolve => setTimeout(resolve, 20))
   }
-  return { child, repo, logPath, stop }
+  const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
+  return { child, pid, repo, logPath, stop }
 }
 
 /** How a CLI run ended. */

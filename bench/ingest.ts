@@ -411,7 +411,7 @@ async function measureFigure (work: string, file: string, size: number, fileSha:
   const repo = join(work, `repo-${chunker}-${run}`)
   const daemon = await startDaemon(repo, join(work, `daemon-${chunker}-${run}.log`), cpuProf)
   try {
-    const pid = daemon.child.pid
+    const pid = daemon.pid
     // process start-up + one round trip, to put the start-up share of the figure in numbers
     const startup = await cliOk(['--repo', repo, 'ls', '/'])
     await settle()

@@ -212,11 +212,11 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
     const hash = createHash('sha256')
     let bytes = 0
     const acct0 = cpuAccount()
-    const cpuA0 = cpuOf(a.child.pid)
-    const cpuB0 = cpuOf(b.child.pid)
+    const cpuA0 = cpuOf(a.pid)
+    const cpuB0 = cpuOf(b.pid)
     const cat = await cliOk(['--repo', b.repo, 'cat', cid], c => { hash.update(c); bytes += c.length })
-    const cpuA1 = cpuOf(a.child.pid)
-    const cpuB1 = cpuOf(b.child.pid)
+    const cpuA1 = cpuOf(a.pid)
+    const cpuB1 = cpuOf(b.pid)
     const acct1 = cpuAccount()
     const cpuA = cpuA0 !== undefined && cpuA1 !== undefined ? cpuA1 - cpuA0 : undefined
     const cpuB = cpuB0 !== undefined && cpuB1 !== undefined ? cpuB1 - cpuB0 : undefined
@@ -233,8 +233,8 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
     log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
     figures.push(f)
   }
-  const peakB = procStatus(b.child.pid, 'VmHWM')
-  const anonB = procStatus(b.child.pid, 'RssAnon')
+  const peakB = procStatus(b.pid, 'VmHWM')
+  const anonB = procStatus(b.pid, 'RssAnon')
   for (const d of [b, a]) { await d.stop(); daemons.splice(daemons.indexOf(d), 1) }
   if (!opts.keep) await rm(b.repo, { recursive: true, force: true })
 

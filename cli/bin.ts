@@ -1,5 +1,10 @@
 #!/usr/bin/env node
 import '../node/polyfills.js'
-import { main } from './main.js'
+import { relaunchDaemon, shouldRelaunch } from './relaunch.js'
 
-process.exitCode = await main(process.argv)
+if (shouldRelaunch(process.argv)) {
+  process.exitCode = await relaunchDaemon()
+} else {
+  const { main } = await import('./main.js')
+  process.exitCode = await main(process.argv)
+}

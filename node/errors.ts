@@ -115,3 +115,21 @@ export class PeerUnreachableError extends ShoalError {
   override name = 'PeerUnreachableError'
   override readonly status = 502
 }
+
+/** A durability policy that does not parse or is out of bounds (`ec:K+M`, `replicas:N`, `none`). */
+export class InvalidPolicyError extends ShoalError {
+  override name = 'InvalidPolicyError'
+  override readonly status = 400
+}
+
+/** Fewer than k shards of a stripe could be found: its data cannot be rebuilt right now. */
+export class StripeUnavailableError extends ShoalError {
+  override name = 'StripeUnavailableError'
+  override readonly status = 503
+}
+
+/** A stripe manifest that is malformed or does not match the file it names. */
+export class InvalidManifestError extends ShoalError {
+  override name = 'InvalidManifestError'
+  override readonly status = 422
+}

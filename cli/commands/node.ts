@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
+import { launchedByCli } from '../relaunch.js'
 
 /** `shoal init`: create a repo. */
 export async function initCommand (g: GlobalOptions, opts: { listen?: string[], api?: string, swarmKey?: string }): Promise<void> {
@@ -24,16 +25,27 @@ export async function daemonCommand (g: GlobalOptions, opts: { init?: boolean })
   if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, repo: g.repo })
   else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`)
   await new Promise<void>(resolve => {
-    const shutdown = (signal: NodeJS.Signals): void => {
-      if (!g.json) process.stderr.write(`received ${signal}, shutting down\n`)
+    let stopping = false
+    const shutdown = (why: string): void => {
+      // a terminal's Ctrl-C reaches both the CLI parent and this process,
+      // and the parent forwards it too: only the first one counts
+      if (stopping) return
+      stopping = true
+      if (!g.json) process.stderr.write(`${why}, shutting down\n`)
       daemon.stop().then(resolve, err => {
         process.stderr.write(`error during shutdown: ${String(err?.message ?? err)}\n`)
         process.exitCode = 1
         resolve()
       })
     }
-    process.once('SIGINT', shutdown)
-    process.once('SIGTERM', shutdown)
+    process.on('SIGINT', () => { shutdown('received SIGINT') })
+    process.on('SIGTERM', () => { shutdown('received SIGTERM') })
+    process.on('SIGHUP', () => { shutdown('received SIGHUP') })
+    if (launchedByCli()) {
+      // the CLI process that started us is gone (even if it was SIGKILLed)
+      process.once('disconnect', () => { shutdown('parent process exited') })
+      process.channel?.unref()
+    }
   })
 }
 
