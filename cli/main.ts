@@ -12,6 +12,7 @@ import type { GlobalOptions } from './output.js'
 // the whole node (LevelDB, UnixFS, libp2p crypto) that only `daemon` needs.
 const files = async (): Promise<typeof import('./commands/files.js')> => await import('./commands/files.js')
 const car = async (): Promise<typeof import('./commands/car.js')> => await import('./commands/car.js')
+const pins = async (): Promise<typeof import('./commands/pins.js')> => await import('./commands/pins.js')
 const node = async (): Promise<typeof import('./commands/node.js')> => await import('./commands/node.js')
 const peers = async (): Promise<typeof import('./commands/peers.js')> => await import('./commands/peers.js')
 
@@ -49,6 +50,7 @@ function build (): Command {
   program.command('add').argument('<source>', 'local file or directory').description('add a file or directory to the namespace')
     .option('--to <path>', 'namespace path (an existing directory or a path ending in / receives the source by name)')
     .option('--chunker <spec>', 'fastcdc, fastcdc-MIN-AVG-MAX or size-N (size-262144 gives Kubo CIDs)')
+    .option('--pin <policy>', 'ec:K+M, replicas:N or none (default: the configured policy for the file size)')
     .action(async (source, opts) => { await (await files()).addCommand(globals(), source, opts) })
   program.command('cat').argument('<target>', 'namespace path or CID').description('write a file to stdout')
     .option('--offset <bytes>', 'first byte')
@@ -72,6 +74,23 @@ function build (): Command {
 
   program.command('conflicts').description('list conflict copies left by concurrent writes')
     .action(async () => { await (await files()).conflictsCommand(globals()) })
+
+  const pinCmd = program.command('pin').description('durability policies: erasure coding, replicas')
+  pinCmd.command('add').argument('<target>', 'namespace path or CID (a CID is bound at /pins/<cid>)').description('pin a file with a policy')
+    .option('--policy <policy>', 'ec:K+M, replicas:N or none (default: the configured policy for the file size)')
+    .action(async (target, opts) => { await (await pins()).pinAddCommand(globals(), target, opts) })
+  pinCmd.command('rm').argument('<target>', 'namespace path or CID').description('unpin a file (it stays where its blocks are)')
+    .action(async target => { await (await pins()).pinRmCommand(globals(), target) })
+  pinCmd.command('ls').description('pinned files and their policies')
+    .action(async () => { await (await pins()).pinLsCommand(globals()) })
+  pinCmd.command('status').argument('<target>', 'namespace path or CID').description('health of every stripe of a pinned file')
+    .option('--all', 'list healthy stripes too', false)
+    .action(async (target, opts) => { await (await pins()).pinStatusCommand(globals(), target, opts) })
+  program.command('repair').description('check pinned files and rebuild lost shards now')
+    .option('--wait', 'wait for the pass and print what it did', false)
+    .action(async opts => { await (await pins()).repairCommand(globals(), opts) })
+  program.command('gc').description('remove blocks this node does not need to keep')
+    .action(async () => { await (await pins()).gcCommand(globals()) })
 
   const carCmd = program.command('car').description('CAR (content archive) import and export')
   carCmd.command('export').argument('<target>', 'namespace path or CID').description('write the DAG under a path or CID as a CARv1')

@@ -19,6 +19,7 @@ import { createLibp2pSync } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
 import { createBlockExchange, type BlockExchange } from './exchange/index.js'
+import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
 
 /** Everything a node's services are built from. */
@@ -41,6 +42,12 @@ export interface ShoalComponents {
   exchange: BlockExchange
   /** The repo's default chunker. */
   chunker: ChunkerSpec
+  /** Pins: encoding, placement, status, repair. */
+  durability: DurabilityService
+  /** What this node holds for durability. */
+  holdings: Holdings
+  /** Writers share it; garbage collection takes it to start. */
+  gcLock: GcLock
 }
 
 /** Options for {@link createShoalNode}. */
@@ -92,6 +99,23 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     logger: logger.child({ component: 'ns-sync' }),
     options: { interval: config.namespace.syncInterval }
   })
+  const gcLock = new GcLock()
+  const durabilityConfig = config.durability
+  const { service: durability, holdings } = createDurability({
+    path: repo.durability,
+    libp2p,
+    blockstore,
+    exchange,
+    files: () => namespace.files(),
+    logger,
+    zone: durabilityConfig.zone,
+    largePolicy: durabilityConfig.largePolicy,
+    smallPolicy: durabilityConfig.smallPolicy,
+    largeFrom: durabilityConfig.largeFrom,
+    graceMs: durabilityConfig.grace,
+    checkIntervalMs: durabilityConfig.checkInterval,
+    repairBytesPerSecond: durabilityConfig.repairRate
+  })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const components: ShoalComponents = {
     repo,
@@ -102,11 +126,14 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blockstore,
     namespace,
     sync,
-    files: new Files({ blockstore, namespace, logger, exchange }),
+    files: new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings }),
     libp2p,
     peers,
     exchange,
-    chunker: parseChunker(config.chunker)
+    chunker: parseChunker(config.chunker),
+    durability,
+    holdings,
+    gcLock
   }
   return {
     components,
@@ -116,17 +143,21 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await mkdir(repo.tmp, { recursive: true })
       await components.blockstore.open()
       await components.namespace.open()
+      await holdings.open()
       await libp2p.start()
       await exchange.start()
+      await durability.start()
       await sync.start()
       await peers.start()
     },
     async stop () {
       await peers.stop()
       await sync.stop()
+      await durability.stop()
       await exchange.stop()
       await libp2p.stop()
       await components.namespace.close()
+      await holdings.close()
       await components.blockstore.close()
     }
   }

@@ -64,6 +64,21 @@ export type VectorClock = Record<string, number>
 /** One write, named by its author and the sequence number of the entry that made it. */
 export type Dot = [author: string, seq: number]
 
+/**
+ * A file's durability policy, carried by its namespace record so that every
+ * node knows every policy. Absent on a record: the file has no pin.
+ */
+export interface Pin {
+  /**
+   * Canonical text of the policy: `none`, `ec:K+M` (1 ≤ K ≤ 16, 1 ≤ M ≤ 8,
+   * K + M ≤ 24) or `replicas:N` (1 ≤ N ≤ 16); no leading zeros, no spaces
+   * (see {@link isPinPolicy}).
+   */
+  policy: string
+  /** The file's stripe manifest (dag-cbor, sha2-256); only with a coded policy (`ec:` or `replicas:N`, N ≥ 2). */
+  manifest?: CID
+}
+
 /** Create or replace a file at `path`. */
 export interface PutOp {
   op: 'put'
@@ -75,6 +90,8 @@ export interface PutOp {
   mtime: number
   /** The versions at `path` this write supersedes (what the writer saw there). */
   replaces: Dot[]
+  /** The file's durability policy; absent when it has none. */
+  pin?: Pin
 }
 /** Create a directory at `path`. */
 export interface MkdirOp {
@@ -129,6 +146,8 @@ export interface SnapshotVersion {
   size?: number
   mode: number
   mtime: number
+  /** Files only: the version's durability policy, when it has one. */
+  pin?: Pin
 }
 
 /** One shard of a snapshot: live versions of a run of paths, sorted by path. */
@@ -198,6 +217,29 @@ const SHA2_256 = 0x12
 const DAG_CBOR = 0x71
 /** Largest `mode` (permission bits, setuid/setgid/sticky included). */
 const MAX_MODE = 0o7777
+/** Longest policy text accepted before its grammar is checked (`replicas:16` is 11). */
+const MAX_POLICY_LENGTH = 32
+
+/** `none`, `ec:K+M` or `replicas:N` with plain decimal numbers (ranges are checked after). */
+const POLICY_SYNTAX = /^(?:none|ec:([1-9][0-9]?)\+([1-9][0-9]?)|replicas:([1-9][0-9]?))$/
+
+/**
+ * True when `policy` is the canonical text of a durability policy: `none`,
+ * `ec:K+M` with 1 ≤ K ≤ 16, 1 ≤ M ≤ 8 and K + M ≤ 24, or `replicas:N` with
+ * 1 ≤ N ≤ 16 — decimal, no leading zeros, no spaces, lower case.
+ */
+export function isPinPolicy (policy: unknown): policy is string {
+  if (typeof policy !== 'string' || policy.length > MAX_POLICY_LENGTH) return false
+  const m = POLICY_SYNTAX.exec(policy)
+  if (m === null) return false
+  if (m[1] !== undefined) {
+    const k = Number(m[1])
+    const parity = Number(m[2])
+    return k <= 16 && parity <= 8 && k + parity <= 24
+  }
+  if (m[3] !== undefined) return Number(m[3]) <= 16
+  return true
+}
 
 /**
  * Canonical dag-cbor of the signed part of an entry: what its author signs
@@ -553,27 +595,45 @@ function replaces (value: unknown, author: string, seq: number, entryClock: Vect
 // ---------------------------------------------------------------------------
 // structures
 
+/** A pin: a canonical policy, and a dag-cbor manifest CID only with a coded policy (`ec:`, or `replicas:N` with N ≥ 2, coded as 1+(N-1)). */
+function pin (value: unknown, what: string): Pin {
+  const f = shape(value, what, ['policy'], ['manifest'])
+  const policy = text(f.policy, `${what} policy`, MAX_POLICY_LENGTH)
+  if (!isPinPolicy(policy)) fail(`${what} policy ${show(policy)} is not a canonical durability policy`)
+  const out: Pin = { policy }
+  if (has(f, 'manifest')) {
+    if (!policy.startsWith('ec:') && !(policy.startsWith('replicas:') && policy !== 'replicas:1')) fail(`${what} has a manifest but policy ${show(policy)} is not coded (ec: or replicas:N with N >= 2)`)
+    out.manifest = cid(f.manifest, `${what} manifest`, DAG_CBOR)
+  }
+  return out
+}
+
 const OP_FIELDS: Record<Op['op'], readonly string[]> = {
   put: ['op', 'path', 'cid', 'size', 'mode', 'mtime', 'replaces'],
   mkdir: ['op', 'path', 'mode', 'mtime', 'replaces'],
   del: ['op', 'path', 'replaces']
 }
+const OP_OPTIONAL_FIELDS: Record<Op['op'], readonly string[]> = { put: ['pin'], mkdir: [], del: [] }
 
 function pickOp (value: unknown, author: string, seq: number, entryClock: VectorClock): Op {
   if (!isMap(value)) fail('op is not a map')
   const kind = value.op
   if (typeof kind !== 'string' || !Object.hasOwn(OP_FIELDS, kind)) fail(`unknown op ${show(kind)}`)
-  const f = shape(value, `${kind} op`, OP_FIELDS[kind as Op['op']])
+  const f = shape(value, `${kind} op`, OP_FIELDS[kind as Op['op']], OP_OPTIONAL_FIELDS[kind as Op['op']])
   const p = path(f.path, 'op path')
   switch (kind as Op['op']) {
-    case 'put': return {
-      op: 'put',
-      path: p,
-      cid: cid(f.cid, 'put cid'),
-      size: int(f.size, 'put size', 0),
-      mode: int(f.mode, 'put mode', 0, MAX_MODE),
-      mtime: int(f.mtime, 'put mtime', 0),
-      replaces: replaces(f.replaces, author, seq, entryClock)
+    case 'put': {
+      const put: PutOp = {
+        op: 'put',
+        path: p,
+        cid: cid(f.cid, 'put cid'),
+        size: int(f.size, 'put size', 0),
+        mode: int(f.mode, 'put mode', 0, MAX_MODE),
+        mtime: int(f.mtime, 'put mtime', 0),
+        replaces: replaces(f.replaces, author, seq, entryClock)
+      }
+      if (has(f, 'pin')) put.pin = pin(f.pin, 'put pin')
+      return put
     }
     case 'mkdir': return {
       op: 'mkdir',
@@ -614,7 +674,7 @@ function pickEntry (value: unknown): Entry {
 }
 
 const VERSION_FIELDS = ['author', 'seq', 'time', 'type', 'mode', 'mtime'] as const
-const VERSION_FILE_FIELDS = ['cid', 'size'] as const
+const VERSION_FILE_FIELDS = ['cid', 'size', 'pin'] as const
 
 function pickVersion (value: unknown): SnapshotVersion {
   const f = shape(value, 'snapshot version', VERSION_FIELDS, VERSION_FILE_FIELDS)
@@ -629,10 +689,11 @@ function pickVersion (value: unknown): SnapshotVersion {
     mtime: int(f.mtime, 'version mtime', 0)
   }
   if (type === 'dir') {
-    if (has(f, 'cid') || has(f, 'size')) fail('a dir version has a cid or size')
+    if (has(f, 'cid') || has(f, 'size') || has(f, 'pin')) fail('a dir version has a cid, size or pin')
   } else {
     if (has(f, 'cid')) out.cid = cid(f.cid, 'version cid')
     if (has(f, 'size')) out.size = int(f.size, 'version size', 0)
+    if (has(f, 'pin')) out.pin = pin(f.pin, 'version pin')
   }
   return out
 }

@@ -4,6 +4,7 @@ import { basename, join, relative, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
+import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
 import { checkOutputPath } from '../output-path.js'
 import { formatBytes, printJson, printLines, progressBar, type GlobalOptions, type Progress } from '../output.js'
@@ -29,18 +30,19 @@ async function statOrUndefined (client: ApiClient, path: string): Promise<FileIn
   }
 }
 
-async function uploadFile (g: GlobalOptions, client: ApiClient, file: string, to: string, chunker: string | undefined, size: number, mode: number, mtime: number): Promise<FileInfo> {
+async function uploadFile (g: GlobalOptions, client: ApiClient, file: string, to: string, chunker: string | undefined, size: number, mode: number, mtime: number, pin?: string): Promise<FileInfo> {
   const progress = progressBar(g, basename(file), size)
   try {
     const body = createReadStream(file).pipe(counter(progress))
-    return await client.json<FileInfo>('POST', '/api/v0/add', { to, chunker, mode: (mode & 0o7777).toString(8), mtime: Math.floor(mtime) }, body)
+    return await client.json<FileInfo>('POST', '/api/v0/add', { to, chunker, mode: (mode & 0o7777).toString(8), mtime: Math.floor(mtime), pin }, body)
   } finally {
     progress.stop()
   }
 }
 
 /** `shoal add FILE|DIR [--to PATH] [--chunker SPEC]`. */
-export async function addCommand (g: GlobalOptions, source: string, opts: { to?: string, chunker?: string }): Promise<void> {
+export async function addCommand (g: GlobalOptions, source: string, opts: { to?: string, chunker?: string, pin?: string }): Promise<void> {
+  if (opts.pin !== undefined) parsePolicy(opts.pin)
   const st = await lstat(source).catch((err: any) => {
     throw new NotFoundError(`cannot add ${source}: ${err.code === 'ENOENT' ? 'no such file or directory' : String(err.code ?? err.message)}`)
   })
@@ -51,7 +53,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: { to?:
     target = joinNs(opts.to, basename(source))
   }
   if (st.isFile()) {
-    const info = await uploadFile(g, client, source, target, opts.chunker, st.size, st.mode, st.mtimeMs)
+    const info = await uploadFile(g, client, source, target, opts.chunker, st.size, st.mode, st.mtimeMs, opts.pin)
     if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
     else printLines(`added ${info.cid} ${info.path ?? ''}`)
     return
@@ -73,7 +75,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: { to?:
         dirs.push(local)
       } else if (e.isFile()) {
         const fst = await lstat(local)
-        const info = await uploadFile(g, client, local, remote, opts.chunker, fst.size, fst.mode, fst.mtimeMs)
+        const info = await uploadFile(g, client, local, remote, opts.chunker, fst.size, fst.mode, fst.mtimeMs, opts.pin)
         total += info.size
         if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
       } else {

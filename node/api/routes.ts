@@ -1,5 +1,6 @@
 import { exportCar, importCar } from '../car/index.js'
 import { parseChunker } from '../content/index.js'
+import { collectGarbage } from '../durability/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { sendJson, sendStream } from './http.js'
 import type { ShoalComponents } from '../node.js'
@@ -67,6 +68,64 @@ export const routes: Route[] = [
     }
   },
   {
+    method: 'POST',
+    path: '/api/v0/pin/add',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.pinAdd, query)
+      sendJson(res, 200, await components.files.pinAdd(q.arg, q.policy, signal))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/pin/rm',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.arg, query)
+      await components.files.pinRm(q.arg)
+      sendJson(res, 200, { ok: true })
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/pin/ls',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, await components.files.pinLs())
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/pin/status',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.arg, query)
+      sendJson(res, 200, await components.files.pinStatus(q.arg, signal))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/repair',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.repair, query)
+      const pass = components.durability.repair()
+      if (q.wait === true) { sendJson(res, 200, await pass); return }
+      pass.catch(err => { components.logger.warn({ err: err?.message }, 'repair pass failed') })
+      sendJson(res, 202, { started: true })
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/gc',
+    async handle ({ res, query, signal, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, await collectGarbage({
+        blockstore: components.blockstore,
+        holdings: components.holdings,
+        files: () => components.namespace.files(),
+        lock: components.gcLock,
+        logger: components.logger
+      }, components.config.durability.grace, signal))
+    }
+  },
+  {
     method: 'GET',
     path: '/api/v0/conflicts',
     async handle ({ res, query, components }) {
@@ -105,7 +164,7 @@ export const routes: Route[] = [
     async handle ({ req, res, query, signal, components }) {
       const q = parseQuery(schemas.add, query)
       const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
-      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, signal })
+      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal })
       sendJson(res, 200, info)
     }
   },

@@ -13,8 +13,11 @@ export const schemas = {
     to: arg,
     chunker: z.string().max(64).optional(),
     mode: z.string().regex(/^[0-7]{1,4}$/, 'must be octal permission bits').transform(v => parseInt(v, 8)).optional(),
-    mtime: nonNegInt.optional()
+    mtime: nonNegInt.optional(),
+    pin: z.string().max(32).optional()
   }).strict(),
+  pinAdd: z.object({ arg, policy: z.string().max(32).optional() }).strict(),
+  repair: z.object({ wait: bool.optional() }).strict(),
   cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
   mkdir: z.object({ arg, parents: bool.optional() }).strict(),
   mv: z.object({ from: arg, to: arg }).strict(),

@@ -54,7 +54,18 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   /** Fsync every write so far. */
   commit: () => Promise<void>
   getAll: (options?: AbortOptions) => AsyncGenerator<Pair>
+  /** Every stored block's CID (raw codec), without reading values. */
+  cids: (options?: AbortOptions) => AsyncGenerator<CID>
+  /** Record every block put from now until `stop()` (garbage collection keeps them). */
+  watchPuts: () => PutWatch
   approximateSize: () => Promise<number>
+}
+
+/** Blocks put since {@link BlockStore.watchPuts} was called. */
+export interface PutWatch {
+  /** True when a block with this multihash was put since the watch began. */
+  seen: (cid: CID) => boolean
+  stop: () => void
 }
 
 /** Create (not yet open) the LevelDB block store. */

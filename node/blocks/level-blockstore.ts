@@ -3,7 +3,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { NotFoundError, AbortedError } from '../errors.js'
 import { assertSupportedHash, verifyBlock } from './verify.js'
-import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
+import type { PutWatch, AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
 import type { InputPair, Pair } from 'interface-blockstore'
 
 const RAW = 0x55
@@ -49,6 +49,8 @@ export class LevelBlockStore implements BlockStore {
   private readonly flushing = new Set<Pending>()
   private flushChain: Promise<void> = Promise.resolve()
   private flushError: Error | undefined
+  /** Open {@link LevelBlockStore.watchPuts} watches: ids of blocks put while each is open. */
+  private readonly watches = new Set<Set<string>>()
 
   constructor (components: BlockStoreComponents, init: BlockStoreInit) {
     this.components = components
@@ -82,6 +84,7 @@ export class LevelBlockStore implements BlockStore {
     if (options?.verify === true) verifyBlock(cid, data)
     const key = keyOf(cid)
     const id = idOf(key)
+    for (const watch of this.watches) watch.add(id)
     if (!this.pending.has(id)) {
       this.pending.set(id, { key, bytes: data })
       this.pendingBytes += data.byteLength
@@ -173,6 +176,27 @@ export class LevelBlockStore implements BlockStore {
       const cid = CID.createV1(RAW, Digest.decode(key))
       verifyBlock(cid, bytes)
       yield { cid, bytes: (function * () { yield bytes })() }
+    }
+  }
+
+  /**
+   * Every stored block's CID (raw codec: blocks are keyed by multihash),
+   * in key order, without reading values.
+   */
+  async * cids (options?: AbortOptions): AsyncGenerator<CID> {
+    await this.flush(false)
+    for await (const key of this.db.keys()) {
+      throwIfAborted(options)
+      yield CID.createV1(RAW, Digest.decode(key))
+    }
+  }
+
+  watchPuts (): PutWatch {
+    const ids = new Set<string>()
+    this.watches.add(ids)
+    return {
+      seen: (cid: CID) => ids.has(idOf(keyOf(cid))),
+      stop: () => { this.watches.delete(ids) }
     }
   }
 

@@ -45,7 +45,7 @@ export function fileSizeOf (root: RootBlock): number {
 }
 
 /** Decode a UnixFS file node, or say clearly why it is not one. */
-function decodeFileNode (cid: CID, bytes: Uint8Array): { node: dagPb.PBNode, unixfs: UnixFS } {
+export function decodeFileNode (cid: CID, bytes: Uint8Array): { node: dagPb.PBNode, unixfs: UnixFS } {
   if (cid.code !== dagPb.code) throw new InvalidArgumentError(`${cid.toString()} is not a UnixFS file (codec 0x${cid.code.toString(16)})`)
   let node: dagPb.PBNode
   let unixfs: UnixFS

@@ -69,6 +69,16 @@ export interface BlockSession extends BlockGetter {
   providers: () => PeerId[]
 }
 
+/** Options of {@link BlockExchange.session}. */
+export interface SessionOptions {
+  signal?: AbortSignal
+  /**
+   * Peers known to hold a block (e.g. a stripe's shard holders), asked before
+   * the root's providers; undefined or empty when unknown.
+   */
+  route?: (cid: CID) => PeerId[] | undefined
+}
+
 /** Counters, for tests and metrics. */
 export interface BlockExchangeStats extends ChannelStats, ServerStats {
   /** Blocks fetched from peers (verified and stored). */
@@ -100,7 +110,7 @@ export interface BlockExchange {
    */
   getBlock: (cid: CID, options?: GetBlockOptions) => Promise<Uint8Array>
   /** A getter for the DAG under `root`, usable as `readContent`'s block store. */
-  session: (root: CID, options?: { signal?: AbortSignal }) => BlockSession
+  session: (root: CID, options?: SessionOptions) => BlockSession
   /** Provide `root` in the DHT (one record per root). Never throws. */
   announce: (root: CID, options?: { signal?: AbortSignal }) => Promise<void>
   /**
@@ -249,7 +259,7 @@ class DefaultBlockExchange implements BlockExchange {
     })
   }
 
-  session (root: CID, options: { signal?: AbortSignal } = {}): BlockSession {
+  session (root: CID, options: SessionOptions = {}): BlockSession {
     let providers: ProviderSet | undefined
     const found = (): ProviderSet => {
       providers ??= this.discover(root, options.signal)
@@ -273,7 +283,18 @@ class DefaultBlockExchange implements BlockExchange {
           if (local !== undefined) { remote = false; return local }
         }
         remote = true
-        const bytes = await this.fetchShared(cid, signal, async () => await this.fetch(cid, found(), signal))
+        const routed = options.route?.(cid)
+        const bytes = await this.fetchShared(cid, signal, async () => {
+          if (routed !== undefined && routed.length > 0) {
+            const known = new ProviderSet()
+            for (const p of routed) if (!p.equals(this.libp2p.peerId)) known.add(p)
+            known.finish()
+            try { return await this.fetch(cid, known, signal) } catch (err: any) {
+              if (err?.name !== 'BlockUnavailableError') throw err
+            }
+          }
+          return await this.fetch(cid, found(), signal)
+        })
         fetched.add(key)
         return bytes
       },

@@ -16,6 +16,10 @@ import type { Logger } from '../logger.js'
 import type { BlockExchange } from '../exchange/index.js'
 import type { BlockGetter } from '../content/index.js'
 import type { ProgressOptions } from 'progress-events'
+import type { DurabilityService, GcLock, Holdings, PinStatus, PlaceResult } from '../durability/index.js'
+import { stripedGetter } from '../durability/index.js'
+import { parsePolicy } from '../../protocol/durability.js'
+import { NotFoundError } from '../errors.js'
 
 /** What the files service is built from. */
 export interface FilesComponents {
@@ -23,8 +27,26 @@ export interface FilesComponents {
   namespace: Namespace
   logger: Logger
   /** Fetches content this node does not hold from the swarm, and announces what it adds. */
-  exchange?: Pick<BlockExchange, 'session' | 'announce'>
+  exchange?: BlockExchange
+  /** Encodes and places pinned files (absent: files get no pin). */
+  durability?: DurabilityService
+  /** What this node holds (for striped reads). */
+  holdings?: Holdings
+  /** Writes hold it shared so garbage collection never takes their blocks. */
+  gcLock?: GcLock
 }
+
+/** A pinned file as `pin ls` shows it. */
+export interface PinInfo {
+  path: string
+  cid: string
+  size: number
+  policy: string
+  manifest?: string
+}
+
+/** Where `pin add CID` binds a CID that is not in the namespace. */
+export const PINS_DIR = '/pins'
 
 /** A file or directory as the API and CLI show it. */
 export interface FileInfo {
@@ -47,6 +69,8 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
   mode?: number
   mtime?: number
   signal?: AbortSignal
+  /** Durability policy (`ec:K+M`, `replicas:N`, `none`); default: the configured one for the file's size. */
+  pin?: string
 }
 
 /** Range options for {@link Files.cat}. */
@@ -62,8 +86,24 @@ export class Files {
   }
 
   /** Where to read the DAG under `root` from: the local store, or a swarm session that fetches what is missing. */
-  private getter (root: CID, signal?: AbortSignal): BlockGetter {
-    return this.components.exchange?.session(root, { signal }) ?? this.components.blockstore
+  private getter (root: CID, signal?: AbortSignal, manifest?: string): BlockGetter {
+    const { exchange, durability, holdings } = this.components
+    if (manifest !== undefined && exchange !== undefined && durability !== undefined && holdings !== undefined) {
+      return stripedGetter({
+        exchange,
+        holdings,
+        blockstore: this.components.blockstore,
+        network: durability.network,
+        logger: this.components.logger,
+        coder: async () => await durability.getCoder()
+      }, root, CID.parse(manifest), signal)
+    }
+    return exchange?.session(root, { signal }) ?? this.components.blockstore
+  }
+
+  /** Run a write so that garbage collection keeps its blocks. */
+  private async writing<T> (fn: () => Promise<T>): Promise<T> {
+    return this.components.gcLock === undefined ? await fn() : await this.components.gcLock.shared(fn)
   }
 
   /** Describe a namespace entry; a directory gets the CID of its UnixFS DAG. */
@@ -83,18 +123,112 @@ export class Files {
    */
   async add (path: string, source: AsyncIterable<Uint8Array>, options: AddOptions): Promise<FileInfo> {
     const target = normalizePath(path)
+    if (options.pin !== undefined) parsePolicy(options.pin)
     const existing = await this.components.namespace.lookup(target)
     if (existing?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
-    const { cid, size } = await importContent(this.components.blockstore, source, options)
-    const entry = await this.components.namespace.putFile(target, {
-      cid: cid.toString(),
-      size,
-      mode: options.mode ?? 0o644,
-      mtime: options.mtime ?? Date.now()
+    const durability = this.components.durability
+    const entry = await this.writing(async () => {
+      const { cid, size } = await importContent(this.components.blockstore, source, options)
+      const pin = durability === undefined ? undefined : await durability.encode(cid, size, options.pin ?? durability.defaultPolicy(size), options.signal)
+      const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
+      if (pin !== undefined) record.pin = pin
+      return await this.components.namespace.putFile(target, record)
     })
-    this.components.logger.info({ path: target, cid: cid.toString(), size }, 'added')
-    void this.components.exchange?.announce(cid)
+    this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined }, 'added')
+    if (entry.type === 'file') {
+      if (entry.pin?.manifest !== undefined && durability !== undefined) await this.placeQuietly(durability, entry.pin.manifest, options.signal)
+      else void this.components.exchange?.announce(CID.parse(entry.cid))
+    }
     return await this.infoOf(entry)
+  }
+
+  /** Place a manifest's shards; a failure is logged and left to repair (the write is already durable here). */
+  private async placeQuietly (durability: DurabilityService, manifest: string, signal?: AbortSignal): Promise<PlaceResult | undefined> {
+    try {
+      return await durability.place(CID.parse(manifest), signal)
+    } catch (err: any) {
+      this.components.logger.warn({ manifest, err: err?.message }, 'placement failed; repair will retry')
+      return undefined
+    }
+  }
+
+  /**
+   * Pin a file with `policy` (default: the configured one for its size):
+   * encode it (fetching what is not here), record the pin in its namespace
+   * record, place its shards. A CID that is not in the namespace is bound
+   * at `/pins/<cid>` first.
+   */
+  async pinAdd (arg: string, policy?: string, signal?: AbortSignal): Promise<PinInfo> {
+    const durability = this.requireDurability()
+    if (policy !== undefined) parsePolicy(policy)
+    const target = parseTarget(arg)
+    let entry: Entry
+    if (target.kind === 'path') {
+      entry = await this.components.namespace.stat(target.path)
+    } else {
+      const path = `${PINS_DIR}/${target.cid.toString()}`
+      const found = await this.components.namespace.lookup(path)
+      if (found !== undefined) entry = found
+      else {
+        const resolved = await resolveEntry(this.getter(target.cid, signal), target.cid, signal)
+        if (resolved.type === 'directory') throw new IsADirectoryError(`pin add takes files; ${target.cid.toString()} is a directory`)
+        entry = await this.components.namespace.putFile(path, { cid: target.cid.toString(), size: entrySize(resolved), mode: 0o644, mtime: Date.now() })
+      }
+    }
+    if (entry.type !== 'file') throw new IsADirectoryError(`pin add takes files; ${entry.path} is a directory`)
+    const root = CID.parse(entry.cid)
+    const want = policy ?? durability.defaultPolicy(entry.size)
+    let current: Entry = entry
+    if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && want !== 'none' && want !== 'replicas:1')) {
+      const pin = await this.writing(async () => {
+        // the leaves must be here to be coded: fetch what is missing first
+        const getter = this.getter(root, signal, entry.type === 'file' ? entry.pin?.manifest : undefined)
+        for await (const chunk of readContent(getter, root, { signal })) void chunk
+        return await durability.encode(root, entry.size, want, signal)
+      })
+      current = await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+    }
+    if (current.type === 'file' && current.pin?.manifest !== undefined) await this.placeQuietly(durability, current.pin.manifest, signal)
+    return pinInfo(current)
+  }
+
+  /** Drop a file's pin (policy `none`: it stays where its blocks are); a CID pinned at `/pins/<cid>` is removed. */
+  async pinRm (arg: string): Promise<void> {
+    const target = parseTarget(arg)
+    if (target.kind === 'cid') {
+      const path = `${PINS_DIR}/${target.cid.toString()}`
+      if (await this.components.namespace.lookup(path) === undefined) throw new NotFoundError(`${target.cid.toString()} is not pinned (no ${path})`)
+      await this.components.namespace.remove(path)
+      return
+    }
+    const entry = await this.components.namespace.stat(target.path)
+    if (entry.type !== 'file') throw new IsADirectoryError(`pin rm takes files; ${entry.path} is a directory`)
+    if (entry.pin === undefined || entry.pin.policy === 'none') throw new NotFoundError(`${entry.path} is not pinned`)
+    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: { policy: 'none' } })
+  }
+
+  /** Every visible file with a pin other than `none`. */
+  async pinLs (): Promise<PinInfo[]> {
+    const out: PinInfo[] = []
+    for await (const entry of this.components.namespace.files()) {
+      if (entry.type === 'file' && entry.pin !== undefined && entry.pin.policy !== 'none') out.push(pinInfo(entry))
+    }
+    return out
+  }
+
+  /** Health of every stripe of a file's pin. */
+  async pinStatus (arg: string, signal?: AbortSignal): Promise<PinStatus & { path: string }> {
+    const durability = this.requireDurability()
+    const target = parseTarget(arg)
+    const path = target.kind === 'path' ? target.path : `${PINS_DIR}/${target.cid.toString()}`
+    const entry = await this.components.namespace.stat(path)
+    if (entry.type !== 'file') throw new IsADirectoryError(`pin status takes files; ${entry.path} is a directory`)
+    return { path: entry.path, ...await durability.status(CID.parse(entry.cid), entry.pin, signal) }
+  }
+
+  private requireDurability (): DurabilityService {
+    if (this.components.durability === undefined) throw new NotFoundError('this node has no durability service')
+    return this.components.durability
   }
 
   /** The CID a `PATH|CID` argument stands for (directories get their DAG built). */
@@ -110,14 +244,16 @@ export class Files {
   async * cat (arg: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const target = parseTarget(arg)
     let cid: CID
+    let manifest: string | undefined
     if (target.kind === 'path') {
       const entry = await this.components.namespace.stat(target.path)
       if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${entry.path}`)
       cid = CID.parse(entry.cid)
+      manifest = entry.pin?.manifest
     } else {
       cid = target.cid
     }
-    yield * readContent(this.getter(cid, options.signal), cid, options)
+    yield * readContent(this.getter(cid, options.signal, manifest), cid, options)
   }
 
   /** Describe a path or CID. */
@@ -177,3 +313,10 @@ export class Files {
   }
 }
 
+
+function pinInfo (entry: Entry): PinInfo {
+  if (entry.type !== 'file') throw new IsADirectoryError(`${entry.path} is a directory`)
+  const info: PinInfo = { path: entry.path, cid: entry.cid, size: entry.size, policy: entry.pin?.policy ?? 'none' }
+  if (entry.pin?.manifest !== undefined) info.manifest = entry.pin.manifest
+  return info
+}

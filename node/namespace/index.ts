@@ -13,11 +13,24 @@ import type { Logger } from '../logger.js'
 
 export { normalizePath, parentOf, baseName, joinPath, isWithin } from './paths.js'
 export { Replica, InvalidSnapshotError, cborCID } from './replica.js'
+export { NamespaceFormatError } from './upgrade.js'
+export { isPinPolicy } from '../../protocol/namespace.js'
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
 export { LevelKV, MemoryKV } from './kv.js'
 export type { KV } from './kv.js'
 export { signerFromKey, peerIdVerifier } from './identity.js'
 export type { Signer, Verifier } from './identity.js'
+
+/**
+ * A file's durability policy, part of its record: every node knows every
+ * policy, and changing it is an ordinary write (see docs/namespace.md, "Pins").
+ */
+export interface FilePin {
+  /** Canonical policy text: `none`, `ec:K+M` or `replicas:N` ({@link isPinPolicy}). */
+  policy: string
+  /** CID (string form) of the file's stripe manifest (dag-cbor, sha2-256); only with an `ec:` policy. */
+  manifest?: string
+}
 
 /** What a file path points at. */
 export interface FileRecord {
@@ -30,6 +43,8 @@ export interface FileRecord {
   mode: number
   /** Modification time, ms since the epoch. */
   mtime: number
+  /** The file's durability policy; absent when it has none (a put without a pin leaves none). */
+  pin?: FilePin
 }
 
 /** A directory. Its content is the set of paths below it. */
@@ -85,6 +100,11 @@ export interface RemoveOptions {
  * (fsynced) when its promise resolves and atomic (all or nothing).
  */
 export interface Namespace {
+  /**
+   * Open the store; a store written by an older build is upgraded first
+   * (docs/namespace.md, "On-disk format and upgrades").
+   * @throws {NamespaceFormatError} when it cannot be upgraded without losing data
+   */
   open: () => Promise<void>
   close: () => Promise<void>
   /** @throws {NotFoundError} */
@@ -95,7 +115,16 @@ export interface Namespace {
   list: (path: string) => Promise<Entry[]>
   /** Every entry strictly below a directory, parents before children. */
   walk: (path: string) => AsyncGenerator<Entry>
-  /** Create or replace the file at `path`; missing parents are created. @throws {IsADirectoryError} {NotADirectoryError} */
+  /**
+   * Every visible file entry, conflict copies included (pin listing, garbage
+   * collection). Grouped by directory, in no other promised order.
+   */
+  files: () => AsyncGenerator<Entry>
+  /**
+   * Create or replace the file at `path` (replacing the version this node
+   * sees there, pin included: the record's `pin`, or none); missing parents
+   * are created. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
+   */
   putFile: (path: string, record: Omit<FileRecord, 'type'>) => Promise<Entry>
   /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
   mkdir: (path: string, options?: MkdirOptions) => Promise<Entry>

@@ -15,6 +15,8 @@ export interface KVRange { gt?: string, gte?: string, lt?: string, lte?: string,
 
 /** An ordered key-value store. */
 export interface KV {
+  /** Where the store lives, for messages (a directory for LevelDB). */
+  readonly location?: string
   open: () => Promise<void>
   close: () => Promise<void>
   get: (key: string) => Promise<Uint8Array | undefined>
@@ -28,8 +30,9 @@ export interface KV {
 export class LevelKV implements KV {
   private readonly db: ClassicLevel<string, Uint8Array>
 
-  constructor (path: string) {
-    this.db = new ClassicLevel<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  /** @param location - directory of the LevelDB database */
+  constructor (readonly location: string) {
+    this.db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
   }
 
   async open (): Promise<void> { await this.db.open() }

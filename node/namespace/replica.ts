@@ -22,8 +22,8 @@ import * as Digest from 'multiformats/hashes/digest'
 import {
   MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
   decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntry, encodeEntryBody,
-  encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
-  type Entry as LogEntry, type EntryBody, type Op, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
+  encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard, isPinPolicy,
+  type Entry as LogEntry, type EntryBody, type Op, type Pin, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { sha256 } from '../blocks/verify.js'
 import {
@@ -33,9 +33,10 @@ import {
 import { covers, dominates, meet, merge, missing, weight, type Dot, type VectorClock } from './clock.js'
 import { Txn, decodeJSON, encodeJSON, type KV } from './kv.js'
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js'
-import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
+import { TreeWriter, childRange, copyPin, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
+import { LEGACY_RANGE, NamespaceFormatError, parseLegacyRecord, parseStoredHeads, type LegacyRecord } from './upgrade.js'
 import type { Signer, Verifier } from './identity.js'
-import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
+import type { ConflictInfo, Entry, FilePin, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
 import type { Logger } from '../logger.js'
 
 /** Multicodec of dag-cbor. */
@@ -161,13 +162,29 @@ export class Replica implements Namespace {
   /** This replica's author id. */
   get id (): string { return this.components.signer.id }
 
+  /**
+   * Open the store and load clock, heads, pruned frontier and members. A
+   * store written by an older build is upgraded first, atomically: the
+   * single-node namespace's records become local writes of this replica, and
+   * a development build's heads get their dots from the stored entries
+   * (docs/namespace.md, "On-disk format and upgrades").
+   *
+   * @throws {NamespaceFormatError} when the store cannot be upgraded without losing data (nothing is changed)
+   */
   async open (): Promise<void> {
     if (this.opened) return
     await this.kv.open()
-    this.clockState = await this.meta<VectorClock>('clock') ?? {}
-    this.headState = new Map(await this.meta<Array<[string, Dot]>>('heads') ?? [])
-    this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
-    for (const [peer, m] of Object.entries(await this.meta<Record<string, Member>>('members') ?? {})) this.members.set(peer, m)
+    try {
+      this.clockState = await this.meta<VectorClock>('clock') ?? {}
+      this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
+      for (const [peer, m] of Object.entries(await this.meta<Record<string, Member>>('members') ?? {})) this.members.set(peer, m)
+      this.headState = await this.loadHeads()
+      await this.migrateSingleNode()
+    } catch (err) {
+      this.members.clear()
+      await this.kv.close().catch(() => {})
+      throw err
+    }
     this.opened = true
   }
 
@@ -250,6 +267,17 @@ export class Replica implements Namespace {
     return out
   }
 
+  /**
+   * Every visible file entry, conflict copies included: one scan of the
+   * visible-name index, grouped by directory.
+   */
+  async * files (): AsyncGenerator<Entry> {
+    for await (const [key, value] of this.kv.iterate({ gt: 't!', lt: 't"' })) {
+      const v = decodeJSON<Visible>(value)
+      if (v.type === 'file') yield toEntry(pathOfVisibleKey(key), v)
+    }
+  }
+
   private async visible (path: string): Promise<Visible | undefined> {
     const bytes = await this.kv.get(visibleKey(path))
     return bytes === undefined ? undefined : decodeJSON<Visible>(bytes)
@@ -257,16 +285,26 @@ export class Replica implements Namespace {
 
   // --------------------------------------------------------------- writes
 
+  /**
+   * Create or replace the file at `path`: the new version replaces the one
+   * this replica sees there, and carries `record.pin` (or no pin). Changing
+   * a file's pin is a put of the same record with another pin.
+   *
+   * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin)
+   */
   async putFile (path: string, record: Omit<FileRecord, 'type'>): Promise<Entry> {
     const p = normalizePath(path)
     if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+    const pin = checkPin(record.pin)
     return await this.exclusive(async () => {
       const ops = new OpSet()
       await this.parentOps(ops, p, true, record.mtime)
       const current = await this.visible(p)
       if (current?.type === 'dir') throw new IsADirectoryError(`is a directory: ${p}`)
       if (current !== undefined) ops.remove(current.conflictOf ?? p, current.dots)
-      ops.create({ op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] })
+      const put: PutOp = { op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] }
+      if (pin !== undefined) put.pin = pin
+      ops.create(put)
       await this.commitLocal(ops.list())
       return await this.stat(p)
     })
@@ -312,7 +350,12 @@ export class Replica implements Namespace {
         ops.remove(record.conflictOf ?? item.path, record.dots)
         const path = dst + item.path.slice(src.length)
         if (record.type === 'dir') ops.create({ op: 'mkdir', path, mode: record.mode, mtime: record.mtime, replaces: [] })
-        else ops.create({ op: 'put', path, cid: CID.parse(record.cid as string), size: record.size ?? 0, mode: record.mode, mtime: record.mtime, replaces: [] })
+        else {
+          // a moved file keeps its pin
+          const put: PutOp = { op: 'put', path, cid: CID.parse(record.cid as string), size: record.size ?? 0, mode: record.mode, mtime: record.mtime, replaces: [] }
+          if (record.pin !== undefined) put.pin = wirePin(record.pin)
+          ops.create(put)
+        }
       }
       await this.commitLocal(ops.list())
       return await this.stat(dst)
@@ -351,9 +394,12 @@ export class Replica implements Namespace {
     for (const dir of missingDirs.reverse()) ops.create({ op: 'mkdir', path: dir, mode: 0o755, mtime, replaces: [] })
   }
 
-  /** Turn ops into signed entries (split to fit), apply them in one batch, tell listeners. */
-  private async commitLocal (ops: Op[]): Promise<void> {
-    if (ops.length === 0) return
+  /**
+   * Turn ops into signed entries (split to fit), apply them in one batch,
+   * tell listeners. `alsoInBatch` adds writes of its own to the same batch.
+   */
+  private async commitLocal (ops: Op[], alsoInBatch?: (txn: Txn) => void): Promise<void> {
+    if (ops.length === 0 && alsoInBatch === undefined) return
     const batch = new Batch(this.kv, this.clockState, this.headState)
     const me = this.id
     for (const chunk of splitOps(ops)) {
@@ -372,8 +418,9 @@ export class Replica implements Namespace {
       const bytes = encodeEntry(entry)
       await this.apply(batch, cborCID(bytes), entry, bytes)
     }
+    alsoInBatch?.(batch.txn)
     await this.commit(batch)
-    for (const listener of this.listeners) listener(batch.applied)
+    if (batch.applied.length > 0) for (const listener of this.listeners) listener(batch.applied)
   }
 
   // ------------------------------------------------------------ applying
@@ -386,6 +433,7 @@ export class Replica implements Namespace {
         const version: Version = op.op === 'put'
           ? { author: entry.author, seq: entry.seq, time: entry.time, type: 'file', cid: op.cid.toString(), size: op.size, mode: op.mode, mtime: op.mtime }
           : { author: entry.author, seq: entry.seq, time: entry.time, type: 'dir', mode: op.mode, mtime: op.mtime }
+        if (op.op === 'put' && op.pin !== undefined) version.pin = storedPin(op.pin)
         await batch.tree.change(op.path, op.replaces, version)
       }
     }
@@ -776,6 +824,95 @@ export class Replica implements Namespace {
     return true
   }
 
+  // ------------------------------------------------------------ upgrades
+
+  /** Where the store lives, for messages. */
+  private get where (): string {
+    return this.kv.location ?? 'the namespace store'
+  }
+
+  /** The stored heads, upgraded from the development build's format when needed. */
+  private async loadHeads (): Promise<Map<string, Dot>> {
+    const bytes = await this.kv.get('m!heads')
+    if (bytes === undefined) return new Map()
+    const stored = parseStoredHeads(bytes, this.where)
+    if (stored.format === 'dots') return new Map(stored.heads)
+    return await this.upgradeHeads(stored.heads)
+  }
+
+  /**
+   * Heads of the development build (CIDs without dots): read each head's dot
+   * from its stored entry; then, in the same batch, recompute the visible
+   * tree from the live versions (that build could hide a second conflict copy
+   * of one author within one second) and rewrite the snapshot, if any (its
+   * root had no head dots, which peers now require).
+   *
+   * @throws {NamespaceFormatError} when a head's entry is no longer stored (nothing is changed)
+   */
+  private async upgradeHeads (cids: string[]): Promise<Map<string, Dot>> {
+    const heads = new Map<string, Dot>()
+    for (const head of cids) {
+      const bytes = await this.kv.get('e!' + head)
+      let dot: Dot | undefined
+      try {
+        if (bytes !== undefined && cborCID(bytes).toString() === head) {
+          const entry = decodeEntry(bytes)
+          dot = [entry.author, entry.seq]
+        }
+      } catch {}
+      if (dot === undefined) {
+        throw new NamespaceFormatError(`${this.where} was written by a development build of the replica (heads without their dots), ` +
+          `and head entry ${head} is no longer stored (pruned by compaction, or corrupt), so its place in the history cannot be recovered. ` +
+          `Nothing was changed. Move ${this.where} aside and restart the node: it bootstraps the namespace from a peer's snapshot ` +
+          '(paths written only on this node and never synced must then be added again; their content is still in the block store)')
+      }
+      heads.set(head, dot)
+    }
+    const state = await this.collectState()
+    const batch = new Batch(this.kv, this.clockState, heads)
+    for (const prefix of ['t!', 'v!', 'c!']) await batch.txn.clearPrefix(prefix)
+    for (const [path, versions] of state) await batch.tree.load(path, versions)
+    const rewrite = await this.meta<SnapshotMeta>('snapshot') !== undefined
+    if (rewrite) await this.writeSnapshot(batch.txn, state, this.clockState, heads)
+    await this.commit(batch)
+    this.log.info({ heads: heads.size, paths: state.size, snapshot: rewrite }, 'namespace store upgraded: heads with dots')
+    return heads
+  }
+
+  /**
+   * Records of the single-node namespace (keys `<parent>\0<name>`) become
+   * ordinary local writes of this replica — mkdir and put ops that replace
+   * nothing, so a record at a path this replica already holds stays visible
+   * next to it (as a conflict copy, or merged for directories) — and the old
+   * keys go, all in one batch. A directory this replica already shows, and a
+   * file it already shows with the same content, need no op.
+   *
+   * @throws {NamespaceFormatError} for a record that build could not have written (nothing is changed)
+   */
+  private async migrateSingleNode (): Promise<void> {
+    const keys: string[] = []
+    const records: LegacyRecord[] = []
+    for await (const [key, value] of this.kv.iterate({ ...LEGACY_RANGE })) {
+      keys.push(key)
+      records.push(parseLegacyRecord(key, value, this.where))
+    }
+    if (keys.length === 0) return
+    await this.exclusive(async () => {
+      const ops: Op[] = []
+      // key order (`<parent>\0<name>`) puts every directory before what it holds
+      for (const r of records) {
+        const current = await this.visible(r.path)
+        if (r.type === 'dir') {
+          if (current?.type !== 'dir') ops.push({ op: 'mkdir', path: r.path, mode: r.mode, mtime: r.mtime, replaces: [] })
+        } else if (!(current?.type === 'file' && current.conflictOf === undefined && current.cid === r.cid.toString() && current.size === r.size)) {
+          ops.push({ op: 'put', path: r.path, cid: r.cid, size: r.size, mode: r.mode, mtime: r.mtime, replaces: [] })
+        }
+      }
+      await this.commitLocal(ops, txn => { for (const key of keys) txn.del(key) })
+      this.log.info({ records: keys.length, ops: ops.length }, 'namespace store upgraded: single-node records migrated into the replica')
+    })
+  }
+
   // ------------------------------------------------------------- helpers
 
   private async meta<T> (name: string): Promise<T | undefined> {
@@ -826,23 +963,63 @@ function sortedHeads (heads: Map<string, Dot>): string[] {
 
 function toEntry (path: string, v: Visible): Entry {
   const base = { path, name: baseName(path), mode: v.mode, mtime: v.mtime }
-  const entry: Entry = v.type === 'dir'
-    ? { type: 'dir', ...base }
-    : { type: 'file', ...base, cid: v.cid as string, size: v.size ?? 0 }
+  let entry: Entry
+  if (v.type === 'dir') {
+    entry = { type: 'dir', ...base }
+  } else {
+    entry = { type: 'file', ...base, cid: v.cid as string, size: v.size ?? 0 }
+    if (v.pin !== undefined) entry.pin = copyPin(v.pin)
+  }
   if (v.conflictOf !== undefined) entry.conflictOf = v.conflictOf
   return entry
 }
 
+/**
+ * A caller's pin, checked, in wire form (undefined: no pin).
+ *
+ * @throws {InvalidArgumentError} for a policy that is not canonical or a manifest that does not fit
+ */
+function checkPin (pin: FilePin | undefined | null): Pin | undefined {
+  if (pin === undefined || pin === null) return undefined
+  if (typeof pin !== 'object') throw new InvalidArgumentError('a pin is { policy, manifest? }')
+  if (!isPinPolicy(pin.policy)) throw new InvalidArgumentError(`not a durability policy: ${JSON.stringify(pin.policy)} (none, ec:K+M or replicas:N)`)
+  if (pin.manifest === undefined) return { policy: pin.policy }
+  if (!pin.policy.startsWith('ec:') && !(pin.policy.startsWith('replicas:') && pin.policy !== 'replicas:1')) {
+    throw new InvalidArgumentError(`a stripe manifest goes only with a coded policy (ec:K+M or replicas:N, N >= 2), not ${pin.policy}`)
+  }
+  let manifest: CID | undefined
+  try {
+    manifest = CID.parse(String(pin.manifest))
+  } catch {}
+  if (manifest === undefined || manifest.code !== DAG_CBOR || manifest.multihash.code !== 0x12 || manifest.multihash.size !== 32) {
+    throw new InvalidArgumentError(`a stripe manifest is a dag-cbor sha2-256 CID, not ${JSON.stringify(pin.manifest)}`)
+  }
+  return { policy: pin.policy, manifest }
+}
+
+/** A wire pin as stored (manifest CID as a string). */
+function storedPin (pin: Pin): FilePin {
+  return pin.manifest === undefined ? { policy: pin.policy } : { policy: pin.policy, manifest: pin.manifest.toString() }
+}
+
+/** A stored pin in wire form. */
+function wirePin (pin: FilePin): Pin {
+  return pin.manifest === undefined ? { policy: pin.policy } : { policy: pin.policy, manifest: CID.parse(pin.manifest) }
+}
+
 function toSnapshotVersion (v: Version): SnapshotVersion {
-  return v.type === 'file'
-    ? { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: CID.parse(v.cid as string), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
-    : { author: v.author, seq: v.seq, time: v.time, type: 'dir', mode: v.mode, mtime: v.mtime }
+  if (v.type === 'dir') return { author: v.author, seq: v.seq, time: v.time, type: 'dir', mode: v.mode, mtime: v.mtime }
+  const out: SnapshotVersion = { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: CID.parse(v.cid as string), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
+  if (v.pin !== undefined) out.pin = wirePin(v.pin)
+  return out
 }
 
 function fromSnapshotVersion (v: SnapshotVersion): Version {
-  return v.type === 'file'
-    ? { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: (v.cid as CID).toString(), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
-    : { author: v.author, seq: v.seq, time: v.time, type: 'dir', mode: v.mode, mtime: v.mtime }
+  if (v.type === 'dir') return { author: v.author, seq: v.seq, time: v.time, type: 'dir', mode: v.mode, mtime: v.mtime }
+  if (v.cid === undefined) throw new InvalidSnapshotError(`snapshot version [${v.author}, ${v.seq}] is a file without a cid`)
+  const out: Version = { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: v.cid.toString(), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
+  if (v.pin !== undefined) out.pin = storedPin(v.pin)
+  return out
 }
 
 /** The ops of one local write, one per path: removals merge into the creation at the same path. */

@@ -14,6 +14,7 @@ import { baseName, joinPath, parentOf } from './paths.js'
 import { MAX_NAME_BYTES } from './paths.js'
 import type { Txn } from './kv.js'
 import type { Dot } from './clock.js'
+import type { FilePin } from './index.js'
 
 /** A live version of a path: one write that nothing has superseded yet. */
 export interface Version {
@@ -26,6 +27,8 @@ export interface Version {
   size?: number
   mode: number
   mtime: number
+  /** Files only: the durability policy the write carried (absent: none). */
+  pin?: FilePin
 }
 
 /** What is stored per path that has versions. */
@@ -42,6 +45,8 @@ export interface Visible {
   size?: number
   mode: number
   mtime: number
+  /** Files (conflict copies too): the pin of the version shown. */
+  pin?: FilePin
   /** The versions this name stands for (what a write or delete of it supersedes). */
   dots: Dot[]
   /** Directories: number of visible names directly inside. */
@@ -108,7 +113,14 @@ export function conflictPath (path: string, version: Version, withSeq = false): 
 function dotOf (v: Version): Dot { return [v.author, v.seq] }
 
 function fileRecord (v: Version): Visible {
-  return { type: 'file', cid: v.cid, size: v.size, mode: v.mode, mtime: v.mtime, dots: [dotOf(v)] }
+  const record: Visible = { type: 'file', cid: v.cid, size: v.size, mode: v.mode, mtime: v.mtime, dots: [dotOf(v)] }
+  if (v.pin !== undefined) record.pin = copyPin(v.pin)
+  return record
+}
+
+/** A fresh copy of a stored pin (no `manifest` key when it has none). */
+export function copyPin (pin: FilePin): FilePin {
+  return pin.manifest === undefined ? { policy: pin.policy } : { policy: pin.policy, manifest: pin.manifest }
 }
 
 /** Tree maintenance inside one transaction. */

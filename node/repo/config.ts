@@ -29,7 +29,23 @@ export const RepoConfigSchema = z.object({
     memberTimeout: z.number().int().min(1000).default(7 * 24 * 3600 * 1000),
     /** Compact once this many log entries are stable (seen by every member). */
     compactAfter: z.number().int().min(1).default(10_000)
-  }).strict().default({ syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 })
+  }).strict().default({ syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 }),
+  /** Pins, placement and repair. */
+  durability: z.object({
+    /** Failure domain of this node (rack, site…); shards of a stripe are spread over zones. */
+    zone: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1..64 characters of [A-Za-z0-9._-]').optional(),
+    /** Policy of added files of `largeFrom` bytes and more. */
+    largePolicy: z.string().default('ec:4+2'),
+    /** Policy of smaller files. */
+    smallPolicy: z.string().default('replicas:3'),
+    largeFrom: z.number().int().min(0).default(1024 * 1024),
+    /** A holder away this long has its shards rebuilt elsewhere (ms). */
+    grace: z.number().int().min(0).default(10 * 60_000),
+    /** Period of the repair check (ms); 0 = only `shoal repair`. */
+    checkInterval: z.number().int().min(0).default(60_000),
+    /** Repair traffic budget, bytes per second. */
+    repairRate: z.number().int().min(1024).default(32 * 1024 * 1024)
+  }).strict().default({ largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024 })
 }).strict()
 
 /** The repo's configuration. */
@@ -46,7 +62,8 @@ export const DEFAULT_CONFIG: RepoConfig = {
   announce: [],
   bootstrap: [],
   mdns: false,
-  namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 }
+  namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 },
+  durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024 }
 }
 
 /**

@@ -16,6 +16,8 @@ export interface RepoLayout {
   peers: string
   blocks: string
   namespace: string
+  /** What this node holds and placed for durability (LevelDB). */
+  durability: string
   tmp: string
 }
 
@@ -37,6 +39,7 @@ export function repoLayout (root: string): RepoLayout {
     peers: join(root, 'peers.json'),
     blocks: join(root, 'blocks'),
     namespace: join(root, 'namespace'),
+    durability: join(root, 'durability'),
     tmp: join(root, 'tmp')
   }
 }

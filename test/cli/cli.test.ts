@@ -407,7 +407,10 @@ describe('shoal CLI', { concurrency: true }, () => {
       const second = await runShoal(['--repo', repo, 'daemon'], { env: { SHOAL_LOG_LEVEL: 'warn' } })
       assertFails(second, { code: 1, match: /another daemon.*pid/ })
       assert.equal((await readFile(join(repo, 'api'), 'utf8')).trim(), first.api, 'the api file still names the first daemon')
-      assert.equal((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim(), String(first.child.pid))
+      // the lock names the node process, which the CLI process `shoal daemon` relaunched (cli/relaunch.ts)
+      const lockPid = (await readFile(join(repo, 'daemon.lock'), 'utf8')).trim()
+      const parentOfLock = (await readFile(`/proc/${lockPid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]
+      assert.equal(parentOfLock, String(first.child.pid), 'the lock is held by the first daemon\'s node process')
       assertBytesEqual(await shoalOk(repo, ['cat', '/keep/durable.bin']), content, 'the first daemon keeps serving')
 
       assert.deepEqual(await first.stop('SIGTERM'), { code: 0, signal: null }, first.output().stderr)

@@ -16,8 +16,8 @@ import {
   MAX_SYNC_MESSAGE_BYTES, InvalidMessageError,
   decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, decodeSnapshotShard, decodeSyncRequest, decodeSyncResponse,
   encodeEntry, encodeEntryBody, encodeHeadsMessage, encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
-  encodeSyncRequest, encodeSyncResponse,
-  type Dot, type Entry, type HeadsMessage, type Op, type SnapshotRoot, type SnapshotShard, type SnapshotVersion,
+  encodeSyncRequest, encodeSyncResponse, isPinPolicy,
+  type Dot, type Entry, type HeadsMessage, type Op, type Pin, type SnapshotRoot, type SnapshotShard, type SnapshotVersion,
   type SyncRequest, type SyncResponse, type VectorClock
 } from '../../protocol/namespace.js'
 import { InvalidMessageError as BlockExchangeInvalidMessageError } from '../../protocol/block-exchange.js'
@@ -58,6 +58,16 @@ const clockArb = (minKeys: number): fc.Arbitrary<VectorClock> =>
   fc.uniqueArray(fc.tuple(peerArb, fc.integer({ min: 1, max: 1_000_000 })), { minLength: minKeys, maxLength: 4, selector: ([p]) => p })
     .map(pairs => { const c: VectorClock = {}; for (const [p, n] of pairs) c[p] = n; return c })
 
+/** Canonical durability policies (edges included). */
+const policyArb = fc.oneof(
+  fc.constantFrom('none', 'ec:1+1', 'ec:16+8', 'ec:4+2', 'replicas:1', 'replicas:16'),
+  fc.tuple(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 8 })).map(([k, m]) => `ec:${k}+${m}`),
+  fc.integer({ min: 1, max: 16 }).map(n => `replicas:${n}`)
+)
+/** Pins: a manifest only with an `ec:` policy. */
+const pinArb: fc.Arbitrary<Pin> = fc.tuple(policyArb, fc.option(dagCidArb, { nil: undefined }))
+  .map(([policy, manifest]) => policy.startsWith('ec:') && manifest !== undefined ? { policy, manifest } : { policy })
+
 const opSkeletonArb = fc.record({
   kind: fc.constantFrom('put', 'mkdir', 'del'),
   path: pathArb,
@@ -65,6 +75,7 @@ const opSkeletonArb = fc.record({
   size: uintArb,
   mode: modeArb,
   mtime: uintArb,
+  pin: fc.option(pinArb, { nil: undefined }),
   picks: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 3 })
 })
 
@@ -98,7 +109,7 @@ const entryArb: fc.Arbitrary<Entry> = fc.record({
         seen.add(key)
         replaces.push([dotAuthor, dotSeq])
       }
-      if (o.kind === 'put') return { op: 'put', path: o.path, cid: o.cid, size: o.size, mode: o.mode, mtime: o.mtime, replaces }
+      if (o.kind === 'put') return { op: 'put', path: o.path, cid: o.cid, size: o.size, mode: o.mode, mtime: o.mtime, replaces, ...(o.pin !== undefined ? { pin: o.pin } : {}) }
       if (o.kind === 'mkdir') return { op: 'mkdir', path: o.path, mode: o.mode, mtime: o.mtime, replaces }
       return { op: 'del', path: o.path, replaces }
     }),
@@ -114,12 +125,14 @@ const versionArb: fc.Arbitrary<SnapshotVersion> = fc.record({
   cid: fc.option(contentCidArb, { nil: undefined }),
   size: fc.option(uintArb, { nil: undefined }),
   mode: modeArb,
-  mtime: uintArb
-}).map(({ cid, size, ...rest }) => {
+  mtime: uintArb,
+  pin: fc.option(pinArb, { nil: undefined })
+}).map(({ cid, size, pin, ...rest }) => {
   const v: SnapshotVersion = { ...rest }
   if (rest.type === 'file') {
     if (cid !== undefined) v.cid = cid
     if (size !== undefined) v.size = size
+    if (pin !== undefined) v.pin = pin
   }
   return v
 })
@@ -181,6 +194,8 @@ const junkArb: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom<unknown>(
     0, -1, 1, 2 ** 53, 2 ** 60, 1.5, 0o10000, '', '/', '/a/', 'a', '/a//b', '/a/../b', '/a\0b', '__proto__', 'x'.repeat(MAX_PEER_ID_LENGTH + 1),
     'put', 'mkdir', 'del', 'file', 'dir', 'heads', 'pull', 'blocks', 'entries', 'snapshot', 'error',
+    'none', 'ec:4+2', 'ec:16+8', 'replicas:3', 'ec:0+2', 'ec:04+2', 'ec:17+2', 'replicas:0', ' none', 'ec:4+2 ',
+    { policy: 'none' }, { policy: 'ec:4+2' }, { policy: 'replicas:2', manifest: rawCid }, { policy: 'ec:4+2', manifest: null },
     rawCid, sha512Cid, new Uint8Array(0), new Uint8Array(MAX_SIG_BYTES + 1), ['a', 1], ['a', 0], ['a', 1, 2], [], {}
   ),
   fc.constant(bigBytes),
@@ -192,7 +207,7 @@ const junkArb: fc.Arbitrary<unknown> = fc.oneof(
 const mutationArb = fc.oneof(
   fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), pick: fc.nat() }),
   fc.record({ kind: fc.constant('replace' as const), at: fc.nat(), pick: fc.nat(), value: junkArb }),
-  fc.record({ kind: fc.constant('add' as const), at: fc.nat(), key: fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('sig', 'cid', 'size', 'id', 'op', 'v', '__proto__')), value: junkArb }),
+  fc.record({ kind: fc.constant('add' as const), at: fc.nat(), key: fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('sig', 'cid', 'size', 'id', 'op', 'v', '__proto__', 'pin', 'policy', 'manifest')), value: junkArb }),
   fc.record({ kind: fc.constant('wrap' as const), at: fc.nat(), pick: fc.nat() }),
   fc.record({ kind: fc.constant('swap' as const), at: fc.nat(), i: fc.nat(), j: fc.nat() }),
   fc.record({ kind: fc.constant('extend' as const), at: fc.nat(), count: fc.oneof({ weight: 99, arbitrary: fc.integer({ min: 1, max: 10 }) }, { weight: 1, arbitrary: fc.constantFrom(MAX_BLOCKS_WANT + 1, MAX_PARENTS + 1, MAX_BATCH_ENTRIES + 1, MAX_OPS + 1) }) })
@@ -634,6 +649,79 @@ describe('namespace codecs: entries', () => {
     const broken = bytes.slice()
     broken[p + 3] = 0xff
     rejects(() => decodeEntry(broken), /canonical/)
+  })
+})
+
+describe('namespace codecs: pins', () => {
+  const manifest = cidOf(7)
+  const pinned = (pin: unknown): Entry => {
+    const e = baseEntry() as any
+    e.ops[0].pin = pin
+    return e
+  }
+
+  it('the policy grammar: none, ec:K+M, replicas:N, canonical text only', () => {
+    for (const good of ['none', 'ec:1+1', 'ec:4+2', 'ec:10+4', 'ec:16+8', 'ec:16+1', 'replicas:1', 'replicas:3', 'replicas:16']) {
+      assert.equal(isPinPolicy(good), true, good)
+    }
+    for (const bad of [
+      'ec:0+2', 'ec:4+0', 'ec:04+2', 'ec:4+02', 'ec:17+2', 'ec:16+9', 'ec:100+1', 'ec:4+', 'ec:+2', 'ec:4-2', 'ec:4 + 2', 'ec:4+2 ',
+      'replicas:0', 'replicas:17', 'replicas:01', 'replicas:', 'replicas:-1', 'replicas:1.0', ' none', 'none ', 'None', 'NONE', 'EC:4+2',
+      'ec:٤+٢', 'tier:cold', '', 'x'.repeat(100), 5, null, undefined, {}, ['none']
+    ]) {
+      assert.equal(isPinPolicy(bad), false, JSON.stringify(bad))
+    }
+  })
+
+  it('a put with a pin round-trips; an entry without one decodes as before, with no pin key', () => {
+    for (const pin of [{ policy: 'none' }, { policy: 'replicas:3' }, { policy: 'ec:4+2' }, { policy: 'ec:16+8', manifest }]) {
+      const entry = pinned(pin)
+      const bytes = encodeEntry(entry)
+      assert.deepStrictEqual(decodeEntry(bytes), entry)
+      assert.deepStrictEqual((dagCbor.decode(bytes) as any).ops[0].pin, pin)
+    }
+    const plain = encodeEntry(baseEntry())
+    const decoded = decodeEntry(plain)
+    assert.equal(Object.hasOwn(decoded.ops[0], 'pin'), false)
+    assert.deepStrictEqual(decoded, baseEntry())
+    // an absent pin or manifest may be given as undefined; it is not encoded
+    assertSameBytes(encodeEntry(pinned(undefined)), plain)
+    assertSameBytes(encodeEntry(pinned({ policy: 'ec:4+2', manifest: undefined })), encodeEntry(pinned({ policy: 'ec:4+2' })))
+  })
+
+  it('rejects bad policies and manifests with InvalidMessageError', () => {
+    for (const policy of ['ec:0+2', 'ec:4+0', 'ec:04+2', 'ec:17+2', 'ec:16+9', 'replicas:0', 'replicas:17', 'replicas:01', ' none', 'none ', 'NONE', '', 'ec:4+2\n']) {
+      entryRejects(e => { e.ops[0].pin = { policy } }, /not a canonical durability policy/)
+    }
+    entryRejects(e => { e.ops[0].pin = { policy: 'x'.repeat(33) } }, /longer/)
+    entryRejects(e => { e.ops[0].pin = { policy: 7 } }, /not a string/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'replicas:1', manifest } }, /manifest but policy/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', manifest } }, /manifest but policy/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'ec:4+2', manifest: cidOf(7, 0x55) } }, /codec/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'ec:4+2', manifest: cidOf(7, 0x70) } }, /codec/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'ec:4+2', manifest: sha512Cid } }, /sha2-256/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'ec:4+2', manifest: manifest.toString() } }, /not a CID/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'ec:4+2', manifest: null } }, /not a CID/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'ec:4+2', extra: 1 } }, /unexpected field/)
+    entryRejects(e => { e.ops[0].pin = { manifest } }, /lacks field policy/)
+    entryRejects(e => { e.ops[0].pin = 'ec:4+2' }, /not a map/)
+    entryRejects(e => { e.ops[0].pin = null }, /not a map/)
+    entryRejects(e => { e.ops[0].pin = [{ policy: 'none' }] }, /not a map/)
+    // only a put carries a pin
+    entryRejects(e => { e.ops[1].pin = { policy: 'none' } }, /unexpected field/)
+    entryRejects(e => { e.ops[2].pin = { policy: 'none' } }, /unexpected field/)
+  })
+
+  it('snapshot file versions carry pins; directory versions never do', () => {
+    const shard = baseShard()
+    ;(shard.paths[1][1][0] as SnapshotVersion).pin = { policy: 'ec:4+2', manifest }
+    ;(shard.paths[1][1][1] as SnapshotVersion).pin = { policy: 'replicas:2' }
+    assert.deepStrictEqual(decodeSnapshotShard(encodeSnapshotShard(shard)), shard)
+    shardRejects(s => { s.paths[0][1][0].pin = { policy: 'none' } }, /dir version/)
+    shardRejects(s => { s.paths[1][1][0].pin = { policy: 'ec:04+2' } }, /durability policy/)
+    shardRejects(s => { s.paths[1][1][0].pin = { policy: 'none', manifest } }, /manifest but policy/)
+    shardRejects(s => { s.paths[1][1][0].pin = { policy: 'ec:4+2', manifest: rawCid } }, /codec/)
+    shardRejects(s => { s.paths[1][1][0].pin = null }, /not a map/)
   })
 })
 

@@ -5,77 +5,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
-import { pino } from 'pino'
-import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Entry } from '../../../node/namespace/index.js'
-import { sha256 } from '../../../node/blocks/verify.js'
 import { decodeEntry, encodeEntry, encodeEntryBody } from '../../../protocol/namespace.js'
-
-const silent = pino({ level: 'silent' })
-
-interface Sim { now: number }
-
-async function replica (sim: Sim, options: ConstructorParameters<typeof Replica>[1] = {}): Promise<Replica> {
-  const r = new Replica({
-    kv: new MemoryKV(),
-    signer: signerFromKey(await generateKeyPair('Ed25519')),
-    verifier: peerIdVerifier(),
-    clock: { now: () => sim.now },
-    logger: silent
-  }, options)
-  await r.open()
-  return r
-}
-
-function cidOf (text: string): string {
-  return CID.createV1(0x55, Digest.create(0x12, sha256(new TextEncoder().encode(text)))).toString()
-}
-
-function file (text: string, mtime = 1_000): { cid: string, size: number, mode: number, mtime: number } {
-  return { cid: cidOf(text), size: text.length, mode: 0o644, mtime }
-}
-
-/** Pull everything `from` has into `to`, page by page (snapshots included). */
-async function pullInto (to: Replica, from: Replica, limit = 1000): Promise<void> {
-  for (let i = 0; i < 10_000; i++) {
-    const answer = await from.pull(to.state().clock, limit)
-    if (answer.type === 'snapshot') {
-      await to.loadSnapshot(answer.root, async cids => await from.blocks(cids))
-      continue
-    }
-    await to.receive(answer.entries)
-    if (!answer.more) return
-  }
-  throw new Error('pull did not finish')
-}
-
-async function syncAll (replicas: Replica[]): Promise<void> {
-  for (let round = 0; round < 2; round++) {
-    for (const a of replicas) for (const b of replicas) if (a !== b) await pullInto(a, b)
-  }
-}
-
-async function tree (r: Replica): Promise<string[]> {
-  const out: string[] = []
-  for await (const e of r.walk('/')) out.push(describeEntry(e))
-  return out
-}
-
-function describeEntry (e: Entry): string {
-  return e.type === 'dir' ? `${e.path}/` : `${e.path} ${e.cid.slice(-6)}${e.conflictOf !== undefined ? ` (conflict of ${e.conflictOf})` : ''}`
-}
-
-async function converged (replicas: Replica[]): Promise<string[]> {
-  const first = await tree(replicas[0])
-  for (const r of replicas.slice(1)) {
-    assert.deepEqual(await tree(r), first)
-    assert.deepEqual(r.state().clock, replicas[0].state().clock)
-    assert.deepEqual(r.state().heads.map(String), replicas[0].state().heads.map(String))
-  }
-  return first
-}
+import { cidOf, converged, file, pullInto, replica, syncAll, tree } from './helpers.js'
 
 describe('namespace CRDT semantics', () => {
   it('a write on one replica reaches another, with clock and heads', async () => {

@@ -1,0 +1,86 @@
+/**
+ * `shoal pin add|rm|ls|status`, `shoal repair`, `shoal gc`.
+ *
+ * @module
+ */
+import { parsePolicy } from '../../protocol/durability.js'
+import { ApiClient } from '../client.js'
+import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
+import type { PinInfo } from '../../node/files/index.js'
+import type { PinStatus, RepairReport } from '../../node/durability/index.js'
+import type { GcResult } from '../../node/durability/gc.js'
+
+/** `shoal pin add PATH|CID [--policy P]`. */
+export async function pinAddCommand (g: GlobalOptions, target: string, opts: { policy?: string }): Promise<void> {
+  if (opts.policy !== undefined) parsePolicy(opts.policy)
+  const client = await ApiClient.connect(g.repo)
+  const pin = await client.json<PinInfo>('POST', '/api/v0/pin/add', { arg: target, policy: opts.policy })
+  if (g.json) printJson(pin)
+  else printLines(`pinned ${pin.path} ${pin.policy}${pin.manifest !== undefined ? ` (manifest ${pin.manifest})` : ''}`)
+}
+
+/** `shoal pin rm PATH|CID`. */
+export async function pinRmCommand (g: GlobalOptions, target: string): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  await client.json('POST', '/api/v0/pin/rm', { arg: target })
+  if (g.json) printJson({ unpinned: target })
+  else printLines(`unpinned ${target}`)
+}
+
+/** `shoal pin ls`. */
+export async function pinLsCommand (g: GlobalOptions): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const pins = await client.json<PinInfo[]>('GET', '/api/v0/pin/ls')
+  if (g.json) printJson(pins)
+  else printLines(...pins.map(p => `${p.path}\t${p.policy}\t${p.cid}\t${formatBytes(p.size)}`))
+}
+
+/** `shoal pin status PATH|CID`: one line per stripe that is not healthy, and a summary. */
+export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean }): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const status = await client.json<PinStatus & { path: string }>('GET', '/api/v0/pin/status', { arg: target })
+  if (g.json) { printJson(status); return }
+  const lines = [`${status.path}\t${status.policy}\t${status.root}`]
+  if (status.manifest !== undefined) {
+    const { healthy, degraded, lost } = status.summary
+    lines.push(`stripes: ${healthy} healthy, ${degraded} degraded, ${lost} lost (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
+    for (const s of status.stripes) {
+      if (s.health === 'healthy' && opts.all !== true) continue
+      const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
+      lines.push(`stripe ${s.index}\t${s.health}\t${s.live}/${s.shards.length}\t${shards.join(' ')}${s.why !== undefined ? `\t(${s.why})` : ''}`)
+    }
+  } else {
+    lines.push('not striped: kept where its blocks are')
+  }
+  printLines(...lines)
+}
+
+/** `shoal repair [--wait]`. */
+export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean }): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  if (opts.wait !== true) {
+    await client.json('POST', '/api/v0/repair', {})
+    if (g.json) printJson({ started: true })
+    else printLines('repair pass started')
+    return
+  }
+  const r = await client.json<RepairReport>('POST', '/api/v0/repair', { wait: 'true' })
+  if (g.json) { printJson(r); return }
+  printLines(
+    `${r.manifests} pinned files, ${r.stripes} stripes: ${r.healthy} healthy, ${r.degraded} degraded, ${r.lost} lost; ${r.waiting} shards within the grace period`,
+    `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,
+    ...r.errors.map(e => `error: ${e}`)
+  )
+}
+
+/** `shoal gc`. */
+export async function gcCommand (g: GlobalOptions): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const r = await client.json<GcResult>('POST', '/api/v0/gc', {})
+  if (g.json) printJson(r)
+  else printLines(`removed ${r.removed} blocks, kept ${r.marked} (+${r.keptNew} written meanwhile); forgot ${r.forgotten} manifests`)
+}
+
+function short (peer: string): string {
+  return peer.length > 12 ? `…${peer.slice(-8)}` : peer
+}

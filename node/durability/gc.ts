@@ -1,0 +1,203 @@
+/**
+ * Garbage collection of the block store: mark what this node must keep,
+ * sweep the rest. Safe under concurrent writes:
+ *
+ * - writers (imports, encodes) hold the GC lock shared for their whole
+ *   write, up to the namespace commit; a collection takes it exclusively
+ *   only to start watching puts, so it waits for writes in flight and every
+ *   later write is seen;
+ * - every block put while the collection runs (new writes, fetched blocks,
+ *   shards peers push) is kept; the next collection decides about them.
+ *
+ * What is kept (the marks):
+ * - every block of a visible file (conflict copies included) without a
+ *   coded pin (`none`, `replicas:1`, no pin), as far as it is held here;
+ * - of a file with a coded pin: its manifest, its skeleton (non-leaf DAG
+ *   nodes), the shards this node holds for it, and, on the node that
+ *   encoded it, everything until placement is confirmed;
+ * - shards held for a manifest no visible file refers to, for the grace
+ *   period (its pin may still be arriving through the namespace).
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
+import { decodeManifestPage, decodeManifestRoot, type ManifestRoot } from '../../protocol/durability.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { Holdings } from './holdings.js'
+import type { Entry } from '../namespace/index.js'
+import type { Logger } from '../logger.js'
+
+/** A shared/exclusive lock: many writers, or one collection starting. */
+export class GcLock {
+  private writers = 0
+  private collecting?: Promise<void>
+  private drained?: () => void
+
+  /** Run `fn` as a writer: it waits while a collection is starting. */
+  async shared<T> (fn: () => Promise<T>): Promise<T> {
+    while (this.collecting !== undefined) await this.collecting
+    this.writers++
+    try {
+      return await fn()
+    } finally {
+      this.writers--
+      if (this.writers === 0) this.drained?.()
+    }
+  }
+
+  /** Run `fn` with no writer in flight; new writers wait until it returns. */
+  async exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    while (this.collecting !== undefined) await this.collecting
+    let release!: () => void
+    this.collecting = new Promise<void>(resolve => { release = resolve })
+    try {
+      if (this.writers > 0) await new Promise<void>(resolve => { this.drained = resolve })
+      this.drained = undefined
+      return await fn()
+    } finally {
+      this.collecting = undefined
+      release()
+    }
+  }
+}
+
+/** What a collection needs. */
+export interface GcComponents {
+  blockstore: BlockStore
+  holdings: Holdings
+  /** Every visible file now. */
+  files: () => AsyncIterable<Entry>
+  lock: GcLock
+  logger: Logger
+}
+
+/** What a collection did. */
+export interface GcResult {
+  /** Blocks kept by the marks. */
+  marked: number
+  /** Blocks removed. */
+  removed: number
+  /** Blocks put while it ran (kept). */
+  keptNew: number
+  /** Manifests forgotten (no file refers to them any more). */
+  forgotten: number
+}
+
+/** A local getter that never asks the network (absent blocks end a branch). */
+function localGetter (blockstore: BlockStore): { getBytes: (cid: CID) => Promise<Uint8Array> } {
+  return { getBytes: async (cid: CID) => await blockstore.getBytes(cid) }
+}
+
+/** Run one collection. `graceMs`: how long orphaned holdings are kept. */
+export async function collectGarbage (components: GcComponents, graceMs: number, signal?: AbortSignal): Promise<GcResult> {
+  const { blockstore, holdings, lock, logger } = components
+  const watch = await lock.exclusive(async () => blockstore.watchPuts())
+  try {
+    const marks = new Set<string>()
+    const mark = (cid: CID): void => { marks.add(keyOf(cid)) }
+    const local = localGetter(blockstore)
+    const live = new Set<string>()
+    for await (const entry of components.files()) {
+      if (signal?.aborted === true) throw new Error('garbage collection aborted')
+      if (entry.type !== 'file') continue
+      const root = CID.parse(entry.cid)
+      const manifest = entry.pin?.manifest
+      if (manifest === undefined) {
+        await markDag(local, root, mark)
+        continue
+      }
+      live.add(manifest)
+      mark(CID.parse(manifest))
+      await markSkeletonAndManifest(local, root, CID.parse(manifest), mark)
+    }
+    let forgotten = 0
+    const now = Date.now()
+    const records: Array<[string, Awaited<ReturnType<Holdings['manifest']>>]> = []
+    for await (const entry of holdings.manifests()) records.push(entry)
+    for (const [manifest, record] of records) {
+      if (record === undefined) continue
+      const referenced = live.has(manifest)
+      if (!referenced && now - record.since > graceMs) {
+        await holdings.forget(manifest)
+        forgotten++
+        continue
+      }
+      mark(CID.parse(manifest))
+      const unplaced = record.role === 'origin' && record.placed === undefined
+      // not placed yet: the encoder keeps everything
+      if (unplaced) await markDag(local, CID.parse(record.root), mark)
+      await markSkeletonAndManifest(local, CID.parse(record.root), CID.parse(manifest), mark, unplaced)
+      for await (const held of holdings.held(manifest)) marks.add(keyOf(CID.parse(held.cid)))
+    }
+    let removed = 0
+    let keptNew = 0
+    const doomed: CID[] = []
+    for await (const cid of blockstore.cids()) {
+      const key = keyOf(cid)
+      if (marks.has(key)) continue
+      if (watch.seen(cid)) { keptNew++; continue }
+      doomed.push(cid)
+    }
+    for (const cid of doomed) {
+      // a block put after the scan saw it is kept too
+      if (watch.seen(cid)) { keptNew++; continue }
+      await blockstore.delete(cid)
+      removed++
+    }
+    await blockstore.commit()
+    logger.info({ marked: marks.size, removed, keptNew, forgotten }, 'garbage collected')
+    return { marked: marks.size, removed, keptNew, forgotten }
+  } finally {
+    watch.stop()
+  }
+}
+
+type LocalGetter = { getBytes: (cid: CID) => Promise<Uint8Array> }
+
+/** The block if held here, else undefined (never the network). */
+async function tryGet (local: LocalGetter, cid: CID): Promise<Uint8Array | undefined> {
+  try { return await local.getBytes(cid) } catch { return undefined }
+}
+
+/**
+ * Mark the DAG under `root`: every dag-pb node held here and every link of
+ * it, held or not (raw leaves are marked without being read). A missing node
+ * ends only its own branch.
+ */
+async function markDag (local: LocalGetter, root: CID, mark: (cid: CID) => void, leaves = true): Promise<void> {
+  const stack: CID[] = [root]
+  while (stack.length > 0) {
+    const cid = stack.pop() as CID
+    if (cid.code !== dagPb.code) { if (leaves) mark(cid); continue }
+    mark(cid)
+    const bytes = await tryGet(local, cid)
+    if (bytes === undefined) continue
+    let node: dagPb.PBNode
+    try { node = dagPb.decode(bytes) } catch { continue }
+    for (const link of node.Links) stack.push(link.Hash)
+  }
+}
+
+/** Mark the skeleton of `root` (not its leaves) and the manifest's blocks; `parity` marks parity shards too. */
+async function markSkeletonAndManifest (local: LocalGetter, root: CID, manifest: CID, mark: (cid: CID) => void, parity = false): Promise<void> {
+  await markDag(local, root, mark, false)
+  mark(manifest)
+  const bytes = await tryGet(local, manifest)
+  if (bytes === undefined) return
+  let mroot: ManifestRoot
+  try { mroot = decodeManifestRoot(bytes) } catch { return }
+  for (const page of mroot.pages) {
+    mark(page)
+    if (!parity) continue
+    const pageBytes = await tryGet(local, page)
+    if (pageBytes === undefined) continue
+    try {
+      for (const stripe of decodeManifestPage(pageBytes, mroot.k, mroot.m).stripes) for (const p of stripe.parity) mark(p)
+    } catch {}
+  }
+}
+
+function keyOf (cid: CID): string {
+  return Buffer.from(cid.multihash.bytes).toString('base64')
+}

@@ -1,0 +1,141 @@
+/**
+ * What this node keeps for durability, in its own LevelDB (`<repo>/durability`):
+ * the manifests it placed or holds shards of, the shards it holds, and the
+ * placement decisions it made (so `pin status` can say why a shard is where
+ * it is). Garbage collection reads it to know which blocks to keep.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { decodeJSON, encodeJSON, type KV, type KVOp } from '../namespace/kv.js'
+import type { ShardRef } from '../../protocol/shards.js'
+
+/** A manifest this node knows as placer or holder. */
+export interface ManifestRecord {
+  /** The file's UnixFS root. */
+  root: string
+  k: number
+  m: number
+  /** 'origin': this node encoded it and places it; 'holder': a peer placed shards here. */
+  role: 'origin' | 'holder'
+  /** When every shard was confirmed on its holder (origin only). */
+  placed?: number
+  /** First seen, ms. */
+  since: number
+}
+
+/** One shard held here. */
+export interface HeldShard {
+  stripe: number
+  shard: number
+  /** The shard block's CID. */
+  cid: string
+  /** When it was recorded, ms. */
+  since: number
+}
+
+/** A placement decision for one stripe. */
+export interface PlacementRecord {
+  stripe: number
+  /** Shard index → peer id. */
+  holders: string[]
+  /** One line: why these peers (e.g. "6 closest of 7 live peers, 3 zones"). */
+  why: string
+  time: number
+}
+
+const MANIFEST = 'm!'
+const SHARD = 'h!'
+const PLACEMENT = 'p!'
+
+/** Fixed-width stripe and shard numbers, so keys sort numerically. */
+function shardKey (manifest: string, stripe: number, shard: number): string {
+  return `${SHARD}${manifest}!${stripe.toString(16).padStart(8, '0')}!${shard.toString(16).padStart(2, '0')}`
+}
+
+function placementKey (manifest: string, stripe: number): string {
+  return `${PLACEMENT}${manifest}!${stripe.toString(16).padStart(8, '0')}`
+}
+
+/** The durability store over a {@link KV}. */
+export class Holdings {
+  constructor (private readonly kv: KV) {}
+
+  async open (): Promise<void> { await this.kv.open() }
+  async close (): Promise<void> { await this.kv.close() }
+
+  /** The record of `manifest`, if known. */
+  async manifest (manifest: CID | string): Promise<ManifestRecord | undefined> {
+    const bytes = await this.kv.get(MANIFEST + manifest.toString())
+    return bytes === undefined ? undefined : decodeJSON<ManifestRecord>(bytes)
+  }
+
+  /** Create or update a manifest record (an origin record is never turned into a holder one). */
+  async noteManifest (manifest: CID | string, record: ManifestRecord): Promise<void> {
+    const existing = await this.manifest(manifest)
+    const next: ManifestRecord = existing === undefined
+      ? record
+      : { ...existing, role: existing.role === 'origin' ? 'origin' : record.role, placed: record.placed ?? existing.placed }
+    await this.kv.batch([{ type: 'put', key: MANIFEST + manifest.toString(), value: encodeJSON(next) }], true)
+  }
+
+  /** Every manifest record. */
+  async * manifests (): AsyncGenerator<[string, ManifestRecord]> {
+    for await (const [key, value] of this.kv.iterate({ gte: MANIFEST, lt: MANIFEST + '\xff' })) {
+      yield [key.slice(MANIFEST.length), decodeJSON<ManifestRecord>(value)]
+    }
+  }
+
+  /** Record shards as held here (one synced batch). */
+  async hold (manifest: CID | string, shards: Array<{ ref: ShardRef, cid: CID }>, now: number): Promise<void> {
+    const m = manifest.toString()
+    const ops: KVOp[] = shards.map(({ ref, cid }) => ({
+      type: 'put',
+      key: shardKey(m, ref[0], ref[1]),
+      value: encodeJSON({ stripe: ref[0], shard: ref[1], cid: cid.toString(), since: now } satisfies HeldShard)
+    }))
+    if (ops.length > 0) await this.kv.batch(ops, true)
+  }
+
+  /** Shards of `manifest` held here, in stripes [from, from + count). */
+  async * held (manifest: CID | string, from = 0, count = Number.MAX_SAFE_INTEGER): AsyncGenerator<HeldShard> {
+    const m = manifest.toString()
+    const end = Math.min(from + count, 2 ** 32)
+    const lt = end >= 2 ** 32 ? `${SHARD}${m}!\xff` : shardKey(m, end, 0)
+    for await (const [, value] of this.kv.iterate({ gte: shardKey(m, from, 0), lt })) {
+      yield decodeJSON<HeldShard>(value)
+    }
+  }
+
+  /** Forget everything about `manifest` (its blocks become garbage). */
+  async forget (manifest: CID | string): Promise<void> {
+    const m = manifest.toString()
+    const ops: KVOp[] = [{ type: 'del', key: MANIFEST + m }]
+    for await (const [key] of this.kv.iterate({ gte: `${SHARD}${m}!`, lt: `${SHARD}${m}!\xff` })) ops.push({ type: 'del', key })
+    for await (const [key] of this.kv.iterate({ gte: `${PLACEMENT}${m}!`, lt: `${PLACEMENT}${m}!\xff` })) ops.push({ type: 'del', key })
+    await this.kv.batch(ops, true)
+  }
+
+  /** Drop one held shard (e.g. found corrupt). */
+  async release (manifest: CID | string, stripe: number, shard: number): Promise<void> {
+    await this.kv.batch([{ type: 'del', key: shardKey(manifest.toString(), stripe, shard) }], true)
+  }
+
+  /** Record placement decisions. */
+  async notePlacements (manifest: CID | string, records: PlacementRecord[]): Promise<void> {
+    const m = manifest.toString()
+    if (records.length === 0) return
+    await this.kv.batch(records.map(r => ({ type: 'put', key: placementKey(m, r.stripe), value: encodeJSON(r) })), false)
+  }
+
+  /** The placement decision of one stripe, if this node made one. */
+  async placement (manifest: CID | string, stripe: number): Promise<PlacementRecord | undefined> {
+    const bytes = await this.kv.get(placementKey(manifest.toString(), stripe))
+    return bytes === undefined ? undefined : decodeJSON<PlacementRecord>(bytes)
+  }
+}
+
+/** Parse a CID string stored by this module. */
+export function storedCID (text: string): CID {
+  return CID.parse(text)
+}

@@ -1,0 +1,49 @@
+/**
+ * Durability: pinned files are Reed-Solomon coded into stripes whose shards
+ * live on the peers closest to each stripe key, read back healthy or
+ * degraded, repaired after a grace period, and garbage-collected safely.
+ * See docs/durability.md.
+ *
+ * @module
+ */
+import { LevelKV } from '../namespace/kv.js'
+import { Holdings } from './holdings.js'
+import { Libp2pShardsNetwork } from './network.js'
+import { DurabilityService, type DurabilityInit } from './service.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { BlockExchange } from '../exchange/index.js'
+import type { Logger } from '../logger.js'
+import type { Entry } from '../namespace/index.js'
+import type { ShoalLibp2p } from '../net/host.js'
+
+export { DurabilityService, codingOf } from './service.js'
+export type { DurabilityComponents, DurabilityInit, DurabilityStats, FilePin, PinStatus, PlaceResult, RepairReport, ShardStatus, StripeStatus } from './service.js'
+export { Holdings } from './holdings.js'
+export { GcLock, collectGarbage, type GcResult } from './gc.js'
+export { stripedGetter } from './reader.js'
+
+/** What {@link createDurability} needs. */
+export interface CreateDurabilityInit extends DurabilityInit {
+  /** Folder of the holdings LevelDB. */
+  path: string
+  libp2p: ShoalLibp2p
+  blockstore: BlockStore
+  exchange: BlockExchange
+  files: () => AsyncIterable<Entry>
+  logger: Logger
+}
+
+/** The durability service of a daemon, over libp2p and a LevelDB holdings store. */
+export function createDurability (init: CreateDurabilityInit): { service: DurabilityService, holdings: Holdings } {
+  const holdings = new Holdings(new LevelKV(init.path))
+  const network = new Libp2pShardsNetwork({ libp2p: init.libp2p, logger: init.logger })
+  const service = new DurabilityService({
+    blockstore: init.blockstore,
+    exchange: init.exchange,
+    network,
+    holdings,
+    files: init.files,
+    logger: init.logger
+  }, init)
+  return { service, holdings }
+}

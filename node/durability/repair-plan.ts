@@ -1,0 +1,269 @@
+/**
+ * Repair decisions for one stripe: pure functions of the stripe's holders,
+ * the peers' liveness and the time, so every node reaches the same
+ * decision and the simulator can run them on a virtual clock.
+ *
+ * - A shard whose holder has been down for less than the grace period is
+ *   *waiting*: nothing happens (a restart costs no repair).
+ * - A shard whose holder has been down for the grace period or longer is
+ *   *due*: it is rebuilt from k live shards (data shards first: a systematic
+ *   code then needs no decoding when they are all there) onto a new holder.
+ * - New holders: live peers in the placement preference order
+ *   ({@link preferenceOrder}: XOR-closest candidates, rendezvous-ordered)
+ *   that hold no shard of the stripe, honouring the zone cap against the
+ *   holders that stay (live and waiting ones, and targets of repairs in
+ *   progress). Repair never puts a second shard of a stripe on one peer: a
+ *   due shard with no such peer stays unplaced until a peer joins.
+ * - Exactly one peer acts per stripe: the {@link repairCoordinator}, the
+ *   live holder closest to the stripe key.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../errors.js'
+import {
+  assertStripeKey, candidateCount, compareDistance, peerKadKey, pickSpread, preferenceOrder, zoneOf,
+  type PlacementPeer
+} from './placement.js'
+
+export type { PlacementPeer }
+
+/** One shard of a stripe and the peer that holds it. */
+export interface ShardState {
+  index: number
+  /** Peer id. */
+  holder: string
+}
+
+/** What a node knows of a peer's reachability. */
+export interface PeerLiveness {
+  /** ms timestamp since which the peer is unreachable; absent = alive. */
+  downSince?: number
+}
+
+/** A repair already under way (announced by its coordinator). */
+export interface PendingRepair {
+  /** Shard index being rebuilt. */
+  index: number
+  /** Peer receiving it. */
+  to: string
+}
+
+/** Everything {@link planRepair} decides from. */
+export interface RepairPlanInput {
+  /** The stripe key (32 bytes). */
+  key: Uint8Array
+  k: number
+  m: number
+  /** index → current holder (k+m entries). */
+  holders: string[]
+  liveness: (peer: string) => PeerLiveness
+  /** Every known peer, down ones included. */
+  peers: PlacementPeer[]
+  /** Current time (ms). */
+  now: number
+  /** How long a holder may be down before its shards are rebuilt elsewhere (ms). */
+  graceMs: number
+  /** Repairs in progress: not planned again; their targets count as holders. @default [] */
+  pending?: PendingRepair[]
+  /** Candidate set size of the placement order. @default CANDIDATE_FACTOR × (k+m) */
+  candidates?: number
+}
+
+/** Rebuild shard `index` (held by `from`, gone) onto `to`. */
+export interface RepairAction {
+  index: number
+  /** Old holder. */
+  from: string
+  /** New holder. */
+  to: string
+  /** The k shard indexes to rebuild from, live data shards first. */
+  sources: number[]
+}
+
+/** healthy: all k+m holders alive; degraded: ≥ k alive; lost: < k alive. */
+export type StripeHealth = 'healthy' | 'degraded' | 'lost'
+
+/** What {@link planRepair} decided. */
+export interface RepairPlan {
+  health: StripeHealth
+  /** Repairs to start now. */
+  actions: RepairAction[]
+  /** Shards whose holder is down but still within the grace period. */
+  waiting: number
+  /** Shards whose holder is alive. */
+  live: number
+  /** Due shards that got no action: no eligible peer, or fewer than k live shards. */
+  unplaced: number
+}
+
+/** Health from the number of live shards. */
+export function stripeHealth (live: number, k: number, m: number): StripeHealth {
+  if (live >= k + m) return 'healthy'
+  return live >= k ? 'degraded' : 'lost'
+}
+
+function assertShape (input: RepairPlanInput): void {
+  assertStripeKey(input.key)
+  const { k, m, holders, graceMs } = input
+  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`k must be a positive integer, got ${k}`)
+  if (!Number.isInteger(m) || m < 0) throw new InvalidArgumentError(`m must be a non-negative integer, got ${m}`)
+  if (holders.length !== k + m) throw new InvalidArgumentError(`a ${k}+${m} stripe has ${k + m} holders, got ${holders.length}`)
+  if (!(graceMs >= 0)) throw new InvalidArgumentError(`graceMs must be ≥ 0, got ${graceMs}`)
+}
+
+/** True when `peer` is alive according to `liveness`. */
+function alive (liveness: RepairPlanInput['liveness'], peer: string): boolean {
+  return liveness(peer).downSince === undefined
+}
+
+/** Shards by state: live, waiting (down within grace) and due (down past grace), pending excluded from due. */
+function classify (input: RepairPlanInput): { live: number[], waiting: ShardState[], due: ShardState[] } {
+  const pending = new Set((input.pending ?? []).map(p => p.index))
+  const out = { live: [] as number[], waiting: [] as ShardState[], due: [] as ShardState[] }
+  input.holders.forEach((holder, index) => {
+    const since = input.liveness(holder).downSince
+    if (since === undefined) out.live.push(index)
+    else if (pending.has(index)) return
+    else if (input.now - since < input.graceMs) out.waiting.push({ index, holder })
+    else out.due.push({ index, holder })
+  })
+  return out
+}
+
+/**
+ * The k shard indexes to rebuild from: live data shards (index < k) first,
+ * then live parity shards, in index order; undefined when fewer than k are live.
+ */
+export function repairSources (k: number, liveIndexes: number[]): number[] | undefined {
+  if (liveIndexes.length < k) return undefined
+  const sorted = [...liveIndexes].sort((a, b) => a - b)
+  return sorted.slice(0, k)
+}
+
+/**
+ * Decide what to do for one stripe now. Pure: the same input gives the same
+ * plan on every node.
+ *
+ * @throws InvalidArgumentError on a malformed input (key, k, m, holder count)
+ */
+export function planRepair (input: RepairPlanInput): RepairPlan {
+  assertShape(input)
+  const { k, m } = input
+  const { live, waiting, due } = classify(input)
+  const health = stripeHealth(live.length, k, m)
+  const plan: RepairPlan = { health, actions: [], waiting: waiting.length, live: live.length, unplaced: 0 }
+  if (due.length === 0) return plan
+  const sources = repairSources(k, live)
+  if (sources === undefined) {
+    plan.unplaced = due.length
+    return plan
+  }
+  const targets = chooseTargets(input, due, waiting)
+  due.forEach((shard, i) => {
+    const to = targets[i]
+    if (to === undefined) plan.unplaced++
+    else plan.actions.push({ index: shard.index, from: shard.holder, to, sources: [...sources] })
+  })
+  return plan
+}
+
+/**
+ * New holders for the due shards, in order: live non-holders in placement
+ * preference order, zone cap (m, at least 1) counted against the holders
+ * that stay. Shorter than `due` when too few peers are eligible.
+ */
+function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: ShardState[]): string[] {
+  const { key, k, m, holders, peers, liveness } = input
+  const pending = input.pending ?? []
+  const dueIndexes = new Set(due.map(s => s.index))
+  const taken = new Set([...holders, ...pending.map(p => p.to)])
+  const byId = new Map(peers.map(p => [p.id, p]))
+  const zoneCounts = new Map<string, number>()
+  const staying = [
+    ...holders.filter((h, i) => !dueIndexes.has(i) && (alive(liveness, h) || waiting.some(w => w.index === i))),
+    ...pending.map(p => p.to)
+  ]
+  for (const id of staying) {
+    const zone = zoneOf(byId.get(id) ?? { id })
+    zoneCounts.set(zone, (zoneCounts.get(zone) ?? 0) + 1)
+  }
+  const livePeers = uniqueById(peers).filter(p => alive(liveness, p.id))
+  const order = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates }))
+    .filter(p => !taken.has(p.id))
+  return pickSpread(order, due.length, Math.max(1, m), zoneCounts).map(p => p.id)
+}
+
+function uniqueById (peers: PlacementPeer[]): PlacementPeer[] {
+  const seen = new Set<string>()
+  return peers.filter(p => {
+    if (seen.has(p.id)) return false
+    seen.add(p.id)
+    return true
+  })
+}
+
+/**
+ * The peer that coordinates repair of a stripe: the live holder whose kad
+ * key is closest to the stripe key. Every node computes the same answer
+ * from the same liveness view, so one peer acts and the others stay quiet.
+ * Undefined when no holder is alive.
+ */
+export function repairCoordinator (key: Uint8Array, holders: string[], isAlive: (p: string) => boolean): string | undefined {
+  assertStripeKey(key)
+  let best: string | undefined
+  let bestKad: Uint8Array | undefined
+  for (const holder of new Set(holders)) {
+    if (!isAlive(holder)) continue
+    const kad = peerKadKey(holder)
+    if (bestKad === undefined || compareDistance(key, kad, bestKad) < 0) {
+      best = holder
+      bestKad = kad
+    }
+  }
+  return best
+}
+
+/**
+ * A token bucket over bytes with an injected clock. Reservations may run
+ * into debt: a caller takes its bytes now and waits the returned delay
+ * before sending, and later callers wait behind it.
+ */
+export class RateLimiter {
+  private tokens: number
+  private last: number | undefined
+
+  /**
+   * @param bytesPerSecond sustained rate (> 0)
+   * @param burstBytes bucket size: bytes that may go out at once after a quiet spell (≥ 0)
+   * @throws InvalidArgumentError on a non-positive rate or negative burst
+   */
+  constructor (readonly bytesPerSecond: number, readonly burstBytes: number) {
+    if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) throw new InvalidArgumentError(`bytesPerSecond must be > 0, got ${bytesPerSecond}`)
+    if (!(burstBytes >= 0) || !Number.isFinite(burstBytes)) throw new InvalidArgumentError(`burstBytes must be ≥ 0, got ${burstBytes}`)
+    this.tokens = burstBytes
+  }
+
+  /**
+   * Reserve `bytes` at time `now` (ms); returns the ms to wait before
+   * sending them (0 when the bucket covers them). A clock that goes back
+   * refills nothing.
+   */
+  delay (bytes: number, now: number): number {
+    if (!(bytes >= 0)) throw new InvalidArgumentError(`bytes must be ≥ 0, got ${bytes}`)
+    this.refill(now)
+    this.tokens -= bytes
+    return this.tokens >= 0 ? 0 : Math.ceil(-this.tokens * 1000 / this.bytesPerSecond)
+  }
+
+  /** Same as {@link RateLimiter.delay}. */
+  take (bytes: number, now: number): number {
+    return this.delay(bytes, now)
+  }
+
+  private refill (now: number): void {
+    if (this.last !== undefined && now > this.last) {
+      this.tokens = Math.min(this.burstBytes, this.tokens + (now - this.last) * this.bytesPerSecond / 1000)
+    }
+    if (this.last === undefined || now > this.last) this.last = now
+  }
+}

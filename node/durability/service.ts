@@ -1,0 +1,569 @@
+/**
+ * The durability service: encodes pinned files into stripes, places their
+ * shards on the peers closest to each stripe key, answers peers' `hold` and
+ * `holdings`, reports the health of every stripe, and repairs lost shards
+ * after a grace period, rate-limited. See docs/durability.md.
+ *
+ * @module
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
+import { formatPolicy, parsePolicy, stripeKey, type Policy, type Stripe } from '../../protocol/durability.js'
+import { compareRefs, MAX_SHARD_REFS, type ShardRef, type ShardsRequest, type ShardsResponse } from '../../protocol/shards.js'
+import { AbortedError, InvalidArgumentError } from '../errors.js'
+import { createErasureCoder, type ErasureCoder } from './erasure.js'
+import { buildManifest, encodeStripes, fileLeaves, fileSkeleton, loadManifestRoot, readManifest, rebuildShard, shardCID } from './stripes.js'
+import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
+import { planRepair, RateLimiter, repairCoordinator, stripeHealth, type StripeHealth } from './repair-plan.js'
+import { gatherView, type HolderView } from './view.js'
+import type { Holdings, PlacementRecord } from './holdings.js'
+import type { ShardsNetwork } from './network.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { BlockExchange } from '../exchange/index.js'
+import type { Logger } from '../logger.js'
+import type { Entry } from '../namespace/index.js'
+
+/** The pin carried by a namespace file record. */
+export interface FilePin { policy: string, manifest?: string }
+
+/** What the service is built from. */
+export interface DurabilityComponents {
+  blockstore: BlockStore
+  exchange: BlockExchange
+  network: ShardsNetwork
+  holdings: Holdings
+  /** Every visible file of the namespace (for repair and GC). */
+  files: () => AsyncIterable<Entry>
+  logger: Logger
+}
+
+/** Settings (from the repo config). */
+export interface DurabilityInit {
+  /** This node's zone, if any. */
+  zone?: string
+  /** Policy of files of `largeFrom` bytes and more. @default 'ec:4+2' */
+  largePolicy?: string
+  /** Policy of smaller files. @default 'replicas:3' */
+  smallPolicy?: string
+  /** @default 1 MiB */
+  largeFrom?: number
+  /** A holder away this long has its shards rebuilt elsewhere (ms). @default 10 min */
+  graceMs?: number
+  /** Period of the repair check (ms); 0 = only on demand. @default 60 s */
+  checkIntervalMs?: number
+  /** Repair traffic budget (bytes/s). @default 32 MiB/s */
+  repairBytesPerSecond?: number
+}
+
+/** How a placement went. */
+export interface PlaceResult {
+  manifest: string
+  stripes: number
+  /** Shards sent to other peers. */
+  pushed: number
+  /** Shards kept here. */
+  local: number
+  /** Distinct peers holding shards. */
+  peers: number
+  /** Peers that failed (their shards are retried by the next repair pass). */
+  failed: string[]
+}
+
+/** One shard in a status report. */
+export interface ShardStatus {
+  index: number
+  /** Absent for the zero shards of a short last stripe. */
+  cid?: string
+  /** Live peers holding it now. */
+  holders: string[]
+  /** Where placement put it (this node's record, if it placed it). */
+  placed?: string
+}
+
+/** One stripe in a status report. */
+export interface StripeStatus {
+  index: number
+  health: StripeHealth
+  live: number
+  shards: ShardStatus[]
+  /** Why placement chose these peers, when this node placed the stripe. */
+  why?: string
+}
+
+/** `pin status` of one file. */
+export interface PinStatus {
+  root: string
+  policy: string
+  manifest?: string
+  k?: number
+  m?: number
+  stripes: StripeStatus[]
+  summary: { healthy: number, degraded: number, lost: number }
+  /** Peers that answered (a peer that is down cannot say what it holds). */
+  peersAsked: string[]
+}
+
+/** What one repair pass did. */
+export interface RepairReport {
+  manifests: number
+  stripes: number
+  healthy: number
+  degraded: number
+  lost: number
+  /** Shards whose holder is down but within the grace period. */
+  waiting: number
+  /** Shards rebuilt onto new holders. */
+  repaired: number
+  /** Shard bytes fetched from peers to rebuild. */
+  bytesIn: number
+  /** Shard bytes pushed to new holders. */
+  bytesOut: number
+  /** Origin placements retried. */
+  placed: number
+  errors: string[]
+}
+
+/** Counters since start. */
+export interface DurabilityStats {
+  shardsPushed: number
+  shardsRepaired: number
+  repairBytesIn: number
+  repairBytesOut: number
+  holdsAccepted: number
+}
+
+/** Holder name for the zero shards of a short last stripe: always "alive", never a peer. */
+const VIRTUAL = '(zero)'
+/** Holder name for a shard never seen on any peer since start. */
+const UNSEEN = '(unseen)'
+
+/** The durability service of one node. */
+export class DurabilityService {
+  private readonly log: Logger
+  private readonly init: Required<Omit<DurabilityInit, 'zone'>> & { zone?: string }
+  private coder?: Promise<ErasureCoder>
+  private readonly zones = new Map<string, string | undefined>()
+  private readonly lastHolder = new Map<string, { peer: string }>()
+  private readonly limiter: RateLimiter
+  private readonly startedAt = Date.now()
+  private timer?: NodeJS.Timeout
+  private running?: Promise<RepairReport>
+  private stopped = false
+  readonly stats: DurabilityStats = { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0 }
+
+  constructor (private readonly components: DurabilityComponents, init: DurabilityInit = {}) {
+    this.log = components.logger.child({ component: 'durability' })
+    this.init = {
+      zone: init.zone,
+      largePolicy: init.largePolicy ?? 'ec:4+2',
+      smallPolicy: init.smallPolicy ?? 'replicas:3',
+      largeFrom: init.largeFrom ?? 1024 * 1024,
+      graceMs: init.graceMs ?? 10 * 60_000,
+      checkIntervalMs: init.checkIntervalMs ?? 60_000,
+      repairBytesPerSecond: init.repairBytesPerSecond ?? 32 * 1024 * 1024
+    }
+    parsePolicy(this.init.largePolicy)
+    parsePolicy(this.init.smallPolicy)
+    this.limiter = new RateLimiter(this.init.repairBytesPerSecond, this.init.repairBytesPerSecond)
+  }
+
+  async start (): Promise<void> {
+    this.stopped = false
+    await this.components.network.start(async (from, request, signal) => await this.handle(from, request, signal))
+    if (this.init.checkIntervalMs > 0) this.schedule(this.init.checkIntervalMs)
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    await this.components.network.stop()
+    await this.running?.catch(() => {})
+  }
+
+  /** The shards protocol endpoint (reads ask holders through it). */
+  get network (): ShardsNetwork { return this.components.network }
+
+  /** The policy a file of `size` bytes gets when none is given. */
+  defaultPolicy (size: number): string {
+    return size >= this.init.largeFrom ? this.init.largePolicy : this.init.smallPolicy
+  }
+
+  /**
+   * Encode the file under `root` for `policy` (parity and manifest blocks go
+   * to the local store) and return the pin for its namespace record. `none`
+   * needs no work. `replicas:N` is coded as `1+(N-1)`: with one data shard
+   * Reed-Solomon parity is a copy (see docs/durability.md).
+   */
+  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal): Promise<FilePin> {
+    const policy = parsePolicy(policyText)
+    const coding = codingOf(policy)
+    if (coding === undefined) return { policy: formatPolicy(policy) }
+    const coder = await this.getCoder()
+    const { blockstore } = this.components
+    const stripes: Stripe[] = []
+    for await (const { stripe, parity } of encodeStripes(fileLeaves(blockstore, root, signal), coding.k, coding.m, coder)) {
+      if (signal?.aborted === true) throw new AbortedError('encode aborted')
+      for (const block of parity) await blockstore.put(block.cid, block.bytes)
+      stripes.push(stripe)
+    }
+    const manifest = buildManifest(root, coding.k, coding.m, size, stripes)
+    for (const block of manifest.blocks) await blockstore.put(block.cid, block.bytes)
+    await blockstore.commit()
+    await this.components.holdings.noteManifest(manifest.cid, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: Date.now() })
+    return { policy: formatPolicy(policy), manifest: manifest.cid.toString() }
+  }
+
+  /**
+   * Place every shard of `manifest` (encoded here) on the peers closest to
+   * each stripe's key: `hold` then push, one peer at a time in parallel.
+   * Shards that go nowhere stay here and are retried by repair.
+   */
+  async place (manifest: CID, signal?: AbortSignal): Promise<PlaceResult> {
+    const { blockstore, holdings, network, exchange } = this.components
+    const root = await loadManifestRoot(blockstore, manifest, signal)
+    const { k, m } = root
+    const peers = await this.livePeers(signal)
+    const perPeer = new Map<string, Array<{ ref: ShardRef, cid: CID }>>()
+    const records: PlacementRecord[] = []
+    const now = Date.now()
+    for await (const { index, stripe } of readManifest(blockstore, manifest, signal)) {
+      const holders = placeStripe(stripeKey(stripe), peers, k + m, m)
+      const why = explainPlacement(holders, peers, m)
+      records.push({ stripe: index, holders, why: describePlacement(why, peers.length), time: now })
+      holders.forEach((peer, shard) => {
+        const cid = shardCID(stripe, k, shard)
+        if (cid === undefined) return
+        let list = perPeer.get(peer)
+        if (list === undefined) { list = []; perPeer.set(peer, list) }
+        list.push({ ref: [index, shard], cid })
+      })
+    }
+    await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now })
+    await holdings.notePlacements(manifest, records)
+    const mine = perPeer.get(network.self) ?? []
+    await holdings.hold(manifest, mine, now)
+    const failed: string[] = []
+    let pushed = 0
+    await Promise.all([...perPeer].filter(([peer]) => peer !== network.self).map(async ([peer, shards]) => {
+      try {
+        await this.sendHold(peer, manifest, root.root, shards.map(s => s.ref), signal)
+        const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(shards.map(s => s.cid), signal), { signal })
+        pushed += result.blocks
+        this.stats.shardsPushed += result.blocks
+      } catch (err: any) {
+        this.log.warn({ peer, manifest: manifest.toString(), err: err?.message }, 'placement on peer failed')
+        failed.push(peer)
+      }
+    }))
+    if (failed.length === 0) await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', placed: Date.now(), since: now })
+    void exchange.announce(root.root)
+    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
+  }
+
+  /** Health of every stripe of a file's pin. */
+  async status (root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
+    const policy = pin?.policy ?? 'none'
+    if (pin?.manifest === undefined) {
+      return { root: root.toString(), policy, stripes: [], summary: { healthy: 0, degraded: 0, lost: 0 }, peersAsked: [] }
+    }
+    const manifest = CID.parse(pin.manifest)
+    const getter = this.metaGetter(signal)
+    const mroot = await loadManifestRoot(getter, manifest, signal)
+    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
+    const stripes: StripeStatus[] = []
+    const summary = { healthy: 0, degraded: 0, lost: 0 }
+    for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+      const record = await this.components.holdings.placement(manifest, index)
+      const shards: ShardStatus[] = []
+      let live = 0
+      for (let i = 0; i < mroot.k + mroot.m; i++) {
+        const cid = shardCID(stripe, mroot.k, i)
+        const holders = cid === undefined ? [] : view.holders(index, i)
+        if (cid === undefined || holders.length > 0) live++
+        const s: ShardStatus = { index: i, holders }
+        if (cid !== undefined) s.cid = cid.toString()
+        if (record !== undefined) s.placed = record.holders[i]
+        shards.push(s)
+      }
+      const health = stripeHealth(live, mroot.k, mroot.m)
+      summary[health]++
+      const st: StripeStatus = { index, health, live, shards }
+      if (record !== undefined) st.why = record.why
+      stripes.push(st)
+    }
+    return { root: root.toString(), policy, manifest: pin.manifest, k: mroot.k, m: mroot.m, stripes, summary, peersAsked: view.asked }
+  }
+
+  /**
+   * One repair pass over every manifest this node knows whose file is still
+   * in the namespace: retry unfinished placements, then, for each stripe this
+   * node coordinates, rebuild shards whose holder has been away longer than
+   * the grace period onto the next closest live peers. Concurrent calls share
+   * one pass.
+   */
+  async repair (signal?: AbortSignal): Promise<RepairReport> {
+    this.running ??= this.repairPass(signal).finally(() => { this.running = undefined })
+    return await this.running
+  }
+
+  /** Rebuilds one stripe's missing shards around the view: used by reads too. */
+  async getCoder (): Promise<ErasureCoder> {
+    this.coder ??= createErasureCoder()
+    return await this.coder
+  }
+
+  // ------------------------------------------------------------------ peers' requests
+
+  private async handle (from: string, request: ShardsRequest, signal: AbortSignal): Promise<ShardsResponse> {
+    if (request.type === 'info') return this.init.zone === undefined ? { v: 1, type: 'info' } : { v: 1, type: 'info', zone: this.init.zone }
+    if (request.type === 'holdings') {
+      const shards: ShardRef[] = []
+      for await (const held of this.components.holdings.held(request.manifest, request.from, request.count)) {
+        if (shards.length >= MAX_SHARD_REFS) break
+        if (await this.components.blockstore.has(CID.parse(held.cid))) shards.push([held.stripe, held.shard])
+      }
+      return { v: 1, type: 'holdings', shards }
+    }
+    // hold: learn the manifest and the file's skeleton from the sender, then record
+    const getter = this.metaGetter(signal, [from])
+    const mroot = await loadManifestRoot(getter, request.manifest, signal)
+    if (!mroot.root.equals(request.root)) throw new InvalidArgumentError('hold: the manifest is not of that root')
+    const wanted = new Map<number, number[]>()
+    for (const [stripe, shard] of request.shards) {
+      if (stripe >= mroot.stripes || shard >= mroot.k + mroot.m) throw new InvalidArgumentError(`hold: no shard ${shard} in stripe ${stripe}`)
+      let list = wanted.get(stripe)
+      if (list === undefined) { list = []; wanted.set(stripe, list) }
+      list.push(shard)
+    }
+    const shards: Array<{ ref: ShardRef, cid: CID }> = []
+    for await (const { index, stripe } of readManifest(getter, request.manifest, signal)) {
+      for (const shard of wanted.get(index) ?? []) {
+        const cid = shardCID(stripe, mroot.k, shard)
+        if (cid !== undefined) shards.push({ ref: [index, shard], cid })
+      }
+    }
+    for await (const block of fileSkeleton(getter, request.root, signal)) void block
+    shards.sort((a, b) => compareRefs(a.ref, b.ref))
+    await this.components.holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: Date.now() })
+    await this.components.holdings.hold(request.manifest, shards, Date.now())
+    this.stats.holdsAccepted++
+    void this.components.exchange.announce(request.root)
+    return { v: 1, type: 'ok' }
+  }
+
+  // ------------------------------------------------------------------ repair
+
+  private schedule (ms: number): void {
+    if (this.stopped) return
+    this.timer = setTimeout(() => {
+      this.repair().catch(err => { this.log.warn({ err: err?.message }, 'repair pass failed') })
+        .finally(() => { this.schedule(this.init.checkIntervalMs) })
+    }, ms)
+    this.timer.unref()
+  }
+
+  private async repairPass (signal?: AbortSignal): Promise<RepairReport> {
+    const report: RepairReport = { manifests: 0, stripes: 0, healthy: 0, degraded: 0, lost: 0, waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, errors: [] }
+    const live = await this.liveManifests()
+    const { holdings } = this.components
+    const known: Array<[string, { role: string, placed?: number }]> = []
+    for await (const entry of holdings.manifests()) known.push(entry)
+    for (const [text, record] of known) {
+      if (this.stopped) break
+      if (!live.has(text)) continue
+      const manifest = CID.parse(text)
+      report.manifests++
+      try {
+        if (record.role === 'origin' && record.placed === undefined) {
+          const placed = await this.place(manifest, signal)
+          if (placed.failed.length === 0) report.placed++
+        }
+        await this.repairManifest(manifest, report, signal)
+      } catch (err: any) {
+        report.errors.push(`${text}: ${String(err?.message ?? err)}`)
+        this.log.warn({ manifest: text, err: err?.message }, 'repair of manifest failed')
+      }
+    }
+    return report
+  }
+
+  private async repairManifest (manifest: CID, report: RepairReport, signal?: AbortSignal): Promise<void> {
+    const { network } = this.components
+    const getter = this.metaGetter(signal)
+    const mroot = await loadManifestRoot(getter, manifest, signal)
+    const { k, m } = mroot
+    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
+    const peers = await this.livePeers(signal)
+    const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && network.downSince(p) === undefined)
+    for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+      report.stripes++
+      const key = stripeKey(stripe)
+      const holders: string[] = []
+      for (let i = 0; i < k + m; i++) {
+        const slot = `${manifest.toString()}:${index}:${i}`
+        if (shardCID(stripe, k, i) === undefined) { holders.push(VIRTUAL); continue }
+        const now = view.holders(index, i)
+        if (now.length > 0) {
+          this.lastHolder.set(slot, { peer: now[0] })
+          holders.push(now[0])
+        } else {
+          holders.push(this.lastHolder.get(slot)?.peer ?? UNSEEN)
+        }
+      }
+      const known = [...peers]
+      for (const h of holders) if (h !== VIRTUAL && !known.some(p => p.id === h)) known.push({ id: h })
+      const plan = planRepair({
+        key,
+        k,
+        m,
+        holders,
+        liveness: p => {
+          if (p === VIRTUAL) return {}
+          if (p === UNSEEN) return { downSince: this.startedAt }
+          const since = network.downSince(p)
+          return since === undefined ? {} : { downSince: since }
+        },
+        peers: known.filter(p => p.id !== UNSEEN),
+        now: Date.now(),
+        graceMs: this.init.graceMs
+      })
+      report[plan.health]++
+      report.waiting += plan.waiting
+      if (plan.actions.length === 0) continue
+      if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN), isAlive) !== network.self) continue
+      for (const action of plan.actions) {
+        try {
+          await this.rebuildOnto(manifest, mroot.root, stripe, index, k, m, action.index, action.to, view, holders, report, signal)
+          this.lastHolder.set(`${manifest.toString()}:${index}:${action.index}`, { peer: action.to })
+          holders[action.index] = action.to
+        } catch (err: any) {
+          report.errors.push(`stripe ${index} shard ${action.index}: ${String(err?.message ?? err)}`)
+        }
+      }
+    }
+  }
+
+  /** Rebuild shard `index` from k live shards (this node's own first) and give it to `to`. */
+  private async rebuildOnto (manifest: CID, root: CID, stripe: Stripe, stripeIndex: number, k: number, m: number, index: number, to: string, view: HolderView, holders: string[], report: RepairReport, signal?: AbortSignal): Promise<void> {
+    const { network, blockstore, exchange, holdings } = this.components
+    const sources: number[] = []
+    const local: number[] = []
+    const remote: number[] = []
+    for (let i = 0; i < k + m; i++) {
+      if (i === index) continue
+      const cid = shardCID(stripe, k, i)
+      if (cid === undefined) continue // zero shards are known without fetching
+      if (view.holders(stripeIndex, i).includes(network.self)) local.push(i)
+      else if (view.holders(stripeIndex, i).length > 0) remote.push(i)
+    }
+    const virtual = k + m - [...Array(k + m).keys()].filter(i => shardCID(stripe, k, i) !== undefined).length
+    sources.push(...local, ...remote)
+    const needed = Math.max(0, k - virtual)
+    if (sources.length < needed) throw new Error(`only ${sources.length} of ${needed} shards reachable`)
+    const shards = new Map<number, Uint8Array>()
+    await Promise.all(sources.slice(0, needed).map(async i => {
+      const cid = shardCID(stripe, k, i) as CID
+      const providers = view.holders(stripeIndex, i).filter(p => p !== network.self).map(p => peerIdFromString(p))
+      const had = providers.length === 0
+      const bytes = had ? await blockstore.getBytes(cid) : await exchange.getBlock(cid, { providers, signal })
+      if (!had) { report.bytesIn += bytes.byteLength; this.stats.repairBytesIn += bytes.byteLength }
+      shards.set(i, bytes)
+    }))
+    const bytes = rebuildShard(stripe, k, m, index, shards, await this.getCoder())
+    const cid = shardCID(stripe, k, index) as CID
+    const wait = this.limiter.delay(bytes.byteLength, Date.now())
+    if (wait > 0) await sleep(wait, signal)
+    if (to === network.self) {
+      await blockstore.put(cid, bytes)
+      await blockstore.commit()
+      await holdings.hold(manifest, [{ ref: [stripeIndex, index], cid }], Date.now())
+    } else {
+      await this.sendHold(to, manifest, root, [[stripeIndex, index]], signal)
+      await exchange.putBlocks(peerIdFromString(to), [{ cid, bytes }], { signal })
+      report.bytesOut += bytes.byteLength
+      this.stats.repairBytesOut += bytes.byteLength
+    }
+    report.repaired++
+    this.stats.shardsRepaired++
+    this.log.info({ manifest: manifest.toString(), stripe: stripeIndex, shard: index, to, previous: holders[index] }, 'shard repaired')
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private async sendHold (peer: string, manifest: CID, root: CID, refs: ShardRef[], signal?: AbortSignal): Promise<void> {
+    const sorted = [...refs].sort(compareRefs)
+    for (let i = 0; i < sorted.length; i += MAX_SHARD_REFS) {
+      const answer = await this.components.network.request(peer, { v: 1, type: 'hold', manifest, root, shards: sorted.slice(i, i + MAX_SHARD_REFS) }, signal)
+      if (answer.type !== 'ok') throw new Error(`peer ${peer} answered hold with ${answer.type}`)
+    }
+  }
+
+  private async * blocksOf (cids: CID[], signal?: AbortSignal): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
+    for (const cid of cids) {
+      if (signal?.aborted === true) throw new AbortedError('placement aborted')
+      yield { cid, bytes: await this.components.blockstore.getBytes(cid) }
+    }
+  }
+
+  /** Manifest and skeleton blocks: local first, else from `providers` or the swarm. */
+  private metaGetter (signal?: AbortSignal, providers?: string[]): { getBytes: (cid: CID, o?: { signal?: AbortSignal }) => Promise<Uint8Array> } {
+    const exchange = this.components.exchange
+    const ids = providers?.map(p => peerIdFromString(p))
+    return {
+      getBytes: async (cid, o) => await exchange.getBlock(cid, { signal: o?.signal ?? signal, providers: ids })
+    }
+  }
+
+  /** This node and every connected peer, with their zones (asked once per peer). */
+  private async livePeers (signal?: AbortSignal): Promise<PlacementPeer[]> {
+    const { network } = this.components
+    const out: PlacementPeer[] = [{ id: network.self, zone: this.init.zone }]
+    await Promise.all(network.connected().map(async peer => {
+      if (!this.zones.has(peer)) {
+        try {
+          const answer = await network.request(peer, { v: 1, type: 'info' }, signal)
+          if (answer.type !== 'info') return
+          this.zones.set(peer, answer.zone)
+        } catch (err: any) {
+          // not a Shoal node with durability (or gone): not a candidate
+          this.log.debug({ peer, err: err?.message }, 'no placement info')
+          return
+        }
+      }
+      out.push({ id: peer, zone: this.zones.get(peer) })
+    }))
+    return out
+  }
+
+  /** Manifests referenced by a visible file now. */
+  async liveManifests (): Promise<Set<string>> {
+    const live = new Set<string>()
+    for await (const entry of this.components.files()) {
+      const manifest = entry.type === 'file' ? entry.pin?.manifest : undefined
+      if (manifest !== undefined) live.add(manifest)
+    }
+    return live
+  }
+}
+
+/** k and m of a policy that is coded; undefined for `none`. */
+export function codingOf (policy: Policy): { k: number, m: number } | undefined {
+  if (policy.kind === 'ec') return { k: policy.k, m: policy.m }
+  // one replica is the copy where the file was written: nothing to place
+  if (policy.kind === 'replicas') return policy.n > 1 ? { k: 1, m: policy.n - 1 } : undefined
+  return undefined
+}
+
+function describePlacement (why: ReturnType<typeof explainPlacement>, candidates: number): string {
+  const parts = [`${why.shards} shards on ${why.peersUsed} of ${candidates} live peers`, `${why.zonesUsed} zone${why.zonesUsed === 1 ? '' : 's'}`]
+  if (why.reason !== undefined) parts.push(why.reason)
+  return parts.join(', ')
+}
+
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => { clearTimeout(timer); reject(new AbortedError('aborted')) }, { once: true })
+  })
+}
+

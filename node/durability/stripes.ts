@@ -1,0 +1,431 @@
+/**
+ * Stripe rules: walk a file's UnixFS DAG, group its raw leaves k at a time
+ * into stripes with m parity shards, write and read the paged manifest, and
+ * rebuild a stripe's data (or one lost shard) from any k of its shards.
+ *
+ * Shard indexes of a stripe: 0..k-1 are the data leaves in file order (slots
+ * past the stripe's last leaf are virtual all-zero shards, never stored,
+ * always present), k..k+m-1 the parity shards. Every shard is `shardSize`
+ * bytes for coding; leaves are stored and returned unpadded. See
+ * `docs/erasure-coding.md`.
+ *
+ * @module
+ */
+import { decodeFileNode } from '../content/ranged-reader.js'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { AbortedError, InvalidArgumentError, InvalidBlockError, InvalidManifestError, IsADirectoryError, StripeUnavailableError } from '../errors.js'
+import { sha256, verifyBlock } from '../blocks/verify.js'
+import {
+  DAG_CBOR_CODE, DAG_PB_CODE, MANIFEST_PAGE_STRIPES, MAX_SHARD_BYTES, RAW_CODE,
+  checkCoding, checkStripe, decodeManifestPage, decodeManifestRoot, encodeManifestPage, encodeManifestRoot, shardSizeOf,
+  type ManifestRoot, type Stripe
+} from '../../protocol/durability.js'
+import type { ErasureCoder } from './erasure.js'
+
+/** Multihash code of sha2-256. */
+const SHA2_256 = 0x12
+/** Multihash code of the identity "hash": the block's bytes are in its CID. */
+const IDENTITY = 0x00
+
+/** Leaf reads kept in flight ahead of the consumer by {@link fileLeaves}. */
+export const LEAF_READ_AHEAD = 4
+
+/** Where blocks come from: the local store, or a network session. Bytes must be hash-checked by it. */
+export interface ShardGetter {
+  getBytes: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+}
+
+/** A block: its CID and bytes. */
+export interface Block { cid: CID, bytes: Uint8Array }
+
+/** A stripe and its parity blocks, as {@link encodeStripes} yields them. */
+export interface EncodedStripe { stripe: Stripe, parity: Block[] }
+
+// ---------------------------------------------------------------------------
+// DAG walk
+
+/** A block still to visit: its CID and the size its parent declares (undefined for the root). */
+interface Pending { cid: CID, size?: number }
+
+function checkAborted (signal?: AbortSignal): void {
+  if (signal?.aborted === true) throw new AbortedError('aborted')
+}
+
+function isIdentity (cid: CID): boolean {
+  return cid.multihash.code === IDENTITY
+}
+
+/** A block's bytes: from its CID when identity-hashed, else from the getter. */
+async function bytesOf (getter: ShardGetter, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+  return isIdentity(cid) ? cid.multihash.digest : await getter.getBytes(cid, { signal })
+}
+
+/** A UnixFS file node (content/'s decoder) with the extra checks a walk of every leaf needs. */
+function decodeWalkedNode (cid: CID, bytes: Uint8Array): { node: dagPb.PBNode, unixfs: UnixFS } {
+  const { node, unixfs } = decodeFileNode(cid, bytes)
+  if (unixfs.isDirectory()) throw new IsADirectoryError(`${cid.toString()} is a directory`)
+  if (unixfs.type !== 'file' && unixfs.type !== 'raw') throw new InvalidArgumentError(`${cid.toString()} is a UnixFS ${unixfs.type}, not a file`)
+  if (node.Links.length !== unixfs.blockSizes.length) throw new InvalidBlockError(`${cid.toString()}: ${node.Links.length} links but ${unixfs.blockSizes.length} block sizes`)
+  return { node, unixfs }
+}
+
+function checkCodec (cid: CID): void {
+  if (cid.code !== RAW_CODE && cid.code !== DAG_PB_CODE) {
+    throw new InvalidArgumentError(`${cid.toString()} is not part of a UnixFS file (codec 0x${cid.code.toString(16)})`)
+  }
+}
+
+/** Children of a dag-pb file node, in file order, with the sizes it declares. */
+function childrenOf (cid: CID, bytes: Uint8Array): Pending[] {
+  const { node, unixfs } = decodeWalkedNode(cid, bytes)
+  return node.Links.map((link, i) => {
+    checkCodec(link.Hash)
+    return { cid: link.Hash, size: Number(unixfs.blockSizes[i]) }
+  })
+}
+
+/**
+ * Depth-first, in file order, over the DAG under `root`: dag-pb nodes are read
+ * and yielded as `node`, raw leaves are yielded as `leaf` without being read.
+ * An explicit stack, so a deep DAG cannot overflow the call stack.
+ */
+async function * walk (getter: ShardGetter, root: CID, signal?: AbortSignal): AsyncGenerator<{ kind: 'node', block: Block } | { kind: 'leaf', leaf: Pending }> {
+  checkCodec(root)
+  const stack: Pending[] = [{ cid: root }]
+  while (stack.length > 0) {
+    checkAborted(signal)
+    const next = stack.pop() as Pending
+    if (next.cid.code === RAW_CODE) {
+      yield { kind: 'leaf', leaf: next }
+      continue
+    }
+    const bytes = await bytesOf(getter, next.cid, signal)
+    const children = childrenOf(next.cid, bytes)
+    yield { kind: 'node', block: { cid: next.cid, bytes } }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i])
+  }
+}
+
+/** Read a leaf and check its size against what its parent declares. */
+async function readLeaf (getter: ShardGetter, leaf: Pending, signal?: AbortSignal): Promise<Block> {
+  const bytes = await getter.getBytes(leaf.cid, { signal })
+  if (leaf.size !== undefined && bytes.byteLength !== leaf.size) {
+    throw new InvalidBlockError(`${leaf.cid.toString()} holds ${bytes.byteLength} bytes but its parent says ${leaf.size}`)
+  }
+  return { cid: leaf.cid, bytes }
+}
+
+/**
+ * Walk the UnixFS DAG under `root` in file order and yield its raw leaf
+ * blocks (the root itself when it is a raw leaf), each read with
+ * `getter.getBytes` (which must hash-check) and size-checked against its
+ * parent. A leaf that occurs twice in the file is yielded twice.
+ * Identity-hashed leaves (their bytes are in the CID) and dag-pb nodes are not
+ * yielded; data inline in dag-pb nodes travels with {@link fileSkeleton}.
+ * Up to {@link LEAF_READ_AHEAD} leaf reads are in flight.
+ *
+ * @throws {IsADirectoryError} for a directory
+ * @throws {InvalidArgumentError} for anything else that is not a file
+ * @throws {InvalidBlockError} for a malformed node or a leaf of the wrong size
+ * @throws {AbortedError} when `signal` aborts
+ */
+export async function * fileLeaves (getter: ShardGetter, root: CID, signal?: AbortSignal): AsyncGenerator<Block> {
+  const window: Array<Promise<Block>> = []
+  for await (const item of walk(getter, root, signal)) {
+    if (item.kind !== 'leaf' || isIdentity(item.leaf.cid)) continue
+    const read = readLeaf(getter, item.leaf, signal)
+    read.catch(() => {}) // surfaced when awaited; never unhandled if the consumer stops early
+    window.push(read)
+    if (window.length >= LEAF_READ_AHEAD) yield await (window.shift() as Promise<Block>)
+  }
+  while (window.length > 0) yield await (window.shift() as Promise<Block>)
+}
+
+/**
+ * The non-leaf (dag-pb) blocks of the DAG under `root`, root first (depth
+ * first, in file order), each read with `getter.getBytes`. Leaves are not
+ * read. Nothing is yielded when the root is a raw leaf.
+ *
+ * @throws the errors of {@link fileLeaves}
+ */
+export async function * fileSkeleton (getter: ShardGetter, root: CID, signal?: AbortSignal): AsyncGenerator<Block> {
+  for await (const item of walk(getter, root, signal)) {
+    if (item.kind === 'node' && !isIdentity(item.block.cid)) yield item.block
+  }
+}
+
+// ---------------------------------------------------------------------------
+// encoding
+
+/** The CIDv1 (raw codec, sha2-256) of a shard. */
+export function rawCID (bytes: Uint8Array): CID {
+  return CID.createV1(RAW_CODE, Digest.create(SHA2_256, sha256(bytes)))
+}
+
+/** `bytes` zero-padded to `size` (the same buffer when already that long). */
+function padded (bytes: Uint8Array, size: number): Uint8Array {
+  if (bytes.byteLength === size) return bytes
+  const out = new Uint8Array(size)
+  out.set(bytes)
+  return out
+}
+
+/** Check a leaf handed to {@link encodeStripes}: a raw sha2-256 CIDv1 whose bytes match. */
+function checkLeaf (leaf: Block): void {
+  const { cid, bytes } = leaf
+  if (cid.version !== 1 || cid.code !== RAW_CODE || cid.multihash.code !== SHA2_256) {
+    throw new InvalidArgumentError(`leaf ${cid.toString()} is not a raw sha2-256 CIDv1`)
+  }
+  if (bytes.byteLength > MAX_SHARD_BYTES) throw new InvalidArgumentError(`leaf ${cid.toString()} of ${bytes.byteLength} bytes > ${MAX_SHARD_BYTES}`)
+  verifyBlock(cid, bytes)
+}
+
+/** Code one stripe from up to k leaves. */
+function encodeStripe (leaves: Block[], k: number, m: number, coder: ErasureCoder): EncodedStripe {
+  const sizes = leaves.map(l => l.bytes.byteLength)
+  const shardSize = shardSizeOf(sizes)
+  const zeros = new Uint8Array(shardSize)
+  const data = Array.from({ length: k }, (_, i) => i < leaves.length ? padded(leaves[i].bytes, shardSize) : zeros)
+  const parity = coder.encode(data, m).map(bytes => ({ cid: rawCID(bytes), bytes }))
+  const stripe: Stripe = { data: leaves.map(l => l.cid), sizes, shardSize, parity: parity.map(p => p.cid) }
+  return { stripe, parity }
+}
+
+/**
+ * Group leaves k at a time (in the order given), compute each group's m
+ * parity shards and yield each stripe with its parity blocks. Streaming: at
+ * most one stripe's leaves are held. Each leaf is hash-checked first. The
+ * last stripe holds the 1..k leftover leaves; no leaves, no stripe.
+ *
+ * @throws {InvalidPolicyError} when k or m is out of bounds
+ * @throws {InvalidArgumentError} for a leaf that is not a raw sha2-256 block of at most 4 MiB
+ * @throws {InvalidBlockError} for a leaf whose bytes do not match its CID
+ */
+export async function * encodeStripes (leaves: AsyncIterable<Block>, k: number, m: number, coder: ErasureCoder): AsyncGenerator<EncodedStripe> {
+  checkCoding(k, m)
+  let group: Block[] = []
+  for await (const leaf of leaves) {
+    checkLeaf(leaf)
+    group.push(leaf)
+    if (group.length === k) {
+      const batch = group
+      group = []
+      yield encodeStripe(batch, k, m, coder)
+    }
+  }
+  if (group.length > 0) yield encodeStripe(group, k, m, coder)
+}
+
+// ---------------------------------------------------------------------------
+// manifest
+
+function manifestFail (reason: string): never {
+  throw new InvalidManifestError(`invalid manifest: ${reason}`)
+}
+
+/** The CIDv1 (dag-cbor, sha2-256) of a manifest block. */
+function cborBlock (bytes: Uint8Array): Block {
+  return { cid: CID.createV1(DAG_CBOR_CODE, Digest.create(SHA2_256, sha256(bytes))), bytes }
+}
+
+/** Check a stripe's place in the file: every stripe but the last is full (k leaves). */
+function checkPlace (stripe: Stripe, index: number, total: number, k: number): void {
+  if (index < total - 1 && stripe.data.length !== k) {
+    manifestFail(`stripe ${index} of ${total} holds ${stripe.data.length} leaves; only the last may hold fewer than ${k}`)
+  }
+}
+
+/**
+ * Build the manifest blocks of a file: pages of {@link MANIFEST_PAGE_STRIPES}
+ * stripes, then the root. Returns the root's CID and every block to store
+ * (pages first, root last).
+ *
+ * @throws {InvalidManifestError} for stripes that break the rules (a short stripe before the last, wrong parity count, too many stripes…)
+ */
+export function buildManifest (root: CID, k: number, m: number, size: number, stripes: Stripe[]): { cid: CID, blocks: Block[] } {
+  if (!Array.isArray(stripes)) manifestFail('stripes are not a list')
+  stripes.forEach((s, i) => { checkPlace(s, i, stripes.length, k) })
+  const blocks: Block[] = []
+  for (let at = 0; at < stripes.length; at += MANIFEST_PAGE_STRIPES) {
+    blocks.push(cborBlock(encodeManifestPage({ v: 1, stripes: stripes.slice(at, at + MANIFEST_PAGE_STRIPES) }, k, m)))
+  }
+  const rootBlock = cborBlock(encodeManifestRoot({ v: 1, root, k, m, size, stripes: stripes.length, pages: blocks.map(b => b.cid) }))
+  blocks.push(rootBlock)
+  return { cid: rootBlock.cid, blocks }
+}
+
+/** Read one manifest block, hash-checked. */
+async function readManifestBlock (getter: ShardGetter, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+  checkAborted(signal)
+  const bytes = await getter.getBytes(cid, { signal })
+  verifyBlock(cid, bytes)
+  return bytes
+}
+
+/**
+ * Read and decode the root of the manifest `manifest` (hash-checked).
+ *
+ * @throws {InvalidManifestError} when it is not a valid manifest root
+ * @throws {InvalidBlockError} when its bytes do not match its CID
+ */
+export async function loadManifestRoot (getter: ShardGetter, manifest: CID, signal?: AbortSignal): Promise<ManifestRoot> {
+  const given = CID.asCID(manifest)
+  if (given === null || given.version !== 1 || given.code !== DAG_CBOR_CODE || given.multihash.code !== SHA2_256) {
+    manifestFail(`${String(manifest)} is not a dag-cbor sha2-256 CIDv1`)
+  }
+  return decodeManifestRoot(await readManifestBlock(getter, given, signal))
+}
+
+/**
+ * Read a manifest back (root, then each page via `getter`, each hash-checked)
+ * and yield its stripes in file order with their index. Checks that pages
+ * hold the counts the root promises, that only the last stripe is short, and
+ * that the leaves never add up to more than the file's size.
+ *
+ * @throws {InvalidManifestError} for a malformed or inconsistent manifest
+ * @throws {InvalidBlockError} for a manifest block that does not match its CID
+ */
+export async function * readManifest (getter: ShardGetter, manifest: CID, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
+  const root = await loadManifestRoot(getter, manifest, signal)
+  let index = 0
+  let leafBytes = 0
+  for (let p = 0; p < root.pages.length; p++) {
+    const page = decodeManifestPage(await readManifestBlock(getter, root.pages[p], signal), root.k, root.m)
+    const expected = Math.min(MANIFEST_PAGE_STRIPES, root.stripes - p * MANIFEST_PAGE_STRIPES)
+    if (page.stripes.length !== expected) manifestFail(`page ${p} holds ${page.stripes.length} stripes, the root says ${expected}`)
+    for (const stripe of page.stripes) {
+      checkPlace(stripe, index, root.stripes, root.k)
+      leafBytes += stripe.sizes.reduce((a, b) => a + b, 0)
+      if (leafBytes > root.size) manifestFail(`leaves add up to more than the file's ${root.size} bytes`)
+      yield { index: index++, stripe }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// rebuilding
+
+function checkIndex (index: number, k: number, m: number): void {
+  if (!Number.isSafeInteger(index) || index < 0 || index >= k + m) {
+    throw new InvalidArgumentError(`shard index ${String(index)} out of 0..${k + m - 1}`)
+  }
+}
+
+/**
+ * The CID of shard `index` of a stripe coded with k data shards: data leaves
+ * then parity. Data slots past the stripe's leaves are virtual zero shards
+ * and have no CID (undefined).
+ *
+ * @throws {InvalidArgumentError} when `index` is not in 0..k+m-1
+ */
+export function shardCID (stripe: Stripe, k: number, index: number): CID | undefined {
+  checkIndex(index, k, stripe.parity.length)
+  return index < k ? stripe.data[index] : stripe.parity[index - k]
+}
+
+/** True when `bytes` are shard `index` of the stripe (false for a virtual zero shard). */
+export function verifyShard (stripe: Stripe, k: number, index: number, bytes: Uint8Array): boolean {
+  const cid = shardCID(stripe, k, index)
+  if (cid === undefined) return false
+  try {
+    verifyBlock(cid, bytes)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The given shards that are real (not virtual) and not `exclude`, each
+ * hash-checked against its CID.
+ */
+function verifiedInputs (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>, exclude?: number): Map<number, Uint8Array> {
+  if (!(shards instanceof Map)) throw new InvalidArgumentError('shards are not a Map')
+  const inputs = new Map<number, Uint8Array>()
+  for (const [index, bytes] of shards) {
+    checkIndex(index, k, m)
+    const cid = shardCID(stripe, k, index)
+    if (cid === undefined || index === exclude) continue
+    if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError(`shard ${index} is not bytes`)
+    try {
+      verifyBlock(cid, bytes)
+    } catch (err) {
+      throw new InvalidBlockError(`shard ${index} of the stripe does not match ${cid.toString()}: corrupt data`, { cause: err })
+    }
+    inputs.set(index, bytes)
+  }
+  return inputs
+}
+
+/** The k data shards of a stripe (padded to shardSize), rebuilt from verified inputs where missing, and checked. */
+function dataShards (stripe: Stripe, k: number, m: number, inputs: Map<number, Uint8Array>, coder: ErasureCoder): Uint8Array[] {
+  const { data, sizes, shardSize } = stripe
+  const zeros = new Uint8Array(shardSize)
+  const slots: Array<Uint8Array | undefined> = Array.from({ length: k + m }, (_, i) => {
+    if (i >= data.length && i < k) return zeros
+    const bytes = inputs.get(i)
+    return bytes === undefined ? undefined : padded(bytes, shardSize)
+  })
+  const present = slots.filter(s => s !== undefined).length
+  if (present < k) {
+    throw new StripeUnavailableError(`stripe of ${data[0]?.toString() ?? 'no leaves'}: ${present} of ${k + m} shards available (${data.length < k ? `${k - data.length} of them virtual zeros, ` : ''}${k} needed)`)
+  }
+  const rebuilt = coder.reconstruct(slots, k, m)
+  for (let i = 0; i < data.length; i++) {
+    if (slots[i] !== undefined) continue
+    try {
+      verifyBlock(data[i], rebuilt[i].subarray(0, sizes[i]))
+    } catch (err) {
+      throw new InvalidBlockError(`rebuilt leaf ${i} does not match ${data[i].toString()}: the stripe's parity does not match its data`, { cause: err })
+    }
+  }
+  return rebuilt
+}
+
+/**
+ * Rebuild the data leaves of a stripe from any k of its shards, given as
+ * shard index (0..k-1 data, k..k+m-1 parity) → bytes (data leaves unpadded,
+ * parity full). Virtual zero shards count as present and need not be given
+ * (given ones are ignored). Every given shard is hash-checked; the leaves
+ * returned (unpadded, file order) are the given ones or rebuilt ones checked
+ * against their CIDs.
+ *
+ * @throws {StripeUnavailableError} when fewer than k shards are available
+ * @throws {InvalidBlockError} when a given shard or a rebuilt leaf does not match its CID
+ * @throws {InvalidManifestError} when the stripe is malformed for k+m
+ */
+export function rebuildStripe (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>, coder: ErasureCoder): Uint8Array[] {
+  const s = checkStripe(stripe, k, m)
+  const inputs = verifiedInputs(s, k, m, shards)
+  const given = s.data.map((_, i) => inputs.get(i))
+  if (given.every(b => b !== undefined)) return given as Uint8Array[]
+  const rebuilt = dataShards(s, k, m, inputs, coder)
+  return s.data.map((_, i) => given[i] ?? rebuilt[i].subarray(0, s.sizes[i]))
+}
+
+/**
+ * Rebuild shard `index` of a stripe (a data leaf, unpadded, or a parity
+ * shard) from any k of the others, for repair. A copy of shard `index` among
+ * `shards` is ignored. The result is checked against its CID.
+ *
+ * @throws {InvalidArgumentError} for an index out of range or of a virtual zero shard
+ * @throws the errors of {@link rebuildStripe}
+ */
+export function rebuildShard (stripe: Stripe, k: number, m: number, index: number, shards: Map<number, Uint8Array>, coder: ErasureCoder): Uint8Array {
+  const s = checkStripe(stripe, k, m)
+  checkIndex(index, k, m)
+  const cid = shardCID(s, k, index)
+  if (cid === undefined) throw new InvalidArgumentError(`shard ${index} is a virtual zero shard: nothing to rebuild`)
+  const data = dataShards(s, k, m, verifiedInputs(s, k, m, shards, index), coder)
+  if (index < k) return data[index].subarray(0, s.sizes[index])
+  const parity = coder.encode(data, m)[index - k]
+  try {
+    verifyBlock(cid, parity)
+  } catch (err) {
+    throw new InvalidBlockError(`rebuilt parity shard ${index} does not match ${cid.toString()}: the stripe's parity does not match its data`, { cause: err })
+  }
+  return parity
+}

@@ -1,0 +1,69 @@
+/**
+ * Who holds which shard of a manifest right now: asked of every connected
+ * peer (`holdings`) plus this node's own table. Reads, `pin status` and
+ * repair all start from such a view.
+ *
+ * @module
+ */
+import { MAX_HOLDINGS_STRIPES } from '../../protocol/shards.js'
+import { CID } from 'multiformats/cid'
+import type { Holdings } from './holdings.js'
+import type { ShardsNetwork } from './network.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { Logger } from '../logger.js'
+
+/** Shard holders of one manifest. */
+export class HolderView {
+  /** `${stripe}:${shard}` → peers holding it (live ones: the view only asks live peers). */
+  private readonly map = new Map<string, string[]>()
+  /** Peers that answered. */
+  readonly asked: string[] = []
+
+  /** Peers holding one shard. */
+  holders (stripe: number, shard: number): string[] {
+    return this.map.get(`${stripe}:${shard}`) ?? []
+  }
+
+  /** Record that `peer` holds a shard. */
+  add (stripe: number, shard: number, peer: string): void {
+    const key = `${stripe}:${shard}`
+    const list = this.map.get(key)
+    if (list === undefined) this.map.set(key, [peer])
+    else if (!list.includes(peer)) list.push(peer)
+  }
+}
+
+/** What {@link gatherView} needs. */
+export interface ViewComponents {
+  network: ShardsNetwork
+  holdings: Holdings
+  blockstore: BlockStore
+  logger: Logger
+}
+
+/**
+ * Ask every connected peer and this node which shards of `manifest` (with
+ * `stripes` stripes) they hold. Peers that fail to answer are left out.
+ */
+export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, signal?: AbortSignal): Promise<HolderView> {
+  const { network, holdings, blockstore } = components
+  const view = new HolderView()
+  for await (const held of holdings.held(manifest)) {
+    if (await blockstore.has(CID.parse(held.cid))) view.add(held.stripe, held.shard, network.self)
+  }
+  view.asked.push(network.self)
+  await Promise.all(network.connected().map(async peer => {
+    try {
+      for (let from = 0; from < Math.max(stripes, 1); from += MAX_HOLDINGS_STRIPES) {
+        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from, count: MAX_HOLDINGS_STRIPES }, signal)
+        if (answer.type !== 'holdings') throw new Error(`answered holdings with ${answer.type}`)
+        for (const [stripe, shard] of answer.shards) view.add(stripe, shard, peer)
+      }
+      view.asked.push(peer)
+    } catch (err: any) {
+      components.logger.debug({ peer, err: err?.message }, 'holdings not answered')
+    }
+  }))
+  return view
+}
+

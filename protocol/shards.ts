@@ -1,0 +1,236 @@
+/**
+ * Wire format of `/shoal/shards/1.0.0`: how a node tells a peer which shards
+ * of a stripe manifest it places there (`hold`, before it pushes the blocks
+ * over `/shoal/blocks/1.0.0`), and asks a peer which shards of a manifest it
+ * holds (`holdings`, for reads, `pin status` and repair).
+ *
+ * One request and one response per stream, each a length-prefixed dag-cbor
+ * map. This module is the one place where those bytes become typed values:
+ * decoding checks canonical encoding, the exact key set, types and bounds,
+ * and throws {@link InvalidMessageError} for anything else.
+ *
+ * @module
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { InvalidMessageError } from './block-exchange.js'
+
+export { InvalidMessageError }
+
+/** The libp2p protocol id. */
+export const SHARDS_PROTOCOL = '/shoal/shards/1.0.0'
+
+/** Largest request or response. */
+export const MAX_SHARDS_MESSAGE_BYTES = 1024 * 1024
+
+/** Most (stripe, shard) pairs in one `hold` or `holdings` answer. */
+export const MAX_SHARD_REFS = 65_536
+
+/** Most stripes one `holdings` request may cover. */
+export const MAX_HOLDINGS_STRIPES = 4096
+
+/** Highest shard index (k + m ≤ 24). */
+export const MAX_SHARD_INDEX = 23
+
+/** Highest stripe index. */
+export const MAX_STRIPE_INDEX = 2 ** 32 - 1
+
+/** Longest error message. */
+export const MAX_ERROR_TEXT = 1024
+
+const DAG_CBOR = 0x71
+const SHA2_256 = 0x12
+
+/** A shard of a manifest: [stripe index, shard index]. */
+export type ShardRef = [stripe: number, shard: number]
+
+/** "These shards of `manifest` are yours to keep": answered by `ok` or `error`. */
+export interface HoldRequest {
+  v: 1
+  type: 'hold'
+  /** The stripe manifest (dag-cbor). */
+  manifest: CID
+  /** The file's UnixFS root (the holder keeps its skeleton and announces it). */
+  root: CID
+  /** Sorted, distinct. */
+  shards: ShardRef[]
+}
+
+/** "Which shards of `manifest` in stripes [from, from + count) do you hold?" */
+export interface HoldingsRequest {
+  v: 1
+  type: 'holdings'
+  manifest: CID
+  from: number
+  count: number
+}
+
+/** "Tell me about yourself" (placement needs every candidate's zone). */
+export interface InfoRequest { v: 1, type: 'info' }
+
+/** Any request. */
+export type ShardsRequest = HoldRequest | HoldingsRequest | InfoRequest
+
+/** A `hold` was recorded. */
+export interface OkResponse { v: 1, type: 'ok' }
+/** The shards held in the asked range (sorted, distinct). */
+export interface HoldingsResponse { v: 1, type: 'holdings', shards: ShardRef[] }
+/** A node's placement facts. `zone` is absent when the node has none. */
+export interface InfoResponse { v: 1, type: 'info', zone?: string }
+/** The request was refused. */
+export interface ShardsErrorResponse { v: 1, type: 'error', message: string }
+/** Any response. */
+export type ShardsResponse = OkResponse | HoldingsResponse | InfoResponse | ShardsErrorResponse
+
+/** Encode a request (checked first). @throws {InvalidMessageError} */
+export function encodeShardsRequest (message: ShardsRequest): Uint8Array {
+  return encode(pickRequest(message))
+}
+
+/** Encode a response (checked first). @throws {InvalidMessageError} */
+export function encodeShardsResponse (message: ShardsResponse): Uint8Array {
+  return encode(pickResponse(message))
+}
+
+/** Decode and validate a request. @throws {InvalidMessageError} */
+export function decodeShardsRequest (bytes: Uint8Array): ShardsRequest {
+  return pickRequest(decode(bytes))
+}
+
+/** Decode and validate a response. @throws {InvalidMessageError} */
+export function decodeShardsResponse (bytes: Uint8Array): ShardsResponse {
+  return pickResponse(decode(bytes))
+}
+
+// ---------------------------------------------------------------------------
+
+function fail (reason: string): never {
+  throw new InvalidMessageError(`invalid shards message: ${reason}`)
+}
+
+function encode (value: object): Uint8Array {
+  const bytes = dagCbor.encode(value)
+  if (bytes.byteLength > MAX_SHARDS_MESSAGE_BYTES) fail(`${bytes.byteLength} bytes > ${MAX_SHARDS_MESSAGE_BYTES}`)
+  return bytes
+}
+
+function decode (bytes: Uint8Array): unknown {
+  if (!(bytes instanceof Uint8Array)) fail('not bytes')
+  if (bytes.byteLength > MAX_SHARDS_MESSAGE_BYTES) fail(`${bytes.byteLength} bytes > ${MAX_SHARDS_MESSAGE_BYTES}`)
+  let value: unknown
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (err: any) {
+    fail(`not dag-cbor (${String(err?.message ?? err)})`)
+  }
+  // dag-cbor's decoder is strict about most things; re-encoding catches the rest
+  let again: Uint8Array
+  try { again = dagCbor.encode(value) } catch { fail('not canonical dag-cbor') }
+  if (Buffer.compare(again, bytes) !== 0) fail('not canonical dag-cbor')
+  return value
+}
+
+type Fields = Record<string, unknown>
+
+function shape (value: unknown, what: string, keys: readonly string[], optional: readonly string[] = []): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array || value instanceof CID) fail(`${what} is not a map`)
+  const f = value as Fields
+  const have = Object.keys(f)
+  for (const k of have) if (!keys.includes(k) && !optional.includes(k)) fail(`${what} has an unknown field ${JSON.stringify(k).slice(0, 40)}`)
+  for (const k of keys) if (!Object.hasOwn(f, k)) fail(`${what} lacks ${k}`)
+  if (f.v !== 1) fail(`${what} has version ${String(f.v).slice(0, 20)}, not 1`)
+  return f
+}
+
+function int (value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) fail(`${what} is not an integer in ${min}..${max}`)
+  return value
+}
+
+function manifestCID (value: unknown, what: string): CID {
+  const c = anyCID(value, what)
+  if (c.code !== DAG_CBOR) fail(`${what} is not a dag-cbor CID`)
+  return c
+}
+
+function anyCID (value: unknown, what: string): CID {
+  const c = CID.asCID(value)
+  if (c === null) fail(`${what} is not a CID`)
+  if (c.version !== 1 || c.multihash.code !== SHA2_256 || c.multihash.size !== 32) fail(`${what} is not a CIDv1 with a sha2-256 multihash`)
+  return c
+}
+
+function refs (value: unknown, what: string): ShardRef[] {
+  if (!Array.isArray(value)) fail(`${what} is not a list`)
+  if (value.length > MAX_SHARD_REFS) fail(`${what} has more than ${MAX_SHARD_REFS} entries`)
+  const out: ShardRef[] = []
+  let prev: ShardRef | undefined
+  for (const item of value) {
+    if (!Array.isArray(item) || item.length !== 2) fail(`${what} has an entry that is not [stripe, shard]`)
+    const ref: ShardRef = [int(item[0], `${what} stripe`, 0, MAX_STRIPE_INDEX), int(item[1], `${what} shard`, 0, MAX_SHARD_INDEX)]
+    if (prev !== undefined && compareRefs(prev, ref) >= 0) fail(`${what} is not sorted and distinct`)
+    out.push(ref)
+    prev = ref
+  }
+  return out
+}
+
+/** Order of shard refs: by stripe, then shard. */
+export function compareRefs (a: ShardRef, b: ShardRef): number {
+  return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1]
+}
+
+const REQUESTS: Record<ShardsRequest['type'], readonly string[]> = {
+  hold: ['v', 'type', 'manifest', 'root', 'shards'],
+  holdings: ['v', 'type', 'manifest', 'from', 'count'],
+  info: ['v', 'type']
+}
+
+const RESPONSES: Record<ShardsResponse['type'], readonly string[]> = {
+  ok: ['v', 'type'],
+  holdings: ['v', 'type', 'shards'],
+  info: ['v', 'type'],
+  error: ['v', 'type', 'message']
+}
+
+/** Longest zone name. */
+export const MAX_ZONE_LENGTH = 64
+
+function kindOf<K extends string> (value: unknown, kinds: Record<K, readonly string[]>, what: string): K {
+  const type = (typeof value === 'object' && value !== null) ? (value as Fields).type : undefined
+  if (typeof type !== 'string' || !Object.hasOwn(kinds, type)) fail(`unknown ${what} type ${JSON.stringify(type)?.slice(0, 40) ?? 'undefined'}`)
+  return type as K
+}
+
+/** A zone name: 1..64 characters of [A-Za-z0-9._-]. @throws {InvalidMessageError} */
+export function zoneName (value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) fail('zone is not 1..64 characters of [A-Za-z0-9._-]')
+  return value
+}
+
+function pickRequest (value: unknown): ShardsRequest {
+  const type = kindOf(value, REQUESTS, 'request')
+  const f = shape(value, `${type} request`, REQUESTS[type])
+  if (type === 'info') return { v: 1, type }
+  if (type === 'hold') {
+    const shards = refs(f.shards, 'hold shards')
+    if (shards.length === 0) fail('hold names no shard')
+    return { v: 1, type, manifest: manifestCID(f.manifest, 'hold manifest'), root: anyCID(f.root, 'hold root'), shards }
+  }
+  const from = int(f.from, 'holdings from', 0, MAX_STRIPE_INDEX)
+  const count = int(f.count, 'holdings count', 1, MAX_HOLDINGS_STRIPES)
+  return { v: 1, type, manifest: manifestCID(f.manifest, 'holdings manifest'), from, count }
+}
+
+function pickResponse (value: unknown): ShardsResponse {
+  const type = kindOf(value, RESPONSES, 'response')
+  const f = shape(value, `${type} response`, RESPONSES[type], type === 'info' ? ['zone'] : [])
+  if (type === 'ok') return { v: 1, type }
+  if (type === 'info') {
+    if (!Object.hasOwn(f, 'zone')) return { v: 1, type }
+    return { v: 1, type, zone: zoneName(f.zone) }
+  }
+  if (type === 'holdings') return { v: 1, type, shards: refs(f.shards, 'holdings shards') }
+  if (typeof f.message !== 'string' || f.message.length > MAX_ERROR_TEXT) fail('error message is not a string of at most 1024 characters')
+  return { v: 1, type, message: f.message }
+}
