@@ -6,14 +6,15 @@
  *
  * 1. **Candidates by XOR.** Peers are ranked by the XOR distance of their
  *    kad key (sha-256 of the peer id's multihash, as kad-dht does) to the
- *    stripe key; the closest `candidates` of them (default
- *    {@link CANDIDATE_FACTOR}·(k+m)) form the candidate set.
+ *    stripe key; the closest `candidates` peers of each zone (default
+ *    {@link CANDIDATE_FACTOR}·(k+m); zoneless peers form one pool here) are
+ *    the candidates.
  * 2. **Balance by rendezvous.** Candidates are ordered by a rendezvous hash,
- *    sha-256(stripe key ‖ kad key), smallest first; the peers beyond the
- *    candidate set follow in XOR order (used only when zones exclude
- *    candidates). Pure XOR-closest placement overloads peers that sit alone
- *    in a sparse part of the key space (max/mean up to 2.3 on 50 peers);
- *    picking among a wider candidate set spreads that load.
+ *    sha-256(stripe key ‖ kad key), smallest first; the other peers follow
+ *    in XOR order (reached only when repair excludes many candidates).
+ *    Pure XOR-closest placement overloads peers that sit alone in a sparse
+ *    part of the key space (max/mean up to 2.3 on 50 peers); picking among
+ *    a wider candidate set spreads that load.
  * 3. **Zones.** No zone receives more than `maxPerZone` (= m) shards when
  *    the peers allow it: Σ over zones of min(peers in zone, m) ≥ k+m.
  *    Otherwise the cap is raised one step at a time until every shard has
@@ -144,8 +145,9 @@ export function zoneOf (peer: PlacementPeer): string {
 
 /**
  * The order in which placement (and repair) prefers peers for a stripe:
- * the `candidates` XOR-closest peers ordered by {@link rendezvousHash}, then
- * the other peers by XOR distance.
+ * the candidates (the `candidates` XOR-closest peers of each zone, zoneless
+ * peers as one pool) ordered by {@link rendezvousHash}, then the other
+ * peers by XOR distance.
  */
 export function preferenceOrder (key: Uint8Array, peers: PlacementPeer[], candidates: number): PlacementPeer[] {
   const head: PlacementPeer[] = []

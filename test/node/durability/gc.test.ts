@@ -1,0 +1,114 @@
+/**
+ * Garbage collection on a real LevelDB block store and namespace: it never
+ * takes a block of a visible file or of a write in flight, even while
+ * writes, removals and collections run at the same time; it does take the
+ * blocks of removed files.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { createNamespace, signerFromKey, MemoryKV } from '../../../node/namespace/index.js'
+import { Files } from '../../../node/files/index.js'
+import { parseChunker } from '../../../node/content/index.js'
+import { collectGarbage, GcLock, Holdings } from '../../../node/durability/index.js'
+import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+
+const logger = pino({ level: 'silent' })
+const chunker = parseChunker('size-65536')
+
+async function setup (t: CleanupContext): Promise<{ files: Files, gc: () => ReturnType<typeof collectGarbage>, blockstore: Awaited<ReturnType<typeof openBlockStore>> }> {
+  const blockstore = await openBlockStore(t)
+  const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
+  await namespace.open()
+  defer(t, async () => { await namespace.close() })
+  const holdings = new Holdings(new MemoryKV())
+  const lock = new GcLock()
+  const files = new Files({ blockstore, namespace, logger, gcLock: lock })
+  const gc = async (): ReturnType<typeof collectGarbage> => await collectGarbage({ blockstore, holdings, files: () => namespace.files(), lock, logger }, 0)
+  return { files, gc, blockstore }
+}
+
+async function readAll (files: Files, path: string): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const c of files.cat(path)) chunks.push(c)
+  return Buffer.concat(chunks)
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/** Bytes in pieces, yielding to the event loop between them (so collections interleave). */
+async function * slowly (bytes: Uint8Array, gate?: Promise<void>): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.byteLength; i += 50_000) {
+    if (i > 0 && gate !== undefined) await gate
+    await new Promise(resolve => setImmediate(resolve))
+    yield bytes.subarray(i, i + 50_000)
+  }
+}
+
+describe('garbage collection', () => {
+  it('keeps every visible file and takes removed ones, with writes and collections running together', { timeout: 120_000 }, async t => {
+    const { files, gc } = await setup(t)
+    const content = new Map<string, Buffer>()
+    const writes: Array<Promise<unknown>> = []
+    let collections = 0
+    let removedTotal = 0
+    let stop = false
+    const collector = (async () => {
+      while (!stop) {
+        const r = await gc()
+        collections++
+        removedTotal += r.removed
+        await new Promise(resolve => setTimeout(resolve, 5))
+      }
+    })()
+    for (let i = 0; i < 24; i++) {
+      const data = randomBytes(200_000 + i * 7919)
+      const path = `/f${i}.bin`
+      content.set(path, data)
+      writes.push(files.add(path, slowly(data), { chunker, pin: 'none' }).then(async () => {
+        // every third file is removed again once written
+        if (i % 3 === 0) { await files.rm(path); content.delete(path) }
+      }))
+    }
+    await Promise.all(writes)
+    stop = true
+    await collector
+    assert.ok(collections >= 2, `collections ran during the writes (${collections})`)
+    const final = await gc()
+    assert.ok(removedTotal + final.removed > 0, 'the removed files\' blocks were collected')
+    for (const [path, data] of content) assert.equal(sha(await readAll(files, path)), sha(data), `${path} intact`)
+    // nothing left to take
+    assert.equal((await gc()).removed, 0)
+  })
+
+  it('waits for a write in flight and keeps blocks put while it runs', { timeout: 60_000 }, async t => {
+    const { files, gc, blockstore } = await setup(t)
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    const data = randomBytes(400_000)
+    const writing = files.add('/slow.bin', slowly(data, gate), { chunker, pin: 'none' })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    let collected = false
+    const collecting = gc().then(r => { collected = true; return r })
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(collected, false, 'the collection waits for the write in flight')
+    open()
+    await writing
+    const r = await collecting
+    assert.equal(r.removed, 0)
+    assert.equal(sha(await readAll(files, '/slow.bin')), sha(data))
+    // a block that no file refers to, put while a collection runs, survives that collection
+    const stray = randomBytes(1000)
+    const { CID } = await import('multiformats/cid')
+    const { sha256 } = await import('multiformats/hashes/sha2')
+    const cid = CID.createV1(0x55, await sha256.digest(stray))
+    const during = gc()
+    await blockstore.put(cid, stray)
+    await during
+    assert.equal(await blockstore.has(cid), true, 'kept by the collection it raced')
+    await gc()
+    assert.equal(await blockstore.has(cid), false, 'taken by the next one')
+  })
+})

@@ -1,0 +1,164 @@
+/**
+ * Repair decisions: grace period, sources, new holders (placement order,
+ * zone cap against survivors, never a second shard on a holder), pending
+ * repairs, the coordinator, and the rate limiter.
+ */
+import { describe, it, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { CANDIDATE_FACTOR, preferenceOrder, rankByDistance, type PlacementPeer } from '../../../node/durability/placement.js'
+import {
+  RateLimiter, planRepair, repairCoordinator, repairSources, stripeHealth, type RepairPlanInput
+} from '../../../node/durability/repair-plan.js'
+import { simPeerIds } from '../../../simulations/durability-balance.js'
+import { Prng } from '../../../simulations/prng.js'
+
+const GRACE = 600_000
+const NOW = 10_000_000
+let IDS: string[] = []
+const rng = new Prng(11)
+
+before(async () => { IDS = await simPeerIds(new Prng(3), 40) })
+
+function isInvalidArgument (err: any): boolean { return err.name === 'InvalidArgumentError' }
+
+/** A 4+2 stripe on IDS[0..5] among `n` peers; `down` maps peer → ms it has been down. */
+function input (down: Record<string, number> = {}, extra: Partial<RepairPlanInput> = {}, n = 20): RepairPlanInput {
+  const peers: PlacementPeer[] = IDS.slice(0, n).map(id => ({ id }))
+  return {
+    key: KEY,
+    k: 4,
+    m: 2,
+    holders: IDS.slice(0, 6),
+    liveness: p => down[p] === undefined ? {} : { downSince: NOW - down[p] },
+    peers,
+    now: NOW,
+    graceMs: GRACE,
+    ...extra
+  }
+}
+const KEY = rng.bytes(32)
+
+describe('planRepair', () => {
+  it('does nothing for a healthy stripe', () => {
+    assert.deepEqual(planRepair(input()), { health: 'healthy', actions: [], waiting: 0, live: 6, unplaced: 0 })
+  })
+
+  it('waits while a holder is down within the grace period (a restart costs nothing)', () => {
+    const plan = planRepair(input({ [IDS[1]]: GRACE - 1, [IDS[4]]: 1 }))
+    assert.deepEqual(plan, { health: 'degraded', actions: [], waiting: 2, live: 4, unplaced: 0 })
+  })
+
+  it('rebuilds a shard once its holder is gone past the grace period, from k live shards, data first', () => {
+    const plan = planRepair(input({ [IDS[1]]: GRACE }))
+    assert.equal(plan.health, 'degraded')
+    assert.equal(plan.actions.length, 1)
+    const [a] = plan.actions
+    assert.equal(a.index, 1)
+    assert.equal(a.from, IDS[1])
+    assert.deepEqual(a.sources, [0, 2, 3, 4])
+    assert.ok(!IDS.slice(0, 6).includes(a.to), 'the new holder already held a shard')
+  })
+
+  it('picks the new holder in placement order among live non-holders', () => {
+    const down = { [IDS[2]]: GRACE * 2, [IDS[10]]: GRACE * 2, [IDS[11]]: 5 }
+    const plan = planRepair(input(down))
+    const live = IDS.slice(0, 20).filter(id => down[id] === undefined).map(id => ({ id }))
+    const expected = preferenceOrder(KEY, live, CANDIDATE_FACTOR * 6).find(p => !IDS.slice(0, 6).includes(p.id))
+    assert.equal(plan.actions[0].to, expected?.id)
+  })
+
+  it('uses parity sources when data shards are missing', () => {
+    const plan = planRepair(input({ [IDS[0]]: GRACE, [IDS[3]]: GRACE }))
+    assert.deepEqual(plan.actions.map(a => a.index), [0, 3])
+    for (const a of plan.actions) assert.deepEqual(a.sources, [1, 2, 4, 5])
+    assert.notEqual(plan.actions[0].to, plan.actions[1].to)
+    assert.deepEqual(repairSources(4, [5, 1, 4, 2, 0]), [0, 1, 2, 4])
+    assert.equal(repairSources(4, [0, 1, 2]), undefined)
+  })
+
+  it('plans nothing for a lost stripe (fewer than k live shards)', () => {
+    const plan = planRepair(input({ [IDS[0]]: GRACE, [IDS[1]]: GRACE, [IDS[2]]: 1 }))
+    assert.deepEqual(plan, { health: 'lost', actions: [], waiting: 1, live: 3, unplaced: 2 })
+  })
+
+  it('honours the zone cap against the surviving holders, waiting ones included', () => {
+    // holders 0..5 in zones A A B B C C; others: 6..16 in A, 17..18 in C, 19 in D
+    const zones = [...'AABBCC', ...new Array(11).fill('A'), 'C', 'C', 'D']
+    const peers = IDS.slice(0, 20).map((id, i) => ({ id, zone: zones[i] }))
+    // holder 3 (zone B) is gone; holder 4 (zone C) is only waiting, so C stays full
+    const plan = planRepair(input({ [IDS[3]]: GRACE, [IDS[4]]: 1 }, { peers }))
+    assert.equal(plan.actions.length, 1)
+    assert.equal(plan.actions[0].to, IDS[19], 'only zone D keeps every zone at ≤ 2 shards')
+  })
+
+  it('never puts a second shard of the stripe on a peer: unplaced when no peer is free', () => {
+    const plan = planRepair(input({ [IDS[2]]: GRACE }, {}, 6))
+    assert.deepEqual(plan, { health: 'degraded', actions: [], waiting: 0, live: 5, unplaced: 1 })
+  })
+
+  it('does not plan a shard already being repaired, nor reuse its target', () => {
+    const first = planRepair(input({ [IDS[1]]: GRACE, [IDS[2]]: GRACE }))
+    const pending = [{ index: first.actions[0].index, to: first.actions[0].to }]
+    const second = planRepair(input({ [IDS[1]]: GRACE, [IDS[2]]: GRACE }, { pending }))
+    assert.deepEqual(second.actions.map(a => a.index), [2])
+    assert.notEqual(second.actions[0].to, pending[0].to)
+  })
+
+  it('rejects malformed input with InvalidArgumentError', () => {
+    assert.throws(() => planRepair(input({}, { holders: IDS.slice(0, 5) })), isInvalidArgument)
+    assert.throws(() => planRepair(input({}, { k: 0 })), isInvalidArgument)
+    assert.throws(() => planRepair(input({}, { key: new Uint8Array(4) })), isInvalidArgument)
+  })
+
+  it('classifies health', () => {
+    assert.equal(stripeHealth(6, 4, 2), 'healthy')
+    assert.equal(stripeHealth(4, 4, 2), 'degraded')
+    assert.equal(stripeHealth(3, 4, 2), 'lost')
+  })
+})
+
+describe('repairCoordinator', () => {
+  it('is the live holder closest to the key, whatever the order', () => {
+    const holders = IDS.slice(0, 6)
+    const ranked = rankByDistance(KEY, holders.map(id => ({ id }))).map(p => p.id)
+    assert.equal(repairCoordinator(KEY, holders, () => true), ranked[0])
+    assert.equal(repairCoordinator(KEY, [...holders].reverse(), () => true), ranked[0])
+    assert.equal(repairCoordinator(KEY, holders, p => p !== ranked[0]), ranked[1])
+    assert.equal(repairCoordinator(KEY, holders, () => false), undefined)
+  })
+
+  it('names exactly one peer per stripe when every node asks', () => {
+    for (let t = 0; t < 20; t++) {
+      const key = rng.bytes(32)
+      const holders = IDS.slice(t, t + 6)
+      const down = new Set([holders[t % 6]])
+      const answers = new Set(holders.map(() => repairCoordinator(key, holders, p => !down.has(p))))
+      assert.equal(answers.size, 1)
+    }
+  })
+})
+
+describe('RateLimiter', () => {
+  it('lets a burst through, then paces to the rate', () => {
+    const r = new RateLimiter(1000, 2000)
+    assert.equal(r.delay(1500, 0), 0)
+    assert.equal(r.delay(1000, 0), 500)
+    assert.equal(r.delay(1000, 0), 1500)
+    assert.equal(r.delay(0, 1500), 0)
+    assert.equal(r.take(2000, 2500), 1000)
+  })
+
+  it('refills up to the burst only, and not when the clock goes back', () => {
+    const r = new RateLimiter(1000, 2000)
+    assert.equal(r.delay(2000, 0), 0)
+    assert.equal(r.delay(0, 1_000_000), 0)
+    assert.equal(r.delay(3000, 1_000_000), 1000)
+    assert.equal(r.delay(1000, 0), 2000)
+  })
+
+  it('rejects a bad rate, burst or size', () => {
+    assert.throws(() => new RateLimiter(0, 10), isInvalidArgument)
+    assert.throws(() => new RateLimiter(10, -1), isInvalidArgument)
+    assert.throws(() => new RateLimiter(10, 10).delay(-1, 0), isInvalidArgument)
+  })
+})
