@@ -1,0 +1,70 @@
+/**
+ * Pins through the CLI on one daemon: `add --pin`, the default policy,
+ * `pin ls|status|add|rm`, `repair --wait`, `gc`, and bad input (one line
+ * on stderr, non-zero exit, nothing changed).
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
+import { tempDir } from '../helpers/temp.js'
+import { lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
+
+const TEST = { timeout: 120_000 }
+
+describe('pins through the CLI', () => {
+  it('add pins by size, pin commands report and change policies, bad input changes nothing', TEST, async t => {
+    const d = await startDaemon(t)
+    const dir = await tempDir(t)
+    const big = randomBytes(3 * 1024 * 1024, 7)
+    const small = randomBytes(5000, 8)
+    await writeFile(join(dir, 'big.bin'), big)
+    await writeFile(join(dir, 'small.bin'), small)
+
+    await shoalOk(d.repo, ['add', join(dir, 'big.bin')])
+    await shoalOk(d.repo, ['add', join(dir, 'small.bin'), '--pin', 'ec:2+1'])
+    const pins = await shoalJson<Array<{ path: string, policy: string, manifest?: string }>>(d.repo, ['pin', 'ls'])
+    assert.deepEqual(pins.map(p => [p.path, p.policy]).sort(), [['/big.bin', 'ec:4+2'], ['/small.bin', 'ec:2+1']], 'default ec:4+2 for 1 MiB and more; --pin wins')
+    assert.ok(pins.every(p => p.manifest !== undefined), 'coded pins name their manifest')
+
+    const status = await shoalJson<{ summary: { healthy: number, degraded: number, lost: number }, stripes: unknown[], k: number, m: number }>(d.repo, ['pin', 'status', '/big.bin'])
+    assert.equal(status.k, 4)
+    assert.equal(status.m, 2)
+    assert.deepEqual(status.summary, { healthy: status.stripes.length, degraded: 0, lost: 0 })
+    const text = (await shoalOk(d.repo, ['pin', 'status', '/big.bin'])).toString()
+    assert.match(text, /stripes: \d+ healthy, 0 degraded, 0 lost/)
+
+    // re-code with another policy; bytes unchanged
+    const repinned = await shoalJson<{ policy: string }>(d.repo, ['pin', 'add', '/big.bin', '--policy', 'replicas:2'])
+    assert.equal(repinned.policy, 'replicas:2')
+    assertBytesEqual(await shoalOk(d.repo, ['cat', '/big.bin']), big)
+
+    // bad input: one line, non-zero exit, nothing changed
+    for (const args of [
+      ['add', join(dir, 'small.bin'), '--to', '/bad.bin', '--pin', 'ec:0+1'],
+      ['add', join(dir, 'small.bin'), '--to', '/bad.bin', '--pin', 'raid5'],
+      ['pin', 'add', '/big.bin', '--policy', 'ec:17+2'],
+      ['pin', 'add', '/nope.bin'],
+      ['pin', 'status', '/'],
+      ['pin', 'rm', '/nope.bin']
+    ]) {
+      const r = await runShoal(['--repo', d.repo, ...args])
+      assert.ok(r.code !== 0 && r.code !== null, `${args.join(' ')} fails`)
+      assert.equal(lines(r.stderr).length, 1, `one line: ${r.stderr}`)
+      assert.equal(r.stdout.length, 0)
+    }
+    assert.equal((await runShoal(['--repo', d.repo, 'stat', '/bad.bin'])).code, 1, 'no file was added by a refused add')
+    assert.deepEqual((await shoalJson<Array<{ path: string, policy: string }>>(d.repo, ['pin', 'ls'])).map(p => [p.path, p.policy]).sort(), [['/big.bin', 'replicas:2'], ['/small.bin', 'ec:2+1']])
+
+    // unpin: the file stays, its policy is none, gc keeps its bytes (kept where it is)
+    await shoalOk(d.repo, ['pin', 'rm', '/small.bin'])
+    assert.deepEqual((await shoalJson<Array<{ path: string }>>(d.repo, ['pin', 'ls'])).map(p => p.path), ['/big.bin'])
+    const repair = await shoalJson<{ lost: number, errors: string[] }>(d.repo, ['repair', '--wait'])
+    assert.equal(repair.lost, 0)
+    assert.deepEqual(repair.errors, [])
+    await shoalOk(d.repo, ['rm', '/big.bin'])
+    await shoalOk(d.repo, ['gc'])
+    assertBytesEqual(await shoalOk(d.repo, ['cat', '/small.bin']), small, 'an unpinned file is still readable after gc')
+  })
+})
