@@ -107,6 +107,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blockstore,
     exchange,
     files: () => namespace.files(),
+    gcLock,
     logger,
     zone: durabilityConfig.zone,
     largePolicy: durabilityConfig.largePolicy,

@@ -22,6 +22,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { InvalidManifestError, InvalidPolicyError } from '../node/errors.js'
+import { isPlainMap, plainBytes, show, type Fields } from './values.js'
 
 // ---------------------------------------------------------------------------
 // policy
@@ -61,6 +62,35 @@ export function parsePolicy (text: string): Policy {
 }
 
 /**
+ * True when `text` is the canonical text of a policy (what
+ * {@link formatPolicy} writes); never throws.
+ */
+export function isPolicyText (text: unknown): text is string {
+  if (typeof text !== 'string') return false
+  try {
+    return formatPolicy(parsePolicy(text)) === text
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The k and m a policy is coded with: `ec:K+M` as is, `replicas:N` (N ≥ 2)
+ * as `1+(N-1)` (with one data shard, Reed-Solomon parity is a copy);
+ * undefined for `none` and `replicas:1`, which are kept where they were written.
+ */
+export function codingOf (policy: Policy): { k: number, m: number } | undefined {
+  if (policy.kind === 'ec') return { k: policy.k, m: policy.m }
+  if (policy.kind === 'replicas') return policy.n > 1 ? { k: 1, m: policy.n - 1 } : undefined
+  return undefined
+}
+
+/** True when the policy text names a coded policy (one that has a stripe manifest); never throws. */
+export function isCodedPolicy (text: string): boolean {
+  return isPolicyText(text) && codingOf(parsePolicy(text)) !== undefined
+}
+
+/**
  * The canonical text of a policy, which {@link parsePolicy} reads back to an
  * equal policy.
  *
@@ -82,7 +112,7 @@ export function formatPolicy (p: Policy): string {
  */
 export function checkPolicy (p: Policy): Policy {
   const bad = (why: string): never => { throw new InvalidPolicyError(`invalid policy: ${why}`) }
-  if (!isMap(p)) return bad('not an object')
+  if (!isPlainMap(p)) return bad('not an object')
   const f = p as Fields
   if (f.kind === 'none') {
     if (Object.keys(f).length !== 1) bad('none takes no parameters')
@@ -230,16 +260,6 @@ function fail (reason: string): never {
   throw new InvalidManifestError(`invalid manifest: ${reason}`)
 }
 
-/** A short printable form of an untrusted value, for error messages (never walks containers). */
-function show (value: unknown): string {
-  let text: string
-  if (typeof value === 'string') text = JSON.stringify(value)
-  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value == null) text = String(value)
-  else if (Array.isArray(value)) text = `a list of ${value.length}`
-  else text = `a ${typeof value}`
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text
-}
-
 /** Decode, validate, and require the bytes to be the canonical encoding of the result. */
 function decodeCanonical<T> (bytes: Uint8Array, what: string, pick: (value: unknown) => T): T {
   if (!(bytes instanceof Uint8Array)) fail(`${what} is not bytes`)
@@ -264,20 +284,11 @@ function encodeChecked (value: unknown, what: string): Uint8Array {
     fail(`${what} is not encodable (${String((err as Error)?.message ?? err)})`)
   }
   if (bytes.byteLength > MAX_MANIFEST_BLOCK_BYTES) fail(`${what} of ${bytes.byteLength} bytes > ${MAX_MANIFEST_BLOCK_BYTES}`)
-  // a plain Uint8Array (the encoder may hand back a Buffer)
-  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return plainBytes(bytes)
 }
 
 // ---------------------------------------------------------------------------
 // field checks: each validates one untrusted value and returns a fresh copy
-
-type Fields = Record<string, unknown>
-
-function isMap (value: unknown): value is Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  const proto = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
-}
 
 function exactKeys (fields: Fields, keys: readonly string[]): boolean {
   const own = Object.keys(fields)
@@ -290,7 +301,7 @@ function isInt (value: unknown, min: number, max: number): value is number {
 
 /** Check that `value` is a plain map with exactly the `keys`. */
 function shape (value: unknown, what: string, keys: readonly string[]): Fields {
-  if (!isMap(value)) fail(`${what} is not a map`)
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
   for (const key of keys) if (!Object.hasOwn(value, key)) fail(`${what} lacks field ${key}`)
   for (const key of Object.keys(value)) if (!keys.includes(key)) fail(`${what} has unexpected field ${show(key)}`)
   return value
@@ -341,10 +352,10 @@ function coding (k: unknown, m: unknown): void {
 
 /** k and m for encoding a page without them: the widest stripe's data and the first stripe's parity. */
 function inferCoding (p: ManifestPage): [number, number] {
-  const stripes = isMap(p) && Array.isArray(p.stripes) ? p.stripes : []
+  const stripes = isPlainMap(p) && Array.isArray(p.stripes) ? p.stripes : []
   const first = stripes[0] as Stripe | undefined
-  const m = isMap(first) && Array.isArray(first.parity) ? first.parity.length : 0
-  const k = stripes.reduce((most, s) => Math.max(most, isMap(s) && Array.isArray(s.data) ? s.data.length : 0), 0)
+  const m = isPlainMap(first) && Array.isArray(first.parity) ? first.parity.length : 0
+  const k = stripes.reduce((most, s) => Math.max(most, isPlainMap(s) && Array.isArray(s.data) ? s.data.length : 0), 0)
   return [k, m]
 }
 

@@ -25,6 +25,8 @@ import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { normalizePath } from '../node/namespace/paths.js'
 import { InvalidMessageError } from './block-exchange.js'
+import { isCodedPolicy, isPolicyText } from './durability.js'
+import { isPlainMap, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
 export const NAMESPACE_TOPIC = '/shoal/namespace/1.0.0'
@@ -220,25 +222,12 @@ const MAX_MODE = 0o7777
 /** Longest policy text accepted before its grammar is checked (`replicas:16` is 11). */
 const MAX_POLICY_LENGTH = 32
 
-/** `none`, `ec:K+M` or `replicas:N` with plain decimal numbers (ranges are checked after). */
-const POLICY_SYNTAX = /^(?:none|ec:([1-9][0-9]?)\+([1-9][0-9]?)|replicas:([1-9][0-9]?))$/
-
 /**
  * True when `policy` is the canonical text of a durability policy: `none`,
- * `ec:K+M` with 1 ≤ K ≤ 16, 1 ≤ M ≤ 8 and K + M ≤ 24, or `replicas:N` with
- * 1 ≤ N ≤ 16 — decimal, no leading zeros, no spaces, lower case.
+ * `ec:K+M` or `replicas:N` as protocol/durability.ts parses them.
  */
 export function isPinPolicy (policy: unknown): policy is string {
-  if (typeof policy !== 'string' || policy.length > MAX_POLICY_LENGTH) return false
-  const m = POLICY_SYNTAX.exec(policy)
-  if (m === null) return false
-  if (m[1] !== undefined) {
-    const k = Number(m[1])
-    const parity = Number(m[2])
-    return k <= 16 && parity <= 8 && k + parity <= 24
-  }
-  if (m[3] !== undefined) return Number(m[3]) <= 16
-  return true
+  return typeof policy === 'string' && policy.length <= MAX_POLICY_LENGTH && isPolicyText(policy)
 }
 
 /**
@@ -382,16 +371,6 @@ function fail (reason: string): never {
   throw new InvalidMessageError(`invalid namespace message: ${reason}`)
 }
 
-/** A short printable form of an untrusted value, for error messages (never walks containers). */
-function show (value: unknown): string {
-  let text: string
-  if (typeof value === 'string') text = JSON.stringify(value)
-  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value == null) text = String(value)
-  else if (Array.isArray(value)) text = `a list of ${value.length}`
-  else text = `a ${typeof value}`
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text
-}
-
 function checkSize (bytes: Uint8Array, max: number, what: string): void {
   if (bytes.byteLength > max) fail(`${what} of ${bytes.byteLength} bytes > ${max}`)
 }
@@ -422,20 +401,11 @@ function encodeChecked (value: unknown, max: number, what: string): Uint8Array {
     fail(`${what} is not encodable (${String(err?.message ?? err)})`)
   }
   checkSize(bytes, max, what)
-  // a plain Uint8Array (the encoder may hand back a Buffer), equal to what decoders return
-  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return plainBytes(bytes)
 }
 
 // ---------------------------------------------------------------------------
 // field checks: each validates one untrusted value and returns a fresh copy
-
-type Fields = Record<string, unknown>
-
-function isMap (value: unknown): value is Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  const proto = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
-}
 
 /** True when an optional field is set (an `undefined` value counts as absent). */
 function has (fields: Fields, key: string): boolean {
@@ -444,7 +414,7 @@ function has (fields: Fields, key: string): boolean {
 
 /** Check that `value` is a plain map with exactly the `required` keys plus any of the `optional` ones. */
 function shape (value: unknown, what: string, required: readonly string[], optional: readonly string[] = []): Fields {
-  if (!isMap(value)) fail(`${what} is not a map`)
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
   for (const key of required) if (!Object.hasOwn(value, key)) fail(`${what} lacks field ${key}`)
   for (const key of Object.keys(value)) {
     if (!required.includes(key) && !optional.includes(key)) {
@@ -546,7 +516,7 @@ function byteList (value: unknown, what: string, maxItems: number, maxBytes: num
 }
 
 function clock (value: unknown, what: string, minAuthors: number): VectorClock {
-  if (!isMap(value)) fail(`${what} is not a map`)
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
   const authors = Object.keys(value)
   if (authors.length < minAuthors || authors.length > MAX_CLOCK_AUTHORS) fail(`${what} has ${authors.length} authors (${minAuthors}..${MAX_CLOCK_AUTHORS} allowed)`)
   const out: VectorClock = {}
@@ -602,7 +572,7 @@ function pin (value: unknown, what: string): Pin {
   if (!isPinPolicy(policy)) fail(`${what} policy ${show(policy)} is not a canonical durability policy`)
   const out: Pin = { policy }
   if (has(f, 'manifest')) {
-    if (!policy.startsWith('ec:') && !(policy.startsWith('replicas:') && policy !== 'replicas:1')) fail(`${what} has a manifest but policy ${show(policy)} is not coded (ec: or replicas:N with N >= 2)`)
+    if (!isCodedPolicy(policy)) fail(`${what} has a manifest but policy ${show(policy)} is not coded (ec: or replicas:N with N >= 2)`)
     out.manifest = cid(f.manifest, `${what} manifest`, DAG_CBOR)
   }
   return out
@@ -616,7 +586,7 @@ const OP_FIELDS: Record<Op['op'], readonly string[]> = {
 const OP_OPTIONAL_FIELDS: Record<Op['op'], readonly string[]> = { put: ['pin'], mkdir: [], del: [] }
 
 function pickOp (value: unknown, author: string, seq: number, entryClock: VectorClock): Op {
-  if (!isMap(value)) fail('op is not a map')
+  if (!isPlainMap(value)) fail('op is not a map')
   const kind = value.op
   if (typeof kind !== 'string' || !Object.hasOwn(OP_FIELDS, kind)) fail(`unknown op ${show(kind)}`)
   const f = shape(value, `${kind} op`, OP_FIELDS[kind as Op['op']], OP_OPTIONAL_FIELDS[kind as Op['op']])
@@ -747,7 +717,7 @@ function pickSnapshotRoot (value: unknown): SnapshotRoot {
 
 /** Check the envelope (version, known type, exact key set with `id` when `withId`); returns the type. */
 function envelope (value: unknown, what: string, shapes: Record<string, readonly string[]>, withId: boolean): string {
-  if (!isMap(value)) fail(`${what} is not a map`)
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
   version(value.v, what)
   const type = value.type
   if (typeof type !== 'string' || !Object.hasOwn(shapes, type)) fail(`unknown ${what} type ${show(type)}`)

@@ -14,6 +14,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { InvalidMessageError } from './block-exchange.js'
+import { isPlainMap, type Fields } from './values.js'
 
 export { InvalidMessageError }
 
@@ -130,11 +131,9 @@ function decode (bytes: Uint8Array): unknown {
   return value
 }
 
-type Fields = Record<string, unknown>
-
 function shape (value: unknown, what: string, keys: readonly string[], optional: readonly string[] = []): Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array || value instanceof CID) fail(`${what} is not a map`)
-  const f = value as Fields
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
+  const f = value
   const have = Object.keys(f)
   for (const k of have) if (!keys.includes(k) && !optional.includes(k)) fail(`${what} has an unknown field ${JSON.stringify(k).slice(0, 40)}`)
   for (const k of keys) if (!Object.hasOwn(f, k)) fail(`${what} lacks ${k}`)

@@ -1,6 +1,5 @@
 import { exportCar, importCar } from '../car/index.js'
 import { parseChunker } from '../content/index.js'
-import { collectGarbage } from '../durability/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { sendJson, sendStream } from './http.js'
 import type { ShoalComponents } from '../node.js'
@@ -116,13 +115,7 @@ export const routes: Route[] = [
     path: '/api/v0/gc',
     async handle ({ res, query, signal, components }) {
       parseQuery(schemas.none, query)
-      sendJson(res, 200, await collectGarbage({
-        blockstore: components.blockstore,
-        holdings: components.holdings,
-        files: () => components.namespace.files(),
-        lock: components.gcLock,
-        logger: components.logger
-      }, components.config.durability.grace, signal))
+      sendJson(res, 200, await components.durability.collectGarbage(signal))
     }
   },
   {

@@ -11,6 +11,15 @@ import type { Counter } from 'prom-client'
 export { verifyBlock, matchesCID, sha256 } from './verify.js'
 export { LevelBlockStore }
 
+/**
+ * A block's identity across CID versions and codecs, as text: its multihash
+ * in base64 (blocks are stored by multihash). For sets and maps of blocks.
+ */
+export function blockKey (cid: CID): string {
+  const mh = cid.multihash.bytes
+  return Buffer.from(mh.buffer, mh.byteOffset, mh.byteLength).toString('base64')
+}
+
 /** Options every block store call accepts. */
 export interface AbortOptions {
   signal?: AbortSignal

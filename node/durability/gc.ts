@@ -23,8 +23,9 @@
 import { CID } from 'multiformats/cid'
 import * as dagPb from '@ipld/dag-pb'
 import { decodeManifestPage, decodeManifestRoot, type ManifestRoot } from '../../protocol/durability.js'
-import type { BlockStore } from '../blocks/index.js'
-import type { Holdings } from './holdings.js'
+import { blockKey, type BlockStore } from '../blocks/index.js'
+import { AbortedError } from '../errors.js'
+import type { Holdings, ManifestRecord } from './holdings.js'
 import type { Entry } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 
@@ -84,63 +85,47 @@ export interface GcResult {
   forgotten: number
 }
 
-/** A local getter that never asks the network (absent blocks end a branch). */
-function localGetter (blockstore: BlockStore): { getBytes: (cid: CID) => Promise<Uint8Array> } {
-  return { getBytes: async (cid: CID) => await blockstore.getBytes(cid) }
-}
-
 /** Run one collection. `graceMs`: how long orphaned holdings are kept. */
 export async function collectGarbage (components: GcComponents, graceMs: number, signal?: AbortSignal): Promise<GcResult> {
   const { blockstore, holdings, lock, logger } = components
   const watch = await lock.exclusive(async () => blockstore.watchPuts())
   try {
     const marks = new Set<string>()
-    const mark = (cid: CID): void => { marks.add(keyOf(cid)) }
-    const local = localGetter(blockstore)
-    const live = new Set<string>()
+    const mark = (cid: CID): void => { marks.add(blockKey(cid)) }
+    // striped files: manifest → root, marked once below whether or not shards are held here
+    const live = new Map<string, CID>()
     for await (const entry of components.files()) {
-      if (signal?.aborted === true) throw new Error('garbage collection aborted')
+      if (signal?.aborted === true) throw new AbortedError('garbage collection aborted')
       if (entry.type !== 'file') continue
       const root = CID.parse(entry.cid)
-      const manifest = entry.pin?.manifest
-      if (manifest === undefined) {
-        await markDag(local, root, mark)
-        continue
-      }
-      live.add(manifest)
-      mark(CID.parse(manifest))
-      await markSkeletonAndManifest(local, root, CID.parse(manifest), mark)
+      if (entry.pin?.manifest === undefined) await markDag(blockstore, root, mark)
+      else live.set(entry.pin.manifest, root)
     }
     let forgotten = 0
     const now = Date.now()
-    const records: Array<[string, Awaited<ReturnType<Holdings['manifest']>>]> = []
+    // read first: forgetting changes the store being iterated
+    const records: Array<[string, ManifestRecord]> = []
     for await (const entry of holdings.manifests()) records.push(entry)
     for (const [manifest, record] of records) {
-      if (record === undefined) continue
-      const referenced = live.has(manifest)
-      if (!referenced && now - record.since > graceMs) {
+      if (!live.has(manifest) && now - record.since > graceMs) {
         await holdings.forget(manifest)
         forgotten++
         continue
       }
-      mark(CID.parse(manifest))
-      const unplaced = record.role === 'origin' && record.placed === undefined
       // not placed yet: the encoder keeps everything
-      if (unplaced) await markDag(local, CID.parse(record.root), mark)
-      await markSkeletonAndManifest(local, CID.parse(record.root), CID.parse(manifest), mark, unplaced)
-      for await (const held of holdings.held(manifest)) marks.add(keyOf(CID.parse(held.cid)))
+      const unplaced = record.role === 'origin' && record.placed === undefined
+      await markSkeletonAndManifest(blockstore, CID.parse(record.root), CID.parse(manifest), mark, unplaced)
+      for await (const held of holdings.held(manifest)) marks.add(blockKey(CID.parse(held.cid)))
+      live.delete(manifest)
     }
+    for (const [manifest, root] of live) await markSkeletonAndManifest(blockstore, root, CID.parse(manifest), mark)
+
+    const unmarked: CID[] = []
+    for await (const cid of blockstore.cids()) if (!marks.has(blockKey(cid))) unmarked.push(cid)
     let removed = 0
     let keptNew = 0
-    const doomed: CID[] = []
-    for await (const cid of blockstore.cids()) {
-      const key = keyOf(cid)
-      if (marks.has(key)) continue
-      if (watch.seen(cid)) { keptNew++; continue }
-      doomed.push(cid)
-    }
-    for (const cid of doomed) {
-      // a block put after the scan saw it is kept too
+    for (const cid of unmarked) {
+      // put since the collection began (even after the scan saw it): kept
       if (watch.seen(cid)) { keptNew++; continue }
       await blockstore.delete(cid)
       removed++
@@ -153,7 +138,8 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
   }
 }
 
-type LocalGetter = { getBytes: (cid: CID) => Promise<Uint8Array> }
+/** Reads blocks held here only (absent blocks end a branch). */
+type LocalGetter = Pick<BlockStore, 'getBytes'>
 
 /** The block if held here, else undefined (never the network). */
 async function tryGet (local: LocalGetter, cid: CID): Promise<Uint8Array | undefined> {
@@ -179,9 +165,9 @@ async function markDag (local: LocalGetter, root: CID, mark: (cid: CID) => void,
   }
 }
 
-/** Mark the skeleton of `root` (not its leaves) and the manifest's blocks; `parity` marks parity shards too. */
-async function markSkeletonAndManifest (local: LocalGetter, root: CID, manifest: CID, mark: (cid: CID) => void, parity = false): Promise<void> {
-  await markDag(local, root, mark, false)
+/** Mark the skeleton of `root` and the manifest's blocks; `whole` marks the leaves and parity shards too. */
+async function markSkeletonAndManifest (local: LocalGetter, root: CID, manifest: CID, mark: (cid: CID) => void, whole = false): Promise<void> {
+  await markDag(local, root, mark, whole)
   mark(manifest)
   const bytes = await tryGet(local, manifest)
   if (bytes === undefined) return
@@ -189,7 +175,7 @@ async function markSkeletonAndManifest (local: LocalGetter, root: CID, manifest:
   try { mroot = decodeManifestRoot(bytes) } catch { return }
   for (const page of mroot.pages) {
     mark(page)
-    if (!parity) continue
+    if (!whole) continue
     const pageBytes = await tryGet(local, page)
     if (pageBytes === undefined) continue
     try {
@@ -198,6 +184,3 @@ async function markSkeletonAndManifest (local: LocalGetter, root: CID, manifest:
   }
 }
 
-function keyOf (cid: CID): string {
-  return Buffer.from(cid.multihash.bytes).toString('base64')
-}

@@ -10,13 +10,14 @@ import { LevelKV } from '../namespace/kv.js'
 import { Holdings } from './holdings.js'
 import { Libp2pShardsNetwork } from './network.js'
 import { DurabilityService, type DurabilityInit } from './service.js'
+import type { GcLock } from './gc.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
 import type { Entry } from '../namespace/index.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
-export { DurabilityService, codingOf } from './service.js'
+export { DurabilityService } from './service.js'
 export type { DurabilityComponents, DurabilityInit, DurabilityStats, FilePin, PinStatus, PlaceResult, RepairReport, ShardStatus, StripeStatus } from './service.js'
 export { Holdings } from './holdings.js'
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
@@ -30,6 +31,7 @@ export interface CreateDurabilityInit extends DurabilityInit {
   blockstore: BlockStore
   exchange: BlockExchange
   files: () => AsyncIterable<Entry>
+  gcLock: GcLock
   logger: Logger
 }
 
@@ -43,6 +45,7 @@ export function createDurability (init: CreateDurabilityInit): { service: Durabi
     network,
     holdings,
     files: init.files,
+    gcLock: init.gcLock,
     logger: init.logger
   }, init)
   return { service, holdings }

@@ -7,7 +7,8 @@
  * @module
  */
 import { peerIdFromString } from '@libp2p/peer-id'
-import { CID } from 'multiformats/cid'
+import type { CID } from 'multiformats/cid'
+import { blockKey } from '../blocks/index.js'
 import { StripeUnavailableError } from '../errors.js'
 import { loadManifestRoot, readManifest, rebuildStripe, shardCID } from './stripes.js'
 import { gatherView, type HolderView, type ViewComponents } from './view.js'
@@ -31,72 +32,66 @@ const UNAVAILABLE = new Set(['BlockUnavailableError', 'RequestTimeoutError', 'Pe
  * rebuild from k shards as the fallback for leaves.
  */
 export function stripedGetter (components: StripedReadComponents, root: CID, manifest: CID, signal?: AbortSignal): BlockSession {
-  let state: Promise<{ mroot: ManifestRoot, view: HolderView, leaves: Map<string, { index: number, stripe: Stripe }> }> | undefined
-  // the manifest, the holders and the leaf → stripe index: learned once, on the first miss
-  const load = async (): Promise<{ mroot: ManifestRoot, view: HolderView, leaves: Map<string, { index: number, stripe: Stripe }> }> => {
-    state ??= (async () => {
-      const getter = { getBytes: async (cid: CID, o?: { signal?: AbortSignal }) => await components.exchange.getBlock(cid, { signal: o?.signal ?? signal }) }
-      const mroot = await loadManifestRoot(getter, manifest, signal)
-      const leaves = new Map<string, { index: number, stripe: Stripe }>()
-      for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
-        for (const cid of stripe.data) leaves.set(keyOf(cid), { index, stripe })
-      }
-      const view = await gatherView(components, manifest, mroot.stripes, signal)
-      return { mroot, view, leaves }
-    })()
-    state.catch(() => { state = undefined })
-    return await state
+  // the manifest, the holders and leaf → stripe: learned once, on the first miss
+  let loading: Promise<StripeIndex> | undefined
+  let loaded: StripeIndex | undefined
+  const load = async (): Promise<StripeIndex> => {
+    loading ??= buildIndex(components, manifest, signal).then(index => { loaded = index; return index })
+    loading.catch(() => { loading = undefined })
+    return await loading
   }
-  let known: { view: HolderView, leaves: Map<string, { index: number, stripe: Stripe }>, k: number } | undefined
+  const holdersOf = (where: LeafPlace, index: StripeIndex): PeerId[] =>
+    index.view.holders(where.index, where.shard).filter(p => p !== components.network.self).map(p => peerIdFromString(p))
   const route = (cid: CID): PeerId[] | undefined => {
-    if (known === undefined) return undefined
-    const where = known.leaves.get(keyOf(cid))
-    if (where === undefined) return undefined
-    const shard = where.stripe.data.findIndex(c => c.multihash.bytes.length === cid.multihash.bytes.length && keyOf(c) === keyOf(cid))
-    return known.view.holders(where.index, shard).filter(p => p !== components.network.self).map(p => peerIdFromString(p))
+    const where = loaded?.leaves.get(blockKey(cid))
+    return where === undefined || loaded === undefined ? undefined : holdersOf(where, loaded)
   }
   const session = components.exchange.session(root, { signal, route })
   const rebuilding = new Map<number, Promise<Uint8Array[]>>()
 
-  const rebuild = async (cid: CID, opts?: { signal?: AbortSignal }): Promise<Uint8Array> => {
-    const { mroot, view, leaves } = await load()
-    const where = leaves.get(keyOf(cid))
-    if (where === undefined) throw new StripeUnavailableError(`block ${cid.toString()} is not a leaf of manifest ${manifest.toString()} and no peer has it`)
-    let data = rebuilding.get(where.index)
-    if (data === undefined) {
-      data = rebuildFrom(components, mroot, where.index, where.stripe, view, opts?.signal ?? signal)
-      rebuilding.set(where.index, data)
-      data.catch(() => { rebuilding.delete(where.index) })
-    }
-    const leavesOfStripe = await data
-    const i = where.stripe.data.findIndex(c => keyOf(c) === keyOf(cid))
-    return leavesOfStripe[i]
-  }
-
   return {
     getBytes: async (cid, opts) => {
-      if (known === undefined && state !== undefined) {
-        const s = await state.catch(() => undefined)
-        if (s !== undefined) known = { view: s.view, leaves: s.leaves, k: s.mroot.k }
-      }
       try {
         return await session.getBytes(cid, opts)
       } catch (err: any) {
         if (!UNAVAILABLE.has(err?.name)) throw err
-        const s = await load()
-        known ??= { view: s.view, leaves: s.leaves, k: s.mroot.k }
-        if (!s.leaves.has(keyOf(cid))) throw err
-        // a routed fetch may succeed now that holders are known
-        const peers = route(cid)
-        if (peers !== undefined && peers.length > 0) {
+        const index = await load()
+        const where = index.leaves.get(blockKey(cid))
+        if (where === undefined) throw err
+        // a fetch routed to the holders may succeed now that they are known
+        const peers = holdersOf(where, index)
+        if (peers.length > 0) {
           try { return await components.exchange.getBlock(cid, { providers: peers, signal: opts?.signal ?? signal }) } catch {}
         }
-        return await rebuild(cid, opts)
+        let data = rebuilding.get(where.index)
+        if (data === undefined) {
+          data = rebuildFrom(components, index.mroot, where.index, where.stripe, index.view, opts?.signal ?? signal)
+          rebuilding.set(where.index, data)
+          data.catch(() => { rebuilding.delete(where.index) })
+        }
+        return (await data)[where.shard]
       }
     },
     has: session.has,
     providers: session.providers
   }
+}
+
+/** Where a leaf is: its stripe and its data shard index. */
+interface LeafPlace { index: number, stripe: Stripe, shard: number }
+
+/** What a striped read learns on its first miss. */
+interface StripeIndex { mroot: ManifestRoot, view: HolderView, leaves: Map<string, LeafPlace> }
+
+async function buildIndex (components: StripedReadComponents, manifest: CID, signal?: AbortSignal): Promise<StripeIndex> {
+  const getter = { getBytes: async (cid: CID, o?: { signal?: AbortSignal }) => await components.exchange.getBlock(cid, { signal: o?.signal ?? signal }) }
+  const mroot = await loadManifestRoot(getter, manifest, signal)
+  const leaves = new Map<string, LeafPlace>()
+  for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+    stripe.data.forEach((cid, shard) => { leaves.set(blockKey(cid), { index, stripe, shard }) })
+  }
+  const view = await gatherView(components, manifest, mroot.stripes, signal)
+  return { mroot, view, leaves }
 }
 
 /** Fetch any k shards of a stripe in parallel, rebuild its data leaves, keep them here. */
@@ -108,8 +103,8 @@ async function rebuildFrom (components: StripedReadComponents, mroot: ManifestRo
     if (shardCID(stripe, k, i) === undefined) continue
     if (view.holders(index, i).length > 0) candidates.push(i)
   }
-  const real = [...Array(k + m).keys()].filter(i => shardCID(stripe, k, i) !== undefined).length
-  const needed = k - (k + m - real)
+  // a short last stripe's missing data shards are known zeros: only its stored leaves count
+  const needed = stripe.data.length
   // data shards first (they are leaves: no decoding when all are there), then parity
   candidates.sort((a, b) => a - b)
   let next = 0
@@ -130,6 +125,3 @@ async function rebuildFrom (components: StripedReadComponents, mroot: ManifestRo
   return data
 }
 
-function keyOf (cid: CID): string {
-  return Buffer.from(cid.multihash.bytes).toString('base64')
-}

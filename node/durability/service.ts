@@ -8,14 +8,15 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
-import { formatPolicy, parsePolicy, stripeKey, type Policy, type Stripe } from '../../protocol/durability.js'
+import { codingOf, formatPolicy, parsePolicy, stripeKey, type Stripe } from '../../protocol/durability.js'
 import { compareRefs, MAX_SHARD_REFS, type ShardRef, type ShardsRequest, type ShardsResponse } from '../../protocol/shards.js'
 import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { createErasureCoder, type ErasureCoder } from './erasure.js'
-import { buildManifest, encodeStripes, fileLeaves, fileSkeleton, loadManifestRoot, readManifest, rebuildShard, shardCID } from './stripes.js'
+import { type ShardGetter, buildManifest, encodeStripes, fileLeaves, fileSkeleton, loadManifestRoot, readManifest, rebuildShard, shardCID } from './stripes.js'
 import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
 import { planRepair, RateLimiter, repairCoordinator, stripeHealth, type StripeHealth } from './repair-plan.js'
-import { gatherView, type HolderView } from './view.js'
+import { gatherView, presentShards, type HolderView } from './view.js'
+import { collectGarbage, type GcLock, type GcResult } from './gc.js'
 import type { Holdings, PlacementRecord } from './holdings.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
@@ -34,6 +35,8 @@ export interface DurabilityComponents {
   holdings: Holdings
   /** Every visible file of the namespace (for repair and GC). */
   files: () => AsyncIterable<Entry>
+  /** Writers share it; garbage collection takes it to start. */
+  gcLock: GcLock
   logger: Logger
 }
 
@@ -189,19 +192,19 @@ export class DurabilityService {
   }
 
   /**
-   * Encode the file under `root` for `policy` (parity and manifest blocks go
-   * to the local store) and return the pin for its namespace record. `none`
+   * Encode the file under `root` for `policy`, reading its leaves through
+   * `getter` (default: the local store; parity and manifest blocks go to it) and return the pin for its namespace record. `none`
    * needs no work. `replicas:N` is coded as `1+(N-1)`: with one data shard
    * Reed-Solomon parity is a copy (see docs/durability.md).
    */
-  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal): Promise<FilePin> {
+  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal, getter: ShardGetter = this.components.blockstore): Promise<FilePin> {
     const policy = parsePolicy(policyText)
     const coding = codingOf(policy)
     if (coding === undefined) return { policy: formatPolicy(policy) }
     const coder = await this.getCoder()
     const { blockstore } = this.components
     const stripes: Stripe[] = []
-    for await (const { stripe, parity } of encodeStripes(fileLeaves(blockstore, root, signal), coding.k, coding.m, coder)) {
+    for await (const { stripe, parity } of encodeStripes(fileLeaves(getter, root, signal), coding.k, coding.m, coder)) {
       if (signal?.aborted === true) throw new AbortedError('encode aborted')
       for (const block of parity) await blockstore.put(block.cid, block.bytes)
       stripes.push(stripe)
@@ -306,7 +309,13 @@ export class DurabilityService {
     return await this.running
   }
 
-  /** Rebuilds one stripe's missing shards around the view: used by reads too. */
+  /** Collect garbage in the block store (see gc.ts); orphaned holdings are kept for the grace period. */
+  async collectGarbage (signal?: AbortSignal): Promise<GcResult> {
+    const { blockstore, holdings, files, gcLock, logger } = this.components
+    return await collectGarbage({ blockstore, holdings, files, lock: gcLock, logger }, this.init.graceMs, signal)
+  }
+
+  /** The erasure coder, loaded once (reads use it too). */
   async getCoder (): Promise<ErasureCoder> {
     this.coder ??= createErasureCoder()
     return await this.coder
@@ -318,9 +327,9 @@ export class DurabilityService {
     if (request.type === 'info') return this.init.zone === undefined ? { v: 1, type: 'info' } : { v: 1, type: 'info', zone: this.init.zone }
     if (request.type === 'holdings') {
       const shards: ShardRef[] = []
-      for await (const held of this.components.holdings.held(request.manifest, request.from, request.count)) {
+      for await (const held of presentShards(this.components.holdings, this.components.blockstore, request.manifest, request.from, request.count)) {
         if (shards.length >= MAX_SHARD_REFS) break
-        if (await this.components.blockstore.has(CID.parse(held.cid))) shards.push([held.stripe, held.shard])
+        shards.push([held.stripe, held.shard])
       }
       return { v: 1, type: 'holdings', shards }
     }
@@ -446,19 +455,18 @@ export class DurabilityService {
   /** Rebuild shard `index` from k live shards (this node's own first) and give it to `to`. */
   private async rebuildOnto (manifest: CID, root: CID, stripe: Stripe, stripeIndex: number, k: number, m: number, index: number, to: string, view: HolderView, holders: string[], report: RepairReport, signal?: AbortSignal): Promise<void> {
     const { network, blockstore, exchange, holdings } = this.components
-    const sources: number[] = []
+    // this node's own shards first: they cost no transfer
     const local: number[] = []
     const remote: number[] = []
     for (let i = 0; i < k + m; i++) {
-      if (i === index) continue
-      const cid = shardCID(stripe, k, i)
-      if (cid === undefined) continue // zero shards are known without fetching
-      if (view.holders(stripeIndex, i).includes(network.self)) local.push(i)
-      else if (view.holders(stripeIndex, i).length > 0) remote.push(i)
+      if (i === index || shardCID(stripe, k, i) === undefined) continue // zero shards are known without fetching
+      const holders = view.holders(stripeIndex, i)
+      if (holders.includes(network.self)) local.push(i)
+      else if (holders.length > 0) remote.push(i)
     }
-    const virtual = k + m - [...Array(k + m).keys()].filter(i => shardCID(stripe, k, i) !== undefined).length
-    sources.push(...local, ...remote)
-    const needed = Math.max(0, k - virtual)
+    const sources = [...local, ...remote]
+    // a short last stripe's missing data shards are known zeros: only its stored leaves count
+    const needed = stripe.data.length
     if (sources.length < needed) throw new Error(`only ${sources.length} of ${needed} shards reachable`)
     const shards = new Map<number, Uint8Array>()
     await Promise.all(sources.slice(0, needed).map(async i => {
@@ -544,14 +552,6 @@ export class DurabilityService {
     }
     return live
   }
-}
-
-/** k and m of a policy that is coded; undefined for `none`. */
-export function codingOf (policy: Policy): { k: number, m: number } | undefined {
-  if (policy.kind === 'ec') return { k: policy.k, m: policy.m }
-  // one replica is the copy where the file was written: nothing to place
-  if (policy.kind === 'replicas') return policy.n > 1 ? { k: 1, m: policy.n - 1 } : undefined
-  return undefined
 }
 
 function describePlacement (why: ReturnType<typeof explainPlacement>, candidates: number): string {

@@ -7,7 +7,7 @@
  */
 import { MAX_HOLDINGS_STRIPES } from '../../protocol/shards.js'
 import { CID } from 'multiformats/cid'
-import type { Holdings } from './holdings.js'
+import type { HeldShard, Holdings } from './holdings.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Logger } from '../logger.js'
@@ -48,9 +48,7 @@ export interface ViewComponents {
 export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, signal?: AbortSignal): Promise<HolderView> {
   const { network, holdings, blockstore } = components
   const view = new HolderView()
-  for await (const held of holdings.held(manifest)) {
-    if (await blockstore.has(CID.parse(held.cid))) view.add(held.stripe, held.shard, network.self)
-  }
+  for await (const held of presentShards(holdings, blockstore, manifest)) view.add(held.stripe, held.shard, network.self)
   view.asked.push(network.self)
   await Promise.all(network.connected().map(async peer => {
     try {
@@ -67,3 +65,13 @@ export async function gatherView (components: ViewComponents, manifest: CID, str
   return view
 }
 
+
+/**
+ * The shards of `manifest` recorded as held here, in stripes [from, from +
+ * count), that the block store still has (what this node answers `holdings` with).
+ */
+export async function * presentShards (holdings: Holdings, blockstore: BlockStore, manifest: CID, from?: number, count?: number): AsyncGenerator<HeldShard> {
+  for await (const held of holdings.held(manifest, from, count)) {
+    if (await blockstore.has(CID.parse(held.cid))) yield held
+  }
+}

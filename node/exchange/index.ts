@@ -5,6 +5,7 @@
  * @module
  */
 import { AbortedError, InvalidArgumentError } from '../errors.js'
+import { blockKey } from '../blocks/index.js'
 import { matchesCID } from '../blocks/verify.js'
 import { BLOCKS_PROTOCOL } from '../../protocol/block-exchange.js'
 import { PeerChannel, raceAbort, type ChannelStats } from './channel.js'
@@ -276,7 +277,7 @@ class DefaultBlockExchange implements BlockExchange {
     return {
       getBytes: async (cid, opts = {}) => {
         const signal = anySignal(options.signal, opts.signal)
-        const key = keyOf(cid)
+        const key = blockKey(cid)
         if (!remote || ++sinceProbe >= PROBE_EVERY || fetched.has(key)) {
           sinceProbe = 0
           const local = await this.getLocal(cid, signal)
@@ -355,7 +356,7 @@ class DefaultBlockExchange implements BlockExchange {
   }
 
   private async fetchShared (cid: CID, signal: AbortSignal | undefined, fetch: () => Promise<Uint8Array>): Promise<Uint8Array> {
-    const key = keyOf(cid)
+    const key = blockKey(cid)
     let shared = this.fetching.get(key)
     if (shared === undefined) {
       shared = fetch().finally(() => { this.fetching.delete(key) })
@@ -488,10 +489,6 @@ const PROBE_EVERY = 16
 /** Blocks a session remembers having fetched (so a repeated block is read locally). */
 const RECENT_KEYS = 4096
 
-/** A block's identity across CID versions and codecs: its multihash, as text. */
-function keyOf (cid: CID): string {
-  return Buffer.from(cid.multihash.bytes).toString('base64')
-}
 
 /** A set that keeps only the `size` most recently added keys. */
 class RecentKeys {

@@ -18,7 +18,7 @@ import type { BlockGetter } from '../content/index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, Holdings, PinStatus, PlaceResult } from '../durability/index.js'
 import { stripedGetter } from '../durability/index.js'
-import { parsePolicy } from '../../protocol/durability.js'
+import { isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { NotFoundError } from '../errors.js'
 
 /** What the files service is built from. */
@@ -179,13 +179,10 @@ export class Files {
     const root = CID.parse(entry.cid)
     const want = policy ?? durability.defaultPolicy(entry.size)
     let current: Entry = entry
-    if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && want !== 'none' && want !== 'replicas:1')) {
-      const pin = await this.writing(async () => {
-        // the leaves must be here to be coded: fetch what is missing first
-        const getter = this.getter(root, signal, entry.type === 'file' ? entry.pin?.manifest : undefined)
-        for await (const chunk of readContent(getter, root, { signal })) void chunk
-        return await durability.encode(root, entry.size, want, signal)
-      })
+    if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && isCodedPolicy(want))) {
+      // leaves that are not here are fetched (and kept) as the encoder reads them
+      const getter = this.getter(root, signal, entry.pin?.manifest)
+      const pin = await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter))
       current = await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
     }
     if (current.type === 'file' && current.pin?.manifest !== undefined) await this.placeQuietly(durability, current.pin.manifest, signal)

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { isCodedPolicy } from '../../protocol/durability.js'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import {
@@ -984,7 +985,7 @@ function checkPin (pin: FilePin | undefined | null): Pin | undefined {
   if (typeof pin !== 'object') throw new InvalidArgumentError('a pin is { policy, manifest? }')
   if (!isPinPolicy(pin.policy)) throw new InvalidArgumentError(`not a durability policy: ${JSON.stringify(pin.policy)} (none, ec:K+M or replicas:N)`)
   if (pin.manifest === undefined) return { policy: pin.policy }
-  if (!pin.policy.startsWith('ec:') && !(pin.policy.startsWith('replicas:') && pin.policy !== 'replicas:1')) {
+  if (!isCodedPolicy(pin.policy)) {
     throw new InvalidArgumentError(`a stripe manifest goes only with a coded policy (ec:K+M or replicas:N, N >= 2), not ${pin.policy}`)
   }
   let manifest: CID | undefined

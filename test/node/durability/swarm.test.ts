@@ -120,8 +120,7 @@ describe('durability on real nodes', () => {
 
     // the writer keeps only its own shards once placement is confirmed
     const before = await countBlocks(writer)
-    const { collectGarbage } = await import('../../../node/durability/index.js')
-    const gc = await collectGarbage({ blockstore: writer.components.blockstore, holdings: writer.components.holdings, files: () => writer.components.namespace.files(), lock: writer.components.gcLock, logger: writer.components.logger }, GRACE_MS)
+    const gc = await writer.components.durability.collectGarbage()
     assert.ok(gc.removed > 0 && (await countBlocks(writer)) < before, `the writer dropped shards it does not hold (${gc.removed} removed)`)
     assert.equal(sha(await readAll(writer, '/big.bin')), sha(data), 'the writer still reads it (from the holders)')
 

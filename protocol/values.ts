@@ -1,0 +1,31 @@
+/**
+ * Small pure helpers the wire codecs share: they look at untrusted decoded
+ * values without throwing (each codec throws its own typed error).
+ *
+ * @module
+ */
+
+/** A decoded map's fields. */
+export type Fields = Record<string, unknown>
+
+/** True for a plain map (what dag-cbor decodes a CBOR map to): not a list, CID, bytes or class instance. */
+export function isPlainMap (value: unknown): value is Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** A short printable form of an untrusted value, for error messages (never walks containers). */
+export function show (value: unknown): string {
+  let text: string
+  if (typeof value === 'string') text = JSON.stringify(value)
+  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value == null) text = String(value)
+  else if (Array.isArray(value)) text = `a list of ${value.length}`
+  else text = `a ${typeof value}`
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
+
+/** The same bytes as a plain Uint8Array (dag-cbor's encoder may hand back a Buffer), equal to what decoders return. */
+export function plainBytes (bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
