@@ -88,6 +88,7 @@ function build (): Command {
     .action(async (target, opts) => { await (await pins()).pinStatusCommand(globals(), target, opts) })
   program.command('repair').description('check pinned files and rebuild lost shards now')
     .option('--wait', 'wait for the pass and print what it did', false)
+    .option('--scrub', 're-hash every stored block first; rebuild or re-fetch corrupt ones', false)
     .action(async opts => { await (await pins()).repairCommand(globals(), opts) })
   program.command('gc').description('remove blocks this node does not need to keep')
     .action(async () => { await (await pins()).gcCommand(globals()) })

@@ -115,7 +115,9 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     largeFrom: durabilityConfig.largeFrom,
     graceMs: durabilityConfig.grace,
     checkIntervalMs: durabilityConfig.checkInterval,
-    repairBytesPerSecond: durabilityConfig.repairRate
+    repairBytesPerSecond: durabilityConfig.repairRate,
+    scrubIntervalMs: durabilityConfig.scrubInterval,
+    scrubBytesPerSecond: durabilityConfig.scrubRate
   })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const components: ShoalComponents = {

@@ -7,7 +7,7 @@ import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient } from '../client.js'
 import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
 import type { PinInfo } from '../../node/files/index.js'
-import type { PinStatus, RepairReport } from '../../node/durability/index.js'
+import type { PinStatus, RepairReport, ScrubReport } from '../../node/durability/index.js'
 import type { GcResult } from '../../node/durability/gc.js'
 
 /** `shoal pin add PATH|CID [--policy P]`. */
@@ -55,17 +55,26 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   printLines(...lines)
 }
 
-/** `shoal repair [--wait]`. */
-export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean }): Promise<void> {
+/** `shoal repair [--wait] [--scrub]`. */
+export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, scrub?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
+  const scrub: Record<string, string> = opts.scrub === true ? { scrub: 'true' } : {}
   if (opts.wait !== true) {
-    await client.json('POST', '/api/v0/repair', {})
+    await client.json('POST', '/api/v0/repair', scrub)
     if (g.json) printJson({ started: true })
-    else printLines('repair pass started')
+    else printLines(opts.scrub === true ? 'scrub and repair pass started' : 'repair pass started')
     return
   }
-  const r = await client.json<RepairReport>('POST', '/api/v0/repair', { wait: 'true' })
+  const r = await client.json<RepairReport & { scrub?: ScrubReport }>('POST', '/api/v0/repair', { wait: 'true', ...scrub })
   if (g.json) { printJson(r); return }
+  if (r.scrub !== undefined) {
+    const s = r.scrub
+    printLines(
+      `scrub: ${s.blocks} blocks (${formatBytes(s.bytes)}) re-hashed, ${s.corrupt} corrupt: ${s.rebuilt} rebuilt from their stripes, ${s.refetched} fetched again, ${s.lost.length} lost`,
+      ...s.lost.map(cid => `lost: ${cid}`),
+      ...s.errors.map(e => `scrub error: ${e}`)
+    )
+  }
   printLines(
     `${r.manifests} pinned files, ${r.stripes} stripes: ${r.healthy} healthy, ${r.degraded} degraded, ${r.lost} lost; ${r.waiting} shards within the grace period`,
     `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,

@@ -104,7 +104,10 @@ export const routes: Route[] = [
     path: '/api/v0/repair',
     async handle ({ res, query, components }) {
       const q = parseQuery(schemas.repair, query)
-      const pass = components.durability.repair()
+      // a scrub first (it may drop corrupt shards), then the repair pass that restores placement
+      const pass = q.scrub === true
+        ? components.durability.scrub().then(async scrub => ({ ...await components.durability.repair(), scrub }))
+        : components.durability.repair()
       if (q.wait === true) { sendJson(res, 200, await pass); return }
       pass.catch(err => { components.logger.warn({ err: err?.message }, 'repair pass failed') })
       sendJson(res, 202, { started: true })

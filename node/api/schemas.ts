@@ -17,7 +17,7 @@ export const schemas = {
     pin: z.string().max(32).optional()
   }).strict(),
   pinAdd: z.object({ arg, policy: z.string().max(32).optional() }).strict(),
-  repair: z.object({ wait: bool.optional() }).strict(),
+  repair: z.object({ wait: bool.optional(), scrub: bool.optional() }).strict(),
   cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
   mkdir: z.object({ arg, parents: bool.optional() }).strict(),
   mv: z.object({ from: arg, to: arg }).strict(),

@@ -65,6 +65,12 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   getAll: (options?: AbortOptions) => AsyncGenerator<Pair>
   /** Every stored block's CID (raw codec), without reading values. */
   cids: (options?: AbortOptions) => AsyncGenerator<CID>
+  /**
+   * Every stored block with its bytes exactly as stored, NOT hash-checked,
+   * in key order (CIDs with the raw codec). For the scrub, which checks them
+   * itself and must go on past a corrupt block.
+   */
+  storedEntries: (options?: AbortOptions) => AsyncGenerator<{ cid: CID, bytes: Uint8Array }>
   /** Record every block put from now until `stop()` (garbage collection keeps them). */
   watchPuts: () => PutWatch
   approximateSize: () => Promise<number>

@@ -191,6 +191,14 @@ export class LevelBlockStore implements BlockStore {
     }
   }
 
+  async * storedEntries (options?: AbortOptions): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
+    await this.flush(false)
+    for await (const [key, bytes] of this.db.iterator()) {
+      throwIfAborted(options)
+      yield { cid: CID.createV1(RAW, Digest.decode(key)), bytes }
+    }
+  }
+
   watchPuts (): PutWatch {
     const ids = new Set<string>()
     this.watches.add(ids)

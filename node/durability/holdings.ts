@@ -47,6 +47,7 @@ export interface PlacementRecord {
 const MANIFEST = 'm!'
 const SHARD = 'h!'
 const PLACEMENT = 'p!'
+const LAST_SCRUB = 's!last'
 
 /** Fixed-width stripe and shard numbers, so keys sort numerically. */
 function shardKey (manifest: string, stripe: number, shard: number): string {
@@ -126,6 +127,17 @@ export class Holdings {
     const m = manifest.toString()
     if (records.length === 0) return
     await this.kv.batch(records.map(r => ({ type: 'put', key: placementKey(m, r.stripe), value: encodeJSON(r) })), false)
+  }
+
+  /** When the last scrub finished (ms), if ever. */
+  async lastScrub (): Promise<number | undefined> {
+    const bytes = await this.kv.get(LAST_SCRUB)
+    return bytes === undefined ? undefined : decodeJSON<number>(bytes)
+  }
+
+  /** Record when a scrub finished. */
+  async noteScrub (time: number): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: LAST_SCRUB, value: encodeJSON(time) }], true)
   }
 
   /** The placement decision of one stripe, if this node made one. */

@@ -22,6 +22,7 @@ export type { DurabilityComponents, DurabilityInit, DurabilityStats, FilePin, Pi
 export { Holdings } from './holdings.js'
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
 export { stripedGetter } from './reader.js'
+export type { ScrubReport } from './scrub.js'
 
 /** What {@link createDurability} needs. */
 export interface CreateDurabilityInit extends DurabilityInit {

@@ -18,6 +18,9 @@ import { planRepair, RateLimiter, repairCoordinator, stripeHealth, type StripeHe
 import { gatherView, presentShards, type HolderView } from './view.js'
 import { collectGarbage, type GcLock, type GcResult } from './gc.js'
 import type { Holdings, PlacementRecord } from './holdings.js'
+import { emptyScrubReport, findCorruptBlocks, type ScrubReport } from './scrub.js'
+import { sleep } from './sleep.js'
+import { blockKey } from '../blocks/index.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange } from '../exchange/index.js'
@@ -56,6 +59,10 @@ export interface DurabilityInit {
   checkIntervalMs?: number
   /** Repair traffic budget (bytes/s). @default 32 MiB/s */
   repairBytesPerSecond?: number
+  /** Period of the scrub (ms); 0 = only on demand. @default 7 days */
+  scrubIntervalMs?: number
+  /** Scrub read budget (bytes/s). @default 64 MiB/s */
+  scrubBytesPerSecond?: number
 }
 
 /** How a placement went. */
@@ -139,6 +146,8 @@ export interface DurabilityStats {
 const VIRTUAL = '(zero)'
 /** Holder name for a shard never seen on any peer since start. */
 const UNSEEN = '(unseen)'
+/** Holder name for a shard whose last holder answers but no longer has it (lost to a scrub, a disk): due at once. */
+const GONE = '(gone)'
 
 /** The durability service of one node. */
 export class DurabilityService {
@@ -150,7 +159,10 @@ export class DurabilityService {
   private readonly limiter: RateLimiter
   private readonly startedAt = Date.now()
   private timer?: NodeJS.Timeout
+  private scrubTimer?: NodeJS.Timeout
   private running?: Promise<RepairReport>
+  private scrubbing?: Promise<ScrubReport>
+  private stopScrub = new AbortController()
   private stopped = false
   readonly stats: DurabilityStats = { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0 }
 
@@ -163,7 +175,9 @@ export class DurabilityService {
       largeFrom: init.largeFrom ?? 1024 * 1024,
       graceMs: init.graceMs ?? 10 * 60_000,
       checkIntervalMs: init.checkIntervalMs ?? 60_000,
-      repairBytesPerSecond: init.repairBytesPerSecond ?? 32 * 1024 * 1024
+      repairBytesPerSecond: init.repairBytesPerSecond ?? 32 * 1024 * 1024,
+      scrubIntervalMs: init.scrubIntervalMs ?? 7 * 24 * 3600_000,
+      scrubBytesPerSecond: init.scrubBytesPerSecond ?? 64 * 1024 * 1024
     }
     parsePolicy(this.init.largePolicy)
     parsePolicy(this.init.smallPolicy)
@@ -172,15 +186,20 @@ export class DurabilityService {
 
   async start (): Promise<void> {
     this.stopped = false
+    this.stopScrub = new AbortController()
     await this.components.network.start(async (from, request, signal) => await this.handle(from, request, signal))
     if (this.init.checkIntervalMs > 0) this.schedule(this.init.checkIntervalMs)
+    if (this.init.scrubIntervalMs > 0) await this.scheduleScrub()
   }
 
   async stop (): Promise<void> {
     this.stopped = true
     if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.scrubTimer !== undefined) clearTimeout(this.scrubTimer)
+    this.stopScrub.abort()
     await this.components.network.stop()
     await this.running?.catch(() => {})
+    await this.scrubbing?.catch(() => {})
   }
 
   /** The shards protocol endpoint (reads ask holders through it). */
@@ -315,6 +334,19 @@ export class DurabilityService {
     return await collectGarbage({ blockstore, holdings, files, lock: gcLock, logger }, this.init.graceMs, signal)
   }
 
+  /**
+   * Scrub: read back every block this node stores and re-hash it (at most
+   * `scrubBytesPerSecond`). A corrupt block is deleted — a read would refuse
+   * it anyway — then a shard this node holds is rebuilt here from k shards
+   * of its stripe, and any other block is fetched again from peers that have
+   * it. What can be got nowhere is reported in `lost`. Concurrent calls
+   * share one pass.
+   */
+  async scrub (signal?: AbortSignal): Promise<ScrubReport> {
+    this.scrubbing ??= this.scrubPass(signal).finally(() => { this.scrubbing = undefined })
+    return await this.scrubbing
+  }
+
   /** The erasure coder, loaded once (reads use it too). */
   async getCoder (): Promise<ErasureCoder> {
     this.coder ??= createErasureCoder()
@@ -372,7 +404,7 @@ export class DurabilityService {
   }
 
   private async repairPass (signal?: AbortSignal): Promise<RepairReport> {
-    const report: RepairReport = { manifests: 0, stripes: 0, healthy: 0, degraded: 0, lost: 0, waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, errors: [] }
+    const report = emptyRepairReport()
     const live = await this.liveManifests()
     const { holdings } = this.components
     const known: Array<[string, { role: string, placed?: number }]> = []
@@ -396,6 +428,97 @@ export class DurabilityService {
     return report
   }
 
+  private async scheduleScrub (): Promise<void> {
+    let last = await this.components.holdings.lastScrub()
+    if (last === undefined) {
+      // a new repo: its first scrub comes one period from now, not at every first start
+      last = Date.now()
+      await this.components.holdings.noteScrub(last)
+    }
+    this.armScrub(last + this.init.scrubIntervalMs)
+  }
+
+  /** Scrub at `due` (ms timestamp), then every period after. */
+  private armScrub (due: number): void {
+    if (this.stopped) return
+    // setTimeout takes at most 2^31-1 ms (~24.8 days): wake up early and re-arm
+    const wait = Math.min(Math.max(0, due - Date.now()), 2 ** 31 - 1)
+    this.scrubTimer = setTimeout(() => {
+      if (Date.now() < due) { this.armScrub(due); return }
+      this.scrub(this.stopScrub.signal)
+        .then(r => { if (r.corrupt > 0) this.log.warn({ ...r, lost: r.lost.length }, 'scrub found corrupt blocks') })
+        .catch(err => { if (!this.stopped) this.log.warn({ err: err?.message }, 'scrub failed') })
+        .finally(() => { this.armScrub(Date.now() + this.init.scrubIntervalMs) })
+    }, wait)
+    this.scrubTimer.unref()
+  }
+
+  private async scrubPass (signal?: AbortSignal): Promise<ScrubReport> {
+    const { blockstore, holdings, exchange } = this.components
+    const report = emptyScrubReport()
+    const corrupt = await findCorruptBlocks(blockstore, report, { bytesPerSecond: this.init.scrubBytesPerSecond, signal })
+    if (corrupt.length > 0) {
+      for (const cid of corrupt) await blockstore.delete(cid, { signal })
+      const pending = new Map(corrupt.map(cid => [blockKey(cid), cid]))
+      // shards this node holds come back from their stripes
+      const heldCorrupt = new Map<string, Array<{ stripe: number, shard: number }>>()
+      for await (const [manifest] of holdings.manifests()) {
+        for await (const held of holdings.held(manifest)) {
+          if (!pending.has(blockKey(CID.parse(held.cid)))) continue
+          let list = heldCorrupt.get(manifest)
+          if (list === undefined) { list = []; heldCorrupt.set(manifest, list) }
+          list.push({ stripe: held.stripe, shard: held.shard })
+        }
+      }
+      for (const [manifest, shards] of heldCorrupt) {
+        try {
+          for (const cid of await this.rebuildHere(CID.parse(manifest), shards, report, signal)) pending.delete(blockKey(cid))
+        } catch (err: any) {
+          report.errors.push(`${manifest}: ${String(err?.message ?? err)}`)
+        }
+      }
+      // anything else (and shards that could not be rebuilt): fetch it again from a peer that has it
+      for (const cid of pending.values()) {
+        try {
+          await exchange.getBlock(cid, { signal: signal === undefined ? AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS)]) })
+          report.refetched++
+        } catch (err: any) {
+          report.lost.push(cid.toString())
+          this.log.error({ cid: cid.toString(), err: err?.message }, 'corrupt block lost: no peer has it')
+        }
+      }
+      await blockstore.commit()
+    }
+    await holdings.noteScrub(Date.now())
+    this.log.info({ ...report, lost: report.lost.length, errors: report.errors.length }, 'scrub done')
+    return report
+  }
+
+  /** Rebuild `shards` of `manifest` here, each from k shards of its stripe; returns the CIDs rebuilt. */
+  private async rebuildHere (manifest: CID, shards: Array<{ stripe: number, shard: number }>, report: ScrubReport, signal?: AbortSignal): Promise<CID[]> {
+    const getter = this.metaGetter(signal)
+    const mroot = await loadManifestRoot(getter, manifest, signal)
+    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
+    const wanted = new Map<number, number[]>()
+    for (const { stripe, shard } of shards) wanted.set(stripe, [...(wanted.get(stripe) ?? []), shard])
+    const rebuilt: CID[] = []
+    const counts = emptyRepairReport()
+    for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+      for (const shard of wanted.get(index) ?? []) {
+        const cid = shardCID(stripe, mroot.k, shard)
+        if (cid === undefined) continue
+        try {
+          await this.rebuildOnto(manifest, mroot.root, stripe, index, mroot.k, mroot.m, shard, this.components.network.self, view, [], counts, signal)
+          rebuilt.push(cid)
+          report.rebuilt++
+        } catch (err: any) {
+          report.errors.push(`stripe ${index} shard ${shard}: ${String(err?.message ?? err)}`)
+        }
+      }
+    }
+    return rebuilt
+  }
+
   private async repairManifest (manifest: CID, report: RepairReport, signal?: AbortSignal): Promise<void> {
     const { network } = this.components
     const getter = this.metaGetter(signal)
@@ -403,7 +526,7 @@ export class DurabilityService {
     const { k, m } = mroot
     const view = await gatherView(this.components, manifest, mroot.stripes, signal)
     const peers = await this.livePeers(signal)
-    const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && network.downSince(p) === undefined)
+    const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && network.downSince(p) === undefined)
     for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
       report.stripes++
       const key = stripeKey(stripe)
@@ -416,7 +539,9 @@ export class DurabilityService {
           this.lastHolder.set(slot, { peer: now[0] })
           holders.push(now[0])
         } else {
-          holders.push(this.lastHolder.get(slot)?.peer ?? UNSEEN)
+          const last = this.lastHolder.get(slot)?.peer
+          // a holder that answered without the shard has lost it: no grace for a peer that is up
+          holders.push(last === undefined ? UNSEEN : view.asked.includes(last) ? GONE : last)
         }
       }
       const known = [...peers]
@@ -429,17 +554,18 @@ export class DurabilityService {
         liveness: p => {
           if (p === VIRTUAL) return {}
           if (p === UNSEEN) return { downSince: this.startedAt }
+          if (p === GONE) return { downSince: 0 }
           const since = network.downSince(p)
           return since === undefined ? {} : { downSince: since }
         },
-        peers: known.filter(p => p.id !== UNSEEN),
+        peers: known.filter(p => p.id !== UNSEEN && p.id !== GONE),
         now: Date.now(),
         graceMs: this.init.graceMs
       })
       report[plan.health]++
       report.waiting += plan.waiting
       if (plan.actions.length === 0) continue
-      if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN), isAlive) !== network.self) continue
+      if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive) !== network.self) continue
       for (const action of plan.actions) {
         try {
           await this.rebuildOnto(manifest, mroot.root, stripe, index, k, m, action.index, action.to, view, holders, report, signal)
@@ -554,16 +680,15 @@ export class DurabilityService {
   }
 }
 
+/** How long the scrub waits for a peer to send back one corrupt block. */
+const SCRUB_FETCH_TIMEOUT_MS = 30_000
+
+function emptyRepairReport (): RepairReport {
+  return { manifests: 0, stripes: 0, healthy: 0, degraded: 0, lost: 0, waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, errors: [] }
+}
+
 function describePlacement (why: ReturnType<typeof explainPlacement>, candidates: number): string {
   const parts = [`${why.shards} shards on ${why.peersUsed} of ${candidates} live peers`, `${why.zonesUsed} zone${why.zonesUsed === 1 ? '' : 's'}`]
   if (why.reason !== undefined) parts.push(why.reason)
   return parts.join(', ')
 }
-
-async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener('abort', () => { clearTimeout(timer); reject(new AbortedError('aborted')) }, { once: true })
-  })
-}
-

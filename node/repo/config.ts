@@ -44,8 +44,12 @@ export const RepoConfigSchema = z.object({
     /** Period of the repair check (ms); 0 = only `shoal repair`. */
     checkInterval: z.number().int().min(0).default(60_000),
     /** Repair traffic budget, bytes per second. */
-    repairRate: z.number().int().min(1024).default(32 * 1024 * 1024)
-  }).strict().default({ largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024 })
+    repairRate: z.number().int().min(1024).default(32 * 1024 * 1024),
+    /** Period of the scrub that re-hashes every stored block (ms); 0 = only `shoal repair --scrub`. */
+    scrubInterval: z.number().int().min(0).default(7 * 24 * 3600_000),
+    /** Scrub read budget, bytes per second. */
+    scrubRate: z.number().int().min(1024).default(64 * 1024 * 1024)
+  }).strict().default({ largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 })
 }).strict()
 
 /** The repo's configuration. */
@@ -63,7 +67,7 @@ export const DEFAULT_CONFIG: RepoConfig = {
   bootstrap: [],
   mdns: false,
   namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 },
-  durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024 }
+  durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 }
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Pins through the CLI on one daemon: `add --pin`, the default policy,
- * `pin ls|status|add|rm`, `repair --wait`, `gc`, and bad input (one line
+ * `pin ls|status|add|rm`, `repair [--scrub] --wait`, `gc`, and bad input (one line
  * on stderr, non-zero exit, nothing changed).
  */
 import { describe, it } from 'node:test'
@@ -63,6 +63,10 @@ describe('pins through the CLI', () => {
     const repair = await shoalJson<{ lost: number, errors: string[] }>(d.repo, ['repair', '--wait'])
     assert.equal(repair.lost, 0)
     assert.deepEqual(repair.errors, [])
+    const scrubbed = await shoalJson<{ lost: number, scrub: { blocks: number, corrupt: number, lost: string[] } }>(d.repo, ['repair', '--scrub', '--wait'])
+    assert.ok(scrubbed.scrub.blocks > 0, 'the scrub re-hashed the stored blocks')
+    assert.equal(scrubbed.scrub.corrupt, 0)
+    assert.deepEqual(scrubbed.scrub.lost, [])
     await shoalOk(d.repo, ['rm', '/big.bin'])
     await shoalOk(d.repo, ['gc'])
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/small.bin']), small, 'an unpinned file is still readable after gc')

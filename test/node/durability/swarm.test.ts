@@ -3,7 +3,8 @@
  * real LevelDB in temp repos) in one process. A file pinned `ec:4+2` is
  * placed on six peers, survives any two holders going away (degraded reads),
  * is repaired onto live peers after the grace period, survives two more, and
- * a holder that only restarts within the grace period causes no repair.
+ * a holder that only restarts within the grace period causes no repair, and
+ * a scrub finds blocks corrupted on disk and rebuilds or re-fetches them.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -15,6 +16,9 @@ import { initRepo } from '../../../node/repo/init.js'
 import { loadConfig, saveConfig } from '../../../node/repo/config.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { createLogger } from '../../../node/logger.js'
+import { repoLayout } from '../../../node/repo/index.js'
+import { ClassicLevel } from 'classic-level'
+import { CID } from 'multiformats/cid'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 
 const TEST = { timeout: 180_000 }
@@ -89,6 +93,19 @@ async function stopNode (swarm: Swarm, i: number): Promise<void> {
   swarm.nodes[i] = undefined
 }
 
+/** Six nodes, and a 2 MiB file `/f.bin` pinned ec:4+2 by node 0 whose record every node has. */
+async function smallFileOnSix (t: CleanupContext): Promise<{ swarm: Swarm, writer: ShoalNode, data: Buffer }> {
+  const swarm = await swarmOf(t, 6)
+  const writer = swarm.nodes[0] as ShoalNode
+  const data = randomBytes(2 * 1024 * 1024)
+  await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
+  await until('the file record on every node', async () => {
+    for (const n of live(swarm)) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
+    return true
+  })
+  return { swarm, writer, data }
+}
+
 function indexOfPeer (swarm: Swarm, peer: string): number {
   return swarm.nodes.findIndex(n => n?.components.peerId === peer)
 }
@@ -156,14 +173,7 @@ describe('durability on real nodes', () => {
   })
 
   it('a holder that restarts within the grace period causes no repair traffic', TEST, async t => {
-    const swarm = await swarmOf(t, 6)
-    const writer = swarm.nodes[0] as ShoalNode
-    const data = randomBytes(2 * 1024 * 1024)
-    await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
-    await until('the file record on every node', async () => {
-      for (const n of live(swarm)) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
-      return true
-    })
+    const { swarm } = await smallFileOnSix(t)
     await stopNode(swarm, 3)
     for (const n of live(swarm)) {
       const r = await n.components.durability.repair()
@@ -181,6 +191,62 @@ describe('durability on real nodes', () => {
       assert.equal(r.degraded + r.lost, 0, 'all stripes healthy again')
     }
     assert.equal(moved, 0, 'no shard was rebuilt or moved')
+  })
+
+  it('a scrub finds blocks corrupted on disk: held shards are rebuilt from their stripes, other blocks fetched again, unique ones reported lost', TEST, async t => {
+    const { swarm, writer, data } = await smallFileOnSix(t)
+    // a holder that is not the writer; it also keeps one block nobody else has
+    const v = 1 + swarm.nodes.slice(1).findIndex(n => n !== undefined)
+    const victim = swarm.nodes[v] as ShoalNode
+    const unique = randomBytes(1000)
+    const lone = await victim.components.files.add('/lone.bin', once(unique), { chunker: parseChunker('size-262144'), pin: 'none' })
+    const held: string[] = []
+    for await (const [manifest] of victim.components.holdings.manifests()) {
+      for await (const h of victim.components.holdings.held(manifest)) held.push(h.cid)
+    }
+    assert.ok(held.length > 0, 'the victim holds shards')
+    await stopNode(swarm, v)
+
+    // flip one byte of every block on its disk: shards, the file's skeleton and manifest, the lone block
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(repoLayout(swarm.repos[v]).blocks, { keyEncoding: 'view', valueEncoding: 'view' })
+    await db.open()
+    let corrupted = 0
+    for await (const [key, value] of db.iterator()) {
+      const bad = Uint8Array.from(value)
+      bad[bad.length >> 1] ^= 0xff
+      await db.put(key, bad)
+      corrupted++
+    }
+    await db.close()
+
+    const restarted = await startNode(swarm.repos[v])
+    swarm.nodes[v] = restarted
+    await connectAll(live(swarm))
+    const report = await restarted.components.durability.scrub()
+    assert.equal(report.blocks, corrupted)
+    assert.equal(report.corrupt, corrupted, 'every flipped block was found')
+    assert.equal(report.rebuilt, held.length, 'every held shard was rebuilt from its stripe')
+    assert.deepEqual(report.lost, [CID.createV1(0x55, CID.parse(lone.cid).multihash).toString()], 'the block nobody else has is reported lost')
+    assert.equal(report.refetched, corrupted - held.length - 1, 'the other blocks were fetched again from peers')
+    assert.deepEqual(report.errors, [])
+    assert.equal(await restarted.components.blockstore.has(CID.parse(lone.cid)), false, 'a corrupt block is not kept')
+
+    // what is left verifies, a second scrub finds nothing, and the file is whole and healthy
+    const again = await restarted.components.durability.scrub()
+    assert.equal(again.corrupt, 0)
+    for (const cid of held) assert.ok((await restarted.components.blockstore.getBytes(CID.parse(cid))).byteLength > 0)
+    const status = await writer.components.files.pinStatus('/f.bin')
+    assert.deepEqual(status.summary, { healthy: status.stripes.length, degraded: 0, lost: 0 })
+    assert.equal(sha(await readAll(restarted, '/f.bin')), sha(data))
+
+    // a shard gone from a holder that stays up is rebuilt by the next pass (a live peer never "comes back" with it)
+    for (const n of live(swarm)) await n.components.durability.repair()
+    await restarted.components.blockstore.delete(CID.parse(held[0]))
+    let repaired = 0
+    for (const n of live(swarm)) repaired += (await n.components.durability.repair()).repaired
+    assert.equal(repaired, 1, 'the lost shard was rebuilt once')
+    const healed = await writer.components.files.pinStatus('/f.bin')
+    assert.deepEqual(healed.summary, { healthy: healed.stripes.length, degraded: 0, lost: 0 })
   })
 })
 
