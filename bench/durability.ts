@@ -9,8 +9,11 @@
  * 1. encode: the coder alone (4+2 over 1 MiB shards, in memory) — the
  *    library's figure — next to nothing else: it is the ceiling of coding.
  * 2. swarm write: `shoal add --pin ec:4+2` on daemon 0 of N (import, encode,
- *    commit, place every shard on its peer) next to `shoal add --pin none` of
- *    the same file on the same daemon (import only, no network).
+ *    commit, place every shard on its peer) next to the raw libp2p stream
+ *    rate (tcp+noise+yamux, one stream between two processes, the same file;
+ *    bench/raw-stream.ts) and to `shoal add --pin none` of a file of the same
+ *    size on the same daemon (import only, no network). The writer's log
+ *    gives the time of each phase (import, encode, place).
  * 3. reads on the last daemon: healthy `cat`, then degraded `cat` with two
  *    holders stopped.
  * 4. repair: after the grace period `shoal repair --wait` on every live
@@ -27,6 +30,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import { children, cliOk, fmt, installCleanup, log, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
+import { rawStream, settle } from './raw-stream.js'
 
 const MiB = 1024 * 1024
 const K = 4
@@ -84,6 +88,16 @@ async function catSeconds (repo: string, path: string, expected: string): Promis
   return r.seconds
 }
 
+/** The phase times (ms) the writer logged for its add of `path`. */
+async function addPhases (logFile: string, path: string): Promise<{ import: number, encode: number, place?: number } | undefined> {
+  for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
+    if (!line.includes('"msg":"added"')) continue
+    const entry = JSON.parse(line) as { path?: string, ms?: { import: number, encode: number, place?: number } }
+    if (entry.path === path) return entry.ms
+  }
+  return undefined
+}
+
 async function main (): Promise<number> {
   installCleanup()
   const opts = parseArgs(process.argv.slice(2))
@@ -99,6 +113,11 @@ async function main (): Promise<number> {
 
   const encode = await encodeCeiling()
   log(`coder alone (4+2, 1 MiB shards): ${fmt(encode)} MB/s of data`)
+  await settle(20)
+  const raw = await rawStream(file, undefined, 8)
+  if (raw.sha !== sha) throw new Error('the raw stream did not deliver the file byte-identical')
+  const rawRate = mbps(raw.bytes, raw.seconds)
+  log(`raw stream (tcp+noise+yamux, one stream): ${fmt(rawRate)} MB/s`)
 
   const repos = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => await initRepo(dir, i)))
   const daemons: Array<BenchDaemon | undefined> = []
@@ -112,6 +131,8 @@ async function main (): Promise<number> {
     const plain = await cliOk(['--repo', writer, 'add', other, '--to', '/plain.bin', '--pin', 'none'])
     const striped = await cliOk(['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`])
     log(`add --pin none: ${fmt(mbps(opts.size, plain.seconds))} MB/s; add --pin ec:4+2 (encode + place on ${opts.nodes} nodes): ${fmt(mbps(opts.size, striped.seconds))} MB/s`)
+    const phases = await addPhases(`${writer}.log`, '/striped.bin')
+    if (phases !== undefined) log(`striped add phases: import ${fmt(phases.import / 1000, 1)} s, encode ${fmt(phases.encode / 1000, 1)} s, place ${fmt((phases.place ?? 0) / 1000, 1)} s`)
 
     const reader = repos[repos.length - 1]
     // wait until the reader knows the file
@@ -148,6 +169,7 @@ async function main (): Promise<number> {
       '| measure | MB/s or MiB | ceiling | ratio |',
       '|---|---:|---:|---:|',
       `| encode 4+2 (coder alone) | ${fmt(encode)} | – | – |`,
+      `| add --pin ec:4+2, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(rawRate)} (raw stream) | ${fmt(mbps(opts.size, striped.seconds) / rawRate, 2)} |`,
       `| add --pin ec:4+2, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
       `| degraded cat (2 holders down) | ${fmt(mbps(opts.size, degraded))} | ${fmt(mbps(opts.size, healthy))} (healthy cat) | ${fmt(healthy / degraded, 2)} |`,
       `| repair bytes per rebuilt shard | ${fmt(perShard / MiB, 2)} MiB | ${fmt(K * shardMean / MiB, 2)} MiB (k shards) | ${fmt(perShard / (K * shardMean), 2)} |`,

@@ -127,18 +127,25 @@ export class Files {
     const existing = await this.components.namespace.lookup(target)
     if (existing?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
     const durability = this.components.durability
+    const started = performance.now()
+    const ms: Record<string, number> = {}
     const entry = await this.writing(async () => {
       const { cid, size } = await importContent(this.components.blockstore, source, options)
+      ms.import = Math.round(performance.now() - started)
       const pin = durability === undefined ? undefined : await durability.encode(cid, size, options.pin ?? durability.defaultPolicy(size), options.signal)
+      ms.encode = Math.round(performance.now() - started) - ms.import
       const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
       if (pin !== undefined) record.pin = pin
       return await this.components.namespace.putFile(target, record)
     })
-    this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined }, 'added')
+    const committed = performance.now()
     if (entry.type === 'file') {
-      if (entry.pin?.manifest !== undefined && durability !== undefined) await this.placeQuietly(durability, entry.pin.manifest, options.signal)
-      else void this.components.exchange?.announce(CID.parse(entry.cid))
+      if (entry.pin?.manifest !== undefined && durability !== undefined) {
+        await this.placeQuietly(durability, entry.pin.manifest, options.signal)
+        ms.place = Math.round(performance.now() - committed)
+      } else void this.components.exchange?.announce(CID.parse(entry.cid))
     }
+    this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms }, 'added')
     return await this.infoOf(entry)
   }
 

@@ -1,0 +1,130 @@
+/**
+ * The ceiling of network benchmarks: the raw libp2p stream rate (tcp, noise,
+ * yamux, and pnet when given a key) between this process and a bare host in
+ * a child process (bench/transfer-peer.ts) sending a file, plus the CPU
+ * accounting that tells a quiet run from a noisy one. Used by
+ * bench/transfer.ts and bench/durability.ts.
+ *
+ * @module
+ */
+import '../node/polyfills.js'
+import { spawn, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createHost } from '../node/net/host.js'
+import { children, fmt, isInterrupted, log } from './harness.js'
+
+/** Must match bench/transfer-peer.ts. */
+export const RAW_PROTOCOL = '/bench/raw/1.0.0'
+const MiB = 1024 * 1024
+const PEER = join(dirname(fileURLToPath(import.meta.url)), 'transfer-peer.js')
+
+export function machineCpu (): number | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100
+  } catch { return undefined }
+}
+
+/** Flush dirty pages, then wait (up to quietWait s) until the machine is idle for 2 s. */
+export async function settle (quietWait: number): Promise<void> {
+  if (isInterrupted()) throw new Error('interrupted')
+  spawnSync('sync', { stdio: 'ignore' })
+  const deadline = Date.now() + quietWait * 1000
+  for (;;) {
+    const a = machineCpu()
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    const b = machineCpu()
+    if (a === undefined || b === undefined) return
+    if (b - a < 0.2) return
+    if (Date.now() > deadline) { log(`machine still busy (${fmt((b - a) * 50)}% of one core), measuring anyway`); return }
+  }
+}
+
+/** Field of /proc/PID/status in bytes (VmHWM, RssAnon, ...). */
+export function procStatus (pid: number | undefined, field: string): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${String(pid)}/status`, 'utf8'))
+    return m === null ? undefined : Number(m[1]) * 1024
+  } catch { return undefined }
+}
+
+/**
+ * CPU seconds used machine-wide (/proc/stat) and by this process plus its
+ * reaped children (the CLI), from /proc/self/stat; undefined off Linux.
+ */
+export function cpuAccount (): { machine: number, ours: number } | undefined {
+  try {
+    const machine = machineCpu()
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ours = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100
+    return machine === undefined ? undefined : { machine, ours }
+  } catch { return undefined }
+}
+
+/** CPU seconds processes outside the benchmark used between two readings (`live`: our live children's share). */
+export function foreignCpu (a: ReturnType<typeof cpuAccount>, b: ReturnType<typeof cpuAccount>, live: Array<number | undefined>): number | undefined {
+  if (a === undefined || b === undefined || live.some(x => x === undefined)) return undefined
+  return Math.max(0, (b.machine - a.machine) - (b.ours - a.ours) - live.reduce((x: number, y) => x + (y as number), 0))
+}
+
+/** More than 5% of the machine's CPU (at least 0.5 s) went to other processes while timed. */
+export function noisy (foreign: number | undefined, seconds: number): boolean {
+  return foreign !== undefined && foreign > Math.max(0.5, 0.05 * cpus().length * seconds)
+}
+
+export function cpuOf (pid: number | undefined): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch { return undefined }
+}
+
+/** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
+export async function rawStream (file: string, swarmKey: Uint8Array | undefined, windowMiB: number): Promise<{ seconds: number, bytes: number, sha: string, foreign?: number }> {
+  const child = spawn(process.execPath, [PEER, file, swarmKey === undefined ? '-' : Buffer.from(swarmKey).toString('hex'), String(windowMiB)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: [], swarmKey })
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once('line', resolve)
+      child.once('exit', code => reject(new Error(`transfer-peer exited (${String(code)})`)))
+    })
+    const addr = multiaddr((JSON.parse(line) as { address: string }).address)
+    await host.dial(addr) // connection set-up (noise handshake, identify) is not timed
+    await settle(0)
+    const hash = createHash('sha256')
+    let bytes = 0
+    const acct0 = cpuAccount()
+    const child0 = cpuOf(child.pid)
+    const t0 = performance.now()
+    const stream = await host.dialProtocol(addr, RAW_PROTOCOL)
+    let credited = 0
+    for await (const chunk of stream) {
+      if (chunk instanceof Uint8Array) { hash.update(chunk); bytes += chunk.byteLength } else {
+        for (const buf of chunk) { hash.update(buf); bytes += buf.byteLength }
+      }
+      // one credit byte per MiB consumed (see bench/transfer-peer.ts)
+      const owed = Math.floor(bytes / MiB) - credited
+      if (owed > 0) { stream.send(new Uint8Array(owed)); credited += owed }
+    }
+    await stream.close()
+    const seconds = (performance.now() - t0) / 1000
+    const child1 = cpuOf(child.pid)
+    const foreign = foreignCpu(acct0, cpuAccount(), [child0 === undefined || child1 === undefined ? undefined : child1 - child0])
+    return { seconds, bytes, sha: hash.digest('hex'), foreign }
+  } finally {
+    await host.stop()
+    child.kill('SIGTERM')
+  }
+}
