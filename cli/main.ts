@@ -15,6 +15,7 @@ const car = async (): Promise<typeof import('./commands/car.js')> => await impor
 const pins = async (): Promise<typeof import('./commands/pins.js')> => await import('./commands/pins.js')
 const node = async (): Promise<typeof import('./commands/node.js')> => await import('./commands/node.js')
 const peers = async (): Promise<typeof import('./commands/peers.js')> => await import('./commands/peers.js')
+const fuse = async (): Promise<typeof import('./commands/fuse.js')> => await import('./commands/fuse.js')
 
 /** Exit code for a command that failed. */
 export const EXIT_FAILURE = 1
@@ -71,6 +72,13 @@ function build (): Command {
   program.command('rm').argument('<path>').description('remove a file or directory')
     .option('-r, --recursive', 'remove a directory and everything below it', false)
     .action(async (path, opts) => { await (await files()).rmCommand(globals(), path, opts) })
+
+  program.command('mount').argument('<dir>', 'empty directory (absolute path)').description('mount the namespace on a directory (FUSE; the daemon serves it)')
+    .action(async dir => { await (await fuse()).mountCommand(globals(), dir) })
+  program.command('unmount').argument('<dir>', 'mountpoint (absolute path)').description('unmount, committing what was written through the mount')
+    .action(async dir => { await (await fuse()).unmountCommand(globals(), dir) })
+  program.command('mounts').description('active mounts of the daemon')
+    .action(async () => { await (await fuse()).mountsCommand(globals()) })
 
   program.command('conflicts').description('list conflict copies left by concurrent writes')
     .action(async () => { await (await files()).conflictsCommand(globals()) })

@@ -53,6 +53,8 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
       if (err.code === 'EADDRINUSE') throw new ApiAddressInUseError(`API address ${components.config.api} is already in use: set another with \`shoal init --api 127.0.0.1:PORT\` or edit ${layout.config}`)
       throw err
     })
+    // mounts left by a daemon that was killed: freed and mounted again before we say we are ready
+    await components.fuse.restore().catch((err: any) => { components.logger.warn({ err: err?.message }, 'restoring recorded mounts failed') })
     const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
     const tmp = `${layout.api}.${process.pid}.tmp`
     await writeFile(tmp, apiMultiaddr + '\n')

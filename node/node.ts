@@ -21,6 +21,7 @@ import { PeerManager } from './peers/index.js'
 import { createBlockExchange, type BlockExchange } from './exchange/index.js'
 import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
+import { createFuseService, type FuseService } from './fuse/index.js'
 
 /** Everything a node's services are built from. */
 export interface ShoalComponents {
@@ -48,6 +49,8 @@ export interface ShoalComponents {
   holdings: Holdings
   /** Writers share it; garbage collection takes it to start. */
   gcLock: GcLock
+  /** FUSE mounts of the namespace (`shoal mount`). */
+  fuse: FuseService
 }
 
 /** Options for {@link createShoalNode}. */
@@ -120,6 +123,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     scrubBytesPerSecond: durabilityConfig.scrubRate
   })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
+  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings })
+  const chunker = parseChunker(config.chunker)
   const components: ShoalComponents = {
     repo,
     config,
@@ -129,14 +134,15 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blockstore,
     namespace,
     sync,
-    files: new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings }),
+    files,
     libp2p,
     peers,
     exchange,
-    chunker: parseChunker(config.chunker),
+    chunker,
     durability,
     holdings,
-    gcLock
+    gcLock,
+    fuse: createFuseService({ files, namespace, repo, config, chunker, logger })
   }
   return {
     components,
@@ -154,6 +160,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await peers.start()
     },
     async stop () {
+      // unmount first: what was written through a mount is committed while the stores are open
+      await components.fuse.stop()
       await peers.stop()
       await sync.stop()
       await durability.stop()

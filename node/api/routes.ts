@@ -231,6 +231,31 @@ export const routes: Route[] = [
       components.logger.info({ roots: result.roots.map(String), blocks: result.blocks }, 'car imported')
       sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes, newBlocks: result.newBlocks, newBytes: result.newBytes })
     }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/mount',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.mount, query)
+      sendJson(res, 200, await components.fuse.mount(q.path))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/unmount',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.mount, query)
+      await components.fuse.unmount(q.path)
+      sendJson(res, 200, { unmounted: q.path })
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/mounts',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, components.fuse.mounts())
+    }
   }
 ]
 

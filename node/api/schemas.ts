@@ -24,7 +24,9 @@ export const schemas = {
   rm: z.object({ arg, recursive: bool.optional() }).strict(),
   carImport: z.object({}).strict(),
   peersConnect: z.object({ addr: arg }).strict(),
-  peersDisconnect: z.object({ peer: arg }).strict()
+  peersDisconnect: z.object({ peer: arg }).strict(),
+  /** FUSE mountpoint: an absolute path on the daemon's machine. */
+  mount: z.object({ path: z.string().min(1, 'is required').max(4096).refine(v => v.startsWith('/'), 'must be an absolute path') }).strict()
 }
 
 /**

@@ -49,7 +49,20 @@ export const RepoConfigSchema = z.object({
     scrubInterval: z.number().int().min(0).default(7 * 24 * 3600_000),
     /** Scrub read budget, bytes per second. */
     scrubRate: z.number().int().min(1024).default(64 * 1024 * 1024)
-  }).strict().default({ largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 })
+  }).strict().default({ largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 }),
+  /** FUSE mounts (docs/fuse.md). */
+  fuse: z.object({
+    /** Seconds the kernel (and the mount) reuse a file's attributes. */
+    attrTimeout: z.number().min(0).max(3600).default(1),
+    /** Seconds the kernel reuses a name lookup. */
+    entryTimeout: z.number().min(0).max(3600).default(1),
+    /** Keep file pages cached across opens while the file's mtime and size are unchanged. */
+    autoCache: z.boolean().default(true),
+    /** Background commits of closed files running at once. */
+    commitConcurrency: z.number().int().min(1).max(64).default(2),
+    /** Closed files waiting for their commit before `close` waits for room. */
+    maxPendingCommits: z.number().int().min(1).max(100_000).default(256)
+  }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256 })
 }).strict()
 
 /** The repo's configuration. */
@@ -67,7 +80,8 @@ export const DEFAULT_CONFIG: RepoConfig = {
   bootstrap: [],
   mdns: false,
   namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 },
-  durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 }
+  durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 },
+  fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256 }
 }
 
 /**

@@ -1,0 +1,212 @@
+/**
+ * `npm run bench:fuse`: the same workloads, in the same run, on three
+ * targets — a plain directory, the FUSE ceiling (an in-memory file system
+ * on the same binding and mount options, `bench/fuse-ceiling.ts`, in its own
+ * process) and a Shoal mount (a real daemon, mounted with `shoal mount`):
+ *
+ * - 1 GiB sequential write, `dd bs=1M` from a random file kept in the page cache
+ * - 1 GiB sequential read, `dd bs=1M` to /dev/null, after dropping the page cache
+ * - 10,000 × 4 KiB creates (a child process writing files one after another)
+ * - `ls -l` of those 10,000 files, after dropping the page, dentry and inode caches
+ *
+ * Every workload runs in a child process (nothing here touches a mount
+ * synchronously). The page cache is dropped (`echo 3 > /proc/sys/vm/drop_caches`,
+ * root only) before every read and every `ls -l`, for all three targets: the
+ * plain directory then reads from disk, the ceiling from its process's memory,
+ * Shoal from its block store. For Shoal, the time until the writes are
+ * committed to the namespace (what other nodes can see) is measured too.
+ *
+ * Options (env): FUSE_BENCH_SIZE_MIB (1024), FUSE_BENCH_FILES (10000),
+ * SHOAL_BENCH_DAEMON_NODE_ARGS (node flags for the daemon, e.g. --cpu-prof).
+ *
+ * @module
+ */
+import { spawn } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { children, cliOk, fmt, installCleanup, log, runCli, spawnDaemon, tempDirs, writeRandomFile } from './harness.js'
+
+const SIZE_MIB = Number(process.env.FUSE_BENCH_SIZE_MIB ?? 1024)
+const FILES = Number(process.env.FUSE_BENCH_FILES ?? 10_000)
+const CEILING_BIN = fileURLToPath(new URL('./fuse-ceiling.js', import.meta.url))
+
+/** Run `sh -c script`; resolves with its seconds, throws on failure. */
+async function timed (script: string): Promise<number> {
+  const started = performance.now()
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'ignore', 'pipe'] })
+    children.add(child)
+    let err = ''
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s })
+    child.once('close', code => { children.delete(child); if (code === 0) resolve(); else reject(new Error(`\`${script}\` exited ${String(code)}: ${err.trim()}`)) })
+  })
+  return (performance.now() - started) / 1000
+}
+
+async function dropCaches (): Promise<void> {
+  await timed('sync; echo 3 > /proc/sys/vm/drop_caches')
+}
+
+/** CPU seconds used so far by process `pid` (user + system). */
+async function cpuSeconds (pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/**
+ * Wait (at most 2 minutes) until process `pid` uses less than 5 % of a core
+ * over a second: after a commit the node still compacts its stores and
+ * places shards, and a read measured meanwhile measures that work too.
+ */
+async function idle (pid: number): Promise<number> {
+  const started = performance.now()
+  let last = await cpuSeconds(pid)
+  while (performance.now() - started < 120_000) {
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    const now = await cpuSeconds(pid)
+    if (now - last < 0.05) break
+    last = now
+  }
+  return (performance.now() - started) / 1000
+}
+
+/** Figures of one target. */
+interface Figures { write: number, read: number, creates: number, ls: number, committedWrite?: number, committedCreates?: number }
+
+/** A child that creates `n` files of 4 KiB in `dir`, one after another. */
+function createScript (dir: string, n: number): string {
+  const js = `const fs=require('fs');const b=Buffer.alloc(4096,7);for(let i=0;i<${n};i++)fs.writeFileSync(${JSON.stringify(dir)}+'/f'+i,b)`
+  return `node -e ${JSON.stringify(js).replace(/\$/g, '\\$')}`
+}
+
+/** Run the four workloads on a directory; `committed` waits for Shoal's commits (when given). */
+async function workloads (name: string, target: string, source: string, committed?: { bytes: () => Promise<void>, files: () => Promise<void>, idle: () => Promise<void> }): Promise<Figures> {
+  const mib = SIZE_MIB
+  log(`${name}: write ${mib} MiB`)
+  const started = performance.now()
+  const writeS = await timed(`dd if=${source} of=${target}/big bs=1M 2>/dev/null`)
+  let committedWrite: number | undefined
+  if (committed !== undefined) {
+    await committed.bytes()
+    committedWrite = (performance.now() - started) / 1000
+    await committed.idle()
+  }
+  await dropCaches()
+  log(`${name}: read ${mib} MiB`)
+  const readS = await timed(`dd if=${target}/big of=/dev/null bs=1M 2>/dev/null`)
+  await mkdir(join(target, 'c'))
+  log(`${name}: ${FILES} creates`)
+  const createStart = performance.now()
+  const createS = await timed(createScript(join(target, 'c'), FILES))
+  let committedCreates: number | undefined
+  if (committed !== undefined) {
+    await committed.files()
+    committedCreates = (performance.now() - createStart) / 1000
+  }
+  await dropCaches()
+  log(`${name}: ls -l of ${FILES}`)
+  const lsS = await timed(`ls -l ${target}/c > /dev/null`)
+  const mb = mib * 1024 * 1024 / 1e6
+  return {
+    write: mb / writeS,
+    read: mb / readS,
+    creates: FILES / createS,
+    ls: lsS,
+    committedWrite: committedWrite === undefined ? undefined : mb / committedWrite,
+    committedCreates: committedCreates === undefined ? undefined : FILES / committedCreates
+  }
+}
+
+async function poll (what: string, fn: () => Promise<boolean>, ms = 20 * 60_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await fn()) return
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  throw new Error(`${what}: not within ${ms} ms`)
+}
+
+async function main (): Promise<void> {
+  installCleanup()
+  const root = await mkdtemp(join(tmpdir(), 'shoal-bench-fuse-'))
+  tempDirs.add(root)
+  const source = join(root, 'source.bin')
+  log(`writing a ${SIZE_MIB} MiB random source file`)
+  await writeRandomFile(source, SIZE_MIB * 1024 * 1024)
+
+  // plain directory
+  const plainDir = join(root, 'plain')
+  await mkdir(plainDir)
+  await timed(`cat ${source} > /dev/null`)
+  const plain = await workloads('plain', plainDir, source)
+  await timed(`rm -rf ${plainDir}/*`)
+
+  // the FUSE ceiling, in its own process
+  const ceilingDir = join(root, 'ceiling')
+  await mkdir(ceilingDir)
+  const ceilingProc = spawn(process.execPath, [CEILING_BIN, ceilingDir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.add(ceilingProc)
+  await new Promise<void>((resolve, reject) => {
+    ceilingProc.stdout.setEncoding('utf8').on('data', (s: string) => { if (s.includes('ready')) resolve() })
+    ceilingProc.once('exit', code => reject(new Error(`the ceiling file system exited (${String(code)})`)))
+  })
+  await timed(`cat ${source} > /dev/null`)
+  let ceiling: Figures
+  try {
+    ceiling = await workloads('ceiling', ceilingDir, source)
+  } finally {
+    ceilingProc.kill('SIGTERM')
+    await new Promise(resolve => ceilingProc.once('exit', resolve))
+    children.delete(ceilingProc)
+  }
+
+  // a Shoal mount through a real daemon
+  const repo = join(root, 'repo')
+  const shoalDir = join(root, 'shoal')
+  await mkdir(shoalDir)
+  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+  const daemon = await spawnDaemon(repo, join(root, 'daemon.log'), process.env.SHOAL_BENCH_CPU_PROF)
+  let shoal: Figures
+  try {
+    await cliOk(['--repo', repo, 'mount', shoalDir])
+    await timed(`cat ${source} > /dev/null`)
+    const committed = {
+      bytes: async () => await poll('the big file is committed', async () => {
+        const r = await runCli(['--repo', repo, '--json', 'stat', '/big'])
+        return r.code === 0 && JSON.parse(r.stdout).size === SIZE_MIB * 1024 * 1024
+      }),
+      files: async () => await poll('the created files are committed', async () => {
+        const r = await runCli(['--repo', repo, '--json', 'ls', '/c'])
+        return r.code === 0 && JSON.parse(r.stdout).length === FILES
+      }),
+      idle: async () => { log(`shoal: waited ${fmt(await idle(daemon.pid), 1)} s for the daemon to go idle`) }
+    }
+    shoal = await workloads('shoal', shoalDir, source, committed)
+    await cliOk(['--repo', repo, 'unmount', shoalDir])
+  } finally {
+    await daemon.stop()
+  }
+
+  const ratio = (a: number, b: number): string => (a / b).toFixed(2)
+  const rows = [
+    `| | write MB/s | read MB/s (cold) | 4 KiB creates/s | \`ls -l\` of ${fmt(FILES)}, s |`,
+    '|---|---|---|---|---|',
+    `| plain directory | ${fmt(plain.write)} | ${fmt(plain.read)} | ${fmt(plain.creates)} | ${fmt(plain.ls, 2)} |`,
+    `| FUSE ceiling (in-memory) | ${fmt(ceiling.write)} | ${fmt(ceiling.read)} | ${fmt(ceiling.creates)} | ${fmt(ceiling.ls, 2)} |`,
+    `| Shoal mount | ${fmt(shoal.write)} | ${fmt(shoal.read)} | ${fmt(shoal.creates)} | ${fmt(shoal.ls, 2)} |`,
+    `| Shoal / ceiling | ${ratio(shoal.write, ceiling.write)} | ${ratio(shoal.read, ceiling.read)} | ${ratio(shoal.creates, ceiling.creates)} | ${ratio(shoal.ls, ceiling.ls)} (time) |`,
+    '',
+    `Shoal, until committed to the namespace: write ${fmt(shoal.committedWrite ?? 0)} MB/s, creates ${fmt(shoal.committedCreates ?? 0)} files/s`,
+    `(${SIZE_MIB} MiB, ${FILES} files, MB = 10^6 bytes; page cache dropped before every read and ls -l)`
+  ]
+  process.stdout.write(rows.join('\n') + '\n')
+  await writeFile(join(root, 'report.md'), rows.join('\n') + '\n')
+}
+
+main().then(() => process.exit(0), err => {
+  process.stderr.write(`bench:fuse failed: ${String(err?.stack ?? err)}\n`)
+  process.exit(1)
+})

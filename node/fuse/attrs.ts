@@ -1,0 +1,52 @@
+/**
+ * Attributes looked up in the namespace, kept for a short while: `ls -l`
+ * stats every name a listing just returned, and a listing fills this cache
+ * so those stats cost no store lookup. Cleared whenever another node's
+ * changes arrive.
+ *
+ * @module
+ */
+
+/** What `getattr` needs of a path. */
+export interface Attr {
+  type: 'file' | 'dir'
+  size: number
+  /** Permission bits. */
+  mode: number
+  /** Modification time (ms). */
+  mtime: number
+}
+
+/** Entries kept at most; past it the cache starts over. */
+const MAX_ENTRIES = 200_000
+
+/** Path → attributes, each valid for `ttlMs`. */
+export class AttrCache {
+  private readonly map = new Map<string, { attr: Attr, until: number }>()
+
+  /** @param ttlMs how long an entry is used (0: no caching) */
+  constructor (private readonly ttlMs: number) {}
+
+  get (path: string): Attr | undefined {
+    const hit = this.map.get(path)
+    if (hit === undefined) return undefined
+    if (hit.until < Date.now()) { this.map.delete(path); return undefined }
+    return hit.attr
+  }
+
+  /** Keep `attr` for `path`; returns it. */
+  set (path: string, attr: Attr): Attr {
+    if (this.ttlMs <= 0) return attr
+    if (this.map.size >= MAX_ENTRIES) this.map.clear()
+    this.map.set(path, { attr, until: Date.now() + this.ttlMs })
+    return attr
+  }
+
+  delete (path: string): void {
+    this.map.delete(path)
+  }
+
+  clear (): void {
+    this.map.clear()
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Errors of the FUSE service. Each has a stable `name`; the API turns them
+ * into `{ error: { name, message } }` with their status.
+ *
+ * @module
+ */
+import { ShoalError } from '../errors.js'
+
+/** FUSE cannot be used on this machine (no `/dev/fuse`, no libfuse2, no `fusermount`). */
+export class FuseUnavailableError extends ShoalError {
+  override name = 'FuseUnavailableError'
+  override readonly status = 503
+}
+
+/** The mountpoint is in use: already mounted (by this node or anything else) or not empty. */
+export class MountpointBusyError extends ShoalError {
+  override name = 'MountpointBusyError'
+  override readonly status = 409
+}
+
+/** `unmount` of a directory this node has not mounted. */
+export class NotMountedError extends ShoalError {
+  override name = 'NotMountedError'
+  override readonly status = 404
+}
+
+/**
+ * A file-system call that carries its own errno (a bad file handle, an
+ * unsupported operation…): the ops table answers with `errno` as it is.
+ */
+export class ErrnoError extends ShoalError {
+  override name = 'ErrnoError'
+  /** Positive Linux errno (see {@link ERRNO}). */
+  readonly errno: number
+
+  constructor (errno: number, message: string) {
+    super(message)
+    this.errno = errno
+  }
+}

@@ -1,0 +1,607 @@
+/**
+ * The file system a mount shows: the namespace, overlaid with the files
+ * being written on this node (staged on local disk until their commit
+ * lands). Path in, values or typed errors out — nothing here knows FUSE;
+ * `ops.ts` adapts it to the binding.
+ *
+ * Semantics (docs/fuse.md): a file written through the mount is committed
+ * as one namespace write when its last writer closes it (in the background,
+ * bounded) or on fsync (which waits). Until its commit lands, this node
+ * serves the path from the staged file, so close-to-open holds on this node.
+ *
+ * @module
+ */
+import { statfs as statfsCall } from 'node:fs/promises'
+import { AlreadyExistsError, DirectoryNotEmptyError, IsADirectoryError, NotADirectoryError, NotFoundError, InvalidArgumentError } from '../errors.js'
+import { isWithin, parentOf } from '../namespace/index.js'
+import type { Entry, Namespace } from '../namespace/index.js'
+import type { Files } from '../files/index.js'
+import type { ChunkerSpec } from '../content/index.js'
+import type { Logger } from '../logger.js'
+import { AttrCache, type Attr } from './attrs.js'
+import { CommitQueue } from './commits.js'
+import { ERRNO } from './errno.js'
+import { ErrnoError } from './errors.js'
+import { KeyedLock } from './locks.js'
+import { HandleReader } from './reader.js'
+import type { StagedFile, StagingArea } from './staging.js'
+
+export type { Attr } from './attrs.js'
+
+const O_ACCMODE = 0o3
+const O_RDONLY = 0o0
+const O_TRUNC = 0o1000
+/** uid/gid `-1` (as the binding passes it): leave unchanged. */
+const UNCHANGED_ID = 0xffffffff
+/**
+ * The binding turns `UTIME_NOW` / `UTIME_OMIT` (tv_sec 0, tv_nsec ≈ 2^30)
+ * into ~1,073 ms: any time this close to the epoch means "now".
+ */
+const TIME_NOW_BELOW = 10_000
+
+/** What a {@link ShoalFilesystem} is built from. */
+export interface FilesystemComponents {
+  files: Pick<Files, 'add' | 'cat'>
+  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'>
+  chunker: ChunkerSpec
+  logger: Logger
+}
+
+/** Options of {@link ShoalFilesystem}. */
+export interface FilesystemOptions {
+  staging: StagingArea
+  /** How long (ms) looked-up attributes are reused before asking the namespace again. @default 1000 */
+  attrCacheMs?: number
+  /** Commits running at once. @default 2 */
+  commitConcurrency?: number
+  /** Commits waiting or running before `close(2)` waits for room. @default 256 */
+  maxPendingCommits?: number
+  /** Owner every file is shown with. @default this process's uid */
+  uid?: number
+  /** Group every file is shown with. @default this process's gid */
+  gid?: number
+  /** Where `statfs` reports free space from. @default the staging folder */
+  statfsPath?: string
+}
+
+/** A file being written (or written and not yet committed) on this node. */
+class Staged {
+  /** Open handles of any kind. */
+  handles = 0
+  /** Open handles that may write. */
+  writers = 0
+  /** Bumped by every change; the file is dirty while it differs from {@link committedGen}. */
+  gen = 0
+  committedGen = 0
+  committing?: Promise<void>
+  queued = false
+  unlinked = false
+  disposed = false
+
+  constructor (
+    public path: string,
+    readonly file: StagedFile,
+    public mode: number,
+    public mtime: number,
+    /** CID of the version it was copied from (none for a new file). */
+    readonly base?: string
+  ) {}
+
+  get dirty (): boolean { return this.gen !== this.committedGen }
+
+  touch (now = Date.now()): void {
+    this.gen++
+    this.mtime = now
+  }
+
+  attr (): Attr {
+    return { type: 'file', size: this.file.size, mode: this.mode, mtime: this.mtime }
+  }
+}
+
+type Handle =
+  | { kind: 'staged', staged: Staged, writable: boolean }
+  | { kind: 'read', reader: HandleReader }
+
+/** The namespace as a file system, with this node's writes in progress on top. */
+export class ShoalFilesystem {
+  private readonly staged = new Map<string, Staged>()
+  private readonly handles = new Map<number, Handle>()
+  private nextHandle = 1
+  private readonly locks = new KeyedLock()
+  private readonly attrs: AttrCache
+  private readonly queue: CommitQueue
+  private readonly log: Logger
+  readonly uid: number
+  readonly gid: number
+
+  constructor (private readonly components: FilesystemComponents, private readonly options: FilesystemOptions) {
+    this.attrs = new AttrCache(options.attrCacheMs ?? 1000)
+    this.queue = new CommitQueue({ concurrency: options.commitConcurrency, maxPending: options.maxPendingCommits })
+    this.log = components.logger
+    this.uid = options.uid ?? process.getuid?.() ?? 0
+    this.gid = options.gid ?? process.getgid?.() ?? 0
+  }
+
+  /** Forget cached attributes (another node changed the namespace). */
+  invalidate (): void {
+    this.attrs.clear()
+  }
+
+  /** Files staged on this node and not yet committed (or still open). */
+  get stagedCount (): number { return this.staged.size }
+
+  /** Commits waiting or running. */
+  get pendingCommits (): number { return this.queue.pending }
+
+  // ------------------------------------------------------------ reads
+
+  /** Attributes of a path. @throws {NotFoundError} */
+  async getattr (path: string): Promise<Attr> {
+    const s = this.staged.get(path)
+    if (s !== undefined) return s.attr()
+    const cached = this.attrs.get(path)
+    if (cached !== undefined) return cached
+    const entry = await this.components.namespace.lookup(path)
+    if (entry === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+    return this.attrs.set(path, attrOf(entry))
+  }
+
+  /** Names in a directory (with `.` and `..`). @throws {NotFoundError} {NotADirectoryError} */
+  async readdir (path: string): Promise<string[]> {
+    if (this.staged.has(path)) throw new NotADirectoryError(`not a directory: ${path}`)
+    const entries = await this.components.namespace.list(path)
+    const names = ['.', '..']
+    const seen = new Set<string>()
+    for (const entry of entries) {
+      names.push(entry.name)
+      seen.add(entry.name)
+      // `ls -l` stats every name next: answer those from memory
+      this.attrs.set(entry.path, attrOf(entry))
+    }
+    for (const s of this.staged.values()) {
+      if (parentOf(s.path) !== path || s.path === '/') continue
+      const name = s.path.slice(path === '/' ? 1 : path.length + 1)
+      if (!seen.has(name)) names.push(name)
+    }
+    return names
+  }
+
+  /** Free space where staged writes go. */
+  async statfs (): Promise<{ bsize: number, blocks: number, bfree: number, bavail: number, files: number, ffree: number }> {
+    const s = await statfsCall(this.options.statfsPath ?? this.options.staging.dir).catch(async () => await statfsCall('/'))
+    return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
+  }
+
+  // ----------------------------------------------------------- handles
+
+  /** Open a file; returns its handle number. @throws {NotFoundError} {IsADirectoryError} */
+  async open (path: string, flags: number): Promise<number> {
+    const truncate = (flags & O_TRUNC) !== 0
+    if ((flags & O_ACCMODE) === O_RDONLY && !truncate) {
+      const s = this.staged.get(path)
+      if (s !== undefined) {
+        s.handles++
+        return this.addHandle({ kind: 'staged', staged: s, writable: false })
+      }
+      const entry = await this.components.namespace.stat(path)
+      if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
+      const arg = contentArg(entry)
+      const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.cat(arg, { offset, signal }))
+      return this.addHandle({ kind: 'read', reader })
+    }
+    return await this.locks.run([path], async () => {
+      const s = await this.stageForWrite(path, truncate)
+      return this.addHandle({ kind: 'staged', staged: s, writable: true })
+    })
+  }
+
+  /** Create (or, if it exists, open for writing) a file; returns its handle number. */
+  async create (path: string, mode: number): Promise<number> {
+    return await this.locks.run([path], async () => {
+      await this.checkParent(path)
+      if (this.staged.has(path) || await this.components.namespace.lookup(path) !== undefined) {
+        // O_CREAT on a name that exists (the kernel's lookup raced a write): open it, keep its bytes
+        const s = await this.stageForWrite(path, false)
+        return this.addHandle({ kind: 'staged', staged: s, writable: true })
+      }
+      const s = new Staged(path, await this.options.staging.create(), mode & 0o7777, Date.now())
+      s.touch()
+      s.handles++
+      s.writers++
+      this.staged.set(path, s)
+      this.attrs.delete(path)
+      return this.addHandle({ kind: 'staged', staged: s, writable: true })
+    })
+  }
+
+  /** Read up to `length` bytes at `offset` into `buf`. */
+  async read (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
+    const h = this.handle(fh)
+    if (h.kind === 'staged') return await h.staged.file.read(buf, length, offset)
+    return await h.reader.read(buf, length, offset)
+  }
+
+  /** Write `length` bytes of `buf` at `offset`. @throws {ErrnoError} EBADF on a read-only handle */
+  async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
+    const s = this.writable(fh)
+    const n = await s.file.write(buf, length, offset)
+    s.touch()
+    return n
+  }
+
+  /** Cut or extend an open file. */
+  async ftruncate (fh: number, size: number): Promise<void> {
+    const s = this.writable(fh)
+    await s.file.truncate(size)
+    s.touch()
+  }
+
+  /** Commit a file now (or the staged file at `path` without a handle) and wait for it. */
+  async fsync (fh: number | undefined, path: string): Promise<void> {
+    const h = fh === undefined ? undefined : this.handles.get(fh)
+    const s = h?.kind === 'staged' ? h.staged : this.staged.get(path)
+    if (s === undefined || s.unlinked) return
+    await this.commit(s)
+  }
+
+  /**
+   * A `close(2)` of a handle (the kernel waits for it; `release` comes
+   * later, on its own). A writer waits here while the commit queue is full:
+   * this is where writers feel backpressure.
+   */
+  async flush (fh: number): Promise<void> {
+    const h = this.handles.get(fh)
+    if (h?.kind === 'staged' && h.writable) await this.queue.room()
+  }
+
+  /** Drop a handle. The last writer's release queues the file's commit; a read handle stops its stream. */
+  async release (fh: number): Promise<void> {
+    const h = this.handles.get(fh)
+    if (h === undefined) return
+    this.handles.delete(fh)
+    if (h.kind === 'read') { h.reader.close(); return }
+    const s = h.staged
+    s.handles--
+    if (h.writable) s.writers--
+    await this.settle(s)
+  }
+
+  // ----------------------------------------------------------- changes
+
+  /** Set a file's length. */
+  async truncate (path: string, size: number): Promise<void> {
+    await this.locks.run([path], async () => {
+      let s = this.staged.get(path)
+      if (s === undefined) {
+        const entry = await this.components.namespace.stat(path)
+        if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
+        s = await this.stageFrom(entry, size)
+        this.staged.set(path, s)
+      }
+      // held while we work on it: a commit finishing meanwhile must not let it go
+      s.handles++
+      try {
+        // a commit streams the staged file: cutting it under the commit would tear that version
+        if (s.writers === 0) while (s.committing !== undefined) await s.committing.catch(() => {})
+        await s.file.truncate(size)
+        s.touch()
+      } finally {
+        s.handles--
+      }
+      await this.settle(s)
+    })
+  }
+
+  /** Create a directory. */
+  async mkdir (path: string, mode: number): Promise<void> {
+    await this.locks.run([path], async () => {
+      if (this.staged.has(path)) throw new AlreadyExistsError(`already exists: ${path}`)
+      if (this.staged.has(parentOf(path))) throw new NotADirectoryError(`not a directory: ${parentOf(path)}`)
+      await this.components.namespace.mkdir(path, { mode: mode & 0o7777 })
+      this.attrs.delete(path)
+    })
+  }
+
+  /** Remove an empty directory. */
+  async rmdir (path: string): Promise<void> {
+    if (path === '/') throw new ErrnoError(ERRNO.EBUSY, 'cannot remove the root of the mount')
+    await this.locks.run([path], async () => {
+      if (this.staged.has(path)) throw new NotADirectoryError(`not a directory: ${path}`)
+      const entry = await this.components.namespace.stat(path)
+      if (entry.type !== 'dir') throw new NotADirectoryError(`not a directory: ${path}`)
+      if (this.stagedBelow(path).length > 0) throw new DirectoryNotEmptyError(`directory not empty: ${path}`)
+      await this.components.namespace.remove(path)
+      this.attrs.delete(path)
+    })
+  }
+
+  /** Remove a file. */
+  async unlink (path: string): Promise<void> {
+    await this.locks.run([path], async () => {
+      const s = this.staged.get(path)
+      if (s !== undefined) await this.drop(s)
+      const entry = await this.components.namespace.lookup(path)
+      this.attrs.delete(path)
+      if (entry === undefined) {
+        if (s === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+        return
+      }
+      if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${path}`)
+      await this.components.namespace.remove(path)
+    })
+  }
+
+  /**
+   * Rename, replacing a file or an empty directory at `to` as POSIX does.
+   * Replacing a file is two namespace writes (put at `to`, remove `from`):
+   * `to` always names a whole version, never nothing.
+   */
+  async rename (from: string, to: string): Promise<void> {
+    if (from === to) return
+    if (from === '/' || to === '/') throw new ErrnoError(ERRNO.EBUSY, 'cannot rename the root of the mount')
+    if (isWithin(to, from)) throw new InvalidArgumentError(`cannot move ${from} into itself`)
+    await this.locks.run([from, to], async () => {
+      const { namespace } = this.components
+      const s = this.staged.get(from)
+      if (s?.committing !== undefined) await s.committing
+      const source = await namespace.lookup(from)
+      if (s === undefined && source === undefined) throw new NotFoundError(`no such file or directory: ${from}`)
+      await this.checkParent(to)
+      const sStaged = this.staged.get(to)
+      let target = await namespace.lookup(to)
+      if (s === undefined && source?.type === 'dir') {
+        if (sStaged !== undefined || target?.type === 'file') throw new NotADirectoryError(`not a directory: ${to}`)
+        if (target !== undefined) {
+          if ((await namespace.list(to)).length > 0 || this.stagedBelow(to).length > 0) throw new DirectoryNotEmptyError(`directory not empty: ${to}`)
+          await namespace.remove(to)
+        }
+        const moving = this.stagedBelow(from)
+        for (const child of moving) if (child.committing !== undefined) await child.committing
+        await namespace.move(from, to)
+        for (const child of moving) this.rekey(child, to + child.path.slice(from.length))
+        this.attrs.clear()
+        return
+      }
+      // a file (committed, staged, or both)
+      if (target?.type === 'dir') throw new IsADirectoryError(`is a directory: ${to}`)
+      if (sStaged !== undefined) {
+        await this.drop(sStaged)
+        target = await namespace.lookup(to)
+      }
+      if (source?.type === 'file') {
+        if (target !== undefined) {
+          const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
+          if (source.pin !== undefined) record.pin = source.pin
+          await namespace.putFile(to, record)
+          await namespace.remove(from)
+        } else {
+          await namespace.move(from, to)
+        }
+      } else if (target !== undefined) {
+        // only staged here: what it replaces goes now, its bytes land at its commit
+        await namespace.remove(to)
+      }
+      if (s !== undefined) this.rekey(s, to)
+      this.attrs.delete(from)
+      this.attrs.delete(to)
+    })
+  }
+
+  /** Change permission bits (a directory's are kept as created: see docs/fuse.md). */
+  async chmod (path: string, mode: number): Promise<void> {
+    await this.changeFile(path, s => { s.mode = mode & 0o7777 }, entry => ({ mode: mode & 0o7777, mtime: entry.mtime }))
+  }
+
+  /** Set the modification time (ms; values near 0 mean "now"). Directories keep theirs. */
+  async utimens (path: string, mtime: number): Promise<void> {
+    const time = mtime < TIME_NOW_BELOW ? Date.now() : mtime
+    await this.changeFile(path, s => { s.mtime = time }, entry => ({ mode: entry.mode, mtime: time }))
+  }
+
+  /** Owners cannot be stored: accepted when unchanged, else EPERM. */
+  async chown (path: string, uid: number, gid: number): Promise<void> {
+    await this.getattr(path)
+    const same = (want: number, have: number): boolean => want === UNCHANGED_ID || want === -1 || want === have
+    if (!same(uid, this.uid) || !same(gid, this.gid)) throw new ErrnoError(ERRNO.EPERM, 'file owners are not stored: every file belongs to the mount\'s owner')
+  }
+
+  // --------------------------------------------------------- lifecycle
+
+  /**
+   * Commit everything staged, open or not (the mount is gone: no handle
+   * will be released), and wait for every commit. Failures are logged.
+   */
+  async close (): Promise<void> {
+    for (const h of this.handles.values()) if (h.kind === 'read') h.reader.close()
+    this.handles.clear()
+    const all = [...this.staged.values()]
+    await Promise.all(all.map(async s => {
+      s.handles = 0
+      s.writers = 0
+      if (s.dirty && !s.unlinked) await this.commit(s).catch(err => { this.log.error({ path: s.path, err: err?.message }, 'fuse: commit at unmount failed; the staged bytes are lost') })
+    }))
+    await this.queue.drain()
+    await Promise.all([...this.staged.values()].map(async s => { this.staged.delete(s.path); await this.dispose(s) }))
+  }
+
+  // ----------------------------------------------------------- helpers
+
+  private addHandle (h: Handle): number {
+    const fh = this.nextHandle
+    this.nextHandle = this.nextHandle >= 0x7fffffff ? 1 : this.nextHandle + 1
+    this.handles.set(fh, h)
+    return fh
+  }
+
+  private handle (fh: number): Handle {
+    const h = this.handles.get(fh)
+    if (h === undefined) throw new ErrnoError(ERRNO.EBADF, `no open file with handle ${fh}`)
+    return h
+  }
+
+  private writable (fh: number): Staged {
+    const h = this.handle(fh)
+    if (h.kind !== 'staged' || !h.writable) throw new ErrnoError(ERRNO.EBADF, `handle ${fh} is not open for writing`)
+    return h.staged
+  }
+
+  /** The parent of `path` must be a directory. */
+  private async checkParent (path: string): Promise<void> {
+    const parent = parentOf(path)
+    if (this.staged.has(parent)) throw new NotADirectoryError(`not a directory: ${parent}`)
+    const entry = await this.components.namespace.lookup(parent)
+    if (entry === undefined) throw new NotFoundError(`no such directory: ${parent}`)
+    if (entry.type !== 'dir') throw new NotADirectoryError(`not a directory: ${parent}`)
+  }
+
+  /** The staged file for a write-open of `path` (made from its committed version when there is none). Holds the path's lock. */
+  private async stageForWrite (path: string, truncate: boolean): Promise<Staged> {
+    let s = this.staged.get(path)
+    if (s !== undefined) {
+      s.handles++
+      s.writers++
+      // a commit streams the staged file: let it finish before writing again
+      if (s.committing !== undefined) await s.committing.catch(() => {})
+      if (truncate) { await s.file.truncate(0); s.touch() }
+      return s
+    }
+    const entry = await this.components.namespace.stat(path)
+    if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
+    s = await this.stageFrom(entry, truncate ? 0 : entry.size)
+    if (truncate) s.touch()
+    s.handles++
+    s.writers++
+    this.staged.set(path, s)
+    return s
+  }
+
+  /** A clean staged copy of the first `size` bytes of a committed file (zero-extended past its end). */
+  private async stageFrom (entry: Entry & { type: 'file' }, size: number): Promise<Staged> {
+    const file = await this.options.staging.create()
+    try {
+      const copy = Math.min(size, entry.size)
+      if (copy > 0) await file.fill(this.components.files.cat(contentArg(entry), { length: copy }))
+      if (size !== file.size) await file.truncate(size)
+    } catch (err) {
+      await file.dispose()
+      throw err
+    }
+    return new Staged(entry.path, file, entry.mode, entry.mtime, entry.cid)
+  }
+
+  /** After a handle closed or a handle-less change: queue a commit, or let the staged file go. */
+  private async settle (s: Staged): Promise<void> {
+    if (s.unlinked) { if (s.handles === 0 && s.committing === undefined) await this.dispose(s); return }
+    if (s.writers > 0) return
+    if (s.dirty) this.schedule(s)
+    else this.letGo(s)
+  }
+
+  /** Let go of a clean staged file that nothing uses. */
+  private letGo (s: Staged): void {
+    if (s.handles > 0 || s.dirty || s.committing !== undefined || s.queued || s.unlinked) return
+    if (this.staged.get(s.path) === s) this.staged.delete(s.path)
+    void this.dispose(s)
+  }
+
+  private async dispose (s: Staged): Promise<void> {
+    if (s.disposed) return
+    s.disposed = true
+    await s.file.dispose()
+  }
+
+  /** Queue a background commit (never waits: writers are held back in {@link flush}). */
+  private schedule (s: Staged): void {
+    if (s.queued) return
+    s.queued = true
+    this.queue.enqueue(async () => {
+      s.queued = false
+      if (s.unlinked || s.writers > 0 || !s.dirty) { this.letGo(s); return }
+      await this.commit(s)
+    }).then(() => {
+      // changed again while committing (a chmod, a utime), nobody writing: once more
+      if (s.dirty && s.writers === 0 && !s.unlinked) this.schedule(s)
+      else if (s.unlinked && s.handles === 0) void this.dispose(s)
+      else this.letGo(s)
+    }, (err: any) => {
+      this.log.warn({ path: s.path, err: err?.message }, 'fuse: background commit failed; the file stays staged on this node and is retried at its next close, fsync or unmount')
+    })
+  }
+
+  /** Commit `s` as one namespace write; waits for a commit in flight first. */
+  private async commit (s: Staged): Promise<void> {
+    while (s.committing !== undefined) await s.committing.catch(() => {})
+    if (!s.dirty || s.unlinked) return
+    const gen = s.gen
+    const path = s.path
+    s.committing = (async () => {
+      try {
+        const current = await this.components.namespace.lookup(path)
+        if (current?.type === 'file' && s.base !== undefined && current.cid !== s.base && s.committedGen === 0) {
+          this.log.warn({ path, base: s.base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; this write replaces that version')
+        }
+        const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime })
+        if (gen > s.committedGen) s.committedGen = gen
+        this.attrs.set(path, { type: 'file', size: info.size, mode: info.mode ?? s.mode, mtime: info.mtime ?? s.mtime })
+      } finally {
+        s.committing = undefined
+      }
+    })()
+    await s.committing
+  }
+
+  /** Take a staged file out of the overlay (unlink, replaced by a rename). */
+  private async drop (s: Staged): Promise<void> {
+    while (s.committing !== undefined) await s.committing.catch(() => {})
+    s.unlinked = true
+    if (this.staged.get(s.path) === s) this.staged.delete(s.path)
+    if (s.handles === 0) await this.dispose(s)
+  }
+
+  private rekey (s: Staged, to: string): void {
+    if (this.staged.get(s.path) === s) this.staged.delete(s.path)
+    s.path = to
+    if (s.handles === 0 && !s.dirty && !s.queued) { void this.dispose(s); return }
+    this.staged.set(to, s)
+  }
+
+  /** Staged files strictly below a directory. */
+  private stagedBelow (dir: string): Staged[] {
+    const out: Staged[] = []
+    for (const s of this.staged.values()) if (s.path !== dir && isWithin(s.path, dir)) out.push(s)
+    return out
+  }
+
+  /** Apply a metadata change to a file: staged in place, or one namespace write. Directories: accepted, unchanged. */
+  private async changeFile (path: string, staged: (s: Staged) => void, record: (entry: Entry & { type: 'file' }) => { mode: number, mtime: number }): Promise<void> {
+    await this.locks.run([path], async () => {
+      const s = this.staged.get(path)
+      if (s !== undefined) {
+        staged(s)
+        s.gen++
+        await this.settle(s)
+        return
+      }
+      const entry = await this.components.namespace.stat(path)
+      if (entry.type !== 'file') return
+      const next = record(entry)
+      if (next.mode === entry.mode && next.mtime === entry.mtime) return
+      const put: Parameters<Namespace['putFile']>[1] = { cid: entry.cid, size: entry.size, ...next }
+      if (entry.pin !== undefined) put.pin = entry.pin
+      await this.components.namespace.putFile(path, put)
+      this.attrs.delete(path)
+    })
+  }
+}
+
+/** What `files.cat` reads a file's content by: its CID, or its path when it is striped (the path's manifest finds the shards). */
+function contentArg (entry: Entry & { type: 'file' }): string {
+  return entry.pin?.manifest !== undefined ? entry.path : entry.cid
+}
+
+function attrOf (entry: Entry): Attr {
+  return entry.type === 'dir'
+    ? { type: 'dir', size: 0, mode: entry.mode, mtime: entry.mtime }
+    : { type: 'file', size: entry.size, mode: entry.mode, mtime: entry.mtime }
+}

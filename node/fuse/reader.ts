@@ -1,0 +1,114 @@
+/**
+ * Ranged reads of a committed file through one open handle. The kernel asks
+ * for 128 KiB at a time, several in flight and not always in order (read
+ * ahead); starting a new content stream for each request would re-walk the
+ * file's DAG every time. A {@link HandleReader} keeps one stream per handle,
+ * reuses it while requests move forward, keeps the last few MiB it read for
+ * requests that arrive late, and starts over only on a real seek.
+ *
+ * @module
+ */
+
+/** Opens the file's content at `offset` (to its end). */
+export type OpenStream = (offset: number, signal: AbortSignal) => AsyncIterable<Uint8Array>
+
+/** Options of {@link HandleReader}. */
+export interface HandleReaderOptions {
+  /** A request this far ahead of the stream is reached by reading on, not by seeking. @default 8 MiB */
+  skipAhead?: number
+  /** Bytes kept behind the stream for late requests. @default 8 MiB */
+  keep?: number
+}
+
+interface Segment { start: number, bytes: Uint8Array }
+
+/** One handle's reader over a file of `size` bytes. */
+export class HandleReader {
+  private iterator?: AsyncIterator<Uint8Array>
+  private controller?: AbortController
+  /** File offset of the next byte the stream yields. */
+  private position = 0
+  private readonly segments: Segment[] = []
+  private kept = 0
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly skipAhead: number
+  private readonly keep: number
+  /** Streams started (1 for a sequential read of the whole file). */
+  streams = 0
+
+  constructor (private readonly size: number, private readonly openStream: OpenStream, options: HandleReaderOptions = {}) {
+    this.skipAhead = options.skipAhead ?? 8 * 1024 * 1024
+    this.keep = options.keep ?? 8 * 1024 * 1024
+  }
+
+  /** Copy up to `length` bytes at `offset` into `out`; resolves with the count (0 at the end). */
+  async read (out: Uint8Array, length: number, offset: number): Promise<number> {
+    // one request at a time per handle: they share the stream
+    const run = this.queue.then(async () => await this.readNow(out, length, offset))
+    this.queue = run.catch(() => {})
+    return await run
+  }
+
+  /** Stop the stream (the handle is released). */
+  close (): void {
+    this.controller?.abort()
+    const it = this.iterator
+    this.iterator = undefined
+    if (it?.return !== undefined) it.return(undefined).catch(() => {})
+    this.segments.length = 0
+    this.kept = 0
+  }
+
+  private async readNow (out: Uint8Array, length: number, offset: number): Promise<number> {
+    const end = Math.min(offset + length, this.size)
+    if (offset >= end) return 0
+    let at = this.copyKept(out, offset, offset, end)
+    if (at >= end) return end - offset
+    if (this.iterator === undefined || at < this.position || at - this.position > this.skipAhead) this.restart(at)
+    while (at < end) {
+      const step = await (this.iterator as AsyncIterator<Uint8Array>).next()
+      if (step.done === true) break
+      const chunk = step.value
+      const start = this.position
+      this.position += chunk.byteLength
+      this.remember({ start, bytes: chunk })
+      if (this.position > at) at = this.copyKept(out, offset, at, end)
+    }
+    return at - offset
+  }
+
+  /** Copy what the kept segments hold of `[at, end)` contiguously; returns where it stopped. */
+  private copyKept (out: Uint8Array, offset: number, at: number, end: number): number {
+    let moved = true
+    while (at < end && moved) {
+      moved = false
+      for (const s of this.segments) {
+        const sEnd = s.start + s.bytes.byteLength
+        if (s.start <= at && at < sEnd) {
+          const n = Math.min(end, sEnd) - at
+          out.set(s.bytes.subarray(at - s.start, at - s.start + n), at - offset)
+          at += n
+          moved = true
+        }
+      }
+    }
+    return at
+  }
+
+  private remember (segment: Segment): void {
+    this.segments.push(segment)
+    this.kept += segment.bytes.byteLength
+    while (this.kept > this.keep && this.segments.length > 1) {
+      const old = this.segments.shift() as Segment
+      this.kept -= old.bytes.byteLength
+    }
+  }
+
+  private restart (offset: number): void {
+    this.close()
+    this.controller = new AbortController()
+    this.iterator = this.openStream(offset, this.controller.signal)[Symbol.asyncIterator]()
+    this.position = offset
+    this.streams++
+  }
+}

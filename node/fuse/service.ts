@@ -1,0 +1,186 @@
+/**
+ * The FUSE service of a node: mounts the namespace on directories, keeps the
+ * record of active mounts, restores mounts a killed daemon left stale.
+ *
+ * @module
+ */
+import { join } from 'node:path'
+import type { Files } from '../files/index.js'
+import type { ChunkerSpec } from '../content/index.js'
+import type { Logger } from '../logger.js'
+import type { Namespace } from '../namespace/index.js'
+import type { RepoConfig, RepoLayout } from '../repo/index.js'
+import { checkFuse, mountFuse, type MountedFuse } from './adapter.js'
+import { NotMountedError, MountpointBusyError } from './errors.js'
+import { ShoalFilesystem } from './filesystem.js'
+import { checkMountpoint, cleanStaleMount, isStaleMount, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
+import { createOps } from './ops.js'
+import { StagingArea } from './staging.js'
+
+/** What the FUSE service is built from (a subset of the node's components). */
+export interface FuseComponents {
+  files: Pick<Files, 'add' | 'cat'>
+  /** The namespace; `onRemoteChange` tells when other nodes' changes arrive. */
+  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'> & {
+    onRemoteChange?: (listener: () => void) => () => void
+  }
+  repo: Pick<RepoLayout, 'root' | 'tmp'>
+  config: Pick<RepoConfig, 'fuse'>
+  chunker: ChunkerSpec
+  logger: Logger
+}
+
+/** An active mount. */
+export interface MountInfo {
+  /** Absolute mountpoint. */
+  dir: string
+  /** When it was mounted (ms since the epoch). */
+  since: number
+}
+
+/** Mounts of one node. Every mount shows the same namespace and shares one set of staged writes. */
+export class FuseService {
+  private readonly active = new Map<string, { mounted: MountedFuse, since: number }>()
+  private fs?: ShoalFilesystem
+  private unsubscribe?: () => void
+  private chain: Promise<unknown> = Promise.resolve()
+  private readonly log: Logger
+  /** `<repo>/mounts.json`. */
+  readonly recordsFile: string
+
+  constructor (private readonly components: FuseComponents) {
+    this.log = components.logger.child({ component: 'fuse' })
+    this.recordsFile = join(components.repo.root, 'mounts.json')
+  }
+
+  /**
+   * Mount the namespace on `dir` (absolute, existing, empty).
+   *
+   * @throws {InvalidArgumentError} {NotFoundError} {NotADirectoryError} {MountpointBusyError} {FuseUnavailableError}
+   */
+  async mount (dir: string): Promise<MountInfo> {
+    return await this.serial(async () => await this.mountNow(dir))
+  }
+
+  /** Unmount `dir`, then commit what was written through it. @throws {NotMountedError} */
+  async unmount (dir: string): Promise<void> {
+    await this.serial(async () => { await this.unmountNow(dir) })
+  }
+
+  /** Active mounts, oldest first. */
+  mounts (): MountInfo[] {
+    return [...this.active].map(([dir, m]) => ({ dir, since: m.since })).sort((a, b) => a.since - b.since)
+  }
+
+  /**
+   * At daemon start: every mount recorded in `<repo>/mounts.json` was left by
+   * a daemon that did not stop cleanly. Free it if it is stale, mount it
+   * again. A mount that cannot be restored is logged and forgotten.
+   */
+  async restore (): Promise<MountInfo[]> {
+    return await this.serial(async () => {
+      const records = await readMountRecords(this.recordsFile)
+      const restored: MountInfo[] = []
+      for (const record of records) {
+        try {
+          const table = await mountTable()
+          if (await isStaleMount(record.dir) || table.some(m => m.dir === record.dir && m.type.startsWith('fuse'))) {
+            this.log.warn({ dir: record.dir }, 'freeing a stale mount left by a daemon that did not stop cleanly')
+            await cleanStaleMount(record.dir, this.log)
+          }
+          restored.push(await this.mountNow(record.dir))
+        } catch (err: any) {
+          this.log.warn({ dir: record.dir, err: err?.message }, 'cannot restore a recorded mount; forgetting it')
+        }
+      }
+      await this.saveRecords()
+      return restored
+    })
+  }
+
+  /** Unmount everything (the node stops) and commit what was written. The record is cleared. */
+  async stop (): Promise<void> {
+    await this.serial(async () => {
+      for (const dir of [...this.active.keys()]) {
+        await this.unmountNow(dir).catch((err: any) => { this.log.warn({ dir, err: err?.message }, 'unmount failed') })
+      }
+    })
+  }
+
+  private async serial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn)
+    this.chain = run.catch(() => {})
+    return await run
+  }
+
+  private filesystem (): ShoalFilesystem {
+    if (this.fs !== undefined) return this.fs
+    const { config } = this.components
+    const fs = new ShoalFilesystem(this.components, {
+      staging: new StagingArea(join(this.components.repo.tmp, 'fuse')),
+      attrCacheMs: Math.round(config.fuse.attrTimeout * 1000),
+      commitConcurrency: config.fuse.commitConcurrency,
+      maxPendingCommits: config.fuse.maxPendingCommits,
+      statfsPath: this.components.repo.root
+    })
+    this.unsubscribe = this.components.namespace.onRemoteChange?.(() => { fs.invalidate() })
+    this.fs = fs
+    return fs
+  }
+
+  private async mountNow (dir: string): Promise<MountInfo> {
+    if (typeof dir === 'string' && this.active.has(dir)) throw new MountpointBusyError(`${dir} is already mounted by this node`)
+    const path = await checkMountpoint(dir)
+    if (this.active.has(path)) throw new MountpointBusyError(`${path} is already mounted by this node`)
+    await checkFuse()
+    const { config } = this.components
+    const fs = this.filesystem()
+    let mounted: MountedFuse
+    try {
+      mounted = await mountFuse(path, createOps(fs, this.log), {
+        attrTimeout: config.fuse.attrTimeout,
+        entryTimeout: config.fuse.entryTimeout,
+        autoCache: config.fuse.autoCache
+      })
+    } catch (err) {
+      if (this.active.size === 0) await this.closeFilesystem()
+      throw err
+    }
+    const since = Date.now()
+    this.active.set(path, { mounted, since })
+    await this.saveRecords()
+    this.log.info({ dir: path }, 'mounted')
+    return { dir: path, since }
+  }
+
+  private async unmountNow (dir: string): Promise<void> {
+    const entry = this.active.get(dir)
+    if (entry === undefined) throw new NotMountedError(`${dir} is not mounted by this node`)
+    try {
+      await entry.mounted.unmount()
+    } finally {
+      this.active.delete(dir)
+      await this.saveRecords()
+    }
+    this.log.info({ dir }, 'unmounted')
+    if (this.active.size === 0) await this.closeFilesystem()
+  }
+
+  private async closeFilesystem (): Promise<void> {
+    const fs = this.fs
+    if (fs === undefined) return
+    this.fs = undefined
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+    await fs.close()
+  }
+
+  private async saveRecords (): Promise<void> {
+    await writeMountRecords(this.recordsFile, this.mounts())
+  }
+}
+
+/** Build a node's FUSE service (nothing is loaded or mounted until `mount` or `restore`). */
+export function createFuseService (components: FuseComponents): FuseService {
+  return new FuseService(components)
+}

@@ -1,0 +1,157 @@
+/**
+ * Shared helpers of the FUSE tests: a real mount served by this process
+ * over real components (LevelDB block store, in-memory namespace replica),
+ * and child processes to touch it — this process serves the mount, so it
+ * must never make a file-system call on it itself (it would wait for itself).
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { access, constants, mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { Files } from '../../../node/files/index.js'
+import { parseChunker } from '../../../node/content/index.js'
+import { MemoryKV, Replica, peerIdVerifier, signerFromKey } from '../../../node/namespace/index.js'
+import { FuseService } from '../../../node/fuse/index.js'
+import { DEFAULT_CONFIG, type RepoConfig } from '../../../node/repo/index.js'
+import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+
+/** A logger that says nothing. */
+export const silent = pino({ level: 'silent' })
+
+/** Bound of one child process touching a mount. */
+const CHILD_TIMEOUT_MS = 30_000
+
+/**
+ * Fail (never skip) when this machine cannot mount: FUSE is part of what
+ * the suite checks.
+ */
+export async function requireFuse (): Promise<void> {
+  try {
+    await access('/dev/fuse', constants.R_OK | constants.W_OK)
+  } catch (err: any) {
+    assert.fail(`FUSE is unusable here: /dev/fuse cannot be opened (${String(err?.code)}); the FUSE tests need the fuse kernel module and access to /dev/fuse`)
+  }
+  const r = await sh('command -v fusermount', { timeoutMs: 5000 })
+  assert.equal(r.code, 0, 'FUSE is unusable here: fusermount is not installed (apt-get install fuse libfuse2; .ci/run does it)')
+}
+
+/** What a child process did. */
+export interface ChildResult { code: number | null, stdout: string, stderr: string }
+
+/** Run `sh -c script` (bounded; killed and rejected past `timeoutMs`). */
+export async function sh (script: string, opts: { cwd?: string, timeoutMs?: number, env?: Record<string, string> } = {}): Promise<ChildResult> {
+  return await child('sh', ['-c', script], opts)
+}
+
+/** Run `python3 -c code` (bounded). */
+export async function python (code: string, opts: { cwd?: string, timeoutMs?: number } = {}): Promise<ChildResult> {
+  return await child('python3', ['-c', code], opts)
+}
+
+/** `sh -c script` that must exit 0; returns its stdout. */
+export async function shOk (script: string, opts: { cwd?: string, timeoutMs?: number, env?: Record<string, string> } = {}): Promise<string> {
+  const r = await sh(script, opts)
+  assert.equal(r.code, 0, `\`${script}\` exited ${String(r.code)}: ${r.stderr}`)
+  return r.stdout
+}
+
+async function child (cmd: string, args: string[], opts: { cwd?: string, timeoutMs?: number, env?: Record<string, string> }): Promise<ChildResult> {
+  const timeoutMs = opts.timeoutMs ?? CHILD_TIMEOUT_MS
+  const proc = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  proc.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
+  proc.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+  return await new Promise<ChildResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`${cmd} ${args.join(' ').slice(0, 200)} did not finish within ${timeoutMs} ms; stderr: ${stderr}`))
+    }, timeoutMs)
+    proc.once('error', err => { clearTimeout(timer); reject(err) })
+    proc.once('close', code => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+  })
+}
+
+/** A mount served by this process. */
+export interface TestMount {
+  /** The mountpoint. */
+  dir: string
+  service: FuseService
+  namespace: Replica
+  files: Files
+  /** Unmount (committing what is staged). Idempotent; also done at cleanup. */
+  unmount: () => Promise<void>
+}
+
+/** Options of {@link mountTestNode}. */
+export interface TestMountOptions {
+  /** `fuse` config overrides. */
+  fuse?: Partial<RepoConfig['fuse']>
+}
+
+/**
+ * Build a node's FUSE service over a LevelDB block store and an in-memory
+ * namespace replica (no network, no durability service: the FUSE layer is
+ * what is tested) and mount it on a fresh directory. Unmounted and removed
+ * when the test ends, pass or fail.
+ */
+export async function mountTestNode (t: CleanupContext, options: TestMountOptions = {}): Promise<TestMount> {
+  await requireFuse()
+  const root = await tempDir(t, 'shoal-fuse-')
+  const dir = join(root, 'mnt')
+  await mkdir(dir)
+  await mkdir(join(root, 'repo', 'tmp'), { recursive: true })
+  const blockstore = await openBlockStore(t, join(root, 'blocks'))
+  const namespace = new Replica({
+    kv: new MemoryKV(),
+    signer: signerFromKey(await generateKeyPair('Ed25519')),
+    verifier: peerIdVerifier(),
+    clock: { now: () => Date.now() },
+    logger: silent
+  })
+  await namespace.open()
+  defer(t, async () => { await namespace.close() })
+  const files = new Files({ blockstore, namespace, logger: silent })
+  const service = new FuseService({
+    files,
+    namespace,
+    repo: { root: join(root, 'repo'), tmp: join(root, 'repo', 'tmp') },
+    config: { fuse: { ...DEFAULT_CONFIG.fuse, ...options.fuse } },
+    chunker: parseChunker('fastcdc'),
+    logger: silent
+  })
+  await service.mount(dir)
+  let unmounted: Promise<void> | undefined
+  const unmount = async (): Promise<void> => {
+    unmounted ??= (async () => {
+      try {
+        await service.stop()
+      } finally {
+        // whatever happened above, leave no mount behind
+        await sh(`grep -q " ${dir} " /proc/self/mountinfo && fusermount -uz ${dir} || true`, { timeoutMs: 10_000 }).catch(() => {})
+      }
+    })()
+    await unmounted
+  }
+  defer(t, unmount)
+  return { dir, service, namespace, files, unmount }
+}
+
+/** Poll `fn` until it returns true (a throw counts as not yet) or `ms` pass. */
+export async function eventually (fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  while (Date.now() < deadline) {
+    last = await fn().catch(err => err)
+    if (last === true) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  assert.fail(`not within ${ms} ms: ${what} (last: ${String(last)})`)
+}
+
+/** Shell-quote a path. */
+export function q (s: string): string {
+  return `'${s.replace(/'/g, "'\\''")}'`
+}

@@ -1,0 +1,236 @@
+/**
+ * A real FUSE mount served by this process, touched only by child
+ * processes: POSIX basics, the errno of every refusal, large files and
+ * ranges, in-place writes and fsync, git inside the mount, a 5,000-file
+ * untar compared with `diff -r`, and bad mountpoints.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tempDir } from '../../helpers/temp.js'
+import { eventually, mountTestNode, python, q, sh, shOk } from './helpers.js'
+
+const TEST = { timeout: 60_000 }
+
+/** Bytes of a namespace file, through the content layer (not through the mount). */
+async function namespaceBytes (m: { files: { cat: (p: string) => AsyncIterable<Uint8Array> } }, path: string): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const c of m.files.cat(path)) chunks.push(c)
+  return Buffer.concat(chunks)
+}
+
+describe('a FUSE mount of the namespace', () => {
+  it('creates, reads, lists, renames and removes files and directories; the namespace follows', TEST, async t => {
+    const m = await mountTestNode(t)
+    const out = await shOk(`set -e
+      cd ${q(m.dir)}
+      mkdir -p docs/deep
+      printf 'hello\\n' > docs/a.txt
+      printf 'second' > docs/deep/b.txt
+      cat docs/a.txt docs/deep/b.txt; echo
+      ls docs | tr '\\n' ' '; echo
+      mv docs/a.txt docs/renamed.txt
+      mv docs/deep docs/moved
+      ls -R docs | tr '\\n' ' '; echo
+      test "$(stat -c %s docs/renamed.txt)" = 6
+      test "$(stat -c %F docs/moved)" = directory
+      rm docs/moved/b.txt
+      rmdir docs/moved
+      ls -a docs | tr '\\n' ' '`)
+    const lines = out.split('\n')
+    assert.equal(lines[0], 'hello')
+    assert.equal(lines[1], 'second')
+    assert.equal(lines[2].trim(), 'a.txt deep')
+    assert.match(lines[3], /renamed\.txt/)
+    assert.match(lines[3], /moved: b\.txt/)
+    assert.equal(lines[4].trim(), '. .. renamed.txt')
+    await eventually(async () => (await m.namespace.lookup('/docs/renamed.txt'))?.type === 'file', 10_000, 'the renamed file is committed')
+    assert.equal((await namespaceBytes(m, '/docs/renamed.txt')).toString(), 'hello\n')
+    assert.equal(await m.namespace.lookup('/docs/a.txt'), undefined)
+    assert.equal(await m.namespace.lookup('/docs/moved'), undefined)
+    assert.deepEqual((await m.namespace.list('/docs')).map(e => e.name), ['renamed.txt'])
+  })
+
+  it('answers every refusal with the errno programs expect', TEST, async t => {
+    const m = await mountTestNode(t)
+    await shOk(`cd ${q(m.dir)} && mkdir d && mkdir full && echo x > full/f && echo y > file`)
+    const r = await python(`
+import errno, json, os
+os.chdir(${JSON.stringify(m.dir)})
+def code(fn):
+    try:
+        fn()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def write_new(p):
+    with open(p, 'x') as f: f.write('z')
+print(json.dumps({
+  'stat missing': code(lambda: os.stat('nope')),
+  'open missing': code(lambda: open('nope/x')),
+  'mkdir existing': code(lambda: os.mkdir('d')),
+  'mkdir over file': code(lambda: os.mkdir('file')),
+  'exclusive create existing': code(lambda: write_new('file')),
+  'rmdir non-empty': code(lambda: os.rmdir('full')),
+  'rmdir file': code(lambda: os.rmdir('file')),
+  'unlink dir': code(lambda: os.unlink('d')),
+  'open dir for writing': code(lambda: open('d', 'w')),
+  'file as a directory': code(lambda: os.stat('file/x')),
+  'create under a file': code(lambda: open('file/x', 'w')),
+  'listdir of a file': code(lambda: os.listdir('file')),
+  'rename dir over file': code(lambda: os.rename('d', 'file')),
+  'rename file over dir': code(lambda: os.rename('file', 'd')),
+  'rename over non-empty dir': code(lambda: os.rename('d', 'full')),
+  'hard link': code(lambda: os.link('file', 'hard')),
+  'symlink': code(lambda: os.symlink('file', 'soft')),
+  'mkfifo': code(lambda: os.mkfifo('fifo')),
+  'setxattr': code(lambda: os.setxattr('file', 'user.k', b'v')),
+  'getxattr': code(lambda: os.getxattr('file', 'user.k')),
+  'listxattr': code(lambda: os.listxattr('file')),
+  'chown to another user': code(lambda: os.chown('file', 12345, 12345)),
+  'chown unchanged': code(lambda: os.chown('file', -1, -1)),
+}))
+`)
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(JSON.parse(r.stdout), {
+      'stat missing': 'ENOENT',
+      'open missing': 'ENOENT',
+      'mkdir existing': 'EEXIST',
+      'mkdir over file': 'EEXIST',
+      'exclusive create existing': 'EEXIST',
+      'rmdir non-empty': 'ENOTEMPTY',
+      'rmdir file': 'ENOTDIR',
+      'unlink dir': 'EISDIR',
+      'open dir for writing': 'EISDIR',
+      'file as a directory': 'ENOTDIR',
+      'create under a file': 'ENOTDIR',
+      'listdir of a file': 'ENOTDIR',
+      'rename dir over file': 'ENOTDIR',
+      'rename file over dir': 'EISDIR',
+      'rename over non-empty dir': 'ENOTEMPTY',
+      // EOPNOTSUPP, which Linux also calls ENOTSUP (95)
+      'hard link': 'ENOTSUP',
+      'symlink': 'ENOTSUP',
+      'mkfifo': 'ENOTSUP',
+      'setxattr': 'ENOTSUP',
+      'getxattr': 'ENOTSUP',
+      'listxattr': 'ENOTSUP',
+      'chown to another user': 'EPERM',
+      'chown unchanged': 'ok'
+    })
+  })
+
+  it('writes in place, appends, truncates, replaces by rename; fsync commits before it returns', TEST, async t => {
+    const m = await mountTestNode(t)
+    const r = await python(`
+import os
+os.chdir(${JSON.stringify(m.dir)})
+with open('f', 'wb') as f: f.write(b'0123456789')
+with open('f', 'r+b') as f:
+    f.seek(3); f.write(b'abc')
+with open('f', 'ab') as f: f.write(b'XY')
+os.truncate('f', 11)
+with open('f', 'rb') as f: print(f.read().decode())
+with open('g', 'wb') as f:
+    f.write(b'durable')
+    f.flush(); os.fsync(f.fileno())
+    print('fsynced')
+    import sys; sys.stdout.flush()
+    import time; time.sleep(0.5)
+with open('new', 'wb') as f: f.write(b'replacement')
+os.rename('new', 'f')
+with open('f', 'rb') as f: print(f.read().decode())
+os.chmod('f', 0o600)
+print(oct(os.stat('f').st_mode & 0o777))
+`)
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(r.stdout.trim().split('\n'), ['012abc6789X', 'fsynced', 'replacement', '0o600'])
+    // fsync returned before the 0.5 s pause: the file was in the namespace by then
+    assert.equal((await namespaceBytes(m, '/g')).toString(), 'durable')
+    await eventually(async () => {
+      const e = await m.namespace.lookup('/f')
+      return e?.type === 'file' && e.mode === 0o600 && e.size === 11
+    }, 10_000, '/f is committed with its new mode')
+    assert.equal((await namespaceBytes(m, '/f')).toString(), 'replacement')
+    assert.equal(await m.namespace.lookup('/new'), undefined)
+  })
+
+  it('a large file is byte-identical whole and in ranges, read from the namespace after its commit', TEST, async t => {
+    const m = await mountTestNode(t)
+    const src = await tempDir(t)
+    const bytes = randomBytes(24 * 1024 * 1024 + 333)
+    await writeFile(join(src, 'big'), bytes)
+    await shOk(`cp ${q(join(src, 'big'))} ${q(join(m.dir, 'big'))}`)
+    await eventually(async () => m.service.mounts().length === 1 && (await m.namespace.lookup('/big'))?.type === 'file' && (await namespaceBytes(m, '/big')).length === bytes.length, 20_000, 'the copy is committed')
+    // drop this node's page cache of the file so the reads go through Shoal
+    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    await shOk(`cmp ${q(join(src, 'big'))} ${q(join(m.dir, 'big'))}`)
+    const ranges = await shOk(`dd if=${q(join(m.dir, 'big'))} bs=4096 skip=3001 count=5 2>/dev/null | od -An -tx1 | tr -d ' \\n' | head -c 64`)
+    assert.equal(ranges, bytes.subarray(3001 * 4096, 3001 * 4096 + 32).toString('hex'))
+    const tail = await shOk(`tail -c 333 ${q(join(m.dir, 'big'))} | od -An -tx1 | tr -d ' \\n'`)
+    assert.equal(tail, bytes.subarray(bytes.length - 333).toString('hex'))
+  })
+
+  it('git init, add and commit work inside the mount', TEST, async t => {
+    const m = await mountTestNode(t)
+    const out = await shOk(`set -e
+      mkdir ${q(join(m.dir, 'repo'))} && cd ${q(join(m.dir, 'repo'))}
+      git init -q
+      git config user.email test@example.invalid && git config user.name test
+      printf 'one\\n' > a.txt && mkdir sub && printf 'two\\n' > sub/b.txt
+      git add -A && git commit -q -m first
+      printf 'changed\\n' > a.txt && git commit -q -am second
+      git log --format=%s | tr '\\n' ' '; echo
+      git status --porcelain | wc -l
+      git fsck --strict 2>&1 | grep -v '^Checking' || true`, { timeoutMs: 45_000 })
+    const lines = out.trim().split('\n').map(l => l.trim())
+    assert.equal(lines[0], 'second first')
+    assert.equal(lines[1], '0', 'a clean work tree')
+    assert.equal(lines.length, 2, `git fsck found nothing: ${out}`)
+  })
+
+  it('a tree of 5,000 files untarred into the mount is identical to its source (diff -r)', TEST, async t => {
+    // close(2) is not held back by commits in this test: what is measured is the mount
+    const m = await mountTestNode(t, { fuse: { maxPendingCommits: 10_000 } })
+    const root = await tempDir(t)
+    const src = join(root, 'src')
+    for (let d = 0; d < 50; d++) {
+      await mkdir(join(src, `dir${d}`, 'sub'), { recursive: true })
+      await Promise.all(Array.from({ length: 100 }, async (_, f) => {
+        await writeFile(join(src, `dir${d}`, f % 2 === 0 ? `f${f}.bin` : `sub/f${f}.txt`), randomBytes((d * 100 + f) % 9000))
+      }))
+    }
+    await shOk(`tar cf ${q(join(root, 'tree.tar'))} -C ${q(src)} .`)
+    await shOk(`mkdir ${q(join(m.dir, 'tree'))} && tar xf ${q(join(root, 'tree.tar'))} -C ${q(join(m.dir, 'tree'))}`, { timeoutMs: 40_000 })
+    const diff = await sh(`diff -r ${q(src)} ${q(join(m.dir, 'tree'))}`, { timeoutMs: 30_000 })
+    assert.equal(diff.code, 0, `diff -r: ${diff.stdout.slice(0, 2000)}${diff.stderr}`)
+    assert.equal((await shOk(`find ${q(join(m.dir, 'tree'))} -type f | wc -l`)).trim(), '5000')
+  })
+
+  it('refuses bad mountpoints with a typed error and changes nothing', TEST, async t => {
+    const m = await mountTestNode(t)
+    const root = await tempDir(t)
+    await mkdir(join(root, 'full'))
+    await writeFile(join(root, 'full', 'x'), 'x')
+    await writeFile(join(root, 'file'), 'x')
+    const records = await readFile(m.service.recordsFile, 'utf8')
+    const cases: Array<[string, string]> = [
+      ['relative/dir', 'InvalidArgumentError'],
+      [join(root, 'missing'), 'NotFoundError'],
+      [join(root, 'full'), 'MountpointBusyError'],
+      [join(root, 'file'), 'NotADirectoryError'],
+      [m.dir, 'MountpointBusyError']
+    ]
+    for (const [dir, name] of cases) {
+      await assert.rejects(m.service.mount(dir), (err: any) => err.name === name, `${dir} → ${name}`)
+    }
+    await assert.rejects(m.service.unmount(join(root, 'full')), (err: any) => err.name === 'NotMountedError')
+    assert.deepEqual(m.service.mounts().map(x => x.dir), [m.dir])
+    assert.equal(await readFile(m.service.recordsFile, 'utf8'), records)
+    assert.deepEqual(JSON.parse(records).mounts.map((x: any) => x.dir), [m.dir])
+    await m.unmount()
+    assert.deepEqual(JSON.parse(await readFile(m.service.recordsFile, 'utf8')).mounts, [])
+  })
+})
