@@ -79,6 +79,32 @@ export interface Pin {
   policy: string
   /** The file's stripe manifest (dag-cbor, sha2-256); only with a coded policy (`ec:` or `replicas:N`, N ≥ 2). */
   manifest?: CID
+  /** A verified copy in an S3-compatible cold tier (with any policy: `none` means only the cold copy is kept). */
+  cold?: ColdCopy
+}
+
+/**
+ * Where a verified cold copy of a file lives: a CARv1 object of its DAG and a
+ * block-offset index object in a bucket (docs/tier.md). Carries the endpoint so
+ * every node can read it with its own credentials; never credentials.
+ */
+export interface ColdCopy {
+  /** `http(s)://host[:port]` of the S3-compatible service. */
+  endpoint: string
+  region?: string
+  bucket: string
+  /** Key of the CAR object. */
+  carKey: string
+  carSize: number
+  /** Key of the index object. */
+  indexKey: string
+  indexSize: number
+  /** dag-cbor CID of the index object (it lists every block's CID, offset and length). */
+  indexCid: CID
+  /** Blocks in the CAR. */
+  blocks: number
+  /** Bytes of block data in the CAR. */
+  blockBytes: number
 }
 
 /** Create or replace a file at `path`. */
@@ -567,7 +593,7 @@ function replaces (value: unknown, author: string, seq: number, entryClock: Vect
 
 /** A pin: a canonical policy, and a dag-cbor manifest CID only with a coded policy (`ec:`, or `replicas:N` with N ≥ 2, coded as 1+(N-1)). */
 function pin (value: unknown, what: string): Pin {
-  const f = shape(value, what, ['policy'], ['manifest'])
+  const f = shape(value, what, ['policy'], ['manifest', 'cold'])
   const policy = text(f.policy, `${what} policy`, MAX_POLICY_LENGTH)
   if (!isPinPolicy(policy)) fail(`${what} policy ${show(policy)} is not a canonical durability policy`)
   const out: Pin = { policy }
@@ -575,6 +601,37 @@ function pin (value: unknown, what: string): Pin {
     if (!isCodedPolicy(policy)) fail(`${what} has a manifest but policy ${show(policy)} is not coded (ec: or replicas:N with N >= 2)`)
     out.manifest = cid(f.manifest, `${what} manifest`, DAG_CBOR)
   }
+  if (has(f, 'cold')) out.cold = coldCopy(f.cold, `${what} cold`)
+  return out
+}
+
+/** Longest endpoint URL, region, bucket name and object key a cold copy may name. */
+const MAX_ENDPOINT_LENGTH = 512
+const MAX_REGION_LENGTH = 64
+const MAX_BUCKET_LENGTH = 255
+const MAX_OBJECT_KEY_LENGTH = 1024
+
+function coldCopy (value: unknown, what: string): ColdCopy {
+  const f = shape(value, what, ['endpoint', 'bucket', 'carKey', 'carSize', 'indexKey', 'indexSize', 'indexCid', 'blocks', 'blockBytes'], ['region'])
+  const endpoint = text(f.endpoint, `${what} endpoint`, MAX_ENDPOINT_LENGTH)
+  if (!/^https?:\/\/[^\s/]+$/.test(endpoint)) fail(`${what} endpoint ${show(endpoint)} is not http(s)://host[:port]`)
+  const nonEmpty = (v: unknown, name: string, max: number): string => {
+    const t = text(v, `${what} ${name}`, max)
+    if (t.length === 0) fail(`${what} ${name} is empty`)
+    return t
+  }
+  const out: ColdCopy = {
+    endpoint,
+    bucket: nonEmpty(f.bucket, 'bucket', MAX_BUCKET_LENGTH),
+    carKey: nonEmpty(f.carKey, 'carKey', MAX_OBJECT_KEY_LENGTH),
+    carSize: int(f.carSize, `${what} carSize`, 0),
+    indexKey: nonEmpty(f.indexKey, 'indexKey', MAX_OBJECT_KEY_LENGTH),
+    indexSize: int(f.indexSize, `${what} indexSize`, 0),
+    indexCid: cid(f.indexCid, `${what} indexCid`, DAG_CBOR),
+    blocks: int(f.blocks, `${what} blocks`, 0),
+    blockBytes: int(f.blockBytes, `${what} blockBytes`, 0)
+  }
+  if (has(f, 'region')) out.region = nonEmpty(f.region, 'region', MAX_REGION_LENGTH)
   return out
 }
 

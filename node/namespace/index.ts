@@ -15,6 +15,7 @@ export { normalizePath, parentOf, baseName, joinPath, isWithin } from './paths.j
 export { Replica, InvalidSnapshotError, cborCID } from './replica.js'
 export { NamespaceFormatError } from './upgrade.js'
 export { isPinPolicy } from '../../protocol/namespace.js'
+import type { ColdCopy } from '../../protocol/namespace.js'
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
 export { LevelKV, MemoryKV } from './kv.js'
 export type { KV } from './kv.js'
@@ -30,7 +31,12 @@ export interface FilePin {
   policy: string
   /** CID (string form) of the file's stripe manifest (dag-cbor, sha2-256); only with an `ec:` policy. */
   manifest?: string
+  /** A verified copy in the S3 cold tier (docs/tier.md); with policy `none`, the only copy kept. */
+  cold?: StoredColdCopy
 }
+
+/** A cold copy as stored (the wire form's index CID as a string). */
+export type StoredColdCopy = Omit<ColdCopy, 'indexCid'> & { indexCid: string }
 
 /** What a file path points at. */
 export interface FileRecord {

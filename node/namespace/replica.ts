@@ -17,14 +17,14 @@
  *
  * @module
  */
-import { isCodedPolicy } from '../../protocol/durability.js'
+import { checkPin, storedPin, wirePin } from './pins.js'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import {
   MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
   decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntry, encodeEntryBody,
-  encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard, isPinPolicy,
-  type Entry as LogEntry, type EntryBody, type Op, type Pin, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
+  encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
+  type Entry as LogEntry, type EntryBody, type Op, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { sha256 } from '../blocks/verify.js'
 import {
@@ -37,7 +37,7 @@ import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.j
 import { TreeWriter, childRange, copyPin, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
 import { LEGACY_RANGE, NamespaceFormatError, parseLegacyRecord, parseStoredHeads, type LegacyRecord } from './upgrade.js'
 import type { Signer, Verifier } from './identity.js'
-import type { ConflictInfo, Entry, FilePin, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
+import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
 import type { Logger } from '../logger.js'
 
 /** Multicodec of dag-cbor. */
@@ -973,39 +973,6 @@ function toEntry (path: string, v: Visible): Entry {
   }
   if (v.conflictOf !== undefined) entry.conflictOf = v.conflictOf
   return entry
-}
-
-/**
- * A caller's pin, checked, in wire form (undefined: no pin).
- *
- * @throws {InvalidArgumentError} for a policy that is not canonical or a manifest that does not fit
- */
-function checkPin (pin: FilePin | undefined | null): Pin | undefined {
-  if (pin === undefined || pin === null) return undefined
-  if (typeof pin !== 'object') throw new InvalidArgumentError('a pin is { policy, manifest? }')
-  if (!isPinPolicy(pin.policy)) throw new InvalidArgumentError(`not a durability policy: ${JSON.stringify(pin.policy)} (none, ec:K+M or replicas:N)`)
-  if (pin.manifest === undefined) return { policy: pin.policy }
-  if (!isCodedPolicy(pin.policy)) {
-    throw new InvalidArgumentError(`a stripe manifest goes only with a coded policy (ec:K+M or replicas:N, N >= 2), not ${pin.policy}`)
-  }
-  let manifest: CID | undefined
-  try {
-    manifest = CID.parse(String(pin.manifest))
-  } catch {}
-  if (manifest === undefined || manifest.code !== DAG_CBOR || manifest.multihash.code !== 0x12 || manifest.multihash.size !== 32) {
-    throw new InvalidArgumentError(`a stripe manifest is a dag-cbor sha2-256 CID, not ${JSON.stringify(pin.manifest)}`)
-  }
-  return { policy: pin.policy, manifest }
-}
-
-/** A wire pin as stored (manifest CID as a string). */
-function storedPin (pin: Pin): FilePin {
-  return pin.manifest === undefined ? { policy: pin.policy } : { policy: pin.policy, manifest: pin.manifest.toString() }
-}
-
-/** A stored pin in wire form. */
-function wirePin (pin: FilePin): Pin {
-  return pin.manifest === undefined ? { policy: pin.policy } : { policy: pin.policy, manifest: CID.parse(pin.manifest) }
 }
 
 function toSnapshotVersion (v: Version): SnapshotVersion {

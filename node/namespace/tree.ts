@@ -118,10 +118,8 @@ function fileRecord (v: Version): Visible {
   return record
 }
 
-/** A fresh copy of a stored pin (no `manifest` key when it has none). */
-export function copyPin (pin: FilePin): FilePin {
-  return pin.manifest === undefined ? { policy: pin.policy } : { policy: pin.policy, manifest: pin.manifest }
-}
+import { copyPin } from './pins.js'
+export { copyPin }
 
 /** Tree maintenance inside one transaction. */
 export class TreeWriter {

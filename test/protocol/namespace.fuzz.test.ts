@@ -689,6 +689,23 @@ describe('namespace codecs: pins', () => {
     assertSameBytes(encodeEntry(pinned({ policy: 'ec:4+2', manifest: undefined })), encodeEntry(pinned({ policy: 'ec:4+2' })))
   })
 
+  it('a cold copy rides on any pin and round-trips; malformed ones are rejected', () => {
+    const cold = { endpoint: 'http://127.0.0.1:9000', bucket: 'b', carKey: 'shoal/x.car', carSize: 10, indexKey: 'shoal/x.car.idx', indexSize: 3, indexCid: cidOf(9), blocks: 1, blockBytes: 5 }
+    for (const pin of [{ policy: 'none', cold }, { policy: 'ec:4+2', manifest, cold: { ...cold, region: 'eu-west-1' } }]) {
+      const entry = pinned(pin)
+      assert.deepStrictEqual(decodeEntry(encodeEntry(entry)), entry)
+    }
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', cold: { ...cold, endpoint: 'ftp://x' } } }, /endpoint/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', cold: { ...cold, endpoint: 'http://a/b' } } }, /endpoint/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', cold: { ...cold, bucket: '' } } }, /empty/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', cold: { ...cold, carSize: -1 } } }, /carSize/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', cold: { ...cold, indexCid: cidOf(9, 0x55) } } }, /codec/)
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', cold: { ...cold, secretAccessKey: 'x' } } }, /unexpected field/)
+    const { blocks, ...lacking } = cold
+    void blocks
+    entryRejects(e => { e.ops[0].pin = { policy: 'none', cold: lacking } }, /lacks field blocks/)
+  })
+
   it('rejects bad policies and manifests with InvalidMessageError', () => {
     for (const policy of ['ec:0+2', 'ec:4+0', 'ec:04+2', 'ec:17+2', 'ec:16+9', 'replicas:0', 'replicas:17', 'replicas:01', ' none', 'none ', 'NONE', '', 'ec:4+2\n']) {
       entryRejects(e => { e.ops[0].pin = { policy } }, /not a canonical durability policy/)
