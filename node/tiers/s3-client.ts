@@ -1,0 +1,485 @@
+/**
+ * The S3 client of the cold tier: one bucket (and key prefix) at one
+ * endpoint, bounded timeouts and retries, and every SDK failure turned into a
+ * typed {@link TierError} whose one-line message names the endpoint, the
+ * bucket and what to check.
+ *
+ * @module
+ */
+import { Readable } from 'node:stream'
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig
+} from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import { z } from 'zod'
+import { AbortedError, InvalidArgumentError, ShoalError, TooLargeError } from '../errors.js'
+import {
+  TierBucketNotFoundError,
+  TierCredentialsError,
+  TierObjectNotFoundError,
+  TierRequestError,
+  TierUnreachableError,
+  type TierErrorContext
+} from './errors.js'
+
+const MiB = 1024 * 1024
+
+/** S3's smallest multipart part (except the last). */
+export const MIN_PART_SIZE = 5 * MiB
+/** Default multipart part size. */
+export const DEFAULT_PART_SIZE = 8 * MiB
+/** S3's largest number of parts in one multipart upload. */
+export const MAX_PARTS = 10_000
+
+/** Schema of a tier's settings, as the repo config and the namespace carry them. */
+export const TierConfigSchema = z.object({
+  /** Base URL of the S3 API (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`…). */
+  endpoint: z.string().min(1).max(2048),
+  /** Bucket name. */
+  bucket: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'must be 1..255 characters of [A-Za-z0-9._-]'),
+  /** Key prefix of every object the tier writes. */
+  prefix: z.string().max(512).regex(/^[^/\p{Cc}][^\p{Cc}]*$|^$/u, 'must not start with "/" nor hold control characters').optional(),
+  /** Signing region. */
+  region: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be 1..64 characters of [a-z0-9-]').optional()
+}).strict()
+
+/** Where the tier lives: endpoint, bucket, optional key prefix and region. No credentials. */
+export type TierConfig = z.infer<typeof TierConfigSchema>
+
+/** How the client talks to the endpoint. */
+export interface TierClientOptions {
+  /**
+   * Credentials, or a provider of them. Tests and embedders only: Shoal
+   * itself never sets this, so credentials come from the SDK's default chain.
+   *
+   * @default the SDK's default chain: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`
+   * (and `AWS_SESSION_TOKEN`), `AWS_PROFILE` and the shared files `~/.aws/credentials`
+   * and `~/.aws/config`, then SSO, process, web identity and instance metadata
+   */
+  credentials?: S3ClientConfig['credentials']
+  /** Attempts per request, the first included, with exponential backoff and jitter. @default 4 */
+  maxAttempts?: number
+  /** Milliseconds to open a connection. @default 5000 */
+  connectionTimeoutMs?: number
+  /** Milliseconds from sending a request (its body included) to the answer's headers. @default 120000 */
+  requestTimeoutMs?: number
+  /** Milliseconds a connection may stay silent (a stalled body). @default 30000 */
+  socketTimeoutMs?: number
+  /** Multipart part size in bytes (≥ 5 MiB); each part in flight is held in memory. @default 8 MiB */
+  partSize?: number
+  /** Parts uploaded at once. @default 4 */
+  queueSize?: number
+}
+
+/** A tier as it may be shown to a user: no credentials, ever. */
+export interface TierDescription {
+  endpoint: string
+  bucket: string
+  prefix: string
+  region: string
+}
+
+/** An object's body being downloaded. */
+export interface ObjectBody {
+  /** The bytes, as they arrive (network errors are thrown as tier errors). */
+  body: AsyncIterable<Uint8Array>
+  /** Bytes the answer announces. */
+  length: number
+  /** Size of the whole object, when the answer says it (ranged GETs). */
+  objectSize?: number
+  /** Stop downloading and free the connection (when `body` will not be read to its end). */
+  cancel: () => void
+}
+
+/** One object listed under the prefix. */
+export interface ListedObject {
+  key: string
+  size: number
+}
+
+/** Options of {@link TierClient.upload}. */
+export interface UploadOptions {
+  signal?: AbortSignal
+  /** Part size for this upload (≥ 5 MiB). @default the client's */
+  partSize?: number
+}
+
+/** Network error codes that mean "the endpoint cannot be reached (right now)". */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND',
+  'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'TimeoutError', 'RequestTimeout'
+])
+
+/** S3 error names that mean the credentials were refused. */
+const CREDENTIAL_CODES = new Set([
+  'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken',
+  'TokenRefreshRequired', 'InvalidClientTokenId', 'Forbidden'
+])
+
+/**
+ * Check an endpoint URL: http or https, no user info (credentials never go
+ * in a URL), no query or fragment. Returns it without a trailing slash.
+ *
+ * @throws {InvalidArgumentError} naming what is wrong
+ */
+export function parseEndpoint (endpoint: string): string {
+  let url: URL
+  try {
+    url = new URL(endpoint)
+  } catch {
+    throw new InvalidArgumentError(`invalid S3 endpoint "${endpoint.slice(0, 200)}": expected a URL such as https://s3.example.com or http://127.0.0.1:9000`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidArgumentError(`invalid S3 endpoint: protocol ${url.protocol} is not http: or https:`)
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new InvalidArgumentError('invalid S3 endpoint: it holds user info; give credentials through AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the shared credentials file, never in the URL')
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new InvalidArgumentError('invalid S3 endpoint: it must not have a query or a fragment')
+  }
+  return url.toString().replace(/\/+$/, '')
+}
+
+/** `prefix` with exactly one trailing `/` (or `''`): keys are `prefix + name`. */
+export function normalizePrefix (prefix: string | undefined): string {
+  if (prefix === undefined || prefix === '') return ''
+  return prefix.replace(/\/+$/, '') + '/'
+}
+
+/** One line of at most 200 characters from an S3 or network message. */
+function oneLine (text: unknown): string {
+  const line = String(text ?? '').replace(/\s+/g, ' ').trim()
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line
+}
+
+/** The error code of an SDK or network error, looking through `cause` a few levels. */
+function codeOf (err: any): string | undefined {
+  for (let e = err, depth = 0; e != null && depth < 4; e = e.cause, depth++) {
+    const code = e.code ?? e.Code
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code
+    if (typeof e.name === 'string' && NETWORK_CODES.has(e.name)) return e.name
+  }
+  const code = err?.Code ?? err?.code ?? err?.name
+  return typeof code === 'string' ? code : undefined
+}
+
+/** What the failed request was about, for {@link toTierError}. */
+export interface FailedRequest extends TierErrorContext {
+  /** The request addressed the bucket itself (a 404 then means the bucket is missing). */
+  bucketLevel?: boolean
+  signal?: AbortSignal
+}
+
+/**
+ * Turn whatever the SDK (or the network, or lib-storage) threw into a typed
+ * error with a one-line message. Shoal's own errors (from a block source, a
+ * hash check…) pass through unchanged.
+ */
+export function toTierError (err: unknown, request: FailedRequest): Error {
+  if (err instanceof ShoalError) return err
+  const e = err as any
+  const { signal, bucketLevel, ...context } = request
+  const { endpoint, bucket, key, operation } = context
+  if (signal?.aborted === true || e?.name === 'AbortError') {
+    return new AbortedError(`${operation ?? 'S3 request'} aborted`, { cause: err })
+  }
+  const code = codeOf(e)
+  const httpStatus: number | undefined = e?.$metadata?.httpStatusCode
+  const ctx: TierErrorContext = { ...context, code, httpStatus }
+  const what = key === undefined ? `bucket "${bucket}"` : `"${key}" in bucket "${bucket}"`
+  if (code !== undefined && NETWORK_CODES.has(code)) {
+    return new TierUnreachableError(`S3 endpoint ${endpoint} is unreachable or did not answer in time (${code}, ${operation ?? 'request'}): check the endpoint URL, the network and that the server is running`, ctx, { cause: err })
+  }
+  if (e?.name === 'CredentialsProviderError') {
+    return new TierCredentialsError(`no S3 credentials found for ${endpoint}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with the shared credentials file`, ctx, { cause: err })
+  }
+  if ((code !== undefined && CREDENTIAL_CODES.has(code)) || httpStatus === 403) {
+    return new TierCredentialsError(`S3 endpoint ${endpoint} refused the credentials for bucket "${bucket}" (${code ?? 'HTTP 403'}, ${operation ?? 'request'}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the shared credentials file, and the bucket's permissions`, ctx, { cause: err })
+  }
+  if (code === 'NoSuchBucket' || (httpStatus === 404 && bucketLevel === true)) {
+    return new TierBucketNotFoundError(`bucket "${bucket}" does not exist at ${endpoint}: create it, or check the tier's bucket name and endpoint`, ctx, { cause: err })
+  }
+  if (code === 'NoSuchKey' || (httpStatus === 404 && key !== undefined)) {
+    return new TierObjectNotFoundError(`object "${key ?? ''}" is missing from bucket "${bucket}" at ${endpoint}: the cold copy was deleted or never completed; push it again from a hot copy`, ctx, { cause: err })
+  }
+  const status = httpStatus === undefined ? '' : `, HTTP ${httpStatus}`
+  const detail = oneLine(e?.message)
+  return new TierRequestError(`S3 ${operation ?? 'request'} on ${what} at ${endpoint} failed (${code ?? 'error'}${status})${detail === '' ? '' : `: ${detail}`}`, ctx, { cause: err })
+}
+
+/** Destroy a response body stream (frees its connection); a no-op when it is done. */
+function destroyBody (body: unknown): void {
+  (body as { destroy?: () => void } | undefined)?.destroy?.()
+}
+
+/** `Content-Range: bytes a-b/TOTAL` → TOTAL. */
+function objectSizeOf (contentRange: string | undefined): number | undefined {
+  const match = /\/(\d+)$/.exec(contentRange ?? '')
+  return match === null ? undefined : Number(match[1])
+}
+
+/**
+ * One bucket (and key prefix) at one S3-compatible endpoint.
+ *
+ * The SDK client is built with `forcePathStyle` and with request checksums
+ * and response checksum validation only when an operation requires them:
+ * with the SDK's defaults, some S3-compatible servers store a streamed
+ * PutObject with its aws-chunked framing, silently corrupted. Integrity is
+ * Shoal's business anyway: every block is hash-checked on read.
+ *
+ * Credentials come from the SDK's default provider chain unless
+ * {@link TierClientOptions.credentials} says otherwise; they are never
+ * logged, put in an error or returned.
+ */
+export class TierClient {
+  /** The endpoint URL (without user info). */
+  readonly endpoint: string
+  readonly bucket: string
+  /** `''` or a prefix ending in `/`. */
+  readonly prefix: string
+  readonly region: string
+  /** The SDK client, for what this class does not cover. */
+  readonly s3: S3Client
+  private readonly partSize: number
+  private readonly queueSize: number
+
+  /** @throws {InvalidArgumentError} for a malformed config or option */
+  constructor (config: TierConfig, options: TierClientOptions = {}) {
+    const parsed = TierConfigSchema.safeParse(config)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new InvalidArgumentError(`invalid tier ${issue?.path.join('.') ?? 'config'}: ${issue?.message ?? 'malformed'}`)
+    }
+    this.endpoint = parseEndpoint(config.endpoint)
+    this.bucket = config.bucket
+    this.prefix = normalizePrefix(config.prefix)
+    this.region = config.region ?? 'us-east-1'
+    this.partSize = options.partSize ?? DEFAULT_PART_SIZE
+    this.queueSize = options.queueSize ?? 4
+    if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART_SIZE) {
+      throw new InvalidArgumentError(`part size ${this.partSize} is below S3's minimum of ${MIN_PART_SIZE} bytes`)
+    }
+    if (!Number.isSafeInteger(this.queueSize) || this.queueSize < 1 || this.queueSize > 64) {
+      throw new InvalidArgumentError(`queue size ${this.queueSize} is not between 1 and 64`)
+    }
+    const maxAttempts = options.maxAttempts ?? 4
+    if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
+      throw new InvalidArgumentError(`maxAttempts ${maxAttempts} is not between 1 and 10`)
+    }
+    this.s3 = new S3Client({
+      endpoint: this.endpoint,
+      region: this.region,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      maxAttempts,
+      retryMode: 'standard',
+      requestHandler: {
+        connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+        requestTimeout: options.requestTimeoutMs ?? 120_000,
+        throwOnRequestTimeout: true,
+        socketTimeout: options.socketTimeoutMs ?? 30_000
+      }
+    })
+  }
+
+  /** The tier, safe to print or return from the API. */
+  describe (): TierDescription {
+    return { endpoint: this.endpoint, bucket: this.bucket, prefix: this.prefix, region: this.region }
+  }
+
+  /** The object key of `name` under the prefix. */
+  keyFor (name: string): string {
+    return this.prefix + name
+  }
+
+  /** Run one SDK call, turning its failures into tier errors. */
+  private async call<T>(operation: string, key: string | undefined, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    if (signal?.aborted === true) throw new AbortedError(`${operation} aborted`)
+    try {
+      return await fn()
+    } catch (err) {
+      throw toTierError(err, { endpoint: this.endpoint, bucket: this.bucket, key, operation, signal, bucketLevel: key === undefined })
+    }
+  }
+
+  /** Yield `body`'s chunks, turning a failure mid-body into a tier error. */
+  private async * guarded (body: unknown, operation: string, key: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const chunk of body as AsyncIterable<Uint8Array>) yield chunk
+    } catch (err) {
+      throw toTierError(err, { endpoint: this.endpoint, bucket: this.bucket, key, operation, signal })
+    } finally {
+      // stopping early must free the connection
+      destroyBody(body)
+    }
+  }
+
+  /**
+   * Check that the bucket exists and that the credentials are accepted.
+   *
+   * @throws {TierBucketNotFoundError} {@link TierCredentialsError} {@link TierUnreachableError} {@link TierRequestError}
+   */
+  async checkBucket (signal?: AbortSignal): Promise<void> {
+    await this.call('HeadBucket', undefined, signal, async () => await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: signal }))
+  }
+
+  /**
+   * Size (and ETag) of an object.
+   *
+   * @throws {TierObjectNotFoundError} when it is missing, {@link TierBucketNotFoundError}
+   * when the bucket is
+   */
+  async head (key: string, signal?: AbortSignal): Promise<{ size: number, etag?: string }> {
+    try {
+      const out = await this.call('HeadObject', key, signal, async () => await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
+      return { size: Number(out.ContentLength ?? -1), etag: out.ETag }
+    } catch (err) {
+      // a HEAD answer has no body: a 404 does not say whether the key or the bucket is missing
+      if ((err as Error).name === 'TierObjectNotFoundError') await this.checkBucket(signal)
+      throw err
+    }
+  }
+
+  /** Bytes `[start, end)` of an object, streamed; the answer may be shorter if the object is. */
+  async getRange (key: string, start: number, end: number, signal?: AbortSignal): Promise<ObjectBody> {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end <= start) {
+      throw new InvalidArgumentError(`invalid byte range [${start}, ${end})`)
+    }
+    const out = await this.call('GetObject', key, signal, async () => await this.s3.send(new GetObjectCommand({
+      Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}`
+    }), { abortSignal: signal }))
+    return {
+      body: this.guarded(out.Body, 'GetObject', key, signal),
+      length: Number(out.ContentLength ?? 0),
+      objectSize: objectSizeOf(out.ContentRange),
+      cancel: () => { destroyBody(out.Body) }
+    }
+  }
+
+  /** A whole object, streamed. */
+  async getObject (key: string, signal?: AbortSignal): Promise<ObjectBody> {
+    const out = await this.call('GetObject', key, signal, async () => await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
+    const length = Number(out.ContentLength ?? 0)
+    return { body: this.guarded(out.Body, 'GetObject', key, signal), length, objectSize: length, cancel: () => { destroyBody(out.Body) } }
+  }
+
+  /**
+   * A small object in one buffer.
+   *
+   * @throws {TooLargeError} when it is over `maxBytes` (nothing more is read)
+   */
+  async getBytes (key: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const { body, length, cancel } = await this.getObject(key, signal)
+    const parts: Uint8Array[] = []
+    let size = 0
+    if (length > maxBytes) {
+      cancel()
+      throw new TooLargeError(`object "${key}" is ${length} bytes, over the limit of ${maxBytes}`)
+    }
+    for await (const part of body) {
+      size += part.byteLength
+      if (size > maxBytes) throw new TooLargeError(`object "${key}" is over the limit of ${maxBytes} bytes`)
+      parts.push(part)
+    }
+    return new Uint8Array(Buffer.concat(parts))
+  }
+
+  /** Write a small object in one PutObject. */
+  async putBytes (key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+    await this.call('PutObject', key, signal, async () => await this.s3.send(new PutObjectCommand({
+      Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength
+    }), { abortSignal: signal }))
+  }
+
+  /**
+   * Stream `source` into an object: one PutObject when it fits in one part,
+   * else a multipart upload (parts retried by the SDK, aborted on failure so
+   * no orphan parts are left). At most `queueSize` parts are in memory.
+   * An error thrown by `source` is rethrown unchanged.
+   */
+  async upload (key: string, source: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<void> {
+    const { signal } = options
+    const partSize = options.partSize ?? this.partSize
+    if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE) {
+      throw new InvalidArgumentError(`part size ${partSize} is below S3's minimum of ${MIN_PART_SIZE} bytes`)
+    }
+    let sourceError: unknown
+    async function * watched (): AsyncGenerator<Uint8Array> {
+      try {
+        yield * source
+      } catch (err) {
+        sourceError = err
+        throw err
+      }
+    }
+    const body = Readable.from(watched(), { objectMode: false, highWaterMark: MiB })
+    const upload = new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: body },
+      partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false
+    })
+    const onAbort = (): void => { void upload.abort() }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await this.call('Upload', key, signal, async () => await upload.done())
+    } catch (err) {
+      throw sourceError ?? err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      body.destroy()
+    }
+  }
+
+  /**
+   * Every object under `prefix` (the client's prefix by default), page by
+   * page, at most `maxObjects`.
+   */
+  async * list (options: { prefix?: string, signal?: AbortSignal, maxObjects?: number } = {}): AsyncGenerator<ListedObject> {
+    const { signal } = options
+    const max = options.maxObjects ?? Number.MAX_SAFE_INTEGER
+    let token: string | undefined
+    let listed = 0
+    do {
+      const page = await this.call('ListObjectsV2', undefined, signal, async () => await this.s3.send(new ListObjectsV2Command({
+        Bucket: this.bucket, Prefix: options.prefix ?? this.prefix, ContinuationToken: token, MaxKeys: 1000
+      }), { abortSignal: signal }))
+      for (const object of page.Contents ?? []) {
+        if (listed >= max) return
+        listed++
+        yield { key: object.Key ?? '', size: Number(object.Size ?? 0) }
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+    } while (token !== undefined && listed < max)
+  }
+
+  /** Delete an object; deleting a missing one is not an error (S3 semantics). */
+  async delete (key: string, signal?: AbortSignal): Promise<void> {
+    await this.call('DeleteObject', key, signal, async () => await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
+  }
+
+  /** Close the client's connections. */
+  destroy (): void {
+    this.s3.destroy()
+  }
+}
+
+/**
+ * Build the client of a tier.
+ *
+ * @throws {InvalidArgumentError} for a malformed endpoint, bucket, prefix, region or option
+ */
+export function createTierClient (config: TierConfig, options: TierClientOptions = {}): TierClient {
+  return new TierClient(config, options)
+}
