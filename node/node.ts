@@ -20,6 +20,7 @@ import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
 import { createBlockExchange, type BlockExchange } from './exchange/index.js'
 import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
+import { TierService } from './tiers/service.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
 import { createFuseService, type FuseService } from './fuse/index.js'
 
@@ -51,6 +52,8 @@ export interface ShoalComponents {
   gcLock: GcLock
   /** FUSE mounts of the namespace (`shoal mount`). */
   fuse: FuseService
+  /** The S3 cold tier (`shoal tier`, `pin add --tier cold`). */
+  tiers: TierService
 }
 
 /** Options for {@link createShoalNode}. */
@@ -123,7 +126,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     scrubBytesPerSecond: durabilityConfig.scrubRate
   })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
-  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings })
+  const tiers = new TierService({ configFile: repo.config, logger: logger.child({ component: 'tier' }) }, config.tier)
+  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings, tiers })
   const chunker = parseChunker(config.chunker)
   const components: ShoalComponents = {
     repo,
@@ -142,7 +146,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     durability,
     holdings,
     gcLock,
-    fuse: createFuseService({ files, namespace, repo, config, chunker, logger })
+    fuse: createFuseService({ files, namespace, repo, config, chunker, logger }),
+    tiers
   }
   return {
     components,
@@ -165,6 +170,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await peers.stop()
       await sync.stop()
       await durability.stop()
+      tiers.stop()
       await exchange.stop()
       await libp2p.stop()
       await components.namespace.close()

@@ -9,14 +9,36 @@ import { formatBytes, printJson, printLines, type GlobalOptions } from '../outpu
 import type { PinInfo } from '../../node/files/index.js'
 import type { PinStatus, RepairReport, ScrubReport } from '../../node/durability/index.js'
 import type { GcResult } from '../../node/durability/gc.js'
+import type { TierConfig } from '../../node/tiers/config.js'
+import type { TierStatus } from '../../node/tiers/service.js'
 
-/** `shoal pin add PATH|CID [--policy P]`. */
-export async function pinAddCommand (g: GlobalOptions, target: string, opts: { policy?: string }): Promise<void> {
+/** `shoal pin add PATH|CID [--policy P] [--tier hot|cold]` (and `shoal tier pull`). */
+export async function pinAddCommand (g: GlobalOptions, target: string, opts: { policy?: string, tier?: string }): Promise<void> {
   if (opts.policy !== undefined) parsePolicy(opts.policy)
   const client = await ApiClient.connect(g.repo)
-  const pin = await client.json<PinInfo>('POST', '/api/v0/pin/add', { arg: target, policy: opts.policy })
+  const pin = await client.json<PinInfo>('POST', '/api/v0/pin/add', { arg: target, policy: opts.policy, tier: opts.tier })
   if (g.json) printJson(pin)
-  else printLines(`pinned ${pin.path} ${pin.policy}${pin.manifest !== undefined ? ` (manifest ${pin.manifest})` : ''}`)
+  else printLines(`pinned ${pin.path} ${pin.policy}${pin.manifest !== undefined ? ` (manifest ${pin.manifest})` : ''}${pin.cold !== undefined ? `, cold copy ${pin.cold.endpoint}/${pin.cold.bucket}/${pin.cold.key}` : ''}`)
+}
+
+/** `shoal tier s3 --endpoint URL --bucket NAME [--prefix P] [--region R]`. */
+export async function tierSetCommand (g: GlobalOptions, opts: { endpoint: string, bucket: string, prefix?: string, region?: string }): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const tier = await client.json<TierConfig>('POST', '/api/v0/tier/set', { endpoint: opts.endpoint, bucket: opts.bucket, prefix: opts.prefix, region: opts.region })
+  if (g.json) printJson(tier)
+  else printLines(`cold tier: ${tier.endpoint} bucket ${tier.bucket}${tier.prefix !== undefined && tier.prefix !== '' ? ` prefix ${tier.prefix}` : ''}`)
+}
+
+/** `shoal tier ls`. */
+export async function tierLsCommand (g: GlobalOptions): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const status = await client.json<TierStatus>('GET', '/api/v0/tier/ls')
+  if (g.json) { printJson(status); return }
+  if (!status.configured || status.tier === undefined) { printLines('no cold tier (set one with `shoal tier s3 --endpoint URL --bucket NAME`)'); return }
+  const p = status.probe
+  const where = `${status.tier.endpoint} bucket ${status.tier.bucket}${status.tier.prefix !== undefined && status.tier.prefix !== '' ? ` prefix ${status.tier.prefix}` : ''}`
+  if (p === undefined || !p.reachable) { printLines(`${where}: unreachable${p?.error !== undefined ? ` (${p.error.message})` : ''}`); return }
+  printLines(`${where}: reachable (${p.latencyMs} ms), ${p.usage?.coldCopies ?? 0} cold copies, ${p.usage?.objects ?? 0} objects, ${formatBytes(p.usage?.bytes ?? 0)}${p.usage?.complete === false ? ' (at least)' : ''}`)
 }
 
 /** `shoal pin rm PATH|CID`. */

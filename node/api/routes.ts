@@ -71,7 +71,23 @@ export const routes: Route[] = [
     path: '/api/v0/pin/add',
     async handle ({ res, query, signal, components }) {
       const q = parseQuery(schemas.pinAdd, query)
-      sendJson(res, 200, await components.files.pinAdd(q.arg, q.policy, signal))
+      sendJson(res, 200, await components.files.pinAdd(q.arg, q.policy, signal, q.tier))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/tier/set',
+    async handle ({ res, query, signal, components }) {
+      const q = parseQuery(schemas.tierSet, query)
+      sendJson(res, 200, await components.tiers.configure(q, signal))
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/tier/ls',
+    async handle ({ res, query, signal, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, await components.tiers.status(signal))
     }
   },
   {

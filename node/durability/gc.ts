@@ -11,7 +11,9 @@
  *
  * What is kept (the marks):
  * - every block of a visible file (conflict copies included) without a
- *   coded pin (`none`, `replicas:1`, no pin), as far as it is held here;
+ *   coded pin (`none`, `replicas:1`, no pin) nor cold copy, as far as it is held here;
+ * - of a file kept only in the cold tier (policy `none` with a cold copy):
+ *   its skeleton; its leaves are read back from the tier (docs/tier.md);
  * - of a file with a coded pin: its manifest, its skeleton (non-leaf DAG
  *   nodes), the shards this node holds for it, and, on the node that
  *   encoded it, everything until placement is confirmed;
@@ -98,7 +100,8 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       if (signal?.aborted === true) throw new AbortedError('garbage collection aborted')
       if (entry.type !== 'file') continue
       const root = CID.parse(entry.cid)
-      if (entry.pin?.manifest === undefined) await markDag(blockstore, root, mark)
+      // a file kept only in the cold tier keeps its skeleton here; its leaves are read from the tier
+      if (entry.pin?.manifest === undefined) await markDag(blockstore, root, mark, entry.pin?.cold === undefined)
       else live.set(entry.pin.manifest, root)
     }
     let forgotten = 0

@@ -19,7 +19,10 @@ import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, Holdings, PinStatus, PlaceResult } from '../durability/index.js'
 import { stripedGetter } from '../durability/index.js'
 import { isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
-import { NotFoundError } from '../errors.js'
+import { InvalidArgumentError, NotFoundError } from '../errors.js'
+import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
+import type { TierService } from '../tiers/service.js'
+import type { FilePin, StoredColdCopy } from '../namespace/index.js'
 
 /** What the files service is built from. */
 export interface FilesComponents {
@@ -34,6 +37,8 @@ export interface FilesComponents {
   holdings?: Holdings
   /** Writes hold it shared so garbage collection never takes their blocks. */
   gcLock?: GcLock
+  /** The S3 cold tier (absent: cold pins are refused, cold copies unreadable). */
+  tiers?: TierService
 }
 
 /** A pinned file as `pin ls` shows it. */
@@ -43,6 +48,8 @@ export interface PinInfo {
   size: number
   policy: string
   manifest?: string
+  /** Where its cold copy is (no credentials), when it has one. */
+  cold?: { endpoint: string, bucket: string, key: string }
 }
 
 /** Where `pin add CID` binds a CID that is not in the namespace. */
@@ -86,7 +93,12 @@ export class Files {
   }
 
   /** Where to read the DAG under `root` from: the local store, or a swarm session that fetches what is missing. */
-  private getter (root: CID, signal?: AbortSignal, manifest?: string): BlockGetter {
+  private getter (root: CID, signal?: AbortSignal, manifest?: string, cold?: StoredColdCopy): BlockGetter {
+    const { tiers } = this.components
+    if (cold !== undefined && tiers !== undefined) {
+      // a cold-only file is not searched for in the swarm: what is not here is in the tier
+      return coldAwareGetter(tiers, root, cold, manifest === undefined ? this.components.blockstore : this.getter(root, signal, manifest))
+    }
     const { exchange, durability, holdings } = this.components
     if (manifest !== undefined && exchange !== undefined && durability !== undefined && holdings !== undefined) {
       return stripedGetter({
@@ -99,6 +111,20 @@ export class Files {
       }, root, CID.parse(manifest), signal)
     }
     return exchange?.session(root, { signal }) ?? this.components.blockstore
+  }
+
+  /** What the cold-tier paths need (node/files/cold.ts). */
+  private coldComponents (): ColdComponents {
+    const { tiers, blockstore, namespace, durability } = this.components
+    if (tiers === undefined) throw new InvalidArgumentError('this node has no cold tier service')
+    return {
+      tiers,
+      blockstore,
+      namespace,
+      durability,
+      writing: async fn => await this.writing(fn),
+      getter: (root, signal, pin) => this.getter(root, signal, pin?.manifest, pin?.cold)
+    }
   }
 
   /** Run a write so that garbage collection keeps its blocks. */
@@ -165,7 +191,7 @@ export class Files {
    * record, place its shards. A CID that is not in the namespace is bound
    * at `/pins/<cid>` first.
    */
-  async pinAdd (arg: string, policy?: string, signal?: AbortSignal): Promise<PinInfo> {
+  async pinAdd (arg: string, policy?: string, signal?: AbortSignal, tier?: Tier): Promise<PinInfo> {
     const durability = this.requireDurability()
     if (policy !== undefined) parsePolicy(policy)
     const target = parseTarget(arg)
@@ -184,13 +210,19 @@ export class Files {
     }
     if (entry.type !== 'file') throw new IsADirectoryError(`pin add takes files; ${entry.path} is a directory`)
     const root = CID.parse(entry.cid)
-    const want = policy ?? durability.defaultPolicy(entry.size)
     let current: Entry = entry
-    if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && isCodedPolicy(want))) {
-      // leaves that are not here are fetched (and kept) as the encoder reads them
-      const getter = this.getter(root, signal, entry.pin?.manifest)
-      const pin = await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter))
-      current = await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+    if (tier !== undefined) {
+      const cold = this.coldComponents()
+      current = tier === 'cold' ? await pinCold(cold, entry, policy, signal) : await pinHot(cold, entry, policy, signal)
+    } else {
+      const want = policy ?? durability.defaultPolicy(entry.size)
+      if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && isCodedPolicy(want))) {
+        // leaves that are not here are fetched (and kept) as the encoder reads them
+        const getter = this.getter(root, signal, entry.pin?.manifest, entry.pin?.cold)
+        const pin: FilePin = await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter))
+        if (entry.pin?.cold !== undefined) pin.cold = entry.pin.cold
+        current = await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+      }
     }
     if (current.type === 'file' && current.pin?.manifest !== undefined) await this.placeQuietly(durability, current.pin.manifest, signal)
     return pinInfo(current)
@@ -207,15 +239,20 @@ export class Files {
     }
     const entry = await this.components.namespace.stat(target.path)
     if (entry.type !== 'file') throw new IsADirectoryError(`pin rm takes files; ${entry.path} is a directory`)
-    if (entry.pin === undefined || entry.pin.policy === 'none') throw new NotFoundError(`${entry.path} is not pinned`)
-    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: { policy: 'none' } })
+    if (entry.pin === undefined || entry.pin.policy === 'none') {
+      if (entry.pin?.cold !== undefined) throw new InvalidArgumentError(`${entry.path} is kept only in the cold tier: bring it back with \`pin add --tier hot\` first`)
+      throw new NotFoundError(`${entry.path} is not pinned`)
+    }
+    // a cold copy stays: it may be the only one
+    const pin: FilePin = entry.pin.cold === undefined ? { policy: 'none' } : { policy: 'none', cold: entry.pin.cold }
+    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
   }
 
   /** Every visible file with a pin other than `none`. */
   async pinLs (): Promise<PinInfo[]> {
     const out: PinInfo[] = []
     for await (const entry of this.components.namespace.files()) {
-      if (entry.type === 'file' && entry.pin !== undefined && entry.pin.policy !== 'none') out.push(pinInfo(entry))
+      if (entry.type === 'file' && entry.pin !== undefined && (entry.pin.policy !== 'none' || entry.pin.cold !== undefined)) out.push(pinInfo(entry))
     }
     return out
   }
@@ -249,15 +286,17 @@ export class Files {
     const target = parseTarget(arg)
     let cid: CID
     let manifest: string | undefined
+    let cold: StoredColdCopy | undefined
     if (target.kind === 'path') {
       const entry = await this.components.namespace.stat(target.path)
       if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${entry.path}`)
       cid = CID.parse(entry.cid)
       manifest = entry.pin?.manifest
+      cold = entry.pin?.cold
     } else {
       cid = target.cid
     }
-    yield * readContent(this.getter(cid, options.signal, manifest), cid, options)
+    yield * readContent(this.getter(cid, options.signal, manifest, cold), cid, options)
   }
 
   /** Describe a path or CID. */
@@ -322,5 +361,7 @@ function pinInfo (entry: Entry): PinInfo {
   if (entry.type !== 'file') throw new IsADirectoryError(`${entry.path} is a directory`)
   const info: PinInfo = { path: entry.path, cid: entry.cid, size: entry.size, policy: entry.pin?.policy ?? 'none' }
   if (entry.pin?.manifest !== undefined) info.manifest = entry.pin.manifest
+  const cold = entry.pin?.cold
+  if (cold !== undefined) info.cold = { endpoint: cold.endpoint, bucket: cold.bucket, key: cold.carKey }
   return info
 }

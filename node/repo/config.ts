@@ -1,6 +1,7 @@
 import { readFile, writeFile, rename } from 'node:fs/promises'
 import { z } from 'zod'
 import { InvalidArgumentError, RepoNotFoundError } from '../errors.js'
+import { TierConfigSchema } from '../tiers/config.js'
 
 /** Schema of `<repo>/config.json`. */
 export const RepoConfigSchema = z.object({
@@ -62,7 +63,9 @@ export const RepoConfigSchema = z.object({
     commitConcurrency: z.number().int().min(1).max(64).default(2),
     /** Closed files waiting for their commit before `close` waits for room. */
     maxPendingCommits: z.number().int().min(1).max(100_000).default(256)
-  }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256 })
+  }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256 }),
+  /** The S3 cold tier this node pushes to (`shoal tier s3`); credentials come from the environment, never from here. */
+  tier: TierConfigSchema.optional()
 }).strict()
 
 /** The repo's configuration. */

@@ -18,7 +18,7 @@ import {
   type S3ClientConfig
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
-import { z } from 'zod'
+import { TierConfigSchema, type TierConfig } from './config.js'
 import { AbortedError, InvalidArgumentError, ShoalError, TooLargeError } from '../errors.js'
 import {
   TierBucketNotFoundError,
@@ -38,20 +38,7 @@ export const DEFAULT_PART_SIZE = 8 * MiB
 /** S3's largest number of parts in one multipart upload. */
 export const MAX_PARTS = 10_000
 
-/** Schema of a tier's settings, as the repo config and the namespace carry them. */
-export const TierConfigSchema = z.object({
-  /** Base URL of the S3 API (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`…). */
-  endpoint: z.string().min(1).max(2048),
-  /** Bucket name. */
-  bucket: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'must be 1..255 characters of [A-Za-z0-9._-]'),
-  /** Key prefix of every object the tier writes. */
-  prefix: z.string().max(512).regex(/^[^/\p{Cc}][^\p{Cc}]*$|^$/u, 'must not start with "/" nor hold control characters').optional(),
-  /** Signing region. */
-  region: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be 1..64 characters of [a-z0-9-]').optional()
-}).strict()
-
-/** Where the tier lives: endpoint, bucket, optional key prefix and region. No credentials. */
-export type TierConfig = z.infer<typeof TierConfigSchema>
+export { TierConfigSchema, type TierConfig } from './config.js'
 
 /** How the client talks to the endpoint. */
 export interface TierClientOptions {

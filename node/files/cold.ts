@@ -1,0 +1,99 @@
+/**
+ * Files and the cold tier: `pin add --tier cold` (push the file's DAG to the
+ * tier, verify it, record the copy, and only then stop keeping it hot) and
+ * `--tier hot` (bring every block back, pin it hot again). Reads of cold
+ * files go through {@link coldAwareGetter}. See docs/tier.md.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
+import { readContent, type BlockGetter } from '../content/index.js'
+import { InvalidArgumentError } from '../errors.js'
+import { preferHot } from '../tiers/cold-reader.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { DurabilityService } from '../durability/index.js'
+import type { Entry, FilePin, Namespace, StoredColdCopy } from '../namespace/index.js'
+import type { TierService } from '../tiers/service.js'
+
+/** Which copy `pin add --tier` asks for. */
+export type Tier = 'hot' | 'cold'
+
+/** What the cold paths of `Files` need. */
+export interface ColdComponents {
+  blockstore: BlockStore
+  namespace: Namespace
+  tiers: TierService
+  durability?: DurabilityService
+  /** Runs a write so that garbage collection keeps its blocks. */
+  writing: <T>(fn: () => Promise<T>) => Promise<T>
+  /** Where the file's blocks are read from now (hot, cold, or both). */
+  getter: (root: CID, signal: AbortSignal | undefined, pin: FilePin | undefined) => BlockGetter
+}
+
+/**
+ * The getter of a file with a cold copy: its hot copy first (`hot`), the
+ * tier for what is not here (each block hash-checked).
+ */
+export function coldAwareGetter (tiers: TierService, root: CID, cold: StoredColdCopy, hot: BlockGetter): BlockGetter {
+  return preferHot(hot, tiers.reader(root, cold))
+}
+
+/** A getter that keeps every block it reads in the local store. */
+function keeping (getter: BlockGetter, blockstore: BlockStore): BlockGetter {
+  return {
+    async getBytes (cid, options) {
+      const bytes = await getter.getBytes(cid, options)
+      if (!(await blockstore.has(cid))) await blockstore.put(cid, bytes)
+      return bytes
+    }
+  }
+}
+
+/**
+ * `pin add --tier cold`: push the file's DAG to the configured tier and
+ * verify it (a copy the record already names is reused), then record it.
+ * `policy` is what stays hot besides: `none` (the default) lets every node
+ * drop the file's blocks at its next garbage collection, leaving its
+ * skeleton; a coded policy keeps its stripes too.
+ */
+export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' }, policy = 'none', signal?: AbortSignal): Promise<Entry> {
+  const wanted = formatPolicy(parsePolicy(policy))
+  const root = CID.parse(entry.cid)
+  const cold = entry.pin?.cold ?? await c.tiers.push(root, c.getter(root, signal, entry.pin), signal)
+  const pin = await hotPin(c, entry, wanted, signal)
+  pin.cold = cold
+  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+}
+
+/**
+ * `pin add --tier hot`: fetch every block of a cold file back into this
+ * node's store (hash-checked), pin it hot with `policy` (default: the
+ * configured one for its size) and drop the cold copy from its record. The
+ * objects stay in the bucket: another file may name the same copy.
+ */
+export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }, policy?: string, signal?: AbortSignal): Promise<Entry> {
+  if (entry.pin?.cold === undefined) throw new InvalidArgumentError(`${entry.path} has no cold copy to bring back`)
+  const wanted = formatPolicy(parsePolicy(policy ?? c.durability?.defaultPolicy(entry.size) ?? 'none'))
+  const root = CID.parse(entry.cid)
+  const pin = await c.writing(async () => {
+    const local = keeping(c.getter(root, signal, entry.pin), c.blockstore)
+    // every block, read once: stored here as it passes, so the file no longer needs the tier
+    for await (const chunk of readContent(local, root, { signal })) void chunk
+    await c.blockstore.commit()
+    return await hotPin(c, { ...entry, pin: { policy: 'none' } }, wanted, signal)
+  })
+  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+}
+
+/** The hot part of a pin with `policy`: the existing stripes when they match, else a new encoding. */
+async function hotPin (c: ColdComponents, entry: Entry & { type: 'file' }, policy: string, signal?: AbortSignal): Promise<FilePin> {
+  if (codingOf(parsePolicy(policy)) === undefined) return { policy }
+  if (entry.pin?.policy === policy && entry.pin.manifest !== undefined) return { policy, manifest: entry.pin.manifest }
+  const durability = c.durability
+  if (durability === undefined) throw new InvalidArgumentError('this node has no durability service to encode a hot pin')
+  const root = CID.parse(entry.cid)
+  const getter = keeping(c.getter(root, signal, entry.pin), c.blockstore)
+  const encoded = await c.writing(async () => await durability.encode(root, entry.size, policy, signal, getter))
+  return encoded.manifest === undefined ? { policy: encoded.policy } : { policy: encoded.policy, manifest: encoded.manifest }
+}

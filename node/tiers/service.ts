@@ -1,0 +1,158 @@
+/**
+ * The cold tier of one node: its configured bucket (repo config `tier`),
+ * pushing a file's DAG there, and readers of cold copies — of any bucket a
+ * namespace record names, with this node's own credentials. See docs/tier.md.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { loadConfig, saveConfig } from '../repo/config.js'
+import { InvalidArgumentError } from '../errors.js'
+import { createTierClient, normalizePrefix, parseEndpoint, TierConfigSchema, type TierClient, type TierClientOptions, type TierConfig } from './s3-client.js'
+import { pushCold } from './archive.js'
+import { ColdReader } from './cold-reader.js'
+import { probeTier, type TierProbe } from './probe.js'
+import { COLD_LOCATION_VERSION, type ColdLocation } from './location.js'
+import { TierError } from './errors.js'
+import type { BlockGetter } from '../content/index.js'
+import type { Logger } from '../logger.js'
+import type { StoredColdCopy } from '../namespace/index.js'
+
+// the SDK warns on every process under Node 20 (multi-line, on stderr); the CLI promises one-line errors
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+
+/** What the service is built from. */
+export interface TierComponents {
+  /** `<repo>/config.json`: where `configure` saves the tier. */
+  configFile: string
+  logger: Logger
+}
+
+/** No tier is configured on this node. */
+export class NoTierError extends InvalidArgumentError {
+  override name = 'NoTierError'
+}
+
+/** `shoal tier ls`: the configured tier, whether it answers, and what it holds. */
+export interface TierStatus {
+  configured: boolean
+  tier?: TierConfig
+  probe?: TierProbe
+}
+
+/** The cold tier of one node. */
+export class TierService {
+  private config?: TierConfig
+  private readonly clients = new Map<string, TierClient>()
+
+  /**
+   * @param config the repo's `tier` setting, if any
+   * @param clientOptions for tests (credentials, timeouts); Shoal itself passes none
+   */
+  constructor (private readonly components: TierComponents, config?: TierConfig, private readonly clientOptions: TierClientOptions = {}) {
+    this.config = config
+  }
+
+  /** The configured tier (no credentials: there are none in it). */
+  get tier (): TierConfig | undefined { return this.config }
+
+  /**
+   * Set this node's tier: the bucket must answer (with this node's
+   * credentials) before anything is saved; on any failure nothing changes.
+   *
+   * @throws {TierError} unreachable endpoint, wrong credentials, missing bucket
+   * @throws {InvalidArgumentError} a malformed endpoint, bucket, prefix or region
+   */
+  async configure (input: TierConfig, signal?: AbortSignal): Promise<TierConfig> {
+    const parsed = TierConfigSchema.safeParse(input)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new InvalidArgumentError(`tier ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'malformed'}`)
+    }
+    const config: TierConfig = { ...parsed.data, endpoint: parseEndpoint(parsed.data.endpoint) }
+    if (config.prefix !== undefined) config.prefix = normalizePrefix(config.prefix)
+    const client = createTierClient(config, this.clientOptions)
+    try {
+      await client.checkBucket(signal)
+    } finally {
+      client.destroy()
+    }
+    const file = this.components.configFile
+    const repoConfig = await loadConfig(file)
+    repoConfig.tier = config
+    await saveConfig(file, repoConfig)
+    this.config = config
+    this.components.logger.info({ endpoint: config.endpoint, bucket: config.bucket, prefix: config.prefix }, 'tier configured')
+    return config
+  }
+
+  /** The configured tier and a probe of it (reachability, usage); never throws tier errors. */
+  async status (signal?: AbortSignal): Promise<TierStatus> {
+    if (this.config === undefined) return { configured: false }
+    const probe = await probeTier(this.clientOf(this.config), { signal })
+    return { configured: true, tier: this.config, probe }
+  }
+
+  /**
+   * Push the DAG under `root` to the configured tier (CAR + index, streamed,
+   * then verified by reading the whole CAR back) and return the cold copy
+   * to record in the file's namespace record.
+   *
+   * @throws {NoTierError} when no tier is configured
+   * @throws {TierError} when the tier fails or the copy does not verify (nothing is recorded then)
+   */
+  async push (root: CID, getter: BlockGetter, signal?: AbortSignal): Promise<StoredColdCopy> {
+    if (this.config === undefined) throw new NoTierError('no cold tier is configured: set one with `shoal tier s3 --endpoint URL --bucket NAME`')
+    const client = this.clientOf(this.config)
+    const { location } = await pushCold(client, getter, root, { signal, verify: 'full' })
+    const copy: StoredColdCopy = {
+      endpoint: client.endpoint,
+      bucket: location.bucket,
+      carKey: location.carKey,
+      carSize: location.carSize,
+      indexKey: location.indexKey,
+      indexSize: location.indexSize,
+      indexCid: location.indexCid,
+      blocks: location.blocks,
+      blockBytes: location.blockBytes
+    }
+    if (this.config.region !== undefined) copy.region = this.config.region
+    return copy
+  }
+
+  /** A reader of the cold copy of the file under `root` (each block hash-checked). */
+  reader (root: CID, copy: StoredColdCopy): ColdReader {
+    const client = this.clientOf({ endpoint: copy.endpoint, bucket: copy.bucket, region: copy.region })
+    const location: ColdLocation = {
+      v: COLD_LOCATION_VERSION,
+      root: root.toString(),
+      bucket: copy.bucket,
+      carKey: copy.carKey,
+      carSize: copy.carSize,
+      indexKey: copy.indexKey,
+      indexSize: copy.indexSize,
+      indexCid: copy.indexCid,
+      blocks: copy.blocks,
+      blockBytes: copy.blockBytes
+    }
+    return new ColdReader(client, location)
+  }
+
+  /** Close every client. */
+  stop (): void {
+    for (const client of this.clients.values()) client.destroy()
+    this.clients.clear()
+  }
+
+  private clientOf (config: TierConfig): TierClient {
+    const key = `${config.endpoint}\n${config.bucket}\n${config.region ?? ''}\n${config.prefix ?? ''}`
+    let client = this.clients.get(key)
+    if (client === undefined) {
+      client = createTierClient(config, this.clientOptions)
+      this.clients.set(key, client)
+    }
+    return client
+  }
+}
+
+export { TierError }
