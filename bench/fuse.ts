@@ -17,7 +17,9 @@
  * committed to the namespace (what other nodes can see) is measured too.
  *
  * Options (env): FUSE_BENCH_SIZE_MIB (1024), FUSE_BENCH_FILES (10000),
- * SHOAL_BENCH_DAEMON_NODE_ARGS (node flags for the daemon, e.g. --cpu-prof).
+ * SHOAL_BENCH_DAEMON_NODE_ARGS (node flags for the daemon, e.g. --trace-gc),
+ * SHOAL_BENCH_CPU_PROF (a folder for a CPU profile of the daemon),
+ * FUSE_BENCH_DAEMON_LOG (keep the daemon's log at this path).
  *
  * @module
  */
@@ -168,7 +170,7 @@ async function main (): Promise<void> {
   const shoalDir = join(root, 'shoal')
   await mkdir(shoalDir)
   await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
-  const daemon = await spawnDaemon(repo, join(root, 'daemon.log'), process.env.SHOAL_BENCH_CPU_PROF)
+  const daemon = await spawnDaemon(repo, process.env.FUSE_BENCH_DAEMON_LOG ?? join(root, 'daemon.log'), process.env.SHOAL_BENCH_CPU_PROF)
   let shoal: Figures
   try {
     await cliOk(['--repo', repo, 'mount', shoalDir])

@@ -4,7 +4,9 @@ import { CustomProgressEvent } from 'progress-events'
 import { AbortedError } from '../errors.js'
 import { createChunker, type ChunkerSpec } from './chunker/index.js'
 import type { BlockStore } from '../blocks/index.js'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from '../blocks/verify.js'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 
 /** Kubo's balanced-layout fan-out: 174 links per internal node. */
@@ -18,6 +20,22 @@ export interface ImportContentOptions extends ProgressOptions<ImportProgressEven
   /** How to split the bytes into leaves. */
   chunker: ChunkerSpec
   signal?: AbortSignal
+  /**
+   * Fsync the blocks before resolving. `false` leaves that to the caller's
+   * own `blockstore.commit()` (one fsync for a batch of imports). @default true
+   */
+  commit?: boolean
+}
+
+/** Multicodec of raw leaves. */
+const RAW_CODEC = 0x55
+/** Multihash code of sha2-256. */
+const SHA2_256 = 0x12
+
+/** Largest file that `spec` never cuts: it is one leaf whatever its bytes. */
+function singleChunkLimit (spec: ChunkerSpec): number {
+  // FastCDC never cuts before minSize; to be safe with "at minSize", stay below it
+  return spec.type === 'fixed' ? spec.size : spec.minSize - 1
 }
 
 /** Result of an import. */
@@ -37,13 +55,35 @@ export interface ImportedContent {
 export async function importContent (blockstore: BlockStore, source: AsyncIterable<Uint8Array>, options: ImportContentOptions): Promise<ImportedContent> {
   let size = 0
   const { signal, onProgress } = options
+  const iterator = source[Symbol.asyncIterator]()
+  const next = async (): Promise<Uint8Array | undefined> => {
+    const step = await iterator.next()
+    if (step.done === true) return undefined
+    if (signal?.aborted === true) throw new AbortedError('import aborted')
+    size += step.value.byteLength
+    onProgress?.(new CustomProgressEvent('shoal:import:bytes', { bytes: size }))
+    return step.value
+  }
+  // a file that is one chunk whatever its bytes is one raw leaf, its own
+  // root (what the importer makes of it): no need for the importer's machinery
+  const head: Uint8Array[] = []
+  const oneChunk = singleChunkLimit(options.chunker)
+  let ended = false
+  while (size <= oneChunk) {
+    const piece = await next()
+    if (piece === undefined) { ended = true; break }
+    head.push(piece)
+  }
+  if (ended && size > 0) {
+    const bytes = head.length === 1 ? head[0] : Buffer.concat(head)
+    const cid = CID.createV1(RAW_CODEC, Digest.create(SHA2_256, sha256(bytes)))
+    await blockstore.put(cid, bytes)
+    if (options.commit !== false) await blockstore.commit()
+    return { cid, size }
+  }
   async function * counted (): AsyncGenerator<Uint8Array> {
-    for await (const piece of source) {
-      if (signal?.aborted === true) throw new AbortedError('import aborted')
-      size += piece.byteLength
-      onProgress?.(new CustomProgressEvent('shoal:import:bytes', { bytes: size }))
-      yield piece
-    }
+    yield * head
+    for (let piece = await next(); piece !== undefined; piece = await next()) yield piece
   }
   const result = await importByteStream(counted(), blockstore, {
     cidVersion: 1,
@@ -55,6 +95,6 @@ export async function importContent (blockstore: BlockStore, source: AsyncIterab
     // without holding tens of MiB of leaves in memory
     blockWriteConcurrency: 8
   })
-  await blockstore.commit()
+  if (options.commit !== false) await blockstore.commit()
   return { cid: result.cid, size }
 }

@@ -48,6 +48,8 @@ const MANIFEST = 'm!'
 const SHARD = 'h!'
 const PLACEMENT = 'p!'
 const LAST_SCRUB = 's!last'
+/** Written by {@link Holdings.sync}: a synced write makes the unsynced ones before it durable. */
+const LAST_SYNC = 'y!sync'
 
 /** Fixed-width stripe and shard numbers, so keys sort numerically. */
 function shardKey (manifest: string, stripe: number, shard: number): string {
@@ -71,13 +73,16 @@ export class Holdings {
     return bytes === undefined ? undefined : decodeJSON<ManifestRecord>(bytes)
   }
 
-  /** Create or update a manifest record (an origin record is never turned into a holder one). */
-  async noteManifest (manifest: CID | string, record: ManifestRecord): Promise<void> {
+  /**
+   * Create or update a manifest record (an origin record is never turned into
+   * a holder one). `sync: false` leaves the fsync to a later {@link sync}.
+   */
+  async noteManifest (manifest: CID | string, record: ManifestRecord, sync = true): Promise<void> {
     const existing = await this.manifest(manifest)
     const next: ManifestRecord = existing === undefined
       ? record
       : { ...existing, role: existing.role === 'origin' ? 'origin' : record.role, placed: record.placed ?? existing.placed }
-    await this.kv.batch([{ type: 'put', key: MANIFEST + manifest.toString(), value: encodeJSON(next) }], true)
+    await this.kv.batch([{ type: 'put', key: MANIFEST + manifest.toString(), value: encodeJSON(next) }], sync)
   }
 
   /** Every manifest record. */
@@ -87,15 +92,20 @@ export class Holdings {
     }
   }
 
-  /** Record shards as held here (one synced batch). */
-  async hold (manifest: CID | string, shards: Array<{ ref: ShardRef, cid: CID }>, now: number): Promise<void> {
+  /** Record shards as held here (one batch, synced unless `sync` is false: then a later {@link sync} makes it durable). */
+  async hold (manifest: CID | string, shards: Array<{ ref: ShardRef, cid: CID }>, now: number, sync = true): Promise<void> {
     const m = manifest.toString()
     const ops: KVOp[] = shards.map(({ ref, cid }) => ({
       type: 'put',
       key: shardKey(m, ref[0], ref[1]),
       value: encodeJSON({ stripe: ref[0], shard: ref[1], cid: cid.toString(), since: now } satisfies HeldShard)
     }))
-    if (ops.length > 0) await this.kv.batch(ops, true)
+    if (ops.length > 0) await this.kv.batch(ops, sync)
+  }
+
+  /** Fsync every write made so far (those made with `sync: false` included): one synced write covers the ones before it. */
+  async sync (): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: LAST_SYNC, value: encodeJSON(Date.now()) }], true)
   }
 
   /** Shards of `manifest` held here, in stripes [from, from + count). */

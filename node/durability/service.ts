@@ -30,6 +30,15 @@ import type { Entry } from '../namespace/index.js'
 /** The pin carried by a namespace file record. */
 export interface FilePin { policy: string, manifest?: string }
 
+/** Options of {@link DurabilityService.encode} and {@link DurabilityService.place}. */
+export interface SyncOptions {
+  /**
+   * Fsync what the call wrote before it resolves. `false` leaves that to one
+   * {@link DurabilityService.sync} for a whole batch of calls. @default true
+   */
+  sync?: boolean
+}
+
 /** What the service is built from. */
 export interface DurabilityComponents {
   blockstore: BlockStore
@@ -216,7 +225,7 @@ export class DurabilityService {
    * needs no work. `replicas:N` is coded as `1+(N-1)`: with one data shard
    * Reed-Solomon parity is a copy (see docs/durability.md).
    */
-  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal, getter: ShardGetter = this.components.blockstore): Promise<FilePin> {
+  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal, getter: ShardGetter = this.components.blockstore, options: SyncOptions = {}): Promise<FilePin> {
     const policy = parsePolicy(policyText)
     const coding = codingOf(policy)
     if (coding === undefined) return { policy: formatPolicy(policy) }
@@ -230,9 +239,16 @@ export class DurabilityService {
     }
     const manifest = buildManifest(root, coding.k, coding.m, size, stripes)
     for (const block of manifest.blocks) await blockstore.put(block.cid, block.bytes)
-    await blockstore.commit()
-    await this.components.holdings.noteManifest(manifest.cid, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: Date.now() })
+    const sync = options.sync !== false
+    if (sync) await blockstore.commit()
+    await this.components.holdings.noteManifest(manifest.cid, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: Date.now() }, sync)
     return { policy: formatPolicy(policy), manifest: manifest.cid.toString() }
+  }
+
+  /** Fsync what {@link encode} and {@link place} wrote with `sync: false` (blocks and records). */
+  async sync (): Promise<void> {
+    await this.components.blockstore.commit()
+    await this.components.holdings.sync()
   }
 
   /**
@@ -240,8 +256,9 @@ export class DurabilityService {
    * each stripe's key: `hold` then push, one peer at a time in parallel.
    * Shards that go nowhere stay here and are retried by repair.
    */
-  async place (manifest: CID, signal?: AbortSignal): Promise<PlaceResult> {
+  async place (manifest: CID, signal?: AbortSignal, options: SyncOptions = {}): Promise<PlaceResult> {
     const { blockstore, holdings, network, exchange } = this.components
+    const sync = options.sync !== false
     const root = await loadManifestRoot(blockstore, manifest, signal)
     const { k, m } = root
     const peers = await this.livePeers(signal)
@@ -260,10 +277,10 @@ export class DurabilityService {
         list.push({ ref: [index, shard], cid })
       })
     }
-    await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now })
+    await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now }, sync)
     await holdings.notePlacements(manifest, records)
     const mine = perPeer.get(network.self) ?? []
-    await holdings.hold(manifest, mine, now)
+    await holdings.hold(manifest, mine, now, sync)
     const failed: string[] = []
     let pushed = 0
     await Promise.all([...perPeer].filter(([peer]) => peer !== network.self).map(async ([peer, shards]) => {
@@ -277,8 +294,8 @@ export class DurabilityService {
         failed.push(peer)
       }
     }))
-    if (failed.length === 0) await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', placed: Date.now(), since: now })
-    void exchange.announce(root.root)
+    if (failed.length === 0) await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', placed: Date.now(), since: now }, sync)
+    exchange.announceSoon(root.root)
     return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
   }
 

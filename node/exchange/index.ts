@@ -12,6 +12,7 @@ import { PeerChannel, raceAbort, type ChannelStats } from './channel.js'
 import { BlockUnavailableError, RemoteError, toError } from './errors.js'
 import { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
 import { BlockServer, type ServerStats } from './server.js'
+import { AnnounceQueue } from './announcer.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
@@ -20,6 +21,7 @@ import type { CID } from 'multiformats/cid'
 
 export { BlockUnavailableError, PeerUnavailableError, RemoteError, RequestTimeoutError } from './errors.js'
 export { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
+export { AnnounceQueue, type AnnounceQueueOptions } from './announcer.js'
 
 /** What the exchange needs from the node. */
 export interface BlockExchangeComponents {
@@ -115,6 +117,12 @@ export interface BlockExchange {
   /** Provide `root` in the DHT (one record per root). Never throws. */
   announce: (root: CID, options?: { signal?: AbortSignal }) => Promise<void>
   /**
+   * Queue `root` to be announced in the background (bounded, deduplicated:
+   * see {@link AnnounceQueue}); for writers that must not wait for the DHT,
+   * or start a query per small file. Never waits, never throws.
+   */
+  announceSoon: (root: CID) => void
+  /**
    * Push blocks to `peer`, each verified and acked by it, at most `window`
    * unacknowledged.
    *
@@ -196,6 +204,7 @@ class DefaultBlockExchange implements BlockExchange {
   private readonly fetching = new Map<string, Promise<Uint8Array>>()
   private readonly maxStreamsPerPeer: number
   private started = false
+  private readonly announcer: AnnounceQueue
 
   constructor (components: BlockExchangeComponents, init: BlockExchangeInit) {
     this.libp2p = components.libp2p
@@ -208,6 +217,7 @@ class DefaultBlockExchange implements BlockExchange {
     this.haveTimeoutMs = init.haveTimeoutMs ?? 3_000
     this.announceTimeoutMs = init.announceTimeoutMs ?? 20_000
     this.maxStreamsPerPeer = init.maxStreamsPerPeer ?? 4
+    this.announcer = new AnnounceQueue(async root => { await this.announce(root) }, this.log)
     this.scores = new PeerScores(init)
     this.server = new BlockServer(this.blockstore, {
       maxStreamsPerPeer: this.maxStreamsPerPeer,
@@ -230,6 +240,7 @@ class DefaultBlockExchange implements BlockExchange {
   }
 
   async stop (): Promise<void> {
+    this.announcer.stop()
     for (const channel of this.channels.values()) channel.close()
     this.channels.clear()
     this.server.stop()
@@ -313,6 +324,10 @@ class DefaultBlockExchange implements BlockExchange {
     } catch (err) {
       this.log.warn({ cid: root.toString(), err: toError(err).message }, 'cannot announce root')
     }
+  }
+
+  announceSoon (root: CID): void {
+    this.announcer.add(root)
   }
 
   async putBlocks (peer: PeerId, blocks: AsyncIterable<{ cid: CID, bytes: Uint8Array }> | Iterable<{ cid: CID, bytes: Uint8Array }>, options: { signal?: AbortSignal } = {}): Promise<PutBlocksResult> {

@@ -80,6 +80,25 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
   pin?: string
 }
 
+/** One file of {@link Files.addMany}. */
+export interface AddManyItem {
+  path: string
+  source: AsyncIterable<Uint8Array>
+  mode?: number
+  mtime?: number
+  /** Durability policy; default: the configured one for the file's size. */
+  pin?: string
+}
+
+/** Options for {@link Files.addMany}. */
+export interface AddManyOptions {
+  chunker: ChunkerSpec
+  signal?: AbortSignal
+}
+
+/** Files whose placement may wait behind {@link Files.addMany} before it waits for placement itself. */
+const MAX_PLACEMENT_BACKLOG = 4096
+
 /** Range options for {@link Files.cat}. */
 export interface CatOptions { offset?: number, length?: number, signal?: AbortSignal }
 
@@ -87,6 +106,9 @@ export interface CatOptions { offset?: number, length?: number, signal?: AbortSi
 /** File operations over one node's namespace and block store. */
 export class Files {
   private readonly components: FilesComponents
+  /** Background placement of batches written by {@link addMany}, one batch after another. */
+  private placing: Promise<void> = Promise.resolve()
+  private placementBacklog = 0
 
   constructor (components: FilesComponents) {
     this.components = components
@@ -175,10 +197,74 @@ export class Files {
     return await this.infoOf(entry)
   }
 
+  /**
+   * Import several byte streams and bind each to its path as **one** write:
+   * the blocks of all of them (content, parity, manifests) are fsynced once,
+   * then one namespace write (one log entry, one fsync) binds them all.
+   * Durable when it resolves; all or nothing for the namespace. Placing
+   * their shards on peers and announcing them run after it resolves, in the
+   * background (bounded: a large backlog makes the next call wait), as a
+   * failed placement already does for {@link add}: repair retries it.
+   *
+   * @throws {IsADirectoryError} when a path is a directory (then nothing is bound)
+   */
+  async addMany (items: readonly AddManyItem[], options: AddManyOptions): Promise<FileInfo[]> {
+    if (items.length === 0) return []
+    const { blockstore, namespace, durability } = this.components
+    const targets = items.map(item => {
+      if (item.pin !== undefined) parsePolicy(item.pin)
+      return normalizePath(item.path)
+    })
+    for (const target of targets) {
+      if ((await namespace.lookup(target))?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
+    }
+    if (this.placementBacklog > MAX_PLACEMENT_BACKLOG) await this.placing
+    const started = performance.now()
+    const entries = await this.writing(async () => {
+      const files: Parameters<Namespace['putFiles']>[0][number][] = []
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]
+        const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false })
+        const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: item.mode ?? 0o644, mtime: item.mtime ?? Date.now() }
+        if (durability !== undefined) record.pin = await durability.encode(cid, size, item.pin ?? durability.defaultPolicy(size), options.signal, undefined, { sync: false })
+        files.push({ path: targets[i], record })
+      }
+      // one fsync for every block (and manifest record) of the batch, before the entry that names them
+      if (durability !== undefined) await durability.sync(); else await blockstore.commit()
+      return await namespace.putFiles(files)
+    })
+    this.components.logger.info({ files: entries.length, ms: Math.round(performance.now() - started) }, 'added a batch')
+    this.placeLater(entries)
+    return await Promise.all(entries.map(async entry => await this.infoOf(entry)))
+  }
+
+  /** Place (or announce) what {@link addMany} wrote, after it returned; batches run one after another. */
+  private placeLater (entries: Entry[]): void {
+    const { durability, exchange } = this.components
+    this.placementBacklog += entries.length
+    this.placing = this.placing.then(async () => {
+      // alone, placement has nowhere to put shards: the durability check
+      // places what is unplaced once peers are there (GC keeps it meanwhile)
+      const alone = durability === undefined || durability.network.connected().length === 0
+      let placed = 0
+      for (const entry of entries) {
+        if (entry.type !== 'file') continue
+        if (entry.pin?.manifest !== undefined && durability !== undefined) {
+          if (alone) continue
+          await this.placeQuietly(durability, entry.pin.manifest, undefined, false)
+          placed++
+        } else exchange?.announceSoon(CID.parse(entry.cid))
+      }
+      if (placed > 0 && durability !== undefined) await durability.sync()
+    }).catch((err: any) => {
+      this.components.logger.warn({ err: err?.message }, 'placement of a batch failed; repair will retry')
+    }).finally(() => { this.placementBacklog -= entries.length })
+  }
+
   /** Place a manifest's shards; a failure is logged and left to repair (the write is already durable here). */
-  private async placeQuietly (durability: DurabilityService, manifest: string, signal?: AbortSignal): Promise<PlaceResult | undefined> {
+  private async placeQuietly (durability: DurabilityService, manifest: string, signal?: AbortSignal, sync = true): Promise<PlaceResult | undefined> {
     try {
-      return await durability.place(CID.parse(manifest), signal)
+      return await durability.place(CID.parse(manifest), signal, { sync })
     } catch (err: any) {
       this.components.logger.warn({ manifest, err: err?.message }, 'placement failed; repair will retry')
       return undefined

@@ -20,14 +20,18 @@ export interface Attr {
 /** Entries kept at most; past it the cache starts over. */
 const MAX_ENTRIES = 200_000
 
-/** Path → attributes, each valid for `ttlMs`. */
+/**
+ * Path → attributes, each valid for `ttlMs`; `null` records a path known to
+ * be absent (a program creating files looks each new name up first).
+ */
 export class AttrCache {
-  private readonly map = new Map<string, { attr: Attr, until: number }>()
+  private readonly map = new Map<string, { attr: Attr | null, until: number }>()
 
   /** @param ttlMs how long an entry is used (0: no caching) */
   constructor (private readonly ttlMs: number) {}
 
-  get (path: string): Attr | undefined {
+  /** The attributes kept for `path`, `null` when it is known absent, undefined when unknown. */
+  get (path: string): Attr | null | undefined {
     const hit = this.map.get(path)
     if (hit === undefined) return undefined
     if (hit.until < Date.now()) { this.map.delete(path); return undefined }
@@ -35,7 +39,7 @@ export class AttrCache {
   }
 
   /** Keep `attr` for `path`; returns it. */
-  set (path: string, attr: Attr): Attr {
+  set<A extends Attr | null> (path: string, attr: A): A {
     if (this.ttlMs <= 0) return attr
     if (this.map.size >= MAX_ENTRIES) this.map.clear()
     this.map.set(path, { attr, until: Date.now() + this.ttlMs })

@@ -11,11 +11,11 @@
  *
  * @module
  */
-import { statfs as statfsCall } from 'node:fs/promises'
+import { rm, statfs as statfsCall } from 'node:fs/promises'
 import { AlreadyExistsError, DirectoryNotEmptyError, IsADirectoryError, NotADirectoryError, NotFoundError, InvalidArgumentError } from '../errors.js'
 import { isWithin, parentOf } from '../namespace/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
-import type { Files } from '../files/index.js'
+import type { FileInfo, Files } from '../files/index.js'
 import type { ChunkerSpec } from '../content/index.js'
 import type { Logger } from '../logger.js'
 import { AttrCache, type Attr } from './attrs.js'
@@ -24,6 +24,7 @@ import { ERRNO } from './errno.js'
 import { ErrnoError } from './errors.js'
 import { KeyedLock } from './locks.js'
 import { HandleReader } from './reader.js'
+import type { CachedContent, ContentCache } from './cache.js'
 import type { StagedFile, StagingArea } from './staging.js'
 
 export type { Attr } from './attrs.js'
@@ -41,7 +42,7 @@ const TIME_NOW_BELOW = 10_000
 
 /** What a {@link ShoalFilesystem} is built from. */
 export interface FilesystemComponents {
-  files: Pick<Files, 'add' | 'cat'>
+  files: Pick<Files, 'add' | 'addMany' | 'cat'>
   namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'>
   chunker: ChunkerSpec
   logger: Logger
@@ -50,6 +51,8 @@ export interface FilesystemComponents {
 /** Options of {@link ShoalFilesystem}. */
 export interface FilesystemOptions {
   staging: StagingArea
+  /** Keeps committed files' bytes for reads (docs/fuse.md, "Caching"); none: every read goes to the block store. */
+  cache?: ContentCache
   /** How long (ms) looked-up attributes are reused before asking the namespace again. @default 1000 */
   attrCacheMs?: number
   /** Commits running at once. @default 2 */
@@ -73,6 +76,8 @@ class Staged {
   /** Bumped by every change; the file is dirty while it differs from {@link committedGen}. */
   gen = 0
   committedGen = 0
+  /** Content CID of the version committed at {@link committedGen}. */
+  committedCid?: string
   committing?: Promise<void>
   queued = false
   unlinked = false
@@ -102,6 +107,7 @@ class Staged {
 type Handle =
   | { kind: 'staged', staged: Staged, writable: boolean }
   | { kind: 'read', reader: HandleReader }
+  | { kind: 'cached', content: CachedContent }
 
 /** The namespace as a file system, with this node's writes in progress on top. */
 export class ShoalFilesystem {
@@ -110,14 +116,14 @@ export class ShoalFilesystem {
   private nextHandle = 1
   private readonly locks = new KeyedLock()
   private readonly attrs: AttrCache
-  private readonly queue: CommitQueue
+  private readonly queue: CommitQueue<Staged>
   private readonly log: Logger
   readonly uid: number
   readonly gid: number
 
   constructor (private readonly components: FilesystemComponents, private readonly options: FilesystemOptions) {
     this.attrs = new AttrCache(options.attrCacheMs ?? 1000)
-    this.queue = new CommitQueue({ concurrency: options.commitConcurrency, maxPending: options.maxPendingCommits })
+    this.queue = new CommitQueue<Staged>(async list => await this.commitBatch(list), { concurrency: options.commitConcurrency, maxPending: options.maxPendingCommits })
     this.log = components.logger
     this.uid = options.uid ?? process.getuid?.() ?? 0
     this.gid = options.gid ?? process.getgid?.() ?? 0
@@ -141,9 +147,14 @@ export class ShoalFilesystem {
     const s = this.staged.get(path)
     if (s !== undefined) return s.attr()
     const cached = this.attrs.get(path)
+    if (cached === null) throw new NotFoundError(`no such file or directory: ${path}`)
     if (cached !== undefined) return cached
     const entry = await this.components.namespace.lookup(path)
-    if (entry === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+    if (entry === undefined) {
+      // the kernel looks a name up before creating it: the create asks again
+      this.attrs.set(path, null)
+      throw new NotFoundError(`no such file or directory: ${path}`)
+    }
     return this.attrs.set(path, attrOf(entry))
   }
 
@@ -186,6 +197,8 @@ export class ShoalFilesystem {
       }
       const entry = await this.components.namespace.stat(path)
       if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
+      const cached = await this.options.cache?.open(entry.cid)
+      if (cached !== undefined) return this.addHandle({ kind: 'cached', content: cached })
       const arg = contentArg(entry)
       const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.cat(arg, { offset, signal }))
       return this.addHandle({ kind: 'read', reader })
@@ -200,7 +213,7 @@ export class ShoalFilesystem {
   async create (path: string, mode: number): Promise<number> {
     return await this.locks.run([path], async () => {
       await this.checkParent(path)
-      if (this.staged.has(path) || await this.components.namespace.lookup(path) !== undefined) {
+      if (this.staged.has(path) || (this.attrs.get(path) !== null && await this.components.namespace.lookup(path) !== undefined)) {
         // O_CREAT on a name that exists (the kernel's lookup raced a write): open it, keep its bytes
         const s = await this.stageForWrite(path, false)
         return this.addHandle({ kind: 'staged', staged: s, writable: true })
@@ -219,6 +232,7 @@ export class ShoalFilesystem {
   async read (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
     const h = this.handle(fh)
     if (h.kind === 'staged') return await h.staged.file.read(buf, length, offset)
+    if (h.kind === 'cached') return await h.content.read(buf, length, offset)
     return await h.reader.read(buf, length, offset)
   }
 
@@ -261,6 +275,7 @@ export class ShoalFilesystem {
     if (h === undefined) return
     this.handles.delete(fh)
     if (h.kind === 'read') { h.reader.close(); return }
+    if (h.kind === 'cached') { await h.content.close(); return }
     const s = h.staged
     s.handles--
     if (h.writable) s.writers--
@@ -413,7 +428,10 @@ export class ShoalFilesystem {
    * will be released), and wait for every commit. Failures are logged.
    */
   async close (): Promise<void> {
-    for (const h of this.handles.values()) if (h.kind === 'read') h.reader.close()
+    for (const h of this.handles.values()) {
+      if (h.kind === 'read') h.reader.close()
+      else if (h.kind === 'cached') await h.content.close()
+    }
     this.handles.clear()
     const all = [...this.staged.values()]
     await Promise.all(all.map(async s => {
@@ -423,6 +441,7 @@ export class ShoalFilesystem {
     }))
     await this.queue.drain()
     await Promise.all([...this.staged.values()].map(async s => { this.staged.delete(s.path); await this.dispose(s) }))
+    await this.options.cache?.clear()
   }
 
   // ----------------------------------------------------------- helpers
@@ -449,10 +468,14 @@ export class ShoalFilesystem {
   /** The parent of `path` must be a directory. */
   private async checkParent (path: string): Promise<void> {
     const parent = parentOf(path)
-    if (this.staged.has(parent)) throw new NotADirectoryError(`not a directory: ${parent}`)
-    const entry = await this.components.namespace.lookup(parent)
-    if (entry === undefined) throw new NotFoundError(`no such directory: ${parent}`)
-    if (entry.type !== 'dir') throw new NotADirectoryError(`not a directory: ${parent}`)
+    let attr: Attr
+    try {
+      attr = await this.getattr(parent)
+    } catch (err: any) {
+      if (err?.name === 'NotFoundError') throw new NotFoundError(`no such directory: ${parent}`)
+      throw err
+    }
+    if (attr.type !== 'dir') throw new NotADirectoryError(`not a directory: ${parent}`)
   }
 
   /** The staged file for a write-open of `path` (made from its committed version when there is none). Holds the path's lock. */
@@ -502,7 +525,21 @@ export class ShoalFilesystem {
   private letGo (s: Staged): void {
     if (s.handles > 0 || s.dirty || s.committing !== undefined || s.queued || s.unlinked) return
     if (this.staged.get(s.path) === s) this.staged.delete(s.path)
-    void this.dispose(s)
+    void this.retire(s)
+  }
+
+  /** A clean staged file nothing uses: its bytes go to the content cache (they are the committed version's), else away. */
+  private async retire (s: Staged): Promise<void> {
+    const cache = this.options.cache
+    if (cache === undefined || s.committedCid === undefined || s.dirty || s.unlinked || s.disposed || cache.has(s.committedCid)) return await this.dispose(s)
+    s.disposed = true
+    const path = await s.file.handOver()
+    if (path === undefined) return
+    const kept = await cache.adopt(s.committedCid, path, s.file.size).catch((err: any) => {
+      this.log.warn({ path: s.path, err: err?.message }, 'fuse: could not keep a committed file in the content cache')
+      return false
+    })
+    if (!kept) await rm(path, { force: true })
   }
 
   private async dispose (s: Staged): Promise<void> {
@@ -515,11 +552,7 @@ export class ShoalFilesystem {
   private schedule (s: Staged): void {
     if (s.queued) return
     s.queued = true
-    this.queue.enqueue(async () => {
-      s.queued = false
-      if (s.unlinked || s.writers > 0 || !s.dirty) { this.letGo(s); return }
-      await this.commit(s)
-    }).then(() => {
+    this.queue.enqueue(s).then(() => {
       // changed again while committing (a chmod, a utime), nobody writing: once more
       if (s.dirty && s.writers === 0 && !s.unlinked) this.schedule(s)
       else if (s.unlinked && s.handles === 0) void this.dispose(s)
@@ -527,6 +560,72 @@ export class ShoalFilesystem {
     }, (err: any) => {
       this.log.warn({ path: s.path, err: err?.message }, 'fuse: background commit failed; the file stays staged on this node and is retried at its next close, fsync or unmount')
     })
+  }
+
+  /**
+   * The commit queue's batch: the files still to commit go in one
+   * `files.addMany` (one fsync of their blocks, one namespace entry); a file
+   * whose own commit runs (an fsync) is committed after it, alone. When the
+   * batch fails, each file is tried alone, so one bad file fails only itself.
+   */
+  private async commitBatch (list: Staged[]): Promise<Array<Error | undefined>> {
+    const outcomes: Array<Error | undefined> = list.map(() => undefined)
+    const together: Staged[] = []
+    const alone: number[] = []
+    list.forEach((s, i) => {
+      s.queued = false
+      if (s.unlinked || s.writers > 0 || !s.dirty) this.letGo(s)
+      else if (s.committing !== undefined || list.indexOf(s) !== i) alone.push(i)
+      else together.push(s)
+    })
+    if (together.length > 0) {
+      try {
+        await this.commitMany(together)
+      } catch (err: any) {
+        this.log.warn({ files: together.length, err: err?.message }, 'fuse: a batch commit failed; committing its files one by one')
+        for (const s of together) alone.push(list.indexOf(s))
+      }
+    }
+    for (const i of alone) {
+      try {
+        await this.commit(list[i])
+      } catch (err: any) {
+        outcomes[i] = err instanceof Error ? err : new Error(String(err))
+      }
+    }
+    return outcomes
+  }
+
+  /** Commit several staged files as one write (`files.addMany`); none of them has a commit running. */
+  private async commitMany (list: Staged[]): Promise<void> {
+    const gens = list.map(s => s.gen)
+    let work: Promise<void> | undefined
+    work = (async () => {
+      try {
+        for (const s of list) await this.warnIfChanged(s)
+        const infos = await this.components.files.addMany(list.map(s => ({ path: s.path, source: s.file.stream(), mode: s.mode, mtime: s.mtime })), { chunker: this.components.chunker })
+        list.forEach((s, i) => this.committed(s, gens[i], infos[i]))
+      } finally {
+        for (const s of list) if (s.committing === work) s.committing = undefined
+      }
+    })()
+    for (const s of list) s.committing = work
+    await work
+  }
+
+  /** Log when the version a write started from was replaced elsewhere meanwhile (this write replaces that one). */
+  private async warnIfChanged (s: Staged): Promise<void> {
+    if (s.base === undefined || s.committedGen !== 0) return
+    const current = await this.components.namespace.lookup(s.path)
+    if (current?.type === 'file' && current.cid !== s.base) {
+      this.log.warn({ path: s.path, base: s.base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; this write replaces that version')
+    }
+  }
+
+  /** Note that generation `gen` of `s` is committed as `info`. */
+  private committed (s: Staged, gen: number, info: FileInfo): void {
+    if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid }
+    this.attrs.set(s.path, { type: 'file', size: info.size, mode: info.mode ?? s.mode, mtime: info.mtime ?? s.mtime })
   }
 
   /** Commit `s` as one namespace write; waits for a commit in flight first. */
@@ -537,13 +636,9 @@ export class ShoalFilesystem {
     const path = s.path
     s.committing = (async () => {
       try {
-        const current = await this.components.namespace.lookup(path)
-        if (current?.type === 'file' && s.base !== undefined && current.cid !== s.base && s.committedGen === 0) {
-          this.log.warn({ path, base: s.base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; this write replaces that version')
-        }
+        await this.warnIfChanged(s)
         const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime })
-        if (gen > s.committedGen) s.committedGen = gen
-        this.attrs.set(path, { type: 'file', size: info.size, mode: info.mode ?? s.mode, mtime: info.mtime ?? s.mtime })
+        this.committed(s, gen, info)
       } finally {
         s.committing = undefined
       }
@@ -562,7 +657,7 @@ export class ShoalFilesystem {
   private rekey (s: Staged, to: string): void {
     if (this.staged.get(s.path) === s) this.staged.delete(s.path)
     s.path = to
-    if (s.handles === 0 && !s.dirty && !s.queued) { void this.dispose(s); return }
+    if (s.handles === 0 && !s.dirty && !s.queued) { void this.retire(s); return }
     this.staged.set(to, s)
   }
 

@@ -16,10 +16,11 @@ import { ShoalFilesystem } from './filesystem.js'
 import { checkMountpoint, cleanStaleMount, isStaleMount, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
 import { createOps } from './ops.js'
 import { StagingArea } from './staging.js'
+import { ContentCache } from './cache.js'
 
 /** What the FUSE service is built from (a subset of the node's components). */
 export interface FuseComponents {
-  files: Pick<Files, 'add' | 'cat'>
+  files: Pick<Files, 'add' | 'addMany' | 'cat'>
   /** The namespace; `onRemoteChange` tells when other nodes' changes arrive. */
   namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'> & {
     onRemoteChange?: (listener: () => void) => () => void
@@ -118,6 +119,7 @@ export class FuseService {
     const { config } = this.components
     const fs = new ShoalFilesystem(this.components, {
       staging: new StagingArea(join(this.components.repo.tmp, 'fuse')),
+      cache: new ContentCache(join(this.components.repo.tmp, 'fuse-cache'), config.fuse.contentCacheMiB * 1024 * 1024),
       attrCacheMs: Math.round(config.fuse.attrTimeout * 1000),
       commitConcurrency: config.fuse.commitConcurrency,
       maxPendingCommits: config.fuse.maxPendingCommits,

@@ -15,6 +15,7 @@ const STREAM_PIECE = 1024 * 1024
 /** A folder of staged files; cleared when created (leftovers of a crash are garbage). */
 export class StagingArea {
   private counter = 0
+  private made = false
 
   /** @param dir where staged files live (created on first use) */
   constructor (readonly dir: string) {}
@@ -22,11 +23,12 @@ export class StagingArea {
   /** Remove everything staged before (the caller owns `dir`). */
   async clear (): Promise<void> {
     await rm(this.dir, { recursive: true, force: true })
+    this.made = false
   }
 
   /** A new, empty staged file. */
   async create (): Promise<StagedFile> {
-    await mkdir(this.dir, { recursive: true })
+    if (!this.made) { await mkdir(this.dir, { recursive: true }); this.made = true }
     const path = join(this.dir, `${(++this.counter).toString(36)}-${randomBytes(4).toString('hex')}`)
     return new StagedFile(path, await open(path, 'w+', 0o600))
   }
@@ -53,15 +55,7 @@ export class StagedFile {
 
   /** Read up to `length` bytes at `position` into `buf`; resolves with the count read (0 past the end). */
   async read (buf: Uint8Array, length: number, position: number): Promise<number> {
-    const want = Math.min(length, this.size - position)
-    if (want <= 0) return 0
-    let done = 0
-    while (done < want) {
-      const { bytesRead } = await this.handle.read(buf, done, want - done, position + done)
-      if (bytesRead === 0) break
-      done += bytesRead
-    }
-    return done
+    return await readAt(this.handle, buf, Math.min(length, this.size - position), position)
   }
 
   /** Cut or extend (with zeros) to `size` bytes. */
@@ -87,6 +81,18 @@ export class StagedFile {
     }
   }
 
+  /**
+   * Close it without deleting it and hand its path over (to the content
+   * cache); afterwards it is disposed of as far as this object goes.
+   * Undefined when it was disposed of already.
+   */
+  async handOver (): Promise<string | undefined> {
+    if (this.disposed) return undefined
+    this.disposed = true
+    await this.handle.close().catch(() => {})
+    return this.path
+  }
+
   /** Close and delete. Idempotent. */
   async dispose (): Promise<void> {
     if (this.disposed) return
@@ -94,4 +100,16 @@ export class StagedFile {
     await this.handle.close().catch(() => {})
     await rm(this.path, { force: true })
   }
+}
+
+/** Read `want` bytes (fewer at the end of the file) at `position` into `buf` from its start; resolves with the count. */
+export async function readAt (handle: FileHandle, buf: Uint8Array, want: number, position: number): Promise<number> {
+  if (want <= 0) return 0
+  let done = 0
+  while (done < want) {
+    const { bytesRead } = await handle.read(buf, done, want - done, position + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done
 }

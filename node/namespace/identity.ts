@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { createPrivateKey, sign } from 'node:crypto'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
 
@@ -17,12 +18,27 @@ export interface Signer {
 /** Checks a signature by `author` over `data`; false for a bad signature or an author that is not a key. */
 export type Verifier = (author: string, data: Uint8Array, sig: Uint8Array) => Promise<boolean>
 
-/** A signer over a libp2p private key. */
+/**
+ * A signer over a libp2p private key. An Ed25519 key is imported into
+ * `node:crypto` once (the key's own `sign` re-imports it for every
+ * signature, which cost more than the signature itself); Ed25519 signatures
+ * are deterministic, so the bytes are the same either way.
+ */
 export function signerFromKey (key: PrivateKey): Signer {
-  return {
-    id: peerIdFromPrivateKey(key).toString(),
-    sign: async (data) => await key.sign(data)
+  const id = peerIdFromPrivateKey(key).toString()
+  if (key.type === 'Ed25519' && key.raw.byteLength === 64) {
+    const keyObject = createPrivateKey({
+      format: 'jwk',
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        d: Buffer.from(key.raw.subarray(0, 32)).toString('base64url'),
+        x: Buffer.from(key.raw.subarray(32)).toString('base64url')
+      }
+    })
+    return { id, sign: async (data) => new Uint8Array(sign(null, data, keyObject)) }
   }
+  return { id, sign: async (data) => await key.sign(data) }
 }
 
 /** A verifier that reads the public key out of the author's peer id (cached per author). */

@@ -132,6 +132,12 @@ export interface Namespace {
    * are created. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
    */
   putFile: (path: string, record: Omit<FileRecord, 'type'>) => Promise<Entry>
+  /**
+   * {@link putFile} for several files as one write: one log entry (split
+   * only past an entry's limits) and one fsync; all or nothing. Returns the
+   * entries in the order given. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
+   */
+  putFiles: (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>) => Promise<Entry[]>
   /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
   mkdir: (path: string, options?: MkdirOptions) => Promise<Entry>
   /** Move a file or directory. When `to` is an existing directory, moves into it. @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */

@@ -24,7 +24,7 @@ import {
   MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
   decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntry, encodeEntryBody,
   encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
-  type Entry as LogEntry, type EntryBody, type Op, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
+  type Entry as LogEntry, type EntryBody, type Op, type Pin, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { sha256 } from '../blocks/verify.js'
 import {
@@ -299,15 +299,52 @@ export class Replica implements Namespace {
     const pin = checkPin(record.pin)
     return await this.exclusive(async () => {
       const ops = new OpSet()
-      await this.parentOps(ops, p, true, record.mtime)
-      const current = await this.visible(p)
-      if (current?.type === 'dir') throw new IsADirectoryError(`is a directory: ${p}`)
-      if (current !== undefined) ops.remove(current.conflictOf ?? p, current.dots)
-      const put: PutOp = { op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] }
-      if (pin !== undefined) put.pin = pin
-      ops.create(put)
+      await this.putOps(ops, p, record, pin)
       await this.commitLocal(ops.list())
       return await this.stat(p)
+    })
+  }
+
+  /** The ops of a put at `p`: missing parents, the put, replacing what this replica sees there. */
+  private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined): Promise<void> {
+    await this.parentOps(ops, p, true, record.mtime)
+    const current = await this.visible(p)
+    if (current?.type === 'dir') throw new IsADirectoryError(`is a directory: ${p}`)
+    if (current !== undefined) ops.remove(current.conflictOf ?? p, current.dots)
+    const put: PutOp = { op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] }
+    if (pin !== undefined) put.pin = pin
+    ops.create(put)
+  }
+
+  /**
+   * Create or replace several files as one write: each file is a put op as
+   * {@link putFile} makes it (its missing parents created, the version this
+   * replica sees there replaced), and all of them go into one entry (several
+   * when they exceed an entry's limits), applied in one fsynced batch. A path
+   * given twice takes its last record. All or nothing.
+   *
+   * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} for any of them (then none is written)
+   */
+  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>): Promise<Entry[]> {
+    const items = files.map(({ path, record }) => {
+      const p = normalizePath(path)
+      if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+      return { p, record, pin: checkPin(record.pin) }
+    })
+    if (items.length === 0) return []
+    const filePaths = new Set(items.map(i => i.p))
+    return await this.exclusive(async () => {
+      const ops = new OpSet()
+      for (const { p, record, pin } of items) {
+        for (let dir = parentOf(p); dir !== '/'; dir = parentOf(dir)) {
+          if (filePaths.has(dir)) throw new NotADirectoryError(`not a directory: ${dir} (a file in the same write)`)
+        }
+        await this.putOps(ops, p, record, pin)
+      }
+      await this.commitLocal(ops.list())
+      const out: Entry[] = []
+      for (const { p } of items) out.push(await this.stat(p))
+      return out
     })
   }
 

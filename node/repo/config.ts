@@ -62,8 +62,10 @@ export const RepoConfigSchema = z.object({
     /** Background commits of closed files running at once. */
     commitConcurrency: z.number().int().min(1).max(64).default(2),
     /** Closed files waiting for their commit before `close` waits for room. */
-    maxPendingCommits: z.number().int().min(1).max(100_000).default(256)
-  }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256 }),
+    maxPendingCommits: z.number().int().min(1).max(100_000).default(256),
+    /** MiB of recently written files' content kept on local disk for reads through the mount; 0: none. */
+    contentCacheMiB: z.number().int().min(0).max(1_048_576).default(2048)
+  }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048 }),
   /** The S3 cold tier this node pushes to (`shoal tier s3`); credentials come from the environment, never from here. */
   tier: TierConfigSchema.optional()
 }).strict()
@@ -84,7 +86,7 @@ export const DEFAULT_CONFIG: RepoConfig = {
   mdns: false,
   namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 },
   durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 },
-  fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256 }
+  fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048 }
 }
 
 /**

@@ -6,7 +6,10 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { CommitQueue, ERRNO, ErrnoError, HandleReader, errnoOf } from '../../../node/fuse/index.js'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CommitQueue, ContentCache, ERRNO, ErrnoError, HandleReader, errnoOf } from '../../../node/fuse/index.js'
+import { tempDir } from '../../helpers/temp.js'
 import { DirectoryNotEmptyError, IsADirectoryError, NotFoundError } from '../../../node/errors.js'
 
 /** A file served in pieces of `piece` bytes from `offset`, counting the streams opened. */
@@ -68,18 +71,18 @@ describe('HandleReader', () => {
 })
 
 describe('CommitQueue', () => {
-  it('runs at most `concurrency` tasks; room() waits while `maxPending` are queued', async () => {
-    const q = new CommitQueue({ concurrency: 2, maxPending: 3 })
+  it('runs at most `concurrency` batches; room() waits while `maxPending` items are queued', async () => {
     let running = 0
     let most = 0
     const gates: Array<() => void> = []
-    const task = async (): Promise<void> => {
+    const q = new CommitQueue<number>(async items => {
       running++
       most = Math.max(most, running)
       await new Promise<void>(resolve => gates.push(resolve))
       running--
-    }
-    const done = [q.enqueue(task), q.enqueue(task), q.enqueue(task)]
+      return items.map(() => undefined)
+    }, { concurrency: 2, maxPending: 3, lingerMs: 0 })
+    const done = [q.enqueue(1), q.enqueue(2), q.enqueue(3)]
     assert.equal(q.pending, 3)
     let roomy = false
     const room = q.room().then(() => { roomy = true })
@@ -93,6 +96,62 @@ describe('CommitQueue', () => {
     await Promise.all(done)
     await q.drain()
     assert.equal(most, 2)
+  })
+
+  it('takes what queued while a batch ran as one batch, in order, and fails only the items that failed', async () => {
+    const seen: number[][] = []
+    let open: (() => void) | undefined
+    const q = new CommitQueue<number>(async items => {
+      seen.push(items)
+      if (seen.length === 1) await new Promise<void>(resolve => { open = resolve })
+      return items.map(n => n === 5 ? new Error('five') : undefined)
+    }, { concurrency: 1, maxPending: 100, maxBatch: 3, lingerMs: 0 })
+    const results = [1, 2, 3, 4, 5, 6].map(async n => await q.enqueue(n).then(() => 'ok', (err: Error) => err.message))
+    await new Promise(resolve => setImmediate(resolve))
+    open?.()
+    assert.deepEqual(await Promise.all(results), ['ok', 'ok', 'ok', 'ok', 'five', 'ok'])
+    assert.deepEqual(seen, [[1], [2, 3, 4], [5, 6]])
+    assert.equal(q.batches, 3)
+  })
+
+  it('lets items closed in quick succession gather into one batch', async () => {
+    const seen: number[][] = []
+    const q = new CommitQueue<number>(async items => { seen.push(items); return items.map(() => undefined) }, { lingerMs: 30, minBatch: 100 })
+    const done = [q.enqueue(1)]
+    await new Promise(resolve => setTimeout(resolve, 5))
+    done.push(q.enqueue(2), q.enqueue(3))
+    await Promise.all(done)
+    assert.deepEqual(seen, [[1, 2, 3]])
+  })
+})
+
+describe('ContentCache', () => {
+  it('serves kept versions by CID, drops the least recently used past its bound, and keeps open handles readable', async t => {
+    const dir = await tempDir(t)
+    const cache = new ContentCache(join(dir, 'cache'), 10_000)
+    const put = async (name: string, bytes: Uint8Array): Promise<boolean> => {
+      const from = join(dir, name)
+      await writeFile(from, bytes)
+      return await cache.adopt(name, from, bytes.byteLength)
+    }
+    const a = randomBytes(4000)
+    const b = randomBytes(4000)
+    assert.equal(await put('a', a), true)
+    assert.equal(await put('b', b), true)
+    assert.equal(await put('huge', randomBytes(20_000)), false, 'larger than the whole cache')
+    const reading = await cache.open('a') // a is now the most recently used
+    assert.ok(reading !== undefined)
+    assert.equal(await put('c', randomBytes(4000)), true)
+    assert.equal(cache.has('b'), false, 'the least recently used went')
+    assert.equal(cache.has('a') && cache.has('c'), true)
+    assert.ok(cache.size <= 10_000)
+    const buf = Buffer.alloc(5000)
+    assert.equal(await reading.read(buf, 5000, 1000), 3000)
+    assert.deepEqual(buf.subarray(0, 3000), a.subarray(1000))
+    await cache.clear()
+    assert.equal(await reading.read(buf, 100, 0), 100, 'an open handle reads on after its file went')
+    await reading.close()
+    assert.equal(await cache.open('a'), undefined)
   })
 })
 

@@ -1,0 +1,86 @@
+/**
+ * `Files.addMany` on a real LevelDB block store and namespace: a batch is
+ * one namespace entry, its bytes read back intact, and garbage collection
+ * running during the batch keeps its blocks (the batch holds the GC lock
+ * shared until its entry is written).
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { createNamespace, signerFromKey, MemoryKV } from '../../../node/namespace/index.js'
+import { Files } from '../../../node/files/index.js'
+import { parseChunker } from '../../../node/content/index.js'
+import { collectGarbage, GcLock, Holdings } from '../../../node/durability/index.js'
+import { defer, openBlockStore, tempDir } from '../../helpers/temp.js'
+
+const logger = pino({ level: 'silent' })
+const chunker = parseChunker('size-65536')
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/** Bytes in pieces, the later ones only once `gate` opens. */
+async function * gated (bytes: Uint8Array, gate: Promise<void>): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.byteLength; i += 50_000) {
+    if (i > 0) await gate
+    yield bytes.subarray(i, i + 50_000)
+  }
+}
+
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield bytes }
+
+describe('Files.addMany', () => {
+  it('binds a batch as one entry; a collection during the batch waits for it and keeps its blocks', { timeout: 60_000 }, async t => {
+    const blockstore = await openBlockStore(t)
+    const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
+    await namespace.open()
+    defer(t, async () => { await namespace.close() })
+    const lock = new GcLock()
+    const files = new Files({ blockstore, namespace, logger, gcLock: lock })
+    const gc = async (): ReturnType<typeof collectGarbage> => await collectGarbage({ blockstore, holdings: new Holdings(new MemoryKV()), files: () => namespace.files(), lock, logger }, 0)
+
+    const small = [randomBytes(10), randomBytes(4096), Buffer.alloc(0)]
+    const big = randomBytes(300_000)
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    const seq = namespace.state().clock[namespace.id] ?? 0
+    const adding = files.addMany([
+      { path: '/batch/s0', source: once(small[0]) },
+      { path: '/batch/big', source: gated(big, gate), mode: 0o600 },
+      { path: '/batch/s1', source: once(small[1]) },
+      { path: '/batch/empty', source: once(small[2]) }
+    ], { chunker })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    let collected = false
+    const collecting = gc().then(r => { collected = true; return r })
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(collected, false, 'the collection waits for the batch in flight')
+    open()
+    const infos = await adding
+    assert.deepEqual(infos.map(i => [i.path, i.size]), [['/batch/s0', 10], ['/batch/big', 300_000], ['/batch/s1', 4096], ['/batch/empty', 0]])
+    assert.equal(infos[1].mode, 0o600)
+    assert.equal(namespace.state().clock[namespace.id], seq + 1, 'one namespace entry for the whole batch')
+    assert.equal((await collecting).removed, 0)
+    await gc()
+    const read = async (path: string): Promise<Buffer> => {
+      const chunks: Uint8Array[] = []
+      for await (const c of files.cat(path)) chunks.push(c)
+      return Buffer.concat(chunks)
+    }
+    assert.equal(sha(await read('/batch/big')), sha(big))
+    assert.equal(sha(await read('/batch/s0')), sha(small[0]))
+    assert.equal(sha(await read('/batch/s1')), sha(small[1]))
+    assert.equal((await read('/batch/empty')).byteLength, 0)
+  })
+
+  it('refuses a batch naming a directory, binding none of it', async t => {
+    const blockstore = await openBlockStore(t)
+    const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
+    await namespace.open()
+    defer(t, async () => { await namespace.close() })
+    const files = new Files({ blockstore, namespace, logger })
+    await files.mkdir('/d')
+    await assert.rejects(files.addMany([{ path: '/x', source: once(randomBytes(5)) }, { path: '/d', source: once(randomBytes(5)) }], { chunker }), { name: 'IsADirectoryError' })
+    assert.equal(await namespace.lookup('/x'), undefined)
+  })
+})
