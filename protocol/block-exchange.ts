@@ -19,6 +19,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { ShoalError } from '../node/errors.js'
+import { isSha256 } from './values.js'
 
 /** The libp2p protocol id. */
 export const BLOCKS_PROTOCOL = '/shoal/blocks/1.0.0'
@@ -41,8 +42,6 @@ export const MAX_HAVE = 256
 /** Longest `message` of an `error` response, in UTF-16 code units. */
 export const MAX_ERROR_MESSAGE = 1024
 
-/** Multihash code of sha2-256, the only hash accepted on the wire. */
-const SHA2_256 = 0x12
 
 /** A frame that is not a valid message of this protocol. */
 export class InvalidMessageError extends ShoalError {
@@ -188,7 +187,7 @@ function id (value: unknown): number {
 function cid (value: unknown): CID {
   const parsed = CID.asCID(value)
   if (parsed === null) fail('not a CID')
-  if (parsed.multihash.code !== SHA2_256 || parsed.multihash.size !== 32) fail(`CID ${parsed.toString()} is not sha2-256`)
+  if (!isSha256(parsed)) fail(`CID ${parsed.toString()} is not sha2-256`)
   return parsed
 }
 

@@ -22,7 +22,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { InvalidManifestError, InvalidPolicyError } from '../node/errors.js'
-import { isPlainMap, plainBytes, show, type Fields } from './values.js'
+import { freshCid, isPlainMap, isSha256, plainBytes, show, type Fields } from './values.js'
 
 // ---------------------------------------------------------------------------
 // policy
@@ -193,8 +193,6 @@ export const RAW_CODE = 0x55
 export const DAG_PB_CODE = 0x70
 /** Multicodec of dag-cbor (manifest blocks). */
 export const DAG_CBOR_CODE = 0x71
-/** Multihash code of sha2-256, the only hash accepted. */
-const SHA2_256 = 0x12
 
 /** The shard size of leaves of these byte lengths: the longest, rounded up to a multiple of 8. */
 export function shardSizeOf (sizes: readonly number[]): number {
@@ -321,19 +319,10 @@ function list (value: unknown, what: string, min: number, max: number): unknown[
 
 /** A fresh CIDv1 with a sha2-256 multihash, of one of the given codecs. */
 function cid (value: unknown, what: string, codecs: readonly number[]): CID {
-  let parsed: CID
-  try {
-    const given = CID.asCID(value)
-    if (given === null) fail(`${what} is not a CID`)
-    parsed = CID.decode(new Uint8Array(given.bytes))
-  } catch (err) {
-    if (err instanceof InvalidManifestError) throw err
-    fail(`${what} is not a CID`)
-  }
+  const parsed = freshCid(value)
+  if (parsed === undefined) fail(`${what} is not a CID`)
   if (parsed.version !== 1) fail(`${what} ${parsed.toString()} is not a CIDv1`)
-  if (parsed.multihash.code !== SHA2_256 || parsed.multihash.size !== 32 || parsed.multihash.digest.byteLength !== 32) {
-    fail(`${what} ${parsed.toString()} is not sha2-256`)
-  }
+  if (!isSha256(parsed)) fail(`${what} ${parsed.toString()} is not sha2-256`)
   if (!codecs.includes(parsed.code)) fail(`${what} ${parsed.toString()} has codec 0x${parsed.code.toString(16)}`)
   return parsed
 }

@@ -26,7 +26,7 @@ import { CID } from 'multiformats/cid'
 import { normalizePath } from '../node/namespace/paths.js'
 import { InvalidMessageError } from './block-exchange.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
-import { isPlainMap, plainBytes, show, type Fields } from './values.js'
+import { freshCid, isPlainMap, isSha256, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
 export const NAMESPACE_TOPIC = '/shoal/namespace/1.0.0'
@@ -239,8 +239,6 @@ export const MAX_SYNC_ERROR_MESSAGE = 1024
 /** Most heads one list (gossip, `entries` response, snapshot root) may name. */
 export const MAX_HEADS = MAX_CLOCK_AUTHORS
 
-/** Multihash code of sha2-256, the only hash accepted. */
-const SHA2_256 = 0x12
 /** Multicodec code of dag-cbor: entries and snapshot blocks. */
 const DAG_CBOR = 0x71
 /** Largest `mode` (permission bits, setuid/setgid/sticky included). */
@@ -500,18 +498,9 @@ function list (value: unknown, what: string, min: number, max: number): unknown[
 
 /** A fresh sha2-256 CID, of the given codec when one is given. */
 function cid (value: unknown, what: string, codec?: number): CID {
-  let parsed: CID
-  try {
-    const given = CID.asCID(value)
-    if (given === null) fail(`${what} is not a CID`)
-    parsed = CID.decode(new Uint8Array(given.bytes))
-  } catch (err) {
-    if (err instanceof InvalidMessageError) throw err
-    fail(`${what} is not a CID`)
-  }
-  if (parsed.multihash.code !== SHA2_256 || parsed.multihash.size !== 32 || parsed.multihash.digest.byteLength !== 32) {
-    fail(`${what} ${parsed.toString()} is not sha2-256`)
-  }
+  const parsed = freshCid(value)
+  if (parsed === undefined) fail(`${what} is not a CID`)
+  if (!isSha256(parsed)) fail(`${what} ${parsed.toString()} is not sha2-256`)
   if (codec !== undefined && parsed.code !== codec) fail(`${what} ${parsed.toString()} is not of codec 0x${codec.toString(16)}`)
   return parsed
 }
@@ -590,6 +579,15 @@ function replaces (value: unknown, author: string, seq: number, entryClock: Vect
 
 // ---------------------------------------------------------------------------
 // structures
+
+/**
+ * Check a pin in wire form (CIDs as CID values) by the rules log entries obey.
+ *
+ * @throws {InvalidMessageError} naming the first bad field
+ */
+export function decodePin (value: unknown): Pin {
+  return pin(value, 'pin')
+}
 
 /** A pin: a canonical policy, and a dag-cbor manifest CID only with a coded policy (`ec:`, or `replicas:N` with N ≥ 2, coded as 1+(N-1)). */
 function pin (value: unknown, what: string): Pin {

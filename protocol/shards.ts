@@ -14,7 +14,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { InvalidMessageError } from './block-exchange.js'
-import { isPlainMap, type Fields } from './values.js'
+import { isPlainMap, isSha256, type Fields } from './values.js'
 
 export { InvalidMessageError }
 
@@ -40,7 +40,6 @@ export const MAX_STRIPE_INDEX = 2 ** 32 - 1
 export const MAX_ERROR_TEXT = 1024
 
 const DAG_CBOR = 0x71
-const SHA2_256 = 0x12
 
 /** A shard of a manifest: [stripe index, shard index]. */
 export type ShardRef = [stripe: number, shard: number]
@@ -155,7 +154,7 @@ function manifestCID (value: unknown, what: string): CID {
 function anyCID (value: unknown, what: string): CID {
   const c = CID.asCID(value)
   if (c === null) fail(`${what} is not a CID`)
-  if (c.version !== 1 || c.multihash.code !== SHA2_256 || c.multihash.size !== 32) fail(`${what} is not a CIDv1 with a sha2-256 multihash`)
+  if (c.version !== 1 || !isSha256(c)) fail(`${what} is not a CIDv1 with a sha2-256 multihash`)
   return c
 }
 

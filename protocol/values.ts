@@ -4,6 +4,10 @@
  *
  * @module
  */
+import { CID } from 'multiformats/cid'
+
+/** Multihash code of sha2-256, the only hash Shoal's wire formats accept. */
+export const SHA2_256 = 0x12
 
 /** A decoded map's fields. */
 export type Fields = Record<string, unknown>
@@ -28,4 +32,23 @@ export function show (value: unknown): string {
 /** The same bytes as a plain Uint8Array (dag-cbor's encoder may hand back a Buffer), equal to what decoders return. */
 export function plainBytes (bytes: Uint8Array): Uint8Array {
   return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/**
+ * A fresh, independent copy of a decoded CID value (re-decoded from its
+ * bytes, so it shares no memory with the input), or undefined when `value`
+ * is not a well-formed CID.
+ */
+export function freshCid (value: unknown): CID | undefined {
+  try {
+    const given = CID.asCID(value)
+    return given === null ? undefined : CID.decode(new Uint8Array(given.bytes))
+  } catch {
+    return undefined
+  }
+}
+
+/** True when `cid`'s multihash is a 32-byte sha2-256 digest. */
+export function isSha256 (cid: CID): boolean {
+  return cid.multihash.code === SHA2_256 && cid.multihash.size === 32 && cid.multihash.digest.byteLength === 32
 }

@@ -6,55 +6,43 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { isCodedPolicy } from '../../protocol/durability.js'
-import { isPinPolicy, type ColdCopy, type Pin } from '../../protocol/namespace.js'
+import { decodePin, type ColdCopy, type Pin } from '../../protocol/namespace.js'
+import { InvalidMessageError } from '../../protocol/block-exchange.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { FilePin, StoredColdCopy } from './index.js'
 
-const DAG_CBOR = 0x71
-
-function dagCborSha256 (text: unknown, what: string): CID {
-  let parsed: CID | undefined
+/** A CID given as text (or a CID), parsed; the codec and hash rules are the wire's. */
+function parseCid (value: unknown, what: string): CID {
+  const given = CID.asCID(value)
+  if (given !== null) return given
   try {
-    parsed = CID.parse(String(text))
-  } catch {}
-  if (parsed === undefined || parsed.code !== DAG_CBOR || parsed.multihash.code !== 0x12 || parsed.multihash.size !== 32) {
-    throw new InvalidArgumentError(`${what} is a dag-cbor sha2-256 CID, not ${JSON.stringify(text)}`)
+    return CID.parse(String(value))
+  } catch {
+    throw new InvalidArgumentError(`${what} is not a CID: ${JSON.stringify(value)}`)
   }
-  return parsed
 }
 
 /**
- * A caller's pin, checked, in wire form (undefined: no pin).
+ * A caller's pin, checked by the same rules as a pin arriving in a log entry
+ * ({@link decodePin}), in wire form (undefined: no pin).
  *
  * @throws {InvalidArgumentError} for a policy that is not canonical, a manifest that does not fit, or a malformed cold copy
  */
 export function checkPin (pin: FilePin | undefined | null): Pin | undefined {
   if (pin === undefined || pin === null) return undefined
   if (typeof pin !== 'object') throw new InvalidArgumentError('a pin is { policy, manifest?, cold? }')
-  if (!isPinPolicy(pin.policy)) throw new InvalidArgumentError(`not a durability policy: ${JSON.stringify(pin.policy)} (none, ec:K+M or replicas:N)`)
-  const out: Pin = { policy: pin.policy }
-  if (pin.manifest !== undefined) {
-    if (!isCodedPolicy(pin.policy)) {
-      throw new InvalidArgumentError(`a stripe manifest goes only with a coded policy (ec:K+M or replicas:N, N >= 2), not ${pin.policy}`)
-    }
-    out.manifest = dagCborSha256(pin.manifest, 'a stripe manifest')
-  }
+  const wire: Record<string, unknown> = { ...pin }
+  if (pin.manifest !== undefined) wire.manifest = parseCid(pin.manifest, 'a stripe manifest')
   if (pin.cold !== undefined) {
-    const c = pin.cold
-    if (typeof c !== 'object' || c === null) throw new InvalidArgumentError('a cold copy is an object')
-    if (typeof c.endpoint !== 'string' || !/^https?:\/\/[^\s/]+$/.test(c.endpoint)) throw new InvalidArgumentError(`a cold copy's endpoint is http(s)://host[:port], not ${JSON.stringify(c.endpoint)}`)
-    for (const k of ['bucket', 'carKey', 'indexKey'] as const) {
-      if (typeof c[k] !== 'string' || c[k].length === 0 || c[k].length > 1024) throw new InvalidArgumentError(`a cold copy's ${k} must be a non-empty string`)
-    }
-    for (const k of ['carSize', 'indexSize', 'blocks', 'blockBytes'] as const) {
-      if (!Number.isSafeInteger(c[k]) || c[k] < 0) throw new InvalidArgumentError(`a cold copy's ${k} must be a non-negative integer`)
-    }
-    if (c.region !== undefined && (typeof c.region !== 'string' || c.region.length === 0 || c.region.length > 64)) throw new InvalidArgumentError('a cold copy\'s region must be a short non-empty string')
-    out.cold = wireCold(c)
-    out.cold.indexCid = dagCborSha256(c.indexCid, 'a cold index')
+    if (typeof pin.cold !== 'object' || pin.cold === null) throw new InvalidArgumentError('a cold copy is an object')
+    wire.cold = { ...pin.cold, indexCid: parseCid(pin.cold.indexCid, 'a cold index') }
   }
-  return out
+  try {
+    return decodePin(wire)
+  } catch (err) {
+    if (err instanceof InvalidMessageError) throw new InvalidArgumentError(err.message)
+    throw err
+  }
 }
 
 function wireCold (c: StoredColdCopy): ColdCopy {
