@@ -92,6 +92,22 @@ export interface BenchDaemon {
 }
 
 /**
+ * Track `child` for cleanup at exit and return how to stop it: SIGTERM, then
+ * SIGKILL after `killAfterMs`; resolves once it has exited.
+ */
+export function trackChild (child: ChildProcess, killAfterMs: number): () => Promise<void> {
+  children.add(child)
+  const exited = new Promise<void>(resolve => child.once('exit', () => { children.delete(child); resolve() }))
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+/**
  * Run `shoal daemon` on an initialised repo, logging to `logPath`, and wait
  * (at most 30 s) until it has written `<repo>/api`. `cpuProf` names a folder
  * for a `--cpu-prof` profile of the daemon.
@@ -108,15 +124,7 @@ export async function spawnDaemon (repo: string, logPath: string, cpuProf?: stri
     env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? 'info' }
   })
   await logFile.close()
-  children.add(child)
-  const exited = new Promise<void>(resolve => child.once('exit', () => { children.delete(child); resolve() }))
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    await exited
-    clearTimeout(timer)
-  }
+  const stop = trackChild(child, 30_000)
   const apiFile = join(repo, 'api')
   const deadline = Date.now() + 30_000
   while (!existsSync(apiFile)) {

@@ -34,7 +34,7 @@ import { createHash } from 'node:crypto'
 import { createBlockStore } from '../node/blocks/index.js'
 import { importContent, parseChunker, readContent } from '../node/content/index.js'
 import { ColdReader, createTierClient, pushCold, verifyCold, type TierClient } from '../node/tiers/index.js'
-import { children, fmt, installCleanup, log, median, tempDirs, writeRandomFile } from './harness.js'
+import { fmt, installCleanup, log, median, tempDirs, trackChild, writeRandomFile } from './harness.js'
 
 const MiB = 1024 * 1024
 const MB = 1e6
@@ -99,15 +99,7 @@ async function serve (directory: string): Promise<void> {
 /** Start the server child (at most 30 s): its endpoint, and how to stop it. */
 async function startServer (directory: string): Promise<{ endpoint: string, stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-s3', directory], { stdio: ['ignore', 'pipe', 'inherit'] })
-  children.add(child)
-  const exited = new Promise<void>(resolve => child.once('exit', () => { children.delete(child); resolve() }))
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
-  }
+  const stop = trackChild(child, 10_000)
   const lines = createInterface({ input: child.stdout })
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
   try {
