@@ -61,7 +61,7 @@ export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' 
   const wanted = formatPolicy(parsePolicy(policy))
   const root = CID.parse(entry.cid)
   const cold = entry.pin?.cold ?? await c.tiers.push(root, c.getter(root, signal, entry.pin), signal)
-  const pin = await hotPin(c, entry, wanted, signal)
+  const pin = await c.writing(async () => await hotPin(c, entry, wanted, keeping(c.getter(root, signal, entry.pin), c.blockstore), signal))
   pin.cold = cold
   return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
 }
@@ -76,24 +76,28 @@ export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }
   if (entry.pin?.cold === undefined) throw new InvalidArgumentError(`${entry.path} has no cold copy to bring back`)
   const wanted = formatPolicy(parsePolicy(policy ?? c.durability?.defaultPolicy(entry.size) ?? 'none'))
   const root = CID.parse(entry.cid)
+  // every block read is stored here as it passes, so the file no longer needs the tier
+  const local = keeping(c.getter(root, signal, entry.pin), c.blockstore)
   const pin = await c.writing(async () => {
-    const local = keeping(c.getter(root, signal, entry.pin), c.blockstore)
-    // every block, read once: stored here as it passes, so the file no longer needs the tier
+    if (codingOf(parsePolicy(wanted)) !== undefined) return await hotPin(c, { ...entry, pin: { policy: 'none' } }, wanted, local, signal)
+    // not coded: nothing else reads the leaves, so read them once here
     for await (const chunk of readContent(local, root, { signal })) void chunk
     await c.blockstore.commit()
-    return await hotPin(c, { ...entry, pin: { policy: 'none' } }, wanted, signal)
+    return { policy: wanted }
   })
   return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
 }
 
-/** The hot part of a pin with `policy`: the existing stripes when they match, else a new encoding. */
-async function hotPin (c: ColdComponents, entry: Entry & { type: 'file' }, policy: string, signal?: AbortSignal): Promise<FilePin> {
+/**
+ * The hot part of a pin with `policy`: the existing stripes when they match,
+ * else a new encoding that reads the file through `getter`. The caller holds
+ * the GC lock (shared).
+ */
+async function hotPin (c: ColdComponents, entry: Entry & { type: 'file' }, policy: string, getter: BlockGetter, signal?: AbortSignal): Promise<FilePin> {
   if (codingOf(parsePolicy(policy)) === undefined) return { policy }
   if (entry.pin?.policy === policy && entry.pin.manifest !== undefined) return { policy, manifest: entry.pin.manifest }
   const durability = c.durability
   if (durability === undefined) throw new InvalidArgumentError('this node has no durability service to encode a hot pin')
-  const root = CID.parse(entry.cid)
-  const getter = keeping(c.getter(root, signal, entry.pin), c.blockstore)
-  const encoded = await c.writing(async () => await durability.encode(root, entry.size, policy, signal, getter))
+  const encoded = await durability.encode(CID.parse(entry.cid), entry.size, policy, signal, getter)
   return encoded.manifest === undefined ? { policy: encoded.policy } : { policy: encoded.policy, manifest: encoded.manifest }
 }

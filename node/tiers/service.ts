@@ -8,7 +8,7 @@
 import { CID } from 'multiformats/cid'
 import { loadConfig, saveConfig } from '../repo/config.js'
 import { InvalidArgumentError } from '../errors.js'
-import { createTierClient, normalizePrefix, parseEndpoint, TierConfigSchema, type TierClient, type TierClientOptions, type TierConfig } from './s3-client.js'
+import { createTierClient, type TierClient, type TierClientOptions, type TierConfig } from './s3-client.js'
 import { pushCold } from './archive.js'
 import { ColdReader } from './cold-reader.js'
 import { probeTier, type TierProbe } from './probe.js'
@@ -64,19 +64,16 @@ export class TierService {
    * @throws {InvalidArgumentError} a malformed endpoint, bucket, prefix or region
    */
   async configure (input: TierConfig, signal?: AbortSignal): Promise<TierConfig> {
-    const parsed = TierConfigSchema.safeParse(input)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new InvalidArgumentError(`tier ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'malformed'}`)
-    }
-    const config: TierConfig = { ...parsed.data, endpoint: parseEndpoint(parsed.data.endpoint) }
-    if (config.prefix !== undefined) config.prefix = normalizePrefix(config.prefix)
-    const client = createTierClient(config, this.clientOptions)
+    // the client validates and normalises the settings; it is only kept once the bucket answered
+    const client = createTierClient(input, this.clientOptions)
     try {
       await client.checkBucket(signal)
     } finally {
       client.destroy()
     }
+    const config: TierConfig = { endpoint: client.endpoint, bucket: client.bucket }
+    if (client.prefix !== '') config.prefix = client.prefix
+    if (input.region !== undefined) config.region = input.region
     const file = this.components.configFile
     const repoConfig = await loadConfig(file)
     repoConfig.tier = config
