@@ -62,31 +62,66 @@ function placementKey (manifest: string, stripe: number): string {
 
 /** The durability store over a {@link KV}. */
 export class Holdings {
+  /**
+   * Manifest records noted with `sync: false` and not written yet: they go
+   * to the store in one batch with the next {@link sync} (or before the
+   * records are listed), not in one batch each.
+   */
+  private readonly unwritten = new Map<string, ManifestRecord>()
+
   constructor (private readonly kv: KV) {}
 
   async open (): Promise<void> { await this.kv.open() }
-  async close (): Promise<void> { await this.kv.close() }
+  async close (): Promise<void> {
+    await this.writeUnwritten(false)
+    await this.kv.close()
+  }
 
   /** The record of `manifest`, if known. */
   async manifest (manifest: CID | string): Promise<ManifestRecord | undefined> {
+    const pending = this.unwritten.get(manifest.toString())
+    if (pending !== undefined) return pending
     const bytes = await this.kv.get(MANIFEST + manifest.toString())
     return bytes === undefined ? undefined : decodeJSON<ManifestRecord>(bytes)
   }
 
   /**
    * Create or update a manifest record (an origin record is never turned into
-   * a holder one). `sync: false` leaves the fsync to a later {@link sync}.
+   * a holder one). `sync: false` leaves the write and its fsync to a later
+   * {@link sync}: many records noted that way cost one batch.
    */
   async noteManifest (manifest: CID | string, record: ManifestRecord, sync = true): Promise<void> {
-    const existing = await this.manifest(manifest)
+    const key = manifest.toString()
+    const existing = await this.manifest(key)
     const next: ManifestRecord = existing === undefined
       ? record
       : { ...existing, role: existing.role === 'origin' ? 'origin' : record.role, placed: record.placed ?? existing.placed }
-    await this.kv.batch([{ type: 'put', key: MANIFEST + manifest.toString(), value: encodeJSON(next) }], sync)
+    this.unwritten.set(key, next)
+    if (sync) await this.writeUnwritten(true)
+  }
+
+  /** Write the records noted with `sync: false` (and `extra`) in one batch. */
+  private async writeUnwritten (sync: boolean, extra: KVOp[] = []): Promise<void> {
+    const ops: KVOp[] = [...this.unwritten].map(([key, record]) => ({ type: 'put', key: MANIFEST + key, value: encodeJSON(record) }))
+    this.unwritten.clear()
+    ops.push(...extra)
+    if (ops.length === 0) return
+    try {
+      await this.kv.batch(ops, sync)
+    } catch (err) {
+      // not written: keep them for the next try (a newer note of the same record wins)
+      for (const op of ops) {
+        if (op.type !== 'put' || !op.key.startsWith(MANIFEST)) continue
+        const key = op.key.slice(MANIFEST.length)
+        if (!this.unwritten.has(key)) this.unwritten.set(key, decodeJSON<ManifestRecord>(op.value))
+      }
+      throw err
+    }
   }
 
   /** Every manifest record. */
   async * manifests (): AsyncGenerator<[string, ManifestRecord]> {
+    if (this.unwritten.size > 0) await this.writeUnwritten(false)
     for await (const [key, value] of this.kv.iterate({ gte: MANIFEST, lt: MANIFEST + '\xff' })) {
       yield [key.slice(MANIFEST.length), decodeJSON<ManifestRecord>(value)]
     }
@@ -105,7 +140,7 @@ export class Holdings {
 
   /** Fsync every write made so far (those made with `sync: false` included): one synced write covers the ones before it. */
   async sync (): Promise<void> {
-    await this.kv.batch([{ type: 'put', key: LAST_SYNC, value: encodeJSON(Date.now()) }], true)
+    await this.writeUnwritten(true, [{ type: 'put', key: LAST_SYNC, value: encodeJSON(Date.now()) }])
   }
 
   /** Shards of `manifest` held here, in stripes [from, from + count). */
@@ -121,6 +156,7 @@ export class Holdings {
   /** Forget everything about `manifest` (its blocks become garbage). */
   async forget (manifest: CID | string): Promise<void> {
     const m = manifest.toString()
+    this.unwritten.delete(m)
     const ops: KVOp[] = [{ type: 'del', key: MANIFEST + m }]
     for await (const [key] of this.kv.iterate({ gte: `${SHARD}${m}!`, lt: `${SHARD}${m}!\xff` })) ops.push({ type: 'del', key })
     for await (const [key] of this.kv.iterate({ gte: `${PLACEMENT}${m}!`, lt: `${PLACEMENT}${m}!\xff` })) ops.push({ type: 'del', key })

@@ -234,7 +234,14 @@ export class DurabilityService {
     const stripes: Stripe[] = []
     for await (const { stripe, parity } of encodeStripes(fileLeaves(getter, root, signal), coding.k, coding.m, coder)) {
       if (signal?.aborted === true) throw new AbortedError('encode aborted')
-      for (const block of parity) await blockstore.put(block.cid, block.bytes)
+      const stored = new Set(stripe.data.map(String))
+      for (const block of parity) {
+        // a copy of a block stored already (replicas: the parity is the leaf) is not written again
+        const key = block.cid.toString()
+        if (stored.has(key)) continue
+        stored.add(key)
+        await blockstore.put(block.cid, block.bytes)
+      }
       stripes.push(stripe)
     }
     const manifest = buildManifest(root, coding.k, coding.m, size, stripes)

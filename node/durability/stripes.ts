@@ -187,6 +187,15 @@ function checkLeaf (leaf: Block): void {
 function encodeStripe (leaves: Block[], k: number, m: number, coder: ErasureCoder): EncodedStripe {
   const sizes = leaves.map(l => l.bytes.byteLength)
   const shardSize = shardSizeOf(sizes)
+  if (k === 1) {
+    // replicas: every row of the code under one data shard is all ones, so
+    // each parity shard is a copy of the (padded) leaf — no coding, one hash
+    // at most (none when the leaf needs no padding: the copy is the leaf)
+    const leaf = leaves[0]
+    const bytes = padded(leaf.bytes, shardSize)
+    const copy = { cid: bytes === leaf.bytes ? leaf.cid : rawCID(bytes), bytes }
+    return { stripe: { data: [leaf.cid], sizes, shardSize, parity: Array.from({ length: m }, () => copy.cid) }, parity: Array.from({ length: m }, () => copy) }
+  }
   const zeros = new Uint8Array(shardSize)
   const data = Array.from({ length: k }, (_, i) => i < leaves.length ? padded(leaves[i].bytes, shardSize) : zeros)
   const parity = coder.encode(data, m).map(bytes => ({ cid: rawCID(bytes), bytes }))

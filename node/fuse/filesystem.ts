@@ -144,16 +144,27 @@ export class ShoalFilesystem {
 
   /** Attributes of a path. @throws {NotFoundError} */
   async getattr (path: string): Promise<Attr> {
+    const attr = await this.findAttr(path)
+    if (attr === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+    return attr
+  }
+
+  /**
+   * Attributes of a path, undefined when there is none: the kernel looks
+   * every new name up before creating it, and a miss answered without an
+   * error object costs nothing.
+   */
+  async findAttr (path: string): Promise<Attr | undefined> {
     const s = this.staged.get(path)
     if (s !== undefined) return s.attr()
     const cached = this.attrs.get(path)
-    if (cached === null) throw new NotFoundError(`no such file or directory: ${path}`)
+    if (cached === null) return undefined
     if (cached !== undefined) return cached
     const entry = await this.components.namespace.lookup(path)
     if (entry === undefined) {
       // the kernel looks a name up before creating it: the create asks again
       this.attrs.set(path, null)
-      throw new NotFoundError(`no such file or directory: ${path}`)
+      return undefined
     }
     return this.attrs.set(path, attrOf(entry))
   }

@@ -52,11 +52,15 @@ export function createOps (fs: ShoalFilesystem, logger: Logger): FuseOps {
     work.then(() => { cb(0) }, err => { cb(fail(op, path, err)) })
   }
   const unsupported = (cb: Reply): void => { cb(-ERRNO.EOPNOTSUPP) }
-  const stat = async (path: string): Promise<[FuseStat]> => [statOf(await fs.getattr(path), fs.uid, fs.gid)]
 
   return {
     init: cb => { cb(0) },
-    getattr: (path, cb) => { answer('getattr', path, stat(path), cb) },
+    getattr: (path, cb) => {
+      fs.findAttr(path).then(attr => {
+        if (attr === undefined) cb(-ERRNO.ENOENT)
+        else cb(0, statOf(attr, fs.uid, fs.gid))
+      }, err => { cb(fail('getattr', path, err)) })
+    },
     readdir: (path, cb) => { answer('readdir', path, fs.readdir(path).then(names => [names] as [string[]]), cb) },
     statfs: (path, cb) => {
       answer('statfs', path, fs.statfs().then((s): [FuseStatfs] => [{

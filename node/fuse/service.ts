@@ -118,7 +118,7 @@ export class FuseService {
     if (this.fs !== undefined) return this.fs
     const { config } = this.components
     const fs = new ShoalFilesystem(this.components, {
-      staging: new StagingArea(join(this.components.repo.tmp, 'fuse')),
+      staging: new StagingArea(join(this.components.repo.tmp, 'fuse'), { memoryTotal: config.fuse.stagingMemoryMiB * 1024 * 1024 }),
       cache: new ContentCache(join(this.components.repo.tmp, 'fuse-cache'), config.fuse.contentCacheMiB * 1024 * 1024),
       attrCacheMs: Math.round(config.fuse.attrTimeout * 1000),
       commitConcurrency: config.fuse.commitConcurrency,

@@ -1,7 +1,12 @@
 /**
- * Write staging: what a program writes through the mount goes to a file on
- * local disk under `<repo>/tmp/fuse/`, never into memory, until it is
- * committed to the namespace as one write.
+ * Write staging: what a program writes through the mount is kept on this
+ * node until it is committed to the namespace as one write. A small file is
+ * kept in memory (no file to open, write, read back and delete: most of the
+ * cost of creating many small files); a file that grows past
+ * {@link StagingOptions.memoryPerFile}, or arrives while the memory budget
+ * {@link StagingOptions.memoryTotal} is spent, goes to a file on local disk
+ * under `<repo>/tmp/fuse/`. Nothing staged is durable either way: a crash
+ * loses what was not committed (docs/fuse.md, "When a write is durable").
  *
  * @module
  */
@@ -11,26 +16,62 @@ import { join } from 'node:path'
 
 /** Bytes read from a staged file at a time when it is committed. */
 const STREAM_PIECE = 1024 * 1024
+/** First capacity of a staged file in memory; it doubles as it grows. */
+const FIRST_CAPACITY = 16 * 1024
 
-/** A folder of staged files; cleared when created (leftovers of a crash are garbage). */
+/** Options of {@link StagingArea}. */
+export interface StagingOptions {
+  /** A file larger than this goes to disk. @default 1 MiB */
+  memoryPerFile?: number
+  /** Bytes of staged files kept in memory at most, all files together; 0 stages everything on disk. @default 64 MiB */
+  memoryTotal?: number
+}
+
+/** A folder of staged files (cleared when created: leftovers of a crash are garbage) and the memory budget of small ones. */
 export class StagingArea {
   private counter = 0
   private made = false
+  private used = 0
+  readonly memoryPerFile: number
+  readonly memoryTotal: number
 
-  /** @param dir where staged files live (created on first use) */
-  constructor (readonly dir: string) {}
+  /** @param dir where staged files that spill to disk live (created on first use) */
+  constructor (readonly dir: string, options: StagingOptions = {}) {
+    this.memoryTotal = Math.max(0, options.memoryTotal ?? 64 * 1024 * 1024)
+    this.memoryPerFile = Math.min(this.memoryTotal, Math.max(0, options.memoryPerFile ?? 1024 * 1024))
+  }
 
-  /** Remove everything staged before (the caller owns `dir`). */
+  /** Bytes of memory staged files hold now. */
+  get memoryUsed (): number { return this.used }
+
+  /** Remove everything staged on disk before (the caller owns `dir`). */
   async clear (): Promise<void> {
     await rm(this.dir, { recursive: true, force: true })
     this.made = false
   }
 
-  /** A new, empty staged file. */
+  /** A new, empty staged file (in memory until it needs disk). */
   async create (): Promise<StagedFile> {
+    return new StagedFile(this)
+  }
+
+  /** @internal Take `bytes` of the memory budget; false when it would exceed a bound. */
+  reserve (bytes: number, capacity: number): boolean {
+    if (capacity > this.memoryPerFile || this.used + bytes > this.memoryTotal) return false
+    this.used += bytes
+    return true
+  }
+
+  /** @internal Give back `bytes` of the memory budget. */
+  unreserve (bytes: number): void {
+    this.used -= bytes
+  }
+
+  /** @internal A new file on disk. */
+  async openFile (): Promise<{ path: string, handle: FileHandle }> {
     if (!this.made) { await mkdir(this.dir, { recursive: true }); this.made = true }
     const path = join(this.dir, `${(++this.counter).toString(36)}-${randomBytes(4).toString('hex')}`)
-    return new StagedFile(path, await open(path, 'w+', 0o600))
+    return { path, handle: await open(path, 'w+', 0o600) }
   }
 }
 
@@ -38,29 +79,57 @@ export class StagingArea {
 export class StagedFile {
   /** Current length in bytes. */
   size = 0
+  /** The bytes while in memory (capacity ≥ size). */
+  private memory?: Buffer = Buffer.alloc(0)
+  private disk?: { path: string, handle: FileHandle }
+  /** A spill to disk under way: every other call waits for it. */
+  private spilling?: Promise<void>
   private disposed = false
 
-  constructor (readonly path: string, private readonly handle: FileHandle) {}
+  constructor (private readonly area: StagingArea) {}
+
+  /** True once the bytes live in a file on disk. */
+  get onDisk (): boolean { return this.disk !== undefined }
 
   /** Write `length` bytes of `buf` at `position`; resolves with the count written. */
   async write (buf: Uint8Array, length: number, position: number): Promise<number> {
-    let done = 0
-    while (done < length) {
-      const { bytesWritten } = await this.handle.write(buf, done, length - done, position + done)
-      done += bytesWritten
+    if (this.spilling !== undefined) await this.ready()
+    const end = position + length
+    if (this.memory !== undefined && this.grow(end)) {
+      if (position > this.size) this.memory.fill(0, this.size, position)
+      this.memory.set(buf.subarray(0, length), position)
+    } else {
+      const handle = await this.toDisk()
+      let done = 0
+      while (done < length) {
+        const { bytesWritten } = await handle.write(buf, done, length - done, position + done)
+        done += bytesWritten
+      }
     }
-    if (position + length > this.size) this.size = position + length
+    if (end > this.size) this.size = end
     return length
   }
 
   /** Read up to `length` bytes at `position` into `buf`; resolves with the count read (0 past the end). */
   async read (buf: Uint8Array, length: number, position: number): Promise<number> {
-    return await readAt(this.handle, buf, Math.min(length, this.size - position), position)
+    if (this.spilling !== undefined) await this.ready()
+    const want = Math.min(length, this.size - position)
+    if (want <= 0) return 0
+    if (this.memory !== undefined) {
+      buf.set(this.memory.subarray(position, position + want))
+      return want
+    }
+    return await readAt((this.disk as { handle: FileHandle }).handle, buf, want, position)
   }
 
   /** Cut or extend (with zeros) to `size` bytes. */
   async truncate (size: number): Promise<void> {
-    await this.handle.truncate(size)
+    if (this.spilling !== undefined) await this.ready()
+    if (this.memory !== undefined && this.grow(size)) {
+      if (size > this.size) this.memory.fill(0, this.size, size)
+    } else {
+      await (await this.toDisk()).truncate(size)
+    }
     this.size = size
   }
 
@@ -69,7 +138,7 @@ export class StagedFile {
     for await (const chunk of source) await this.write(chunk, chunk.byteLength, this.size)
   }
 
-  /** The bytes `[0, size)` as they are now, in pieces of 1 MiB. */
+  /** The bytes `[0, size)` as they are now, in pieces of 1 MiB (copies: later writes do not change them). */
   async * stream (): AsyncGenerator<Uint8Array> {
     const end = this.size
     for (let position = 0; position < end;) {
@@ -84,21 +153,80 @@ export class StagedFile {
   /**
    * Close it without deleting it and hand its path over (to the content
    * cache); afterwards it is disposed of as far as this object goes.
-   * Undefined when it was disposed of already.
+   * Undefined when it was disposed of already or never left memory (small
+   * files read well from the block store).
    */
   async handOver (): Promise<string | undefined> {
-    if (this.disposed) return undefined
+    await this.ready().catch(() => {})
+    if (this.disposed || this.disk === undefined) { await this.dispose(); return undefined }
     this.disposed = true
-    await this.handle.close().catch(() => {})
-    return this.path
+    await this.disk.handle.close().catch(() => {})
+    return this.disk.path
   }
 
-  /** Close and delete. Idempotent. */
+  /** Close and delete (or free its memory). Idempotent. */
   async dispose (): Promise<void> {
+    await this.ready().catch(() => {})
     if (this.disposed) return
     this.disposed = true
-    await this.handle.close().catch(() => {})
-    await rm(this.path, { force: true })
+    this.freeMemory()
+    if (this.disk !== undefined) {
+      await this.disk.handle.close().catch(() => {})
+      await rm(this.disk.path, { force: true })
+    }
+  }
+
+  /** Make the memory buffer hold `end` bytes; false when the budget says no (then the file goes to disk). */
+  private grow (end: number): boolean {
+    const memory = this.memory as Buffer
+    if (end <= memory.byteLength) return true
+    let capacity = Math.max(FIRST_CAPACITY, memory.byteLength)
+    while (capacity < end) capacity *= 2
+    capacity = Math.max(end, Math.min(capacity, this.area.memoryPerFile))
+    if (!this.area.reserve(capacity - memory.byteLength, capacity)) return false
+    const bigger = Buffer.allocUnsafe(capacity)
+    memory.copy(bigger, 0, 0, this.size)
+    this.memory = bigger
+    return true
+  }
+
+  private freeMemory (): void {
+    if (this.memory === undefined) return
+    this.area.unreserve(this.memory.byteLength)
+    this.memory = undefined
+  }
+
+  /**
+   * Wait for a spill under way. When none is, this returns without
+   * yielding, so what the caller does next (up to its own first `await`)
+   * cannot interleave with a spill started by another call.
+   */
+  private async ready (): Promise<void> {
+    while (this.spilling !== undefined) await this.spilling
+  }
+
+  /** Move the bytes to a file on disk (once); resolves with its handle. */
+  private async toDisk (): Promise<FileHandle> {
+    if (this.disk !== undefined) return this.disk.handle
+    this.spilling ??= (async () => {
+      const disk = await this.area.openFile()
+      try {
+        const memory = this.memory as Buffer
+        let done = 0
+        while (done < this.size) {
+          const { bytesWritten } = await disk.handle.write(memory, done, this.size - done, done)
+          done += bytesWritten
+        }
+      } catch (err) {
+        await disk.handle.close().catch(() => {})
+        await rm(disk.path, { force: true })
+        throw err
+      }
+      this.disk = disk
+      this.freeMemory()
+    })().finally(() => { this.spilling = undefined })
+    await this.spilling
+    return (this.disk as unknown as { handle: FileHandle }).handle
   }
 }
 

@@ -64,8 +64,10 @@ export const RepoConfigSchema = z.object({
     /** Closed files waiting for their commit before `close` waits for room. */
     maxPendingCommits: z.number().int().min(1).max(100_000).default(256),
     /** MiB of recently written files' content kept on local disk for reads through the mount; 0: none. */
-    contentCacheMiB: z.number().int().min(0).max(1_048_576).default(2048)
-  }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048 }),
+    contentCacheMiB: z.number().int().min(0).max(1_048_576).default(2048),
+    /** MiB of memory that files being written (of at most 1 MiB each) are staged in before their commit; 0: all staged on disk. */
+    stagingMemoryMiB: z.number().int().min(0).max(65_536).default(64)
+  }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048, stagingMemoryMiB: 64 }),
   /** The S3 cold tier this node pushes to (`shoal tier s3`); credentials come from the environment, never from here. */
   tier: TierConfigSchema.optional()
 }).strict()
@@ -86,7 +88,7 @@ export const DEFAULT_CONFIG: RepoConfig = {
   mdns: false,
   namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 },
   durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 },
-  fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048 }
+  fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048, stagingMemoryMiB: 64 }
 }
 
 /**

@@ -118,7 +118,9 @@ const FILES = [
   { name: 'six leaves at 4+2 (last stripe short: 2 leaves)', size: 5 * 262144 + 1000, chunker: 'size-262144', k: 4, m: 2, leaves: 6 },
   { name: 'fastcdc ~6 MiB at 4+2', size: 6 * MiB + 12345, chunker: 'fastcdc', k: 4, m: 2 },
   { name: 'fastcdc ~3 MiB at 2+1', size: 3 * MiB + 17, chunker: 'fastcdc', k: 2, m: 1 },
-  { name: 'two-level DAG (200 leaves of 4 KiB) at 3+2', size: 200 * 4096 - 5, chunker: 'size-4096', k: 3, m: 2, leaves: 200 }
+  { name: 'two-level DAG (200 leaves of 4 KiB) at 3+2', size: 200 * 4096 - 5, chunker: 'size-4096', k: 3, m: 2, leaves: 200 },
+  { name: 'replicas (k = 1, m = 2): one 4 KiB leaf', size: 4096, chunker: 'size-262144', k: 1, m: 2, leaves: 1 },
+  { name: 'replicas (k = 1, m = 3): three leaves, the last not a multiple of 8 bytes', size: 2 * 262144 + 1001, chunker: 'size-262144', k: 1, m: 3, leaves: 3 }
 ] as const
 
 describe('stripes', () => {
@@ -191,6 +193,24 @@ describe('stripes', () => {
     assert.equal(stripe.shardSize, 0)
     assert.ok(parity.every(p => p.bytes.byteLength === 0 && p.cid.equals(stripe.data[0])))
     assertBytesEqual(rebuildStripe(stripe, 4, 2, new Map([[4, parity[0].bytes]]), coder)[0], new Uint8Array(0))
+  })
+
+  it('replicas (k = 1): the parity is exactly what the coder makes of one data shard', async (t) => {
+    for (const size of [4096, 1001]) {
+      const { store, root } = await importFile(t, randomBytes(size, size), 'size-262144')
+      const [{ stripe, parity }] = await collect(encodeStripes(fileLeaves(store, root), 1, 3, coder))
+      const [leaf] = await collect(fileLeaves(store, root))
+      const shard = new Uint8Array(stripe.shardSize)
+      shard.set(leaf.bytes)
+      const coded = coder.encode([shard], 3)
+      assert.equal(parity.length, 3)
+      parity.forEach((p, i) => {
+        assertBytesEqual(p.bytes, coded[i])
+        assert.ok(p.cid.equals(rawCID(coded[i])))
+      })
+      // no padding needed: the copies are the leaf itself
+      assert.equal(parity[0].cid.equals(leaf.cid), size % 8 === 0)
+    }
   })
 
   it('a short last stripe rebuilds from parity alone (its virtual zero shards count as present)', async (t) => {

@@ -1,14 +1,15 @@
 /**
  * The parts of the FUSE layer that need no mount: the per-handle reader
  * (one stream for a sequential read, late requests served from what it
- * kept, a seek restarts), the bounded commit queue, and errno mapping.
+ * kept, a seek restarts), the bounded commit queue, write staging (memory
+ * first, disk past a bound), and errno mapping.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CommitQueue, ContentCache, ERRNO, ErrnoError, HandleReader, errnoOf } from '../../../node/fuse/index.js'
+import { CommitQueue, ContentCache, ERRNO, ErrnoError, HandleReader, StagingArea, errnoOf, type StagedFile } from '../../../node/fuse/index.js'
 import { tempDir } from '../../helpers/temp.js'
 import { DirectoryNotEmptyError, IsADirectoryError, NotFoundError } from '../../../node/errors.js'
 
@@ -152,6 +153,66 @@ describe('ContentCache', () => {
     assert.equal(await reading.read(buf, 100, 0), 100, 'an open handle reads on after its file went')
     await reading.close()
     assert.equal(await cache.open('a'), undefined)
+  })
+})
+
+/** Everything a staged file holds, read back through its stream. */
+async function contentOf (file: StagedFile): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const part of file.stream()) parts.push(part)
+  return Buffer.concat(parts)
+}
+
+describe('StagingArea', () => {
+  it('keeps small files in memory, moves a file that grows past the per-file bound to disk, and gives the budget back', async t => {
+    const dir = join(await tempDir(t), 'staging')
+    const area = new StagingArea(dir, { memoryPerFile: 64 * 1024, memoryTotal: 256 * 1024 })
+    const small = await area.create()
+    const bytes = randomBytes(100_000)
+    await small.write(bytes, 4096, 0)
+    await small.write(bytes.subarray(8192), 100, 8192) // a hole, zero-filled
+    assert.equal(small.onDisk, false)
+    assert.equal(small.size, 8292)
+    assert.ok(area.memoryUsed > 0)
+    assert.deepEqual(await contentOf(small), Buffer.concat([bytes.subarray(0, 4096), Buffer.alloc(4096), bytes.subarray(8192, 8292)]))
+    // growing past 64 KiB: the bytes move to a file, and later writes go there
+    const big = await area.create()
+    await big.write(bytes, 60_000, 0)
+    assert.equal(big.onDisk, false)
+    await big.write(bytes.subarray(60_000), 40_000, 60_000)
+    assert.equal(big.onDisk, true)
+    assert.equal((await readdir(dir)).length, 1)
+    assert.deepEqual(await contentOf(big), bytes)
+    const buf = Buffer.alloc(10)
+    assert.equal(await big.read(buf, 10, 59_995), 10)
+    assert.deepEqual(buf, bytes.subarray(59_995, 60_005))
+    await big.truncate(50)
+    assert.deepEqual(await contentOf(big), bytes.subarray(0, 50))
+    const path = await big.handOver()
+    assert.ok(path !== undefined && path.startsWith(dir), 'a file on disk is handed over')
+    assert.equal(await small.handOver(), undefined, 'a file in memory has nothing to hand over')
+    assert.equal(area.memoryUsed, 0, 'every byte of the budget is back')
+  })
+
+  it('stages on disk once the memory budget is spent, and a spill keeps writes made while it runs', async t => {
+    const dir = join(await tempDir(t), 'staging')
+    const area = new StagingArea(dir, { memoryPerFile: 32 * 1024, memoryTotal: 64 * 1024 })
+    const files = await Promise.all([0, 1, 2].map(async () => await area.create()))
+    const bytes = randomBytes(32 * 1024)
+    for (const f of files) await f.write(bytes, bytes.byteLength, 0)
+    assert.deepEqual(files.map(f => f.onDisk), [false, false, true], 'the third did not fit the budget')
+    // writes racing with the spill of the file they write to: none lost
+    const racing = files[0]
+    await Promise.all([racing.write(bytes, 1000, 40_000), racing.write(bytes.subarray(1000), 2000, 2000)])
+    assert.equal(racing.onDisk, true)
+    const expected = Buffer.alloc(41_000)
+    bytes.copy(expected, 0)
+    bytes.copy(expected, 2000, 1000, 3000)
+    bytes.copy(expected, 40_000, 0, 1000)
+    assert.deepEqual(await contentOf(racing), expected)
+    for (const f of files) await f.dispose()
+    assert.equal(area.memoryUsed, 0)
+    assert.deepEqual(await readdir(dir), [], 'disposed files are deleted')
   })
 })
 
