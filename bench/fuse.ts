@@ -6,6 +6,8 @@
  *
  * - 1 GiB sequential write, `dd bs=1M` from a random file kept in the page cache
  * - 1 GiB sequential read, `dd bs=1M` to /dev/null, after dropping the page cache
+ *   (for Shoal, also through the block store: after a remount, which empties
+ *   the mount's content cache — what a file written on another node reads at)
  * - 10,000 × 4 KiB creates (a child process writing files one after another)
  * - `ls -l` of those 10,000 files, after dropping the page, dentry and inode caches
  *
@@ -76,7 +78,7 @@ async function idle (pid: number): Promise<number> {
 }
 
 /** Figures of one target. */
-interface Figures { write: number, read: number, creates: number, ls: number, committedWrite?: number, committedCreates?: number }
+interface Figures { write: number, read: number, creates: number, ls: number, committedWrite?: number, committedCreates?: number, readStore?: number }
 
 /** A child that creates `n` files of 4 KiB in `dir`, one after another. */
 function createScript (dir: string, n: number): string {
@@ -85,7 +87,7 @@ function createScript (dir: string, n: number): string {
 }
 
 /** Run the four workloads on a directory; `committed` waits for Shoal's commits (when given). */
-async function workloads (name: string, target: string, source: string, committed?: { bytes: () => Promise<void>, files: () => Promise<void>, idle: () => Promise<void> }): Promise<Figures> {
+async function workloads (name: string, target: string, source: string, committed?: { bytes: () => Promise<void>, files: () => Promise<void>, idle: () => Promise<void>, remount: () => Promise<void> }): Promise<Figures> {
   const mib = SIZE_MIB
   log(`${name}: write ${mib} MiB`)
   const started = performance.now()
@@ -99,6 +101,13 @@ async function workloads (name: string, target: string, source: string, committe
   await dropCaches()
   log(`${name}: read ${mib} MiB`)
   const readS = await timed(`dd if=${target}/big of=/dev/null bs=1M 2>/dev/null`)
+  let readStoreS: number | undefined
+  if (committed !== undefined) {
+    await committed.remount()
+    await dropCaches()
+    log(`${name}: read ${mib} MiB through the block store`)
+    readStoreS = await timed(`dd if=${target}/big of=/dev/null bs=1M 2>/dev/null`)
+  }
   await mkdir(join(target, 'c'))
   log(`${name}: ${FILES} creates`)
   const createStart = performance.now()
@@ -118,7 +127,8 @@ async function workloads (name: string, target: string, source: string, committe
     creates: FILES / createS,
     ls: lsS,
     committedWrite: committedWrite === undefined ? undefined : mb / committedWrite,
-    committedCreates: committedCreates === undefined ? undefined : FILES / committedCreates
+    committedCreates: committedCreates === undefined ? undefined : FILES / committedCreates,
+    readStore: readStoreS === undefined ? undefined : mb / readStoreS
   }
 }
 
@@ -184,7 +194,12 @@ async function main (): Promise<void> {
         const r = await runCli(['--repo', repo, '--json', 'ls', '/c'])
         return r.code === 0 && JSON.parse(r.stdout).length === FILES
       }),
-      idle: async () => { log(`shoal: waited ${fmt(await idle(daemon.pid), 1)} s for the daemon to go idle`) }
+      idle: async () => { log(`shoal: waited ${fmt(await idle(daemon.pid), 1)} s for the daemon to go idle`) },
+      // unmounting empties the mount's content cache: the next read goes through the block store
+      remount: async () => {
+        await cliOk(['--repo', repo, 'unmount', shoalDir])
+        await cliOk(['--repo', repo, 'mount', shoalDir])
+      }
     }
     shoal = await workloads('shoal', shoalDir, source, committed)
     await cliOk(['--repo', repo, 'unmount', shoalDir])
@@ -202,6 +217,7 @@ async function main (): Promise<void> {
     `| Shoal / ceiling | ${ratio(shoal.write, ceiling.write)} | ${ratio(shoal.read, ceiling.read)} | ${ratio(shoal.creates, ceiling.creates)} | ${ratio(shoal.ls, ceiling.ls)} (time) |`,
     '',
     `Shoal, until committed to the namespace: write ${fmt(shoal.committedWrite ?? 0)} MB/s, creates ${fmt(shoal.committedCreates ?? 0)} files/s`,
+    `Shoal, read through the block store (after a remount, as a file written on another node): ${fmt(shoal.readStore ?? 0)} MB/s = ${ratio(shoal.readStore ?? 0, ceiling.read)} x the ceiling`,
     `(${SIZE_MIB} MiB, ${FILES} files, MB = 10^6 bytes; page cache dropped before every read and ls -l)`
   ]
   process.stdout.write(rows.join('\n') + '\n')
