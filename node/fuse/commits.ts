@@ -25,10 +25,10 @@ export interface CommitQueueOptions {
    * A batch starts once this many items wait, or once the first of them has
    * waited {@link lingerMs}: files closed in quick succession gather into one
    * batch instead of many small ones (each batch costs a few fsyncs and a
-   * signed entry, whatever its size). @default 64
+   * signed entry, whatever its size). @default 256
    */
   minBatch?: number
-  /** See {@link minBatch}; 0 starts batches at once. @default 20 */
+  /** See {@link minBatch}; 0 starts batches at once. @default 50 */
   lingerMs?: number
 }
 
@@ -60,8 +60,8 @@ export class CommitQueue<T> {
     this.concurrency = Math.max(1, options.concurrency ?? 2)
     this.maxPending = Math.max(1, options.maxPending ?? 256)
     this.maxBatch = Math.max(1, options.maxBatch ?? 1024)
-    this.minBatch = Math.max(1, options.minBatch ?? 64)
-    this.lingerMs = Math.max(0, options.lingerMs ?? 20)
+    this.minBatch = Math.max(1, options.minBatch ?? 256)
+    this.lingerMs = Math.max(0, options.lingerMs ?? 50)
   }
 
   /** Items waiting or running. */
