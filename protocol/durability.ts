@@ -220,12 +220,8 @@ export function decodeManifestRoot (bytes: Uint8Array): ManifestRoot {
 }
 
 /** Encode a manifest page of a k+m manifest (checked first). @throws {InvalidManifestError} */
-export function encodeManifestPage (p: ManifestPage, k: number, m: number): Uint8Array
-/** Encode a manifest page, checked against the k and m of its stripes' lengths. @throws {InvalidManifestError} */
-export function encodeManifestPage (p: ManifestPage): Uint8Array
-export function encodeManifestPage (p: ManifestPage, k?: number, m?: number): Uint8Array {
-  const [kk, mm] = k !== undefined && m !== undefined ? [k, m] : inferCoding(p)
-  return encodeChecked(pickPage(p, kk, mm), 'manifest page')
+export function encodeManifestPage (p: ManifestPage, k: number, m: number): Uint8Array {
+  return encodeChecked(pickPage(p, k, m), 'manifest page')
 }
 
 /** Decode and validate a page of a k+m manifest (canonical dag-cbor only). @throws {InvalidManifestError} */
@@ -339,14 +335,6 @@ function coding (k: unknown, m: unknown): void {
   if ((k as number) + (m as number) > MAX_SHARDS) fail(`k+m must be at most ${MAX_SHARDS}`)
 }
 
-/** k and m for encoding a page without them: the widest stripe's data and the first stripe's parity. */
-function inferCoding (p: ManifestPage): [number, number] {
-  const stripes = isPlainMap(p) && Array.isArray(p.stripes) ? p.stripes : []
-  const first = stripes[0] as Stripe | undefined
-  const m = isPlainMap(first) && Array.isArray(first.parity) ? first.parity.length : 0
-  const k = stripes.reduce((most, s) => Math.max(most, isPlainMap(s) && Array.isArray(s.data) ? s.data.length : 0), 0)
-  return [k, m]
-}
 
 const STRIPE_FIELDS = ['data', 'sizes', 'shardSize', 'parity'] as const
 const PAGE_FIELDS = ['v', 'stripes'] as const

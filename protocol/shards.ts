@@ -200,9 +200,11 @@ function kindOf<K extends string> (value: unknown, kinds: Record<K, readonly str
   return type as K
 }
 
-/** A zone name: 1..64 characters of [A-Za-z0-9._-]. @throws {InvalidMessageError} */
+const ZONE_NAME = new RegExp(`^[A-Za-z0-9._-]{1,${MAX_ZONE_LENGTH}}$`)
+
+/** A zone name: 1..{@link MAX_ZONE_LENGTH} characters of [A-Za-z0-9._-]. @throws {InvalidMessageError} */
 export function zoneName (value: unknown): string {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) fail('zone is not 1..64 characters of [A-Za-z0-9._-]')
+  if (typeof value !== 'string' || !ZONE_NAME.test(value)) fail(`zone is not 1..${MAX_ZONE_LENGTH} characters of [A-Za-z0-9._-]`)
   return value
 }
 

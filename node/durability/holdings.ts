@@ -102,19 +102,16 @@ export class Holdings {
 
   /** Write the records noted with `sync: false` (and `extra`) in one batch. */
   private async writeUnwritten (sync: boolean, extra: KVOp[] = []): Promise<void> {
-    const ops: KVOp[] = [...this.unwritten].map(([key, record]) => ({ type: 'put', key: MANIFEST + key, value: encodeJSON(record) }))
+    const records = [...this.unwritten]
     this.unwritten.clear()
+    const ops: KVOp[] = records.map(([key, record]) => ({ type: 'put', key: MANIFEST + key, value: encodeJSON(record) }))
     ops.push(...extra)
     if (ops.length === 0) return
     try {
       await this.kv.batch(ops, sync)
     } catch (err) {
       // not written: keep them for the next try (a newer note of the same record wins)
-      for (const op of ops) {
-        if (op.type !== 'put' || !op.key.startsWith(MANIFEST)) continue
-        const key = op.key.slice(MANIFEST.length)
-        if (!this.unwritten.has(key)) this.unwritten.set(key, decodeJSON<ManifestRecord>(op.value))
-      }
+      for (const [key, record] of records) if (!this.unwritten.has(key)) this.unwritten.set(key, record)
       throw err
     }
   }
@@ -191,9 +188,4 @@ export class Holdings {
     const bytes = await this.kv.get(placementKey(manifest.toString(), stripe))
     return bytes === undefined ? undefined : decodeJSON<PlacementRecord>(bytes)
   }
-}
-
-/** Parse a CID string stored by this module. */
-export function storedCID (text: string): CID {
-  return CID.parse(text)
 }

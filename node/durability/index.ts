@@ -18,7 +18,7 @@ import type { Entry } from '../namespace/index.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
 export { DurabilityService } from './service.js'
-export type { DurabilityComponents, DurabilityInit, DurabilityStats, FilePin, PinStatus, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
+export type { DurabilityComponents, DurabilityInit, DurabilityStats, PinStatus, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
 export { Holdings } from './holdings.js'
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
 export { stripedGetter } from './reader.js'

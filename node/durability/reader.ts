@@ -10,7 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { blockKey } from '../blocks/index.js'
 import { StripeUnavailableError } from '../errors.js'
-import { loadManifestRoot, readManifest, rebuildStripe, shardCID } from './stripes.js'
+import { loadManifestRoot, readStripes, rebuildStripe, shardCID } from './stripes.js'
 import { gatherView, type HolderView, type ViewComponents } from './view.js'
 import type { Stripe, ManifestRoot } from '../../protocol/durability.js'
 import type { BlockExchange, BlockSession } from '../exchange/index.js'
@@ -87,7 +87,7 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
   const getter = { getBytes: async (cid: CID, o?: { signal?: AbortSignal }) => await components.exchange.getBlock(cid, { signal: o?.signal ?? signal }) }
   const mroot = await loadManifestRoot(getter, manifest, signal)
   const leaves = new Map<string, LeafPlace>()
-  for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+  for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
     stripe.data.forEach((cid, shard) => { leaves.set(blockKey(cid), { index, stripe, shard }) })
   }
   const view = await gatherView(components, manifest, mroot.stripes, signal)
@@ -121,7 +121,8 @@ async function rebuildFrom (components: StripedReadComponents, mroot: ManifestRo
   await Promise.all(Array.from({ length: Math.max(1, needed) }, fetchOne))
   if (shards.size < needed) throw new StripeUnavailableError(`stripe ${index} of ${mroot.root.toString()}: only ${shards.size} of ${k} shards reachable`)
   const data = rebuildStripe(stripe, k, m, shards, await components.coder())
-  for (let i = 0; i < stripe.data.length; i++) await components.blockstore.put(stripe.data[i], data[i])
+  // the leaves rebuilt, not those fetched or held here (stored already)
+  for (let i = 0; i < stripe.data.length; i++) if (!shards.has(i)) await components.blockstore.put(stripe.data[i], data[i])
   return data
 }
 

@@ -12,7 +12,7 @@ import { codingOf, formatPolicy, parsePolicy, stripeKey, type Stripe } from '../
 import { compareRefs, MAX_SHARD_REFS, type ShardRef, type ShardsRequest, type ShardsResponse } from '../../protocol/shards.js'
 import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { createErasureCoder, type ErasureCoder } from './erasure.js'
-import { type ShardGetter, buildManifest, encodeStripes, fileLeaves, fileSkeleton, loadManifestRoot, readManifest, rebuildShard, shardCID } from './stripes.js'
+import { type ShardGetter, buildManifest, encodeStripes, fileLeaves, fileSkeleton, loadManifestRoot, readStripes, rebuildShard, shardCID } from './stripes.js'
 import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
 import { planRepair, RateLimiter, repairCoordinator, stripeHealth, type StripeHealth } from './repair-plan.js'
 import { gatherView, presentShards, type HolderView } from './view.js'
@@ -25,10 +25,9 @@ import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
-import type { Entry } from '../namespace/index.js'
+import type { Entry, FilePin } from '../namespace/index.js'
 
 /** The pin carried by a namespace file record. */
-export interface FilePin { policy: string, manifest?: string }
 
 /** Options of {@link DurabilityService.encode} and {@link DurabilityService.place}. */
 export interface SyncOptions {
@@ -272,7 +271,7 @@ export class DurabilityService {
     const perPeer = new Map<string, Array<{ ref: ShardRef, cid: CID }>>()
     const records: PlacementRecord[] = []
     const now = Date.now()
-    for await (const { index, stripe } of readManifest(blockstore, manifest, signal)) {
+    for await (const { index, stripe } of readStripes(blockstore, root, signal)) {
       const holders = placeStripe(stripeKey(stripe), peers, k + m, m)
       const why = explainPlacement(holders, peers, m)
       records.push({ stripe: index, holders, why: describePlacement(why, peers.length), time: now })
@@ -318,7 +317,7 @@ export class DurabilityService {
     const view = await gatherView(this.components, manifest, mroot.stripes, signal)
     const stripes: StripeStatus[] = []
     const summary = { healthy: 0, degraded: 0, lost: 0 }
-    for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+    for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       const record = await this.components.holdings.placement(manifest, index)
       const shards: ShardStatus[] = []
       let live = 0
@@ -401,7 +400,7 @@ export class DurabilityService {
       list.push(shard)
     }
     const shards: Array<{ ref: ShardRef, cid: CID }> = []
-    for await (const { index, stripe } of readManifest(getter, request.manifest, signal)) {
+    for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       for (const shard of wanted.get(index) ?? []) {
         const cid = shardCID(stripe, mroot.k, shard)
         if (cid !== undefined) shards.push({ ref: [index, shard], cid })
@@ -412,7 +411,7 @@ export class DurabilityService {
     await this.components.holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: Date.now() })
     await this.components.holdings.hold(request.manifest, shards, Date.now())
     this.stats.holdsAccepted++
-    void this.components.exchange.announce(request.root)
+    this.components.exchange.announceSoon(request.root)
     return { v: 1, type: 'ok' }
   }
 
@@ -527,7 +526,7 @@ export class DurabilityService {
     for (const { stripe, shard } of shards) wanted.set(stripe, [...(wanted.get(stripe) ?? []), shard])
     const rebuilt: CID[] = []
     const counts = emptyRepairReport()
-    for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+    for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       for (const shard of wanted.get(index) ?? []) {
         const cid = shardCID(stripe, mroot.k, shard)
         if (cid === undefined) continue
@@ -551,7 +550,7 @@ export class DurabilityService {
     const view = await gatherView(this.components, manifest, mroot.stripes, signal)
     const peers = await this.livePeers(signal)
     const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && network.downSince(p) === undefined)
-    for await (const { index, stripe } of readManifest(getter, manifest, signal)) {
+    for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       report.stripes++
       const key = stripeKey(stripe)
       const holders: string[] = []

@@ -12,23 +12,16 @@
  * @module
  */
 import { decodeFileNode } from '../content/ranged-reader.js'
-import * as dagPb from '@ipld/dag-pb'
-import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { AbortedError, InvalidArgumentError, InvalidBlockError, InvalidManifestError, IsADirectoryError, StripeUnavailableError } from '../errors.js'
-import { sha256, verifyBlock } from '../blocks/verify.js'
+import { AbortedError, InvalidArgumentError, InvalidBlockError, InvalidManifestError, StripeUnavailableError } from '../errors.js'
+import { IDENTITY, SHA2_256, sha256, verifyBlock } from '../blocks/verify.js'
 import {
   DAG_CBOR_CODE, DAG_PB_CODE, MANIFEST_PAGE_STRIPES, MAX_SHARD_BYTES, RAW_CODE,
   checkCoding, checkStripe, decodeManifestPage, decodeManifestRoot, encodeManifestPage, encodeManifestRoot, shardSizeOf,
   type ManifestRoot, type Stripe
 } from '../../protocol/durability.js'
 import type { ErasureCoder } from './erasure.js'
-
-/** Multihash code of sha2-256. */
-const SHA2_256 = 0x12
-/** Multihash code of the identity "hash": the block's bytes are in its CID. */
-const IDENTITY = 0x00
 
 /** Leaf reads kept in flight ahead of the consumer by {@link fileLeaves}. */
 export const LEAF_READ_AHEAD = 4
@@ -63,15 +56,6 @@ async function bytesOf (getter: ShardGetter, cid: CID, signal?: AbortSignal): Pr
   return isIdentity(cid) ? cid.multihash.digest : await getter.getBytes(cid, { signal })
 }
 
-/** A UnixFS file node (content/'s decoder) with the extra checks a walk of every leaf needs. */
-function decodeWalkedNode (cid: CID, bytes: Uint8Array): { node: dagPb.PBNode, unixfs: UnixFS } {
-  const { node, unixfs } = decodeFileNode(cid, bytes)
-  if (unixfs.isDirectory()) throw new IsADirectoryError(`${cid.toString()} is a directory`)
-  if (unixfs.type !== 'file' && unixfs.type !== 'raw') throw new InvalidArgumentError(`${cid.toString()} is a UnixFS ${unixfs.type}, not a file`)
-  if (node.Links.length !== unixfs.blockSizes.length) throw new InvalidBlockError(`${cid.toString()}: ${node.Links.length} links but ${unixfs.blockSizes.length} block sizes`)
-  return { node, unixfs }
-}
-
 function checkCodec (cid: CID): void {
   if (cid.code !== RAW_CODE && cid.code !== DAG_PB_CODE) {
     throw new InvalidArgumentError(`${cid.toString()} is not part of a UnixFS file (codec 0x${cid.code.toString(16)})`)
@@ -80,7 +64,7 @@ function checkCodec (cid: CID): void {
 
 /** Children of a dag-pb file node, in file order, with the sizes it declares. */
 function childrenOf (cid: CID, bytes: Uint8Array): Pending[] {
-  const { node, unixfs } = decodeWalkedNode(cid, bytes)
+  const { node, unixfs } = decodeFileNode(cid, bytes)
   return node.Links.map((link, i) => {
     checkCodec(link.Hash)
     return { cid: link.Hash, size: Number(unixfs.blockSizes[i]) }
@@ -290,15 +274,26 @@ export async function loadManifestRoot (getter: ShardGetter, manifest: CID, sign
 
 /**
  * Read a manifest back (root, then each page via `getter`, each hash-checked)
- * and yield its stripes in file order with their index. Checks that pages
+ * and yield its stripes in file order with their index: {@link readStripes}
+ * of its root.
+ *
+ * @throws {InvalidManifestError} for a malformed or inconsistent manifest
+ * @throws {InvalidBlockError} for a manifest block that does not match its CID
+ */
+export async function * readManifest (getter: ShardGetter, manifest: CID, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
+  yield * readStripes(getter, await loadManifestRoot(getter, manifest, signal), signal)
+}
+
+/**
+ * The stripes of a manifest whose root is loaded already, in file order with
+ * their index (each page read via `getter`, hash-checked). Checks that pages
  * hold the counts the root promises, that only the last stripe is short, and
  * that the leaves never add up to more than the file's size.
  *
  * @throws {InvalidManifestError} for a malformed or inconsistent manifest
  * @throws {InvalidBlockError} for a manifest block that does not match its CID
  */
-export async function * readManifest (getter: ShardGetter, manifest: CID, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
-  const root = await loadManifestRoot(getter, manifest, signal)
+export async function * readStripes (getter: ShardGetter, root: ManifestRoot, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
   let index = 0
   let leafBytes = 0
   for (let p = 0; p < root.pages.length; p++) {

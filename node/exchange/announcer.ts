@@ -34,9 +34,6 @@ export class AnnounceQueue {
     this.maxQueued = Math.max(1, options.maxQueued ?? 100_000)
   }
 
-  /** Roots waiting (not counting those being announced). */
-  get queued (): number { return this.waiting.size }
-
   /** Queue `root`; never waits, never throws. */
   add (root: CID): void {
     if (this.stopped) return

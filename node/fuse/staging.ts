@@ -83,7 +83,7 @@ export class StagedFile {
   private memory?: Buffer = Buffer.alloc(0)
   private disk?: { path: string, handle: FileHandle }
   /** A spill to disk under way: every other call waits for it. */
-  private spilling?: Promise<void>
+  private spilling?: Promise<FileHandle>
   private disposed = false
 
   constructor (private readonly area: StagingArea) {}
@@ -119,7 +119,7 @@ export class StagedFile {
       buf.set(this.memory.subarray(position, position + want))
       return want
     }
-    return await readAt((this.disk as { handle: FileHandle }).handle, buf, want, position)
+    return await readAt(await this.toDisk(), buf, want, position)
   }
 
   /** Cut or extend (with zeros) to `size` bytes. */
@@ -197,41 +197,44 @@ export class StagedFile {
   }
 
   /**
-   * Wait for a spill under way. When none is, this returns without
-   * yielding, so what the caller does next (up to its own first `await`)
-   * cannot interleave with a spill started by another call.
+   * Wait for a spill under way. Callers test `spilling` before awaiting
+   * this: an `await` yields even when nothing runs, and what a caller does
+   * next (up to its own first `await`) must not interleave with a spill
+   * another call starts meanwhile.
    */
   private async ready (): Promise<void> {
     while (this.spilling !== undefined) await this.spilling
   }
 
-  /** Move the bytes to a file on disk (once); resolves with its handle. */
+  /** The file on disk, made from the bytes in memory the first time (once, whoever asks). */
   private async toDisk (): Promise<FileHandle> {
     if (this.disk !== undefined) return this.disk.handle
-    this.spilling ??= (async () => {
-      const disk = await this.area.openFile()
-      try {
-        const memory = this.memory as Buffer
-        let done = 0
-        while (done < this.size) {
-          const { bytesWritten } = await disk.handle.write(memory, done, this.size - done, done)
-          done += bytesWritten
-        }
-      } catch (err) {
-        await disk.handle.close().catch(() => {})
-        await rm(disk.path, { force: true })
-        throw err
+    this.spilling ??= this.spill().finally(() => { this.spilling = undefined })
+    return await this.spilling
+  }
+
+  private async spill (): Promise<FileHandle> {
+    const disk = await this.area.openFile()
+    try {
+      const memory = this.memory as Buffer
+      let done = 0
+      while (done < this.size) {
+        const { bytesWritten } = await disk.handle.write(memory, done, this.size - done, done)
+        done += bytesWritten
       }
-      this.disk = disk
-      this.freeMemory()
-    })().finally(() => { this.spilling = undefined })
-    await this.spilling
-    return (this.disk as unknown as { handle: FileHandle }).handle
+    } catch (err) {
+      await disk.handle.close().catch(() => {})
+      await rm(disk.path, { force: true })
+      throw err
+    }
+    this.disk = disk
+    this.freeMemory()
+    return disk.handle
   }
 }
 
 /** Read `want` bytes (fewer at the end of the file) at `position` into `buf` from its start; resolves with the count. */
-export async function readAt (handle: FileHandle, buf: Uint8Array, want: number, position: number): Promise<number> {
+async function readAt (handle: FileHandle, buf: Uint8Array, want: number, position: number): Promise<number> {
   if (want <= 0) return 0
   let done = 0
   while (done < want) {

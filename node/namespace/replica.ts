@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { checkPin, storedPin, wirePin } from './pins.js'
+import { checkPin, copyPin, storedPin, wirePin } from './pins.js'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import {
@@ -34,7 +34,7 @@ import {
 import { covers, dominates, meet, merge, missing, weight, type Dot, type VectorClock } from './clock.js'
 import { Txn, decodeJSON, encodeJSON, type KV } from './kv.js'
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js'
-import { TreeWriter, childRange, copyPin, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
+import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
 import { LEGACY_RANGE, NamespaceFormatError, parseLegacyRecord, parseStoredHeads, type LegacyRecord } from './upgrade.js'
 import type { Signer, Verifier } from './identity.js'
 import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'

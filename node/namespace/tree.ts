@@ -119,7 +119,6 @@ function fileRecord (v: Version): Visible {
 }
 
 import { copyPin } from './pins.js'
-export { copyPin }
 
 /** Tree maintenance inside one transaction. */
 export class TreeWriter {
