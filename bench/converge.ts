@@ -46,7 +46,6 @@
 import '../node/polyfills.js'
 import { spawn } from 'node:child_process'
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -71,6 +70,7 @@ import {
   type EntryBody, type Op
 } from '../protocol/namespace.js'
 import { fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
+import { machineCpu } from './raw-stream.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
 const TEST_TOPIC = '/bench/converge/1.0.0'
@@ -358,14 +358,6 @@ interface PhaseLoad {
   loopDelayP99: number
   fromUs: number
   toUs: number
-}
-
-/** Machine-wide busy CPU seconds (/proc/stat), undefined off Linux. */
-function machineCpu (): number | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100
-  } catch { return undefined }
 }
 
 function startLoad (): () => PhaseLoad {

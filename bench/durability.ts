@@ -29,7 +29,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createErasureCoder } from '../node/durability/erasure.js'
-import { children, cliOk, fmt, installCleanup, log, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
+import { cliOk, fmt, installCleanup, log, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
 import { rawStream, settle } from './raw-stream.js'
 
 const MiB = 1024 * 1024
@@ -178,7 +178,6 @@ async function main (): Promise<number> {
     return 0
   } finally {
     for (const d of daemons) await d?.stop()
-    void children
   }
 }
 

@@ -26,12 +26,13 @@
  * @module
  */
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { children, cliOk, fmt, installCleanup, log, runCli, spawnDaemon, tempDirs, writeRandomFile } from './harness.js'
+import { children, cliOk, fmt, installCleanup, log, runCli, spawnDaemon, tempDirs, trackChild, writeRandomFile } from './harness.js'
+import { cpuOf } from './raw-stream.js'
 
 const SIZE_MIB = Number(process.env.FUSE_BENCH_SIZE_MIB ?? 1024)
 const FILES = Number(process.env.FUSE_BENCH_FILES ?? 10_000)
@@ -54,12 +55,6 @@ async function dropCaches (): Promise<void> {
   await timed('sync; echo 3 > /proc/sys/vm/drop_caches')
 }
 
-/** CPU seconds used so far by process `pid` (user + system). */
-async function cpuSeconds (pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
 /**
  * Wait (at most 2 minutes) until process `pid` uses less than 5 % of a core
  * over a second: after a commit the node still compacts its stores and
@@ -67,10 +62,10 @@ async function cpuSeconds (pid: number): Promise<number> {
  */
 async function idle (pid: number): Promise<number> {
   const started = performance.now()
-  let last = await cpuSeconds(pid)
+  let last = cpuOf(pid) ?? 0
   while (performance.now() - started < 120_000) {
     await new Promise(resolve => setTimeout(resolve, 1000))
-    const now = await cpuSeconds(pid)
+    const now = cpuOf(pid) ?? 0
     if (now - last < 0.05) break
     last = now
   }
@@ -160,7 +155,7 @@ async function main (): Promise<void> {
   const ceilingDir = join(root, 'ceiling')
   await mkdir(ceilingDir)
   const ceilingProc = spawn(process.execPath, [CEILING_BIN, ceilingDir], { stdio: ['ignore', 'pipe', 'inherit'] })
-  children.add(ceilingProc)
+  const stopCeiling = trackChild(ceilingProc, 10_000)
   await new Promise<void>((resolve, reject) => {
     ceilingProc.stdout.setEncoding('utf8').on('data', (s: string) => { if (s.includes('ready')) resolve() })
     ceilingProc.once('exit', code => reject(new Error(`the ceiling file system exited (${String(code)})`)))
@@ -170,9 +165,7 @@ async function main (): Promise<void> {
   try {
     ceiling = await workloads('ceiling', ceilingDir, source)
   } finally {
-    ceilingProc.kill('SIGTERM')
-    await new Promise(resolve => ceilingProc.once('exit', resolve))
-    children.delete(ceilingProc)
+    await stopCeiling()
   }
 
   // a Shoal mount through a real daemon

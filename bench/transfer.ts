@@ -62,7 +62,6 @@ function parseArgs (argv: string[]): Options {
 
 // ---------------------------------------------------------------- helpers
 
-/** Machine-wide busy CPU seconds (/proc/stat), undefined off Linux. */
 async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<BenchDaemon> {
   await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? [] : ['--swarm-key', keyFile])])
   return await spawnDaemon(repo, `${repo}.log`, cpuProf)

@@ -370,19 +370,23 @@ export class Files {
   /** Stream a file's bytes (or a range of them). */
   async * cat (arg: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const target = parseTarget(arg)
-    let cid: CID
-    let manifest: string | undefined
-    let cold: StoredColdCopy | undefined
-    if (target.kind === 'path') {
-      const entry = await this.components.namespace.stat(target.path)
-      if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${entry.path}`)
-      cid = CID.parse(entry.cid)
-      manifest = entry.pin?.manifest
-      cold = entry.pin?.cold
-    } else {
-      cid = target.cid
+    if (target.kind === 'cid') {
+      yield * readContent(this.getter(target.cid, options.signal), target.cid, options)
+      return
     }
-    yield * readContent(this.getter(cid, options.signal, manifest, cold), cid, options)
+    const entry = await this.components.namespace.stat(target.path)
+    if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${entry.path}`)
+    yield * this.catEntry(entry, options)
+  }
+
+  /**
+   * The content of a file entry the caller holds already (the version it
+   * names, read from its stripes or its cold copy as its pin says): no
+   * second lookup of its path, and no newer version read under an older size.
+   */
+  async * catEntry (entry: Entry & { type: 'file' }, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
+    const cid = CID.parse(entry.cid)
+    yield * readContent(this.getter(cid, options.signal, entry.pin?.manifest, entry.pin?.cold), cid, options)
   }
 
   /** Describe a path or CID. */

@@ -13,7 +13,7 @@
  */
 import { rm, statfs as statfsCall } from 'node:fs/promises'
 import { AlreadyExistsError, DirectoryNotEmptyError, IsADirectoryError, NotADirectoryError, NotFoundError, InvalidArgumentError } from '../errors.js'
-import { isWithin, parentOf } from '../namespace/index.js'
+import { baseName, isWithin, parentOf } from '../namespace/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
 import type { FileInfo, Files } from '../files/index.js'
 import type { ChunkerSpec } from '../content/index.js'
@@ -42,7 +42,7 @@ const TIME_NOW_BELOW = 10_000
 
 /** What a {@link ShoalFilesystem} is built from. */
 export interface FilesystemComponents {
-  files: Pick<Files, 'add' | 'addMany' | 'cat'>
+  files: Pick<Files, 'add' | 'addMany' | 'catEntry'>
   namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'>
   chunker: ChunkerSpec
   logger: Logger
@@ -81,7 +81,6 @@ class Staged {
   committing?: Promise<void>
   queued = false
   unlinked = false
-  disposed = false
 
   constructor (
     public path: string,
@@ -134,12 +133,6 @@ export class ShoalFilesystem {
     this.attrs.clear()
   }
 
-  /** Files staged on this node and not yet committed (or still open). */
-  get stagedCount (): number { return this.staged.size }
-
-  /** Commits waiting or running. */
-  get pendingCommits (): number { return this.queue.pending }
-
   // ------------------------------------------------------------ reads
 
   /** Attributes of a path. @throws {NotFoundError} */
@@ -183,7 +176,7 @@ export class ShoalFilesystem {
     }
     for (const s of this.staged.values()) {
       if (parentOf(s.path) !== path || s.path === '/') continue
-      const name = s.path.slice(path === '/' ? 1 : path.length + 1)
+      const name = baseName(s.path)
       if (!seen.has(name)) names.push(name)
     }
     return names
@@ -210,8 +203,7 @@ export class ShoalFilesystem {
       if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
       const cached = await this.options.cache?.open(entry.cid)
       if (cached !== undefined) return this.addHandle({ kind: 'cached', content: cached })
-      const arg = contentArg(entry)
-      const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.cat(arg, { offset, signal }))
+      const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }))
       return this.addHandle({ kind: 'read', reader })
     }
     return await this.locks.run([path], async () => {
@@ -309,7 +301,7 @@ export class ShoalFilesystem {
       s.handles++
       try {
         // a commit streams the staged file: cutting it under the commit would tear that version
-        if (s.writers === 0) while (s.committing !== undefined) await s.committing.catch(() => {})
+        if (s.writers === 0) await this.quiet(s)
         await s.file.truncate(size)
         s.touch()
       } finally {
@@ -436,7 +428,8 @@ export class ShoalFilesystem {
 
   /**
    * Commit everything staged, open or not (the mount is gone: no handle
-   * will be released), and wait for every commit. Failures are logged.
+   * will be released), as group commits, and wait for every commit.
+   * Failures are logged.
    */
   async close (): Promise<void> {
     for (const h of this.handles.values()) {
@@ -448,7 +441,10 @@ export class ShoalFilesystem {
     await Promise.all(all.map(async s => {
       s.handles = 0
       s.writers = 0
-      if (s.dirty && !s.unlinked) await this.commit(s).catch(err => { this.log.error({ path: s.path, err: err?.message }, 'fuse: commit at unmount failed; the staged bytes are lost') })
+      // through the commit queue like any close: grouped with the rest (a queued file is committed by its batch)
+      if (!s.dirty || s.unlinked || s.queued) return
+      s.queued = true
+      await this.queue.enqueue(s).catch(err => { this.log.error({ path: s.path, err: err?.message }, 'fuse: commit at unmount failed; the staged bytes are lost') })
     }))
     await this.queue.drain()
     await Promise.all([...this.staged.values()].map(async s => { this.staged.delete(s.path); await this.dispose(s) }))
@@ -479,13 +475,8 @@ export class ShoalFilesystem {
   /** The parent of `path` must be a directory. */
   private async checkParent (path: string): Promise<void> {
     const parent = parentOf(path)
-    let attr: Attr
-    try {
-      attr = await this.getattr(parent)
-    } catch (err: any) {
-      if (err?.name === 'NotFoundError') throw new NotFoundError(`no such directory: ${parent}`)
-      throw err
-    }
+    const attr = await this.findAttr(parent)
+    if (attr === undefined) throw new NotFoundError(`no such directory: ${parent}`)
     if (attr.type !== 'dir') throw new NotADirectoryError(`not a directory: ${parent}`)
   }
 
@@ -496,7 +487,7 @@ export class ShoalFilesystem {
       s.handles++
       s.writers++
       // a commit streams the staged file: let it finish before writing again
-      if (s.committing !== undefined) await s.committing.catch(() => {})
+      await this.quiet(s)
       if (truncate) { await s.file.truncate(0); s.touch() }
       return s
     }
@@ -515,7 +506,7 @@ export class ShoalFilesystem {
     const file = await this.options.staging.create()
     try {
       const copy = Math.min(size, entry.size)
-      if (copy > 0) await file.fill(this.components.files.cat(contentArg(entry), { length: copy }))
+      if (copy > 0) await file.fill(this.components.files.catEntry(entry, { length: copy }))
       if (size !== file.size) await file.truncate(size)
     } catch (err) {
       await file.dispose()
@@ -532,6 +523,11 @@ export class ShoalFilesystem {
     else this.letGo(s)
   }
 
+  /** Wait until no commit of `s` runs (whatever their outcome). */
+  private async quiet (s: Staged): Promise<void> {
+    while (s.committing !== undefined) await s.committing.catch(() => {})
+  }
+
   /** Let go of a clean staged file that nothing uses. */
   private letGo (s: Staged): void {
     if (s.handles > 0 || s.dirty || s.committing !== undefined || s.queued || s.unlinked) return
@@ -542,8 +538,7 @@ export class ShoalFilesystem {
   /** A clean staged file nothing uses: its bytes go to the content cache (they are the committed version's), else away. */
   private async retire (s: Staged): Promise<void> {
     const cache = this.options.cache
-    if (cache === undefined || s.committedCid === undefined || s.dirty || s.unlinked || s.disposed || cache.has(s.committedCid)) return await this.dispose(s)
-    s.disposed = true
+    if (cache === undefined || s.committedCid === undefined || s.dirty || s.unlinked || cache.has(s.committedCid)) return await this.dispose(s)
     const path = await s.file.handOver()
     if (path === undefined) return
     const kept = await cache.adopt(s.committedCid, path, s.file.size).catch((err: any) => {
@@ -554,8 +549,6 @@ export class ShoalFilesystem {
   }
 
   private async dispose (s: Staged): Promise<void> {
-    if (s.disposed) return
-    s.disposed = true
     await s.file.dispose()
   }
 
@@ -563,12 +556,8 @@ export class ShoalFilesystem {
   private schedule (s: Staged): void {
     if (s.queued) return
     s.queued = true
-    this.queue.enqueue(s).then(() => {
-      // changed again while committing (a chmod, a utime), nobody writing: once more
-      if (s.dirty && s.writers === 0 && !s.unlinked) this.schedule(s)
-      else if (s.unlinked && s.handles === 0) void this.dispose(s)
-      else this.letGo(s)
-    }, (err: any) => {
+    // once committed: changed again meanwhile (a chmod, a utime) and nobody writing, once more; else let it go
+    this.queue.enqueue(s).then(async () => { await this.settle(s) }, (err: any) => {
       this.log.warn({ path: s.path, err: err?.message }, 'fuse: background commit failed; the file stays staged on this node and is retried at its next close, fsync or unmount')
     })
   }
@@ -581,20 +570,21 @@ export class ShoalFilesystem {
    */
   private async commitBatch (list: Staged[]): Promise<Array<Error | undefined>> {
     const outcomes: Array<Error | undefined> = list.map(() => undefined)
-    const together: Staged[] = []
+    // indices into `list` (a file is queued once at a time: `queued` guards it)
+    const together: number[] = []
     const alone: number[] = []
     list.forEach((s, i) => {
       s.queued = false
       if (s.unlinked || s.writers > 0 || !s.dirty) this.letGo(s)
-      else if (s.committing !== undefined || list.indexOf(s) !== i) alone.push(i)
-      else together.push(s)
+      else if (s.committing !== undefined) alone.push(i)
+      else together.push(i)
     })
     if (together.length > 0) {
       try {
-        await this.commitMany(together)
+        await this.commitMany(together.map(i => list[i]))
       } catch (err: any) {
         this.log.warn({ files: together.length, err: err?.message }, 'fuse: a batch commit failed; committing its files one by one')
-        for (const s of together) alone.push(list.indexOf(s))
+        alone.push(...together)
       }
     }
     for (const i of alone) {
@@ -641,7 +631,7 @@ export class ShoalFilesystem {
 
   /** Commit `s` as one namespace write; waits for a commit in flight first. */
   private async commit (s: Staged): Promise<void> {
-    while (s.committing !== undefined) await s.committing.catch(() => {})
+    await this.quiet(s)
     if (!s.dirty || s.unlinked) return
     const gen = s.gen
     const path = s.path
@@ -659,7 +649,7 @@ export class ShoalFilesystem {
 
   /** Take a staged file out of the overlay (unlink, replaced by a rename). */
   private async drop (s: Staged): Promise<void> {
-    while (s.committing !== undefined) await s.committing.catch(() => {})
+    await this.quiet(s)
     s.unlinked = true
     if (this.staged.get(s.path) === s) this.staged.delete(s.path)
     if (s.handles === 0) await this.dispose(s)
@@ -699,11 +689,6 @@ export class ShoalFilesystem {
       this.attrs.delete(path)
     })
   }
-}
-
-/** What `files.cat` reads a file's content by: its CID, or its path when it is striped (the path's manifest finds the shards). */
-function contentArg (entry: Entry & { type: 'file' }): string {
-  return entry.pin?.manifest !== undefined ? entry.path : entry.cid
 }
 
 function attrOf (entry: Entry): Attr {

@@ -33,8 +33,6 @@ export class HandleReader {
   private queue: Promise<unknown> = Promise.resolve()
   private readonly skipAhead: number
   private readonly keep: number
-  /** Streams started (1 for a sequential read of the whole file). */
-  streams = 0
 
   constructor (private readonly size: number, private readonly openStream: OpenStream, options: HandleReaderOptions = {}) {
     this.skipAhead = options.skipAhead ?? 8 * 1024 * 1024
@@ -109,6 +107,5 @@ export class HandleReader {
     this.controller = new AbortController()
     this.iterator = this.openStream(offset, this.controller.signal)[Symbol.asyncIterator]()
     this.position = offset
-    this.streams++
   }
 }

@@ -20,7 +20,7 @@ import { ContentCache } from './cache.js'
 
 /** What the FUSE service is built from (a subset of the node's components). */
 export interface FuseComponents {
-  files: Pick<Files, 'add' | 'addMany' | 'cat'>
+  files: Pick<Files, 'add' | 'addMany' | 'catEntry'>
   /** The namespace; `onRemoteChange` tells when other nodes' changes arrive. */
   namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'> & {
     onRemoteChange?: (listener: () => void) => () => void

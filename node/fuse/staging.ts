@@ -27,7 +27,7 @@ export interface StagingOptions {
   memoryTotal?: number
 }
 
-/** A folder of staged files (cleared when created: leftovers of a crash are garbage) and the memory budget of small ones. */
+/** A folder of staged files (under `<repo>/tmp`, which the node empties at start: leftovers of a crash are garbage) and the memory budget of small ones. */
 export class StagingArea {
   private counter = 0
   private made = false
@@ -43,12 +43,6 @@ export class StagingArea {
 
   /** Bytes of memory staged files hold now. */
   get memoryUsed (): number { return this.used }
-
-  /** Remove everything staged on disk before (the caller owns `dir`). */
-  async clear (): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true })
-    this.made = false
-  }
 
   /** A new, empty staged file (in memory until it needs disk). */
   async create (): Promise<StagedFile> {
