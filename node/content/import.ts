@@ -5,8 +5,7 @@ import { AbortedError } from '../errors.js'
 import { createChunker, type ChunkerSpec } from './chunker/index.js'
 import type { BlockStore } from '../blocks/index.js'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
-import { sha256 } from '../blocks/verify.js'
+import { rawCID } from '../blocks/verify.js'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 
 /** Kubo's balanced-layout fan-out: 174 links per internal node. */
@@ -26,11 +25,6 @@ export interface ImportContentOptions extends ProgressOptions<ImportProgressEven
    */
   commit?: boolean
 }
-
-/** Multicodec of raw leaves. */
-const RAW_CODEC = 0x55
-/** Multihash code of sha2-256. */
-const SHA2_256 = 0x12
 
 /** Largest file that `spec` never cuts: it is one leaf whatever its bytes. */
 function singleChunkLimit (spec: ChunkerSpec): number {
@@ -76,7 +70,7 @@ export async function importContent (blockstore: BlockStore, source: AsyncIterab
   }
   if (ended && size > 0) {
     const bytes = head.length === 1 ? head[0] : Buffer.concat(head)
-    const cid = CID.createV1(RAW_CODEC, Digest.create(SHA2_256, sha256(bytes)))
+    const cid = rawCID(bytes)
     await blockstore.put(cid, bytes)
     if (options.commit !== false) await blockstore.commit()
     return { cid, size }

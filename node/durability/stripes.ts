@@ -13,9 +13,8 @@
  */
 import { decodeFileNode } from '../content/ranged-reader.js'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
 import { AbortedError, InvalidArgumentError, InvalidBlockError, InvalidManifestError, StripeUnavailableError } from '../errors.js'
-import { IDENTITY, SHA2_256, sha256, verifyBlock } from '../blocks/verify.js'
+import { IDENTITY, SHA2_256, cborCID, rawCID, verifyBlock } from '../blocks/verify.js'
 import {
   DAG_CBOR_CODE, DAG_PB_CODE, MANIFEST_PAGE_STRIPES, MAX_SHARD_BYTES, RAW_CODE,
   checkCoding, checkStripe, decodeManifestPage, decodeManifestRoot, encodeManifestPage, encodeManifestRoot, shardSizeOf,
@@ -144,10 +143,8 @@ export async function * fileSkeleton (getter: ShardGetter, root: CID, signal?: A
 // ---------------------------------------------------------------------------
 // encoding
 
-/** The CIDv1 (raw codec, sha2-256) of a shard. */
-export function rawCID (bytes: Uint8Array): CID {
-  return CID.createV1(RAW_CODE, Digest.create(SHA2_256, sha256(bytes)))
-}
+/** The CIDv1 (raw codec, sha2-256) of a shard (blocks/verify's). */
+export { rawCID }
 
 /** `bytes` zero-padded to `size` (the same buffer when already that long). */
 function padded (bytes: Uint8Array, size: number): Uint8Array {
@@ -219,9 +216,9 @@ function manifestFail (reason: string): never {
   throw new InvalidManifestError(`invalid manifest: ${reason}`)
 }
 
-/** The CIDv1 (dag-cbor, sha2-256) of a manifest block. */
+/** A manifest block: its bytes and their dag-cbor CID. */
 function cborBlock (bytes: Uint8Array): Block {
-  return { cid: CID.createV1(DAG_CBOR_CODE, Digest.create(SHA2_256, sha256(bytes))), bytes }
+  return { cid: cborCID(bytes), bytes }
 }
 
 /** Check a stripe's place in the file: every stripe but the last is full (k leaves). */

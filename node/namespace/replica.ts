@@ -19,14 +19,13 @@
  */
 import { checkPin, copyPin, storedPin, wirePin } from './pins.js'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
 import {
   MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
   decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntry, encodeEntryBody,
   encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
   type Entry as LogEntry, type EntryBody, type Op, type Pin, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
 } from '../../protocol/namespace.js'
-import { sha256 } from '../blocks/verify.js'
+import { cborCID } from '../blocks/verify.js'
 import {
   AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError,
   NotADirectoryError, NotFoundError, ShoalError
@@ -43,10 +42,7 @@ import type { Logger } from '../logger.js'
 /** Multicodec of dag-cbor. */
 export const DAG_CBOR = 0x71
 
-/** The CID of a dag-cbor block. */
-export function cborCID (bytes: Uint8Array): CID {
-  return CID.createV1(DAG_CBOR, Digest.create(0x12, sha256(bytes)))
-}
+export { cborCID }
 
 /** A snapshot that failed its checks. */
 export class InvalidSnapshotError extends ShoalError {

@@ -8,10 +8,10 @@
  */
 import { CID } from 'multiformats/cid'
 import { blockKey, verifyBlock } from '../blocks/index.js'
-import { IDENTITY } from '../blocks/verify.js'
+import { IDENTITY, cborCID } from '../blocks/verify.js'
 import { AbortedError, InvalidArgumentError, NotFoundError, TooLargeError } from '../errors.js'
 import { TierCorruptObjectError, TierError } from './errors.js'
-import { cborCid, decodeColdIndex, type ColdIndex } from './format.js'
+import { decodeColdIndex, type ColdIndex } from './format.js'
 import type { ColdLocation } from './location.js'
 import type { TierClient } from './s3-client.js'
 import type { BlockGetter } from '../content/index.js'
@@ -38,6 +38,12 @@ export interface ColdReaderOptions {
   maxIndexBytes?: number
   /** Tries of one ranged GET whose connection fails mid-body (after the SDK's own retries). @default 3 */
   bodyAttempts?: number
+  /**
+   * Where the copy's checked index comes from, asked at the reader's first
+   * need of it (an index is named by its CID, so one checked load can serve
+   * every reader of the copy); by default the reader loads it itself.
+   */
+  loadIndex?: () => Promise<ColdIndex>
 }
 
 /** What a {@link ColdReader} fetched: the measure of "only the bytes it needs". */
@@ -133,7 +139,7 @@ export async function loadColdIndex (client: TierClient, location: ColdLocation,
     throw err
   }
   if (bytes.byteLength !== location.indexSize) throw corruptObject(client, key, `is ${bytes.byteLength} bytes, not the ${location.indexSize} written (truncated or replaced)`)
-  if (!cborCid(bytes).equals(CID.parse(location.indexCid))) throw corruptObject(client, key, 'does not match its CID (altered)')
+  if (!cborCID(bytes).equals(CID.parse(location.indexCid))) throw corruptObject(client, key, 'does not match its CID (altered)')
   try {
     return decodeColdIndex(bytes, { root: CID.parse(location.root), carSize: location.carSize, blocks: location.blocks })
   } catch (err: any) {
@@ -176,6 +182,7 @@ export class ColdReader implements BlockGetter {
   private index?: ColdIndex
   private byKey = new Map<string, number>()
   private loading?: Promise<ColdIndex>
+  private readonly loadIndex?: () => Promise<ColdIndex>
   /** Fetched blocks by entry number, least recently used first. */
   private readonly cache = new Map<number, Uint8Array>()
   private cached = 0
@@ -201,6 +208,7 @@ export class ColdReader implements BlockGetter {
     this.maxFetches = options.maxFetches ?? 4
     this.maxIndexBytes = options.maxIndexBytes ?? 64 * MiB
     this.bodyAttempts = options.bodyAttempts ?? 3
+    this.loadIndex = options.loadIndex
     for (const [name, value] of Object.entries({ windowBytes: this.windowBytes, cacheBytes: this.cacheBytes, maxGapBytes: this.maxGapBytes, readAheadAfterBytes: this.readAheadAfterBytes, maxFetches: this.maxFetches, bodyAttempts: this.bodyAttempts })) {
       if (!Number.isSafeInteger(value) || value < 0 || (value === 0 && (name === 'windowBytes' || name === 'maxFetches' || name === 'bodyAttempts'))) {
         throw new InvalidArgumentError(`invalid cold reader option ${name}: ${value}`)
@@ -225,8 +233,9 @@ export class ColdReader implements BlockGetter {
   async load (signal?: AbortSignal): Promise<ColdIndex> {
     if (this.index !== undefined) return this.index
     if (this.loading === undefined) {
-      const loading = loadColdIndex(this.client, this.location, { maxIndexBytes: this.maxIndexBytes, signal: this.controller.signal }).then(index => {
-        this.counters.indexBytes += this.location.indexSize
+      const fetched = this.loadIndex === undefined
+      const loading = (this.loadIndex?.() ?? loadColdIndex(this.client, this.location, { maxIndexBytes: this.maxIndexBytes, signal: this.controller.signal })).then(index => {
+        if (fetched) this.counters.indexBytes += this.location.indexSize
         this.byKey = new Map(index.entries.map((entry, i) => [blockKey(entry.cid), i]))
         this.index = index
         return index
@@ -235,13 +244,6 @@ export class ColdReader implements BlockGetter {
       this.loading = loading
     }
     return await abortable(this.loading, signal)
-  }
-
-  /** True when the cold copy holds the block (loads the index). */
-  async has (cid: CID, options: { signal?: AbortSignal } = {}): Promise<boolean> {
-    if (cid.multihash.code === IDENTITY) return true
-    await this.load(options.signal)
-    return this.byKey.has(blockKey(cid))
   }
 
   /**

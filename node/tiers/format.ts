@@ -7,9 +7,8 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
 import { DEFAULT_MAX_BLOCK_SIZE, DEFAULT_MAX_HEADER_SIZE } from '../car/index.js'
-import { SHA2_256, sha256 } from '../blocks/verify.js'
+import { SHA2_256, cborCID } from '../blocks/verify.js'
 import { InvalidColdIndexError } from './errors.js'
 
 /** Version of the index format. */
@@ -45,10 +44,8 @@ export interface ColdIndexExpectations {
   blocks?: number
 }
 
-/** The dag-cbor CID (CIDv1, sha2-256) of `bytes`. */
-export function cborCid (bytes: Uint8Array): CID {
-  return CID.createV1(dagCbor.code, Digest.create(SHA2_256, sha256(bytes)))
-}
+/** The dag-cbor CID (CIDv1, sha2-256) of `bytes` (blocks/verify's `cborCID`). */
+export { cborCID as cborCid }
 
 /** Encode an index; its CID is what the cold location records. */
 export function encodeColdIndex (index: ColdIndex): { bytes: Uint8Array, cid: CID } {
@@ -59,7 +56,7 @@ export function encodeColdIndex (index: ColdIndex): { bytes: Uint8Array, cid: CI
     carSha256: index.carSha256,
     blocks: index.entries.map(entry => [entry.cid, entry.offset, entry.length])
   })
-  return { bytes, cid: cborCid(bytes) }
+  return { bytes, cid: cborCID(bytes) }
 }
 
 function isSize (value: unknown): value is number {

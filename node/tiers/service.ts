@@ -10,10 +10,10 @@ import { loadConfig, saveConfig } from '../repo/config.js'
 import { InvalidArgumentError } from '../errors.js'
 import { createTierClient, type TierClient, type TierClientOptions, type TierConfig } from './s3-client.js'
 import { pushCold } from './archive.js'
-import { ColdReader } from './cold-reader.js'
+import { ColdReader, loadColdIndex } from './cold-reader.js'
 import { probeTier, type TierProbe } from './probe.js'
 import { COLD_LOCATION_VERSION, type ColdLocation } from './location.js'
-import { TierError } from './errors.js'
+import type { ColdIndex } from './format.js'
 import type { BlockGetter } from '../content/index.js'
 import type { Logger } from '../logger.js'
 import type { StoredColdCopy } from '../namespace/index.js'
@@ -40,10 +40,15 @@ export interface TierStatus {
   probe?: TierProbe
 }
 
+/** Cold copies whose checked index a {@link TierService} keeps. */
+const MAX_INDEXES = 16
+
 /** The cold tier of one node. */
 export class TierService {
   private config?: TierConfig
   private readonly clients = new Map<string, TierClient>()
+  /** Checked indexes of cold copies, least recently used first. */
+  private readonly indexes = new Map<string, Promise<ColdIndex>>()
 
   /**
    * @param config the repo's `tier` setting, if any
@@ -52,9 +57,6 @@ export class TierService {
   constructor (private readonly components: TierComponents, config?: TierConfig, private readonly clientOptions: TierClientOptions = {}) {
     this.config = config
   }
-
-  /** The configured tier (no credentials: there are none in it). */
-  get tier (): TierConfig | undefined { return this.config }
 
   /**
    * Set this node's tier: the bucket must answer (with this node's
@@ -132,13 +134,33 @@ export class TierService {
       blocks: copy.blocks,
       blockBytes: copy.blockBytes
     }
-    return new ColdReader(client, location)
+    return new ColdReader(client, location, { loadIndex: async () => await this.indexOf(client, location) })
+  }
+
+  /**
+   * The checked index of a cold copy, loaded once for every reader of it
+   * (a file read through the mount starts a reader at every open and seek);
+   * the last {@link MAX_INDEXES} copies are kept, a failed load is not.
+   */
+  private indexOf (client: TierClient, location: ColdLocation): Promise<ColdIndex> {
+    const key = `${client.endpoint}\n${location.bucket}\n${location.indexCid}`
+    let index = this.indexes.get(key)
+    if (index === undefined) {
+      index = loadColdIndex(client, location)
+      index.catch(() => { this.indexes.delete(key) })
+      if (this.indexes.size >= MAX_INDEXES) this.indexes.delete(this.indexes.keys().next().value as string)
+    } else {
+      this.indexes.delete(key) // most recently used last
+    }
+    this.indexes.set(key, index)
+    return index
   }
 
   /** Close every client. */
   stop (): void {
     for (const client of this.clients.values()) client.destroy()
     this.clients.clear()
+    this.indexes.clear()
   }
 
   private clientOf (config: TierConfig): TierClient {
@@ -152,4 +174,3 @@ export class TierService {
   }
 }
 
-export { TierError }
