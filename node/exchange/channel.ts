@@ -1,5 +1,6 @@
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { AbortedError } from '../errors.js'
+import { onAbort, raceAbort } from '../abort.js'
 import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, MAX_WANT, decodeResponse, encodeRequestFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
 import { PeerUnavailableError, RequestTimeoutError, toError } from './errors.js'
 import type { Logger } from '../logger.js'
@@ -329,46 +330,4 @@ export async function writeFrame (stream: Stream, parts: Uint8Array[]): Promise<
   let writable = true
   for (const part of parts) writable = stream.send(part)
   if (!writable) await stream.onDrain()
-}
-
-/** Callbacks waiting for each signal: one 'abort' listener per signal, however many waits. */
-const abortCallbacks = new WeakMap<AbortSignal, Set<() => void>>()
-
-/**
- * Call `callback` when `signal` aborts; returns the unsubscribe function.
- * A read keeps dozens of block requests waiting on one signal: they share
- * one listener (no MaxListenersExceededWarning, no per-wait listener churn).
- */
-function onAbort (signal: AbortSignal, callback: () => void): () => void {
-  let callbacks = abortCallbacks.get(signal)
-  if (callbacks === undefined) {
-    const set = new Set<() => void>()
-    callbacks = set
-    abortCallbacks.set(signal, set)
-    signal.addEventListener('abort', () => {
-      abortCallbacks.delete(signal)
-      for (const cb of set) cb()
-      set.clear()
-    }, { once: true })
-  }
-  const set = callbacks
-  set.add(callback)
-  return () => { set.delete(callback) }
-}
-
-/** `promise`, or an AbortedError as soon as `signal` aborts. */
-export async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal === undefined) return await promise
-  if (signal.aborted) throw new AbortedError('request aborted')
-  let unsubscribe: (() => void) | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        unsubscribe = onAbort(signal, () => { reject(new AbortedError('request aborted')) })
-      })
-    ])
-  } finally {
-    unsubscribe?.()
-  }
 }

@@ -10,6 +10,7 @@ import { CID } from 'multiformats/cid'
 import { blockKey, verifyBlock } from '../blocks/index.js'
 import { IDENTITY, cborCID } from '../blocks/verify.js'
 import { AbortedError, InvalidArgumentError, NotFoundError, TooLargeError } from '../errors.js'
+import { raceAbort } from '../abort.js'
 import { TierCorruptObjectError, TierError } from './errors.js'
 import { decodeColdIndex, type ColdIndex } from './format.js'
 import type { ColdLocation } from './location.js'
@@ -72,30 +73,6 @@ function waiter (): Waiter {
   const promise = new Promise<Uint8Array>((res, rej) => { resolve = res; reject = rej })
   promise.catch(() => {}) // a fetch may fail with nobody left waiting
   return { promise, resolve, reject }
-}
-
-/** Per signal, the rejecters of the reads waiting on it: one listener a signal, however many reads. */
-const abortWaiters = new WeakMap<AbortSignal, Set<(err: Error) => void>>()
-
-/** `promise`, or an `AbortedError` as soon as `signal` fires. */
-async function abortable<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal === undefined) return await promise
-  if (signal.aborted) throw new AbortedError('cold read aborted')
-  let waiting = abortWaiters.get(signal)
-  if (waiting === undefined) {
-    const rejecters = new Set<(err: Error) => void>()
-    signal.addEventListener('abort', () => {
-      for (const reject of rejecters) reject(new AbortedError('cold read aborted'))
-      rejecters.clear()
-    }, { once: true })
-    abortWaiters.set(signal, rejecters)
-    waiting = rejecters
-  }
-  const rejecters = waiting
-  return await new Promise<T>((resolve, reject) => {
-    rejecters.add(reject)
-    promise.then(value => { rejecters.delete(reject); resolve(value) }, err => { rejecters.delete(reject); reject(err) })
-  })
 }
 
 /** A {@link TierCorruptObjectError} about object `key` of the tier. */
@@ -243,7 +220,7 @@ export class ColdReader implements BlockGetter {
       loading.catch(() => { if (this.loading === loading) this.loading = undefined })
       this.loading = loading
     }
-    return await abortable(this.loading, signal)
+    return await raceAbort(this.loading, signal, 'cold read aborted')
   }
 
   /**
@@ -280,7 +257,7 @@ export class ColdReader implements BlockGetter {
       this.scheduleFlush()
     }
     if (this.fetching.has(i)) this.readAhead(i)
-    const bytes = await abortable(w.promise, options.signal)
+    const bytes = await raceAbort(w.promise, options.signal, 'cold read aborted')
     this.counters.blocksServed++
     return bytes
   }
