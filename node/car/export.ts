@@ -2,7 +2,7 @@ import { CarWriter } from '@ipld/car/writer'
 import { AbortedError } from '../errors.js'
 import { IDENTITY } from '../blocks/verify.js'
 import { linksOf, nodeKey } from './links.js'
-import type { BlockStore } from '../blocks/index.js'
+import type { BlockGetter } from '../content/index.js'
 import type { CID } from 'multiformats/cid'
 
 /** Options of {@link exportCar}. */
@@ -24,7 +24,7 @@ function throwIfAborted (signal?: AbortSignal): void {
  * has read its bytes, so at most one block is in flight. Identity-hashed
  * nodes are walked through but not written (their data is in the CID).
  */
-async function writeDag (blockstore: BlockStore, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, signal?: AbortSignal): Promise<void> {
+async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, signal?: AbortSignal): Promise<void> {
   const seen = new Set<string>()
   const stack: CID[] = [root]
   while (stack.length > 0 && !stopped()) {
@@ -54,7 +54,7 @@ async function writeDag (blockstore: BlockStore, root: CID, rootBytes: Uint8Arra
  * @throws {AbortedError} when `options.signal` fires
  * @throws {InvalidCARError} when a block uses a codec other than dag-pb, dag-cbor or raw
  */
-export async function * exportCar (blockstore: BlockStore, root: CID, options: ExportCarOptions = {}): AsyncGenerator<Uint8Array> {
+export async function * exportCar (blockstore: BlockGetter, root: CID, options: ExportCarOptions = {}): AsyncGenerator<Uint8Array> {
   const { signal } = options
   throwIfAborted(signal)
   // fail before the header is sent, so an HTTP caller can still answer 404

@@ -13,7 +13,6 @@ import { ColdReader, assertSameBucket, corruptObject } from './cold-reader.js'
 import { CarSectionScanner, encodeColdIndex, type ColdIndexEntry } from './format.js'
 import { COLD_LOCATION_VERSION, coldObjectNames, type ColdLocation } from './location.js'
 import { DEFAULT_PART_SIZE, MAX_PARTS, type TierClient } from './s3-client.js'
-import type { BlockStore } from '../blocks/index.js'
 import type { BlockGetter } from '../content/index.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
@@ -166,7 +165,7 @@ export async function pushCold (client: TierClient, getter: BlockGetter, root: C
   const scanner = new CarSectionScanner(entry => entries.push(entry), root)
   const hash = createHash('sha256')
   // exportCar only reads blocks through getBytes
-  const car = exportCar(getter as BlockStore, root, { signal })
+  const car = exportCar(getter, root, { signal })
   async function * tapped (): AsyncGenerator<Uint8Array> {
     for await (const chunk of car) {
       scanner.push(chunk)
