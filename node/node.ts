@@ -12,7 +12,7 @@ import { parseChunker, type ChunkerSpec } from './content/index.js'
 import { Files } from './files/index.js'
 import { createLogger, type Logger, type LogLevel } from './logger.js'
 import { createMetrics, type NodeMetrics } from './metrics/index.js'
-import { createNamespace, signerFromKey, type Replica } from './namespace/index.js'
+import { createNamespace, signerFromKey, WriterTrust, type Replica } from './namespace/index.js'
 import type { NamespaceSync } from './namespace/sync.js'
 import { registerNamespaceMetrics } from './namespace/metrics.js'
 import { createLibp2pSync } from './namespace/libp2p-network.js'
@@ -34,6 +34,8 @@ export interface ShoalComponents {
   blockstore: BlockStore
   /** This node's replica of the shared namespace. */
   namespace: Replica
+  /** Whose namespace entries are applied (`shoal trust`). */
+  trust: WriterTrust
   /** Keeps the namespace converged with the swarm. */
   sync: NamespaceSync
   files: Files
@@ -82,9 +84,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   // the size gauge reads the store at scrape time, long after both exist
   const metrics = createMetrics(async () => await blockstore.approximateSize())
   const blockstore = createBlockStore({ metrics }, { path: repo.blocks })
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const trust = new WriterTrust({ self: peerId, privateSwarm: config.privateSwarm, writers: config.namespace.writers, trusted: config.namespace.trusted })
   const namespace = createNamespace({
     path: repo.namespace,
     signer: signerFromKey(key),
+    trust,
     logger: logger.child({ component: 'namespace' }),
     options: { memberTimeout: config.namespace.memberTimeout, compactAfter: config.namespace.compactAfter }
   })
@@ -103,6 +108,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     replica: namespace,
     libp2p,
     logger: logger.child({ component: 'ns-sync' }),
+    trust,
     options: { interval: config.namespace.syncInterval }
   })
   const gcLock = new GcLock()
@@ -132,7 +138,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const components: ShoalComponents = {
     repo,
     config,
-    peerId: peerIdFromPrivateKey(key).toString(),
+    peerId,
+    trust,
     logger,
     metrics,
     blockstore,

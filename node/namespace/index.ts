@@ -21,6 +21,8 @@ export { LevelKV, MemoryKV } from './kv.js'
 export type { KV } from './kv.js'
 export { signerFromKey, peerIdVerifier } from './identity.js'
 export type { Signer, Verifier } from './identity.js'
+export { WriterTrust, TRUST_EVERYONE, type TrustPolicy, type WritersMode, type WriterTrustInit } from './trust.js'
+import type { TrustPolicy } from './trust.js'
 
 /**
  * A file's durability policy, part of its record: every node knows every
@@ -156,6 +158,8 @@ export interface NamespaceInit {
   signer: Signer
   logger: Logger
   clock?: WallClock
+  /** Whose entries and snapshots are applied. @default every author */
+  trust?: TrustPolicy
   options?: ReplicaOptions
 }
 
@@ -166,6 +170,7 @@ export function createNamespace (init: NamespaceInit): Replica {
     signer: init.signer,
     verifier: peerIdVerifier(),
     clock: init.clock ?? { now: () => Date.now() },
-    logger: init.logger
+    logger: init.logger,
+    trust: init.trust
   }, init.options)
 }

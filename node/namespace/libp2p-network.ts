@@ -11,6 +11,7 @@ import { lpStream } from '@libp2p/utils'
 import { MAX_SYNC_MESSAGE_BYTES, NAMESPACE_TOPIC, SYNC_PROTOCOL } from '../../protocol/namespace.js'
 import { NamespaceSync, type SyncHandlers, type SyncNetwork, type SyncOptions } from './sync.js'
 import type { Replica } from './replica.js'
+import type { TrustPolicy } from './trust.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
@@ -110,6 +111,8 @@ export class Libp2pSyncNetwork implements SyncNetwork {
 /** What {@link createLibp2pSync} needs. */
 export interface Libp2pSyncInit extends Libp2pSyncNetworkComponents {
   replica: Replica
+  /** Peers whose gossip is taken and who are pulled from. @default every peer */
+  trust?: TrustPolicy
   options?: SyncOptions
 }
 
@@ -123,6 +126,7 @@ export function createLibp2pSync (init: Libp2pSyncInit): NamespaceSync {
     network: new Libp2pSyncNetwork({ libp2p: init.libp2p, logger: init.logger }),
     timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
     random: Math.random,
-    logger: init.logger
+    logger: init.logger,
+    trust: init.trust
   }, init.options)
 }

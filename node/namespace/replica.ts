@@ -36,6 +36,7 @@ import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.j
 import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
 import { LEGACY_RANGE, NamespaceFormatError, parseLegacyRecord, parseStoredHeads, type LegacyRecord } from './upgrade.js'
 import type { Signer, Verifier } from './identity.js'
+import type { TrustPolicy } from './trust.js'
 import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
 import type { Logger } from '../logger.js'
 
@@ -63,6 +64,8 @@ export interface ReplicaComponents {
   verifier: Verifier
   clock: WallClock
   logger: Logger
+  /** Whose entries and snapshots are applied (docs/namespace.md, "Trusted writers"). @default every author */
+  trust?: TrustPolicy
 }
 
 /** Tuning. */

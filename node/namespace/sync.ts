@@ -25,6 +25,7 @@ import {
 } from '../../protocol/namespace.js'
 import { dominates } from './clock.js'
 import type { Replica } from './replica.js'
+import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
 import type { CID } from 'multiformats/cid'
 
@@ -66,6 +67,8 @@ export interface SyncComponents {
   /** Uniform in [0, 1) (seeded in simulations). */
   random: () => number
   logger: Logger
+  /** Peers whose gossip is taken and who are pulled from. @default every peer */
+  trust?: TrustPolicy
 }
 
 /** Tuning. */

@@ -1,7 +1,18 @@
 import { readFile, writeFile, rename } from 'node:fs/promises'
 import { z } from 'zod'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { InvalidArgumentError, RepoNotFoundError } from '../errors.js'
 import { TierConfigSchema } from '../tiers/config.js'
+
+/** True for a libp2p peer id in its string form. */
+export function isPeerId (text: string): boolean {
+  try {
+    peerIdFromString(text)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** Schema of `<repo>/config.json`. */
 export const RepoConfigSchema = z.object({
@@ -29,8 +40,17 @@ export const RepoConfigSchema = z.object({
     /** A member silent this long no longer holds back compaction (ms). */
     memberTimeout: z.number().int().min(1000).default(7 * 24 * 3600 * 1000),
     /** Compact once this many log entries are stable (seen by every member). */
-    compactAfter: z.number().int().min(1).default(10_000)
-  }).strict().default({ syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 }),
+    compactAfter: z.number().int().min(1).default(10_000),
+    /** Whose entries are applied: every member of a private swarm (`swarm`), or only this node and `trusted` (`listed`; always so in an open swarm). */
+    writers: z.enum(['swarm', 'listed']).default('swarm'),
+    /** Peer ids whose namespace entries are applied besides this node's (`shoal trust add|rm|ls`). */
+    trusted: z.array(z.string().max(128).refine(isPeerId, 'must be a peer id')).max(10_000).default([])
+  }).strict().default({ syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000, writers: 'swarm', trusted: [] }),
+  /** What this node stores for others. */
+  storage: z.object({
+    /** Most bytes of shards held for other nodes; absent: half of the repo disk's free space (measured at each hold) plus what is already held. */
+    maxForOthers: z.number().int().min(0).optional()
+  }).strict().default({}),
   /** Pins, placement and repair. */
   durability: z.object({
     /** Failure domain of this node (rack, site…); shards of a stripe are spread over zones. */
@@ -82,11 +102,12 @@ export const DEFAULT_CONFIG: RepoConfig = {
   listen: ['/ip4/0.0.0.0/tcp/4747'],
   chunker: 'fastcdc',
   logLevel: 'info',
-  privateSwarm: false,
+  privateSwarm: true,
   announce: [],
   bootstrap: [],
   mdns: false,
-  namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000 },
+  namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000, writers: 'swarm', trusted: [] },
+  storage: {},
   durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 },
   fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048, stagingMemoryMiB: 64 }
 }
