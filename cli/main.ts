@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Command, CommanderError, Option } from 'commander'
+import { Argument, Command, CommanderError, Option } from 'commander'
 import { resolveRepoPath } from '../node/repo/layout.js'
 import type { GlobalOptions } from './output.js'
 
@@ -40,8 +40,12 @@ function build (): Command {
   program.command('init').description('create a repo')
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
     .option('--api <host:port>', 'loopback address of the HTTP API (port 0 picks a free one)')
-    .option('--swarm-key <file>', 'join the private swarm of this key')
+    .option('--swarm-key <file>', 'join the private swarm of this key (default: a new private swarm with a fresh key)')
+    .option('--join <invite>', 'join the swarm of an invite (`shoal invite` on a member) and dial the inviter at start')
+    .option('--open', 'an open swarm: no swarm key, any Shoal node may connect (only trusted peers write the namespace)', false)
     .action(async opts => { await (await node()).initCommand(globals(), opts) })
+  program.command('invite').description('print an invite to this node\'s swarm: a secret line for `shoal init --join`')
+    .action(async () => { await (await peers()).inviteCommand(globals()) })
   program.command('daemon').description('run the node until SIGINT/SIGTERM')
     .option('--init', 'create the repo with defaults if there is none', false)
     .action(async opts => { await (await node()).daemonCommand(globals(), opts) })
@@ -129,11 +133,21 @@ function build (): Command {
     .action(async addr => { await (await peers()).peersConnectCommand(globals(), addr) })
   peersCmd.command('disconnect').argument('<peer>', 'peer id').description('disconnect from a peer and forget it')
     .action(async peer => { await (await peers()).peersDisconnectCommand(globals(), peer) })
+  const trustCmd = program.command('trust').description('who may write the namespace (docs/security.md)')
+  trustCmd.command('ls').description('the writers this node trusts')
+    .action(async () => { await (await peers()).trustLsCommand(globals()) })
+  trustCmd.command('add').argument('<peer>', 'peer id').description('apply this peer\'s namespace entries from now on')
+    .action(async peer => { await (await peers()).trustChangeCommand(globals(), 'add', peer) })
+  trustCmd.command('rm').argument('<peer>', 'peer id').description('stop applying this peer\'s namespace entries')
+    .action(async peer => { await (await peers()).trustChangeCommand(globals(), 'rm', peer) })
+  trustCmd.command('writers').description('who writes in a private swarm: every member (swarm) or only the listed peers (listed)')
+    .addArgument(new Argument('<mode>').choices(['swarm', 'listed']))
+    .action(async mode => { await (await peers()).trustWritersCommand(globals(), mode) })
   const swarmCmd = program.command('swarm').description('private swarm')
   const keyCmd = swarmCmd.command('key').description('swarm keys')
   keyCmd.command('new').description('print a new private-swarm key (give it to `shoal init --swarm-key`)')
     .action(async () => { await (await peers()).swarmKeyNewCommand(globals()) })
-  for (const cmd of [program, carCmd, peersCmd, swarmCmd, keyCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
+  for (const cmd of [program, carCmd, peersCmd, trustCmd, swarmCmd, keyCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
   program.addOption(new Option('--log-level <level>').hideHelp().env('SHOAL_LOG_LEVEL'))
   return program
 }

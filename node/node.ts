@@ -18,6 +18,7 @@ import { registerNamespaceMetrics } from './namespace/metrics.js'
 import { createLibp2pSync } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
+import { TrustAdmin } from './peers/trust-admin.js'
 import { createBlockExchange, type BlockExchange } from './exchange/index.js'
 import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
 import { TierService } from './tiers/service.js'
@@ -34,8 +35,10 @@ export interface ShoalComponents {
   blockstore: BlockStore
   /** This node's replica of the shared namespace. */
   namespace: Replica
-  /** Whose namespace entries are applied (`shoal trust`). */
+  /** Whose namespace entries are applied. */
   trust: WriterTrust
+  /** `shoal trust`: changes the trust and saves it in the config. */
+  trustAdmin: TrustAdmin
   /** Keeps the namespace converged with the swarm. */
   sync: NamespaceSync
   files: Files
@@ -140,6 +143,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     config,
     peerId,
     trust,
+    trustAdmin: new TrustAdmin({ trust, sync, logger: logger.child({ component: 'trust' }) }, { configFile: repo.config, self: peerId, privateSwarm: config.privateSwarm }),
     logger,
     metrics,
     blockstore,

@@ -5,7 +5,7 @@ import { printJson, printLines, type GlobalOptions } from '../output.js'
 import { launchedByCli } from '../relaunch.js'
 
 /** `shoal init`: create a repo. */
-export async function initCommand (g: GlobalOptions, opts: { listen?: string[], api?: string, swarmKey?: string }): Promise<void> {
+export async function initCommand (g: GlobalOptions, opts: { listen?: string[], api?: string, swarmKey?: string, join?: string, open?: boolean }): Promise<void> {
   let swarmKey: string | undefined
   if (opts.swarmKey !== undefined) {
     swarmKey = await readFile(opts.swarmKey, 'utf8').catch((err: any) => {
@@ -13,9 +13,18 @@ export async function initCommand (g: GlobalOptions, opts: { listen?: string[], 
     })
   }
   const { initRepo } = await import('../../node/repo/init.js')
-  const result = await initRepo(g.repo, { listen: opts.listen, api: opts.api, swarmKey })
-  if (g.json) printJson({ repo: result.repo, id: result.peerId, api: result.config.api, listen: result.config.listen })
-  else printLines(`initialized Shoal repo at ${result.repo}`, `peer id: ${result.peerId}`)
+  const result = await initRepo(g.repo, { listen: opts.listen, api: opts.api, swarmKey, join: opts.join, open: opts.open })
+  const swarm = result.config.privateSwarm ? 'private' : 'open'
+  if (g.json) {
+    printJson({ repo: result.repo, id: result.peerId, api: result.config.api, listen: result.config.listen, swarm, bootstrap: result.config.bootstrap })
+    return
+  }
+  const how = opts.join !== undefined
+    ? `joins the ${swarm} swarm of the invite; the daemon dials the inviter at start`
+    : result.config.privateSwarm
+      ? (swarmKey !== undefined ? 'private swarm of the given key' : 'a new private swarm: add nodes with `shoal invite` here and `shoal init --join INVITE` there')
+      : 'open swarm: any Shoal node may connect; only trusted peers write the namespace (`shoal trust add`)'
+  printLines(`initialized Shoal repo at ${result.repo}`, `peer id: ${result.peerId}`, `swarm: ${how}`)
 }
 
 /** `shoal daemon`: run until SIGINT/SIGTERM. */

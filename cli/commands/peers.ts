@@ -3,6 +3,8 @@ import { formatSwarmKey } from '../../protocol/swarm-key.js'
 import { ApiClient } from '../client.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
 import type { PeerStatus } from '../../node/peers/index.js'
+import type { InviteInfo } from '../../node/peers/invite.js'
+import type { TrustStatus } from '../../node/peers/trust-admin.js'
 
 function formatPeer (p: PeerStatus): string {
   const latency = p.latencyMs === undefined ? '-' : `${p.latencyMs} ms`
@@ -53,4 +55,46 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `repo:     ${s.repo}`,
     ...s.addresses.map(a => `listening ${a}`)
   )
+}
+
+/** `shoal invite`: the invite line on stdout (a secret in a private swarm), a reminder on stderr. */
+export async function inviteCommand (g: GlobalOptions): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const info = await client.json<InviteInfo>('GET', '/api/v0/invite')
+  if (g.json) { printJson(info); return }
+  printLines(info.invite)
+  process.stderr.write(info.swarm === 'private'
+    ? 'keep this invite secret: it holds the swarm key, and whoever has it can join, read and write everything (`shoal init --join INVITE` on the new node)\n'
+    : 'this swarm is open: the invite only says where this node is (`shoal init --join INVITE`); run `shoal trust add PEER` here for the new node to write\n')
+}
+
+function formatTrust (t: TrustStatus): string[] {
+  const who = t.everyone
+    ? 'every member of this private swarm (namespace.writers: swarm)'
+    : `this node and ${t.trusted.length} trusted peer${t.trusted.length === 1 ? '' : 's'}${t.swarm === 'open' ? ' (open swarm)' : ' (namespace.writers: listed)'}`
+  return [`writers: ${who}`, `self:    ${t.self}`, ...t.trusted.map(p => `trusted: ${p}`)]
+}
+
+/** `shoal trust ls`. */
+export async function trustLsCommand (g: GlobalOptions): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const status = await client.json<TrustStatus>('GET', '/api/v0/trust/ls')
+  if (g.json) printJson(status)
+  else printLines(...formatTrust(status))
+}
+
+/** `shoal trust add|rm PEER`. */
+export async function trustChangeCommand (g: GlobalOptions, action: 'add' | 'rm', peer: string): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const status = await client.json<TrustStatus>('POST', `/api/v0/trust/${action}`, { peer })
+  if (g.json) printJson(status)
+  else printLines(action === 'add' ? `trusted ${peer}` : `no longer trusted: ${peer}`, ...formatTrust(status))
+}
+
+/** `shoal trust writers swarm|listed`. */
+export async function trustWritersCommand (g: GlobalOptions, mode: 'swarm' | 'listed'): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const status = await client.json<TrustStatus>('POST', '/api/v0/trust/writers', { mode })
+  if (g.json) printJson(status)
+  else printLines(...formatTrust(status))
 }

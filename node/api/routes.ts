@@ -2,6 +2,7 @@ import { exportCar, importCar } from '../car/index.js'
 import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { sendJson, sendStream } from './http.js'
+import { createInvite } from '../peers/invite.js'
 import type { ShoalComponents } from '../node.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -159,6 +160,47 @@ export const routes: Route[] = [
     async handle ({ res, query, signal, components }) {
       const q = parseQuery(schemas.peersConnect, query)
       sendJson(res, 200, await components.peers.connect(q.addr, AbortSignal.any([signal, AbortSignal.timeout(15_000)])))
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/invite',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      const { config, repo, libp2p, peerId } = components
+      sendJson(res, 200, await createInvite({ peerId, addresses: libp2p.getMultiaddrs(), swarmKeyFile: config.privateSwarm ? repo.swarmKey : undefined }))
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/trust/ls',
+    async handle ({ res, query, components }) {
+      parseQuery(schemas.none, query)
+      sendJson(res, 200, components.trustAdmin.status())
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/trust/add',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.trustPeer, query)
+      sendJson(res, 200, await components.trustAdmin.add(q.peer))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/trust/rm',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.trustPeer, query)
+      sendJson(res, 200, await components.trustAdmin.remove(q.peer))
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/trust/writers',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.trustWriters, query)
+      sendJson(res, 200, await components.trustAdmin.setWriters(q.mode))
     }
   },
   {

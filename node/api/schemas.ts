@@ -27,6 +27,8 @@ export const schemas = {
   carImport: z.object({}).strict(),
   peersConnect: z.object({ addr: arg }).strict(),
   peersDisconnect: z.object({ peer: arg }).strict(),
+  trustPeer: z.object({ peer: z.string().min(1, 'is required').max(256) }).strict(),
+  trustWriters: z.object({ mode: z.enum(['swarm', 'listed']) }).strict(),
   /** FUSE mountpoint: an absolute path on the daemon's machine. */
   mount: z.object({ path: z.string().min(1, 'is required').max(4096).refine(v => v.startsWith('/'), 'must be an absolute path') }).strict()
 }

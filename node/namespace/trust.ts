@@ -54,7 +54,7 @@ export interface WriterTrustInit {
 export class WriterTrust implements TrustPolicy {
   private readonly self: string
   private readonly privateSwarm: boolean
-  private readonly writers: WritersMode
+  private writers: WritersMode
   private readonly listed: Set<string>
 
   constructor (init: WriterTrustInit) {
@@ -62,6 +62,16 @@ export class WriterTrust implements TrustPolicy {
     this.privateSwarm = init.privateSwarm
     this.writers = init.writers ?? 'swarm'
     this.listed = new Set(init.trusted ?? [])
+  }
+
+  /** Where writers come from now. */
+  get mode (): WritersMode {
+    return this.writers
+  }
+
+  /** Change where writers come from. */
+  setMode (mode: WritersMode): void {
+    this.writers = mode
   }
 
   /** True when every author is trusted (a private swarm trusting its members). */

@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { AlreadyExistsError, InvalidArgumentError } from '../errors.js'
 import { parseApiAddress } from '../../protocol/api-address.js'
 import { parseSwarmKey, formatSwarmKey } from '../../protocol/swarm-key.js'
+import { decodeInvite, inviteDialAddrs } from '../../protocol/invite.js'
 import { parseChunker } from '../content/chunker/index.js'
 import { DEFAULT_CONFIG, saveConfig, type RepoConfig } from './config.js'
 import { repoLayout } from './layout.js'
@@ -19,6 +20,10 @@ export interface InitOptions {
   api?: string
   /** Text of a swarm key file to join a private swarm. */
   swarmKey?: string
+  /** Make an open swarm (no swarm key: any Shoal node may connect). @default false: a private swarm with a fresh key */
+  open?: boolean
+  /** An invite (`shoal invite` on a member): join its swarm and dial the inviter at start. */
+  join?: string
   chunker?: string
 }
 
@@ -26,8 +31,9 @@ export interface InitOptions {
 export interface InitResult { repo: string, peerId: string, config: RepoConfig }
 
 /**
- * Create a repo: config, identity key, API token, store folders. Every input
- * is validated before anything is written.
+ * Create a repo: config, identity key, API token, store folders, and a swarm
+ * key: a fresh one unless the repo joins a swarm (`swarmKey`, `join`) or is
+ * made open (`open`). Every input is validated before anything is written.
  *
  * @throws {AlreadyExistsError} when a repo is already there
  * @throws {InvalidArgumentError} for bad options
@@ -43,7 +49,20 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
     config.listen = options.listen
   }
   if (options.chunker !== undefined) { parseChunker(options.chunker); config.chunker = options.chunker }
-  const psk = options.swarmKey === undefined ? undefined : parseSwarmKey(options.swarmKey)
+  const given = [options.swarmKey !== undefined && '--swarm-key', options.open === true && '--open', options.join !== undefined && '--join'].filter(Boolean)
+  if (given.length > 1) throw new InvalidArgumentError(`${given.join(' and ')} exclude each other: a repo joins one swarm`)
+  let psk: Uint8Array | undefined
+  if (options.join !== undefined) {
+    const invite = decodeInvite(options.join)
+    psk = invite.key
+    config.bootstrap = inviteDialAddrs(invite)
+    // in an open swarm the inviter's entries are applied only when it is trusted
+    if (psk === undefined) config.namespace = { ...config.namespace, trusted: [invite.peer] }
+  } else if (options.swarmKey !== undefined) {
+    psk = parseSwarmKey(options.swarmKey)
+  } else if (options.open !== true) {
+    psk = new Uint8Array(randomBytes(32))
+  }
   config.privateSwarm = psk !== undefined
 
   if (await repoExists(root)) throw new AlreadyExistsError(`a Shoal repo already exists at ${root}`)

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defer, tempDir } from '../helpers/temp.js'
-import { lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, within, type TestDaemon } from '../helpers/cli.js'
+import { initSwarm, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, within, type TestDaemon } from '../helpers/cli.js'
 import { eventually as within20s, requireFuse, sh } from '../node/fuse/helpers.js'
 
 /** Poll `fn` until it returns true, at most 20 s. */
@@ -41,8 +41,7 @@ describe('FUSE mounts through the CLI', () => {
     await mkdir(mntB)
     // runs after the daemons stopped (cleanups run last in, first out), before the temp dir goes
     defer(ctx, async () => { await forceUnmount(mntA); await forceUnmount(mntB) })
-    const repos = ['a', 'b'].map(n => join(dir, n))
-    await Promise.all(repos.map(async r => await shoalOk(r, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])))
+    const repos = await initSwarm(dir, ['a', 'b'])
     ;[a, b] = await Promise.all(repos.map(async r => await startDaemon(ctx, r)))
     const aAddr = (await shoalJson(a.repo, ['id'])).addresses[0]
     await shoalOk(b.repo, ['peers', 'connect', aAddr])

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '../helpers/temp.js'
-import { shoalJson, shoalOk, sleep, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+import { initSwarm, shoalJson, shoalOk, sleep, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
 import type { ConflictInfo } from '../../node/namespace/index.js'
 
 const TEST = { timeout: 60_000 }
@@ -36,8 +36,7 @@ describe('the shared namespace driven through the CLI', () => {
 
   before(async () => {
     dir = await tempDir(ctx, 'shoal-ns-')
-    const repos = ['a', 'b', 'c'].map(n => join(dir, n))
-    await Promise.all(repos.map(async r => await shoalOk(r, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])))
+    const repos = await initSwarm(dir, ['a', 'b', 'c'])
     ;[a, b, c] = await Promise.all(repos.map(async r => await startDaemon(ctx, r)))
   })
 

@@ -13,10 +13,12 @@ import { lines, runShoal, shoalJson, shoalOk, sleep, startDaemon, suiteContext, 
 
 const TEST = { timeout: 60_000 }
 
-async function initRepo (dir: string, name: string, keyFile?: string): Promise<string> {
+/** `init` a repo on loopback: in the swarm of `swarm` (a key file), or open, or (undefined) in a new private swarm. */
+async function initRepo (dir: string, name: string, swarm?: string | { open: true }): Promise<string> {
   const repo = join(dir, name)
   const args = ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0']
-  if (keyFile !== undefined) args.push('--swarm-key', keyFile)
+  if (typeof swarm === 'string') args.push('--swarm-key', swarm)
+  else if (swarm !== undefined) args.push('--open')
   await shoalOk(repo, args)
   return repo
 }
@@ -67,7 +69,7 @@ describe('a private swarm driven through the CLI', () => {
       initRepo(dir, 'b', join(dir, 'swarm.key')),
       initRepo(dir, 'c', join(dir, 'swarm.key')),
       initRepo(dir, 'foreign', join(dir, 'other.key')),
-      initRepo(dir, 'open')
+      initRepo(dir, 'open', { open: true })
     ])
     ;[a, b, c, foreign, open] = await Promise.all(repos.map(async r => await startDaemon(ctx, r)))
     aAddr = await addressOf(a)

@@ -11,7 +11,7 @@
  * crashed test run leaves no daemon behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -247,4 +247,16 @@ export async function sleep (ms: number): Promise<void> {
 /** Split stderr into its non-empty lines. */
 export function lines (text: string): string[] {
   return text.split('\n').filter(l => l.length > 0)
+}
+
+/**
+ * `init` one repo per name under `dir`, all in one new private swarm (one
+ * `shoal swarm key new` file), on loopback with free ports. Returns the repo paths.
+ */
+export async function initSwarm (dir: string, names: string[]): Promise<string[]> {
+  const keyFile = join(dir, 'swarm.key')
+  await writeFile(keyFile, await shoalOk(dir, ['swarm', 'key', 'new']))
+  const repos = names.map(n => join(dir, n))
+  await Promise.all(repos.map(async r => await shoalOk(r, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--swarm-key', keyFile])))
+  return repos
 }

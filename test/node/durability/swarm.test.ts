@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createShoalNode, type ShoalNode } from '../../../node/node.js'
 import { initRepo } from '../../../node/repo/init.js'
+import { formatSwarmKey } from '../../../protocol/swarm-key.js'
 import { loadConfig, saveConfig } from '../../../node/repo/config.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { createLogger } from '../../../node/logger.js'
@@ -26,9 +27,12 @@ const GRACE_MS = 2_000
 const K = 4
 const M = 2
 
+/** One private swarm for every node of this file. */
+const SWARM_KEY = formatSwarmKey(randomBytes(32))
+
 async function makeRepo (dir: string, name: string, zone?: string): Promise<string> {
   const repo = join(dir, name)
-  await initRepo(repo, { listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0' })
+  await initRepo(repo, { listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', swarmKey: SWARM_KEY })
   const config = await loadConfig(join(repo, 'config.json'))
   config.durability = { ...config.durability, grace: GRACE_MS, checkInterval: 0, repairRate: 512 * 1024 * 1024 }
   if (zone !== undefined) config.durability.zone = zone

@@ -1,0 +1,151 @@
+/**
+ * Closed by default, driven through the CLI with real daemons on 127.0.0.1:
+ * a default repo is a private swarm of its own, strangers cannot connect,
+ * an invite lets a fresh repo join, and `shoal trust` decides who writes.
+ */
+import { before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { tempDir } from '../helpers/temp.js'
+import { exists, lines, runShoal, shoalJson, shoalOk, sleep, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+
+const TEST = { timeout: 90_000 }
+const LOOPBACK = ['--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0']
+
+async function peerIds (d: TestDaemon): Promise<string[]> {
+  return (await shoalJson<Array<{ id: string }>>(d.repo, ['peers', 'ls'])).map(p => p.id).sort()
+}
+
+/** Poll `fn` until it returns true; fail after `ms`. */
+async function eventually (what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await fn()) return
+    await sleep(200)
+  }
+  assert.fail(`timed out waiting for: ${what}`)
+}
+
+async function failsOneLine (args: string[], match: RegExp): Promise<void> {
+  const r = await runShoal(args)
+  assert.notEqual(r.code, 0, `${args.join(' ')} should fail`)
+  assert.equal(lines(r.stderr).length, 1, `one line on stderr, got: ${r.stderr}`)
+  assert.match(r.stderr, match)
+}
+
+describe('closed by default: private swarms and invites', () => {
+  const ctx = suiteContext()
+  let dir: string
+  let victim: TestDaemon
+  let victimId: string
+  /** The peer that joined with an invite. */
+  let memberId: string
+
+  before(async () => {
+    dir = await tempDir(ctx, 'shoal-invite-')
+    // a repo made the way the README makes one: no swarm option at all
+    await shoalOk(join(dir, 'victim'), ['init', ...LOOPBACK])
+    victim = await startDaemon(ctx, join(dir, 'victim'))
+    victimId = (await shoalJson(victim.repo, ['id'])).id
+  })
+
+  it('a default repo is a private swarm of its own, with its key on disk', TEST, async () => {
+    assert.equal((await shoalJson(victim.repo, ['status'])).swarm, 'private')
+    assert.match(await readFile(join(victim.repo, 'swarm.key'), 'utf8'), /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n$/)
+    const config = JSON.parse(await readFile(join(victim.repo, 'config.json'), 'utf8'))
+    assert.equal(config.privateSwarm, true)
+  })
+
+  it('a stranger with a default repo cannot connect to a default node', TEST, async () => {
+    await shoalOk(join(dir, 'stranger'), ['init', ...LOOPBACK])
+    const stranger = await startDaemon(ctx, join(dir, 'stranger'))
+    const addr = (await shoalJson(victim.repo, ['id'])).addresses[0]
+    await failsOneLine(['--repo', stranger.repo, 'peers', 'connect', addr], /PeerUnreachableError/)
+    assert.deepEqual(await peerIds(victim), [])
+    // and reads nothing the victim holds
+    const secret = join(dir, 'secret.txt')
+    await writeFile(secret, 'salaries\n')
+    const added = await shoalJson(victim.repo, ['add', secret, '--to', '/hr/secret.txt'])
+    await failsOneLine(['--repo', stranger.repo, 'cat', added.cid], /not found/i)
+    await stranger.stop()
+  })
+
+  it('an invite lets a fresh repo join, read and write, with no other step', TEST, async () => {
+    const r = await runShoal(['--repo', victim.repo, 'invite'])
+    assert.equal(r.code, 0, r.stderr)
+    const invite = r.stdout.toString().trim()
+    assert.equal(lines(r.stdout.toString()).length, 1, 'one line on stdout')
+    assert.match(invite, /^shoal-invite-1:[A-Za-z0-9_-]+$/)
+    assert.match(r.stderr, /secret/, 'the user is told the invite is a secret')
+    const info = await shoalJson(victim.repo, ['invite'])
+    assert.equal(info.peer, victimId)
+    assert.equal(info.swarm, 'private')
+    assert.ok(info.addresses.length > 0)
+
+    const joined = await shoalJson(join(dir, 'joiner'), ['init', ...LOOPBACK, '--join', invite])
+    memberId = joined.id
+    assert.equal(joined.swarm, 'private')
+    assert.ok(joined.bootstrap.every((a: string) => a.endsWith(`/p2p/${victimId}`)))
+    assert.equal(await readFile(join(dir, 'joiner', 'swarm.key'), 'utf8'), await readFile(join(victim.repo, 'swarm.key'), 'utf8'))
+    const joiner = await startDaemon(ctx, join(dir, 'joiner'))
+    await eventually('the joiner dialled the inviter by itself', async () => (await peerIds(joiner)).includes(victimId))
+
+    // read what the inviter wrote, by path (the namespace) and by content
+    const data = randomBytes(3 * 1024 * 1024 + 5)
+    await writeFile(join(dir, 'report.bin'), data)
+    await shoalOk(victim.repo, ['add', join(dir, 'report.bin'), '--to', '/docs/report.bin'])
+    await eventually('the inviter\'s file appears on the joiner', async () => (await runShoal(['--repo', joiner.repo, 'stat', '/docs/report.bin'])).code === 0)
+    assert.equal(Buffer.compare(await shoalOk(joiner.repo, ['cat', '/docs/report.bin']), data), 0, 'byte-identical on the joiner')
+
+    // write: the inviter applies the member's entries (every key holder writes by default)
+    await writeFile(join(dir, 'from-joiner.txt'), 'hello from the new member\n')
+    await shoalOk(joiner.repo, ['add', join(dir, 'from-joiner.txt'), '--to', '/docs/from-joiner.txt'])
+    await eventually('the joiner\'s write appears on the inviter', async () => (await runShoal(['--repo', victim.repo, 'stat', '/docs/from-joiner.txt'])).code === 0)
+    assert.equal((await shoalOk(victim.repo, ['cat', '/docs/from-joiner.txt'])).toString(), 'hello from the new member\n')
+    assert.ok((await peerIds(victim)).includes(memberId))
+    await joiner.stop()
+  })
+
+  it('a bad invite or conflicting swarm options: one line, exit 1, no repo created', TEST, async () => {
+    const invite = (await shoalJson(victim.repo, ['invite'])).invite as string
+    const payload = JSON.parse(Buffer.from(invite.slice('shoal-invite-1:'.length), 'base64url').toString())
+    const tampered = (body: unknown): string => 'shoal-invite-1:' + Buffer.from(JSON.stringify(body)).toString('base64url')
+    const bad: Array<[string, RegExp]> = [
+      ['garbage', /InvalidInviteError/],
+      ['shoal-invite-1:', /InvalidInviteError/],
+      ['shoal-invite-1:!!!', /InvalidInviteError/],
+      [tampered({ ...payload, key: 'abcd' }), /key/],
+      [tampered({ ...payload, peer: 'not-a-peer' }), /peer/],
+      [tampered({ ...payload, addrs: [] }), /addrs/],
+      [tampered({ ...payload, addrs: ['/ip4/1.2.3.4/tcp/1/p2p/' + victimId] }), /p2p/],
+      [tampered({ ...payload, extra: 1 }), /unknown field/],
+      ['shoal-invite-1:' + 'A'.repeat(9000), /longer/]
+    ]
+    for (const [text, match] of bad) {
+      const repo = join(dir, `bad-${randomBytes(4).toString('hex')}`)
+      await failsOneLine(['--repo', repo, 'init', ...LOOPBACK, '--join', text], match)
+      assert.equal(await exists(join(repo, 'config.json')), false, `no repo after ${text.slice(0, 40)}`)
+    }
+    const repo = join(dir, 'conflicting')
+    await failsOneLine(['--repo', repo, 'init', ...LOOPBACK, '--join', invite, '--open'], /exclude each other/)
+    await failsOneLine(['--repo', repo, 'init', ...LOOPBACK, '--open', '--swarm-key', join(victim.repo, 'swarm.key')], /exclude each other/)
+    assert.equal(await exists(join(repo, 'config.json')), false)
+  })
+
+  it('trust: bad peers are refused with one line; every member of a private swarm writes', TEST, async () => {
+    await failsOneLine(['--repo', victim.repo, 'trust', 'add', 'garbage'], /InvalidArgumentError/)
+    await failsOneLine(['--repo', victim.repo, 'trust', 'add', victimId], /itself/)
+    const ls = await shoalJson(victim.repo, ['trust', 'ls'])
+    assert.equal(ls.everyone, true)
+    assert.equal(ls.writers, 'swarm')
+    assert.deepEqual(ls.trusted, [])
+    await failsOneLine(['--repo', victim.repo, 'trust', 'rm', 'garbage'], /InvalidArgumentError/)
+    // removing one member of a private swarm needs a list first: said, and nothing changes
+    await failsOneLine(['--repo', victim.repo, 'trust', 'rm', memberId], /every member writes/)
+    await failsOneLine(['--repo', victim.repo, 'trust', 'writers', 'nobody'], /argument/)
+    const config = await readFile(join(victim.repo, 'config.json'), 'utf8')
+    assert.equal(JSON.parse(config).namespace.writers, 'swarm', 'nothing changed')
+  })
+})
