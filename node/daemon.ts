@@ -59,7 +59,10 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     const tmp = `${layout.api}.${process.pid}.tmp`
     await writeFile(tmp, apiMultiaddr + '\n')
     await rename(tmp, layout.api)
-    components.logger.info({ api: apiMultiaddr, peerId: components.peerId, repo: layout.root }, 'daemon ready')
+    components.logger.info({ api: apiMultiaddr, peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')
+    if (!components.config.privateSwarm) {
+      components.logger.warn({ listen: components.config.listen, trusted: components.trust.list().length }, 'open swarm: any node that reaches the listen addresses can connect and fetch blocks; only this node and `shoal trust` peers write the namespace (docs/security.md)')
+    }
     let stopping: Promise<void> | undefined
     const server = api
     return {

@@ -19,7 +19,7 @@ export function parseApiAddress (text: string): ApiAddress {
   const host = m[1] ?? m[2]
   const port = Number(m[3])
   if (port > 65535) throw new InvalidArgumentError(`invalid port ${port}`)
-  if (!isLoopback(host)) throw new InvalidArgumentError(`API address must be a loopback host (127.0.0.1 or ::1), got ${host}`)
+  if (!isLoopback(host)) throw new InvalidArgumentError(`API address must be a loopback host (127.0.0.1 or ::1), got ${host}: the API controls the whole node; reach it from another machine through an SSH tunnel`)
   return { host, port }
 }
 

@@ -11,7 +11,16 @@ export interface ApiServerInit {
   port: number
   /** Bearer token every request must carry. */
   token: string
+  /** A client must send its whole request head within this time. @default 10_000 ms */
+  headersTimeoutMs?: number
+  /** An idle kept-alive connection is closed after this time. @default 5_000 ms */
+  keepAliveTimeoutMs?: number
+  /** Connections open at once; more are refused. @default 256 */
+  maxConnections?: number
 }
+
+/** Bytes of a refused request's body read (so the client sees the answer) before the connection is cut. */
+const MAX_DRAIN_BYTES = 1024 * 1024
 
 /** The running API. */
 export interface ApiServer {
@@ -60,8 +69,10 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
       const { status, name, message } = describe(err)
       if (status >= 500) log.error({ err, route: label }, 'request failed')
       else log.debug({ route: label, name, message }, 'request rejected')
-      // drain what the client is still sending so it reads our answer
-      if (!req.complete) req.resume()
+      // drain a little of what the client is still sending so it reads our
+      // answer, then cut the connection: a refused client (no token) must not
+      // hold it open by sending forever
+      if (!req.complete) drainThenClose(req, res)
       sendError(res, status, name, message)
     } finally {
       stop()
@@ -72,8 +83,16 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
   let server: Server | undefined
   return {
     async start () {
-      server = createServer((req, res) => { void handle(req, res) })
-      server.requestTimeout = 0 // uploads and downloads may be long
+      server = createServer({
+        // uploads, downloads and `repair --wait` may be long: no bound on a
+        // whole request, but its head must come quickly (a client that never
+        // finishes its headers is cut off, token or not)
+        requestTimeout: 0,
+        headersTimeout: init.headersTimeoutMs ?? 10_000,
+        connectionsCheckingInterval: 1_000,
+        keepAliveTimeout: init.keepAliveTimeoutMs ?? 5_000
+      }, (req, res) => { void handle(req, res) })
+      server.maxConnections = init.maxConnections ?? 256
       await new Promise<void>((resolve, reject) => {
         server?.once('error', reject)
         server?.listen(init.port, init.host, () => resolve())
@@ -90,4 +109,15 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
       })
     }
   }
+}
+
+/** Read at most {@link MAX_DRAIN_BYTES} more of `req`, then close the connection once the answer is out. */
+function drainThenClose (req: IncomingMessage, res: ServerResponse): void {
+  if (!res.headersSent) res.setHeader('connection', 'close')
+  let drained = 0
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.byteLength
+    if (drained > MAX_DRAIN_BYTES) req.socket.destroy()
+  })
+  res.once('finish', () => { if (!req.complete) req.socket.end() })
 }

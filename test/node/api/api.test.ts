@@ -195,4 +195,38 @@ describe('HTTP API', () => {
       assert.deepEqual(listening, [`0100007F:${hexPort}`])
     }
   })
+
+  it('a client that never finishes its headers is cut off; a refused upload cannot hold the connection', TEST, async () => {
+    const { hostname, port } = new URL(d.url)
+    const closedWithin = async (send: (socket: ReturnType<typeof connect>) => void, ms: number): Promise<{ closed: boolean, text: string }> => {
+      return await new Promise(resolve => {
+        const socket = connect({ host: hostname, port: Number(port) })
+        let text = ''
+        const timer = setTimeout(() => { socket.destroy(); resolve({ closed: false, text }) }, ms)
+        socket.setEncoding('utf8').on('data', (s: string) => { text += s })
+        socket.once('close', () => { clearTimeout(timer); resolve({ closed: true, text }) })
+        socket.once('error', () => {})
+        socket.once('connect', () => { send(socket) })
+      })
+    }
+    // half a request head, then silence: closed by the headers timeout (10 s), long before 75 s
+    const slow = await closedWithin(s => { s.write('GET /api/v0/id HTTP/1.1\r\nHost: x\r\n') }, 30_000)
+    assert.equal(slow.closed, true, 'the server closed the connection')
+    // no token and a body that never ends: 401, then the connection is closed
+    const endless = await closedWithin(s => {
+      s.write('POST /api/v0/add?to=/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n')
+      const chunk = Buffer.alloc(64 * 1024, 1)
+      const pump = setInterval(() => {
+        if (s.destroyed) { clearInterval(pump); return }
+        s.write(chunk.byteLength.toString(16) + '\r\n')
+        s.write(chunk)
+        s.write('\r\n')
+      }, 5)
+      s.once('close', () => { clearInterval(pump) })
+    }, 30_000)
+    assert.equal(endless.closed, true, 'the server closed the connection')
+    assert.match(endless.text, /^HTTP\/1\.1 401/)
+    assert.match(endless.text, /UnauthorizedError/)
+    assert.equal((await call('GET', '/api/v0/stat?arg=/x')).status, 404, 'nothing was added')
+  })
 })
