@@ -10,7 +10,7 @@
  *    library's figure — next to nothing else: it is the ceiling of coding.
  * 2. swarm write: `shoal add --pin ec:4+2` on daemon 0 of N (import, encode,
  *    commit, place every shard on its peer) next to the raw libp2p stream
- *    rate (tcp+noise+yamux, one stream between two processes, the same file;
+ *    rate (tcp+pnet+noise+yamux, one stream between two processes, the same file;
  *    bench/raw-stream.ts) and to `shoal add --pin none` of a file of the same
  *    size on the same daemon (import only, no network). The writer's log
  *    gives the time of each phase (import, encode, place).
@@ -31,6 +31,7 @@ import { join } from 'node:path'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import { cliOk, fmt, installCleanup, log, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
 import { rawStream, settle } from './raw-stream.js'
+import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
 const K = 4
@@ -67,9 +68,10 @@ async function encodeCeiling (): Promise<number> {
   return mbps(rounds * K * MiB, (performance.now() - t0) / 1000)
 }
 
-async function initRepo (dir: string, i: number): Promise<string> {
+/** A node of the bench's private swarm (every node shares `keyFile`, as members of a default swarm do). */
+async function initRepo (dir: string, i: number, keyFile: string): Promise<string> {
   const repo = join(dir, `node${i}`)
-  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--swarm-key', keyFile])
   const configFile = join(repo, 'config.json')
   const config = JSON.parse(await readFile(configFile, 'utf8'))
   config.durability = { ...config.durability, grace: GRACE_MS, checkInterval: 0, repairRate: 1024 * MiB }
@@ -114,12 +116,14 @@ async function main (): Promise<number> {
   const encode = await encodeCeiling()
   log(`coder alone (4+2, 1 MiB shards): ${fmt(encode)} MB/s of data`)
   await settle(20)
-  const raw = await rawStream(file, undefined, 8)
+  const keyFile = join(dir, 'swarm.key')
+  await writeFile(keyFile, formatSwarmKey(randomBytes(32)))
+  const raw = await rawStream(file, parseSwarmKey(await readFile(keyFile, 'utf8')), 8)
   if (raw.sha !== sha) throw new Error('the raw stream did not deliver the file byte-identical')
   const rawRate = mbps(raw.bytes, raw.seconds)
-  log(`raw stream (tcp+noise+yamux, one stream): ${fmt(rawRate)} MB/s`)
+  log(`raw stream (tcp+pnet+noise+yamux, one stream): ${fmt(rawRate)} MB/s`)
 
-  const repos = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => await initRepo(dir, i)))
+  const repos = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => await initRepo(dir, i, keyFile)))
   const daemons: Array<BenchDaemon | undefined> = []
   for (const repo of repos) daemons.push(await spawnDaemon(repo, `${repo}.log`))
   try {

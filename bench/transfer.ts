@@ -63,7 +63,7 @@ function parseArgs (argv: string[]): Options {
 // ---------------------------------------------------------------- helpers
 
 async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<BenchDaemon> {
-  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? [] : ['--swarm-key', keyFile])])
+  await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? ['--open'] : ['--swarm-key', keyFile])])
   return await spawnDaemon(repo, `${repo}.log`, cpuProf)
 }
 
@@ -190,7 +190,7 @@ async function main (): Promise<number> {
     const keyFile = join(work, 'swarm.key')
     await writeFile(keyFile, JSON.parse((await cliOk(['--json', 'swarm', 'key', 'new'])).stdout).key as string)
     const swarmKey = parseSwarmKey(await readFile(keyFile, 'utf8'))
-    await cliOk(['--repo', join(work, 'A'), 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.pnet ? ['--swarm-key', keyFile] : [])])
+    await cliOk(['--repo', join(work, 'A'), 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.pnet ? ['--swarm-key', keyFile] : ['--open'])])
     const added = new Map<string, string>()
     const runs: Run[] = []
     for (let run = 1; run <= opts.runs; run++) runs.push(await oneRun(opts, run, work, file, fileSha, keyFile, swarmKey, added, daemons))
