@@ -179,22 +179,15 @@ export const routes: Route[] = [
       sendJson(res, 200, components.trustAdmin.status())
     }
   },
-  {
+  ...(['add', 'rm'] as const).map((action): Route => ({
     method: 'POST',
-    path: '/api/v0/trust/add',
+    path: `/api/v0/trust/${action}`,
     async handle ({ res, query, components }) {
       const q = parseQuery(schemas.trustPeer, query)
-      sendJson(res, 200, await components.trustAdmin.add(q.peer))
+      const { trustAdmin } = components
+      sendJson(res, 200, action === 'add' ? await trustAdmin.add(q.peer) : await trustAdmin.remove(q.peer))
     }
-  },
-  {
-    method: 'POST',
-    path: '/api/v0/trust/rm',
-    async handle ({ res, query, components }) {
-      const q = parseQuery(schemas.trustPeer, query)
-      sendJson(res, 200, await components.trustAdmin.remove(q.peer))
-    }
-  },
+  })),
   {
     method: 'POST',
     path: '/api/v0/trust/writers',
