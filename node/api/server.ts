@@ -3,7 +3,7 @@ import { ShoalError } from '../errors.js'
 import { checkToken, sendError } from './http.js'
 import { routes, type Route } from './routes.js'
 import type { ShoalComponents } from '../node.js'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 
 /** Options for {@link createApiServer}. */
 export interface ApiServerInit {
@@ -114,10 +114,14 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
 /** Read at most {@link MAX_DRAIN_BYTES} more of `req`, then close the connection once the answer is out. */
 function drainThenClose (req: IncomingMessage, res: ServerResponse): void {
   if (!res.headersSent) res.setHeader('connection', 'close')
+  // the request lets go of its socket once the response is done (or at
+  // once, when the client already went away): keep it
+  const socket = req.socket as Socket | null
+  if (socket === null) return
   let drained = 0
   req.on('data', (chunk: Buffer) => {
     drained += chunk.byteLength
-    if (drained > MAX_DRAIN_BYTES) req.socket.destroy()
+    if (drained > MAX_DRAIN_BYTES) socket.destroy()
   })
-  res.once('finish', () => { if (!req.complete) req.socket.end() })
+  res.once('finish', () => { if (!req.complete) socket.end() })
 }

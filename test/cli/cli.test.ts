@@ -76,6 +76,28 @@ describe('shoal CLI', { concurrency: true }, () => {
       assert.equal(await exists(join(repo, 'config.json')), false)
     })
 
+    it('a daemon whose config binds the API elsewhere refuses to start, with one line', TEST, async t => {
+      const repo = join(await tempDir(t), 'repo')
+      await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+      const file = join(repo, 'config.json')
+      const config = JSON.parse(await readFile(file, 'utf8'))
+      await writeFile(file, JSON.stringify({ ...config, api: '0.0.0.0:0' }))
+      await fails(repo, ['daemon'], { code: 1, match: /loopback.*SSH tunnel/ })
+      assert.equal(await exists(join(repo, 'api')), false, 'no API address written')
+    })
+
+    it('a new repo is a private swarm with a fresh key; --open makes an open one', TEST, async t => {
+      const dir = await tempDir(t)
+      const [a, b, open] = await Promise.all(['a', 'b', 'open'].map(async n => await shoalJson(join(dir, n), ['init', '--api', '127.0.0.1:0', ...(n === 'open' ? ['--open'] : [])])))
+      assert.equal(a.swarm, 'private')
+      assert.equal(open.swarm, 'open')
+      const keyA = await readFile(join(dir, 'a', 'swarm.key'), 'utf8')
+      assert.notEqual(keyA, await readFile(join(dir, 'b', 'swarm.key'), 'utf8'), 'every repo gets its own key')
+      assert.equal(await exists(join(dir, 'open', 'swarm.key')), false)
+      assert.equal(b.swarm, 'private')
+      assert.match((await shoalOk(join(dir, 'c'), ['init', '--api', '127.0.0.1:0'])).toString(), /new private swarm.*shoal invite/)
+    })
+
     it('refuses a bad or missing swarm key file and creates nothing', TEST, async t => {
       const dir = await tempDir(t)
       const bad = join(dir, 'bad.key')
