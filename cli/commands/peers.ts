@@ -45,11 +45,12 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, peers: number, blockstoreBytes: number, repo: string }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, repo: string }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
   printLines(
     `peer id:  ${s.id}`,
     `swarm:    ${s.swarm === 'private' ? 'private (swarm key)' : 'open (no swarm key: any Shoal node can connect)'}`,
+    `writers:  ${s.writers} (shoal trust ls)`,
     `peers:    ${s.peers}`,
     `blocks:   ~${s.blockstoreBytes} bytes on disk`,
     `repo:     ${s.repo}`,

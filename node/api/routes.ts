@@ -3,6 +3,7 @@ import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { sendJson, sendStream } from './http.js'
 import { createInvite } from '../peers/invite.js'
+import type { TrustStatus } from '../peers/trust-admin.js'
 import type { ShoalComponents } from '../node.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -60,6 +61,7 @@ export const routes: Route[] = [
         id: components.peerId,
         addresses: components.libp2p.getMultiaddrs().map(a => a.toString()),
         swarm: components.config.privateSwarm ? 'private' : 'open',
+        writers: writersSummary(components.trustAdmin.status()),
         peers: components.libp2p.getPeers().length,
         blockstoreBytes: await components.blockstore.approximateSize(),
         repo: components.repo.root,
@@ -315,4 +317,9 @@ function namespaceStatus (components: ShoalComponents): { entries: number, prune
   const { clock, heads, pruned } = components.namespace.state()
   const sum = (c: Record<string, number>): number => Object.values(c).reduce((a, b) => a + b, 0)
   return { entries: sum(clock), pruned: sum(pruned), heads: heads.map(h => h.toString()), rejected: components.namespace.rejected }
+}
+
+/** Who writes the namespace, in a few words. */
+function writersSummary (t: TrustStatus): string {
+  return t.everyone ? 'every member' : `this node and ${t.trusted.length} trusted peer${t.trusted.length === 1 ? '' : 's'}`
 }
