@@ -1,7 +1,8 @@
 /**
- * The shared namespace through the CLI alone: three daemons converge, a
- * concurrent write to one path leaves a visible conflict with both versions
- * readable everywhere, and moves, deletes and a resolution propagate.
+ * The shared namespace through the CLI alone: three daemons of one private
+ * swarm (so each trusts the others' writes) converge, a concurrent write to
+ * one path leaves a visible conflict with both versions readable
+ * everywhere, and moves, deletes and a resolution propagate.
  */
 import { before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -37,7 +38,10 @@ describe('the shared namespace driven through the CLI', () => {
   before(async () => {
     dir = await tempDir(ctx, 'shoal-ns-')
     const repos = ['a', 'b', 'c'].map(n => join(dir, n))
-    await Promise.all(repos.map(async r => await shoalOk(r, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])))
+    // one private swarm: every holder of its key is a trusted writer (in an open swarm each node would apply only its own writes)
+    const key = join(dir, 'swarm.key')
+    await writeFile(key, await shoalOk(dir, ['swarm', 'key', 'new']))
+    await Promise.all(repos.map(async r => await shoalOk(r, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--swarm-key', key])))
     ;[a, b, c] = await Promise.all(repos.map(async r => await startDaemon(ctx, r)))
   })
 
