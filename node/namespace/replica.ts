@@ -865,7 +865,7 @@ export class Replica implements Namespace {
    * does not trust, unless it holds the same version itself, and those it
    * saw superseded before they arrived. Returns how many were dropped.
    */
-  private dropUntrusted (theirs: Map<string, Version[]>, ours: Map<string, Version[]>, superseded: Map<string, string[]>): number {
+  private dropRefused (theirs: Map<string, Version[]>, ours: Map<string, Version[]>, superseded: Map<string, string[]>): number {
     let dropped = 0
     for (const [path, versions] of theirs) {
       const held = new Set((ours.get(path) ?? []).map(v => `${v.author}\n${v.seq}`))
@@ -1017,7 +1017,7 @@ export class Replica implements Namespace {
     await this.exclusive(async () => {
       const ours = await this.collectState()
       const superseded = await this.readSuperseded()
-      const dropped = this.dropUntrusted(theirs, ours, superseded)
+      const dropped = this.dropRefused(theirs, ours, superseded)
       const merged = mergeStates(ours, this.clockState, theirs, snap.clock)
       const clock = merge(this.clockState, theirClock)
       const heads = this.mergeHeads(snap)
@@ -1042,7 +1042,7 @@ export class Replica implements Namespace {
       await this.commit(batch)
       this.prunedState = pruned
       this.noteMember(snap.author, snap.clock)
-      this.log.info({ root: root.toString(), paths: snap.count, merged: merged.size, untrusted: dropped }, 'namespace merged a snapshot')
+      this.log.info({ root: root.toString(), paths: snap.count, merged: merged.size, dropped }, 'namespace merged a snapshot')
       // held entries may have become ready
       await this.drain()
     })
