@@ -9,11 +9,13 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
+import { Registry } from 'prom-client'
 import type { CID } from 'multiformats/cid'
 import {
   InvalidSnapshotError, MemoryKV, UntrustedSnapshotError, WriterTrust, signerFromKey, type KV, type Replica
 } from '../../../node/namespace/index.js'
 import { WarnLimit } from '../../../node/namespace/trust.js'
+import { registerNamespaceMetrics } from '../../../node/namespace/metrics.js'
 import type { Logger } from '../../../node/logger.js'
 import { cidOf, converged, file, pullInto, replica, tree, type ReplicaParts, type Sim } from './helpers.js'
 
@@ -71,6 +73,9 @@ describe('namespace trusted writers', () => {
     assert.deepEqual(a.state().heads.map(String), state.heads.map(String))
     assert.equal(a.untrusted, 4)
     assert.equal(a.rejected, 0)
+    const registry = new Registry()
+    registerNamespaceMetrics(registry, a)
+    assert.match(await registry.metrics(), /^shoal_namespace_untrusted_entries 4$/m)
     // pulled from the stranger: dropped the same way
     await pullInto(a, stranger)
     assert.deepEqual(await tree(a), before)
@@ -122,19 +127,23 @@ describe('namespace trusted writers', () => {
     assert.equal(p.type === 'file' && p.cid, cidOf('c p'))
   })
 
-  it('a version superseded before it arrived never comes back when its author is trusted later (same tree, clock and heads)', async () => {
+  it('a version superseded before it arrived never comes back when its author is trusted later, across a restart (same tree, clock and heads)', async () => {
     const sim = { now: 1_000 }
     const stranger = await replica(sim)
     const c = await replica(sim)
-    const { r: a, trust } = await listed(sim, [c])
+    const kv = new MemoryKV()
+    const key = await generateKeyPair('Ed25519')
+    const { r: before, trust } = await listed(sim, [c], { kv, key })
     await stranger.putFile('/p.txt', file('x p'))
     await stranger.putFile('/x/gone.txt', file('gone'))
     await stranger.putFile('/x/kept.txt', file('kept'))
     await pullInto(c, stranger)
     await c.putFile('/p.txt', file('c p', 2_000)) // replaces the stranger's version
     await c.remove('/x/gone.txt')
-    await pullInto(a, c)
-    assert.equal(a.untrusted, 3)
+    await pullInto(before, c)
+    assert.equal(before.untrusted, 3)
+    await before.close()
+    const a = await replica(sim, {}, { kv, key, trust })
 
     trust.add(stranger.id)
     await pullInto(a, c)
