@@ -106,7 +106,6 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     start: false
   })
   const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }) })
-  registerNamespaceMetrics(metrics.registry, namespace)
   const sync = createLibp2pSync({
     replica: namespace,
     libp2p,
@@ -114,6 +113,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     trust,
     options: { interval: config.namespace.syncInterval }
   })
+  registerNamespaceMetrics(metrics.registry, namespace, { sync })
   const gcLock = new GcLock()
   const durabilityConfig = config.durability
   const { service: durability, holdings } = createDurability({

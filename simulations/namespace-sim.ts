@@ -22,6 +22,7 @@ import { peerIdVerifier, signerFromKey } from '../node/namespace/identity.js'
 import { MemoryKV } from '../node/namespace/kv.js'
 import { Replica, type ReplicaOptions } from '../node/namespace/replica.js'
 import { NamespaceSync, type SyncOptions, type SyncStats } from '../node/namespace/sync.js'
+import { WriterTrust } from '../node/namespace/trust.js'
 import type { Logger } from '../node/logger.js'
 import { EXPECTED_ERRORS, showOp, writeCID, type SimOp } from './namespace-ops.js'
 import { clockKey, diffViews, viewOf, type ReplicaView } from './namespace-view.js'
@@ -45,6 +46,13 @@ export interface SimOptions {
   trace?: boolean
   /** Logger of every replica and sync (debugging). @default silent */
   logger?: Logger
+  /**
+   * Whose writes replicas apply: `'everyone'` passes no trust (every author
+   * trusted); `'listed'` gives each replica a {@link WriterTrust} of an open
+   * swarm ({@link SimNode.trust}): itself only, until peers are added.
+   * @default 'everyone'
+   */
+  writers?: 'everyone' | 'listed'
 }
 
 /** One replica of a simulation. */
@@ -54,6 +62,8 @@ export interface SimNode {
   replica: Replica
   sync: NamespaceSync
   endpoint: VirtualEndpoint
+  /** Its writer trust (with `writers: 'listed'`). */
+  trust?: WriterTrust
 }
 
 /** What {@link NamespaceSim.apply} did. */
@@ -121,15 +131,16 @@ export class NamespaceSim {
       const signer = signerFromKey(key)
       const logger = base.child({ node: index })
       const replicaOptions = { ...options.replica, ...options.replicaFor?.(index) }
-      const replica = new Replica({ kv: new MemoryKV(), signer, verifier: peerIdVerifier(), clock: sim.time, logger }, replicaOptions)
+      const trust = options.writers === 'listed' ? new WriterTrust({ self: signer.id, privateSwarm: false }) : undefined
+      const replica = new Replica({ kv: new MemoryKV(), signer, verifier: peerIdVerifier(), clock: sim.time, logger, trust }, replicaOptions)
       await replica.open()
       const endpoint = sim.net.endpoint(signer.id)
       const sync = new NamespaceSync(
-        { replica, network: endpoint, timers: sim.time, random: sim.rng.fork().random, logger },
+        { replica, network: endpoint, timers: sim.time, random: sim.rng.fork().random, logger, trust },
         { interval: SIM_INTERVAL, ...options.sync, requestTimeout: REAL_REQUEST_TIMEOUT }
       )
       replica.onLocalEntries(entries => { sim.noteLocal(index, entries) })
-      sim.nodes.push({ index, id: signer.id, replica, sync, endpoint })
+      sim.nodes.push({ index, id: signer.id, replica, sync, endpoint, trust })
     }
     // a swarm booting together: each node pulls from those already up when it starts
     sim.net.announceJoins = false
@@ -203,6 +214,24 @@ export class NamespaceSim {
     this.net.isolate(this.nodes[index].id)
   }
 
+  /** With `writers: 'listed'`: node `index` trusts the nodes `peers` from now on. */
+  trust (index: number, peers: number[]): void {
+    for (const p of peers) this.trustOf(index).add(this.nodes[p].id)
+    this.log(`node ${index} trusts ${peers.join(',')}`)
+  }
+
+  /** With `writers: 'listed'`: node `index` no longer trusts the nodes `peers`. */
+  untrust (index: number, peers: number[]): void {
+    for (const p of peers) this.trustOf(index).remove(this.nodes[p].id)
+    this.log(`node ${index} no longer trusts ${peers.join(',')}`)
+  }
+
+  private trustOf (index: number): WriterTrust {
+    const trust = this.nodes[index].trust
+    if (trust === undefined) throw new RangeError('trust lists need a simulation with writers: \'listed\'')
+    return trust
+  }
+
   /** Reconnect every node. */
   heal (): void {
     this.log('heal')
@@ -269,7 +298,7 @@ export class NamespaceSim {
 
   /** Sum of the sync counters of every replica. */
   syncStats (): SyncStats {
-    const sum: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0 }
+    const sum: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0 }
     for (const n of this.nodes) for (const k of Object.keys(sum) as Array<keyof SyncStats>) sum[k] += n.sync.stats[k]
     return sum
   }

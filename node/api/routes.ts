@@ -313,10 +313,10 @@ export const routes: Route[] = [
 ]
 
 /** The namespace part of `status`: how much history this node holds and has pruned. */
-function namespaceStatus (components: ShoalComponents): { entries: number, pruned: number, heads: string[], rejected: number } {
+function namespaceStatus (components: ShoalComponents): { entries: number, pruned: number, heads: string[], rejected: number, untrusted: number } {
   const { clock, heads, pruned } = components.namespace.state()
   const sum = (c: Record<string, number>): number => Object.values(c).reduce((a, b) => a + b, 0)
-  return { entries: sum(clock), pruned: sum(pruned), heads: heads.map(h => h.toString()), rejected: components.namespace.rejected }
+  return { entries: sum(clock), pruned: sum(pruned), heads: heads.map(h => h.toString()), rejected: components.namespace.rejected, untrusted: components.namespace.untrusted }
 }
 
 /** Who writes the namespace, in a few words. */

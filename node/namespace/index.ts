@@ -12,7 +12,7 @@ import { peerIdVerifier, type Signer } from './identity.js'
 import type { Logger } from '../logger.js'
 
 export { normalizePath, parentOf, baseName, joinPath, isWithin } from './paths.js'
-export { Replica, InvalidSnapshotError, cborCID } from './replica.js'
+export { Replica, InvalidSnapshotError, UntrustedSnapshotError, cborCID } from './replica.js'
 export { NamespaceFormatError } from './upgrade.js'
 export { isPinPolicy } from '../../protocol/namespace.js'
 import type { ColdCopy } from '../../protocol/namespace.js'

@@ -35,8 +35,8 @@ import { Txn, decodeJSON, encodeJSON, type KV } from './kv.js'
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js'
 import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
 import { LEGACY_RANGE, NamespaceFormatError, parseLegacyRecord, parseStoredHeads, type LegacyRecord } from './upgrade.js'
+import { TRUST_EVERYONE, WarnLimit, type TrustPolicy } from './trust.js'
 import type { Signer, Verifier } from './identity.js'
-import type { TrustPolicy } from './trust.js'
 import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
 import type { Logger } from '../logger.js'
 
@@ -49,6 +49,11 @@ export { cborCID }
 export class InvalidSnapshotError extends ShoalError {
   override name = 'InvalidSnapshotError'
   override readonly status = 502
+}
+
+/** A snapshot signed by an author this replica does not trust: refused before its shards are fetched. */
+export class UntrustedSnapshotError extends InvalidSnapshotError {
+  override name = 'UntrustedSnapshotError'
 }
 
 /** Time source (virtual in simulations). */
@@ -85,6 +90,8 @@ export interface ReceiveResult {
   applied: number
   duplicates: number
   rejected: number
+  /** Entries dropped because their author is not trusted (never stored). */
+  untrusted: number
   /** Entries still waiting for their causal past. */
   pending: number
 }
@@ -115,6 +122,8 @@ class Batch {
   readonly clock: VectorClock
   readonly heads: Map<string, Dot>
   applied: Uint8Array[] = []
+  /** The new {@link Replica.aheadState} when an entry of this batch changed it. */
+  ahead?: VectorClock
 
   constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>) {
     this.txn = new Txn(kv)
@@ -126,6 +135,13 @@ class Batch {
 
 const SEQ_WIDTH = 15
 function seqKey (author: string, seq: number): string { return `s!${author}!${String(seq).padStart(SEQ_WIDTH, '0')}` }
+/** Paths where the version of `dot` was superseded before this replica applied it (see {@link Replica.apply}). */
+function supersededKey (dot: Dot): string { return `r!${dot[0]}!${String(dot[1]).padStart(SEQ_WIDTH, '0')}` }
+const SUPERSEDED_RANGE = { gt: 'r!', lt: 'r"' } as const
+function dotOfSupersededKey (key: string): Dot {
+  const i = key.lastIndexOf('!')
+  return [key.slice(2, i), Number(key.slice(i + 1))]
+}
 
 const DAY = 24 * 3600 * 1000
 
@@ -138,6 +154,13 @@ export class Replica implements Namespace {
   /** Heads (entry CIDs) with the dot of each. */
   private headState = new Map<string, Dot>()
   private prunedState: VectorClock = {}
+  /**
+   * Per untrusted author, the highest of its entries that an applied entry
+   * depends on ({@link ready}): its entries up to there are in the past of an
+   * applied entry, so should they arrive (the author trusted later), none
+   * becomes a head.
+   */
+  private aheadState: VectorClock = {}
   private readonly members = new Map<string, Member>()
   private readonly pending = new Map<string, Map<number, Pending>>()
   private pendingCount = 0
@@ -147,10 +170,18 @@ export class Replica implements Namespace {
   private opened = false
   /** Entries rejected since start (bad signature, shape, equivocation). */
   rejected = 0
+  /** Entries dropped since start because their author is not trusted (never stored, never applied). */
+  untrusted = 0
+  /** Whose entries and snapshots this replica applies. */
+  readonly trust: TrustPolicy
+  private readonly untrustedWarnings = new WarnLimit()
+  /** Authors with versions superseded here before they were applied (`r!` keys). */
+  private readonly supersededAuthors = new Set<string>()
 
   constructor (private readonly components: ReplicaComponents, options: ReplicaOptions = {}) {
     this.kv = components.kv
     this.log = components.logger
+    this.trust = components.trust ?? TRUST_EVERYONE
     this.options = {
       memberTimeout: options.memberTimeout ?? 7 * DAY,
       compactAfter: options.compactAfter ?? 10_000,
@@ -177,11 +208,14 @@ export class Replica implements Namespace {
     try {
       this.clockState = await this.meta<VectorClock>('clock') ?? {}
       this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
+      this.aheadState = await this.meta<VectorClock>('ahead') ?? {}
       for (const [peer, m] of Object.entries(await this.meta<Record<string, Member>>('members') ?? {})) this.members.set(peer, m)
       this.headState = await this.loadHeads()
+      for await (const [key] of this.kv.iterate({ ...SUPERSEDED_RANGE })) this.supersededAuthors.add(dotOfSupersededKey(key)[0])
       await this.migrateSingleNode()
     } catch (err) {
       this.members.clear()
+      this.supersededAuthors.clear()
       await this.kv.close().catch(() => {})
       throw err
     }
@@ -462,8 +496,19 @@ export class Replica implements Namespace {
 
   // ------------------------------------------------------------ applying
 
+  /**
+   * Apply one entry whose causal past is applied — except entries of authors
+   * this replica does not trust ({@link ready}). So an op may replace a
+   * version this replica has not applied yet (it was written by an author
+   * not trusted when the op arrived): the tree has nothing to drop, and the
+   * dot is remembered as superseded at that path (`r!`), so that the version
+   * never becomes live should its entry arrive later (its author trusted
+   * again), as if the entries had been applied in causal order.
+   */
   private async apply (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array): Promise<void> {
+    const superseded = await this.takeSuperseded(batch.txn, [entry.author, entry.seq])
     for (const op of entry.ops) {
+      await this.noteSuperseded(batch, op.path, op.replaces)
       if (op.op === 'del') {
         await batch.tree.change(op.path, op.replaces)
       } else {
@@ -471,39 +516,66 @@ export class Replica implements Namespace {
           ? { author: entry.author, seq: entry.seq, time: entry.time, type: 'file', cid: op.cid.toString(), size: op.size, mode: op.mode, mtime: op.mtime }
           : { author: entry.author, seq: entry.seq, time: entry.time, type: 'dir', mode: op.mode, mtime: op.mtime }
         if (op.op === 'put' && op.pin !== undefined) version.pin = storedPin(op.pin)
-        await batch.tree.change(op.path, op.replaces, version)
+        await batch.tree.change(op.path, op.replaces, superseded.has(op.path) ? undefined : version)
       }
     }
     const key = cid.toString()
     batch.txn.putBytes('e!' + key, bytes)
     batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: weight(entry.clock) })
+    const ahead = batch.ahead ?? this.aheadState
+    const skipped = skippedDeps(entry, batch.clock)
+    if (skipped !== undefined) batch.ahead = merge(ahead, skipped)
     batch.clock[entry.author] = entry.seq
     for (const p of entry.parents) batch.heads.delete(p.toString())
-    batch.heads.set(key, [entry.author, entry.seq])
+    if (!covers(ahead, [entry.author, entry.seq])) batch.heads.set(key, [entry.author, entry.seq])
     batch.applied.push(bytes)
     this.noteAuthor(entry)
+  }
+
+  /** Remember the dots of `replaces` this replica has not applied yet as superseded at `path`. */
+  private async noteSuperseded (batch: Batch, path: string, replaces: Dot[]): Promise<void> {
+    for (const dot of replaces) {
+      if (covers(batch.clock, dot)) continue
+      const key = supersededKey(dot)
+      const paths = await batch.txn.get<string[]>(key) ?? []
+      if (!paths.includes(path)) batch.txn.put(key, [...paths, path])
+      this.supersededAuthors.add(dot[0])
+    }
+  }
+
+  /** The paths where the version of `dot` was superseded before it arrived (forgotten from now on). */
+  private async takeSuperseded (txn: Txn, dot: Dot): Promise<Set<string>> {
+    if (!this.supersededAuthors.has(dot[0])) return new Set()
+    const key = supersededKey(dot)
+    const paths = await txn.get<string[]>(key)
+    if (paths === undefined) return new Set()
+    txn.del(key)
+    return new Set(paths)
   }
 
   private async commit (batch: Batch): Promise<void> {
     batch.txn.put('m!clock', batch.clock)
     batch.txn.put('m!heads', [...batch.heads])
     batch.txn.put('m!members', Object.fromEntries(this.members))
+    if (batch.ahead !== undefined) batch.txn.put('m!ahead', batch.ahead)
     await batch.txn.commit(true)
     this.clockState = batch.clock
     this.headState = batch.heads
+    if (batch.ahead !== undefined) this.aheadState = batch.ahead
   }
 
   /**
-   * Take entries from a peer: check each (canonical dag-cbor, shape,
-   * signature, no second entry for one author and seq), hold those whose
-   * causal past is missing, apply every one that is ready.
+   * Take entries from a peer: check each (canonical dag-cbor, shape, a
+   * trusted author, signature, no second entry for one author and seq), hold
+   * those whose causal past is missing, apply every one that is ready.
    */
   async receive (list: Uint8Array[], from?: string): Promise<ReceiveResult> {
-    const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, pending: 0 }
+    const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, untrusted: 0, pending: 0 }
     const fresh: Pending[] = []
     for (const bytes of list) {
       const checked = await this.check(bytes, from)
       if (checked === 'duplicate') result.duplicates++
+      else if (checked === 'untrusted') result.untrusted++
       else if (checked === undefined) result.rejected++
       else fresh.push(checked)
     }
@@ -516,8 +588,12 @@ export class Replica implements Namespace {
     return result
   }
 
-  /** Check one encoded entry; undefined when rejected. */
-  private async check (bytes: Uint8Array, from?: string): Promise<Pending | 'duplicate' | undefined> {
+  /**
+   * Check one encoded entry; undefined when rejected. An entry by an author
+   * this replica does not trust (now) is dropped here, before anything else
+   * is done with it.
+   */
+  private async check (bytes: Uint8Array, from?: string): Promise<Pending | 'duplicate' | 'untrusted' | undefined> {
     let entry: LogEntry
     try {
       // size limit and canonical form (one CID per entry) are the decoder's
@@ -525,6 +601,7 @@ export class Replica implements Namespace {
     } catch (err: any) {
       return this.reject(from, undefined, err?.message ?? String(err))
     }
+    if (!this.trust.trusts(entry.author)) return this.distrust(entry.author, 1, from)
     const cid = cborCID(bytes)
     const held = this.pending.get(entry.author)?.get(entry.seq)
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
@@ -547,6 +624,14 @@ export class Replica implements Namespace {
     return undefined
   }
 
+  /** Count `n` entries by `author` dropped as untrusted; log it, at most once a minute per author. */
+  private distrust (author: string, n: number, from?: string): 'untrusted' {
+    this.untrusted += n
+    const suppressed = this.untrustedWarnings.take(author, this.components.clock.now())
+    if (suppressed !== undefined) this.log.warn({ from, author, dropped: n, suppressed }, 'namespace entries by an untrusted author dropped')
+    return 'untrusted'
+  }
+
   private hold (p: Pending): void {
     if (covers(this.clockState, [p.entry.author, p.entry.seq])) return
     let byAuthor = this.pending.get(p.entry.author)
@@ -560,7 +645,10 @@ export class Replica implements Namespace {
     this.pendingCount++
   }
 
-  /** Apply every held entry whose causal past is applied, in batches. */
+  /**
+   * Apply every held entry whose causal past is applied, in batches. Held
+   * entries of an author no longer trusted are dropped.
+   */
   private async drain (): Promise<number> {
     let applied = 0
     let batch = new Batch(this.kv, this.clockState, this.headState)
@@ -568,9 +656,15 @@ export class Replica implements Namespace {
     while (progress) {
       progress = false
       for (const [author, byAuthor] of this.pending) {
+        if (!this.trust.trusts(author)) {
+          this.pending.delete(author)
+          this.pendingCount -= byAuthor.size
+          this.distrust(author, byAuthor.size)
+          continue
+        }
         for (;;) {
           const next = byAuthor.get((batch.clock[author] ?? 0) + 1)
-          if (next === undefined || !ready(next.entry, batch.clock)) break
+          if (next === undefined || !ready(next.entry, batch.clock, this.trust)) break
           byAuthor.delete(next.entry.seq)
           this.pendingCount--
           await this.apply(batch, next.cid, next.entry, next.bytes)
@@ -647,8 +741,13 @@ export class Replica implements Namespace {
 
   // ------------------------------------------------- members and compaction
 
-  /** Record what a peer has seen (from its gossip or a sync exchange). */
+  /**
+   * Record what a peer has seen (from its gossip or a sync exchange). Only
+   * trusted peers are members: a stranger's clock is neither kept nor stored,
+   * so it cannot hold back compaction.
+   */
   noteMember (peer: string, clock: VectorClock): void {
+    if (!this.trust.trusts(peer)) return
     const m = this.members.get(peer)
     this.members.set(peer, { clock: m === undefined ? { ...clock } : merge(m.clock, clock), seen: this.components.clock.now() })
   }
@@ -660,14 +759,47 @@ export class Replica implements Namespace {
     if (m === undefined || !dominates(m.clock, entry.clock)) this.noteMember(entry.author, entry.clock)
   }
 
-  /** What every member heard from within the member timeout has seen (causally stable). */
+  /**
+   * What every member heard from within the member timeout and trusted now
+   * has seen (causally stable). A member no longer trusted no longer holds
+   * back compaction.
+   */
   stableClock (): VectorClock {
     const now = this.components.clock.now()
     const clocks = [this.clockState]
     for (const [peer, m] of this.members) {
-      if (peer !== this.id && now - m.seen <= this.options.memberTimeout) clocks.push(m.clock)
+      if (peer !== this.id && now - m.seen <= this.options.memberTimeout && this.trust.trusts(peer)) clocks.push(m.clock)
     }
     return meet(clocks)
+  }
+
+  /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from). */
+  memberClock (peer: string): VectorClock | undefined {
+    const m = this.members.get(peer)
+    return m === undefined || !this.trust.trusts(peer) ? undefined : { ...m.clock }
+  }
+
+  /** True when `clock` holds entries by trusted authors this replica lacks (what is worth a pull). */
+  lacks (clock: VectorClock): boolean {
+    for (const [author, n] of Object.entries(clock)) {
+      if ((this.clockState[author] ?? 0) < n && this.trust.trusts(author)) return true
+    }
+    return false
+  }
+
+  /**
+   * The clock to pull from a peer with: this replica's, with the counters of
+   * authors it does not trust raised to the peer's (`peer`, as last heard).
+   * So the peer sends none of their entries (they would be dropped) and no
+   * snapshot for their pruned history, and counts them as seen here: they do
+   * not hold back its compaction either.
+   */
+  pullClock (peer: VectorClock): VectorClock {
+    const out = { ...this.clockState }
+    for (const [author, n] of Object.entries(peer)) {
+      if ((out[author] ?? 0) < n && !this.trust.trusts(author)) out[author] = n
+    }
+    return out
   }
 
   /**
@@ -701,14 +833,51 @@ export class Replica implements Namespace {
   /**
    * Heads after merging a snapshot: the maximal entries of both sides. A head
    * of one side that the other side's clock covers, and that the other side
-   * does not list as a head, is behind the other side's heads.
+   * does not list as a head, is behind the other side's heads. The
+   * snapshot's heads by authors this replica does not trust are left out:
+   * their entries are not here (heads only name an entry's parents).
    */
   private mergeHeads (snap: SnapshotRoot): Map<string, Dot> {
-    const theirs = new Map(snap.heads.map((h, i) => [h.toString(), snap.headDots[i]]))
+    const theirs = new Map<string, Dot>()
+    for (const [i, h] of snap.heads.entries()) if (this.trust.trusts(snap.headDots[i][0])) theirs.set(h.toString(), snap.headDots[i])
     const out = new Map<string, Dot>()
     for (const [h, dot] of this.headState) if (theirs.has(h) || !covers(snap.clock, dot)) out.set(h, dot)
     for (const [h, dot] of theirs) if (this.headState.has(h) || !covers(this.clockState, dot)) out.set(h, dot)
     return out
+  }
+
+  /** The counters of `clock` for the authors this replica trusts. */
+  private trustedClock (clock: VectorClock): VectorClock {
+    const out: VectorClock = {}
+    for (const [author, n] of Object.entries(clock)) if (this.trust.trusts(author)) out[author] = n
+    return out
+  }
+
+  /** Every superseded dot's key (`r!`) with its paths. */
+  private async readSuperseded (): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    for await (const [key, value] of this.kv.iterate({ ...SUPERSEDED_RANGE })) out.set(key, decodeJSON<string[]>(value))
+    return out
+  }
+
+  /**
+   * Drop from a snapshot's versions (in place) those by authors this replica
+   * does not trust, unless it holds the same version itself, and those it
+   * saw superseded before they arrived. Returns how many were dropped.
+   */
+  private dropRefused (theirs: Map<string, Version[]>, ours: Map<string, Version[]>, superseded: Map<string, string[]>): number {
+    let dropped = 0
+    for (const [path, versions] of theirs) {
+      const held = new Set((ours.get(path) ?? []).map(v => `${v.author}\n${v.seq}`))
+      const keep = versions.filter(v => {
+        if (superseded.get(supersededKey([v.author, v.seq]))?.includes(path) === true) return false
+        return this.trust.trusts(v.author) || held.has(`${v.author}\n${v.seq}`)
+      })
+      dropped += versions.length - keep.length
+      if (keep.length > 0) theirs.set(path, keep)
+      else theirs.delete(path)
+    }
+    return dropped
   }
 
   /** Every path's live versions, from the store (sorted by path). */
@@ -793,7 +962,21 @@ export class Replica implements Namespace {
    * signature verified before anything changes; then this replica writes its
    * own snapshot of the merged state, so it can serve peers that are behind.
    *
+   * Trust: a snapshot by an author this replica does not trust is refused
+   * before its shards are fetched. A trusted snapshot may come from a node
+   * that trusts more authors: their versions in it are dropped (unless this
+   * replica holds the same version, applied while the author was trusted),
+   * and so are versions this replica saw superseded before they arrived.
+   * Their counters in the snapshot's clock are not adopted, so this
+   * replica's clock keeps saying it has not seen their entries (should they
+   * be trusted later, they are pulled then) and its own snapshots do not
+   * claim them. The snapshot's clock still decides which of this replica's
+   * versions the snapshot's author saw and removed: a snapshot is a state,
+   * not a history, and cannot tell who removed a version, so a removal by an
+   * author only the snapshot's author trusts is taken with it.
+   *
    * @param author - the peer serving the snapshot: only its own snapshots are accepted
+   * @throws {UntrustedSnapshotError} for a snapshot by an author this replica does not trust
    * @throws {InvalidSnapshotError} for a snapshot that fails its checks
    */
   async loadSnapshot (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
@@ -806,9 +989,11 @@ export class Replica implements Namespace {
       throw new InvalidSnapshotError(`snapshot root: ${String(err?.message ?? err)}`)
     }
     if (author !== undefined && snap.author !== author) throw new InvalidSnapshotError(`snapshot by ${snap.author} served by ${author}`)
+    if (!this.trust.trusts(snap.author)) throw new UntrustedSnapshotError(`snapshot ${root.toString()} by ${snap.author}, an author this node does not trust`)
     const { sig, ...body } = snap
     if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
-    if (dominates(this.clockState, snap.clock)) return false
+    const theirClock = this.trustedClock(snap.clock)
+    if (dominates(this.clockState, theirClock)) return false
     const theirs = new Map<string, Version[]>()
     for (let i = 0; i < snap.shards.length;) {
       const want = snap.shards.slice(i, i + MAX_BLOCKS_WANT)
@@ -831,15 +1016,19 @@ export class Replica implements Namespace {
     if (theirs.size !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${theirs.size} paths, its root says ${snap.count}`)
     await this.exclusive(async () => {
       const ours = await this.collectState()
+      const superseded = await this.readSuperseded()
+      const dropped = this.dropRefused(theirs, ours, superseded)
       const merged = mergeStates(ours, this.clockState, theirs, snap.clock)
-      const clock = merge(this.clockState, snap.clock)
+      const clock = merge(this.clockState, theirClock)
       const heads = this.mergeHeads(snap)
       const batch = new Batch(this.kv, clock, heads)
       const txn = batch.txn
       for (const prefix of ['t!', 'v!', 'c!']) await txn.clearPrefix(prefix)
       for (const [path, versions] of merged) await batch.tree.load(path, versions)
+      // a superseded version the merged clock covers never arrives as an entry
+      for (const key of superseded.keys()) if (covers(clock, dotOfSupersededKey(key))) txn.del(key)
       // history the snapshot covers can no longer be served entry by entry
-      const pruned = merge(this.prunedState, snap.clock)
+      const pruned = merge(this.prunedState, theirClock)
       for await (const [key, value] of this.kv.iterate({ gt: 's!', lt: 's"' })) {
         const rest = key.slice(2)
         const i = rest.lastIndexOf('!')
@@ -853,7 +1042,7 @@ export class Replica implements Namespace {
       await this.commit(batch)
       this.prunedState = pruned
       this.noteMember(snap.author, snap.clock)
-      this.log.info({ root: root.toString(), paths: snap.count, merged: merged.size }, 'namespace merged a snapshot')
+      this.log.info({ root: root.toString(), paths: snap.count, merged: merged.size, dropped }, 'namespace merged a snapshot')
       // held entries may have become ready
       await this.drain()
     })
@@ -984,13 +1173,28 @@ export function mergeStates (a: Map<string, Version[]>, clockA: VectorClock, b: 
   return out
 }
 
-/** True when everything `entry` depends on is in `clock` and it is its author's next entry. */
-function ready (entry: LogEntry, clock: VectorClock): boolean {
+/**
+ * True when it is its author's next entry and everything it depends on by
+ * trusted authors is in `clock`. Dependencies on authors `trust` refuses are
+ * ignored: their entries never arrive here (a writer trusted by more nodes
+ * than this one), and waiting for them would hold back every later entry of
+ * the trusted writers who saw them.
+ */
+function ready (entry: LogEntry, clock: VectorClock, trust: TrustPolicy): boolean {
   if ((clock[entry.author] ?? 0) + 1 !== entry.seq) return false
   for (const [author, n] of Object.entries(entry.clock)) {
-    if (author !== entry.author && (clock[author] ?? 0) < n) return false
+    if (author !== entry.author && (clock[author] ?? 0) < n && trust.trusts(author)) return false
   }
   return true
+}
+
+/** The dependencies of `entry` on other authors that `applied` does not cover (untrusted ones, see {@link ready}); undefined when none. */
+function skippedDeps (entry: LogEntry, applied: VectorClock): VectorClock | undefined {
+  let out: VectorClock | undefined
+  for (const [author, n] of Object.entries(entry.clock)) {
+    if (author !== entry.author && (applied[author] ?? 0) < n) (out ??= {})[author] = n
+  }
+  return out
 }
 
 /** Head CIDs in a stable order. */

@@ -13,6 +13,12 @@
  *   members learn what the others have seen (causal stability) and when to
  *   compact.
  *
+ * - **Trust**: gossip from a peer that is not a trusted writer is ignored
+ *   (counted), and such a peer is never pulled from; entries by untrusted
+ *   authors that a trusted peer passes on are dropped by the replica. Pulls
+ *   are still served to any peer: what a swarm holds is readable by whoever
+ *   reaches it, trust is about who may write.
+ *
  * The network, timers and randomness are injected ({@link SyncComponents}),
  * so the same code runs on libp2p and on a simulated network.
  *
@@ -23,7 +29,7 @@ import {
   decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
   type SyncResponse
 } from '../../protocol/namespace.js'
-import { dominates } from './clock.js'
+import { dominates, merge, type VectorClock } from './clock.js'
 import type { Replica } from './replica.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
@@ -67,7 +73,7 @@ export interface SyncComponents {
   /** Uniform in [0, 1) (seeded in simulations). */
   random: () => number
   logger: Logger
-  /** Peers whose gossip is taken and who are pulled from. @default every peer */
+  /** Peers whose gossip is taken and who are pulled from. @default the replica's trust (every peer when it has none) */
   trust?: TrustPolicy
 }
 
@@ -95,13 +101,16 @@ export interface SyncStats {
   pages: number
   snapshots: number
   served: number
+  /** Gossip messages ignored because their sender is not trusted. */
+  untrusted: number
 }
 
 /** Namespace sync over a {@link SyncNetwork}. */
 export class NamespaceSync {
-  readonly stats: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0 }
+  readonly stats: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0 }
   private readonly options: Required<SyncOptions>
   private readonly log: Logger
+  private readonly trust: TrustPolicy
   private readonly inflight = new Map<string, boolean>()
   private readonly running = new Set<Promise<void>>()
   private timer: unknown
@@ -118,6 +127,7 @@ export class NamespaceSync {
       maxPages: options.maxPages ?? 1000
     }
     this.log = components.logger
+    this.trust = components.trust ?? components.replica.trust
   }
 
   async start (): Promise<void> {
@@ -149,11 +159,11 @@ export class NamespaceSync {
     while (this.running.size > 0) await Promise.allSettled([...this.running])
   }
 
-  /** Run one anti-entropy round now: heartbeat, pull from one random peer, compact if due. */
+  /** Run one anti-entropy round now: heartbeat, pull from one random trusted peer, compact if due. */
   async round (): Promise<void> {
     const { network, replica, random } = this.components
     await this.publish([])
-    const peers = network.peers()
+    const peers = network.peers().filter(peer => this.trust.trusts(peer))
     if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
     try {
       await replica.compact()
@@ -162,9 +172,13 @@ export class NamespaceSync {
     }
   }
 
-  /** Pull what `peer` has and we lack (deduplicated: one pull per peer at a time, repeated once if asked again meanwhile). */
+  /**
+   * Pull what `peer` has and we lack (deduplicated: one pull per peer at a
+   * time, repeated once if asked again meanwhile). An untrusted peer is never
+   * pulled from.
+   */
   pullFrom (peer: string): void {
-    if (this.stopped) return
+    if (this.stopped || !this.trust.trusts(peer)) return
     if (this.inflight.has(peer)) {
       this.inflight.set(peer, true)
       return
@@ -213,6 +227,10 @@ export class NamespaceSync {
 
   private onMessage (from: string, data: Uint8Array): void {
     if (this.stopped) return
+    if (!this.trust.trusts(from)) {
+      this.stats.untrusted++
+      return
+    }
     let message
     try {
       message = decodeHeadsMessage(data)
@@ -226,7 +244,7 @@ export class NamespaceSync {
     replica.noteMember(from, message.clock)
     this.track((async () => {
       if (message.entries.length > 0) await replica.receive(message.entries, from)
-      if (!dominates(replica.state().clock, message.clock)) this.pullFrom(from)
+      if (replica.lacks(message.clock)) this.pullFrom(from)
     })())
   }
 
@@ -240,6 +258,7 @@ export class NamespaceSync {
       return encodeSyncResponse({ v: 1, type: 'error', id: 0, message: Array.from(String(err?.message ?? err)).slice(0, 500).join('') })
     }
     const { replica } = this.components
+    // served to untrusted peers too (reads are not the writers' trust); the replica does not note them as members
     this.stats.served++
     if (request.type === 'blocks') {
       return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids, MAX_SYNC_MESSAGE_BYTES - 64 * 1024) })
@@ -259,12 +278,20 @@ export class NamespaceSync {
     return response
   }
 
+  /**
+   * Pull pages from `peer` until it has nothing more for us. The pull clock
+   * names the peer's own counters (as last heard) for authors this replica
+   * does not trust ({@link Replica.pullClock}), so the peer skips them.
+   */
   private async pull (peer: string): Promise<void> {
     const { replica } = this.components
     this.stats.pulls++
+    let theirs: VectorClock = replica.memberClock(peer) ?? {}
     try {
       for (let page = 0; page < this.options.maxPages && !this.stopped; page++) {
-        const response = await this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: replica.state().clock, limit: this.options.pageSize })
+        const clock = replica.pullClock(theirs)
+        const response = await this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock, limit: this.options.pageSize })
+        if (response.type === 'snapshot' || response.type === 'entries') theirs = merge(theirs, response.clock)
         if (response.type === 'snapshot') {
           this.stats.snapshots++
           await replica.loadSnapshot(response.root, async (cids: CID[]) => {
@@ -277,10 +304,9 @@ export class NamespaceSync {
         if (response.type !== 'entries') throw new Error(`peer ${peer} answered ${response.type} to a pull`)
         this.stats.pages++
         replica.noteMember(peer, response.clock)
-        const before = replica.state().clock
         await replica.receive(response.entries, peer)
-        // no progress (entries rejected or held): stop; the next round retries
-        if (!response.more || dominates(before, replica.state().clock)) break
+        // no progress (entries rejected, held, or by untrusted authors already skipped): stop; the next round retries
+        if (!response.more || dominates(clock, replica.pullClock(theirs))) break
       }
     } catch (err: any) {
       this.stats.pullFailures++

@@ -103,3 +103,46 @@ export class WriterTrust implements TrustPolicy {
 
 /** Trusts every author: simulations and single-purpose tests. */
 export const TRUST_EVERYONE: TrustPolicy = { trusts: () => true }
+
+/** Settings of {@link WarnLimit}. */
+export interface WarnLimitInit {
+  /** At most one warning per key in this long (ms). @default 60000 */
+  interval?: number
+  /** At most this many keys warned about per interval; warnings about more are dropped. @default 100 */
+  maxKeys?: number
+}
+
+/**
+ * Rate limit of warnings keyed by author: at most one line per author per
+ * interval, and at most `maxKeys` authors per interval (a flood of fresh
+ * keys cannot fill the log either). The counters stay exact; only the log
+ * lines are limited.
+ */
+export class WarnLimit {
+  private readonly interval: number
+  private readonly maxKeys: number
+  private readonly last = new Map<string, { at: number, suppressed: number }>()
+
+  constructor (init: WarnLimitInit = {}) {
+    this.interval = init.interval ?? 60_000
+    this.maxKeys = init.maxKeys ?? 100
+  }
+
+  /**
+   * Whether a warning about `key` may be logged at `now`: the number of
+   * warnings about it suppressed since the last one, or undefined (suppress).
+   */
+  take (key: string, now: number): number | undefined {
+    const seen = this.last.get(key)
+    if (seen !== undefined && now - seen.at < this.interval) {
+      seen.suppressed++
+      return undefined
+    }
+    if (seen === undefined && this.last.size >= this.maxKeys) {
+      for (const [k, v] of this.last) if (now - v.at >= this.interval) this.last.delete(k)
+      if (this.last.size >= this.maxKeys) return undefined
+    }
+    this.last.set(key, { at: now, suppressed: 0 })
+    return seen?.suppressed ?? 0
+  }
+}

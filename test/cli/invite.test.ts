@@ -149,3 +149,75 @@ describe('closed by default: private swarms and invites', () => {
     assert.equal(JSON.parse(config).namespace.writers, 'swarm', 'nothing changed')
   })
 })
+
+/** A gauge or counter of the daemon's `/metrics`, 0 when absent. */
+async function metric (d: TestDaemon, name: string): Promise<number> {
+  const res = await fetch(new URL('/metrics', d.url), { headers: { authorization: `Bearer ${d.token}` }, signal: AbortSignal.timeout(10_000) })
+  const line = (await res.text()).split('\n').find(l => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1))
+}
+
+describe('an open swarm: only trusted peers write', () => {
+  const ctx = suiteContext()
+  let dir: string
+  let owner: TestDaemon
+  let stranger: TestDaemon
+  let ownerId: string
+  let strangerId: string
+
+  before(async () => {
+    dir = await tempDir(ctx, 'shoal-open-')
+    await Promise.all(['owner', 'stranger'].map(async n => await shoalOk(join(dir, n), ['init', ...LOOPBACK, '--open'])))
+    ;[owner, stranger] = await Promise.all(['owner', 'stranger'].map(async n => await startDaemon(ctx, join(dir, n))))
+    ownerId = (await shoalJson(owner.repo, ['id'])).id
+    strangerId = (await shoalJson(stranger.repo, ['id'])).id
+  })
+
+  it('an untrusted peer reads and fetches, but its put, move and delete never change the trusted node\'s tree', TEST, async () => {
+    assert.equal((await shoalJson(owner.repo, ['status'])).swarm, 'open')
+    assert.equal((await shoalJson(owner.repo, ['trust', 'ls'])).everyone, false)
+    const secret = randomBytes(256 * 1024)
+    await writeFile(join(dir, 'secret.bin'), secret)
+    await writeFile(join(dir, 'other.txt'), 'other\n')
+    await shoalOk(owner.repo, ['add', join(dir, 'secret.bin'), '--to', '/hr/secret.bin'])
+    await shoalOk(owner.repo, ['add', join(dir, 'other.txt'), '--to', '/hr/other.txt'])
+    await shoalOk(stranger.repo, ['peers', 'connect', (await shoalJson(owner.repo, ['id'])).addresses[0]])
+    // the stranger chooses to apply the owner's entries, so it sees the tree and can try to change it
+    await shoalOk(stranger.repo, ['trust', 'add', ownerId])
+    await eventually('the stranger sees the owner\'s tree', async () => (await runShoal(['--repo', stranger.repo, 'stat', '/hr/other.txt'])).code === 0)
+    assert.equal(Buffer.compare(await shoalOk(stranger.repo, ['cat', '/hr/secret.bin']), secret), 0, 'blocks are still served to untrusted peers')
+
+    const ignoredBefore = await metric(owner, 'shoal_namespace_untrusted_messages')
+    await writeFile(join(dir, 'planted.txt'), 'planted\n')
+    await shoalOk(stranger.repo, ['add', join(dir, 'planted.txt'), '--to', '/hr/planted.txt'])
+    await shoalOk(stranger.repo, ['mv', '/hr/secret.bin', '/hr/moved.bin'])
+    await shoalOk(stranger.repo, ['rm', '/hr/other.txt'])
+    await eventually('the owner received and ignored the stranger\'s gossip', async () => await metric(owner, 'shoal_namespace_untrusted_messages') >= ignoredBefore + 3)
+    const names = (await shoalJson<Array<{ name: string }>>(owner.repo, ['ls', '/hr'])).map(e => e.name).sort()
+    assert.deepEqual(names, ['other.txt', 'secret.bin'], 'the owner\'s tree is unchanged')
+    assert.equal(Buffer.compare(await shoalOk(owner.repo, ['cat', '/hr/secret.bin']), secret), 0)
+    assert.match((await shoalOk(owner.repo, ['status'])).toString(), /writers: +this node and 0 trusted peers/)
+  })
+
+  it('trust add applies a peer\'s entries; trust rm stops its later ones', TEST, async () => {
+    const added = await shoalJson(owner.repo, ['trust', 'add', strangerId])
+    assert.deepEqual(added.trusted, [strangerId])
+    const config = JSON.parse(await readFile(join(owner.repo, 'config.json'), 'utf8'))
+    assert.deepEqual(config.namespace.trusted, [strangerId], 'saved in the config')
+    await eventually('the newly trusted peer\'s writes apply', async () => (await runShoal(['--repo', owner.repo, 'stat', '/hr/planted.txt'])).code === 0)
+    await eventually('its move and delete apply too', async () => {
+      const names = (await shoalJson<Array<{ name: string }>>(owner.repo, ['ls', '/hr'])).map(e => e.name).sort()
+      return names.join(',') === 'moved.bin,planted.txt'
+    })
+
+    const removed = await shoalJson(owner.repo, ['trust', 'rm', strangerId])
+    assert.deepEqual(removed.trusted, [])
+    await failsOneLine(['--repo', owner.repo, 'trust', 'rm', strangerId], /not trusted/)
+    const ignoredBefore = await metric(owner, 'shoal_namespace_untrusted_messages')
+    await writeFile(join(dir, 'later.txt'), 'later\n')
+    await shoalOk(stranger.repo, ['add', join(dir, 'later.txt'), '--to', '/later.txt'])
+    await eventually('the owner ignored the removed peer\'s next write', async () => await metric(owner, 'shoal_namespace_untrusted_messages') > ignoredBefore)
+    assert.notEqual((await runShoal(['--repo', owner.repo, 'stat', '/later.txt'])).code, 0, 'a removed writer\'s later entry is not applied')
+    await failsOneLine(['--repo', owner.repo, 'trust', 'writers', 'swarm'], /open swarm/)
+  })
+})

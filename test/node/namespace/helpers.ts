@@ -7,7 +7,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
-import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Entry } from '../../../node/namespace/index.js'
+import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Entry, type KV, type TrustPolicy } from '../../../node/namespace/index.js'
+import type { Logger } from '../../../node/logger.js'
 import { sha256 } from '../../../node/blocks/verify.js'
 
 /** A logger that says nothing. */
@@ -16,14 +17,27 @@ export const silent = pino({ level: 'silent' })
 /** Virtual time shared by a test's replicas. */
 export interface Sim { now: number }
 
-/** An open replica over a fresh in-memory store, with a new key. */
-export async function replica (sim: Sim, options: ConstructorParameters<typeof Replica>[1] = {}): Promise<Replica> {
+/** What {@link replica} builds a replica from, besides its defaults. */
+export interface ReplicaParts {
+  /** @default a fresh in-memory store */
+  kv?: KV
+  /** @default a new key */
+  key?: Awaited<ReturnType<typeof generateKeyPair>>
+  /** @default every author trusted (none given) */
+  trust?: TrustPolicy
+  /** @default silent */
+  logger?: Logger
+}
+
+/** An open replica over a fresh in-memory store, with a new key (or the given parts). */
+export async function replica (sim: Sim, options: ConstructorParameters<typeof Replica>[1] = {}, parts: ReplicaParts = {}): Promise<Replica> {
   const r = new Replica({
-    kv: new MemoryKV(),
-    signer: signerFromKey(await generateKeyPair('Ed25519')),
+    kv: parts.kv ?? new MemoryKV(),
+    signer: signerFromKey(parts.key ?? await generateKeyPair('Ed25519')),
     verifier: peerIdVerifier(),
     clock: { now: () => sim.now },
-    logger: silent
+    logger: parts.logger ?? silent,
+    trust: parts.trust
   }, options)
   await r.open()
   return r
