@@ -18,7 +18,7 @@ import { registerNamespaceMetrics } from './namespace/metrics.js'
 import { createLibp2pSync } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
-import { createBlockExchange, type BlockExchange } from './exchange/index.js'
+import { createBlockExchange, ExpectedPuts, type BlockExchange } from './exchange/index.js'
 import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
 import { TierService } from './tiers/service.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
@@ -102,7 +102,9 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     mdns: config.mdns,
     start: false
   })
-  const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }) })
+  // peers may push only the shards this node agreed to hold for them
+  const expected = new ExpectedPuts()
+  const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }), putPolicy: expected })
   registerNamespaceMetrics(metrics.registry, namespace)
   const sync = createLibp2pSync({
     replica: namespace,
@@ -118,9 +120,11 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     libp2p,
     blockstore,
     exchange,
+    expected,
     files: () => namespace.files(),
     gcLock,
     logger,
+    maxForOthers: config.storage.maxForOthers,
     zone: durabilityConfig.zone,
     largePolicy: durabilityConfig.largePolicy,
     smallPolicy: durabilityConfig.smallPolicy,
