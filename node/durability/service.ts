@@ -440,13 +440,13 @@ export class DurabilityService {
     // refused before the skeleton is fetched when it cannot fit anyway
     await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
     for await (const block of fileSkeleton(getter, request.root, signal)) void block
-    await holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: Date.now() })
     await this.serialHold(async () => {
       // checked again with the holds accepted meanwhile, then recorded before another check
       await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
       const cids = shards.map(s => s.cid)
       expected.expect(from, cids)
       try {
+        await holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: Date.now() })
         await holdings.hold(request.manifest, shards, { now: Date.now(), from })
       } catch (err) {
         expected.cancel(from, cids)

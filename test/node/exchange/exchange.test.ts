@@ -8,44 +8,18 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagPb from '@ipld/dag-pb'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
-import { pino } from 'pino'
-import { createHost, DHT_PROTOCOL, type ShoalLibp2p } from '../../../node/net/host.js'
-import { createBlockExchange, ExpectedPuts, type BlockExchange, type BlockExchangeInit, type PutPolicy } from '../../../node/exchange/index.js'
+import { DHT_PROTOCOL } from '../../../node/net/host.js'
+import { ExpectedPuts } from '../../../node/exchange/index.js'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
 import { READ_AHEAD, READ_AHEAD_BYTES } from '../../../node/content/ranged-reader.js'
 import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
 import { randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
-import { defer, openBlockStore, type CleanupContext } from '../../helpers/temp.js'
-import type { BlockStore, LevelBlockStore } from '../../../node/blocks/index.js'
+import { connect, startNode, type TestNode } from './nodes.js'
+import type { BlockStore } from '../../../node/blocks/index.js'
 import type { CID } from 'multiformats/cid'
 
 const MiB = 1024 * 1024
-const logger = pino({ level: 'silent' })
-
-interface TestNode {
-  libp2p: ShoalLibp2p
-  blockstore: LevelBlockStore
-  exchange: BlockExchange
-}
-
-/** A started host + store + exchange, all torn down when the test ends. */
-async function startNode (t: CleanupContext, options: { swarmKey?: Uint8Array, init?: BlockExchangeInit, exchange?: boolean, putPolicy?: PutPolicy } = {}): Promise<TestNode> {
-  const blockstore = await openBlockStore(t)
-  const libp2p = await createHost({ privateKey: await generateKeyPair('Ed25519'), swarmKey: options.swarmKey })
-  defer(t, async () => { await libp2p.stop() })
-  const exchange = createBlockExchange({ libp2p, blockstore, logger, putPolicy: options.putPolicy }, { requestTimeoutMs: 5_000, findProvidersTimeoutMs: 5_000, ...options.init })
-  if (options.exchange !== false) {
-    await exchange.start()
-    defer(t, async () => { await exchange.stop() })
-  }
-  return { libp2p, blockstore, exchange }
-}
-
-async function connect (a: TestNode, b: TestNode, ms = 5_000): Promise<void> {
-  await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(ms) })
-}
 
 /** Import `size` seeded bytes with 256 KiB leaves. */
 async function importFile (node: TestNode, size: number, seed: number): Promise<CID> {
