@@ -61,6 +61,8 @@ export const routes: Route[] = [
         swarm: components.config.privateSwarm ? 'private' : 'open',
         peers: components.libp2p.getPeers().length,
         blockstoreBytes: await components.blockstore.approximateSize(),
+        // the quota for others (storage.maxForOthers, or its measured default) and what is held of it
+        storage: await components.durability.storage(),
         repo: components.repo.root,
         namespace: namespaceStatus(components)
       })

@@ -318,7 +318,9 @@ export class DurabilityService {
         for (let i = 0; i < shards.length; i += PLACE_PART) {
           const part = shards.slice(i, i + PLACE_PART)
           await this.sendHold(peer, manifest, root.root, part.map(s => s.ref), signal)
-          const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(part.map(s => s.cid), signal), { signal })
+          // one push per block: shards with equal bytes (replica copies, repeated leaves) share a CID, and the holder expects it once
+          const cids = [...new Map(part.map(s => [blockKey(s.cid), s.cid])).values()]
+          const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(cids, signal), { signal })
           pushed += result.blocks
           this.stats.shardsPushed += result.blocks
         }

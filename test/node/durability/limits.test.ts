@@ -135,4 +135,15 @@ describe('holds, pushes and the quota between real nodes', () => {
     const roomyStorage = await roomy.components.durability.storage()
     assert.ok(roomyStorage.heldForOthers > 0 && roomyStorage.maxForOthers > roomyStorage.heldForOthers)
   })
+
+  it('places copies that share a CID on one peer with one push (replicas:3 on two nodes)', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-copies-')
+    const [writer, peer] = await Promise.all([startNode(t, dir, 'writer'), startNode(t, dir, 'peer')])
+    await connect(writer, peer)
+    const { manifest } = await encodedFile(writer, 'replicas:3', 600 * 1024)
+    const placed = await writer.components.durability.place(manifest)
+    assert.deepEqual(placed.failed, [])
+    assert.equal(peer.components.exchange.stats().putsRefused, 0)
+    assert.ok(await shardRecords(peer, manifest) > 0)
+  })
 })
