@@ -19,7 +19,7 @@ import { createLibp2pSync } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
 import { TrustAdmin } from './peers/trust-admin.js'
-import { createBlockExchange, type BlockExchange } from './exchange/index.js'
+import { createBlockExchange, ExpectedPuts, type BlockExchange } from './exchange/index.js'
 import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
 import { TierService } from './tiers/service.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
@@ -105,7 +105,9 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     mdns: config.mdns,
     start: false
   })
-  const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }) })
+  // peers may push only the shards this node agreed to hold for them
+  const expected = new ExpectedPuts()
+  const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }), putPolicy: expected })
   const sync = createLibp2pSync({
     replica: namespace,
     libp2p,
@@ -121,9 +123,11 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     libp2p,
     blockstore,
     exchange,
+    expected,
     files: () => namespace.files(),
     gcLock,
     logger,
+    maxForOthers: config.storage.maxForOthers,
     zone: durabilityConfig.zone,
     largePolicy: durabilityConfig.largePolicy,
     smallPolicy: durabilityConfig.smallPolicy,

@@ -39,6 +39,12 @@ export const MAX_STRIPE_INDEX = 2 ** 32 - 1
 /** Longest error message. */
 export const MAX_ERROR_TEXT = 1024
 
+/** How the message of an `error` refusing a `hold` over the holder's quota starts. */
+export const QUOTA_EXCEEDED = 'quota exceeded'
+
+/** How the message of an `error` refusing a request over the peer's rate starts. */
+export const RATE_LIMITED = 'rate limited'
+
 const DAG_CBOR = 0x71
 
 /** A shard of a manifest: [stripe index, shard index]. */
@@ -77,7 +83,10 @@ export interface OkResponse { v: 1, type: 'ok' }
 export interface HoldingsResponse { v: 1, type: 'holdings', shards: ShardRef[] }
 /** A node's placement facts. `zone` is absent when the node has none. */
 export interface InfoResponse { v: 1, type: 'info', zone?: string }
-/** The request was refused. */
+/**
+ * The request was refused. A message starting with {@link QUOTA_EXCEEDED}
+ * or {@link RATE_LIMITED} says why in a way the requester can act on.
+ */
 export interface ShardsErrorResponse { v: 1, type: 'error', message: string }
 /** Any response. */
 export type ShardsResponse = OkResponse | HoldingsResponse | InfoResponse | ShardsErrorResponse

@@ -64,6 +64,8 @@ export const routes: Route[] = [
         writers: writersSummary(components.trustAdmin.status()),
         peers: components.libp2p.getPeers().length,
         blockstoreBytes: await components.blockstore.approximateSize(),
+        // the quota for others (storage.maxForOthers, or its measured default) and what is held of it
+        storage: await components.durability.storage(),
         repo: components.repo.root,
         namespace: namespaceStatus(components)
       })

@@ -32,6 +32,28 @@ export interface HeldShard {
   cid: string
   /** When it was recorded, ms. */
   since: number
+  /** The shard's length in bytes (from its stripe); absent in records written before sizes were kept. */
+  size?: number
+  /** The peer whose `hold` this shard came from: set, the shard counts as held for others. */
+  from?: string
+}
+
+/** A shard to record with {@link Holdings.hold}. */
+export interface ShardToHold {
+  ref: ShardRef
+  cid: CID
+  /** Its length in bytes (counted for others when the hold has a `from`). */
+  size?: number
+}
+
+/** Options of {@link Holdings.hold}. */
+export interface HoldOptions {
+  /** The time of the record, ms. */
+  now: number
+  /** Fsync the batch. @default true (false: a later {@link Holdings.sync} makes it durable) */
+  sync?: boolean
+  /** The peer that asked this node to hold the shards; absent for this node's own. */
+  from?: string
 }
 
 /** A placement decision for one stripe. */
@@ -56,6 +78,11 @@ function shardKey (manifest: string, stripe: number, shard: number): string {
   return `${SHARD}${manifest}!${stripe.toString(16).padStart(8, '0')}!${shard.toString(16).padStart(2, '0')}`
 }
 
+/** What a shard record counts for others: its size when a peer asked for it. */
+function forOthersSize (record: HeldShard): number {
+  return record.from === undefined ? 0 : record.size ?? 0
+}
+
 function placementKey (manifest: string, stripe: number): string {
   return `${PLACEMENT}${manifest}!${stripe.toString(16).padStart(8, '0')}`
 }
@@ -68,8 +95,62 @@ export class Holdings {
    * records are listed), not in one batch each.
    */
   private readonly unwritten = new Map<string, ManifestRecord>()
+  /** Bytes of shards held for others, once counted (see {@link heldForOthers}). */
+  private forOthers?: Promise<number>
 
   constructor (private readonly kv: KV) {}
+
+  /**
+   * Bytes of the shards recorded as held for other peers (those recorded
+   * with a `from`), as their stripes give them: counted by one scan of the
+   * shard records at first need, then kept up to date by every change.
+   * Records of a hold count from the moment the hold is accepted, before the
+   * blocks arrive (a reservation): a hold never pushed is released with its
+   * manifest by garbage collection.
+   */
+  async heldForOthers (): Promise<number> {
+    this.forOthers ??= this.countForOthers()
+    return await this.forOthers
+  }
+
+  /** Bytes that recording `shards` of `manifest` for another peer would add to {@link heldForOthers}. */
+  async addedForOthers (manifest: CID | string, shards: ShardToHold[]): Promise<number> {
+    const existing = await this.existing(manifest.toString(), shards.map(s => s.ref))
+    let added = 0
+    for (const { ref, size } of shards) added += (size ?? 0) - (existing.get(shardKey(manifest.toString(), ref[0], ref[1])) ?? 0)
+    return added
+  }
+
+  private async countForOthers (): Promise<number> {
+    let total = 0
+    for await (const [, value] of this.kv.iterate({ gte: SHARD, lt: SHARD + '\xff' })) total += forOthersSize(decodeJSON<HeldShard>(value))
+    return total
+  }
+
+  /**
+   * Add `delta` bytes to the count of bytes held for others. Every change
+   * counts first ({@link heldForOthers}) and writes after: a first scan
+   * running while a change is written would count that change twice.
+   */
+  private adjustForOthers (delta: number): void {
+    if (delta === 0 || this.forOthers === undefined) return
+    this.forOthers = this.forOthers.then(total => Math.max(0, total + delta))
+  }
+
+  /** Bytes held for others by the records of `refs` of `manifest` now, by key (one range scan). */
+  private async existing (manifest: string, refs: ShardRef[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>()
+    if (refs.length === 0) return out
+    const wanted = new Set(refs.map(r => shardKey(manifest, r[0], r[1])))
+    let lo = refs[0][0]
+    let hi = refs[0][0]
+    for (const [stripe] of refs) { lo = Math.min(lo, stripe); hi = Math.max(hi, stripe) }
+    const lt = hi + 1 >= 2 ** 32 ? `${SHARD}${manifest}!\xff` : shardKey(manifest, hi + 1, 0)
+    for await (const [key, value] of this.kv.iterate({ gte: shardKey(manifest, lo, 0), lt })) {
+      if (wanted.has(key)) out.set(key, forOthersSize(decodeJSON<HeldShard>(value)))
+    }
+    return out
+  }
 
   async open (): Promise<void> { await this.kv.open() }
   async close (): Promise<void> {
@@ -124,15 +205,28 @@ export class Holdings {
     }
   }
 
-  /** Record shards as held here (one batch, synced unless `sync` is false: then a later {@link sync} makes it durable). */
-  async hold (manifest: CID | string, shards: Array<{ ref: ShardRef, cid: CID }>, now: number, sync = true): Promise<void> {
+  /**
+   * Record shards as held here (one batch, synced unless `sync` is false:
+   * then a later {@link sync} makes it durable). With `from`, they count as
+   * held for that peer in {@link heldForOthers}; a shard recorded again
+   * replaces its earlier record.
+   */
+  async hold (manifest: CID | string, shards: ShardToHold[], options: HoldOptions): Promise<void> {
+    if (shards.length === 0) return
     const m = manifest.toString()
-    const ops: KVOp[] = shards.map(({ ref, cid }) => ({
-      type: 'put',
-      key: shardKey(m, ref[0], ref[1]),
-      value: encodeJSON({ stripe: ref[0], shard: ref[1], cid: cid.toString(), since: now } satisfies HeldShard)
-    }))
-    if (ops.length > 0) await this.kv.batch(ops, sync)
+    await this.heldForOthers()
+    const before = await this.existing(m, shards.map(s => s.ref))
+    let delta = 0
+    const ops: KVOp[] = shards.map(({ ref, cid, size }) => {
+      const record: HeldShard = { stripe: ref[0], shard: ref[1], cid: cid.toString(), since: options.now }
+      if (size !== undefined) record.size = size
+      if (options.from !== undefined) record.from = options.from
+      const key = shardKey(m, ref[0], ref[1])
+      delta += forOthersSize(record) - (before.get(key) ?? 0)
+      return { type: 'put', key, value: encodeJSON(record) }
+    })
+    await this.kv.batch(ops, options.sync !== false)
+    this.adjustForOthers(delta)
   }
 
   /** Fsync every write made so far (those made with `sync: false` included): one synced write covers the ones before it. */
@@ -154,15 +248,25 @@ export class Holdings {
   async forget (manifest: CID | string): Promise<void> {
     const m = manifest.toString()
     this.unwritten.delete(m)
+    await this.heldForOthers()
     const ops: KVOp[] = [{ type: 'del', key: MANIFEST + m }]
-    for await (const [key] of this.kv.iterate({ gte: `${SHARD}${m}!`, lt: `${SHARD}${m}!\xff` })) ops.push({ type: 'del', key })
+    let freed = 0
+    for await (const [key, value] of this.kv.iterate({ gte: `${SHARD}${m}!`, lt: `${SHARD}${m}!\xff` })) {
+      ops.push({ type: 'del', key })
+      freed += forOthersSize(decodeJSON<HeldShard>(value))
+    }
     for await (const [key] of this.kv.iterate({ gte: `${PLACEMENT}${m}!`, lt: `${PLACEMENT}${m}!\xff` })) ops.push({ type: 'del', key })
     await this.kv.batch(ops, true)
+    this.adjustForOthers(-freed)
   }
 
   /** Drop one held shard (e.g. found corrupt). */
   async release (manifest: CID | string, stripe: number, shard: number): Promise<void> {
-    await this.kv.batch([{ type: 'del', key: shardKey(manifest.toString(), stripe, shard) }], true)
+    const m = manifest.toString()
+    await this.heldForOthers()
+    const before = await this.existing(m, [[stripe, shard]])
+    await this.kv.batch([{ type: 'del', key: shardKey(m, stripe, shard) }], true)
+    this.adjustForOthers(-(before.get(shardKey(m, stripe, shard)) ?? 0))
   }
 
   /** Record placement decisions. */

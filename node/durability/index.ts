@@ -6,20 +6,23 @@
  *
  * @module
  */
+import { dirname } from 'node:path'
 import { LevelKV } from '../namespace/kv.js'
 import { Holdings } from './holdings.js'
-import { Libp2pShardsNetwork } from './network.js'
+import { Libp2pShardsNetwork, type ShardsNetworkInit } from './network.js'
 import { DurabilityService, type DurabilityInit } from './service.js'
 import type { GcLock } from './gc.js'
 import type { BlockStore } from '../blocks/index.js'
-import type { BlockExchange } from '../exchange/index.js'
+import type { BlockExchange, PutExpectations } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
 import type { Entry } from '../namespace/index.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
 export { DurabilityService } from './service.js'
 export type { DurabilityComponents, DurabilityInit, DurabilityStats, PinStatus, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
-export { Holdings } from './holdings.js'
+export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './holdings.js'
+export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'
+export { DEFAULT_SHARDS_LIMITS, Libp2pShardsNetwork, type ShardsLimits, type ShardsNetworkInit, type ShardsNetworkStats } from './network.js'
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
 export { stripedGetter } from './reader.js'
 export type { ScrubReport } from './scrub.js'
@@ -31,23 +34,32 @@ export interface CreateDurabilityInit extends DurabilityInit {
   libp2p: ShoalLibp2p
   blockstore: BlockStore
   exchange: BlockExchange
+  /** The exchange's put policy: told which shards a peer may push once its hold is accepted. */
+  expected: PutExpectations
   files: () => AsyncIterable<Entry>
   gcLock: GcLock
   logger: Logger
+  /** Per-peer limits of the shards protocol. @default {@link DEFAULT_SHARDS_LIMITS} */
+  shardsLimits?: ShardsNetworkInit
 }
 
-/** The durability service of a daemon, over libp2p and a LevelDB holdings store. */
+/**
+ * The durability service of a daemon, over libp2p and a LevelDB holdings
+ * store. Its quota for others defaults to half the free space of the disk
+ * of the holdings folder (the repo's).
+ */
 export function createDurability (init: CreateDurabilityInit): { service: DurabilityService, holdings: Holdings } {
   const holdings = new Holdings(new LevelKV(init.path))
-  const network = new Libp2pShardsNetwork({ libp2p: init.libp2p, logger: init.logger })
+  const network = new Libp2pShardsNetwork({ libp2p: init.libp2p, logger: init.logger }, init.shardsLimits)
   const service = new DurabilityService({
     blockstore: init.blockstore,
     exchange: init.exchange,
     network,
     holdings,
+    expected: init.expected,
     files: init.files,
     gcLock: init.gcLock,
     logger: init.logger
-  }, init)
+  }, { ...init, storagePath: init.storagePath ?? dirname(init.path) })
   return { service, holdings }
 }

@@ -9,10 +9,13 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import {
   decodeShardsRequest, decodeShardsResponse, encodeShardsRequest, encodeShardsResponse,
-  MAX_SHARDS_MESSAGE_BYTES, SHARDS_PROTOCOL,
+  MAX_ERROR_TEXT, MAX_SHARDS_MESSAGE_BYTES, QUOTA_EXCEEDED, RATE_LIMITED, SHARDS_PROTOCOL,
   type ShardsRequest, type ShardsResponse
 } from '../../protocol/shards.js'
 import { RemoteError } from '../exchange/index.js'
+import { admit, PeerLimiter, RateLimitedError, withDefaults } from '../net/peer-limiter.js'
+import { PeerStreams } from '../net/peer-streams.js'
+import { QuotaExceededError } from './quota.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
@@ -36,10 +39,55 @@ export interface ShardsNetwork {
   onDisconnect: (fn: (peer: string) => void) => void
 }
 
-/** Streams of the shards protocol one peer may have open towards us. */
-const MAX_INBOUND_STREAMS = 16
 /** Bound on one request, both ways. */
 const REQUEST_TIMEOUT_MS = 30_000
+
+/** Per-peer limits of the serving side (docs/limits.md). */
+export interface ShardsLimits {
+  /** Requests per second per peer. */
+  requestsPerSecond: number
+  /** Request burst per peer. */
+  requestBurst: number
+  /** `hold` requests per minute per peer. */
+  holdsPerMinute: number
+  /** `hold` burst per peer. */
+  holdBurst: number
+  /** Longest wait for a peer's rate before its request is refused. */
+  maxDelayMs: number
+  /** Streams one peer may have open towards us, over all its connections. */
+  maxStreamsPerPeer: number
+}
+
+/**
+ * Defaults: a repair pass asks every peer `holdings` once per manifest, and
+ * sends one `hold` per rebuilt shard (at the default 32 MiB/s repair rate,
+ * ~128 holds/s spread over the target peers); placement sends one per
+ * peer per 4,096 shards.
+ */
+export const DEFAULT_SHARDS_LIMITS: ShardsLimits = {
+  requestsPerSecond: 200,
+  requestBurst: 1000,
+  holdsPerMinute: 1200,
+  holdBurst: 600,
+  maxDelayMs: 1000,
+  maxStreamsPerPeer: 16
+}
+
+/** Counters of the serving side. */
+export interface ShardsNetworkStats {
+  /** Requests that waited for their peer's rate. */
+  requestsDelayed: number
+  /** Requests refused over their peer's rate (`hold`s included). */
+  requestsRefused: number
+  /** Streams refused because their peer had too many open. */
+  streamsRefused: number
+}
+
+/** Settings of {@link Libp2pShardsNetwork}. */
+export interface ShardsNetworkInit extends Partial<ShardsLimits> {
+  /** The clock of the rate limits (tests). @default Date.now */
+  now?: () => number
+}
 
 /** {@link ShardsNetwork} over a libp2p host. */
 export class Libp2pShardsNetwork implements ShardsNetwork {
@@ -48,6 +96,11 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
   private readonly away = new Map<string, number>()
   private readonly listeners: Array<(peer: string) => void> = []
   private handler?: ShardsHandler
+  private readonly limits: ShardsLimits
+  private readonly requests: PeerLimiter
+  private readonly holds: PeerLimiter
+  private readonly open: PeerStreams
+  readonly stats: ShardsNetworkStats = { requestsDelayed: 0, requestsRefused: 0, streamsRefused: 0 }
 
   private readonly onPeerConnect = (evt: CustomEvent<PeerId>): void => {
     this.away.delete(evt.detail.toString())
@@ -59,8 +112,13 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
     for (const fn of this.listeners) fn(peer)
   }
 
-  constructor (private readonly components: { libp2p: ShoalLibp2p, logger: Logger }) {
+  constructor (private readonly components: { libp2p: ShoalLibp2p, logger: Logger }, init: ShardsNetworkInit = {}) {
     this.self = components.libp2p.peerId.toString()
+    this.limits = withDefaults(DEFAULT_SHARDS_LIMITS, init)
+    const { now } = init
+    this.requests = new PeerLimiter({ rate: this.limits.requestsPerSecond, burst: this.limits.requestBurst, now })
+    this.holds = new PeerLimiter({ rate: this.limits.holdsPerMinute / 60, burst: this.limits.holdBurst, now })
+    this.open = new PeerStreams(this.limits.maxStreamsPerPeer)
   }
 
   async start (handler: ShardsHandler): Promise<void> {
@@ -68,7 +126,7 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
     this.handler = handler
     await libp2p.handle(SHARDS_PROTOCOL, async (stream, connection) => {
       await this.serve(stream, connection)
-    }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+    }, { maxInboundStreams: this.limits.maxStreamsPerPeer })
     libp2p.addEventListener('peer:connect', this.onPeerConnect)
     libp2p.addEventListener('peer:disconnect', this.onPeerDisconnect)
   }
@@ -103,7 +161,7 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
       await lp.write(encodeShardsRequest(request), { signal: bounded })
       const answer = decodeShardsResponse((await lp.read({ signal: bounded })).subarray())
       await stream.close({ signal: bounded }).catch(() => {})
-      if (answer.type === 'error') throw new RemoteError(`peer ${peer} refused ${request.type}: ${answer.message}`)
+      if (answer.type === 'error') throw refusal(peer, request.type, answer.message)
       return answer
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
@@ -113,6 +171,11 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
+    if (!this.open.enter(from)) {
+      this.stats.streamsRefused++
+      stream.abort(new Error('too many shards streams'))
+      return
+    }
     const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS * 2)
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_SHARDS_MESSAGE_BYTES })
@@ -121,16 +184,45 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
       try {
         const request = decodeShardsRequest(bytes)
         const handler = this.handler
-        answer = handler === undefined ? { v: 1, type: 'error', message: 'not serving' } : await handler(from, request, signal)
+        if (handler === undefined) answer = { v: 1, type: 'error', message: 'not serving' }
+        else answer = (await this.admit(from, request, signal)) ?? await handler(from, request, signal)
       } catch (err: any) {
         this.components.logger.debug({ from, err: err?.message }, 'shards request refused')
-        answer = { v: 1, type: 'error', message: String(err?.message ?? err).slice(0, 1000) }
+        const name = err?.name === 'QuotaExceededError' ? `${QUOTA_EXCEEDED}: ` : ''
+        answer = { v: 1, type: 'error', message: (name + String(err?.message ?? err)).slice(0, MAX_ERROR_TEXT) }
       }
       await lp.write(encodeShardsResponse(answer), { signal })
       await stream.close({ signal })
     } catch (err: any) {
       this.components.logger.debug({ from, err: err?.message ?? String(err) }, 'shards stream failed')
       stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      this.open.leave(from)
     }
   }
+
+  /** Undefined when the peer's rates admit `request` (perhaps after a wait), else the refusal to send. */
+  private async admit (from: string, request: ShardsRequest, signal: AbortSignal): Promise<ShardsResponse | undefined> {
+    const { maxDelayMs } = this.limits
+    const limiters = request.type === 'hold' ? [this.requests, this.holds] : [this.requests]
+    for (const limiter of limiters) {
+      const verdict = await admit(limiter, from, { maxDelayMs, signal })
+      if (verdict === 'waited') this.stats.requestsDelayed++
+      if (verdict === 'refused') {
+        this.stats.requestsRefused++
+        const what = limiter === this.holds ? `${this.limits.holdsPerMinute} holds per minute` : `${this.limits.requestsPerSecond} requests per second`
+        return { v: 1, type: 'error', message: `${RATE_LIMITED}: more than ${what} from this peer` }
+      }
+    }
+    return undefined
+  }
 }
+
+/** The typed error of an `error` answer: over quota, over rate, or any other refusal. */
+function refusal (peer: string, type: string, message: string): Error {
+  const text = `peer ${peer} refused ${type}: ${message}`
+  if (message.startsWith(QUOTA_EXCEEDED)) return new QuotaExceededError(text)
+  if (message.startsWith(RATE_LIMITED)) return new RateLimitedError(text)
+  return new RemoteError(text)
+}
+

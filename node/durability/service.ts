@@ -17,13 +17,14 @@ import { explainPlacement, placeStripe, type PlacementPeer } from './placement.j
 import { planRepair, RateLimiter, repairCoordinator, stripeHealth, type StripeHealth } from './repair-plan.js'
 import { gatherView, presentShards, type HolderView } from './view.js'
 import { collectGarbage, type GcLock, type GcResult } from './gc.js'
-import type { Holdings, PlacementRecord } from './holdings.js'
+import type { Holdings, PlacementRecord, ShardToHold } from './holdings.js'
+import { HoldQuota, type QuotaReport } from './quota.js'
 import { emptyScrubReport, findCorruptBlocks, type ScrubReport } from './scrub.js'
 import { sleep } from './sleep.js'
 import { blockKey } from '../blocks/index.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
-import type { BlockExchange } from '../exchange/index.js'
+import type { BlockExchange, PutExpectations } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
 import type { Entry, FilePin } from '../namespace/index.js'
 
@@ -44,6 +45,8 @@ export interface DurabilityComponents {
   exchange: BlockExchange
   network: ShardsNetwork
   holdings: Holdings
+  /** Told which shards peers may push once a `hold` is accepted (the exchange's put policy). */
+  expected: PutExpectations
   /** Every visible file of the namespace (for repair and GC). */
   files: () => AsyncIterable<Entry>
   /** Writers share it; garbage collection takes it to start. */
@@ -71,6 +74,12 @@ export interface DurabilityInit {
   scrubIntervalMs?: number
   /** Scrub read budget (bytes/s). @default 64 MiB/s */
   scrubBytesPerSecond?: number
+  /** Most bytes of shards held for others (config `storage.maxForOthers`). @default half the free space of `storagePath`'s disk plus what is held */
+  maxForOthers?: number
+  /** A folder on the repo's disk, for the default quota; absent with no `maxForOthers`: no quota. */
+  storagePath?: string
+  /** How long a peer that refused a hold over its quota is left out of placement and repair (ms). @default 10 min */
+  fullPeerMs?: number
 }
 
 /** How a placement went. */
@@ -148,6 +157,8 @@ export interface DurabilityStats {
   repairBytesIn: number
   repairBytesOut: number
   holdsAccepted: number
+  /** Holds refused because they would exceed the quota for others. */
+  holdsRefused: number
 }
 
 /** Holder name for the zero shards of a short last stripe: always "alive", never a peer. */
@@ -160,7 +171,12 @@ const GONE = '(gone)'
 /** The durability service of one node. */
 export class DurabilityService {
   private readonly log: Logger
-  private readonly init: Required<Omit<DurabilityInit, 'zone'>> & { zone?: string }
+  private readonly init: Required<Omit<DurabilityInit, 'zone' | 'maxForOthers' | 'storagePath'>> & { zone?: string }
+  private readonly quota: HoldQuota
+  /** Peers that refused a hold over their quota → until when they are left out (ms). */
+  private readonly full = new Map<string, number>()
+  /** Quota checks and the records they allow, one hold at a time. */
+  private holding: Promise<unknown> = Promise.resolve()
   private coder?: Promise<ErasureCoder>
   private readonly zones = new Map<string, string | undefined>()
   private readonly lastHolder = new Map<string, { peer: string }>()
@@ -172,7 +188,7 @@ export class DurabilityService {
   private scrubbing?: Promise<ScrubReport>
   private stopScrub = new AbortController()
   private stopped = false
-  readonly stats: DurabilityStats = { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0 }
+  readonly stats: DurabilityStats = { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, holdsRefused: 0 }
 
   constructor (private readonly components: DurabilityComponents, init: DurabilityInit = {}) {
     this.log = components.logger.child({ component: 'durability' })
@@ -185,8 +201,10 @@ export class DurabilityService {
       checkIntervalMs: init.checkIntervalMs ?? 60_000,
       repairBytesPerSecond: init.repairBytesPerSecond ?? 32 * 1024 * 1024,
       scrubIntervalMs: init.scrubIntervalMs ?? 7 * 24 * 3600_000,
-      scrubBytesPerSecond: init.scrubBytesPerSecond ?? 64 * 1024 * 1024
+      scrubBytesPerSecond: init.scrubBytesPerSecond ?? 64 * 1024 * 1024,
+      fullPeerMs: init.fullPeerMs ?? 10 * 60_000
     }
+    this.quota = new HoldQuota({ heldForOthers: async () => await components.holdings.heldForOthers() }, { maxForOthers: init.maxForOthers, path: init.storagePath })
     parsePolicy(this.init.largePolicy)
     parsePolicy(this.init.smallPolicy)
     this.limiter = new RateLimiter(this.init.repairBytesPerSecond, this.init.repairBytesPerSecond)
@@ -212,6 +230,11 @@ export class DurabilityService {
 
   /** The shards protocol endpoint (reads ask holders through it). */
   get network (): ShardsNetwork { return this.components.network }
+
+  /** The quota for others and what is held of it. */
+  async storage (): Promise<QuotaReport> {
+    return await this.quota.report()
+  }
 
   /** The policy a file of `size` bytes gets when none is given. */
   defaultPolicy (size: number): string {
@@ -286,16 +309,23 @@ export class DurabilityService {
     await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now }, sync)
     await holdings.notePlacements(manifest, records)
     const mine = perPeer.get(network.self) ?? []
-    await holdings.hold(manifest, mine, now, sync)
+    await holdings.hold(manifest, mine, { now, sync })
     const failed: string[] = []
     let pushed = 0
     await Promise.all([...perPeer].filter(([peer]) => peer !== network.self).map(async ([peer, shards]) => {
       try {
-        await this.sendHold(peer, manifest, root.root, shards.map(s => s.ref), signal)
-        const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(shards.map(s => s.cid), signal), { signal })
-        pushed += result.blocks
-        this.stats.shardsPushed += result.blocks
+        // hold then push, a part at a time: the peer expects the blocks of one part at once, for a while
+        for (let i = 0; i < shards.length; i += PLACE_PART) {
+          const part = shards.slice(i, i + PLACE_PART)
+          await this.sendHold(peer, manifest, root.root, part.map(s => s.ref), signal)
+          // one push per block: shards with equal bytes (replica copies, repeated leaves) share a CID, and the holder expects it once
+          const cids = [...new Map(part.map(s => [blockKey(s.cid), s.cid])).values()]
+          const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(cids, signal), { signal })
+          pushed += result.blocks
+          this.stats.shardsPushed += result.blocks
+        }
       } catch (err: any) {
+        this.noteRefusal(peer, err)
         this.log.warn({ peer, manifest: manifest.toString(), err: err?.message }, 'placement on peer failed')
         failed.push(peer)
       }
@@ -399,17 +429,32 @@ export class DurabilityService {
       if (list === undefined) { list = []; wanted.set(stripe, list) }
       list.push(shard)
     }
-    const shards: Array<{ ref: ShardRef, cid: CID }> = []
+    const shards: ShardToHold[] = []
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       for (const shard of wanted.get(index) ?? []) {
         const cid = shardCID(stripe, mroot.k, shard)
-        if (cid !== undefined) shards.push({ ref: [index, shard], cid })
+        // a data shard is its leaf; every parity shard is as long as the stripe's longest leaf
+        if (cid !== undefined) shards.push({ ref: [index, shard], cid, size: shard < mroot.k ? stripe.sizes[shard] : stripe.shardSize })
       }
     }
-    for await (const block of fileSkeleton(getter, request.root, signal)) void block
     shards.sort((a, b) => compareRefs(a.ref, b.ref))
-    await this.components.holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: Date.now() })
-    await this.components.holdings.hold(request.manifest, shards, Date.now())
+    const { holdings, expected } = this.components
+    // refused before the skeleton is fetched when it cannot fit anyway
+    await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
+    for await (const block of fileSkeleton(getter, request.root, signal)) void block
+    await this.serialHold(async () => {
+      // checked again with the holds accepted meanwhile, then recorded before another check
+      await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
+      const cids = shards.map(s => s.cid)
+      expected.expect(from, cids)
+      try {
+        await holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: Date.now() })
+        await holdings.hold(request.manifest, shards, { now: Date.now(), from })
+      } catch (err) {
+        expected.cancel(from, cids)
+        throw err
+      }
+    })
     this.stats.holdsAccepted++
     this.components.exchange.announceSoon(request.root)
     return { v: 1, type: 'ok' }
@@ -595,6 +640,7 @@ export class DurabilityService {
           this.lastHolder.set(`${manifest.toString()}:${index}:${action.index}`, { peer: action.to })
           holders[action.index] = action.to
         } catch (err: any) {
+          this.noteRefusal(action.to, err)
           report.errors.push(`stripe ${index} shard ${action.index}: ${String(err?.message ?? err)}`)
         }
       }
@@ -633,7 +679,7 @@ export class DurabilityService {
     if (to === network.self) {
       await blockstore.put(cid, bytes)
       await blockstore.commit()
-      await holdings.hold(manifest, [{ ref: [stripeIndex, index], cid }], Date.now())
+      await holdings.hold(manifest, [{ ref: [stripeIndex, index], cid, size: bytes.byteLength }], { now: Date.now() })
     } else {
       await this.sendHold(to, manifest, root, [[stripeIndex, index]], signal)
       await exchange.putBlocks(peerIdFromString(to), [{ cid, bytes }], { signal })
@@ -646,6 +692,38 @@ export class DurabilityService {
   }
 
   // ------------------------------------------------------------------ helpers
+
+  /** @throws {QuotaExceededError} (counted) when `bytes` more do not fit the quota for others */
+  private async checkQuota (bytes: number): Promise<void> {
+    try {
+      await this.quota.check(bytes)
+    } catch (err) {
+      this.stats.holdsRefused++
+      throw err
+    }
+  }
+
+  /** Run `fn` after every hold recording started before it. */
+  private async serialHold (fn: () => Promise<void>): Promise<void> {
+    const run = this.holding.then(fn)
+    this.holding = run.catch(() => {})
+    await run
+  }
+
+  /** A peer that refused a hold over its quota is left out of placement and repair for a while. */
+  private noteRefusal (peer: string, err: unknown): void {
+    if ((err as { name?: string } | undefined)?.name !== 'QuotaExceededError') return
+    this.full.set(peer, Date.now() + this.init.fullPeerMs)
+  }
+
+  /** True while `peer` is left out for having refused a hold over its quota. */
+  private isFull (peer: string): boolean {
+    const until = this.full.get(peer)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.full.delete(peer)
+    return false
+  }
 
   private async sendHold (peer: string, manifest: CID, root: CID, refs: ShardRef[], signal?: AbortSignal): Promise<void> {
     const sorted = [...refs].sort(compareRefs)
@@ -675,7 +753,7 @@ export class DurabilityService {
   private async livePeers (signal?: AbortSignal): Promise<PlacementPeer[]> {
     const { network } = this.components
     const out: PlacementPeer[] = [{ id: network.self, zone: this.init.zone }]
-    await Promise.all(network.connected().map(async peer => {
+    await Promise.all(network.connected().filter(peer => !this.isFull(peer)).map(async peer => {
       if (!this.zones.has(peer)) {
         try {
           const answer = await network.request(peer, { v: 1, type: 'info' }, signal)
@@ -702,6 +780,9 @@ export class DurabilityService {
     return live
   }
 }
+
+/** Shards placed on one peer per `hold` before they are pushed (the peer expects them for a while). */
+const PLACE_PART = 4096
 
 /** How long the scrub waits for a peer to send back one corrupt block. */
 const SCRUB_FETCH_TIMEOUT_MS = 30_000

@@ -12,7 +12,8 @@ import { PeerChannel, type ChannelStats } from './channel.js'
 import { raceAbort } from '../abort.js'
 import { BlockUnavailableError, RemoteError, toError } from './errors.js'
 import { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
-import { BlockServer, type ServerStats } from './server.js'
+import { BlockServer, type ServerRates, type ServerStats } from './server.js'
+import { REFUSE_PUTS, type PutPolicy } from './put-policy.js'
 import { AnnounceQueue } from './announcer.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Logger } from '../logger.js'
@@ -23,16 +24,23 @@ import type { CID } from 'multiformats/cid'
 export { BlockUnavailableError, PeerUnavailableError, RemoteError, RequestTimeoutError } from './errors.js'
 export { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
 export { AnnounceQueue, type AnnounceQueueOptions } from './announcer.js'
+export { ExpectedPuts, REFUSE_PUTS, type ExpectedPutsInit, type PutExpectations, type PutPolicy } from './put-policy.js'
+export { PUT_REFUSED } from './server.js'
 
 /** What the exchange needs from the node. */
 export interface BlockExchangeComponents {
   libp2p: ShoalLibp2p
   blockstore: BlockStore
   logger: Logger
+  /**
+   * Which blocks peers may `put` here (the durability service's
+   * {@link ExpectedPuts}). @default {@link REFUSE_PUTS}: every put is refused
+   */
+  putPolicy?: PutPolicy
 }
 
 /** Exchange settings. */
-export interface BlockExchangeInit extends PeerScoreInit {
+export interface BlockExchangeInit extends PeerScoreInit, Partial<ServerRates> {
   /**
    * Blocks requested but not yet read, per peer (as many as `readContent`
    * reads ahead, so that its bursts go out as one `want`). @default 16
@@ -48,8 +56,20 @@ export interface BlockExchangeInit extends PeerScoreInit {
   announceTimeoutMs?: number
   /** Streams one peer may have open to our server. @default 4 */
   maxStreamsPerPeer?: number
-  /** Store blocks peers `put`. @default true */
-  acceptPuts?: boolean
+  /** The clock of the server's rate limits (tests). @default Date.now */
+  now?: () => number
+}
+
+/**
+ * Default per-peer rates of the server (docs/limits.md): far above what one
+ * busy reader asks for (a 1 GiB read is ~4,000 blocks, and one stream
+ * carries ~460 MiB/s on this class of machine), yet bounded.
+ */
+export const DEFAULT_SERVER_RATES: ServerRates = {
+  requestsPerSecond: 8192,
+  requestBurst: 16_384,
+  bytesPerSecond: 512 * 1024 * 1024,
+  byteBurst: 128 * 1024 * 1024
 }
 
 /** Options of {@link BlockExchange.getBlock}. */
@@ -125,7 +145,8 @@ export interface BlockExchange {
   announceSoon: (root: CID) => void
   /**
    * Push blocks to `peer`, each verified and acked by it, at most `window`
-   * unacknowledged.
+   * unacknowledged. The peer stores only blocks it agreed to hold for this
+   * node (a `hold` of the shards protocol first).
    *
    * @throws {RemoteError} when the peer refuses a block
    */
@@ -192,6 +213,9 @@ class DefaultBlockExchange implements BlockExchange {
     invalidResponses: 0,
     blocksSent: 0,
     blocksStored: 0,
+    putsRefused: 0,
+    requestsDelayed: 0,
+    bytesDelayed: 0,
     invalidRequests: 0,
     streamsRefused: 0,
     blocksFetched: 0,
@@ -220,13 +244,22 @@ class DefaultBlockExchange implements BlockExchange {
     this.maxStreamsPerPeer = init.maxStreamsPerPeer ?? 4
     this.announcer = new AnnounceQueue(async root => { await this.announce(root) }, this.log)
     this.scores = new PeerScores(init)
-    this.server = new BlockServer(this.blockstore, {
+    this.server = new BlockServer({
+      blockstore: this.blockstore,
+      putPolicy: components.putPolicy ?? REFUSE_PUTS,
+      stats: this.counters,
+      logger: this.log
+    }, {
       maxStreamsPerPeer: this.maxStreamsPerPeer,
       // a client never has more than its window outstanding; allow peers
       // configured with a larger one than ours
       maxWindow: Math.max(this.window, 16),
-      acceptPuts: init.acceptPuts ?? true
-    }, this.counters, this.log)
+      requestsPerSecond: init.requestsPerSecond ?? DEFAULT_SERVER_RATES.requestsPerSecond,
+      requestBurst: init.requestBurst ?? DEFAULT_SERVER_RATES.requestBurst,
+      bytesPerSecond: init.bytesPerSecond ?? DEFAULT_SERVER_RATES.bytesPerSecond,
+      byteBurst: init.byteBurst ?? DEFAULT_SERVER_RATES.byteBurst,
+      now: init.now
+    })
   }
 
   async start (): Promise<void> {

@@ -1,8 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { matchesCID } from '../blocks/verify.js'
 import { MAX_ERROR_MESSAGE, MAX_MESSAGE_BYTES, decodeRequest, encodeResponseFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
 import { writeFrame } from './channel.js'
 import { toError } from './errors.js'
+import { PeerLimiter } from '../net/peer-limiter.js'
+import { PeerStreams } from '../net/peer-streams.js'
+import type { PutPolicy } from './put-policy.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Logger } from '../logger.js'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -14,6 +18,12 @@ export interface ServerStats {
   blocksSent: number
   /** Blocks stored from verified `put`s. */
   blocksStored: number
+  /** `put`s refused because this node did not agree to hold the block (nothing written). */
+  putsRefused: number
+  /** Requests that waited for their peer's request rate. */
+  requestsDelayed: number
+  /** Blocks whose sending waited for their peer's byte rate. */
+  bytesDelayed: number
   /** Streams closed because a request was malformed. */
   invalidRequests: number
   /** Streams refused because the peer had too many open. */
@@ -22,15 +32,39 @@ export interface ServerStats {
   streamFailures: number
 }
 
+/** What the server is built from. */
+export interface ServerComponents {
+  blockstore: BlockStore
+  /** Which pushed blocks may be stored. */
+  putPolicy: PutPolicy
+  stats: ServerStats
+  logger: Logger
+}
+
+/** Per-peer rates of the server (see docs/limits.md). */
+export interface ServerRates {
+  /** Requests per second per peer; a `want` or `have` costs one per CID. */
+  requestsPerSecond: number
+  /** Request burst per peer. */
+  requestBurst: number
+  /** Block bytes served per second per peer. */
+  bytesPerSecond: number
+  /** Byte burst per peer. */
+  byteBurst: number
+}
+
 /** Server settings. */
-export interface ServerInit {
+export interface ServerInit extends ServerRates {
   /** Streams one peer may have open at once (over all its connections). */
   maxStreamsPerPeer: number
   /** Requests a client may have outstanding: bounds the server's read buffer. */
   maxWindow: number
-  /** Accept `put` requests. */
-  acceptPuts: boolean
+  /** The clock of the rate limits (tests). @default Date.now */
+  now?: () => number
 }
+
+/** A stable prefix of the message of a refused `put`. */
+export const PUT_REFUSED = 'put refused'
 
 /**
  * The serving side: answers `want`, `have` and `put` from the local block
@@ -40,35 +74,49 @@ export interface ServerInit {
  * costs the server at most `maxWindow` frames of buffer; one that overruns
  * it gets its stream reset by the bounded reader. A malformed request gets an
  * `error` response and the stream is closed; nothing is written to the store.
+ *
+ * A `put` is stored only when the {@link PutPolicy} accepts it (this node
+ * agreed to hold that block for that peer); any other gets an `error`
+ * response starting with {@link PUT_REFUSED} and nothing is written. Each
+ * peer's requests and served bytes go through token buckets: a peer above
+ * its rate waits (its next request is not read meanwhile, so its own window
+ * fills and it slows down); other peers' streams are served in between.
  */
 export class BlockServer {
-  private readonly open = new Map<string, number>()
+  private readonly open: PeerStreams
   private readonly streams = new Set<Stream>()
+  private readonly blockstore: BlockStore
+  private readonly policy: PutPolicy
+  private readonly stats: ServerStats
+  private readonly log: Logger
+  private readonly requests: PeerLimiter
+  private readonly bytes: PeerLimiter
 
-  constructor (
-    private readonly blockstore: BlockStore,
-    private readonly init: ServerInit,
-    private readonly stats: ServerStats,
-    private readonly log: Logger
-  ) {}
+  constructor (components: ServerComponents, private readonly init: ServerInit) {
+    this.blockstore = components.blockstore
+    this.policy = components.putPolicy
+    this.stats = components.stats
+    this.log = components.logger
+    this.open = new PeerStreams(init.maxStreamsPerPeer)
+    this.requests = new PeerLimiter({ rate: init.requestsPerSecond, burst: init.requestBurst, now: init.now })
+    this.bytes = new PeerLimiter({ rate: init.bytesPerSecond, burst: init.byteBurst, now: init.now })
+  }
 
   /** The libp2p stream handler. */
   async handle (stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString()
-    const count = this.open.get(peer) ?? 0
-    if (count >= this.init.maxStreamsPerPeer) {
+    if (!this.open.enter(peer)) {
       this.stats.streamsRefused++
       stream.abort(new Error('too many block exchange streams'))
       return
     }
-    this.open.set(peer, count + 1)
     this.streams.add(stream)
     const lp = lpStream(stream, {
       maxDataLength: MAX_MESSAGE_BYTES,
       maxBufferSize: (this.init.maxWindow + 1) * MAX_MESSAGE_BYTES
     })
     try {
-      await this.serve(stream, lp)
+      await this.serve(peer, stream, lp)
     } catch (err) {
       const e = toError(err)
       this.stats.streamFailures++
@@ -76,9 +124,7 @@ export class BlockServer {
       stream.abort(e)
     } finally {
       this.streams.delete(stream)
-      const left = (this.open.get(peer) ?? 1) - 1
-      if (left <= 0) this.open.delete(peer)
-      else this.open.set(peer, left)
+      this.open.leave(peer)
     }
   }
 
@@ -88,7 +134,7 @@ export class BlockServer {
     this.streams.clear()
   }
 
-  private async serve (stream: Stream, lp: LengthPrefixedStream<Stream>): Promise<void> {
+  private async serve (peer: string, stream: Stream, lp: LengthPrefixedStream<Stream>): Promise<void> {
     while (true) {
       let frame: Uint8Array
       try {
@@ -111,16 +157,28 @@ export class BlockServer {
         await stream.close()
         return
       }
+      const wait = this.requests.take(peer, request.type === 'put' ? 1 : request.cids.length)
+      if (wait > 0) {
+        this.stats.requestsDelayed++
+        await sleep(wait)
+      }
       // a block at a time (and the next one being read): a 32-block want
       // never holds 32 blocks here
-      for await (const response of this.answer(request)) {
+      for await (const response of this.answer(peer, request)) {
+        if (response.type === 'block') {
+          const delay = this.bytes.take(peer, response.data.byteLength)
+          if (delay > 0) {
+            this.stats.bytesDelayed++
+            await sleep(delay)
+          }
+        }
         await writeFrame(stream, encodeResponseFrame(response))
         if (response.type === 'block') this.stats.blocksSent++
       }
     }
   }
 
-  private async * answer (request: BlockRequest): AsyncGenerator<BlockExchangeResponse> {
+  private async * answer (peer: string, request: BlockRequest): AsyncGenerator<BlockExchangeResponse> {
     const { id } = request
     switch (request.type) {
       case 'want': {
@@ -142,13 +200,19 @@ export class BlockServer {
         return
       }
       case 'put': {
-        if (!this.init.acceptPuts) {
-          yield { v: 1, type: 'error', id, message: 'puts are not accepted' }
-        } else if (!matchesCID(request.cid, request.data)) {
-          yield { v: 1, type: 'error', id, message: `block ${request.cid.toString()} does not match its hash` }
+        const cid = request.cid
+        if (!this.policy.accepts(peer, cid)) {
+          this.stats.putsRefused++
+          yield { v: 1, type: 'error', id, message: `${PUT_REFUSED}: block ${cid.toString()} was not agreed to in a hold from this peer` }
+        } else if (!matchesCID(cid, request.data)) {
+          yield { v: 1, type: 'error', id, message: `block ${cid.toString()} does not match its hash` }
         } else {
-          await this.blockstore.put(request.cid, request.data, { verify: true })
-          this.stats.blocksStored++
+          // held already (e.g. read earlier): acknowledged, nothing written
+          if (!(await this.blockstore.has(cid))) {
+            await this.blockstore.put(cid, request.data, { verify: true })
+            this.stats.blocksStored++
+          }
+          this.policy.used(peer, cid)
           yield { v: 1, type: 'ack', id }
         }
       }

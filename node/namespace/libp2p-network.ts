@@ -8,17 +8,61 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { MAX_SYNC_MESSAGE_BYTES, NAMESPACE_TOPIC, SYNC_PROTOCOL } from '../../protocol/namespace.js'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { encodeSyncResponse, MAX_SYNC_MESSAGE_BYTES, NAMESPACE_TOPIC, SYNC_PROTOCOL } from '../../protocol/namespace.js'
+import { admit, PeerLimiter, withDefaults } from '../net/peer-limiter.js'
+import { PeerStreams } from '../net/peer-streams.js'
 import { NamespaceSync, type SyncHandlers, type SyncNetwork, type SyncOptions } from './sync.js'
 import type { Replica } from './replica.js'
 import type { TrustPolicy } from './trust.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import type { Message } from '@libp2p/gossipsub'
+import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 
-/** Streams of {@link SYNC_PROTOCOL} one peer may have open towards us. */
-const MAX_INBOUND_STREAMS = 32
+/** Per-peer limits of namespace sync (docs/limits.md). */
+export interface SyncLimits {
+  /** Sync requests per second per peer. */
+  requestsPerSecond: number
+  /** Sync request burst per peer. */
+  requestBurst: number
+  /** Longest wait for a peer's rate before its request is refused. */
+  maxDelayMs: number
+  /** Streams of {@link SYNC_PROTOCOL} one peer may have open towards us, over all its connections. */
+  maxStreamsPerPeer: number
+  /** Gossip messages per second taken from one peer (the one that sent them to us, not their author). */
+  gossipPerSecond: number
+  /** Gossip burst per peer. */
+  gossipBurst: number
+}
+
+/**
+ * Defaults: a catch-up is a few pages and snapshot block requests, one at a
+ * time per peer; gossip is one message per commit of each writer. Gossip
+ * beyond a peer's rate is ignored (not delivered, not forwarded, no score
+ * penalty): the pull on connect and every sync interval brings what it
+ * carried.
+ */
+export const DEFAULT_SYNC_LIMITS: SyncLimits = {
+  requestsPerSecond: 100,
+  requestBurst: 500,
+  maxDelayMs: 1000,
+  maxStreamsPerPeer: 32,
+  gossipPerSecond: 100,
+  gossipBurst: 500
+}
+
+/** Counters of the limits. */
+export interface SyncNetworkStats {
+  /** Requests that waited for their peer's rate. */
+  requestsDelayed: number
+  /** Requests refused over their peer's rate. */
+  requestsRefused: number
+  /** Streams refused because their peer had too many open. */
+  streamsRefused: number
+  /** Gossip messages ignored over their sender's rate. */
+  gossipDropped: number
+}
 
 /** What the libp2p sync network is built from. */
 export interface Libp2pSyncNetworkComponents {
@@ -29,6 +73,19 @@ export interface Libp2pSyncNetworkComponents {
 /** Namespace sync traffic over a libp2p host. */
 export class Libp2pSyncNetwork implements SyncNetwork {
   private handlers?: SyncHandlers
+  private readonly limits: SyncLimits
+  private readonly requests: PeerLimiter
+  private readonly gossip: PeerLimiter
+  private readonly open: PeerStreams
+  readonly stats: SyncNetworkStats = { requestsDelayed: 0, requestsRefused: 0, streamsRefused: 0, gossipDropped: 0 }
+
+  /** Gossip beyond its sender's rate is ignored before it is delivered or forwarded. */
+  private readonly validate: TopicValidatorFn = (peer) => {
+    if (this.gossip.tryTake(peer.toString())) return TopicValidatorResult.Accept
+    this.stats.gossipDropped++
+    return TopicValidatorResult.Ignore
+  }
+
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
     const msg = evt.detail
     // gossipsub signs every message (StrictSign): the author is known
@@ -40,14 +97,20 @@ export class Libp2pSyncNetwork implements SyncNetwork {
     this.handlers?.connected(evt.detail.toString())
   }
 
-  constructor (private readonly components: Libp2pSyncNetworkComponents) {}
+  constructor (private readonly components: Libp2pSyncNetworkComponents, limits: Partial<SyncLimits> & { now?: () => number } = {}) {
+    this.limits = withDefaults(DEFAULT_SYNC_LIMITS, limits)
+    this.requests = new PeerLimiter({ rate: this.limits.requestsPerSecond, burst: this.limits.requestBurst, now: limits.now })
+    this.gossip = new PeerLimiter({ rate: this.limits.gossipPerSecond, burst: this.limits.gossipBurst, now: limits.now })
+    this.open = new PeerStreams(this.limits.maxStreamsPerPeer)
+  }
 
   async handle (handlers: SyncHandlers): Promise<void> {
     const { libp2p } = this.components
     this.handlers = handlers
     await libp2p.handle(SYNC_PROTOCOL, async (stream, connection) => {
       await this.serve(stream, connection)
-    }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+    }, { maxInboundStreams: this.limits.maxStreamsPerPeer })
+    libp2p.services.pubsub.topicValidators.set(NAMESPACE_TOPIC, this.validate)
     libp2p.services.pubsub.addEventListener('message', this.onMessage)
     libp2p.addEventListener('peer:connect', this.onConnect)
     libp2p.services.pubsub.subscribe(NAMESPACE_TOPIC)
@@ -57,6 +120,7 @@ export class Libp2pSyncNetwork implements SyncNetwork {
     const { libp2p } = this.components
     this.handlers = undefined
     libp2p.services.pubsub.removeEventListener('message', this.onMessage)
+    if (libp2p.services.pubsub.topicValidators.get(NAMESPACE_TOPIC) === this.validate) libp2p.services.pubsub.topicValidators.delete(NAMESPACE_TOPIC)
     libp2p.removeEventListener('peer:connect', this.onConnect)
     try { libp2p.services.pubsub.unsubscribe(NAMESPACE_TOPIC) } catch {}
     try { await libp2p.unhandle(SYNC_PROTOCOL) } catch {}
@@ -90,6 +154,11 @@ export class Libp2pSyncNetwork implements SyncNetwork {
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
+    if (!this.open.enter(from)) {
+      this.stats.streamsRefused++
+      stream.abort(new Error('too many namespace sync streams'))
+      return
+    }
     const signal = AbortSignal.timeout(60_000)
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_SYNC_MESSAGE_BYTES })
@@ -99,12 +168,25 @@ export class Libp2pSyncNetwork implements SyncNetwork {
         stream.abort(new Error('namespace sync stopped'))
         return
       }
-      await lp.write(await handlers.request(from, request), { signal })
+      const verdict = await admit(this.requests, from, { maxDelayMs: this.limits.maxDelayMs, signal })
+      if (verdict === 'waited') this.stats.requestsDelayed++
+      const answer = verdict === 'refused'
+        ? this.refusal()
+        : await handlers.request(from, request)
+      await lp.write(answer, { signal })
       await stream.close({ signal })
     } catch (err: any) {
       this.components.logger.debug({ from, err: err?.message ?? String(err) }, 'namespace sync stream failed')
       stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      this.open.leave(from)
     }
+  }
+
+  /** The answer to a request over its peer's rate (counted). */
+  private refusal (): Uint8Array {
+    this.stats.requestsRefused++
+    return encodeSyncResponse({ v: 1, type: 'error', id: 0, message: `rate limited: more than ${this.limits.requestsPerSecond} sync requests per second from this peer` })
   }
 }
 
@@ -114,6 +196,8 @@ export interface Libp2pSyncInit extends Libp2pSyncNetworkComponents {
   /** Peers whose gossip is taken and who are pulled from. @default every peer */
   trust?: TrustPolicy
   options?: SyncOptions
+  /** Per-peer limits. @default {@link DEFAULT_SYNC_LIMITS} */
+  limits?: Partial<SyncLimits>
 }
 
 /**
@@ -123,7 +207,7 @@ export interface Libp2pSyncInit extends Libp2pSyncNetworkComponents {
 export function createLibp2pSync (init: Libp2pSyncInit): NamespaceSync {
   return new NamespaceSync({
     replica: init.replica,
-    network: new Libp2pSyncNetwork({ libp2p: init.libp2p, logger: init.logger }),
+    network: new Libp2pSyncNetwork({ libp2p: init.libp2p, logger: init.logger }, init.limits),
     timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
     random: Math.random,
     logger: init.logger,

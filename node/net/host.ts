@@ -16,6 +16,7 @@ import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
+import { MAX_SYNC_MESSAGE_BYTES } from '../../protocol/namespace.js'
 
 /** Shoal's own DHT protocol: our swarm never mixes with the public IPFS DHT. */
 export const DHT_PROTOCOL = '/shoal/kad/1.0.0'
@@ -30,6 +31,30 @@ export type ShoalServices = {
 
 /** A Shoal libp2p host. */
 export type ShoalLibp2p = Libp2p<ShoalServices>
+
+/**
+ * libp2p's own limits, set explicitly (docs/limits.md). Loopback is exempt
+ * from the per-IP inbound connection rate (`connectionManager.allow`), so a
+ * local swarm can form at once; every other limit applies to it too.
+ */
+export const HOST_LIMITS = {
+  /** Open connections in all. */
+  maxConnections: 300,
+  /** Inbound connections per second from one IP address (not loopback). */
+  inboundConnectionThreshold: 5,
+  /** Inbound connections being upgraded (handshakes) at once. */
+  maxIncomingPendingConnections: 10,
+  /** Streams a peer may open on one connection (all protocols together; yamux's default is 1,000). */
+  maxInboundStreamsPerConnection: 256,
+  /** Streams one connection may open before their protocol is known. */
+  maxEarlyStreams: 10,
+  /** DHT streams a peer may open on one connection at once. */
+  dhtInboundStreams: 16,
+  /** Gossipsub streams a peer may open on one connection (it uses one). */
+  gossipInboundStreams: 4,
+  /** Largest gossipsub frame read: the largest namespace gossip message and its envelope. */
+  gossipMaxInboundDataLength: MAX_SYNC_MESSAGE_BYTES + 64 * 1024
+} as const
 
 /** How to build a host. */
 export interface HostInit {
@@ -66,10 +91,12 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
     },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxInboundStreams: HOST_LIMITS.maxInboundStreamsPerConnection, maxEarlyStreams: HOST_LIMITS.maxEarlyStreams })],
     connectionManager: {
       allow: ['/ip4/127.0.0.0/ipcidr/8'],
-      maxConnections: 300
+      maxConnections: HOST_LIMITS.maxConnections,
+      inboundConnectionThreshold: HOST_LIMITS.inboundConnectionThreshold,
+      maxIncomingPendingConnections: HOST_LIMITS.maxIncomingPendingConnections
     },
     peerDiscovery: init.mdns === true ? [mdns()] : [],
     ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
@@ -80,11 +107,18 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
-        peerInfoMapper: passthroughMapper
+        peerInfoMapper: passthroughMapper,
+        maxInboundStreams: HOST_LIMITS.dhtInboundStreams
       }),
       // gossipsub scores down more than 10 peers behind one IP; nodes on one
       // machine (tests, try-outs) all come from loopback
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1']) } })
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1']) },
+        maxInboundStreams: HOST_LIMITS.gossipInboundStreams,
+        maxInboundDataLength: HOST_LIMITS.gossipMaxInboundDataLength
+      })
     }
   }
   if (init.swarmKey !== undefined) options.connectionProtector = preSharedKey({ psk: swarmKeyFile(init.swarmKey) })

@@ -6,7 +6,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { Holdings } from '../../../node/durability/index.js'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { HoldQuota, Holdings } from '../../../node/durability/index.js'
 import { LevelKV } from '../../../node/namespace/kv.js'
 import { tempDir, defer } from '../../helpers/temp.js'
 
@@ -49,5 +51,50 @@ describe('Holdings', () => {
     await holdings.open()
     defer(t, async () => { await holdings.close() })
     assert.equal((await holdings.manifest('m1'))?.root, 'r1')
+  })
+
+  it('counts the bytes held for others through holds, re-holds, releases, forgets and a reopen', async t => {
+    const dir = join(await tempDir(t), 'durability')
+    let holdings = new Holdings(new LevelKV(dir))
+    await holdings.open()
+    const cid = CID.createV1(0x55, await sha256.digest(Uint8Array.of(1)))
+    const shards = [{ ref: [0, 0] as [number, number], cid, size: 100 }, { ref: [0, 1] as [number, number], cid, size: 50 }, { ref: [3, 2] as [number, number], cid, size: 7 }]
+    // this node's own shards do not count
+    await holdings.hold('mine', shards, { now: 1 })
+    assert.equal(await holdings.heldForOthers(), 0)
+    assert.equal(await holdings.addedForOthers('theirs', shards), 157)
+    await holdings.hold('theirs', shards, { now: 1, from: 'peer-a' })
+    assert.equal(await holdings.heldForOthers(), 157)
+    // a shard recorded again replaces its record, it is not counted twice
+    assert.equal(await holdings.addedForOthers('theirs', shards.slice(0, 1)), 0)
+    await holdings.hold('theirs', shards.slice(0, 1), { now: 2, from: 'peer-b' })
+    assert.equal(await holdings.heldForOthers(), 157)
+    await holdings.release('theirs', 3, 2)
+    assert.equal(await holdings.heldForOthers(), 150)
+    await holdings.close()
+    // counted again from the records after a restart
+    holdings = new Holdings(new LevelKV(dir))
+    await holdings.open()
+    defer(t, async () => { await holdings.close() })
+    assert.equal(await holdings.heldForOthers(), 150)
+    await holdings.forget('theirs')
+    assert.equal(await holdings.heldForOthers(), 0)
+  })
+})
+
+describe('HoldQuota', () => {
+  it('checks against maxForOthers, or half the free disk plus what is held', async () => {
+    let held = 0
+    const fixed = new HoldQuota({ heldForOthers: async () => held }, { maxForOthers: 1000 })
+    await fixed.check(1000)
+    held = 600
+    await assert.rejects(fixed.check(401), (err: Error) => err.name === 'QuotaExceededError' && err.message.includes('600 held'))
+    await fixed.check(400)
+    const measured = new HoldQuota({ heldForOthers: async () => held }, { path: '/', freeBytes: async () => 2000 })
+    assert.deepEqual(await measured.report(), { maxForOthers: 1600, heldForOthers: 600 })
+    await measured.check(1000)
+    await assert.rejects(measured.check(1001), { name: 'QuotaExceededError' })
+    // no limit and no disk to measure: no quota
+    assert.equal((await new HoldQuota({ heldForOthers: async () => 0 }).report()).maxForOthers, Infinity)
   })
 })

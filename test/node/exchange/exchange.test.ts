@@ -8,44 +8,18 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagPb from '@ipld/dag-pb'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
-import { pino } from 'pino'
-import { createHost, DHT_PROTOCOL, type ShoalLibp2p } from '../../../node/net/host.js'
-import { createBlockExchange, type BlockExchange, type BlockExchangeInit } from '../../../node/exchange/index.js'
+import { DHT_PROTOCOL } from '../../../node/net/host.js'
+import { ExpectedPuts } from '../../../node/exchange/index.js'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
 import { READ_AHEAD, READ_AHEAD_BYTES } from '../../../node/content/ranged-reader.js'
 import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
 import { randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
-import { defer, openBlockStore, type CleanupContext } from '../../helpers/temp.js'
-import type { BlockStore, LevelBlockStore } from '../../../node/blocks/index.js'
+import { connect, startNode, type TestNode } from './nodes.js'
+import type { BlockStore } from '../../../node/blocks/index.js'
 import type { CID } from 'multiformats/cid'
 
 const MiB = 1024 * 1024
-const logger = pino({ level: 'silent' })
-
-interface TestNode {
-  libp2p: ShoalLibp2p
-  blockstore: LevelBlockStore
-  exchange: BlockExchange
-}
-
-/** A started host + store + exchange, all torn down when the test ends. */
-async function startNode (t: CleanupContext, options: { swarmKey?: Uint8Array, init?: BlockExchangeInit, exchange?: boolean } = {}): Promise<TestNode> {
-  const blockstore = await openBlockStore(t)
-  const libp2p = await createHost({ privateKey: await generateKeyPair('Ed25519'), swarmKey: options.swarmKey })
-  defer(t, async () => { await libp2p.stop() })
-  const exchange = createBlockExchange({ libp2p, blockstore, logger }, { requestTimeoutMs: 5_000, findProvidersTimeoutMs: 5_000, ...options.init })
-  if (options.exchange !== false) {
-    await exchange.start()
-    defer(t, async () => { await exchange.stop() })
-  }
-  return { libp2p, blockstore, exchange }
-}
-
-async function connect (a: TestNode, b: TestNode, ms = 5_000): Promise<void> {
-  await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(ms) })
-}
 
 /** Import `size` seeded bytes with 256 KiB leaves. */
 async function importFile (node: TestNode, size: number, seed: number): Promise<CID> {
@@ -267,17 +241,21 @@ describe('block exchange', { timeout: 60_000 }, () => {
     assert.ok(other.exchange.stats().blocksFetched < 1 + leaves.length, `${other.exchange.stats().blocksFetched} blocks fetched`)
   })
 
-  it('pushes blocks to a peer, each verified and acked', async (t) => {
-    const [a, b] = await Promise.all([startNode(t, { init: { window: 3 } }), startNode(t)])
+  it('pushes blocks a peer expects, each verified and acked', async (t) => {
+    const expected = new ExpectedPuts()
+    const [a, b] = await Promise.all([startNode(t, { init: { window: 3 } }), startNode(t, { putPolicy: expected })])
     const root = await importFile(a, 3 * MiB, 7)
     await connect(a, b)
     const leaves = await leavesOf(a.blockstore, root)
+    // what the durability service does when it accepts a hold from A
+    expected.expect(a.libp2p.peerId.toString(), [root, ...leaves])
     const result = await a.exchange.putBlocks(b.libp2p.peerId, (async function * () {
       for (const cid of leaves) yield { cid, bytes: await a.blockstore.getBytes(cid) }
     })(), { signal: AbortSignal.timeout(10_000) })
     assert.equal(result.blocks, leaves.length)
     for (const cid of leaves) assert.ok(await b.blockstore.has(cid))
     assert.ok(a.exchange.stats().peakInFlight <= 3)
+    assert.equal(expected.size, 1, 'every stored block used up its expectation; the root is still expected')
     // a pushed block that does not match its CID is refused and not stored
     await assert.rejects(a.exchange.putBlocks(b.libp2p.peerId, [{ cid: root, bytes: new Uint8Array(10) }]), { name: 'RemoteError' })
     assert.equal(await b.blockstore.has(root), false)

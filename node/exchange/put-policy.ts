@@ -1,0 +1,138 @@
+/**
+ * Which blocks peers may `put` here. The block exchange server asks a
+ * {@link PutPolicy} before it stores anything a peer pushes; the durability
+ * service fills {@link ExpectedPuts} when it accepts a `hold`, so a peer can
+ * push exactly the shards this node agreed to keep for it, for a while, and
+ * nothing else. See docs/block-exchange.md.
+ *
+ * @module
+ */
+import { blockKey } from '../blocks/index.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { CID } from 'multiformats/cid'
+
+/** The seam between the exchange server and whoever decides what may be pushed. */
+export interface PutPolicy {
+  /** True when `peer` may push the block `cid` now. */
+  accepts: (peer: string, cid: CID) => boolean
+  /** A block accepted from `peer` is stored (or was held already): its permission is used up. */
+  used: (peer: string, cid: CID) => void
+}
+
+/** Where a node that agrees to hold blocks says which it now expects from a peer. */
+export interface PutExpectations {
+  /** How many more blocks `peer` may be expected to push. */
+  room: (peer: string) => number
+  /** Expect `cids` from `peer` for a while. @throws {InvalidArgumentError} beyond the per-peer bound */
+  expect: (peer: string, cids: CID[]) => void
+  /** Stop expecting them (a hold that could not be recorded). */
+  cancel: (peer: string, cids: CID[]) => void
+}
+
+/** A policy that refuses every put (the default of an exchange without one). */
+export const REFUSE_PUTS: PutPolicy = { accepts: () => false, used: () => {} }
+
+/** Settings of {@link ExpectedPuts}. */
+export interface ExpectedPutsInit {
+  /** How long an expectation lasts after its hold (ms). @default 10 min */
+  ttlMs?: number
+  /** Expectations kept for all peers together. @default 131_072 */
+  maxEntries?: number
+  /** Expectations kept for one peer. @default 65_536 (one full `hold`) */
+  maxPerPeer?: number
+  /** The clock (ms). @default Date.now */
+  now?: () => number
+}
+
+/**
+ * Blocks this node expects from each peer, each until its expiry: the
+ * {@link PutPolicy} of a node with durability. Memory is bounded: at most
+ * `maxPerPeer` per peer (a hold beyond it is refused by the caller, see
+ * {@link ExpectedPuts.room}) and `maxEntries` in all (beyond it the oldest
+ * expectations of any peer are dropped; their puts are then refused and the
+ * placing node retries them at its next repair pass).
+ */
+export class ExpectedPuts implements PutPolicy, PutExpectations {
+  private readonly ttlMs: number
+  private readonly maxEntries: number
+  readonly maxPerPeer: number
+  private readonly now: () => number
+  /** peer → block key → expiry (ms); both maps in insertion order, which is expiry order. */
+  private readonly peers = new Map<string, Map<string, number>>()
+  /** Every expectation, oldest first, to expire and evict in order. */
+  private readonly order = new Map<string, { peer: string, key: string, expires: number }>()
+
+  constructor (init: ExpectedPutsInit = {}) {
+    this.ttlMs = init.ttlMs ?? 10 * 60_000
+    this.maxEntries = init.maxEntries ?? 131_072
+    this.maxPerPeer = init.maxPerPeer ?? 65_536
+    this.now = init.now ?? Date.now
+    if (!(this.ttlMs > 0)) throw new InvalidArgumentError(`ttlMs must be > 0, got ${this.ttlMs}`)
+    if (!Number.isSafeInteger(this.maxEntries) || this.maxEntries < 1) throw new InvalidArgumentError(`maxEntries must be ≥ 1, got ${this.maxEntries}`)
+    if (!Number.isSafeInteger(this.maxPerPeer) || this.maxPerPeer < 1) throw new InvalidArgumentError(`maxPerPeer must be ≥ 1, got ${this.maxPerPeer}`)
+  }
+
+  /** Expectations kept now (expired ones included until the next change). */
+  get size (): number { return this.order.size }
+
+  /** How many more blocks `peer` may be expected to push. */
+  room (peer: string): number {
+    this.expire()
+    return this.maxPerPeer - (this.peers.get(peer)?.size ?? 0)
+  }
+
+  /**
+   * Expect `cids` from `peer` until the expiry (an expectation made again
+   * starts over).
+   *
+   * @throws {InvalidArgumentError} when that would exceed `maxPerPeer` (nothing is added)
+   */
+  expect (peer: string, cids: CID[]): void {
+    const keys = cids.map(blockKey)
+    const mine = this.peers.get(peer) ?? new Map<string, number>()
+    const fresh = keys.filter(k => !mine.has(k)).length
+    if (mine.size + fresh > this.maxPerPeer) throw new InvalidArgumentError(`more than ${this.maxPerPeer} blocks awaited from one peer`)
+    const expires = this.now() + this.ttlMs
+    for (const key of keys) {
+      this.remove(peer, key)
+      mine.set(key, expires)
+      this.order.set(`${peer} ${key}`, { peer, key, expires })
+    }
+    if (mine.size > 0) this.peers.set(peer, mine)
+    this.expire()
+    while (this.order.size > this.maxEntries) {
+      const oldest = this.order.values().next().value as { peer: string, key: string }
+      this.remove(oldest.peer, oldest.key)
+    }
+  }
+
+  /** Stop expecting `cids` from `peer` (a hold that could not be recorded). */
+  cancel (peer: string, cids: CID[]): void {
+    for (const cid of cids) this.remove(peer, blockKey(cid))
+  }
+
+  accepts (peer: string, cid: CID): boolean {
+    const expires = this.peers.get(peer)?.get(blockKey(cid))
+    return expires !== undefined && expires > this.now()
+  }
+
+  used (peer: string, cid: CID): void {
+    this.remove(peer, blockKey(cid))
+  }
+
+  private remove (peer: string, key: string): void {
+    const mine = this.peers.get(peer)
+    if (mine?.delete(key) !== true) return
+    if (mine.size === 0) this.peers.delete(peer)
+    this.order.delete(`${peer} ${key}`)
+  }
+
+  /** Drop expired expectations (the oldest come first). */
+  private expire (): void {
+    const now = this.now()
+    for (const { peer, key, expires } of this.order.values()) {
+      if (expires > now) return
+      this.remove(peer, key)
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Holds and pushes between real Shoal nodes (libp2p on 127.0.0.1, LevelDB
+ * repos): a shard is stored only after its holder accepted a `hold` from
+ * the pusher; a hold over the holder's quota for others gets a typed
+ * refusal, records nothing, and placement leaves that peer out next time.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { createShoalNode, type ShoalNode } from '../../../node/node.js'
+import { initRepo } from '../../../node/repo/init.js'
+import { loadConfig, saveConfig } from '../../../node/repo/config.js'
+import { parseChunker } from '../../../node/content/index.js'
+import { createLogger } from '../../../node/logger.js'
+import { loadManifestRoot, readStripes, shardCID } from '../../../node/durability/stripes.js'
+import { PUT_REFUSED } from '../../../node/exchange/index.js'
+import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import type { ShardRef } from '../../../protocol/shards.js'
+
+const TEST = { timeout: 120_000 }
+
+async function startNode (t: CleanupContext, dir: string, name: string, maxForOthers?: number): Promise<ShoalNode> {
+  const repo = join(dir, name)
+  await initRepo(repo, { listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0' })
+  const config = await loadConfig(join(repo, 'config.json'))
+  config.durability = { ...config.durability, checkInterval: 0 }
+  if (maxForOthers !== undefined) config.storage = { maxForOthers }
+  await saveConfig(join(repo, 'config.json'), config)
+  const node = await createShoalNode({ repo, logger: createLogger('silent') })
+  await node.start()
+  defer(t, async () => { await node.stop() })
+  return node
+}
+
+async function connect (a: ShoalNode, b: ShoalNode): Promise<void> {
+  await a.components.libp2p.dial(multiaddr(b.components.libp2p.getMultiaddrs()[0].toString()))
+}
+
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield bytes }
+
+/** A file added on `node` without placement, then encoded `policy`: its manifest, root and shards. */
+async function encodedFile (node: ShoalNode, policy: string, size: number): Promise<{ manifest: CID, root: CID, shards: Array<{ ref: ShardRef, cid: CID, size: number }> }> {
+  const info = await node.components.files.add(`/f-${policy}.bin`, once(randomBytes(size)), { chunker: parseChunker('size-262144'), pin: 'none' })
+  const root = CID.parse(info.cid)
+  const pin = await node.components.durability.encode(root, size, policy)
+  const manifest = CID.parse(pin.manifest as string)
+  const { blockstore } = node.components
+  const mroot = await loadManifestRoot(blockstore, manifest)
+  const shards: Array<{ ref: ShardRef, cid: CID, size: number }> = []
+  for await (const { index, stripe } of readStripes(blockstore, mroot)) {
+    for (let i = 0; i < mroot.k + mroot.m; i++) {
+      const cid = shardCID(stripe, mroot.k, i)
+      if (cid !== undefined) shards.push({ ref: [index, i], cid, size: i < mroot.k ? stripe.sizes[i] : stripe.shardSize })
+    }
+  }
+  return { manifest, root, shards }
+}
+
+async function shardRecords (node: ShoalNode, manifest: CID): Promise<number> {
+  let n = 0
+  for await (const held of node.components.holdings.held(manifest)) { void held; n++ }
+  return n
+}
+
+describe('holds, pushes and the quota between real nodes', () => {
+  it('stores a pushed shard only after a hold from the pusher; other peers and other blocks are refused', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-limits-')
+    const [placer, holder, other] = await Promise.all([startNode(t, dir, 'placer'), startNode(t, dir, 'holder'), startNode(t, dir, 'other')])
+    await connect(placer, holder)
+    await connect(other, holder)
+    const { manifest, root, shards } = await encodedFile(placer, 'ec:2+1', 1024 * 1024)
+    const held = shards.filter(s => s.ref[1] === 0)
+    const holderId = holder.components.peerId
+    const before = await holder.components.durability.storage()
+    // before any hold: refused
+    const bytesOf = async (cid: CID): Promise<Uint8Array> => await placer.components.blockstore.getBytes(cid)
+    await assert.rejects(placer.components.exchange.putBlocks(peerIdFromString(holderId), [{ cid: held[0].cid, bytes: await bytesOf(held[0].cid) }]), (err: Error) => err.message.includes(PUT_REFUSED))
+    // the hold: shard 0 of every stripe
+    await placer.components.durability.network.request(holderId, { v: 1, type: 'hold', manifest, root, shards: held.map(s => s.ref) })
+    assert.equal(await shardRecords(holder, manifest), held.length)
+    const after = await holder.components.durability.storage()
+    assert.equal(after.heldForOthers - before.heldForOthers, held.reduce((a, s) => a + s.size, 0), 'the hold reserved the shards\' bytes')
+    // another peer pushing a shard of that hold: refused
+    const otherBytes = await bytesOf(held[0].cid)
+    await assert.rejects(other.components.exchange.putBlocks(peerIdFromString(holderId), [{ cid: held[0].cid, bytes: otherBytes }]), (err: Error) => err.message.includes(PUT_REFUSED))
+    // the placer pushing a shard not in its hold: refused
+    const notHeld = shards.find(s => s.ref[1] === 1) as { cid: CID }
+    await assert.rejects(placer.components.exchange.putBlocks(peerIdFromString(holderId), [{ cid: notHeld.cid, bytes: await bytesOf(notHeld.cid) }]), (err: Error) => err.message.includes(PUT_REFUSED))
+    // a block nobody holds: refused
+    const junk = randomBytes(1000)
+    const junkCid = CID.createV1(0x55, await sha256.digest(junk))
+    await assert.rejects(placer.components.exchange.putBlocks(peerIdFromString(holderId), [{ cid: junkCid, bytes: junk }]), { name: 'RemoteError' })
+    // the placer's push of its hold: stored
+    const result = await placer.components.exchange.putBlocks(peerIdFromString(holderId), (async function * () {
+      for (const s of held) yield { cid: s.cid, bytes: await bytesOf(s.cid) }
+    })())
+    assert.equal(result.blocks, held.length)
+    for (const s of held) assert.equal(await holder.components.blockstore.has(s.cid), true)
+    for (const cid of [notHeld.cid, junkCid]) assert.equal(await holder.components.blockstore.has(cid), false)
+    assert.equal(holder.components.exchange.stats().putsRefused, 4)
+  })
+
+  it('refuses a hold over the quota with a typed error, records nothing, and placement leaves the full peer out next time', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-quota-')
+    const [placer, full, roomy] = await Promise.all([startNode(t, dir, 'placer'), startNode(t, dir, 'full', 100_000), startNode(t, dir, 'roomy')])
+    await connect(placer, full)
+    await connect(placer, roomy)
+    const { manifest, root, shards } = await encodedFile(placer, 'ec:2+1', 1024 * 1024)
+    const fullId = full.components.peerId
+    // a direct hold: refused, typed on both sides
+    await assert.rejects(
+      placer.components.durability.network.request(fullId, { v: 1, type: 'hold', manifest, root, shards: shards.filter(s => s.ref[1] === 0).map(s => s.ref) }),
+      (err: Error) => err.name === 'QuotaExceededError' && err.message.includes('quota exceeded')
+    )
+    assert.equal(await full.components.holdings.manifest(manifest), undefined, 'no manifest record')
+    assert.equal(await shardRecords(full, manifest), 0, 'no shard record')
+    assert.equal(full.components.durability.stats.holdsRefused, 1)
+    assert.deepEqual(await full.components.durability.storage(), { maxForOthers: 100_000, heldForOthers: 0 })
+    // placement over three peers: the full one refuses and is reported failed…
+    const first = await placer.components.durability.place(manifest)
+    assert.deepEqual(first.failed, [fullId])
+    assert.equal(full.components.durability.stats.holdsRefused, 2)
+    assert.equal(await shardRecords(full, manifest), 0)
+    // …and the next placement (a repair pass retries it) goes to the others only
+    const second = await placer.components.durability.place(manifest)
+    assert.deepEqual(second.failed, [])
+    assert.equal(full.components.durability.stats.holdsRefused, 2, 'the full peer was not asked again')
+    assert.ok(await shardRecords(roomy, manifest) > 0)
+    // a quota that is absent defaults to half the free disk plus what is held
+    const roomyStorage = await roomy.components.durability.storage()
+    assert.ok(roomyStorage.heldForOthers > 0 && roomyStorage.maxForOthers > roomyStorage.heldForOthers)
+  })
+
+  it('places copies that share a CID on one peer with one push (replicas:3 on two nodes)', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-copies-')
+    const [writer, peer] = await Promise.all([startNode(t, dir, 'writer'), startNode(t, dir, 'peer')])
+    await connect(writer, peer)
+    const { manifest } = await encodedFile(writer, 'replicas:3', 600 * 1024)
+    const placed = await writer.components.durability.place(manifest)
+    assert.deepEqual(placed.failed, [])
+    assert.equal(peer.components.exchange.stats().putsRefused, 0)
+    assert.ok(await shardRecords(peer, manifest) > 0)
+  })
+})

@@ -1,0 +1,49 @@
+/**
+ * Block exchange test nodes: a real libp2p host on 127.0.0.1, a real
+ * LevelDB block store and an exchange, all torn down when the test ends.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
+import { createBlockExchange, type BlockExchange, type BlockExchangeInit, type PutPolicy } from '../../../node/exchange/index.js'
+import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import type { LevelBlockStore } from '../../../node/blocks/index.js'
+
+const logger = pino({ level: 'silent' })
+
+/** One node of a test. */
+export interface TestNode {
+  libp2p: ShoalLibp2p
+  blockstore: LevelBlockStore
+  exchange: BlockExchange
+  /** The block store's LevelDB folder. */
+  dir: string
+}
+
+/** Options of {@link startNode}. */
+export interface TestNodeOptions {
+  swarmKey?: Uint8Array
+  init?: BlockExchangeInit
+  /** Start the exchange (serve). @default true */
+  exchange?: boolean
+  putPolicy?: PutPolicy
+}
+
+/** A started host + store + exchange, all torn down when the test ends. */
+export async function startNode (t: CleanupContext, options: TestNodeOptions = {}): Promise<TestNode> {
+  const dir = await tempDir(t)
+  const blockstore = await openBlockStore(t, dir)
+  const libp2p = await createHost({ privateKey: await generateKeyPair('Ed25519'), swarmKey: options.swarmKey })
+  defer(t, async () => { await libp2p.stop() })
+  const exchange = createBlockExchange({ libp2p, blockstore, logger, putPolicy: options.putPolicy }, { requestTimeoutMs: 5_000, findProvidersTimeoutMs: 5_000, ...options.init })
+  if (options.exchange !== false) {
+    await exchange.start()
+    defer(t, async () => { await exchange.stop() })
+  }
+  return { libp2p, blockstore, exchange, dir }
+}
+
+/** Dial `b` from `a`. */
+export async function connect (a: TestNode, b: TestNode, ms = 5_000): Promise<void> {
+  await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(ms) })
+}

@@ -1,0 +1,64 @@
+/**
+ * Which pushed blocks a node stores: only those it expects from that peer,
+ * until the expectation expires, within bounds per peer and in all.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { ExpectedPuts, REFUSE_PUTS } from '../../../node/exchange/index.js'
+
+async function cidOf (n: number): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(`block ${n}`)))
+}
+
+describe('ExpectedPuts', () => {
+  it('accepts a block only from the peer that was expected to push it, once', async () => {
+    const [x, y] = [await cidOf(1), await cidOf(2)]
+    const expected = new ExpectedPuts()
+    expected.expect('alice', [x])
+    assert.equal(expected.accepts('alice', x), true)
+    assert.equal(expected.accepts('bob', x), false, 'another peer may not push it')
+    assert.equal(expected.accepts('alice', y), false, 'a block not in the hold')
+    // the same hash under another codec is the same block
+    assert.equal(expected.accepts('alice', CID.createV1(0x70, x.multihash)), true)
+    expected.used('alice', x)
+    assert.equal(expected.accepts('alice', x), false, 'used up once stored')
+    assert.equal(expected.size, 0)
+    assert.equal(REFUSE_PUTS.accepts('alice', x), false)
+  })
+
+  it('forgets expectations when they expire, and when cancelled', async () => {
+    let now = 0
+    const expected = new ExpectedPuts({ ttlMs: 1000, now: () => now })
+    const [x, y, z] = [await cidOf(1), await cidOf(2), await cidOf(3)]
+    expected.expect('alice', [x])
+    now = 600
+    expected.expect('alice', [y, z])
+    expected.cancel('alice', [z])
+    assert.equal(expected.accepts('alice', z), false)
+    now = 1000
+    assert.equal(expected.accepts('alice', x), false, 'expired')
+    assert.equal(expected.accepts('alice', y), true)
+    // a repeated hold starts the wait over
+    expected.expect('alice', [y])
+    now = 1900
+    assert.equal(expected.accepts('alice', y), true)
+    assert.equal(expected.room('alice'), expected.maxPerPeer - 1, 'the expired one is gone')
+  })
+
+  it('bounds expectations per peer (refusing more) and in all (dropping the oldest)', async () => {
+    const cids = await Promise.all(Array.from({ length: 6 }, async (_, i) => await cidOf(i)))
+    const expected = new ExpectedPuts({ maxPerPeer: 3, maxEntries: 4 })
+    expected.expect('alice', cids.slice(0, 3))
+    assert.equal(expected.room('alice'), 0)
+    assert.throws(() => { expected.expect('alice', [cids[3]]) }, { name: 'InvalidArgumentError' })
+    assert.equal(expected.accepts('alice', cids[3]), false, 'nothing of a refused expectation is added')
+    expected.expect('alice', [cids[0]]) // already expected: no room needed
+    expected.expect('bob', cids.slice(3, 5))
+    assert.equal(expected.size, 4)
+    assert.equal(expected.accepts('alice', cids[1]), false, 'the oldest went first')
+    assert.equal(expected.accepts('alice', cids[2]), true)
+    assert.equal(expected.accepts('bob', cids[4]), true)
+  })
+})
