@@ -14,6 +14,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createShoalNode, type ShoalNode } from '../../../node/node.js'
 import { initRepo } from '../../../node/repo/init.js'
+import { formatSwarmKey } from '../../../protocol/swarm-key.js'
 import { loadConfig, saveConfig } from '../../../node/repo/config.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { createLogger } from '../../../node/logger.js'
@@ -23,10 +24,12 @@ import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import type { ShardRef } from '../../../protocol/shards.js'
 
 const TEST = { timeout: 120_000 }
+/** One private swarm for every node of this file. */
+const SWARM_KEY = formatSwarmKey(randomBytes(32))
 
 async function startNode (t: CleanupContext, dir: string, name: string, maxForOthers?: number): Promise<ShoalNode> {
   const repo = join(dir, name)
-  await initRepo(repo, { listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0' })
+  await initRepo(repo, { listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', swarmKey: SWARM_KEY })
   const config = await loadConfig(join(repo, 'config.json'))
   config.durability = { ...config.durability, checkInterval: 0 }
   if (maxForOthers !== undefined) config.storage = { maxForOthers }
