@@ -9,6 +9,7 @@ import { formatBytes, printJson, printLines, type GlobalOptions } from '../outpu
 import type { PinInfo } from '../../node/files/index.js'
 import type { PinStatus, RepairReport, ScrubReport } from '../../node/durability/index.js'
 import type { GcResult } from '../../node/durability/gc.js'
+import type { HealthSummary } from '../../node/durability/health.js'
 import type { TierConfig } from '../../node/tiers/config.js'
 import type { TierStatus } from '../../node/tiers/service.js'
 
@@ -57,6 +58,10 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
   else printLines(...pins.map(p => `${p.path}\t${p.policy}\t${p.cid}\t${formatBytes(p.size)}`))
 }
 
+function formatSummary (h: HealthSummary): string {
+  return `${h.healthy} healthy, ${h.atRisk} at risk, ${h.degraded} degraded, ${h.lost} lost`
+}
+
 /** `shoal pin status PATH|CID`: one line per stripe that is not healthy, and a summary. */
 export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
@@ -64,8 +69,8 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   if (g.json) { printJson(status); return }
   const lines = [`${status.path}\t${status.policy}\t${status.root}`]
   if (status.manifest !== undefined) {
-    const { healthy, degraded, lost } = status.summary
-    lines.push(`stripes: ${healthy} healthy, ${degraded} degraded, ${lost} lost (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
+    lines.push(`stripes: ${formatSummary(status.summary)} (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
+    if (status.summary.atRisk > 0) lines.push(`at risk: shards share nodes (fewer than ${String((status.k ?? 0) + (status.m ?? 0))} distinct live nodes hold them); they are placed again when more peers are live`)
     for (const s of status.stripes) {
       if (s.health === 'healthy' && opts.all !== true) continue
       const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
@@ -98,7 +103,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     )
   }
   printLines(
-    `${r.manifests} pinned files, ${r.stripes} stripes: ${r.healthy} healthy, ${r.degraded} degraded, ${r.lost} lost; ${r.waiting} shards within the grace period`,
+    `${r.manifests} pinned files, ${r.stripes} stripes: ${formatSummary(r)}; ${r.waiting} shards within the grace period (rebuilt after it: durability.grace)`,
     `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,
     ...r.errors.map(e => `error: ${e}`)
   )

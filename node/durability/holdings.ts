@@ -18,8 +18,10 @@ export interface ManifestRecord {
   m: number
   /** 'origin': this node encoded it and places it; 'holder': a peer placed shards here. */
   role: 'origin' | 'holder'
-  /** When every shard was confirmed on its holder (origin only). */
+  /** When every shard was confirmed on its holder, on k+m distinct peers (origin only). */
   placed?: number
+  /** Origin only: the last placement went well but over this many live peers, fewer than k+m; placed again when more are live. */
+  spreadOver?: number
   /** First seen, ms. */
   since: number
 }
@@ -176,7 +178,7 @@ export class Holdings {
     const existing = await this.manifest(key)
     const next: ManifestRecord = existing === undefined
       ? record
-      : { ...existing, role: existing.role === 'origin' ? 'origin' : record.role, placed: record.placed ?? existing.placed }
+      : { ...existing, role: existing.role === 'origin' ? 'origin' : record.role, placed: record.placed ?? existing.placed, spreadOver: record.placed !== undefined ? undefined : record.spreadOver ?? existing.spreadOver }
     this.unwritten.set(key, next)
     if (sync) await this.writeUnwritten(true)
   }

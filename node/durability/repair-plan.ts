@@ -81,7 +81,12 @@ export interface RepairAction {
 }
 
 /** healthy: all k+m holders alive; degraded: ≥ k alive; lost: < k alive. */
-export type StripeHealth = 'healthy' | 'degraded' | 'lost'
+/**
+ * A stripe's health: `healthy` (k+m shards on k+m distinct live nodes),
+ * `at-risk` (every shard exists but some share a node: see health.ts),
+ * `degraded` (at least k shards), `lost` (fewer than k).
+ */
+export type StripeHealth = 'healthy' | 'at-risk' | 'degraded' | 'lost'
 
 /** What {@link planRepair} decided. */
 export interface RepairPlan {
@@ -96,7 +101,7 @@ export interface RepairPlan {
   unplaced: number
 }
 
-/** Health from the number of live shards. */
+/** Health from the number of live shards alone (never `at-risk`: that needs where they are, see health.ts). */
 export function stripeHealth (live: number, k: number, m: number): StripeHealth {
   if (live >= k + m) return 'healthy'
   return live >= k ? 'degraded' : 'lost'

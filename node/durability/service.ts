@@ -14,7 +14,8 @@ import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { createErasureCoder, type ErasureCoder } from './erasure.js'
 import { type ShardGetter, buildManifest, encodeStripes, fileLeaves, fileSkeleton, loadManifestRoot, readStripes, rebuildShard, shardCID } from './stripes.js'
 import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
-import { planRepair, RateLimiter, repairCoordinator, stripeHealth, type StripeHealth } from './repair-plan.js'
+import { planRepair, RateLimiter, repairCoordinator, type StripeHealth } from './repair-plan.js'
+import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
 import { gatherView, presentShards, type HolderView } from './view.js'
 import { collectGarbage, type GcLock, type GcResult } from './gc.js'
 import type { Holdings, PlacementRecord, ShardToHold } from './holdings.js'
@@ -125,18 +126,15 @@ export interface PinStatus {
   k?: number
   m?: number
   stripes: StripeStatus[]
-  summary: { healthy: number, degraded: number, lost: number }
+  summary: HealthSummary
   /** Peers that answered (a peer that is down cannot say what it holds). */
   peersAsked: string[]
 }
 
 /** What one repair pass did. */
-export interface RepairReport {
+export interface RepairReport extends HealthSummary {
   manifests: number
   stripes: number
-  healthy: number
-  degraded: number
-  lost: number
   /** Shards whose holder is down but within the grace period. */
   waiting: number
   /** Shards rebuilt onto new holders. */
@@ -330,7 +328,12 @@ export class DurabilityService {
         failed.push(peer)
       }
     }))
-    if (failed.length === 0) await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', placed: Date.now(), since: now }, sync)
+    if (failed.length === 0) {
+      // placed for good only on k+m distinct peers; with fewer the stripes are
+      // at risk, and the repair pass places again once more peers are live
+      const done = peers.length >= k + m ? { placed: Date.now() } : { spreadOver: peers.length }
+      await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now, ...done }, sync)
+    }
     exchange.announceSoon(root.root)
     return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
   }
@@ -339,29 +342,29 @@ export class DurabilityService {
   async status (root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
     const policy = pin?.policy ?? 'none'
     if (pin?.manifest === undefined) {
-      return { root: root.toString(), policy, stripes: [], summary: { healthy: 0, degraded: 0, lost: 0 }, peersAsked: [] }
+      return { root: root.toString(), policy, stripes: [], summary: emptySummary(), peersAsked: [] }
     }
     const manifest = CID.parse(pin.manifest)
     const getter = this.metaGetter(signal)
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const view = await gatherView(this.components, manifest, mroot.stripes, signal)
     const stripes: StripeStatus[] = []
-    const summary = { healthy: 0, degraded: 0, lost: 0 }
+    const summary = emptySummary()
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       const record = await this.components.holdings.placement(manifest, index)
       const shards: ShardStatus[] = []
-      let live = 0
+      const seen: ShardHolders[] = []
       for (let i = 0; i < mroot.k + mroot.m; i++) {
         const cid = shardCID(stripe, mroot.k, i)
         const holders = cid === undefined ? [] : view.holders(index, i)
-        if (cid === undefined || holders.length > 0) live++
+        seen.push(cid === undefined ? undefined : holders)
         const s: ShardStatus = { index: i, holders }
         if (cid !== undefined) s.cid = cid.toString()
         if (record !== undefined) s.placed = record.holders[i]
         shards.push(s)
       }
-      const health = stripeHealth(live, mroot.k, mroot.m)
-      summary[health]++
+      const { health, live } = assessStripe(mroot.k, mroot.m, seen)
+      countHealth(summary, health)
       const st: StripeStatus = { index, health, live, shards }
       if (record !== undefined) st.why = record.why
       stripes.push(st)
@@ -475,7 +478,9 @@ export class DurabilityService {
     const report = emptyRepairReport()
     const live = await this.liveManifests()
     const { holdings } = this.components
-    const known: Array<[string, { role: string, placed?: number }]> = []
+    const known: Array<[string, { role: string, placed?: number, spreadOver?: number }]> = []
+    /** Live peers, counted once per pass when an at-risk placement may be retried. */
+    let livePeers: number | undefined
     for await (const entry of holdings.manifests()) known.push(entry)
     for (const [text, record] of known) {
       if (this.stopped) break
@@ -483,7 +488,7 @@ export class DurabilityService {
       const manifest = CID.parse(text)
       report.manifests++
       try {
-        if (record.role === 'origin' && record.placed === undefined) {
+        if (record.role === 'origin' && record.placed === undefined && (record.spreadOver === undefined || (livePeers ??= (await this.livePeers(signal)).length) > record.spreadOver)) {
           const placed = await this.place(manifest, signal)
           if (placed.failed.length === 0) report.placed++
         }
@@ -630,7 +635,7 @@ export class DurabilityService {
         now: Date.now(),
         graceMs: this.init.graceMs
       })
-      report[plan.health]++
+      countHealth(report, plan.health === 'healthy' ? this.spreadHealth(k, m, stripe, index, view, isAlive) : plan.health)
       report.waiting += plan.waiting
       if (plan.actions.length === 0) continue
       if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive) !== network.self) continue
@@ -645,6 +650,13 @@ export class DurabilityService {
         }
       }
     }
+  }
+
+  /** `healthy` when the stripe's shards sit on k+m distinct live nodes, else `at-risk`. */
+  private spreadHealth (k: number, m: number, stripe: Stripe, index: number, view: HolderView, isAlive: (p: string) => boolean): StripeHealth {
+    const seen: ShardHolders[] = []
+    for (let i = 0; i < k + m; i++) seen.push(shardCID(stripe, k, i) === undefined ? undefined : view.holders(index, i).filter(isAlive))
+    return assessStripe(k, m, seen).health
   }
 
   /** Rebuild shard `index` from k live shards (this node's own first) and give it to `to`. */
@@ -788,7 +800,7 @@ const PLACE_PART = 4096
 const SCRUB_FETCH_TIMEOUT_MS = 30_000
 
 function emptyRepairReport (): RepairReport {
-  return { manifests: 0, stripes: 0, healthy: 0, degraded: 0, lost: 0, waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, errors: [] }
+  return { manifests: 0, stripes: 0, ...emptySummary(), waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, errors: [] }
 }
 
 function describePlacement (why: ReturnType<typeof explainPlacement>, candidates: number): string {

@@ -1,15 +1,19 @@
 /**
- * An abortable wait, for the rate limits of repair and scrub.
+ * An abortable wait, for the rate limits of repair and scrub. Built on
+ * `node:timers/promises`, which removes its abort listener when the wait
+ * ends: many sleeps on one long-lived signal leave no listeners behind.
  *
  * @module
  */
+import { setTimeout as wait } from 'node:timers/promises'
 import { AbortedError } from '../errors.js'
 
 /** Resolve after `ms`, or reject with {@link AbortedError} when `signal` aborts first. */
 export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    if (signal?.aborted === true) { reject(new AbortedError('aborted')); return }
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener('abort', () => { clearTimeout(timer); reject(new AbortedError('aborted')) }, { once: true })
-  })
+  try {
+    await wait(ms, undefined, { signal })
+  } catch (err: any) {
+    if (err?.name === 'AbortError') throw new AbortedError('aborted')
+    throw err
+  }
 }

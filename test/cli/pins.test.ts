@@ -28,12 +28,14 @@ describe('pins through the CLI', () => {
     assert.deepEqual(pins.map(p => [p.path, p.policy]).sort(), [['/big.bin', 'ec:4+2'], ['/small.bin', 'ec:2+1']], 'default ec:4+2 for 1 MiB and more; --pin wins')
     assert.ok(pins.every(p => p.manifest !== undefined), 'coded pins name their manifest')
 
-    const status = await shoalJson<{ summary: { healthy: number, degraded: number, lost: number }, stripes: unknown[], k: number, m: number }>(d.repo, ['pin', 'status', '/big.bin'])
+    const status = await shoalJson<{ summary: { healthy: number, atRisk: number, degraded: number, lost: number }, stripes: unknown[], k: number, m: number }>(d.repo, ['pin', 'status', '/big.bin'])
     assert.equal(status.k, 4)
     assert.equal(status.m, 2)
-    assert.deepEqual(status.summary, { healthy: status.stripes.length, degraded: 0, lost: 0 })
+    // one node holds every shard: not healthy, however many shards exist
+    assert.deepEqual(status.summary, { healthy: 0, atRisk: status.stripes.length, degraded: 0, lost: 0 })
     const text = (await shoalOk(d.repo, ['pin', 'status', '/big.bin'])).toString()
-    assert.match(text, /stripes: \d+ healthy, 0 degraded, 0 lost/)
+    assert.match(text, /stripes: 0 healthy, \d+ at risk, 0 degraded, 0 lost/)
+    assert.match(text, /at risk: shards share nodes/)
 
     // re-code with another policy; bytes unchanged
     const repinned = await shoalJson<{ policy: string }>(d.repo, ['pin', 'add', '/big.bin', '--policy', 'replicas:2'])

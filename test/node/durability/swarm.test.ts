@@ -127,7 +127,7 @@ describe('durability on real nodes', () => {
     const status = await writer.components.files.pinStatus('/big.bin')
     assert.equal(status.policy, 'ec:4+2')
     assert.ok(status.stripes.length >= 6, `24 leaves make 6 stripes, got ${status.stripes.length}`)
-    assert.deepEqual(status.summary, { healthy: status.stripes.length, degraded: 0, lost: 0 })
+    assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
     for (const s of status.stripes) {
       const holders = s.shards.map(sh => sh.holders[0])
       assert.equal(new Set(holders).size, K + M, `stripe ${s.index} on ${K + M} distinct peers: ${holders.join(',')}`)
@@ -166,7 +166,7 @@ describe('durability on real nodes', () => {
     const shardBytes = 256 * 1024
     assert.ok(bytesMoved <= 1.2 * K * shardBytes * repaired, `repair moved ${bytesMoved} bytes for ${repaired} shards (≤ 1.2 × ${K} shards each)`)
     const after = await (live(swarm)[0]).components.files.pinStatus('/big.bin')
-    assert.deepEqual(after.summary, { healthy: after.stripes.length, degraded: 0, lost: 0 }, 'every stripe has 6 live shards again')
+    assert.deepEqual(after.summary, { healthy: after.stripes.length, atRisk: 0, degraded: 0, lost: 0 }, 'every stripe has 6 live shards again')
     for (const s of after.stripes) for (const sh of s.shards) assert.ok(sh.holders.length > 0 && sh.holders.every(p => indexOfPeer(swarm, p) >= 0), 'on live peers')
 
     // two more holders go away: still readable
@@ -240,7 +240,7 @@ describe('durability on real nodes', () => {
     assert.equal(again.corrupt, 0)
     for (const cid of held) assert.ok((await restarted.components.blockstore.getBytes(CID.parse(cid))).byteLength > 0)
     const status = await writer.components.files.pinStatus('/f.bin')
-    assert.deepEqual(status.summary, { healthy: status.stripes.length, degraded: 0, lost: 0 })
+    assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
     assert.equal(sha(await readAll(restarted, '/f.bin')), sha(data))
 
     // a shard gone from a holder that stays up is rebuilt by the next pass (a live peer never "comes back" with it)
@@ -250,7 +250,33 @@ describe('durability on real nodes', () => {
     for (const n of live(swarm)) repaired += (await n.components.durability.repair()).repaired
     assert.equal(repaired, 1, 'the lost shard was rebuilt once')
     const healed = await writer.components.files.pinStatus('/f.bin')
-    assert.deepEqual(healed.summary, { healthy: healed.stripes.length, degraded: 0, lost: 0 })
+    assert.deepEqual(healed.summary, { healthy: healed.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
+  })
+
+  it('a lone node\'s stripes are at risk, not healthy; placement runs again by itself once enough peers are live', TEST, async t => {
+    const swarm = await swarmOf(t, 1)
+    const writer = swarm.nodes[0] as ShoalNode
+    const data = randomBytes(3 * 1024 * 1024)
+    await writer.components.files.add('/alone.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1' })
+    const alone = await writer.components.files.pinStatus('/alone.bin')
+    assert.ok(alone.stripes.length > 0)
+    assert.deepEqual(alone.summary, { healthy: 0, atRisk: alone.stripes.length, degraded: 0, lost: 0 }, 'every shard is on this one node')
+    assert.ok(alone.stripes.every(s => s.health === 'at-risk' && s.live === 3))
+    const pass = await writer.components.durability.repair()
+    assert.equal(pass.atRisk, alone.stripes.length, 'repair says so too')
+    assert.equal(pass.placed, 0, 'no new peer: nothing placed again')
+
+    // two peers join: the next pass places every stripe on three distinct nodes
+    const dir = await tempDir(t, 'shoal-spread-')
+    for (const name of ['p1', 'p2']) swarm.nodes.push(await startNode(await makeRepo(dir, name)))
+    await connectAll(live(swarm))
+    await until('the peers are connected', async () => writer.components.libp2p.getPeers().length === 2)
+    const again = await writer.components.durability.repair()
+    assert.equal(again.placed, 1, 'placed again by the repair pass')
+    const spread = await writer.components.files.pinStatus('/alone.bin')
+    assert.deepEqual(spread.summary, { healthy: spread.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
+    for (const s of spread.stripes) assert.equal(new Set(s.shards.map(sh => sh.placed)).size, 3, `stripe ${s.index} placed on three nodes`)
+    assert.equal(sha(await readAll(swarm.nodes[2] as ShoalNode, '/alone.bin')), sha(data))
   })
 })
 

@@ -1,0 +1,79 @@
+/**
+ * Honest stripe health: a stripe is healthy only when its k+m shards sit on
+ * k+m distinct live nodes, so that losing any m nodes loses at most m
+ * shards. Shards that exist but share nodes (a lone node holding all six
+ * shards of an `ec:4+2` stripe, say) make the stripe `at-risk`: one lost disk
+ * can take several shards with it.
+ *
+ * The spread of a stripe is the largest number of its shards that can each
+ * be given a different node that holds it (a maximum bipartite matching of
+ * shards to holders; k+m ≤ 24, so augmenting paths are cheap). Zero shards
+ * (the missing data shards of a short last stripe) are known without being
+ * stored and need no node.
+ *
+ * @module
+ */
+import { stripeHealth, type StripeHealth } from './repair-plan.js'
+
+/** One shard as seen: `undefined` for a zero shard, else the live nodes that hold it. */
+export type ShardHolders = readonly string[] | undefined
+
+/** What {@link assessStripe} found. */
+export interface StripeAssessment {
+  health: StripeHealth
+  /** Shards held somewhere (zero shards included). */
+  live: number
+  /** Shards on distinct nodes (zero shards included): k+m when healthy. */
+  spread: number
+}
+
+/** The largest number of shards that sit on pairwise distinct nodes. */
+export function spreadOf (shards: readonly ShardHolders[]): number {
+  const owner = new Map<string, number>()
+  let spread = 0
+  for (let i = 0; i < shards.length; i++) {
+    if (shards[i] === undefined) { spread++; continue }
+    if (augment(i, shards, owner, new Set())) spread++
+  }
+  return spread
+}
+
+/** Try to give shard `i` a node of its own, moving earlier shards along an augmenting path. */
+function augment (i: number, shards: readonly ShardHolders[], owner: Map<string, number>, visited: Set<string>): boolean {
+  for (const node of shards[i] ?? []) {
+    if (visited.has(node)) continue
+    visited.add(node)
+    const current = owner.get(node)
+    if (current === undefined || augment(current, shards, owner, visited)) {
+      owner.set(node, i)
+      return true
+    }
+  }
+  return false
+}
+
+/**
+ * Health of a k+m stripe from where its shards are: `lost` under k shards,
+ * `degraded` under k+m, `at-risk` when all exist but on fewer than k+m
+ * distinct nodes, else `healthy`.
+ */
+export function assessStripe (k: number, m: number, shards: readonly ShardHolders[]): StripeAssessment {
+  const live = shards.filter(s => s === undefined || s.length > 0).length
+  const spread = spreadOf(shards)
+  const byCount = stripeHealth(live, k, m)
+  return { health: byCount === 'healthy' && spread < k + m ? 'at-risk' : byCount, live, spread }
+}
+
+/** Stripe counts by health, as `pin status` and `repair` report them. */
+export interface HealthSummary { healthy: number, atRisk: number, degraded: number, lost: number }
+
+/** An empty {@link HealthSummary}. */
+export function emptySummary (): HealthSummary {
+  return { healthy: 0, atRisk: 0, degraded: 0, lost: 0 }
+}
+
+/** Count one stripe of `health` in `summary`. */
+export function countHealth (summary: HealthSummary, health: StripeHealth): void {
+  if (health === 'at-risk') summary.atRisk++
+  else summary[health]++
+}
