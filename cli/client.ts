@@ -17,6 +17,9 @@ export class ApiError extends ShoalError {
   }
 }
 
+/** A request body whose length is known: sent with a Content-Length (the daemon checks room for it first). */
+export interface SizedBody { stream: Readable, length: number }
+
 /** Query parameters; undefined values are left out. */
 export type Query = Record<string, string | number | boolean | undefined>
 
@@ -51,11 +54,14 @@ export class ApiClient {
   }
 
   /** Send a request; resolves with the response once its headers arrive (non-2xx → ApiError). */
-  async send (method: 'GET' | 'POST', path: string, query: Query = {}, body?: Readable): Promise<IncomingMessage> {
+  async send (method: 'GET' | 'POST', path: string, query: Query = {}, sent?: Readable | SizedBody): Promise<IncomingMessage> {
+    const body = sent === undefined || 'pipe' in sent ? sent : sent.stream
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` }
+    if (sent !== undefined && !('pipe' in sent)) headers['content-length'] = String(sent.length)
     const url = new URL(path, this.base)
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(url, { method, headers: { authorization: `Bearer ${this.token}` } }, resolve)
+      const req = request(url, { method, headers }, resolve)
       req.on('error', (err: any) => {
         if (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET' && body === undefined) {
           reject(new DaemonNotRunningError(`no daemon answers at ${this.base} for repo ${this.repo}: ${hint(this.repo)}`))
@@ -80,7 +86,7 @@ export class ApiClient {
   }
 
   /** Send a request and parse its JSON answer. */
-  async json<T = any>(method: 'GET' | 'POST', path: string, query: Query = {}, body?: Readable): Promise<T> {
+  async json<T = any>(method: 'GET' | 'POST', path: string, query: Query = {}, body?: Readable | SizedBody): Promise<T> {
     const res = await this.send(method, path, query, body)
     return JSON.parse(await readAll(res)) as T
   }

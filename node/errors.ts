@@ -133,3 +133,9 @@ export class InvalidManifestError extends ShoalError {
   override name = 'InvalidManifestError'
   override readonly status = 422
 }
+
+/** The repo's disk has no room for the write (or only the reserve kept for `rm`, `gc` and restarts). */
+export class DiskFullError extends ShoalError {
+  override name = 'DiskFullError'
+  override readonly status = 507
+}

@@ -22,6 +22,7 @@ import { TrustAdmin } from './peers/trust-admin.js'
 import { createBlockExchange, ExpectedPuts, type BlockExchange } from './exchange/index.js'
 import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
 import { TierService } from './tiers/service.js'
+import { DiskGuard } from './repo/disk.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
 import { createFuseService, type FuseService } from './fuse/index.js'
 
@@ -59,6 +60,8 @@ export interface ShoalComponents {
   fuse: FuseService
   /** The S3 cold tier (`shoal tier`, `pin add --tier cold`). */
   tiers: TierService
+  /** Room on the repo disk: new data stops at the reserve kept for rm, gc and restarts. */
+  disk: DiskGuard
 }
 
 /** Options for {@link createShoalNode}. */
@@ -140,7 +143,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   })
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const tiers = new TierService({ configFile: repo.config, logger: logger.child({ component: 'tier' }) }, config.tier)
-  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings, tiers })
+  const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve })
+  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings, tiers, disk })
   const chunker = parseChunker(config.chunker)
   const components: ShoalComponents = {
     repo,
@@ -162,7 +166,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     holdings,
     gcLock,
     fuse: createFuseService({ files, namespace, repo, config, chunker, logger }),
-    tiers
+    tiers,
+    disk
   }
   return {
     components,

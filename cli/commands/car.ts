@@ -27,9 +27,9 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
 
 /** `shoal car import FILE.car`: all or nothing. */
 export async function carImportCommand (g: GlobalOptions, file: string): Promise<void> {
-  await stat(file).catch(() => { throw new NotFoundError(`cannot read ${file}: no such file`) })
+  const { size } = await stat(file).catch(() => { throw new NotFoundError(`cannot read ${file}: no such file`) })
   const client = await ApiClient.connect(g.repo)
-  const result = await client.json<{ roots: string[], blocks: number, bytes: number }>('POST', '/api/v0/car/import', {}, createReadStream(file))
+  const result = await client.json<{ roots: string[], blocks: number, bytes: number }>('POST', '/api/v0/car/import', {}, { stream: createReadStream(file), length: size })
   if (g.json) printJson(result)
   else printLines(...result.roots.map(r => `imported ${r}`), `${result.blocks} blocks`)
 }

@@ -34,7 +34,7 @@ async function uploadFile (g: GlobalOptions, client: ApiClient, file: string, to
   const progress = progressBar(g, basename(file), size)
   try {
     const body = createReadStream(file).pipe(counter(progress))
-    return await client.json<FileInfo>('POST', '/api/v0/add', { to, chunker, mode: (mode & 0o7777).toString(8), mtime: Math.floor(mtime), pin }, body)
+    return await client.json<FileInfo>('POST', '/api/v0/add', { to, chunker, mode: (mode & 0o7777).toString(8), mtime: Math.floor(mtime), pin }, { stream: body, length: size })
   } finally {
     progress.stop()
   }

@@ -215,7 +215,7 @@ export const routes: Route[] = [
     async handle ({ req, res, query, signal, components }) {
       const q = parseQuery(schemas.add, query)
       const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
-      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal })
+      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal, expectedBytes: contentLength(req) })
       sendJson(res, 200, info)
     }
   },
@@ -282,6 +282,8 @@ export const routes: Route[] = [
     path: '/api/v0/car/import',
     async handle ({ req, res, query, signal, components }) {
       parseQuery(schemas.carImport, query)
+      // staged, then copied into the store: twice its size at most
+      await components.disk.ensureRoom(2 * (contentLength(req) ?? 0), 'this CAR import')
       const result = await importCar({ blockstore: components.blockstore, tmpDir: components.repo.tmp }, req, { signal })
       components.logger.info({ roots: result.roots.map(String), blocks: result.blocks }, 'car imported')
       sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes, newBlocks: result.newBlocks, newBytes: result.newBytes })
@@ -324,4 +326,10 @@ function namespaceStatus (components: ShoalComponents): { entries: number, prune
 /** Who writes the namespace, in a few words. */
 function writersSummary (t: TrustStatus): string {
   return t.everyone ? 'every member' : `this node and ${t.trusted.length} trusted peer${t.trusted.length === 1 ? '' : 's'}`
+}
+
+/** A request's Content-Length when it sent a valid one. */
+function contentLength (req: IncomingMessage): number | undefined {
+  const text = req.headers['content-length']
+  return text !== undefined && /^\d{1,15}$/.test(text) ? Number(text) : undefined
 }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { ShoalError } from '../errors.js'
 import { checkToken, sendError } from './http.js'
+import { isDiskFull } from '../repo/disk.js'
 import { routes, type Route } from './routes.js'
 import type { ShoalComponents } from '../node.js'
 import type { AddressInfo, Socket } from 'node:net'
@@ -32,6 +33,7 @@ export interface ApiServer {
 /** Turn anything thrown into `{ status, name, message }`. */
 function describe (err: any): { status: number, name: string, message: string } {
   if (err instanceof ShoalError) return { status: err.status, name: err.name, message: err.message }
+  if (isDiskFull(err)) return { status: 507, name: 'DiskFullError', message: `the repo disk is full: ${String(err.message)}` }
   // the client hung up mid-request: not our failure
   if (err?.code === 'ECONNRESET' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.message === 'aborted') {
     return { status: 499, name: 'AbortedError', message: 'client closed the request' }

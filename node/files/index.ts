@@ -21,6 +21,7 @@ import { stripedGetter } from '../durability/index.js'
 import { isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { InvalidArgumentError, NotFoundError } from '../errors.js'
 import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
+import type { DiskGuard } from '../repo/disk.js'
 import type { TierService } from '../tiers/service.js'
 import type { FilePin, StoredColdCopy } from '../namespace/index.js'
 
@@ -39,6 +40,8 @@ export interface FilesComponents {
   gcLock?: GcLock
   /** The S3 cold tier (absent: cold pins are refused, cold copies unreadable). */
   tiers?: TierService
+  /** Checks room on the repo disk before new data comes in (absent: no check). */
+  disk?: DiskGuard
 }
 
 /** A pinned file as `pin ls` shows it. */
@@ -78,6 +81,8 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
   signal?: AbortSignal
   /** Durability policy (`ec:K+M`, `replicas:N`, `none`); default: the configured one for the file's size. */
   pin?: string
+  /** The content's size when known up front (an upload's Content-Length): room for it and its local parity is checked before anything is read. */
+  expectedBytes?: number
 }
 
 /** One file of {@link Files.addMany}. */
@@ -175,6 +180,7 @@ export class Files {
     const existing = await this.components.namespace.lookup(target)
     if (existing?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
     const durability = this.components.durability
+    await this.components.disk?.ensureRoom(localBytes(options.expectedBytes ?? 0, options.pin ?? durability?.defaultPolicy(options.expectedBytes ?? 0)), `an add of ${target}`)
     const started = performance.now()
     const ms: Record<string, number> = {}
     const entry = await this.writing(async () => {
@@ -219,6 +225,7 @@ export class Files {
       if ((await namespace.lookup(target))?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
     }
     if (this.placementBacklog > MAX_PLACEMENT_BACKLOG) await this.placing
+    await this.components.disk?.ensureRoom(0, `${items.length} new file${items.length === 1 ? '' : 's'}`)
     const started = performance.now()
     const entries = await this.writing(async () => {
       const files: Parameters<Namespace['putFiles']>[0][number][] = []
@@ -454,4 +461,10 @@ function pinInfo (entry: Entry): PinInfo {
   const cold = entry.pin?.cold
   if (cold !== undefined) info.cold = { endpoint: cold.endpoint, bucket: cold.bucket, key: cold.carKey }
   return info
+}
+
+/** Bytes an add of `size` writes here: the content, plus its parity under a coded policy (written locally before placement). */
+function localBytes (size: number, policy: string | undefined): number {
+  const p = policy === undefined ? undefined : parsePolicy(policy)
+  return p?.kind === 'ec' ? Math.ceil(size * (p.k + p.m) / p.k) : size
 }

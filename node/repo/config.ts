@@ -49,7 +49,9 @@ export const RepoConfigSchema = z.object({
   /** What this node stores for others. */
   storage: z.object({
     /** Most bytes of shards held for other nodes; absent: half of the repo disk's free space (measured at each hold) plus what is already held. */
-    maxForOthers: z.number().int().min(0).optional()
+    maxForOthers: z.number().int().min(0).optional(),
+    /** Bytes kept free on the repo disk for rm, gc and restarts: adds that would eat into them are refused (DiskFullError); absent: 256 MiB. */
+    reserve: z.number().int().min(0).optional()
   }).strict().default({}),
   /** Pins, placement and repair. */
   durability: z.object({
