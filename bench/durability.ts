@@ -8,7 +8,7 @@
  *
  * 1. encode: the coder alone (4+2 over 1 MiB shards, in memory) — the
  *    library's figure — next to nothing else: it is the ceiling of coding.
- * 2. swarm write: `shoal add --pin ec:4+2` on daemon 0 of N (import, encode,
+ * 2. swarm write: `shoal add --pin ec:4+2 --wait` on daemon 0 of N (import, encode,
  *    commit, place every shard on its peer) next to the raw libp2p stream
  *    rate (tcp+pnet+noise+yamux, one stream between two processes, the same file;
  *    bench/raw-stream.ts) and to `shoal add --pin none` of a file of the same
@@ -133,8 +133,9 @@ async function main (): Promise<number> {
     }
     const writer = repos[0]
     const plain = await cliOk(['--repo', writer, 'add', other, '--to', '/plain.bin', '--pin', 'none'])
-    const striped = await cliOk(['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`])
-    log(`add --pin none: ${fmt(mbps(opts.size, plain.seconds))} MB/s; add --pin ec:4+2 (encode + place on ${opts.nodes} nodes): ${fmt(mbps(opts.size, striped.seconds))} MB/s`)
+    // --wait: returns once every shard is on its holder (a plain add returns when the file is durable here)
+    const striped = await cliOk(['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`, '--wait'])
+    log(`add --pin none: ${fmt(mbps(opts.size, plain.seconds))} MB/s; add --pin ec:4+2 --wait (encode + place on ${opts.nodes} nodes): ${fmt(mbps(opts.size, striped.seconds))} MB/s`)
     const phases = await addPhases(`${writer}.log`, '/striped.bin')
     if (phases !== undefined) log(`striped add phases: import ${fmt(phases.import / 1000, 1)} s, encode ${fmt(phases.encode / 1000, 1)} s, place ${fmt((phases.place ?? 0) / 1000, 1)} s`)
 
@@ -173,8 +174,8 @@ async function main (): Promise<number> {
       '| measure | MB/s or MiB | ceiling | ratio |',
       '|---|---:|---:|---:|',
       `| encode 4+2 (coder alone) | ${fmt(encode)} | – | – |`,
-      `| add --pin ec:4+2, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(rawRate)} (raw stream) | ${fmt(mbps(opts.size, striped.seconds) / rawRate, 2)} |`,
-      `| add --pin ec:4+2, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
+      `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(rawRate)} (raw stream) | ${fmt(mbps(opts.size, striped.seconds) / rawRate, 2)} |`,
+      `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
       `| degraded cat (2 holders down) | ${fmt(mbps(opts.size, degraded))} | ${fmt(mbps(opts.size, healthy))} (healthy cat) | ${fmt(healthy / degraded, 2)} |`,
       `| repair bytes per rebuilt shard | ${fmt(perShard / MiB, 2)} MiB | ${fmt(K * shardMean / MiB, 2)} MiB (k shards) | ${fmt(perShard / (K * shardMean), 2)} |`,
       ''

@@ -56,6 +56,7 @@ function build (): Command {
     .option('--to <path>', 'namespace path (an existing directory or a path ending in / receives the source by name)')
     .option('--chunker <spec>', 'fastcdc, fastcdc-MIN-AVG-MAX or size-N (size-262144 gives Kubo CIDs)')
     .option('--pin <policy>', 'ec:K+M, replicas:N or none (default: the configured policy for the file size)')
+    .option('--wait', 'return only when the policy is met (every shard on its own live node); else once the file is durable here, placement going on in the background', false)
     .action(async (source, opts) => { await (await files()).addCommand(globals(), source, opts) })
   program.command('cat').argument('<target>', 'namespace path or CID').description('write a file to stdout')
     .option('--offset <bytes>', 'first byte')

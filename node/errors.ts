@@ -139,3 +139,9 @@ export class DiskFullError extends ShoalError {
   override name = 'DiskFullError'
   override readonly status = 507
 }
+
+/** A write is durable here, but its durability policy is not met yet (`add --wait`). */
+export class PolicyNotMetError extends ShoalError {
+  override name = 'PolicyNotMetError'
+  override readonly status = 503
+}

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rename, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -30,18 +30,24 @@ async function statOrUndefined (client: ApiClient, path: string): Promise<FileIn
   }
 }
 
-async function uploadFile (g: GlobalOptions, client: ApiClient, file: string, to: string, chunker: string | undefined, size: number, mode: number, mtime: number, pin?: string): Promise<FileInfo> {
-  const progress = progressBar(g, basename(file), size)
+/** What `add` was asked for, the same for every file it uploads. */
+interface AddFlags { to?: string, chunker?: string, pin?: string, wait?: boolean }
+
+/** Upload one local file (`st` is its lstat) to the namespace path `to`. */
+async function uploadFile (g: GlobalOptions, client: ApiClient, upload: { file: string, to: string, st: Stats, flags: AddFlags }): Promise<FileInfo> {
+  const { file, to, st, flags } = upload
+  const progress = progressBar(g, basename(file), st.size)
   try {
     const body = createReadStream(file).pipe(counter(progress))
-    return await client.json<FileInfo>('POST', '/api/v0/add', { to, chunker, mode: (mode & 0o7777).toString(8), mtime: Math.floor(mtime), pin }, { stream: body, length: size })
+    const query = { to, chunker: flags.chunker, mode: (st.mode & 0o7777).toString(8), mtime: Math.floor(st.mtimeMs), pin: flags.pin, wait: flags.wait === true ? true : undefined }
+    return await client.json<FileInfo>('POST', '/api/v0/add', query, { stream: body, length: st.size })
   } finally {
     progress.stop()
   }
 }
 
 /** `shoal add FILE|DIR [--to PATH] [--chunker SPEC]`. */
-export async function addCommand (g: GlobalOptions, source: string, opts: { to?: string, chunker?: string, pin?: string }): Promise<void> {
+export async function addCommand (g: GlobalOptions, source: string, opts: AddFlags): Promise<void> {
   if (opts.pin !== undefined) parsePolicy(opts.pin)
   const st = await lstat(source).catch((err: any) => {
     throw new NotFoundError(`cannot add ${source}: ${err.code === 'ENOENT' ? 'no such file or directory' : String(err.code ?? err.message)}`)
@@ -53,7 +59,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: { to?:
     target = joinNs(opts.to, basename(source))
   }
   if (st.isFile()) {
-    const info = await uploadFile(g, client, source, target, opts.chunker, st.size, st.mode, st.mtimeMs, opts.pin)
+    const info = await uploadFile(g, client, { file: source, to: target, st, flags: opts })
     if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
     else printLines(`added ${info.cid} ${info.path ?? ''}`)
     return
@@ -74,8 +80,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: { to?:
         await client.json('POST', '/api/v0/mkdir', { arg: remote, parents: true })
         dirs.push(local)
       } else if (e.isFile()) {
-        const fst = await lstat(local)
-        const info = await uploadFile(g, client, local, remote, opts.chunker, fst.size, fst.mode, fst.mtimeMs, opts.pin)
+        const info = await uploadFile(g, client, { file: local, to: remote, st: await lstat(local), flags: opts })
         total += info.size
         if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
       } else {

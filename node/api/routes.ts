@@ -215,7 +215,7 @@ export const routes: Route[] = [
     async handle ({ req, res, query, signal, components }) {
       const q = parseQuery(schemas.add, query)
       const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
-      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal, expectedBytes: contentLength(req) })
+      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal, expectedBytes: contentLength(req), wait: q.wait })
       sendJson(res, 200, info)
     }
   },

@@ -14,7 +14,8 @@ export const schemas = {
     chunker: z.string().max(64).optional(),
     mode: z.string().regex(/^[0-7]{1,4}$/, 'must be octal permission bits').transform(v => parseInt(v, 8)).optional(),
     mtime: nonNegInt.optional(),
-    pin: z.string().max(32).optional()
+    pin: z.string().max(32).optional(),
+    wait: bool.optional()
   }).strict(),
   pinAdd: z.object({ arg, policy: z.string().max(32).optional(), tier: z.enum(['hot', 'cold']).optional() }).strict(),
   /** `shoal tier s3`: checked again, fully, by the tier service. */

@@ -19,7 +19,7 @@ import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, Holdings, PinStatus, PlaceResult } from '../durability/index.js'
 import { stripedGetter } from '../durability/index.js'
 import { isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
-import { InvalidArgumentError, NotFoundError } from '../errors.js'
+import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
 import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import type { DiskGuard } from '../repo/disk.js'
 import type { TierService } from '../tiers/service.js'
@@ -83,6 +83,13 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
   pin?: string
   /** The content's size when known up front (an upload's Content-Length): room for it and its local parity is checked before anything is read. */
   expectedBytes?: number
+  /**
+   * Resolve only when the policy is met: every shard placed, on k+m distinct
+   * peers. Otherwise the add resolves once the content and its namespace
+   * entry are durable here, and placement runs in the background.
+   * @default false
+   */
+  wait?: boolean
 }
 
 /** One file of {@link Files.addMany}. */
@@ -195,8 +202,10 @@ export class Files {
     const committed = performance.now()
     if (entry.type === 'file') {
       if (entry.pin?.manifest !== undefined && durability !== undefined) {
-        await this.placeQuietly(durability, entry.pin.manifest, options.signal)
-        ms.place = Math.round(performance.now() - committed)
+        if (options.wait === true) {
+          await this.placeNow(durability, entry, options.signal)
+          ms.place = Math.round(performance.now() - committed)
+        } else this.placeSoon(durability, entry.pin.manifest)
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
     }
     this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms }, 'added')
@@ -266,6 +275,37 @@ export class Files {
     }).catch((err: any) => {
       this.components.logger.warn({ err: err?.message }, 'placement of a batch failed; repair will retry')
     }).finally(() => { this.placementBacklog -= entries.length })
+  }
+
+  /** Resolves once the background placements queued so far are done. */
+  async settled (): Promise<void> {
+    await this.placing
+  }
+
+  /** Queue a manifest's placement behind the others (alone, it records this node's shards and waits for peers). */
+  private placeSoon (durability: DurabilityService, manifest: string): void {
+    this.placementBacklog++
+    this.placing = this.placing
+      .then(async () => { await this.placeQuietly(durability, manifest) })
+      .finally(() => { this.placementBacklog-- })
+  }
+
+  /**
+   * Place a file's shards now and check the policy is met.
+   *
+   * @throws {PolicyNotMetError} naming what is missing (the file stays added; repair keeps placing it)
+   */
+  private async placeNow (durability: DurabilityService, entry: Entry & { type: 'file' }, signal?: AbortSignal): Promise<void> {
+    const pin = entry.pin as FilePin & { manifest: string }
+    const result = await durability.place(CID.parse(pin.manifest), signal)
+    const policy = parsePolicy(pin.policy)
+    const nodes = policy.kind === 'ec' ? policy.k + policy.m : policy.kind === 'replicas' ? policy.n : 1
+    const missing: string[] = []
+    if (result.peers < nodes) missing.push(`its shards are on ${result.peers} node${result.peers === 1 ? '' : 's'}, ${pin.policy} needs ${nodes} distinct live nodes`)
+    if (result.failed.length > 0) missing.push(`placement failed on ${result.failed.join(', ')}`)
+    if (missing.length > 0) {
+      throw new PolicyNotMetError(`${entry.path} is added and durable here, but its policy is not met: ${missing.join('; ')}; placement goes on in the background (\`shoal pin status ${entry.path}\`)`)
+    }
   }
 
   /** Place a manifest's shards; a failure is logged and left to repair (the write is already durable here). */

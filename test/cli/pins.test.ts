@@ -28,7 +28,13 @@ describe('pins through the CLI', () => {
     assert.deepEqual(pins.map(p => [p.path, p.policy]).sort(), [['/big.bin', 'ec:4+2'], ['/small.bin', 'ec:2+1']], 'default ec:4+2 for 1 MiB and more; --pin wins')
     assert.ok(pins.every(p => p.manifest !== undefined), 'coded pins name their manifest')
 
-    const status = await shoalJson<{ summary: { healthy: number, atRisk: number, degraded: number, lost: number }, stripes: unknown[], k: number, m: number }>(d.repo, ['pin', 'status', '/big.bin'])
+    // a plain add returns once the file is durable here; its placement runs in the background
+    type Status = { summary: { healthy: number, atRisk: number, degraded: number, lost: number }, stripes: unknown[], k: number, m: number }
+    let status = await shoalJson<Status>(d.repo, ['pin', 'status', '/big.bin'])
+    for (let i = 0; i < 50 && status.summary.atRisk !== status.stripes.length; i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      status = await shoalJson<Status>(d.repo, ['pin', 'status', '/big.bin'])
+    }
     assert.equal(status.k, 4)
     assert.equal(status.m, 2)
     // one node holds every shard: not healthy, however many shards exist
@@ -36,6 +42,14 @@ describe('pins through the CLI', () => {
     const text = (await shoalOk(d.repo, ['pin', 'status', '/big.bin'])).toString()
     assert.match(text, /stripes: 0 healthy, \d+ at risk, 0 degraded, 0 lost/)
     assert.match(text, /at risk: shards share nodes/)
+
+    // --wait: the file is added and durable, but one node cannot meet ec:4+2: said in one line, exit 1
+    await writeFile(join(dir, 'waited.bin'), randomBytes(2 * 1024 * 1024, 9))
+    const waited = await runShoal(['--repo', d.repo, 'add', join(dir, 'waited.bin'), '--to', '/waited.bin', '--wait'])
+    assert.equal(waited.code, 1)
+    assert.equal(lines(waited.stderr).length, 1, waited.stderr)
+    assert.match(waited.stderr, /policy is not met: its shards are on 1 node, ec:4\+2 needs 6 distinct live nodes.*PolicyNotMetError/)
+    assertBytesEqual(await shoalOk(d.repo, ['cat', '/waited.bin']), randomBytes(2 * 1024 * 1024, 9), 'the file is added all the same')
 
     // re-code with another policy; bytes unchanged
     const repinned = await shoalJson<{ policy: string }>(d.repo, ['pin', 'add', '/big.bin', '--policy', 'replicas:2'])
@@ -57,11 +71,11 @@ describe('pins through the CLI', () => {
       assert.equal(r.stdout.length, 0)
     }
     assert.equal((await runShoal(['--repo', d.repo, 'stat', '/bad.bin'])).code, 1, 'no file was added by a refused add')
-    assert.deepEqual((await shoalJson<Array<{ path: string, policy: string }>>(d.repo, ['pin', 'ls'])).map(p => [p.path, p.policy]).sort(), [['/big.bin', 'replicas:2'], ['/small.bin', 'ec:2+1']])
+    assert.deepEqual((await shoalJson<Array<{ path: string, policy: string }>>(d.repo, ['pin', 'ls'])).map(p => [p.path, p.policy]).sort(), [['/big.bin', 'replicas:2'], ['/small.bin', 'ec:2+1'], ['/waited.bin', 'ec:4+2']])
 
     // unpin: the file stays, its policy is none, gc keeps its bytes (kept where it is)
     await shoalOk(d.repo, ['pin', 'rm', '/small.bin'])
-    assert.deepEqual((await shoalJson<Array<{ path: string }>>(d.repo, ['pin', 'ls'])).map(p => p.path), ['/big.bin'])
+    assert.deepEqual((await shoalJson<Array<{ path: string }>>(d.repo, ['pin', 'ls'])).map(p => p.path).sort(), ['/big.bin', '/waited.bin'])
     const repair = await shoalJson<{ lost: number, errors: string[] }>(d.repo, ['repair', '--wait'])
     assert.equal(repair.lost, 0)
     assert.deepEqual(repair.errors, [])

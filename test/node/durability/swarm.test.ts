@@ -102,7 +102,7 @@ async function smallFileOnSix (t: CleanupContext): Promise<{ swarm: Swarm, write
   const swarm = await swarmOf(t, 6)
   const writer = swarm.nodes[0] as ShoalNode
   const data = randomBytes(2 * 1024 * 1024)
-  await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
+  await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2', wait: true })
   await until('the file record on every node', async () => {
     for (const n of live(swarm)) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
     return true
@@ -120,7 +120,7 @@ describe('durability on real nodes', () => {
     const swarm = await swarmOf(t, 8)
     const writer = swarm.nodes[0] as ShoalNode
     const data = randomBytes(6 * 1024 * 1024)
-    const info = await writer.components.files.add('/big.bin', once(data), { chunker: parseChunker('size-262144'), pin: `ec:${K}+${M}` })
+    const info = await writer.components.files.add('/big.bin', once(data), { chunker: parseChunker('size-262144'), pin: `ec:${K}+${M}`, wait: true })
     assert.equal(info.size, data.byteLength)
 
     // every stripe is on six distinct peers
@@ -257,13 +257,18 @@ describe('durability on real nodes', () => {
     const swarm = await swarmOf(t, 1)
     const writer = swarm.nodes[0] as ShoalNode
     const data = randomBytes(3 * 1024 * 1024)
+    // a plain add returns once the file is durable here; --wait says the policy is not met
     await writer.components.files.add('/alone.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1' })
+    await writer.components.files.settled()
+    await assert.rejects(writer.components.files.add('/alone2.bin', once(randomBytes(2 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true }),
+      (err: any) => err.name === 'PolicyNotMetError' && /on 1 node, ec:2\+1 needs 3 distinct live nodes/.test(err.message))
     const alone = await writer.components.files.pinStatus('/alone.bin')
     assert.ok(alone.stripes.length > 0)
     assert.deepEqual(alone.summary, { healthy: 0, atRisk: alone.stripes.length, degraded: 0, lost: 0 }, 'every shard is on this one node')
     assert.ok(alone.stripes.every(s => s.health === 'at-risk' && s.live === 3))
     const pass = await writer.components.durability.repair()
-    assert.equal(pass.atRisk, alone.stripes.length, 'repair says so too')
+    const other = await writer.components.files.pinStatus('/alone2.bin')
+    assert.equal(pass.atRisk, alone.stripes.length + other.stripes.length, 'repair says so too (both files)')
     assert.equal(pass.placed, 0, 'no new peer: nothing placed again')
 
     // two peers join: the next pass places every stripe on three distinct nodes
@@ -272,7 +277,7 @@ describe('durability on real nodes', () => {
     await connectAll(live(swarm))
     await until('the peers are connected', async () => writer.components.libp2p.getPeers().length === 2)
     const again = await writer.components.durability.repair()
-    assert.equal(again.placed, 1, 'placed again by the repair pass')
+    assert.equal(again.placed, 2, 'both files placed again by the repair pass')
     const spread = await writer.components.files.pinStatus('/alone.bin')
     assert.deepEqual(spread.summary, { healthy: spread.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
     for (const s of spread.stripes) assert.equal(new Set(s.shards.map(sh => sh.placed)).size, 3, `stripe ${s.index} placed on three nodes`)
