@@ -73,13 +73,13 @@ export class Encoder {
         const key = block.cid.toString()
         if (stored.has(key)) continue
         stored.add(key)
-        await blockstore.put(block.cid, block.bytes)
+        await blockstore.put(block.cid, block.bytes, { signal })
       }
       stripes.push(stripe)
       onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes: stripes.length, total }))
     }
     const manifest = buildManifest(root, coding.k, coding.m, size, stripes)
-    for (const block of manifest.blocks) await blockstore.put(block.cid, block.bytes)
+    for (const block of manifest.blocks) await blockstore.put(block.cid, block.bytes, { signal })
     const sync = options.sync !== false
     if (sync) await blockstore.commit()
     await holdings.noteManifest(manifest.cid, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: clock.now() }, sync)

@@ -192,7 +192,7 @@ export class Placer {
   private async * blocksOf (cids: CID[], signal?: AbortSignal): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
     for (const cid of cids) {
       if (signal?.aborted === true) throw new AbortedError('placement aborted')
-      yield { cid, bytes: await this.components.blockstore.getBytes(cid) }
+      yield { cid, bytes: await this.components.blockstore.getBytes(cid, { signal }) }
     }
   }
 }

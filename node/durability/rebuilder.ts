@@ -6,6 +6,7 @@
  * @module
  */
 import { peerIdFromString } from '@libp2p/peer-id'
+import { StripeUnavailableError } from '../errors.js'
 import { RateLimiter } from './repair-plan.js'
 import { sleepOn } from './sleep.js'
 import { rebuildShard, shardCID } from './stripes.js'
@@ -71,7 +72,7 @@ export class ShardRebuilder {
   /**
    * Rebuild shard `shard` from k live shards (this node's own first) and give it to `to`.
    *
-   * @throws {Error} when fewer than the stripe's stored shards are reachable
+   * @throws {StripeUnavailableError} when fewer than the stripe's stored shards are reachable
    * @throws {AbortedError} when `signal` aborts during the rate wait
    */
   async rebuildOnto (request: RebuildRequest): Promise<void> {
@@ -90,13 +91,13 @@ export class ShardRebuilder {
     const sources = [...local, ...remote]
     // a short last stripe's missing data shards are known zeros: only its stored leaves count
     const needed = stripe.data.length
-    if (sources.length < needed) throw new Error(`only ${sources.length} of ${needed} shards reachable`)
+    if (sources.length < needed) throw new StripeUnavailableError(`only ${sources.length} of ${needed} shards reachable`)
     const shards = new Map<number, Uint8Array>()
     await Promise.all(sources.slice(0, needed).map(async i => {
       const cid = shardCID(stripe, k, i) as CID
       const providers = view.holders(stripeIndex, i).filter(p => p !== network.self).map(p => peerIdFromString(p))
       const had = providers.length === 0
-      const bytes = had ? await blockstore.getBytes(cid) : await exchange.getBlock(cid, { providers, signal })
+      const bytes = had ? await blockstore.getBytes(cid, { signal }) : await exchange.getBlock(cid, { providers, signal })
       if (!had) { counts.bytesIn += bytes.byteLength; stats.repairBytesIn += bytes.byteLength }
       shards.set(i, bytes)
     }))
@@ -105,7 +106,7 @@ export class ShardRebuilder {
     const wait = this.limiter.delay(bytes.byteLength, clock.now())
     if (wait > 0) await sleepOn(timers, wait, signal)
     if (to === network.self) {
-      await blockstore.put(cid, bytes)
+      await blockstore.put(cid, bytes, { signal })
       await blockstore.commit()
       await holdings.hold(manifest, [{ ref: [stripeIndex, index], cid, size: bytes.byteLength }], { now: clock.now() })
     } else {

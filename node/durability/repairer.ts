@@ -10,6 +10,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
+import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
 import { liveManifests } from './live-manifests.js'
 import { metaGetter } from './meta-getter.js'
@@ -95,13 +96,14 @@ export class Repairer {
     const report = emptyRepairReport()
     const { holdings, files } = this.components
     const { placer } = this.init
-    const live = await liveManifests(files)
+    const live = await liveManifests(files, signal)
     const known: Array<[string, { role: string, placed?: number, spreadOver?: number }]> = []
     /** Live peers, counted once per pass when an at-risk placement may be retried. */
     let livePeers: number | undefined
     for await (const entry of holdings.manifests()) known.push(entry)
     for (const [text, record] of known) {
       if (this.stopped) break
+      if (signal?.aborted === true) throw new AbortedError('repair aborted')
       if (!live.has(text)) continue
       const manifest = CID.parse(text)
       report.manifests++

@@ -9,6 +9,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { blockKey } from '../blocks/index.js'
+import { AbortedError } from '../errors.js'
 import { metaGetter } from './meta-getter.js'
 import { emptyScrubReport, findCorruptBlocks, type ScrubReport } from './scrub.js'
 import { SharedPass } from './shared-pass.js'
@@ -103,6 +104,7 @@ export class Scrubber {
       // shards this node holds come back from their stripes
       const heldCorrupt = new Map<string, Array<{ stripe: number, shard: number }>>()
       for await (const [manifest] of holdings.manifests()) {
+        if (signal?.aborted === true) throw new AbortedError('scrub aborted')
         for await (const held of holdings.held(manifest)) {
           if (!pending.has(blockKey(CID.parse(held.cid)))) continue
           let list = heldCorrupt.get(manifest)
