@@ -28,7 +28,7 @@ import { decodeManifestPage, decodeManifestRoot, type ManifestRoot } from '../..
 import { blockKey, type BlockStore } from '../blocks/index.js'
 import { AbortedError } from '../errors.js'
 import type { Holdings, ManifestRecord } from './holdings.js'
-import type { Entry } from '../namespace/index.js'
+import type { Entry, WallClock } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 
 /** A shared/exclusive lock: many writers, or one collection starting. */
@@ -73,6 +73,8 @@ export interface GcComponents {
   files: () => AsyncIterable<Entry>
   lock: GcLock
   logger: Logger
+  /** Time of the grace period. @default the real clock */
+  clock?: WallClock
 }
 
 /** What a collection did. */
@@ -105,7 +107,7 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       else live.set(entry.pin.manifest, root)
     }
     let forgotten = 0
-    const now = Date.now()
+    const now = components.clock?.now() ?? Date.now()
     // read first: forgetting changes the store being iterated
     const records: Array<[string, ManifestRecord]> = []
     for await (const entry of holdings.manifests()) records.push(entry)

@@ -11,15 +11,18 @@ import { LevelKV } from '../namespace/kv.js'
 import { Holdings } from './holdings.js'
 import { Libp2pShardsNetwork, type ShardsNetworkInit } from './network.js'
 import { DurabilityService, type DurabilityInit } from './service.js'
+import { systemClock, systemTimers } from './components.js'
 import type { GcLock } from './gc.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange, PutExpectations } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
-import type { Entry } from '../namespace/index.js'
+import type { Entry, WallClock } from '../namespace/index.js'
+import type { Timers } from '../namespace/sync.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
 export { DurabilityService } from './service.js'
-export type { DurabilityComponents, DurabilityInit, DurabilityStats, PinStatus, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
+export type { DurabilityComponents, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
+export { systemClock, systemTimers } from './components.js'
 export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './holdings.js'
 export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'
 export { DEFAULT_SHARDS_LIMITS, Libp2pShardsNetwork, type ShardsLimits, type ShardsNetworkInit, type ShardsNetworkStats } from './network.js'
@@ -41,6 +44,10 @@ export interface CreateDurabilityInit extends DurabilityInit {
   logger: Logger
   /** Per-peer limits of the shards protocol. @default {@link DEFAULT_SHARDS_LIMITS} */
   shardsLimits?: ShardsNetworkInit
+  /** The clock of grace periods, records and rate limits. @default {@link systemClock} */
+  clock?: WallClock
+  /** Timers of the repair and scrub schedules and rate-limit waits. @default {@link systemTimers} (unref'd) */
+  timers?: Timers
 }
 
 /**
@@ -59,7 +66,9 @@ export function createDurability (init: CreateDurabilityInit): { service: Durabi
     expected: init.expected,
     files: init.files,
     gcLock: init.gcLock,
-    logger: init.logger
+    logger: init.logger,
+    clock: init.clock ?? systemClock,
+    timers: init.timers ?? systemTimers
   }, { ...init, storagePath: init.storagePath ?? dirname(init.path) })
   return { service, holdings }
 }

@@ -140,6 +140,21 @@ export async function * fileSkeleton (getter: ShardGetter, root: CID, signal?: A
   }
 }
 
+/**
+ * How many leaves {@link fileLeaves} yields for `root`, read from the
+ * skeleton alone (leaves are not read): what an encoding's progress counts
+ * its stripes against.
+ *
+ * @throws the errors of {@link fileLeaves}
+ */
+export async function countLeaves (getter: ShardGetter, root: CID, signal?: AbortSignal): Promise<number> {
+  let leaves = 0
+  for await (const item of walk(getter, root, signal)) {
+    if (item.kind === 'leaf' && !isIdentity(item.leaf.cid)) leaves++
+  }
+  return leaves
+}
+
 // ---------------------------------------------------------------------------
 // encoding
 

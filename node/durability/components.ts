@@ -1,0 +1,73 @@
+/**
+ * What every part of the durability service is built from: one
+ * `components` object (the store, the exchange, the shards network, the
+ * holdings table, the clock and timers, shared counters). The clock and
+ * timers are injected, as in namespace sync, so simulations and tests run
+ * the real code on virtual time.
+ *
+ * @module
+ */
+import type { GcLock } from './gc.js'
+import type { Holdings } from './holdings.js'
+import type { ShardsNetwork } from './network.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { BlockExchange, PutExpectations } from '../exchange/index.js'
+import type { Logger } from '../logger.js'
+import type { Entry, WallClock } from '../namespace/index.js'
+import type { Timers } from '../namespace/sync.js'
+
+/** Counters since start, shared by the parts of the service. */
+export interface DurabilityStats {
+  shardsPushed: number
+  shardsRepaired: number
+  repairBytesIn: number
+  repairBytesOut: number
+  holdsAccepted: number
+  /** Holds refused because they would exceed the quota for others. */
+  holdsRefused: number
+}
+
+/** What the service is built from. */
+export interface DurabilityComponents {
+  blockstore: BlockStore
+  exchange: BlockExchange
+  network: ShardsNetwork
+  holdings: Holdings
+  /** Told which shards peers may push once a `hold` is accepted (the exchange's put policy). */
+  expected: PutExpectations
+  /** Every visible file of the namespace (for repair and GC). */
+  files: () => AsyncIterable<Entry>
+  /** Writers share it; garbage collection takes it to start. */
+  gcLock: GcLock
+  logger: Logger
+  /** Time of grace periods, records and rate limits. @default {@link systemClock} */
+  clock?: WallClock
+  /** Schedules of repair and scrub, and rate-limit waits. @default {@link systemTimers} */
+  timers?: Timers
+}
+
+/** {@link DurabilityComponents} with the clock, the timers and the counters every part shares. */
+export interface DurabilityParts extends DurabilityComponents {
+  clock: WallClock
+  timers: Timers
+  stats: DurabilityStats
+}
+
+/** The real clock. */
+export const systemClock: WallClock = { now: () => Date.now() }
+
+/** Real timers, unref'd: a pending repair or scrub never keeps a process alive. */
+export const systemTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
+}
+
+/** Zeroed counters. */
+export function emptyStats (): DurabilityStats {
+  return { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, holdsRefused: 0 }
+}
+
+/** `components` with the real clock and timers where none is given, and fresh counters. */
+export function resolveParts (components: DurabilityComponents): DurabilityParts {
+  return { ...components, clock: components.clock ?? systemClock, timers: components.timers ?? systemTimers, stats: emptyStats() }
+}

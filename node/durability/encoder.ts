@@ -1,0 +1,88 @@
+/**
+ * Encoding a file into stripes: its leaves are grouped k at a time, each
+ * group's m parity shards are computed and stored, and the manifest that
+ * lists the stripes is written. Owns the erasure coder (loaded once).
+ *
+ * @module
+ */
+import { CustomProgressEvent } from 'progress-events'
+import { codingOf, formatPolicy, parsePolicy, type Stripe } from '../../protocol/durability.js'
+import { AbortedError } from '../errors.js'
+import { createErasureCoder, type ErasureCoder } from './erasure.js'
+import { buildManifest, countLeaves, encodeStripes, fileLeaves, type ShardGetter } from './stripes.js'
+import type { DurabilityParts } from './components.js'
+import type { FilePin } from '../namespace/index.js'
+import type { CID } from 'multiformats/cid'
+import type { ProgressEvent, ProgressOptions } from 'progress-events'
+
+/** Options of {@link Encoder.encode} and {@link Placer.place}. */
+export interface SyncOptions {
+  /**
+   * Fsync what the call wrote before it resolves. `false` leaves that to one
+   * `sync()` of the service for a whole batch of calls. @default true
+   */
+  sync?: boolean
+}
+
+/** Progress of an encoding: stripes coded and stored so far, of `total`. */
+export type EncodeProgressEvents = ProgressEvent<'shoal:durability:encode', { stripes: number, total: number }>
+
+/** Options of {@link Encoder.encode}. */
+export interface EncodeOptions extends SyncOptions, ProgressOptions<EncodeProgressEvents> {
+  signal?: AbortSignal
+  /** Where the file's leaves are read. @default the local store (parity and manifest blocks always go to it) */
+  getter?: ShardGetter
+}
+
+/** Encodes files into stripes, with one erasure coder shared by every user. */
+export class Encoder {
+  private coder?: Promise<ErasureCoder>
+
+  constructor (private readonly components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>) {}
+
+  /** The erasure coder, loaded once (reads and repairs use it too). */
+  async getCoder (): Promise<ErasureCoder> {
+    this.coder ??= createErasureCoder()
+    return await this.coder
+  }
+
+  /**
+   * Encode the file under `root` for `policy` and return the pin for its
+   * namespace record. `none` needs no work. `replicas:N` is coded as
+   * `1+(N-1)`: with one data shard Reed-Solomon parity is a copy (see
+   * docs/durability.md). With `onProgress`, the skeleton is walked first to
+   * count the stripes, then one event follows each stripe stored.
+   *
+   * @throws {AbortedError} when `signal` aborts
+   */
+  async encode (root: CID, size: number, policyText: string, options: EncodeOptions = {}): Promise<FilePin> {
+    const { signal, onProgress } = options
+    const policy = parsePolicy(policyText)
+    const coding = codingOf(policy)
+    if (coding === undefined) return { policy: formatPolicy(policy) }
+    const { blockstore, holdings, clock } = this.components
+    const getter = options.getter ?? blockstore
+    const coder = await this.getCoder()
+    const total = onProgress === undefined ? 0 : Math.ceil(await countLeaves(getter, root, signal) / coding.k)
+    const stripes: Stripe[] = []
+    for await (const { stripe, parity } of encodeStripes(fileLeaves(getter, root, signal), coding.k, coding.m, coder)) {
+      if (signal?.aborted === true) throw new AbortedError('encode aborted')
+      const stored = new Set(stripe.data.map(String))
+      for (const block of parity) {
+        // a copy of a block stored already (replicas: the parity is the leaf) is not written again
+        const key = block.cid.toString()
+        if (stored.has(key)) continue
+        stored.add(key)
+        await blockstore.put(block.cid, block.bytes, { signal })
+      }
+      stripes.push(stripe)
+      onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes: stripes.length, total }))
+    }
+    const manifest = buildManifest(root, coding.k, coding.m, size, stripes)
+    for (const block of manifest.blocks) await blockstore.put(block.cid, block.bytes, { signal })
+    const sync = options.sync !== false
+    if (sync) await blockstore.commit()
+    await holdings.noteManifest(manifest.cid, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: clock.now() }, sync)
+    return { policy: formatPolicy(policy), manifest: manifest.cid.toString() }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * `pin status`: the health of every stripe of a file's pin, from who holds
+ * which shard now and where placement put it.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
+import { metaGetter } from './meta-getter.js'
+import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
+import { gatherView } from './view.js'
+import type { DurabilityParts } from './components.js'
+import type { StripeHealth } from './repair-plan.js'
+import type { FilePin } from '../namespace/index.js'
+
+/** One shard in a status report. */
+export interface ShardStatus {
+  index: number
+  /** Absent for the zero shards of a short last stripe. */
+  cid?: string
+  /** Live peers holding it now. */
+  holders: string[]
+  /** Where placement put it (this node's record, if it placed it). */
+  placed?: string
+}
+
+/** One stripe in a status report. */
+export interface StripeStatus {
+  index: number
+  health: StripeHealth
+  live: number
+  shards: ShardStatus[]
+  /** Why placement chose these peers, when this node placed the stripe. */
+  why?: string
+}
+
+/** `pin status` of one file. */
+export interface PinStatus {
+  root: string
+  policy: string
+  manifest?: string
+  k?: number
+  m?: number
+  stripes: StripeStatus[]
+  summary: HealthSummary
+  /** Peers that answered (a peer that is down cannot say what it holds). */
+  peersAsked: string[]
+}
+
+/** Health of every stripe of the pin `pin` of the file `root`, asking every connected peer what it holds. */
+export async function readPinStatus (components: DurabilityParts, root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
+  const policy = pin?.policy ?? 'none'
+  if (pin?.manifest === undefined) {
+    return { root: root.toString(), policy, stripes: [], summary: emptySummary(), peersAsked: [] }
+  }
+  const manifest = CID.parse(pin.manifest)
+  const getter = metaGetter(components.exchange, signal)
+  const mroot = await loadManifestRoot(getter, manifest, signal)
+  const view = await gatherView(components, manifest, mroot.stripes, signal)
+  const stripes: StripeStatus[] = []
+  const summary = emptySummary()
+  for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
+    const record = await components.holdings.placement(manifest, index)
+    const shards: ShardStatus[] = []
+    const seen: ShardHolders[] = []
+    for (let i = 0; i < mroot.k + mroot.m; i++) {
+      const cid = shardCID(stripe, mroot.k, i)
+      const holders = cid === undefined ? [] : view.holders(index, i)
+      seen.push(cid === undefined ? undefined : holders)
+      const s: ShardStatus = { index: i, holders }
+      if (cid !== undefined) s.cid = cid.toString()
+      if (record !== undefined) s.placed = record.holders[i]
+      shards.push(s)
+    }
+    const { health, live } = assessStripe(mroot.k, mroot.m, seen)
+    countHealth(summary, health)
+    const st: StripeStatus = { index, health, live, shards }
+    if (record !== undefined) st.why = record.why
+    stripes.push(st)
+  }
+  return { root: root.toString(), policy, manifest: pin.manifest, k: mroot.k, m: mroot.m, stripes, summary, peersAsked: view.asked }
+}

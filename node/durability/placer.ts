@@ -1,0 +1,204 @@
+/**
+ * Placing a manifest's shards on peers: each stripe's k+m shards go to the
+ * live peers closest to its key (spread over zones), a `hold` then a push
+ * per peer. Owns what placement learns of peers: their zones (asked once)
+ * and which ones refused a hold over their quota (left out for a while).
+ *
+ * @module
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CustomProgressEvent } from 'progress-events'
+import { stripeKey } from '../../protocol/durability.js'
+import { compareRefs, MAX_SHARD_REFS, type ShardRef } from '../../protocol/shards.js'
+import { AbortedError } from '../errors.js'
+import { blockKey } from '../blocks/index.js'
+import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
+import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
+import type { DurabilityParts } from './components.js'
+import type { SyncOptions } from './encoder.js'
+import type { PlacementRecord } from './holdings.js'
+import type { Logger } from '../logger.js'
+import type { CID } from 'multiformats/cid'
+import type { ProgressEvent, ProgressOptions } from 'progress-events'
+
+/** How a placement went. */
+export interface PlaceResult {
+  manifest: string
+  stripes: number
+  /** Shards sent to other peers. */
+  pushed: number
+  /** Shards kept here. */
+  local: number
+  /** Distinct peers holding shards. */
+  peers: number
+  /** Peers that failed (their shards are retried by the next repair pass). */
+  failed: string[]
+}
+
+/**
+ * Progress of a placement: shard blocks pushed to other peers so far, of
+ * `total` (those of failed peers never arrive). The first event, before any
+ * push, has `pushed: 0`; then one follows each part acked by a peer.
+ */
+export type PlaceProgressEvents = ProgressEvent<'shoal:durability:place', { pushed: number, total: number, peer?: string }>
+
+/** Options of {@link Placer.place}. */
+export interface PlaceOptions extends SyncOptions, ProgressOptions<PlaceProgressEvents> {
+  signal?: AbortSignal
+}
+
+/** Settings of a {@link Placer}. */
+export interface PlacerInit {
+  /** This node's zone, if any. */
+  zone?: string
+  /** How long a peer that refused a hold over its quota is left out (ms). */
+  fullPeerMs: number
+}
+
+/** Shards placed on one peer per `hold` before they are pushed (the peer expects them for a while). */
+const PLACE_PART = 4096
+
+/** Places shards on peers and remembers what it learns of them. */
+export class Placer {
+  private readonly log: Logger
+  /** Peers that refused a hold over their quota → until when they are left out (ms). */
+  private readonly full = new Map<string, number>()
+  /** Zones of peers that answered `info`. */
+  private readonly zones = new Map<string, string | undefined>()
+
+  constructor (private readonly components: DurabilityParts, private readonly init: PlacerInit) {
+    this.log = components.logger.child({ component: 'durability' })
+  }
+
+  /**
+   * Place every shard of `manifest` (encoded here) on the peers closest to
+   * each stripe's key: `hold` then push, one peer at a time in parallel.
+   * Shards that go nowhere stay here and are retried by repair.
+   */
+  async place (manifest: CID, options: PlaceOptions = {}): Promise<PlaceResult> {
+    const { blockstore, holdings, network, exchange, clock, stats } = this.components
+    const { signal, onProgress } = options
+    const sync = options.sync !== false
+    const root = await loadManifestRoot(blockstore, manifest, signal)
+    const { k, m } = root
+    const peers = await this.livePeers(signal)
+    const perPeer = new Map<string, Array<{ ref: ShardRef, cid: CID }>>()
+    const records: PlacementRecord[] = []
+    const now = clock.now()
+    for await (const { index, stripe } of readStripes(blockstore, root, signal)) {
+      const holders = placeStripe(stripeKey(stripe), peers, k + m, m)
+      const why = explainPlacement(holders, peers, m)
+      records.push({ stripe: index, holders, why: describePlacement(why, peers.length), time: now })
+      holders.forEach((peer, shard) => {
+        const cid = shardCID(stripe, k, shard)
+        if (cid === undefined) return
+        let list = perPeer.get(peer)
+        if (list === undefined) { list = []; perPeer.set(peer, list) }
+        list.push({ ref: [index, shard], cid })
+      })
+    }
+    await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now }, sync)
+    await holdings.notePlacements(manifest, records)
+    const mine = perPeer.get(network.self) ?? []
+    await holdings.hold(manifest, mine, { now, sync })
+    // one push per block and part: shards with equal bytes (replica copies, repeated leaves) share a CID, and the holder expects it once
+    const parts = new Map<string, Array<{ refs: ShardRef[], cids: CID[] }>>()
+    let total = 0
+    for (const [peer, shards] of perPeer) {
+      if (peer === network.self) continue
+      const list: Array<{ refs: ShardRef[], cids: CID[] }> = []
+      for (let i = 0; i < shards.length; i += PLACE_PART) {
+        const part = shards.slice(i, i + PLACE_PART)
+        const cids = [...new Map(part.map(s => [blockKey(s.cid), s.cid])).values()]
+        total += cids.length
+        list.push({ refs: part.map(s => s.ref), cids })
+      }
+      parts.set(peer, list)
+    }
+    const failed: string[] = []
+    let pushed = 0
+    onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total }))
+    await Promise.all([...parts].map(async ([peer, list]) => {
+      try {
+        // hold then push, a part at a time: the peer expects the blocks of one part at once, for a while
+        for (const { refs, cids } of list) {
+          await this.sendHold(peer, manifest, root.root, refs, signal)
+          const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(cids, signal), { signal })
+          pushed += result.blocks
+          stats.shardsPushed += result.blocks
+          onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total, peer }))
+        }
+      } catch (err: any) {
+        this.noteRefusal(peer, err)
+        this.log.warn({ peer, manifest: manifest.toString(), err: err?.message }, 'placement on peer failed')
+        failed.push(peer)
+      }
+    }))
+    if (failed.length === 0) {
+      // placed for good only on k+m distinct peers; with fewer the stripes are
+      // at risk, and the repair pass places again once more peers are live
+      const done = peers.length >= k + m ? { placed: clock.now() } : { spreadOver: peers.length }
+      await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now, ...done }, sync)
+    }
+    exchange.announceSoon(root.root)
+    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
+  }
+
+  /** This node and every connected peer not left out, with their zones (asked once per peer). */
+  async livePeers (signal?: AbortSignal): Promise<PlacementPeer[]> {
+    const { network } = this.components
+    const out: PlacementPeer[] = [{ id: network.self, zone: this.init.zone }]
+    await Promise.all(network.connected().filter(peer => !this.isFull(peer)).map(async peer => {
+      if (!this.zones.has(peer)) {
+        try {
+          const answer = await network.request(peer, { v: 1, type: 'info' }, signal)
+          if (answer.type !== 'info') return
+          this.zones.set(peer, answer.zone)
+        } catch (err: any) {
+          // not a Shoal node with durability (or gone): not a candidate
+          this.log.debug({ peer, err: err?.message }, 'no placement info')
+          return
+        }
+      }
+      out.push({ id: peer, zone: this.zones.get(peer) })
+    }))
+    return out
+  }
+
+  /** Ask `peer` to hold `refs` of `manifest` (of the file `root`), in as many requests as the protocol needs. */
+  async sendHold (peer: string, manifest: CID, root: CID, refs: ShardRef[], signal?: AbortSignal): Promise<void> {
+    const sorted = [...refs].sort(compareRefs)
+    for (let i = 0; i < sorted.length; i += MAX_SHARD_REFS) {
+      const answer = await this.components.network.request(peer, { v: 1, type: 'hold', manifest, root, shards: sorted.slice(i, i + MAX_SHARD_REFS) }, signal)
+      if (answer.type !== 'ok') throw new Error(`peer ${peer} answered hold with ${answer.type}`)
+    }
+  }
+
+  /** A peer that refused a hold over its quota is left out of placement and repair for a while. */
+  noteRefusal (peer: string, err: unknown): void {
+    if ((err as { name?: string } | undefined)?.name !== 'QuotaExceededError') return
+    this.full.set(peer, this.components.clock.now() + this.init.fullPeerMs)
+  }
+
+  /** True while `peer` is left out for having refused a hold over its quota. */
+  private isFull (peer: string): boolean {
+    const until = this.full.get(peer)
+    if (until === undefined) return false
+    if (until > this.components.clock.now()) return true
+    this.full.delete(peer)
+    return false
+  }
+
+  private async * blocksOf (cids: CID[], signal?: AbortSignal): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
+    for (const cid of cids) {
+      if (signal?.aborted === true) throw new AbortedError('placement aborted')
+      yield { cid, bytes: await this.components.blockstore.getBytes(cid, { signal }) }
+    }
+  }
+}
+
+function describePlacement (why: ReturnType<typeof explainPlacement>, candidates: number): string {
+  const parts = [`${why.shards} shards on ${why.peersUsed} of ${candidates} live peers`, `${why.zonesUsed} zone${why.zonesUsed === 1 ? '' : 's'}`]
+  if (why.reason !== undefined) parts.push(why.reason)
+  return parts.join(', ')
+}

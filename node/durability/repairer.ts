@@ -1,0 +1,206 @@
+/**
+ * The repair pass: for every manifest this node knows whose file is still
+ * in the namespace, retry an unfinished placement, then, for each stripe
+ * this node coordinates, rebuild shards whose holder has been away longer
+ * than the grace period onto the next closest live peers. Owns the last
+ * holder seen of every shard, and the pass's schedule (on the injected
+ * timers and clock).
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
+import { AbortedError } from '../errors.js'
+import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
+import { liveManifests } from './live-manifests.js'
+import { metaGetter } from './meta-getter.js'
+import { planRepair, repairCoordinator, type StripeHealth } from './repair-plan.js'
+import { SharedPass } from './shared-pass.js'
+import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
+import { gatherView, type HolderView } from './view.js'
+import type { DurabilityParts } from './components.js'
+import type { Placer } from './placer.js'
+import type { RebuildCounts, ShardRebuilder } from './rebuilder.js'
+import type { Logger } from '../logger.js'
+
+/** What one repair pass did. */
+export interface RepairReport extends HealthSummary, RebuildCounts {
+  manifests: number
+  stripes: number
+  /** Shards whose holder is down but within the grace period. */
+  waiting: number
+  /** Origin placements retried. */
+  placed: number
+  errors: string[]
+}
+
+/** Settings of a {@link Repairer}. */
+export interface RepairerInit {
+  /** A holder away this long has its shards rebuilt elsewhere (ms). */
+  graceMs: number
+  /** Period of the pass (ms); 0 = only on demand. */
+  checkIntervalMs: number
+  /** Places again what was placed over too few peers, and knows the live peers. */
+  placer: Pick<Placer, 'place' | 'livePeers' | 'noteRefusal'>
+  rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
+}
+
+/** Holder name for the zero shards of a short last stripe: always "alive", never a peer. */
+const VIRTUAL = '(zero)'
+/** Holder name for a shard never seen on any peer since start. */
+const UNSEEN = '(unseen)'
+/** Holder name for a shard whose last holder answers but no longer has it (lost to a scrub, a disk): due at once. */
+const GONE = '(gone)'
+
+/** Runs repair passes, on demand and on a period. */
+export class Repairer {
+  private readonly log: Logger
+  private readonly lastHolder = new Map<string, { peer: string }>()
+  private readonly startedAt: number
+  private timer?: unknown
+  private readonly pass = new SharedPass<RepairReport>()
+  private stopped = false
+
+  constructor (private readonly components: DurabilityParts, private readonly init: RepairerInit) {
+    this.log = components.logger.child({ component: 'durability' })
+    this.startedAt = components.clock.now()
+  }
+
+  /** Run a pass every `checkIntervalMs` (none when 0). */
+  start (): void {
+    this.stopped = false
+    if (this.init.checkIntervalMs > 0) this.schedule(this.init.checkIntervalMs)
+  }
+
+  /** Stop the schedule and wait for a running pass. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.timer !== undefined) this.components.timers.clearTimeout(this.timer)
+    await this.pass.settled()
+  }
+
+  /** One repair pass; concurrent calls share one pass. */
+  async repair (signal?: AbortSignal): Promise<RepairReport> {
+    return await this.pass.run(async () => await this.repairPass(signal))
+  }
+
+  private schedule (ms: number): void {
+    if (this.stopped) return
+    this.timer = this.components.timers.setTimeout(() => {
+      this.repair().catch(err => { this.log.warn({ err: err?.message }, 'repair pass failed') })
+        .finally(() => { this.schedule(this.init.checkIntervalMs) })
+    }, ms)
+  }
+
+  private async repairPass (signal?: AbortSignal): Promise<RepairReport> {
+    const report = emptyRepairReport()
+    const { holdings, files } = this.components
+    const { placer } = this.init
+    const live = await liveManifests(files, signal)
+    const known: Array<[string, { role: string, placed?: number, spreadOver?: number }]> = []
+    /** Live peers, counted once per pass when an at-risk placement may be retried. */
+    let livePeers: number | undefined
+    for await (const entry of holdings.manifests()) known.push(entry)
+    for (const [text, record] of known) {
+      if (this.stopped) break
+      if (signal?.aborted === true) throw new AbortedError('repair aborted')
+      if (!live.has(text)) continue
+      const manifest = CID.parse(text)
+      report.manifests++
+      try {
+        if (record.role === 'origin' && record.placed === undefined && (record.spreadOver === undefined || (livePeers ??= (await placer.livePeers(signal)).length) > record.spreadOver)) {
+          const placed = await placer.place(manifest, { signal })
+          if (placed.failed.length === 0) report.placed++
+        }
+        await this.repairManifest(manifest, report, signal)
+      } catch (err: any) {
+        report.errors.push(`${text}: ${String(err?.message ?? err)}`)
+        this.log.warn({ manifest: text, err: err?.message }, 'repair of manifest failed')
+      }
+    }
+    return report
+  }
+
+  private async repairManifest (manifest: CID, report: RepairReport, signal?: AbortSignal): Promise<void> {
+    const { network, exchange, clock } = this.components
+    const { placer, rebuilder, graceMs } = this.init
+    const getter = metaGetter(exchange, signal)
+    const mroot = await loadManifestRoot(getter, manifest, signal)
+    const { k, m } = mroot
+    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
+    const peers = await placer.livePeers(signal)
+    const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && network.downSince(p) === undefined)
+    for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
+      report.stripes++
+      const key = stripeKey(stripe)
+      const holders = this.holdersOf(manifest, mroot, { index, stripe }, view)
+      const known = [...peers]
+      for (const h of holders) if (h !== VIRTUAL && !known.some(p => p.id === h)) known.push({ id: h })
+      const plan = planRepair({
+        key,
+        k,
+        m,
+        holders,
+        liveness: p => {
+          if (p === VIRTUAL) return {}
+          if (p === UNSEEN) return { downSince: this.startedAt }
+          if (p === GONE) return { downSince: 0 }
+          const since = network.downSince(p)
+          return since === undefined ? {} : { downSince: since }
+        },
+        peers: known.filter(p => p.id !== UNSEEN && p.id !== GONE),
+        now: clock.now(),
+        graceMs
+      })
+      countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive) : plan.health)
+      report.waiting += plan.waiting
+      if (plan.actions.length === 0) continue
+      if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive) !== network.self) continue
+      for (const action of plan.actions) {
+        try {
+          await rebuilder.rebuildOnto({ manifest, mroot, stripe, stripeIndex: index, shard: action.index, to: action.to, view, previous: holders[action.index], counts: report, signal })
+          this.lastHolder.set(slotOf(manifest, index, action.index), { peer: action.to })
+          holders[action.index] = action.to
+        } catch (err: any) {
+          placer.noteRefusal(action.to, err)
+          report.errors.push(`stripe ${index} shard ${action.index}: ${String(err?.message ?? err)}`)
+        }
+      }
+    }
+  }
+
+  /** One holder per shard of a stripe: one seen now, else the last one seen (or a placeholder name). */
+  private holdersOf (manifest: CID, { k, m }: Pick<ManifestRoot, 'k' | 'm'>, { index, stripe }: { index: number, stripe: Stripe }, view: HolderView): string[] {
+    const holders: string[] = []
+    for (let i = 0; i < k + m; i++) {
+      const slot = slotOf(manifest, index, i)
+      if (shardCID(stripe, k, i) === undefined) { holders.push(VIRTUAL); continue }
+      const now = view.holders(index, i)
+      if (now.length > 0) {
+        this.lastHolder.set(slot, { peer: now[0] })
+        holders.push(now[0])
+      } else {
+        const last = this.lastHolder.get(slot)?.peer
+        // a holder that answered without the shard has lost it: no grace for a peer that is up
+        holders.push(last === undefined ? UNSEEN : view.asked.includes(last) ? GONE : last)
+      }
+    }
+    return holders
+  }
+}
+
+/** An empty report. */
+export function emptyRepairReport (): RepairReport {
+  return { manifests: 0, stripes: 0, ...emptySummary(), waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, errors: [] }
+}
+
+function slotOf (manifest: CID, stripe: number, shard: number): string {
+  return `${manifest.toString()}:${stripe}:${shard}`
+}
+
+/** `healthy` when the stripe's shards sit on k+m distinct live nodes, else `at-risk`. */
+function spreadHealth (k: number, m: number, stripe: Stripe, index: number, view: HolderView, isAlive: (p: string) => boolean): StripeHealth {
+  const seen: ShardHolders[] = []
+  for (let i = 0; i < k + m; i++) seen.push(shardCID(stripe, k, i) === undefined ? undefined : view.holders(index, i).filter(isAlive))
+  return assessStripe(k, m, seen).health
+}

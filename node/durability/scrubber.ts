@@ -1,0 +1,163 @@
+/**
+ * The scrub: read back every block this node stores and re-hash it, at a
+ * bounded rate (scrub.ts); a corrupt block is deleted, then a shard this
+ * node holds is rebuilt here from k shards of its stripe and any other block
+ * is fetched again from peers. Owns the scrub's schedule (on the injected
+ * timers and clock; the last scrub's time is kept in the holdings table).
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { blockKey } from '../blocks/index.js'
+import { AbortedError } from '../errors.js'
+import { metaGetter } from './meta-getter.js'
+import { emptyScrubReport, findCorruptBlocks, type ScrubReport } from './scrub.js'
+import { SharedPass } from './shared-pass.js'
+import { sleepOn } from './sleep.js'
+import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
+import { gatherView } from './view.js'
+import type { DurabilityParts } from './components.js'
+import type { ShardRebuilder } from './rebuilder.js'
+import type { Logger } from '../logger.js'
+
+/** Settings of a {@link Scrubber}. */
+export interface ScrubberInit {
+  /** Period of the scrub (ms); 0 = only on demand. */
+  scrubIntervalMs: number
+  /** Read budget (bytes/s). */
+  scrubBytesPerSecond: number
+  rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
+}
+
+/** How long the scrub waits for a peer to send back one corrupt block. */
+const SCRUB_FETCH_TIMEOUT_MS = 30_000
+
+/** Longest wait one timer takes (setTimeout's bound, ~24.8 days): longer ones wake up early and re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Runs scrubs, on demand and on a period. */
+export class Scrubber {
+  private readonly log: Logger
+  private timer?: unknown
+  private readonly pass = new SharedPass<ScrubReport>()
+  private stopScrub = new AbortController()
+  private stopped = false
+
+  constructor (private readonly components: DurabilityParts, private readonly init: ScrubberInit) {
+    this.log = components.logger.child({ component: 'durability' })
+  }
+
+  /** Scrub every `scrubIntervalMs` (none when 0), the first one period after the last scrub (or after now, in a new repo). */
+  async start (): Promise<void> {
+    this.stopped = false
+    this.stopScrub = new AbortController()
+    if (this.init.scrubIntervalMs <= 0) return
+    const { holdings, clock } = this.components
+    let last = await holdings.lastScrub()
+    if (last === undefined) {
+      // a new repo: its first scrub comes one period from now, not at every first start
+      last = clock.now()
+      await holdings.noteScrub(last)
+    }
+    this.arm(last + this.init.scrubIntervalMs)
+  }
+
+  /** Stop the schedule, abort a scheduled scrub and wait for it. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.timer !== undefined) this.components.timers.clearTimeout(this.timer)
+    this.stopScrub.abort()
+    await this.pass.settled()
+  }
+
+  /** One scrub pass; concurrent calls share one pass. */
+  async scrub (signal?: AbortSignal): Promise<ScrubReport> {
+    return await this.pass.run(async () => await this.scrubPass(signal))
+  }
+
+  /** Scrub at `due` (ms timestamp), then every period after. */
+  private arm (due: number): void {
+    if (this.stopped) return
+    const { clock, timers } = this.components
+    const wait = Math.min(Math.max(0, due - clock.now()), MAX_TIMER_MS)
+    this.timer = timers.setTimeout(() => {
+      if (clock.now() < due) { this.arm(due); return }
+      this.scrub(this.stopScrub.signal)
+        .then(r => { if (r.corrupt > 0) this.log.warn({ ...r, lost: r.lost.length }, 'scrub found corrupt blocks') })
+        .catch(err => { if (!this.stopped) this.log.warn({ err: err?.message }, 'scrub failed') })
+        .finally(() => { this.arm(clock.now() + this.init.scrubIntervalMs) })
+    }, wait)
+  }
+
+  private async scrubPass (signal?: AbortSignal): Promise<ScrubReport> {
+    const { blockstore, holdings, exchange, clock, timers } = this.components
+    const report = emptyScrubReport()
+    const corrupt = await findCorruptBlocks(blockstore, report, {
+      bytesPerSecond: this.init.scrubBytesPerSecond,
+      signal,
+      now: () => clock.now(),
+      sleep: async (ms, s) => { await sleepOn(timers, ms, s) }
+    })
+    if (corrupt.length > 0) {
+      for (const cid of corrupt) await blockstore.delete(cid, { signal })
+      const pending = new Map(corrupt.map(cid => [blockKey(cid), cid]))
+      // shards this node holds come back from their stripes
+      const heldCorrupt = new Map<string, Array<{ stripe: number, shard: number }>>()
+      for await (const [manifest] of holdings.manifests()) {
+        if (signal?.aborted === true) throw new AbortedError('scrub aborted')
+        for await (const held of holdings.held(manifest)) {
+          if (!pending.has(blockKey(CID.parse(held.cid)))) continue
+          let list = heldCorrupt.get(manifest)
+          if (list === undefined) { list = []; heldCorrupt.set(manifest, list) }
+          list.push({ stripe: held.stripe, shard: held.shard })
+        }
+      }
+      for (const [manifest, shards] of heldCorrupt) {
+        try {
+          for (const cid of await this.rebuildHere(CID.parse(manifest), shards, report, signal)) pending.delete(blockKey(cid))
+        } catch (err: any) {
+          report.errors.push(`${manifest}: ${String(err?.message ?? err)}`)
+        }
+      }
+      // anything else (and shards that could not be rebuilt): fetch it again from a peer that has it
+      for (const cid of pending.values()) {
+        try {
+          await exchange.getBlock(cid, { signal: signal === undefined ? AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS)]) })
+          report.refetched++
+        } catch (err: any) {
+          report.lost.push(cid.toString())
+          this.log.error({ cid: cid.toString(), err: err?.message }, 'corrupt block lost: no peer has it')
+        }
+      }
+      await blockstore.commit()
+    }
+    await holdings.noteScrub(clock.now())
+    this.log.info({ ...report, lost: report.lost.length, errors: report.errors.length }, 'scrub done')
+    return report
+  }
+
+  /** Rebuild `shards` of `manifest` here, each from k shards of its stripe; returns the CIDs rebuilt. */
+  private async rebuildHere (manifest: CID, shards: Array<{ stripe: number, shard: number }>, report: ScrubReport, signal?: AbortSignal): Promise<CID[]> {
+    const getter = metaGetter(this.components.exchange, signal)
+    const mroot = await loadManifestRoot(getter, manifest, signal)
+    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
+    const wanted = new Map<number, number[]>()
+    for (const { stripe, shard } of shards) wanted.set(stripe, [...(wanted.get(stripe) ?? []), shard])
+    const rebuilt: CID[] = []
+    const counts = { repaired: 0, bytesIn: 0, bytesOut: 0 }
+    for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
+      for (const shard of wanted.get(index) ?? []) {
+        const cid = shardCID(stripe, mroot.k, shard)
+        if (cid === undefined) continue
+        try {
+          await this.init.rebuilder.rebuildOnto({ manifest, mroot, stripe, stripeIndex: index, shard, to: this.components.network.self, view, counts, signal })
+          rebuilt.push(cid)
+          report.rebuilt++
+        } catch (err: any) {
+          report.errors.push(`stripe ${index} shard ${shard}: ${String(err?.message ?? err)}`)
+        }
+      }
+    }
+    return rebuilt
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The serving side of `/shoal/shards/1.0.0`: answers peers' `info`,
+ * `holdings` and `hold`. Owns the quota for others and the lock that
+ * checks a hold against it and records it before the next check.
+ *
+ * @module
+ */
+import { compareRefs, MAX_SHARD_REFS, type ShardRef, type ShardsRequest, type ShardsResponse } from '../../protocol/shards.js'
+import { InvalidArgumentError } from '../errors.js'
+import { metaGetter } from './meta-getter.js'
+import { HoldQuota, type QuotaReport } from './quota.js'
+import { fileSkeleton, loadManifestRoot, readStripes, shardCID } from './stripes.js'
+import { presentShards } from './view.js'
+import type { DurabilityParts } from './components.js'
+import type { ShardToHold } from './holdings.js'
+
+/** Settings of a {@link ShardsServer}. */
+export interface ShardsServerInit {
+  /** This node's zone, if any (answered to `info`). */
+  zone?: string
+  /** Most bytes of shards held for others; absent: see {@link HoldQuota}. */
+  maxForOthers?: number
+  /** A folder on the repo's disk, for the default quota. */
+  storagePath?: string
+}
+
+/** Answers peers' shards requests. */
+export class ShardsServer {
+  private readonly quota: HoldQuota
+  /** Quota checks and the records they allow, one hold at a time. */
+  private holding: Promise<unknown> = Promise.resolve()
+
+  constructor (private readonly components: DurabilityParts, private readonly init: ShardsServerInit = {}) {
+    const { holdings } = components
+    this.quota = new HoldQuota({ heldForOthers: async () => await holdings.heldForOthers() }, { maxForOthers: init.maxForOthers, path: init.storagePath })
+  }
+
+  /** The quota for others and what is held of it. */
+  async storage (): Promise<QuotaReport> {
+    return await this.quota.report()
+  }
+
+  /**
+   * Answer one request of `from`.
+   *
+   * @throws {InvalidArgumentError} for a `hold` of shards its manifest does not have
+   * @throws {QuotaExceededError} (counted) for a `hold` that does not fit the quota for others
+   */
+  async handle (from: string, request: ShardsRequest, signal: AbortSignal): Promise<ShardsResponse> {
+    if (request.type === 'info') return this.init.zone === undefined ? { v: 1, type: 'info' } : { v: 1, type: 'info', zone: this.init.zone }
+    if (request.type === 'holdings') {
+      const shards: ShardRef[] = []
+      for await (const held of presentShards(this.components.holdings, this.components.blockstore, request.manifest, request.from, request.count)) {
+        if (shards.length >= MAX_SHARD_REFS) break
+        shards.push([held.stripe, held.shard])
+      }
+      return { v: 1, type: 'holdings', shards }
+    }
+    return await this.hold(from, request, signal)
+  }
+
+  /** A `hold`: learn the manifest and the file's skeleton from the sender, then record. */
+  private async hold (from: string, request: Extract<ShardsRequest, { type: 'hold' }>, signal: AbortSignal): Promise<ShardsResponse> {
+    const { holdings, expected, exchange, clock, stats } = this.components
+    const getter = metaGetter(exchange, signal, [from])
+    const mroot = await loadManifestRoot(getter, request.manifest, signal)
+    if (!mroot.root.equals(request.root)) throw new InvalidArgumentError('hold: the manifest is not of that root')
+    const wanted = new Map<number, number[]>()
+    for (const [stripe, shard] of request.shards) {
+      if (stripe >= mroot.stripes || shard >= mroot.k + mroot.m) throw new InvalidArgumentError(`hold: no shard ${shard} in stripe ${stripe}`)
+      let list = wanted.get(stripe)
+      if (list === undefined) { list = []; wanted.set(stripe, list) }
+      list.push(shard)
+    }
+    const shards: ShardToHold[] = []
+    for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
+      for (const shard of wanted.get(index) ?? []) {
+        const cid = shardCID(stripe, mroot.k, shard)
+        // a data shard is its leaf; every parity shard is as long as the stripe's longest leaf
+        if (cid !== undefined) shards.push({ ref: [index, shard], cid, size: shard < mroot.k ? stripe.sizes[shard] : stripe.shardSize })
+      }
+    }
+    shards.sort((a, b) => compareRefs(a.ref, b.ref))
+    // refused before the skeleton is fetched when it cannot fit anyway
+    await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
+    for await (const block of fileSkeleton(getter, request.root, signal)) void block
+    await this.serialHold(async () => {
+      // checked again with the holds accepted meanwhile, then recorded before another check
+      await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
+      const cids = shards.map(s => s.cid)
+      expected.expect(from, cids)
+      try {
+        await holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: clock.now() })
+        await holdings.hold(request.manifest, shards, { now: clock.now(), from })
+      } catch (err) {
+        expected.cancel(from, cids)
+        throw err
+      }
+    })
+    stats.holdsAccepted++
+    exchange.announceSoon(request.root)
+    return { v: 1, type: 'ok' }
+  }
+
+  /** @throws {QuotaExceededError} (counted) when `bytes` more do not fit the quota for others */
+  private async checkQuota (bytes: number): Promise<void> {
+    try {
+      await this.quota.check(bytes)
+    } catch (err) {
+      this.components.stats.holdsRefused++
+      throw err
+    }
+  }
+
+  /** Run `fn` after every hold recording started before it. */
+  private async serialHold (fn: () => Promise<void>): Promise<void> {
+    const run = this.holding.then(fn)
+    this.holding = run.catch(() => {})
+    await run
+  }
+}

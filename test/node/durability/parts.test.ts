@@ -1,0 +1,163 @@
+/**
+ * The durability service's parts on three real nodes (real libp2p on
+ * 127.0.0.1, real LevelDB in temp repos): the real repair pass run on an
+ * injected virtual clock and timers (a holder away less than the grace
+ * period is waited for; once the clock passes it, the scheduled pass
+ * rebuilds its shard), and the progress events of an encode and a place.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { createShoalNode, type ShoalNode } from '../../../node/node.js'
+import { initRepo } from '../../../node/repo/init.js'
+import { formatSwarmKey } from '../../../protocol/swarm-key.js'
+import { loadConfig, saveConfig } from '../../../node/repo/config.js'
+import { parseChunker } from '../../../node/content/index.js'
+import { createLogger } from '../../../node/logger.js'
+import { DurabilityService, type EncodeProgressEvents, type PlaceProgressEvents } from '../../../node/durability/index.js'
+import { VirtualTime } from '../../../simulations/virtual-time.js'
+import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
+
+const TEST = { timeout: 120_000 }
+const GRACE_MS = 10 * 60_000
+const CHUNKER = parseChunker('size-262144')
+
+/** Three started nodes of one private swarm, all connected, with no periodic repair or scrub of their own. */
+async function threeNodes (t: CleanupContext): Promise<ShoalNode[]> {
+  const dir = await tempDir(t, 'shoal-parts-')
+  const swarmKey = formatSwarmKey(randomBytes(32))
+  const nodes: ShoalNode[] = []
+  defer(t, async () => { await Promise.all(nodes.map(async node => { await node.stop().catch(() => {}) })) })
+  for (let i = 0; i < 3; i++) {
+    const repo = join(dir, `n${i}`)
+    await initRepo(repo, { listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', swarmKey })
+    const file = join(repo, 'config.json')
+    const config = await loadConfig(file)
+    config.durability = { ...config.durability, checkInterval: 0, scrubInterval: 0, repairRate: 512 * 1024 * 1024 }
+    config.namespace = { ...config.namespace, syncInterval: 500 }
+    await saveConfig(file, config)
+    const node = await createShoalNode({ repo, logger: createLogger('silent') })
+    nodes.push(node)
+    await node.start()
+  }
+  for (const [i, a] of nodes.entries()) {
+    for (const b of nodes.slice(i + 1)) await a.components.libp2p.dial(multiaddr(b.components.libp2p.getMultiaddrs()[0].toString()))
+  }
+  return nodes
+}
+
+async function until (what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield bytes }
+
+/**
+ * A second durability service over `node`'s store, holdings and shards
+ * network (it does not serve: the node's own service does), on `time`.
+ */
+function serviceOn (node: ShoalNode, time: VirtualTime): DurabilityService {
+  const { blockstore, exchange, holdings, namespace, gcLock, durability } = node.components
+  const network = durability.network
+  return new DurabilityService({
+    blockstore,
+    exchange,
+    holdings,
+    gcLock,
+    files: () => namespace.files(),
+    expected: { room: () => 0, expect: () => {}, cancel: () => {} },
+    logger: createLogger('silent'),
+    network: {
+      self: network.self,
+      start: async () => {},
+      stop: async () => {},
+      request: async (peer, request, signal) => await network.request(peer, request, signal),
+      connected: () => network.connected(),
+      downSince: peer => network.downSince(peer),
+      onDisconnect: fn => { network.onDisconnect(fn) }
+    },
+    clock: time,
+    timers: time
+  }, { graceMs: GRACE_MS, checkIntervalMs: GRACE_MS + 60_000, scrubIntervalMs: 0, repairBytesPerSecond: 512 * 1024 * 1024 })
+}
+
+describe('durability parts', () => {
+  it('the repair pass runs on the injected clock and timers: a holder away less than the grace period is waited for, then rebuilt by the scheduled pass once the clock passes it', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer] = nodes
+    await writer.components.files.add('/r.bin', once(randomBytes(100_000)), { chunker: CHUNKER, pin: 'replicas:2' })
+    await until('the file record on every node', async () => {
+      for (const n of nodes) if ((await n.components.namespace.lookup('/r.bin')) === undefined) return false
+      return true
+    })
+    const placed = await writer.components.files.pinStatus('/r.bin')
+    assert.deepEqual(placed.summary, { healthy: 1, atRisk: 0, degraded: 0, lost: 0 })
+    const holders = placed.stripes[0].shards.map(s => s.holders[0])
+    const byId = (id: string): ShoalNode => nodes.find(n => n.components.peerId === id) as ShoalNode
+    // a holder that is not the writer goes away; the other holder coordinates the stripe's repair
+    const gone = byId(holders.find(h => h !== writer.components.peerId) as string)
+    const coordinator = byId(holders.find(h => h !== gone.components.peerId) as string)
+    const third = nodes.find(n => !holders.includes(n.components.peerId)) as ShoalNode
+    await gone.stop()
+    nodes.splice(nodes.indexOf(gone), 1)
+    await until('the holder seen away', () => coordinator.components.durability.network.downSince(gone.components.peerId) !== undefined)
+
+    const time = new VirtualTime(Date.now())
+    const service = serviceOn(coordinator, time)
+    defer(t, async () => { await service.stop() })
+    await service.start()
+    assert.equal(time.pending, 1, 'the periodic pass is scheduled on the injected timers')
+
+    const early = await service.repair()
+    assert.equal(early.waiting, 1, 'the lost shard waits for its holder')
+    assert.equal(early.repaired, 0)
+    assert.equal(early.degraded, 1)
+
+    // the scheduled pass runs past the grace period and rebuilds the shard onto the third node
+    await time.advance(GRACE_MS + 60_000)
+    await until('the scheduled pass repaired the shard', () => service.stats.shardsRepaired === 1)
+    await until('the next pass scheduled', () => time.pending === 1)
+    const healed = await writer.components.files.pinStatus('/r.bin')
+    assert.deepEqual(healed.summary, { healthy: 1, atRisk: 0, degraded: 0, lost: 0 })
+    assert.ok(healed.stripes[0].shards.some(s => s.holders.includes(third.components.peerId)), 'the third node holds a shard now')
+  })
+
+  it('encode and place report their progress in order, with the right totals', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const data = randomBytes(3 * 1024 * 1024)
+    const info = await writer.components.files.add('/p.bin', once(data), { chunker: CHUNKER, pin: 'none' })
+    const { durability } = writer.components
+
+    const encoded: Array<EncodeProgressEvents['detail']> = []
+    const pin = await durability.encode(CID.parse(info.cid), data.byteLength, 'ec:2+1', undefined, undefined, {
+      onProgress: evt => { assert.equal(evt.type, 'shoal:durability:encode'); encoded.push(evt.detail) }
+    })
+    // 12 leaves of 256 KiB, two per stripe
+    assert.deepEqual(encoded, Array.from({ length: 6 }, (_, i) => ({ stripes: i + 1, total: 6 })))
+
+    const placedEvents: Array<PlaceProgressEvents['detail']> = []
+    const result = await durability.place(CID.parse(pin.manifest as string), undefined, {
+      onProgress: evt => { assert.equal(evt.type, 'shoal:durability:place'); placedEvents.push(evt.detail) }
+    })
+    assert.deepEqual(result.failed, [])
+    // each stripe's three shards on the three nodes: two pushed per stripe
+    assert.equal(result.pushed, 12)
+    assert.deepEqual(placedEvents[0], { pushed: 0, total: 12 }, 'the first event gives the total before any push')
+    assert.equal(placedEvents.length, 3, 'then one per part acked by a peer')
+    for (const [i, evt] of placedEvents.entries()) {
+      assert.equal(evt.total, 12)
+      if (i > 0) assert.ok(evt.pushed > placedEvents[i - 1].pushed, 'pushed grows')
+    }
+    assert.equal(placedEvents[placedEvents.length - 1].pushed, 12)
+    assert.deepEqual(new Set(placedEvents.slice(1).map(e => e.peer)).size, 2, 'one part per peer')
+  })
+})
