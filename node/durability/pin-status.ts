@@ -45,6 +45,8 @@ export interface PinStatus {
   summary: HealthSummary
   /** Peers that answered (a peer that is down cannot say what it holds). */
   peersAsked: string[]
+  /** This node wrote the file and its placement is not final yet (under way, or waiting for k+m live peers). */
+  pending?: boolean
 }
 
 /** Health of every stripe of the pin `pin` of the file `root`, asking every connected peer what it holds. */
@@ -57,6 +59,10 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
   const getter = metaGetter(components.exchange, signal)
   const mroot = await loadManifestRoot(getter, manifest, signal)
   const view = await gatherView(components, manifest, mroot.stripes, signal)
+  // the writer keeps every shard until placement is final: what is here counts before it is placed
+  const own = await components.holdings.manifest(manifest.toString())
+  const pending = own?.role === 'origin' && own.placed === undefined
+  const self = components.network.self
   const stripes: StripeStatus[] = []
   const summary = emptySummary()
   for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
@@ -65,7 +71,8 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     const seen: ShardHolders[] = []
     for (let i = 0; i < mroot.k + mroot.m; i++) {
       const cid = shardCID(stripe, mroot.k, i)
-      const holders = cid === undefined ? [] : view.holders(index, i)
+      let holders = cid === undefined ? [] : view.holders(index, i)
+      if (pending && cid !== undefined && !holders.includes(self) && await components.blockstore.has(cid)) holders = [...holders, self]
       seen.push(cid === undefined ? undefined : holders)
       const s: ShardStatus = { index: i, holders }
       if (cid !== undefined) s.cid = cid.toString()
@@ -78,5 +85,7 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     if (record !== undefined) st.why = record.why
     stripes.push(st)
   }
-  return { root: root.toString(), policy, manifest: pin.manifest, k: mroot.k, m: mroot.m, stripes, summary, peersAsked: view.asked }
+  const status: PinStatus = { root: root.toString(), policy, manifest: pin.manifest, k: mroot.k, m: mroot.m, stripes, summary, peersAsked: view.asked }
+  if (pending) status.pending = true
+  return status
 }
