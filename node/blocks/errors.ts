@@ -22,7 +22,8 @@ export class DiskFullError extends ShoalError {
 
 /** Turn a file system error into a typed one where there is one (ENOSPC, EDQUOT). */
 export function typedWriteError (err: any): Error {
-  if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT') {
+  // LevelDB reports it as an IO error whose message has the OS text
+  if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT' || /No space left on device|Disk quota exceeded/.test(String(err?.message))) {
     return new DiskFullError(`disk full while writing blocks: ${String(err.message)}`, { cause: err })
   }
   return err

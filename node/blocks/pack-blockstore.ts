@@ -13,7 +13,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { CorruptBlockError, typedWriteError } from './errors.js'
 import { PackAppender, PackReaders, packFileName, syncDir } from './pack-file.js'
-import { INDEX_RANGE, decodeLocation, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, type Location, type PackMeta } from './pack-index.js'
+import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, type Location, type PackMeta } from './pack-index.js'
 import { PACK_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
 import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
@@ -407,6 +407,13 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * appended to; writes go on in a new pack.
    */
   private async abandon (written: PackAppender[]): Promise<void> {
+    // dead counts taken since the last commit may be of records now dropped:
+    // back to what is on disk
+    for (const pack of this.metaDirty) {
+      const value = await this.db.get(metaKey(pack)).catch(() => undefined)
+      if (value !== undefined) this.metas.set(pack, decodeMeta(value))
+    }
+    this.metaDirty.clear()
     for (const a of written) {
       if (a.failed === undefined) continue
       const meta = this.metas.get(a.pack)
@@ -466,6 +473,10 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
         return await this.serial(async () => {
           const meta = this.metas.get(pack)
           if (meta === undefined || meta.deadBytes < meta.committed - PACK_HEADER) return false
+          // the counters say nothing is live: the index must agree before a byte is lost
+          for await (const value of this.db.values(INDEX_RANGE)) {
+            if (decodeLocation(value).pack === pack) return false
+          }
           await this.db.del(metaKey(pack), { sync: true })
           this.metas.delete(pack)
           this.readers.retire(pack)
