@@ -3,8 +3,12 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readdir } from 'node:fs/promises'
+import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ClassicLevel } from 'classic-level'
+import { packFileName } from '../../../node/blocks/pack-file.js'
+import { INDEX_RANGE, decodeLocation } from '../../../node/blocks/pack-index.js'
+import { RECORD_HEADER } from '../../../node/blocks/pack-record.js'
 import { rawCID } from '../../../node/blocks/verify.js'
 import { randomBytes } from '../../helpers/bytes.js'
 import type { CID } from 'multiformats/cid'
@@ -39,4 +43,37 @@ export function diskUsageKiB (dir: string): number {
 /** Offset of the `i`th record in a pack of equal-size records (sha2-256 keys). */
 export function recordOffset (i: number, size: number): number {
   return 8 + i * (9 + 34 + size)
+}
+
+/**
+ * Flip the middle byte of every indexed block in the (closed) store at
+ * `path`, in its pack; returns how many blocks were flipped. For tests of
+ * what reads and the scrub do with blocks corrupted on disk.
+ */
+export async function flipEveryBlock (path: string): Promise<number> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' })
+  await db.open()
+  let flipped = 0
+  try {
+    for await (const value of db.values(INDEX_RANGE)) {
+      const { pack, offset, length } = decodeLocation(value)
+      const fh = await open(join(path, 'packs', packFileName(pack)), 'r+')
+      try {
+        const head = Buffer.alloc(RECORD_HEADER)
+        await fh.read(head, 0, RECORD_HEADER, offset)
+        const start = RECORD_HEADER + head[8]
+        const at = offset + start + ((length - start) >> 1)
+        const one = Buffer.alloc(1)
+        await fh.read(one, 0, 1, at)
+        one[0] ^= 0xff
+        await fh.write(one, 0, 1, at)
+        flipped++
+      } finally {
+        await fh.close()
+      }
+    }
+  } finally {
+    await db.close()
+  }
+  return flipped
 }
