@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
 import { assertBytesEqual, randomBytes } from '../../helpers/bytes.js'
 import { openBlockStore, tempDir } from '../../helpers/temp.js'
+import { packFiles } from './fixtures.js'
 
 const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url))
 const ROUNDS = 10
 
-/** Run the writer on `path` for a random while, kill it, return the lines it acknowledged. */
+/** Run the writer on `path` for a random while, kill it, return the whole lines it wrote. */
 async function runAndKill (path: string, round: number, random: () => number): Promise<string[]> {
   const child = spawn(process.execPath, [CHILD, path, String(round)], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
@@ -26,11 +27,11 @@ async function runAndKill (path: string, round: number, random: () => number): P
     await new Promise(resolve => setTimeout(resolve, 5))
     if (child.exitCode !== null) throw new Error(`writer exited early (${child.exitCode})`)
   }
-  await new Promise(resolve => setTimeout(resolve, 30 + Math.floor(random() * 400)))
+  await new Promise(resolve => setTimeout(resolve, 30 + Math.floor(random() * 800)))
   child.kill('SIGKILL')
   await exited
   // only whole lines were written before the kill
-  return out.split('\n').slice(0, -1).filter(line => line.startsWith('ack '))
+  return out.split('\n').slice(0, -1)
 }
 
 describe('pack store under kill -9', () => {
@@ -40,11 +41,13 @@ describe('pack store under kill -9', () => {
     const random = (): number => { state = (state * 1103515245 + 12345) % 2 ** 31; return state / 2 ** 31 }
     const acked = new Map<string, { seed: number, size: number }>()
     let cut = 0
+    let deleted = 0
     let torn = 0
     for (let round = 1; round <= ROUNDS; round++) {
       for (const line of await runAndKill(path, round, random)) {
-        const [, cid, seed, size] = line.split(' ')
-        acked.set(cid, { seed: Number(seed), size: Number(size) })
+        const [verb, cid, seed, size] = line.split(' ')
+        if (verb === 'ack') acked.set(cid, { seed: Number(seed), size: Number(size) })
+        if (verb === 'deleting') { acked.delete(cid); deleted++ }
       }
       const store = await openBlockStore(t, path)
       cut += store.recovery?.cutBytes ?? 0
@@ -60,6 +63,8 @@ describe('pack store under kill -9', () => {
       await store.close()
     }
     assert.ok(acked.size > ROUNDS, `${acked.size} blocks acknowledged`)
-    t.diagnostic(`${acked.size} blocks acknowledged; open cut ${cut} unacknowledged bytes, ${torn} torn records`)
+    assert.ok(deleted > 0, 'the writer deleted and compacted')
+    const packs = await packFiles(path)
+    t.diagnostic(`${acked.size} blocks acknowledged and kept, ${deleted} deleted; open cut ${cut} unacknowledged bytes, ${torn} torn records; ${packs.length} packs left`)
   })
 })
