@@ -11,7 +11,7 @@
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { packFileName, scanPack } from './pack-file.js'
-import { PACK_HEADER, RECORD_HEADER } from './pack-record.js'
+import { PACK_HEADER } from './pack-record.js'
 import type { Location, PackMeta } from './pack-index.js'
 
 /** What the compactor needs from the store. */
@@ -33,7 +33,7 @@ export interface CompactionHost {
 export interface CompactorOptions {
   /** Rewrite packs whose live share (live bytes / record bytes) is under this. */
   threshold: number
-  /** Bytes of old packs read per second at most, so that writers and readers keep the disk. */
+  /** Bytes of live records copied per second at most, so that writers and readers keep the disk. */
   bytesPerSecond: number
   /** Run by itself after deletes. */
   auto: boolean
@@ -104,17 +104,19 @@ export class Compactor {
     const meta = this.host.packs().find(p => p.pack === pack)?.meta
     if (meta === undefined) return
     const started = Date.now()
-    let read = 0
-    for await (const { offset, length, record, decoded } of scanPack(join(this.host.dir, packFileName(pack)), PACK_HEADER, meta.committed)) {
+    let copied = 0
+    for await (const { offset, length, multihash, load } of scanPack(join(this.host.dir, packFileName(pack)), PACK_HEADER, meta.committed)) {
       if (signal.aborted) return
+      const loc = { pack, offset, length }
+      // dead records cost a header read; only live ones are read whole and paced
+      if (!await this.host.isLive(multihash, loc)) continue
+      const { record, decoded } = await load()
       if (decoded === 'short') break
       // a corrupt record is copied as it is: it stays corrupt (reads keep
       // failing, the scrub repairs it) rather than being dropped
-      const multihash = decoded === 'crc' ? record.subarray(RECORD_HEADER, RECORD_HEADER + record[8]) : decoded.multihash
-      const loc = { pack, offset, length }
-      if (await this.host.isLive(multihash, loc)) await this.host.copy(multihash, record, loc)
-      read += length
-      const ahead = read / this.options.bytesPerSecond * 1000 - (Date.now() - started)
+      await this.host.copy(multihash, record, loc)
+      copied += length
+      const ahead = copied / this.options.bytesPerSecond * 1000 - (Date.now() - started)
       if (ahead > 1) await sleep(ahead, undefined, { signal }).catch(() => {})
     }
     if (signal.aborted) return

@@ -246,29 +246,38 @@ export class PackReaders {
 export interface ScannedRecord {
   offset: number
   length: number
-  /** The raw record (header included). */
-  record: Uint8Array
-  decoded: DecodedRecord | RecordFault
+  /** The multihash the record's header names (not yet crc-checked). */
+  multihash: Uint8Array
+  /** Read the whole record (header included) and check it. */
+  load: () => Promise<{ record: Uint8Array, decoded: DecodedRecord | RecordFault }>
 }
 
 /**
  * The records of the pack at `path` from `from` to `to` (default: the end of
- * the file), in order. Stops at the first record that does not fit (torn).
+ * the file), in order, reading only each header until a record is loaded
+ * (dead records cost two small reads). Stops at the first record that does
+ * not fit (torn).
  */
 export async function * scanPack (path: string, from = PACK_HEADER, to?: number): AsyncGenerator<ScannedRecord> {
   const fh = await open(path, 'r')
   try {
     const end = to ?? (await fh.stat()).size
     let offset = from
-    const header = Buffer.alloc(RECORD_HEADER)
+    // the longest header: 9 bytes and a 255-byte multihash
+    const header = Buffer.alloc(RECORD_HEADER + 255)
     while (offset + RECORD_HEADER <= end) {
-      await fh.read(header, 0, RECORD_HEADER, offset)
+      const { bytesRead: got } = await fh.read(header, 0, Math.min(header.byteLength, end - offset), offset)
+      if (got < RECORD_HEADER) return
       const length = recordLengthFromHeader(header)
-      if (offset + length > end) return
-      const record = Buffer.allocUnsafe(length)
-      const { bytesRead } = await fh.read(record, 0, length, offset)
-      if (bytesRead < length) return
-      yield { offset, length, record, decoded: decodeRecord(record) }
+      if (offset + length > end || got < RECORD_HEADER + header[8]) return
+      const at = offset
+      const load = async (): Promise<{ record: Uint8Array, decoded: DecodedRecord | RecordFault }> => {
+        const record = Buffer.allocUnsafe(length)
+        const { bytesRead } = await fh.read(record, 0, length, at)
+        const read = record.subarray(0, bytesRead)
+        return { record: read, decoded: decodeRecord(read) }
+      }
+      yield { offset, length, multihash: Uint8Array.prototype.slice.call(header, RECORD_HEADER, RECORD_HEADER + header[8]), load }
       offset += length
     }
   } finally {

@@ -53,8 +53,8 @@ export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, di
     if (size < meta.committed) report.shortPacks.push(pack)
     if (size <= meta.committed) continue
     let end = meta.committed
-    for await (const { offset, length, decoded } of scanPack(path, meta.committed, size)) {
-      if (typeof decoded === 'string') break
+    for await (const { offset, length, load } of scanPack(path, meta.committed, size)) {
+      if (typeof (await load()).decoded === 'string') break
       report.uncommittedRecords++
       end = offset + length
     }
