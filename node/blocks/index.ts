@@ -62,7 +62,7 @@ export interface BlockStoreInit {
   maxPackBytes?: number
   /** Packs whose live share falls under this are rewritten. @default 0.5 */
   compactBelow?: number
-  /** Read rate of compaction (bytes/s). @default 32 MiB */
+  /** Bytes of live records compaction copies per second at most. @default 32 MiB */
   compactBytesPerSecond?: number
   /** Compact in the background after deletes. @default true */
   autoCompact?: boolean
