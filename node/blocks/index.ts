@@ -3,13 +3,22 @@
  *
  * @module
  */
-import { LevelBlockStore } from './level-blockstore.js'
+import { LegacyLevelBlockStore } from './level-blockstore.js'
+import { PackBlockStore } from './pack-blockstore.js'
 import type { Blockstore, Pair } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 import type { Counter } from 'prom-client'
 
 export { verifyBlock, matchesCID, sha256 } from './verify.js'
-export { LevelBlockStore }
+export { LegacyLevelBlockStore, PackBlockStore }
+export { CorruptBlockError, DiskFullError } from './errors.js'
+export type { RecoveryReport } from './recover.js'
+
+/**
+ * The block store class {@link createBlockStore} returns (the name the
+ * former LevelDB-only store had, kept for callers that name the type).
+ */
+export type LevelBlockStore = PackBlockStore
 
 /**
  * A block's identity across CID versions and codecs, as text: its multihash
@@ -41,14 +50,29 @@ export interface BlockStoreComponents {
 
 /** Where and how to open the store. */
 export interface BlockStoreInit {
-  /** Directory of the LevelDB database. */
+  /** Directory of the LevelDB database (the index); packs go in its `packs/` folder. */
   path: string
-  /** Unsynced bytes buffered before a background batch write. @default 16 MiB */
+  /** Bytes buffered in memory before a background write to the pack. @default 8 MiB */
   flushBytes?: number
-  /** LevelDB memtable size. @default 64 MiB */
+  /** LevelDB memtable size. @default 16 MiB (the index) */
   writeBufferSize?: number
-  /** LevelDB block cache. @default 64 MiB */
+  /** LevelDB block cache. @default 32 MiB (the index) */
   cacheSize?: number
+  /** A new pack is started when the current one would grow past this. @default 256 MiB */
+  maxPackBytes?: number
+  /** Packs whose live share falls under this are rewritten. @default 0.5 */
+  compactBelow?: number
+  /** Bytes of live records compaction copies per second at most. @default 32 MiB */
+  compactBytesPerSecond?: number
+  /** Compact in the background after deletes. @default true */
+  autoCompact?: boolean
+  /** Bytes per committed batch when migrating a former-layout store at open. @default 64 MiB */
+  migrateBatchBytes?: number
+  /** Fault injection for tests. */
+  faults?: {
+    /** Called after each committed migration batch; throwing stops the open there. */
+    afterMigrateBatch?: (batch: number) => void
+  }
 }
 
 /**
@@ -83,7 +107,10 @@ export interface PutWatch {
   stop: () => void
 }
 
-/** Create (not yet open) the LevelDB block store. */
-export function createBlockStore (components: BlockStoreComponents, init: BlockStoreInit): BlockStore {
-  return new LevelBlockStore(components, init)
+/**
+ * Create (not yet open) the block store: pack files indexed in LevelDB. A
+ * store in the former layout (bytes as LevelDB values) is migrated at open.
+ */
+export function createBlockStore (components: BlockStoreComponents, init: BlockStoreInit): PackBlockStore {
+  return new PackBlockStore(components, init)
 }

@@ -1,10 +1,11 @@
 import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { NotFoundError, AbortedError } from '../errors.js'
-import { assertSupportedHash, verifyBlock } from './verify.js'
-import type { PutWatch, AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
-import type { InputPair, Pair } from 'interface-blockstore'
+import { verifyBlock } from './verify.js'
+import { idOf, once, throwIfAborted } from './util.js'
+import { BlockStoreBase } from './store-base.js'
+import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
+import type { Pair } from 'interface-blockstore'
 
 const RAW = 0x55
 const MiB = 1024 * 1024
@@ -15,45 +16,28 @@ function keyOf (cid: CID): Uint8Array {
   return cid.multihash.bytes
 }
 
-function idOf (key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64')
-}
-
-async function collect (bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  if (bytes instanceof Uint8Array) return bytes
-  const parts: Uint8Array[] = []
-  for await (const part of bytes) parts.push(part)
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts)
-}
-
-function throwIfAborted (options?: AbortOptions): void {
-  if (options?.signal?.aborted === true) throw new AbortedError('operation aborted')
-}
-
 /**
- * A content-addressed block store on LevelDB (classic-level), keyed by
- * multihash so a block stored under a raw and a dag-pb CID is kept once.
+ * The former block store, kept as the source of the migration to packs
+ * ({@link migrateLegacyBlocks}) and for tests: block bytes as LevelDB values
+ * (classic-level), keyed by multihash so a block stored under a raw and a dag-pb CID is kept once.
  *
  * Writes go to an in-memory write-behind batch that is flushed to LevelDB
- * without fsync once it holds `flushBytes`; {@link LevelBlockStore.commit}
+ * without fsync once it holds `flushBytes`; {@link LegacyLevelBlockStore.commit}
  * flushes what is left with `sync: true`, which also makes every earlier
  * unsynced write durable (LevelDB's log is append-only). Readers see pending
  * blocks at once. Every read is hash-checked.
  */
-export class LevelBlockStore implements BlockStore {
+export class LegacyLevelBlockStore extends BlockStoreBase implements BlockStore {
   private readonly db: ClassicLevel<Uint8Array, Uint8Array>
   private readonly flushBytes: number
-  private readonly components: BlockStoreComponents
   private pending: Pending = new Map()
   private pendingBytes = 0
   private readonly flushing = new Set<Pending>()
   private flushChain: Promise<void> = Promise.resolve()
   private flushError: Error | undefined
-  /** Open {@link LevelBlockStore.watchPuts} watches: ids of blocks put while each is open. */
-  private readonly watches = new Set<Set<string>>()
 
   constructor (components: BlockStoreComponents, init: BlockStoreInit) {
-    this.components = components
+    super(components)
     this.flushBytes = init.flushBytes ?? 16 * MiB
     // Tuned for large values: the defaults cap batch writes near 70 MB/s
     // (compaction of small 4 MiB tables, snappy on incompressible data).
@@ -78,13 +62,7 @@ export class LevelBlockStore implements BlockStore {
   }
 
   async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
-    throwIfAborted(options)
-    assertSupportedHash(cid)
-    const data = await collect(bytes)
-    if (options?.verify === true) verifyBlock(cid, data)
-    const key = keyOf(cid)
-    const id = idOf(key)
-    for (const watch of this.watches) watch.add(id)
+    const { data, multihash: key, id } = await this.acceptPut(cid, bytes, options)
     if (!this.pending.has(id)) {
       this.pending.set(id, { key, bytes: data })
       this.pendingBytes += data.byteLength
@@ -101,40 +79,8 @@ export class LevelBlockStore implements BlockStore {
     return cid
   }
 
-  async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const { cid, bytes } of source) {
-      yield await this.put(cid, bytes, options)
-    }
-  }
-
-  async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
-    yield await this.getBytes(cid, options)
-  }
-
-  /**
-   * The whole block as one buffer, hash-checked.
-   *
-   * @throws {NotFoundError} when the block is not here
-   * @throws {InvalidBlockError} when the stored bytes do not match the CID
-   */
-  async getBytes (cid: CID, options?: AbortOptions): Promise<Uint8Array> {
-    throwIfAborted(options)
-    assertSupportedHash(cid)
-    if (cid.multihash.code === 0x00) return cid.multihash.digest
-    const key = keyOf(cid)
-    let bytes = this.findPending(idOf(key))
-    if (bytes === undefined) bytes = await this.db.get(key)
-    if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found`)
-    verifyBlock(cid, bytes)
-    this.components.metrics?.blocksRead.inc()
-    return bytes
-  }
-
-  async * getMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<Pair> {
-    for await (const cid of source) {
-      const bytes = await this.getBytes(cid, options)
-      yield { cid, bytes: (function * () { yield bytes })() }
-    }
+  protected async readStored (key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.findPending(idOf(key)) ?? await this.db.get(key)
   }
 
   async has (cid: CID, options?: AbortOptions): Promise<boolean> {
@@ -158,13 +104,6 @@ export class LevelBlockStore implements BlockStore {
     await this.db.del(key)
   }
 
-  async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const cid of source) {
-      await this.delete(cid, options)
-      yield cid
-    }
-  }
-
   /**
    * Every stored block, in key order. Blocks are keyed by multihash, so each
    * is yielded under a CIDv1 with the raw codec. Bytes are hash-checked.
@@ -175,7 +114,7 @@ export class LevelBlockStore implements BlockStore {
       throwIfAborted(options)
       const cid = CID.createV1(RAW, Digest.decode(key))
       verifyBlock(cid, bytes)
-      yield { cid, bytes: (function * () { yield bytes })() }
+      yield { cid, bytes: once(bytes) }
     }
   }
 
@@ -196,15 +135,6 @@ export class LevelBlockStore implements BlockStore {
     for await (const [key, bytes] of this.db.iterator()) {
       throwIfAborted(options)
       yield { cid: CID.createV1(RAW, Digest.decode(key)), bytes }
-    }
-  }
-
-  watchPuts (): PutWatch {
-    const ids = new Set<string>()
-    this.watches.add(ids)
-    return {
-      seen: (cid: CID) => ids.has(idOf(keyOf(cid))),
-      stop: () => { this.watches.delete(ids) }
     }
   }
 

@@ -9,7 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createBlockStore, type BlockStoreInit, type BlockStoreMetrics, type LevelBlockStore } from '../../node/blocks/index.js'
+import { createBlockStore, type BlockStoreInit, type BlockStoreMetrics, type PackBlockStore } from '../../node/blocks/index.js'
 
 /** The part of node:test's `TestContext` these helpers need. */
 export interface CleanupContext {
@@ -59,14 +59,14 @@ export interface OpenBlockStoreOptions extends Partial<BlockStoreInit> {
 }
 
 /**
- * Open a LevelDB block store in `dir` (a new {@link tempDir} when omitted)
+ * Open a block store (packs indexed in LevelDB) in `dir` (a new {@link tempDir} when omitted)
  * that is closed when the test ends, before its directory is removed.
  * Closing a store that the test already closed is a no-op.
  */
-export async function openBlockStore (t: CleanupContext, dir?: string, options: OpenBlockStoreOptions = {}): Promise<LevelBlockStore> {
+export async function openBlockStore (t: CleanupContext, dir?: string, options: OpenBlockStoreOptions = {}): Promise<PackBlockStore> {
   const { metrics, ...init } = options
   const path = dir ?? await tempDir(t)
-  const store = createBlockStore({ metrics }, { ...init, path }) as LevelBlockStore
+  const store = createBlockStore({ metrics }, { ...init, path }) 
   await store.open()
   defer(t, async () => { await store.close() })
   return store

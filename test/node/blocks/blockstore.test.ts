@@ -118,8 +118,8 @@ describe('LevelBlockStore', () => {
     const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' })
     defer(t, async () => { await db.close() })
     await db.open()
-    const stored = await db.get(victim.cid.multihash.bytes)
-    assertBytesEqual(stored ?? new Uint8Array(), victim.bytes, 'blocks are keyed by multihash')
+    // a corrupt value in the former layout (bytes under the bare multihash):
+    // open migrates it into a pack as it is, and the hash check still catches it
     const corrupt = new Uint8Array(victim.bytes)
     corrupt[100] ^= 0x01
     await db.put(victim.cid.multihash.bytes, corrupt)

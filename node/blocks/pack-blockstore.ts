@@ -1,0 +1,489 @@
+/**
+ * The block store: block bytes in append-only pack files, a LevelDB index of
+ * where each block's record is (the WiscKey/Badger design). See
+ * docs/blockstore.md for the record layout, the commit protocol, recovery at
+ * open, compaction and the migration from the former layout.
+ *
+ * @module
+ */
+import { mkdir, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ClassicLevel } from 'classic-level'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { CorruptBlockError, typedWriteError } from './errors.js'
+import { PackAppender, PackReaders, packFileName, syncDir } from './pack-file.js'
+import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, type Location, type PackMeta } from './pack-index.js'
+import { PACK_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
+import { recoverPacks, type RecoveryReport } from './recover.js'
+import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
+import { Compactor, type CompactionHost } from './compactor.js'
+import { idOf, once, throwIfAborted } from './util.js'
+import { BlockStoreBase } from './store-base.js'
+import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
+import type { Pair } from 'interface-blockstore'
+
+const RAW = 0x55
+const IDENTITY = 0x00
+const MiB = 1024 * 1024
+
+/** A record appended since the last commit, not yet in the index. */
+interface PendingEntry {
+  multihash: Uint8Array
+  loc: Location
+  /** Set for a record copied by compaction: where the index pointed when it was copied. */
+  movedFrom?: Location
+  /**
+   * Set for a record migrated from the former layout: it replaces an index
+   * entry the block may have (only an older version writes that layout, so
+   * its value is the later write).
+   */
+  replaces?: boolean
+}
+
+function sameLocation (a: Location, b: Location): boolean {
+  return a.pack === b.pack && a.offset === b.offset && a.length === b.length
+}
+
+/**
+ * A content-addressed block store keyed by multihash (a block stored under a
+ * raw and a dag-pb CID is kept once): records in pack files under
+ * `<path>/packs/`, the index in the LevelDB database at `path`.
+ *
+ * Puts append to memory segments written behind in large sequential writes;
+ * readers see a block as soon as `put` returns. {@link PackBlockStore.commit}
+ * is the durability point: fdatasync of every pack written since the last
+ * commit, then the index batch with `sync: true`. Every read checks the
+ * record's crc32c ({@link CorruptBlockError}) and `getBytes` also checks the
+ * sha-256 (callers rely on hash-checked reads).
+ */
+export class PackBlockStore extends BlockStoreBase implements BlockStore {
+  /** What open found and cut off (for logs and tests). */
+  recovery: RecoveryReport | undefined
+  /** Blocks moved from the former layout at the last open. */
+  migrated = 0
+  private readonly db: ClassicLevel<Uint8Array, Uint8Array>
+  private readonly dir: string
+  private readonly readers: PackReaders
+  private readonly init: BlockStoreInit
+  private readonly maxPackBytes: number
+  private readonly segmentBytes: number
+  private metas = new Map<number, PackMeta>()
+  /** Packs whose metadata changed since the last commit without being written. */
+  private readonly metaDirty = new Set<number>()
+  private appender: PackAppender | undefined
+  /** Appenders with bytes since the last commit (the current one, and ones rolled over). */
+  private readonly dirty = new Map<number, PackAppender>()
+  private rolling: Promise<void> | undefined
+  private createdSinceCommit = false
+  private nextPack = 1
+  private pending = new Map<string, PendingEntry>()
+  private committing: Map<string, PendingEntry> | undefined
+  private legacyDeletes: Uint8Array[] = []
+  private serialChain: Promise<unknown> = Promise.resolve()
+  private readonly compactor: Compactor
+
+  constructor (components: BlockStoreComponents, init: BlockStoreInit) {
+    super(components)
+    this.init = init
+    this.maxPackBytes = init.maxPackBytes ?? 256 * MiB
+    this.segmentBytes = init.flushBytes ?? 8 * MiB
+    this.dir = join(init.path, 'packs')
+    this.readers = new PackReaders(this.dir)
+    // the index holds small values (14-byte locations) only
+    this.db = new ClassicLevel<Uint8Array, Uint8Array>(init.path, {
+      keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: init.writeBufferSize ?? 16 * MiB, cacheSize: init.cacheSize ?? 32 * MiB
+    })
+    this.compactor = new Compactor(this.compactionHost(), {
+      threshold: init.compactBelow ?? 0.5,
+      bytesPerSecond: init.compactBytesPerSecond ?? 32 * MiB,
+      auto: init.autoCompact ?? true
+    })
+  }
+
+  async open (): Promise<void> {
+    await this.db.open()
+    try {
+      await this.load()
+    } catch (err) {
+      await this.compactor.stop()
+      for (const a of new Set([...this.dirty.values(), ...(this.appender !== undefined ? [this.appender] : [])])) await a.close().catch(() => {})
+      await this.db.close()
+      throw err
+    }
+  }
+
+  private async load (): Promise<void> {
+    await mkdir(this.dir, { recursive: true })
+    const { metas, report } = await recoverPacks(this.db, this.dir)
+    this.metas = metas
+    this.recovery = report
+    const packs = [...metas.keys(), ...report.removedPacks]
+    this.nextPack = packs.length === 0 ? 1 : Math.max(...packs) + 1
+    const last = Math.max(0, ...metas.keys())
+    const meta = metas.get(last)
+    if (meta !== undefined && meta.committed < this.maxPackBytes && !report.shortPacks.includes(last) && !report.missingPacks.includes(last)) {
+      this.appender = await PackAppender.reopen(this.dir, last, meta.committed, this.segmentBytes)
+    }
+    this.migrated = await migrateLegacyBlocks(this.migrationHost(), { batchBytes: this.init.migrateBatchBytes ?? 64 * MiB, afterBatch: this.init.faults?.afterMigrateBatch })
+    this.compactor.schedule()
+  }
+
+  async close (): Promise<void> {
+    if (this.db.status !== 'open') return
+    await this.compactor.stop()
+    try {
+      await this.commit()
+    } finally {
+      for (const a of new Set([...this.dirty.values(), ...(this.appender !== undefined ? [this.appender] : [])])) await a.close().catch(() => {})
+      this.dirty.clear()
+      this.appender = undefined
+      await this.readers.closeAll()
+      await this.db.close()
+    }
+  }
+
+  async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
+    const { data, multihash, id } = await this.acceptPut(cid, bytes, options)
+    // an identity "hash" is the block: nothing to store
+    if (cid.multihash.code === IDENTITY || this.pendingHas(id) || await this.db.has(indexKey(multihash))) return cid
+    const length = recordLength(multihash.byteLength, data.byteLength)
+    const appender = await this.appenderFor(length)
+    const known = this.pending.get(id)
+    if (known !== undefined && known.movedFrom === undefined) return cid
+    if (known !== undefined) this.countDead(known.loc) // a copy by compaction: this one wins
+    const offset = appender.append(length, out => { encodeRecord(out, multihash, data) })
+    this.dirty.set(appender.pack, appender)
+    this.pending.set(id, { multihash, loc: { pack: appender.pack, offset, length } })
+    this.components.metrics?.blocksWritten.inc()
+    this.components.metrics?.bytesWritten.inc(data.byteLength)
+    if (appender.congested) await appender.drain()
+    return cid
+  }
+
+  /**
+   * The record's block bytes, crc32c-checked ({@link BlockStoreBase.getBytes}
+   * then checks the sha-256).
+   *
+   * @throws {CorruptBlockError} when the record fails the crc (never served)
+   */
+  protected async readStored (multihash: Uint8Array): Promise<Uint8Array | undefined> {
+    return await this.readBlock(multihash, true)
+  }
+
+  /** True when the block is here; reads the index only, never a pack. */
+  async has (cid: CID, options?: AbortOptions): Promise<boolean> {
+    throwIfAborted(options)
+    if (cid.multihash.code === IDENTITY) return true
+    const multihash = cid.multihash.bytes
+    return this.pendingHas(idOf(multihash)) || await this.db.has(indexKey(multihash))
+  }
+
+  async delete (cid: CID, options?: AbortOptions): Promise<void> {
+    throwIfAborted(options)
+    const multihash = cid.multihash.bytes
+    const id = idOf(multihash)
+    await this.serial(async () => {
+      const entry = this.pending.get(id)
+      if (entry !== undefined) {
+        this.pending.delete(id)
+        this.countDead(entry.loc)
+      }
+      const key = indexKey(multihash)
+      const value = await this.db.get(key)
+      if (value === undefined) return
+      const loc = decodeLocation(value)
+      this.countDead(loc)
+      const meta = this.metas.get(loc.pack)
+      const batch = this.db.batch().del(key)
+      if (meta !== undefined) {
+        batch.put(metaKey(loc.pack), encodeMeta(meta))
+        this.metaDirty.delete(loc.pack)
+      }
+      await batch.write()
+    })
+    this.compactor.schedule()
+  }
+
+  /** Every stored block (raw codec CIDs), in key order, checked like `getBytes`. Commits first. */
+  async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
+    for await (const cid of this.cids(options)) {
+      let bytes: Uint8Array
+      try {
+        bytes = await this.getBytes(cid, options)
+      } catch (err: any) {
+        if (err?.name === 'NotFoundError') continue // deleted meanwhile
+        throw err
+      }
+      yield { cid, bytes: once(bytes) }
+    }
+  }
+
+  /** Every stored block's CID (raw codec), in key order, from the index only. Commits first. */
+  async * cids (options?: AbortOptions): AsyncGenerator<CID> {
+    await this.commit()
+    for await (const key of this.db.keys(INDEX_RANGE)) {
+      throwIfAborted(options)
+      yield CID.createV1(RAW, Digest.decode(multihashOfIndexKey(key)))
+    }
+  }
+
+  /** Every stored block's bytes as stored, unchecked (a short or corrupt record yields what is there). Commits first. */
+  async * storedEntries (options?: AbortOptions): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
+    for await (const cid of this.cids(options)) {
+      const bytes = await this.readBlock(cid.multihash.bytes, false)
+      if (bytes !== undefined) yield { cid, bytes }
+    }
+  }
+
+  /**
+   * Make every write so far durable: fdatasync every pack written since the
+   * last commit (and the pack folder when a pack was created), then write the
+   * index entries with `sync: true`. Puts may go on meanwhile (they belong to
+   * the next commit).
+   *
+   * @throws {DiskFullError} when the disk is full: nothing since the last commit is kept
+   */
+  async commit (): Promise<void> {
+    await this.serial(async () => { await this.commitNow() })
+  }
+
+  /** Bytes on disk: committed and buffered pack bytes, and the index. */
+  async approximateSize (): Promise<number> {
+    let packs = 0
+    for (const [pack, meta] of this.metas) packs += this.dirty.get(pack)?.size ?? meta.committed
+    for (const [pack, a] of this.dirty) if (!this.metas.has(pack)) packs += a.size
+    return packs + await this.db.approximateSize(new Uint8Array([0]), new Uint8Array([0xff, 0xff]))
+  }
+
+  /**
+   * Rewrite every pack whose live share is under the threshold now (rather
+   * than in the background), and wait for it.
+   */
+  async compact (options?: AbortOptions): Promise<void> {
+    await this.compactor.run(options?.signal)
+  }
+
+  private pendingHas (id: string): boolean {
+    return this.pending.has(id) || this.committing?.has(id) === true
+  }
+
+  private lookupPending (id: string): Location | undefined {
+    return this.pending.get(id)?.loc ?? this.committing?.get(id)?.loc
+  }
+
+  private countDead (loc: Location): void {
+    const meta = this.metas.get(loc.pack)
+    if (meta === undefined) return
+    meta.deadBytes += loc.length
+    meta.deadRecords++
+    this.metaDirty.add(loc.pack)
+  }
+
+  /**
+   * The block bytes of `multihash` (`checked`: crc-verified, else as stored),
+   * or undefined when it is not here. A pack removed under the read (by
+   * compaction) is looked up once more.
+   */
+  private async readBlock (multihash: Uint8Array, checked: boolean): Promise<Uint8Array | undefined> {
+    const id = idOf(multihash)
+    for (let attempt = 0; ; attempt++) {
+      let loc = this.lookupPending(id)
+      if (loc === undefined) {
+        const value = await this.db.get(indexKey(multihash))
+        if (value === undefined) return undefined
+        loc = decodeLocation(value)
+      }
+      let record: Uint8Array | undefined
+      const appender = this.dirty.get(loc.pack) ?? (this.appender?.pack === loc.pack ? this.appender : undefined)
+      record = appender?.readBuffered(loc.offset, loc.length)
+      if (record === undefined) {
+        try {
+          record = await this.readers.read(loc.pack, loc.offset, loc.length)
+        } catch (err: any) {
+          if (err?.code !== 'ENOENT') throw err
+          if (attempt === 0) continue
+          if (!checked) return new Uint8Array(0)
+          throw new CorruptBlockError(`pack ${packFileName(loc.pack)} holding block ${id} is missing`)
+        }
+      }
+      if (!checked) return rawRecordBytes(record)
+      const decoded = decodeRecord(record)
+      if (decoded === 'short') throw new CorruptBlockError(`record of block ${id} in pack ${packFileName(loc.pack)} at ${loc.offset} is cut short (${record.byteLength} of ${loc.length} bytes)`)
+      if (decoded === 'crc') throw new CorruptBlockError(`record of block ${id} in pack ${packFileName(loc.pack)} at ${loc.offset} fails its crc32c: corrupt data`)
+      if (Buffer.compare(decoded.multihash, multihash) !== 0) throw new CorruptBlockError(`record in pack ${packFileName(loc.pack)} at ${loc.offset} holds another block than ${id}`)
+      return decoded.bytes
+    }
+  }
+
+  /** The appender to write a record of `length` bytes to, rolling over to a new pack when full. */
+  private async appenderFor (length: number): Promise<PackAppender> {
+    for (;;) {
+      const a = this.appender
+      if (a !== undefined && a.failed === undefined && (a.size + length <= this.maxPackBytes || a.size === PACK_HEADER)) return a
+      this.rolling ??= this.rollover().finally(() => { this.rolling = undefined })
+      await this.rolling
+    }
+  }
+
+  private async rollover (): Promise<void> {
+    const old = this.appender
+    this.appender = undefined
+    if (old !== undefined && !this.dirty.has(old.pack)) await old.close()
+    const pack = this.nextPack++
+    const a = await PackAppender.create(this.dir, pack, this.segmentBytes)
+    this.createdSinceCommit = true
+    this.metas.set(pack, { committed: 0, deadBytes: 0, deadRecords: 0 })
+    this.dirty.set(pack, a)
+    this.appender = a
+  }
+
+  /** Run `fn` after every earlier serialised index change (commits, deletes, pack removals). */
+  private async serial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.serialChain.then(fn, fn)
+    this.serialChain = run.catch(() => {})
+    return await run
+  }
+
+  private async commitNow (): Promise<void> {
+    const entries = this.pending
+    this.pending = new Map()
+    this.committing = entries
+    const legacyDeletes = this.legacyDeletes
+    this.legacyDeletes = []
+    const written = [...this.dirty.values()]
+    this.dirty.clear()
+    const sizes = written.map(a => a.size)
+    try {
+      await Promise.all(written.map(async a => { await a.sync() }))
+      if (this.createdSinceCommit) {
+        this.createdSinceCommit = false
+        await syncDir(this.dir)
+      }
+      const batch = this.db.batch()
+      for (const entry of entries.values()) {
+        const key = indexKey(entry.multihash)
+        if (entry.movedFrom !== undefined) {
+          const value = await this.db.get(key)
+          if (value === undefined || !sameLocation(decodeLocation(value), entry.movedFrom)) {
+            this.countDead(entry.loc) // deleted (or rewritten) while being moved
+            continue
+          }
+          this.countDead(entry.movedFrom)
+        } else if (entry.replaces === true) {
+          const value = await this.db.get(key)
+          if (value !== undefined) this.countDead(decodeLocation(value))
+        }
+        batch.put(key, encodeLocation(entry.loc))
+      }
+      for (const key of legacyDeletes) batch.del(key)
+      const committed = new Map<number, number>()
+      written.forEach((a, i) => committed.set(a.pack, sizes[i]))
+      for (const pack of new Set([...committed.keys(), ...this.metaDirty])) {
+        const meta = this.metas.get(pack)
+        if (meta !== undefined) batch.put(metaKey(pack), encodeMeta({ ...meta, committed: committed.get(pack) ?? meta.committed }))
+      }
+      if (batch.length === 0) batch.del(new Uint8Array([0xff, 0xff, 0xff])) // still fsyncs LevelDB's log
+      await batch.write({ sync: true })
+      for (const [pack, size] of committed) {
+        const meta = this.metas.get(pack)
+        if (meta !== undefined) meta.committed = size
+      }
+      this.metaDirty.clear()
+    } catch (err) {
+      await this.abandon(written)
+      throw typedWriteError(err)
+    } finally {
+      this.committing = undefined
+      for (const a of written) {
+        if (a !== this.appender && !this.dirty.has(a.pack)) await a.close().catch(() => {})
+      }
+    }
+  }
+
+  /**
+   * After a failed commit: what it covered is not acknowledged. Packs that
+   * failed to write are cut back to their committed length and no longer
+   * appended to; writes go on in a new pack.
+   */
+  private async abandon (written: PackAppender[]): Promise<void> {
+    // dead counts taken since the last commit may be of records now dropped:
+    // back to what is on disk
+    for (const pack of this.metaDirty) {
+      const value = await this.db.get(metaKey(pack)).catch(() => undefined)
+      if (value !== undefined) this.metas.set(pack, decodeMeta(value))
+    }
+    this.metaDirty.clear()
+    for (const a of written) {
+      if (a.failed === undefined) continue
+      const meta = this.metas.get(a.pack)
+      await a.truncate(meta?.committed ?? 0).catch(() => {})
+      if (a === this.appender) this.appender = undefined
+      this.dirty.delete(a.pack)
+      if (meta !== undefined && meta.committed === 0) {
+        this.metas.delete(a.pack)
+        await unlink(join(this.dir, packFileName(a.pack))).catch(() => {})
+      }
+    }
+  }
+
+  private migrationHost (): MigrationHost {
+    return {
+      db: this.db,
+      move: async (multihash, bytes, legacyKey) => {
+        this.legacyDeletes.push(legacyKey)
+        const id = idOf(multihash)
+        if (multihash[0] === IDENTITY || this.pendingHas(id)) return
+        const length = recordLength(multihash.byteLength, bytes.byteLength)
+        const appender = await this.appenderFor(length)
+        const offset = appender.append(length, out => { encodeRecord(out, multihash, bytes) })
+        this.dirty.set(appender.pack, appender)
+        this.pending.set(id, { multihash, loc: { pack: appender.pack, offset, length }, replaces: true })
+        if (appender.congested) await appender.drain()
+      },
+      commit: async () => { await this.commit() }
+    }
+  }
+
+  private compactionHost (): CompactionHost {
+    return {
+      dir: this.dir,
+      packs: () => {
+        const current = this.appender?.pack
+        return [...this.metas].filter(([pack]) => pack !== current && !this.dirty.has(pack)).map(([pack, meta]) => ({ pack, meta: { ...meta } }))
+      },
+      isLive: async (multihash, loc) => {
+        const id = idOf(multihash)
+        if (this.pending.has(id)) return false
+        const value = await this.db.get(indexKey(multihash))
+        return value !== undefined && sameLocation(decodeLocation(value), loc)
+      },
+      copy: async (multihash, record, from) => {
+        const id = idOf(multihash)
+        if (this.pending.has(id)) return
+        const appender = await this.appenderFor(record.byteLength)
+        if (this.pending.has(id)) return
+        const offset = appender.append(record.byteLength, out => { out.set(record) })
+        this.dirty.set(appender.pack, appender)
+        this.pending.set(id, { multihash, loc: { pack: appender.pack, offset, length: record.byteLength }, movedFrom: from })
+        if (appender.congested) await appender.drain()
+      },
+      commit: async () => { await this.commit() },
+      remove: async (pack) => {
+        return await this.serial(async () => {
+          const meta = this.metas.get(pack)
+          if (meta === undefined || meta.deadBytes < meta.committed - PACK_HEADER) return false
+          // the counters say nothing is live: the index must agree before a byte is lost
+          for await (const value of this.db.values(INDEX_RANGE)) {
+            if (decodeLocation(value).pack === pack) return false
+          }
+          await this.db.del(metaKey(pack), { sync: true })
+          this.metas.delete(pack)
+          this.readers.retire(pack)
+          await unlink(join(this.dir, packFileName(pack))).catch(() => {})
+          return true
+        })
+      }
+    }
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * Pack files on disk: naming, the appender that buffers records and writes
+ * them in large sequential writes, the pool of read handles (`pread`), and a
+ * sequential scan of a pack's records.
+ *
+ * @module
+ */
+import { open, readdir, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PACK_HEADER, PACK_MAGIC, RECORD_HEADER, decodeRecord, recordLengthFromHeader, type DecodedRecord, type RecordFault } from './pack-record.js'
+import { typedWriteError } from './errors.js'
+
+/** File name of pack `pack`: eight hex digits and `.pack`. */
+export function packFileName (pack: number): string {
+  return `${pack.toString(16).padStart(8, '0')}.pack`
+}
+
+/** The pack numbers of the pack files in `dir`, ascending. */
+export async function listPacks (dir: string): Promise<number[]> {
+  const names = await readdir(dir)
+  return names
+    .filter(n => /^[0-9a-f]{8}\.pack$/.test(n))
+    .map(n => parseInt(n.slice(0, 8), 16))
+    .sort((a, b) => a - b)
+}
+
+/** fsync a directory, so that files created or removed in it stay so. */
+export async function syncDir (dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try { await fh.sync() } finally { await fh.close() }
+}
+
+interface Segment { start: number, buf: Buffer, used: number, done?: Promise<void> }
+
+/**
+ * Appends records to one pack file. `append` is synchronous (it assigns the
+ * offset and copies into a memory segment); full segments are written behind,
+ * in order, while the next one fills. Buffered and in-flight bytes can be read
+ * back with {@link PackAppender.readBuffered}. Nothing is fsynced until
+ * {@link PackAppender.sync}.
+ */
+export class PackAppender {
+  /** Logical end of the pack: every byte appended so far. */
+  size: number
+  private current: Segment
+  private readonly inflight: Segment[] = []
+  private chain: Promise<void> = Promise.resolve()
+  private error: Error | undefined
+
+  private constructor (readonly pack: number, private readonly fh: FileHandle, size: number, private readonly segmentBytes: number) {
+    this.size = size
+    this.current = { start: size, buf: Buffer.allocUnsafe(segmentBytes), used: 0 }
+  }
+
+  /** Create pack `pack` in `dir` (its header is appended, not yet written). */
+  static async create (dir: string, pack: number, segmentBytes: number): Promise<PackAppender> {
+    const fh = await open(join(dir, packFileName(pack)), 'wx+').catch(err => { throw typedWriteError(err) })
+    const appender = new PackAppender(pack, fh, 0, segmentBytes)
+    appender.append(PACK_HEADER, out => { out.set(PACK_MAGIC) })
+    return appender
+  }
+
+  /** Open pack `pack` in `dir` to append at `size` (its committed length). */
+  static async reopen (dir: string, pack: number, size: number, segmentBytes: number): Promise<PackAppender> {
+    const fh = await open(join(dir, packFileName(pack)), 'r+')
+    return new PackAppender(pack, fh, size, segmentBytes)
+  }
+
+  /** Reserve `length` bytes at the end, let `fill` write them, return their offset. */
+  append (length: number, fill: (out: Uint8Array) => void): number {
+    this.throwIfFailed()
+    if (this.current.used + length > this.current.buf.byteLength) {
+      this.seal()
+      this.current = { start: this.size, buf: Buffer.allocUnsafe(Math.max(this.segmentBytes, length)), used: 0 }
+    }
+    const offset = this.size
+    fill(this.current.buf.subarray(this.current.used, this.current.used + length))
+    this.current.used += length
+    this.size += length
+    if (this.current.used === this.current.buf.byteLength) this.seal()
+    return offset
+  }
+
+  /** True when writers should wait for {@link PackAppender.drain} (two segments in flight). */
+  get congested (): boolean {
+    return this.inflight.length >= 2
+  }
+
+  /** Wait until at most one segment is being written. */
+  async drain (): Promise<void> {
+    while (this.inflight.length >= 2) await this.inflight[0].done
+    this.throwIfFailed()
+  }
+
+  /** Bytes at [offset, offset + length) if they are still in memory, else undefined. */
+  readBuffered (offset: number, length: number): Uint8Array | undefined {
+    for (const seg of [...this.inflight, this.current]) {
+      if (offset >= seg.start && offset + length <= seg.start + seg.used) {
+        const at = offset - seg.start
+        // a copy: the segment's memory is reused once written
+        return Uint8Array.prototype.slice.call(seg.buf, at, at + length)
+      }
+    }
+    return undefined
+  }
+
+  /** Write every appended byte to the file (no fsync). */
+  async flush (): Promise<void> {
+    this.seal()
+    await this.chain
+    this.throwIfFailed()
+  }
+
+  /** Write every appended byte and fdatasync the file. */
+  async sync (): Promise<void> {
+    await this.flush()
+    try {
+      await this.fh.datasync()
+    } catch (err) {
+      this.error ??= typedWriteError(err)
+      throw this.error
+    }
+  }
+
+  /** Cut the file back to `length` bytes (after a failed write). */
+  async truncate (length: number): Promise<void> {
+    await this.fh.truncate(length)
+  }
+
+  async close (): Promise<void> {
+    await this.chain
+    await this.fh.close()
+  }
+
+  /** The first write error, if any: the appender is then unusable. */
+  get failed (): Error | undefined {
+    return this.error
+  }
+
+  private seal (): void {
+    const seg = this.current
+    if (seg.used === 0) return
+    this.current = { start: this.size, buf: Buffer.allocUnsafe(this.segmentBytes), used: 0 }
+    this.inflight.push(seg)
+    const write = async (): Promise<void> => {
+      try {
+        if (this.error !== undefined) return
+        let done = 0
+        while (done < seg.used) {
+          const { bytesWritten } = await this.fh.write(seg.buf, done, seg.used - done, seg.start + done)
+          done += bytesWritten
+        }
+      } catch (err) {
+        this.error ??= typedWriteError(err)
+      } finally {
+        this.inflight.splice(this.inflight.indexOf(seg), 1)
+      }
+    }
+    seg.done = this.chain = this.chain.then(write)
+  }
+
+  private throwIfFailed (): void {
+    if (this.error !== undefined) throw this.error
+  }
+}
+
+interface PooledHandle { fh: Promise<FileHandle>, refs: number, retired: boolean }
+
+/**
+ * Open read handles of pack files, at most `max` (least recently used are
+ * closed first). A handle in use is closed only once its reads are done, so
+ * a pack can be retired (unlinked) under readers: reads that hold it finish.
+ */
+export class PackReaders {
+  private readonly handles = new Map<number, PooledHandle>()
+
+  constructor (private readonly dir: string, private readonly max = 64) {}
+
+  /**
+   * Read up to `length` bytes at `offset` of pack `pack`; fewer when the file
+   * is shorter (a truncated pack).
+   *
+   * @throws the `ENOENT` of a pack that is gone
+   */
+  async read (pack: number, offset: number, length: number): Promise<Uint8Array> {
+    const h = this.acquire(pack)
+    try {
+      const fh = await h.fh
+      const buf = Buffer.allocUnsafe(length)
+      let got = 0
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, offset + got)
+        if (bytesRead === 0) break
+        got += bytesRead
+      }
+      return got === length ? buf : buf.subarray(0, got)
+    } finally {
+      this.release(pack, h)
+    }
+  }
+
+  /** Forget pack `pack` (it is being removed): its handle closes after its last read. */
+  retire (pack: number): void {
+    const h = this.handles.get(pack)
+    if (h === undefined) return
+    this.handles.delete(pack)
+    h.retired = true
+    if (h.refs === 0) void this.closeHandle(h)
+  }
+
+  async closeAll (): Promise<void> {
+    const all = [...this.handles.values()]
+    this.handles.clear()
+    await Promise.all(all.map(async h => { await this.closeHandle(h) }))
+  }
+
+  private acquire (pack: number): PooledHandle {
+    let h = this.handles.get(pack)
+    if (h !== undefined) {
+      this.handles.delete(pack)
+    } else {
+      h = { fh: open(join(this.dir, packFileName(pack)), 'r'), refs: 0, retired: false }
+      h.fh.catch(() => { this.handles.delete(pack) })
+    }
+    this.handles.set(pack, h)
+    h.refs++
+    while (this.handles.size > this.max) {
+      const [oldest] = this.handles.keys()
+      this.retire(oldest)
+    }
+    return h
+  }
+
+  private release (pack: number, h: PooledHandle): void {
+    h.refs--
+    if (h.retired && h.refs === 0) void this.closeHandle(h)
+    else if (this.handles.get(pack) !== h && h.refs === 0) void this.closeHandle(h)
+  }
+
+  private async closeHandle (h: PooledHandle): Promise<void> {
+    try { await (await h.fh).close() } catch {}
+  }
+}
+
+/** One record found by {@link scanPack}. */
+export interface ScannedRecord {
+  offset: number
+  length: number
+  /** The multihash the record's header names (not yet crc-checked). */
+  multihash: Uint8Array
+  /** Read the whole record (header included) and check it. */
+  load: () => Promise<{ record: Uint8Array, decoded: DecodedRecord | RecordFault }>
+}
+
+/**
+ * The records of the pack at `path` from `from` to `to` (default: the end of
+ * the file), in order, reading only each header until a record is loaded
+ * (dead records cost two small reads). Stops at the first record that does
+ * not fit (torn).
+ */
+export async function * scanPack (path: string, from = PACK_HEADER, to?: number): AsyncGenerator<ScannedRecord> {
+  const fh = await open(path, 'r')
+  try {
+    const end = to ?? (await fh.stat()).size
+    let offset = from
+    // the longest header: 9 bytes and a 255-byte multihash
+    const header = Buffer.alloc(RECORD_HEADER + 255)
+    while (offset + RECORD_HEADER <= end) {
+      const { bytesRead: got } = await fh.read(header, 0, Math.min(header.byteLength, end - offset), offset)
+      if (got < RECORD_HEADER) return
+      const length = recordLengthFromHeader(header)
+      if (offset + length > end || got < RECORD_HEADER + header[8]) return
+      const at = offset
+      const load = async (): Promise<{ record: Uint8Array, decoded: DecodedRecord | RecordFault }> => {
+        const record = Buffer.allocUnsafe(length)
+        const { bytesRead } = await fh.read(record, 0, length, at)
+        const read = record.subarray(0, bytesRead)
+        return { record: read, decoded: decodeRecord(read) }
+      }
+      yield { offset, length, multihash: Uint8Array.prototype.slice.call(header, RECORD_HEADER, RECORD_HEADER + header[8]), load }
+      offset += length
+    }
+  } finally {
+    await fh.close()
+  }
+}

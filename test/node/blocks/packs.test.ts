@@ -1,0 +1,194 @@
+/**
+ * The pack block store beyond the blockstore contract: where records live,
+ * what a flipped byte, a truncated pack or an uncommitted tail does, space
+ * given back by compaction, and a full disk.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { appendFile, mkdir, readdir, rename, stat, truncate } from 'node:fs/promises'
+import { join } from 'node:path'
+import { encodeRecord, recordLength } from '../../../node/blocks/pack-record.js'
+import { assertBytesEqual } from '../../helpers/bytes.js'
+import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import type { CID } from 'multiformats/cid'
+import { blocksOf, diskUsageKiB, flipEveryBlock, packFiles, recordOffset, rejectsNamed } from './fixtures.js'
+
+const KiB = 1024
+
+/** A store in a new directory holding `blocks` (one pack), closed. */
+async function closedStoreWith (t: CleanupContext, blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<{ dir: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, pack: string }> {
+  const dir = await tempDir(t)
+  const store = await openBlockStore(t, dir)
+  for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+  await store.close()
+  const [pack] = await packFiles(dir)
+  return { dir, blocks, pack }
+}
+
+describe('PackBlockStore', () => {
+  it('keeps records in <path>/packs beside the LevelDB files and starts a new pack past maxPackBytes', async (t) => {
+    const dir = await tempDir(t)
+    let store = await openBlockStore(t, dir, { maxPackBytes: 64 * KiB })
+    const blocks = blocksOf(20, 10 * KiB, 1)
+    for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+    await store.commit()
+    const files = await packFiles(dir)
+    assert.ok(files.length >= 3, `${files.length} packs`)
+    for (const f of files) assert.ok((await stat(f)).size <= 64 * KiB)
+    assert.ok((await readdir(dir)).includes('CURRENT'), 'LevelDB shares the folder')
+    const size = await store.approximateSize()
+    assert.ok(size >= 200 * KiB, `approximateSize ${size}`)
+
+    await store.close()
+    store = await openBlockStore(t, dir, { maxPackBytes: 64 * KiB })
+    for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
+    let n = 0
+    for await (const _ of store.cids()) n++
+    assert.equal(n, blocks.length)
+  })
+
+  it('a flipped byte in each record of a pack: CorruptBlockError on every read, never served; storedEntries yields the bytes as stored', async (t) => {
+    const { dir, blocks } = await closedStoreWith(t, blocksOf(3, 4 * KiB, 2))
+    assert.equal(await flipEveryBlock(dir), 3)
+
+    const store = await openBlockStore(t, dir)
+    const victim = blocks[1]
+    assert.equal(await store.has(victim.cid), true)
+    for (const { cid } of blocks) await rejectsNamed(store.getBytes(cid), 'CorruptBlockError')
+    const [sound] = blocksOf(1, 4 * KiB, 9)
+    await store.put(sound.cid, sound.bytes)
+    assertBytesEqual(await store.getBytes(sound.cid), sound.bytes, 'records beside corrupt ones read back')
+    await rejectsNamed((async () => { for await (const _ of store.get(victim.cid)) {} })(), 'CorruptBlockError')
+    await rejectsNamed((async () => { for await (const _ of store.getAll()) {} })(), 'CorruptBlockError')
+
+    const stored = new Map<string, Uint8Array>()
+    for await (const { cid, bytes } of store.storedEntries()) stored.set(cid.toString(), bytes)
+    assert.equal(stored.size, 4)
+    const raw = stored.get(victim.cid.toString()) ?? new Uint8Array()
+    assert.equal(raw.byteLength, victim.bytes.byteLength)
+    assert.equal(raw[2048], victim.bytes[2048] ^ 0xff, 'the scrub sees the flipped byte')
+  })
+
+  it('a truncated pack: records past the cut fail with CorruptBlockError, records before it read back', async (t) => {
+    const { dir, blocks, pack } = await closedStoreWith(t, blocksOf(4, 8 * KiB, 3))
+    await truncate(pack, recordOffset(2, 8 * KiB) + 100) // the middle of the third record
+
+    const store = await openBlockStore(t, dir)
+    assert.deepEqual(store.recovery?.shortPacks, [1])
+    for (const { cid, bytes } of blocks.slice(0, 2)) assertBytesEqual(await store.getBytes(cid), bytes)
+    for (const { cid } of blocks.slice(2)) await rejectsNamed(store.getBytes(cid), 'CorruptBlockError')
+    // the scrub sees them as corrupt (short bytes), so it can repair them
+    let short = 0
+    for await (const { bytes } of store.storedEntries()) if (bytes.byteLength < 8 * KiB) short++
+    assert.equal(short, 2)
+  })
+
+  it('has reads the index only, never a pack', async (t) => {
+    const dir = await tempDir(t)
+    const store = await openBlockStore(t, dir)
+    const [block] = blocksOf(1, 2 * KiB, 4)
+    await store.put(block.cid, block.bytes)
+    await store.commit()
+    const [pack] = await packFiles(dir)
+    await rename(pack, pack + '.away')
+    assert.equal(await store.has(block.cid), true)
+    await rejectsNamed(store.getBytes(block.cid), 'CorruptBlockError')
+    await rename(pack + '.away', pack)
+  })
+
+  it('open cuts off a pack tail no commit covered: complete records and a torn one', async (t) => {
+    const blocks = blocksOf(3, 4 * KiB, 5)
+    const { dir, pack } = await closedStoreWith(t, blocks.slice(0, 2))
+    const committed = (await stat(pack)).size
+
+    // a complete, crc-valid record that no commit indexed, then half of one
+    const extra = blocks[2]
+    const mh = extra.cid.multihash.bytes
+    const record = new Uint8Array(recordLength(mh.byteLength, extra.bytes.byteLength))
+    encodeRecord(record, mh, extra.bytes)
+    await appendFile(pack, record)
+    await appendFile(pack, record.subarray(0, 1000))
+
+    let store = await openBlockStore(t, dir)
+    assert.equal(store.recovery?.uncommittedRecords, 1)
+    assert.equal(store.recovery?.tornRecords, 1)
+    assert.equal((await stat(pack)).size, committed, 'cut back to the commit point')
+    assert.equal(await store.has(extra.cid), false, 'never acknowledged: not re-indexed')
+    for (const { cid, bytes } of blocks.slice(0, 2)) assertBytesEqual(await store.getBytes(cid), bytes)
+
+    // writing goes on at the commit point
+    await store.put(extra.cid, extra.bytes)
+    await store.close()
+    store = await openBlockStore(t, dir)
+    for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
+  })
+
+  it('deletes count records dead; compaction rewrites mostly dead packs and the folder shrinks, readers served throughout', async (t) => {
+    const dir = await tempDir(t)
+    let store = await openBlockStore(t, dir, { maxPackBytes: 256 * KiB, autoCompact: false, compactBytesPerSecond: 1024 * 1024 * 1024 })
+    const blocks = blocksOf(120, 20 * KiB, 6)
+    for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+    await store.commit()
+    const before = diskUsageKiB(dir)
+    const packsBefore = (await packFiles(dir)).length
+
+    const kept = blocks.filter((_, i) => i % 5 === 0)
+    for (const [i, { cid }] of blocks.entries()) if (i % 5 !== 0) await store.delete(cid)
+    await store.close() // the counters are persisted
+    store = await openBlockStore(t, dir, { maxPackBytes: 256 * KiB, autoCompact: false, compactBytesPerSecond: 1024 * 1024 * 1024 })
+
+    let reads = 0
+    let compacting = true
+    const readers = (async () => {
+      while (compacting) {
+        for (const { cid, bytes } of kept) { assertBytesEqual(await store.getBytes(cid), bytes); reads++ }
+      }
+    })()
+    await store.compact()
+    compacting = false
+    await readers
+    assert.ok(reads > 0)
+
+    const after = diskUsageKiB(dir)
+    assert.ok(after < before * 0.5, `du ${before} KiB → ${after} KiB`)
+    assert.ok((await packFiles(dir)).length < packsBefore)
+    await store.close()
+    store = await openBlockStore(t, dir)
+    for (const { cid, bytes } of kept) assertBytesEqual(await store.getBytes(cid), bytes)
+    for (const [i, { cid }] of blocks.entries()) if (i % 5 !== 0) assert.equal(await store.has(cid), false)
+    let n = 0
+    for await (const _ of store.getAll()) n++
+    assert.equal(n, kept.length)
+  })
+
+  it('a full disk: DiskFullError, nothing acknowledged, committed blocks intact', async (t) => {
+    const dir = await tempDir(t)
+    const mnt = join(dir, 'small')
+    await mkdir(mnt)
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { stdio: 'ignore' })
+    } catch {
+      t.skip('cannot mount a tmpfs here')
+      return
+    }
+    defer(t, async () => { execFileSync('umount', [mnt]) })
+    const path = join(mnt, 'blocks')
+    let store = await openBlockStore(t, path, { writeBufferSize: 256 * KiB })
+    const early = blocksOf(4, 128 * KiB, 7)
+    for (const { cid, bytes } of early) await store.put(cid, bytes)
+    await store.commit()
+
+    const late = blocksOf(40, 128 * KiB, 8) // 5 MiB: more than is left
+    await rejectsNamed((async () => {
+      for (const { cid, bytes } of late) await store.put(cid, bytes)
+      await store.commit()
+    })(), 'DiskFullError')
+    await store.close().catch(() => {})
+
+    store = await openBlockStore(t, path)
+    for (const { cid, bytes } of early) assertBytesEqual(await store.getBytes(cid), bytes)
+    for (const { cid, bytes } of late) if (await store.has(cid)) assertBytesEqual(await store.getBytes(cid), bytes)
+    for await (const _ of store.getAll()) {} // nothing corrupt is served
+  })
+})
