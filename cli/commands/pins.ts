@@ -115,7 +115,7 @@ export async function gcCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const r = await client.json<GcResult>('POST', '/api/v0/gc', {})
   if (g.json) printJson(r)
-  else printLines(`removed ${r.removed} blocks, kept ${r.marked} (+${r.keptNew} written meanwhile); forgot ${r.forgotten} manifests`)
+  else printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back), kept ${r.marked} (+${r.keptNew} written meanwhile); forgot ${r.forgotten} manifests`)
 }
 
 function short (peer: string): string {

@@ -98,6 +98,8 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   /** Record every block put from now until `stop()` (garbage collection keeps them). */
   watchPuts: () => PutWatch
   approximateSize: () => Promise<number>
+  /** Give the space of deleted blocks back now (rewrite mostly-dead packs) and wait for it; stores that free space as they delete have none. */
+  compact?: (options?: AbortOptions) => Promise<void>
 }
 
 /** Blocks put since {@link BlockStore.watchPuts} was called. */

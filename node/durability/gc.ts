@@ -87,11 +87,14 @@ export interface GcResult {
   keptNew: number
   /** Manifests forgotten (no file refers to them any more). */
   forgotten: number
+  /** Bytes the block store shrank by (removed blocks' space given back by compaction). */
+  freedBytes: number
 }
 
 /** Run one collection. `graceMs`: how long orphaned holdings are kept. */
 export async function collectGarbage (components: GcComponents, graceMs: number, signal?: AbortSignal): Promise<GcResult> {
   const { blockstore, holdings, lock, logger } = components
+  const sizeBefore = await blockstore.approximateSize()
   const watch = await lock.exclusive(async () => blockstore.watchPuts())
   try {
     const marks = new Set<string>()
@@ -136,8 +139,11 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       removed++
     }
     await blockstore.commit()
-    logger.info({ marked: marks.size, removed, keptNew, forgotten }, 'garbage collected')
-    return { marked: marks.size, removed, keptNew, forgotten }
+    // `shoal gc` gives the space back before it returns: the packs the removals emptied are rewritten now
+    if (removed > 0) await blockstore.compact?.({ signal })
+    const freedBytes = Math.max(0, sizeBefore - await blockstore.approximateSize())
+    logger.info({ marked: marks.size, removed, keptNew, forgotten, freedBytes }, 'garbage collected')
+    return { marked: marks.size, removed, keptNew, forgotten, freedBytes }
   } finally {
     watch.stop()
   }

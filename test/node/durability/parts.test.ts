@@ -92,7 +92,7 @@ describe('durability parts', () => {
   it('the repair pass runs on the injected clock and timers: a holder away less than the grace period is waited for, then rebuilt by the scheduled pass once the clock passes it', TEST, async t => {
     const nodes = await threeNodes(t)
     const [writer] = nodes
-    await writer.components.files.add('/r.bin', once(randomBytes(100_000)), { chunker: CHUNKER, pin: 'replicas:2' })
+    await writer.components.files.add('/r.bin', once(randomBytes(100_000)), { chunker: CHUNKER, pin: 'replicas:2', wait: true })
     await until('the file record on every node', async () => {
       for (const n of nodes) if ((await n.components.namespace.lookup('/r.bin')) === undefined) return false
       return true

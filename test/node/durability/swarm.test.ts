@@ -18,7 +18,7 @@ import { loadConfig, saveConfig } from '../../../node/repo/config.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { createLogger } from '../../../node/logger.js'
 import { repoLayout } from '../../../node/repo/index.js'
-import { ClassicLevel } from 'classic-level'
+import { flipEveryBlock } from '../blocks/fixtures.js'
 import { CID } from 'multiformats/cid'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 
@@ -211,17 +211,8 @@ describe('durability on real nodes', () => {
     assert.ok(held.length > 0, 'the victim holds shards')
     await stopNode(swarm, v)
 
-    // flip one byte of every block on its disk: shards, the file's skeleton and manifest, the lone block
-    const db = new ClassicLevel<Uint8Array, Uint8Array>(repoLayout(swarm.repos[v]).blocks, { keyEncoding: 'view', valueEncoding: 'view' })
-    await db.open()
-    let corrupted = 0
-    for await (const [key, value] of db.iterator()) {
-      const bad = Uint8Array.from(value)
-      bad[bad.length >> 1] ^= 0xff
-      await db.put(key, bad)
-      corrupted++
-    }
-    await db.close()
+    // flip one byte of every block on its disk (in its pack): shards, the file's skeleton and manifest, the lone block
+    const corrupted = await flipEveryBlock(repoLayout(swarm.repos[v]).blocks)
 
     const restarted = await startNode(swarm.repos[v])
     swarm.nodes[v] = restarted
