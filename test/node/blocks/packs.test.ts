@@ -162,6 +162,20 @@ describe('PackBlockStore', () => {
     assert.equal(n, kept.length)
   })
 
+  it('compacts by itself after deletes push a pack under the threshold', async (t) => {
+    const dir = await tempDir(t)
+    const store = await openBlockStore(t, dir, { maxPackBytes: 64 * KiB })
+    const blocks = blocksOf(20, 10 * KiB, 10)
+    for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+    await store.commit()
+    const before = (await packFiles(dir)).length
+    for (const { cid } of blocks.slice(0, 15)) await store.delete(cid)
+    const deadline = Date.now() + 10_000
+    while ((await packFiles(dir)).length >= before && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+    assert.ok((await packFiles(dir)).length < before, 'a background pass removed packs')
+    for (const { cid, bytes } of blocks.slice(15)) assertBytesEqual(await store.getBytes(cid), bytes)
+  })
+
   it('a full disk: DiskFullError, nothing acknowledged, committed blocks intact', async (t) => {
     const dir = await tempDir(t)
     const mnt = join(dir, 'small')
