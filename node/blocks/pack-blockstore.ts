@@ -17,7 +17,7 @@ import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, in
 import { PACK_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
 import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
-import { Compactor, type CompactionHost } from './compactor.js'
+import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
 import { BlockStoreBase } from './store-base.js'
 import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
@@ -67,6 +67,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private readonly readers: PackReaders
   private readonly init: BlockStoreInit
   private readonly maxPackBytes: number
+  private readonly compactBelow: number
   private readonly segmentBytes: number
   private metas = new Map<number, PackMeta>()
   /** Packs whose metadata changed since the last commit without being written. */
@@ -87,6 +88,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     super(components)
     this.init = init
     this.maxPackBytes = init.maxPackBytes ?? 256 * MiB
+    this.compactBelow = init.compactBelow ?? 0.5
     this.segmentBytes = init.flushBytes ?? 8 * MiB
     this.dir = join(init.path, 'packs')
     this.readers = new PackReaders(this.dir)
@@ -95,7 +97,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: init.writeBufferSize ?? 16 * MiB, cacheSize: init.cacheSize ?? 32 * MiB
     })
     this.compactor = new Compactor(this.compactionHost(), {
-      threshold: init.compactBelow ?? 0.5,
+      threshold: this.compactBelow,
       bytesPerSecond: init.compactBytesPerSecond ?? 32 * MiB,
       auto: init.autoCompact ?? true
     })
@@ -183,7 +185,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     throwIfAborted(options)
     const multihash = cid.multihash.bytes
     const id = idOf(multihash)
-    await this.serial(async () => {
+    const pack = await this.serial(async () => {
       const entry = this.pending.get(id)
       if (entry !== undefined) {
         this.pending.delete(id)
@@ -191,7 +193,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       }
       const key = indexKey(multihash)
       const value = await this.db.get(key)
-      if (value === undefined) return
+      if (value === undefined) return undefined
       const loc = decodeLocation(value)
       this.countDead(loc)
       const meta = this.metas.get(loc.pack)
@@ -201,8 +203,10 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
         this.metaDirty.delete(loc.pack)
       }
       await batch.write()
+      return meta
     })
-    this.compactor.schedule()
+    // only a pack this delete pushed under the threshold can make work
+    if (pack !== undefined && liveShare(pack) < this.compactBelow) this.compactor.schedule()
   }
 
   /** Every stored block (raw codec CIDs), in key order, checked like `getBytes`. Commits first. */

@@ -46,6 +46,8 @@ export class PackAppender {
   private readonly inflight: Segment[] = []
   private chain: Promise<void> = Promise.resolve()
   private error: Error | undefined
+  /** Written segments' memory, reused for the next ones. */
+  private readonly spare: Buffer[] = []
 
   private constructor (readonly pack: number, private readonly fh: FileHandle, size: number, private readonly segmentBytes: number) {
     this.size = size
@@ -71,7 +73,7 @@ export class PackAppender {
     this.throwIfFailed()
     if (this.current.used + length > this.current.buf.byteLength) {
       this.seal()
-      this.current = { start: this.size, buf: Buffer.allocUnsafe(Math.max(this.segmentBytes, length)), used: 0 }
+      this.current = { start: this.size, buf: this.segmentBuffer(length), used: 0 }
     }
     const offset = this.size
     fill(this.current.buf.subarray(this.current.used, this.current.used + length))
@@ -140,7 +142,7 @@ export class PackAppender {
   private seal (): void {
     const seg = this.current
     if (seg.used === 0) return
-    this.current = { start: this.size, buf: Buffer.allocUnsafe(this.segmentBytes), used: 0 }
+    this.current = { start: this.size, buf: this.segmentBuffer(0), used: 0 }
     this.inflight.push(seg)
     const write = async (): Promise<void> => {
       try {
@@ -154,9 +156,16 @@ export class PackAppender {
         this.error ??= typedWriteError(err)
       } finally {
         this.inflight.splice(this.inflight.indexOf(seg), 1)
+        // reads copy out of segments, so a written one can be reused
+        if (seg.buf.byteLength === this.segmentBytes && this.spare.length < 2) this.spare.push(seg.buf)
       }
     }
     seg.done = this.chain = this.chain.then(write)
+  }
+
+  private segmentBuffer (atLeast: number): Buffer {
+    if (atLeast > this.segmentBytes) return Buffer.allocUnsafe(atLeast)
+    return this.spare.pop() ?? Buffer.allocUnsafe(this.segmentBytes)
   }
 
   private throwIfFailed (): void {

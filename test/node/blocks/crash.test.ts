@@ -6,33 +6,14 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
 import { assertBytesEqual, randomBytes } from '../../helpers/bytes.js'
 import { openBlockStore, tempDir } from '../../helpers/temp.js'
-import { packFiles } from './fixtures.js'
+import { packFiles, runAndKill } from './fixtures.js'
 
 const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url))
 const ROUNDS = 10
-
-/** Run the writer on `path` for a random while, kill it, return the whole lines it wrote. */
-async function runAndKill (path: string, round: number, random: () => number): Promise<string[]> {
-  const child = spawn(process.execPath, [CHILD, path, String(round)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk: string) => { out += chunk })
-  const exited = new Promise<void>(resolve => child.on('exit', () => { resolve() }))
-  while (!out.includes('ready\n')) {
-    await new Promise(resolve => setTimeout(resolve, 5))
-    if (child.exitCode !== null) throw new Error(`writer exited early (${child.exitCode})`)
-  }
-  await new Promise(resolve => setTimeout(resolve, 30 + Math.floor(random() * 800)))
-  child.kill('SIGKILL')
-  await exited
-  // only whole lines were written before the kill
-  return out.split('\n').slice(0, -1)
-}
 
 describe('pack store under kill -9', () => {
   it(`keeps every acknowledged block across ${ROUNDS} SIGKILLs at random moments and serves nothing corrupt`, { timeout: 240_000 }, async (t) => {
@@ -44,7 +25,7 @@ describe('pack store under kill -9', () => {
     let deleted = 0
     let torn = 0
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const line of await runAndKill(path, round, random)) {
+      for (const line of (await runAndKill(CHILD, [path, String(round)], 30 + Math.floor(random() * 800))).lines) {
         const [verb, cid, seed, size] = line.split(' ')
         if (verb === 'ack') acked.set(cid, { seed: Number(seed), size: Number(size) })
         if (verb === 'deleting') { acked.delete(cid); deleted++ }

@@ -2,7 +2,7 @@
  * Blocks and file-level helpers for the pack block store tests.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
@@ -76,4 +76,26 @@ export async function flipEveryBlock (path: string): Promise<number> {
     await db.close()
   }
   return flipped
+}
+
+/**
+ * Run the node script `script` with `args`; once it has printed `ready`, let
+ * it run `delayMs` more, then SIGKILL it (unless it has exited by itself).
+ * Returns the whole lines it printed (a line cut by the kill is left out).
+ */
+export async function runAndKill (script: string, args: string[], delayMs: number): Promise<{ lines: string[], killed: boolean }> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk: string) => { out += chunk })
+  const exited = new Promise<void>(resolve => child.on('exit', () => { resolve() }))
+  while (!out.includes('ready\n')) {
+    await new Promise(resolve => setTimeout(resolve, 5))
+    if (child.exitCode !== null) throw new Error(`${script} exited early (${child.exitCode})`)
+  }
+  const timer = new Promise<boolean>(resolve => setTimeout(() => { resolve(true) }, delayMs))
+  const killed = await Promise.race([timer, exited.then(() => false)])
+  if (killed) child.kill('SIGKILL')
+  await exited
+  return { lines: out.split('\n').slice(0, -1), killed }
 }

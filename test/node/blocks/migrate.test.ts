@@ -4,14 +4,16 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
 import { ClassicLevel } from 'classic-level'
 import { LegacyLevelBlockStore } from '../../../node/blocks/index.js'
 import { INDEX_RANGE, LEGACY_RANGE } from '../../../node/blocks/pack-index.js'
 import { assertBytesEqual } from '../../helpers/bytes.js'
 import { defer, openBlockStore, tempDir } from '../../helpers/temp.js'
-import { blocksOf, packFiles, rejectsNamed } from './fixtures.js'
+import { blocksOf, packFiles, rejectsNamed, runAndKill } from './fixtures.js'
 
 const KiB = 1024
+const CHILD = fileURLToPath(new URL('./migrate-child.js', import.meta.url))
 
 /** How many former-layout values and index entries the LevelDB at `dir` holds. */
 async function countKeys (dir: string): Promise<{ legacy: number, indexed: number }> {
@@ -59,5 +61,32 @@ describe('migration from the former layout', () => {
     let n = 0
     for await (const _ of store.getAll()) n++
     assert.equal(n, 60)
+  })
+
+  it('survives SIGKILLs during the migration: every block present and readable afterwards', { timeout: 120_000 }, async (t) => {
+    const dir = await tempDir(t)
+    const old = new LegacyLevelBlockStore({}, { path: dir })
+    defer(t, async () => { await old.close() })
+    await old.open()
+    const blocks = blocksOf(400, 24 * KiB, 12) // ~9.6 MiB: 150 batches of 64 KiB
+    for (const { cid, bytes } of blocks) await old.put(cid, bytes)
+    await old.close()
+
+    let kills = 0
+    let finished = false
+    for (let round = 0; round < 10 && !finished; round++) {
+      const { lines, killed } = await runAndKill(CHILD, [dir], 60 + round * 40)
+      if (killed) kills++
+      finished = lines.some(line => line.startsWith('migrated '))
+    }
+    assert.ok(kills > 0, 'at least one kill landed mid-migration')
+    const mid = await countKeys(dir)
+    assert.equal(mid.legacy + mid.indexed, blocks.length, 'each block in its old place or indexed, never both, never neither')
+
+    const store = await openBlockStore(t, dir)
+    for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
+    await store.close()
+    assert.deepEqual(await countKeys(dir), { legacy: 0, indexed: blocks.length })
+    t.diagnostic(`${kills} kills during the migration; ${mid.indexed} blocks migrated by the killed runs, ${mid.legacy} left`)
   })
 })

@@ -10,17 +10,27 @@ import { appendFile, mkdir, readdir, rename, stat, truncate } from 'node:fs/prom
 import { join } from 'node:path'
 import { encodeRecord, recordLength } from '../../../node/blocks/pack-record.js'
 import { assertBytesEqual } from '../../helpers/bytes.js'
-import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { defer, openBlockStore, tempDir, type CleanupContext, type OpenBlockStoreOptions } from '../../helpers/temp.js'
+import type { PackBlockStore } from '../../../node/blocks/index.js'
 import type { CID } from 'multiformats/cid'
 import { blocksOf, diskUsageKiB, flipEveryBlock, packFiles, recordOffset, rejectsNamed } from './fixtures.js'
 
 const KiB = 1024
 
-/** A store in a new directory holding `blocks` (one pack), closed. */
-async function closedStoreWith (t: CleanupContext, blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<{ dir: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, pack: string }> {
+type Blocks = Array<{ cid: CID, bytes: Uint8Array }>
+
+/** A store in a new directory holding `blocks`, committed, open. */
+async function storeWith (t: CleanupContext, blocks: Blocks, options: OpenBlockStoreOptions = {}): Promise<{ dir: string, store: PackBlockStore }> {
   const dir = await tempDir(t)
-  const store = await openBlockStore(t, dir)
+  const store = await openBlockStore(t, dir, options)
   for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+  await store.commit()
+  return { dir, store }
+}
+
+/** A store in a new directory holding `blocks` (one pack), closed. */
+async function closedStoreWith (t: CleanupContext, blocks: Blocks): Promise<{ dir: string, blocks: Blocks, pack: string }> {
+  const { dir, store } = await storeWith(t, blocks)
   await store.close()
   const [pack] = await packFiles(dir)
   return { dir, blocks, pack }
@@ -28,11 +38,10 @@ async function closedStoreWith (t: CleanupContext, blocks: Array<{ cid: CID, byt
 
 describe('PackBlockStore', () => {
   it('keeps records in <path>/packs beside the LevelDB files and starts a new pack past maxPackBytes', async (t) => {
-    const dir = await tempDir(t)
-    let store = await openBlockStore(t, dir, { maxPackBytes: 64 * KiB })
     const blocks = blocksOf(20, 10 * KiB, 1)
-    for (const { cid, bytes } of blocks) await store.put(cid, bytes)
-    await store.commit()
+    const opened = await storeWith(t, blocks, { maxPackBytes: 64 * KiB })
+    const dir = opened.dir
+    let store = opened.store
     const files = await packFiles(dir)
     assert.ok(files.length >= 3, `${files.length} packs`)
     for (const f of files) assert.ok((await stat(f)).size <= 64 * KiB)
@@ -160,6 +169,17 @@ describe('PackBlockStore', () => {
     let n = 0
     for await (const _ of store.getAll()) n++
     assert.equal(n, kept.length)
+  })
+
+  it('compacts by itself after deletes push a pack under the threshold', async (t) => {
+    const blocks = blocksOf(20, 10 * KiB, 10)
+    const { dir, store } = await storeWith(t, blocks, { maxPackBytes: 64 * KiB })
+    const before = (await packFiles(dir)).length
+    for (const { cid } of blocks.slice(0, 15)) await store.delete(cid)
+    const deadline = Date.now() + 10_000
+    while ((await packFiles(dir)).length >= before && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+    assert.ok((await packFiles(dir)).length < before, 'a background pass removed packs')
+    for (const { cid, bytes } of blocks.slice(15)) assertBytesEqual(await store.getBytes(cid), bytes)
   })
 
   it('a full disk: DiskFullError, nothing acknowledged, committed blocks intact', async (t) => {
