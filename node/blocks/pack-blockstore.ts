@@ -265,7 +265,23 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * than in the background), and wait for it.
    */
   async compact (options?: AbortOptions): Promise<void> {
+    await this.sealSparseCurrent()
     await this.compactor.run(options?.signal)
+  }
+
+  /**
+   * The pack being written is never compacted; when it is mostly dead (a
+   * small repo whose files were all removed), close it and start a new one,
+   * so that an explicit compaction can give its space back too.
+   */
+  private async sealSparseCurrent (): Promise<void> {
+    const current = this.appender
+    const meta = current === undefined ? undefined : this.metas.get(current.pack)
+    if (current === undefined || meta === undefined || liveShare(meta) >= this.compactBelow) return
+    await this.commit()
+    if (this.appender !== current) return
+    this.rolling ??= this.rollover().finally(() => { this.rolling = undefined })
+    await this.rolling
   }
 
   private pendingHas (id: string): boolean {

@@ -94,8 +94,8 @@ export interface GcResult {
 /** Run one collection. `graceMs`: how long orphaned holdings are kept. */
 export async function collectGarbage (components: GcComponents, graceMs: number, signal?: AbortSignal): Promise<GcResult> {
   const { blockstore, holdings, lock, logger } = components
-  const sizeBefore = await blockstore.approximateSize()
   const watch = await lock.exclusive(async () => blockstore.watchPuts())
+  const sizeBefore = await blockstore.approximateSize()
   try {
     const marks = new Set<string>()
     const mark = (cid: CID): void => { marks.add(blockKey(cid)) }

@@ -501,7 +501,8 @@ export function preferHot (hot: BlockGetter, cold: BlockGetter): BlockGetter {
       try {
         return await hot.getBytes(cid, options)
       } catch (err: any) {
-        if (err?.name !== 'NotFoundError' && err?.name !== 'InvalidBlockError') throw err
+        // a corrupt local record (its crc32c or its hash fails) is read from the tier instead
+        if (!['NotFoundError', 'InvalidBlockError', 'CorruptBlockError'].includes(err?.name)) throw err
         return await cold.getBytes(cid, options)
       }
     }
