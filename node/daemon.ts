@@ -9,6 +9,7 @@ import { createApiServer } from './api/index.js'
 import { ShoalError } from './errors.js'
 import { createShoalNode, type ShoalNode } from './node.js'
 import { acquireRepoLock, initRepo, repoExists, repoLayout } from './repo/index.js'
+import { Ballast, DiskGuard } from './repo/disk.js'
 
 /** Options of {@link startDaemon}. */
 export interface DaemonInit {
@@ -40,6 +41,8 @@ export class ApiAddressInUseError extends ShoalError {
 export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const layout = repoLayout(init.repo)
   if (init.init === true && !(await repoExists(init.repo))) await initRepo(init.repo)
+  // a disk filled to the last byte: give back the ballast so the stores can open
+  const released = await new Ballast(layout.ballast, new DiskGuard({ path: layout.root })).releaseIfFull()
   const node = await createShoalNode({ repo: init.repo })
   const release = await acquireRepoLock(layout.lock)
   const { components } = node
@@ -60,6 +63,8 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     await writeFile(tmp, apiMultiaddr + '\n')
     await rename(tmp, layout.api)
     components.logger.info({ api: apiMultiaddr, peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')
+    if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
+    new Ballast(layout.ballast, components.disk).ensure().catch((err: any) => { components.logger.warn({ err: err?.message }, 'cannot write the ballast file') })
     if (!components.config.privateSwarm) {
       components.logger.warn({ listen: components.config.listen, trusted: components.trust.list().length }, 'open swarm: any node that reaches the listen addresses can connect and fetch blocks; only this node and `shoal trust` peers write the namespace (docs/security.md)')
     }

@@ -27,6 +27,8 @@ export interface CompactionHost {
   commit: () => Promise<void>
   /** Remove `pack` if no index entry points into it any more; false when some still does. */
   remove: (pack: number) => Promise<boolean>
+  /** Bytes still free on the packs' file system. */
+  freeBytes: () => Promise<number>
 }
 
 /** Options of {@link Compactor}. */
@@ -47,12 +49,17 @@ export function liveShare (meta: PackMeta): number {
   return total <= 0 ? 1 : (total - meta.deadBytes) / total
 }
 
+/** Free bytes a rewrite leaves beyond the live records it copies (the index's own writes, other writers). */
+const ROOM_MARGIN = 16 * 1024 * 1024
+
 /** Runs compaction passes, one at a time, in the background or on demand. */
 export class Compactor {
   /** The error of the last background pass, if it failed. */
   lastError: Error | undefined
   /** Packs removed so far. */
   removed = 0
+  /** Rewrites put off because the disk had no room for the pack's live records. */
+  skippedForRoom = 0
   private running: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private readonly abort = new AbortController()
@@ -103,6 +110,12 @@ export class Compactor {
   private async rewrite (pack: number, signal: AbortSignal): Promise<void> {
     const meta = this.host.packs().find(p => p.pack === pack)?.meta
     if (meta === undefined) return
+    // its live records are copied before it goes: without room for them, it waits for a later pass
+    const live = meta.committed - PACK_HEADER - meta.deadBytes
+    if (await this.host.freeBytes() < live + ROOM_MARGIN) {
+      this.skippedForRoom++
+      return
+    }
     const started = Date.now()
     let copied = 0
     for await (const { offset, length, multihash, load } of scanPack(join(this.host.dir, packFileName(pack)), PACK_HEADER, meta.committed)) {

@@ -58,7 +58,7 @@ export interface BlockStoreInit {
   writeBufferSize?: number
   /** LevelDB block cache. @default 32 MiB (the index) */
   cacheSize?: number
-  /** A new pack is started when the current one would grow past this. @default 256 MiB */
+  /** A new pack is started when the current one would grow past this (compaction needs free room for up to half a pack). @default 64 MiB */
   maxPackBytes?: number
   /** Packs whose live share falls under this are rewritten. @default 0.5 */
   compactBelow?: number

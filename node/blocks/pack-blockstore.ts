@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { mkdir, unlink } from 'node:fs/promises'
+import { mkdir, statfs, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
@@ -87,7 +87,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   constructor (components: BlockStoreComponents, init: BlockStoreInit) {
     super(components)
     this.init = init
-    this.maxPackBytes = init.maxPackBytes ?? 256 * MiB
+    this.maxPackBytes = init.maxPackBytes ?? 64 * MiB
     this.compactBelow = init.compactBelow ?? 0.5
     this.segmentBytes = init.flushBytes ?? 8 * MiB
     this.dir = join(init.path, 'packs')
@@ -468,6 +468,10 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private compactionHost (): CompactionHost {
     return {
       dir: this.dir,
+      freeBytes: async () => {
+        const s = await statfs(this.dir)
+        return s.bavail * s.bsize
+      },
       packs: () => {
         const current = this.appender?.pack
         return [...this.metas].filter(([pack]) => pack !== current && !this.dirty.has(pack)).map(([pack, meta]) => ({ pack, meta: { ...meta } }))

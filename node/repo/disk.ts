@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { statfs } from 'node:fs/promises'
+import { open, rename, stat, statfs, unlink } from 'node:fs/promises'
 import { DiskFullError } from '../errors.js'
 
 /** Bytes kept free for `rm`, `gc` and restarts when the config says nothing. */
@@ -66,4 +66,55 @@ export function isDiskFull (err: any): boolean {
 
 function mib (bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`
+}
+
+/** Size of the ballast file a daemon keeps in its repo. */
+export const BALLAST_BYTES = 32 * 1024 * 1024
+
+/**
+ * The ballast: a file of {@link BALLAST_BYTES} the daemon keeps in the repo
+ * (`<repo>/ballast`) while the disk has room. When another program fills
+ * the disk to the last byte, the next start deletes it first, so the node
+ * can open its stores, take its lock and serve `rm` and `gc`; it is made
+ * again at a later start once there is room.
+ */
+export class Ballast {
+  constructor (private readonly file: string, private readonly guard: DiskGuard, private readonly bytes = BALLAST_BYTES) {}
+
+  /**
+   * Delete the ballast when the disk has less than it free.
+   *
+   * @returns true when it was deleted
+   */
+  async releaseIfFull (): Promise<boolean> {
+    if (await this.guard.free() >= this.bytes) return false
+    try {
+      await unlink(this.file)
+      return true
+    } catch (err: any) {
+      if (err?.code === 'ENOENT') return false
+      throw err
+    }
+  }
+
+  /** Write the ballast when it is missing and the disk keeps its reserve after it; false when it was not written. */
+  async ensure (): Promise<boolean> {
+    const exists = await stat(this.file).then(s => s.size === this.bytes, () => false)
+    if (exists) return true
+    if (await this.guard.free() < this.guard.reserveBytes + this.bytes) return false
+    const tmp = `${this.file}.tmp`
+    const fh = await open(tmp, 'w', 0o600)
+    try {
+      const chunk = Buffer.alloc(1024 * 1024)
+      for (let written = 0; written < this.bytes; written += chunk.byteLength) await fh.write(chunk, 0, Math.min(chunk.byteLength, this.bytes - written))
+      await fh.datasync()
+    } catch (err) {
+      await fh.close().catch(() => {})
+      await unlink(tmp).catch(() => {})
+      throw err
+    }
+    await fh.close()
+    await rename(tmp, this.file)
+    return true
+  }
 }

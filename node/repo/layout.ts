@@ -19,6 +19,8 @@ export interface RepoLayout {
   /** What this node holds and placed for durability (LevelDB). */
   durability: string
   tmp: string
+  /** Kept free-able space: deleted at a start on a full disk (node/repo/disk.ts). */
+  ballast: string
 }
 
 /** The repo folder: `--repo`, else `$SHOAL_PATH`, else `~/.shoal`. */
@@ -40,6 +42,7 @@ export function repoLayout (root: string): RepoLayout {
     blocks: join(root, 'blocks'),
     namespace: join(root, 'namespace'),
     durability: join(root, 'durability'),
-    tmp: join(root, 'tmp')
+    tmp: join(root, 'tmp'),
+    ballast: join(root, 'ballast')
   }
 }

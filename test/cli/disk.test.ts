@@ -1,0 +1,97 @@
+/**
+ * A full disk, on a real (small) tmpfs, through the CLI and a real daemon:
+ * adds are refused early with one line, `rm` and `gc` work and give the
+ * space back, and a daemon whose disk another program filled to the last
+ * byte still starts (its ballast goes first) and serves reads, `rm` and `gc`.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdir, open, readFile, stat, statfs, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
+import { defer, tempDir } from '../helpers/temp.js'
+import { lines, runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
+
+const run = promisify(execFile)
+const TEST = { timeout: 180_000 }
+const MiB = 1024 * 1024
+
+async function free (dir: string): Promise<number> {
+  const s = await statfs(dir)
+  return s.bavail * s.bsize
+}
+
+/** Write zeros into `file` until the file system is full. */
+async function fillUp (file: string): Promise<void> {
+  const fh = await open(file, 'w')
+  const chunk = Buffer.alloc(MiB)
+  try {
+    for (let i = 0; i < 4096; i++) await fh.write(chunk)
+  } catch (err: any) {
+    if (err.code !== 'ENOSPC') throw err
+  } finally {
+    await fh.close()
+  }
+}
+
+describe('a full disk', () => {
+  it('refuses adds early, lets rm and gc give space back, and starts again when another program filled the disk', TEST, async t => {
+    if (process.getuid?.() !== 0) { t.skip('mounting a tmpfs needs root'); return }
+    const dir = await tempDir(t, 'shoal-disk-')
+    const disk = join(dir, 'disk')
+    await mkdir(disk)
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=160m', 'tmpfs', disk])
+    // runs last (after the daemons stopped), before the temp dir goes
+    defer(t, async () => { await run('umount', ['-l', disk]).catch(() => {}) })
+
+    const repo = join(disk, 'repo')
+    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    const configFile = join(repo, 'config.json')
+    const config = JSON.parse(await readFile(configFile, 'utf8'))
+    await writeFile(configFile, JSON.stringify({ ...config, storage: { reserve: 40 * MiB } }))
+    let d = await startDaemon(t, repo)
+
+    // add 8 MB files until the reserve is reached: the refusal comes before the disk is full
+    const files: Array<{ path: string, data: Uint8Array }> = []
+    let refused: Awaited<ReturnType<typeof runShoal>> | undefined
+    for (let i = 0; i < 30 && refused === undefined; i++) {
+      const data = randomBytes(8_000_000, 100 + i)
+      const local = join(dir, `f${i}.bin`)
+      await writeFile(local, data)
+      const r = await runShoal(['--repo', repo, 'add', local, '--to', `/f${i}.bin`, '--pin', 'none'])
+      if (r.code === 0) files.push({ path: `/f${i}.bin`, data })
+      else refused = r
+    }
+    assert.ok(refused !== undefined, 'an add was refused')
+    assert.ok(files.length >= 5, `${files.length} adds went through first`)
+    assert.equal(refused.code, 1)
+    assert.equal(lines(refused.stderr).length, 1, refused.stderr)
+    assert.match(refused.stderr, /no room for an add.*storage\.reserve.*DiskFullError/)
+    assert.ok(await free(disk) >= 32 * MiB, 'refused with room to spare, not at ENOSPC')
+    assert.notEqual((await runShoal(['--repo', repo, 'stat', `/f${files.length}.bin`])).code, 0, 'the refused add left nothing')
+
+    // rm and gc work at the reserve, and give the space back
+    const before = await free(disk)
+    const removed = files.splice(0, Math.ceil(files.length / 2))
+    for (const f of removed) await shoalOk(repo, ['rm', f.path])
+    await shoalOk(repo, ['gc'])
+    assert.ok(await free(disk) >= before + removed.length * 6 * MiB, `gc gave space back: ${before} -> ${await free(disk)} bytes free`)
+    for (const f of files) assertBytesEqual(await shoalOk(repo, ['cat', f.path]), f.data, `${f.path} intact`)
+
+    // another program fills the disk to the last byte while the daemon is down: it starts all the same
+    assert.equal((await stat(join(repo, 'ballast'))).size, 32 * MiB, 'the daemon keeps a ballast file')
+    await d.stop()
+    await fillUp(join(disk, 'junk'))
+    assert.ok(await free(disk) < MiB, 'the disk is full')
+    d = await startDaemon(t, repo)
+    assert.match(d.output().stderr, /ballast was deleted/)
+    assertBytesEqual(await shoalOk(repo, ['cat', files[0].path]), files[0].data, 'reads work on the full disk')
+    await shoalOk(repo, ['rm', files[0].path])
+    await shoalOk(repo, ['gc'])
+    const again = await runShoal(['--repo', repo, 'add', join(dir, 'f0.bin'), '--to', '/again.bin'])
+    assert.equal(again.code, 1)
+    assert.match(again.stderr, /DiskFullError/)
+  })
+})
