@@ -176,6 +176,11 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await rm(repo.tmp, { recursive: true, force: true })
       await mkdir(repo.tmp, { recursive: true })
       await components.blockstore.open()
+      const found = components.blockstore.recovery
+      if (found !== undefined && (found.salvagedRecords > 0 || found.tornRecords > 0 || found.shortPacks.length > 0 || found.missingPacks.length > 0)) {
+        // never silent: what the index had lost, and what the packs have lost
+        logger.warn({ ...found }, 'block store: packs and index disagreed at open (salvaged records are indexed again; short or missing packs lost data: run `shoal repair --scrub`)')
+      }
       await components.namespace.open()
       await holdings.open()
       await libp2p.start()

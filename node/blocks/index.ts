@@ -8,6 +8,7 @@ import { PackBlockStore } from './pack-blockstore.js'
 import type { Blockstore, Pair } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 import type { Counter } from 'prom-client'
+import type { RecoveryReport } from './recover.js'
 
 export { verifyBlock, matchesCID, sha256 } from './verify.js'
 export { LegacyLevelBlockStore, PackBlockStore }
@@ -98,6 +99,8 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   /** Record every block put from now until `stop()` (garbage collection keeps them). */
   watchPuts: () => PutWatch
   approximateSize: () => Promise<number>
+  /** What the last open found in the packs and repaired (absent: nothing to report for this kind of store). */
+  readonly recovery?: RecoveryReport
   /** Give the space of deleted blocks back now (rewrite mostly-dead packs) and wait for it; stores that free space as they delete have none. */
   compact?: (options?: AbortOptions) => Promise<void>
 }

@@ -1,33 +1,51 @@
 /**
  * What open does to the pack folder before anything is read or written:
- * every pack is cut back to the length its last commit covered.
+ * the packs are the source of truth, the index is checked against them.
  *
- * Bytes past a pack's committed length were never acknowledged: the commit
- * that would have covered them (fdatasync of the pack, then the index batch
- * with `sync: true`) did not finish. They are scanned (complete, crc-valid
- * records and a torn one are counted, for the log) and cut off, not
- * re-indexed: re-indexing could bring back a block deleted before that
- * commit, and nothing was promised about them. A pack file with no metadata
- * was created after the last commit, or retired by compaction whose removal
- * did not finish: it is removed.
+ * Why: LevelDB can lose its newest batches (a torn or corrupted write-ahead
+ * log is dropped at open without an error), and with them the index entries
+ * and pack lengths of blocks that were acknowledged. The packs' records are
+ * self-describing (length, crc32c, multihash), so what the index lost can be
+ * found again; nothing found in a pack is thrown away while it is intact.
+ *
+ * How: for every pack, the records past the length the index knows (all of
+ * a pack the index does not know at all) are scanned. Each complete,
+ * crc-valid record whose block the index does not name is indexed again
+ * (`salvagedRecords`); one whose block lives elsewhere counts as dead space
+ * for compaction. Only a torn record at the very end (a write cut short) is
+ * cut off. A salvaged record may be a block that was never acknowledged (a
+ * crash between the pack's fdatasync and the index batch) or one deleted in
+ * a lost batch: both are unreferenced garbage that the next `gc` removes —
+ * a cost of some space, never of data. A pack with no intact record is
+ * removed.
+ *
+ * When it applies: at every open. Index entries lost for records inside the
+ * known length of a pack are not looked for here (that would read every
+ * pack at every start); the scrub reports blocks the namespace needs and the
+ * store lacks.
  *
  * @module
  */
 import { open, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { listPacks, packFileName, scanPack, syncDir } from './pack-file.js'
-import { META_RANGE, decodeMeta, packOfMetaKey, type PackMeta } from './pack-index.js'
+import { META_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, packOfMetaKey, type PackMeta } from './pack-index.js'
+import { PACK_HEADER } from './pack-record.js'
 import type { ClassicLevel } from 'classic-level'
 
 /** What {@link recoverPacks} found and did. */
 export interface RecoveryReport {
-  /** Complete, crc-valid records past a commit point that were cut off. */
-  uncommittedRecords: number
+  /** Intact records past a pack's known length whose block the index did not name: indexed again. */
+  salvagedRecords: number
+  /** Intact records past a pack's known length whose block lives elsewhere (dead space). */
+  deadRecords: number
+  /** Packs the index did not know at all that held intact records (their records were salvaged). */
+  unknownPacks: number[]
   /** Torn records (cut off mid-record) at the end of a pack. */
   tornRecords: number
-  /** Bytes cut off the ends of packs. */
+  /** Bytes cut off the ends of packs (torn records only). */
   cutBytes: number
-  /** Pack files removed (uncommitted or retired). */
+  /** Pack files removed (no intact record). */
   removedPacks: number[]
   /** Packs shorter than their committed length (data lost: reads fail with CorruptBlockError). */
   shortPacks: number[]
@@ -35,36 +53,63 @@ export interface RecoveryReport {
   missingPacks: number[]
 }
 
-/** Load the pack metadata and cut every pack back to its committed length. */
+/** Load the pack metadata, index again what the index lost, cut torn tails. */
 export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, dir: string): Promise<{ metas: Map<number, PackMeta>, report: RecoveryReport }> {
   const metas = new Map<number, PackMeta>()
   for await (const [key, value] of db.iterator(META_RANGE)) metas.set(packOfMetaKey(key), decodeMeta(value))
-  const report: RecoveryReport = { uncommittedRecords: 0, tornRecords: 0, cutBytes: 0, removedPacks: [], shortPacks: [], missingPacks: [] }
+  const report: RecoveryReport = { salvagedRecords: 0, deadRecords: 0, unknownPacks: [], tornRecords: 0, cutBytes: 0, removedPacks: [], shortPacks: [], missingPacks: [] }
   const files = await listPacks(dir)
   for (const pack of files) {
     const path = join(dir, packFileName(pack))
-    const meta = metas.get(pack)
-    if (meta === undefined) {
+    const known = metas.get(pack)
+    const { size } = await stat(path)
+    if (known !== undefined && size < known.committed) report.shortPacks.push(pack)
+    const from = known?.committed ?? PACK_HEADER
+    if (known !== undefined && size <= from) continue
+    const meta: PackMeta = known ?? { committed: PACK_HEADER, deadBytes: 0, deadRecords: 0 }
+    const batch = db.batch()
+    let end = from
+    let salvaged = 0
+    /** Blocks indexed again by this scan (the batch is not readable before it is written). */
+    const found = new Set<string>()
+    for await (const { offset, length, multihash, load } of scanPack(path, from, size)) {
+      if (typeof (await load()).decoded === 'string') break
+      end = offset + length
+      const id = Buffer.from(multihash).toString('base64')
+      const existing = found.has(id) ? undefined : await db.get(indexKey(multihash))
+      if (existing === undefined && !found.has(id)) {
+        batch.put(indexKey(multihash), encodeLocation({ pack, offset, length }))
+        found.add(id)
+        salvaged++
+        continue
+      }
+      const at = existing === undefined ? undefined : decodeLocation(existing)
+      if (at !== undefined && at.pack === pack && at.offset === offset) continue // indexed here already: live
+      meta.deadBytes += length
+      meta.deadRecords++
+      report.deadRecords++
+    }
+    if (known === undefined && end === PACK_HEADER) {
+      batch.close().catch(() => {})
       await unlink(path)
       report.removedPacks.push(pack)
       continue
     }
-    const { size } = await stat(path)
-    if (size < meta.committed) report.shortPacks.push(pack)
-    if (size <= meta.committed) continue
-    let end = meta.committed
-    for await (const { offset, length, load } of scanPack(path, meta.committed, size)) {
-      if (typeof (await load()).decoded === 'string') break
-      report.uncommittedRecords++
-      end = offset + length
+    if (known === undefined) report.unknownPacks.push(pack)
+    report.salvagedRecords += salvaged
+    meta.committed = end
+    metas.set(pack, meta)
+    batch.put(metaKey(pack), encodeMeta(meta))
+    if (end < size) {
+      report.tornRecords++
+      report.cutBytes += size - end
+      const fh = await open(path, 'r+')
+      try {
+        await fh.truncate(end)
+        await fh.datasync()
+      } finally { await fh.close() }
     }
-    if (end < size) report.tornRecords++
-    report.cutBytes += size - meta.committed
-    const fh = await open(path, 'r+')
-    try {
-      await fh.truncate(meta.committed)
-      await fh.datasync()
-    } finally { await fh.close() }
+    await batch.write({ sync: true })
   }
   for (const pack of metas.keys()) if (!files.includes(pack)) report.missingPacks.push(pack)
   if (report.removedPacks.length > 0 || report.cutBytes > 0) await syncDir(dir)

@@ -106,12 +106,12 @@ describe('PackBlockStore', () => {
     await rename(pack + '.away', pack)
   })
 
-  it('open cuts off a pack tail no commit covered: complete records and a torn one', async (t) => {
+  it('open indexes again the intact records past the known end of a pack (a lost index batch), and cuts only a torn one', async (t) => {
     const blocks = blocksOf(3, 4 * KiB, 5)
     const { dir, pack } = await closedStoreWith(t, blocks.slice(0, 2))
     const committed = (await stat(pack)).size
 
-    // a complete, crc-valid record that no commit indexed, then half of one
+    // a complete, crc-valid record the index does not know (its batch was lost), then half of one
     const extra = blocks[2]
     const mh = extra.cid.multihash.bytes
     const record = new Uint8Array(recordLength(mh.byteLength, extra.bytes.byteLength))
@@ -120,17 +120,39 @@ describe('PackBlockStore', () => {
     await appendFile(pack, record.subarray(0, 1000))
 
     let store = await openBlockStore(t, dir)
-    assert.equal(store.recovery?.uncommittedRecords, 1)
+    assert.equal(store.recovery?.salvagedRecords, 1)
     assert.equal(store.recovery?.tornRecords, 1)
-    assert.equal((await stat(pack)).size, committed, 'cut back to the commit point')
-    assert.equal(await store.has(extra.cid), false, 'never acknowledged: not re-indexed')
+    assert.equal((await stat(pack)).size, committed + record.byteLength, 'only the torn record is cut')
+    assertBytesEqual(await store.getBytes(extra.cid), extra.bytes, 'the intact record is found again, never lost')
     for (const { cid, bytes } of blocks.slice(0, 2)) assertBytesEqual(await store.getBytes(cid), bytes)
 
-    // writing goes on at the commit point
-    await store.put(extra.cid, extra.bytes)
+    // a second copy of a block it already indexed is dead space, not a second entry
+    await store.close()
+    await appendFile(pack, record)
+    store = await openBlockStore(t, dir)
+    assert.equal(store.recovery?.salvagedRecords, 0)
+    assert.equal(store.recovery?.deadRecords, 1)
+
+    // a pack the index does not know at all (its creation's batch was lost) is indexed again whole
+    await store.close()
+    const { ClassicLevel } = await import('classic-level')
+    const { META_RANGE, INDEX_RANGE } = await import('../../../node/blocks/pack-index.js')
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' })
+    await db.open()
+    await db.clear(META_RANGE)
+    await db.clear(INDEX_RANGE)
+    await db.close()
+    store = await openBlockStore(t, dir)
+    assert.equal(store.recovery?.unknownPacks.length, 1)
+    assert.equal(store.recovery?.salvagedRecords, 3)
+    for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
+
+    // and writing goes on after it
+    const more = blocksOf(1, 4 * KiB, 9)[0]
+    await store.put(more.cid, more.bytes)
     await store.close()
     store = await openBlockStore(t, dir)
-    for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
+    for (const { cid, bytes } of [...blocks, more]) assertBytesEqual(await store.getBytes(cid), bytes)
   })
 
   it('deletes count records dead; compaction rewrites mostly dead packs and the folder shrinks, readers served throughout', async (t) => {
