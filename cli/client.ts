@@ -1,4 +1,4 @@
-import { request, type IncomingMessage } from 'node:http'
+import { request, type ClientRequest, type IncomingMessage } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { apiUrlFromMultiaddr } from '../protocol/api-address.js'
 import { DaemonNotRunningError, RepoNotFoundError, ShoalError } from '../node/errors.js'
@@ -60,8 +60,10 @@ export class ApiClient {
     if (sent !== undefined && !('pipe' in sent)) headers['content-length'] = String(sent.length)
     const url = new URL(path, this.base)
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
+    let sending: ClientRequest | undefined
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, { method, headers }, resolve)
+      sending = req
       req.on('error', (err: any) => {
         if (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET' && body === undefined) {
           reject(new DaemonNotRunningError(`no daemon answers at ${this.base} for repo ${this.repo}: ${hint(this.repo)}`))
@@ -75,6 +77,11 @@ export class ApiClient {
     })
     if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) return res
     const text = await readAll(res)
+    // refused while the body was still going out: stop sending it
+    if (body !== undefined && sending !== undefined && !sending.writableFinished) {
+      body.destroy()
+      sending.destroy()
+    }
     let name = 'ApiError'
     let message = `HTTP ${String(res.statusCode)}`
     try {

@@ -20,8 +20,8 @@ export interface ApiServerInit {
   maxConnections?: number
 }
 
-/** Bytes of a refused request's body read (so the client sees the answer) before the connection is cut. */
-const MAX_DRAIN_BYTES = 1024 * 1024
+/** How long a refused request's client may go on sending once it has its answer, before the connection is cut. */
+const REFUSED_LINGER_MS = 2_000
 
 /** The running API. */
 export interface ApiServer {
@@ -71,10 +71,10 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
       const { status, name, message } = describe(err)
       if (status >= 500) log.error({ err, route: label }, 'request failed')
       else log.debug({ route: label, name, message }, 'request rejected')
-      // drain a little of what the client is still sending so it reads our
-      // answer, then cut the connection: a refused client (no token) must not
+      // the client may still be sending: it gets the answer first, then the
+      // connection is cut, so a refused client (no token, no room) cannot
       // hold it open by sending forever
-      if (!req.complete) drainThenClose(req, res)
+      if (!req.complete) closeAfterAnswer(req, res)
       sendError(res, status, name, message)
     } finally {
       stop()
@@ -113,17 +113,21 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
   }
 }
 
-/** Read at most {@link MAX_DRAIN_BYTES} more of `req`, then close the connection once the answer is out. */
-function drainThenClose (req: IncomingMessage, res: ServerResponse): void {
+/**
+ * Close a refused request's connection once its answer is out: the client
+ * reads the answer while it is still sending (cutting at once would make it
+ * fail with EPIPE before it read why), and {@link REFUSED_LINGER_MS} later
+ * the connection is cut whatever it still sends.
+ */
+function closeAfterAnswer (req: IncomingMessage, res: ServerResponse): void {
   if (!res.headersSent) res.setHeader('connection', 'close')
   // the request lets go of its socket once the response is done (or at
   // once, when the client already went away): keep it
   const socket = req.socket as Socket | null
   if (socket === null) return
-  let drained = 0
-  req.on('data', (chunk: Buffer) => {
-    drained += chunk.byteLength
-    if (drained > MAX_DRAIN_BYTES) socket.destroy()
+  res.once('finish', () => {
+    const timer = setTimeout(() => { socket.destroy() }, REFUSED_LINGER_MS)
+    timer.unref()
+    socket.once('close', () => { clearTimeout(timer) })
   })
-  res.once('finish', () => { if (!req.complete) socket.end() })
 }
