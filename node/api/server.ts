@@ -120,7 +120,9 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
  * the connection is cut whatever it still sends.
  */
 function closeAfterAnswer (req: IncomingMessage, res: ServerResponse): void {
-  if (!res.headersSent) res.setHeader('connection', 'close')
+  // no `Connection: close`: with it the server ends the socket as soon as the
+  // answer is written, and a client still sending gets EPIPE before it reads
+  // the answer; without it the rest of the body is read and dropped
   // the request lets go of its socket once the response is done (or at
   // once, when the client already went away): keep it
   const socket = req.socket as Socket | null
