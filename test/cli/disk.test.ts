@@ -6,15 +6,12 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { mkdir, open, readFile, stat, statfs, writeFile } from 'node:fs/promises'
+import { open, readFile, stat, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
-import { defer, tempDir } from '../helpers/temp.js'
+import { mountTmpfs, tempDir } from '../helpers/temp.js'
 import { lines, runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
 
-const run = promisify(execFile)
 const TEST = { timeout: 180_000 }
 const MiB = 1024 * 1024
 
@@ -38,13 +35,9 @@ async function fillUp (file: string): Promise<void> {
 
 describe('a full disk', () => {
   it('refuses adds early, lets rm and gc give space back, and starts again when another program filled the disk', TEST, async t => {
-    if (process.getuid?.() !== 0) { t.skip('mounting a tmpfs needs root'); return }
     const dir = await tempDir(t, 'shoal-disk-')
     const disk = join(dir, 'disk')
-    await mkdir(disk)
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=160m', 'tmpfs', disk])
-    // runs last (after the daemons stopped), before the temp dir goes
-    defer(t, async () => { await run('umount', ['-l', disk]).catch(() => {}) })
+    await mountTmpfs(t, disk, '160m')
 
     const repo = join(disk, 'repo')
     await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])

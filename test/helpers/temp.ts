@@ -6,7 +6,9 @@
  * through {@link defer} instead run in reverse order (a store is closed before
  * its directory is removed), and every one runs even when another throws.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createBlockStore, type BlockStoreInit, type BlockStoreMetrics, type PackBlockStore } from '../../node/blocks/index.js'
@@ -39,6 +41,25 @@ export function defer (t: CleanupContext, fn: () => Promise<void>): void {
   }
   stack.push(fn)
 }
+
+/**
+ * Mount a tmpfs of `size` (e.g. `'160m'`) at `dir` (made if missing) and
+ * unmount it when the test ends (lazily, after the cleanups deferred later:
+ * daemons and stores on it stop first). Small real file systems are how the
+ * full-disk tests fill a disk; mounting needs root, which CI has: where it
+ * cannot mount, the test fails saying so rather than being skipped.
+ */
+export async function mountTmpfs (t: CleanupContext, dir: string, size: string): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir])
+  } catch (err: any) {
+    throw new Error(`cannot mount a tmpfs at ${dir} (the full-disk tests need root, as CI runs them): ${String(err?.stderr ?? err?.message ?? err).trim()}`)
+  }
+  defer(t, async () => { await run('umount', ['-l', dir]).catch(() => {}) })
+}
+
+const run = promisify(execFile)
 
 /**
  * Create a fresh directory `$TMPDIR/<prefix>XXXXXX` that is removed

@@ -5,12 +5,11 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { appendFile, mkdir, readdir, rename, stat, truncate } from 'node:fs/promises'
+import { appendFile, readdir, rename, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeRecord, recordLength } from '../../../node/blocks/pack-record.js'
 import { assertBytesEqual } from '../../helpers/bytes.js'
-import { defer, openBlockStore, tempDir, type CleanupContext, type OpenBlockStoreOptions } from '../../helpers/temp.js'
+import { mountTmpfs, openBlockStore, tempDir, type CleanupContext, type OpenBlockStoreOptions } from '../../helpers/temp.js'
 import type { PackBlockStore } from '../../../node/blocks/index.js'
 import type { CID } from 'multiformats/cid'
 import { blocksOf, diskUsageKiB, flipEveryBlock, packFiles, recordOffset, rejectsNamed } from './fixtures.js'
@@ -207,14 +206,7 @@ describe('PackBlockStore', () => {
   it('a full disk: DiskFullError, nothing acknowledged, committed blocks intact', async (t) => {
     const dir = await tempDir(t)
     const mnt = join(dir, 'small')
-    await mkdir(mnt)
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { stdio: 'ignore' })
-    } catch {
-      t.skip('cannot mount a tmpfs here')
-      return
-    }
-    defer(t, async () => { execFileSync('umount', [mnt]) })
+    await mountTmpfs(t, mnt, '4m')
     const path = join(mnt, 'blocks')
     let store = await openBlockStore(t, path, { writeBufferSize: 256 * KiB })
     const early = blocksOf(4, 128 * KiB, 7)
