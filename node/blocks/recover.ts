@@ -31,6 +31,7 @@ import { join } from 'node:path'
 import { listPacks, packFileName, scanPack, syncDir } from './pack-file.js'
 import { META_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, packOfMetaKey, type PackMeta } from './pack-index.js'
 import { PACK_HEADER } from './pack-record.js'
+import { idOf } from './util.js'
 import type { ClassicLevel } from 'classic-level'
 
 /** What {@link recoverPacks} found and did. */
@@ -75,16 +76,19 @@ export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, di
     for await (const { offset, length, multihash, load } of scanPack(path, from, size)) {
       if (typeof (await load()).decoded === 'string') break
       end = offset + length
-      const id = Buffer.from(multihash).toString('base64')
-      const existing = found.has(id) ? undefined : await db.get(indexKey(multihash))
-      if (existing === undefined && !found.has(id)) {
-        batch.put(indexKey(multihash), encodeLocation({ pack, offset, length }))
-        found.add(id)
-        salvaged++
-        continue
+      const id = idOf(multihash)
+      // a second copy of a block this scan indexed again is dead space
+      if (!found.has(id)) {
+        const existing = await db.get(indexKey(multihash))
+        if (existing === undefined) {
+          batch.put(indexKey(multihash), encodeLocation({ pack, offset, length }))
+          found.add(id)
+          salvaged++
+          continue
+        }
+        const at = decodeLocation(existing)
+        if (at.pack === pack && at.offset === offset) continue // indexed here already: live
       }
-      const at = existing === undefined ? undefined : decodeLocation(existing)
-      if (at !== undefined && at.pack === pack && at.offset === offset) continue // indexed here already: live
       meta.deadBytes += length
       meta.deadRecords++
       report.deadRecords++

@@ -18,7 +18,7 @@ import type { BlockGetter } from '../content/index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, Holdings, PinStatus, PlaceResult } from '../durability/index.js'
 import { stripedGetter } from '../durability/index.js'
-import { isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
+import { codingOf, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
 import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import type { DiskGuard } from '../repo/disk.js'
@@ -298,8 +298,8 @@ export class Files {
   private async placeNow (durability: DurabilityService, entry: Entry & { type: 'file' }, signal?: AbortSignal): Promise<void> {
     const pin = entry.pin as FilePin & { manifest: string }
     const result = await durability.place(CID.parse(pin.manifest), signal)
-    const policy = parsePolicy(pin.policy)
-    const nodes = policy.kind === 'ec' ? policy.k + policy.m : policy.kind === 'replicas' ? policy.n : 1
+    const coding = codingOf(parsePolicy(pin.policy))
+    const nodes = coding === undefined ? 1 : coding.k + coding.m
     const missing: string[] = []
     if (result.peers < nodes) missing.push(`its shards are on ${result.peers} node${result.peers === 1 ? '' : 's'}, ${pin.policy} needs ${nodes} distinct live nodes`)
     if (result.failed.length > 0) missing.push(`placement failed on ${result.failed.join(', ')}`)

@@ -9,23 +9,13 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { tempDir } from '../helpers/temp.js'
-import { exists, lines, runShoal, shoalJson, shoalOk, sleep, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+import { eventually, exists, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
 
 const TEST = { timeout: 90_000 }
 const LOOPBACK = ['--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0']
 
 async function peerIds (d: TestDaemon): Promise<string[]> {
   return (await shoalJson<Array<{ id: string }>>(d.repo, ['peers', 'ls'])).map(p => p.id).sort()
-}
-
-/** Poll `fn` until it returns true; fail after `ms`. */
-async function eventually (what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await fn()) return
-    await sleep(200)
-  }
-  assert.fail(`timed out waiting for: ${what}`)
 }
 
 async function failsOneLine (args: string[], match: RegExp): Promise<void> {

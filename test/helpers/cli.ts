@@ -260,3 +260,13 @@ export async function initSwarm (dir: string, names: string[]): Promise<string[]
   await Promise.all(repos.map(async r => await shoalOk(r, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--swarm-key', keyFile])))
   return repos
 }
+
+/** Poll `fn` every 200 ms until it returns true; fail naming `what` after `ms`. */
+export async function eventually (what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await fn()) return
+    await sleep(200)
+  }
+  throw new Error(`timed out waiting for: ${what}`)
+}
