@@ -261,11 +261,13 @@ function mutate (message: unknown, mutations: Mutation[]): unknown {
         else delete target[keys[m.pick % keys.length]]
         break
       case 'replace':
-        if (keys.length > 0) set(target, keys[m.pick % keys.length], m.value)
+        // planted values are copies: the arbitraries' constants ([ 'a', 1 ], {}) are
+        // shared by every run, and a later mutation must not change (or cycle) them
+        if (keys.length > 0) set(target, keys[m.pick % keys.length], clone(m.value))
         break
       case 'add':
-        if (Array.isArray(target)) target.push(m.value)
-        else set(target, m.key, m.value)
+        if (Array.isArray(target)) target.push(clone(m.value))
+        else set(target, m.key, clone(m.value))
         break
       case 'wrap':
         if (keys.length > 0) {
