@@ -128,6 +128,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     exchange,
     expected,
     files: () => namespace.files(),
+    // `files` is built below; a deferred coding binds its pin long after
+    rebind: async (root, pin) => await files.bindPin(root, pin),
     gcLock,
     logger,
     maxForOthers: config.storage.maxForOthers,

@@ -85,6 +85,16 @@ export function codingOf (policy: Policy): { k: number, m: number } | undefined 
   return undefined
 }
 
+/**
+ * The fewest distinct nodes over which a k+m stripe survives the loss of any
+ * one node: spread evenly, each holds ⌈(k+m)/n⌉ shards, and that must be at
+ * most m. Fewer nodes than this make parity useless against a lost node
+ * (`ec:4+2` needs 3, `replicas:3` needs 2, `ec:10+4` needs 4).
+ */
+export function minNodesOf (coding: { k: number, m: number }): number {
+  return Math.ceil((coding.k + coding.m) / coding.m)
+}
+
 /** True when the policy text names a coded policy (one that has a stripe manifest); never throws. */
 export function isCodedPolicy (text: string): boolean {
   return isPolicyText(text) && codingOf(parsePolicy(text)) !== undefined

@@ -77,6 +77,8 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
       const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
       lines.push(`stripe ${s.index}\t${s.health}\t${s.live}/${s.shards.length}\t${shards.join(' ')}${s.why !== undefined ? `\t(${s.why})` : ''}`)
     }
+  } else if (status.waiting !== undefined) {
+    lines.push(`pending: not coded yet: ${status.waiting}`)
   } else {
     lines.push('not striped: kept where its blocks are')
   }
@@ -106,6 +108,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
   printLines(
     `${r.manifests} pinned files, ${r.stripes} stripes: ${formatSummary(r)}; ${r.waiting} shards within the grace period (rebuilt after it: durability.grace)`,
     `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,
+    ...(r.coded > 0 || r.uncoded > 0 ? [`files coded once enough nodes were live: ${r.coded}; still waiting for live nodes: ${r.uncoded}`] : []),
     ...r.errors.map(e => `error: ${e}`)
   )
 }

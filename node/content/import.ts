@@ -7,6 +7,7 @@ import type { BlockStore } from '../blocks/index.js'
 import { CID } from 'multiformats/cid'
 import { rawCID } from '../blocks/verify.js'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
+import type { BufferImporter } from 'ipfs-unixfs-importer'
 
 /** Kubo's balanced-layout fan-out: 174 links per internal node. */
 export const KUBO_MAX_CHILDREN = 174
@@ -24,7 +25,17 @@ export interface ImportContentOptions extends ProgressOptions<ImportProgressEven
    * own `blockstore.commit()` (one fsync for a batch of imports). @default true
    */
   commit?: boolean
+  /**
+   * Called with every raw leaf, in file order (a leaf that occurs twice is
+   * seen twice), as the import makes it and before the import goes on: what
+   * codes stripes from the leaves while they are in memory. Its promise is
+   * awaited, so a slow consumer slows the import (bounded memory).
+   */
+  onLeaf?: LeafSink
 }
+
+/** Receives the raw leaves of an import in file order ({@link ImportContentOptions.onLeaf}). */
+export type LeafSink = (leaf: { cid: CID, bytes: Uint8Array }) => Promise<void> | void
 
 /** Largest file that `spec` never cuts: it is one leaf whatever its bytes. */
 function singleChunkLimit (spec: ChunkerSpec): number {
@@ -71,6 +82,7 @@ export async function importContent (blockstore: BlockStore, source: AsyncIterab
   if (ended && size > 0) {
     const bytes = head.length === 1 ? head[0] : Buffer.concat(head)
     const cid = rawCID(bytes)
+    await options.onLeaf?.({ cid, bytes })
     await blockstore.put(cid, bytes)
     if (options.commit !== false) await blockstore.commit()
     return { cid, size }
@@ -87,8 +99,28 @@ export async function importContent (blockstore: BlockStore, source: AsyncIterab
     layout: balanced({ maxChildrenPerNode: KUBO_MAX_CHILDREN }),
     // hashing is synchronous; a few blocks in flight keep LevelDB busy
     // without holding tens of MiB of leaves in memory
-    blockWriteConcurrency: 8
+    blockWriteConcurrency: 8,
+    ...(options.onLeaf === undefined ? {} : { bufferImporter: leafTap(options.onLeaf) })
   })
   if (options.commit !== false) await blockstore.commit()
   return { cid: result.cid, size }
+}
+
+/**
+ * The importer's leaf step with a tap: each chunk is hashed here, in file
+ * order, handed to `sink` (awaited), then stored by the step the importer
+ * runs in parallel. Raw leaves only (the import always asks for them), so
+ * the CID is the one the default step would compute.
+ */
+function leafTap (sink: LeafSink): BufferImporter {
+  return async function * (file, blockstore) {
+    for await (const bytes of file.content) {
+      const cid = rawCID(bytes)
+      await sink({ cid, bytes })
+      yield async () => {
+        await blockstore.put(cid, bytes)
+        return { cid, size: BigInt(bytes.byteLength), block: bytes }
+      }
+    }
+  }
 }

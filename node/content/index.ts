@@ -3,7 +3,7 @@
  *
  * @module
  */
-export { importContent, KUBO_MAX_CHILDREN, type ImportContentOptions, type ImportedContent, type ImportProgressEvents } from './import.js'
+export { importContent, KUBO_MAX_CHILDREN, type ImportContentOptions, type ImportedContent, type ImportProgressEvents, type LeafSink } from './import.js'
 export { readContent, resolveEntry, entrySize, type ReadContentOptions } from './export.js'
 export type { BlockGetter } from './ranged-reader.js'
 export { buildDirectory, MAX_DIRECTORY_BLOCK } from './directory.js'

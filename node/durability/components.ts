@@ -13,7 +13,8 @@ import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange, PutExpectations } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
-import type { Entry, WallClock } from '../namespace/index.js'
+import type { Entry, FilePin, WallClock } from '../namespace/index.js'
+import type { CID } from 'multiformats/cid'
 import type { Timers } from '../namespace/sync.js'
 
 /** Counters since start, shared by the parts of the service. */
@@ -37,6 +38,12 @@ export interface DurabilityComponents {
   expected: PutExpectations
   /** Every visible file of the namespace (for repair and GC). */
   files: () => AsyncIterable<Entry>
+  /**
+   * Bind `pin` to every visible file whose content is `root` and whose pin
+   * has the same policy and no manifest yet (a deferred coding is done);
+   * returns how many were bound. Absent: deferred files stay uncoded.
+   */
+  rebind?: (root: CID, pin: FilePin) => Promise<number>
   /** Writers share it; garbage collection takes it to start. */
   gcLock: GcLock
   logger: Logger

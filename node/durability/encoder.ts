@@ -6,10 +6,11 @@
  * @module
  */
 import { CustomProgressEvent } from 'progress-events'
-import { codingOf, formatPolicy, parsePolicy, type Stripe } from '../../protocol/durability.js'
+import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import { createErasureCoder, type ErasureCoder } from './erasure.js'
-import { buildManifest, countLeaves, encodeStripes, fileLeaves, type ShardGetter } from './stripes.js'
+import { checkLeaf, countLeaves, fileLeaves, type ShardGetter } from './stripes.js'
+import { StripeWriter } from './stripe-writer.js'
 import type { DurabilityParts } from './components.js'
 import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
@@ -64,25 +65,22 @@ export class Encoder {
     const getter = options.getter ?? blockstore
     const coder = await this.getCoder()
     const total = onProgress === undefined ? 0 : Math.ceil(await countLeaves(getter, root, signal) / coding.k)
-    const stripes: Stripe[] = []
-    for await (const { stripe, parity } of encodeStripes(fileLeaves(getter, root, signal), coding.k, coding.m, coder)) {
+    const writer = new StripeWriter({
+      ...coding,
+      coder,
+      blockstore,
+      signal,
+      onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total }))
+    })
+    for await (const leaf of fileLeaves(getter, root, signal)) {
       if (signal?.aborted === true) throw new AbortedError('encode aborted')
-      const stored = new Set(stripe.data.map(String))
-      for (const block of parity) {
-        // a copy of a block stored already (replicas: the parity is the leaf) is not written again
-        const key = block.cid.toString()
-        if (stored.has(key)) continue
-        stored.add(key)
-        await blockstore.put(block.cid, block.bytes, { signal })
-      }
-      stripes.push(stripe)
-      onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes: stripes.length, total }))
+      checkLeaf(leaf)
+      await writer.add(leaf)
     }
-    const manifest = buildManifest(root, coding.k, coding.m, size, stripes)
-    for (const block of manifest.blocks) await blockstore.put(block.cid, block.bytes, { signal })
+    const manifest = await writer.finish(root, size)
     const sync = options.sync !== false
     if (sync) await blockstore.commit()
-    await holdings.noteManifest(manifest.cid, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: clock.now() }, sync)
-    return { policy: formatPolicy(policy), manifest: manifest.cid.toString() }
+    await holdings.noteManifest(manifest, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: clock.now() }, sync)
+    return { policy: formatPolicy(policy), manifest: manifest.toString() }
   }
 }

@@ -68,7 +68,22 @@ export interface PlacementRecord {
   time: number
 }
 
+/**
+ * A file added here under a coded policy while too few nodes were live for
+ * its parity to survive a lost node: nothing is coded yet. The repair pass
+ * codes and places it once enough nodes are live (docs/durability.md).
+ */
+export interface DeferredRecord {
+  /** The policy to code it with (canonical text). */
+  policy: string
+  /** The file's size in bytes. */
+  size: number
+  /** When it was added, ms. */
+  since: number
+}
+
 const MANIFEST = 'm!'
+const DEFERRED = 'd!'
 const SHARD = 'h!'
 const PLACEMENT = 'p!'
 const LAST_SCRUB = 's!last'
@@ -293,5 +308,31 @@ export class Holdings {
   async placement (manifest: CID | string, stripe: number): Promise<PlacementRecord | undefined> {
     const bytes = await this.kv.get(placementKey(manifest.toString(), stripe))
     return bytes === undefined ? undefined : decodeJSON<PlacementRecord>(bytes)
+  }
+
+  /**
+   * Record that the file `root` waits for enough live nodes to be coded.
+   * `sync: false` leaves the fsync to a later {@link sync}.
+   */
+  async noteDeferred (root: CID | string, record: DeferredRecord, sync = true): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: DEFERRED + root.toString(), value: encodeJSON(record) }], sync)
+  }
+
+  /** The deferred record of the file `root`, if it waits. */
+  async deferredOf (root: CID | string): Promise<DeferredRecord | undefined> {
+    const bytes = await this.kv.get(DEFERRED + root.toString())
+    return bytes === undefined ? undefined : decodeJSON<DeferredRecord>(bytes)
+  }
+
+  /** Every file that waits to be coded: root → record. */
+  async * deferred (): AsyncGenerator<[string, DeferredRecord]> {
+    for await (const [key, value] of this.kv.iterate({ gte: DEFERRED, lt: DEFERRED + '\xff' })) {
+      yield [key.slice(DEFERRED.length), decodeJSON<DeferredRecord>(value)]
+    }
+  }
+
+  /** The file `root` waits no more (coded, or gone from the namespace). */
+  async dropDeferred (root: CID | string): Promise<void> {
+    await this.kv.batch([{ type: 'del', key: DEFERRED + root.toString() }], true)
   }
 }

@@ -10,7 +10,7 @@ import { dirname } from 'node:path'
 import { LevelKV } from '../namespace/kv.js'
 import { Holdings } from './holdings.js'
 import { Libp2pShardsNetwork, type ShardsNetworkInit } from './network.js'
-import { DurabilityService, type DurabilityInit } from './service.js'
+import { DurabilityService, type DurabilityComponents, type DurabilityInit } from './service.js'
 import { systemClock, systemTimers } from './components.js'
 import type { GcLock } from './gc.js'
 import type { BlockStore } from '../blocks/index.js'
@@ -21,7 +21,7 @@ import type { Timers } from '../namespace/sync.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
 export { DurabilityService } from './service.js'
-export type { DurabilityComponents, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
+export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
 export { systemClock, systemTimers } from './components.js'
 export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './holdings.js'
 export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'
@@ -40,6 +40,8 @@ export interface CreateDurabilityInit extends DurabilityInit {
   /** The exchange's put policy: told which shards a peer may push once its hold is accepted. */
   expected: PutExpectations
   files: () => AsyncIterable<Entry>
+  /** Binds a deferred file's pin once it is coded (see {@link DurabilityComponents.rebind}). */
+  rebind?: DurabilityComponents['rebind']
   gcLock: GcLock
   logger: Logger
   /** Per-peer limits of the shards protocol. @default {@link DEFAULT_SHARDS_LIMITS} */
@@ -65,6 +67,7 @@ export function createDurability (init: CreateDurabilityInit): { service: Durabi
     holdings,
     expected: init.expected,
     files: init.files,
+    rebind: init.rebind,
     gcLock: init.gcLock,
     logger: init.logger,
     clock: init.clock ?? systemClock,

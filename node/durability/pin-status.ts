@@ -47,6 +47,8 @@ export interface PinStatus {
   peersAsked: string[]
   /** This node wrote the file and its placement is not final yet (under way, or waiting for k+m live peers). */
   pending?: boolean
+  /** Set when the file is not coded yet because too few nodes are live: why, in one line. */
+  waiting?: string
 }
 
 /** Health of every stripe of the pin `pin` of the file `root`, asking every connected peer what it holds. */

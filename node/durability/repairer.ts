@@ -12,6 +12,7 @@ import { CID } from 'multiformats/cid'
 import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
+import { codeDeferred } from './deferred.js'
 import { liveManifests } from './live-manifests.js'
 import { metaGetter } from './meta-getter.js'
 import { planRepair, repairCoordinator, type StripeHealth } from './repair-plan.js'
@@ -19,6 +20,7 @@ import { SharedPass } from './shared-pass.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, type HolderView } from './view.js'
 import type { DurabilityParts } from './components.js'
+import type { Encoder } from './encoder.js'
 import type { Placer } from './placer.js'
 import type { RebuildCounts, ShardRebuilder } from './rebuilder.js'
 import type { Logger } from '../logger.js'
@@ -31,6 +33,10 @@ export interface RepairReport extends HealthSummary, RebuildCounts {
   waiting: number
   /** Origin placements retried. */
   placed: number
+  /** Deferred files coded and placed in this pass (enough nodes became live). */
+  coded: number
+  /** Deferred files still waiting for enough live nodes. */
+  uncoded: number
   errors: string[]
 }
 
@@ -43,6 +49,8 @@ export interface RepairerInit {
   /** Places again what was placed over too few peers, and knows the live peers. */
   placer: Pick<Placer, 'place' | 'livePeers' | 'noteRefusal'>
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
+  /** Codes the files deferred for want of live nodes. */
+  encoder: Pick<Encoder, 'encode'>
 }
 
 /** Holder name for the zero shards of a short last stripe: always "alive", never a peer. */
@@ -96,6 +104,10 @@ export class Repairer {
     const report = emptyRepairReport()
     const { holdings, files } = this.components
     const { placer } = this.init
+    const deferred = await codeDeferred(this.components, { encoder: this.init.encoder, placer, signal })
+    report.coded = deferred.coded
+    report.uncoded = deferred.waiting
+    report.errors.push(...deferred.errors)
     const live = await liveManifests(files, signal)
     const known: Array<[string, { role: string, placed?: number, spreadOver?: number }]> = []
     /** Live peers, counted once per pass when an at-risk placement may be retried. */
@@ -191,7 +203,7 @@ export class Repairer {
 
 /** An empty report. */
 export function emptyRepairReport (): RepairReport {
-  return { manifests: 0, stripes: 0, ...emptySummary(), waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, errors: [] }
+  return { manifests: 0, stripes: 0, ...emptySummary(), waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, errors: [] }
 }
 
 function slotOf (manifest: CID, stripe: number, shard: number): string {

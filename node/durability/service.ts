@@ -11,6 +11,8 @@
  *
  * @module
  */
+import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
+import { AddEncoder, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
 import { collectGarbage, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
@@ -32,6 +34,7 @@ import type { CID } from 'multiformats/cid'
 
 export type { DurabilityComponents, DurabilityStats } from './components.js'
 export type { DurabilityInit } from './settings.js'
+export type { AddEncoder, AddEncoderOptions, AddEncoding } from './add-encoder.js'
 export type { EncodeOptions, EncodeProgressEvents, SyncOptions } from './encoder.js'
 export type { PlaceOptions, PlaceProgressEvents, PlaceResult } from './placer.js'
 export type { PinStatus, ShardStatus, StripeStatus } from './pin-status.js'
@@ -60,7 +63,7 @@ export class DurabilityService {
     this.placer = new Placer(parts, { zone: settings.zone, fullPeerMs: settings.fullPeerMs })
     this.server = new ShardsServer(parts, { zone: settings.zone, maxForOthers: settings.maxForOthers, storagePath: settings.storagePath })
     const rebuilder = new ShardRebuilder(parts, { bytesPerSecond: settings.repairBytesPerSecond, coder: async () => await this.encoder.getCoder(), placer: this.placer })
-    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder })
+    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, encoder: this.encoder })
     this.scrubber = new Scrubber(parts, { scrubIntervalMs: settings.scrubIntervalMs, scrubBytesPerSecond: settings.scrubBytesPerSecond, rebuilder })
   }
 
@@ -102,6 +105,34 @@ export class DurabilityService {
     return await this.encoder.encode(root, size, policyText, { ...options, signal, getter })
   }
 
+  /**
+   * The coding of one add, fed leaf by leaf by the import (its `onLeaf`):
+   * stripes are coded from the leaves in memory, or deferred when too few
+   * nodes are live. See {@link AddEncoder}.
+   */
+  addEncoder (options: AddEncoderOptions = {}): AddEncoder {
+    return new AddEncoder({ components: this.parts, settings: this.settings, encoder: this.encoder, placer: this.placer }, options)
+  }
+
+  /** Why the file `root` is not coded yet, when its coding waits for live nodes. */
+  async waiting (root: CID, policy: string, signal?: AbortSignal): Promise<string | undefined> {
+    if (await this.parts.holdings.deferredOf(root) === undefined) return undefined
+    return await this.tooFewNodes(policy, signal) ?? 'enough nodes are live now; the next repair pass codes and places it'
+  }
+
+  /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node), or undefined when it can. */
+  async tooFewNodes (policy: string, signal?: AbortSignal): Promise<string | undefined> {
+    const coding = codingOf(parsePolicy(policy))
+    if (coding === undefined) return undefined
+    const nodes = (await this.placer.livePeers(signal)).length
+    return nodes < minNodesOf(coding) ? waitingWhy(nodes, formatPolicy(parsePolicy(policy)), minNodesOf(coding)) : undefined
+  }
+
+  /** Leave the file `root` uncoded until enough nodes are live (the repair pass codes it then). */
+  async defer (root: CID, size: number, policy: string): Promise<void> {
+    await this.parts.holdings.noteDeferred(root, { policy: formatPolicy(parsePolicy(policy)), size, since: this.parts.clock.now() })
+  }
+
   /** Fsync what {@link encode} and {@link place} wrote with `sync: false` (blocks and records). */
   async sync (): Promise<void> {
     await this.parts.blockstore.commit()
@@ -118,7 +149,13 @@ export class DurabilityService {
 
   /** Health of every stripe of a file's pin. */
   async status (root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
-    return await readPinStatus(this.parts, root, pin, signal)
+    const status = await readPinStatus(this.parts, root, pin, signal)
+    const why = pin?.manifest === undefined && pin !== undefined ? await this.waiting(root, pin.policy, signal) : undefined
+    if (why !== undefined) {
+      status.pending = true
+      status.waiting = why
+    }
+    return status
   }
 
   /**

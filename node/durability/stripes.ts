@@ -169,8 +169,8 @@ function padded (bytes: Uint8Array, size: number): Uint8Array {
   return out
 }
 
-/** Check a leaf handed to {@link encodeStripes}: a raw sha2-256 CIDv1 whose bytes match. */
-function checkLeaf (leaf: Block): void {
+/** Check a leaf read back for coding: a raw sha2-256 CIDv1 of at most 4 MiB whose bytes match. */
+export function checkLeaf (leaf: Block): void {
   const { cid, bytes } = leaf
   if (cid.version !== 1 || cid.code !== RAW_CODE || cid.multihash.code !== SHA2_256) {
     throw new InvalidArgumentError(`leaf ${cid.toString()} is not a raw sha2-256 CIDv1`)
@@ -179,8 +179,8 @@ function checkLeaf (leaf: Block): void {
   verifyBlock(cid, bytes)
 }
 
-/** Code one stripe from up to k leaves. */
-function encodeStripe (leaves: Block[], k: number, m: number, coder: ErasureCoder): EncodedStripe {
+/** Code one stripe from 1..k leaves (not checked: the caller has their CIDs right). */
+export function encodeStripe (leaves: Block[], k: number, m: number, coder: ErasureCoder): EncodedStripe {
   const sizes = leaves.map(l => l.bytes.byteLength)
   const shardSize = shardSizeOf(sizes)
   if (k === 1) {

@@ -18,7 +18,7 @@ import type { BlockGetter } from '../content/index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, Holdings, PinStatus, PlaceResult } from '../durability/index.js'
 import { stripedGetter } from '../durability/index.js'
-import { codingOf, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
+import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
 import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import type { DiskGuard } from '../repo/disk.js'
@@ -190,13 +190,17 @@ export class Files {
     await this.components.disk?.ensureRoom(localBytes(options.expectedBytes ?? 0, options.pin ?? durability?.defaultPolicy(options.expectedBytes ?? 0)), `an add of ${target}`)
     const started = performance.now()
     const ms: Record<string, number> = {}
+    let waiting: string | undefined
     const entry = await this.writing(async () => {
-      const { cid, size } = await importContent(this.components.blockstore, source, options)
+      // stripes are coded from the leaves while the import holds them (no read-back)
+      const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true })
+      const { cid, size } = await importContent(this.components.blockstore, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined })
       ms.import = Math.round(performance.now() - started)
-      const pin = durability === undefined ? undefined : await durability.encode(cid, size, options.pin ?? durability.defaultPolicy(size), options.signal)
+      const encoded = await coding?.finish(cid, size)
+      waiting = encoded?.waiting
       ms.encode = Math.round(performance.now() - started) - ms.import
       const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
-      if (pin !== undefined) record.pin = pin
+      if (encoded !== undefined) record.pin = encoded.pin
       return await this.components.namespace.putFile(target, record)
     })
     const committed = performance.now()
@@ -207,6 +211,10 @@ export class Files {
           ms.place = Math.round(performance.now() - committed)
         } else this.placeSoon(durability, entry.pin.manifest)
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
+      if (waiting !== undefined) {
+        this.components.logger.info({ path: target, waiting }, 'coding waits for live nodes')
+        if (options.wait === true) throw new PolicyNotMetError(`${target} is added and durable here, but its policy is not met: ${waiting} (\`shoal pin status ${target}\`)`)
+      }
     }
     this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms }, 'added')
     return await this.infoOf(entry)
@@ -240,9 +248,10 @@ export class Files {
       const files: Parameters<Namespace['putFiles']>[0][number][] = []
       for (let i = 0; i < items.length; i++) {
         const item = items[i]
-        const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false })
+        const coding = durability?.addEncoder({ policy: item.pin, signal: options.signal, sync: false })
+        const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, onLeaf: coding?.onLeaf })
         const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: item.mode ?? 0o644, mtime: item.mtime ?? Date.now() }
-        if (durability !== undefined) record.pin = await durability.encode(cid, size, item.pin ?? durability.defaultPolicy(size), options.signal, undefined, { sync: false })
+        if (coding !== undefined) record.pin = (await coding.finish(cid, size)).pin
         files.push({ path: targets[i], record })
       }
       // one fsync for every block (and manifest record) of the batch, before the entry that names them
@@ -348,17 +357,44 @@ export class Files {
       const cold = this.coldComponents()
       current = tier === 'cold' ? await pinCold(cold, entry, policy, signal) : await pinHot(cold, entry, policy, signal)
     } else {
-      const want = policy ?? durability.defaultPolicy(entry.size)
+      const want = formatPolicy(parsePolicy(policy ?? durability.defaultPolicy(entry.size)))
       if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && isCodedPolicy(want))) {
-        // leaves that are not here are fetched (and kept) as the encoder reads them
-        const getter = this.getter(root, signal, entry.pin?.manifest, entry.pin?.cold)
-        const pin: FilePin = await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter))
-        if (entry.pin?.cold !== undefined) pin.cold = entry.pin.cold
-        current = await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+        const tooFew = await durability.tooFewNodes(want, signal)
+        if (tooFew !== undefined) {
+          // no useless parity: coded and placed by the repair pass once enough nodes are live
+          await durability.defer(root, entry.size, want)
+          if (entry.pin?.policy !== want || entry.pin.manifest !== undefined) current = await this.bindPolicy(entry, { policy: want })
+        } else {
+          // leaves that are not here are fetched (and kept) as the encoder reads them
+          const getter = this.getter(root, signal, entry.pin?.manifest, entry.pin?.cold)
+          current = await this.bindPolicy(entry, await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter)))
+        }
       }
     }
     if (current.type === 'file' && current.pin?.manifest !== undefined) await this.placeQuietly(durability, current.pin.manifest, signal)
     return pinInfo(current)
+  }
+
+  /** Write `pin` into a file's record (its cold copy stays). */
+  private async bindPolicy (entry: Entry & { type: 'file' }, pin: FilePin): Promise<Entry> {
+    const next: FilePin = entry.pin?.cold === undefined ? pin : { ...pin, cold: entry.pin.cold }
+    return await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: next })
+  }
+
+  /**
+   * Bind `pin` (a deferred coding, done) to every visible file whose content
+   * is `root` and whose pin has the same policy and no manifest yet; a cold
+   * copy stays. Returns how many files were bound.
+   */
+  async bindPin (root: CID, pin: FilePin): Promise<number> {
+    const { namespace } = this.components
+    const cid = root.toString()
+    const due: Array<Entry & { type: 'file' }> = []
+    for await (const entry of namespace.files()) {
+      if (entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined) due.push(entry)
+    }
+    for (const entry of due) await this.bindPolicy(entry, pin)
+    return due.length
   }
 
   /** Drop a file's pin (policy `none`: it stays where its blocks are); a CID pinned at `/pins/<cid>` is removed. */

@@ -26,26 +26,23 @@ describe('pins through the CLI', () => {
     await shoalOk(d.repo, ['add', join(dir, 'small.bin'), '--pin', 'ec:2+1'])
     const pins = await shoalJson<Array<{ path: string, policy: string, manifest?: string }>>(d.repo, ['pin', 'ls'])
     assert.deepEqual(pins.map(p => [p.path, p.policy]).sort(), [['/big.bin', 'ec:4+2'], ['/small.bin', 'ec:2+1']], 'default ec:4+2 for 1 MiB and more; --pin wins')
-    assert.ok(pins.every(p => p.manifest !== undefined), 'coded pins name their manifest')
+    assert.ok(pins.every(p => p.manifest === undefined), 'a lone node codes nothing: no parity that a lost disk would take with the data')
 
-    // a plain add returns once the file is durable here; its placement runs in the background
-    type Status = { summary: { healthy: number, atRisk: number, degraded: number, lost: number }, stripes: unknown[], k: number, m: number }
-    // (the writer's own shards count at once, placed or not)
+    // the pins wait, visibly, with why
+    type Status = { pending?: boolean, waiting?: string, manifest?: string, stripes: unknown[] }
     const status = await shoalJson<Status>(d.repo, ['pin', 'status', '/big.bin'])
-    assert.equal(status.k, 4)
-    assert.equal(status.m, 2)
-    // one node holds every shard: not healthy, however many shards exist
-    assert.deepEqual(status.summary, { healthy: 0, atRisk: status.stripes.length, degraded: 0, lost: 0 })
+    assert.equal(status.pending, true)
+    assert.equal(status.manifest, undefined)
+    assert.match(status.waiting ?? '', /^1 live node, ec:4\+2 needs 3 for its parity to survive a lost node/)
     const text = (await shoalOk(d.repo, ['pin', 'status', '/big.bin'])).toString()
-    assert.match(text, /stripes: 0 healthy, \d+ at risk, 0 degraded, 0 lost/)
-    assert.match(text, /at risk: shards share nodes/)
+    assert.match(text, /pending: not coded yet: 1 live node, ec:4\+2 needs 3/)
 
     // --wait: the file is added and durable, but one node cannot meet ec:4+2: said in one line, exit 1
     await writeFile(join(dir, 'waited.bin'), randomBytes(2 * 1024 * 1024, 9))
     const waited = await runShoal(['--repo', d.repo, 'add', join(dir, 'waited.bin'), '--to', '/waited.bin', '--wait'])
     assert.equal(waited.code, 1)
     assert.equal(lines(waited.stderr).length, 1, waited.stderr)
-    assert.match(waited.stderr, /policy is not met: its shards are on 1 node, ec:4\+2 needs 6 distinct live nodes.*PolicyNotMetError/)
+    assert.match(waited.stderr, /policy is not met: 1 live node, ec:4\+2 needs 3 .*PolicyNotMetError/)
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/waited.bin']), randomBytes(2 * 1024 * 1024, 9), 'the file is added all the same')
 
     // re-code with another policy; bytes unchanged
@@ -73,8 +70,10 @@ describe('pins through the CLI', () => {
     // unpin: the file stays, its policy is none, gc keeps its bytes (kept where it is)
     await shoalOk(d.repo, ['pin', 'rm', '/small.bin'])
     assert.deepEqual((await shoalJson<Array<{ path: string }>>(d.repo, ['pin', 'ls'])).map(p => p.path).sort(), ['/big.bin', '/waited.bin'])
-    const repair = await shoalJson<{ lost: number, errors: string[] }>(d.repo, ['repair', '--wait'])
+    const repair = await shoalJson<{ lost: number, uncoded: number, errors: string[] }>(d.repo, ['repair', '--wait'])
     assert.equal(repair.lost, 0)
+    assert.equal(repair.uncoded, 2, 'the repair pass counts the files that wait for live nodes (/big.bin, /waited.bin)')
+    assert.match((await shoalOk(d.repo, ['repair', '--wait'])).toString(), /still waiting for live nodes: 2/)
     assert.deepEqual(repair.errors, [])
     const scrubbed = await shoalJson<{ lost: number, scrub: { blocks: number, corrupt: number, lost: string[] } }>(d.repo, ['repair', '--scrub', '--wait'])
     assert.ok(scrubbed.scrub.blocks > 0, 'the scrub re-hashed the stored blocks')

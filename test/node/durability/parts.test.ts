@@ -160,4 +160,34 @@ describe('durability parts', () => {
     assert.equal(placedEvents[placedEvents.length - 1].pushed, 12)
     assert.deepEqual(new Set(placedEvents.slice(1).map(e => e.peer)).size, 2, 'one part per peer')
   })
+
+  it('an add codes its stripes from the leaves in memory: no leaf is read back, and the manifest is the one coding the stored file gives', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const { blockstore, durability, files } = writer.components
+    const data = randomBytes(5 * 1024 * 1024 + 12_345)
+    // a spy on the real store: which raw leaves does the add read back?
+    const reads: string[] = []
+    const getBytes = blockstore.getBytes.bind(blockstore)
+    blockstore.getBytes = async (cid, options) => {
+      if (cid.code === 0x55) reads.push(cid.toString())
+      return await getBytes(cid, options)
+    }
+    defer(t, async () => { blockstore.getBytes = getBytes })
+    // the default policy (size-dependent): decided once 1 MiB has gone by
+    const info = await files.add('/mem.bin', once(data), { chunker: CHUNKER })
+    assert.deepEqual(reads, [], 'the add never read a leaf back')
+    const entry = await writer.components.namespace.stat('/mem.bin')
+    assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
+    assert.equal(entry.pin.policy, 'ec:4+2')
+    // coding the stored file (leaves read back and checked) gives the same manifest
+    const again = await durability.encode(CID.parse(info.cid), data.byteLength, 'ec:4+2')
+    assert.ok(reads.length > 0, 'that path reads the leaves back')
+    assert.equal(again.manifest, entry.pin.manifest)
+    await files.settled()
+    const status = await files.pinStatus('/mem.bin')
+    assert.equal(status.summary.lost + status.summary.degraded, 0)
+    assert.equal(status.stripes.length, Math.ceil(Math.ceil(data.byteLength / 262_144) / 4))
+  })
 })

@@ -244,35 +244,48 @@ describe('durability on real nodes', () => {
     assert.deepEqual(healed.summary, { healthy: healed.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
   })
 
-  it('a lone node\'s stripes are at risk, not healthy; placement runs again by itself once enough peers are live', TEST, async t => {
+  it('a lone node writes no parity: its pins wait, visible, and are coded and placed by themselves once enough peers are live', TEST, async t => {
     const swarm = await swarmOf(t, 1)
     const writer = swarm.nodes[0] as ShoalNode
     const data = randomBytes(3 * 1024 * 1024)
-    // a plain add returns once the file is durable here; --wait says the policy is not met
+    // a plain add returns once the file is durable here; --wait says the policy is not met, and why
     await writer.components.files.add('/alone.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1' })
     await writer.components.files.settled()
     await assert.rejects(writer.components.files.add('/alone2.bin', once(randomBytes(2 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true }),
-      (err: any) => err.name === 'PolicyNotMetError' && /on 1 node, ec:2\+1 needs 3 distinct live nodes/.test(err.message))
+      (err: any) => err.name === 'PolicyNotMetError' && /policy is not met: 1 live node, ec:2\+1 needs 3 for its parity to survive a lost node/.test(err.message))
+    // 12 + 8 leaves and two roots: not one parity or manifest block
+    assert.equal(await countBlocks(writer), 22, 'only the files\' own blocks are stored')
     const alone = await writer.components.files.pinStatus('/alone.bin')
-    assert.ok(alone.stripes.length > 0)
-    assert.deepEqual(alone.summary, { healthy: 0, atRisk: alone.stripes.length, degraded: 0, lost: 0 }, 'every shard is on this one node')
-    assert.ok(alone.stripes.every(s => s.health === 'at-risk' && s.live === 3))
+    assert.equal(alone.policy, 'ec:2+1')
+    assert.equal(alone.manifest, undefined)
+    assert.equal(alone.pending, true)
+    assert.match(alone.waiting ?? '', /^1 live node, ec:2\+1 needs 3/)
     const pass = await writer.components.durability.repair()
-    const other = await writer.components.files.pinStatus('/alone2.bin')
-    assert.equal(pass.atRisk, alone.stripes.length + other.stripes.length, 'repair says so too (both files)')
-    assert.equal(pass.placed, 0, 'no new peer: nothing placed again')
+    assert.equal(pass.uncoded, 2, 'the repair pass sees both files wait')
+    assert.equal(pass.coded, 0)
 
-    // two peers join: the next pass places every stripe on three distinct nodes
+    // two peers join: the next pass codes both files, binds their pins and places every stripe on three distinct nodes
     const dir = await tempDir(t, 'shoal-spread-')
     for (const name of ['p1', 'p2']) swarm.nodes.push(await startNode(await makeRepo(dir, name)))
     await connectAll(live(swarm))
     await until('the peers are connected', async () => writer.components.libp2p.getPeers().length === 2)
     const again = await writer.components.durability.repair()
-    assert.equal(again.placed, 2, 'both files placed again by the repair pass')
+    assert.equal(again.coded, 2, 'both files coded by the repair pass')
+    assert.equal(again.uncoded, 0)
     const spread = await writer.components.files.pinStatus('/alone.bin')
+    assert.ok(spread.manifest !== undefined, 'the pin names its manifest now')
+    assert.equal(spread.waiting, undefined)
     assert.deepEqual(spread.summary, { healthy: spread.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
     for (const s of spread.stripes) assert.equal(new Set(s.shards.map(sh => sh.placed)).size, 3, `stripe ${s.index} placed on three nodes`)
     assert.equal(sha(await readAll(swarm.nodes[2] as ShoalNode, '/alone.bin')), sha(data))
+
+    // three nodes carry ec:4+2 (two shards each survive a lost node) but not healthily: coded at once, at risk
+    await writer.components.files.add('/wide.bin', once(randomBytes(2 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
+    await writer.components.files.settled()
+    const wide = await writer.components.files.pinStatus('/wide.bin')
+    assert.ok(wide.manifest !== undefined)
+    assert.ok(wide.stripes.length > 0)
+    assert.deepEqual(wide.summary, { healthy: 0, atRisk: wide.stripes.length, degraded: 0, lost: 0 }, 'six shards on three nodes are at risk')
   })
 })
 

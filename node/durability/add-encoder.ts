@@ -1,0 +1,145 @@
+/**
+ * Coding a file while it is imported: the import hands each leaf to
+ * {@link AddEncoder.onLeaf} as soon as it is hashed, and stripes are coded
+ * from those leaves while they are in memory — no read-back from the store,
+ * no second hash. {@link AddEncoder.finish} codes the last stripe, writes
+ * the manifest and returns the pin for the file's namespace record.
+ *
+ * The policy may depend on the file's size (the configured default): until
+ * it is known, leaves are held, at most `largeFrom` bytes of them (past that
+ * size the policy is the large one).
+ *
+ * A node that cannot spread a stripe over enough live nodes for its parity
+ * to survive a lost node ({@link minNodesOf}: 3 for `ec:4+2`) writes no
+ * parity at all: the file is added under its policy, unencoded, and a
+ * deferred record makes the repair pass code and place it once enough nodes
+ * are live (see repairer.ts). Parity on too few disks costs space and
+ * protects nothing a lost node would take.
+ *
+ * @module
+ */
+import { CustomProgressEvent } from 'progress-events'
+import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
+import { StripeWriter } from './stripe-writer.js'
+import type { DurabilityParts } from './components.js'
+import type { EncodeProgressEvents, Encoder } from './encoder.js'
+import type { Placer } from './placer.js'
+import type { DurabilitySettings } from './settings.js'
+import type { Block } from './stripes.js'
+import type { FilePin } from '../namespace/index.js'
+import type { CID } from 'multiformats/cid'
+import type { ProgressOptions } from 'progress-events'
+
+/** Options of {@link AddEncoder}. */
+export interface AddEncoderOptions extends ProgressOptions<EncodeProgressEvents> {
+  /** The file's policy; default: the configured one for its size. */
+  policy?: string
+  signal?: AbortSignal
+  /** Fsync blocks and records in {@link AddEncoder.finish}. @default true (false: the caller's `sync()` of the service) */
+  sync?: boolean
+}
+
+/** What an add's coding came to. */
+export interface AddEncoding {
+  /** The pin for the file's namespace record. */
+  pin: FilePin
+  /** Set when the coding waits for more live nodes: why, in one line. */
+  waiting?: string
+}
+
+/** What an {@link AddEncoder} is built from. */
+export interface AddEncoderParts {
+  components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>
+  settings: Pick<DurabilitySettings, 'largeFrom' | 'largePolicy' | 'smallPolicy'>
+  encoder: Pick<Encoder, 'getCoder'>
+  placer: Pick<Placer, 'livePeers'>
+}
+
+type State =
+  | { kind: 'undecided' }
+  | { kind: 'plain', policy: string }
+  | { kind: 'coding', policy: string, k: number, m: number, writer: StripeWriter }
+  | { kind: 'waiting', policy: string, why: string }
+
+/** The coding of one add, fed leaf by leaf. */
+export class AddEncoder {
+  private state: State = { kind: 'undecided' }
+  /** Leaves held while the policy is not known yet. */
+  private held: Block[] = []
+  private bytes = 0
+
+  constructor (private readonly parts: AddEncoderParts, private readonly options: AddEncoderOptions = {}) {
+    if (options.policy !== undefined) parsePolicy(options.policy)
+  }
+
+  /** Take the next leaf of the file, in file order (an import's `onLeaf`). */
+  readonly onLeaf = async (leaf: Block): Promise<void> => {
+    this.bytes += leaf.bytes.byteLength
+    if (this.state.kind === 'coding') {
+      await this.state.writer.add(leaf)
+      return
+    }
+    if (this.state.kind !== 'undecided') return
+    this.held.push(leaf)
+    const { largeFrom, largePolicy } = this.parts.settings
+    const policy = this.options.policy ?? (this.bytes >= largeFrom ? largePolicy : undefined)
+    if (policy !== undefined) await this.decide(policy)
+  }
+
+  /**
+   * Code the last stripe, write the manifest and record it (or the deferred
+   * record), and return the pin of the file `root` of `size` bytes.
+   */
+  async finish (root: CID, size: number): Promise<AddEncoding> {
+    const { blockstore, holdings, clock } = this.parts.components
+    const sync = this.options.sync !== false
+    if (this.state.kind === 'undecided') {
+      const { largeFrom, largePolicy, smallPolicy } = this.parts.settings
+      await this.decide(this.options.policy ?? (size >= largeFrom ? largePolicy : smallPolicy))
+    }
+    const state = this.state
+    if (state.kind === 'plain') return { pin: { policy: state.policy } }
+    if (state.kind === 'waiting') {
+      await holdings.noteDeferred(root, { policy: state.policy, size, since: clock.now() }, sync)
+      return { pin: { policy: state.policy }, waiting: state.why }
+    }
+    if (state.kind !== 'coding') throw new Error('unreachable: the policy is decided')
+    const manifest = await state.writer.finish(root, size)
+    if (sync) await blockstore.commit()
+    await holdings.noteManifest(manifest, { root: root.toString(), k: state.k, m: state.m, role: 'origin', since: clock.now() }, sync)
+    return { pin: { policy: state.policy, manifest: manifest.toString() } }
+  }
+
+  /** Fix the policy, then feed the held leaves to the coder (if it codes). */
+  private async decide (text: string): Promise<void> {
+    const policy = formatPolicy(parsePolicy(text))
+    const coding = codingOf(parsePolicy(policy))
+    if (coding === undefined) {
+      this.state = { kind: 'plain', policy }
+    } else {
+      const nodes = (await this.parts.placer.livePeers(this.options.signal)).length
+      const needed = minNodesOf(coding)
+      if (nodes < needed) {
+        this.state = { kind: 'waiting', policy, why: waitingWhy(nodes, policy, needed) }
+      } else {
+        const { onProgress, signal } = this.options
+        const writer = new StripeWriter({
+          ...coding,
+          coder: await this.parts.encoder.getCoder(),
+          blockstore: this.parts.components.blockstore,
+          signal,
+          onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total: 0 }))
+        })
+        this.state = { kind: 'coding', policy, ...coding, writer }
+      }
+    }
+    const held = this.held
+    this.held = []
+    if (this.state.kind === 'coding') for (const leaf of held) await this.state.writer.add(leaf)
+  }
+}
+
+/** One line: why a file's coding waits. */
+export function waitingWhy (nodes: number, policy: string, needed: number): string {
+  return `${nodes} live node${nodes === 1 ? '' : 's'}, ${policy} needs ${needed} for its parity to survive a lost node; it is coded and placed once they are live`
+}
