@@ -252,6 +252,11 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     await this.serial(async () => { await this.commitNow() })
   }
 
+  /** Blocks put since the last finished {@link commit} (0: everything put is durable). */
+  get uncommitted (): number {
+    return this.pending.size + (this.committing?.size ?? 0)
+  }
+
   /** Bytes on disk: committed and buffered pack bytes, and the index. */
   async approximateSize (): Promise<number> {
     let packs = 0

@@ -35,7 +35,11 @@ export interface AddEncoderOptions extends ProgressOptions<EncodeProgressEvents>
   /** The file's policy; default: the configured one for its size. */
   policy?: string
   signal?: AbortSignal
-  /** Fsync blocks and records in {@link AddEncoder.finish}. @default true (false: the caller's `sync()` of the service) */
+  /**
+   * Fsync in {@link AddEncoder.finish} every block written so far (the
+   * import's included: an import that feeds an encoder leaves its fsync to
+   * it) and the records. @default true (false: the caller's `sync()` of the service)
+   */
   sync?: boolean
 }
 
@@ -98,14 +102,15 @@ export class AddEncoder {
       await this.decide(this.options.policy ?? (size >= largeFrom ? largePolicy : smallPolicy))
     }
     const state = this.state
+    // the import left its fsync to this one: every block of the file (and its parity) is durable before the pin is returned
+    const manifest = state.kind === 'coding' ? await state.writer.finish(root, size) : undefined
+    if (sync) await blockstore.commit()
     if (state.kind === 'plain') return { pin: { policy: state.policy } }
     if (state.kind === 'waiting') {
       await holdings.noteDeferred(root, { policy: state.policy, size, since: clock.now() }, sync)
       return { pin: { policy: state.policy }, waiting: state.why }
     }
-    if (state.kind !== 'coding') throw new Error('unreachable: the policy is decided')
-    const manifest = await state.writer.finish(root, size)
-    if (sync) await blockstore.commit()
+    if (state.kind !== 'coding' || manifest === undefined) throw new Error('unreachable: the policy is decided')
     await holdings.noteManifest(manifest, { root: root.toString(), k: state.k, m: state.m, role: 'origin', since: clock.now() }, sync)
     return { pin: { policy: state.policy, manifest: manifest.toString() } }
   }

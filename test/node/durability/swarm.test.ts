@@ -18,6 +18,7 @@ import { loadConfig, saveConfig } from '../../../node/repo/config.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { createLogger } from '../../../node/logger.js'
 import { repoLayout } from '../../../node/repo/index.js'
+import { PackBlockStore } from '../../../node/blocks/index.js'
 import { flipEveryBlock } from '../blocks/fixtures.js'
 import { CID } from 'multiformats/cid'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
@@ -250,6 +251,9 @@ describe('durability on real nodes', () => {
     const data = randomBytes(3 * 1024 * 1024)
     // a plain add returns once the file is durable here; --wait says the policy is not met, and why
     await writer.components.files.add('/alone.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1' })
+    const store = writer.components.blockstore
+    assert.ok(store instanceof PackBlockStore)
+    assert.equal(store.uncommitted, 0, 'every block is fsynced when the add returns')
     await writer.components.files.settled()
     await assert.rejects(writer.components.files.add('/alone2.bin', once(randomBytes(2 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true }),
       (err: any) => err.name === 'PolicyNotMetError' && /policy is not met: 1 live node, ec:2\+1 needs 3 for its parity to survive a lost node/.test(err.message))
@@ -281,6 +285,7 @@ describe('durability on real nodes', () => {
 
     // three nodes carry ec:4+2 (two shards each survive a lost node) but not healthily: coded at once, at risk
     await writer.components.files.add('/wide.bin', once(randomBytes(2 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
+    assert.equal(store.uncommitted, 0, 'every block and its parity are fsynced when the add returns')
     await writer.components.files.settled()
     const wide = await writer.components.files.pinStatus('/wide.bin')
     assert.ok(wide.manifest !== undefined)
