@@ -55,7 +55,7 @@ export interface AddEncoding {
 export interface AddEncoderParts {
   components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>
   settings: Pick<DurabilitySettings, 'largeFrom' | 'largePolicy' | 'smallPolicy'>
-  encoder: Pick<Encoder, 'getCoder'>
+  encoder: Pick<Encoder, 'getCoder' | 'stripeCoder'>
   placer: Pick<Placer, 'livePeers'>
 }
 
@@ -130,7 +130,7 @@ export class AddEncoder {
         const { onProgress, signal } = this.options
         const writer = new StripeWriter({
           ...coding,
-          coder: await this.parts.encoder.getCoder(),
+          code: this.parts.encoder.stripeCoder(await this.parts.encoder.getCoder()),
           blockstore: this.parts.components.blockstore,
           signal,
           onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total: 0 }))

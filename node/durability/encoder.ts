@@ -11,6 +11,7 @@ import { AbortedError } from '../errors.js'
 import { createErasureCoder, type ErasureCoder } from './erasure.js'
 import { checkLeaf, countLeaves, fileLeaves, type ShardGetter } from './stripes.js'
 import { StripeWriter } from './stripe-writer.js'
+import { inThreadCoder, ParityPool, type StripeCoder } from './parity-pool.js'
 import type { DurabilityParts } from './components.js'
 import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
@@ -35,11 +36,30 @@ export interface EncodeOptions extends SyncOptions, ProgressOptions<EncodeProgre
   getter?: ShardGetter
 }
 
-/** Encodes files into stripes, with one erasure coder shared by every user. */
+/** Settings of an {@link Encoder}. */
+export interface EncoderInit {
+  /** Code parity on worker threads (a {@link ParityPool}). @default true */
+  workers?: boolean
+}
+
+/** Encodes files into stripes, with one erasure coder (and one parity pool) shared by every user. */
 export class Encoder {
   private coder?: Promise<ErasureCoder>
+  private readonly pool?: ParityPool
 
-  constructor (private readonly components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>) {}
+  constructor (private readonly components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>, init: EncoderInit = {}) {
+    if (init.workers !== false) this.pool = new ParityPool(async () => await this.getCoder())
+  }
+
+  /** How stripes are coded: on the parity pool's workers, else with `coder` on this thread. */
+  stripeCoder (coder: ErasureCoder): StripeCoder {
+    return this.pool?.code ?? inThreadCoder(coder)
+  }
+
+  /** Stop the parity pool's threads. */
+  async close (): Promise<void> {
+    await this.pool?.close()
+  }
 
   /** The erasure coder, loaded once (reads and repairs use it too). */
   async getCoder (): Promise<ErasureCoder> {
@@ -67,7 +87,7 @@ export class Encoder {
     const total = onProgress === undefined ? 0 : Math.ceil(await countLeaves(getter, root, signal) / coding.k)
     const writer = new StripeWriter({
       ...coding,
-      coder,
+      code: this.stripeCoder(coder),
       blockstore,
       signal,
       onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total }))

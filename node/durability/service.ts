@@ -81,6 +81,7 @@ export class DurabilityService {
     await this.parts.network.stop()
     await repairer
     await scrubber
+    await this.encoder.close()
   }
 
   /** The shards protocol endpoint (reads ask holders through it). */

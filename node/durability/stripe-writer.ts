@@ -2,7 +2,9 @@
  * Coding stripes from a file's leaves as they come: leaves are grouped k at
  * a time in the order given, each full group's m parity shards are computed
  * and stored at once, and {@link StripeWriter.finish} codes the last (short)
- * stripe and writes the manifest. At most one stripe's leaves are held.
+ * stripe and writes the manifest. Stripes are coded by a {@link StripeCoder}
+ * (on a worker thread in a daemon): up to {@link CODING_WINDOW} are coded at
+ * once while the caller goes on, and their parity is stored in file order.
  *
  * The import feeds it the leaves it has just hashed (no read-back, no
  * second hash); the encoder of a stored file feeds it leaves it read back
@@ -12,8 +14,8 @@
  */
 import { checkCoding, MAX_SHARD_BYTES, type Stripe } from '../../protocol/durability.js'
 import { InvalidArgumentError } from '../errors.js'
-import { buildManifest, encodeStripe, type Block } from './stripes.js'
-import type { ErasureCoder } from './erasure.js'
+import { buildManifest, type Block, type EncodedStripe } from './stripes.js'
+import type { StripeCoder } from './parity-pool.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { CID } from 'multiformats/cid'
 
@@ -21,7 +23,8 @@ import type { CID } from 'multiformats/cid'
 export interface StripeWriterInit {
   k: number
   m: number
-  coder: ErasureCoder
+  /** Codes one stripe (parity pool, or the main thread's coder). */
+  code: StripeCoder
   /** Where parity and manifest blocks are written. */
   blockstore: Pick<BlockStore, 'put'>
   signal?: AbortSignal
@@ -29,10 +32,14 @@ export interface StripeWriterInit {
   onStripe?: (stored: number) => void
 }
 
+/** Stripes coded at once ahead of the one whose parity is stored next (memory: this many stripes' leaves and parity). */
+export const CODING_WINDOW = 3
+
 /** Codes stripes from leaves in file order and writes their parity, then the manifest. */
 export class StripeWriter {
   private group: Block[] = []
   private readonly stripes: Stripe[] = []
+  private readonly coding: Array<Promise<EncodedStripe>> = []
 
   /** @throws {InvalidPolicyError} when k or m is out of bounds */
   constructor (private readonly init: StripeWriterInit) {
@@ -44,15 +51,16 @@ export class StripeWriter {
 
   /**
    * Take the next leaf of the file (a raw sha2-256 block whose CID the
-   * caller has checked); a full group is coded and its parity stored before
-   * this resolves.
+   * caller has checked); a full group goes to the coder, and once more than
+   * {@link CODING_WINDOW} stripes are being coded, the oldest one's parity is
+   * stored before this resolves.
    *
    * @throws {InvalidArgumentError} for a leaf over 4 MiB
    */
   async add (leaf: Block): Promise<void> {
     if (leaf.bytes.byteLength > MAX_SHARD_BYTES) throw new InvalidArgumentError(`leaf ${leaf.cid.toString()} of ${leaf.bytes.byteLength} bytes > ${MAX_SHARD_BYTES}`)
     this.group.push(leaf)
-    if (this.group.length === this.init.k) await this.flush()
+    if (this.group.length === this.init.k) await this.dispatch()
   }
 
   /**
@@ -63,17 +71,28 @@ export class StripeWriter {
    * @throws {InvalidManifestError} when the stripes break the manifest's rules
    */
   async finish (root: CID, size: number): Promise<CID> {
-    if (this.group.length > 0) await this.flush()
+    if (this.group.length > 0) await this.dispatch()
+    while (this.coding.length > 0) await this.storeOldest()
     const manifest = buildManifest(root, this.init.k, this.init.m, size, this.stripes)
     for (const block of manifest.blocks) await this.init.blockstore.put(block.cid, block.bytes, { signal: this.init.signal })
     return manifest.cid
   }
 
-  private async flush (): Promise<void> {
-    const { k, m, coder, blockstore, signal } = this.init
+  /** Send the group to the coder; past the window, store the oldest stripe coded. */
+  private async dispatch (): Promise<void> {
+    const { k, m, code } = this.init
     const batch = this.group
     this.group = []
-    const { stripe, parity } = encodeStripe(batch, k, m, coder)
+    const job = code(batch, k, m)
+    job.catch(() => {}) // surfaced when stored; never unhandled if the writer stops early
+    this.coding.push(job)
+    if (this.coding.length > CODING_WINDOW) await this.storeOldest()
+  }
+
+  /** Store the parity of the oldest stripe being coded (file order). */
+  private async storeOldest (): Promise<void> {
+    const { blockstore, signal } = this.init
+    const { stripe, parity } = await (this.coding.shift() as Promise<EncodedStripe>)
     const stored = new Set(stripe.data.map(String))
     for (const block of parity) {
       // a copy of a block stored already (replicas: the parity is the leaf) is not written again
