@@ -115,6 +115,7 @@ function build (): Command {
   program.command('repair').description('check pinned files and rebuild lost shards now')
     .option('--wait', 'wait for the pass and print what it did', false)
     .option('--scrub', 're-hash every stored block first; rebuild or re-fetch corrupt ones', false)
+    .option('--reindex', 'read every pack first and rebuild the block index from them (after a disk or index fault)', false)
     .action(async opts => { await (await pins()).repairCommand(globals(), opts) })
   program.command('gc').description('remove blocks this node does not need to keep')
     .action(async () => { await (await pins()).gcCommand(globals()) })

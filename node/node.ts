@@ -9,6 +9,7 @@ import { parseSwarmKey } from '../protocol/swarm-key.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createBlockStore, type BlockStore } from './blocks/index.js'
 import { parseChunker, type ChunkerSpec } from './content/index.js'
+import { LeafWorker } from './content/leaf-chunker.js'
 import { Files } from './files/index.js'
 import { createLogger, type Logger, type LogLevel } from './logger.js'
 import { createMetrics, type NodeMetrics } from './metrics/index.js'
@@ -146,7 +147,9 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const tiers = new TierService({ configFile: repo.config, logger: logger.child({ component: 'tier' }) }, config.tier)
   const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve })
-  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings, tiers, disk })
+  // chunking and hashing of imports run on one worker thread beside the main one
+  const leafWorker = new LeafWorker()
+  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings, tiers, disk, leafWorker })
   const chunker = parseChunker(config.chunker)
   const components: ShoalComponents = {
     repo,
@@ -197,6 +200,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await peers.stop()
       await sync.stop()
       await durability.stop()
+      await leafWorker.close()
       tiers.stop()
       await exchange.stop()
       await libp2p.stop()

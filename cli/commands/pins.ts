@@ -9,6 +9,7 @@ import { formatBytes, printJson, printLines, type GlobalOptions } from '../outpu
 import type { PinInfo } from '../../node/files/index.js'
 import type { PinStatus, RepairReport, ScrubReport } from '../../node/durability/index.js'
 import type { GcResult } from '../../node/durability/gc.js'
+import type { ReindexReport } from '../../node/blocks/index.js'
 import type { HealthSummary } from '../../node/durability/health.js'
 import type { TierConfig } from '../../node/tiers/config.js'
 import type { TierStatus } from '../../node/tiers/service.js'
@@ -86,17 +87,24 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
 }
 
 /** `shoal repair [--wait] [--scrub]`. */
-export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, scrub?: boolean }): Promise<void> {
+export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, scrub?: boolean, reindex?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const scrub: Record<string, string> = opts.scrub === true ? { scrub: 'true' } : {}
+  const scrub: Record<string, string> = { ...(opts.scrub === true ? { scrub: 'true' } : {}), ...(opts.reindex === true ? { reindex: 'true' } : {}) }
   if (opts.wait !== true) {
     await client.json('POST', '/api/v0/repair', scrub)
     if (g.json) printJson({ started: true })
-    else printLines(opts.scrub === true ? 'scrub and repair pass started' : 'repair pass started')
+    else printLines(`${opts.reindex === true ? 'reindex, ' : ''}${opts.scrub === true ? 'scrub and ' : ''}repair pass started`)
     return
   }
-  const r = await client.json<RepairReport & { scrub?: ScrubReport }>('POST', '/api/v0/repair', { wait: 'true', ...scrub })
+  const r = await client.json<RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }>('POST', '/api/v0/repair', { wait: 'true', ...scrub })
   if (g.json) { printJson(r); return }
+  if (r.reindex !== undefined) {
+    const x = r.reindex
+    printLines(
+      `reindex: ${x.packs} packs, ${x.records} intact records read, ${x.corruptRecords} corrupt; ${x.indexed} indexed again, ${x.repointed} repointed, ${x.removed} removed (no intact copy here)`,
+      ...x.lost.map(cid => `lost here: ${cid}`)
+    )
+  }
   if (r.scrub !== undefined) {
     const s = r.scrub
     printLines(

@@ -1,6 +1,7 @@
 import { exportCar, importCar } from '../car/index.js'
 import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
+import { InvalidArgumentError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
 import { createInvite } from '../peers/invite.js'
 import type { TrustStatus } from '../peers/trust-admin.js'
@@ -125,10 +126,15 @@ export const routes: Route[] = [
     path: '/api/v0/repair',
     async handle ({ res, query, components }) {
       const q = parseQuery(schemas.repair, query)
-      // a scrub first (it may drop corrupt shards), then the repair pass that restores placement
-      const pass = q.scrub === true
-        ? components.durability.scrub().then(async scrub => ({ ...await components.durability.repair(), scrub }))
-        : components.durability.repair()
+      const { blockstore, durability } = components
+      if (q.reindex === true && blockstore.reindex === undefined) throw new InvalidArgumentError('this block store has no separate index to rebuild')
+      // the index first (what the packs hold), a scrub next (it may drop
+      // corrupt shards), then the repair pass that restores placement
+      const pass = (async () => {
+        const reindex = q.reindex === true ? await blockstore.reindex?.() : undefined
+        const scrub = q.scrub === true ? await durability.scrub() : undefined
+        return { ...await durability.repair(), ...(scrub === undefined ? {} : { scrub }), ...(reindex === undefined ? {} : { reindex }) }
+      })()
       if (q.wait === true) { sendJson(res, 200, await pass); return }
       pass.catch(err => { components.logger.warn({ err: err?.message }, 'repair pass failed') })
       sendJson(res, 202, { started: true })

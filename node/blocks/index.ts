@@ -5,6 +5,8 @@
  */
 import { LegacyLevelBlockStore } from './level-blockstore.js'
 import { PackBlockStore } from './pack-blockstore.js'
+import type { ReindexReport } from './reindex.js'
+export type { ReindexReport } from './reindex.js'
 import type { Blockstore, Pair } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 import type { Counter } from 'prom-client'
@@ -103,6 +105,8 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   readonly recovery?: RecoveryReport
   /** Give the space of deleted blocks back now (rewrite mostly-dead packs) and wait for it; stores that free space as they delete have none. */
   compact?: (options?: AbortOptions) => Promise<void>
+  /** Check the index against the packs and rebuild it from them (absent: a store with no separate index). */
+  reindex?: () => Promise<ReindexReport>
 }
 
 /** Blocks put since {@link BlockStore.watchPuts} was called. */

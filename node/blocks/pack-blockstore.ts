@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { reindexPacks, type ReindexReport } from './reindex.js'
 import { mkdir, statfs, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
@@ -250,6 +251,18 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    */
   async commit (): Promise<void> {
     await this.serial(async () => { await this.commitNow() })
+  }
+
+  /**
+   * Check the whole index against every committed record of every pack and
+   * rebuild what disagrees (`shoal repair --reindex`); see reindex.ts.
+   * Commits first; commits and deletes wait meanwhile.
+   */
+  async reindex (): Promise<ReindexReport> {
+    await this.commit()
+    const report = await this.serial(async () => await reindexPacks({ db: this.db, dir: this.dir, metas: this.metas }))
+    this.compactor.schedule()
+    return report
   }
 
   /** Blocks put since the last finished {@link commit} (0: everything put is durable). */

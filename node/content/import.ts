@@ -5,7 +5,10 @@ import { AbortedError } from '../errors.js'
 import { createChunker, type ChunkerSpec } from './chunker/index.js'
 import type { BlockStore } from '../blocks/index.js'
 import { CID } from 'multiformats/cid'
-import { rawCID } from '../blocks/verify.js'
+import { SHA2_256, rawCID } from '../blocks/verify.js'
+import { code as RAW_CODE } from 'multiformats/codecs/raw'
+import * as Digest from 'multiformats/hashes/digest'
+import type { LeafDigests, LeafWorker } from './leaf-chunker.js'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 import type { BufferImporter } from 'ipfs-unixfs-importer'
 
@@ -32,6 +35,8 @@ export interface ImportContentOptions extends ProgressOptions<ImportProgressEven
    * awaited, so a slow consumer slows the import (bounded memory).
    */
   onLeaf?: LeafSink
+  /** Cut and hash the leaves on this worker thread (absent: on the calling thread). */
+  leafWorker?: LeafWorker
 }
 
 /** Receives the raw leaves of an import in file order ({@link ImportContentOptions.onLeaf}). */
@@ -91,32 +96,35 @@ export async function importContent (blockstore: BlockStore, source: AsyncIterab
     yield * head
     for (let piece = await next(); piece !== undefined; piece = await next()) yield piece
   }
+  const digests: LeafDigests | undefined = options.leafWorker === undefined ? undefined : new WeakMap()
   const result = await importByteStream(counted(), blockstore, {
     cidVersion: 1,
     rawLeaves: true,
     reduceSingleLeafToSelf: true,
-    chunker: createChunker(options.chunker),
+    chunker: digests === undefined ? createChunker(options.chunker) : (options.leafWorker as LeafWorker).chunker(options.chunker, digests),
     layout: balanced({ maxChildrenPerNode: KUBO_MAX_CHILDREN }),
     // hashing is synchronous; a few blocks in flight keep LevelDB busy
     // without holding tens of MiB of leaves in memory
     blockWriteConcurrency: 8,
-    ...(options.onLeaf === undefined ? {} : { bufferImporter: leafTap(options.onLeaf) })
+    ...(options.onLeaf === undefined && digests === undefined ? {} : { bufferImporter: leafTap(options.onLeaf, digests) })
   })
   if (options.commit !== false) await blockstore.commit()
   return { cid: result.cid, size }
 }
 
 /**
- * The importer's leaf step with a tap: each chunk is hashed here, in file
- * order, handed to `sink` (awaited), then stored by the step the importer
- * runs in parallel. Raw leaves only (the import always asks for them), so
- * the CID is the one the default step would compute.
+ * The importer's leaf step with a tap: each chunk's CID comes from the
+ * digest the leaf worker computed (else it is hashed here), in file order;
+ * the chunk goes to `sink` (awaited), then is stored by the step the
+ * importer runs in parallel. Raw leaves only (the import always asks for
+ * them), so the CID is the one the default step would compute.
  */
-function leafTap (sink: LeafSink): BufferImporter {
+function leafTap (sink: LeafSink | undefined, digests: LeafDigests | undefined): BufferImporter {
   return async function * (file, blockstore) {
     for await (const bytes of file.content) {
-      const cid = rawCID(bytes)
-      await sink({ cid, bytes })
+      const digest = digests?.get(bytes)
+      const cid = digest === undefined ? rawCID(bytes) : CID.createV1(RAW_CODE, Digest.create(SHA2_256, digest))
+      await sink?.({ cid, bytes })
       yield async () => {
         await blockstore.put(cid, bytes)
         return { cid, size: BigInt(bytes.byteLength), block: bytes }

@@ -22,6 +22,7 @@ import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protoc
 import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
 import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import type { DiskGuard } from '../repo/disk.js'
+import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
 import type { FilePin, StoredColdCopy } from '../namespace/index.js'
 
@@ -42,6 +43,8 @@ export interface FilesComponents {
   tiers?: TierService
   /** Checks room on the repo disk before new data comes in (absent: no check). */
   disk?: DiskGuard
+  /** Cuts and hashes the leaves of imports on a worker thread (absent: on the main thread). */
+  leafWorker?: LeafWorker
 }
 
 /** A pinned file as `pin ls` shows it. */
@@ -194,7 +197,7 @@ export class Files {
     const entry = await this.writing(async () => {
       // stripes are coded from the leaves while the import holds them (no read-back)
       const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true })
-      const { cid, size } = await importContent(this.components.blockstore, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined })
+      const { cid, size } = await importContent(this.components.blockstore, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined, leafWorker: this.components.leafWorker })
       ms.import = Math.round(performance.now() - started)
       const encoded = await coding?.finish(cid, size)
       waiting = encoded?.waiting
@@ -249,7 +252,7 @@ export class Files {
       for (let i = 0; i < items.length; i++) {
         const item = items[i]
         const coding = durability?.addEncoder({ policy: item.pin, signal: options.signal, sync: false })
-        const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, onLeaf: coding?.onLeaf })
+        const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, onLeaf: coding?.onLeaf, leafWorker: this.components.leafWorker })
         const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: item.mode ?? 0o644, mtime: item.mtime ?? Date.now() }
         if (coding !== undefined) record.pin = (await coding.finish(cid, size)).pin
         files.push({ path: targets[i], record })

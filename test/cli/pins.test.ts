@@ -79,6 +79,11 @@ describe('pins through the CLI', () => {
     assert.ok(scrubbed.scrub.blocks > 0, 'the scrub re-hashed the stored blocks')
     assert.equal(scrubbed.scrub.corrupt, 0)
     assert.deepEqual(scrubbed.scrub.lost, [])
+    // --reindex: every pack read, the index checked against them; nothing to fix on a sound repo
+    const reindexed = await shoalJson<{ reindex: { packs: number, records: number, corruptRecords: number, indexed: number, repointed: number, removed: number } }>(d.repo, ['repair', '--reindex', '--wait'])
+    assert.ok(reindexed.reindex.packs > 0 && reindexed.reindex.records > 0)
+    assert.deepEqual([reindexed.reindex.corruptRecords, reindexed.reindex.indexed, reindexed.reindex.repointed, reindexed.reindex.removed], [0, 0, 0, 0])
+    assert.match((await shoalOk(d.repo, ['repair', '--reindex', '--wait'])).toString(), /^reindex: \d+ packs, \d+ intact records read, 0 corrupt; 0 indexed again, 0 repointed, 0 removed/m)
     await shoalOk(d.repo, ['rm', '/big.bin'])
     await shoalOk(d.repo, ['gc'])
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/small.bin']), small, 'an unpinned file is still readable after gc')
