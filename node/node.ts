@@ -21,7 +21,7 @@ import { createHost, type ShoalLibp2p } from './net/host.js'
 import { PeerManager } from './peers/index.js'
 import { TrustAdmin } from './peers/trust-admin.js'
 import { createBlockExchange, ExpectedPuts, type BlockExchange } from './exchange/index.js'
-import { createDurability, GcLock, type DurabilityService, type Holdings } from './durability/index.js'
+import { createDurability, GcLock, registerDurabilityMetrics, type DurabilityService, type Holdings } from './durability/index.js'
 import { TierService } from './tiers/service.js'
 import { DiskGuard } from './repo/disk.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
@@ -144,6 +144,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     scrubIntervalMs: durabilityConfig.scrubInterval,
     scrubBytesPerSecond: durabilityConfig.scrubRate
   })
+  registerDurabilityMetrics(metrics.registry, durability)
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   const tiers = new TierService({ configFile: repo.config, logger: logger.child({ component: 'tier' }) }, config.tier)
   const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve })

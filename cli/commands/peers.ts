@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { formatSwarmKey } from '../../protocol/swarm-key.js'
 import { ApiClient } from '../client.js'
-import { printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
+import type { DurabilityHealth } from '../../node/durability/index.js'
 import type { PeerStatus } from '../../node/peers/index.js'
 import type { InviteInfo } from '../../node/peers/invite.js'
 import type { TrustStatus } from '../../node/peers/trust-admin.js'
@@ -45,14 +46,18 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, repo: string }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, repo: string, durability?: DurabilityHealth }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
+  const d = s.durability
   printLines(
     `peer id:  ${s.id}`,
     `swarm:    ${s.swarm === 'private' ? 'private (swarm key)' : 'open (no swarm key: any Shoal node can connect)'}`,
     `writers:  ${s.writers} (shoal trust ls)`,
     `peers:    ${s.peers}`,
-    `blocks:   ~${s.blockstoreBytes} bytes on disk`,
+    `blocks:   ${formatBytes(s.blockstoreBytes)} on disk`,
+    d === undefined
+      ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'
+      : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'}: ${d.healthy} healthy, ${d.atRisk} at risk, ${d.degraded} degraded, ${d.lost} lost${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
     `repo:     ${s.repo}`,
     ...s.addresses.map(a => `listening ${a}`)
   )

@@ -67,6 +67,8 @@ export const routes: Route[] = [
         blockstoreBytes: await components.blockstore.approximateSize(),
         // the quota for others (storage.maxForOthers, or its measured default) and what is held of it
         storage: await components.durability.storage(),
+        // stripe health as the last repair pass found it (absent before the first pass)
+        durability: components.durability.health(),
         repo: components.repo.root,
         namespace: namespaceStatus(components)
       })

@@ -29,13 +29,18 @@ export interface StripeAssessment {
 
 /** The largest number of shards that sit on pairwise distinct nodes. */
 export function spreadOf (shards: readonly ShardHolders[]): number {
+  return matchShards(shards).spread
+}
+
+/** A maximum matching of shards to distinct nodes: its size (zero shards included) and node → shard. */
+function matchShards (shards: readonly ShardHolders[]): { spread: number, owner: Map<string, number> } {
   const owner = new Map<string, number>()
   let spread = 0
   for (let i = 0; i < shards.length; i++) {
     if (shards[i] === undefined) { spread++; continue }
     if (augment(i, shards, owner, new Set())) spread++
   }
-  return spread
+  return { spread, owner }
 }
 
 /** Try to give shard `i` a node of its own, moving earlier shards along an augmenting path. */
@@ -55,13 +60,29 @@ function augment (i: number, shards: readonly ShardHolders[], owner: Map<string,
 /**
  * Health of a k+m stripe from where its shards are: `lost` under k shards,
  * `degraded` under k+m, `at-risk` when all exist but on fewer than k+m
- * distinct nodes, else `healthy`.
+ * distinct nodes — or, with `zoneOf`, with more than m of them in one zone —
+ * else `healthy`.
  */
-export function assessStripe (k: number, m: number, shards: readonly ShardHolders[]): StripeAssessment {
+export function assessStripe (k: number, m: number, shards: readonly ShardHolders[], zoneOf?: (node: string) => string | undefined): StripeAssessment {
   const live = shards.filter(s => s === undefined || s.length > 0).length
-  const spread = spreadOf(shards)
+  const { spread, owner } = matchShards(shards)
   const byCount = stripeHealth(live, k, m)
-  return { health: byCount === 'healthy' && spread < k + m ? 'at-risk' : byCount, live, spread }
+  if (byCount !== 'healthy') return { health: byCount, live, spread }
+  if (spread < k + m) return { health: 'at-risk', live, spread }
+  return { health: zoneOf !== undefined && crowdedZone(owner, m, zoneOf) ? 'at-risk' : 'healthy', live, spread }
+}
+
+/** True when more than m of the matched nodes share a zone (nodes without a zone share none). */
+function crowdedZone (owner: Map<string, number>, m: number, zoneOf: (node: string) => string | undefined): boolean {
+  const counts = new Map<string, number>()
+  for (const node of owner.keys()) {
+    const zone = zoneOf(node)
+    if (zone === undefined) continue
+    const n = (counts.get(zone) ?? 0) + 1
+    if (n > m) return true
+    counts.set(zone, n)
+  }
+  return false
 }
 
 /** Stripe counts by health, as `pin status` and `repair` report them. */

@@ -21,13 +21,14 @@ import type { Timers } from '../namespace/sync.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
 export { DurabilityService } from './service.js'
-export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
+export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityHealth, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairReport, ShardStatus, StripeStatus, SyncOptions } from './service.js'
 export { systemClock, systemTimers } from './components.js'
 export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './holdings.js'
 export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'
 export { DEFAULT_SHARDS_LIMITS, Libp2pShardsNetwork, type ShardsLimits, type ShardsNetworkInit, type ShardsNetworkStats } from './network.js'
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
 export { stripedGetter } from './reader.js'
+export { registerDurabilityMetrics } from './metrics.js'
 export type { ScrubReport } from './scrub.js'
 
 /** What {@link createDurability} needs. */

@@ -51,8 +51,11 @@ export interface PinStatus {
   waiting?: string
 }
 
-/** Health of every stripe of the pin `pin` of the file `root`, asking every connected peer what it holds. */
-export async function readPinStatus (components: DurabilityParts, root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
+/**
+ * Health of every stripe of the pin `pin` of the file `root`, asking every
+ * connected peer what it holds; with `zoneOf`, zones count too (see health.ts).
+ */
+export async function readPinStatus (components: DurabilityParts, root: CID, pin: FilePin | undefined, signal?: AbortSignal, zoneOf?: (node: string) => string | undefined): Promise<PinStatus> {
   const policy = pin?.policy ?? 'none'
   if (pin?.manifest === undefined) {
     return { root: root.toString(), policy, stripes: [], summary: emptySummary(), peersAsked: [] }
@@ -81,7 +84,7 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
       if (record !== undefined) s.placed = record.holders[i]
       shards.push(s)
     }
-    const { health, live } = assessStripe(mroot.k, mroot.m, seen)
+    const { health, live } = assessStripe(mroot.k, mroot.m, seen, zoneOf)
     countHealth(summary, health)
     const st: StripeStatus = { index, health, live, shards }
     if (record !== undefined) st.why = record.why

@@ -165,6 +165,11 @@ export class Placer {
     return out
   }
 
+  /** The zone of `peer` (this node's own, or what the peer said when asked by {@link livePeers}), if it has one. */
+  zoneOf (peer: string): string | undefined {
+    return peer === this.components.network.self ? this.init.zone : this.zones.get(peer)
+  }
+
   /** Ask `peer` to hold `refs` of `manifest` (of the file `root`), in as many requests as the protocol needs. */
   async sendHold (peer: string, manifest: CID, root: CID, refs: ShardRef[], signal?: AbortSignal): Promise<void> {
     const sorted = [...refs].sort(compareRefs)

@@ -47,7 +47,7 @@ export interface RepairerInit {
   /** Period of the pass (ms); 0 = only on demand. */
   checkIntervalMs: number
   /** Places again what was placed over too few peers, and knows the live peers. */
-  placer: Pick<Placer, 'place' | 'livePeers' | 'noteRefusal'>
+  placer: Pick<Placer, 'place' | 'livePeers' | 'noteRefusal' | 'zoneOf'>
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
   /** Codes the files deferred for want of live nodes. */
   encoder: Pick<Encoder, 'encode'>
@@ -68,6 +68,7 @@ export class Repairer {
   private timer?: unknown
   private readonly pass = new SharedPass<RepairReport>()
   private stopped = false
+  private latest?: { report: RepairReport, at: number }
 
   constructor (private readonly components: DurabilityParts, private readonly init: RepairerInit) {
     this.log = components.logger.child({ component: 'durability' })
@@ -89,7 +90,16 @@ export class Repairer {
 
   /** One repair pass; concurrent calls share one pass. */
   async repair (signal?: AbortSignal): Promise<RepairReport> {
-    return await this.pass.run(async () => await this.repairPass(signal))
+    return await this.pass.run(async () => {
+      const report = await this.repairPass(signal)
+      this.latest = { report, at: this.components.clock.now() }
+      return report
+    })
+  }
+
+  /** The report of the last finished pass and when it finished (ms), if one ran. */
+  last (): { report: RepairReport, at: number } | undefined {
+    return this.latest
   }
 
   private schedule (ms: number): void {
@@ -164,7 +174,7 @@ export class Repairer {
         now: clock.now(),
         graceMs
       })
-      countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive) : plan.health)
+      countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive, p => placer.zoneOf(p)) : plan.health)
       report.waiting += plan.waiting
       if (plan.actions.length === 0) continue
       if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive) !== network.self) continue
@@ -210,9 +220,9 @@ function slotOf (manifest: CID, stripe: number, shard: number): string {
   return `${manifest.toString()}:${stripe}:${shard}`
 }
 
-/** `healthy` when the stripe's shards sit on k+m distinct live nodes, else `at-risk`. */
-function spreadHealth (k: number, m: number, stripe: Stripe, index: number, view: HolderView, isAlive: (p: string) => boolean): StripeHealth {
+/** `healthy` when the stripe's shards sit on k+m distinct live nodes (at most m per zone), else `at-risk`. */
+function spreadHealth (k: number, m: number, stripe: Stripe, index: number, view: HolderView, isAlive: (p: string) => boolean, zoneOf: (p: string) => string | undefined): StripeHealth {
   const seen: ShardHolders[] = []
   for (let i = 0; i < k + m; i++) seen.push(shardCID(stripe, k, i) === undefined ? undefined : view.holders(index, i).filter(isAlive))
-  return assessStripe(k, m, seen).health
+  return assessStripe(k, m, seen, zoneOf).health
 }

@@ -25,6 +25,7 @@ import { Scrubber } from './scrubber.js'
 import { resolveSettings, type DurabilityInit, type DurabilitySettings } from './settings.js'
 import { ShardsServer } from './shards-server.js'
 import type { ErasureCoder } from './erasure.js'
+import type { HealthSummary } from './health.js'
 import type { ShardsNetwork } from './network.js'
 import type { QuotaReport } from './quota.js'
 import type { ScrubReport } from './scrub.js'
@@ -39,6 +40,19 @@ export type { EncodeOptions, EncodeProgressEvents, SyncOptions } from './encoder
 export type { PlaceOptions, PlaceProgressEvents, PlaceResult } from './placer.js'
 export type { PinStatus, ShardStatus, StripeStatus } from './pin-status.js'
 export type { RepairReport } from './repairer.js'
+
+/** What the last repair pass found ({@link DurabilityService.health}). */
+export interface DurabilityHealth extends HealthSummary {
+  /** When the pass finished (ms). */
+  at: number
+  /** Pinned files (manifests) it looked at. */
+  manifests: number
+  stripes: number
+  /** Files not coded yet because too few nodes are live. */
+  uncoded: number
+  /** Shards whose holder is away but within the grace period. */
+  waiting: number
+}
 
 /** The durability service of one node. */
 export class DurabilityService {
@@ -150,7 +164,9 @@ export class DurabilityService {
 
   /** Health of every stripe of a file's pin. */
   async status (root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
-    const status = await readPinStatus(this.parts, root, pin, signal)
+    // the zones of live peers are learned (once per peer) before health counts them
+    if (pin?.manifest !== undefined) await this.placer.livePeers(signal)
+    const status = await readPinStatus(this.parts, root, pin, signal, peer => this.placer.zoneOf(peer))
     const why = pin?.manifest === undefined && pin !== undefined ? await this.waiting(root, pin.policy, signal) : undefined
     if (why !== undefined) {
       status.pending = true
@@ -165,6 +181,19 @@ export class DurabilityService {
    */
   async repair (signal?: AbortSignal): Promise<RepairReport> {
     return await this.repairer.repair(signal)
+  }
+
+  /**
+   * The health of what this node knows, as the last repair pass found it
+   * (every `durability.checkInterval`, or `shoal repair`): stripe counts by
+   * health, files waiting for live nodes, when. Undefined before the first
+   * pass.
+   */
+  health (): DurabilityHealth | undefined {
+    const last = this.repairer.last()
+    if (last === undefined) return undefined
+    const { report, at } = last
+    return { at, manifests: report.manifests, stripes: report.stripes, healthy: report.healthy, atRisk: report.atRisk, degraded: report.degraded, lost: report.lost, uncoded: report.uncoded, waiting: report.waiting }
   }
 
   /** Collect garbage in the block store (see gc.ts); orphaned holdings are kept for the grace period. */

@@ -25,6 +25,16 @@ describe('stripe health', () => {
     assert.equal(assessStripe(2, 1, [['a'], undefined, ['b']]).health, 'healthy', 'a short last stripe: its zero shard is known')
     assert.equal(assessStripe(2, 1, [['a'], undefined, ['a']]).health, 'at-risk')
   })
+
+  it('with zones, at most m shards of a healthy stripe sit in one zone', () => {
+    const six = [['a'], ['b'], ['c'], ['d'], ['e'], ['f']]
+    const zones: Record<string, string> = { a: 'z1', b: 'z1', c: 'z2', d: 'z2', e: 'z3', f: 'z3' }
+    assert.equal(assessStripe(4, 2, six, n => zones[n]).health, 'healthy', 'two shards per zone: losing a zone loses m')
+    const crowded: Record<string, string> = { ...zones, c: 'z1' }
+    assert.equal(assessStripe(4, 2, six, n => crowded[n]).health, 'at-risk', 'three shards in z1: losing it loses more than m')
+    assert.equal(assessStripe(4, 2, six, () => undefined).health, 'healthy', 'nodes without zones count by node only')
+    assert.equal(assessStripe(4, 2, [['a'], ['b'], ['c'], ['d'], ['e'], []], n => crowded[n]).health, 'degraded', 'a missing shard is degraded, zones or not')
+  })
 })
 
 describe('sleep', () => {

@@ -267,6 +267,8 @@ describe('durability on real nodes', () => {
     const pass = await writer.components.durability.repair()
     assert.equal(pass.uncoded, 2, 'the repair pass sees both files wait')
     assert.equal(pass.coded, 0)
+    assert.equal(writer.components.durability.health()?.uncoded, 2, 'status shows it')
+    assert.match(await writer.components.metrics.registry.metrics(), /^shoal_durability_files_uncoded 2$/m, 'and the metrics')
 
     // two peers join: the next pass codes both files, binds their pins and places every stripe on three distinct nodes
     const dir = await tempDir(t, 'shoal-spread-')
@@ -276,6 +278,10 @@ describe('durability on real nodes', () => {
     const again = await writer.components.durability.repair()
     assert.equal(again.coded, 2, 'both files coded by the repair pass')
     assert.equal(again.uncoded, 0)
+    const health = writer.components.durability.health()
+    assert.ok(health !== undefined && health.stripes > 0)
+    assert.deepEqual([health.healthy, health.atRisk, health.degraded, health.lost, health.uncoded], [health.stripes, 0, 0, 0, 0])
+    assert.match(await writer.components.metrics.registry.metrics(), new RegExp(`^shoal_durability_stripes\\{health="healthy"\\} ${health.stripes}$`, 'm'))
     const spread = await writer.components.files.pinStatus('/alone.bin')
     assert.ok(spread.manifest !== undefined, 'the pin names its manifest now')
     assert.equal(spread.waiting, undefined)
