@@ -10,7 +10,8 @@
  * the timed `add FILE --to /bench --json` (whole CLI process, start-up
  * included), then `cat /bench` hashed with sha-256 and compared with the
  * file's digest. Ceilings: raw tuned classic-level batch put of the file in
- * 256 KiB blocks keyed by their sha-256, sha-256 of the file, raw file read.
+ * 256 KiB blocks keyed by their sha-256, `dd bs=4M conv=fsync` of the file,
+ * sha-256 of the file, raw file read.
  * MB = 10^6 bytes. See docs/benchmarks.md.
  */
 import '../node/polyfills.js'
@@ -271,6 +272,21 @@ function cpuNow (): number {
   return (u.user + u.system) / 1e6
 }
 
+/**
+ * `dd if=FILE of=COPY bs=4M conv=fsync`: the disk's own speed for writing
+ * the same bytes durably (the file itself is in the page cache).
+ */
+async function ceilingDd (file: string, size: number, out: string): Promise<Ceiling> {
+  const t0 = performance.now()
+  const dev = deviceWrittenBytes(device)
+  const r = spawnSync('dd', [`if=${file}`, `of=${out}`, 'bs=4M', 'conv=fsync'], { encoding: 'utf8' })
+  const seconds = (performance.now() - t0) / 1000
+  const after = deviceWrittenBytes(device)
+  await rm(out, { force: true })
+  if (r.status !== 0) throw new Error(`dd failed: ${r.stderr}`)
+  return { seconds, mbps: size / MB / seconds, cpuSeconds: 0, diskBytes: dev === undefined || after === undefined ? undefined : after - dev }
+}
+
 /** Plain sequential read of the file in 4 MiB pieces. */
 async function ceilingRead (file: string, size: number): Promise<Ceiling> {
   const cpu0 = cpuNow()
@@ -473,6 +489,7 @@ interface RunResult {
   read: Ceiling
   sha256: Ceiling
   level: Ceiling
+  dd: Ceiling
   figures: Figure[]
 }
 
@@ -508,20 +525,22 @@ function report (opts: Options, results: RunResult[], fileSha: string): string {
   lines.push(`file sha-256 ${fileSha}`)
   lines.push('')
   const per = (f: (r: RunResult) => number, digits = 0): string => n === 1 ? '' : ` [${results.map(r => fmt(f(r), digits) + (noisy(r) ? '*' : '')).join(', ')}]`
-  const rows: string[][] = [['measure', 'MB/s', 'seconds', 'add / raw LevelDB', 'add / sha-256']]
+  const dd = med(r => r.dd.mbps)
+  const rows: string[][] = [['measure', 'MB/s', 'seconds', 'add / raw LevelDB', 'add / dd conv=fsync', 'add / sha-256']]
   for (const chunker of opts.chunkers) {
     const pick = (r: RunResult): Figure => r.figures.find(f => f.chunker === chunker) as Figure
     const add = med(r => pick(r).addMbps)
     rows.push([`shoal add --chunker ${chunker}`, fmt(add) + per(r => pick(r).addMbps), fmt(med(r => pick(r).addSeconds), 2),
-      fmt(add / level, 2) + per(r => pick(r).addMbps / r.level.mbps, 2), fmt(add / sha, 2)])
+      fmt(add / level, 2) + per(r => pick(r).addMbps / r.level.mbps, 2), fmt(add / dd, 2) + per(r => pick(r).addMbps / r.dd.mbps, 2), fmt(add / sha, 2)])
   }
   for (const chunker of opts.chunkers) {
     const pick = (r: RunResult): Figure => r.figures.find(f => f.chunker === chunker) as Figure
-    rows.push([`shoal cat (${chunker} DAG) into sha-256`, fmt(med(r => pick(r).catMbps)) + per(r => pick(r).catMbps), fmt(med(r => pick(r).catSeconds), 2), '', ''])
+    rows.push([`shoal cat (${chunker} DAG) into sha-256`, fmt(med(r => pick(r).catMbps)) + per(r => pick(r).catMbps), fmt(med(r => pick(r).catSeconds), 2), '', '', ''])
   }
-  rows.push(['ceiling: raw classic-level batch put', fmt(level) + per(r => r.level.mbps), fmt(med(r => r.level.seconds), 2), '', ''])
-  rows.push(['ceiling: sha-256 (256 KiB blocks, from file)', fmt(sha) + per(r => r.sha256.mbps), fmt(med(r => r.sha256.seconds), 2), '', ''])
-  rows.push(['ceiling: plain file read (page cache)', fmt(read) + per(r => r.read.mbps), fmt(med(r => r.read.seconds), 2), '', ''])
+  rows.push(['ceiling: raw classic-level batch put', fmt(level) + per(r => r.level.mbps), fmt(med(r => r.level.seconds), 2), '', '', ''])
+  rows.push(['ceiling: dd bs=4M conv=fsync of the file', fmt(dd) + per(r => r.dd.mbps), fmt(med(r => r.dd.seconds), 2), '', '', ''])
+  rows.push(['ceiling: sha-256 (256 KiB blocks, from file)', fmt(sha) + per(r => r.sha256.mbps), fmt(med(r => r.sha256.seconds), 2), '', '', ''])
+  rows.push(['ceiling: plain file read (page cache)', fmt(read) + per(r => r.read.mbps), fmt(med(r => r.read.seconds), 2), '', '', ''])
   lines.push(table(rows))
   lines.push('')
   for (const chunker of opts.chunkers) {
@@ -588,6 +607,9 @@ async function main (): Promise<number> {
       const level = await withForeign(async () => await ceilingLevel(file, opts.size, dbPath))
       await rm(dbPath, { recursive: true, force: true })
       log(`run ${run}: raw classic-level batch put ${fmt(level.mbps)} MB/s (inside batch writes ${fmt(level.writeSeconds ?? NaN, 2)} s; other processes' CPU ${fmt(level.foreignCpu ?? NaN, 1)} s)`)
+      await settle()
+      const dd = await withForeign(async () => await ceilingDd(file, opts.size, join(work, `dd-${run}.out`)))
+      log(`run ${run}: dd bs=4M conv=fsync ${fmt(dd.mbps)} MB/s`)
       const figures: Figure[] = []
       for (const chunker of opts.chunkers) {
         await settle()
@@ -595,7 +617,7 @@ async function main (): Promise<number> {
         log(`run ${run}: add --chunker ${chunker} ${fmt(f.addMbps)} MB/s (${fmt(f.addSeconds, 2)} s; other processes' CPU ${fmt(f.addForeignCpu ?? NaN, 1)} s), cat ${fmt(f.catMbps)} MB/s, ${f.identical ? 'identical' : 'MISMATCH'}`)
         figures.push(f)
       }
-      results.push({ run, read, sha256, level, figures })
+      results.push({ run, read, sha256, level, dd, figures })
     }
     process.stdout.write(report(opts, results, fileSha) + '\n')
     if (opts.json) process.stdout.write(JSON.stringify({ size: opts.size, fileSha, results }) + '\n')

@@ -8,7 +8,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CustomProgressEvent } from 'progress-events'
-import { stripeKey } from '../../protocol/durability.js'
+import { stripeKey, type Stripe } from '../../protocol/durability.js'
 import { compareRefs, MAX_SHARD_REFS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
@@ -86,10 +86,9 @@ export class Placer {
     const records: PlacementRecord[] = []
     const now = clock.now()
     for await (const { index, stripe } of readStripes(blockstore, root, signal)) {
-      const holders = placeStripe(stripeKey(stripe), peers, k + m, m)
-      const why = explainPlacement(holders, peers, m)
-      records.push({ stripe: index, holders, why: describePlacement(why, peers.length), time: now })
-      holders.forEach((peer, shard) => {
+      const record = planStripe(index, stripe, peers, { k, m, now })
+      records.push(record)
+      record.holders.forEach((peer, shard) => {
         const cid = shardCID(stripe, k, shard)
         if (cid === undefined) return
         let list = perPeer.get(peer)
@@ -134,14 +133,25 @@ export class Placer {
         failed.push(peer)
       }
     }))
+    await this.conclude({ manifest, root: root.root, k, m, since: now, livePeers: peers.length, failed, sync })
+    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
+  }
+
+  /**
+   * The end of a placement: with no failed peer it is final on k+m distinct
+   * peers (`placed`), or over fewer (`spreadOver`: the repair pass places
+   * again once more peers are live); the file root is announced.
+   */
+  async conclude (done: { manifest: CID, root: CID, k: number, m: number, since: number, livePeers: number, failed: string[], sync: boolean }): Promise<void> {
+    const { holdings, exchange, clock } = this.components
+    const { manifest, root, k, m, since, livePeers, failed, sync } = done
     if (failed.length === 0) {
       // placed for good only on k+m distinct peers; with fewer the stripes are
       // at risk, and the repair pass places again once more peers are live
-      const done = peers.length >= k + m ? { placed: clock.now() } : { spreadOver: peers.length }
-      await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now, ...done }, sync)
+      const final = livePeers >= k + m ? { placed: clock.now() } : { spreadOver: livePeers }
+      await holdings.noteManifest(manifest, { root: root.toString(), k, m, role: 'origin', since, ...final }, sync)
     }
-    exchange.announceSoon(root.root)
-    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
+    exchange.announceSoon(root)
   }
 
   /** This node and every connected peer not left out, with their zones (asked once per peer). */
@@ -200,6 +210,13 @@ export class Placer {
       yield { cid, bytes: await this.components.blockstore.getBytes(cid, { signal }) }
     }
   }
+}
+
+/** Where the k+m shards of one stripe go among `peers` (spread over zones), and why. */
+export function planStripe (index: number, stripe: Stripe, peers: PlacementPeer[], init: { k: number, m: number, now: number }): PlacementRecord {
+  const holders = placeStripe(stripeKey(stripe), peers, init.k + init.m, init.m)
+  const why = explainPlacement(holders, peers, init.m)
+  return { stripe: index, holders, why: describePlacement(why, peers.length), time: init.now }
 }
 
 function describePlacement (why: ReturnType<typeof explainPlacement>, candidates: number): string {
