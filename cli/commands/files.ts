@@ -30,6 +30,9 @@ async function statOrUndefined (client: ApiClient, path: string): Promise<FileIn
   }
 }
 
+/** Bytes per read of a file being uploaded. */
+const UPLOAD_READ_BYTES = 1024 * 1024
+
 /** What `add` was asked for, the same for every file it uploads. */
 interface AddFlags { to?: string, chunker?: string, pin?: string, wait?: boolean }
 
@@ -38,7 +41,8 @@ async function uploadFile (g: GlobalOptions, client: ApiClient, upload: { file: 
   const { file, to, st, flags } = upload
   const progress = progressBar(g, basename(file), st.size)
   try {
-    const body = createReadStream(file).pipe(counter(progress))
+    // 1 MiB reads: a sixteenth of the default's chunks through the stream and the socket
+    const body = createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }).pipe(counter(progress))
     const query = { to, chunker: flags.chunker, mode: (st.mode & 0o7777).toString(8), mtime: Math.floor(st.mtimeMs), pin: flags.pin, wait: flags.wait === true ? true : undefined }
     return await client.json<FileInfo>('POST', '/api/v0/add', query, { stream: body, length: st.size })
   } finally {

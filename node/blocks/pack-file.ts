@@ -32,12 +32,16 @@ export async function syncDir (dir: string): Promise<void> {
 
 interface Segment { start: number, buf: Buffer, used: number, done?: Promise<void> }
 
+/** Bytes written between two background fdatasyncs of a pack ({@link PackAppender}). */
+export const WRITEBACK_BYTES = 16 * 1024 * 1024
+
 /**
  * Appends records to one pack file. `append` is synchronous (it assigns the
  * offset and copies into a memory segment); full segments are written behind,
  * in order, while the next one fills. Buffered and in-flight bytes can be read
- * back with {@link PackAppender.readBuffered}. Nothing is fsynced until
- * {@link PackAppender.sync}.
+ * back with {@link PackAppender.readBuffered}. Every {@link WRITEBACK_BYTES}
+ * written, an fdatasync starts in the background to pace writeback; what is
+ * durable is still only what {@link PackAppender.sync} covered.
  */
 export class PackAppender {
   /** Logical end of the pack: every byte appended so far. */
@@ -48,6 +52,10 @@ export class PackAppender {
   private error: Error | undefined
   /** Written segments' memory, reused for the next ones. */
   private readonly spare: Buffer[] = []
+  /** Bytes written since the last background fdatasync started. */
+  private unsynced = 0
+  /** A background fdatasync under way (writeback pacing), if any. */
+  private syncing: Promise<void> | undefined
 
   private constructor (readonly pack: number, private readonly fh: FileHandle, size: number, private readonly segmentBytes: number) {
     this.size = size
@@ -116,6 +124,9 @@ export class PackAppender {
   /** Write every appended byte and fdatasync the file. */
   async sync (): Promise<void> {
     await this.flush()
+    // a background fdatasync's error is this one's: the kernel reports a writeback error once
+    await this.syncing
+    this.throwIfFailed()
     try {
       await this.fh.datasync()
     } catch (err) {
@@ -152,6 +163,7 @@ export class PackAppender {
           const { bytesWritten } = await this.fh.write(seg.buf, done, seg.used - done, seg.start + done)
           done += bytesWritten
         }
+        this.paceWriteback(seg.used)
       } catch (err) {
         this.error ??= typedWriteError(err)
       } finally {
@@ -161,6 +173,22 @@ export class PackAppender {
       }
     }
     seg.done = this.chain = this.chain.then(write)
+  }
+
+  /**
+   * Writeback pacing (RocksDB's `bytes_per_sync`): every
+   * {@link WRITEBACK_BYTES} written, an fdatasync starts in the background,
+   * so the disk writes while the import goes on instead of taking the whole
+   * pack at the commit's fdatasync. Writes do not wait for it; its error
+   * fails the appender (the commit then throws it).
+   */
+  private paceWriteback (bytes: number): void {
+    this.unsynced += bytes
+    if (this.unsynced < WRITEBACK_BYTES || this.syncing !== undefined) return
+    this.unsynced = 0
+    this.syncing = this.fh.datasync()
+      .catch((err: unknown) => { this.error ??= typedWriteError(err) })
+      .finally(() => { this.syncing = undefined })
   }
 
   private segmentBuffer (atLeast: number): Buffer {
