@@ -1,6 +1,7 @@
 import '../polyfills.js'
-// before pnet creates any cipher: see the module for the bug it fixes
+// before pnet creates any cipher: see the modules for the bug fixed and the native cipher
 import './xsalsa20-fix.js'
+import './xsalsa20-native.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'

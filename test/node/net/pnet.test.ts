@@ -4,6 +4,8 @@ import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { xsalsa20Fixed } from '../../../node/net/xsalsa20-fix.js'
+import { xsalsa20Native } from '../../../node/net/xsalsa20-native.js'
+import { xsalsa20 as nobleXSalsa20 } from '@noble/ciphers/salsa.js'
 import { createHost } from '../../../node/net/host.js'
 import { createBlockExchange } from '../../../node/exchange/index.js'
 import { importContent, parseChunker, readContent } from '../../../node/content/index.js'
@@ -12,6 +14,42 @@ import { pino } from 'pino'
 
 const require = createRequire(import.meta.url)
 const XSalsa20 = require('xsalsa20') as (nonce: Uint8Array, key: Uint8Array) => { update: (input: Uint8Array) => Uint8Array }
+
+describe('xsalsa20 (pnet cipher) on libsodium', () => {
+  it('is applied', () => {
+    assert.equal(xsalsa20Native, true)
+  })
+
+  it('gives the keystream of an independent XSalsa20 (@noble/ciphers) for pieces of any size: the wire format is unchanged', () => {
+    for (let round = 0; round < 5; round++) {
+      const key = randomBytes(32)
+      const nonce = randomBytes(24)
+      const plain = randomBytes(1024 * 1024 + round * 1000)
+      const enc = XSalsa20(nonce, key)
+      const parts: Uint8Array[] = []
+      for (let off = 0, i = round; off < plain.length; i++) {
+        const n = [1, 63, 64, 65, 4096, 100_000, 333][i % 7]
+        parts.push(enc.update(plain.subarray(off, off + n)))
+        off += n
+      }
+      const expected = nobleXSalsa20(key, nonce, plain)
+      assert.equal(Buffer.compare(Buffer.concat(parts), Buffer.from(expected)), 0, `round ${round}`)
+    }
+  })
+
+  it('keeps many ciphers apart, and a finalized one wipes its state', () => {
+    const key = randomBytes(32)
+    const nonces = Array.from({ length: 50 }, () => randomBytes(24))
+    const ciphers = nonces.map(n => XSalsa20(n, key))
+    const plain = randomBytes(10_000)
+    for (const [i, c] of ciphers.entries()) assert.equal(Buffer.compare(Buffer.from(c.update(plain)), Buffer.from(nobleXSalsa20(key, nonces[i], plain))), 0)
+    const one = XSalsa20(nonces[0], key) as unknown as { finalize: () => void, __sodium?: Buffer }
+    const state = one.__sodium
+    assert.ok(state !== undefined)
+    one.finalize()
+    assert.ok(state.every(b => b === 0), 'the libsodium state is zeroed')
+  })
+})
 
 describe('xsalsa20 (pnet cipher) fix', () => {
   it('is applied', () => {
