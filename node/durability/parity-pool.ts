@@ -48,7 +48,9 @@ export class ParityPool {
       filename: new URL('./parity-worker.js', import.meta.url).href,
       minThreads: 0,
       maxThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
-      idleTimeout: 10_000
+      idleTimeout: 10_000,
+      // an idle worker waits on its event loop, not blocked in Atomics.wait
+      useAtomics: false
     })
     const task: ParityTask = { leaves: leaves.map(l => own(l.bytes)), shardSize, k, m }
     const out: Uint8Array = await this.pool.run(task)
