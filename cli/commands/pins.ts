@@ -71,7 +71,8 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   const lines = [`${status.path}\t${status.policy}\t${status.root}`]
   if (status.manifest !== undefined) {
     lines.push(`stripes: ${formatSummary(status.summary)} (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
-    if (status.pending === true) lines.push('placement: not final yet (under way, or waiting for enough live peers; the repair pass goes on with it)')
+    if (status.placing !== undefined) lines.push(`placing: ${status.placing.pushed} of ${status.placing.total} shard blocks pushed to peers`)
+    else if (status.pending === true) lines.push('placement: not final yet (under way, or waiting for enough live peers; the repair pass goes on with it)')
     if (status.summary.atRisk > 0) lines.push(`at risk: shards share nodes (fewer than ${String((status.k ?? 0) + (status.m ?? 0))} distinct live nodes hold them); they are placed again when more peers are live`)
     for (const s of status.stripes) {
       if (s.health === 'healthy' && opts.all !== true) continue

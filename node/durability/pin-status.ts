@@ -49,6 +49,8 @@ export interface PinStatus {
   pending?: boolean
   /** Set when the file is not coded yet because too few nodes are live: why, in one line. */
   waiting?: string
+  /** Set while this node places the file's shards: shard blocks pushed so far, of how many. */
+  placing?: { pushed: number, total: number }
 }
 
 /**

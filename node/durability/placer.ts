@@ -65,6 +65,8 @@ export class Placer {
   private readonly full = new Map<string, number>()
   /** Zones of peers that answered `info`. */
   private readonly zones = new Map<string, string | undefined>()
+  /** Placements under way: manifest → shard blocks pushed so far, of how many. */
+  private readonly running = new Map<string, { pushed: number, total: number }>()
 
   constructor (private readonly components: DurabilityParts, private readonly init: PlacerInit) {
     this.log = components.logger.child({ component: 'durability' })
@@ -116,23 +118,30 @@ export class Placer {
     }
     const failed: string[] = []
     let pushed = 0
-    onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total }))
-    await Promise.all([...parts].map(async ([peer, list]) => {
-      try {
-        // hold then push, a part at a time: the peer expects the blocks of one part at once, for a while
-        for (const { refs, cids } of list) {
-          await this.sendHold(peer, manifest, root.root, refs, signal)
-          const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(cids, signal), { signal })
-          pushed += result.blocks
-          stats.shardsPushed += result.blocks
-          onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total, peer }))
+    const progress = { pushed, total }
+    this.running.set(manifest.toString(), progress)
+    try {
+      onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total }))
+      await Promise.all([...parts].map(async ([peer, list]) => {
+        try {
+          // hold then push, a part at a time: the peer expects the blocks of one part at once, for a while
+          for (const { refs, cids } of list) {
+            await this.sendHold(peer, manifest, root.root, refs, signal)
+            const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(cids, signal), { signal })
+            pushed += result.blocks
+            progress.pushed = pushed
+            stats.shardsPushed += result.blocks
+            onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total, peer }))
+          }
+        } catch (err: any) {
+          this.noteRefusal(peer, err)
+          this.log.warn({ peer, manifest: manifest.toString(), err: err?.message }, 'placement on peer failed')
+          failed.push(peer)
         }
-      } catch (err: any) {
-        this.noteRefusal(peer, err)
-        this.log.warn({ peer, manifest: manifest.toString(), err: err?.message }, 'placement on peer failed')
-        failed.push(peer)
-      }
-    }))
+      }))
+    } finally {
+      this.running.delete(manifest.toString())
+    }
     await this.conclude({ manifest, root: root.root, k, m, since: now, livePeers: peers.length, failed, sync })
     return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
   }
@@ -173,6 +182,12 @@ export class Placer {
       out.push({ id: peer, zone: this.zones.get(peer) })
     }))
     return out
+  }
+
+  /** How far a placement of `manifest` under way is (shard blocks pushed, of how many), if one runs. */
+  placing (manifest: CID | string): { pushed: number, total: number } | undefined {
+    const p = this.running.get(manifest.toString())
+    return p === undefined ? undefined : { ...p }
   }
 
   /** The zone of `peer` (this node's own, or what the peer said when asked by {@link livePeers}), if it has one. */

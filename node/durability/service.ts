@@ -162,6 +162,11 @@ export class DurabilityService {
     return await this.placer.place(manifest, { ...options, signal })
   }
 
+  /** How far this node's placement of `manifest` is (shard blocks pushed, of how many), while one runs. */
+  placing (manifest: CID | string): { pushed: number, total: number } | undefined {
+    return this.placer.placing(manifest)
+  }
+
   /** Health of every stripe of a file's pin. */
   async status (root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
     // the zones of live peers are learned (once per peer) before health counts them
@@ -172,6 +177,8 @@ export class DurabilityService {
       status.pending = true
       status.waiting = why
     }
+    const placing = pin?.manifest === undefined ? undefined : this.placing(pin.manifest)
+    if (placing !== undefined) status.placing = placing
     return status
   }
 

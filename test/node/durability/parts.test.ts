@@ -145,9 +145,17 @@ describe('durability parts', () => {
     assert.deepEqual(encoded, Array.from({ length: 6 }, (_, i) => ({ stripes: i + 1, total: 6 })))
 
     const placedEvents: Array<PlaceProgressEvents['detail']> = []
+    // what `pin status` shows as `placing` while it runs
+    const seen: Array<{ pushed: number, total: number } | undefined> = []
     const result = await durability.place(CID.parse(pin.manifest as string), undefined, {
-      onProgress: evt => { assert.equal(evt.type, 'shoal:durability:place'); placedEvents.push(evt.detail) }
+      onProgress: evt => {
+        assert.equal(evt.type, 'shoal:durability:place')
+        placedEvents.push(evt.detail)
+        seen.push(durability.placing(pin.manifest as string))
+      }
     })
+    assert.equal(durability.placing(pin.manifest as string), undefined, 'nothing is placing once it resolved')
+    assert.deepEqual(seen, placedEvents.map(e => ({ pushed: e.pushed, total: e.total })), 'placing follows every event, from 0 to the total')
     assert.deepEqual(result.failed, [])
     // each stripe's three shards on the three nodes: two pushed per stripe
     assert.equal(result.pushed, 12)
