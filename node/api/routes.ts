@@ -1,4 +1,4 @@
-import { exportCar, importCar } from '../car/index.js'
+import { importCar } from '../car/index.js'
 import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { InvalidArgumentError } from '../errors.js'
@@ -281,8 +281,9 @@ export const routes: Route[] = [
     path: '/api/v0/car/export',
     async handle ({ res, query, signal, components }) {
       const q = parseQuery(schemas.arg, query)
-      const root = await components.files.cidOf(q.arg)
-      await sendStream(res, exportCar(components.blockstore, root, { signal }), { 'content-type': 'application/vnd.ipld.car; version=1', 'x-shoal-root': root.toString() })
+      // what this node does not hold is fetched, as `cat` does
+      const { root, car } = await components.files.exportCar(q.arg, { signal })
+      await sendStream(res, car, { 'content-type': 'application/vnd.ipld.car; version=1', 'x-shoal-root': root.toString() })
     }
   },
   {

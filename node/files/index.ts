@@ -21,6 +21,7 @@ import { stripedGetter } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
 import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
+import { exportCar } from '../car/index.js'
 import type { DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
@@ -485,6 +486,20 @@ export class Files {
   async * catEntry (entry: Entry & { type: 'file' }, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = CID.parse(entry.cid)
     yield * readContent(this.getter(cid, options.signal, entry.pin?.manifest, entry.pin?.cold), cid, options)
+  }
+
+  /**
+   * The DAG under a path or CID as a CARv1 byte stream: blocks this node
+   * does not hold are fetched as a read would fetch them (the swarm, the
+   * file's stripes, its cold copy), every one hash-checked.
+   */
+  async exportCar (arg: string, options: { signal?: AbortSignal } = {}): Promise<{ root: CID, car: AsyncGenerator<Uint8Array> }> {
+    const { signal } = options
+    const target = parseTarget(arg)
+    const entry = target.kind === 'path' ? await this.components.namespace.stat(target.path) : undefined
+    const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
+    const pin = entry?.type === 'file' ? entry.pin : undefined
+    return { root, car: exportCar(this.getter(root, signal, pin?.manifest, pin?.cold), root, { signal }) }
   }
 
   /** Describe a path or CID. */

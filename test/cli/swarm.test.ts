@@ -122,7 +122,12 @@ describe('a private swarm driven through the CLI', () => {
     const bytes = randomBytes(6 * 1024 * 1024 + 17)
     await writeFile(file, bytes)
     const added = await shoalJson(a.repo, ['add', file, '--to', '/shared.bin'])
-    // c is connected to a only through the swarm (b and c joined a); it holds nothing yet
+    // c is connected to a only through the swarm (b and c joined a); it holds at most some shards
+    // its CAR export fetches what it lacks, as cat does; the CAR alone rebuilds the file elsewhere
+    const car = join(dir, 'shared.car')
+    await shoalOk(c.repo, ['car', 'export', added.cid, '-o', car])
+    await shoalOk(open.repo, ['car', 'import', car])
+    assert.equal(Buffer.compare(await shoalOk(open.repo, ['cat', added.cid]), bytes), 0, 'the CAR holds the whole DAG (read on a node of another swarm)')
     const got = await shoalOk(c.repo, ['cat', added.cid])
     assert.equal(Buffer.compare(got, bytes), 0, 'byte-identical on c')
     const range = await shoalOk(b.repo, ['cat', added.cid, '--offset', '3000000', '--length', '4096'])
