@@ -2,10 +2,7 @@
  * Wire format of `/shoal/shards/1.0.0`: how a node tells a peer which shards
  * of a stripe manifest it places there (`hold`, before it pushes the blocks
  * over `/shoal/blocks/1.0.0`), and asks a peer which shards of a manifest it
- * holds (`holdings`, for reads, `pin status` and repair). An add that places
- * shards while it is still importing (the manifest does not exist yet) first
- * asks the peer to take blocks it names (`reserve`), pushes them, and sends
- * the `hold` that binds them to the manifest at the end.
+ * holds (`holdings`, for reads, `pin status` and repair).
  *
  * One request and one response per stream, each a length-prefixed dag-cbor
  * map. This module is the one place where those bytes become typed values:
@@ -39,12 +36,6 @@ export const MAX_SHARD_INDEX = 23
 /** Highest stripe index. */
 export const MAX_STRIPE_INDEX = 2 ** 32 - 1
 
-/** Most blocks one `reserve` names. */
-export const MAX_RESERVE_BLOCKS = 1024
-
-/** Largest block a `reserve` may name (a shard: 4 MiB). */
-export const MAX_RESERVE_BLOCK_BYTES = 4 * 1024 * 1024
-
 /** Longest error message. */
 export const MAX_ERROR_TEXT = 1024
 
@@ -55,7 +46,6 @@ export const QUOTA_EXCEEDED = 'quota exceeded'
 export const RATE_LIMITED = 'rate limited'
 
 const DAG_CBOR = 0x71
-const RAW = 0x55
 
 /** A shard of a manifest: [stripe index, shard index]. */
 export type ShardRef = [stripe: number, shard: number]
@@ -84,20 +74,8 @@ export interface HoldingsRequest {
 /** "Tell me about yourself" (placement needs every candidate's zone). */
 export interface InfoRequest { v: 1, type: 'info' }
 
-/**
- * "Take these blocks I am about to push; a `hold` naming them follows":
- * answered by `ok` (they may be pushed for a while, within the holder's
- * quota for others) or `error`. Blocks never bound by a hold are garbage.
- */
-export interface ReserveRequest {
-  v: 1
-  type: 'reserve'
-  /** The blocks (sha2-256 raw CIDs) and their sizes; 1..{@link MAX_RESERVE_BLOCKS}, distinct. */
-  blocks: Array<{ cid: CID, size: number }>
-}
-
 /** Any request. */
-export type ShardsRequest = HoldRequest | HoldingsRequest | InfoRequest | ReserveRequest
+export type ShardsRequest = HoldRequest | HoldingsRequest | InfoRequest
 
 /** A `hold` was recorded. */
 export interface OkResponse { v: 1, type: 'ok' }
@@ -189,21 +167,6 @@ function anyCID (value: unknown, what: string): CID {
   return c
 }
 
-function reserved (value: unknown): Array<{ cid: CID, size: number }> {
-  if (!Array.isArray(value)) fail('reserve blocks is not a list')
-  if (value.length === 0 || value.length > MAX_RESERVE_BLOCKS) fail(`reserve names 1..${MAX_RESERVE_BLOCKS} blocks, not ${value.length}`)
-  const seen = new Set<string>()
-  return value.map(item => {
-    if (!isPlainMap(item) || Object.keys(item).length !== 2 || !Object.hasOwn(item, 'cid') || !Object.hasOwn(item, 'size')) fail('reserve block is not {cid, size}')
-    const cid = anyCID(item.cid, 'reserve block cid')
-    if (cid.code !== RAW) fail('reserve block cid is not a raw CID')
-    const key = cid.toString()
-    if (seen.has(key)) fail('reserve names a block twice')
-    seen.add(key)
-    return { cid, size: int(item.size, 'reserve block size', 0, MAX_RESERVE_BLOCK_BYTES) }
-  })
-}
-
 function refs (value: unknown, what: string): ShardRef[] {
   if (!Array.isArray(value)) fail(`${what} is not a list`)
   if (value.length > MAX_SHARD_REFS) fail(`${what} has more than ${MAX_SHARD_REFS} entries`)
@@ -227,8 +190,7 @@ export function compareRefs (a: ShardRef, b: ShardRef): number {
 const REQUESTS: Record<ShardsRequest['type'], readonly string[]> = {
   hold: ['v', 'type', 'manifest', 'root', 'shards'],
   holdings: ['v', 'type', 'manifest', 'from', 'count'],
-  info: ['v', 'type'],
-  reserve: ['v', 'type', 'blocks']
+  info: ['v', 'type']
 }
 
 const RESPONSES: Record<ShardsResponse['type'], readonly string[]> = {
@@ -259,7 +221,6 @@ function pickRequest (value: unknown): ShardsRequest {
   const type = kindOf(value, REQUESTS, 'request')
   const f = shape(value, `${type} request`, REQUESTS[type])
   if (type === 'info') return { v: 1, type }
-  if (type === 'reserve') return { v: 1, type, blocks: reserved(f.blocks) }
   if (type === 'hold') {
     const shards = refs(f.shards, 'hold shards')
     if (shards.length === 0) fail('hold names no shard')

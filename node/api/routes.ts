@@ -134,8 +134,10 @@ export const routes: Route[] = [
       // corrupt shards), then the repair pass that restores placement
       const pass = (async () => {
         const reindex = q.reindex === true ? await blockstore.reindex?.() : undefined
+        // records indexed again may be blocks deleted before: garbage collection takes back what nothing needs
+        const gc = reindex !== undefined && reindex.indexed > 0 ? await durability.collectGarbage() : undefined
         const scrub = q.scrub === true ? await durability.scrub() : undefined
-        return { ...await durability.repair(), ...(scrub === undefined ? {} : { scrub }), ...(reindex === undefined ? {} : { reindex }) }
+        return { ...await durability.repair(), ...(scrub === undefined ? {} : { scrub }), ...(reindex === undefined ? {} : { reindex }), ...(gc === undefined ? {} : { gc }) }
       })()
       if (q.wait === true) { sendJson(res, 200, await pass); return }
       pass.catch(err => { components.logger.warn({ err: err?.message }, 'repair pass failed') })

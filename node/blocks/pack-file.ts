@@ -56,6 +56,8 @@ export class PackAppender {
   private unsynced = 0
   /** A background fdatasync under way (writeback pacing), if any. */
   private syncing: Promise<void> | undefined
+  /** {@link sync} calls under way: no background fdatasync starts while one runs. */
+  private syncHeld = 0
 
   private constructor (readonly pack: number, private readonly fh: FileHandle, size: number, private readonly segmentBytes: number) {
     this.size = size
@@ -121,17 +123,26 @@ export class PackAppender {
     this.throwIfFailed()
   }
 
-  /** Write every appended byte and fdatasync the file. */
+  /**
+   * Write every appended byte and fdatasync the file. No background
+   * fdatasync starts meanwhile, and one that ran before is waited for: the
+   * kernel reports a writeback error to one fdatasync only, and it must be
+   * this one's (or fail the appender before this returns).
+   */
   async sync (): Promise<void> {
-    await this.flush()
-    // a background fdatasync's error is this one's: the kernel reports a writeback error once
-    await this.syncing
-    this.throwIfFailed()
+    this.syncHeld++
     try {
-      await this.fh.datasync()
-    } catch (err) {
-      this.error ??= typedWriteError(err)
-      throw this.error
+      await this.flush()
+      await this.syncing
+      this.throwIfFailed()
+      try {
+        await this.fh.datasync()
+      } catch (err) {
+        this.error ??= typedWriteError(err)
+      }
+      this.throwIfFailed()
+    } finally {
+      this.syncHeld--
     }
   }
 
@@ -184,7 +195,7 @@ export class PackAppender {
    */
   private paceWriteback (bytes: number): void {
     this.unsynced += bytes
-    if (this.unsynced < WRITEBACK_BYTES || this.syncing !== undefined) return
+    if (this.unsynced < WRITEBACK_BYTES || this.syncing !== undefined || this.syncHeld > 0) return
     this.unsynced = 0
     this.syncing = this.fh.datasync()
       .catch((err: unknown) => { this.error ??= typedWriteError(err) })

@@ -38,7 +38,8 @@ export type LeafDigests = WeakMap<Uint8Array, Uint8Array>
 /** One worker thread that chunks and hashes the leaves of any number of imports. */
 export class LeafWorker {
   private worker: Worker | undefined
-  private readonly failures = new Set<(err: Error) => void>()
+  /** The streams of each worker, failed with it. */
+  private readonly failures = new Map<Worker, Set<(err: Error) => void>>()
 
   /**
    * A chunker for `spec` that runs on the worker; each leaf it yields has
@@ -59,9 +60,12 @@ export class LeafWorker {
     if (this.worker !== undefined) return this.worker
     const worker = new Worker(new URL('./leaf-worker.js', import.meta.url))
     worker.unref()
+    this.failures.set(worker, new Set())
     const fail = (err: Error): void => {
       if (this.worker === worker) this.worker = undefined
-      for (const reject of this.failures) reject(new LeafWorkerError(`the leaf worker stopped: ${err.message}`, { cause: err }))
+      const streams = this.failures.get(worker)
+      this.failures.delete(worker)
+      for (const reject of streams ?? []) reject(new LeafWorkerError(`the leaf worker stopped: ${err.message}`, { cause: err }))
     }
     worker.on('error', fail)
     worker.on('exit', code => { fail(new Error(`exit code ${code}`)) })
@@ -81,11 +85,11 @@ export class LeafWorker {
     const fail = (err: Error): void => { failure ??= err; notify(); release() }
     const wait = async (): Promise<void> => { await new Promise<void>(resolve => { wake = resolve }) }
     port.on('message', (message: StreamOutput) => { arrived.push(message); notify() })
-    this.failures.add(fail)
+    const streams = this.failures.get(worker)
+    streams?.add(fail)
     let sent = 0
     let received = 0
     let stopped = false
-    let pumping = true
     /** Wakes the pump once the importer has taken leaves (or the stream stops). */
     let resume: (() => void) | undefined
     const release = (): void => { const r = resume; resume = undefined; r?.() }
@@ -118,8 +122,6 @@ export class LeafWorker {
         port.postMessage({ end: true })
       } catch (err: any) {
         fail(err instanceof Error ? err : new Error(String(err)))
-      } finally {
-        pumping = false
       }
     })()
     try {
@@ -141,9 +143,10 @@ export class LeafWorker {
     } finally {
       stopped = true
       release()
-      this.failures.delete(fail)
+      streams?.delete(fail)
       port.close()
-      if (pumping) await pump
+      // the pump stops at its next piece; a stalled upload must not hold this import open
+      void pump
     }
   }
 }

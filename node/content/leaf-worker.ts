@@ -31,6 +31,8 @@ function serve ({ port, spec }: OpenStream): void {
     if ('piece' in message) pieces.push(message.piece)
     else pieces.end()
   })
+  // the main thread gave up on this stream: what it sent is dropped
+  port.on('close', () => { pieces.end(new Error('stream closed')) })
   void (async () => {
     try {
       for await (const chunk of createChunker(spec)(pieces)) {

@@ -21,10 +21,9 @@
 import { CustomProgressEvent } from 'progress-events'
 import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
 import { StripeWriter } from './stripe-writer.js'
-import { StreamPlacer } from './stream-placer.js'
 import type { DurabilityParts } from './components.js'
 import type { EncodeProgressEvents, Encoder } from './encoder.js'
-import type { Placer, PlaceProgressEvents, PlaceResult } from './placer.js'
+import type { Placer } from './placer.js'
 import type { DurabilitySettings } from './settings.js'
 import type { Block } from './stripes.js'
 import type { FilePin } from '../namespace/index.js'
@@ -36,13 +35,6 @@ export interface AddEncoderOptions extends ProgressOptions<EncodeProgressEvents>
   /** The file's policy; default: the configured one for its size. */
   policy?: string
   signal?: AbortSignal
-  /**
-   * Place the shards on peers while the import goes on ({@link StreamPlacer});
-   * the placement then ends with {@link AddEncoding.placement}. @default false
-   */
-  place?: boolean
-  /** Progress of a streamed placement. */
-  onPlaceProgress?: (event: PlaceProgressEvents) => void
   /**
    * Fsync in {@link AddEncoder.finish} every block written so far (the
    * import's included: an import that feeds an encoder leaves its fsync to
@@ -57,25 +49,20 @@ export interface AddEncoding {
   pin: FilePin
   /** Set when the coding waits for more live nodes: why, in one line. */
   waiting?: string
-  /**
-   * With `place`, when shards went to peers during the import: the end of
-   * that placement (the holds that bind them to the manifest), running.
-   */
-  placement?: Promise<PlaceResult>
 }
 
 /** What an {@link AddEncoder} is built from. */
 export interface AddEncoderParts {
-  components: DurabilityParts
+  components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>
   settings: Pick<DurabilitySettings, 'largeFrom' | 'largePolicy' | 'smallPolicy'>
   encoder: Pick<Encoder, 'getCoder' | 'stripeCoder'>
-  placer: Pick<Placer, 'livePeers' | 'sendHold' | 'noteRefusal' | 'conclude'>
+  placer: Pick<Placer, 'livePeers'>
 }
 
 type State =
   | { kind: 'undecided' }
   | { kind: 'plain', policy: string }
-  | { kind: 'coding', policy: string, k: number, m: number, writer: StripeWriter, placer?: StreamPlacer }
+  | { kind: 'coding', policy: string, k: number, m: number, writer: StripeWriter }
   | { kind: 'waiting', policy: string, why: string }
 
 /** The coding of one add, fed leaf by leaf. */
@@ -125,12 +112,7 @@ export class AddEncoder {
     }
     if (state.kind !== 'coding' || manifest === undefined) throw new Error('unreachable: the policy is decided')
     await holdings.noteManifest(manifest, { root: root.toString(), k: state.k, m: state.m, role: 'origin', since: clock.now() }, sync)
-    const coded: AddEncoding = { pin: { policy: state.policy, manifest: manifest.toString() } }
-    if (state.placer !== undefined) {
-      coded.placement = state.placer.finish(manifest, root, { sync })
-      coded.placement.catch(() => {}) // its caller awaits it, or falls back to placing again
-    }
-    return coded
+    return { pin: { policy: state.policy, manifest: manifest.toString() } }
   }
 
   /** Fix the policy, then feed the held leaves to the coder (if it codes). */
@@ -140,22 +122,20 @@ export class AddEncoder {
     if (coding === undefined) {
       this.state = { kind: 'plain', policy }
     } else {
-      const peers = await this.parts.placer.livePeers(this.options.signal)
+      const nodes = (await this.parts.placer.livePeers(this.options.signal)).length
       const needed = minNodesOf(coding)
-      if (peers.length < needed) {
-        this.state = { kind: 'waiting', policy, why: waitingWhy(peers.length, policy, needed) }
+      if (nodes < needed) {
+        this.state = { kind: 'waiting', policy, why: waitingWhy(nodes, policy, needed) }
       } else {
-        const { onProgress, onPlaceProgress, signal } = this.options
-        const placer = this.options.place === true ? new StreamPlacer(this.parts.components, this.parts.placer, { ...coding, peers, signal, onProgress: onPlaceProgress }) : undefined
+        const { onProgress, signal } = this.options
         const writer = new StripeWriter({
           ...coding,
           code: this.parts.encoder.stripeCoder(await this.parts.encoder.getCoder()),
           blockstore: this.parts.components.blockstore,
           signal,
-          onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total: 0 })),
-          onStored: placer?.add
+          onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total: 0 }))
         })
-        this.state = { kind: 'coding', policy, ...coding, writer, placer }
+        this.state = { kind: 'coding', policy, ...coding, writer }
       }
     }
     const held = this.held
@@ -164,7 +144,12 @@ export class AddEncoder {
   }
 }
 
+/** One line: too few live nodes for `policy`'s parity to be of use. */
+export function shortage (nodes: number, policy: string, needed: number): string {
+  return `${nodes} live node${nodes === 1 ? '' : 's'}, ${policy} needs ${needed} for its parity to survive a lost node`
+}
+
 /** One line: why a file's coding waits. */
 export function waitingWhy (nodes: number, policy: string, needed: number): string {
-  return `${nodes} live node${nodes === 1 ? '' : 's'}, ${policy} needs ${needed} for its parity to survive a lost node; it is coded and placed once they are live`
+  return `${shortage(nodes, policy, needed)}; it is coded and placed once they are live`
 }

@@ -114,10 +114,17 @@ export class Repairer {
     const report = emptyRepairReport()
     const { holdings, files } = this.components
     const { placer } = this.init
-    const deferred = await codeDeferred(this.components, { encoder: this.init.encoder, placer, signal })
-    report.coded = deferred.coded
-    report.uncoded = deferred.waiting
-    report.errors.push(...deferred.errors)
+    try {
+      const deferred = await codeDeferred(this.components, { encoder: this.init.encoder, placer, signal })
+      report.coded = deferred.coded
+      report.uncoded = deferred.waiting
+      report.errors.push(...deferred.errors)
+    } catch (err: any) {
+      if (err?.name === 'AbortedError') throw err
+      // the rest of the pass (placement, repair, health) goes on
+      report.errors.push(`deferred coding: ${String(err?.message ?? err)}`)
+      this.log.warn({ err: err?.message }, 'deferred coding failed')
+    }
     const live = await liveManifests(files, signal)
     const known: Array<[string, { role: string, placed?: number, spreadOver?: number }]> = []
     /** Live peers, counted once per pass when an at-risk placement may be retried. */

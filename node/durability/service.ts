@@ -12,7 +12,7 @@
  * @module
  */
 import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
-import { AddEncoder, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
+import { AddEncoder, shortage, type AddEncoderOptions } from './add-encoder.js'
 import { collectGarbage, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
@@ -132,15 +132,16 @@ export class DurabilityService {
   /** Why the file `root` is not coded yet, when its coding waits for live nodes. */
   async waiting (root: CID, policy: string, signal?: AbortSignal): Promise<string | undefined> {
     if (await this.parts.holdings.deferredOf(root) === undefined) return undefined
-    return await this.tooFewNodes(policy, signal) ?? 'enough nodes are live now; the next repair pass codes and places it'
+    const short = await this.tooFewNodes(policy, signal)
+    return short === undefined ? 'enough nodes are live now; the next repair pass codes and places it' : `${short}; it is coded and placed once they are live`
   }
 
-  /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node), or undefined when it can. */
+  /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node, one line), or undefined when it can. */
   async tooFewNodes (policy: string, signal?: AbortSignal): Promise<string | undefined> {
     const coding = codingOf(parsePolicy(policy))
     if (coding === undefined) return undefined
     const nodes = (await this.placer.livePeers(signal)).length
-    return nodes < minNodesOf(coding) ? waitingWhy(nodes, formatPolicy(parsePolicy(policy)), minNodesOf(coding)) : undefined
+    return nodes < minNodesOf(coding) ? shortage(nodes, formatPolicy(parsePolicy(policy)), minNodesOf(coding)) : undefined
   }
 
   /** Leave the file `root` uncoded until enough nodes are live (the repair pass codes it then). */

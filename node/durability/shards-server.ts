@@ -1,6 +1,6 @@
 /**
  * The serving side of `/shoal/shards/1.0.0`: answers peers' `info`,
- * `holdings`, `reserve` and `hold`. Owns the quota for others and the lock that
+ * `holdings` and `hold`. Owns the quota for others and the lock that
  * checks a hold against it and records it before the next check.
  *
  * @module
@@ -13,7 +13,6 @@ import { fileSkeleton, loadManifestRoot, readStripes, shardCID } from './stripes
 import { presentShards } from './view.js'
 import type { DurabilityParts } from './components.js'
 import type { ShardToHold } from './holdings.js'
-import type { CID } from 'multiformats/cid'
 
 /** Settings of a {@link ShardsServer}. */
 export interface ShardsServerInit {
@@ -25,16 +24,11 @@ export interface ShardsServerInit {
   storagePath?: string
 }
 
-/** How long a `reserve` holds its share of the quota for others, waiting for its `hold` (ms): as long as the puts it allows. */
-const RESERVATION_MS = 10 * 60_000
-
 /** Answers peers' shards requests. */
 export class ShardsServer {
   private readonly quota: HoldQuota
   /** Quota checks and the records they allow, one hold at a time. */
   private holding: Promise<unknown> = Promise.resolve()
-  /** Bytes each peer reserved (`reserve`) and has not bound by a `hold` yet, until when. */
-  private readonly reserved = new Map<string, { bytes: number, until: number }>()
 
   constructor (private readonly components: DurabilityParts, private readonly init: ShardsServerInit = {}) {
     const { holdings } = components
@@ -62,44 +56,12 @@ export class ShardsServer {
       }
       return { v: 1, type: 'holdings', shards }
     }
-    if (request.type === 'reserve') return await this.reserve(from, request)
     return await this.hold(from, request, signal)
-  }
-
-  /**
-   * A `reserve`: the blocks may be pushed for a while, and count against the
-   * quota for others until a `hold` binds them (or the reservation expires:
-   * blocks no hold names are garbage).
-   */
-  private async reserve (from: string, request: Extract<ShardsRequest, { type: 'reserve' }>): Promise<ShardsResponse> {
-    const { expected, blockstore, stats } = this.components
-    const missing: Array<{ cid: CID, size: number }> = []
-    for (const block of request.blocks) if (!await blockstore.has(block.cid)) missing.push(block)
-    const bytes = missing.reduce((sum, b) => sum + b.size, 0)
-    await this.serialHold(async () => {
-      await this.checkQuota(bytes + this.reservedBytes())
-      expected.expect(from, missing.map(b => b.cid))
-      const mine = this.reserved.get(from)
-      this.reserved.set(from, { bytes: (mine?.bytes ?? 0) + bytes, until: this.components.clock.now() + RESERVATION_MS })
-    })
-    stats.reservesAccepted++
-    return { v: 1, type: 'ok' }
-  }
-
-  /** Bytes reserved by every peer and not bound yet (expired reservations dropped), but those of `except`. */
-  private reservedBytes (except?: string): number {
-    const now = this.components.clock.now()
-    let total = 0
-    for (const [peer, r] of this.reserved) {
-      if (r.until <= now) { this.reserved.delete(peer); continue }
-      if (peer !== except) total += r.bytes
-    }
-    return total
   }
 
   /** A `hold`: learn the manifest and the file's skeleton from the sender, then record. */
   private async hold (from: string, request: Extract<ShardsRequest, { type: 'hold' }>, signal: AbortSignal): Promise<ShardsResponse> {
-    const { holdings, expected, exchange, clock, stats, blockstore } = this.components
+    const { holdings, expected, exchange, clock, stats } = this.components
     const getter = metaGetter(exchange, signal, [from])
     const mroot = await loadManifestRoot(getter, request.manifest, signal)
     if (!mroot.root.equals(request.root)) throw new InvalidArgumentError('hold: the manifest is not of that root')
@@ -119,17 +81,13 @@ export class ShardsServer {
       }
     }
     shards.sort((a, b) => compareRefs(a.ref, b.ref))
-    // refused before the skeleton is fetched when it cannot fit anyway (this
-    // peer's own reservation becomes this hold: it is not counted twice)
-    await this.checkQuota(await holdings.addedForOthers(request.manifest, shards) + this.reservedBytes(from))
+    // refused before the skeleton is fetched when it cannot fit anyway
+    await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
     for await (const block of fileSkeleton(getter, request.root, signal)) void block
-    // shards pushed already (after a `reserve`) are not awaited again
-    const cids: CID[] = []
-    for (const s of shards) if (!await blockstore.has(s.cid)) cids.push(s.cid)
     await this.serialHold(async () => {
       // checked again with the holds accepted meanwhile, then recorded before another check
-      const added = await holdings.addedForOthers(request.manifest, shards)
-      await this.checkQuota(added + this.reservedBytes(from))
+      await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
+      const cids = shards.map(s => s.cid)
       expected.expect(from, cids)
       try {
         await holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: clock.now() })
@@ -137,12 +95,6 @@ export class ShardsServer {
       } catch (err) {
         expected.cancel(from, cids)
         throw err
-      }
-      // what this hold records is no longer only reserved
-      const mine = this.reserved.get(from)
-      if (mine !== undefined) {
-        mine.bytes -= Math.min(mine.bytes, added)
-        if (mine.bytes === 0) this.reserved.delete(from)
       }
     })
     stats.holdsAccepted++

@@ -201,10 +201,7 @@ export class BlockServer {
       }
       case 'put': {
         const cid = request.cid
-        if (!this.policy.accepts(peer, cid) && await this.blockstore.has(cid)) {
-          // held already (a placement pushing again what a streamed one sent): nothing to write, nothing to refuse
-          yield { v: 1, type: 'ack', id }
-        } else if (!this.policy.accepts(peer, cid)) {
+        if (!this.policy.accepts(peer, cid)) {
           this.stats.putsRefused++
           yield { v: 1, type: 'error', id, message: `${PUT_REFUSED}: block ${cid.toString()} was not agreed to in a hold from this peer` }
         } else if (!matchesCID(cid, request.data)) {

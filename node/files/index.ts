@@ -195,16 +195,13 @@ export class Files {
     const started = performance.now()
     const ms: Record<string, number> = {}
     let waiting: string | undefined
-    let placement: Promise<PlaceResult> | undefined
     const entry = await this.writing(async () => {
-      // stripes are coded from the leaves while the import holds them (no
-      // read-back), and placed on peers while it goes on when `wait` asks for it
-      const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true, place: options.wait === true })
+      // stripes are coded from the leaves while the import holds them (no read-back)
+      const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true })
       const { cid, size } = await importContent(this.components.blockstore, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined, leafWorker: this.components.leafWorker })
       ms.import = Math.round(performance.now() - started)
       const encoded = await coding?.finish(cid, size)
       waiting = encoded?.waiting
-      placement = encoded?.placement
       ms.encode = Math.round(performance.now() - started) - ms.import
       const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
       if (encoded !== undefined) record.pin = encoded.pin
@@ -214,9 +211,9 @@ export class Files {
     if (entry.type === 'file') {
       if (entry.pin?.manifest !== undefined && durability !== undefined) {
         if (options.wait === true) {
-          await this.placeNow(durability, entry, placement, options.signal)
+          await this.placeNow(durability, entry, options.signal)
           ms.place = Math.round(performance.now() - committed)
-        } else this.placeSoon(durability, entry.pin.manifest, placement)
+        } else this.placeSoon(durability, entry.pin.manifest)
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
       if (waiting !== undefined) {
         this.components.logger.info({ path: target, waiting }, 'coding waits for live nodes')
@@ -298,31 +295,22 @@ export class Files {
     await this.placing
   }
 
-  /**
-   * Queue a manifest's placement behind the others (alone, it records this
-   * node's shards and waits for peers); a placement streamed during the
-   * import (`streamed`) is awaited instead, and placed again if it failed.
-   */
-  private placeSoon (durability: DurabilityService, manifest: string, streamed?: Promise<PlaceResult>): void {
+  /** Queue a manifest's placement behind the others (alone, it records this node's shards and waits for peers). */
+  private placeSoon (durability: DurabilityService, manifest: string): void {
     this.placementBacklog++
     this.placing = this.placing
-      .then(async () => { if (await streamed?.catch(() => undefined) === undefined) await this.placeQuietly(durability, manifest) })
+      .then(async () => { await this.placeQuietly(durability, manifest) })
       .finally(() => { this.placementBacklog-- })
   }
 
   /**
-   * Place a file's shards now (or wait for the placement streamed during
-   * its import, placing again if it failed) and check the policy is met.
+   * Place a file's shards now and check the policy is met.
    *
    * @throws {PolicyNotMetError} naming what is missing (the file stays added; repair keeps placing it)
    */
-  private async placeNow (durability: DurabilityService, entry: Entry & { type: 'file' }, streamed?: Promise<PlaceResult>, signal?: AbortSignal): Promise<void> {
+  private async placeNow (durability: DurabilityService, entry: Entry & { type: 'file' }, signal?: AbortSignal): Promise<void> {
     const pin = entry.pin as FilePin & { manifest: string }
-    const done = await streamed?.catch((err: any) => {
-      this.components.logger.warn({ path: entry.path, err: err?.message }, 'streamed placement failed; placing again')
-      return undefined
-    })
-    const result = done ?? await durability.place(CID.parse(pin.manifest), signal)
+    const result = await durability.place(CID.parse(pin.manifest), signal)
     const coding = codingOf(parsePolicy(pin.policy))
     const nodes = coding === undefined ? 1 : coding.k + coding.m
     const missing: string[] = []
@@ -376,6 +364,10 @@ export class Files {
       const want = formatPolicy(parsePolicy(policy ?? durability.defaultPolicy(entry.size)))
       if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && isCodedPolicy(want))) {
         const tooFew = await durability.tooFewNodes(want, signal)
+        if (tooFew !== undefined && entry.pin?.manifest !== undefined) {
+          // its stripes stay as they are: dropping them for a policy that cannot be carried would leave one copy
+          throw new PolicyNotMetError(`${entry.path} stays ${entry.pin.policy}: ${tooFew}; pin it again once they are live`)
+        }
         if (tooFew !== undefined) {
           // no useless parity: coded and placed by the repair pass once enough nodes are live
           await durability.defer(root, entry.size, want)
@@ -409,8 +401,15 @@ export class Files {
     for await (const entry of namespace.files()) {
       if (entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined) due.push(entry)
     }
-    for (const entry of due) await this.bindPolicy(entry, pin)
-    return due.length
+    let bound = 0
+    for (const entry of due) {
+      // looked up again just before: a version written at that path since the scan is left alone
+      const now = await namespace.lookup(entry.path)
+      if (now?.type !== 'file' || now.cid !== cid || now.pin?.policy !== pin.policy || now.pin.manifest !== undefined) continue
+      await this.bindPolicy(now, pin)
+      bound++
+    }
+    return bound
   }
 
   /** Drop a file's pin (policy `none`: it stays where its blocks are); a CID pinned at `/pins/<cid>` is removed. */
