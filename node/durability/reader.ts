@@ -32,8 +32,12 @@ const UNAVAILABLE = new Set(['BlockUnavailableError', 'RequestTimeoutError', 'Pe
  * rebuild from k shards as the fallback for leaves.
  */
 export function stripedGetter (components: StripedReadComponents, root: CID, manifest: CID, signal?: AbortSignal): BlockSession {
-  // the manifest, the holders and leaf → stripe: learned once, on the first miss
+  // the manifest, the holders and leaf → stripe: learned once, before the
+  // first block this node does not hold (then every leaf goes straight to a
+  // peer that holds it, instead of to whichever provider of the file is least
+  // busy, which holds only some of its leaves)
   let loading: Promise<StripeIndex> | undefined
+  let unroutable = false
   let loaded: StripeIndex | undefined
   const load = async (): Promise<StripeIndex> => {
     loading ??= buildIndex(components, manifest, signal).then(index => { loaded = index; return index })
@@ -51,6 +55,10 @@ export function stripedGetter (components: StripedReadComponents, root: CID, man
 
   return {
     getBytes: async (cid, opts) => {
+      if (loaded === undefined && !unroutable && !await components.blockstore.has(cid)) {
+        // without an index the read still works, unrouted (and rebuilds when it must)
+        await load().catch(() => { unroutable = true })
+      }
       try {
         return await session.getBytes(cid, opts)
       } catch (err: any) {
