@@ -22,7 +22,12 @@ export function sha256 (bytes: Uint8Array): Uint8Array {
 
 /** The CIDv1 (raw codec, sha2-256) of a raw block. */
 export function rawCID (bytes: Uint8Array): CID {
-  return CID.createV1(RAW_CODE, Digest.create(SHA2_256, sha256(bytes)))
+  return rawCIDOfDigest(sha256(bytes))
+}
+
+/** The CIDv1 (raw codec, sha2-256) of a block whose sha-256 `digest` is known already (computed elsewhere, e.g. on a worker). */
+export function rawCIDOfDigest (digest: Uint8Array): CID {
+  return CID.createV1(RAW_CODE, Digest.create(SHA2_256, digest))
 }
 
 /** The CIDv1 (dag-cbor, sha2-256) of a dag-cbor block. */

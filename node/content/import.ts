@@ -5,9 +5,7 @@ import { AbortedError } from '../errors.js'
 import { createChunker, type ChunkerSpec } from './chunker/index.js'
 import type { BlockStore } from '../blocks/index.js'
 import { CID } from 'multiformats/cid'
-import { SHA2_256, rawCID } from '../blocks/verify.js'
-import { code as RAW_CODE } from 'multiformats/codecs/raw'
-import * as Digest from 'multiformats/hashes/digest'
+import { rawCID, rawCIDOfDigest } from '../blocks/verify.js'
 import type { LeafDigests, LeafWorker } from './leaf-chunker.js'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 import type { BufferImporter } from 'ipfs-unixfs-importer'
@@ -123,7 +121,7 @@ function leafTap (sink: LeafSink | undefined, digests: LeafDigests | undefined):
   return async function * (file, blockstore) {
     for await (const bytes of file.content) {
       const digest = digests?.get(bytes)
-      const cid = digest === undefined ? rawCID(bytes) : CID.createV1(RAW_CODE, Digest.create(SHA2_256, digest))
+      const cid = digest === undefined ? rawCID(bytes) : rawCIDOfDigest(digest)
       await sink?.({ cid, bytes })
       yield async () => {
         await blockstore.put(cid, bytes)

@@ -117,15 +117,16 @@ export class AddEncoder {
 
   /** Fix the policy, then feed the held leaves to the coder (if it codes). */
   private async decide (text: string): Promise<void> {
-    const policy = formatPolicy(parsePolicy(text))
-    const coding = codingOf(parsePolicy(policy))
+    const parsed = parsePolicy(text)
+    const policy = formatPolicy(parsed)
+    const coding = codingOf(parsed)
     if (coding === undefined) {
       this.state = { kind: 'plain', policy }
     } else {
       const nodes = (await this.parts.placer.livePeers(this.options.signal)).length
       const needed = minNodesOf(coding)
       if (nodes < needed) {
-        this.state = { kind: 'waiting', policy, why: waitingWhy(nodes, policy, needed) }
+        this.state = { kind: 'waiting', policy, why: waitingWhy(shortage(nodes, policy, needed)) }
       } else {
         const { onProgress, signal } = this.options
         const writer = new StripeWriter({
@@ -149,7 +150,7 @@ export function shortage (nodes: number, policy: string, needed: number): string
   return `${nodes} live node${nodes === 1 ? '' : 's'}, ${policy} needs ${needed} for its parity to survive a lost node`
 }
 
-/** One line: why a file's coding waits. */
-export function waitingWhy (nodes: number, policy: string, needed: number): string {
-  return `${shortage(nodes, policy, needed)}; it is coded and placed once they are live`
+/** One line: why a file's coding waits, from its {@link shortage}. */
+export function waitingWhy (short: string): string {
+  return `${short}; it is coded and placed once they are live`
 }

@@ -15,11 +15,9 @@
  * @module
  */
 import { availableParallelism } from 'node:os'
-import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
 import { Piscina } from 'piscina'
-import { RAW_CODE, shardSizeOf, type Stripe } from '../../protocol/durability.js'
-import { SHA2_256 } from '../blocks/verify.js'
+import { shardSizeOf, type Stripe } from '../../protocol/durability.js'
+import { rawCIDOfDigest } from '../blocks/verify.js'
 import { encodeStripe, type Block, type EncodedStripe } from './stripes.js'
 import type { ErasureCoder } from './erasure.js'
 import type { ParityTask } from './parity-worker.js'
@@ -56,7 +54,7 @@ export class ParityPool {
     const out: Uint8Array = await this.pool.run(task)
     const parity: Block[] = Array.from({ length: m }, (_, i) => {
       const digest = out.subarray(m * shardSize + i * 32, m * shardSize + (i + 1) * 32)
-      return { cid: CID.createV1(RAW_CODE, Digest.create(SHA2_256, digest)), bytes: out.subarray(i * shardSize, (i + 1) * shardSize) }
+      return { cid: rawCIDOfDigest(digest), bytes: out.subarray(i * shardSize, (i + 1) * shardSize) }
     })
     const stripe: Stripe = { data: leaves.map(l => l.cid), sizes, shardSize, parity: parity.map(p => p.cid) }
     return { stripe, parity }

@@ -12,7 +12,7 @@
  * @module
  */
 import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
-import { AddEncoder, shortage, type AddEncoderOptions } from './add-encoder.js'
+import { AddEncoder, shortage, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
 import { collectGarbage, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
@@ -133,15 +133,17 @@ export class DurabilityService {
   async waiting (root: CID, policy: string, signal?: AbortSignal): Promise<string | undefined> {
     if (await this.parts.holdings.deferredOf(root) === undefined) return undefined
     const short = await this.tooFewNodes(policy, signal)
-    return short === undefined ? 'enough nodes are live now; the next repair pass codes and places it' : `${short}; it is coded and placed once they are live`
+    return short === undefined ? 'enough nodes are live now; the next repair pass codes and places it' : waitingWhy(short)
   }
 
   /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node, one line), or undefined when it can. */
   async tooFewNodes (policy: string, signal?: AbortSignal): Promise<string | undefined> {
-    const coding = codingOf(parsePolicy(policy))
+    const parsed = parsePolicy(policy)
+    const coding = codingOf(parsed)
     if (coding === undefined) return undefined
     const nodes = (await this.placer.livePeers(signal)).length
-    return nodes < minNodesOf(coding) ? shortage(nodes, formatPolicy(parsePolicy(policy)), minNodesOf(coding)) : undefined
+    const needed = minNodesOf(coding)
+    return nodes < needed ? shortage(nodes, formatPolicy(parsed), needed) : undefined
   }
 
   /** Leave the file `root` uncoded until enough nodes are live (the repair pass codes it then). */
