@@ -140,6 +140,11 @@ export class DiskFullError extends ShoalError {
   override readonly status = 507
 }
 
+/** True for a file system error that says the disk (or the user's quota) is full: ENOSPC, EDQUOT, or LevelDB's IO error with the OS text. */
+export function isDiskFull (err: any): boolean {
+  return err?.code === 'ENOSPC' || err?.code === 'EDQUOT' || /No space left on device|ENOSPC|Disk quota exceeded/.test(String(err?.message ?? ''))
+}
+
 /** A write is durable here, but its durability policy is not met yet (`add --wait`). */
 export class PolicyNotMetError extends ShoalError {
   override name = 'PolicyNotMetError'

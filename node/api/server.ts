@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { ShoalError } from '../errors.js'
 import { checkToken, sendError } from './http.js'
-import { isDiskFull } from '../repo/disk.js'
+import { isDiskFull } from '../errors.js'
 import { routes, type Route } from './routes.js'
 import type { ShoalComponents } from '../node.js'
 import type { AddressInfo, Socket } from 'node:net'

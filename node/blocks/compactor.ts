@@ -56,10 +56,6 @@ const ROOM_MARGIN = 16 * 1024 * 1024
 export class Compactor {
   /** The error of the last background pass, if it failed. */
   lastError: Error | undefined
-  /** Packs removed so far. */
-  removed = 0
-  /** Rewrites put off because the disk had no room for the pack's live records. */
-  skippedForRoom = 0
   private running: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private readonly abort = new AbortController()
@@ -112,10 +108,7 @@ export class Compactor {
     if (meta === undefined) return
     // its live records are copied before it goes: without room for them, it waits for a later pass
     const live = meta.committed - PACK_HEADER - meta.deadBytes
-    if (await this.host.freeBytes() < live + ROOM_MARGIN) {
-      this.skippedForRoom++
-      return
-    }
+    if (await this.host.freeBytes() < live + ROOM_MARGIN) return
     const started = Date.now()
     let copied = 0
     for await (const { offset, length, multihash, load } of scanPack(join(this.host.dir, packFileName(pack)), PACK_HEADER, meta.committed)) {
@@ -134,6 +127,6 @@ export class Compactor {
     }
     if (signal.aborted) return
     await this.host.commit()
-    if (await this.host.remove(pack)) this.removed++
+    await this.host.remove(pack)
   }
 }

@@ -7,14 +7,17 @@
  * @module
  */
 import { reindexPacks, type ReindexReport } from './reindex.js'
-import { mkdir, statfs, unlink } from 'node:fs/promises'
+import { mkdir, unlink } from 'node:fs/promises'
+import { diskFree } from '../repo/disk.js'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { CorruptBlockError, typedWriteError } from './errors.js'
 import { PackAppender, PackReaders, packFileName, syncDir } from './pack-file.js'
-import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, type Location, type PackMeta } from './pack-index.js'
+import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
+import { IDENTITY } from './verify.js'
+import { code as RAW } from 'multiformats/codecs/raw'
 import { PACK_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
 import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
@@ -24,8 +27,6 @@ import { BlockStoreBase } from './store-base.js'
 import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
 import type { Pair } from 'interface-blockstore'
 
-const RAW = 0x55
-const IDENTITY = 0x00
 const MiB = 1024 * 1024
 
 /** A record appended since the last commit, not yet in the index. */
@@ -40,10 +41,6 @@ interface PendingEntry {
    * its value is the later write).
    */
   replaces?: boolean
-}
-
-function sameLocation (a: Location, b: Location): boolean {
-  return a.pack === b.pack && a.offset === b.offset && a.length === b.length
 }
 
 /**
@@ -110,7 +107,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       await this.load()
     } catch (err) {
       await this.compactor.stop()
-      for (const a of new Set([...this.dirty.values(), ...(this.appender !== undefined ? [this.appender] : [])])) await a.close().catch(() => {})
+      await this.closeAppenders()
       await this.db.close()
       throw err
     }
@@ -138,7 +135,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     try {
       await this.commit()
     } finally {
-      for (const a of new Set([...this.dirty.values(), ...(this.appender !== undefined ? [this.appender] : [])])) await a.close().catch(() => {})
+      await this.closeAppenders()
       this.dirty.clear()
       this.appender = undefined
       await this.readers.closeAll()
@@ -151,16 +148,18 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     // an identity "hash" is the block: nothing to store
     if (cid.multihash.code === IDENTITY || this.pendingHas(id) || await this.db.has(indexKey(multihash))) return cid
     const length = recordLength(multihash.byteLength, data.byteLength)
-    const appender = await this.appenderFor(length)
-    const known = this.pending.get(id)
-    if (known !== undefined && known.movedFrom === undefined) return cid
-    if (known !== undefined) this.countDead(known.loc) // a copy by compaction: this one wins
-    const offset = appender.append(length, out => { encodeRecord(out, multihash, data) })
-    this.dirty.set(appender.pack, appender)
-    this.pending.set(id, { multihash, loc: { pack: appender.pack, offset, length } })
-    this.components.metrics?.blocksWritten.inc()
-    this.components.metrics?.bytesWritten.inc(data.byteLength)
-    if (appender.congested) await appender.drain()
+    const appended = await this.appendRecord(id, multihash, length, out => { encodeRecord(out, multihash, data) }, {
+      due: () => {
+        const known = this.pending.get(id)
+        if (known !== undefined && known.movedFrom === undefined) return false
+        if (known !== undefined) this.countDead(known.loc) // a copy by compaction: this one wins
+        return true
+      }
+    })
+    if (appended) {
+      this.components.metrics?.blocksWritten.inc()
+      this.components.metrics?.bytesWritten.inc(data.byteLength)
+    }
     return cid
   }
 
@@ -302,6 +301,11 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     await this.rolling
   }
 
+  /** Close every pack appender (errors ignored: nothing of theirs is acknowledged past the last commit). */
+  private async closeAppenders (): Promise<void> {
+    for (const a of new Set([...this.dirty.values(), ...(this.appender !== undefined ? [this.appender] : [])])) await a.close().catch(() => {})
+  }
+
   private pendingHas (id: string): boolean {
     return this.pending.has(id) || this.committing?.has(id) === true
   }
@@ -352,6 +356,22 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       if (Buffer.compare(decoded.multihash, multihash) !== 0) throw new CorruptBlockError(`record in pack ${packFileName(loc.pack)} at ${loc.offset} holds another block than ${id}`)
       return decoded.bytes
     }
+  }
+
+  /**
+   * Append one record of `length` bytes (written by `fill`) for the block
+   * `id` and note it for the next commit; `due`, asked once the appender is
+   * ready (another writer may have got there meanwhile), can call it off.
+   * Waits while the appender is congested. True when it was appended.
+   */
+  private async appendRecord (id: string, multihash: Uint8Array, length: number, fill: (out: Uint8Array) => void, options: { entry?: Pick<PendingEntry, 'movedFrom' | 'replaces'>, due?: () => boolean } = {}): Promise<boolean> {
+    const appender = await this.appenderFor(length)
+    if (options.due?.() === false) return false
+    const offset = appender.append(length, fill)
+    this.dirty.set(appender.pack, appender)
+    this.pending.set(id, { multihash, loc: { pack: appender.pack, offset, length }, ...options.entry })
+    if (appender.congested) await appender.drain()
+    return true
   }
 
   /** The appender to write a record of `length` bytes to, rolling over to a new pack when full. */
@@ -473,11 +493,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
         const id = idOf(multihash)
         if (multihash[0] === IDENTITY || this.pendingHas(id)) return
         const length = recordLength(multihash.byteLength, bytes.byteLength)
-        const appender = await this.appenderFor(length)
-        const offset = appender.append(length, out => { encodeRecord(out, multihash, bytes) })
-        this.dirty.set(appender.pack, appender)
-        this.pending.set(id, { multihash, loc: { pack: appender.pack, offset, length }, replaces: true })
-        if (appender.congested) await appender.drain()
+        await this.appendRecord(id, multihash, length, out => { encodeRecord(out, multihash, bytes) }, { entry: { replaces: true } })
       },
       commit: async () => { await this.commit() }
     }
@@ -487,8 +503,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     return {
       dir: this.dir,
       freeBytes: async () => {
-        const s = await statfs(this.dir)
-        return s.bavail * s.bsize
+        return await diskFree(this.dir)
       },
       packs: () => {
         const current = this.appender?.pack
@@ -503,12 +518,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       copy: async (multihash, record, from) => {
         const id = idOf(multihash)
         if (this.pending.has(id)) return
-        const appender = await this.appenderFor(record.byteLength)
-        if (this.pending.has(id)) return
-        const offset = appender.append(record.byteLength, out => { out.set(record) })
-        this.dirty.set(appender.pack, appender)
-        this.pending.set(id, { multihash, loc: { pack: appender.pack, offset, length: record.byteLength }, movedFrom: from })
-        if (appender.congested) await appender.drain()
+        await this.appendRecord(id, multihash, record.byteLength, out => { out.set(record) }, { entry: { movedFrom: from }, due: () => !this.pending.has(id) })
       },
       commit: async () => { await this.commit() },
       remove: async (pack) => {

@@ -96,3 +96,8 @@ export function decodeMeta (value: Uint8Array): PackMeta {
   const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
   return { committed: buf.readUIntLE(0, 6), deadBytes: buf.readUIntLE(6, 6), deadRecords: buf.readUInt32LE(12) }
 }
+
+/** True when two locations name the same record. */
+export function sameLocation (a: Location, b: Location): boolean {
+  return a.pack === b.pack && a.offset === b.offset && a.length === b.length
+}

@@ -28,8 +28,6 @@ export const RECORD_HEADER = 9
 export const PACK_MAGIC = Uint8Array.from([0x53, 0x48, 0x4f, 0x41, 0x4c, 0x50, 0x4b, 0x01])
 /** Length of {@link PACK_MAGIC}; the first record starts here. */
 export const PACK_HEADER = PACK_MAGIC.byteLength
-/** Largest block a record holds (u32 length). */
-export const MAX_RECORD_BYTES = 0xffff_ffff
 
 function checksum (record: Uint8Array): number {
   return crc32c(record.subarray(8), crc32c(record.subarray(0, 4)))

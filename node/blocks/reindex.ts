@@ -29,7 +29,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { code as RAW } from 'multiformats/codecs/raw'
 import { join } from 'node:path'
 import { packFileName, scanPack } from './pack-file.js'
-import { INDEX_RANGE, decodeLocation, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, type Location, type PackMeta } from './pack-index.js'
+import { INDEX_RANGE, decodeLocation, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
 import { PACK_HEADER } from './pack-record.js'
 import { idOf } from './util.js'
 import type { ClassicLevel } from 'classic-level'
@@ -106,7 +106,7 @@ export async function reindexPacks (host: ReindexHost): Promise<ReindexReport> {
     named.add(id)
     const at = decodeLocation(value)
     const found = copies.get(id)
-    const same = found?.at.find(c => c.pack === at.pack && c.offset === at.offset && c.length === at.length)
+    const same = found?.at.find(c => sameLocation(c, at))
     if (same !== undefined) { countLive(same); continue }
     if (found !== undefined) {
       batch.put(key, encodeLocation(found.at[0]))

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { statfs } from 'node:fs/promises'
+import { diskFree } from '../repo/disk.js'
 import { ShoalError } from '../errors.js'
 
 /** A `hold` would take more bytes than this node keeps for others. */
@@ -73,8 +73,3 @@ export class HoldQuota {
   }
 }
 
-/** Bytes an unprivileged writer may still use on `path`'s disk. */
-async function diskFree (path: string): Promise<number> {
-  const s = await statfs(path)
-  return s.bavail * s.bsize
-}

@@ -42,8 +42,7 @@ export class DiskGuard {
 
   /** Bytes an unprivileged writer may still use on the repo's file system. */
   async free (): Promise<number> {
-    const s = await statfs(this.init.path)
-    return s.bavail * s.bsize
+    return await diskFree(this.init.path)
   }
 
   /**
@@ -59,9 +58,10 @@ export class DiskGuard {
   }
 }
 
-/** True for an error that says the disk is full (Node's `ENOSPC`, LevelDB's "No space left on device"). */
-export function isDiskFull (err: any): boolean {
-  return err?.code === 'ENOSPC' || /No space left on device|ENOSPC/.test(String(err?.message ?? ''))
+/** Bytes an unprivileged writer may still use on `path`'s disk. */
+export async function diskFree (path: string): Promise<number> {
+  const s = await statfs(path)
+  return s.bavail * s.bsize
 }
 
 function mib (bytes: number): string {
