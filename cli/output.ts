@@ -1,3 +1,4 @@
+import type { HealthSummary } from '../node/durability/health.js'
 import { SingleBar } from 'cli-progress'
 
 /** Global options every command sees. */
@@ -46,4 +47,9 @@ export function progressBar (opts: GlobalOptions, label: string, total: number):
     add (bytes) { done += bytes; bar.update(done, { done: formatBytes(done), size: formatBytes(total) }) },
     stop () { bar.stop() }
   }
+}
+
+/** Stripe counts by health, in one line (`pin status`, `repair`, `status`). */
+export function formatSummary (h: HealthSummary): string {
+  return `${h.healthy} healthy, ${h.atRisk} at risk, ${h.degraded} degraded, ${h.lost} lost`
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { formatSwarmKey } from '../../protocol/swarm-key.js'
 import { ApiClient } from '../client.js'
-import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions } from '../output.js'
 import type { DurabilityHealth } from '../../node/durability/index.js'
 import type { PeerStatus } from '../../node/peers/index.js'
 import type { InviteInfo } from '../../node/peers/invite.js'
@@ -57,7 +57,7 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `blocks:   ${formatBytes(s.blockstoreBytes)} on disk`,
     d === undefined
       ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'
-      : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'}: ${d.healthy} healthy, ${d.atRisk} at risk, ${d.degraded} degraded, ${d.lost} lost${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
+      : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'}: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
     `repo:     ${s.repo}`,
     ...s.addresses.map(a => `listening ${a}`)
   )

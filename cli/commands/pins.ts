@@ -5,12 +5,11 @@
  */
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient } from '../client.js'
-import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions } from '../output.js'
 import type { PinInfo } from '../../node/files/index.js'
 import type { PinStatus, RepairReport, ScrubReport } from '../../node/durability/index.js'
 import type { GcResult } from '../../node/durability/gc.js'
 import type { ReindexReport } from '../../node/blocks/index.js'
-import type { HealthSummary } from '../../node/durability/health.js'
 import type { TierConfig } from '../../node/tiers/config.js'
 import type { TierStatus } from '../../node/tiers/service.js'
 
@@ -59,10 +58,6 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
   else printLines(...pins.map(p => `${p.path}\t${p.policy}\t${p.cid}\t${formatBytes(p.size)}`))
 }
 
-function formatSummary (h: HealthSummary): string {
-  return `${h.healthy} healthy, ${h.atRisk} at risk, ${h.degraded} degraded, ${h.lost} lost`
-}
-
 /** `shoal pin status PATH|CID`: one line per stripe that is not healthy, and a summary. */
 export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
@@ -90,14 +85,14 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
 /** `shoal repair [--wait] [--scrub]`. */
 export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, scrub?: boolean, reindex?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const scrub: Record<string, string> = { ...(opts.scrub === true ? { scrub: 'true' } : {}), ...(opts.reindex === true ? { reindex: 'true' } : {}) }
+  const flags = { scrub: opts.scrub === true || undefined, reindex: opts.reindex === true || undefined }
   if (opts.wait !== true) {
-    await client.json('POST', '/api/v0/repair', scrub)
+    await client.json('POST', '/api/v0/repair', flags)
     if (g.json) printJson({ started: true })
     else printLines(`${opts.reindex === true ? 'reindex, ' : ''}${opts.scrub === true ? 'scrub and ' : ''}repair pass started`)
     return
   }
-  const r = await client.json<RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }>('POST', '/api/v0/repair', { wait: 'true', ...scrub })
+  const r = await client.json<RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }>('POST', '/api/v0/repair', { wait: true, ...flags })
   if (g.json) { printJson(r); return }
   if (r.reindex !== undefined) {
     const x = r.reindex

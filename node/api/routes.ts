@@ -137,7 +137,8 @@ export const routes: Route[] = [
         // records indexed again may be blocks deleted before: garbage collection takes back what nothing needs
         const gc = reindex !== undefined && reindex.indexed > 0 ? await durability.collectGarbage() : undefined
         const scrub = q.scrub === true ? await durability.scrub() : undefined
-        return { ...await durability.repair(), ...(scrub === undefined ? {} : { scrub }), ...(reindex === undefined ? {} : { reindex }), ...(gc === undefined ? {} : { gc }) }
+        // undefined parts are left out of the JSON
+        return { ...await durability.repair(), scrub, reindex, gc }
       })()
       if (q.wait === true) { sendJson(res, 200, await pass); return }
       pass.catch(err => { components.logger.warn({ err: err?.message }, 'repair pass failed') })

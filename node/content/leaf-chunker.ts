@@ -94,7 +94,7 @@ export class LeafWorker {
     let resume: (() => void) | undefined
     const release = (): void => { const r = resume; resume = undefined; r?.() }
     // send the pieces while leaves come back, never more than IN_FLIGHT_BYTES ahead
-    const pump = (async () => {
+    void (async () => {
       try {
         // small pieces (a socket's 64 KiB reads) are gathered into batches of
         // their own, moved to the worker: one copy, one message per batch
@@ -145,8 +145,7 @@ export class LeafWorker {
       release()
       streams?.delete(fail)
       port.close()
-      // the pump stops at its next piece; a stalled upload must not hold this import open
-      void pump
+      // the pump stops at its next piece (not awaited: a stalled upload must not hold this import open)
     }
   }
 }

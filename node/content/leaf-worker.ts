@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto'
+import { sha256 } from '../blocks/verify.js'
 import { parentPort, type MessagePort } from 'node:worker_threads'
 import { pushable } from 'it-pushable'
 import { createChunker, type ChunkerSpec } from './chunker/index.js'
@@ -38,7 +38,7 @@ function serve ({ port, spec }: OpenStream): void {
       for await (const chunk of createChunker(spec)(pieces)) {
         // a chunk that shares its buffer is copied: only a whole buffer can be moved
         const bytes = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice()
-        const digest = new Uint8Array(createHash('sha256').update(bytes).digest())
+        const digest = new Uint8Array(sha256(bytes)) // a buffer of its own, so it can be moved
         const out: StreamOutput = { bytes, digest }
         port.postMessage(out, [bytes.buffer as ArrayBuffer, digest.buffer as ArrayBuffer])
       }

@@ -56,7 +56,7 @@ export interface AddEncoderParts {
   components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>
   settings: Pick<DurabilitySettings, 'largeFrom' | 'largePolicy' | 'smallPolicy'>
   encoder: Pick<Encoder, 'getCoder' | 'stripeCoder'>
-  placer: Pick<Placer, 'livePeers'>
+  placer: Pick<Placer, 'shortage'>
 }
 
 type State =
@@ -123,10 +123,9 @@ export class AddEncoder {
     if (coding === undefined) {
       this.state = { kind: 'plain', policy }
     } else {
-      const nodes = (await this.parts.placer.livePeers(this.options.signal)).length
-      const needed = minNodesOf(coding)
-      if (nodes < needed) {
-        this.state = { kind: 'waiting', policy, why: waitingWhy(shortage(nodes, policy, needed)) }
+      const short = await this.parts.placer.shortage(policy, coding, this.options.signal)
+      if (short !== undefined) {
+        this.state = { kind: 'waiting', policy, why: waitingWhy(short) }
       } else {
         const { onProgress, signal } = this.options
         const writer = new StripeWriter({

@@ -8,7 +8,8 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CustomProgressEvent } from 'progress-events'
-import { stripeKey, type Stripe } from '../../protocol/durability.js'
+import { minNodesOf, stripeKey, type Stripe } from '../../protocol/durability.js'
+import { shortage } from './add-encoder.js'
 import { compareRefs, MAX_SHARD_REFS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
@@ -182,6 +183,17 @@ export class Placer {
       out.push({ id: peer, zone: this.zones.get(peer) })
     }))
     return out
+  }
+
+  /**
+   * Why the live nodes cannot carry a policy coded as `coding` (its text
+   * `policy`): too few for its parity to survive a lost node, one line; or
+   * undefined when they can.
+   */
+  async shortage (policy: string, coding: { k: number, m: number }, signal?: AbortSignal): Promise<string | undefined> {
+    const nodes = (await this.livePeers(signal)).length
+    const needed = minNodesOf(coding)
+    return nodes < needed ? shortage(nodes, policy, needed) : undefined
   }
 
   /** How far a placement of `manifest` under way is (shard blocks pushed, of how many), if one runs. */

@@ -11,6 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { blockKey } from '../blocks/index.js'
 import { StripeUnavailableError } from '../errors.js'
 import { loadManifestRoot, readStripes, rebuildStripe, shardCID } from './stripes.js'
+import { metaGetter } from './meta-getter.js'
 import { gatherView, type HolderView, type ViewComponents } from './view.js'
 import type { Stripe, ManifestRoot } from '../../protocol/durability.js'
 import type { BlockExchange, BlockSession } from '../exchange/index.js'
@@ -46,7 +47,10 @@ export function stripedGetter (components: StripedReadComponents, root: CID, man
   }
   const holdersOf = (where: LeafPlace, index: StripeIndex): PeerId[] =>
     index.view.holders(where.index, where.shard).filter(p => p !== components.network.self).map(p => peerIdFromString(p))
-  const route = (cid: CID): PeerId[] | undefined => {
+  // asked after a local miss only: the index is learned before the first block fetched
+  const route = async (cid: CID): Promise<PeerId[] | undefined> => {
+    // without an index the read still works, unrouted (and rebuilds when it must)
+    if (loaded === undefined && !unroutable) await load().catch(() => { unroutable = true })
     const where = loaded?.leaves.get(blockKey(cid))
     return where === undefined || loaded === undefined ? undefined : holdersOf(where, loaded)
   }
@@ -55,10 +59,6 @@ export function stripedGetter (components: StripedReadComponents, root: CID, man
 
   return {
     getBytes: async (cid, opts) => {
-      if (loaded === undefined && !unroutable && !await components.blockstore.has(cid)) {
-        // without an index the read still works, unrouted (and rebuilds when it must)
-        await load().catch(() => { unroutable = true })
-      }
       try {
         return await session.getBytes(cid, opts)
       } catch (err: any) {
@@ -88,11 +88,11 @@ export function stripedGetter (components: StripedReadComponents, root: CID, man
 /** Where a leaf is: its stripe and its data shard index. */
 interface LeafPlace { index: number, stripe: Stripe, shard: number }
 
-/** What a striped read learns on its first miss. */
+/** What a striped read learns before its first fetch. */
 interface StripeIndex { mroot: ManifestRoot, view: HolderView, leaves: Map<string, LeafPlace> }
 
 async function buildIndex (components: StripedReadComponents, manifest: CID, signal?: AbortSignal): Promise<StripeIndex> {
-  const getter = { getBytes: async (cid: CID, o?: { signal?: AbortSignal }) => await components.exchange.getBlock(cid, { signal: o?.signal ?? signal }) }
+  const getter = metaGetter(components.exchange, signal)
   const mroot = await loadManifestRoot(getter, manifest, signal)
   const leaves = new Map<string, LeafPlace>()
   for await (const { index, stripe } of readStripes(getter, mroot, signal)) {

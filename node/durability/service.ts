@@ -11,12 +11,11 @@
  *
  * @module
  */
-import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
-import { AddEncoder, shortage, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
+import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
+import { AddEncoder, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
 import { collectGarbage, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
-import { liveManifests } from './live-manifests.js'
 import { readPinStatus, type PinStatus } from './pin-status.js'
 import { Placer, type PlaceOptions, type PlaceResult } from './placer.js'
 import { ShardRebuilder } from './rebuilder.js'
@@ -140,10 +139,7 @@ export class DurabilityService {
   async tooFewNodes (policy: string, signal?: AbortSignal): Promise<string | undefined> {
     const parsed = parsePolicy(policy)
     const coding = codingOf(parsed)
-    if (coding === undefined) return undefined
-    const nodes = (await this.placer.livePeers(signal)).length
-    const needed = minNodesOf(coding)
-    return nodes < needed ? shortage(nodes, formatPolicy(parsed), needed) : undefined
+    return coding === undefined ? undefined : await this.placer.shortage(formatPolicy(parsed), coding, signal)
   }
 
   /** Leave the file `root` uncoded until enough nodes are live (the repair pass codes it then). */
@@ -224,10 +220,5 @@ export class DurabilityService {
   /** The erasure coder, loaded once (reads use it too). */
   async getCoder (): Promise<ErasureCoder> {
     return await this.encoder.getCoder()
-  }
-
-  /** Manifests referenced by a visible file now. */
-  async liveManifests (): Promise<Set<string>> {
-    return await liveManifests(this.parts.files)
   }
 }

@@ -98,9 +98,10 @@ export interface SessionOptions {
   signal?: AbortSignal
   /**
    * Peers known to hold a block (e.g. a stripe's shard holders), asked before
-   * the root's providers; undefined or empty when unknown.
+   * the root's providers; undefined or empty when unknown. Asked only for a
+   * block that is not here, so it may do I/O (e.g. learn the holders once).
    */
-  route?: (cid: CID) => PeerId[] | undefined
+  route?: (cid: CID) => PeerId[] | undefined | Promise<PeerId[] | undefined>
 }
 
 /** Counters, for tests and metrics. */
@@ -329,7 +330,7 @@ class DefaultBlockExchange implements BlockExchange {
           if (local !== undefined) { remote = false; return local }
         }
         remote = true
-        const routed = options.route?.(cid)
+        const routed = await options.route?.(cid)
         const bytes = await this.fetchShared(cid, signal, async () => {
           if (routed !== undefined && routed.length > 0) {
             const known = new ProviderSet()
