@@ -14,7 +14,7 @@ import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { CorruptBlockError, typedWriteError } from './errors.js'
-import { PackAppender, PackReaders, packFileName, syncDir } from './pack-file.js'
+import { PackAppender, PackReaders, packFileName, scanPack, syncDir } from './pack-file.js'
 import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
 import { IDENTITY } from './verify.js'
 import { code as RAW } from 'multiformats/codecs/raw'
@@ -525,9 +525,17 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
         return await this.serial(async () => {
           const meta = this.metas.get(pack)
           if (meta === undefined || meta.deadBytes < meta.committed - PACK_HEADER) return false
-          // the counters say nothing is live: the index must agree before a byte is lost
-          for await (const value of this.db.values(INDEX_RANGE)) {
-            if (decodeLocation(value).pack === pack) return false
+          // the counters say nothing is live: the index must agree before a
+          // byte is lost. Each block with a record here is looked up (headers
+          // only, O(records of this pack)), not the whole index, under the lock
+          // that every commit waits for.
+          try {
+            for await (const { multihash } of scanPack(join(this.dir, packFileName(pack)), PACK_HEADER, meta.committed)) {
+              const value = await this.db.get(indexKey(multihash))
+              if (value !== undefined && decodeLocation(value).pack === pack) return false
+            }
+          } catch (err: any) {
+            if (err?.code !== 'ENOENT') throw err // a pack already gone holds nothing
           }
           await this.db.del(metaKey(pack), { sync: true })
           this.metas.delete(pack)
