@@ -14,7 +14,8 @@
  *    bench/raw-stream.ts) and to `shoal add --pin none` of a file of the same
  *    size on the same daemon (import only, no network). The writer's log
  *    gives the time of each phase (import, encode, place).
- * 3. reads on the last daemon: healthy `cat`, then degraded `cat` with two
+ * 3. reads on the last daemon: `cat` of a file only the writer holds (one
+ *    holder, the ceiling of a striped read), healthy `cat`, then degraded `cat` with two
  *    holders stopped.
  * 4. repair: after the grace period `shoal repair --wait` on every live
  *    daemon; bytes moved per rebuilt shard next to the k-shard minimum.
@@ -122,7 +123,7 @@ async function main (): Promise<number> {
   const file = join(dir, 'data.bin')
   const sha = await writeRandomFile(file, opts.size)
   const other = join(dir, 'other.bin')
-  await writeRandomFile(other, opts.size)
+  const otherSha = await writeRandomFile(other, opts.size)
   const third = join(dir, 'third.bin')
   await writeRandomFile(third, opts.size)
 
@@ -163,6 +164,8 @@ async function main (): Promise<number> {
       if (r?.stdout.includes('striped.bin') === true) break
       await new Promise(resolve => setTimeout(resolve, 100))
     }
+    // the same size from one holder: the writer alone holds /plain.bin (pin none)
+    const single = await catSeconds(reader, '/plain.bin', otherSha)
     const healthy = await catSeconds(reader, '/striped.bin', sha)
     const status = await json<{ stripes: Array<{ shards: Array<{ holders: string[] }> }> }>(['--repo', writer, 'pin', 'status', '/striped.bin'])
     const holders0 = status.stripes[0].shards.map(s => s.holders[0])
@@ -171,7 +174,7 @@ async function main (): Promise<number> {
     // the reader has the file cached now: read it on a fresh node instead? No — drop its cache with gc
     await cliOk(['--repo', reader, 'gc'])
     const degraded = await catSeconds(reader, '/striped.bin', sha)
-    log(`cat on the last node: healthy ${fmt(mbps(opts.size, healthy))} MB/s; with 2 holders down ${fmt(mbps(opts.size, degraded))} MB/s (degraded/healthy ${fmt(healthy / degraded, 2)})`)
+    log(`cat on the last node: one holder (pin none) ${fmt(mbps(opts.size, single))} MB/s; healthy striped ${fmt(mbps(opts.size, healthy))} MB/s; with 2 holders down ${fmt(mbps(opts.size, degraded))} MB/s (degraded/healthy ${fmt(healthy / degraded, 2)})`)
 
     await new Promise(resolve => setTimeout(resolve, GRACE_MS + 500))
     let repaired = 0
@@ -194,6 +197,7 @@ async function main (): Promise<number> {
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(rawRate)} (raw stream) | ${fmt(mbps(opts.size, striped.seconds) / rawRate, 2)} |`,
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
       `| add --pin ec:4+2 (placement in the background), ${opts.nodes} nodes | ${fmt(mbps(opts.size, background.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / background.seconds, 2)} |`,
+      `| healthy striped cat (k+m holders) | ${fmt(mbps(opts.size, healthy))} | ${fmt(mbps(opts.size, single))} (one holder) | ${fmt(single / healthy, 2)} |`,
       `| degraded cat (2 holders down) | ${fmt(mbps(opts.size, degraded))} | ${fmt(mbps(opts.size, healthy))} (healthy cat) | ${fmt(healthy / degraded, 2)} |`,
       `| repair bytes per rebuilt shard | ${fmt(perShard / MiB, 2)} MiB | ${fmt(K * shardMean / MiB, 2)} MiB (k shards) | ${fmt(perShard / (K * shardMean), 2)} |`,
       ''

@@ -8,7 +8,7 @@
 import { AbortedError } from './errors.js'
 
 /** Callbacks waiting for each signal: one 'abort' listener per signal, however many waits. */
-const abortCallbacks = new WeakMap<AbortSignal, Set<() => void>>()
+const abortCallbacks = new WeakMap<AbortSignal, { set: Set<() => void>, listener: () => void }>()
 
 /**
  * Call `callback` when `signal` aborts; returns the unsubscribe function.
@@ -16,20 +16,28 @@ const abortCallbacks = new WeakMap<AbortSignal, Set<() => void>>()
  * one listener (no MaxListenersExceededWarning, no per-wait listener churn).
  */
 export function onAbort (signal: AbortSignal, callback: () => void): () => void {
-  let callbacks = abortCallbacks.get(signal)
-  if (callbacks === undefined) {
+  let waits = abortCallbacks.get(signal)
+  if (waits === undefined) {
     const set = new Set<() => void>()
-    callbacks = set
-    abortCallbacks.set(signal, set)
-    signal.addEventListener('abort', () => {
+    const listener = (): void => {
       abortCallbacks.delete(signal)
       for (const cb of set) cb()
       set.clear()
-    }, { once: true })
+    }
+    waits = { set, listener }
+    abortCallbacks.set(signal, waits)
+    signal.addEventListener('abort', listener, { once: true })
   }
-  const set = callbacks
+  const { set, listener } = waits
   set.add(callback)
-  return () => { set.delete(callback) }
+  return () => {
+    set.delete(callback)
+    // the last wait gone: no listener stays on a signal that outlives the read
+    if (set.size === 0 && abortCallbacks.get(signal)?.set === set) {
+      abortCallbacks.delete(signal)
+      signal.removeEventListener('abort', listener)
+    }
+  }
 }
 
 /** `promise`, or an AbortedError (saying `message`) as soon as `signal` aborts. */

@@ -23,6 +23,7 @@ import { TrustAdmin } from './peers/trust-admin.js'
 import { createBlockExchange, ExpectedPuts, type BlockExchange } from './exchange/index.js'
 import { createDurability, GcLock, registerDurabilityMetrics, type DurabilityService, type Holdings } from './durability/index.js'
 import { TierService } from './tiers/service.js'
+import { Blocks } from './reads/index.js'
 import { DiskGuard } from './repo/disk.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
 import { createFuseService, type FuseService } from './fuse/index.js'
@@ -55,6 +56,8 @@ export interface ShoalComponents {
   durability: DurabilityService
   /** What this node holds for durability. */
   holdings: Holdings
+  /** The block service: every read of the node goes through it. */
+  blocks: Blocks
   /** Writers share it; garbage collection takes it to start. */
   gcLock: GcLock
   /** FUSE mounts of the namespace (`shoal mount`). */
@@ -122,11 +125,25 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   registerNamespaceMetrics(metrics.registry, namespace, { sync })
   const gcLock = new GcLock()
   const durabilityConfig = config.durability
+  const tiers = new TierService({ configFile: repo.config, logger: logger.child({ component: 'tier' }) }, config.tier)
+  // the one read path; striped reads learn holders from the durability service built below
+  const blocks = new Blocks({
+    blockstore,
+    exchange,
+    tiers,
+    logger,
+    stripes: {
+      holders: async (manifest, stripes, signal) => await durability.holderView(manifest, stripes, signal),
+      coder: async () => await durability.getCoder(),
+      self: peerId.toString()
+    }
+  })
   const { service: durability, holdings } = createDurability({
     path: repo.durability,
     libp2p,
     blockstore,
     exchange,
+    blocks,
     expected,
     files: () => namespace.files(),
     // `files` is built below; a deferred coding binds its pin long after
@@ -146,11 +163,10 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   })
   registerDurabilityMetrics(metrics.registry, durability)
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
-  const tiers = new TierService({ configFile: repo.config, logger: logger.child({ component: 'tier' }) }, config.tier)
   const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve })
   // chunking and hashing of imports run on one worker thread beside the main one
   const leafWorker = new LeafWorker()
-  const files = new Files({ blockstore, namespace, logger, exchange, durability, gcLock, holdings, tiers, disk, leafWorker })
+  const files = new Files({ blockstore, namespace, logger, exchange, blocks, durability, gcLock, tiers, disk, leafWorker })
   const chunker = parseChunker(config.chunker)
   const components: ShoalComponents = {
     repo,
@@ -170,6 +186,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     chunker,
     durability,
     holdings,
+    blocks,
     gcLock,
     fuse: createFuseService({ files, namespace, repo, config, chunker, logger }),
     tiers,

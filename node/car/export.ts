@@ -2,7 +2,7 @@ import { CarWriter } from '@ipld/car/writer'
 import { AbortedError } from '../errors.js'
 import { IDENTITY } from '../blocks/verify.js'
 import { linksOf, nodeKey } from './links.js'
-import type { BlockGetter } from '../content/index.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { CID } from 'multiformats/cid'
 
 /** Options of {@link exportCar}. */

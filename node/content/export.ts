@@ -1,7 +1,7 @@
 import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { fileSizeOf, readRange } from './ranged-reader.js'
 import { InvalidArgumentError, NotFoundError } from '../errors.js'
-import type { BlockGetter } from './ranged-reader.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { CID } from 'multiformats/cid'
 
 /** Options for {@link readContent}. */

@@ -1,7 +1,7 @@
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { AbortedError, InvalidBlockError, InvalidArgumentError, IsADirectoryError } from '../errors.js'
-import type { BlockStore } from '../blocks/index.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { CID } from 'multiformats/cid'
 
 const RAW = 0x55
@@ -15,8 +15,6 @@ export const READ_AHEAD = 16
  */
 export const READ_AHEAD_BYTES = 8 * 1024 * 1024
 
-/** Where blocks come from: the local store, or a network session that fetches what is missing. */
-export type BlockGetter = Pick<BlockStore, 'getBytes'>
 
 /** A piece of the file: where it starts and how to get its bytes. */
 interface Span {

@@ -12,6 +12,7 @@ import type { Holdings } from './holdings.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange, PutExpectations } from '../exchange/index.js'
+import type { BlockReader } from '../reads/api.js'
 import type { Logger } from '../logger.js'
 import type { Entry, FilePin, WallClock } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
@@ -32,6 +33,8 @@ export interface DurabilityStats {
 export interface DurabilityComponents {
   blockstore: BlockStore
   exchange: BlockExchange
+  /** Where manifest and skeleton blocks are read from: the local store, else given peers or the swarm. */
+  blocks: BlockReader
   network: ShardsNetwork
   holdings: Holdings
   /** Told which shards peers may push once a `hold` is accepted (the exchange's put policy). */

@@ -9,7 +9,8 @@ import { CustomProgressEvent } from 'progress-events'
 import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import { createErasureCoder, type ErasureCoder } from './erasure.js'
-import { checkLeaf, countLeaves, fileLeaves, type ShardGetter } from './stripes.js'
+import { checkLeaf, countLeaves, fileLeaves } from './stripes.js'
+import type { BlockGetter } from '../reads/api.js'
 import { StripeWriter } from './stripe-writer.js'
 import { inThreadCoder, ParityPool, type StripeCoder } from './parity-pool.js'
 import type { DurabilityParts } from './components.js'
@@ -33,7 +34,7 @@ export type EncodeProgressEvents = ProgressEvent<'shoal:durability:encode', { st
 export interface EncodeOptions extends SyncOptions, ProgressOptions<EncodeProgressEvents> {
   signal?: AbortSignal
   /** Where the file's leaves are read. @default the local store (parity and manifest blocks always go to it) */
-  getter?: ShardGetter
+  getter?: BlockGetter
 }
 
 /** Settings of an {@link Encoder}. */

@@ -15,6 +15,7 @@ import { systemClock, systemTimers } from './components.js'
 import type { GcLock } from './gc.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange, PutExpectations } from '../exchange/index.js'
+import type { BlockReader } from '../reads/api.js'
 import type { Logger } from '../logger.js'
 import type { Entry, WallClock } from '../namespace/index.js'
 import type { Timers } from '../namespace/sync.js'
@@ -27,7 +28,6 @@ export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './
 export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'
 export { DEFAULT_SHARDS_LIMITS, Libp2pShardsNetwork, type ShardsLimits, type ShardsNetworkInit, type ShardsNetworkStats } from './network.js'
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
-export { stripedGetter } from './reader.js'
 export { registerDurabilityMetrics } from './metrics.js'
 export type { ScrubReport } from './scrub.js'
 
@@ -38,6 +38,8 @@ export interface CreateDurabilityInit extends DurabilityInit {
   libp2p: ShoalLibp2p
   blockstore: BlockStore
   exchange: BlockExchange
+  /** The node's block service (manifest and skeleton reads). */
+  blocks: BlockReader
   /** The exchange's put policy: told which shards a peer may push once its hold is accepted. */
   expected: PutExpectations
   files: () => AsyncIterable<Entry>
@@ -64,6 +66,7 @@ export function createDurability (init: CreateDurabilityInit): { service: Durabi
   const service = new DurabilityService({
     blockstore: init.blockstore,
     exchange: init.exchange,
+    blocks: init.blocks,
     network,
     holdings,
     expected: init.expected,

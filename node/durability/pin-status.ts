@@ -6,7 +6,6 @@
  */
 import { CID } from 'multiformats/cid'
 import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
-import { metaGetter } from './meta-getter.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView } from './view.js'
 import type { DurabilityParts } from './components.js'
@@ -63,7 +62,7 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     return { root: root.toString(), policy, stripes: [], summary: emptySummary(), peersAsked: [] }
   }
   const manifest = CID.parse(pin.manifest)
-  const getter = metaGetter(components.exchange, signal)
+  const getter = components.blocks.getter({ signal })
   const mroot = await loadManifestRoot(getter, manifest, signal)
   const view = await gatherView(components, manifest, mroot.stripes, signal)
   // the writer keeps every shard until placement is final: what is here counts before it is placed

@@ -14,7 +14,6 @@ import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
 import { codeDeferred } from './deferred.js'
 import { liveManifests } from './live-manifests.js'
-import { metaGetter } from './meta-getter.js'
 import { planRepair, repairCoordinator, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
@@ -151,9 +150,9 @@ export class Repairer {
   }
 
   private async repairManifest (manifest: CID, report: RepairReport, signal?: AbortSignal): Promise<void> {
-    const { network, exchange, clock } = this.components
+    const { network, clock } = this.components
     const { placer, rebuilder, graceMs } = this.init
-    const getter = metaGetter(exchange, signal)
+    const getter = this.components.blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const { k, m } = mroot
     const view = await gatherView(this.components, manifest, mroot.stripes, signal)

@@ -10,7 +10,6 @@
 import { CID } from 'multiformats/cid'
 import { blockKey } from '../blocks/index.js'
 import { AbortedError } from '../errors.js'
-import { metaGetter } from './meta-getter.js'
 import { emptyScrubReport, findCorruptBlocks, type ScrubReport } from './scrub.js'
 import { SharedPass } from './shared-pass.js'
 import { sleepOn } from './sleep.js'
@@ -138,7 +137,7 @@ export class Scrubber {
 
   /** Rebuild `shards` of `manifest` here, each from k shards of its stripe; returns the CIDs rebuilt. */
   private async rebuildHere (manifest: CID, shards: Array<{ stripe: number, shard: number }>, report: ScrubReport, signal?: AbortSignal): Promise<CID[]> {
-    const getter = metaGetter(this.components.exchange, signal)
+    const getter = this.components.blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const view = await gatherView(this.components, manifest, mroot.stripes, signal)
     const wanted = new Map<number, number[]>()

@@ -26,9 +26,10 @@ import { ShardsServer } from './shards-server.js'
 import type { ErasureCoder } from './erasure.js'
 import type { HealthSummary } from './health.js'
 import type { ShardsNetwork } from './network.js'
+import { gatherView, type HolderView } from './view.js'
 import type { QuotaReport } from './quota.js'
 import type { ScrubReport } from './scrub.js'
-import type { ShardGetter } from './stripes.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
 
@@ -97,8 +98,13 @@ export class DurabilityService {
     await this.encoder.close()
   }
 
-  /** The shards protocol endpoint (reads ask holders through it). */
+  /** The shards protocol endpoint. */
   get network (): ShardsNetwork { return this.parts.network }
+
+  /** Which live peers (this node included) hold which shards of `manifest` (striped reads start from it). */
+  async holderView (manifest: CID, stripes: number, signal?: AbortSignal): Promise<HolderView> {
+    return await gatherView(this.parts, manifest, stripes, signal)
+  }
 
   /** The quota for others and what is held of it. */
   async storage (): Promise<QuotaReport> {
@@ -115,7 +121,7 @@ export class DurabilityService {
    * `getter` (default: the local store; parity and manifest blocks go to
    * it) and return the pin for its namespace record. See {@link Encoder.encode}.
    */
-  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal, getter?: ShardGetter, options: Omit<EncodeOptions, 'signal' | 'getter'> = {}): Promise<FilePin> {
+  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal, getter?: BlockGetter, options: Omit<EncodeOptions, 'signal' | 'getter'> = {}): Promise<FilePin> {
     return await this.encoder.encode(root, size, policyText, { ...options, signal, getter })
   }
 

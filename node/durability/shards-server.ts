@@ -7,7 +7,6 @@
  */
 import { compareRefs, MAX_SHARD_REFS, type ShardRef, type ShardsRequest, type ShardsResponse } from '../../protocol/shards.js'
 import { InvalidArgumentError } from '../errors.js'
-import { metaGetter } from './meta-getter.js'
 import { HoldQuota, type QuotaReport } from './quota.js'
 import { fileSkeleton, loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { presentShards } from './view.js'
@@ -61,8 +60,8 @@ export class ShardsServer {
 
   /** A `hold`: learn the manifest and the file's skeleton from the sender, then record. */
   private async hold (from: string, request: Extract<ShardsRequest, { type: 'hold' }>, signal: AbortSignal): Promise<ShardsResponse> {
-    const { holdings, expected, exchange, clock, stats } = this.components
-    const getter = metaGetter(exchange, signal, [from])
+    const { holdings, expected, blocks, exchange, clock, stats } = this.components
+    const getter = blocks.getter({ signal, providers: [from] })
     const mroot = await loadManifestRoot(getter, request.manifest, signal)
     if (!mroot.root.equals(request.root)) throw new InvalidArgumentError('hold: the manifest is not of that root')
     const wanted = new Map<number, number[]>()

@@ -21,14 +21,11 @@ import {
   type ManifestRoot, type Stripe
 } from '../../protocol/durability.js'
 import type { ErasureCoder } from './erasure.js'
+import type { BlockGetter } from '../reads/api.js'
 
 /** Leaf reads kept in flight ahead of the consumer by {@link fileLeaves}. */
 export const LEAF_READ_AHEAD = 4
 
-/** Where blocks come from: the local store, or a network session. Bytes must be hash-checked by it. */
-export interface ShardGetter {
-  getBytes: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
-}
 
 /** A block: its CID and bytes. */
 export interface Block { cid: CID, bytes: Uint8Array }
@@ -51,7 +48,7 @@ function isIdentity (cid: CID): boolean {
 }
 
 /** A block's bytes: from its CID when identity-hashed, else from the getter. */
-async function bytesOf (getter: ShardGetter, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+async function bytesOf (getter: BlockGetter, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
   return isIdentity(cid) ? cid.multihash.digest : await getter.getBytes(cid, { signal })
 }
 
@@ -75,7 +72,7 @@ function childrenOf (cid: CID, bytes: Uint8Array): Pending[] {
  * and yielded as `node`, raw leaves are yielded as `leaf` without being read.
  * An explicit stack, so a deep DAG cannot overflow the call stack.
  */
-async function * walk (getter: ShardGetter, root: CID, signal?: AbortSignal): AsyncGenerator<{ kind: 'node', block: Block } | { kind: 'leaf', leaf: Pending }> {
+async function * walk (getter: BlockGetter, root: CID, signal?: AbortSignal): AsyncGenerator<{ kind: 'node', block: Block } | { kind: 'leaf', leaf: Pending }> {
   checkCodec(root)
   const stack: Pending[] = [{ cid: root }]
   while (stack.length > 0) {
@@ -93,7 +90,7 @@ async function * walk (getter: ShardGetter, root: CID, signal?: AbortSignal): As
 }
 
 /** Read a leaf and check its size against what its parent declares. */
-async function readLeaf (getter: ShardGetter, leaf: Pending, signal?: AbortSignal): Promise<Block> {
+async function readLeaf (getter: BlockGetter, leaf: Pending, signal?: AbortSignal): Promise<Block> {
   const bytes = await getter.getBytes(leaf.cid, { signal })
   if (leaf.size !== undefined && bytes.byteLength !== leaf.size) {
     throw new InvalidBlockError(`${leaf.cid.toString()} holds ${bytes.byteLength} bytes but its parent says ${leaf.size}`)
@@ -115,7 +112,7 @@ async function readLeaf (getter: ShardGetter, leaf: Pending, signal?: AbortSigna
  * @throws {InvalidBlockError} for a malformed node or a leaf of the wrong size
  * @throws {AbortedError} when `signal` aborts
  */
-export async function * fileLeaves (getter: ShardGetter, root: CID, signal?: AbortSignal): AsyncGenerator<Block> {
+export async function * fileLeaves (getter: BlockGetter, root: CID, signal?: AbortSignal): AsyncGenerator<Block> {
   const window: Array<Promise<Block>> = []
   for await (const item of walk(getter, root, signal)) {
     if (item.kind !== 'leaf' || isIdentity(item.leaf.cid)) continue
@@ -134,7 +131,7 @@ export async function * fileLeaves (getter: ShardGetter, root: CID, signal?: Abo
  *
  * @throws the errors of {@link fileLeaves}
  */
-export async function * fileSkeleton (getter: ShardGetter, root: CID, signal?: AbortSignal): AsyncGenerator<Block> {
+export async function * fileSkeleton (getter: BlockGetter, root: CID, signal?: AbortSignal): AsyncGenerator<Block> {
   for await (const item of walk(getter, root, signal)) {
     if (item.kind === 'node' && !isIdentity(item.block.cid)) yield item.block
   }
@@ -147,7 +144,7 @@ export async function * fileSkeleton (getter: ShardGetter, root: CID, signal?: A
  *
  * @throws the errors of {@link fileLeaves}
  */
-export async function countLeaves (getter: ShardGetter, root: CID, signal?: AbortSignal): Promise<number> {
+export async function countLeaves (getter: BlockGetter, root: CID, signal?: AbortSignal): Promise<number> {
   let leaves = 0
   for await (const item of walk(getter, root, signal)) {
     if (item.kind === 'leaf' && !isIdentity(item.leaf.cid)) leaves++
@@ -263,7 +260,7 @@ export function buildManifest (root: CID, k: number, m: number, size: number, st
 }
 
 /** Read one manifest block, hash-checked. */
-async function readManifestBlock (getter: ShardGetter, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+async function readManifestBlock (getter: BlockGetter, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
   checkAborted(signal)
   const bytes = await getter.getBytes(cid, { signal })
   verifyBlock(cid, bytes)
@@ -276,7 +273,7 @@ async function readManifestBlock (getter: ShardGetter, cid: CID, signal?: AbortS
  * @throws {InvalidManifestError} when it is not a valid manifest root
  * @throws {InvalidBlockError} when its bytes do not match its CID
  */
-export async function loadManifestRoot (getter: ShardGetter, manifest: CID, signal?: AbortSignal): Promise<ManifestRoot> {
+export async function loadManifestRoot (getter: BlockGetter, manifest: CID, signal?: AbortSignal): Promise<ManifestRoot> {
   const given = CID.asCID(manifest)
   if (given === null || given.version !== 1 || given.code !== DAG_CBOR_CODE || given.multihash.code !== SHA2_256) {
     manifestFail(`${String(manifest)} is not a dag-cbor sha2-256 CIDv1`)
@@ -292,7 +289,7 @@ export async function loadManifestRoot (getter: ShardGetter, manifest: CID, sign
  * @throws {InvalidManifestError} for a malformed or inconsistent manifest
  * @throws {InvalidBlockError} for a manifest block that does not match its CID
  */
-export async function * readManifest (getter: ShardGetter, manifest: CID, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
+export async function * readManifest (getter: BlockGetter, manifest: CID, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
   yield * readStripes(getter, await loadManifestRoot(getter, manifest, signal), signal)
 }
 
@@ -305,7 +302,7 @@ export async function * readManifest (getter: ShardGetter, manifest: CID, signal
  * @throws {InvalidManifestError} for a malformed or inconsistent manifest
  * @throws {InvalidBlockError} for a manifest block that does not match its CID
  */
-export async function * readStripes (getter: ShardGetter, root: ManifestRoot, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
+export async function * readStripes (getter: BlockGetter, root: ManifestRoot, signal?: AbortSignal): AsyncGenerator<{ index: number, stripe: Stripe }> {
   let index = 0
   let leafBytes = 0
   for (let p = 0; p < root.pages.length; p++) {

@@ -20,6 +20,7 @@ import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import type { BlockGetter } from '../reads/api.js'
 
 export { BlockUnavailableError, PeerUnavailableError, RemoteError, RequestTimeoutError } from './errors.js'
 export { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
@@ -79,16 +80,14 @@ export interface GetBlockOptions {
   providers?: PeerId[]
 }
 
-/** The read side of a block store: what `readContent` needs. */
-export interface BlockGetter {
-  /** The block's bytes, local or fetched (then cached), hash-checked. */
-  getBytes: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+/**
+ * A fetch context for one DAG: providers of its root are found once.
+ * `getBytes` answers from the local store, else from peers (the block is
+ * then stored here), hash-checked.
+ */
+export interface BlockSession extends BlockGetter {
   /** True when the block is held locally (never asks the network). */
   has: (cid: CID, options?: { signal?: AbortSignal }) => Promise<boolean>
-}
-
-/** A fetch context for one DAG: providers of its root are found once. */
-export interface BlockSession extends BlockGetter {
   /** The root's providers found so far. */
   providers: () => PeerId[]
 }
@@ -102,6 +101,8 @@ export interface SessionOptions {
    * block that is not here, so it may do I/O (e.g. learn the holders once).
    */
   route?: (cid: CID) => PeerId[] | undefined | Promise<PeerId[] | undefined>
+  /** Told of every block the session delivers: read here, or fetched from a peer. */
+  onBlock?: (cid: CID, bytes: Uint8Array, from: 'local' | 'peer') => void
 }
 
 /** Counters, for tests and metrics. */
@@ -110,12 +111,20 @@ export interface BlockExchangeStats extends ChannelStats, ServerStats {
   blocksFetched: number
   /** Blocks peers sent that did not match their CID. */
   corruptBlocks: number
+  /** Local copies that failed their check when read, fetched again from a peer. */
+  corruptLocal: number
+  /** Corrupt local copies replaced by a good one fetched from a peer. */
+  replacedLocal: number
   /** Peers hung up on for misbehaving. */
   peersDisconnected: number
   /** Providers learned from DHT `findProviders`. */
   providersFromDht: number
   /** Providers learned by asking connected peers `have`. */
   providersFromPeers: number
+  /** Blocks being fetched now (a gauge; 0 once every read has ended or been aborted). */
+  fetchesPending: number
+  /** Requests sent to peers and not yet answered, over every channel (a gauge). */
+  requestsInFlight: number
 }
 
 /** Result of {@link BlockExchange.putBlocks}. */
@@ -207,7 +216,7 @@ class DefaultBlockExchange implements BlockExchange {
   private readonly channels = new Map<string, PeerChannel>()
   private readonly scores: PeerScores
   private readonly server: BlockServer
-  private readonly counters: BlockExchangeStats = {
+  private readonly counters: Omit<BlockExchangeStats, 'fetchesPending' | 'requestsInFlight'> = {
     peakInFlight: 0,
     wantsSent: 0,
     streamFailures: 0,
@@ -221,6 +230,8 @@ class DefaultBlockExchange implements BlockExchange {
     streamsRefused: 0,
     blocksFetched: 0,
     corruptBlocks: 0,
+    corruptLocal: 0,
+    replacedLocal: 0,
     peersDisconnected: 0,
     providersFromDht: 0,
     providersFromPeers: 0
@@ -228,6 +239,8 @@ class DefaultBlockExchange implements BlockExchange {
 
   /** Fetches under way, so concurrent asks for one block share one fetch. */
   private readonly fetching = new Map<string, Promise<Uint8Array>>()
+  /** Blocks whose local copy failed its check: the next good copy fetched replaces it. */
+  private readonly corrupt = new Set<string>()
   private readonly maxStreamsPerPeer: number
   private started = false
   private readonly announcer: AnnounceQueue
@@ -286,7 +299,9 @@ class DefaultBlockExchange implements BlockExchange {
   }
 
   stats (): BlockExchangeStats {
-    return { ...this.counters }
+    let requestsInFlight = 0
+    for (const channel of this.channels.values()) requestsInFlight += channel.inFlight
+    return { ...this.counters, fetchesPending: this.fetching.size, requestsInFlight }
   }
 
   async getBlock (cid: CID, options: GetBlockOptions = {}): Promise<Uint8Array> {
@@ -327,9 +342,11 @@ class DefaultBlockExchange implements BlockExchange {
         if (!remote || ++sinceProbe >= PROBE_EVERY || fetched.has(key)) {
           sinceProbe = 0
           const local = await this.getLocal(cid, signal)
-          if (local !== undefined) { remote = false; return local }
+          if (local !== undefined) { remote = false; options.onBlock?.(cid, local, 'local'); return local }
+          // a miss makes the DAG remote; a copy here that failed its check does
+          // not: its other blocks are read too (and replaced when corrupt)
+          remote = !this.corrupt.has(key)
         }
-        remote = true
         const routed = await options.route?.(cid)
         const bytes = await this.fetchShared(cid, signal, async () => {
           if (routed !== undefined && routed.length > 0) {
@@ -343,6 +360,7 @@ class DefaultBlockExchange implements BlockExchange {
           return await this.fetch(cid, found(), signal)
         })
         fetched.add(key)
+        options.onBlock?.(cid, bytes, 'peer')
         return bytes
       },
       has: async (cid, opts = {}) => await this.blockstore.has(cid, { signal: opts.signal }),
@@ -394,15 +412,39 @@ class DefaultBlockExchange implements BlockExchange {
     return result
   }
 
-  /** The block from the local store, or undefined. */
+  /**
+   * The block from the local store, or undefined when it is not there or its
+   * copy fails its check (crc32c or hash): that copy is never served, and the
+   * next good copy fetched from a peer replaces it.
+   */
   private async getLocal (cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     if (signal?.aborted === true) throw new AbortedError('read aborted')
     try {
       return await this.blockstore.getBytes(cid, { signal })
     } catch (err: any) {
       if (err?.name === 'NotFoundError') return undefined
-      throw err
+      if (err?.name !== 'CorruptBlockError' && err?.name !== 'InvalidBlockError') throw err
+      this.counters.corruptLocal++
+      this.corrupt.add(blockKey(cid))
+      this.log.warn({ cid: cid.toString(), err: String(err.message) }, 'local copy failed its check: fetching it from a peer')
+      return undefined
     }
+  }
+
+  /** Store a block fetched from a peer, in place of a corrupt local copy if there is one. */
+  private async store (cid: CID, bytes: Uint8Array): Promise<void> {
+    const key = blockKey(cid)
+    if (this.corrupt.has(key)) {
+      // the corrupt record is still indexed (a put would keep it): drop it first
+      await this.blockstore.delete(cid)
+      await this.blockstore.put(cid, bytes)
+      await this.blockstore.commit()
+      this.corrupt.delete(key)
+      this.counters.replacedLocal++
+      this.log.info({ cid: cid.toString() }, 'corrupt local copy replaced by a good one from a peer')
+      return
+    }
+    await this.blockstore.put(cid, bytes)
   }
 
   private async fetchShared (cid: CID, signal: AbortSignal | undefined, fetch: () => Promise<Uint8Array>): Promise<Uint8Array> {
@@ -449,7 +491,7 @@ class DefaultBlockExchange implements BlockExchange {
           continue
         }
         this.scores.adjust(peer, SCORE.success)
-        await this.blockstore.put(cid, response.data)
+        await this.store(cid, response.data)
         this.counters.blocksFetched++
         return response.data
       } catch (err: any) {

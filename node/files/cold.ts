@@ -2,18 +2,19 @@
  * Files and the cold tier: `pin add --tier cold` (push the file's DAG to the
  * tier, verify it, record the copy, and only then stop keeping it hot) and
  * `--tier hot` (bring every block back, pin it hot again). Reads of cold
- * files go through {@link coldAwareGetter}. See docs/tier.md.
+ * files go through the block service (node/reads), which reads the tier for
+ * what no hot source has. See docs/tier.md.
  *
  * @module
  */
 import { CID } from 'multiformats/cid'
 import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
-import { readContent, type BlockGetter } from '../content/index.js'
+import { readContent } from '../content/index.js'
 import { InvalidArgumentError } from '../errors.js'
-import { preferHot } from '../tiers/cold-reader.js'
 import type { BlockStore } from '../blocks/index.js'
+import type { BlockGetter, ReadSessionOptions } from '../reads/api.js'
 import type { DurabilityService } from '../durability/index.js'
-import type { Entry, FilePin, Namespace, StoredColdCopy } from '../namespace/index.js'
+import type { Entry, FilePin, Namespace } from '../namespace/index.js'
 import type { TierService } from '../tiers/service.js'
 
 /** Which copy `pin add --tier` asks for. */
@@ -27,27 +28,8 @@ export interface ColdComponents {
   durability?: DurabilityService
   /** Runs a write so that garbage collection keeps its blocks. */
   writing: <T>(fn: () => Promise<T>) => Promise<T>
-  /** Where the file's blocks are read from now (hot, cold, or both). */
-  getter: (root: CID, signal: AbortSignal | undefined, pin: FilePin | undefined) => BlockGetter
-}
-
-/**
- * The getter of a file with a cold copy: its hot copy first (`hot`), the
- * tier for what is not here (each block hash-checked).
- */
-export function coldAwareGetter (tiers: TierService, root: CID, cold: StoredColdCopy, hot: BlockGetter): BlockGetter {
-  return preferHot(hot, tiers.reader(root, cold))
-}
-
-/** A getter that keeps every block it reads in the local store. */
-function keeping (getter: BlockGetter, blockstore: BlockStore): BlockGetter {
-  return {
-    async getBytes (cid, options) {
-      const bytes = await getter.getBytes(cid, options)
-      if (!(await blockstore.has(cid))) await blockstore.put(cid, bytes)
-      return bytes
-    }
-  }
+  /** A read session for the file's blocks, wherever its pin says they are (hot, cold, or both). */
+  reader: (root: CID, signal: AbortSignal | undefined, pin: FilePin | undefined, options?: Omit<ReadSessionOptions, 'signal'>) => BlockGetter
 }
 
 /**
@@ -60,8 +42,8 @@ function keeping (getter: BlockGetter, blockstore: BlockStore): BlockGetter {
 export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' }, policy = 'none', signal?: AbortSignal): Promise<Entry> {
   const wanted = formatPolicy(parsePolicy(policy))
   const root = CID.parse(entry.cid)
-  const cold = entry.pin?.cold ?? await c.tiers.push(root, c.getter(root, signal, entry.pin), signal)
-  const pin = await c.writing(async () => await hotPin(c, entry, wanted, keeping(c.getter(root, signal, entry.pin), c.blockstore), signal))
+  const cold = entry.pin?.cold ?? await c.tiers.push(root, c.reader(root, signal, entry.pin), signal)
+  const pin = await c.writing(async () => await hotPin(c, entry, wanted, c.reader(root, signal, entry.pin, { keep: true }), signal))
   pin.cold = cold
   return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
 }
@@ -77,7 +59,7 @@ export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }
   const wanted = formatPolicy(parsePolicy(policy ?? c.durability?.defaultPolicy(entry.size) ?? 'none'))
   const root = CID.parse(entry.cid)
   // every block read is stored here as it passes, so the file no longer needs the tier
-  const local = keeping(c.getter(root, signal, entry.pin), c.blockstore)
+  const local = c.reader(root, signal, entry.pin, { keep: true })
   const pin = await c.writing(async () => {
     if (codingOf(parsePolicy(wanted)) !== undefined) return await hotPin(c, { ...entry, pin: { policy: 'none' } }, wanted, local, signal)
     // not coded: nothing else reads the leaves, so read them once here

@@ -14,18 +14,18 @@ import type { BlockStore } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 import type { BlockExchange } from '../exchange/index.js'
-import type { BlockGetter } from '../content/index.js'
+import { Blocks } from '../reads/index.js'
+import type { BlockGetter, BlockReader, ReadSessionOptions } from '../reads/api.js'
 import type { ProgressOptions } from 'progress-events'
-import type { DurabilityService, GcLock, Holdings, PinStatus, PlaceResult } from '../durability/index.js'
-import { stripedGetter } from '../durability/index.js'
+import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
-import { coldAwareGetter, pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
+import { pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
 import type { DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
-import type { FilePin, StoredColdCopy } from '../namespace/index.js'
+import type { FilePin } from '../namespace/index.js'
 
 /** What the files service is built from. */
 export interface FilesComponents {
@@ -36,8 +36,11 @@ export interface FilesComponents {
   exchange?: BlockExchange
   /** Encodes and places pinned files (absent: files get no pin). */
   durability?: DurabilityService
-  /** What this node holds (for striped reads). */
-  holdings?: Holdings
+  /**
+   * Where every read gets its blocks (local, peers, stripes, cold tier).
+   * @default a block service over `blockstore` and `exchange` (no stripes, no tier)
+   */
+  blocks?: BlockReader
   /** Writes hold it shared so garbage collection never takes their blocks. */
   gcLock?: GcLock
   /** The S3 cold tier (absent: cold pins are refused, cold copies unreadable). */
@@ -122,33 +125,23 @@ export interface CatOptions { offset?: number, length?: number, signal?: AbortSi
 /** File operations over one node's namespace and block store. */
 export class Files {
   private readonly components: FilesComponents
+  private readonly blocks: BlockReader
   /** Background placement of batches written by {@link addMany}, one batch after another. */
   private placing: Promise<void> = Promise.resolve()
   private placementBacklog = 0
 
   constructor (components: FilesComponents) {
     this.components = components
+    this.blocks = components.blocks ?? new Blocks({ blockstore: components.blockstore, exchange: components.exchange, logger: components.logger })
   }
 
-  /** Where to read the DAG under `root` from: the local store, or a swarm session that fetches what is missing. */
-  private getter (root: CID, signal?: AbortSignal, manifest?: string, cold?: StoredColdCopy): BlockGetter {
-    const { tiers } = this.components
-    if (cold !== undefined && tiers !== undefined) {
-      // a cold-only file is not searched for in the swarm: what is not here is in the tier
-      return coldAwareGetter(tiers, root, cold, manifest === undefined ? this.components.blockstore : this.getter(root, signal, manifest))
-    }
-    const { exchange, durability, holdings } = this.components
-    if (manifest !== undefined && exchange !== undefined && durability !== undefined && holdings !== undefined) {
-      return stripedGetter({
-        exchange,
-        holdings,
-        blockstore: this.components.blockstore,
-        network: durability.network,
-        logger: this.components.logger,
-        coder: async () => await durability.getCoder()
-      }, root, CID.parse(manifest), signal)
-    }
-    return exchange?.session(root, { signal }) ?? this.components.blockstore
+  /** A read session for the DAG under `root`, wherever its pin says its blocks are. */
+  private reader (root: CID, signal?: AbortSignal, pin?: FilePin, options: Omit<ReadSessionOptions, 'signal'> = {}): BlockGetter {
+    return this.blocks.session({
+      root,
+      manifest: pin?.manifest === undefined ? undefined : CID.parse(pin.manifest),
+      cold: pin?.cold
+    }, { ...options, signal })
   }
 
   /** What the cold-tier paths need (node/files/cold.ts). */
@@ -161,7 +154,7 @@ export class Files {
       namespace,
       durability,
       writing: async fn => await this.writing(fn),
-      getter: (root, signal, pin) => this.getter(root, signal, pin?.manifest, pin?.cold)
+      reader: (root, signal, pin, options) => this.reader(root, signal, pin, options)
     }
   }
 
@@ -349,7 +342,7 @@ export class Files {
       const found = await this.components.namespace.lookup(path)
       if (found !== undefined) entry = found
       else {
-        const resolved = await resolveEntry(this.getter(target.cid, signal), target.cid, signal)
+        const resolved = await resolveEntry(this.reader(target.cid, signal), target.cid, signal)
         if (resolved.type === 'directory') throw new IsADirectoryError(`pin add takes files; ${target.cid.toString()} is a directory`)
         entry = await this.components.namespace.putFile(path, { cid: target.cid.toString(), size: entrySize(resolved), mode: 0o644, mtime: Date.now() })
       }
@@ -374,7 +367,7 @@ export class Files {
           if (entry.pin?.policy !== want || entry.pin.manifest !== undefined) current = await this.bindPolicy(entry, { policy: want })
         } else {
           // leaves that are not here are fetched (and kept) as the encoder reads them
-          const getter = this.getter(root, signal, entry.pin?.manifest, entry.pin?.cold)
+          const getter = this.reader(root, signal, entry.pin)
           current = await this.bindPolicy(entry, await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter)))
         }
       }
@@ -469,7 +462,7 @@ export class Files {
   async * cat (arg: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const target = parseTarget(arg)
     if (target.kind === 'cid') {
-      yield * readContent(this.getter(target.cid, options.signal), target.cid, options)
+      yield * readContent(this.reader(target.cid, options.signal), target.cid, options)
       return
     }
     const entry = await this.components.namespace.stat(target.path)
@@ -484,7 +477,7 @@ export class Files {
    */
   async * catEntry (entry: Entry & { type: 'file' }, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = CID.parse(entry.cid)
-    yield * readContent(this.getter(cid, options.signal, entry.pin?.manifest, entry.pin?.cold), cid, options)
+    yield * readContent(this.reader(cid, options.signal, entry.pin), cid, options)
   }
 
   /**
@@ -498,7 +491,7 @@ export class Files {
     const entry = target.kind === 'path' ? await this.components.namespace.stat(target.path) : undefined
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
-    return { root, car: exportCar(this.getter(root, signal, pin?.manifest, pin?.cold), root, { signal }) }
+    return { root, car: exportCar(this.reader(root, signal, pin), root, { signal }) }
   }
 
   /** Describe a path or CID. */
@@ -508,7 +501,7 @@ export class Files {
       const entry = await this.components.namespace.stat(target.path)
       return await this.infoOf(entry)
     }
-    const entry = await resolveEntry(this.getter(target.cid, signal), target.cid, signal)
+    const entry = await resolveEntry(this.reader(target.cid, signal), target.cid, signal)
     return {
       name: target.cid.toString(),
       type: entry.type === 'directory' ? 'dir' : 'file',
@@ -530,7 +523,7 @@ export class Files {
       }
       return out
     }
-    const getter = this.getter(target.cid, signal)
+    const getter = this.reader(target.cid, signal)
     const entry = await resolveEntry(getter, target.cid, signal)
     if (entry.type !== 'directory') return [{ name: target.cid.toString(), type: 'file', cid: target.cid.toString(), size: entrySize(entry) }]
     const out: FileInfo[] = []

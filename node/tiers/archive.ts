@@ -13,7 +13,7 @@ import { ColdReader, assertSameBucket, corruptObject } from './cold-reader.js'
 import { CarSectionScanner, encodeColdIndex, type ColdIndexEntry } from './format.js'
 import { COLD_LOCATION_VERSION, coldObjectNames, type ColdLocation } from './location.js'
 import { DEFAULT_PART_SIZE, MAX_PARTS, type TierClient } from './s3-client.js'
-import type { BlockGetter } from '../content/index.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 

@@ -15,7 +15,7 @@ import { TierCorruptObjectError, TierError } from './errors.js'
 import { decodeColdIndex, type ColdIndex } from './format.js'
 import type { ColdLocation } from './location.js'
 import type { TierClient } from './s3-client.js'
-import type { BlockGetter } from '../content/index.js'
+import type { BlockGetter } from '../reads/api.js'
 
 const MiB = 1024 * 1024
 
@@ -487,24 +487,6 @@ export class ColdReader implements BlockGetter {
       if (this.cached <= this.cacheBytes) break
       this.cache.delete(j)
       this.cached -= evicted.byteLength
-    }
-  }
-}
-
-/**
- * A getter that reads `hot` first and falls back to `cold` for blocks `hot`
- * does not have (or holds corrupt): a hot copy, where one exists, is preferred.
- */
-export function preferHot (hot: BlockGetter, cold: BlockGetter): BlockGetter {
-  return {
-    async getBytes (cid, options) {
-      try {
-        return await hot.getBytes(cid, options)
-      } catch (err: any) {
-        // a corrupt local record (its crc32c or its hash fails) is read from the tier instead
-        if (!['NotFoundError', 'InvalidBlockError', 'CorruptBlockError'].includes(err?.name)) throw err
-        return await cold.getBytes(cid, options)
-      }
     }
   }
 }

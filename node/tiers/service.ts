@@ -14,7 +14,7 @@ import { ColdReader, loadColdIndex } from './cold-reader.js'
 import { probeTier, type TierProbe } from './probe.js'
 import { COLD_LOCATION_VERSION, type ColdLocation } from './location.js'
 import type { ColdIndex } from './format.js'
-import type { BlockGetter } from '../content/index.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { Logger } from '../logger.js'
 import type { StoredColdCopy } from '../namespace/index.js'
 

@@ -64,11 +64,12 @@ async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield by
  * network (it does not serve: the node's own service does), on `time`.
  */
 function serviceOn (node: ShoalNode, time: VirtualTime): DurabilityService {
-  const { blockstore, exchange, holdings, namespace, gcLock, durability } = node.components
+  const { blockstore, exchange, blocks, holdings, namespace, gcLock, durability } = node.components
   const network = durability.network
   return new DurabilityService({
     blockstore,
     exchange,
+    blocks,
     holdings,
     gcLock,
     files: () => namespace.files(),

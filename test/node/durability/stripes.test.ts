@@ -14,8 +14,9 @@ import { importContent, parseChunker } from '../../../node/content/index.js'
 import { createErasureCoder, type ErasureCoder } from '../../../node/durability/erasure.js'
 import {
   buildManifest, encodeStripes, fileLeaves, fileSkeleton, loadManifestRoot, rawCID, readManifest,
-  rebuildShard, rebuildStripe, shardCID, verifyShard, type Block, type ShardGetter
+  rebuildShard, rebuildStripe, shardCID, verifyShard, type Block
 } from '../../../node/durability/stripes.js'
+import type { BlockGetter } from '../../../node/reads/api.js'
 import { encodeManifestPage, encodeManifestRoot, stripeKey, type Stripe } from '../../../protocol/durability.js'
 import { sha256 } from '../../../node/blocks/verify.js'
 import * as Digest from 'multiformats/hashes/digest'
@@ -29,7 +30,7 @@ const MiB = 1024 * KiB
 const vectors = JSON.parse(readFileSync(new URL('../../../../test/fixtures/erasure/vectors.json', import.meta.url), 'utf8'))
 
 /** Blocks in memory, hash-checked on read like the real store. */
-class MemoryGetter implements ShardGetter {
+class MemoryGetter implements BlockGetter {
   readonly blocks = new Map<string, Uint8Array>()
   reads = 0
   put (block: Block): void { this.blocks.set(block.cid.toString(), block.bytes) }

@@ -15,14 +15,17 @@ import { importContent, parseChunker, readContent, type BlockGetter } from '../.
 import { linksOf } from '../../../node/car/index.js'
 import { NotFoundError } from '../../../node/errors.js'
 import {
-  ColdReader, createTierClient, deleteCold, loadColdIndex, parseColdLocation, preferHot, probeTier, pushCold, verifyCold,
+  ColdReader, createTierClient, deleteCold, loadColdIndex, parseColdLocation, probeTier, pushCold, verifyCold,
   type ColdLocation, type TierClient, type TierClientOptions, type TierConfig
 } from '../../../node/tiers/index.js'
 import { assertBytesEqual, collectBytes, randomBytes, randomPieces, sha256Hex, sha256OfStream, toAsync } from '../../helpers/bytes.js'
 import { defer, openBlockStore } from '../../helpers/temp.js'
 import { S3RVER_CREDENTIALS, closedPort, startCuttingProxy, startS3Server, type TestS3Server } from './s3-server.js'
 import { suiteContext } from './suite.js'
-import type { LevelBlockStore } from '../../../node/blocks/index.js'
+import type { BlockStore, LevelBlockStore } from '../../../node/blocks/index.js'
+import { Blocks, type BlockOrigin } from '../../../node/reads/index.js'
+import { createLogger } from '../../../node/logger.js'
+import type { StoredColdCopy } from '../../../node/namespace/index.js'
 import type { CID } from 'multiformats/cid'
 
 const KiB = 1024
@@ -225,12 +228,21 @@ describe('S3 cold tier (s3rver)', () => {
     assert.equal(reader.stats.requests, 1)
     // the hot store holds everything: nothing is fetched from the tier
     const big = new ColdReader(tier, bigLocation)
-    await sha256OfStream(readContent(preferHot(store, big), bigRoot, { length: MiB }))
+    // the block service of a node with this tier: the hot copy first, the tier for the rest
+    const coldCopy = { endpoint: s3.endpoint, bucket: bigLocation.bucket } as unknown as StoredColdCopy
+    const blocksOf = (blockstore: BlockStore): Blocks => new Blocks({ blockstore, logger: createLogger('silent'), tiers: { reader: () => big } })
+    const origins: BlockOrigin[] = []
+    await sha256OfStream(readContent(blocksOf(store).session({ root: bigRoot, cold: coldCopy }, { onProgress: e => { origins.push(e.from) } }), bigRoot, { length: MiB }))
     assert.equal(big.stats.requests, 0)
+    assert.deepEqual([...new Set(origins)], ['local'])
     // a hot store without the file (its shards are gone): every block comes from the tier
     const empty = await openBlockStore(suite)
-    assert.equal(await sha256OfStream(readContent(preferHot(empty, big), bigRoot)), sha256Hex(bigBytes))
+    origins.length = 0
+    assert.equal(await sha256OfStream(readContent(blocksOf(empty).session({ root: bigRoot, cold: coldCopy }, { onProgress: e => { origins.push(e.from) } }), bigRoot)), sha256Hex(bigBytes))
     assert.ok(big.stats.requests > 0)
+    assert.deepEqual([...new Set(origins)], ['cold'])
+    // read without `keep`: nothing was stored
+    assert.equal(await empty.has(bigRoot), false)
     await rejectsWith(big.getBytes(smallRoot), 'NotFoundError')
     reader.close()
     big.close()

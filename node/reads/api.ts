@@ -1,0 +1,74 @@
+/**
+ * The contract of the read path (types only): the one block-getter type
+ * every reader takes (`readContent`, CAR export, the cold-tier push, the
+ * encoder), what a read session reads, and its progress events. The
+ * implementation is {@link Blocks} in `./blocks.ts`; see docs/reads.md.
+ *
+ * @module
+ */
+import type { CID } from 'multiformats/cid'
+import type { StoredColdCopy } from '../namespace/index.js'
+
+/** Options of one block read. */
+export interface GetBytesOptions {
+  signal?: AbortSignal
+}
+
+/**
+ * Where a reader gets blocks from: the local store, a read session, a cold
+ * copy. Every block it returns matches its CID (hash-checked).
+ */
+export interface BlockGetter {
+  getBytes: (cid: CID, options?: GetBytesOptions) => Promise<Uint8Array>
+}
+
+/** Where a block of a read came from. */
+export type BlockOrigin = 'local' | 'peer' | 'rebuilt' | 'cold'
+
+/** A progress event of a read: one block delivered to the reader. */
+export interface ReadProgress {
+  cid: CID
+  bytes: number
+  from: BlockOrigin
+}
+
+/** What a read session reads: a DAG, and what its file's pin says about where its blocks are. */
+export interface ReadTarget {
+  root: CID
+  /** The stripes manifest of a coded pin: leaves are fetched from their shard holders or rebuilt. */
+  manifest?: CID
+  /** A cold copy: blocks no other source has are read from the tier. */
+  cold?: StoredColdCopy
+}
+
+/** Options of {@link BlockReader.session}. */
+export interface ReadSessionOptions {
+  signal?: AbortSignal
+  /** Called once per block delivered, with where it came from. */
+  onProgress?: (event: ReadProgress) => void
+  /** Store the blocks read from the cold tier here too (blocks from peers and rebuilt leaves are always stored). */
+  keep?: boolean
+}
+
+/** Options of {@link BlockReader.get}. */
+export interface GetBlockOptions extends GetBytesOptions {
+  /** Ask these peers (in this order) instead of discovering providers. */
+  providers?: string[]
+}
+
+/** The block service: one way to read a block or a DAG, wherever its bytes are. */
+export interface BlockReader {
+  /**
+   * One block: the local store, else `providers` or the swarm. A local copy
+   * that fails its check is fetched again and replaced.
+   */
+  get: (cid: CID, options?: GetBlockOptions) => Promise<Uint8Array>
+  /** {@link get} as a {@link BlockGetter} (for manifest and skeleton walks). */
+  getter: (options?: GetBlockOptions) => BlockGetter
+  /**
+   * A getter for the DAG of `target`: local packs → peers (the shard holders
+   * of a striped file, all k data shards of the next stripes at once) →
+   * Reed-Solomon rebuild → cold tier.
+   */
+  session: (target: ReadTarget, options?: ReadSessionOptions) => BlockGetter
+}

@@ -1,0 +1,315 @@
+/**
+ * Reads of a striped file: every leaf of a coded file is a data shard, held
+ * by the peer its stripe placed it on, so a read asks the k data-shard
+ * holders of a stripe at once, several stripes ahead of the reader.
+ *
+ * - **Parallel.** The first leaf this node does not hold loads the manifest
+ *   and asks every connected peer which shards it holds (one view per read).
+ *   From then on, each leaf asked for starts the fetch of every data leaf of
+ *   the next {@link StripedReadOptions.window} stripes, each from its own
+ *   holder: k peers serve at once, and a sequential reader (`cat`, FUSE,
+ *   CAR export) finds its next leaves in flight or arrived.
+ * - **Hedged.** A leaf that takes longer than a few times the latency
+ *   observed so far (at least {@link MIN_HEDGE_MS}) starts a rebuild of its
+ *   stripe from the other shards, parity included; whichever answers first
+ *   wins. A stalled holder delays a read by the hedge, not by the exchange's
+ *   request timeout.
+ * - **Degraded.** A leaf no live peer can give (holder gone, `dont-have`,
+ *   corrupt bytes) is rebuilt with its whole stripe from any k shards fetched
+ *   in parallel; the rebuilt leaves are stored here, so the rest of the
+ *   stripe is read locally.
+ *
+ * Memory: at most `window` stripes of leaves are held ahead of the reader;
+ * leaves of stripes the reader moved past are dropped.
+ *
+ * @module
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { blockKey } from '../blocks/index.js'
+import { StripeUnavailableError } from '../errors.js'
+import { raceAbort } from '../abort.js'
+import { loadManifestRoot, readStripes, rebuildStripe, shardCID } from '../durability/stripes.js'
+import type { Stripe, ManifestRoot } from '../../protocol/durability.js'
+import type { BlockExchange } from '../exchange/index.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { ErasureCoder } from '../durability/erasure.js'
+import type { HolderView } from '../durability/view.js'
+import type { BlockGetter, BlockOrigin } from './api.js'
+import type { PeerId } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+/** What a striped read needs to know of shard holders and the code. */
+export interface StripeSources {
+  /** Which live peers (this node included) hold which shards of `manifest`. */
+  holders: (manifest: CID, stripes: number, signal?: AbortSignal) => Promise<HolderView>
+  /** The Reed-Solomon coder. */
+  coder: () => Promise<ErasureCoder>
+  /** This node's peer id (never asked for a shard over the network). */
+  self: string
+}
+
+/** What {@link stripedSession} is built from. */
+export interface StripedReadComponents {
+  blockstore: BlockStore
+  exchange: BlockExchange
+  stripes: StripeSources
+}
+
+/** Options of {@link stripedSession}. */
+export interface StripedReadOptions {
+  signal?: AbortSignal
+  /** Told of every block delivered, with where it came from. */
+  onBlock?: (cid: CID, bytes: Uint8Array, from: BlockOrigin) => void
+  /** Stripes fetched ahead of the one being read. @default {@link READ_AHEAD_STRIPES} */
+  window?: number
+  /** Least wait before a slow leaf's stripe is rebuilt from other shards. @default {@link MIN_HEDGE_MS} */
+  minHedgeMs?: number
+}
+
+/** Stripes fetched ahead of the reader: with 1 MiB leaves and k = 4, 8 MiB. */
+export const READ_AHEAD_STRIPES = 2
+/** A leaf is hedged after this many times the mean latency of leaf fetches so far… */
+const HEDGE_FACTOR = 4
+/** …but never sooner than this. */
+export const MIN_HEDGE_MS = 1000
+
+/** Errors after which a leaf is rebuilt instead of fetched. */
+const UNAVAILABLE = new Set(['BlockUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError', 'NotFoundError'])
+
+/** Where a leaf is: its stripe and its data shard index. */
+interface LeafPlace { index: number, stripe: Stripe, shard: number }
+
+/** What a striped read learns before its first fetch. */
+interface StripeIndex { mroot: ManifestRoot, view: HolderView, leaves: Map<string, LeafPlace>, stripes: Stripe[] }
+
+/**
+ * A getter for the file under `root` whose stripes `manifest` describes:
+ * local first, then the data-shard holders (parallel, windowed, hedged),
+ * then a rebuild from any k shards.
+ */
+export function stripedSession (components: StripedReadComponents, root: CID, manifest: CID, options: StripedReadOptions = {}): BlockGetter {
+  const { exchange, stripes: sources } = components
+  const { signal } = options
+  const window = options.window ?? READ_AHEAD_STRIPES
+  const minHedgeMs = options.minHedgeMs ?? MIN_HEDGE_MS
+
+  // the manifest, the holders and leaf → stripe: learned once, before the
+  // first block this node does not hold
+  let loading: Promise<StripeIndex> | undefined
+  let unroutable = false
+  let loaded: StripeIndex | undefined
+  const load = async (): Promise<StripeIndex> => {
+    loading ??= buildIndex(components, manifest, signal).then(index => { loaded = index; return index })
+    loading.catch(() => { loading = undefined })
+    return await loading
+  }
+  const holdersOf = (where: LeafPlace, index: StripeIndex): PeerId[] =>
+    index.view.holders(where.index, where.shard).filter(p => p !== sources.self).map(p => peerIdFromString(p))
+  // asked after a local miss only
+  const route = async (cid: CID): Promise<PeerId[] | undefined> => {
+    // without an index the read still works, unrouted (and rebuilds when it must)
+    if (loaded === undefined && !unroutable) await load().catch(() => { unroutable = true })
+    const where = loaded?.leaves.get(blockKey(cid))
+    return where === undefined || loaded === undefined ? undefined : holdersOf(where, loaded)
+  }
+  // where each block came from, told to `onBlock` once, when the reader gets it
+  const origins = new Map<string, BlockOrigin>()
+  const noteOrigin = options.onBlock === undefined ? undefined : (cid: CID, _bytes: Uint8Array, from: BlockOrigin): void => { origins.set(blockKey(cid), from) }
+  const delivered = (cid: CID, bytes: Uint8Array): Uint8Array => {
+    if (options.onBlock === undefined) return bytes
+    const key = blockKey(cid)
+    options.onBlock(cid, bytes, origins.get(key) ?? 'peer')
+    origins.delete(key)
+    return bytes
+  }
+  const session = exchange.session(root, { signal, route, onBlock: noteOrigin })
+
+  /** Rebuilds under way, per stripe. */
+  const rebuilding = new Map<number, Promise<Uint8Array[]>>()
+  const rebuild = async (where: LeafPlace, index: StripeIndex, skip?: number): Promise<Uint8Array> => {
+    let data = rebuilding.get(where.index)
+    if (data === undefined) {
+      data = rebuildFrom({ ...components, onBlock: noteOrigin }, index.mroot, where.index, where.stripe, index.view, skip, signal)
+      rebuilding.set(where.index, data)
+      data.then(() => { rebuilding.delete(where.index) }, () => { rebuilding.delete(where.index) })
+    }
+    return (await data)[where.shard]
+  }
+
+  // mean latency of leaf fetches (an exponential moving average), for the hedge
+  let meanMs: number | undefined
+  const hedgeMs = (): number => Math.max(minHedgeMs, HEDGE_FACTOR * (meanMs ?? minHedgeMs))
+
+  /** One leaf: the session (local, then its holders), hedged by a rebuild; rebuilt when unavailable. */
+  const fetchLeaf = async (cid: CID, where: LeafPlace | undefined): Promise<Uint8Array> => {
+    const started = Date.now()
+    const attempt = session.getBytes(cid, { signal })
+    attempt.then(() => {
+      const ms = Date.now() - started
+      meanMs = meanMs === undefined ? ms : 0.8 * meanMs + 0.2 * ms
+    }, () => {})
+    let hedge: Promise<Uint8Array> | undefined
+    if (where !== undefined && loaded !== undefined) {
+      const index = loaded
+      let timer: NodeJS.Timeout | undefined
+      const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, hedgeMs()) })
+      try {
+        const first = await Promise.race([attempt, slow])
+        if (first !== 'slow') return first
+      } catch (err: any) {
+        if (!UNAVAILABLE.has(err?.name)) throw err
+        return await fallback(cid, where, index, err)
+      } finally {
+        clearTimeout(timer)
+      }
+      // the leaf is late: rebuild its stripe without it, and take whichever comes first
+      hedge = rebuild(where, index, where.shard)
+      hedge.catch(() => {})
+      return await firstOf(attempt, hedge)
+    }
+    try {
+      return await attempt
+    } catch (err: any) {
+      if (!UNAVAILABLE.has(err?.name)) throw err
+      const index = await load()
+      const place = index.leaves.get(blockKey(cid))
+      if (place === undefined) throw err
+      return await fallback(cid, place, index, err)
+    }
+  }
+
+  /** A leaf its session could not get: its holders once more (now known), else a rebuild. */
+  const fallback = async (cid: CID, where: LeafPlace, index: StripeIndex, cause: Error): Promise<Uint8Array> => {
+    const peers = holdersOf(where, index)
+    if (peers.length > 0) {
+      try { return await exchange.getBlock(cid, { providers: peers, signal }) } catch {}
+    }
+    try {
+      return await rebuild(where, index)
+    } catch (err) {
+      throw err instanceof Error ? err : cause
+    }
+  }
+
+  // leaves fetched ahead of the reader, by block key, and the stripes they belong to
+  const ahead = new Map<string, { stripe: number, read: Promise<Uint8Array> }>()
+  let aheadTo = -1
+  const readAhead = (from: number, index: StripeIndex): void => {
+    // leaves of stripes the reader has moved past are not kept
+    for (const [key, leaf] of ahead) if (leaf.stripe < from) ahead.delete(key)
+    const last = Math.min(index.stripes.length - 1, from + window)
+    for (let s = Math.max(aheadTo + 1, from + 1); s <= last; s++) {
+      const stripe = index.stripes[s]
+      stripe.data.forEach((cid, shard) => {
+        const key = blockKey(cid)
+        if (ahead.has(key)) return
+        const read = fetchLeaf(cid, { index: s, stripe, shard })
+        read.catch(() => {}) // surfaced when the reader asks for it
+        ahead.set(key, { stripe: s, read })
+      })
+    }
+    aheadTo = Math.max(aheadTo, last)
+  }
+
+  return {
+    getBytes: async (cid, opts) => {
+      const key = blockKey(cid)
+      const pending = ahead.get(key)
+      if (pending !== undefined) {
+        ahead.delete(key)
+        if (loaded !== undefined) readAhead(pending.stripe, loaded)
+        return delivered(cid, await raceAbort(pending.read, opts?.signal))
+      }
+      const where = loaded?.leaves.get(key)
+      if (where !== undefined && loaded !== undefined) readAhead(where.index, loaded)
+      return delivered(cid, await raceAbort(fetchLeaf(cid, where), opts?.signal))
+    }
+  }
+}
+
+/** The first of two promises to fulfil; rejects only when both do (with the first's error). */
+async function firstOf<T> (a: Promise<T>, b: Promise<T>): Promise<T> {
+  return await new Promise<T>((resolve, reject) => {
+    let failed = 0
+    let first: unknown
+    const fail = (err: unknown): void => {
+      first ??= err
+      if (++failed === 2) reject(first)
+    }
+    a.then(resolve, fail)
+    b.then(resolve, fail)
+  })
+}
+
+async function buildIndex (components: StripedReadComponents, manifest: CID, signal?: AbortSignal): Promise<StripeIndex> {
+  const getter = { getBytes: async (cid: CID, o?: { signal?: AbortSignal }) => await components.exchange.getBlock(cid, { signal: o?.signal ?? signal }) }
+  const mroot = await loadManifestRoot(getter, manifest, signal)
+  const leaves = new Map<string, LeafPlace>()
+  const stripes: Stripe[] = []
+  for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
+    stripes[index] = stripe
+    stripe.data.forEach((cid, shard) => { leaves.set(blockKey(cid), { index, stripe, shard }) })
+  }
+  const view = await components.stripes.holders(manifest, mroot.stripes, signal)
+  return { mroot, view, leaves, stripes }
+}
+
+/**
+ * Fetch any k shards of a stripe in parallel (`skip`: a shard not to wait
+ * for), rebuild its data leaves and store the rebuilt ones here. Returns as
+ * soon as enough shards arrived: a straggler is not waited for.
+ */
+async function rebuildFrom (components: StripedReadComponents & { onBlock?: StripedReadOptions['onBlock'] }, mroot: ManifestRoot, index: number, stripe: Stripe, view: HolderView, skip: number | undefined, signal?: AbortSignal): Promise<Uint8Array[]> {
+  const { k, m } = mroot
+  const self = components.stripes.self
+  const shards = new Map<number, Uint8Array>()
+  const candidates: number[] = []
+  for (let i = 0; i < k + m; i++) {
+    if (i === skip || shardCID(stripe, k, i) === undefined) continue
+    if (view.holders(index, i).length > 0) candidates.push(i)
+  }
+  // a short last stripe's missing data shards are known zeros: only its stored leaves count
+  const needed = stripe.data.length
+  // data shards first (they are leaves: no decoding when all are there), then parity
+  candidates.sort((a, b) => a - b)
+  let next = 0
+  await new Promise<void>(resolve => {
+    let running = 0
+    const done = (): void => { if (shards.size >= needed || (running === 0 && next >= candidates.length)) resolve() }
+    const fetchOne = async (): Promise<void> => {
+      while (shards.size < needed && next < candidates.length) {
+        const i = candidates[next++]
+        const cid = shardCID(stripe, k, i) as CID
+        const providers = view.holders(index, i).filter(p => p !== self).map(p => peerIdFromString(p))
+        try {
+          shards.set(i, await components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal }))
+        } catch {}
+        done()
+      }
+    }
+    const workers = Math.min(Math.max(1, needed), candidates.length)
+    if (workers === 0) { resolve(); return }
+    for (let w = 0; w < workers; w++) {
+      running++
+      void fetchOne().finally(() => { running--; done() })
+    }
+  })
+  if (shards.size < needed) throw new StripeUnavailableError(`stripe ${index} of ${mroot.root.toString()}: only ${shards.size} of ${k} shards reachable`)
+  const data = rebuildStripe(stripe, k, m, shards, await components.stripes.coder())
+  // the leaves rebuilt, not those fetched or held here (stored already)
+  let replaced = false
+  for (let i = 0; i < stripe.data.length; i++) {
+    if (shards.has(i)) continue
+    const cid = stripe.data[i]
+    if (await components.blockstore.has(cid)) {
+      // indexed here, yet not readable (the local read comes first): a copy
+      // that failed its check, which a put would keep
+      await components.blockstore.delete(cid)
+      replaced = true
+    }
+    await components.blockstore.put(cid, data[i])
+    components.onBlock?.(cid, data[i], 'rebuilt')
+  }
+  if (replaced) await components.blockstore.commit()
+  return data
+}

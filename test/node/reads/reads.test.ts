@@ -1,0 +1,198 @@
+/**
+ * The read path on real nodes (six Shoal nodes in one process: real libp2p
+ * on 127.0.0.1, real LevelDB and packs in temp repos): a striped read is
+ * served by several holders at once, a stalled holder is hedged by a
+ * rebuild, a holder that sends wrong bytes is caught and never served, a
+ * local copy that fails its check is fetched again and replaced, and an
+ * aborted read leaves no fetch, request or listener behind.
+ *
+ * Two faults cannot be made real between processes of one test and are
+ * injected on the holder's side, below its exchange server: a disk that
+ * stalls on one block, and a peer whose store returns wrong bytes.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { parseChunker, readContent } from '../../../node/content/index.js'
+import { repoLayout } from '../../../node/repo/index.js'
+import { loadManifestRoot, readStripes } from '../../../node/durability/stripes.js'
+import { flipEveryBlock } from '../blocks/fixtures.js'
+import { connectAll, live, once, readAll, sha, startNode, stopNode, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
+import type { CleanupContext } from '../../helpers/temp.js'
+import type { BlockOrigin } from '../../../node/reads/index.js'
+import type { ShoalNode } from '../../../node/node.js'
+import type { Stripe } from '../../../protocol/durability.js'
+
+const TEST = { timeout: 120_000 }
+const MiB = 1024 * 1024
+
+interface StripedFile { swarm: Swarm, writer: ShoalNode, reader: ShoalNode, data: Buffer, root: CID, manifest: CID, stripes: Stripe[] }
+
+/**
+ * Six nodes and a 4 MiB file (16 leaves, 4 stripes) pinned ec:4+2 by node 0,
+ * which then drops what it does not hold; node 5 reads.
+ */
+async function stripedFile (t: CleanupContext): Promise<StripedFile> {
+  const swarm = await swarmOf(t, 6)
+  const writer = swarm.nodes[0] as ShoalNode
+  const data = randomBytes(4 * MiB)
+  await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2', wait: true })
+  await writer.components.durability.collectGarbage()
+  const reader = swarm.nodes[5] as ShoalNode
+  await until('the record on the reader', async () => (await reader.components.namespace.lookup('/f.bin')) !== undefined)
+  const entry = await reader.components.namespace.stat('/f.bin')
+  assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
+  const manifest = CID.parse(entry.pin.manifest)
+  const getter = reader.components.blocks.getter()
+  const stripes: Stripe[] = []
+  for await (const { index, stripe } of readStripes(getter, await loadManifestRoot(getter, manifest), undefined)) stripes[index] = stripe
+  return { swarm, writer, reader, data, root: CID.parse(entry.cid), manifest, stripes }
+}
+
+/** A data leaf (of a stripe after the first) whose holder is neither the reader nor the writer, and that holder. */
+async function leafOnAnother (f: StripedFile): Promise<{ leaf: CID, holder: ShoalNode }> {
+  const status = await f.writer.components.files.pinStatus('/f.bin')
+  for (let index = 1; index < f.stripes.length; index++) {
+    for (let shard = 0; shard < f.stripes[index].data.length; shard++) {
+      const peers = status.stripes[index].shards[shard].holders
+      const holder = live(f.swarm).find(n => peers.includes(n.components.peerId) && n !== f.reader && n !== f.writer)
+      if (holder !== undefined) return { leaf: f.stripes[index].data[shard], holder }
+    }
+  }
+  throw new Error('no leaf held by a third node')
+}
+
+/** Read the file on `node` through its block service, noting where every block came from. */
+async function readNoting (f: StripedFile, node: ShoalNode, signal?: AbortSignal): Promise<{ bytes: Buffer, origins: Map<string, BlockOrigin> }> {
+  const origins = new Map<string, BlockOrigin>()
+  const session = node.components.blocks.session({ root: f.root, manifest: f.manifest }, { signal, onProgress: e => { origins.set(e.cid.toString(), e.from) } })
+  const chunks: Uint8Array[] = []
+  for await (const chunk of readContent(session, f.root, { signal })) chunks.push(chunk)
+  return { bytes: Buffer.concat(chunks), origins }
+}
+
+function blocksSent (node: ShoalNode): number {
+  return node.components.exchange.stats().blocksSent
+}
+
+describe('read path v2 on real nodes', () => {
+  it('a healthy striped read is served by the holders of its shards, several at once, with no rebuild', TEST, async t => {
+    const f = await stripedFile(t)
+    const others = live(f.swarm).filter(n => n !== f.reader)
+    const before = others.map(blocksSent)
+    const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
+    assert.equal(sha(bytes), sha(f.data))
+    const from = [...origins.values()]
+    assert.ok(from.includes('peer'), 'leaves came from peers')
+    assert.ok(!from.includes('rebuilt') && !from.includes('cold'), `healthy: nothing rebuilt (${[...new Set(from)].join(',')})`)
+    // every leaf was delivered once, and reported
+    for (const stripe of f.stripes) for (const leaf of stripe.data) assert.ok(origins.has(leaf.toString()), `leaf ${leaf.toString()} reported`)
+    const served = others.filter((n, i) => blocksSent(n) > before[i])
+    assert.ok(served.length >= 4, `at least k holders served the read (${served.length})`)
+    const stats = f.reader.components.exchange.stats()
+    assert.equal(stats.fetchesPending, 0)
+    assert.equal(stats.requestsInFlight, 0)
+  })
+
+  it('a holder that stalls on a leaf is hedged: its stripe is rebuilt from the others while the request still hangs', TEST, async t => {
+    const f = await stripedFile(t)
+    const { leaf, holder: slow } = await leafOnAnother(f)
+    // a disk that stalls on that one block: the holder's server never answers it
+    let release: (() => void) | undefined
+    let stalled = 0
+    const store = slow.components.blockstore
+    const getBytes = store.getBytes.bind(store)
+    store.getBytes = async (cid, options) => {
+      if (!cid.equals(leaf)) return await getBytes(cid, options)
+      stalled++
+      await new Promise<void>(resolve => { release = resolve })
+      return await getBytes(cid, options)
+    }
+    t.after(() => { release?.() })
+    const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
+    assert.equal(sha(bytes), sha(f.data))
+    assert.ok(stalled >= 1, 'the stalled holder was asked')
+    assert.equal(origins.get(leaf.toString()), 'rebuilt', 'the stalled leaf was rebuilt')
+    // without the hedge the read could only go on once that request failed (a 15 s timeout)
+    assert.ok(f.reader.components.exchange.stats().requestsInFlight >= 1, 'the request to the stalled holder is still out when the read ends')
+  })
+
+  it('a holder that sends wrong bytes is caught, scored down and hung up on; its leaves are rebuilt and never served', TEST, async t => {
+    const f = await stripedFile(t)
+    const { leaf, holder: liar } = await leafOnAnother(f)
+    // a peer whose store answers with wrong bytes (its server sends what its store gives)
+    const store = liar.components.blockstore
+    const getBytes = store.getBytes.bind(store)
+    store.getBytes = async (cid, options) => {
+      const bytes = await getBytes(cid, options)
+      if (!cid.equals(leaf)) return bytes
+      const wrong = Uint8Array.from(bytes)
+      wrong[0] ^= 0xff
+      return wrong
+    }
+    const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
+    assert.equal(sha(bytes), sha(f.data), 'byte-identical: the wrong bytes were never served')
+    assert.equal(origins.get(leaf.toString()), 'rebuilt')
+    assert.ok(f.reader.components.exchange.stats().corruptBlocks >= 1)
+    assert.ok(f.reader.components.exchange.stats().peersDisconnected >= 1, 'the liar was hung up on')
+    // what the reader keeps of that leaf is the right block
+    assert.equal(sha(Buffer.from(await f.reader.components.blockstore.getBytes(leaf))), sha(Buffer.from(await getBytes(leaf))))
+  })
+
+  it('local copies that fail their check are fetched again or rebuilt, replaced, then read locally', TEST, async t => {
+    const f = await stripedFile(t)
+    assert.equal(sha(await readAll(f.reader, '/f.bin')), sha(f.data))
+    // every block the reader stores (fetched leaves, its own shards) gets a flipped byte on disk
+    await stopNode(f.swarm, 5)
+    const flipped = await flipEveryBlock(repoLayout(f.swarm.repos[5]).blocks)
+    assert.ok(flipped >= 16, `flipped ${flipped} blocks`)
+    const reader = await startNode(f.swarm.repos[5])
+    f.swarm.nodes[5] = reader
+    await connectAll(live(f.swarm))
+    await until('the reader sees its peers', async () => reader.components.libp2p.getPeers().length >= 5)
+    assert.equal(sha(await readAll(reader, '/f.bin')), sha(f.data), 'never served corrupt')
+    const after = reader.components.exchange.stats()
+    assert.ok(after.corruptLocal > 0, 'corrupt local copies were noticed')
+    assert.ok(after.replacedLocal > 0, 'and replaced by good ones from peers')
+    // a third read finds every leaf good here: nothing fetched, nothing corrupt
+    for (const stripe of f.stripes) {
+      for (const leaf of stripe.data) await reader.components.blockstore.getBytes(leaf)
+    }
+    assert.equal(sha(await readAll(reader, '/f.bin')), sha(f.data))
+    const again = reader.components.exchange.stats()
+    assert.equal(again.blocksFetched, after.blocksFetched)
+    assert.equal(again.corruptLocal, after.corruptLocal)
+  })
+
+  it('an aborted read leaves no fetch, request or abort listener behind', TEST, async t => {
+    const f = await stripedFile(t)
+    const controller = new AbortController()
+    const session = f.reader.components.blocks.session({ root: f.root, manifest: f.manifest }, { signal: controller.signal })
+    let got = 0
+    await assert.rejects((async () => {
+      for await (const chunk of readContent(session, f.root, { signal: controller.signal })) {
+        got += chunk.byteLength
+        if (got >= MiB) controller.abort()
+      }
+    })(), (err: any) => err.name === 'AbortedError' || err.name === 'AbortError')
+    assert.ok(got >= MiB && got < f.data.byteLength)
+    await until('every fetch ended', async () => {
+      const s = f.reader.components.exchange.stats()
+      return s.fetchesPending === 0 && s.requestsInFlight === 0
+    }, 20_000)
+    // a read that ends early (the consumer stops) on a signal that lives on: its listeners are gone
+    const lasting = new AbortController()
+    const listening = getEventListeners(lasting.signal, 'abort').length
+    const early = f.reader.components.blocks.session({ root: f.root, manifest: f.manifest }, { signal: lasting.signal })
+    for await (const chunk of readContent(early, f.root, { signal: lasting.signal })) { void chunk; break }
+    // the leaves it fetched ahead finish or time out; then nothing waits on the signal
+    await until('the early read settled, with no abort listener left on its signal', async () => {
+      const s = f.reader.components.exchange.stats()
+      return s.fetchesPending === 0 && s.requestsInFlight === 0 && getEventListeners(lasting.signal, 'abort').length === listening
+    }, 20_000)
+    // the file still reads whole after both
+    assert.equal(sha(await readAll(f.reader, '/f.bin')), sha(f.data))
+  })
+})
