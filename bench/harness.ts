@@ -194,3 +194,14 @@ export async function writeRandomFile (path: string, size: number): Promise<stri
   }
   return hash.digest('hex')
 }
+
+/** A `--size` argument (`512MiB`, `1GiB`, `1.5G`, `4096`…) in bytes, at least 1. */
+export function parseSize (text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kib|kb|m|mib|mb|g|gib|gb)?$/i.exec(text.trim())
+  if (m === null) throw new Error(`--size: cannot parse ${JSON.stringify(text)}`)
+  const unit = (m[2] ?? 'b').toLowerCase()
+  const mult: Record<string, number> = { b: 1, k: 1024, kib: 1024, kb: 1e3, m: 1024 ** 2, mib: 1024 ** 2, mb: 1e6, g: 1024 ** 3, gib: 1024 ** 3, gb: 1e9 }
+  const n = Math.round(Number(m[1]) * mult[unit])
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--size: must be at least 1 byte, got ${JSON.stringify(text)}`)
+  return n
+}

@@ -18,7 +18,7 @@ import '../node/polyfills.js'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { children, cliOk, fmt, writeRandomFile, installCleanup, isInterrupted, log, median, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { children, cliOk, fmt, writeRandomFile, installCleanup, isInterrupted, log, median, parseSize, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -65,16 +65,6 @@ function usage (): string {
     '  --keep            keep the working dir (repos, file, daemon logs)',
     '  --quiet-wait S    before each timed phase wait up to S seconds for the machine to go quiet (default 300, 0: never)'
   ].join('\n')
-}
-
-function parseSize (text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kib|kb|m|mib|mb|g|gib|gb)?$/i.exec(text.trim())
-  if (m === null) throw new Error(`--size: cannot parse ${JSON.stringify(text)}`)
-  const unit = (m[2] ?? 'b').toLowerCase()
-  const mult: Record<string, number> = { b: 1, k: KiB, kib: KiB, kb: 1e3, m: MiB, mib: MiB, mb: 1e6, g: GiB, gib: GiB, gb: 1e9 }
-  const n = Math.round(Number(m[1]) * mult[unit])
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--size: must be at least 1 byte, got ${JSON.stringify(text)}`)
-  return n
 }
 
 function parseArgs (argv: string[]): Options {

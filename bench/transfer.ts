@@ -16,7 +16,7 @@
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
 import '../node/polyfills.js'
-import { children, cliOk, fmt, median, writeRandomFile, installCleanup, isInterrupted, log, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { children, cliOk, fmt, median, writeRandomFile, installCleanup, isInterrupted, log, parseSize, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { cpuAccount, cpuOf, foreignCpu, noisy, procStatus, rawStream, settle } from './raw-stream.js'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
@@ -29,13 +29,6 @@ const MiB = 1024 * 1024
 const MB = 1e6
 
 interface Options { size: number, runs: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean }
-
-function parseSize (text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb)?$/i.exec(text.trim())
-  if (m === null) throw new Error(`--size: cannot parse ${JSON.stringify(text)}`)
-  const mult: Record<string, number> = { b: 1, kib: 1024, kb: 1e3, mib: MiB, mb: 1e6, gib: 1024 * MiB, gb: 1e9 }
-  return Math.round(Number(m[1]) * mult[(m[2] ?? 'b').toLowerCase()])
-}
 
 function parseArgs (argv: string[]): Options {
   const o: Options = { size: 1024 * MiB, runs: 1, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: true }

@@ -204,6 +204,10 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
         // never silent: what the index had lost, and what the packs have lost
         logger.warn({ ...found }, 'block store: packs and index disagreed at open (salvaged records are indexed again; short or missing packs lost data: run `shoal repair --scrub`)')
       }
+      const dropped = blockstore.migrationDropped
+      if (dropped.length > 0) {
+        logger.warn({ blocks: dropped.length, first: dropped.slice(0, 10).map(c => c.toString()) }, 'block store: blocks of the former layout failed their hash and were not moved (reads fetch them from peers; `shoal repair` rebuilds held shards)')
+      }
       await components.namespace.open()
       await holdings.open()
       await libp2p.start()

@@ -28,6 +28,8 @@ function keyOf (cid: CID): Uint8Array {
  * blocks at once. Every read is hash-checked.
  */
 export class LegacyLevelBlockStore extends BlockStoreBase implements BlockStore {
+  /** Values carry no checksum of their own: every read is hash-checked. */
+  protected readonly hashOnRead = true
   private readonly db: ClassicLevel<Uint8Array, Uint8Array>
   private readonly flushBytes: number
   private pending: Pending = new Map()

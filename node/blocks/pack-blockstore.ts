@@ -16,7 +16,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { CorruptBlockError, typedWriteError } from './errors.js'
 import { PackAppender, PackReaders, packFileName, scanPack, syncDir } from './pack-file.js'
 import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
-import { IDENTITY } from './verify.js'
+import { IDENTITY, SHA2_256, matchesCID } from './verify.js'
 import { code as RAW } from 'multiformats/codecs/raw'
 import { PACK_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
@@ -52,14 +52,25 @@ interface PendingEntry {
  * readers see a block as soon as `put` returns. {@link PackBlockStore.commit}
  * is the durability point: fdatasync of every pack written since the last
  * commit, then the index batch with `sync: true`. Every read checks the
- * record's crc32c ({@link CorruptBlockError}) and `getBytes` also checks the
- * sha-256 (callers rely on hash-checked reads).
+ * record's crc32c ({@link CorruptBlockError}), which catches a rotten disk as
+ * the sha-256 would, at a fraction of its cost; the sha-256 is checked where
+ * a block enters the store (the importer computes it, the exchange, CAR
+ * import, the cold tier, rebuilds and the migration below check it) and by
+ * the scrub.
  */
 export class PackBlockStore extends BlockStoreBase implements BlockStore {
+  /** Records carry a crc32c, checked on every read. */
+  protected readonly hashOnRead = false
   /** What open found and cut off (for logs and tests). */
   recovery: RecoveryReport | undefined
   /** Blocks moved from the former layout at the last open. */
   migrated = 0
+  /**
+   * Blocks of the former layout that failed their hash at the last open:
+   * not moved, so a read gets `NotFoundError` and a read session, repair or
+   * the scrub's peers supply them again. The node logs them.
+   */
+  migrationDropped: CID[] = []
   private readonly db: ClassicLevel<Uint8Array, Uint8Array>
   private readonly dir: string
   private readonly readers: PackReaders
@@ -492,6 +503,10 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
         this.legacyDeletes.push(legacyKey)
         const id = idOf(multihash)
         if (multihash[0] === IDENTITY || this.pendingHas(id)) return
+        // values of that layout had no checksum of their own: hash them once
+        // here, as the record's crc32c will vouch only for what is written
+        const cid = CID.createV1(RAW, Digest.decode(multihash))
+        if (cid.multihash.code === SHA2_256 && !matchesCID(cid, bytes)) { this.migrationDropped.push(cid); return }
         const length = recordLength(multihash.byteLength, bytes.byteLength)
         await this.appendRecord(id, multihash, length, out => { encodeRecord(out, multihash, bytes) }, { entry: { replaces: true } })
       },

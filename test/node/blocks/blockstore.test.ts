@@ -10,6 +10,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import { assertBytesEqual, randomBytes } from '../../helpers/bytes.js'
 import { defer, openBlockStore, tempDir } from '../../helpers/temp.js'
+import { flipEveryBlock } from './fixtures.js'
 import type { CleanupContext } from '../../helpers/temp.js'
 import type { LevelBlockStore } from '../../../node/blocks/index.js'
 
@@ -106,12 +107,11 @@ describe('LevelBlockStore', () => {
     for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
   })
 
-  it('detects a block corrupted on disk: getBytes, get and getAll throw InvalidBlockError', async (t) => {
+  it('detects a block corrupted on disk: the migration drops a former-layout value that fails its hash, and a pack record that fails its crc32c makes getBytes, get and getAll throw CorruptBlockError (an InvalidBlockError)', async (t) => {
     const dir = await tempDir(t)
     let store = await openBlockStore(t, dir)
     const [good, victim] = await makeBlocks(2, 4 * KiB, 4)
     await store.put(good.cid, good.bytes)
-    await store.put(victim.cid, victim.bytes)
     await store.commit()
     await store.close()
 
@@ -119,7 +119,7 @@ describe('LevelBlockStore', () => {
     defer(t, async () => { await db.close() })
     await db.open()
     // a corrupt value in the former layout (bytes under the bare multihash):
-    // open migrates it into a pack as it is, and the hash check still catches it
+    // open hashes it before moving it into a pack, and does not move it
     const corrupt = new Uint8Array(victim.bytes)
     corrupt[100] ^= 0x01
     await db.put(victim.cid.multihash.bytes, corrupt)
@@ -127,12 +127,25 @@ describe('LevelBlockStore', () => {
 
     store = await openBlockStore(t, dir)
     assertBytesEqual(await store.getBytes(good.cid), good.bytes)
-    assert.equal(await store.has(victim.cid), true)
-    await rejectsWithName(async () => await store.getBytes(victim.cid), 'InvalidBlockError')
-    await rejectsWithName(async () => await concat(store.get(victim.cid)), 'InvalidBlockError')
+    assert.deepEqual(store.migrationDropped.map(c => c.toString()), [victim.cid.toString()], 'reported, never silent')
+    assert.equal(await store.has(victim.cid), false)
+    await rejectsWithName(async () => await store.getBytes(victim.cid), 'NotFoundError')
+    // a pack record corrupted on disk fails its crc32c on every kind of read
+    await store.put(victim.cid, victim.bytes)
+    await store.commit()
+    await store.close()
+    assert.ok(await flipEveryBlock(dir) >= 2)
+    store = await openBlockStore(t, dir)
+    await rejectsWithName(async () => await store.getBytes(good.cid), 'CorruptBlockError')
+    await rejectsWithName(async () => await store.getBytes(victim.cid), 'CorruptBlockError')
+    // a good copy replaces a corrupt record once that record is deleted (as reads do)
+    await store.delete(good.cid)
+    await store.put(good.cid, good.bytes)
+    assertBytesEqual(await store.getBytes(good.cid), good.bytes)
+    await rejectsWithName(async () => await concat(store.get(victim.cid)), 'CorruptBlockError')
     await rejectsWithName(async () => {
       for await (const { bytes } of store.getMany([good.cid, victim.cid])) await concat(bytes)
-    }, 'InvalidBlockError')
+    }, 'CorruptBlockError')
 
     const seen: string[] = []
     await rejectsWithName(async () => {
@@ -141,7 +154,7 @@ describe('LevelBlockStore', () => {
         await concat(bytes)
         seen.push(cid.toString())
       }
-    }, 'InvalidBlockError')
+    }, 'CorruptBlockError')
     assert.ok(seen.every(c => c === good.cid.toString()))
   })
 
