@@ -53,7 +53,7 @@ export interface DeferredInit {
  * (no namespace to bind a pin to) every file keeps waiting.
  */
 export async function codeDeferred (components: DurabilityParts, init: DeferredInit): Promise<DeferredReport> {
-  const { holdings, exchange, gcLock, rebind, logger } = components
+  const { holdings, blocks, gcLock, rebind, logger } = components
   const { encoder, placer, signal } = init
   const report: DeferredReport = { coded: 0, waiting: 0, errors: [] }
   const records = []
@@ -75,7 +75,7 @@ export async function codeDeferred (components: DurabilityParts, init: DeferredI
     try {
       // under the write lock: the parity and manifest are not garbage before the pin names them
       const { pin, bound } = await gcLock.shared(async () => {
-        const pin = await encoder.encode(root, record.size, record.policy, { signal, getter: exchange.session(root, { signal }) })
+        const pin = await encoder.encode(root, record.size, record.policy, { signal, getter: blocks.session({ root }, { signal }) })
         return { pin, bound: await rebind(root, pin) }
       })
       await holdings.dropDeferred(text)

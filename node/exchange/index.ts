@@ -420,11 +420,16 @@ class DefaultBlockExchange implements BlockExchange {
   private async getLocal (cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     if (signal?.aborted === true) throw new AbortedError('read aborted')
     try {
-      return await this.blockstore.getBytes(cid, { signal })
+      const bytes = await this.blockstore.getBytes(cid, { signal })
+      // replaced by someone else (a rebuild, the cold tier, the scrub)
+      if (this.corrupt.size > 0) this.corrupt.delete(blockKey(cid))
+      return bytes
     } catch (err: any) {
       if (err?.name === 'NotFoundError') return undefined
       if (err?.name !== 'CorruptBlockError' && err?.name !== 'InvalidBlockError') throw err
       this.counters.corruptLocal++
+      // bounded: a key forgotten here is noticed again at its next read
+      if (this.corrupt.size >= MAX_CORRUPT_NOTED) this.corrupt.clear()
       this.corrupt.add(blockKey(cid))
       this.log.warn({ cid: cid.toString(), err: String(err.message) }, 'local copy failed its check: fetching it from a peer')
       return undefined
@@ -476,6 +481,7 @@ class DefaultBlockExchange implements BlockExchange {
         continue
       }
       tried.add(peer.toString())
+      let data: Uint8Array
       try {
         const response = await this.channel(peer).want(cid, signal)
         if (response.type === 'dont-have') { errors.push(`${peer.toString()}: dont-have`); continue }
@@ -491,14 +497,17 @@ class DefaultBlockExchange implements BlockExchange {
           continue
         }
         this.scores.adjust(peer, SCORE.success)
-        await this.store(cid, response.data)
-        this.counters.blocksFetched++
-        return response.data
+        data = response.data
       } catch (err: any) {
         if (err?.name === 'AbortedError' && isAborted(signal)) throw err
         this.scores.adjust(peer, SCORE.failure)
         errors.push(`${peer.toString()}: ${String(err?.message ?? err)}`)
+        continue
       }
+      // outside the peer's turn: a failure to store here (a full disk) is ours, not the peer's
+      await this.store(cid, data)
+      this.counters.blocksFetched++
+      return data
     }
   }
 
@@ -576,6 +585,8 @@ class DefaultBlockExchange implements BlockExchange {
   }
 }
 
+/** Corrupt local copies remembered for replacement, at most. */
+const MAX_CORRUPT_NOTED = 4096
 /** In a remote session, one block in this many is still looked up locally. */
 const PROBE_EVERY = 16
 /** Blocks a session remembers having fetched (so a repeated block is read locally). */

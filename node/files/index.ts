@@ -38,7 +38,7 @@ export interface FilesComponents {
   durability?: DurabilityService
   /**
    * Where every read gets its blocks (local, peers, stripes, cold tier).
-   * @default a block service over `blockstore` and `exchange` (no stripes, no tier)
+   * @default a block service over `blockstore`, `exchange`, `durability` (striped reads) and `tiers`
    */
   blocks?: BlockReader
   /** Writes hold it shared so garbage collection never takes their blocks. */
@@ -132,7 +132,7 @@ export class Files {
 
   constructor (components: FilesComponents) {
     this.components = components
-    this.blocks = components.blocks ?? new Blocks({ blockstore: components.blockstore, exchange: components.exchange, logger: components.logger })
+    this.blocks = components.blocks ?? defaultBlocks(components)
   }
 
   /** A read session for the DAG under `root`, wherever its pin says its blocks are. */
@@ -551,6 +551,19 @@ export class Files {
   }
 }
 
+
+/** A block service over what `Files` was given (a node passes its own). */
+function defaultBlocks (components: FilesComponents): BlockReader {
+  const { blockstore, exchange, logger, tiers, durability } = components
+  const stripes = durability === undefined
+    ? undefined
+    : {
+        holders: async (manifest: CID, stripes: number, signal?: AbortSignal) => await durability.holderView(manifest, stripes, signal),
+        coder: async () => await durability.getCoder(),
+        self: durability.network.self
+      }
+  return new Blocks({ blockstore, exchange, logger, tiers, stripes })
+}
 
 function pinInfo (entry: Entry): PinInfo {
   if (entry.type !== 'file') throw new IsADirectoryError(`${entry.path} is a directory`)

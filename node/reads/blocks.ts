@@ -20,6 +20,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { stripedSession, type StripeSources } from './striped.js'
+import { localState } from './local-state.js'
 import type { BlockGetter, BlockOrigin, BlockReader, GetBlockOptions, ReadSessionOptions, ReadTarget } from './api.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange } from '../exchange/index.js'
@@ -96,13 +97,13 @@ export class Blocks implements BlockReader {
     const { blockstore } = this.components
     return {
       getBytes: async (cid, opts) => {
-        let corrupt = false
         try {
           return await hot.getBytes(cid, opts)
         } catch (err: any) {
-          if (!COLD_FALLBACK.has(err?.name)) throw err
-          corrupt = err.name === 'InvalidBlockError' || err.name === 'CorruptBlockError'
+          if (!COLD_FALLBACK.has(err?.name) || opts?.signal?.aborted === true || options.signal?.aborted === true) throw err
         }
+        // whatever the hot sources said, a local copy that fails its check is replaced below
+        const corrupt = await localState(blockstore, cid) === 'corrupt'
         const bytes = await cold.getBytes(cid, opts)
         options.onProgress?.({ cid, bytes: bytes.byteLength, from: 'cold' })
         if (corrupt) {

@@ -26,8 +26,9 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { blockKey } from '../blocks/index.js'
-import { StripeUnavailableError } from '../errors.js'
+import { AbortedError, StripeUnavailableError } from '../errors.js'
 import { raceAbort } from '../abort.js'
+import { localState } from './local-state.js'
 import { loadManifestRoot, readStripes, rebuildStripe, shardCID } from '../durability/stripes.js'
 import type { Stripe, ManifestRoot } from '../../protocol/durability.js'
 import type { BlockExchange } from '../exchange/index.js'
@@ -75,6 +76,10 @@ export const MIN_HEDGE_MS = 1000
 
 /** Errors after which a leaf is rebuilt instead of fetched. */
 const UNAVAILABLE = new Set(['BlockUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError', 'NotFoundError'])
+/** Errors of a local read that send it to the network: not here, or here but failing its check. */
+const NOT_HERE = new Set(['NotFoundError', 'CorruptBlockError', 'InvalidBlockError'])
+/** Origins noted and not yet delivered, at most (a bound on what `onBlock` bookkeeping keeps). */
+const MAX_NOTED = 4096
 
 /** Where a leaf is: its stripe and its data shard index. */
 interface LeafPlace { index: number, stripe: Stripe, shard: number }
@@ -114,7 +119,13 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   }
   // where each block came from, told to `onBlock` once, when the reader gets it
   const origins = new Map<string, BlockOrigin>()
-  const noteOrigin = options.onBlock === undefined ? undefined : (cid: CID, _bytes: Uint8Array, from: BlockOrigin): void => { origins.set(blockKey(cid), from) }
+  const noteOrigin = options.onBlock === undefined
+    ? undefined
+    : (cid: CID, _bytes: Uint8Array, from: BlockOrigin): void => {
+        // leaves noted but never asked for (a hedge's loser, a stripe's other rebuilt leaves) are forgotten
+        if (origins.size >= MAX_NOTED) origins.clear()
+        origins.set(blockKey(cid), from)
+      }
   const delivered = (cid: CID, bytes: Uint8Array): Uint8Array => {
     if (options.onBlock === undefined) return bytes
     const key = blockKey(cid)
@@ -124,65 +135,88 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   }
   const session = exchange.session(root, { signal, route, onBlock: noteOrigin })
 
-  /** Rebuilds under way, per stripe. */
-  const rebuilding = new Map<number, Promise<Uint8Array[]>>()
+  /** Leaves rebuilt by this read, hence stored here: read locally from then on. */
+  const rebuiltHere = new Set<string>()
+  /** Rebuilds under way, per stripe and shard left out. */
+  const rebuilding = new Map<string, Promise<Uint8Array[]>>()
   const rebuild = async (where: LeafPlace, index: StripeIndex, skip?: number): Promise<Uint8Array> => {
-    let data = rebuilding.get(where.index)
+    const key = `${where.index}:${skip ?? ''}`
+    let data = rebuilding.get(key)
     if (data === undefined) {
       data = rebuildFrom({ ...components, onBlock: noteOrigin }, index.mroot, where.index, where.stripe, index.view, skip, signal)
-      rebuilding.set(where.index, data)
-      data.then(() => { rebuilding.delete(where.index) }, () => { rebuilding.delete(where.index) })
+      rebuilding.set(key, data)
+      data.then(() => {
+        rebuilding.delete(key)
+        for (const leaf of where.stripe.data) rebuiltHere.add(blockKey(leaf))
+      }, () => { rebuilding.delete(key) })
     }
     return (await data)[where.shard]
   }
 
   // mean latency of leaf fetches (an exponential moving average), for the hedge
   let meanMs: number | undefined
-  const hedgeMs = (): number => Math.max(minHedgeMs, HEDGE_FACTOR * (meanMs ?? minHedgeMs))
+  const hedgeMs = (): number => meanMs === undefined ? minHedgeMs : Math.max(minHedgeMs, HEDGE_FACTOR * meanMs)
 
-  /** One leaf: the session (local, then its holders), hedged by a rebuild; rebuilt when unavailable. */
-  const fetchLeaf = async (cid: CID, where: LeafPlace | undefined): Promise<Uint8Array> => {
+  /** This node holds the leaf (its own shard, or rebuilt by this read): the session's remote mode would skip the store. */
+  const heldHere = (cid: CID, where: LeafPlace | undefined): boolean =>
+    rebuiltHere.has(blockKey(cid)) || (where !== undefined && loaded !== undefined && loaded.view.holders(where.index, where.shard).includes(sources.self))
+
+  /** One attempt at a leaf: the local store first when it should be here, else the session (local, then its holders). */
+  const attemptLeaf = async (cid: CID, where: LeafPlace | undefined): Promise<Uint8Array> => {
+    if (heldHere(cid, where)) {
+      try {
+        const bytes = await components.blockstore.getBytes(cid, { signal })
+        noteOrigin?.(cid, bytes, 'local')
+        return bytes
+      } catch (err: any) {
+        if (!NOT_HERE.has(err?.name)) throw err
+      }
+      // gone or corrupt here: the exchange reads it again (noting a corrupt copy), then asks the other holders
+      const peers = where !== undefined && loaded !== undefined ? holdersOf(where, loaded) : []
+      return await exchange.getBlock(cid, { providers: peers, signal })
+    }
+    return await session.getBytes(cid, { signal })
+  }
+
+  /** One leaf: hedged by a rebuild when late; rebuilt when unavailable. */
+  const fetchLeaf = async (cid: CID, known: LeafPlace | undefined): Promise<Uint8Array> => {
     const started = Date.now()
-    const attempt = session.getBytes(cid, { signal })
+    const attempt = attemptLeaf(cid, known)
     attempt.then(() => {
       const ms = Date.now() - started
       meanMs = meanMs === undefined ? ms : 0.8 * meanMs + 0.2 * ms
     }, () => {})
-    let hedge: Promise<Uint8Array> | undefined
-    if (where !== undefined && loaded !== undefined) {
-      const index = loaded
-      let timer: NodeJS.Timeout | undefined
-      const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, hedgeMs()) })
-      try {
-        const first = await Promise.race([attempt, slow])
-        if (first !== 'slow') return first
-      } catch (err: any) {
-        if (!UNAVAILABLE.has(err?.name)) throw err
-        return await fallback(cid, where, index, err)
-      } finally {
-        clearTimeout(timer)
-      }
-      // the leaf is late: rebuild its stripe without it, and take whichever comes first
-      hedge = rebuild(where, index, where.shard)
-      hedge.catch(() => {})
-      return await firstOf(attempt, hedge)
-    }
+    let timer: NodeJS.Timeout | undefined
+    const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, hedgeMs()) })
     try {
-      return await attempt
+      const first = await Promise.race([attempt, slow])
+      if (first !== 'slow') return first
     } catch (err: any) {
-      if (!UNAVAILABLE.has(err?.name)) throw err
-      const index = await load()
-      const place = index.leaves.get(blockKey(cid))
-      if (place === undefined) throw err
-      return await fallback(cid, place, index, err)
+      if (!UNAVAILABLE.has(err?.name) || signal?.aborted === true) throw err
+      const index = loaded ?? await load()
+      const where = known ?? index.leaves.get(blockKey(cid))
+      if (where === undefined) throw err
+      return await fallback(cid, where, index, err)
+    } finally {
+      clearTimeout(timer)
     }
+    // late: rebuild its stripe without it (once the index is known, as the
+    // first miss loads it), and take whichever comes first
+    const index = loaded ?? await loading?.catch(() => undefined)
+    const where = known ?? index?.leaves.get(blockKey(cid))
+    if (where === undefined || index === undefined) return await attempt
+    const hedge = rebuild(where, index, where.shard)
+    hedge.catch(() => {})
+    return await firstOf(attempt, hedge)
   }
 
   /** A leaf its session could not get: its holders once more (now known), else a rebuild. */
   const fallback = async (cid: CID, where: LeafPlace, index: StripeIndex, cause: Error): Promise<Uint8Array> => {
     const peers = holdersOf(where, index)
     if (peers.length > 0) {
-      try { return await exchange.getBlock(cid, { providers: peers, signal }) } catch {}
+      try { return await exchange.getBlock(cid, { providers: peers, signal }) } catch (err) {
+        if (signal?.aborted === true) throw err
+      }
     }
     try {
       return await rebuild(where, index)
@@ -194,7 +228,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   // leaves fetched ahead of the reader, by block key, and the stripes they belong to
   const ahead = new Map<string, { stripe: number, read: Promise<Uint8Array> }>()
   let aheadTo = -1
+  let asked = 0
   const readAhead = (from: number, index: StripeIndex): void => {
+    // a sequential reader only: one that has asked for a stripe's worth of
+    // leaves (a small ranged read fetches nothing past its range)
+    if (++asked < index.mroot.k) return
     // leaves of stripes the reader has moved past are not kept
     for (const [key, leaf] of ahead) if (leaf.stripe < from) ahead.delete(key)
     const last = Math.min(index.stripes.length - 1, from + window)
@@ -210,6 +248,12 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     }
     aheadTo = Math.max(aheadTo, last)
   }
+  const after = (cid: CID, bytes: Uint8Array): Uint8Array => {
+    // the index may have loaded while this leaf was fetched
+    const where = loaded?.leaves.get(blockKey(cid))
+    if (where !== undefined && loaded !== undefined) readAhead(where.index, loaded)
+    return delivered(cid, bytes)
+  }
 
   return {
     getBytes: async (cid, opts) => {
@@ -217,12 +261,9 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
       const pending = ahead.get(key)
       if (pending !== undefined) {
         ahead.delete(key)
-        if (loaded !== undefined) readAhead(pending.stripe, loaded)
-        return delivered(cid, await raceAbort(pending.read, opts?.signal))
+        return after(cid, await raceAbort(pending.read, opts?.signal))
       }
-      const where = loaded?.leaves.get(key)
-      if (where !== undefined && loaded !== undefined) readAhead(where.index, loaded)
-      return delivered(cid, await raceAbort(fetchLeaf(cid, where), opts?.signal))
+      return after(cid, await raceAbort(fetchLeaf(cid, loaded?.leaves.get(key)), opts?.signal))
     }
   }
 }
@@ -248,7 +289,8 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
   const stripes: Stripe[] = []
   for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
     stripes[index] = stripe
-    stripe.data.forEach((cid, shard) => { leaves.set(blockKey(cid), { index, stripe, shard }) })
+    // a leaf repeated in the file (zero-filled regions) keeps its first place
+    stripe.data.forEach((cid, shard) => { if (!leaves.has(blockKey(cid))) leaves.set(blockKey(cid), { index, stripe, shard }) })
   }
   const view = await components.stripes.holders(manifest, mroot.stripes, signal)
   return { mroot, view, leaves, stripes }
@@ -284,6 +326,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
         try {
           shards.set(i, await components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal }))
         } catch {}
+        if (signal?.aborted === true) next = candidates.length
         done()
       }
     }
@@ -294,6 +337,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
       void fetchOne().finally(() => { running--; done() })
     }
   })
+  if (signal?.aborted === true) throw new AbortedError('read aborted')
   if (shards.size < needed) throw new StripeUnavailableError(`stripe ${index} of ${mroot.root.toString()}: only ${shards.size} of ${k} shards reachable`)
   const data = rebuildStripe(stripe, k, m, shards, await components.stripes.coder())
   // the leaves rebuilt, not those fetched or held here (stored already)
@@ -301,14 +345,12 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
   for (let i = 0; i < stripe.data.length; i++) {
     if (shards.has(i)) continue
     const cid = stripe.data[i]
-    if (await components.blockstore.has(cid)) {
-      // indexed here, yet not readable (the local read comes first): a copy
-      // that failed its check, which a put would keep
-      await components.blockstore.delete(cid)
-      replaced = true
-    }
-    await components.blockstore.put(cid, data[i])
     components.onBlock?.(cid, data[i], 'rebuilt')
+    const here = await localState(components.blockstore, cid)
+    if (here === 'good') continue // stored meanwhile (a late fetch, a hedge's other half)
+    // a copy that failed its check stays indexed, and a put would keep it
+    if (here === 'corrupt') { await components.blockstore.delete(cid); replaced = true }
+    await components.blockstore.put(cid, data[i])
   }
   if (replaced) await components.blockstore.commit()
   return data

@@ -31,13 +31,13 @@ const MiB = 1024 * 1024
 interface StripedFile { swarm: Swarm, writer: ShoalNode, reader: ShoalNode, data: Buffer, root: CID, manifest: CID, stripes: Stripe[] }
 
 /**
- * Six nodes and a 4 MiB file (16 leaves, 4 stripes) pinned ec:4+2 by node 0,
- * which then drops what it does not hold; node 5 reads.
+ * Six nodes and a file of `size` (4 MiB: 16 leaves, 4 stripes) pinned ec:4+2
+ * by node 0, which then drops what it does not hold; node 5 reads.
  */
-async function stripedFile (t: CleanupContext): Promise<StripedFile> {
+async function stripedFile (t: CleanupContext, size = 4 * MiB): Promise<StripedFile> {
   const swarm = await swarmOf(t, 6)
   const writer = swarm.nodes[0] as ShoalNode
-  const data = randomBytes(4 * MiB)
+  const data = randomBytes(size)
   await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2', wait: true })
   await writer.components.durability.collectGarbage()
   const reader = swarm.nodes[5] as ShoalNode
@@ -78,8 +78,9 @@ function blocksSent (node: ShoalNode): number {
 }
 
 describe('read path v2 on real nodes', () => {
-  it('a healthy striped read is served by the holders of its shards, several at once, with no rebuild', TEST, async t => {
-    const f = await stripedFile(t)
+  it('a healthy striped read is served by the holders of its shards, several at once, its own shards read here, with no rebuild', TEST, async t => {
+    // 16 MiB: 16 stripes, more than the reader's own window, so the stripes ahead are fetched by the session
+    const f = await stripedFile(t, 16 * MiB)
     const others = live(f.swarm).filter(n => n !== f.reader)
     const before = others.map(blocksSent)
     const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
@@ -89,6 +90,11 @@ describe('read path v2 on real nodes', () => {
     assert.ok(!from.includes('rebuilt') && !from.includes('cold'), `healthy: nothing rebuilt (${[...new Set(from)].join(',')})`)
     // every leaf was delivered once, and reported
     for (const stripe of f.stripes) for (const leaf of stripe.data) assert.ok(origins.has(leaf.toString()), `leaf ${leaf.toString()} reported`)
+    // the reader's own shards never crossed the network
+    const status = await f.writer.components.files.pinStatus('/f.bin')
+    const own = status.stripes.flatMap((s, i) => s.shards.slice(0, f.stripes[i].data.length).flatMap((sh, j) => sh.holders.includes(f.reader.components.peerId) ? [f.stripes[i].data[j]] : []))
+    assert.ok(own.length > 0, 'the reader holds some data shards')
+    for (const leaf of own) assert.equal(origins.get(leaf.toString()), 'local', `own shard ${leaf.toString()} read here`)
     const served = others.filter((n, i) => blocksSent(n) > before[i])
     assert.ok(served.length >= 4, `at least k holders served the read (${served.length})`)
     const stats = f.reader.components.exchange.stats()
@@ -186,7 +192,14 @@ describe('read path v2 on real nodes', () => {
     const lasting = new AbortController()
     const listening = getEventListeners(lasting.signal, 'abort').length
     const early = f.reader.components.blocks.session({ root: f.root, manifest: f.manifest }, { signal: lasting.signal })
-    for await (const chunk of readContent(early, f.root, { signal: lasting.signal })) { void chunk; break }
+    let waiting = 0
+    for await (const chunk of readContent(early, f.root, { signal: lasting.signal })) {
+      void chunk
+      // the leaves read ahead are waiting on the signal now
+      waiting = getEventListeners(lasting.signal, 'abort').length - listening
+      break
+    }
+    assert.ok(waiting > 0, 'the early read had fetches waiting on its signal')
     // the leaves it fetched ahead finish or time out; then nothing waits on the signal
     await until('the early read settled, with no abort listener left on its signal', async () => {
       const s = f.reader.components.exchange.stats()
