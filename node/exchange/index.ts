@@ -78,6 +78,12 @@ export interface GetBlockOptions {
   signal?: AbortSignal
   /** Ask these peers (in this order) instead of discovering providers. */
   providers?: PeerId[]
+  /**
+   * Keep a fetched block here (a cache the next garbage collection may
+   * drop). A fetched block always replaces a local copy that failed its
+   * check. @default true
+   */
+  store?: boolean
 }
 
 /**
@@ -103,6 +109,8 @@ export interface SessionOptions {
   route?: (cid: CID) => PeerId[] | undefined | Promise<PeerId[] | undefined>
   /** Told of every block the session delivers: read here, or fetched from a peer. */
   onBlock?: (cid: CID, bytes: Uint8Array, from: 'local' | 'peer') => void
+  /** Keep fetched blocks here (see {@link GetBlockOptions.store}). @default true */
+  store?: boolean
 }
 
 /** Counters, for tests and metrics. */
@@ -237,8 +245,8 @@ class DefaultBlockExchange implements BlockExchange {
     providersFromPeers: 0
   }
 
-  /** Fetches under way, so concurrent asks for one block share one fetch. */
-  private readonly fetching = new Map<string, Promise<Uint8Array>>()
+  /** Fetches under way, so concurrent asks for one block share one fetch (and whether it stores what it gets). */
+  private readonly fetching = new Map<string, { read: Promise<Uint8Array>, stores: boolean }>()
   /** Blocks whose local copy failed its check: the next good copy fetched replaces it. */
   private readonly corrupt = new Set<string>()
   private readonly maxStreamsPerPeer: number
@@ -308,7 +316,8 @@ class DefaultBlockExchange implements BlockExchange {
     const { signal } = options
     const local = await this.getLocal(cid, signal)
     if (local !== undefined) return local
-    return await this.fetchShared(cid, signal, async () => {
+    const store = options.store ?? true
+    return await this.fetchShared(cid, signal, store, async () => {
       let providers: ProviderSet
       if (options.providers !== undefined) {
         providers = new ProviderSet()
@@ -317,7 +326,7 @@ class DefaultBlockExchange implements BlockExchange {
       } else {
         providers = this.discover(cid, signal)
       }
-      return await this.fetch(cid, providers, signal)
+      return await this.fetch(cid, providers, signal, store)
     })
   }
 
@@ -335,11 +344,12 @@ class DefaultBlockExchange implements BlockExchange {
     let remote = false
     let sinceProbe = 0
     const fetched = new RecentKeys(RECENT_KEYS)
+    const store = options.store ?? true
     return {
       getBytes: async (cid, opts = {}) => {
         const signal = anySignal(options.signal, opts.signal)
         const key = blockKey(cid)
-        if (!remote || ++sinceProbe >= PROBE_EVERY || fetched.has(key)) {
+        if (!remote || ++sinceProbe >= PROBE_EVERY || (store && fetched.has(key))) {
           sinceProbe = 0
           const local = await this.getLocal(cid, signal)
           if (local !== undefined) { remote = false; options.onBlock?.(cid, local, 'local'); return local }
@@ -348,16 +358,16 @@ class DefaultBlockExchange implements BlockExchange {
           remote = !this.corrupt.has(key)
         }
         const routed = await options.route?.(cid)
-        const bytes = await this.fetchShared(cid, signal, async () => {
+        const bytes = await this.fetchShared(cid, signal, store, async () => {
           if (routed !== undefined && routed.length > 0) {
             const known = new ProviderSet()
             for (const p of routed) if (!p.equals(this.libp2p.peerId)) known.add(p)
             known.finish()
-            try { return await this.fetch(cid, known, signal) } catch (err: any) {
+            try { return await this.fetch(cid, known, signal, store) } catch (err: any) {
               if (err?.name !== 'BlockUnavailableError') throw err
             }
           }
-          return await this.fetch(cid, found(), signal)
+          return await this.fetch(cid, found(), signal, store)
         })
         fetched.add(key)
         options.onBlock?.(cid, bytes, 'peer')
@@ -452,22 +462,26 @@ class DefaultBlockExchange implements BlockExchange {
     await this.blockstore.put(cid, bytes)
   }
 
-  private async fetchShared (cid: CID, signal: AbortSignal | undefined, fetch: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  /** One fetch per block at a time; a caller that stores, joining a fetch that does not, stores what it gets. */
+  private async fetchShared (cid: CID, signal: AbortSignal | undefined, store: boolean, fetch: () => Promise<Uint8Array>): Promise<Uint8Array> {
     const key = blockKey(cid)
-    let shared = this.fetching.get(key)
+    const shared = this.fetching.get(key)
     if (shared === undefined) {
-      shared = fetch().finally(() => { this.fetching.delete(key) })
-      shared.catch(() => {})
-      this.fetching.set(key, shared)
+      const read = fetch().finally(() => { this.fetching.delete(key) })
+      read.catch(() => {})
+      this.fetching.set(key, { read, stores: store })
+      return await raceAbort(read, signal)
     }
-    return await raceAbort(shared, signal)
+    const bytes = await raceAbort(shared.read, signal)
+    if (store && !shared.stores) await this.blockstore.put(cid, bytes)
+    return bytes
   }
 
   /**
    * Fetch `cid` from the providers, least busy first, moving on when one
    * does not have it, vanishes, times out or sends bad bytes.
    */
-  private async fetch (cid: CID, providers: ProviderSet, signal?: AbortSignal): Promise<Uint8Array> {
+  private async fetch (cid: CID, providers: ProviderSet, signal: AbortSignal | undefined, store: boolean): Promise<Uint8Array> {
     const tried = new Set<string>()
     const errors: string[] = []
     while (true) {
@@ -505,7 +519,7 @@ class DefaultBlockExchange implements BlockExchange {
         continue
       }
       // outside the peer's turn: a failure to store here (a full disk) is ours, not the peer's
-      await this.store(cid, data)
+      if (store || this.corrupt.has(blockKey(cid))) await this.store(cid, data)
       this.counters.blocksFetched++
       return data
     }

@@ -367,7 +367,7 @@ export class Files {
           if (entry.pin?.policy !== want || entry.pin.manifest !== undefined) current = await this.bindPolicy(entry, { policy: want })
         } else {
           // leaves that are not here are fetched (and kept) as the encoder reads them
-          const getter = this.reader(root, signal, entry.pin)
+          const getter = this.reader(root, signal, entry.pin, { keep: true })
           current = await this.bindPolicy(entry, await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter)))
         }
       }

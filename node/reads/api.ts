@@ -46,7 +46,15 @@ export interface ReadSessionOptions {
   signal?: AbortSignal
   /** Called once per block delivered, with where it came from. */
   onProgress?: (event: ReadProgress) => void
-  /** Store the blocks read from the cold tier here too (blocks from peers and rebuilt leaves are always stored). */
+  /**
+   * Keep every block read here: from peers, rebuilt, from the cold tier
+   * (for a pin that needs the file local, e.g. re-coding it). Without it,
+   * blocks of a plain DAG fetched from peers are still kept (a cache the next
+   * garbage collection may drop, as IPFS nodes do), while a striped file's
+   * leaves and cold blocks are not: the file's holders or its tier keep it,
+   * and a read leaves no full copy behind. A corrupt local copy is always
+   * replaced.
+   */
   keep?: boolean
 }
 

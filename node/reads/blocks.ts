@@ -84,7 +84,7 @@ export class Blocks implements BlockReader {
     // a cold-only file is not searched for in the swarm: what is not here is in the tier
     if (exchange === undefined || (target.cold !== undefined && target.manifest === undefined)) return localGetter(blockstore, onBlock)
     if (target.manifest !== undefined && stripes !== undefined) {
-      return stripedSession({ blockstore, exchange, stripes }, target.root, target.manifest, { signal, onBlock })
+      return stripedSession({ blockstore, exchange, stripes }, target.root, target.manifest, { signal, onBlock, cache: options.keep === true })
     }
     return exchange.session(target.root, { signal, onBlock })
   }

@@ -65,6 +65,12 @@ export interface StripedReadOptions {
   window?: number
   /** Least wait before a slow leaf's stripe is rebuilt from other shards. @default {@link MIN_HEDGE_MS} */
   minHedgeMs?: number
+  /**
+   * Keep the leaves fetched or rebuilt here. Off, only this node's own
+   * shards and replacements of corrupt copies are stored: the file's holders
+   * keep it, and a read leaves no full copy behind. @default false
+   */
+  cache?: boolean
 }
 
 /** Stripes fetched ahead of the reader: with 1 MiB leaves and k = 4, 8 MiB. */
@@ -133,21 +139,24 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     origins.delete(key)
     return bytes
   }
-  const session = exchange.session(root, { signal, route, onBlock: noteOrigin })
+  const cache = options.cache ?? false
+  const session = exchange.session(root, { signal, route, onBlock: noteOrigin, store: cache })
 
-  /** Leaves rebuilt by this read, hence stored here: read locally from then on. */
-  const rebuiltHere = new Set<string>()
+  /** Stripes rebuilt lately, by index: their other leaves are served from memory. */
+  const rebuilt = new Map<number, Uint8Array[]>()
   /** Rebuilds under way, per stripe and shard left out. */
   const rebuilding = new Map<string, Promise<Uint8Array[]>>()
   const rebuild = async (where: LeafPlace, index: StripeIndex, skip?: number): Promise<Uint8Array> => {
     const key = `${where.index}:${skip ?? ''}`
     let data = rebuilding.get(key)
     if (data === undefined) {
-      data = rebuildFrom({ ...components, onBlock: noteOrigin }, index.mroot, where.index, where.stripe, index.view, skip, signal)
+      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, index.mroot, where.index, where.stripe, index.view, skip, signal)
       rebuilding.set(key, data)
-      data.then(() => {
+      data.then(leaves => {
         rebuilding.delete(key)
-        for (const leaf of where.stripe.data) rebuiltHere.add(blockKey(leaf))
+        rebuilt.set(where.index, leaves)
+        // bounded: the stripes the reader may still ask for
+        for (const old of rebuilt.keys()) if (rebuilt.size > window + 2) rebuilt.delete(old)
       }, () => { rebuilding.delete(key) })
     }
     return (await data)[where.shard]
@@ -157,13 +166,18 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   let meanMs: number | undefined
   const hedgeMs = (): number => meanMs === undefined ? minHedgeMs : Math.max(minHedgeMs, HEDGE_FACTOR * meanMs)
 
-  /** This node holds the leaf (its own shard, or rebuilt by this read): the session's remote mode would skip the store. */
-  const heldHere = (cid: CID, where: LeafPlace | undefined): boolean =>
-    rebuiltHere.has(blockKey(cid)) || (where !== undefined && loaded !== undefined && loaded.view.holders(where.index, where.shard).includes(sources.self))
+  /** This node holds the leaf as its shard: the session's remote mode would skip the store. */
+  const heldHere = (where: LeafPlace | undefined): boolean =>
+    where !== undefined && loaded !== undefined && loaded.view.holders(where.index, where.shard).includes(sources.self)
 
-  /** One attempt at a leaf: the local store first when it should be here, else the session (local, then its holders). */
+  /** One attempt at a leaf: a stripe rebuilt lately, the local store when it should be here, else the session (local, then its holders). */
   const attemptLeaf = async (cid: CID, where: LeafPlace | undefined): Promise<Uint8Array> => {
-    if (heldHere(cid, where)) {
+    const done = where === undefined ? undefined : rebuilt.get(where.index)?.[where.shard]
+    if (done !== undefined) {
+      noteOrigin?.(cid, done, 'rebuilt')
+      return done
+    }
+    if (heldHere(where)) {
       try {
         const bytes = await components.blockstore.getBytes(cid, { signal })
         noteOrigin?.(cid, bytes, 'local')
@@ -171,9 +185,9 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
       } catch (err: any) {
         if (!NOT_HERE.has(err?.name)) throw err
       }
-      // gone or corrupt here: the exchange reads it again (noting a corrupt copy), then asks the other holders
+      // gone or corrupt here: the exchange reads it again (noting a corrupt copy), then asks the other holders; it is ours to keep
       const peers = where !== undefined && loaded !== undefined ? holdersOf(where, loaded) : []
-      return await exchange.getBlock(cid, { providers: peers, signal })
+      return await exchange.getBlock(cid, { providers: peers, signal, store: true })
     }
     return await session.getBytes(cid, { signal })
   }
@@ -214,7 +228,7 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   const fallback = async (cid: CID, where: LeafPlace, index: StripeIndex, cause: Error): Promise<Uint8Array> => {
     const peers = holdersOf(where, index)
     if (peers.length > 0) {
-      try { return await exchange.getBlock(cid, { providers: peers, signal }) } catch (err) {
+      try { return await exchange.getBlock(cid, { providers: peers, signal, store: cache }) } catch (err) {
         if (signal?.aborted === true) throw err
       }
     }
@@ -301,7 +315,7 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
  * for), rebuild its data leaves and store the rebuilt ones here. Returns as
  * soon as enough shards arrived: a straggler is not waited for.
  */
-async function rebuildFrom (components: StripedReadComponents & { onBlock?: StripedReadOptions['onBlock'] }, mroot: ManifestRoot, index: number, stripe: Stripe, view: HolderView, skip: number | undefined, signal?: AbortSignal): Promise<Uint8Array[]> {
+async function rebuildFrom (components: StripedReadComponents & { onBlock?: StripedReadOptions['onBlock'], cache: boolean }, mroot: ManifestRoot, index: number, stripe: Stripe, view: HolderView, skip: number | undefined, signal?: AbortSignal): Promise<Uint8Array[]> {
   const { k, m } = mroot
   const self = components.stripes.self
   const shards = new Map<number, Uint8Array>()
@@ -324,7 +338,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
         const cid = shardCID(stripe, k, i) as CID
         const providers = view.holders(index, i).filter(p => p !== self).map(p => peerIdFromString(p))
         try {
-          shards.set(i, await components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal }))
+          shards.set(i, await components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal, store: components.cache }))
         } catch {}
         if (signal?.aborted === true) next = candidates.length
         done()
@@ -340,7 +354,8 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
   if (signal?.aborted === true) throw new AbortedError('read aborted')
   if (shards.size < needed) throw new StripeUnavailableError(`stripe ${index} of ${mroot.root.toString()}: only ${shards.size} of ${k} shards reachable`)
   const data = rebuildStripe(stripe, k, m, shards, await components.stripes.coder())
-  // the leaves rebuilt, not those fetched or held here (stored already)
+  // the leaves rebuilt (not those fetched or held here): stored when caching,
+  // when they are this node's own shards, or in place of a corrupt copy
   let replaced = false
   for (let i = 0; i < stripe.data.length; i++) {
     if (shards.has(i)) continue
@@ -348,6 +363,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
     components.onBlock?.(cid, data[i], 'rebuilt')
     const here = await localState(components.blockstore, cid)
     if (here === 'good') continue // stored meanwhile (a late fetch, a hedge's other half)
+    if (here === 'missing' && !components.cache && !view.holders(index, i).includes(self)) continue
     // a copy that failed its check stays indexed, and a put would keep it
     if (here === 'corrupt') { await components.blockstore.delete(cid); replaced = true }
     await components.blockstore.put(cid, data[i])
