@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import { cliOk, fmt, installCleanup, log, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { rawStream, settle } from './raw-stream.js'
+import { cpuOf, rawStream, settle } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
@@ -84,11 +84,16 @@ async function json<T> (args: string[]): Promise<T> {
   return JSON.parse((await cliOk(['--json', ...args])).stdout) as T
 }
 
-async function catSeconds (repo: string, path: string, expected: string): Promise<number> {
+/** A timed `cat` on `repo`'s daemon, with the CPU seconds the reading daemon and all the others used meanwhile. */
+async function timedCat (repo: string, path: string, expected: string, daemons: Array<BenchDaemon | undefined>): Promise<{ seconds: number, readerCpu: number, othersCpu: number }> {
+  const cpu = (): number[] => daemons.map(d => d === undefined ? 0 : cpuOf(d.pid) ?? 0)
+  const before = cpu()
   const hash = createHash('sha256')
   const r = await cliOk(['--repo', repo, 'cat', path], chunk => { hash.update(chunk) })
   if (hash.digest('hex') !== expected) throw new Error(`cat ${path} on ${repo} is not byte-identical`)
-  return r.seconds
+  const used = cpu().map((c, i) => c - before[i])
+  const at = daemons.findIndex(d => d?.repo === repo)
+  return { seconds: r.seconds, readerCpu: used[at], othersCpu: used.reduce((a, b) => a + b, 0) - used[at] }
 }
 
 /** The phase times (ms) the writer logged for its add of `path`. */
@@ -165,15 +170,24 @@ async function main (): Promise<number> {
       await new Promise(resolve => setTimeout(resolve, 100))
     }
     // the same size from one holder: the writer alone holds /plain.bin (pin none)
-    const single = await catSeconds(reader, '/plain.bin', otherSha)
-    const healthy = await catSeconds(reader, '/striped.bin', sha)
+    await settle(30)
+    const singleCat = await timedCat(reader, '/plain.bin', otherSha, daemons)
+    await settle(30)
+    const healthyCat = await timedCat(reader, '/striped.bin', sha, daemons)
+    const single = singleCat.seconds
+    const healthy = healthyCat.seconds
     const status = await json<{ stripes: Array<{ shards: Array<{ holders: string[] }> }> }>(['--repo', writer, 'pin', 'status', '/striped.bin'])
     const holders0 = status.stripes[0].shards.map(s => s.holders[0])
     const victims = holders0.map(h => ids.findIndex(x => x.id === h)).filter(i => i > 0 && i < repos.length - 1).slice(0, 2)
     for (const v of victims) { await daemons[v]?.stop(); daemons[v] = undefined }
     // the reader has the file cached now: read it on a fresh node instead? No — drop its cache with gc
     await cliOk(['--repo', reader, 'gc'])
-    const degraded = await catSeconds(reader, '/striped.bin', sha)
+    await settle(30)
+    const degradedCat = await timedCat(reader, '/striped.bin', sha, daemons)
+    const degraded = degradedCat.seconds
+    for (const [what, c] of [['one holder', singleCat], ['healthy striped', healthyCat], ['degraded', degradedCat]] as const) {
+      log(`cat (${what}): ${fmt(c.seconds, 2)} s; CPU s of the reading daemon ${fmt(c.readerCpu, 2)}, of the other daemons ${fmt(c.othersCpu, 2)}`)
+    }
     log(`cat on the last node: one holder (pin none) ${fmt(mbps(opts.size, single))} MB/s; healthy striped ${fmt(mbps(opts.size, healthy))} MB/s; with 2 holders down ${fmt(mbps(opts.size, degraded))} MB/s (degraded/healthy ${fmt(healthy / degraded, 2)})`)
 
     await new Promise(resolve => setTimeout(resolve, GRACE_MS + 500))
