@@ -123,8 +123,7 @@ export async function openHost (transport: Transport, listen: string[], swarmKey
       selectCipher(transport === 'pnet-wasm' ? 'wasm' : 'native')
       return await createHost({ privateKey, listen, swarmKey })
     case 'quic': {
-      // loaded on demand: a devDependency with a native binary per platform
-      const { quic } = await import('@chainsafe/libp2p-quic')
+      const { quic } = await loadQuic()
       return await createLibp2p({
         privateKey,
         addresses: { listen },
@@ -134,6 +133,20 @@ export async function openHost (transport: Transport, listen: string[], swarmKey
     }
   }
 }
+
+/**
+ * The QUIC transport, loaded on demand and not a dependency of the project:
+ * its binaries are per platform and not all of them are on every registry
+ * (a lock file naming them breaks `npm ci` there). Install it to measure it:
+ * `npm install --no-save @chainsafe/libp2p-quic`.
+ */
+export async function loadQuic (): Promise<{ quic: () => any }> {
+  const name = QUIC_PACKAGE // a variable: the compiler does not look for a package that may be absent
+  return await import(name) as { quic: () => any }
+}
+
+/** The npm package of the QUIC transport. */
+export const QUIC_PACKAGE = '@chainsafe/libp2p-quic'
 
 async function peerMain (): Promise<void> {
   const [transport, file, keyHex, windowMiB] = process.argv.slice(2)

@@ -41,7 +41,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
 import { fmt, installCleanup, isInterrupted, log, median, parseSize, tempDirs, trackChild, writeRandomFile } from './harness.js'
 import { cpuAccount, cpuOf, foreignCpu, noisy, settle } from './raw-stream.js'
-import { MESSAGE, openHost, RAW_PROTOCOL, TRANSPORT_LABELS, TRANSPORTS, type PeerReady, type Transport } from './transport-peer.js'
+import { MESSAGE, QUIC_PACKAGE, loadQuic, openHost, RAW_PROTOCOL, TRANSPORT_LABELS, TRANSPORTS, type PeerReady, type Transport } from './transport-peer.js'
 
 const MiB = 1024 * 1024
 const MB = 1e6
@@ -82,9 +82,9 @@ type QuicStatus = { version: string } | { error: string }
 
 async function quicAvailable (): Promise<QuicStatus> {
   try {
-    await import('@chainsafe/libp2p-quic')
+    await loadQuic()
     // the package exports no package.json: read it next to dist/src/index.js
-    const pkg = join(dirname(fileURLToPath(import.meta.resolve('@chainsafe/libp2p-quic'))), '..', '..', 'package.json')
+    const pkg = join(dirname(fileURLToPath(import.meta.resolve(QUIC_PACKAGE))), '..', '..', 'package.json')
     return { version: (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version }
   } catch (err) {
     return { error: String((err as Error)?.message ?? err).split('\n')[0] }
@@ -228,7 +228,7 @@ function report (opts: Options, ms: Measurement[], quic: QuicStatus | undefined)
     '',
     ...notes
   ]
-  if (quic !== undefined && 'error' in quic) out.push(`quic: not measured, @chainsafe/libp2p-quic did not load: ${quic.error}`)
+  if (quic !== undefined && 'error' in quic) out.push(`quic: not measured, ${QUIC_PACKAGE} did not load (npm install --no-save ${QUIC_PACKAGE} to measure it): ${quic.error}`)
   out.push(ms.every(m => m.identical) ? 'every stream byte-identical (sha-256 match)' : `MISMATCH in ${ms.filter(m => !m.identical).map(m => `${m.transport} run ${m.run}`).join(', ')}`)
   out.push(`CPU seconds used by other processes while timed (0 on a quiet machine): ${opts.transports.filter(t => medians.has(t))
     .map(t => `${t} ${ms.filter(m => m.transport === t).map(m => m.foreign === undefined ? '?' : fmt(m.foreign, 1)).join('/')}`).join(', ')}`)

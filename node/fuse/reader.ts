@@ -41,6 +41,11 @@ export class HandleReader {
 
   /** Copy up to `length` bytes at `offset` into `out`; resolves with the count (0 at the end). */
   async read (out: Uint8Array, length: number, offset: number): Promise<number> {
+    // bytes already read (the stream runs ahead of the kernel's requests):
+    // answered at once, not queued behind a request that waits for the stream
+    const end = Math.min(offset + length, this.size)
+    if (offset >= end) return 0
+    if (this.copyKept(out, offset, offset, end) >= end) return end - offset
     // one request at a time per handle: they share the stream
     const run = this.queue.then(async () => await this.readNow(out, length, offset))
     this.queue = run.catch(() => {})
