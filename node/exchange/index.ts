@@ -472,8 +472,16 @@ class DefaultBlockExchange implements BlockExchange {
       this.fetching.set(key, { read, stores: store })
       return await raceAbort(read, signal)
     }
-    const bytes = await raceAbort(shared.read, signal)
-    if (store && !shared.stores) await this.blockstore.put(cid, bytes)
+    let bytes: Uint8Array
+    try {
+      bytes = await raceAbort(shared.read, signal)
+    } catch (err: any) {
+      // the fetch joined ran under its first caller's signal and providers:
+      // its abort, or its narrower providers, are not this caller's
+      if (signal?.aborted === true || (err?.name !== 'AbortedError' && err?.name !== 'BlockUnavailableError')) throw err
+      return await fetch()
+    }
+    if (store && !shared.stores) await this.store(cid, bytes)
     return bytes
   }
 

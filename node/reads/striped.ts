@@ -5,22 +5,29 @@
  *
  * - **Parallel.** The first leaf this node does not hold loads the manifest
  *   and asks every connected peer which shards it holds (one view per read).
- *   From then on, each leaf asked for starts the fetch of every data leaf of
- *   the next {@link StripedReadOptions.window} stripes, each from its own
- *   holder: k peers serve at once, and a sequential reader (`cat`, FUSE,
- *   CAR export) finds its next leaves in flight or arrived.
+ *   Once the reader has had a stripe's worth of leaves, each leaf delivered
+ *   starts the fetch of every data leaf of the next
+ *   {@link StripedReadOptions.window} stripes, each from its own holder: k
+ *   peers serve at once, and a sequential reader (`cat`, FUSE, CAR export)
+ *   finds its next leaves in flight or arrived. This node's own shards are
+ *   read from its store.
  * - **Hedged.** A leaf that takes longer than a few times the latency
- *   observed so far (at least {@link MIN_HEDGE_MS}) starts a rebuild of its
- *   stripe from the other shards, parity included; whichever answers first
- *   wins. A stalled holder delays a read by the hedge, not by the exchange's
- *   request timeout.
+ *   observed so far (at least {@link MIN_HEDGE_MS}, counted from when the
+ *   index is known) starts a rebuild of its stripe from the other shards,
+ *   parity included; whichever answers first wins. A stalled holder delays a
+ *   read by the hedge, not by the exchange's request timeout.
  * - **Degraded.** A leaf no live peer can give (holder gone, `dont-have`,
  *   corrupt bytes) is rebuilt with its whole stripe from any k shards fetched
- *   in parallel; the rebuilt leaves are stored here, so the rest of the
- *   stripe is read locally.
+ *   in parallel; the rebuilt stripe is kept in memory, so the rest of it is
+ *   not rebuilt again.
+ * - **Nothing left behind** (unless `cache`): leaves fetched and parity
+ *   fetched for a rebuild are not stored; a rebuilt leaf is stored only in
+ *   place of a corrupt local copy. The manifest blocks the read loads are
+ *   kept (a few KiB per file).
  *
- * Memory: at most `window` stripes of leaves are held ahead of the reader;
- * leaves of stripes the reader moved past are dropped.
+ * Memory: the leaves of at most `window` stripes ahead of the reader (leaves
+ * of stripes it moved past are dropped), and the last `window + 2` rebuilt
+ * stripes.
  *
  * @module
  */
@@ -109,8 +116,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   let loading: Promise<StripeIndex> | undefined
   let unroutable = false
   let loaded: StripeIndex | undefined
+  let indexKnown: () => void = () => {}
+  /** Resolves once the index is loaded (the hedge clock starts then: its load is not a leaf's latency). */
+  const indexReady = new Promise<void>(resolve => { indexKnown = resolve })
   const load = async (): Promise<StripeIndex> => {
-    loading ??= buildIndex(components, manifest, signal).then(index => { loaded = index; return index })
+    loading ??= buildIndex(components, manifest, signal).then(index => { loaded = index; indexKnown(); return index })
     loading.catch(() => { loading = undefined })
     return await loading
   }
@@ -171,7 +181,10 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     where !== undefined && loaded !== undefined && loaded.view.holders(where.index, where.shard).includes(sources.self)
 
   /** One attempt at a leaf: a stripe rebuilt lately, the local store when it should be here, else the session (local, then its holders). */
-  const attemptLeaf = async (cid: CID, where: LeafPlace | undefined): Promise<Uint8Array> => {
+  const attemptLeaf = async (cid: CID, known: LeafPlace | undefined): Promise<Uint8Array> => {
+    // the index being loaded (a block was missing): wait for it, so that an own shard is read here
+    if (loaded === undefined && loading !== undefined) await loading.catch(() => {})
+    const where = known ?? loaded?.leaves.get(blockKey(cid))
     const done = where === undefined ? undefined : rebuilt.get(where.index)?.[where.shard]
     if (done !== undefined) {
       noteOrigin?.(cid, done, 'rebuilt')
@@ -194,8 +207,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
 
   /** One leaf: hedged by a rebuild when late; rebuilt when unavailable. */
   const fetchLeaf = async (cid: CID, known: LeafPlace | undefined): Promise<Uint8Array> => {
-    const started = Date.now()
     const attempt = attemptLeaf(cid, known)
+    // the clock starts once the index is known: a local read or the index's
+    // own load is not a leaf fetch
+    if (loaded === undefined) await Promise.race([attempt.then(() => {}, () => {}), indexReady])
+    const started = Date.now()
     attempt.then(() => {
       const ms = Date.now() - started
       meanMs = meanMs === undefined ? ms : 0.8 * meanMs + 0.2 * ms
@@ -214,9 +230,8 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     } finally {
       clearTimeout(timer)
     }
-    // late: rebuild its stripe without it (once the index is known, as the
-    // first miss loads it), and take whichever comes first
-    const index = loaded ?? await loading?.catch(() => undefined)
+    // late: rebuild its stripe without it, and take whichever comes first
+    const index = loaded
     const where = known ?? index?.leaves.get(blockKey(cid))
     if (where === undefined || index === undefined) return await attempt
     const hedge = rebuild(where, index, where.shard)
@@ -312,8 +327,9 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
 
 /**
  * Fetch any k shards of a stripe in parallel (`skip`: a shard not to wait
- * for), rebuild its data leaves and store the rebuilt ones here. Returns as
- * soon as enough shards arrived: a straggler is not waited for.
+ * for) and rebuild its data leaves; a rebuilt leaf is stored when caching or
+ * in place of a corrupt local copy. Returns as soon as enough shards
+ * arrived: a straggler is not waited for.
  */
 async function rebuildFrom (components: StripedReadComponents & { onBlock?: StripedReadOptions['onBlock'], cache: boolean }, mroot: ManifestRoot, index: number, stripe: Stripe, view: HolderView, skip: number | undefined, signal?: AbortSignal): Promise<Uint8Array[]> {
   const { k, m } = mroot
@@ -363,7 +379,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
     components.onBlock?.(cid, data[i], 'rebuilt')
     const here = await localState(components.blockstore, cid)
     if (here === 'good') continue // stored meanwhile (a late fetch, a hedge's other half)
-    if (here === 'missing' && !components.cache && !view.holders(index, i).includes(self)) continue
+    if (here === 'missing' && !components.cache) continue
     // a copy that failed its check stays indexed, and a put would keep it
     if (here === 'corrupt') { await components.blockstore.delete(cid); replaced = true }
     await components.blockstore.put(cid, data[i])

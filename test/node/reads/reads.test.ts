@@ -154,7 +154,7 @@ describe('read path v2 on real nodes', () => {
     assert.equal(origins.get(leaf.toString()), 'rebuilt')
     assert.ok(f.reader.components.exchange.stats().corruptBlocks >= 1)
     assert.ok(f.reader.components.exchange.stats().peersDisconnected >= 1, 'the liar was hung up on')
-    // a striped read leaves no copy of a leaf behind, the wrong bytes least of all
+    // and the reader stored nothing of it (a striped read keeps no copy)
     assert.equal(await f.reader.components.blockstore.has(leaf), false)
   })
 
@@ -189,6 +189,21 @@ describe('read path v2 on real nodes', () => {
     assert.equal(sha(await readAll(reader, '/f.bin')), sha(f.data))
     const again = reader.components.exchange.stats()
     assert.equal(again.corruptLocal, after.corruptLocal)
+  })
+
+  it('a pin that re-codes a striped file on a node holding none of it keeps every leaf it reads, then places the new stripes', TEST, async t => {
+    const f = await stripedFile(t)
+    const coder = live(f.swarm).find(n => n !== f.writer && n !== f.reader) as ShoalNode
+    await until('the record on that node', async () => (await coder.components.namespace.lookup('/f.bin')) !== undefined)
+    const pinned = await coder.components.files.pinAdd('/f.bin', 'ec:2+1')
+    assert.equal(pinned.policy, 'ec:2+1')
+    for (const stripe of f.stripes) {
+      for (const leaf of stripe.data) assert.equal(await coder.components.blockstore.has(leaf), true, `leaf ${leaf.toString()} kept for the new coding`)
+    }
+    const status = await coder.components.files.pinStatus('/f.bin')
+    assert.ok(status.manifest !== undefined && status.manifest !== f.manifest.toString(), 'a new manifest')
+    assert.equal(status.summary.lost, 0)
+    assert.equal(sha(await readAll(f.reader, '/f.bin')), sha(f.data))
   })
 
   it('an aborted read leaves no fetch, request or abort listener behind', TEST, async t => {
