@@ -9,6 +9,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
+import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
@@ -24,6 +25,9 @@ import type { Placer } from './placer.js'
 import type { RebuildCounts, ShardRebuilder } from './rebuilder.js'
 import type { Logger } from '../logger.js'
 
+
+/** Progress of a repair pass: manifests checked of those whose files are live, and shards rebuilt so far. */
+export type RepairProgressEvents = ProgressEvent<'shoal:durability:repair', { manifests: number, total: number, repaired: number }>
 /** What one repair pass did. */
 export interface RepairReport extends HealthSummary, RebuildCounts {
   manifests: number
@@ -87,10 +91,10 @@ export class Repairer {
     await this.pass.settled()
   }
 
-  /** One repair pass; concurrent calls share one pass. */
-  async repair (signal?: AbortSignal): Promise<RepairReport> {
+  /** One repair pass; concurrent calls share one pass (its progress goes to the caller that started it). */
+  async repair (signal?: AbortSignal, options: ProgressOptions<RepairProgressEvents> = {}): Promise<RepairReport> {
     return await this.pass.run(async () => {
-      const report = await this.repairPass(signal)
+      const report = await this.repairPass(signal, options)
       this.latest = { report, at: this.components.clock.now() }
       return report
     })
@@ -109,7 +113,7 @@ export class Repairer {
     }, ms)
   }
 
-  private async repairPass (signal?: AbortSignal): Promise<RepairReport> {
+  private async repairPass (signal: AbortSignal | undefined, options: ProgressOptions<RepairProgressEvents>): Promise<RepairReport> {
     const report = emptyRepairReport()
     const { holdings, files } = this.components
     const { placer } = this.init
@@ -129,6 +133,8 @@ export class Repairer {
     /** Live peers, counted once per pass when an at-risk placement may be retried. */
     let livePeers: number | undefined
     for await (const entry of holdings.manifests()) known.push(entry)
+    const total = known.filter(([text]) => live.has(text)).length
+    let checked = 0
     for (const [text, record] of known) {
       if (this.stopped) break
       if (signal?.aborted === true) throw new AbortedError('repair aborted')
@@ -145,6 +151,7 @@ export class Repairer {
         report.errors.push(`${text}: ${String(err?.message ?? err)}`)
         this.log.warn({ manifest: text, err: err?.message }, 'repair of manifest failed')
       }
+      options.onProgress?.(new CustomProgressEvent('shoal:durability:repair', { manifests: ++checked, total, repaired: report.repaired }))
     }
     return report
   }

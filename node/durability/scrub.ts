@@ -37,7 +37,12 @@ export interface ScanOptions {
   /** For tests: the clock and the wait (default: real time). */
   now?: () => number
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
+  /** Told of the scan's progress every {@link SCRUB_PROGRESS_BYTES} re-hashed, and once at its end. */
+  onScanned?: (report: Readonly<ScrubReport>) => void
 }
+
+/** Bytes re-hashed between two progress reports of a scrub. */
+export const SCRUB_PROGRESS_BYTES = 64 * 1024 * 1024
 
 /**
  * Re-hash every stored block, at most `bytesPerSecond`. Returns the CIDs
@@ -50,14 +55,17 @@ export async function findCorruptBlocks (blockstore: Pick<BlockStore, 'storedEnt
   // a burst of one second's budget: short scrubs of small stores do not wait at all
   const limiter = new RateLimiter(options.bytesPerSecond, options.bytesPerSecond)
   const corrupt: CID[] = []
+  let told = 0
   for await (const { cid, bytes } of blockstore.storedEntries({ signal: options.signal })) {
     report.blocks++
     report.bytes += bytes.byteLength
     if (!matchesCID(cid, bytes)) corrupt.push(cid)
+    if (report.bytes - told >= SCRUB_PROGRESS_BYTES) { told = report.bytes; report.corrupt = corrupt.length; options.onScanned?.(report) }
     const delay = limiter.delay(bytes.byteLength, now())
     if (delay > 0) await wait(delay, options.signal)
   }
   report.corrupt = corrupt.length
+  options.onScanned?.(report)
   return corrupt
 }
 

@@ -8,6 +8,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
+import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { blockKey } from '../blocks/index.js'
 import { AbortedError } from '../errors.js'
 import { emptyScrubReport, findCorruptBlocks, type ScrubReport } from './scrub.js'
@@ -19,6 +20,9 @@ import type { DurabilityParts } from './components.js'
 import type { ShardRebuilder } from './rebuilder.js'
 import type { Logger } from '../logger.js'
 
+
+/** Progress of a scrub: blocks and bytes re-hashed so far, and how many failed. */
+export type ScrubProgressEvents = ProgressEvent<'shoal:durability:scrub', { blocks: number, bytes: number, corrupt: number }>
 /** Settings of a {@link Scrubber}. */
 export interface ScrubberInit {
   /** Period of the scrub (ms); 0 = only on demand. */
@@ -69,9 +73,9 @@ export class Scrubber {
     await this.pass.settled()
   }
 
-  /** One scrub pass; concurrent calls share one pass. */
-  async scrub (signal?: AbortSignal): Promise<ScrubReport> {
-    return await this.pass.run(async () => await this.scrubPass(signal))
+  /** One scrub pass; concurrent calls share one pass (its progress goes to the caller that started it). */
+  async scrub (signal?: AbortSignal, options: ProgressOptions<ScrubProgressEvents> = {}): Promise<ScrubReport> {
+    return await this.pass.run(async () => await this.scrubPass(signal, options))
   }
 
   /** Scrub at `due` (ms timestamp), then every period after. */
@@ -88,12 +92,13 @@ export class Scrubber {
     }, wait)
   }
 
-  private async scrubPass (signal?: AbortSignal): Promise<ScrubReport> {
+  private async scrubPass (signal: AbortSignal | undefined, options: ProgressOptions<ScrubProgressEvents>): Promise<ScrubReport> {
     const { blockstore, holdings, exchange, clock, timers } = this.components
     const report = emptyScrubReport()
     const corrupt = await findCorruptBlocks(blockstore, report, {
       bytesPerSecond: this.init.scrubBytesPerSecond,
       signal,
+      onScanned: r => options.onProgress?.(new CustomProgressEvent('shoal:durability:scrub', { blocks: r.blocks, bytes: r.bytes, corrupt: r.corrupt })),
       now: () => clock.now(),
       sleep: async (ms, s) => { await sleepOn(timers, ms, s) }
     })

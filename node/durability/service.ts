@@ -19,8 +19,8 @@ import { Encoder, type EncodeOptions } from './encoder.js'
 import { readPinStatus, type PinStatus } from './pin-status.js'
 import { Placer, type PlaceOptions, type PlaceResult } from './placer.js'
 import { ShardRebuilder } from './rebuilder.js'
-import { Repairer, type RepairReport } from './repairer.js'
-import { Scrubber } from './scrubber.js'
+import { Repairer, type RepairProgressEvents, type RepairReport } from './repairer.js'
+import { Scrubber, type ScrubProgressEvents } from './scrubber.js'
 import { resolveSettings, type DurabilityInit, type DurabilitySettings } from './settings.js'
 import { ShardsServer } from './shards-server.js'
 import type { ErasureCoder } from './erasure.js'
@@ -32,12 +32,15 @@ import type { ScrubReport } from './scrub.js'
 import type { BlockGetter } from '../reads/api.js'
 import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
+import type { ProgressOptions } from 'progress-events'
 
 export type { DurabilityComponents, DurabilityStats } from './components.js'
 export type { DurabilityInit } from './settings.js'
 export type { AddEncoder, AddEncoderOptions, AddEncoding } from './add-encoder.js'
 export type { EncodeOptions, EncodeProgressEvents, SyncOptions } from './encoder.js'
 export type { PlaceOptions, PlaceProgressEvents, PlaceResult } from './placer.js'
+export type { RepairProgressEvents } from './repairer.js'
+export type { ScrubProgressEvents } from './scrubber.js'
 export type { PinStatus, ShardStatus, StripeStatus } from './pin-status.js'
 export type { RepairReport } from './repairer.js'
 
@@ -191,8 +194,8 @@ export class DurabilityService {
    * One repair pass over every manifest this node knows whose file is still
    * in the namespace. Concurrent calls share one pass. See {@link Repairer}.
    */
-  async repair (signal?: AbortSignal): Promise<RepairReport> {
-    return await this.repairer.repair(signal)
+  async repair (signal?: AbortSignal, options: ProgressOptions<RepairProgressEvents> = {}): Promise<RepairReport> {
+    return await this.repairer.repair(signal, options)
   }
 
   /**
@@ -219,8 +222,8 @@ export class DurabilityService {
    * corrupt, report what can be got nowhere in `lost`. Concurrent calls
    * share one pass. See {@link Scrubber}.
    */
-  async scrub (signal?: AbortSignal): Promise<ScrubReport> {
-    return await this.scrubber.scrub(signal)
+  async scrub (signal?: AbortSignal, options: ProgressOptions<ScrubProgressEvents> = {}): Promise<ScrubReport> {
+    return await this.scrubber.scrub(signal, options)
   }
 
   /** The erasure coder, loaded once (reads use it too). */

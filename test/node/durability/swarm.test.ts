@@ -142,8 +142,10 @@ describe('durability on real nodes', () => {
     const restarted = await startNode(swarm.repos[v])
     swarm.nodes[v] = restarted
     await connectAll(live(swarm))
-    const report = await restarted.components.durability.scrub()
+    const scanned: Array<{ blocks: number, bytes: number, corrupt: number }> = []
+    const report = await restarted.components.durability.scrub(undefined, { onProgress: e => { scanned.push(e.detail) } })
     assert.equal(report.blocks, corrupted)
+    assert.deepEqual(scanned.at(-1), { blocks: report.blocks, bytes: report.bytes, corrupt: report.corrupt }, 'the scan\'s progress ends at its totals')
     assert.equal(report.corrupt, corrupted, 'every flipped block was found')
     assert.equal(report.rebuilt, held.length, 'every held shard was rebuilt from its stripe')
     assert.deepEqual(report.lost, [CID.createV1(0x55, CID.parse(lone.cid).multihash).toString()], 'the block nobody else has is reported lost')
@@ -163,8 +165,11 @@ describe('durability on real nodes', () => {
     for (const n of live(swarm)) await n.components.durability.repair()
     await restarted.components.blockstore.delete(CID.parse(held[0]))
     let repaired = 0
-    for (const n of live(swarm)) repaired += (await n.components.durability.repair()).repaired
+    const progress: Array<{ manifests: number, total: number, repaired: number }> = []
+    for (const n of live(swarm)) repaired += (await n.components.durability.repair(undefined, { onProgress: e => { progress.push(e.detail) } })).repaired
     assert.equal(repaired, 1, 'the lost shard was rebuilt once')
+    assert.ok(progress.length > 0 && progress.every(p => p.manifests <= p.total), 'each pass told its progress, manifest by manifest')
+    assert.equal(Math.max(...progress.map(p => p.repaired)), 1, 'and the shard it rebuilt')
     const healed = await writer.components.files.pinStatus('/f.bin')
     assert.deepEqual(healed.summary, { healthy: healed.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
   })
