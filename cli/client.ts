@@ -58,6 +58,8 @@ export class ApiClient {
     const body = sent === undefined || 'pipe' in sent ? sent : sent.stream
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` }
     if (sent !== undefined && !('pipe' in sent)) headers['content-length'] = String(sent.length)
+    // raw bytes, labelled as such (the API refuses bodies of other types)
+    if (sent !== undefined) headers['content-type'] = 'application/octet-stream'
     const url = new URL(path, this.base)
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
     let sending: ClientRequest | undefined

@@ -21,6 +21,12 @@ export class NotFoundError extends ShoalError {
   override readonly status = 404
 }
 
+/** A request body of a type the endpoint does not take (a multipart form where file bytes are expected). */
+export class UnsupportedMediaTypeError extends ShoalError {
+  override name = 'UnsupportedMediaTypeError'
+  override readonly status = 415
+}
+
 /** A block whose bytes do not hash to its CID (corrupt on disk or in transit). */
 export class InvalidBlockError extends ShoalError {
   override name = 'InvalidBlockError'

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, rm, stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
-import { NotFoundError } from '../../node/errors.js'
+import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { checkOutputPath } from '../output-path.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
@@ -25,11 +25,20 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
   else printLines(`exported ${root} to ${opts.output}`)
 }
 
-/** `shoal car import FILE.car`: all or nothing. */
-export async function carImportCommand (g: GlobalOptions, file: string): Promise<void> {
+/** `shoal car import FILE.car [--to PATH] [--pin-roots true|false]`: all or nothing, roots bound into the namespace. */
+export async function carImportCommand (g: GlobalOptions, file: string, opts: { to: string, pinRoots: string }): Promise<void> {
+  if (opts.pinRoots !== 'true' && opts.pinRoots !== 'false') throw new InvalidArgumentError(`--pin-roots takes true or false, not ${JSON.stringify(opts.pinRoots)}`)
   const { size } = await stat(file).catch(() => { throw new NotFoundError(`cannot read ${file}: no such file`) })
   const client = await ApiClient.connect(g.repo)
-  const result = await client.json<{ roots: string[], blocks: number, bytes: number }>('POST', '/api/v0/car/import', {}, { stream: createReadStream(file), length: size })
+  const query: Record<string, string> = { 'pin-roots': opts.pinRoots }
+  if (opts.to !== '/imported/<root cid>') query.to = opts.to
+  const result = await client.json<{ roots: string[], blocks: number, bytes: number, paths: string[], unbound: Array<{ root: string, why: string }> }>('POST', '/api/v0/car/import', query, { stream: createReadStream(file), length: size })
   if (g.json) printJson(result)
-  else printLines(...result.roots.map(r => `imported ${r}`), `${result.blocks} blocks`)
+  else {
+    printLines(
+      ...result.roots.map((r, i) => result.paths[i] === undefined ? `imported ${r}` : `imported ${r} at ${result.paths[i]}`),
+      ...result.unbound.map(u => `not in the namespace (gc may drop it): ${u.root}: ${u.why}`),
+      `${result.blocks} blocks`
+    )
+  }
 }

@@ -1,7 +1,6 @@
-import { importCar } from '../car/index.js'
 import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
-import { InvalidArgumentError } from '../errors.js'
+import { InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
 import { createInvite } from '../peers/invite.js'
 import type { TrustStatus } from '../peers/trust-admin.js'
@@ -225,6 +224,7 @@ export const routes: Route[] = [
     path: '/api/v0/add',
     async handle ({ req, res, query, signal, components }) {
       const q = parseQuery(schemas.add, query)
+      requireBodyType(req, ['application/octet-stream'])
       const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
       const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal, expectedBytes: contentLength(req), wait: q.wait })
       sendJson(res, 200, info)
@@ -293,12 +293,13 @@ export const routes: Route[] = [
     method: 'POST',
     path: '/api/v0/car/import',
     async handle ({ req, res, query, signal, components }) {
-      parseQuery(schemas.carImport, query)
+      const q = parseQuery(schemas.carImport, query)
+      requireBodyType(req, ['application/vnd.ipld.car', 'application/octet-stream'])
       // staged, then copied into the store: twice its size at most
       await components.disk.ensureRoom(2 * (contentLength(req) ?? 0), 'this CAR import')
-      const result = await importCar({ blockstore: components.blockstore, tmpDir: components.repo.tmp }, req, { signal })
-      components.logger.info({ roots: result.roots.map(String), blocks: result.blocks }, 'car imported')
-      sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes, newBlocks: result.newBlocks, newBytes: result.newBytes })
+      const result = await components.files.importCar(req, { tmpDir: components.repo.tmp, to: q.to, pinRoots: q['pin-roots'] !== 'false', signal })
+      components.logger.info({ roots: result.roots.map(String), blocks: result.blocks, paths: result.paths }, 'car imported')
+      sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes, newBlocks: result.newBlocks, newBytes: result.newBytes, paths: result.paths, unbound: result.unbound })
     }
   },
   {
@@ -338,6 +339,19 @@ function namespaceStatus (components: ShoalComponents): { entries: number, prune
 /** Who writes the namespace, in a few words. */
 function writersSummary (t: TrustStatus): string {
   return t.everyone ? 'every member' : `this node and ${t.trusted.length} trusted peer${t.trusted.length === 1 ? '' : 's'}`
+}
+
+/**
+ * Refuse a body labelled as anything but raw bytes of one of `types` (none
+ * is fine): a multipart form posted here (as Kubo's RPC clients post files)
+ * would otherwise be stored with its envelope as the file's content.
+ *
+ * @throws {UnsupportedMediaTypeError} 415, nothing read or stored
+ */
+function requireBodyType (req: IncomingMessage, types: string[]): void {
+  const type = req.headers['content-type']?.split(';')[0].trim().toLowerCase()
+  if (type === undefined || type === '' || types.includes(type)) return
+  throw new UnsupportedMediaTypeError(`a body of type ${type} is not taken here: send the raw bytes (Content-Type: ${types[0]})${type.startsWith('multipart/') ? '; multipart form uploads are not supported' : ''}`)
 }
 
 /** A request's Content-Length when it sent a valid one. */

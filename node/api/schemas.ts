@@ -25,7 +25,10 @@ export const schemas = {
   mkdir: z.object({ arg, parents: bool.optional() }).strict(),
   mv: z.object({ from: arg, to: arg }).strict(),
   rm: z.object({ arg, recursive: bool.optional() }).strict(),
-  carImport: z.object({}).strict(),
+  carImport: z.object({
+    to: arg.optional(),
+    'pin-roots': z.enum(['true', 'false'], { message: 'must be true or false' }).optional()
+  }).strict(),
   peersConnect: z.object({ addr: arg }).strict(),
   peersDisconnect: z.object({ peer: arg }).strict(),
   trustPeer: z.object({ peer: z.string().min(1, 'is required').max(256) }).strict(),

@@ -22,6 +22,7 @@ import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protoc
 import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
+import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
 import type { DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
@@ -492,6 +493,15 @@ export class Files {
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
     return { root, car: exportCar(this.reader(root, signal, pin), root, { signal }) }
+  }
+
+  /**
+   * Import a CAR (all or nothing) and bind its roots into the namespace, so
+   * that garbage collection keeps them (node/files/car-import.ts).
+   */
+  async importCar (source: AsyncIterable<Uint8Array>, options: CarImportOptions): Promise<CarImportResult> {
+    const { blockstore, namespace, durability } = this.components
+    return await importAndBind({ blockstore, namespace, durability, writing: async fn => await this.writing(fn) }, source, options)
   }
 
   /** Describe a path or CID. */

@@ -332,6 +332,47 @@ describe('shoal CLI', { concurrency: true }, () => {
       const imported = await shoalJson(b.repo, ['car', 'import', car])
       assert.deepEqual(imported.roots, [added.cid])
       assertBytesEqual(await shoalOk(b.repo, ['cat', added.cid]), data, 'cat CID in the second repo')
+      // its root is bound into the namespace: gc keeps it
+      assert.deepEqual(imported.paths, [`/imported/${added.cid}`])
+      const info = await shoalJson(b.repo, ['stat', `/imported/${added.cid}`])
+      assert.equal(info.cid, added.cid)
+      assert.equal(info.size, data.byteLength)
+      await shoalOk(b.repo, ['gc'])
+      assertBytesEqual(await shoalOk(b.repo, ['cat', `/imported/${added.cid}`]), data, 'still whole after gc')
+    })
+
+    it('a directory CAR goes into the namespace as a tree at --to; with --pin-roots false nothing is bound and gc drops it', TEST, async () => {
+      const dir = join(local, 'tree')
+      await mkdir(join(dir, 'sub'), { recursive: true })
+      const one = randomBytes(300 * 1024, 31)
+      const two = randomBytes(5000, 32)
+      await writeFile(join(dir, 'one.bin'), one)
+      await writeFile(join(dir, 'sub', 'two.bin'), two)
+      await shoalOk(a.repo, ['add', dir, '--to', '/car/tree'])
+      const car = join(local, 'tree.car')
+      const exported = await shoalJson(a.repo, ['car', 'export', '/car/tree', '-o', car])
+      const imported = await shoalJson(b.repo, ['car', 'import', car, '--to', '/from-a/tree'])
+      assert.deepEqual(imported.roots, [exported.root])
+      assert.deepEqual(imported.paths, ['/from-a/tree'])
+      await shoalOk(b.repo, ['gc'])
+      assertBytesEqual(await shoalOk(b.repo, ['cat', '/from-a/tree/one.bin']), one)
+      assertBytesEqual(await shoalOk(b.repo, ['cat', '/from-a/tree/sub/two.bin']), two)
+      // the same path again is refused, in one line, and changes nothing
+      await fails(b.repo, ['car', 'import', car, '--to', '/from-a/tree'], { code: 1, match: /exists/ })
+      await fails(b.repo, ['car', 'import', car, '--pin-roots', 'maybe'], { code: 1, match: /--pin-roots takes true or false/ })
+
+      // opting out: imported and readable, not bound, so the next gc drops it
+      const other = join(local, 'loose.bin')
+      const loose = randomBytes(200 * 1024, 33)
+      await writeFile(other, loose)
+      const added = await shoalJson(a.repo, ['add', other, '--to', '/car/loose.bin'])
+      const looseCar = join(local, 'loose.car')
+      await shoalOk(a.repo, ['car', 'export', added.cid, '-o', looseCar])
+      const unbound = await shoalJson(b.repo, ['car', 'import', looseCar, '--pin-roots', 'false'])
+      assert.deepEqual(unbound.paths, [])
+      assertBytesEqual(await shoalOk(b.repo, ['cat', added.cid]), loose)
+      await shoalOk(b.repo, ['gc'])
+      await fails(b.repo, ['cat', added.cid], { code: 1, match: /NotFound|not found/ })
     })
 
     it('a truncated or tampered CAR is refused and nothing is imported', TEST, async () => {

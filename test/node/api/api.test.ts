@@ -95,6 +95,28 @@ describe('HTTP API', () => {
     assertError(await call('GET', '/api/v0/stat?arg=/q'), 404, 'NotFoundError')
   })
 
+  it('a multipart form (as Kubo clients post files) or any body not labelled raw bytes → 415, nothing stored', TEST, async () => {
+    const form = new FormData()
+    form.append('file', new Blob([new TextEncoder().encode('hello')]), 'hello.txt')
+    for (const [path, body, type] of [
+      ['/api/v0/add?to=/form.txt', form, undefined],
+      ['/api/v0/add?to=/form.txt', new TextEncoder().encode('hello'), 'text/plain'],
+      ['/api/v0/car/import', new Uint8Array(10), 'multipart/form-data; boundary=x']
+    ] as const) {
+      const headers: Record<string, string> = { authorization: `Bearer ${d.token}` }
+      if (type !== undefined) headers['content-type'] = type
+      const res = await fetch(new URL(path, d.url), { method: 'POST', headers, body, signal: AbortSignal.timeout(15_000) })
+      const a: Answer = { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text(), json: () => JSON.parse(a.text) }
+      assertError(a, 415, 'UnsupportedMediaTypeError')
+      assert.match(a.json().error.message, /send the raw bytes/)
+    }
+    assertError(await call('GET', '/api/v0/stat?arg=/form.txt'), 404, 'NotFoundError')
+    // raw bytes, labelled or not, are taken
+    const res = await fetch(new URL('/api/v0/add?to=/raw.txt', d.url), { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/octet-stream' }, body: new TextEncoder().encode('raw'), signal: AbortSignal.timeout(15_000) })
+    assert.equal(res.status, 200, await res.text())
+    assert.equal((await call('GET', '/api/v0/cat?arg=/raw.txt')).text, 'raw')
+  })
+
   it('/health and /metrics work with the token', TEST, async () => {
     const health = await call('GET', '/health')
     assert.equal(health.status, 200)
@@ -161,7 +183,7 @@ describe('HTTP API', () => {
     assert.ok(!root.json().some((e: { name: string }) => e.name === 'aborted'), root.text)
 
     // and it keeps working
-    const after = await call('POST', '/api/v0/add?to=/after-abort.txt', { body: 'still here' })
+    const after = await call('POST', '/api/v0/add?to=/after-abort.txt', { body: new TextEncoder().encode('still here') })
     assert.equal(after.status, 200, after.text)
     assert.equal((await call('GET', '/api/v0/cat?arg=/after-abort.txt')).text, 'still here')
     assert.equal((await call('GET', '/health')).status, 200)
