@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs'
+import { arch, platform } from 'node:os'
 import { Argument, Command, CommanderError, Option } from 'commander'
 import { resolveRepoPath } from '../node/repo/layout.js'
 import type { GlobalOptions } from './output.js'
@@ -16,6 +18,7 @@ const pins = async (): Promise<typeof import('./commands/pins.js')> => await imp
 const node = async (): Promise<typeof import('./commands/node.js')> => await import('./commands/node.js')
 const peers = async (): Promise<typeof import('./commands/peers.js')> => await import('./commands/peers.js')
 const fuse = async (): Promise<typeof import('./commands/fuse.js')> => await import('./commands/fuse.js')
+const config = async (): Promise<typeof import('./commands/config.js')> => await import('./commands/config.js')
 
 /** Exit code for a command that failed. */
 export const EXIT_FAILURE = 1
@@ -36,6 +39,11 @@ function build (): Command {
     return { repo: resolveRepoPath(o.repo), json: o.json }
   }
   const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+  program.option('-V, --version', 'print the version and exit')
+  program.on('option:version', () => { printVersion(program.opts<{ json: boolean }>().json); process.exit(0) })
+  program.command('version').description('the version of Shoal and of Node.js it runs on')
+    .action(() => { printVersion(globals().json) })
 
   program.command('init').description('create a repo')
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
@@ -128,6 +136,11 @@ function build (): Command {
     .option('--to <path>', 'where the root goes (with several roots: the folder of the roots)', '/imported/<root cid>')
     .option('--pin-roots <bool>', 'bind the roots into the namespace (false: gc may drop what was imported)', 'true')
     .action(async (file, opts) => { await (await car()).carImportCommand(globals(), file, opts) })
+  const configCmd = program.command('config').description('read or change a setting of the repo (applies at the daemon\'s next start)')
+  configCmd.command('get').argument('[key]', 'dotted setting, e.g. api or namespace.syncInterval (default: the whole config)').description('print a setting')
+    .action(async key => { await (await config()).configGetCommand(globals(), key) })
+  configCmd.command('set').argument('<key>', 'dotted setting, e.g. api').argument('<value>', 'JSON (numbers, true/false, lists, "quoted") or a plain string').description('change a setting (validated; a bad value changes nothing)')
+    .action(async (key, value) => { await (await config()).configSetCommand(globals(), key, value) })
   program.command('status').description('node, swarm and storage summary')
     .action(async () => { await (await peers()).statusCommand(globals()) })
   const peersCmd = program.command('peers').description('manage connections to other nodes')
@@ -156,6 +169,16 @@ function build (): Command {
   return program
 }
 
+/** This package's version (dist/cli/main.js → the package's package.json). */
+export function shoalVersion (): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
+function printVersion (json: boolean): void {
+  const v = { version: shoalVersion(), node: process.version, platform: `${platform()}-${arch()}` }
+  process.stdout.write(json ? JSON.stringify(v) + '\n' : `shoal ${v.version} (node ${v.node}, ${v.platform})\n`)
+}
+
 /** Run the CLI; resolves with the process exit code. */
 export async function main (argv: string[]): Promise<number> {
   const program = build()
@@ -168,7 +191,10 @@ export async function main (argv: string[]): Promise<number> {
       return err.exitCode === 0 ? 0 : EXIT_USAGE
     }
     const message = String(err?.message ?? err).split('\n')[0]
-    process.stderr.write(`shoal: ${message}${err?.name !== undefined && err.name !== 'Error' ? ` (${String(err.name)})` : ''}\n`)
+    const name = err?.name !== undefined && err.name !== 'Error' ? String(err.name) : undefined
+    // under --json, the error is one JSON line too (scripts parse one format)
+    if (program.opts<{ json?: boolean }>().json === true) process.stderr.write(JSON.stringify({ error: { name: name ?? 'Error', message } }) + '\n')
+    else process.stderr.write(`shoal: ${message}${name !== undefined ? ` (${name})` : ''}\n`)
     return EXIT_FAILURE
   }
 }

@@ -51,6 +51,53 @@ async function readTree (dir: string, prefix = ''): Promise<Map<string, string>>
 
 // the suites below use separate repos and daemons: let them overlap
 describe('shoal CLI', { concurrency: true }, () => {
+  it('version (and --version) print the version of the package; --json makes it, and any error, one JSON line', TEST, async t => {
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+    for (const args of [['version'], ['--version']]) {
+      const r = await runShoal(args)
+      assert.equal(r.code, 0)
+      assert.match(r.stdout.toString('utf8'), new RegExp(`^shoal ${pkg.version.replace(/\./g, '\\.')} \\(node v\\d+`))
+    }
+    const json = await runShoal(['--json', 'version'])
+    assert.equal(json.code, 0)
+    assert.deepEqual(Object.keys(JSON.parse(json.stdout.toString('utf8'))), ['version', 'node', 'platform'])
+    assert.equal(JSON.parse(json.stdout.toString('utf8')).version, pkg.version)
+    // an error under --json: one JSON line on stderr, nothing on stdout, exit 1
+    const missing = join(await tempDir(t), 'none')
+    const failed = await runShoal(['--json', '--repo', missing, 'cat', '/x'])
+    assert.equal(failed.code, 1)
+    assert.equal(failed.stdout.byteLength, 0)
+    const lines = failed.stderr.trim().split('\n')
+    assert.equal(lines.length, 1)
+    assert.deepEqual(JSON.parse(lines[0]).error.name, 'RepoNotFoundError')
+    // and plain text without it
+    assertFails(await runShoal(['--repo', missing, 'cat', '/x']), { code: 1, match: /^shoal: no Shoal repo/ })
+  })
+
+  it('config get/set changes one setting, validated: a bad key or value is one line and changes nothing', TEST, async t => {
+    const repo = join(await tempDir(t), 'repo')
+    await shoalOk(repo, ['init', '--api', '127.0.0.1:0'])
+    assert.equal((await shoalOk(repo, ['config', 'get', 'api'])).toString('utf8'), '127.0.0.1:0\n')
+    assert.deepEqual(await shoalJson(repo, ['config', 'set', 'api', '127.0.0.1:6123']), { key: 'api', value: '127.0.0.1:6123', restart: false })
+    assert.equal(await shoalJson(repo, ['config', 'get', 'api']), '127.0.0.1:6123')
+    await shoalOk(repo, ['config', 'set', 'namespace.syncInterval', '2500'])
+    assert.equal(await shoalJson(repo, ['config', 'get', 'namespace.syncInterval']), 2500)
+    await shoalOk(repo, ['config', 'set', 'durability.zone', 'rack-1'])
+    await shoalOk(repo, ['config', 'set', 'listen', '["/ip4/127.0.0.1/tcp/0"]'])
+    assert.deepEqual(await shoalJson(repo, ['config', 'get', 'listen']), ['/ip4/127.0.0.1/tcp/0'])
+    assert.equal(await shoalJson(repo, ['config', 'get', 'storage.reserve']), null, 'unset')
+    const before = await readFile(join(repo, 'config.json'), 'utf8')
+    await fails(repo, ['config', 'set', 'api', '10.0.0.1:80'], { code: 1, match: /loopback/ })
+    await fails(repo, ['config', 'set', 'namespace.syncInterval', '5'], { code: 1, match: /namespace\.syncInterval/ })
+    await fails(repo, ['config', 'set', 'nope', '1'], { code: 1, match: /no setting "nope"/ })
+    await fails(repo, ['config', 'set', 'listen', '["not a multiaddr"]'], { code: 1, match: /invalid multiaddr/ })
+    await fails(repo, ['config', 'get', 'nope'], { code: 1, match: /no setting/ })
+    assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), before, 'config unchanged by the refused sets')
+    // the daemon starts on what was set
+    const config = JSON.parse(before) as { api: string, durability: { zone: string } }
+    assert.equal(config.durability.zone, 'rack-1')
+  })
+
   describe('shoal init', { concurrency: true }, () => {
     it('creates a repo once; a second init on it fails with one line', TEST, async t => {
       const repo = join(await tempDir(t), 'repo')
