@@ -1,10 +1,11 @@
 /**
- * Prometheus gauges of the namespace replica (and its sync, when given),
- * read at scrape time.
+ * Prometheus metrics of the namespace replica (and its sync, when given),
+ * read at scrape time: gauges of its state, and counters (`_total`) of what
+ * it refused since the process started.
  *
  * @module
  */
-import { Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import { weight } from './clock.js'
 import type { Replica } from './replica.js'
 import type { NamespaceSync } from './sync.js'
@@ -21,10 +22,15 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
   new Gauge({ name: 'shoal_namespace_entries', help: 'Log entries applied (sum of the vector clock)', registers, collect () { this.set(weight(replica.state().clock)) } })
   new Gauge({ name: 'shoal_namespace_pruned_entries', help: 'Log entries compacted into a snapshot and pruned', registers, collect () { this.set(weight(replica.state().pruned)) } })
   new Gauge({ name: 'shoal_namespace_heads', help: 'Current heads of the log', registers, collect () { this.set(replica.state().heads.length) } })
-  new Gauge({ name: 'shoal_namespace_rejected_entries', help: 'Entries rejected since start (bad signature, shape, equivocation)', registers, collect () { this.set(replica.rejected) } })
-  new Gauge({ name: 'shoal_namespace_untrusted_entries', help: 'Entries dropped since start because their author is not a trusted writer', registers, collect () { this.set(replica.untrusted) } })
+  counter(registers, 'shoal_namespace_rejected_entries_total', 'Entries rejected (bad signature, shape, equivocation)', () => replica.rejected)
+  counter(registers, 'shoal_namespace_untrusted_entries_total', 'Entries dropped because their author is not a trusted writer', () => replica.untrusted)
   const { sync } = sources
   if (sync !== undefined) {
-    new Gauge({ name: 'shoal_namespace_untrusted_messages', help: 'Namespace gossip messages ignored since start because their sender is not a trusted writer', registers, collect () { this.set(sync.stats.untrusted) } })
+    counter(registers, 'shoal_namespace_untrusted_messages_total', 'Namespace gossip messages ignored because their sender is not a trusted writer', () => sync.stats.untrusted)
   }
+}
+
+/** A counter whose value is a count kept elsewhere (monotonic since the process started), read at scrape time. */
+function counter (registers: Registry[], name: string, help: string, read: () => number): void {
+  new Counter({ name, help, registers, collect () { this.reset(); this.inc(read()) } }) // eslint-disable-line no-new
 }

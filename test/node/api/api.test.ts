@@ -132,7 +132,7 @@ describe('HTTP API', () => {
     assert.ok(Number(written[1]) > 0, 'the add wrote blocks')
     const entries = /^shoal_namespace_entries (\d+)/m.exec(metrics.text)
     assert.ok(entries !== null && Number(entries[1]) >= 1, 'the add is a namespace entry')
-    assert.match(metrics.text, /^shoal_namespace_rejected_entries 0$/m)
+    assert.match(metrics.text, /^shoal_namespace_rejected_entries_total 0$/m)
   })
 
   it('an upload the client aborts midway creates nothing and the daemon keeps working', TEST, async () => {

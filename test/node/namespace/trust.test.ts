@@ -75,7 +75,7 @@ describe('namespace trusted writers', () => {
     assert.equal(a.rejected, 0)
     const registry = new Registry()
     registerNamespaceMetrics(registry, a)
-    assert.match(await registry.metrics(), /^shoal_namespace_untrusted_entries 4$/m)
+    assert.match(await registry.metrics(), /^shoal_namespace_untrusted_entries_total 4$/m)
     // pulled from the stranger: dropped the same way
     await pullInto(a, stranger)
     assert.deepEqual(await tree(a), before)
