@@ -114,7 +114,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   })
   // peers may push only the shards this node agreed to hold for them
   const expected = new ExpectedPuts()
-  const exchange = createBlockExchange({ libp2p, blockstore, logger: logger.child({ component: 'exchange' }), putPolicy: expected })
+  // the exchange names its own component (a second `component` key made lines with a duplicate key)
+  const exchange = createBlockExchange({ libp2p, blockstore, logger, putPolicy: expected })
   const sync = createLibp2pSync({
     replica: namespace,
     libp2p,
