@@ -25,13 +25,21 @@ export const EXIT_FAILURE = 1
 /** Exit code for a command line that did not parse. */
 export const EXIT_USAGE = 2
 
-function build (): Command {
+/** Commander's own errors (usage): one line, JSON under `--json`. */
+function usageOutput (json: boolean): (str: string, write: (str: string) => void) => void {
+  return (str, write) => {
+    const line = str.split('\n')[0]
+    write(json ? JSON.stringify({ error: { name: 'UsageError', message: line.replace(/^error: /, '') } }) + '\n' : line + '\n')
+  }
+}
+
+function build (json = false): Command {
   const program = new Command('shoal')
     .description('Shoal: a peer-to-peer replicated storage node')
     .option('--repo <dir>', 'repo folder (default: $SHOAL_PATH, else ~/.shoal)')
     .option('--json', 'print one JSON document on stdout', false)
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
+    .configureOutput({ outputError: usageOutput(json) })
     .showSuggestionAfterError(true)
 
   const globals = (): GlobalOptions => {
@@ -40,8 +48,8 @@ function build (): Command {
   }
   const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
+  // handled in main() before parsing (so that `--version --json` is JSON); declared here for the help
   program.option('-V, --version', 'print the version and exit')
-  program.on('option:version', () => { printVersion(program.opts<{ json: boolean }>().json); process.exit(0) })
   program.command('version').description('the version of Shoal and of Node.js it runs on')
     .action(() => { printVersion(globals().json) })
 
@@ -164,7 +172,7 @@ function build (): Command {
   const keyCmd = swarmCmd.command('key').description('swarm keys')
   keyCmd.command('new').description('print a new private-swarm key (give it to `shoal init --swarm-key`)')
     .action(async () => { await (await peers()).swarmKeyNewCommand(globals()) })
-  for (const cmd of [program, carCmd, peersCmd, trustCmd, swarmCmd, keyCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
+  for (const cmd of [program, carCmd, peersCmd, trustCmd, swarmCmd, keyCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: usageOutput(json) })
   program.addOption(new Option('--log-level <level>').hideHelp().env('SHOAL_LOG_LEVEL'))
   return program
 }
@@ -181,7 +189,9 @@ function printVersion (json: boolean): void {
 
 /** Run the CLI; resolves with the process exit code. */
 export async function main (argv: string[]): Promise<number> {
-  const program = build()
+  const json = argv.slice(2).includes('--json')
+  if (argv.slice(2).some(a => a === '--version' || a === '-V')) { printVersion(json); return 0 }
+  const program = build(json)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0

@@ -32,11 +32,11 @@ export async function carImportCommand (g: GlobalOptions, file: string, opts: { 
   const client = await ApiClient.connect(g.repo)
   const query: Record<string, string> = { 'pin-roots': opts.pinRoots }
   if (opts.to !== '/imported/<root cid>') query.to = opts.to
-  const result = await client.json<{ roots: string[], blocks: number, bytes: number, paths: string[], unbound: Array<{ root: string, why: string }> }>('POST', '/api/v0/car/import', query, { stream: createReadStream(file), length: size })
+  const result = await client.json<{ roots: string[], blocks: number, bytes: number, paths: Array<string | null>, unbound: Array<{ root: string, why: string }> }>('POST', '/api/v0/car/import', query, { stream: createReadStream(file), length: size })
   if (g.json) printJson(result)
   else {
     printLines(
-      ...result.roots.map((r, i) => result.paths[i] === undefined ? `imported ${r}` : `imported ${r} at ${result.paths[i]}`),
+      ...result.roots.map((r, i) => typeof result.paths[i] === 'string' ? `imported ${r} at ${String(result.paths[i])}` : `imported ${r}`),
       ...result.unbound.map(u => `not in the namespace (gc may drop it): ${u.root}: ${u.why}`),
       `${result.blocks} blocks`
     )

@@ -100,6 +100,8 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   storedEntries: (options?: AbortOptions) => AsyncGenerator<{ cid: CID, bytes: Uint8Array }>
   /** Record every block put from now until `stop()` (garbage collection keeps them). */
   watchPuts: () => PutWatch
+  /** Tell the open watches that a stored block is in use, as a put of it would (a writer reusing a block already here). */
+  touch: (cid: CID) => void
   approximateSize: () => Promise<number>
   /** What the last open found in the packs and repaired (absent: nothing to report for this kind of store). */
   readonly recovery?: RecoveryReport

@@ -70,6 +70,12 @@ export abstract class BlockStoreBase {
     }
   }
 
+  touch (cid: CID): void {
+    if (this.watches.size === 0) return
+    const id = idOf(cid.multihash.bytes)
+    for (const watch of this.watches) watch.add(id)
+  }
+
   watchPuts (): PutWatch {
     const ids = new Set<string>()
     this.watches.add(ids)

@@ -216,7 +216,10 @@ async function readNode (cid: CID, staging: BlockStore, main: BlockStore, signal
   if (cid.multihash.code === IDENTITY) return cid.multihash.digest
   if (await staging.has(cid)) return await staging.getBytes(cid, { signal })
   try {
-    return await main.getBytes(cid, { signal })
+    const bytes = await main.getBytes(cid, { signal })
+    // the import relies on it: a garbage collection under way keeps it
+    main.touch(cid)
+    return bytes
   } catch (err) {
     if ((err as Error | undefined)?.name === 'NotFoundError') return undefined
     throw err
@@ -232,7 +235,8 @@ async function publish (staging: BlockStore, main: BlockStore): Promise<{ newBlo
   let newBlocks = 0
   let newBytes = 0
   for await (const { cid, bytes } of staging.getAll()) {
-    if (await main.has(cid)) continue
+    // already here: a garbage collection under way must keep it all the same
+    if (await main.has(cid)) { main.touch(cid); continue }
     let size = 0
     for await (const part of bytes) {
       await main.put(cid, part)

@@ -18,13 +18,14 @@
  */
 import { importCar, type ImportCarResult } from '../car/index.js'
 import { entrySize, resolveEntry } from '../content/index.js'
-import { AlreadyExistsError } from '../errors.js'
+import { AlreadyExistsError, InvalidArgumentError, InvalidCARError, TooLargeError } from '../errors.js'
 import { normalizePath } from '../namespace/index.js'
+import { MAX_NAME_BYTES } from '../namespace/paths.js'
 import { codingOf, parsePolicy } from '../../protocol/durability.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { DurabilityService } from '../durability/index.js'
-import type { FilePin, Namespace } from '../namespace/index.js'
-import type { CID } from 'multiformats/cid'
+import type { FileRecord, FilePin, Namespace } from '../namespace/index.js'
+import { CID } from 'multiformats/cid'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 
 /** Where imported roots go when no `to` is given. */
@@ -37,6 +38,8 @@ export interface CarImportComponents {
   durability?: DurabilityService
   /** Runs a write so that garbage collection keeps its blocks. */
   writing: <T>(fn: () => Promise<T>) => Promise<T>
+  /** Announce a bound root to the swarm, in the background (as `add` does). */
+  announce?: (root: CID) => void
 }
 
 /** Options of {@link importAndBind}. */
@@ -52,20 +55,36 @@ export interface CarImportOptions {
 
 /** What {@link importAndBind} did. */
 export interface CarImportResult extends ImportCarResult {
-  /** The namespace path of each bound root, in root order. */
-  paths: string[]
-  /** Roots imported but not bound (not UnixFS), each with why. */
+  /** The namespace path of each root, in root order; null for a root not bound. */
+  paths: Array<string | null>
+  /** What was imported but not bound (a root or an entry that is not a UnixFS file or directory), each with why. */
   unbound: Array<{ root: string, why: string }>
 }
 
+/** Namespace entries one import may bind at most: a DAG that repeats a directory under itself is refused, not unrolled. */
+export const MAX_BOUND_ENTRIES = 100_000
+
+/** What binding one root writes, planned (and checked) before anything is written. */
+interface Plan {
+  path: string
+  root: CID
+  dirs: string[]
+  files: Array<{ path: string, record: Omit<FileRecord, 'type'> }>
+}
+
 /**
- * Import the CAR from `source`, then bind its roots (see the module).
+ * Import the CAR from `source`, then bind its roots (see the module). Every
+ * root's tree is planned and checked before the namespace is written; each
+ * root is then bound in one batch.
  *
- * @throws {AlreadyExistsError} when a root's path is taken: nothing is imported
+ * @throws {AlreadyExistsError} when a root's path holds something else (checked before the import, and again before binding)
+ * @throws {InvalidCARError} for a directory entry whose name is not a file name, or named twice: nothing is bound
+ * @throws {TooLargeError} for trees of more than {@link MAX_BOUND_ENTRIES} entries: nothing is bound
  */
 export async function importAndBind (c: CarImportComponents, source: AsyncIterable<Uint8Array>, options: CarImportOptions): Promise<CarImportResult> {
   const { signal } = options
   const bind = options.pinRoots !== false
+  if (!bind && options.to !== undefined) throw new InvalidArgumentError('--to names where the roots go: it has no meaning with --pin-roots false')
   const to = options.to === undefined ? undefined : normalizePath(options.to)
   if (bind && to !== undefined && await c.namespace.lookup(to) !== undefined) throw new AlreadyExistsError(`${to} exists: import the CAR somewhere else (--to)`)
   return await c.writing(async () => {
@@ -73,31 +92,81 @@ export async function importAndBind (c: CarImportComponents, source: AsyncIterab
     const result: CarImportResult = { ...imported, paths: [], unbound: [] }
     if (!bind) return result
     const one = imported.roots.length === 1
+    const plans: Array<Plan | undefined> = []
+    const budget = { entries: 0 }
     for (const root of imported.roots) {
-      const path = one && to !== undefined ? to : `${to ?? IMPORTED_DIR}/${root.toString()}`
-      const entry = await resolveEntry(c.blockstore, root, signal)
-      if (entry.type === 'object') {
-        result.unbound.push({ root: root.toString(), why: `a ${entry.type} root is not a UnixFS file or directory` })
+      const entry = await resolveOrWhy(c, root, signal)
+      if (typeof entry === 'string') {
+        result.unbound.push({ root: root.toString(), why: entry })
+        plans.push(undefined)
         continue
       }
-      if (await c.namespace.lookup(path) === undefined) await bindEntry(c, entry, path, signal)
-      result.paths.push(path)
+      const plan: Plan = { path: one && to !== undefined ? to : `${to ?? IMPORTED_DIR}/${root.toString()}`, root, dirs: [], files: [] }
+      await planEntry(c, entry, plan.path, plan, budget, result, signal)
+      plans.push(plan)
+    }
+    for (const plan of plans) {
+      if (plan === undefined) { result.paths.push(null); continue }
+      const there = await c.namespace.lookup(plan.path)
+      if (there === undefined) { await bindPlan(c, plan); c.announce?.(plan.root) }
+      // the same file bound already (an earlier import of it) is fine; anything else is not ours to change
+      else if (there.type !== 'file' || there.cid !== plan.root.toString()) throw new AlreadyExistsError(`${plan.path} exists: import the CAR somewhere else (--to)`)
+      result.paths.push(plan.path)
     }
     return result
   })
 }
 
-/** Put `entry` (a file, or a directory and everything under it) at `path`. */
-async function bindEntry (c: CarImportComponents, entry: UnixFSEntry, path: string, signal?: AbortSignal): Promise<void> {
-  if (entry.type === 'directory') {
-    await c.namespace.mkdir(path, { parents: true })
-    for await (const link of entry.entries({ signal })) {
-      await bindEntry(c, await resolveEntry(c.blockstore, link.cid, signal), `${path}/${link.name}`, signal)
-    }
+/** A UnixFS file or directory, or why `cid` is not one. */
+async function resolveOrWhy (c: CarImportComponents, cid: CID, signal?: AbortSignal): Promise<UnixFSEntry | string> {
+  let entry: UnixFSEntry
+  try {
+    entry = await resolveEntry(c.blockstore, cid, signal)
+  } catch (err: any) {
+    if (err?.name === 'NotUnixFSError' || err?.name === 'NoResolverError') return `not UnixFS: ${String(err.message)}`
+    throw err
+  }
+  if (entry.type === 'object') return 'a dag-cbor node, not a UnixFS file or directory'
+  if (entry.type === 'file' && entry.unixfs.type !== 'file' && entry.unixfs.type !== 'raw') return `a UnixFS ${entry.unixfs.type}, not a file or directory`
+  return entry
+}
+
+/**
+ * Plan `entry` at `path`: every name under a directory one path segment (no
+ * `/`, `.`, `..`, NUL, nor empty, at most 255 bytes) and named once, every
+ * path valid, at most {@link MAX_BOUND_ENTRIES} entries in all. What is not
+ * a UnixFS file or directory is left out and reported in `result.unbound`.
+ */
+async function planEntry (c: CarImportComponents, entry: UnixFSEntry, path: string, plan: Plan, budget: { entries: number }, result: CarImportResult, signal?: AbortSignal): Promise<void> {
+  if (++budget.entries > MAX_BOUND_ENTRIES) throw new TooLargeError(`the CAR's trees hold more than ${MAX_BOUND_ENTRIES} entries (a directory repeated under itself?): nothing was bound (the blocks were imported; gc drops them)`)
+  try { normalizePath(path) } catch (err: any) { throw new InvalidCARError(`${path}: ${String(err.message)}: nothing was bound`) }
+  if (entry.type !== 'directory') {
+    // a UnixFS file's own mode and mtime when it carries them
+    const unixfs = entry.type === 'file' ? entry.unixfs : undefined
+    const mtime = unixfs?.mtime === undefined ? Date.now() : Number(unixfs.mtime.secs) * 1000 + Math.floor((unixfs.mtime.nsecs ?? 0) / 1e6)
+    plan.files.push({ path, record: { cid: entry.cid.toString(), size: entrySize(entry), mode: (unixfs?.mode ?? 0o644) & 0o7777, mtime } })
     return
   }
-  const size = entrySize(entry)
-  await c.namespace.putFile(path, { cid: entry.cid.toString(), size, mode: 0o644, mtime: Date.now(), pin: await pinFor(c, entry.cid, size) })
+  plan.dirs.push(path)
+  const names = new Set<string>()
+  for await (const link of entry.entries({ signal })) {
+    const name = link.name
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || Buffer.byteLength(name) > MAX_NAME_BYTES) {
+      throw new InvalidCARError(`directory ${entry.cid.toString()} has an entry named ${JSON.stringify(name)}, which is not a file name: nothing was bound (the blocks were imported; gc drops them)`)
+    }
+    if (names.has(name)) throw new InvalidCARError(`directory ${entry.cid.toString()} names ${JSON.stringify(name)} twice: nothing was bound (the blocks were imported; gc drops them)`)
+    names.add(name)
+    const child = await resolveOrWhy(c, link.cid, signal)
+    if (typeof child === 'string') { result.unbound.push({ root: link.cid.toString(), why: `${path}/${name}: ${child}` }); continue }
+    await planEntry(c, child, `${path}/${name}`, plan, budget, result, signal)
+  }
+}
+
+/** Write a plan: its directories, then its files in one batch, then their durability records. */
+async function bindPlan (c: CarImportComponents, plan: Plan): Promise<void> {
+  for (const dir of plan.dirs) if (await c.namespace.lookup(dir) === undefined) await c.namespace.mkdir(dir, { parents: true })
+  const files = await Promise.all(plan.files.map(async f => ({ path: f.path, record: { ...f.record, pin: await pinFor(c, CID.parse(f.record.cid), f.record.size) } })))
+  if (files.length > 0) await c.namespace.putFiles(files)
 }
 
 /** The node's default policy for a file of `size`; a coded one is left to the repair pass. */

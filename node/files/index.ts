@@ -501,7 +501,8 @@ export class Files {
    */
   async importCar (source: AsyncIterable<Uint8Array>, options: CarImportOptions): Promise<CarImportResult> {
     const { blockstore, namespace, durability } = this.components
-    return await importAndBind({ blockstore, namespace, durability, writing: async fn => await this.writing(fn) }, source, options)
+    const { exchange } = this.components
+    return await importAndBind({ blockstore, namespace, durability, writing: async fn => await this.writing(fn), announce: root => { exchange?.announceSoon(root) } }, source, options)
   }
 
   /** Describe a path or CID. */

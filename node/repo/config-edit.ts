@@ -12,6 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidArgumentError } from '../errors.js'
 import { parseApiAddress } from '../../protocol/api-address.js'
 import { parseChunker } from '../content/chunker/index.js'
+import { parsePolicy } from '../../protocol/durability.js'
 import { RepoConfigSchema, type RepoConfig } from './config.js'
 
 /** Checks beyond the schema, as `shoal init` makes them for the same settings. */
@@ -20,8 +21,17 @@ const CHECKS: Record<string, (value: any) => void> = {
   chunker: value => { parseChunker(String(value)) },
   listen: checkMultiaddrs,
   announce: checkMultiaddrs,
-  bootstrap: checkMultiaddrs
+  bootstrap: checkMultiaddrs,
+  'durability.largePolicy': value => { parsePolicy(String(value)) },
+  'durability.smallPolicy': value => { parsePolicy(String(value)) }
 }
+
+/**
+ * Settings `config` never changes: the format's version, and whether the
+ * repo is a private swarm (it follows `swarm.key`, which `init` writes; see
+ * `shoal swarm`/`init --join`).
+ */
+const FIXED = new Set(['version', 'privateSwarm'])
 
 function checkMultiaddrs (value: unknown): void {
   for (const addr of Array.isArray(value) ? value : []) {
@@ -35,7 +45,7 @@ export function settingKeys (): string[] {
   const walk = (shape: Record<string, any>, prefix: string): void => {
     for (const [name, schema] of Object.entries(shape)) {
       const key = prefix === '' ? name : `${prefix}.${name}`
-      if (key === 'version') continue
+      if (FIXED.has(key)) continue
       keys.push(key)
       const inner = objectShape(schema)
       if (inner !== undefined) walk(inner, key)
@@ -53,6 +63,17 @@ function objectShape (schema: any): Record<string, any> | undefined {
     s = s.def?.innerType ?? s._def?.innerType
   }
   return undefined
+}
+
+/** The schema of the setting at `path`. */
+function schemaAt (path: string[]): any {
+  let shape: Record<string, any> | undefined = RepoConfigSchema.shape
+  let schema: any
+  for (const part of path) {
+    schema = shape?.[part]
+    shape = objectShape(schema)
+  }
+  return schema
 }
 
 function checkKey (key: string): string[] {
@@ -83,6 +104,8 @@ export function parseSettingValue (text: string): unknown {
  */
 export function setSetting (config: RepoConfig, key: string, value: unknown): RepoConfig {
   const path = checkKey(key)
+  // a section set whole would reset its other settings to their defaults (trusted writers, zone…)
+  if (objectShape(schemaAt(path)) !== undefined) throw new InvalidArgumentError(`${key} is a section: set one of its settings (${settingKeys().filter(k => k.startsWith(`${key}.`)).join(', ')})`)
   const copy = structuredClone(config) as any
   let at = copy
   for (const part of path.slice(0, -1)) {

@@ -72,6 +72,12 @@ describe('shoal CLI', { concurrency: true }, () => {
     assert.deepEqual(JSON.parse(lines[0]).error.name, 'RepoNotFoundError')
     // and plain text without it
     assertFails(await runShoal(['--repo', missing, 'cat', '/x']), { code: 1, match: /^shoal: no Shoal repo/ })
+    // a command line that does not parse, under --json: one JSON line too, exit 2
+    const usage = await runShoal(['--json', 'no-such-command'])
+    assert.equal(usage.code, 2)
+    assert.equal(JSON.parse(usage.stderr.trim()).error.name, 'UsageError')
+    // --version with --json, in either order
+    assert.equal(JSON.parse((await runShoal(['--version', '--json'])).stdout.toString('utf8')).version, pkg.version)
   })
 
   it('config get/set changes one setting, validated: a bad key or value is one line and changes nothing', TEST, async t => {
@@ -92,8 +98,13 @@ describe('shoal CLI', { concurrency: true }, () => {
     await fails(repo, ['config', 'set', 'nope', '1'], { code: 1, match: /no setting "nope"/ })
     await fails(repo, ['config', 'set', 'listen', '["not a multiaddr"]'], { code: 1, match: /invalid multiaddr/ })
     await fails(repo, ['config', 'get', 'nope'], { code: 1, match: /no setting/ })
+    // whether the repo is a private swarm follows its swarm key: not a setting
+    await fails(repo, ['config', 'set', 'privateSwarm', 'false'], { code: 1, match: /no setting "privateSwarm"/ })
+    // a whole section would reset its other settings: refused
+    await fails(repo, ['config', 'set', 'durability', '{"zone":"x"}'], { code: 1, match: /is a section/ })
+    // a policy the daemon could not start with
+    await fails(repo, ['config', 'set', 'durability.largePolicy', 'ec:0+9'], { code: 1 })
     assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), before, 'config unchanged by the refused sets')
-    // the daemon starts on what was set
     const config = JSON.parse(before) as { api: string, durability: { zone: string } }
     assert.equal(config.durability.zone, 'rack-1')
   })

@@ -7,15 +7,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { pino } from 'pino'
-import { createNamespace, signerFromKey, MemoryKV } from '../../../node/namespace/index.js'
-import { Files } from '../../../node/files/index.js'
+import { filesOnDisk } from './fixtures.js'
 import { parseChunker } from '../../../node/content/index.js'
-import { collectGarbage, GcLock, Holdings } from '../../../node/durability/index.js'
-import { defer, openBlockStore, tempDir } from '../../helpers/temp.js'
 
-const logger = pino({ level: 'silent' })
 const chunker = parseChunker('size-65536')
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
@@ -31,13 +25,7 @@ async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield by
 
 describe('Files.addMany', () => {
   it('binds a batch as one entry; a collection during the batch waits for it and keeps its blocks', { timeout: 60_000 }, async t => {
-    const blockstore = await openBlockStore(t)
-    const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
-    await namespace.open()
-    defer(t, async () => { await namespace.close() })
-    const lock = new GcLock()
-    const files = new Files({ blockstore, namespace, logger, gcLock: lock })
-    const gc = async (): ReturnType<typeof collectGarbage> => await collectGarbage({ blockstore, holdings: new Holdings(new MemoryKV()), files: () => namespace.files(), lock, logger }, 0)
+    const { files, namespace, gc } = await filesOnDisk(t)
 
     const small = [randomBytes(10), randomBytes(4096), Buffer.alloc(0)]
     const big = randomBytes(300_000)
@@ -74,11 +62,7 @@ describe('Files.addMany', () => {
   })
 
   it('refuses a batch naming a directory, binding none of it', async t => {
-    const blockstore = await openBlockStore(t)
-    const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
-    await namespace.open()
-    defer(t, async () => { await namespace.close() })
-    const files = new Files({ blockstore, namespace, logger })
+    const { files, namespace } = await filesOnDisk(t, { gcLock: false })
     await files.mkdir('/d')
     await assert.rejects(files.addMany([{ path: '/x', source: once(randomBytes(5)) }, { path: '/d', source: once(randomBytes(5)) }], { chunker }), { name: 'IsADirectoryError' })
     assert.equal(await namespace.lookup('/x'), undefined)

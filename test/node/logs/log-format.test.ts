@@ -17,6 +17,13 @@ describe('log lines on a terminal', () => {
     assert.equal(formatLogLine(JSON.stringify({ level: 30, time, msg: 'daemon ready' })), '12:34:56.789 INFO  daemon ready\n')
   })
 
+  it('never prints a control character: a path or message with ESC or a newline is escaped', () => {
+    const out = formatLogLine(JSON.stringify({ level: 30, time: 0, msg: 'two\nlines', path: '/a\u001b[31mred', component: 'x\u001b' }))
+    assert.equal(out.split('\n').length, 2, 'one line')
+    assert.ok(!out.includes('\u001b'), out)
+    assert.match(out, /path="\/a\\u001b\[31mred"/)
+  })
+
   it('passes through what is not a JSON object', () => {
     assert.equal(formatLogLine('not json\n'), 'not json\n')
     assert.equal(formatLogLine('[1,2]'), '[1,2]\n')

@@ -1,0 +1,119 @@
+/**
+ * `Files.importCar` on a real block store and namespace: a directory CAR is
+ * bound as a tree, a collection waiting on the import keeps every block, and
+ * a CAR whose directory names an entry `..` or `a/b` (made by hand: no
+ * honest tool writes one) is imported but binds nothing.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import * as dagPb from '@ipld/dag-pb'
+import { CarWriter } from '@ipld/car/writer'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { Files } from '../../../node/files/index.js'
+import { tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { filesOnDisk, type FilesOnDisk } from './fixtures.js'
+
+
+interface Block { cid: CID, bytes: Uint8Array }
+
+async function rawBlock (text: string): Promise<Block> {
+  const bytes = new TextEncoder().encode(text)
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+/** A UnixFS directory node linking `entries` by name. */
+async function directory (entries: Array<{ name: string, block: Block }>): Promise<Block> {
+  const bytes = dagPb.encode(dagPb.prepare({
+    Data: new UnixFS({ type: 'directory' }).marshal(),
+    Links: entries.map(e => ({ Name: e.name, Hash: e.block.cid, Tsize: e.block.bytes.byteLength }))
+  }))
+  return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
+}
+
+/** A CARv1 of `blocks` with `root` as its one root, as a stream. */
+async function * carOf (root: Block, blocks: Block[]): AsyncGenerator<Uint8Array> {
+  const { writer, out } = CarWriter.create([root.cid])
+  void (async () => { for (const b of blocks) await writer.put(b); await writer.close() })()
+  yield * out
+}
+
+async function setup (t: CleanupContext): Promise<FilesOnDisk & { tmpDir: string }> {
+  return { ...await filesOnDisk(t), tmpDir: await tempDir(t) }
+}
+
+async function text (files: Files, path: string): Promise<string> {
+  const parts: Uint8Array[] = []
+  for await (const p of files.cat(path)) parts.push(p)
+  return Buffer.concat(parts).toString('utf8')
+}
+
+/** A CARv1 of `blocks` with several roots. */
+async function * carOfRoots (roots: CID[], blocks: Block[]): AsyncGenerator<Uint8Array> {
+  const { writer, out } = CarWriter.create(roots)
+  void (async () => { for (const b of blocks) await writer.put(b); await writer.close() })()
+  yield * out
+}
+
+describe('Files.importCar', () => {
+  it('a DAG that repeats a directory under itself is refused, not unrolled; a name given twice is refused; nothing is bound', { timeout: 60_000 }, async t => {
+    const { files, tmpDir, namespace } = await setup(t)
+    // 20 levels, each linking the next twice: 2^20 paths from 22 blocks
+    let level = await directory([{ name: 'leaf.txt', block: await rawBlock('x') }])
+    const blocks: Block[] = [level, await rawBlock('x')]
+    for (let i = 0; i < 20; i++) {
+      level = await directory([{ name: 'a', block: level }, { name: 'b', block: level }])
+      blocks.push(level)
+    }
+    await assert.rejects(files.importCar(carOf(level, blocks.reverse()), { tmpDir, to: '/bomb' }), (err: any) => err.name === 'TooLargeError')
+    assert.equal(await namespace.lookup('/bomb'), undefined)
+    const x = await rawBlock('one')
+    const y = await rawBlock('two')
+    const twice = await directory([{ name: 'same.txt', block: x }, { name: 'same.txt', block: y }])
+    await assert.rejects(files.importCar(carOf(twice, [twice, x, y]), { tmpDir, to: '/twice' }), (err: any) => err.name === 'InvalidCARError' && /twice/.test(err.message))
+    assert.equal(await namespace.lookup('/twice'), undefined)
+  })
+
+  it('a root that is not UnixFS is imported but not bound: its path is null, the others are bound', { timeout: 60_000 }, async t => {
+    const { files, tmpDir } = await setup(t)
+    const good = await rawBlock('kept')
+    const realCbor = await (async () => {
+      const dagCbor = await import('@ipld/dag-cbor')
+      const bytes = dagCbor.encode({ hello: 'world' })
+      return { cid: CID.createV1(dagCbor.code, await sha256.digest(bytes)), bytes }
+    })()
+    const mixed = await files.importCar(carOfRoots([realCbor.cid, good.cid], [realCbor, good]), { tmpDir, to: '/mixed' })
+    assert.deepEqual(mixed.paths, [null, `/mixed/${good.cid.toString()}`])
+    assert.equal(mixed.unbound.length, 1)
+    assert.equal(mixed.unbound[0].root, realCbor.cid.toString())
+    assert.equal(await text(files, `/mixed/${good.cid.toString()}`), 'kept')
+  })
+
+  it('binds a directory CAR as a tree that garbage collection keeps', { timeout: 60_000 }, async t => {
+    const { files, gc, tmpDir } = await setup(t)
+    const a = await rawBlock('alpha')
+    const b = await rawBlock('beta')
+    const sub = await directory([{ name: 'b.txt', block: b }])
+    const top = await directory([{ name: 'a.txt', block: a }, { name: 'sub', block: sub }])
+    const result = await files.importCar(carOf(top, [top, a, sub, b]), { tmpDir, to: '/in/tree' })
+    assert.deepEqual(result.paths, ['/in/tree'])
+    await gc()
+    assert.equal(await text(files, '/in/tree/a.txt'), 'alpha')
+    assert.equal(await text(files, '/in/tree/sub/b.txt'), 'beta')
+  })
+
+  it('a directory naming an entry .. or a/b binds nothing (InvalidCARError), and gc drops its blocks', { timeout: 60_000 }, async t => {
+    const { files, gc, tmpDir, namespace } = await setup(t)
+    for (const name of ['..', 'a/b']) {
+      const ok = await rawBlock(`fine ${name}`)
+      const bad = await rawBlock(`bad ${name}`)
+      const top = await directory([{ name: 'fine.txt', block: ok }, { name, block: bad }])
+      await assert.rejects(files.importCar(carOf(top, [top, ok, bad]), { tmpDir, to: '/evil' }), (err: any) => err.name === 'InvalidCARError' && err.message.includes(JSON.stringify(name)))
+      assert.equal(await namespace.lookup('/evil'), undefined, 'nothing bound, not even the good entry')
+      await gc()
+      await assert.rejects(text(files, top.cid.toString()), (err: any) => err.name === 'NotFoundError')
+    }
+  })
+})
