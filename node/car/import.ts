@@ -184,7 +184,8 @@ async function stage (source: AsyncIterable<Uint8Array>, staging: BlockStore, li
  *
  * @throws {InvalidCARError} naming the first block found in neither
  */
-async function checkComplete (roots: CID[], staging: BlockStore, main: BlockStore, signal?: AbortSignal): Promise<void> {
+async function checkComplete (roots: CID[], staging: BlockStore, main: BlockStore, signal?: AbortSignal): Promise<CID[]> {
+  const fromMain: CID[] = []
   const seen = new Set<string>()
   const queue: Array<{ cid: CID, parent?: CID }> = roots.map(cid => ({ cid }))
   for (const { cid } of queue) seen.add(nodeKey(cid))
@@ -197,7 +198,7 @@ async function checkComplete (roots: CID[], staging: BlockStore, main: BlockStor
       queue.splice(0, head)
       head = 0
     }
-    const bytes = await readNode(cid, staging, main, signal)
+    const bytes = await readNode(cid, staging, main, signal, fromMain)
     if (bytes === undefined) {
       const what = parent === undefined ? `root ${cid.toString()}` : `block ${cid.toString()} (linked from ${parent.toString()})`
       throw new InvalidCARError(`incomplete DAG: ${what} is neither in the CAR nor in the store`)
@@ -209,16 +210,18 @@ async function checkComplete (roots: CID[], staging: BlockStore, main: BlockStor
       queue.push({ cid: link, parent: cid })
     }
   }
+  return fromMain
 }
 
 /** A node's bytes from the CAR, else the main store, else `undefined`. */
-async function readNode (cid: CID, staging: BlockStore, main: BlockStore, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+async function readNode (cid: CID, staging: BlockStore, main: BlockStore, signal: AbortSignal | undefined, fromMain: CID[]): Promise<Uint8Array | undefined> {
   if (cid.multihash.code === IDENTITY) return cid.multihash.digest
   if (await staging.has(cid)) return await staging.getBytes(cid, { signal })
   try {
     const bytes = await main.getBytes(cid, { signal })
     // the import relies on it: a garbage collection under way keeps it
     main.touch(cid)
+    fromMain.push(cid)
     return bytes
   } catch (err) {
     if ((err as Error | undefined)?.name === 'NotFoundError') return undefined
@@ -266,6 +269,38 @@ async function publish (staging: BlockStore, main: BlockStore): Promise<{ newBlo
  * @throws {AbortedError} when `options.signal` fires before publishing: nothing is imported
  */
 export async function importCar (components: ImportCarComponents, source: AsyncIterable<Uint8Array>, options: ImportCarOptions = {}): Promise<ImportCarResult> {
+  const staged = await stageCar(components, source, options)
+  try {
+    return await staged.publish()
+  } finally {
+    await staged.discard()
+  }
+}
+
+/** A CAR staged and checked by {@link stageCar}, not yet in the main store. */
+export interface StagedCar {
+  roots: CID[]
+  blocks: number
+  bytes: number
+  /**
+   * Copy the blocks into the main store and commit (once). The blocks of the
+   * main store the DAG relied on are checked to be there still (a garbage
+   * collection may have run since the check) and reported to its watches.
+   *
+   * @throws {InvalidCARError} when one of them is gone: nothing is published
+   */
+  publish: () => Promise<ImportCarResult>
+  /** Remove the staging store (after `publish`, or instead of it). */
+  discard: () => Promise<void>
+}
+
+/**
+ * The first half of {@link importCar}: stream the CAR into a staging store
+ * and check it whole, without touching the main store, so that a caller can
+ * publish it under a lock it does not want to hold during an upload.
+ * Failures remove the staging store; otherwise `discard` does.
+ */
+export async function stageCar (components: ImportCarComponents, source: AsyncIterable<Uint8Array>, options: ImportCarOptions = {}): Promise<StagedCar> {
   const { signal } = options
   const limits: Limits = {
     maxBlockSize: options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE,
@@ -276,17 +311,37 @@ export async function importCar (components: ImportCarComponents, source: AsyncI
   await mkdir(components.tmpDir, { recursive: true })
   const stagingPath = join(components.tmpDir, `car-${randomBytes(8).toString('hex')}`)
   const staging = createBlockStore({}, { path: stagingPath, writeBufferSize: 16 * MiB, cacheSize: 8 * MiB })
-  try {
-    await staging.open()
-    const staged = await stage(source, staging, limits)
-    await checkComplete(staged.roots, staging, components.blockstore, signal)
-    throwIfAborted(signal)
-    const published = await publish(staging, components.blockstore)
-    return { ...staged, ...published }
-  } finally {
+  let discarded = false
+  const discard = async (): Promise<void> => {
+    if (discarded) return
+    discarded = true
     try {
       await staging.close()
     } catch {}
     await rm(stagingPath, { recursive: true, force: true })
+  }
+  try {
+    await staging.open()
+    const staged = await stage(source, staging, limits)
+    const fromMain = await checkComplete(staged.roots, staging, components.blockstore, signal)
+    let published: Promise<ImportCarResult> | undefined
+    return {
+      ...staged,
+      discard,
+      publish: async () => {
+        published ??= (async () => {
+          throwIfAborted(signal)
+          for (const cid of fromMain) {
+            if (!(await components.blockstore.has(cid))) throw new InvalidCARError(`incomplete DAG: block ${cid.toString()} was in the store when the CAR was checked and is gone (collected meanwhile): nothing was imported`)
+            components.blockstore.touch(cid)
+          }
+          return { ...staged, ...await publish(staging, components.blockstore) }
+        })()
+        return await published
+      }
+    }
+  } catch (err) {
+    await discard()
+    throw err
   }
 }

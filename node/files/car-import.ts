@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { importCar, type ImportCarResult } from '../car/index.js'
+import { stageCar, type ImportCarResult, type StagedCar } from '../car/index.js'
 import { entrySize, resolveEntry } from '../content/index.js'
 import { AlreadyExistsError, InvalidArgumentError, InvalidCARError, TooLargeError } from '../errors.js'
 import { normalizePath } from '../namespace/index.js'
@@ -87,34 +87,43 @@ export async function importAndBind (c: CarImportComponents, source: AsyncIterab
   if (!bind && options.to !== undefined) throw new InvalidArgumentError('--to names where the roots go: it has no meaning with --pin-roots false')
   const to = options.to === undefined ? undefined : normalizePath(options.to)
   if (bind && to !== undefined && await c.namespace.lookup(to) !== undefined) throw new AlreadyExistsError(`${to} exists: import the CAR somewhere else (--to)`)
-  return await c.writing(async () => {
-    const imported = await importCar({ blockstore: c.blockstore, tmpDir: options.tmpDir }, source, { signal })
-    const result: CarImportResult = { ...imported, paths: [], unbound: [] }
-    if (!bind) return result
-    const one = imported.roots.length === 1
-    const plans: Array<Plan | undefined> = []
-    const budget = { entries: 0 }
-    for (const root of imported.roots) {
-      const entry = await resolveOrWhy(c, root, signal)
-      if (typeof entry === 'string') {
-        result.unbound.push({ root: root.toString(), why: entry })
-        plans.push(undefined)
-        continue
-      }
-      const plan: Plan = { path: one && to !== undefined ? to : `${to ?? IMPORTED_DIR}/${root.toString()}`, root, dirs: [], files: [] }
-      await planEntry(c, entry, plan.path, plan, budget, result, signal)
-      plans.push(plan)
+  // staged and checked outside the GC lock (an upload may be slow); published and bound under it
+  const staged = await stageCar({ blockstore: c.blockstore, tmpDir: options.tmpDir }, source, { signal })
+  try {
+    return await c.writing(async () => await publishAndBind(c, staged, bind, to, signal))
+  } finally {
+    await staged.discard()
+  }
+}
+
+/** Publish a staged CAR and bind its roots; the caller holds the GC lock. */
+async function publishAndBind (c: CarImportComponents, staged: StagedCar, bind: boolean, to: string | undefined, signal?: AbortSignal): Promise<CarImportResult> {
+  const imported = await staged.publish()
+  const result: CarImportResult = { ...imported, paths: [], unbound: [] }
+  if (!bind) return result
+  const one = imported.roots.length === 1
+  const plans: Array<Plan | undefined> = []
+  const budget = { entries: 0 }
+  for (const root of imported.roots) {
+    const entry = await resolveOrWhy(c, root, signal)
+    if (typeof entry === 'string') {
+      result.unbound.push({ root: root.toString(), why: entry })
+      plans.push(undefined)
+      continue
     }
-    for (const plan of plans) {
-      if (plan === undefined) { result.paths.push(null); continue }
-      const there = await c.namespace.lookup(plan.path)
-      if (there === undefined) { await bindPlan(c, plan); c.announce?.(plan.root) }
-      // the same file bound already (an earlier import of it) is fine; anything else is not ours to change
-      else if (there.type !== 'file' || there.cid !== plan.root.toString()) throw new AlreadyExistsError(`${plan.path} exists: import the CAR somewhere else (--to)`)
-      result.paths.push(plan.path)
-    }
-    return result
-  })
+    const plan: Plan = { path: one && to !== undefined ? to : `${to ?? IMPORTED_DIR}/${root.toString()}`, root, dirs: [], files: [] }
+    await planEntry(c, entry, plan.path, plan, budget, result, signal)
+    plans.push(plan)
+  }
+  for (const plan of plans) {
+    if (plan === undefined) { result.paths.push(null); continue }
+    const there = await c.namespace.lookup(plan.path)
+    if (there === undefined) { await bindPlan(c, plan); c.announce?.(plan.root) }
+    // the same file bound already (an earlier import of it) is fine; anything else is not ours to change
+    else if (there.type !== 'file' || there.cid !== plan.root.toString()) throw new AlreadyExistsError(`${plan.path} exists: import the CAR somewhere else (--to)`)
+    result.paths.push(plan.path)
+  }
+  return result
 }
 
 /** A UnixFS file or directory, or why `cid` is not one. */

@@ -14,6 +14,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { Files } from '../../../node/files/index.js'
 import { tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { stageCar } from '../../../node/car/index.js'
 import { filesOnDisk, type FilesOnDisk } from './fixtures.js'
 
 
@@ -58,6 +59,19 @@ async function * carOfRoots (roots: CID[], blocks: Block[]): AsyncGenerator<Uint
 }
 
 describe('Files.importCar', () => {
+  it('a CAR staged outside the lock is published only if the store still holds the blocks it relied on', { timeout: 60_000 }, async t => {
+    const { blockstore, tmpDir } = await setup(t)
+    const shared = await rawBlock('already here')
+    await blockstore.put(shared.cid, shared.bytes)
+    const top = await directory([{ name: 'shared.txt', block: shared }])
+    // the CAR leaves out the block the store has
+    const staged = await stageCar({ blockstore, tmpDir }, carOf(top, [top]))
+    await blockstore.delete(shared.cid) // a gc took it meanwhile
+    await assert.rejects(staged.publish(), (err: any) => err.name === 'InvalidCARError' && /gone/.test(err.message))
+    assert.equal(await blockstore.has(top.cid), false, 'nothing published')
+    await staged.discard()
+  })
+
   it('a DAG that repeats a directory under itself is refused, not unrolled; a name given twice is refused; nothing is bound', { timeout: 60_000 }, async t => {
     const { files, tmpDir, namespace } = await setup(t)
     // 20 levels, each linking the next twice: 2^20 paths from 22 blocks
