@@ -21,6 +21,7 @@ import type { ShoalLibp2p } from '../net/host.js'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { BlockGetter } from '../reads/api.js'
+import { replaceCorrupt } from '../reads/local-state.js'
 
 export { BlockUnavailableError, PeerUnavailableError, RemoteError, RequestTimeoutError } from './errors.js'
 export { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
@@ -450,10 +451,7 @@ class DefaultBlockExchange implements BlockExchange {
   private async store (cid: CID, bytes: Uint8Array): Promise<void> {
     const key = blockKey(cid)
     if (this.corrupt.has(key)) {
-      // the corrupt record is still indexed (a put would keep it): drop it first
-      await this.blockstore.delete(cid)
-      await this.blockstore.put(cid, bytes)
-      await this.blockstore.commit()
+      await replaceCorrupt(this.blockstore, cid, bytes)
       this.corrupt.delete(key)
       this.counters.replacedLocal++
       this.log.info({ cid: cid.toString() }, 'corrupt local copy replaced by a good one from a peer')

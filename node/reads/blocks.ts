@@ -20,7 +20,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { stripedSession, type StripeSources } from './striped.js'
-import { localState } from './local-state.js'
+import { localState, replaceCorrupt } from './local-state.js'
 import type { BlockGetter, BlockOrigin, BlockReader, GetBlockOptions, ReadSessionOptions, ReadTarget } from './api.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange } from '../exchange/index.js'
@@ -108,12 +108,8 @@ export class Blocks implements BlockReader {
         options.onProgress?.({ cid, bytes: bytes.byteLength, from: 'cold' })
         if (corrupt) {
           this.log.warn({ cid: cid.toString(), root: target.root.toString() }, 'corrupt local copy replaced by the cold copy')
-          await blockstore.delete(cid)
-        }
-        if (corrupt || options.keep === true) {
-          if (!(await blockstore.has(cid))) await blockstore.put(cid, bytes)
-          if (corrupt) await blockstore.commit()
-        }
+          await replaceCorrupt(blockstore, cid, bytes)
+        } else if (options.keep === true) await blockstore.put(cid, bytes)
         return bytes
       }
     }

@@ -1,7 +1,7 @@
 /**
  * What the local store holds of one block: a good copy, a copy that fails its
- * check (which a `put` would keep: it must be deleted first), or nothing.
- * For the read paths that replace corrupt local copies.
+ * check (which a `put` would keep: it must be deleted first), or nothing;
+ * and the one way the read paths replace a corrupt local copy.
  *
  * @module
  */
@@ -21,4 +21,15 @@ export async function localState (blockstore: BlockStore, cid: CID): Promise<Loc
     if (err?.name === 'CorruptBlockError' || err?.name === 'InvalidBlockError') return 'corrupt'
     throw err
   }
+}
+
+/**
+ * Put `bytes` (already checked against `cid`) in place of a local copy that
+ * failed its check: the corrupt record is still indexed, and a put alone
+ * would keep it. Committed at once: a replacement is rare, and worth keeping.
+ */
+export async function replaceCorrupt (blockstore: BlockStore, cid: CID, bytes: Uint8Array): Promise<void> {
+  await blockstore.delete(cid)
+  await blockstore.put(cid, bytes)
+  await blockstore.commit()
 }

@@ -35,7 +35,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { blockKey } from '../blocks/index.js'
 import { AbortedError, StripeUnavailableError } from '../errors.js'
 import { raceAbort } from '../abort.js'
-import { localState } from './local-state.js'
+import { localState, replaceCorrupt } from './local-state.js'
 import { loadManifestRoot, readStripes, rebuildStripe, shardCID } from '../durability/stripes.js'
 import type { Stripe, ManifestRoot } from '../../protocol/durability.js'
 import type { BlockExchange } from '../exchange/index.js'
@@ -371,19 +371,15 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
   if (shards.size < needed) throw new StripeUnavailableError(`stripe ${index} of ${mroot.root.toString()}: only ${shards.size} of ${k} shards reachable`)
   const data = rebuildStripe(stripe, k, m, shards, await components.stripes.coder())
   // the leaves rebuilt (not those fetched or held here): stored when caching,
-  // when they are this node's own shards, or in place of a corrupt copy
-  let replaced = false
+  // or in place of a corrupt copy
   for (let i = 0; i < stripe.data.length; i++) {
     if (shards.has(i)) continue
     const cid = stripe.data[i]
     components.onBlock?.(cid, data[i], 'rebuilt')
     const here = await localState(components.blockstore, cid)
     if (here === 'good') continue // stored meanwhile (a late fetch, a hedge's other half)
-    if (here === 'missing' && !components.cache) continue
-    // a copy that failed its check stays indexed, and a put would keep it
-    if (here === 'corrupt') { await components.blockstore.delete(cid); replaced = true }
-    await components.blockstore.put(cid, data[i])
+    if (here === 'corrupt') await replaceCorrupt(components.blockstore, cid, data[i])
+    else if (components.cache) await components.blockstore.put(cid, data[i])
   }
-  if (replaced) await components.blockstore.commit()
   return data
 }
