@@ -20,10 +20,10 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHost } from '../node/net/host.js'
 import { children, fmt, isInterrupted, log } from './harness.js'
+import { receiveCredited } from './send-file.js'
 
 /** Must match bench/transfer-peer.ts. */
 export const RAW_PROTOCOL = '/bench/raw/1.0.0'
-const MiB = 1024 * 1024
 const PEER = join(dirname(fileURLToPath(import.meta.url)), 'transfer-peer.js')
 
 export function machineCpu (): number | undefined {
@@ -104,21 +104,10 @@ export async function rawStream (file: string, swarmKey: Uint8Array | undefined,
     await host.dial(addr) // connection set-up (noise handshake, identify) is not timed
     await settle(0)
     const hash = createHash('sha256')
-    let bytes = 0
     const acct0 = cpuAccount()
     const child0 = cpuOf(child.pid)
     const t0 = performance.now()
-    const stream = await host.dialProtocol(addr, RAW_PROTOCOL)
-    let credited = 0
-    for await (const chunk of stream) {
-      if (chunk instanceof Uint8Array) { hash.update(chunk); bytes += chunk.byteLength } else {
-        for (const buf of chunk) { hash.update(buf); bytes += buf.byteLength }
-      }
-      // one credit byte per MiB consumed (see bench/transfer-peer.ts)
-      const owed = Math.floor(bytes / MiB) - credited
-      if (owed > 0) { stream.send(new Uint8Array(owed)); credited += owed }
-    }
-    await stream.close()
+    const bytes = await receiveCredited(await host.dialProtocol(addr, RAW_PROTOCOL), hash)
     const seconds = (performance.now() - t0) / 1000
     const child1 = cpuOf(child.pid)
     const foreign = foreignCpu(acct0, cpuAccount(), [child0 === undefined || child1 === undefined ? undefined : child1 - child0])

@@ -1,7 +1,7 @@
 /**
- * The sender side of a raw-stream benchmark (bench/transfer-peer.ts,
- * bench/transport-peer.ts): a file in 1 MiB messages with credit-based flow
- * control — the reader sends one byte per MiB it consumed, and at most
+ * Both ends of a raw-stream benchmark (bench/transfer-peer.ts and
+ * bench/transport-peer.ts send, bench/raw-stream.ts and bench/transport.ts
+ * receive): a file in 1 MiB messages with credit-based flow control — the reader sends one byte per MiB it consumed, and at most
  * `window` bytes are unacknowledged. Plain send/drain is not enough: yamux
  * refills its window as data reaches the peer's muxer, so a slow reader lets
  * the lower layers' buffers grow (which once crashed pnet's WASM cipher).
@@ -9,6 +9,7 @@
  * @module
  */
 import { open } from 'node:fs/promises'
+import type { Hash } from 'node:crypto'
 import type { Stream } from '@libp2p/interface'
 
 /** Bytes per message. */
@@ -47,3 +48,21 @@ export async function sendFile (stream: Stream, file: string, window: number, la
   }
 }
 
+/**
+ * Read `stream` to its end into `hash`, sending one credit byte per
+ * {@link MESSAGE} consumed (what {@link sendFile} waits for); returns the
+ * bytes received, counted in `received` as they come (for a watchdog's
+ * message). Closes the stream.
+ */
+export async function receiveCredited (stream: Stream, hash: Hash, received = { bytes: 0 }): Promise<number> {
+  let credited = 0
+  for await (const chunk of stream) {
+    if (chunk instanceof Uint8Array) { hash.update(chunk); received.bytes += chunk.byteLength } else {
+      for (const buf of chunk) { hash.update(buf); received.bytes += buf.byteLength }
+    }
+    const owed = Math.floor(received.bytes / MESSAGE) - credited
+    if (owed > 0) { stream.send(new Uint8Array(owed)); credited += owed }
+  }
+  await stream.close()
+  return received.bytes
+}

@@ -41,7 +41,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
 import { fmt, installCleanup, isInterrupted, log, median, parseSize, tempDirs, trackChild, writeRandomFile } from './harness.js'
 import { cpuAccount, cpuOf, foreignCpu, noisy, settle } from './raw-stream.js'
-import { MESSAGE, QUIC_PACKAGE, loadQuic, openHost, RAW_PROTOCOL, TRANSPORT_LABELS, TRANSPORTS, type PeerReady, type Transport } from './transport-peer.js'
+import { receiveCredited } from './send-file.js'
+import { QUIC_PACKAGE, loadQuic, openHost, RAW_PROTOCOL, TRANSPORT_LABELS, TRANSPORTS, type PeerReady, type Transport } from './transport-peer.js'
 
 const MiB = 1024 * 1024
 const MB = 1e6
@@ -141,25 +142,16 @@ async function measure (opts: Options, run: number, transport: Transport, file: 
     await settle(opts.quietWait)
 
     const hash = createHash('sha256')
-    let bytes = 0
-    let credited = 0
+    const received = { bytes: 0 }
     const acct0 = cpuAccount()
     const sender0 = cpuOf(child.pid)
     const own0 = process.cpuUsage()
     const t0 = performance.now()
     const stream = await host.dialProtocol(addr, RAW_PROTOCOL)
     // a stalled stream fails the run instead of hanging it (10 MB/s is far below any transport here)
-    const watchdog = setTimeout(() => stream.abort(new Error(`${transport}: stalled after ${bytes} bytes`)), 30_000 + opts.size / 10e6 * 1000)
+    const watchdog = setTimeout(() => stream.abort(new Error(`${transport}: stalled after ${received.bytes} bytes`)), 30_000 + opts.size / 10e6 * 1000)
     try {
-      for await (const chunk of stream) {
-        if (chunk instanceof Uint8Array) { hash.update(chunk); bytes += chunk.byteLength } else {
-          for (const buf of chunk) { hash.update(buf); bytes += buf.byteLength }
-        }
-        // one credit byte per MiB consumed (see bench/transport-peer.ts)
-        const owed = Math.floor(bytes / MESSAGE) - credited
-        if (owed > 0) { stream.send(new Uint8Array(owed)); credited += owed }
-      }
-      await stream.close()
+      await receiveCredited(stream, hash, received)
     } finally {
       clearTimeout(watchdog)
     }
@@ -173,10 +165,10 @@ async function measure (opts: Options, run: number, transport: Transport, file: 
     return {
       transport,
       run,
-      bytes,
+      bytes: received.bytes,
       seconds,
-      mbps: bytes / MB / seconds,
-      identical: bytes === opts.size && hash.digest('hex') === fileSha,
+      mbps: received.bytes / MB / seconds,
+      identical: received.bytes === opts.size && hash.digest('hex') === fileSha,
       cpuSender,
       cpuReceiver: (own.user + own.system) / 1e6,
       foreign,
