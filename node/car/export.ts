@@ -9,6 +9,12 @@ import type { CID } from 'multiformats/cid'
 export interface ExportCarOptions {
   /** Stops the export; the consumer sees an `AbortedError`. */
   signal?: AbortSignal
+  /**
+   * The links of a block the walk goes on to, in the order given (default:
+   * every link, as {@link linksOf} lists them). Lets a caller export part of
+   * a DAG: the gateway's `dag-scope` and `entity-bytes` (node/gateway/).
+   */
+  follow?: (block: { cid: CID, bytes: Uint8Array }) => CID[]
 }
 
 type BlockWriter = ReturnType<typeof CarWriter.create>['writer']
@@ -24,7 +30,8 @@ function throwIfAborted (signal?: AbortSignal): void {
  * has read its bytes, so at most one block is in flight. Identity-hashed
  * nodes are walked through but not written (their data is in the CID).
  */
-async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, signal?: AbortSignal): Promise<void> {
+async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, options: ExportCarOptions): Promise<void> {
+  const { signal, follow } = options
   const seen = new Set<string>()
   const stack: CID[] = [root]
   while (stack.length > 0 && !stopped()) {
@@ -35,7 +42,7 @@ async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Arr
     seen.add(key)
     const bytes = cid === root ? rootBytes : await blockstore.getBytes(cid, { signal })
     if (cid.multihash.code !== IDENTITY) await writer.put({ cid, bytes })
-    const links = linksOf(cid, bytes)
+    const links = follow === undefined ? linksOf(cid, bytes) : follow({ cid, bytes })
     for (let i = links.length - 1; i >= 0; i--) {
       if (!seen.has(nodeKey(links[i]))) stack.push(links[i])
     }
@@ -64,7 +71,7 @@ export async function * exportCar (blockstore: BlockGetter, root: CID, options: 
   let stop = false
   const producer = (async (): Promise<{ error?: unknown }> => {
     try {
-      await writeDag(blockstore, root, rootBytes, writer, () => stop, signal)
+      await writeDag(blockstore, root, rootBytes, writer, () => stop, options)
       return {}
     } catch (error) {
       return { error }
