@@ -12,7 +12,7 @@ import { parseChunker, type ChunkerSpec } from './content/index.js'
 import { LeafWorker } from './content/leaf-chunker.js'
 import { Files } from './files/index.js'
 import { createLogger, type Logger, type LogLevel } from './logger.js'
-import { createMetrics, type NodeMetrics } from './metrics/index.js'
+import { createMetrics, registerPeerMetrics, type NodeMetrics } from './metrics/index.js'
 import { createNamespace, signerFromKey, WriterTrust, type Replica } from './namespace/index.js'
 import type { NamespaceSync } from './namespace/sync.js'
 import { registerNamespaceMetrics } from './namespace/metrics.js'
@@ -92,7 +92,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const key = await loadIdentity(repo.root)
   const logger = init.logger ?? createLogger(init.logLevel ?? (process.env.SHOAL_LOG_LEVEL as LogLevel | undefined) ?? config.logLevel)
   // the size gauge reads the store at scrape time, long after both exist
-  const metrics = createMetrics(async () => await blockstore.approximateSize())
+  const metrics = createMetrics({ sizeOf: async () => await blockstore.approximateSize(), processMetrics: config.metrics.process, libp2pMetrics: config.metrics.libp2p })
   const blockstore = createBlockStore({ metrics }, { path: repo.blocks })
   const peerId = peerIdFromPrivateKey(key).toString()
   const trust = new WriterTrust({ self: peerId, privateSwarm: config.privateSwarm, writers: config.namespace.writers, trusted: config.namespace.trusted })
@@ -110,6 +110,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     announce: config.announce,
     swarmKey,
     mdns: config.mdns,
+    metrics: metrics.libp2p,
     start: false
   })
   // peers may push only the shards this node agreed to hold for them
@@ -160,10 +161,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     checkIntervalMs: durabilityConfig.checkInterval,
     repairBytesPerSecond: durabilityConfig.repairRate,
     scrubIntervalMs: durabilityConfig.scrubInterval,
-    scrubBytesPerSecond: durabilityConfig.scrubRate
+    scrubBytesPerSecond: durabilityConfig.scrubRate,
+    metrics
   })
   registerDurabilityMetrics(metrics.registry, durability)
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
+  registerPeerMetrics(metrics.registry, { libp2p, peers, trust })
   const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve })
   // chunking and hashing of imports run on one worker thread beside the main one
   const leafWorker = new LeafWorker()

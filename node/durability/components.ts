@@ -17,6 +17,7 @@ import type { Logger } from '../logger.js'
 import type { Entry, FilePin, WallClock } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
 import type { Timers } from '../namespace/sync.js'
+import type { Counter } from 'prom-client'
 
 /** Counters since start, shared by the parts of the service. */
 export interface DurabilityStats {
@@ -27,6 +28,25 @@ export interface DurabilityStats {
   holdsAccepted: number
   /** Holds refused because they would exceed the quota for others. */
   holdsRefused: number
+}
+
+/**
+ * Prometheus counters the service adds to where the work happens, when
+ * given (the node's metrics; see docs/api.md, "Metrics").
+ */
+export interface DurabilityMetrics {
+  /** Shard blocks pushed to peers by placement. */
+  shardsPlaced: Counter
+  /** Shards rebuilt from their stripe and given to a holder (by repair, or here by a scrub). */
+  shardsRepaired: Counter
+  /** Bytes repair fetched (`direction="in"`) and sent (`"out"`). */
+  repairBytes: Counter<'direction'>
+  /** Blocks the scrub read back and re-hashed. */
+  scrubBlocks: Counter
+  /** Bytes the scrub read back. */
+  scrubBytes: Counter
+  /** Blocks the scrub found corrupt. */
+  scrubCorrupt: Counter
 }
 
 /** What the service is built from. */
@@ -54,6 +74,8 @@ export interface DurabilityComponents {
   clock?: WallClock
   /** Schedules of repair and scrub, and rate-limit waits. @default {@link systemTimers} */
   timers?: Timers
+  /** Counters of the node's metrics. */
+  metrics?: DurabilityMetrics
 }
 
 /** {@link DurabilityComponents} with the clock, the timers and the counters every part shares. */

@@ -98,3 +98,37 @@ export function countHealth (summary: HealthSummary, health: StripeHealth): void
   if (health === 'at-risk') summary.atRisk++
   else summary[health]++
 }
+
+/**
+ * A pinned file's state, as the metrics count files: the worst health of
+ * its stripes, except that a file whose coding or placement is not final
+ * yet is `pending` unless a stripe is degraded or lost, and one whose
+ * shards this node is pushing now is `placing`.
+ */
+export type FileState = 'pending' | 'placing' | 'healthy' | 'at_risk' | 'degraded' | 'lost'
+
+/** The state of a file from the counts of its stripes' health, and whether its placement is final. */
+export function fileState (stripes: HealthSummary, pending: boolean): FileState {
+  if (stripes.lost > 0) return 'lost'
+  if (stripes.degraded > 0) return 'degraded'
+  if (pending) return 'pending'
+  return stripes.atRisk > 0 ? 'at_risk' : 'healthy'
+}
+
+/** What `after` counted beyond `before` (the stripes of one file, counted into a pass's totals). */
+export function summaryDelta (after: HealthSummary, before: HealthSummary): HealthSummary {
+  return { healthy: after.healthy - before.healthy, atRisk: after.atRisk - before.atRisk, degraded: after.degraded - before.degraded, lost: after.lost - before.lost }
+}
+
+/**
+ * Files by state: each file of `states` (manifest → state, from a repair
+ * pass) once, those in `placing` (manifests placed now) as `placing`, and
+ * `uncoded` files (coding deferred for want of live nodes) as `pending`.
+ */
+export function countFileStates (states: ReadonlyMap<string, FileState>, uncoded: number, placing: Iterable<string>): Record<FileState, number> {
+  const counts: Record<FileState, number> = { pending: uncoded, placing: 0, healthy: 0, at_risk: 0, degraded: 0, lost: 0 }
+  const now = new Set(placing)
+  for (const [manifest, state] of states) if (!now.has(manifest)) counts[state]++
+  counts.placing += now.size
+  return counts
+}

@@ -10,7 +10,7 @@ import { dirname } from 'node:path'
 import { LevelKV } from '../namespace/kv.js'
 import { Holdings } from './holdings.js'
 import { Libp2pShardsNetwork, type ShardsNetworkInit } from './network.js'
-import { DurabilityService, type DurabilityComponents, type DurabilityInit } from './service.js'
+import { DurabilityService, type DurabilityComponents, type DurabilityInit, type DurabilityMetrics } from './service.js'
 import { systemClock, systemTimers } from './components.js'
 import type { GcLock } from './gc.js'
 import type { BlockStore } from '../blocks/index.js'
@@ -22,7 +22,7 @@ import type { Timers } from '../namespace/sync.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
 export { DurabilityService } from './service.js'
-export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityHealth, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairProgressEvents, RepairReport, ScrubProgressEvents, ShardStatus, StripeStatus, SyncOptions } from './service.js'
+export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityHealth, DurabilityMetrics, FileState, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairProgressEvents, RepairReport, ScrubProgressEvents, ShardStatus, StripeStatus, SyncOptions } from './service.js'
 export { systemClock, systemTimers } from './components.js'
 export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './holdings.js'
 export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'
@@ -47,6 +47,8 @@ export interface CreateDurabilityInit extends DurabilityInit {
   rebind?: DurabilityComponents['rebind']
   gcLock: GcLock
   logger: Logger
+  /** Counters of the node's metrics (placement, repair, scrub). */
+  metrics?: DurabilityMetrics
   /** Per-peer limits of the shards protocol. @default {@link DEFAULT_SHARDS_LIMITS} */
   shardsLimits?: ShardsNetworkInit
   /** The clock of grace periods, records and rate limits. @default {@link systemClock} */
@@ -75,7 +77,8 @@ export function createDurability (init: CreateDurabilityInit): { service: Durabi
     gcLock: init.gcLock,
     logger: init.logger,
     clock: init.clock ?? systemClock,
-    timers: init.timers ?? systemTimers
+    timers: init.timers ?? systemTimers,
+    metrics: init.metrics
   }, { ...init, storagePath: init.storagePath ?? dirname(init.path) })
   return { service, holdings }
 }

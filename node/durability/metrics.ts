@@ -1,6 +1,8 @@
 /**
- * Prometheus gauges of stripe health, read at scrape time from the last
- * repair pass (every `durability.checkInterval`): what `status` shows.
+ * Prometheus gauges of stripe and file health, read at scrape time from the
+ * last repair pass (every `durability.checkInterval`): what `status` shows.
+ * (The counters of placement, repair and scrub are added to where the work
+ * happens: `DurabilityMetrics` in components.ts.)
  *
  * @module
  */
@@ -8,23 +10,28 @@ import { Gauge, type Registry } from 'prom-client'
 import type { DurabilityService } from './service.js'
 
 /** Register the durability health gauges of `service` on `registry`. */
-export function registerDurabilityMetrics (registry: Registry, service: Pick<DurabilityService, 'health'>): void {
+export function registerDurabilityMetrics (registry: Registry, service: Pick<DurabilityService, 'health' | 'fileStates'>): void {
   const registers = [registry]
-  new Gauge({
-    name: 'shoal_durability_stripes',
-    help: 'Stripes of pinned files by health, as the last repair pass found them (at_risk: all shards exist but some share a node)',
-    labelNames: ['health'],
-    registers,
-    collect () {
-      const h = service.health()
-      if (h === undefined) return
-      this.set({ health: 'healthy' }, h.healthy)
-      this.set({ health: 'at_risk' }, h.atRisk)
-      this.set({ health: 'degraded' }, h.degraded)
-      this.set({ health: 'lost' }, h.lost)
-    }
+  labelled(registers, 'shoal_durability_stripes', 'Stripes of pinned files by health, as the last repair pass found them (at_risk: all shards exist but some share a node)', 'health', () => {
+    const h = service.health()
+    return h === undefined ? undefined : { healthy: h.healthy, at_risk: h.atRisk, degraded: h.degraded, lost: h.lost }
   })
+  labelled(registers, 'shoal_durability_files', 'Pinned files (manifests) this node knows, by state: the worst health of their stripes as the last repair pass found it; pending: coding or placement not final yet; placing: this node pushes their shards now', 'state',
+    () => service.fileStates())
   new Gauge({ name: 'shoal_durability_files_uncoded', help: 'Pinned files not coded yet: too few live nodes for their parity to survive a lost node', registers, collect () { const h = service.health(); if (h !== undefined) this.set(h.uncoded) } })
   new Gauge({ name: 'shoal_durability_shards_in_grace', help: 'Shards whose holder is away but within the grace period (rebuilt after it)', registers, collect () { const h = service.health(); if (h !== undefined) this.set(h.waiting) } })
   new Gauge({ name: 'shoal_durability_last_check_seconds', help: 'When the last repair pass finished (Unix time, seconds)', registers, collect () { const h = service.health(); if (h !== undefined) this.set(h.at / 1000) } })
+}
+
+/** A gauge with one label, whose values `read` gives at scrape time (none before the first repair pass). */
+function labelled (registers: Registry[], name: string, help: string, label: string, read: () => Record<string, number> | undefined): void {
+  new Gauge({ // eslint-disable-line no-new
+    name,
+    help,
+    labelNames: [label],
+    registers,
+    collect () {
+      for (const [value, count] of Object.entries(read() ?? {})) this.set({ [label]: value }, count)
+    }
+  })
 }

@@ -132,6 +132,7 @@ export class Placer {
             pushed += result.blocks
             progress.pushed = pushed
             stats.shardsPushed += result.blocks
+            this.components.metrics?.shardsPlaced.inc(result.blocks)
             onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total, peer }))
           }
         } catch (err: any) {
@@ -200,6 +201,11 @@ export class Placer {
   placing (manifest: CID | string): { pushed: number, total: number } | undefined {
     const p = this.running.get(manifest.toString())
     return p === undefined ? undefined : { ...p }
+  }
+
+  /** Manifests whose placement runs now. */
+  placingNow (): string[] {
+    return [...this.running.keys()]
   }
 
   /** The zone of `peer` (this node's own, or what the peer said when asked by {@link livePeers}), if it has one. */

@@ -98,7 +98,11 @@ export class ShardRebuilder {
       const providers = view.holders(stripeIndex, i).filter(p => p !== network.self).map(p => peerIdFromString(p))
       const had = providers.length === 0
       const bytes = had ? await blockstore.getBytes(cid, { signal }) : await exchange.getBlock(cid, { providers, signal })
-      if (!had) { counts.bytesIn += bytes.byteLength; stats.repairBytesIn += bytes.byteLength }
+      if (!had) {
+        counts.bytesIn += bytes.byteLength
+        stats.repairBytesIn += bytes.byteLength
+        this.components.metrics?.repairBytes.inc({ direction: 'in' }, bytes.byteLength)
+      }
       shards.set(i, bytes)
     }))
     const bytes = rebuildShard(stripe, k, m, index, shards, await this.init.coder())
@@ -114,9 +118,11 @@ export class ShardRebuilder {
       await exchange.putBlocks(peerIdFromString(to), [{ cid, bytes }], { signal })
       counts.bytesOut += bytes.byteLength
       stats.repairBytesOut += bytes.byteLength
+      this.components.metrics?.repairBytes.inc({ direction: 'out' }, bytes.byteLength)
     }
     counts.repaired++
     stats.shardsRepaired++
+    this.components.metrics?.shardsRepaired.inc()
     this.log.info({ manifest: manifest.toString(), stripe: stripeIndex, shard: index, to, previous: request.previous }, 'shard repaired')
   }
 }

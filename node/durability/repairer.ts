@@ -12,7 +12,7 @@ import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
-import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
+import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import { codeDeferred } from './deferred.js'
 import { liveManifests } from './live-manifests.js'
 import { planRepair, repairCoordinator, type StripeHealth } from './repair-plan.js'
@@ -71,7 +71,7 @@ export class Repairer {
   private timer?: unknown
   private readonly pass = new SharedPass<RepairReport>()
   private stopped = false
-  private latest?: { report: RepairReport, at: number }
+  private latest?: { report: RepairReport, at: number, files: ReadonlyMap<string, FileState> }
 
   constructor (private readonly components: DurabilityParts, private readonly init: RepairerInit) {
     this.log = components.logger.child({ component: 'durability' })
@@ -94,14 +94,15 @@ export class Repairer {
   /** One repair pass; concurrent calls share one pass (its progress goes to the caller that started it). */
   async repair (signal?: AbortSignal, options: ProgressOptions<RepairProgressEvents> = {}): Promise<RepairReport> {
     return await this.pass.run(async () => {
-      const report = await this.repairPass(signal, options)
-      this.latest = { report, at: this.components.clock.now() }
+      const files = new Map<string, FileState>()
+      const report = await this.repairPass(signal, options, files)
+      this.latest = { report, at: this.components.clock.now(), files }
       return report
     })
   }
 
-  /** The report of the last finished pass and when it finished (ms), if one ran. */
-  last (): { report: RepairReport, at: number } | undefined {
+  /** The report of the last finished pass, when it finished (ms) and the state it found each file in (manifest → state), if one ran. */
+  last (): { report: RepairReport, at: number, files: ReadonlyMap<string, FileState> } | undefined {
     return this.latest
   }
 
@@ -113,9 +114,9 @@ export class Repairer {
     }, ms)
   }
 
-  private async repairPass (signal: AbortSignal | undefined, options: ProgressOptions<RepairProgressEvents>): Promise<RepairReport> {
+  private async repairPass (signal: AbortSignal | undefined, options: ProgressOptions<RepairProgressEvents>, files: Map<string, FileState>): Promise<RepairReport> {
     const report = emptyRepairReport()
-    const { holdings, files } = this.components
+    const { holdings } = this.components
     const { placer } = this.init
     try {
       const deferred = await codeDeferred(this.components, { encoder: this.init.encoder, placer, signal })
@@ -128,7 +129,7 @@ export class Repairer {
       report.errors.push(`deferred coding: ${String(err?.message ?? err)}`)
       this.log.warn({ err: err?.message }, 'deferred coding failed')
     }
-    const live = await liveManifests(files, signal)
+    const live = await liveManifests(this.components.files, signal)
     const known: Array<[string, { role: string, placed?: number, spreadOver?: number }]> = []
     /** Live peers, counted once per pass when an at-risk placement may be retried. */
     let livePeers: number | undefined
@@ -146,7 +147,11 @@ export class Repairer {
           const placed = await placer.place(manifest, { signal })
           if (placed.failed.length === 0) report.placed++
         }
+        const before = { ...report }
         await this.repairManifest(manifest, report, signal)
+        // the writer's placement is final once it is on k+m distinct peers (pin status's `pending`)
+        const own = record.role === 'origin' && record.placed === undefined ? await holdings.manifest(text) : record
+        files.set(text, fileState(summaryDelta(report, before), own?.role === 'origin' && own.placed === undefined))
       } catch (err: any) {
         report.errors.push(`${text}: ${String(err?.message ?? err)}`)
         this.log.warn({ manifest: text, err: err?.message }, 'repair of manifest failed')

@@ -10,6 +10,7 @@
 import { matchesCID, type BlockStore } from '../blocks/index.js'
 import { RateLimiter } from './repair-plan.js'
 import { sleep } from './sleep.js'
+import type { DurabilityMetrics } from './components.js'
 import type { CID } from 'multiformats/cid'
 
 /** What one scrub pass found and did. */
@@ -39,6 +40,8 @@ export interface ScanOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
   /** Told of the scan's progress every {@link SCRUB_PROGRESS_BYTES} re-hashed, and once at its end. */
   onScanned?: (report: Readonly<ScrubReport>) => void
+  /** The node's scrub counters, added to block by block. */
+  metrics?: Pick<DurabilityMetrics, 'scrubBlocks' | 'scrubBytes' | 'scrubCorrupt'>
 }
 
 /** Bytes re-hashed between two progress reports of a scrub. */
@@ -59,7 +62,12 @@ export async function findCorruptBlocks (blockstore: Pick<BlockStore, 'storedEnt
   for await (const { cid, bytes } of blockstore.storedEntries({ signal: options.signal })) {
     report.blocks++
     report.bytes += bytes.byteLength
-    if (!matchesCID(cid, bytes)) corrupt.push(cid)
+    options.metrics?.scrubBlocks.inc()
+    options.metrics?.scrubBytes.inc(bytes.byteLength)
+    if (!matchesCID(cid, bytes)) {
+      corrupt.push(cid)
+      options.metrics?.scrubCorrupt.inc()
+    }
     if (report.bytes - told >= SCRUB_PROGRESS_BYTES) { told = report.bytes; report.corrupt = corrupt.length; options.onScanned?.(report) }
     const delay = limiter.delay(bytes.byteLength, now())
     if (delay > 0) await wait(delay, options.signal)

@@ -100,7 +100,8 @@ export class Scrubber {
       signal,
       onScanned: r => options.onProgress?.(new CustomProgressEvent('shoal:durability:scrub', { blocks: r.blocks, bytes: r.bytes, corrupt: r.corrupt })),
       now: () => clock.now(),
-      sleep: async (ms, s) => { await sleepOn(timers, ms, s) }
+      sleep: async (ms, s) => { await sleepOn(timers, ms, s) },
+      metrics: this.components.metrics
     })
     if (corrupt.length > 0) {
       for (const cid of corrupt) await blockstore.delete(cid, { signal })

@@ -24,7 +24,7 @@ import { Scrubber, type ScrubProgressEvents } from './scrubber.js'
 import { resolveSettings, type DurabilityInit, type DurabilitySettings } from './settings.js'
 import { ShardsServer } from './shards-server.js'
 import type { ErasureCoder } from './erasure.js'
-import type { HealthSummary } from './health.js'
+import { countFileStates, type FileState, type HealthSummary } from './health.js'
 import type { ShardsNetwork } from './network.js'
 import { gatherView, type HolderView } from './view.js'
 import type { QuotaReport } from './quota.js'
@@ -34,7 +34,8 @@ import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressOptions } from 'progress-events'
 
-export type { DurabilityComponents, DurabilityStats } from './components.js'
+export type { DurabilityComponents, DurabilityMetrics, DurabilityStats } from './components.js'
+export type { FileState } from './health.js'
 export type { DurabilityInit } from './settings.js'
 export type { AddEncoder, AddEncoderOptions, AddEncoding } from './add-encoder.js'
 export type { EncodeOptions, EncodeProgressEvents, SyncOptions } from './encoder.js'
@@ -209,6 +210,17 @@ export class DurabilityService {
     if (last === undefined) return undefined
     const { report, at } = last
     return { at, manifests: report.manifests, stripes: report.stripes, healthy: report.healthy, atRisk: report.atRisk, degraded: report.degraded, lost: report.lost, uncoded: report.uncoded, waiting: report.waiting }
+  }
+
+  /**
+   * Pinned files this node knows, by state: as the last repair pass found
+   * them, with those whose placement runs now counted as `placing`.
+   * Undefined before the first pass.
+   */
+  fileStates (): Record<FileState, number> | undefined {
+    const last = this.repairer.last()
+    if (last === undefined) return undefined
+    return countFileStates(last.files, last.report.uncoded, this.placer.placingNow())
   }
 
   /** Collect garbage in the block store (see gc.ts); orphaned holdings are kept for the grace period. */

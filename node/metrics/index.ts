@@ -1,30 +1,53 @@
 /**
  * Prometheus metrics of one node, on its own registry (two nodes in one
- * process never share counters).
+ * process never share counters): the block store's and the API's counters,
+ * the durability service's counters (added to where the work happens), and
+ * on request the process metrics and libp2p's own metrics. The gauges read
+ * at scrape time are registered by their modules: namespace/metrics.ts,
+ * durability/metrics.ts, peers.ts. Every metric is listed in docs/api.md,
+ * "Metrics".
  *
  * @module
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { libp2pMetrics, type Libp2pMetricsFactory } from './libp2p.js'
+import { registerProcessMetrics } from './process.js'
 import type { BlockStoreMetrics } from '../blocks/index.js'
+import type { DurabilityMetrics } from '../durability/index.js'
 
-/** Every metric the node exposes at `/metrics`. */
-export interface NodeMetrics extends BlockStoreMetrics {
+export { libp2pMetrics, ALL_PROTOCOLS, TRANSFER_METRIC, type Libp2pMetricsFactory, type Libp2pMetricsInit } from './libp2p.js'
+export { registerProcessMetrics, PROCESS_METRICS_PREFIX } from './process.js'
+export { registerPeerMetrics, type PeerMetricsSources } from './peers.js'
+
+/** Every metric the node updates itself (gauges read at scrape time are registered by their modules). */
+export interface NodeMetrics extends BlockStoreMetrics, DurabilityMetrics {
   registry: Registry
   requests: Counter<'method' | 'route' | 'status'>
   requestSeconds: Histogram<'method' | 'route'>
   storedBytes: Gauge
+  /** The `metrics` option of the node's libp2p, when libp2p's metrics are on. */
+  libp2p?: Libp2pMetricsFactory
 }
 
-/**
- * Create the node's metrics. `storedBytes` is computed at scrape time by
- * `sizeOf`.
- */
-export function createMetrics (sizeOf: () => Promise<number>, options: { processMetrics?: boolean } = {}): NodeMetrics {
+/** What {@link createMetrics} needs. */
+export interface MetricsInit {
+  /** Bytes of the block store on disk, read at scrape time. */
+  sizeOf: () => Promise<number>
+  /** Process metrics (`shoal_process_*`, `shoal_nodejs_*`). @default true */
+  processMetrics?: boolean
+  /** libp2p's metrics (`libp2p_*`: connections, streams and bytes per protocol…). @default true */
+  libp2pMetrics?: boolean
+}
+
+/** Create the node's metrics on a registry of its own. */
+export function createMetrics (init: MetricsInit): NodeMetrics {
   const registry = new Registry()
-  if (options.processMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'shoal_' })
+  if (init.processMetrics !== false) registerProcessMetrics(registry)
   const registers = [registry]
+  const { sizeOf } = init
   return {
     registry,
+    ...(init.libp2pMetrics !== false ? { libp2p: libp2pMetrics({ registry }) } : {}),
     blocksWritten: new Counter({ name: 'shoal_blocks_written_total', help: 'Blocks written to the block store', registers }),
     bytesWritten: new Counter({ name: 'shoal_block_bytes_written_total', help: 'Bytes of blocks written to the block store', registers }),
     blocksRead: new Counter({ name: 'shoal_blocks_read_total', help: 'Blocks read (and hash-checked) from the block store', registers }),
@@ -41,6 +64,21 @@ export function createMetrics (sizeOf: () => Promise<number>, options: { process
       help: 'Approximate bytes on disk in the block store',
       registers,
       async collect () { this.set(await sizeOf()) }
-    })
+    }),
+    ...durabilityCounters(registers)
   }
+}
+
+function durabilityCounters (registers: Registry[]): DurabilityMetrics {
+  const counters: DurabilityMetrics = {
+    shardsPlaced: new Counter({ name: 'shoal_durability_shards_placed_total', help: 'Shard blocks this node pushed to peers when placing stripes', registers }),
+    shardsRepaired: new Counter({ name: 'shoal_durability_shards_repaired_total', help: 'Shards this node rebuilt from their stripe and gave to a holder (repair, or a scrub rebuilding a corrupt shard here)', registers }),
+    repairBytes: new Counter({ name: 'shoal_durability_repair_bytes_total', help: 'Bytes of shards repair fetched from peers (direction="in") and sent to new holders ("out")', labelNames: ['direction'], registers }),
+    scrubBlocks: new Counter({ name: 'shoal_durability_scrub_blocks_total', help: 'Blocks the scrub read back and re-hashed', registers }),
+    scrubBytes: new Counter({ name: 'shoal_durability_scrub_bytes_total', help: 'Bytes the scrub read back and re-hashed', registers }),
+    scrubCorrupt: new Counter({ name: 'shoal_durability_scrub_corrupt_blocks_total', help: 'Blocks the scrub found corrupt (their bytes do not match their hash)', registers })
+  }
+  // both directions from the start: a rate over a series that appears late reads as a gap
+  for (const direction of ['in', 'out']) counters.repairBytes.inc({ direction }, 0)
+  return counters
 }

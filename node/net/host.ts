@@ -73,6 +73,8 @@ export interface HostInit {
   start?: boolean
   /** Refuse some peers (tests cut a swarm in two with it). */
   connectionGater?: Libp2pOptions['connectionGater']
+  /** libp2p's metrics (connections, streams and bytes per protocol), e.g. on the node's registry (node/metrics). */
+  metrics?: Libp2pOptions['metrics']
 }
 
 /**
@@ -101,6 +103,7 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
     },
     peerDiscovery: init.mdns === true ? [mdns()] : [],
     ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
+    ...(init.metrics !== undefined ? { metrics: init.metrics } : {}),
     services: {
       identify: identify(),
       // the DHT pings peers too: leave room for application pings

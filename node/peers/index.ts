@@ -52,6 +52,8 @@ export class PeerManager {
   private readonly timers = new Map<string, { timer: NodeJS.Timeout, delay: number }>()
   private running = false
   private saving: Promise<void> = Promise.resolve()
+  /** Counters since start (metrics): re-dials that reached none of a known peer's addresses. */
+  readonly stats = { redialsFailed: 0 }
 
   constructor (components: PeersComponents, init: PeersInit) {
     this.components = components
@@ -134,6 +136,11 @@ export class PeerManager {
     this.persist()
   }
 
+  /** Peers remembered and re-dialled (peers.json and the bootstrap list). */
+  get knownCount (): number {
+    return this.known.size
+  }
+
   /** Every connected peer, with a ping round trip. */
   async list (): Promise<PeerStatus[]> {
     return await Promise.all(this.components.libp2p.getPeers().map(async peer => await this.status(peer)))
@@ -187,6 +194,7 @@ export class PeerManager {
         return
       } catch {}
     }
+    this.stats.redialsFailed++
     const next = Math.min(Math.max(lastDelay * 2, this.init.minBackoffMs), this.init.maxBackoffMs)
     this.scheduleRedial(id, next)
   }

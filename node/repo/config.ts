@@ -90,6 +90,13 @@ export const RepoConfigSchema = z.object({
     /** MiB of memory that files being written (of at most 1 MiB each) are staged in before their commit; 0: all staged on disk. */
     stagingMemoryMiB: z.number().int().min(0).max(65_536).default(64)
   }).strict().default({ attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048, stagingMemoryMiB: 64 }),
+  /** What `/metrics` serves besides Shoal's own metrics (docs/api.md, "Metrics"). */
+  metrics: z.object({
+    /** Process metrics: CPU, memory, heap, event loop, GC (`shoal_process_*`, `shoal_nodejs_*`). */
+    process: z.boolean().default(true),
+    /** libp2p's metrics: connections, streams, bytes per protocol (`libp2p_*`). */
+    libp2p: z.boolean().default(true)
+  }).strict().default({ process: true, libp2p: true }),
   /** The S3 cold tier this node pushes to (`shoal tier s3`); credentials come from the environment, never from here. */
   tier: TierConfigSchema.optional()
 }).strict()
@@ -111,7 +118,8 @@ export const DEFAULT_CONFIG: RepoConfig = {
   namespace: { syncInterval: 10_000, memberTimeout: 7 * 24 * 3600 * 1000, compactAfter: 10_000, writers: 'swarm', trusted: [] },
   storage: {},
   durability: { largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 },
-  fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048, stagingMemoryMiB: 64 }
+  fuse: { attrTimeout: 1, entryTimeout: 1, autoCache: true, commitConcurrency: 2, maxPendingCommits: 256, contentCacheMiB: 2048, stagingMemoryMiB: 64 },
+  metrics: { process: true, libp2p: true }
 }
 
 /**
