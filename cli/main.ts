@@ -8,7 +8,11 @@ import { readFileSync } from 'node:fs'
 import { arch, platform } from 'node:os'
 import { Argument, Command, CommanderError, Option } from 'commander'
 import { resolveRepoPath } from '../node/repo/layout.js'
+import type { LogLevel } from '../node/logger.js'
 import type { GlobalOptions } from './output.js'
+
+/** Values of `--log-level` (the config's `logLevel` takes the same). */
+const LOG_LEVELS: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 
 // Command modules load on use: a client command should not pay for loading
 // the whole node (LevelDB, UnixFS, libp2p crypto) that only `daemon` needs.
@@ -38,6 +42,7 @@ function build (json = false): Command {
     .description('Shoal: a peer-to-peer replicated storage node')
     .option('--repo <dir>', 'repo folder (default: $SHOAL_PATH, else ~/.shoal)')
     .option('--json', 'print one JSON document on stdout', false)
+    .addOption(new Option('--log-level <level>', 'log level of the daemon (default: $SHOAL_LOG_LEVEL, else the config\'s logLevel, info)').choices(LOG_LEVELS).env('SHOAL_LOG_LEVEL'))
     .exitOverride()
     .configureOutput({ outputError: usageOutput(json) })
     .showSuggestionAfterError(true)
@@ -64,7 +69,7 @@ function build (json = false): Command {
     .action(async () => { await (await peers()).inviteCommand(globals()) })
   program.command('daemon').description('run the node until SIGINT/SIGTERM')
     .option('--init', 'create the repo with defaults if there is none', false)
-    .action(async opts => { await (await node()).daemonCommand(globals(), opts) })
+    .action(async opts => { await (await node()).daemonCommand(globals(), { ...opts, logLevel: program.opts<{ logLevel?: LogLevel }>().logLevel }) })
   program.command('id').description('peer id and addresses')
     .action(async () => { await (await node()).idCommand(globals()) })
 
@@ -173,7 +178,6 @@ function build (json = false): Command {
   keyCmd.command('new').description('print a new private-swarm key (give it to `shoal init --swarm-key`)')
     .action(async () => { await (await peers()).swarmKeyNewCommand(globals()) })
   for (const cmd of [program, carCmd, peersCmd, trustCmd, swarmCmd, keyCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: usageOutput(json) })
-  program.addOption(new Option('--log-level <level>').hideHelp().env('SHOAL_LOG_LEVEL'))
   return program
 }
 

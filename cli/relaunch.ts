@@ -4,11 +4,39 @@
  * the CLI starts the daemon as a child `node` with those flags, forwards
  * signals to it and exits with its status. Every other command runs in place.
  *
- * Why: the daemon moves 1 MiB blocks through several short-lived buffers
- * (pnet, noise, yamux, hashing, LevelDB). With V8's small initial old
- * space it ran 60–90 full collections per 512 MiB read; starting at 128 MiB
- * it runs about a dozen, and a remote read went from 0.47 × to 0.60 × the
- * raw stream (docs/benchmarks.md, "Transfer").
+ * Why the flags: the daemon moves 1 MiB blocks through several short-lived
+ * buffers (pnet, noise, yamux, hashing, LevelDB). With V8's small initial
+ * old space it ran 60–90 full collections per 512 MiB read; starting at
+ * 128 MiB it runs about a dozen, and a remote read went from 0.47 × to
+ * 0.60 × the raw stream (docs/benchmarks.md, "Transfer").
+ *
+ * How the two processes stay one daemon to the outside world:
+ *
+ * - The child runs in its own process group (and session), so every signal
+ *   reaches it through exactly one path: this process. A terminal's Ctrl-C
+ *   goes to the foreground group only — this process — which forwards it.
+ *   Without this the child got Ctrl-C twice (from the terminal and
+ *   forwarded), and a second SIGINT now means "exit at once".
+ * - Launchers that forward signals themselves (npm's `npx` does for SIGINT
+ *   and SIGTERM, and a terminal delivers the same Ctrl-C to npm and to us)
+ *   make this process receive one signal twice within a few milliseconds: a
+ *   repeat of the same signal within {@link DUPLICATE_SIGNAL_MS} of the
+ *   last one forwarded is taken as that one, not forwarded again.
+ * - Under npm (`npx shoal daemon`, `npm exec`, an `npm run` script), npm
+ *   runs `sh -c 'shoal …'` and forwards SIGINT/SIGTERM to that shell only;
+ *   the shell dies of it without passing it on, and this process used to
+ *   live on, orphaned, with the daemon. So when npm's variables say npm
+ *   launched us, this process checks every {@link LAUNCHER_POLL_MS} whether
+ *   its parent is still the one it started under; once it is not, the
+ *   daemon is stopped as for SIGTERM.
+ * - The child holds an IPC channel to this process. When this process dies
+ *   in any way, SIGKILL included, the kernel closes the channel and the
+ *   child stops as if it had received SIGTERM, at any moment of its life,
+ *   start-up included (cli/daemon-process.ts).
+ *
+ * When it applies: only to `shoal daemon` started without the heap flags
+ * (`node --initial-old-space-size=128 …/bin.js daemon`, as the systemd unit
+ * in contrib/ does, runs the daemon in place: one process, no relaunch).
  *
  * @module
  */
@@ -21,7 +49,20 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=1
 const CHILD_ENV = 'SHOAL_DAEMON_CHILD'
 
 /** Global options that take a value (so their value is not taken for the command). */
-const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--repo'])
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--repo', '--log-level'])
+
+/**
+ * A repeat of the signal last forwarded within this many ms is the same
+ * signal delivered twice (by the terminal and by a launcher such as npx),
+ * not a second request.
+ */
+export const DUPLICATE_SIGNAL_MS = 500
+
+/** How often, under npm, this process checks that its parent is still there. */
+export const LAUNCHER_POLL_MS = 1000
+
+/** Signals forwarded to the daemon child. */
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
 
 /** The command word of a `shoal` command line (`argv` as in `process.argv`). */
 export function commandOf (argv: readonly string[]): string | undefined {
@@ -43,32 +84,89 @@ export function shouldRelaunch (argv: readonly string[], env: NodeJS.ProcessEnv 
   return !DAEMON_NODE_FLAGS.every(flag => execArgv.includes(flag))
 }
 
-/** In the daemon child: true when a parent CLI process launched it (and its exit should stop us). */
+/**
+ * In the daemon child: true when a parent CLI process launched it (and its
+ * exit should stop us). Still true once that parent is gone: check
+ * `process.connected` for that.
+ */
 export function launchedByCli (): boolean {
   return process.env[CHILD_ENV] === '1' && typeof process.send === 'function'
 }
 
 /**
- * Run this command line again in a child `node` with the daemon's flags,
- * forwarding SIGINT/SIGTERM/SIGHUP, and resolve with the exit code to use.
- * The child gets an IPC channel: when this process dies (even by SIGKILL)
- * the channel closes and the child shuts down cleanly (see `daemonCommand`).
+ * Decides which received signals to forward: every one, except a repeat of
+ * the last forwarded signal within {@link DUPLICATE_SIGNAL_MS}.
+ */
+export class SignalForwarder {
+  private last?: { signal: NodeJS.Signals, at: number }
+
+  /** @param now the clock (ms), injectable for tests */
+  constructor (private readonly now: () => number = () => performance.now()) {}
+
+  /** True when `signal`, received now, is to be forwarded. */
+  accept (signal: NodeJS.Signals): boolean {
+    const at = this.now()
+    if (this.last !== undefined && this.last.signal === signal && at - this.last.at < DUPLICATE_SIGNAL_MS) return false
+    this.last = { signal, at }
+    return true
+  }
+}
+
+/**
+ * When npm launched this process (`npm_lifecycle_event` is set: npx, npm
+ * exec, npm run), call `onGone` once the parent process it started under
+ * has exited (this process was re-parented). A no-op otherwise: a daemon
+ * started from a shell outlives that shell, as `nohup shoal daemon &`
+ * expects.
+ *
+ * @returns a function that stops watching
+ */
+export function watchNpmLauncher (onGone: () => void, env: NodeJS.ProcessEnv = process.env): () => void {
+  if (env.npm_lifecycle_event === undefined) return () => {}
+  const parent = process.ppid
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return
+    clearInterval(timer)
+    onGone()
+  }, LAUNCHER_POLL_MS)
+  timer.unref()
+  return () => { clearInterval(timer) }
+}
+
+/**
+ * Run this command line again in a child `node` with the daemon's flags, in
+ * its own process group, forwarding SIGINT/SIGTERM/SIGHUP and stopping it
+ * when an npm launcher goes away (see the module comment), and resolve with the exit code to use: the child's.
  */
 export async function relaunchDaemon (): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, ...process.argv.slice(1)], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, [CHILD_ENV]: '1' }
+    env: { ...process.env, [CHILD_ENV]: '1' },
+    // own session and process group: signals reach it only through us
+    detached: true
   })
-  const forward = (signal: NodeJS.Signals): void => { child.kill(signal) }
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
-  for (const s of signals) process.on(s, forward)
+  const forwarder = new SignalForwarder()
+  let forwarded = false
+  const forward = (signal: NodeJS.Signals): void => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    if (forwarder.accept(signal)) { forwarded = true; child.kill(signal) }
+  }
+  for (const s of FORWARDED) process.on(s, forward)
+  // the launcher going away is a stop request only when none was made (a
+  // Ctrl-C reaches npm and us together: not a second request)
+  const unwatch = watchNpmLauncher(() => { if (!forwarded) forward('SIGTERM') })
+  const done = (): void => {
+    for (const s of FORWARDED) process.off(s, forward)
+    unwatch()
+  }
   return await new Promise<number>(resolve => {
     child.once('error', err => {
+      done()
       process.stderr.write(`cannot start the daemon process: ${err.message}\n`)
       resolve(1)
     })
     child.once('exit', (code, signal) => {
-      for (const s of signals) process.off(s, forward)
+      done()
       // a child killed by a signal: exit as a shell reports it
       resolve(code ?? (signal === null ? 1 : 128 + signalNumber(signal)))
     })

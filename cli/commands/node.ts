@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
-import { launchedByCli } from '../relaunch.js'
+import { repoLayout } from '../../node/repo/layout.js'
+import type { LogLevel } from '../../node/logger.js'
+import { runDaemonProcess } from '../daemon-process.js'
 
 /** `shoal init`: create a repo. */
 export async function initCommand (g: GlobalOptions, opts: { listen?: string[], api?: string, swarmKey?: string, join?: string, open?: boolean }): Promise<void> {
@@ -27,35 +29,41 @@ export async function initCommand (g: GlobalOptions, opts: { listen?: string[], 
   printLines(`initialized Shoal repo at ${result.repo}`, `peer id: ${result.peerId}`, `swarm: ${how}`)
 }
 
-/** `shoal daemon`: run until SIGINT/SIGTERM. */
-export async function daemonCommand (g: GlobalOptions, opts: { init?: boolean }): Promise<void> {
-  const { startDaemon } = await import('../../node/daemon.js')
-  const daemon = await startDaemon({ repo: g.repo, init: opts.init })
-  if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, repo: g.repo })
-  else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`)
-  await new Promise<void>(resolve => {
-    let stopping = false
-    const shutdown = (why: string): void => {
-      // a terminal's Ctrl-C reaches both the CLI parent and this process,
-      // and the parent forwards it too: only the first one counts
-      if (stopping) return
-      stopping = true
-      if (!g.json) process.stderr.write(`${why}, shutting down\n`)
-      daemon.stop().then(resolve, err => {
-        process.stderr.write(`error during shutdown: ${String(err?.message ?? err)}\n`)
-        process.exitCode = 1
-        resolve()
-      })
-    }
-    process.on('SIGINT', () => { shutdown('received SIGINT') })
-    process.on('SIGTERM', () => { shutdown('received SIGTERM') })
-    process.on('SIGHUP', () => { shutdown('received SIGHUP') })
-    if (launchedByCli()) {
-      // the CLI process that started us is gone (even if it was SIGKILLed)
-      process.once('disconnect', () => { shutdown('parent process exited') })
-      process.channel?.unref()
+/** Options of `shoal daemon`. */
+export interface DaemonCommandOptions {
+  /** Create the repo with defaults if there is none. */
+  init?: boolean
+  /** The daemon's log level (`--log-level`, else `$SHOAL_LOG_LEVEL`, else the config's). */
+  logLevel?: LogLevel
+}
+
+/**
+ * Test fault: set to 1, the daemon's shutdown never finishes, so that the
+ * shutdown timeout and a second signal can be tested on a real process.
+ */
+const FAULT_HANG_SHUTDOWN = 'SHOAL_FAULT_HANG_SHUTDOWN'
+
+/**
+ * `shoal daemon`: run until SIGINT/SIGTERM/SIGHUP or the exit of the CLI
+ * process that launched it; a stuck shutdown is forced (cli/daemon-process.ts).
+ */
+export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOptions): Promise<void> {
+  const layout = repoLayout(g.repo)
+  const code = await runDaemonProcess({
+    files: { lock: layout.lock, api: layout.api },
+    say: line => { if (!g.json) process.stderr.write(line + '\n') },
+    start: async () => {
+      const { startDaemon } = await import('../../node/daemon.js')
+      const daemon = await startDaemon({ repo: g.repo, init: opts.init, logLevel: opts.logLevel })
+      if (process.env[FAULT_HANG_SHUTDOWN] !== '1') return daemon
+      return { ...daemon, stop: async () => { await new Promise<void>(() => {}) } }
+    },
+    ready: daemon => {
+      if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, repo: g.repo })
+      else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`)
     }
   })
+  if (code !== 0) process.exitCode = code
 }
 
 /** `shoal id`: peer id and addresses. */

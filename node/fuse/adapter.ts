@@ -3,11 +3,24 @@
  * libfuse2): loads it on first use, adds the mount options it does not pass
  * itself, and turns its callback API into promises.
  *
+ * Why it loads late: fuse-native is an optional dependency (its prebuilt
+ * binaries cover few platforms, and a node is useful without a mount), so
+ * it may be absent, or present without the libfuse2 it links to. Nothing
+ * loads it until a mount is made: a node without it starts, adds, reads and
+ * serves the swarm, and only `shoal mount` (or a recorded mount restored at
+ * start) fails, with a {@link FuseUnavailableError} that says what to install.
+ *
+ * How: a dynamic `import()` on the first {@link checkFuse} or
+ * {@link mountFuse} (an ESM import, so Node's resolve hooks see it as they
+ * would a missing package), cached once it succeeds.
+ *
  * @module
  */
 import { access, constants } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import { FuseUnavailableError } from './errors.js'
+
+/** What to do when the binding is not installed (one line, shown by `shoal mount`). */
+export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder, and restart the daemon'
 
 /** A FUSE reply callback: an errno (0 or negative) and the values of the op. */
 export type Reply<A extends unknown[] = []> = (code: number, ...values: A) => void
@@ -121,13 +134,13 @@ type FuseClass = new (mnt: string, ops: FuseOps, opts: Record<string, unknown>) 
 let fuseClass: FuseClass | undefined
 
 /** Load the binding and subclass it once. @throws {FuseUnavailableError} */
-function loadFuseClass (): FuseClass {
+async function loadFuseClass (): Promise<FuseClass> {
   if (fuseClass !== undefined) return fuseClass
   let Fuse: any
   try {
-    Fuse = createRequire(import.meta.url)('fuse-native')
+    Fuse = (await import('fuse-native' as string) as { default: unknown }).default
   } catch (err: any) {
-    throw new FuseUnavailableError(`cannot load the FUSE binding (is Debian's libfuse2 installed?): ${String(err?.message ?? err).split('\n')[0]}`)
+    throw bindingError(err)
   }
   // fuse-native builds its `-o` list in a private method and has no way to
   // add options it does not know: extend that list.
@@ -139,6 +152,18 @@ function loadFuseClass (): FuseClass {
     }
   } as unknown as FuseClass
   return fuseClass
+}
+
+/** The typed error for a binding that does not load: not installed, or its libfuse2 missing. */
+function bindingError (err: any): FuseUnavailableError {
+  const message = String(err?.message ?? err).split('\n')[0]
+  if (err?.code === 'ERR_MODULE_NOT_FOUND' && message.includes('fuse-native')) {
+    return new FuseUnavailableError(`FUSE support is not installed (the optional module fuse-native is missing): ${INSTALL_FUSE_HINT}`)
+  }
+  if (/libfuse/.test(message)) {
+    return new FuseUnavailableError(`the FUSE binding cannot load libfuse2 (${message}): install Debian's \`libfuse2\` package (apt-get install fuse libfuse2)`)
+  }
+  return new FuseUnavailableError(`cannot load the FUSE binding fuse-native (${message}): ${INSTALL_FUSE_HINT}`)
 }
 
 /**
@@ -159,7 +184,7 @@ export async function checkFuse (): Promise<void> {
     try { await access(`${dir}/fusermount`, constants.X_OK); found = true; break } catch {}
   }
   if (!found) throw new FuseUnavailableError('fusermount is not on the PATH: install Debian\'s `fuse` package')
-  loadFuseClass()
+  await loadFuseClass()
 }
 
 /**
@@ -171,7 +196,7 @@ export async function checkFuse (): Promise<void> {
  * @throws {FuseUnavailableError} when the binding does not load
  */
 export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOptions = {}): Promise<MountedFuse> {
-  const Fuse = loadFuseClass()
+  const Fuse = await loadFuseClass()
   const timeout: Record<string, number | false> = { default: 60_000 }
   for (const op of UNBOUNDED_OPS) timeout[op] = false
   Object.assign(timeout, options.timeout)

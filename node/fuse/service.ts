@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
 import type { RepoConfig, RepoLayout } from '../repo/index.js'
 import { checkFuse, mountFuse, type MountedFuse } from './adapter.js'
-import { NotMountedError, MountpointBusyError } from './errors.js'
+import { FuseUnavailableError, NotMountedError, MountpointBusyError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
 import { checkMountpoint, cleanStaleMount, isStaleMount, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
 import { createOps } from './ops.js'
@@ -82,6 +82,8 @@ export class FuseService {
     return await this.serial(async () => {
       const records = await readMountRecords(this.recordsFile)
       const restored: MountInfo[] = []
+      // kept when FUSE is not usable here (not installed): restored at a start once it is
+      const kept: typeof records = []
       for (const record of records) {
         try {
           const table = await mountTable()
@@ -91,10 +93,15 @@ export class FuseService {
           }
           restored.push(await this.mountNow(record.dir))
         } catch (err: any) {
-          this.log.warn({ dir: record.dir, err: err?.message }, 'cannot restore a recorded mount; forgetting it')
+          if (err instanceof FuseUnavailableError) {
+            kept.push(record)
+            this.log.warn({ dir: record.dir, err: err.message, name: err.name }, 'cannot restore a recorded mount: FUSE is not usable here; the record is kept for a start where it is')
+          } else {
+            this.log.warn({ dir: record.dir, err: err?.message }, 'cannot restore a recorded mount; forgetting it')
+          }
         }
       }
-      await this.saveRecords()
+      await writeMountRecords(this.recordsFile, [...this.mounts(), ...kept])
       return restored
     })
   }

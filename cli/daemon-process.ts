@@ -1,0 +1,156 @@
+/**
+ * The life of the daemon process: what makes it stop, and that it does stop.
+ *
+ * Why: a daemon that outlives its reason to run holds the repo lock and the
+ * API port, so the next `shoal daemon` on the repo fails; and a shutdown
+ * that hangs (a stuck store, a peer that never answers) used to leave a
+ * process that ignored every later signal.
+ *
+ * How:
+ * - Stop requests are watched from the first moment, before the node
+ *   starts: SIGINT, SIGTERM, SIGHUP, and, when a `shoal` CLI process
+ *   launched this one (cli/relaunch.ts), the close of its IPC channel —
+ *   which the kernel closes however that parent dies, SIGKILL included. A
+ *   channel already closed when watching begins counts too (the parent died
+ *   while this process was loading).
+ * - A request during start-up lets the start finish (the stores and the lock
+ *   are then in a known state), then stops at once, without announcing
+ *   readiness. A request before the start began skips it.
+ * - The first request starts a clock: a shutdown not finished within the
+ *   shutdown timeout (`SHOAL_SHUTDOWN_TIMEOUT` seconds, default
+ *   {@link DEFAULT_SHUTDOWN_TIMEOUT_S}) is forced. A second SIGINT or
+ *   SIGTERM forces it at once, as Kubo does. A forced exit says so on
+ *   stderr, removes `<repo>/api` and the repo lock when they are this
+ *   process's (so the next daemon starts without a stale-lock dance), and
+ *   exits with {@link EXIT_FORCED}. FUSE mounts it served are left stale;
+ *   the next daemon frees and restores them (docs/fuse.md).
+ * - Once the node has stopped, the clock stays as a last guard: a handle
+ *   leaked by some part that keeps the process alive past the deadline gets
+ *   it forced out too.
+ *
+ * When it applies: to `shoal daemon`, relaunched or run in place (systemd).
+ *
+ * @module
+ */
+import { readFileSync, unlinkSync } from 'node:fs'
+import { InvalidArgumentError } from '../node/errors.js'
+import { launchedByCli } from './relaunch.js'
+
+/** Seconds a shutdown may take before it is forced. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30
+
+/** Exit code of a forced exit (a second signal, or the timeout). */
+export const EXIT_FORCED = 1
+
+/** Environment variable that sets the shutdown timeout, in seconds. */
+export const SHUTDOWN_TIMEOUT_ENV = 'SHOAL_SHUTDOWN_TIMEOUT'
+
+/** The shutdown timeout in ms from `env`. @throws {InvalidArgumentError} for a value that is not a positive number of seconds */
+export function shutdownTimeoutMs (env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[SHUTDOWN_TIMEOUT_ENV]
+  if (raw === undefined || raw === '') return DEFAULT_SHUTDOWN_TIMEOUT_S * 1000
+  const seconds = Number(raw)
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new InvalidArgumentError(`${SHUTDOWN_TIMEOUT_ENV} must be a number of seconds greater than 0, not ${JSON.stringify(raw)}`)
+  }
+  return Math.round(seconds * 1000)
+}
+
+/** A started daemon, as far as its process's life is concerned. */
+export interface Stoppable {
+  /** Shut down cleanly. */
+  stop: () => Promise<void>
+}
+
+/** Options of {@link runDaemonProcess}. */
+export interface DaemonProcessOptions<D extends Stoppable> {
+  /** Start the node. */
+  start: () => Promise<D>
+  /** Announce readiness (not called when a stop was requested during start-up). */
+  ready: (daemon: D) => void
+  /** Write one line for a person on stderr (or nothing, under `--json`). */
+  say: (line: string) => void
+  /** Files this process removes on a forced exit, when they hold its pid (the lock) or exist (`<repo>/api`). */
+  files: { lock: string, api: string }
+  /** @default from `SHOAL_SHUTDOWN_TIMEOUT`, else {@link DEFAULT_SHUTDOWN_TIMEOUT_S} s */
+  timeoutMs?: number
+}
+
+/** Why the daemon stops. */
+type StopReason = { kind: 'signal', signal: NodeJS.Signals } | { kind: 'parent' }
+
+function describe (reason: StopReason): string {
+  return reason.kind === 'signal' ? `received ${reason.signal}` : 'the shoal process that started this daemon exited'
+}
+
+/**
+ * Run the daemon process: start, announce, wait for a stop request, stop —
+ * forced after the timeout or by a second SIGINT/SIGTERM (see the module
+ * comment). Resolves with the exit code once the node has stopped; rejects
+ * with the start's error when the node does not start.
+ */
+export async function runDaemonProcess<D extends Stoppable> (options: DaemonProcessOptions<D>): Promise<number> {
+  const timeoutMs = options.timeoutMs ?? shutdownTimeoutMs()
+  let first: StopReason | undefined
+  let timer: NodeJS.Timeout | undefined
+  let stopRequested!: () => void
+  const requested = new Promise<void>(resolve => { stopRequested = resolve })
+
+  const force = (why: string): void => {
+    process.stderr.write(`shoal daemon: ${why}; exiting without a clean shutdown\n`)
+    removeOwnFiles(options.files)
+    process.exit(EXIT_FORCED)
+  }
+  const request = (reason: StopReason): void => {
+    if (first === undefined) {
+      first = reason
+      options.say(`${describe(reason)}, shutting down`)
+      timer = setTimeout(() => { force(`shutdown did not finish within ${timeoutMs / 1000} s`) }, timeoutMs)
+      stopRequested()
+      return
+    }
+    // a second interrupt or termination request: the user means it
+    if (reason.kind === 'signal' && (reason.signal === 'SIGINT' || reason.signal === 'SIGTERM')) force(`${describe(reason)} again`)
+  }
+  const onSignal = (signal: NodeJS.Signals): void => { request({ kind: 'signal', signal }) }
+  const onDisconnect = (): void => { request({ kind: 'parent' }) }
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  for (const s of signals) process.on(s, onSignal)
+  if (launchedByCli()) {
+    process.once('disconnect', onDisconnect)
+    // the channel must not keep the process alive once the node has stopped
+    process.channel?.unref()
+    if (!process.connected) onDisconnect()
+  }
+  // a closed terminal or pipe must not crash a shutdown that writes a line
+  process.stdout.on('error', () => {})
+  process.stderr.on('error', () => {})
+
+  try {
+    if (first !== undefined) return 0
+    const daemon = await options.start()
+    if (first === undefined) options.ready(daemon)
+    await requested
+    try {
+      await daemon.stop()
+      return 0
+    } catch (err: any) {
+      process.stderr.write(`shoal daemon: error during shutdown: ${String(err?.message ?? err)}\n`)
+      return 1
+    }
+  } finally {
+    // keep guarding against a process that does not exit, without keeping it alive
+    timer?.unref()
+  }
+}
+
+/** On a forced exit: remove `<repo>/api` and the lock if this process holds it (synchronously: we exit next). */
+function removeOwnFiles (files: { lock: string, api: string }): void {
+  try {
+    if (readFileSync(files.lock, 'utf8').trim() !== String(process.pid)) return
+  } catch {
+    return
+  }
+  try { unlinkSync(files.api) } catch {}
+  try { unlinkSync(files.lock) } catch {}
+}
