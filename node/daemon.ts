@@ -1,11 +1,12 @@
 /**
- * `shoal daemon`: run a node and its API until SIGINT/SIGTERM.
+ * `shoal daemon`: run a node, its API and its read-only gateway until SIGINT/SIGTERM.
  *
  * @module
  */
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { formatApiMultiaddr, parseApiAddress } from '../protocol/api-address.js'
 import { createApiServer } from './api/index.js'
+import { createGatewayServer, gatewayUrl, isLoopbackHost, parseGatewaySetting, type GatewayServer } from './gateway/index.js'
 import { ShoalError } from './errors.js'
 import { createShoalNode, type ShoalNode } from './node.js'
 import type { LogLevel } from './logger.js'
@@ -28,6 +29,8 @@ export interface Daemon {
   apiUrl: string
   /** Multiaddr written to `<repo>/api`. */
   apiMultiaddr: string
+  /** `http://host:port` of the read-only gateway (also in `<repo>/gateway`); undefined when the config turns it off. */
+  gatewayUrl?: string
   /** Stop the API and the node, remove `<repo>/api`, release the lock. Idempotent. */
   stop: () => Promise<void>
 }
@@ -50,7 +53,9 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const release = await acquireRepoLock(layout.lock)
   const { components } = node
   let api: ReturnType<typeof createApiServer> | undefined
+  let gateway: GatewayServer | undefined
   try {
+    const gatewaySetting = parseGatewaySetting(components.config.gateway)
     await node.start()
     const token = (await readFile(layout.apiToken, 'utf8')).trim()
     const { host, port } = parseApiAddress(components.config.api)
@@ -59,13 +64,27 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
       if (err.code === 'EADDRINUSE') throw new ApiAddressInUseError(`API address ${components.config.api} is already in use: set another with \`shoal init --api 127.0.0.1:PORT\` or edit ${layout.config}`)
       throw err
     })
+    let gatewayAt: string | undefined
+    await unlink(layout.gateway).catch(() => {})
+    if (gatewaySetting.enabled) {
+      gateway = createGatewayServer(components, { host: gatewaySetting.host, port: gatewaySetting.port })
+      const bound = await gateway.start()
+      gatewayAt = gatewayUrl(bound.address, bound.port)
+      // written before <repo>/api, which says the daemon is ready
+      const gatewayTmp = `${layout.gateway}.${process.pid}.tmp`
+      await writeFile(gatewayTmp, gatewayAt + '\n')
+      await rename(gatewayTmp, layout.gateway)
+      if (!isLoopbackHost(gatewaySetting.host)) {
+        components.logger.warn({ gateway: gatewayAt }, 'the gateway listens beyond this machine: whoever reaches it reads everything this node can fetch from the swarm, private or not (docs/security.md)')
+      }
+    }
     // mounts left by a daemon that was killed: freed and mounted again before we say we are ready
     await components.fuse.restore().catch((err: any) => { components.logger.warn({ err: err?.message }, 'restoring recorded mounts failed') })
     const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
     const tmp = `${layout.api}.${process.pid}.tmp`
     await writeFile(tmp, apiMultiaddr + '\n')
     await rename(tmp, layout.api)
-    components.logger.info({ api: apiMultiaddr, peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')
+    components.logger.info({ api: apiMultiaddr, gateway: gatewayAt ?? 'off', peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')
     if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
     new Ballast(layout.ballast, components.disk).ensure().catch((err: any) => { components.logger.warn({ err: err?.message }, 'cannot write the ballast file') })
     if (!components.config.privateSwarm) {
@@ -73,13 +92,17 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     }
     let stopping: Promise<void> | undefined
     const server = api
+    const gatewayServer = gateway
     return {
       node,
       apiMultiaddr,
+      gatewayUrl: gatewayAt,
       apiUrl: address.family === 'IPv6' ? `http://[${address.address}]:${address.port}` : `http://${address.address}:${address.port}`,
       async stop () {
         stopping ??= (async () => {
           await unlink(layout.api).catch(() => {})
+          await unlink(layout.gateway).catch(() => {})
+          await gatewayServer?.stop()
           await server.stop()
           await node.stop()
           await release()
@@ -91,6 +114,8 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     }
   } catch (err) {
     await api?.stop().catch(() => {})
+    await gateway?.stop().catch(() => {})
+    await unlink(layout.gateway).catch(() => {})
     await node.stop().catch(() => {})
     await release()
     throw err

@@ -11,6 +11,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidArgumentError } from '../errors.js'
 import { parseApiAddress } from '../../protocol/api-address.js'
+import { parseGatewaySetting } from '../gateway/address.js'
 import { parseChunker } from '../content/chunker/index.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { RepoConfigSchema, type RepoConfig } from './config.js'
@@ -18,6 +19,7 @@ import { RepoConfigSchema, type RepoConfig } from './config.js'
 /** Checks beyond the schema, as `shoal init` makes them for the same settings. */
 const CHECKS: Record<string, (value: any) => void> = {
   api: value => { parseApiAddress(String(value)) },
+  gateway: value => { parseGatewaySetting(String(value)) },
   chunker: value => { parseChunker(String(value)) },
   listen: checkMultiaddrs,
   announce: checkMultiaddrs,

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { InvalidArgumentError, RepoNotFoundError } from '../errors.js'
 import { TierConfigSchema } from '../tiers/config.js'
+import { DEFAULT_GATEWAY } from '../gateway/address.js'
 
 /** True for a libp2p peer id in its string form. */
 export function isPeerId (text: string): boolean {
@@ -19,6 +20,8 @@ export const RepoConfigSchema = z.object({
   version: z.literal(1),
   /** Loopback HOST:PORT of the HTTP API; port 0 picks a free one. */
   api: z.string(),
+  /** HOST:PORT of the read-only IPFS gateway (docs/gateway.md), or `off`; port 0 picks a free one. Repos made before the gateway get the default. */
+  gateway: z.string().default(DEFAULT_GATEWAY),
   /** libp2p listen multiaddrs (used by the swarm). */
   listen: z.array(z.string()),
   /** Default chunker for `add`. */
@@ -108,6 +111,7 @@ export type RepoConfig = z.infer<typeof RepoConfigSchema>
 export const DEFAULT_CONFIG: RepoConfig = {
   version: 1,
   api: '127.0.0.1:5747',
+  gateway: DEFAULT_GATEWAY,
   listen: ['/ip4/0.0.0.0/tcp/4747'],
   chunker: 'fastcdc',
   logLevel: 'info',

@@ -8,6 +8,7 @@ import { parseApiAddress } from '../../protocol/api-address.js'
 import { parseSwarmKey, formatSwarmKey } from '../../protocol/swarm-key.js'
 import { decodeInvite, inviteDialAddrs } from '../../protocol/invite.js'
 import { parseChunker } from '../content/chunker/index.js'
+import { parseGatewaySetting } from '../gateway/address.js'
 import { DEFAULT_CONFIG, saveConfig, type RepoConfig } from './config.js'
 import { repoLayout } from './layout.js'
 import type { PrivateKey } from '@libp2p/interface'
@@ -18,6 +19,8 @@ export interface InitOptions {
   listen?: string[]
   /** Loopback HOST:PORT for the API. @default '127.0.0.1:5747' */
   api?: string
+  /** HOST:PORT of the read-only gateway, or `off`. @default '127.0.0.1:5748'; a free port when `api` asks for one (port 0) */
+  gateway?: string
   /** Text of a swarm key file to join a private swarm. */
   swarmKey?: string
   /** Make an open swarm (no swarm key: any Shoal node may connect). @default false: a private swarm with a fresh key */
@@ -42,6 +45,9 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   const layout = repoLayout(root)
   const config: RepoConfig = { ...DEFAULT_CONFIG }
   if (options.api !== undefined) { parseApiAddress(options.api); config.api = options.api }
+  // a repo whose API picks a free port (tests, several repos on one machine) gets a gateway that does too
+  if (options.api !== undefined && parseApiAddress(options.api).port === 0) config.gateway = '127.0.0.1:0'
+  if (options.gateway !== undefined) { parseGatewaySetting(options.gateway); config.gateway = options.gateway }
   if (options.listen !== undefined) {
     for (const addr of options.listen) {
       try { multiaddr(addr) } catch (err: any) { throw new InvalidArgumentError(`invalid listen multiaddr ${JSON.stringify(addr)}: ${String(err.message)}`) }

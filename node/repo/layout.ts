@@ -9,6 +9,8 @@ export interface RepoLayout {
   apiToken: string
   /** Written by the running daemon: the API's multiaddr. */
   api: string
+  /** Written by the running daemon: the gateway's URL, as Kubo writes it (absent when the gateway is off). */
+  gateway: string
   /** Held by the running daemon: its pid. */
   lock: string
   swarmKey: string
@@ -36,6 +38,7 @@ export function repoLayout (root: string): RepoLayout {
     identity: join(root, 'identity.key'),
     apiToken: join(root, 'api.token'),
     api: join(root, 'api'),
+    gateway: join(root, 'gateway'),
     lock: join(root, 'daemon.lock'),
     swarmKey: join(root, 'swarm.key'),
     peers: join(root, 'peers.json'),

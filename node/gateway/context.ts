@@ -1,0 +1,19 @@
+/**
+ * What a response handler of the gateway works with.
+ *
+ * @module
+ */
+import type { BlockGetter } from '../reads/api.js'
+import type { GatewayRequest } from './request.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/** One request being answered. */
+export interface GatewayContext {
+  req: IncomingMessage
+  res: ServerResponse
+  request: GatewayRequest
+  /** The node's block service for this request (local, peers, stripes, cold tier), under its retrieval timeout. */
+  blocks: BlockGetter
+  /** Aborted when the client goes away or the retrieval timeout fires. */
+  signal: AbortSignal
+}

@@ -1,0 +1,53 @@
+/**
+ * Byte ranges: the HTTP `Range` header of a deserialized file (RFC 9110
+ * §14) and the CAR's `entity-bytes`, both resolved against the file's size.
+ *
+ * One range per request: a `Range` with several ranges, another unit, or a
+ * syntax error is ignored and the whole file is sent (RFC 9110 lets a
+ * server ignore `Range`); a range starting past the end is refused (416).
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../errors.js'
+import { RangeNotSatisfiableError } from './errors.js'
+import type { EntityBytes } from './negotiate.js'
+
+/** An inclusive byte range `[first, last]` of a file. */
+export interface ByteRange { first: number, last: number }
+
+/**
+ * The range a `Range` header asks of a file of `size` bytes; undefined when
+ * the whole file is to be sent (no header, or one that is ignored).
+ *
+ * @throws {RangeNotSatisfiableError} for a range that holds no byte of the file
+ */
+export function parseRangeHeader (header: string | undefined, size: number): ByteRange | undefined {
+  if (header === undefined) return undefined
+  const m = /^bytes=(\d{0,16})-(\d{0,16})$/.exec(header.trim())
+  if (m === null || (m[1] === '' && m[2] === '')) return undefined
+  if (m[1] === '') {
+    const suffix = Number(m[2])
+    if (suffix === 0 || size === 0) throw new RangeNotSatisfiableError(`range ${header} holds no byte of a ${size}-byte file`, size)
+    return { first: Math.max(0, size - suffix), last: size - 1 }
+  }
+  const first = Number(m[1])
+  const last = m[2] === '' ? size - 1 : Number(m[2])
+  if (last < first) return undefined
+  if (first >= size) throw new RangeNotSatisfiableError(`range ${header} starts past the end of a ${size}-byte file`, size)
+  return { first, last: Math.min(last, size - 1) }
+}
+
+/**
+ * The bytes of a file of `size` bytes that `entity-bytes` names, clamped to
+ * the file; undefined for a zero-length range (the CAR then holds the
+ * file's root block only, as `dag-scope=block`).
+ *
+ * @throws {InvalidArgumentError} when the range lies wholly outside the file
+ */
+export function resolveEntityBytes (bytes: EntityBytes, size: number): ByteRange | undefined {
+  const from = bytes.from < 0 ? Math.max(0, size + bytes.from) : bytes.from
+  const to = bytes.to === undefined ? size - 1 : bytes.to < 0 ? size + bytes.to : Math.min(bytes.to, size - 1)
+  if (from >= size && size > 0) throw new InvalidArgumentError(`entity-bytes ${bytes.from}:${bytes.to ?? '*'} lies outside the file (${size} bytes)`)
+  if (to < from) return undefined
+  return { first: from, last: to }
+}
