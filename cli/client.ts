@@ -1,5 +1,6 @@
 import { request, type ClientRequest, type IncomingMessage } from 'node:http'
 import { readFile } from 'node:fs/promises'
+import { StringDecoder } from 'node:string_decoder'
 import { apiUrlFromMultiaddr } from '../protocol/api-address.js'
 import { DaemonNotRunningError, RepoNotFoundError, ShoalError } from '../node/errors.js'
 import { repoLayout } from '../node/repo/layout.js'
@@ -16,6 +17,19 @@ export class ApiError extends ShoalError {
     this.status = status
   }
 }
+
+/**
+ * A progress stream (`?progress=true`, node/api/progress.ts) that ended
+ * before its last line (the daemon stopped, the connection was cut) or
+ * carried a line that is not one of its lines: the operation's outcome is
+ * unknown.
+ */
+export class BrokenStreamError extends ShoalError {
+  override name = 'BrokenStreamError'
+}
+
+/** Longest line of a progress stream taken (a result listing many lost blocks is long; anything longer is not the daemon's). */
+export const MAX_PROGRESS_LINE_BYTES = 64 * 1024 * 1024
 
 /** A request body whose length is known: sent with a Content-Length (the daemon checks room for it first). */
 export interface SizedBody { stream: Readable, length: number }
@@ -94,6 +108,18 @@ export class ApiClient {
     throw new ApiError(res.statusCode ?? 500, name, message)
   }
 
+  /**
+   * Send a request with `progress=true` and follow its progress stream:
+   * `onProgress` gets every progress line; resolves with the result line.
+   *
+   * @throws {ApiError} the daemon's error, up front or as the stream's last line
+   * @throws {BrokenStreamError} when the stream ends without a result
+   */
+  async withProgress<P, R = any>(method: 'GET' | 'POST', path: string, query: Query, options: { body?: Readable | SizedBody, onProgress: (update: P) => void }): Promise<R> {
+    const res = await this.send(method, path, { ...query, progress: true }, options.body)
+    return await readProgressStream<P, R>(res, options.onProgress)
+  }
+
   /** Send a request and parse its JSON answer. */
   async json<T = any>(method: 'GET' | 'POST', path: string, query: Query = {}, body?: Readable | SizedBody): Promise<T> {
     const res = await this.send(method, path, query, body)
@@ -105,4 +131,49 @@ async function readAll (res: IncomingMessage): Promise<string> {
   const parts: Buffer[] = []
   for await (const part of res) parts.push(part)
   return Buffer.concat(parts).toString('utf8')
+}
+
+/**
+ * Read a progress stream: JSON lines `{progress}`…, then `{result}` or
+ * `{error: {name, message}}` (node/api/progress.ts). `onProgress` gets each
+ * progress value in order.
+ *
+ * @throws {ApiError} carrying the error line's name and message
+ * @throws {BrokenStreamError} for a stream cut or ended before its last line, a line that is not JSON, or one too long
+ */
+export async function readProgressStream<P, R> (source: AsyncIterable<Buffer | string>, onProgress: (update: P) => void): Promise<R> {
+  let pending = ''
+  // a character split between two chunks is joined again
+  const decoder = new StringDecoder('utf8')
+  const take = (line: string): { done: true, result: R } | undefined => {
+    if (line.trim() === '') return undefined
+    let value: any
+    try { value = JSON.parse(line) } catch { throw new BrokenStreamError(`the daemon's progress stream carried a line that is not JSON: ${JSON.stringify(line.slice(0, 80))}`) }
+    if (value !== null && typeof value === 'object') {
+      if ('progress' in value) { onProgress(value.progress as P); return undefined }
+      if ('result' in value) return { done: true, result: value.result as R }
+      if ('error' in value && typeof value.error?.name === 'string' && typeof value.error?.message === 'string') throw new ApiError(500, value.error.name, value.error.message)
+    }
+    throw new BrokenStreamError(`the daemon's progress stream carried an unknown line: ${JSON.stringify(line.slice(0, 80))}`)
+  }
+  try {
+    for await (const chunk of source) {
+      pending += typeof chunk === 'string' ? chunk : decoder.write(chunk)
+      let nl = pending.indexOf('\n')
+      while (nl >= 0) {
+        const end = take(pending.slice(0, nl))
+        if (end !== undefined) return end.result
+        pending = pending.slice(nl + 1)
+        nl = pending.indexOf('\n')
+      }
+      if (pending.length > MAX_PROGRESS_LINE_BYTES) throw new BrokenStreamError(`a line of the daemon's progress stream is longer than ${MAX_PROGRESS_LINE_BYTES} bytes`)
+    }
+  } catch (err: any) {
+    if (err instanceof ShoalError) throw err
+    throw new BrokenStreamError(`the daemon's answer was cut before its result (${String(err?.code ?? err?.message ?? err)}): did the daemon stop?`)
+  }
+  // a last line without its newline still counts
+  const end = take(pending)
+  if (end !== undefined) return end.result
+  throw new BrokenStreamError('the daemon\'s answer ended before its result: did the daemon stop?')
 }

@@ -42,14 +42,16 @@ function build (json = false): Command {
     .description('Shoal: a peer-to-peer replicated storage node')
     .option('--repo <dir>', 'repo folder (default: $SHOAL_PATH, else ~/.shoal)')
     .option('--json', 'print one JSON document on stdout', false)
+    .option('--progress', 'draw progress bars on stderr even when it is not a terminal (never under --json)')
+    .option('--no-progress', 'no progress bars (default: on stderr when it is a terminal)')
     .addOption(new Option('--log-level <level>', 'log level of the daemon (default: $SHOAL_LOG_LEVEL, else the config\'s logLevel, info)').choices(LOG_LEVELS).env('SHOAL_LOG_LEVEL'))
     .exitOverride()
     .configureOutput({ outputError: usageOutput(json) })
     .showSuggestionAfterError(true)
 
   const globals = (): GlobalOptions => {
-    const o = program.opts<{ repo?: string, json: boolean }>()
-    return { repo: resolveRepoPath(o.repo), json: o.json }
+    const o = program.opts<{ repo?: string, json: boolean, progress?: boolean }>()
+    return { repo: resolveRepoPath(o.repo), json: o.json, progress: o.progress }
   }
   const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 

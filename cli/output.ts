@@ -1,10 +1,11 @@
 import type { HealthSummary } from '../node/durability/health.js'
-import { SingleBar } from 'cli-progress'
 
 /** Global options every command sees. */
 export interface GlobalOptions {
   repo: string
   json: boolean
+  /** `--progress` (true) or `--no-progress` (false); undefined: bars on a terminal only (cli/progress.ts). */
+  progress?: boolean
 }
 
 /** Print one JSON document on stdout. */
@@ -24,29 +25,6 @@ export function formatBytes (n: number): string {
   let i = 0
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++ }
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`
-}
-
-/** A byte progress bar on stderr, or nothing when stdout is not a terminal or output is JSON. */
-export interface Progress {
-  add: (bytes: number) => void
-  stop: () => void
-}
-
-/** A progress bar for `total` bytes, drawn only when stdout is a TTY and not in JSON mode. */
-export function progressBar (opts: GlobalOptions, label: string, total: number): Progress {
-  if (process.stdout.isTTY !== true || opts.json) return { add () {}, stop () {} }
-  const bar = new SingleBar({
-    stream: process.stderr,
-    format: `${label} [{bar}] {percentage}% | {done} / {size}`,
-    hideCursor: true,
-    clearOnComplete: true
-  })
-  let done = 0
-  bar.start(total, 0, { done: formatBytes(0), size: formatBytes(total) })
-  return {
-    add (bytes) { done += bytes; bar.update(done, { done: formatBytes(done), size: formatBytes(total) }) },
-    stop () { bar.stop() }
-  }
 }
 
 /** Stripe counts by health, in one line (`pin status`, `repair`, `status`). */

@@ -5,6 +5,8 @@ import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { checkOutputPath } from '../output-path.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
+import { byteCounter, meter, PhaseMeters, progressMode, type Meter } from '../progress.js'
+import type { ProgressUpdate } from '../../node/api/progress.js'
 
 /** `shoal car export PATH|CID -o FILE.car`. */
 export async function carExportCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
@@ -12,12 +14,16 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
   const client = await ApiClient.connect(g.repo)
   const res = await client.send('GET', '/api/v0/car/export', { arg })
   const tmp = `${opts.output}.shoal-partial-${process.pid}`
+  // the CAR's size is known only at its end: a counter with its rate
+  const progress = meter(g, { label: 'car export', unit: { bytes: true } })
   try {
-    await pipeline(res, createWriteStream(tmp))
+    await pipeline(res, byteCounter(n => { progress.add(n) }), createWriteStream(tmp))
     await rename(tmp, opts.output)
   } catch (err) {
     await rm(tmp, { force: true })
     throw err
+  } finally {
+    progress.stop()
   }
   const root = String(res.headers['x-shoal-root'] ?? '')
   const { size } = await stat(opts.output)
@@ -32,7 +38,24 @@ export async function carImportCommand (g: GlobalOptions, file: string, opts: { 
   const client = await ApiClient.connect(g.repo)
   const query: Record<string, string> = { 'pin-roots': opts.pinRoots }
   if (opts.to !== '/imported/<root cid>') query.to = opts.to
-  const result = await client.json<{ roots: string[], blocks: number, bytes: number, paths: Array<string | null>, unbound: Array<{ root: string, why: string }> }>('POST', '/api/v0/car/import', query, { stream: createReadStream(file), length: size })
+  type Result = { roots: string[], blocks: number, bytes: number, paths: Array<string | null>, unbound: Array<{ root: string, why: string }> }
+  let result: Result
+  if (progressMode(g) === undefined) {
+    result = await client.json<Result>('POST', '/api/v0/car/import', query, { stream: createReadStream(file), length: size })
+  } else {
+    // the upload is measured here; checking, storing and binding are told by the daemon
+    const phases = new PhaseMeters()
+    const upload = phases.show('upload', () => meter(g, { label: 'car import: upload', unit: { bytes: true }, total: size }))
+    const stream = createReadStream(file).pipe(byteCounter(n => { upload.add(n) }))
+    try {
+      result = await client.withProgress<ProgressUpdate, Result>('POST', '/api/v0/car/import', query, {
+        body: { stream, length: size },
+        onProgress: update => { showCarImport(g, phases, update) }
+      })
+    } finally {
+      phases.stop()
+    }
+  }
   if (g.json) printJson(result)
   else {
     printLines(
@@ -40,5 +63,24 @@ export async function carImportCommand (g: GlobalOptions, file: string, opts: { 
       ...result.unbound.map(u => `not in the namespace (gc may drop it): ${u.root}: ${u.why}`),
       `${result.blocks} blocks`
     )
+  }
+}
+
+/** The meter of a CAR import's step the daemon tells of. */
+function showCarImport (g: GlobalOptions, phases: PhaseMeters, update: ProgressUpdate): void {
+  if (update.phase !== 'car') return
+  let m: Meter
+  switch (update.step) {
+    case 'checked':
+      // storing has no counts: the line shows its time
+      phases.show('store', () => meter(g, { label: `car import: storing ${update.blocks} checked blocks` }))
+      return
+    case 'published':
+      m = phases.show('bind', () => meter(g, { label: 'car import: binding roots', unit: { bytes: false, noun: 'roots' } }))
+      m.update(0, { note: `${update.newBlocks} new blocks` })
+      return
+    case 'bound':
+      m = phases.show('bind', () => meter(g, { label: 'car import: binding roots', unit: { bytes: false, noun: 'roots' } }))
+      m.update(update.roots, { total: update.total })
   }
 }

@@ -2,20 +2,15 @@ import { createReadStream, createWriteStream, type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rename, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { Transform } from 'node:stream'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
-import { checkOutputPath } from '../output-path.js'
-import { formatBytes, printJson, printLines, progressBar, type GlobalOptions, type Progress } from '../output.js'
+import { checkOutputPath, checkPlanOnDisk, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
+import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
+import { byteCounter, meter } from '../progress.js'
 import type { FileInfo } from '../../node/files/index.js'
 import type { ConflictInfo } from '../../node/namespace/index.js'
 
-function counter (progress: Progress): Transform {
-  return new Transform({
-    transform (chunk: Buffer, _enc, done) { progress.add(chunk.length); done(null, chunk) }
-  })
-}
 
 function joinNs (dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir.replace(/\/$/, '')}/${name}`
@@ -39,10 +34,10 @@ interface AddFlags { to?: string, chunker?: string, pin?: string, wait?: boolean
 /** Upload one local file (`st` is its lstat) to the namespace path `to`. */
 async function uploadFile (g: GlobalOptions, client: ApiClient, upload: { file: string, to: string, st: Stats, flags: AddFlags }): Promise<FileInfo> {
   const { file, to, st, flags } = upload
-  const progress = progressBar(g, basename(file), st.size)
+  const progress = meter(g, { label: `add ${basename(file)}`, unit: { bytes: true }, total: st.size })
   try {
     // 1 MiB reads: a sixteenth of the default's chunks through the stream and the socket
-    const body = createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }).pipe(counter(progress))
+    const body = createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }).pipe(byteCounter(n => { progress.add(n) }))
     const query = { to, chunker: flags.chunker, mode: (st.mode & 0o7777).toString(8), mtime: Math.floor(st.mtimeMs), pin: flags.pin, wait: flags.wait === true ? true : undefined }
     return await client.json<FileInfo>('POST', '/api/v0/add', query, { stream: body, length: st.size })
   } finally {
@@ -115,22 +110,52 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
   })
 }
 
-async function download (g: GlobalOptions, client: ApiClient, arg: string, out: string, size: number): Promise<void> {
+/** Download `arg` into the file `out` through a temporary file beside it; `onBytes` is told of every chunk. */
+async function download (client: ApiClient, arg: string, out: string, onBytes: (n: number) => void): Promise<void> {
   const tmp = `${out}.shoal-partial-${process.pid}`
-  const progress = progressBar(g, basename(out), size)
   try {
     const res = await client.send('GET', '/api/v0/cat', { arg })
-    await pipeline(res, counter(progress), createWriteStream(tmp))
+    await pipeline(res, byteCounter(onBytes), createWriteStream(tmp))
     await rename(tmp, out)
   } catch (err) {
     await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+/**
+ * Write a checked tree plan under `out`. A new `out` is written beside it
+ * and renamed into place at the end, so a download that fails midway (a
+ * block nobody has, the daemon gone) leaves nothing; into an existing
+ * directory, each file is written whole and renamed into place.
+ */
+async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, out: string): Promise<void> {
+  const fresh = await lstat(out).catch(() => undefined) === undefined
+  const base = fresh ? `${out}.shoal-partial-${process.pid}` : out
+  const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: plan.bytes })
+  let bytes = 0
+  try {
+    if (fresh) await mkdir(base)
+    for (const dir of plan.dirs) await mkdir(join(base, dir), { recursive: true })
+    let files = 0
+    for (const file of plan.files) {
+      await download(client, file.cid, join(base, file.path), n => { bytes += n; progress.update(bytes) })
+      progress.update(bytes, { note: `${++files}/${plan.files.length} files` })
+    }
+    if (fresh) await rename(base, out)
+  } catch (err) {
+    if (fresh) await rm(base, { recursive: true, force: true })
     throw err
   } finally {
     progress.stop()
   }
 }
 
-/** `shoal get PATH|CID -o OUT`: a file, or a directory tree. */
+/**
+ * `shoal get PATH|CID -o OUT`: a file, or a directory tree. A tree is
+ * planned whole and every name checked before anything is written
+ * (cli/output-path.ts).
+ */
 export async function getCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const root = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
@@ -138,28 +163,21 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
   let files = 0
   let bytes = 0
   if (root.type === 'file') {
-    await download(g, client, arg, opts.output, root.size)
+    const progress = meter(g, { label: `get ${basename(opts.output)}`, unit: { bytes: true }, total: root.size })
+    try {
+      await download(client, arg, opts.output, n => { progress.add(n) })
+    } finally {
+      progress.stop()
+    }
     files = 1
     bytes = root.size
   } else {
     // walk by CID so the tree is the one the directory DAG names
-    const queue: Array<{ cid: string, out: string }> = [{ cid: root.cid, out: opts.output }]
-    while (queue.length > 0) {
-      const { cid, out } = queue.shift() as { cid: string, out: string }
-      await mkdir(out, { recursive: true })
-      for (const child of await client.json<FileInfo[]>('GET', '/api/v0/ls', { arg: cid })) {
-        if (child.name.includes('/') || child.name === '..' || child.name === '.' || child.name === '') {
-          throw new InvalidArgumentError(`refusing unsafe entry name ${JSON.stringify(child.name)}`)
-        }
-        const path = join(out, child.name)
-        if (child.type === 'dir') queue.push({ cid: child.cid, out: path })
-        else {
-          await download(g, client, child.cid, path, child.size)
-          files++
-          bytes += child.size
-        }
-      }
-    }
+    const plan = await planTree(root.cid, { list: async cid => await client.json<ListedEntry[]>('GET', '/api/v0/ls', { arg: cid }), shownAs: opts.output })
+    await checkPlanOnDisk(opts.output, plan)
+    await writeTree(g, client, plan, opts.output)
+    files = plan.files.length
+    bytes = plan.bytes
   }
   if (g.json) printJson({ cid: root.cid, path: opts.output, size: bytes, files })
   else printLines(`saved ${root.cid} to ${opts.output} (${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)})`)

@@ -4,8 +4,10 @@
  * @module
  */
 import { parsePolicy } from '../../protocol/durability.js'
-import { ApiClient } from '../client.js'
+import { ApiClient, type Query } from '../client.js'
 import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions } from '../output.js'
+import { meter, PhaseMeters, progressMode } from '../progress.js'
+import type { ProgressUpdate } from '../../node/api/progress.js'
 import type { PinInfo } from '../../node/files/index.js'
 import type { PinStatus, RepairReport, ScrubReport } from '../../node/durability/index.js'
 import type { GcResult } from '../../node/durability/gc.js'
@@ -92,7 +94,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     else printLines(`${opts.reindex === true ? 'reindex, ' : ''}${opts.scrub === true ? 'scrub and ' : ''}repair pass started`)
     return
   }
-  const r = await client.json<RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }>('POST', '/api/v0/repair', { wait: true, ...flags })
+  const r = await withServerProgress<RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }>(g, client, '/api/v0/repair', { wait: true, ...flags })
   if (g.json) { printJson(r); return }
   if (r.reindex !== undefined) {
     const x = r.reindex
@@ -120,9 +122,45 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
 /** `shoal gc`. */
 export async function gcCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const r = await client.json<GcResult>('POST', '/api/v0/gc', {})
+  const r = await withServerProgress<GcResult>(g, client, '/api/v0/gc', {})
   if (g.json) printJson(r)
   else printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back), kept ${r.marked} (+${r.keptNew} written meanwhile); forgot ${r.forgotten} manifests`)
+}
+
+/**
+ * POST `path` and answer its result: with bars on, through the API's
+ * progress stream, each part of the work on its own line; else as plain
+ * JSON, exactly as without progress.
+ */
+async function withServerProgress<R> (g: GlobalOptions, client: ApiClient, path: string, query: Query): Promise<R> {
+  if (progressMode(g) === undefined) return await client.json<R>('POST', path, query)
+  const phases = new PhaseMeters()
+  try {
+    return await client.withProgress<ProgressUpdate, R>('POST', path, query, { onProgress: update => { showProgress(g, phases, update) } })
+  } finally {
+    phases.stop()
+  }
+}
+
+/** Draw one progress update of a reindex, gc, scrub or repair pass. */
+function showProgress (g: GlobalOptions, phases: PhaseMeters, u: ProgressUpdate): void {
+  switch (u.phase) {
+    case 'reindex':
+      phases.show('reindex', () => meter(g, { label: 'reindex: reading every pack' }))
+      return
+    case 'gc':
+      if (u.step === 'mark') phases.show('gc mark', () => meter(g, { label: 'gc: marking', unit: { bytes: false, noun: 'files' } })).update(u.files, { note: `${u.marked} blocks to keep` })
+      else if (u.step === 'sweep') phases.show('gc sweep', () => meter(g, { label: 'gc: sweeping', unit: { bytes: false, noun: 'blocks' }, total: u.total })).update(u.checked, { total: u.total, note: `${u.removed} removed` })
+      else phases.show('gc compact', () => meter(g, { label: 'gc: giving the space back (rewriting packs)' }))
+      return
+    case 'scrub':
+      phases.show('scrub', () => meter(g, { label: 'scrub', unit: { bytes: true } })).update(u.bytes, { note: `${u.blocks} blocks, ${u.corrupt} corrupt` })
+      return
+    case 'repair':
+      phases.show('repair', () => meter(g, { label: 'repair', unit: { bytes: false, noun: 'files' } })).update(u.manifests, { total: u.total, note: `${u.repaired} shards rebuilt` })
+      return
+    case 'car':
+  }
 }
 
 function short (peer: string): string {

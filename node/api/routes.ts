@@ -2,6 +2,7 @@ import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
+import { sendProgress, type ProgressUpdate } from './progress.js'
 import { createInvite } from '../peers/invite.js'
 import type { TrustStatus } from '../peers/trust-admin.js'
 import type { ShoalComponents } from '../node.js'
@@ -130,16 +131,24 @@ export const routes: Route[] = [
       const { blockstore, durability } = components
       if (q.reindex === true && blockstore.reindex === undefined) throw new InvalidArgumentError('this block store has no separate index to rebuild')
       // the index first (what the packs hold), a scrub next (it may drop
-      // corrupt shards), then the repair pass that restores placement
-      const pass = (async () => {
+      // corrupt shards), then the repair pass that restores placement; each
+      // part tells its start and its progress to `report` (progress=true)
+      const run = async (report: (update: ProgressUpdate) => void = () => {}): Promise<object> => {
+        if (q.reindex === true) report({ phase: 'reindex' })
         const reindex = q.reindex === true ? await blockstore.reindex?.() : undefined
         // records indexed again may be blocks deleted before: garbage collection takes back what nothing needs
-        const gc = reindex !== undefined && reindex.indexed > 0 ? await durability.collectGarbage() : undefined
-        const scrub = q.scrub === true ? await durability.scrub() : undefined
+        const gc = reindex !== undefined && reindex.indexed > 0 ? await durability.collectGarbage(undefined, { onProgress: e => { report({ phase: 'gc', ...e.detail }) } }) : undefined
+        if (q.scrub === true) report({ phase: 'scrub', blocks: 0, bytes: 0, corrupt: 0 })
+        const scrub = q.scrub === true ? await durability.scrub(undefined, { onProgress: e => { report({ phase: 'scrub', ...e.detail }) } }) : undefined
+        report({ phase: 'repair', manifests: 0, repaired: 0 })
+        const repair = await durability.repair(undefined, { onProgress: e => { report({ phase: 'repair', ...e.detail }) } })
         // undefined parts are left out of the JSON
-        return { ...await durability.repair(), scrub, reindex, gc }
-      })()
-      if (q.wait === true) { sendJson(res, 200, await pass); return }
+        return { ...repair, scrub, reindex, gc }
+      }
+      // progress implies waiting: it is told while the pass runs
+      if (q.progress === true) { await sendProgress({ res, logger: components.logger }, run); return }
+      if (q.wait === true) { sendJson(res, 200, await run()); return }
+      const pass = run()
       pass.catch(err => { components.logger.warn({ err: err?.message }, 'repair pass failed') })
       sendJson(res, 202, { started: true })
     }
@@ -148,8 +157,13 @@ export const routes: Route[] = [
     method: 'POST',
     path: '/api/v0/gc',
     async handle ({ res, query, signal, components }) {
-      parseQuery(schemas.none, query)
-      sendJson(res, 200, await components.durability.collectGarbage(signal))
+      const q = parseQuery(schemas.gc, query)
+      const { durability, logger } = components
+      if (q.progress === true) {
+        await sendProgress({ res, logger }, async report => await durability.collectGarbage(signal, { onProgress: e => { report({ phase: 'gc', ...e.detail }) } }))
+        return
+      }
+      sendJson(res, 200, await durability.collectGarbage(signal))
     }
   },
   {
@@ -297,9 +311,15 @@ export const routes: Route[] = [
       requireBodyType(req, ['application/vnd.ipld.car', 'application/octet-stream'])
       // staged, then copied into the store: twice its size at most
       await components.disk.ensureRoom(2 * (contentLength(req) ?? 0), 'this CAR import')
-      const result = await components.files.importCar(req, { tmpDir: components.repo.tmp, to: q.to, pinRoots: q['pin-roots'] !== 'false', signal })
-      components.logger.info({ roots: result.roots.map(String), blocks: result.blocks, paths: result.paths }, 'car imported')
-      sendJson(res, 200, { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes, newBlocks: result.newBlocks, newBytes: result.newBytes, paths: result.paths, unbound: result.unbound })
+      const run = async (report?: (update: ProgressUpdate) => void): Promise<object> => {
+        const onProgress = report === undefined ? undefined : (e: { detail: CarImportProgress }): void => { report({ phase: 'car', ...e.detail }) }
+        const result = await components.files.importCar(req, { tmpDir: components.repo.tmp, to: q.to, pinRoots: q['pin-roots'] !== 'false', signal, onProgress })
+        components.logger.info({ roots: result.roots.map(String), blocks: result.blocks, paths: result.paths }, 'car imported')
+        return { roots: result.roots.map(r => r.toString()), blocks: result.blocks, bytes: result.bytes, newBlocks: result.newBlocks, newBytes: result.newBytes, paths: result.paths, unbound: result.unbound }
+      }
+      // with progress, the first line goes out once the upload is in and checked (an invalid CAR is still a 422)
+      if (q.progress === true) await sendProgress({ res, logger: components.logger }, run)
+      else sendJson(res, 200, await run())
     }
   },
   {

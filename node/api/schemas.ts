@@ -20,14 +20,17 @@ export const schemas = {
   pinAdd: z.object({ arg, policy: z.string().max(32).optional(), tier: z.enum(['hot', 'cold']).optional() }).strict(),
   /** `shoal tier s3`: checked again, fully, by the tier service. */
   tierSet: z.object({ endpoint: z.string().min(1).max(2048), bucket: z.string().min(1).max(255), prefix: z.string().max(512).optional(), region: z.string().max(64).optional() }).strict(),
-  repair: z.object({ wait: bool.optional(), scrub: bool.optional(), reindex: bool.optional() }).strict(),
+  /** `progress`: stream progress lines, then the result (implies `wait`; node/api/progress.ts). */
+  repair: z.object({ wait: bool.optional(), scrub: bool.optional(), reindex: bool.optional(), progress: bool.optional() }).strict(),
+  gc: z.object({ progress: bool.optional() }).strict(),
   cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
   mkdir: z.object({ arg, parents: bool.optional() }).strict(),
   mv: z.object({ from: arg, to: arg }).strict(),
   rm: z.object({ arg, recursive: bool.optional() }).strict(),
   carImport: z.object({
     to: arg.optional(),
-    'pin-roots': z.enum(['true', 'false'], { message: 'must be true or false' }).optional()
+    'pin-roots': z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+    progress: bool.optional()
   }).strict(),
   peersConnect: z.object({ addr: arg }).strict(),
   peersDisconnect: z.object({ peer: arg }).strict(),

@@ -27,6 +27,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { decodeManifestPage, decodeManifestRoot, type ManifestRoot } from '../../protocol/durability.js'
 import { blockKey, type BlockStore } from '../blocks/index.js'
 import { AbortedError } from '../errors.js'
+import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import type { Holdings, ManifestRecord } from './holdings.js'
 import type { Entry, WallClock } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
@@ -91,8 +92,36 @@ export interface GcResult {
   freedBytes: number
 }
 
+/**
+ * Where a collection stands: marking (files walked so far and blocks marked
+ * to keep), sweeping (unmarked blocks checked of all there are, and how many
+ * of them were removed), then compacting (removed blocks' space given back;
+ * only when something was removed, no counts).
+ */
+export type GcProgress =
+  | { step: 'mark', files: number, marked: number }
+  | { step: 'sweep', checked: number, total: number, removed: number }
+  | { step: 'compact' }
+
+/**
+ * Progress of a collection: told every {@link GC_PROGRESS_EVERY} files marked
+ * or blocks swept, and at the end of each step (the sweep's last event has
+ * its totals; marking's last event comes after the manifests are marked too).
+ */
+export type GcProgressEvents = ProgressEvent<'shoal:durability:gc', GcProgress>
+
+/** Files marked, or blocks swept, between two progress events of a collection. */
+export const GC_PROGRESS_EVERY = 256
+
+/** Options of {@link collectGarbage}. */
+export interface GcOptions extends ProgressOptions<GcProgressEvents> {
+  signal?: AbortSignal
+}
+
 /** Run one collection. `graceMs`: how long orphaned holdings are kept. */
-export async function collectGarbage (components: GcComponents, graceMs: number, signal?: AbortSignal): Promise<GcResult> {
+export async function collectGarbage (components: GcComponents, graceMs: number, options: GcOptions = {}): Promise<GcResult> {
+  const { signal, onProgress } = options
+  const report = (progress: GcProgress): void => { onProgress?.(new CustomProgressEvent('shoal:durability:gc', progress)) }
   const { blockstore, holdings, lock, logger } = components
   const watch = await lock.exclusive(async () => blockstore.watchPuts())
   const sizeBefore = await blockstore.approximateSize()
@@ -101,9 +130,11 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     const mark = (cid: CID): void => { marks.add(blockKey(cid)) }
     // striped files: manifest → root, marked once below whether or not shards are held here
     const live = new Map<string, CID>()
+    let files = 0
     for await (const entry of components.files()) {
       if (signal?.aborted === true) throw new AbortedError('garbage collection aborted')
       if (entry.type !== 'file') continue
+      if (++files % GC_PROGRESS_EVERY === 0) report({ step: 'mark', files, marked: marks.size })
       const root = CID.parse(entry.cid)
       // a file kept only in the cold tier keeps its skeleton here; its leaves are read from the tier
       if (entry.pin?.manifest === undefined) await markDag(blockstore, root, mark, entry.pin?.cold === undefined)
@@ -127,20 +158,30 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       live.delete(manifest)
     }
     for (const [manifest, root] of live) await markSkeletonAndManifest(blockstore, root, CID.parse(manifest), mark)
+    report({ step: 'mark', files, marked: marks.size })
 
     const unmarked: CID[] = []
     for await (const cid of blockstore.cids()) if (!marks.has(blockKey(cid))) unmarked.push(cid)
     let removed = 0
     let keptNew = 0
+    let checked = 0
+    const total = unmarked.length
+    report({ step: 'sweep', checked, total, removed })
     for (const cid of unmarked) {
+      checked++
       // put since the collection began (even after the scan saw it): kept
-      if (watch.seen(cid)) { keptNew++; continue }
-      await blockstore.delete(cid)
-      removed++
+      if (watch.seen(cid)) keptNew++
+      else {
+        await blockstore.delete(cid)
+        removed++
+      }
+      if (checked % GC_PROGRESS_EVERY === 0 && checked < total) report({ step: 'sweep', checked, total, removed })
     }
     await blockstore.commit()
+    if (total > 0) report({ step: 'sweep', checked, total, removed })
     // `shoal gc` gives the space back before it returns: the packs the removals emptied are rewritten now
     if (removed > 0) {
+      report({ step: 'compact' })
       try {
         await blockstore.compact?.({ signal })
       } catch (err: any) {

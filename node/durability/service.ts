@@ -13,7 +13,7 @@
  */
 import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
 import { AddEncoder, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
-import { collectGarbage, type GcResult } from './gc.js'
+import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
 import { readPinStatus, type PinStatus } from './pin-status.js'
@@ -42,6 +42,7 @@ export type { EncodeOptions, EncodeProgressEvents, SyncOptions } from './encoder
 export type { PlaceOptions, PlaceProgressEvents, PlaceResult } from './placer.js'
 export type { RepairProgressEvents } from './repairer.js'
 export type { ScrubProgressEvents } from './scrubber.js'
+export type { GcProgress, GcProgressEvents } from './gc.js'
 export type { PinStatus, ShardStatus, StripeStatus } from './pin-status.js'
 export type { RepairReport } from './repairer.js'
 
@@ -224,9 +225,9 @@ export class DurabilityService {
   }
 
   /** Collect garbage in the block store (see gc.ts); orphaned holdings are kept for the grace period. */
-  async collectGarbage (signal?: AbortSignal): Promise<GcResult> {
+  async collectGarbage (signal?: AbortSignal, options: ProgressOptions<GcProgressEvents> = {}): Promise<GcResult> {
     const { blockstore, holdings, files, gcLock, logger, clock } = this.parts
-    return await collectGarbage({ blockstore, holdings, files, lock: gcLock, logger, clock }, this.settings.graceMs, signal)
+    return await collectGarbage({ blockstore, holdings, files, lock: gcLock, logger, clock }, this.settings.graceMs, { signal, onProgress: options.onProgress })
   }
 
   /**

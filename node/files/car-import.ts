@@ -26,6 +26,7 @@ import type { BlockStore } from '../blocks/index.js'
 import type { DurabilityService } from '../durability/index.js'
 import type { FileRecord, FilePin, Namespace } from '../namespace/index.js'
 import { CID } from 'multiformats/cid'
+import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 
 /** Where imported roots go when no `to` is given. */
@@ -42,8 +43,21 @@ export interface CarImportComponents {
   announce?: (root: CID) => void
 }
 
+/**
+ * Where an import stands once the upload is in: staged and checked whole
+ * (its blocks and bytes), published into the main store (the blocks new
+ * here), then one event per root bound into the namespace.
+ */
+export type CarImportProgress =
+  | { step: 'checked', blocks: number, bytes: number }
+  | { step: 'published', newBlocks: number, newBytes: number }
+  | { step: 'bound', roots: number, total: number }
+
+/** Progress of {@link importAndBind}. */
+export type CarImportProgressEvents = ProgressEvent<'shoal:car:import', CarImportProgress>
+
 /** Options of {@link importAndBind}. */
-export interface CarImportOptions {
+export interface CarImportOptions extends ProgressOptions<CarImportProgressEvents> {
   /** Folder for the import's staging store. */
   tmpDir: string
   /** Bind the roots into the namespace. @default true */
@@ -89,16 +103,20 @@ export async function importAndBind (c: CarImportComponents, source: AsyncIterab
   if (bind && to !== undefined && await c.namespace.lookup(to) !== undefined) throw new AlreadyExistsError(`${to} exists: import the CAR somewhere else (--to)`)
   // staged and checked outside the GC lock (an upload may be slow); published and bound under it
   const staged = await stageCar({ blockstore: c.blockstore, tmpDir: options.tmpDir }, source, { signal })
+  const report = (p: CarImportProgress): void => { options.onProgress?.(new CustomProgressEvent('shoal:car:import', p)) }
+  report({ step: 'checked', blocks: staged.blocks, bytes: staged.bytes })
   try {
-    return await c.writing(async () => await publishAndBind(c, staged, bind, to, signal))
+    return await c.writing(async () => await publishAndBind(c, staged, { bind, to, signal, report }))
   } finally {
     await staged.discard()
   }
 }
 
 /** Publish a staged CAR and bind its roots; the caller holds the GC lock. */
-async function publishAndBind (c: CarImportComponents, staged: StagedCar, bind: boolean, to: string | undefined, signal?: AbortSignal): Promise<CarImportResult> {
+async function publishAndBind (c: CarImportComponents, staged: StagedCar, options: { bind: boolean, to: string | undefined, signal?: AbortSignal, report: (p: CarImportProgress) => void }): Promise<CarImportResult> {
+  const { bind, to, signal, report } = options
   const imported = await staged.publish()
+  report({ step: 'published', newBlocks: imported.newBlocks, newBytes: imported.newBytes })
   const result: CarImportResult = { ...imported, paths: [], unbound: [] }
   if (!bind) return result
   const one = imported.roots.length === 1
@@ -122,6 +140,7 @@ async function publishAndBind (c: CarImportComponents, staged: StagedCar, bind: 
     // the same file bound already (an earlier import of it) is fine; anything else is not ours to change
     else if (there.type !== 'file' || there.cid !== plan.root.toString()) throw new AlreadyExistsError(`${plan.path} exists: import the CAR somewhere else (--to)`)
     result.paths.push(plan.path)
+    report({ step: 'bound', roots: result.paths.length, total: plans.length })
   }
   return result
 }

@@ -6,33 +6,15 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import * as dagPb from '@ipld/dag-pb'
 import { CarWriter } from '@ipld/car/writer'
-import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { Files } from '../../../node/files/index.js'
 import { tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { stageCar } from '../../../node/car/index.js'
 import { filesOnDisk, type FilesOnDisk } from './fixtures.js'
+import { directory, rawBlock, type Block } from '../../helpers/dags.js'
 
-
-interface Block { cid: CID, bytes: Uint8Array }
-
-async function rawBlock (text: string): Promise<Block> {
-  const bytes = new TextEncoder().encode(text)
-  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
-}
-
-/** A UnixFS directory node linking `entries` by name. */
-async function directory (entries: Array<{ name: string, block: Block }>): Promise<Block> {
-  const bytes = dagPb.encode(dagPb.prepare({
-    Data: new UnixFS({ type: 'directory' }).marshal(),
-    Links: entries.map(e => ({ Name: e.name, Hash: e.block.cid, Tsize: e.block.bytes.byteLength }))
-  }))
-  return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
-}
 
 /** A CARv1 of `blocks` with `root` as its one root, as a stream. */
 async function * carOf (root: Block, blocks: Block[]): AsyncGenerator<Uint8Array> {

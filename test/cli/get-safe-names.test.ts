@@ -1,0 +1,117 @@
+/**
+ * `shoal get CID -o DIR` on hostile directory DAGs (made by hand with
+ * @ipld/dag-pb: no honest tool writes them, and `car import --pin-roots
+ * false` stores them without binding): every name is checked before
+ * anything is written, a refusal is one line naming the bad entry with a
+ * non-zero exit, and the target is untouched — absent when it was absent,
+ * unchanged when it was there. A good tree is still written whole.
+ */
+import { describe, it, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { directory, rawBlock, writeCarFile, type Block } from '../helpers/dags.js'
+import { tempDir } from '../helpers/temp.js'
+import { exists, lines, runShoal, shoalJson, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+
+const TEST = { timeout: 120_000 }
+
+/**
+ * A tree whose good entries come first (a writer that checks as it goes
+ * would already have written them) and whose bad name sits one level down:
+ * top/{a.txt, good/{b.txt}, sub/{c.txt, <bad>}}.
+ */
+async function hostileTree (bad: Array<{ name: string, text: string }>): Promise<{ root: Block, blocks: Block[] }> {
+  const a = await rawBlock('alpha')
+  const b = await rawBlock('beta')
+  const c = await rawBlock('gamma')
+  const bads = await Promise.all(bad.map(async e => ({ name: e.name, block: await rawBlock(e.text) })))
+  const good = await directory([{ name: 'b.txt', block: b }])
+  const sub = await directory([{ name: 'c.txt', block: c }, ...bads])
+  const root = await directory([{ name: 'a.txt', block: a }, { name: 'good', block: good }, { name: 'sub', block: sub }])
+  return { root, blocks: [root, a, good, b, sub, c, ...bads.map(e => e.block)] }
+}
+
+describe('get -o checks every name first', () => {
+  const ctx = suiteContext()
+  let d: TestDaemon
+  let dir: string
+
+  before(async () => {
+    d = await startDaemon(ctx)
+    dir = await tempDir(ctx, 'shoal-get-names-')
+  })
+
+  /** Import a hostile tree without binding it; its root CID. */
+  async function imported (label: string, bad: Array<{ name: string, text: string }>): Promise<string> {
+    const { root, blocks } = await hostileTree(bad)
+    const car = join(dir, `${label}.car`)
+    await writeCarFile(car, root, blocks)
+    const result = await shoalJson<{ roots: string[] }>(d.repo, ['car', 'import', car, '--pin-roots', 'false'])
+    assert.deepEqual(result.roots, [root.cid.toString()])
+    return root.cid.toString()
+  }
+
+  const cases: Array<{ label: string, bad: Array<{ name: string, text: string }>, shown: string }> = [
+    { label: 'dotdot', bad: [{ name: '..', text: 'escape' }], shown: '".."' },
+    { label: 'dot', bad: [{ name: '.', text: 'self' }], shown: '"."' },
+    { label: 'slash', bad: [{ name: 'x/../../evil', text: 'path' }], shown: '"x/../../evil"' },
+    { label: 'absolute', bad: [{ name: '/etc/evil', text: 'abs' }], shown: '"/etc/evil"' },
+    { label: 'nul', bad: [{ name: 'nul\0name', text: 'nul' }], shown: '"nul\\u0000name"' },
+    { label: 'empty', bad: [{ name: '', text: 'empty' }], shown: '""' },
+    { label: 'long', bad: [{ name: 'n'.repeat(256), text: 'long' }], shown: `"${'n'.repeat(256)}"` },
+    { label: 'twice', bad: [{ name: 'dup.txt', text: 'one' }, { name: 'dup.txt', text: 'two' }], shown: '"dup.txt"' }
+  ]
+
+  for (const c of cases) {
+    it(`refuses a tree with an entry named ${c.shown.length > 20 ? `${c.shown.slice(0, 12)}…` : c.shown}: one line, exit 1, nothing written`, TEST, async () => {
+      const cid = await imported(c.label, c.bad)
+      const work = join(dir, `work-${c.label}`)
+      await mkdir(work)
+
+      // a new target: not created, no staging left beside it
+      const out = join(work, 'out')
+      const r = await runShoal(['--repo', d.repo, 'get', cid, '-o', out])
+      assert.equal(r.code, 1, r.stderr)
+      assert.equal(lines(r.stderr).length, 1, `one line: ${r.stderr}`)
+      assert.match(r.stderr, /^shoal: refusing to write /)
+      assert.ok(r.stderr.includes(c.shown), `names the entry ${c.shown}: ${r.stderr}`)
+      assert.ok(r.stderr.includes(JSON.stringify(join(out, 'sub'))), `and the directory it is in: ${r.stderr}`)
+      assert.match(r.stderr, /nothing was written \(UnsafeNameError\)\n$/)
+      assert.equal(r.stdout.length, 0)
+      assert.deepEqual(await readdir(work), [], 'no target, no partial tree, no staging directory')
+
+      // an existing target: exactly as it was
+      await mkdir(out)
+      await writeFile(join(out, 'mine.txt'), 'keep me')
+      const again = await runShoal(['--repo', d.repo, '--json', 'get', cid, '-o', out])
+      assert.equal(again.code, 1)
+      assert.deepEqual(JSON.parse(again.stderr).error.name, 'UnsafeNameError')
+      assert.deepEqual(await readdir(out), ['mine.txt'])
+      assert.equal(await readFile(join(out, 'mine.txt'), 'utf8'), 'keep me')
+    })
+  }
+
+  it('writes a good tree whole, and refuses one that would go through a symbolic link already there', TEST, async () => {
+    const cid = await imported('good', [{ name: 'd.txt', text: 'delta' }])
+    const out = join(dir, 'good-out')
+    const got = await shoalJson<{ files: number, size: number }>(d.repo, ['get', cid, '-o', out])
+    assert.deepEqual([got.files, got.size], [4, 'alpha'.length + 'beta'.length + 'gamma'.length + 'delta'.length])
+    assert.equal(await readFile(join(out, 'sub', 'd.txt'), 'utf8'), 'delta')
+    assert.equal(await readFile(join(out, 'good', 'b.txt'), 'utf8'), 'beta')
+
+    // `sub` in the existing target leads elsewhere: refused, nothing written there or here
+    const merged = join(dir, 'merged')
+    const elsewhere = join(dir, 'elsewhere')
+    await mkdir(merged)
+    await mkdir(elsewhere)
+    await symlink(elsewhere, join(merged, 'sub'))
+    const r = await runShoal(['--repo', d.repo, 'get', cid, '-o', merged])
+    assert.equal(r.code, 1)
+    assert.equal(lines(r.stderr).length, 1, r.stderr)
+    assert.match(r.stderr, /a symbolic link is there; nothing was written \(NotADirectoryError\)/)
+    assert.deepEqual(await readdir(elsewhere), [])
+    assert.deepEqual(await readdir(merged), ['sub'])
+    assert.equal(await exists(join(merged, 'a.txt')), false)
+  })
+})
