@@ -5,6 +5,7 @@ import { sendJson, sendStream } from './http.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
 import { createInvite } from '../peers/invite.js'
 import type { TrustStatus } from '../peers/trust-admin.js'
+import type { CarImportProgress } from '../files/car-import.js'
 import type { ShoalComponents } from '../node.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
