@@ -23,6 +23,7 @@ const node = async (): Promise<typeof import('./commands/node.js')> => await imp
 const peers = async (): Promise<typeof import('./commands/peers.js')> => await import('./commands/peers.js')
 const fuse = async (): Promise<typeof import('./commands/fuse.js')> => await import('./commands/fuse.js')
 const config = async (): Promise<typeof import('./commands/config.js')> => await import('./commands/config.js')
+const ui = async (): Promise<typeof import('./commands/ui.js')> => await import('./commands/ui.js')
 
 /** Exit code for a command that failed. */
 export const EXIT_FAILURE = 1
@@ -158,6 +159,8 @@ function build (json = false): Command {
     .action(async (key, value) => { await (await config()).configSetCommand(globals(), key, value) })
   program.command('status').description('node, swarm and storage summary')
     .action(async () => { await (await peers()).statusCommand(globals()) })
+  program.command('ui').description('print the address of the status page, with the API token that logs in (a secret)')
+    .action(async () => { await (await ui()).uiCommand(globals()) })
   const peersCmd = program.command('peers').description('manage connections to other nodes')
   peersCmd.command('ls').description('connected peers: id, direction, latency, addresses')
     .action(async () => { await (await peers()).peersLsCommand(globals()) })

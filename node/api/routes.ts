@@ -4,6 +4,7 @@ import { InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
 import { createInvite } from '../peers/invite.js'
+import { statusRoutes } from './status-routes.js'
 import type { TrustStatus } from '../peers/trust-admin.js'
 import type { CarImportProgress } from '../files/car-import.js'
 import type { ShoalComponents } from '../node.js'
@@ -347,7 +348,9 @@ export const routes: Route[] = [
       parseQuery(schemas.none, query)
       sendJson(res, 200, components.fuse.mounts())
     }
-  }
+  },
+  // read-only endpoints of the status page
+  ...statusRoutes
 ]
 
 /** The namespace part of `status`: how much history this node holds and has pruned. */

@@ -3,6 +3,8 @@ import { ShoalError } from '../errors.js'
 import { checkToken, sendError } from './http.js'
 import { isDiskFull } from '../errors.js'
 import { routes, type Route } from './routes.js'
+import { isPageAsset, sendPageAsset } from './ui/assets.js'
+import { peerTrafficOf } from './peer-traffic.js'
 import type { ShoalComponents } from '../node.js'
 import type { AddressInfo, Socket } from 'node:net'
 
@@ -45,7 +47,9 @@ function describe (err: any): { status: number, name: string, message: string } 
 
 /**
  * The HTTP API on a loopback address. Every request is authenticated with
- * the repo's token, validated, counted and timed.
+ * the repo's token, validated, counted and timed — except the status page's
+ * static files (`GET /` and `/ui/…`, see ui/assets.ts), which hold no node
+ * data and read everything through the API with the token the user gives.
  */
 export function createApiServer (components: ShoalComponents, init: ApiServerInit): ApiServer {
   const log = components.logger.child({ component: 'api' })
@@ -55,11 +59,13 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://api')
     const route = table.get(`${req.method ?? ''} ${url.pathname}`)
-    const label = route?.path ?? 'unknown'
+    const page = isPageAsset(req.method, url.pathname)
+    const label = route?.path ?? (page ? 'page' : 'unknown')
     const stop = components.metrics.requestSeconds.startTimer({ method: req.method, route: label })
     const abort = new AbortController()
     res.once('close', () => { if (!res.writableFinished) abort.abort() })
     try {
+      if (page) { await sendPageAsset(res, req.method ?? 'GET', url.pathname); return }
       checkToken(req, init.token)
       if (route === undefined) {
         const status = paths.has(url.pathname) ? 405 : 404
@@ -99,12 +105,15 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
         server?.once('error', reject)
         server?.listen(init.port, init.host, () => resolve())
       })
+      // bytes per peer for the status page, counted from now on
+      peerTrafficOf(components.libp2p).start()
       return server.address() as AddressInfo
     },
     async stop () {
       if (server === undefined) return
       const s = server
       server = undefined
+      peerTrafficOf(components.libp2p).stop()
       await new Promise<void>(resolve => {
         s.close(() => resolve())
         s.closeAllConnections()

@@ -60,7 +60,7 @@ describe('HTTP API', () => {
 
   it('unknown endpoint → 404, wrong method → 405', TEST, async () => {
     assertError(await call('GET', '/api/v0/nope'), 404, 'NotFoundError')
-    assertError(await call('GET', '/'), 404, 'NotFoundError')
+    assertError(await call('GET', '/index.html'), 404, 'NotFoundError')
     assertError(await call('GET', '/api/v0/add'), 405, 'MethodNotAllowedError')
     assertError(await call('POST', '/health'), 405, 'MethodNotAllowedError')
     assertError(await call('DELETE', '/api/v0/ls?arg=/'), 405, 'MethodNotAllowedError')

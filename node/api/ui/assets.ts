@@ -1,0 +1,81 @@
+/**
+ * The status page's static files, served by the API server without the API
+ * token: they hold no node data (the page reads everything through the
+ * token-protected JSON API, with the token the user gives it).
+ *
+ * Why files beside this module and not strings in it: the page stays plain
+ * HTML, CSS and JavaScript that a newcomer reads and edits as such. tsc does
+ * not copy them into dist/, so they are read from the source tree
+ * (`node/api/ui/`), found from this module's compiled place
+ * (`dist/node/api/ui/` → `node/api/ui/`), or beside it when the two are one
+ * folder. Each is read once, at its first request (they are a few KiB).
+ *
+ * Every answer carries a strict Content-Security-Policy (only this origin's
+ * own scripts, styles and API; no inline code; no framing) and no-cache, so
+ * a daemon upgraded under an open page serves the new page at the next load.
+ *
+ * @module
+ */
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import type { ServerResponse } from 'node:http'
+
+/** One file of the page. */
+interface Asset {
+  /** File name in `node/api/ui/`. */
+  file: string
+  type: string
+}
+
+/** URL path → file. Only these paths are served without the token. */
+const ASSETS: ReadonlyMap<string, Asset> = new Map([
+  ['/', { file: 'index.html', type: 'text/html; charset=utf-8' }],
+  ['/ui/style.css', { file: 'style.css', type: 'text/css; charset=utf-8' }],
+  ['/ui/app.js', { file: 'app.js', type: 'text/javascript; charset=utf-8' }],
+  ['/ui/charts.js', { file: 'charts.js', type: 'text/javascript; charset=utf-8' }],
+  ['/ui/icon.svg', { file: 'icon.svg', type: 'image/svg+xml' }]
+])
+
+/** Headers of every page file. */
+const HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache'
+}
+
+/** The folder holding the page's files. */
+function assetDir (): string {
+  const here = new URL('./', import.meta.url)
+  if (existsSync(fileURLToPath(new URL('index.html', here)))) return fileURLToPath(here)
+  // dist/node/api/ui/ → node/api/ui/
+  return fileURLToPath(new URL('../../../../node/api/ui/', import.meta.url))
+}
+
+const cache = new Map<string, Buffer>()
+
+/** True when `method path` is one of the page's files (served without the token). */
+export function isPageAsset (method: string | undefined, path: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && ASSETS.has(path)
+}
+
+/**
+ * Answer `GET`/`HEAD` of a page file.
+ *
+ * @throws when the file cannot be read (a broken install): a 500 for the caller to send
+ */
+export async function sendPageAsset (res: ServerResponse, method: string, path: string): Promise<void> {
+  const asset = ASSETS.get(path)
+  if (asset === undefined) throw new Error(`${path} is not a page file`)
+  let body = cache.get(asset.file)
+  if (body === undefined) {
+    const dir = assetDir()
+    body = await readFile(dir + asset.file).catch((err: any) => {
+      throw new Error(`the status page's file ${asset.file} cannot be read from ${dir} (${String(err?.code ?? err?.message)}): is the source tree beside dist/?`)
+    })
+    cache.set(asset.file, body)
+  }
+  res.writeHead(200, { ...HEADERS, 'content-type': asset.type, 'content-length': body.byteLength })
+  res.end(method === 'HEAD' ? undefined : body)
+}

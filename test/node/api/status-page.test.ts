@@ -1,0 +1,219 @@
+/**
+ * The status page, end to end: two real daemons in one private swarm, a file
+ * added through the CLI, and the page served by the first daemon, opened in
+ * a real headless Chromium (Debian's `chromium`, driven by playwright-core).
+ * Also: the page's static files are the only thing served without the
+ * token, the status endpoints validate their input, `shoal ui` prints a
+ * link that logs in.
+ *
+ * The screenshot is kept (not in a temp dir): `$SHOAL_TEST_ARTIFACTS` or
+ * `<tmpdir>/shoal-test-artifacts/status-page.png`, overwritten at each run.
+ */
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { randomBytes } from '../../helpers/bytes.js'
+import { tempDir } from '../../helpers/temp.js'
+import { eventually, initSwarm, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, type TestDaemon } from '../../helpers/cli.js'
+import { statusRoutes } from '../../../node/api/status-routes.js'
+
+const TEST = { timeout: 120_000 }
+const CHROMIUM = '/usr/bin/chromium'
+/** Bound of every wait for the page. */
+const PAGE_WAIT_MS = 45_000
+const ARTIFACTS = process.env.SHOAL_TEST_ARTIFACTS ?? join(tmpdir(), 'shoal-test-artifacts')
+const PAGE_FILES: Array<[string, RegExp]> = [
+  ['/', /^text\/html/],
+  ['/ui/app.js', /^text\/javascript/],
+  ['/ui/charts.js', /^text\/javascript/],
+  ['/ui/style.css', /^text\/css/],
+  ['/ui/icon.svg', /^image\/svg\+xml/]
+]
+
+describe('status page', () => {
+  const ctx = suiteContext()
+  let a: TestDaemon
+  let b: TestDaemon
+  let aId: string
+  let bId: string
+  let browser: Browser | undefined
+
+  before(async () => {
+    const dir = await tempDir(ctx, 'shoal-status-page-')
+    const [ra, rb] = await initSwarm(dir, ['a', 'b'])
+    ;[a, b] = await Promise.all([startDaemon(ctx, ra), startDaemon(ctx, rb)])
+    aId = (await shoalJson(a.repo, ['id'])).id
+    const bInfo = await shoalJson(b.repo, ['id'])
+    bId = bInfo.id
+    await shoalOk(a.repo, ['peers', 'connect', String(bInfo.addresses[0])])
+    const file = join(dir, 'report.bin')
+    await writeFile(file, randomBytes(300_000, 19))
+    await shoalOk(a.repo, ['add', file, '--to', '/docs/report.bin'])
+  })
+
+  /** The browser, launched once for the tests that need it and closed at the end. */
+  async function launch (): Promise<Browser> {
+    if (browser !== undefined) return browser
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium) to test the status page`)
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      timeout: 60_000
+    })
+    return browser
+  }
+  after(async () => { await browser?.close() })
+
+  /** A new tab (closed with its context when the test ends, failed or not). */
+  async function newPage (t: { after: (fn: () => Promise<void>) => void }): Promise<Page> {
+    const context = await (await launch()).newContext({ viewport: { width: 1440, height: 900 } })
+    t.after(async () => { await context.close() })
+    const page = await context.newPage()
+    page.setDefaultTimeout(PAGE_WAIT_MS)
+    return page
+  }
+
+  async function get (path: string, opts: { token?: string, method?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }
+    return await fetch(new URL(path, a.url), { method: opts.method ?? 'GET', headers, signal: AbortSignal.timeout(30_000) })
+  }
+
+  it('serves the page files without the token, holding no node data', TEST, async () => {
+    for (const [path, type] of PAGE_FILES) {
+      const res = await get(path)
+      const text = await res.text()
+      assert.equal(res.status, 200, `${path}: ${text}`)
+      assert.match(res.headers.get('content-type') ?? '', type)
+      assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/)
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
+      assert.ok(!text.includes(aId), `${path} names the node`)
+      assert.ok(!text.includes(a.token), `${path} holds the token`)
+    }
+    const head = await get('/', { method: 'HEAD' })
+    assert.equal(head.status, 200)
+    assert.equal(await head.text(), '')
+  })
+
+  it('every other path and method still needs the token', TEST, async () => {
+    const refused: Array<[string, string]> = [
+      ['GET', '/index.html'], ['GET', '/ui/'], ['GET', '/ui/other.js'], ['GET', '/ui/../node/api/server.ts'],
+      ['POST', '/'], ['POST', '/ui/app.js'], ['GET', '/health'], ['GET', '/metrics'], ['GET', '/api/v0/status'],
+      ...statusRoutes.map((r): [string, string] => [r.method, r.path])
+    ]
+    for (const [method, path] of refused) {
+      const res = await get(path, { method })
+      const body = await res.json() as { error: { name: string } }
+      assert.equal(res.status, 401, `${method} ${path}`)
+      assert.equal(body.error.name, 'UnauthorizedError')
+    }
+  })
+
+  it('status endpoints answer with the token and refuse a bad limit', TEST, async () => {
+    const node = await (await get('/api/v0/status/node', { token: a.token })).json() as any
+    assert.equal(node.id, aId)
+    assert.equal(node.swarm, 'private')
+    assert.match(node.version, /^\d+\.\d+\.\d+/)
+    assert.ok(node.disk.total > 0 && node.disk.free > 0 && node.disk.free <= node.disk.total, JSON.stringify(node.disk))
+
+    await eventually('b among a\'s status peers', async () => {
+      const peers = await (await get('/api/v0/status/peers', { token: a.token })).json() as any[]
+      return peers.some(p => p.id === bId && typeof p.connectedSince === 'number' && p.bytesIn > 0 && p.bytesOut > 0)
+    })
+
+    const changes = await (await get('/api/v0/status/changes?limit=5', { token: a.token })).json() as any[]
+    assert.ok(changes.length >= 1 && changes.length <= 5)
+    assert.ok(changes.some(c => c.author === aId && c.changes.some((op: any) => op.op === 'put' && op.path === '/docs/report.bin' && op.size === 300_000)), JSON.stringify(changes))
+    assert.ok(changes.every((c, i) => i === 0 || changes[i - 1].time >= c.time), 'newest first')
+
+    const pins = await (await get('/api/v0/status/pins', { token: a.token })).json() as any
+    assert.equal(pins.total, 1)
+    assert.equal(pins.pins[0].path, '/docs/report.bin')
+    assert.ok(pins.pins[0].status !== undefined || pins.pins[0].error !== undefined)
+
+    for (const query of ['limit=0', 'limit=201', 'limit=abc', 'limit=-1', 'limit=5&limit=6', 'bogus=1']) {
+      const res = await get(`/api/v0/status/changes?${query}`, { token: a.token })
+      const body = await res.json() as { error: { name: string, message: string } }
+      assert.equal(res.status, 400, query)
+      assert.equal(body.error.name, 'InvalidArgumentError')
+    }
+    const res = await get('/api/v0/status/node?x=1', { token: a.token })
+    assert.equal(res.status, 400)
+    await res.body?.cancel()
+  })
+
+  it('shoal ui prints the page address with the token in its fragment', TEST, async () => {
+    const link = await shoalJson<{ url: string, page: string }>(a.repo, ['ui'])
+    assert.equal(link.page, `${a.url}/`)
+    assert.equal(link.url, `${a.url}/#token=${encodeURIComponent(a.token)}`)
+    const human = await runShoal(['--repo', a.repo, 'ui'])
+    assert.equal(human.code, 0)
+    assert.equal(human.stdout.toString('utf8'), `${link.url}\n`)
+    assert.match(human.stderr, /holds the API token/)
+    // no daemon: a clear one-line error
+    const repo = join(await tempDir(ctx, 'shoal-ui-'), 'repo')
+    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    const none = await runShoal(['--repo', repo, 'ui'])
+    assert.equal(none.code, 1)
+    assert.match(none.stderr, /DaemonNotRunningError/)
+  })
+
+  it('a wrong token gets a clear message and shows nothing of the node', TEST, async t => {
+    const page = await newPage(t)
+    await page.goto(`${a.url}/`)
+    await page.locator('#token').fill('not-the-token')
+    await page.locator('#login-form button[type=submit]').click()
+    const error = page.locator('#login-error')
+    await error.waitFor({ state: 'visible' })
+    assert.match(await error.innerText(), /Wrong token: the node refused it/)
+    assert.equal(await page.locator('#dashboard').isVisible(), false)
+    assert.ok(!(await page.content()).includes(aId), 'the page shows the peer id without the token')
+    // the fragment's token is refused the same way
+    await page.goto(`${a.url}/#token=wrong`)
+    await error.waitFor({ state: 'visible' })
+    assert.match(await error.innerText(), /Wrong token/)
+  })
+
+  it('logged in, it shows the node, its peer, the file, its pin, the disk and the graphs', TEST, async t => {
+    const page = await newPage(t)
+    await page.goto(`${a.url}/`)
+    await page.locator('#token').fill(a.token)
+    await page.locator('#login-form button[type=submit]').click()
+    await page.locator('#dashboard').waitFor({ state: 'visible' })
+
+    await page.locator('#peer-id', { hasText: aId }).waitFor()
+    await page.locator('#peers td', { hasText: bId }).first().waitFor()
+    await page.locator('#pins td', { hasText: '/docs/report.bin' }).first().waitFor()
+    await page.locator('#changes td', { hasText: '/docs/report.bin' }).first().waitFor()
+    const used = await page.locator('#disk-used').innerText()
+    const free = await page.locator('#disk-free').innerText()
+    assert.match(used, /^\d+(\.\d)? (B|KiB|MiB|GiB)$/, `disk used: ${used}`)
+    assert.match(free, /^\d+(\.\d)? (B|KiB|MiB|GiB|TiB)$/, `disk free: ${free}`)
+    assert.match(await page.locator('#peers').innerText(), /\d+ ms/, 'the peer\'s latency')
+    assert.match(await page.locator('#node').innerText(), /private swarm/)
+    // the network graph draws rates between samples of the counters: two of them are in after two more refreshes
+    await page.waitForFunction(() => Number((globalThis as any).document.querySelector('#charts figure')?.dataset.points ?? 0) >= 2, undefined, { timeout: PAGE_WAIT_MS })
+    assert.match(await page.locator('#charts figcaption').first().innerText(), /in \d+(\.\d)? (B|KiB|MiB)\/s/)
+    assert.equal(await page.locator('#banner').isVisible(), false, await page.locator('#banner').innerText())
+
+    await mkdir(ARTIFACTS, { recursive: true })
+    const shot = join(ARTIFACTS, 'status-page.png')
+    await page.screenshot({ path: shot, fullPage: true })
+    t.diagnostic(`screenshot: ${shot}`)
+  })
+
+  it('a link with #token= logs in and the token leaves the address bar', TEST, async t => {
+    const page = await newPage(t)
+    const link = await shoalJson<{ url: string }>(a.repo, ['ui'])
+    await page.goto(link.url)
+    await page.locator('#peer-id', { hasText: aId }).waitFor()
+    assert.equal(new URL(page.url()).hash, '')
+    // logging out forgets it: the form is back
+    await page.locator('#logout').click()
+    await page.locator('#login-form').waitFor({ state: 'visible' })
+    assert.equal(await page.evaluate('sessionStorage.getItem("shoal.token")'), null)
+  })
+})
