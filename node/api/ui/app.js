@@ -205,17 +205,20 @@ const samples = []
  */
 function sample (metrics, peers) {
   const transfer = 'libp2p_data_transfer_bytes_total'
+  // Shoal labels it {protocol, direction}; @libp2p/prometheus-metrics puts
+  // both in one label ({protocol="… sent"}): either is read as "protocol direction"
+  const key = (/** @type {Record<string, string>} */ l) => l.direction === undefined ? l.protocol ?? '' : `${l.protocol ?? ''} ${l.direction}`
   /** @type {Map<string, number>} */
   const protocols = new Map()
   for (const s of metrics.get(transfer) ?? []) {
-    const p = s.labels.protocol ?? ''
-    if (!p.startsWith('global')) protocols.set(p, s.value)
+    const k = key(s.labels)
+    if (!k.startsWith('global')) protocols.set(k, (protocols.get(k) ?? 0) + s.value)
   }
   const peerSum = (/** @type {'bytesIn' | 'bytesOut'} */ k) => peers?.some(p => typeof p[k] === 'number') === true ? peers.reduce((a, p) => a + (p[k] ?? 0), 0) : undefined
   return {
     t: Date.now(),
-    netIn: sum(metrics, transfer, l => l.protocol === 'global received') ?? peerSum('bytesIn'),
-    netOut: sum(metrics, transfer, l => l.protocol === 'global sent') ?? peerSum('bytesOut'),
+    netIn: sum(metrics, transfer, l => key(l) === 'global received') ?? peerSum('bytesIn'),
+    netOut: sum(metrics, transfer, l => key(l) === 'global sent') ?? peerSum('bytesOut'),
     written: sum(metrics, 'shoal_block_bytes_written_total'),
     read: sum(metrics, 'shoal_blocks_read_total'),
     repair: sum(metrics, 'shoal_durability_repair_bytes_total'),
@@ -396,7 +399,7 @@ function drawDurability (status, pins, metrics) {
     activity.push(h('li', null, scrub !== undefined && scrub > 0 ? `last scrub ${ago(scrub * 1000)}` : h('span', { class: 'muted' }, 'no scrub yet (weekly)')))
     const placed = sum(metrics, 'shoal_durability_shards_placed_total')
     const repaired = sum(metrics, 'shoal_durability_shards_repaired_total')
-    if (placed !== undefined || repaired !== undefined) activity.push(h('li', null, `since start: ${placed ?? '–'} shards placed, ${repaired ?? '–'} repaired`))
+    if (placed !== undefined || repaired !== undefined) activity.push(h('li', null, `since start: ${placed ?? '–'} shard${placed === 1 ? '' : 's'} placed, ${repaired ?? '–'} repaired`))
   }
   parts.push(h('ul', { class: 'plain activity' }, ...activity))
   fill('durability', ...parts)
