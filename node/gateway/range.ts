@@ -31,7 +31,7 @@ export function parseRangeHeader (header: string | undefined, size: number): Byt
     return { first: Math.max(0, size - suffix), last: size - 1 }
   }
   const first = Number(m[1])
-  const last = m[2] === '' ? size - 1 : Number(m[2])
+  const last = m[2] === '' ? Number.MAX_SAFE_INTEGER : Number(m[2])
   if (last < first) return undefined
   if (first >= size) throw new RangeNotSatisfiableError(`range ${header} starts past the end of a ${size}-byte file`, size)
   return { first, last: Math.min(last, size - 1) }

@@ -1,0 +1,109 @@
+/**
+ * What the gateway tests share: the gateway URL of a test daemon, HTTP
+ * calls with a bound, hash checks of blocks and CARs, and an independent
+ * trustless-gateway client (`@helia/block-brokers`) pointed at a gateway.
+ */
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CarReader } from '@ipld/car'
+import { trustlessGateway } from '@helia/block-brokers'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { CID } from 'multiformats/cid'
+
+/** Bound of one HTTP call. */
+const CALL_TIMEOUT_MS = 30_000
+
+/** The gateway URL a daemon wrote to `<repo>/gateway`. */
+export async function gatewayOf (repo: string): Promise<string> {
+  const url = (await readFile(join(repo, 'gateway'), 'utf8')).trim()
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
+  return url
+}
+
+/** A gateway answer with its whole body. */
+export interface Answer { status: number, headers: Headers, body: Buffer, json: () => any }
+
+/** `fetch` with a bound, the body read whole (tests use small answers). */
+export async function call (url: string, init: RequestInit = {}): Promise<Answer> {
+  const res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })
+  const body = Buffer.from(await res.arrayBuffer())
+  return { status: res.status, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) }
+}
+
+/** Assert an error answer: its status, and a JSON body naming the error. */
+export function assertError (a: Answer, status: number, name: string): void {
+  assert.equal(a.status, status, a.body.subarray(0, 300).toString('utf8'))
+  assert.match(a.headers.get('content-type') ?? '', /^application\/json/)
+  const doc = a.json()
+  assert.equal(doc.error.name, name)
+  assert.ok(typeof doc.error.message === 'string' && doc.error.message.length > 0)
+}
+
+/** Throw unless `bytes` hash to `cid` (sha-256, or identity). */
+export function verifyBlock (cid: CID, bytes: Uint8Array): void {
+  if (cid.multihash.code === 0x00) {
+    assert.deepEqual(Buffer.from(bytes), Buffer.from(cid.multihash.digest))
+    return
+  }
+  assert.equal(cid.multihash.code, 0x12, `sha-256 expected for ${cid.toString()}`)
+  const digest = createHash('sha256').update(bytes).digest()
+  if (!digest.equals(Buffer.from(cid.multihash.digest))) throw new Error(`block ${cid.toString()} does not hash to its CID`)
+}
+
+/** A CAR parsed with @ipld/car, every block hash-checked. */
+export async function parseVerifiedCar (bytes: Uint8Array): Promise<{ roots: string[], blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+  const reader = await CarReader.fromBytes(bytes)
+  const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
+  for await (const block of reader.blocks()) {
+    verifyBlock(block.cid, block.bytes)
+    blocks.push(block)
+  }
+  return { roots: (await reader.getRoots()).map(c => c.toString()), blocks }
+}
+
+/** A silent libp2p-style component logger (the broker only logs through it). */
+function silentLogger (): any {
+  const log: any = () => {}
+  log.error = () => {}
+  log.trace = () => {}
+  log.enabled = false
+  return { forComponent: () => log }
+}
+
+/**
+ * A block store that reads every block from `gatewayUrl` through Helia's
+ * trustless-gateway broker (an independent client of the spec), each block
+ * checked against its CID before it is used. `fetched` counts the blocks.
+ */
+export function brokerStore (gatewayUrl: string): { get: (cid: CID, options?: { signal?: AbortSignal }) => AsyncGenerator<Uint8Array>, fetched: Set<string> } {
+  const url = new URL(gatewayUrl)
+  const routing = {
+    async * findProviders () {
+      yield { multiaddrs: [multiaddr(`/ip4/${url.hostname}/tcp/${url.port}/http`)], routing: 'test' }
+    }
+  }
+  const broker = trustlessGateway({ allowLocal: true, allowInsecure: true })({ routing: routing as any, logger: silentLogger() })
+  const fetched = new Set<string>()
+  return {
+    fetched,
+    async * get (cid, options = {}) {
+      const bytes = await broker.retrieve?.(cid, {
+        signal: options.signal ?? AbortSignal.timeout(CALL_TIMEOUT_MS),
+        validateFn: async (block: Uint8Array) => { verifyBlock(cid, block) }
+      } as any)
+      assert.ok(bytes !== undefined, `the broker returned ${cid.toString()}`)
+      verifyBlock(cid, bytes)
+      fetched.add(cid.toString())
+      yield bytes
+    }
+  }
+}
+
+/** Concatenate an async iterable of bytes. */
+export async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const part of source) parts.push(part)
+  return Buffer.concat(parts)
+}
