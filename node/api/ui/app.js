@@ -533,7 +533,7 @@ async function login (candidate) {
     const e = /** @type {ApiError} */ (err)
     sessionStorage.removeItem(TOKEN_KEY)
     showLogin(e.status === 401
-      ? 'Wrong token: the node refused it. Copy it again from <repo>/api.token, or open the link `shoal ui` prints.'
+      ? 'Wrong token: the node refused it. Copy it again from <repo>/api.token, or open the link that "shoal ui" prints.'
       : e.message)
     return
   }

@@ -6,8 +6,9 @@
  * token, the status endpoints validate their input, `shoal ui` prints a
  * link that logs in.
  *
- * The screenshot is kept (not in a temp dir): `$SHOAL_TEST_ARTIFACTS` or
- * `<tmpdir>/shoal-test-artifacts/status-page.png`, overwritten at each run.
+ * The screenshots are kept (not in a temp dir): in `$SHOAL_TEST_ARTIFACTS`,
+ * else `<tmpdir>/shoal-test-artifacts/`, as `status-page.png` (logged in) and
+ * `status-page-login.png` (a wrong token), overwritten at each run.
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -171,6 +172,10 @@ describe('status page', () => {
     assert.match(await error.innerText(), /Wrong token: the node refused it/)
     assert.equal(await page.locator('#dashboard').isVisible(), false)
     assert.ok(!(await page.content()).includes(aId), 'the page shows the peer id without the token')
+    await mkdir(ARTIFACTS, { recursive: true })
+    const shot = join(ARTIFACTS, 'status-page-login.png')
+    await page.screenshot({ path: shot })
+    t.diagnostic(`screenshot: ${shot}`)
     // the fragment's token is refused the same way
     await page.goto(`${a.url}/#token=wrong`)
     await error.waitFor({ state: 'visible' })
