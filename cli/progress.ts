@@ -154,7 +154,8 @@ export function meter (choice: ProgressChoice, options: MeterOptions, target: Pr
     noTTYOutput: !mode.tty,
     notTTYSchedule: 1_000,
     fps: 5,
-    clearOnComplete: mode.tty,
+    // a terminal's line is cleared at the end; elsewhere the last line stays as it is
+    clearOnComplete: true,
     // no hidden cursor: it would stay hidden after a Ctrl-C
     hideCursor: false,
     barsize: BAR_SIZE,

@@ -1,0 +1,226 @@
+/**
+ * Progress of long operations: when the CLI draws bars (a terminal stderr,
+ * never under --json, --progress/--no-progress), how it reads the API's
+ * progress stream, and the stream itself on real daemons — a repair pass
+ * over files coded in a two-node swarm, a scrub, garbage collections that
+ * mark and sweep hundreds of blocks, a CAR import whose binding fails after
+ * its progress began — ending with the result (or the error) the call
+ * answers without progress, which stays exactly as it was.
+ */
+import { describe, it, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { Readable } from 'node:stream'
+import { readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ApiError, BrokenStreamError, readProgressStream } from '../../cli/client.js'
+import { formatMeterLine, progressMode } from '../../cli/progress.js'
+import { directory, rawBlock, writeCarFile } from '../helpers/dags.js'
+import { randomBytes } from '../helpers/bytes.js'
+import { tempDir } from '../helpers/temp.js'
+import { initSwarm, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+import type { ProgressLine, ProgressUpdate } from '../../node/api/progress.js'
+
+const TEST = { timeout: 180_000 }
+
+describe('when the CLI draws progress', () => {
+  it('on a terminal stderr by default; elsewhere only with --progress; never under --json or with --no-progress', () => {
+    const tty = { isTTY: true, write: () => true }
+    const pipe = { isTTY: false, write: () => true }
+    assert.deepEqual(progressMode({ json: false }, tty), { tty: true })
+    assert.equal(progressMode({ json: false }, pipe), undefined)
+    assert.deepEqual(progressMode({ json: false, progress: true }, pipe), { tty: false }, 'forced: one line per update')
+    assert.equal(progressMode({ json: false, progress: false }, tty), undefined)
+    assert.equal(progressMode({ json: true }, tty), undefined)
+    assert.equal(progressMode({ json: true, progress: true }, tty), undefined, '--json wins over --progress')
+    assert.equal(progressMode({ json: true, progress: true }, pipe), undefined)
+  })
+
+  it('a known total shows percent, counts, rate and ETA; an unknown one a counter and its rate', () => {
+    const MiB = 1024 * 1024
+    assert.equal(formatMeterLine({ label: 'get x', unit: { bytes: true }, done: 25 * MiB, total: 100 * MiB, rate: 5 * MiB, elapsed: 5, note: '1/4 files' }),
+      'get x 25% | 25.0 MiB / 100.0 MiB | 5.0 MiB/s | ETA 0:15 | 1/4 files')
+    assert.equal(formatMeterLine({ label: 'repair', unit: { bytes: false, noun: 'files' }, done: 3, total: 3, rate: 0, elapsed: 1 }),
+      'repair 100% | 3 / 3 files | 0.0/s | ETA 0:00')
+    assert.equal(formatMeterLine({ label: 'scrub', unit: { bytes: true }, done: 3 * MiB, rate: 1.5 * MiB, elapsed: 2, note: '4 blocks, 0 corrupt' }),
+      'scrub 3.0 MiB | 1.5 MiB/s | 4 blocks, 0 corrupt')
+    assert.equal(formatMeterLine({ label: 'gc: compacting', done: 0, rate: 0, elapsed: 75 }), 'gc: compacting | 1:15')
+  })
+})
+
+describe('reading a progress stream', () => {
+  /** A stream of `text` cut into pieces of `size` bytes (lines and characters split between chunks). */
+  function chunked (text: string, size: number): Readable {
+    const bytes = Buffer.from(text)
+    const parts: Buffer[] = []
+    for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size))
+    return Readable.from(parts)
+  }
+
+  it('gives every progress line in order and resolves with the result, whatever the chunking', async () => {
+    const text = [{ progress: { n: 1, name: 'é→✓' } }, { progress: { n: 2 } }, { result: { ok: true, name: 'ünï' } }].map(l => JSON.stringify(l) + '\n').join('')
+    for (const size of [1, 2, 3, 7, 1000]) {
+      const seen: unknown[] = []
+      const result = await readProgressStream(chunked(text, size), p => { seen.push(p) })
+      assert.deepEqual(seen, [{ n: 1, name: 'é→✓' }, { n: 2 }], `chunks of ${size}`)
+      assert.deepEqual(result, { ok: true, name: 'ünï' })
+    }
+    assert.deepEqual(await readProgressStream(chunked('{"result":7}', 4), () => {}), 7, 'a last line without its newline')
+  })
+
+  it('an error line is the daemon\'s error; a stream cut or garbled is a BrokenStreamError', async () => {
+    await assert.rejects(readProgressStream(chunked('{"progress":{}}\n{"error":{"name":"InvalidCARError","message":"bad name"}}\n', 5), () => {}),
+      (err: any) => err instanceof ApiError && err.name === 'InvalidCARError' && err.message === 'bad name')
+    await assert.rejects(readProgressStream(chunked('{"progress":{}}\n', 5), () => {}), (err: any) => err instanceof BrokenStreamError && /ended before its result/.test(err.message))
+    await assert.rejects(readProgressStream(chunked('{"progress":{}}\nnot json\n', 5), () => {}), BrokenStreamError)
+    await assert.rejects(readProgressStream(chunked('{"surprise":1}\n', 5), () => {}), BrokenStreamError)
+    const cut = new Readable({ read () { this.push('{"progress":{}}\n'); this.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })) } })
+    await assert.rejects(readProgressStream(cut, () => {}), (err: any) => err instanceof BrokenStreamError && /cut before its result \(ECONNRESET\)/.test(err.message))
+  })
+})
+
+describe('progress streams of a real node', () => {
+  const ctx = suiteContext()
+  let a: TestDaemon
+  let b: TestDaemon
+  let dir: string
+
+  before(async () => {
+    dir = await tempDir(ctx, 'shoal-progress-')
+    const repos = await initSwarm(dir, ['a', 'b'])
+    ;[a, b] = await Promise.all(repos.map(async r => await startDaemon(ctx, r)))
+    await shoalOk(b.repo, ['peers', 'connect', (await shoalJson(a.repo, ['id'])).addresses[0]])
+  })
+
+  /** POST to `a`'s API; the answer's status, type and body text. */
+  async function post (path: string, body?: Uint8Array): Promise<{ status: number, type: string, text: string }> {
+    const res = await fetch(new URL(path, a.url), { method: 'POST', headers: { authorization: `Bearer ${a.token}` }, body, signal: AbortSignal.timeout(120_000) })
+    return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() }
+  }
+
+  /** The lines of an NDJSON answer, checked to be one, ending with its result or error. */
+  function ndjson (answer: { status: number, type: string, text: string }): Array<ProgressLine<any>> {
+    assert.equal(answer.status, 200, answer.text)
+    assert.match(answer.type, /^application\/x-ndjson/)
+    assert.ok(answer.text.endsWith('\n'))
+    const parsed = lines(answer.text).map(l => JSON.parse(l) as ProgressLine<any>)
+    assert.ok(parsed.slice(0, -1).every(l => 'progress' in l), 'progress lines, then one last line')
+    return parsed
+  }
+
+  function updates (parsed: Array<ProgressLine<any>>, phase: ProgressUpdate['phase']): ProgressUpdate[] {
+    return parsed.flatMap(l => 'progress' in l && l.progress.phase === phase ? [l.progress] : [])
+  }
+
+  /** True when every value of `key` in `list` is at least the one before. */
+  function nonDecreasing (list: any[], key: string): boolean {
+    return list.every((u, i) => i === 0 || u[key] >= list[i - 1][key])
+  }
+
+  it('repair with scrub: scrub counts, then the files of the pass one by one, then the result', TEST, async () => {
+    // three files coded replicas:2 (one manifest each) over the two nodes
+    for (const i of [1, 2, 3]) {
+      await writeFile(join(dir, `r${i}.bin`), randomBytes(200_000 + i, 40 + i))
+      await shoalOk(a.repo, ['add', join(dir, `r${i}.bin`), '--to', `/coded/r${i}.bin`, '--pin', 'replicas:2', '--wait'])
+    }
+    const plain = JSON.parse((await post('/api/v0/repair?wait=true')).text)
+    assert.equal(plain.manifests, 3, 'without progress: the JSON result as always')
+
+    const parsed = ndjson(await post('/api/v0/repair?scrub=true&progress=true'))
+    const last = parsed.at(-1) as { result: any }
+    assert.ok('result' in last, JSON.stringify(last))
+    const scrub = updates(parsed, 'scrub') as Array<{ blocks: number, bytes: number, corrupt: number }>
+    assert.deepEqual(scrub[0], { phase: 'scrub', blocks: 0, bytes: 0, corrupt: 0 }, 'the scrub says it starts')
+    assert.ok(nonDecreasing(scrub, 'bytes') && nonDecreasing(scrub, 'blocks'))
+    assert.deepEqual(scrub.at(-1), { phase: 'scrub', blocks: last.result.scrub.blocks, bytes: last.result.scrub.bytes, corrupt: 0 }, 'and ends at the totals of its result')
+    assert.ok(last.result.scrub.blocks > 0)
+    const repair = updates(parsed, 'repair') as Array<{ manifests: number, total?: number }>
+    assert.deepEqual(repair.map(u => [u.manifests, u.total]), [[0, undefined], [1, 3], [2, 3], [3, 3]], 'each file of the pass, counted up to the total')
+    assert.equal(last.result.manifests, 3)
+    const phases = parsed.flatMap(l => 'progress' in l ? [l.progress.phase] : [])
+    assert.equal(phases.lastIndexOf('scrub') < phases.indexOf('repair'), true, 'the scrub first, then the pass')
+  })
+
+  it('gc: marking and sweeping counted in steps up to the result; a bad progress value is refused as any bad query', TEST, async () => {
+    // 600 one-block files kept only here (no parity or replicas for gc to keep): marking passes 256 and 512 files
+    for (let i = 0; i < 600; i++) {
+      const res = await fetch(new URL(`/api/v0/add?to=/many/f${i}.txt&pin=none`, a.url), { method: 'POST', headers: { authorization: `Bearer ${a.token}` }, body: Buffer.from(`small file ${i}`), signal: AbortSignal.timeout(30_000) })
+      assert.equal(res.status, 200, await res.text())
+    }
+    const marked = ndjson(await post('/api/v0/gc?progress=true'))
+    const mark = updates(marked, 'gc').filter((u: any) => u.step === 'mark') as Array<{ files: number, marked: number }>
+    assert.deepEqual(mark.slice(0, 2).map(u => u.files), [256, 512])
+    assert.ok(mark.at(-1)!.files >= 603, 'the last mark counts every file')
+    assert.ok(nonDecreasing(mark, 'files') && nonDecreasing(mark, 'marked'))
+    assert.equal(mark.at(-1)!.marked, (marked.at(-1) as { result: any }).result.marked, 'blocks marked: the result\'s')
+
+    await shoalOk(a.repo, ['rm', '-r', '/many'])
+    const swept = ndjson(await post('/api/v0/gc?progress=true'))
+    const result = (swept.at(-1) as { result: any }).result
+    assert.ok(result.removed >= 600, JSON.stringify(result))
+    const sweep = updates(swept, 'gc').filter((u: any) => u.step === 'sweep') as Array<{ checked: number, total: number, removed: number }>
+    assert.deepEqual(sweep.slice(0, 3).map(u => u.checked), [0, 256, 512], 'from nothing, in steps')
+    assert.ok(sweep.every(u => u.total === sweep[0].total) && nonDecreasing(sweep, 'checked') && nonDecreasing(sweep, 'removed'))
+    assert.deepEqual(sweep.at(-1), { phase: 'gc', step: 'sweep', checked: sweep[0].total, total: sweep[0].total, removed: result.removed }, 'the sweep ends at its total and the result\'s removals')
+    assert.deepEqual(updates(swept, 'gc').at(-1), { phase: 'gc', step: 'compact' }, 'then the space is given back')
+
+    const refused = await post('/api/v0/gc?progress=maybe')
+    assert.equal(refused.status, 400)
+    assert.equal(JSON.parse(refused.text).error.name, 'InvalidArgumentError')
+  })
+
+  it('the CLI draws bars only when asked off a terminal, and keeps stdout and --json as they were', TEST, async () => {
+    const forced = await runShoal(['--repo', a.repo, '--progress', 'repair', '--wait'])
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.match(forced.stderr, /^repair \[=+\] 100% \| 3 \/ 3 files \| .* \| ETA 0:00 \| 0 shards rebuilt$/m, forced.stderr)
+    assert.match(forced.stdout.toString(), /^3 pinned files, /)
+
+    const gc = await runShoal(['--repo', a.repo, '--progress', 'gc'])
+    assert.equal(gc.code, 0, gc.stderr)
+    assert.match(gc.stderr, /^gc: marking \d+ files \| .* blocks to keep$/m)
+    assert.match(gc.stdout.toString(), /^removed \d+ blocks/)
+
+    for (const args of [['gc'], ['--no-progress', 'gc'], ['--json', 'gc'], ['--json', '--progress', 'gc'], ['--json', '--progress', 'repair', '--wait']]) {
+      const r = await runShoal(['--repo', a.repo, ...args])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stderr, '', `${args.join(' ')}: nothing on stderr`)
+      if (args[0] === '--json') JSON.parse(r.stdout.toString())
+    }
+  })
+
+  it('an error after the progress began is the last line, and the CLI\'s usual one-line error', TEST, async () => {
+    // binding refuses the entry `..` once the CAR was checked and published: after the head went out
+    const ok = await rawBlock('fine')
+    const bad = await rawBlock('escape')
+    const top = await directory([{ name: 'fine.txt', block: ok }, { name: '..', block: bad }])
+    const car = join(dir, 'evil.car')
+    await writeCarFile(car, top, [top, ok, bad])
+    const bytes = new Uint8Array(await (await import('node:fs/promises')).readFile(car))
+
+    const parsed = ndjson(await post('/api/v0/car/import?to=/evil&progress=true', bytes))
+    assert.deepEqual(updates(parsed, 'car').map((u: any) => u.step), ['checked', 'published'])
+    const last = parsed.at(-1) as { error: { name: string, message: string } }
+    assert.equal(last.error.name, 'InvalidCARError', JSON.stringify(last))
+    assert.match(last.error.message, /"\.\."/)
+    // without progress: the same refusal as a plain JSON error, as before
+    const plain = await post('/api/v0/car/import?to=/evil', bytes)
+    assert.equal(plain.status, 422)
+    assert.equal(JSON.parse(plain.text).error.name, 'InvalidCARError')
+    // an error before any progress (a CAR that is not one) keeps its status with progress too
+    const garbage = await post('/api/v0/car/import?progress=true', new TextEncoder().encode('not a car'))
+    assert.equal(garbage.status, 422)
+    assert.match(garbage.type, /^application\/json/)
+
+    const r = await runShoal(['--repo', a.repo, '--progress', 'car', 'import', car, '--to', '/evil'])
+    assert.equal(r.code, 1, r.stderr)
+    const errLines = lines(r.stderr).filter(l => l.startsWith('shoal:'))
+    assert.equal(errLines.length, 1, r.stderr)
+    assert.match(errLines[0], /^shoal: directory \S+ has an entry named "\.\.", which is not a file name: .*\(InvalidCARError\)$/)
+    assert.equal(lines(r.stderr).at(-1), errLines[0], 'the error is the last thing said')
+    assert.equal(r.stdout.length, 0)
+    const json = await runShoal(['--repo', a.repo, '--json', 'car', 'import', car, '--to', '/evil'])
+    assert.equal(json.code, 1)
+    assert.equal(JSON.parse(json.stderr).error.name, 'InvalidCARError')
+    assert.equal((await runShoal(['--repo', a.repo, 'stat', '/evil'])).code, 1, 'nothing was bound')
+    assert.ok((await readdir(dir)).includes('evil.car'))
+  })
+})
