@@ -6,6 +6,7 @@ import type { DurabilityHealth } from '../../node/durability/index.js'
 import type { PeerStatus } from '../../node/peers/index.js'
 import type { InviteInfo } from '../../node/peers/invite.js'
 import type { TrustStatus } from '../../node/peers/trust-admin.js'
+import type { RepoDiskUsage } from '../../node/repo/disk-usage.js'
 
 function formatPeer (p: PeerStatus): string {
   const latency = p.latencyMs === undefined ? '-' : `${p.latencyMs} ms`
@@ -46,7 +47,7 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, repo: string, durability?: DurabilityHealth }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, durability?: DurabilityHealth }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
   const d = s.durability
   printLines(
@@ -54,13 +55,19 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `swarm:    ${s.swarm === 'private' ? 'private (swarm key)' : 'open (no swarm key: any Shoal node can connect)'}`,
     `writers:  ${s.writers} (shoal trust ls)`,
     `peers:    ${s.peers}`,
-    `blocks:   ${formatBytes(s.blockstoreBytes)} on disk`,
+    `disk:     ${formatDisk(s.disk)}`,
     d === undefined
       ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'
       : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'}: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
     `repo:     ${s.repo}`,
     ...s.addresses.map(a => `listening ${a}`)
   )
+}
+
+/** The `disk:` line of `shoal status`: what the repo takes, by part, and what its disk has left. */
+function formatDisk (d: RepoDiskUsage): string {
+  const parts = `blocks ${formatBytes(d.blocksBytes)}, namespace ${formatBytes(d.namespaceBytes)}, other ${formatBytes(d.durabilityBytes + d.otherBytes)}`
+  return `${formatBytes(d.repoBytes)} used by the repo (${parts}); ${formatBytes(d.freeBytes)} free of ${formatBytes(d.totalBytes)} on its disk`
 }
 
 /** `shoal invite`: the invite line on stdout (a secret in a private swarm), a reminder on stderr. */

@@ -2,6 +2,7 @@ import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
+import { repoDiskUsage } from '../repo/disk-usage.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
 import { createInvite } from '../peers/invite.js'
 import { statusRoutes } from './status-routes.js'
@@ -67,6 +68,8 @@ export const routes: Route[] = [
         writers: writersSummary(components.trustAdmin.status()),
         peers: components.libp2p.getPeers().length,
         blockstoreBytes: await components.blockstore.approximateSize(),
+        // what the whole repo takes on disk, by part, and the room left on its disk
+        disk: await repoDiskUsage(components.repo),
         // the quota for others (storage.maxForOthers, or its measured default) and what is held of it
         storage: await components.durability.storage(),
         // stripe health as the last repair pass found it (absent before the first pass)
