@@ -5,13 +5,18 @@
  *
  *   npm run build && node dist/bench/transfer.js [--size 1GiB] [--runs N]
  *     [--chunker fastcdc|size-262144] [--cpu-prof DIR] [--keep] [--quiet-wait S]
- *     [--raw-window MiB] [--no-pnet]
+ *     [--raw-window MiB] [--no-pnet] [--metrics-ab]
  *
  * By default both daemons and both raw-stream nodes share a swarm key (pnet,
  * xsalsa20), as a private swarm runs; --no-pnet measures an open swarm.
  * With --runs N every run has a fresh daemon B (nothing cached) and its own
  * raw stream; the report gives medians of the runs that no other process
  * disturbed, and the ratio is taken within each run.
+ *
+ * --metrics-ab alternates the runs between libp2p's metrics on (odd runs)
+ * and off (even runs, config `metrics.libp2p` false on both daemons) and
+ * reports the remote-read ratio of each arm: the cost of the metrics on the
+ * data path, measured against the same raw stream in the same session.
  *
  * MB = 10^6 bytes. See docs/benchmarks.md, "Transfer".
  */
@@ -28,10 +33,10 @@ import { parseSwarmKey } from '../protocol/swarm-key.js'
 const MiB = 1024 * 1024
 const MB = 1e6
 
-interface Options { size: number, runs: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean }
+interface Options { size: number, runs: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean, metricsAb: boolean }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 1024 * MiB, runs: 1, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: true }
+  const o: Options = { size: 1024 * MiB, runs: 1, chunkers: [], keep: false, quietWait: 120, rawWindow: 8, pnet: true, metricsAb: false }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
@@ -43,6 +48,7 @@ function parseArgs (argv: string[]): Options {
       case '--keep': o.keep = true; break
       case '--pnet': o.pnet = true; break
       case '--no-pnet': o.pnet = false; break
+      case '--metrics-ab': o.metricsAb = true; break
       case '--raw-window': o.rawWindow = Number(value()); break
       case '--quiet-wait': o.quietWait = Number(value()); break
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/transfer.ts`)
@@ -55,19 +61,22 @@ function parseArgs (argv: string[]): Options {
 
 // ---------------------------------------------------------------- helpers
 
-async function startDaemon (repo: string, keyFile: string | undefined, cpuProf?: string): Promise<BenchDaemon> {
+async function startDaemon (repo: string, keyFile: string | undefined, libp2pMetrics: boolean, cpuProf?: string): Promise<BenchDaemon> {
   await cliOk(['--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(keyFile === undefined ? ['--open'] : ['--swarm-key', keyFile])])
+  await cliOk(['--repo', repo, 'config', 'set', 'metrics.libp2p', String(libp2pMetrics)])
   return await spawnDaemon(repo, `${repo}.log`, cpuProf)
 }
 
 // ---------------------------------------------------------------- main
 
 interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number, foreign?: number }
-interface Run { figures: Figure[], raw: { mbps: number, seconds: number, identical: boolean, foreign?: number }, peakB?: number, anonB?: number }
+interface Run { figures: Figure[], raw: { mbps: number, seconds: number, identical: boolean, foreign?: number }, peakB?: number, anonB?: number, libp2pMetrics: boolean }
 
 /** One run: fresh daemons A (holding the files) and B (empty), each file cat on B, then the raw stream. */
 async function oneRun (opts: Options, run: number, work: string, file: string, fileSha: string, keyFile: string, swarmKey: Uint8Array, added: Map<string, string>, daemons: BenchDaemon[]): Promise<Run> {
   const prof = (name: string): string | undefined => opts.cpuProf === undefined ? undefined : join(opts.cpuProf, opts.runs > 1 ? `${name}-${run}` : name)
+  const libp2pMetrics = !opts.metricsAb || run % 2 === 1
+  await cliOk(['--repo', join(work, 'A'), 'config', 'set', 'metrics.libp2p', String(libp2pMetrics)])
   const a = await spawnDaemon(join(work, 'A'), join(work, `A-${run}.log`), prof('A'))
   daemons.push(a)
   if (added.size === 0) {
@@ -76,11 +85,11 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
       added.set(chunker, out.cid)
     }
   }
-  const b = await startDaemon(join(work, `B-${run}`), opts.pnet ? keyFile : undefined, prof('B'))
+  const b = await startDaemon(join(work, `B-${run}`), opts.pnet ? keyFile : undefined, libp2pMetrics, prof('B'))
   daemons.push(b)
   const idA = JSON.parse((await cliOk(['--repo', a.repo, '--json', 'id'])).stdout) as { addresses: string[] }
   await cliOk(['--repo', b.repo, 'peers', 'connect', idA.addresses[0]])
-  log(`run ${run}: B connected to ${idA.addresses[0]}`)
+  log(`run ${run}: B connected to ${idA.addresses[0]}${opts.metricsAb ? `, libp2p metrics ${libp2pMetrics ? 'on' : 'off'}` : ''}`)
 
   const figures: Figure[] = []
   for (const chunker of opts.chunkers) {
@@ -120,7 +129,7 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
   const mbps = raw.bytes / MB / raw.seconds
   const identical = raw.bytes === opts.size && raw.sha === fileSha
   log(`run ${run}: raw stream: ${fmt(mbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${raw.foreign === undefined ? '?' : fmt(raw.foreign, 1)} s`)
-  return { figures, raw: { mbps, seconds: raw.seconds, identical, foreign: raw.foreign }, peakB, anonB }
+  return { figures, raw: { mbps, seconds: raw.seconds, identical, foreign: raw.foreign }, peakB, anonB, libp2pMetrics }
 }
 
 function runNoisy (r: Run): boolean {
@@ -165,7 +174,34 @@ function report (opts: Options, runs: Run[]): string {
   const noise = [...opts.chunkers.map(c => `cat ${c} ${runs.map(r => pick(r, c).foreign === undefined ? '?' : fmt(pick(r, c).foreign as number, 1)).join('/')}`),
     `raw ${runs.map(r => r.raw.foreign === undefined ? '?' : fmt(r.raw.foreign, 1)).join('/')}`]
   out.push(`CPU seconds used by other processes while timed (noise; 0 on a quiet machine): ${noise.join(', ')}`)
+  if (opts.metricsAb) out.push(...metricsAb(opts, runs))
   return out.join('\n') + '\n'
+}
+
+/**
+ * --metrics-ab: each chunker's remote-read ratio (to the run's raw stream)
+ * and the CPU seconds both daemons spent on the cat, with libp2p's metrics
+ * on and off, and what they cost. CPU seconds hold up better than
+ * throughput on a machine others use at the same time.
+ */
+function metricsAb (opts: Options, runs: Run[]): string[] {
+  const out = ['libp2p metrics A/B (ratio of remote cat to the same run\'s raw stream; CPU s of daemons A+B during the cat; per-run values in brackets, * = noisy run):']
+  const list = (xs: Array<{ x: number, noisy: boolean }>, digits: number): string => `[${xs.map(v => fmt(v.x, digits) + (v.noisy ? '*' : '')).join(', ')}]`
+  for (const chunker of opts.chunkers) {
+    const arm = (on: boolean): Array<{ ratio: number, cpu?: number, noisy: boolean }> => runs.filter(r => r.libp2pMetrics === on).map(r => {
+      const f = r.figures.find(f => f.chunker === chunker) as Figure
+      return { ratio: f.mbps / r.raw.mbps, cpu: f.cpuA !== undefined && f.cpuB !== undefined ? f.cpuA + f.cpuB : undefined, noisy: runNoisy(r) }
+    })
+    const on = arm(true)
+    const off = arm(false)
+    if (on.length === 0 || off.length === 0) { out.push(`${chunker}: needs --runs 2 or more`); continue }
+    const ratio = (xs: typeof on): number => median(xs.map(v => v.ratio))
+    const cpus = (xs: typeof on): Array<{ x: number, noisy: boolean }> => xs.filter(v => v.cpu !== undefined).map(v => ({ x: v.cpu as number, noisy: v.noisy }))
+    const cpu = (xs: typeof on): number => median(cpus(xs).map(v => v.x))
+    out.push(`${chunker}: ratio on ${fmt(ratio(on), 3)} ${list(on.map(v => ({ x: v.ratio, noisy: v.noisy })), 3)}, off ${fmt(ratio(off), 3)} ${list(off.map(v => ({ x: v.ratio, noisy: v.noisy })), 3)}: ` +
+      `throughput cost ${fmt(100 * (1 - ratio(on) / ratio(off)), 1)} %; CPU on ${fmt(cpu(on), 2)} ${list(cpus(on), 2)}, off ${fmt(cpu(off), 2)} ${list(cpus(off), 2)}: CPU cost ${fmt(100 * (cpu(on) / cpu(off) - 1), 1)} %`)
+  }
+  return out
 }
 
 async function main (): Promise<number> {

@@ -164,7 +164,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     scrubBytesPerSecond: durabilityConfig.scrubRate,
     metrics
   })
-  registerDurabilityMetrics(metrics.registry, durability)
+  registerDurabilityMetrics(metrics.registry, durability, holdings)
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   registerPeerMetrics(metrics.registry, { libp2p, peers, trust })
   const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve })

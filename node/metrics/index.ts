@@ -15,7 +15,7 @@ import { registerProcessMetrics } from './process.js'
 import type { BlockStoreMetrics } from '../blocks/index.js'
 import type { DurabilityMetrics } from '../durability/index.js'
 
-export { libp2pMetrics, ALL_PROTOCOLS, TRANSFER_METRIC, type Libp2pMetricsFactory, type Libp2pMetricsInit } from './libp2p.js'
+export { libp2pMetrics, transferLabel, ALL_PROTOCOLS, TRANSFER_METRIC, type Libp2pMetricsFactory, type Libp2pMetricsInit } from './libp2p.js'
 export { registerProcessMetrics, PROCESS_METRICS_PREFIX } from './process.js'
 export { registerPeerMetrics, type PeerMetricsSources } from './peers.js'
 

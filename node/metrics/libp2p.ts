@@ -23,9 +23,11 @@
  * `send` and `dispatchEvent` are wrapped — no `message` listener is added,
  * which would make the stream hand out data before its protocol handler
  * listens — and add to the totals of their protocol, an object found once
- * per stream, so a message costs two additions (no map look-up, no string
- * built). `libp2p_data_transfer_bytes_total{protocol,direction}` reads the
- * totals at scrape time.
+ * per stream, so a message costs an addition (no map look-up, no string
+ * built). `libp2p_data_transfer_bytes_total` reads the totals at scrape time,
+ * labelled as libp2p labels it — `protocol="/shoal/blocks/1.0.0 sent"`,
+ * `protocol="global received"` — so dashboards made for js-libp2p and the
+ * status page read it unchanged.
  *
  * When it applies: the node's libp2p gets it when the config's
  * `metrics.libp2p` is true (the default; see docs/api.md, "Metrics").
@@ -47,8 +49,13 @@ export interface Libp2pMetricsInit {
 /** The `metrics` option of `createLibp2p`: builds the metrics of one libp2p node. */
 export type Libp2pMetricsFactory = (components: unknown) => Metrics
 
-/** Label value of the bytes counted on raw connections (all protocols, encrypted, with framing). */
+/** Protocol name of the bytes counted on raw connections (all protocols, encrypted, with framing). */
 export const ALL_PROTOCOLS = 'global'
+
+/** The `protocol` label of the bytes of `protocol` going `direction` (libp2p's form: the protocol, a space, the direction). */
+export function transferLabel (protocol: string, direction: 'sent' | 'received'): string {
+  return `${protocol} ${direction}`
+}
 
 /** Name of the per-protocol byte counter (libp2p's own name). */
 export const TRANSFER_METRIC = 'libp2p_data_transfer_bytes_total'
@@ -87,14 +94,14 @@ class RegistryMetrics implements Metrics {
     // eslint-disable-next-line no-new
     new Counter({
       name: TRANSFER_METRIC,
-      help: 'Bytes sent and received per libp2p protocol (stream payloads); protocol="global": all bytes on connections, encrypted, with framing',
-      labelNames: ['protocol', 'direction'],
+      help: 'Bytes per libp2p protocol and direction (stream payloads), labelled "<protocol> sent" or "<protocol> received"; "global sent|received": all bytes on connections, encrypted, with framing',
+      labelNames: ['protocol'],
       registers: [registry],
       collect () {
         this.reset()
         for (const [protocol, t] of transfer) {
-          this.inc({ protocol, direction: 'sent' }, t.sent)
-          this.inc({ protocol, direction: 'received' }, t.received)
+          this.inc({ protocol: transferLabel(protocol, 'sent') }, t.sent)
+          this.inc({ protocol: transferLabel(protocol, 'received') }, t.received)
         }
       }
     })
