@@ -6,7 +6,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readdir, readFile, readlink, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { randomBytes } from '../../helpers/bytes.js'
 import { tempDir } from '../../helpers/temp.js'
@@ -35,15 +34,6 @@ async function listeningPorts (pid: number): Promise<number[]> {
     }
   }
   return [...ports].sort((a, b) => a - b)
-}
-
-/** A TCP port free right now on 127.0.0.1. */
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
 }
 
 describe('the gateway in the daemon', { concurrency: true }, () => {
@@ -93,14 +83,12 @@ describe('the gateway in the daemon', { concurrency: true }, () => {
 
   it('two repos on one gateway address: the second daemon refuses to start, naming the setting', TEST, async t => {
     const dir = await tempDir(t, 'shoal-gw-clash-')
-    const port = await freePort()
     const [first, second] = [join(dir, 'first'), join(dir, 'second')]
-    for (const repo of [first, second]) {
-      await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
-      await shoalOk(repo, ['config', 'set', 'gateway', `127.0.0.1:${port}`])
-    }
+    for (const repo of [first, second]) await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
     await startDaemon(t, first)
-    assert.equal(await gatewayOf(first), `http://127.0.0.1:${port}`)
+    // the second repo is set to the port the first one's gateway got
+    const port = Number(new URL(await gatewayOf(first)).port)
+    await shoalOk(second, ['config', 'set', 'gateway', `127.0.0.1:${port}`])
     const r = await runShoal(['--repo', second, 'daemon'], { env: { SHOAL_LOG_LEVEL: 'silent' } })
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, new RegExp(`gateway address 127\\.0\\.0\\.1:${port} is already in use.*shoal config set gateway`))
