@@ -11,6 +11,7 @@ import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { directory, rawBlock, writeCarFile, type Block } from '../helpers/dags.js'
+import { planTree, type ListedEntry } from '../../cli/output-path.js'
 import { tempDir } from '../helpers/temp.js'
 import { exists, lines, runShoal, shoalJson, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
 
@@ -113,5 +114,23 @@ describe('get -o checks every name first', () => {
     assert.deepEqual(await readdir(elsewhere), [])
     assert.deepEqual(await readdir(merged), ['sub'])
     assert.equal(await exists(join(merged, 'a.txt')), false)
+  })
+})
+
+describe('planning a tree', () => {
+  it('lists each directory once and refuses a DAG that repeats a directory under itself past the bound', TEST, async () => {
+    // d0 links d1 twice, d1 links d2 twice, …: 2^21 entries from 20 directories
+    const listed: string[] = []
+    const list = async (cid: string): Promise<ListedEntry[]> => {
+      listed.push(cid)
+      const depth = Number(cid.slice(1))
+      if (depth === 20) return [{ name: 'leaf.txt', type: 'file', cid: 'f', size: 1 }]
+      return ['a', 'b'].map(name => ({ name, type: 'dir' as const, cid: `d${depth + 1}`, size: 0 }))
+    }
+    await assert.rejects(planTree('d0', { list, shownAs: 'out', maxEntries: 10_000 }), (err: any) => err.name === 'TooLargeError' && /more than 10000 entries/.test(err.message))
+    assert.equal(new Set(listed).size, listed.length, 'no directory listed twice')
+    const small = await planTree('d17', { list, shownAs: 'out' })
+    assert.deepEqual([small.dirs.length, small.files.length, small.bytes], [2 + 4 + 8, 8, 8])
+    assert.equal(small.files[0].path, join('a', 'a', 'a', 'leaf.txt'))
   })
 })
