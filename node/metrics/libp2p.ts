@@ -226,7 +226,9 @@ class RegistryMetrics implements Metrics {
    * The prom-client metric of `kind` behind a libp2p metric, on this node's
    * registry: labelled by `label` for a group; a calculated one is read at
    * scrape time (a gauge set, a counter added to, a histogram or summary
-   * observed, as libp2p's own implementation does).
+   * observed, as libp2p's own implementation does). A calculated gauge is
+   * cleared first: what it says is the state now, so a label the
+   * calculation no longer returns (streams of a protocol all closed) goes.
    */
   private make (kind: Kind, name: string, options: MetricOptions & HistogramOptions & SummaryOptions, label?: string): Gauge | Counter | Histogram | Summary {
     const calculate = calculated<number | Record<string, number>>(options)
@@ -241,6 +243,7 @@ class RegistryMetrics implements Metrics {
         : {
             async collect (this: Gauge | Counter | Histogram | Summary) {
               const value = await calculate()
+              if (kind === 'gauge') this.reset()
               if (typeof value === 'number') apply(this, {}, value)
               else if (label !== undefined) for (const [key, v] of Object.entries(value)) apply(this, { [label]: key }, v)
             }
