@@ -59,8 +59,8 @@ export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOption
       return { ...daemon, stop: async () => { await new Promise<void>(() => {}) } }
     },
     ready: daemon => {
-      if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, repo: g.repo })
-      else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`)
+      if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, gateway: daemon.gatewayUrl ?? null, repo: g.repo })
+      else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`, daemon.gatewayUrl === undefined ? 'gateway off' : `gateway at ${daemon.gatewayUrl}/ipfs/`)
     }
   })
   if (code !== 0) process.exitCode = code

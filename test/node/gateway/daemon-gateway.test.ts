@@ -9,7 +9,7 @@ import { readdir, readFile, readlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from '../../helpers/bytes.js'
 import { tempDir } from '../../helpers/temp.js'
-import { exists, initSwarm, runShoal, shoalJson, shoalOk, startDaemon } from '../../helpers/cli.js'
+import { eventually, exists, initSwarm, runShoal, shoalJson, shoalOk, startDaemon } from '../../helpers/cli.js'
 import { brokerStore, call, collect, gatewayOf, parseVerifiedCar } from './helpers.js'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
@@ -65,6 +65,7 @@ describe('the gateway in the daemon', { concurrency: true }, () => {
     await shoalOk(repo, ['config', 'set', 'gateway', 'off'])
     const d = await startDaemon(t, repo)
     assert.equal(await exists(join(repo, 'gateway')), false)
+    await eventually('the ready lines say the gateway is off', async () => d.output().stdout.includes('gateway off\n'))
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     const expected = new Set([Number(new URL(d.url).port)])
     for (const addr of (await shoalJson(repo, ['id'])).addresses as string[]) expected.add(Number(/\/tcp\/(\d+)/.exec(addr)?.[1]))
@@ -74,6 +75,7 @@ describe('the gateway in the daemon', { concurrency: true }, () => {
     await shoalOk(repo, ['config', 'set', 'gateway', '127.0.0.1:0'])
     const on = await startDaemon(t, repo)
     const gw = await gatewayOf(on.repo)
+    await eventually('the ready lines say where the gateway is', async () => on.output().stdout.includes(`gateway at ${gw}/ipfs/\n`))
     const onPid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     assert.ok((await listeningPorts(onPid)).includes(Number(new URL(gw).port)))
     assert.equal((await call(`${gw}/ipfs/bafkqaaa?format=raw`)).status, 200)
