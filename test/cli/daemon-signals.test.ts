@@ -10,52 +10,17 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DUPLICATE_SIGNAL_MS, SignalForwarder } from '../../cli/relaunch.js'
 import { shutdownTimeoutMs } from '../../cli/daemon-process.js'
 import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
-import { exists, lines, SHOAL_BIN, shoalOk, sleep, startDaemon, within, type DaemonExit } from '../helpers/cli.js'
+import { exists, lines, SHOAL_BIN, shoalOk, startDaemon, within, type DaemonExit } from '../helpers/cli.js'
+import { alive, childrenOf, cliEnv, freePort, launchShoal, until, type Launched } from '../helpers/processes.js'
 
 const TEST = { timeout: 120_000 }
 /** Bound for a process to go away after what should end it. */
 const GONE_MS = 30_000
-
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' }
-}
-
-/** Poll (bounded) until `fn` holds; fail naming `what`. */
-async function until (what: string, fn: () => Promise<boolean> | boolean, ms = GONE_MS): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await sleep(20)
-  }
-}
-
-/** Pids whose parent is `ppid` (from /proc). */
-async function childrenOf (ppid: number): Promise<number[]> {
-  const found: number[] = []
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')
-    // pid (comm) state ppid …: comm may hold spaces, so read after its ')'
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(fields[1]) === ppid) found.push(Number(name))
-  }
-  return found
-}
-
-/** A TCP port free on loopback now. */
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
 
 /** A repo whose API has a fixed port: a daemon that leaves it bound makes the next start fail. */
 async function repoWithFixedPort (t: CleanupContext): Promise<{ repo: string, port: number }> {
@@ -65,31 +30,9 @@ async function repoWithFixedPort (t: CleanupContext): Promise<{ repo: string, po
   return { repo, port }
 }
 
-/** Environment of a spawned CLI: ours without the test runner's marker, plus `extra`. */
-function env (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, SHOAL_LOG_LEVEL: 'warn', ...extra }
-  delete e.NODE_TEST_CONTEXT
-  return e
-}
-
-/** A `shoal daemon` CLI process, its output, and cleanup of it and of any process it started. */
-interface Launched {
-  cli: ChildProcess
-  exited: Promise<DaemonExit>
-  stderr: () => string
-}
-
+/** `shoal daemon` on `repo`, not waited for. */
 function launch (t: CleanupContext, repo: string, extra: Record<string, string> = {}): Launched {
-  const cli = spawn(process.execPath, [SHOAL_BIN, '--repo', repo, 'daemon'], { env: env(extra), stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  cli.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-  const exited = new Promise<DaemonExit>(resolve => cli.once('exit', (code, signal) => resolve({ code, signal })))
-  defer(t, async () => {
-    const kids = cli.pid === undefined ? [] : await childrenOf(cli.pid)
-    cli.kill('SIGKILL')
-    for (const pid of kids) if (alive(pid)) process.kill(pid, 'SIGKILL')
-  })
-  return { cli, exited, stderr: () => stderr }
+  return launchShoal(t, ['--repo', repo, 'daemon'], extra)
 }
 
 /** The node process a `shoal daemon` CLI process started (waits for it to exist). */
@@ -104,7 +47,7 @@ async function nodeProcessOf (cli: ChildProcess): Promise<number> {
 
 /** After the CLI process was killed: its node process goes, the lock is released, and a new daemon starts on the repo's API port. */
 async function assertFreed (t: CleanupContext, repo: string, port: number, pid: number): Promise<void> {
-  await until(`node process ${pid} to exit`, () => !alive(pid))
+  await until(`node process ${pid} to exit`, () => !alive(pid), GONE_MS)
   assert.equal(await exists(join(repo, 'daemon.lock')), false, 'the repo lock is released')
   assert.equal(await exists(join(repo, 'api')), false, '<repo>/api is removed')
   const again = await startDaemon(t, repo)
@@ -117,10 +60,10 @@ describe('daemon signals', () => {
     it(`SIGKILL of the CLI process ${moment} leaves no node process, lock or API port`, TEST, async t => {
       const { repo, port } = await repoWithFixedPort(t)
       const d = launch(t, repo)
-      const pid = await nodeProcessOf(d.cli)
+      const pid = await nodeProcessOf(d.process)
       if (moment === 'during start-up (the lock is taken)') await until('the repo lock', async () => await exists(join(repo, 'daemon.lock')))
       if (moment === 'once ready') await until('<repo>/api', async () => await exists(join(repo, 'api')))
-      d.cli.kill('SIGKILL')
+      d.process.kill('SIGKILL')
       assert.deepEqual(await d.exited, { code: null, signal: 'SIGKILL' })
       await assertFreed(t, repo, port, pid)
     })
@@ -138,9 +81,9 @@ describe('daemon signals', () => {
   it('SIGINT during start-up stops the daemon cleanly, and the repo opens again', TEST, async t => {
     const { repo, port } = await repoWithFixedPort(t)
     const d = launch(t, repo)
-    const pid = await nodeProcessOf(d.cli)
+    const pid = await nodeProcessOf(d.process)
     await until('the repo lock', async () => await exists(join(repo, 'daemon.lock')))
-    d.cli.kill('SIGINT')
+    d.process.kill('SIGINT')
     assert.deepEqual(await d.exited, { code: 0, signal: null })
     assert.match(d.stderr(), /received SIGINT, shutting down/)
     await assertFreed(t, repo, port, pid)
@@ -178,7 +121,7 @@ describe('daemon signals', () => {
     const bin = join(project, 'node_modules', '.bin', 'shoal')
     await writeFile(bin, `#!/bin/sh\nexec '${process.execPath}' '${SHOAL_BIN}' "$@"\n`)
     await chmod(bin, 0o755)
-    const npx = spawn('npx', ['--no-install', 'shoal', '--repo', repo, 'daemon'], { cwd: project, env: env(), stdio: 'ignore', detached: true })
+    const npx = spawn('npx', ['--no-install', 'shoal', '--repo', repo, 'daemon'], { cwd: project, env: cliEnv(), stdio: 'ignore', detached: true })
     const exited = new Promise<DaemonExit>(resolve => npx.once('exit', (code, signal) => resolve({ code, signal })))
     const pids: number[] = []
     defer(t, async () => {
