@@ -16,7 +16,8 @@ import { DUPLICATE_SIGNAL_MS, SignalForwarder } from '../../cli/relaunch.js'
 import { shutdownTimeoutMs } from '../../cli/daemon-process.js'
 import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
 import { exists, lines, SHOAL_BIN, shoalOk, startDaemon, within, type DaemonExit } from '../helpers/cli.js'
-import { alive, childrenOf, cliEnv, freePort, launchShoal, until, type Launched } from '../helpers/processes.js'
+import { alive, childrenOf, cliEnv, launchShoal, until, type Launched } from '../helpers/processes.js'
+import { closedPort as freePort } from '../node/tiers/s3-server.js'
 
 const TEST = { timeout: 120_000 }
 /** Bound for a process to go away after what should end it. */

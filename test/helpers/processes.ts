@@ -1,13 +1,12 @@
 /**
  * Real processes in tests, beyond one CLI call: a `shoal` process started
  * without waiting for anything (to signal it at a chosen moment), the
- * processes it started (from /proc), whether a pid lives, a free port.
+ * processes it started (from /proc), whether a pid lives.
  * Everything started here is killed at the test's cleanup, children
  * included, even when the test fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { defer, type CleanupContext } from './temp.js'
 import { SHOAL_BIN, sleep, type DaemonExit } from './cli.js'
 
@@ -36,15 +35,6 @@ export async function childrenOf (ppid: number): Promise<number[]> {
     if (Number(fields[1]) === ppid) found.push(Number(name))
   }
   return found
-}
-
-/** A TCP port free on loopback now. */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
 }
 
 /** Environment of a spawned CLI: ours without the test runner's marker, log level warn, plus `extra`. */
