@@ -16,8 +16,11 @@
  * `statfs` of the repo folder (free: what an unprivileged writer may still
  * use, as `df` shows it).
  *
- * When it applies: on each status request; the walk costs one `lstat` per
- * file of the repo (a few hundred in a large repo: pack files are big).
+ * When it applies: on status requests. The walk costs one `lstat` per file
+ * of the repo (pack files are 64 MiB: some 16,000 files for a TiB), so a
+ * page that polls the status does not walk more than once per
+ * {@link REUSE_MS}: callers while a walk runs share it, and its result
+ * answers for that long after it ended.
  *
  * @module
  */
@@ -43,8 +46,30 @@ export interface RepoDiskUsage {
   totalBytes: number
 }
 
-/** Measure what the repo at `layout.root` takes on disk and what its disk has left. */
+/** How long a measurement answers later callers (ms). */
+export const REUSE_MS = 2000
+
+/** The last measurement of each repo: its result, and when it ended (undefined while it runs). */
+const recent = new Map<string, { usage: Promise<RepoDiskUsage>, ended?: number }>()
+
+/**
+ * What the repo at `layout.root` takes on disk and what its disk has left:
+ * measured now, or by a measurement under way or younger than {@link REUSE_MS}.
+ */
 export async function repoDiskUsage (layout: Pick<RepoLayout, 'root' | 'blocks' | 'namespace' | 'durability'>): Promise<RepoDiskUsage> {
+  const last = recent.get(layout.root)
+  if (last !== undefined && (last.ended === undefined || performance.now() - last.ended < REUSE_MS)) return await last.usage
+  const entry: { usage: Promise<RepoDiskUsage>, ended?: number } = { usage: measure(layout) }
+  recent.set(layout.root, entry)
+  entry.usage.then(() => { entry.ended = performance.now() }, () => {
+    // a failed measurement is not reused
+    if (recent.get(layout.root) === entry) recent.delete(layout.root)
+  })
+  return await entry.usage
+}
+
+/** Walk the repo and ask its file system (see the module comment). */
+async function measure (layout: Pick<RepoLayout, 'root' | 'blocks' | 'namespace' | 'durability'>): Promise<RepoDiskUsage> {
   const root = await lstat(layout.root)
   const parts = [layout.blocks, layout.namespace, layout.durability]
   const walk = { dev: root.dev, seen: new Set<string>(), skip: new Set(parts) }
