@@ -6,6 +6,7 @@
 import type { BlockGetter } from '../reads/api.js'
 import type { GatewayRequest } from './request.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { CID } from 'multiformats/cid'
 
 /** One request being answered. */
 export interface GatewayContext {
@@ -16,4 +17,6 @@ export interface GatewayContext {
   blocks: BlockGetter
   /** Aborted when the client goes away or the retrieval timeout fires. */
   signal: AbortSignal
+  /** A session for the DAG of the content at `root` (a file the path ends at), turning to the file's pin when a block is wanting (./pinned.ts). */
+  contentBlocks: (root: CID) => BlockGetter
 }

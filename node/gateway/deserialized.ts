@@ -41,7 +41,7 @@ export async function serveContent (ctx: GatewayContext): Promise<void> {
 
 /** A file's bytes, the whole or one range of them. */
 async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: UnixFSEntry, name: string | undefined, headersOf = contentHeaders(ctx.request.path, resolved)): Promise<void> {
-  const { req, res, request, blocks, signal } = ctx
+  const { req, res, request, signal } = ctx
   const size = entrySize(entry)
   const etag = `"${resolved.terminal.toString()}"`
   if (answeredNotModified(req, res, etag, headersOf)) return
@@ -65,7 +65,7 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
     status: range === undefined ? 200 : 206,
     head: request.head,
     headers,
-    source: readContent(blocks, resolved.terminal, { offset, length, signal })
+    source: readContent(ctx.contentBlocks(resolved.terminal), resolved.terminal, { offset, length, signal })
   })
 }
 

@@ -21,6 +21,7 @@ import { ALLOWED_METHODS, parseGatewayRequest } from './request.js'
 import { serveCar, serveRaw } from './trustless.js'
 import { serveContent } from './deserialized.js'
 import { RetrievalWatchdog } from './watchdog.js'
+import { contentSession, type PinSource } from './pinned.js'
 import type { GatewayContext } from './context.js'
 import type { Logger } from '../logger.js'
 import type { BlockReader } from '../reads/api.js'
@@ -30,6 +31,8 @@ import type { AddressInfo } from 'node:net'
 export interface GatewayComponents {
   /** The node's block service. */
   blocks: BlockReader
+  /** The namespace, searched for the pin of a file whose blocks a plain read cannot find. */
+  namespace: PinSource
   logger: Logger
 }
 
@@ -95,7 +98,14 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       const request = parseGatewayRequest(req.method, req.url)
       const format = negotiate(request.query, req.headers.accept)
       const session = components.blocks.session({ root: request.path.root }, { signal: watchdog.signal })
-      const ctx: GatewayContext = { req, res, request, blocks: watchdog.wrap(session), signal: watchdog.signal }
+      const ctx: GatewayContext = {
+        req,
+        res,
+        request,
+        blocks: watchdog.wrap(session),
+        signal: watchdog.signal,
+        contentBlocks: root => contentSession({ blocks: components.blocks, pins: components.namespace, root, signal: watchdog.signal, wrap: getter => watchdog.wrap(getter) })
+      }
       if (format.kind === 'raw') await serveRaw(ctx)
       else if (format.kind === 'car') await serveCar(ctx, format)
       else await serveContent(ctx)

@@ -69,8 +69,9 @@ export async function serveCar (ctx: GatewayContext, format: { scope: DagScope, 
   if (answeredNotModified(req, res, etag, headers)) return
   // the terminal was just read: the export gets it again without a second fetch
   const terminalKey = resolved.terminal.toString()
+  const content = ctx.contentBlocks(resolved.terminal)
   const getter = {
-    getBytes: async (cid: CID, options?: { signal?: AbortSignal }) => cid.toString() === terminalKey ? terminalBytes : await blocks.getBytes(cid, options)
+    getBytes: async (cid: CID, options?: { signal?: AbortSignal }) => cid.toString() === terminalKey ? terminalBytes : await content.getBytes(cid, options)
   }
   await sendBody(res, {
     status: 200,
