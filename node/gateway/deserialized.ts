@@ -97,7 +97,7 @@ async function serveDirectory (ctx: GatewayContext, resolved: ResolvedPath, entr
     status: 200,
     head: request.head,
     headers: () => ({ ...headers, etag, 'content-type': 'text/html; charset=utf-8' }),
-    source: renderListing({ path: request.path.text, cid: resolved.terminal, entries: entry.entries({ signal }) })
+    source: renderListing({ path: `${request.path.text}/`, cid: resolved.terminal, entries: entry.entries({ signal }) })
   })
 }
 

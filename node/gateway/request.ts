@@ -22,7 +22,7 @@ export interface ContentPath {
   segments: string[]
   /** The URL path ended with `/` (a directory URL). */
   trailingSlash: boolean
-  /** The path as requested (percent-encoded), for `X-Ipfs-Path`. */
+  /** The path as requested, percent-encoded (without its trailing slash), for `X-Ipfs-Path` and redirects. */
   text: string
 }
 
@@ -46,8 +46,11 @@ export function parseGatewayRequest (method: string | undefined, rawUrl: string 
   if (method !== 'GET' && method !== 'HEAD') {
     throw new MethodNotAllowedError(`${method ?? ''} not allowed: this gateway is read-only (${ALLOWED_METHODS.join(', ')})`)
   }
-  const url = new URL(rawUrl ?? '/', 'http://gateway')
-  const pathname = url.pathname
+  // the path as sent, not as WHATWG URL parsing normalizes it (it drops `..` and `%2e%2e` segments)
+  const target = (rawUrl ?? '/').split('#')[0]
+  const q = target.indexOf('?')
+  const pathname = q < 0 ? target : target.slice(0, q)
+  const query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1))
   if (pathname.startsWith('/ipns/') || pathname === '/ipns') throw new NotFoundError('IPNS names are not resolved by this gateway: ask for /ipfs/{cid}')
   if (!pathname.startsWith('/ipfs/')) throw new NotFoundError(`no such path ${JSON.stringify(pathname.slice(0, 200))}: this gateway serves /ipfs/{cid}[/path]`)
   const parts = pathname.slice('/ipfs/'.length).split('/')
@@ -56,7 +59,9 @@ export function parseGatewayRequest (method: string | undefined, rawUrl: string 
   const [cidText, ...rest] = parts.map(decodeSegment)
   const root = parseCID(cidText)
   for (const segment of rest) checkSegment(segment)
-  return { head: method === 'HEAD', path: { root, segments: rest, trailingSlash, text: pathname }, query: url.searchParams }
+  // re-encoded: a header value and a Location hold ASCII only
+  const text = `/ipfs/${[cidText, ...rest].map(encodeURIComponent).join('/')}`
+  return { head: method === 'HEAD', path: { root, segments: rest, trailingSlash, text }, query }
 }
 
 function decodeSegment (segment: string): string {

@@ -85,6 +85,8 @@ describe('the gateway of a daemon', () => {
     const probe = await call(`${gw}/ipfs/bafkqaaa?format=raw`)
     assert.equal(probe.status, 200)
     assert.equal(probe.body.byteLength, 0)
+    const carProbe = await parseVerifiedCar((await call(`${gw}/ipfs/bafkqaaa?format=car`)).body)
+    assert.deepEqual(carProbe, { roots: ['bafkqaaa'], blocks: [] }, 'identity blocks are not written into CARs')
     const head = await call(`${gw}/ipfs/${fileCid}?format=raw`, { method: 'HEAD' })
     assert.equal(head.status, 200)
     assert.equal(head.headers.get('content-length'), String(a.body.byteLength))
