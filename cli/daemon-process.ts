@@ -33,7 +33,7 @@
  * @module
  */
 import { readFileSync, unlinkSync } from 'node:fs'
-import { InvalidArgumentError } from '../node/errors.js'
+import { InvalidArgumentError, ShoalError } from '../node/errors.js'
 import { launchedByCli } from './relaunch.js'
 
 /** Seconds a shutdown may take before it is forced. */
@@ -41,6 +41,16 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30
 
 /** Exit code of a forced exit (a second signal, or the timeout). */
 export const EXIT_FORCED = 1
+
+/** The daemon exits without a clean shutdown (the timeout passed, or a second signal came). */
+export class ShutdownForcedError extends ShoalError {
+  override name = 'ShutdownForcedError'
+}
+
+/** A part of the node failed while it stopped (the process still exits, with code 1). */
+export class ShutdownFailedError extends ShoalError {
+  override name = 'ShutdownFailedError'
+}
 
 /** Environment variable that sets the shutdown timeout, in seconds. */
 export const SHUTDOWN_TIMEOUT_ENV = 'SHOAL_SHUTDOWN_TIMEOUT'
@@ -70,6 +80,8 @@ export interface DaemonProcessOptions<D extends Stoppable> {
   ready: (daemon: D) => void
   /** Write one line for a person on stderr (or nothing, under `--json`). */
   say: (line: string) => void
+  /** Report a forced or failed shutdown: one line on stderr (JSON under `--json`). */
+  fail: (err: ShutdownForcedError | ShutdownFailedError) => void
   /** Files this process removes on a forced exit, when they hold its pid (the lock) or exist (`<repo>/api`). */
   files: { lock: string, api: string }
   /** @default from `SHOAL_SHUTDOWN_TIMEOUT`, else {@link DEFAULT_SHUTDOWN_TIMEOUT_S} s */
@@ -97,7 +109,7 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
   const requested = new Promise<void>(resolve => { stopRequested = resolve })
 
   const force = (why: string): void => {
-    process.stderr.write(`shoal daemon: ${why}; exiting without a clean shutdown\n`)
+    options.fail(new ShutdownForcedError(`${why}; exiting without a clean shutdown`))
     removeOwnFiles(options.files)
     process.exit(EXIT_FORCED)
   }
@@ -135,7 +147,7 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
       await daemon.stop()
       return 0
     } catch (err: any) {
-      process.stderr.write(`shoal daemon: error during shutdown: ${String(err?.message ?? err)}\n`)
+      options.fail(new ShutdownFailedError(`error during shutdown: ${String(err?.message ?? err)}`, { cause: err }))
       return 1
     }
   } finally {

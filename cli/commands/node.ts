@@ -52,6 +52,8 @@ export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOption
   const code = await runDaemonProcess({
     files: { lock: layout.lock, api: layout.api },
     say: line => { if (!g.json) process.stderr.write(line + '\n') },
+    // as cli/main.ts reports a failed command
+    fail: err => { process.stderr.write((g.json ? JSON.stringify({ error: { name: err.name, message: err.message } }) : `shoal: ${err.message} (${err.name})`) + '\n') },
     start: async () => {
       const { startDaemon } = await import('../../node/daemon.js')
       const daemon = await startDaemon({ repo: g.repo, init: opts.init, logLevel: opts.logLevel })

@@ -95,7 +95,7 @@ describe('daemon signals', () => {
     const d = await startDaemon(t, repo, { env: { SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '2' } })
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     assert.deepEqual(await d.stop('SIGTERM'), { code: 1, signal: null })
-    assert.match(d.output().stderr, /shutdown did not finish within 2 s; exiting without a clean shutdown/)
+    assert.match(d.output().stderr, /^shoal: shutdown did not finish within 2 s; exiting without a clean shutdown \(ShutdownForcedError\)$/m)
     await assertFreed(t, repo, port, pid)
   })
 
