@@ -19,7 +19,7 @@ export interface InitOptions {
   listen?: string[]
   /** Loopback HOST:PORT for the API. @default '127.0.0.1:5747' */
   api?: string
-  /** HOST:PORT of the read-only gateway, or `off`. @default '127.0.0.1:5748'; a free port when `api` asks for one (port 0) */
+  /** HOST:PORT of the read-only gateway, or `off`. @default '127.0.0.1:5748'; `127.0.0.1:0` (a free port) when `api` is not the default */
   gateway?: string
   /** Text of a swarm key file to join a private swarm. */
   swarmKey?: string
@@ -45,8 +45,9 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   const layout = repoLayout(root)
   const config: RepoConfig = { ...DEFAULT_CONFIG }
   if (options.api !== undefined) { parseApiAddress(options.api); config.api = options.api }
-  // a repo whose API picks a free port (tests, several repos on one machine) gets a gateway that does too
-  if (options.api !== undefined && parseApiAddress(options.api).port === 0) config.gateway = '127.0.0.1:0'
+  // a repo whose API is moved off the default (a second repo on the machine, tests) would clash
+  // with the first repo's gateway on the default port: its gateway picks a free port
+  if (options.api !== undefined && options.api !== DEFAULT_CONFIG.api) config.gateway = '127.0.0.1:0'
   if (options.gateway !== undefined) { parseGatewaySetting(options.gateway); config.gateway = options.gateway }
   if (options.listen !== undefined) {
     for (const addr of options.listen) {

@@ -100,8 +100,12 @@ describe('the gateway in the daemon', { concurrency: true }, () => {
   })
 
   it('shoal config validates the gateway setting; a repo made before the gateway gets the default', TEST, async t => {
-    const repo = join(await tempDir(t, 'shoal-gw-config-'), 'repo')
+    const dir = await tempDir(t, 'shoal-gw-config-')
+    const repo = join(dir, 'repo')
     await shoalOk(repo, ['init', '--api', '127.0.0.1:0'])
+    // an API moved off its default: a second repo, whose gateway must not take the first one's port
+    await shoalOk(join(dir, 'second'), ['init', '--api', '127.0.0.1:6123'])
+    assert.equal(await shoalJson(join(dir, 'second'), ['config', 'get', 'gateway']), '127.0.0.1:0')
     const file = join(repo, 'config.json')
     const before = await readFile(file, 'utf8')
     for (const bad of ['10.0.0.1', 'example.com:80', '127.0.0.1:70000', '::1:5748', 'on', '']) {
