@@ -120,6 +120,7 @@ class RegistryMetrics implements Metrics {
   }
 
   private count (stream: CountedStream, protocol: string): void {
+    // bounded: a protocol is one this node handles or opens, never any name a peer sends
     let totals = this.transfer.get(protocol)
     if (totals === undefined) {
       totals = { sent: 0, received: 0 }
