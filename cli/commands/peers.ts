@@ -47,7 +47,7 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, durability?: DurabilityHealth }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
   const d = s.durability
   printLines(
@@ -60,6 +60,7 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
       ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'
       : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'}: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
     `repo:     ${s.repo}`,
+    `gateway:  ${s.gateway === null ? 'off (shoal config set gateway 127.0.0.1:PORT)' : `${s.gateway}/ipfs/`}`,
     ...s.addresses.map(a => `listening ${a}`)
   )
 }

@@ -3,6 +3,7 @@ import { schemas, parseQuery } from './schemas.js'
 import { InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
 import { repoDiskUsage } from '../repo/disk-usage.js'
+import { readGatewayUrl } from '../gateway/index.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
 import { createInvite } from '../peers/invite.js'
 import { statusRoutes } from './status-routes.js'
@@ -75,6 +76,8 @@ export const routes: Route[] = [
         // stripe health as the last repair pass found it (absent before the first pass)
         durability: components.durability.health(),
         repo: components.repo.root,
+        // the read-only gateway's URL as the daemon bound it (`<repo>/gateway`), or null when it is off
+        gateway: await readGatewayUrl(components.repo),
         namespace: namespaceStatus(components)
       })
     }

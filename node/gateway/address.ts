@@ -11,8 +11,10 @@
  *
  * @module
  */
+import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { InvalidArgumentError } from '../errors.js'
+import type { RepoLayout } from '../repo/index.js'
 
 /** The gateway's default address: the port after the API's default (5747). */
 export const DEFAULT_GATEWAY = '127.0.0.1:5748'
@@ -51,4 +53,19 @@ export function parseGatewaySetting (text: string): GatewaySetting {
 /** The `http://` base URL of a gateway listening on `host:port`. */
 export function gatewayUrl (host: string, port: number): string {
   return isIP(host) === 6 ? `http://[${host}]:${port}` : `http://${host}:${port}`
+}
+
+/**
+ * The gateway URL the running daemon bound, as it wrote it to
+ * `<repo>/gateway`; null when there is no such file (the gateway is off, or
+ * the node runs without a daemon).
+ */
+export async function readGatewayUrl (layout: Pick<RepoLayout, 'gateway'>): Promise<string | null> {
+  try {
+    const url = (await readFile(layout.gateway, 'utf8')).trim()
+    return url === '' ? null : url
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') return null
+    throw err
+  }
 }

@@ -6,5 +6,5 @@
  * @module
  */
 export { createGatewayServer, DEFAULT_RETRIEVAL_TIMEOUT_MS, type GatewayComponents, type GatewayServer, type GatewayServerInit } from './server.js'
-export { parseGatewaySetting, gatewayUrl, isLoopbackHost, DEFAULT_GATEWAY, GATEWAY_OFF, type GatewaySetting } from './address.js'
+export { parseGatewaySetting, gatewayUrl, readGatewayUrl, isLoopbackHost, DEFAULT_GATEWAY, GATEWAY_OFF, type GatewaySetting } from './address.js'
 export { GatewayAddressInUseError, MethodNotAllowedError, NotAcceptableError, RangeNotSatisfiableError, GatewayTimeoutError, ForbiddenHostError } from './errors.js'
