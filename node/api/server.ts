@@ -57,7 +57,14 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
   const paths = new Set(routes.map(r => r.path))
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://api')
+    const url = requestUrl(req)
+    if (url === undefined) {
+      // `//` or `//[`: a request target WHATWG URL parsing refuses (it reads
+      // them as an authority); nothing was routed, nothing was counted
+      if (!req.complete) closeAfterAnswer(req, res)
+      sendError(res, 400, 'InvalidRequestError', 'malformed request target')
+      return
+    }
     const route = table.get(`${req.method ?? ''} ${url.pathname}`)
     const page = isPageAsset(req.method, url.pathname)
     const label = route?.path ?? (page ? 'page' : 'unknown')
@@ -99,7 +106,14 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
         headersTimeout: init.headersTimeoutMs ?? 10_000,
         connectionsCheckingInterval: 1_000,
         keepAliveTimeout: init.keepAliveTimeoutMs ?? 5_000
-      }, (req, res) => { void handle(req, res) })
+      }, (req, res) => {
+        handle(req, res).catch(err => {
+          // a bug of ours, not the client's: log it and answer, never let it end the process
+          log.error({ err }, 'request handler failed')
+          if (!res.headersSent) sendError(res, 500, 'InternalError', String(err?.message ?? err))
+          else res.destroy()
+        })
+      })
       server.maxConnections = init.maxConnections ?? 256
       await new Promise<void>((resolve, reject) => {
         server?.once('error', reject)
@@ -119,6 +133,19 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
         s.closeAllConnections()
       })
     }
+  }
+}
+
+/**
+ * The request target as a URL, or undefined when it cannot be parsed: a
+ * raw target such as `//` or `//[` is read by WHATWG URL parsing as an
+ * authority, and `new URL` throws on it.
+ */
+function requestUrl (req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://api')
+  } catch {
+    return undefined
   }
 }
 

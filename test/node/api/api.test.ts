@@ -67,6 +67,27 @@ describe('HTTP API', () => {
     assertError(await call('POST', '/api/v0/cat?arg=/'), 405, 'MethodNotAllowedError')
   })
 
+  it('request targets URL parsing refuses (`//`, `//[`) → 400 without the token, and the daemon keeps serving', TEST, async () => {
+    const { hostname, port } = new URL(d.url)
+    // sent as raw bytes: fetch and http.request would normalise the target
+    const raw = async (target: string): Promise<string> => await new Promise((resolve, reject) => {
+      const socket = connect({ host: hostname, port: Number(port) })
+      let text = ''
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer to ${target}`)) }, 15_000)
+      socket.setEncoding('utf8').on('data', (s: string) => { text += s; if (text.includes('\r\n\r\n')) { clearTimeout(timer); socket.destroy(); resolve(text) } })
+      socket.once('error', err => { clearTimeout(timer); reject(err) })
+      socket.once('connect', () => { socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`) })
+    })
+    for (const target of ['//', '//[']) {
+      const head = await raw(target)
+      assert.match(head, /^HTTP\/1\.1 400 /, `${target}: ${head.split('\r\n')[0]}`)
+      assert.match(head, /InvalidRequestError/)
+    }
+    // parsed as an authority `x` and the path `/`: the page (no node data), not a crash
+    assert.match(await raw('//x'), /^HTTP\/1\.1 200 /)
+    assert.equal((await call('GET', '/api/v0/id')).status, 200, 'still serving')
+  })
+
   it('invalid queries → 400 InvalidArgumentError', TEST, async () => {
     const bad: Array<[string, string, string?]> = [
       ['GET', '/api/v0/ls?arg=/&bogus=1'],
