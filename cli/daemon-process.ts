@@ -19,10 +19,15 @@
  * - The first request starts a clock: a shutdown not finished within the
  *   shutdown timeout (`SHOAL_SHUTDOWN_TIMEOUT` seconds, default
  *   {@link DEFAULT_SHUTDOWN_TIMEOUT_S}) is forced. A second SIGINT or
- *   SIGTERM forces it at once, as Kubo does. A forced exit says so on
- *   stderr, removes `<repo>/api` and the repo lock when they are this
- *   process's (so the next daemon starts without a stale-lock dance), and
- *   exits with {@link EXIT_FORCED}. FUSE mounts it served are left stale;
+ *   SIGTERM forces it at once, as Kubo does — but a repeat of the same
+ *   signal within {@link DUPLICATE_SIGNAL_MS} of the last one is that one
+ *   delivered twice, not a second request: `kill $(pgrep -f 'shoal
+ *   daemon')`, systemd signalling the whole group or an init signalling the
+ *   tree reach this process directly and again through the CLI's
+ *   forwarding (cli/relaunch.ts filters the same way). A forced exit says
+ *   so on stderr, removes `<repo>/api`, `<repo>/gateway` and the repo lock
+ *   when they are this process's (so the next daemon starts without a
+ *   stale-lock dance), and exits with {@link EXIT_FORCED}. FUSE mounts it served are left stale;
  *   the next daemon frees and restores them (docs/fuse.md).
  * - Once the node has stopped, the clock stays as a last guard: a handle
  *   leaked by some part that keeps the process alive past the deadline gets
@@ -34,7 +39,7 @@
  */
 import { readFileSync, unlinkSync } from 'node:fs'
 import { InvalidArgumentError, ShoalError } from '../node/errors.js'
-import { launchedByCli } from './relaunch.js'
+import { DUPLICATE_SIGNAL_MS, launchedByCli, SignalForwarder } from './relaunch.js'
 
 /** Seconds a shutdown may take before it is forced. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30
@@ -82,10 +87,17 @@ export interface DaemonProcessOptions<D extends Stoppable> {
   say: (line: string) => void
   /** Report a forced or failed shutdown: one line on stderr (JSON under `--json`). */
   fail: (err: ShutdownForcedError | ShutdownFailedError) => void
-  /** Files this process removes on a forced exit, when they hold its pid (the lock) or exist (`<repo>/api`). */
-  files: { lock: string, api: string }
+  /** Files this process removes on a forced exit, when the lock holds its pid: the lock, `<repo>/api` and `<repo>/gateway`. */
+  files: OwnFiles
   /** @default from `SHOAL_SHUTDOWN_TIMEOUT`, else {@link DEFAULT_SHUTDOWN_TIMEOUT_S} s */
   timeoutMs?: number
+}
+
+/** The files a running daemon writes in its repo. */
+export interface OwnFiles {
+  lock: string
+  api: string
+  gateway: string
 }
 
 /** Why the daemon stops. */
@@ -97,7 +109,8 @@ function describe (reason: StopReason): string {
 
 /**
  * Run the daemon process: start, announce, wait for a stop request, stop —
- * forced after the timeout or by a second SIGINT/SIGTERM (see the module
+ * forced after the timeout or by a second SIGINT/SIGTERM (not a repeat of
+ * the same signal within {@link DUPLICATE_SIGNAL_MS}; see the module
  * comment). Resolves with the exit code once the node has stopped; rejects
  * with the start's error when the node does not start.
  */
@@ -113,7 +126,13 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
     removeOwnFiles(options.files)
     process.exit(EXIT_FORCED)
   }
+  // the same signal delivered twice (directly and forwarded) is one request
+  const repeats = new SignalForwarder()
   const request = (reason: StopReason): void => {
+    if (reason.kind === 'signal' && !repeats.accept(reason.signal)) {
+      options.say(`received ${reason.signal} again within ${DUPLICATE_SIGNAL_MS} ms: the same request`)
+      return
+    }
     if (first === undefined) {
       first = reason
       options.say(`${describe(reason)}, shutting down`)
@@ -156,13 +175,14 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
   }
 }
 
-/** On a forced exit: remove `<repo>/api` and the lock if this process holds it (synchronously: we exit next). */
-function removeOwnFiles (files: { lock: string, api: string }): void {
+/** On a forced exit: remove `<repo>/api`, `<repo>/gateway` and the lock if this process holds it (synchronously: we exit next). */
+function removeOwnFiles (files: OwnFiles): void {
   try {
     if (readFileSync(files.lock, 'utf8').trim() !== String(process.pid)) return
   } catch {
     return
   }
   try { unlinkSync(files.api) } catch {}
+  try { unlinkSync(files.gateway) } catch {}
   try { unlinkSync(files.lock) } catch {}
 }

@@ -94,8 +94,9 @@ export function launchedByCli (): boolean {
 }
 
 /**
- * Decides which received signals to forward: every one, except a repeat of
- * the last forwarded signal within {@link DUPLICATE_SIGNAL_MS}.
+ * Decides which received signals are new requests (here: to forward; in the
+ * node process, cli/daemon-process.ts: to act on): every one, except a
+ * repeat of the last accepted signal within {@link DUPLICATE_SIGNAL_MS}.
  */
 export class SignalForwarder {
   private last?: { signal: NodeJS.Signals, at: number }
@@ -103,7 +104,7 @@ export class SignalForwarder {
   /** @param now the clock (ms), injectable for tests */
   constructor (private readonly now: () => number = () => performance.now()) {}
 
-  /** True when `signal`, received now, is to be forwarded. */
+  /** True when `signal`, received now, is a new request (not a repeat of the last one). */
   accept (signal: NodeJS.Signals): boolean {
     const at = this.now()
     if (this.last !== undefined && this.last.signal === signal && at - this.last.at < DUPLICATE_SIGNAL_MS) return false

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
@@ -44,21 +45,35 @@ export interface DaemonCommandOptions {
 const FAULT_HANG_SHUTDOWN = 'SHOAL_FAULT_HANG_SHUTDOWN'
 
 /**
+ * Test fault: set to a path, the daemon's shutdown waits until that file
+ * exists, then runs as usual, so that a test can deliver signals while a
+ * shutdown is under way and still see it finish cleanly.
+ */
+const FAULT_HOLD_SHUTDOWN = 'SHOAL_FAULT_HOLD_SHUTDOWN'
+
+/** Resolves once `path` exists (checked every 50 ms). */
+async function fileAppears (path: string): Promise<void> {
+  while (!existsSync(path)) await new Promise(resolve => setTimeout(resolve, 50))
+}
+
+/**
  * `shoal daemon`: run until SIGINT/SIGTERM/SIGHUP or the exit of the CLI
  * process that launched it; a stuck shutdown is forced (cli/daemon-process.ts).
  */
 export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOptions): Promise<void> {
   const layout = repoLayout(g.repo)
   const code = await runDaemonProcess({
-    files: { lock: layout.lock, api: layout.api },
+    files: { lock: layout.lock, api: layout.api, gateway: layout.gateway },
     say: line => { if (!g.json) process.stderr.write(line + '\n') },
     // as cli/main.ts reports a failed command
     fail: err => { process.stderr.write((g.json ? JSON.stringify({ error: { name: err.name, message: err.message } }) : `shoal: ${err.message} (${err.name})`) + '\n') },
     start: async () => {
       const { startDaemon } = await import('../../node/daemon.js')
       const daemon = await startDaemon({ repo: g.repo, init: opts.init, logLevel: opts.logLevel })
-      if (process.env[FAULT_HANG_SHUTDOWN] !== '1') return daemon
-      return { ...daemon, stop: async () => { await new Promise<void>(() => {}) } }
+      if (process.env[FAULT_HANG_SHUTDOWN] === '1') return { ...daemon, stop: async () => { await new Promise<void>(() => {}) } }
+      const gate = process.env[FAULT_HOLD_SHUTDOWN]
+      if (gate !== undefined && gate !== '') return { ...daemon, stop: async () => { await fileAppears(gate); await daemon.stop() } }
+      return daemon
     },
     ready: daemon => {
       if (g.json) printJson({ id: daemon.node.components.peerId, api: daemon.apiMultiaddr, gateway: daemon.gatewayUrl ?? null, repo: g.repo })

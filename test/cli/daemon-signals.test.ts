@@ -4,8 +4,10 @@
  * after it spawned the node process, during start-up, once ready) leaves
  * no node process, no repo lock and no bound API port behind; SIGINT is a
  * clean stop; a stuck shutdown is forced after the shutdown timeout, or at
- * once by a second signal, with a non-zero exit; under npx, a SIGTERM to
- * npx stops the daemon too.
+ * once by a second signal, with a non-zero exit — but the same signal
+ * reaching the node process twice (directly and through the CLI) within the
+ * duplicate window is one request; under npx, a SIGTERM to npx stops the
+ * daemon too.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -15,7 +17,7 @@ import { join } from 'node:path'
 import { DUPLICATE_SIGNAL_MS, SignalForwarder } from '../../cli/relaunch.js'
 import { shutdownTimeoutMs } from '../../cli/daemon-process.js'
 import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
-import { exists, lines, SHOAL_BIN, shoalOk, startDaemon, within, type DaemonExit } from '../helpers/cli.js'
+import { exists, lines, SHOAL_BIN, shoalOk, sleep, startDaemon, within, type DaemonExit } from '../helpers/cli.js'
 import { alive, childrenOf, cliEnv, launchShoal, until, type Launched } from '../helpers/processes.js'
 import { closedPort as freePort } from '../node/tiers/s3-server.js'
 
@@ -110,6 +112,40 @@ describe('daemon signals', () => {
     const exit = await within(new Promise<DaemonExit>(resolve => d.child.once('exit', (code, signal) => resolve({ code, signal }))), GONE_MS)
     assert.deepEqual(exit, { code: 1, signal: null })
     assert.match(d.output().stderr, /received SIGINT again; exiting without a clean shutdown/)
+    await assertFreed(t, repo, port, pid)
+  })
+
+  it('SIGTERM to the node process and to the CLI together (kill of both, a group signal) is one request: a clean exit 0', TEST, async t => {
+    const { repo, port } = await repoWithFixedPort(t)
+    // the shutdown waits for this file: both signals arrive while it is under way
+    const gate = join(await tempDir(t, 'shoal-gate-'), 'release')
+    const d = await startDaemon(t, repo, { env: { SHOAL_FAULT_HOLD_SHUTDOWN: gate } })
+    const exited = new Promise<DaemonExit>(resolve => d.child.once('exit', (code, signal) => resolve({ code, signal })))
+    const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
+    process.kill(pid, 'SIGTERM')
+    d.child.kill('SIGTERM')
+    await until('the forwarded repeat to arrive', () => d.output().stderr.includes(`received SIGTERM again within ${DUPLICATE_SIGNAL_MS} ms: the same request`), GONE_MS)
+    await writeFile(gate, '')
+    const exit = await within(exited, GONE_MS)
+    assert.deepEqual(exit, { code: 0, signal: null }, d.output().stderr)
+    assert.doesNotMatch(d.output().stderr, /ShutdownForcedError/)
+    assert.equal(lines(d.output().stderr).filter(l => l === 'received SIGTERM, shutting down').length, 1)
+    await assertFreed(t, repo, port, pid)
+  })
+
+  it('the same signal twice, further apart than the duplicate window, forces a hanging shutdown, exit 1', TEST, async t => {
+    const { repo, port } = await repoWithFixedPort(t)
+    const d = await startDaemon(t, repo, { env: { SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '3600' } })
+    const exited = new Promise<DaemonExit>(resolve => d.child.once('exit', (code, signal) => resolve({ code, signal })))
+    const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
+    process.kill(pid, 'SIGTERM')
+    await until('the shutdown to begin', () => d.output().stderr.includes('received SIGTERM, shutting down'))
+    // past the window (a lower bound: any delay only makes the repeat later)
+    await sleep(DUPLICATE_SIGNAL_MS + 100)
+    process.kill(pid, 'SIGTERM')
+    const exit = await within(exited, GONE_MS)
+    assert.deepEqual(exit, { code: 1, signal: null })
+    assert.match(d.output().stderr, /^shoal: received SIGTERM again; exiting without a clean shutdown \(ShutdownForcedError\)$/m)
     await assertFreed(t, repo, port, pid)
   })
 
