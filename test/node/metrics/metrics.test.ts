@@ -159,6 +159,20 @@ describe('metrics of real nodes', () => {
     assert.equal(writerAfter.must('shoal_durability_scrub_blocks_total'), 0, 'another node\'s scrub is not counted here')
   })
 
+  it('a file a lone node cannot code yet is pending in the file states', TEST, async t => {
+    const swarm = await swarmOf(t, 1)
+    const node = live(swarm)[0]
+    const scrape = await serveMetrics(t, node)
+    await node.components.files.add('/alone.bin', once(randomBytes(1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1' })
+    await node.components.files.settled()
+    await node.components.durability.repair()
+    const s = await scrape()
+    assert.equal(s.must('shoal_durability_files', { state: 'pending' }), 1, 'one node cannot carry ec:2+1: its coding waits')
+    assert.equal(s.must('shoal_durability_files_uncoded'), 1)
+    for (const state of ['placing', 'healthy', 'at_risk', 'degraded', 'lost']) assert.equal(s.must('shoal_durability_files', { state }), 0, state)
+    assert.equal(s.must('shoal_durability_shards_placed_total'), 0)
+  })
+
   it('process and libp2p metrics can be turned off in the config; a bad value is refused with a typed error', TEST, async t => {
     const dir = await tempDir(t, 'shoal-metrics-')
     const repo = await makeRepo(dir, 'quiet')
