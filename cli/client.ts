@@ -1,6 +1,5 @@
 import { request, type ClientRequest, type IncomingMessage } from 'node:http'
 import { readFile } from 'node:fs/promises'
-import { StringDecoder } from 'node:string_decoder'
 import { apiUrlFromMultiaddr } from '../protocol/api-address.js'
 import { DaemonNotRunningError, RepoNotFoundError, ShoalError } from '../node/errors.js'
 import { repoLayout } from '../node/repo/layout.js'
@@ -136,15 +135,18 @@ async function readAll (res: IncomingMessage): Promise<string> {
 /**
  * Read a progress stream: JSON lines `{progress}`…, then `{result}` or
  * `{error: {name, message}}` (node/api/progress.ts). `onProgress` gets each
- * progress value in order.
+ * progress value in order. Each chunk is scanned once (lines are cut on
+ * the newline byte), and a line longer than `maxLineBytes` bytes is refused.
  *
  * @throws {ApiError} carrying the error line's name and message
  * @throws {BrokenStreamError} for a stream cut or ended before its last line, a line that is not JSON, or one too long
  */
-export async function readProgressStream<P, R> (source: AsyncIterable<Buffer | string>, onProgress: (update: P) => void): Promise<R> {
-  let pending = ''
-  // a character split between two chunks is joined again
-  const decoder = new StringDecoder('utf8')
+export async function readProgressStream<P, R> (source: AsyncIterable<Buffer | string>, onProgress: (update: P) => void, maxLineBytes = MAX_PROGRESS_LINE_BYTES): Promise<R> {
+  // the bytes of the line not ended yet: each chunk is scanned once, and a
+  // newline byte never occurs inside a UTF-8 character, so lines are cut on bytes
+  let pending: Buffer[] = []
+  let pendingBytes = 0
+  const tooLong = (): BrokenStreamError => new BrokenStreamError(`a line of the daemon's progress stream is longer than ${maxLineBytes} bytes`)
   const take = (line: string): { done: true, result: R } | undefined => {
     if (line.trim() === '') return undefined
     let value: any
@@ -156,24 +158,38 @@ export async function readProgressStream<P, R> (source: AsyncIterable<Buffer | s
     }
     throw new BrokenStreamError(`the daemon's progress stream carried an unknown line: ${JSON.stringify(line.slice(0, 80))}`)
   }
+  const takePending = (): { done: true, result: R } | undefined => {
+    const line = Buffer.concat(pending, pendingBytes).toString('utf8')
+    pending = []
+    pendingBytes = 0
+    return take(line)
+  }
   try {
     for await (const chunk of source) {
-      pending += typeof chunk === 'string' ? chunk : decoder.write(chunk)
-      let nl = pending.indexOf('\n')
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk
+      let start = 0
+      let nl = bytes.indexOf(0x0a, start)
       while (nl >= 0) {
-        const end = take(pending.slice(0, nl))
+        if (pendingBytes + nl - start > maxLineBytes) throw tooLong()
+        pending.push(bytes.subarray(start, nl))
+        pendingBytes += nl - start
+        const end = takePending()
         if (end !== undefined) return end.result
-        pending = pending.slice(nl + 1)
-        nl = pending.indexOf('\n')
+        start = nl + 1
+        nl = bytes.indexOf(0x0a, start)
       }
-      if (pending.length > MAX_PROGRESS_LINE_BYTES) throw new BrokenStreamError(`a line of the daemon's progress stream is longer than ${MAX_PROGRESS_LINE_BYTES} bytes`)
+      if (start < bytes.length) {
+        pending.push(bytes.subarray(start))
+        pendingBytes += bytes.length - start
+      }
+      if (pendingBytes > maxLineBytes) throw tooLong()
     }
   } catch (err: any) {
     if (err instanceof ShoalError) throw err
     throw new BrokenStreamError(`the daemon's answer was cut before its result (${String(err?.code ?? err?.message ?? err)}): did the daemon stop?`)
   }
   // a last line without its newline still counts
-  const end = take(pending)
+  const end = takePending()
   if (end !== undefined) return end.result
   throw new BrokenStreamError('the daemon\'s answer ended before its result: did the daemon stop?')
 }

@@ -7,9 +7,12 @@
  * they must never reach a script: they go to stderr, only when stderr is a
  * terminal, and never under `--json`. `--no-progress` turns them off;
  * `--progress` draws them even when stderr is not a terminal (as `git
- * --progress` does), one plain line per update, e.g. for a log file.
+ * --progress` does), e.g. for a log file: there as plain lines, a new one
+ * only when it changed and at most every {@link PLAIN_LINE_MS}, and the
+ * last state at the end.
  *
- * Mechanism: a {@link Meter} is one line drawn by `cli-progress`. When the
+ * Mechanism: a {@link Meter} is one line, redrawn in place by
+ * `cli-progress` on a terminal. When the
  * total is known (file size, files of a repair pass, blocks to sweep) it
  * shows a bar, percent, the count, the rate and an ETA; when it is not
  * (a scrub, a CAR export whose final size is unknown) a counter and its
@@ -40,7 +43,7 @@ export interface ProgressTarget {
   write: (text: string) => boolean
 }
 
-/** How bars are drawn, when they are: redrawn in place on a terminal, else one line per update. */
+/** How bars are drawn, when they are: redrawn in place on a terminal, else plain lines now and then (see {@link meter}). */
 export interface ProgressMode {
   tty: boolean
 }
@@ -82,25 +85,59 @@ export interface Meter {
 /** A meter that draws nothing. */
 export const NO_METER: Meter = { update () {}, add () {}, stop () {} }
 
-/** Seconds of history the rate is measured over. */
+/** History the rate is measured over (ms). */
 const RATE_WINDOW_MS = 5_000
 
-/** Counts per second over the last {@link RATE_WINDOW_MS}; 0 until two samples lie apart. */
+/** At most one sample is kept per this many ms, however fast the counts come. */
+export const RATE_SAMPLE_MS = 200
+
+/**
+ * Counts per second over the last {@link RATE_WINDOW_MS}. Samples are kept
+ * at most one per {@link RATE_SAMPLE_MS} (a transfer reports thousands of
+ * chunks a second) and old ones are dropped by moving a head index, so a
+ * push costs the same however many came before.
+ */
 export class RateWindow {
-  private readonly samples: Array<{ at: number, value: number }> = []
+  private samples: Array<{ at: number, value: number }> = []
+  private head = 0
+  private latest?: { at: number, value: number }
 
   /** Record `value` at `at` (ms). */
   push (at: number, value: number): void {
-    this.samples.push({ at, value })
-    while (this.samples.length > 2 && at - this.samples[1].at >= RATE_WINDOW_MS) this.samples.shift()
+    this.latest = { at, value }
+    const newest = this.samples[this.samples.length - 1]
+    if (newest === undefined || at - newest.at >= RATE_SAMPLE_MS) this.samples.push({ at, value })
+    this.drop(at)
   }
 
-  /** Counts per second between the oldest and the newest sample. */
-  rate (): number {
-    const first = this.samples[0]
-    const last = this.samples[this.samples.length - 1]
-    if (first === undefined || last === undefined || last.at <= first.at) return 0
-    return (last.value - first.value) * 1000 / (last.at - first.at)
+  /**
+   * Counts per second up to `now` (ms): from the oldest sample of the window
+   * to the last value recorded, taken as still true at `now` — so the rate
+   * falls while nothing comes (a stalled transfer). 0 until time has passed.
+   */
+  rate (now: number = this.latest?.at ?? 0): number {
+    const last = this.latest
+    if (last === undefined) return 0
+    const end = Math.max(now, last.at)
+    this.drop(end)
+    const first = this.samples[this.head]
+    if (first === undefined || end <= first.at) return 0
+    return (last.value - first.value) * 1000 / (end - first.at)
+  }
+
+  /** Samples held (for tests: bounded however many were pushed). */
+  get size (): number {
+    return this.samples.length - this.head
+  }
+
+  /** Move the head past samples older than the window at `now`, keeping one at or before its start. */
+  private drop (now: number): void {
+    while (this.samples.length - this.head > 1 && now - this.samples[this.head + 1].at >= RATE_WINDOW_MS) this.head++
+    // give the dropped slots back now and then (amortised: each sample is copied at most once)
+    if (this.head > 64 && this.head * 2 > this.samples.length) {
+      this.samples = this.samples.slice(this.head)
+      this.head = 0
+    }
   }
 }
 
@@ -136,9 +173,16 @@ export function formatMeterLine (o: { label: string, unit?: MeterUnit, done: num
 /** Bar width in characters. */
 const BAR_SIZE = 30
 
+/** Off a terminal (`--progress` into a file or pipe), a new line is written at most this often (ms). */
+export const PLAIN_LINE_MS = 5_000
+
 /**
  * A progress line on stderr for `options`, or {@link NO_METER} when
- * {@link progressMode} says no.
+ * {@link progressMode} says no. On a terminal, `cli-progress` redraws it in
+ * place; elsewhere a plain line is written by {@link Meter.update} only when
+ * its text changed and {@link PLAIN_LINE_MS} passed since the last one,
+ * plus the first and the last line — a log file gets a few lines a minute,
+ * not one a second.
  */
 export function meter (choice: ProgressChoice, options: MeterOptions, target: ProgressTarget = process.stderr): Meter {
   const mode = progressMode(choice, target)
@@ -149,39 +193,29 @@ export function meter (choice: ProgressChoice, options: MeterOptions, target: Pr
   let stopped = false
   const rates = new RateWindow()
   const started = Date.now()
-  const bar = new SingleBar({
-    stream: target as NodeJS.WritableStream,
-    noTTYOutput: !mode.tty,
-    notTTYSchedule: 1_000,
-    fps: 5,
-    // a terminal's line is cleared at the end; elsewhere the last line stays as it is
-    clearOnComplete: true,
-    // no hidden cursor: it would stay hidden after a Ctrl-C
-    hideCursor: false,
-    barsize: BAR_SIZE,
-    format: () => {
-      const filled = total === undefined ? 0 : Math.round(BAR_SIZE * Math.min(1, total > 0 ? done / total : 1))
-      return formatMeterLine({
-        label: options.label,
-        unit: options.unit,
-        done,
-        total,
-        rate: rates.rate(),
-        elapsed: (Date.now() - started) / 1000,
-        bar: total === undefined ? undefined : '='.repeat(filled) + ' '.repeat(BAR_SIZE - filled),
-        note
-      })
-    }
-  })
-  rates.push(Date.now(), 0)
-  bar.start(total ?? 0, 0)
+  const text = (): string => {
+    const filled = total === undefined ? 0 : Math.round(BAR_SIZE * Math.min(1, total > 0 ? done / total : 1))
+    const now = Date.now()
+    return formatMeterLine({
+      label: options.label,
+      unit: options.unit,
+      done,
+      total,
+      rate: rates.rate(now),
+      elapsed: (now - started) / 1000,
+      bar: total === undefined ? undefined : '='.repeat(filled) + ' '.repeat(BAR_SIZE - filled),
+      note
+    })
+  }
+  rates.push(started, 0)
+  const draw = mode.tty ? terminalLine(target, text) : plainLines(target, text)
   const update = (value: number, more: { total?: number, note?: string } = {}): void => {
     if (stopped) return
     done = value
     if (more.total !== undefined) total = more.total
     if (more.note !== undefined) note = more.note
     rates.push(Date.now(), done)
-    bar.update(done)
+    draw.update(done)
   }
   return {
     update,
@@ -189,9 +223,47 @@ export function meter (choice: ProgressChoice, options: MeterOptions, target: Pr
     stop () {
       if (stopped) return
       stopped = true
-      bar.stop()
+      draw.stop()
     }
   }
+}
+
+/** How a meter's line reaches its stream. */
+interface LineDrawer {
+  update: (done: number) => void
+  stop: () => void
+}
+
+/** On a terminal: one line redrawn in place by `cli-progress`, cleared at the end. */
+function terminalLine (target: ProgressTarget, text: () => string): LineDrawer {
+  const bar = new SingleBar({
+    stream: target as NodeJS.WritableStream,
+    fps: 5,
+    clearOnComplete: true,
+    // no hidden cursor: it would stay hidden after a Ctrl-C
+    hideCursor: false,
+    barsize: BAR_SIZE,
+    format: text
+  })
+  bar.start(0, 0)
+  return { update (done) { bar.update(done) }, stop () { bar.stop() } }
+}
+
+/** Off a terminal: plain lines, a new one only when the text changed and {@link PLAIN_LINE_MS} passed; the last state always ends it. */
+function plainLines (target: ProgressTarget, text: () => string): LineDrawer {
+  let written: string | undefined
+  let writtenAt = 0
+  const write = (force: boolean): void => {
+    const now = Date.now()
+    if (!force && now - writtenAt < PLAIN_LINE_MS) return
+    const line = text()
+    if (line === written) return
+    target.write(line + '\n')
+    written = line
+    writtenAt = now
+  }
+  write(true)
+  return { update () { write(false) }, stop () { write(true) } }
 }
 
 /**

@@ -13,7 +13,7 @@ import { Readable } from 'node:stream'
 import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ApiError, BrokenStreamError, readProgressStream } from '../../cli/client.js'
-import { formatMeterLine, progressMode } from '../../cli/progress.js'
+import { formatMeterLine, meter, PLAIN_LINE_MS, progressMode, RATE_SAMPLE_MS, RateWindow } from '../../cli/progress.js'
 import { directory, rawBlock, writeCarFile } from '../helpers/dags.js'
 import { randomBytes } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
@@ -28,7 +28,7 @@ describe('when the CLI draws progress', () => {
     const pipe = { isTTY: false, write: () => true }
     assert.deepEqual(progressMode({ json: false }, tty), { tty: true })
     assert.equal(progressMode({ json: false }, pipe), undefined)
-    assert.deepEqual(progressMode({ json: false, progress: true }, pipe), { tty: false }, 'forced: one line per update')
+    assert.deepEqual(progressMode({ json: false, progress: true }, pipe), { tty: false }, 'forced: plain lines, now and then')
     assert.equal(progressMode({ json: false, progress: false }, tty), undefined)
     assert.equal(progressMode({ json: true }, tty), undefined)
     assert.equal(progressMode({ json: true, progress: true }, tty), undefined, '--json wins over --progress')
@@ -44,6 +44,42 @@ describe('when the CLI draws progress', () => {
     assert.equal(formatMeterLine({ label: 'scrub', unit: { bytes: true }, done: 3 * MiB, rate: 1.5 * MiB, elapsed: 2, note: '4 blocks, 0 corrupt' }),
       'scrub 3.0 MiB | 1.5 MiB/s | 4 blocks, 0 corrupt')
     assert.equal(formatMeterLine({ label: 'gc: compacting', done: 0, rate: 0, elapsed: 75 }), 'gc: compacting | 1:15')
+  })
+})
+
+describe('the rate of a meter', () => {
+  it('falls when a transfer stalls: the last value counts as still true now', () => {
+    const r = new RateWindow()
+    for (let t = 0; t <= 2_000; t += 10) r.push(t, t * 1000) // 1,000,000 per second for 2 s
+    assert.ok(Math.abs(r.rate(2_000) - 1_000_000) < 1_000, String(r.rate(2_000)))
+    const stalled = [3_000, 5_000, 6_000, 20_000].map(now => r.rate(now))
+    assert.ok(stalled.every((v, i) => i === 0 || v < stalled[i - 1]), `falls while nothing comes: ${stalled.join(', ')}`)
+    assert.ok(stalled[0] < 1_000_000)
+    assert.equal(stalled.at(-1), 0, 'nothing moved within the window: 0')
+  })
+
+  it('keeps a bounded number of samples however many chunks come', () => {
+    const r = new RateWindow()
+    // 8,000 chunks a second for 50 s: 400,000 pushes
+    let max = 0
+    for (let i = 0; i < 400_000; i++) {
+      r.push(i / 8, i * 65_536)
+      max = Math.max(max, r.size)
+    }
+    assert.ok(max <= 5_000 / RATE_SAMPLE_MS + 2, `samples held: at most ${max}`)
+    assert.ok(Math.abs(r.rate(50_000) - 8_000 * 65_536) / (8_000 * 65_536) < 0.01, String(r.rate(50_000)))
+  })
+
+  it('off a terminal, --progress writes the first line, then a line only after a while, and always the last', () => {
+    const written: string[] = []
+    const m = meter({ json: false, progress: true }, { label: 'get x', unit: { bytes: true }, total: 1000 }, { isTTY: false, write: text => { written.push(text); return true } })
+    for (let i = 1; i <= 1000; i++) m.add(1)
+    // all within far less than PLAIN_LINE_MS of the start
+    m.stop()
+    m.stop()
+    assert.equal(written.length, 2, `${PLAIN_LINE_MS} ms between lines: ${JSON.stringify(written)}`)
+    assert.match(written[0], /^get x \[ +\] 0% \| 0 B \/ 1000 B/)
+    assert.match(written[1], /^get x \[=+\] 100% \| 1000 B \/ 1000 B \| .* \| ETA 0:00\n$/)
   })
 })
 
@@ -73,6 +109,11 @@ describe('reading a progress stream', () => {
     await assert.rejects(readProgressStream(chunked('{"progress":{}}\n', 5), () => {}), (err: any) => err instanceof BrokenStreamError && /ended before its result/.test(err.message))
     await assert.rejects(readProgressStream(chunked('{"progress":{}}\nnot json\n', 5), () => {}), BrokenStreamError)
     await assert.rejects(readProgressStream(chunked('{"surprise":1}\n', 5), () => {}), BrokenStreamError)
+    // the bound counts bytes: 40 two-byte characters are 80 bytes
+    const wide = JSON.stringify({ progress: 'é'.repeat(40) }) + '\n{"result":1}\n'
+    await assert.rejects(readProgressStream(chunked(wide, 7), () => {}, 64), (err: any) => err instanceof BrokenStreamError && /longer than 64 bytes/.test(err.message))
+    assert.equal(await readProgressStream(chunked(wide, 7), () => {}, 128), 1)
+    await assert.rejects(readProgressStream(chunked('x'.repeat(100), 7), () => {}, 64), BrokenStreamError, 'a line not ended yet counts too')
     const cut = new Readable({ read () { this.push('{"progress":{}}\n'); this.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })) } })
     await assert.rejects(readProgressStream(cut, () => {}), (err: any) => err instanceof BrokenStreamError && /cut before its result \(ECONNRESET\)/.test(err.message))
   })
