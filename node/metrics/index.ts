@@ -2,7 +2,8 @@
  * Prometheus metrics of one node, on its own registry (two nodes in one
  * process never share counters): the block store's and the API's counters,
  * the durability service's counters (added to where the work happens), and
- * on request the process metrics and libp2p's own metrics. The gauges read
+ * — unless the config's `metrics` section turns them off — the process
+ * metrics and libp2p's own metrics. The gauges read
  * at scrape time are registered by their modules: namespace/metrics.ts,
  * durability/metrics.ts, peers.ts. Every metric is listed in docs/api.md,
  * "Metrics".
