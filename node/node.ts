@@ -18,6 +18,7 @@ import type { NamespaceSync } from './namespace/sync.js'
 import { registerNamespaceMetrics } from './namespace/metrics.js'
 import { createLibp2pSync } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
+import { peerTrafficOf } from './api/peer-traffic.js'
 import { PeerManager } from './peers/index.js'
 import { TrustAdmin } from './peers/trust-admin.js'
 import { createBlockExchange, ExpectedPuts, type BlockExchange } from './exchange/index.js'
@@ -214,6 +215,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       }
       await components.namespace.open()
       await holdings.open()
+      // bytes per peer (the status page), counted from the first connection on
+      peerTrafficOf(libp2p).start()
       await libp2p.start()
       await exchange.start()
       await durability.start()
@@ -229,6 +232,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await leafWorker.close()
       tiers.stop()
       await exchange.stop()
+      peerTrafficOf(libp2p).stop()
       await libp2p.stop()
       await components.namespace.close()
       await holdings.close()

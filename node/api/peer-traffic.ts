@@ -17,9 +17,9 @@
  * layers listen). What is counted crosses the socket: encrypted, with the
  * noise and yamux framing, so it matches what the machine's network sees.
  *
- * When it applies: from {@link PeerTraffic.start} (the API server's start):
- * connections open then are wrapped at once, later ones on libp2p's
- * `connection:open` event; the counts are totals since then, per peer, kept
+ * When it applies: from {@link PeerTraffic.start} (the node's start, just
+ * before libp2p's): connections open then are wrapped at once, later ones
+ * on libp2p's `connection:open` event; the counts are totals since then, per peer, kept
  * after a disconnect (at most {@link MAX_PEERS} peers, the oldest
  * disconnected one dropped first). A libp2p whose connections lack `maConn`
  * leaves traffic unknown ({@link PeerTraffic.tracking} false); nothing else
@@ -28,6 +28,7 @@
  * @module
  */
 import type { Connection, Libp2p } from '@libp2p/interface'
+import { onePer } from './one-per.js'
 
 /** Peers whose totals are kept; beyond it the oldest disconnected one is dropped. */
 export const MAX_PEERS = 4096
@@ -138,17 +139,8 @@ export class PeerTraffic {
   }
 }
 
-const meters = new WeakMap<TrafficLibp2p, PeerTraffic>()
-
 /**
- * The one meter of a libp2p node (made on first use, not started): the API
- * server starts it, the status routes read it.
+ * The one meter of a libp2p node (made on first use, not started): the node
+ * starts and stops it with libp2p (node.ts), the status routes read it.
  */
-export function peerTrafficOf (libp2p: TrafficLibp2p): PeerTraffic {
-  let meter = meters.get(libp2p)
-  if (meter === undefined) {
-    meter = new PeerTraffic(libp2p)
-    meters.set(libp2p, meter)
-  }
-  return meter
-}
+export const peerTrafficOf = onePer((libp2p: TrafficLibp2p) => new PeerTraffic(libp2p))

@@ -4,7 +4,6 @@ import { checkToken, sendError } from './http.js'
 import { isDiskFull } from '../errors.js'
 import { routes, type Route } from './routes.js'
 import { isPageAsset, sendPageAsset } from './ui/assets.js'
-import { peerTrafficOf } from './peer-traffic.js'
 import type { ShoalComponents } from '../node.js'
 import type { AddressInfo, Socket } from 'node:net'
 
@@ -29,6 +28,7 @@ const REFUSED_LINGER_MS = 2_000
 export interface ApiServer {
   /** Listen; resolves with the bound address. */
   start: () => Promise<AddressInfo>
+  /** Stop listening and close every open connection (requests under way are cut); resolves once closed. Idempotent. */
   stop: () => Promise<void>
 }
 
@@ -72,7 +72,7 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
     const abort = new AbortController()
     res.once('close', () => { if (!res.writableFinished) abort.abort() })
     try {
-      if (page) { await sendPageAsset(res, req.method ?? 'GET', url.pathname); return }
+      if (page) { await sendPageAsset(res, req.method ?? 'GET', url.pathname, log); return }
       checkToken(req, init.token)
       if (route === undefined) {
         const status = paths.has(url.pathname) ? 405 : 404
@@ -119,15 +119,12 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
         server?.once('error', reject)
         server?.listen(init.port, init.host, () => resolve())
       })
-      // bytes per peer for the status page, counted from now on
-      peerTrafficOf(components.libp2p).start()
       return server.address() as AddressInfo
     },
     async stop () {
       if (server === undefined) return
       const s = server
       server = undefined
-      peerTrafficOf(components.libp2p).stop()
       await new Promise<void>(resolve => {
         s.close(() => resolve())
         s.closeAllConnections()

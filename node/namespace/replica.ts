@@ -773,6 +773,20 @@ export class Replica implements Namespace {
     return meet(clocks)
   }
 
+  /**
+   * The newest `limit` log entries of `author` this replica holds, newest
+   * first, encoded. Read-only and outside the replica's lock (for status
+   * views): an entry compacted away meanwhile is skipped.
+   */
+  async * newestEntries (author: string, limit: number): AsyncGenerator<Uint8Array> {
+    const n = this.clockState[author] ?? 0
+    if (n === 0 || limit < 1) return
+    for await (const [, value] of this.kv.iterate({ gt: seqKey(author, 0), lte: seqKey(author, n), limit, reverse: true })) {
+      const entry = await this.kv.get('e!' + decodeJSON<{ cid: string }>(value).cid)
+      if (entry !== undefined) yield entry
+    }
+  }
+
   /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from). */
   memberClock (peer: string): VectorClock | undefined {
     const m = this.members.get(peer)

@@ -46,8 +46,8 @@ export interface RepoDiskUsage {
   totalBytes: number
 }
 
-/** How long a measurement answers later callers (ms). */
-export const REUSE_MS = 2000
+/** How long a measurement answers later callers (ms): two refreshes of the status page (5 s each). */
+export const REUSE_MS = 10_000
 
 /** The last measurement of each repo: its result, and when it ended (undefined while it runs). */
 const recent = new Map<string, { usage: Promise<RepoDiskUsage>, ended?: number }>()

@@ -19,7 +19,9 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { sendError } from '../http.js'
 import type { ServerResponse } from 'node:http'
+import type { Logger } from '../../logger.js'
 
 /** One file of the page. */
 interface Asset {
@@ -60,20 +62,31 @@ export function isPageAsset (method: string | undefined, path: string): boolean 
   return (method === 'GET' || method === 'HEAD') && ASSETS.has(path)
 }
 
+/** Files whose failure to read was logged at error level already (once each; later failures log at debug). */
+const reported = new Set<string>()
+
 /**
- * Answer `GET`/`HEAD` of a page file.
- *
- * @throws when the file cannot be read (a broken install): a 500 for the caller to send
+ * Answer `GET`/`HEAD` of a page file. A file that cannot be read (a broken
+ * install) is a 500 `PageUnavailableError` that names no path (the caller
+ * has no token); where it was looked for goes to the log, at error level
+ * the first time, at debug level after.
  */
-export async function sendPageAsset (res: ServerResponse, method: string, path: string): Promise<void> {
+export async function sendPageAsset (res: ServerResponse, method: string, path: string, log: Pick<Logger, 'error' | 'debug'>): Promise<void> {
   const asset = ASSETS.get(path)
   if (asset === undefined) throw new Error(`${path} is not a page file`)
   let body = cache.get(asset.file)
   if (body === undefined) {
     const dir = assetDir()
-    body = await readFile(dir + asset.file).catch((err: any) => {
-      throw new Error(`the status page's file ${asset.file} cannot be read from ${dir} (${String(err?.code ?? err?.message)}): is the source tree beside dist/?`)
-    })
+    try {
+      body = await readFile(dir + asset.file)
+    } catch (err: any) {
+      const fields = { file: asset.file, dir, code: err?.code, err: err?.message }
+      const message = 'status page file cannot be read: is the source tree (node/api/ui/) beside dist/?'
+      if (reported.has(asset.file)) log.debug(fields, message)
+      else { reported.add(asset.file); log.error(fields, message) }
+      sendError(res, 500, 'PageUnavailableError', 'the status page\'s files are missing from this install (the daemon\'s log says where they were looked for)')
+      return
+    }
     cache.set(asset.file, body)
   }
   res.writeHead(200, { ...HEADERS, 'content-type': asset.type, 'content-length': body.byteLength })
