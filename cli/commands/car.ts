@@ -1,10 +1,11 @@
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { rename, rm, stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { checkOutputPath } from '../output-path.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
+import { fileBody } from '../local-file.js'
 import { byteCounter, meter, PhaseMeters, progressMode, type Meter } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 
@@ -41,12 +42,12 @@ export async function carImportCommand (g: GlobalOptions, file: string, opts: { 
   type Result = { roots: string[], blocks: number, bytes: number, paths: Array<string | null>, unbound: Array<{ root: string, why: string }> }
   let result: Result
   if (progressMode(g) === undefined) {
-    result = await client.json<Result>('POST', '/api/v0/car/import', query, { stream: createReadStream(file), length: size })
+    result = await client.json<Result>('POST', '/api/v0/car/import', query, { stream: fileBody(file), length: size })
   } else {
     // the upload is measured here; checking, storing and binding are told by the daemon
     const phases = new PhaseMeters()
     const upload = phases.show('upload', () => meter(g, { label: 'car import: upload', unit: { bytes: true }, total: size }))
-    const stream = createReadStream(file).pipe(byteCounter(n => { upload.add(n) }))
+    const stream = fileBody(file, n => { upload.add(n) })
     try {
       result = await client.withProgress<ProgressUpdate, Result>('POST', '/api/v0/car/import', query, {
         body: { stream, length: size },

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, type Stats } from 'node:fs'
+import { createWriteStream, type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rename, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -8,6 +8,7 @@ import { ApiClient, ApiError } from '../client.js'
 import { checkOutputPath, checkPlanOnDisk, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
+import { fileBody } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
 import type { ConflictInfo } from '../../node/namespace/index.js'
 
@@ -25,9 +26,6 @@ async function statOrUndefined (client: ApiClient, path: string): Promise<FileIn
   }
 }
 
-/** Bytes per read of a file being uploaded. */
-const UPLOAD_READ_BYTES = 1024 * 1024
-
 /** What `add` was asked for, the same for every file it uploads. */
 interface AddFlags { to?: string, chunker?: string, pin?: string, wait?: boolean }
 
@@ -36,8 +34,7 @@ async function uploadFile (g: GlobalOptions, client: ApiClient, upload: { file: 
   const { file, to, st, flags } = upload
   const progress = meter(g, { label: `add ${basename(file)}`, unit: { bytes: true }, total: st.size })
   try {
-    // 1 MiB reads: a sixteenth of the default's chunks through the stream and the socket
-    const body = createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }).pipe(byteCounter(n => { progress.add(n) }))
+    const body = fileBody(file, n => { progress.add(n) })
     const query = { to, chunker: flags.chunker, mode: (st.mode & 0o7777).toString(8), mtime: Math.floor(st.mtimeMs), pin: flags.pin, wait: flags.wait === true ? true : undefined }
     return await client.json<FileInfo>('POST', '/api/v0/add', query, { stream: body, length: st.size })
   } finally {

@@ -10,9 +10,10 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
-import { readdir, writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ApiError, BrokenStreamError, readProgressStream } from '../../cli/client.js'
+import { fileBody } from '../../cli/local-file.js'
 import { formatMeterLine, meter, PLAIN_LINE_MS, progressMode, RATE_SAMPLE_MS, RateWindow } from '../../cli/progress.js'
 import { directory, rawBlock, writeCarFile } from '../helpers/dags.js'
 import { randomBytes } from '../helpers/bytes.js'
@@ -228,6 +229,26 @@ describe('progress streams of a real node', () => {
     }
   })
 
+  it('a file that cannot be read while it uploads fails the command with one line, with or without --progress, and the daemon goes on', TEST, async () => {
+    // a directory where a file is expected: stat passes, every read fails (EISDIR)
+    const notAFile = join(dir, 'not-a-car')
+    await mkdir(notAFile, { recursive: true })
+    for (const args of [['car', 'import', notAFile], ['--progress', 'car', 'import', notAFile], ['--json', 'car', 'import', notAFile]]) {
+      const r = await runShoal(['--repo', a.repo, ...args], { timeoutMs: 60_000 })
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`)
+      assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace')
+      const said = lines(r.stderr).filter(l => l.startsWith('shoal:') || l.startsWith('{'))
+      assert.equal(said.length, 1, r.stderr)
+      if (args[0] === '--json') assert.equal(JSON.parse(said[0]).error.name, 'LocalReadError')
+      else assert.equal(said[0], `shoal: cannot read ${notAFile}: it is a directory (LocalReadError)`)
+      assert.equal(r.stdout.length, 0)
+    }
+    // the body of any upload: a read error is the stream's typed error, never an unhandled one
+    const body = fileBody(notAFile)
+    await assert.rejects(async () => { for await (const _ of body) {} }, { name: 'LocalReadError' })
+    assert.equal((await runShoal(['--repo', a.repo, 'id'])).code, 0, 'the daemon still answers')
+  })
+
   it('an error after the progress began is the last line, and the CLI\'s usual one-line error', TEST, async () => {
     // binding refuses the entry `..` once the CAR was checked and published: after the head went out
     const ok = await rawBlock('fine')
@@ -262,6 +283,8 @@ describe('progress streams of a real node', () => {
     assert.equal(json.code, 1)
     assert.equal(JSON.parse(json.stderr).error.name, 'InvalidCARError')
     assert.equal((await runShoal(['--repo', a.repo, 'stat', '/evil'])).code, 1, 'nothing was bound')
-    assert.ok((await readdir(dir)).includes('evil.car'))
+    // what the bars said before the error: the whole upload, then the daemon's steps up to binding
+    assert.match(r.stderr, /^car import: upload \[=+\] 100% \| \S+ B \/ \S+ B \| .* \| ETA 0:00$/m, r.stderr)
+    assert.match(r.stderr, /^car import: binding roots 0 roots \| .* \| \d+ new blocks$/m, r.stderr)
   })
 })
