@@ -15,8 +15,8 @@
  * @module
  */
 import { lstat, stat } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { IsADirectoryError, NotADirectoryError, NotFoundError, ShoalError, TooLargeError } from '../node/errors.js'
+import { dirname, join, normalize } from 'node:path'
+import { InvalidPathError, IsADirectoryError, NotADirectoryError, NotFoundError, ShoalError, TooLargeError } from '../node/errors.js'
 
 /** A directory entry name that cannot be written as one file name under the target: nothing was written. */
 export class UnsafeNameError extends ShoalError {
@@ -29,6 +29,21 @@ export const MAX_FILE_NAME_BYTES = 255
 
 /** Entries one `get` plans at most: a DAG that links a directory many times under itself is refused, not unrolled. */
 export const MAX_GET_ENTRIES = 1_000_000
+
+/**
+ * The output path `out` as downloads use it: trailing separators removed
+ * (`-o NEWDIR/` is `NEWDIR`) and the path normalised, so a staging name
+ * beside it is a sibling, not a child.
+ *
+ * @throws {InvalidPathError} for an empty path, or a file download to a path ending in `/` (that names a directory)
+ */
+export function outputPath (out: string, kind: 'file' | 'dir'): string {
+  if (out === '') throw new InvalidPathError('the output path is empty')
+  const trimmed = out.replace(/\/+$/, '')
+  if (trimmed === '') throw new InvalidPathError('cannot download to / itself: give a path under it')
+  if (trimmed !== out && kind === 'file') throw new InvalidPathError(`cannot write a file to ${out}: a path ending in / names a directory; give the file's name (${trimmed}/NAME, or ${trimmed})`)
+  return normalize(trimmed)
+}
 
 /**
  * Check that `out` can receive a download of `kind` before any byte moves,

@@ -1,9 +1,9 @@
-import { createWriteStream } from 'node:fs'
-import { rename, rm, stat } from 'node:fs/promises'
+import { rm, stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
-import { checkOutputPath } from '../output-path.js'
+import { checkOutputPath, outputPath } from '../output-path.js'
+import { moveIntoPlace, openStagingFile, release, stagingPath } from '../staging.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
 import { fileBody } from '../local-file.js'
 import { byteCounter, meter, PhaseMeters, progressMode, type Meter } from '../progress.js'
@@ -11,25 +11,32 @@ import type { ProgressUpdate } from '../../node/api/progress.js'
 
 /** `shoal car export PATH|CID -o FILE.car`. */
 export async function carExportCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
-  await checkOutputPath(opts.output, 'file')
+  const out = outputPath(opts.output, 'file')
+  await checkOutputPath(out, 'file')
   const client = await ApiClient.connect(g.repo)
   const res = await client.send('GET', '/api/v0/car/export', { arg })
-  const tmp = `${opts.output}.shoal-partial-${process.pid}`
+  // created exclusively, removed on failure or interruption (cli/staging.ts)
+  const tmp = stagingPath(out)
   // the CAR's size is known only at its end: a counter with its rate
   const progress = meter(g, { label: 'car export', unit: { bytes: true } })
   try {
-    await pipeline(res, byteCounter(n => { progress.add(n) }), createWriteStream(tmp))
-    await rename(tmp, opts.output)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
+    const file = await openStagingFile(tmp, out)
+    try {
+      await pipeline(res, byteCounter(n => { progress.add(n) }), file.createWriteStream())
+    } catch (err) {
+      await file.close().catch(() => {})
+      await rm(tmp, { force: true })
+      release(tmp)
+      throw err
+    }
   } finally {
     progress.stop()
   }
+  await moveIntoPlace(tmp, out)
   const root = String(res.headers['x-shoal-root'] ?? '')
-  const { size } = await stat(opts.output)
-  if (g.json) printJson({ root, path: opts.output, size })
-  else printLines(`exported ${root} to ${opts.output}`)
+  const { size } = await stat(out)
+  if (g.json) printJson({ root, path: out, size })
+  else printLines(`exported ${root} to ${out}`)
 }
 
 /** `shoal car import FILE.car [--to PATH] [--pin-roots true|false]`: all or nothing, roots bound into the namespace. */

@@ -1,11 +1,12 @@
-import { createWriteStream, type Stats } from 'node:fs'
-import { lstat, mkdir, opendir, rename, rm } from 'node:fs/promises'
+import { type Stats } from 'node:fs'
+import { lstat, mkdir, opendir, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
-import { checkOutputPath, checkPlanOnDisk, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
+import { hold, moveIntoPlace, openStagingFile, release, stagingPath } from '../staging.js'
+import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
 import { fileBody } from '../local-file.js'
@@ -107,45 +108,60 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
   })
 }
 
-/** Download `arg` into the file `out` through a temporary file beside it; `onBytes` is told of every chunk. */
+/**
+ * Download `arg` into the file `out` through a staging file beside it
+ * (cli/staging.ts: created exclusively, removed on failure or interruption,
+ * kept when only the rename fails); `onBytes` is told of every chunk.
+ */
 async function download (client: ApiClient, arg: string, out: string, onBytes: (n: number) => void): Promise<void> {
-  const tmp = `${out}.shoal-partial-${process.pid}`
+  const tmp = stagingPath(out)
+  const file = await openStagingFile(tmp, out)
   try {
     const res = await client.send('GET', '/api/v0/cat', { arg })
-    await pipeline(res, byteCounter(onBytes), createWriteStream(tmp))
-    await rename(tmp, out)
+    await pipeline(res, byteCounter(onBytes), file.createWriteStream())
   } catch (err) {
+    await file.close().catch(() => {})
     await rm(tmp, { force: true })
+    release(tmp)
     throw err
   }
+  await moveIntoPlace(tmp, out)
 }
 
 /**
  * Write a checked tree plan under `out`. A new `out` is written beside it
  * and renamed into place at the end, so a download that fails midway (a
  * block nobody has, the daemon gone) leaves nothing; into an existing
- * directory, each file is written whole and renamed into place.
+ * directory, each file is written whole and renamed into place. A
+ * complete download that cannot be renamed into place is kept, named in the
+ * error (cli/staging.ts).
  */
 async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, out: string): Promise<void> {
   const fresh = await lstat(out).catch(() => undefined) === undefined
-  const base = fresh ? `${out}.shoal-partial-${process.pid}` : out
+  const base = fresh ? stagingPath(out) : out
   const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: plan.bytes })
   let bytes = 0
   try {
-    if (fresh) await mkdir(base)
+    if (fresh) {
+      await mkdir(base)
+      hold(base)
+    }
     for (const dir of plan.dirs) await mkdir(join(base, dir), { recursive: true })
     let files = 0
     for (const file of plan.files) {
       await download(client, file.cid, join(base, file.path), n => { bytes += n; progress.update(bytes) })
       progress.update(bytes, { note: `${++files}/${plan.files.length} files` })
     }
-    if (fresh) await rename(base, out)
   } catch (err) {
-    if (fresh) await rm(base, { recursive: true, force: true })
-    throw err
-  } finally {
     progress.stop()
+    if (fresh) {
+      await rm(base, { recursive: true, force: true })
+      release(base)
+    }
+    throw err
   }
+  progress.stop()
+  if (fresh) await moveIntoPlace(base, out)
 }
 
 /**
@@ -156,13 +172,14 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
 export async function getCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const root = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
-  await checkOutputPath(opts.output, root.type)
+  const out = outputPath(opts.output, root.type)
+  await checkOutputPath(out, root.type)
   let files = 0
   let bytes = 0
   if (root.type === 'file') {
-    const progress = meter(g, { label: `get ${basename(opts.output)}`, unit: { bytes: true }, total: root.size })
+    const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: root.size })
     try {
-      await download(client, arg, opts.output, n => { progress.add(n) })
+      await download(client, arg, out, n => { progress.add(n) })
     } finally {
       progress.stop()
     }
@@ -170,14 +187,14 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
     bytes = root.size
   } else {
     // walk by CID so the tree is the one the directory DAG names
-    const plan = await planTree(root.cid, { list: async cid => await client.json<ListedEntry[]>('GET', '/api/v0/ls', { arg: cid }), shownAs: opts.output })
-    await checkPlanOnDisk(opts.output, plan)
-    await writeTree(g, client, plan, opts.output)
+    const plan = await planTree(root.cid, { list: async cid => await client.json<ListedEntry[]>('GET', '/api/v0/ls', { arg: cid }), shownAs: out })
+    await checkPlanOnDisk(out, plan)
+    await writeTree(g, client, plan, out)
     files = plan.files.length
     bytes = plan.bytes
   }
-  if (g.json) printJson({ cid: root.cid, path: opts.output, size: bytes, files })
-  else printLines(`saved ${root.cid} to ${opts.output} (${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)})`)
+  if (g.json) printJson({ cid: root.cid, path: out, size: bytes, files })
+  else printLines(`saved ${root.cid} to ${out} (${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)})`)
 }
 
 function formatEntry (e: FileInfo): string {

@@ -4,7 +4,10 @@
  * false` stores them without binding): every name is checked before
  * anything is written, a refusal is one line naming the bad entry with a
  * non-zero exit, and the target is untouched — absent when it was absent,
- * unchanged when it was there. A good tree is still written whole.
+ * unchanged when it was there. A good tree is still written whole. `-o`
+ * with a trailing `/`, Ctrl-C mid-download, a staging name already taken
+ * and a rename into place that fails leave nothing half-written and never
+ * lose a complete download.
  */
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,8 +15,10 @@ import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { directory, rawBlock, writeCarFile, type Block } from '../helpers/dags.js'
 import { planTree, type ListedEntry } from '../../cli/output-path.js'
-import { tempDir } from '../helpers/temp.js'
-import { exists, lines, runShoal, shoalJson, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+import { defer, tempDir } from '../helpers/temp.js'
+import { exists, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, within, type TestDaemon } from '../helpers/cli.js'
+import { launchShoal, until } from '../helpers/processes.js'
+import { moveIntoPlace, openStagingFile, stagingPath } from '../../cli/staging.js'
 
 const TEST = { timeout: 120_000 }
 
@@ -114,6 +119,74 @@ describe('get -o checks every name first', () => {
     assert.deepEqual(await readdir(elsewhere), [])
     assert.deepEqual(await readdir(merged), ['sub'])
     assert.equal(await exists(join(merged, 'a.txt')), false)
+  })
+
+  it('-o with a trailing /: a new directory is that directory; a file output ending in / is refused (get and car export)', TEST, async () => {
+    const cid = await imported('slash-good', [{ name: 'd.txt', text: 'delta' }])
+    const work = join(dir, 'work-trailing')
+    await mkdir(work)
+    const got = await shoalJson<{ files: number, path: string }>(d.repo, ['get', cid, '-o', join(work, 'newdir') + '/'])
+    assert.equal(got.files, 4)
+    assert.equal(await readFile(join(work, 'newdir', 'sub', 'd.txt'), 'utf8'), 'delta')
+    assert.deepEqual(await readdir(work), ['newdir'], 'no staging left beside it')
+
+    await writeFile(join(dir, 'one.txt'), 'one file')
+    const file = await shoalJson<{ cid: string }>(d.repo, ['add', join(dir, 'one.txt'), '--to', '/one.txt'])
+    for (const args of [['get', file.cid, '-o', join(work, 'file.txt') + '/'], ['car', 'export', file.cid, '-o', join(work, 'x.car') + '/']]) {
+      const r = await runShoal(['--repo', d.repo, ...args])
+      assert.equal(r.code, 1, r.stderr)
+      assert.equal(lines(r.stderr).length, 1, r.stderr)
+      assert.match(r.stderr, /^shoal: cannot write a file to \S+\/: a path ending in \/ names a directory; .*\(InvalidPathError\)$/m)
+    }
+    assert.deepEqual(await readdir(work), ['newdir'], 'nothing written')
+    // without the slash, the same file is written
+    await shoalOk(d.repo, ['get', file.cid, '-o', join(work, 'file.txt')])
+    assert.equal(await readFile(join(work, 'file.txt'), 'utf8'), 'one file')
+  })
+
+  it('Ctrl-C during a download removes its staging file and exits 130', TEST, async t => {
+    // big enough that the transfer is under way when the daemon is paused
+    const big = join(dir, 'big.bin')
+    await writeFile(big, Buffer.alloc(64 * 1024 * 1024, 7))
+    const file = await shoalJson<{ cid: string }>(d.repo, ['add', big, '--to', '/big.bin', '--pin', 'none'])
+    const work = join(dir, 'work-sigint')
+    await mkdir(work)
+    const out = join(work, 'big.bin')
+    const get = launchShoal(t, ['--repo', d.repo, 'get', file.cid, '-o', out])
+    const staging = `${out}.shoal-partial-${String(get.process.pid)}`
+    await until('the staging file', async () => await exists(staging))
+    // pause the daemon: the download stays unfinished, whatever the speed of this machine
+    const daemonPid = Number((await readFile(join(d.repo, 'daemon.lock'), 'utf8')).trim())
+    process.kill(daemonPid, 'SIGSTOP')
+    defer(t, async () => { try { process.kill(daemonPid, 'SIGCONT') } catch {} })
+    try {
+      get.process.kill('SIGINT')
+      assert.deepEqual(await within(get.exited, 30_000), { code: 130, signal: null }, get.stderr())
+    } finally {
+      process.kill(daemonPid, 'SIGCONT')
+    }
+    assert.deepEqual(await readdir(work), [], 'no staging file, no partial output')
+  })
+
+  it('a staging name already taken (a planted link) is refused and not followed; a download that cannot be renamed into place is kept', TEST, async () => {
+    const work = join(dir, 'work-staging')
+    await mkdir(work)
+    const target = join(work, 'elsewhere.txt')
+    await writeFile(target, 'not yours')
+    const planted = stagingPath(join(work, 'out'))
+    await symlink(target, planted)
+    await assert.rejects(openStagingFile(planted, join(work, 'out')), (err: any) => err.name === 'AlreadyExistsError' && err.message.includes(planted))
+    assert.equal(await readFile(target, 'utf8'), 'not yours', 'the link was not followed')
+
+    const staged = join(work, 'tree.shoal-partial-1')
+    await mkdir(staged)
+    await writeFile(join(staged, 'complete.txt'), 'all of it')
+    const there = join(work, 'tree')
+    await mkdir(there)
+    await writeFile(join(there, 'other.txt'), 'appeared meanwhile')
+    await assert.rejects(moveIntoPlace(staged, there), (err: any) => err.name === 'DownloadKeptError' && err.message.includes(`kept at ${staged}`))
+    assert.equal(await readFile(join(staged, 'complete.txt'), 'utf8'), 'all of it', 'the download is kept')
+    assert.deepEqual(await readdir(there), ['other.txt'])
   })
 })
 

@@ -1,0 +1,91 @@
+/**
+ * Staging files of downloads (`get`, `car export`): where a download is
+ * written before it is renamed into place, and their removal when the CLI
+ * is interrupted.
+ *
+ * Why: a download goes to `OUT.shoal-partial-PID` beside its target so a
+ * failure never leaves a half-written `OUT`. A failure inside the command
+ * removes it, but Ctrl-C or a SIGTERM ended the process first and left it
+ * behind. And the name is predictable: opened with `w`, a symbolic link
+ * planted there was followed, writing wherever it pointed.
+ *
+ * How: staging files are created exclusively ({@link openStagingFile}:
+ * `wx`, which neither follows a link nor reuses a file), and every staging
+ * path in use is held in a small registry. While it is not empty, SIGINT,
+ * SIGTERM and SIGHUP remove what it holds and exit as a shell reports the
+ * signal (130, 143, 129).
+ *
+ * @module
+ */
+import { rmSync } from 'node:fs'
+import { open, rename, type FileHandle } from 'node:fs/promises'
+import { AlreadyExistsError, ShoalError } from '../node/errors.js'
+
+/** The staging name of `out` for this process. */
+export function stagingPath (out: string): string {
+  return `${out}.shoal-partial-${process.pid}`
+}
+
+/** Exit codes of the signals that end a download, as a shell reports them. */
+const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
+
+const held = new Set<string>()
+
+function onSignal (signal: NodeJS.Signals): void {
+  for (const path of held) {
+    try { rmSync(path, { recursive: true, force: true }) } catch {}
+  }
+  held.clear()
+  process.exit(SIGNAL_EXIT[signal] ?? 1)
+}
+
+/** Remove `path` (a file or a directory tree) if the CLI is interrupted before {@link release} is called for it. */
+export function hold (path: string): void {
+  if (held.size === 0) for (const s of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.on(s, onSignal)
+  held.add(path)
+}
+
+/** `path` is no longer the CLI's to remove (renamed into place, removed, or kept on purpose). */
+export function release (path: string): void {
+  if (!held.delete(path) || held.size > 0) return
+  for (const s of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.off(s, onSignal)
+}
+
+/**
+ * Create the staging file `path` exclusively and {@link hold} it.
+ *
+ * @throws {AlreadyExistsError} when anything is there already (a file left by another run, a planted link): it is not touched
+ */
+export async function openStagingFile (path: string, shownAs: string): Promise<FileHandle> {
+  try {
+    const handle = await open(path, 'wx')
+    hold(path)
+    return handle
+  } catch (err: any) {
+    if (err?.code === 'EEXIST') throw new AlreadyExistsError(`cannot write ${shownAs}: its staging name ${path} is taken (left by an interrupted run, or not ours); remove it and try again`)
+    throw err
+  }
+}
+
+/** A complete download could not be renamed into place: it is kept at its staging name, which the message gives. */
+export class DownloadKeptError extends ShoalError {
+  override name = 'DownloadKeptError'
+}
+
+/**
+ * Rename the complete download `staging` to `out`. When that fails (a
+ * directory that appeared at `out` meanwhile, not empty) the download is
+ * kept, never deleted.
+ *
+ * @throws {DownloadKeptError} naming where the download is
+ */
+export async function moveIntoPlace (staging: string, out: string): Promise<void> {
+  try {
+    await rename(staging, out)
+  } catch (err: any) {
+    release(staging)
+    const why = err?.code === 'EEXIST' || err?.code === 'ENOTEMPTY' ? `${out} appeared meanwhile and is not empty` : err?.code === 'EISDIR' ? `${out} is now a directory` : String(err?.code ?? err?.message ?? err)
+    throw new DownloadKeptError(`cannot move the download into place (${why}): it is complete and kept at ${staging}`, { cause: err })
+  }
+  release(staging)
+}
