@@ -5,16 +5,25 @@
  *
  * The token comes from the login form or from the URL fragment
  * (`#token=…`, as `shoal ui` prints it: a fragment is never sent to the
- * server), is kept in sessionStorage (gone when the tab closes) and sent as
+ * server; a link pasted into an open tab is taken too), is kept in
+ * sessionStorage (gone when the tab closes) and sent as
  * `Authorization: Bearer` on every request. Everything shown comes from
  * the node and is put in the page as text, never as HTML.
+ *
+ * Refreshes never overlap: each belongs to a generation of the polling
+ * (a login starts one, a logout ends it) and draws nothing once its
+ * generation is over; polling pauses while the tab is hidden. A figure
+ * that could not be read keeps its last value, and its card says it is not
+ * current.
  */
 import { lineChart, rates } from './charts.js'
 
 /** Milliseconds between refreshes. */
 const REFRESH_MS = 5000
-/** Pins (their health asks every peer) are read every this many refreshes. */
+/** Pins and conflicts (neither changes often) are read every this many refreshes. */
 const PINS_EVERY = 3
+/** Longest wait for one answer of the node (ms). */
+const ANSWER_TIMEOUT_MS = 20000
 /** Samples of the counters kept for the graphs (10 minutes). */
 const MAX_SAMPLES = 120
 const TOKEN_KEY = 'shoal.token'
@@ -123,16 +132,23 @@ function token () {
 }
 
 /**
- * GET a path of the API with the token.
+ * GET a path of the API with the token. A node that refuses the connection
+ * is a `NetworkError` (its daemon is not running); one that does not answer
+ * within {@link ANSWER_TIMEOUT_MS} a `TimeoutError` (it runs, but is busy
+ * or stuck); a request given up by `signal` an `AbortError`.
  *
  * @param {string} path
  * @param {'json' | 'text'} [as]
+ * @param {AbortSignal} [signal]
  */
-async function api (path, as = 'json') {
+async function api (path, as = 'json', signal) {
   let res
+  const timeout = AbortSignal.timeout(ANSWER_TIMEOUT_MS)
   try {
-    res = await fetch(path, { headers: { authorization: `Bearer ${token() ?? ''}` }, cache: 'no-store', signal: AbortSignal.timeout(20000) })
+    res = await fetch(path, { headers: { authorization: `Bearer ${token() ?? ''}` }, cache: 'no-store', signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) })
   } catch (err) {
+    if (signal?.aborted === true) throw new ApiError(0, 'AbortError', 'given up')
+    if (timeout.aborted) throw new ApiError(0, 'TimeoutError', `the node at ${location.host} did not answer ${path} within ${ANSWER_TIMEOUT_MS / 1000} s: its daemon runs but is busy or stuck`)
     throw new ApiError(0, 'NetworkError', `the node does not answer at ${location.host} (${String(/** @type {any} */ (err)?.message ?? err)}): is its daemon running?`)
   }
   if (!res.ok) {
@@ -148,9 +164,14 @@ async function api (path, as = 'json') {
   return as === 'json' ? await res.json() : await res.text()
 }
 
-/** `api(path)`, or `{ error }` when it failed: one failing part of the page does not hide the others. @param {string} path @param {'json' | 'text'} [as] */
-async function attempt (path, as) {
-  try { return { value: await api(path, as) } } catch (err) { return { error: /** @type {ApiError} */ (err) } }
+/**
+ * `api(path)`, or `{ error }` when it failed: one failing part of the page does not hide the others.
+ *
+ * @param {string} path @param {'json' | 'text'} as @param {AbortSignal} signal
+ * @returns {Promise<{ value?: any, error?: ApiError }>}
+ */
+async function attempt (path, as, signal) {
+  try { return { value: await api(path, as, signal) } } catch (err) { return { error: /** @type {ApiError} */ (err) } }
 }
 
 // ----------------------------------------------------------------- metrics
@@ -247,29 +268,37 @@ function drawNode (status, node) {
   $('node-badge').replaceChildren(status?.id !== undefined ? peer(status.id) : '', ' ', swarm())
 }
 
-/** @param {any} status @param {any} node */
+/**
+ * The Storage card: what the repo takes of its disk, by part (`disk` of
+ * `/api/v0/status`), what else is on that disk, and what is free.
+ *
+ * @param {any} status @param {any} node
+ */
 function drawDisk (status, node) {
-  const used = status?.blockstoreBytes
-  const disk = node?.disk
+  const d = status?.disk
   const parts = []
-  if (disk !== undefined && disk.total > 0) {
-    const blocks = Math.min(used ?? 0, disk.total)
-    const other = Math.max(0, disk.total - disk.free - blocks)
-    const pct = (/** @type {number} */ n) => `${(100 * n / disk.total).toFixed(2)}%`
-    parts.push(h('div', { class: 'bar', title: 'blocks · other files · free' },
-      h('span', { class: 'seg blocks', 'data-w': pct(blocks) }),
-      h('span', { class: 'seg other', 'data-w': pct(other) }),
-      h('span', { class: 'seg free', 'data-w': pct(disk.free) })))
+  if (d !== undefined && d.totalBytes > 0) {
+    const repoRest = d.namespaceBytes + d.durabilityBytes + d.otherBytes
+    const outside = Math.max(0, d.totalBytes - d.freeBytes - d.repoBytes)
+    const pct = (/** @type {number} */ n) => `${(100 * Math.max(0, n) / d.totalBytes).toFixed(2)}%`
+    parts.push(h('p', { class: 'disk-total' }, 'The repo takes ', h('b', { id: 'disk-used' }, bytes(d.repoBytes)), ' of its disk'))
+    parts.push(h('div', { class: 'bar', title: 'blocks · rest of the repo · other files · free' },
+      h('span', { class: 'seg blocks', 'data-w': pct(d.blocksBytes) }),
+      h('span', { class: 'seg repo', 'data-w': pct(repoRest) }),
+      h('span', { class: 'seg other', 'data-w': pct(outside) }),
+      h('span', { class: 'seg free', 'data-w': pct(d.freeBytes) })))
     parts.push(h('ul', { class: 'legend-list' },
-      h('li', null, h('i', { class: 'sw blocks' }), 'Shoal blocks ', h('b', { id: 'disk-used' }, bytes(used))),
-      h('li', null, h('i', { class: 'sw other' }), 'other files ', h('b', null, bytes(other))),
-      h('li', null, h('i', { class: 'sw free' }), 'free ', h('b', { id: 'disk-free' }, bytes(disk.free)), ` of ${bytes(disk.total)}`)))
+      h('li', null, h('i', { class: 'sw blocks' }), 'blocks ', h('b', null, bytes(d.blocksBytes))),
+      h('li', null, h('i', { class: 'sw repo' }), 'namespace ', h('b', null, bytes(d.namespaceBytes)), ', durability ', h('b', null, bytes(d.durabilityBytes)), ', other ', h('b', null, bytes(d.otherBytes))),
+      h('li', null, h('i', { class: 'sw other' }), 'other files on the disk ', h('b', null, bytes(outside))),
+      h('li', null, h('i', { class: 'sw free' }), 'free ', h('b', { id: 'disk-free' }, bytes(d.freeBytes)), ` of ${bytes(d.totalBytes)}`)))
   } else {
-    parts.push(h('p', null, 'Shoal blocks: ', h('b', { id: 'disk-used' }, bytes(used))))
+    parts.push(h('p', null, 'Shoal blocks: ', h('b', { id: 'disk-used' }, bytes(status?.blockstoreBytes))))
   }
   const storage = status?.storage
+  const reserve = node?.disk?.reserve
   parts.push(h('dl', { class: 'compact' },
-    h('dt', null, 'Kept free'), h('dd', null, disk === undefined ? '–' : `${bytes(disk.reserve)} (writes stop there)`),
+    h('dt', null, 'Kept free'), h('dd', null, reserve === undefined ? '–' : `${bytes(reserve)} (writes stop there)`),
     h('dt', null, 'Held for others'), h('dd', null, storage === undefined ? '–' : `${bytes(storage.heldForOthers)} of ${bytes(storage.maxForOthers)} allowed`)))
   fill('disk', ...parts)
   // widths through the CSSOM: the page's CSP allows no inline style attributes
@@ -346,32 +375,54 @@ let peerTotals = new Map()
 
 const HEALTH_LABEL = { healthy: 'healthy', 'at-risk': 'at risk', degraded: 'degraded', lost: 'lost' }
 
+/** Badge of each pin state: its words and colour. */
+const PIN_STATE = {
+  lost: ['lost', 'bad'],
+  degraded: ['degraded', 'bad'],
+  'at-risk': ['at risk', 'warn'],
+  failed: ['not read', 'bad'],
+  unknown: ['not checked yet', 'muted'],
+  pending: ['placing', 'warn'],
+  healthy: ['healthy', 'ok'],
+  'not-coded': ['not coded', 'muted']
+}
+
+/** The pins answer last drawn (as JSON): the table, up to 50 × 1,024 cells, is rebuilt only when it changes. */
+let pinsDrawn = ''
+
 /** @param {any} answer */
 function drawPins (answer) {
+  const key = JSON.stringify(answer)
+  if (key === pinsDrawn) return
+  pinsDrawn = key
   const pins = answer.pins
   $('pin-count').textContent = answer.total > pins.length ? `${pins.length} of ${answer.total}` : String(answer.total)
   if (pins.length === 0) { fill('pins', empty('No pinned file. Files added with a policy (the default for `shoal add`) appear here.')); return }
-  fill('pins', table(['File', 'Size', 'Policy', 'Stripes', 'Health'], pins.map((/** @type {any} */ p) => {
-    const s = p.status
-    /** @type {Array<Node | string>} */
-    const state = []
-    if (p.error !== undefined) state.push(badge(p.error.name, 'bad'), ` ${p.error.message}`)
-    else if (s.stripeCount === 0) state.push(s.waiting !== undefined ? badge('waiting', 'warn') : badge(p.cold !== undefined ? 'cold' : 'not coded', 'muted'), s.waiting !== undefined ? ` ${s.waiting}` : '')
-    else {
-      const { healthy, atRisk, degraded, lost } = s.summary
-      const worst = lost > 0 ? 'bad' : degraded > 0 ? 'bad' : atRisk > 0 ? 'warn' : 'ok'
-      state.push(badge(worst === 'ok' ? 'healthy' : `${lost + degraded + atRisk} of ${s.stripeCount} need care`, worst),
-        ` ${healthy} healthy, ${atRisk} at risk, ${degraded} degraded, ${lost} lost`)
-    }
-    if (s?.placing !== undefined) state.push(h('div', { class: 'small' }, `placing: ${s.placing.pushed} of ${s.placing.total} shards pushed`))
-    else if (s?.pending === true && s.waiting === undefined) state.push(h('div', { class: 'small muted' }, 'placement not final yet'))
-    const cells = s === undefined || s.stripeCount === 0
-      ? h('span', { class: 'muted' }, '–')
-      : h('div', { class: 'stripes', title: `${s.stripeCount} stripes${s.k !== undefined ? `, ${s.k}+${s.m} shards each` : ''}` },
-        ...s.stripes.map((/** @type {keyof HEALTH_LABEL} */ st, /** @type {number} */ i) => h('i', { class: `st ${st}`, title: `stripe ${i}: ${HEALTH_LABEL[st] ?? st}` })),
-        s.stripeCount > s.stripes.length ? h('span', { class: 'small muted' }, ` +${s.stripeCount - s.stripes.length}`) : null)
-    return [h('span', { class: 'path mono', title: p.cid }, p.path), bytes(p.size), h('span', { class: 'mono' }, p.policy), cells, h('div', null, ...state)]
-  }), 'pins'))
+  const note = []
+  if (answer.unknown > 0) note.push(`${answer.unknown} of ${answer.total} not checked yet`)
+  if (answer.checking === true) note.push('a check of their health is under way')
+  fill('pins', ...(note.length > 0 ? [h('p', { class: 'small muted', id: 'pins-note' }, `${note.join('; ')}. Worst first.`)] : []),
+    table(['File', 'Size', 'Policy', 'Stripes', 'Health'], pins.map((/** @type {any} */ p) => {
+      const s = p.status
+      const [word, kind] = PIN_STATE[/** @type {keyof PIN_STATE} */ (p.state)] ?? [String(p.state), 'muted']
+      /** @type {Array<Node | string>} */
+      const state = [badge(word, kind)]
+      if (p.error !== undefined) state.push(` ${p.error.name}: ${p.error.message}`)
+      else if (s !== undefined && s.stripeCount === 0) state.push(s.waiting !== undefined ? ` ${s.waiting}` : p.cold !== undefined ? ' cold copy only' : '')
+      else if (s !== undefined) {
+        const { healthy, atRisk, degraded, lost } = s.summary
+        state.push(` ${healthy} healthy, ${atRisk} at risk, ${degraded} degraded, ${lost} lost of ${s.stripeCount} stripes`)
+      }
+      if (s?.placing !== undefined) state.push(h('div', { class: 'small' }, `placing: ${s.placing.pushed} of ${s.placing.total} shards pushed`))
+      else if (s?.pending === true && s.waiting === undefined) state.push(h('div', { class: 'small muted' }, 'placement not final yet'))
+      if (p.checkedAt !== undefined) state.push(h('div', { class: 'small muted', title: new Date(p.checkedAt).toISOString() }, `checked at ${new Date(p.checkedAt).toLocaleTimeString()}`))
+      const cells = s === undefined || s.stripeCount === 0
+        ? h('span', { class: 'muted' }, '–')
+        : h('div', { class: 'stripes', title: `${s.stripeCount} stripes${s.k !== undefined ? `, ${s.k}+${s.m} shards each` : ''}` },
+          ...s.stripes.map((/** @type {keyof HEALTH_LABEL} */ st, /** @type {number} */ i) => h('i', { class: `st ${st}`, title: `stripe ${i}: ${HEALTH_LABEL[st] ?? st}` })),
+          s.stripeCount > s.stripes.length ? h('span', { class: 'small muted' }, ` +${s.stripeCount - s.stripes.length}`) : null)
+      return [h('span', { class: 'path mono', title: p.cid }, p.path), bytes(p.size), h('span', { class: 'mono' }, p.policy), cells, h('div', null, ...state)]
+    }), 'pins'))
 }
 
 /** @param {any} status @param {any} pins @param {ReturnType<typeof parseMetrics> | undefined} metrics */
@@ -446,56 +497,194 @@ function drawChanges (changes, self) {
 
 // ------------------------------------------------------------------ control
 
+/** What each card is drawn from: a source that failed this round marks its card "not current". */
+const CARD_SOURCES = {
+  node: ['status', 'node'],
+  disk: ['status', 'node'],
+  durability: ['status', 'pins', 'metrics'],
+  charts: ['metrics'],
+  peers: ['peers'],
+  pins: ['pins'],
+  namespace: ['status', 'conflicts'],
+  changes: ['changes']
+}
+/** The elements the cards draw into, emptied at logout. */
+const CARD_IDS = ['node', 'disk', 'durability', 'charts', 'throughput-note', 'peers', 'pins', 'namespace', 'changes']
+
+/** @typedef {'status' | 'node' | 'peers' | 'metrics' | 'conflicts' | 'changes' | 'pins'} Source */
+
+/** The last value read of each source, and when. @type {Partial<Record<Source, { value: any, at: number }>>} */
+let latest = {}
+/** When every source asked last answered (ms), or undefined. @type {number | undefined} */
+let lastComplete
 let round = 0
-/** @type {any} */
-let lastPins
+/** The polling's generation: a login starts one, a logout ends it; a refresh of an ended one draws nothing. */
+let generation = 0
+/** @type {AbortController | undefined} */
+let inflight
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let timer
+/** The generation whose next refresh waits for the tab to be shown. @type {number | undefined} */
+let paused
 
-/** Read everything once and draw it. */
-async function refresh () {
-  const readPins = round % PINS_EVERY === 0
+/** @param {number} t ms since the epoch */
+const clockTime = t => new Date(t).toLocaleTimeString()
+
+/**
+ * Read everything once and draw it, unless generation `gen` ended meanwhile.
+ *
+ * @param {number} gen @param {AbortSignal} signal
+ */
+async function refresh (gen, signal) {
+  const slow = round % PINS_EVERY === 0
   round++
-  const [status, node, peers, metrics, conflicts, changes, pins] = await Promise.all([
-    attempt('/api/v0/status'), attempt('/api/v0/status/node'), attempt('/api/v0/status/peers'), attempt('/metrics', 'text'),
-    attempt('/api/v0/conflicts'), attempt('/api/v0/status/changes?limit=15'), readPins ? attempt('/api/v0/status/pins?limit=50') : Promise.resolve(undefined)
-  ])
-  const failed = [status, node, peers, metrics, conflicts, changes, pins].find(r => r?.error !== undefined)?.error
-  if (failed?.status === 401) { logout('The node no longer takes this token (was the repo re-initialised?). Enter the current one.'); return }
-  const parsed = metrics.value === undefined ? undefined : parseMetrics(metrics.value)
-  if (parsed !== undefined) {
-    samples.push(sample(parsed, peers.value))
+  /** @type {Array<[Source, string, 'json' | 'text']>} */
+  const asked = [
+    ['status', '/api/v0/status', 'json'], ['node', '/api/v0/status/node', 'json'], ['peers', '/api/v0/status/peers', 'json'],
+    ['metrics', '/metrics', 'text'], ['changes', '/api/v0/status/changes?limit=15', 'json']
+  ]
+  if (slow) asked.push(['conflicts', '/api/v0/conflicts', 'json'], ['pins', '/api/v0/status/pins?limit=50', 'json'])
+  const answers = await Promise.all(asked.map(async ([, path, as]) => await attempt(path, as, signal)))
+  if (gen !== generation) return
+  /** @type {Array<[Source, ApiError]>} */
+  const failed = []
+  const now = Date.now()
+  asked.forEach(([source], i) => {
+    const a = answers[i]
+    if (a.error !== undefined) failed.push([source, a.error])
+    else latest[source] = { value: a.value, at: now }
+  })
+  if (failed.some(([, e]) => e.status === 401)) { logout('The node no longer takes this token (was the repo re-initialised?). Enter the current one.'); return }
+  // a figure that failed keeps its last value; graphs and rates move only with fresh ones
+  const fresh = new Set(asked.map(([source]) => source).filter(source => !failed.some(([f]) => f === source)))
+  const v = (/** @type {Source} */ k) => latest[k]?.value
+  const metrics = v('metrics') === undefined ? undefined : parseMetrics(v('metrics'))
+  if (metrics !== undefined && fresh.has('metrics')) {
+    samples.push(sample(metrics, v('peers')))
     if (samples.length > MAX_SAMPLES) samples.shift()
   }
-  if (pins?.value !== undefined) lastPins = pins.value
-  drawNode(status.value, node.value)
-  drawDisk(status.value, node.value)
+  drawNode(v('status'), v('node'))
+  drawDisk(v('status'), v('node'))
   drawCharts()
-  if (peers.value !== undefined) drawPeers(peers.value)
-  if (lastPins !== undefined) drawPins(lastPins)
-  drawDurability(status.value, lastPins, parsed)
-  drawNamespace(status.value, conflicts.value)
-  if (changes.value !== undefined) drawChanges(changes.value, status.value?.id)
-  const banner = $('banner')
-  banner.hidden = failed === undefined
-  banner.textContent = failed === undefined ? '' : `Some figures could not be read: ${failed.name}: ${failed.message}`
-  $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`
+  if (fresh.has('peers')) drawPeers(v('peers'))
+  if (fresh.has('pins')) drawPins(v('pins'))
+  drawDurability(v('status'), v('pins'), metrics)
+  drawNamespace(v('status'), v('conflicts'))
+  if (fresh.has('changes')) drawChanges(v('changes'), v('status')?.id)
+  if (failed.length === 0) lastComplete = now
+  // a daemon that is down answers nothing: the figures not asked this round are not current either
+  const down = isDown(failed, asked.length)
+  markStale(new Set(down ? Object.values(CARD_SOURCES).flat() : failed.map(([source]) => source)))
+  drawBanner(failed, down)
 }
 
-function loop () {
-  refresh().catch(err => {
+/**
+ * True when every read was refused at the connection: the daemon is not running.
+ *
+ * @param {Array<[Source, ApiError]>} failed @param {number} asked
+ */
+function isDown (failed, asked) {
+  return failed.length === asked && failed.every(([, e]) => e.name === 'NetworkError')
+}
+
+/**
+ * Mark the cards drawn from a source that failed: their figures are the last ones read.
+ *
+ * @param {Set<string>} failed
+ */
+function markStale (failed) {
+  for (const [id, sources] of Object.entries(CARD_SOURCES)) {
+    const card = $(id).closest('section')
+    if (card === null) continue
+    const bad = sources.filter(s => failed.has(/** @type {Source} */ (s)))
+    card.classList.toggle('stale', bad.length > 0)
+    const when = bad.map(s => latest[/** @type {Source} */ (s)]?.at).filter(t => t !== undefined)
+    if (bad.length > 0) card.title = when.length > 0 ? `not current: figures read at ${clockTime(Math.min(...when))}` : 'not read yet'
+    else card.removeAttribute('title')
+  }
+  const updated = $('updated')
+  updated.classList.toggle('stale-text', failed.size > 0)
+  updated.textContent = lastComplete === undefined ? '' : failed.size > 0 ? `last complete read ${clockTime(lastComplete)}` : `updated ${clockTime(lastComplete)}`
+}
+
+/**
+ * Say what failed: a daemon that is down (every read refused), one that
+ * does not answer in time, or some figures only.
+ *
+ * @param {Array<[Source, ApiError]>} failed @param {boolean} down
+ */
+function drawBanner (failed, down) {
+  const banner = $('banner')
+  banner.hidden = failed.length === 0
+  banner.dataset.kind = ''
+  if (failed.length === 0) { banner.textContent = ''; return }
+  const since = lastComplete === undefined ? '' : ` The figures shown are from ${clockTime(lastComplete)} or before.`
+  const timedOut = failed.filter(([, e]) => e.name === 'TimeoutError').map(([s]) => s)
+  if (down) {
+    banner.dataset.kind = 'down'
+    banner.textContent = `The node does not answer at ${location.host}: is its daemon running?${since}`
+  } else if (timedOut.length > 0) {
+    banner.dataset.kind = 'timeout'
+    banner.textContent = `The node is running but did not answer in ${ANSWER_TIMEOUT_MS / 1000} s (${timedOut.join(', ')}): it is busy or stuck.${since}`
+  } else {
+    const [source, e] = failed[0]
+    banner.dataset.kind = 'partial'
+    banner.textContent = `Some figures could not be read (${failed.map(([s]) => s).join(', ')}): ${source}: ${e.name}: ${e.message}`
+  }
+}
+
+/** One refresh of generation `gen`, then the next one after {@link REFRESH_MS}; waits while the tab is hidden. @param {number} gen */
+function tick (gen) {
+  if (gen !== generation) return
+  if (document.hidden) { paused = gen; return }
+  const controller = new AbortController()
+  inflight = controller
+  refresh(gen, controller.signal).catch(err => {
+    if (gen !== generation) return
     const banner = $('banner')
     banner.hidden = false
     banner.textContent = `The page failed to draw: ${String(err?.message ?? err)}`
   }).finally(() => {
-    if (token() !== null) timer = setTimeout(loop, REFRESH_MS)
+    if (inflight === controller) inflight = undefined
+    if (gen === generation) timer = setTimeout(() => { tick(gen) }, REFRESH_MS)
   })
+}
+
+/** End the current generation: no refresh runs or draws after this. */
+function stopPolling () {
+  generation++
+  clearTimeout(timer)
+  timer = undefined
+  inflight?.abort()
+  inflight = undefined
+  paused = undefined
+}
+
+/** Start a new generation of refreshes, the first one now. */
+function startPolling () {
+  stopPolling()
+  tick(generation)
+}
+
+/** Forget every figure of the node: the cards, the graphs' samples, the peers' totals. */
+function clearFigures () {
+  latest = {}
+  lastComplete = undefined
+  round = 0
+  samples.length = 0
+  peerTotals = new Map()
+  pinsDrawn = ''
+  for (const id of CARD_IDS) fill(id)
+  $('peer-count').textContent = ''
+  $('pin-count').textContent = ''
+  for (const card of $('dashboard').querySelectorAll('section.stale')) { card.classList.remove('stale'); card.removeAttribute('title') }
 }
 
 /** @param {string} [why] shown on the login form */
 function logout (why) {
   sessionStorage.removeItem(TOKEN_KEY)
-  clearTimeout(timer)
+  stopPolling()
+  clearFigures()
   showLogin(why)
 }
 
@@ -510,26 +699,31 @@ function showLogin (why) {
   const error = $('login-error')
   error.hidden = why === undefined
   error.textContent = why ?? ''
-  /** @type {HTMLInputElement} */ ($('token')).focus()
+  $('token').focus()
 }
 
 function showDashboard () {
   $('login').hidden = true
   $('dashboard').hidden = false
   $('logout').hidden = false
-  loop()
+  startPolling()
 }
 
 /**
- * Check a token against the node and keep it when the node takes it.
+ * Check a token against the node and keep it when the node takes it. What
+ * was shown before (another token's node) is forgotten first.
  *
  * @param {string} candidate
  */
 async function login (candidate) {
+  stopPolling()
+  clearFigures()
+  const gen = generation
   sessionStorage.setItem(TOKEN_KEY, candidate)
   try {
     await api('/health')
   } catch (err) {
+    if (gen !== generation) return
     const e = /** @type {ApiError} */ (err)
     sessionStorage.removeItem(TOKEN_KEY)
     showLogin(e.status === 401
@@ -537,7 +731,19 @@ async function login (candidate) {
       : e.message)
     return
   }
-  showDashboard()
+  if (gen === generation) showDashboard()
+}
+
+/**
+ * The token of a `#token=…` fragment (as `shoal ui` prints it), which is
+ * then replaced in the address bar and this tab's history entry.
+ *
+ * @returns {string | null}
+ */
+function tokenFromFragment () {
+  const found = new URLSearchParams(location.hash.slice(1)).get('token')
+  if (found !== null) history.replaceState(null, '', location.pathname + location.search)
+  return found
 }
 
 function start () {
@@ -550,10 +756,18 @@ function start () {
     void login(value)
   })
   $('logout').addEventListener('click', () => { logout() })
-  // `#token=…` from `shoal ui`: taken, then wiped from the address bar and history
-  const fromUrl = new URLSearchParams(location.hash.slice(1)).get('token')
-  if (fromUrl !== null) history.replaceState(null, '', location.pathname + location.search)
-  const candidate = fromUrl ?? token()
+  // a `shoal ui` link pasted into this open tab changes only the fragment
+  window.addEventListener('hashchange', () => {
+    const fromUrl = tokenFromFragment()
+    if (fromUrl !== null && fromUrl !== '') void login(fromUrl)
+  })
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && paused !== undefined && paused === generation) {
+      paused = undefined
+      tick(generation)
+    }
+  })
+  const candidate = tokenFromFragment() ?? token()
   if (candidate !== null && candidate !== '') void login(candidate)
   else showLogin()
 }

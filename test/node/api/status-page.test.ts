@@ -3,8 +3,10 @@
  * added through the CLI, and the page served by the first daemon, opened in
  * a real headless Chromium (Debian's `chromium`, driven by playwright-core).
  * Also: the page's static files are the only thing served without the
- * token, the status endpoints validate their input, `shoal ui` prints a
- * link that logs in.
+ * token (request targets sent raw, as a client may send them), the status
+ * endpoints validate their input and list pins worst first, `shoal ui`
+ * prints a link that logs in (opened, or pasted into an open page), and a
+ * stopped daemon leaves its figures marked as not current.
  *
  * The screenshots are kept (not in a temp dir): in `$SHOAL_TEST_ARTIFACTS`,
  * else `<tmpdir>/shoal-test-artifacts/`, as `status-page.png` (logged in) and
@@ -14,6 +16,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
@@ -113,6 +116,32 @@ describe('status page', () => {
     }
   })
 
+  it('request targets that leave /ui/ or bend its paths, sent as raw bytes, are not page files', TEST, async () => {
+    const { hostname, port } = new URL(a.url)
+    // fetch and http.request would normalise `..` and `%2e%2e` before sending
+    const raw = async (target: string): Promise<{ head: string, body: string }> => await new Promise((resolve, reject) => {
+      const socket = connect({ host: hostname, port: Number(port) })
+      let text = ''
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer to ${target}`)) }, 15_000)
+      socket.setEncoding('utf8').on('data', (s: string) => { text += s })
+      socket.once('end', () => {
+        clearTimeout(timer)
+        const at = text.indexOf('\r\n\r\n')
+        resolve({ head: text.slice(0, at), body: text.slice(at + 4) })
+      })
+      socket.once('error', err => { clearTimeout(timer); reject(err) })
+      socket.once('connect', () => { socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`) })
+    })
+    for (const target of ['/ui/../api/v0/id', '/ui/%2e%2e/api/v0/id', '/ui/%2E%2E/api/v0/status', '/ui//app.js', '/ui/../node/api/ui/app.js', '/ui/%2e%2e/%2e%2e/package.json', '/ui/./app.js/']) {
+      const { head, body } = await raw(target)
+      assert.match(head, /^HTTP\/1\.1 401 /, `${target}: ${head.split('\r\n')[0]}`)
+      assert.equal(JSON.parse(body).error.name, 'UnauthorizedError', target)
+      assert.ok(!body.includes(aId), `${target} names the node`)
+    }
+    // the page's own files, sent as they are, still are
+    assert.match((await raw('/ui/app.js')).head, /^HTTP\/1\.1 200 /)
+  })
+
   it('status endpoints answer with the token and refuse a bad limit', TEST, async () => {
     const node = await (await get('/api/v0/status/node', { token: a.token })).json() as any
     assert.equal(node.id, aId)
@@ -130,10 +159,23 @@ describe('status page', () => {
     assert.ok(changes.some(c => c.author === aId && c.changes.some((op: any) => op.op === 'put' && op.path === '/docs/report.bin' && op.size === 300_000)), JSON.stringify(changes))
     assert.ok(changes.every((c, i) => i === 0 || changes[i - 1].time >= c.time), 'newest first')
 
-    const pins = await (await get('/api/v0/status/pins', { token: a.token })).json() as any
+    // its health comes from a shared check job: bounded polling until the job reached it
+    let pins: any
+    await eventually('the pin checked', async () => {
+      pins = await (await get('/api/v0/status/pins', { token: a.token })).json()
+      return pins.pins[0]?.state !== 'unknown'
+    })
     assert.equal(pins.total, 1)
-    assert.equal(pins.pins[0].path, '/docs/report.bin')
-    assert.ok(pins.pins[0].status !== undefined || pins.pins[0].error !== undefined)
+    assert.equal(pins.unknown, 0)
+    const pin = pins.pins[0]
+    assert.equal(pin.path, '/docs/report.bin')
+    assert.equal(pin.error, undefined, JSON.stringify(pin.error))
+    assert.ok(['healthy', 'at-risk', 'pending', 'not-coded'].includes(pin.state), `a fresh pin of a live swarm: ${String(pin.state)}`)
+    assert.ok(typeof pin.checkedAt === 'number' && pin.checkedAt <= Date.now())
+    const { summary, stripeCount, stripes, peersAsked } = pin.status
+    assert.equal(summary.healthy + summary.atRisk + summary.degraded + summary.lost, stripeCount, JSON.stringify(pin.status))
+    assert.equal(stripes.length, Math.min(stripeCount, 1024))
+    assert.ok(peersAsked >= 1, 'this node at least')
 
     for (const query of ['limit=0', 'limit=201', 'limit=abc', 'limit=-1', 'limit=5&limit=6', 'bogus=1']) {
       const res = await get(`/api/v0/status/changes?${query}`, { token: a.token })
@@ -176,10 +218,17 @@ describe('status page', () => {
     const shot = join(ARTIFACTS, 'status-page-login.png')
     await page.screenshot({ path: shot })
     t.diagnostic(`screenshot: ${shot}`)
-    // the fragment's token is refused the same way
+  })
+
+  it('a wrong token in the fragment is refused the same way', TEST, async t => {
+    // a fresh page: no message left by an earlier step
+    const page = await newPage(t)
     await page.goto(`${a.url}/#token=wrong`)
+    const error = page.locator('#login-error')
     await error.waitFor({ state: 'visible' })
-    assert.match(await error.innerText(), /Wrong token/)
+    assert.match(await error.innerText(), /Wrong token: the node refused it/)
+    assert.equal(new URL(page.url()).hash, '', 'the token left the address bar')
+    assert.equal(await page.locator('#dashboard').isVisible(), false)
   })
 
   it('logged in, it shows the node, its peer, the file, its pin, the disk and the graphs', TEST, async t => {
@@ -193,16 +242,25 @@ describe('status page', () => {
     await page.locator('#peers td', { hasText: bId }).first().waitFor()
     await page.locator('#pins td', { hasText: '/docs/report.bin' }).first().waitFor()
     await page.locator('#changes td', { hasText: '/docs/report.bin' }).first().waitFor()
+    // the pin's health once the check job reached it (the first answers may say "not checked yet")
+    await page.locator('#pins .badge', { hasText: /^(healthy|at risk|placing|not coded)$/ }).first().waitFor()
     const used = await page.locator('#disk-used').innerText()
     const free = await page.locator('#disk-free').innerText()
     assert.match(used, /^\d+(\.\d)? (B|KiB|MiB|GiB)$/, `disk used: ${used}`)
     assert.match(free, /^\d+(\.\d)? (B|KiB|MiB|GiB|TiB)$/, `disk free: ${free}`)
-    assert.match(await page.locator('#peers').innerText(), /\d+ ms/, 'the peer\'s latency')
+    assert.match(await page.locator('#disk').innerText(), /blocks \d+(\.\d)? (B|KiB|MiB|GiB)/)
+    // the latency: the connection monitor's or a ping's, within a refresh or two
+    await page.locator('#peers td', { hasText: /^\d+ ms$/ }).first().waitFor()
     assert.match(await page.locator('#node').innerText(), /private swarm/)
     // the network graph draws rates between samples of the counters: two of them are in after two more refreshes
     await page.waitForFunction(() => Number((globalThis as any).document.querySelector('#charts figure')?.dataset.points ?? 0) >= 2, undefined, { timeout: PAGE_WAIT_MS })
     assert.match(await page.locator('#charts figcaption').first().innerText(), /in \d+(\.\d)? (B|KiB|MiB)\/s/)
-    assert.equal(await page.locator('#banner').isVisible(), false, await page.locator('#banner').innerText())
+    // a refresh that read everything: no banner, nothing marked stale, "updated" set
+    await page.waitForFunction(() => {
+      const doc = (globalThis as any).document
+      return doc.querySelector('#banner').hidden === true && /^updated /.test(doc.querySelector('#updated').textContent)
+    }, undefined, { timeout: PAGE_WAIT_MS })
+    assert.equal(await page.locator('section.stale').count(), 0)
 
     await mkdir(ARTIFACTS, { recursive: true })
     const shot = join(ARTIFACTS, 'status-page.png')
@@ -216,9 +274,43 @@ describe('status page', () => {
     await page.goto(link.url)
     await page.locator('#peer-id', { hasText: aId }).waitFor()
     assert.equal(new URL(page.url()).hash, '')
-    // logging out forgets it: the form is back
+    // logging out forgets it: the form is back, the cards are empty
     await page.locator('#logout').click()
     await page.locator('#login-form').waitFor({ state: 'visible' })
     assert.equal(await page.evaluate('sessionStorage.getItem("shoal.token")'), null)
+    assert.equal(await page.locator('#node').innerText(), '')
+    assert.equal(await page.locator('#peers').innerText(), '')
+    // the same link pasted into the open page (only the fragment changes, the page is not loaded again): it logs in
+    await page.evaluate('globalThis.sameDocument = true')
+    await page.goto(link.url)
+    await page.locator('#peer-id', { hasText: aId }).waitFor()
+    assert.equal(await page.evaluate('globalThis.sameDocument'), true, 'the page was not reloaded')
+    assert.equal(new URL(page.url()).hash, '')
+  })
+
+  it('a daemon that stops leaves its figures marked as not current, and the page says it is down', TEST, async t => {
+    const c = await startDaemon(t)
+    const cId = (await shoalJson(c.repo, ['id'])).id
+    const page = await newPage(t)
+    await page.goto(`${c.url}/`)
+    await page.locator('#token').fill(c.token)
+    await page.locator('#login-form button[type=submit]').click()
+    await page.locator('#peer-id', { hasText: cId }).waitFor()
+    await page.locator('#updated', { hasText: /^updated / }).waitFor()
+    await c.stop()
+    const banner = page.locator('#banner')
+    await banner.waitFor({ state: 'visible' })
+    assert.match(await banner.innerText(), /does not answer .*is its daemon running\?/)
+    assert.equal(await banner.getAttribute('data-kind'), 'down')
+    // the last figures stay, marked
+    assert.match(await page.locator('#peer-id').innerText(), new RegExp(cId))
+    // every card, those not asked at the last refresh (pins, every third) too
+    await page.locator('#pins').locator('xpath=ancestor::section[contains(@class, "stale")]').waitFor()
+    assert.equal(await page.locator('#dashboard section.stale').count(), await page.locator('#dashboard section').count(), 'every card is marked')
+    assert.match(await page.locator('#updated').innerText(), /^last complete read /)
+    const shot = join(ARTIFACTS, 'status-page-down.png')
+    await mkdir(ARTIFACTS, { recursive: true })
+    await page.screenshot({ path: shot, fullPage: true })
+    t.diagnostic(`screenshot: ${shot}`)
   })
 })
