@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { ShoalError } from '../errors.js'
+import { describeError } from './describe-error.js'
 import type { ServerResponse } from 'node:http'
 import type { Logger } from '../logger.js'
 import type { GcProgress } from '../durability/gc.js'
@@ -75,9 +75,10 @@ export async function sendProgress<R> (ctx: SendProgressContext, work: (report: 
     })
   } catch (err: any) {
     if (!res.headersSent) throw err
-    const name = err instanceof ShoalError || (typeof err?.name === 'string' && err.name !== 'Error') ? String(err.name) : 'InternalError'
-    const message = String(err?.message ?? err)
-    ctx.logger.warn({ name, err: message }, 'request failed after its progress began')
+    // named and logged as the server does for a plain JSON error
+    const { status, name, message } = describeError(err)
+    if (status >= 500) ctx.logger.error({ err, name }, 'request failed after its progress began')
+    else ctx.logger.debug({ name, message }, 'request ended after its progress began')
     if (!res.destroyed) {
       line({ error: { name, message } })
       res.end()

@@ -1,6 +1,6 @@
 import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
-import { InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
+import { AbortedError, InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
 import { repoDiskUsage } from '../repo/disk-usage.js'
 import { readGatewayUrl } from '../gateway/index.js'
@@ -134,28 +134,32 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/v0/repair',
-    async handle ({ res, query, components }) {
+    async handle ({ res, query, signal, components }) {
       const q = parseQuery(schemas.repair, query)
       const { blockstore, durability } = components
       if (q.reindex === true && blockstore.reindex === undefined) throw new InvalidArgumentError('this block store has no separate index to rebuild')
       // the index first (what the packs hold), a scrub next (it may drop
       // corrupt shards), then the repair pass that restores placement; each
-      // part tells its start and its progress to `report` (progress=true)
-      const run = async (report: (update: ProgressUpdate) => void = () => {}): Promise<object> => {
+      // part tells its start and its progress to `report` (progress=true).
+      // A client that waits and goes away ends the gc and the scrub (`until`
+      // aborts); the repair pass, shared with the node's periodic check, goes
+      // on (docs/api.md)
+      const run = async (report: (update: ProgressUpdate) => void = () => {}, until?: AbortSignal): Promise<object> => {
         if (q.reindex === true) report({ phase: 'reindex' })
         const reindex = q.reindex === true ? await blockstore.reindex?.() : undefined
         // records indexed again may be blocks deleted before: garbage collection takes back what nothing needs
-        const gc = reindex !== undefined && reindex.indexed > 0 ? await durability.collectGarbage(undefined, { onProgress: e => { report({ phase: 'gc', ...e.detail }) } }) : undefined
+        const gc = reindex !== undefined && reindex.indexed > 0 ? await durability.collectGarbage(until, { onProgress: e => { report({ phase: 'gc', ...e.detail }) } }) : undefined
         if (q.scrub === true) report({ phase: 'scrub', blocks: 0, bytes: 0, corrupt: 0 })
-        const scrub = q.scrub === true ? await durability.scrub(undefined, { onProgress: e => { report({ phase: 'scrub', ...e.detail }) } }) : undefined
+        const scrub = q.scrub === true ? await durability.scrub(until, { onProgress: e => { report({ phase: 'scrub', ...e.detail }) } }) : undefined
+        if (until?.aborted === true) throw new AbortedError('client closed the request: no repair pass started')
         report({ phase: 'repair', manifests: 0, repaired: 0 })
         const repair = await durability.repair(undefined, { onProgress: e => { report({ phase: 'repair', ...e.detail }) } })
         // undefined parts are left out of the JSON
         return { ...repair, scrub, reindex, gc }
       }
       // progress implies waiting: it is told while the pass runs
-      if (q.progress === true) { await sendProgress({ res, logger: components.logger }, run); return }
-      if (q.wait === true) { sendJson(res, 200, await run()); return }
+      if (q.progress === true) { await sendProgress({ res, logger: components.logger }, async report => await run(report, signal)); return }
+      if (q.wait === true) { sendJson(res, 200, await run(undefined, signal)); return }
       const pass = run()
       pass.catch(err => { components.logger.warn({ err: err?.message }, 'repair pass failed') })
       sendJson(res, 202, { started: true })

@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { ShoalError } from '../errors.js'
 import { checkToken, sendError } from './http.js'
-import { isDiskFull } from '../errors.js'
+import { describeError } from './describe-error.js'
 import { routes, type Route } from './routes.js'
 import { isPageAsset, sendPageAsset } from './ui/assets.js'
 import type { ShoalComponents } from '../node.js'
@@ -30,19 +29,6 @@ export interface ApiServer {
   start: () => Promise<AddressInfo>
   /** Stop listening and close every open connection (requests under way are cut); resolves once closed. Idempotent. */
   stop: () => Promise<void>
-}
-
-/** Turn anything thrown into `{ status, name, message }`. */
-function describe (err: any): { status: number, name: string, message: string } {
-  if (err instanceof ShoalError) return { status: err.status, name: err.name, message: err.message }
-  if (isDiskFull(err)) return { status: 507, name: 'DiskFullError', message: `the repo disk is full: ${String(err.message)}` }
-  // the client hung up mid-request: not our failure
-  if (err?.code === 'ECONNRESET' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.message === 'aborted') {
-    return { status: 499, name: 'AbortedError', message: 'client closed the request' }
-  }
-  // errors of libraries we call that are the caller's fault
-  if (typeof err?.name === 'string' && /NotFound/.test(err.name)) return { status: 404, name: 'NotFoundError', message: String(err.message) }
-  return { status: 500, name: 'InternalError', message: String(err?.message ?? err) }
 }
 
 /**
@@ -81,7 +67,7 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
       }
       await route.handle({ req, res, query: url.searchParams, signal: abort.signal, components })
     } catch (err: any) {
-      const { status, name, message } = describe(err)
+      const { status, name, message } = describeError(err)
       if (status >= 500) log.error({ err, route: label }, 'request failed')
       else log.debug({ route: label, name, message }, 'request rejected')
       // the client may still be sending: it gets the answer first, then the

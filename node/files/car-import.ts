@@ -46,7 +46,7 @@ export interface CarImportComponents {
 /**
  * Where an import stands once the upload is in: staged and checked whole
  * (its blocks and bytes), published into the main store (the blocks new
- * here), then one event per root bound into the namespace.
+ * here), then one event per root, bound into the namespace or left unbound.
  */
 export type CarImportProgress =
   | { step: 'checked', blocks: number, bytes: number }
@@ -134,12 +134,16 @@ async function publishAndBind (c: CarImportComponents, staged: StagedCar, option
     plans.push(plan)
   }
   for (const plan of plans) {
-    if (plan === undefined) { result.paths.push(null); continue }
-    const there = await c.namespace.lookup(plan.path)
-    if (there === undefined) { await bindPlan(c, plan); c.announce?.(plan.root) }
-    // the same file bound already (an earlier import of it) is fine; anything else is not ours to change
-    else if (there.type !== 'file' || there.cid !== plan.root.toString()) throw new AlreadyExistsError(`${plan.path} exists: import the CAR somewhere else (--to)`)
-    result.paths.push(plan.path)
+    if (plan === undefined) {
+      result.paths.push(null)
+    } else {
+      const there = await c.namespace.lookup(plan.path)
+      if (there === undefined) { await bindPlan(c, plan); c.announce?.(plan.root) }
+      // the same file bound already (an earlier import of it) is fine; anything else is not ours to change
+      else if (there.type !== 'file' || there.cid !== plan.root.toString()) throw new AlreadyExistsError(`${plan.path} exists: import the CAR somewhere else (--to)`)
+      result.paths.push(plan.path)
+    }
+    // a root left unbound is done too: the count reaches the total
     report({ step: 'bound', roots: result.paths.length, total: plans.length })
   }
   return result

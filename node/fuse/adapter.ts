@@ -161,18 +161,20 @@ function bindingError (err: any): FuseUnavailableError {
     return new FuseUnavailableError(`FUSE support is not installed (the optional module fuse-native is missing): ${INSTALL_FUSE_HINT}`)
   }
   if (/libfuse/.test(message)) {
-    return new FuseUnavailableError(`the FUSE binding cannot load libfuse2 (${message}): install Debian's \`libfuse2\` package (apt-get install fuse libfuse2)`)
+    return new FuseUnavailableError(`the FUSE binding cannot load libfuse2 (${message}): install Debian's \`libfuse2\` package (apt-get install fuse libfuse2), then restart the daemon (the binding is loaded once per process)`)
   }
   return new FuseUnavailableError(`cannot load the FUSE binding fuse-native (${message}): ${INSTALL_FUSE_HINT}`)
 }
 
 /**
- * Check that this machine can mount: `/dev/fuse` opens for reading and
- * writing, `fusermount` is on the PATH, the binding loads.
+ * Check that this machine can mount: the binding loads (first: a missing
+ * module is what `npm install` fixes, whatever the machine), `/dev/fuse`
+ * opens for reading and writing, `fusermount` is on the PATH.
  *
  * @throws {FuseUnavailableError} saying which is missing
  */
 export async function checkFuse (): Promise<void> {
+  await loadFuseClass()
   try {
     await access('/dev/fuse', constants.R_OK | constants.W_OK)
   } catch (err: any) {
@@ -184,7 +186,6 @@ export async function checkFuse (): Promise<void> {
     try { await access(`${dir}/fusermount`, constants.X_OK); found = true; break } catch {}
   }
   if (!found) throw new FuseUnavailableError('fusermount is not on the PATH: install Debian\'s `fuse` package')
-  await loadFuseClass()
 }
 
 /**
