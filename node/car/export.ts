@@ -15,6 +15,14 @@ export interface ExportCarOptions {
    * a DAG: the gateway's `dag-scope` and `entity-bytes` (node/gateway/).
    */
   follow?: (block: { cid: CID, bytes: Uint8Array }) => CID[]
+  /**
+   * Whether a block already written is walked again when it is met again
+   * (read again and given to `follow`, never written twice). Default: never,
+   * each block is walked once. A `follow` that needs a block's links for a
+   * second occurrence of it (another byte range of a file) says so here;
+   * it must stop saying so, or the walk does not end.
+   */
+  revisit?: (cid: CID) => boolean
 }
 
 type BlockWriter = ReturnType<typeof CarWriter.create>['writer']
@@ -26,25 +34,28 @@ function throwIfAborted (signal?: AbortSignal): void {
 /**
  * Put every block of the DAG under `root` into `writer`, depth-first
  * pre-order (parents before children, children in link order, each block
- * once), with an explicit stack. Each `put` resolves only once the consumer
+ * once; `revisit` may walk a block again, never writing it twice), with an
+ * explicit stack. Each `put` resolves only once the consumer
  * has read its bytes, so at most one block is in flight. Identity-hashed
  * nodes are walked through but not written (their data is in the CID).
  */
 async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, options: ExportCarOptions): Promise<void> {
-  const { signal, follow } = options
+  const { signal, follow, revisit } = options
   const seen = new Set<string>()
+  const wanted = (cid: CID): boolean => !seen.has(nodeKey(cid)) || revisit?.(cid) === true
   const stack: CID[] = [root]
   while (stack.length > 0 && !stopped()) {
     throwIfAborted(signal)
     const cid = stack.pop() as CID
     const key = nodeKey(cid)
-    if (seen.has(key)) continue
+    if (!wanted(cid)) continue
+    const again = seen.has(key)
     seen.add(key)
     const bytes = cid === root ? rootBytes : await blockstore.getBytes(cid, { signal })
-    if (cid.multihash.code !== IDENTITY) await writer.put({ cid, bytes })
+    if (!again && cid.multihash.code !== IDENTITY) await writer.put({ cid, bytes })
     const links = follow === undefined ? linksOf(cid, bytes) : follow({ cid, bytes })
     for (let i = links.length - 1; i >= 0; i--) {
-      if (!seen.has(nodeKey(links[i]))) stack.push(links[i])
+      if (wanted(links[i])) stack.push(links[i])
     }
   }
 }

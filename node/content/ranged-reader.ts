@@ -16,6 +16,14 @@ export const READ_AHEAD = 16
 export const READ_AHEAD_BYTES = 8 * 1024 * 1024
 
 
+/** How far {@link readRange} reads ahead of its consumer. */
+export interface ReadAhead {
+  /** Most leaf reads in flight. */
+  blocks: number
+  /** Most declared leaf bytes in flight (at least one leaf is, whatever its size). */
+  bytes: number
+}
+
 /** A piece of the file: where it starts and how to get its bytes. */
 interface Span {
   /** File offset of the piece's first byte. */
@@ -38,7 +46,8 @@ export interface RootBlock { cid: CID, bytes: Uint8Array }
  * @throws {InvalidArgumentError} for anything else that is not a file
  */
 export function fileSizeOf (root: RootBlock): number {
-  if (root.cid.code === RAW || root.cid.multihash.code === 0x00) return root.bytes.byteLength
+  // the codec says what the bytes are; an identity multihash only says where they are (in the CID)
+  if (root.cid.code === RAW) return root.bytes.byteLength
   return Number(decodeFileNode(root.cid, root.bytes).unixfs.fileSize())
 }
 
@@ -71,7 +80,7 @@ async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: numbe
     if (signal?.aborted === true) throw new AbortedError('read aborted')
     const span = stack.pop() as Span
     const cid = span.cid as CID
-    if (cid.code === RAW || cid.multihash.code === 0x00) {
+    if (cid.code === RAW) {
       yield cid === root.cid ? { ...span, bytes: root.bytes } : span
       continue
     }
@@ -93,14 +102,15 @@ async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: numbe
 /**
  * Stream bytes `[start, end)` of the UnixFS file (or raw block) whose root is `root`,
  * reading only the blocks that hold them, each hash-checked, with at most
- * {@link READ_AHEAD} leaves and {@link READ_AHEAD_BYTES} in flight: a slow
+ * {@link READ_AHEAD} leaves and {@link READ_AHEAD_BYTES} in flight (or what
+ * `readAhead` says: a server with many readers keeps less): a slow
  * consumer holds the reader back instead of making it buffer the file. The
  * read-ahead is topped up in bursts, once half of it has been consumed, so
  * that a network session can ask a peer for several leaves in one message.
  *
  * @throws {InvalidBlockError} when a leaf's size disagrees with its parent
  */
-export async function * readRange (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function * readRange (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal, readAhead: ReadAhead = { blocks: READ_AHEAD, bytes: READ_AHEAD_BYTES }): AsyncGenerator<Uint8Array> {
   if (end <= start) return
   const spans = spansOf(blockstore, root, start, end, signal)
   const window: Array<{ weight: number, read: Promise<{ span: Span, bytes: Uint8Array }> }> = []
@@ -108,8 +118,8 @@ export async function * readRange (blockstore: BlockGetter, root: RootBlock, sta
   let ahead = 0
   let exhausted = false
   const refill = async (): Promise<void> => {
-    if (window.length > READ_AHEAD / 2 || ahead > READ_AHEAD_BYTES / 2) return
-    while (!exhausted && window.length < READ_AHEAD && (window.length === 0 || ahead < READ_AHEAD_BYTES)) {
+    if (window.length > readAhead.blocks / 2 || ahead > readAhead.bytes / 2) return
+    while (!exhausted && window.length < readAhead.blocks && (window.length === 0 || ahead < readAhead.bytes)) {
       const next = await spans.next()
       if (next.done === true) { exhausted = true; return }
       const span = next.value

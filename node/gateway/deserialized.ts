@@ -10,16 +10,26 @@
  *
  * @module
  */
-import { readContent, resolveEntry, entrySize } from '../content/index.js'
+import { resolveEntry, entrySize } from '../content/index.js'
+import { readRange, type ReadAhead } from '../content/ranged-reader.js'
 import { NotAcceptableError } from './errors.js'
 import { answeredNotModified, contentHeaders, sendBody } from './http.js'
 import { renderListing } from './listing.js'
-import { contentTypeOf } from './mime.js'
+import { contentTypeOf, SNIFF_BYTES, typeByName } from './mime.js'
 import { parseRangeHeader } from './range.js'
 import { resolvePath, type ResolvedPath } from './resolve.js'
 import type { GatewayContext } from './context.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
+import type { CID } from 'multiformats/cid'
 import type { OutgoingHttpHeaders } from 'node:http'
+
+/**
+ * How far a file's bytes are read ahead of a slow client: less than a
+ * local reader's (node/content/ranged-reader.ts), since a gateway has many
+ * clients at once and each one's read-ahead is memory held for it.
+ */
+export const GATEWAY_READ_AHEAD: ReadAhead = { blocks: 4, bytes: 1024 * 1024 }
 
 /** The name a directory's page is served from. */
 const INDEX_HTML = 'index.html'
@@ -39,7 +49,32 @@ export async function serveContent (ctx: GatewayContext): Promise<void> {
   await serveFile(ctx, resolved, entry, request.path.segments[request.path.segments.length - 1])
 }
 
-/** A file's bytes, the whole or one range of them. */
+/** Bytes `[offset, offset + length)` of the file whose root is `cid`, with the gateway's read-ahead. */
+async function * readFile (blocks: BlockGetter, cid: CID, offset: number, length: number, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const root = { cid, bytes: await blocks.getBytes(cid, { signal }) }
+  yield * readRange(blocks, root, offset, offset + length, signal, GATEWAY_READ_AHEAD)
+}
+
+/** `source` with its first chunk made at least `bytes` long (or the whole source, when shorter). */
+async function * firstChunkOf (source: AsyncIterable<Uint8Array>, bytes: number): AsyncGenerator<Uint8Array> {
+  const held: Uint8Array[] = []
+  let size = 0
+  let passing = false
+  for await (const chunk of source) {
+    if (passing) { yield chunk; continue }
+    held.push(chunk)
+    size += chunk.byteLength
+    if (size >= bytes) { yield Buffer.concat(held); passing = true }
+  }
+  if (!passing && held.length > 0) yield Buffer.concat(held)
+}
+
+/**
+ * A file's bytes, the whole or one range of them. The type comes from the
+ * name, else from the file's first bytes: the body's own when it starts at
+ * byte 0 and holds them, else a separate small read, so a 200 and a 206 of
+ * one file name the same type.
+ */
 async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: UnixFSEntry, name: string | undefined, headersOf = contentHeaders(ctx.request.path, resolved)): Promise<void> {
   const { req, res, request, signal } = ctx
   const size = entrySize(entry)
@@ -48,24 +83,29 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
   const range = parseRangeHeader(req.headers.range, size)
   const offset = range?.first ?? 0
   const length = range === undefined ? size : range.last - range.first + 1
-  const headers = (first: Uint8Array | undefined): OutgoingHttpHeaders => ({
-    ...headersOf,
-    etag,
-    'accept-ranges': 'bytes',
-    'content-type': contentTypeOf(name, offset === 0 ? first : undefined),
-    'content-length': length,
-    ...(range === undefined ? {} : { 'content-range': `bytes ${range.first}-${range.last}/${size}` })
-  })
-  if (request.head && offset !== 0) {
-    res.writeHead(206, headers(undefined))
-    res.end()
-    return
+  const content = ctx.contentBlocks(resolved.terminal)
+  const sniffed = Math.min(SNIFF_BYTES, size)
+  const bodyHoldsStart = offset === 0 && length >= sniffed
+  let type = typeByName(name)
+  if (type === undefined && !bodyHoldsStart) {
+    const prefix: Uint8Array[] = []
+    for await (const chunk of readFile(content, resolved.terminal, 0, sniffed, signal)) prefix.push(chunk)
+    type = contentTypeOf(undefined, Buffer.concat(prefix))
   }
+  const known = type
+  const body = readFile(content, resolved.terminal, offset, length, signal)
   await sendBody(res, {
     status: range === undefined ? 200 : 206,
     head: request.head,
-    headers,
-    source: readContent(ctx.contentBlocks(resolved.terminal), resolved.terminal, { offset, length, signal })
+    headers: (first: Uint8Array | undefined): OutgoingHttpHeaders => ({
+      ...headersOf,
+      etag,
+      'accept-ranges': 'bytes',
+      'content-type': known ?? contentTypeOf(undefined, first?.subarray(0, sniffed)),
+      'content-length': length,
+      ...(range === undefined ? {} : { 'content-range': `bytes ${range.first}-${range.last}/${size}` })
+    }),
+    source: known === undefined ? firstChunkOf(body, sniffed) : body
   })
 }
 

@@ -48,3 +48,15 @@ export class ForbiddenHostError extends ShoalError {
   override name = 'ForbiddenHostError'
   override readonly status = 403
 }
+
+/** More content requests are under way than the gateway serves at once: try again shortly (503, with `Retry-After`). */
+export class GatewayBusyError extends ShoalError {
+  override name = 'GatewayBusyError'
+  override readonly status = 503
+}
+
+/** A request a browser made for another site's page (`Sec-Fetch-Site: cross-site`): a page elsewhere may not read or embed the gateway's content. */
+export class CrossSiteRequestError extends ShoalError {
+  override name = 'CrossSiteRequestError'
+  override readonly status = 403
+}

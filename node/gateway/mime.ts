@@ -2,7 +2,10 @@
  * The `Content-Type` of a deserialized file: from the extension of its name
  * when the path has one, else sniffed from its first bytes (a few binary
  * signatures, then UTF-8 text), else `application/octet-stream` — what a
- * browser needs to show a page, a picture or a video from the gateway.
+ * browser needs to show a page, a picture or a video from the gateway. The
+ * sniffed bytes are always the file's first {@link SNIFF_BYTES} (fewer for
+ * a smaller file), whatever range a request asks for, so every response
+ * about one file names the same type.
  *
  * @module
  */
@@ -50,13 +53,23 @@ const SIGNATURES: Array<{ magic: number[], type: string }> = [
 
 const OCTET_STREAM = 'application/octet-stream'
 
+/** Bytes of a file's beginning its type is sniffed from. */
+export const SNIFF_BYTES = 512
+
 /** True when `bytes` (a prefix of a file) read as UTF-8 text without control characters. */
 function looksLikeText (bytes: Uint8Array): boolean {
-  const sample = bytes.subarray(0, 512)
+  const sample = bytes.subarray(0, SNIFF_BYTES)
   // a multi-byte character cut at the end of the sample is not an error
   const text = new TextDecoder('utf-8', { fatal: false }).decode(sample)
   const bad = /[\x00-\x08\x0e-\x1f\x7f]/.test(text) || text.slice(0, -3).includes('\ufffd')
   return !bad
+}
+
+/** The content type the extension of `name` says; undefined when it says none (no name, no extension, an unknown one). */
+export function typeByName (name: string | undefined): string | undefined {
+  const dot = name?.lastIndexOf('.') ?? -1
+  if (name === undefined || dot <= 0) return undefined
+  return BY_EXTENSION[name.slice(dot + 1).toLowerCase()]
 }
 
 /**
@@ -64,11 +77,8 @@ function looksLikeText (bytes: Uint8Array): boolean {
  * whose first bytes are `first` (undefined: an empty file).
  */
 export function contentTypeOf (name: string | undefined, first: Uint8Array | undefined): string {
-  const dot = name?.lastIndexOf('.') ?? -1
-  if (name !== undefined && dot > 0) {
-    const known = BY_EXTENSION[name.slice(dot + 1).toLowerCase()]
-    if (known !== undefined) return known
-  }
+  const known = typeByName(name)
+  if (known !== undefined) return known
   if (first === undefined || first.byteLength === 0) return OCTET_STREAM
   for (const { magic, type } of SIGNATURES) {
     if (magic.every((b, i) => first[i] === b)) return type

@@ -2,7 +2,9 @@
  * Which response a request gets: one raw block, a CAR, or the deserialized
  * content (file bytes, a directory listing). The `format` query parameter
  * wins over the `Accept` header, as the trustless-gateway spec says; among
- * `Accept` entries the highest `q` that this gateway can produce wins.
+ * `Accept` entries the highest `q` that this gateway can produce wins (a
+ * CAR entry asking for a variant it does not write gives way to the next
+ * entry, which may be a CAR variant it writes).
  *
  * What is refused: a `format` nobody knows (400); a type this gateway does
  * not produce (dag-json, dag-cbor, tar, IPNS records: 406); a CAR variant
@@ -102,26 +104,36 @@ function parseScope (query: URLSearchParams): { scope: DagScope, entityBytes?: E
 export function negotiate (query: URLSearchParams, accept: string | undefined): ResponseFormat {
   const format = query.get('format')
   const ranges = parseAccept(accept ?? '')
-  const carRange = ranges.find(r => r.type === CAR_TYPE)
-  const car = (): ResponseFormat => {
+  /** A CAR as the query (and the `Accept` entry `range`, if any) describe it. */
+  const car = (range?: MediaRange): ResponseFormat => {
     checkCarVariant({
-      version: query.get('car-version') ?? carRange?.params.get('version'),
-      order: query.get('car-order') ?? carRange?.params.get('order'),
-      dups: query.get('car-dups') ?? carRange?.params.get('dups')
+      version: query.get('car-version') ?? range?.params.get('version'),
+      order: query.get('car-order') ?? range?.params.get('order'),
+      dups: query.get('car-dups') ?? range?.params.get('dups')
     })
     return { kind: 'car', ...parseScope(query) }
   }
   if (format !== null) {
     if (format === 'raw') return { kind: 'raw' }
-    if (format === 'car') return car()
+    if (format === 'car') return car(ranges.find(r => r.type === CAR_TYPE))
     if (NOT_PRODUCED_FORMATS.has(format)) throw new NotAcceptableError(`format=${format} is not produced by this gateway: raw, car, or none for the content itself`)
     throw new InvalidArgumentError(`unknown format ${JSON.stringify(format.slice(0, 60))}: raw or car`)
   }
   if (ranges.length === 0) return { kind: 'deserialized' }
+  // best q first: the first entry this gateway can produce wins; a CAR entry whose variant it cannot write gives way to the next
+  let refused: NotAcceptableError | undefined
   for (const range of ranges) {
     if (range.type === RAW_TYPE) return { kind: 'raw' }
-    if (range.type === CAR_TYPE) return car()
+    if (range.type === CAR_TYPE) {
+      try {
+        return car(range)
+      } catch (err) {
+        if (!(err instanceof NotAcceptableError)) throw err
+        refused ??= err
+        continue
+      }
+    }
     if (!NOT_PRODUCED_TYPES.has(range.type)) return { kind: 'deserialized' }
   }
-  throw new NotAcceptableError(`none of the accepted types (${ranges.map(r => r.type).join(', ')}) is produced by this gateway: ${RAW_TYPE}, ${CAR_TYPE}, or the content itself`)
+  throw refused ?? new NotAcceptableError(`none of the accepted types (${ranges.map(r => r.type).join(', ')}) is produced by this gateway: ${RAW_TYPE}, ${CAR_TYPE}, or the content itself`)
 }

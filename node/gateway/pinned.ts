@@ -7,46 +7,33 @@
  * answer for the leaves they hold), but not a file whose only copy is in the
  * cold tier, nor a striped file with a leaf no live peer holds (its holder
  * is gone: the leaf must be rebuilt from its stripe). So when a plain read
- * fails for want of a block, the namespace is searched for a visible file
- * with that CID and a stripe manifest or a cold copy, and the rest of the
- * request reads through a session on that pin — holders, Reed-Solomon
- * rebuilds, the tier — as `shoal cat PATH` reads it.
+ * fails for want of a block, the pin of the session's root is looked up in
+ * the {@link PinIndex} (by multihash: a CIDv0 finds a CIDv1 pin), and the
+ * rest of the session reads through a session on that pin — holders,
+ * Reed-Solomon rebuilds, the tier — as `shoal cat PATH` reads it.
  *
- * The search is a scan of the namespace's files, made only on that failure
- * path and once per session (reads in flight at once share it).
+ * The lookup is made at most once per session (reads in flight at once
+ * share it), under the request's retrieval timeout, and never scans the
+ * namespace itself (the index is built once per namespace change). An
+ * identity-hashed root is never looked up: its block is its CID, no pin
+ * is needed to read it, and no file is pinned under one.
  *
  * @module
  */
-import { CID } from 'multiformats/cid'
-import type { Entry } from '../namespace/index.js'
+import { IDENTITY } from '../blocks/verify.js'
 import type { BlockGetter, BlockReader, ReadTarget } from '../reads/api.js'
+import type { CID } from 'multiformats/cid'
 
-/** Where the gateway finds the pins of files. */
-export interface PinSource {
-  /** Every visible file of the namespace. */
-  files: () => AsyncIterable<Entry>
-}
+export { PinIndex, type PinSource } from './pin-index.js'
 
 /** Read failures after which the file's pin is looked for. */
 const WANTING = new Set(['BlockUnavailableError', 'NotFoundError', 'StripeUnavailableError', 'PeerUnavailableError'])
 
-/** The pinned read target of the visible file whose content is `root`, when it has a manifest or a cold copy. */
-export async function findPinnedTarget (pins: PinSource, root: CID, signal?: AbortSignal): Promise<ReadTarget | undefined> {
-  const wanted = root.toString()
-  for await (const entry of pins.files()) {
-    signal?.throwIfAborted()
-    if (entry.type !== 'file' || entry.cid !== wanted) continue
-    const pin = entry.pin
-    if (pin?.manifest === undefined && pin?.cold === undefined) continue
-    return { root, manifest: pin.manifest === undefined ? undefined : CID.parse(pin.manifest), cold: pin.cold }
-  }
-  return undefined
-}
-
 /** Options of {@link contentSession}. */
 export interface ContentSessionInit {
   blocks: BlockReader
-  pins: PinSource
+  /** The pinned read target of a content root (the request's pin index lookup, under its retrieval timeout). */
+  lookup: (root: CID) => Promise<ReadTarget | undefined>
   /** The CID of the content (a file root) the session reads. */
   root: CID
   signal: AbortSignal
@@ -56,10 +43,11 @@ export interface ContentSessionInit {
 
 /** A read session for the DAG under `root` that turns to the file's pin when a block is wanting (see the module comment). */
 export function contentSession (init: ContentSessionInit): BlockGetter {
-  const { blocks, pins, root, signal, wrap } = init
+  const { blocks, lookup, root, signal, wrap } = init
   const plain = wrap(blocks.session({ root }, { signal }))
+  if (root.multihash.code === IDENTITY) return plain
   let pinned: BlockGetter | undefined
-  // reads run in parallel (read-ahead): every one that fails waits for the same search
+  // reads run in parallel (read-ahead): every one that fails waits for the same lookup
   let search: Promise<BlockGetter | undefined> | undefined
   return {
     getBytes: async (cid, options) => {
@@ -68,7 +56,7 @@ export function contentSession (init: ContentSessionInit): BlockGetter {
         return await plain.getBytes(cid, options)
       } catch (err: any) {
         if (!WANTING.has(err?.name) || signal.aborted) throw err
-        search ??= findPinnedTarget(pins, root, signal).then(target => {
+        search ??= lookup(root).then(target => {
           if (target !== undefined) pinned = wrap(blocks.session(target, { signal }))
           return pinned
         })

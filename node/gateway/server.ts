@@ -1,37 +1,44 @@
 /**
  * The gateway's HTTP server: its own listener beside the API, no token
  * (everything it serves is read-only and addressed by hash), GET and HEAD
- * of `/ipfs/{cid}[/path]` only. Each request is parsed and negotiated
+ * of `/ipfs/{cid}[/path]` only. Each request is checked against web pages
+ * in the user's browser (./origin.ts), parsed and negotiated
  * (./request.ts, ./negotiate.ts) before anything is read, then answered
  * through the node's block service under a retrieval timeout
  * (./watchdog.ts); a client that goes away aborts its reads.
  *
- * On a loopback address, requests naming another host in `Host` are refused
- * (403): a web page cannot use DNS rebinding to read the swarm's content
- * through the user's browser. No CORS headers are sent, for the same reason.
+ * What one client can hold: at most `maxConcurrentRequests` requests are
+ * answered at once (beyond, 503 with `Retry-After`); a connection whose
+ * client reads nothing of what is waiting for it for `writeIdleTimeoutMs`
+ * is closed, freeing its request and the bytes read ahead for it (a
+ * request waiting for blocks is the retrieval timeout's business, not
+ * this one's). The listener keeps running whatever a connection does: an
+ * error of the server after it started is logged, never fatal.
  *
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 import { isLoopbackHost } from './address.js'
-import { ForbiddenHostError, GatewayAddressInUseError, MethodNotAllowedError } from './errors.js'
+import { GatewayAddressInUseError, GatewayBusyError, MethodNotAllowedError } from './errors.js'
 import { describeFailure, sendFailure } from './http.js'
 import { negotiate } from './negotiate.js'
+import { CONTENT_HEADERS, ORIGIN_HEADERS, checkOrigin } from './origin.js'
 import { ALLOWED_METHODS, parseGatewayRequest } from './request.js'
 import { serveCar, serveRaw } from './trustless.js'
 import { serveContent } from './deserialized.js'
 import { RetrievalWatchdog } from './watchdog.js'
-import { contentSession, type PinSource } from './pinned.js'
+import { contentSession, PinIndex, type PinSource } from './pinned.js'
+import { WarnLimit } from '../namespace/trust.js'
 import type { GatewayContext } from './context.js'
 import type { Logger } from '../logger.js'
 import type { BlockReader } from '../reads/api.js'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 
 /** What the gateway reads from. */
 export interface GatewayComponents {
   /** The node's block service. */
   blocks: BlockReader
-  /** The namespace, searched for the pin of a file whose blocks a plain read cannot find. */
+  /** The namespace, indexed for the pins of files whose blocks a plain read cannot find (./pin-index.ts). */
   namespace: PinSource
   logger: Logger
 }
@@ -48,6 +55,10 @@ export interface GatewayServerInit {
   keepAliveTimeoutMs?: number
   /** Connections open at once; more are refused. @default 256 */
   maxConnections?: number
+  /** Requests answered at once; more get 503 with `Retry-After`. @default 64 */
+  maxConcurrentRequests?: number
+  /** A connection with bytes waiting for its client, and no progress for this long, is closed. @default 60_000 ms */
+  writeIdleTimeoutMs?: number
 }
 
 /** The running gateway. */
@@ -60,21 +71,24 @@ export interface GatewayServer {
   start: () => Promise<AddressInfo>
   /** Stop listening and close every connection. Idempotent. */
   stop: () => Promise<void>
+  /** The index of pinned files the gateway looks pins up in (its `builds` count the namespace scans). */
+  readonly pins: PinIndex
 }
 
 /** The default retrieval timeout. */
 export const DEFAULT_RETRIEVAL_TIMEOUT_MS = 30_000
-
-/** The host part of a `Host` header (`127.0.0.1:5748`, `[::1]:5748`, `localhost`). */
-function hostOf (header: string): string {
-  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::\d+)?$/.exec(header.trim())
-  return (m?.[1] ?? m?.[2] ?? header).toLowerCase()
-}
+/** The default bound of requests answered at once. */
+export const DEFAULT_MAX_CONCURRENT_REQUESTS = 64
+/** The default time a connection may make no progress towards its client. */
+export const DEFAULT_WRITE_IDLE_TIMEOUT_MS = 60_000
+/** Seconds a client refused for load is told to wait. */
+const RETRY_AFTER_S = 5
 
 /**
  * Timeouts of the listener: a CAR of a large DAG may stream for long, so a
- * whole request has no bound, but its head must come quickly and an idle
- * kept-alive connection is closed.
+ * whole request has no bound, but its head must come quickly, an idle
+ * kept-alive connection is closed, and so is one whose client stopped
+ * reading (the socket timeout, checked in the server's `timeout` event).
  */
 function listenerOptions (init: GatewayServerInit): ServerOptions {
   return { requestTimeout: 0, headersTimeout: init.headersTimeoutMs ?? 10_000, keepAliveTimeout: init.keepAliveTimeoutMs ?? 5_000, connectionsCheckingInterval: 1_000 }
@@ -84,17 +98,32 @@ function listenerOptions (init: GatewayServerInit): ServerOptions {
 export function createGatewayServer (components: GatewayComponents, init: GatewayServerInit): GatewayServer {
   const log = components.logger.child({ component: 'gateway' })
   const retrievalTimeoutMs = init.retrievalTimeoutMs ?? DEFAULT_RETRIEVAL_TIMEOUT_MS
-  const checkHost = isLoopbackHost(init.host)
+  const maxConcurrent = init.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS
+  const loopback = isLoopbackHost(init.host)
+  const pins = new PinIndex(components.namespace)
+  /** Failures of peers (502) are the swarm's state, not the gateway's: warned of once a minute per kind. */
+  const peerWarnings = new WarnLimit({ interval: 60_000 })
+  /** The response under way on each connection. */
+  const responses = new WeakMap<Socket, ServerResponse>()
+  let active = 0
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const abort = new AbortController()
     res.once('close', () => { if (!res.writableFinished) abort.abort() })
     const watchdog = new RetrievalWatchdog({ timeoutMs: retrievalTimeoutMs, signal: abort.signal })
+    // a slot is held until the handler is done and the response is closed (its bytes handed over, or the connection gone)
+    let holds = 0
+    const release = (): void => { if (--holds === 0) active-- }
+    for (const [k, v] of Object.entries(ORIGIN_HEADERS)) if (v !== undefined) res.setHeader(k, v)
     try {
-      const host = req.headers.host
-      if (checkHost && host !== undefined && !isLoopbackHost(hostOf(host)) && !hostOf(host).endsWith('.localhost')) {
-        throw new ForbiddenHostError(`host ${JSON.stringify(host.slice(0, 100))} is not this machine: a loopback gateway answers requests to 127.0.0.1, [::1] or localhost only`)
+      checkOrigin(req.headers, loopback)
+      if (active >= maxConcurrent) {
+        res.setHeader('retry-after', String(RETRY_AFTER_S))
+        throw new GatewayBusyError(`the gateway is answering ${maxConcurrent} requests already: try again in ${RETRY_AFTER_S} s`)
       }
+      active++
+      holds = 2
+      res.once('close', release)
       const request = parseGatewayRequest(req.method, req.url)
       const format = negotiate(request.query, req.headers.accept)
       const session = components.blocks.session({ root: request.path.root }, { signal: watchdog.signal })
@@ -104,28 +133,57 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
         request,
         blocks: watchdog.wrap(session),
         signal: watchdog.signal,
-        contentBlocks: root => contentSession({ blocks: components.blocks, pins: components.namespace, root, signal: watchdog.signal, wrap: getter => watchdog.wrap(getter) })
+        contentBlocks: root => contentSession({
+          blocks: components.blocks,
+          lookup: async cid => await watchdog.guard(pins.lookup(cid)),
+          root,
+          signal: watchdog.signal,
+          wrap: getter => watchdog.wrap(getter)
+        })
       }
       if (format.kind === 'raw') await serveRaw(ctx)
       else if (format.kind === 'car') await serveCar(ctx, format)
-      else await serveContent(ctx)
+      else {
+        for (const [k, v] of Object.entries(CONTENT_HEADERS)) if (v !== undefined) res.setHeader(k, v)
+        await serveContent(ctx)
+      }
     } catch (err: any) {
       const failure = describeFailure(err, watchdog.timedOut)
-      if (failure.status >= 500 && failure.status !== 504) log.error({ err, url: req.url }, 'gateway request failed')
+      if (failure.name === 'PeerUnavailableError') {
+        const suppressed = peerWarnings.take(failure.name, Date.now())
+        if (suppressed !== undefined) log.warn({ url: req.url, message: failure.message, suppressed }, 'gateway request failed: no peer could serve it')
+        else log.debug({ url: req.url, message: failure.message }, 'gateway request failed: no peer could serve it')
+      } else if (failure.status >= 500 && failure.status !== 504 && failure.status !== 503) log.error({ err, url: req.url }, 'gateway request failed')
       else log.debug({ url: req.url, name: failure.name, message: failure.message }, 'gateway request refused')
       const extra = err instanceof MethodNotAllowedError ? { allow: ALLOWED_METHODS.join(', ') } : err?.name === 'RangeNotSatisfiableError' ? { 'content-range': `bytes */${String(err.size)}` } : {}
       if (!abort.signal.aborted || watchdog.timedOut) sendFailure(res, failure, extra)
       else res.destroy()
     } finally {
       watchdog.dispose()
+      if (holds > 0) release()
     }
+  }
+
+  /** A connection without progress: closed when bytes wait for its client (it stopped reading) or nothing is under way. */
+  function onIdle (socket: Socket): void {
+    const res = responses.get(socket)
+    if (res !== undefined && socket.writableLength === 0 && !res.writableNeedDrain) return
+    log.debug({ remote: socket.remoteAddress }, 'gateway connection closed: its client read nothing within the write-idle timeout')
+    socket.destroy()
   }
 
   let server: Server | undefined
   return {
+    pins,
     async start () {
-      const s = createServer(listenerOptions(init), (req, res) => { void handle(req, res) })
+      const s = createServer(listenerOptions(init), (req, res) => {
+        responses.set(req.socket, res)
+        res.once('close', () => { if (responses.get(req.socket) === res) responses.delete(req.socket) })
+        void handle(req, res)
+      })
       s.maxConnections = init.maxConnections ?? 256
+      s.timeout = init.writeIdleTimeoutMs ?? DEFAULT_WRITE_IDLE_TIMEOUT_MS
+      s.on('timeout', onIdle)
       await new Promise<void>((resolve, reject) => {
         s.once('error', (err: any) => {
           if (err?.code === 'EADDRINUSE') reject(new GatewayAddressInUseError(`gateway address ${init.host}:${init.port} is already in use (another Shoal repo's daemon?): set another with \`shoal config set gateway 127.0.0.1:PORT\`, or \`shoal config set gateway off\``))
@@ -133,6 +191,9 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
         })
         s.listen(init.port, init.host, () => resolve())
       })
+      // from here on, an error of the listener (EMFILE on accept…) is logged: the daemon goes on
+      s.removeAllListeners('error')
+      s.on('error', (err: any) => { log.error({ err }, 'gateway server error') })
       server = s
       return s.address() as AddressInfo
     },
@@ -140,6 +201,7 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       if (server === undefined) return
       const s = server
       server = undefined
+      pins.close()
       await new Promise<void>(resolve => {
         s.close(() => resolve())
         s.closeAllConnections()

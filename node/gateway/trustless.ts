@@ -2,15 +2,19 @@
  * The verifiable responses of the trustless-gateway spec: one raw block
  * (`application/vnd.ipld.raw`) and a CARv1 of the DAG at the end of a path
  * (`application/vnd.ipld.car`), written by the node's CAR export with the
- * blocks {@link scopedFollow} selects.
+ * blocks {@link scopedWalk} selects.
+ *
+ * A raw block is read through the content session of its own CID, so the
+ * root of a pinned file (a cold-only or degraded striped one) is found
+ * through its pin; a block below a file's root is not (no index maps it to
+ * its file: docs/gateway.md, "Limits").
  *
  * @module
  */
 import { createHash } from 'node:crypto'
 import { exportCar } from '../car/index.js'
-import { IDENTITY } from '../blocks/verify.js'
 import { RAW } from '../car/links.js'
-import { scopedFollow, type CarSelection } from './car-scope.js'
+import { scopedWalk, type CarSelection } from './car-scope.js'
 import { answeredNotModified, contentHeaders, sendBody } from './http.js'
 import { CAR_CONTENT_TYPE, RAW_TYPE, type DagScope, type EntityBytes } from './negotiate.js'
 import { resolveEntityBytes } from './range.js'
@@ -23,7 +27,7 @@ import type { CID } from 'multiformats/cid'
 export async function serveRaw (ctx: GatewayContext): Promise<void> {
   const { req, res, request, blocks, signal } = ctx
   const resolved = await resolvePath(blocks, request.path, signal)
-  const bytes = await blocks.getBytes(resolved.terminal, { signal })
+  const bytes = await ctx.contentBlocks(resolved.terminal).getBytes(resolved.terminal, { signal })
   const etag = `"${resolved.terminal.toString()}.raw"`
   const headers = contentHeaders(request.path, resolved)
   if (answeredNotModified(req, res, etag, headers)) return
@@ -40,7 +44,8 @@ export async function serveRaw (ctx: GatewayContext): Promise<void> {
 /** The bytes of the terminal that `entity-bytes` selects, as a {@link CarSelection}. */
 function selectionOf (terminal: CID, bytes: Uint8Array, scope: DagScope, entityBytes: EntityBytes | undefined): CarSelection {
   if (entityBytes === undefined) return { scope }
-  const size = terminal.code === RAW || terminal.multihash.code === IDENTITY ? bytes.byteLength : unixfsFileSize(terminal, bytes)
+  // an identity multihash says nothing of the codec: identity dag-pb is a UnixFS node like any other
+  const size = terminal.code === RAW ? bytes.byteLength : unixfsFileSize(terminal, bytes)
   // not a byte array (a directory, dag-cbor): entity-bytes is ignored, as the spec says
   if (size === undefined) return { scope: 'entity' }
   const range = resolveEntityBytes(entityBytes, size)
@@ -62,14 +67,14 @@ function carEtag (terminal: CID, format: { scope: DagScope, entityBytes?: Entity
 export async function serveCar (ctx: GatewayContext, format: { scope: DagScope, entityBytes?: EntityBytes }): Promise<void> {
   const { req, res, request, blocks, signal } = ctx
   const resolved = await resolvePath(blocks, request.path, signal)
-  const terminalBytes = await blocks.getBytes(resolved.terminal, { signal })
+  const content = ctx.contentBlocks(resolved.terminal)
+  const terminalBytes = await content.getBytes(resolved.terminal, { signal })
   const selection = selectionOf(resolved.terminal, terminalBytes, format.scope, format.entityBytes)
   const etag = carEtag(resolved.terminal, format)
   const headers = contentHeaders(request.path, resolved)
   if (answeredNotModified(req, res, etag, headers)) return
   // the terminal was just read: the export gets it again without a second fetch
   const terminalKey = resolved.terminal.toString()
-  const content = ctx.contentBlocks(resolved.terminal)
   const getter = {
     getBytes: async (cid: CID, options?: { signal?: AbortSignal }) => cid.toString() === terminalKey ? terminalBytes : await content.getBytes(cid, options)
   }
@@ -83,6 +88,30 @@ export async function serveCar (ctx: GatewayContext, format: { scope: DagScope, 
       'content-disposition': `attachment; filename="${request.path.root.toString()}.car"`,
       'x-content-type-options': 'nosniff'
     }),
-    source: exportCar(getter, request.path.root, { signal, follow: scopedFollow(resolved, selection) })
+    source: heldHeader(exportCar(getter, request.path.root, { signal, ...scopedWalk(resolved, selection) }))
   })
+}
+
+/**
+ * A CAR stream whose header is held back until a block follows it (or the
+ * CAR ends): a walk that fails before its first block (an identity root
+ * whose first child nobody has) is still answered with an HTTP error, not a
+ * 200 cut after the header.
+ */
+async function * heldHeader (source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const it = source[Symbol.asyncIterator]()
+  try {
+    const header = await it.next()
+    if (header.done === true) return
+    const next = await it.next()
+    if (next.done === true) { yield header.value; return }
+    yield Buffer.concat([header.value, next.value])
+    while (true) {
+      const more = await it.next()
+      if (more.done === true) return
+      yield more.value
+    }
+  } finally {
+    await it.return?.()
+  }
 }

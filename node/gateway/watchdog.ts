@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { AbortedError } from '../errors.js'
 import type { BlockGetter } from '../reads/api.js'
 
 /** Options of {@link RetrievalWatchdog}. */
@@ -56,6 +57,28 @@ export class RetrievalWatchdog {
           this.ended()
         }
       }
+    }
+  }
+
+  /**
+   * Wait for `work` (shared with other requests, so it takes no signal) with
+   * the clock running: the wait ends with an {@link AbortedError} when the
+   * timeout fires or the client goes away first; the work itself goes on.
+   */
+  async guard<T> (work: Promise<T>): Promise<T> {
+    this.started()
+    const signal = this.signal
+    let onAbort = (): void => {}
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        onAbort = () => { reject(new AbortedError('gateway request aborted')) }
+        if (signal.aborted) { onAbort(); return }
+        signal.addEventListener('abort', onAbort, { once: true })
+        work.then(resolve, reject)
+      })
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      this.ended()
     }
   }
 

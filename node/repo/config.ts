@@ -20,7 +20,7 @@ export const RepoConfigSchema = z.object({
   version: z.literal(1),
   /** Loopback HOST:PORT of the HTTP API; port 0 picks a free one. */
   api: z.string(),
-  /** HOST:PORT of the read-only IPFS gateway (docs/gateway.md), or `off`; port 0 picks a free one. Repos made before the gateway get the default. */
+  /** HOST:PORT of the read-only IPFS gateway (docs/gateway.md), or `off`; port 0 picks a free one. A config without it (made before the gateway) gets {@link defaultGatewayFor} its API when loaded. */
   gateway: z.string().default(DEFAULT_GATEWAY),
   /** libp2p listen multiaddrs (used by the swarm). */
   listen: z.array(z.string()),
@@ -107,10 +107,23 @@ export const RepoConfigSchema = z.object({
 /** The repo's configuration. */
 export type RepoConfig = z.infer<typeof RepoConfigSchema>
 
+/**
+ * The gateway address of a repo whose config names none: the default next
+ * to the default API, else `127.0.0.1:0` (a free port), so a second repo on
+ * the machine, whose API was moved off the default, does not take the first
+ * repo's gateway port.
+ */
+export function defaultGatewayFor (api: string): string {
+  return api === DEFAULT_API ? DEFAULT_GATEWAY : '127.0.0.1:0'
+}
+
+/** The API's default address. */
+export const DEFAULT_API = '127.0.0.1:5747'
+
 /** Embedded defaults: a node works with no configuration at all. */
 export const DEFAULT_CONFIG: RepoConfig = {
   version: 1,
-  api: '127.0.0.1:5747',
+  api: DEFAULT_API,
   gateway: DEFAULT_GATEWAY,
   listen: ['/ip4/0.0.0.0/tcp/4747'],
   chunker: 'fastcdc',
@@ -145,6 +158,10 @@ export async function loadConfig (file: string): Promise<RepoConfig> {
     json = JSON.parse(text)
   } catch {
     throw new InvalidArgumentError(`${file} is not valid JSON`)
+  }
+  // a config from before the gateway: its address is derived from the API's, as `init` derives it
+  if (typeof json === 'object' && json !== null && !Array.isArray(json) && !('gateway' in json) && typeof (json as { api?: unknown }).api === 'string') {
+    json = { ...json, gateway: defaultGatewayFor((json as { api: string }).api) }
   }
   const parsed = RepoConfigSchema.safeParse(json)
   if (!parsed.success) throw new InvalidArgumentError(`${file}: ${parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)

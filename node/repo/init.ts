@@ -9,7 +9,7 @@ import { parseSwarmKey, formatSwarmKey } from '../../protocol/swarm-key.js'
 import { decodeInvite, inviteDialAddrs } from '../../protocol/invite.js'
 import { parseChunker } from '../content/chunker/index.js'
 import { parseGatewaySetting } from '../gateway/address.js'
-import { DEFAULT_CONFIG, saveConfig, type RepoConfig } from './config.js'
+import { DEFAULT_CONFIG, defaultGatewayFor, saveConfig, type RepoConfig } from './config.js'
 import { repoLayout } from './layout.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -47,7 +47,7 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   if (options.api !== undefined) { parseApiAddress(options.api); config.api = options.api }
   // a repo whose API is moved off the default (a second repo on the machine, tests) would clash
   // with the first repo's gateway on the default port: its gateway picks a free port
-  if (options.api !== undefined && options.api !== DEFAULT_CONFIG.api) config.gateway = '127.0.0.1:0'
+  config.gateway = defaultGatewayFor(config.api)
   if (options.gateway !== undefined) { parseGatewaySetting(options.gateway); config.gateway = options.gateway }
   if (options.listen !== undefined) {
     for (const addr of options.listen) {
