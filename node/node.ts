@@ -93,7 +93,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const key = await loadIdentity(repo.root)
   const logger = init.logger ?? createLogger(init.logLevel ?? (process.env.SHOAL_LOG_LEVEL as LogLevel | undefined) ?? config.logLevel)
   // the size gauge reads the store at scrape time, long after both exist
-  const metrics = createMetrics({ sizeOf: async () => await blockstore.approximateSize(), processMetrics: config.metrics.process, libp2pMetrics: config.metrics.libp2p })
+  const metrics = createMetrics({ sizeOf: async () => await blockstore.approximateSize(), processMetrics: config.metrics.process, libp2pMetrics: config.metrics.libp2p, logger })
   const blockstore = createBlockStore({ metrics }, { path: repo.blocks })
   const peerId = peerIdFromPrivateKey(key).toString()
   const trust = new WriterTrust({ self: peerId, privateSwarm: config.privateSwarm, writers: config.namespace.writers, trusted: config.namespace.trusted })

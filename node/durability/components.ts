@@ -47,6 +47,8 @@ export interface DurabilityMetrics {
   scrubBytes: Counter
   /** Blocks the scrub found corrupt. */
   scrubCorrupt: Counter
+  /** Corrupt blocks the scrub could not rebuild from their stripe: fetched again from a peer (`outcome="refetched"`) or lost (`"lost"`). */
+  scrubLost: Counter<'outcome'>
 }
 
 /** What the service is built from. */

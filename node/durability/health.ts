@@ -103,9 +103,12 @@ export function countHealth (summary: HealthSummary, health: StripeHealth): void
  * A pinned file's state, as the metrics count files: the worst health of
  * its stripes, except that a file whose coding or placement is not final
  * yet is `pending` unless a stripe is degraded or lost, and one whose
- * shards this node is pushing now is `placing`.
+ * shards this node is pushing now is `placing`. `unknown`: the repair pass
+ * could not check it (its manifest root or stripes could not be read: a
+ * failure to read is not proof of loss, so it is not `lost`), or a pass
+ * stopped before reaching a file it had no earlier state for.
  */
-export type FileState = 'pending' | 'placing' | 'healthy' | 'at_risk' | 'degraded' | 'lost'
+export type FileState = 'pending' | 'placing' | 'healthy' | 'at_risk' | 'degraded' | 'lost' | 'unknown'
 
 /** The state of a file from the counts of its stripes' health, and whether its placement is final. */
 export function fileState (stripes: HealthSummary, pending: boolean): FileState {
@@ -126,7 +129,7 @@ export function summaryDelta (after: HealthSummary, before: HealthSummary): Heal
  * `uncoded` files (coding deferred for want of live nodes) as `pending`.
  */
 export function countFileStates (states: ReadonlyMap<string, FileState>, uncoded: number, placing: Iterable<string>): Record<FileState, number> {
-  const counts: Record<FileState, number> = { pending: uncoded, placing: 0, healthy: 0, at_risk: 0, degraded: 0, lost: 0 }
+  const counts: Record<FileState, number> = { pending: uncoded, placing: 0, healthy: 0, at_risk: 0, degraded: 0, lost: 0, unknown: 0 }
   const now = new Set(placing)
   for (const [manifest, state] of states) if (!now.has(manifest)) counts[state]++
   counts.placing += now.size

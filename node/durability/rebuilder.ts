@@ -22,7 +22,7 @@ import type { CID } from 'multiformats/cid'
 export interface RebuildCounts {
   /** Shards rebuilt onto new holders. */
   repaired: number
-  /** Shard bytes fetched from peers to rebuild. */
+  /** Shard bytes fetched from peers to rebuild (over the network: shards read from this node's store are not counted). */
   bytesIn: number
   /** Shard bytes pushed to new holders. */
   bytesOut: number
@@ -96,9 +96,13 @@ export class ShardRebuilder {
     await Promise.all(sources.slice(0, needed).map(async i => {
       const cid = shardCID(stripe, k, i) as CID
       const providers = view.holders(stripeIndex, i).filter(p => p !== network.self).map(p => peerIdFromString(p))
-      const had = providers.length === 0
-      const bytes = had ? await blockstore.getBytes(cid, { signal }) : await exchange.getBlock(cid, { providers, signal })
-      if (!had) {
+      // counted only when the bytes crossed the network: the holder view may say a peer has
+      // the shard while a copy sits here (this node wrote the file, or fetched it before)
+      let fetched = false
+      const bytes = providers.length === 0
+        ? await blockstore.getBytes(cid, { signal })
+        : await exchange.getBlock(cid, { providers, signal, onSource: from => { fetched = from === 'peer' } })
+      if (fetched) {
         counts.bytesIn += bytes.byteLength
         stats.repairBytesIn += bytes.byteLength
         this.components.metrics?.repairBytes.inc({ direction: 'in' }, bytes.byteLength)

@@ -101,7 +101,12 @@ export class Repairer {
     })
   }
 
-  /** The report of the last finished pass, when it finished (ms) and the state it found each file in (manifest → state), if one ran. */
+  /**
+   * The report of the last finished pass, when it finished (ms) and the state
+   * of each live manifest (manifest → state), if one ran: every live manifest
+   * the pass listed has one — `unknown` when its check failed, the previous
+   * pass's state when the pass stopped before reaching it.
+   */
   last (): { report: RepairReport, at: number, files: ReadonlyMap<string, FileState> } | undefined {
     return this.latest
   }
@@ -137,9 +142,13 @@ export class Repairer {
     const total = known.filter(([text]) => live.has(text)).length
     let checked = 0
     for (const [text, record] of known) {
-      if (this.stopped) break
-      if (signal?.aborted === true) throw new AbortedError('repair aborted')
       if (!live.has(text)) continue
+      if (this.stopped) {
+        // not reached: the state the last pass found stands (each live manifest is counted once)
+        files.set(text, this.latest?.files.get(text) ?? 'unknown')
+        continue
+      }
+      if (signal?.aborted === true) throw new AbortedError('repair aborted')
       const manifest = CID.parse(text)
       report.manifests++
       try {
@@ -153,6 +162,9 @@ export class Repairer {
         const own = record.role === 'origin' && record.placed === undefined ? await holdings.manifest(text) : record
         files.set(text, fileState(summaryDelta(report, before), own?.role === 'origin' && own.placed === undefined))
       } catch (err: any) {
+        // not checked to the end: counted as such, never dropped (the states add up to the live manifests);
+        // a pass aborted in the middle of it leaves the last pass's state
+        files.set(text, err?.name === 'AbortedError' ? (this.latest?.files.get(text) ?? 'unknown') : 'unknown')
         report.errors.push(`${text}: ${String(err?.message ?? err)}`)
         this.log.warn({ manifest: text, err: err?.message }, 'repair of manifest failed')
       }

@@ -129,8 +129,10 @@ export class Scrubber {
         try {
           await exchange.getBlock(cid, { signal: signal === undefined ? AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS)]) })
           report.refetched++
+          this.components.metrics?.scrubLost.inc({ outcome: 'refetched' })
         } catch (err: any) {
           report.lost.push(cid.toString())
+          this.components.metrics?.scrubLost.inc({ outcome: 'lost' })
           this.log.error({ cid: cid.toString(), err: err?.message }, 'corrupt block lost: no peer has it')
         }
       }

@@ -85,6 +85,13 @@ export interface GetBlockOptions {
    * check. @default true
    */
   store?: boolean
+  /**
+   * Told where the block came from: `local` (this node's store), `peer`
+   * (this call fetched it over the network) or `joined` (it waited for a
+   * fetch of the same block another caller had started: the bytes crossed
+   * the network once, for that caller).
+   */
+  onSource?: (from: 'local' | 'peer' | 'joined') => void
 }
 
 /**
@@ -316,9 +323,11 @@ class DefaultBlockExchange implements BlockExchange {
   async getBlock (cid: CID, options: GetBlockOptions = {}): Promise<Uint8Array> {
     const { signal } = options
     const local = await this.getLocal(cid, signal)
-    if (local !== undefined) return local
+    if (local !== undefined) { options.onSource?.('local'); return local }
     const store = options.store ?? true
-    return await this.fetchShared(cid, signal, store, async () => {
+    let fetched = false
+    const bytes = await this.fetchShared(cid, signal, store, async () => {
+      fetched = true
       let providers: ProviderSet
       if (options.providers !== undefined) {
         providers = new ProviderSet()
@@ -329,6 +338,8 @@ class DefaultBlockExchange implements BlockExchange {
       }
       return await this.fetch(cid, providers, signal, store)
     })
+    options.onSource?.(fetched ? 'peer' : 'joined')
+    return bytes
   }
 
   session (root: CID, options: SessionOptions = {}): BlockSession {

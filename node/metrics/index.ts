@@ -3,7 +3,9 @@
  * process never share counters): the block store's and the API's counters,
  * the durability service's counters (added to where the work happens), and
  * — unless the config's `metrics` section turns them off — the process
- * metrics and libp2p's own metrics. The gauges read
+ * metrics and libp2p's own metrics. A scrape-time calculation that fails
+ * leaves its family out of that scrape and is counted in
+ * `shoal_metrics_collect_errors_total` (collect-errors.ts). The gauges read
  * at scrape time are registered by their modules: namespace/metrics.ts,
  * durability/metrics.ts, peers.ts. Every metric is listed in docs/api.md,
  * "Metrics".
@@ -12,19 +14,27 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { libp2pMetrics, type Libp2pMetricsFactory } from './libp2p.js'
+import { collectGuard } from './collect-errors.js'
 import { registerProcessMetrics } from './process.js'
+import type { Logger } from '../logger.js'
 import type { BlockStoreMetrics } from '../blocks/index.js'
 import type { DurabilityMetrics } from '../durability/index.js'
 
 export { libp2pMetrics, transferLabel, ALL_PROTOCOLS, TRANSFER_METRIC, type Libp2pMetricsFactory, type Libp2pMetricsInit } from './libp2p.js'
 export { registerProcessMetrics, PROCESS_METRICS_PREFIX } from './process.js'
 export { registerPeerMetrics, type PeerMetricsSources } from './peers.js'
+export { collectGuard, COLLECT_ERRORS_METRIC, type CollectGuard } from './collect-errors.js'
+export { MetricKindError } from './errors.js'
 
 /** Every metric the node updates itself (gauges read at scrape time are registered by their modules). */
 export interface NodeMetrics extends BlockStoreMetrics, DurabilityMetrics {
+  /** The node's own registry: what `/metrics` serves. */
   registry: Registry
+  /** `shoal_api_requests_total`: API requests answered, by method, route and status. */
   requests: Counter<'method' | 'route' | 'status'>
+  /** `shoal_api_request_duration_seconds`: API request latency, by method and route. */
   requestSeconds: Histogram<'method' | 'route'>
+  /** `shoal_blockstore_bytes`: the block store's size on disk, read at scrape time. */
   storedBytes: Gauge
   /** The `metrics` option of the node's libp2p, when libp2p's metrics are on. */
   libp2p?: Libp2pMetricsFactory
@@ -38,11 +48,14 @@ export interface MetricsInit {
   processMetrics?: boolean
   /** libp2p's metrics (`libp2p_*`: connections, streams and bytes per protocol…). @default true */
   libp2pMetrics?: boolean
+  /** Where failed scrape-time calculations are logged (rate-limited). */
+  logger?: Logger
 }
 
 /** Create the node's metrics on a registry of its own. */
 export function createMetrics (init: MetricsInit): NodeMetrics {
   const registry = new Registry()
+  const guard = collectGuard(registry, init.logger)
   if (init.processMetrics !== false) registerProcessMetrics(registry)
   const registers = [registry]
   const { sizeOf } = init
@@ -64,7 +77,7 @@ export function createMetrics (init: MetricsInit): NodeMetrics {
       name: 'shoal_blockstore_bytes',
       help: 'Approximate bytes on disk in the block store',
       registers,
-      async collect () { this.set(await sizeOf()) }
+      async collect () { await guard.run('shoal_blockstore_bytes', this, async () => { this.set(await sizeOf()) }) }
     }),
     ...durabilityCounters(registers)
   }
@@ -74,12 +87,14 @@ function durabilityCounters (registers: Registry[]): DurabilityMetrics {
   const counters: DurabilityMetrics = {
     shardsPlaced: new Counter({ name: 'shoal_durability_shards_placed_total', help: 'Shard blocks this node pushed to peers when placing stripes', registers }),
     shardsRepaired: new Counter({ name: 'shoal_durability_shards_repaired_total', help: 'Shards this node rebuilt from their stripe and gave to a holder (repair, or a scrub rebuilding a corrupt shard here)', registers }),
-    repairBytes: new Counter({ name: 'shoal_durability_repair_bytes_total', help: 'Bytes of shards repair fetched from peers (direction="in") and sent to new holders ("out")', labelNames: ['direction'], registers }),
+    repairBytes: new Counter({ name: 'shoal_durability_repair_bytes_total', help: 'Bytes of shards repair and scrub rebuilds fetched from peers over the network (direction="in"; shards read from this node\'s store are not counted) and sent to new holders ("out")', labelNames: ['direction'], registers }),
     scrubBlocks: new Counter({ name: 'shoal_durability_scrub_blocks_total', help: 'Blocks the scrub read back and re-hashed', registers }),
     scrubBytes: new Counter({ name: 'shoal_durability_scrub_bytes_total', help: 'Bytes the scrub read back and re-hashed', registers }),
-    scrubCorrupt: new Counter({ name: 'shoal_durability_scrub_corrupt_blocks_total', help: 'Blocks the scrub found corrupt (their bytes do not match their hash)', registers })
+    scrubCorrupt: new Counter({ name: 'shoal_durability_scrub_corrupt_blocks_total', help: 'Blocks the scrub found corrupt (their bytes do not match their hash)', registers }),
+    scrubLost: new Counter({ name: 'shoal_durability_scrub_lost_blocks_total', help: 'Corrupt blocks the scrub could not rebuild from their stripe: fetched again from a peer (outcome="refetched") or lost, no peer had them ("lost")', labelNames: ['outcome'], registers })
   }
-  // both directions from the start: a rate over a series that appears late reads as a gap
+  // every label from the start: a rate over a series that appears late reads as a gap
   for (const direction of ['in', 'out']) counters.repairBytes.inc({ direction }, 0)
+  for (const outcome of ['refetched', 'lost']) counters.scrubLost.inc({ outcome }, 0)
   return counters
 }

@@ -15,12 +15,19 @@
  * (same metric names, same label defaults), with one map per node.
  *
  * Mechanism: libp2p's components register their metrics through the
- * interface (a calculated one is read at scrape time). Bytes are counted
+ * interface; a name is one family per node, of one kind (registering it as
+ * another kind throws). A calculated metric is read at scrape time: a name
+ * registered with a calculation more than once (each TCP listener registers
+ * `libp2p_tcp_inbound_connections_total`) keeps every calculation, and the
+ * scrape adds their results up, key by key for a group; a calculation that
+ * throws leaves its family out of that scrape and is counted in
+ * `shoal_metrics_collect_errors_total` (collect-errors.ts). Bytes are counted
  * where libp2p hands over a stream once its protocol is negotiated
  * (`trackProtocolStream`) and a raw connection once it is accepted or dialled
  * (`trackMultiaddrConnection`, counted as `protocol="global"`: encrypted
  * bytes with the muxer's framing, what the network sees): the stream's
- * `send` and `dispatchEvent` are wrapped — no `message` listener is added,
+ * `send`, `dispatchEvent` and `unshift` (bytes handed back unread, which
+ * come out again as a message) are wrapped — no `message` listener is added,
  * which would make the stream hand out data before its protocol handler
  * listens — and add to the totals of their protocol, an object found once
  * per stream, so a message costs an addition (no map look-up, no string
@@ -35,6 +42,8 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Summary, type Registry } from 'prom-client'
+import { collectGuard } from './collect-errors.js'
+import { MetricKindError } from './errors.js'
 import type {
   CalculatedHistogramOptions, CalculatedMetricOptions, CalculatedSummaryOptions, Counter as Libp2pCounter, CounterGroup, Histogram as Libp2pHistogram,
   HistogramGroup, HistogramOptions, Metric, MetricGroup, MetricOptions, Metrics, MultiaddrConnection, Stream, StopTimer, Summary as Libp2pSummary, SummaryGroup, SummaryOptions
@@ -72,6 +81,7 @@ interface Totals { sent: number, received: number }
 interface CountedStream {
   send: (data: { byteLength: number }) => boolean
   dispatchEvent: (evt: Event) => boolean
+  unshift?: (data: { byteLength: number }) => void
 }
 
 const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -84,9 +94,9 @@ function normalize (text: string): string {
 
 type Calculate<T> = () => T | Promise<T>
 
-/** libp2p's `Metrics` on one registry; each name is made once per node. */
+/** libp2p's `Metrics` on one registry; each name is one family per node, with all its calculations. */
 class RegistryMetrics implements Metrics {
-  private readonly families = new Map<string, unknown>()
+  private readonly families = new Map<string, Family>()
   private readonly transfer = new Map<string, Totals>()
 
   constructor (private readonly registry: Registry) {
@@ -137,11 +147,20 @@ class RegistryMetrics implements Metrics {
       if (evt.type === 'message') t.received += (evt as Event & { data: { byteLength: number } }).data.byteLength
       return dispatch(evt)
     }
+    // bytes handed back unread (a byte stream unwrapped after noise's handshake
+    // or a protocol's own framing) come out again as a message: counted once
+    if (typeof stream.unshift === 'function') {
+      const unshift = stream.unshift.bind(stream)
+      stream.unshift = data => {
+        unshift(data)
+        t.received -= data.byteLength
+      }
+    }
   }
 
   registerMetric (name: string, options: MetricOptions | CalculatedMetricOptions = {}): any {
-    return this.once(name, options, () => {
-      const gauge = this.make('gauge', name, options) as Gauge
+    return this.once(name, 'gauge', options, family => {
+      const gauge = this.make('gauge', name, family, options) as Gauge
       return {
         update: (value: number) => { gauge.set(value) },
         increment: (value = 1) => { gauge.inc(value) },
@@ -153,9 +172,9 @@ class RegistryMetrics implements Metrics {
   }
 
   registerMetricGroup (name: string, options: MetricOptions | CalculatedMetricOptions<Record<string, number>> = {}): any {
-    return this.once(name, options, () => {
+    return this.once(name, 'gauge group', options, family => {
       const label = labelOf(name, options)
-      const gauge = this.make('gauge', name, options, label) as Gauge
+      const gauge = this.make('gauge', name, family, options, label) as Gauge
       return {
         update: values => { for (const [key, value] of Object.entries(values)) gauge.set({ [label]: key }, value as number) },
         increment: values => { for (const [key, value] of Object.entries(values)) gauge.inc({ [label]: key }, typeof value === 'number' ? value : 1) },
@@ -167,8 +186,8 @@ class RegistryMetrics implements Metrics {
   }
 
   registerCounter (name: string, options: MetricOptions | CalculatedMetricOptions = {}): any {
-    return this.once(name, options, () => {
-      const counter = this.make('counter', name, options) as Counter
+    return this.once(name, 'counter', options, family => {
+      const counter = this.make('counter', name, family, options) as Counter
       return {
         increment: (value = 1) => { counter.inc(value) },
         reset: () => { counter.reset() }
@@ -177,9 +196,9 @@ class RegistryMetrics implements Metrics {
   }
 
   registerCounterGroup (name: string, options: MetricOptions | CalculatedMetricOptions<Record<string, number>> = {}): any {
-    return this.once(name, options, () => {
+    return this.once(name, 'counter group', options, family => {
       const label = labelOf(name, options)
-      const counter = this.make('counter', name, options, label) as Counter
+      const counter = this.make('counter', name, family, options, label) as Counter
       return {
         increment: values => { for (const [key, value] of Object.entries(values)) counter.inc({ [label]: key }, typeof value === 'number' ? value : 1) },
         reset: () => { counter.reset() }
@@ -188,19 +207,19 @@ class RegistryMetrics implements Metrics {
   }
 
   registerHistogram (name: string, options: HistogramOptions | CalculatedHistogramOptions = {}): any {
-    return this.once(name, options, () => observer(this.make('histogram', name, options) as Histogram))
+    return this.once(name, 'histogram', options, family => observer(this.make('histogram', name, family, options) as Histogram))
   }
 
   registerHistogramGroup (name: string, options: HistogramOptions | CalculatedHistogramOptions<Record<string, number>> = {}): any {
-    return this.once(name, options, () => observerGroup(this.make('histogram', name, options, labelOf(name, options)) as Histogram, labelOf(name, options)))
+    return this.once(name, 'histogram group', options, family => observerGroup(this.make('histogram', name, family, options, labelOf(name, options)) as Histogram, labelOf(name, options)))
   }
 
   registerSummary (name: string, options: SummaryOptions | CalculatedSummaryOptions = {}): any {
-    return this.once(name, options, () => observer(this.make('summary', name, options) as Summary))
+    return this.once(name, 'summary', options, family => observer(this.make('summary', name, family, options) as Summary))
   }
 
   registerSummaryGroup (name: string, options: SummaryOptions | CalculatedSummaryOptions<Record<string, number>> = {}): any {
-    return this.once(name, options, () => observerGroup(this.make('summary', name, options, labelOf(name, options)) as Summary, labelOf(name, options)))
+    return this.once(name, 'summary group', options, family => observerGroup(this.make('summary', name, family, options, labelOf(name, options)) as Summary, labelOf(name, options)))
   }
 
   createTrace (): undefined {
@@ -211,44 +230,68 @@ class RegistryMetrics implements Metrics {
     return fn
   }
 
-  /** The metric `name` of this node, made by `make` the first time; a calculated one is not handed out (libp2p's contract). */
-  private once (name: string, options: MetricOptions & { calculate?: unknown }, make: () => unknown): unknown {
+  /**
+   * The metric `name` of this node, made by `make` the first time; a
+   * calculated one is not handed out (libp2p's contract). A name registered
+   * again with a calculation adds that calculation to the family's list (two
+   * TCP listeners each register `libp2p_tcp_inbound_connections_total` with
+   * their own): all of them run at scrape time.
+   *
+   * @throws {MetricKindError} when `name` exists as another kind of metric
+   */
+  private once (name: string, shape: Shape, options: MetricOptions & { calculate?: unknown }, make: (family: Family) => unknown): unknown {
     if (name.trim() === '') throw new TypeError('a libp2p metric needs a name')
     const key = normalize(name)
-    let metric = this.families.get(key)
-    if (metric === undefined) {
-      metric = make()
-      this.families.set(key, metric)
+    let family = this.families.get(key)
+    if (family === undefined) {
+      family = { shape, calculations: [], wrapper: undefined }
+      family.wrapper = make(family)
+      this.families.set(key, family)
+    } else if (family.shape !== shape) {
+      throw new MetricKindError(`libp2p metric ${key} is a ${family.shape}, not a ${shape}`)
     }
-    return options.calculate == null ? metric : undefined
+    const calculate = calculated<number | Record<string, number>>(options)
+    if (calculate !== undefined) family.calculations.push(calculate)
+    return calculate === undefined ? family.wrapper : undefined
   }
 
   /**
    * The prom-client metric of `kind` behind a libp2p metric, on this node's
-   * registry: labelled by `label` for a group; a calculated one is read at
-   * scrape time (a gauge set, a counter added to, a histogram or summary
-   * observed, as libp2p's own implementation does). A calculated gauge is
-   * cleared first: what it says is the state now, so a label the
-   * calculation no longer returns (streams of a protocol all closed) goes.
+   * registry, labelled by `label` for a group. Its calculations, if any, run
+   * at scrape time, their results merged: numbers of the same key added up
+   * (for a gauge or a counter), each one observed (a histogram or summary,
+   * as libp2p's own implementation does). A calculated gauge is cleared
+   * first: what it says is the state now, so a label the calculation no
+   * longer returns (streams of a protocol all closed) goes. A calculated
+   * counter is cleared too: the calculation gives the running total, which
+   * is set, not added again at each scrape. A calculation that throws
+   * clears the family for that scrape and is counted
+   * (`shoal_metrics_collect_errors_total`); the rest of the scrape is served.
    */
-  private make (kind: Kind, name: string, options: MetricOptions & HistogramOptions & SummaryOptions, label?: string): Gauge | Counter | Histogram | Summary {
-    const calculate = calculated<number | Record<string, number>>(options)
-    const apply = APPLY[kind]
+  private make (kind: Kind, name: string, family: Family, options: MetricOptions & HistogramOptions & SummaryOptions, label?: string): PromMetric {
+    const guard = collectGuard(this.registry)
+    const metricName = normalize(name)
     const config = {
-      name: normalize(name),
+      name: metricName,
       help: options.help ?? name,
       labelNames: label === undefined ? [] : [label],
       registers: [this.registry],
-      ...(calculate === undefined
-        ? {}
-        : {
-            async collect (this: Gauge | Counter | Histogram | Summary) {
-              const value = await calculate()
-              if (kind === 'gauge') this.reset()
-              if (typeof value === 'number') apply(this, {}, value)
-              else if (label !== undefined) for (const [key, v] of Object.entries(value)) apply(this, { [label]: key }, v)
+      async collect (this: PromMetric) {
+        if (family.calculations.length === 0) return
+        await guard.run(metricName, this, async () => {
+          const values = await Promise.all(family.calculations.map(async calculate => await calculate()))
+          if (kind === 'gauge' || kind === 'counter') {
+            const merged = merge(values, label)
+            this.reset()
+            for (const [labels, value] of merged) APPLY[kind](this, labels, value)
+          } else {
+            for (const value of values) {
+              if (typeof value === 'number') APPLY[kind](this, {}, value)
+              else if (label !== undefined) for (const [key, v] of Object.entries(value)) APPLY[kind](this, { [label]: key }, v)
             }
-          })
+          }
+        })
+      }
     }
     switch (kind) {
       case 'gauge': return new Gauge(config)
@@ -259,13 +302,42 @@ class RegistryMetrics implements Metrics {
   }
 }
 
+/** One libp2p metric family of a node: its kind, its calculations, what libp2p was handed. */
+interface Family {
+  shape: Shape
+  calculations: Array<Calculate<number | Record<string, number>>>
+  wrapper: unknown
+}
+
+type PromMetric = Gauge | Counter | Histogram | Summary
+
+/**
+ * The results of a family's calculations as one set of samples: numbers
+ * added up, groups merged key by key (a key in two groups adds up too).
+ */
+export function merge (values: Array<number | Record<string, number>>, label: string | undefined): Map<Record<string, string>, number> {
+  let total: number | undefined
+  const byKey = new Map<string, number>()
+  for (const value of values) {
+    if (typeof value === 'number') total = (total ?? 0) + value
+    else if (label !== undefined) for (const [key, v] of Object.entries(value)) byKey.set(key, (byKey.get(key) ?? 0) + v)
+  }
+  const out = new Map<Record<string, string>, number>()
+  if (total !== undefined) out.set({}, total)
+  for (const [key, v] of byKey) out.set({ [label as string]: key }, v)
+  return out
+}
+
 /** The prom-client metric types behind libp2p's. */
 type Kind = 'gauge' | 'counter' | 'histogram' | 'summary'
+
+/** A libp2p metric's kind, and whether it is a group (a name is one of them, for good). */
+type Shape = Kind | `${Kind} group`
 
 /** How a calculated value is applied at scrape time, by kind. */
 const APPLY: Record<Kind, (metric: any, labels: Record<string, string>, value: number) => void> = {
   gauge: (metric: Gauge, labels, value) => { metric.set(labels, value) },
-  counter: (metric: Counter, labels, value) => { metric.inc(labels, value) },
+  counter: (metric: Counter, labels, value) => { metric.inc(labels, value) }, // after a reset: the running total
   histogram: (metric: Histogram, labels, value) => { metric.observe(labels, value) },
   summary: (metric: Summary, labels, value) => { metric.observe(labels, value) }
 }

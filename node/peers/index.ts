@@ -193,6 +193,8 @@ export class PeerManager {
         this.components.logger.debug({ peer: id, addr: a }, 're-dialled peer')
         return
       } catch {}
+      // stopped meanwhile: the dials were cut short by the shutdown, not failed
+      if (!this.running) return
     }
     this.stats.redialsFailed++
     const next = Math.min(Math.max(lastDelay * 2, this.init.minBackoffMs), this.init.maxBackoffMs)
