@@ -1,14 +1,15 @@
 /**
  * The gateway as part of the daemon: content held only by another node of
  * the swarm is served, `gateway: off` opens no port, a taken address stops
- * the start with a clear error, and `shoal config` validates the setting.
+ * the start with a clear error, `shoal config` validates the setting, and
+ * configs made before the gateway get an address that does not clash.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readdir, readFile, readlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from '../../helpers/bytes.js'
-import { tempDir } from '../../helpers/temp.js'
+import { defer, tempDir } from '../../helpers/temp.js'
 import { eventually, exists, initSwarm, runShoal, shoalJson, shoalOk, startDaemon } from '../../helpers/cli.js'
 import { brokerStore, call, collect, gatewayOf, parseVerifiedCar } from './helpers.js'
 import { exporter } from 'ipfs-unixfs-exporter'
@@ -94,7 +95,12 @@ describe('the gateway in the daemon', { concurrency: true }, () => {
     // the second repo is set to the port the first one's gateway got
     const port = Number(new URL(await gatewayOf(first)).port)
     await shoalOk(second, ['config', 'set', 'gateway', `127.0.0.1:${port}`])
-    const r = await runShoal(['--repo', second, 'daemon'], { env: { SHOAL_LOG_LEVEL: 'silent' } })
+    // should it start after all, it is stopped when the test ends (by the pid in its lock), not left running
+    defer(t, async () => {
+      const pid = Number((await readFile(join(second, 'daemon.lock'), 'utf8').catch(() => '')).trim())
+      if (pid > 0) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    })
+    const r = await runShoal(['--repo', second, 'daemon'], { env: { SHOAL_LOG_LEVEL: 'silent' }, timeoutMs: 30_000 })
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, new RegExp(`gateway address 127\\.0\\.0\\.1:${port} is already in use.*shoal config set gateway`))
     assert.equal(await exists(join(second, 'api')), false)
@@ -121,8 +127,25 @@ describe('the gateway in the daemon', { concurrency: true }, () => {
       await shoalOk(repo, ['config', 'set', 'gateway', good])
       assert.equal(await shoalJson(repo, ['config', 'get', 'gateway']), good)
     }
+    // a config from before the gateway: the address init would have chosen for its API
     const { gateway: _, ...older } = JSON.parse(before)
     await writeFile(file, JSON.stringify(older))
-    assert.equal(await shoalJson(repo, ['config', 'get', 'gateway']), '127.0.0.1:5748')
+    assert.equal(await shoalJson(repo, ['config', 'get', 'gateway']), '127.0.0.1:0', 'an API off the default: a free port')
+    await writeFile(file, JSON.stringify({ ...older, api: '127.0.0.1:5747' }))
+    assert.equal(await shoalJson(repo, ['config', 'get', 'gateway']), '127.0.0.1:5748', 'the default API: the default gateway')
+  })
+
+  it('two repos whose configs predate the gateway, their APIs off the default, both start: each gateway on a port of its own', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-gw-older-')
+    const repos = [join(dir, 'one'), join(dir, 'two')]
+    for (const repo of repos) {
+      await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+      const { gateway: _, ...older } = JSON.parse(await readFile(join(repo, 'config.json'), 'utf8'))
+      await writeFile(join(repo, 'config.json'), JSON.stringify(older))
+    }
+    await Promise.all(repos.map(async repo => await startDaemon(t, repo)))
+    const [one, two] = await Promise.all(repos.map(gatewayOf))
+    assert.notEqual(one, two)
+    for (const gw of [one, two]) assert.equal((await call(`${gw}/ipfs/bafkqaaa?format=raw`)).status, 200)
   })
 })

@@ -2,7 +2,8 @@
  * Pinned content through the gateway: a striped (erasure-coded) file whose
  * writer let go of the leaves, served by a holder's gateway from the shard
  * holders; a file whose only copy is in the cold tier (a real S3 server),
- * found through its pin in the namespace and read from the tier.
+ * found through its pin in the namespace and read from the tier (its root as
+ * a raw block too; a leaf of it, as documented, not).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,7 +13,9 @@ import { randomBytes } from '../../helpers/bytes.js'
 import { tempDir } from '../../helpers/temp.js'
 import { initSwarm, shoalJson, shoalOk, startDaemon } from '../../helpers/cli.js'
 import { startS3Server, S3RVER_CREDENTIALS } from '../tiers/s3-server.js'
-import { call, gatewayOf, parseVerifiedCar } from './helpers.js'
+import { call, gatewayOf, parseVerifiedCar, verifyBlock } from './helpers.js'
+import * as dagPB from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
 
 const TEST = { timeout: 180_000 }
 const LEAF = 262144
@@ -60,6 +63,15 @@ describe('the gateway and pinned files', { concurrency: true }, () => {
     await shoalOk(d.repo, ['pin', 'add', '/c.bin', '--tier', 'cold'])
     const gc = await shoalJson<{ removed: number }>(d.repo, ['gc'])
     assert.ok(gc.removed > data.byteLength / LEAF, 'the hot copy is gone')
-    await assertServed(await gatewayOf(d.repo), cid, data)
+    const gw = await gatewayOf(d.repo)
+    await assertServed(gw, cid, data)
+    // as raw blocks: the file's root is found through its pin; a leaf below it is not (docs/gateway.md, "Limits")
+    const root = await call(`${gw}/ipfs/${cid as string}?format=raw`)
+    assert.equal(root.status, 200, root.body.subarray(0, 300).toString())
+    verifyBlock(CID.parse(cid), root.body)
+    const leaf = dagPB.decode(root.body).Links[0].Hash.toString()
+    const leafAnswer = await call(`${gw}/ipfs/${leaf}?format=raw`)
+    assert.equal(leafAnswer.status, 404, leafAnswer.body.subarray(0, 300).toString())
+    assert.match(leafAnswer.headers.get('content-type') ?? '', /^application\/json/)
   })
 })

@@ -1,14 +1,16 @@
 /**
  * A gateway whose block source stalls (a holder that never answers) on a
  * real HTTP listener: the request ends with 504 after the retrieval timeout
- * instead of hanging, and a client that goes away aborts the read it left.
+ * instead of hanging, a client that goes away aborts the read it left, and
+ * requests past the cap of those answered at once get 503.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
-import { createGatewayServer, gatewayUrl } from '../../../node/gateway/index.js'
+import { createGatewayServer, gatewayUrl, type GatewayServerInit } from '../../../node/gateway/index.js'
 import { createLogger } from '../../../node/logger.js'
 import { defer } from '../../helpers/temp.js'
+import { eventually } from '../../helpers/cli.js'
 import { assertError, call } from './helpers.js'
 import type { BlockGetter, BlockReader } from '../../../node/reads/api.js'
 import type { CleanupContext } from '../../helpers/temp.js'
@@ -29,8 +31,8 @@ function stalledBlocks (onRead: (signal: AbortSignal) => void): BlockReader {
   return { get: async (cid, o) => await stalled.getBytes(cid, o), getter: () => stalled, session: () => stalled }
 }
 
-async function startGateway (t: CleanupContext, blocks: BlockReader, retrievalTimeoutMs: number): Promise<string> {
-  const server = createGatewayServer({ blocks, namespace: { async * files () {} }, logger: createLogger('silent') }, { host: '127.0.0.1', port: 0, retrievalTimeoutMs })
+async function startGateway (t: CleanupContext, blocks: BlockReader, retrievalTimeoutMs: number, init: Partial<GatewayServerInit> = {}): Promise<string> {
+  const server = createGatewayServer({ blocks, namespace: { async * files () {} }, logger: createLogger('silent') }, { host: '127.0.0.1', port: 0, retrievalTimeoutMs, ...init })
   const address = await server.start()
   defer(t, async () => { await server.stop() })
   return gatewayUrl(address.address, address.port)
@@ -60,5 +62,35 @@ describe('retrieval that stalls', () => {
     await request
     await new Promise<void>(resolve => { if (signal.aborted) resolve(); else signal.addEventListener('abort', () => { resolve() }, { once: true }) })
     assert.equal(signal.aborted, true)
+  })
+
+  it('past the cap of requests answered at once: 503 GatewayBusyError with Retry-After; a slot freed by a client that left takes the next request', TEST, async t => {
+    const reads: AbortSignal[] = []
+    let onRead: () => void = () => {}
+    const gw = await startGateway(t, stalledBlocks(signal => { reads.push(signal); onRead() }), 10 * 60_000, { maxConcurrentRequests: 2 })
+    const readsReach = async (n: number): Promise<void> => await new Promise<void>(resolve => {
+      onRead = () => { if (reads.length >= n) resolve() }
+      onRead()
+    })
+    const clients = [new AbortController(), new AbortController()]
+    const pending = clients.map(async c => await fetch(`${gw}/ipfs/${CID_TEXT}?format=raw`, { signal: c.signal }).catch((err: any) => err))
+    await readsReach(2)
+    const busy = await call(`${gw}/ipfs/${CID_TEXT}?format=raw`)
+    assertError(busy, 503, 'GatewayBusyError')
+    assert.match(busy.headers.get('retry-after') ?? '', /^\d+$/)
+    assert.equal(reads.length, 2, 'the refused request read nothing')
+    clients[0].abort()
+    await pending[0]
+    // the slot is freed once the first request has wound down: a new one is admitted and reads
+    const third = new AbortController()
+    defer(t, async () => { third.abort(); clients[1].abort(); await Promise.all(pending) })
+    await eventually('a new request is admitted', async () => {
+      const answered = fetch(`${gw}/ipfs/${CID_TEXT}?format=raw`, { signal: third.signal }).then(r => r.status, () => 0)
+      const outcome = await Promise.race([answered, readsReach(3).then(() => 'admitted' as const)])
+      if (outcome === 'admitted') return true
+      assert.equal(outcome, 503, 'refused only for want of a slot')
+      return false
+    })
+    assert.equal(reads.length, 3, 'the admitted request reached the block service')
   })
 })
