@@ -195,6 +195,17 @@ describe('progress streams of a real node', () => {
     assert.ok(nonDecreasing(mark, 'files') && nonDecreasing(mark, 'marked'))
     assert.equal(mark.at(-1)!.marked, (marked.at(-1) as { result: any }).result.marked, 'blocks marked: the result\'s')
 
+    // a client that goes away after the first line: the daemon goes on serving, and gc is free for the next caller
+    const gone = new AbortController()
+    const res = await fetch(new URL('/api/v0/gc?progress=true', a.url), { method: 'POST', headers: { authorization: `Bearer ${a.token}` }, signal: gone.signal })
+    assert.equal(res.status, 200)
+    const first = await res.body!.getReader().read()
+    assert.match(Buffer.from(first.value ?? []).toString(), /^\{"progress":\{"phase":"gc"/)
+    gone.abort()
+    const id = await fetch(new URL('/api/v0/id', a.url), { headers: { authorization: `Bearer ${a.token}` }, signal: AbortSignal.timeout(30_000) })
+    assert.equal(id.status, 200, await id.text())
+    assert.ok('result' in (ndjson(await post('/api/v0/gc?progress=true')).at(-1) as object), 'the next gc runs to its result')
+
     await shoalOk(a.repo, ['rm', '-r', '/many'])
     const swept = ndjson(await post('/api/v0/gc?progress=true'))
     const result = (swept.at(-1) as { result: any }).result
