@@ -107,6 +107,9 @@ export const RepoConfigSchema = z.object({
 /** The repo's configuration. */
 export type RepoConfig = z.infer<typeof RepoConfigSchema>
 
+/** The API's default address. */
+export const DEFAULT_API = '127.0.0.1:5747'
+
 /**
  * The gateway address of a repo whose config names none: the default next
  * to the default API, else `127.0.0.1:0` (a free port), so a second repo on
@@ -117,8 +120,6 @@ export function defaultGatewayFor (api: string): string {
   return api === DEFAULT_API ? DEFAULT_GATEWAY : '127.0.0.1:0'
 }
 
-/** The API's default address. */
-export const DEFAULT_API = '127.0.0.1:5747'
 
 /** Embedded defaults: a node works with no configuration at all. */
 export const DEFAULT_CONFIG: RepoConfig = {
