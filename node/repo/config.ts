@@ -120,7 +120,6 @@ export function defaultGatewayFor (api: string): string {
   return api === DEFAULT_API ? DEFAULT_GATEWAY : '127.0.0.1:0'
 }
 
-
 /** Embedded defaults: a node works with no configuration at all. */
 export const DEFAULT_CONFIG: RepoConfig = {
   version: 1,
