@@ -45,26 +45,39 @@ export function collectGuard (registry: Registry, logger?: Logger): CollectGuard
     if (existing.logger === undefined && logger !== undefined) existing.logger = logger
     return existing
   }
-  const errors = new Counter({ name: COLLECT_ERRORS_METRIC, help: 'Scrape-time calculations that failed, by metric family (that family is left out of the scrape)', labelNames: ['metric'], registers: [registry] })
+  /** Guarded collects running now: this scrape's failures are counted before the counter is read. */
+  const running = new Set<Promise<void>>()
+  const errors = new Counter({
+    name: COLLECT_ERRORS_METRIC,
+    help: 'Scrape-time calculations that failed, by metric family (that family is left out of the scrape)',
+    labelNames: ['metric'],
+    registers: [registry],
+    async collect () {
+      // a scrape starts every family's collect in one turn: one tick later, they all run
+      await null
+      await Promise.all([...running])
+    }
+  })
   const warned = new Map<string, number>()
+  const failed = (name: string, metric: Clearable, err: any): void => {
+    clear(metric)
+    errors.inc({ metric: name })
+    const now = Date.now()
+    const last = warned.get(name)
+    const fields = { metric: name, err: String(err?.message ?? err) }
+    if (last === undefined || now - last >= COLLECT_WARN_EVERY_MS) {
+      warned.set(name, now)
+      guard.logger?.warn(fields, 'a metric could not be calculated; left out of this scrape')
+    } else {
+      guard.logger?.debug(fields, 'a metric could not be calculated; left out of this scrape')
+    }
+  }
   const guard: CollectGuard & { logger?: Logger } = {
     logger,
     async run (name, metric, fn) {
-      try {
-        await fn()
-      } catch (err: any) {
-        clear(metric)
-        errors.inc({ metric: name })
-        const now = Date.now()
-        const last = warned.get(name)
-        const fields = { metric: name, err: String(err?.message ?? err) }
-        if (last === undefined || now - last >= COLLECT_WARN_EVERY_MS) {
-          warned.set(name, now)
-          guard.logger?.warn(fields, 'a metric could not be calculated; left out of this scrape')
-        } else {
-          guard.logger?.debug(fields, 'a metric could not be calculated; left out of this scrape')
-        }
-      }
+      const done = (async () => { await fn() })().catch(err => { failed(name, metric, err) })
+      running.add(done)
+      try { await done } finally { running.delete(done) }
     }
   }
   guards.set(registry, guard)
