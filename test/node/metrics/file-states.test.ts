@@ -22,7 +22,9 @@ describe('file states', () => {
 
   it('counts each file once: uncoded files as pending, files placed now as placing', () => {
     const last = new Map<string, FileState>([['a', 'healthy'], ['b', 'pending'], ['c', 'lost'], ['d', 'at_risk']])
-    assert.deepEqual(countFileStates(last, 2, []), { pending: 3, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 1 })
-    assert.deepEqual(countFileStates(last, 0, ['b', 'e']), { pending: 0, placing: 2, healthy: 1, at_risk: 1, degraded: 0, lost: 1 }, 'b is placed now; e is new since the pass')
+    assert.deepEqual(countFileStates(last, 2, []), { pending: 3, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 0 })
+    const checked = new Map<string, FileState>([...last, ['f', 'unknown']])
+    assert.deepEqual(countFileStates(checked, 0, []), { pending: 1, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 1 }, 'a file the pass could not check is counted, as unknown')
+    assert.deepEqual(countFileStates(last, 0, ['b', 'e']), { pending: 0, placing: 2, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 0 }, 'b is placed now; e is new since the pass')
   })
 })

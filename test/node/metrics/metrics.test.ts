@@ -24,6 +24,7 @@ import type { ShoalNode } from '../../../node/node.js'
 
 const TEST = { timeout: 180_000 }
 const BLOCKS = '/shoal/blocks/1.0.0'
+const TRANSFER = 'libp2p_data_transfer_bytes_total'
 
 /** What one node holds of `manifest`: shard count and bytes. */
 async function heldOf (node: ShoalNode, manifest: string): Promise<{ shards: number, bytes: number }> {
@@ -96,7 +97,7 @@ describe('metrics of real nodes', () => {
     const healthy = await (scrape.get(writer) as () => Promise<Scrape>)()
     assert.equal(healthy.must('shoal_durability_stripes', { health: 'healthy' }), 2)
     assert.equal(healthy.must('shoal_durability_files', { state: 'healthy' }), 1)
-    for (const state of ['pending', 'placing', 'at_risk', 'degraded', 'lost']) assert.equal(healthy.must('shoal_durability_files', { state }), 0, state)
+    for (const state of ['pending', 'placing', 'at_risk', 'degraded', 'lost', 'unknown']) assert.equal(healthy.must('shoal_durability_files', { state }), 0, state)
 
     // a holder (not the writer) stops: within the grace period its stripes are degraded, nothing is rebuilt
     const victim = nodes.slice(1).find(n => (held.get(n)?.shards ?? 0) > 0) as ShoalNode
@@ -110,20 +111,30 @@ describe('metrics of real nodes', () => {
     assert.equal(down.must('shoal_durability_shards_in_grace'), lost)
     assert.equal(down.must('shoal_peers_connected'), 2)
 
-    // after the grace period the pass rebuilds each lost shard once; each node's counters say what its pass reported
+    // after the grace period the pass rebuilds each lost shard once; each node's counters say what its pass
+    // reported, and the repair bytes are what crossed the network on the blocks protocol (framing aside)
     await new Promise(resolve => setTimeout(resolve, GRACE_MS + 200))
     const before = new Map<ShoalNode, Scrape>()
     for (const n of live(swarm)) before.set(n, await (scrape.get(n) as () => Promise<Scrape>)())
     let repaired = 0
+    const received = `${BLOCKS} received`
+    const moved = { repairBytes: 0, onTheWire: 0 }
     for (const n of live(swarm)) {
       const report = await n.components.durability.repair()
       repaired += report.repaired
       const s = await (scrape.get(n) as () => Promise<Scrape>)()
       const b = before.get(n) as Scrape
-      assert.equal(s.must('shoal_durability_shards_repaired_total') - b.must('shoal_durability_shards_repaired_total'), report.repaired)
-      assert.equal(s.must('shoal_durability_repair_bytes_total', { direction: 'in' }) - b.must('shoal_durability_repair_bytes_total', { direction: 'in' }), report.bytesIn)
-      assert.equal(s.must('shoal_durability_repair_bytes_total', { direction: 'out' }) - b.must('shoal_durability_repair_bytes_total', { direction: 'out' }), report.bytesOut)
+      const delta = (name: string, labels?: Record<string, string>): number => (s.value(name, labels) ?? 0) - (b.value(name, labels) ?? 0)
+      assert.equal(delta('shoal_durability_shards_repaired_total'), report.repaired)
+      const bytesIn = delta('shoal_durability_repair_bytes_total', { direction: 'in' })
+      assert.ok(bytesIn <= delta(TRANSFER, { protocol: received }), `repair counted ${bytesIn} bytes in; the node received ${delta(TRANSFER, { protocol: received })} on ${BLOCKS}`)
+      moved.repairBytes += bytesIn + delta('shoal_durability_repair_bytes_total', { direction: 'out' })
     }
+    // every byte repair fetched or pushed was received by some node, on the blocks protocol, once
+    for (const n of live(swarm)) moved.onTheWire += ((await (scrape.get(n) as () => Promise<Scrape>)()).value(TRANSFER, { protocol: received }) ?? 0) - ((before.get(n) as Scrape).value(TRANSFER, { protocol: received }) ?? 0)
+    assert.ok(moved.repairBytes > 0, 'repair moved shards')
+    assert.ok(moved.onTheWire >= moved.repairBytes && moved.onTheWire <= moved.repairBytes * 1.05 + 64 * 1024,
+      `repair counted ${moved.repairBytes} bytes in and out; ${moved.onTheWire} crossed the network on ${BLOCKS}`)
     assert.equal(repaired, lost, 'every shard of the stopped holder was rebuilt, once')
     // the gauges say what the last pass found: the writer's next one finds every stripe whole
     await writer.components.durability.repair()
@@ -154,7 +165,10 @@ describe('metrics of real nodes', () => {
     assert.equal(scrubbed.must('shoal_durability_scrub_bytes_total'), report.bytes)
     assert.equal(scrubbed.must('shoal_durability_scrub_corrupt_blocks_total'), flipped)
     assert.equal(scrubbed.must('shoal_durability_shards_repaired_total'), report.rebuilt, 'shards rebuilt by the scrub count as repaired')
-    assert.ok(scrubbed.must('shoal_durability_last_scrub_seconds') >= scrubStart / 1000, 'the scrub\'s end is its last scrub')
+    assert.ok(scrubbed.must('shoal_durability_last_scrub_timestamp_seconds') >= scrubStart / 1000, 'the scrub\'s end is its last scrub')
+    // every corrupt block was rebuilt from its stripe (counted by the rebuilder), fetched again or lost
+    const outcomes = scrubbed.must('shoal_durability_scrub_lost_blocks_total', { outcome: 'refetched' }) + scrubbed.must('shoal_durability_scrub_lost_blocks_total', { outcome: 'lost' })
+    assert.equal(outcomes + scrubbed.must('shoal_durability_shards_repaired_total'), flipped, 'each corrupt block is rebuilt, re-fetched or lost, once')
     const writerAfter = await (scrape.get(writer) as () => Promise<Scrape>)()
     assert.equal(writerAfter.must('shoal_durability_scrub_blocks_total'), 0, 'another node\'s scrub is not counted here')
   })
@@ -169,7 +183,7 @@ describe('metrics of real nodes', () => {
     const s = await scrape()
     assert.equal(s.must('shoal_durability_files', { state: 'pending' }), 1, 'one node cannot carry ec:2+1: its coding waits')
     assert.equal(s.must('shoal_durability_files_uncoded'), 1)
-    for (const state of ['placing', 'healthy', 'at_risk', 'degraded', 'lost']) assert.equal(s.must('shoal_durability_files', { state }), 0, state)
+    for (const state of ['placing', 'healthy', 'at_risk', 'degraded', 'lost', 'unknown']) assert.equal(s.must('shoal_durability_files', { state }), 0, state)
     assert.equal(s.must('shoal_durability_shards_placed_total'), 0)
   })
 
