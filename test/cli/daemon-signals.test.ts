@@ -123,6 +123,8 @@ describe('daemon signals', () => {
     const exited = new Promise<DaemonExit>(resolve => d.child.once('exit', (code, signal) => resolve({ code, signal })))
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     process.kill(pid, 'SIGTERM')
+    // the first one handled before the repeat is sent (two pending at once would be merged by the kernel)
+    await until('the shutdown to begin', () => d.output().stderr.includes('received SIGTERM, shutting down'))
     d.child.kill('SIGTERM')
     await until('the forwarded repeat to arrive', () => d.output().stderr.includes(`received SIGTERM again within ${DUPLICATE_SIGNAL_MS} ms: the same request`), GONE_MS)
     await writeFile(gate, '')
