@@ -12,6 +12,8 @@ import type { ShoalNode } from '../../../node/node.js'
 export interface Scrape {
   /** Metric families by name (from the `# TYPE` lines) → their type. */
   types: Map<string, string>
+  /** Metric families by name → the label names their samples carry (a histogram's `le`, a summary's `quantile` left out). */
+  labels: Map<string, Set<string>>
   /** The sample `name` with exactly `labels`; undefined when absent. */
   value: (name: string, labels?: Record<string, string>) => number | undefined
   /** The sample `name` with exactly `labels`, failing the test when absent. */
@@ -36,6 +38,7 @@ export async function serveMetrics (t: CleanupContext, node: ShoalNode): Promise
 export function parseMetrics (text: string): Scrape {
   const types = new Map<string, string>()
   const samples = new Map<string, number>()
+  const labelNames = new Map<string, Set<string>>()
   for (const line of text.split('\n')) {
     const type = /^# TYPE (\S+) (\S+)$/.exec(line)
     if (type !== null) { types.set(type[1], type[2]); continue }
@@ -45,10 +48,15 @@ export function parseMetrics (text: string): Scrape {
     const labels: Record<string, string> = {}
     for (const m of (sample[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]] = m[2]
     samples.set(key(sample[1], labels), Number(sample[3]))
+    const family = familyOf(sample[1], types)
+    let names = labelNames.get(family)
+    if (names === undefined) { names = new Set(); labelNames.set(family, names) }
+    for (const name of Object.keys(labels)) if (name !== 'le' && name !== 'quantile') names.add(name)
   }
   const value = (name: string, labels: Record<string, string> = {}): number | undefined => samples.get(key(name, labels))
   return {
     types,
+    labels: labelNames,
     value,
     must: (name, labels = {}) => {
       const v = value(name, labels)
@@ -60,4 +68,11 @@ export function parseMetrics (text: string): Scrape {
 
 function key (name: string, labels: Record<string, string>): string {
   return `${name}{${Object.keys(labels).sort().map(k => `${k}=${labels[k]}`).join(',')}}`
+}
+
+/** The family of a sample: its name, or the histogram or summary it is a `_bucket`, `_sum` or `_count` of. */
+function familyOf (sample: string, types: Map<string, string>): string {
+  if (types.has(sample)) return sample
+  const base = sample.replace(/_(bucket|sum|count)$/, '')
+  return types.has(base) ? base : sample
 }
