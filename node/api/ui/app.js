@@ -226,8 +226,9 @@ const samples = []
  */
 function sample (metrics, peers) {
   const transfer = 'libp2p_data_transfer_bytes_total'
-  // Shoal labels it {protocol, direction}; @libp2p/prometheus-metrics puts
-  // both in one label ({protocol="… sent"}): either is read as "protocol direction"
+  // libp2p's naming, which Shoal keeps: one label holds both
+  // ({protocol="/shoal/blocks/1.0.0 sent"}, "global received"); a separate
+  // `direction` label is read too, so either form gives "protocol direction"
   const key = (/** @type {Record<string, string>} */ l) => l.direction === undefined ? l.protocol ?? '' : `${l.protocol ?? ''} ${l.direction}`
   /** @type {Map<string, number>} */
   const protocols = new Map()
@@ -446,7 +447,7 @@ function drawDurability (status, pins, metrics) {
   }
   if (activity.length === 0) activity.push(h('li', { class: 'muted' }, 'no placement under way'))
   if (metrics !== undefined) {
-    const scrub = sum(metrics, 'shoal_durability_last_scrub_seconds')
+    const scrub = sum(metrics, 'shoal_durability_last_scrub_timestamp_seconds')
     activity.push(h('li', null, scrub !== undefined && scrub > 0 ? `last scrub ${ago(scrub * 1000)}` : h('span', { class: 'muted' }, 'no scrub yet (weekly)')))
     const placed = sum(metrics, 'shoal_durability_shards_placed_total')
     const repaired = sum(metrics, 'shoal_durability_shards_repaired_total')
