@@ -25,9 +25,11 @@
  * - Under npm (`npx shoal daemon`, `npm exec`, an `npm run` script), npm
  *   runs `sh -c 'shoal …'` and forwards SIGINT/SIGTERM to that shell only;
  *   the shell dies of it without passing it on, and this process used to
- *   live on, orphaned, with the daemon. So when npm's variables say npm
- *   launched us, this process checks every {@link LAUNCHER_POLL_MS} whether
- *   its parent is still the one it started under; once it is not, the
+ *   live on, orphaned, with the daemon; a SIGKILL of npm leaves the shell
+ *   alive and re-parented. So when npm's variables say npm launched us, this
+ *   process checks every {@link LAUNCHER_POLL_MS} whether its parent is still
+ *   the one it started under and, when that parent is a shell, whether the
+ *   shell's parent is still npm (Linux `/proc`); once either went, the
  *   daemon is stopped as for SIGTERM.
  * - The child holds an IPC channel to this process. When this process dies
  *   in any way, SIGKILL included, the kernel closes the channel and the
@@ -41,6 +43,7 @@
  * @module
  */
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 
 /** Node flags the daemon process runs with. */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128']
@@ -125,13 +128,37 @@ export class SignalForwarder {
 export function watchNpmLauncher (onGone: () => void, env: NodeJS.ProcessEnv = process.env): () => void {
   if (env.npm_lifecycle_event === undefined) return () => {}
   const parent = process.ppid
+  // npm runs us through `sh -c`: when npm itself is killed (SIGKILL of npx)
+  // the shell lives on, re-parented; watch npm through the shell too
+  const npm = isShell(parent) ? parentOf(parent) : undefined
   const timer = setInterval(() => {
-    if (process.ppid === parent) return
+    if (process.ppid === parent && (npm === undefined || parentOf(parent) === npm)) return
     clearInterval(timer)
     onGone()
   }, LAUNCHER_POLL_MS)
   timer.unref()
   return () => { clearInterval(timer) }
+}
+
+/** The parent pid of process `pid` (Linux `/proc`), or undefined when it is gone or unknown. */
+function parentOf (pid: number): number | undefined {
+  try {
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so read after the last `)`
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    return Number.isInteger(ppid) ? ppid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** True when process `pid` is a POSIX shell (`sh`, `dash`, `bash`), as npm's `sh -c` is. */
+function isShell (pid: number): boolean {
+  try {
+    return ['sh', 'dash', 'bash'].includes(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())
+  } catch {
+    return false
+  }
 }
 
 /**

@@ -151,7 +151,11 @@ describe('daemon signals', () => {
     await assertFreed(t, repo, port, pid)
   })
 
-  it('under npx, SIGTERM to npx stops the daemon (npm forwards it to a shell that does not pass it on)', TEST, async t => {
+  for (const [signal, why] of [
+    ['SIGTERM', 'npm forwards it to a shell that does not pass it on'],
+    ['SIGKILL', 'the shell npm ran us under lives on, re-parented']
+  ] as const) {
+  it(`under npx, ${signal} to npx alone stops the daemon (${why})`, TEST, async t => {
     const { repo, port } = await repoWithFixedPort(t)
     // a project with shoal installed as a dependency's bin, as `npx shoal` finds it
     const project = await tempDir(t, 'shoal-npx-')
@@ -170,10 +174,11 @@ describe('daemon signals', () => {
     await until('<repo>/api', async () => await exists(join(repo, 'api')))
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     pids.push(pid)
-    npx.kill('SIGTERM')
+    npx.kill(signal)
     await exited
     await assertFreed(t, repo, port, pid)
   })
+  }
 
   it('a repeat of the same signal within the duplicate window is not forwarded again; another signal is', () => {
     let now = 0
