@@ -51,10 +51,17 @@ export interface DurabilityMetrics {
   scrubLost: Counter<'outcome'>
 }
 
+/**
+ * What the service uses of the block exchange: fetch a block (from given
+ * peers), push blocks a peer agreed to hold, announce a root. The seam a
+ * simulation fills with a virtual exchange.
+ */
+export type ShardExchange = Pick<BlockExchange, 'getBlock' | 'putBlocks' | 'announceSoon'>
+
 /** What the service is built from. */
 export interface DurabilityComponents {
   blockstore: BlockStore
-  exchange: BlockExchange
+  exchange: ShardExchange
   /** Where manifest and skeleton blocks are read from: the local store, else given peers or the swarm. */
   blocks: BlockReader
   network: ShardsNetwork

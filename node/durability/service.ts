@@ -34,7 +34,7 @@ import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressOptions } from 'progress-events'
 
-export type { DurabilityComponents, DurabilityMetrics, DurabilityStats } from './components.js'
+export type { DurabilityComponents, DurabilityMetrics, DurabilityStats, ShardExchange } from './components.js'
 export type { FileState } from './health.js'
 export type { DurabilityInit } from './settings.js'
 export type { AddEncoder, AddEncoderOptions, AddEncoding } from './add-encoder.js'
