@@ -1,0 +1,197 @@
+/**
+ * The durability simulation on the real service: N nodes, each a real
+ * {@link DurabilityService} (placement, repair, scrub, GC — the production
+ * parts) over a {@link MemoryBlockStore} and {@link Holdings} on a
+ * `MemoryKV`, talking over a virtual shard network on virtual time. Each
+ * node's view of who is up is its own (simulations/shard-node.ts).
+ *
+ * A run: files are imported and coded on seeded writers, placed as `add`
+ * places them (in the background), then faults are injected on a seeded
+ * schedule — a partition shorter than the grace period, a crash and restart
+ * within it (disk kept), a departure for good, corrupt shards — and time
+ * runs on until every stripe is whole again or a deadline passes. The
+ * invariants are checked by simulations/durability-real-check.ts.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { importContent, parseChunker } from '../node/content/index.js'
+import { DurabilityService } from '../node/durability/index.js'
+import { GcLock } from '../node/durability/gc.js'
+import { Encoder } from '../node/durability/encoder.js'
+import { Holdings } from '../node/durability/holdings.js'
+import { createErasureCoder } from '../node/durability/erasure.js'
+import { MemoryKV } from '../node/namespace/kv.js'
+import { createLogger } from '../node/logger.js'
+import { simPeerIds } from './durability-balance.js'
+import { MemoryBlockStore } from './memory-blockstore.js'
+import { Prng } from './prng.js'
+import { ShardFabric } from './shard-fabric.js'
+import { SimExchange, SimExpectations, SimShardsNetwork, simBlockReader, type SimNodeSide } from './shard-node.js'
+import { VirtualTime } from './virtual-time.js'
+import type { Entry } from '../node/namespace/index.js'
+
+/** Settings of a {@link RealDurabilitySim}. */
+export interface RealSimOptions {
+  seed: number
+  /** @default 20 */
+  nodes?: number
+  /** @default 6 */
+  files?: number
+  /** @default 'ec:4+2' */
+  policy?: string
+  /** Leaves per file (a multiple of k keeps every shard one size). @default 8 */
+  leavesPerFile?: number
+  /** Leaf size in bytes. @default 4096 */
+  leafBytes?: number
+  /** @default 10 min (production) */
+  graceMs?: number
+  /** @default 60 s (production) */
+  checkIntervalMs?: number
+  /** @default 20 min */
+  scrubIntervalMs?: number
+  /** Period of each node's probe of its peers. @default 30 s */
+  probeIntervalMs?: number
+}
+
+/** One simulated node: its disk (store, holdings) outlives its service across restarts. */
+export interface RealSimNode {
+  id: string
+  side: SimNodeSide
+  holdings: Holdings
+  service: DurabilityService
+  /** Every service this node ran (a restart makes a new one), for their counters. */
+  services: DurabilityService[]
+  /** Up now, or left for good. */
+  state: 'up' | 'down' | 'gone'
+}
+
+/** A file the simulation added: acknowledged once coded and recorded on its writer. */
+export interface SimFile {
+  path: string
+  root: CID
+  manifest: CID
+  writer: string
+}
+
+/** N real durability services on a virtual shard network; see the module comment. */
+export class RealDurabilitySim {
+  readonly time = new VirtualTime()
+  readonly rng: Prng
+  readonly fabric: ShardFabric
+  readonly nodes: RealSimNode[] = []
+  readonly files: SimFile[] = []
+  readonly settings: Required<Omit<RealSimOptions, 'seed'>>
+  private readonly sides = new Map<string, SimNodeSide>()
+  private readonly logger = createLogger('silent')
+  private peers: string[] = []
+
+  constructor (readonly options: RealSimOptions) {
+    this.rng = new Prng(options.seed)
+    this.fabric = new ShardFabric({ time: this.time, rng: this.rng.fork() })
+    this.settings = {
+      nodes: options.nodes ?? 20,
+      files: options.files ?? 6,
+      policy: options.policy ?? 'ec:4+2',
+      leavesPerFile: options.leavesPerFile ?? 8,
+      leafBytes: options.leafBytes ?? 4096,
+      graceMs: options.graceMs ?? 10 * 60_000,
+      checkIntervalMs: options.checkIntervalMs ?? 60_000,
+      scrubIntervalMs: options.scrubIntervalMs ?? 20 * 60_000,
+      probeIntervalMs: options.probeIntervalMs ?? 30_000
+    }
+  }
+
+  /** Make the nodes, start their services, and import and code the files on seeded writers (not placed yet). */
+  async setup (): Promise<void> {
+    await createErasureCoder()
+    this.peers = await simPeerIds(this.rng.fork(), this.settings.nodes)
+    for (const id of this.peers) {
+      const side: SimNodeSide = { store: new MemoryBlockStore(), expected: new SimExpectations() }
+      this.sides.set(id, side)
+      this.fabric.setUp(id, true)
+      const holdings = new Holdings(new MemoryKV())
+      const node: RealSimNode = { id, side, holdings, service: undefined as unknown as DurabilityService, services: [], state: 'up' }
+      node.service = this.makeService(node)
+      this.nodes.push(node)
+    }
+    for (const node of this.nodes) await node.service.start()
+    const chunker = parseChunker(`size-${this.settings.leafBytes}`)
+    for (let f = 0; f < this.settings.files; f++) {
+      const writer = this.rng.pick(this.nodes)
+      const bytes = this.rng.bytes(this.settings.leavesPerFile * this.settings.leafBytes)
+      const { cid, size } = await importContent(writer.side.store, (async function * () { yield bytes })(), { chunker })
+      const encoder = new Encoder({ blockstore: writer.side.store, holdings: writer.holdings, clock: this.time }, { workers: false })
+      const pin = await encoder.encode(cid, size, this.settings.policy)
+      this.files.push({ path: `/f${f}.bin`, root: cid, manifest: CID.parse(pin.manifest as string), writer: writer.id })
+    }
+  }
+
+  /** Place every file from its writer, as `add` does in the background; resolves when each placement returned. */
+  async place (): Promise<void> {
+    // the writers' first probe of their peers (within 1 s of start): an add happens on a node that is connected
+    await this.time.advance(2_000)
+    let done = 0
+    for (const file of this.files) {
+      const writer = this.node(file.writer)
+      writer.service.place(file.manifest).catch(() => {}).finally(() => { done++ })
+    }
+    await this.time.runUntil(() => done === this.files.length, { maxEvents: 2_000_000 })
+  }
+
+  /** The node `id`. */
+  node (id: string): RealSimNode {
+    const node = this.nodes.find(n => n.id === id)
+    if (node === undefined) throw new Error(`no node ${id}`)
+    return node
+  }
+
+  /** Crash `node`: it drops off the network and its service stops (its disk is kept). */
+  crash (node: RealSimNode): void {
+    node.state = 'down'
+    this.fabric.setUp(node.id, false)
+    void node.service.stop().catch(() => {})
+  }
+
+  /** Restart a crashed node: a new service over the same store and holdings, with a fresh view of its peers. */
+  async restart (node: RealSimNode): Promise<void> {
+    node.state = 'up'
+    this.fabric.setUp(node.id, true)
+    node.service = this.makeService(node)
+    await node.service.start()
+  }
+
+  /** `node` leaves for good: its disk is gone with it. */
+  leave (node: RealSimNode): void {
+    this.crash(node)
+    node.state = 'gone'
+  }
+
+  /** The visible files of the (converged) namespace every node reads. */
+  private async * visible (): AsyncGenerator<Entry> {
+    for (const file of this.files) {
+      const entry: Entry = { type: 'file', path: file.path, name: file.path.slice(1), cid: file.root.toString(), size: this.settings.leavesPerFile * this.settings.leafBytes, mode: 0o644, mtime: 0, pin: { policy: this.settings.policy, manifest: file.manifest.toString() } }
+      yield entry
+    }
+  }
+
+  private makeService (node: RealSimNode): DurabilityService {
+    const network = new SimShardsNetwork({ fabric: this.fabric, time: this.time, rng: this.rng.fork(), sides: this.sides }, { self: node.id, peers: this.peers, probeIntervalMs: this.settings.probeIntervalMs })
+    const exchange = new SimExchange(network, node.side.store)
+    const service = new DurabilityService({
+      blockstore: node.side.store,
+      exchange,
+      blocks: simBlockReader(exchange),
+      network,
+      holdings: node.holdings,
+      expected: node.side.expected,
+      files: () => this.visible(),
+      gcLock: new GcLock(),
+      logger: this.logger,
+      clock: this.time,
+      timers: this.time
+    }, { graceMs: this.settings.graceMs, checkIntervalMs: this.settings.checkIntervalMs, scrubIntervalMs: this.settings.scrubIntervalMs })
+    node.services.push(service)
+    return service
+  }
+}

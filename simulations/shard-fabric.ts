@@ -1,0 +1,130 @@
+/**
+ * The virtual wire under the durability simulation: which nodes are up and
+ * which can reach each other (partitions), how long a message takes
+ * (latency plus bytes over the link rate, on virtual time), and how many
+ * block bytes crossed it — the measure of a repair storm.
+ *
+ * The mechanism: {@link ShardFabric.call} carries a request to a node and
+ * its answer back, one leg at a time; each leg waits its delay on the
+ * {@link VirtualTime}, then checks that both ends are up and on one side of
+ * every partition. A leg that cannot arrive fails the call with
+ * {@link PeerUnreachableError} once the call's timeout (counted from the
+ * send) has passed, as a dial or a stream to a vanished peer does. Nothing
+ * here knows who is up from anyone's point of view: each node learns that
+ * only from its own calls (simulations/shard-node.ts).
+ *
+ * @module
+ */
+import { ShoalError } from '../node/errors.js'
+import type { Prng } from './prng.js'
+import type { VirtualTime } from './virtual-time.js'
+
+/** A call to a node that is down, or on the other side of a partition. */
+export class PeerUnreachableError extends ShoalError {
+  override name = 'PeerUnreachableError'
+}
+
+/** Settings of a {@link ShardFabric}. */
+export interface ShardFabricInit {
+  time: VirtualTime
+  /** Source of the per-leg latency jitter. */
+  rng: Prng
+  /** @default 2 */
+  minDelayMs?: number
+  /** @default 20 */
+  maxDelayMs?: number
+  /** Link rate, bytes per virtual ms. @default 12_500 (100 Mbit/s) */
+  bytesPerMs?: number
+  /** A call that cannot complete fails this long after it was sent (ms). @default 10_000 */
+  timeoutMs?: number
+}
+
+/** What one call carries: the sizes of its two legs, and which block (if any) it moved. */
+export interface CallShape<T> {
+  /** Bytes of the request leg. */
+  requestBytes: number
+  /** Bytes of the answer leg, given the answer. */
+  answerBytes: (answer: T) => number
+  /** The block whose bytes this call moved (counted in {@link ShardFabric.moved} when the call completes). */
+  block?: (answer: T) => { cid: string, bytes: number } | undefined
+}
+
+/** Reachability, delays and byte counts of the simulated nodes; see the module comment. */
+export class ShardFabric {
+  /** Block bytes that crossed the fabric, by CID. */
+  readonly moved = new Map<string, number>()
+  /** Calls made, and calls that failed as unreachable. */
+  readonly counts = { calls: 0, unreachable: 0, blockBytes: 0 }
+  private readonly up = new Set<string>()
+  private readonly side = new Map<string, number>()
+  private readonly time: VirtualTime
+  private readonly rng: Prng
+  private readonly minDelayMs: number
+  private readonly maxDelayMs: number
+  private readonly bytesPerMs: number
+  private readonly timeoutMs: number
+
+  constructor (init: ShardFabricInit) {
+    this.time = init.time
+    this.rng = init.rng
+    this.minDelayMs = init.minDelayMs ?? 2
+    this.maxDelayMs = init.maxDelayMs ?? 20
+    this.bytesPerMs = init.bytesPerMs ?? 12_500
+    this.timeoutMs = init.timeoutMs ?? 10_000
+  }
+
+  /** Bring `id` up or take it down (a crash, a departure, a return). */
+  setUp (id: string, up: boolean): void {
+    if (up) this.up.add(id)
+    else this.up.delete(id)
+  }
+
+  isUp (id: string): boolean { return this.up.has(id) }
+
+  /** Split the nodes: each group is one side; nodes in no group form one more side. */
+  partition (groups: readonly string[][]): void {
+    this.side.clear()
+    for (const [i, group] of groups.entries()) for (const id of group) this.side.set(id, i + 1)
+  }
+
+  /** Join every side again. */
+  heal (): void { this.side.clear() }
+
+  /** Whether a message from `a` reaches `b` now. */
+  reachable (a: string, b: string): boolean {
+    return this.up.has(a) && this.up.has(b) && (this.side.get(a) ?? 0) === (this.side.get(b) ?? 0)
+  }
+
+  /**
+   * Carry a request from `from` to `to`, run `serve` there, carry its answer
+   * back. `serve`'s own errors reach the caller as they are.
+   *
+   * @throws {PeerUnreachableError} when a leg cannot arrive (after the timeout)
+   */
+  async call<T>(from: string, to: string, shape: CallShape<T>, serve: () => Promise<T>): Promise<T> {
+    const sent = this.time.now()
+    this.counts.calls++
+    await this.leg(from, to, shape.requestBytes, sent)
+    const answer = await serve()
+    await this.leg(to, from, shape.answerBytes(answer), sent)
+    const block = shape.block?.(answer)
+    if (block !== undefined) {
+      this.moved.set(block.cid, (this.moved.get(block.cid) ?? 0) + block.bytes)
+      this.counts.blockBytes += block.bytes
+    }
+    return answer
+  }
+
+  private async leg (from: string, to: string, bytes: number, sent: number): Promise<void> {
+    const delay = this.minDelayMs + Math.floor(this.rng.next() * (this.maxDelayMs - this.minDelayMs + 1)) + Math.ceil(bytes / this.bytesPerMs)
+    await this.wait(delay)
+    if (this.reachable(from, to)) return
+    this.counts.unreachable++
+    await this.wait(Math.max(0, sent + this.timeoutMs - this.time.now()))
+    throw new PeerUnreachableError(`${to} unreachable from ${from}`)
+  }
+
+  private async wait (ms: number): Promise<void> {
+    await new Promise<void>(resolve => { this.time.setTimeout(resolve, ms) })
+  }
+}
