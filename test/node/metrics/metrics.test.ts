@@ -52,10 +52,12 @@ describe('metrics of real nodes', () => {
     let scrape = await scrapers(t, swarm)
     const first = await (scrape.get(writer) as () => Promise<Scrape>)()
 
-    // peers: the writer dialled the three others (so it knows them), the last node was dialled by all
+    // peers: the writer dialled the three others (so it knows them); whom the
+    // last node knows depends on who dialled it back (the DHT may), so it is not asserted
     assert.equal(first.must('shoal_peers_connected'), 3)
     assert.equal(first.must('shoal_peers_known'), 3)
-    assert.equal((await (scrape.get(nodes[3]) as () => Promise<Scrape>)()).must('shoal_peers_known'), 0, 'a node that dialled nobody remembers nobody')
+    // the last node was dialled by the three others: its own gauge, not the writer's
+    assert.equal((await (scrape.get(nodes[3]) as () => Promise<Scrape>)()).must('shoal_peers_connected'), 3)
     assert.equal(first.must('shoal_peers_trusted'), 0)
     writer.components.trust.add(nodes[1].components.peerId)
     assert.equal((await (scrape.get(writer) as () => Promise<Scrape>)()).must('shoal_peers_trusted'), 1)
