@@ -102,7 +102,13 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     signer: signerFromKey(key),
     trust,
     logger: logger.child({ component: 'namespace' }),
-    options: { memberTimeout: config.namespace.memberTimeout, compactAfter: config.namespace.compactAfter }
+    options: {
+      memberTimeout: config.namespace.memberTimeout,
+      compactAfter: config.namespace.compactAfter,
+      // an empty store of an identity that existed before recovers its own past writes first (docs/namespace.md)
+      recoverEmptyStore: true,
+      skipRecovery: process.env.SHOAL_NAMESPACE_RECOVERY === 'skip'
+    }
   })
   const swarmKey = config.privateSwarm ? parseSwarmKey(await readFile(repo.swarmKey, 'utf8')) : undefined
   const libp2p = await createHost({

@@ -11,6 +11,14 @@
  * at the end either be visible on every replica — at its path or as a
  * conflict copy of it — or have been superseded by an op that names it in
  * `replaces`, whose entry's clock covers it (a knowing overwrite or delete).
+ * A version is exempt only when its author lost it with its disk before any
+ * other node held it (then no node can have it).
+ *
+ * Lifecycle faults: a node may crash and restart keeping its store (the
+ * {@link MemoryKV} survives; Replica and NamespaceSync are rebuilt from it,
+ * as a real restart does), restart with its disk lost (same key, empty
+ * store) or from an old backup (a copy of its store taken earlier), join
+ * mid-run, leave for good, and run with a skewed wall clock.
  *
  * @module
  */
@@ -20,6 +28,8 @@ import { decodeEntry, type Dot } from '../protocol/namespace.js'
 import { covers } from '../node/namespace/clock.js'
 import { peerIdVerifier, signerFromKey } from '../node/namespace/identity.js'
 import { MemoryKV } from '../node/namespace/kv.js'
+import { markNewStore } from '../node/namespace/recovery.js'
+import type { PrivateKey } from '@libp2p/interface'
 import { Replica, type ReplicaOptions } from '../node/namespace/replica.js'
 import { NamespaceSync, type SyncOptions, type SyncStats } from '../node/namespace/sync.js'
 import { WriterTrust } from '../node/namespace/trust.js'
@@ -64,6 +74,28 @@ export interface SimNode {
   endpoint: VirtualEndpoint
   /** Its writer trust (with `writers: 'listed'`). */
   trust?: WriterTrust
+  /** Its store: survives a crash; replaced by a disk loss or a backup restore. */
+  kv: MemoryKV
+  /** Its key (kept across restarts). */
+  key: PrivateKey
+  /** 'up', 'down' (crashed, comes back) or 'gone' (left for good). */
+  status: 'up' | 'down' | 'gone'
+  /** Offset of its wall clock from virtual time (ms). */
+  skew: number
+  /** Its last backup (a copy of its store). */
+  backup?: MemoryKV
+}
+
+/** How a crashed node comes back. */
+export type RestartDisk = 'keep' | 'lost' | 'backup'
+
+/** Copy of a memory store (a backup). */
+async function copyStore (kv: MemoryKV): Promise<MemoryKV> {
+  const out = new MemoryKV()
+  const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
+  for await (const [key, value] of kv.iterate({})) ops.push({ type: 'put', key, value: value.slice() })
+  await out.batch(ops)
+  return out
 }
 
 /** What {@link NamespaceSim.apply} did. */
@@ -89,6 +121,11 @@ export interface WriteRecord {
 interface Created { node: number, path: string, type: 'file' | 'dir', cid?: string, dot: Dot }
 
 function versionKey (path: string, dot: Dot): string { return `${path}\n${dot[0]}\n${dot[1]}` }
+/** A created version's key: a reused dot (a bug) must not hide the first version. */
+function createdKey (c: Created): string { return `${versionKey(c.path, c.dot)}\n${c.cid ?? 'dir'}` }
+
+/** Longest a local write waits for recovery in simulations (virtual ms). */
+export const SIM_RECOVERY_TIMEOUT = 10_000
 
 /** The sync interval of simulations (virtual ms). */
 export const SIM_INTERVAL = 1000
@@ -111,7 +148,12 @@ export class NamespaceSim {
   readonly blindReplaces: string[] = []
   private readonly created = new Map<string, Created>()
   private readonly replaced = new Set<string>()
+  /** Versions lost with their author's disk before any other node held them (exempt from {@link lostWrites}). */
+  readonly lostWithDisk = new Set<string>()
+  /** Rejections counted by replicas since closed (restarts). */
+  private closedRejections = 0
   private counter = 0
+  private readonly base: Logger
   /** Operations that succeeded / met an expected error. */
   readonly ops = { ok: 0, failed: 0 }
   private readonly tracing: boolean
@@ -120,33 +162,132 @@ export class NamespaceSim {
     this.time = new VirtualTime()
     this.net = new VirtualNetwork(this.time, rng.fork(), options.network)
     this.tracing = options.trace ?? true
+    this.base = options.logger ?? pino({ level: 'silent' })
   }
 
   /** Build, open and start every replica. */
   static async create (options: SimOptions): Promise<NamespaceSim> {
     const sim = new NamespaceSim(options, new Prng(options.seed))
-    const base = options.logger ?? pino({ level: 'silent' })
-    for (let index = 0; index < options.nodes; index++) {
-      const key = await generateKeyPairFromSeed('Ed25519', sim.rng.bytes(32))
-      const signer = signerFromKey(key)
-      const logger = base.child({ node: index })
-      const replicaOptions = { ...options.replica, ...options.replicaFor?.(index) }
-      const trust = options.writers === 'listed' ? new WriterTrust({ self: signer.id, privateSwarm: false }) : undefined
-      const replica = new Replica({ kv: new MemoryKV(), signer, verifier: peerIdVerifier(), clock: sim.time, logger, trust }, replicaOptions)
-      await replica.open()
-      const endpoint = sim.net.endpoint(signer.id)
-      const sync = new NamespaceSync(
-        { replica, network: endpoint, timers: sim.time, random: sim.rng.fork().random, logger, trust },
-        { interval: SIM_INTERVAL, ...options.sync, requestTimeout: REAL_REQUEST_TIMEOUT }
-      )
-      replica.onLocalEntries(entries => { sim.noteLocal(index, entries) })
-      sim.nodes.push({ index, id: signer.id, replica, sync, endpoint, trust })
-    }
+    for (let index = 0; index < options.nodes; index++) await sim.addNode()
     // a swarm booting together: each node pulls from those already up when it starts
     sim.net.announceJoins = false
     for (const node of sim.nodes) await node.sync.start()
     sim.net.announceJoins = true
     return sim
+  }
+
+  /** A new node with a new key and a new store (marked as such, as `init` does); not started. */
+  private async addNode (): Promise<SimNode> {
+    const index = this.nodes.length
+    const key = await generateKeyPairFromSeed('Ed25519', this.rng.bytes(32))
+    const kv = new MemoryKV()
+    await markNewStore(kv, this.time.now())
+    const node = { index, id: signerFromKey(key).id, key, kv, status: 'up', skew: 0 } as unknown as SimNode
+    this.nodes.push(node)
+    await this.build(node)
+    return node
+  }
+
+  /** Build and open a node's Replica and NamespaceSync over its store (start or restart). */
+  private async build (node: SimNode): Promise<void> {
+    const { options } = this
+    const signer = signerFromKey(node.key)
+    const logger = this.base.child({ node: node.index })
+    const replicaOptions = { recoverEmptyStore: true, recoveryTimeout: SIM_RECOVERY_TIMEOUT, ...options.replica, ...options.replicaFor?.(node.index) }
+    const trust = node.trust ?? (options.writers === 'listed' ? new WriterTrust({ self: signer.id, privateSwarm: false }) : undefined)
+    const clock = { now: () => this.time.now() + node.skew }
+    const replica = new Replica({ kv: node.kv, signer, verifier: peerIdVerifier(), clock, timers: this.time, logger, trust }, replicaOptions)
+    await replica.open()
+    const endpoint = this.net.endpoint(signer.id)
+    const sync = new NamespaceSync(
+      { replica, network: endpoint, timers: this.time, random: this.rng.fork().random, logger, trust },
+      { interval: SIM_INTERVAL, ...options.sync, requestTimeout: REAL_REQUEST_TIMEOUT }
+    )
+    replica.onLocalEntries(entries => { this.noteLocal(node.index, entries) })
+    Object.assign(node, { replica, sync, endpoint, trust })
+  }
+
+  /** Nodes that are up. */
+  up (): SimNode[] { return this.nodes.filter(n => n.status === 'up') }
+
+  /** Crash node `index` (its store survives). */
+  async crash (index: number): Promise<void> {
+    const node = this.nodes[index]
+    if (node.status !== 'up') return
+    await node.sync.stop()
+    this.closedRejections += node.replica.rejected
+    await node.replica.close()
+    node.status = 'down'
+    this.log(`node ${index} crashed`)
+  }
+
+  /** Take a backup of node `index`'s store now. */
+  async backup (index: number): Promise<void> {
+    const node = this.nodes[index]
+    if (node.status === 'gone') return
+    node.backup = await copyStore(node.kv)
+    this.log(`node ${index} backed up at seq ${node.replica.state().clock[node.id] ?? 0}`)
+  }
+
+  /**
+   * Restart node `index` (crashing it first when up): with its store, with
+   * an empty store (disk lost), or with a copy of its last backup (an empty
+   * store when it has none). Versions it wrote that no other node holds now
+   * are gone with the disk: they are exempt from {@link lostWrites}.
+   */
+  async restart (index: number, disk: RestartDisk = 'keep'): Promise<void> {
+    const node = this.nodes[index]
+    if (node.status === 'gone') return
+    await this.crash(index)
+    if (disk !== 'keep') node.kv = disk === 'backup' && node.backup !== undefined ? await copyStore(node.backup) : new MemoryKV()
+    await this.build(node)
+    if (disk !== 'keep') this.noteDiskLoss(node)
+    node.status = 'up'
+    await node.sync.start()
+    this.log(`node ${index} restarted (${disk}), seq ${node.replica.state().clock[node.id] ?? 0}, ${node.replica.recovering ? 'recovering' : 'writable'}`)
+  }
+
+  /** Versions by `node` that neither another non-gone node nor its own (new) store hold are lost with its disk. */
+  private noteDiskLoss (node: SimNode): void {
+    const holders = this.nodes.filter(n => n.status !== 'gone')
+    for (const [key, c] of this.created) {
+      if (c.dot[0] !== node.id) continue
+      if (!holders.some(n => covers(n.replica.state().clock, c.dot))) this.lostWithDisk.add(key)
+    }
+  }
+
+  /** A new node joins the running swarm. */
+  async join (): Promise<number> {
+    const node = await this.addNode()
+    await node.sync.start()
+    this.log(`node ${node.index} joined`)
+    return node.index
+  }
+
+  /** Node `index` leaves for good (what it wrote and no other node holds leaves with it). */
+  async leave (index: number): Promise<void> {
+    const node = this.nodes[index]
+    if (node.status === 'gone') return
+    await this.crash(index)
+    node.status = 'gone'
+    this.noteDiskLoss(node)
+    this.log(`node ${index} left`)
+  }
+
+  /** Set node `index`'s wall-clock offset (ms; entry times and mtimes follow it). */
+  skew (index: number, ms: number): void {
+    this.nodes[index].skew = ms
+    this.log(`node ${index} clock skew ${ms} ms`)
+  }
+
+  /** Restart every crashed node with its store (end of a scenario). */
+  async restartCrashed (): Promise<void> {
+    for (const n of this.nodes) if (n.status === 'down') await this.restart(n.index, 'keep')
+  }
+
+  /** Entries rejected by every replica so far (honest runs: 0). */
+  rejections (): number {
+    return this.closedRejections + this.up().reduce((sum, n) => sum + n.replica.rejected, 0)
   }
 
   private log (line: string): void {
@@ -162,8 +303,10 @@ export class NamespaceSim {
           this.replaced.add(versionKey(op.path, r))
           if (!covers(entry.clock, r)) this.blindReplaces.push(`node ${node} entry ${entry.seq} replaces ${op.path}@${r[0]}:${r[1]} it has not seen`)
         }
-        if (op.op === 'put') this.created.set(versionKey(op.path, dot), { node, path: op.path, type: 'file', cid: op.cid.toString(), dot })
-        else if (op.op === 'mkdir') this.created.set(versionKey(op.path, dot), { node, path: op.path, type: 'dir', dot })
+        let c: Created | undefined
+        if (op.op === 'put') c = { node, path: op.path, type: 'file', cid: op.cid.toString(), dot }
+        else if (op.op === 'mkdir') c = { node, path: op.path, type: 'dir', dot }
+        if (c !== undefined) this.created.set(createdKey(c), c)
       }
     }
   }
@@ -173,13 +316,26 @@ export class NamespaceSim {
    * replica's view (see {@link EXPECTED_ERRORS}) are returned, not thrown.
    */
   async apply (node: number, op: SimOp): Promise<OpOutcome> {
-    const { replica } = this.nodes[node]
+    const sim = this.nodes[node]
+    if (sim.status !== 'up') return { ok: false, error: sim.status }
+    if (sim.replica.recovering) {
+      // the write waits on virtual timers (recovery): run time until it settles
+      let settled = false
+      const run = this.perform(node, op).finally(() => { settled = true })
+      await this.time.runUntil(() => settled, { deadline: this.time.now() + 2 * SIM_RECOVERY_TIMEOUT + 1000, pollEvery: 50 })
+      return await run
+    }
+    return await this.perform(node, op)
+  }
+
+  private async perform (node: number, op: SimOp): Promise<OpOutcome> {
+    const { replica, skew } = this.nodes[node]
     try {
       switch (op.kind) {
         case 'put': {
           const n = ++this.counter
           const cid = writeCID(n).toString()
-          const now = this.time.now()
+          const now = this.time.now() + skew
           await replica.putFile(op.path, { cid, size: n, mode: 0o644, mtime: now })
           const dot: Dot = [replica.id, replica.state().clock[replica.id]]
           this.writes.push({ node, path: op.path, cid, dot, time: now })
@@ -245,8 +401,9 @@ export class NamespaceSim {
 
   /** True when every replica has the same clock. */
   clocksEqual (): boolean {
-    const first = clockKey(this.nodes[0].replica)
-    return this.nodes.every(n => clockKey(n.replica) === first)
+    const up = this.up()
+    const first = clockKey(up[0].replica)
+    return up.every(n => clockKey(n.replica) === first)
   }
 
   /**
@@ -254,24 +411,35 @@ export class NamespaceSim {
    * `maxTime` virtual ms. Returns whether they converged.
    */
   async converge (maxTime = 120_000): Promise<boolean> {
-    const result: RunResult = await this.time.runUntil(() => this.clocksEqual(), { deadline: this.time.now() + maxTime, pollEvery: 50 })
-    this.log(`converge: ${result}`)
-    return result === 'done'
+    const deadline = this.time.now() + maxTime
+    for (let round = 0; round < 1000; round++) {
+      const result: RunResult = await this.time.runUntil(() => this.clocksEqual(), { deadline, pollEvery: 50 })
+      if (result === 'done' && (await this.differences(1)).length === 0) {
+        this.log(`converge: done (views equal) after ${round} extra rounds`)
+        return true
+      }
+      if (this.time.now() >= deadline) break
+      // equal clocks are not enough: trees, heads and conflicts must be equal too
+      await this.time.advance(Math.min(SIM_INTERVAL, deadline - this.time.now()))
+    }
+    this.log('converge: deadline')
+    return false
   }
 
   /** The views of every replica. */
   async views (): Promise<ReplicaView[]> {
     const out: ReplicaView[] = []
-    for (const n of this.nodes) out.push(await viewOf(n.replica))
+    for (const n of this.up()) out.push(await viewOf(n.replica))
     return out
   }
 
   /** How every replica's view differs from replica 0's (empty when all are equal). */
   async differences (limit = 20): Promise<string[]> {
     const views = await this.views()
+    const names = this.up().map(n => `node${n.index}`)
     const out: string[] = []
     for (let i = 1; i < views.length && out.length < limit; i++) {
-      out.push(...diffViews(views[0], views[i], 'node0', `node${i}`))
+      out.push(...diffViews(views[0], views[i], names[0], names[i]))
     }
     return out.slice(0, limit)
   }
@@ -284,13 +452,14 @@ export class NamespaceSim {
   async lostWrites (): Promise<string[]> {
     const out: string[] = [...this.blindReplaces]
     const views = await this.views()
+    const names = this.up().map(n => n.index)
     for (const [key, c] of this.created) {
-      if (this.replaced.has(key)) continue
+      if (this.replaced.has(versionKey(c.path, c.dot)) || this.lostWithDisk.has(key)) continue
       for (let i = 0; i < views.length; i++) {
         const found = views[i].tree.some(e => c.type === 'dir'
           ? e.type === 'dir' && e.path === c.path
           : e.type === 'file' && e.cid === c.cid && (e.path === c.path || e.conflictOf === c.path))
-        if (!found) out.push(`node ${i} lacks ${c.type} ${c.path}${c.cid !== undefined ? ' ' + c.cid : ''} written by node ${c.node} (seq ${c.dot[1]})`)
+        if (!found) out.push(`node ${names[i]} lacks ${c.type} ${c.path}${c.cid !== undefined ? ' ' + c.cid : ''} written by node ${c.node} (seq ${c.dot[1]})`)
       }
     }
     return out
@@ -299,7 +468,7 @@ export class NamespaceSim {
   /** Sum of the sync counters of every replica. */
   syncStats (): SyncStats {
     const sum: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0 }
-    for (const n of this.nodes) for (const k of Object.keys(sum) as Array<keyof SyncStats>) sum[k] += n.sync.stats[k]
+    for (const n of this.up()) for (const k of Object.keys(sum) as Array<keyof SyncStats>) sum[k] += n.sync.stats[k]
     return sum
   }
 
@@ -317,8 +486,8 @@ export class NamespaceSim {
 
   /** Stop every sync and close every replica; drop pending virtual events. */
   async stop (): Promise<void> {
-    for (const n of this.nodes) await n.sync.stop()
-    for (const n of this.nodes) await n.replica.close()
+    for (const n of this.up()) await n.sync.stop()
+    for (const n of this.up()) await n.replica.close()
     this.time.clear()
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { randomOp, showOp, type SimOp } from './namespace-ops.js'
-import type { NamespaceSim } from './namespace-sim.js'
+import type { NamespaceSim, RestartDisk } from './namespace-sim.js'
 import type { Prng } from './prng.js'
 
 /** One step of a scenario. */
@@ -16,6 +16,13 @@ export type Step =
   /** Split the nodes into `groups` groups, chosen by `salt`. */
   | { t: 'split', groups: number, salt: number }
   | { t: 'heal' }
+  /** Node lifecycle: crash (store kept), restart (store kept, lost, or from the last backup), backup, join, leave, clock skew. */
+  | { t: 'crash', node: number }
+  | { t: 'restart', node: number, disk: RestartDisk }
+  | { t: 'backup', node: number }
+  | { t: 'join' }
+  | { t: 'leave', node: number }
+  | { t: 'skew', node: number, ms: number }
 
 /**
  * The groups of a split: node i goes to group hash(i, salt) mod `groups`;
@@ -43,6 +50,15 @@ export async function runSteps (sim: NamespaceSim, steps: readonly Step[]): Prom
       case 'wait': await sim.advance(step.ms); break
       case 'split': sim.partition(splitGroups(sim.nodes.length, step.groups, step.salt)); break
       case 'heal': sim.heal(); break
+      case 'crash': await sim.crash(step.node % sim.nodes.length); break
+      case 'restart': await sim.restart(step.node % sim.nodes.length, step.disk); break
+      case 'backup': await sim.backup(step.node % sim.nodes.length); break
+      case 'join': await sim.join(); break
+      case 'leave':
+        // at least two nodes stay
+        if (sim.nodes.filter(n => n.status !== 'gone').length > 2) await sim.leave(step.node % sim.nodes.length)
+        break
+      case 'skew': sim.skew(step.node % sim.nodes.length, step.ms); break
     }
   }
 }
@@ -54,6 +70,12 @@ export function showStep (step: Step): string {
     case 'wait': return `wait ${step.ms}`
     case 'split': return `split ${step.groups} salt ${step.salt}`
     case 'heal': return 'heal'
+    case 'crash': return `crash ${step.node}`
+    case 'restart': return `restart ${step.node} (${step.disk})`
+    case 'backup': return `backup ${step.node}`
+    case 'join': return 'join'
+    case 'leave': return `leave ${step.node}`
+    case 'skew': return `skew ${step.node} ${step.ms} ms`
   }
 }
 

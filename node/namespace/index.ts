@@ -14,6 +14,8 @@ import type { Logger } from '../logger.js'
 export { normalizePath, parentOf, baseName, joinPath, isWithin } from './paths.js'
 export { Replica, InvalidSnapshotError, UntrustedSnapshotError, cborCID } from './replica.js'
 export { NamespaceFormatError } from './upgrade.js'
+export { NamespaceRecoveringError, markNewStore } from './recovery.js'
+import { markNewStore } from './recovery.js'
 export { isPinPolicy } from '../../protocol/namespace.js'
 import type { ColdCopy } from '../../protocol/namespace.js'
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
@@ -161,6 +163,16 @@ export interface NamespaceInit {
   /** Whose entries and snapshots are applied. @default every author */
   trust?: TrustPolicy
   options?: ReplicaOptions
+}
+
+/**
+ * Mark the (new, empty) namespace store at `path` as created with its
+ * identity: the repo's `init` calls it, so a brand-new node writes at once,
+ * while a store that lost its data later recovers its own past writes first
+ * (docs/namespace.md, "A node that lost its store").
+ */
+export async function markNewNamespace (path: string): Promise<void> {
+  await markNewStore(new LevelKV(path), Date.now())
 }
 
 /** Create (not yet open) this node's replica of the namespace in LevelDB. */

@@ -37,6 +37,7 @@ import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type
 import { LEGACY_RANGE, NamespaceFormatError, parseLegacyRecord, parseStoredHeads, type LegacyRecord } from './upgrade.js'
 import { TRUST_EVERYONE, WarnLimit, type TrustPolicy } from './trust.js'
 import type { Signer, Verifier } from './identity.js'
+import { RECOVERING_KEY, Recovery, type RecoveryState, type RecoveryTimers } from './recovery.js'
 import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions } from './index.js'
 import type { Logger } from '../logger.js'
 
@@ -71,6 +72,8 @@ export interface ReplicaComponents {
   logger: Logger
   /** Whose entries and snapshots are applied (docs/namespace.md, "Trusted writers"). @default every author */
   trust?: TrustPolicy
+  /** Timers a write waits on while the replica recovers its own past writes. @default the process's timers */
+  timers?: RecoveryTimers
 }
 
 /** Tuning. */
@@ -83,6 +86,22 @@ export interface ReplicaOptions {
   maxPending?: number
   /** Paths per snapshot shard. @default 2048 */
   shardPaths?: number
+  /**
+   * An empty store that lacks the new-store marker (`m!new`, written
+   * by the repo's `init`, recovery.ts) belongs to an identity that existed before
+   * (a lost or replaced store): recover this node's own past writes from a
+   * peer before the first local write. The daemon sets it; embedders that
+   * create stores without `init` leave it off. @default false
+   */
+  recoverEmptyStore?: boolean
+  /**
+   * Never recover (the lone-node way out, `SHOAL_NAMESPACE_RECOVERY=skip`):
+   * a stored recovery is dropped and writes go ahead at once, at the risk of
+   * reusing a seq this node used before. @default false
+   */
+  skipRecovery?: boolean
+  /** Longest a local write waits for recovery before {@link NamespaceRecoveringError} (ms). @default 30000 */
+  recoveryTimeout?: number
 }
 
 /** What {@link Replica.receive} did. */
@@ -149,7 +168,8 @@ const DAY = 24 * 3600 * 1000
 export class Replica implements Namespace {
   private readonly kv: KV
   private readonly log: Logger
-  private readonly options: Required<ReplicaOptions>
+  private readonly options: Required<Omit<ReplicaOptions, 'recoverEmptyStore' | 'skipRecovery' | 'recoveryTimeout'>>
+  private readonly recovery: Recovery
   private clockState: VectorClock = {}
   /** Heads (entry CIDs) with the dot of each. */
   private headState = new Map<string, Dot>()
@@ -188,7 +208,18 @@ export class Replica implements Namespace {
       maxPending: options.maxPending ?? 100_000,
       shardPaths: Math.min(options.shardPaths ?? 2048, MAX_SHARD_PATHS)
     }
+    this.recoveryOptions = { empty: options.recoverEmptyStore ?? false, skip: options.skipRecovery ?? false }
+    const timers: RecoveryTimers = components.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } }
+    this.recovery = new Recovery({ timers, timeout: options.recoveryTimeout ?? 30_000, where: this.kv.location ?? 'the namespace store' })
   }
+
+  private readonly recoveryOptions: { empty: boolean, skip: boolean }
+
+  /**
+   * True while this replica recovers its own past writes from its peers
+   * (local writes wait; docs/namespace.md, "A node that lost its store").
+   */
+  get recovering (): boolean { return this.recovery.active }
 
   /** This replica's author id. */
   get id (): string { return this.components.signer.id }
@@ -206,6 +237,7 @@ export class Replica implements Namespace {
     if (this.opened) return
     await this.kv.open()
     try {
+      await this.openRecovery()
       this.clockState = await this.meta<VectorClock>('clock') ?? {}
       this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
       this.aheadState = await this.meta<VectorClock>('ahead') ?? {}
@@ -330,7 +362,7 @@ export class Replica implements Namespace {
     const p = normalizePath(path)
     if (p === '/') throw new IsADirectoryError('cannot write a file at /')
     const pin = checkPin(record.pin)
-    return await this.exclusive(async () => {
+    return await this.writing(async () => {
       const ops = new OpSet()
       await this.putOps(ops, p, record, pin)
       await this.commitLocal(ops.list())
@@ -366,7 +398,7 @@ export class Replica implements Namespace {
     })
     if (items.length === 0) return []
     const filePaths = new Set(items.map(i => i.p))
-    return await this.exclusive(async () => {
+    return await this.writing(async () => {
       const ops = new OpSet()
       for (const { p, record, pin } of items) {
         for (let dir = parentOf(p); dir !== '/'; dir = parentOf(dir)) {
@@ -384,7 +416,7 @@ export class Replica implements Namespace {
   async mkdir (path: string, options: MkdirOptions = {}): Promise<Entry> {
     const p = normalizePath(path)
     const parents = options.parents === true
-    return await this.exclusive(async () => {
+    return await this.writing(async () => {
       const existing = await this.lookup(p)
       if (existing !== undefined) {
         if (existing.type === 'dir' && parents) return existing
@@ -403,7 +435,7 @@ export class Replica implements Namespace {
     const src = normalizePath(from)
     let dst = normalizePath(to)
     if (src === '/') throw new InvalidArgumentError('cannot move /')
-    return await this.exclusive(async () => {
+    return await this.writing(async () => {
       const entry = await this.stat(src)
       const target = await this.lookup(dst)
       if (target?.type === 'dir') dst = joinPath(dst, entry.name)
@@ -436,7 +468,7 @@ export class Replica implements Namespace {
   async remove (path: string, options: RemoveOptions = {}): Promise<void> {
     const p = normalizePath(path)
     if (p === '/') throw new InvalidArgumentError('cannot remove /')
-    await this.exclusive(async () => {
+    await this.writing(async () => {
       const entry = await this.stat(p)
       const ops = new OpSet()
       const record = await this.visible(p) as Visible
@@ -554,6 +586,8 @@ export class Replica implements Namespace {
   }
 
   private async commit (batch: Batch): Promise<void> {
+    const recovered = this.recovery.done(batch.clock[this.id] ?? 0)
+    if (recovered) batch.txn.del(RECOVERING_KEY)
     batch.txn.put('m!clock', batch.clock)
     batch.txn.put('m!heads', [...batch.heads])
     batch.txn.put('m!members', Object.fromEntries(this.members))
@@ -562,6 +596,7 @@ export class Replica implements Namespace {
     this.clockState = batch.clock
     this.headState = batch.heads
     if (batch.ahead !== undefined) this.aheadState = batch.ahead
+    if (recovered) this.endRecovery()
   }
 
   /**
@@ -608,6 +643,7 @@ export class Replica implements Namespace {
     if (covers(this.clockState, [entry.author, entry.seq])) {
       const known = await this.kv.get(seqKey(entry.author, entry.seq))
       if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== cid.toString()) {
+        if (entry.author === this.id) this.log.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
         return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
       }
       return 'duplicate'
@@ -615,6 +651,8 @@ export class Replica implements Namespace {
     if (!await this.components.verifier(entry.author, encodeEntryBody(entry), entry.sig)) {
       return this.reject(from, cid, `bad signature by ${entry.author}`)
     }
+    // one of this node's own past entries that its store lacks: it is behind its own writes
+    if (entry.author === this.id && from !== undefined) this.heardSelf(entry.seq, from)
     return { cid, entry, bytes }
   }
 
@@ -748,6 +786,7 @@ export class Replica implements Namespace {
    */
   noteMember (peer: string, clock: VectorClock): void {
     if (!this.trust.trusts(peer)) return
+    if (peer !== this.id) this.heardSelf(clock[this.id] ?? 0, peer)
     const m = this.members.get(peer)
     this.members.set(peer, { clock: m === undefined ? { ...clock } : merge(m.clock, clock), seen: this.components.clock.now() })
   }
@@ -1151,6 +1190,82 @@ export class Replica implements Namespace {
       await this.commitLocal(ops, txn => { for (const key of keys) txn.del(key) })
       this.log.info({ records: keys.length, ops: ops.length }, 'namespace store upgraded: single-node records migrated into the replica')
     })
+  }
+
+  // ------------------------------------------------------------ recovery
+
+  /**
+   * Load or enter the recovery state at open: a stored recovery goes on; an
+   * empty store without the new-store marker starts one when
+   * `recoverEmptyStore` is set. `skipRecovery` drops it.
+   */
+  private async openRecovery (): Promise<void> {
+    if (this.recoveryOptions.skip) {
+      if (await this.kv.get(RECOVERING_KEY) !== undefined) {
+        await this.kv.batch([{ type: 'del', key: RECOVERING_KEY }], true)
+        this.log.warn('namespace recovery skipped as configured: local writes may reuse seqs this node used before')
+      }
+      return
+    }
+    let state = await this.meta<RecoveryState>('recovering')
+    if (state === undefined && this.recoveryOptions.empty) {
+      let empty = true
+      for await (const _ of this.kv.iterate({ limit: 1 })) empty = false // eslint-disable-line @typescript-eslint/no-unused-vars
+      if (empty) {
+        state = { target: 0, heard: false, reason: 'empty-store' }
+        await this.kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(state) }], true)
+      }
+    }
+    if (state !== undefined) {
+      this.recovery.set(state)
+      this.log.warn({ ...state }, 'namespace store is behind this node\'s own past writes: recovering them from peers before the next local write')
+    }
+  }
+
+  /**
+   * A trusted peer showed this node's own seq as `seen`: start or advance
+   * recovery when that is ahead of what the store holds, end it when done.
+   */
+  private heardSelf (seen: number, peer: string): void {
+    if (this.recoveryOptions.skip || !this.opened) return
+    const local = this.clockState[this.id] ?? 0
+    const next = this.recovery.heard(seen, local)
+    if (next === undefined) return
+    if (!this.recovery.active) this.log.warn({ peer, seen, local }, 'a peer holds writes of this node that its store lacks: recovering them before the next local write')
+    this.recovery.set(next)
+    if (this.recovery.done(local)) {
+      this.endRecovery()
+      void this.exclusive(async () => { if (!this.recovery.active) await this.kv.batch([{ type: 'del', key: RECOVERING_KEY }], true) }).catch(() => {})
+    } else {
+      void this.exclusive(async () => {
+        const s = this.recovery.current
+        if (s !== undefined) await this.kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(s) }], true)
+      }).catch(() => {})
+    }
+  }
+
+  private endRecovery (): void {
+    if (!this.recovery.active) return
+    this.log.info({ seq: this.clockState[this.id] ?? 0 }, 'namespace recovery done: this node holds its own past writes again')
+    this.recovery.set(undefined)
+  }
+
+  /**
+   * Run a local write once this replica is not recovering: wait for recovery
+   * (bounded), then run `fn` under the lock, unless recovery started again
+   * meanwhile (a peer showed a higher own seq): then wait again, at most a
+   * few times.
+   *
+   * @throws {NamespaceRecoveringError} when recovery does not end in time
+   */
+  private async writing<T> (fn: () => Promise<T>): Promise<T> {
+    const RETRY = Symbol('retry')
+    for (let attempt = 0; attempt < 4; attempt++) {
+      await this.recovery.wait()
+      const out = await this.exclusive(async () => this.recovery.active ? RETRY : await fn())
+      if (out !== RETRY) return out as T
+    }
+    throw this.recovery.error()
   }
 
   // ------------------------------------------------------------- helpers

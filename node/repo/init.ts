@@ -11,6 +11,7 @@ import { parseChunker } from '../content/chunker/index.js'
 import { parseGatewaySetting } from '../gateway/address.js'
 import { DEFAULT_CONFIG, defaultGatewayFor, saveConfig, type RepoConfig } from './config.js'
 import { repoLayout } from './layout.js'
+import { markNewNamespace } from '../namespace/index.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 /** Options of `shoal init`. */
@@ -75,6 +76,8 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   if (await repoExists(root)) throw new AlreadyExistsError(`a Shoal repo already exists at ${root}`)
   await mkdir(root, { recursive: true, mode: 0o700 })
   for (const dir of [layout.blocks, layout.namespace, layout.tmp]) await mkdir(dir, { recursive: true })
+  // a new identity's namespace store: its replica writes at once (a store lost later recovers first)
+  await markNewNamespace(layout.namespace)
   const key = await generateKeyPair('Ed25519')
   await writeFile(layout.identity, privateKeyToProtobuf(key), { mode: 0o600 })
   await writeFile(layout.apiToken, randomBytes(32).toString('hex') + '\n', { mode: 0o600 })

@@ -17,6 +17,7 @@ import { SIM_PATHS, type SimOp } from '../../simulations/namespace-ops.js'
 import { NamespaceSim, type SimOptions } from '../../simulations/namespace-sim.js'
 import { showView } from '../../simulations/namespace-view.js'
 import { Prng } from '../../simulations/prng.js'
+import { withSim } from './namespace-sim-helpers.js'
 import { runSteps, showStep, type Step } from '../../simulations/scenario.js'
 
 /**
@@ -106,16 +107,6 @@ async function assertConverged (sim: NamespaceSim, steps: readonly Step[] = [], 
   }
 }
 
-/** Run `body` on a fresh simulation and always stop it (`SIM_VERBOSE=1` prints a summary of each run). */
-async function withSim (options: SimOptions, body: (sim: NamespaceSim) => Promise<void>): Promise<void> {
-  const sim = await NamespaceSim.create(options)
-  try {
-    await body(sim)
-  } finally {
-    if (process.env.SIM_VERBOSE !== undefined) process.stderr.write(`${await sim.summary()}\n`)
-    await sim.stop()
-  }
-}
 
 // ---------------------------------------------------------------------------
 // catching up from a snapshot

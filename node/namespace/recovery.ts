@@ -1,0 +1,160 @@
+/**
+ * Recovery of a replica whose store is behind its own past writes
+ * (docs/namespace.md, "A node that lost its store").
+ *
+ * Why: an author's entries are numbered 1, 2, 3… by `seq`, and peers refuse a
+ * second, different entry for one `(author, seq)` (equivocation). A node that
+ * restarts with its key but an empty store (a lost disk, a store moved aside)
+ * or an old backup of it starts counting again from where its store stops; its
+ * next write reuses a seq its old self already used, the peers refuse it, it
+ * refuses the peers' old entries, and the two sides diverge for good.
+ *
+ * The mechanism: such a replica is *recovering*. Its local writes wait (at
+ * most `timeout`, then {@link NamespaceRecoveringError}) until a trusted peer
+ * has told it how far this node's own seq got (any clock heard from a peer:
+ * gossip, a pull request, a pull answer) and it has applied its own entries up
+ * to there. A store is recovering when it is empty and was not created for a
+ * new identity (the repo's `init` writes a marker, {@link NEW_STORE_KEY}), and
+ * whenever a peer shows this node's own seq higher than its store holds (an
+ * old backup restored), detected at any time. The state is kept in the store
+ * (`m!recovering`), so a restart during recovery goes on recovering.
+ *
+ * When it applies: only to the replica's own author; other authors' entries
+ * are applied as they arrive, and reads are never held back.
+ *
+ * @module
+ */
+import { ShoalError } from '../errors.js'
+import { encodeJSON, type KV } from './kv.js'
+import type { Timers } from './sync.js'
+
+/** Marker key the repo's `init` writes into a new namespace store: this store was created with its identity. */
+export const NEW_STORE_KEY = 'm!new'
+/** Key of the recovery state in the store. */
+export const RECOVERING_KEY = 'm!recovering'
+
+/**
+ * A local write was refused because this node is recovering its own past
+ * writes from its peers and none answered in time (or its store is behind
+ * what a peer holds of its own writes). Nothing was written.
+ */
+export class NamespaceRecoveringError extends ShoalError {
+  override name = 'NamespaceRecoveringError'
+  override readonly status = 503
+}
+
+/** Timers the wait runs on (virtual in simulations): those of namespace sync. */
+export type RecoveryTimers = Timers
+
+/** The stored recovery state. */
+export interface RecoveryState {
+  /** Highest own seq heard from a peer (0 until one answered). */
+  target: number
+  /** Whether a trusted peer's view of this node has been heard. */
+  heard: boolean
+  /** Why: `'empty-store'` or `'behind-peer'`. */
+  reason: 'empty-store' | 'behind-peer'
+}
+
+/** What {@link Recovery} is built from. */
+export interface RecoveryInit {
+  timers: RecoveryTimers
+  /** Longest a write waits (ms). */
+  timeout: number
+  /** Where the store lives (messages). */
+  where: string
+}
+
+/**
+ * The recovery state machine of one replica: whether it is recovering, what
+ * it still needs, and the writers waiting for it to end.
+ */
+export class Recovery {
+  private state: RecoveryState | undefined
+  private waiters = new Set<() => void>()
+
+  constructor (private readonly init: RecoveryInit) {}
+
+  /** True while local writes must wait. */
+  get active (): boolean { return this.state !== undefined }
+
+  /** The current state (undefined when not recovering). */
+  get current (): RecoveryState | undefined { return this.state === undefined ? undefined : { ...this.state } }
+
+  /** Set the state (loaded from the store, or entered); wakes writers when it ends. */
+  set (state: RecoveryState | undefined): void {
+    this.state = state === undefined ? undefined : { ...state }
+    if (state === undefined) {
+      const waiting = [...this.waiters]
+      this.waiters.clear()
+      for (const wake of waiting) wake()
+    }
+  }
+
+  /**
+   * A trusted peer's clock showed this node's own seq as `seen` (0 when it
+   * holds none), while this store holds `local`. Returns the new state when
+   * it changed (to be stored), undefined otherwise.
+   */
+  heard (seen: number, local: number): RecoveryState | undefined {
+    const s = this.state
+    if (s === undefined) {
+      if (seen <= local) return undefined
+      return { target: seen, heard: true, reason: 'behind-peer' }
+    }
+    if (s.heard && seen <= s.target) return undefined
+    return { ...s, heard: true, target: Math.max(s.target, seen) }
+  }
+
+  /** Whether the state is satisfied with `local` own entries applied. */
+  done (local: number): boolean {
+    const s = this.state
+    return s !== undefined && s.heard && local >= s.target
+  }
+
+  /**
+   * Wait until recovery ends, at most the configured timeout.
+   *
+   * @throws {NamespaceRecoveringError} when it does not end in time
+   */
+  async wait (): Promise<void> {
+    if (this.state === undefined) return
+    const { timers, timeout } = this.init
+    await new Promise<void>((resolve, reject) => {
+      const wake = (): void => { timers.clearTimeout(timer); resolve() }
+      const timer = timers.setTimeout(() => {
+        this.waiters.delete(wake)
+        reject(this.error())
+      }, timeout)
+      this.waiters.add(wake)
+    })
+  }
+
+  /** The error of a write that waited too long. */
+  error (): NamespaceRecoveringError {
+    const s = this.state
+    const why = s?.reason === 'behind-peer'
+      ? `a peer holds writes of this node up to seq ${s.target} that ${this.init.where} lacks (an old backup restored?)`
+      : `${this.init.where} is empty but this node's identity existed before (a lost or replaced store)`
+    const what = s?.heard === true
+      ? `it is fetching its own past writes (up to seq ${s.target}) from its peers`
+      : 'it is waiting for a peer to tell it which writes it made before, and no trusted peer has answered yet'
+    return new NamespaceRecoveringError(`namespace write refused: ${why}; ${what}, so that no new write reuses the number of an old one ` +
+      `(peers would refuse it and the namespace would diverge). Nothing was written; retry once the node has synced with a peer. ` +
+      'If no peer will ever answer (this node never wrote, or its writes are gone from every node), start the daemon with ' +
+      'SHOAL_NAMESPACE_RECOVERY=skip to write anyway (docs/namespace.md, "A node that lost its store")')
+  }
+}
+
+/**
+ * Mark a namespace store as created for a new identity (the repo's `init`),
+ * so that its replica does not wait for peers before its first write.
+ */
+export async function markNewStore (kv: KV, now: number): Promise<void> {
+  await kv.open()
+  try {
+    await kv.batch([{ type: 'put', key: NEW_STORE_KEY, value: encodeJSON({ created: now }) }], true)
+  } finally {
+    await kv.close()
+  }
+}
