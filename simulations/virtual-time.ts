@@ -12,12 +12,15 @@ import { setImmediate as immediate } from 'node:timers/promises'
 import type { Timers } from '../node/namespace/sync.js'
 import type { WallClock } from '../node/namespace/replica.js'
 
-/** A scheduled callback. */
-interface Event {
+/** A scheduled callback; it is its own handle (no id → event map to keep). */
+interface Event extends VirtualTimer {
   time: number
   seq: number
   fn: () => void
+  /** Cancelled, or already run. */
   cancelled: boolean
+  /** The scheduler it belongs to (a foreign handle is ignored). */
+  owner: VirtualTime
 }
 
 /** The handle {@link VirtualTime.setTimeout} returns. */
@@ -77,7 +80,10 @@ class EventHeap {
     return top
   }
 
-  clear (): void { this.items.length = 0 }
+  clear (): void {
+    for (const e of this.items) e.cancelled = true
+    this.items.length = 0
+  }
 }
 
 function before (a: Event, b: Event): boolean {
@@ -89,7 +95,8 @@ export class VirtualTime implements Timers, WallClock {
   private current: number
   private seq = 0
   private readonly heap = new EventHeap()
-  private readonly live = new Map<number, Event>()
+  /** Timers scheduled and neither run nor cancelled. */
+  private live = 0
   /** Events run since creation. */
   events = 0
 
@@ -108,25 +115,23 @@ export class VirtualTime implements Timers, WallClock {
   setTimeout (fn: () => void, ms: number): VirtualTimer {
     // whole milliseconds: entry times and mtimes must be integers
     const delay = Number.isFinite(ms) && ms > 0 ? Math.ceil(ms) : 0
-    const event: Event = { time: this.current + delay, seq: this.seq++, fn, cancelled: false }
+    const seq = this.seq++
+    const event: Event = { id: seq, time: this.current + delay, seq, fn, cancelled: false, owner: this }
     this.heap.push(event)
-    this.live.set(event.seq, event)
-    return { id: event.seq }
+    this.live++
+    return event
   }
 
   /** Cancel a timer (unknown or fired handles are ignored). */
   clearTimeout (handle: unknown): void {
-    const id = (handle as VirtualTimer | undefined)?.id
-    if (typeof id !== 'number') return
-    const event = this.live.get(id)
-    if (event !== undefined) {
-      event.cancelled = true
-      this.live.delete(id)
-    }
+    const event = handle as Partial<Event> | undefined
+    if (typeof event?.id !== 'number' || event.cancelled !== false || event.owner !== this) return
+    event.cancelled = true
+    this.live--
   }
 
   /** Number of timers waiting to fire. */
-  get pending (): number { return this.live.size }
+  get pending (): number { return this.live }
 
   /**
    * Let the promise work started so far finish: wait for event-loop turns
@@ -154,7 +159,8 @@ export class VirtualTime implements Timers, WallClock {
     while (next !== undefined && next.time === time) {
       this.heap.pop()
       if (!next.cancelled) {
-        this.live.delete(next.seq)
+        next.cancelled = true
+        this.live--
         this.events++
         next.fn()
       }
@@ -201,6 +207,6 @@ export class VirtualTime implements Timers, WallClock {
   /** Drop every pending timer (end of a simulation). */
   clear (): void {
     this.heap.clear()
-    this.live.clear()
+    this.live = 0
   }
 }

@@ -1,0 +1,194 @@
+/**
+ * A namespace swarm at scale: hundreds to thousands of real `Replica` +
+ * `NamespaceSync` pairs on a bounded {@link VirtualNetwork} (each node a few
+ * links, gossip flooded hop by hop), driven through one scenario — writes
+ * from many nodes, a partition with writes on both sides, a cut of random
+ * links and one-way links, a heal — and checked: every replica converges to
+ * the same clock and every acknowledged write is visible on every replica.
+ *
+ * Why a harness of its own: `NamespaceSim` keeps per-op traces and compares
+ * whole views, which is the right tool for dozens of replicas; at thousands
+ * the checks must cost O(N × writes) and the build O(N). Everything is
+ * seeded (keys, links, delays, sync rounds) and runs on virtual time.
+ *
+ * @module
+ */
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { peerIdVerifier, signerFromKey } from '../node/namespace/identity.js'
+import { MemoryKV } from '../node/namespace/kv.js'
+import { Replica } from '../node/namespace/replica.js'
+import { NamespaceSync } from '../node/namespace/sync.js'
+import { writeCID } from './namespace-ops.js'
+import { Prng } from './prng.js'
+import { VirtualNetwork, type NetworkOptions, type NetworkStats } from './virtual-network.js'
+import { VirtualTime } from './virtual-time.js'
+
+/** How a scale run is built and driven. */
+export interface ScaleOptions {
+  /** Number of replicas. */
+  nodes: number
+  /** Seed of every random choice. */
+  seed: number
+  /** Network shape and conditions. @default degree 8, 5..80 ms links, jitter 10, drop 0.01, duplicate 0.01, reorder 0.01, 1 MB/s */
+  network?: Partial<NetworkOptions>
+  /** Sync interval (virtual ms). @default 10000 (production's) */
+  interval?: number
+  /** Distinct nodes that write (each its own paths). @default min(nodes, 100) */
+  writers?: number
+  /** Writes per writer in each of the two write phases. @default 1 */
+  writesPerWriter?: number
+  /** Virtual ms the partition lasts. @default 20000 */
+  partitionFor?: number
+  /** Longest virtual time to converge after the heal (ms). @default 300000 */
+  convergeWithin?: number
+}
+
+/** What a scale run measured. */
+export interface ScaleResult {
+  nodes: number
+  /** Acknowledged writes. */
+  writes: number
+  converged: boolean
+  /** Virtual ms from the heal to convergence (or to giving up). */
+  convergeMs: number
+  /** Virtual ms of the whole run. */
+  virtualMs: number
+  /** Writes missing on some replica, as `path@node` (first 20). */
+  lost: string[]
+  /** Replicas that miss at least one write. */
+  replicasMissing: number
+  network: NetworkStats
+  /** Sync counters summed over the replicas. */
+  pulls: number
+  pullFailures: number
+  gossipHandled: number
+  /** Events the scheduler ran. */
+  events: number
+}
+
+/** A write that was acknowledged. */
+interface Acked { path: string, cid: string }
+
+/** A request timeout far beyond any run: the network's virtual timeout applies. */
+const REAL_REQUEST_TIMEOUT = 3_600_000
+
+const NETWORK: Partial<NetworkOptions> = { degree: 8, minDelay: 5, maxDelay: 80, jitter: 10, drop: 0.01, duplicate: 0.01, reorder: 0.01, bandwidth: 1000, requestTimeout: 2000 }
+
+interface Node { id: string, replica: Replica, sync: NamespaceSync }
+
+/** Build the swarm, run the scenario, check it. */
+export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
+  const rng = new Prng(options.seed)
+  const time = new VirtualTime()
+  const net = new VirtualNetwork(time, rng.fork(), { ...NETWORK, ...options.network })
+  const logger = pino({ level: 'silent' })
+  const interval = options.interval ?? 10_000
+  const nodes: Node[] = []
+  for (let i = 0; i < options.nodes; i++) {
+    const signer = signerFromKey(await generateKeyPairFromSeed('Ed25519', rng.bytes(32)))
+    const replica = new Replica({ kv: new MemoryKV(), signer, verifier: peerIdVerifier(), clock: time, logger })
+    await replica.open()
+    const sync = new NamespaceSync(
+      { replica, network: net.endpoint(signer.id), timers: time, random: rng.fork().random, logger },
+      { interval, requestTimeout: REAL_REQUEST_TIMEOUT }
+    )
+    nodes.push({ id: signer.id, replica, sync })
+  }
+  net.announceJoins = false
+  for (const n of nodes) await n.sync.start()
+  net.announceJoins = true
+
+  const acked: Acked[] = []
+  let counter = 0
+  const writerCount = Math.min(options.nodes, options.writers ?? 100)
+  const writers = sample(rng, options.nodes, writerCount)
+  const perWriter = options.writesPerWriter ?? 1
+  const write = async (phase: string): Promise<void> => {
+    for (const w of writers) {
+      for (let k = 0; k < perWriter; k++) {
+        const n = ++counter
+        const path = `/scale/${phase}/${w}-${k}`
+        const cid = writeCID(n).toString()
+        await nodes[w].replica.putFile(path, { cid, size: n, mode: 0o644, mtime: time.now() })
+        acked.push({ path, cid })
+      }
+      await time.advance(rng.int(0, 20))
+    }
+  }
+
+  await time.advance(2000)
+  await write('before')
+  await time.advance(5000)
+
+  // a partition into two halves with writes on both sides, plus partial faults inside each half
+  const half = new Set(sample(rng, options.nodes, Math.floor(options.nodes / 2)))
+  net.partition([nodes.filter((_, i) => half.has(i)).map(n => n.id)])
+  const links = net.links()
+  const cut = sample(rng, links.length, Math.floor(links.length / 20)).map(k => links[k])
+  const oneWay = sample(rng, links.length, Math.floor(links.length / 20)).map(k => links[k])
+  net.cut(cut)
+  net.cut(oneWay, { oneWay: true })
+  await write('split')
+  await time.advance(options.partitionFor ?? 20_000)
+  net.heal()
+  const healed = time.now()
+
+  const target = (): boolean => {
+    const want = nodes[0].replica.state().clock
+    const authors = Object.keys(want)
+    if (authors.length < writerCount) return false
+    for (const n of nodes) {
+      const c = n.replica.state().clock
+      for (const a of authors) if (c[a] !== want[a]) return false
+    }
+    return true
+  }
+  const within = options.convergeWithin ?? 300_000
+  const result = await time.runUntil(target, { deadline: healed + within, pollEvery: 1000, maxEvents: 1e9 })
+  const convergeMs = time.now() - healed
+
+  const lost: string[] = []
+  let replicasMissing = 0
+  for (let i = 0; i < nodes.length; i++) {
+    let missing = false
+    for (const w of acked) {
+      const e = await nodes[i].replica.lookup(w.path)
+      if (e === undefined || e.type !== 'file' || e.cid.toString() !== w.cid) {
+        missing = true
+        if (lost.length < 20) lost.push(`${w.path}@${i}`)
+      }
+    }
+    if (missing) replicasMissing++
+  }
+  const totals = { pulls: 0, pullFailures: 0, gossipHandled: 0 }
+  for (const n of nodes) {
+    totals.pulls += n.sync.stats.pulls
+    totals.pullFailures += n.sync.stats.pullFailures
+    totals.gossipHandled += n.sync.stats.messages
+  }
+  for (const n of nodes) await n.sync.stop()
+  time.clear()
+  return {
+    nodes: options.nodes,
+    writes: acked.length,
+    converged: result === 'done',
+    convergeMs,
+    virtualMs: time.now() - VirtualTime.START,
+    lost,
+    replicasMissing,
+    network: { ...net.stats },
+    ...totals,
+    events: time.events
+  }
+}
+
+/** `k` distinct numbers of 0..n-1 in random order (partial Fisher–Yates). */
+function sample (rng: Prng, n: number, k: number): number[] {
+  const all = Array.from({ length: n }, (_, i) => i)
+  for (let i = 0; i < k; i++) {
+    const j = rng.int(i, n - 1)
+    ;[all[i], all[j]] = [all[j], all[i]]
+  }
+  return all.slice(0, k)
+}
