@@ -1142,7 +1142,8 @@ export class Replica implements Namespace {
       if (dot === undefined) {
         throw new NamespaceFormatError(`${this.where} was written by a development build of the replica (heads without their dots), ` +
           `and head entry ${head} is no longer stored (pruned by compaction, or corrupt), so its place in the history cannot be recovered. ` +
-          `Nothing was changed. Move ${this.where} aside and restart the node: it bootstraps the namespace from a peer's snapshot ` +
+          `Nothing was changed. Move ${this.where} aside and restart the node: it bootstraps the namespace from a peer's snapshot, ` +
+          'recovering its own past writes before it writes again (writes wait until a peer answered) ' +
           '(paths written only on this node and never synced must then be added again; their content is still in the block store)')
       }
       heads.set(head, dot)

@@ -54,7 +54,8 @@ export function parseLegacyRecord (key: string, value: Uint8Array, where: string
   const bad = (reason: string): never => {
     throw new NamespaceFormatError(`${where} holds records of the single-node namespace (before the replica) ` +
       `that cannot be migrated: key ${JSON.stringify(key)} ${reason}. Nothing was changed. Repair or delete that key, ` +
-      `or move ${where} aside to start from an empty namespace (content stays in the block store)`)
+      `or move ${where} aside and restart: the node then recovers this node's past writes from a peer before it writes again ` +
+      '(writes wait until a peer answered; content stays in the block store)')
   }
   const sep = key.indexOf('\0')
   if (sep < 0) bad('is not <parent>\\0<name>')
