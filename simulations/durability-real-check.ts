@@ -8,7 +8,10 @@
  * - no repair storm: block bytes moved after placement ≤ 1.2 × k shards per
  *   rebuilt shard, and no more shards rebuilt than were lost;
  * - convergence: after the faults stop, every stripe is healthy again (k+m
- *   shards on k+m distinct live nodes) before a deadline.
+ *   shards on k+m distinct live nodes) before a deadline;
+ * - no extra copies: once whole, after a garbage collection on every live
+ *   node, no node holds (in its holdings records) or stores (shard blocks)
+ *   more shards of a stripe than placement gives it, ⌈(k+m) / live nodes⌉.
  *
  * @module
  */
@@ -37,6 +40,8 @@ export interface RealRunResult {
   /** Block bytes moved after placement, and the bound 1.2 × k × shard size × rebuilt. */
   repairBytes: number
   repairBound: number
+  /** Shards recorded or stored on a node beyond its share of their stripe, at the end (after gc). */
+  extraShards: number
   /** Virtual ms from the last fault to full redundancy (undefined: not reached). */
   convergedAfterMs?: number
   virtualMs: number
@@ -67,6 +72,32 @@ async function whereShards (sim: RealDurabilitySim, shardsOf: Map<string, string
 
 function CIDof (text: string): CID {
   return CID.parse(text)
+}
+
+/**
+ * Shards of each stripe a live node holds beyond what placement gives one
+ * node (⌈(k+m) / live nodes⌉), counted twice: in its holdings records and in
+ * its store (distinct shard blocks present). One line per node and stripe
+ * over the share.
+ */
+export async function extraShards (sim: RealDurabilitySim, shardsOf: Map<string, string[][]>, k: number, m: number): Promise<string[]> {
+  const up = sim.nodes.filter(n => n.state === 'up')
+  const share = Math.ceil((k + m) / up.length)
+  const out: string[] = []
+  for (const file of sim.files) {
+    const stripes = shardsOf.get(file.path) ?? []
+    for (const node of up) {
+      const recorded = new Map<number, number>()
+      for await (const held of node.holdings.held(file.manifest)) recorded.set(held.stripe, (recorded.get(held.stripe) ?? 0) + 1)
+      for (let s = 0; s < stripes.length; s++) {
+        let stored = 0
+        for (const cid of new Set(stripes[s].filter(c => c !== ''))) if (await node.side.store.has(CIDof(cid))) stored++
+        const held = recorded.get(s) ?? 0
+        if (held > share || stored > share) out.push(`${file.path} stripe ${s}: node ${node.id.slice(-6)}${node.id === file.writer ? ' (writer)' : ''} holds ${held}, stores ${stored} shards (share ${share})`)
+      }
+    }
+  }
+  return out
 }
 
 /** Count stripe health over every file. */
@@ -177,6 +208,15 @@ export async function runRealDurability (options: RealSimOptions): Promise<RealR
   if (rebuilt > lostShards) violations.push(`repair storm: ${rebuilt} shards rebuilt for ${lostShards} lost`)
   if (repairBytes > repairBound) violations.push(`repair storm: ${repairBytes} bytes moved for ${rebuilt} rebuilt shards (bound ${repairBound})`)
 
+  // 5. no extra copies once whole: each live node collects its garbage, then holds and stores its share only
+  let collected = 0
+  const up0 = up()
+  for (const node of up0) node.service.collectGarbage().finally(() => { collected++ }).catch(err => { violations.push(`gc on ${node.id}: ${String(err?.message ?? err)}`) })
+  await sim.time.runUntil(() => collected === up0.length, { maxEvents: 1_000_000 })
+  const extra = await extraShards(sim, shardsOf, k, m)
+  violations.push(...extra.slice(0, 5))
+  if (extra.length > 5) violations.push(`… ${extra.length - 5} more node-stripes over their share`)
+
   const virtualMs = sim.time.now() - VirtualTime.START
   let stopped = false
   void Promise.all(up().map(async n => { await n.service.stop() })).finally(() => { stopped = true })
@@ -192,6 +232,7 @@ export async function runRealDurability (options: RealSimOptions): Promise<RealR
     rebuilt,
     repairBytes,
     repairBound,
+    extraShards: extra.length,
     convergedAfterMs,
     virtualMs,
     violations

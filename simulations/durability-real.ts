@@ -52,6 +52,12 @@ export interface RealSimOptions {
   scrubIntervalMs?: number
   /** Period of each node's probe of its peers. @default 30 s */
   probeIntervalMs?: number
+  /**
+   * Place the files at once, before any node's first probe of its peers:
+   * each writer sees no peer, keeps every shard, and the repair pass places
+   * the file again once its peers are live. @default false (place after the first probe)
+   */
+  placeAtStart?: boolean
 }
 
 /** One simulated node: its disk (store, holdings) outlives its service across restarts. */
@@ -98,7 +104,8 @@ export class RealDurabilitySim {
       graceMs: options.graceMs ?? 10 * 60_000,
       checkIntervalMs: options.checkIntervalMs ?? 60_000,
       scrubIntervalMs: options.scrubIntervalMs ?? 20 * 60_000,
-      probeIntervalMs: options.probeIntervalMs ?? 30_000
+      probeIntervalMs: options.probeIntervalMs ?? 30_000,
+      placeAtStart: options.placeAtStart ?? false
     }
   }
 
@@ -127,10 +134,16 @@ export class RealDurabilitySim {
     }
   }
 
-  /** Place every file from its writer, as `add` does in the background; resolves when each placement returned. */
+  /**
+   * Place every file from its writer, as `add` does in the background;
+   * resolves when each placement returned. The files are coded already
+   * (setup), as a `pin add` or an add whose live peers dropped before its
+   * placement would leave them.
+   */
   async place (): Promise<void> {
-    // the writers' first probe of their peers (within 1 s of start): an add happens on a node that is connected
-    await this.time.advance(2_000)
+    // the writers' first probe of their peers (within 1 s of start): an add happens on a node that is connected;
+    // placed at start instead, a writer sees no peer and the repair pass places the file again
+    if (!this.settings.placeAtStart) await this.time.advance(2_000)
     let done = 0
     for (const file of this.files) {
       const writer = this.node(file.writer)

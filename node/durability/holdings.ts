@@ -286,6 +286,21 @@ export class Holdings {
     this.adjustForOthers(-(before.get(shardKey(m, stripe, shard)) ?? 0))
   }
 
+  /**
+   * Drop held shards of `manifest` in one batch (synced unless `sync` is
+   * false): their blocks become garbage unless something else keeps them.
+   */
+  async releaseShards (manifest: CID | string, refs: ShardRef[], sync = true): Promise<void> {
+    if (refs.length === 0) return
+    const m = manifest.toString()
+    await this.heldForOthers()
+    const before = await this.existing(m, refs)
+    let freed = 0
+    for (const size of before.values()) freed += size
+    await this.kv.batch(refs.map(([stripe, shard]) => ({ type: 'del', key: shardKey(m, stripe, shard) })), sync)
+    this.adjustForOthers(-freed)
+  }
+
   /** Record placement decisions. */
   async notePlacements (manifest: CID | string, records: PlacementRecord[]): Promise<void> {
     const m = manifest.toString()

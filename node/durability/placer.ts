@@ -17,7 +17,7 @@ import { explainPlacement, placeStripe, type PlacementPeer } from './placement.j
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import type { DurabilityParts } from './components.js'
 import type { SyncOptions } from './encoder.js'
-import type { PlacementRecord } from './holdings.js'
+import type { Holdings, PlacementRecord } from './holdings.js'
 import type { Logger } from '../logger.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
@@ -34,6 +34,11 @@ export interface PlaceResult {
   peers: number
   /** Peers that failed (their shards are retried by the next repair pass). */
   failed: string[]
+  /**
+   * Shards this node held (from an earlier placement over fewer peers) and
+   * released: this placement gave them to another peer, which acknowledged them.
+   */
+  released: number
 }
 
 /**
@@ -144,8 +149,9 @@ export class Placer {
     } finally {
       this.running.delete(manifest.toString())
     }
+    const released = await releaseHandedOver(holdings, manifest, perPeer, { self: network.self, failed, sync })
     await this.conclude({ manifest, root: root.root, k, m, since: now, livePeers: peers.length, failed, sync })
-    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed }
+    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed, released }
   }
 
   /**
@@ -243,6 +249,29 @@ export class Placer {
       yield { cid, bytes: await this.components.blockstore.getBytes(cid, { signal }) }
     }
   }
+}
+
+/**
+ * After a placement, release the shards this node holds that the placement
+ * gave to another peer which acknowledged them (its `hold` accepted, every
+ * block pushed): an earlier placement over fewer peers left them here, and
+ * kept, they would be a full extra copy that garbage collection keeps too.
+ * A shard whose new holder failed, or that this placement gives to this
+ * node, stays. Each released shard sits on its acknowledged holder, so
+ * every stripe keeps its k+m shards. Returns how many were released.
+ */
+async function releaseHandedOver (holdings: Holdings, manifest: CID, perPeer: Map<string, Array<{ ref: ShardRef }>>, done: { self: string, failed: string[], sync: boolean }): Promise<number> {
+  const handedOver = new Set<string>()
+  for (const [peer, shards] of perPeer) {
+    if (peer === done.self || done.failed.includes(peer)) continue
+    for (const { ref } of shards) handedOver.add(`${ref[0]}:${ref[1]}`)
+  }
+  for (const { ref } of perPeer.get(done.self) ?? []) handedOver.delete(`${ref[0]}:${ref[1]}`)
+  if (handedOver.size === 0) return 0
+  const release: ShardRef[] = []
+  for await (const held of holdings.held(manifest)) if (handedOver.has(`${held.stripe}:${held.shard}`)) release.push([held.stripe, held.shard])
+  await holdings.releaseShards(manifest, release, done.sync)
+  return release.length
 }
 
 /** Where the k+m shards of one stripe go among `peers` (spread over zones), and why. */

@@ -1,0 +1,73 @@
+/**
+ * Re-placement on real nodes (real libp2p on 127.0.0.1, real LevelDB): a
+ * file pinned `ec:4+2` while only three nodes are live is coded at once, two
+ * shards per node; once three more peers join, the writer's repair pass
+ * places it again on six distinct nodes and releases the shards it handed
+ * over, so it holds one shard per stripe and garbage collection reclaims the
+ * rest — the file stays healthy and byte-identical.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { parseChunker } from '../../../node/content/index.js'
+import { readManifest, shardCID } from '../../../node/durability/stripes.js'
+import { tempDir } from '../../helpers/temp.js'
+import { connectAll, live, makeRepo, once, readAll, sha, startNode, swarmOf, until } from '../../helpers/swarm.js'
+import type { ShoalNode } from '../../../node/node.js'
+
+const K = 4
+const M = 2
+
+/** Per stripe: shards recorded in `node`'s holdings, and distinct shard blocks in its store. */
+async function perStripe (node: ShoalNode, manifest: CID): Promise<Array<{ held: number, stored: number }>> {
+  const out: Array<{ held: number, stored: number }> = []
+  for await (const { stripe } of readManifest(node.components.blockstore, manifest)) {
+    const cids = new Set<string>()
+    for (let i = 0; i < K + M; i++) {
+      const cid = shardCID(stripe, K, i)
+      if (cid !== undefined) cids.add(cid.toString())
+    }
+    let stored = 0
+    for (const cid of cids) if (await node.components.blockstore.has(CID.parse(cid))) stored++
+    out.push({ held: 0, stored })
+  }
+  for await (const h of node.components.holdings.held(manifest)) out[h.stripe].held++
+  return out
+}
+
+describe('re-placement on real nodes', () => {
+  it('a file placed over three nodes and placed again over six: the writer keeps one shard per stripe, gc reclaims the rest', { timeout: 180_000 }, async t => {
+    const swarm = await swarmOf(t, 3)
+    const writer = swarm.nodes[0] as ShoalNode
+    const data = randomBytes(2 * 1024 * 1024)
+    await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
+    await writer.components.files.settled()
+    const entry = await writer.components.namespace.stat('/f.bin')
+    assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
+    const manifest = CID.parse(entry.pin.manifest)
+    const first = await perStripe(writer, manifest)
+    assert.equal(first.length, 2)
+    for (const s of first) assert.equal(s.held, 2, 'three nodes: two shards of each stripe on the writer')
+
+    // three more peers join: the writer's repair pass places the file again on six distinct nodes
+    const dir = await tempDir(t, 'shoal-replace-')
+    for (const name of ['p3', 'p4', 'p5']) swarm.nodes.push(await startNode(await makeRepo(dir, name)))
+    await connectAll(live(swarm))
+    await until('the writer sees five peers', async () => writer.components.libp2p.getPeers().length === 5)
+    const pass = await writer.components.durability.repair()
+    assert.equal(pass.placed, 1, 'placed again')
+    assert.deepEqual(pass.errors, [])
+    const status = await writer.components.files.pinStatus('/f.bin')
+    assert.deepEqual(status.summary, { healthy: 2, atRisk: 0, degraded: 0, lost: 0 })
+
+    // the writer holds its share only, and gc reclaims the shards it handed over
+    for (const s of await perStripe(writer, manifest)) assert.ok(s.held <= 1, `the writer holds ${s.held} shards of a stripe, its share is 1`)
+    await writer.components.durability.collectGarbage()
+    for (const s of await perStripe(writer, manifest)) assert.ok(s.stored <= 1, `the writer stores ${s.stored} shards of a stripe after gc, its share is 1`)
+    const again = await writer.components.files.pinStatus('/f.bin')
+    assert.deepEqual(again.summary, { healthy: 2, atRisk: 0, degraded: 0, lost: 0 }, 'still healthy after gc')
+    assert.equal(sha(await readAll(swarm.nodes[5] as ShoalNode, '/f.bin')), sha(data))
+    assert.equal(sha(await readAll(writer, '/f.bin')), sha(data))
+  })
+})
