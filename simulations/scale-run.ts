@@ -1,42 +1,50 @@
 /**
- * Command-line runner of one namespace swarm at scale ({@link runScale}):
- * `npm run sim -- --nodes 10000 --seed 1 --duration 20000`. Prints the
- * nodes, virtual duration, wall time, peak RSS, messages and whether every
- * acknowledged write reached every replica; exit code 1 when not.
+ * `npm run sim`: one namespace swarm at scale ({@link runScale}) —
+ * `npm run sim -- --nodes 10000 --seed 1 --duration 20000` prints the nodes,
+ * virtual duration, wall time, peak RSS, messages and whether every
+ * acknowledged write reached every replica — or a seed campaign
+ * ({@link runCampaign}): `npm run sim -- --seeds 20 --nodes 100` (seeds drawn
+ * from a printed campaign seed, or `--from S`), `--kind namespace|scale|durability|all`,
+ * one reproduction line per failure, a summary line at the end. A single
+ * seed replays with `--kind K --seed S …` (the reproduction line). Exit
+ * code 1 when anything failed.
  *
  * @module
  */
-import { parseArgs } from 'node:util'
+import { randomInt } from 'node:crypto'
 import { runScale } from './scale-sim.js'
+import { campaignSeeds, runCampaign } from './campaign.js'
+import { parseSimArgs } from './campaign-args.js'
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: 'string', default: '1000' },
-    seed: { type: 'string', default: '1' },
-    duration: { type: 'string', default: '20000' },
-    degree: { type: 'string', default: '8' },
-    writers: { type: 'string', default: '100' },
-    interval: { type: 'string', default: '10000' }
-  }
-})
-
-let peak = process.memoryUsage().rss
-const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 200)
+const command = parseSimArgs(process.argv.slice(2))
 const started = performance.now()
-const r = await runScale({
-  nodes: Number(values.nodes),
-  seed: Number(values.seed),
-  partitionFor: Number(values.duration),
-  writers: Number(values.writers),
-  interval: Number(values.interval),
-  network: { degree: Number(values.degree) }
-})
-const wall = (performance.now() - started) / 1000
-clearInterval(sampler)
-peak = Math.max(peak, process.memoryUsage().rss)
-const n = r.network
-console.log(`nodes ${r.nodes}, degree ${values.degree}, seed ${values.seed}: ${r.writes} writes, partition ${values.duration} virtual ms`)
-console.log(`virtual ${(r.virtualMs / 1000).toFixed(1)} s (converged ${String(r.converged)} ${(r.convergeMs / 1000).toFixed(1)} s after the heal), wall ${wall.toFixed(1)} s, peak RSS ${Math.round(peak / 2 ** 20)} MiB`)
-console.log(`messages: ${n.sent} legs sent, ${n.delivered} delivered, ${n.seen} already seen, ${n.dropped} dropped, ${n.unreachable} unreachable; links ${n.links}, max hops ${n.maxHops}; requests ${n.requests} (${n.notLinked} to unlinked peers, ${n.timeouts} timed out); gossip handled ${r.gossipHandled}; pulls ${r.pulls} (${r.pullFailures} failed); events ${r.events}`)
-if (r.lost.length > 0) console.log(`LOST on ${r.replicasMissing} replicas: ${r.lost.join(' ')}`)
-process.exitCode = r.converged && r.lost.length === 0 ? 0 : 1
+const wall = (): string => ((performance.now() - started) / 1000).toFixed(1)
+const peakMiB = (): number => Math.round(process.resourceUsage().maxRSS / 1024)
+
+if (command.mode === 'scale') {
+  const r = await runScale({
+    nodes: command.nodes,
+    seed: command.seed,
+    partitionFor: command.duration,
+    writers: command.writers,
+    interval: command.interval,
+    network: { degree: command.degree }
+  })
+  const n = r.network
+  console.log(`nodes ${r.nodes}, degree ${command.degree}, seed ${command.seed}: ${r.writes} writes, partition ${command.duration} virtual ms`)
+  console.log(`virtual ${(r.virtualMs / 1000).toFixed(1)} s (converged ${String(r.converged)} ${(r.convergeMs / 1000).toFixed(1)} s after the heal), wall ${wall()} s, peak RSS ${peakMiB()} MiB`)
+  console.log(`messages: ${n.sent} legs sent, ${n.delivered} delivered, ${n.seen} already seen, ${n.dropped} dropped, ${n.unreachable} unreachable; links ${n.links}, max hops ${n.maxHops}; requests ${n.requests} (${n.notLinked} to unlinked peers, ${n.timeouts} timed out); gossip handled ${r.gossipHandled}; pulls ${r.pulls} (${r.pullFailures} failed); events ${r.events}`)
+  if (r.lost.length > 0) console.log(`LOST on ${r.replicasMissing} replicas: ${r.lost.join(' ')}`)
+  process.exitCode = r.converged && r.lost.length === 0 ? 0 : 1
+} else {
+  let seeds = [command.seed]
+  if (command.seeds !== undefined) {
+    const campaign = command.campaign ?? randomInt(2 ** 31 - 1)
+    seeds = campaignSeeds(command.seeds, { from: command.from, campaign })
+    const source = command.from !== undefined ? `seeds ${command.from}..${command.from + command.seeds - 1}` : `campaign seed ${campaign} (replay: --campaign ${campaign})`
+    console.log(`${source}: ${seeds.length} seeds, kinds ${command.options.kinds.join(',')}, nodes ${command.options.nodes}`)
+  }
+  const r = await runCampaign({ ...command.options, seeds, print: line => console.log(line) })
+  console.log(`summary: ${r.seedsRun} seeds run, ${r.runs} runs, ${r.failures.length} failures, wall ${wall()} s, peak RSS ${peakMiB()} MiB`)
+  process.exitCode = r.failures.length > 0 ? 1 : 0
+}

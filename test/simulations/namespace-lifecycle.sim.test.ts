@@ -9,22 +9,13 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { SIM_PATHS, type SimOp } from '../../simulations/namespace-ops.js'
+import type { SimOp } from '../../simulations/namespace-ops.js'
 import type { NamespaceSim } from '../../simulations/namespace-sim.js'
 import { withSim } from './namespace-sim-helpers.js'
-import { runSteps, showStep, type Step } from '../../simulations/scenario.js'
+import { showStep, type Step } from '../../simulations/scenario.js'
+import { LIFECYCLE_NETWORK, lifecycleProblems as problems, lifecycleStepArb as stepArb, playLifecycle } from '../../simulations/lifecycle-steps.js'
 
 const RUN = { includeErrorInReport: true, endOnFailure: process.env.SIM_SHRINK === undefined }
-
-/** Everything that is wrong after the swarm had time to converge (empty when nothing is). */
-async function problems (sim: NamespaceSim, maxTime = 60_000): Promise<string[]> {
-  const out: string[] = []
-  if (!await sim.converge(maxTime)) out.push(`views did not converge within ${maxTime} virtual ms`)
-  out.push(...await sim.differences())
-  out.push(...await sim.lostWrites())
-  if (sim.rejections() > 0) out.push(`${sim.rejections()} entries rejected in an honest swarm`)
-  return out
-}
 
 function report (sim: NamespaceSim, found: string[], steps: readonly Step[] = []): string {
   return [...found.slice(0, 30), `seed ${sim.options.seed} nodes ${sim.nodes.length}`,
@@ -101,42 +92,12 @@ describe('namespace simulation: node lifecycle', () => {
     })
   })
 
-  const pathArb = fc.constantFrom(...SIM_PATHS)
-  const opArb: fc.Arbitrary<SimOp> = fc.oneof(
-    { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), path: pathArb }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('mkdir' as const), path: pathArb }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('move' as const), from: pathArb, to: pathArb }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), path: pathArb, recursive: fc.boolean() }) }
-  )
-  const node = fc.nat(9)
-  const stepArb: fc.Arbitrary<Step> = fc.oneof(
-    { weight: 8, arbitrary: fc.record({ t: fc.constant('op' as const), node, op: opArb }) },
-    { weight: 4, arbitrary: fc.record({ t: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 1500 }) }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('split' as const), groups: fc.integer({ min: 2, max: 3 }), salt: fc.nat() }) },
-    { weight: 1, arbitrary: fc.constant({ t: 'heal' as const }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('crash' as const), node }) },
-    { weight: 2, arbitrary: fc.record({ t: fc.constant('restart' as const), node, disk: fc.constantFrom('keep' as const, 'lost' as const, 'backup' as const) }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('backup' as const), node }) },
-    { weight: 1, arbitrary: fc.constant({ t: 'join' as const }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('leave' as const), node }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('skew' as const), node, ms: fc.integer({ min: -3_600_000, max: 3_600_000 }) }) }
-  )
-
   it('3–8 replicas with random crashes, disk losses, backups, joins, leaves and clock skew: same trees, no acknowledged write lost, nothing rejected', async () => {
     await fc.assert(fc.asyncProperty(
       fc.integer({ min: 3, max: 8 }), fc.nat(), fc.array(stepArb, { minLength: 10, maxLength: 40 }),
       async (nodes, seed, steps) => {
-        await withSim({ nodes, seed, network: { drop: 0.05, duplicate: 0.05, maxDelay: 50 } }, async sim => {
-          for (const step of steps) {
-            // a store is lost or restored while the rest of the swarm is whole and in sync (docs/namespace.md, the limit of recovery)
-            if (step.t === 'restart' && step.disk !== 'keep') {
-              sim.heal()
-              await sim.converge(30_000)
-            }
-            await runSteps(sim, [step])
-          }
-          sim.heal()
-          await sim.restartCrashed()
+        await withSim({ nodes, seed, network: LIFECYCLE_NETWORK }, async sim => {
+          await playLifecycle(sim, steps)
           const found = await problems(sim)
           if (found.length > 0) throw new assert.AssertionError({ message: report(sim, found, steps) })
         })

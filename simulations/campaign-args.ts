@@ -1,0 +1,93 @@
+/**
+ * The command line of `npm run sim`, parsed: one scale run (the original
+ * form, `--nodes --seed --duration`), one seed of one or every kind
+ * (`--kind K --seed S`, the form every reproduction line takes), or a seed
+ * campaign (`--seeds N`, seeds drawn from a printed campaign seed or
+ * `--from S`).
+ *
+ * @module
+ */
+import { parseArgs } from 'node:util'
+import { RUN_DEFAULTS, SIM_KINDS, type CampaignOptions, type SimKind } from './campaign.js'
+
+/** What the command line asks for. */
+export type SimCommand =
+  /** One scale run with its own report (no `--kind`, no `--seeds`). */
+  | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, interval: number }
+  /** A campaign: `seeds` seeds (`from`, or drawn from `campaign` when undefined), or the single `seed` when `seeds` is undefined. */
+  | { mode: 'campaign', seeds?: number, seed: number, from?: number, campaign?: number, options: Omit<CampaignOptions, 'seeds' | 'print'> }
+
+const OPTIONS = {
+  kind: { type: 'string' },
+  seeds: { type: 'string' },
+  from: { type: 'string' },
+  campaign: { type: 'string' },
+  seed: { type: 'string' },
+  nodes: { type: 'string' },
+  duration: { type: 'string' },
+  degree: { type: 'string' },
+  writers: { type: 'string' },
+  interval: { type: 'string' },
+  steps: { type: 'string' },
+  files: { type: 'string' },
+  'skip-recovery': { type: 'boolean' },
+  'stop-on-failure': { type: 'boolean' }
+} as const
+
+/** A whole number from an option, or `fallback` when absent; throws on anything else. */
+function int (name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback
+  const n = Number(text)
+  if (!Number.isSafeInteger(n)) throw new RangeError(`--${name} must be a whole number, not ${text}`)
+  return n
+}
+
+function optional (name: string, text: string | undefined): number | undefined {
+  return text === undefined ? undefined : int(name, text, 0)
+}
+
+/** Parse `npm run sim` arguments (without the node and script paths). */
+export function parseSimArgs (argv: readonly string[]): SimCommand {
+  const { values: v } = parseArgs({ args: [...argv], options: OPTIONS, strict: true })
+  const d = RUN_DEFAULTS
+  const scale = {
+    duration: int('duration', v.duration, d.duration),
+    degree: int('degree', v.degree, d.degree),
+    writers: int('writers', v.writers, d.writers),
+    interval: int('interval', v.interval, d.interval)
+  }
+  if (v.kind === undefined && v.seeds === undefined) {
+    return { mode: 'scale', nodes: int('nodes', v.nodes, 1000), seed: int('seed', v.seed, 1), ...scale }
+  }
+  const kinds = kindsOf(v.kind ?? 'all')
+  const defaultNodes = kinds.length === 1 && kinds[0] === 'namespace'
+    ? d.namespaceNodes
+    : kinds.length === 1 && kinds[0] === 'durability' ? d.durabilityNodes : 100
+  const seeds = optional('seeds', v.seeds)
+  if (seeds !== undefined && (seeds < 1 || seeds > 1_000_000)) throw new RangeError('--seeds must be 1..1000000')
+  return {
+    mode: 'campaign',
+    seeds,
+    seed: int('seed', v.seed, 1),
+    from: optional('from', v.from),
+    campaign: optional('campaign', v.campaign),
+    options: {
+      kinds,
+      nodes: int('nodes', v.nodes, defaultNodes),
+      stopOnFailure: v['stop-on-failure'] === true,
+      params: { ...scale, steps: int('steps', v.steps, d.steps), files: int('files', v.files, d.files), skipRecovery: v['skip-recovery'] === true }
+    }
+  }
+}
+
+function kindsOf (text: string): SimKind[] {
+  if (text === 'all') return [...SIM_KINDS]
+  if ((SIM_KINDS as readonly string[]).includes(text)) return [text as SimKind]
+  throw new RangeError(`--kind must be namespace, scale, durability or all, not ${text}`)
+}
+
+/** The arguments of a reproduction line (`npm run sim -- …`, a trailing `# reason` dropped). */
+export function argsOfLine (line: string): string[] {
+  const body = line.replace(/^.*?npm run sim --\s*/, '').replace(/\s+#.*$/, '')
+  return body.split(/\s+/).filter(s => s.length > 0)
+}

@@ -1,0 +1,199 @@
+/**
+ * A seed campaign: many seeds, each through the simulations with its fault
+ * schedule derived from the seed — the namespace simulation with random
+ * lifecycle faults ({@link lifecycleSteps}), the bounded-network scale run
+ * ({@link runScale}) and the real-service durability simulation
+ * ({@link runRealDurability}). Each failure is reported as one command line
+ * that replays it exactly, plus a short reason; the campaign goes on to the
+ * next seed unless told to stop. Every run is bounded (steps, virtual time),
+ * so a campaign stops by itself.
+ *
+ * @module
+ */
+import { NamespaceSim } from './namespace-sim.js'
+import { LIFECYCLE_NETWORK, lifecycleProblems, lifecycleSteps, playLifecycle } from './lifecycle-steps.js'
+import { Prng } from './prng.js'
+import { runScale } from './scale-sim.js'
+import { runRealDurability } from './durability-real-check.js'
+
+/** The simulations a campaign runs. */
+export type SimKind = 'namespace' | 'scale' | 'durability'
+
+/** Every kind, in the order a campaign runs them per seed. */
+export const SIM_KINDS: readonly SimKind[] = ['namespace', 'scale', 'durability']
+
+/** The parameters of one run of one kind: with its kind and seed they replay it exactly. */
+export interface RunParams {
+  kind: SimKind
+  seed: number
+  /** Nodes of this run. */
+  nodes: number
+  /** Namespace: lifecycle steps. */
+  steps: number
+  /** Namespace: replicas skip disk-loss recovery (the old bug; such runs must fail). */
+  skipRecovery: boolean
+  /** Scale: virtual ms the partition lasts. */
+  duration: number
+  /** Scale: links per node. */
+  degree: number
+  /** Scale: nodes that write. */
+  writers: number
+  /** Scale: sync interval (virtual ms). */
+  interval: number
+  /** Durability: files placed. */
+  files: number
+}
+
+/** The outcome of one run. */
+export interface RunOutcome {
+  params: RunParams
+  ok: boolean
+  /** Why it failed (first problems, one line). */
+  reason: string
+  /** A one-line account of what ran. */
+  detail: string
+}
+
+/** Defaults of the per-kind parameters. */
+export const RUN_DEFAULTS = { steps: 30, duration: 20_000, degree: 8, writers: 100, interval: 10_000, files: 3, namespaceNodes: 6, durabilityNodes: 12 }
+
+/** The command line that replays one run exactly. */
+export function reproLine (p: RunParams): string {
+  const head = `npm run sim -- --kind ${p.kind} --seed ${p.seed} --nodes ${p.nodes}`
+  switch (p.kind) {
+    case 'namespace': return `${head} --steps ${p.steps}${p.skipRecovery ? ' --skip-recovery' : ''}`
+    case 'scale': return `${head} --duration ${p.duration} --degree ${p.degree} --writers ${p.writers} --interval ${p.interval}`
+    case 'durability': return `${head} --files ${p.files}`
+  }
+}
+
+/** Run one simulation and judge it. */
+export async function runOne (p: RunParams): Promise<RunOutcome> {
+  switch (p.kind) {
+    case 'namespace': return await runNamespace(p)
+    case 'scale': return await runScaleKind(p)
+    case 'durability': return await runDurability(p)
+  }
+}
+
+async function runNamespace (p: RunParams): Promise<RunOutcome> {
+  const steps = lifecycleSteps({ seed: p.seed, steps: p.steps })
+  const sim = await NamespaceSim.create({
+    nodes: p.nodes,
+    seed: p.seed,
+    network: LIFECYCLE_NETWORK,
+    trace: false,
+    replica: p.skipRecovery ? { skipRecovery: true } : undefined
+  })
+  try {
+    await playLifecycle(sim, steps)
+    const found = await lifecycleProblems(sim)
+    const faults = steps.filter(s => s.t !== 'op' && s.t !== 'wait').length
+    return { params: p, ok: found.length === 0, reason: brief(found), detail: `${p.nodes} nodes, ${p.steps} steps (${faults} faults), ${sim.ops.ok} ops acknowledged, ${sim.ops.failed} refused` }
+  } finally {
+    await sim.stop()
+  }
+}
+
+async function runScaleKind (p: RunParams): Promise<RunOutcome> {
+  const r = await runScale({ nodes: p.nodes, seed: p.seed, partitionFor: p.duration, writers: p.writers, interval: p.interval, network: { degree: p.degree } })
+  const found: string[] = []
+  if (!r.converged) found.push(`not converged ${r.convergeMs} virtual ms after the heal`)
+  if (r.lost.length > 0) found.push(`${r.replicasMissing} replicas miss writes: ${r.lost.join(' ')}`)
+  return { params: p, ok: found.length === 0, reason: brief(found), detail: `${r.nodes} nodes, ${r.writes} writes, converged ${(r.convergeMs / 1000).toFixed(1)} s after the heal, ${r.network.sent} legs` }
+}
+
+async function runDurability (p: RunParams): Promise<RunOutcome> {
+  const r = await runRealDurability({ seed: p.seed, nodes: p.nodes, files: p.files })
+  const found = [...r.violations]
+  if (r.convergedAfterMs === undefined) found.push('never back to full redundancy')
+  return { params: p, ok: found.length === 0, reason: brief(found), detail: `${r.nodes} nodes, ${r.stripes} stripes, ${r.faults.length} faults, ${r.lostShards} shards lost, ${r.rebuilt} rebuilt` }
+}
+
+/** The first problems, on one line. */
+function brief (found: readonly string[]): string {
+  if (found.length === 0) return ''
+  const head = found.slice(0, 3).map(s => s.split('\n')[0].slice(0, 160)).join('; ')
+  return found.length > 3 ? `${head}; … (${found.length} problems)` : head
+}
+
+/** How a campaign is run. */
+export interface CampaignOptions {
+  /** The seeds to run. */
+  seeds: readonly number[]
+  /** Which kinds to run for each seed. */
+  kinds: readonly SimKind[]
+  /** Nodes of the scale run (namespace and durability runs use at most 6 and 12 unless they are the only kind). */
+  nodes: number
+  /** Namespace steps, scale duration, etc. (defaults: {@link RUN_DEFAULTS}). */
+  params?: Partial<Omit<RunParams, 'kind' | 'seed' | 'nodes'>>
+  /** Stop at the first failure. @default false */
+  stopOnFailure?: boolean
+  /** Where lines go (one call per line). @default nothing */
+  print?: (line: string) => void
+}
+
+/** What a campaign found. */
+export interface CampaignResult {
+  /** Seeds run (fully or up to a stopping failure). */
+  seedsRun: number
+  /** Runs (seed × kind). */
+  runs: number
+  failures: RunOutcome[]
+}
+
+/** The parameters of the run of `kind` for `seed` in a campaign. */
+export function paramsFor (kind: SimKind, seed: number, options: Pick<CampaignOptions, 'kinds' | 'nodes' | 'params'>): RunParams {
+  const only = options.kinds.length === 1
+  const d = RUN_DEFAULTS
+  const nodes = kind === 'scale' || only
+    ? options.nodes
+    : Math.min(options.nodes, kind === 'namespace' ? d.namespaceNodes : d.durabilityNodes)
+  return {
+    steps: d.steps,
+    skipRecovery: false,
+    duration: d.duration,
+    degree: d.degree,
+    writers: d.writers,
+    interval: d.interval,
+    files: d.files,
+    ...options.params,
+    kind,
+    seed,
+    nodes
+  }
+}
+
+/**
+ * Run every seed through every selected kind; print one line per run — its
+ * reproduction command, prefixed `ok` or `FAIL`, then `#` and what it did
+ * or why it failed.
+ */
+export async function runCampaign (options: CampaignOptions): Promise<CampaignResult> {
+  const print = options.print ?? (() => {})
+  const failures: RunOutcome[] = []
+  let seedsRun = 0
+  let runs = 0
+  for (const seed of options.seeds) {
+    seedsRun++
+    for (const kind of options.kinds) {
+      const outcome = await runOne(paramsFor(kind, seed, options))
+      runs++
+      if (outcome.ok) {
+        print(`ok   ${reproLine(outcome.params)}  # ${outcome.detail}`)
+        continue
+      }
+      failures.push(outcome)
+      print(`FAIL ${reproLine(outcome.params)}  # ${outcome.reason}`)
+      if (options.stopOnFailure === true) return { seedsRun, runs, failures }
+    }
+  }
+  return { seedsRun, runs, failures }
+}
+
+/** `count` seeds: `from`..`from + count - 1`, or drawn from `campaign` when `from` is undefined. */
+export function campaignSeeds (count: number, source: { from?: number, campaign: number }): number[] {
+  if (source.from !== undefined) return Array.from({ length: count }, (_, i) => (source.from as number) + i)
+  const rng = new Prng(source.campaign)
+  return Array.from({ length: count }, () => rng.int(0, 2 ** 31 - 1))
+}
