@@ -18,7 +18,8 @@ import { runSteps, type Step } from './scenario.js'
 export const LIFECYCLE_NETWORK: Partial<NetworkConditions> = { drop: 0.05, duplicate: 0.05, maxDelay: 50 }
 
 const pathArb = fc.constantFrom(...SIM_PATHS)
-const opArb: fc.Arbitrary<SimOp> = fc.oneof(
+/** One random namespace operation over {@link SIM_PATHS} (puts weigh most). */
+export const simOpArb: fc.Arbitrary<SimOp> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), path: pathArb }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('mkdir' as const), path: pathArb }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('move' as const), from: pathArb, to: pathArb }) },
@@ -28,7 +29,7 @@ const node = fc.nat(9)
 
 /** One random lifecycle step (node numbers are taken modulo the swarm size when played). */
 export const lifecycleStepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ t: fc.constant('op' as const), node, op: opArb }) },
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('op' as const), node, op: simOpArb }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 1500 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('split' as const), groups: fc.integer({ min: 2, max: 3 }), salt: fc.nat() }) },
   { weight: 1, arbitrary: fc.constant({ t: 'heal' as const }) },

@@ -12,7 +12,8 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { encodeHeadsMessage } from '../../protocol/namespace.js'
 import { weight } from '../../node/namespace/clock.js'
-import { SIM_PATHS, type SimOp } from '../../simulations/namespace-ops.js'
+import { simOpArb } from '../../simulations/lifecycle-steps.js'
+import type { SimOp } from '../../simulations/namespace-ops.js'
 import { NamespaceSim, SIM_INTERVAL, type SimOptions } from '../../simulations/namespace-sim.js'
 import { showView, viewOf, type ReplicaView } from '../../simulations/namespace-view.js'
 import type { Replica } from '../../node/namespace/replica.js'
@@ -135,15 +136,9 @@ describe('namespace simulation: trusted writers', () => {
   })
 
   it('random writes of a stranger and of those who trust it: the others never show them, apply everything trusted, and converge with nothing lost once they trust it', async () => {
-    const opArb: fc.Arbitrary<SimOp> = fc.oneof(
-      { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), path: fc.constantFrom(...SIM_PATHS) }) },
-      { weight: 2, arbitrary: fc.record({ kind: fc.constant('mkdir' as const), path: fc.constantFrom(...SIM_PATHS) }) },
-      { weight: 2, arbitrary: fc.record({ kind: fc.constant('move' as const), from: fc.constantFrom(...SIM_PATHS), to: fc.constantFrom(...SIM_PATHS) }) },
-      { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), path: fc.constantFrom(...SIM_PATHS), recursive: fc.boolean() }) }
-    )
     const arb = fc.record({
       seed: fc.nat(),
-      steps: fc.array(fc.record({ node: fc.nat(3), op: opArb, wait: fc.integer({ min: 0, max: 300 }) }), { minLength: 10, maxLength: 40, size: 'max' })
+      steps: fc.array(fc.record({ node: fc.nat(3), op: simOpArb, wait: fc.integer({ min: 0, max: 300 }) }), { minLength: 10, maxLength: 40, size: 'max' })
     })
     await fc.assert(fc.asyncProperty(arb, async ({ seed, steps }) => {
       // nodes 0 and 1 trust each other and node 2; nodes 2 and 3 trust everyone; node 3 is a stranger to 0 and 1

@@ -13,7 +13,8 @@ import fc from 'fast-check'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { signerFromKey } from '../../node/namespace/identity.js'
 import { Adversary } from '../../simulations/adversary.js'
-import { SIM_PATHS, type SimOp } from '../../simulations/namespace-ops.js'
+import type { SimOp } from '../../simulations/namespace-ops.js'
+import { simOpArb } from '../../simulations/lifecycle-steps.js'
 import { NamespaceSim, type SimOptions } from '../../simulations/namespace-sim.js'
 import { showView } from '../../simulations/namespace-view.js'
 import { Prng } from '../../simulations/prng.js'
@@ -31,14 +32,7 @@ const RUN = { includeErrorInReport: true, endOnFailure: process.env.SIM_SHRINK =
 // ---------------------------------------------------------------------------
 // arbitraries
 
-const pathArb = fc.constantFrom(...SIM_PATHS)
-
-const opArb: fc.Arbitrary<SimOp> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), path: pathArb }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('mkdir' as const), path: pathArb }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('move' as const), from: pathArb, to: pathArb }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), path: pathArb, recursive: fc.boolean() }) }
-)
+const opArb = simOpArb
 
 /** Steps: mostly writes, some waits, and (with weight `splits`) more partitions and heals. */
 function stepArb (nodes: number, maxWait = 300, ops = opArb, splits = 1): fc.Arbitrary<Step> {
