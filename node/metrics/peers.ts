@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Gauge, type Registry } from 'prom-client'
+import { scrapedCounter } from './scraped.js'
 import type { WriterTrust } from '../namespace/index.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { PeerManager } from '../peers/index.js'
@@ -25,6 +26,6 @@ export function registerPeerMetrics (registry: Registry, sources: PeerMetricsSou
   new Gauge({ name: 'shoal_peers_connected', help: 'Peers with an open connection', registers, collect () { this.set(libp2p.getPeers().length) } })
   new Gauge({ name: 'shoal_peers_known', help: 'Peers remembered and re-dialled after a disconnection or restart (peers.json and the bootstrap list)', registers, collect () { this.set(peers.knownCount) } })
   new Gauge({ name: 'shoal_peers_trusted', help: 'Peers listed as trusted namespace writers (shoal trust ls; in a private swarm with writers "swarm" every member writes besides them)', registers, collect () { this.set(trust.list().length) } })
-  new Counter({ name: 'shoal_peer_redials_failed_total', help: 'Re-dials of known peers that reached none of their addresses', registers, collect () { this.reset(); this.inc(peers.stats.redialsFailed) } })
   /* eslint-enable no-new */
+  scrapedCounter(registers, 'shoal_peer_redials_failed_total', 'Re-dials of known peers that reached none of their addresses', () => peers.stats.redialsFailed)
 }

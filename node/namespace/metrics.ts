@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Gauge, type Registry } from 'prom-client'
+import { scrapedCounter as counter } from '../metrics/scraped.js'
 import { weight } from './clock.js'
 import type { Replica } from './replica.js'
 import type { NamespaceSync } from './sync.js'
@@ -29,9 +30,4 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
   if (sync !== undefined) {
     counter(registers, 'shoal_namespace_untrusted_messages_total', 'Namespace gossip messages ignored because their sender is not a trusted writer', () => sync.stats.untrusted)
   }
-}
-
-/** A counter whose value is a count kept elsewhere (monotonic since the process started), read at scrape time. */
-function counter (registers: Registry[], name: string, help: string, read: () => number): void {
-  new Counter({ name, help, registers, collect () { this.reset(); this.inc(read()) } }) // eslint-disable-line no-new
 }
