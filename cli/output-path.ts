@@ -16,6 +16,7 @@
  */
 import { lstat, stat } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
+import { MAX_NAME_BYTES } from '../node/namespace/paths.js'
 import { InvalidPathError, IsADirectoryError, NotADirectoryError, NotFoundError, ShoalError, TooLargeError } from '../node/errors.js'
 
 /** A directory entry name that cannot be written as one file name under the target: nothing was written. */
@@ -24,8 +25,6 @@ export class UnsafeNameError extends ShoalError {
   override readonly status = 422
 }
 
-/** Longest file name most file systems take, in bytes (as the namespace's own limit). */
-export const MAX_FILE_NAME_BYTES = 255
 
 /** Entries one `get` plans at most: a DAG that links a directory many times under itself is refused, not unrolled. */
 export const MAX_GET_ENTRIES = 1_000_000
@@ -65,14 +64,14 @@ export async function checkOutputPath (out: string, kind: 'file' | 'dir'): Promi
 /**
  * Why `name` is not one safe file name, or undefined when it is: empty,
  * `.` or `..`, holding a `/` or a NUL byte, or longer than
- * {@link MAX_FILE_NAME_BYTES} bytes.
+ * {@link MAX_NAME_BYTES} bytes (the namespace's own limit).
  */
 export function unsafeNameReason (name: string): string | undefined {
   if (name === '') return 'an empty name'
   if (name === '.' || name === '..') return 'not a file name but a step in a path'
   if (name.includes('/')) return 'it holds a /, which would make it a path'
   if (name.includes('\0')) return 'it holds a NUL byte'
-  if (Buffer.byteLength(name) > MAX_FILE_NAME_BYTES) return `longer than ${MAX_FILE_NAME_BYTES} bytes`
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return `longer than ${MAX_NAME_BYTES} bytes`
   return undefined
 }
 
