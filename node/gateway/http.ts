@@ -5,8 +5,8 @@
  * @module
  */
 import { pipeline } from 'node:stream/promises'
+import { describeError, type DescribedError } from '../api/describe-error.js'
 import { sendError } from '../api/http.js'
-import { ShoalError } from '../errors.js'
 import { GatewayTimeoutError } from './errors.js'
 import type { ContentPath } from './request.js'
 import type { ResolvedPath } from './resolve.js'
@@ -89,20 +89,17 @@ export async function sendBody (res: ServerResponse, options: SendBodyOptions): 
   }, res)
 }
 
-/** Turn a failure into its status, name and message. */
-export function describeFailure (err: any, timedOut: boolean): { status: number, name: string, message: string } {
+/** Turn a failure into its status, name and message: the API's classification, or a timeout when the watchdog fired. */
+export function describeFailure (err: any, timedOut: boolean): DescribedError {
   if (timedOut) {
     const timeout = new GatewayTimeoutError('no block of the content arrived within the retrieval timeout: no reachable peer has it, or its holders stalled')
     return { status: timeout.status, name: timeout.name, message: timeout.message }
   }
-  if (err instanceof ShoalError) return { status: err.status, name: err.name, message: err.message }
-  if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.code === 'ECONNRESET') return { status: 499, name: 'AbortedError', message: 'client closed the request' }
-  if (typeof err?.name === 'string' && /NotFound/.test(err.name)) return { status: 404, name: 'NotFoundError', message: String(err.message) }
-  return { status: 500, name: 'InternalError', message: String(err?.message ?? err) }
+  return describeError(err)
 }
 
 /** Answer an error as `{ error: { name, message } }` (as the API does), or cut a response already under way. */
-export function sendFailure (res: ServerResponse, failure: { status: number, name: string, message: string }, extra: OutgoingHttpHeaders = {}): void {
+export function sendFailure (res: ServerResponse, failure: DescribedError, extra: OutgoingHttpHeaders = {}): void {
   if (!res.headersSent) for (const [k, v] of Object.entries(extra)) if (v !== undefined) res.setHeader(k, v)
   sendError(res, failure.status, failure.name, failure.message)
 }
