@@ -77,6 +77,7 @@ export const statusRoutes: Route[] = [
 ]
 
 async function nodeInfo (components: ShoalComponents): Promise<NodeInfo> {
+  // one statfs of the repo disk answers both figures (the disk guard's `free` is this same bavail × bsize)
   const fs = await statfs(components.repo.root)
   return {
     id: components.peerId,
@@ -87,7 +88,7 @@ async function nodeInfo (components: ShoalComponents): Promise<NodeInfo> {
     swarm: components.config.privateSwarm ? 'private' : 'open',
     addresses: components.libp2p.getMultiaddrs().map(a => a.toString()),
     repo: components.repo.root,
-    disk: { free: await components.disk.free(), total: fs.blocks * fs.bsize, reserve: components.disk.reserveBytes }
+    disk: { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize, reserve: components.disk.reserveBytes }
   }
 }
 
