@@ -90,8 +90,10 @@ export class PinHealthBoard {
     const live = new Set(all.map(p => p.path))
     for (const path of this.results.keys()) if (!live.has(path)) this.results.delete(path)
     // never checked first, then the longest unchecked
-    const order = all.map(pin => ({ pin, at: this.results.get(pin.path)?.cid === pin.cid ? this.results.get(pin.path)?.checked.checkedAt ?? 0 : 0 }))
-      .sort((a, b) => a.at - b.at).slice(0, PINS_PER_JOB).map(x => x.pin)
+    const order = all.map(pin => {
+      const last = this.results.get(pin.path)
+      return { pin, at: last?.cid === pin.cid ? last.checked.checkedAt : 0 }
+    }).sort((a, b) => a.at - b.at).slice(0, PINS_PER_JOB).map(x => x.pin)
     const deadline = AbortSignal.timeout(JOB_DEADLINE_MS)
     let next = 0
     const worker = async (): Promise<void> => {
