@@ -74,19 +74,21 @@ export async function sendBody (res: ServerResponse, options: SendBodyOptions): 
     res.end()
     return
   }
-  const firstChunk = first.value
-  await pipeline(async function * () {
-    try {
-      yield firstChunk
-      while (true) {
-        const next = await it.next()
-        if (next.done === true) return
-        yield next.value
-      }
-    } finally {
-      await it.return?.()
+  await pipeline(resumed(first.value, it), res)
+}
+
+/** `first`, then the rest of `it`; `it` is closed however the reading ends. */
+export async function * resumed (first: Uint8Array, it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield first
+    while (true) {
+      const next = await it.next()
+      if (next.done === true) return
+      yield next.value
     }
-  }, res)
+  } finally {
+    await it.return?.()
+  }
 }
 
 /** Turn a failure into its status, name and message: the API's classification, or a timeout when the watchdog fired. */

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto'
 import { exportCar } from '../car/index.js'
 import { RAW } from '../car/links.js'
 import { scopedWalk, type CarSelection } from './car-scope.js'
-import { answeredNotModified, contentHeaders, sendBody } from './http.js'
+import { answeredNotModified, contentHeaders, resumed, sendBody } from './http.js'
 import { CAR_CONTENT_TYPE, RAW_TYPE, type DagScope, type EntityBytes } from './negotiate.js'
 import { resolveEntityBytes } from './range.js'
 import { resolvePath } from './resolve.js'
@@ -100,18 +100,15 @@ export async function serveCar (ctx: GatewayContext, format: { scope: DagScope, 
  */
 async function * heldHeader (source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const it = source[Symbol.asyncIterator]()
+  let first: Uint8Array
   try {
     const header = await it.next()
     if (header.done === true) return
     const next = await it.next()
-    if (next.done === true) { yield header.value; return }
-    yield Buffer.concat([header.value, next.value])
-    while (true) {
-      const more = await it.next()
-      if (more.done === true) return
-      yield more.value
-    }
-  } finally {
+    first = next.done === true ? header.value : Buffer.concat([header.value, next.value])
+  } catch (err) {
     await it.return?.()
+    throw err
   }
+  yield * resumed(first, it)
 }
