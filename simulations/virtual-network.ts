@@ -233,9 +233,14 @@ export class VirtualNetwork {
 
   private up_ (i: number): boolean { return this.byIndex[i]?.handlers !== undefined }
 
+  /** Both up and in one group (a targeted send in bounded mode needs no link). */
+  private listedLoose (a: number, b: number): boolean {
+    return a !== b && this.up_(a) && this.up_(b) && this.group[a] === this.group[b]
+  }
+
   /** Both ends up, in one group, and (bounded) linked by a link not cut both ways. */
   private listed (a: number, b: number): boolean {
-    if (a === b || !this.up_(a) || !this.up_(b) || this.group[a] !== this.group[b]) return false
+    if (!this.listedLoose(a, b)) return false
     if (!this.bounded) return true
     const link = this.topology.link(a, b)
     return link !== undefined && !(link.ab.cut && link.ba.cut)
@@ -402,7 +407,7 @@ export class VirtualNetwork {
     const want = Math.ceil(this.shape.degree / 2)
     for (let tries = 0, made = 0; made < want && tries < 20 * want && this.topology.degree(i) < this.shape.maxLinks; tries++) {
       const n = this.up[this.rng.int(0, this.up.length - 1)]
-      if (n === i || !this.up_(n) || this.group[n] !== this.group[i] || this.topology.link(i, n) !== undefined || this.topology.degree(n) >= this.shape.maxLinks) continue
+      if (!this.listedLoose(i, n) || this.topology.link(i, n) !== undefined || this.topology.degree(n) >= this.shape.maxLinks) continue
       this.dial(i, n, false)
       made++
     }
@@ -472,11 +477,6 @@ export class VirtualNetwork {
         fn()
       }, delay)
     }
-  }
-
-  /** Both up and in one group (a targeted send in bounded mode needs no link). */
-  private listedLoose (a: number, b: number): boolean {
-    return a !== b && this.up_(a) && this.up_(b) && this.group[a] === this.group[b]
   }
 
   /** @internal gossip from `from`: full mesh, one hop to every reachable node; bounded, a flood over links. */
