@@ -130,7 +130,7 @@ export const SIM_RECOVERY_TIMEOUT = 10_000
 /** The sync interval of simulations (virtual ms). */
 export const SIM_INTERVAL = 1000
 /** A request timeout far beyond any run, so the real `AbortSignal.timeout` of sync never fires; the network's virtual timeout applies. */
-const REAL_REQUEST_TIMEOUT = 3_600_000
+export const REAL_REQUEST_TIMEOUT = 3_600_000
 
 /** N replicas on a virtual network. */
 export class NamespaceSim {

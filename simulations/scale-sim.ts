@@ -20,6 +20,7 @@ import { MemoryKV } from '../node/namespace/kv.js'
 import { Replica } from '../node/namespace/replica.js'
 import { NamespaceSync } from '../node/namespace/sync.js'
 import { writeCID } from './namespace-ops.js'
+import { REAL_REQUEST_TIMEOUT } from './namespace-sim.js'
 import { Prng } from './prng.js'
 import { VirtualNetwork, type NetworkOptions, type NetworkStats } from './virtual-network.js'
 import { VirtualTime } from './virtual-time.js'
@@ -69,9 +70,6 @@ export interface ScaleResult {
 
 /** A write that was acknowledged. */
 interface Acked { path: string, cid: string }
-
-/** A request timeout far beyond any run: the network's virtual timeout applies. */
-const REAL_REQUEST_TIMEOUT = 3_600_000
 
 const NETWORK: Partial<NetworkOptions> = { degree: 8, minDelay: 5, maxDelay: 80, jitter: 10, drop: 0.01, duplicate: 0.01, reorder: 0.01, bandwidth: 1000, requestTimeout: 2000 }
 
