@@ -40,6 +40,13 @@ export class ApiAddressInUseError extends ShoalError {
   override name = 'ApiAddressInUseError'
 }
 
+/** Write `line` to `file` through a temporary file, so a reader never sees it half written. */
+async function writeLineAtomically (file: string, line: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`
+  await writeFile(tmp, line + '\n')
+  await rename(tmp, file)
+}
+
 /**
  * Start a node and its API on a repo. Refuses (RepoLockedError) when another
  * daemon runs on the same repo.
@@ -71,9 +78,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
       const bound = await gateway.start()
       gatewayAt = gatewayUrl(bound.address, bound.port)
       // written before <repo>/api, which says the daemon is ready
-      const gatewayTmp = `${layout.gateway}.${process.pid}.tmp`
-      await writeFile(gatewayTmp, gatewayAt + '\n')
-      await rename(gatewayTmp, layout.gateway)
+      await writeLineAtomically(layout.gateway, gatewayAt)
       if (!isLoopbackHost(gatewaySetting.host)) {
         components.logger.warn({ gateway: gatewayAt }, 'the gateway listens beyond this machine: whoever reaches it reads everything this node can fetch from the swarm, private or not (docs/security.md)')
       }
@@ -81,9 +86,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     // mounts left by a daemon that was killed: freed and mounted again before we say we are ready
     await components.fuse.restore().catch((err: any) => { components.logger.warn({ err: err?.message }, 'restoring recorded mounts failed') })
     const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
-    const tmp = `${layout.api}.${process.pid}.tmp`
-    await writeFile(tmp, apiMultiaddr + '\n')
-    await rename(tmp, layout.api)
+    await writeLineAtomically(layout.api, apiMultiaddr)
     components.logger.info({ api: apiMultiaddr, gateway: gatewayAt ?? 'off', peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')
     if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
     new Ballast(layout.ballast, components.disk).ensure().catch((err: any) => { components.logger.warn({ err: err?.message }, 'cannot write the ballast file') })
