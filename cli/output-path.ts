@@ -16,7 +16,7 @@
  */
 import { lstat, stat } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
-import { MAX_NAME_BYTES } from '../node/namespace/paths.js'
+import { fileNameProblem } from '../node/namespace/paths.js'
 import { InvalidPathError, IsADirectoryError, NotADirectoryError, NotFoundError, ShoalError, TooLargeError } from '../node/errors.js'
 
 /** A directory entry name that cannot be written as one file name under the target: nothing was written. */
@@ -59,20 +59,6 @@ export async function checkOutputPath (out: string, kind: 'file' | 'dir'): Promi
   const existing = await stat(out).catch(() => undefined)
   if (kind === 'file' && existing?.isDirectory() === true) throw new IsADirectoryError(`cannot write ${out}: it is a directory`)
   if (kind === 'dir' && existing !== undefined && !existing.isDirectory()) throw new NotADirectoryError(`cannot write a directory to ${out}: a file is there`)
-}
-
-/**
- * Why `name` is not one safe file name, or undefined when it is: empty,
- * `.` or `..`, holding a `/` or a NUL byte, or longer than
- * {@link MAX_NAME_BYTES} bytes (the namespace's own limit).
- */
-export function unsafeNameReason (name: string): string | undefined {
-  if (name === '') return 'an empty name'
-  if (name === '.' || name === '..') return 'not a file name but a step in a path'
-  if (name.includes('/')) return 'it holds a /, which would make it a path'
-  if (name.includes('\0')) return 'it holds a NUL byte'
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return `longer than ${MAX_NAME_BYTES} bytes`
-  return undefined
 }
 
 /** A directory entry as the API lists it. */
@@ -135,7 +121,7 @@ export async function planTree (root: string, options: PlanTreeOptions): Promise
     for (const child of children) {
       // quoted: a name may hold anything, a newline or a NUL included
       const shown = `${JSON.stringify(child.name)} in ${JSON.stringify(join(options.shownAs, dir.path))}`
-      const why = unsafeNameReason(child.name)
+      const why = fileNameProblem(child.name)
       if (why !== undefined) throw new UnsafeNameError(`refusing to write ${shown}: ${why} (an entry of directory ${dir.cid}); nothing was written`)
       if (names.has(child.name)) throw new UnsafeNameError(`refusing to write ${shown}: directory ${dir.cid} names it twice; nothing was written`)
       names.add(child.name)

@@ -20,7 +20,7 @@ import { stageCar, type ImportCarResult, type StagedCar } from '../car/index.js'
 import { entrySize, resolveEntry } from '../content/index.js'
 import { AlreadyExistsError, InvalidArgumentError, InvalidCARError, TooLargeError } from '../errors.js'
 import { normalizePath } from '../namespace/index.js'
-import { MAX_NAME_BYTES } from '../namespace/paths.js'
+import { fileNameProblem } from '../namespace/paths.js'
 import { codingOf, parsePolicy } from '../../protocol/durability.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { DurabilityService } from '../durability/index.js'
@@ -183,7 +183,7 @@ async function planEntry (c: CarImportComponents, entry: UnixFSEntry, path: stri
   const names = new Set<string>()
   for await (const link of entry.entries({ signal })) {
     const name = link.name
-    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || Buffer.byteLength(name) > MAX_NAME_BYTES) {
+    if (fileNameProblem(name) !== undefined) {
       throw new InvalidCARError(`directory ${entry.cid.toString()} has an entry named ${JSON.stringify(name)}, which is not a file name: nothing was bound (the blocks were imported; gc drops them)`)
     }
     if (names.has(name)) throw new InvalidCARError(`directory ${entry.cid.toString()} names ${JSON.stringify(name)} twice: nothing was bound (the blocks were imported; gc drops them)`)

@@ -25,6 +25,20 @@ export function normalizePath (input: string): string {
   return '/' + segments.join('/')
 }
 
+/**
+ * Why `name` is not one safe file name, or undefined when it is: empty,
+ * `.` or `..`, holding a `/` or a NUL byte, or longer than
+ * {@link MAX_NAME_BYTES} bytes (Linux NAME_MAX, the namespace's limit too); for names that come from elsewhere, such as directory entries of a DAG.
+ */
+export function fileNameProblem (name: string): string | undefined {
+  if (name === '') return 'an empty name'
+  if (name === '.' || name === '..') return 'not a file name but a step in a path'
+  if (name.includes('/')) return 'it holds a /, which would make it a path'
+  if (name.includes('\0')) return 'it holds a NUL byte'
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return `longer than ${MAX_NAME_BYTES} bytes`
+  return undefined
+}
+
 /** Parent directory of a normalised path (`/` for top-level names and for `/`). */
 export function parentOf (path: string): string {
   const i = path.lastIndexOf('/')
