@@ -13,6 +13,7 @@ import fc from 'fast-check'
 import { encodeHeadsMessage } from '../../protocol/namespace.js'
 import { weight } from '../../node/namespace/clock.js'
 import { simOpArb } from '../../simulations/lifecycle-steps.js'
+import { withSim } from './namespace-sim-helpers.js'
 import type { SimOp } from '../../simulations/namespace-ops.js'
 import { NamespaceSim, SIM_INTERVAL, type SimOptions } from '../../simulations/namespace-sim.js'
 import { showView, viewOf, type ReplicaView } from '../../simulations/namespace-view.js'
@@ -20,12 +21,7 @@ import type { Replica } from '../../node/namespace/replica.js'
 
 /** Run `body` on a fresh simulation of replicas with trust lists, and always stop it. */
 async function withListed (options: Omit<SimOptions, 'writers'>, body: (sim: NamespaceSim) => Promise<void>): Promise<void> {
-  const sim = await NamespaceSim.create({ ...options, writers: 'listed' })
-  try {
-    await body(sim)
-  } finally {
-    await sim.stop()
-  }
+  await withSim({ ...options, writers: 'listed' }, body)
 }
 
 /** Every entry `r` writes from now on. */
