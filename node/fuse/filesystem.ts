@@ -79,6 +79,12 @@ class Staged {
   /** Content CID of the version committed at {@link committedGen}. */
   committedCid?: string
   committing?: Promise<void>
+  /**
+   * Renames under way that change this file's path: no commit of it starts
+   * while any is held (a commit that began mid-rename would write the file
+   * under its old name after the rename decided what that name holds).
+   */
+  readonly holds = new Set<Promise<void>>()
   queued = false
   unlinked = false
 
@@ -360,50 +366,87 @@ export class ShoalFilesystem {
     if (from === '/' || to === '/') throw new ErrnoError(ERRNO.EBUSY, 'cannot rename the root of the mount')
     if (isWithin(to, from)) throw new InvalidArgumentError(`cannot move ${from} into itself`)
     await this.locks.run([from, to], async () => {
-      const { namespace } = this.components
       const s = this.staged.get(from)
-      if (s?.committing !== undefined) await s.committing
-      const source = await namespace.lookup(from)
-      if (s === undefined && source === undefined) throw new NotFoundError(`no such file or directory: ${from}`)
-      await this.checkParent(to)
-      const sStaged = this.staged.get(to)
-      let target = await namespace.lookup(to)
-      if (s === undefined && source?.type === 'dir') {
-        if (sStaged !== undefined || target?.type === 'file') throw new NotADirectoryError(`not a directory: ${to}`)
-        if (target !== undefined) {
-          if ((await namespace.list(to)).length > 0 || this.stagedBelow(to).length > 0) throw new DirectoryNotEmptyError(`directory not empty: ${to}`)
-          await namespace.remove(to)
-        }
-        const moving = this.stagedBelow(from)
-        for (const child of moving) if (child.committing !== undefined) await child.committing
-        await namespace.move(from, to)
-        for (const child of moving) this.rekey(child, to + child.path.slice(from.length))
-        this.attrs.clear()
-        return
-      }
-      // a file (committed, staged, or both)
-      if (target?.type === 'dir') throw new IsADirectoryError(`is a directory: ${to}`)
-      if (sStaged !== undefined) {
-        await this.drop(sStaged)
-        target = await namespace.lookup(to)
-      }
-      if (source?.type === 'file') {
-        if (target !== undefined) {
-          const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
-          if (source.pin !== undefined) record.pin = source.pin
-          await namespace.putFile(to, record)
-          await namespace.remove(from)
-        } else {
-          await namespace.move(from, to)
-        }
-      } else if (target !== undefined) {
-        // only staged here: what it replaces goes now, its bytes land at its commit
+      // what moves: the staged file itself, or the staged files below a directory
+      const moving = s !== undefined ? [s] : this.stagedBelow(from)
+      await this.holdingCommits(moving, async () => { await this.renameHeld(from, to, s) })
+    })
+  }
+
+  /** {@link rename}'s work, with the path locks held and no commit of the staged files that move running. */
+  private async renameHeld (from: string, to: string, s: Staged | undefined): Promise<void> {
+    const { namespace } = this.components
+    const source = await namespace.lookup(from)
+    if (s === undefined && source === undefined) throw new NotFoundError(`no such file or directory: ${from}`)
+    await this.checkParent(to)
+    const sStaged = this.staged.get(to)
+    let target = await namespace.lookup(to)
+    if (s === undefined && source?.type === 'dir') {
+      if (sStaged !== undefined || target?.type === 'file') throw new NotADirectoryError(`not a directory: ${to}`)
+      if (target !== undefined) {
+        if ((await namespace.list(to)).length > 0 || this.stagedBelow(to).length > 0) throw new DirectoryNotEmptyError(`directory not empty: ${to}`)
         await namespace.remove(to)
       }
-      if (s !== undefined) this.rekey(s, to)
-      this.attrs.delete(from)
-      this.attrs.delete(to)
-    })
+      // their commits are held (see rename): none writes under the old name meanwhile
+      const moving = this.stagedBelow(from)
+      await namespace.move(from, to)
+      for (const child of moving) this.rekey(child, to + child.path.slice(from.length))
+      this.attrs.clear()
+      return
+    }
+    // a file (committed, staged, or both)
+    if (target?.type === 'dir') throw new IsADirectoryError(`is a directory: ${to}`)
+    if (sStaged !== undefined) {
+      await this.drop(sStaged)
+      target = await namespace.lookup(to)
+    }
+    if (source?.type === 'file') {
+      if (target !== undefined) {
+        const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
+        if (source.pin !== undefined) record.pin = source.pin
+        await namespace.putFile(to, record)
+        await namespace.remove(from)
+      } else {
+        await namespace.move(from, to)
+      }
+    } else if (target !== undefined) {
+      // only staged here: what it replaces goes now, its bytes land at its commit
+      await namespace.remove(to)
+    }
+    if (s !== undefined) this.rekey(s, to)
+    this.attrs.delete(from)
+    this.attrs.delete(to)
+  }
+
+  /**
+   * Run `work` while no commit of `list` runs or starts: waits for the
+   * commits running, holds back those that would start (they start once
+   * `work` ends, under the files' new paths).
+   */
+  private async holdingCommits (list: Staged[], work: () => Promise<void>): Promise<void> {
+    let release!: () => void
+    const hold = new Promise<void>(resolve => { release = resolve })
+    for (const s of list) s.holds.add(hold)
+    try {
+      for (const s of list) await this.quiet(s)
+      await work()
+    } finally {
+      for (const s of list) s.holds.delete(hold)
+      release()
+    }
+  }
+
+  /**
+   * Wait until none of `list` has a commit running or a rename holding its
+   * commits. Callers start their commit in the same tick this resolves.
+   */
+  private async untilFree (list: Staged[]): Promise<void> {
+    for (;;) {
+      const busy = list.find(s => s.committing !== undefined || s.holds.size > 0)
+      if (busy === undefined) return
+      if (busy.committing !== undefined) await busy.committing.catch(() => {})
+      else await Promise.all(busy.holds)
+    }
   }
 
   /** Change permission bits (a directory's are kept as created: see docs/fuse.md). */
@@ -569,6 +612,8 @@ export class ShoalFilesystem {
    * batch fails, each file is tried alone, so one bad file fails only itself.
    */
   private async commitBatch (list: Staged[]): Promise<Array<Error | undefined>> {
+    // a rename under way changes paths: start once it is done (the batch's files then have their new names)
+    while (list.some(s => s.holds.size > 0)) await Promise.all(list.flatMap(s => [...s.holds]))
     const outcomes: Array<Error | undefined> = list.map(() => undefined)
     // indices into `list` (a file is queued once at a time: `queued` guards it)
     const together: number[] = []
@@ -631,7 +676,7 @@ export class ShoalFilesystem {
 
   /** Commit `s` as one namespace write; waits for a commit in flight first. */
   private async commit (s: Staged): Promise<void> {
-    await this.quiet(s)
+    await this.untilFree([s])
     if (!s.dirty || s.unlinked) return
     const gen = s.gen
     const path = s.path

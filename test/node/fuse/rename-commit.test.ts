@@ -1,0 +1,142 @@
+/**
+ * A rename racing a background commit of the file it moves, on the file
+ * system a mount shows (no kernel in between: the race needs the commit to
+ * start at one exact moment of the rename, which only a gate on the
+ * namespace's lookups makes certain). Real block store, real replica.
+ *
+ * What a user saw before the fix: `git config` writes `.git/config.lock`,
+ * renames it over `.git/config`; when the lock file's background commit
+ * started while the rename was looking names up, the commit wrote
+ * `config.lock` back under its old name and the rename removed `config` —
+ * the next `git config` failed with "could not lock config file".
+ */
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { Files } from '../../../node/files/index.js'
+import { parseChunker } from '../../../node/content/index.js'
+import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Namespace } from '../../../node/namespace/index.js'
+import { ShoalFilesystem } from '../../../node/fuse/filesystem.js'
+import { StagingArea } from '../../../node/fuse/staging.js'
+import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { silent } from './helpers.js'
+
+/** A namespace whose `lookup` of one path answers, then waits at a gate the test opens before returning that (by then stale) answer. */
+interface Gated {
+  namespace: Namespace
+  /** Resolves when a lookup of the gated path is waiting at the gate. */
+  reached: Promise<void>
+  /** From now on, the next lookup of the path waits. */
+  arm: () => void
+  open: () => void
+}
+
+function gateLookup (namespace: Namespace, path: string): Gated {
+  let open!: () => void
+  const gate = new Promise<void>(resolve => { open = resolve })
+  let arrived!: () => void
+  const reached = new Promise<void>(resolve => { arrived = resolve })
+  let armed = false
+  const gated = new Proxy(namespace, {
+    get (target, prop, receiver) {
+      if (prop === 'lookup') {
+        return async (p: string) => {
+          const answer = await target.lookup(p)
+          if (armed && p === path) {
+            armed = false
+            arrived()
+            await gate
+          }
+          return answer
+        }
+      }
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  return { namespace: gated, reached, arm: () => { armed = true }, open }
+}
+
+async function setup (t: CleanupContext, gatePath: string): Promise<{ fs: ShoalFilesystem, replica: Replica, gated: Gated }> {
+  const root = await tempDir(t, 'shoal-fuse-rename-')
+  const blockstore = await openBlockStore(t, join(root, 'blocks'))
+  const replica = new Replica({
+    kv: new MemoryKV(),
+    signer: signerFromKey(await generateKeyPair('Ed25519')),
+    verifier: peerIdVerifier(),
+    clock: { now: () => Date.now() },
+    logger: silent
+  })
+  await replica.open()
+  defer(t, async () => { await replica.close() })
+  const files = new Files({ blockstore, namespace: replica, logger: silent })
+  const gated = gateLookup(replica, gatePath)
+  // commits start as soon as a file is closed (no linger): the race is then one tick wide
+  const fs = new ShoalFilesystem({ files, namespace: gated.namespace, chunker: parseChunker('fastcdc'), logger: silent }, {
+    staging: new StagingArea(join(root, 'staging')),
+    attrCacheMs: 0
+  })
+  defer(t, async () => { await fs.close() })
+  return { fs, replica, gated }
+}
+
+async function writeFile (fs: ShoalFilesystem, path: string, text: string): Promise<void> {
+  const fh = await fs.create(path, 0o644)
+  const bytes = Buffer.from(text)
+  await fs.write(fh, bytes, bytes.byteLength, 0)
+  await fs.flush(fh)
+  await fs.release(fh)
+}
+
+async function textOf (fs: ShoalFilesystem, path: string): Promise<string> {
+  const attr = await fs.getattr(path)
+  const fh = await fs.open(path, 0)
+  try {
+    const buf = Buffer.alloc(attr.size)
+    const n = await fs.read(fh, buf, buf.byteLength, 0)
+    return buf.subarray(0, n).toString()
+  } finally {
+    await fs.release(fh)
+  }
+}
+
+describe('rename racing a background commit', () => {
+  it('a staged file renamed over an existing one while its commit starts lands under the new name only', async t => {
+    const { fs, replica, gated } = await setup(t, '/config.lock')
+    await writeFile(fs, '/config', 'old\n')
+    await fs.fsync(undefined, '/config')
+    // git's way: write the new version to a lock file, rename it over the old one
+    const fh = await fs.create('/config.lock', 0o644)
+    const bytes = Buffer.from('new\n')
+    await fs.write(fh, bytes, bytes.byteLength, 0)
+    await fs.flush(fh)
+    gated.arm()
+    const renaming = fs.rename('/config.lock', '/config')
+    await gated.reached
+    // the rename waits in its lookup of the old name; the last close queues the commit now
+    await fs.release(fh)
+    await new Promise(resolve => setTimeout(resolve, 200))
+    gated.open()
+    await renaming
+    assert.equal(await textOf(fs, '/config'), 'new\n', 'the mount shows the new version under the new name')
+    await fs.close()
+    assert.equal(await replica.lookup('/config.lock'), undefined, 'the old name is gone from the namespace')
+    const config = await replica.lookup('/config')
+    assert.equal(config?.type, 'file')
+    assert.equal(config?.type === 'file' ? config.size : -1, 4)
+  })
+
+  it('a rename waits for a commit under way, then moves what it committed', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    await writeFile(fs, '/a.lock', 'one\n')
+    // an fsync commits now; the rename right behind it must see the committed file
+    const syncing = fs.fsync(undefined, '/a.lock')
+    await fs.rename('/a.lock', '/a')
+    await syncing
+    await fs.close()
+    assert.equal(await replica.lookup('/a.lock'), undefined)
+    const a = await replica.lookup('/a')
+    assert.equal(a?.type === 'file' ? a.size : -1, 4)
+  })
+})
