@@ -2,18 +2,16 @@
  * Error classes shared by every module. Each has a stable `name` (callers test
  * `err.name`, never `instanceof` across module boundaries) and a `code` that the
  * HTTP API sends back and the CLI maps to a one-line message and exit code.
+ *
+ * The base class and the errors protocol/ throws are defined in
+ * protocol/errors.ts (protocol/ imports nothing from node/) and re-exported
+ * here: the same class objects, so `instanceof` holds either way.
  */
+import { ShoalError } from '../protocol/errors.js'
 
-/** Base class: every error Shoal raises on purpose extends it. */
-export class ShoalError extends Error {
-  override name = 'ShoalError'
-  /** HTTP status the API answers with when this error reaches it. */
-  readonly status: number = 500
-
-  constructor (message: string, options?: ErrorOptions) {
-    super(message, options)
-  }
-}
+export {
+  ShoalError, InvalidMessageError, InvalidCIDError, InvalidPathError, InvalidArgumentError, InvalidPolicyError, InvalidManifestError
+} from '../protocol/errors.js'
 
 /** A path, CID or block that does not exist. */
 export class NotFoundError extends ShoalError {
@@ -31,24 +29,6 @@ export class UnsupportedMediaTypeError extends ShoalError {
 export class InvalidBlockError extends ShoalError {
   override name = 'InvalidBlockError'
   override readonly status = 422
-}
-
-/** A string that is not a valid CID. */
-export class InvalidCIDError extends ShoalError {
-  override name = 'InvalidCIDError'
-  override readonly status = 400
-}
-
-/** A namespace path that is malformed (relative, contains `..`, empty segments…). */
-export class InvalidPathError extends ShoalError {
-  override name = 'InvalidPathError'
-  override readonly status = 400
-}
-
-/** Arguments or request fields that fail validation. */
-export class InvalidArgumentError extends ShoalError {
-  override name = 'InvalidArgumentError'
-  override readonly status = 400
 }
 
 /** The target of a create/move already exists. */
@@ -122,22 +102,10 @@ export class PeerUnreachableError extends ShoalError {
   override readonly status = 502
 }
 
-/** A durability policy that does not parse or is out of bounds (`ec:K+M`, `replicas:N`, `none`). */
-export class InvalidPolicyError extends ShoalError {
-  override name = 'InvalidPolicyError'
-  override readonly status = 400
-}
-
 /** Fewer than k shards of a stripe could be found: its data cannot be rebuilt right now. */
 export class StripeUnavailableError extends ShoalError {
   override name = 'StripeUnavailableError'
   override readonly status = 503
-}
-
-/** A stripe manifest that is malformed or does not match the file it names. */
-export class InvalidManifestError extends ShoalError {
-  override name = 'InvalidManifestError'
-  override readonly status = 422
 }
 
 /** The repo's disk has no room for the write (or only the reserve kept for `rm`, `gc` and restarts). */

@@ -18,8 +18,12 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import { ShoalError } from '../node/errors.js'
-import { isSha256 } from './values.js'
+import { InvalidMessageError } from './errors.js'
+import { fieldChecks } from './fields.js'
+import { isPlainMap, type Fields } from './values.js'
+
+/** Re-exported: the error every codec of this module throws (defined in errors.ts). */
+export { InvalidMessageError }
 
 /** The libp2p protocol id. */
 export const BLOCKS_PROTOCOL = '/shoal/blocks/1.0.0'
@@ -42,12 +46,6 @@ export const MAX_HAVE = 256
 /** Longest `message` of an `error` response, in UTF-16 code units. */
 export const MAX_ERROR_MESSAGE = 1024
 
-
-/** A frame that is not a valid message of this protocol. */
-export class InvalidMessageError extends ShoalError {
-  override name = 'InvalidMessageError'
-  override readonly status = 400
-}
 
 /** Ask for blocks: answered by one `block` or `dont-have` per CID, in order. */
 export interface WantRequest { v: 1, type: 'want', id: number, cids: CID[] }
@@ -141,8 +139,6 @@ function checkSize (bytes: Uint8Array): void {
   if (bytes.byteLength > MAX_MESSAGE_BYTES) fail(`${bytes.byteLength} bytes > ${MAX_MESSAGE_BYTES}`)
 }
 
-type Fields = Record<string, unknown>
-
 function checkInput (bytes: Uint8Array): void {
   if (!(bytes instanceof Uint8Array)) fail('not bytes')
   checkSize(bytes)
@@ -158,64 +154,42 @@ function decodeMap (bytes: Uint8Array): Fields {
   return value as Fields
 }
 
-function isPlain (value: object): boolean {
-  const proto = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
-}
+const check = fieldChecks(fail)
 
-/** Check the envelope and the exact key set; returns the type. */
-function envelope (value: unknown, shapes: Record<string, readonly string[]>): string {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlain(value)) fail('not a map')
-  const fields = value as Fields
-  if (fields.v !== PROTOCOL_VERSION) fail(`unsupported version ${String(fields.v)}`)
-  const type = fields.type
-  if (typeof type !== 'string' || !Object.hasOwn(shapes, type)) fail(`unknown type ${JSON.stringify(String(type)).slice(0, 40)}`)
-  const expected = ['v', 'type', 'id', ...shapes[type]]
-  const keys = Object.keys(fields)
-  if (keys.length !== expected.length || !expected.every(k => Object.hasOwn(fields, k))) {
-    fail(`fields of ${type} must be ${expected.join(', ')}`)
-  }
-  id(fields.id)
+/** Check the envelope and the exact key set (`what`: request or response); returns the type. */
+function envelope<K extends string> (value: unknown, what: string, shapes: Readonly<Record<K, readonly string[]>>): K {
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
+  check.version(value.v, what, PROTOCOL_VERSION)
+  const type = check.type(value, what, shapes)
+  check.shape(value, `${type} ${what}`, ['v', 'type', 'id', ...shapes[type]])
+  id(value.id)
   return type
 }
 
 function id (value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail('id is not a safe unsigned integer')
-  return value
+  return check.int(value, 'id', 0)
 }
 
 function cid (value: unknown): CID {
-  const parsed = CID.asCID(value)
-  if (parsed === null) fail('not a CID')
-  if (!isSha256(parsed)) fail(`CID ${parsed.toString()} is not sha2-256`)
-  return parsed
+  return check.cid(value, 'cid')
 }
 
 function cids (value: unknown, max: number): CID[] {
-  if (!Array.isArray(value)) fail('cids is not a list')
-  if (value.length < 1 || value.length > max) fail(`${value.length} cids (1..${max} allowed)`)
-  return value.map(cid)
+  return check.list(value, 'cids', 1, max).map(cid)
 }
 
 function data (value: unknown): Uint8Array {
-  if (!(value instanceof Uint8Array)) fail('data is not bytes')
-  if (value.byteLength > MAX_BLOCK_BYTES) fail(`block of ${value.byteLength} bytes > ${MAX_BLOCK_BYTES}`)
-  // not copied: decoded data may share the frame's buffer, which belongs to
+  // a view, not a copy: decoded data may share the frame's buffer, which belongs to
   // the caller (a frame taken off the stream is never reused by the transport)
-  return value
+  return check.bytes(value, 'data', 0, MAX_BLOCK_BYTES, { view: true })
 }
 
 function haves (value: unknown): boolean[] {
-  if (!Array.isArray(value)) fail('haves is not a list')
-  if (value.length < 1 || value.length > MAX_HAVE) fail(`${value.length} haves (1..${MAX_HAVE} allowed)`)
-  for (const h of value) if (typeof h !== 'boolean') fail('haves holds a non-boolean')
-  return value.slice()
+  return check.list(value, 'haves', 1, MAX_HAVE).map(h => check.bool(h, 'haves item'))
 }
 
 function text (value: unknown): string {
-  if (typeof value !== 'string') fail('message is not a string')
-  if (value.length > MAX_ERROR_MESSAGE) fail('message too long')
-  return value
+  return check.text(value, 'message', MAX_ERROR_MESSAGE)
 }
 
 const REQUEST_SHAPES = { want: ['cids'], have: ['cids'], put: ['cid', 'data'] } as const
@@ -223,7 +197,7 @@ const RESPONSE_SHAPES = { block: ['cid', 'data'], 'dont-have': ['cid'], haves: [
 
 /** Validate and copy exactly the fields of a request. */
 function pickRequest (value: unknown): BlockRequest {
-  const type = envelope(value, REQUEST_SHAPES)
+  const type = envelope(value, 'request', REQUEST_SHAPES)
   const f = value as Fields
   const base = { v: 1 as const, id: f.id as number }
   switch (type) {
@@ -235,7 +209,7 @@ function pickRequest (value: unknown): BlockRequest {
 
 /** Validate and copy exactly the fields of a response. */
 function pickResponse (value: unknown): BlockExchangeResponse {
-  const type = envelope(value, RESPONSE_SHAPES)
+  const type = envelope(value, 'response', RESPONSE_SHAPES)
   const f = value as Fields
   const base = { v: 1 as const, id: f.id as number }
   switch (type) {

@@ -21,8 +21,9 @@ import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
-import { InvalidManifestError, InvalidPolicyError } from '../node/errors.js'
-import { freshCid, isPlainMap, isSha256, plainBytes, show, type Fields } from './values.js'
+import { InvalidManifestError, InvalidPolicyError } from './errors.js'
+import { fieldChecks } from './fields.js'
+import { hasExactKeys, isIntIn, isPlainMap, plainBytes, show, type Fields } from './values.js'
 
 // ---------------------------------------------------------------------------
 // policy
@@ -129,15 +130,15 @@ export function checkPolicy (p: Policy): Policy {
     return { kind: 'none' }
   }
   if (f.kind === 'ec') {
-    if (!exactKeys(f, ['kind', 'k', 'm'])) bad('ec takes exactly k and m')
-    if (!isInt(f.k, 1, MAX_K)) bad(`k must be an integer in 1..${MAX_K}`)
-    if (!isInt(f.m, 1, MAX_M)) bad(`m must be an integer in 1..${MAX_M}`)
+    if (!hasExactKeys(f, ['kind', 'k', 'm'])) bad('ec takes exactly k and m')
+    if (!isIntIn(f.k, 1, MAX_K)) bad(`k must be an integer in 1..${MAX_K}`)
+    if (!isIntIn(f.m, 1, MAX_M)) bad(`m must be an integer in 1..${MAX_M}`)
     if ((f.k as number) + (f.m as number) > MAX_SHARDS) bad(`k+m must be at most ${MAX_SHARDS}`)
     return { kind: 'ec', k: f.k as number, m: f.m as number }
   }
   if (f.kind === 'replicas') {
-    if (!exactKeys(f, ['kind', 'n'])) bad('replicas takes exactly n')
-    if (!isInt(f.n, 1, MAX_REPLICAS)) bad(`n must be an integer in 1..${MAX_REPLICAS}`)
+    if (!hasExactKeys(f, ['kind', 'n'])) bad('replicas takes exactly n')
+    if (!isIntIn(f.n, 1, MAX_REPLICAS)) bad(`n must be an integer in 1..${MAX_REPLICAS}`)
     return { kind: 'replicas', n: f.n as number }
   }
   return bad(`unknown kind ${show(f.kind)}`)
@@ -294,48 +295,16 @@ function encodeChecked (value: unknown, what: string): Uint8Array {
 // ---------------------------------------------------------------------------
 // field checks: each validates one untrusted value and returns a fresh copy
 
-function exactKeys (fields: Fields, keys: readonly string[]): boolean {
-  const own = Object.keys(fields)
-  return own.length === keys.length && keys.every(key => Object.hasOwn(fields, key))
-}
-
-function isInt (value: unknown, min: number, max: number): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max
-}
-
-/** Check that `value` is a plain map with exactly the `keys`. */
-function shape (value: unknown, what: string, keys: readonly string[]): Fields {
-  if (!isPlainMap(value)) fail(`${what} is not a map`)
-  for (const key of keys) if (!Object.hasOwn(value, key)) fail(`${what} lacks field ${key}`)
-  for (const key of Object.keys(value)) if (!keys.includes(key)) fail(`${what} has unexpected field ${show(key)}`)
-  return value
-}
-
-/** A safe integer in min..max (never -0). */
-function int (value: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!isInt(value, min, max)) fail(`${what} must be an integer in ${min}..${max}, got ${show(value)}`)
-  return value === 0 ? 0 : value
-}
-
-function list (value: unknown, what: string, min: number, max: number): unknown[] {
-  if (!Array.isArray(value)) fail(`${what} is not a list`)
-  if (value.length < min || value.length > max) fail(`${what} has ${value.length} items (${min}..${max} allowed)`)
-  return value
-}
+const check = fieldChecks(fail)
+const { shape, int, list } = check
 
 /** A fresh CIDv1 with a sha2-256 multihash, of one of the given codecs. */
 function cid (value: unknown, what: string, codecs: readonly number[]): CID {
-  const parsed = freshCid(value)
-  if (parsed === undefined) fail(`${what} is not a CID`)
-  if (parsed.version !== 1) fail(`${what} ${parsed.toString()} is not a CIDv1`)
-  if (!isSha256(parsed)) fail(`${what} ${parsed.toString()} is not sha2-256`)
-  if (!codecs.includes(parsed.code)) fail(`${what} ${parsed.toString()} has codec 0x${parsed.code.toString(16)}`)
-  return parsed
+  return check.cid(value, what, { v1: true, codecs })
 }
 
 function version (value: unknown, what: string): 1 {
-  if (value !== MANIFEST_VERSION) fail(`${what} has unsupported version ${show(value)}`)
-  return 1
+  return check.version(value, what, MANIFEST_VERSION)
 }
 
 /** k and m within the policy bounds, as a manifest error. */

@@ -12,9 +12,10 @@
  * @module
  */
 import * as dagCbor from '@ipld/dag-cbor'
-import { CID } from 'multiformats/cid'
-import { InvalidMessageError } from './block-exchange.js'
-import { isPlainMap, isSha256, type Fields } from './values.js'
+import type { CID } from 'multiformats/cid'
+import { InvalidMessageError } from './errors.js'
+import { fieldChecks } from './fields.js'
+import { isPlainMap, type Fields } from './values.js'
 
 export { InvalidMessageError }
 
@@ -139,42 +140,30 @@ function decode (bytes: Uint8Array): unknown {
   return value
 }
 
-function shape (value: unknown, what: string, keys: readonly string[], optional: readonly string[] = []): Fields {
-  if (!isPlainMap(value)) fail(`${what} is not a map`)
-  const f = value
-  const have = Object.keys(f)
-  for (const k of have) if (!keys.includes(k) && !optional.includes(k)) fail(`${what} has an unknown field ${JSON.stringify(k).slice(0, 40)}`)
-  for (const k of keys) if (!Object.hasOwn(f, k)) fail(`${what} lacks ${k}`)
-  if (f.v !== 1) fail(`${what} has version ${String(f.v).slice(0, 20)}, not 1`)
-  return f
-}
-
-function int (value: unknown, what: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) fail(`${what} is not an integer in ${min}..${max}`)
-  return value
-}
+const check = fieldChecks(fail)
+const { int } = check
 
 function manifestCID (value: unknown, what: string): CID {
-  const c = anyCID(value, what)
-  if (c.code !== DAG_CBOR) fail(`${what} is not a dag-cbor CID`)
-  return c
+  return check.cid(value, what, { v1: true, codecs: [DAG_CBOR] })
 }
 
 function anyCID (value: unknown, what: string): CID {
-  const c = CID.asCID(value)
-  if (c === null) fail(`${what} is not a CID`)
-  if (c.version !== 1 || !isSha256(c)) fail(`${what} is not a CIDv1 with a sha2-256 multihash`)
-  return c
+  return check.cid(value, what, { v1: true })
+}
+
+/** The fields of a message: its exact key set (plus any `optional` ones) and its version checked. */
+function shape (value: unknown, what: string, keys: readonly string[], optional: readonly string[] = []): Fields {
+  const f = check.shape(value, what, keys, optional)
+  check.version(f.v, what, 1)
+  return f
 }
 
 function refs (value: unknown, what: string): ShardRef[] {
-  if (!Array.isArray(value)) fail(`${what} is not a list`)
-  if (value.length > MAX_SHARD_REFS) fail(`${what} has more than ${MAX_SHARD_REFS} entries`)
   const out: ShardRef[] = []
   let prev: ShardRef | undefined
-  for (const item of value) {
-    if (!Array.isArray(item) || item.length !== 2) fail(`${what} has an entry that is not [stripe, shard]`)
-    const ref: ShardRef = [int(item[0], `${what} stripe`, 0, MAX_STRIPE_INDEX), int(item[1], `${what} shard`, 0, MAX_SHARD_INDEX)]
+  for (const item of check.list(value, what, 0, MAX_SHARD_REFS)) {
+    const [stripe, shard] = check.pair(item, `${what} entry`, ['stripe', 'shard'])
+    const ref: ShardRef = [int(stripe, `${what} stripe`, 0, MAX_STRIPE_INDEX), int(shard, `${what} shard`, 0, MAX_SHARD_INDEX)]
     if (prev !== undefined && compareRefs(prev, ref) >= 0) fail(`${what} is not sorted and distinct`)
     out.push(ref)
     prev = ref
@@ -204,9 +193,8 @@ const RESPONSES: Record<ShardsResponse['type'], readonly string[]> = {
 export const MAX_ZONE_LENGTH = 64
 
 function kindOf<K extends string> (value: unknown, kinds: Record<K, readonly string[]>, what: string): K {
-  const type = (typeof value === 'object' && value !== null) ? (value as Fields).type : undefined
-  if (typeof type !== 'string' || !Object.hasOwn(kinds, type)) fail(`unknown ${what} type ${JSON.stringify(type)?.slice(0, 40) ?? 'undefined'}`)
-  return type as K
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
+  return check.type(value, what, kinds)
 }
 
 const ZONE_NAME = new RegExp(`^[A-Za-z0-9._-]{1,${MAX_ZONE_LENGTH}}$`)
@@ -240,6 +228,5 @@ function pickResponse (value: unknown): ShardsResponse {
     return { v: 1, type, zone: zoneName(f.zone) }
   }
   if (type === 'holdings') return { v: 1, type, shards: refs(f.shards, 'holdings shards') }
-  if (typeof f.message !== 'string' || f.message.length > MAX_ERROR_TEXT) fail('error message is not a string of at most 1024 characters')
-  return { v: 1, type, message: f.message }
+  return { v: 1, type, message: check.text(f.message, 'error message', MAX_ERROR_TEXT) }
 }

@@ -52,3 +52,13 @@ export function freshCid (value: unknown): CID | undefined {
 export function isSha256 (cid: CID): boolean {
   return cid.multihash.code === SHA2_256 && cid.multihash.size === 32 && cid.multihash.digest.byteLength === 32
 }
+
+/** True for a safe integer in min..max. */
+export function isIntIn (value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max
+}
+
+/** True when `fields` has exactly the `keys`, no more and no fewer. */
+export function hasExactKeys (fields: Fields, keys: readonly string[]): boolean {
+  return Object.keys(fields).length === keys.length && keys.every(key => Object.hasOwn(fields, key))
+}

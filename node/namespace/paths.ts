@@ -1,29 +1,7 @@
-import { InvalidPathError } from '../errors.js'
+import { MAX_NAME_BYTES } from '../../protocol/paths.js'
 
-/** Longest path accepted, in UTF-8 bytes (Linux PATH_MAX). */
-export const MAX_PATH_BYTES = 4096
-/** Longest single name, in UTF-8 bytes (Linux NAME_MAX). */
-export const MAX_NAME_BYTES = 255
-
-/**
- * Normalise a namespace path: absolute, `/`-separated, no empty, `.` or `..`
- * segments, no NUL, no trailing slash (except the root `/`).
- *
- * @throws {InvalidPathError} for anything else
- */
-export function normalizePath (input: string): string {
-  if (typeof input !== 'string' || input.length === 0) throw new InvalidPathError('path is empty')
-  if (!input.startsWith('/')) throw new InvalidPathError(`path must be absolute (start with /): ${JSON.stringify(input)}`)
-  if (input.includes('\0')) throw new InvalidPathError('path contains a NUL byte')
-  if (Buffer.byteLength(input) > MAX_PATH_BYTES) throw new InvalidPathError(`path longer than ${MAX_PATH_BYTES} bytes`)
-  const segments = input.split('/').filter((s, i, all) => !(s === '' && (i === 0 || i === all.length - 1)))
-  for (const s of segments) {
-    if (s === '') throw new InvalidPathError(`path has an empty segment: ${JSON.stringify(input)}`)
-    if (s === '.' || s === '..') throw new InvalidPathError(`path may not contain . or .. segments: ${JSON.stringify(input)}`)
-    if (Buffer.byteLength(s) > MAX_NAME_BYTES) throw new InvalidPathError(`name longer than ${MAX_NAME_BYTES} bytes in ${JSON.stringify(input)}`)
-  }
-  return '/' + segments.join('/')
-}
+// the path grammar lives in protocol/ (the wire codecs check paths too)
+export { MAX_NAME_BYTES, MAX_PATH_BYTES, normalizePath } from '../../protocol/paths.js'
 
 /**
  * Why `name` is not one safe file name, or undefined when it is: empty,
