@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../node/errors.js'
+import { InvalidArgumentError } from './errors.js'
 
 /** A loopback host and port for the HTTP API. */
 export interface ApiAddress { host: string, port: number }

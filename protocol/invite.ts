@@ -13,7 +13,7 @@
  * @module
  */
 import { multiaddr } from '@multiformats/multiaddr'
-import { InvalidArgumentError } from '../node/errors.js'
+import { InvalidArgumentError } from './errors.js'
 import { parsePeerId } from './peer-address.js'
 
 /** The prefix of every invite of this version. */

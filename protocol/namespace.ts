@@ -23,16 +23,21 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
-import { normalizePath } from '../node/namespace/paths.js'
+import { normalizePath } from './paths.js'
 import { InvalidMessageError } from './block-exchange.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
 import { freshCid, isPlainMap, isSha256, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
-export const NAMESPACE_TOPIC = '/shoal/namespace/1.0.0'
+export const NAMESPACE_TOPIC = '/shoal/namespace/2.0.0'
 /** The libp2p protocol id of namespace sync (pull entries by vector clock, fetch snapshot blocks). */
-export const SYNC_PROTOCOL = '/shoal/ns-sync/1.0.0'
-/** The only version of every namespace structure. */
+export const SYNC_PROTOCOL = '/shoal/ns-sync/2.0.0'
+/**
+ * The version of the namespace's messages and snapshot blocks. Entries have
+ * their own ({@link ENTRY_VERSION}); the protocol ids above name the wire
+ * protocol as a whole (2.0.0: entries without clocks — nodes of 1.0.0 and
+ * 2.0.0 do not exchange namespace data).
+ */
 export const NAMESPACE_VERSION = 1
 
 /** Largest encoded entry. */
@@ -138,28 +143,52 @@ export interface DelOp {
 /** A namespace operation. */
 export type Op = PutOp | MkdirOp | DelOp
 
-/** The signed part of a log entry. */
-export interface EntryBody {
-  v: 1
+/** What every version of an entry's signed part holds. */
+interface EntryBodyFields {
   /** Peer id (string) of the author; its Ed25519 key signs the entry. */
   author: string
-  /** The author's sequence number: 1, 2, 3… with no gaps. `clock[author] === seq`. */
+  /** The author's sequence number: 1, 2, 3… with no gaps. */
   seq: number
   /** Wall time of the write at the author, ms since the epoch. */
   time: number
-  /** What the author had applied, plus this entry. */
-  clock: VectorClock
-  /** The author's heads when it wrote the entry. */
+  /** The author's heads when it wrote the entry (the Merkle links of the log). */
   parents: CID[]
   /** At least one op; paths are normalised and distinct within an entry. */
   ops: Op[]
 }
 
-/** A log entry: a dag-cbor block. */
-export interface Entry extends EntryBody {
-  /** Ed25519 signature by `author` over {@link encodeEntryBody}. */
-  sig: Uint8Array
+/**
+ * The signed part of a log entry as this version writes it: its size does
+ * not depend on how many authors the namespace has. The entry's vector
+ * clock is not carried: a replica derives what it depends on from `deps`
+ * (the dots of its parents; an author's entries form a chain, so a dot
+ * stands for everything its author wrote up to it).
+ */
+export interface EntryBodyV2 extends EntryBodyFields {
+  v: 2
+  /** The dot (author, seq) of each parent, in the same order as `parents`. */
+  deps: Dot[]
 }
+
+/**
+ * The signed part of a log entry of the first version, still accepted (a
+ * history written before holds them): it carries the author's whole vector
+ * clock, one counter per author ever seen.
+ */
+export interface EntryBodyV1 extends EntryBodyFields {
+  v: 1
+  /** What the author had applied, plus this entry (`clock[author] === seq`). */
+  clock: VectorClock
+}
+
+/** The signed part of a log entry, of either version. */
+export type EntryBody = EntryBodyV1 | EntryBodyV2
+
+/** A log entry: a dag-cbor block; `sig` is the Ed25519 signature by `author` over {@link encodeEntryBody}. */
+export type Entry = EntryBody & { sig: Uint8Array }
+
+/** The version of the entries this build writes. */
+export const ENTRY_VERSION = 2
 
 /** A version of a path as a snapshot carries it. */
 export interface SnapshotVersion {
@@ -262,7 +291,7 @@ export function isPinPolicy (policy: unknown): policy is string {
  * @throws {InvalidMessageError} when the body is not valid
  */
 export function encodeEntryBody (body: EntryBody): Uint8Array {
-  return encodeChecked(pickEntryBody(shape(body, 'entry body', ENTRY_BODY_FIELDS, ['sig'])), MAX_ENTRY_BYTES, 'entry body')
+  return encodeChecked(pickEntryBody(shape(body, 'entry body', ENTRY_BODY_FIELDS[entryVersion(body, 'entry body')], ['sig'])), MAX_ENTRY_BYTES, 'entry body')
 }
 
 /**
@@ -562,8 +591,16 @@ function dotKey (author: string, seq: number): string {
   return `${seq}:${author}`
 }
 
-/** The dots an op replaces: distinct, covered by the entry's clock, never the entry's own dot. */
-function replaces (value: unknown, author: string, seq: number, entryClock: VectorClock): Dot[] {
+/**
+ * What an entry's past is known to cover when it is decoded: a v1 entry's
+ * clock covers exactly its past; a v2 entry only says that its author's
+ * earlier entries are in it (the rest is checked against the receiver's
+ * state when the entry is applied).
+ */
+type PastCheck = (d: Dot) => boolean
+
+/** The dots an op replaces: distinct, in the entry's past as far as it can be told here, never the entry's own dot. */
+function replaces (value: unknown, author: string, seq: number, inPast: PastCheck): Dot[] {
   const seen = new Set<string>()
   return list(value, 'replaces', 0, MAX_REPLACES).map(item => {
     const d = dot(item, 'replaced dot')
@@ -571,8 +608,7 @@ function replaces (value: unknown, author: string, seq: number, entryClock: Vect
     if (seen.has(key)) fail(`replaces names [${show(d[0])}, ${d[1]}] twice`)
     seen.add(key)
     if (d[0] === author && d[1] === seq) fail('an op replaces its own entry')
-    const covered = Object.hasOwn(entryClock, d[0]) ? entryClock[d[0]] : 0
-    if (covered < d[1]) fail(`replaced dot [${show(d[0])}, ${d[1]}] is not covered by the entry's clock`)
+    if (!inPast(d)) fail(`replaced dot [${show(d[0])}, ${d[1]}] is not in the entry's past`)
     return d
   })
 }
@@ -640,7 +676,7 @@ const OP_FIELDS: Record<Op['op'], readonly string[]> = {
 }
 const OP_OPTIONAL_FIELDS: Record<Op['op'], readonly string[]> = { put: ['pin'], mkdir: [], del: [] }
 
-function pickOp (value: unknown, author: string, seq: number, entryClock: VectorClock): Op {
+function pickOp (value: unknown, author: string, seq: number, entryClock: PastCheck): Op {
   if (!isPlainMap(value)) fail('op is not a map')
   const kind = value.op
   if (typeof kind !== 'string' || !Object.hasOwn(OP_FIELDS, kind)) fail(`unknown op ${show(kind)}`)
@@ -671,30 +707,68 @@ function pickOp (value: unknown, author: string, seq: number, entryClock: Vector
   }
 }
 
-const ENTRY_BODY_FIELDS = ['v', 'author', 'seq', 'time', 'clock', 'parents', 'ops'] as const
-const ENTRY_FIELDS = [...ENTRY_BODY_FIELDS, 'sig'] as const
+const ENTRY_BODY_FIELDS: Record<EntryBody['v'], readonly string[]> = {
+  1: ['v', 'author', 'seq', 'time', 'clock', 'parents', 'ops'],
+  2: ['v', 'author', 'seq', 'time', 'parents', 'deps', 'ops']
+}
+
+/** The entry version a value claims (1 or 2), checked before its fields. */
+function entryVersion (value: unknown, what: string): EntryBody['v'] {
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
+  const v = value.v
+  if (v !== 1 && v !== 2) fail(`${what} has unsupported version ${show(v)}`)
+  return v
+}
 
 /** Validate and copy the body fields of an entry whose key set was already checked. */
 function pickEntryBody (f: Fields): EntryBody {
-  version(f.v, 'entry')
+  const v = entryVersion(f, 'entry')
   const author = peerId(f.author, 'entry author')
   const seq = int(f.seq, 'entry seq', 1)
   const time = int(f.time, 'entry time', 0)
-  const entryClock = clock(f.clock, 'entry clock', 1)
-  if (entryClock[author] !== seq) fail(`entry clock[author] is ${show(entryClock[author])}, not seq ${seq}`)
   const parents = cidList(f.parents, 'entry parents', 0, MAX_PARENTS, DAG_CBOR, true)
+  let inPast: PastCheck
+  let versioned: { v: 1, clock: VectorClock } | { v: 2, deps: Dot[] }
+  if (v === 1) {
+    const entryClock = clock(f.clock, 'entry clock', 1)
+    if (entryClock[author] !== seq) fail(`entry clock[author] is ${show(entryClock[author])}, not seq ${seq}`)
+    inPast = d => (Object.hasOwn(entryClock, d[0]) ? entryClock[d[0]] : 0) >= d[1]
+    versioned = { v: 1, clock: entryClock }
+  } else {
+    const deps = entryDeps(f.deps, author, seq, parents.length)
+    inPast = d => d[0] !== author || d[1] < seq
+    versioned = { v: 2, deps }
+  }
   const seen = new Set<string>()
   const ops = list(f.ops, 'entry ops', 1, MAX_OPS).map(item => {
-    const op = pickOp(item, author, seq, entryClock)
+    const op = pickOp(item, author, seq, inPast)
     if (seen.has(op.path)) fail(`entry has two ops on ${show(op.path)}`)
     seen.add(op.path)
     return op
   })
-  return { v: 1, author, seq, time, clock: entryClock, parents, ops }
+  // field order as the types declare it (dag-cbor sorts keys anyway)
+  return versioned.v === 1
+    ? { v: 1, author, seq, time, clock: versioned.clock, parents, ops }
+    : { v: 2, author, seq, time, parents, deps: versioned.deps, ops }
+}
+
+/** A v2 entry's parent dots: one per parent, distinct, its author's own only below its seq. */
+function entryDeps (value: unknown, author: string, seq: number, parents: number): Dot[] {
+  const seen = new Set<string>()
+  const deps = list(value, 'entry deps', 0, MAX_PARENTS).map(item => {
+    const d = dot(item, 'entry dep')
+    const key = dotKey(d[0], d[1])
+    if (seen.has(key)) fail(`entry deps name [${show(d[0])}, ${d[1]}] twice`)
+    seen.add(key)
+    if (d[0] === author && d[1] >= seq) fail(`entry dep [${show(d[0])}, ${d[1]}] is not before the entry's own seq ${seq}`)
+    return d
+  })
+  if (deps.length !== parents) fail(`entry has ${parents} parents but ${deps.length} deps`)
+  return deps
 }
 
 function pickEntry (value: unknown): Entry {
-  const f = shape(value, 'entry', ENTRY_FIELDS)
+  const f = shape(value, 'entry', [...ENTRY_BODY_FIELDS[entryVersion(value, 'entry')], 'sig'])
   return { ...pickEntryBody(f), sig: bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES) }
 }
 

@@ -1,6 +1,6 @@
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { InvalidArgumentError } from '../node/errors.js'
+import { InvalidArgumentError } from './errors.js'
 import type { PeerId } from '@libp2p/interface'
 
 /**

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../node/errors.js'
+import { InvalidArgumentError } from './errors.js'
 
 const HEADER = '/key/swarm/psk/1.0.0/'
 const ENCODING = '/base16/'

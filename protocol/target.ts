@@ -1,6 +1,6 @@
 import { CID } from 'multiformats/cid'
-import { InvalidCIDError } from '../node/errors.js'
-import { normalizePath } from '../node/namespace/paths.js'
+import { InvalidCIDError } from './errors.js'
+import { normalizePath } from './paths.js'
 
 /** What a `PATH|CID` argument names. */
 export type Target = { kind: 'path', path: string } | { kind: 'cid', cid: CID }

@@ -74,12 +74,12 @@ export class Adversary {
         // the honest author's next entry, signed with the adversary's key
         const seq = entry.seq + 1 + this.rng.int(0, 3)
         const body = {
-          v: 1 as const,
+          v: 2 as const,
           author: entry.author,
           seq,
           time: this.now(),
-          clock: { ...entry.clock, [entry.author]: seq },
           parents: [],
+          deps: [],
           ops: [{ op: 'put' as const, path: '/forged', cid: this.nextCID(), size: 1, mode: 0o644, mtime: this.now(), replaces: [] }]
         }
         const sig = await this.signer.sign(encodeEntryBody(body))

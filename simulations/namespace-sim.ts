@@ -25,7 +25,7 @@
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
 import { decodeEntry, type Dot } from '../protocol/namespace.js'
-import { covers } from '../node/namespace/clock.js'
+import { covers, type VectorClock } from '../node/namespace/clock.js'
 import { peerIdVerifier, signerFromKey } from '../node/namespace/identity.js'
 import { MemoryKV } from '../node/namespace/kv.js'
 import { markNewStore } from '../node/namespace/recovery.js'
@@ -203,7 +203,7 @@ export class NamespaceSim {
       { replica, network: endpoint, timers: this.time, random: this.rng.fork().random, logger, trust },
       { interval: SIM_INTERVAL, ...options.sync, requestTimeout: REAL_REQUEST_TIMEOUT }
     )
-    replica.onLocalEntries(entries => { this.noteLocal(node.index, entries) })
+    replica.onLocalEntries(entries => { this.noteLocal(node.index, entries, replica.state().clock) })
     Object.assign(node, { replica, sync, endpoint, trust })
   }
 
@@ -294,14 +294,15 @@ export class NamespaceSim {
     if (this.tracing) this.trace.push(`${this.time.now() - VirtualTime.START}ms ${line}`)
   }
 
-  private noteLocal (node: number, entries: Uint8Array[]): void {
+  /** Note a node's local write; `seen` is its clock right after the write (entries no longer carry the writer's clock). */
+  private noteLocal (node: number, entries: Uint8Array[], seen: VectorClock): void {
     for (const bytes of entries) {
       const entry = decodeEntry(bytes)
       const dot: Dot = [entry.author, entry.seq]
       for (const op of entry.ops) {
         for (const r of op.replaces) {
           this.replaced.add(versionKey(op.path, r))
-          if (!covers(entry.clock, r)) this.blindReplaces.push(`node ${node} entry ${entry.seq} replaces ${op.path}@${r[0]}:${r[1]} it has not seen`)
+          if (!covers(entry.v === 1 ? entry.clock : seen, r)) this.blindReplaces.push(`node ${node} entry ${entry.seq} replaces ${op.path}@${r[0]}:${r[1]} it has not seen`)
         }
         let c: Created | undefined
         if (op.op === 'put') c = { node, path: op.path, type: 'file', cid: op.cid.toString(), dot }

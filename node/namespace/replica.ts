@@ -23,7 +23,7 @@ import {
   MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_SHARD_PATHS, MAX_SNAPSHOT_BLOCK_BYTES,
   decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntry, encodeEntryBody,
   encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
-  type Entry as LogEntry, type EntryBody, type Op, type Pin, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
+  type Entry as LogEntry, type EntryBodyV2, type Op, type Pin, type PutOp, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import {
@@ -31,6 +31,7 @@ import {
   NotADirectoryError, NotFoundError, ShoalError
 } from '../errors.js'
 import { covers, dominates, meet, merge, missing, weight, type Dot, type VectorClock } from './clock.js'
+import { CLOCK_RANGE, LEGACY_CLOCK_KEY, LEGACY_MEMBERS_KEY, MEMBER_RANGE, authorOfClockKey, clockKey, memberKey, peerOfMemberKey } from './rows.js'
 import { Txn, decodeJSON, encodeJSON, type KV } from './kv.js'
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js'
 import { TreeWriter, childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
@@ -140,6 +141,10 @@ class Batch {
   readonly tree: TreeWriter
   readonly clock: VectorClock
   readonly heads: Map<string, Dot>
+  /** Authors whose counter this batch changed: only their clock rows are written. */
+  readonly changed = new Set<string>()
+  /** Entries applied so far, pruned ones included (the sum of {@link clock}): each applied entry's place in causal order. */
+  total: number
   applied: Uint8Array[] = []
   /** The new {@link Replica.aheadState} when an entry of this batch changed it. */
   ahead?: VectorClock
@@ -149,6 +154,7 @@ class Batch {
     this.tree = new TreeWriter(this.txn)
     this.clock = { ...clock }
     this.heads = new Map(heads)
+    this.total = weight(clock)
   }
 }
 
@@ -163,6 +169,8 @@ function dotOfSupersededKey (key: string): Dot {
 }
 
 const DAY = 24 * 3600 * 1000
+/** Members heard from are saved at most this often (ms), new members with the next commit. */
+const MEMBER_SAVE_MS = 60_000
 
 /** One replica of the namespace. */
 export class Replica implements Namespace {
@@ -182,6 +190,10 @@ export class Replica implements Namespace {
    */
   private aheadState: VectorClock = {}
   private readonly members = new Map<string, Member>()
+  /** Members whose stored row is behind memory: new ones are written with the next commit, the others at most every {@link MEMBER_SAVE_MS}. */
+  private readonly unsavedMembers = new Set<string>()
+  private readonly newMembers = new Set<string>()
+  private membersSavedAt = 0
   private readonly pending = new Map<string, Map<number, Pending>>()
   private pendingCount = 0
   private queue: Promise<unknown> = Promise.resolve()
@@ -238,11 +250,17 @@ export class Replica implements Namespace {
     await this.kv.open()
     try {
       await this.openRecovery()
-      this.clockState = await this.meta<VectorClock>('clock') ?? {}
+      const legacyClock = await this.meta<VectorClock>('clock')
+      const legacyMembers = await this.meta<Record<string, Member>>('members')
+      this.clockState = legacyClock ?? await this.loadClock()
       this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
       this.aheadState = await this.meta<VectorClock>('ahead') ?? {}
-      for (const [peer, m] of Object.entries(await this.meta<Record<string, Member>>('members') ?? {})) this.members.set(peer, m)
+      if (legacyMembers !== undefined) for (const [peer, m] of Object.entries(legacyMembers)) this.members.set(peer, m)
+      else for await (const [key, value] of this.kv.iterate({ ...MEMBER_RANGE })) this.members.set(peerOfMemberKey(key), decodeJSON<Member>(value))
+      this.membersSavedAt = this.components.clock.now()
       this.headState = await this.loadHeads()
+      // after the checks that refuse a store without changing it
+      if (legacyClock !== undefined || legacyMembers !== undefined) await this.upgradeRows(legacyClock, legacyMembers)
       for await (const [key] of this.kv.iterate({ ...SUPERSEDED_RANGE })) this.supersededAuthors.add(dotOfSupersededKey(key)[0])
       await this.migrateSingleNode()
     } catch (err) {
@@ -258,7 +276,7 @@ export class Replica implements Namespace {
     if (!this.opened) return
     this.opened = false
     await this.queue.catch(() => {})
-    await this.kv.batch([{ type: 'put', key: 'm!members', value: encodeJSON(Object.fromEntries(this.members)) }], true)
+    await this.kv.batch(this.memberRows(), true)
     await this.kv.close()
   }
 
@@ -507,13 +525,14 @@ export class Replica implements Namespace {
     const me = this.id
     for (const chunk of splitOps(ops)) {
       const seq = (batch.clock[me] ?? 0) + 1
-      const body: EntryBody = {
-        v: 1,
+      const parents = sortedHeads(batch.heads).slice(0, MAX_PARENTS)
+      const body: EntryBodyV2 = {
+        v: 2,
         author: me,
         seq,
         time: this.components.clock.now(),
-        clock: { ...batch.clock, [me]: seq },
-        parents: sortedHeads(batch.heads).slice(0, MAX_PARENTS).map(h => CID.parse(h)),
+        parents: parents.map(h => CID.parse(h)),
+        deps: parents.map(h => batch.heads.get(h) as Dot),
         ops: chunk
       }
       const sig = await this.components.signer.sign(encodeEntryBody(body))
@@ -539,8 +558,14 @@ export class Replica implements Namespace {
    */
   private async apply (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array): Promise<void> {
     const superseded = await this.takeSuperseded(batch.txn, [entry.author, entry.seq])
+    // what it depends on by authors not applied here, noted before its ops are placed in its past
+    const ahead = batch.ahead ?? this.aheadState
+    const skipped = skippedDeps(entry, batch.clock)
+    if (skipped !== undefined) batch.ahead = merge(ahead, skipped)
+    // a v2 entry does not carry its clock: a replaced dot this replica cannot place in its past is not taken as superseded (see inKnownPast)
+    const replaced = (dots: Dot[]): Dot[] => entry.v === 1 ? dots : dots.filter(d => this.inKnownPast(batch, d))
     for (const op of entry.ops) {
-      await this.noteSuperseded(batch, op.path, op.replaces)
+      await this.noteSuperseded(batch, op.path, replaced(op.replaces))
       if (op.op === 'del') {
         await batch.tree.change(op.path, op.replaces)
       } else {
@@ -553,11 +578,11 @@ export class Replica implements Namespace {
     }
     const key = cid.toString()
     batch.txn.putBytes('e!' + key, bytes)
-    batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: weight(entry.clock) })
-    const ahead = batch.ahead ?? this.aheadState
-    const skipped = skippedDeps(entry, batch.clock)
-    if (skipped !== undefined) batch.ahead = merge(ahead, skipped)
     batch.clock[entry.author] = entry.seq
+    batch.changed.add(entry.author)
+    batch.total++
+    // applied in causal order, so the running count orders entries causally (pull serves by it)
+    batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: batch.total })
     for (const p of entry.parents) batch.heads.delete(p.toString())
     if (!covers(ahead, [entry.author, entry.seq])) batch.heads.set(key, [entry.author, entry.seq])
     batch.applied.push(bytes)
@@ -575,6 +600,33 @@ export class Replica implements Namespace {
     }
   }
 
+  /**
+   * True when `dot` can be placed in the past of an entry being applied in
+   * `batch`: applied here, or by an author this replica does not trust and
+   * no further than what applied entries were seen to depend on. An op of a
+   * v2 entry naming a dot beyond that (a version nobody here has heard of)
+   * cannot have seen it: that name is ignored rather than remembered as
+   * superseded, so no member can hide another author's future writes.
+   */
+  private inKnownPast (batch: Batch, dot: Dot): boolean {
+    return covers(batch.clock, dot) || covers(batch.ahead ?? this.aheadState, dot)
+  }
+
+  /**
+   * Why a ready v2 entry cannot be applied, if it cannot: a parent whose
+   * entry this replica holds under the dot the entry names must be that
+   * entry (the dot and the hash link agree). Pruned parents are not checked.
+   */
+  private async badLinks (batch: Batch, entry: LogEntry): Promise<string | undefined> {
+    if (entry.v !== 2) return undefined
+    for (const [i, dep] of entry.deps.entries()) {
+      if (!covers(batch.clock, dep) || covers(this.prunedState, dep)) continue
+      const row = await batch.txn.get<{ cid: string }>(seqKey(dep[0], dep[1]))
+      if (row !== undefined && row.cid !== entry.parents[i].toString()) return `parent ${entry.parents[i].toString()} is not the entry [${dep[0]}, ${dep[1]}] it names`
+    }
+    return undefined
+  }
+
   /** The paths where the version of `dot` was superseded before it arrived (forgotten from now on). */
   private async takeSuperseded (txn: Txn, dot: Dot): Promise<Set<string>> {
     if (!this.supersededAuthors.has(dot[0])) return new Set()
@@ -588,9 +640,10 @@ export class Replica implements Namespace {
   private async commit (batch: Batch): Promise<void> {
     const recovered = this.recovery.done(batch.clock[this.id] ?? 0)
     if (recovered) batch.txn.del(RECOVERING_KEY)
-    batch.txn.put('m!clock', batch.clock)
+    for (const author of batch.changed) batch.txn.put(clockKey(author), batch.clock[author])
     batch.txn.put('m!heads', [...batch.heads])
-    batch.txn.put('m!members', Object.fromEntries(this.members))
+    for (const peer of this.newMembers) this.saveMemberRow(batch.txn, peer)
+    this.newMembers.clear()
     if (batch.ahead !== undefined) batch.txn.put('m!ahead', batch.ahead)
     await batch.txn.commit(true)
     this.clockState = batch.clock
@@ -705,6 +758,12 @@ export class Replica implements Namespace {
           if (next === undefined || !ready(next.entry, batch.clock, this.trust)) break
           byAuthor.delete(next.entry.seq)
           this.pendingCount--
+          const bad = await this.badLinks(batch, next.entry)
+          if (bad !== undefined) {
+            // its author's later entries never become ready either: they wait behind the gap
+            this.reject(undefined, next.cid, bad)
+            break
+          }
           await this.apply(batch, next.cid, next.entry, next.bytes)
           applied++
           progress = true
@@ -788,14 +847,49 @@ export class Replica implements Namespace {
     if (!this.trust.trusts(peer)) return
     if (peer !== this.id) this.heardSelf(clock[this.id] ?? 0, peer)
     const m = this.members.get(peer)
-    this.members.set(peer, { clock: m === undefined ? { ...clock } : merge(m.clock, clock), seen: this.components.clock.now() })
+    if (m === undefined) this.newMembers.add(peer)
+    this.unsavedMembers.add(peer)
+    const now = this.components.clock.now()
+    if (m === undefined) this.members.set(peer, { clock: { ...clock }, seen: now })
+    else {
+      // in place: a member's clock has one counter per author, copying it per message would cost O(authors)
+      for (const [author, n] of Object.entries(clock)) if ((m.clock[author] ?? 0) < n) m.clock[author] = n
+      m.seen = now
+    }
   }
 
-  /** An author's entry tells what it had seen when it wrote it. */
+  /** An author's entry tells what it had seen when it wrote it (for a v2 entry: its parents' dots and its own). */
   private noteAuthor (entry: LogEntry): void {
     if (entry.author === this.id) return
+    const seen = entry.v === 1 ? entry.clock : Object.fromEntries([...dependencies(entry), [entry.author, entry.seq]])
     const m = this.members.get(entry.author)
-    if (m === undefined || !dominates(m.clock, entry.clock)) this.noteMember(entry.author, entry.clock)
+    if (m === undefined || !dominates(m.clock, seen)) this.noteMember(entry.author, seen)
+  }
+
+  /** The stored rows of the members whose row is behind memory (all of them are written). */
+  private memberRows (): Array<{ type: 'put', key: string, value: Uint8Array }> {
+    const rows = [...this.unsavedMembers].map(peer => ({ type: 'put' as const, key: memberKey(peer), value: encodeJSON(this.members.get(peer)) }))
+    this.unsavedMembers.clear()
+    this.newMembers.clear()
+    this.membersSavedAt = this.components.clock.now()
+    return rows
+  }
+
+  private saveMemberRow (txn: Txn, peer: string): void {
+    const m = this.members.get(peer)
+    if (m === undefined) return
+    txn.put(memberKey(peer), m)
+    this.unsavedMembers.delete(peer)
+  }
+
+  /**
+   * Write the members heard from since they were last saved, at most every
+   * {@link MEMBER_SAVE_MS}: what every member has seen only grows, so a
+   * row a crash left behind only holds compaction back a little longer.
+   */
+  private async saveMembers (): Promise<void> {
+    if (this.unsavedMembers.size === 0 || this.components.clock.now() - this.membersSavedAt < MEMBER_SAVE_MS) return
+    await this.kv.batch(this.memberRows(), false)
   }
 
   /**
@@ -861,6 +955,7 @@ export class Replica implements Namespace {
    */
   async compact (force = false): Promise<boolean> {
     return await this.exclusive(async () => {
+      await this.saveMembers()
       const stable = this.stableClock()
       const gain = missing(stable, this.prunedState)
       if (gain === 0 || (!force && gain < this.options.compactAfter)) return false
@@ -1075,6 +1170,7 @@ export class Replica implements Namespace {
       const clock = merge(this.clockState, theirClock)
       const heads = this.mergeHeads(snap)
       const batch = new Batch(this.kv, clock, heads)
+      for (const [author, n] of Object.entries(clock)) if ((this.clockState[author] ?? 0) !== n) batch.changed.add(author)
       const txn = batch.txn
       for (const prefix of ['t!', 'v!', 'c!']) await txn.clearPrefix(prefix)
       for (const [path, versions] of merged) await batch.tree.load(path, versions)
@@ -1108,6 +1204,28 @@ export class Replica implements Namespace {
   /** Where the store lives, for messages. */
   private get where (): string {
     return this.kv.location ?? 'the namespace store'
+  }
+
+  /** The vector clock from its rows. */
+  private async loadClock (): Promise<VectorClock> {
+    const clock: VectorClock = {}
+    for await (const [key, value] of this.kv.iterate({ ...CLOCK_RANGE })) clock[authorOfClockKey(key)] = decodeJSON<number>(value)
+    return clock
+  }
+
+  /**
+   * A store whose clock and members are whole records (`m!clock`,
+   * `m!members`, before the per-row layout) gets one row per author and per
+   * member instead, in one batch.
+   */
+  private async upgradeRows (clock: VectorClock | undefined, members: Record<string, Member> | undefined): Promise<void> {
+    const txn = new Txn(this.kv)
+    for (const [author, n] of Object.entries(clock ?? {})) txn.put(clockKey(author), n)
+    for (const [peer, m] of Object.entries(members ?? {})) txn.put(memberKey(peer), m)
+    txn.del(LEGACY_CLOCK_KEY)
+    txn.del(LEGACY_MEMBERS_KEY)
+    await txn.commit(true)
+    this.log.info({ authors: Object.keys(clock ?? {}).length, members: Object.keys(members ?? {}).length }, 'namespace store upgraded: clock and members stored per row')
   }
 
   /** The stored heads, upgraded from the development build's format when needed. */
@@ -1312,17 +1430,30 @@ export function mergeStates (a: Map<string, Version[]>, clockA: VectorClock, b: 
  */
 function ready (entry: LogEntry, clock: VectorClock, trust: TrustPolicy): boolean {
   if ((clock[entry.author] ?? 0) + 1 !== entry.seq) return false
-  for (const [author, n] of Object.entries(entry.clock)) {
-    if (author !== entry.author && (clock[author] ?? 0) < n && trust.trusts(author)) return false
+  for (const [author, n] of dependencies(entry)) {
+    if ((clock[author] ?? 0) < n && trust.trusts(author)) return false
   }
   return true
+}
+
+/**
+ * What `entry` depends on by other authors, as (author, seq): a v1 entry's
+ * clock, a v2 entry's parent dots (each stands for its author's chain up to
+ * it; what those parents depended on was checked when they were applied).
+ */
+function * dependencies (entry: LogEntry): Iterable<[string, number]> {
+  if (entry.v === 1) {
+    for (const [author, n] of Object.entries(entry.clock)) if (author !== entry.author) yield [author, n]
+  } else {
+    for (const [author, n] of entry.deps) if (author !== entry.author) yield [author, n]
+  }
 }
 
 /** The dependencies of `entry` on other authors that `applied` does not cover (untrusted ones, see {@link ready}); undefined when none. */
 function skippedDeps (entry: LogEntry, applied: VectorClock): VectorClock | undefined {
   let out: VectorClock | undefined
-  for (const [author, n] of Object.entries(entry.clock)) {
-    if (author !== entry.author && (applied[author] ?? 0) < n) (out ??= {})[author] = n
+  for (const [author, n] of dependencies(entry)) {
+    if ((applied[author] ?? 0) < n && (out?.[author] ?? 0) < n) (out ??= {})[author] = n
   }
   return out
 }

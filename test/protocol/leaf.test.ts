@@ -15,23 +15,11 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const PROTOCOL = join(ROOT, 'protocol')
 
 /**
- * Imports that still leave protocol/, as `file → specifier`, each waiting on
- * a one-line change to a file that is being edited elsewhere; every entry
+ * Imports that may leave protocol/, as `file → specifier`: none. Every entry
  * must still be there (so the list only shrinks: remove an entry with its
  * import).
  */
-const ALLOWED = new Set([
-  // namespace.ts is being rewritten: it moves to './paths.js' (and onto fields.ts)
-  'protocol/namespace.ts → ../node/namespace/paths.js',
-  // the error classes these throw are defined in protocol/errors.ts now: each moves to './errors.js'
-  'protocol/api-address.ts → ../node/errors.js',
-  'protocol/invite.ts → ../node/errors.js',
-  'protocol/peer-address.ts → ../node/errors.js',
-  'protocol/swarm-key.ts → ../node/errors.js',
-  'protocol/target.ts → ../node/errors.js',
-  // the path grammar is protocol/paths.ts now: moves to './paths.js'
-  'protocol/target.ts → ../node/namespace/paths.js'
-])
+const ALLOWED = new Set<string>([])
 
 function sources (dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap(e => {

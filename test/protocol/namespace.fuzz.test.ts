@@ -79,7 +79,12 @@ const opSkeletonArb = fc.record({
   picks: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 3 })
 })
 
-const entryArb: fc.Arbitrary<Entry> = fc.record({
+/** An entry of the first version (with its author's clock), still accepted. */
+type EntryV1 = Extract<Entry, { v: 1 }>
+/** An entry as this build writes it (parent dots instead of a clock). */
+type EntryV2 = Extract<Entry, { v: 2 }>
+
+const entryArb: fc.Arbitrary<EntryV1> = fc.record({
   author: peerArb,
   seq: fc.oneof(fc.integer({ min: 1, max: 100 }), seqArb),
   time: uintArb,
@@ -450,7 +455,7 @@ const C = PEERS[2]
 const cidOf = (n: number, codec = 0x71): CID => CID.createV1(codec, Digest.create(0x12, new Uint8Array(sha256(new Uint8Array([n, n >> 8, n >> 16])))))
 const contentCid = cidOf(0, 0x55)
 
-function baseEntry (): Entry {
+function baseEntry (): EntryV1 {
   return {
     v: 1,
     author: A,
@@ -508,7 +513,8 @@ describe('namespace codecs: entries', () => {
   })
 
   it('rejects a wrong version, unknown op, missing or extra fields and non-maps', () => {
-    entryRejects(e => { e.v = 2 }, /version/)
+    entryRejects(e => { e.v = 3 }, /version/)
+    entryRejects(e => { e.v = 2 }, /deps|clock/)
     entryRejects(e => { e.ops[0].op = 'move' }, /unknown op/)
     entryRejects(e => { delete e.time }, /lacks field time/)
     entryRejects(e => { e.extra = 1 }, /unexpected field/)
@@ -604,9 +610,9 @@ describe('namespace codecs: entries', () => {
   })
 
   it('checks replaces: pairs, distinct, covered by the clock, never the own dot, bounded', () => {
-    entryRejects(e => { e.ops[0].replaces = [[B, 6]] }, /not covered/)
-    entryRejects(e => { e.ops[0].replaces = [[C, 1]] }, /not covered/)
-    entryRejects(e => { e.ops[0].replaces = [[A, 4]] }, /not covered/)
+    entryRejects(e => { e.ops[0].replaces = [[B, 6]] }, /not in the entry's past/)
+    entryRejects(e => { e.ops[0].replaces = [[C, 1]] }, /not in the entry's past/)
+    entryRejects(e => { e.ops[0].replaces = [[A, 4]] }, /not in the entry's past/)
     entryRejects(e => { e.ops[0].replaces = [[A, 3]] }, /own entry/)
     entryRejects(e => { e.ops[0].replaces = [[B, 2], [B, 2]] }, /twice/)
     entryRejects(e => { e.ops[0].replaces = [[B, 0]] }, /seq/)
@@ -651,6 +657,76 @@ describe('namespace codecs: entries', () => {
     const broken = bytes.slice()
     broken[p + 3] = 0xff
     rejects(() => decodeEntry(broken), /canonical/)
+  })
+})
+
+/** A v2 entry by A at seq 3 whose parents are B's 5th entry and A's 2nd. */
+function baseEntryV2 (): EntryV2 {
+  return {
+    v: 2,
+    author: A,
+    seq: 3,
+    time: 1_700_000_000_000,
+    parents: [cidOf(1), cidOf(2)],
+    deps: [[B, 5], [A, 2]],
+    ops: [
+      { op: 'put', path: '/docs/a.txt', cid: contentCid, size: 10, mode: 0o644, mtime: 1_700_000_000_000, replaces: [[A, 2], [B, 5]] },
+      { op: 'del', path: '/old', replaces: [[C, 40]] }
+    ],
+    sig: new Uint8Array(64).fill(7)
+  }
+}
+
+const entryV2Rejects = (change: (e: any) => void, why?: RegExp): void => { rejectsBoth(baseEntryV2, change, encodeEntry, decodeEntry, why) }
+
+describe('namespace codecs: v2 entries (no clock)', () => {
+  it('a valid entry round-trips, and its size does not depend on how many authors exist', () => {
+    const entry = baseEntryV2()
+    assert.deepStrictEqual(decodeEntry(encodeEntry(entry)), entry)
+    const { sig: _sig, ...body } = entry
+    assert.deepStrictEqual(dagCbor.decode(encodeEntryBody(entry)), dagCbor.decode(encodeEntryBody(body)))
+    // the same write in v1 form carries one counter per author the writer has seen
+    const v1 = (authors: number): number => {
+      const clock: VectorClock = { [A]: 3, [B]: 5, [C]: 40 }
+      // peer ids as long as real Ed25519 ones (52 characters)
+      for (let i = 0; i < authors; i++) clock['12D3KooW' + String(i).padStart(44, 'x')] = 1
+      const { deps: _deps, ...rest } = entry
+      return encodeEntry({ ...rest, v: 1, clock }).byteLength
+    }
+    assert.ok(v1(1000) > 20 * encodeEntry(entry).byteLength, 'a v1 entry with 1,000 authors in its clock is many times larger')
+    assert.ok(encodeEntry(entry).byteLength < 1024)
+  })
+
+  it('checks deps: one dot per parent, distinct, the author\'s own only before its seq', () => {
+    entryV2Rejects(e => { e.deps.pop() }, /2 parents but 1 deps/)
+    entryV2Rejects(e => { e.deps.push([C, 1]) }, /parents but 3 deps/)
+    entryV2Rejects(e => { e.deps[1] = [B, 5] }, /twice/)
+    entryV2Rejects(e => { e.deps[1] = [A, 3] }, /before the entry's own seq/)
+    entryV2Rejects(e => { e.deps[1] = [A, 9] }, /before the entry's own seq/)
+    entryV2Rejects(e => { e.deps[0] = [B, 0] }, /seq/)
+    entryV2Rejects(e => { e.deps[0] = B }, /pair/)
+    entryV2Rejects(e => { delete e.deps }, /lacks field deps/)
+    entryV2Rejects(e => { e.clock = { [A]: 3 } }, /unexpected field/)
+    const none = { ...baseEntryV2(), parents: [], deps: [] }
+    assert.deepStrictEqual(decodeEntry(encodeEntry(none)), none)
+  })
+
+  it('checks replaces: never the own dot or a later one of the author; other authors\' dots are checked when applied', () => {
+    entryV2Rejects(e => { e.ops[0].replaces = [[A, 3]] }, /its own entry/)
+    entryV2Rejects(e => { e.ops[0].replaces = [[A, 4]] }, /not in the entry's past/)
+    const far = baseEntryV2()
+    far.ops[1].replaces = [[C, 2 ** 40]]
+    assert.deepStrictEqual(decodeEntry(encodeEntry(far)), far)
+  })
+
+  it('property: any well-formed v2 entry round-trips', () => {
+    fc.assert(fc.property(entryArb, e => {
+      const { clock: _clock, ...rest } = e
+      const deps: Dot[] = rest.parents.map((_, i) => [`dep-${i}`, i + 1])
+      const ops = rest.ops.map(op => ({ ...op, replaces: op.replaces.filter(d => d[0] !== e.author || d[1] < e.seq) }))
+      const v2: EntryV2 = { ...rest, v: 2, deps, ops }
+      assert.deepStrictEqual(decodeEntry(encodeEntry(v2)), v2)
+    }), { numRuns: 200 })
   })
 })
 

@@ -15,7 +15,7 @@ import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import type { PrivateKey } from '@libp2p/interface'
 import { cborCID, createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
-import { decodeEntry, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeSnapshotShard, type Entry as LogEntry } from '../../../protocol/namespace.js'
+import { decodeEntry, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeSnapshotShard, type EntryBody } from '../../../protocol/namespace.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { cidOf, converged, pullInto, replica, silent, tree } from './helpers.js'
 
@@ -159,7 +159,7 @@ describe('upgrade: the single-node namespace', () => {
 
 interface DevStore { heads: string[], me: PrivateKey, other: PrivateKey }
 
-async function sign (key: PrivateKey, body: Omit<LogEntry, 'sig'>): Promise<{ bytes: Uint8Array, cid: string }> {
+async function sign (key: PrivateKey, body: EntryBody): Promise<{ bytes: Uint8Array, cid: string }> {
   const sig = await key.sign(encodeEntryBody(body))
   const bytes = encodeEntry({ ...body, sig })
   return { bytes, cid: cborCID(bytes).toString() }
@@ -231,6 +231,10 @@ describe('upgrade: heads without dots (development build)', () => {
       assert.ok(heads.includes(cid))
       assert.equal(dots.get(dot[0]), dot[1])
     }
+    // clock and members moved to one row per author and per member (a commit writes only what it changed)
+    const keys = await raw(dir, async db => await db.keys().all())
+    assert.ok(!keys.includes('m!clock') && !keys.includes('m!members'), 'the whole-clock and whole-members records are gone')
+    assert.deepEqual(keys.filter(k => k.startsWith('k!')).sort(), [...dots.keys()].map(id => 'k!' + id).sort())
     // the snapshot was rewritten in today's format: peers can bootstrap from it
     const meta = await raw(dir, async db => JSON.parse(new TextDecoder().decode(await db.get('m!snapshot'))))
     assert.notDeepEqual(meta, JSON.parse(new TextDecoder().decode(oldSnapshot)))
@@ -245,7 +249,11 @@ describe('upgrade: heads without dots (development build)', () => {
     const sent: Uint8Array[] = []
     ns.onLocalEntries(e => sent.push(...e))
     await ns.putFile('/c', { cid: cidOf('c'), size: 1, mode: 0o644, mtime: T0 })
-    assert.deepEqual(decodeEntry(sent[0]).parents.map(String).sort(), heads)
+    const written = decodeEntry(sent[0])
+    assert.deepEqual(written.parents.map(String).sort(), heads)
+    // written as v2: the parents' dots instead of a clock
+    assert.equal(written.v, 2)
+    assert.deepEqual(written.v === 2 ? [...written.deps].sort() : [], [...dots].sort())
     assert.equal(ns.state().heads.length, 1)
     const peer = await replica({ now: T0 })
     await pullInto(peer, ns)
