@@ -24,9 +24,10 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { normalizePath } from './paths.js'
-import { InvalidMessageError } from './block-exchange.js'
+import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
-import { freshCid, isPlainMap, isSha256, plainBytes, show, type Fields } from './values.js'
+import { fieldChecks } from './fields.js'
+import { isPlainMap, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
 export const NAMESPACE_TOPIC = '/shoal/namespace/2.0.0'
@@ -465,73 +466,30 @@ function has (fields: Fields, key: string): boolean {
   return Object.hasOwn(fields, key) && fields[key] !== undefined
 }
 
-/** Check that `value` is a plain map with exactly the `required` keys plus any of the `optional` ones. */
-function shape (value: unknown, what: string, required: readonly string[], optional: readonly string[] = []): Fields {
-  if (!isPlainMap(value)) fail(`${what} is not a map`)
-  for (const key of required) if (!Object.hasOwn(value, key)) fail(`${what} lacks field ${key}`)
-  for (const key of Object.keys(value)) {
-    if (!required.includes(key) && !optional.includes(key)) {
-      fail(`${what} has unexpected field ${show(key)}`)
-    }
-  }
-  return value
-}
+const check = fieldChecks(fail)
+const { shape, int, bool, list } = check
 
 function version (value: unknown, what: string): 1 {
-  if (value !== NAMESPACE_VERSION) fail(`${what} has unsupported version ${show(value)}`)
-  return 1
+  return check.version(value, what, NAMESPACE_VERSION)
 }
 
-/** A safe integer in min..max (never -0). */
-function int (value: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    fail(`${what} must be an integer in ${min}..${max}, got ${show(value)}`)
-  }
-  return value === 0 ? 0 : value
-}
-
-/** A string that survives UTF-8 (no lone surrogates). */
+/** A string that survives UTF-8 (no lone surrogates): every string of the namespace ends up in dag-cbor. */
 function text (value: unknown, what: string, max: number): string {
-  if (typeof value !== 'string') fail(`${what} is not a string`)
-  if (value.length > max) fail(`${what} longer than ${max}`)
-  if (/\p{Cs}/u.test(value)) fail(`${what} holds a lone surrogate`)
-  return value
+  return check.wellFormedText(value, what, max)
 }
 
 function peerId (value: unknown, what: string): string {
-  const id = text(value, what, MAX_PEER_ID_LENGTH)
-  if (id.length === 0) fail(`${what} is empty`)
-  // not a peer id, and not safely usable as an object key
-  if (id === '__proto__') fail(`${what} is __proto__`)
-  return id
+  return check.peerId(value, what, MAX_PEER_ID_LENGTH)
 }
 
-function bool (value: unknown, what: string): boolean {
-  if (typeof value !== 'boolean') fail(`${what} is not a boolean`)
-  return value
-}
-
-/** A copy of a byte string of minBytes..maxBytes. */
+/** A copy of a byte string of minBytes..maxBytes (decoded values never share the input's memory). */
 function bytes (value: unknown, what: string, minBytes: number, maxBytes: number): Uint8Array {
-  if (!(value instanceof Uint8Array)) fail(`${what} is not bytes`)
-  if (value.byteLength < minBytes || value.byteLength > maxBytes) fail(`${what} of ${value.byteLength} bytes (${minBytes}..${maxBytes} allowed)`)
-  // a copy (and a plain Uint8Array even from a Buffer): decoded values must not share the input's memory
-  return new Uint8Array(value)
-}
-
-function list (value: unknown, what: string, min: number, max: number): unknown[] {
-  if (!Array.isArray(value)) fail(`${what} is not a list`)
-  if (value.length < min || value.length > max) fail(`${what} has ${value.length} items (${min}..${max} allowed)`)
-  return value
+  return check.bytes(value, what, minBytes, maxBytes)
 }
 
 /** A fresh sha2-256 CID, of the given codec when one is given. */
 function cid (value: unknown, what: string, codec?: number): CID {
-  const parsed = freshCid(value)
-  if (parsed === undefined) fail(`${what} is not a CID`)
-  if (!isSha256(parsed)) fail(`${what} ${parsed.toString()} is not sha2-256`)
-  if (codec !== undefined && parsed.code !== codec) fail(`${what} ${parsed.toString()} is not of codec 0x${codec.toString(16)}`)
-  return parsed
+  return check.cid(value, what, codec === undefined ? {} : { codecs: [codec] })
 }
 
 function cidList (value: unknown, what: string, min: number, max: number, codec: number | undefined, distinct: boolean): CID[] {
@@ -582,8 +540,8 @@ function path (value: unknown, what: string): string {
 }
 
 function dot (value: unknown, what: string): Dot {
-  if (!Array.isArray(value) || value.length !== 2) fail(`${what} is not an [author, seq] pair`)
-  return [peerId(value[0], `${what} author`), int(value[1], `${what} seq`, 1)]
+  const [author, seq] = check.pair(value, what, ['author', 'seq'])
+  return [peerId(author, `${what} author`), int(seq, `${what} seq`, 1)]
 }
 
 /** `${seq}:${author}`: an unambiguous key of a dot (seq holds no ':'). */
