@@ -4,7 +4,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { verifyBlock } from './verify.js'
 import { idOf, once, throwIfAborted } from './util.js'
 import { BlockStoreBase } from './store-base.js'
-import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
+import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './api.js'
 import type { Pair } from 'interface-blockstore'
 
 const RAW = 0x55

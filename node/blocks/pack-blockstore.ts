@@ -24,7 +24,7 @@ import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
 import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
 import { BlockStoreBase } from './store-base.js'
-import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './index.js'
+import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './api.js'
 import type { Pair } from 'interface-blockstore'
 
 const MiB = 1024 * 1024

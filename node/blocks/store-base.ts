@@ -7,7 +7,7 @@
 import { NotFoundError } from '../errors.js'
 import { collect, idOf, once, throwIfAborted } from './util.js'
 import { IDENTITY, assertSupportedHash, verifyBlock } from './verify.js'
-import type { AbortOptions, BlockStoreComponents, PutWatch } from './index.js'
+import type { AbortOptions, BlockStoreComponents, PutWatch } from './api.js'
 import type { InputPair, Pair } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 

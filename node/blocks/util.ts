@@ -4,7 +4,7 @@
  * @module
  */
 import { AbortedError } from '../errors.js'
-import type { AbortOptions } from './index.js'
+import type { AbortOptions } from './api.js'
 
 /** A block's bytes as one buffer, from a buffer or an (async) iterable of parts. */
 export async function collect (bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {

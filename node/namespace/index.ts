@@ -1,13 +1,16 @@
 /**
- * The namespace: path → file record, shared by every node of a swarm. This
- * module states the contract; {@link Replica} implements it as a Merkle-CRDT
- * log with vector clocks and a tree materialized in LevelDB, and
- * {@link NamespaceSync} keeps replicas converged over the network.
+ * The namespace: path → file record, shared by every node of a swarm. The
+ * contract ({@link Namespace} and its types) is in api.ts and re-exported
+ * here; {@link Replica} implements it as a Merkle-CRDT log with vector
+ * clocks and a tree materialized in LevelDB, and {@link NamespaceSync} keeps
+ * replicas converged over the network. Implementation files import their
+ * types from api.ts, never from here, so nothing imports this file back.
  *
  * @module
  */
 import { LevelKV } from './kv.js'
-import { Replica, type ReplicaOptions, type WallClock } from './replica.js'
+import { Replica, type ReplicaOptions } from './replica.js'
+import type { WallClock } from './api.js'
 import { peerIdVerifier, type Signer } from './identity.js'
 import type { Logger } from '../logger.js'
 
@@ -17,7 +20,9 @@ export { NamespaceFormatError } from './upgrade.js'
 export { NamespaceRecoveringError, markNewStore } from './recovery.js'
 import { markNewStore } from './recovery.js'
 export { isPinPolicy } from '../../protocol/namespace.js'
-import type { ColdCopy } from '../../protocol/namespace.js'
+export type {
+  Namespace, Entry, FileRecord, DirRecord, NamespaceRecord, FilePin, StoredColdCopy, ConflictInfo, MkdirOptions, RemoveOptions
+} from './api.js'
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
 export { LevelKV, MemoryKV } from './kv.js'
 export type { KV } from './kv.js'
@@ -25,132 +30,6 @@ export { signerFromKey, peerIdVerifier } from './identity.js'
 export type { Signer, Verifier } from './identity.js'
 export { WriterTrust, TRUST_EVERYONE, type TrustPolicy, type WritersMode, type WriterTrustInit } from './trust.js'
 import type { TrustPolicy } from './trust.js'
-
-/**
- * A file's durability policy, part of its record: every node knows every
- * policy, and changing it is an ordinary write (see docs/namespace.md, "Pins").
- */
-export interface FilePin {
-  /** Canonical policy text: `none`, `ec:K+M` or `replicas:N` ({@link isPinPolicy}). */
-  policy: string
-  /** CID (string form) of the file's stripe manifest (dag-cbor, sha2-256); only with an `ec:` policy. */
-  manifest?: string
-  /** A verified copy in the S3 cold tier (docs/tier.md); with policy `none`, the only copy kept. */
-  cold?: StoredColdCopy
-}
-
-/** A cold copy as stored (the wire form's index CID as a string). */
-export type StoredColdCopy = Omit<ColdCopy, 'indexCid'> & { indexCid: string }
-
-/** What a file path points at. */
-export interface FileRecord {
-  type: 'file'
-  /** CID (string form) of the UnixFS root of the file's content. */
-  cid: string
-  /** File size in bytes. */
-  size: number
-  /** POSIX permission bits. */
-  mode: number
-  /** Modification time, ms since the epoch. */
-  mtime: number
-  /** The file's durability policy; absent when it has none (a put without a pin leaves none). */
-  pin?: FilePin
-}
-
-/** A directory. Its content is the set of paths below it. */
-export interface DirRecord {
-  type: 'dir'
-  mode: number
-  mtime: number
-}
-
-/** A record at a path. */
-export type NamespaceRecord = FileRecord | DirRecord
-
-/** A record with where it lives. */
-export type Entry = NamespaceRecord & {
-  /** Normalised absolute path. */
-  path: string
-  /** Last path segment (`''` for the root). */
-  name: string
-  /** Set on a conflict copy: the path whose concurrent, losing version this is. */
-  conflictOf?: string
-}
-
-/** A conflict copy: a losing version of `path`, visible at `copy`. */
-export interface ConflictInfo {
-  /** The path written concurrently. */
-  path: string
-  /** Where the losing version is visible (`name.conflict-<peer>-<time>.ext`). */
-  copy: string
-  /** Peer id of the losing version's author. */
-  author: string
-  /** When the losing version was written (ms). */
-  time: number
-  cid: string
-  size: number
-}
-
-/** Options for {@link Namespace.mkdir}. */
-export interface MkdirOptions {
-  /** Create missing parents and accept an existing directory. @default false */
-  parents?: boolean
-  mode?: number
-  mtime?: number
-}
-
-/** Options for {@link Namespace.remove}. */
-export interface RemoveOptions {
-  /** Remove a non-empty directory with everything below it. @default false */
-  recursive?: boolean
-}
-
-/**
- * Path → record, with directory semantics. Every mutation is durable
- * (fsynced) when its promise resolves and atomic (all or nothing).
- */
-export interface Namespace {
-  /**
-   * Open the store; a store written by an older build is upgraded first
-   * (docs/namespace.md, "On-disk format and upgrades").
-   * @throws {NamespaceFormatError} when it cannot be upgraded without losing data
-   */
-  open: () => Promise<void>
-  close: () => Promise<void>
-  /** @throws {NotFoundError} */
-  stat: (path: string) => Promise<Entry>
-  /** The entry at `path`, or undefined. */
-  lookup: (path: string) => Promise<Entry | undefined>
-  /** Direct children of a directory, sorted by name. @throws {NotFoundError} {NotADirectoryError} */
-  list: (path: string) => Promise<Entry[]>
-  /** Every entry strictly below a directory, parents before children. */
-  walk: (path: string) => AsyncGenerator<Entry>
-  /**
-   * Every visible file entry, conflict copies included (pin listing, garbage
-   * collection). Grouped by directory, in no other promised order.
-   */
-  files: () => AsyncGenerator<Entry>
-  /**
-   * Create or replace the file at `path` (replacing the version this node
-   * sees there, pin included: the record's `pin`, or none); missing parents
-   * are created. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
-   */
-  putFile: (path: string, record: Omit<FileRecord, 'type'>) => Promise<Entry>
-  /**
-   * {@link putFile} for several files as one write: one log entry (split
-   * only past an entry's limits) and one fsync; all or nothing. Returns the
-   * entries in the order given. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
-   */
-  putFiles: (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>) => Promise<Entry[]>
-  /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
-  mkdir: (path: string, options?: MkdirOptions) => Promise<Entry>
-  /** Move a file or directory. When `to` is an existing directory, moves into it. @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */
-  move: (from: string, to: string) => Promise<Entry>
-  /** @throws {NotFoundError} {DirectoryNotEmptyError} {InvalidArgumentError} */
-  remove: (path: string, options?: RemoveOptions) => Promise<void>
-  /** Every conflict copy. */
-  conflicts: () => Promise<ConflictInfo[]>
-}
 
 /** Where to keep the namespace and who writes to it. */
 export interface NamespaceInit {

@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { decodePin, type ColdCopy, type Pin } from '../../protocol/namespace.js'
 import { InvalidMessageError } from '../../protocol/block-exchange.js'
 import { InvalidArgumentError } from '../errors.js'
-import type { FilePin, StoredColdCopy } from './index.js'
+import type { FilePin, StoredColdCopy } from './api.js'
 
 /** A CID given as text (or a CID), parsed; the codec and hash rules are the wire's. */
 function parseCid (value: unknown, what: string): CID {

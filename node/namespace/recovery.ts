@@ -22,11 +22,20 @@
  * When it applies: only to the replica's own author; other authors' entries
  * are applied as they arrive, and reads are never held back.
  *
+ * Two parts: {@link Recovery}, the state machine (no I/O), and
+ * {@link ReplicaRecovery}, the replica's glue around it — loading or
+ * entering the state at open, storing it when a peer advances it, clearing
+ * its marker in the commit that ends it (a store commit hook), and holding
+ * local writes back ({@link ReplicaRecovery.writing}).
+ *
  * @module
  */
 import { ShoalError } from '../errors.js'
 import { encodeJSON, type KV } from './kv.js'
+import type { Batch } from './store.js'
+import type { VectorClock } from './clock.js'
 import type { Timers } from './sync.js'
+import type { Logger } from '../logger.js'
 
 /** Marker key the repo's `init` writes into a new namespace store: this store was created with its identity. */
 export const NEW_STORE_KEY = 'm!new'
@@ -156,5 +165,128 @@ export async function markNewStore (kv: KV, now: number): Promise<void> {
     await kv.batch([{ type: 'put', key: NEW_STORE_KEY, value: encodeJSON({ created: now }) }], true)
   } finally {
     await kv.close()
+  }
+}
+
+/** What {@link ReplicaRecovery} is built from. */
+export interface ReplicaRecoveryComponents extends RecoveryInit {
+  kv: KV
+  /** This replica's author id. */
+  id: string
+  logger: Logger
+  /** The replica's state this glue reads and its lock (store.ts). */
+  store: {
+    /** What the replica has applied (its own seq included). */
+    readonly clock: VectorClock
+    exclusive: <T>(fn: () => Promise<T>) => Promise<T>
+    meta: <T>(name: string) => Promise<T | undefined>
+  }
+  /** Whether the replica is open (a peer heard before then changes nothing). */
+  isOpen: () => boolean
+  /** An empty store without the new-store marker recovers (`recoverEmptyStore`). */
+  empty: boolean
+  /** Never recover (`skipRecovery`). */
+  skip: boolean
+}
+
+/**
+ * Recovery as a replica runs it: the {@link Recovery} state machine, with
+ * its state kept in the store (`m!recovering`).
+ */
+export class ReplicaRecovery {
+  private readonly recovery: Recovery
+
+  constructor (private readonly components: ReplicaRecoveryComponents) {
+    this.recovery = new Recovery(components)
+  }
+
+  /** True while local writes must wait. */
+  get active (): boolean { return this.recovery.active }
+
+  /**
+   * Load or enter the recovery state at open: a stored recovery goes on; an
+   * empty store without the new-store marker starts one when
+   * `recoverEmptyStore` is set. `skipRecovery` drops it.
+   */
+  async open (): Promise<void> {
+    const { kv, logger } = this.components
+    if (this.components.skip) {
+      if (await kv.get(RECOVERING_KEY) !== undefined) {
+        await kv.batch([{ type: 'del', key: RECOVERING_KEY }], true)
+        logger.warn('namespace recovery skipped as configured: local writes may reuse seqs this node used before')
+      }
+      return
+    }
+    let state = await this.components.store.meta<RecoveryState>('recovering')
+    if (state === undefined && this.components.empty) {
+      let empty = true
+      for await (const _ of kv.iterate({ limit: 1 })) empty = false // eslint-disable-line @typescript-eslint/no-unused-vars
+      if (empty) {
+        state = { target: 0, heard: false, reason: 'empty-store' }
+        await kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(state) }], true)
+      }
+    }
+    if (state !== undefined) {
+      this.recovery.set(state)
+      logger.warn({ ...state }, 'namespace store is behind this node\'s own past writes: recovering them from peers before the next local write')
+    }
+  }
+
+  /**
+   * A trusted peer showed this node's own seq as `seen`: start or advance
+   * recovery when that is ahead of what the store holds, end it when done.
+   */
+  heardSelf (seen: number, peer: string): void {
+    const { kv, id, store, logger } = this.components
+    if (this.components.skip || !this.components.isOpen()) return
+    const local = store.clock[id] ?? 0
+    const next = this.recovery.heard(seen, local)
+    if (next === undefined) return
+    if (!this.recovery.active) logger.warn({ peer, seen, local }, 'a peer holds writes of this node that its store lacks: recovering them before the next local write')
+    this.recovery.set(next)
+    if (this.recovery.done(local)) {
+      this.end()
+      void store.exclusive(async () => { if (!this.recovery.active) await kv.batch([{ type: 'del', key: RECOVERING_KEY }], true) }).catch(() => {})
+    } else {
+      void store.exclusive(async () => {
+        const s = this.recovery.current
+        if (s !== undefined) await kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(s) }], true)
+      }).catch(() => {})
+    }
+  }
+
+  /**
+   * The store's commit hook: a batch that brings this node's own entries up
+   * to the recovery's target clears the stored state with it, and recovery
+   * ends once the batch is durable.
+   */
+  onCommit (batch: Batch): (() => void) | undefined {
+    if (!this.recovery.done(batch.clock[this.components.id] ?? 0)) return undefined
+    batch.txn.del(RECOVERING_KEY)
+    return () => { this.end() }
+  }
+
+  /**
+   * Run a local write once this replica is not recovering: wait for recovery
+   * (bounded), then run `fn` under the lock, unless recovery started again
+   * meanwhile (a peer showed a higher own seq): then wait again, at most a
+   * few times.
+   *
+   * @throws {NamespaceRecoveringError} when recovery does not end in time
+   */
+  async writing<T> (fn: () => Promise<T>): Promise<T> {
+    const RETRY = Symbol('retry')
+    for (let attempt = 0; attempt < 4; attempt++) {
+      await this.recovery.wait()
+      const out = await this.components.store.exclusive(async () => this.recovery.active ? RETRY : await fn())
+      if (out !== RETRY) return out as T
+    }
+    throw this.recovery.error()
+  }
+
+  private end (): void {
+    if (!this.recovery.active) return
+    this.components.logger.info({ seq: this.components.store.clock[this.components.id] ?? 0 }, 'namespace recovery done: this node holds its own past writes again')
+    this.recovery.set(undefined)
   }
 }

@@ -1,5 +1,9 @@
 /**
- * Keys of the replica's per-author and per-member rows. The vector clock and
+ * Keys of the replica's rows, in one place so that every module of the
+ * replica names them alike (the prefixes are listed in docs/namespace.md,
+ * "Storage"; the tree's own keys, `t!`, `v!` and `c!`, are tree.ts's).
+ *
+ * Per-author and per-member rows: the vector clock and
  * the members' clocks were once one record each (`m!clock`, `m!members`),
  * rewritten whole by every commit: with many authors and members that was
  * megabytes per write. One row per author (its counter) and one per member
@@ -8,6 +12,7 @@
  *
  * @module
  */
+import type { Dot } from './clock.js'
 
 /** `k!<author>` → the highest seq of `author` applied (JSON number). */
 export function clockKey (author: string): string { return 'k!' + author }
@@ -27,3 +32,34 @@ export function peerOfMemberKey (key: string): string { return key.slice(2) }
 export const LEGACY_CLOCK_KEY = 'm!clock'
 /** The whole-members record of stores written before the rows (upgraded at open). */
 export const LEGACY_MEMBERS_KEY = 'm!members'
+
+/** Digits of a zero-padded seq in a key, so that keys sort by seq. */
+const SEQ_WIDTH = 15
+
+/** `s!<author>!<seq>` → `{ cid, w }`: the per-author index of applied entries (`w`: place in causal order). */
+export function seqKey (author: string, seq: number): string { return `s!${author}!${String(seq).padStart(SEQ_WIDTH, '0')}` }
+/** Every per-author index row. */
+export const SEQ_RANGE = { gt: 's!', lt: 's"' } as const
+/** The (author, seq) a per-author index row is about. */
+export function dotOfSeqKey (key: string): Dot {
+  const rest = key.slice(2)
+  const i = rest.lastIndexOf('!')
+  return [rest.slice(0, i), Number(rest.slice(i + 1))]
+}
+
+/** `r!<author>!<seq>` → the paths where the version of that dot was superseded before this replica applied it. */
+export function supersededKey (dot: Dot): string { return `r!${dot[0]}!${String(dot[1]).padStart(SEQ_WIDTH, '0')}` }
+/** Every superseded-dot row. */
+export const SUPERSEDED_RANGE = { gt: 'r!', lt: 'r"' } as const
+/** The dot a superseded-dot row is about. */
+export function dotOfSupersededKey (key: string): Dot {
+  const i = key.lastIndexOf('!')
+  return [key.slice(2, i), Number(key.slice(i + 1))]
+}
+
+/** `e!<cid>` → an applied entry's bytes. */
+export function entryKey (cid: string): string { return 'e!' + cid }
+/** `b!<cid>` → a snapshot block's bytes. */
+export function blockKey (cid: string): string { return 'b!' + cid }
+/** `m!<name>` → one of the replica's records (`heads`, `pruned`, `ahead`, `snapshot`, `recovering`…). */
+export function metaKey (name: string): string { return 'm!' + name }

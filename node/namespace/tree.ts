@@ -14,7 +14,7 @@ import { baseName, joinPath, parentOf } from './paths.js'
 import { MAX_NAME_BYTES } from './paths.js'
 import type { Txn } from './kv.js'
 import type { Dot } from './clock.js'
-import type { FilePin } from './index.js'
+import type { FilePin } from './api.js'
 
 /** A live version of a path: one write that nothing has superseded yet. */
 export interface Version {

@@ -10,17 +10,30 @@
  *    CIDs (strings) instead of `[cid, dot]` pairs, and whose snapshot roots
  *    had no `headDots`.
  *
- * {@link Replica.open} upgrades such a store in place with what this module
- * reads; anything it cannot upgrade without losing data is refused with a
- * {@link NamespaceFormatError} before anything is changed.
+ * 3. clock and members as one record each (`m!clock`, `m!members`) instead
+ *    of one row per author and per member (rows.ts).
+ *
+ * The replica's `open` upgrades such a store in place with what this module
+ * reads and does ({@link upgradeRows}, {@link loadHeads},
+ * {@link migrateSingleNode}); anything it cannot upgrade without losing
+ * data is refused with a {@link NamespaceFormatError} before anything is
+ * changed. The upgrades reach the rest of the replica through
+ * {@link UpgradeComponents} only.
  *
  * @module
  */
 import { CID } from 'multiformats/cid'
+import { decodeEntry, type Op } from '../../protocol/namespace.js'
+import { cborCID } from '../blocks/verify.js'
 import { ShoalError } from '../errors.js'
-import { decodeJSON } from './kv.js'
+import { Txn, decodeJSON } from './kv.js'
 import { baseName, joinPath, normalizePath, parentOf } from './paths.js'
-import type { Dot } from './clock.js'
+import { LEGACY_CLOCK_KEY, LEGACY_MEMBERS_KEY, clockKey, entryKey, memberKey, metaKey } from './rows.js'
+import type { Dot, VectorClock } from './clock.js'
+import type { Member } from './members.js'
+import type { ReplicaStore } from './store.js'
+import type { Version, Visible } from './tree.js'
+import type { Logger } from '../logger.js'
 
 /**
  * The namespace store is in a format this build cannot use as is and cannot
@@ -115,4 +128,126 @@ export function parseStoredHeads (bytes: Uint8Array, where: string): StoredHeads
   }
   throw new NamespaceFormatError(`${where}: the heads record (m!heads) is in no format any build wrote. Nothing was changed. ` +
     `Move ${where} aside and restart: the node bootstraps the namespace from a peer`)
+}
+
+/** What the upgrades use of the replica. */
+export interface UpgradeComponents {
+  store: ReplicaStore
+  logger: Logger
+  /** The snapshot module (snapshots.ts): the live versions, and rewriting the snapshot. */
+  snapshots: {
+    exists: () => Promise<boolean>
+    collectState: () => Promise<Map<string, Version[]>>
+    writeSnapshot: (txn: Txn, state: Map<string, Version[]>, clock: VectorClock, heads: Map<string, Dot>) => Promise<unknown>
+  }
+  /** The visible record at a path (reads.ts). */
+  visible: (path: string) => Promise<Visible | undefined>
+  /** Commit ops as local writes of this replica (writes.ts); the caller holds the lock. */
+  commitLocal: (ops: Op[], alsoInBatch?: (txn: Txn) => void) => Promise<void>
+}
+
+/**
+ * A store whose clock and members are whole records (`m!clock`,
+ * `m!members`, before the per-row layout) gets one row per author and per
+ * member instead, in one batch.
+ */
+export async function upgradeRows (c: Pick<UpgradeComponents, 'store' | 'logger'>, clock: VectorClock | undefined, members: Record<string, Member> | undefined): Promise<void> {
+  const txn = new Txn(c.store.kv)
+  for (const [author, n] of Object.entries(clock ?? {})) txn.put(clockKey(author), n)
+  for (const [peer, m] of Object.entries(members ?? {})) txn.put(memberKey(peer), m)
+  txn.del(LEGACY_CLOCK_KEY)
+  txn.del(LEGACY_MEMBERS_KEY)
+  await txn.commit(true)
+  c.logger.info({ authors: Object.keys(clock ?? {}).length, members: Object.keys(members ?? {}).length }, 'namespace store upgraded: clock and members stored per row')
+}
+
+/**
+ * The stored heads, upgraded from the development build's format when
+ * needed ({@link upgradeHeads}).
+ *
+ * @throws {NamespaceFormatError} for heads in no known format, or that cannot be upgraded
+ */
+export async function loadHeads (c: UpgradeComponents): Promise<Map<string, Dot>> {
+  const bytes = await c.store.kv.get(metaKey('heads'))
+  if (bytes === undefined) return new Map()
+  const stored = parseStoredHeads(bytes, c.store.where)
+  if (stored.format === 'dots') return new Map(stored.heads)
+  return await upgradeHeads(c, stored.heads)
+}
+
+/**
+ * Heads of the development build (CIDs without dots): read each head's dot
+ * from its stored entry; then, in the same batch, recompute the visible
+ * tree from the live versions (that build could hide a second conflict copy
+ * of one author within one second) and rewrite the snapshot, if any (its
+ * root had no head dots, which peers now require).
+ *
+ * @throws {NamespaceFormatError} when a head's entry is no longer stored (nothing is changed)
+ */
+async function upgradeHeads (c: UpgradeComponents, cids: string[]): Promise<Map<string, Dot>> {
+  const { store, snapshots } = c
+  const where = store.where
+  const heads = new Map<string, Dot>()
+  for (const head of cids) {
+    const bytes = await store.kv.get(entryKey(head))
+    let dot: Dot | undefined
+    try {
+      if (bytes !== undefined && cborCID(bytes).toString() === head) {
+        const entry = decodeEntry(bytes)
+        dot = [entry.author, entry.seq]
+      }
+    } catch {}
+    if (dot === undefined) {
+      throw new NamespaceFormatError(`${where} was written by a development build of the replica (heads without their dots), ` +
+        `and head entry ${head} is no longer stored (pruned by compaction, or corrupt), so its place in the history cannot be recovered. ` +
+        `Nothing was changed. Move ${where} aside and restart the node: it bootstraps the namespace from a peer's snapshot, ` +
+        'recovering its own past writes before it writes again (writes wait until a peer answered) ' +
+        '(paths written only on this node and never synced must then be added again; their content is still in the block store)')
+    }
+    heads.set(head, dot)
+  }
+  const state = await snapshots.collectState()
+  const batch = store.batch(store.clock, heads)
+  for (const prefix of ['t!', 'v!', 'c!']) await batch.txn.clearPrefix(prefix)
+  for (const [path, versions] of state) await batch.tree.load(path, versions)
+  const rewrite = await snapshots.exists()
+  if (rewrite) await snapshots.writeSnapshot(batch.txn, state, store.clock, heads)
+  await store.commit(batch)
+  c.logger.info({ heads: heads.size, paths: state.size, snapshot: rewrite }, 'namespace store upgraded: heads with dots')
+  return heads
+}
+
+/**
+ * Records of the single-node namespace (keys `<parent>\0<name>`) become
+ * ordinary local writes of this replica — mkdir and put ops that replace
+ * nothing, so a record at a path this replica already holds stays visible
+ * next to it (as a conflict copy, or merged for directories) — and the old
+ * keys go, all in one batch. A directory this replica already shows, and a
+ * file it already shows with the same content, need no op.
+ *
+ * @throws {NamespaceFormatError} for a record that build could not have written (nothing is changed)
+ */
+export async function migrateSingleNode (c: UpgradeComponents): Promise<void> {
+  const { store } = c
+  const keys: string[] = []
+  const records: LegacyRecord[] = []
+  for await (const [key, value] of store.kv.iterate({ ...LEGACY_RANGE })) {
+    keys.push(key)
+    records.push(parseLegacyRecord(key, value, store.where))
+  }
+  if (keys.length === 0) return
+  await store.exclusive(async () => {
+    const ops: Op[] = []
+    // key order (`<parent>\0<name>`) puts every directory before what it holds
+    for (const r of records) {
+      const current = await c.visible(r.path)
+      if (r.type === 'dir') {
+        if (current?.type !== 'dir') ops.push({ op: 'mkdir', path: r.path, mode: r.mode, mtime: r.mtime, replaces: [] })
+      } else if (!(current?.type === 'file' && current.conflictOf === undefined && current.cid === r.cid.toString() && current.size === r.size)) {
+        ops.push({ op: 'put', path: r.path, cid: r.cid, size: r.size, mode: r.mode, mtime: r.mtime, replaces: [] })
+      }
+    }
+    await c.commitLocal(ops, txn => { for (const key of keys) txn.del(key) })
+    c.logger.info({ records: keys.length, ops: ops.length }, 'namespace store upgraded: single-node records migrated into the replica')
+  })
 }

@@ -1,0 +1,104 @@
+/**
+ * The block store's contract, types only: the {@link BlockStore} interface,
+ * what a store is built from ({@link BlockStoreComponents},
+ * {@link BlockStoreInit}) and the options every call takes.
+ *
+ * Why a file of its own: the stores (pack-blockstore.ts,
+ * level-blockstore.ts, store-base.ts, util.ts) need these types, and
+ * index.ts re-exports the stores. Were the types in index.ts, each store
+ * would import the index that imports it — a circle. They import
+ * `./api.js`, which imports no implementation; index.ts re-exports it.
+ *
+ * @module
+ */
+import type { Blockstore, Pair } from 'interface-blockstore'
+import type { CID } from 'multiformats/cid'
+import type { Counter } from 'prom-client'
+import type { RecoveryReport } from './recover.js'
+import type { ReindexReport } from './reindex.js'
+
+/** Options every block store call accepts. */
+export interface AbortOptions {
+  signal?: AbortSignal
+  /** Hash-check bytes on `put` (for blocks from untrusted sources). @default false */
+  verify?: boolean
+}
+
+/** Counters the block store updates when given. */
+export interface BlockStoreMetrics {
+  blocksWritten: Counter
+  bytesWritten: Counter
+  blocksRead: Counter
+}
+
+/** What the block store needs from the node. */
+export interface BlockStoreComponents {
+  metrics?: BlockStoreMetrics
+}
+
+/** Where and how to open the store. */
+export interface BlockStoreInit {
+  /** Directory of the LevelDB database (the index); packs go in its `packs/` folder. */
+  path: string
+  /** Bytes buffered in memory before a background write to the pack. @default 8 MiB */
+  flushBytes?: number
+  /** LevelDB memtable size. @default 16 MiB (the index) */
+  writeBufferSize?: number
+  /** LevelDB block cache. @default 32 MiB (the index) */
+  cacheSize?: number
+  /** A new pack is started when the current one would grow past this (compaction needs free room for up to half a pack). @default 64 MiB */
+  maxPackBytes?: number
+  /** Packs whose live share falls under this are rewritten. @default 0.5 */
+  compactBelow?: number
+  /** Bytes of live records compaction copies per second at most. @default 32 MiB */
+  compactBytesPerSecond?: number
+  /** Compact in the background after deletes. @default true */
+  autoCompact?: boolean
+  /** Bytes per committed batch when migrating a former-layout store at open. @default 64 MiB */
+  migrateBatchBytes?: number
+  /** Fault injection for tests. */
+  faults?: {
+    /** Called after each committed migration batch; throwing stops the open there. */
+    afterMigrateBatch?: (batch: number) => void
+  }
+}
+
+/**
+ * The `interface-blockstore` contract plus what Shoal needs on top:
+ * whole-block reads, durable commit points, lifecycle.
+ */
+export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, AbortOptions, AbortOptions, AbortOptions, AbortOptions, AbortOptions> {
+  open: () => Promise<void>
+  close: () => Promise<void>
+  /** The block's bytes in one buffer, hash-checked. */
+  getBytes: (cid: CID, options?: AbortOptions) => Promise<Uint8Array>
+  /** Fsync every write so far. */
+  commit: () => Promise<void>
+  getAll: (options?: AbortOptions) => AsyncGenerator<Pair>
+  /** Every stored block's CID (raw codec), without reading values. */
+  cids: (options?: AbortOptions) => AsyncGenerator<CID>
+  /**
+   * Every stored block with its bytes exactly as stored, NOT hash-checked,
+   * in key order (CIDs with the raw codec). For the scrub, which checks them
+   * itself and must go on past a corrupt block.
+   */
+  storedEntries: (options?: AbortOptions) => AsyncGenerator<{ cid: CID, bytes: Uint8Array }>
+  /** Record every block put from now until `stop()` (garbage collection keeps them). */
+  watchPuts: () => PutWatch
+  /** Tell the open watches that a stored block is in use, as a put of it would (a writer reusing a block already here). */
+  touch: (cid: CID) => void
+  approximateSize: () => Promise<number>
+  /** What the last open found in the packs and repaired (absent: nothing to report for this kind of store). */
+  readonly recovery?: RecoveryReport
+  /** Give the space of deleted blocks back now (rewrite mostly-dead packs) and wait for it; stores that free space as they delete have none. */
+  compact?: (options?: AbortOptions) => Promise<void>
+  /** Check the index against the packs and rebuild it from them (absent: a store with no separate index). */
+  reindex?: () => Promise<ReindexReport>
+}
+
+/** Blocks put since {@link BlockStore.watchPuts} was called. */
+export interface PutWatch {
+  /** True when a block with this multihash was put since the watch began. */
+  seen: (cid: CID) => boolean
+  stop: () => void
+}

@@ -1,0 +1,52 @@
+/**
+ * Where an entry stands in causal order: what it depends on, and whether
+ * everything it depends on is applied. Pure functions of an entry and a
+ * clock, shared by receiving (log.ts: when an entry is ready), applying
+ * (apply.ts: which untrusted dependencies were skipped) and members
+ * (members.ts: what an author had seen when it wrote).
+ *
+ * A v1 entry carries its author's whole vector clock; a v2 entry only its
+ * parents' dots, each standing for its author's chain up to it.
+ *
+ * @module
+ */
+import type { Entry as LogEntry } from '../../protocol/namespace.js'
+import type { VectorClock } from './clock.js'
+import type { TrustPolicy } from './trust.js'
+
+/**
+ * True when it is its author's next entry and everything it depends on by
+ * trusted authors is in `clock`. Dependencies on authors `trust` refuses are
+ * ignored: their entries never arrive here (a writer trusted by more nodes
+ * than this one), and waiting for them would hold back every later entry of
+ * the trusted writers who saw them.
+ */
+export function ready (entry: LogEntry, clock: VectorClock, trust: TrustPolicy): boolean {
+  if ((clock[entry.author] ?? 0) + 1 !== entry.seq) return false
+  for (const [author, n] of dependencies(entry)) {
+    if ((clock[author] ?? 0) < n && trust.trusts(author)) return false
+  }
+  return true
+}
+
+/**
+ * What `entry` depends on by other authors, as (author, seq): a v1 entry's
+ * clock, a v2 entry's parent dots (each stands for its author's chain up to
+ * it; what those parents depended on was checked when they were applied).
+ */
+export function * dependencies (entry: LogEntry): Iterable<[string, number]> {
+  if (entry.v === 1) {
+    for (const [author, n] of Object.entries(entry.clock)) if (author !== entry.author) yield [author, n]
+  } else {
+    for (const [author, n] of entry.deps) if (author !== entry.author) yield [author, n]
+  }
+}
+
+/** The dependencies of `entry` on other authors that `applied` does not cover (untrusted ones, see {@link ready}); undefined when none. */
+export function skippedDeps (entry: LogEntry, applied: VectorClock): VectorClock | undefined {
+  let out: VectorClock | undefined
+  for (const [author, n] of dependencies(entry)) {
+    if ((applied[author] ?? 0) < n && (out?.[author] ?? 0) < n) (out ??= {})[author] = n
+  }
+  return out
+}

@@ -1,0 +1,290 @@
+/**
+ * The log as peers see it: entries received from them, and entries served
+ * to them.
+ *
+ * - **Receiving**: every entry is checked (canonical dag-cbor, shape, a
+ *   trusted author, signature, no second entry for one author and seq)
+ *   before anything is done with it; an entry whose causal past is missing
+ *   waits in a bounded buffer; every entry that is ready is applied
+ *   (apply.ts), in batches. Rejected and untrusted entries are counted.
+ * - **Serving**: what a peer lacks by vector clock, one page in causal order
+ *   (or the snapshot to start from when it is behind the pruned history),
+ *   and the newest entries of an author (status views).
+ *
+ * It owns the buffer of held entries and the reject/untrusted counters; the
+ * clock and heads are the store's, the snapshot the snapshots module's.
+ *
+ * @module
+ */
+import type { CID } from 'multiformats/cid'
+import { MAX_BATCH_ENTRIES, decodeEntry, encodeEntryBody, type Entry as LogEntry } from '../../protocol/namespace.js'
+import { cborCID } from '../blocks/verify.js'
+import { covers, merge, missing, type VectorClock } from './clock.js'
+import { ready } from './causal.js'
+import { decodeJSON } from './kv.js'
+import { entryKey, seqKey } from './rows.js'
+import { WarnLimit, type TrustPolicy } from './trust.js'
+import type { Applier } from './apply.js'
+import type { Verifier } from './identity.js'
+import type { ReplicaStore } from './store.js'
+import type { WallClock } from './api.js'
+import type { Logger } from '../logger.js'
+
+/** What {@link EntryLog.receive} did. */
+export interface ReceiveResult {
+  applied: number
+  duplicates: number
+  rejected: number
+  /** Entries dropped because their author is not trusted (never stored). */
+  untrusted: number
+  /** Entries still waiting for their causal past. */
+  pending: number
+}
+
+/** A page of what a peer lacks, or the snapshot it must start from. */
+export type PullAnswer =
+  | { type: 'entries', entries: Uint8Array[], more: boolean }
+  | { type: 'snapshot', root: CID, clock: VectorClock }
+
+/** An entry that passed its checks. */
+interface Pending { cid: CID, entry: LogEntry, bytes: Uint8Array }
+
+/** What {@link EntryLog} is built from. */
+export interface EntryLogComponents {
+  store: ReplicaStore
+  applier: Pick<Applier, 'apply' | 'badLinks'>
+  /** This replica's author id. */
+  id: string
+  trust: TrustPolicy
+  verifier: Verifier
+  clock: WallClock
+  logger: Logger
+  /** Most entries held while waiting for their causal past. */
+  maxPending: number
+  /** A peer showed this node's own seq as `seen` (recovery.ts). */
+  heardSelf: (seen: number, peer: string) => void
+  /** The snapshot a peer behind the pruned history starts from (snapshots.ts). */
+  snapshot: () => Promise<{ root: CID, clock: VectorClock } | undefined>
+  /** Remote entries changed the tree. */
+  changed: () => void
+}
+
+/** Receives, holds and applies remote entries; serves pulls. */
+export class EntryLog {
+  private readonly pending = new Map<string, Map<number, Pending>>()
+  private pendingCount = 0
+  private readonly untrustedWarnings = new WarnLimit()
+  /** Entries rejected since start (bad signature, shape, equivocation). */
+  rejected = 0
+  /** Entries dropped since start because their author is not trusted (never stored, never applied). */
+  untrusted = 0
+
+  constructor (private readonly components: EntryLogComponents) {}
+
+  /**
+   * Take entries from a peer: check each (canonical dag-cbor, shape, a
+   * trusted author, signature, no second entry for one author and seq), hold
+   * those whose causal past is missing, apply every one that is ready.
+   */
+  async receive (list: Uint8Array[], from?: string): Promise<ReceiveResult> {
+    const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, untrusted: 0, pending: 0 }
+    const fresh: Pending[] = []
+    for (const bytes of list) {
+      const checked = await this.check(bytes, from)
+      if (checked === 'duplicate') result.duplicates++
+      else if (checked === 'untrusted') result.untrusted++
+      else if (checked === undefined) result.rejected++
+      else fresh.push(checked)
+    }
+    await this.components.store.exclusive(async () => {
+      for (const p of fresh) this.hold(p)
+      result.applied = await this.drain()
+    })
+    result.pending = this.pendingCount
+    if (result.applied > 0) this.components.changed()
+    return result
+  }
+
+  /**
+   * Apply every held entry whose causal past is applied, in batches. Held
+   * entries of an author no longer trusted are dropped. Runs under the
+   * store's lock (the caller holds it).
+   */
+  async drain (): Promise<number> {
+    const { store, applier, trust } = this.components
+    let applied = 0
+    let batch = store.batch()
+    let progress = true
+    while (progress) {
+      progress = false
+      for (const [author, byAuthor] of this.pending) {
+        if (!trust.trusts(author)) {
+          this.pending.delete(author)
+          this.pendingCount -= byAuthor.size
+          this.distrust(author, byAuthor.size)
+          continue
+        }
+        for (;;) {
+          const next = byAuthor.get((batch.clock[author] ?? 0) + 1)
+          if (next === undefined || !ready(next.entry, batch.clock, trust)) break
+          byAuthor.delete(next.entry.seq)
+          this.pendingCount--
+          const bad = await applier.badLinks(batch, next.entry)
+          if (bad !== undefined) {
+            // its author's later entries never become ready either: they wait behind the gap
+            this.reject(undefined, next.cid, bad)
+            break
+          }
+          await applier.apply(batch, next.cid, next.entry, next.bytes)
+          applied++
+          progress = true
+          if (batch.applied.length >= 1000) {
+            await store.commit(batch)
+            batch = store.batch()
+          }
+        }
+        // what the clock already covers will never apply: drop it
+        for (const seq of byAuthor.keys()) {
+          if (seq <= (batch.clock[author] ?? 0)) { byAuthor.delete(seq); this.pendingCount-- }
+        }
+        if (byAuthor.size === 0) this.pending.delete(author)
+      }
+    }
+    if (batch.applied.length > 0) await store.commit(batch)
+    return applied
+  }
+
+  /** What a peer with clock `remote` lacks: one page in causal order, or the snapshot to start from. */
+  async pull (remote: VectorClock, limit: number, maxBytes = 3 * 1024 * 1024): Promise<PullAnswer> {
+    const { store } = this.components
+    return await store.exclusive(async () => {
+      for (const [author, n] of Object.entries(store.pruned)) {
+        if ((remote[author] ?? 0) < n) {
+          const snap = await this.components.snapshot()
+          if (snap !== undefined) return { type: 'snapshot' as const, root: snap.root, clock: snap.clock }
+        }
+      }
+      limit = Math.max(1, Math.min(limit, MAX_BATCH_ENTRIES))
+      const candidates: Array<{ cid: string, w: number }> = []
+      for (const [author, n] of Object.entries(store.clock)) {
+        const from = Math.max(remote[author] ?? 0, store.pruned[author] ?? 0)
+        if (from >= n) continue
+        for await (const [, value] of store.kv.iterate({ gt: seqKey(author, from), lte: seqKey(author, n), limit })) {
+          candidates.push(decodeJSON<{ cid: string, w: number }>(value))
+        }
+      }
+      candidates.sort((a, b) => a.w - b.w)
+      const total = missing(store.clock, merge(remote, store.pruned))
+      const entries: Uint8Array[] = []
+      let bytes = 0
+      for (const c of candidates.slice(0, limit)) {
+        const entry = await store.kv.get(entryKey(c.cid))
+        if (entry === undefined) break
+        if (entries.length > 0 && bytes + entry.byteLength > maxBytes) break
+        entries.push(entry)
+        bytes += entry.byteLength
+      }
+      return { type: 'entries' as const, entries, more: entries.length < total }
+    })
+  }
+
+  /**
+   * The newest `limit` log entries of `author` this replica holds, newest
+   * first, encoded. Read-only and outside the replica's lock (for status
+   * views): an entry compacted away meanwhile is skipped.
+   */
+  async * newestEntries (author: string, limit: number): AsyncGenerator<Uint8Array> {
+    const { store } = this.components
+    const n = store.clock[author] ?? 0
+    if (n === 0 || limit < 1) return
+    for await (const [, value] of store.kv.iterate({ gt: seqKey(author, 0), lte: seqKey(author, n), limit, reverse: true })) {
+      const entry = await store.kv.get(entryKey(decodeJSON<{ cid: string }>(value).cid))
+      if (entry !== undefined) yield entry
+    }
+  }
+
+  /** True when `clock` holds entries by trusted authors this replica lacks (what is worth a pull). */
+  lacks (clock: VectorClock): boolean {
+    const applied = this.components.store.clock
+    for (const [author, n] of Object.entries(clock)) {
+      if ((applied[author] ?? 0) < n && this.components.trust.trusts(author)) return true
+    }
+    return false
+  }
+
+  /**
+   * The clock to pull from a peer with: this replica's, with the counters of
+   * authors it does not trust raised to the peer's (`peer`, as last heard).
+   * So the peer sends none of their entries (they would be dropped) and no
+   * snapshot for their pruned history, and counts them as seen here: they do
+   * not hold back its compaction either.
+   */
+  pullClock (peer: VectorClock): VectorClock {
+    const out = { ...this.components.store.clock }
+    for (const [author, n] of Object.entries(peer)) {
+      if ((out[author] ?? 0) < n && !this.components.trust.trusts(author)) out[author] = n
+    }
+    return out
+  }
+
+  /**
+   * Check one encoded entry; undefined when rejected. An entry by an author
+   * this replica does not trust (now) is dropped here, before anything else
+   * is done with it.
+   */
+  private async check (bytes: Uint8Array, from?: string): Promise<Pending | 'duplicate' | 'untrusted' | undefined> {
+    const { store, id, logger } = this.components
+    let entry: LogEntry
+    try {
+      // size limit and canonical form (one CID per entry) are the decoder's
+      entry = decodeEntry(bytes)
+    } catch (err: any) {
+      return this.reject(from, undefined, err?.message ?? String(err))
+    }
+    if (!this.components.trust.trusts(entry.author)) return this.distrust(entry.author, 1, from)
+    const cid = cborCID(bytes)
+    const held = this.pending.get(entry.author)?.get(entry.seq)
+    if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
+    if (covers(store.clock, [entry.author, entry.seq])) {
+      const known = await store.kv.get(seqKey(entry.author, entry.seq))
+      if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== cid.toString()) {
+        if (entry.author === id) logger.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
+        return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
+      }
+      return 'duplicate'
+    }
+    if (!await this.components.verifier(entry.author, encodeEntryBody(entry), entry.sig)) {
+      return this.reject(from, cid, `bad signature by ${entry.author}`)
+    }
+    // one of this node's own past entries that its store lacks: it is behind its own writes
+    if (entry.author === id && from !== undefined) this.components.heardSelf(entry.seq, from)
+    return { cid, entry, bytes }
+  }
+
+  private reject (from: string | undefined, cid: CID | undefined, reason: string): undefined {
+    this.rejected++
+    this.components.logger.warn({ from, cid: cid?.toString(), reason }, 'namespace entry rejected')
+    return undefined
+  }
+
+  /** Count `n` entries by `author` dropped as untrusted; log it, at most once a minute per author. */
+  private distrust (author: string, n: number, from?: string): 'untrusted' {
+    this.untrusted += n
+    const suppressed = this.untrustedWarnings.take(author, this.components.clock.now())
+    if (suppressed !== undefined) this.components.logger.warn({ from, author, dropped: n, suppressed }, 'namespace entries by an untrusted author dropped')
+    return 'untrusted'
+  }
+
+  private hold (p: Pending): void {
+    if (covers(this.components.store.clock, [p.entry.author, p.entry.seq])) return
+    let byAuthor = this.pending.get(p.entry.author)
+    if (byAuthor === undefined) {
+      byAuthor = new Map()
+      this.pending.set(p.entry.author, byAuthor)
+    }
+    if (byAuthor.has(p.entry.seq)) return
+    if (this.pendingCount >= this.components.maxPending) return
+    byAuthor.set(p.entry.seq, p)
+    this.pendingCount++
+  }
+}

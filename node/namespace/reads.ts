@@ -1,0 +1,108 @@
+/**
+ * Reads of the materialized tree: what the API, FUSE and the writes see.
+ * Every read is one key or one key range of the visible-name index (`t!`,
+ * tree.ts), so reads never replay history and never wait for the replica's
+ * lock.
+ *
+ * It owns no state: it reads what apply.ts and snapshot merges wrote.
+ *
+ * @module
+ */
+import { NotADirectoryError, NotFoundError } from '../errors.js'
+import { decodeJSON, type KV } from './kv.js'
+import { baseName, normalizePath } from './paths.js'
+import { copyPin } from './pins.js'
+import { childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Visible } from './tree.js'
+import type { ConflictInfo, Entry } from './api.js'
+
+/** Lookups, listings and walks of the visible tree. */
+export class TreeReader {
+  constructor (private readonly kv: KV) {}
+
+  /** The entry at `path`, or undefined. */
+  async lookup (path: string): Promise<Entry | undefined> {
+    const p = normalizePath(path)
+    if (p === '/') return { type: 'dir', mode: 0o755, mtime: 0, path: '/', name: '' }
+    const bytes = await this.kv.get(visibleKey(p))
+    return bytes === undefined ? undefined : toEntry(p, decodeJSON<Visible>(bytes))
+  }
+
+  /** @throws {NotFoundError} */
+  async stat (path: string): Promise<Entry> {
+    const entry = await this.lookup(path)
+    if (entry === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+    return entry
+  }
+
+  /** Direct children of a directory, sorted by name. @throws {NotFoundError} {NotADirectoryError} */
+  async list (path: string): Promise<Entry[]> {
+    const dir = await this.stat(path)
+    if (dir.type !== 'dir') throw new NotADirectoryError(`not a directory: ${dir.path}`)
+    const out: Entry[] = []
+    for await (const [key, value] of this.kv.iterate(childRange(dir.path))) {
+      out.push(toEntry(pathOfVisibleKey(key), decodeJSON<Visible>(value)))
+    }
+    return out
+  }
+
+  /** Every entry strictly below a directory, parents before children. */
+  async * walk (path: string): AsyncGenerator<Entry> {
+    const root = await this.stat(path)
+    if (root.type !== 'dir') return
+    const stack = (await this.list(root.path)).reverse()
+    while (stack.length > 0) {
+      const entry = stack.pop() as Entry
+      yield entry
+      if (entry.type === 'dir') stack.push(...(await this.list(entry.path)).reverse())
+    }
+  }
+
+  /** Every conflict copy, by path. */
+  async conflicts (): Promise<ConflictInfo[]> {
+    const out: ConflictInfo[] = []
+    for await (const [key] of this.kv.iterate({ gt: 'c!', lt: 'c"' })) {
+      const path = key.slice(2)
+      const bytes = await this.kv.get(versionsKey(path))
+      if (bytes === undefined) continue
+      const state = decodeJSON<PathState>(bytes)
+      for (const copy of state.copies) {
+        const record = await this.kv.get(visibleKey(copy))
+        if (record === undefined) continue
+        const v = decodeJSON<Visible>(record)
+        out.push({ path, copy, author: v.author ?? '', time: v.time ?? 0, cid: v.cid ?? '', size: v.size ?? 0 })
+      }
+    }
+    return out
+  }
+
+  /**
+   * Every visible file entry, conflict copies included: one scan of the
+   * visible-name index, grouped by directory.
+   */
+  async * files (): AsyncGenerator<Entry> {
+    for await (const [key, value] of this.kv.iterate({ gt: 't!', lt: 't"' })) {
+      const v = decodeJSON<Visible>(value)
+      if (v.type === 'file') yield toEntry(pathOfVisibleKey(key), v)
+    }
+  }
+
+  /** The visible record at a normalised `path` (with its dots: what a write there replaces), or undefined. */
+  async visible (path: string): Promise<Visible | undefined> {
+    const bytes = await this.kv.get(visibleKey(path))
+    return bytes === undefined ? undefined : decodeJSON<Visible>(bytes)
+  }
+}
+
+/** A visible record as the {@link Entry} readers get. */
+export function toEntry (path: string, v: Visible): Entry {
+  const base = { path, name: baseName(path), mode: v.mode, mtime: v.mtime }
+  let entry: Entry
+  if (v.type === 'dir') {
+    entry = { type: 'dir', ...base }
+  } else {
+    entry = { type: 'file', ...base, cid: v.cid as string, size: v.size ?? 0 }
+    if (v.pin !== undefined) entry.pin = copyPin(v.pin)
+  }
+  if (v.conflictOf !== undefined) entry.conflictOf = v.conflictOf
+  return entry
+}

@@ -1,0 +1,161 @@
+/**
+ * The replica's store: the key-value store, the state every other module of
+ * the replica reads — the applied vector clock, the heads, the pruned
+ * frontier and the untrusted authors' entries applied ones depend on
+ * (`m!ahead`) — and the one way that state changes: a {@link Batch}
+ * committed by {@link ReplicaStore.commit}.
+ *
+ * Why one owner: the clock, the heads and the tree must change together, in
+ * one fsynced LevelDB batch, or a crash leaves a tree that disagrees with
+ * the clock peers are told. So every writer (remote entries, local writes, a
+ * snapshot merge, an upgrade) fills a {@link Batch} and hands it here; the
+ * in-memory state is adopted only once the batch is durable. Other modules
+ * that keep rows of their own in the same batch (new members, the recovery
+ * marker) join through {@link CommitHook}s rather than reaching into the
+ * batch's owner.
+ *
+ * It also owns the replica's lock ({@link ReplicaStore.exclusive}): applying,
+ * writing, compacting and serving a pull never interleave.
+ *
+ * @module
+ */
+import { Txn, decodeJSON, type KV } from './kv.js'
+import { TreeWriter } from './tree.js'
+import { weight, type Dot, type VectorClock } from './clock.js'
+import { CLOCK_RANGE, authorOfClockKey, clockKey, metaKey } from './rows.js'
+
+/** The mutable state one batch works on; adopted only after its commit. */
+export class Batch {
+  readonly txn: Txn
+  readonly tree: TreeWriter
+  readonly clock: VectorClock
+  readonly heads: Map<string, Dot>
+  /** Authors whose counter this batch changed: only their clock rows are written. */
+  readonly changed = new Set<string>()
+  /** Entries applied so far, pruned ones included (the sum of {@link clock}): each applied entry's place in causal order. */
+  total: number
+  applied: Uint8Array[] = []
+  /** The new {@link ReplicaStore.ahead} when an entry of this batch changed it. */
+  ahead?: VectorClock
+
+  constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>) {
+    this.txn = new Txn(kv)
+    this.tree = new TreeWriter(this.txn)
+    this.clock = { ...clock }
+    this.heads = new Map(heads)
+    this.total = weight(clock)
+  }
+}
+
+/**
+ * Something another module writes with every commit: called before the
+ * batch is written (it may add to `batch.txn`); returns what to do once the
+ * batch is durable and adopted, if anything.
+ */
+export type CommitHook = (batch: Batch) => (() => void) | undefined
+
+/** Head CIDs in a stable order. */
+export function sortedHeads (heads: Map<string, Dot>): string[] {
+  return [...heads.keys()].sort()
+}
+
+/** The store, the replica's clock, heads, pruned frontier and `ahead`, and its lock. */
+export class ReplicaStore {
+  private clockState: VectorClock = {}
+  /** Heads (entry CIDs) with the dot of each. */
+  private headState = new Map<string, Dot>()
+  private prunedState: VectorClock = {}
+  /**
+   * Per untrusted author, the highest of its entries that an applied entry
+   * depends on (causal.ts, `ready`): its entries up to there are in the past
+   * of an applied entry, so should they arrive (the author trusted later),
+   * none becomes a head.
+   */
+  private aheadState: VectorClock = {}
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly hooks: CommitHook[] = []
+
+  constructor (readonly kv: KV) {}
+
+  /** Where the store lives, for messages. */
+  get where (): string {
+    return this.kv.location ?? 'the namespace store'
+  }
+
+  /** What this replica has applied (the live record: read, never change it). */
+  get clock (): VectorClock { return this.clockState }
+  /** The heads with their dots (the live record: read, never change it). */
+  get heads (): Map<string, Dot> { return this.headState }
+  /** History before this clock has been pruned. */
+  get pruned (): VectorClock { return this.prunedState }
+  /** See {@link aheadState}. */
+  get ahead (): VectorClock { return this.aheadState }
+
+  /**
+   * Load the clock (from its rows, or `legacyClock`: the whole-clock record
+   * of an older store, upgraded later at open), the pruned frontier and
+   * `ahead`. The heads are loaded apart ({@link setHeads}): their format may
+   * need an upgrade that needs the rest of the replica.
+   */
+  async load (legacyClock: VectorClock | undefined): Promise<void> {
+    this.clockState = legacyClock ?? await this.loadClock()
+    this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
+    this.aheadState = await this.meta<VectorClock>('ahead') ?? {}
+  }
+
+  /** The heads read at open. */
+  setHeads (heads: Map<string, Dot>): void { this.headState = heads }
+
+  /** The pruned frontier, once the batch that pruned up to it is durable. */
+  setPruned (pruned: VectorClock): void { this.prunedState = pruned }
+
+  /** A batch starting from `clock` and `heads` (by default the replica's). */
+  batch (clock: VectorClock = this.clockState, heads: Map<string, Dot> = this.headState): Batch {
+    return new Batch(this.kv, clock, heads)
+  }
+
+  /** Write with every commit (see {@link CommitHook}). */
+  onCommit (hook: CommitHook): void { this.hooks.push(hook) }
+
+  /**
+   * Write a batch — its tree and log changes, the clock rows it changed, the
+   * heads, `ahead`, and what the commit hooks add — in one fsynced batch,
+   * then adopt its state.
+   */
+  async commit (batch: Batch): Promise<void> {
+    const after = this.hooks.map(hook => hook(batch))
+    for (const author of batch.changed) batch.txn.put(clockKey(author), batch.clock[author])
+    batch.txn.put(metaKey('heads'), [...batch.heads])
+    if (batch.ahead !== undefined) batch.txn.put(metaKey('ahead'), batch.ahead)
+    await batch.txn.commit(true)
+    this.clockState = batch.clock
+    this.headState = batch.heads
+    if (batch.ahead !== undefined) this.aheadState = batch.ahead
+    for (const done of after) done?.()
+  }
+
+  /** One of the replica's `m!` records, or undefined. */
+  async meta<T> (name: string): Promise<T | undefined> {
+    const bytes = await this.kv.get(metaKey(name))
+    return bytes === undefined ? undefined : decodeJSON<T>(bytes)
+  }
+
+  /** Run `fn` under the replica's lock, after everything queued before it. */
+  async exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn)
+    this.queue = run.catch(() => {})
+    return await run
+  }
+
+  /** Resolves once everything queued so far has run. */
+  async settled (): Promise<void> {
+    await this.queue.catch(() => {})
+  }
+
+  /** The vector clock from its rows. */
+  private async loadClock (): Promise<VectorClock> {
+    const clock: VectorClock = {}
+    for await (const [key, value] of this.kv.iterate({ ...CLOCK_RANGE })) clock[authorOfClockKey(key)] = decodeJSON<number>(value)
+    return clock
+  }
+}

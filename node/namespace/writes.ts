@@ -1,0 +1,280 @@
+/**
+ * Local writes: `putFile`, `putFiles`, `mkdir`, `move` and `remove` become
+ * ops that name exactly the versions this replica sees at their paths (what
+ * they supersede), then signed entries of this replica (split to fit an
+ * entry's limits), applied like remote ones (apply.ts) in one fsynced batch
+ * with the heads and the clock, and handed to the listeners (sync publishes
+ * them).
+ *
+ * It owns the listeners of local entries; it checks what it writes against
+ * the visible tree (reads.ts) under the replica's lock, and waits while the
+ * replica recovers its own past writes (recovery.ts, through `writing`).
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, encodeEntry, encodeEntryBody, type Entry as LogEntry, type EntryBodyV2, type Op, type Pin, type PutOp } from '../../protocol/namespace.js'
+import { cborCID } from '../blocks/verify.js'
+import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError } from '../errors.js'
+import type { Dot } from './clock.js'
+import type { Txn } from './kv.js'
+import { isWithin, joinPath, normalizePath, parentOf } from './paths.js'
+import { checkPin, wirePin } from './pins.js'
+import { sortedHeads, type ReplicaStore } from './store.js'
+import type { Applier } from './apply.js'
+import type { Signer } from './identity.js'
+import type { TreeReader } from './reads.js'
+import type { Visible } from './tree.js'
+import type { Entry, FileRecord, MkdirOptions, RemoveOptions, WallClock } from './api.js'
+
+/** What {@link LocalWrites} is built from. */
+export interface LocalWritesComponents {
+  store: ReplicaStore
+  applier: Pick<Applier, 'apply'>
+  reads: TreeReader
+  /** Signs this replica's entries; its id is the author. */
+  signer: Signer
+  clock: WallClock
+  /** Run a write under the replica's lock once it is not recovering (recovery.ts). */
+  writing: <T>(fn: () => Promise<T>) => Promise<T>
+}
+
+/** This replica's own writes. */
+export class LocalWrites {
+  private readonly listeners = new Set<(entries: Uint8Array[]) => void>()
+
+  constructor (private readonly components: LocalWritesComponents) {}
+
+  /** Called with the encoded entries of every local write, after it is durable. */
+  onLocalEntries (listener: (entries: Uint8Array[]) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /**
+   * Create or replace the file at `path`: the new version replaces the one
+   * this replica sees there, and carries `record.pin` (or no pin).
+   *
+   * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin)
+   */
+  async putFile (path: string, record: Omit<FileRecord, 'type'>): Promise<Entry> {
+    const p = normalizePath(path)
+    if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+    const pin = checkPin(record.pin)
+    return await this.components.writing(async () => {
+      const ops = new OpSet()
+      await this.putOps(ops, p, record, pin)
+      await this.commitLocal(ops.list())
+      return await this.components.reads.stat(p)
+    })
+  }
+
+  /**
+   * Create or replace several files as one write (see the facade's
+   * `putFiles`): one entry (several past an entry's limits), one batch.
+   *
+   * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} for any of them (then none is written)
+   */
+  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>): Promise<Entry[]> {
+    const items = files.map(({ path, record }) => {
+      const p = normalizePath(path)
+      if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+      return { p, record, pin: checkPin(record.pin) }
+    })
+    if (items.length === 0) return []
+    const filePaths = new Set(items.map(i => i.p))
+    return await this.components.writing(async () => {
+      const ops = new OpSet()
+      for (const { p, record, pin } of items) {
+        for (let dir = parentOf(p); dir !== '/'; dir = parentOf(dir)) {
+          if (filePaths.has(dir)) throw new NotADirectoryError(`not a directory: ${dir} (a file in the same write)`)
+        }
+        await this.putOps(ops, p, record, pin)
+      }
+      await this.commitLocal(ops.list())
+      const out: Entry[] = []
+      for (const { p } of items) out.push(await this.components.reads.stat(p))
+      return out
+    })
+  }
+
+  /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
+  async mkdir (path: string, options: MkdirOptions = {}): Promise<Entry> {
+    const { reads } = this.components
+    const p = normalizePath(path)
+    const parents = options.parents === true
+    return await this.components.writing(async () => {
+      const existing = await reads.lookup(p)
+      if (existing !== undefined) {
+        if (existing.type === 'dir' && parents) return existing
+        throw new AlreadyExistsError(`already exists: ${p}`)
+      }
+      const mtime = options.mtime ?? this.components.clock.now()
+      const ops = new OpSet()
+      await this.parentOps(ops, p, parents, mtime)
+      ops.create({ op: 'mkdir', path: p, mode: options.mode ?? 0o755, mtime, replaces: [] })
+      await this.commitLocal(ops.list())
+      return await reads.stat(p)
+    })
+  }
+
+  /** @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */
+  async move (from: string, to: string): Promise<Entry> {
+    const { reads } = this.components
+    const src = normalizePath(from)
+    let dst = normalizePath(to)
+    if (src === '/') throw new InvalidArgumentError('cannot move /')
+    return await this.components.writing(async () => {
+      const entry = await reads.stat(src)
+      const target = await reads.lookup(dst)
+      if (target?.type === 'dir') dst = joinPath(dst, entry.name)
+      if (dst === src) return entry
+      if (isWithin(dst, src)) throw new InvalidArgumentError(`cannot move ${src} into itself (${dst})`)
+      if (await reads.lookup(dst) !== undefined) throw new AlreadyExistsError(`already exists: ${dst}`)
+      const parent = await reads.lookup(parentOf(dst))
+      if (parent === undefined) throw new NotFoundError(`no such directory: ${parentOf(dst)}`)
+      if (parent.type !== 'dir') throw new NotADirectoryError(`not a directory: ${parent.path}`)
+      const ops = new OpSet()
+      const items: Entry[] = [entry]
+      if (entry.type === 'dir') for await (const below of reads.walk(src)) items.push(below)
+      for (const item of items) {
+        const record = await reads.visible(item.path) as Visible
+        ops.remove(record.conflictOf ?? item.path, record.dots)
+        const path = dst + item.path.slice(src.length)
+        if (record.type === 'dir') ops.create({ op: 'mkdir', path, mode: record.mode, mtime: record.mtime, replaces: [] })
+        else {
+          // a moved file keeps its pin
+          const put: PutOp = { op: 'put', path, cid: CID.parse(record.cid as string), size: record.size ?? 0, mode: record.mode, mtime: record.mtime, replaces: [] }
+          if (record.pin !== undefined) put.pin = wirePin(record.pin)
+          ops.create(put)
+        }
+      }
+      await this.commitLocal(ops.list())
+      return await reads.stat(dst)
+    })
+  }
+
+  /** @throws {NotFoundError} {DirectoryNotEmptyError} {InvalidArgumentError} */
+  async remove (path: string, options: RemoveOptions = {}): Promise<void> {
+    const { reads } = this.components
+    const p = normalizePath(path)
+    if (p === '/') throw new InvalidArgumentError('cannot remove /')
+    await this.components.writing(async () => {
+      const entry = await reads.stat(p)
+      const ops = new OpSet()
+      const record = await reads.visible(p) as Visible
+      ops.remove(record.conflictOf ?? p, record.dots)
+      if (entry.type === 'dir') {
+        for await (const below of reads.walk(p)) {
+          if (options.recursive !== true) throw new DirectoryNotEmptyError(`directory not empty: ${p} (use recursive removal)`)
+          const r = await reads.visible(below.path) as Visible
+          ops.remove(r.conflictOf ?? below.path, r.dots)
+        }
+      }
+      await this.commitLocal(ops.list())
+    })
+  }
+
+  /**
+   * Turn ops into signed entries (split to fit), apply them in one batch,
+   * tell listeners. `alsoInBatch` adds writes of its own to the same batch.
+   * The caller holds the replica's lock.
+   */
+  async commitLocal (ops: Op[], alsoInBatch?: (txn: Txn) => void): Promise<void> {
+    if (ops.length === 0 && alsoInBatch === undefined) return
+    const { store, signer } = this.components
+    const batch = store.batch()
+    const me = signer.id
+    for (const chunk of splitOps(ops)) {
+      const seq = (batch.clock[me] ?? 0) + 1
+      const parents = sortedHeads(batch.heads).slice(0, MAX_PARENTS)
+      const body: EntryBodyV2 = {
+        v: 2,
+        author: me,
+        seq,
+        time: this.components.clock.now(),
+        parents: parents.map(h => CID.parse(h)),
+        deps: parents.map(h => batch.heads.get(h) as Dot),
+        ops: chunk
+      }
+      const sig = await signer.sign(encodeEntryBody(body))
+      const entry: LogEntry = { ...body, sig }
+      const bytes = encodeEntry(entry)
+      await this.components.applier.apply(batch, cborCID(bytes), entry, bytes)
+    }
+    alsoInBatch?.(batch.txn)
+    await store.commit(batch)
+    if (batch.applied.length > 0) for (const listener of this.listeners) listener(batch.applied)
+  }
+
+  /** The ops of a put at `p`: missing parents, the put, replacing what this replica sees there. */
+  private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined): Promise<void> {
+    await this.parentOps(ops, p, true, record.mtime)
+    const current = await this.components.reads.visible(p)
+    if (current?.type === 'dir') throw new IsADirectoryError(`is a directory: ${p}`)
+    if (current !== undefined) ops.remove(current.conflictOf ?? p, current.dots)
+    const put: PutOp = { op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] }
+    if (pin !== undefined) put.pin = pin
+    ops.create(put)
+  }
+
+  /** mkdir ops for the missing parents of `path`. */
+  private async parentOps (ops: OpSet, path: string, create: boolean, mtime: number): Promise<void> {
+    const missingDirs: string[] = []
+    for (let dir = parentOf(path); dir !== '/'; dir = parentOf(dir)) {
+      const record = await this.components.reads.visible(dir)
+      if (record?.type === 'dir') break
+      if (record !== undefined) throw new NotADirectoryError(`not a directory: ${dir}`)
+      if (!create) throw new NotFoundError(`no such directory: ${dir}`)
+      missingDirs.push(dir)
+    }
+    for (const dir of missingDirs.reverse()) ops.create({ op: 'mkdir', path: dir, mode: 0o755, mtime, replaces: [] })
+  }
+}
+
+/** The ops of one local write, one per path: removals merge into the creation at the same path. */
+class OpSet {
+  private readonly ops = new Map<string, Op>()
+
+  remove (path: string, dots: Dot[]): void {
+    if (dots.length === 0) return
+    const op = this.ops.get(path)
+    if (op === undefined) this.ops.set(path, { op: 'del', path, replaces: [...dots] })
+    else op.replaces = unionDots(op.replaces, dots)
+  }
+
+  create (op: Op): void {
+    const existing = this.ops.get(op.path)
+    if (existing !== undefined) op.replaces = unionDots(existing.replaces, op.replaces)
+    this.ops.set(op.path, op)
+  }
+
+  list (): Op[] { return [...this.ops.values()] }
+}
+
+function unionDots (a: Dot[], b: Dot[]): Dot[] {
+  const seen = new Set(a.map(d => `${d[0]}\n${d[1]}`))
+  const out = [...a]
+  for (const d of b) if (!seen.has(`${d[0]}\n${d[1]}`)) { out.push(d); seen.add(`${d[0]}\n${d[1]}`) }
+  return out
+}
+
+/** Split ops into entry-sized chunks (count and an estimate of encoded bytes). */
+function splitOps (ops: Op[]): Op[][] {
+  const chunks: Op[][] = []
+  let chunk: Op[] = []
+  let size = 0
+  const budget = MAX_ENTRY_BYTES / 2
+  for (const op of ops) {
+    const estimate = Buffer.byteLength(op.path) + 120 + op.replaces.length * 80
+    if (chunk.length > 0 && (chunk.length >= MAX_OPS || size + estimate > budget)) {
+      chunks.push(chunk)
+      chunk = []
+      size = 0
+    }
+    chunk.push(op)
+    size += estimate
+  }
+  if (chunk.length > 0) chunks.push(chunk)
+  return chunks
+}
