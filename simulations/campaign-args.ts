@@ -50,8 +50,9 @@ function optional (name: string, text: string | undefined): number | undefined {
 export function parseSimArgs (argv: readonly string[]): SimCommand {
   const { values: v } = parseArgs({ args: [...argv], options: OPTIONS, strict: true })
   const d = RUN_DEFAULTS
+  const onlyDurability = v.kind === 'durability'
   const scale = {
-    duration: int('duration', v.duration, d.duration),
+    duration: int('duration', v.duration, onlyDurability ? d.durabilityDuration : d.duration),
     degree: int('degree', v.degree, d.degree),
     writers: int('writers', v.writers, d.writers),
     interval: int('interval', v.interval, d.interval)

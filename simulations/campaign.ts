@@ -2,8 +2,9 @@
  * A seed campaign: many seeds, each through the simulations with its fault
  * schedule derived from the seed — the namespace simulation with random
  * lifecycle faults ({@link lifecycleSteps}), the bounded-network scale run
- * ({@link runScale}) and the real-service durability simulation
- * ({@link runRealDurability}). Each failure is reported as one command line
+ * ({@link runScale}) and the real-service durability simulation with a
+ * random fault schedule ({@link runRandomDurability}; a failure prints its
+ * schedule). Each failure is reported as one command line
  * that replays it exactly, plus a short reason; the campaign goes on to the
  * next seed unless told to stop. Every run is bounded (steps, virtual time),
  * so a campaign stops by itself.
@@ -14,7 +15,7 @@ import { NamespaceSim } from './namespace-sim.js'
 import { LIFECYCLE_NETWORK, lifecycleProblems, lifecycleSteps, playLifecycle } from './lifecycle-steps.js'
 import { Prng } from './prng.js'
 import { runScale } from './scale-sim.js'
-import { runRealDurability } from './durability-real-check.js'
+import { runRandomDurability } from './durability-faults.js'
 
 /** The simulations a campaign runs. */
 export type SimKind = 'namespace' | 'scale' | 'durability'
@@ -32,7 +33,7 @@ export interface RunParams {
   steps: number
   /** Namespace: replicas skip disk-loss recovery (the old bug; such runs must fail). */
   skipRecovery: boolean
-  /** Scale: virtual ms the partition lasts. */
+  /** Scale: virtual ms the partition lasts. Durability: virtual ms during which faults are drawn. */
   duration: number
   /** Scale: links per node. */
   degree: number
@@ -52,10 +53,12 @@ export interface RunOutcome {
   reason: string
   /** A one-line account of what ran. */
   detail: string
+  /** Durability: the fault schedule, one line per fault (printed under a failure). */
+  schedule?: string[]
 }
 
 /** Defaults of the per-kind parameters. */
-export const RUN_DEFAULTS = { steps: 30, duration: 20_000, degree: 8, writers: 100, interval: 10_000, files: 3, namespaceNodes: 6, durabilityNodes: 12 }
+export const RUN_DEFAULTS = { steps: 30, duration: 20_000, degree: 8, writers: 100, interval: 10_000, files: 4, namespaceNodes: 6, durabilityNodes: 12, durabilityDuration: 1_800_000 }
 
 /** The command line that replays one run exactly. */
 export function reproLine (p: RunParams): string {
@@ -63,7 +66,7 @@ export function reproLine (p: RunParams): string {
   switch (p.kind) {
     case 'namespace': return `${head} --steps ${p.steps}${p.skipRecovery ? ' --skip-recovery' : ''}`
     case 'scale': return `${head} --duration ${p.duration} --degree ${p.degree} --writers ${p.writers} --interval ${p.interval}`
-    case 'durability': return `${head} --files ${p.files}`
+    case 'durability': return `${head} --files ${p.files} --duration ${p.duration}`
   }
 }
 
@@ -104,10 +107,12 @@ async function runScaleKind (p: RunParams): Promise<RunOutcome> {
 }
 
 async function runDurability (p: RunParams): Promise<RunOutcome> {
-  const r = await runRealDurability({ seed: p.seed, nodes: p.nodes, files: p.files })
+  const r = await runRandomDurability({ seed: p.seed, nodes: p.nodes, files: p.files, faultMs: p.duration })
   const found = [...r.violations]
-  if (r.convergedAfterMs === undefined) found.push('never back to full redundancy')
-  return { params: p, ok: found.length === 0, reason: brief(found), detail: `${r.nodes} nodes, ${r.stripes} stripes, ${r.faults.length} faults, ${r.lostShards} shards lost, ${r.rebuilt} rebuilt` }
+  if (r.convergedAfterMs === undefined && found.length === 0) found.push('never back to full redundancy')
+  const faults = Object.values(r.injected).reduce((sum, n) => sum + n, 0)
+  const whole = r.convergedAfterMs === undefined ? 'never whole again' : `whole ${(r.convergedAfterMs / 60_000).toFixed(0)} min after the faults`
+  return { params: p, ok: found.length === 0, reason: brief(found), schedule: r.schedule, detail: `${r.nodes} nodes, ${r.stripes} stripes, ${faults} faults, ${r.destroyed} shards destroyed, ${r.atRisk} at risk, ${r.rebuilt} rebuilt, ${r.pushes} pushes, ${r.collections} gc, ${whole}` }
 }
 
 /** The first problems, on one line. */
@@ -123,7 +128,7 @@ export interface CampaignOptions {
   seeds: readonly number[]
   /** Which kinds to run for each seed. */
   kinds: readonly SimKind[]
-  /** Nodes of the scale run (namespace and durability runs use at most 6 and 12 unless they are the only kind). */
+  /** Nodes of the scale run (namespace and durability runs use at most 6 and 12 unless they are the only kind; the durability run's fault time is its default then too). */
   nodes: number
   /** Namespace steps, scale duration, etc. (defaults: {@link RUN_DEFAULTS}). */
   params?: Partial<Omit<RunParams, 'kind' | 'seed' | 'nodes'>>
@@ -149,10 +154,10 @@ export function paramsFor (kind: SimKind, seed: number, options: Pick<CampaignOp
   const nodes = kind === 'scale' || only
     ? options.nodes
     : Math.min(options.nodes, kind === 'namespace' ? d.namespaceNodes : d.durabilityNodes)
-  return {
+  const params: RunParams = {
     steps: d.steps,
     skipRecovery: false,
-    duration: d.duration,
+    duration: kind === 'durability' ? d.durabilityDuration : d.duration,
     degree: d.degree,
     writers: d.writers,
     interval: d.interval,
@@ -162,6 +167,9 @@ export function paramsFor (kind: SimKind, seed: number, options: Pick<CampaignOp
     seed,
     nodes
   }
+  // with several kinds, --duration is the scale run's
+  if (kind === 'durability' && !only) params.duration = d.durabilityDuration
+  return params
 }
 
 /**
@@ -185,6 +193,10 @@ export async function runCampaign (options: CampaignOptions): Promise<CampaignRe
       }
       failures.push(outcome)
       print(`FAIL ${reproLine(outcome.params)}  # ${outcome.reason}`)
+      if (outcome.schedule !== undefined) {
+        print('     schedule:')
+        for (const line of outcome.schedule) print(`       ${line}`)
+      }
       if (options.stopOnFailure === true) return { seedsRun, runs, failures }
     }
   }

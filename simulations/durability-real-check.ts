@@ -53,6 +53,7 @@ export interface RealRunResult {
 async function whereShards (sim: RealDurabilitySim, shardsOf: Map<string, string[][]>): Promise<Map<string, ShardHolders[][]>> {
   const out = new Map<string, ShardHolders[][]>()
   for (const file of sim.files) {
+    if (file.removed !== undefined) continue
     const stripes = (shardsOf.get(file.path) ?? []).map(s => s.map(cid => (cid === '' ? undefined : [] as string[])))
     for (const node of sim.nodes) {
       if (node.state !== 'up') continue
@@ -85,6 +86,7 @@ export async function extraShards (sim: RealDurabilitySim, shardsOf: Map<string,
   const share = Math.ceil((k + m) / up.length)
   const out: string[] = []
   for (const file of sim.files) {
+    if (file.removed !== undefined) continue
     const stripes = shardsOf.get(file.path) ?? []
     for (const node of up) {
       const recorded = new Map<number, number>()
@@ -117,11 +119,8 @@ export async function census (sim: RealDurabilitySim, shardsOf: Map<string, stri
   return c
 }
 
-/** Run one seeded scenario and check the invariants. */
-export async function runRealDurability (options: RealSimOptions): Promise<RealRunResult> {
-  const sim = new RealDurabilitySim(options)
-  await sim.setup()
-  const { k, m } = codingOf(parsePolicy(sim.settings.policy)) as { k: number, m: number }
+/** The shard CIDs of every file, per stripe ('' for a zero shard of a short last stripe), read from the writers' manifests. */
+export async function shardMap (sim: RealDurabilitySim, k: number, m: number): Promise<Map<string, string[][]>> {
   const shardsOf = new Map<string, string[][]>()
   for (const file of sim.files) {
     const writer = sim.node(file.writer)
@@ -131,6 +130,15 @@ export async function runRealDurability (options: RealSimOptions): Promise<RealR
     }
     shardsOf.set(file.path, stripes)
   }
+  return shardsOf
+}
+
+/** Run one seeded scenario and check the invariants. */
+export async function runRealDurability (options: RealSimOptions): Promise<RealRunResult> {
+  const sim = new RealDurabilitySim(options)
+  await sim.setup()
+  const { k, m } = codingOf(parsePolicy(sim.settings.policy)) as { k: number, m: number }
+  const shardsOf = await shardMap(sim, k, m)
   const violations: string[] = []
   const faults: string[] = []
   const rng = sim.rng.fork()

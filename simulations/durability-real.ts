@@ -17,7 +17,7 @@
 import { CID } from 'multiformats/cid'
 import { importContent, parseChunker } from '../node/content/index.js'
 import { DurabilityService } from '../node/durability/index.js'
-import { GcLock } from '../node/durability/gc.js'
+import { GcLock, collectGarbage, type GcResult } from '../node/durability/gc.js'
 import { Encoder } from '../node/durability/encoder.js'
 import { Holdings } from '../node/durability/holdings.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
@@ -58,7 +58,27 @@ export interface RealSimOptions {
    * the file again once its peers are live. @default false (place after the first probe)
    */
   placeAtStart?: boolean
+  /**
+   * Test-only sabotage, to show the invariants catch a broken node:
+   * `lose-pushes` — pushed shards are acknowledged but never stored (a
+   * repair that rebuilds nothing); `gc-blind` — garbage collection sees no
+   * visible file (it collects live shards once their records age out).
+   */
+  sabotage?: 'none' | 'lose-pushes' | 'gc-blind'
 }
+
+/** A block store that reports each deletion (garbage collection's sweep), for the check that no live shard is collected. */
+export class TrackedStore extends MemoryBlockStore {
+  constructor (private readonly onDelete: (cid: CID) => void) { super() }
+
+  override async delete (cid: CID, options?: { signal?: AbortSignal }): Promise<void> {
+    if (await this.has(cid)) this.onDelete(cid)
+    await super.delete(cid, options)
+  }
+}
+
+/** A deletion by garbage collection (or any delete): where, what, when. */
+export interface Deletion { node: string, cid: string, at: number }
 
 /** One simulated node: its disk (store, holdings) outlives its service across restarts. */
 export interface RealSimNode {
@@ -70,6 +90,8 @@ export interface RealSimNode {
   services: DurabilityService[]
   /** Up now, or left for good. */
   state: 'up' | 'down' | 'gone'
+  /** The GC lock of its node process. */
+  gcLock: GcLock
 }
 
 /** A file the simulation added: acknowledged once coded and recorded on its writer. */
@@ -78,6 +100,8 @@ export interface SimFile {
   root: CID
   manifest: CID
   writer: string
+  /** When it was removed from the namespace (undefined: visible). */
+  removed?: number
 }
 
 /** N real durability services on a virtual shard network; see the module comment. */
@@ -88,9 +112,14 @@ export class RealDurabilitySim {
   readonly nodes: RealSimNode[] = []
   readonly files: SimFile[] = []
   readonly settings: Required<Omit<RealSimOptions, 'seed'>>
+  /** The sabotage (settings) is on: set once the initial placement is done. */
+  sabotaging = false
+  /** Every block deletion on every node, in order. */
+  readonly deletions: Deletion[] = []
   private readonly sides = new Map<string, SimNodeSide>()
   private readonly logger = createLogger('silent')
-  private peers: string[] = []
+  /** Every node ever started (a node that left stays known, as a peer that went away does); joins append to it. */
+  private readonly peers: string[] = []
 
   constructor (readonly options: RealSimOptions) {
     this.rng = new Prng(options.seed)
@@ -105,23 +134,16 @@ export class RealDurabilitySim {
       checkIntervalMs: options.checkIntervalMs ?? 60_000,
       scrubIntervalMs: options.scrubIntervalMs ?? 20 * 60_000,
       probeIntervalMs: options.probeIntervalMs ?? 30_000,
-      placeAtStart: options.placeAtStart ?? false
+      placeAtStart: options.placeAtStart ?? false,
+      sabotage: options.sabotage ?? 'none'
     }
   }
 
   /** Make the nodes, start their services, and import and code the files on seeded writers (not placed yet). */
   async setup (): Promise<void> {
     await createErasureCoder()
-    this.peers = await simPeerIds(this.rng.fork(), this.settings.nodes)
-    for (const id of this.peers) {
-      const side: SimNodeSide = { store: new MemoryBlockStore(), expected: new SimExpectations() }
-      this.sides.set(id, side)
-      this.fabric.setUp(id, true)
-      const holdings = new Holdings(new MemoryKV())
-      const node: RealSimNode = { id, side, holdings, service: undefined as unknown as DurabilityService, services: [], state: 'up' }
-      node.service = this.makeService(node)
-      this.nodes.push(node)
-    }
+    this.peers.push(...await simPeerIds(this.rng.fork(), this.settings.nodes))
+    for (const id of this.peers) this.addNode(id)
     for (const node of this.nodes) await node.service.start()
     const chunker = parseChunker(`size-${this.settings.leafBytes}`)
     for (let f = 0; f < this.settings.files; f++) {
@@ -166,8 +188,17 @@ export class RealDurabilitySim {
     void node.service.stop().catch(() => {})
   }
 
-  /** Restart a crashed node: a new service over the same store and holdings, with a fresh view of its peers. */
-  async restart (node: RealSimNode): Promise<void> {
+  /**
+   * Restart a crashed node: a new service with a fresh view of its peers,
+   * over the same store and holdings (`keep`), or over empty ones with the
+   * same key (`lost`: its disk was replaced).
+   */
+  async restart (node: RealSimNode, disk: 'keep' | 'lost' = 'keep'): Promise<void> {
+    if (disk === 'lost') {
+      node.side.store = this.newStore(node.id)
+      node.side.expected = new SimExpectations()
+      node.holdings = new Holdings(new MemoryKV())
+    }
     node.state = 'up'
     this.fabric.setUp(node.id, true)
     node.service = this.makeService(node)
@@ -180,9 +211,48 @@ export class RealDurabilitySim {
     node.state = 'gone'
   }
 
+  /** A new node (a new key, an empty disk) joins: every node learns of it, it starts. */
+  async join (): Promise<RealSimNode> {
+    const [id] = await simPeerIds(this.rng.fork(), 1)
+    this.peers.push(id)
+    const node = this.addNode(id)
+    await node.service.start()
+    return node
+  }
+
+  /** Remove `file` from the namespace (its holders free its shards once gc forgets it). */
+  remove (file: SimFile): void {
+    file.removed = this.time.now()
+  }
+
+  /**
+   * Collect `node`'s garbage as `shoal gc` does (its service's
+   * `collectGarbage`); with the `gc-blind` sabotage, a collection that sees
+   * no visible file.
+   */
+  async collect (node: RealSimNode): Promise<GcResult> {
+    if (this.settings.sabotage !== 'gc-blind' || !this.sabotaging) return await node.service.collectGarbage()
+    return await collectGarbage({ blockstore: node.side.store, holdings: node.holdings, files: async function * () {}, lock: node.gcLock, logger: this.logger, clock: this.time }, this.settings.graceMs)
+  }
+
+  private addNode (id: string): RealSimNode {
+    const side: SimNodeSide = { store: this.newStore(id), expected: new SimExpectations() }
+    this.sides.set(id, side)
+    this.fabric.setUp(id, true)
+    const node: RealSimNode = { id, side, holdings: new Holdings(new MemoryKV()), service: undefined as unknown as DurabilityService, services: [], state: 'up', gcLock: new GcLock() }
+    node.service = this.makeService(node)
+    this.nodes.push(node)
+    return node
+  }
+
+  private newStore (id: string): MemoryBlockStore {
+    return new TrackedStore(cid => { this.deletions.push({ node: id, cid: cid.toString(), at: this.time.now() }) })
+  }
+
   /** The visible files of the (converged) namespace every node reads. */
   private async * visible (): AsyncGenerator<Entry> {
     for (const file of this.files) {
+      if (file.removed !== undefined) continue
       const entry: Entry = { type: 'file', path: file.path, name: file.path.slice(1), cid: file.root.toString(), size: this.settings.leavesPerFile * this.settings.leafBytes, mode: 0o644, mtime: 0, pin: { policy: this.settings.policy, manifest: file.manifest.toString() } }
       yield entry
     }
@@ -190,7 +260,7 @@ export class RealDurabilitySim {
 
   private makeService (node: RealSimNode): DurabilityService {
     const network = new SimShardsNetwork({ fabric: this.fabric, time: this.time, rng: this.rng.fork(), sides: this.sides }, { self: node.id, peers: this.peers, probeIntervalMs: this.settings.probeIntervalMs })
-    const exchange = new SimExchange(network, node.side.store)
+    const exchange = new SimExchange(network, node.side.store, () => this.sabotaging && this.settings.sabotage === 'lose-pushes')
     const service = new DurabilityService({
       blockstore: node.side.store,
       exchange,
@@ -199,7 +269,7 @@ export class RealDurabilitySim {
       holdings: node.holdings,
       expected: node.side.expected,
       files: () => this.visible(),
-      gcLock: new GcLock(),
+      gcLock: node.gcLock,
       logger: this.logger,
       clock: this.time,
       timers: this.time

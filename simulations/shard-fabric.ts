@@ -45,18 +45,24 @@ export interface CallShape<T> {
   requestBytes: number
   /** Bytes of the answer leg, given the answer. */
   answerBytes: (answer: T) => number
-  /** The block whose bytes this call moved (counted in {@link ShardFabric.moved} when the call completes). */
-  block?: (answer: T) => { cid: string, bytes: number } | undefined
+  /** The block whose bytes this call moved (counted in {@link ShardFabric.moved} when the call completes); `push`: sent by the caller (a put), else fetched. */
+  block?: (answer: T) => { cid: string, bytes: number, push?: boolean } | undefined
 }
 
 /** Reachability, delays and byte counts of the simulated nodes; see the module comment. */
 export class ShardFabric {
   /** Block bytes that crossed the fabric, by CID. */
   readonly moved = new Map<string, number>()
-  /** Calls made, and calls that failed as unreachable. */
-  readonly counts = { calls: 0, unreachable: 0, blockBytes: 0 }
+  /** Calls made, calls that failed as unreachable, block bytes moved, and blocks pushed (puts). */
+  readonly counts = { calls: 0, unreachable: 0, blockBytes: 0, pushes: 0 }
   private readonly up = new Set<string>()
   private readonly side = new Map<string, number>()
+  /** Legs cut one way, `from>to`. */
+  private readonly cuts = new Set<string>()
+  /** Calls refused one way, `from>to`: `from` cannot reach `to`, `to` reaches `from` (a liveness disagreement). */
+  private readonly refusals = new Set<string>()
+  /** Latency multiplier of a slow node's legs. */
+  private readonly slowness = new Map<string, number>()
   private readonly time: VirtualTime
   private readonly rng: Prng
   private readonly minDelayMs: number
@@ -90,9 +96,30 @@ export class ShardFabric {
   /** Join every side again. */
   heal (): void { this.side.clear() }
 
+  /** Cut the legs from `from` to `to` (one way; cut both directions for a partial partition). */
+  cut (from: string, to: string): void { this.cuts.add(`${from}>${to}`) }
+
+  /** Carry the legs from `from` to `to` again. */
+  restore (from: string, to: string): void { this.cuts.delete(`${from}>${to}`) }
+
+  /** Calls `from` makes to `to` fail (as if unreachable), while `to` and everyone else still reach `from` and `to`; `on` false ends it. */
+  refuse (from: string, to: string, on: boolean): void {
+    if (on) this.refusals.add(`${from}>${to}`)
+    else this.refusals.delete(`${from}>${to}`)
+  }
+
+  /** Whether calls from `from` to `to` are refused ({@link refuse}). */
+  refuses (from: string, to: string): boolean { return this.refusals.has(`${from}>${to}`) }
+
+  /** Make every leg to or from `id` `factor` times slower (1: normal). */
+  slow (id: string, factor: number): void {
+    if (factor === 1) this.slowness.delete(id)
+    else this.slowness.set(id, factor)
+  }
+
   /** Whether a message from `a` reaches `b` now. */
   reachable (a: string, b: string): boolean {
-    return this.up.has(a) && this.up.has(b) && (this.side.get(a) ?? 0) === (this.side.get(b) ?? 0)
+    return this.up.has(a) && this.up.has(b) && (this.side.get(a) ?? 0) === (this.side.get(b) ?? 0) && !this.cuts.has(`${a}>${b}`)
   }
 
   /**
@@ -104,6 +131,11 @@ export class ShardFabric {
   async call<T>(from: string, to: string, shape: CallShape<T>, serve: () => Promise<T>): Promise<T> {
     const sent = this.time.now()
     this.counts.calls++
+    if (this.refusals.has(`${from}>${to}`)) {
+      this.counts.unreachable++
+      await this.wait(this.timeoutMs)
+      throw new PeerUnreachableError(`${to} unreachable from ${from} (refused)`)
+    }
     await this.leg(from, to, shape.requestBytes, sent)
     const answer = await serve()
     await this.leg(to, from, shape.answerBytes(answer), sent)
@@ -111,12 +143,14 @@ export class ShardFabric {
     if (block !== undefined) {
       this.moved.set(block.cid, (this.moved.get(block.cid) ?? 0) + block.bytes)
       this.counts.blockBytes += block.bytes
+      if (block.push === true) this.counts.pushes++
     }
     return answer
   }
 
   private async leg (from: string, to: string, bytes: number, sent: number): Promise<void> {
-    const delay = this.minDelayMs + Math.floor(this.rng.next() * (this.maxDelayMs - this.minDelayMs + 1)) + Math.ceil(bytes / this.bytesPerMs)
+    const factor = Math.max(this.slowness.get(from) ?? 1, this.slowness.get(to) ?? 1)
+    const delay = Math.ceil(factor * (this.minDelayMs + Math.floor(this.rng.next() * (this.maxDelayMs - this.minDelayMs + 1)) + Math.ceil(bytes / this.bytesPerMs)))
     await this.wait(delay)
     if (this.reachable(from, to)) return
     this.counts.unreachable++

@@ -157,7 +157,8 @@ export class SimShardsNetwork implements ShardsNetwork {
     try {
       const answer = await this.components.fabric.call(this.self, peer, shape, async () => await serve(this.side(peer)))
       this.saw(peer, true)
-      this.side(peer).network?.saw(this.self, true)
+      // the peer learns this node is up, unless it wrongly believes it down (its calls here are refused)
+      if (!this.components.fabric.refuses(peer, this.self)) this.side(peer).network?.saw(this.self, true)
       return answer
     } catch (err: any) {
       if (err?.name === 'PeerUnreachableError') this.saw(peer, false)
@@ -195,7 +196,12 @@ export class SimShardsNetwork implements ShardsNetwork {
 
 /** The block exchange of one node on the fabric: what the durability service uses of it. */
 export class SimExchange implements ShardExchange {
-  constructor (private readonly network: SimShardsNetwork, private readonly store: MemoryBlockStore) {}
+  /**
+   * @param losePushes test-only sabotage: while it returns true, a peer
+   *   accepts this node's pushes but stores nothing (a broken repair the
+   *   invariants must catch)
+   */
+  constructor (private readonly network: SimShardsNetwork, private readonly store: MemoryBlockStore, private readonly losePushes: () => boolean = () => false) {}
 
   /**
    * The local copy when it passes its check, else the first of `providers`
@@ -247,10 +253,10 @@ export class SimExchange implements ShardExchange {
       await this.network.call(to, {
         requestBytes: bytes.byteLength,
         answerBytes: () => 16,
-        block: () => ({ cid: cid.toString(), bytes: bytes.byteLength })
+        block: () => ({ cid: cid.toString(), bytes: bytes.byteLength, push: true })
       }, async side => {
         if (!side.expected.take(self, cid)) throw new RemoteError(`peer ${to} refused an unexpected put of ${cid.toString()}`)
-        await side.store.put(cid, bytes, { verify: true })
+        if (!this.losePushes()) await side.store.put(cid, bytes, { verify: true })
         return true
       })
       count++

@@ -63,6 +63,13 @@ export interface RepairPlanInput {
   now: number
   /** How long a holder may be down before its shards are rebuilt elsewhere (ms). */
   graceMs: number
+  /**
+   * Peers seen holding a copy of some shard of this stripe besides the one
+   * holder per shard in `holders` (a holder back after its shard was
+   * rebuilt elsewhere keeps its copy): never a target, or they would hold
+   * two shards of the stripe. @default []
+   */
+  alsoHolding?: string[]
   /** Repairs in progress: not planned again; their targets count as holders. @default [] */
   pending?: PendingRepair[]
   /** Candidate set size of the placement order. @default CANDIDATE_FACTOR × (k+m) */
@@ -181,7 +188,7 @@ function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: Shar
   const { key, k, m, holders, peers, liveness } = input
   const pending = input.pending ?? []
   const dueIndexes = new Set(due.map(s => s.index))
-  const taken = new Set([...holders, ...pending.map(p => p.to)])
+  const taken = new Set([...holders, ...(input.alsoHolding ?? []), ...pending.map(p => p.to)])
   const byId = new Map(peers.map(p => [p.id, p]))
   const zoneCounts = new Map<string, number>()
   const staying = [

@@ -188,11 +188,14 @@ export class Repairer {
       const holders = this.holdersOf(manifest, mroot, { index, stripe }, view)
       const known = [...peers]
       for (const h of holders) if (h !== VIRTUAL && !known.some(p => p.id === h)) known.push({ id: h })
+      // every peer seen with a shard of this stripe, not only the one holder per shard kept in `holders`
+      const alsoHolding = [...new Set(Array.from({ length: k + m }, (_, i) => view.holders(index, i)).flat())].filter(p => !holders.includes(p))
       const plan = planRepair({
         key,
         k,
         m,
         holders,
+        alsoHolding,
         liveness: p => {
           if (p === VIRTUAL) return {}
           if (p === UNSEEN) return { downSince: this.startedAt }

@@ -3,11 +3,12 @@
  * through the namespace lifecycle, scale and real-durability simulations
  * and passes; each run prints a line that replays it exactly; a failure
  * (replicas that skip disk-loss recovery, the old bug) is reported with a
- * reproduction line that fails again the same way.
+ * reproduction line that fails again the same way; the durability kind
+ * draws a random fault schedule whose line replays it.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { runCampaign, type CampaignResult } from '../../simulations/campaign.js'
+import { runCampaign, paramsFor, type CampaignResult } from '../../simulations/campaign.js'
 import { argsOfLine, parseSimArgs } from '../../simulations/campaign-args.js'
 
 /** Run a printed line again (through the same parser as `npm run sim`): its printed lines and result. */
@@ -32,7 +33,7 @@ describe('seed campaign', () => {
     // the namespace and durability runs use small swarms, the scale run the given size
     assert.match(lines[0], /--kind namespace --seed 1 --nodes 6 --steps 30/)
     assert.match(lines[1], /--kind scale --seed 1 --nodes 30 /)
-    assert.match(lines[2], /--kind durability --seed 1 --nodes 12 --files 3/)
+    assert.match(lines[2], /--kind durability --seed 1 --nodes 12 --files 4 --duration 1800000 {2}# .* faults, /)
     for (const line of [lines[3], lines[4]]) {
       const first = await replay(line)
       const second = await replay(line)
@@ -58,5 +59,19 @@ describe('seed campaign', () => {
     const stopped = await runCampaign({ seeds: [1, 2, 3, 4, 5], kinds: ['namespace'], nodes: 6, params: { steps: 120, skipRecovery: true }, stopOnFailure: true })
     assert.equal(stopped.failures.length, 1)
     assert.ok(stopped.seedsRun < 5 || result.failures.length === 1)
+  })
+
+  it('the durability kind runs a random fault schedule; --duration is its fault time and replays it', { timeout: 60_000 }, async () => {
+    const command = parseSimArgs(['--kind', 'durability', '--seeds', '1', '--from', '5', '--nodes', '10', '--files', '3', '--duration', '900000'])
+    assert.equal(command.mode, 'campaign')
+    if (command.mode !== 'campaign') return
+    const p = paramsFor('durability', 5, command.options)
+    assert.equal(p.duration, 900_000)
+    const lines: string[] = []
+    const result = await runCampaign({ ...command.options, seeds: [5], print: l => lines.push(l) })
+    assert.deepEqual(result.failures.map(f => f.reason), [])
+    assert.match(lines[0], /^ok {3}npm run sim -- --kind durability --seed 5 --nodes 10 --files 3 --duration 900000 {2}# 10 nodes/)
+    assert.match(lines[0], / [1-9]\d* faults, /, 'a schedule was drawn')
+    assert.deepEqual((await replay(lines[0])).lines, lines, 'the line replays the same run')
   })
 })

@@ -115,6 +115,21 @@ describe('planRepair', () => {
     assert.equal(stripeHealth(4, 4, 2), 'degraded')
     assert.equal(stripeHealth(3, 4, 2), 'lost')
   })
+
+  it('never gives a shard to a peer that holds a copy of another shard of the stripe (a holder back after the grace period)', () => {
+    // found by the random-fault durability simulation: the repairer passed one holder per shard, so a peer
+    // holding a second copy of a shard (rebuilt elsewhere while it was away) was a target for another shard
+    const first = planRepair(input({ [IDS[1]]: GRACE }))
+    const back = first.actions[0].to
+    const plan = planRepair(input({ [IDS[1]]: GRACE }, { alsoHolding: [back] }))
+    assert.equal(plan.actions.length, 1)
+    assert.notEqual(plan.actions[0].to, back)
+    assert.ok(!IDS.slice(0, 6).includes(plan.actions[0].to))
+    // with every other peer holding something, the shard stays unplaced rather than doubled up
+    const crowded = planRepair(input({ [IDS[1]]: GRACE }, { alsoHolding: IDS.slice(6, 8) }, 8))
+    assert.deepEqual(crowded.actions, [])
+    assert.equal(crowded.unplaced, 1)
+  })
 })
 
 describe('repairCoordinator', () => {
