@@ -228,6 +228,14 @@ export interface SnapshotRoot {
   /** Number of paths over all shards. */
   count: number
   shards: CID[]
+  /**
+   * For authors of `clock`, the CID of their entry at the counter `clock`
+   * claims (author order, each author at most once): the signed proof of that
+   * counter. A replica adopts a snapshot's counter for an author only with a
+   * tip it fetched and verified (docs/namespace.md, "What a snapshot may
+   * claim").
+   */
+  tips: Array<[author: string, entry: CID]>
   sig: Uint8Array
 }
 
@@ -777,7 +785,7 @@ function pickSnapshotShard (value: unknown): SnapshotShard {
   return { v: 1, paths }
 }
 
-const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'shards'] as const
+const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'shards', 'tips'] as const
 const SNAPSHOT_ROOT_FIELDS = [...SNAPSHOT_ROOT_BODY_FIELDS, 'sig'] as const
 
 function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
@@ -790,7 +798,17 @@ function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
     heads: cidList(f.heads, 'snapshot heads', 0, MAX_HEADS, DAG_CBOR, true),
     headDots: list(f.headDots, 'snapshot head dots', 0, MAX_HEADS).map(d => dot(d, 'snapshot head dot')),
     count: int(f.count, 'snapshot count', 0),
-    shards: cidList(f.shards, 'snapshot shards', 0, MAX_SNAPSHOT_SHARDS, DAG_CBOR, false)
+    shards: cidList(f.shards, 'snapshot shards', 0, MAX_SNAPSHOT_SHARDS, DAG_CBOR, false),
+    tips: [] as Array<[string, CID]>
+  }
+  let previous: string | undefined
+  for (const item of list(f.tips, 'snapshot tips', 0, MAX_CLOCK_AUTHORS)) {
+    const [a, c] = check.pair(item, 'snapshot tip', ['author', 'entry'])
+    const author = peerId(a, 'snapshot tip author')
+    if (previous !== undefined && !(previous < author)) fail(`snapshot tips not in strictly ascending author order at ${show(author)}`)
+    previous = author
+    if (!Object.hasOwn(out.clock, author)) fail(`snapshot tip for ${show(author)}, an author its clock does not name`)
+    out.tips.push([author, cid(c, 'snapshot tip entry', DAG_CBOR)])
   }
   if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
   if (out.count > out.shards.length * MAX_SHARD_PATHS) fail(`snapshot count ${out.count} > what ${out.shards.length} shards can hold`)

@@ -134,7 +134,7 @@ export class Adversary {
       }
       case 1: {
         // a root whose signature is not its author's
-        const body = { v: 1 as const, author: decodeEntry(this.rng.pick(this.honest)).author, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, shards: [] }
+        const body = { v: 1 as const, author: decodeEntry(this.rng.pick(this.honest)).author, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, shards: [], tips: [] as Array<[string, CID]> }
         const bytes = encodeSnapshotRoot({ ...body, sig: this.rng.bytes(64) })
         const root = cborCID(bytes)
         this.blocks.set(root.toString(), bytes)
@@ -142,7 +142,7 @@ export class Adversary {
       }
       case 2: {
         // a root CID served with other bytes
-        const bytes = encodeSnapshotRoot({ v: 1, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, shards: [], sig: this.rng.bytes(64) })
+        const bytes = encodeSnapshotRoot({ v: 1, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, shards: [], tips: [], sig: this.rng.bytes(64) })
         const root = cborCID(this.rng.bytes(40))
         this.blocks.set(root.toString(), bytes)
         return { v: 1, type: 'snapshot', id: request.id, root, clock: claimed }
@@ -151,7 +151,7 @@ export class Adversary {
         // a validly signed root whose shard is served with wrong bytes
         const shard = cborCID(this.rng.bytes(40))
         this.blocks.set(shard.toString(), this.rng.bytes(100))
-        const body = { v: 1 as const, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 1, shards: [shard] }
+        const body = { v: 1 as const, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 1, shards: [shard], tips: [] as Array<[string, CID]> }
         const bytes = encodeSnapshotRoot({ ...body, sig: await this.signer.sign(encodeSnapshotRootBody(body)) })
         const root = cborCID(bytes)
         this.blocks.set(root.toString(), bytes)

@@ -132,6 +132,19 @@ export class Members {
     return meet(clocks)
   }
 
+  /**
+   * True when a trusted member other than `except` (and this replica) was
+   * heard claiming `author`'s counter at `n` or more: a second member's word
+   * for a counter a snapshot claims without the author's signed entry.
+   */
+  confirms (author: string, n: number, except: string): boolean {
+    const { id, trust } = this.components
+    for (const [peer, m] of this.members) {
+      if (peer !== except && peer !== id && trust.trusts(peer) && (m.clock[author] ?? 0) >= n) return true
+    }
+    return false
+  }
+
   /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from). */
   memberClock (peer: string): VectorClock | undefined {
     const m = this.members.get(peer)

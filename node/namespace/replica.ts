@@ -174,6 +174,10 @@ export class Replica implements Namespace {
       superseded: async () => await applier.superseded(),
       drain: async () => await log.drain(),
       changed,
+      republish: async ops => {
+        if (recovery.active) { logger.warn({ ops: ops.length }, 'namespace recovering its own writes: versions a snapshot left out are not published again now'); return }
+        await this.writes.commitLocal(ops)
+      },
       shardPaths: Math.min(options.shardPaths ?? 2048, MAX_SHARD_PATHS),
       compactAfter: options.compactAfter ?? 10_000
     })

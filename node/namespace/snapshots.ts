@@ -18,8 +18,8 @@
 import { CID } from 'multiformats/cid'
 import {
   MAX_BLOCKS_WANT, MAX_SNAPSHOT_BLOCK_BYTES,
-  decodeSnapshotRoot, decodeSnapshotShard, encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
-  type SnapshotRoot, type SnapshotShard, type SnapshotVersion
+  decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntryBody, encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
+  type Op, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import { ShoalError } from '../errors.js'
@@ -45,6 +45,9 @@ export class UntrustedSnapshotError extends InvalidSnapshotError {
   override name = 'UntrustedSnapshotError'
 }
 
+/** A snapshot's tip entry, fetched and verified. */
+interface ProvenTip { author: string, seq: number, cid: CID, bytes: Uint8Array }
+
 /** `m!snapshot`: this replica's latest snapshot, and every block of it (to delete them when it is replaced). */
 interface SnapshotMeta { root: string, clock: VectorClock, blocks: string[] }
 
@@ -63,6 +66,7 @@ export interface SnapshotsComponents {
     noteMember: (peer: string, clock: VectorClock) => void
     save: () => Promise<void>
     stableClock: () => VectorClock
+    confirms: (author: string, n: number, except: string) => boolean
   }
   /** Versions superseded before they arrived, by `r!` key (apply.ts). */
   superseded: () => Promise<Map<string, string[]>>
@@ -70,6 +74,12 @@ export interface SnapshotsComponents {
   drain: () => Promise<number>
   /** A merged snapshot changed the tree. */
   changed: () => void
+  /**
+   * Write `ops` as this replica's own entries (writes.ts), under the lock
+   * already held: how versions a snapshot dropped without proof are
+   * published again (see {@link Snapshots.loadSnapshot}).
+   */
+  republish: (ops: Op[]) => Promise<void>
   /** Paths per snapshot shard. */
   shardPaths: number
   /** Compact once this many entries became stable since the last compaction. */
@@ -92,15 +102,19 @@ export class Snapshots {
   }
 
   /**
-   * Snapshot blocks this replica holds: the longest prefix of `cids` that it
-   * holds and that fits in `maxBytes` (at least one block when it has the
-   * first). The asker asks again for the rest.
+   * Snapshot blocks this replica holds, and the entries its snapshots name
+   * as tips (any held entry is served: entries are public to whoever can
+   * pull them): the longest prefix of `cids` that it holds and that fits in
+   * `maxBytes` (at least one block when it has the first). The asker asks
+   * again for the rest.
    */
   async blocks (cids: CID[], maxBytes = 4 * 1024 * 1024): Promise<Uint8Array[]> {
     const out: Uint8Array[] = []
     let total = 0
+    const { kv } = this.components.store
     for (const cid of cids.slice(0, MAX_BLOCKS_WANT)) {
-      const bytes = await this.components.store.kv.get(blockKey(cid.toString()))
+      const key = cid.toString()
+      const bytes = await kv.get(blockKey(key)) ?? await kv.get(entryKey(key))
       if (bytes === undefined) break
       if (out.length > 0 && total + bytes.byteLength > maxBytes) break
       out.push(bytes)
@@ -125,7 +139,9 @@ export class Snapshots {
       for (const [author, n] of Object.entries(stable)) {
         const from = store.pruned[author] ?? 0
         if (from >= n) continue
-        for await (const [key, value] of store.kv.iterate({ gt: seqKey(author, from), lte: seqKey(author, n) })) {
+        // from the previous tip (kept at `from` when it was the author's newest) up to n, but the newest: the tip proves the counter
+        for await (const [key, value] of store.kv.iterate({ gt: seqKey(author, Math.max(0, from - 1)), lte: seqKey(author, n) })) {
+          if (dotOfSeqKey(key)[1] === store.clock[author]) continue
           txn.del(entryKey(decodeJSON<{ cid: string }>(value).cid))
           txn.del(key)
         }
@@ -191,6 +207,12 @@ export class Snapshots {
       count++
     }
     flush()
+    const tips: SnapshotRoot['tips'] = []
+    for (const author of Object.keys(clock).sort()) {
+      // read through the batch: a merged snapshot's tips are stored by the same batch
+      const row = await txn.get<{ cid: string }>(seqKey(author, clock[author]))
+      if (row !== undefined) tips.push([author, CID.parse(row.cid)])
+    }
     const body: Omit<SnapshotRoot, 'sig'> = {
       v: 1,
       author: this.components.id,
@@ -199,7 +221,8 @@ export class Snapshots {
       heads: sortedHeads(heads).map(h => CID.parse(h)),
       headDots: sortedHeads(heads).map(h => heads.get(h) as Dot),
       count,
-      shards
+      shards,
+      tips
     }
     const sig = await this.components.signer.sign(encodeSnapshotRootBody(body))
     const rootBytes = encodeSnapshotRoot({ ...body, sig })
@@ -253,9 +276,10 @@ export class Snapshots {
     if (!trust.trusts(snap.author)) throw new UntrustedSnapshotError(`snapshot ${root.toString()} by ${snap.author}, an author this node does not trust`)
     const { sig, ...body } = snap
     if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
-    const theirClock = this.trustedClock(snap.clock)
+    const { clock: theirClock, tips } = await this.provenClock(snap, fetch)
     if (dominates(store.clock, theirClock)) return false
     const theirs = new Map<string, Version[]>()
+    let paths = 0
     for (let i = 0; i < snap.shards.length;) {
       const want = snap.shards.slice(i, i + MAX_BLOCKS_WANT)
       // the peer answers with a prefix of what was asked (bounded in bytes)
@@ -270,16 +294,26 @@ export class Snapshots {
         } catch (err: any) {
           throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()}: ${String(err?.message ?? err)}`)
         }
-        for (const [path, versions] of shard.paths) theirs.set(path, versions.map(fromSnapshotVersion))
+        paths += shard.paths.length
+        for (const [path, versions] of shard.paths) {
+          // a version beyond the counters proven is not taken from a snapshot: its entry comes by pull, signed
+          const proven = versions.map(fromSnapshotVersion).filter(v => covers(theirClock, [v.author, v.seq]) || covers(store.clock, [v.author, v.seq]))
+          if (proven.length > 0) theirs.set(path, proven)
+        }
       }
       i += got.length
     }
-    if (theirs.size !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${theirs.size} paths, its root says ${snap.count}`)
+    if (paths !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${paths} paths, its root says ${snap.count}`)
     await store.exclusive(async () => {
       const ours = await this.collectState()
       const superseded = await this.components.superseded()
       const dropped = this.dropRefused(theirs, ours, superseded)
-      const merged = mergeStates(ours, store.clock, theirs, snap.clock)
+      // a version whose signed entry this replica still holds is never dropped on a snapshot's word alone
+      const held: Array<[string, Version]> = []
+      const merged = mergeStates(ours, store.clock, theirs, theirClock, {
+        keepA: v => !covers(store.pruned, [v.author, v.seq]),
+        keptA: (path, v) => held.push([path, v])
+      })
       const clock = merge(store.clock, theirClock)
       const heads = this.mergeHeads(snap)
       const batch = store.batch(clock, heads)
@@ -292,17 +326,28 @@ export class Snapshots {
       // history the snapshot covers can no longer be served entry by entry
       const pruned = merge(store.pruned, theirClock)
       for await (const [key, value] of store.kv.iterate({ ...SEQ_RANGE })) {
-        if (covers(pruned, dotOfSeqKey(key))) {
+        const dot = dotOfSeqKey(key)
+        // but each author's newest entry: the tip that proves its counter in this replica's own snapshots
+        if (covers(pruned, dot) && dot[1] !== clock[dot[0]]) {
           txn.del(key)
           txn.del(entryKey(decodeJSON<{ cid: string }>(value).cid))
         }
+      }
+      for (const tip of tips) {
+        if (clock[tip.author] !== tip.seq) continue
+        txn.putBytes(entryKey(tip.cid.toString()), tip.bytes)
+        txn.put(seqKey(tip.author, tip.seq), { cid: tip.cid.toString(), w: batch.total })
       }
       txn.put(metaKey('pruned'), pruned)
       await this.writeSnapshot(txn, merged, clock, heads)
       await store.commit(batch)
       store.setPruned(pruned)
-      this.components.members.noteMember(snap.author, snap.clock)
-      this.components.logger.info({ root: root.toString(), paths: snap.count, merged: merged.size, dropped }, 'namespace merged a snapshot')
+      this.components.members.noteMember(snap.author, theirClock)
+      this.components.logger.info({ root: root.toString(), paths: snap.count, merged: merged.size, dropped, kept: held.length }, 'namespace merged a snapshot')
+      if (held.length > 0) {
+        this.components.logger.warn({ snapshot: snap.author, versions: held.length, paths: held.slice(0, 5).map(([p]) => p) }, 'a snapshot left out versions whose signed entries this node holds, and no entry it holds removes them: published again as this node\'s own writes')
+        for (const ops of republishOps(held)) await this.components.republish(ops)
+      }
       // held entries may have become ready
       await this.components.drain()
     })
@@ -327,11 +372,65 @@ export class Snapshots {
     return out
   }
 
-  /** The counters of `clock` for the authors this replica trusts. */
-  private trustedClock (clock: VectorClock): VectorClock {
+  /**
+   * The counters of a snapshot's clock this replica adopts (docs/namespace.md,
+   * "What a snapshot may claim"): those of authors it trusts, and of them,
+   * where the snapshot claims more than this replica has applied, only what
+   * is proven — by the author's own signed entry at that counter (the
+   * snapshot's tip, fetched and verified here), by the snapshot's author
+   * for its own counter (its signature on the root), or by a second trusted
+   * member heard claiming as much. A counter not proven stays at this
+   * replica's own: the author's entries come by pull, signed. So no member
+   * can make this replica skip another author's future writes by claiming
+   * it has seen them.
+   */
+  private async provenClock (snap: SnapshotRoot, fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<{ clock: VectorClock, tips: ProvenTip[] }> {
+    const { store, trust, members } = this.components
     const out: VectorClock = {}
-    for (const [author, n] of Object.entries(clock)) if (this.components.trust.trusts(author)) out[author] = n
-    return out
+    const tipOf = new Map(snap.tips.map(([author, cid]) => [author, cid]))
+    const wanted: string[] = []
+    for (const [author, n] of Object.entries(snap.clock)) {
+      if (!trust.trusts(author)) continue
+      if (n <= (store.clock[author] ?? 0)) out[author] = n
+      else if (tipOf.has(author)) wanted.push(author)
+    }
+    const tips: ProvenTip[] = []
+    for (let i = 0; i < wanted.length;) {
+      const want = wanted.slice(i, i + MAX_BLOCKS_WANT)
+      const got = (await fetch(want.map(a => tipOf.get(a) as CID))).slice(0, want.length)
+      if (got.length === 0) break
+      for (const [j, bytes] of got.entries()) {
+        const author = want[j]
+        const cid = tipOf.get(author) as CID
+        const n = snap.clock[author]
+        if (await this.isTip(bytes, cid, author, n)) {
+          out[author] = n
+          tips.push({ author, seq: n, cid, bytes })
+        } else {
+          this.components.logger.warn({ snapshot: snap.author, author, claimed: n }, 'a snapshot\'s tip does not prove its counter')
+        }
+      }
+      i += got.length
+    }
+    // no tip, or one that did not verify: the snapshot's author vouches for its own counter; another author's needs a second member's word
+    for (const [author, n] of Object.entries(snap.clock)) {
+      if (!trust.trusts(author) || out[author] !== undefined) continue
+      if (author === snap.author || members.confirms(author, n, snap.author)) out[author] = n
+      else if ((store.clock[author] ?? 0) > 0) out[author] = store.clock[author]
+    }
+    return { clock: out, tips }
+  }
+
+  /** True when `bytes` is the entry `cid`, by `author` at seq `n`, signed by it. */
+  private async isTip (bytes: Uint8Array, cid: CID, author: string, n: number): Promise<boolean> {
+    if (!cborCID(bytes).equals(cid)) return false
+    try {
+      const entry = decodeEntry(bytes)
+      if (entry.author !== author || entry.seq !== n) return false
+      return await this.components.verifier(author, encodeEntryBody(entry), entry.sig)
+    } catch {
+      return false
+    }
   }
 
   /**
@@ -355,11 +454,40 @@ export class Snapshots {
   }
 }
 
+/** Options of {@link mergeStates}. */
+export interface MergeOptions {
+  /** Keep a version of `a` that `b` saw and does not hold when this says so (a version whose signed entry `a` holds). */
+  keepA?: (v: Version) => boolean
+  /** Called for each version kept by {@link keepA} alone. */
+  keptA?: (path: string, v: Version) => void
+}
+
+/**
+ * Ops that publish again, as this replica's own writes, versions a snapshot
+ * left out without proof: each replaces the old version with the same
+ * content, mode and pin under a new dot, so every node shows it (next to a
+ * version that replaced it meanwhile, as a conflict copy). One op per path
+ * per list: versions sharing a path go to separate lists.
+ */
+function republishOps (held: Array<[string, Version]>): Op[][] {
+  const rounds: Array<Map<string, Op>> = []
+  for (const [path, v] of held) {
+    const replaces: Array<[string, number]> = [[v.author, v.seq]]
+    const op: Op = v.type === 'dir'
+      ? { op: 'mkdir', path, mode: v.mode, mtime: v.mtime, replaces }
+      : { op: 'put', path, cid: CID.parse(v.cid as string), size: v.size ?? 0, mode: v.mode, mtime: v.mtime, replaces, ...(v.pin !== undefined ? { pin: wirePin(v.pin) } : {}) }
+    let round = rounds.find(r => !r.has(path))
+    if (round === undefined) { round = new Map(); rounds.push(round) }
+    round.set(path, op)
+  }
+  return rounds.map(r => [...r.values()])
+}
+
 /**
  * State-based merge of two replicas' live versions, each at its clock: keep a
  * version both hold, or one side holds and the other has not seen.
  */
-export function mergeStates (a: Map<string, Version[]>, clockA: VectorClock, b: Map<string, Version[]>, clockB: VectorClock): Map<string, Version[]> {
+export function mergeStates (a: Map<string, Version[]>, clockA: VectorClock, b: Map<string, Version[]>, clockB: VectorClock, options: MergeOptions = {}): Map<string, Version[]> {
   const out = new Map<string, Version[]>()
   const key = (v: Version): string => `${v.author}\n${v.seq}`
   for (const path of new Set([...a.keys(), ...b.keys()])) {
@@ -368,7 +496,13 @@ export function mergeStates (a: Map<string, Version[]>, clockA: VectorClock, b: 
     const inA = new Set(va.map(key))
     const inB = new Set(vb.map(key))
     const keep: Version[] = []
-    for (const v of va) if (inB.has(key(v)) || !covers(clockB, [v.author, v.seq])) keep.push(v)
+    for (const v of va) {
+      if (inB.has(key(v)) || !covers(clockB, [v.author, v.seq])) keep.push(v)
+      else if (options.keepA?.(v) === true) {
+        keep.push(v)
+        options.keptA?.(path, v)
+      }
+    }
     for (const v of vb) if (!inA.has(key(v)) && !covers(clockA, [v.author, v.seq])) keep.push(v)
     if (keep.length > 0) out.set(path, keep)
   }

@@ -155,7 +155,14 @@ const rootArb: fc.Arbitrary<SnapshotRoot> = fc.record({
   shards: fc.array(dagCidArb, { maxLength: 4 }),
   fraction: fc.double({ min: 0, max: 1, noNaN: true }),
   sig: sigArb
-}).map(({ fraction, ...r }) => ({ v: 1 as const, ...r, headDots: r.heads.map((_, i): [string, number] => [r.author, i + 1]), count: Math.floor(fraction * r.shards.length * MAX_SHARD_PATHS) }))
+}).map(({ fraction, ...r }) => ({
+  v: 1 as const,
+  ...r,
+  headDots: r.heads.map((_, i): [string, number] => [r.author, i + 1]),
+  count: Math.floor(fraction * r.shards.length * MAX_SHARD_PATHS),
+  // a tip for every other author of the clock, in author order
+  tips: Object.keys(r.clock).sort().filter((_, i) => i % 2 === 0).map((a, i): [string, CID] => [a, r.heads[i % Math.max(1, r.heads.length)] ?? r.shards[0] ?? cidOf(i + 20)])
+}))
 
 const entryBytesArb = fc.oneof(entryArb.map(encodeEntry), fc.uint8Array({ maxLength: 40 }))
 const headsArb: fc.Arbitrary<HeadsMessage> = fc.record({
@@ -842,7 +849,7 @@ function baseShard (): SnapshotShard {
 }
 
 function baseRoot (): SnapshotRoot {
-  return { v: 1, author: A, time: 9, clock: { [A]: 2, [B]: 2 }, heads: [cidOf(1)], headDots: [[A, 1]], count: 3, shards: [cidOf(3)], sig: new Uint8Array(64).fill(1) }
+  return { v: 1, author: A, time: 9, clock: { [A]: 2, [B]: 2 }, heads: [cidOf(1)], headDots: [[A, 1]], count: 3, shards: [cidOf(3)], tips: [[A, cidOf(4)], [B, cidOf(5)]].sort((x, y) => x[0] < y[0] ? -1 : 1) as Array<[string, CID]>, sig: new Uint8Array(64).fill(1) }
 }
 
 describe('namespace codecs: snapshots', () => {
@@ -850,7 +857,7 @@ describe('namespace codecs: snapshots', () => {
     assert.deepStrictEqual(decodeSnapshotShard(encodeSnapshotShard(baseShard())), baseShard())
     assert.deepStrictEqual(decodeSnapshotShard(encodeSnapshotShard({ v: 1, paths: [] })), { v: 1, paths: [] })
     assert.deepStrictEqual(decodeSnapshotRoot(encodeSnapshotRoot(baseRoot())), baseRoot())
-    const empty = { ...baseRoot(), clock: {}, heads: [], headDots: [], count: 0, shards: [] }
+    const empty = { ...baseRoot(), clock: {}, heads: [], headDots: [], count: 0, shards: [], tips: [] }
     assert.deepStrictEqual(decodeSnapshotRoot(encodeSnapshotRoot(empty)), empty)
     const { sig, ...body } = baseRoot()
     assert.ok(sig.length > 0)
@@ -907,6 +914,12 @@ describe('namespace codecs: snapshots', () => {
     rootRejects(r => { r.sig = new Uint8Array(0) }, /sig/)
     rootRejects(r => { r.author = 1 }, /author/)
     rootRejects(r => { r.type = 'root' }, /unexpected field/)
+    rootRejects(r => { delete r.tips }, /lacks field tips/)
+    rootRejects(r => { r.tips.reverse() }, /ascending author order/)
+    rootRejects(r => { r.tips.push(r.tips[r.tips.length - 1]) }, /ascending author order/)
+    rootRejects(r => { r.tips = [[C, cidOf(6)]] }, /an author its clock does not name/)
+    rootRejects(r => { r.tips[0][1] = cidOf(6, 0x55) }, /codec/)
+    rootRejects(r => { r.tips[0] = [r.tips[0][0]] }, /pair/)
     rejects(() => encodeSnapshotRoot({ ...baseRoot(), shards: new Array(MAX_SNAPSHOT_SHARDS + 1).fill(cidOf(3)) }), /shards has/)
     // the most shards that fit in one block
     rejects(() => encodeSnapshotRoot({ ...baseRoot(), shards: new Array(30_000).fill(cidOf(3)) }), /bytes >/)

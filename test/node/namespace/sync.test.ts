@@ -1,7 +1,8 @@
 /**
  * Namespace sync between real libp2p hosts on 127.0.0.1, each with its
  * replica in a real LevelDB: concurrent writers, a partition healed, a node
- * offline through 1,000 writes, and a forged entry on the gossip topic.
+ * offline through 1,000 writes, a forged entry on the gossip topic, and a
+ * trusted member serving a validly signed hostile snapshot.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,7 +17,12 @@ import { createNamespace, signerFromKey, type Replica } from '../../../node/name
 import { createLibp2pSync } from '../../../node/namespace/libp2p-network.js'
 import type { NamespaceSync } from '../../../node/namespace/sync.js'
 import { sha256 } from '../../../node/blocks/verify.js'
-import { NAMESPACE_TOPIC, decodeEntry, encodeEntry, encodeEntryBody, encodeHeadsMessage } from '../../../protocol/namespace.js'
+import {
+  NAMESPACE_TOPIC, decodeEntry, decodeSyncRequest, encodeEntry, encodeEntryBody, encodeHeadsMessage, encodeSnapshotRoot,
+  encodeSnapshotRootBody, encodeSyncResponse, type SnapshotRoot
+} from '../../../protocol/namespace.js'
+import { Libp2pSyncNetwork } from '../../../node/namespace/libp2p-network.js'
+import { cborCID } from '../../../node/blocks/verify.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -200,5 +206,59 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
       assert.equal(await tree(n.replica), before)
       assert.equal(n.replica.state().clock[real.author], 1)
     }
+  })
+
+  it('a trusted member serving a signed empty snapshot with inflated counters neither empties the others nor hides later writes', async (t) => {
+    const nodes: TestNode[] = []
+    for (let i = 0; i < 3; i++) nodes.push(await startNode(t))
+    for (let i = 1; i < 3; i++) await connect(nodes[i], nodes[0])
+    await nodes[0].replica.putFile('/team/a', file('a'))
+    await nodes[1].replica.putFile('/team/b', file('b'))
+    const before = await waitConverged(nodes)
+    // mallory (trusted: every node trusts every writer here) answers every pull with its own signed snapshot:
+    // an empty namespace at counters far past everyone's
+    const malloryKey = await generateKeyPair('Ed25519')
+    const mallory = signerFromKey(malloryKey).id
+    const claimed = Object.fromEntries(Object.keys(nodes[0].replica.state().clock).map(a => [a, 1000]))
+    const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: mallory, time: Date.now(), clock: { ...claimed, [mallory]: 1 }, heads: [], headDots: [], count: 0, shards: [], tips: [] }
+    const rootBytes = encodeSnapshotRoot({ ...body, sig: await malloryKey.sign(encodeSnapshotRootBody(body)) })
+    const root = cborCID(rootBytes)
+    const host = await createHost({ privateKey: malloryKey })
+    defer(t, async () => { await host.stop() })
+    const network = new Libp2pSyncNetwork({ libp2p: host, logger })
+    let served = 0
+    await network.handle({
+      message: () => {},
+      connected: () => {},
+      request: async (_from, data) => {
+        const request = decodeSyncRequest(data)
+        served++
+        if (request.type === 'blocks') return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: request.cids.some(c => c.equals(root)) ? [rootBytes] : [] })
+        return encodeSyncResponse({ v: 1, type: 'snapshot', id: request.id, root, clock: body.clock })
+      }
+    })
+    defer(t, async () => { await network.unhandle() })
+    for (const n of nodes) await host.dial(n.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(5_000) })
+    // every node pulls from a peer that connects, and from a random one each round
+    const deadline = Date.now() + 20_000
+    while (served < 6 && Date.now() < deadline) await sleep(100)
+    assert.ok(served >= 6, `mallory was asked ${served} times`)
+    const original = before.split('\n')
+    for (const n of nodes) {
+      // every version is still shown; a node that merged the snapshot published again what it left out
+      // (the same content, as conflict copies where several nodes did so at once)
+      const lines = (await tree(n.replica)).split('\n')
+      for (const line of original) assert.ok(lines.includes(line), `${line} is gone:\n${lines.join('\n')}`)
+      for (const line of lines) {
+        if (original.includes(line)) continue
+        const copy = /^(.*)\.conflict-\S* (\S+)$/.exec(line)
+        assert.ok(copy !== null && original.includes(`${copy[1]} ${copy[2]}`), `${line} is not a copy of a version that was there`)
+      }
+      for (const [author, n2] of Object.entries(n.replica.state().clock)) assert.ok(n2 < 1000, `${author} at ${n2}`)
+    }
+    // later writes still reach everyone
+    await nodes[2].replica.putFile('/team/c', file('c'))
+    const after = await waitConverged(nodes)
+    assert.ok(after.includes('/team/c '), after)
   })
 })

@@ -1,0 +1,76 @@
+/**
+ * Snapshots signed by a trusted member with hostile content: what they may
+ * and may not do to a replica that merges them (docs/namespace.md, "What a
+ * snapshot may claim"). Real replicas, real Ed25519 signatures.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { CID } from 'multiformats/cid'
+import { encodeSnapshotRoot, encodeSnapshotRootBody, type SnapshotRoot, type VectorClock } from '../../../protocol/namespace.js'
+import { cborCID } from '../../../node/blocks/verify.js'
+import { signerFromKey } from '../../../node/namespace/index.js'
+import { cidOf, converged, file, pullInto, replica, tree } from './helpers.js'
+import type { Replica } from '../../../node/namespace/index.js'
+
+type Key = Awaited<ReturnType<typeof generateKeyPair>>
+
+/** A signed, shard-less snapshot root by `key` claiming `clock` (an empty namespace), and a fetch serving it. */
+async function forged (key: Key, clock: VectorClock, tips: SnapshotRoot['tips'] = []): Promise<{ root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]> }> {
+  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: signerFromKey(key).id, time: 1_000, clock, heads: [], headDots: [], count: 0, shards: [], tips }
+  const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
+  const root = cborCID(bytes)
+  return { root, fetch: async cids => cids.map(c => c.equals(root) ? bytes : undefined).filter((b): b is Uint8Array => b !== undefined) }
+}
+
+/** Replicas a and b (a holds b's `/x`), and mallory's key: a member every replica trusts. */
+async function cast (): Promise<{ a: Replica, b: Replica, malloryKey: Key, mallory: string }> {
+  const sim = { now: 1_000 }
+  const a = await replica(sim)
+  const b = await replica(sim)
+  const malloryKey = await generateKeyPair('Ed25519')
+  await b.putFile('/x', file('x'))
+  await pullInto(a, b)
+  return { a, b, malloryKey, mallory: signerFromKey(malloryKey).id }
+}
+
+describe('hostile snapshots', () => {
+  it('an inflated counter for another author is not adopted: that author\'s later writes still arrive', async () => {
+    const { a, b, malloryKey, mallory } = await cast()
+    // mallory claims b is at 1,000 (and itself at 1): validly signed, no tip for b
+    const { root, fetch } = await forged(malloryKey, { [b.id]: 1000, [mallory]: 1 })
+    await a.loadSnapshot(root, fetch, mallory)
+    assert.equal(a.state().clock[b.id], 1, 'b\'s counter stays what b\'s own entries proved')
+    await b.putFile('/y', file('y'))
+    await pullInto(a, b)
+    assert.deepEqual(await tree(a), [`/x ${cidOf('x').slice(-6)}`, `/y ${cidOf('y').slice(-6)}`])
+  })
+
+  it('a tip that is not the author\'s entry at the claimed counter proves nothing', async () => {
+    const { a, b, malloryKey, mallory } = await cast()
+    // the tip names b's real first entry, for a claimed counter of 50
+    const [bHead] = b.state().heads
+    const { root, fetch } = await forged(malloryKey, { [b.id]: 50, [mallory]: 1 }, [[b.id, bHead]].sort((x, y) => x[0] < y[0] ? -1 : 1) as SnapshotRoot['tips'])
+    const served = async (cids: CID[]): Promise<Uint8Array[]> => [...await fetch(cids), ...await b.blocks(cids.filter(c => !c.equals(root)))]
+    await a.loadSnapshot(root, served, mallory)
+    assert.equal(a.state().clock[b.id], 1)
+  })
+
+  it('an honest snapshot\'s counters are proven by its tips: a fresh replica bootstraps from it and goes on pulling', async () => {
+    const sim = { now: 1_000 }
+    const options = { compactAfter: 1, memberTimeout: 10 }
+    const [a, b] = [await replica(sim, options), await replica(sim, options)]
+    for (let i = 0; i < 3; i++) await a.putFile(`/a${i}`, file(`a${i}`))
+    await b.putFile('/b', file('b'))
+    await pullInto(a, b)
+    sim.now += 100
+    assert.equal(await a.compact(true), true)
+    const fresh = await replica(sim)
+    await pullInto(fresh, a)
+    assert.deepEqual(fresh.state().clock, a.state().clock)
+    await b.putFile('/b2', file('b2'))
+    await pullInto(a, b)
+    await pullInto(fresh, a)
+    await converged([a, fresh])
+  })
+})
