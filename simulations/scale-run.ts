@@ -34,6 +34,8 @@ if (command.mode === 'scale') {
   console.log(`nodes ${r.nodes}, degree ${command.degree}, seed ${command.seed}: ${r.writes} writes, partition ${command.duration} virtual ms`)
   console.log(`virtual ${(r.virtualMs / 1000).toFixed(1)} s (converged ${String(r.converged)} ${(r.convergeMs / 1000).toFixed(1)} s after the heal), wall ${wall()} s, peak RSS ${peakMiB()} MiB`)
   console.log(`messages: ${n.sent} legs sent, ${n.delivered} delivered, ${n.seen} already seen, ${n.dropped} dropped, ${n.unreachable} unreachable; links ${n.links}, max hops ${n.maxHops}; requests ${n.requests} (${n.notLinked} to unlinked peers, ${n.timeouts} timed out); gossip handled ${r.gossipHandled}; pulls ${r.pulls} (${r.pullFailures} failed); events ${r.events}`)
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
+  console.log(`gossip received: ${r.gossip.messages} messages, ${mib(r.gossip.bytes)} MiB (all nodes); heartbeats ${r.gossip.heartbeats} published, ${r.gossip.heartbeatsSkipped} skipped`)
   if (r.lost.length > 0) console.log(`LOST on ${r.replicasMissing} replicas: ${r.lost.join(' ')}`)
   process.exitCode = r.converged && r.lost.length === 0 ? 0 : 1
 } else {

@@ -18,7 +18,7 @@ import { pino } from 'pino'
 import { peerIdVerifier, signerFromKey } from '../node/namespace/identity.js'
 import { MemoryKV } from '../node/namespace/kv.js'
 import { Replica } from '../node/namespace/replica.js'
-import { NamespaceSync } from '../node/namespace/sync.js'
+import { NamespaceSync, type SyncNetwork } from '../node/namespace/sync.js'
 import { writeCID } from './namespace-ops.js'
 import { REAL_REQUEST_TIMEOUT } from './namespace-sim.js'
 import { Prng } from './prng.js'
@@ -43,6 +43,20 @@ export interface ScaleOptions {
   partitionFor?: number
   /** Longest virtual time to converge after the heal (ms). @default 300000 */
   convergeWithin?: number
+  /** Virtual ms to run on after convergence with no writes (a quiet swarm), measured apart. @default 0 */
+  quietFor?: number
+}
+
+/** Gossip counted over the whole run or one phase, summed over the replicas. */
+export interface GossipTally {
+  /** Gossip messages handed to sync (each node counts each message it received). */
+  messages: number
+  /** Their bytes. */
+  bytes: number
+  /** Heartbeats the rounds published. */
+  heartbeats: number
+  /** Rounds that published no heartbeat. */
+  heartbeatsSkipped: number
 }
 
 /** What a scale run measured. */
@@ -64,6 +78,10 @@ export interface ScaleResult {
   pulls: number
   pullFailures: number
   gossipHandled: number
+  /** Gossip received and heartbeats over the whole run. */
+  gossip: GossipTally
+  /** The same over the quiet phase ({@link ScaleOptions.quietFor}), with its virtual ms. */
+  quiet: GossipTally & { ms: number }
   /** Events the scheduler ran. */
   events: number
 }
@@ -73,7 +91,7 @@ interface Acked { path: string, cid: string }
 
 const NETWORK: Partial<NetworkOptions> = { degree: 8, minDelay: 5, maxDelay: 80, jitter: 10, drop: 0.01, duplicate: 0.01, reorder: 0.01, bandwidth: 1000, requestTimeout: 2000 }
 
-interface Node { id: string, replica: Replica, sync: NamespaceSync }
+interface Node { id: string, replica: Replica, sync: NamespaceSync, received: { messages: number, bytes: number } }
 
 /** Build the swarm, run the scenario, check it. */
 export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
@@ -87,11 +105,12 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     const signer = signerFromKey(await generateKeyPairFromSeed('Ed25519', rng.bytes(32)))
     const replica = new Replica({ kv: new MemoryKV(), signer, verifier: peerIdVerifier(), clock: time, logger })
     await replica.open()
+    const received = { messages: 0, bytes: 0 }
     const sync = new NamespaceSync(
-      { replica, network: net.endpoint(signer.id), timers: time, random: rng.fork().random, logger },
+      { replica, network: counted(net.endpoint(signer.id), received), timers: time, random: rng.fork().random, logger },
       { interval, requestTimeout: REAL_REQUEST_TIMEOUT }
     )
-    nodes.push({ id: signer.id, replica, sync })
+    nodes.push({ id: signer.id, replica, sync, received })
   }
   net.announceJoins = false
   for (const n of nodes) await n.sync.start()
@@ -145,6 +164,11 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const within = options.convergeWithin ?? 300_000
   const result = await time.runUntil(target, { deadline: healed + within, pollEvery: 1000, maxEvents: 1e9 })
   const convergeMs = time.now() - healed
+  const gossip = tally(nodes)
+  const quietFrom = time.now()
+  if (result === 'done' && (options.quietFor ?? 0) > 0) await time.runUntil(quietFrom + (options.quietFor ?? 0), { maxEvents: 1e9 })
+  const after = tally(nodes)
+  const quiet = { ms: time.now() - quietFrom, ...minus(after, gossip) }
 
   const lost: string[] = []
   let replicasMissing = 0
@@ -177,8 +201,47 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     replicasMissing,
     network: { ...net.stats },
     ...totals,
+    gossip,
+    quiet,
     events: time.events
   }
+}
+
+/** A node's endpoint that counts the gossip it hands to sync. */
+function counted (endpoint: SyncNetwork, received: { messages: number, bytes: number }): SyncNetwork {
+  return {
+    handle: async handlers => {
+      await endpoint.handle({
+        ...handlers,
+        message: (from, data) => {
+          received.messages++
+          received.bytes += data.byteLength
+          handlers.message(from, data)
+        }
+      })
+    },
+    unhandle: async () => { await endpoint.unhandle() },
+    publish: async data => { await endpoint.publish(data) },
+    request: async (peer, data, signal) => await endpoint.request(peer, data, signal),
+    peers: () => endpoint.peers()
+  }
+}
+
+/** Gossip received and heartbeats so far, summed over `nodes`. */
+function tally (nodes: Node[]): GossipTally {
+  const t: GossipTally = { messages: 0, bytes: 0, heartbeats: 0, heartbeatsSkipped: 0 }
+  for (const n of nodes) {
+    t.messages += n.received.messages
+    t.bytes += n.received.bytes
+    t.heartbeats += n.sync.stats.heartbeats
+    t.heartbeatsSkipped += n.sync.stats.heartbeatsSkipped
+  }
+  return t
+}
+
+/** `a - b`, field by field. */
+function minus (a: GossipTally, b: GossipTally): GossipTally {
+  return { messages: a.messages - b.messages, bytes: a.bytes - b.bytes, heartbeats: a.heartbeats - b.heartbeats, heartbeatsSkipped: a.heartbeatsSkipped - b.heartbeatsSkipped }
 }
 
 /** `k` distinct numbers of 0..n-1 in random order (partial Fisher–Yates). */

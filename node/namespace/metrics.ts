@@ -13,7 +13,7 @@ import type { NamespaceSync } from './sync.js'
 
 /** What else {@link registerNamespaceMetrics} reports on. */
 export interface NamespaceMetricsSources {
-  /** The replica's sync: adds its counter of ignored gossip from untrusted peers. */
+  /** The replica's sync: adds its counters of ignored gossip from untrusted peers and of heartbeats published and skipped. */
   sync?: NamespaceSync
 }
 
@@ -29,5 +29,7 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
   const { sync } = sources
   if (sync !== undefined) {
     counter(registers, 'shoal_namespace_untrusted_messages_total', 'Namespace gossip messages ignored because their sender is not a trusted writer', () => sync.stats.untrusted)
+    counter(registers, 'shoal_namespace_heartbeats_total', 'Namespace heartbeats published (the clock, when there was news or a liveness heartbeat was due)', () => sync.stats.heartbeats)
+    counter(registers, 'shoal_namespace_heartbeats_skipped_total', 'Sync rounds that published no heartbeat (nothing new to announce, no liveness heartbeat due)', () => sync.stats.heartbeatsSkipped)
   }
 }

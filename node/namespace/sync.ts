@@ -9,9 +9,14 @@
  *   what it lacks by vector clock: one page of up to `pageSize` entries per
  *   round trip in causal order, so a deep history costs pages, not depth ×
  *   RTT. A peer behind the other's pruned history gets a snapshot instead.
- * - **Heartbeat**: every round also publishes the clock, which is how
- *   members learn what the others have seen (causal stability) and when to
- *   compact.
+ * - **Heartbeat**: a round publishes the clock only when it tells the swarm
+ *   something new: this node holds entries no gossip it sent or heard
+ *   announced (applied from a pull or a snapshot), or it has heard no
+ *   trusted gossip since it started (alone, or trusting no one yet), or
+ *   `heartbeatEvery` has passed since it last published (liveness). Peers
+ *   learn what a node has seen (causal stability, compaction) from those
+ *   heartbeats, from its pull requests and from its own entries; a quiet
+ *   swarm publishes only the liveness heartbeats (docs/decisions.md).
  *
  * - **Trust**: gossip from a peer that is not a trusted writer is ignored
  *   (counted), and such a peer is never pulled from; entries by untrusted
@@ -79,8 +84,18 @@ export interface SyncComponents {
 
 /** Tuning. */
 export interface SyncOptions {
-  /** Mean period of anti-entropy rounds and heartbeats (ms). @default 10000 */
+  /** Mean period of anti-entropy rounds (ms). @default 10000 */
   interval?: number
+  /**
+   * Longest a node goes without publishing its clock (ms): a round with
+   * nothing new to announce still publishes a heartbeat once this long has
+   * passed since the node last published, so that peers keep it as a member
+   * (they count it out after the replica's `memberTimeout`, 7 days by
+   * default: keep this far below) and learn what it has seen. Counted in
+   * rounds, ⌈heartbeatEvery / interval⌉, so simulations on virtual time
+   * behave as production does. @default 1800000 (30 min)
+   */
+  heartbeatEvery?: number
   /** Entries per pull round trip. @default 1000 */
   pageSize?: number
   /** Largest total of entries carried inside a gossip message (bytes). @default 262144 */
@@ -105,10 +120,26 @@ export interface SyncStats {
   untrusted: number
 }
 
+/** Counters of the heartbeats of sync rounds. */
+export interface HeartbeatStats {
+  /** Heartbeats published by rounds (included in {@link SyncStats.published}). */
+  heartbeats: number
+  /** Rounds that published no heartbeat: nothing new to announce and no liveness heartbeat due. */
+  heartbeatsSkipped: number
+}
+
 /** Namespace sync over a {@link SyncNetwork}. */
 export class NamespaceSync {
-  readonly stats: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0 }
+  readonly stats: SyncStats & HeartbeatStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, heartbeats: 0, heartbeatsSkipped: 0 }
   private readonly options: Required<SyncOptions>
+  /** Rounds a liveness heartbeat waits at most. */
+  private readonly heartbeatRounds: number
+  /** What the swarm has been told since start: the clocks this node published and those of the trusted gossip it heard. */
+  private announced: VectorClock = {}
+  /** Whether trusted gossip has been heard since start. */
+  private heard = false
+  /** Rounds since this node last published. */
+  private quietRounds = 0
   private readonly log: Logger
   private readonly trust: TrustPolicy
   private readonly inflight = new Map<string, boolean>()
@@ -121,11 +152,13 @@ export class NamespaceSync {
   constructor (private readonly components: SyncComponents, options: SyncOptions = {}) {
     this.options = {
       interval: options.interval ?? 10_000,
+      heartbeatEvery: options.heartbeatEvery ?? 30 * 60_000,
       pageSize: Math.min(options.pageSize ?? 1000, MAX_BATCH_ENTRIES),
       gossipBytes: options.gossipBytes ?? 256 * 1024,
       requestTimeout: options.requestTimeout ?? 15_000,
       maxPages: options.maxPages ?? 1000
     }
+    this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
     this.log = components.logger
     this.trust = components.trust ?? components.replica.trust
   }
@@ -133,6 +166,9 @@ export class NamespaceSync {
   async start (): Promise<void> {
     if (!this.stopped) return
     this.stopped = false
+    this.announced = {}
+    this.heard = false
+    this.quietRounds = 0
     const { replica, network } = this.components
     this.unlisten = replica.onLocalEntries(entries => { this.track(this.publish(entries)) })
     await network.handle({
@@ -159,10 +195,14 @@ export class NamespaceSync {
     while (this.running.size > 0) await Promise.allSettled([...this.running])
   }
 
-  /** Run one anti-entropy round now: heartbeat, pull from one random trusted peer, compact if due. */
+  /**
+   * Run one anti-entropy round now: a heartbeat when there is news or a
+   * liveness heartbeat is due, a pull from one random trusted peer,
+   * compaction if due.
+   */
   async round (): Promise<void> {
     const { network, replica, random } = this.components
-    await this.publish([])
+    await this.heartbeat()
     const peers = network.peers().filter(peer => this.trust.trusts(peer))
     if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
     try {
@@ -211,6 +251,26 @@ export class NamespaceSync {
     void run.finally(() => this.running.delete(run))
   }
 
+  /**
+   * Publish the clock when it tells the swarm something new, else count the
+   * round as skipped. New: this replica holds entries no gossip announced
+   * (entries that arrived by gossip were announced by it; those applied from
+   * a pull or a snapshot were not), or the node has heard no trusted gossip
+   * since it started (alone, or trusting no one yet: it cannot know what the
+   * others were told, and its heartbeat is how they learn of it), or the
+   * liveness heartbeat is due.
+   */
+  private async heartbeat (): Promise<void> {
+    if (this.stopped) return
+    this.quietRounds++
+    if (this.heard && this.quietRounds < this.heartbeatRounds && dominates(this.announced, this.components.replica.state().clock)) {
+      this.stats.heartbeatsSkipped++
+      return
+    }
+    this.stats.heartbeats++
+    await this.publish([])
+  }
+
   private async publish (entries: Uint8Array[]): Promise<void> {
     if (this.stopped) return
     const { clock, heads } = this.components.replica.state()
@@ -222,6 +282,8 @@ export class NamespaceSync {
       bytes += e.byteLength
     }
     this.stats.published++
+    this.quietRounds = 0
+    raise(this.announced, clock)
     await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock, heads: heads.slice(0, MAX_HEADS), entries: carried }))
   }
 
@@ -242,6 +304,8 @@ export class NamespaceSync {
     this.stats.messages++
     const { replica } = this.components
     replica.noteMember(from, message.clock)
+    this.heard = true
+    raise(this.announced, message.clock)
     this.track((async () => {
       if (message.entries.length > 0) await replica.receive(message.entries, from)
       if (replica.lacks(message.clock)) this.pullFrom(from)
@@ -312,5 +376,12 @@ export class NamespaceSync {
       this.stats.pullFailures++
       this.log.debug({ peer, err: err?.message ?? String(err) }, 'namespace pull failed')
     }
+  }
+}
+
+/** Raise `into` pointwise to at least `clock` (an in-place {@link merge}: gossip is frequent). */
+function raise (into: VectorClock, clock: VectorClock): void {
+  for (const [author, n] of Object.entries(clock)) {
+    if ((into[author] ?? 0) < n) into[author] = n
   }
 }
