@@ -358,11 +358,13 @@ export class NamespaceSync {
         if (response.type === 'snapshot' || response.type === 'entries') theirs = merge(theirs, response.clock)
         if (response.type === 'snapshot') {
           this.stats.snapshots++
-          await replica.loadSnapshot(response.root, async (cids: CID[]) => {
+          const merged = await replica.loadSnapshot(response.root, async (cids: CID[]) => {
             const r = await this.ask(peer, { v: 1, type: 'blocks', id: this.nextId++, cids })
             if (r.type !== 'blocks') throw new Error(`peer ${peer} answered ${r.type} to a blocks request`)
             return r.blocks
           }, peer)
+          // nothing this replica can take from it (counters it cannot prove, or none ahead): asking again would get the same snapshot
+          if (!merged) break
           continue
         }
         if (response.type !== 'entries') throw new Error(`peer ${peer} answered ${response.type} to a pull`)
