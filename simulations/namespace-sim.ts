@@ -31,7 +31,7 @@ import { MemoryKV } from '../node/namespace/kv.js'
 import { markNewStore } from '../node/namespace/recovery.js'
 import type { PrivateKey } from '@libp2p/interface'
 import { Replica, type ReplicaOptions } from '../node/namespace/replica.js'
-import { NamespaceSync, type SyncOptions, type SyncStats } from '../node/namespace/sync.js'
+import { NamespaceSync, type SyncOptions, type SyncStats, type HeartbeatStats } from '../node/namespace/sync.js'
 import { WriterTrust } from '../node/namespace/trust.js'
 import type { Logger } from '../node/logger.js'
 import { EXPECTED_ERRORS, showOp, writeCID, type SimOp } from './namespace-ops.js'
@@ -467,9 +467,9 @@ export class NamespaceSim {
   }
 
   /** Sum of the sync counters of every replica. */
-  syncStats (): SyncStats {
-    const sum: SyncStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0 }
-    for (const n of this.up()) for (const k of Object.keys(sum) as Array<keyof SyncStats>) sum[k] += n.sync.stats[k]
+  syncStats (): SyncStats & HeartbeatStats {
+    const sum: SyncStats & HeartbeatStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, heartbeats: 0, heartbeatsSkipped: 0 }
+    for (const n of this.up()) for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += n.sync.stats[k]
     return sum
   }
 

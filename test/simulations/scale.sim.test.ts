@@ -2,7 +2,7 @@
  * 1,000 real replicas (Replica + NamespaceSync) on the bounded virtual
  * network: writes from many nodes, a partition with writes on both sides,
  * cut and one-way links, a heal; every replica converges and holds every
- * acknowledged write. About 100 s on a shared 2-core machine.
+ * acknowledged write. About 50 s on a shared 2-core machine.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
