@@ -195,6 +195,10 @@ export interface ReplicaRecoveryComponents extends RecoveryInit {
  */
 export class ReplicaRecovery {
   private readonly recovery: Recovery
+  /** Per peer, the highest own seq its clock claimed (not backed by entries yet). */
+  private readonly claims = new Map<string, number>()
+  /** The highest own seq seen in an entry signed by this node's key. */
+  private proven = 0
 
   constructor (private readonly components: ReplicaRecoveryComponents) {
     this.recovery = new Recovery(components)
@@ -236,14 +240,44 @@ export class ReplicaRecovery {
    * A trusted peer showed this node's own seq as `seen`: start or advance
    * recovery when that is ahead of what the store holds, end it when done.
    */
-  heardSelf (seen: number, peer: string): void {
-    const { kv, id, store, logger } = this.components
+  heardSelf (seen: number, peer: string, evidence: 'claim' | 'entry' = 'claim'): void {
+    const { id, store, logger } = this.components
     if (this.components.skip || !this.components.isOpen()) return
+    if (evidence === 'entry') this.proven = Math.max(this.proven, seen)
+    else this.claims.set(peer, Math.max(this.claims.get(peer) ?? 0, seen))
     const local = store.clock[id] ?? 0
     const next = this.recovery.heard(seen, local)
     if (next === undefined) return
     if (!this.recovery.active) logger.warn({ peer, seen, local }, 'a peer holds writes of this node that its store lacks: recovering them before the next local write')
     this.recovery.set(next)
+    this.settle(local)
+  }
+
+  /**
+   * A pull from `peer` ended with everything it had for this node: what it
+   * claimed of this node's own writes beyond what this store now holds was
+   * not backed by entries (signed by this node's key), so the claim no
+   * longer holds recovery open. A member claiming writes this node never
+   * made cannot keep its writes waiting for longer than a pull takes.
+   */
+  pulledFrom (peer: string): void {
+    const { id, store, logger } = this.components
+    const claim = this.claims.get(peer)
+    if (claim === undefined) return
+    this.claims.delete(peer)
+    const s = this.recovery.current
+    const local = store.clock[id] ?? 0
+    if (s === undefined || claim <= local || claim < s.target) return
+    const target = Math.max(this.proven, local, ...this.claims.values())
+    if (target >= s.target) return
+    logger.warn({ peer, claimed: claim, local, target }, 'a peer claimed writes of this node it could not send: its claim no longer holds recovery open')
+    this.recovery.set({ ...s, target })
+    this.settle(local)
+  }
+
+  /** End recovery when `local` own entries satisfy it, else store its state. */
+  private settle (local: number): void {
+    const { kv, store } = this.components
     if (this.recovery.done(local)) {
       this.end()
       void store.exclusive(async () => { if (!this.recovery.active) await kv.batch([{ type: 'del', key: RECOVERING_KEY }], true) }).catch(() => {})

@@ -158,7 +158,7 @@ export class Replica implements Namespace {
       clock,
       logger,
       maxPending: options.maxPending ?? 100_000,
-      heardSelf,
+      heardSelf: (seen, peer) => { recovery.heardSelf(seen, peer, 'entry') },
       snapshot: async () => await snapshots.current(),
       changed
     })
@@ -334,6 +334,13 @@ export class Replica implements Namespace {
    * views): an entry compacted away meanwhile is skipped.
    */
   newestEntries (author: string, limit: number): AsyncGenerator<Uint8Array> { return this.log.newestEntries(author, limit) }
+
+  /**
+   * A pull from `peer` ended with everything it had for this replica (namespace
+   * sync calls it): a claim of this node's own writes that the peer did not
+   * back with entries stops holding recovery open (recovery.ts).
+   */
+  pulledFrom (peer: string): void { this.recovery.pulledFrom(peer) }
 
   /** True when `clock` holds entries by trusted authors this replica lacks (what is worth a pull). */
   lacks (clock: VectorClock): boolean { return this.log.lacks(clock) }

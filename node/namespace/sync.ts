@@ -351,6 +351,7 @@ export class NamespaceSync {
     const { replica } = this.components
     this.stats.pulls++
     let theirs: VectorClock = replica.memberClock(peer) ?? {}
+    let complete = false
     try {
       for (let page = 0; page < this.options.maxPages && !this.stopped; page++) {
         const clock = replica.pullClock(theirs)
@@ -364,7 +365,7 @@ export class NamespaceSync {
             return r.blocks
           }, peer)
           // nothing this replica can take from it (counters it cannot prove, or none ahead): asking again would get the same snapshot
-          if (!merged) break
+          if (!merged) { complete = true; break }
           continue
         }
         if (response.type !== 'entries') throw new Error(`peer ${peer} answered ${response.type} to a pull`)
@@ -372,8 +373,10 @@ export class NamespaceSync {
         replica.noteMember(peer, response.clock)
         await replica.receive(response.entries, peer)
         // no progress (entries rejected, held, or by untrusted authors already skipped): stop; the next round retries
-        if (!response.more || dominates(clock, replica.pullClock(theirs))) break
+        if (!response.more || dominates(clock, replica.pullClock(theirs))) { complete = true; break }
       }
+      // the peer gave all it had for us: what it claimed of this node's own writes and did not send was not backed
+      if (complete) replica.pulledFrom(peer)
     } catch (err: any) {
       this.stats.pullFailures++
       this.log.debug({ peer, err: err?.message ?? String(err) }, 'namespace pull failed')

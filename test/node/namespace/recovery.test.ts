@@ -1,0 +1,51 @@
+/**
+ * Recovery of a replica behind its own writes (recovery.ts) against clock
+ * claims: a claim backed by this node's signed entries holds writes back
+ * until they are applied; a member claiming writes this node never made
+ * holds them back only until a pull from it ends. Real replicas and keys.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { decodeEntry } from '../../../protocol/namespace.js'
+import { signerFromKey } from '../../../node/namespace/index.js'
+import { file, pullInto, replica } from './helpers.js'
+
+describe('recovery against clock claims', () => {
+  it('a member claiming writes of this node that it cannot send holds writes back only until a pull from it ends', async () => {
+    const sim = { now: 1_000 }
+    const a = await replica(sim, { recoveryTimeout: 60_000 })
+    const mallory = signerFromKey(await generateKeyPair('Ed25519')).id
+    await a.putFile('/1', file('1'))
+    a.noteMember(mallory, { [a.id]: 1000 })
+    assert.equal(a.recovering, true, 'a claim above the store starts recovery')
+    // mallory answered a pull with nothing of a's
+    a.pulledFrom(mallory)
+    assert.equal(a.recovering, false)
+    const sent: Uint8Array[] = []
+    a.onLocalEntries(e => sent.push(...e))
+    await a.putFile('/2', file('2'))
+    assert.equal(decodeEntry(sent[0]).seq, 2)
+  })
+
+  it('a claim backed by this node\'s own entries holds writes back until they are applied: no seq is used twice', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const before = await replica(sim, {}, { key })
+    const b = await replica(sim)
+    await before.putFile('/1', file('1'))
+    await before.putFile('/2', file('2'))
+    await pullInto(b, before)
+    // the same identity, its store lost; b says it wrote up to seq 2
+    const after = await replica(sim, { recoveryTimeout: 60_000 }, { key })
+    after.noteMember(b.id, b.state().clock)
+    assert.equal(after.recovering, true)
+    await pullInto(after, b)
+    after.pulledFrom(b.id)
+    assert.equal(after.recovering, false)
+    const sent: Uint8Array[] = []
+    after.onLocalEntries(e => sent.push(...e))
+    await after.putFile('/3', file('3'))
+    assert.equal(decodeEntry(sent[0]).seq, 3)
+  })
+})
