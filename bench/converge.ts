@@ -64,6 +64,7 @@ import type { KVOp, KVRange } from '../node/namespace/kv.js'
 import type { NamespaceSync } from '../node/namespace/sync.js'
 import { createLibp2pSync } from '../node/namespace/libp2p-network.js'
 import { dominates, weight, type VectorClock } from '../node/namespace/clock.js'
+import { walkTree } from '../node/namespace/snapshot-tree.js'
 import { sha256 } from '../node/blocks/verify.js'
 import {
   NAMESPACE_TOPIC, decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeHeadsMessage,
@@ -1108,9 +1109,13 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
     const answer = await source.replica.pull({}, 1)
     if (answer.type !== 'snapshot') throw new Error('the source serves no snapshot after compacting')
     const [rootBytes] = await source.replica.blocks([answer.root])
-    const shards = decodeSnapshotRoot(rootBytes).shards
     const blocks: Uint8Array[] = [rootBytes]
-    for (let i = 0; i < shards.length; i += 64) blocks.push(...await source.replica.blocks(shards.slice(i, i + 64)))
+    // every node of the snapshot tree, as a peer fetches them
+    for await (const _ of walkTree(decodeSnapshotRoot(rootBytes).tree, async cids => {
+      const got = await source.replica.blocks(cids)
+      blocks.push(...got)
+      return got
+    }, { batch: 64 })) { /* counting blocks only */ }
     await receiveAll(source.replica, tail, 'tail')
     const compact = {
       seconds: compactSeconds,

@@ -9,7 +9,8 @@
  * decodes to an equal value. Decoded values are built fresh and their bytes
  * are copies, never views of the input.
  *
- * Content-addressed structures (entries, snapshot roots and shards) must also
+ * Content-addressed structures (entries, snapshot roots; the snapshot
+ * tree's nodes in protocol/snapshot-tree.ts) must also
  * be in canonical form: their decoders reject any bytes other than what their
  * encoder produces for the decoded value, so one entry has exactly one CID.
  * Entries carried by gossip and sync messages stay encoded: decode each with
@@ -61,10 +62,12 @@ export const MAX_BATCH_ENTRIES = 2048
 export const MAX_BLOCKS_WANT = 64
 /** Largest snapshot block. */
 export const MAX_SNAPSHOT_BLOCK_BYTES = 1024 * 1024
-/** Most paths in one snapshot shard. */
+/**
+ * Bound of the replica's `shardPaths` option, which snapshots no longer use
+ * (they are trees whose node sizes follow protocol/snapshot-tree.ts): kept
+ * while that option is accepted.
+ */
 export const MAX_SHARD_PATHS = 4096
-/** Most shards a snapshot root lists. */
-export const MAX_SNAPSHOT_SHARDS = 65536
 
 /** Peer id (string form) → highest sequence number seen from that author. */
 export type VectorClock = Record<string, number>
@@ -208,12 +211,6 @@ export interface SnapshotVersion {
   pin?: Pin
 }
 
-/** One shard of a snapshot: live versions of a run of paths, sorted by path. */
-export interface SnapshotShard {
-  v: 1
-  paths: Array<[path: string, versions: SnapshotVersion[]]>
-}
-
 /** The root of a snapshot of the namespace state (signed by the node that made it). */
 export interface SnapshotRoot {
   v: 1
@@ -225,9 +222,14 @@ export interface SnapshotRoot {
   heads: CID[]
   /** The dot (author, seq) of each head, in the same order: tells a merging replica which heads are behind its own. */
   headDots: Dot[]
-  /** Number of paths over all shards. */
+  /** Number of paths in the tree. */
   count: number
-  shards: CID[]
+  /**
+   * The root node of the snapshot tree (protocol/snapshot-tree.ts): the
+   * state `path → versions` as a prolly tree. An empty namespace is the
+   * empty leaf.
+   */
+  tree: CID
   /**
    * For authors of `clock`, the CID of their entry at the counter `clock`
    * claims (author order, each author at most once): the signed proof of that
@@ -350,24 +352,6 @@ export function encodeSnapshotRoot (root: SnapshotRoot): Uint8Array {
  */
 export function decodeSnapshotRoot (bytes: Uint8Array): SnapshotRoot {
   return decodeCanonical(bytes, MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot root', pickSnapshotRoot)
-}
-
-/**
- * Encode a snapshot shard (checked first).
- *
- * @throws {InvalidMessageError} when the shard is not valid or exceeds {@link MAX_SNAPSHOT_BLOCK_BYTES}
- */
-export function encodeSnapshotShard (shard: SnapshotShard): Uint8Array {
-  return encodeChecked(pickSnapshotShard(shard), MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot shard')
-}
-
-/**
- * Decode and validate a snapshot shard block (canonical encoding only).
- *
- * @throws {InvalidMessageError} for anything malformed
- */
-export function decodeSnapshotShard (bytes: Uint8Array): SnapshotShard {
-  return decodeCanonical(bytes, MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot shard', pickSnapshotShard)
 }
 
 /**
@@ -738,54 +722,7 @@ function pickEntry (value: unknown): Entry {
   return { ...pickEntryBody(f), sig: bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES) }
 }
 
-const VERSION_FIELDS = ['author', 'seq', 'time', 'type', 'mode', 'mtime'] as const
-const VERSION_FILE_FIELDS = ['cid', 'size', 'pin'] as const
-
-function pickVersion (value: unknown): SnapshotVersion {
-  const f = shape(value, 'snapshot version', VERSION_FIELDS, VERSION_FILE_FIELDS)
-  const type = f.type
-  if (type !== 'file' && type !== 'dir') fail(`unknown snapshot version type ${show(type)}`)
-  const out: SnapshotVersion = {
-    author: peerId(f.author, 'version author'),
-    seq: int(f.seq, 'version seq', 1),
-    time: int(f.time, 'version time', 0),
-    type,
-    mode: int(f.mode, 'version mode', 0, MAX_MODE),
-    mtime: int(f.mtime, 'version mtime', 0)
-  }
-  if (type === 'dir') {
-    if (has(f, 'cid') || has(f, 'size') || has(f, 'pin')) fail('a dir version has a cid, size or pin')
-  } else {
-    if (has(f, 'cid')) out.cid = cid(f.cid, 'version cid')
-    if (has(f, 'size')) out.size = int(f.size, 'version size', 0)
-    if (has(f, 'pin')) out.pin = pin(f.pin, 'version pin')
-  }
-  return out
-}
-
-function pickSnapshotShard (value: unknown): SnapshotShard {
-  const f = shape(value, 'snapshot shard', ['v', 'paths'])
-  version(f.v, 'snapshot shard')
-  let previous: string | undefined
-  const paths = list(f.paths, 'shard paths', 0, MAX_SHARD_PATHS).map((item): [string, SnapshotVersion[]] => {
-    if (!Array.isArray(item) || item.length !== 2) fail('shard item is not a [path, versions] pair')
-    const p = path(item[0], 'shard path')
-    if (previous !== undefined && !(previous < p)) fail(`shard paths not strictly ascending at ${show(p)}`)
-    previous = p
-    const seen = new Set<string>()
-    const versions = list(item[1], 'shard versions', 1, Number.MAX_SAFE_INTEGER).map(v => {
-      const version = pickVersion(v)
-      const key = dotKey(version.author, version.seq)
-      if (seen.has(key)) fail(`${show(p)} has two versions [${show(version.author)}, ${version.seq}]`)
-      seen.add(key)
-      return version
-    })
-    return [p, versions]
-  })
-  return { v: 1, paths }
-}
-
-const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'shards', 'tips'] as const
+const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips'] as const
 const SNAPSHOT_ROOT_FIELDS = [...SNAPSHOT_ROOT_BODY_FIELDS, 'sig'] as const
 
 function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
@@ -798,7 +735,7 @@ function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
     heads: cidList(f.heads, 'snapshot heads', 0, MAX_HEADS, DAG_CBOR, true),
     headDots: list(f.headDots, 'snapshot head dots', 0, MAX_HEADS).map(d => dot(d, 'snapshot head dot')),
     count: int(f.count, 'snapshot count', 0),
-    shards: cidList(f.shards, 'snapshot shards', 0, MAX_SNAPSHOT_SHARDS, DAG_CBOR, false),
+    tree: cid(f.tree, 'snapshot tree', DAG_CBOR),
     tips: [] as Array<[string, CID]>
   }
   let previous: string | undefined
@@ -811,7 +748,6 @@ function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
     out.tips.push([author, cid(c, 'snapshot tip entry', DAG_CBOR)])
   }
   if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
-  if (out.count > out.shards.length * MAX_SHARD_PATHS) fail(`snapshot count ${out.count} > what ${out.shards.length} shards can hold`)
   return out
 }
 

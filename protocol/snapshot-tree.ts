@@ -6,8 +6,8 @@
  * {@link MAX_SNAPSHOT_BLOCK_BYTES}), of one of two kinds:
  *
  * - a leaf, `{ v: 1, leaf: [[path, versions], …] }`: a run of consecutive
- *   paths, strictly ascending, each with its live versions (the versions of
- *   a {@link SnapshotShard} item, checked by the same rules);
+ *   paths, strictly ascending, each with its live versions (at least one,
+ *   no dot twice);
  * - a branch, `{ v: 1, level, children: [[firstPath, cid, count], …] }`: a
  *   run of consecutive nodes of level `level - 1` (leaves are level 0), each
  *   named by its first path, its CID and the number of paths under it.
@@ -28,8 +28,8 @@
  * count, level and first path matching the child, the chunking rule across
  * nodes) is checked by the walker in node/namespace/snapshot-tree.ts.
  *
- * Paths compare as JavaScript strings (UTF-16 code units), as the shard codec
- * and the replica sort them.
+ * Paths compare as JavaScript strings (UTF-16 code units), as the replica sorts
+ * them.
  *
  * @module
  */
@@ -318,9 +318,8 @@ const VERSION_FIELDS = ['author', 'seq', 'time', 'type', 'mode', 'mtime'] as con
 const VERSION_FILE_FIELDS = ['cid', 'size', 'pin'] as const
 
 /**
- * A snapshot version, by the rules of the shard codec of
- * protocol/namespace.ts (which does not export its checker; the pin is
- * checked by its exported decodePin).
+ * A snapshot version: exact fields, a dir without cid, size or pin (the pin
+ * is checked by protocol/namespace.ts's decodePin).
  */
 function pickVersion (value: unknown): SnapshotVersion {
   const f = check.shape(value, 'snapshot version', VERSION_FIELDS, VERSION_FILE_FIELDS)

@@ -134,7 +134,7 @@ export class Adversary {
       }
       case 1: {
         // a root whose signature is not its author's
-        const body = { v: 1 as const, author: decodeEntry(this.rng.pick(this.honest)).author, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, shards: [], tips: [] as Array<[string, CID]> }
+        const body = { v: 1 as const, author: decodeEntry(this.rng.pick(this.honest)).author, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, tree: cborCID(this.rng.bytes(40)), tips: [] as Array<[string, CID]> }
         const bytes = encodeSnapshotRoot({ ...body, sig: this.rng.bytes(64) })
         const root = cborCID(bytes)
         this.blocks.set(root.toString(), bytes)
@@ -142,16 +142,16 @@ export class Adversary {
       }
       case 2: {
         // a root CID served with other bytes
-        const bytes = encodeSnapshotRoot({ v: 1, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, shards: [], tips: [], sig: this.rng.bytes(64) })
+        const bytes = encodeSnapshotRoot({ v: 1, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 0, tree: cborCID(this.rng.bytes(40)), tips: [], sig: this.rng.bytes(64) })
         const root = cborCID(this.rng.bytes(40))
         this.blocks.set(root.toString(), bytes)
         return { v: 1, type: 'snapshot', id: request.id, root, clock: claimed }
       }
       default: {
-        // a validly signed root whose shard is served with wrong bytes
-        const shard = cborCID(this.rng.bytes(40))
-        this.blocks.set(shard.toString(), this.rng.bytes(100))
-        const body = { v: 1 as const, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 1, shards: [shard], tips: [] as Array<[string, CID]> }
+        // a validly signed root whose tree root node is served with wrong bytes
+        const tree = cborCID(this.rng.bytes(40))
+        this.blocks.set(tree.toString(), this.rng.bytes(100))
+        const body = { v: 1 as const, author: this.signer.id, time: this.now(), clock: claimed, heads: [], headDots: [], count: 1, tree, tips: [] as Array<[string, CID]> }
         const bytes = encodeSnapshotRoot({ ...body, sig: await this.signer.sign(encodeSnapshotRootBody(body)) })
         const root = cborCID(bytes)
         this.blocks.set(root.toString(), bytes)

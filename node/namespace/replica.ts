@@ -79,7 +79,7 @@ export interface ReplicaOptions {
   compactAfter?: number
   /** Most entries held while waiting for their causal past. @default 100000 */
   maxPending?: number
-  /** Paths per snapshot shard. @default 2048 */
+  /** Accepted and ignored: snapshots are trees whose node sizes follow their chunking rule (protocol/snapshot-tree.ts). */
   shardPaths?: number
   /**
    * An empty store that lacks the new-store marker (`m!new`, written

@@ -1,7 +1,8 @@
 /**
  * Snapshots and compaction (docs/namespace.md, "Compaction"): the replica's
- * live versions written as a signed root over sharded dag-cbor blocks
- * (`b!`, recorded in `m!snapshot`), pruning the history every active member
+ * live versions written as a signed root over the snapshot tree (a prolly
+ * tree of dag-cbor nodes, snapshot-tree.ts; blocks under `b!`, recorded in
+ * `m!snapshot`), pruning the history every active member
  * has seen, serving the blocks to peers, and merging a peer's snapshot into
  * this replica's state (the state-based merge of two observed-remove sets).
  *
@@ -17,12 +18,13 @@
  */
 import { CID } from 'multiformats/cid'
 import {
-  MAX_BLOCKS_WANT, MAX_SNAPSHOT_BLOCK_BYTES,
-  decodeEntry, decodeSnapshotRoot, decodeSnapshotShard, encodeEntryBody, encodeSnapshotRoot, encodeSnapshotRootBody, encodeSnapshotShard,
-  type Op, type SnapshotRoot, type SnapshotShard, type SnapshotVersion
+  MAX_BLOCKS_WANT,
+  decodeEntry, decodeSnapshotRoot, encodeEntryBody, encodeSnapshotRoot, encodeSnapshotRootBody,
+  type Op, type SnapshotRoot, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import { ShoalError } from '../errors.js'
+import { InvalidTreeNodeError, buildTree, walkTree } from './snapshot-tree.js'
 import { covers, dominates, merge, missing, type Dot, type VectorClock } from './clock.js'
 import { Txn, decodeJSON } from './kv.js'
 import { storedPin, wirePin } from './pins.js'
@@ -40,7 +42,7 @@ export class InvalidSnapshotError extends ShoalError {
   override readonly status = 502
 }
 
-/** A snapshot signed by an author this replica does not trust: refused before its shards are fetched. */
+/** A snapshot signed by an author this replica does not trust: refused before its tree is fetched. */
 export class UntrustedSnapshotError extends InvalidSnapshotError {
   override name = 'UntrustedSnapshotError'
 }
@@ -48,7 +50,11 @@ export class UntrustedSnapshotError extends InvalidSnapshotError {
 /** A snapshot's tip entry, fetched and verified. */
 interface ProvenTip { author: string, seq: number, cid: CID, bytes: Uint8Array }
 
-/** `m!snapshot`: this replica's latest snapshot, and every block of it (to delete them when it is replaced). */
+/**
+ * `m!snapshot`: this replica's latest snapshot, and every block of it (its
+ * tree's nodes and its root: to delete those the next snapshot no longer
+ * reaches; a store of an earlier build lists its shards here).
+ */
 interface SnapshotMeta { root: string, clock: VectorClock, blocks: string[] }
 
 /** What {@link Snapshots} is built from. */
@@ -80,8 +86,8 @@ export interface SnapshotsComponents {
    * published again (see {@link Snapshots.loadSnapshot}).
    */
   republish: (ops: Op[]) => Promise<void>
-  /** Paths per snapshot shard. */
-  shardPaths: number
+  /** Ignored: the tree's nodes are sized by its chunking rule (protocol/snapshot-tree.ts). */
+  shardPaths?: number
   /** Compact once this many entries became stable since the last compaction. */
   compactAfter: number
 }
@@ -177,36 +183,26 @@ export class Snapshots {
   }
 
   /**
-   * Write a snapshot of `state` at `clock` (blocks under `b!`, replacing the
-   * previous snapshot) into `txn`.
+   * Write a snapshot of `state` at `clock` into `txn`, replacing the
+   * previous snapshot: its tree (snapshot-tree.ts) is built over the whole
+   * state, but only the nodes not already stored are written — the nodes of
+   * unchanged runs of paths are the previous snapshot's, shared by CID — and
+   * the previous snapshot's blocks the new one no longer reaches are deleted.
    */
   async writeSnapshot (txn: Txn, state: Map<string, Version[]>, clock: VectorClock, heads: Map<string, Dot>): Promise<CID> {
     const old = await this.components.store.meta<SnapshotMeta>('snapshot')
-    const blocks: string[] = []
-    const shards: CID[] = []
-    let count = 0
-    let paths: SnapshotShard['paths'] = []
-    let size = 0
-    const flush = (): void => {
-      if (paths.length === 0) return
-      const bytes = encodeSnapshotShard({ v: 1, paths })
-      const cid = cborCID(bytes)
-      txn.putBytes(blockKey(cid.toString()), bytes)
-      blocks.push(cid.toString())
-      shards.push(cid)
-      paths = []
-      size = 0
-    }
+    // buildTree hands every node of the new tree to `put`, stored or not: that is the new snapshot's block list
+    const nodes = new Set<string>()
     const sorted = [...state.keys()].sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
-    for (const path of sorted) {
-      const versions = (state.get(path) as Version[]).map(toSnapshotVersion)
-      const estimate = Buffer.byteLength(path) + 160 * versions.length
-      if (paths.length >= this.components.shardPaths || size + estimate > MAX_SNAPSHOT_BLOCK_BYTES * 0.75) flush()
-      paths.push([path, versions])
-      size += estimate
-      count++
-    }
-    flush()
+    const tree = await buildTree(
+      (function * () { for (const path of sorted) yield [path, (state.get(path) as Version[]).map(toSnapshotVersion)] as [string, SnapshotVersion[]] })(),
+      async (cid, bytes) => {
+        const key = cid.toString()
+        if (nodes.has(key)) return
+        nodes.add(key)
+        if (await txn.getBytes(blockKey(key)) === undefined) txn.putBytes(blockKey(key), bytes)
+      }
+    )
     const tips: SnapshotRoot['tips'] = []
     for (const author of Object.keys(clock).sort()) {
       // read through the batch: a merged snapshot's tips are stored by the same batch
@@ -220,15 +216,15 @@ export class Snapshots {
       clock: { ...clock },
       heads: sortedHeads(heads).map(h => CID.parse(h)),
       headDots: sortedHeads(heads).map(h => heads.get(h) as Dot),
-      count,
-      shards,
+      count: tree.count,
+      tree: tree.root,
       tips
     }
     const sig = await this.components.signer.sign(encodeSnapshotRootBody(body))
     const rootBytes = encodeSnapshotRoot({ ...body, sig })
     const root = cborCID(rootBytes)
     txn.putBytes(blockKey(root.toString()), rootBytes)
-    blocks.push(root.toString())
+    const blocks = [...nodes, root.toString()]
     const keep = new Set(blocks)
     for (const b of old?.blocks ?? []) if (!keep.has(b)) txn.del(blockKey(b))
     txn.put(metaKey('snapshot'), { root: root.toString(), clock: body.clock, blocks } satisfies SnapshotMeta)
@@ -245,8 +241,12 @@ export class Snapshots {
    * signature verified before anything changes; then this replica writes its
    * own snapshot of the merged state, so it can serve peers that are behind.
    *
+   * The tree is walked (snapshot-tree.ts: every node checked against its
+   * CID, its parent and the chunking rule) into memory before anything
+   * changes; the merge then runs in memory over both states.
+   *
    * Trust: a snapshot by an author this replica does not trust is refused
-   * before its shards are fetched. A trusted snapshot may come from a node
+   * before its tree is fetched. A trusted snapshot may come from a node
    * that trusts more authors: their versions in it are dropped (unless this
    * replica holds the same version, applied while the author was trusted),
    * and so are versions this replica saw superseded before they arrived.
@@ -280,28 +280,17 @@ export class Snapshots {
     if (dominates(store.clock, theirClock)) return false
     const theirs = new Map<string, Version[]>()
     let paths = 0
-    for (let i = 0; i < snap.shards.length;) {
-      const want = snap.shards.slice(i, i + MAX_BLOCKS_WANT)
-      // the peer answers with a prefix of what was asked (bounded in bytes)
-      const got = (await fetch(want)).slice(0, want.length)
-      if (got.length === 0) throw new InvalidSnapshotError(`snapshot shard ${want[0].toString()} missing`)
-      for (let j = 0; j < got.length; j++) {
-        const bytes = got[j]
-        if (!cborCID(bytes).equals(want[j])) throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()} corrupt`)
-        let shard: SnapshotShard
-        try {
-          shard = decodeSnapshotShard(bytes)
-        } catch (err: any) {
-          throw new InvalidSnapshotError(`snapshot shard ${want[j].toString()}: ${String(err?.message ?? err)}`)
-        }
-        paths += shard.paths.length
-        for (const [path, versions] of shard.paths) {
-          // a version beyond the counters proven is not taken from a snapshot: its entry comes by pull, signed
-          const proven = versions.map(fromSnapshotVersion).filter(v => covers(theirClock, [v.author, v.seq]) || covers(store.clock, [v.author, v.seq]))
-          if (proven.length > 0) theirs.set(path, proven)
-        }
+    try {
+      // the peer answers with a prefix of what was asked (bounded in bytes): the walker asks again for the rest
+      for await (const [path, versions] of walkTree(snap.tree, async cids => await fetch(cids), { concurrency: 4, batch: MAX_BLOCKS_WANT })) {
+        paths++
+        // a version beyond the counters proven is not taken from a snapshot: its entry comes by pull, signed
+        const proven = versions.map(fromSnapshotVersion).filter(v => covers(theirClock, [v.author, v.seq]) || covers(store.clock, [v.author, v.seq]))
+        if (proven.length > 0) theirs.set(path, proven)
       }
-      i += got.length
+    } catch (err: any) {
+      if (err instanceof InvalidTreeNodeError) throw new InvalidSnapshotError(err.message, { cause: err })
+      throw err
     }
     if (paths !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${paths} paths, its root says ${snap.count}`)
     await store.exclusive(async () => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { encodeSnapshotRoot, encodeSnapshotRootBody, type SnapshotRoot, type VectorClock } from '../../../protocol/namespace.js'
+import { encodeTreeNode } from '../../../protocol/snapshot-tree.js'
 import { cborCID } from '../../../node/blocks/verify.js'
 import { signerFromKey } from '../../../node/namespace/index.js'
 import { cidOf, converged, file, pullInto, replica, tree } from './helpers.js'
@@ -15,12 +16,14 @@ import type { Replica } from '../../../node/namespace/index.js'
 
 type Key = Awaited<ReturnType<typeof generateKeyPair>>
 
-/** A signed, shard-less snapshot root by `key` claiming `clock` (an empty namespace), and a fetch serving it. */
-async function forged (key: Key, clock: VectorClock, tips: SnapshotRoot['tips'] = []): Promise<{ root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]> }> {
-  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: signerFromKey(key).id, time: 1_000, clock, heads: [], headDots: [], count: 0, shards: [], tips }
+/** A signed snapshot root by `key` claiming `clock` over an empty tree (an empty namespace), and a fetch serving both. */
+async function forged (key: Key, clock: VectorClock, tips: SnapshotRoot['tips'] = [], count = 0): Promise<{ root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]> }> {
+  const leaf = encodeTreeNode({ v: 1, leaf: [] })
+  const tree = cborCID(leaf)
+  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: signerFromKey(key).id, time: 1_000, clock, heads: [], headDots: [], count, tree, tips }
   const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
   const root = cborCID(bytes)
-  return { root, fetch: async cids => cids.map(c => c.equals(root) ? bytes : undefined).filter((b): b is Uint8Array => b !== undefined) }
+  return { root, fetch: async cids => cids.map(c => c.equals(root) ? bytes : c.equals(tree) ? leaf : undefined).filter((b): b is Uint8Array => b !== undefined) }
 }
 
 /** Replicas a and b (a holds b's `/x`), and mallory's key: a member every replica trusts. */
@@ -35,6 +38,15 @@ async function cast (): Promise<{ a: Replica, b: Replica, malloryKey: Key, mallo
 }
 
 describe('hostile snapshots', () => {
+  it('a root whose count is not its tree\'s is refused and changes nothing', async () => {
+    const { a, malloryKey, mallory } = await cast()
+    const before = await tree(a)
+    const { root, fetch } = await forged(malloryKey, { [mallory]: 1 }, [], 5)
+    await assert.rejects(a.loadSnapshot(root, fetch, mallory), (err: any) => err.name === 'InvalidSnapshotError' && /0 paths, its root says 5/.test(err.message))
+    assert.deepEqual(await tree(a), before)
+    assert.equal(a.state().clock[mallory], undefined)
+  })
+
   it('an inflated counter for another author is not adopted: that author\'s later writes still arrive', async () => {
     const { a, b, malloryKey, mallory } = await cast()
     // mallory claims b is at 1,000 (and itself at 1): validly signed, no tip for b

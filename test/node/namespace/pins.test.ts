@@ -135,7 +135,7 @@ describe('namespace pins', () => {
 
   it('a replica bootstrapped from a snapshot knows the same pins', async () => {
     const sim = { now: 1_000 }
-    const options = { compactAfter: 5, shardPaths: 3 }
+    const options = { compactAfter: 5 }
     const [a, b] = [await replica(sim, options), await replica(sim, options)]
     for (let i = 0; i < 8; i++) await a.putFile(`/d/f${i}`, { ...file(`f${i}`), ...(i % 2 === 0 ? { pin: i % 4 === 0 ? EC : REPLICAS } : {}) })
     await a.putFile('/c', { ...file('c1', 2_000), pin: EC })

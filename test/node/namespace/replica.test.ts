@@ -6,7 +6,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { decodeEntry, encodeEntry, encodeEntryBody } from '../../../protocol/namespace.js'
+import { CID } from 'multiformats/cid'
+import { decodeSnapshotRoot } from '../../../protocol/namespace.js'
+import { decodeTreeNode } from '../../../protocol/snapshot-tree.js'
 import { cidOf, converged, file, pullInto, replica, syncAll, tree } from './helpers.js'
+import { MemoryKV, type Replica } from '../../../node/namespace/index.js'
 
 describe('namespace CRDT semantics', () => {
   it('a write on one replica reaches another, with clock and heads', async () => {
@@ -186,7 +190,7 @@ describe('namespace CRDT semantics', () => {
 
   it('compacts stable history into a snapshot; a new replica bootstraps from it and keeps up', async () => {
     const sim = { now: 1_000 }
-    const options = { compactAfter: 10, shardPaths: 7 }
+    const options = { compactAfter: 10 }
     const [a, b] = [await replica(sim, options), await replica(sim, options)]
     for (let i = 0; i < 30; i++) await a.putFile(`/dir${i % 3}/f${i}`, file(`f${i}`))
     await syncAll([a, b])
@@ -234,32 +238,127 @@ describe('namespace CRDT semantics', () => {
 
   it('a snapshot larger than one answer is fetched as byte-bounded prefixes', async () => {
     const sim = { now: 1_000 }
-    const a = await replica(sim, { shardPaths: 3 })
-    for (let i = 0; i < 20; i++) await a.putFile(`/f${i}`, file(`${i}`))
+    const a = await replica(sim)
+    await putMany(a, 3_000)
     const root = await a.snapshot()
+    const nodes = await treeNodes(a, root)
+    assert.ok(nodes.length >= 3, `${nodes.length} tree nodes`)
     const b = await replica(sim)
     let asks = 0
-    // one block per answer, as when shards are large
-    assert.equal(await b.loadSnapshot(root, async cids => { asks++; return await a.blocks(cids, 1) }, a.id), true)
-    assert.ok(asks >= 8, `${asks} requests`)
+    let cut = 0
+    // one block per answer, as when nodes are large: the walker asks again for the rest
+    assert.equal(await b.loadSnapshot(root, async cids => {
+      asks++
+      const got = await a.blocks(cids, 1)
+      if (got.length < cids.length) cut++
+      return got
+    }, a.id), true)
+    // the root, the author's tip, then every tree node, one per answer
+    assert.ok(asks >= 2 + nodes.length, `${asks} requests for ${nodes.length} tree nodes`)
+    assert.ok(cut > 0, 'some answers were prefixes of what was asked')
     assert.deepEqual(await tree(b), await tree(a))
     // a snapshot served by someone else than its author is refused
     const c = await replica(sim)
     await assert.rejects(c.loadSnapshot(root, async cids => await a.blocks(cids), b.id), (err: any) => err.name === 'InvalidSnapshotError')
   })
 
-  it('a snapshot with a corrupt shard is refused and changes nothing', async () => {
+  it('a snapshot with a corrupt tree node is refused and changes nothing', async () => {
     const sim = { now: 1_000 }
-    const a = await replica(sim, { shardPaths: 2 })
-    for (let i = 0; i < 6; i++) await a.putFile(`/f${i}`, file(`${i}`))
+    const a = await replica(sim)
+    await putMany(a, 1_500)
     const root = await a.snapshot()
-    const b = await replica(sim)
-    await b.putFile('/mine', file('mine'))
-    const before = await tree(b)
-    await assert.rejects(b.loadSnapshot(root, async cids => {
-      const blocks = await a.blocks(cids)
-      return blocks.map((bytes, i) => i === blocks.length - 1 && cids.length > 1 ? bytes.slice(1) : bytes)
-    }), (err: any) => err.name === 'InvalidSnapshotError')
-    assert.deepEqual(await tree(b), before)
+    const nodes = await treeNodes(a, root)
+    assert.ok(nodes.length >= 2, `${nodes.length} tree nodes`)
+    for (const bad of [nodes[0], nodes[nodes.length - 1]]) {
+      const b = await replica(sim)
+      await b.putFile('/mine', file('mine'))
+      const before = await tree(b)
+      await assert.rejects(b.loadSnapshot(root, async cids => {
+        const blocks = await a.blocks(cids)
+        return blocks.map((bytes, i) => cids[i].equals(bad) ? bytes.slice(1) : bytes)
+      }), (err: any) => err.name === 'InvalidSnapshotError' && /snapshot tree/.test(err.message))
+      assert.deepEqual(await tree(b), before)
+    }
+  })
+
+  it('a second compaction writes only the tree nodes that changed; a fresh replica bootstraps from it', async (t) => {
+    const sim = { now: 1_000 }
+    const options = { compactAfter: 1 }
+    const kv = new MemoryKV()
+    const [a, b] = [await replica(sim, options, { kv }), await replica(sim, options)]
+    await putMany(a, 5_000)
+    await syncAll([a, b])
+    a.noteMember(b.id, b.state().clock)
+    assert.equal(await a.compact(), true)
+    const first = await blockKeys(kv)
+    const firstNodes = await treeNodes(a, await snapshotRoot(a))
+    assert.ok(firstNodes.length >= 5, `${firstNodes.length} tree nodes`)
+    // the snapshot's blocks are its tree's nodes and its root, nothing else
+    assert.deepEqual([...first].sort(), [...firstNodes.map(String), (await snapshotRoot(a)).toString()].sort())
+    // a few paths change: two neighbours (/d0/f00014, /d0/f00021: one leaf) and one far away
+    for (const i of [14, 21]) await a.putFile(pathOf(i), file(`changed ${i}`))
+    await a.remove(pathOf(3_000))
+    await syncAll([a, b])
+    a.noteMember(b.id, b.state().clock)
+    assert.equal(await a.compact(), true)
+    const second = await blockKeys(kv)
+    const added = [...second].filter(k => !first.has(k))
+    const removed = [...first].filter(k => !second.has(k))
+    const secondNodes = await treeNodes(a, await snapshotRoot(a))
+    // the 2 changed leaves (3 if a boundary moved), the branch above them, and the signed root
+    assert.ok(added.length <= 5, `${added.length} new blocks of ${secondNodes.length + 1}`)
+    assert.ok(added.length < secondNodes.length / 2, `${added.length} new blocks of ${secondNodes.length + 1}`)
+    assert.equal(added.length, removed.length, 'the nodes replaced (and the old root) are deleted')
+    assert.equal(second.size, secondNodes.length + 1)
+    t.diagnostic(`first compaction: ${first.size} blocks; second: ${added.length} new, ${removed.length} deleted, ${second.size} in all`)
+    // a fresh replica bootstraps from the second snapshot
+    const c = await replica(sim, options)
+    assert.equal((await a.pull(c.state().clock, 100)).type, 'snapshot')
+    await pullInto(c, a)
+    assert.equal((await tree(c)).length, 7 + 5_000 - 1, 'the 7 directories and the files but the one removed')
+    assert.deepEqual(await tree(c), await tree(a))
+    assert.deepEqual(c.state().clock, a.state().clock)
   })
 })
+
+/** The path of {@link putMany}'s file i. */
+function pathOf (i: number): string {
+  return `/d${i % 7}/f${String(i).padStart(5, '0')}`
+}
+
+/** Write `n` files ({@link pathOf}), 500 per entry. */
+async function putMany (r: Replica, n: number): Promise<void> {
+  for (let from = 0; from < n; from += 500) {
+    const files = []
+    for (let i = from; i < Math.min(n, from + 500); i++) files.push({ path: pathOf(i), record: file(`f${i}`) })
+    await r.putFiles(files)
+  }
+}
+
+/** Every node of the snapshot tree under `root` (a snapshot root), read from `r`. */
+async function treeNodes (r: Replica, root: CID): Promise<CID[]> {
+  const [rootBytes] = await r.blocks([root])
+  const out: CID[] = []
+  const visit = async (cid: CID): Promise<void> => {
+    out.push(cid)
+    const [bytes] = await r.blocks([cid])
+    const node = decodeTreeNode(bytes)
+    if ('children' in node) for (const [, child] of node.children) await visit(child)
+  }
+  await visit(decodeSnapshotRoot(rootBytes).tree)
+  return out
+}
+
+/** The `b!` keys of a store, without the prefix. */
+async function blockKeys (kv: MemoryKV): Promise<Set<string>> {
+  const out = new Set<string>()
+  for await (const [key] of kv.iterate({ gt: 'b!', lt: 'b"' })) out.add(key.slice(2))
+  return out
+}
+
+/** The root of the snapshot `r` serves to a peer that has nothing. */
+async function snapshotRoot (r: Replica): Promise<CID> {
+  const answer = await r.pull({}, 1)
+  assert.equal(answer.type, 'snapshot')
+  return (answer as { root: CID }).root
+}

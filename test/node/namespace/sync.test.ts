@@ -23,6 +23,7 @@ import {
 } from '../../../protocol/namespace.js'
 import { Libp2pSyncNetwork } from '../../../node/namespace/libp2p-network.js'
 import { cborCID } from '../../../node/blocks/verify.js'
+import { encodeTreeNode } from '../../../protocol/snapshot-tree.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -220,7 +221,9 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
     const malloryKey = await generateKeyPair('Ed25519')
     const mallory = signerFromKey(malloryKey).id
     const claimed = Object.fromEntries(Object.keys(nodes[0].replica.state().clock).map(a => [a, 1000]))
-    const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: mallory, time: Date.now(), clock: { ...claimed, [mallory]: 1 }, heads: [], headDots: [], count: 0, shards: [], tips: [] }
+    const leaf = encodeTreeNode({ v: 1, leaf: [] })
+    const leafCid = cborCID(leaf)
+    const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: mallory, time: Date.now(), clock: { ...claimed, [mallory]: 1 }, heads: [], headDots: [], count: 0, tree: leafCid, tips: [] }
     const rootBytes = encodeSnapshotRoot({ ...body, sig: await malloryKey.sign(encodeSnapshotRootBody(body)) })
     const root = cborCID(rootBytes)
     const host = await createHost({ privateKey: malloryKey })
@@ -233,7 +236,7 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
       request: async (_from, data) => {
         const request = decodeSyncRequest(data)
         served++
-        if (request.type === 'blocks') return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: request.cids.some(c => c.equals(root)) ? [rootBytes] : [] })
+        if (request.type === 'blocks') return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: prefix(request.cids, c => c.equals(root) ? rootBytes : c.equals(leafCid) ? leaf : undefined) })
         return encodeSyncResponse({ v: 1, type: 'snapshot', id: request.id, root, clock: body.clock })
       }
     })
@@ -265,3 +268,14 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
     assert.ok(after.includes('/team/c '), after)
   })
 })
+
+/** The blocks of `cids` that `get` has, up to the first it lacks (a `blocks` answer is a prefix of what was asked). */
+function prefix (cids: CID[], get: (cid: CID) => Uint8Array | undefined): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (const cid of cids) {
+    const bytes = get(cid)
+    if (bytes === undefined) break
+    out.push(bytes)
+  }
+  return out
+}

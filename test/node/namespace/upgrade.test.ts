@@ -15,7 +15,7 @@ import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import type { PrivateKey } from '@libp2p/interface'
 import { cborCID, createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
-import { decodeEntry, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeSnapshotShard, type EntryBody } from '../../../protocol/namespace.js'
+import { decodeEntry, decodeSnapshotRoot, encodeEntry, encodeEntryBody, type EntryBody } from '../../../protocol/namespace.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { cidOf, converged, pullInto, replica, silent, tree } from './helpers.js'
 
@@ -198,8 +198,8 @@ async function writeDevStore (dir: string, pruneOther = false): Promise<DevStore
   }
   heads.sort()
   const clock = { [idMe]: 1, [idOther]: 1 }
-  // that build's snapshot: a shard as today, a root without headDots
-  const shard = encodeSnapshotShard({ v: 1, paths: versions.map(([p, v]: [string, any]) => [p, [{ ...v, cid: CID.parse(v.cid) }]]) })
+  // that build's snapshot: a flat shard of paths, a root without headDots
+  const shard = dagCbor.encode({ v: 1, paths: versions.map(([p, v]: [string, any]) => [p, [{ ...v, cid: CID.parse(v.cid) }]]) })
   const shardCid = cborCID(shard)
   const body = { v: 1, author: idMe, time: T0, clock, heads: heads.map(h => CID.parse(h)), count: 2, shards: [shardCid] }
   const root = dagCbor.encode({ ...body, sig: await me.sign(dagCbor.encode(body)) })
@@ -238,6 +238,9 @@ describe('upgrade: heads without dots (development build)', () => {
     // the snapshot was rewritten in today's format: peers can bootstrap from it
     const meta = await raw(dir, async db => JSON.parse(new TextDecoder().decode(await db.get('m!snapshot'))))
     assert.notDeepEqual(meta, JSON.parse(new TextDecoder().decode(oldSnapshot)))
+    const oldBlocks: string[] = JSON.parse(new TextDecoder().decode(oldSnapshot)).blocks
+    assert.ok(oldBlocks.every(b => !keys.includes('b!' + b)), 'the old format\'s shard and root are deleted')
+    assert.ok(meta.blocks.every((b: string) => keys.includes('b!' + b)))
     const ns = await openAt(t, dir, me)
     assert.deepEqual(ns.state().heads.map(String), heads)
     const [rootBytes] = await ns.blocks([CID.parse(meta.root)])
