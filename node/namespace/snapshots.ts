@@ -108,6 +108,24 @@ export class Snapshots {
   }
 
   /**
+   * Whether this replica's snapshot is in the format peers read today (an
+   * older build's root — flat shards, no tips — is not): true when there is
+   * none.
+   */
+  async readable (): Promise<boolean> {
+    const snap = await this.components.store.meta<SnapshotMeta>('snapshot')
+    if (snap === undefined) return true
+    const bytes = await this.components.store.kv.get(blockKey(snap.root))
+    if (bytes === undefined) return false
+    try {
+      decodeSnapshotRoot(bytes)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /**
    * Snapshot blocks this replica holds, and the entries its snapshots name
    * as tips (any held entry is served: entries are public to whoever can
    * pull them): the longest prefix of `cids` that it holds and that fits in

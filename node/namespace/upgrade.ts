@@ -137,6 +137,7 @@ export interface UpgradeComponents {
   /** The snapshot module (snapshots.ts): the live versions, and rewriting the snapshot. */
   snapshots: {
     exists: () => Promise<boolean>
+    readable: () => Promise<boolean>
     collectState: () => Promise<Map<string, Version[]>>
     writeSnapshot: (txn: Txn, state: Map<string, Version[]>, clock: VectorClock, heads: Map<string, Dot>) => Promise<unknown>
   }
@@ -159,6 +160,22 @@ export async function upgradeRows (c: Pick<UpgradeComponents, 'store' | 'logger'
   txn.del(LEGACY_MEMBERS_KEY)
   await txn.commit(true)
   c.logger.info({ authors: Object.keys(clock ?? {}).length, members: Object.keys(members ?? {}).length }, 'namespace store upgraded: clock and members stored per row')
+}
+
+/**
+ * A snapshot written by an older build (a root over flat shards, without
+ * tips: peers of this build refuse it) is written again in today's format
+ * from the live versions, so the node can serve peers that are behind it
+ * from the start, not only after its next compaction.
+ */
+export async function upgradeSnapshot (c: Pick<UpgradeComponents, 'store' | 'logger' | 'snapshots'>): Promise<void> {
+  const { store, snapshots } = c
+  if (await snapshots.readable()) return
+  const txn = new Txn(store.kv)
+  const state = await snapshots.collectState()
+  await snapshots.writeSnapshot(txn, state, store.clock, store.heads)
+  await txn.commit(true)
+  c.logger.info({ paths: state.size }, 'namespace store upgraded: snapshot written again as a tree with tips')
 }
 
 /**

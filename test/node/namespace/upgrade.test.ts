@@ -263,6 +263,31 @@ describe('upgrade: heads without dots (development build)', () => {
     await converged([ns, peer])
   })
 
+  it('a snapshot of an older build (flat shards, no tips) is written again as a tree with tips at open', async (t) => {
+    const dir = join(await tempDir(t), 'ns')
+    const { heads, me } = await writeDevStore(dir)
+    // heads already in today's format: only the snapshot is old
+    await raw(dir, async db => {
+      const dotted = []
+      for (const cid of heads) dotted.push([cid, (e => [e.author, e.seq])(decodeEntry(await db.get('e!' + cid) as Uint8Array))])
+      await db.put('m!heads', json(dotted))
+    })
+    const old = await raw(dir, async db => JSON.parse(new TextDecoder().decode(await db.get('m!snapshot'))))
+    await (await openAt(t, dir, me)).close()
+    const meta = await raw(dir, async db => JSON.parse(new TextDecoder().decode(await db.get('m!snapshot'))))
+    assert.notEqual(meta.root, old.root)
+    const ns = await openAt(t, dir, me)
+    const [rootBytes] = await ns.blocks([CID.parse(meta.root)])
+    const root = decodeSnapshotRoot(rootBytes)
+    assert.equal(root.count, 2)
+    assert.equal(root.tips.length, 2, 'each author\'s newest entry is named')
+    // the old blocks are gone
+    assert.deepEqual(await ns.blocks(old.blocks.map((b: string) => CID.parse(b))), [])
+    const fresh = await replica({ now: T0 })
+    assert.equal(await fresh.loadSnapshot(CID.parse(meta.root), async cids => await ns.blocks(cids), signerFromKey(me).id), true)
+    assert.deepEqual(await tree(fresh), await tree(ns))
+  })
+
   it('refuses when a head\'s entry is no longer stored, changing nothing', async (t) => {
     const dir = join(await tempDir(t), 'ns')
     const { heads, me } = await writeDevStore(dir, true)
