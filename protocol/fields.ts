@@ -12,6 +12,7 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
+import { normalizePath } from './paths.js'
 import { freshCid, isIntIn, isPlainMap, isSha256, show, type Fields } from './values.js'
 
 /** Throws the codec's error for `reason` (the codec adds its message prefix). */
@@ -57,6 +58,8 @@ export interface FieldChecks {
   pair: (value: unknown, what: string, names: readonly [string, string]) => [unknown, unknown]
   /** A fresh copy of a CID with a sha2-256 multihash that follows `rule`. */
   cid: (value: unknown, what: string, rule?: CidRule) => CID
+  /** A namespace path in normal form (protocol/paths.ts), never the root. */
+  path: (value: unknown, what: string) => string
 }
 
 /**
@@ -131,5 +134,17 @@ export function fieldChecks (fail: Fail): FieldChecks {
     if (rule.codecs !== undefined && !rule.codecs.includes(parsed.code)) fail(`${what} ${parsed.toString()} has codec 0x${parsed.code.toString(16)}`)
     return parsed
   }
-  return { fail, shape, version, type, int, bool, text, wellFormedText, peerId, bytes, list, pair, cid }
+  const path = (value: unknown, what: string): string => {
+    const p = wellFormedText(value, what, Number.MAX_SAFE_INTEGER)
+    let normal: string
+    try {
+      normal = normalizePath(p)
+    } catch (err: any) {
+      fail(`${what} ${show(p)} is invalid (${String(err?.message ?? err)})`)
+    }
+    if (normal !== p) fail(`${what} ${show(p)} is not normalised (${show(normal)})`)
+    if (p === '/') fail(`${what} is the root`)
+    return p
+  }
+  return { fail, shape, version, type, int, bool, text, wellFormedText, peerId, bytes, list, pair, cid, path }
 }

@@ -24,11 +24,10 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
-import { normalizePath } from './paths.js'
 import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
 import { fieldChecks } from './fields.js'
-import { isPlainMap, plainBytes, show, type Fields } from './values.js'
+import { isPlainMap, isSet, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
 export const NAMESPACE_TOPIC = '/shoal/namespace/2.0.0'
@@ -282,7 +281,7 @@ export const MAX_HEADS = MAX_CLOCK_AUTHORS
 /** Multicodec code of dag-cbor: entries and snapshot blocks. */
 const DAG_CBOR = 0x71
 /** Largest `mode` (permission bits, setuid/setgid/sticky included). */
-const MAX_MODE = 0o7777
+export const MAX_MODE = 0o7777
 /** Longest policy text accepted before its grammar is checked (`replicas:16` is 11). */
 const MAX_POLICY_LENGTH = 32
 
@@ -453,13 +452,8 @@ function encodeChecked (value: unknown, max: number, what: string): Uint8Array {
 // ---------------------------------------------------------------------------
 // field checks: each validates one untrusted value and returns a fresh copy
 
-/** True when an optional field is set (an `undefined` value counts as absent). */
-function has (fields: Fields, key: string): boolean {
-  return Object.hasOwn(fields, key) && fields[key] !== undefined
-}
-
 const check = fieldChecks(fail)
-const { shape, int, bool, list } = check
+const { shape, int, bool, list, path } = check
 
 function version (value: unknown, what: string): 1 {
   return check.version(value, what, NAMESPACE_VERSION)
@@ -518,19 +512,6 @@ function clock (value: unknown, what: string, minAuthors: number): VectorClock {
   return out
 }
 
-function path (value: unknown, what: string): string {
-  const p = text(value, what, Number.MAX_SAFE_INTEGER)
-  let normal: string
-  try {
-    normal = normalizePath(p)
-  } catch (err: any) {
-    fail(`${what} ${show(p)} is invalid (${String(err?.message ?? err)})`)
-  }
-  if (normal !== p) fail(`${what} ${show(p)} is not normalised (${show(normal)})`)
-  if (p === '/') fail(`${what} is the root`)
-  return p
-}
-
 function dot (value: unknown, what: string): Dot {
   const [author, seq] = check.pair(value, what, ['author', 'seq'])
   return [peerId(author, `${what} author`), int(seq, `${what} seq`, 1)]
@@ -581,11 +562,11 @@ function pin (value: unknown, what: string): Pin {
   const policy = text(f.policy, `${what} policy`, MAX_POLICY_LENGTH)
   if (!isPinPolicy(policy)) fail(`${what} policy ${show(policy)} is not a canonical durability policy`)
   const out: Pin = { policy }
-  if (has(f, 'manifest')) {
+  if (isSet(f, 'manifest')) {
     if (!isCodedPolicy(policy)) fail(`${what} has a manifest but policy ${show(policy)} is not coded (ec: or replicas:N with N >= 2)`)
     out.manifest = cid(f.manifest, `${what} manifest`, DAG_CBOR)
   }
-  if (has(f, 'cold')) out.cold = coldCopy(f.cold, `${what} cold`)
+  if (isSet(f, 'cold')) out.cold = coldCopy(f.cold, `${what} cold`)
   return out
 }
 
@@ -615,7 +596,7 @@ function coldCopy (value: unknown, what: string): ColdCopy {
     blocks: int(f.blocks, `${what} blocks`, 0),
     blockBytes: int(f.blockBytes, `${what} blockBytes`, 0)
   }
-  if (has(f, 'region')) out.region = nonEmpty(f.region, 'region', MAX_REGION_LENGTH)
+  if (isSet(f, 'region')) out.region = nonEmpty(f.region, 'region', MAX_REGION_LENGTH)
   return out
 }
 
@@ -643,7 +624,7 @@ function pickOp (value: unknown, author: string, seq: number, entryClock: PastCh
         mtime: int(f.mtime, 'put mtime', 0),
         replaces: replaces(f.replaces, author, seq, entryClock)
       }
-      if (has(f, 'pin')) put.pin = pin(f.pin, 'put pin')
+      if (isSet(f, 'pin')) put.pin = pin(f.pin, 'put pin')
       return put
     }
     case 'mkdir': return {

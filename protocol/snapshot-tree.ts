@@ -38,9 +38,8 @@ import { equals } from 'multiformats/bytes'
 import type { CID } from 'multiformats/cid'
 import { InvalidMessageError } from './errors.js'
 import { fieldChecks } from './fields.js'
-import { normalizePath } from './paths.js'
-import { decodePin, MAX_PEER_ID_LENGTH, MAX_SNAPSHOT_BLOCK_BYTES, type SnapshotVersion } from './namespace.js'
-import { isPlainMap, plainBytes, show, type Fields } from './values.js'
+import { decodePin, MAX_MODE, MAX_PEER_ID_LENGTH, MAX_SNAPSHOT_BLOCK_BYTES, type SnapshotVersion } from './namespace.js'
+import { isPlainMap, isSet, plainBytes, show } from './values.js'
 
 /** The version of tree nodes this codec reads and writes. */
 export const TREE_VERSION = 1
@@ -67,8 +66,6 @@ export const BRANCH_BOUNDARY_ODDS = 192
 
 /** Multicodec code of dag-cbor: every tree node. */
 const DAG_CBOR = 0x71
-/** Largest `mode` (permission bits, setuid/setgid/sticky included), as in protocol/namespace.ts. */
-const MAX_MODE = 0o7777
 
 /** A leaf item: a path and its live versions (at least one). */
 export type TreeEntry = [path: string, versions: SnapshotVersion[]]
@@ -297,23 +294,6 @@ function encodePicked (node: TreeNode): { bytes: Uint8Array, sizes: number[] } {
 // ---------------------------------------------------------------------------
 // field checks
 
-function has (fields: Fields, key: string): boolean {
-  return Object.hasOwn(fields, key) && fields[key] !== undefined
-}
-
-function path (value: unknown, what: string): string {
-  const p = check.wellFormedText(value, what, Number.MAX_SAFE_INTEGER)
-  let normal: string
-  try {
-    normal = normalizePath(p)
-  } catch (err: any) {
-    fail(`${what} ${show(p)} is invalid (${String(err?.message ?? err)})`)
-  }
-  if (normal !== p) fail(`${what} ${show(p)} is not normalised (${show(normal)})`)
-  if (p === '/') fail(`${what} is the root`)
-  return p
-}
-
 const VERSION_FIELDS = ['author', 'seq', 'time', 'type', 'mode', 'mtime'] as const
 const VERSION_FILE_FIELDS = ['cid', 'size', 'pin'] as const
 
@@ -334,11 +314,11 @@ function pickVersion (value: unknown): SnapshotVersion {
     mtime: check.int(f.mtime, 'version mtime', 0)
   }
   if (type === 'dir') {
-    if (has(f, 'cid') || has(f, 'size') || has(f, 'pin')) fail('a dir version has a cid, size or pin')
+    if (isSet(f, 'cid') || isSet(f, 'size') || isSet(f, 'pin')) fail('a dir version has a cid, size or pin')
   } else {
-    if (has(f, 'cid')) out.cid = check.cid(f.cid, 'version cid')
-    if (has(f, 'size')) out.size = check.int(f.size, 'version size', 0)
-    if (has(f, 'pin')) {
+    if (isSet(f, 'cid')) out.cid = check.cid(f.cid, 'version cid')
+    if (isSet(f, 'size')) out.size = check.int(f.size, 'version size', 0)
+    if (isSet(f, 'pin')) {
       try {
         out.pin = decodePin(f.pin)
       } catch (err: any) {
@@ -351,7 +331,7 @@ function pickVersion (value: unknown): SnapshotVersion {
 
 function pickEntry (value: unknown): TreeEntry {
   const [rawPath, rawVersions] = check.pair(value, 'leaf item', ['path', 'versions'])
-  const p = path(rawPath, 'leaf path')
+  const p = check.path(rawPath, 'leaf path')
   const seen = new Set<string>()
   const versions = check.list(rawVersions, 'leaf versions', 1, Number.MAX_SAFE_INTEGER).map(v => {
     const version = pickVersion(v)
@@ -366,7 +346,7 @@ function pickEntry (value: unknown): TreeEntry {
 function pickChild (value: unknown): TreeChild {
   if (!Array.isArray(value) || value.length !== 3) fail('branch item is not a [firstPath, cid, count] triple')
   return [
-    path(value[0], 'child first path'),
+    check.path(value[0], 'child first path'),
     check.cid(value[1], 'child cid', { v1: true, codecs: [DAG_CBOR] }),
     check.int(value[2], 'child count', 1)
   ]

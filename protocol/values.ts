@@ -62,3 +62,8 @@ export function isIntIn (value: unknown, min: number, max: number): value is num
 export function hasExactKeys (fields: Fields, keys: readonly string[]): boolean {
   return Object.keys(fields).length === keys.length && keys.every(key => Object.hasOwn(fields, key))
 }
+
+/** True when an optional field is set (an `undefined` value counts as absent). */
+export function isSet (fields: Fields, key: string): boolean {
+  return Object.hasOwn(fields, key) && fields[key] !== undefined
+}
