@@ -104,8 +104,12 @@ export class Applier {
     if (entry.v !== 2) return undefined
     for (const [i, dep] of entry.deps.entries()) {
       if (!covers(batch.clock, dep) || covers(this.components.state.pruned, dep)) continue
+      const parent = entry.parents[i].toString()
+      // most parents are current heads, whose dots are in memory: no read
+      const head = batch.heads.get(parent)
+      if (head !== undefined && head[0] === dep[0] && head[1] === dep[1]) continue
       const row = await batch.txn.get<{ cid: string }>(seqKey(dep[0], dep[1]))
-      if (row !== undefined && row.cid !== entry.parents[i].toString()) return `parent ${entry.parents[i].toString()} is not the entry [${dep[0]}, ${dep[1]}] it names`
+      if (row !== undefined && row.cid !== parent) return `parent ${parent} is not the entry [${dep[0]}, ${dep[1]}] it names`
     }
     return undefined
   }
