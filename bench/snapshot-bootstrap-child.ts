@@ -1,0 +1,281 @@
+/**
+ * The measured side of bench/snapshot-bootstrap.ts, run in a child process
+ * of its own so that its peak RSS is the loader's (or the ceiling's) alone.
+ *
+ *   node dist/bench/snapshot-bootstrap-child.js load --source DIR --work DIR --root CID --author ID --paths N
+ *   node dist/bench/snapshot-bootstrap-child.js ceiling --source DIR --work DIR
+ *
+ * `load`: a fresh Replica on a LevelKV in `--work` (trusting `--author`, as
+ * an open swarm with that peer listed) runs `loadSnapshot`, served from the
+ * source LevelDB as a peer's `blocks` answer is (the longest prefix of the
+ * asked CIDs, at most MAX_BLOCKS_WANT, within 4 MiB); then the replica is
+ * checked (its clock, its visible files, sampled paths).
+ *
+ * `ceiling`: every node of the source hash-checked against its CID
+ * (sha-256) and written into a fresh LevelDB in `--work`, 4 MiB unsynced
+ * batches, one synced write at the end.
+ *
+ * Either sends one {@link ChildResult} to the parent (IPC) and exits.
+ *
+ * @module
+ */
+import '../node/polyfills.js'
+import { createHash } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { ClassicLevel } from 'classic-level'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { pino } from 'pino'
+import { LevelKV, Replica, WriterTrust, peerIdVerifier, signerFromKey } from '../node/namespace/index.js'
+import { MAX_BLOCKS_WANT } from '../protocol/namespace.js'
+
+/** Bytes per MiB. */
+export const MiB = 1024 * 1024
+/** Most bytes of one `blocks` answer (Snapshots.blocks' default), and of one ceiling batch. */
+export const ANSWER_BYTES = 4 * MiB
+
+/** The path of the `i`-th file (ascending in `i` below 10,000,000). */
+export function pathOf (i: number): string {
+  return `/dir${String(Math.floor(i / 1000)).padStart(4, '0')}/file-${String(i).padStart(8, '0')}`
+}
+
+/** The content CID of the `i`-th file (a raw CID with a made-up digest). */
+export function fileCid (i: number): CID {
+  const digest = new Uint8Array(32)
+  new DataView(digest.buffer).setFloat64(0, i)
+  return CID.createV1(0x55, Digest.create(0x12, digest))
+}
+
+/** What the load child measured. */
+export interface LoadResult {
+  kind: 'load'
+  /** Wall time of loadSnapshot. */
+  s: number
+  /** Opening the fresh replica (not in `s`). */
+  openS: number
+  /** process.resourceUsage().maxRSS right after the load. */
+  maxRssMiB: number
+  /** Peaks of heapUsed and arrayBuffers, sampled every {@link SAMPLE_MS} ms. */
+  heapPeakMiB: number
+  arrayBuffersPeakMiB: number
+  /** What the source served: fetch calls, blocks, bytes. */
+  served: { requests: number, blocks: number, MiB: number }
+  /** The replica after the load. */
+  check: { s: number, loaded: boolean, clock: number, files: number, sampled: number, sampledOk: number }
+}
+
+/** What the ceiling child measured. */
+export interface CeilingResult {
+  kind: 'ceiling'
+  s: number
+  maxRssMiB: number
+  heapPeakMiB: number
+  arrayBuffersPeakMiB: number
+  nodes: number
+  MiB: number
+}
+
+/** The one message a child sends. */
+export type ChildResult = LoadResult | CeilingResult | { kind: 'error', message: string }
+
+/** A child's command line, parsed. */
+interface ChildArgs { mode: string, source: string, work: string, root: string, author: string, paths: number }
+
+/** How often the memory peaks are sampled (ms). */
+const SAMPLE_MS = 100
+/** How often progress goes to stderr (ms). */
+const PROGRESS_MS = 10_000
+
+const silent = pino({ level: 'silent' })
+
+function parseChildArgs (argv: string[]): ChildArgs {
+  const out: ChildArgs = { mode: argv[0] ?? '', source: '', work: '', root: '', author: '', paths: 0 }
+  for (let i = 1; i < argv.length; i += 2) {
+    const value = argv[i + 1]
+    if (value === undefined) throw new Error(`${argv[i]} needs a value`)
+    switch (argv[i]) {
+      case '--source': out.source = value; break
+      case '--work': out.work = value; break
+      case '--root': out.root = value; break
+      case '--author': out.author = value; break
+      case '--paths': out.paths = Number(value); break
+      default: throw new Error(`unknown option ${argv[i]}`)
+    }
+  }
+  if (out.source === '' || out.work === '') throw new Error('--source and --work are required')
+  return out
+}
+
+/** Peaks of heapUsed and arrayBuffers, sampled on a timer (a long synchronous stretch is sampled at its end). */
+class MemoryPeaks {
+  heapUsed = 0
+  arrayBuffers = 0
+  private readonly timer: NodeJS.Timeout
+
+  constructor () {
+    this.sample()
+    this.timer = setInterval(() => { this.sample() }, SAMPLE_MS)
+  }
+
+  sample (): void {
+    const m = process.memoryUsage()
+    this.heapUsed = Math.max(this.heapUsed, m.heapUsed)
+    this.arrayBuffers = Math.max(this.arrayBuffers, m.arrayBuffers)
+  }
+
+  stop (): void {
+    this.sample()
+    clearInterval(this.timer)
+  }
+}
+
+/** Peak RSS of this process so far (MiB). */
+function maxRssMiB (): number {
+  return process.resourceUsage().maxRSS * 1024 / MiB
+}
+
+/** A progress line every {@link PROGRESS_MS} ms while `what` runs; returns how to stop it. */
+function progress (what: string, detail: () => string): () => void {
+  const started = performance.now()
+  const timer = setInterval(() => {
+    const m = process.memoryUsage()
+    process.stderr.write(`  ${what}: ${((performance.now() - started) / 1000).toFixed(0)} s, rss ${(m.rss / MiB).toFixed(0)} MiB, heap ${(m.heapUsed / MiB).toFixed(0)} MiB, ${detail()}\n`)
+  }, PROGRESS_MS)
+  return () => { clearInterval(timer) }
+}
+
+function openSource (dir: string): ClassicLevel<string, Uint8Array> {
+  return new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
+}
+
+async function load (args: ChildArgs): Promise<LoadResult> {
+  const source = openSource(args.source)
+  await source.open()
+  const served = { requests: 0, blocks: 0, bytes: 0 }
+  // a peer's `blocks` answer: the longest prefix it holds, within the byte budget (at least one block)
+  const fetch = async (cids: CID[]): Promise<Uint8Array[]> => {
+    served.requests++
+    const values = await source.getMany(cids.slice(0, MAX_BLOCKS_WANT).map(c => c.toString()))
+    const out: Uint8Array[] = []
+    let total = 0
+    for (const bytes of values) {
+      if (bytes === undefined) break
+      if (out.length > 0 && total + bytes.byteLength > ANSWER_BYTES) break
+      out.push(bytes)
+      total += bytes.byteLength
+    }
+    served.blocks += out.length
+    served.bytes += total
+    return out
+  }
+  const key = await generateKeyPair('Ed25519')
+  const signer = signerFromKey(key)
+  const replica = new Replica({
+    kv: new LevelKV(args.work),
+    signer,
+    verifier: peerIdVerifier(),
+    clock: { now: () => Date.now() },
+    logger: silent,
+    trust: new WriterTrust({ self: signer.id, privateSwarm: false, writers: 'listed', trusted: [args.author] })
+  })
+  try {
+    let t = performance.now()
+    await replica.open()
+    const openS = (performance.now() - t) / 1000
+    const peaks = new MemoryPeaks()
+    const stopProgress = progress('load', () => `${served.requests} requests, ${served.blocks} blocks served`)
+    t = performance.now()
+    let loaded: boolean
+    try {
+      loaded = await replica.loadSnapshot(CID.parse(args.root), fetch, args.author)
+    } finally {
+      stopProgress()
+      peaks.stop()
+    }
+    const s = (performance.now() - t) / 1000
+    const rss = maxRssMiB()
+    // the checks run after the peak RSS was read
+    t = performance.now()
+    let files = 0
+    for await (const _ of replica.files()) files++
+    const samples = [...new Set([0, 1, Math.floor(args.paths / 3), Math.floor(args.paths / 2), args.paths - 1])].filter(i => i >= 0 && i < args.paths)
+    let sampledOk = 0
+    for (const i of samples) {
+      const entry = await replica.lookup(pathOf(i))
+      if (entry?.type === 'file' && entry.cid === fileCid(i).toString()) sampledOk++
+    }
+    const check = { s: (performance.now() - t) / 1000, loaded, clock: replica.state().clock[args.author] ?? 0, files, sampled: samples.length, sampledOk }
+    return {
+      kind: 'load',
+      s,
+      openS,
+      maxRssMiB: rss,
+      heapPeakMiB: peaks.heapUsed / MiB,
+      arrayBuffersPeakMiB: peaks.arrayBuffers / MiB,
+      served: { requests: served.requests, blocks: served.blocks, MiB: served.bytes / MiB },
+      check
+    }
+  } finally {
+    await replica.close()
+    await source.close()
+  }
+}
+
+async function ceiling (args: ChildArgs): Promise<CeilingResult> {
+  const source = openSource(args.source)
+  const target = new ClassicLevel<string, Uint8Array>(args.work, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await source.open()
+  await target.open()
+  try {
+    const peaks = new MemoryPeaks()
+    let nodes = 0
+    let bytes = 0
+    const t = performance.now()
+    let ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
+    let pending = 0
+    for await (const [key, value] of source.iterator()) {
+      const cid = CID.parse(key)
+      const digest = createHash('sha256').update(value).digest()
+      if (!Buffer.from(cid.multihash.digest).equals(digest)) throw new Error(`source block ${key} does not hash to its CID`)
+      ops.push({ type: 'put', key: `b!${key}`, value })
+      pending += value.byteLength
+      nodes++
+      bytes += value.byteLength
+      if (pending >= ANSWER_BYTES) {
+        await target.batch(ops, { sync: false })
+        ops = []
+        pending = 0
+      }
+    }
+    await target.batch([...ops, { type: 'put', key: 'm!done', value: new Uint8Array(1) }], { sync: true })
+    const s = (performance.now() - t) / 1000
+    peaks.stop()
+    return { kind: 'ceiling', s, maxRssMiB: maxRssMiB(), heapPeakMiB: peaks.heapUsed / MiB, arrayBuffersPeakMiB: peaks.arrayBuffers / MiB, nodes, MiB: bytes / MiB }
+  } finally {
+    await target.close()
+    await source.close()
+  }
+}
+
+async function main (): Promise<ChildResult> {
+  const args = parseChildArgs(process.argv.slice(2))
+  if (args.mode === 'load') return await load(args)
+  if (args.mode === 'ceiling') return await ceiling(args)
+  throw new Error(`unknown mode ${JSON.stringify(args.mode)} (load or ceiling)`)
+}
+
+function send (result: ChildResult): Promise<void> {
+  return new Promise(resolve => {
+    if (process.send === undefined) { process.stdout.write(JSON.stringify(result) + '\n'); resolve(); return }
+    process.send(result, () => { resolve() })
+  })
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().then(
+    async result => { await send(result); process.exit(0) },
+    async (err: any) => { await send({ kind: 'error', message: String(err?.stack ?? err?.message ?? err) }); process.exit(1) }
+  )
+}
