@@ -12,6 +12,7 @@
  * @module
  */
 import { randomInt } from 'node:crypto'
+import { writeHeapSnapshot } from 'node:v8'
 import { runScale } from './scale-sim.js'
 import { campaignSeeds, runCampaign } from './campaign.js'
 import { parseSimArgs } from './campaign-args.js'
@@ -28,7 +29,9 @@ if (command.mode === 'scale') {
     partitionFor: command.duration,
     writers: command.writers,
     interval: command.interval,
-    network: { degree: command.degree }
+    network: { degree: command.degree },
+    // SIM_HEAP_SNAPSHOT=1: a heap snapshot once converged, every node still up (what dominates memory)
+    onConverged: process.env.SIM_HEAP_SNAPSHOT === undefined ? undefined : () => { console.log(`heap snapshot ${writeHeapSnapshot()}`) }
   })
   const n = r.network
   console.log(`nodes ${r.nodes}, degree ${command.degree}, seed ${command.seed}: ${r.writes} writes, partition ${command.duration} virtual ms`)

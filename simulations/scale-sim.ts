@@ -45,6 +45,8 @@ export interface ScaleOptions {
   convergeWithin?: number
   /** Virtual ms to run on after convergence with no writes (a quiet swarm), measured apart. @default 0 */
   quietFor?: number
+  /** Called once the swarm has converged, every node still up (a heap snapshot at the peak, `SIM_HEAP_SNAPSHOT`). */
+  onConverged?: () => void
 }
 
 /** Gossip counted over the whole run or one phase, summed over the replicas. */
@@ -164,6 +166,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const within = options.convergeWithin ?? 300_000
   const result = await time.runUntil(target, { deadline: healed + within, pollEvery: 1000, maxEvents: 1e9 })
   const convergeMs = time.now() - healed
+  options.onConverged?.()
   const gossip = tally(nodes)
   const quietFrom = time.now()
   if (result === 'done' && (options.quietFor ?? 0) > 0) await time.runUntil(quietFrom + (options.quietFor ?? 0), { maxEvents: 1e9 })

@@ -12,21 +12,38 @@
  * and at close. What a member has seen only grows, so a row a crash left
  * behind only holds compaction back a little longer.
  *
+ * Members × authors counters is what this module holds, so they are kept
+ * compactly: the replica numbers the authors it has heard of (an
+ * append-only list, stored as one row, {@link AUTHORS_KEY}) and each member
+ * keeps a typed array of counters by that number, in memory and in its row
+ * (`{ seen, counters }`, no author ids). Rows of the older form
+ * (`{ clock, seen }`, a clock keyed by author id) are read at open and
+ * rewritten in the compact form with the next save.
+ *
  * @module
  */
 import type { Entry as LogEntry } from '../../protocol/namespace.js'
-import { dominates, meet, type VectorClock } from './clock.js'
+import type { VectorClock } from './clock.js'
 import { dependencies } from './causal.js'
 import { decodeJSON, encodeJSON, type KV, type Txn } from './kv.js'
-import { MEMBER_RANGE, memberKey, peerOfMemberKey } from './rows.js'
+import { MEMBER_RANGE, memberKey, metaKey, peerOfMemberKey } from './rows.js'
 import type { TrustPolicy } from './trust.js'
 import type { WallClock } from './api.js'
 
-/** What a member has seen, and when it was last heard from (ms). */
+/** What a member has seen, and when it was last heard from (ms): the older row form, and the whole-members record of older stores. */
 export interface Member { clock: VectorClock, seen: number }
+
+/** A member's stored row: its counters by author number ({@link AUTHORS_KEY}), trailing zeros left out. */
+export interface MemberRow { seen: number, counters: number[] }
 
 /** Members heard from are saved at most this often (ms), new members with the next commit. */
 export const MEMBER_SAVE_MS = 60_000
+
+/** The row of the authors the members' counters are numbered by (a JSON list of author ids, only ever appended to). */
+export const AUTHORS_KEY = metaKey('member-authors')
+
+/** Largest counter a `Uint32Array` holds; a member with a larger one keeps `Float64Array` counters. */
+const UINT32_MAX = 0xffff_ffff
 
 /** What {@link Members} is built from. */
 export interface MembersComponents {
@@ -43,25 +60,81 @@ export interface MembersComponents {
   memberTimeout: number
 }
 
+/** A member in memory: its counters by author number (0 beyond the array) and when it was last heard from. */
+interface Slot { counters: Uint32Array | Float64Array, seen: number }
+
+/** The authors the members' counters are numbered by: id ↔ number, append-only. */
+class AuthorIndex {
+  readonly ids: string[] = []
+  private readonly numbers = new Map<string, number>()
+
+  /** The number of `author`, undefined when no member counter names it. */
+  find (author: string): number | undefined { return this.numbers.get(author) }
+
+  /** The number of `author`, given the next one when it is new. */
+  number (author: string): number {
+    let n = this.numbers.get(author)
+    if (n === undefined) {
+      n = this.ids.length
+      this.ids.push(author)
+      this.numbers.set(author, n)
+    }
+    return n
+  }
+
+  clear (): void {
+    this.ids.length = 0
+    this.numbers.clear()
+  }
+}
+
 /** The members map, its rows, and the stable clock. */
 export class Members {
-  private readonly members = new Map<string, Member>()
+  private readonly members = new Map<string, Slot>()
+  private readonly authors = new AuthorIndex()
   /** Members whose stored row is behind memory: new ones are written with the next commit, the others at most every {@link MEMBER_SAVE_MS}. */
   private readonly unsavedMembers = new Set<string>()
   private readonly newMembers = new Set<string>()
+  /** Authors numbered so far that the stored {@link AUTHORS_KEY} row holds. */
+  private savedAuthors = 0
   private membersSavedAt = 0
 
   constructor (private readonly components: MembersComponents) {}
 
-  /** Load the members from their rows, or from `legacy` (the whole-members record of an older store). */
+  /**
+   * Load the members from their rows (either form), or from `legacy` (the
+   * whole-members record of an older store). Rows of the older form are
+   * marked for rewriting in the compact one with the next save. A counter
+   * whose author number the authors row does not hold is left out (it
+   * counts as 0: it can only hold compaction back).
+   */
   async load (legacy: Record<string, Member> | undefined): Promise<void> {
-    if (legacy !== undefined) for (const [peer, m] of Object.entries(legacy)) this.members.set(peer, m)
-    else for await (const [key, value] of this.components.kv.iterate({ ...MEMBER_RANGE })) this.members.set(peerOfMemberKey(key), decodeJSON<Member>(value))
+    const { kv } = this.components
+    const stored = await kv.get(AUTHORS_KEY)
+    const ids = stored === undefined ? [] : decodeJSON<unknown>(stored)
+    if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string') this.authors.number(id)
+    this.savedAuthors = this.authors.ids.length
+    if (legacy !== undefined) {
+      for (const [peer, m] of Object.entries(legacy)) this.setOld(peer, m)
+    } else {
+      for await (const [key, value] of kv.iterate({ ...MEMBER_RANGE })) {
+        const peer = peerOfMemberKey(key)
+        const row = decodeJSON<Partial<MemberRow & Member>>(value)
+        if (Array.isArray(row.counters)) this.setRow(peer, row.counters, row.seen)
+        else this.setOld(peer, { clock: row.clock ?? {}, seen: row.seen ?? 0 })
+      }
+    }
     this.membersSavedAt = this.components.clock.now()
   }
 
   /** Forget what was loaded (an open that failed). */
-  clear (): void { this.members.clear() }
+  clear (): void {
+    this.members.clear()
+    this.authors.clear()
+    this.unsavedMembers.clear()
+    this.newMembers.clear()
+    this.savedAuthors = 0
+  }
 
   /**
    * Record what a peer has seen (from its gossip or a sync exchange). Only
@@ -72,16 +145,16 @@ export class Members {
     const { id, trust } = this.components
     if (!trust.trusts(peer)) return
     if (peer !== id) this.components.heardSelf(clock[id] ?? 0, peer)
-    const m = this.members.get(peer)
-    if (m === undefined) this.newMembers.add(peer)
-    this.unsavedMembers.add(peer)
-    const now = this.components.clock.now()
-    if (m === undefined) this.members.set(peer, { clock: { ...clock }, seen: now })
-    else {
-      // in place: a member's clock has one counter per author, copying it per message would cost O(authors)
-      for (const [author, n] of Object.entries(clock)) if ((m.clock[author] ?? 0) < n) m.clock[author] = n
-      m.seen = now
+    let m = this.members.get(peer)
+    if (m === undefined) {
+      m = { counters: new Uint32Array(0), seen: 0 }
+      this.members.set(peer, m)
+      this.newMembers.add(peer)
     }
+    this.unsavedMembers.add(peer)
+    m.seen = this.components.clock.now()
+    // in place: a member has one counter per author, copying them per message would cost O(authors)
+    for (const author in clock) this.raise(m, this.authors.number(author), clock[author])
   }
 
   /** An author's entry tells what it had seen when it wrote it (for a v2 entry: its parents' dots and its own). */
@@ -89,18 +162,34 @@ export class Members {
     if (entry.author === this.components.id) return
     const seen = entry.v === 1 ? entry.clock : Object.fromEntries([...dependencies(entry), [entry.author, entry.seq]])
     const m = this.members.get(entry.author)
-    if (m === undefined || !dominates(m.clock, seen)) this.noteMember(entry.author, seen)
+    if (m === undefined || !this.covers(m, seen)) this.noteMember(entry.author, seen)
   }
 
   /** The rows of the members heard from since the last commit for the first time, written into `txn` (the store's commit hook). */
   writeNew (txn: Txn): void {
-    for (const peer of this.newMembers) this.saveMemberRow(txn, peer)
+    if (this.newMembers.size === 0) return
+    for (const peer of this.newMembers) {
+      const m = this.members.get(peer)
+      if (m === undefined) continue
+      txn.put(memberKey(peer), row(m))
+      this.unsavedMembers.delete(peer)
+    }
     this.newMembers.clear()
+    // with the rows that may number authors the stored list lacks (the whole list: it is small next to the rows, and a failed commit cannot leave it behind them)
+    txn.put(AUTHORS_KEY, this.authors.ids)
+    this.savedAuthors = this.authors.ids.length
   }
 
-  /** The stored rows of the members whose row is behind memory (all of them are written). */
+  /** The stored rows of the members whose row is behind memory (all of them are written), with the authors row when it is behind. */
   rows (): Array<{ type: 'put', key: string, value: Uint8Array }> {
-    const rows = [...this.unsavedMembers].map(peer => ({ type: 'put' as const, key: memberKey(peer), value: encodeJSON(this.members.get(peer)) }))
+    const rows = [...this.unsavedMembers].flatMap(peer => {
+      const m = this.members.get(peer)
+      return m === undefined ? [] : [{ type: 'put' as const, key: memberKey(peer), value: encodeJSON(row(m)) }]
+    })
+    if (rows.length > 0 || this.savedAuthors < this.authors.ids.length) {
+      rows.unshift({ type: 'put', key: AUTHORS_KEY, value: encodeJSON(this.authors.ids) })
+      this.savedAuthors = this.authors.ids.length
+    }
     this.unsavedMembers.clear()
     this.newMembers.clear()
     this.membersSavedAt = this.components.clock.now()
@@ -125,11 +214,22 @@ export class Members {
   stableClock (): VectorClock {
     const { id, trust, memberTimeout } = this.components
     const now = this.components.clock.now()
-    const clocks = [this.components.applied()]
+    const active: Array<Uint32Array | Float64Array> = []
     for (const [peer, m] of this.members) {
-      if (peer !== id && now - m.seen <= memberTimeout && trust.trusts(peer)) clocks.push(m.clock)
+      if (peer !== id && now - m.seen <= memberTimeout && trust.trusts(peer)) active.push(m.counters)
     }
-    return meet(clocks)
+    const applied = this.components.applied()
+    const out: VectorClock = {}
+    for (const author in applied) {
+      let min = applied[author]
+      if (active.length > 0) {
+        const k = this.authors.find(author)
+        if (k === undefined) continue
+        for (let i = 0; i < active.length && min > 0; i++) min = Math.min(min, active[i][k] ?? 0)
+      }
+      if (min > 0) out[author] = min
+    }
+    return out
   }
 
   /**
@@ -139,22 +239,82 @@ export class Members {
    */
   confirms (author: string, n: number, except: string): boolean {
     const { id, trust } = this.components
+    const k = this.authors.find(author)
+    if (k === undefined) return n <= 0 && this.anyTrusted(except)
     for (const [peer, m] of this.members) {
-      if (peer !== except && peer !== id && trust.trusts(peer) && (m.clock[author] ?? 0) >= n) return true
+      if (peer !== except && peer !== id && trust.trusts(peer) && (m.counters[k] ?? 0) >= n) return true
     }
     return false
   }
 
-  /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from). */
+  /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from); counters at 0 are left out. */
   memberClock (peer: string): VectorClock | undefined {
     const m = this.members.get(peer)
-    return m === undefined || !this.components.trust.trusts(peer) ? undefined : { ...m.clock }
+    if (m === undefined || !this.components.trust.trusts(peer)) return undefined
+    const out: VectorClock = {}
+    const { counters } = m
+    for (let k = 0; k < counters.length; k++) if (counters[k] > 0) out[this.authors.ids[k]] = counters[k]
+    return out
   }
 
-  private saveMemberRow (txn: Txn, peer: string): void {
-    const m = this.members.get(peer)
-    if (m === undefined) return
-    txn.put(memberKey(peer), m)
-    this.unsavedMembers.delete(peer)
+  /** Whether a trusted member other than `except` (and this replica) is known. */
+  private anyTrusted (except: string): boolean {
+    const { id, trust } = this.components
+    for (const peer of this.members.keys()) if (peer !== except && peer !== id && trust.trusts(peer)) return true
+    return false
   }
+
+  /** Whether member `m` has seen everything `clock` names. */
+  private covers (m: Slot, clock: VectorClock): boolean {
+    for (const author in clock) {
+      const k = this.authors.find(author)
+      if ((k === undefined ? 0 : m.counters[k] ?? 0) < clock[author]) return false
+    }
+    return true
+  }
+
+  /** Raise member `m`'s counter number `k` to at least `n`, growing its array (or widening it past 32 bits) as needed. */
+  private raise (m: Slot, k: number, n: number): void {
+    if ((m.counters[k] ?? 0) >= n) return
+    if (k >= m.counters.length || (n > UINT32_MAX && m.counters instanceof Uint32Array)) {
+      // room for the authors known now (and a quarter more): a member's array grows a few times, not once per author
+      const length = Math.max(k + 1, Math.ceil(this.authors.ids.length * 1.25), m.counters.length)
+      const wide = n > UINT32_MAX || m.counters instanceof Float64Array
+      const grown = wide ? new Float64Array(length) : new Uint32Array(length)
+      grown.set(m.counters)
+      m.counters = grown
+    }
+    m.counters[k] = n
+  }
+
+  /** A member from a row of the older form (or the whole-members record). */
+  private setOld (peer: string, m: Member): void {
+    const slot: Slot = { counters: new Uint32Array(0), seen: typeof m.seen === 'number' ? m.seen : 0 }
+    for (const author in m.clock) if (isCounter(m.clock[author])) this.raise(slot, this.authors.number(author), m.clock[author])
+    this.members.set(peer, slot)
+    this.unsavedMembers.add(peer)
+  }
+
+  /** A member from a compact row: counters whose number the authors row lacks are left out. */
+  private setRow (peer: string, counters: unknown[], seen: unknown): void {
+    const slot: Slot = { counters: new Uint32Array(0), seen: typeof seen === 'number' ? seen : 0 }
+    const known = Math.min(counters.length, this.authors.ids.length)
+    for (let k = 0; k < known; k++) {
+      const n = counters[k]
+      if (isCounter(n)) this.raise(slot, k, n)
+    }
+    this.members.set(peer, slot)
+  }
+}
+
+/** A member's stored row. */
+function row (m: Slot): MemberRow {
+  let end = m.counters.length
+  while (end > 0 && m.counters[end - 1] === 0) end--
+  return { seen: m.seen, counters: Array.from(m.counters.subarray(0, end)) }
+}
+
+/** A counter worth keeping: a positive safe integer. */
+function isCounter (n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0
 }

@@ -1,0 +1,201 @@
+/**
+ * Members with many authors: the stable clock, `confirms` and `memberClock`
+ * against a plain-object reference (pointwise minimum and maximum over
+ * vector clocks), reloading from the compact rows, rows of the older form
+ * (`{ clock, seen }`) read and rewritten at open, counters past 32 bits, a
+ * counter whose author number the authors row lacks, strangers and members
+ * timed out.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { MemoryKV, Txn, type KV } from '../../../node/namespace/kv.js'
+import { AUTHORS_KEY, MEMBER_SAVE_MS, Members } from '../../../node/namespace/members.js'
+import { meet, type VectorClock } from '../../../node/namespace/clock.js'
+import { memberKey } from '../../../node/namespace/rows.js'
+import type { TrustPolicy } from '../../../node/namespace/trust.js'
+
+const SELF = 'self'
+const TIMEOUT = 3_600_000
+
+interface Parts { kv: KV, now: { t: number }, trust?: TrustPolicy, applied?: VectorClock }
+
+function members (parts: Parts): Members {
+  return new Members({
+    kv: parts.kv,
+    id: SELF,
+    trust: parts.trust ?? { trusts: () => true },
+    clock: { now: () => parts.now.t },
+    applied: () => parts.applied ?? {},
+    heardSelf: () => {},
+    memberTimeout: TIMEOUT
+  })
+}
+
+/** A seeded generator (mulberry32): the test replays exactly. */
+function prng (seed: number): (n: number) => number {
+  let a = seed
+  return n => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
+  }
+}
+
+const authors = Array.from({ length: 300 }, (_, i) => `author-${String(i).padStart(3, '0')}`)
+const peers = Array.from({ length: 40 }, (_, i) => `peer-${String(i).padStart(2, '0')}`)
+
+/** Per peer, the clocks it is heard with (several messages each, some authors left out, some counters at 0). */
+function heard (seed: number): Map<string, VectorClock[]> {
+  const rand = prng(seed)
+  const out = new Map<string, VectorClock[]>()
+  for (const peer of peers) {
+    const clocks: VectorClock[] = []
+    for (let k = 0; k < 3; k++) {
+      const clock: VectorClock = {}
+      for (const a of authors) if (rand(10) > 0) clock[a] = rand(50)
+      clocks.push(clock)
+    }
+    out.set(peer, clocks)
+  }
+  return out
+}
+
+/** Pointwise maximum of `clocks`, zeros left out (what a member has been heard to have seen). */
+function upper (clocks: VectorClock[]): VectorClock {
+  const out: VectorClock = {}
+  for (const c of clocks) for (const [a, n] of Object.entries(c)) if (n > (out[a] ?? 0)) out[a] = n
+  return out
+}
+
+function applied (): VectorClock {
+  return Object.fromEntries(authors.map((a, i) => [a, 40 + (i % 7)]))
+}
+
+/** Every observable answer of `m`, checked against the reference clocks. */
+function check (m: Members, reference: Map<string, VectorClock>, self: VectorClock): void {
+  assert.deepEqual(m.stableClock(), meet([self, ...reference.values()]))
+  for (const [peer, clock] of reference) assert.deepEqual(m.memberClock(peer), clock)
+  for (const a of authors) {
+    for (const n of [1, 25, 49, 50]) {
+      for (const except of [peers[0], 'nobody']) {
+        const want = [...reference].some(([peer, c]) => peer !== except && (c[a] ?? 0) >= n)
+        assert.equal(m.confirms(a, n, except), want, `confirms(${a}, ${n}, ${except})`)
+      }
+    }
+  }
+}
+
+describe('members with many authors', () => {
+  it('stable clock, confirms and member clocks equal the vector-clock reference, and a reload from the rows gives the same', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const self = applied()
+    const m = members({ kv, now, applied: self })
+    const reference = new Map<string, VectorClock>()
+    for (const [peer, clocks] of heard(7)) {
+      for (const c of clocks) m.noteMember(peer, c)
+      reference.set(peer, upper(clocks))
+    }
+    check(m, reference, self)
+
+    await kv.batch(m.rows())
+    const stored = await kv.get(memberKey(peers[3]))
+    assert.ok(stored !== undefined)
+    const row = JSON.parse(new TextDecoder().decode(stored))
+    assert.deepEqual(Object.keys(row).sort(), ['counters', 'seen'], 'a compact row names no author')
+    assert.ok(stored.byteLength < 4 * authors.length, `a row of ${authors.length} counters takes ${stored.byteLength} bytes`)
+
+    const again = members({ kv, now, applied: self })
+    await again.load(undefined)
+    check(again, reference, self)
+    assert.deepEqual(again.rows(), [], 'nothing to rewrite after a reload of compact rows')
+  })
+
+  it('reads rows of the older form ({ clock, seen }) and rewrites them compactly with the next save', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const self = applied()
+    const reference = new Map<string, VectorClock>()
+    const encode = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v))
+    for (const [peer, clocks] of heard(11)) {
+      await kv.batch([{ type: 'put', key: memberKey(peer), value: encode({ clock: clocks[0], seen: 900 }) }])
+      reference.set(peer, upper([clocks[0]]))
+    }
+    const m = members({ kv, now, applied: self })
+    await m.load(undefined)
+    check(m, reference, self)
+
+    now.t += MEMBER_SAVE_MS
+    await m.save()
+    const rewritten = JSON.parse(new TextDecoder().decode(await kv.get(memberKey(peers[0]))))
+    assert.equal(rewritten.clock, undefined)
+    assert.equal(rewritten.seen, 900, 'when the member was last heard from is kept')
+    const again = members({ kv, now, applied: self })
+    await again.load(undefined)
+    check(again, reference, self)
+  })
+
+  it('keeps counters past 32 bits exactly', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const m = members({ kv, now })
+    m.noteMember('p', { a: 3, b: 2 ** 40 + 1 })
+    m.noteMember('p', { a: 2 ** 33 })
+    assert.deepEqual(m.memberClock('p'), { a: 2 ** 33, b: 2 ** 40 + 1 })
+    await kv.batch(m.rows())
+    const again = members({ kv, now })
+    await again.load(undefined)
+    assert.deepEqual(again.memberClock('p'), { a: 2 ** 33, b: 2 ** 40 + 1 })
+  })
+
+  it('a counter whose author the authors row lacks counts as 0: it holds compaction back, never forward', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const m = members({ kv, now, applied: { a: 5, b: 5 } })
+    m.noteMember('p', { a: 5, b: 5 })
+    await kv.batch(m.rows())
+    // the authors row as an older save left it: only `a`
+    await kv.batch([{ type: 'put', key: AUTHORS_KEY, value: new TextEncoder().encode(JSON.stringify(['a'])) }])
+    const again = members({ kv, now, applied: { a: 5, b: 5 } })
+    await again.load(undefined)
+    assert.deepEqual(again.memberClock('p'), { a: 5 })
+    assert.deepEqual(again.stableClock(), { a: 5 })
+  })
+
+  it('new members go with the next commit, with the authors their rows are numbered by', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const m = members({ kv, now })
+    m.noteMember('p', { a: 1, b: 2 })
+    const txn = new Txn(kv)
+    m.writeNew(txn)
+    await txn.commit()
+    m.noteMember('p', { c: 4 })
+    const again = members({ kv, now })
+    await again.load(undefined)
+    assert.deepEqual(again.memberClock('p'), { a: 1, b: 2 }, 'what was heard after the commit waits for the next save')
+  })
+
+  it('strangers are not members; members not trusted any more or timed out no longer hold compaction back', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const trusted = new Set(['p', 'q'])
+    const m = members({ kv, now, applied: { a: 9 }, trust: { trusts: peer => trusted.has(peer) } })
+    m.noteMember('stranger', { a: 1 })
+    assert.equal(m.memberClock('stranger'), undefined)
+    assert.deepEqual(m.stableClock(), { a: 9 })
+    m.noteMember('p', { a: 2 })
+    now.t += TIMEOUT
+    m.noteMember('q', { a: 4 })
+    assert.deepEqual(m.stableClock(), { a: 2 })
+    assert.equal(m.confirms('a', 2, 'q'), true)
+    now.t += 1
+    assert.deepEqual(m.stableClock(), { a: 4 }, 'p timed out')
+    trusted.delete('q')
+    assert.deepEqual(m.stableClock(), { a: 9 })
+    assert.equal(m.confirms('a', 1, 'x'), true, 'p still confirms: confirming does not time out')
+    assert.equal(m.memberClock('q'), undefined)
+    assert.deepEqual(m.rows().map(r => r.key).sort(), [AUTHORS_KEY, memberKey('p'), memberKey('q')].sort())
+  })
+})
