@@ -39,8 +39,19 @@ export class LevelKV implements KV {
   async close (): Promise<void> { if (this.db.status === 'open') await this.db.close() }
   /** A point read on the calling thread (`getSync`): small values from LevelDB's caches, far cheaper than an async round trip through the thread pool. */
   async get (key: string): Promise<Uint8Array | undefined> { return this.db.getSync(key) }
+  /**
+   * A chained batch: abstract-level's array form copies and checks each
+   * operation on the main thread, about 7 times slower for the same writes
+   * (200,000 puts: 1.9 s against 0.28 s on this machine).
+   */
   async batch (ops: KVOp[], sync: boolean): Promise<void> {
-    if (ops.length > 0) await this.db.batch(ops, { sync })
+    if (ops.length === 0) return
+    const batch = this.db.batch()
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value)
+      else batch.del(op.key)
+    }
+    await batch.write({ sync })
   }
 
   async * iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> {
@@ -95,6 +106,22 @@ export class MemoryKV implements KV {
 
   /** Number of keys (tests). */
   get size (): number { return this.map.size }
+}
+
+/**
+ * Delete every key of `range`, `chunk` keys per batch (not atomic: for rows
+ * whose leftovers are harmless, such as staging and marks).
+ */
+export async function clearRange (kv: KV, range: KVRange, chunk = 10_000): Promise<void> {
+  let ops: KVOp[] = []
+  for await (const [key] of kv.iterate(range)) {
+    ops.push({ type: 'del', key })
+    if (ops.length >= chunk) {
+      await kv.batch(ops, false)
+      ops = []
+    }
+  }
+  await kv.batch(ops, false)
 }
 
 const encoder = new TextEncoder()

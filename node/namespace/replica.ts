@@ -231,6 +231,7 @@ export class Replica implements Namespace {
       if (legacyClock !== undefined || legacyMembers !== undefined) await upgradeRows(this.upgrades, legacyClock, legacyMembers)
       await upgradeSnapshot(this.upgrades)
       await this.applier.load()
+      await this.snapshots.resume()
       await migrateSingleNode(this.upgrades)
     } catch (err) {
       this.members.clear()

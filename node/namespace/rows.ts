@@ -57,6 +57,19 @@ export function dotOfSupersededKey (key: string): Dot {
   return [key.slice(2, i), Number(key.slice(i + 1))]
 }
 
+/**
+ * `x!<load>!<path>` → a path's versions in a peer's snapshot being merged
+ * (snapshot-load.ts): staged by load `<load>` while its tree is walked,
+ * merged under the lock, deleted after.
+ */
+export function stagedKey (load: number, path: string): string { return `x!${load}!${path}` }
+/** Key range of the rows staged by one load. */
+export function stagedRange (load: number): { gt: string, lt: string } { return { gt: `x!${load}!`, lt: `x!${load}"` } }
+/** Key range of every staged row. */
+export const STAGED_RANGE = { gt: 'x!', lt: 'x"' } as const
+/** Path of a staged row's key. */
+export function pathOfStagedKey (key: string): string { return key.slice(key.indexOf('!', 2) + 1) }
+
 /** `e!<cid>` → an applied entry's bytes. */
 export function entryKey (cid: string): string { return 'e!' + cid }
 /** `b!<cid>` → a snapshot block's bytes. */

@@ -87,6 +87,12 @@ export interface TreeUpdate extends TreeRoot {
   written: number
   /** Nodes read with `get`. */
   read: number
+  /**
+   * The older tree's nodes read with `get`: the ones the new tree may no
+   * longer hold (unless `put` wrote them again). Nodes taken over whole,
+   * with everything below them, are not read.
+   */
+  readNodes: CID[]
 }
 
 /** One path whose versions differ between tree `a` and tree `b` (a side that lacks the path has none). */
@@ -226,14 +232,34 @@ export async function buildTree (entries: AsyncIterable<[string, Versions]> | It
 
 /** Check `bytes` against `cid` and decode them; `level` is what the parent says, when known. */
 function verifyNode (cid: CID, bytes: Uint8Array | undefined, level: number | undefined): DecodedTreeNode {
-  if (bytes === undefined) throw new MissingTreeNodeError(`snapshot tree node ${cid.toString()} missing`)
-  if (!sameCid(cborCID(bytes), cid)) throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()} does not hash to its CID`)
+  checkHash(cid, bytes)
   let decoded: DecodedTreeNode
   try {
     decoded = decodeTreeNodeSized(bytes)
   } catch (err: any) {
     throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()}: ${String(err?.message ?? err)}`, { cause: err })
   }
+  return checkLevel(cid, decoded, level)
+}
+
+/** {@link verifyNode} with the decoding (the node's format checks) done by `decode`, e.g. on a worker thread. */
+async function verifyNodeWith (decode: NodeDecoder, cid: CID, bytes: Uint8Array | undefined, level: number | undefined): Promise<DecodedTreeNode> {
+  checkHash(cid, bytes)
+  let decoded: DecodedTreeNode
+  try {
+    decoded = await decode(bytes)
+  } catch (err: any) {
+    throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()}: ${String(err?.message ?? err)}`, { cause: err })
+  }
+  return checkLevel(cid, decoded, level)
+}
+
+function checkHash (cid: CID, bytes: Uint8Array | undefined): asserts bytes is Uint8Array {
+  if (bytes === undefined) throw new MissingTreeNodeError(`snapshot tree node ${cid.toString()} missing`)
+  if (!sameCid(cborCID(bytes), cid)) throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()} does not hash to its CID`)
+}
+
+function checkLevel (cid: CID, decoded: DecodedTreeNode, level: number | undefined): DecodedTreeNode {
   const got = treeNodeLevel(decoded.node)
   if (level !== undefined && got !== level) throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()} is of level ${got}, its parent says ${level}`)
   return decoded
@@ -307,9 +333,9 @@ export async function updateTree (
   put: PutNode
 ): Promise<TreeUpdate> {
   const builder = new TreeBuilder(put)
-  let read = 0
+  const readNodes: CID[] = []
   const load = async (cid: CID, level: number | undefined): Promise<TreeNode> => {
-    read++
+    readNodes.push(cid)
     return await getNode(get, cid, level)
   }
   const source = (Symbol.asyncIterator in changes ? changes[Symbol.asyncIterator]() : (changes as Iterable<[string, Versions | undefined]>)[Symbol.iterator]()) as AsyncIterator<[string, Versions | undefined]> | Iterator<[string, Versions | undefined]>
@@ -372,7 +398,7 @@ export async function updateTree (
     await advance()
   }
   const result = await builder.finish()
-  return { ...result, written: builder.written, read }
+  return { ...result, written: builder.written, read: readNodes.length, readNodes }
 }
 
 // ---------------------------------------------------------------------------
@@ -386,7 +412,20 @@ export interface WalkOptions {
   batch?: number
   /** Requests for one CID that may come back without it before the walk fails (default 3). */
   attempts?: number
+  /**
+   * Decodes and checks a node's bytes (protocol/snapshot-tree.ts
+   * `decodeTreeNodeSized`, the default, on this thread). A decoder on a
+   * worker thread (tree-node-pool.ts) lets a long walk decode the next
+   * nodes while this thread takes the paths of the last; up to
+   * {@link decodeAhead} nodes are decoded ahead.
+   */
+  decode?: NodeDecoder
+  /** Nodes decoded ahead of the one being walked, with {@link decode} (default 2). */
+  decodeAhead?: number
 }
+
+/** Decode and check one node's bytes (its hash is checked already). @throws for anything malformed */
+export type NodeDecoder = (bytes: Uint8Array) => Promise<DecodedTreeNode>
 
 /**
  * Every path of the tree at `root` with its versions, in path order.
@@ -414,6 +453,8 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
   const concurrency = Math.max(1, options.concurrency ?? 4)
   const batch = Math.max(1, options.batch ?? 16)
   const attempts = Math.max(1, options.attempts ?? 3)
+  const { decode } = options
+  const ahead = Math.max(0, options.decodeAhead ?? 2)
   let request = 0
 
   const fetchAll = async (cids: CID[], level: number | undefined): Promise<Uint8Array[]> => {
@@ -456,12 +497,27 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
       const blocks = await (requests[r] as Promise<Uint8Array[]>)
       requests[r] = undefined
       launch()
+      const decoding: Array<Promise<DecodedTreeNode> | undefined> = []
+      const startDecode = (k: number): void => {
+        if (decode === undefined || k >= blocks.length || decoding[k] !== undefined) return
+        const p = verifyNodeWith(decode, children[r * batch + k][1], blocks[k], node.level - 1)
+        p.catch(() => {}) // awaited in order below
+        decoding[k] = p
+        blocks[k] = EMPTY
+      }
       for (let k = 0; k < blocks.length; k++) {
         const i = r * batch + k
         const [first, childCid, count] = children[i]
         const childUpper = i + 1 < children.length ? children[i + 1][0] : upper
-        const child = verifyNode(childCid, blocks[k], node.level - 1)
-        blocks[k] = EMPTY
+        let child: DecodedTreeNode
+        if (decode === undefined) {
+          child = verifyNode(childCid, blocks[k], node.level - 1)
+          blocks[k] = EMPTY
+        } else {
+          for (let a = k; a <= k + ahead; a++) startDecode(a)
+          child = await (decoding[k] as Promise<DecodedTreeNode>)
+          decoding[k] = undefined
+        }
         checkPlace(childCid, child, first, count, childUpper)
         yield * visit(childCid, child, childUpper)
       }

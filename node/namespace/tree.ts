@@ -82,6 +82,13 @@ export function pathOfVisibleKey (key: string): string {
 export function versionsKey (path: string): string { return 'v!' + path }
 /** Key marking a path with conflict copies. */
 export function conflictKey (path: string): string { return 'c!' + path }
+/**
+ * Key marking a path whose versions changed since the latest snapshot
+ * (snapshots.ts writes the next one from these alone, and deletes them).
+ */
+export function dirtyKey (path: string): string { return 'd!' + path }
+/** Key range of the dirty marks. */
+export const DIRTY_RANGE = { gt: 'd!', lt: 'd"' } as const
 
 /** Deterministic order of versions: the greatest is the winner. */
 export function compareVersions (a: Version, b: Version): number {
@@ -120,9 +127,23 @@ function fileRecord (v: Version): Visible {
 
 import { copyPin } from './pins.js'
 
+/** Options of {@link TreeWriter}. */
+export interface TreeWriterOptions {
+  /**
+   * Mark each path whose versions change as dirty (`d!`), for the next
+   * snapshot (default true). A snapshot merge writes its own snapshot of
+   * what it changes and marks nothing.
+   */
+  markDirty?: boolean
+}
+
 /** Tree maintenance inside one transaction. */
 export class TreeWriter {
-  constructor (private readonly txn: Txn) {}
+  private readonly markDirty: boolean
+
+  constructor (private readonly txn: Txn, options: TreeWriterOptions = {}) {
+    this.markDirty = options.markDirty ?? true
+  }
 
   async versions (path: string): Promise<PathState> {
     return await this.txn.get<PathState>(versionsKey(path)) ?? { versions: [], copies: [] }
@@ -137,12 +158,14 @@ export class TreeWriter {
     const drop = new Set(replaces.map(([a, s]) => `${a}\n${s}`))
     const versions = state.versions.filter(v => !drop.has(`${v.author}\n${v.seq}`))
     if (add !== undefined) versions.push(add)
+    if (this.markDirty) this.txn.put(dirtyKey(path), 1)
     await this.refresh(path, { versions, copies: state.copies })
   }
 
   /** Load a path's versions wholesale (snapshot bootstrap). */
   async load (path: string, versions: Version[]): Promise<void> {
     const state = await this.versions(path)
+    if (this.markDirty) this.txn.put(dirtyKey(path), 1)
     await this.refresh(path, { versions, copies: state.copies })
   }
 

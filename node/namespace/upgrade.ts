@@ -139,7 +139,7 @@ export interface UpgradeComponents {
     exists: () => Promise<boolean>
     readable: () => Promise<boolean>
     collectState: () => Promise<Map<string, Version[]>>
-    writeSnapshot: (txn: Txn, state: Map<string, Version[]>, clock: VectorClock, heads: Map<string, Dot>) => Promise<unknown>
+    writeFullSnapshot: (txn: Txn, state: Map<string, Version[]>, clock: VectorClock, heads: Map<string, Dot>) => Promise<unknown>
   }
   /** The visible record at a path (reads.ts). */
   visible: (path: string) => Promise<Visible | undefined>
@@ -173,7 +173,7 @@ export async function upgradeSnapshot (c: Pick<UpgradeComponents, 'store' | 'log
   if (await snapshots.readable()) return
   const txn = new Txn(store.kv)
   const state = await snapshots.collectState()
-  await snapshots.writeSnapshot(txn, state, store.clock, store.heads)
+  await snapshots.writeFullSnapshot(txn, state, store.clock, store.heads)
   await txn.commit(true)
   c.logger.info({ paths: state.size }, 'namespace store upgraded: snapshot written again as a tree with tips')
 }
@@ -228,7 +228,7 @@ async function upgradeHeads (c: UpgradeComponents, cids: string[]): Promise<Map<
   for (const prefix of ['t!', 'v!', 'c!']) await batch.txn.clearPrefix(prefix)
   for (const [path, versions] of state) await batch.tree.load(path, versions)
   const rewrite = await snapshots.exists()
-  if (rewrite) await snapshots.writeSnapshot(batch.txn, state, store.clock, heads)
+  if (rewrite) await snapshots.writeFullSnapshot(batch.txn, state, store.clock, heads)
   await store.commit(batch)
   c.logger.info({ heads: heads.size, paths: state.size, snapshot: rewrite }, 'namespace store upgraded: heads with dots')
   return heads

@@ -1,0 +1,670 @@
+/**
+ * Merging a peer's snapshot into this replica (docs/namespace.md,
+ * "Bootstrap from a snapshot"), streamed so that memory does not grow with
+ * the namespace: a fresh node loads a million paths in a few hundred MiB.
+ *
+ * 1. **Check the root**: its hash, its signature, its author (the peer that
+ *    serves it, and one this replica trusts), and which of its clock's
+ *    counters are proven ({@link SnapshotLoader.provenClock}).
+ * 2. **Stage** (outside the replica's lock): walk the peer's tree
+ *    (snapshot-tree.ts checks every node against its CID, its parent and
+ *    the chunking rule; a large tree's nodes are decoded on a worker
+ *    thread, tree-node-pool.ts), store its nodes as blocks (`b!`) and each
+ *    path's versions as a staged row (`x!<load>!`), in bounded batches. A
+ *    tree that fails its checks leaves nothing behind.
+ *
+ *    A replica that holds nothing yet (a new node) skips the staging: under
+ *    the lock, the walk writes each path straight into the tree; a failure,
+ *    or a crash (at the next open), empties it again.
+ * 3. **Merge** (under the lock): a marker (`m!merge`) is written, then
+ *    every staged path is merged with this replica's versions of it
+ *    (snapshot-state.ts `mergeVersions`), then every path only this replica
+ *    holds, in bounded batches; this replica's snapshot becomes the peer's
+ *    tree with only the paths whose merged versions differ rewritten
+ *    (`updateTree`); and one final batch adopts the clock, the heads, the
+ *    pruned frontier and the new snapshot, and drops the marker.
+ *
+ * Crash safety: the merge of a path is idempotent while the clock is not
+ * yet adopted (a version both sides hold stays; a version the other side
+ * saw and dropped stays dropped), so a crash in step 3 is finished at the
+ * next open from the staged rows ({@link SnapshotLoader.resume}); a crash
+ * in step 2 leaves staging that the next open deletes. While step 3 runs,
+ * readers may see some paths merged and others not yet; each path is
+ * always one side's or the merged state, never a mix.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import {
+  MAX_BLOCKS_WANT,
+  decodeEntry, decodeSnapshotRoot, encodeEntryBody, encodeSnapshotRootBody,
+  type Op, type SnapshotRoot, type SnapshotVersion
+} from '../../protocol/namespace.js'
+import { cborCID } from '../blocks/verify.js'
+import { InvalidTreeNodeError, updateTree, walkTree, type FetchNodes, type TreeRoot } from './snapshot-tree.js'
+import { covers, dominates, merge, type Dot, type VectorClock } from './clock.js'
+import { Txn, clearRange, decodeJSON } from './kv.js'
+import { SEQ_RANGE, STAGED_RANGE, blockKey, dotOfSeqKey, dotOfSupersededKey, entryKey, metaKey, pathOfStagedKey, seqKey, stagedKey, stagedRange, supersededKey } from './rows.js'
+import type { ReplicaStore } from './store.js'
+import { TreeWriter, type PathState, type Version } from './tree.js'
+import { compareTreePaths } from './path-order.js'
+import { TreeNodePool } from './tree-node-pool.js'
+import {
+  InvalidSnapshotError, UntrustedSnapshotError, fromSnapshotVersion, mergeVersions, republishOps, sameVersions, toSnapshotVersion,
+  type SnapshotMeta, type WriteRootOptions
+} from './snapshot-state.js'
+import type { Verifier } from './identity.js'
+import type { TrustPolicy } from './trust.js'
+import type { Logger } from '../logger.js'
+
+/** Rows (or deletes) per batch of the staging and the merge. */
+const CHUNK = 10_000
+
+/** Snapshots of at least this many paths are walked with their nodes decoded on a worker thread (tree-node-pool.ts). */
+const WORKER_PATHS = 50_000
+
+/** What the loader asks of the snapshot writer (snapshots.ts). */
+export interface SnapshotWriter {
+  writeRoot: (txn: Txn, options: WriteRootOptions) => Promise<CID>
+  clearDirty: () => Promise<void>
+}
+
+/** What {@link SnapshotLoader} is built from. */
+export interface SnapshotLoaderComponents {
+  store: ReplicaStore
+  verifier: Verifier
+  trust: TrustPolicy
+  logger: Logger
+  members: {
+    noteMember: (peer: string, clock: VectorClock) => void
+    confirms: (author: string, n: number, except: string) => boolean
+  }
+  /** Versions superseded before they arrived, by `r!` key (apply.ts). */
+  superseded: () => Promise<Map<string, string[]>>
+  /** Apply held entries that became ready (log.ts); called under the store's lock. */
+  drain: () => Promise<number>
+  /** A merged snapshot changed the tree. */
+  changed: () => void
+  /** Write `ops` as this replica's own entries, under the lock already held. */
+  republish: (ops: Op[]) => Promise<void>
+  writer: SnapshotWriter
+}
+
+/** A snapshot's tip entry, fetched and verified. */
+interface ProvenTip { author: string, seq: number, cid: CID, bytes: Uint8Array }
+
+/**
+ * `m!merge`: a merge under way. Everything it needs is in the store: the
+ * peer's root and tree nodes (`b!`), its paths (`x!`), its tips (`e!`).
+ */
+interface MergeMarker {
+  /** The load whose staged rows are merged (`x!<load>!`); -1 for a first load, which stages nothing. */
+  load: number
+  /** The peer's snapshot root. */
+  root: string
+  /** The counters of its clock this replica adopts (proven). */
+  clock: VectorClock
+  /** Tip entries fetched and verified: author, seq, cid. */
+  tips: Array<[string, number, string]>
+  /** Every node of the peer's tree. */
+  nodes: string[]
+}
+
+/** A merge's outcome, before its final batch ({@link SnapshotLoader.adopt}). */
+interface Merged {
+  marker: MergeMarker
+  snap: SnapshotRoot
+  /** Paths whose merged versions differ from the peer's tree. */
+  changes: Map<string, Version[]>
+  paths: number
+  dropped: number
+  /** Versions kept on this replica's word alone (published again). */
+  held: Array<[string, Version]>
+  /** Tip entries to store with the final batch, bytes and CID (a fresh load; a merge stored them with its marker). */
+  tipBytes?: Array<[Uint8Array, string]>
+}
+
+/** What {@link SnapshotLoader.loadFresh} is given. */
+interface FreshLoad {
+  root: CID
+  snap: SnapshotRoot
+  fetch: (cids: CID[]) => Promise<Uint8Array[]>
+  /** The proven clock. */
+  clock: VectorClock
+  tips: ProvenTip[]
+}
+
+/** What staging a peer's tree left in the store. */
+interface Staged {
+  /** The load's number: its rows are `x!<load>!<path>`. */
+  load: number
+  /** Every node of the tree. */
+  nodes: string[]
+  /** Blocks this load added to the store (the tree's nodes and the root), to delete if it goes no further. */
+  added: string[]
+}
+
+/** Merges peers' snapshots: loads stage side by side, merges run one at a time under the lock. */
+export class SnapshotLoader {
+  /** Number of the next load (its staged rows' key prefix); merges themselves run one at a time, under the lock. */
+  private nextLoad = 0
+
+  constructor (private readonly components: SnapshotLoaderComponents) {}
+
+  /**
+   * Merge the snapshot at `root`, its blocks fetched with `fetch` (a peer
+   * answers a prefix of what was asked: the rest is asked again). Returns
+   * false when it brings nothing this replica has not applied.
+   *
+   * What is kept (the state-based merge of two observed-remove sets): a
+   * version both sides hold stays; a version only one side holds stays
+   * unless the other side's clock covers it (then the other side saw it and
+   * removed it). So writes this replica made while away, and history it
+   * pruned that the peer never saw, are kept; what the peer removed
+   * knowingly goes — except a version whose signed entry this replica still
+   * holds, which is published again as this replica's own write (a snapshot
+   * alone cannot prove a removal).
+   *
+   * Trust: a snapshot by an author this replica does not trust is refused
+   * before its tree is fetched. Versions in it by authors this replica does
+   * not trust are dropped (unless it holds the same version itself), and so
+   * are versions it saw superseded before they arrived; their authors'
+   * counters are not adopted. Versions beyond the proven counters are not
+   * taken: their entries come by pull, signed.
+   *
+   * @param author - the peer serving the snapshot: only its own snapshots are accepted
+   * @throws {UntrustedSnapshotError} for a snapshot by an author this replica does not trust
+   * @throws {InvalidSnapshotError} for a snapshot that fails its checks (nothing is changed)
+   */
+  async load (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
+    return await this.loadOne(root, fetch, author)
+  }
+
+  /**
+   * At open: finish a merge a crash interrupted (its marker and staged rows
+   * are in the store), empty again a replica whose first load a crash
+   * interrupted, and delete what loads that never merged left staged.
+   */
+  async resume (): Promise<void> {
+    const { store } = this.components
+    await this.finishInterrupted()
+    if (await store.meta<number>('fresh') !== undefined) {
+      this.components.logger.warn('namespace dropping a first snapshot load that was interrupted: the replica starts empty again')
+      await store.exclusive(async () => { await this.emptyAgain([]) })
+    }
+    if (await store.meta<number>('staging') === undefined) return
+    // what loads staged and did not merge: every staged row, every block (`b!`) this replica's snapshot does not hold
+    await store.exclusive(async () => {
+      await clearRange(store.kv, STAGED_RANGE)
+      await this.sweepBlocks()
+      await store.kv.batch([{ type: 'del', key: metaKey('staging') }], true)
+    })
+  }
+
+  /** Finish a merge whose marker is in the store (a crash, or a failure of the store, stopped it). */
+  private async finishInterrupted (): Promise<void> {
+    const { store } = this.components
+    const marker = await store.meta<MergeMarker>('merge')
+    if (marker === undefined) return
+    const bytes = await store.kv.get(blockKey(marker.root))
+    if (bytes === undefined) throw new InvalidSnapshotError(`${store.where}: the snapshot being merged (${marker.root}) is no longer stored`)
+    const snap = decodeSnapshotRoot(bytes)
+    this.components.logger.warn({ root: marker.root }, 'namespace finishing a snapshot merge that was interrupted')
+    await store.exclusive(async () => {
+      // another load may have finished it meanwhile
+      if (await store.meta<MergeMarker>('merge') !== undefined) await this.merge(marker, snap)
+    })
+    this.components.changed()
+  }
+
+  private async loadOne (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
+    const { store, trust } = this.components
+    await this.finishInterrupted()
+    const [rootBytes] = await fetch([root])
+    if (rootBytes === undefined || !cborCID(rootBytes).equals(root)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} missing or corrupt`)
+    let snap: SnapshotRoot
+    try {
+      snap = decodeSnapshotRoot(rootBytes)
+    } catch (err: any) {
+      throw new InvalidSnapshotError(`snapshot root: ${String(err?.message ?? err)}`)
+    }
+    if (author !== undefined && snap.author !== author) throw new InvalidSnapshotError(`snapshot by ${snap.author} served by ${author}`)
+    if (!trust.trusts(snap.author)) throw new UntrustedSnapshotError(`snapshot ${root.toString()} by ${snap.author}, an author this node does not trust`)
+    const { sig, ...body } = snap
+    if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
+    const { clock, tips } = await this.provenClock(snap, fetch)
+    if (dominates(store.clock, clock)) return false
+    // a replica that holds nothing takes the peer's paths as they come, without staging them
+    const fresh = await store.exclusive(async () => await this.empty() ? await this.loadFresh({ root, snap, fetch, clock, tips }) : undefined)
+    if (fresh !== undefined) {
+      this.components.changed()
+      return fresh
+    }
+    const staged = await this.stage(snap, root, rootBytes, fetch)
+    let merged = false
+    try {
+      merged = await store.exclusive(async () => {
+        if (dominates(store.clock, clock)) return false
+        await this.ensureNodes(staged.nodes, fetch)
+        const marker: MergeMarker = { load: staged.load, root: root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: staged.nodes }
+        const txn = new Txn(store.kv)
+        for (const tip of tips) txn.putBytes(entryKey(tip.cid.toString()), tip.bytes)
+        txn.put(metaKey('merge'), marker)
+        await txn.commit(true)
+        await this.merge(marker, snap)
+        return true
+      })
+    } finally {
+      // a merge that did not start (or failed before its marker) leaves nothing behind
+      if (!merged && await store.meta<MergeMarker>('merge') === undefined) await this.dropStaging(staged)
+    }
+    if (merged) this.components.changed()
+    return merged
+  }
+
+  /**
+   * Walk the peer's tree into the store: its nodes as blocks, its paths as
+   * staged rows, in batches of {@link CHUNK}.
+   */
+  private async stage (snap: SnapshotRoot, root: CID, rootBytes: Uint8Array, fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<Staged> {
+    const { kv } = this.components.store
+    const staged: Staged = { load: this.nextLoad++, nodes: [], added: [] }
+    let txn = new Txn(kv)
+    txn.put(metaKey('staging'), 1)
+    const fetchNodes = this.capture(fetch, () => txn, staged)
+    // the root too, for a merge finished at the next open (not one of the tree's nodes)
+    if (await kv.get(blockKey(root.toString())) === undefined) {
+      txn.putBytes(blockKey(root.toString()), rootBytes)
+      staged.added.push(root.toString())
+    }
+    let paths = 0
+    try {
+      for await (const [path, versions] of this.walk(snap, fetchNodes)) {
+        paths++
+        txn.put(stagedKey(staged.load, path), versions.map(fromSnapshotVersion))
+        if (txn.size >= CHUNK) {
+          await txn.commit(false)
+          txn = new Txn(kv)
+        }
+      }
+      if (paths !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${paths} paths, its root says ${snap.count}`)
+      await txn.commit(true)
+    } catch (err: any) {
+      await this.dropStaging(staged)
+      if (err instanceof InvalidTreeNodeError) throw new InvalidSnapshotError(err.message, { cause: err })
+      throw err
+    }
+    return staged
+  }
+
+  /** Every path of the peer's tree (snapshot-tree.ts `walkTree`), nodes decoded on a worker thread for a large tree. */
+  private async * walk (snap: SnapshotRoot, fetch: FetchNodes): AsyncGenerator<[string, SnapshotVersion[]]> {
+    const pool = snap.count >= WORKER_PATHS ? new TreeNodePool() : undefined
+    try {
+      yield * walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT, decode: pool?.decode })
+    } finally {
+      await pool?.close()
+    }
+  }
+
+  /**
+   * `fetch` as the tree walk wants it, keeping each node whose bytes match
+   * its CID: listed in `staged.nodes`, and written through the current
+   * batch (`txn()`) when the store does not hold it yet (`staged.added`).
+   */
+  private capture (fetch: (cids: CID[]) => Promise<Uint8Array[]>, txn: () => Txn, staged: Staged): FetchNodes {
+    const { kv } = this.components.store
+    const seen = new Set<string>()
+    return async cids => {
+      const got = await fetch(cids)
+      for (const [i, bytes] of got.slice(0, cids.length).entries()) {
+        const key = cids[i].toString()
+        if (bytes === undefined || seen.has(key) || !cborCID(bytes).equals(cids[i])) continue
+        seen.add(key)
+        staged.nodes.push(key)
+        if (await kv.get(blockKey(key)) !== undefined) continue
+        txn().putBytes(blockKey(key), bytes)
+        staged.added.push(key)
+      }
+      return got
+    }
+  }
+
+  /** True when this replica holds nothing: no counter, no path. */
+  private async empty (): Promise<boolean> {
+    const { store } = this.components
+    if (Object.keys(store.clock).length > 0) return false
+    for await (const _ of store.kv.iterate({ gt: 'v!', lt: 'v"', limit: 1 })) return false
+    return true
+  }
+
+  /**
+   * Load a snapshot into a replica that holds nothing (under the lock): the
+   * walk writes each path straight into the tree, in bounded batches — there
+   * is nothing to merge with, so nothing to stage. A marker (`m!fresh`) goes
+   * with the first batch and out with the final one; a failure, or a crash
+   * before the final batch (at the next open), empties the replica again.
+   */
+  private async loadFresh (load: FreshLoad): Promise<boolean> {
+    const { snap, fetch, clock, tips } = load
+    const { store } = this.components
+    const { kv } = store
+    const superseded = await this.components.superseded()
+    const changes = new Map<string, Version[]>()
+    const staged: Staged = { load: -1, nodes: [], added: [] }
+    let txn = new Txn(kv)
+    let tree = new TreeWriter(txn, { markDirty: false })
+    txn.put(metaKey('fresh'), 1)
+    let paths = 0
+    let dropped = 0
+    try {
+      for await (const [path, versions] of this.walk(snap, this.capture(fetch, () => txn, staged))) {
+        paths++
+        const raw = versions.map(fromSnapshotVersion)
+        const theirs = this.refused(path, raw, [], superseded, clock)
+        dropped += raw.length - theirs.length
+        if (theirs.length > 0) await tree.load(path, theirs)
+        if (theirs.length !== raw.length) changes.set(path, theirs)
+        if (txn.size >= CHUNK) {
+          await txn.commit(false)
+          txn = new Txn(kv)
+          tree = new TreeWriter(txn, { markDirty: false })
+        }
+      }
+      if (paths !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${paths} paths, its root says ${snap.count}`)
+      await txn.commit(false)
+    } catch (err: any) {
+      await this.emptyAgain(staged.added)
+      if (err instanceof InvalidTreeNodeError) throw new InvalidSnapshotError(err.message, { cause: err })
+      throw err
+    }
+    const marker: MergeMarker = { load: -1, root: load.root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: staged.nodes }
+    await this.adopt({ marker, snap, changes, paths, dropped, held: [], tipBytes: tips.map(t => [t.bytes, t.cid.toString()]) })
+    return true
+  }
+
+  /** Undo a first load: the tree's rows, the blocks it added (or every block no snapshot holds), its marker. */
+  private async emptyAgain (added: string[]): Promise<void> {
+    const { store } = this.components
+    const { kv } = store
+    for (const prefix of ['t!', 'v!', 'c!']) await clearRange(kv, { gt: prefix, lt: prefix.slice(0, -1) + '"' })
+    if (added.length > 0) {
+      for (let i = 0; i < added.length; i += CHUNK) await kv.batch(added.slice(i, i + CHUNK).map(key => ({ type: 'del' as const, key: blockKey(key) })), false)
+    } else {
+      await this.sweepBlocks()
+    }
+    await kv.batch([{ type: 'del', key: metaKey('fresh') }], true)
+  }
+
+  /** Delete every block (`b!`) that this replica's snapshot does not hold: what a crash left staged. Under the lock. */
+  private async sweepBlocks (): Promise<void> {
+    const { store } = this.components
+    const snap = await store.meta<SnapshotMeta>('snapshot')
+    const keep = new Set([...snap?.blocks ?? [], ...snap !== undefined ? [snap.root] : []])
+    let ops: Array<{ type: 'del', key: string }> = []
+    for await (const [key] of store.kv.iterate({ gt: 'b!', lt: 'b"' })) {
+      if (keep.has(key.slice(2))) continue
+      ops.push({ type: 'del', key })
+      if (ops.length >= CHUNK) { await store.kv.batch(ops, false); ops = [] }
+    }
+    await store.kv.batch(ops, false)
+  }
+
+  /** Fetch again the tree's nodes that are not in the store (a compaction meanwhile deleted a node both trees shared). */
+  private async ensureNodes (nodes: string[], fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<void> {
+    const { kv } = this.components.store
+    const missing: CID[] = []
+    for (const key of nodes) if (await kv.get(blockKey(key)) === undefined) missing.push(CID.parse(key))
+    for (let i = 0; i < missing.length;) {
+      const got = (await fetch(missing.slice(i, i + MAX_BLOCKS_WANT))).slice(0, MAX_BLOCKS_WANT)
+      const ops = []
+      for (const [j, bytes] of got.entries()) {
+        if (bytes === undefined || !cborCID(bytes).equals(missing[i + j])) throw new InvalidSnapshotError(`snapshot tree node ${missing[i + j].toString()} missing or corrupt`)
+        ops.push({ type: 'put' as const, key: blockKey(missing[i + j].toString()), value: bytes })
+      }
+      if (ops.length === 0) throw new InvalidSnapshotError(`snapshot tree node ${missing[i].toString()} no longer served`)
+      await kv.batch(ops, false)
+      i += ops.length
+    }
+  }
+
+  /**
+   * Delete a load's staged rows and the blocks it added — but those this
+   * replica's snapshot holds meanwhile (another load of the same tree
+   * merged them); under the lock, as the snapshot changes under it.
+   */
+  private async dropStaging (staged: Staged): Promise<void> {
+    const { store } = this.components
+    await store.exclusive(async () => {
+      const snap = await store.meta<SnapshotMeta>('snapshot')
+      const keep = new Set(snap?.blocks ?? [])
+      const drop = staged.added.filter(key => !keep.has(key))
+      for (let i = 0; i < drop.length; i += CHUNK) await store.kv.batch(drop.slice(i, i + CHUNK).map(key => ({ type: 'del' as const, key: blockKey(key) })), false)
+      await clearRange(store.kv, stagedRange(staged.load))
+    })
+  }
+
+  /**
+   * The merge under the lock (the marker is written): path by path in
+   * batches, then one final batch adopting the clock, the heads and the new
+   * snapshot. Idempotent until that batch: {@link resume} runs it again.
+   */
+  private async merge (marker: MergeMarker, snap: SnapshotRoot): Promise<void> {
+    const { store } = this.components
+    const { kv } = store
+    const theirClock = marker.clock
+    const superseded = await this.components.superseded()
+    const held: Array<[string, Version]> = []
+    const options = {
+      keepA: (v: Version) => !covers(store.pruned, [v.author, v.seq]),
+      keptA: (path: string, v: Version) => { held.push([path, v]) }
+    }
+    // paths whose merged versions differ from the peer's tree: O(differences) in memory
+    const changes = new Map<string, Version[]>()
+    let txn = new Txn(kv)
+    let tree = new TreeWriter(txn, { markDirty: false })
+    const flush = async (force: boolean): Promise<void> => {
+      if (!force && txn.size < CHUNK) return
+      await txn.commit(false)
+      txn = new Txn(kv)
+      tree = new TreeWriter(txn, { markDirty: false })
+    }
+    let dropped = 0
+    let paths = 0
+    // whether this replica held any path before the merge (after a crash, some merged paths are here already: look anyway)
+    let oursBefore = false
+    for await (const _ of kv.iterate({ gt: 'v!', lt: 'v"', limit: 1 })) oursBefore = true
+    for await (const [key, value] of kv.iterate(stagedRange(marker.load))) {
+      const path = pathOfStagedKey(key)
+      paths++
+      const raw = decodeJSON<Version[]>(value)
+      const ours = (await tree.versions(path)).versions
+      const theirs = this.refused(path, raw, ours, superseded, theirClock)
+      dropped += raw.length - theirs.length
+      const merged = mergeVersions(path, ours, store.clock, theirs, theirClock, options)
+      if (!sameVersions(merged, ours)) await tree.load(path, merged)
+      if (!sameVersions(merged, raw)) changes.set(path, merged)
+      await flush(false)
+    }
+    await flush(true)
+    // paths only this replica holds
+    for await (const [key, value] of oursBefore ? kv.iterate({ gt: 'v!', lt: 'v"' }) : []) {
+      const path = key.slice(2)
+      if (await kv.get(stagedKey(marker.load, path)) !== undefined) continue
+      const ours = decodeJSON<PathState>(value).versions
+      const merged = mergeVersions(path, ours, store.clock, [], theirClock, options)
+      if (!sameVersions(merged, ours)) await tree.load(path, merged)
+      if (merged.length > 0) changes.set(path, merged)
+      await flush(false)
+    }
+    await flush(true)
+
+    await this.adopt({ marker, snap, changes, paths, dropped, held })
+  }
+
+  /**
+   * The final batch of a merge: the clock, the heads, the pruned frontier
+   * and this replica's snapshot — the peer's tree with the paths that
+   * differ rewritten — adopted at once; the marker goes with it.
+   */
+  private async adopt (merged: Merged): Promise<void> {
+    const { marker, snap, changes, paths, dropped, held } = merged
+    const { store } = this.components
+    const { kv } = store
+    const theirClock = marker.clock
+    const superseded = await this.components.superseded()
+    const clock = merge(store.clock, theirClock)
+    const heads = this.mergeHeads(snap)
+    const batch = store.batch(clock, heads)
+    for (const [author, n] of Object.entries(clock)) if ((store.clock[author] ?? 0) !== n) batch.changed.add(author)
+    const final = batch.txn
+    // this replica's snapshot: the peer's tree with the paths that differ rewritten
+    const nodes = new Set(marker.nodes)
+    let treeRoot: TreeRoot = { root: snap.tree, count: snap.count }
+    if (changes.size > 0) {
+      const written = new Set<string>()
+      const sorted = [...changes.keys()].sort(compareTreePaths)
+      const update = await updateTree(
+        snap.tree,
+        sorted.map(path => [path, (changes.get(path) as Version[]).map(toSnapshotVersion)]),
+        async cid => await final.getBytes(blockKey(cid.toString())),
+        async (cid, bytes) => {
+          const key = cid.toString()
+          if (await final.getBytes(blockKey(key)) === undefined) final.putBytes(blockKey(key), bytes)
+          written.add(key)
+        }
+      )
+      for (const cid of update.readNodes) nodes.delete(cid.toString())
+      for (const key of written) nodes.add(key)
+      treeRoot = update
+    }
+    // a superseded version the merged clock covers never arrives as an entry
+    for (const key of superseded.keys()) if (covers(clock, dotOfSupersededKey(key))) final.del(key)
+    // history the snapshot covers can no longer be served entry by entry
+    const pruned = merge(store.pruned, theirClock)
+    for await (const [key, value] of kv.iterate({ ...SEQ_RANGE })) {
+      const dot = dotOfSeqKey(key)
+      // but each author's newest entry: the tip that proves its counter in this replica's own snapshots
+      if (covers(pruned, dot) && dot[1] !== clock[dot[0]]) {
+        final.del(key)
+        final.del(entryKey(decodeJSON<{ cid: string }>(value).cid))
+      }
+    }
+    for (const [bytes, cid] of merged.tipBytes ?? []) final.putBytes(entryKey(cid), bytes)
+    for (const [author, seq, cid] of marker.tips) {
+      if (clock[author] === seq) final.put(seqKey(author, seq), { cid, w: batch.total })
+      else if (await kv.get(seqKey(author, seq)) === undefined) final.del(entryKey(cid))
+    }
+    final.put(metaKey('pruned'), pruned)
+    await this.components.writer.writeRoot(final, { tree: treeRoot, blocks: nodes, clock, heads, drop: [...marker.nodes, marker.root] })
+    final.del(metaKey('merge'))
+    final.del(metaKey('fresh'))
+    await store.commit(batch)
+    store.setPruned(pruned)
+    if (marker.load >= 0) await clearRange(kv, stagedRange(marker.load))
+    await this.components.writer.clearDirty()
+    this.components.members.noteMember(snap.author, theirClock)
+    this.components.logger.info({ root: marker.root, paths, differ: changes.size, dropped, kept: held.length }, 'namespace merged a snapshot')
+    if (held.length > 0) {
+      this.components.logger.warn({ snapshot: snap.author, versions: held.length, paths: held.slice(0, 5).map(([p]) => p) }, 'a snapshot left out versions whose signed entries this node holds, and no entry it holds removes them: published again as this node\'s own writes')
+      for (const ops of republishOps(held)) await this.components.republish(ops)
+    }
+    // held entries may have become ready
+    await this.components.drain()
+  }
+
+  /**
+   * A path's versions from the snapshot that this replica takes: those its
+   * proven clock (or this replica's) covers — a version beyond the proven
+   * counters comes by pull, signed — by authors it trusts or that it holds
+   * itself, and not seen superseded before they arrived.
+   */
+  private refused (path: string, versions: Version[], ours: Version[], superseded: Map<string, string[]>, theirClock: VectorClock): Version[] {
+    const { store, trust } = this.components
+    const held = new Set(ours.map(v => `${v.author}\n${v.seq}`))
+    return versions.filter(v => {
+      const dot: Dot = [v.author, v.seq]
+      if (!covers(theirClock, dot) && !covers(store.clock, dot)) return false
+      if (superseded.get(supersededKey(dot))?.includes(path) === true) return false
+      return trust.trusts(v.author) || held.has(`${v.author}\n${v.seq}`)
+    })
+  }
+
+  /**
+   * Heads after merging a snapshot: the maximal entries of both sides. A head
+   * of one side that the other side's clock covers, and that the other side
+   * does not list as a head, is behind the other side's heads. The
+   * snapshot's heads by authors this replica does not trust are left out:
+   * their entries are not here (heads only name an entry's parents).
+   */
+  private mergeHeads (snap: SnapshotRoot): Map<string, Dot> {
+    const { store, trust } = this.components
+    const theirs = new Map<string, Dot>()
+    for (const [i, h] of snap.heads.entries()) if (trust.trusts(snap.headDots[i][0])) theirs.set(h.toString(), snap.headDots[i])
+    const out = new Map<string, Dot>()
+    for (const [h, dot] of store.heads) if (theirs.has(h) || !covers(snap.clock, dot)) out.set(h, dot)
+    for (const [h, dot] of theirs) if (store.heads.has(h) || !covers(store.clock, dot)) out.set(h, dot)
+    return out
+  }
+
+  /**
+   * The counters of a snapshot's clock this replica adopts (docs/namespace.md,
+   * "What a snapshot may claim"): those of authors it trusts, and of them,
+   * where the snapshot claims more than this replica has applied, only what
+   * is proven — by the author's own signed entry at that counter (the
+   * snapshot's tip, fetched and verified here), by the snapshot's author
+   * for its own counter (its signature on the root), or by a second trusted
+   * member heard claiming as much. A counter not proven stays at this
+   * replica's own: the author's entries come by pull, signed. So no member
+   * can make this replica skip another author's future writes by claiming
+   * it has seen them.
+   */
+  private async provenClock (snap: SnapshotRoot, fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<{ clock: VectorClock, tips: ProvenTip[] }> {
+    const { store, trust, members } = this.components
+    const out: VectorClock = {}
+    const tipOf = new Map(snap.tips.map(([author, cid]) => [author, cid]))
+    const wanted: string[] = []
+    for (const [author, n] of Object.entries(snap.clock)) {
+      if (!trust.trusts(author)) continue
+      if (n <= (store.clock[author] ?? 0)) out[author] = n
+      else if (tipOf.has(author)) wanted.push(author)
+    }
+    const tips: ProvenTip[] = []
+    for (let i = 0; i < wanted.length;) {
+      const want = wanted.slice(i, i + MAX_BLOCKS_WANT)
+      const got = (await fetch(want.map(a => tipOf.get(a) as CID))).slice(0, want.length)
+      if (got.length === 0) break
+      for (const [j, bytes] of got.entries()) {
+        const author = want[j]
+        const cid = tipOf.get(author) as CID
+        const n = snap.clock[author]
+        if (await this.isTip(bytes, cid, author, n)) {
+          out[author] = n
+          tips.push({ author, seq: n, cid, bytes })
+        } else {
+          this.components.logger.warn({ snapshot: snap.author, author, claimed: n }, 'a snapshot\'s tip does not prove its counter')
+        }
+      }
+      i += got.length
+    }
+    // no tip, or one that did not verify: the snapshot's author vouches for its own counter; another author's needs a second member's word
+    for (const [author, n] of Object.entries(snap.clock)) {
+      if (!trust.trusts(author) || out[author] !== undefined) continue
+      if (author === snap.author || members.confirms(author, n, snap.author)) out[author] = n
+      else if ((store.clock[author] ?? 0) > 0) out[author] = store.clock[author]
+    }
+    return { clock: out, tips }
+  }
+
+  /** True when `bytes` is the entry `cid`, by `author` at seq `n`, signed by it. */
+  private async isTip (bytes: Uint8Array, cid: CID, author: string, n: number): Promise<boolean> {
+    if (!cborCID(bytes).equals(cid)) return false
+    try {
+      const entry = decodeEntry(bytes)
+      if (entry.author !== author || entry.seq !== n) return false
+      return await this.components.verifier(author, encodeEntryBody(entry), entry.sig)
+    } catch {
+      return false
+    }
+  }
+}

@@ -1,0 +1,336 @@
+/**
+ * Streamed snapshot merges and incremental snapshots (snapshot-load.ts,
+ * snapshots.ts): what a merge leaves in the store, that a replica's own
+ * snapshot is the peer's tree with only the differing paths rewritten, that
+ * a snapshot after a few writes rewrites a few nodes, and what a crash in a
+ * merge or in its staging leaves behind. Real LevelDB stores on disk.
+ */
+import { describe, it, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { CID } from 'multiformats/cid'
+import { LevelKV, type KV, type KVOp, type KVRange } from '../../../node/namespace/kv.js'
+import { buildTree, walkTree } from '../../../node/namespace/snapshot-tree.js'
+import { TreeNodePool } from '../../../node/namespace/tree-node-pool.js'
+import * as dagCbor from '@ipld/dag-cbor'
+import { cborCID } from '../../../node/blocks/verify.js'
+import { toSnapshotVersion } from '../../../node/namespace/snapshot-state.js'
+import { compareTreePaths, inTreeOrder } from '../../../node/namespace/path-order.js'
+import type { PathState } from '../../../node/namespace/tree.js'
+import type { Replica } from '../../../node/namespace/index.js'
+import { file, replica, tree } from './helpers.js'
+
+const dirs: string[] = []
+const open: Replica[] = []
+after(async () => {
+  for (const r of open) await r.close().catch(() => {})
+  for (const d of dirs) await rm(d, { recursive: true, force: true })
+})
+
+async function levelKV (): Promise<LevelKV> {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-snapload-'))
+  dirs.push(dir)
+  return new LevelKV(join(dir, 'ns'))
+}
+
+/** A replica over a fresh LevelDB store (closed by the test's end). */
+async function leveled (sim: { now: number }, kv?: KV, key?: Awaited<ReturnType<typeof generateKeyPair>>): Promise<{ r: Replica, kv: KV }> {
+  const store = kv ?? await levelKV()
+  const r = await replica(sim, {}, { kv: store, key })
+  open.push(r)
+  return { r, kv: store }
+}
+
+/** Keys of the store under a prefix. */
+async function keys (kv: KV, prefix: string): Promise<string[]> {
+  const out: string[] = []
+  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
+  for await (const [key] of kv.iterate({ gte: prefix, lt: end })) out.push(key)
+  return out
+}
+
+async function meta<T> (kv: KV, name: string): Promise<T | undefined> {
+  const bytes = await kv.get('m!' + name)
+  return bytes === undefined ? undefined : JSON.parse(new TextDecoder().decode(bytes)) as T
+}
+
+interface SnapshotMeta { root: string, tree: string, blocks: string[] }
+
+/** The tree root a full build of the replica's live versions gives (what its snapshot must equal). */
+async function fullBuildRoot (kv: KV): Promise<string> {
+  const rows: Array<[string, PathState]> = []
+  for await (const [key, value] of kv.iterate({ gt: 'v!', lt: 'v"' })) rows.push([key.slice(2), JSON.parse(new TextDecoder().decode(value)) as PathState])
+  rows.sort((a, b) => compareTreePaths(a[0], b[0]))
+  const built = await buildTree(rows.filter(([, s]) => s.versions.length > 0).map(([p, s]) => [p, s.versions.map(toSnapshotVersion)]), async () => {})
+  return built.root.toString()
+}
+
+/** Every path of the replica's own snapshot, walked from its own store. */
+async function walkOwn (kv: KV): Promise<number> {
+  const snap = await meta<SnapshotMeta>(kv, 'snapshot') as SnapshotMeta
+  let n = 0
+  for await (const _ of walkTree(CID.parse(snap.tree), async cids => await Promise.all(cids.map(async c => await kv.get('b!' + c.toString()))))) n++
+  return n
+}
+
+/** Names whose store order (UTF-8 bytes) differs from the tree's (UTF-16 units): fullwidth forms and emoji. */
+const NAMES = ['plain.txt', 'Ｆullwidth.txt', '😀smile.txt', 'z-last.txt', 'ｚ.txt', '🦀.rs']
+
+async function populate (r: Replica, n: number): Promise<void> {
+  const files = []
+  for (let i = 0; i < n; i++) files.push({ path: `/d${i % 7}/f-${String(i).padStart(5, '0')}-${NAMES[i % NAMES.length]}`, record: file(`content ${i}`) })
+  for (let i = 0; i < files.length; i += 500) await r.putFiles(files.slice(i, i + 500))
+}
+
+/**
+ * A store whose process "dies" at its `n`th batch that matches `when`:
+ * that batch and every later one fail (nothing of them is written), as
+ * after a kill at that point.
+ */
+class DyingKV implements KV {
+  armed = false
+  private dead = false
+  constructor (private readonly inner: KV, private readonly when: (ops: KVOp[]) => boolean, private n = 1) {}
+  get location (): string | undefined { return this.inner.location }
+  async open (): Promise<void> { await this.inner.open() }
+  async close (): Promise<void> { await this.inner.close() }
+  async get (key: string): Promise<Uint8Array | undefined> { return await this.inner.get(key) }
+  iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> { return this.inner.iterate(range) }
+  async batch (ops: KVOp[], sync: boolean): Promise<void> {
+    if (this.armed && !this.dead && this.when(ops) && --this.n === 0) this.dead = true
+    if (this.dead) throw new Error('injected crash')
+    await this.inner.batch(ops, sync)
+  }
+}
+
+describe('streamed snapshot merge', () => {
+  it('a fresh replica takes the peer\'s tree as its own snapshot and leaves no staging behind', async () => {
+    const sim = { now: 1_000 }
+    const { r: b, kv: kvB } = await leveled(sim)
+    await populate(b, 1200)
+    const root = await b.snapshot()
+    const { r: a, kv: kvA } = await leveled(sim)
+    assert.equal(await a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
+    assert.deepEqual(await tree(a), await tree(b))
+    assert.deepEqual(a.state().clock, b.state().clock)
+    const snapA = await meta<SnapshotMeta>(kvA, 'snapshot') as SnapshotMeta
+    const snapB = await meta<SnapshotMeta>(kvB, 'snapshot') as SnapshotMeta
+    assert.equal(snapA.tree, snapB.tree, 'nothing differed: the peer\'s tree is this replica\'s')
+    assert.notEqual(snapA.root, snapB.root, 'the root is this replica\'s own, signed by it')
+    assert.equal(await walkOwn(kvA), 1207, '1,200 files in 7 directories')
+    assert.deepEqual(await keys(kvA, 'x!'), [])
+    assert.deepEqual(await keys(kvA, 'd!'), [])
+    assert.equal(await meta(kvA, 'merge'), undefined)
+    assert.equal(await meta(kvA, 'staging'), undefined)
+    // every block stored is the snapshot's: the peer's root was not kept
+    assert.deepEqual((await keys(kvA, 'b!')).map(k => k.slice(2)).sort(), [...snapA.blocks].sort())
+  })
+
+  it('a merge keeps this replica\'s own writes, takes the peer\'s removals, and rewrites only the paths that differ', async () => {
+    const sim = { now: 1_000 }
+    const { r: b, kv: kvB } = await leveled(sim)
+    const { r: a, kv: kvA } = await leveled(sim)
+    await populate(b, 900)
+    const root1 = await b.snapshot()
+    await a.loadSnapshot(root1, async cids => await b.blocks(cids), b.id)
+    // apart: b removes one path and writes another; a writes its own
+    const gone = (await tree(b)).find(l => l.startsWith('/d3/f-'))?.split(' ')[0] as string
+    await b.remove(gone)
+    await b.putFile('/d1/new-on-b', file('b'))
+    await a.putFile('/d2/new-on-a', file('a'))
+    sim.now += 1000
+    const root2 = await b.snapshot()
+    assert.equal(await a.loadSnapshot(root2, async cids => await b.blocks(cids), b.id), true)
+    const lines = await tree(a)
+    assert.ok(!lines.some(l => l.startsWith(gone + ' ')), 'the peer\'s removal is taken')
+    assert.ok(lines.some(l => l.startsWith('/d1/new-on-b ')))
+    assert.ok(lines.some(l => l.startsWith('/d2/new-on-a ')), 'this replica\'s own write is kept')
+    const snapA = await meta<SnapshotMeta>(kvA, 'snapshot') as SnapshotMeta
+    const snapB = await meta<SnapshotMeta>(kvB, 'snapshot') as SnapshotMeta
+    assert.notEqual(snapA.tree, snapB.tree)
+    assert.equal(snapA.tree, await fullBuildRoot(kvA), 'the updated tree is the one tree of the merged state')
+    assert.equal(await walkOwn(kvA), 908, '900 files, 7 directories, one removed, two new')
+    assert.deepEqual((await keys(kvA, 'b!')).map(k => k.slice(2)).sort(), [...snapA.blocks].sort(), 'no block of either older tree is left over')
+  })
+
+  it('a snapshot after a few writes rewrites a few nodes and equals a full build', async () => {
+    const sim = { now: 1_000 }
+    const { r, kv } = await leveled(sim)
+    await populate(r, 3000)
+    await r.snapshot()
+    const before = new Set(await keys(kv, 'b!'))
+    assert.ok(before.size > 4, `a tree of several nodes (${before.size})`)
+    assert.deepEqual(await keys(kv, 'd!'), [], 'the first snapshot leaves no dirty mark')
+    await r.putFile('/d4/one-more', file('more'))
+    assert.deepEqual(await keys(kv, 'd!'), ['d!/d4/one-more'])
+    await r.snapshot()
+    const after = await keys(kv, 'b!')
+    const fresh = after.filter(k => !before.has(k))
+    const snap = await meta<SnapshotMeta>(kv, 'snapshot') as SnapshotMeta
+    // a leaf, its ancestors and the root: far fewer than the tree
+    assert.ok(fresh.length <= 4, `${fresh.length} new blocks of ${after.length}`)
+    assert.equal(snap.tree, await fullBuildRoot(kv))
+    assert.equal(await walkOwn(kv), 3008)
+    assert.deepEqual(after.map(k => k.slice(2)).sort(), [...snap.blocks].sort())
+    assert.deepEqual(await keys(kv, 'd!'), [])
+  })
+
+  it('a merge interrupted by a crash is finished at the next open', async () => {
+    const sim = { now: 1_000 }
+    const { r: b } = await leveled(sim)
+    await populate(b, 800)
+    const root = await b.snapshot()
+    const key = await generateKeyPair('Ed25519')
+    const inner = await levelKV()
+    // the crash: at the first batch of merged rows (`t!` visible names)
+    const failing = new DyingKV(inner, ops => ops.some(op => op.key.startsWith('t!')), 1)
+    const { r: a } = await leveled(sim, failing, key)
+    await a.putFile('/mine', file('mine'))
+    failing.armed = true
+    await assert.rejects(a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), /injected crash/)
+    assert.notEqual(await meta(inner, 'merge'), undefined, 'the marker says a merge is under way')
+    await inner.close()
+    const { r: again, kv } = await leveled(sim, new LevelKV(inner.location as string), key)
+    const lines = await tree(again)
+    assert.equal(lines.filter(l => l.startsWith('/d')).length, (await tree(b)).filter(l => l.startsWith('/d')).length)
+    assert.ok(lines.some(l => l.startsWith('/mine ')))
+    assert.equal(again.state().clock[b.id], b.state().clock[b.id])
+    assert.equal(await meta(kv, 'merge'), undefined)
+    assert.deepEqual(await keys(kv, 'x!'), [])
+    const snap = await meta<SnapshotMeta>(kv, 'snapshot') as SnapshotMeta
+    assert.equal(snap.tree, await fullBuildRoot(kv))
+  })
+
+  it('a tree that fails its checks is refused and leaves nothing staged', async () => {
+    const sim = { now: 1_000 }
+    const { r: b } = await leveled(sim)
+    await populate(b, 1500)
+    const root = await b.snapshot()
+    const { r: a, kv } = await leveled(sim)
+    await a.putFile('/mine', file('mine'))
+    await a.snapshot()
+    const blocksBefore = await keys(kv, 'b!')
+    const treeBefore = await tree(a)
+    let served = 0
+    // the fourth block served is garbled (a leaf, after the root and the top of the tree)
+    const corrupt = async (cids: CID[]): Promise<Uint8Array[]> => (await b.blocks(cids)).map(bytes => ++served === 4 ? bytes.map(x => x ^ 0xff) : bytes)
+    await assert.rejects(a.loadSnapshot(root, corrupt, b.id), (err: any) => err.name === 'InvalidSnapshotError')
+    assert.deepEqual(await tree(a), treeBefore)
+    assert.deepEqual(await keys(kv, 'b!'), blocksBefore)
+    assert.deepEqual(await keys(kv, 'x!'), [])
+    assert.equal(await meta(kv, 'staging'), undefined)
+    assert.equal(a.state().clock[b.id], undefined)
+  })
+
+  it('staging a crash left behind is deleted at open, and the replica\'s own snapshot kept', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const { r: a, kv } = await leveled(sim, undefined, key)
+    await populate(a, 50)
+    await a.snapshot()
+    const blocks = await keys(kv, 'b!')
+    const lines = await tree(a)
+    await a.close()
+    const raw = new LevelKV(kv.location as string)
+    await raw.open()
+    const enc = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v))
+    await raw.batch([
+      { type: 'put', key: 'm!staging', value: enc(1) },
+      { type: 'put', key: 'x!/half/staged', value: enc([]) },
+      { type: 'put', key: 'b!bafyorphannode', value: new Uint8Array([1, 2, 3]) }
+    ], true)
+    await raw.close()
+    const { r: again, kv: kv2 } = await leveled(sim, new LevelKV(kv.location as string), key)
+    assert.deepEqual(await keys(kv2, 'x!'), [])
+    assert.deepEqual(await keys(kv2, 'b!'), blocks)
+    assert.equal(await meta(kv2, 'staging'), undefined)
+    assert.deepEqual(await tree(again), lines)
+  })
+  it('a first load that fails its checks leaves the replica empty', async () => {
+    const sim = { now: 1_000 }
+    const { r: b } = await leveled(sim)
+    await populate(b, 1500)
+    const root = await b.snapshot()
+    const { r: a, kv } = await leveled(sim)
+    let served = 0
+    const corrupt = async (cids: CID[]): Promise<Uint8Array[]> => (await b.blocks(cids)).map(bytes => ++served === 4 ? bytes.map(x => x ^ 0xff) : bytes)
+    await assert.rejects(a.loadSnapshot(root, corrupt, b.id), (err: any) => err.name === 'InvalidSnapshotError')
+    assert.deepEqual(await tree(a), [])
+    for (const prefix of ['b!', 'v!', 't!', 'x!']) assert.deepEqual(await keys(kv, prefix), [], prefix)
+    assert.equal(await meta(kv, 'fresh'), undefined)
+    assert.deepEqual(a.state().clock, {})
+    // and a good copy loads
+    assert.equal(await a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
+    assert.deepEqual(await tree(a), await tree(b))
+  })
+
+  it('a first load interrupted by a crash leaves the replica empty at the next open, and it loads again', async () => {
+    const sim = { now: 1_000 }
+    const { r: b } = await leveled(sim)
+    await populate(b, 6000) // two batches of loaded rows (10,000 rows each)
+    const root = await b.snapshot()
+    const key = await generateKeyPair('Ed25519')
+    const inner = await levelKV()
+    // the crash: at the second batch of loaded rows
+    const dying = new DyingKV(inner, ops => ops.some(op => op.key.startsWith('t!')), 2)
+    const { r: a } = await leveled(sim, dying, key)
+    dying.armed = true
+    await assert.rejects(a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), /injected crash/)
+    assert.notEqual(await meta(inner, 'fresh'), undefined)
+    assert.ok((await keys(inner, 'v!')).length > 0, 'the first batch was written')
+    await inner.close()
+    const { r: again, kv } = await leveled(sim, new LevelKV(inner.location as string), key)
+    assert.deepEqual(await tree(again), [])
+    for (const prefix of ['b!', 'v!', 't!']) assert.deepEqual(await keys(kv, prefix), [], prefix)
+    assert.equal(await meta(kv, 'fresh'), undefined)
+    assert.equal(await again.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
+    assert.deepEqual(await tree(again), await tree(b))
+  })
+
+  it('a walk with its nodes decoded on a worker thread yields what a walk on this thread yields, and refuses what it refuses', async () => {
+    const sim = { now: 1_000 }
+    const { r, kv } = await leveled(sim)
+    await populate(r, 2500)
+    // a pin with a manifest: a CID inside a version's pin crosses too
+    await r.putFile('/pinned', { ...file('p'), pin: { policy: 'ec:2+1', manifest: cborCID(dagCbor.encode({ m: 1 })).toString() } })
+    await r.snapshot()
+    const snap = await meta<SnapshotMeta>(kv, 'snapshot') as SnapshotMeta
+    const fetch = async (cids: CID[]): Promise<Array<Uint8Array | undefined>> => await Promise.all(cids.map(async c => await kv.get('b!' + c.toString())))
+    const here: unknown[] = []
+    for await (const item of walkTree(CID.parse(snap.tree), fetch)) here.push(item)
+    const pool = new TreeNodePool()
+    try {
+      const there: unknown[] = []
+      for await (const item of walkTree(CID.parse(snap.tree), fetch, { decode: pool.decode })) there.push(item)
+      assert.equal(there.length, here.length)
+      assert.deepEqual(dagCbor.encode(there), dagCbor.encode(here), 'the same paths and versions, CIDs included')
+      // a node of the wrong shape under its own hash
+      const bad = dagCbor.encode({ v: 1, leaf: 'not a list' })
+      const badCid = cborCID(bad)
+      await assert.rejects(async () => { for await (const _ of walkTree(badCid, async () => [bad], { decode: pool.decode })) {} }, (err: any) => err.name === 'InvalidTreeNodeError' && /leaf items/.test(err.message))
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('paths read in the store\'s order come out in the tree\'s order', async () => {
+    // UTF-8 byte order (the store's) and UTF-16 unit order (the tree's) differ between U+E000..U+FFFF and astral characters
+    const alphabet = ['a', 'z', '/', '\u00e9', '\u4e2d', '\ud7a3', '\ue000', '\uff26', '\u{1f600}', '\u{10000}', '\u{1f980}']
+    let seed = 7
+    const random = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+    const paths = new Set<string>()
+    while (paths.size < 2000) {
+      let p = '/'
+      for (let i = 0, n = 1 + random(6); i < n; i++) p += alphabet[random(alphabet.length)]
+      paths.add(p)
+    }
+    const storeOrder = [...paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    assert.notDeepEqual(storeOrder, [...paths].sort(compareTreePaths), 'the two orders differ on these paths')
+    const out: string[] = []
+    for await (const [path] of inTreeOrder((async function * () { for (const p of storeOrder) yield [p, 0] as [string, number] })())) out.push(path)
+    assert.deepEqual(out, [...paths].sort(compareTreePaths))
+  })
+})
