@@ -21,6 +21,10 @@ const command = parseSimArgs(process.argv.slice(2))
 const started = performance.now()
 const wall = (): string => ((performance.now() - started) / 1000).toFixed(1)
 const peakMiB = (): number => Math.round(process.resourceUsage().maxRSS / 1024)
+const cpu = (): string => (process.resourceUsage().userCPUTime / 1e6).toFixed(0)
+
+// SIGINT (a run stopped early): exit through process.exit, so that --cpu-prof still writes its profile
+process.once('SIGINT', () => { console.log(`stopped at wall ${wall()} s, cpu ${cpu()} s, peak RSS ${peakMiB()} MiB`); process.exit(130) })
 
 if (command.mode === 'scale') {
   const r = await runScale({
@@ -31,7 +35,9 @@ if (command.mode === 'scale') {
     interval: command.interval,
     network: { degree: command.degree },
     // SIM_HEAP_SNAPSHOT=1: a heap snapshot once converged, every node still up (what dominates memory)
-    onConverged: process.env.SIM_HEAP_SNAPSHOT === undefined ? undefined : () => { console.log(`heap snapshot ${writeHeapSnapshot()}`) }
+    onConverged: process.env.SIM_HEAP_SNAPSHOT === undefined ? undefined : () => { console.log(`heap snapshot ${writeHeapSnapshot()}`) },
+    // SIM_PROGRESS=1: where the run is, with wall time and peak RSS (a long run stopped early says how far it got)
+    progress: process.env.SIM_PROGRESS === undefined ? undefined : line => { console.log(`[wall ${wall()} s, cpu ${cpu()} s, peak RSS ${peakMiB()} MiB] ${line}`) }
   })
   const n = r.network
   console.log(`nodes ${r.nodes}, degree ${command.degree}, seed ${command.seed}: ${r.writes} writes, partition ${command.duration} virtual ms`)

@@ -47,7 +47,12 @@ export interface ScaleOptions {
   quietFor?: number
   /** Called once the swarm has converged, every node still up (a heap snapshot at the peak, `SIM_HEAP_SNAPSHOT`). */
   onConverged?: () => void
+  /** Told where the run is: each phase as it starts, and every {@link PROGRESS_EVERY} virtual ms while converging, how many nodes have the first node's clock. */
+  progress?: (line: string) => void
 }
+
+/** Virtual ms between two progress lines while converging. */
+const PROGRESS_EVERY = 10_000
 
 /** Gossip counted over the whole run or one phase, summed over the replicas. */
 export interface GossipTally {
@@ -114,6 +119,8 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     )
     nodes.push({ id: signer.id, replica, sync, received })
   }
+  const say = (what: string): void => { options.progress?.(`${((time.now() - VirtualTime.START) / 1000).toFixed(1)} s virtual: ${what}`) }
+  say(`${nodes.length} replicas built`)
   net.announceJoins = false
   for (const n of nodes) await n.sync.start()
   net.announceJoins = true
@@ -137,8 +144,10 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   }
 
   await time.advance(2000)
+  say('writes before the partition')
   await write('before')
   await time.advance(5000)
+  say('partition, writes on both sides')
 
   // a partition into two halves with writes on both sides, plus partial faults inside each half
   const half = new Set(sample(rng, options.nodes, Math.floor(options.nodes / 2)))
@@ -152,6 +161,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   await time.advance(options.partitionFor ?? 20_000)
   net.heal()
   const healed = time.now()
+  say('heal')
 
   const target = (): boolean => {
     const want = nodes[0].replica.state().clock
@@ -163,8 +173,16 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     }
     return true
   }
+  let told = healed
+  const watched = (): boolean => {
+    if (options.progress !== undefined && time.now() - told >= PROGRESS_EVERY) {
+      told = time.now()
+      say(`${agreeing(nodes)} of ${nodes.length} nodes have node 0's clock (${Object.keys(nodes[0].replica.state().clock).length} authors)`)
+    }
+    return target()
+  }
   const within = options.convergeWithin ?? 300_000
-  const result = await time.runUntil(target, { deadline: healed + within, pollEvery: 1000, maxEvents: 1e9 })
+  const result = await time.runUntil(watched, { deadline: healed + within, pollEvery: 1000, maxEvents: 1e9 })
   const convergeMs = time.now() - healed
   options.onConverged?.()
   const gossip = tally(nodes)
@@ -208,6 +226,18 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     quiet,
     events: time.events
   }
+}
+
+/** How many of `nodes` have node 0's clock. */
+function agreeing (nodes: Node[]): number {
+  const want = nodes[0].replica.state().clock
+  const authors = Object.keys(want)
+  let n = 0
+  for (const node of nodes) {
+    const c = node.replica.state().clock
+    if (authors.every(a => c[a] === want[a])) n++
+  }
+  return n
 }
 
 /** A node's endpoint that counts the gossip it hands to sync. */
