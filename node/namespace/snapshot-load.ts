@@ -8,10 +8,9 @@
  *    counters are proven ({@link SnapshotLoader.provenClock}).
  * 2. **Stage** (outside the replica's lock): walk the peer's tree
  *    (snapshot-tree.ts checks every node against its CID, its parent and
- *    the chunking rule; a large tree's nodes are decoded on a worker
- *    thread, tree-node-pool.ts), store its nodes as blocks (`b!`) and each
- *    path's versions as a staged row (`x!<load>!`), in bounded batches. A
- *    tree that fails its checks leaves nothing behind.
+ *    the chunking rule), store its nodes as blocks (`b!`) and each path's
+ *    versions as a staged row (`x!<load>!`), in bounded batches. A tree that
+ *    fails its checks leaves nothing behind.
  *
  *    A replica that holds nothing yet (a new node) skips the staging: under
  *    the lock, the walk writes each path straight into the tree; a failure,
@@ -48,7 +47,6 @@ import { SEQ_RANGE, STAGED_RANGE, blockKey, dotOfSeqKey, dotOfSupersededKey, ent
 import type { ReplicaStore } from './store.js'
 import { TreeWriter, type PathState, type Version } from './tree.js'
 import { compareTreePaths } from './path-order.js'
-import { TreeNodePool } from './tree-node-pool.js'
 import {
   InvalidSnapshotError, UntrustedSnapshotError, fromSnapshotVersion, mergeVersions, republishOps, sameVersions, toSnapshotVersion,
   type SnapshotMeta, type WriteRootOptions
@@ -59,9 +57,6 @@ import type { Logger } from '../logger.js'
 
 /** Rows (or deletes) per batch of the staging and the merge. */
 const CHUNK = 10_000
-
-/** Snapshots of at least this many paths are walked with their nodes decoded on a worker thread (tree-node-pool.ts). */
-const WORKER_PATHS = 50_000
 
 /** What the loader asks of the snapshot writer (snapshots.ts). */
 export interface SnapshotWriter {
@@ -297,14 +292,9 @@ export class SnapshotLoader {
     return staged
   }
 
-  /** Every path of the peer's tree (snapshot-tree.ts `walkTree`), nodes decoded on a worker thread for a large tree. */
-  private async * walk (snap: SnapshotRoot, fetch: FetchNodes): AsyncGenerator<[string, SnapshotVersion[]]> {
-    const pool = snap.count >= WORKER_PATHS ? new TreeNodePool() : undefined
-    try {
-      yield * walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT, decode: pool?.decode })
-    } finally {
-      await pool?.close()
-    }
+  /** Every path of the peer's tree (snapshot-tree.ts `walkTree`). */
+  private walk (snap: SnapshotRoot, fetch: FetchNodes): AsyncGenerator<[string, SnapshotVersion[]]> {
+    return walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT })
   }
 
   /**

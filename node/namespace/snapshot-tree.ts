@@ -242,18 +242,6 @@ function verifyNode (cid: CID, bytes: Uint8Array | undefined, level: number | un
   return checkLevel(cid, decoded, level)
 }
 
-/** {@link verifyNode} with the decoding (the node's format checks) done by `decode`, e.g. on a worker thread. */
-async function verifyNodeWith (decode: NodeDecoder, cid: CID, bytes: Uint8Array | undefined, level: number | undefined): Promise<DecodedTreeNode> {
-  checkHash(cid, bytes)
-  let decoded: DecodedTreeNode
-  try {
-    decoded = await decode(bytes)
-  } catch (err: any) {
-    throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()}: ${String(err?.message ?? err)}`, { cause: err })
-  }
-  return checkLevel(cid, decoded, level)
-}
-
 function checkHash (cid: CID, bytes: Uint8Array | undefined): asserts bytes is Uint8Array {
   if (bytes === undefined) throw new MissingTreeNodeError(`snapshot tree node ${cid.toString()} missing`)
   if (!sameCid(cborCID(bytes), cid)) throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()} does not hash to its CID`)
@@ -412,20 +400,7 @@ export interface WalkOptions {
   batch?: number
   /** Requests for one CID that may come back without it before the walk fails (default 3). */
   attempts?: number
-  /**
-   * Decodes and checks a node's bytes (protocol/snapshot-tree.ts
-   * `decodeTreeNodeSized`, the default, on this thread). A decoder on a
-   * worker thread (tree-node-pool.ts) lets a long walk decode the next
-   * nodes while this thread takes the paths of the last; up to
-   * {@link decodeAhead} nodes are decoded ahead.
-   */
-  decode?: NodeDecoder
-  /** Nodes decoded ahead of the one being walked, with {@link decode} (default 2). */
-  decodeAhead?: number
 }
-
-/** Decode and check one node's bytes (its hash is checked already). @throws for anything malformed */
-export type NodeDecoder = (bytes: Uint8Array) => Promise<DecodedTreeNode>
 
 /**
  * Every path of the tree at `root` with its versions, in path order.
@@ -453,8 +428,6 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
   const concurrency = Math.max(1, options.concurrency ?? 4)
   const batch = Math.max(1, options.batch ?? 16)
   const attempts = Math.max(1, options.attempts ?? 3)
-  const { decode } = options
-  const ahead = Math.max(0, options.decodeAhead ?? 2)
   let request = 0
 
   const fetchAll = async (cids: CID[], level: number | undefined): Promise<Uint8Array[]> => {
@@ -497,27 +470,12 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
       const blocks = await (requests[r] as Promise<Uint8Array[]>)
       requests[r] = undefined
       launch()
-      const decoding: Array<Promise<DecodedTreeNode> | undefined> = []
-      const startDecode = (k: number): void => {
-        if (decode === undefined || k >= blocks.length || decoding[k] !== undefined) return
-        const p = verifyNodeWith(decode, children[r * batch + k][1], blocks[k], node.level - 1)
-        p.catch(() => {}) // awaited in order below
-        decoding[k] = p
-        blocks[k] = EMPTY
-      }
       for (let k = 0; k < blocks.length; k++) {
         const i = r * batch + k
         const [first, childCid, count] = children[i]
         const childUpper = i + 1 < children.length ? children[i + 1][0] : upper
-        let child: DecodedTreeNode
-        if (decode === undefined) {
-          child = verifyNode(childCid, blocks[k], node.level - 1)
-          blocks[k] = EMPTY
-        } else {
-          for (let a = k; a <= k + ahead; a++) startDecode(a)
-          child = await (decoding[k] as Promise<DecodedTreeNode>)
-          decoding[k] = undefined
-        }
+        const child = verifyNode(childCid, blocks[k], node.level - 1)
+        blocks[k] = EMPTY
         checkPlace(childCid, child, first, count, childUpper)
         yield * visit(childCid, child, childUpper)
       }

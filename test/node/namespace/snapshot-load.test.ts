@@ -14,9 +14,6 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { LevelKV, type KV, type KVOp, type KVRange } from '../../../node/namespace/kv.js'
 import { buildTree, walkTree } from '../../../node/namespace/snapshot-tree.js'
-import { TreeNodePool } from '../../../node/namespace/tree-node-pool.js'
-import * as dagCbor from '@ipld/dag-cbor'
-import { cborCID } from '../../../node/blocks/verify.js'
 import { toSnapshotVersion } from '../../../node/namespace/snapshot-state.js'
 import { compareTreePaths, inTreeOrder } from '../../../node/namespace/path-order.js'
 import type { PathState } from '../../../node/namespace/tree.js'
@@ -288,32 +285,6 @@ describe('streamed snapshot merge', () => {
     assert.equal(await meta(kv, 'fresh'), undefined)
     assert.equal(await again.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
     assert.deepEqual(await tree(again), await tree(b))
-  })
-
-  it('a walk with its nodes decoded on a worker thread yields what a walk on this thread yields, and refuses what it refuses', async () => {
-    const sim = { now: 1_000 }
-    const { r, kv } = await leveled(sim)
-    await populate(r, 2500)
-    // a pin with a manifest: a CID inside a version's pin crosses too
-    await r.putFile('/pinned', { ...file('p'), pin: { policy: 'ec:2+1', manifest: cborCID(dagCbor.encode({ m: 1 })).toString() } })
-    await r.snapshot()
-    const snap = await meta<SnapshotMeta>(kv, 'snapshot') as SnapshotMeta
-    const fetch = async (cids: CID[]): Promise<Array<Uint8Array | undefined>> => await Promise.all(cids.map(async c => await kv.get('b!' + c.toString())))
-    const here: unknown[] = []
-    for await (const item of walkTree(CID.parse(snap.tree), fetch)) here.push(item)
-    const pool = new TreeNodePool()
-    try {
-      const there: unknown[] = []
-      for await (const item of walkTree(CID.parse(snap.tree), fetch, { decode: pool.decode })) there.push(item)
-      assert.equal(there.length, here.length)
-      assert.deepEqual(dagCbor.encode(there), dagCbor.encode(here), 'the same paths and versions, CIDs included')
-      // a node of the wrong shape under its own hash
-      const bad = dagCbor.encode({ v: 1, leaf: 'not a list' })
-      const badCid = cborCID(bad)
-      await assert.rejects(async () => { for await (const _ of walkTree(badCid, async () => [bad], { decode: pool.decode })) {} }, (err: any) => err.name === 'InvalidTreeNodeError' && /leaf items/.test(err.message))
-    } finally {
-      await pool.close()
-    }
   })
 
   it('paths read in the store\'s order come out in the tree\'s order', async () => {
