@@ -304,4 +304,21 @@ describe('streamed snapshot merge', () => {
     for await (const [path] of inTreeOrder((async function * () { for (const p of storeOrder) yield [p, 0] as [string, number] })())) out.push(path)
     assert.deepEqual(out, [...paths].sort(compareTreePaths))
   })
+
+  it('two loads of one snapshot side by side: one merges, the other changes nothing and leaves no block the snapshot needs', async () => {
+    const sim = { now: 1_000 }
+    const { r: b } = await leveled(sim)
+    await populate(b, 1200)
+    const root = await b.snapshot()
+    const { r: a, kv } = await leveled(sim)
+    await a.putFile('/mine', file('mine'))
+    const fetch = async (cids: CID[]): Promise<Uint8Array[]> => await b.blocks(cids)
+    const results = await Promise.all([a.loadSnapshot(root, fetch, b.id), a.loadSnapshot(root, fetch, b.id)])
+    assert.deepEqual(results.sort(), [false, true])
+    assert.equal(await walkOwn(kv), 1208, '1,200 files, 7 directories and /mine, every node of the snapshot in the store')
+    const snap = await meta<SnapshotMeta>(kv, 'snapshot') as SnapshotMeta
+    assert.deepEqual((await keys(kv, 'b!')).map(k => k.slice(2)).sort(), [...snap.blocks].sort())
+    assert.deepEqual(await keys(kv, 'x!'), [])
+    assert.equal(snap.tree, await fullBuildRoot(kv))
+  })
 })
