@@ -38,6 +38,7 @@ import { Members, type Member } from './members.js'
 import { TreeReader } from './reads.js'
 import { ReplicaRecovery, type RecoveryTimers } from './recovery.js'
 import { Snapshots } from './snapshots.js'
+import type { SnapshotFetch } from './snapshot-load.js'
 import { ReplicaStore, sortedHeads } from './store.js'
 import { TRUST_EVERYONE, type TrustPolicy } from './trust.js'
 import { loadHeads, migrateSingleNode, upgradeRows, upgradeSnapshot, type UpgradeComponents } from './upgrade.js'
@@ -402,7 +403,7 @@ export class Replica implements Namespace {
    * @throws {UntrustedSnapshotError} for a snapshot by an author this replica does not trust
    * @throws {InvalidSnapshotError} for a snapshot that fails its checks
    */
-  async loadSnapshot (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
+  async loadSnapshot (root: CID, fetch: SnapshotFetch, author?: string): Promise<boolean> {
     return await this.snapshots.loadSnapshot(root, fetch, author)
   }
 }

@@ -40,7 +40,7 @@ import {
   type Op, type SnapshotRoot, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
-import { InvalidTreeNodeError, updateTree, walkTree, type FetchNodes, type TreeRoot } from './snapshot-tree.js'
+import { InvalidTreeNodeError, updateTree, walkTree, type FetchHint, type FetchNodes, type TreeRoot } from './snapshot-tree.js'
 import { covers, dominates, merge, type Dot, type VectorClock } from './clock.js'
 import { Txn, clearRange, decodeJSON } from './kv.js'
 import { SEQ_RANGE, STAGED_RANGE, blockKey, dotOfSeqKey, dotOfSupersededKey, entryKey, metaKey, pathOfStagedKey, seqKey, stagedKey, stagedRange, supersededKey } from './rows.js'
@@ -57,6 +57,15 @@ import type { Logger } from '../logger.js'
 
 /** Rows (or deletes) per batch of the staging and the merge. */
 const CHUNK = 10_000
+
+/**
+ * Fetch snapshot blocks by CID from peers: the answer's item i is the bytes
+ * of `cids[i]`; a peer may answer a prefix (the rest is asked again). The
+ * tree walk's `hint` (snapshot-tree.ts {@link FetchHint}) numbers requests
+ * and retries, so that a caller with several peers can spread them and move
+ * a retry to another peer; it is absent for the root, the tips and re-fetches.
+ */
+export type SnapshotFetch = (cids: CID[], hint?: FetchHint) => Promise<Array<Uint8Array | undefined>>
 
 /** What the loader asks of the snapshot writer (snapshots.ts). */
 export interface SnapshotWriter {
@@ -123,7 +132,7 @@ interface Merged {
 interface FreshLoad {
   root: CID
   snap: SnapshotRoot
-  fetch: (cids: CID[]) => Promise<Uint8Array[]>
+  fetch: SnapshotFetch
   /** The proven clock. */
   clock: VectorClock
   tips: ProvenTip[]
@@ -171,7 +180,7 @@ export class SnapshotLoader {
    * @throws {UntrustedSnapshotError} for a snapshot by an author this replica does not trust
    * @throws {InvalidSnapshotError} for a snapshot that fails its checks (nothing is changed)
    */
-  async load (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
+  async load (root: CID, fetch: SnapshotFetch, author?: string): Promise<boolean> {
     return await this.loadOne(root, fetch, author)
   }
 
@@ -212,7 +221,7 @@ export class SnapshotLoader {
     this.components.changed()
   }
 
-  private async loadOne (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
+  private async loadOne (root: CID, fetch: SnapshotFetch, author?: string): Promise<boolean> {
     const { store, trust } = this.components
     await this.finishInterrupted()
     const [rootBytes] = await fetch([root])
@@ -261,7 +270,7 @@ export class SnapshotLoader {
    * Walk the peer's tree into the store: its nodes as blocks, its paths as
    * staged rows, in batches of {@link CHUNK}.
    */
-  private async stage (snap: SnapshotRoot, root: CID, rootBytes: Uint8Array, fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<Staged> {
+  private async stage (snap: SnapshotRoot, root: CID, rootBytes: Uint8Array, fetch: SnapshotFetch): Promise<Staged> {
     const { kv } = this.components.store
     const staged: Staged = { load: this.nextLoad++, nodes: [], added: [] }
     let txn = new Txn(kv)
@@ -302,11 +311,11 @@ export class SnapshotLoader {
    * its CID: listed in `staged.nodes`, and written through the current
    * batch (`txn()`) when the store does not hold it yet (`staged.added`).
    */
-  private capture (fetch: (cids: CID[]) => Promise<Uint8Array[]>, txn: () => Txn, staged: Staged): FetchNodes {
+  private capture (fetch: SnapshotFetch, txn: () => Txn, staged: Staged): FetchNodes {
     const { kv } = this.components.store
     const seen = new Set<string>()
-    return async cids => {
-      const got = await fetch(cids)
+    return async (cids, hint) => {
+      const got = await fetch(cids, hint)
       for (const [i, bytes] of got.slice(0, cids.length).entries()) {
         const key = cids[i].toString()
         if (bytes === undefined || seen.has(key) || !cborCID(bytes).equals(cids[i])) continue
@@ -401,7 +410,7 @@ export class SnapshotLoader {
   }
 
   /** Fetch again the tree's nodes that are not in the store (a compaction meanwhile deleted a node both trees shared). */
-  private async ensureNodes (nodes: string[], fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<void> {
+  private async ensureNodes (nodes: string[], fetch: SnapshotFetch): Promise<void> {
     const { kv } = this.components.store
     const missing: CID[] = []
     for (const key of nodes) if (await kv.get(blockKey(key)) === undefined) missing.push(CID.parse(key))
@@ -609,7 +618,7 @@ export class SnapshotLoader {
    * can make this replica skip another author's future writes by claiming
    * it has seen them.
    */
-  private async provenClock (snap: SnapshotRoot, fetch: (cids: CID[]) => Promise<Uint8Array[]>): Promise<{ clock: VectorClock, tips: ProvenTip[] }> {
+  private async provenClock (snap: SnapshotRoot, fetch: SnapshotFetch): Promise<{ clock: VectorClock, tips: ProvenTip[] }> {
     const { store, trust, members } = this.components
     const out: VectorClock = {}
     const tipOf = new Map(snap.tips.map(([author, cid]) => [author, cid]))
@@ -628,7 +637,7 @@ export class SnapshotLoader {
         const author = want[j]
         const cid = tipOf.get(author) as CID
         const n = snap.clock[author]
-        if (await this.isTip(bytes, cid, author, n)) {
+        if (bytes !== undefined && await this.isTip(bytes, cid, author, n)) {
           out[author] = n
           tips.push({ author, seq: n, cid, bytes })
         } else {

@@ -33,7 +33,7 @@ import { sortedHeads, type ReplicaStore } from './store.js'
 import { DIRTY_RANGE, dirtyKey, versionsKey, type PathState, type Version } from './tree.js'
 import { compareTreePaths, inTreeOrder } from './path-order.js'
 import { toSnapshotVersion, type SnapshotMeta, type WriteRootOptions } from './snapshot-state.js'
-import { SnapshotLoader } from './snapshot-load.js'
+import { SnapshotLoader, type SnapshotFetch } from './snapshot-load.js'
 import type { Op } from '../../protocol/namespace.js'
 import type { Signer, Verifier } from './identity.js'
 import type { TrustPolicy } from './trust.js'
@@ -338,7 +338,7 @@ export class Snapshots {
    * @throws {UntrustedSnapshotError} for a snapshot by an author this replica does not trust
    * @throws {InvalidSnapshotError} for a snapshot that fails its checks (nothing is changed)
    */
-  async loadSnapshot (root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]>, author?: string): Promise<boolean> {
+  async loadSnapshot (root: CID, fetch: SnapshotFetch, author?: string): Promise<boolean> {
     return await this.loader.load(root, fetch, author)
   }
 
