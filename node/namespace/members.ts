@@ -175,12 +175,16 @@ export class Members {
       this.unsavedMembers.delete(peer)
     }
     this.newMembers.clear()
-    // with the rows that may number authors the stored list lacks (the whole list: it is small next to the rows, and a failed commit cannot leave it behind them)
-    txn.put(AUTHORS_KEY, this.authors.ids)
-    this.savedAuthors = this.authors.ids.length
+    // with rows that number authors the stored list lacks: the whole list, only when it grew (a commit per
+    // entry would otherwise rewrite it each time). Should this commit fail, counters numbered past the stored
+    // list read as 0 (they hold compaction back) until the next save, which writes the list with its rows.
+    if (this.savedAuthors < this.authors.ids.length) {
+      txn.put(AUTHORS_KEY, this.authors.ids)
+      this.savedAuthors = this.authors.ids.length
+    }
   }
 
-  /** The stored rows of the members whose row is behind memory (all of them are written), with the authors row when it is behind. */
+  /** The stored rows of the members whose row is behind memory (all of them are written), with the authors row (always with member rows: at most once a minute, and it makes good a failed commit's). */
   rows (): Array<{ type: 'put', key: string, value: Uint8Array }> {
     const rows = [...this.unsavedMembers].flatMap(peer => {
       const m = this.members.get(peer)

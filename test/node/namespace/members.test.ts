@@ -175,6 +175,22 @@ describe('members with many authors', () => {
     const again = members({ kv, now })
     await again.load(undefined)
     assert.deepEqual(again.memberClock('p'), { a: 1, b: 2 }, 'what was heard after the commit waits for the next save')
+
+    // the authors row goes with a commit only when its member rows number authors it lacks
+    m.noteMember('q', { a: 3 })
+    const second = new Txn(kv)
+    m.writeNew(second)
+    assert.equal(second.size, 2, 'q\'s row and the authors row (c was numbered since the last commit)')
+    m.noteMember('r', { b: 1 })
+    const third = new Txn(kv)
+    m.writeNew(third)
+    assert.equal(third.size, 1, 'r\'s row alone')
+    await second.commit()
+    await third.commit()
+    const last = members({ kv, now })
+    await last.load(undefined)
+    assert.deepEqual(last.memberClock('q'), { a: 3 })
+    assert.deepEqual(last.memberClock('r'), { b: 1 })
   })
 
   it('strangers are not members; members not trusted any more or timed out no longer hold compaction back', async () => {
