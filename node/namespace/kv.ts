@@ -109,20 +109,26 @@ export class MemoryKV implements KV {
 }
 
 /**
- * Delete every key of `range`, `chunk` keys per batch (not atomic: for rows
- * whose leftovers are harmless, such as staging and marks).
+ * Delete every key of `range` (but those `keep` says to keep), 10,000 keys
+ * per batch: not atomic, for rows whose leftovers are harmless (staging,
+ * marks, blocks a crash left behind).
  */
-export async function clearRange (kv: KV, range: KVRange, chunk = 10_000): Promise<void> {
-  let ops: KVOp[] = []
+export async function clearRange (kv: KV, range: KVRange, keep?: (key: string) => boolean): Promise<void> {
+  const keys: string[] = []
   for await (const [key] of kv.iterate(range)) {
-    ops.push({ type: 'del', key })
-    if (ops.length >= chunk) {
-      await kv.batch(ops, false)
-      ops = []
-    }
+    if (keep?.(key) === true) continue
+    keys.push(key)
+    if (keys.length >= DELETE_CHUNK) await deleteKeys(kv, keys.splice(0))
   }
-  await kv.batch(ops, false)
+  await deleteKeys(kv, keys)
 }
+
+/** Delete `keys`, 10,000 per batch (not atomic). */
+export async function deleteKeys (kv: KV, keys: readonly string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += DELETE_CHUNK) await kv.batch(keys.slice(i, i + DELETE_CHUNK).map(key => ({ type: 'del' as const, key })), false)
+}
+
+const DELETE_CHUNK = 10_000
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

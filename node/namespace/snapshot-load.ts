@@ -42,7 +42,7 @@ import {
 import { cborCID } from '../blocks/verify.js'
 import { InvalidTreeNodeError, updateTree, walkTree, type FetchHint, type FetchNodes, type TreeRoot } from './snapshot-tree.js'
 import { covers, dominates, merge, type Dot, type VectorClock } from './clock.js'
-import { Txn, clearRange, decodeJSON } from './kv.js'
+import { Txn, clearRange, decodeJSON, deleteKeys } from './kv.js'
 import { SEQ_RANGE, STAGED_RANGE, blockKey, dotOfSeqKey, dotOfSupersededKey, entryKey, metaKey, pathOfStagedKey, seqKey, stagedKey, stagedRange, supersededKey } from './rows.js'
 import type { ReplicaStore } from './store.js'
 import { TreeWriter, type PathState, type Version } from './tree.js'
@@ -102,8 +102,8 @@ interface ProvenTip { author: string, seq: number, cid: CID, bytes: Uint8Array }
  * peer's root and tree nodes (`b!`), its paths (`x!`), its tips (`e!`).
  */
 interface MergeMarker {
-  /** The load whose staged rows are merged (`x!<load>!`); -1 for a first load, which stages nothing. */
-  load: number
+  /** The load whose staged rows are merged (`x!<load>!`); none for a first load, which stages nothing. */
+  load?: number
   /** The peer's snapshot root. */
   root: string
   /** The counters of its clock this replica adopts (proven). */
@@ -113,6 +113,9 @@ interface MergeMarker {
   /** Every node of the peer's tree. */
   nodes: string[]
 }
+
+/** The marker of a staged merge: the one kind written to the store (a first load stages nothing). */
+type StagedMarker = MergeMarker & { load: number }
 
 /** A merge's outcome, before its final batch ({@link SnapshotLoader.adopt}). */
 interface Merged {
@@ -126,6 +129,8 @@ interface Merged {
   held: Array<[string, Version]>
   /** Tip entries to store with the final batch, bytes and CID (a fresh load; a merge stored them with its marker). */
   tipBytes?: Array<[Uint8Array, string]>
+  /** Versions superseded before they arrived, by `r!` key, as the merge read them. */
+  superseded: Map<string, string[]>
 }
 
 /** What {@link SnapshotLoader.loadFresh} is given. */
@@ -138,14 +143,18 @@ interface FreshLoad {
   tips: ProvenTip[]
 }
 
-/** What staging a peer's tree left in the store. */
-interface Staged {
-  /** The load's number: its rows are `x!<load>!<path>`. */
-  load: number
+/** The peer's tree nodes a load has taken (see {@link SnapshotLoader.capture}). */
+interface Captured {
   /** Every node of the tree. */
   nodes: string[]
-  /** Blocks this load added to the store (the tree's nodes and the root), to delete if it goes no further. */
+  /** Blocks this load added to the store (the tree's nodes, and the root when staged), to delete if it goes no further. */
   added: string[]
+}
+
+/** What staging a peer's tree left in the store. */
+interface Staged extends Captured {
+  /** The load's number: its rows are `x!<load>!<path>`. */
+  load: number
 }
 
 /** Merges peers' snapshots: loads stage side by side, merges run one at a time under the lock. */
@@ -194,7 +203,7 @@ export class SnapshotLoader {
     await this.finishInterrupted()
     if (await store.meta<number>('fresh') !== undefined) {
       this.components.logger.warn('namespace dropping a first snapshot load that was interrupted: the replica starts empty again')
-      await store.exclusive(async () => { await this.emptyAgain([]) })
+      await store.exclusive(async () => { await this.emptyAgain() })
     }
     if (await store.meta<number>('staging') === undefined) return
     // what loads staged and did not merge: every staged row, every block (`b!`) this replica's snapshot does not hold
@@ -208,7 +217,7 @@ export class SnapshotLoader {
   /** Finish a merge whose marker is in the store (a crash, or a failure of the store, stopped it). */
   private async finishInterrupted (): Promise<void> {
     const { store } = this.components
-    const marker = await store.meta<MergeMarker>('merge')
+    const marker = await store.meta<StagedMarker>('merge')
     if (marker === undefined) return
     const bytes = await store.kv.get(blockKey(marker.root))
     if (bytes === undefined) throw new InvalidSnapshotError(`${store.where}: the snapshot being merged (${marker.root}) is no longer stored`)
@@ -250,7 +259,7 @@ export class SnapshotLoader {
       merged = await store.exclusive(async () => {
         if (dominates(store.clock, clock)) return false
         await this.ensureNodes(staged.nodes, fetch)
-        const marker: MergeMarker = { load: staged.load, root: root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: staged.nodes }
+        const marker: StagedMarker = { load: staged.load, root: root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: staged.nodes }
         const txn = new Txn(store.kv)
         for (const tip of tips) txn.putBytes(entryKey(tip.cid.toString()), tip.bytes)
         txn.put(metaKey('merge'), marker)
@@ -281,29 +290,40 @@ export class SnapshotLoader {
       txn.putBytes(blockKey(root.toString()), rootBytes)
       staged.added.push(root.toString())
     }
-    let paths = 0
     try {
       for await (const [path, versions] of this.walk(snap, fetchNodes)) {
-        paths++
         txn.put(stagedKey(staged.load, path), versions.map(fromSnapshotVersion))
         if (txn.size >= CHUNK) {
           await txn.commit(false)
           txn = new Txn(kv)
         }
       }
-      if (paths !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${paths} paths, its root says ${snap.count}`)
       await txn.commit(true)
-    } catch (err: any) {
+    } catch (err) {
       await this.dropStaging(staged)
-      if (err instanceof InvalidTreeNodeError) throw new InvalidSnapshotError(err.message, { cause: err })
       throw err
     }
     return staged
   }
 
-  /** Every path of the peer's tree (snapshot-tree.ts `walkTree`). */
-  private walk (snap: SnapshotRoot, fetch: FetchNodes): AsyncGenerator<[string, SnapshotVersion[]]> {
-    return walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT })
+  /**
+   * Every path of the peer's tree (snapshot-tree.ts `walkTree`), counted
+   * against its root's `count`.
+   *
+   * @throws {InvalidSnapshotError} for a node that does not verify, or a count that does not match
+   */
+  private async * walk (snap: SnapshotRoot, fetch: FetchNodes): AsyncGenerator<[string, SnapshotVersion[]]> {
+    let paths = 0
+    try {
+      for await (const item of walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT })) {
+        paths++
+        yield item
+      }
+    } catch (err: any) {
+      if (err instanceof InvalidTreeNodeError) throw new InvalidSnapshotError(err.message, { cause: err })
+      throw err
+    }
+    if (paths !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${paths} paths, its root says ${snap.count}`)
   }
 
   /**
@@ -311,7 +331,7 @@ export class SnapshotLoader {
    * its CID: listed in `staged.nodes`, and written through the current
    * batch (`txn()`) when the store does not hold it yet (`staged.added`).
    */
-  private capture (fetch: SnapshotFetch, txn: () => Txn, staged: Staged): FetchNodes {
+  private capture (fetch: SnapshotFetch, txn: () => Txn, staged: Captured): FetchNodes {
     const { kv } = this.components.store
     const seen = new Set<string>()
     return async (cids, hint) => {
@@ -331,10 +351,13 @@ export class SnapshotLoader {
 
   /** True when this replica holds nothing: no counter, no path. */
   private async empty (): Promise<boolean> {
-    const { store } = this.components
-    if (Object.keys(store.clock).length > 0) return false
-    for await (const _ of store.kv.iterate({ gt: 'v!', lt: 'v"', limit: 1 })) return false
-    return true
+    return Object.keys(this.components.store.clock).length === 0 && !await this.hasPaths()
+  }
+
+  /** True when this replica holds a path's versions. */
+  private async hasPaths (): Promise<boolean> {
+    for await (const _ of this.components.store.kv.iterate({ gt: 'v!', lt: 'v"', limit: 1 })) return true
+    return false
   }
 
   /**
@@ -350,17 +373,17 @@ export class SnapshotLoader {
     const { kv } = store
     const superseded = await this.components.superseded()
     const changes = new Map<string, Version[]>()
-    const staged: Staged = { load: -1, nodes: [], added: [] }
+    const captured: Captured = { nodes: [], added: [] }
     let txn = new Txn(kv)
     let tree = new TreeWriter(txn, { markDirty: false })
     txn.put(metaKey('fresh'), 1)
     let paths = 0
     let dropped = 0
     try {
-      for await (const [path, versions] of this.walk(snap, this.capture(fetch, () => txn, staged))) {
+      for await (const [path, versions] of this.walk(snap, this.capture(fetch, () => txn, captured))) {
         paths++
         const raw = versions.map(fromSnapshotVersion)
-        const theirs = this.refused(path, raw, [], superseded, clock)
+        const theirs = this.taken(path, raw, [], superseded, clock)
         dropped += raw.length - theirs.length
         if (theirs.length > 0) await tree.load(path, theirs)
         if (theirs.length !== raw.length) changes.set(path, theirs)
@@ -370,28 +393,26 @@ export class SnapshotLoader {
           tree = new TreeWriter(txn, { markDirty: false })
         }
       }
-      if (paths !== snap.count) throw new InvalidSnapshotError(`snapshot holds ${paths} paths, its root says ${snap.count}`)
       await txn.commit(false)
-    } catch (err: any) {
-      await this.emptyAgain(staged.added)
-      if (err instanceof InvalidTreeNodeError) throw new InvalidSnapshotError(err.message, { cause: err })
+    } catch (err) {
+      await this.emptyAgain(captured.added)
       throw err
     }
-    const marker: MergeMarker = { load: -1, root: load.root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: staged.nodes }
-    await this.adopt({ marker, snap, changes, paths, dropped, held: [], tipBytes: tips.map(t => [t.bytes, t.cid.toString()]) })
+    const marker: MergeMarker = { root: load.root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: captured.nodes }
+    await this.adopt({ marker, snap, changes, paths, dropped, held: [], superseded, tipBytes: tips.map(t => [t.bytes, t.cid.toString()]) })
     return true
   }
 
-  /** Undo a first load: the tree's rows, the blocks it added (or every block no snapshot holds), its marker. */
-  private async emptyAgain (added: string[]): Promise<void> {
-    const { store } = this.components
-    const { kv } = store
+  /**
+   * Undo a first load: the tree's rows, its marker, and the blocks it added
+   * — or, after a crash (`added` unknown), every block this replica's
+   * snapshot does not hold.
+   */
+  private async emptyAgain (added?: string[]): Promise<void> {
+    const { kv } = this.components.store
     for (const prefix of ['t!', 'v!', 'c!']) await clearRange(kv, { gt: prefix, lt: prefix.slice(0, -1) + '"' })
-    if (added.length > 0) {
-      for (let i = 0; i < added.length; i += CHUNK) await kv.batch(added.slice(i, i + CHUNK).map(key => ({ type: 'del' as const, key: blockKey(key) })), false)
-    } else {
-      await this.sweepBlocks()
-    }
+    if (added !== undefined) await deleteKeys(kv, added.map(blockKey))
+    else await this.sweepBlocks()
     await kv.batch([{ type: 'del', key: metaKey('fresh') }], true)
   }
 
@@ -399,14 +420,8 @@ export class SnapshotLoader {
   private async sweepBlocks (): Promise<void> {
     const { store } = this.components
     const snap = await store.meta<SnapshotMeta>('snapshot')
-    const keep = new Set([...snap?.blocks ?? [], ...snap !== undefined ? [snap.root] : []])
-    let ops: Array<{ type: 'del', key: string }> = []
-    for await (const [key] of store.kv.iterate({ gt: 'b!', lt: 'b"' })) {
-      if (keep.has(key.slice(2))) continue
-      ops.push({ type: 'del', key })
-      if (ops.length >= CHUNK) { await store.kv.batch(ops, false); ops = [] }
-    }
-    await store.kv.batch(ops, false)
+    const keep = new Set([...snap?.blocks ?? [], ...snap !== undefined ? [snap.root] : []].map(blockKey))
+    await clearRange(store.kv, { gt: 'b!', lt: 'b"' }, key => keep.has(key))
   }
 
   /** Fetch again the tree's nodes that are not in the store (a compaction meanwhile deleted a node both trees shared). */
@@ -437,8 +452,7 @@ export class SnapshotLoader {
     await store.exclusive(async () => {
       const snap = await store.meta<SnapshotMeta>('snapshot')
       const keep = new Set(snap?.blocks ?? [])
-      const drop = staged.added.filter(key => !keep.has(key))
-      for (let i = 0; i < drop.length; i += CHUNK) await store.kv.batch(drop.slice(i, i + CHUNK).map(key => ({ type: 'del' as const, key: blockKey(key) })), false)
+      await deleteKeys(store.kv, staged.added.filter(key => !keep.has(key)).map(blockKey))
       await clearRange(store.kv, stagedRange(staged.load))
     })
   }
@@ -448,7 +462,7 @@ export class SnapshotLoader {
    * batches, then one final batch adopting the clock, the heads and the new
    * snapshot. Idempotent until that batch: {@link resume} runs it again.
    */
-  private async merge (marker: MergeMarker, snap: SnapshotRoot): Promise<void> {
+  private async merge (marker: StagedMarker, snap: SnapshotRoot): Promise<void> {
     const { store } = this.components
     const { kv } = store
     const theirClock = marker.clock
@@ -471,14 +485,13 @@ export class SnapshotLoader {
     let dropped = 0
     let paths = 0
     // whether this replica held any path before the merge (after a crash, some merged paths are here already: look anyway)
-    let oursBefore = false
-    for await (const _ of kv.iterate({ gt: 'v!', lt: 'v"', limit: 1 })) oursBefore = true
+    const oursBefore = await this.hasPaths()
     for await (const [key, value] of kv.iterate(stagedRange(marker.load))) {
       const path = pathOfStagedKey(key)
       paths++
       const raw = decodeJSON<Version[]>(value)
       const ours = (await tree.versions(path)).versions
-      const theirs = this.refused(path, raw, ours, superseded, theirClock)
+      const theirs = this.taken(path, raw, ours, superseded, theirClock)
       dropped += raw.length - theirs.length
       const merged = mergeVersions(path, ours, store.clock, theirs, theirClock, options)
       if (!sameVersions(merged, ours)) await tree.load(path, merged)
@@ -498,7 +511,7 @@ export class SnapshotLoader {
     }
     await flush(true)
 
-    await this.adopt({ marker, snap, changes, paths, dropped, held })
+    await this.adopt({ marker, snap, changes, paths, dropped, held, superseded })
   }
 
   /**
@@ -507,11 +520,10 @@ export class SnapshotLoader {
    * differ rewritten — adopted at once; the marker goes with it.
    */
   private async adopt (merged: Merged): Promise<void> {
-    const { marker, snap, changes, paths, dropped, held } = merged
+    const { marker, snap, changes, paths, dropped, held, superseded } = merged
     const { store } = this.components
     const { kv } = store
     const theirClock = marker.clock
-    const superseded = await this.components.superseded()
     const clock = merge(store.clock, theirClock)
     const heads = this.mergeHeads(snap)
     const batch = store.batch(clock, heads)
@@ -560,7 +572,7 @@ export class SnapshotLoader {
     final.del(metaKey('fresh'))
     await store.commit(batch)
     store.setPruned(pruned)
-    if (marker.load >= 0) await clearRange(kv, stagedRange(marker.load))
+    if (marker.load !== undefined) await clearRange(kv, stagedRange(marker.load))
     await this.components.writer.clearDirty()
     this.components.members.noteMember(snap.author, theirClock)
     this.components.logger.info({ root: marker.root, paths, differ: changes.size, dropped, kept: held.length }, 'namespace merged a snapshot')
@@ -578,7 +590,7 @@ export class SnapshotLoader {
    * counters comes by pull, signed — by authors it trusts or that it holds
    * itself, and not seen superseded before they arrived.
    */
-  private refused (path: string, versions: Version[], ours: Version[], superseded: Map<string, string[]>, theirClock: VectorClock): Version[] {
+  private taken (path: string, versions: Version[], ours: Version[], superseded: Map<string, string[]>, theirClock: VectorClock): Version[] {
     const { store, trust } = this.components
     const held = new Set(ours.map(v => `${v.author}\n${v.seq}`))
     return versions.filter(v => {

@@ -232,22 +232,14 @@ export async function buildTree (entries: AsyncIterable<[string, Versions]> | It
 
 /** Check `bytes` against `cid` and decode them; `level` is what the parent says, when known. */
 function verifyNode (cid: CID, bytes: Uint8Array | undefined, level: number | undefined): DecodedTreeNode {
-  checkHash(cid, bytes)
+  if (bytes === undefined) throw new MissingTreeNodeError(`snapshot tree node ${cid.toString()} missing`)
+  if (!sameCid(cborCID(bytes), cid)) throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()} does not hash to its CID`)
   let decoded: DecodedTreeNode
   try {
     decoded = decodeTreeNodeSized(bytes)
   } catch (err: any) {
     throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()}: ${String(err?.message ?? err)}`, { cause: err })
   }
-  return checkLevel(cid, decoded, level)
-}
-
-function checkHash (cid: CID, bytes: Uint8Array | undefined): asserts bytes is Uint8Array {
-  if (bytes === undefined) throw new MissingTreeNodeError(`snapshot tree node ${cid.toString()} missing`)
-  if (!sameCid(cborCID(bytes), cid)) throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()} does not hash to its CID`)
-}
-
-function checkLevel (cid: CID, decoded: DecodedTreeNode, level: number | undefined): DecodedTreeNode {
   const got = treeNodeLevel(decoded.node)
   if (level !== undefined && got !== level) throw new InvalidTreeNodeError(`snapshot tree node ${cid.toString()} is of level ${got}, its parent says ${level}`)
   return decoded
