@@ -82,6 +82,13 @@ async function populate (r: Replica, n: number): Promise<void> {
   for (let i = 0; i < files.length; i += 500) await r.putFiles(files.slice(i, i + 500))
 }
 
+/** A replica `b` over LevelDB holding `n` files (see {@link populate}) and the root of its snapshot. */
+async function snapshotOf (sim: { now: number }, n: number): Promise<{ b: Replica, root: CID }> {
+  const { r: b } = await leveled(sim)
+  await populate(b, n)
+  return { b, root: await b.snapshot() }
+}
+
 /**
  * A store whose process "dies" at its `n`th batch that matches `when`:
  * that batch and every later one fail (nothing of them is written), as
@@ -177,9 +184,7 @@ describe('streamed snapshot merge', () => {
 
   it('a merge interrupted by a crash is finished at the next open', async () => {
     const sim = { now: 1_000 }
-    const { r: b } = await leveled(sim)
-    await populate(b, 800)
-    const root = await b.snapshot()
+    const { b, root } = await snapshotOf(sim, 800)
     const key = await generateKeyPair('Ed25519')
     const inner = await levelKV()
     // the crash: at the first batch of merged rows (`t!` visible names)
@@ -203,9 +208,7 @@ describe('streamed snapshot merge', () => {
 
   it('a tree that fails its checks is refused and leaves nothing staged', async () => {
     const sim = { now: 1_000 }
-    const { r: b } = await leveled(sim)
-    await populate(b, 1500)
-    const root = await b.snapshot()
+    const { b, root } = await snapshotOf(sim, 1500)
     const { r: a, kv } = await leveled(sim)
     await a.putFile('/mine', file('mine'))
     await a.snapshot()
@@ -248,9 +251,7 @@ describe('streamed snapshot merge', () => {
   })
   it('a first load that fails its checks leaves the replica empty', async () => {
     const sim = { now: 1_000 }
-    const { r: b } = await leveled(sim)
-    await populate(b, 1500)
-    const root = await b.snapshot()
+    const { b, root } = await snapshotOf(sim, 1500)
     const { r: a, kv } = await leveled(sim)
     let served = 0
     const corrupt = async (cids: CID[]): Promise<Uint8Array[]> => (await b.blocks(cids)).map(bytes => ++served === 4 ? bytes.map(x => x ^ 0xff) : bytes)
@@ -266,9 +267,7 @@ describe('streamed snapshot merge', () => {
 
   it('a first load interrupted by a crash leaves the replica empty at the next open, and it loads again', async () => {
     const sim = { now: 1_000 }
-    const { r: b } = await leveled(sim)
-    await populate(b, 6000) // two batches of loaded rows (10,000 rows each)
-    const root = await b.snapshot()
+    const { b, root } = await snapshotOf(sim, 6000) // two batches of loaded rows (10,000 rows each)
     const key = await generateKeyPair('Ed25519')
     const inner = await levelKV()
     // the crash: at the second batch of loaded rows
@@ -307,9 +306,7 @@ describe('streamed snapshot merge', () => {
 
   it('two loads of one snapshot side by side: one merges, the other changes nothing and leaves no block the snapshot needs', async () => {
     const sim = { now: 1_000 }
-    const { r: b } = await leveled(sim)
-    await populate(b, 1200)
-    const root = await b.snapshot()
+    const { b, root } = await snapshotOf(sim, 1200)
     const { r: a, kv } = await leveled(sim)
     await a.putFile('/mine', file('mine'))
     const fetch = async (cids: CID[]): Promise<Uint8Array[]> => await b.blocks(cids)
