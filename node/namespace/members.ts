@@ -26,7 +26,7 @@ import type { Entry as LogEntry } from '../../protocol/namespace.js'
 import type { VectorClock } from './clock.js'
 import { dependencies } from './causal.js'
 import { decodeJSON, encodeJSON, type KV, type Txn } from './kv.js'
-import { MEMBER_RANGE, memberKey, metaKey, peerOfMemberKey } from './rows.js'
+import { AUTHORS_KEY, MEMBER_RANGE, memberKey, peerOfMemberKey } from './rows.js'
 import type { TrustPolicy } from './trust.js'
 import type { WallClock } from './api.js'
 
@@ -39,8 +39,6 @@ export interface MemberRow { seen: number, counters: number[] }
 /** Members heard from are saved at most this often (ms), new members with the next commit. */
 export const MEMBER_SAVE_MS = 60_000
 
-/** The row of the authors the members' counters are numbered by (a JSON list of author ids, only ever appended to). */
-export const AUTHORS_KEY = metaKey('member-authors')
 
 /** Largest counter a `Uint32Array` holds; a member with a larger one keeps `Float64Array` counters. */
 const UINT32_MAX = 0xffff_ffff

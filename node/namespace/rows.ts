@@ -74,5 +74,8 @@ export function pathOfStagedKey (key: string): string { return key.slice(key.ind
 export function entryKey (cid: string): string { return 'e!' + cid }
 /** `b!<cid>` → a snapshot block's bytes. */
 export function blockKey (cid: string): string { return 'b!' + cid }
+/** `m!member-authors`: the authors the members' counters are numbered by (members.ts; a JSON list of author ids, only ever appended to). */
+export const AUTHORS_KEY = 'm!member-authors'
+
 /** `m!<name>` → one of the replica's records (`heads`, `pruned`, `ahead`, `snapshot`, `recovering`…). */
 export function metaKey (name: string): string { return 'm!' + name }

@@ -9,9 +9,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { MemoryKV, Txn, type KV } from '../../../node/namespace/kv.js'
-import { AUTHORS_KEY, MEMBER_SAVE_MS, Members } from '../../../node/namespace/members.js'
+import { MEMBER_SAVE_MS, Members } from '../../../node/namespace/members.js'
 import { meet, type VectorClock } from '../../../node/namespace/clock.js'
-import { memberKey } from '../../../node/namespace/rows.js'
+import { AUTHORS_KEY, memberKey } from '../../../node/namespace/rows.js'
 import type { TrustPolicy } from '../../../node/namespace/trust.js'
 
 const SELF = 'self'
