@@ -8,7 +8,9 @@
  *   whose turn comes in the periodic anti-entropy round, asks that peer for
  *   what it lacks by vector clock: one page of up to `pageSize` entries per
  *   round trip in causal order, so a deep history costs pages, not depth ×
- *   RTT. A peer behind the other's pruned history gets a snapshot instead.
+ *   RTT. A peer behind the other's pruned history gets a snapshot instead;
+ *   its tree's nodes are fetched from the serving peer and up to
+ *   `snapshotPeers - 1` other trusted peers (snapshot-fetch.ts).
  * - **Heartbeat**: a round publishes the clock only when it tells the swarm
  *   something new: this node holds entries no gossip it sent or heard
  *   announced (applied from a pull or a snapshot), or it has heard no
@@ -36,6 +38,8 @@ import {
 } from '../../protocol/namespace.js'
 import { dominates, merge, type VectorClock } from './clock.js'
 import type { Replica } from './replica.js'
+import { chooseHelpers, spreadFetch, type SnapshotFetchStats } from './snapshot-fetch.js'
+import type { SnapshotFetch } from './snapshot-load.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
 import type { CID } from 'multiformats/cid'
@@ -104,6 +108,12 @@ export interface SyncOptions {
   requestTimeout?: number
   /** Most pages one pull takes before yielding to other work. @default 1000 */
   maxPages?: number
+  /**
+   * Most peers one snapshot load fetches tree nodes from: the peer that
+   * served the snapshot and up to `snapshotPeers - 1` other trusted peers
+   * (snapshot-fetch.ts); 1 fetches from the serving peer only. @default 4
+   */
+  snapshotPeers?: number
 }
 
 /** Counters. */
@@ -130,7 +140,7 @@ export interface HeartbeatStats {
 
 /** Namespace sync over a {@link SyncNetwork}. */
 export class NamespaceSync {
-  readonly stats: SyncStats & HeartbeatStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, heartbeats: 0, heartbeatsSkipped: 0 }
+  readonly stats: SyncStats & HeartbeatStats & SnapshotFetchStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, heartbeats: 0, heartbeatsSkipped: 0, snapshotHelperRequests: 0, snapshotHelperFailures: 0 }
   private readonly options: Required<SyncOptions>
   /** Rounds a liveness heartbeat waits at most. */
   private readonly heartbeatRounds: number
@@ -156,7 +166,8 @@ export class NamespaceSync {
       pageSize: Math.min(options.pageSize ?? 1000, MAX_BATCH_ENTRIES),
       gossipBytes: options.gossipBytes ?? 256 * 1024,
       requestTimeout: options.requestTimeout ?? 15_000,
-      maxPages: options.maxPages ?? 1000
+      maxPages: options.maxPages ?? 1000,
+      snapshotPeers: Math.max(1, options.snapshotPeers ?? 4)
     }
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
     this.log = components.logger
@@ -342,6 +353,38 @@ export class NamespaceSync {
     return response
   }
 
+  /** Blocks `cids` from `peer` (a prefix of them: the peer answers what it holds, within its size limit). */
+  private async blocks (peer: string, cids: CID[]): Promise<Uint8Array[]> {
+    const r = await this.ask(peer, { v: 1, type: 'blocks', id: this.nextId++, cids })
+    if (r.type !== 'blocks') throw new Error(`peer ${peer} answered ${r.type} to a blocks request`)
+    return r.blocks
+  }
+
+  /**
+   * The fetch of a snapshot `server` served at `clock`: the tree walk's
+   * requests spread over the server and other trusted peers connected now,
+   * everything else from the server (snapshot-fetch.ts).
+   */
+  private snapshotFetch (server: string, clock: VectorClock): SnapshotFetch {
+    const { network, replica, random } = this.components
+    const helpers = chooseHelpers({
+      server,
+      peers: network.peers(),
+      trusts: peer => this.trust.trusts(peer),
+      clockOf: peer => replica.memberClock(peer),
+      clock,
+      max: this.options.snapshotPeers - 1,
+      random
+    })
+    return spreadFetch({
+      server,
+      helpers,
+      ask: async (peer, cids) => await this.blocks(peer, cids),
+      stats: this.stats,
+      onHelperFailure: (peer, err: any) => { this.log.debug({ peer, err: err?.message ?? String(err) }, 'snapshot helper did not serve a request; asking the serving peer') }
+    })
+  }
+
   /**
    * Pull pages from `peer` until it has nothing more for us. The pull clock
    * names the peer's own counters (as last heard) for authors this replica
@@ -359,11 +402,7 @@ export class NamespaceSync {
         if (response.type === 'snapshot' || response.type === 'entries') theirs = merge(theirs, response.clock)
         if (response.type === 'snapshot') {
           this.stats.snapshots++
-          const merged = await replica.loadSnapshot(response.root, async (cids: CID[]) => {
-            const r = await this.ask(peer, { v: 1, type: 'blocks', id: this.nextId++, cids })
-            if (r.type !== 'blocks') throw new Error(`peer ${peer} answered ${r.type} to a blocks request`)
-            return r.blocks
-          }, peer)
+          const merged = await replica.loadSnapshot(response.root, this.snapshotFetch(peer, response.clock), peer)
           // nothing this replica can take from it (counters it cannot prove, or none ahead): asking again would get the same snapshot
           if (!merged) { complete = true; break }
           continue
