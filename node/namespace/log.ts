@@ -3,8 +3,12 @@
  * to them.
  *
  * - **Receiving**: every entry is checked (canonical dag-cbor, shape, a
- *   trusted author, signature, no second entry for one author and seq)
- *   before anything is done with it; an entry whose causal past is missing
+ *   trusted author, its author's signature, no second entry for one author
+ *   and seq) before anything is done with it. A received batch is
+ *   authenticated as a whole: an entry in the hash-ancestry of a signed
+ *   entry of the same author in the batch is covered by that signature
+ *   (identity.ts, `authenticateBatch`), so a page of history costs about
+ *   one signature check per author; an entry whose causal past is missing
  *   waits in a bounded buffer; every entry that is ready is applied
  *   (apply.ts), in batches. Rejected and untrusted entries are counted.
  * - **Serving**: what a peer lacks by vector clock, one page in causal order
@@ -25,7 +29,7 @@ import { decodeJSON } from './kv.js'
 import { entryKey, seqKey } from './rows.js'
 import { WarnLimit, type TrustPolicy } from './trust.js'
 import type { Applier } from './apply.js'
-import type { Verifier } from './identity.js'
+import { authenticateBatch, type LinkedEntry, type Verifier } from './identity.js'
 import type { ReplicaStore } from './store.js'
 import type { WallClock } from './api.js'
 import type { Logger } from '../logger.js'
@@ -48,6 +52,9 @@ export type PullAnswer =
 
 /** An entry that passed its checks. */
 interface Pending { cid: CID, entry: LogEntry, bytes: Uint8Array }
+
+/** An entry that passed every check but its signature: what batch authentication takes. */
+interface Candidate extends Pending, LinkedEntry {}
 
 /** What {@link EntryLog} is built from. */
 export interface EntryLogComponents {
@@ -83,19 +90,29 @@ export class EntryLog {
 
   /**
    * Take entries from a peer: check each (canonical dag-cbor, shape, a
-   * trusted author, signature, no second entry for one author and seq), hold
-   * those whose causal past is missing, apply every one that is ready.
+   * trusted author, no second entry for one author and seq), authenticate
+   * the batch (each entry signed by its author, itself or through hash links
+   * from a signed entry of its author in `list`), hold those whose causal
+   * past is missing, apply every one that is ready. Nothing is held or
+   * applied before the whole batch is authenticated.
    */
   async receive (list: Uint8Array[], from?: string): Promise<ReceiveResult> {
     const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, untrusted: 0, pending: 0 }
-    const fresh: Pending[] = []
+    const candidates: Candidate[] = []
+    const inBatch = new Set<string>()
     for (const bytes of list) {
       const checked = await this.check(bytes, from)
       if (checked === 'duplicate') result.duplicates++
       else if (checked === 'untrusted') result.untrusted++
       else if (checked === undefined) result.rejected++
-      else fresh.push(checked)
+      else if (inBatch.has(checked.key)) result.duplicates++
+      else {
+        inBatch.add(checked.key)
+        candidates.push(checked)
+      }
     }
+    const fresh = await this.authenticate(candidates, from)
+    result.rejected += candidates.length - fresh.length
     await this.components.store.exclusive(async () => {
       for (const p of fresh) this.hold(p)
       result.applied = await this.drain()
@@ -228,11 +245,11 @@ export class EntryLog {
   }
 
   /**
-   * Check one encoded entry; undefined when rejected. An entry by an author
-   * this replica does not trust (now) is dropped here, before anything else
-   * is done with it.
+   * Check one encoded entry, all but its signature; undefined when rejected.
+   * An entry by an author this replica does not trust (now) is dropped
+   * here, before anything else is done with it.
    */
-  private async check (bytes: Uint8Array, from?: string): Promise<Pending | 'duplicate' | 'untrusted' | undefined> {
+  private async check (bytes: Uint8Array, from?: string): Promise<Candidate | 'duplicate' | 'untrusted' | undefined> {
     const { store, id, logger } = this.components
     let entry: LogEntry
     try {
@@ -243,22 +260,48 @@ export class EntryLog {
     }
     if (!this.components.trust.trusts(entry.author)) return this.distrust(entry.author, 1, from)
     const cid = cborCID(bytes)
+    const key = cid.toString()
     const held = this.pending.get(entry.author)?.get(entry.seq)
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
     if (covers(store.clock, [entry.author, entry.seq])) {
       const known = await store.kv.get(seqKey(entry.author, entry.seq))
-      if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== cid.toString()) {
+      if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== key) {
         if (entry.author === id) logger.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
         return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
       }
       return 'duplicate'
     }
-    if (!await this.components.verifier(entry.author, encodeEntryBody(entry), entry.sig)) {
-      return this.reject(from, cid, `bad signature by ${entry.author}`)
+    return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents: entry.parents.map(p => p.toString()) }
+  }
+
+  /**
+   * The entries of a batch whose author's signature covers them, directly
+   * or through hash links from a signed entry of the same author in the
+   * batch (identity.ts, {@link authenticateBatch}); the others are rejected.
+   * Of two authenticated entries with one author and seq, the first is kept
+   * and the second rejected.
+   */
+  private async authenticate (candidates: Candidate[], from?: string): Promise<Pending[]> {
+    const { verifier, id } = this.components
+    const { ok } = await authenticateBatch(candidates, async c => await verifier(c.author, encodeEntryBody(c.entry), c.entry.sig))
+    const fresh: Pending[] = []
+    const dots = new Set<string>()
+    for (const [i, c] of candidates.entries()) {
+      if (!ok[i]) {
+        this.reject(from, c.cid, `bad signature by ${c.author}`)
+        continue
+      }
+      const dot = `${c.seq}:${c.author}`
+      if (dots.has(dot)) {
+        this.reject(from, c.cid, `second entry ${c.seq} by ${c.author}`)
+        continue
+      }
+      dots.add(dot)
+      // one of this node's own past entries that its store lacks: it is behind its own writes
+      if (c.author === id && from !== undefined) this.components.heardSelf(c.seq, from)
+      fresh.push({ cid: c.cid, entry: c.entry, bytes: c.bytes })
     }
-    // one of this node's own past entries that its store lacks: it is behind its own writes
-    if (entry.author === id && from !== undefined) this.components.heardSelf(entry.seq, from)
-    return { cid, entry, bytes }
+    return fresh
   }
 
   private reject (from: string | undefined, cid: CID | undefined, reason: string): undefined {
