@@ -24,6 +24,13 @@ import { SUPERSEDED_RANGE, dotOfSupersededKey, entryKey, seqKey, supersededKey }
 import type { Batch } from './store.js'
 import type { Version } from './tree.js'
 
+/** An entry's CID and its parents' CIDs as text, when the caller has them already (log.ts). */
+export interface EntryText {
+  cid: string
+  /** In the entry's order of parents. */
+  parents: readonly string[]
+}
+
 /** What {@link Applier} is built from. */
 export interface ApplierComponents {
   kv: KV
@@ -61,8 +68,10 @@ export class Applier {
    * dot is remembered as superseded at that path (`r!`), so that the version
    * never becomes live should its entry arrive later (its author trusted
    * again), as if the entries had been applied in causal order.
+   *
+   * @param text the entry's CIDs as text, when the caller has them (made here otherwise)
    */
-  async apply (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array): Promise<void> {
+  async apply (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array, text?: EntryText): Promise<void> {
     const superseded = await this.takeSuperseded(batch.txn, [entry.author, entry.seq])
     // what it depends on by authors not applied here, noted before its ops are placed in its past
     const ahead = batch.ahead ?? this.components.state.ahead
@@ -82,14 +91,14 @@ export class Applier {
         await batch.tree.change(op.path, op.replaces, superseded.has(op.path) ? undefined : version)
       }
     }
-    const key = cid.toString()
+    const key = text?.cid ?? cid.toString()
     batch.txn.putBytes(entryKey(key), bytes)
     batch.clock[entry.author] = entry.seq
     batch.changed.add(entry.author)
     batch.total++
     // applied in causal order, so the running count orders entries causally (pull serves by it)
     batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: batch.total })
-    for (const p of entry.parents) batch.heads.delete(p.toString())
+    for (const [i, p] of entry.parents.entries()) batch.heads.delete(text?.parents[i] ?? p.toString())
     if (!covers(ahead, [entry.author, entry.seq])) batch.heads.set(key, [entry.author, entry.seq])
     batch.applied.push(bytes)
     this.components.noteAuthor(entry)
@@ -100,11 +109,11 @@ export class Applier {
    * entry this replica holds under the dot the entry names must be that
    * entry (the dot and the hash link agree). Pruned parents are not checked.
    */
-  async badLinks (batch: Batch, entry: LogEntry): Promise<string | undefined> {
+  async badLinks (batch: Batch, entry: LogEntry, text?: EntryText): Promise<string | undefined> {
     if (entry.v !== 2) return undefined
     for (const [i, dep] of entry.deps.entries()) {
       if (!covers(batch.clock, dep) || covers(this.components.state.pruned, dep)) continue
-      const parent = entry.parents[i].toString()
+      const parent = text?.parents[i] ?? entry.parents[i].toString()
       // most parents are current heads, whose dots are in memory: no read
       const head = batch.heads.get(parent)
       if (head !== undefined && head[0] === dep[0] && head[1] === dep[1]) continue

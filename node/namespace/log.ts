@@ -22,13 +22,14 @@
  */
 import type { CID } from 'multiformats/cid'
 import { MAX_BATCH_ENTRIES, decodeEntry, encodeEntryBody, type Entry as LogEntry } from '../../protocol/namespace.js'
+import { cidText } from '../../protocol/cid-text.js'
 import { cborCID } from '../blocks/verify.js'
 import { covers, merge, missing, type VectorClock } from './clock.js'
 import { ready } from './causal.js'
 import { decodeJSON } from './kv.js'
 import { entryKey, seqKey } from './rows.js'
 import { WarnLimit, type TrustPolicy } from './trust.js'
-import type { Applier } from './apply.js'
+import type { Applier, EntryText } from './apply.js'
 import { authenticateBatch, type LinkedEntry, type Verifier } from './identity.js'
 import type { ReplicaStore } from './store.js'
 import type { WallClock } from './api.js'
@@ -51,10 +52,10 @@ export type PullAnswer =
   | { type: 'snapshot', root: CID, clock: VectorClock }
 
 /** An entry that passed its checks. */
-interface Pending { cid: CID, entry: LogEntry, bytes: Uint8Array }
+interface Pending { cid: CID, entry: LogEntry, bytes: Uint8Array, text?: EntryText }
 
 /** An entry that passed every check but its signature: what batch authentication takes. */
-interface Candidate extends Pending, LinkedEntry {}
+interface Candidate extends Omit<Pending, 'text'>, LinkedEntry {}
 
 /** What {@link EntryLog} is built from. */
 export interface EntryLogComponents {
@@ -146,13 +147,13 @@ export class EntryLog {
           if (next === undefined || !ready(next.entry, batch.clock, trust)) break
           byAuthor.delete(next.entry.seq)
           this.pendingCount--
-          const bad = await applier.badLinks(batch, next.entry)
+          const bad = await applier.badLinks(batch, next.entry, next.text)
           if (bad !== undefined) {
             // its author's later entries never become ready either: they wait behind the gap
             this.reject(undefined, next.cid, bad)
             break
           }
-          await applier.apply(batch, next.cid, next.entry, next.bytes)
+          await applier.apply(batch, next.cid, next.entry, next.bytes, next.text)
           applied++
           progress = true
           if (batch.applied.length >= 1000) {
@@ -260,7 +261,7 @@ export class EntryLog {
     }
     if (!this.components.trust.trusts(entry.author)) return this.distrust(entry.author, 1, from)
     const cid = cborCID(bytes)
-    const key = cid.toString()
+    const key = cidText(cid)
     const held = this.pending.get(entry.author)?.get(entry.seq)
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
     if (covers(store.clock, [entry.author, entry.seq])) {
@@ -271,7 +272,7 @@ export class EntryLog {
       }
       return 'duplicate'
     }
-    return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents: entry.parents.map(p => p.toString()) }
+    return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents: entry.parents.map(cidText) }
   }
 
   /**
@@ -299,7 +300,7 @@ export class EntryLog {
       dots.add(dot)
       // one of this node's own past entries that its store lacks: it is behind its own writes
       if (c.author === id && from !== undefined) this.components.heardSelf(c.seq, from)
-      fresh.push({ cid: c.cid, entry: c.entry, bytes: c.bytes })
+      fresh.push({ cid: c.cid, entry: c.entry, bytes: c.bytes, text: { cid: c.key, parents: c.parents } })
     }
     return fresh
   }
