@@ -12,6 +12,15 @@
  *    versions as a staged row (`x!<load>!`), in bounded batches. A tree that
  *    fails its checks leaves nothing behind.
  *
+ *    A replica with a snapshot of its own (one that was here before, or
+ *    has loaded one) walks only where the two trees differ: a subtree of
+ *    the peer's tree that its own snapshot holds (same CID) is checked
+ *    where it hangs but neither fetched nor staged. The merge then looks
+ *    only at the staged paths, the paths of its own tree outside the shared
+ *    subtrees, and the paths changed here since its snapshot (`d!`): a
+ *    node that comes back after a while fetches and merges O(changes ×
+ *    tree height), not the namespace.
+ *
  *    A replica that holds nothing yet (a new node) skips the staging: under
  *    the lock, the walk writes each path straight into the tree; a failure,
  *    or a crash (at the next open), empties it again.
@@ -40,12 +49,15 @@ import {
   type Op, type SnapshotRoot, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
-import { InvalidTreeNodeError, updateTree, walkTree, type FetchHint, type FetchNodes, type TreeRoot } from './snapshot-tree.js'
+import {
+  InvalidTreeNodeError, TreeReader, updateTree, walkTree,
+  type FetchHint, type FetchNodes, type GetNode, type KnownSubtrees, type TreeRoot
+} from './snapshot-tree.js'
 import { covers, dominates, merge, type Dot, type VectorClock } from './clock.js'
 import { Txn, clearRange, decodeJSON, deleteKeys } from './kv.js'
 import { SEQ_RANGE, STAGED_RANGE, blockKey, dotOfSeqKey, dotOfSupersededKey, entryKey, metaKey, pathOfStagedKey, seqKey, stagedKey, stagedRange, supersededKey } from './rows.js'
 import type { ReplicaStore } from './store.js'
-import { TreeWriter, type PathState, type Version } from './tree.js'
+import { DIRTY_RANGE, TreeWriter, type PathState, type Version } from './tree.js'
 import { compareTreePaths } from './path-order.js'
 import {
   InvalidSnapshotError, UntrustedSnapshotError, fromSnapshotVersion, mergeVersions, republishOps, sameVersions, toSnapshotVersion,
@@ -54,6 +66,7 @@ import {
 import type { Verifier } from './identity.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
+import { ShoalError } from '../errors.js'
 
 /** Rows (or deletes) per batch of the staging and the merge. */
 const CHUNK = 10_000
@@ -66,6 +79,28 @@ const CHUNK = 10_000
  * a retry to another peer; it is absent for the root, the tips and re-fetches.
  */
 export type SnapshotFetch = (cids: CID[], hint?: FetchHint) => Promise<Array<Uint8Array | undefined>>
+
+/**
+ * This replica's snapshot changed while a load was staged against it (a
+ * compaction, another merge): the staging no longer says which paths
+ * differ, and the load stages again.
+ */
+class StaleBaseError extends ShoalError {
+  override name = 'StaleBaseError'
+}
+
+/** This replica's own snapshot, against which a load stages only what differs. */
+interface Base {
+  /** The snapshot's root block. */
+  root: string
+  /** Its tree's root. */
+  tree: CID
+  /** Every block of it (the tree's nodes and the root block). */
+  blocks: Set<string>
+}
+
+/** A path a merge looks at besides the staged ones, and the peer's versions of it. */
+interface Candidate { path: string, raw: Version[], ours?: Version[] }
 
 /** What the loader asks of the snapshot writer (snapshots.ts). */
 export interface SnapshotWriter {
@@ -110,8 +145,12 @@ interface MergeMarker {
   clock: VectorClock
   /** Tip entries fetched and verified: author, seq, cid. */
   tips: Array<[string, number, string]>
-  /** Every node of the peer's tree. */
+  /** The nodes of the peer's tree that were fetched: all of them, or, staged against {@link base}, those that tree lacks. */
   nodes: string[]
+  /** This replica's snapshot root the load was staged against (its tree's subtrees that the peer's shares were not walked). */
+  base?: string
+  /** Against {@link base}: the roots of the subtrees both trees share. */
+  shared?: string[]
 }
 
 /** The marker of a staged merge: the one kind written to the store (a first load stages nothing). */
@@ -131,6 +170,8 @@ interface Merged {
   tipBytes?: Array<[Uint8Array, string]>
   /** Versions superseded before they arrived, by `r!` key, as the merge read them. */
   superseded: Map<string, string[]>
+  /** Every node of the peer's tree. */
+  nodes: Set<string>
 }
 
 /** What {@link SnapshotLoader.loadFresh} is given. */
@@ -155,6 +196,20 @@ interface Captured {
 interface Staged extends Captured {
   /** The load's number: its rows are `x!<load>!<path>`. */
   load: number
+  /** This replica's snapshot root the staging skipped shared subtrees against. */
+  base?: string
+  /** The roots of the subtrees skipped (against `base`). */
+  shared: string[]
+}
+
+/** What {@link SnapshotLoader.stage} is given. */
+interface StageInput {
+  snap: SnapshotRoot
+  root: CID
+  rootBytes: Uint8Array
+  fetch: SnapshotFetch
+  /** Walk only the subtrees this replica's own snapshot lacks (else the whole tree). */
+  diff: boolean
 }
 
 /** Merges peers' snapshots: loads stage side by side, merges run one at a time under the lock. */
@@ -253,45 +308,76 @@ export class SnapshotLoader {
       this.components.changed()
       return fresh
     }
-    const staged = await this.stage(snap, root, rootBytes, fetch)
+    // staged against this replica's own snapshot; should a compaction replace it meanwhile, once more, then the whole tree
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const merged = await this.stageAndMerge({ snap, root, rootBytes, fetch, diff: attempt < 2 }, { clock, tips })
+        if (merged) this.components.changed()
+        return merged
+      } catch (err) {
+        if (!(err instanceof StaleBaseError)) throw err
+        this.components.logger.debug({ root: root.toString(), attempt }, 'namespace snapshot staged against a snapshot that changed meanwhile: staging again')
+      }
+    }
+  }
+
+  /** Stage the peer's tree, then merge it under the lock. */
+  private async stageAndMerge (input: StageInput, proven: { clock: VectorClock, tips: ProvenTip[] }): Promise<boolean> {
+    const { store } = this.components
+    const { clock, tips } = proven
+    const staged = await this.stage(input)
     let merged = false
     try {
       merged = await store.exclusive(async () => {
         if (dominates(store.clock, clock)) return false
-        await this.ensureNodes(staged.nodes, fetch)
-        const marker: StagedMarker = { load: staged.load, root: root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: staged.nodes }
+        if (staged.base !== undefined && (await store.meta<SnapshotMeta>('snapshot'))?.root !== staged.base) throw new StaleBaseError(`${store.where}: snapshot ${staged.base} replaced while a load was staged against it`)
+        await this.ensureNodes(staged.nodes, input.fetch)
+        const marker: StagedMarker = { load: staged.load, root: input.root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: staged.nodes }
+        if (staged.base !== undefined) {
+          marker.base = staged.base
+          marker.shared = staged.shared
+        }
         const txn = new Txn(store.kv)
         for (const tip of tips) txn.putBytes(entryKey(tip.cid.toString()), tip.bytes)
         txn.put(metaKey('merge'), marker)
         await txn.commit(true)
-        await this.merge(marker, snap)
+        await this.merge(marker, input.snap)
         return true
       })
     } finally {
       // a merge that did not start (or failed before its marker) leaves nothing behind
       if (!merged && await store.meta<MergeMarker>('merge') === undefined) await this.dropStaging(staged)
     }
-    if (merged) this.components.changed()
     return merged
   }
 
   /**
    * Walk the peer's tree into the store: its nodes as blocks, its paths as
-   * staged rows, in batches of {@link CHUNK}.
+   * staged rows, in batches of {@link CHUNK}. With `diff`, and a snapshot
+   * of this replica's own to diff against, subtrees both trees share are
+   * checked where they hang but neither fetched nor staged: the merge takes
+   * their paths as they are here.
+   *
+   * @throws {StaleBaseError} when this replica's snapshot changes under the walk
    */
-  private async stage (snap: SnapshotRoot, root: CID, rootBytes: Uint8Array, fetch: SnapshotFetch): Promise<Staged> {
+  private async stage (input: StageInput): Promise<Staged> {
+    const { snap, root, rootBytes, fetch } = input
     const { kv } = this.components.store
-    const staged: Staged = { load: this.nextLoad++, nodes: [], added: [] }
+    const base = input.diff ? await this.base() : undefined
+    const staged: Staged = { load: this.nextLoad++, nodes: [], added: [], shared: [], base: base?.root }
     let txn = new Txn(kv)
     txn.put(metaKey('staging'), 1)
     const fetchNodes = this.capture(fetch, () => txn, staged)
+    const known: KnownSubtrees | undefined = base === undefined
+      ? undefined
+      : { has: cid => base.blocks.has(cid.toString()), get: this.baseGetter(base), skipped: cid => { staged.shared.push(cid.toString()) } }
     // the root too, for a merge finished at the next open (not one of the tree's nodes)
     if (await kv.get(blockKey(root.toString())) === undefined) {
       txn.putBytes(blockKey(root.toString()), rootBytes)
       staged.added.push(root.toString())
     }
     try {
-      for await (const [path, versions] of this.walk(snap, fetchNodes)) {
+      for await (const [path, versions] of this.walk(snap, fetchNodes, known)) {
         txn.put(stagedKey(staged.load, path), versions.map(fromSnapshotVersion))
         if (txn.size >= CHUNK) {
           await txn.commit(false)
@@ -306,16 +392,35 @@ export class SnapshotLoader {
     return staged
   }
 
+  /** This replica's snapshot, when it has one with a tree. */
+  private async base (): Promise<Base | undefined> {
+    const meta = await this.components.store.meta<SnapshotMeta>('snapshot')
+    if (meta?.tree === undefined) return undefined
+    return { root: meta.root, tree: CID.parse(meta.tree), blocks: new Set(meta.blocks) }
+  }
+
+  /** Reads `base`'s nodes from the store, outside the lock: one gone means the snapshot changed. */
+  private baseGetter (base: Base): GetNode {
+    const { kv, where } = this.components.store
+    return async cid => {
+      const bytes = await kv.get(blockKey(cid.toString()))
+      if (bytes === undefined) throw new StaleBaseError(`${where}: node ${cid.toString()} of snapshot ${base.root} no longer stored`)
+      return bytes
+    }
+  }
+
   /**
    * Every path of the peer's tree (snapshot-tree.ts `walkTree`), counted
-   * against its root's `count`.
+   * against its root's `count` — but those of the `known` subtrees, which
+   * are counted and skipped.
    *
    * @throws {InvalidSnapshotError} for a node that does not verify, or a count that does not match
    */
-  private async * walk (snap: SnapshotRoot, fetch: FetchNodes): AsyncGenerator<[string, SnapshotVersion[]]> {
+  private async * walk (snap: SnapshotRoot, fetch: FetchNodes, known?: KnownSubtrees): AsyncGenerator<[string, SnapshotVersion[]]> {
     let paths = 0
+    const counted: KnownSubtrees | undefined = known === undefined ? undefined : { ...known, skipped: (cid, count) => { paths += count; known.skipped(cid, count) } }
     try {
-      for await (const item of walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT })) {
+      for await (const item of walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT, known: counted })) {
         paths++
         yield item
       }
@@ -399,7 +504,7 @@ export class SnapshotLoader {
       throw err
     }
     const marker: MergeMarker = { root: load.root.toString(), clock, tips: tips.map(t => [t.author, t.seq, t.cid.toString()]), nodes: captured.nodes }
-    await this.adopt({ marker, snap, changes, paths, dropped, held: [], superseded, tipBytes: tips.map(t => [t.bytes, t.cid.toString()]) })
+    await this.adopt({ marker, snap, changes, paths, dropped, held: [], superseded, tipBytes: tips.map(t => [t.bytes, t.cid.toString()]), nodes: new Set(captured.nodes) })
     return true
   }
 
@@ -499,19 +604,76 @@ export class SnapshotLoader {
       await flush(false)
     }
     await flush(true)
-    // paths only this replica holds
-    for await (const [key, value] of oursBefore ? kv.iterate({ gt: 'v!', lt: 'v"' }) : []) {
-      const path = key.slice(2)
-      if (await kv.get(stagedKey(marker.load, path)) !== undefined) continue
-      const ours = decodeJSON<PathState>(value).versions
-      const merged = mergeVersions(path, ours, store.clock, [], theirClock, options)
+    // the paths the staged rows leave out: every other path here, or (staged against this replica's snapshot) those that may differ
+    const nodes = new Set(marker.nodes)
+    const rest = marker.base === undefined
+      ? (oursBefore ? this.onlyOurs(marker.load) : [])
+      : this.outsideShared(marker as StagedMarker & { base: string }, nodes)
+    for await (const { path, raw, ours: held } of rest) {
+      paths++
+      const ours = held ?? (await tree.versions(path)).versions
+      const theirs = this.taken(path, raw, ours, superseded, theirClock)
+      dropped += raw.length - theirs.length
+      const merged = mergeVersions(path, ours, store.clock, theirs, theirClock, options)
       if (!sameVersions(merged, ours)) await tree.load(path, merged)
-      if (merged.length > 0) changes.set(path, merged)
+      if (!sameVersions(merged, raw)) changes.set(path, merged)
       await flush(false)
     }
     await flush(true)
 
-    await this.adopt({ marker, snap, changes, paths, dropped, held, superseded })
+    await this.adopt({ marker, snap, changes, paths, dropped, held, superseded, nodes })
+  }
+
+  /** Every path this replica holds that load `load` did not stage: the peer holds none of them. */
+  private async * onlyOurs (load: number): AsyncGenerator<Candidate> {
+    const { kv } = this.components.store
+    for await (const [key, value] of kv.iterate({ gt: 'v!', lt: 'v"' })) {
+      const path = key.slice(2)
+      if (await kv.get(stagedKey(load, path)) !== undefined) continue
+      yield { path, raw: [], ours: decodeJSON<PathState>(value).versions }
+    }
+  }
+
+  /**
+   * The paths that may differ besides the staged ones, for a load staged
+   * against this replica's snapshot (`marker.base`, still this replica's
+   * until the merge's final batch), and the peer's versions of each:
+   *
+   * - the paths of this replica's tree outside the shared subtrees, not
+   *   staged: the peer holds none of them (a path the peer holds outside a
+   *   shared subtree was staged; one inside is inside here too);
+   * - the paths changed here since that snapshot (`d!`), not staged: the
+   *   peer holds what that snapshot holds of them (a shared subtree's, or none).
+   *
+   * Any other path is the same on both sides. Adds to `nodes` (the peer's
+   * tree's nodes) the shared subtrees' nodes: this snapshot's, but those
+   * walked here.
+   */
+  private async * outsideShared (marker: StagedMarker & { base: string }, nodes: Set<string>): AsyncGenerator<Candidate> {
+    const { store } = this.components
+    const { kv } = store
+    const meta = await store.meta<SnapshotMeta>('snapshot')
+    if (meta?.root !== marker.base || meta.tree === undefined) throw new InvalidSnapshotError(`${store.where}: the snapshot a merge was staged against (${marker.base}) is no longer this replica's`)
+    const tree = CID.parse(meta.tree)
+    const get: GetNode = async cid => await kv.get(blockKey(cid.toString()))
+    const shared = new Set(marker.shared)
+    const walked = new Set<string>()
+    const fetch: FetchNodes = async cids => {
+      for (const cid of cids) walked.add(cid.toString())
+      return await Promise.all(cids.map(get))
+    }
+    const dirty = new Set<string>()
+    for await (const [key] of kv.iterate({ ...DIRTY_RANGE })) dirty.add(key.slice(2))
+    const staged = async (path: string): Promise<boolean> => await kv.get(stagedKey(marker.load, path)) !== undefined
+    for await (const [path] of walkTree(tree, fetch, { known: { has: cid => shared.has(cid.toString()), get, skipped: () => {} } })) {
+      dirty.delete(path)
+      if (!await staged(path)) yield { path, raw: [] }
+    }
+    const reader = new TreeReader(tree, get)
+    for (const path of [...dirty].sort(compareTreePaths)) {
+      if (!await staged(path)) yield { path, raw: ((await reader.versions(path)) ?? []).map(fromSnapshotVersion) }
+    }
+    for (const block of meta.blocks) if (block !== meta.root && !walked.has(block)) nodes.add(block)
   }
 
   /**
@@ -520,7 +682,7 @@ export class SnapshotLoader {
    * differ rewritten — adopted at once; the marker goes with it.
    */
   private async adopt (merged: Merged): Promise<void> {
-    const { marker, snap, changes, paths, dropped, held, superseded } = merged
+    const { marker, snap, changes, paths, dropped, held, superseded, nodes } = merged
     const { store } = this.components
     const { kv } = store
     const theirClock = marker.clock
@@ -530,7 +692,6 @@ export class SnapshotLoader {
     for (const [author, n] of Object.entries(clock)) if ((store.clock[author] ?? 0) !== n) batch.changed.add(author)
     const final = batch.txn
     // this replica's snapshot: the peer's tree with the paths that differ rewritten
-    const nodes = new Set(marker.nodes)
     let treeRoot: TreeRoot = { root: snap.tree, count: snap.count }
     if (changes.size > 0) {
       const written = new Set<string>()

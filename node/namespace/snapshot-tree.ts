@@ -17,6 +17,7 @@
  *   (from several peers if the caller likes) and checking each against its CID,
  *   its parent and the chunking rule.
  * - {@link diffTrees}: the paths whose versions differ between two trees.
+ * - {@link TreeReader}: the versions of single paths.
  *
  * Blocks reach the caller through `put`, `get` and `fetch` callbacks: this
  * module has no store of its own.
@@ -44,7 +45,9 @@ export type GetNode = (cid: CID) => Promise<Uint8Array | undefined>
 /**
  * What {@link walkTree} tells its `fetch` about a request, so that a caller
  * with several peers can spread requests over them and move a retry to
- * another peer: e.g. `peers[(hint.request + hint.attempt) % peers.length]`.
+ * another peer: e.g. `peers[(hint.request + hint.attempt) % peers.length]`
+ * — or, with one peer known to hold every node (the one that served the
+ * root), send every retry to that one (namespace sync does).
  */
 export interface FetchHint {
   /** Running number of the request within this walk: 0, 1, 2… */
@@ -392,6 +395,23 @@ export interface WalkOptions {
   batch?: number
   /** Requests for one CID that may come back without it before the walk fails (default 3). */
   attempts?: number
+  /** Subtrees the caller holds already, which the walk does not enter ({@link KnownSubtrees}). */
+  known?: KnownSubtrees
+}
+
+/**
+ * Subtrees a walk skips: a node whose CID `has` answers true for is read
+ * with `get` instead of being fetched, checked as any node (its bytes
+ * against its CID, its format, its level, first path and count against its
+ * parent, its range, the chunking rule), reported to `skipped` with the
+ * number of paths under it, and not entered: none of its paths is yielded.
+ * A caller that holds a similar tree (its own snapshot) walks only where
+ * the two differ, and fetches only those nodes.
+ */
+export interface KnownSubtrees {
+  has: (cid: CID) => boolean
+  get: GetNode
+  skipped: (cid: CID, count: number) => void
 }
 
 /**
@@ -413,6 +433,9 @@ export interface WalkOptions {
  * retry goes to another peer). Any peer's answer is as good as another's:
  * every node is checked against its CID.
  *
+ * A caller that holds part of the tree (`options.known`) walks only the
+ * rest: a subtree it holds is checked where it hangs and skipped.
+ *
  * @throws {InvalidTreeNodeError} for a node that does not verify
  * @throws {MissingTreeNodeError} for a node no request brought back
  */
@@ -420,6 +443,7 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
   const concurrency = Math.max(1, options.concurrency ?? 4)
   const batch = Math.max(1, options.batch ?? 16)
   const attempts = Math.max(1, options.attempts ?? 3)
+  const known = options.known
   let request = 0
 
   const fetchAll = async (cids: CID[], level: number | undefined): Promise<Uint8Array[]> => {
@@ -442,6 +466,23 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
     return out as Uint8Array[]
   }
 
+  // children the caller holds are read locally, the others fetched
+  // (without `known`, fetchAll's own promise: no extra turn, so requests are numbered as they are launched)
+  const fetchChildren = (cids: CID[], level: number): Promise<Uint8Array[]> => known === undefined ? fetchAll(cids, level) : fetchSome(cids, level, known)
+  const fetchSome = async (cids: CID[], level: number, k: KnownSubtrees): Promise<Uint8Array[]> => {
+    const remote = cids.filter(cid => !k.has(cid))
+    const fetched = remote.length > 0 ? await fetchAll(remote, level) : []
+    let r = 0
+    const out: Uint8Array[] = []
+    for (const cid of cids) {
+      if (!k.has(cid)) { out.push(fetched[r++]); continue }
+      const bytes = await k.get(cid)
+      if (bytes === undefined) throw new MissingTreeNodeError(`snapshot tree node ${cid.toString()} missing from the subtrees held`)
+      out.push(bytes)
+    }
+    return out
+  }
+
   async function * visit (cid: CID, decoded: DecodedTreeNode, upper: string | undefined): AsyncGenerator<[string, Versions]> {
     const node = decoded.node
     if ('leaf' in node) {
@@ -453,7 +494,7 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
     const launch = (): void => {
       const start = requests.length * batch
       if (start >= children.length) return
-      const p = fetchAll(children.slice(start, start + batch).map(c => c[1]), node.level - 1)
+      const p = fetchChildren(children.slice(start, start + batch).map(c => c[1]), node.level - 1)
       p.catch(() => {}) // awaited in order below; a failure ahead must not go unhandled meanwhile
       requests.push(p)
     }
@@ -469,18 +510,67 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
         const child = verifyNode(childCid, blocks[k], node.level - 1)
         blocks[k] = EMPTY
         checkPlace(childCid, child, first, count, childUpper)
-        yield * visit(childCid, child, childUpper)
+        if (known?.has(childCid) === true) known.skipped(childCid, count)
+        else yield * visit(childCid, child, childUpper)
       }
     }
   }
 
-  const [rootBytes] = await fetchAll([root], undefined)
+  const rootKnown = known?.has(root) === true
+  const [rootBytes] = rootKnown ? [await known?.get(root)] : await fetchAll([root], undefined)
   const decoded = verifyNode(root, rootBytes, undefined)
   checkRoot(root, decoded)
+  if (rootKnown) {
+    known?.skipped(root, treeNodeCount(decoded.node))
+    return
+  }
   yield * visit(root, decoded, undefined)
 }
 
 const EMPTY = new Uint8Array(0)
+
+// ---------------------------------------------------------------------------
+// point reads
+
+/**
+ * Reads single paths of one tree, O(height) nodes each. The last node read
+ * at each level is kept, so lookups in path order read each node once.
+ */
+export class TreeReader {
+  /** The last node read at each level, by level. */
+  private readonly last = new Map<number, { cid: CID, node: TreeNode }>()
+
+  constructor (private readonly root: CID, private readonly get: GetNode) {}
+
+  /**
+   * The versions of `path` in the tree, undefined when it holds none.
+   *
+   * @throws {InvalidTreeNodeError} when a node read does not verify ({@link MissingTreeNodeError} when absent)
+   */
+  async versions (path: string): Promise<Versions | undefined> {
+    let cid = this.root
+    let level: number | undefined
+    for (;;) {
+      const node = await this.node(cid, level)
+      if ('leaf' in node) return node.leaf.find(([p]) => p === path)?.[1]
+      // the last child starting at or before the path
+      let i = node.children.length - 1
+      while (i >= 0 && path < node.children[i][0]) i--
+      if (i < 0) return undefined
+      cid = node.children[i][1]
+      level = node.level - 1
+    }
+  }
+
+  private async node (cid: CID, level: number | undefined): Promise<TreeNode> {
+    const key = level ?? -1
+    const held = this.last.get(key)
+    if (held !== undefined && held.cid.equals(cid)) return held.node
+    const node = await getNode(this.get, cid, level)
+    this.last.set(key, { cid, node })
+    return node
+  }
+}
 
 // ---------------------------------------------------------------------------
 // diffing

@@ -7,7 +7,7 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -317,5 +317,125 @@ describe('streamed snapshot merge', () => {
     assert.deepEqual((await keys(kv, 'b!')).map(k => k.slice(2)).sort(), [...snap.blocks].sort())
     assert.deepEqual(await keys(kv, 'x!'), [])
     assert.equal(snap.tree, await fullBuildRoot(kv))
+  })
+})
+
+describe('merging against this replica\'s own snapshot', () => {
+  /** `b` with 12,000 files and `a` that loaded b's snapshot, then both changed a few paths apart; b's new snapshot root. */
+  async function apart (sim: { now: number }, kvA?: KV, keyA?: Awaited<ReturnType<typeof generateKeyPair>>): Promise<{ a: Replica, b: Replica, kvA: KV, kvB: KV, root2: CID, edits: { gone: string[], mine: string[] } }> {
+    const { r: b, kv: kvB } = await leveled(sim)
+    await populate(b, 12_000)
+    const root1 = await b.snapshot()
+    const { r: a, kv } = await leveled(sim, kvA, keyA)
+    assert.equal(await a.loadSnapshot(root1, async cids => await b.blocks(cids), b.id), true)
+    const files = (await tree(b)).filter(l => /^\/d\d\/f-/.test(l)).map(l => l.split(' ')[0])
+    // b: removes one, rewrites one, adds one; a: removes one, rewrites one, adds one (other paths)
+    await b.remove(files[100])
+    await b.putFile(files[6000], file('b rewrote'))
+    await b.putFile('/d1/new-on-b', file('b'))
+    await a.remove(files[9000])
+    await a.putFile(files[11000], file('a rewrote'))
+    await a.putFile('/d2/new-on-a', file('a'))
+    sim.now += 1000
+    return { a, b, kvA: kv, kvB, root2: await b.snapshot(), edits: { gone: [files[100], files[9000]], mine: [files[6000], files[11000], '/d1/new-on-b', '/d2/new-on-a'] } }
+  }
+
+  it('a returning replica fetches only the nodes where the trees differ, and merges as a walk of the whole tree does', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const { a: first, b, kvA: kvFirst, kvB, root2, edits } = await apart(sim, await levelKV(), key)
+    // a twin of `a` without a snapshot of its own: it merges by walking b's whole tree
+    await first.close()
+    const twinDir = await mkdtemp(join(tmpdir(), 'shoal-snapload-twin-'))
+    dirs.push(twinDir)
+    await cp(kvFirst.location as string, twinDir, { recursive: true })
+    const raw = new LevelKV(twinDir)
+    await raw.open()
+    await raw.batch([{ type: 'del', key: 'm!snapshot' }], true)
+    await raw.close()
+    const { r: a, kv: kvA } = await leveled(sim, new LevelKV(kvFirst.location as string), key)
+    const { r: twin } = await leveled(sim, new LevelKV(twinDir), key)
+
+    const treeNodes = (await meta<SnapshotMeta>(kvB, 'snapshot') as SnapshotMeta).blocks.length
+    let fetched = 0
+    const fromB = async (cids: CID[]): Promise<Uint8Array[]> => { const got = await b.blocks(cids); fetched += got.length; return got }
+    assert.equal(await a.loadSnapshot(root2, fromB, b.id), true)
+    assert.ok(fetched * 2 < treeNodes, `${fetched} blocks fetched of a tree of ${treeNodes}`)
+    const diffFetched = fetched
+    fetched = 0
+    assert.equal(await twin.loadSnapshot(root2, fromB, b.id), true)
+    assert.ok(fetched >= treeNodes - 1, `the twin walked the whole tree (${fetched} of ${treeNodes} blocks)`)
+    assert.ok(diffFetched * 2 < fetched)
+
+    const lines = await tree(a)
+    assert.deepEqual(lines, await tree(twin), 'the same state as a merge of the whole tree')
+    assert.deepEqual(a.state().clock, twin.state().clock)
+    for (const path of edits.gone) assert.ok(!lines.some(l => l.startsWith(path + ' ')), `${path} removed`)
+    for (const path of edits.mine) assert.ok(lines.some(l => l.startsWith(path + ' ')), `${path} present`)
+    assert.ok(lines.includes(`${edits.mine[0]} ${file('b rewrote').cid.slice(-6)}`), 'b\'s rewrite is taken')
+    assert.ok(lines.includes(`${edits.mine[1]} ${file('a rewrote').cid.slice(-6)}`), 'this replica\'s rewrite is kept')
+    const snapA = await meta<SnapshotMeta>(kvA, 'snapshot') as SnapshotMeta
+    assert.equal(snapA.tree, await fullBuildRoot(kvA), 'the merged snapshot is the one tree of the merged state')
+    assert.deepEqual((await keys(kvA, 'b!')).map(k => k.slice(2)).sort(), [...snapA.blocks].sort(), 'every block stored is the snapshot\'s, and every node of it is stored')
+    assert.equal(await walkOwn(kvA), lines.length)
+    assert.deepEqual(await keys(kvA, 'x!'), [])
+
+    // and back, against b's own (incrementally written) snapshot: b takes a's new file and rewrite (beside its own version,
+    // whose signed entry b still holds: a snapshot alone does not remove it)
+    fetched = 0
+    const fromA = async (cids: CID[]): Promise<Uint8Array[]> => { const got = await a.blocks(cids); fetched += got.length; return got }
+    assert.equal(await b.loadSnapshot(await a.snapshot(), fromA, a.id), true)
+    assert.ok(fetched * 2 < treeNodes, `${fetched} blocks fetched back`)
+    const back = await tree(b)
+    assert.ok(back.some(l => l.startsWith('/d2/new-on-a ')))
+    assert.ok(back.some(l => l.includes(file('a rewrote').cid.slice(-6))))
+    // (the versions published again came after the merged snapshot, marked for the next one)
+    await b.snapshot()
+    assert.equal((await meta<SnapshotMeta>(kvB, 'snapshot') as SnapshotMeta).tree, await fullBuildRoot(kvB))
+  })
+
+  it('a snapshot replaced while a load is staged against it: the load stages again and merges right', async () => {
+    const sim = { now: 1_000 }
+    const { a, b, kvA, root2, edits } = await apart(sim)
+    let requests = 0
+    const fromB = async (cids: CID[]): Promise<Uint8Array[]> => {
+      // a compaction here, mid-walk, replaces the snapshot the load stages against
+      if (++requests === 2) {
+        await a.putFile('/d3/written-mid-load', file('mid'))
+        await a.snapshot()
+      }
+      return await b.blocks(cids)
+    }
+    assert.equal(await a.loadSnapshot(root2, fromB, b.id), true)
+    const lines = await tree(a)
+    for (const path of [...edits.mine, '/d3/written-mid-load']) assert.ok(lines.some(l => l.startsWith(path + ' ')), `${path} present`)
+    for (const path of edits.gone) assert.ok(!lines.some(l => l.startsWith(path + ' ')), `${path} removed`)
+    const snapA = await meta<SnapshotMeta>(kvA, 'snapshot') as SnapshotMeta
+    assert.equal(snapA.tree, await fullBuildRoot(kvA))
+    assert.deepEqual((await keys(kvA, 'b!')).map(k => k.slice(2)).sort(), [...snapA.blocks].sort())
+    assert.deepEqual(await keys(kvA, 'x!'), [])
+  })
+
+  it('a merge against this replica\'s snapshot interrupted by a crash is finished at the next open', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const inner = await levelKV()
+    const dying = new DyingKV(inner, ops => ops.some(op => op.key.startsWith('t!')), 1)
+    const { a, b, root2, edits } = await apart(sim, dying, key)
+    dying.armed = true
+    await assert.rejects(a.loadSnapshot(root2, async cids => await b.blocks(cids), b.id), /injected crash/)
+    const marker = await meta<{ base?: string }>(inner, 'merge')
+    assert.equal(typeof marker?.base, 'string', 'the marker names the snapshot the merge was staged against')
+    await inner.close()
+    const { r: again, kv } = await leveled(sim, new LevelKV(inner.location as string), key)
+    const lines = await tree(again)
+    for (const path of edits.mine) assert.ok(lines.some(l => l.startsWith(path + ' ')), `${path} present`)
+    for (const path of edits.gone) assert.ok(!lines.some(l => l.startsWith(path + ' ')), `${path} removed`)
+    assert.equal(again.state().clock[b.id], b.state().clock[b.id])
+    assert.equal(await meta(kv, 'merge'), undefined)
+    assert.deepEqual(await keys(kv, 'x!'), [])
+    const snap = await meta<SnapshotMeta>(kv, 'snapshot') as SnapshotMeta
+    assert.equal(snap.tree, await fullBuildRoot(kv))
+    assert.deepEqual((await keys(kv, 'b!')).map(k => k.slice(2)).sort(), [...snap.blocks].sort())
   })
 })
