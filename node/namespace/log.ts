@@ -183,20 +183,11 @@ export class EntryLog {
         }
       }
       limit = Math.max(1, Math.min(limit, MAX_BATCH_ENTRIES))
-      const candidates: Array<{ cid: string, w: number }> = []
-      for (const [author, n] of Object.entries(store.clock)) {
-        const from = Math.max(remote[author] ?? 0, store.pruned[author] ?? 0)
-        if (from >= n) continue
-        for await (const [, value] of store.kv.iterate({ gt: seqKey(author, from), lte: seqKey(author, n), limit })) {
-          candidates.push(decodeJSON<{ cid: string, w: number }>(value))
-        }
-      }
-      candidates.sort((a, b) => a.w - b.w)
       const total = missing(store.clock, merge(remote, store.pruned))
       const entries: Uint8Array[] = []
       let bytes = 0
-      for (const c of candidates.slice(0, limit)) {
-        const entry = await store.kv.get(entryKey(c.cid))
+      for (const cid of await this.firstLacked(remote, limit)) {
+        const entry = await store.kv.get(entryKey(cid))
         if (entry === undefined) break
         if (entries.length > 0 && bytes + entry.byteLength > maxBytes) break
         entries.push(entry)
@@ -204,6 +195,39 @@ export class EntryLog {
       }
       return { type: 'entries' as const, entries, more: entries.length < total }
     })
+  }
+
+  /**
+   * The CIDs of the first `limit` entries a peer with clock `remote` lacks,
+   * in the order they were applied here (causal order). Each author's rows
+   * come in that order already: they are merged lazily, so about `limit`
+   * rows are read whatever the number of authors behind. Under the lock.
+   */
+  private async firstLacked (remote: VectorClock, limit: number): Promise<string[]> {
+    const { store } = this.components
+    const cursors: Array<{ rows: AsyncIterator<[string, Uint8Array]>, row: { cid: string, w: number } }> = []
+    const out: string[] = []
+    try {
+      for (const [author, n] of Object.entries(store.clock)) {
+        const from = Math.max(remote[author] ?? 0, store.pruned[author] ?? 0)
+        if (from >= n) continue
+        const rows = store.kv.iterate({ gt: seqKey(author, from), lte: seqKey(author, n), limit })[Symbol.asyncIterator]()
+        const first = await rows.next()
+        if (first.done !== true) cursors.push({ rows, row: decodeJSON(first.value[1]) })
+      }
+      while (out.length < limit && cursors.length > 0) {
+        let min = 0
+        for (let i = 1; i < cursors.length; i++) if (cursors[i].row.w < cursors[min].row.w) min = i
+        const c = cursors[min]
+        out.push(c.row.cid)
+        const next = await c.rows.next()
+        if (next.done === true) cursors.splice(min, 1)
+        else c.row = decodeJSON(next.value[1])
+      }
+    } finally {
+      await Promise.all(cursors.map(async c => await c.rows.return?.()))
+    }
+    return out
   }
 
   /**
