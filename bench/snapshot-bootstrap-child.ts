@@ -48,6 +48,25 @@ export function fileCid (i: number): CID {
   return CID.createV1(0x55, Digest.create(0x12, digest))
 }
 
+/** Changed paths come in runs of this many consecutive paths (a directory written to), the runs spread evenly. */
+const RUN = 100
+
+/** The `k`-th of `changes` changed paths of a namespace of `paths`: its index (ascending in `k`). */
+export function changedIndex (k: number, changes: number, paths: number): number {
+  const runs = Math.ceil(changes / RUN)
+  const spacing = paths / runs
+  // too many changes for runs apart: every (paths / changes)-th path
+  if (spacing < RUN) return Math.floor(k * paths / changes)
+  return Math.floor(Math.floor(k / RUN) * spacing) + k % RUN
+}
+
+/** What the returning load measured: the second snapshot, into the replica that holds the first. */
+export interface ReturnResult {
+  s: number
+  served: { requests: number, blocks: number, MiB: number }
+  check: { clock: number, files: number, sampled: number, sampledOk: number }
+}
+
 /** What the load child measured. */
 export interface LoadResult {
   kind: 'load'
@@ -64,6 +83,8 @@ export interface LoadResult {
   served: { requests: number, blocks: number, MiB: number }
   /** The replica after the load. */
   check: { s: number, loaded: boolean, clock: number, files: number, sampled: number, sampledOk: number }
+  /** With `--then`: the second snapshot loaded into the same replica. */
+  returning?: ReturnResult
 }
 
 /** What the ceiling child measured. */
@@ -81,7 +102,7 @@ export interface CeilingResult {
 export type ChildResult = LoadResult | CeilingResult | { kind: 'error', message: string }
 
 /** A child's command line, parsed. */
-interface ChildArgs { mode: string, source: string, work: string, root: string, author: string, paths: number }
+interface ChildArgs { mode: string, source: string, work: string, root: string, author: string, paths: number, then?: string, changes: number }
 
 /** How often the memory peaks are sampled (ms). */
 const SAMPLE_MS = 100
@@ -91,7 +112,7 @@ const PROGRESS_MS = 10_000
 const silent = pino({ level: 'silent' })
 
 function parseChildArgs (argv: string[]): ChildArgs {
-  const out: ChildArgs = { mode: argv[0] ?? '', source: '', work: '', root: '', author: '', paths: 0 }
+  const out: ChildArgs = { mode: argv[0] ?? '', source: '', work: '', root: '', author: '', paths: 0, changes: 0 }
   for (let i = 1; i < argv.length; i += 2) {
     const value = argv[i + 1]
     if (value === undefined) throw new Error(`${argv[i]} needs a value`)
@@ -101,6 +122,8 @@ function parseChildArgs (argv: string[]): ChildArgs {
       case '--root': out.root = value; break
       case '--author': out.author = value; break
       case '--paths': out.paths = Number(value); break
+      case '--then': out.then = value; break
+      case '--changes': out.changes = Number(value); break
       default: throw new Error(`unknown option ${argv[i]}`)
     }
   }
@@ -153,11 +176,19 @@ function openSource (dir: string): ClassicLevel<string, Uint8Array> {
 async function load (args: ChildArgs): Promise<LoadResult> {
   const source = openSource(args.source)
   await source.open()
+  // the second snapshot's new blocks are in a store of their own (`<source>-then`), so that the ceiling reads the first tree only
+  const later = args.then === undefined ? undefined : openSource(`${args.source}-then`)
+  await later?.open()
   const served = { requests: 0, blocks: 0, bytes: 0 }
   // a peer's `blocks` answer: the longest prefix it holds, within the byte budget (at least one block)
   const fetch = async (cids: CID[]): Promise<Uint8Array[]> => {
     served.requests++
-    const values = await source.getMany(cids.slice(0, MAX_BLOCKS_WANT).map(c => c.toString()))
+    const keys = cids.slice(0, MAX_BLOCKS_WANT).map(c => c.toString())
+    const values = await source.getMany(keys)
+    if (later !== undefined) {
+      const more = await later.getMany(keys)
+      for (const [i, v] of more.entries()) values[i] ??= v
+    }
     const out: Uint8Array[] = []
     let total = 0
     for (const bytes of values) {
@@ -207,6 +238,8 @@ async function load (args: ChildArgs): Promise<LoadResult> {
       if (entry?.type === 'file' && entry.cid === fileCid(i).toString()) sampledOk++
     }
     const check = { s: (performance.now() - t) / 1000, loaded, clock: replica.state().clock[args.author] ?? 0, files, sampled: samples.length, sampledOk }
+    const first = { requests: served.requests, blocks: served.blocks, MiB: served.bytes / MiB }
+    const returning = args.then === undefined ? undefined : await loadAgain(replica, args, fetch, served)
     return {
       kind: 'load',
       s,
@@ -214,12 +247,44 @@ async function load (args: ChildArgs): Promise<LoadResult> {
       maxRssMiB: rss,
       heapPeakMiB: peaks.heapUsed / MiB,
       arrayBuffersPeakMiB: peaks.arrayBuffers / MiB,
-      served: { requests: served.requests, blocks: served.blocks, MiB: served.bytes / MiB },
-      check
+      served: first,
+      check,
+      returning
     }
   } finally {
     await replica.close()
     await source.close()
+    await later?.close()
+  }
+}
+
+/**
+ * The returning node: the replica that loaded the first snapshot loads the
+ * second (`--then`, the first with `--changes` paths rewritten). Timed:
+ * loadSnapshot alone; then the changed paths are checked.
+ */
+async function loadAgain (replica: Replica, args: ChildArgs, fetch: (cids: CID[]) => Promise<Uint8Array[]>, served: { requests: number, blocks: number, bytes: number }): Promise<ReturnResult> {
+  const before = { ...served }
+  const stopProgress = progress('returning load', () => `${served.requests - before.requests} requests`)
+  const t = performance.now()
+  try {
+    if (!await replica.loadSnapshot(CID.parse(args.then as string), fetch, args.author)) throw new Error('the second snapshot brought nothing')
+  } finally {
+    stopProgress()
+  }
+  const s = (performance.now() - t) / 1000
+  let files = 0
+  for await (const _ of replica.files()) files++
+  const samples = [...new Set([0, 1, Math.floor(args.changes / 2), args.changes - 1])].filter(k => k >= 0 && k < args.changes)
+  let sampledOk = 0
+  for (const k of samples) {
+    const entry = await replica.lookup(pathOf(changedIndex(k, args.changes, args.paths)))
+    if (entry?.type === 'file' && entry.cid === fileCid(args.paths + k).toString()) sampledOk++
+  }
+  return {
+    s,
+    served: { requests: served.requests - before.requests, blocks: served.blocks - before.blocks, MiB: (served.bytes - before.bytes) / MiB },
+    check: { clock: replica.state().clock[args.author] ?? 0, files, sampled: samples.length, sampledOk }
   }
 }
 

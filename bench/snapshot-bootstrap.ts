@@ -27,6 +27,13 @@
  * written into a fresh LevelDB in 4 MiB unsynced batches with one synced
  * write at the end.
  *
+ * Returning node (`--changes C`, default 10,000; 0 for none): a second
+ * snapshot, the first with C paths rewritten (in runs of 100 consecutive
+ * paths, as writes into a few directories, the runs spread evenly), by the same author at seqs N+1..N+C (updateTree). After the
+ * first load, the same replica loads the second, as a node that comes back
+ * after C writes does; it walks only where the trees differ. Reported
+ * beside the first load: seconds, blocks and MiB fetched.
+ *
  * Both children run with the daemon's node flags (cli/relaunch.ts). Reported:
  * seconds and peak RSS of load and ceiling, their ratio, paths/s, the
  * sampled heap peak, the snapshot's size, and the target line.
@@ -45,9 +52,10 @@ import { CID } from 'multiformats/cid'
 import { DAEMON_NODE_FLAGS } from '../cli/relaunch.js'
 import { cborCID } from '../node/blocks/verify.js'
 import { signerFromKey } from '../node/namespace/index.js'
-import { buildTree, type Versions } from '../node/namespace/snapshot-tree.js'
+import { buildTree, updateTree, type Versions } from '../node/namespace/snapshot-tree.js'
+import type { PrivateKey } from '@libp2p/interface'
 import { encodeSnapshotRoot, encodeSnapshotRootBody, type SnapshotRoot } from '../protocol/namespace.js'
-import { ANSWER_BYTES, MiB, fileCid, pathOf, type CeilingResult, type ChildResult, type LoadResult } from './snapshot-bootstrap-child.js'
+import { ANSWER_BYTES, MiB, changedIndex, fileCid, pathOf, type CeilingResult, type ChildResult, type LoadResult } from './snapshot-bootstrap-child.js'
 import { fmt, installCleanup, log, tempDirs, trackChild } from './harness.js'
 
 /** Issue 18's target for 1M paths. */
@@ -63,23 +71,26 @@ interface Options {
   cpuProf?: string
   json: boolean
   keep: boolean
+  /** Paths the second snapshot changes (0: no returning load). */
+  changes: number
 }
 
-const USAGE = 'node dist/bench/snapshot-bootstrap.js [--paths 1000000] [--timeout 900] [--dir DIR] [--cpu-prof DIR] [--json] [--keep]\n'
+const USAGE = 'node dist/bench/snapshot-bootstrap.js [--paths 1000000] [--changes 10000] [--timeout 900] [--dir DIR] [--cpu-prof DIR] [--json] [--keep]\n'
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { paths: 1_000_000, timeout: 900, dir: tmpdir(), json: false, keep: false }
+  const o: Options = { paths: 1_000_000, timeout: 900, dir: tmpdir(), json: false, keep: false, changes: 10_000 }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
-    const whole = (text: string, most: number): number => {
+    const whole = (text: string, most: number, least = 1): number => {
       const n = Number(text)
-      if (!Number.isInteger(n) || n < 1 || n > most) throw new Error(`${arg} wants a whole number from 1 to ${fmt(most)}, got ${JSON.stringify(text)}`)
+      if (!Number.isInteger(n) || n < least || n > most) throw new Error(`${arg} wants a whole number from ${least} to ${fmt(most)}, got ${JSON.stringify(text)}`)
       return n
     }
     switch (arg) {
       case '--paths': o.paths = whole(value(), MAX_PATHS); break
       case '--timeout': o.timeout = whole(value(), 86_400); break
+      case '--changes': o.changes = whole(value(), MAX_PATHS, 0); break
       case '--dir': o.dir = value(); break
       case '--cpu-prof': o.cpuProf = value(); break
       case '--json': o.json = true; break
@@ -88,14 +99,26 @@ function parseArgs (argv: string[]): Options {
       default: throw new Error(`unknown option ${arg}`)
     }
   }
+  if (o.changes > o.paths) throw new Error(`--changes ${o.changes} is more than --paths ${o.paths}`)
   return o
 }
 
-/** The source snapshot: its root, its author, its blocks' count and bytes (root included). */
-interface Source { root: CID, author: string, nodes: number, MiB: number, buildS: number }
+/** The source snapshot: its root, its author, its blocks' count and bytes (root included); the second snapshot's root and new blocks. */
+interface Source { root: CID, author: string, nodes: number, MiB: number, buildS: number, then?: { root: CID, nodes: number, MiB: number } }
 
-/** Build the snapshot of N paths into a LevelDB at `dir` (blocks keyed by CID string). */
-async function buildSource (dir: string, paths: number): Promise<Source> {
+/** Sign a snapshot root over `tree` (no tips: the author vouches for its own counter). */
+async function signedRoot (key: PrivateKey, author: string, tree: { root: CID, count: number }, seq: number): Promise<Uint8Array> {
+  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author, time: Date.now(), clock: { [author]: seq }, heads: [], headDots: [], count: tree.count, tree: tree.root, tips: [] }
+  return encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
+}
+
+/** The versions of the `i`-th path as written at `seq` with content `content`. */
+function versionsOf (author: string, seq: number, content: number): Versions {
+  return [{ author, seq, time: 1_700_000_000_000 + seq, type: 'file', cid: fileCid(content), size: content, mode: 0o644, mtime: 1_700_000_000 }]
+}
+
+/** Build the snapshot of N paths (and, with `changes`, a second one) into a LevelDB at `dir` (blocks keyed by CID string). */
+async function buildSource (dir: string, paths: number, changes: number): Promise<Source> {
   const t = performance.now()
   const key = await generateKeyPair('Ed25519')
   const author = signerFromKey(key).id
@@ -117,18 +140,56 @@ async function buildSource (dir: string, paths: number): Promise<Source> {
       pending = 0
     }
     const entries = function * (): Generator<[string, Versions]> {
-      for (let i = 0; i < paths; i++) {
-        yield [pathOf(i), [{ author, seq: i + 1, time: 1_700_000_000_000 + i, type: 'file', cid: fileCid(i), size: i, mode: 0o644, mtime: 1_700_000_000 }]]
-      }
+      for (let i = 0; i < paths; i++) yield [pathOf(i), versionsOf(author, i + 1, i)]
     }
     const tree = await buildTree(entries(), put)
     if (tree.count !== paths) throw new Error(`buildTree counted ${tree.count} paths of ${paths}`)
-    const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author, time: Date.now(), clock: { [author]: paths }, heads: [], headDots: [], count: tree.count, tree: tree.root, tips: [] }
-    const rootBytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
+    const rootBytes = await signedRoot(key, author, tree, paths)
     const root = cborCID(rootBytes)
     await put(root, rootBytes)
     await db.batch(ops, { sync: true })
-    return { root, author, nodes, MiB: bytes / MiB, buildS: (performance.now() - t) / 1000 }
+    const then = changes > 0 ? await buildSecond({ dir: `${dir}-then`, first: db, key, author, tree: tree.root, paths, changes }) : undefined
+    return { root, author, nodes, MiB: bytes / MiB, buildS: (performance.now() - t) / 1000, then }
+  } finally {
+    await db.close()
+  }
+}
+
+/** What {@link buildSecond} is given. */
+interface SecondInput {
+  /** Where its new blocks go (a LevelDB of their own). */
+  dir: string
+  /** The first snapshot's blocks. */
+  first: ClassicLevel<string, Uint8Array>
+  key: PrivateKey
+  author: string
+  tree: CID
+  paths: number
+  changes: number
+}
+
+/** The second snapshot: the first with `changes` paths rewritten by the same author at seqs N+1..N+C (`changedIndex`). */
+async function buildSecond (input: SecondInput): Promise<NonNullable<Source['then']>> {
+  const { key, author, paths, changes } = input
+  const db = new ClassicLevel<string, Uint8Array>(input.dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await db.open()
+  try {
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
+    let bytes = 0
+    const put = async (cid: CID, value: Uint8Array): Promise<void> => {
+      ops.push({ type: 'put', key: cid.toString(), value })
+      bytes += value.byteLength
+    }
+    const changed = function * (): Generator<[string, Versions]> {
+      for (let k = 0; k < changes; k++) yield [pathOf(changedIndex(k, changes, paths)), versionsOf(author, paths + k + 1, paths + k)]
+    }
+    const get = async (cid: CID): Promise<Uint8Array | undefined> => await input.first.get(cid.toString())
+    const second = await updateTree(input.tree, changed(), get, put)
+    const rootBytes = await signedRoot(key, author, second, paths + changes)
+    const root = cborCID(rootBytes)
+    await put(root, rootBytes)
+    await db.batch(ops, { sync: true })
+    return { root, nodes: ops.length, MiB: bytes / MiB }
   } finally {
     await db.close()
   }
@@ -188,6 +249,13 @@ function report (opts: Options, source: Source, load: ChildRun<LoadResult>, ceil
     if (c !== undefined) lines.push(`ratio    load / ceiling: time ${f(l.s / c.s)} x, peak RSS ${f(l.maxRssMiB / c.maxRssMiB)} x`)
     const pass = ok && l.s < TARGET.s && l.maxRssMiB < TARGET.rssMiB
     lines.push(`target   < ${TARGET.s} s, < ${TARGET.rssMiB} MiB: ${pass ? 'pass' : 'FAIL'}${opts.paths !== 1_000_000 ? ` (the target is for 1,000,000 paths; this run has ${fmt(opts.paths)})` : ''}`)
+    const r = l.returning
+    if (r !== undefined && source.then !== undefined) {
+      const rok = r.check.clock === opts.paths + opts.changes && r.check.files === opts.paths && r.check.sampledOk === r.check.sampled
+      ok = ok && rok
+      lines.push(`return   ${f(r.s)} s for ${fmt(opts.changes)} changed paths (${f(r.s / l.s * 100, 1)} % of the first load): fetched ${fmt(r.served.blocks)} blocks, ${f(r.served.MiB, 1)} MiB, in ${fmt(r.served.requests)} requests (the second tree has ${fmt(source.then.nodes)} new blocks, ${f(source.then.MiB, 1)} MiB)`)
+      lines.push(`check    ${rok ? 'ok' : 'WRONG'}: clock ${fmt(r.check.clock)}, ${fmt(r.check.files)} files visible, ${r.check.sampledOk} of ${r.check.sampled} sampled changed paths right`)
+    }
   } else {
     const hwm = load.hwmMiB === undefined ? '' : `, peak RSS by then ${f(load.hwmMiB, 0)} MiB`
     lines.push(`load     did not finish (${f(load.s, 0)} s${hwm}): ${load.failure ?? '?'}`)
@@ -213,7 +281,7 @@ async function inWorkDir<T> (opts: Options, fn: (work: string) => Promise<T>): P
 async function run (opts: Options, work: string): Promise<number> {
   const sourceDir = join(work, 'source')
   log(`building the source snapshot of ${fmt(opts.paths)} paths`)
-  const source = await buildSource(sourceDir, opts.paths)
+  const source = await buildSource(sourceDir, opts.paths, opts.changes)
   log(`source: ${fmt(source.nodes)} blocks, ${f(source.MiB, 1)} MiB in ${f(source.buildS, 1)} s; root ${source.root.toString()}`)
   log('ceiling: hash + LevelDB write of the node bytes')
   const ceil = await runChild<CeilingResult>(['ceiling', '--source', sourceDir, '--work', join(work, 'ceiling')], opts.timeout)
@@ -224,7 +292,8 @@ async function run (opts: Options, work: string): Promise<number> {
     profile.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProf)
   }
   log(`load: loadSnapshot into a fresh replica (killed after ${opts.timeout} s)`)
-  const load = await runChild<LoadResult>(['load', '--source', sourceDir, '--work', join(work, 'replica'), '--root', source.root.toString(), '--author', source.author, '--paths', String(opts.paths)], opts.timeout, profile)
+  const then = source.then === undefined ? [] : ['--then', source.then.root.toString(), '--changes', String(opts.changes)]
+  const load = await runChild<LoadResult>(['load', '--source', sourceDir, '--work', join(work, 'replica'), '--root', source.root.toString(), '--author', source.author, '--paths', String(opts.paths), ...then], opts.timeout, profile)
   const { lines, ok } = report(opts, source, load, ceil)
   process.stdout.write(lines.join('\n') + '\n')
   if (opts.json) process.stdout.write(JSON.stringify({ node: process.version, nodeFlags: DAEMON_NODE_FLAGS, options: opts, source: { ...source, root: source.root.toString() }, ceiling: ceil, load }) + '\n')

@@ -50,7 +50,7 @@ import {
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import {
-  InvalidTreeNodeError, TreeReader, updateTree, walkTree,
+  InvalidTreeNodeError, TreeReader, fitsPlace, nodePlaces, updateTree, walkTree,
   type FetchHint, type FetchNodes, type GetNode, type KnownSubtrees, type TreeRoot
 } from './snapshot-tree.js'
 import { covers, dominates, merge, type Dot, type VectorClock } from './clock.js'
@@ -368,9 +368,18 @@ export class SnapshotLoader {
     let txn = new Txn(kv)
     txn.put(metaKey('staging'), 1)
     const fetchNodes = this.capture(fetch, () => txn, staged)
-    const known: KnownSubtrees | undefined = base === undefined
-      ? undefined
-      : { has: cid => base.blocks.has(cid.toString()), get: this.baseGetter(base), skipped: cid => { staged.shared.push(cid.toString()) } }
+    let known: KnownSubtrees | undefined
+    if (base !== undefined) {
+      const get = this.baseGetter(base)
+      // where this replica's own nodes hang: a node the peer's tree holds at the same place is skipped unread
+      const places = await nodePlaces(base.tree, get)
+      known = {
+        has: cid => base.blocks.has(cid.toString()),
+        fits: (cid, place) => fitsPlace(places.get(cid.toString()), place),
+        get,
+        skipped: cid => { staged.shared.push(cid.toString()) }
+      }
+    }
     // the root too, for a merge finished at the next open (not one of the tree's nodes)
     if (await kv.get(blockKey(root.toString())) === undefined) {
       txn.putBytes(blockKey(root.toString()), rootBytes)
@@ -665,7 +674,8 @@ export class SnapshotLoader {
     const dirty = new Set<string>()
     for await (const [key] of kv.iterate({ ...DIRTY_RANGE })) dirty.add(key.slice(2))
     const staged = async (path: string): Promise<boolean> => await kv.get(stagedKey(marker.load, path)) !== undefined
-    for await (const [path] of walkTree(tree, fetch, { known: { has: cid => shared.has(cid.toString()), get, skipped: () => {} } })) {
+    // this replica's own tree: a shared subtree is skipped unread
+    for await (const [path] of walkTree(tree, fetch, { known: { has: cid => shared.has(cid.toString()), fits: () => true, get, skipped: () => {} } })) {
       dirty.delete(path)
       if (!await staged(path)) yield { path, raw: [] }
     }

@@ -400,18 +400,36 @@ export interface WalkOptions {
 }
 
 /**
- * Subtrees a walk skips: a node whose CID `has` answers true for is read
- * with `get` instead of being fetched, checked as any node (its bytes
- * against its CID, its format, its level, first path and count against its
- * parent, its range, the chunking rule), reported to `skipped` with the
- * number of paths under it, and not entered: none of its paths is yielded.
- * A caller that holds a similar tree (its own snapshot) walks only where
- * the two differ, and fetches only those nodes.
+ * Subtrees a walk skips: a node whose CID `has` answers true for is
+ * reported to `skipped` with the number of paths under it, and not entered:
+ * none of its paths is yielded. Before that it is checked where it hangs:
+ * by `fits`, when the caller can tell from what it knows of the node, else
+ * as any node (read with `get` instead of being fetched; its bytes against
+ * its CID, its format, its level, first path and count against its parent,
+ * its range, the chunking rule). A caller that holds a similar tree (its own
+ * snapshot) walks only where the two differ, and fetches only those nodes.
  */
 export interface KnownSubtrees {
   has: (cid: CID) => boolean
+  /**
+   * True when the known node fits where it hangs, as its parent says: then
+   * it is not read at all. False (or absent) has it read and checked in
+   * full. (A known root is always read, for its count.)
+   */
+  fits?: (cid: CID, place: KnownPlace) => boolean
   get: GetNode
   skipped: (cid: CID, count: number) => void
+}
+
+/** Where a node hangs, as its parent says. */
+export interface KnownPlace {
+  /** Its level (0 for leaves). */
+  level: number
+  /** Its first path and path count. */
+  first: string
+  count: number
+  /** The next sibling's first path: every path of the node must sort below it (undefined: the last node of its level). */
+  upper: string | undefined
 }
 
 /**
@@ -490,11 +508,15 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
       return
     }
     const children = node.children
+    const upperOf = (i: number): string | undefined => i + 1 < children.length ? children[i + 1][0] : upper
+    // known children that fit where they hang are neither read nor fetched
+    const fits = children.map(([first, childCid, count], i) => known?.has(childCid) === true && known.fits?.(childCid, { level: node.level - 1, first, count, upper: upperOf(i) }) === true)
     const requests: Array<Promise<Uint8Array[]> | undefined> = []
     const launch = (): void => {
       const start = requests.length * batch
       if (start >= children.length) return
-      const p = fetchChildren(children.slice(start, start + batch).map(c => c[1]), node.level - 1)
+      const wanted = children.slice(start, start + batch).map(c => c[1]).filter((_, k) => !fits[start + k])
+      const p = wanted.length === 0 ? Promise.resolve([]) : fetchChildren(wanted, node.level - 1)
       p.catch(() => {}) // awaited in order below; a failure ahead must not go unhandled meanwhile
       requests.push(p)
     }
@@ -503,12 +525,15 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
       const blocks = await (requests[r] as Promise<Uint8Array[]>)
       requests[r] = undefined
       launch()
-      for (let k = 0; k < blocks.length; k++) {
-        const i = r * batch + k
+      for (let i = r * batch, k = 0; i < Math.min(children.length, (r + 1) * batch); i++) {
         const [first, childCid, count] = children[i]
-        const childUpper = i + 1 < children.length ? children[i + 1][0] : upper
+        if (fits[i]) {
+          known?.skipped(childCid, count)
+          continue
+        }
+        const childUpper = upperOf(i)
         const child = verifyNode(childCid, blocks[k], node.level - 1)
-        blocks[k] = EMPTY
+        blocks[k++] = EMPTY
         checkPlace(childCid, child, first, count, childUpper)
         if (known?.has(childCid) === true) known.skipped(childCid, count)
         else yield * visit(childCid, child, childUpper)
@@ -516,6 +541,7 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
     }
   }
 
+  // a known root is read (one node) for its count
   const rootKnown = known?.has(root) === true
   const [rootBytes] = rootKnown ? [await known?.get(root)] : await fetchAll([root], undefined)
   const decoded = verifyNode(root, rootBytes, undefined)
@@ -528,6 +554,44 @@ export async function * walkTree (root: CID, fetch: FetchNodes, options: WalkOpt
 }
 
 const EMPTY = new Uint8Array(0)
+
+/**
+ * Where each node of the tree at `root` hangs (but the root): its level,
+ * first path, count and upper bound, as its parent says. Only branch nodes
+ * are read (about one node in a few hundred): what a walk needs to skip
+ * this tree's subtrees in another tree without reading them ({@link fitsPlace}).
+ *
+ * @throws {InvalidTreeNodeError} when a node read does not verify ({@link MissingTreeNodeError} when absent)
+ */
+export async function nodePlaces (root: CID, get: GetNode): Promise<Map<string, KnownPlace>> {
+  const out = new Map<string, KnownPlace>()
+  const visit = async (cid: CID, level: number | undefined, upper: string | undefined): Promise<void> => {
+    const node = await getNode(get, cid, level)
+    if ('leaf' in node) return
+    for (const [i, [first, child, count]] of node.children.entries()) {
+      const childUpper = i + 1 < node.children.length ? node.children[i + 1][0] : upper
+      out.set(child.toString(), { level: node.level - 1, first, count, upper: childUpper })
+      if (node.level > 1) await visit(child, node.level - 1, childUpper)
+    }
+  }
+  await visit(root, undefined, undefined)
+  return out
+}
+
+/**
+ * True when a node that hangs at `ours` in a tree this module built (or a
+ * walk accepted) passes every check where `theirs` says it hangs in another
+ * tree, without reading it: the same level, first path and count; and
+ * either `theirs` is the last node of its level (no bound, no boundary
+ * needed at its end), or `ours` is not (so it ends on a chunk boundary and
+ * its last path sorts below `ours.upper`) and `ours.upper` is at most
+ * `theirs.upper`. Else the node must be read and checked.
+ */
+export function fitsPlace (ours: KnownPlace | undefined, theirs: KnownPlace): boolean {
+  if (ours === undefined || ours.level !== theirs.level || ours.first !== theirs.first || ours.count !== theirs.count) return false
+  if (theirs.upper === undefined) return true
+  return ours.upper !== undefined && ours.upper <= theirs.upper
+}
 
 // ---------------------------------------------------------------------------
 // point reads

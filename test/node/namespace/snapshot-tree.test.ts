@@ -17,8 +17,8 @@ import type { SnapshotVersion } from '../../../protocol/namespace.js'
 import { decodeTreeNode, MAX_TREE_NODE_BYTES, type TreeNode } from '../../../protocol/snapshot-tree.js'
 import { cborCID } from '../../../node/blocks/verify.js'
 import {
-  buildTree, diffTrees, InvalidTreeNodeError, MissingTreeNodeError, updateTree, walkTree,
-  type FetchHint, type TreeDifference, type Versions
+  buildTree, diffTrees, fitsPlace, InvalidTreeNodeError, MissingTreeNodeError, nodePlaces, updateTree, walkTree,
+  type FetchHint, type KnownSubtrees, type TreeDifference, type Versions
 } from '../../../node/namespace/snapshot-tree.js'
 
 /** Blocks by CID, counting puts, gets and fetched CIDs. */
@@ -160,6 +160,44 @@ describe('snapshot tree: build and walk', () => {
     assert.ok(asked.every(n => n > 0), `requests per peer: ${asked.join(', ')}`)
     // no peer has it: missing after the attempts
     await assert.rejects(collect(walkTree(root, async () => [], { attempts: 2 })), MissingTreeNodeError)
+  })
+})
+
+describe('snapshot tree: walking past known subtrees', () => {
+  it('yields only the paths outside the subtrees held, fetches and reads none of those', async () => {
+    const mine = new Store()
+    const a = await buildTree(range(50_000), mine.put)
+    const theirs = new Store()
+    const changes: Array<[string, Versions]> = [[pathOf(10), versionsOf(10, 1)], [pathOf(30_000), versionsOf(30_000, 1)]]
+    const b = await updateTree(a.root, changes, mine.get, theirs.put)
+    for (const [k, v] of mine.blocks) if (!theirs.blocks.has(k)) theirs.blocks.set(k, v)
+    const places = await nodePlaces(a.root, mine.get)
+    const skipped: Array<[string, number]> = []
+    const known = (fits: KnownSubtrees['fits']): KnownSubtrees => ({ has: cid => mine.blocks.has(cid.toString()), fits, get: mine.get, skipped: (cid, count) => { skipped.push([cid.toString(), count]) } })
+    mine.gets = 0
+    const entries = await collect(walkTree(b.root, theirs.fetch, { known: known((cid, place) => fitsPlace(places.get(cid.toString()), place)) }))
+    assert.equal(mine.gets, 0, 'no node held was read')
+    assert.equal(entries.length + skipped.reduce((n, [, c]) => n + c, 0), 50_000, 'every path yielded or counted in a skipped subtree')
+    assert.ok(entries.length < 5_000, `${entries.length} paths walked of 50,000`)
+    for (const [path, versions] of changes) assert.deepEqual(entries.find(([p]) => p === path)?.[1], versions)
+    // without `fits`, the subtrees held are read and checked, and skipped all the same
+    skipped.length = 0
+    const again = await collect(walkTree(b.root, theirs.fetch, { known: known(undefined) }))
+    assert.deepEqual(again, entries)
+    assert.ok(mine.gets > 0)
+  })
+
+  it('a node held that the other tree hangs at another place is read and checked', () => {
+    const ours = { level: 0, first: '/a', count: 10, upper: '/m' }
+    assert.equal(fitsPlace(ours, { ...ours }), true)
+    assert.equal(fitsPlace(ours, { ...ours, upper: undefined }), true, 'the last node of its level needs no bound')
+    assert.equal(fitsPlace(ours, { ...ours, upper: '/z' }), true, 'a looser bound')
+    assert.equal(fitsPlace(ours, { ...ours, upper: '/b' }), false, 'a tighter bound: its last path is unknown unread')
+    assert.equal(fitsPlace(ours, { ...ours, count: 11 }), false)
+    assert.equal(fitsPlace(ours, { ...ours, first: '/b' }), false)
+    assert.equal(fitsPlace(ours, { ...ours, level: 1 }), false)
+    assert.equal(fitsPlace({ ...ours, upper: undefined }, ours), false, 'our last node may not end on a boundary')
+    assert.equal(fitsPlace(undefined, ours), false)
   })
 })
 
