@@ -1,78 +1,113 @@
 /**
- * A one-pass check that bytes are the canonical dag-cbor encoding of what
- * they decode to, without encoding anything: what a canonical decoder
- * otherwise proves by re-encoding the decoded value and comparing.
+ * A one-pass decoder of canonical dag-cbor: it decodes bytes and proves them
+ * the canonical encoding of what they decode to, without encoding anything
+ * (what a canonical decoder otherwise proves by re-encoding the decoded
+ * value and comparing).
  *
- * The check is conservative: true only for bytes that `@ipld/dag-cbor`
- * encodes back byte for byte once decoded (every head in its shortest form,
+ * It is conservative: it decodes only bytes that `@ipld/dag-cbor` encodes
+ * back byte for byte once decoded (every head in its shortest form,
  * definite lengths, map keys that are text in dag-cbor order — shorter
  * first, then bytewise — with no repeats, strict UTF-8 without a byte order
- * mark, no floats or `undefined`, no tag but 42, whose CID bytes decode to
- * themselves, nothing after the item). False says only that the fast check
- * does not apply: the caller then re-encodes to decide, so rare forms
- * (floats, say) cost the slow path and are never wrongly refused.
+ * mark, integers within the safe range, no floats or `undefined`, no tag but
+ * 42, whose CID bytes decode to themselves, nothing after the item), and
+ * then to the value `@ipld/dag-cbor` decodes them to. Anything else is
+ * {@link NOT_CANONICAL}, which says only that this path does not apply: the
+ * caller then decodes with `@ipld/dag-cbor` and re-encodes to decide, so
+ * rare forms (floats, say) take the slow path and are never wrongly refused.
  *
  * @module
  */
+import { CID } from 'multiformats/cid'
 
-/** Deepest nesting the check walks (deeper bytes take the slow path). */
+/** What {@link decodeCanonicalDagCbor} returns for bytes it does not take. */
+export const NOT_CANONICAL: unique symbol = Symbol('not canonical dag-cbor')
+
+/** Deepest nesting decoded here (deeper bytes take the slow path). */
 const MAX_DEPTH = 64
 
 /** The CBOR tag of a CID in dag-cbor. */
 const CID_TAG = 42
 
 /**
- * True when `bytes` is one dag-cbor item in canonical form (see the
- * module's comment); false when it is not, or when this check cannot tell.
- * Call it on bytes that decoded: it does not replace the decoder's checks.
+ * The value of `bytes` as `@ipld/dag-cbor` decodes it, when the bytes are
+ * one dag-cbor item in canonical form (see the module's comment);
+ * {@link NOT_CANONICAL} when they are not, or when this decoder cannot tell.
+ * Byte strings are views of `bytes`.
  */
-export function isCanonicalDagCbor (bytes: Uint8Array): boolean {
-  const scan = new Scan(bytes)
-  return scan.item(0) && scan.pos === bytes.byteLength
+export function decodeCanonicalDagCbor (bytes: Uint8Array): unknown {
+  const parser = new Parser(bytes)
+  const value = parser.item(0)
+  return value === NOT_CANONICAL || parser.pos !== bytes.byteLength ? NOT_CANONICAL : value
 }
 
-/** A cursor over the bytes; each method reads one part and says whether it is canonical. */
-class Scan {
+/** True when `bytes` is one dag-cbor item in canonical form; false when it is not, or when this check cannot tell. */
+export function isCanonicalDagCbor (bytes: Uint8Array): boolean {
+  return decodeCanonicalDagCbor(bytes) !== NOT_CANONICAL
+}
+
+const NOT: typeof NOT_CANONICAL = NOT_CANONICAL
+
+/** A cursor over the bytes; each method reads one part, NOT_CANONICAL (or false) when it is not canonical. */
+class Parser {
   pos = 0
   /** The major type of the last head read. */
   private major = 0
+  private readonly text: Buffer
 
-  constructor (private readonly b: Uint8Array) {}
+  constructor (private readonly b: Uint8Array) {
+    this.text = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  }
 
-  item (depth: number): boolean {
+  item (depth: number): unknown {
     const { b } = this
-    if (depth > MAX_DEPTH || this.pos >= b.byteLength) return false
+    if (depth > MAX_DEPTH || this.pos >= b.byteLength) return NOT
     const first = b[this.pos]
     if (first >> 5 === 7) {
       // false, true, null; floats and undefined take the slow path
-      if (first < 0xf4 || first > 0xf6) return false
       this.pos++
-      return true
+      return first === 0xf4 ? false : first === 0xf5 ? true : first === 0xf6 ? null : NOT
     }
     const n = this.head()
-    if (n < 0) return false
+    if (n < 0) return NOT
     switch (this.major) {
       case 0:
+        return n <= Number.MAX_SAFE_INTEGER ? n : NOT
       case 1:
-        return true
-      case 2:
-        return this.skip(n)
+        return n < Number.MAX_SAFE_INTEGER ? -1 - n : NOT
+      case 2: {
+        if (this.pos + n > b.byteLength) return NOT
+        this.pos += n
+        return this.view(this.pos - n, n)
+      }
       case 3:
-        return this.text(n)
-      case 4:
-        for (let i = 0; i < n; i++) if (!this.item(depth + 1)) return false
-        return true
+        return this.string(n)
+      case 4: {
+        // each item takes a byte at least
+        if (this.pos + n > b.byteLength) return NOT
+        const out = new Array<unknown>(n)
+        for (let i = 0; i < n; i++) {
+          const v = this.item(depth + 1)
+          if (v === NOT) return NOT
+          out[i] = v
+        }
+        return out
+      }
       case 5:
         return this.map(n, depth)
       default:
-        return n === CID_TAG && this.cid()
+        return n === CID_TAG ? this.cid() : NOT
     }
+  }
+
+  /** A plain Uint8Array over `n` of the bytes from `start` (what dag-cbor gives, even when the input is a Buffer). */
+  private view (start: number, n: number): Uint8Array {
+    return new Uint8Array(this.b.buffer, this.b.byteOffset + start, n)
   }
 
   /**
    * Read a head: its argument, or -1 when it is not in its shortest form or
    * is indefinite or reserved. Arguments of 8 bytes come back approximate
-   * (they only need to be large: no length that large fits in the bytes).
+   * when past 2^53 (then they are too large for anything here anyway).
    */
   private head (): number {
     const { b } = this
@@ -89,14 +124,30 @@ class Scan {
     return value < least ? -1 : value
   }
 
-  private skip (n: number): boolean {
-    if (this.pos + n > this.b.byteLength) return false
-    this.pos += n
-    return true
+  /** A text string of `n` bytes, or NOT_CANONICAL when its bytes are not strict UTF-8 or begin a byte order mark anywhere. */
+  private string (n: number): string | typeof NOT {
+    const { b } = this
+    const start = this.pos
+    const end = start + n
+    if (end > b.byteLength) return NOT
+    let ascii = true
+    for (let i = start; i < end; i++) if (b[i] >= 0x80) { ascii = false; break }
+    if (ascii) {
+      this.pos = end
+      if (n <= 12) {
+        // short ASCII (map keys, mostly): no native call
+        let out = ''
+        for (let i = start; i < end; i++) out += String.fromCharCode(b[i])
+        return out
+      }
+      return (this.text as Buffer & { latin1Slice: (start: number, end: number) => string }).latin1Slice(start, end)
+    }
+    if (!this.utf8(n)) return NOT
+    return this.text.toString('utf8', start, end)
   }
 
   /** Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF) and no byte order mark, which a decoder may drop. */
-  private text (n: number): boolean {
+  private utf8 (n: number): boolean {
     const { b } = this
     const end = this.pos + n
     if (end > b.byteLength) return false
@@ -128,25 +179,29 @@ class Scan {
     return true
   }
 
-  /** `n` pairs with text keys in strictly ascending dag-cbor order (length first, then bytes). */
-  private map (n: number, depth: number): boolean {
+  /** `n` pairs with text keys in strictly ascending dag-cbor order (length first, then bytes), as a plain object. */
+  private map (n: number, depth: number): Record<string, unknown> | typeof NOT {
     const { b } = this
+    if (this.pos + 2 * n > b.byteLength) return NOT
+    const out: Record<string, unknown> = {}
     let prevStart = -1
     let prevLength = 0
     for (let i = 0; i < n; i++) {
-      if (this.pos >= b.byteLength || b[this.pos] >> 5 !== 3) return false
+      if (this.pos >= b.byteLength || b[this.pos] >> 5 !== 3) return NOT
       const length = this.head()
-      if (length < 0) return false
+      if (length < 0) return NOT
       const start = this.pos
-      if (!this.text(length)) return false
-      // a decoder into plain objects cannot hold this key as a field
-      if (length === 9 && String.fromCharCode(...b.subarray(start, start + 9)) === '__proto__') return false
-      if (prevStart >= 0 && compareKeys(b, prevStart, prevLength, start, length) >= 0) return false
+      const key = this.string(length)
+      // a plain object cannot hold this key as a field
+      if (key === NOT || key === '__proto__') return NOT
+      if (prevStart >= 0 && compareKeys(b, prevStart, prevLength, start, length) >= 0) return NOT
       prevStart = start
       prevLength = length
-      if (!this.item(depth + 1)) return false
+      const value = this.item(depth + 1)
+      if (value === NOT) return NOT
+      out[key] = value
     }
-    return true
+    return out
   }
 
   /**
@@ -154,20 +209,28 @@ class Scan {
    * decoded CID encodes back to (a v0 CID as is; a v1 CID's version and
    * codec varints in their shortest form; its multihash is kept as given).
    */
-  private cid (): boolean {
+  private cid (): CID | typeof NOT {
     const { b } = this
-    if (this.pos >= b.byteLength || b[this.pos] >> 5 !== 2) return false
+    if (this.pos >= b.byteLength || b[this.pos] >> 5 !== 2) return NOT
     const n = this.head()
-    if (n < 0 || this.major !== 2 || n < 2 || this.pos + n > b.byteLength) return false
+    if (n < 2 || this.pos + n > b.byteLength) return NOT
     const at = this.pos
     this.pos += n
-    if (b[at] !== 0) return false
-    if (b[at + 1] === 0x12) return n === 35 && b[at + 2] === 0x20
-    if (b[at + 1] !== 0x01) return false
-    // the codec varint: one byte, or several whose last is not zero
-    let i = at + 2
-    while (i < at + n && (b[i] & 0x80) !== 0) i++
-    return i < at + n && (i === at + 2 || b[i] !== 0)
+    if (b[at] !== 0) return NOT
+    if (b[at + 1] === 0x12) {
+      if (n !== 35 || b[at + 2] !== 0x20) return NOT
+    } else {
+      if (b[at + 1] !== 0x01) return NOT
+      // the codec varint: one byte, or several whose last is not zero
+      let i = at + 2
+      while (i < at + n && (b[i] & 0x80) !== 0) i++
+      if (i >= at + n || (i > at + 2 && b[i] === 0)) return NOT
+    }
+    try {
+      return CID.decode(this.view(at + 1, n - 1))
+    } catch {
+      return NOT
+    }
   }
 }
 

@@ -24,7 +24,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
-import { isCanonicalDagCbor } from './canonical.js'
+import { NOT_CANONICAL, decodeCanonicalDagCbor } from './canonical.js'
 import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
 import { fieldChecks } from './fields.js'
@@ -322,11 +322,13 @@ export function encodeEntry (entry: Entry): Uint8Array {
  * @throws {InvalidMessageError} for anything malformed
  */
 export function decodeEntry (bytes: Uint8Array): Entry {
-  const value = pickEntry(decodeBytes(bytes, MAX_ENTRY_BYTES, 'entry'))
-  // the picked value is the decoded one, field for field (the checks copy, never change, what they take):
-  // canonical bytes are then its encoding, and the one-pass check spares re-encoding it
-  if (!isCanonicalDagCbor(bytes)) requireCanonical(value, bytes, MAX_ENTRY_BYTES, 'entry')
-  return value
+  if (bytes instanceof Uint8Array && bytes.byteLength <= MAX_ENTRY_BYTES) {
+    // canonical bytes decoded in one pass, to what dag-cbor decodes them to; the picked entry is that
+    // value field for field (the checks copy, never change, what they take), so the bytes are its encoding
+    const value = decodeCanonicalDagCbor(bytes)
+    if (value !== NOT_CANONICAL) return pickEntry(value)
+  }
+  return decodeCanonical(bytes, MAX_ENTRY_BYTES, 'entry', pickEntry)
 }
 
 /**
@@ -438,13 +440,8 @@ function decodeBytes (bytes: Uint8Array, max: number, what: string): unknown {
 /** Decode, validate, and require the bytes to be the canonical encoding of the result. */
 function decodeCanonical<T> (bytes: Uint8Array, max: number, what: string, pick: (value: unknown) => T): T {
   const value = pick(decodeBytes(bytes, max, what))
-  requireCanonical(value, bytes, max, what)
-  return value
-}
-
-/** Require `bytes` to be the encoding of `value`: re-encode it and compare. */
-function requireCanonical (value: unknown, bytes: Uint8Array, max: number, what: string): void {
   if (!equals(encodeChecked(value, max, what), bytes)) fail(`${what} is not canonical dag-cbor`)
+  return value
 }
 
 /** Encode a validated value and check its size. */

@@ -1,8 +1,10 @@
 /**
- * The one-pass canonical check of dag-cbor bytes against the reference (a
- * re-encode of the decoded value): it may say false where the bytes are
- * canonical (the caller re-encodes then), never true where they are not.
- * And decodeEntry, which uses it, still takes exactly the encoder's bytes.
+ * The one-pass canonical decoder of dag-cbor against the reference
+ * (`@ipld/dag-cbor`'s decode, and a re-encode of the decoded value): it may
+ * pass on bytes that are canonical (the caller takes the slow path then),
+ * never take bytes that are not, and what it takes it decodes to what
+ * `@ipld/dag-cbor` does. And decodeEntry, which uses it, still takes exactly
+ * the encoder's bytes.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,7 +12,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { isCanonicalDagCbor } from '../../protocol/canonical.js'
+import { NOT_CANONICAL, decodeCanonicalDagCbor, isCanonicalDagCbor } from '../../protocol/canonical.js'
 import { decodeEntry, encodeEntry, type Entry } from '../../protocol/namespace.js'
 
 /** The reference: bytes that decode, and encode back to themselves. */
@@ -94,15 +96,51 @@ describe('canonical dag-cbor check', () => {
     for (const [name, bytes] of cases) assert.equal(isCanonicalDagCbor(new Uint8Array(bytes)), false, name)
   })
 
+  it('decodes what it takes to what dag-cbor decodes it to', () => {
+    const cases: unknown[] = [entry, { a: [1, -1, -(2 ** 53) + 1, 2 ** 53 - 1, 'x', null, true, false, new Uint8Array([1, 2])], b: { c: cid, d: v0 } }, [[[]]], '', {}]
+    for (const value of cases) {
+      const bytes = dagCbor.encode(value)
+      const decoded = decodeCanonicalDagCbor(bytes)
+      assert.notEqual(decoded, NOT_CANONICAL)
+      assert.deepStrictEqual(decoded, dagCbor.decode(bytes))
+    }
+    // past the safe integers dag-cbor gives a bigint: the slow path's
+    assert.equal(decodeCanonicalDagCbor(dagCbor.encode(2n ** 60n)), NOT_CANONICAL)
+    assert.equal(decodeCanonicalDagCbor(dagCbor.encode(-(2n ** 60n))), NOT_CANONICAL)
+  })
+
+  it('values of random dag-cbor: the same as dag-cbor\'s, or the slow path', () => {
+    const leaf = fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.string(), fc.string({ unit: 'grapheme' }), fc.boolean(), fc.constant(null), fc.uint8Array({ maxLength: 40 }), fc.constant(cid), fc.double({ noNaN: true, noDefaultInfinity: true }))
+    const value = fc.letrec(tie => ({
+      node: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), tie('node'), { maxKeys: 4 }))
+    })).node
+    let fast = 0
+    fc.assert(fc.property(value, v => {
+      let bytes: Uint8Array
+      try {
+        bytes = dagCbor.encode(v)
+      } catch {
+        return
+      }
+      const decoded = decodeCanonicalDagCbor(bytes)
+      if (decoded === NOT_CANONICAL) return
+      fast++
+      assert.deepStrictEqual(decoded, dagCbor.decode(bytes))
+    }), { numRuns: 5_000 })
+    assert.ok(fast > 1_000)
+  })
+
   it('never says true where the reference says the bytes are not canonical (byte mutations of an entry)', () => {
     const bytes = encodeEntry(entry)
     let fast = 0
     fc.assert(fc.property(fc.nat(), fc.nat({ max: 3 }), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 9 }), (at, remove, insert) => {
       const mutated = splice(bytes, at % bytes.length, remove, insert)
       if (!decodes(mutated)) return
-      if (isCanonicalDagCbor(mutated)) {
+      const value = decodeCanonicalDagCbor(mutated)
+      if (value !== NOT_CANONICAL) {
         fast++
         assert.equal(reference(mutated), true, Buffer.from(mutated).toString('hex'))
+        assert.deepStrictEqual(value, dagCbor.decode(mutated))
       }
     }), { numRuns: 20_000 })
     assert.ok(fast > 100)
