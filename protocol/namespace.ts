@@ -25,6 +25,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { NOT_CANONICAL, decodeCanonicalDagCbor } from './canonical.js'
+import { cidText } from './cid-text.js'
 import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
 import { fieldChecks } from './fields.js'
@@ -487,10 +488,10 @@ function cid (value: unknown, what: string, codec?: number): CID {
 
 function cidList (value: unknown, what: string, min: number, max: number, codec: number | undefined, distinct: boolean): CID[] {
   const items = list(value, what, min, max).map(c => cid(c, `${what} item`, codec))
-  if (distinct) {
+  if (distinct && items.length > 1) {
     const seen = new Set<string>()
     for (const c of items) {
-      const key = c.toString()
+      const key = cidText(c)
       if (seen.has(key)) fail(`${what} names ${key} twice`)
       seen.add(key)
     }
