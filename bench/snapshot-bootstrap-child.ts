@@ -63,6 +63,7 @@ export function changedIndex (k: number, changes: number, paths: number): number
 /** What the returning load measured: the second snapshot, into the replica that holds the first. */
 export interface ReturnResult {
   s: number
+  cpuS: number
   served: { requests: number, blocks: number, MiB: number }
   check: { clock: number, files: number, sampled: number, sampledOk: number }
 }
@@ -72,6 +73,8 @@ export interface LoadResult {
   kind: 'load'
   /** Wall time of loadSnapshot. */
   s: number
+  /** CPU time of this process (all threads) during loadSnapshot: steadier than wall time on a shared machine. */
+  cpuS: number
   /** Opening the fresh replica (not in `s`). */
   openS: number
   /** process.resourceUsage().maxRSS right after the load. */
@@ -154,6 +157,12 @@ class MemoryPeaks {
   }
 }
 
+/** CPU seconds (user + system) since `from`. */
+function cpuSeconds (from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from)
+  return (d.user + d.system) / 1e6
+}
+
 /** Peak RSS of this process so far (MiB). */
 function maxRssMiB (): number {
   return process.resourceUsage().maxRSS * 1024 / MiB
@@ -218,6 +227,7 @@ async function load (args: ChildArgs): Promise<LoadResult> {
     const peaks = new MemoryPeaks()
     const stopProgress = progress('load', () => `${served.requests} requests, ${served.blocks} blocks served`)
     t = performance.now()
+    const cpu = process.cpuUsage()
     let loaded: boolean
     try {
       loaded = await replica.loadSnapshot(CID.parse(args.root), fetch, args.author)
@@ -226,6 +236,7 @@ async function load (args: ChildArgs): Promise<LoadResult> {
       peaks.stop()
     }
     const s = (performance.now() - t) / 1000
+    const cpuS = cpuSeconds(cpu)
     const rss = maxRssMiB()
     // the checks run after the peak RSS was read
     t = performance.now()
@@ -243,6 +254,7 @@ async function load (args: ChildArgs): Promise<LoadResult> {
     return {
       kind: 'load',
       s,
+      cpuS,
       openS,
       maxRssMiB: rss,
       heapPeakMiB: peaks.heapUsed / MiB,
@@ -267,12 +279,14 @@ async function loadAgain (replica: Replica, args: ChildArgs, fetch: (cids: CID[]
   const before = { ...served }
   const stopProgress = progress('returning load', () => `${served.requests - before.requests} requests`)
   const t = performance.now()
+  const cpu = process.cpuUsage()
   try {
     if (!await replica.loadSnapshot(CID.parse(args.then as string), fetch, args.author)) throw new Error('the second snapshot brought nothing')
   } finally {
     stopProgress()
   }
   const s = (performance.now() - t) / 1000
+  const cpuS = cpuSeconds(cpu)
   let files = 0
   for await (const _ of replica.files()) files++
   const samples = [...new Set([0, 1, Math.floor(args.changes / 2), args.changes - 1])].filter(k => k >= 0 && k < args.changes)
@@ -283,6 +297,7 @@ async function loadAgain (replica: Replica, args: ChildArgs, fetch: (cids: CID[]
   }
   return {
     s,
+    cpuS,
     served: { requests: served.requests - before.requests, blocks: served.blocks - before.blocks, MiB: (served.bytes - before.bytes) / MiB },
     check: { clock: replica.state().clock[args.author] ?? 0, files, sampled: samples.length, sampledOk }
   }

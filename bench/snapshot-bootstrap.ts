@@ -243,7 +243,7 @@ function report (opts: Options, source: Source, load: ChildRun<LoadResult>, ceil
   if (l !== undefined) {
     const k = l.check
     ok = k.loaded && k.clock === opts.paths && k.files === opts.paths && k.sampledOk === k.sampled
-    lines.push(`load     ${f(l.s)} s  peak RSS ${f(l.maxRssMiB, 0)} MiB  heap peak ${f(l.heapPeakMiB, 1)} MiB (arrayBuffers ${f(l.arrayBuffersPeakMiB, 1)} MiB; sampled every 100 ms)  ${fmt(opts.paths / l.s)} paths/s`)
+    lines.push(`load     ${f(l.s)} s (${f(l.cpuS)} CPU-s)  peak RSS ${f(l.maxRssMiB, 0)} MiB  heap peak ${f(l.heapPeakMiB, 1)} MiB (arrayBuffers ${f(l.arrayBuffersPeakMiB, 1)} MiB; sampled every 100 ms)  ${fmt(opts.paths / l.s)} paths/s`)
     lines.push(`         served ${fmt(l.served.requests)} requests, ${fmt(l.served.blocks)} blocks, ${f(l.served.MiB, 1)} MiB; replica opened in ${f(l.openS, 3)} s (not timed)`)
     lines.push(`check    ${ok ? 'ok' : 'WRONG'}: loaded ${String(k.loaded)}, clock ${fmt(k.clock)}, ${fmt(k.files)} files visible, ${k.sampledOk} of ${k.sampled} sampled paths right (${f(k.s, 1)} s)`)
     if (c !== undefined) lines.push(`ratio    load / ceiling: time ${f(l.s / c.s)} x, peak RSS ${f(l.maxRssMiB / c.maxRssMiB)} x`)
@@ -253,7 +253,7 @@ function report (opts: Options, source: Source, load: ChildRun<LoadResult>, ceil
     if (r !== undefined && source.then !== undefined) {
       const rok = r.check.clock === opts.paths + opts.changes && r.check.files === opts.paths && r.check.sampledOk === r.check.sampled
       ok = ok && rok
-      lines.push(`return   ${f(r.s)} s for ${fmt(opts.changes)} changed paths (${f(r.s / l.s * 100, 1)} % of the first load): fetched ${fmt(r.served.blocks)} blocks, ${f(r.served.MiB, 1)} MiB, in ${fmt(r.served.requests)} requests (the second tree has ${fmt(source.then.nodes)} new blocks, ${f(source.then.MiB, 1)} MiB)`)
+      lines.push(`return   ${f(r.s)} s (${f(r.cpuS)} CPU-s) for ${fmt(opts.changes)} changed paths (${f(r.s / l.s * 100, 1)} % of the first load): fetched ${fmt(r.served.blocks)} blocks, ${f(r.served.MiB, 1)} MiB, in ${fmt(r.served.requests)} requests (the second tree has ${fmt(source.then.nodes)} new blocks, ${f(source.then.MiB, 1)} MiB)`)
       lines.push(`check    ${rok ? 'ok' : 'WRONG'}: clock ${fmt(r.check.clock)}, ${fmt(r.check.files)} files visible, ${r.check.sampledOk} of ${r.check.sampled} sampled changed paths right`)
     }
   } else {

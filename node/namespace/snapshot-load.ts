@@ -389,8 +389,10 @@ export class SnapshotLoader {
       for await (const [path, versions] of this.walk(snap, fetchNodes, known)) {
         txn.put(stagedKey(staged.load, path), versions.map(fromSnapshotVersion))
         if (txn.size >= CHUNK) {
-          await txn.commit(false)
+          // a new batch before the full one is written: nodes still arriving (capture) go into the new one, not into one being written
+          const full = txn
           txn = new Txn(kv)
+          await full.commit(false)
         }
       }
       await txn.commit(true)
@@ -499,12 +501,16 @@ export class SnapshotLoader {
         const raw = versions.map(fromSnapshotVersion)
         const theirs = this.taken(path, raw, [], superseded, clock)
         dropped += raw.length - theirs.length
-        if (theirs.length > 0) await tree.load(path, theirs)
+        // nothing stored yet: the walk yields each path once, after its ancestors and before anything under it
+        if (theirs.length > 0) await tree.load(path, theirs, { versions: [], copies: [] })
         if (theirs.length !== raw.length) changes.set(path, theirs)
         if (txn.size >= CHUNK) {
-          await txn.commit(false)
+          // a new batch before the full one is written: nodes still arriving (capture) go into the new one, not into one being
+          // written; the walk reads through the new one only once the full one is written
+          const full = txn
           txn = new Txn(kv)
           tree = new TreeWriter(txn, { markDirty: false })
+          await full.commit(false)
         }
       }
       await txn.commit(false)

@@ -162,9 +162,13 @@ export class TreeWriter {
     await this.refresh(path, { versions, copies: state.copies })
   }
 
-  /** Load a path's versions wholesale (snapshot bootstrap). */
-  async load (path: string, versions: Version[]): Promise<void> {
-    const state = await this.versions(path)
+  /**
+   * Load a path's versions wholesale (snapshot bootstrap). `stored` is the
+   * path's stored state when the caller knows it without a read (a first
+   * load, walking paths in tree order, knows there is none yet).
+   */
+  async load (path: string, versions: Version[], stored?: PathState): Promise<void> {
+    const state = stored ?? await this.versions(path)
     if (this.markDirty) this.txn.put(dirtyKey(path), 1)
     await this.refresh(path, { versions, copies: state.copies })
   }

@@ -13,7 +13,10 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { LevelKV, type KV, type KVOp, type KVRange } from '../../../node/namespace/kv.js'
-import { buildTree, walkTree } from '../../../node/namespace/snapshot-tree.js'
+import { buildTree, walkTree, type Versions } from '../../../node/namespace/snapshot-tree.js'
+import { cborCID } from '../../../node/blocks/verify.js'
+import { signerFromKey } from '../../../node/namespace/index.js'
+import { encodeSnapshotRoot, encodeSnapshotRootBody, type SnapshotRoot } from '../../../protocol/namespace.js'
 import { toSnapshotVersion } from '../../../node/namespace/snapshot-state.js'
 import { compareTreePaths, inTreeOrder } from '../../../node/namespace/path-order.js'
 import type { PathState } from '../../../node/namespace/tree.js'
@@ -108,6 +111,40 @@ class DyingKV implements KV {
     if (this.dead) throw new Error('injected crash')
     await this.inner.batch(ops, sync)
   }
+}
+
+/** A store whose batches take `ms` to be written (the loader's fetches go on meanwhile). */
+class SlowKV implements KV {
+  constructor (private readonly inner: KV, private readonly ms: number) {}
+  get location (): string | undefined { return this.inner.location }
+  async open (): Promise<void> { await this.inner.open() }
+  async close (): Promise<void> { await this.inner.close() }
+  async get (key: string): Promise<Uint8Array | undefined> { return await this.inner.get(key) }
+  iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> { return this.inner.iterate(range) }
+  async batch (ops: KVOp[], sync: boolean): Promise<void> {
+    await new Promise(resolve => setTimeout(resolve, this.ms))
+    await this.inner.batch(ops, sync)
+  }
+}
+
+/** A peer's snapshot of `n` files by one author, built as a tree directly (fast for tens of thousands): its root, author and blocks. */
+async function syntheticSnapshot (n: number): Promise<{ root: CID, author: string, blocks: Map<string, Uint8Array> }> {
+  const key = await generateKeyPair('Ed25519')
+  const author = signerFromKey(key).id
+  const blocks = new Map<string, Uint8Array>()
+  const put = async (cid: CID, bytes: Uint8Array): Promise<void> => { blocks.set(cid.toString(), bytes) }
+  const entries = function * (): Generator<[string, Versions]> {
+    for (let i = 0; i < n; i++) {
+      const record = file(`synthetic ${i}`)
+      yield [`/s${String(Math.floor(i / 1000)).padStart(3, '0')}/f-${String(i).padStart(6, '0')}`, [{ author, seq: i + 1, time: 1_000 + i, type: 'file', cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime }]]
+    }
+  }
+  const tree = await buildTree(entries(), put)
+  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author, time: 1_000, clock: { [author]: n }, heads: [], headDots: [], count: tree.count, tree: tree.root, tips: [] }
+  const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
+  const root = cborCID(bytes)
+  blocks.set(root.toString(), bytes)
+  return { root, author, blocks }
 }
 
 describe('streamed snapshot merge', () => {
@@ -302,6 +339,26 @@ describe('streamed snapshot merge', () => {
     const out: string[] = []
     for await (const [path] of inTreeOrder((async function * () { for (const p of storeOrder) yield [p, 0] as [string, number] })())) out.push(path)
     assert.deepEqual(out, [...paths].sort(compareTreePaths))
+  })
+
+  it('tree nodes that arrive while a batch is being written are stored (first load and staged load)', async () => {
+    const sim = { now: 1_000 }
+    // enough leaves for several fetch requests in flight while batches are written
+    const peer = await syntheticSnapshot(40_000)
+    const fetch = async (cids: CID[]): Promise<Uint8Array[]> => {
+      await new Promise(resolve => setTimeout(resolve, 1))
+      return cids.map(c => peer.blocks.get(c.toString()) as Uint8Array)
+    }
+    for (const first of [true, false]) {
+      const inner = await levelKV()
+      const { r: a } = await leveled(sim, new SlowKV(inner, 20))
+      if (!first) await a.putFile('/mine', file('mine'))
+      assert.equal(await a.loadSnapshot(peer.root, fetch, peer.author), true)
+      const snap = await meta<SnapshotMeta>(inner, 'snapshot') as SnapshotMeta
+      const stored = new Set((await keys(inner, 'b!')).map(k => k.slice(2)))
+      assert.deepEqual(snap.blocks.filter(b => !stored.has(b)), [], `${first ? 'first' : 'staged'} load: every block of the snapshot is stored`)
+      assert.equal(await walkOwn(inner), 40_000 + (first ? 0 : 1), "the snapshot holds the files (directories are implicit)")
+    }
   })
 
   it('two loads of one snapshot side by side: one merges, the other changes nothing and leaves no block the snapshot needs', async () => {
