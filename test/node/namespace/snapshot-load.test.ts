@@ -92,21 +92,27 @@ async function snapshotOf (sim: { now: number }, n: number): Promise<{ b: Replic
   return { b, root: await b.snapshot() }
 }
 
-/**
- * A store whose process "dies" at its `n`th batch that matches `when`:
- * that batch and every later one fail (nothing of them is written), as
- * after a kill at that point.
- */
-class DyingKV implements KV {
-  armed = false
-  private dead = false
-  constructor (private readonly inner: KV, private readonly when: (ops: KVOp[]) => boolean, private n = 1) {}
+/** A store passing everything to `inner`: the faults below change `batch`. */
+class WrappedKV implements KV {
+  constructor (protected readonly inner: KV) {}
   get location (): string | undefined { return this.inner.location }
   async open (): Promise<void> { await this.inner.open() }
   async close (): Promise<void> { await this.inner.close() }
   async get (key: string): Promise<Uint8Array | undefined> { return await this.inner.get(key) }
   iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> { return this.inner.iterate(range) }
-  async batch (ops: KVOp[], sync: boolean): Promise<void> {
+  async batch (ops: KVOp[], sync: boolean): Promise<void> { await this.inner.batch(ops, sync) }
+}
+
+/**
+ * A store whose process "dies" at its `n`th batch that matches `when`:
+ * that batch and every later one fail (nothing of them is written), as
+ * after a kill at that point.
+ */
+class DyingKV extends WrappedKV {
+  armed = false
+  private dead = false
+  constructor (inner: KV, private readonly when: (ops: KVOp[]) => boolean, private n = 1) { super(inner) }
+  override async batch (ops: KVOp[], sync: boolean): Promise<void> {
     if (this.armed && !this.dead && this.when(ops) && --this.n === 0) this.dead = true
     if (this.dead) throw new Error('injected crash')
     await this.inner.batch(ops, sync)
@@ -114,14 +120,9 @@ class DyingKV implements KV {
 }
 
 /** A store whose batches take `ms` to be written (the loader's fetches go on meanwhile). */
-class SlowKV implements KV {
-  constructor (private readonly inner: KV, private readonly ms: number) {}
-  get location (): string | undefined { return this.inner.location }
-  async open (): Promise<void> { await this.inner.open() }
-  async close (): Promise<void> { await this.inner.close() }
-  async get (key: string): Promise<Uint8Array | undefined> { return await this.inner.get(key) }
-  iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> { return this.inner.iterate(range) }
-  async batch (ops: KVOp[], sync: boolean): Promise<void> {
+class SlowKV extends WrappedKV {
+  constructor (inner: KV, private readonly ms: number) { super(inner) }
+  override async batch (ops: KVOp[], sync: boolean): Promise<void> {
     await new Promise(resolve => setTimeout(resolve, this.ms))
     await this.inner.batch(ops, sync)
   }
