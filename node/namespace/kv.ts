@@ -59,53 +59,224 @@ export class LevelKV implements KV {
   }
 }
 
-function inRange (key: string, r: KVRange): boolean {
-  if (r.gt !== undefined && !(key > r.gt)) return false
-  if (r.gte !== undefined && !(key >= r.gte)) return false
-  if (r.lt !== undefined && !(key < r.lt)) return false
-  if (r.lte !== undefined && !(key <= r.lte)) return false
-  return true
+/**
+ * An open {@link MemoryKV} iteration: its bounds, where it is, and what the
+ * store held when it started of the keys written since that it has not
+ * passed yet (so it reads that state, as a LevelDB iterator reads its snapshot).
+ */
+interface MemoryCursor {
+  /** Lower bound and whether it is exclusive (`gt`). */
+  readonly lo: string | undefined
+  readonly loOpen: boolean
+  /** Upper bound and whether it is exclusive (`lt`). */
+  readonly hi: string | undefined
+  readonly hiOpen: boolean
+  readonly reverse: boolean
+  /** The last key passed (yielded or skipped); undefined before the first. */
+  at: string | undefined
+  /** Index of `at` in the store's sorted keys, valid while the key set's version is `version`. */
+  index: number
+  version: number
+  /** The value at the start (undefined: absent) of each key written since, not passed yet. */
+  readonly saved: Map<string, Uint8Array | undefined>
+  /** Sorted: saved keys present at the start and deleted since (some may be back). */
+  readonly gone: string[]
 }
 
-/** An in-memory store for simulations and tests: a map plus a sorted key list. */
+/** First index in sorted `keys` whose key is ≥ `key` (or > `key` when `after`). */
+function lowerBound (keys: readonly string[], key: string, after: boolean): number {
+  let lo = 0
+  let hi = keys.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (after ? keys[mid] <= key : keys[mid] < key) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** Whether `key` is inside the cursor's range and not yet passed. */
+function ahead (c: MemoryCursor, key: string): boolean {
+  if (c.lo !== undefined && (c.loOpen ? key <= c.lo : key < c.lo)) return false
+  if (c.hi !== undefined && (c.hiOpen ? key >= c.hi : key > c.hi)) return false
+  return c.at === undefined || (c.reverse ? key < c.at : key > c.at)
+}
+
+/** Small batches insert and delete keys one by one in the sorted list; larger ones rebuild it by merging. */
+const SPLICE_MAX = 32
+
+/**
+ * An in-memory store for simulations and tests: a map plus the keys kept
+ * sorted as they are written (binary-search insert and delete; a batch with
+ * many new or deleted keys merges them in one pass). A range read
+ * binary-searches its start and steps key by key, so it costs O(log n + k)
+ * for k keys read, whatever `limit` or `reverse`.
+ *
+ * Iterations read the store as it was when they started (their first
+ * `next()`), as LevelDB iterators read a snapshot: a batch written meanwhile
+ * saves, for each open iteration, the old value of every key it writes in
+ * the part of the range that iteration has not reached yet. An iteration
+ * is open until it ends or its `return()` is called (what `for await` does
+ * on `break`); one abandoned half-way keeps costing each write a comparison.
+ *
+ * Keys are ordered by UTF-16 code units (JavaScript's `<`), LevelDB's by
+ * UTF-8 bytes: the two differ only between characters above U+FFFF and
+ * those from U+E000 to U+FFFF.
+ */
 export class MemoryKV implements KV {
   private readonly map = new Map<string, Uint8Array>()
+  /** Every key of `map`, sorted. */
   private keys: string[] = []
-  private dirty = false
+  /** Bumped whenever a key is added or deleted (indices into `keys` move). */
+  private version = 0
+  private readonly cursors = new Set<MemoryCursor>()
 
   async open (): Promise<void> {}
   async close (): Promise<void> {}
   async get (key: string): Promise<Uint8Array | undefined> { return this.map.get(key) }
 
   async batch (ops: KVOp[]): Promise<void> {
+    if (ops.length === 1 && this.cursors.size === 0) {
+      this.write(ops[0])
+      return
+    }
+    /** Whether each key the batch writes existed before it. */
+    const before = new Map<string, boolean>()
     for (const op of ops) {
-      if (op.type === 'put') {
-        if (!this.map.has(op.key)) this.dirty = true
-        this.map.set(op.key, op.value)
-      } else if (this.map.delete(op.key)) {
-        this.dirty = true
+      if (!before.has(op.key)) {
+        const old = this.map.get(op.key)
+        before.set(op.key, old !== undefined)
+        for (const c of this.cursors) if (ahead(c, op.key) && !c.saved.has(op.key)) c.saved.set(op.key, old)
+      }
+      if (op.type === 'put') this.map.set(op.key, op.value)
+      else this.map.delete(op.key)
+    }
+    const added: string[] = []
+    const removed: string[] = []
+    for (const [key, existed] of before) {
+      const exists = this.map.has(key)
+      if (exists && !existed) added.push(key)
+      else if (existed && !exists) removed.push(key)
+    }
+    if (added.length + removed.length === 0) return
+    this.version++
+    if (added.length + removed.length <= SPLICE_MAX) {
+      for (const key of removed) this.keys.splice(lowerBound(this.keys, key, false), 1)
+      for (const key of added) this.keys.splice(lowerBound(this.keys, key, false), 0, key)
+    } else {
+      this.keys = mergeSorted(this.keys, added.sort(), new Set(removed))
+    }
+    for (const c of this.cursors) {
+      for (const key of removed) {
+        if (c.saved.get(key) === undefined) continue // not saved here, or absent at the start
+        const i = lowerBound(c.gone, key, false)
+        if (c.gone[i] !== key) c.gone.splice(i, 0, key)
       }
     }
   }
 
+  /** One put or delete with no iteration open. */
+  private write (op: KVOp): void {
+    if (op.type === 'put') {
+      const size = this.map.size
+      this.map.set(op.key, op.value)
+      if (this.map.size === size) return
+      this.keys.splice(lowerBound(this.keys, op.key, false), 0, op.key)
+    } else {
+      if (!this.map.delete(op.key)) return
+      this.keys.splice(lowerBound(this.keys, op.key, false), 1)
+    }
+    this.version++
+  }
+
   async * iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> {
-    if (this.dirty) {
-      this.keys = [...this.map.keys()].sort()
-      this.dirty = false
+    // As LevelDB: gte wins over gt, lte over lt; a limit that is not a whole number ≥ 0 is none.
+    const limit = Number.isInteger(range.limit) && (range.limit as number) >= 0 ? range.limit as number : Infinity
+    if (limit === 0) return
+    const c: MemoryCursor = {
+      lo: range.gte ?? range.gt,
+      loOpen: range.gte === undefined && range.gt !== undefined,
+      hi: range.lte ?? range.lt,
+      hiOpen: range.lte === undefined && range.lt !== undefined,
+      reverse: range.reverse === true,
+      at: undefined,
+      index: -1,
+      version: -1,
+      saved: new Map(),
+      gone: []
     }
-    const keys = this.keys.filter(k => inRange(k, range))
-    if (range.reverse === true) keys.reverse()
-    const limit = range.limit ?? Infinity
-    let n = 0
-    for (const key of keys) {
-      if (n++ >= limit) return
-      const value = this.map.get(key)
-      if (value !== undefined) yield [key, value]
+    this.cursors.add(c)
+    try {
+      let n = 0
+      for (;;) {
+        const key = this.step(c)
+        if (key === undefined) return
+        let value: Uint8Array | undefined
+        if (c.saved.has(key)) {
+          value = c.saved.get(key)
+          c.saved.delete(key)
+        } else {
+          value = this.map.get(key)
+        }
+        if (value === undefined) continue // written after the start
+        yield [key, value]
+        if (++n >= limit) return
+      }
+    } finally {
+      this.cursors.delete(c)
     }
+  }
+
+  /** Move `c` to its next key, live or deleted since its start; undefined at the end of its range. */
+  private step (c: MemoryCursor): string | undefined {
+    const keys = this.keys
+    let i: number
+    if (c.version === this.version) {
+      i = c.reverse ? c.index - 1 : c.index + 1
+    } else if (c.at !== undefined) {
+      i = c.reverse ? lowerBound(keys, c.at, false) - 1 : lowerBound(keys, c.at, true)
+    } else if (c.reverse) {
+      i = c.hi === undefined ? keys.length - 1 : lowerBound(keys, c.hi, !c.hiOpen) - 1
+    } else {
+      i = c.lo === undefined ? 0 : lowerBound(keys, c.lo, c.loOpen)
+    }
+    let live: string | undefined = i >= 0 && i < keys.length ? keys[i] : undefined
+    if (live !== undefined && !ahead(c, live)) live = undefined
+    let ghost: string | undefined
+    if (c.gone.length > 0) {
+      let g: number
+      if (c.at === undefined) g = c.reverse ? c.gone.length - 1 : 0
+      else g = c.reverse ? lowerBound(c.gone, c.at, false) - 1 : lowerBound(c.gone, c.at, true)
+      if (g >= 0 && g < c.gone.length) ghost = c.gone[g]
+    }
+    let key = live
+    if (ghost !== undefined && (key === undefined || (c.reverse ? ghost > key : ghost < key))) key = ghost
+    if (key === undefined) return undefined
+    c.at = key
+    if (key === live) {
+      c.index = i
+      c.version = this.version
+    } else {
+      c.version = -1 // the live index is not that of `at`: search again next step
+    }
+    return key
   }
 
   /** Number of keys (tests). */
   get size (): number { return this.map.size }
+}
+
+/** `keys` without `removed`, merged with `added` (sorted, none in `keys`). */
+function mergeSorted (keys: readonly string[], added: readonly string[], removed: ReadonlySet<string>): string[] {
+  const out: string[] = []
+  let j = 0
+  for (const key of keys) {
+    if (removed.size > 0 && removed.has(key)) continue
+    while (j < added.length && added[j] < key) out.push(added[j++])
+    out.push(key)
+  }
+  while (j < added.length) out.push(added[j++])
+  return out
 }
 
 /**
