@@ -47,6 +47,24 @@ export function isCanonicalDagCbor (bytes: Uint8Array): boolean {
 
 const NOT: typeof NOT_CANONICAL = NOT_CANONICAL
 
+/**
+ * The canonical encoding of the map `bytes` encode, less its field `key`,
+ * sliced out of `bytes` (the other fields' bytes are kept as they are: in
+ * canonical form, dropping a field changes nothing else but the map's
+ * count). Undefined when `bytes` is not a canonical map this decoder takes,
+ * has no such field, or has 24 fields or more.
+ */
+export function withoutField (bytes: Uint8Array, key: string): Uint8Array | undefined {
+  const parser = new Parser(bytes)
+  const slice = parser.mapWithout(key)
+  if (slice === undefined || parser.pos !== bytes.byteLength) return undefined
+  const out = new Uint8Array(bytes.byteLength - (slice.end - slice.start))
+  out[0] = bytes[0] - 1
+  out.set(bytes.subarray(1, slice.start), 1)
+  out.set(bytes.subarray(slice.end), slice.start)
+  return out
+}
+
 /** A cursor over the bytes; each method reads one part, NOT_CANONICAL (or false) when it is not canonical. */
 class Parser {
   pos = 0
@@ -102,6 +120,32 @@ class Parser {
   /** A plain Uint8Array over `n` of the bytes from `start` (what dag-cbor gives, even when the input is a Buffer). */
   private view (start: number, n: number): Uint8Array {
     return new Uint8Array(this.b.buffer, this.b.byteOffset + start, n)
+  }
+
+  /** Read a top-level map of fewer than 24 fields: where the field `key` (name and value) lies, or undefined. */
+  mapWithout (key: string): { start: number, end: number } | undefined {
+    const { b } = this
+    if (b.byteLength === 0 || b[0] < 0xa1 || b[0] > 0xb7) return undefined
+    const n = this.head()
+    if (this.pos + 2 * n > b.byteLength) return undefined
+    let found: { start: number, end: number } | undefined
+    let prevStart = -1
+    let prevLength = 0
+    for (let i = 0; i < n; i++) {
+      const pairStart = this.pos
+      if (this.pos >= b.byteLength || b[this.pos] >> 5 !== 3) return undefined
+      const length = this.head()
+      if (length < 0) return undefined
+      const start = this.pos
+      const name = this.string(length)
+      if (name === NOT || name === '__proto__') return undefined
+      if (prevStart >= 0 && compareKeys(b, prevStart, prevLength, start, length) >= 0) return undefined
+      prevStart = start
+      prevLength = length
+      if (this.item(1) === NOT) return undefined
+      if (name === key) found = { start: pairStart, end: this.pos }
+    }
+    return found
   }
 
   /**

@@ -24,7 +24,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
-import { NOT_CANONICAL, decodeCanonicalDagCbor } from './canonical.js'
+import { NOT_CANONICAL, decodeCanonicalDagCbor, withoutField } from './canonical.js'
 import { cidText } from './cid-text.js'
 import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
@@ -304,6 +304,18 @@ export function isPinPolicy (policy: unknown): policy is string {
  */
 export function encodeEntryBody (body: EntryBody): Uint8Array {
   return encodeChecked(pickEntryBody(shape(body, 'entry body', ENTRY_BODY_FIELDS[entryVersion(body, 'entry body')], ['sig'])), MAX_ENTRY_BYTES, 'entry body')
+}
+
+/**
+ * The signed part of an entry from its encoding: {@link encodeEntryBody} of
+ * `entry`, the entry {@link decodeEntry} decoded from `bytes`. Canonical
+ * bytes give it by dropping the `sig` field, with no encoding; other bytes
+ * (a form the one-pass decoder does not take) have it encoded.
+ *
+ * @throws {InvalidMessageError} when the body is not valid (never for an entry decodeEntry returned)
+ */
+export function entryBodyOf (bytes: Uint8Array, entry: Entry): Uint8Array {
+  return withoutField(bytes, 'sig') ?? encodeEntryBody(entry)
 }
 
 /**

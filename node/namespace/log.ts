@@ -21,7 +21,7 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
-import { MAX_BATCH_ENTRIES, decodeEntry, encodeEntryBody, type Entry as LogEntry } from '../../protocol/namespace.js'
+import { MAX_BATCH_ENTRIES, decodeEntry, entryBodyOf, type Entry as LogEntry } from '../../protocol/namespace.js'
 import { cidText } from '../../protocol/cid-text.js'
 import { cborCID } from '../blocks/verify.js'
 import { covers, merge, missing, type VectorClock } from './clock.js'
@@ -308,7 +308,7 @@ export class EntryLog {
    */
   private async authenticate (candidates: Candidate[], from?: string): Promise<Pending[]> {
     const { verifier, id } = this.components
-    const { ok } = await authenticateBatch(candidates, async c => await verifier(c.author, encodeEntryBody(c.entry), c.entry.sig))
+    const { ok } = await authenticateBatch(candidates, async c => await verifier(c.author, entryBodyOf(c.bytes, c.entry), c.entry.sig))
     const fresh: Pending[] = []
     const dots = new Set<string>()
     for (const [i, c] of candidates.entries()) {

@@ -12,8 +12,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { NOT_CANONICAL, decodeCanonicalDagCbor, isCanonicalDagCbor } from '../../protocol/canonical.js'
-import { decodeEntry, encodeEntry, type Entry } from '../../protocol/namespace.js'
+import { NOT_CANONICAL, decodeCanonicalDagCbor, isCanonicalDagCbor, withoutField } from '../../protocol/canonical.js'
+import { decodeEntry, encodeEntry, encodeEntryBody, entryBodyOf, type Entry } from '../../protocol/namespace.js'
 
 /** The reference: bytes that decode, and encode back to themselves. */
 function reference (bytes: Uint8Array): boolean {
@@ -144,6 +144,28 @@ describe('canonical dag-cbor check', () => {
       }
     }), { numRuns: 20_000 })
     assert.ok(fast > 100)
+  })
+
+  it('the signed body sliced from an entry is encodeEntryBody of it, v1 and v2', () => {
+    const v1: Entry = { v: 1, author: entry.author, seq: 3, time: 7, clock: { [entry.author]: 3, x: 70_000 }, parents: [], ops: [{ op: 'del', path: '/é', replaces: [['x', 2]] }], sig: new Uint8Array(64) }
+    fc.assert(fc.property(fc.constantFrom(entry, v1), fc.nat({ max: 2 ** 40 }), fc.string({ minLength: 1, maxLength: 20 }).filter(t => !t.includes('/') && t !== '.' && t !== '..'), fc.uint8Array({ minLength: 1, maxLength: 128 }), (base, time, name, sig) => {
+      const e = { ...base, time, sig, ops: [{ op: 'mkdir' as const, path: `/${name}`, mode: 0o755, mtime: time, replaces: [] }] }
+      const bytes = encodeEntry(e)
+      const decoded = decodeEntry(bytes)
+      const sliced = withoutField(bytes, 'sig')
+      assert.notEqual(sliced, undefined)
+      assert.deepEqual(entryBodyOf(bytes, decoded), encodeEntryBody(decoded))
+    }), { numRuns: 500 })
+  })
+
+  it('withoutField: only canonical maps that hold the field', () => {
+    const map = dagCbor.encode({ a: 1, bb: [2], sig: new Uint8Array(3) })
+    assert.deepEqual(withoutField(map, 'sig'), dagCbor.encode({ a: 1, bb: [2] }))
+    assert.deepEqual(withoutField(map, 'a'), dagCbor.encode({ bb: [2], sig: new Uint8Array(3) }))
+    assert.equal(withoutField(map, 'c'), undefined)
+    assert.equal(withoutField(dagCbor.encode([1, 2]), 'a'), undefined)
+    assert.equal(withoutField(new Uint8Array([0xa2, 0x62, 0x62, 0x62, 0x01, 0x61, 0x61, 0x02]), 'a'), undefined)
+    assert.equal(withoutField(new Uint8Array([...map, 0x00]), 'sig'), undefined)
   })
 
   it('decodeEntry still refuses non-canonical entries: an integer as float, a CID with a long codec varint, a __proto__ key', () => {
