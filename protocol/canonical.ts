@@ -126,26 +126,9 @@ class Parser {
   mapWithout (key: string): { start: number, end: number } | undefined {
     const { b } = this
     if (b.byteLength === 0 || b[0] < 0xa1 || b[0] > 0xb7) return undefined
-    const n = this.head()
-    if (this.pos + 2 * n > b.byteLength) return undefined
     let found: { start: number, end: number } | undefined
-    let prevStart = -1
-    let prevLength = 0
-    for (let i = 0; i < n; i++) {
-      const pairStart = this.pos
-      if (this.pos >= b.byteLength || b[this.pos] >> 5 !== 3) return undefined
-      const length = this.head()
-      if (length < 0) return undefined
-      const start = this.pos
-      const name = this.string(length)
-      if (name === NOT || name === '__proto__') return undefined
-      if (prevStart >= 0 && compareKeys(b, prevStart, prevLength, start, length) >= 0) return undefined
-      prevStart = start
-      prevLength = length
-      if (this.item(1) === NOT) return undefined
-      if (name === key) found = { start: pairStart, end: this.pos }
-    }
-    return found
+    const map = this.map(this.head(), 0, (name, start, end) => { if (name === key) found = { start, end } })
+    return map === NOT ? undefined : found
   }
 
   /**
@@ -223,14 +206,19 @@ class Parser {
     return true
   }
 
-  /** `n` pairs with text keys in strictly ascending dag-cbor order (length first, then bytes), as a plain object. */
-  private map (n: number, depth: number): Record<string, unknown> | typeof NOT {
+  /**
+   * `n` pairs with text keys in strictly ascending dag-cbor order (length
+   * first, then bytes), as a plain object; `onField` hears where each pair
+   * lies.
+   */
+  private map (n: number, depth: number, onField?: (key: string, start: number, end: number) => void): Record<string, unknown> | typeof NOT {
     const { b } = this
     if (this.pos + 2 * n > b.byteLength) return NOT
     const out: Record<string, unknown> = {}
     let prevStart = -1
     let prevLength = 0
     for (let i = 0; i < n; i++) {
+      const pairStart = this.pos
       if (this.pos >= b.byteLength || b[this.pos] >> 5 !== 3) return NOT
       const length = this.head()
       if (length < 0) return NOT
@@ -244,6 +232,7 @@ class Parser {
       const value = this.item(depth + 1)
       if (value === NOT) return NOT
       out[key] = value
+      onField?.(key, pairStart, this.pos)
     }
     return out
   }
