@@ -36,6 +36,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import { InvalidMessageError } from './errors.js'
+import { NOT_CANONICAL, decodeCanonicalDagCbor } from './canonical.js'
 import { fieldChecks } from './fields.js'
 import { decodePin, MAX_MODE, MAX_PEER_ID_LENGTH, MAX_SNAPSHOT_BLOCK_BYTES, type SnapshotVersion } from './namespace.js'
 import { isPlainMap, isSet, plainBytes, show } from './values.js'
@@ -226,6 +227,12 @@ export function decodeTreeNode (bytes: Uint8Array): TreeNode {
 export function decodeTreeNodeSized (bytes: Uint8Array): DecodedTreeNode {
   if (!(bytes instanceof Uint8Array)) fail('node is not bytes')
   if (bytes.byteLength > MAX_TREE_NODE_BYTES) fail(`node of ${bytes.byteLength} bytes > ${MAX_TREE_NODE_BYTES}`)
+  // canonical bytes (proven while decoding) are the picked node's encoding: its field checks copy what they take and change nothing
+  const fast = decodeCanonicalDagCbor(bytes)
+  if (fast !== NOT_CANONICAL) {
+    const node = pickNode(fast)
+    return { node, sizes: itemSizes(bytes, node) }
+  }
   let value: unknown
   try {
     value = dagCbor.decode(bytes)
@@ -237,6 +244,51 @@ export function decodeTreeNodeSized (bytes: Uint8Array): DecodedTreeNode {
   // a native compare: a JS loop over a node of up to 1 MiB costs as much as decoding it
   if (Buffer.compare(encoded.bytes, bytes) !== 0) fail('node is not canonical dag-cbor')
   return { node, sizes: encoded.sizes }
+}
+
+/**
+ * The encoded size of each item of `node`, read off its canonical bytes
+ * (its head, the list's header, then the items one after the other).
+ */
+function itemSizes (bytes: Uint8Array, node: TreeNode): number[] {
+  const leaf = 'leaf' in node
+  const n = leaf ? node.leaf.length : node.children.length
+  let at = (leaf ? LEAF_HEAD : branchHead(node.level)).byteLength + listHeader(n).byteLength
+  const sizes: number[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const end = skipItem(bytes, at)
+    sizes[i] = end - at
+    if (leaf && sizes[i] > MAX_TREE_ENTRY_BYTES) fail(`leaf item of ${sizes[i]} bytes > ${MAX_TREE_ENTRY_BYTES}`)
+    at = end
+  }
+  if (at !== bytes.byteLength) fail('node has bytes after its items')
+  return sizes
+}
+
+/** Where the CBOR item at `at` ends (the bytes are known to be one valid dag-cbor item: no indefinite lengths, no floats). */
+function skipItem (bytes: Uint8Array, at: number): number {
+  let pending = 1
+  while (pending > 0) {
+    pending--
+    const first = bytes[at++]
+    const major = first >> 5
+    const info = first & 0x1f
+    let arg = info
+    if (info === 24) arg = bytes[at++]
+    else if (info === 25) { arg = bytes[at] * 0x100 + bytes[at + 1]; at += 2 }
+    else if (info === 26) { arg = bytes[at] * 0x1000000 + bytes[at + 1] * 0x10000 + bytes[at + 2] * 0x100 + bytes[at + 3]; at += 4 }
+    else if (info === 27) {
+      let v = 0
+      for (let k = 0; k < 8; k++) v = v * 0x100 + bytes[at + k]
+      arg = v
+      at += 8
+    }
+    if (major === 2 || major === 3) at += arg
+    else if (major === 4) pending += arg
+    else if (major === 5) pending += 2 * arg
+    else if (major === 6) pending += 1
+  }
+  return at
 }
 
 /** The number of paths under a node (decoded, so already checked). */

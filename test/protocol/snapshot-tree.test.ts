@@ -141,6 +141,9 @@ describe('snapshot tree codec', () => {
     assert.match(chunkingFault({ node: { v: 1, leaf: items.slice(0, cut) }, sizes: sizes(cut) }, false) ?? '', /without a boundary/)
     assert.equal(chunkingFault({ node: { v: 1, leaf: items.slice(0, cut) }, sizes: sizes(cut) }, true), undefined)
     assert.deepEqual(decodeTreeNodeSized(encodeTreeNode(leaf)).sizes, leaf.leaf.map(e => encodeTreeEntry(e).byteLength))
+    // item sizes read off canonical bytes: a branch too, with counts and paths of several header lengths
+    const branch: TreeBranch = { v: 1, level: 2, children: Array.from({ length: 300 }, (_, i) => [`/p${String(i).padStart(5, '0')}${'y'.repeat(i % 40)}`, cidOf(i), 1 + i * 997]) }
+    assert.deepEqual(decodeTreeNodeSized(encodeTreeNode(branch)).sizes, branch.children.map(c => encodeTreeChild(c).byteLength))
   })
 
   it('gives a typed error or a node that round-trips for mutated nodes (property)', () => {
