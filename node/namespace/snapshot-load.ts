@@ -5,7 +5,7 @@
  *
  * 1. **Check the root**: its hash, its signature, its author (the peer that
  *    serves it, and one this replica trusts), and which of its clock's
- *    counters are proven ({@link SnapshotLoader.provenClock}).
+ *    counters are proven (snapshot-proof.ts).
  * 2. **Stage** (outside the replica's lock): walk the peer's tree
  *    (snapshot-tree.ts checks every node against its CID, its parent and
  *    the chunking rule), store its nodes as blocks (`b!`) and each path's
@@ -45,7 +45,7 @@
 import { CID } from 'multiformats/cid'
 import {
   MAX_BLOCKS_WANT,
-  decodeEntry, decodeSnapshotRoot, encodeEntryBody, encodeSnapshotRootBody,
+  decodeSnapshotRoot, encodeSnapshotRootBody,
   type Op, type SnapshotRoot, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
@@ -64,6 +64,7 @@ import {
   type SnapshotMeta, type WriteRootOptions
 } from './snapshot-state.js'
 import type { Verifier } from './identity.js'
+import { provenClock, type ProvenClock, type ProvenTip } from './snapshot-proof.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
 import { ShoalError } from '../errors.js'
@@ -129,8 +130,6 @@ export interface SnapshotLoaderComponents {
   writer: SnapshotWriter
 }
 
-/** A snapshot's tip entry, fetched and verified. */
-interface ProvenTip { author: string, seq: number, cid: CID, bytes: Uint8Array }
 
 /**
  * `m!merge`: a merge under way. Everything it needs is in the store: the
@@ -300,7 +299,7 @@ export class SnapshotLoader {
     if (!trust.trusts(snap.author)) throw new UntrustedSnapshotError(`snapshot ${root.toString()} by ${snap.author}, an author this node does not trust`)
     const { sig, ...body } = snap
     if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
-    const { clock, tips } = await this.provenClock(snap, fetch)
+    const { clock, tips } = await provenClock(this.components, snap, fetch)
     if (dominates(store.clock, clock)) return false
     // a replica that holds nothing takes the peer's paths as they come, without staging them
     const fresh = await store.exclusive(async () => await this.empty() ? await this.loadFresh({ root, snap, fetch, clock, tips }) : undefined)
@@ -322,7 +321,7 @@ export class SnapshotLoader {
   }
 
   /** Stage the peer's tree, then merge it under the lock. */
-  private async stageAndMerge (input: StageInput, proven: { clock: VectorClock, tips: ProvenTip[] }): Promise<boolean> {
+  private async stageAndMerge (input: StageInput, proven: ProvenClock): Promise<boolean> {
     const { store } = this.components
     const { clock, tips } = proven
     const staged = await this.stage(input)
@@ -793,66 +792,5 @@ export class SnapshotLoader {
     for (const [h, dot] of store.heads) if (theirs.has(h) || !covers(snap.clock, dot)) out.set(h, dot)
     for (const [h, dot] of theirs) if (store.heads.has(h) || !covers(store.clock, dot)) out.set(h, dot)
     return out
-  }
-
-  /**
-   * The counters of a snapshot's clock this replica adopts (docs/namespace.md,
-   * "What a snapshot may claim"): those of authors it trusts, and of them,
-   * where the snapshot claims more than this replica has applied, only what
-   * is proven — by the author's own signed entry at that counter (the
-   * snapshot's tip, fetched and verified here), by the snapshot's author
-   * for its own counter (its signature on the root), or by a second trusted
-   * member heard claiming as much. A counter not proven stays at this
-   * replica's own: the author's entries come by pull, signed. So no member
-   * can make this replica skip another author's future writes by claiming
-   * it has seen them.
-   */
-  private async provenClock (snap: SnapshotRoot, fetch: SnapshotFetch): Promise<{ clock: VectorClock, tips: ProvenTip[] }> {
-    const { store, trust, members } = this.components
-    const out: VectorClock = {}
-    const tipOf = new Map(snap.tips.map(([author, cid]) => [author, cid]))
-    const wanted: string[] = []
-    for (const [author, n] of Object.entries(snap.clock)) {
-      if (!trust.trusts(author)) continue
-      if (n <= (store.clock[author] ?? 0)) out[author] = n
-      else if (tipOf.has(author)) wanted.push(author)
-    }
-    const tips: ProvenTip[] = []
-    for (let i = 0; i < wanted.length;) {
-      const want = wanted.slice(i, i + MAX_BLOCKS_WANT)
-      const got = (await fetch(want.map(a => tipOf.get(a) as CID))).slice(0, want.length)
-      if (got.length === 0) break
-      for (const [j, bytes] of got.entries()) {
-        const author = want[j]
-        const cid = tipOf.get(author) as CID
-        const n = snap.clock[author]
-        if (bytes !== undefined && await this.isTip(bytes, cid, author, n)) {
-          out[author] = n
-          tips.push({ author, seq: n, cid, bytes })
-        } else {
-          this.components.logger.warn({ snapshot: snap.author, author, claimed: n }, 'a snapshot\'s tip does not prove its counter')
-        }
-      }
-      i += got.length
-    }
-    // no tip, or one that did not verify: the snapshot's author vouches for its own counter; another author's needs a second member's word
-    for (const [author, n] of Object.entries(snap.clock)) {
-      if (!trust.trusts(author) || out[author] !== undefined) continue
-      if (author === snap.author || members.confirms(author, n, snap.author)) out[author] = n
-      else if ((store.clock[author] ?? 0) > 0) out[author] = store.clock[author]
-    }
-    return { clock: out, tips }
-  }
-
-  /** True when `bytes` is the entry `cid`, by `author` at seq `n`, signed by it. */
-  private async isTip (bytes: Uint8Array, cid: CID, author: string, n: number): Promise<boolean> {
-    if (!cborCID(bytes).equals(cid)) return false
-    try {
-      const entry = decodeEntry(bytes)
-      if (entry.author !== author || entry.seq !== n) return false
-      return await this.components.verifier(author, encodeEntryBody(entry), entry.sig)
-    } catch {
-      return false
-    }
   }
 }

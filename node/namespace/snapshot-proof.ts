@@ -1,0 +1,97 @@
+/**
+ * Which counters of a peer's snapshot clock this replica may adopt
+ * (docs/namespace.md, "What a snapshot may claim"). A snapshot's clock says
+ * what its author has seen; adopting a counter tells this replica it holds
+ * an author's writes up to there, and it will never pull them again. So a
+ * counter above this replica's own is adopted only with proof: the author's
+ * own signed entry at that counter (the snapshot names it as a tip; it is
+ * fetched and verified here), the snapshot author's signature for its own
+ * counter, or a second trusted member heard claiming as much. A counter
+ * without proof stays at this replica's own, and the author's entries come
+ * by pull, signed: no member can make this replica skip another author's
+ * future writes by claiming it has seen them.
+ *
+ * @module
+ */
+import type { CID } from 'multiformats/cid'
+import { MAX_BLOCKS_WANT, decodeEntry, entryBodyOf, type SnapshotRoot } from '../../protocol/namespace.js'
+import { cborCID } from '../blocks/verify.js'
+import type { VectorClock } from './clock.js'
+import type { Verifier } from './identity.js'
+import type { SnapshotFetch } from './snapshot-load.js'
+import type { TrustPolicy } from './trust.js'
+import type { Logger } from '../logger.js'
+
+/** A snapshot's tip entry, fetched and verified. */
+export interface ProvenTip { author: string, seq: number, cid: CID, bytes: Uint8Array }
+
+/** The counters of a snapshot this replica adopts, and the tips that proved some of them. */
+export interface ProvenClock { clock: VectorClock, tips: ProvenTip[] }
+
+/** What {@link provenClock} reads. */
+export interface ProofComponents {
+  /** This replica's applied clock. */
+  store: { clock: VectorClock }
+  trust: TrustPolicy
+  verifier: Verifier
+  logger: Logger
+  members: {
+    /** True when a trusted member other than `except` was heard claiming `author` at `n` or more. */
+    confirms: (author: string, n: number, except: string) => boolean
+  }
+}
+
+/**
+ * The counters of `snap`'s clock this replica adopts: those of authors it
+ * trusts, and of them, where the snapshot claims more than this replica has
+ * applied, only what is proven (see the module's comment). Tips are fetched
+ * with `fetch`, {@link MAX_BLOCKS_WANT} at a time.
+ */
+export async function provenClock (c: ProofComponents, snap: SnapshotRoot, fetch: SnapshotFetch): Promise<ProvenClock> {
+  const { store, trust, members } = c
+  const out: VectorClock = {}
+  const tipOf = new Map(snap.tips.map(([author, cid]) => [author, cid]))
+  const wanted: string[] = []
+  for (const [author, n] of Object.entries(snap.clock)) {
+    if (!trust.trusts(author)) continue
+    if (n <= (store.clock[author] ?? 0)) out[author] = n
+    else if (tipOf.has(author)) wanted.push(author)
+  }
+  const tips: ProvenTip[] = []
+  for (let i = 0; i < wanted.length;) {
+    const want = wanted.slice(i, i + MAX_BLOCKS_WANT)
+    const got = (await fetch(want.map(a => tipOf.get(a) as CID))).slice(0, want.length)
+    if (got.length === 0) break
+    for (const [j, bytes] of got.entries()) {
+      const author = want[j]
+      const cid = tipOf.get(author) as CID
+      const n = snap.clock[author]
+      if (bytes !== undefined && await isTip(c.verifier, { bytes, cid, author, seq: n })) {
+        out[author] = n
+        tips.push({ author, seq: n, cid, bytes })
+      } else {
+        c.logger.warn({ snapshot: snap.author, author, claimed: n }, 'a snapshot\'s tip does not prove its counter')
+      }
+    }
+    i += got.length
+  }
+  // no tip, or one that did not verify: the snapshot's author vouches for its own counter; another author's needs a second member's word
+  for (const [author, n] of Object.entries(snap.clock)) {
+    if (!trust.trusts(author) || out[author] !== undefined) continue
+    if (author === snap.author || members.confirms(author, n, snap.author)) out[author] = n
+    else if ((store.clock[author] ?? 0) > 0) out[author] = store.clock[author]
+  }
+  return { clock: out, tips }
+}
+
+/** True when `tip.bytes` is the entry `tip.cid`, by `tip.author` at `tip.seq`, signed by it. */
+async function isTip (verifier: Verifier, tip: ProvenTip): Promise<boolean> {
+  if (!cborCID(tip.bytes).equals(tip.cid)) return false
+  try {
+    const entry = decodeEntry(tip.bytes)
+    if (entry.author !== tip.author || entry.seq !== tip.seq) return false
+    return await verifier(tip.author, entryBodyOf(tip.bytes, entry), entry.sig)
+  } catch {
+    return false
+  }
+}
