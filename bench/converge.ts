@@ -6,7 +6,7 @@
  *   npm run build && node dist/bench/converge.js [--nodes 16] [--writes 200]
  *     [--spacing 200] [--topology star|mesh] [--links 2] [--entries 100000]
  *     [--tail 1000] [--authors 4] [--turn 250] [--threadpool N] [--seed 1]
- *     [--dir DIR] [--no-converge] [--no-bootstrap]
+ *     [--dir DIR] [--no-converge] [--no-bootstrap] [--history-only]
  *     [--json] [--keep]
  *
  * 1. Convergence: `--nodes` real libp2p hosts on 127.0.0.1 in this process,
@@ -29,7 +29,8 @@
  *    receives `--tail` newer entries, and another fresh node bootstraps from
  *    the snapshot, then pulls the tail. (b*) The same with the snapshot's
  *    blocks handed over in-process. Ceiling: the same bytes over one raw
- *    libp2p stream.
+ *    libp2p stream. `--history-only` runs (a) and its ceiling alone (quick
+ *    comparisons).
  *
  * All nodes share this process and its two cores: the report gives the main
  * thread's load per phase, and warns when it was saturated. So that 16
@@ -122,6 +123,8 @@ interface Options {
   dir: string
   converge: boolean
   bootstrap: boolean
+  /** Bootstrap (a) and its ceiling only. */
+  historyOnly: boolean
   json: boolean
   keep: boolean
 }
@@ -129,7 +132,7 @@ interface Options {
 function parseArgs (argv: string[]): Options {
   const o: Options = {
     nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, entries: 100_000, tail: 1000, authors: 4, turn: 250,
-    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, json: false, keep: false
+    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, json: false, keep: false
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -159,6 +162,7 @@ function parseArgs (argv: string[]): Options {
       case '--dir': o.dir = value(); break
       case '--no-converge': o.converge = false; break
       case '--no-bootstrap': o.bootstrap = false; break
+      case '--history-only': o.historyOnly = true; break
       case '--json': o.json = true; break
       case '--keep': o.keep = true; break
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/converge.ts`)
@@ -973,11 +977,15 @@ interface Phase {
   pulls: number
   snapshots: number
   compactedDuring: boolean
+  /** The new node's sync counters: pages asked ahead (and dropped), compactions deferred during the pull. */
+  askedAhead: number
+  askedAheadDropped: number
+  compactionsDeferred: number
   snapshotLoadedAt?: number
   load: PhaseLoad
 }
 
-interface BootstrapResult {
+interface BootstrapResult extends Partial<SnapshotPhases> {
   entries: number
   tail: number
   authors: number
@@ -987,13 +995,17 @@ interface BootstrapResult {
   build: { seconds: number, verifyMs: number, kvBatchMs: number, batches: number, kvGetMs: number, load: PhaseLoad }
   micro: Record<string, number>
   history: Phase
+  rawHistory: { seconds: number, bytes: number }
+}
+
+/** (b) and (b*) (absent with `--history-only`). */
+interface SnapshotPhases {
   compact: { seconds: number, prunedEntries: number, snapshotEntries: number, snapshotBytes: number, snapshotBlocks: number, tailBytes: number }
   /** Undefined when it failed: see snapshotError. */
   snapshot?: Phase
   snapshotError?: string
   /** (b*): snapshot blocks handed over in-process, the tail over libp2p. */
   snapshotLocal: Phase
-  rawHistory: { seconds: number, bytes: number }
   rawSnapshot: { seconds: number, bytes: number }
 }
 
@@ -1079,6 +1091,9 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
         pulls: node.sync.stats.pulls,
         snapshots: node.sync.stats.snapshots,
         compactedDuring: Object.keys(node.replica.state().pruned).length > 0 && node.sync.stats.snapshots === 0 && preload === undefined,
+        askedAhead: node.sync.stats.pagesAskedAhead,
+        askedAheadDropped: node.sync.stats.pagesAskedAheadDropped,
+        compactionsDeferred: node.sync.stats.compactionsDeferred,
         snapshotLoadedAt: preloaded ?? done.snapshotAt,
         load
       }
@@ -1092,6 +1107,17 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
   try {
     // (a) the whole history, page by page
     const history = await phase('history', n)
+    if (opts.historyOnly) {
+      const rawHost = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+      let rawHistory
+      try {
+        rawHistory = await rawStream(source.libp2p, rawHost, pack(entries))
+      } finally {
+        await rawHost.stop()
+      }
+      log(`bootstrap: raw stream ${fmt(rawHistory.bytes / MB, 1)} MB in ${fmt(rawHistory.seconds, 2)} s`)
+      return { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryBytes, generateSeconds, build, micro, history, rawHistory }
+    }
 
     // (b) the source compacts (its snapshot covers all n entries; history every member has
     // seen is pruned), then takes `tail` newer entries, which a new node must pull after the snapshot
@@ -1150,7 +1176,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
       await rawHost.stop()
     }
     log(`bootstrap: raw stream ${fmt(rawHistory.bytes / MB, 1)} MB in ${fmt(rawHistory.seconds, 2)} s`)
-    return { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryBytes, generateSeconds, build, micro, history, compact, snapshot, snapshotError, snapshotLocal, rawHistory, rawSnapshot }
+    return { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryBytes, generateSeconds, build, micro, history, rawHistory, compact, snapshot, snapshotError, snapshotLocal, rawSnapshot }
   } finally {
     await source.stop()
   }
@@ -1228,30 +1254,44 @@ function reportBootstrap (b: BootstrapResult): string[] {
     `verify ${fmt(p.verifyMs / 1000, 2)} s (${fmt(p.verifications)} signatures), LevelDB batches ${fmt(p.kvBatchMs / 1000, 2)} s (${p.batches}, fsynced), gets ${fmt(p.kvGetMs / 1000, 2)} s (${fmt(p.gets)}), ` +
     `source reads ${fmt((p.sourceKvGetMs + p.sourceKvIterateMs) / 1000, 2)} s; ${p.pages} pages in ${p.pulls} pulls`
   const m = b.micro
-  const snap = b.snapshot
-  const local = b.snapshotLocal
+  const s: SnapshotPhases | undefined = b.compact === undefined || b.snapshotLocal === undefined || b.rawSnapshot === undefined
+    ? undefined
+    : { compact: b.compact, snapshot: b.snapshot, snapshotError: b.snapshotError, snapshotLocal: b.snapshotLocal, rawSnapshot: b.rawSnapshot }
+  const snap = s?.snapshot
+  const local = s?.snapshotLocal
   const total = b.entries + b.tail
-  const snapshotMB = (b.compact.snapshotBytes + b.compact.tailBytes) / MB
+  const snapshotMB = s === undefined ? 0 : (s.compact.snapshotBytes + s.compact.tailBytes) / MB
+  const h = b.history
   return [
     `bootstrap: ${fmt(b.entries)} entries (${fmt(b.entryBytes / MB, 1)} MB, ${fmt(b.entryBytes / b.entries)} bytes each), one put each, written by ${b.authors} authors in turns of ${b.turn};`,
     'generated and signed in the bench, then received into the source replica (LevelDB) in pages of 1,000, one fsynced batch per page. New nodes pull over libp2p (127.0.0.1, noise+yamux); MB = 10^6 bytes',
     ...table([
       ['measure', 'seconds', 'entries/s', 'MB'],
       ['source build: receive() of all entries, local (no network)', fmt(b.build.seconds, 2), rate(b.entries, b.build.seconds), fmt(b.entryBytes / MB, 1)],
-      ['(a) new node, from history: pull until its clock equals the source\'s', fmt(b.history.seconds, 2), rate(b.entries, b.history.seconds), fmt(b.entryBytes / MB, 1)],
-      [`(b) new node, from a snapshot of ${fmt(b.compact.snapshotEntries)} + a tail of ${fmt(b.tail)} entries`, snap === undefined ? 'FAILED' : fmt(snap.seconds, 2), snap === undefined ? '-' : rate(total, snap.seconds), fmt(snapshotMB, 1)],
-      ['(b*) the same, snapshot blocks handed over in-process, tail over libp2p', fmt(local.seconds, 2), rate(total, local.seconds), fmt(snapshotMB, 1)],
+      ['(a) new node, from history: pull until its clock equals the source\'s', fmt(h.seconds, 2), rate(b.entries, h.seconds), fmt(b.entryBytes / MB, 1)],
+      ...(s === undefined || local === undefined
+        ? []
+        : [
+            [`(b) new node, from a snapshot of ${fmt(s.compact.snapshotEntries)} + a tail of ${fmt(b.tail)} entries`, snap === undefined ? 'FAILED' : fmt(snap.seconds, 2), snap === undefined ? '-' : rate(total, snap.seconds), fmt(snapshotMB, 1)],
+            ['(b*) the same, snapshot blocks handed over in-process, tail over libp2p', fmt(local.seconds, 2), rate(total, local.seconds), fmt(snapshotMB, 1)]
+          ]),
       ['ceiling: raw libp2p stream of (a)\'s bytes', fmt(b.rawHistory.seconds, 2), rate(b.entries, b.rawHistory.seconds), fmt(b.rawHistory.bytes / MB, 1)],
-      ['ceiling: raw libp2p stream of (b)\'s bytes', fmt(b.rawSnapshot.seconds, 2), rate(total, b.rawSnapshot.seconds), fmt(b.rawSnapshot.bytes / MB, 1)]
+      ...(s === undefined ? [] : [['ceiling: raw libp2p stream of (b)\'s bytes', fmt(s.rawSnapshot.seconds, 2), rate(total, s.rawSnapshot.seconds), fmt(s.rawSnapshot.bytes / MB, 1)]])
     ]),
-    `ratio to the raw stream: (a) ${fmt(b.history.seconds / b.rawHistory.seconds, 0)}x slower, (b) ${snap === undefined ? '-' : `${fmt(snap.seconds / b.rawSnapshot.seconds, 0)}x`}, (b*) ${fmt(local.seconds / b.rawSnapshot.seconds, 0)}x; (a) / (b*): ${fmt(b.history.seconds / local.seconds, 1)}`,
-    `target bootstrap into ${fmt(b.entries)} entries from a snapshot < 30 s: ` +
-      (snap === undefined ? `FAIL (did not complete: ${b.snapshotError ?? '?'}); (b*) without the block transfer: ${fmt(local.seconds, 2)} s, ${pass(local.seconds < 30)}` : `${pass(snap.seconds < 30)} (${fmt(snap.seconds, 2)} s)`),
-    `(a) breakdown (wall time inside the calls, overlapping): ${breakdown(b.history)}${b.history.compactedDuring ? '; the new node compacted its own history during or right after the pull' : ''}`,
+    s === undefined || local === undefined
+      ? `ratio to the raw stream: (a) ${fmt(h.seconds / b.rawHistory.seconds, 0)}x slower`
+      : `ratio to the raw stream: (a) ${fmt(h.seconds / b.rawHistory.seconds, 0)}x slower, (b) ${snap === undefined ? '-' : `${fmt(snap.seconds / s.rawSnapshot.seconds, 0)}x`}, (b*) ${fmt(local.seconds / s.rawSnapshot.seconds, 0)}x; (a) / (b*): ${fmt(h.seconds / local.seconds, 1)}`,
+    ...(s === undefined || local === undefined
+      ? []
+      : [`target bootstrap into ${fmt(b.entries)} entries from a snapshot < 30 s: ` +
+          (snap === undefined ? `FAIL (did not complete: ${s.snapshotError ?? '?'}); (b*) without the block transfer: ${fmt(local.seconds, 2)} s, ${pass(local.seconds < 30)}` : `${pass(snap.seconds < 30)} (${fmt(snap.seconds, 2)} s)`)]),
+    `(a) breakdown (wall time inside the calls, overlapping): ${breakdown(h)}${h.compactedDuring ? '; the new node compacted its own history during or right after the pull' : ''}`,
+    `(a) this process's CPU: ${fmt(h.load.cpuCores * h.load.seconds, 1)} CPU-s (source and new node), ${fmt(1e6 * h.load.cpuCores * h.load.seconds / b.entries, 0)} CPU-µs per entry; ` +
+      `pages asked ahead ${h.askedAhead} (dropped ${h.askedAheadDropped}); compactions deferred while catching up ${h.compactionsDeferred}`,
     ...(snap === undefined ? [] : [`(b) breakdown: snapshot loaded at ${snap.snapshotLoadedAt === undefined ? '?' : fmt(snap.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(snap)}`]),
-    `(b*) breakdown: loadSnapshot took ${local.snapshotLoadedAt === undefined ? '?' : fmt(local.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(local)}`,
-    `load: source build ${loadText(b.build.load)}; (a) ${loadText(b.history.load)}; ${snap === undefined ? '' : `(b) ${loadText(snap.load)}; `}(b*) ${loadText(local.load)}`,
-    `source compaction (compact(true)): ${fmt(b.compact.seconds, 2)} s; snapshot of ${fmt(b.compact.snapshotEntries)} entries in ${b.compact.snapshotBlocks} blocks, ${fmt(b.compact.snapshotBytes / MB, 1)} MB; ${fmt(b.compact.prunedEntries)} entries pruned (the rest not yet seen by every author); the tail was received after it`,
+    ...(local === undefined ? [] : [`(b*) breakdown: loadSnapshot took ${local.snapshotLoadedAt === undefined ? '?' : fmt(local.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(local)}`]),
+    `load: source build ${loadText(b.build.load)}; (a) ${loadText(h.load)}${snap === undefined ? '' : `; (b) ${loadText(snap.load)}`}${local === undefined ? '' : `; (b*) ${loadText(local.load)}`}`,
+    ...(s === undefined ? [] : [`source compaction (compact(true)): ${fmt(s.compact.seconds, 2)} s; snapshot of ${fmt(s.compact.snapshotEntries)} entries in ${s.compact.snapshotBlocks} blocks, ${fmt(s.compact.snapshotBytes / MB, 1)} MB; ${fmt(s.compact.prunedEntries)} entries pruned (the rest not yet seen by every author); the tail was received after it`]),
     `source build breakdown: verify ${fmt(b.build.verifyMs / 1000, 2)} s, LevelDB batches ${fmt(b.build.kvBatchMs / 1000, 2)} s (${b.build.batches}), gets ${fmt(b.build.kvGetMs / 1000, 2)} s`,
     `per entry, on ${m.sample} entries: decodeEntry ${fmt(m.decodeUs, 1)} µs (canonical check included), encodeEntry ${fmt(m.reencodeUs, 1)} µs (the re-encode only non-canonical-looking entries still cost), encodeEntryBody ${fmt(m.encodeBodyUs, 1)} µs, CID ${fmt(m.cidUs, 1)} µs, ` +
       `signature verify ${fmt(m.verifyUs, 1)} µs (peerIdVerifier, one key object per author); as receive does it, pages of ${fmt(PAGE)} authenticated as a batch (CIDs as text included): ${fmt(m.batchAuthUs, 1)} µs`

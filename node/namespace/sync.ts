@@ -8,9 +8,15 @@
  *   whose turn comes in the periodic anti-entropy round, asks that peer for
  *   what it lacks by vector clock: one page of up to `pageSize` entries per
  *   round trip in causal order, so a deep history costs pages, not depth ×
- *   RTT. A peer behind the other's pruned history gets a snapshot instead;
- *   its tree's nodes are fetched from the serving peer and up to
- *   `snapshotPeers - 1` other trusted peers (snapshot-fetch.ts).
+ *   RTT. While a page is applied, the next one is already asked for (one
+ *   page ahead, with the clock the replica will have once the page is
+ *   applied; taken only if it then has it). A peer behind the other's
+ *   pruned history gets a snapshot instead; its tree's nodes are fetched
+ *   from the serving peer and up to `snapshotPeers - 1` other trusted peers
+ *   (snapshot-fetch.ts).
+ * - **Compaction** runs in the anti-entropy round, except while a pull is
+ *   catching up (its peer said it has more pages, or answered with a
+ *   snapshot): then it waits until that pull ends, and runs then.
  * - **Heartbeat**: a round publishes the clock only when it tells the swarm
  *   something new: this node holds entries no gossip it sent or heard
  *   announced (applied from a pull or a snapshot), or it has heard no
@@ -36,7 +42,7 @@ import {
   decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
   type SyncResponse
 } from '../../protocol/namespace.js'
-import { dominates, merge, type VectorClock } from './clock.js'
+import { dominates, merge, type Dot, type VectorClock } from './clock.js'
 import type { Replica } from './replica.js'
 import { chooseHelpers, spreadFetch, type SnapshotFetchStats } from './snapshot-fetch.js'
 import type { SnapshotFetch } from './snapshot-load.js'
@@ -130,6 +136,16 @@ export interface SyncStats {
   untrusted: number
 }
 
+/** Counters of pulls asking ahead, and of compactions waiting for a catch-up. */
+export interface PullStats {
+  /** Pages asked for while the page before was being applied. */
+  pagesAskedAhead: number
+  /** Pages asked ahead and not taken: the replica did not have, once the page before was applied, all the request said it had (asked again). */
+  pagesAskedAheadDropped: number
+  /** Rounds whose compaction waited for a pull that was catching up (it ran when the pull ended). */
+  compactionsDeferred: number
+}
+
 /** Counters of the heartbeats of sync rounds. */
 export interface HeartbeatStats {
   /** Heartbeats published by rounds (included in {@link SyncStats.published}). */
@@ -140,7 +156,10 @@ export interface HeartbeatStats {
 
 /** Namespace sync over a {@link SyncNetwork}. */
 export class NamespaceSync {
-  readonly stats: SyncStats & HeartbeatStats & SnapshotFetchStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, heartbeats: 0, heartbeatsSkipped: 0, snapshotHelperRequests: 0, snapshotHelperFailures: 0 }
+  readonly stats: SyncStats & HeartbeatStats & PullStats & SnapshotFetchStats = {
+    published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0,
+    heartbeats: 0, heartbeatsSkipped: 0, pagesAskedAhead: 0, pagesAskedAheadDropped: 0, compactionsDeferred: 0, snapshotHelperRequests: 0, snapshotHelperFailures: 0
+  }
   private readonly options: Required<SyncOptions>
   /** Rounds a liveness heartbeat waits at most. */
   private readonly heartbeatRounds: number
@@ -153,6 +172,10 @@ export class NamespaceSync {
   private readonly log: Logger
   private readonly trust: TrustPolicy
   private readonly inflight = new Map<string, boolean>()
+  /** Pulls catching up now: their peer said it has more pages, or served a snapshot. */
+  private catchingUp = 0
+  /** A round's compaction waits for the pulls catching up to end. */
+  private compactionDeferred = false
   private readonly running = new Set<Promise<void>>()
   private timer: unknown
   private stopped = true
@@ -209,15 +232,27 @@ export class NamespaceSync {
   /**
    * Run one anti-entropy round now: a heartbeat when there is news or a
    * liveness heartbeat is due, a pull from one random trusted peer,
-   * compaction if due.
+   * compaction if due. While a pull is catching up, compaction waits for
+   * the last such pull to end, and runs then: a node far behind would
+   * otherwise snapshot its tree again and again while the history it
+   * prunes is still arriving.
    */
   async round (): Promise<void> {
-    const { network, replica, random } = this.components
+    const { network, random } = this.components
     await this.heartbeat()
     const peers = network.peers().filter(peer => this.trust.trusts(peer))
     if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
+    if (this.catchingUp > 0) {
+      this.stats.compactionsDeferred++
+      this.compactionDeferred = true
+      return
+    }
+    await this.compact()
+  }
+
+  private async compact (): Promise<void> {
     try {
-      await replica.compact()
+      await this.components.replica.compact()
     } catch (err: any) {
       this.log.warn({ err: err?.message }, 'namespace compaction failed')
     }
@@ -345,8 +380,9 @@ export class NamespaceSync {
     return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock, heads: heads.slice(0, MAX_HEADS), entries: answer.entries, more: answer.more })
   }
 
-  private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0]): Promise<SyncResponse> {
-    const signal = AbortSignal.timeout(this.options.requestTimeout)
+  private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0], cancel?: AbortSignal): Promise<SyncResponse> {
+    const timeout = AbortSignal.timeout(this.options.requestTimeout)
+    const signal = cancel === undefined ? timeout : AbortSignal.any([timeout, cancel])
     const response = decodeSyncResponse(await this.components.network.request(peer, encodeSyncRequest(request), signal))
     if (response.type === 'error') throw new Error(`peer ${peer} answered: ${response.message}`)
     if (response.id !== request.id) throw new Error(`peer ${peer} answered request ${response.id}, not ${request.id}`)
@@ -389,19 +425,45 @@ export class NamespaceSync {
    * Pull pages from `peer` until it has nothing more for us. The pull clock
    * names the peer's own counters (as last heard) for authors this replica
    * does not trust ({@link Replica.pullClock}), so the peer skips them.
+   *
+   * One page ahead: when a page says there is more, the next page is asked
+   * for before this one is applied, with the pull clock raised by the dots
+   * the page's entries claim (what the replica's clock will be once they
+   * are applied). That answer is taken only if the replica's pull clock
+   * then covers the clock it was asked with, so that no page ever starts
+   * past an entry the replica lacks (the peer serves, per author, what
+   * follows the counter it is given); otherwise (an entry of the page
+   * rejected or held) it is dropped and the page asked again with the
+   * clock the replica has.
    */
   private async pull (peer: string): Promise<void> {
     const { replica } = this.components
     this.stats.pulls++
     let theirs: VectorClock = replica.memberClock(peer) ?? {}
     let complete = false
+    let catchingUp = false
+    const markCatchingUp = (): void => {
+      if (catchingUp) return
+      catchingUp = true
+      this.catchingUp++
+    }
+    let ahead: PageRequest | undefined
     try {
       for (let page = 0; page < this.options.maxPages && !this.stopped; page++) {
-        const clock = replica.pullClock(theirs)
-        const response = await this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock, limit: this.options.pageSize })
+        let asked = ahead
+        ahead = undefined
+        if (asked !== undefined && !dominates(replica.pullClock(theirs), asked.clock)) {
+          this.stats.pagesAskedAheadDropped++
+          asked.cancel.abort()
+          asked = undefined
+        }
+        asked ??= this.askPage(peer, replica.pullClock(theirs))
+        const { clock } = asked
+        const response = await asked.response
         if (response.type === 'snapshot' || response.type === 'entries') theirs = merge(theirs, response.clock)
         if (response.type === 'snapshot') {
           this.stats.snapshots++
+          markCatchingUp()
           const merged = await replica.loadSnapshot(response.root, this.snapshotFetch(peer, response.clock), peer)
           // nothing this replica can take from it (counters it cannot prove, or none ahead): asking again would get the same snapshot
           if (!merged) { complete = true; break }
@@ -410,6 +472,14 @@ export class NamespaceSync {
         if (response.type !== 'entries') throw new Error(`peer ${peer} answered ${response.type} to a pull`)
         this.stats.pages++
         replica.noteMember(peer, response.clock)
+        if (response.more) {
+          markCatchingUp()
+          const next = page + 1 < this.options.maxPages && !this.stopped ? raisedBy(replica.pullClock(theirs), response.entries) : undefined
+          if (next !== undefined && !dominates(clock, next)) {
+            ahead = this.askPage(peer, next)
+            this.stats.pagesAskedAhead++
+          }
+        }
         await replica.receive(response.entries, peer)
         // no progress (entries rejected, held, or by untrusted authors already skipped): stop; the next round retries
         if (!response.more || dominates(clock, replica.pullClock(theirs))) { complete = true; break }
@@ -419,7 +489,140 @@ export class NamespaceSync {
     } catch (err: any) {
       this.stats.pullFailures++
       this.log.debug({ peer, err: err?.message ?? String(err) }, 'namespace pull failed')
+    } finally {
+      ahead?.cancel.abort()
+      if (catchingUp) this.catchingUp--
+      if (catchingUp && this.catchingUp === 0 && this.compactionDeferred && !this.stopped) {
+        this.compactionDeferred = false
+        this.track(this.compact())
+      }
     }
+  }
+
+  /** Ask `peer` for the page after `clock`; the answer is awaited (or the request cancelled) later. */
+  private askPage (peer: string, clock: VectorClock): PageRequest {
+    const cancel = new AbortController()
+    const response = this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock, limit: this.options.pageSize }, cancel.signal)
+    // a page asked ahead may fail before it is awaited, or never be awaited (dropped, or the pull ended): no unhandled rejection
+    void response.catch(() => {})
+    return { clock, response, cancel }
+  }
+}
+
+/** A page asked for: the clock it was asked with, its answer, and how to cancel it. */
+interface PageRequest {
+  clock: VectorClock
+  response: Promise<SyncResponse>
+  cancel: AbortController
+}
+
+/**
+ * `clock` raised by the dots the encoded `entries` claim (read off their
+ * bytes, unchecked: it only chooses what to ask for next, see
+ * {@link NamespaceSync} `pull`); undefined when an entry's dot cannot be
+ * read.
+ */
+function raisedBy (clock: VectorClock, entries: Uint8Array[]): VectorClock | undefined {
+  const out = { ...clock }
+  for (const bytes of entries) {
+    const dot = claimedDot(bytes)
+    if (dot === undefined) return undefined
+    const [author, seq] = dot
+    if ((out[author] ?? 0) < seq) out[author] = seq
+  }
+  return out
+}
+
+const AUTHOR = new TextEncoder().encode('author')
+const SEQ = new TextEncoder().encode('seq')
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The `author` and `seq` fields of an encoded entry (a dag-cbor map), read
+ * without decoding the rest; undefined when the bytes are not a map with a
+ * text `author` and an integer `seq` this reader can walk. Nothing is
+ * checked: {@link Replica.receive} checks the entry.
+ */
+export function claimedDot (bytes: Uint8Array): Dot | undefined {
+  const r = new HeadReader(bytes)
+  const fields = r.head()
+  if (fields < 0 || r.type() !== 5) return undefined
+  let author: string | undefined
+  let seq: number | undefined
+  for (let f = 0; f < fields; f++) {
+    const length = r.head()
+    if (length < 0 || r.type() !== 3 || r.pos + length > bytes.byteLength) return undefined
+    const key = r.pos
+    r.pos += length
+    if (r.isText(AUTHOR, key, length)) {
+      const n = r.head()
+      if (n < 0 || r.type() !== 3 || r.pos + n > bytes.byteLength) return undefined
+      try {
+        author = utf8.decode(bytes.subarray(r.pos, r.pos + n))
+      } catch {
+        return undefined
+      }
+      r.pos += n
+    } else if (r.isText(SEQ, key, length)) {
+      const n = r.head()
+      if (n < 0 || r.type() !== 0 || !Number.isSafeInteger(n)) return undefined
+      seq = n
+    } else if (!r.skip()) {
+      return undefined
+    }
+    if (author !== undefined && seq !== undefined) return [author, seq]
+  }
+  return undefined
+}
+
+/** A cursor over CBOR item heads (what {@link claimedDot} reads). */
+class HeadReader {
+  pos = 0
+  /** The major type of the last head read. */
+  major = 0
+
+  /** {@link major}, read through a call (TypeScript would narrow the field across the calls that set it). */
+  type (): number { return this.major }
+
+  constructor (private readonly b: Uint8Array) {}
+
+  /** The argument of the head at `pos`; -1 when truncated or of indefinite length. */
+  head (): number {
+    const { b } = this
+    if (this.pos >= b.byteLength) return -1
+    const first = b[this.pos++]
+    this.major = first >> 5
+    const info = first & 31
+    if (info < 24) return info
+    const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0
+    if (size === 0 || this.pos + size > b.byteLength) return -1
+    let n = 0
+    for (let k = 0; k < size; k++) n = n * 256 + b[this.pos++]
+    return n
+  }
+
+  /** Step over one item, nested ones included (iteratively: any depth in bounded steps); false when malformed. */
+  skip (): boolean {
+    const length = this.b.byteLength
+    for (let items = 1; items > 0; items--) {
+      const n = this.head()
+      if (n < 0) return false
+      const major = this.major
+      if (major === 2 || major === 3) this.pos += n
+      else if (major === 4) items += n
+      else if (major === 5) items += 2 * n
+      else if (major === 6) items += 1
+      // every item left takes a byte at least
+      if (this.pos > length || items - 1 > length - this.pos) return false
+    }
+    return true
+  }
+
+  /** Whether the `length` bytes at `start` are `text`. */
+  isText (text: Uint8Array, start: number, length: number): boolean {
+    if (length !== text.byteLength) return false
+    for (let k = 0; k < length; k++) if (this.b[start + k] !== text[k]) return false
+    return true
   }
 }
 
