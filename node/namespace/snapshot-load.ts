@@ -368,8 +368,10 @@ export class SnapshotLoader {
     txn.put(metaKey('staging'), 1)
     const fetchNodes = this.capture(fetch, () => txn, staged)
     let known: KnownSubtrees | undefined
+    let mine: TreeReader | undefined
     if (base !== undefined) {
       const get = this.baseGetter(base)
+      mine = new TreeReader(base.tree, get)
       // where this replica's own nodes hang: a node the peer's tree holds at the same place is skipped unread
       const places = await nodePlaces(base.tree, get)
       known = {
@@ -386,6 +388,8 @@ export class SnapshotLoader {
     }
     try {
       for await (const [path, versions] of this.walk(snap, fetchNodes, known)) {
+        // a path of a leaf that changed, but not itself: the merge finds it the same in both trees
+        if (mine !== undefined && sameDots(versions, await mine.versions(path))) continue
         txn.put(stagedKey(staged.load, path), versions.map(fromSnapshotVersion))
         if (txn.size >= CHUNK) {
           // a new batch before the full one is written: nodes still arriving (capture) go into the new one, not into one being written
@@ -622,7 +626,7 @@ export class SnapshotLoader {
     const nodes = new Set(marker.nodes)
     const rest = marker.base === undefined
       ? (oursBefore ? this.onlyOurs(marker.load) : [])
-      : this.outsideShared(marker as StagedMarker & { base: string }, nodes)
+      : this.outsideShared(marker as StagedMarker & { base: string }, snap.tree, nodes)
     for await (const { path, raw, ours: held } of rest) {
       paths++
       const ours = held ?? (await tree.versions(path)).versions
@@ -663,7 +667,7 @@ export class SnapshotLoader {
    * tree's nodes) the shared subtrees' nodes: this snapshot's, but those
    * walked here.
    */
-  private async * outsideShared (marker: StagedMarker & { base: string }, nodes: Set<string>): AsyncGenerator<Candidate> {
+  private async * outsideShared (marker: StagedMarker & { base: string }, peerTree: CID, nodes: Set<string>): AsyncGenerator<Candidate> {
     const { store } = this.components
     const { kv } = store
     const meta = await store.meta<SnapshotMeta>('snapshot')
@@ -679,10 +683,18 @@ export class SnapshotLoader {
     const dirty = new Set<string>()
     for await (const [key] of kv.iterate({ ...DIRTY_RANGE })) dirty.add(key.slice(2))
     const staged = async (path: string): Promise<boolean> => await kv.get(stagedKey(marker.load, path)) !== undefined
+    // the peer's tree, all in the store by now (its nodes fetched, or this replica's where shared)
+    const theirs = new TreeReader(peerTree, get)
     // this replica's own tree: a shared subtree is skipped unread
     for await (const [path] of walkTree(tree, fetch, { known: { has: cid => shared.has(cid.toString()), fits: () => true, get, skipped: () => {} } })) {
+      if (await staged(path)) {
+        dirty.delete(path)
+        continue
+      }
+      // in the peer's tree too, unstaged: the same there (changed here since, it is dirty: taken below)
+      if (await theirs.versions(path) !== undefined) continue
       dirty.delete(path)
-      if (!await staged(path)) yield { path, raw: [] }
+      yield { path, raw: [] }
     }
     const reader = new TreeReader(tree, get)
     for (const path of [...dirty].sort(compareTreePaths)) {
@@ -793,4 +805,11 @@ export class SnapshotLoader {
     for (const [h, dot] of theirs) if (store.heads.has(h) || !covers(store.clock, dot)) out.set(h, dot)
     return out
   }
+}
+
+/** True when both lists name the same versions (by dot: one author's write at one seq is one version). */
+function sameDots (a: SnapshotVersion[], b: SnapshotVersion[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false
+  const dots = new Set(a.map(v => `${v.author}\n${v.seq}`))
+  return b.every(v => dots.has(`${v.author}\n${v.seq}`))
 }

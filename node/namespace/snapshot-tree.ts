@@ -616,12 +616,18 @@ export class TreeReader {
     let level: number | undefined
     for (;;) {
       const node = await this.node(cid, level)
-      if ('leaf' in node) return node.leaf.find(([p]) => p === path)?.[1]
-      // the last child starting at or before the path
-      let i = node.children.length - 1
-      while (i >= 0 && path < node.children[i][0]) i--
-      if (i < 0) return undefined
-      cid = node.children[i][1]
+      const items: ReadonlyArray<[string, ...unknown[]]> = 'leaf' in node ? node.leaf : node.children
+      // the last item starting at or before the path (binary search: items ascend)
+      let lo = 0
+      let hi = items.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (items[mid][0] <= path) lo = mid + 1
+        else hi = mid
+      }
+      if (lo === 0) return undefined
+      if ('leaf' in node) return node.leaf[lo - 1][0] === path ? node.leaf[lo - 1][1] : undefined
+      cid = node.children[lo - 1][1]
       level = node.level - 1
     }
   }
