@@ -354,8 +354,9 @@ export class SnapshotLoader {
    * Walk the peer's tree into the store: its nodes as blocks, its paths as
    * staged rows, in batches of {@link CHUNK}. With `diff`, and a snapshot
    * of this replica's own to diff against, subtrees both trees share are
-   * checked where they hang but neither fetched nor staged: the merge takes
-   * their paths as they are here.
+   * checked where they hang but neither fetched nor staged, and of the paths
+   * walked only those whose versions differ from that snapshot's are staged:
+   * the merge takes the others as they are here.
    *
    * @throws {StaleBaseError} when this replica's snapshot changes under the walk
    */
@@ -657,11 +658,12 @@ export class SnapshotLoader {
    * against this replica's snapshot (`marker.base`, still this replica's
    * until the merge's final batch), and the peer's versions of each:
    *
-   * - the paths of this replica's tree outside the shared subtrees, not
-   *   staged: the peer holds none of them (a path the peer holds outside a
-   *   shared subtree was staged; one inside is inside here too);
+   * - the paths of this replica's tree outside the shared subtrees that the
+   *   peer's tree lacks (a path both hold there and that was not staged holds
+   *   the same versions in both);
    * - the paths changed here since that snapshot (`d!`), not staged: the
-   *   peer holds what that snapshot holds of them (a shared subtree's, or none).
+   *   peer holds what that snapshot holds of them (an unstaged path holds the
+   *   same versions in both trees, or is in neither).
    *
    * Any other path is the same on both sides. Adds to `nodes` (the peer's
    * tree's nodes) the shared subtrees' nodes: this snapshot's, but those
