@@ -5,6 +5,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
+import { Digest } from 'multiformats/hashes/digest'
 
 /** Multihash code of sha2-256, the only hash Shoal's wire formats accept. */
 export const SHA2_256 = 0x12
@@ -35,17 +36,30 @@ export function plainBytes (bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * A fresh, independent copy of a decoded CID value (re-decoded from its
- * bytes, so it shares no memory with the input), or undefined when `value`
- * is not a well-formed CID.
+ * A fresh, independent copy of a decoded CID value (it shares no memory with
+ * the input), or undefined when `value` is not a well-formed CID.
+ *
+ * A CID of this library (what the decoders give: each builds it with
+ * `CID.decode` from the bytes it read, so its fields are those bytes') is
+ * copied once, without parsing its bytes again; anything else CID-like is
+ * re-decoded from its bytes.
  */
 export function freshCid (value: unknown): CID | undefined {
   try {
+    if (value instanceof CID) return copyCid(value)
     const given = CID.asCID(value)
     return given === null ? undefined : CID.decode(new Uint8Array(given.bytes))
   } catch {
     return undefined
   }
+}
+
+/** `cid` over a copy of its bytes: its multihash and digest are views of the copy, as `CID.decode` makes them. */
+function copyCid (cid: CID): CID {
+  const bytes = new Uint8Array(cid.bytes)
+  const { code, size, digest } = cid.multihash
+  const multihash = bytes.subarray(bytes.byteLength - cid.multihash.bytes.byteLength)
+  return new CID(cid.version, cid.code, new Digest(code, size, multihash.subarray(multihash.byteLength - digest.byteLength), multihash), bytes)
 }
 
 /** True when `cid`'s multihash is a 32-byte sha2-256 digest. */
