@@ -981,6 +981,8 @@ interface Phase {
   askedAhead: number
   askedAheadDropped: number
   compactionsDeferred: number
+  /** After catching up, until the new node's sync was idle (a compaction deferred during the pull runs then); not in `seconds`. */
+  settleSeconds: number
   snapshotLoadedAt?: number
   load: PhaseLoad
 }
@@ -1073,6 +1075,9 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
       const stuck = (): boolean => node.sync.stats.pullFailures >= 3 && weight(node.replica.state().clock) === 0
       const done = await caughtUp(node, target, t0, timeout, stuck)
       const load = endLoad()
+      const settling = performance.now()
+      await node.sync.idle()
+      const settleSeconds = (performance.now() - settling) / 1000
       for (const i of [0, count - 1]) if (await node.replica.lookup(pathOf(i)) === undefined) throw new Error(`${name}: caught up but ${pathOf(i)} is missing`)
       const p: Phase = {
         entries: count,
@@ -1094,6 +1099,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
         askedAhead: node.sync.stats.pagesAskedAhead,
         askedAheadDropped: node.sync.stats.pagesAskedAheadDropped,
         compactionsDeferred: node.sync.stats.compactionsDeferred,
+        settleSeconds,
         snapshotLoadedAt: preloaded ?? done.snapshotAt,
         load
       }
@@ -1287,7 +1293,8 @@ function reportBootstrap (b: BootstrapResult): string[] {
           (snap === undefined ? `FAIL (did not complete: ${s.snapshotError ?? '?'}); (b*) without the block transfer: ${fmt(local.seconds, 2)} s, ${pass(local.seconds < 30)}` : `${pass(snap.seconds < 30)} (${fmt(snap.seconds, 2)} s)`)]),
     `(a) breakdown (wall time inside the calls, overlapping): ${breakdown(h)}${h.compactedDuring ? '; the new node compacted its own history during or right after the pull' : ''}`,
     `(a) this process's CPU: ${fmt(h.load.cpuCores * h.load.seconds, 1)} CPU-s (source and new node), ${fmt(1e6 * h.load.cpuCores * h.load.seconds / b.entries, 0)} CPU-µs per entry; ` +
-      `pages asked ahead ${h.askedAhead} (dropped ${h.askedAheadDropped}); compactions deferred while catching up ${h.compactionsDeferred}`,
+      `pages asked ahead ${h.askedAhead} (dropped ${h.askedAheadDropped}); compactions deferred while catching up ${h.compactionsDeferred}; ` +
+      `after catching up, ${fmt(h.settleSeconds, 2)} s until the new node's sync was idle (a deferred compaction runs then; not in (a)'s time)`,
     ...(snap === undefined ? [] : [`(b) breakdown: snapshot loaded at ${snap.snapshotLoadedAt === undefined ? '?' : fmt(snap.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(snap)}`]),
     ...(local === undefined ? [] : [`(b*) breakdown: loadSnapshot took ${local.snapshotLoadedAt === undefined ? '?' : fmt(local.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(local)}`]),
     `load: source build ${loadText(b.build.load)}; (a) ${loadText(h.load)}${snap === undefined ? '' : `; (b) ${loadText(snap.load)}`}${local === undefined ? '' : `; (b*) ${loadText(local.load)}`}`,
