@@ -24,6 +24,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
+import { CborCursor } from './cbor-cursor.js'
 import { NOT_CANONICAL, decodeCanonicalDagCbor, withoutField } from './canonical.js'
 import { cidText } from './cid-text.js'
 import { InvalidMessageError } from './errors.js'
@@ -316,6 +317,49 @@ export function encodeEntryBody (body: EntryBody): Uint8Array {
  */
 export function entryBodyOf (bytes: Uint8Array, entry: Entry): Uint8Array {
   return withoutField(bytes, 'sig') ?? encodeEntryBody(entry)
+}
+
+const AUTHOR_KEY = new TextEncoder().encode('author')
+const SEQ_KEY = new TextEncoder().encode('seq')
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The `author` and `seq` fields of an encoded entry (a dag-cbor map), read
+ * without decoding the rest; undefined when the bytes are not a map with a
+ * text `author` and an integer `seq` this reader can walk. Nothing is
+ * checked: {@link decodeEntry} checks an entry (a pull uses this only to
+ * choose what to ask for next).
+ */
+export function claimedDot (bytes: Uint8Array): [author: string, seq: number] | undefined {
+  const r = new CborCursor(bytes)
+  const fields = r.head()
+  if (fields < 0 || r.type() !== 5) return undefined
+  let author: string | undefined
+  let seq: number | undefined
+  for (let f = 0; f < fields; f++) {
+    const length = r.head()
+    if (length < 0 || r.type() !== 3 || r.pos + length > bytes.byteLength) return undefined
+    const key = r.pos
+    r.pos += length
+    if (r.isText(AUTHOR_KEY, key, length)) {
+      const n = r.head()
+      if (n < 0 || r.type() !== 3 || r.pos + n > bytes.byteLength) return undefined
+      try {
+        author = strictUtf8.decode(bytes.subarray(r.pos, r.pos + n))
+      } catch {
+        return undefined
+      }
+      r.pos += n
+    } else if (r.isText(SEQ_KEY, key, length)) {
+      const n = r.head()
+      if (n < 0 || r.type() !== 0 || !Number.isSafeInteger(n)) return undefined
+      seq = n
+    } else if (!r.skip()) {
+      return undefined
+    }
+    if (author !== undefined && seq !== undefined) return [author, seq]
+  }
+  return undefined
 }
 
 /**

@@ -36,6 +36,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import { InvalidMessageError } from './errors.js'
+import { CborCursor } from './cbor-cursor.js'
 import { NOT_CANONICAL, decodeCanonicalDagCbor } from './canonical.js'
 import { fieldChecks } from './fields.js'
 import { decodePin, MAX_MODE, MAX_PEER_ID_LENGTH, MAX_SNAPSHOT_BLOCK_BYTES, type SnapshotVersion } from './namespace.js'
@@ -255,40 +256,16 @@ function itemSizes (bytes: Uint8Array, node: TreeNode): number[] {
   const n = leaf ? node.leaf.length : node.children.length
   let at = (leaf ? LEAF_HEAD : branchHead(node.level)).byteLength + listHeader(n).byteLength
   const sizes: number[] = new Array(n)
+  const cursor = new CborCursor(bytes, at)
   for (let i = 0; i < n; i++) {
-    const end = skipItem(bytes, at)
+    if (!cursor.skip()) fail('node item is not CBOR')
+    const end = cursor.pos
     sizes[i] = end - at
     if (leaf && sizes[i] > MAX_TREE_ENTRY_BYTES) fail(`leaf item of ${sizes[i]} bytes > ${MAX_TREE_ENTRY_BYTES}`)
     at = end
   }
   if (at !== bytes.byteLength) fail('node has bytes after its items')
   return sizes
-}
-
-/** Where the CBOR item at `at` ends (the bytes are known to be one valid dag-cbor item: no indefinite lengths, no floats). */
-function skipItem (bytes: Uint8Array, at: number): number {
-  let pending = 1
-  while (pending > 0) {
-    pending--
-    const first = bytes[at++]
-    const major = first >> 5
-    const info = first & 0x1f
-    let arg = info
-    if (info === 24) arg = bytes[at++]
-    else if (info === 25) { arg = bytes[at] * 0x100 + bytes[at + 1]; at += 2 }
-    else if (info === 26) { arg = bytes[at] * 0x1000000 + bytes[at + 1] * 0x10000 + bytes[at + 2] * 0x100 + bytes[at + 3]; at += 4 }
-    else if (info === 27) {
-      let v = 0
-      for (let k = 0; k < 8; k++) v = v * 0x100 + bytes[at + k]
-      arg = v
-      at += 8
-    }
-    if (major === 2 || major === 3) at += arg
-    else if (major === 4) pending += arg
-    else if (major === 5) pending += 2 * arg
-    else if (major === 6) pending += 1
-  }
-  return at
 }
 
 /** The number of paths under a node (decoded, so already checked). */

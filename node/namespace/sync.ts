@@ -39,10 +39,10 @@
  */
 import {
   MAX_BATCH_ENTRIES, MAX_HEADS, MAX_SYNC_MESSAGE_BYTES,
-  decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
+  claimedDot, decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
   type SyncResponse
 } from '../../protocol/namespace.js'
-import { dominates, merge, type Dot, type VectorClock } from './clock.js'
+import { dominates, merge, type VectorClock } from './clock.js'
 import type { Replica } from './replica.js'
 import { chooseHelpers, spreadFetch, type SnapshotFetchStats } from './snapshot-fetch.js'
 import type { SnapshotFetch } from './snapshot-load.js'
@@ -531,99 +531,6 @@ function raisedBy (clock: VectorClock, entries: Uint8Array[]): VectorClock | und
     if ((out[author] ?? 0) < seq) out[author] = seq
   }
   return out
-}
-
-const AUTHOR = new TextEncoder().encode('author')
-const SEQ = new TextEncoder().encode('seq')
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/**
- * The `author` and `seq` fields of an encoded entry (a dag-cbor map), read
- * without decoding the rest; undefined when the bytes are not a map with a
- * text `author` and an integer `seq` this reader can walk. Nothing is
- * checked: {@link Replica.receive} checks the entry.
- */
-export function claimedDot (bytes: Uint8Array): Dot | undefined {
-  const r = new HeadReader(bytes)
-  const fields = r.head()
-  if (fields < 0 || r.type() !== 5) return undefined
-  let author: string | undefined
-  let seq: number | undefined
-  for (let f = 0; f < fields; f++) {
-    const length = r.head()
-    if (length < 0 || r.type() !== 3 || r.pos + length > bytes.byteLength) return undefined
-    const key = r.pos
-    r.pos += length
-    if (r.isText(AUTHOR, key, length)) {
-      const n = r.head()
-      if (n < 0 || r.type() !== 3 || r.pos + n > bytes.byteLength) return undefined
-      try {
-        author = utf8.decode(bytes.subarray(r.pos, r.pos + n))
-      } catch {
-        return undefined
-      }
-      r.pos += n
-    } else if (r.isText(SEQ, key, length)) {
-      const n = r.head()
-      if (n < 0 || r.type() !== 0 || !Number.isSafeInteger(n)) return undefined
-      seq = n
-    } else if (!r.skip()) {
-      return undefined
-    }
-    if (author !== undefined && seq !== undefined) return [author, seq]
-  }
-  return undefined
-}
-
-/** A cursor over CBOR item heads (what {@link claimedDot} reads). */
-class HeadReader {
-  pos = 0
-  /** The major type of the last head read. */
-  major = 0
-
-  /** {@link major}, read through a call (TypeScript would narrow the field across the calls that set it). */
-  type (): number { return this.major }
-
-  constructor (private readonly b: Uint8Array) {}
-
-  /** The argument of the head at `pos`; -1 when truncated or of indefinite length. */
-  head (): number {
-    const { b } = this
-    if (this.pos >= b.byteLength) return -1
-    const first = b[this.pos++]
-    this.major = first >> 5
-    const info = first & 31
-    if (info < 24) return info
-    const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0
-    if (size === 0 || this.pos + size > b.byteLength) return -1
-    let n = 0
-    for (let k = 0; k < size; k++) n = n * 256 + b[this.pos++]
-    return n
-  }
-
-  /** Step over one item, nested ones included (iteratively: any depth in bounded steps); false when malformed. */
-  skip (): boolean {
-    const length = this.b.byteLength
-    for (let items = 1; items > 0; items--) {
-      const n = this.head()
-      if (n < 0) return false
-      const major = this.major
-      if (major === 2 || major === 3) this.pos += n
-      else if (major === 4) items += n
-      else if (major === 5) items += 2 * n
-      else if (major === 6) items += 1
-      // every item left takes a byte at least
-      if (this.pos > length || items - 1 > length - this.pos) return false
-    }
-    return true
-  }
-
-  /** Whether the `length` bytes at `start` are `text`. */
-  isText (text: Uint8Array, start: number, length: number): boolean {
-    if (length !== text.byteLength) return false
-    for (let k = 0; k < length; k++) if (this.b[start + k] !== text[k]) return false
-    return true
-  }
 }
 
 /** Raise `into` pointwise to at least `clock` (an in-place {@link merge}: gossip is frequent). */

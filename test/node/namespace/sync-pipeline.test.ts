@@ -10,7 +10,8 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setImmediate as tick } from 'node:timers/promises'
 import { weight, type VectorClock } from '../../../node/namespace/clock.js'
-import { NamespaceSync, claimedDot, type SyncHandlers, type SyncNetwork } from '../../../node/namespace/sync.js'
+import { NamespaceSync, type SyncHandlers, type SyncNetwork } from '../../../node/namespace/sync.js'
+import { claimedDot } from '../../../protocol/namespace.js'
 import type { Replica } from '../../../node/namespace/index.js'
 import {
   decodeEntry, decodeSyncRequest, encodeSyncResponse, type PullRequest, type SyncResponse
