@@ -390,7 +390,7 @@ export class SnapshotLoader {
     try {
       for await (const [path, versions] of this.walk(snap, fetchNodes, known)) {
         // a path of a leaf that changed, but not itself: the merge finds it the same in both trees
-        if (mine !== undefined && sameDots(versions, await mine.versions(path))) continue
+        if (mine !== undefined && sameVersions(versions, await mine.versions(path) ?? [])) continue
         txn.put(stagedKey(staged.load, path), versions.map(fromSnapshotVersion))
         if (txn.size >= CHUNK) {
           // a new batch before the full one is written: nodes still arriving (capture) go into the new one, not into one being written
@@ -610,37 +610,33 @@ export class SnapshotLoader {
     let paths = 0
     // whether this replica held any path before the merge (after a crash, some merged paths are here already: look anyway)
     const oursBefore = await this.hasPaths()
-    for await (const [key, value] of kv.iterate(stagedRange(marker.load))) {
-      const path = pathOfStagedKey(key)
-      paths++
-      const raw = decodeJSON<Version[]>(value)
-      const ours = (await tree.versions(path)).versions
-      const theirs = this.taken(path, raw, ours, superseded, theirClock)
-      dropped += raw.length - theirs.length
-      const merged = mergeVersions(path, ours, store.clock, theirs, theirClock, options)
-      if (!sameVersions(merged, ours)) await tree.load(path, merged)
-      if (!sameVersions(merged, raw)) changes.set(path, merged)
-      await flush(false)
-    }
-    await flush(true)
-    // the paths the staged rows leave out: every other path here, or (staged against this replica's snapshot) those that may differ
     const nodes = new Set(marker.nodes)
+    // the staged paths, then those the staged rows leave out: every other path here, or (staged against this replica's snapshot) those that may differ
     const rest = marker.base === undefined
       ? (oursBefore ? this.onlyOurs(marker.load) : [])
       : this.outsideShared(marker as StagedMarker & { base: string }, snap.tree, nodes)
-    for await (const { path, raw, ours: held } of rest) {
-      paths++
-      const ours = held ?? (await tree.versions(path)).versions
-      const theirs = this.taken(path, raw, ours, superseded, theirClock)
-      dropped += raw.length - theirs.length
-      const merged = mergeVersions(path, ours, store.clock, theirs, theirClock, options)
-      if (!sameVersions(merged, ours)) await tree.load(path, merged)
-      if (!sameVersions(merged, raw)) changes.set(path, merged)
-      await flush(false)
+    for (const candidates of [this.stagedPaths(marker.load), rest]) {
+      for await (const { path, raw, ours: stored } of candidates) {
+        paths++
+        const ours = stored ?? (await tree.versions(path)).versions
+        const theirs = this.taken(path, raw, ours, superseded, theirClock)
+        dropped += raw.length - theirs.length
+        const merged = mergeVersions(path, ours, store.clock, theirs, theirClock, options)
+        if (!sameVersions(merged, ours)) await tree.load(path, merged)
+        if (!sameVersions(merged, raw)) changes.set(path, merged)
+        await flush(false)
+      }
+      await flush(true)
     }
-    await flush(true)
 
     await this.adopt({ marker, snap, changes, paths, dropped, held, superseded, nodes })
+  }
+
+  /** The paths load `load` staged, with the peer's versions. */
+  private async * stagedPaths (load: number): AsyncGenerator<Candidate> {
+    for await (const [key, value] of this.components.store.kv.iterate(stagedRange(load))) {
+      yield { path: pathOfStagedKey(key), raw: decodeJSON<Version[]>(value) }
+    }
   }
 
   /** Every path this replica holds that load `load` did not stage: the peer holds none of them. */
@@ -807,11 +803,4 @@ export class SnapshotLoader {
     for (const [h, dot] of theirs) if (store.heads.has(h) || !covers(store.clock, dot)) out.set(h, dot)
     return out
   }
-}
-
-/** True when both lists name the same versions (by dot: one author's write at one seq is one version). */
-function sameDots (a: SnapshotVersion[], b: SnapshotVersion[] | undefined): boolean {
-  if (b === undefined || a.length !== b.length) return false
-  const dots = new Set(a.map(v => `${v.author}\n${v.seq}`))
-  return b.every(v => dots.has(`${v.author}\n${v.seq}`))
 }

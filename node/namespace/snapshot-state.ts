@@ -54,7 +54,7 @@ export interface MergeOptions {
   keptA?: (path: string, v: Version) => void
 }
 
-function dotKey (v: Version): string { return `${v.author}\n${v.seq}` }
+function dotKey (v: { author: string, seq: number }): string { return `${v.author}\n${v.seq}` }
 
 /**
  * State-based merge of one path's live versions on two replicas, each at
@@ -87,7 +87,7 @@ export function mergeStates (a: Map<string, Version[]>, clockA: VectorClock, b: 
 }
 
 /** True when both lists hold the same versions (a version is named by its dot). */
-export function sameVersions (a: Version[], b: Version[]): boolean {
+export function sameVersions (a: ReadonlyArray<{ author: string, seq: number }>, b: ReadonlyArray<{ author: string, seq: number }>): boolean {
   if (a.length !== b.length) return false
   const inA = new Set(a.map(dotKey))
   return b.every(v => inA.has(dotKey(v)))
