@@ -14,7 +14,7 @@ import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { CorruptBlockError, typedWriteError } from './errors.js'
-import { PackAppender, PackReaders, packFileName, scanPack, syncDir } from './pack-file.js'
+import { PackAppender, PackReaders, SegmentPool, packFileName, scanPack, syncDir } from './pack-file.js'
 import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
 import { IDENTITY, SHA2_256, matchesCID } from './verify.js'
 import { code as RAW } from 'multiformats/codecs/raw'
@@ -77,7 +77,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private readonly init: BlockStoreInit
   private readonly maxPackBytes: number
   private readonly compactBelow: number
-  private readonly segmentBytes: number
+  /** Memory of the appenders' segments, shared by all packs. */
+  private readonly segments: SegmentPool
   private metas = new Map<number, PackMeta>()
   /** Packs whose metadata changed since the last commit without being written. */
   private readonly metaDirty = new Set<number>()
@@ -98,7 +99,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     this.init = init
     this.maxPackBytes = init.maxPackBytes ?? 64 * MiB
     this.compactBelow = init.compactBelow ?? 0.5
-    this.segmentBytes = init.flushBytes ?? 8 * MiB
+    this.segments = new SegmentPool(init.flushBytes ?? 8 * MiB)
     this.dir = join(init.path, 'packs')
     this.readers = new PackReaders(this.dir)
     // the index holds small values (14-byte locations) only
@@ -134,7 +135,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     const last = Math.max(0, ...metas.keys())
     const meta = metas.get(last)
     if (meta !== undefined && meta.committed < this.maxPackBytes && !report.shortPacks.includes(last) && !report.missingPacks.includes(last)) {
-      this.appender = await PackAppender.reopen(this.dir, last, meta.committed, this.segmentBytes)
+      this.appender = await PackAppender.reopen(this.dir, last, meta.committed, this.segments)
     }
     this.migrated = await migrateLegacyBlocks(this.migrationHost(), { batchBytes: this.init.migrateBatchBytes ?? 64 * MiB, afterBatch: this.init.faults?.afterMigrateBatch })
     this.compactor.schedule()
@@ -398,9 +399,11 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private async rollover (): Promise<void> {
     const old = this.appender
     this.appender = undefined
-    if (old !== undefined && !this.dirty.has(old.pack)) await old.close()
+    // a full pack waiting for its commit is written now and holds no memory meanwhile
+    if (old !== undefined && this.dirty.has(old.pack)) old.writeBehind()
+    else if (old !== undefined) await old.close()
     const pack = this.nextPack++
-    const a = await PackAppender.create(this.dir, pack, this.segmentBytes)
+    const a = await PackAppender.create(this.dir, pack, this.segments)
     this.createdSinceCommit = true
     this.metas.set(pack, { committed: 0, deadBytes: 0, deadRecords: 0 })
     this.dirty.set(pack, a)

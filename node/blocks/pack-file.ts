@@ -32,6 +32,46 @@ export async function syncDir (dir: string): Promise<void> {
 
 interface Segment { start: number, buf: Buffer, used: number, done?: Promise<void> }
 
+/** A segment that holds no memory yet (one is taken at its first append). */
+const NO_BUFFER = Buffer.alloc(0)
+
+/**
+ * Segment buffers shared by the {@link PackAppender}s of one store: a written
+ * segment's memory is taken by the next one, whatever its pack, and at most
+ * `keep` idle buffers are held. A pack that is rolled over keeps no memory,
+ * so a long import that fills many packs before its commit holds the
+ * buffers of one (docs/benchmarks.md, "Ingest").
+ */
+export class SegmentPool {
+  private readonly idle: Buffer[] = []
+  private inUse = 0
+  /** Most segment buffers alive at once so far: in use by appenders plus idle here. */
+  peak = 0
+
+  constructor (readonly segmentBytes: number, private readonly keep = 2) {}
+
+  /** A buffer of at least `length` bytes (a segment's, or larger for a larger record). */
+  take (length: number): Buffer {
+    if (length > this.segmentBytes) return Buffer.allocUnsafe(length)
+    this.inUse++
+    const buf = this.idle.pop() ?? Buffer.allocUnsafe(this.segmentBytes)
+    this.peak = Math.max(this.peak, this.inUse + this.idle.length)
+    return buf
+  }
+
+  /** Give back a buffer {@link take} gave, no longer read or written. */
+  give (buf: Buffer): void {
+    if (buf.byteLength !== this.segmentBytes) return
+    this.inUse--
+    if (this.idle.length < this.keep) this.idle.push(buf)
+  }
+
+  /** Idle buffers held now. */
+  get held (): number {
+    return this.idle.length
+  }
+}
+
 /** Bytes written between two background fdatasyncs of a pack ({@link PackAppender}). */
 export const WRITEBACK_BYTES = 16 * 1024 * 1024
 
@@ -50,8 +90,6 @@ export class PackAppender {
   private readonly inflight: Segment[] = []
   private chain: Promise<void> = Promise.resolve()
   private error: Error | undefined
-  /** Written segments' memory, reused for the next ones. */
-  private readonly spare: Buffer[] = []
   /** Bytes written since the last background fdatasync started. */
   private unsynced = 0
   /** A background fdatasync under way (writeback pacing), if any. */
@@ -59,23 +97,23 @@ export class PackAppender {
   /** {@link sync} calls under way: no background fdatasync starts while one runs. */
   private syncHeld = 0
 
-  private constructor (readonly pack: number, private readonly fh: FileHandle, size: number, private readonly segmentBytes: number) {
+  private constructor (readonly pack: number, private readonly fh: FileHandle, size: number, private readonly segments: SegmentPool) {
     this.size = size
-    this.current = { start: size, buf: Buffer.allocUnsafe(segmentBytes), used: 0 }
+    this.current = { start: size, buf: NO_BUFFER, used: 0 }
   }
 
   /** Create pack `pack` in `dir` (its header is appended, not yet written). */
-  static async create (dir: string, pack: number, segmentBytes: number): Promise<PackAppender> {
+  static async create (dir: string, pack: number, segments: SegmentPool): Promise<PackAppender> {
     const fh = await open(join(dir, packFileName(pack)), 'wx+').catch(err => { throw typedWriteError(err) })
-    const appender = new PackAppender(pack, fh, 0, segmentBytes)
+    const appender = new PackAppender(pack, fh, 0, segments)
     appender.append(PACK_HEADER, out => { out.set(PACK_MAGIC) })
     return appender
   }
 
   /** Open pack `pack` in `dir` to append at `size` (its committed length). */
-  static async reopen (dir: string, pack: number, size: number, segmentBytes: number): Promise<PackAppender> {
+  static async reopen (dir: string, pack: number, size: number, segments: SegmentPool): Promise<PackAppender> {
     const fh = await open(join(dir, packFileName(pack)), 'r+')
-    return new PackAppender(pack, fh, size, segmentBytes)
+    return new PackAppender(pack, fh, size, segments)
   }
 
   /** Reserve `length` bytes at the end, let `fill` write them, return their offset. */
@@ -83,7 +121,7 @@ export class PackAppender {
     this.throwIfFailed()
     if (this.current.used + length > this.current.buf.byteLength) {
       this.seal()
-      this.current = { start: this.size, buf: this.segmentBuffer(length), used: 0 }
+      this.current = { start: this.size, buf: this.segments.take(length), used: 0 }
     }
     const offset = this.size
     fill(this.current.buf.subarray(this.current.used, this.current.used + length))
@@ -114,6 +152,15 @@ export class PackAppender {
       }
     }
     return undefined
+  }
+
+  /**
+   * Start writing the bytes appended so far (no fsync, not awaited): what a
+   * pack that is no longer appended to does, so that it holds no memory
+   * while it waits for its commit. A write error is the next call's.
+   */
+  writeBehind (): void {
+    this.seal()
   }
 
   /** Write every appended byte to the file (no fsync). */
@@ -164,7 +211,7 @@ export class PackAppender {
   private seal (): void {
     const seg = this.current
     if (seg.used === 0) return
-    this.current = { start: this.size, buf: this.segmentBuffer(0), used: 0 }
+    this.current = { start: this.size, buf: NO_BUFFER, used: 0 }
     this.inflight.push(seg)
     const write = async (): Promise<void> => {
       try {
@@ -180,7 +227,7 @@ export class PackAppender {
       } finally {
         this.inflight.splice(this.inflight.indexOf(seg), 1)
         // reads copy out of segments, so a written one can be reused
-        if (seg.buf.byteLength === this.segmentBytes && this.spare.length < 2) this.spare.push(seg.buf)
+        this.segments.give(seg.buf)
       }
     }
     seg.done = this.chain = this.chain.then(write)
@@ -200,11 +247,6 @@ export class PackAppender {
     this.syncing = this.fh.datasync()
       .catch((err: unknown) => { this.error ??= typedWriteError(err) })
       .finally(() => { this.syncing = undefined })
-  }
-
-  private segmentBuffer (atLeast: number): Buffer {
-    if (atLeast > this.segmentBytes) return Buffer.allocUnsafe(atLeast)
-    return this.spare.pop() ?? Buffer.allocUnsafe(this.segmentBytes)
   }
 
   private throwIfFailed (): void {
