@@ -156,7 +156,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     expected,
     files: () => namespace.files(),
     // `files` is built below; a deferred coding binds its pin long after
-    rebind: async (root, pin) => await files.bindPin(root, pin),
+    rebind: async (root, pin, paths) => await files.bindPin(root, pin, paths),
     gcLock,
     logger,
     maxForOthers: config.storage.maxForOthers,

@@ -71,11 +71,12 @@ export interface DurabilityComponents {
   /** Every visible file of the namespace (for repair and GC). */
   files: () => AsyncIterable<Entry>
   /**
-   * Bind `pin` to every visible file whose content is `root` and whose pin
-   * has the same policy and no manifest yet (a deferred coding is done);
-   * returns how many were bound. Absent: deferred files stay uncoded.
+   * Bind `pin` to the visible files whose content is `root` and whose pin
+   * has the same policy and no manifest yet (a deferred coding is done):
+   * those at `paths`, or, without `paths`, every one; returns how many were
+   * bound. Absent: deferred files stay uncoded.
    */
-  rebind?: (root: CID, pin: FilePin) => Promise<number>
+  rebind?: (root: CID, pin: FilePin, paths?: readonly string[]) => Promise<number>
   /** Writers share it; garbage collection takes it to start. */
   gcLock: GcLock
   logger: Logger

@@ -1,10 +1,21 @@
 /**
- * Coding the files that wait for live nodes: an add on a node with too few
- * live nodes for its policy (add-encoder.ts) leaves a deferred record and no
- * parity. Each repair pass looks at those records: once enough nodes are
- * live, the file is coded (its leaves read back here, or fetched where they
- * are not), the pin is bound to its namespace record through the injected
- * `rebind`, and its shards are placed.
+ * Coding files after their add: an add acknowledges once the file's blocks
+ * and its namespace entry are durable here, and leaves a deferred record
+ * (`d!<root>` in holdings) and no parity. {@link DeferredCoder} then codes
+ * the file (its leaves read back from the local packs: a pread and a crc32c
+ * per leaf, no second sha-256), binds the pin to its namespace record
+ * through the injected `rebind`, and places its shards:
+ *
+ * - at once, for an add ({@link DeferredCoder.code}, queued by the files
+ *   service after the add returns);
+ * - in every repair pass ({@link DeferredCoder.codeAll}), for the files that
+ *   waited for live nodes (a node with too few live nodes for a policy's
+ *   parity to survive a lost node codes nothing: see add-encoder.ts), and
+ *   for those whose coding a stop or crash interrupted: the record outlives
+ *   a restart, so a restarted daemon finishes the work.
+ *
+ * The two paths share one coding per file: a root coded now by one is
+ * joined, not coded twice, by the other.
  *
  * @module
  */
@@ -13,6 +24,7 @@ import { codingOf, isCodedPolicy, minNodesOf, parsePolicy } from '../../protocol
 import { AbortedError } from '../errors.js'
 import type { DurabilityParts } from './components.js'
 import type { Encoder } from './encoder.js'
+import type { DeferredRecord } from './holdings.js'
 import type { Placer } from './placer.js'
 
 /** A record no visible file waits for is dropped past this age (its add has bound its namespace entry long before). */
@@ -40,53 +52,114 @@ export interface DeferredReport {
   errors: string[]
 }
 
-/** What {@link codeDeferred} needs besides the components. */
-export interface DeferredInit {
+/** What became of one deferred file ({@link DeferredCoder.code}). */
+export type DeferredOutcome =
+  /** Coded, bound to every visible file with its content and policy, and placed. */
+  | { kind: 'coded', manifest: CID }
+  /** Too few live nodes for its policy: it keeps waiting. */
+  | { kind: 'waiting' }
+  /** No record (coded already), or no visible file waits for it any more (the record is dropped). */
+  | { kind: 'none' }
+
+/** What a {@link DeferredCoder} works with besides the components. */
+export interface DeferredCoderInit {
   encoder: Pick<Encoder, 'encode'>
   placer: Pick<Placer, 'livePeers' | 'place'>
-  signal?: AbortSignal
 }
 
-/**
- * Code, bind and place every deferred file whose policy the live nodes can
- * now carry; the others keep waiting. Without a `rebind` in the components
- * (no namespace to bind a pin to) every file keeps waiting.
- */
-export async function codeDeferred (components: DurabilityParts, init: DeferredInit): Promise<DeferredReport> {
-  const { holdings, blocks, gcLock, rebind, logger } = components
-  const { encoder, placer, signal } = init
-  const report: DeferredReport = { coded: 0, waiting: 0, errors: [] }
-  const records = []
-  for await (const record of holdings.deferred()) records.push(record)
-  if (records.length === 0) return report
-  if (rebind === undefined) { report.waiting = records.length; return report }
-  const wanted = await uncodedFiles(components.files, signal)
-  const nodes = (await placer.livePeers(signal)).length
-  for (const [text, record] of records) {
-    if (signal?.aborted === true) throw new AbortedError('repair aborted')
-    const coding = codingOf(parsePolicy(record.policy))
-    if (coding === undefined || wanted.get(text)?.has(record.policy) !== true) {
-      // no visible file waits for it (removed, unpinned, another policy): dropped once the add that wrote it is surely bound
-      if (coding === undefined || components.clock.now() - record.since > STALE_MS) await holdings.dropDeferred(text)
-      continue
-    }
-    if (nodes < minNodesOf(coding)) { report.waiting++; continue }
-    const root = CID.parse(text)
-    try {
-      // under the write lock: the parity and manifest are not garbage before the pin names them
-      const { pin, bound } = await gcLock.shared(async () => {
-        const pin = await encoder.encode(root, record.size, record.policy, { signal, getter: blocks.session({ root }, { signal }) })
-        return { pin, bound: await rebind(root, pin) }
-      })
-      await holdings.dropDeferred(text)
-      if (bound > 0 && pin.manifest !== undefined) {
-        await placer.place(CID.parse(pin.manifest), { signal })
-        report.coded++
+/** Codes, binds and places the files added without coding. */
+export class DeferredCoder {
+  /** Codings under way, by root: a second caller joins the first. */
+  private readonly running = new Map<string, Promise<DeferredOutcome>>()
+
+  constructor (private readonly components: DurabilityParts, private readonly init: DeferredCoderInit) {}
+
+  /** Whether the file `root` is being coded now. */
+  coding (root: CID | string): boolean {
+    return this.running.has(root.toString())
+  }
+
+  /**
+   * Code, bind and place the deferred file `root` now, if the live nodes
+   * can carry its policy (else it keeps waiting for a repair pass).
+   */
+  async code (root: CID, signal?: AbortSignal): Promise<DeferredOutcome> {
+    const record = await this.components.holdings.deferredOf(root)
+    if (record === undefined) return { kind: 'none' }
+    const nodes = (await this.init.placer.livePeers(signal)).length
+    return await this.codeRecord(root, record, nodes, signal)
+  }
+
+  /**
+   * One repair pass's look at every deferred record: code, bind and place
+   * each file whose policy the live nodes can now carry; the others keep
+   * waiting. Without a `rebind` in the components (no namespace to bind a
+   * pin to) every file keeps waiting.
+   */
+  async codeAll (signal?: AbortSignal): Promise<DeferredReport> {
+    const { holdings, rebind, logger, clock } = this.components
+    const report: DeferredReport = { coded: 0, waiting: 0, errors: [] }
+    const records: Array<[string, DeferredRecord]> = []
+    for await (const record of holdings.deferred()) records.push(record)
+    if (records.length === 0) return report
+    if (rebind === undefined) { report.waiting = records.length; return report }
+    const wanted = await uncodedFiles(this.components.files, signal)
+    const nodes = (await this.init.placer.livePeers(signal)).length
+    for (const [text, record] of records) {
+      if (signal?.aborted === true) throw new AbortedError('repair aborted')
+      const coding = codingOf(parsePolicy(record.policy))
+      if (coding === undefined || (wanted.get(text)?.has(record.policy) !== true && !this.coding(text))) {
+        // no visible file waits for it (removed, unpinned, another policy): dropped once the add that wrote it is surely bound
+        if (coding === undefined || clock.now() - record.since > STALE_MS) await holdings.dropDeferred(text)
+        continue
       }
-    } catch (err: any) {
-      report.errors.push(`${text}: ${String(err?.message ?? err)}`)
-      logger.warn({ root: text, err: err?.message }, 'coding of a deferred file failed; the next pass retries')
+      try {
+        const outcome = await this.codeRecord(CID.parse(text), record, nodes, signal)
+        if (outcome.kind === 'coded') report.coded++
+        if (outcome.kind === 'waiting') report.waiting++
+      } catch (err: any) {
+        if (err?.name === 'AbortedError') throw err
+        report.errors.push(`${text}: ${String(err?.message ?? err)}`)
+        logger.warn({ root: text, err: err?.message }, 'coding of a deferred file failed; the next pass retries')
+      }
+    }
+    return report
+  }
+
+  /** Code one file with `nodes` live nodes, or join its coding under way. */
+  private async codeRecord (root: CID, record: DeferredRecord, nodes: number, signal?: AbortSignal): Promise<DeferredOutcome> {
+    const key = root.toString()
+    const running = this.running.get(key)
+    if (running !== undefined) return await running
+    const coding = codingOf(parsePolicy(record.policy))
+    if (coding === undefined || this.components.rebind === undefined) return { kind: 'none' }
+    if (nodes < minNodesOf(coding)) return { kind: 'waiting' }
+    const work = this.codeNow(root, record, signal)
+    this.running.set(key, work)
+    try {
+      return await work
+    } finally {
+      this.running.delete(key)
     }
   }
-  return report
+
+  private async codeNow (root: CID, record: DeferredRecord, signal?: AbortSignal): Promise<DeferredOutcome> {
+    const { holdings, blocks, gcLock } = this.components
+    const rebind = this.components.rebind as NonNullable<DurabilityParts['rebind']>
+    let manifest: CID | undefined
+    // an add of the same content that rewrote the record meanwhile (other paths) is bound by one more round (same manifest: the coding is deterministic)
+    for (let coded: DeferredRecord | undefined = record; coded !== undefined; coded = await holdings.deferredOf(root)) {
+      const seen: DeferredRecord = coded
+      // under the write lock: the parity and manifest are not garbage before the pin names them
+      const { pin, bound } = await gcLock.shared(async () => {
+        const pin = await this.init.encoder.encode(root, seen.size, seen.policy, { signal, getter: blocks.session({ root }, { signal }) })
+        return { pin, bound: await rebind(root, pin, seen.paths) }
+      })
+      if (bound > 0 && pin.manifest !== undefined) manifest = CID.parse(pin.manifest)
+      if (await holdings.dropDeferredIf(root, seen)) break
+    }
+    if (manifest === undefined) return { kind: 'none' }
+    await this.init.placer.place(manifest, { signal })
+    return { kind: 'coded', manifest }
+  }
 }

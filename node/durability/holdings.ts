@@ -80,6 +80,19 @@ export interface DeferredRecord {
   size: number
   /** When it was added, ms. */
   since: number
+  /**
+   * The namespace paths the add bound it to: the coding binds its pin to
+   * these. Absent (records of older versions): to every visible file with
+   * this content and policy.
+   */
+  paths?: string[]
+}
+
+/** `next` for a file that may wait already as `prev`: the paths of both when the policy is the same (none: every visible file). */
+function mergeDeferred (prev: DeferredRecord | undefined, next: DeferredRecord): DeferredRecord {
+  if (prev === undefined || prev.policy !== next.policy) return next
+  if (prev.paths === undefined || next.paths === undefined) return { policy: next.policy, size: next.size, since: next.since }
+  return { ...next, paths: [...new Set([...prev.paths, ...next.paths])] }
 }
 
 const MANIFEST = 'm!'
@@ -114,6 +127,9 @@ export class Holdings {
   private readonly unwritten = new Map<string, ManifestRecord>()
   /** Bytes of shards held for others, once counted (see {@link heldForOthers}). */
   private forOthers?: Promise<number>
+
+  /** The last write of a deferred record queued ({@link deferredWrite}). */
+  private deferredWrites: Promise<void> = Promise.resolve()
 
   constructor (private readonly kv: KV) {}
 
@@ -326,11 +342,16 @@ export class Holdings {
   }
 
   /**
-   * Record that the file `root` waits for enough live nodes to be coded.
-   * `sync: false` leaves the fsync to a later {@link sync}.
+   * Record that the file `root` waits to be coded. A record of the same
+   * content and policy that waits already keeps its paths too (two adds of
+   * one content at two paths: both are bound). `sync: false` leaves the
+   * fsync to a later {@link sync}.
    */
   async noteDeferred (root: CID | string, record: DeferredRecord, sync = true): Promise<void> {
-    await this.kv.batch([{ type: 'put', key: DEFERRED + root.toString(), value: encodeJSON(record) }], sync)
+    await this.deferredWrite(async () => {
+      const merged = mergeDeferred(await this.deferredOf(root), record)
+      await this.kv.batch([{ type: 'put', key: DEFERRED + root.toString(), value: encodeJSON(merged) }], sync)
+    })
   }
 
   /** The deferred record of the file `root`, if it waits. */
@@ -348,6 +369,27 @@ export class Holdings {
 
   /** The file `root` waits no more (coded, or gone from the namespace). */
   async dropDeferred (root: CID | string): Promise<void> {
-    await this.kv.batch([{ type: 'del', key: DEFERRED + root.toString() }], true)
+    await this.deferredWrite(async () => { await this.kv.batch([{ type: 'del', key: DEFERRED + root.toString() }], true) })
+  }
+
+  /**
+   * Drop the deferred record of `root` if it is still `seen` (byte for byte);
+   * false when another add rewrote it meanwhile (its paths still wait).
+   */
+  async dropDeferredIf (root: CID | string, seen: DeferredRecord): Promise<boolean> {
+    return await this.deferredWrite(async () => {
+      const key = DEFERRED + root.toString()
+      const now = await this.kv.get(key)
+      if (now !== undefined && Buffer.compare(now, encodeJSON(seen)) !== 0) return false
+      await this.kv.batch([{ type: 'del', key }], true)
+      return true
+    })
+  }
+
+  /** Writes of deferred records, one after another (a conditional drop reads, then writes). */
+  private async deferredWrite<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.deferredWrites.then(fn)
+    this.deferredWrites = run.then(() => undefined, () => undefined)
+    return await run
   }
 }

@@ -13,14 +13,13 @@ import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'p
 import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
-import { codeDeferred } from './deferred.js'
+import type { DeferredCoder } from './deferred.js'
 import { liveManifests } from './live-manifests.js'
 import { planRepair, repairCoordinator, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, type HolderView } from './view.js'
 import type { DurabilityParts } from './components.js'
-import type { Encoder } from './encoder.js'
 import type { Placer } from './placer.js'
 import type { RebuildCounts, ShardRebuilder } from './rebuilder.js'
 import type { Logger } from '../logger.js'
@@ -52,8 +51,8 @@ export interface RepairerInit {
   /** Places again what was placed over too few peers, and knows the live peers. */
   placer: Pick<Placer, 'place' | 'livePeers' | 'noteRefusal' | 'zoneOf'>
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
-  /** Codes the files deferred for want of live nodes. */
-  encoder: Pick<Encoder, 'encode'>
+  /** Codes the files added without coding (waiting for live nodes, or interrupted). */
+  deferred: Pick<DeferredCoder, 'codeAll'>
 }
 
 /** Holder name for the zero shards of a short last stripe: always "alive", never a peer. */
@@ -124,7 +123,7 @@ export class Repairer {
     const { holdings } = this.components
     const { placer } = this.init
     try {
-      const deferred = await codeDeferred(this.components, { encoder: this.init.encoder, placer, signal })
+      const deferred = await this.init.deferred.codeAll(signal)
       report.coded = deferred.coded
       report.uncoded = deferred.waiting
       report.errors.push(...deferred.errors)

@@ -13,6 +13,7 @@
  */
 import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
 import { AddEncoder, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
+import { DeferredCoder, type DeferredOutcome } from './deferred.js'
 import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
@@ -24,6 +25,7 @@ import { Scrubber, type ScrubProgressEvents } from './scrubber.js'
 import { resolveSettings, type DurabilityInit, type DurabilitySettings } from './settings.js'
 import { ShardsServer } from './shards-server.js'
 import type { ErasureCoder } from './erasure.js'
+import type { DeferredRecord } from './holdings.js'
 import { countFileStates, type FileState, type HealthSummary } from './health.js'
 import type { ShardsNetwork } from './network.js'
 import { gatherView, type HolderView } from './view.js'
@@ -38,6 +40,7 @@ export type { DurabilityComponents, DurabilityMetrics, DurabilityStats, ShardExc
 export type { FileState } from './health.js'
 export type { DurabilityInit } from './settings.js'
 export type { AddEncoder, AddEncoderOptions, AddEncoding } from './add-encoder.js'
+export type { DeferredOutcome } from './deferred.js'
 export type { EncodeOptions, EncodeProgressEvents, SyncOptions } from './encoder.js'
 export type { PlaceOptions, PlaceProgressEvents, PlaceResult } from './placer.js'
 export type { RepairProgressEvents } from './repairer.js'
@@ -67,6 +70,7 @@ export class DurabilityService {
   private readonly settings: DurabilitySettings
   private readonly encoder: Encoder
   private readonly placer: Placer
+  private readonly deferred: DeferredCoder
   private readonly server: ShardsServer
   private readonly repairer: Repairer
   private readonly scrubber: Scrubber
@@ -80,9 +84,10 @@ export class DurabilityService {
     this.stats = parts.stats
     this.encoder = new Encoder(parts)
     this.placer = new Placer(parts, { zone: settings.zone, fullPeerMs: settings.fullPeerMs })
+    this.deferred = new DeferredCoder(parts, { encoder: this.encoder, placer: this.placer })
     this.server = new ShardsServer(parts, { zone: settings.zone, maxForOthers: settings.maxForOthers, storagePath: settings.storagePath })
     const rebuilder = new ShardRebuilder(parts, { bytesPerSecond: settings.repairBytesPerSecond, coder: async () => await this.encoder.getCoder(), placer: this.placer })
-    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, encoder: this.encoder })
+    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred })
     this.scrubber = new Scrubber(parts, { scrubIntervalMs: settings.scrubIntervalMs, scrubBytesPerSecond: settings.scrubBytesPerSecond, rebuilder })
   }
 
@@ -142,8 +147,9 @@ export class DurabilityService {
   /** Why the file `root` is not coded yet, when its coding waits for live nodes. */
   async waiting (root: CID, policy: string, signal?: AbortSignal): Promise<string | undefined> {
     if (await this.parts.holdings.deferredOf(root) === undefined) return undefined
+    if (this.deferred.coding(root)) return 'it is being coded; its shards are placed next'
     const short = await this.tooFewNodes(policy, signal)
-    return short === undefined ? 'enough nodes are live now; the next repair pass codes and places it' : waitingWhy(short)
+    return short === undefined ? 'enough nodes are live; it is coded and placed in the background (at the latest by the next repair pass)' : waitingWhy(short)
   }
 
   /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node, one line), or undefined when it can. */
@@ -153,9 +159,26 @@ export class DurabilityService {
     return coding === undefined ? undefined : await this.placer.shortage(formatPolicy(parsed), coding, signal)
   }
 
-  /** Leave the file `root` uncoded until enough nodes are live (the repair pass codes it then). */
-  async defer (root: CID, size: number, policy: string): Promise<void> {
-    await this.parts.holdings.noteDeferred(root, { policy: formatPolicy(parsePolicy(policy)), size, since: this.parts.clock.now() })
+  /**
+   * Leave the file `root` uncoded for now: {@link codeDeferred} or the next
+   * repair pass with enough live nodes codes and places it, and binds its
+   * pin to the files at `paths` (absent: to every visible file with this
+   * content and policy). `sync: false` leaves the fsync to a later
+   * {@link sync}.
+   */
+  async defer (root: CID, size: number, policy: string, options: { paths?: string[], sync?: boolean } = {}): Promise<void> {
+    const record: DeferredRecord = { policy: formatPolicy(parsePolicy(policy)), size, since: this.parts.clock.now() }
+    if (options.paths !== undefined) record.paths = options.paths
+    await this.parts.holdings.noteDeferred(root, record, options.sync !== false)
+  }
+
+  /**
+   * Code, bind and place the file `root` that an add left uncoded (see
+   * {@link defer}) now, if the live nodes can carry its policy; else it
+   * keeps waiting for a repair pass. See {@link DeferredCoder.code}.
+   */
+  async codeDeferred (root: CID, signal?: AbortSignal): Promise<DeferredOutcome> {
+    return await this.deferred.code(root, signal)
   }
 
   /** Fsync what {@link encode} and {@link place} wrote with `sync: false` (blocks and records). */

@@ -190,7 +190,16 @@ export class Files {
     const ms: Record<string, number> = {}
     let waiting: string | undefined
     const entry = await this.writing(async () => {
-      // stripes are coded from the leaves while the import holds them (no read-back)
+      if (durability !== undefined && options.wait !== true) {
+        // acknowledged once the file and its entry are durable here: coding and placement follow in the background
+        const { cid, size } = await importContent(this.components.blockstore, source, { ...options, commit: false, leafWorker: this.components.leafWorker })
+        ms.import = Math.round(performance.now() - started)
+        const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
+        record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
+        await durability.sync()
+        return await this.components.namespace.putFile(target, record)
+      }
+      // --wait: stripes are coded from the leaves while the import holds them (no read-back)
       const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true })
       const { cid, size } = await importContent(this.components.blockstore, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined, leafWorker: this.components.leafWorker })
       ms.import = Math.round(performance.now() - started)
@@ -204,10 +213,11 @@ export class Files {
     const committed = performance.now()
     if (entry.type === 'file') {
       if (entry.pin?.manifest !== undefined && durability !== undefined) {
-        if (options.wait === true) {
-          await this.placeNow(durability, entry, options.signal)
-          ms.place = Math.round(performance.now() - committed)
-        } else this.placeSoon(durability, entry.pin.manifest)
+        await this.placeNow(durability, entry, options.signal)
+        ms.place = Math.round(performance.now() - committed)
+      } else if (durability !== undefined && entry.pin !== undefined && isCodedPolicy(entry.pin.policy) && options.wait !== true) {
+        waiting = await durability.tooFewNodes(entry.pin.policy, options.signal)
+        this.codeSoon(durability, CID.parse(entry.cid))
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
       if (waiting !== undefined) {
         this.components.logger.info({ path: target, waiting }, 'coding waits for live nodes')
@@ -246,13 +256,12 @@ export class Files {
       const files: Parameters<Namespace['putFiles']>[0][number][] = []
       for (let i = 0; i < items.length; i++) {
         const item = items[i]
-        const coding = durability?.addEncoder({ policy: item.pin, signal: options.signal, sync: false })
-        const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, onLeaf: coding?.onLeaf, leafWorker: this.components.leafWorker })
+        const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, leafWorker: this.components.leafWorker })
         const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: item.mode ?? 0o644, mtime: item.mtime ?? Date.now() }
-        if (coding !== undefined) record.pin = (await coding.finish(cid, size)).pin
+        if (durability !== undefined) record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: item.pin, path: targets[i] }) }
         files.push({ path: targets[i], record })
       }
-      // one fsync for every block (and manifest record) of the batch, before the entry that names them
+      // one fsync for every block (and deferred record) of the batch, before the entry that names them
       if (durability !== undefined) await durability.sync(); else await blockstore.commit()
       return await namespace.putFiles(files)
     })
@@ -261,40 +270,52 @@ export class Files {
     return await Promise.all(entries.map(async entry => await this.infoOf(entry)))
   }
 
-  /** Place (or announce) what {@link addMany} wrote, after it returned; batches run one after another. */
+  /** Code and place (or announce) what {@link addMany} wrote, after it returned; batches run one after another. */
   private placeLater (entries: Entry[]): void {
     const { durability, exchange } = this.components
     this.placementBacklog += entries.length
     this.placing = this.placing.then(async () => {
-      // alone, placement has nowhere to put shards: the durability check
-      // places what is unplaced once peers are there (GC keeps it meanwhile)
-      const alone = durability === undefined || durability.network.connected().length === 0
-      let placed = 0
       for (const entry of entries) {
         if (entry.type !== 'file') continue
-        if (entry.pin?.manifest !== undefined && durability !== undefined) {
-          if (alone) continue
-          await this.placeQuietly(durability, entry.pin.manifest, undefined, false)
-          placed++
-        } else exchange?.announceSoon(CID.parse(entry.cid))
+        if (durability !== undefined && entry.pin !== undefined && entry.pin.manifest === undefined && isCodedPolicy(entry.pin.policy)) {
+          await this.codeQuietly(durability, CID.parse(entry.cid))
+        } else if (entry.pin?.manifest === undefined) exchange?.announceSoon(CID.parse(entry.cid))
       }
-      if (placed > 0 && durability !== undefined) await durability.sync()
-    }).catch((err: any) => {
-      this.components.logger.warn({ err: err?.message }, 'placement of a batch failed; repair will retry')
     }).finally(() => { this.placementBacklog -= entries.length })
+  }
+
+  /**
+   * The policy of a file just imported (`policy`, else the configured one
+   * for its size), canonical; under a coded policy the file is left uncoded
+   * for {@link codeSoon} (a deferred record, fsynced by the caller's
+   * `durability.sync()`).
+   */
+  private async deferCoding (durability: DurabilityService, file: { root: CID, size: number, policy?: string, path: string }): Promise<string> {
+    const text = formatPolicy(parsePolicy(file.policy ?? durability.defaultPolicy(file.size)))
+    if (isCodedPolicy(text)) await durability.defer(file.root, file.size, text, { paths: [file.path], sync: false })
+    return text
+  }
+
+  /** Queue the coding and placement of a file an add left uncoded, behind the others. */
+  private codeSoon (durability: DurabilityService, root: CID): void {
+    this.placementBacklog++
+    this.placing = this.placing
+      .then(async () => { await this.codeQuietly(durability, root) })
+      .finally(() => { this.placementBacklog-- })
+  }
+
+  /** Code, bind and place a file an add left uncoded; a failure is logged and left to the repair pass (the file is durable here). */
+  private async codeQuietly (durability: DurabilityService, root: CID): Promise<void> {
+    try {
+      await durability.codeDeferred(root)
+    } catch (err: any) {
+      this.components.logger.warn({ root: root.toString(), err: err?.message }, 'coding after an add failed; the repair pass retries')
+    }
   }
 
   /** Resolves once the background placements queued so far are done. */
   async settled (): Promise<void> {
     await this.placing
-  }
-
-  /** Queue a manifest's placement behind the others (alone, it records this node's shards and waits for peers). */
-  private placeSoon (durability: DurabilityService, manifest: string): void {
-    this.placementBacklog++
-    this.placing = this.placing
-      .then(async () => { await this.placeQuietly(durability, manifest) })
-      .finally(() => { this.placementBacklog-- })
   }
 
   /**
@@ -316,9 +337,9 @@ export class Files {
   }
 
   /** Place a manifest's shards; a failure is logged and left to repair (the write is already durable here). */
-  private async placeQuietly (durability: DurabilityService, manifest: string, signal?: AbortSignal, sync = true): Promise<PlaceResult | undefined> {
+  private async placeQuietly (durability: DurabilityService, manifest: string, signal?: AbortSignal): Promise<PlaceResult | undefined> {
     try {
-      return await durability.place(CID.parse(manifest), signal, { sync })
+      return await durability.place(CID.parse(manifest), signal)
     } catch (err: any) {
       this.components.logger.warn({ manifest, err: err?.message }, 'placement failed; repair will retry')
       return undefined
@@ -384,21 +405,25 @@ export class Files {
   }
 
   /**
-   * Bind `pin` (a deferred coding, done) to every visible file whose content
-   * is `root` and whose pin has the same policy and no manifest yet; a cold
-   * copy stays. Returns how many files were bound.
+   * Bind `pin` (a deferred coding, done) to the visible files whose content
+   * is `root` and whose pin has the same policy and no manifest yet: those
+   * at `paths` (what an add bound), or without `paths` every one (a scan of
+   * the namespace); a cold copy stays. Returns how many files were bound.
    */
-  async bindPin (root: CID, pin: FilePin): Promise<number> {
+  async bindPin (root: CID, pin: FilePin, paths?: readonly string[]): Promise<number> {
     const { namespace } = this.components
     const cid = root.toString()
-    const due: Array<Entry & { type: 'file' }> = []
-    for await (const entry of namespace.files()) {
-      if (entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined) due.push(entry)
+    const due: string[] = []
+    if (paths !== undefined) due.push(...paths)
+    else {
+      for await (const entry of namespace.files()) {
+        if (entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined) due.push(entry.path)
+      }
     }
     let bound = 0
-    for (const entry of due) {
-      // looked up again just before: a version written at that path since the scan is left alone
-      const now = await namespace.lookup(entry.path)
+    for (const path of due) {
+      // looked up just before: a version written at that path since the add (or the scan) is left alone
+      const now = await namespace.lookup(path)
       if (now?.type !== 'file' || now.cid !== cid || now.pin?.policy !== pin.policy || now.pin.manifest !== undefined) continue
       await this.bindPolicy(now, pin)
       bound++
