@@ -119,6 +119,13 @@ export interface SessionOptions {
   onBlock?: (cid: CID, bytes: Uint8Array, from: 'local' | 'peer') => void
   /** Keep fetched blocks here (see {@link GetBlockOptions.store}). @default true */
   store?: boolean
+  /**
+   * With `store`: bytes of fetched raw leaves this session keeps at most;
+   * a leaf that would go past it is served without being stored. Other blocks (a DAG's inner nodes: small,
+   * and what a later read or seek walks first) are always kept.
+   * @default Infinity
+   */
+  cacheBytes?: number
 }
 
 /** Counters, for tests and metrics. */
@@ -343,6 +350,8 @@ class DefaultBlockExchange implements BlockExchange {
   }
 
   session (root: CID, options: SessionOptions = {}): BlockSession {
+    const cacheBytes = options.cacheBytes ?? Infinity
+    if (!(cacheBytes >= 0)) throw new InvalidArgumentError(`cacheBytes must be >= 0, not ${cacheBytes}`)
     let providers: ProviderSet | undefined
     const found = (): ProviderSet => {
       providers ??= this.discover(root, options.signal)
@@ -351,17 +360,17 @@ class DefaultBlockExchange implements BlockExchange {
     // Once a block had to be fetched the DAG is taken to be remote, and
     // blocks are fetched without a store lookup first (a LevelDB miss per
     // block was a tenth of the reader's time). Every PROBE_EVERY-th block and
-    // any block this session already fetched are still looked up; a hit
-    // makes the session local-first again.
+    // any block this session already fetched and kept are still looked up; a
+    // hit makes the session local-first again.
     let remote = false
     let sinceProbe = 0
     const fetched = new RecentKeys(RECENT_KEYS)
-    const store = options.store ?? true
+    const cache = new CacheBudget(options.store ?? true, cacheBytes)
     return {
       getBytes: async (cid, opts = {}) => {
         const signal = anySignal(options.signal, opts.signal)
         const key = blockKey(cid)
-        if (!remote || ++sinceProbe >= PROBE_EVERY || (store && fetched.has(key))) {
+        if (!remote || ++sinceProbe >= PROBE_EVERY || fetched.has(key)) {
           sinceProbe = 0
           const local = await this.getLocal(cid, signal)
           if (local !== undefined) { remote = false; options.onBlock?.(cid, local, 'local'); return local }
@@ -370,18 +379,22 @@ class DefaultBlockExchange implements BlockExchange {
           remote = !this.corrupt.has(key)
         }
         const routed = await options.route?.(cid)
-        const bytes = await this.fetchShared(cid, signal, store, async () => {
+        // kept (or not) once its size is known, so the budget is never overshot
+        const bytes = await this.fetchShared(cid, signal, false, async () => {
           if (routed !== undefined && routed.length > 0) {
             const known = new ProviderSet()
             for (const p of routed) if (!p.equals(this.libp2p.peerId)) known.add(p)
             known.finish()
-            try { return await this.fetch(cid, known, signal, store) } catch (err: any) {
+            try { return await this.fetch(cid, known, signal, false) } catch (err: any) {
               if (err?.name !== 'BlockUnavailableError') throw err
             }
           }
-          return await this.fetch(cid, found(), signal, store)
+          return await this.fetch(cid, found(), signal, false)
         })
-        fetched.add(key)
+        if (cache.takes(cid, bytes.byteLength)) {
+          await this.store(cid, bytes)
+          fetched.add(key)
+        }
         options.onBlock?.(cid, bytes, 'peer')
         return bytes
       },
@@ -633,6 +646,24 @@ class RecentKeys {
     this.keys.delete(key)
     this.keys.add(key)
     if (this.keys.size > this.size) this.keys.delete(this.keys.values().next().value as string)
+  }
+}
+
+/** Multicodec of raw blocks (a file's leaves). */
+const RAW_CODE = 0x55
+
+/** What one session keeps of the blocks it fetches: inner nodes always, raw leaves up to a byte budget. */
+class CacheBudget {
+  private leafBytes = 0
+  constructor (private readonly store: boolean, private readonly maxLeafBytes: number) {}
+
+  /** Whether a fetched block of `bytes` bytes is to be kept (counted if so). */
+  takes (cid: CID, bytes: number): boolean {
+    if (!this.store) return false
+    if (cid.code !== RAW_CODE) return true
+    if (this.leafBytes + bytes > this.maxLeafBytes) return false
+    this.leafBytes += bytes
+    return true
   }
 }
 

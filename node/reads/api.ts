@@ -50,10 +50,12 @@ export interface ReadSessionOptions {
    * Keep every block read here: from peers, rebuilt, from the cold tier
    * (for a pin that needs the file local, e.g. re-coding it). Without it,
    * blocks of a plain DAG fetched from peers are still kept (a cache the next
-   * garbage collection may drop, as IPFS nodes do), while a striped file's
-   * leaves and cold blocks are not: the file's holders or its tier keep it,
-   * and a read leaves no full copy behind. A corrupt local copy is always
-   * replaced.
+   * garbage collection may drop, as IPFS nodes do) up to
+   * `READ_CACHE_BYTES` (./blocks.ts) of leaves per read (its inner nodes always), so
+   * that a large read streams through instead of being written to disk; a
+   * striped file's leaves and cold blocks are not kept: the file's holders
+   * or its tier keep it, and a read leaves no full copy behind. A corrupt
+   * local copy is always replaced.
    */
   keep?: boolean
 }

@@ -46,6 +46,15 @@ export interface BlocksComponents {
   logger: Logger
 }
 
+/**
+ * Bytes of a plain DAG's leaves one read fetched from peers keeps here as a
+ * cache (unless `keep`): a small file read twice is read here the second
+ * time, while a large one streams through without being written to disk
+ * (storing it cost the reader a sixth of its CPU: docs/benchmarks.md,
+ * "Transfer"). Inner nodes are always kept.
+ */
+export const READ_CACHE_BYTES = 64 * 1024 * 1024
+
 /** Errors after which a hot read falls back to the cold copy. */
 const COLD_FALLBACK = new Set(['NotFoundError', 'InvalidBlockError', 'CorruptBlockError', 'BlockUnavailableError', 'StripeUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError'])
 
@@ -86,7 +95,7 @@ export class Blocks implements BlockReader {
     if (target.manifest !== undefined && stripes !== undefined) {
       return stripedSession({ blockstore, exchange, stripes }, target.root, target.manifest, { signal, onBlock, cache: options.keep === true })
     }
-    return exchange.session(target.root, { signal, onBlock })
+    return exchange.session(target.root, { signal, onBlock, cacheBytes: options.keep === true ? Infinity : READ_CACHE_BYTES })
   }
 
   /**

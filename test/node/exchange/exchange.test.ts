@@ -82,6 +82,42 @@ describe('block exchange', { timeout: 60_000 }, () => {
     assert.ok(a.exchange.stats().blocksSent > 0 && b.exchange.stats().blocksSent > 0)
   })
 
+  it('a session keeps inner nodes and at most cacheBytes of leaves, and serves the rest without storing it', async (t) => {
+    const [a, b] = await Promise.all([startNode(t), startNode(t)])
+    const size = 5 * MiB + 12345
+    const root = await importFile(a, size, 3)
+    await connect(b, a)
+    const leaves = await leavesOf(a.blockstore, root)
+    assert.equal(leaves.length, 21)
+    const budget = MiB
+    const got = await sha256OfStream(readContent(asStore(b.exchange.session(root, { cacheBytes: budget })), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(got, await expectedHash(size, 3), 'every block served, kept or not')
+    assert.ok(await b.blockstore.has(root), 'the inner node is kept whatever the budget')
+    let keptBytes = 0
+    let kept = 0
+    for (const leaf of leaves) {
+      if (await b.blockstore.has(leaf)) { kept++; keptBytes += (await b.blockstore.getBytes(leaf)).byteLength }
+    }
+    assert.ok(keptBytes <= budget, `${keptBytes} bytes of leaves kept, budget ${budget}`)
+    assert.ok(keptBytes > budget - 256 * 1024, `the budget was used (${keptBytes} bytes kept)`)
+    // a second read (no budget) fetches at least the leaves that were not kept, and keeps them
+    const before = b.exchange.stats().blocksFetched
+    assert.equal(await sha256OfStream(readContent(asStore(b.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) })), await expectedHash(size, 3))
+    const refetched = b.exchange.stats().blocksFetched - before
+    assert.ok(refetched >= leaves.length - kept && refetched <= leaves.length, `${refetched} blocks fetched again, ${kept} of ${leaves.length} leaves were kept`)
+    // now every block is here
+    for (const leaf of leaves) assert.ok(await b.blockstore.has(leaf))
+    // cacheBytes 0: nothing but inner nodes; a bad budget is refused before anything is read
+    const c = await startNode(t)
+    await connect(c, a)
+    assert.equal(await sha256OfStream(readContent(asStore(c.exchange.session(root, { cacheBytes: 0 })), root, { signal: AbortSignal.timeout(20_000) })), await expectedHash(size, 3))
+    assert.ok(await c.blockstore.has(root))
+    for (const leaf of leaves) assert.equal(await c.blockstore.has(leaf), false)
+    for (const bad of [-1, Number.NaN]) {
+      assert.throws(() => c.exchange.session(root, { cacheBytes: bad }), (err: Error) => err.name === 'InvalidArgumentError')
+    }
+  })
+
   it('finds a holder it is not connected to through the DHT (8-node star)', async (t) => {
     const nodes = await Promise.all(Array.from({ length: 8 }, async () => await startNode(t)))
     const [hub, holder, ...leaves] = nodes

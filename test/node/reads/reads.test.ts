@@ -16,13 +16,14 @@ import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
 import { parseChunker, readContent } from '../../../node/content/index.js'
 import { repoLayout } from '../../../node/repo/index.js'
 import { loadManifestRoot, readStripes } from '../../../node/durability/stripes.js'
 import { flipEveryBlock } from '../blocks/fixtures.js'
 import { connectAll, live, once, readAll, sha, startNode, stopNode, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
 import type { CleanupContext } from '../../helpers/temp.js'
-import type { BlockOrigin } from '../../../node/reads/index.js'
+import { READ_CACHE_BYTES, type BlockOrigin } from '../../../node/reads/index.js'
 import type { ShoalNode } from '../../../node/node.js'
 import type { Stripe } from '../../../protocol/durability.js'
 
@@ -69,6 +70,19 @@ async function leafOnAnother (f: StripedFile): Promise<{ leaf: CID, holder: Shoa
 async function ownLeaves (f: StripedFile): Promise<CID[]> {
   const status = await f.writer.components.files.pinStatus('/f.bin')
   return status.stripes.flatMap((s, i) => s.shards.slice(0, f.stripes[i].data.length).flatMap((sh, j) => sh.holders.includes(f.reader.components.peerId) ? [f.stripes[i].data[j]] : []))
+}
+
+/** The inner nodes (the root included) and raw leaves of the UnixFS DAG under `root`, from `node`'s store. */
+async function dagOf (node: ShoalNode, root: CID): Promise<{ inner: CID[], leaves: CID[] }> {
+  const inner: CID[] = []
+  const leaves: CID[] = []
+  const walk = async (cid: CID): Promise<void> => {
+    if (cid.code === 0x55) { leaves.push(cid); return }
+    inner.push(cid)
+    for (const link of dagPb.decode(await node.components.blockstore.getBytes(cid)).Links) await walk(link.Hash)
+  }
+  await walk(root)
+  return { inner, leaves }
 }
 
 /** Read the file on `node` through its block service, noting where every block came from. */
@@ -241,5 +255,33 @@ describe('read path v2 on real nodes', () => {
     }, 20_000)
     // the file still reads whole after both
     assert.equal(sha(await readAll(f.reader, '/f.bin')), sha(f.data))
+  })
+
+  it('a read of a plain DAG keeps its inner nodes and at most READ_CACHE_BYTES of its leaves; a read that keeps, all of them', TEST, async t => {
+    const swarm = await swarmOf(t, 2)
+    const [writer, reader] = swarm.nodes as ShoalNode[]
+    const data = randomBytes(READ_CACHE_BYTES + 4 * MiB)
+    const { cid } = await writer.components.files.add('/big.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'none' })
+    const root = CID.parse(cid)
+    const { inner, leaves } = await dagOf(writer, root)
+    assert.ok(inner.length > 1, 'a DAG with inner nodes below the root')
+    const read = async (keep: boolean): Promise<void> => {
+      const session = reader.components.blocks.session({ root }, { keep, signal: AbortSignal.timeout(60_000) })
+      const chunks: Uint8Array[] = []
+      for await (const chunk of readContent(session, root)) chunks.push(chunk)
+      assert.equal(sha(Buffer.concat(chunks)), sha(data))
+    }
+    await read(false)
+    const held = async (cids: CID[]): Promise<CID[]> => {
+      const here: CID[] = []
+      for (const c of cids) if (await reader.components.blockstore.has(c)) here.push(c)
+      return here
+    }
+    assert.equal((await held(inner)).length, inner.length, 'every inner node is kept')
+    const kept = await held(leaves)
+    // every leaf is 256 KiB: the budget holds a whole number of them
+    assert.equal(kept.length * 256 * 1024, READ_CACHE_BYTES, `${kept.length} of ${leaves.length} leaves kept`)
+    await read(true)
+    assert.equal((await held(leaves)).length, leaves.length, 'a read that keeps stores every leaf')
   })
 })
