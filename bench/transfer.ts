@@ -69,7 +69,7 @@ async function startDaemon (repo: string, keyFile: string | undefined, libp2pMet
 
 // ---------------------------------------------------------------- main
 
-interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number, foreign?: number }
+interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number, cpuCli?: number, foreign?: number }
 interface Run { figures: Figure[], raw: { mbps: number, seconds: number, identical: boolean, foreign?: number }, peakB?: number, anonB?: number, libp2pMetrics: boolean }
 
 /** One run: fresh daemons A (holding the files) and B (empty), each file cat on B, then the raw stream. */
@@ -100,10 +100,12 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
     const acct0 = cpuAccount()
     const cpuA0 = cpuOf(a.pid)
     const cpuB0 = cpuOf(b.pid)
+    const self0 = process.cpuUsage()
     const cat = await cliOk(['--repo', b.repo, 'cat', cid], c => { hash.update(c); bytes += c.length })
     const cpuA1 = cpuOf(a.pid)
     const cpuB1 = cpuOf(b.pid)
     const acct1 = cpuAccount()
+    const self1 = process.cpuUsage(self0)
     const cpuA = cpuA0 !== undefined && cpuA1 !== undefined ? cpuA1 - cpuA0 : undefined
     const cpuB = cpuB0 !== undefined && cpuB1 !== undefined ? cpuB1 - cpuB0 : undefined
     const f: Figure = {
@@ -114,9 +116,10 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
       identical: bytes === opts.size && hash.digest('hex') === fileSha,
       cpuA,
       cpuB,
+      cpuCli: cliCpu(acct0, acct1, self1),
       foreign: foreignCpu(acct0, acct1, [cpuA, cpuB])
     }
-    log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
+    log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, CPU s A ${cpuText(cpuA)} / B ${cpuText(cpuB)} / CLI ${cpuText(f.cpuCli)}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
     figures.push(f)
   }
   const peakB = procStatus(b.pid, 'VmHWM')
@@ -132,6 +135,20 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
   return { figures, raw: { mbps, seconds: raw.seconds, identical, foreign: raw.foreign }, peakB, anonB, libp2pMetrics }
 }
 
+/**
+ * CPU seconds of the `cat` CLI process: what this process and its reaped
+ * children used between the two readings, less this process's own (the
+ * bench hashing the CLI's stdout).
+ */
+function cliCpu (a: ReturnType<typeof cpuAccount>, b: ReturnType<typeof cpuAccount>, self: NodeJS.CpuUsage): number | undefined {
+  if (a === undefined || b === undefined) return undefined
+  return Math.max(0, b.ours - a.ours - (self.user + self.system) / 1e6)
+}
+
+function cpuText (x: number | undefined): string {
+  return x === undefined ? '?' : fmt(x, 1)
+}
+
 function runNoisy (r: Run): boolean {
   return noisy(r.raw.foreign, r.raw.seconds) || r.figures.some(f => noisy(f.foreign, f.seconds))
 }
@@ -143,17 +160,17 @@ function report (opts: Options, runs: Run[]): string {
   const per = (f: (r: Run) => number, digits = 0): string => n === 1 ? '' : ` [${runs.map(r => fmt(f(r), digits) + (runNoisy(r) ? '*' : '')).join(', ')}]`
   const pick = (r: Run, chunker: string): Figure => r.figures.find(f => f.chunker === chunker) as Figure
   const rawMbps = median(used.map(r => r.raw.mbps))
-  const rows = [['measure', 'MB/s', 'seconds', 'ratio', 'CPU s A / B']]
+  const rows = [['measure', 'MB/s', 'seconds', 'ratio', 'CPU s A / B / CLI']]
   const ratios = new Map<string, number>()
   for (const chunker of opts.chunkers) {
     const ratio = median(used.map(r => pick(r, chunker).mbps / r.raw.mbps))
     ratios.set(chunker, ratio)
-    const cpu = (k: 'cpuA' | 'cpuB'): string => {
+    const cpu = (k: 'cpuA' | 'cpuB' | 'cpuCli'): string => {
       const xs = used.map(r => pick(r, chunker)[k]).filter((x): x is number => x !== undefined)
       return xs.length === 0 ? '?' : fmt(median(xs), 1)
     }
     rows.push([`remote cat (${opts.pnet ? '' : 'open swarm, '}${chunker})`, fmt(median(used.map(r => pick(r, chunker).mbps))) + per(r => pick(r, chunker).mbps),
-      fmt(median(used.map(r => pick(r, chunker).seconds)), 2), fmt(ratio, 2) + per(r => pick(r, chunker).mbps / r.raw.mbps, 2), `${cpu('cpuA')} / ${cpu('cpuB')}`])
+      fmt(median(used.map(r => pick(r, chunker).seconds)), 2), fmt(ratio, 2) + per(r => pick(r, chunker).mbps / r.raw.mbps, 2), `${cpu('cpuA')} / ${cpu('cpuB')} / ${cpu('cpuCli')}`])
   }
   rows.push([`raw noise+yamux${opts.pnet ? '+pnet' : ''} stream (${opts.rawWindow} MiB window)`, fmt(rawMbps) + per(r => r.raw.mbps), fmt(median(used.map(r => r.raw.seconds)), 2), '1.00', ''])
   const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
