@@ -2,7 +2,11 @@
  * Wire format of `/shoal/shards/1.0.0`: how a node tells a peer which shards
  * of a stripe manifest it places there (`hold`, before it pushes the blocks
  * over `/shoal/blocks/1.0.0`), and asks a peer which shards of a manifest it
- * holds (`holdings`, for reads, `pin status` and repair).
+ * holds (`holdings`, for reads, `pin status` and repair). An add that places
+ * shards while it is still importing (its manifest does not exist yet)
+ * first asks the peer to take the blocks it names, with their sizes
+ * (`reserve`), pushes them, and sends the `hold` that binds them to the
+ * manifest at the end.
  *
  * One request and one response per stream, each a length-prefixed dag-cbor
  * map. This module is the one place where those bytes become typed values:
@@ -37,6 +41,12 @@ export const MAX_SHARD_INDEX = 23
 /** Highest stripe index. */
 export const MAX_STRIPE_INDEX = 2 ** 32 - 1
 
+/** Most blocks one `reserve` names. */
+export const MAX_RESERVE_BLOCKS = 1024
+
+/** Largest block a `reserve` may name (a shard: 4 MiB, the largest leaf a chunker cuts). */
+export const MAX_RESERVE_BLOCK_BYTES = 4 * 1024 * 1024
+
 /** Longest error message. */
 export const MAX_ERROR_TEXT = 1024
 
@@ -47,6 +57,7 @@ export const QUOTA_EXCEEDED = 'quota exceeded'
 export const RATE_LIMITED = 'rate limited'
 
 const DAG_CBOR = 0x71
+const RAW = 0x55
 
 /** A shard of a manifest: [stripe index, shard index]. */
 export type ShardRef = [stripe: number, shard: number]
@@ -75,8 +86,24 @@ export interface HoldingsRequest {
 /** "Tell me about yourself" (placement needs every candidate's zone). */
 export interface InfoRequest { v: 1, type: 'info' }
 
+/** A block a `reserve` names: its CID and its exact length. */
+export interface ReservedBlock { cid: CID, size: number }
+
+/**
+ * "Take these blocks I am about to push; a `hold` naming them follows":
+ * answered by `ok` (they may be pushed for a while, each exactly of its
+ * size, within the holder's quota for others) or `error`. Blocks no hold
+ * binds before the reservation expires are garbage.
+ */
+export interface ReserveRequest {
+  v: 1
+  type: 'reserve'
+  /** The blocks (raw CIDs) and their sizes; 1..{@link MAX_RESERVE_BLOCKS}, distinct. */
+  blocks: ReservedBlock[]
+}
+
 /** Any request. */
-export type ShardsRequest = HoldRequest | HoldingsRequest | InfoRequest
+export type ShardsRequest = HoldRequest | HoldingsRequest | InfoRequest | ReserveRequest
 
 /** A `hold` was recorded. */
 export interface OkResponse { v: 1, type: 'ok' }
@@ -171,6 +198,18 @@ function refs (value: unknown, what: string): ShardRef[] {
   return out
 }
 
+function reservedBlocks (value: unknown): ReservedBlock[] {
+  const seen = new Set<string>()
+  return check.list(value, 'reserve blocks', 1, MAX_RESERVE_BLOCKS).map(item => {
+    const f = check.shape(item, 'reserve block', ['cid', 'size'])
+    const cid = check.cid(f.cid, 'reserve block cid', { v1: true, codecs: [RAW] })
+    const key = cid.toString()
+    if (seen.has(key)) fail('reserve names a block twice')
+    seen.add(key)
+    return { cid, size: int(f.size, 'reserve block size', 1, MAX_RESERVE_BLOCK_BYTES) }
+  })
+}
+
 /** Order of shard refs: by stripe, then shard. */
 export function compareRefs (a: ShardRef, b: ShardRef): number {
   return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1]
@@ -179,7 +218,8 @@ export function compareRefs (a: ShardRef, b: ShardRef): number {
 const REQUESTS: Record<ShardsRequest['type'], readonly string[]> = {
   hold: ['v', 'type', 'manifest', 'root', 'shards'],
   holdings: ['v', 'type', 'manifest', 'from', 'count'],
-  info: ['v', 'type']
+  info: ['v', 'type'],
+  reserve: ['v', 'type', 'blocks']
 }
 
 const RESPONSES: Record<ShardsResponse['type'], readonly string[]> = {
@@ -209,6 +249,7 @@ function pickRequest (value: unknown): ShardsRequest {
   const type = kindOf(value, REQUESTS, 'request')
   const f = shape(value, `${type} request`, REQUESTS[type])
   if (type === 'info') return { v: 1, type }
+  if (type === 'reserve') return { v: 1, type, blocks: reservedBlocks(f.blocks) }
   if (type === 'hold') {
     const shards = refs(f.shards, 'hold shards')
     if (shards.length === 0) fail('hold names no shard')

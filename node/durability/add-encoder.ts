@@ -21,9 +21,10 @@
 import { CustomProgressEvent } from 'progress-events'
 import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
 import { StripeWriter } from './stripe-writer.js'
+import { StreamPlacer } from './stream-placer.js'
 import type { DurabilityParts } from './components.js'
 import type { EncodeProgressEvents, Encoder } from './encoder.js'
-import type { Placer } from './placer.js'
+import type { Placer, PlaceProgressEvents, PlaceResult } from './placer.js'
 import type { DurabilitySettings } from './settings.js'
 import type { Block } from './stripes.js'
 import type { FilePin } from '../namespace/index.js'
@@ -35,6 +36,13 @@ export interface AddEncoderOptions extends ProgressOptions<EncodeProgressEvents>
   /** The file's policy; default: the configured one for its size. */
   policy?: string
   signal?: AbortSignal
+  /**
+   * Place the shards on peers while the import goes on ({@link StreamPlacer});
+   * the placement then ends with {@link AddEncoding.placement}. @default false
+   */
+  place?: boolean
+  /** Progress of a streamed placement. */
+  onPlaceProgress?: (event: PlaceProgressEvents) => void
   /**
    * Fsync in {@link AddEncoder.finish} every block written so far (the
    * import's included: an import that feeds an encoder leaves its fsync to
@@ -49,20 +57,26 @@ export interface AddEncoding {
   pin: FilePin
   /** Set when the coding waits for more live nodes: why, in one line. */
   waiting?: string
+  /**
+   * With `place`, when the file was coded: the end of the placement streamed
+   * during the import (the holds that bind the pushed shards to the
+   * manifest), running.
+   */
+  placement?: Promise<PlaceResult>
 }
 
 /** What an {@link AddEncoder} is built from. */
 export interface AddEncoderParts {
-  components: Pick<DurabilityParts, 'blockstore' | 'holdings' | 'clock'>
+  components: DurabilityParts
   settings: Pick<DurabilitySettings, 'largeFrom' | 'largePolicy' | 'smallPolicy'>
   encoder: Pick<Encoder, 'getCoder' | 'stripeCoder'>
-  placer: Pick<Placer, 'shortage'>
+  placer: Pick<Placer, 'shortage' | 'livePeers' | 'sendHold' | 'noteRefusal' | 'conclude'>
 }
 
 type State =
   | { kind: 'undecided' }
   | { kind: 'plain', policy: string }
-  | { kind: 'coding', policy: string, k: number, m: number, writer: StripeWriter }
+  | { kind: 'coding', policy: string, k: number, m: number, writer: StripeWriter, placer?: StreamPlacer }
   | { kind: 'waiting', policy: string, why: string }
 
 /** The coding of one add, fed leaf by leaf. */
@@ -112,7 +126,12 @@ export class AddEncoder {
     }
     if (state.kind !== 'coding' || manifest === undefined) throw new Error('unreachable: the policy is decided')
     await holdings.noteManifest(manifest, { root: root.toString(), k: state.k, m: state.m, role: 'origin', since: clock.now() }, sync)
-    return { pin: { policy: state.policy, manifest: manifest.toString() } }
+    const coded: AddEncoding = { pin: { policy: state.policy, manifest: manifest.toString() } }
+    if (state.placer !== undefined) {
+      coded.placement = state.placer.finish(manifest, root, { sync })
+      coded.placement.catch(() => {}) // its caller awaits it, or places again
+    }
+    return coded
   }
 
   /** Fix the policy, then feed the held leaves to the coder (if it codes). */
@@ -127,15 +146,19 @@ export class AddEncoder {
       if (short !== undefined) {
         this.state = { kind: 'waiting', policy, why: waitingWhy(short) }
       } else {
-        const { onProgress, signal } = this.options
+        const { onProgress, onPlaceProgress, signal } = this.options
+        const placer = this.options.place === true
+          ? new StreamPlacer(this.parts.components, this.parts.placer, { ...coding, peers: await this.parts.placer.livePeers(signal), signal, onProgress: onPlaceProgress })
+          : undefined
         const writer = new StripeWriter({
           ...coding,
           code: this.parts.encoder.stripeCoder(await this.parts.encoder.getCoder()),
           blockstore: this.parts.components.blockstore,
           signal,
-          onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total: 0 }))
+          onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total: 0 })),
+          onStored: placer?.add
         })
-        this.state = { kind: 'coding', policy, ...coding, writer }
+        this.state = { kind: 'coding', policy, ...coding, writer, placer }
       }
     }
     const held = this.held

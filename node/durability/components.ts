@@ -26,6 +26,8 @@ export interface DurabilityStats {
   repairBytesIn: number
   repairBytesOut: number
   holdsAccepted: number
+  /** `reserve`s accepted (the batches of a placement streamed during an add). */
+  reservesAccepted: number
   /** Holds refused because they would exceed the quota for others. */
   holdsRefused: number
 }
@@ -106,7 +108,7 @@ export const systemTimers: Timers = {
 
 /** Zeroed counters. */
 export function emptyStats (): DurabilityStats {
-  return { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, holdsRefused: 0 }
+  return { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0 }
 }
 
 /** `components` with the real clock and timers where none is given, and fresh counters. */

@@ -18,7 +18,10 @@
  *   nodes), the shards this node holds for it, and, on the node that
  *   encoded it, everything until placement is confirmed;
  * - shards held for a manifest no visible file refers to, for the grace
- *   period (its pin may still be arriving through the namespace).
+ *   period (its pin may still be arriving through the namespace);
+ * - blocks a peer reserved (a placement streamed during its add) until the
+ *   reservation ends; expired reservations are ended here, and their blocks
+ *   go unless a hold took them.
  *
  * @module
  */
@@ -158,6 +161,15 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       live.delete(manifest)
     }
     for (const [manifest, root] of live) await markSkeletonAndManifest(blockstore, root, CID.parse(manifest), mark)
+    // blocks a peer reserved for a placement still under way are kept until the reservation ends; then it ends here
+    const expired = new Map<string, string[]>()
+    for await (const r of holdings.reservations()) {
+      if (r.until > now) { marks.add(blockKey(CID.parse(r.cid))); continue }
+      const list = expired.get(r.peer) ?? []
+      list.push(r.cid)
+      expired.set(r.peer, list)
+    }
+    for (const [peer, cids] of expired) await holdings.endReservations(peer, cids)
     report({ step: 'mark', files, marked: marks.size })
 
     const unmarked: CID[] = []

@@ -95,9 +95,26 @@ function mergeDeferred (prev: DeferredRecord | undefined, next: DeferredRecord):
   return { ...next, paths: [...new Set([...prev.paths, ...next.paths])] }
 }
 
+/**
+ * Blocks a peer reserved (`reserve`) and has not bound by a `hold` yet:
+ * counted for others from the reservation on, kept by garbage collection
+ * until `until`, then dropped with their blocks if no hold bound them.
+ */
+export interface Reservation {
+  /** The peer that reserved it. */
+  peer: string
+  /** The block (a raw CID). */
+  cid: string
+  /** Its exact length, as the peer stated it (a push of another length is refused). */
+  size: number
+  /** When the reservation ends (ms). */
+  until: number
+}
+
 const MANIFEST = 'm!'
 const DEFERRED = 'd!'
 const SHARD = 'h!'
+const RESERVED = 'r!'
 const PLACEMENT = 'p!'
 const LAST_SCRUB = 's!last'
 /** Written by {@link Holdings.sync}: a synced write makes the unsynced ones before it durable. */
@@ -111,6 +128,10 @@ function shardKey (manifest: string, stripe: number, shard: number): string {
 /** What a shard record counts for others: its size when a peer asked for it. */
 function forOthersSize (record: HeldShard): number {
   return record.from === undefined ? 0 : record.size ?? 0
+}
+
+function reservationKey (peer: string, cid: string): string {
+  return `${RESERVED}${peer}!${cid}`
 }
 
 function placementKey (manifest: string, stripe: number): string {
@@ -157,6 +178,7 @@ export class Holdings {
   private async countForOthers (): Promise<number> {
     let total = 0
     for await (const [, value] of this.kv.iterate({ gte: SHARD, lt: SHARD + '\xff' })) total += forOthersSize(decodeJSON<HeldShard>(value))
+    for await (const reservation of this.reservations()) total += reservation.size
     return total
   }
 
@@ -314,6 +336,58 @@ export class Holdings {
     let freed = 0
     for (const size of before.values()) freed += size
     await this.kv.batch(refs.map(([stripe, shard]) => ({ type: 'del', key: shardKey(m, stripe, shard) })), sync)
+    this.adjustForOthers(-freed)
+  }
+
+  /**
+   * Record that `peer` reserved `blocks` until `until` (fsynced): they count
+   * for others from now on ({@link heldForOthers}). A block reserved again
+   * by the same peer starts over.
+   */
+  async reserve (peer: string, blocks: Array<{ cid: CID, size: number }>, until: number): Promise<void> {
+    if (blocks.length === 0) return
+    await this.heldForOthers()
+    const before = await this.reservedOf(peer, blocks.map(b => b.cid))
+    let added = -before
+    const ops: KVOp[] = blocks.map(({ cid, size }) => {
+      added += size
+      const record: Reservation = { peer, cid: cid.toString(), size, until }
+      return { type: 'put', key: reservationKey(peer, cid.toString()), value: encodeJSON(record) }
+    })
+    await this.kv.batch(ops, true)
+    this.adjustForOthers(added)
+  }
+
+  /** Bytes `peer` has reserved of `cids` now. */
+  async reservedOf (peer: string, cids: CID[]): Promise<number> {
+    let total = 0
+    for (const cid of cids) {
+      const bytes = await this.kv.get(reservationKey(peer, cid.toString()))
+      if (bytes !== undefined) total += decodeJSON<Reservation>(bytes).size
+    }
+    return total
+  }
+
+  /** Every reservation, expired or not (garbage collection drops the expired ones). */
+  async * reservations (): AsyncGenerator<Reservation> {
+    for await (const [, value] of this.kv.iterate({ gte: RESERVED, lt: RESERVED + '\xff' })) yield decodeJSON<Reservation>(value)
+  }
+
+  /** End the reservations of `cids` by `peer` (a hold bound them, or they expired). */
+  async endReservations (peer: string, cids: Array<CID | string>, sync = true): Promise<void> {
+    if (cids.length === 0) return
+    await this.heldForOthers()
+    let freed = 0
+    const ops: KVOp[] = []
+    for (const cid of cids) {
+      const key = reservationKey(peer, cid.toString())
+      const bytes = await this.kv.get(key)
+      if (bytes === undefined) continue
+      freed += decodeJSON<Reservation>(bytes).size
+      ops.push({ type: 'del', key })
+    }
+    if (ops.length === 0) return
+    await this.kv.batch(ops, sync)
     this.adjustForOthers(-freed)
   }
 

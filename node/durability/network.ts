@@ -204,7 +204,7 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
   /** Undefined when the peer's rates admit `request` (perhaps after a wait), else the refusal to send. */
   private async admit (from: string, request: ShardsRequest, signal: AbortSignal): Promise<ShardsResponse | undefined> {
     const { maxDelayMs } = this.limits
-    const limiters = request.type === 'hold' ? [this.requests, this.holds] : [this.requests]
+    const limiters = request.type === 'hold' || request.type === 'reserve' ? [this.requests, this.holds] : [this.requests]
     for (const limiter of limiters) {
       const verdict = await admit(limiter, from, { maxDelayMs, signal })
       if (verdict === 'waited') this.stats.requestsDelayed++

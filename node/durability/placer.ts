@@ -275,7 +275,7 @@ async function releaseHandedOver (holdings: Holdings, manifest: CID, perPeer: Ma
 }
 
 /** Where the k+m shards of one stripe go among `peers` (spread over zones), and why. */
-function planStripe (index: number, stripe: Stripe, peers: PlacementPeer[], init: { k: number, m: number, now: number }): PlacementRecord {
+export function planStripe (index: number, stripe: Stripe, peers: PlacementPeer[], init: { k: number, m: number, now: number }): PlacementRecord {
   const holders = placeStripe(stripeKey(stripe), peers, init.k + init.m, init.m)
   const why = explainPlacement(holders, peers, init.m)
   return { stripe: index, holders, why: describePlacement(why, peers.length), time: init.now }

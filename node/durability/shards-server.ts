@@ -1,7 +1,8 @@
 /**
  * The serving side of `/shoal/shards/1.0.0`: answers peers' `info`,
- * `holdings` and `hold`. Owns the quota for others and the lock that
- * checks a hold against it and records it before the next check.
+ * `holdings`, `reserve` and `hold`. Owns the quota for others and the lock
+ * that checks a hold or a reservation against it and records it before the
+ * next check.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { fileSkeleton, loadManifestRoot, readStripes, shardCID } from './stripes
 import { presentShards } from './view.js'
 import type { DurabilityParts } from './components.js'
 import type { ShardToHold } from './holdings.js'
+import type { CID } from 'multiformats/cid'
 
 /** Settings of a {@link ShardsServer}. */
 export interface ShardsServerInit {
@@ -22,6 +24,9 @@ export interface ShardsServerInit {
   /** A folder on the repo's disk, for the default quota. */
   storagePath?: string
 }
+
+/** How long a `reserve` holds its share of the quota for others, waiting for its `hold` (ms): as long as the puts it allows. */
+export const RESERVATION_MS = 10 * 60_000
 
 /** Answers peers' shards requests. */
 export class ShardsServer {
@@ -55,7 +60,35 @@ export class ShardsServer {
       }
       return { v: 1, type: 'holdings', shards }
     }
+    if (request.type === 'reserve') return await this.reserve(from, request)
     return await this.hold(from, request, signal)
+  }
+
+  /**
+   * A `reserve`: the blocks this node lacks may be pushed for a while, each
+   * exactly of its stated size, and count against the quota for others
+   * (a durable record) until a `hold` binds them or the reservation expires
+   * (garbage collection then drops the record and the blocks no hold took).
+   */
+  private async reserve (from: string, request: Extract<ShardsRequest, { type: 'reserve' }>): Promise<ShardsResponse> {
+    const { expected, blockstore, holdings, clock, stats } = this.components
+    const missing: Array<{ cid: CID, size: number }> = []
+    for (const block of request.blocks) if (!await blockstore.has(block.cid)) missing.push(block)
+    if (missing.length === 0) return { v: 1, type: 'ok' }
+    const bytes = missing.reduce((sum, b) => sum + b.size, 0)
+    await this.serialHold(async () => {
+      await this.checkQuota(bytes - await holdings.reservedOf(from, missing.map(b => b.cid)))
+      const cids = missing.map(b => b.cid)
+      expected.expect(from, cids, missing.map(b => b.size))
+      try {
+        await holdings.reserve(from, missing, clock.now() + RESERVATION_MS)
+      } catch (err) {
+        expected.cancel(from, cids)
+        throw err
+      }
+    })
+    stats.reservesAccepted++
+    return { v: 1, type: 'ok' }
   }
 
   /** A `hold`: learn the manifest and the file's skeleton from the sender, then record. */
@@ -80,17 +113,21 @@ export class ShardsServer {
       }
     }
     shards.sort((a, b) => compareRefs(a.ref, b.ref))
+    const cids = shards.map(s => s.cid)
+    // what this peer reserved of them counts already: the hold takes it over
+    const added = async (): Promise<number> => await holdings.addedForOthers(request.manifest, shards) - await holdings.reservedOf(from, cids)
     // refused before the skeleton is fetched when it cannot fit anyway
-    await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
+    await this.checkQuota(await added())
     for await (const block of fileSkeleton(getter, request.root, signal)) void block
     await this.serialHold(async () => {
       // checked again with the holds accepted meanwhile, then recorded before another check
-      await this.checkQuota(await holdings.addedForOthers(request.manifest, shards))
-      const cids = shards.map(s => s.cid)
-      expected.expect(from, cids)
+      await this.checkQuota(await added())
+      // each exactly of its size (a push of a block held already is acked, nothing written)
+      expected.expect(from, cids, shards.map(s => s.size as number))
       try {
         await holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: clock.now() })
         await holdings.hold(request.manifest, shards, { now: clock.now(), from })
+        await holdings.endReservations(from, cids)
       } catch (err) {
         expected.cancel(from, cids)
         throw err

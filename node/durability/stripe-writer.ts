@@ -30,6 +30,20 @@ export interface StripeWriterInit {
   signal?: AbortSignal
   /** Called after each stripe is stored, with the number stored so far. */
   onStripe?: (stored: number) => void
+  /**
+   * Called with each stripe as it is stored, its leaves and parity still in
+   * memory (what streamed placement pushes); awaited, so a slow consumer
+   * holds the writer back.
+   */
+  onStored?: (stored: StoredStripe) => Promise<void>
+}
+
+/** A stripe just stored: its index in the file, its record, its data leaves and parity blocks. */
+export interface StoredStripe {
+  index: number
+  stripe: Stripe
+  data: Block[]
+  parity: Block[]
 }
 
 /** Stripes coded at once ahead of the one whose parity is stored next (memory: this many stripes' leaves and parity). */
@@ -39,7 +53,7 @@ export const CODING_WINDOW = 3
 export class StripeWriter {
   private group: Block[] = []
   private readonly stripes: Stripe[] = []
-  private readonly coding: Array<Promise<EncodedStripe>> = []
+  private readonly coding: Array<{ job: Promise<EncodedStripe>, data: Block[] }> = []
 
   /** @throws {InvalidPolicyError} when k or m is out of bounds */
   constructor (private readonly init: StripeWriterInit) {
@@ -85,14 +99,15 @@ export class StripeWriter {
     this.group = []
     const job = code(batch, k, m)
     job.catch(() => {}) // surfaced when stored; never unhandled if the writer stops early
-    this.coding.push(job)
+    this.coding.push({ job, data: batch })
     if (this.coding.length > CODING_WINDOW) await this.storeOldest()
   }
 
   /** Store the parity of the oldest stripe being coded (file order). */
   private async storeOldest (): Promise<void> {
     const { blockstore, signal } = this.init
-    const { stripe, parity } = await (this.coding.shift() as Promise<EncodedStripe>)
+    const { job, data } = this.coding.shift() as { job: Promise<EncodedStripe>, data: Block[] }
+    const { stripe, parity } = await job
     const stored = new Set(stripe.data.map(String))
     for (const block of parity) {
       // a copy of a block stored already (replicas: the parity is the leaf) is not written again
@@ -103,5 +118,6 @@ export class StripeWriter {
     }
     this.stripes.push(stripe)
     this.init.onStripe?.(this.stripes.length)
+    await this.init.onStored?.({ index: this.stripes.length - 1, stripe, data, parity })
   }
 }

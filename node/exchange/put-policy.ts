@@ -13,8 +13,8 @@ import type { CID } from 'multiformats/cid'
 
 /** The seam between the exchange server and whoever decides what may be pushed. */
 export interface PutPolicy {
-  /** True when `peer` may push the block `cid` now. */
-  accepts: (peer: string, cid: CID) => boolean
+  /** True when `peer` may push the block `cid`, of `size` bytes, now. */
+  accepts: (peer: string, cid: CID, size: number) => boolean
   /** A block accepted from `peer` is stored (or was held already): its permission is used up. */
   used: (peer: string, cid: CID) => void
 }
@@ -23,8 +23,11 @@ export interface PutPolicy {
 export interface PutExpectations {
   /** How many more blocks `peer` may be expected to push. */
   room: (peer: string) => number
-  /** Expect `cids` from `peer` for a while. @throws {InvalidArgumentError} beyond the per-peer bound */
-  expect: (peer: string, cids: CID[]) => void
+  /**
+   * Expect `cids` from `peer` for a while; with `sizes` (one per CID), each
+   * exactly of its size. @throws {InvalidArgumentError} beyond the per-peer bound
+   */
+  expect: (peer: string, cids: CID[], sizes?: readonly number[]) => void
   /** Stop expecting them (a hold that could not be recorded). */
   cancel: (peer: string, cids: CID[]) => void
 }
@@ -57,8 +60,8 @@ export class ExpectedPuts implements PutPolicy, PutExpectations {
   private readonly maxEntries: number
   readonly maxPerPeer: number
   private readonly now: () => number
-  /** peer → block key → expiry (ms); both maps in insertion order, which is expiry order. */
-  private readonly peers = new Map<string, Map<string, number>>()
+  /** peer → block key → expiry (ms) and the size agreed, if any; both maps in insertion order, which is expiry order. */
+  private readonly peers = new Map<string, Map<string, { expires: number, size?: number }>>()
   /** Every expectation, oldest first, to expire and evict in order. */
   private readonly order = new Map<string, { peer: string, key: string, expires: number }>()
 
@@ -83,19 +86,21 @@ export class ExpectedPuts implements PutPolicy, PutExpectations {
 
   /**
    * Expect `cids` from `peer` until the expiry (an expectation made again
-   * starts over).
+   * starts over); with `sizes` (one per CID), a push of another length is
+   * refused (what a peer stated it would push is what counted in the quota).
    *
-   * @throws {InvalidArgumentError} when that would exceed `maxPerPeer` (nothing is added)
+   * @throws {InvalidArgumentError} when that would exceed `maxPerPeer`, or `sizes` does not match `cids` (nothing is added)
    */
-  expect (peer: string, cids: CID[]): void {
+  expect (peer: string, cids: CID[], sizes?: readonly number[]): void {
+    if (sizes !== undefined && sizes.length !== cids.length) throw new InvalidArgumentError(`${sizes.length} sizes for ${cids.length} blocks`)
     const keys = cids.map(blockKey)
-    const mine = this.peers.get(peer) ?? new Map<string, number>()
+    const mine = this.peers.get(peer) ?? new Map<string, { expires: number, size?: number }>()
     const fresh = keys.filter(k => !mine.has(k)).length
     if (mine.size + fresh > this.maxPerPeer) throw new InvalidArgumentError(`more than ${this.maxPerPeer} blocks awaited from one peer`)
     const expires = this.now() + this.ttlMs
-    for (const key of keys) {
+    for (const [i, key] of keys.entries()) {
       this.remove(peer, key)
-      mine.set(key, expires)
+      mine.set(key, sizes === undefined ? { expires } : { expires, size: sizes[i] })
       this.order.set(`${peer} ${key}`, { peer, key, expires })
     }
     if (mine.size > 0) this.peers.set(peer, mine)
@@ -111,9 +116,9 @@ export class ExpectedPuts implements PutPolicy, PutExpectations {
     for (const cid of cids) this.remove(peer, blockKey(cid))
   }
 
-  accepts (peer: string, cid: CID): boolean {
-    const expires = this.peers.get(peer)?.get(blockKey(cid))
-    return expires !== undefined && expires > this.now()
+  accepts (peer: string, cid: CID, size: number): boolean {
+    const expected = this.peers.get(peer)?.get(blockKey(cid))
+    return expected !== undefined && expected.expires > this.now() && (expected.size === undefined || expected.size === size)
   }
 
   used (peer: string, cid: CID): void {

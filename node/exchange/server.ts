@@ -201,9 +201,9 @@ export class BlockServer {
       }
       case 'put': {
         const cid = request.cid
-        if (!this.policy.accepts(peer, cid)) {
+        if (!this.policy.accepts(peer, cid, request.data.byteLength)) {
           this.stats.putsRefused++
-          yield { v: 1, type: 'error', id, message: `${PUT_REFUSED}: block ${cid.toString()} was not agreed to in a hold from this peer` }
+          yield { v: 1, type: 'error', id, message: `${PUT_REFUSED}: block ${cid.toString()} of ${request.data.byteLength} bytes was not agreed to in a hold or reserve from this peer` }
         } else if (!matchesCID(cid, request.data)) {
           yield { v: 1, type: 'error', id, message: `block ${cid.toString()} does not match its hash` }
         } else {

@@ -189,6 +189,7 @@ export class Files {
     const started = performance.now()
     const ms: Record<string, number> = {}
     let waiting: string | undefined
+    let placement: Promise<PlaceResult> | undefined
     const entry = await this.writing(async () => {
       if (durability !== undefined && options.wait !== true) {
         // acknowledged once the file and its entry are durable here: coding and placement follow in the background
@@ -199,12 +200,13 @@ export class Files {
         await durability.sync()
         return await this.components.namespace.putFile(target, record)
       }
-      // --wait: stripes are coded from the leaves while the import holds them (no read-back)
-      const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true })
+      // --wait: stripes are coded from the leaves while the import holds them (no read-back), and their shards pushed to their holders as they are coded
+      const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true, place: true })
       const { cid, size } = await importContent(this.components.blockstore, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined, leafWorker: this.components.leafWorker })
       ms.import = Math.round(performance.now() - started)
       const encoded = await coding?.finish(cid, size)
       waiting = encoded?.waiting
+      placement = encoded?.placement
       ms.encode = Math.round(performance.now() - started) - ms.import
       const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
       if (encoded !== undefined) record.pin = encoded.pin
@@ -213,7 +215,7 @@ export class Files {
     const committed = performance.now()
     if (entry.type === 'file') {
       if (entry.pin?.manifest !== undefined && durability !== undefined) {
-        await this.placeNow(durability, entry, options.signal)
+        await this.placeNow(durability, entry, { signal: options.signal, streamed: placement })
         ms.place = Math.round(performance.now() - committed)
       } else if (durability !== undefined && entry.pin !== undefined && isCodedPolicy(entry.pin.policy) && options.wait !== true) {
         waiting = await durability.tooFewNodes(entry.pin.policy, options.signal)
@@ -319,13 +321,16 @@ export class Files {
   }
 
   /**
-   * Place a file's shards now and check the policy is met.
+   * Place a file's shards now (or end the placement `streamed` during its
+   * add; peers that failed in it get a placement of the whole file again)
+   * and check the policy is met.
    *
    * @throws {PolicyNotMetError} naming what is missing (the file stays added; repair keeps placing it)
    */
-  private async placeNow (durability: DurabilityService, entry: Entry & { type: 'file' }, signal?: AbortSignal): Promise<void> {
+  private async placeNow (durability: DurabilityService, entry: Entry & { type: 'file' }, options: { signal?: AbortSignal, streamed?: Promise<PlaceResult> } = {}): Promise<void> {
     const pin = entry.pin as FilePin & { manifest: string }
-    const result = await durability.place(CID.parse(pin.manifest), signal)
+    let result = await options.streamed?.catch(() => undefined)
+    if (result === undefined || result.failed.length > 0) result = await durability.place(CID.parse(pin.manifest), options.signal)
     const coding = codingOf(parsePolicy(pin.policy))
     const nodes = coding === undefined ? 1 : coding.k + coding.m
     const missing: string[] = []

@@ -11,7 +11,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import {
   decodeShardsRequest, decodeShardsResponse, encodeShardsRequest, encodeShardsResponse,
-  MAX_HOLDINGS_STRIPES, MAX_SHARD_INDEX, type ShardRef, type ShardsRequest, type ShardsResponse
+  MAX_HOLDINGS_STRIPES, MAX_RESERVE_BLOCK_BYTES, MAX_RESERVE_BLOCKS, MAX_SHARD_INDEX, type ShardRef, type ShardsRequest, type ShardsResponse
 } from '../../protocol/shards.js'
 
 const RUNS = 10_000
@@ -23,7 +23,12 @@ const refsArb: fc.Arbitrary<ShardRef[]> = fc.uniqueArray(fc.tuple(fc.nat({ max: 
 const requestArb: fc.Arbitrary<ShardsRequest> = fc.oneof(
   fc.record({ v: fc.constant(1 as const), type: fc.constant('hold' as const), manifest: cidArb(0x71), root: cidArb(0x70), shards: refsArb }),
   fc.record({ v: fc.constant(1 as const), type: fc.constant('holdings' as const), manifest: cidArb(0x71), from: fc.nat({ max: 2 ** 32 - 1 }), count: fc.integer({ min: 1, max: MAX_HOLDINGS_STRIPES }) }),
-  fc.constant({ v: 1 as const, type: 'info' as const })
+  fc.constant({ v: 1 as const, type: 'info' as const }),
+  fc.record({
+    v: fc.constant(1 as const),
+    type: fc.constant('reserve' as const),
+    blocks: fc.uniqueArray(fc.tuple(cidArb(0x55), fc.integer({ min: 1, max: MAX_RESERVE_BLOCK_BYTES })).map(([cid, size]) => ({ cid, size })), { minLength: 1, maxLength: 20, selector: b => b.cid.toString() })
+  })
 )
 const responseArb: fc.Arbitrary<ShardsResponse> = fc.oneof(
   fc.constant({ v: 1 as const, type: 'ok' as const }),
@@ -83,7 +88,7 @@ describe('shards protocol codec', () => {
   })
 
   it('mutated messages are rejected or stay valid', () => {
-    const keys = ['v', 'type', 'manifest', 'root', 'shards', 'from', 'count', 'zone', 'message', 'extra']
+    const keys = ['v', 'type', 'manifest', 'root', 'shards', 'from', 'count', 'zone', 'message', 'blocks', 'extra']
     fc.assert(fc.property(requestArb, responseArb, fc.constantFrom(...keys), junkArb, fc.boolean(), (req, res, key, value, drop) => {
       const a = mutate(req as any, key, value, drop)
       if (a !== undefined) decodesOrRejects(a, decodeShardsRequest, encodeShardsRequest)
@@ -100,6 +105,13 @@ describe('shards protocol codec', () => {
     }
     // a raw-codec manifest is not a manifest
     assert.throws(() => decodeShardsRequest(dagCbor.encode({ v: 1, type: 'holdings', manifest: root.toV1(), from: 0, count: 1 }).map(b => b)), { name: 'InvalidMessageError' })
+    // reserve: raw CIDs only, distinct, sizes within a shard's, 1..MAX_RESERVE_BLOCKS of them
+    const raw = CID.createV1(0x55, Digest.create(0x12, new Uint8Array(32).fill(2)))
+    for (const blocks of [[], [{ cid: root, size: 1 }], [{ cid: raw, size: 1 }, { cid: raw, size: 2 }], [{ cid: raw, size: MAX_RESERVE_BLOCK_BYTES + 1 }], [{ cid: raw, size: 0 }], [{ cid: raw, size: -1 }], [{ cid: raw }], [{ cid: raw, size: 1, x: 1 }],
+      Array.from({ length: MAX_RESERVE_BLOCKS + 1 }, (_, i) => ({ cid: CID.createV1(0x55, Digest.create(0x12, new Uint8Array(32).fill(i % 256).map((b, j) => j === 0 ? i >> 8 : b))), size: 1 }))]) {
+      assert.throws(() => decodeShardsRequest(dagCbor.encode({ v: 1, type: 'reserve', blocks })), { name: 'InvalidMessageError' })
+    }
+    assert.deepEqual(decodeShardsRequest(encodeShardsRequest({ v: 1, type: 'reserve', blocks: [{ cid: raw, size: 7 }] })), { v: 1, type: 'reserve', blocks: [{ cid: raw, size: 7 }] })
     // a map with keys out of canonical order
     const good = encodeShardsRequest({ v: 1, type: 'info' })
     const swapped = Uint8Array.from([0xa2, 0x64, ...Buffer.from('type'), 0x64, ...Buffer.from('info'), 0x61, 0x76, 0x01])

@@ -3,8 +3,11 @@
  * repos): a shard is stored only after its holder accepted a `hold` from
  * the pusher; a hold over the holder's quota for others gets a typed
  * refusal, records nothing, and placement leaves that peer out next time.
- * `add --wait` with a peer over its quota fails naming it, and the repair
- * pass places the file on the others.
+ * A `reserve` (a placement streamed during an add) counts against the
+ * quota at once, admits pushes of exactly the stated sizes, and ends with
+ * the hold that binds it, or with garbage collection once expired.
+ * `add --wait` pushes shards while it imports; a peer over its quota gets
+ * nothing and the shards go to the others.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -142,6 +145,48 @@ describe('holds, pushes and the quota between real nodes', () => {
     assert.ok(roomyStorage.heldForOthers > 0 && roomyStorage.maxForOthers > roomyStorage.heldForOthers)
   })
 
+  it('a reserve counts against the quota, admits pushes of exactly the stated sizes, survives a restart, and gc ends it once expired', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-reserve-')
+    const [placer, holder, small] = await Promise.all([startNode(t, dir, 'placer'), startNode(t, dir, 'holder'), startNode(t, dir, 'small', 100_000)])
+    await connect(placer, holder)
+    await connect(placer, small)
+    const blocks = await Promise.all([randomBytes(40_000), randomBytes(50_000), randomBytes(60_000)].map(async bytes => ({ cid: CID.createV1(0x55, await sha256.digest(bytes)), bytes })))
+    const holderId = holder.components.peerId
+    const push = async (to: string, list: typeof blocks): Promise<unknown> => await placer.components.exchange.putBlocks(peerIdFromString(to), list)
+    // over the quota for others: refused, typed, nothing recorded, nothing may be pushed
+    await assert.rejects(placer.components.durability.network.request(small.components.peerId, { v: 1, type: 'reserve', blocks: blocks.map(b => ({ cid: b.cid, size: b.bytes.byteLength })) }),
+      { name: 'QuotaExceededError' })
+    assert.equal((await small.components.durability.storage()).heldForOthers, 0)
+    await assert.rejects(push(small.components.peerId, blocks.slice(0, 1)), (err: Error) => err.message.includes(PUT_REFUSED))
+    // within it: the stated bytes count at once; a block stated smaller than it is is refused when pushed
+    const stated = [{ cid: blocks[0].cid, size: 40_000 }, { cid: blocks[1].cid, size: 50_000 }, { cid: blocks[2].cid, size: 1 }]
+    await placer.components.durability.network.request(holderId, { v: 1, type: 'reserve', blocks: stated })
+    assert.equal((await holder.components.durability.storage()).heldForOthers, 90_001)
+    await push(holderId, blocks.slice(0, 2))
+    await assert.rejects(push(holderId, blocks.slice(2)), (err: Error) => err.message.includes(PUT_REFUSED))
+    assert.equal(await holder.components.blockstore.has(blocks[2].cid), false, 'the understated block is not stored')
+    assert.equal(await holder.components.blockstore.has(blocks[0].cid), true)
+    // the records are durable: a restart counts them again, and gc keeps the reserved blocks
+    await holder.stop()
+    const again = await createShoalNode({ repo: join(dir, 'holder'), logger: createLogger('silent') })
+    await again.start()
+    defer(t, async () => { await again.stop() })
+    assert.equal((await again.components.durability.storage()).heldForOthers, 90_001)
+    await again.components.durability.collectGarbage()
+    assert.equal(await again.components.blockstore.has(blocks[0].cid), true, 'kept while reserved')
+    // once expired, no hold having bound them: gc ends the reservations and drops their blocks
+    const expire = []
+    for await (const r of again.components.holdings.reservations()) expire.push({ cid: CID.parse(r.cid), size: r.size })
+    assert.equal(expire.length, 3, 'the three reservations outlived the restart')
+    await again.components.holdings.reserve(placer.components.peerId, expire, Date.now() - 1)
+    await again.components.durability.collectGarbage()
+    const left = []
+    for await (const r of again.components.holdings.reservations()) left.push(r)
+    assert.deepEqual(left, [])
+    assert.equal((await again.components.durability.storage()).heldForOthers, 0)
+    assert.equal(await again.components.blockstore.has(blocks[0].cid), false, 'an expired reservation\'s block is collected')
+  })
+
   it('places copies that share a CID on one peer with one push (replicas:3 on two nodes)', TEST, async t => {
     const dir = await tempDir(t, 'shoal-copies-')
     const [writer, peer] = await Promise.all([startNode(t, dir, 'writer'), startNode(t, dir, 'peer')])
@@ -153,7 +198,7 @@ describe('holds, pushes and the quota between real nodes', () => {
     assert.ok(await shardRecords(peer, manifest) > 0)
   })
 
-  it('add --wait on a swarm where one peer is over its quota: the add fails naming it, nothing is stored there, and repair places elsewhere', TEST, async t => {
+  it('add --wait places its shards while it imports; a peer over its quota refuses them, gets nothing, and the add places them on the others', TEST, async t => {
     const dir = await tempDir(t, 'shoal-wait-')
     const [writer, a, b, full] = await Promise.all([startNode(t, dir, 'writer'), startNode(t, dir, 'a'), startNode(t, dir, 'b'), startNode(t, dir, 'full', 100_000)])
     for (const peer of [a, b]) await connect(writer, peer)
@@ -169,19 +214,30 @@ describe('holds, pushes and the quota between real nodes', () => {
     for await (const chunk of a.components.files.cat(info.cid)) read.push(chunk)
     assert.deepEqual(Buffer.concat(read), Buffer.from(data))
 
-    // a fourth peer with a tiny quota refuses its hold: the add fails naming it, stores nothing there
+    // the shards went out during the import: each holder accepted reservations, then one hold bound them
+    assert.ok(a.components.durability.stats.reservesAccepted > 0 && b.components.durability.stats.reservesAccepted > 0, 'shards were reserved and pushed during the import')
+    for (const holder of [a, b]) {
+      const left = []
+      for await (const r of holder.components.holdings.reservations()) left.push(r)
+      assert.deepEqual(left, [], 'the hold ended every reservation')
+      // what counts for others is exactly the shards held for the writer
+      let shards = 0
+      for await (const [manifest] of holder.components.holdings.manifests()) for await (const h of holder.components.holdings.held(manifest)) shards += h.size ?? 0
+      assert.equal(await held(holder), shards)
+    }
+
+    // a fourth peer with a tiny quota refuses to take shards: nothing is stored there, the add leaves it out and places on the others
     await connect(writer, full)
     await eventually('the full peer is connected', async () => writer.components.libp2p.getPeers().length === 3)
-    const fullId = full.components.peerId
-    await assert.rejects(writer.components.files.add('/t.bin', once(randomBytes(4 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true }),
-      (err: any) => err.name === 'PolicyNotMetError' && err.message.includes(`placement failed on ${fullId}`))
+    await writer.components.files.add('/t.bin', once(randomBytes(4 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
     assert.ok(full.components.durability.stats.holdsRefused > 0, 'refused over its quota')
+    assert.equal(full.components.durability.stats.reservesAccepted, 0)
     assert.equal(await held(full), 0)
-    assert.equal(await countBlocks(full), 2, 'no shard was pushed to it: it holds only the manifest (root and one page) it read to check the hold')
-    // the file is added; the next repair pass places it on the others
-    const pass = await writer.components.durability.repair()
-    assert.equal(pass.placed, 1)
-    assert.equal((await writer.components.files.pinStatus('/t.bin')).pending, undefined)
+    assert.equal(await countBlocks(full), 0, 'no shard was pushed to it')
+    const placed = await writer.components.files.pinStatus('/t.bin')
+    assert.equal(placed.pending, undefined, 'the placement is final')
+    assert.deepEqual(placed.summary, { healthy: placed.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
+    assert.ok(placed.stripes.every(s => s.shards.every(shard => !shard.holders.includes(full.components.peerId))), 'the full peer holds nothing')
   })
 })
 

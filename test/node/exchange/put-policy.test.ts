@@ -17,15 +17,15 @@ describe('ExpectedPuts', () => {
     const [x, y] = [await cidOf(1), await cidOf(2)]
     const expected = new ExpectedPuts()
     expected.expect('alice', [x])
-    assert.equal(expected.accepts('alice', x), true)
-    assert.equal(expected.accepts('bob', x), false, 'another peer may not push it')
-    assert.equal(expected.accepts('alice', y), false, 'a block not in the hold')
+    assert.equal(expected.accepts('alice', x, 7), true)
+    assert.equal(expected.accepts('bob', x, 7), false, 'another peer may not push it')
+    assert.equal(expected.accepts('alice', y, 7), false, 'a block not in the hold')
     // the same hash under another codec is the same block
-    assert.equal(expected.accepts('alice', CID.createV1(0x70, x.multihash)), true)
+    assert.equal(expected.accepts('alice', CID.createV1(0x70, x.multihash), 7), true)
     expected.used('alice', x)
-    assert.equal(expected.accepts('alice', x), false, 'used up once stored')
+    assert.equal(expected.accepts('alice', x, 7), false, 'used up once stored')
     assert.equal(expected.size, 0)
-    assert.equal(REFUSE_PUTS.accepts('alice', x), false)
+    assert.equal(REFUSE_PUTS.accepts('alice', x, 7), false)
   })
 
   it('forgets expectations when they expire, and when cancelled', async () => {
@@ -36,15 +36,26 @@ describe('ExpectedPuts', () => {
     now = 600
     expected.expect('alice', [y, z])
     expected.cancel('alice', [z])
-    assert.equal(expected.accepts('alice', z), false)
+    assert.equal(expected.accepts('alice', z, 7), false)
     now = 1000
-    assert.equal(expected.accepts('alice', x), false, 'expired')
-    assert.equal(expected.accepts('alice', y), true)
+    assert.equal(expected.accepts('alice', x, 7), false, 'expired')
+    assert.equal(expected.accepts('alice', y, 7), true)
     // a repeated hold starts the wait over
     expected.expect('alice', [y])
     now = 1900
-    assert.equal(expected.accepts('alice', y), true)
+    assert.equal(expected.accepts('alice', y, 7), true)
     assert.equal(expected.room('alice'), expected.maxPerPeer - 1, 'the expired one is gone')
+  })
+
+  it('with sizes, accepts a block only of the size agreed (what the quota counted)', async () => {
+    const [x, y] = [await cidOf(1), await cidOf(2)]
+    const expected = new ExpectedPuts()
+    expected.expect('alice', [x, y], [7, 9])
+    assert.equal(expected.accepts('alice', x, 7), true)
+    assert.equal(expected.accepts('alice', x, 8), false, 'a longer block than stated')
+    assert.equal(expected.accepts('alice', y, 7), false, 'a shorter block than stated')
+    assert.equal(expected.accepts('alice', y, 9), true)
+    assert.throws(() => { expected.expect('alice', [x], [1, 2]) }, { name: 'InvalidArgumentError' })
   })
 
   it('bounds expectations per peer (refusing more) and in all (dropping the oldest)', async () => {
@@ -53,12 +64,12 @@ describe('ExpectedPuts', () => {
     expected.expect('alice', cids.slice(0, 3))
     assert.equal(expected.room('alice'), 0)
     assert.throws(() => { expected.expect('alice', [cids[3]]) }, { name: 'InvalidArgumentError' })
-    assert.equal(expected.accepts('alice', cids[3]), false, 'nothing of a refused expectation is added')
+    assert.equal(expected.accepts('alice', cids[3], 7), false, 'nothing of a refused expectation is added')
     expected.expect('alice', [cids[0]]) // already expected: no room needed
     expected.expect('bob', cids.slice(3, 5))
     assert.equal(expected.size, 4)
-    assert.equal(expected.accepts('alice', cids[1]), false, 'the oldest went first')
-    assert.equal(expected.accepts('alice', cids[2]), true)
-    assert.equal(expected.accepts('bob', cids[4]), true)
+    assert.equal(expected.accepts('alice', cids[1], 7), false, 'the oldest went first')
+    assert.equal(expected.accepts('alice', cids[2], 7), true)
+    assert.equal(expected.accepts('bob', cids[4], 7), true)
   })
 })
