@@ -69,7 +69,7 @@ async function startDaemon (repo: string, keyFile: string | undefined, libp2pMet
 
 // ---------------------------------------------------------------- main
 
-interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number, cpuCli?: number, foreign?: number }
+interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number, cpuCli?: number, cpuReader?: number, foreign?: number }
 interface Run { figures: Figure[], raw: { mbps: number, seconds: number, identical: boolean, foreign?: number }, peakB?: number, anonB?: number, libp2pMetrics: boolean }
 
 /** One run: fresh daemons A (holding the files) and B (empty), each file cat on B, then the raw stream. */
@@ -117,9 +117,10 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
       cpuA,
       cpuB,
       cpuCli: cliCpu(acct0, acct1, self1),
+      cpuReader: (self1.user + self1.system) / 1e6,
       foreign: foreignCpu(acct0, acct1, [cpuA, cpuB])
     }
-    log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, CPU s A ${cpuText(cpuA)} / B ${cpuText(cpuB)} / CLI ${cpuText(f.cpuCli)}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
+    log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, CPU s A ${cpuText(cpuA)} / B ${cpuText(cpuB)} / CLI ${cpuText(f.cpuCli)} / reader of its stdout (this process) ${cpuText(f.cpuReader)}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
     figures.push(f)
   }
   const peakB = procStatus(b.pid, 'VmHWM')
@@ -160,17 +161,17 @@ function report (opts: Options, runs: Run[]): string {
   const per = (f: (r: Run) => number, digits = 0): string => n === 1 ? '' : ` [${runs.map(r => fmt(f(r), digits) + (runNoisy(r) ? '*' : '')).join(', ')}]`
   const pick = (r: Run, chunker: string): Figure => r.figures.find(f => f.chunker === chunker) as Figure
   const rawMbps = median(used.map(r => r.raw.mbps))
-  const rows = [['measure', 'MB/s', 'seconds', 'ratio', 'CPU s A / B / CLI']]
+  const rows = [['measure', 'MB/s', 'seconds', 'ratio', 'CPU s A / B / CLI / reader']]
   const ratios = new Map<string, number>()
   for (const chunker of opts.chunkers) {
     const ratio = median(used.map(r => pick(r, chunker).mbps / r.raw.mbps))
     ratios.set(chunker, ratio)
-    const cpu = (k: 'cpuA' | 'cpuB' | 'cpuCli'): string => {
+    const cpu = (k: 'cpuA' | 'cpuB' | 'cpuCli' | 'cpuReader'): string => {
       const xs = used.map(r => pick(r, chunker)[k]).filter((x): x is number => x !== undefined)
       return xs.length === 0 ? '?' : fmt(median(xs), 1)
     }
     rows.push([`remote cat (${opts.pnet ? '' : 'open swarm, '}${chunker})`, fmt(median(used.map(r => pick(r, chunker).mbps))) + per(r => pick(r, chunker).mbps),
-      fmt(median(used.map(r => pick(r, chunker).seconds)), 2), fmt(ratio, 2) + per(r => pick(r, chunker).mbps / r.raw.mbps, 2), `${cpu('cpuA')} / ${cpu('cpuB')} / ${cpu('cpuCli')}`])
+      fmt(median(used.map(r => pick(r, chunker).seconds)), 2), fmt(ratio, 2) + per(r => pick(r, chunker).mbps / r.raw.mbps, 2), `${cpu('cpuA')} / ${cpu('cpuB')} / ${cpu('cpuCli')} / ${cpu('cpuReader')}`])
   }
   rows.push([`raw noise+yamux${opts.pnet ? '+pnet' : ''} stream (${opts.rawWindow} MiB window)`, fmt(rawMbps) + per(r => r.raw.mbps), fmt(median(used.map(r => r.raw.seconds)), 2), '1.00', ''])
   const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
