@@ -214,8 +214,9 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
     const now = sim.time.now()
     const up = upNodes()
     let disks: Map<string, Map<string, Array<Set<number>>>> | undefined
+    const cutOff = sim.fabric.cutOffAmong(up.map(n => n.id))
     for (const b of present()) {
-      const away = b.state !== 'up' || up.some(a => a !== b && (!sim.fabric.reachable(a.id, b.id) || !sim.fabric.reachable(b.id, a.id) || sim.fabric.refuses(a.id, b.id)))
+      const away = b.state !== 'up' || cutOff.has(b.id)
       const was = awaySince.get(b.id)
       if (away && was === undefined) {
         disks ??= await onDisks()

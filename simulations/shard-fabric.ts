@@ -55,6 +55,8 @@ export class ShardFabric {
   readonly moved = new Map<string, number>()
   /** Calls made, calls that failed as unreachable, block bytes moved, and blocks pushed (puts). */
   readonly counts = { calls: 0, unreachable: 0, blockBytes: 0, pushes: 0 }
+  /** The nodes whose reachability changed, in order (`*`: possibly every node's); see {@link changedSince}. */
+  private readonly changes: string[] = []
   private readonly up = new Set<string>()
   private readonly side = new Map<string, number>()
   /** Legs cut one way, `from>to`. */
@@ -83,33 +85,63 @@ export class ShardFabric {
   setUp (id: string, up: boolean): void {
     if (up) this.up.add(id)
     else this.up.delete(id)
+    this.changes.push(id)
   }
 
   isUp (id: string): boolean { return this.up.has(id) }
+
+  /** The count of reachability changes so far (a cursor for {@link changedSince}). */
+  get version (): number { return this.changes.length }
+
+  /**
+   * The nodes whose reachability to some node changed after `version` (an
+   * empty set: none); undefined when that may be every node's (a partition
+   * or its end) or more than `limit` changes happened — check them all.
+   */
+  changedSince (version: number, limit: number): Set<string> | undefined {
+    if (this.changes.length - version > limit) return undefined
+    const out = new Set<string>()
+    for (let i = version; i < this.changes.length; i++) {
+      if (this.changes[i] === '*') return undefined
+      out.add(this.changes[i])
+    }
+    return out
+  }
 
   /** Split the nodes: each group is one side; nodes in no group form one more side. */
   partition (groups: readonly string[][]): void {
     this.side.clear()
     for (const [i, group] of groups.entries()) for (const id of group) this.side.set(id, i + 1)
+    this.changes.push('*')
   }
 
   /** Join every side again. */
-  heal (): void { this.side.clear() }
+  heal (): void {
+    this.side.clear()
+    this.changes.push('*')
+  }
 
   /** Cut the legs from `from` to `to` (one way; cut both directions for a partial partition). */
-  cut (from: string, to: string): void { this.cuts.add(`${from}>${to}`) }
+  cut (from: string, to: string): void {
+    this.cuts.add(`${from}>${to}`)
+    this.changes.push(from, to)
+  }
 
   /** Carry the legs from `from` to `to` again. */
-  restore (from: string, to: string): void { this.cuts.delete(`${from}>${to}`) }
+  restore (from: string, to: string): void {
+    this.cuts.delete(`${from}>${to}`)
+    this.changes.push(from, to)
+  }
 
   /** Calls `from` makes to `to` fail (as if unreachable), while `to` and everyone else still reach `from` and `to`; `on` false ends it. */
   refuse (from: string, to: string, on: boolean): void {
     if (on) this.refusals.add(`${from}>${to}`)
     else this.refusals.delete(`${from}>${to}`)
+    this.changes.push(from, to)
   }
 
   /** Whether calls from `from` to `to` are refused ({@link refuse}). */
-  refuses (from: string, to: string): boolean { return this.refusals.has(`${from}>${to}`) }
+  refuses (from: string, to: string): boolean { return this.refusals.size > 0 && this.refusals.has(`${from}>${to}`) }
 
   /** Make every leg to or from `id` `factor` times slower (1: normal). */
   slow (id: string, factor: number): void {
@@ -119,7 +151,30 @@ export class ShardFabric {
 
   /** Whether a message from `a` reaches `b` now. */
   reachable (a: string, b: string): boolean {
-    return this.up.has(a) && this.up.has(b) && (this.side.get(a) ?? 0) === (this.side.get(b) ?? 0) && !this.cuts.has(`${a}>${b}`)
+    return this.up.has(a) && this.up.has(b) && (this.side.get(a) ?? 0) === (this.side.get(b) ?? 0) && (this.cuts.size === 0 || !this.cuts.has(`${a}>${b}`))
+  }
+
+  /**
+   * Those of `ids` (nodes that are up) that some other of them cannot reach,
+   * cannot be reached by, or has its calls to refused — what checking
+   * {@link reachable} and {@link refuses} both ways for every pair says, in
+   * O(ids + cuts + refusals) rather than O(ids²).
+   */
+  cutOffAmong (ids: Iterable<string>): Set<string> {
+    const among = new Set(ids)
+    const sides = new Set<number>()
+    for (const id of among) sides.add(this.side.get(id) ?? 0)
+    if (sides.size > 1) return among
+    const out = new Set<string>()
+    for (const [pairs, both] of [[this.cuts, true], [this.refusals, false]] as const) {
+      for (const pair of pairs) {
+        const [from, to] = pair.split('>')
+        if (!among.has(from) || !among.has(to)) continue
+        out.add(to)
+        if (both) out.add(from)
+      }
+    }
+    return out
   }
 
   /**
@@ -131,7 +186,7 @@ export class ShardFabric {
   async call<T>(from: string, to: string, shape: CallShape<T>, serve: () => Promise<T>): Promise<T> {
     const sent = this.time.now()
     this.counts.calls++
-    if (this.refusals.has(`${from}>${to}`)) {
+    if (this.refuses(from, to)) {
       this.counts.unreachable++
       await this.wait(this.timeoutMs)
       throw new PeerUnreachableError(`${to} unreachable from ${from} (refused)`)

@@ -13,6 +13,15 @@
  * caller only, from the moment it failed. A peer never reached counts as
  * away since this node started, as in production (node/durability/network.ts).
  *
+ * The probe sends a call only where its outcome could change a view: to a
+ * peer this node never reached, or whose state here (or, for a peer it
+ * reaches, whose view of this node) disagrees with the fabric now. It looks
+ * only at the peers that may disagree: every peer on its first run and
+ * after a partition or a change of this node's own reachability, else the
+ * peers whose reachability changed, whose state here changed, or that
+ * disagreed last time. A quiet swarm of N nodes costs O(N) per probe
+ * period rather than O(N²) calls.
+ *
  * @module
  */
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -33,6 +42,9 @@ import type { VirtualTime } from './virtual-time.js'
 
 /** Bytes of a shards-protocol message on the wire (they are small and bounded). */
 const MESSAGE_BYTES = 256
+
+/** The signal of a request made without one: never aborted (one for all, not one per request). */
+const NEVER = new AbortController().signal
 
 /** Blocks expected from peers after their `hold`s: the put policy of one node. */
 export class SimExpectations implements PutExpectations {
@@ -95,6 +107,10 @@ export class SimShardsNetwork implements ShardsNetwork {
   private readonly probeIntervalMs: number
   private timer: unknown
   private running = false
+  /** The fabric's version at the last probe (-1: none yet). */
+  private probedAt = -1
+  /** Peers to look at in the next probe: their state here changed, or they disagreed last time. */
+  private readonly recheck = new Set<string>()
 
   constructor (private readonly components: SimShardsNetworkComponents, private readonly init: SimShardsNetworkInit) {
     this.self = init.self
@@ -140,7 +156,7 @@ export class SimShardsNetwork implements ShardsNetwork {
       const handler = side.handler
       if (handler === undefined) return { v: 1, type: 'error', message: 'not serving' } satisfies ShardsResponse
       try {
-        return await handler(this.self, request, signal ?? new AbortController().signal)
+        return await handler(this.self, request, signal ?? NEVER)
       } catch (err: any) {
         return { v: 1, type: 'error', message: String(err?.message ?? err) } satisfies ShardsResponse
       }
@@ -172,19 +188,51 @@ export class SimShardsNetwork implements ShardsNetwork {
     const before = this.state.get(peer)
     if (before?.up === up) return
     this.state.set(peer, { up, since: this.components.time.now() })
+    this.recheck.add(peer)
     if (!up && before?.up === true) for (const fn of this.listeners) fn(peer)
   }
 
   private schedule (ms: number): void {
     if (!this.running) return
     this.timer = this.components.time.setTimeout(() => {
-      for (const peer of this.init.peers) {
-        if (peer === this.self) continue
-        this.call(peer, { requestBytes: 64, answerBytes: () => 64 }, async () => true).catch(() => {})
-      }
+      this.probe()
       const jitter = 0.8 + 0.4 * this.components.rng.next()
       this.schedule(Math.round(this.probeIntervalMs * jitter))
     }, ms)
+  }
+
+  /** Probe the peers whose state a call could change (see the module comment). */
+  private probe (): void {
+    const { fabric } = this.components
+    const { peers } = this.init
+    const changed = this.probedAt < 0 ? undefined : fabric.changedSince(this.probedAt, peers.length)
+    this.probedAt = fabric.version
+    if (changed !== undefined) for (const peer of changed) this.recheck.add(peer)
+    const look = changed === undefined || changed.has(this.self) ? peers : [...this.recheck]
+    this.recheck.clear()
+    for (const peer of look) {
+      if (peer === this.self || this.agrees(peer)) continue
+      this.recheck.add(peer)
+      this.call(peer, { requestBytes: 64, answerBytes: () => 64 }, async () => true).catch(() => {})
+    }
+  }
+
+  /** Whether a probe of `peer` now would change no view: its outcome is what this node, and the peer of this node, believe already. */
+  private agrees (peer: string): boolean {
+    const state = this.state.get(peer)
+    if (state === undefined) return false
+    const { fabric } = this.components
+    const reaches = !fabric.refuses(this.self, peer) && fabric.reachable(this.self, peer) && fabric.reachable(peer, this.self)
+    if (!reaches) return !state.up
+    if (!state.up) return false
+    if (fabric.refuses(peer, this.self)) return true
+    const theirs = this.components.sides.get(peer)?.network
+    return theirs === undefined || theirs.believesUp(this.self)
+  }
+
+  /** Whether this node would take no news from a call of `peer` (it is not running, or believes `peer` up already). */
+  believesUp (peer: string): boolean {
+    return !this.running || this.state.get(peer)?.up === true
   }
 
   private side (id: string): SimNodeSide {

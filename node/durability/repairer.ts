@@ -172,13 +172,70 @@ export class Repairer {
     return report
   }
 
+  /**
+   * Check every stripe of `manifest` and rebuild what is due. The holders
+   * seen last time are asked first: when they still hold every shard and
+   * each stripe is healthy, that is the answer (nothing to do); otherwise
+   * every connected peer is asked, as the first time. So a pass over healthy
+   * files asks O(k+m) peers per stripe, not every peer of the swarm.
+   */
   private async repairManifest (manifest: CID, report: RepairReport, signal?: AbortSignal): Promise<void> {
+    const getter = this.components.blocks.getter({ signal })
+    const mroot = await loadManifestRoot(getter, manifest, signal)
+    const last = this.lastHolders(manifest, mroot)
+    if (last.size > 0) {
+      const narrow = await gatherView(this.components, manifest, mroot.stripes, signal, { peers: last })
+      const healthy = { ...emptySummary(), stripes: 0 }
+      if (await this.allHealthy(mroot, narrow, healthy, signal)) {
+        report.stripes += healthy.stripes
+        report.healthy += healthy.healthy
+        return
+      }
+    }
+    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
+    await this.checkStripes(manifest, mroot, view, report, signal)
+  }
+
+  /** The peers last seen holding a shard of `manifest` (this node aside). */
+  private lastHolders (manifest: CID, { k, m, stripes }: Pick<ManifestRoot, 'k' | 'm' | 'stripes'>): Set<string> {
+    const out = new Set<string>()
+    for (let s = 0; s < stripes; s++) {
+      for (let i = 0; i < k + m; i++) {
+        const peer = this.lastHolder.get(slotOf(manifest, s, i))?.peer
+        if (peer !== undefined && peer !== this.components.network.self) out.add(peer)
+      }
+    }
+    return out
+  }
+
+  /**
+   * Whether `view` shows every stripe healthy (each shard on a
+   * live holder, k+m distinct nodes, the zone cap kept): then no repair is
+   * due. Counts the stripes in `counted` as it goes; false at the first
+   * stripe that is not.
+   */
+  private async allHealthy (mroot: ManifestRoot, view: HolderView, counted: HealthSummary & { stripes: number }, signal?: AbortSignal): Promise<boolean> {
+    const { network } = this.components
+    const { placer } = this.init
+    const { k, m } = mroot
+    const isAlive = (p: string): boolean => p === VIRTUAL || network.downSince(p) === undefined
+    for await (const { index, stripe } of readStripes(this.components.blocks.getter({ signal }), mroot, signal)) {
+      for (let i = 0; i < k + m; i++) {
+        if (shardCID(stripe, k, i) !== undefined && !view.holders(index, i).some(isAlive)) return false
+      }
+      if (spreadHealth(k, m, stripe, index, view, isAlive, p => placer.zoneOf(p)) !== 'healthy') return false
+      counted.stripes++
+      counted.healthy++
+    }
+    return true
+  }
+
+  /** Check each stripe of `manifest` against `view` (every connected peer asked) and rebuild the shards due. */
+  private async checkStripes (manifest: CID, mroot: ManifestRoot, view: HolderView, report: RepairReport, signal?: AbortSignal): Promise<void> {
     const { network, clock } = this.components
     const { placer, rebuilder, graceMs } = this.init
     const getter = this.components.blocks.getter({ signal })
-    const mroot = await loadManifestRoot(getter, manifest, signal)
     const { k, m } = mroot
-    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
     const peers = await placer.livePeers(signal)
     const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && network.downSince(p) === undefined)
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {

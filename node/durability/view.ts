@@ -41,16 +41,26 @@ export interface ViewComponents {
   logger: Logger
 }
 
+/** Which peers {@link gatherView} asks. */
+export interface GatherOptions {
+  /** Ask only these peers (those of them connected now) instead of every connected peer. */
+  peers?: Iterable<string>
+}
+
 /**
- * Ask every connected peer and this node which shards of `manifest` (with
- * `stripes` stripes) they hold. Peers that fail to answer are left out.
+ * Ask every connected peer (or those of `options.peers`) and this node
+ * which shards of `manifest` (with `stripes` stripes) they hold. Peers that
+ * fail to answer are left out.
  */
-export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, signal?: AbortSignal): Promise<HolderView> {
+export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, signal?: AbortSignal, options: GatherOptions = {}): Promise<HolderView> {
   const { network, holdings, blockstore } = components
   const view = new HolderView()
   for await (const held of presentShards(holdings, blockstore, manifest)) view.add(held.stripe, held.shard, network.self)
   view.asked.push(network.self)
-  await Promise.all(network.connected().map(async peer => {
+  const peers = options.peers === undefined
+    ? network.connected()
+    : [...new Set(options.peers)].filter(p => p !== network.self && network.downSince(p) === undefined)
+  await Promise.all(peers.map(async peer => {
     try {
       for (let from = 0; from < Math.max(stripes, 1); from += MAX_HOLDINGS_STRIPES) {
         const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from, count: MAX_HOLDINGS_STRIPES }, signal)
