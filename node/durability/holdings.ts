@@ -359,13 +359,27 @@ export class Holdings {
   }
 
   /** Bytes `peer` has reserved of `cids` now. */
-  async reservedOf (peer: string, cids: CID[]): Promise<number> {
+  async reservedOf (peer: string, cids: Array<CID | string>): Promise<number> {
     let total = 0
-    for (const cid of cids) {
-      const bytes = await this.kv.get(reservationKey(peer, cid.toString()))
-      if (bytes !== undefined) total += decodeJSON<Reservation>(bytes).size
-    }
+    for (const [, r] of await this.reservedAmong(peer, cids)) total += r.size
     return total
+  }
+
+  /**
+   * The reservations of `peer` among `cids`, by key: one range scan of that
+   * peer's reservations (a few batches of a streamed placement, or none),
+   * not a read per CID (a hold names up to 65,536 shards).
+   */
+  private async reservedAmong (peer: string, cids: Array<CID | string>): Promise<Array<[string, Reservation]>> {
+    const out: Array<[string, Reservation]> = []
+    if (cids.length === 0) return out
+    const wanted = new Set(cids.map(String))
+    const prefix = reservationKey(peer, '')
+    for await (const [key, value] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) {
+      const r = decodeJSON<Reservation>(value)
+      if (wanted.has(r.cid)) out.push([key, r])
+    }
+    return out
   }
 
   /** Every reservation, expired or not (garbage collection drops the expired ones). */
@@ -375,19 +389,12 @@ export class Holdings {
 
   /** End the reservations of `cids` by `peer` (a hold bound them, or they expired). */
   async endReservations (peer: string, cids: Array<CID | string>, sync = true): Promise<void> {
-    if (cids.length === 0) return
     await this.heldForOthers()
+    const ended = await this.reservedAmong(peer, cids)
+    if (ended.length === 0) return
     let freed = 0
-    const ops: KVOp[] = []
-    for (const cid of cids) {
-      const key = reservationKey(peer, cid.toString())
-      const bytes = await this.kv.get(key)
-      if (bytes === undefined) continue
-      freed += decodeJSON<Reservation>(bytes).size
-      ops.push({ type: 'del', key })
-    }
-    if (ops.length === 0) return
-    await this.kv.batch(ops, sync)
+    for (const [, r] of ended) freed += r.size
+    await this.kv.batch(ended.map(([key]) => ({ type: 'del', key })), sync)
     this.adjustForOthers(-freed)
   }
 
