@@ -123,6 +123,11 @@ const MAX_PLACEMENT_BACKLOG = 4096
 export interface CatOptions { offset?: number, length?: number, signal?: AbortSignal }
 
 
+/** The namespace record of a file just imported (mode 0644 and now unless given). */
+function fileRecord (cid: CID, size: number, meta: { mode?: number, mtime?: number }): Parameters<Namespace['putFile']>[1] {
+  return { cid: cid.toString(), size, mode: meta.mode ?? 0o644, mtime: meta.mtime ?? Date.now() }
+}
+
 /** File operations over one node's namespace and block store. */
 export class Files {
   private readonly components: FilesComponents
@@ -195,7 +200,7 @@ export class Files {
         // acknowledged once the file and its entry are durable here: coding and placement follow in the background
         const { cid, size } = await importContent(this.components.blockstore, source, { ...options, commit: false, leafWorker: this.components.leafWorker })
         ms.import = Math.round(performance.now() - started)
-        const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
+        const record = fileRecord(cid, size, options)
         record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
         await durability.sync()
         return await this.components.namespace.putFile(target, record)
@@ -208,7 +213,7 @@ export class Files {
       waiting = encoded?.waiting
       placement = encoded?.placement
       ms.encode = Math.round(performance.now() - started) - ms.import
-      const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: options.mode ?? 0o644, mtime: options.mtime ?? Date.now() }
+      const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
       return await this.components.namespace.putFile(target, record)
     })
@@ -259,7 +264,7 @@ export class Files {
       for (let i = 0; i < items.length; i++) {
         const item = items[i]
         const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, leafWorker: this.components.leafWorker })
-        const record: Parameters<Namespace['putFile']>[1] = { cid: cid.toString(), size, mode: item.mode ?? 0o644, mtime: item.mtime ?? Date.now() }
+        const record = fileRecord(cid, size, item)
         if (durability !== undefined) record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: item.pin, path: targets[i] }) }
         files.push({ path: targets[i], record })
       }
