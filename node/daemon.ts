@@ -85,10 +85,11 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     }
     // mounts left by a daemon that was killed: freed and mounted again before we say we are ready
     await components.fuse.restore().catch((err: any) => { components.logger.warn({ err: err?.message }, 'restoring recorded mounts failed') })
+    // said before <repo>/api (which says the daemon is ready), so whoever waits for that file finds the warning already written
+    if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
     const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
     await writeLineAtomically(layout.api, apiMultiaddr)
     components.logger.info({ api: apiMultiaddr, gateway: gatewayAt ?? 'off', peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')
-    if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
     new Ballast(layout.ballast, components.disk).ensure().catch((err: any) => { components.logger.warn({ err: err?.message }, 'cannot write the ballast file') })
     if (!components.config.privateSwarm) {
       components.logger.warn({ listen: components.config.listen, trusted: components.trust.list().length }, 'open swarm: any node that reaches the listen addresses can connect and fetch blocks; only this node and `shoal trust` peers write the namespace (docs/security.md)')
