@@ -70,7 +70,7 @@ export interface AddEncoderParts {
   components: DurabilityParts
   settings: Pick<DurabilitySettings, 'largeFrom' | 'largePolicy' | 'smallPolicy'>
   encoder: Pick<Encoder, 'getCoder' | 'stripeCoder'>
-  placer: Pick<Placer, 'shortage' | 'livePeers' | 'sendHold' | 'noteRefusal' | 'conclude'>
+  placer: Pick<Placer, 'shortage' | 'livePeers' | 'sendHold' | 'noteRefusal' | 'conclude' | 'track'>
 }
 
 type State =

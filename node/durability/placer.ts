@@ -44,7 +44,9 @@ export interface PlaceResult {
 /**
  * Progress of a placement: shard blocks pushed to other peers so far, of
  * `total` (those of failed peers never arrive). The first event, before any
- * push, has `pushed: 0`; then one follows each part acked by a peer.
+ * push, has `pushed: 0`; then one follows each part acked by a peer. In a
+ * placement streamed during an add, `total` grows as the import queues
+ * stripes.
  */
 export type PlaceProgressEvents = ProgressEvent<'shoal:durability:place', { pushed: number, total: number, peer?: string }>
 
@@ -125,7 +127,7 @@ export class Placer {
     const failed: string[] = []
     let pushed = 0
     const progress = { pushed, total }
-    this.running.set(manifest.toString(), progress)
+    const untrack = this.track(manifest, progress)
     try {
       onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total }))
       await Promise.all([...parts].map(async ([peer, list]) => {
@@ -147,7 +149,7 @@ export class Placer {
         }
       }))
     } finally {
-      this.running.delete(manifest.toString())
+      untrack()
     }
     const released = await releaseHandedOver(holdings, manifest, perPeer, { self: network.self, failed, sync })
     await this.conclude({ manifest, root: root.root, k, m, since: now, livePeers: peers.length, failed, sync })
@@ -207,6 +209,17 @@ export class Placer {
   placing (manifest: CID | string): { pushed: number, total: number } | undefined {
     const p = this.running.get(manifest.toString())
     return p === undefined ? undefined : { ...p }
+  }
+
+  /**
+   * Show `progress` (updated by the caller as it pushes) as the placement of
+   * `manifest` under way, for `pin status` and `status`, until the returned
+   * function is called.
+   */
+  track (manifest: CID | string, progress: { pushed: number, total: number }): () => void {
+    const key = manifest.toString()
+    this.running.set(key, progress)
+    return () => { if (this.running.get(key) === progress) this.running.delete(key) }
   }
 
   /** Manifests whose placement runs now. */

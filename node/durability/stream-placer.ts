@@ -73,10 +73,11 @@ export class StreamPlacer {
   private readonly mine: Array<{ ref: ShardRef, cid: CID }> = []
   private readonly since: number
   private queuedBytes = 0
-  private pushed = 0
+  /** Shard blocks pushed to peers so far, of how many were queued for them (shown by `pin status` once the manifest exists). */
+  private readonly progress = { pushed: 0, total: 0 }
   private wake?: () => void
 
-  constructor (private readonly components: DurabilityParts, private readonly placer: Pick<Placer, 'sendHold' | 'noteRefusal' | 'conclude'>, private readonly init: StreamPlacerInit) {
+  constructor (private readonly components: DurabilityParts, private readonly placer: Pick<Placer, 'sendHold' | 'noteRefusal' | 'conclude' | 'track'>, private readonly init: StreamPlacerInit) {
     this.since = components.clock.now()
   }
 
@@ -98,6 +99,7 @@ export class StreamPlacer {
       const key = blockKey(block.cid)
       if (state.sent.has(key)) return
       state.sent.add(key)
+      this.progress.total++
       state.queue.push({ ref, block })
       state.queuedBytes += block.bytes.byteLength
       this.queuedBytes += block.bytes.byteLength
@@ -117,9 +119,19 @@ export class StreamPlacer {
    * conclude the placement.
    */
   async finish (manifest: CID, root: CID, options: { sync?: boolean } = {}): Promise<PlaceResult> {
+    const sync = options.sync !== false
+    const untrack = this.placer.track(manifest, this.progress)
+    try {
+      return await this.conclude(manifest, root, sync)
+    } finally {
+      untrack()
+    }
+  }
+
+  /** {@link finish}, tracked. */
+  private async conclude (manifest: CID, root: CID, sync: boolean): Promise<PlaceResult> {
     const { holdings } = this.components
     const { k, m, signal, peers } = this.init
-    const sync = options.sync !== false
     for (const [peer, state] of this.peers) if (state.queue.length > 0) this.run(peer, state)
     await Promise.all([...this.peers.values()].map(async s => { await s.running }))
     await holdings.noteManifest(manifest, { root: root.toString(), k, m, role: 'origin', since: this.since }, sync)
@@ -139,7 +151,7 @@ export class StreamPlacer {
     }))
     await this.placer.conclude({ manifest, root, k, m, since: this.since, livePeers: peers.length, failed, sync })
     // a new manifest: this node held none of its shards before, so none is released
-    return { manifest: manifest.toString(), stripes: this.records.length, pushed: this.pushed, local: this.mine.length, peers: this.peers.size + (this.mine.length > 0 ? 1 : 0), failed, released: 0 }
+    return { manifest: manifest.toString(), stripes: this.records.length, pushed: this.progress.pushed, local: this.mine.length, peers: this.peers.size + (this.mine.length > 0 ? 1 : 0), failed, released: 0 }
   }
 
   /** Start the peer's push loop unless it runs. */
@@ -158,10 +170,10 @@ export class StreamPlacer {
         const answer = await network.request(peer, { v: 1, type: 'reserve', blocks: batch.map(q => ({ cid: q.block.cid, size: q.block.bytes.byteLength })) }, signal)
         if (answer.type !== 'ok') throw new Error(`peer ${peer} answered reserve with ${answer.type}`)
         const result = await exchange.putBlocks(peerIdFromString(peer), batch.map(q => q.block), { signal })
-        this.pushed += result.blocks
+        this.progress.pushed += result.blocks
         stats.shardsPushed += result.blocks
         this.components.metrics?.shardsPlaced.inc(result.blocks)
-        onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed: this.pushed, total: 0, peer }))
+        onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed: this.progress.pushed, total: this.progress.total, peer }))
       } catch (err: any) {
         this.fail(peer, state, err)
       } finally {

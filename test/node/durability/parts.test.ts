@@ -207,6 +207,33 @@ describe('durability parts', () => {
     assert.equal(status.stripes.length, Math.ceil(Math.ceil(data.byteLength / 262_144) / 4))
   })
 
+  it('while an add --wait binds its streamed shards, its manifest shows as placing with its progress (what `pin status` reports); nothing once it returns', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const { durability, files } = writer.components
+    const data = randomBytes(3 * 1024 * 1024 + 4_321)
+    // the streamed placement binds each peer's shards with a `hold` once the manifest exists: what status says then
+    const seen: Array<{ pushed: number, total: number } | undefined> = []
+    const request = durability.network.request.bind(durability.network)
+    durability.network.request = async (peer, message, signal) => {
+      if (message.type === 'hold') seen.push(durability.placing(message.manifest))
+      return await request(peer, message, signal)
+    }
+    defer(t, async () => { durability.network.request = request })
+    await files.add('/w.bin', once(data), { chunker: CHUNKER, pin: 'ec:2+1', wait: true })
+    // 13 leaves of 256 KiB: 7 stripes of 3 shards on three nodes (the last one short: its zero shard is not pushed)
+    assert.equal(seen.length, 2, 'one hold per peer')
+    for (const placing of seen) {
+      assert.ok(placing !== undefined, 'the placement shows while it binds')
+      assert.ok(placing.total > 0 && placing.pushed === placing.total, `every queued shard pushed before the holds: ${JSON.stringify(placing)}`)
+    }
+    const status = await files.pinStatus('/w.bin')
+    assert.equal(status.placing, undefined, 'nothing is placing once the add returned')
+    assert.equal(status.pending, undefined, 'placement is final')
+    assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
+  })
+
   it('a plain add returns once the file is durable here; it is coded (the manifest --wait gives), bound and placed after', TEST, async t => {
     const nodes = await threeNodes(t)
     const [writer] = nodes
