@@ -21,7 +21,7 @@ export interface ApiServerInit {
 }
 
 /** How long a refused request's client may go on sending once it has its answer, before the connection is cut. */
-const REFUSED_LINGER_MS = 2_000
+export const REFUSED_LINGER_MS = 2_000
 
 /** The running API. */
 export interface ApiServer {
@@ -133,10 +133,13 @@ function requestUrl (req: IncomingMessage): URL | undefined {
 }
 
 /**
- * Close a refused request's connection once its answer is out: the client
- * reads the answer while it is still sending (cutting at once would make it
- * fail with EPIPE before it read why), and {@link REFUSED_LINGER_MS} later
- * the connection is cut whatever it still sends.
+ * Close a refused request's connection once its answer is out, unless the
+ * client finishes its request first: the client reads the answer while it
+ * is still sending (cutting at once would make it fail with EPIPE before it
+ * read why), and {@link REFUSED_LINGER_MS} later the connection is cut
+ * whatever it still sends. A request whose rest arrives in time (read and
+ * dropped) leaves a clean connection: the client's next requests on it are
+ * served, not cut in the middle by a timer of the refused one.
  */
 function closeAfterAnswer (req: IncomingMessage, res: ServerResponse): void {
   // no `Connection: close`: with it the server ends the socket as soon as the
@@ -147,8 +150,15 @@ function closeAfterAnswer (req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket as Socket | null
   if (socket === null) return
   res.once('finish', () => {
+    if (req.complete) return
     const timer = setTimeout(() => { socket.destroy() }, REFUSED_LINGER_MS)
     timer.unref()
-    socket.once('close', () => { clearTimeout(timer) })
+    const done = (): void => {
+      clearTimeout(timer)
+      socket.off('close', done)
+      req.off('end', done)
+    }
+    socket.once('close', done)
+    req.once('end', done)
   })
 }

@@ -4,11 +4,12 @@
  */
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
+import { Agent, request } from 'node:http'
 import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { readFile } from 'node:fs/promises'
 import { routes } from '../../../node/api/routes.js'
+import { REFUSED_LINGER_MS } from '../../../node/api/server.js'
 import { randomBytes } from '../../helpers/bytes.js'
 import { sleep, startDaemon, suiteContext, type TestDaemon } from '../../helpers/cli.js'
 
@@ -236,6 +237,38 @@ describe('HTTP API', () => {
         .filter(f => f[3] === '0A' && f[1]?.endsWith(`:${hexPort}`))
         .map(f => f[1])
       assert.deepEqual(listening, [`0100007F:${hexPort}`])
+    }
+  })
+
+  it('a refused request whose small body arrived keeps its connection usable: the next requests on it are served, not cut by the refusal\'s linger timer', TEST, async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      const send = async (method: string, path: string, body?: string): Promise<{ status: number, socket: unknown }> => await new Promise((resolve, reject) => {
+        const req = request(new URL(path, d.url), { method, agent, headers: { authorization: `Bearer ${d.token}` }, timeout: 15_000 }, res => {
+          res.resume()
+          res.once('end', () => { resolve({ status: res.statusCode ?? 0, socket: req.socket }) })
+          res.once('error', reject)
+        })
+        req.once('error', reject)
+        req.once('timeout', () => { req.destroy(new Error(`${method} ${path} timed out`)) })
+        req.end(body)
+      })
+      // refused (no `to`) before its body was read: the body is read and dropped after the answer
+      const refused = await send('POST', '/api/v0/add', 'body')
+      assert.equal(refused.status, 400)
+      // the same connection carries requests for longer than the linger: none is cut, none needs a new connection
+      const until = Date.now() + REFUSED_LINGER_MS + 1_000
+      let served = 0
+      for (let i = 0; i < 10_000 && Date.now() < until; i++) {
+        const next = await send('GET', '/api/v0/id')
+        assert.equal(next.status, 200)
+        assert.equal(next.socket, refused.socket, `request ${i} came on a new connection: the refused one's was cut`)
+        served++
+        await sleep(50)
+      }
+      assert.ok(served > 0)
+    } finally {
+      agent.destroy()
     }
   })
 
