@@ -34,6 +34,8 @@ if (command.mode === 'scale') {
     writers: command.writers,
     interval: command.interval,
     network: { degree: command.degree },
+    // SIM_OWN_VERIFIERS=1: every replica checks every signature it receives itself (as in production) instead of once for the swarm
+    sharedVerifier: process.env.SIM_OWN_VERIFIERS === undefined,
     // SIM_HEAP_SNAPSHOT=1: a heap snapshot once converged, every node still up (what dominates memory)
     onConverged: process.env.SIM_HEAP_SNAPSHOT === undefined ? undefined : () => { console.log(`heap snapshot ${writeHeapSnapshot()}`) },
     // SIM_PROGRESS=1: where the run is, with wall time and peak RSS (a long run stopped early says how far it got)
@@ -44,7 +46,7 @@ if (command.mode === 'scale') {
   console.log(`virtual ${(r.virtualMs / 1000).toFixed(1)} s (converged ${String(r.converged)} ${(r.convergeMs / 1000).toFixed(1)} s after the heal), wall ${wall()} s, peak RSS ${peakMiB()} MiB`)
   console.log(`messages: ${n.sent} legs sent, ${n.delivered} delivered, ${n.seen} already seen, ${n.dropped} dropped, ${n.unreachable} unreachable; links ${n.links}, max hops ${n.maxHops}; requests ${n.requests} (${n.notLinked} to unlinked peers, ${n.timeouts} timed out); gossip handled ${r.gossipHandled}; pulls ${r.pulls} (${r.pullFailures} failed); events ${r.events}`)
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
-  console.log(`gossip received: ${r.gossip.messages} messages, ${mib(r.gossip.bytes)} MiB (all nodes); heartbeats ${r.gossip.heartbeats} published, ${r.gossip.heartbeatsSkipped} skipped`)
+  console.log(`gossip received: ${r.gossip.messages} messages, ${mib(r.gossip.bytes)} MiB (all nodes); heartbeats ${r.gossip.heartbeats} published, ${r.gossip.heartbeatsSkipped} skipped; signatures ${r.signatures.checks} checked, ${r.signatures.hits} answered again`)
   if (r.lost.length > 0) console.log(`LOST on ${r.replicasMissing} replicas: ${r.lost.join(' ')}`)
   process.exitCode = r.converged && r.lost.length === 0 ? 0 : 1
 } else {

@@ -22,6 +22,7 @@ import { NamespaceSync, type SyncNetwork } from '../node/namespace/sync.js'
 import { writeCID } from './namespace-ops.js'
 import { REAL_REQUEST_TIMEOUT } from './namespace-sim.js'
 import { Prng } from './prng.js'
+import { swarmVerifier } from './swarm-verifier.js'
 import { VirtualNetwork, type NetworkOptions, type NetworkStats } from './virtual-network.js'
 import { VirtualTime } from './virtual-time.js'
 
@@ -45,6 +46,13 @@ export interface ScaleOptions {
   convergeWithin?: number
   /** Virtual ms to run on after convergence with no writes (a quiet swarm), measured apart. @default 0 */
   quietFor?: number
+  /**
+   * Every replica checks signatures through one {@link swarmVerifier} (each
+   * signed entry verified once for the swarm, not once per node that
+   * receives it: the answer is the same); false gives each replica its own
+   * `peerIdVerifier`, as production has. @default true
+   */
+  sharedVerifier?: boolean
   /** Called once the swarm has converged, every node still up (a heap snapshot at the peak, `SIM_HEAP_SNAPSHOT`). */
   onConverged?: () => void
   /** Told where the run is: each phase as it starts, and every {@link PROGRESS_EVERY} virtual ms while converging, how many nodes have the first node's clock. */
@@ -91,6 +99,8 @@ export interface ScaleResult {
   quiet: GossipTally & { ms: number }
   /** Events the scheduler ran. */
   events: number
+  /** Signatures checked for real, and answers the shared verifier gave again (0 without it). */
+  signatures: { checks: number, hits: number }
 }
 
 /** A write that was acknowledged. */
@@ -108,9 +118,10 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const logger = pino({ level: 'silent' })
   const interval = options.interval ?? 10_000
   const nodes: Node[] = []
+  const shared = options.sharedVerifier === false ? undefined : swarmVerifier()
   for (let i = 0; i < options.nodes; i++) {
     const signer = signerFromKey(await generateKeyPairFromSeed('Ed25519', rng.bytes(32)))
-    const replica = new Replica({ kv: new MemoryKV(), signer, verifier: peerIdVerifier(), clock: time, logger })
+    const replica = new Replica({ kv: new MemoryKV(), signer, verifier: shared?.verifier ?? peerIdVerifier(), clock: time, logger })
     await replica.open()
     const received = { messages: 0, bytes: 0 }
     const sync = new NamespaceSync(
@@ -224,7 +235,8 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     ...totals,
     gossip,
     quiet,
-    events: time.events
+    events: time.events,
+    signatures: { checks: shared?.stats.checks ?? 0, hits: shared?.stats.hits ?? 0 }
   }
 }
 

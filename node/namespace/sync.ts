@@ -329,6 +329,13 @@ export class NamespaceSync {
     }
     this.stats.published++
     this.quietRounds = 0
+    const push = carried.length > 0 && carried.length === entries.length ? pushClock(carried) : undefined
+    if (push !== undefined) {
+      // a push: the receivers' own checks of the entries tell them what they lack (see pushClock)
+      raise(this.announced, push)
+      await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock: push, heads: [], entries: carried }))
+      return
+    }
     raise(this.announced, clock)
     await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock, heads: heads.slice(0, MAX_HEADS), entries: carried }))
   }
@@ -531,6 +538,23 @@ function raisedBy (clock: VectorClock, entries: Uint8Array[]): VectorClock | und
     if ((out[author] ?? 0) < seq) out[author] = seq
   }
   return out
+}
+
+/**
+ * The clock a push (the gossip of local entries, all carried) names: the
+ * dots of its entries only, not the writer's whole clock, so a push costs
+ * O(its entries) to send, decode and note whatever the number of authors.
+ * Nothing a receiver needs is lost: a local entry's parents are the
+ * writer's heads, so its causal past is what the writer held when it wrote
+ * it, and a receiver missing part of that holds the entry back (its counter
+ * stays below the pushed dot) and pulls from the sender. The writer's
+ * whole clock still travels in heartbeats, pull requests and pull answers
+ * (what members have seen, causal stability). Older receivers decode the
+ * same message shape (a clock with fewer authors). Undefined when an
+ * entry's dot cannot be read off its bytes (the whole clock is sent).
+ */
+function pushClock (entries: Uint8Array[]): VectorClock | undefined {
+  return raisedBy({}, entries)
 }
 
 /** Raise `into` pointwise to at least `clock` (an in-place {@link merge}: gossip is frequent). */
