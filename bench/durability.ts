@@ -2,6 +2,13 @@
  * Durability figures, each next to its ceiling in the same run:
  *
  *   npm run build && node dist/bench/durability.js [--size 1GiB] [--nodes 8] [--keep]
+ *     [--reads-only] [--rounds N] [--cpu-prof DIR]
+ *
+ * `--reads-only` skips the timed adds' second striped file and the repair
+ * (the reads need one striped and one plain file); `--rounds N` times the
+ * one-holder and healthy striped `cat` N times, alternating, for same-run
+ * ratios; `--cpu-prof DIR` runs the reading daemon with `--cpu-prof` (its
+ * profile is written to DIR when the bench stops it).
  *
  * Eight nodes by default: with two holders stopped, six live peers can still
  * take the six distinct shards of a stripe (repair never doubles them up).
@@ -30,7 +37,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createErasureCoder } from '../node/durability/erasure.js'
-import { cliOk, fmt, installCleanup, log, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
+import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
 import { cpuOf, rawStream, settle } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
@@ -39,10 +46,10 @@ const K = 4
 const M = 2
 const GRACE_MS = 3000
 
-interface Options { size: number, nodes: number, keep: boolean }
+interface Options { size: number, nodes: number, keep: boolean, readsOnly: boolean, rounds: number, cpuProf?: string }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 1024 * MiB, nodes: 8, keep: false }
+  const o: Options = { size: 1024 * MiB, nodes: 8, keep: false, readsOnly: false, rounds: 1 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--size') {
@@ -51,9 +58,14 @@ function parseArgs (argv: string[]): Options {
       o.size = Number(m[1]) * (m[2] === 'GiB' ? 1024 : 1) * MiB
     } else if (a === '--nodes') o.nodes = Number(argv[++i])
     else if (a === '--keep') o.keep = true
+    else if (a === '--reads-only') o.readsOnly = true
+    else if (a === '--rounds') o.rounds = Number(argv[++i])
+    else if (a === '--cpu-prof') o.cpuProf = argv[++i]
     else throw new Error(`unknown option ${a}`)
   }
   if (!Number.isSafeInteger(o.nodes) || o.nodes < K + M) throw new Error(`--nodes must be at least ${K + M}`)
+  if (!Number.isSafeInteger(o.rounds) || o.rounds < 1) throw new Error('--rounds must be a positive integer')
+  if (o.cpuProf === '') throw new Error('--cpu-prof takes a directory')
   return o
 }
 
@@ -84,12 +96,23 @@ async function json<T> (args: string[]): Promise<T> {
   return JSON.parse((await cliOk(['--json', ...args])).stdout) as T
 }
 
+/** One timed `cat`: its seconds and the CPU seconds of the reading daemon and of all the others. */
+interface CatRun { seconds: number, readerCpu: number, othersCpu: number }
+
+/** The median run by seconds, the faster middle one for an even count (reported when `--rounds` is more than 1). */
+function medianRun (runs: CatRun[]): CatRun {
+  return [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor((runs.length - 1) / 2)]
+}
+
 /** A timed `cat` on `repo`'s daemon, with the CPU seconds the reading daemon and all the others used meanwhile. */
-async function timedCat (repo: string, path: string, expected: string, daemons: Array<BenchDaemon | undefined>): Promise<{ seconds: number, readerCpu: number, othersCpu: number }> {
+async function timedCat (repo: string, path: string, expected: string, daemons: Array<BenchDaemon | undefined>): Promise<CatRun> {
   const cpu = (): number[] => daemons.map(d => d === undefined ? 0 : cpuOf(d.pid) ?? 0)
   const before = cpu()
   const hash = createHash('sha256')
+  // the monotonic clock of a CPU profile (µs): the window of this cat in the reader's profile
+  const from = process.hrtime.bigint() / 1000n
   const r = await cliOk(['--repo', repo, 'cat', path], chunk => { hash.update(chunk) })
+  log(`cat ${path}: monotonic µs ${from}–${process.hrtime.bigint() / 1000n}`)
   if (hash.digest('hex') !== expected) throw new Error(`cat ${path} on ${repo} is not byte-identical`)
   const used = cpu().map((c, i) => c - before[i])
   const at = daemons.findIndex(d => d?.repo === repo)
@@ -144,7 +167,8 @@ async function main (): Promise<number> {
 
   const repos = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => await initRepo(dir, i, keyFile)))
   const daemons: Array<BenchDaemon | undefined> = []
-  for (const repo of repos) daemons.push(await spawnDaemon(repo, `${repo}.log`))
+  // the reader is the last daemon
+  for (const [i, repo] of repos.entries()) daemons.push(await spawnDaemon(repo, `${repo}.log`, i === repos.length - 1 ? opts.cpuProf : undefined))
   try {
     const ids = await Promise.all(repos.map(async repo => await json<{ id: string, addresses: string[] }>(['--repo', repo, 'id'])))
     for (let i = 0; i < repos.length; i++) {
@@ -156,9 +180,12 @@ async function main (): Promise<number> {
     const striped = await cliOk(['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`, '--wait'])
     log(`add --pin none: ${fmt(mbps(opts.size, plain.seconds))} MB/s; add --pin ec:4+2 --wait (encode + place on ${opts.nodes} nodes): ${fmt(mbps(opts.size, striped.seconds))} MB/s`)
     // a plain add returns once the file is durable on the writer; its placement goes on after
-    const background = await cliOk(['--repo', writer, 'add', third, '--to', '/background.bin', '--pin', `ec:${K}+${M}`])
-    const placedAfter = await untilPlaced(writer, '/background.bin')
-    log(`add --pin ec:4+2 (placement in the background): ${fmt(mbps(opts.size, background.seconds))} MB/s; placed ${fmt(placedAfter, 1)} s after it returned`)
+    let background: { seconds: number } | undefined
+    if (!opts.readsOnly) {
+      background = await cliOk(['--repo', writer, 'add', third, '--to', '/background.bin', '--pin', `ec:${K}+${M}`])
+      const placedAfter = await untilPlaced(writer, '/background.bin')
+      log(`add --pin ec:4+2 (placement in the background): ${fmt(mbps(opts.size, background.seconds))} MB/s; placed ${fmt(placedAfter, 1)} s after it returned`)
+    }
     const phases = await addPhases(`${writer}.log`, '/striped.bin')
     if (phases !== undefined) log(`striped add phases: import ${fmt(phases.import / 1000, 1)} s, encode ${fmt(phases.encode / 1000, 1)} s, place ${fmt((phases.place ?? 0) / 1000, 1)} s`)
 
@@ -169,11 +196,21 @@ async function main (): Promise<number> {
       if (r?.stdout.includes('striped.bin') === true) break
       await new Promise(resolve => setTimeout(resolve, 100))
     }
-    // the same size from one holder: the writer alone holds /plain.bin (pin none)
-    await settle(30)
-    const singleCat = await timedCat(reader, '/plain.bin', otherSha, daemons)
-    await settle(30)
-    const healthyCat = await timedCat(reader, '/striped.bin', sha, daemons)
+    // the same size from one holder: the writer alone holds /plain.bin (pin none);
+    // the reader caches part of it, dropped by a gc before each round
+    const singles: CatRun[] = []
+    const healthies: CatRun[] = []
+    for (let round = 0; round < opts.rounds; round++) {
+      await cliOk(['--repo', reader, 'gc'])
+      await settle(30)
+      singles.push(await timedCat(reader, '/plain.bin', otherSha, daemons))
+      await settle(30)
+      healthies.push(await timedCat(reader, '/striped.bin', sha, daemons))
+      if (opts.rounds > 1) log(`round ${round + 1}: one holder ${fmt(singles[round].seconds, 2)} s, healthy striped ${fmt(healthies[round].seconds, 2)} s (ratio ${fmt(singles[round].seconds / healthies[round].seconds, 2)}); reader CPU ${fmt(singles[round].readerCpu, 2)} / ${fmt(healthies[round].readerCpu, 2)} s`)
+    }
+    if (opts.rounds > 1) log(`healthy striped / one holder, median of the ${opts.rounds} same-round ratios: ${fmt(median(singles.map((r, i) => r.seconds / healthies[i].seconds)), 2)}`)
+    const singleCat = medianRun(singles)
+    const healthyCat = medianRun(healthies)
     const single = singleCat.seconds
     const healthy = healthyCat.seconds
     const status = await json<{ stripes: Array<{ shards: Array<{ holders: string[] }> }> }>(['--repo', writer, 'pin', 'status', '/striped.bin'])
@@ -190,10 +227,10 @@ async function main (): Promise<number> {
     }
     log(`cat on the last node: one holder (pin none) ${fmt(mbps(opts.size, single))} MB/s; healthy striped ${fmt(mbps(opts.size, healthy))} MB/s; with 2 holders down ${fmt(mbps(opts.size, degraded))} MB/s (degraded/healthy ${fmt(healthy / degraded, 2)})`)
 
-    await new Promise(resolve => setTimeout(resolve, GRACE_MS + 500))
     let repaired = 0
     let moved = 0
-    for (let i = 0; i < repos.length; i++) {
+    if (!opts.readsOnly) await new Promise(resolve => setTimeout(resolve, GRACE_MS + 500))
+    for (let i = 0; i < repos.length && !opts.readsOnly; i++) {
       if (daemons[i] === undefined) continue
       const r = await json<{ repaired: number, bytesIn: number, bytesOut: number }>(['--repo', repos[i], 'repair', '--wait'])
       repaired += r.repaired
@@ -202,7 +239,7 @@ async function main (): Promise<number> {
     const perShard = repaired === 0 ? 0 : moved / repaired
     const stripes = status.stripes.length
     const shardMean = opts.size / (stripes * K)
-    log(`repair: ${repaired} shards rebuilt, ${fmt(perShard / MiB, 2)} MiB moved per shard; k-shard minimum ≈ ${fmt(K * shardMean / MiB, 2)} MiB (ratio ${fmt(perShard / (K * shardMean), 2)})`)
+    if (!opts.readsOnly) log(`repair: ${repaired} shards rebuilt, ${fmt(perShard / MiB, 2)} MiB moved per shard; k-shard minimum ≈ ${fmt(K * shardMean / MiB, 2)} MiB (ratio ${fmt(perShard / (K * shardMean), 2)})`)
     process.stdout.write([
       '',
       '| measure | MB/s or MiB | ceiling | ratio |',
@@ -210,10 +247,10 @@ async function main (): Promise<number> {
       `| encode 4+2 (coder alone) | ${fmt(encode)} | – | – |`,
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(rawRate)} (raw stream) | ${fmt(mbps(opts.size, striped.seconds) / rawRate, 2)} |`,
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
-      `| add --pin ec:4+2 (placement in the background), ${opts.nodes} nodes | ${fmt(mbps(opts.size, background.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / background.seconds, 2)} |`,
+      ...(background === undefined ? [] : [`| add --pin ec:4+2 (placement in the background), ${opts.nodes} nodes | ${fmt(mbps(opts.size, background.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / background.seconds, 2)} |`]),
       `| healthy striped cat (k+m holders) | ${fmt(mbps(opts.size, healthy))} | ${fmt(mbps(opts.size, single))} (one holder) | ${fmt(single / healthy, 2)} |`,
       `| degraded cat (2 holders down) | ${fmt(mbps(opts.size, degraded))} | ${fmt(mbps(opts.size, healthy))} (healthy cat) | ${fmt(healthy / degraded, 2)} |`,
-      `| repair bytes per rebuilt shard | ${fmt(perShard / MiB, 2)} MiB | ${fmt(K * shardMean / MiB, 2)} MiB (k shards) | ${fmt(perShard / (K * shardMean), 2)} |`,
+      ...(opts.readsOnly ? [] : [`| repair bytes per rebuilt shard | ${fmt(perShard / MiB, 2)} MiB | ${fmt(K * shardMean / MiB, 2)} MiB (k shards) | ${fmt(perShard / (K * shardMean), 2)} |`]),
       ''
     ].join('\n'))
     return 0
