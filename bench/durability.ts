@@ -106,7 +106,7 @@ function medianRun (runs: CatRun[]): CatRun {
 
 /** A timed `cat` on `repo`'s daemon, with the CPU seconds the reading daemon and all the others used meanwhile. */
 async function timedCat (repo: string, path: string, expected: string, daemons: Array<BenchDaemon | undefined>): Promise<CatRun> {
-  const cpu = (): number[] => daemons.map(d => d === undefined ? 0 : cpuOf(d.pid) ?? 0)
+  const cpu = (): number[] => cpuOfAll(daemons)
   const before = cpu()
   const hash = createHash('sha256')
   // the monotonic clock of a CPU profile (µs): the window of this cat in the reader's profile
@@ -117,6 +117,18 @@ async function timedCat (repo: string, path: string, expected: string, daemons: 
   const used = cpu().map((c, i) => c - before[i])
   const at = daemons.findIndex(d => d?.repo === repo)
   return { seconds: r.seconds, readerCpu: used[at], othersCpu: used.reduce((a, b) => a + b, 0) - used[at] }
+}
+
+/** A CLI `add` (or any command), with the CPU seconds each daemon used meanwhile (0 for a stopped one). */
+async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]): Promise<{ seconds: number, cpu: number[] }> {
+  const before = cpuOfAll(daemons)
+  const r = await cliOk(args)
+  return { seconds: r.seconds, cpu: cpuOfAll(daemons).map((c, i) => c - before[i]) }
+}
+
+/** CPU seconds each daemon used so far (0 for a stopped one). */
+function cpuOfAll (daemons: Array<BenchDaemon | undefined>): number[] {
+  return daemons.map(d => d === undefined ? 0 : cpuOf(d.pid) ?? 0)
 }
 
 /** The phase times (ms) the writer logged for its add of `path`. */
@@ -175,10 +187,14 @@ async function main (): Promise<number> {
       for (let j = i + 1; j < repos.length; j++) await cliOk(['--repo', repos[i], 'peers', 'connect', ids[j].addresses[0]])
     }
     const writer = repos[0]
-    const plain = await cliOk(['--repo', writer, 'add', other, '--to', '/plain.bin', '--pin', 'none'])
+    const plain = await timedAdd(daemons, ['--repo', writer, 'add', other, '--to', '/plain.bin', '--pin', 'none'])
     // --wait: returns once every shard is on its holder (a plain add returns when the file is durable here)
-    const striped = await cliOk(['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`, '--wait'])
+    const striped = await timedAdd(daemons, ['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`, '--wait'])
     log(`add --pin none: ${fmt(mbps(opts.size, plain.seconds))} MB/s; add --pin ec:4+2 --wait (encode + place on ${opts.nodes} nodes): ${fmt(mbps(opts.size, striped.seconds))} MB/s`)
+    // on one machine the daemons share its cores: the CPU all of them used bounds how fast --wait can be here
+    for (const [what, a] of [['--pin none', plain], ['--wait', striped]] as const) {
+      log(`add ${what}: CPU s of the writer ${fmt(a.cpu[0], 2)}, of the other daemons ${fmt(a.cpu.slice(1).reduce((x, y) => x + y, 0), 2)}`)
+    }
     // a plain add returns once the file is durable on the writer; its placement goes on after
     let background: { seconds: number } | undefined
     if (!opts.readsOnly) {
