@@ -110,7 +110,7 @@ interface ChildArgs { mode: string, source: string, work: string, root: string, 
 /** How often the memory peaks are sampled (ms). */
 const SAMPLE_MS = 100
 /** How often progress goes to stderr (ms). */
-const PROGRESS_MS = 10_000
+const PROGRESS_MS = Number(process.env.BENCH_PROGRESS_MS ?? 10_000)
 
 const silent = pino({ level: 'silent' })
 
@@ -173,7 +173,7 @@ function progress (what: string, detail: () => string): () => void {
   const started = performance.now()
   const timer = setInterval(() => {
     const m = process.memoryUsage()
-    process.stderr.write(`  ${what}: ${((performance.now() - started) / 1000).toFixed(0)} s, rss ${(m.rss / MiB).toFixed(0)} MiB, heap ${(m.heapUsed / MiB).toFixed(0)} MiB, ${detail()}\n`)
+    process.stderr.write(`  ${what}: ${((performance.now() - started) / 1000).toFixed(0)} s, rss ${(m.rss / MiB).toFixed(0)} MiB, heap ${(m.heapUsed / MiB).toFixed(0)} MiB (of ${(m.heapTotal / MiB).toFixed(0)} committed), external ${(m.external / MiB).toFixed(0)} MiB, ${detail()}\n`)
   }, PROGRESS_MS)
   return () => { clearInterval(timer) }
 }

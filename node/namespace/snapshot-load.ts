@@ -55,6 +55,7 @@ import {
 } from './snapshot-tree.js'
 import { covers, dominates, merge, type Dot, type VectorClock } from './clock.js'
 import { Txn, clearRange, decodeJSON, deleteKeys } from './kv.js'
+import { BulkRows } from './bulk-rows.js'
 import { SEQ_RANGE, STAGED_RANGE, blockKey, dotOfSeqKey, dotOfSupersededKey, entryKey, metaKey, pathOfStagedKey, seqKey, stagedKey, stagedRange, supersededKey } from './rows.js'
 import type { ReplicaStore } from './store.js'
 import { DIRTY_RANGE, TreeWriter, type PathState, type Version } from './tree.js'
@@ -71,6 +72,45 @@ import { ShoalError } from '../errors.js'
 
 /** Rows (or deletes) per batch of the staging and the merge. */
 const CHUNK = 10_000
+
+/**
+ * A first load's batches (bulk-rows.ts): at most this many rows (about two
+ * per path), or this many bytes of tree nodes. Small, so that LevelDB's copy
+ * of a batch is freed soon after it is written (docs/benchmarks.md,
+ * "Snapshot bootstrap").
+ */
+const FRESH_BATCH = { rows: 4_000, rawBytes: 1024 * 1024 }
+
+/** Most conflict copies {@link CopiesAhead} tracks; past it, a first load reads the store for every path instead. */
+const MAX_COPIES_AHEAD = 10_000
+
+/**
+ * Where a first load wrote conflict copies that the walk has not reached:
+ * the only paths at which a visible name may be stored before the walk
+ * loads them (a path's own name, and its ancestors', are written only when
+ * the walk reaches it or a path below it, which comes after it). Bounded:
+ * past {@link MAX_COPIES_AHEAD} copies ahead, every path counts as maybe
+ * seen (read from the store, as a merge does).
+ */
+class CopiesAhead {
+  private readonly ahead = new Set<string>()
+  private last = ''
+  private overflow = false
+
+  add (copy: string): void {
+    if (this.overflow || !(this.last < copy)) return
+    this.ahead.add(copy)
+    if (this.ahead.size <= MAX_COPIES_AHEAD) return
+    for (const path of this.ahead) if (!(this.last < path)) this.ahead.delete(path)
+    this.overflow = this.ahead.size > MAX_COPIES_AHEAD
+  }
+
+  /** True when no visible name can be stored at `path`, the walk's next path. */
+  unseen (path: string): boolean {
+    this.last = path
+    return !this.overflow && !this.ahead.delete(path)
+  }
+}
 
 /**
  * Fetch snapshot blocks by CID from peers: the answer's item i is the bytes
@@ -451,7 +491,7 @@ export class SnapshotLoader {
    * its CID: listed in `staged.nodes`, and written through the current
    * batch (`txn()`) when the store does not hold it yet (`staged.added`).
    */
-  private capture (fetch: SnapshotFetch, txn: () => Txn, staged: Captured): FetchNodes {
+  private capture (fetch: SnapshotFetch, txn: () => { putBytes: (key: string, value: Uint8Array) => void }, staged: Captured): FetchNodes {
     const { kv } = this.components.store
     const seen = new Set<string>()
     return async (cids, hint) => {
@@ -494,30 +534,36 @@ export class SnapshotLoader {
     const superseded = await this.components.superseded()
     const changes = new Map<string, Version[]>()
     const captured: Captured = { nodes: [], added: [] }
-    let txn = new Txn(kv)
-    let tree = new TreeWriter(txn, { markDirty: false })
-    txn.put(metaKey('fresh'), 1)
+    const copies = new CopiesAhead()
+    const batch = (): { rows: BulkRows, tree: TreeWriter } => {
+      const rows = new BulkRows(kv, FRESH_BATCH)
+      return { rows, tree: new TreeWriter(rows, { markDirty: false, onCopy: copy => { copies.add(copy) } }) }
+    }
+    let { rows, tree } = batch()
+    rows.put(metaKey('fresh'), 1)
     let paths = 0
     let dropped = 0
     try {
-      for await (const [path, versions] of this.walk(snap, this.capture(fetch, () => txn, captured))) {
+      for await (const [path, versions] of this.walk(snap, this.capture(fetch, () => rows, captured))) {
         paths++
         const raw = versions.map(fromSnapshotVersion)
         const theirs = this.taken(path, raw, [], superseded, clock)
         dropped += raw.length - theirs.length
-        // nothing stored yet: the walk yields each path once, after its ancestors and before anything under it
-        if (theirs.length > 0) await tree.load(path, theirs, { versions: [], copies: [] })
+        // nothing stored yet: the walk yields each path once, after its ancestors and before anything under it; a name is
+        // stored at it only when an earlier path's conflict copy took it
+        if (theirs.length > 0) await tree.load(path, theirs, { stored: { versions: [], copies: [] }, unseen: copies.unseen(path) })
         if (theirs.length !== raw.length) changes.set(path, theirs)
-        if (txn.size >= CHUNK) {
+        if (rows.full) {
           // a new batch before the full one is written: nodes still arriving (capture) go into the new one, not into one being
           // written; the walk reads through the new one only once the full one is written
-          const full = txn
-          txn = new Txn(kv)
-          tree = new TreeWriter(txn, { markDirty: false })
+          const full = rows
+          const next = batch()
+          rows = next.rows
+          tree = next.tree
           await full.commit(false)
         }
       }
-      await txn.commit(false)
+      await rows.commit(false)
     } catch (err) {
       await this.emptyAgain(captured.added)
       throw err

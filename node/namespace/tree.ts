@@ -5,14 +5,13 @@
  * directories that exist only because something lives below them appear and
  * vanish by themselves.
  *
- * Everything here works inside a {@link Txn}, so a batch of entries changes
+ * Everything here works inside a transaction (kv.ts `Txn`), so a batch of entries changes
  * the tree atomically together with the log and the heads.
  *
  * @module
  */
 import { baseName, joinPath, parentOf } from './paths.js'
 import { MAX_NAME_BYTES } from './paths.js'
-import type { Txn } from './kv.js'
 import type { Dot } from './clock.js'
 import type { FilePin } from './api.js'
 
@@ -127,6 +126,17 @@ function fileRecord (v: Version): Visible {
 
 import { copyPin } from './pins.js'
 
+/**
+ * What a {@link TreeWriter} reads and writes through: a transaction
+ * (kv.ts `Txn`), or the bulk rows of a new node's first snapshot load
+ * (bulk-rows.ts). Reads see the writes made before them.
+ */
+export interface TreeTxn {
+  get: <T>(key: string) => Promise<T | undefined>
+  put: (key: string, value: unknown) => void
+  del: (key: string) => void
+}
+
 /** Options of {@link TreeWriter}. */
 export interface TreeWriterOptions {
   /**
@@ -135,14 +145,26 @@ export interface TreeWriterOptions {
    * what it changes and marks nothing.
    */
   markDirty?: boolean
+  /** Called with each conflict-copy path the writer makes visible (a bulk load tracks where it wrote names other than the path it loads). */
+  onCopy?: (path: string) => void
+}
+
+/** What the caller of {@link TreeWriter.load} knows of a path's rows without reading them. */
+export interface KnownRows {
+  /** The path's stored state (`v!`). */
+  stored: PathState
+  /** True when no visible name (`t!`) is stored at the path either. */
+  unseen?: boolean
 }
 
 /** Tree maintenance inside one transaction. */
 export class TreeWriter {
   private readonly markDirty: boolean
+  private readonly onCopy: ((path: string) => void) | undefined
 
-  constructor (private readonly txn: Txn, options: TreeWriterOptions = {}) {
+  constructor (private readonly txn: TreeTxn, options: TreeWriterOptions = {}) {
     this.markDirty = options.markDirty ?? true
+    this.onCopy = options.onCopy
   }
 
   async versions (path: string): Promise<PathState> {
@@ -163,22 +185,23 @@ export class TreeWriter {
   }
 
   /**
-   * Load a path's versions wholesale (snapshot bootstrap). `stored` is the
-   * path's stored state when the caller knows it without a read (a first
-   * load, walking paths in tree order, knows there is none yet).
+   * Load a path's versions wholesale (snapshot bootstrap). `known` is what
+   * the caller knows of the path's rows without a read (a first load,
+   * walking paths in tree order, knows there are none yet).
    */
-  async load (path: string, versions: Version[], stored?: PathState): Promise<void> {
-    const state = stored ?? await this.versions(path)
+  async load (path: string, versions: Version[], known?: KnownRows): Promise<void> {
+    const state = known?.stored ?? await this.versions(path)
     if (this.markDirty) this.txn.put(dirtyKey(path), 1)
-    await this.refresh(path, { versions, copies: state.copies })
+    await this.refresh(path, { versions, copies: state.copies }, undefined, known?.unseen === true)
   }
 
   /**
    * Recompute what is visible for `path` from its versions and its child
    * count, write the difference, and adjust the parent's child count.
+   * `unseen`: the caller knows no visible name is stored at `path`.
    */
-  private async refresh (path: string, state: PathState, childrenOverride?: number): Promise<void> {
-    const current = await this.txn.get<Visible>(visibleKey(path))
+  private async refresh (path: string, state: PathState, childrenOverride?: number, unseen = false): Promise<void> {
+    const current = unseen ? undefined : await this.txn.get<Visible>(visibleKey(path))
     const children = childrenOverride ?? (current?.type === 'dir' ? current.children ?? 0 : 0)
     const dirs = state.versions.filter(v => v.type === 'dir').sort(compareVersions)
     const files = state.versions.filter(v => v.type === 'file').sort(compareVersions)
@@ -222,6 +245,7 @@ export class TreeWriter {
     for (const [copy, record] of copies) {
       if (!state.copies.includes(copy)) delta++
       this.txn.put(visibleKey(copy), record)
+      this.onCopy?.(copy)
     }
     const next: PathState = { versions: state.versions, copies: [...copies.keys()] }
     if (next.versions.length === 0 && next.copies.length === 0) this.txn.del(versionsKey(path))

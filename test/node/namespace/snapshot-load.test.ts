@@ -21,7 +21,7 @@ import { toSnapshotVersion } from '../../../node/namespace/snapshot-state.js'
 import { compareTreePaths, inTreeOrder } from '../../../node/namespace/path-order.js'
 import type { PathState } from '../../../node/namespace/tree.js'
 import type { Replica } from '../../../node/namespace/index.js'
-import { file, replica, tree } from './helpers.js'
+import { file, pullInto, replica, tree } from './helpers.js'
 
 const dirs: string[] = []
 const open: Replica[] = []
@@ -169,6 +169,42 @@ describe('streamed snapshot merge', () => {
     assert.equal(await meta(kvA, 'staging'), undefined)
     // every block stored is the snapshot's: the peer's root was not kept
     assert.deepEqual((await keys(kvA, 'b!')).map(k => k.slice(2)).sort(), [...snapA.blocks].sort())
+  })
+
+  it('a first load writes the rows an applied history does: conflict copies, a copy\'s name taken by a later path, across batches', async () => {
+    const sim = { now: 1_000 }
+    const { r: b, kv: kvB } = await leveled(sim)
+    const c = await replica(sim)
+    open.push(c)
+    // a conflict at /d/x, and a later path at the very name of its copy (a copy sorts after its path: /d/x < /d/x.conflict-…)
+    await b.putFile('/d/x', file('from b'))
+    await c.putFile('/d/x', file('from c'))
+    await pullInto(b, c)
+    const copy = (await tree(b)).find(l => l.includes('(conflict of /d/x)'))?.split(' ')[0] as string
+    assert.ok(copy?.startsWith('/d/x.conflict-'), 'b shows a conflict copy')
+    // more than a first load's batch of rows between the two (/d/x.a-… sorts between them)
+    const between = []
+    for (let i = 0; i < 2_600; i++) between.push({ path: `/d/x.a-${String(i).padStart(5, '0')}`, record: file(`between ${i}`) })
+    for (let i = 0; i < between.length; i += 500) await b.putFiles(between.slice(i, i + 500))
+    // written by a replica that never saw the conflict (on b, a write at the copy's name would replace the losing version)
+    const d = await replica(sim)
+    open.push(d)
+    await d.putFile(copy, file('at the copy\'s name'))
+    await pullInto(b, d)
+    assert.ok((await tree(b)).some(l => l.startsWith(copy + ' ') && !l.includes('conflict of')), 'the name holds a file of its own')
+    const root = await b.snapshot()
+    const { r: a, kv: kvA } = await leveled(sim)
+    assert.equal(await a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
+    assert.deepEqual(await tree(a), await tree(b))
+    // the rows themselves, child counts and copy lists included
+    const rows = async (kv: KV): Promise<Array<[string, unknown]>> => {
+      const out: Array<[string, unknown]> = []
+      for (const prefix of ['t!', 'v!', 'c!']) {
+        for await (const [key, value] of kv.iterate({ gt: prefix, lt: prefix.slice(0, -1) + '"' })) out.push([key, JSON.parse(new TextDecoder().decode(value))])
+      }
+      return out
+    }
+    assert.deepEqual(await rows(kvA), await rows(kvB))
   })
 
   it('a merge keeps this replica\'s own writes, takes the peer\'s removals, and rewrites only the paths that differ', async () => {
