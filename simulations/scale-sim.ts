@@ -175,11 +175,11 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   say('heal')
 
   const target = (): boolean => {
-    const want = nodes[0].replica.state().clock
+    const want = nodes[0].replica.clockNow()
     const authors = Object.keys(want)
     if (authors.length < writerCount) return false
     for (const n of nodes) {
-      const c = n.replica.state().clock
+      const c = n.replica.clockNow()
       for (const a of authors) if (c[a] !== want[a]) return false
     }
     return true
@@ -188,7 +188,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const watched = (): boolean => {
     if (options.progress !== undefined && time.now() - told >= PROGRESS_EVERY) {
       told = time.now()
-      say(`${agreeing(nodes)} of ${nodes.length} nodes have node 0's clock (${Object.keys(nodes[0].replica.state().clock).length} authors)`)
+      say(`${agreeing(nodes)} of ${nodes.length} nodes have node 0's clock (${Object.keys(nodes[0].replica.clockNow()).length} authors)`)
     }
     return target()
   }
@@ -242,11 +242,11 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
 
 /** How many of `nodes` have node 0's clock. */
 function agreeing (nodes: Node[]): number {
-  const want = nodes[0].replica.state().clock
+  const want = nodes[0].replica.clockNow()
   const authors = Object.keys(want)
   let n = 0
   for (const node of nodes) {
-    const c = node.replica.state().clock
+    const c = node.replica.clockNow()
     if (authors.every(a => c[a] === want[a])) n++
   }
   return n

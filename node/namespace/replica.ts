@@ -262,6 +262,13 @@ export class Replica implements Namespace {
     return () => this.changeListeners.delete(listener)
   }
 
+  /**
+   * What this replica has applied, as it is now: the live record, without
+   * the copy {@link state} makes (O(authors)). For a comparison made at
+   * once; never keep or change it.
+   */
+  clockNow (): Readonly<VectorClock> { return this.store.clock }
+
   /** Clock, heads and pruned frontier. */
   state (): ReplicaState {
     const { clock, heads, pruned } = this.store

@@ -28,6 +28,13 @@ import { CLOCK_RANGE, authorOfClockKey, clockKey, metaKey } from './rows.js'
 export class Batch {
   readonly txn: Txn
   readonly tree: TreeWriter
+  /**
+   * The batch's clock. A batch of the replica's own clock reads it through
+   * (a copy-on-write view: the counters this batch sets are its own, the
+   * rest are the replica's), so opening a batch costs O(1), not
+   * O(authors); only the counters named in {@link changed} are adopted.
+   * Read it by author; do not enumerate it.
+   */
   readonly clock: VectorClock
   readonly heads: Map<string, Dot>
   /** Authors whose counter this batch changed: only their clock rows are written. */
@@ -38,12 +45,16 @@ export class Batch {
   /** The new {@link ReplicaStore.ahead} when an entry of this batch changed it. */
   ahead?: VectorClock
 
-  constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>) {
+  /**
+   * @param clock the clock the batch starts from, copied unless `over` says it is the replica's own
+   * @param over the replica's clock and its sum: the batch's clock reads through to it
+   */
+  constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>, over?: { total: number }) {
     this.txn = new Txn(kv)
     this.tree = new TreeWriter(this.txn)
-    this.clock = { ...clock }
+    this.clock = over === undefined ? { ...clock } : Object.create(clock)
     this.heads = new Map(heads)
-    this.total = weight(clock)
+    this.total = over?.total ?? weight(clock)
   }
 }
 
@@ -62,6 +73,8 @@ export function sortedHeads (heads: Map<string, Dot>): string[] {
 /** The store, the replica's clock, heads, pruned frontier and `ahead`, and its lock. */
 export class ReplicaStore {
   private clockState: VectorClock = {}
+  /** The sum of {@link clockState}'s counters. */
+  private totalState = 0
   /** Heads (entry CIDs) with the dot of each. */
   private headState = new Map<string, Dot>()
   private prunedState: VectorClock = {}
@@ -82,7 +95,7 @@ export class ReplicaStore {
     return this.kv.location ?? 'the namespace store'
   }
 
-  /** What this replica has applied (the live record: read, never change it). */
+  /** What this replica has applied (the live record, changed in place by commits: read it at once, never keep or change it). */
   get clock (): VectorClock { return this.clockState }
   /** The heads with their dots (the live record: read, never change it). */
   get heads (): Map<string, Dot> { return this.headState }
@@ -99,6 +112,7 @@ export class ReplicaStore {
    */
   async load (legacyClock: VectorClock | undefined): Promise<void> {
     this.clockState = legacyClock ?? await this.loadClock()
+    this.totalState = weight(this.clockState)
     this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
     this.aheadState = await this.meta<VectorClock>('ahead') ?? {}
   }
@@ -109,9 +123,9 @@ export class ReplicaStore {
   /** The pruned frontier, once the batch that pruned up to it is durable. */
   setPruned (pruned: VectorClock): void { this.prunedState = pruned }
 
-  /** A batch starting from `clock` and `heads` (by default the replica's). */
+  /** A batch starting from `clock` and `heads` (by default the replica's; its clock then reads through to the replica's, see {@link Batch.clock}). */
   batch (clock: VectorClock = this.clockState, heads: Map<string, Dot> = this.headState): Batch {
-    return new Batch(this.kv, clock, heads)
+    return new Batch(this.kv, clock, heads, clock === this.clockState ? { total: this.totalState } : undefined)
   }
 
   /** Write with every commit (see {@link CommitHook}). */
@@ -128,7 +142,13 @@ export class ReplicaStore {
     batch.txn.put(metaKey('heads'), [...batch.heads])
     if (batch.ahead !== undefined) batch.txn.put(metaKey('ahead'), batch.ahead)
     await batch.txn.commit(true)
-    this.clockState = batch.clock
+    if (Object.getPrototypeOf(batch.clock) === this.clockState) {
+      // a batch of this clock: its counters are adopted in place (O(changed), not O(authors); no reader keeps the record across a commit)
+      for (const author of batch.changed) this.clockState[author] = batch.clock[author]
+    } else {
+      this.clockState = batch.clock
+    }
+    this.totalState = batch.total
     this.headState = batch.heads
     if (batch.ahead !== undefined) this.aheadState = batch.ahead
     for (const done of after) done?.()

@@ -309,7 +309,7 @@ export class NamespaceSync {
   private async heartbeat (): Promise<void> {
     if (this.stopped) return
     this.quietRounds++
-    if (this.heard && this.quietRounds < this.heartbeatRounds && dominates(this.announced, this.components.replica.state().clock)) {
+    if (this.heard && this.quietRounds < this.heartbeatRounds && dominates(this.announced, this.components.replica.clockNow())) {
       this.stats.heartbeatsSkipped++
       return
     }
@@ -319,7 +319,6 @@ export class NamespaceSync {
 
   private async publish (entries: Uint8Array[]): Promise<void> {
     if (this.stopped) return
-    const { clock, heads } = this.components.replica.state()
     const carried: Uint8Array[] = []
     let bytes = 0
     for (const e of entries) {
@@ -336,6 +335,7 @@ export class NamespaceSync {
       await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock: push, heads: [], entries: carried }))
       return
     }
+    const { clock, heads } = this.components.replica.state()
     raise(this.announced, clock)
     await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock, heads: heads.slice(0, MAX_HEADS), entries: carried }))
   }
