@@ -74,6 +74,15 @@ import { ShoalError } from '../errors.js'
 const CHUNK = 10_000
 
 /**
+ * Tree nodes per walk request (4 requests ahead): a request is fetched
+ * whole before the walk moves on, so 4 × this many nodes are held. Leaves of
+ * a large namespace are ~190 KiB: 16 nodes fit one 4 MiB `blocks` answer,
+ * and ~12 MiB are held ahead (with MAX_BLOCKS_WANT, 64: ~47 MiB, each
+ * request answered in three parts).
+ */
+const WALK_BATCH = 16
+
+/**
  * A first load's batches (bulk-rows.ts): at most this many rows (about two
  * per path), or this many bytes of tree nodes. Small, so that LevelDB's copy
  * of a batch is freed soon after it is written (docs/benchmarks.md,
@@ -475,7 +484,7 @@ export class SnapshotLoader {
     let paths = 0
     const counted: KnownSubtrees | undefined = known === undefined ? undefined : { ...known, skipped: (cid, count) => { paths += count; known.skipped(cid, count) } }
     try {
-      for await (const item of walkTree(snap.tree, fetch, { concurrency: 4, batch: MAX_BLOCKS_WANT, known: counted })) {
+      for await (const item of walkTree(snap.tree, fetch, { concurrency: 4, batch: WALK_BATCH, known: counted })) {
         paths++
         yield item
       }
@@ -824,12 +833,12 @@ export class SnapshotLoader {
    */
   private taken (path: string, versions: Version[], ours: Version[], superseded: Map<string, string[]>, theirClock: VectorClock): Version[] {
     const { store, trust } = this.components
-    const held = new Set(ours.map(v => `${v.author}\n${v.seq}`))
+    const held = ours.length === 0 ? undefined : new Set(ours.map(v => `${v.author}\n${v.seq}`))
     return versions.filter(v => {
       const dot: Dot = [v.author, v.seq]
       if (!covers(theirClock, dot) && !covers(store.clock, dot)) return false
-      if (superseded.get(supersededKey(dot))?.includes(path) === true) return false
-      return trust.trusts(v.author) || held.has(`${v.author}\n${v.seq}`)
+      if (superseded.size > 0 && superseded.get(supersededKey(dot))?.includes(path) === true) return false
+      return trust.trusts(v.author) || held?.has(`${v.author}\n${v.seq}`) === true
     })
   }
 

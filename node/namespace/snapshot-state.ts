@@ -9,6 +9,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
+import { base32 } from 'multiformats/bases/base32'
 import type { Op, SnapshotVersion } from '../../protocol/namespace.js'
 import { ShoalError } from '../errors.js'
 import { covers, type Dot, type VectorClock } from './clock.js'
@@ -122,11 +123,20 @@ export function toSnapshotVersion (v: Version): SnapshotVersion {
   return out
 }
 
+/**
+ * `cid.toString()` without its cache: `toString` keeps every CID's text in a
+ * global WeakMap, which a load of a million fresh CIDs fills for the
+ * collector to sweep (the same text: base32 of the bytes for a CIDv1).
+ */
+function cidText (cid: CID): string {
+  return cid.version === 1 ? base32.encode(cid.bytes) : cid.toString()
+}
+
 /** A snapshot's version as the tree stores it. @throws {InvalidSnapshotError} for a file without a cid */
 export function fromSnapshotVersion (v: SnapshotVersion): Version {
   if (v.type === 'dir') return { author: v.author, seq: v.seq, time: v.time, type: 'dir', mode: v.mode, mtime: v.mtime }
   if (v.cid === undefined) throw new InvalidSnapshotError(`snapshot version [${v.author}, ${v.seq}] is a file without a cid`)
-  const out: Version = { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: v.cid.toString(), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
+  const out: Version = { author: v.author, seq: v.seq, time: v.time, type: 'file', cid: cidText(v.cid), size: v.size ?? 0, mode: v.mode, mtime: v.mtime }
   if (v.pin !== undefined) out.pin = storedPin(v.pin)
   return out
 }
