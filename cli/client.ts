@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { apiUrlFromMultiaddr } from '../protocol/api-address.js'
 import { DaemonNotRunningError, RepoNotFoundError, ShoalError } from '../node/errors.js'
 import { repoLayout } from '../node/repo/layout.js'
+import { downloadToFd, type FdTarget } from './fd-download.js'
 import type { Readable } from 'node:stream'
 
 /** An error the daemon answered with, carrying its `name`. */
@@ -38,6 +39,18 @@ export type Query = Record<string, string | number | boolean | undefined>
 
 function hint (repo: string): string {
   return `start one with \`shoal daemon --repo ${repo}\``
+}
+
+/** The error a non-2xx answer's body names (`{"error":{"name","message"}}`), else a plain `ApiError`. */
+function apiError (status: number, text: string): ApiError {
+  let name = 'ApiError'
+  let message = `HTTP ${String(status)}`
+  try {
+    const parsed = JSON.parse(text)
+    name = parsed.error.name
+    message = parsed.error.message
+  } catch {}
+  return new ApiError(status, name, message)
 }
 
 /** Talks to the daemon of one repo over its HTTP API. */
@@ -97,14 +110,28 @@ export class ApiClient {
       body.destroy()
       sending.destroy()
     }
-    let name = 'ApiError'
-    let message = `HTTP ${String(res.statusCode)}`
+    throw apiError(res.statusCode ?? 500, text)
+  }
+
+  /**
+   * GET `path` and write the answer's body straight to `target` (stdout for
+   * `cat`): no HTTP client streams in between (cli/fd-download.ts).
+   *
+   * @throws {ApiError} for a non-2xx answer
+   * @throws {DaemonNotRunningError} when no daemon answers
+   * @throws {TruncatedResponseError} when the answer ends mid-body
+   */
+  async download (path: string, query: Query, target: FdTarget): Promise<void> {
+    const url = new URL(path, this.base)
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
+    let result
     try {
-      const parsed = JSON.parse(text)
-      name = parsed.error.name
-      message = parsed.error.message
-    } catch {}
-    throw new ApiError(res.statusCode ?? 500, name, message)
+      result = await downloadToFd({ url, headers: { authorization: `Bearer ${this.token}` } }, target)
+    } catch (err: any) {
+      if (err?.code === 'ECONNREFUSED') throw new DaemonNotRunningError(`no daemon answers at ${this.base} for repo ${this.repo}: ${hint(this.repo)}`)
+      throw err
+    }
+    if (!result.ok) throw apiError(result.status, result.body)
   }
 
   /**

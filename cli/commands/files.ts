@@ -101,8 +101,7 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
   const offset = parseIntOption('offset', opts.offset)
   const length = parseIntOption('length', opts.length)
   const client = await ApiClient.connect(g.repo)
-  const res = await client.send('GET', '/api/v0/cat', { arg, offset, length })
-  await pipeline(res, process.stdout, { end: false }).catch((err: any) => {
+  await client.download('/api/v0/cat', { arg, offset, length }, { fd: 1, stream: () => process.stdout }).catch((err: any) => {
     if (err.code === 'EPIPE') return // reader went away (`| head`): not an error
     throw err
   })
