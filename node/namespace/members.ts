@@ -14,7 +14,9 @@
  *
  * Members × authors counters is what this module holds, so they are kept
  * compactly: the replica numbers the authors it has heard of (an
- * append-only list, stored as one row, {@link AUTHORS_KEY}) and each member
+ * append-only list, stored one row per author, {@link authorKey}, written
+ * once each; older stores hold the first ones as one list row,
+ * {@link AUTHORS_KEY}, still read) and each member
  * keeps a typed array of counters by that number, in memory and in its row
  * (`{ seen, counters }`, no author ids). Rows of the older form
  * (`{ clock, seen }`, a clock keyed by author id) are read at open and
@@ -26,7 +28,7 @@ import type { Entry as LogEntry } from '../../protocol/namespace.js'
 import type { VectorClock } from './clock.js'
 import { dependencies } from './causal.js'
 import { decodeJSON, encodeJSON, type KV, type Txn } from './kv.js'
-import { AUTHORS_KEY, MEMBER_RANGE, memberKey, peerOfMemberKey } from './rows.js'
+import { AUTHORS_KEY, AUTHOR_RANGE, MEMBER_RANGE, authorKey, memberKey, numberOfAuthorKey, peerOfMemberKey } from './rows.js'
 import type { TrustPolicy } from './trust.js'
 import type { WallClock } from './api.js'
 
@@ -93,7 +95,7 @@ export class Members {
   /** Members whose stored row is behind memory: new ones are written with the next commit, the others at most every {@link MEMBER_SAVE_MS}. */
   private readonly unsavedMembers = new Set<string>()
   private readonly newMembers = new Set<string>()
-  /** Authors numbered so far that the stored {@link AUTHORS_KEY} row holds. */
+  /** Authors numbered so far whose rows are durable (the first ones may be in the {@link AUTHORS_KEY} list). */
   private savedAuthors = 0
   private membersSavedAt = 0
 
@@ -111,6 +113,14 @@ export class Members {
     const stored = await kv.get(AUTHORS_KEY)
     const ids = stored === undefined ? [] : decodeJSON<unknown>(stored)
     if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string') this.authors.number(id)
+    // then the author rows, in number order, as long as they follow on (a gap: counters numbered past it read as 0)
+    for await (const [key, value] of kv.iterate({ ...AUTHOR_RANGE })) {
+      const n = numberOfAuthorKey(key)
+      if (n < this.authors.ids.length) continue
+      const id = n === this.authors.ids.length ? decodeJSON<unknown>(value) : undefined
+      if (typeof id !== 'string' || this.authors.find(id) !== undefined) break
+      this.authors.number(id)
+    }
     this.savedAuthors = this.authors.ids.length
     if (legacy !== undefined) {
       for (const [peer, m] of Object.entries(legacy)) this.setOld(peer, m)
@@ -163,9 +173,17 @@ export class Members {
     if (m === undefined || !this.covers(m, seen)) this.noteMember(entry.author, seen)
   }
 
-  /** The rows of the members heard from since the last commit for the first time, written into `txn` (the store's commit hook). */
-  writeNew (txn: Txn): void {
-    if (this.newMembers.size === 0) return
+  /**
+   * The rows of the members heard from since the last commit for the first
+   * time, and of the authors numbered since the last durable commit,
+   * written into `txn` (the store's commit hook); returns what marks those
+   * authors saved once the commit is durable. An author's row is written
+   * once, whatever the number of authors (the whole list was rewritten each
+   * time it grew: nearly every commit of a swarm where many write). Should
+   * the commit fail, the next one writes them again; until then counters
+   * numbered past the stored rows read as 0 (they hold compaction back).
+   */
+  writeNew (txn: Txn): (() => void) | undefined {
     for (const peer of this.newMembers) {
       const m = this.members.get(peer)
       if (m === undefined) continue
@@ -173,24 +191,29 @@ export class Members {
       this.unsavedMembers.delete(peer)
     }
     this.newMembers.clear()
-    // with rows that number authors the stored list lacks: the whole list, only when it grew (a commit per
-    // entry would otherwise rewrite it each time). Should this commit fail, counters numbered past the stored
-    // list read as 0 (they hold compaction back) until the next save, which writes the list with its rows.
-    if (this.savedAuthors < this.authors.ids.length) {
-      txn.put(AUTHORS_KEY, this.authors.ids)
-      this.savedAuthors = this.authors.ids.length
-    }
+    const upTo = this.authors.ids.length
+    if (this.savedAuthors >= upTo) return undefined
+    this.putAuthors((key, value) => { txn.put(key, value) }, upTo)
+    return () => { this.savedAuthors = Math.max(this.savedAuthors, upTo) }
   }
 
-  /** The stored rows of the members whose row is behind memory (all of them are written), with the authors row (always with member rows: at most once a minute, and it makes good a failed commit's). */
+  /** Put the rows of the authors numbered from the last durable one up to `upTo`. */
+  private putAuthors (put: (key: string, value: string) => void, upTo: number): void {
+    for (let n = this.savedAuthors; n < upTo; n++) put(authorKey(n), this.authors.ids[n])
+  }
+
+  /**
+   * The stored rows of the members whose row is behind memory (all of them
+   * are written), with the rows of the authors not yet saved by a durable
+   * commit (at most once a minute, and at close; they stay unsaved until a
+   * commit writes them, so a save that fails is made good).
+   */
   rows (): Array<{ type: 'put', key: string, value: Uint8Array }> {
-    const rows = [...this.unsavedMembers].flatMap(peer => {
+    const rows: Array<{ type: 'put', key: string, value: Uint8Array }> = []
+    this.putAuthors((key, value) => { rows.push({ type: 'put', key, value: encodeJSON(value) }) }, this.authors.ids.length)
+    for (const peer of this.unsavedMembers) {
       const m = this.members.get(peer)
-      return m === undefined ? [] : [{ type: 'put' as const, key: memberKey(peer), value: encodeJSON(row(m)) }]
-    })
-    if (rows.length > 0 || this.savedAuthors < this.authors.ids.length) {
-      rows.unshift({ type: 'put', key: AUTHORS_KEY, value: encodeJSON(this.authors.ids) })
-      this.savedAuthors = this.authors.ids.length
+      if (m !== undefined) rows.push({ type: 'put', key: memberKey(peer), value: encodeJSON(row(m)) })
     }
     this.unsavedMembers.clear()
     this.newMembers.clear()

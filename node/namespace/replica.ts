@@ -148,7 +148,7 @@ export class Replica implements Namespace {
     const heardSelf = (seen: number, peer: string): void => { recovery.heardSelf(seen, peer) }
     const members = this.members = new Members({ kv, id, trust, clock, applied: () => store.clock, heardSelf, memberTimeout: options.memberTimeout ?? 7 * DAY })
     store.onCommit(batch => recovery.onCommit(batch))
-    store.onCommit(batch => { members.writeNew(batch.txn); return undefined })
+    store.onCommit(batch => members.writeNew(batch.txn))
     const applier = this.applier = new Applier({ kv, state: store, noteAuthor: entry => { members.noteAuthor(entry) } })
     const log: EntryLog = this.log = new EntryLog({
       store,

@@ -74,8 +74,19 @@ export function pathOfStagedKey (key: string): string { return key.slice(key.ind
 export function entryKey (cid: string): string { return 'e!' + cid }
 /** `b!<cid>` → a snapshot block's bytes. */
 export function blockKey (cid: string): string { return 'b!' + cid }
-/** `m!member-authors`: the authors the members' counters are numbered by (members.ts; a JSON list of author ids, only ever appended to). */
+/**
+ * `m!member-authors`: the authors the members' counters are numbered by, as
+ * older builds stored them (members.ts; a JSON list of author ids, rewritten
+ * whole whenever it grew). Still read at open; authors numbered past it are
+ * {@link authorKey} rows.
+ */
 export const AUTHORS_KEY = 'm!member-authors'
+/** `n!<number>` → the id of the author numbered `number` (members.ts; a JSON string; the number in 8 hex digits, so key order is number order). */
+export function authorKey (n: number): string { return 'n!' + n.toString(16).padStart(8, '0') }
+/** Every author row. */
+export const AUTHOR_RANGE = { gt: 'n!', lt: 'n"' } as const
+/** The number an author row is about (NaN when the key is not one). */
+export function numberOfAuthorKey (key: string): number { return /^n![0-9a-f]{8}$/.test(key) ? parseInt(key.slice(2), 16) : NaN }
 
 /** `m!<name>` → one of the replica's records (`heads`, `pruned`, `ahead`, `snapshot`, `recovering`…). */
 export function metaKey (name: string): string { return 'm!' + name }

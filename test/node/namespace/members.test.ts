@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { MemoryKV, Txn, type KV } from '../../../node/namespace/kv.js'
 import { MEMBER_SAVE_MS, Members } from '../../../node/namespace/members.js'
 import { meet, type VectorClock } from '../../../node/namespace/clock.js'
-import { AUTHORS_KEY, memberKey } from '../../../node/namespace/rows.js'
+import { AUTHORS_KEY, authorKey, memberKey } from '../../../node/namespace/rows.js'
 import type { TrustPolicy } from '../../../node/namespace/trust.js'
 
 const SELF = 'self'
@@ -155,12 +155,42 @@ describe('members with many authors', () => {
     const m = members({ kv, now, applied: { a: 5, b: 5 } })
     m.noteMember('p', { a: 5, b: 5 })
     await kv.batch(m.rows())
-    // the authors row as an older save left it: only `a`
-    await kv.batch([{ type: 'put', key: AUTHORS_KEY, value: new TextEncoder().encode(JSON.stringify(['a'])) }])
+    // the author rows as a failed save left them: only `a`
+    await kv.batch([{ type: 'del', key: authorKey(1) }])
     const again = members({ kv, now, applied: { a: 5, b: 5 } })
     await again.load(undefined)
     assert.deepEqual(again.memberClock('p'), { a: 5 })
     assert.deepEqual(again.stableClock(), { a: 5 })
+  })
+
+  it('the authors list of an older store is read, and authors numbered past it are rows of their own', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const json = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v))
+    // an older build: the whole list in one row, a member counted by it
+    await kv.batch([
+      { type: 'put', key: AUTHORS_KEY, value: json(['a', 'b']) },
+      { type: 'put', key: memberKey('p'), value: json({ seen: 1_000, counters: [3, 4] }) }
+    ])
+    const m = members({ kv, now })
+    await m.load(undefined)
+    assert.deepEqual(m.memberClock('p'), { a: 3, b: 4 })
+    m.noteMember('q', { c: 7 })
+    const txn = new Txn(kv)
+    const done = m.writeNew(txn)
+    assert.equal(txn.size, 2, 'q\'s row and c\'s row, not the list again')
+    await txn.commit()
+    done?.()
+    assert.deepEqual(await kv.get(AUTHORS_KEY), json(['a', 'b']), 'the old list is left as it is')
+    assert.deepEqual(await kv.get(authorKey(2)), json('c'))
+    const again = members({ kv, now })
+    await again.load(undefined)
+    assert.deepEqual(again.memberClock('p'), { a: 3, b: 4 })
+    assert.deepEqual(again.memberClock('q'), { c: 7 })
+    // nothing new: a commit writes no author row
+    const next = new Txn(kv)
+    assert.equal(m.writeNew(next), undefined)
+    assert.equal(next.size, 0)
   })
 
   it('new members go with the next commit, with the authors their rows are numbered by', async () => {
@@ -169,24 +199,31 @@ describe('members with many authors', () => {
     const m = members({ kv, now })
     m.noteMember('p', { a: 1, b: 2 })
     const txn = new Txn(kv)
-    m.writeNew(txn)
+    const done = m.writeNew(txn)
     await txn.commit()
+    done?.()
     m.noteMember('p', { c: 4 })
     const again = members({ kv, now })
     await again.load(undefined)
     assert.deepEqual(again.memberClock('p'), { a: 1, b: 2 }, 'what was heard after the commit waits for the next save')
 
-    // the authors row goes with a commit only when its member rows number authors it lacks
+    // an author's row goes with the commits until one of them is durable
     m.noteMember('q', { a: 3 })
     const second = new Txn(kv)
-    m.writeNew(second)
-    assert.equal(second.size, 2, 'q\'s row and the authors row (c was numbered since the last commit)')
+    const secondDone = m.writeNew(second)
+    assert.equal(second.size, 2, 'q\'s row and c\'s (c was numbered since the last commit)')
     m.noteMember('r', { b: 1 })
     const third = new Txn(kv)
-    m.writeNew(third)
-    assert.equal(third.size, 1, 'r\'s row alone')
+    const thirdDone = m.writeNew(third)
+    assert.equal(third.size, 2, 'r\'s row, and c\'s again: the commit that wrote it is not durable yet')
     await second.commit()
+    secondDone?.()
     await third.commit()
+    thirdDone?.()
+    const fourth = new Txn(kv)
+    m.noteMember('s', { a: 1 })
+    m.writeNew(fourth)
+    assert.equal(fourth.size, 1, 's\'s row alone')
     const last = members({ kv, now })
     await last.load(undefined)
     assert.deepEqual(last.memberClock('q'), { a: 3 })
@@ -212,6 +249,6 @@ describe('members with many authors', () => {
     assert.deepEqual(m.stableClock(), { a: 9 })
     assert.equal(m.confirms('a', 1, 'x'), true, 'p still confirms: confirming does not time out')
     assert.equal(m.memberClock('q'), undefined)
-    assert.deepEqual(m.rows().map(r => r.key).sort(), [AUTHORS_KEY, memberKey('p'), memberKey('q')].sort())
+    assert.deepEqual(m.rows().map(r => r.key).sort(), [authorKey(0), memberKey('p'), memberKey('q')].sort())
   })
 })
