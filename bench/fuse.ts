@@ -25,52 +25,14 @@
  *
  * @module
  */
-import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
-import { children, cliOk, fmt, installCleanup, log, runCli, spawnDaemon, tempDirs, trackChild, writeRandomFile } from './harness.js'
-import { cpuOf } from './raw-stream.js'
+import { cliOk, fmt, log, runCli, spawnDaemon } from './harness.js'
+import { benchSetup, dropCaches, idle, poll, startCeiling, timed } from './fuse-harness.js'
 
 const SIZE_MIB = Number(process.env.FUSE_BENCH_SIZE_MIB ?? 1024)
 const FILES = Number(process.env.FUSE_BENCH_FILES ?? 10_000)
-const CEILING_BIN = fileURLToPath(new URL('./fuse-ceiling.js', import.meta.url))
-
-/** Run `sh -c script`; resolves with its seconds, throws on failure. */
-async function timed (script: string): Promise<number> {
-  const started = performance.now()
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'ignore', 'pipe'] })
-    children.add(child)
-    let err = ''
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s })
-    child.once('close', code => { children.delete(child); if (code === 0) resolve(); else reject(new Error(`\`${script}\` exited ${String(code)}: ${err.trim()}`)) })
-  })
-  return (performance.now() - started) / 1000
-}
-
-async function dropCaches (): Promise<void> {
-  await timed('sync; echo 3 > /proc/sys/vm/drop_caches')
-}
-
-/**
- * Wait (at most 2 minutes) until process `pid` uses less than 5 % of a core
- * over a second: after a commit the node still compacts its stores and
- * places shards, and a read measured meanwhile measures that work too.
- */
-async function idle (pid: number): Promise<number> {
-  const started = performance.now()
-  let last = cpuOf(pid) ?? 0
-  while (performance.now() - started < 120_000) {
-    await new Promise(resolve => setTimeout(resolve, 1000))
-    const now = cpuOf(pid) ?? 0
-    if (now - last < 0.05) break
-    last = now
-  }
-  return (performance.now() - started) / 1000
-}
 
 /** Figures of one target. */
 interface Figures { write: number, read: number, creates: number, ls: number, committedWrite?: number, committedCreates?: number, readStore?: number }
@@ -127,22 +89,8 @@ async function workloads (name: string, target: string, source: string, committe
   }
 }
 
-async function poll (what: string, fn: () => Promise<boolean>, ms = 20 * 60_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await fn()) return
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-  throw new Error(`${what}: not within ${ms} ms`)
-}
-
 async function main (): Promise<void> {
-  installCleanup()
-  const root = await mkdtemp(join(tmpdir(), 'shoal-bench-fuse-'))
-  tempDirs.add(root)
-  const source = join(root, 'source.bin')
-  log(`writing a ${SIZE_MIB} MiB random source file`)
-  await writeRandomFile(source, SIZE_MIB * 1024 * 1024)
+  const { root, source } = await benchSetup('fuse', SIZE_MIB)
 
   // plain directory
   const plainDir = join(root, 'plain')
@@ -154,12 +102,7 @@ async function main (): Promise<void> {
   // the FUSE ceiling, in its own process
   const ceilingDir = join(root, 'ceiling')
   await mkdir(ceilingDir)
-  const ceilingProc = spawn(process.execPath, [CEILING_BIN, ceilingDir], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const stopCeiling = trackChild(ceilingProc, 10_000)
-  await new Promise<void>((resolve, reject) => {
-    ceilingProc.stdout.setEncoding('utf8').on('data', (s: string) => { if (s.includes('ready')) resolve() })
-    ceilingProc.once('exit', code => reject(new Error(`the ceiling file system exited (${String(code)})`)))
-  })
+  const { stop: stopCeiling } = await startCeiling(ceilingDir)
   await timed(`cat ${source} > /dev/null`)
   let ceiling: Figures
   try {
