@@ -106,15 +106,14 @@ function medianRun (runs: CatRun[]): CatRun {
 
 /** A timed `cat` on `repo`'s daemon, with the CPU seconds the reading daemon and all the others used meanwhile. */
 async function timedCat (repo: string, path: string, expected: string, daemons: Array<BenchDaemon | undefined>): Promise<CatRun> {
-  const cpu = (): number[] => cpuOfAll(daemons)
-  const before = cpu()
+  const before = cpuOfAll(daemons)
   const hash = createHash('sha256')
   // the monotonic clock of a CPU profile (µs): the window of this cat in the reader's profile
   const from = process.hrtime.bigint() / 1000n
   const r = await cliOk(['--repo', repo, 'cat', path], chunk => { hash.update(chunk) })
   log(`cat ${path}: monotonic µs ${from}–${process.hrtime.bigint() / 1000n}`)
   if (hash.digest('hex') !== expected) throw new Error(`cat ${path} on ${repo} is not byte-identical`)
-  const used = cpu().map((c, i) => c - before[i])
+  const used = cpuOfAll(daemons).map((c, i) => c - before[i])
   const at = daemons.findIndex(d => d?.repo === repo)
   return { seconds: r.seconds, readerCpu: used[at], othersCpu: used.reduce((a, b) => a + b, 0) - used[at] }
 }

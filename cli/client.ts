@@ -79,6 +79,18 @@ export class ApiClient {
     return new ApiClient(repo, apiUrlFromMultiaddr(addr), token.trim())
   }
 
+  /** The API URL of `path` with `query` (undefined values left out). */
+  private url (path: string, query: Query): URL {
+    const url = new URL(path, this.base)
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
+    return url
+  }
+
+  /** The error for a daemon that does not answer at this repo's address. */
+  private notAnswering (): DaemonNotRunningError {
+    return new DaemonNotRunningError(`no daemon answers at ${this.base} for repo ${this.repo}: ${hint(this.repo)}`)
+  }
+
   /** Send a request; resolves with the response once its headers arrive (non-2xx → ApiError). */
   async send (method: 'GET' | 'POST', path: string, query: Query = {}, sent?: Readable | SizedBody): Promise<IncomingMessage> {
     const body = sent === undefined || 'pipe' in sent ? sent : sent.stream
@@ -86,15 +98,14 @@ export class ApiClient {
     if (sent !== undefined && !('pipe' in sent)) headers['content-length'] = String(sent.length)
     // raw bytes, labelled as such (the API refuses bodies of other types)
     if (sent !== undefined) headers['content-type'] = 'application/octet-stream'
-    const url = new URL(path, this.base)
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
+    const url = this.url(path, query)
     let sending: ClientRequest | undefined
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, { method, headers }, resolve)
       sending = req
       req.on('error', (err: any) => {
         if (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET' && body === undefined) {
-          reject(new DaemonNotRunningError(`no daemon answers at ${this.base} for repo ${this.repo}: ${hint(this.repo)}`))
+          reject(this.notAnswering())
         } else reject(err)
       })
       if (body === undefined) req.end()
@@ -122,13 +133,12 @@ export class ApiClient {
    * @throws {TruncatedResponseError} when the answer ends mid-body
    */
   async download (path: string, query: Query, target: FdTarget): Promise<void> {
-    const url = new URL(path, this.base)
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
+    const url = this.url(path, query)
     let result
     try {
       result = await downloadToFd({ url, headers: { authorization: `Bearer ${this.token}` } }, target)
     } catch (err: any) {
-      if (err?.code === 'ECONNREFUSED') throw new DaemonNotRunningError(`no daemon answers at ${this.base} for repo ${this.repo}: ${hint(this.repo)}`)
+      if (err?.code === 'ECONNREFUSED') throw this.notAnswering()
       throw err
     }
     if (!result.ok) throw apiError(result.status, result.body)

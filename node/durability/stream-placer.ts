@@ -122,14 +122,14 @@ export class StreamPlacer {
     const sync = options.sync !== false
     const untrack = this.placer.track(manifest, this.progress)
     try {
-      return await this.conclude(manifest, root, sync)
+      return await this.pushAndBind(manifest, root, sync)
     } finally {
       untrack()
     }
   }
 
-  /** {@link finish}, tracked. */
-  private async conclude (manifest: CID, root: CID, sync: boolean): Promise<PlaceResult> {
+  /** What {@link finish} does while the placement shows as under way: push what is queued, bind it, conclude. */
+  private async pushAndBind (manifest: CID, root: CID, sync: boolean): Promise<PlaceResult> {
     const { holdings } = this.components
     const { k, m, signal, peers } = this.init
     for (const [peer, state] of this.peers) if (state.queue.length > 0) this.run(peer, state)
