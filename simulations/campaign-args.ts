@@ -10,8 +10,22 @@
 import { parseArgs } from 'node:util'
 import { RUN_DEFAULTS, SIM_KINDS, type CampaignOptions, type SimKind } from './campaign.js'
 
+/** A command line `npm run sim` cannot run: the message says what is wrong in one line. */
+export class SimArgsError extends Error {
+  override name = 'SimArgsError'
+}
+
+/** What `npm run sim -- --help` prints. */
+export const SIM_USAGE = `usage: npm run sim -- [options]
+  one scale run:   --nodes N --seed S --duration MS [--degree D] [--writers W] [--interval MS]
+  one seed:        --kind namespace|scale|durability|all --seed S [--nodes N] [--steps N] [--files N] [--duration MS]
+  a campaign:      --seeds N [--from S | --campaign C] [--kind K] [--nodes N] [--stop-on-failure] [--skip-recovery]
+  --help           this text`
+
 /** What the command line asks for. */
 export type SimCommand =
+  /** `--help`: print {@link SIM_USAGE}. */
+  | { mode: 'help' }
   /** One scale run with its own report (no `--kind`, no `--seeds`). */
   | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, interval: number }
   /** A campaign: `seeds` seeds (`from`, or drawn from `campaign` when undefined), or the single `seed` when `seeds` is undefined. */
@@ -31,14 +45,16 @@ const OPTIONS = {
   steps: { type: 'string' },
   files: { type: 'string' },
   'skip-recovery': { type: 'boolean' },
-  'stop-on-failure': { type: 'boolean' }
+  'stop-on-failure': { type: 'boolean' },
+  help: { type: 'boolean' }
 } as const
 
-/** A whole number from an option, or `fallback` when absent; throws on anything else. */
-function int (name: string, text: string | undefined, fallback: number): number {
+/** A whole number from an option, at least `min`, or `fallback` when absent; throws on anything else. */
+function int (name: string, text: string | undefined, fallback: number, min = 0): number {
   if (text === undefined) return fallback
   const n = Number(text)
-  if (!Number.isSafeInteger(n)) throw new RangeError(`--${name} must be a whole number, not ${text}`)
+  if (text.trim() === '' || !Number.isSafeInteger(n)) throw new SimArgsError(`--${name} must be a whole number, not '${text}'`)
+  if (n < min) throw new SimArgsError(`--${name} must be at least ${min}, not ${n}`)
   return n
 }
 
@@ -46,26 +62,37 @@ function optional (name: string, text: string | undefined): number | undefined {
   return text === undefined ? undefined : int(name, text, 0)
 }
 
-/** Parse `npm run sim` arguments (without the node and script paths). */
+/**
+ * Parse `npm run sim` arguments (without the node and script paths).
+ *
+ * @throws {SimArgsError} an unknown option, a missing or malformed value, a value out of range
+ */
 export function parseSimArgs (argv: readonly string[]): SimCommand {
-  const { values: v } = parseArgs({ args: [...argv], options: OPTIONS, strict: true })
+  let v: ReturnType<typeof parseOptions>
+  try {
+    v = parseOptions(argv)
+  } catch (err) {
+    // node:util's parse errors carry a code (ERR_PARSE_ARGS_*) and a message that names the option
+    throw new SimArgsError((err as Error).message.split('\n')[0])
+  }
+  if (v.help === true) return { mode: 'help' }
   const d = RUN_DEFAULTS
   const onlyDurability = v.kind === 'durability'
   const scale = {
     duration: int('duration', v.duration, onlyDurability ? d.durabilityDuration : d.duration),
-    degree: int('degree', v.degree, d.degree),
+    degree: int('degree', v.degree, d.degree, 1),
     writers: int('writers', v.writers, d.writers),
-    interval: int('interval', v.interval, d.interval)
+    interval: int('interval', v.interval, d.interval, 1)
   }
   if (v.kind === undefined && v.seeds === undefined) {
-    return { mode: 'scale', nodes: int('nodes', v.nodes, 1000), seed: int('seed', v.seed, 1), ...scale }
+    return { mode: 'scale', nodes: int('nodes', v.nodes, 1000, 2), seed: int('seed', v.seed, 1), ...scale }
   }
   const kinds = kindsOf(v.kind ?? 'all')
   const defaultNodes = kinds.length === 1 && kinds[0] === 'namespace'
     ? d.namespaceNodes
     : kinds.length === 1 && kinds[0] === 'durability' ? d.durabilityNodes : 100
   const seeds = optional('seeds', v.seeds)
-  if (seeds !== undefined && (seeds < 1 || seeds > 1_000_000)) throw new RangeError('--seeds must be 1..1000000')
+  if (seeds !== undefined && (seeds < 1 || seeds > 1_000_000)) throw new SimArgsError('--seeds must be 1..1000000')
   return {
     mode: 'campaign',
     seeds,
@@ -74,7 +101,7 @@ export function parseSimArgs (argv: readonly string[]): SimCommand {
     campaign: optional('campaign', v.campaign),
     options: {
       kinds,
-      nodes: int('nodes', v.nodes, defaultNodes),
+      nodes: int('nodes', v.nodes, defaultNodes, 2),
       stopOnFailure: v['stop-on-failure'] === true,
       params: { ...scale, steps: int('steps', v.steps, d.steps), files: int('files', v.files, d.files), skipRecovery: v['skip-recovery'] === true }
     }
@@ -84,7 +111,11 @@ export function parseSimArgs (argv: readonly string[]): SimCommand {
 function kindsOf (text: string): SimKind[] {
   if (text === 'all') return [...SIM_KINDS]
   if ((SIM_KINDS as readonly string[]).includes(text)) return [text as SimKind]
-  throw new RangeError(`--kind must be namespace, scale, durability or all, not ${text}`)
+  throw new SimArgsError(`--kind must be namespace, scale, durability or all, not ${text}`)
+}
+
+function parseOptions (argv: readonly string[]): ReturnType<typeof parseArgs<{ args: string[], options: typeof OPTIONS, strict: true }>>['values'] {
+  return parseArgs({ args: [...argv], options: OPTIONS, strict: true }).values
 }
 
 /** The arguments of a reproduction line (`npm run sim -- …`, a trailing `# reason` dropped). */

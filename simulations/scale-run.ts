@@ -15,9 +15,21 @@ import { randomInt } from 'node:crypto'
 import { writeHeapSnapshot } from 'node:v8'
 import { runScale } from './scale-sim.js'
 import { campaignSeeds, runCampaign } from './campaign.js'
-import { parseSimArgs } from './campaign-args.js'
+import { parseSimArgs, SIM_USAGE, SimArgsError, type SimCommand } from './campaign-args.js'
 
-const command = parseSimArgs(process.argv.slice(2))
+let command: SimCommand
+try {
+  command = parseSimArgs(process.argv.slice(2))
+} catch (err) {
+  if (!(err instanceof SimArgsError)) throw err
+  // bad arguments: one line and exit code 2, no stack trace (as the shoal CLI does)
+  console.error(`npm run sim: ${err.message} (--help lists the options)`)
+  process.exit(2)
+}
+if (command.mode === 'help') {
+  console.log(SIM_USAGE)
+  process.exit(0)
+}
 const started = performance.now()
 const wall = (): string => ((performance.now() - started) / 1000).toFixed(1)
 const peakMiB = (): number => Math.round(process.resourceUsage().maxRSS / 1024)
