@@ -258,6 +258,16 @@ export class Members {
   }
 
   /**
+   * True when `peer` is an active member: trusted, and heard from within the
+   * member timeout (its own entries count). An author that is not may be
+   * retired (retire.ts).
+   */
+  active (peer: string): boolean {
+    const m = this.members.get(peer)
+    return m !== undefined && this.components.clock.now() - m.seen <= this.components.memberTimeout && this.components.trust.trusts(peer)
+  }
+
+  /**
    * True when a trusted member other than `except` (and this replica) was
    * heard claiming `author`'s counter at `n` or more: a second member's word
    * for a counter a snapshot claims without the author's signed entry.
