@@ -11,7 +11,9 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { pino } from 'pino'
-import { cborCID, signerFromKey, type Signer } from '../../../node/namespace/index.js'
+import { join } from 'node:path'
+import { LevelKV, cborCID, signerFromKey, type Signer } from '../../../node/namespace/index.js'
+import { tempDir } from '../../helpers/temp.js'
 import { weight } from '../../../node/namespace/clock.js'
 import { encodeEntry, encodeEntryBody, type EntryBodyV2 } from '../../../protocol/namespace.js'
 import type { NamespaceSim } from '../../../simulations/namespace-sim.js'
@@ -102,6 +104,31 @@ function put (path: string): EntryBodyV2['ops'][number] {
 }
 
 describe('retired authors', () => {
+  it('two replicas on LevelDB with 4,200 lifetime authors: retirements are stored, survive a restart, and the wire clocks stay small', async (t) => {
+    const sim: Sim = { now: 1_000 }
+    const dir = await tempDir(t)
+    const aKey = await generateKeyPair('Ed25519')
+    const open = async (name: string, key?: Awaited<ReturnType<typeof generateKeyPair>>): Promise<Awaited<ReturnType<typeof replica>>> => await replica(sim, { memberTimeout: 1_000 }, { kv: new LevelKV(join(dir, name)), key })
+    let a = await open('a', aKey)
+    const b = await open('b')
+    assert.equal((await a.receive(await writes(await authors(4_200), 'l'))).applied, 4_200)
+    await pullInto(b, a)
+    sim.now += 2_000
+    // one entry of at most 4,096 retire ops per call
+    assert.equal(await a.retire(), 4_096)
+    assert.equal(await a.retire(), 104)
+    await pullInto(b, a)
+    assert.equal(b.retired, 4_200)
+    const wire = a.wireClock(a.state().clock)
+    assert.deepEqual(Object.keys(wire), [a.id])
+    assert.deepEqual(b.readClock(wire), a.state().clock)
+    await a.close()
+    a = await open('a', aKey)
+    assert.equal(a.retired, 4_200, 'the retirements were stored')
+    assert.deepEqual(a.readClock(b.wireClock(b.state().clock)), b.state().clock)
+    for (const r of [a, b]) await r.close()
+  })
+
   it('an author that left is retired, left out of clocks on the wire and read back; when it comes back nothing it writes is lost', async () => {
     const sim: Sim = { now: 1_000 }
     const a = await replica(sim, { memberTimeout: 1_000 })
