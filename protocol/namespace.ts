@@ -33,14 +33,16 @@ import { fieldChecks } from './fields.js'
 import { isPlainMap, isSet, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
-export const NAMESPACE_TOPIC = '/shoal/namespace/2.0.0'
+export const NAMESPACE_TOPIC = '/shoal/namespace/2.1.0'
 /** The libp2p protocol id of namespace sync (pull entries by vector clock, fetch snapshot blocks). */
-export const SYNC_PROTOCOL = '/shoal/ns-sync/2.0.0'
+export const SYNC_PROTOCOL = '/shoal/ns-sync/2.1.0'
 /**
  * The version of the namespace's messages and snapshot blocks. Entries have
  * their own ({@link ENTRY_VERSION}); the protocol ids above name the wire
  * protocol as a whole (2.0.0: entries without clocks — nodes of 1.0.0 and
- * 2.0.0 do not exchange namespace data).
+ * 2.0.0 do not exchange namespace data; 2.1.0: retire ops and clocks that
+ * leave retired authors out — a 2.0.0 node would refuse the entries of a
+ * node that retired an author, and everything that node wrote after).
  */
 export const NAMESPACE_VERSION = 1
 

@@ -268,6 +268,23 @@ export class Members {
   }
 
   /**
+   * True when this replica's id is the smallest of its own and the active
+   * members': the one member that retires authors first, so that a swarm
+   * writes one retirement of an author, not one per member (retire.ts).
+   */
+  leads (): boolean {
+    const { id } = this.components
+    for (const peer of this.members.keys()) if (peer < id && this.active(peer)) return false
+    return true
+  }
+
+  /** True when `peer` was not heard from within `factor` member timeouts (or never). */
+  silentFor (peer: string, factor: number): boolean {
+    const m = this.members.get(peer)
+    return m === undefined || this.components.clock.now() - m.seen > factor * this.components.memberTimeout
+  }
+
+  /**
    * True when a trusted member other than `except` (and this replica) was
    * heard claiming `author`'s counter at `n` or more: a second member's word
    * for a counter a snapshot claims without the author's signed entry.

@@ -414,17 +414,22 @@ export class Replica implements Namespace {
    * Retire the authors that left: one entry of retire ops (at most
    * {@link MAX_OPS}) for authors other than this node, not active members,
    * whose entries held here are stable and not yet retired at that seq.
-   * Nothing while this replica recovers its own writes. Returns how many
-   * authors it retired.
+   * The active member with the smallest id retires them; the others only
+   * authors silent for twice the member timeout (should that member not
+   * retire them: it does not trust them, say), so a swarm writes about one
+   * retirement per author. Nothing while this replica recovers its own
+   * writes. Returns how many authors it retired.
    */
   async retire (): Promise<number> {
     return await this.store.exclusive(async () => {
       if (this.recovery.active) return 0
+      const { members } = this
+      const leads = members.leads()
       const ops = this.retirements.due({
         self: this.id,
         clock: this.store.clock,
-        stable: this.members.stableClock(),
-        active: author => this.members.active(author)
+        stable: members.stableClock(),
+        active: author => members.active(author) || (!leads && !members.silentFor(author, 2))
       })
       if (ops.length > 0) await this.writes.commitLocal(ops)
       return ops.length

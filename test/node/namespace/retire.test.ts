@@ -65,7 +65,9 @@ describe('namespace with many lifetime authors', () => {
       // both compact; a new node bootstraps from a snapshot
       await sim.time.runUntil(() => sim.nodes.every(n => weight(n.replica.state().pruned) >= 4_200), { deadline: sim.time.now() + 60_000, pollEvery: 500 })
       assert.ok(weight(a.replica.state().pruned) >= 4_200, 'a compacted')
-      // the authors that left are retired: the clocks a and b send name only themselves
+      // the authors that left are retired, by one of the two (the active member with the smallest id; neither wrote anything else)
+      assert.deepEqual([a, b].filter(n => n.replica.state().clock[n.id] !== undefined).map(n => n.id), [[a.id, b.id].sort()[0]])
+      // the clocks a and b send name only themselves
       for (const i of [0, 1]) {
         const n = sim.nodes[i].replica
         assert.equal(n.retired, 4_200, `node ${i} retired every author that left`)
