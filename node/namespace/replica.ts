@@ -428,7 +428,7 @@ export class Replica implements Namespace {
       const ops = this.retirements.due({
         self: this.id,
         clock: this.store.clock,
-        stable: members.stableClock(),
+        stable: () => members.stableClock(),
         active: author => members.active(author) || (!leads && !members.silentFor(author, 2))
       })
       if (ops.length > 0) await this.writes.commitLocal(ops)

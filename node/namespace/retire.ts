@@ -146,12 +146,15 @@ export class Retirements {
    * it: the receiver knows the retirement then.
    */
   toWire (clock: Readonly<VectorClock>, peer?: Readonly<VectorClock>): VectorClock {
-    const out: VectorClock = { ...clock }
-    for (const [author, r] of this.table) {
-      const n = out[author] ?? 0
-      if (n === r.seq && (peer === undefined || r.dots.some(d => covers(peer, d)))) delete out[author]
-      else if (n === 0) out[author] = 0
+    const out: VectorClock = {}
+    // built up rather than copied and deleted from: deleting most keys of a large object is slow
+    for (const author in clock) {
+      const n = clock[author]
+      const r = this.table.get(author)
+      if (r !== undefined && n === r.seq && (peer === undefined || r.dots.some(d => covers(peer, d)))) continue
+      out[author] = n
     }
+    for (const author of this.table.keys()) if ((clock[author] ?? 0) === 0) out[author] = 0
     return out
   }
 
@@ -183,14 +186,19 @@ export class Retirements {
    * The retire ops this replica may issue now (at most {@link MAX_OPS}):
    * authors other than `self`, not `active`, whose every entry this replica
    * holds is `stable` (seen by every active member), and not yet retired at
-   * that seq.
+   * that seq. The stable clock (O(authors × members)) is asked for only
+   * when some author is a candidate otherwise: in a swarm whose authors are
+   * all active or retired, a round costs one pass over the clock.
    */
-  due (options: { self: string, clock: Readonly<VectorClock>, stable: Readonly<VectorClock>, active: (author: string) => boolean }): RetireOp[] {
-    const { self, clock, stable, active } = options
+  due (options: { self: string, clock: Readonly<VectorClock>, stable: () => Readonly<VectorClock>, active: (author: string) => boolean }): RetireOp[] {
+    const { self, clock, active } = options
+    let stable: Readonly<VectorClock> | undefined
     const ops: RetireOp[] = []
     for (const author in clock) {
       const seq = clock[author]
-      if (author === self || seq <= 0 || (stable[author] ?? 0) < seq || (this.table.get(author)?.seq ?? 0) >= seq || active(author)) continue
+      if (author === self || seq <= 0 || (this.table.get(author)?.seq ?? 0) >= seq || active(author)) continue
+      stable ??= options.stable()
+      if ((stable[author] ?? 0) < seq) continue
       ops.push({ op: 'retire', author, seq })
       if (ops.length >= MAX_OPS) break
     }
