@@ -147,12 +147,13 @@ export class Members {
   /**
    * Record what a peer has seen (from its gossip or a sync exchange). Only
    * trusted peers are members: a stranger's clock is neither kept nor stored,
-   * so it cannot hold back compaction.
+   * so it cannot hold back compaction. Unless `tellsSelf` is false, the
+   * clock also tells how far this node's own writes got (recovery.ts).
    */
-  noteMember (peer: string, clock: VectorClock): void {
+  noteMember (peer: string, clock: VectorClock, tellsSelf = true): void {
     const { id, trust } = this.components
     if (!trust.trusts(peer)) return
-    if (peer !== id) this.components.heardSelf(clock[id] ?? 0, peer)
+    if (peer !== id && tellsSelf) this.components.heardSelf(clock[id] ?? 0, peer)
     let m = this.members.get(peer)
     if (m === undefined) {
       m = { counters: new Uint32Array(0), seen: 0 }

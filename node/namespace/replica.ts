@@ -381,9 +381,16 @@ export class Replica implements Namespace {
   /**
    * Record what a peer has seen (from its gossip or a sync exchange). Only
    * trusted peers are members: a stranger's clock is neither kept nor stored,
-   * so it cannot hold back compaction.
+   * so it cannot hold back compaction. `wire`: the clock as received, when
+   * `clock` was read back from it ({@link readClock}); a wire clock that
+   * leaves this node out says nothing of how far its own writes got (it may
+   * have been retired), so it does not end a recovery (recovery.ts).
    */
-  noteMember (peer: string, clock: VectorClock): void { this.members.noteMember(peer, clock) }
+  noteMember (peer: string, clock: VectorClock, wire?: Readonly<VectorClock>): void {
+    // a wire clock that leaves this node out may have retired it: that is no word on how far its writes got (recovery)
+    const tellsSelf = wire === undefined || Object.hasOwn(wire, this.id) || (clock[this.id] ?? 0) > 0
+    this.members.noteMember(peer, clock, tellsSelf)
+  }
 
   /**
    * What every member heard from within the member timeout and trusted now

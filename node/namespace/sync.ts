@@ -366,7 +366,7 @@ export class NamespaceSync {
     this.stats.messages++
     const { replica } = this.components
     const clock = replica.readClock(message.clock)
-    replica.noteMember(from, clock)
+    replica.noteMember(from, clock, message.clock)
     this.heard = true
     raise(this.announced, clock)
     this.track((async () => {
@@ -391,12 +391,15 @@ export class NamespaceSync {
       return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids, MAX_SYNC_MESSAGE_BYTES - 64 * 1024) })
     }
     const remote = replica.readClock(request.clock)
-    replica.noteMember(from, remote)
+    replica.noteMember(from, remote, request.clock)
     // the page leaves room for the clock and heads of the answer
     const answer = await replica.pull(remote, request.limit, pageBytes(replica.wireClock(replica.clockNow(), remote)))
     const { clock, heads } = replica.state()
     if (answer.type === 'snapshot') return encodeSyncResponse({ v: 1, type: 'snapshot', id: request.id, root: answer.root, clock: replica.wireClock(answer.clock, remote) })
-    return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock: replica.wireClock(clock, remote), heads: heads.slice(0, MAX_HEADS), entries: answer.entries, more: answer.more })
+    // the requester always named: how far its own writes got is what a recovering node waits for
+    const wire = replica.wireClock(clock, remote)
+    wire[from] = clock[from] ?? 0
+    return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock: wire, heads: heads.slice(0, MAX_HEADS), entries: answer.entries, more: answer.more })
   }
 
   private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0], cancel?: AbortSignal): Promise<SyncResponse> {

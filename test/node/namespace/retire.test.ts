@@ -169,6 +169,30 @@ describe('retired authors', () => {
     for (const r of [a, b, fresh]) await r.close()
   })
 
+  it('a retired node that lost its store does not take a clock that leaves it out as the end of its own writes', async () => {
+    const sim: Sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const before = await replica(sim, { memberTimeout: 1_000 }, { key })
+    const b = await replica(sim, { memberTimeout: 1_000 })
+    await before.putFile('/1', { cid: cidOf('1'), size: 1, mode: 0o644, mtime: 1 })
+    await pullInto(b, before)
+    sim.now += 2_000
+    assert.equal(await b.retire(), 1)
+    const wire = b.wireClock(b.state().clock)
+    assert.equal(wire[before.id], undefined)
+    // the same identity, its store lost (no new-store mark): it recovers its writes before writing
+    const after = await replica(sim, { memberTimeout: 1_000, recoverEmptyStore: true, recoveryTimeout: 60_000 }, { key })
+    assert.equal(after.recovering, true)
+    after.noteMember(b.id, after.readClock(wire), wire)
+    assert.equal(after.recovering, true, 'a heartbeat that leaves it out is no word on its seq')
+    // an answer to its pull names it (sync names the requester): recovery waits for seq 1, pulls it, and ends
+    after.noteMember(b.id, { ...after.readClock(wire), [after.id]: 1 }, { ...wire, [after.id]: 1 })
+    await pullInto(after, b)
+    assert.equal(after.recovering, false)
+    assert.equal((await after.lookup('/1'))?.type, 'file')
+    for (const r of [before, b, after]) await r.close()
+  })
+
   it('a validly signed hostile retirement hides no write: beyond what its author saw it is held, of an active author it only shortens clocks', async () => {
     const sim: Sim = { now: 1_000 }
     const b = await replica(sim)
