@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { LevelKV, cborCID, signerFromKey, type Signer } from '../../../node/namespace/index.js'
 import { tempDir } from '../../helpers/temp.js'
 import { weight } from '../../../node/namespace/clock.js'
-import { encodeEntry, encodeEntryBody, type EntryBodyV2 } from '../../../protocol/namespace.js'
+import { decodeEntry, encodeEntry, encodeEntryBody, type EntryBodyV2 } from '../../../protocol/namespace.js'
 import type { NamespaceSim } from '../../../simulations/namespace-sim.js'
 import { withSim } from '../../simulations/namespace-sim-helpers.js'
 import { cidOf, pullInto, replica, type Sim } from './helpers.js'
@@ -104,6 +104,48 @@ async function entryOf (signer: Signer, seq: number, ops: EntryBodyV2['ops'], pa
 function put (path: string): EntryBodyV2['ops'][number] {
   return { op: 'put', path, cid: CID.parse(cidOf(path)), size: 1, mode: 0o644, mtime: 1_000, replaces: [] }
 }
+
+describe('retired authors in a swarm', () => {
+  it('nodes away past memberTimeout are retired by one member, every clock sent leaves them out, and when one comes back and writes nothing is lost', async () => {
+    await withSim({ nodes: 6, seed: 43, replica: { compactAfter: 10, memberTimeout: 30_000 }, sync: { heartbeatEvery: 10_000 } }, async sim => {
+      const paths = ['/a', '/b', '/c', '/d/e']
+      const issuers = new Set<string>()
+      for (const n of sim.nodes.slice(0, 4)) n.replica.onLocalEntries(entries => { for (const bytes of entries) if (decodeEntry(bytes).ops.some(op => op.op === 'retire')) issuers.add(n.id) })
+      for (let k = 0; k < 3; k++) for (let i = 0; i < 6; i++) assert.ok((await sim.apply(i, { kind: 'put', path: paths[(i + k) % paths.length] })).ok)
+      assert.ok(await sim.converge(), (await sim.differences(3)).join('\n'))
+      const [gone1, gone2] = [sim.nodes[4], sim.nodes[5]]
+      await sim.crash(4)
+      await sim.crash(5)
+      // the others write on, and time passes beyond memberTimeout
+      for (let k = 0; k < 3; k++) {
+        for (let i = 0; i < 4; i++) assert.ok((await sim.apply(i, { kind: 'put', path: paths[(i + k + 1) % paths.length] })).ok)
+        await sim.advance(20_000)
+      }
+      await sim.advance(60_000)
+      assert.ok(await sim.converge(), (await sim.differences(3)).join('\n'))
+      for (const n of sim.up()) {
+        assert.equal(n.replica.retired, 2, `node ${n.index} knows both retirements`)
+        const wire = n.replica.wireClock(n.replica.state().clock)
+        assert.equal(wire[gone1.id], undefined)
+        assert.equal(wire[gone2.id], undefined)
+      }
+      // one member retired them: the one with the smallest id among the four
+      assert.deepEqual([...issuers], [sim.nodes.slice(0, 4).map(n => n.id).sort()[0]])
+      // node 4 comes back with its store and writes: taken everywhere, named again
+      await sim.restart(4, 'keep')
+      assert.ok((await sim.apply(4, { kind: 'put', path: '/back' })).ok)
+      // and a new node bootstraps meanwhile
+      const fresh = await sim.join()
+      assert.ok(await sim.converge(180_000), (await sim.differences(3)).join('\n'))
+      assert.deepEqual(await sim.lostWrites(), [])
+      for (const n of sim.up()) {
+        assert.equal((await n.replica.lookup('/back'))?.type, 'file', `node ${n.index} has the returning author's write`)
+        assert.ok((n.replica.wireClock(n.replica.state().clock)[gone1.id] ?? 0) > 0, `node ${n.index} names the returning author`)
+      }
+      assert.equal(sim.nodes[fresh].replica.retired, 2)
+    })
+  })
+})
 
 describe('retired authors', () => {
   it('two replicas on LevelDB with 4,200 lifetime authors: retirements are stored, survive a restart, and the wire clocks stay small', async (t) => {
