@@ -811,7 +811,8 @@ export class SnapshotLoader {
       else if (await kv.get(seqKey(author, seq)) === undefined) final.del(entryKey(cid))
     }
     final.put(metaKey('pruned'), pruned)
-    this.components.retirements?.take(batch, retiredOfSnapshot(snap.retired))
+    // a retirement only at a counter this replica now holds (proven, or its own): an unproven one would be a claim about the author
+    this.components.retirements?.take(batch, retiredOfSnapshot(snap.retired).filter(([author, r]) => covers(clock, [author, r.seq])))
     await this.components.writer.writeRoot(final, { tree: treeRoot, blocks: nodes, clock, heads, drop: [...marker.nodes, marker.root] })
     final.del(metaKey('merge'))
     final.del(metaKey('fresh'))
