@@ -811,8 +811,8 @@ export class SnapshotLoader {
       else if (await kv.get(seqKey(author, seq)) === undefined) final.del(entryKey(cid))
     }
     final.put(metaKey('pruned'), pruned)
-    // a retirement only at a counter this replica now holds (proven, or its own): an unproven one would be a claim about the author
-    this.components.retirements?.take(batch, retiredOfSnapshot(snap.retired).filter(([author, r]) => covers(clock, [author, r.seq])))
+    // a retirement beyond the counter this replica now holds (not proven) is kept without its dots: it never reads a peer's clock, and keeps the author named here
+    this.components.retirements?.take(batch, retiredOfSnapshot(snap.retired).map(([author, r]) => [author, covers(clock, [author, r.seq]) ? r : { seq: r.seq, dots: [] }]))
     await this.components.writer.writeRoot(final, { tree: treeRoot, blocks: nodes, clock, heads, drop: [...marker.nodes, marker.root] })
     final.del(metaKey('merge'))
     final.del(metaKey('fresh'))
