@@ -39,7 +39,7 @@ import { RETIRED_RANGE, authorOfRetiredKey, retiredKey } from './rows.js'
 import type { Batch } from './store.js'
 
 /** Most dots kept per retired author (retirements of one author at one seq by several nodes). */
-export const MAX_RETIRE_DOTS = 8
+const MAX_RETIRE_DOTS = 8
 
 /** The highest seq an author was retired at, and the entries that retired it there. */
 export interface Retirement {
@@ -88,9 +88,6 @@ export class Retirements {
 
   /** Number of retired authors. */
   get size (): number { return this.table.size }
-
-  /** The retirement of `author`, if any. */
-  of (author: string): Retirement | undefined { return this.table.get(author) }
 
   /**
    * The retirements a snapshot of `clock` carries (written into `txn`, whose
