@@ -33,14 +33,16 @@ import { fieldChecks } from './fields.js'
 import { isPlainMap, isSet, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
-export const NAMESPACE_TOPIC = '/shoal/namespace/2.0.0'
+export const NAMESPACE_TOPIC = '/shoal/namespace/2.1.0'
 /** The libp2p protocol id of namespace sync (pull entries by vector clock, fetch snapshot blocks). */
-export const SYNC_PROTOCOL = '/shoal/ns-sync/2.0.0'
+export const SYNC_PROTOCOL = '/shoal/ns-sync/2.1.0'
 /**
  * The version of the namespace's messages and snapshot blocks. Entries have
  * their own ({@link ENTRY_VERSION}); the protocol ids above name the wire
  * protocol as a whole (2.0.0: entries without clocks — nodes of 1.0.0 and
- * 2.0.0 do not exchange namespace data).
+ * 2.0.0 do not exchange namespace data; 2.1.0: retire ops and clocks that
+ * leave retired authors out — a 2.0.0 node would refuse the entries of a
+ * node that retired an author, and everything that node wrote after).
  */
 export const NAMESPACE_VERSION = 1
 
@@ -48,8 +50,14 @@ export const NAMESPACE_VERSION = 1
 export const MAX_ENTRY_BYTES = 1024 * 1024
 /** Most ops in one entry (a big move is split over several entries). */
 export const MAX_OPS = 4096
-/** Most authors in one vector clock. */
-export const MAX_CLOCK_AUTHORS = 4096
+/**
+ * Most authors one vector clock may name: what the largest message
+ * ({@link MAX_SYNC_MESSAGE_BYTES}) can hold at ~57 bytes an author, so the
+ * message's byte limit is the real bound. Clocks on the wire name only the
+ * authors not retired (docs/namespace.md, "Retired authors"), so this bounds
+ * the authors writing at one time, not the authors a namespace ever had.
+ */
+export const MAX_CLOCK_AUTHORS = 65_536
 /** Most parents (heads) an entry may name. */
 export const MAX_PARENTS = 256
 /** Most dots an op may replace. */
@@ -62,8 +70,15 @@ export const MAX_SYNC_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
 export const MAX_BATCH_ENTRIES = 2048
 /** Most CIDs in one `blocks` request. */
 export const MAX_BLOCKS_WANT = 64
-/** Largest snapshot block. */
+/** Largest snapshot block (a tree node). */
 export const MAX_SNAPSHOT_BLOCK_BYTES = 1024 * 1024
+/**
+ * Largest snapshot root: it names every author the snapshot has seen (a
+ * counter, a tip, and for retired authors their retirement: ~290 bytes an
+ * author), so it may fill a sync answer (one block per `blocks` answer):
+ * ~14,000 lifetime authors.
+ */
+export const MAX_SNAPSHOT_ROOT_BYTES = 4 * 1024 * 1024 - 64 * 1024
 /**
  * Bound of the replica's `shardPaths` option, which snapshots no longer use
  * (they are trees whose node sizes follow protocol/snapshot-tree.ts): kept
@@ -146,8 +161,21 @@ export interface DelOp {
   path: string
   replaces: Dot[]
 }
+/** An operation on a path. */
+export type PathOp = PutOp | MkdirOp | DelOp
+/**
+ * `author`'s history ends at `seq` as far as the entry's author saw: clocks
+ * on the wire may leave `author` out where they hold exactly `seq`
+ * (docs/namespace.md, "Retired authors"). It changes no path. An entry
+ * holding it depends on `author`'s entries up to `seq`, as on its parents.
+ */
+export interface RetireOp {
+  op: 'retire'
+  author: string
+  seq: number
+}
 /** A namespace operation. */
-export type Op = PutOp | MkdirOp | DelOp
+export type Op = PathOp | RetireOp
 
 /** What every version of an entry's signed part holds. */
 interface EntryBodyFields {
@@ -159,7 +187,7 @@ interface EntryBodyFields {
   time: number
   /** The author's heads when it wrote the entry (the Merkle links of the log). */
   parents: CID[]
-  /** At least one op; paths are normalised and distinct within an entry. */
+  /** At least one op; paths are normalised and distinct within an entry, and so are retired authors (v2 only, never the entry's author). */
   ops: Op[]
 }
 
@@ -213,9 +241,19 @@ export interface SnapshotVersion {
   pin?: Pin
 }
 
-/** The root of a snapshot of the namespace state (signed by the node that made it). */
+/**
+ * Retired authors a snapshot carries, grouped by the entry (dot) that
+ * retired them: per group, each author and the seq it was retired at.
+ */
+export type SnapshotRetired = Array<[dot: Dot, authors: Array<[author: string, seq: number]>]>
+
+/**
+ * The root of a snapshot of the namespace state (signed by the node that
+ * made it). Version 2 adds `retired`; a root with no retired author is
+ * written as version 1, which every build reads.
+ */
 export interface SnapshotRoot {
-  v: 1
+  v: 1 | 2
   author: string
   time: number
   /** Everything applied into the snapshot. */
@@ -240,6 +278,13 @@ export interface SnapshotRoot {
    * claim").
    */
   tips: Array<[author: string, entry: CID]>
+  /**
+   * Version 2 only: the retirements applied into the snapshot
+   * (docs/namespace.md, "Retired authors"), so that a node bootstrapping
+   * from it reads its peers' clocks. Each group's dot is covered by `clock`,
+   * each author named once in all, at a seq `clock` covers.
+   */
+  retired?: SnapshotRetired
   sig: Uint8Array
 }
 
@@ -279,7 +324,7 @@ export const MAX_SIG_BYTES = 128
 /** Longest `message` of a sync `error` response, in UTF-16 code units. */
 export const MAX_SYNC_ERROR_MESSAGE = 1024
 /** Most heads one list (gossip, `entries` response, snapshot root) may name. */
-export const MAX_HEADS = MAX_CLOCK_AUTHORS
+export const MAX_HEADS = 4096
 
 /** Multicodec code of dag-cbor: entries and snapshot blocks. */
 const DAG_CBOR = 0x71
@@ -395,16 +440,16 @@ export function decodeEntry (bytes: Uint8Array): Entry {
  * @throws {InvalidMessageError} when the root is not valid
  */
 export function encodeSnapshotRootBody (root: Omit<SnapshotRoot, 'sig'>): Uint8Array {
-  return encodeChecked(pickSnapshotRootBody(shape(root, 'snapshot root body', SNAPSHOT_ROOT_BODY_FIELDS, ['sig'])), MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot root body')
+  return encodeChecked(pickSnapshotRootBody(shape(root, 'snapshot root body', SNAPSHOT_ROOT_BODY_FIELDS[rootVersion(root, 'snapshot root body')], ['sig'])), MAX_SNAPSHOT_ROOT_BYTES, 'snapshot root body')
 }
 
 /**
  * Encode a signed snapshot root (checked first).
  *
- * @throws {InvalidMessageError} when the root is not valid or exceeds {@link MAX_SNAPSHOT_BLOCK_BYTES}
+ * @throws {InvalidMessageError} when the root is not valid or exceeds {@link MAX_SNAPSHOT_ROOT_BYTES}
  */
 export function encodeSnapshotRoot (root: SnapshotRoot): Uint8Array {
-  return encodeChecked(pickSnapshotRoot(root), MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot root')
+  return encodeChecked(pickSnapshotRoot(root), MAX_SNAPSHOT_ROOT_BYTES, 'snapshot root')
 }
 
 /**
@@ -414,7 +459,7 @@ export function encodeSnapshotRoot (root: SnapshotRoot): Uint8Array {
  * @throws {InvalidMessageError} for anything malformed
  */
 export function decodeSnapshotRoot (bytes: Uint8Array): SnapshotRoot {
-  return decodeCanonical(bytes, MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot root', pickSnapshotRoot)
+  return decodeCanonical(bytes, MAX_SNAPSHOT_ROOT_BYTES, 'snapshot root', pickSnapshotRoot)
 }
 
 /**
@@ -567,12 +612,18 @@ function byteList (value: unknown, what: string, maxItems: number, maxBytes: num
   })
 }
 
-function clock (value: unknown, what: string, minAuthors: number): VectorClock {
+/**
+ * A clock with `minAuthors` or more authors. Counters are ≥ 1, except in
+ * clocks on the wire (`wire`): there a 0 names an author the sender holds
+ * nothing of, which a receiver would otherwise read as retired
+ * (docs/namespace.md, "Retired authors").
+ */
+function clock (value: unknown, what: string, minAuthors: number, wire = false): VectorClock {
   if (!isPlainMap(value)) fail(`${what} is not a map`)
   const authors = Object.keys(value)
   if (authors.length < minAuthors || authors.length > MAX_CLOCK_AUTHORS) fail(`${what} has ${authors.length} authors (${minAuthors}..${MAX_CLOCK_AUTHORS} allowed)`)
   const out: VectorClock = {}
-  for (const author of authors) out[peerId(author, `${what} author`)] = int(value[author], `${what} value`, 1)
+  for (const author of authors) out[peerId(author, `${what} author`)] = int(value[author], `${what} value`, wire ? 0 : 1)
   return out
 }
 
@@ -667,15 +718,22 @@ function coldCopy (value: unknown, what: string): ColdCopy {
 const OP_FIELDS: Record<Op['op'], readonly string[]> = {
   put: ['op', 'path', 'cid', 'size', 'mode', 'mtime', 'replaces'],
   mkdir: ['op', 'path', 'mode', 'mtime', 'replaces'],
-  del: ['op', 'path', 'replaces']
+  del: ['op', 'path', 'replaces'],
+  retire: ['op', 'author', 'seq']
 }
-const OP_OPTIONAL_FIELDS: Record<Op['op'], readonly string[]> = { put: ['pin'], mkdir: [], del: [] }
+const OP_OPTIONAL_FIELDS: Record<Op['op'], readonly string[]> = { put: ['pin'], mkdir: [], del: [], retire: [] }
 
-function pickOp (value: unknown, author: string, seq: number, entryClock: PastCheck): Op {
+function pickOp (value: unknown, author: string, seq: number, entryClock: PastCheck, v: EntryBody['v']): Op {
   if (!isPlainMap(value)) fail('op is not a map')
   const kind = value.op
   if (typeof kind !== 'string' || !Object.hasOwn(OP_FIELDS, kind)) fail(`unknown op ${show(kind)}`)
   const f = shape(value, `${kind} op`, OP_FIELDS[kind as Op['op']], OP_OPTIONAL_FIELDS[kind as Op['op']])
+  if (kind === 'retire') {
+    if (v !== 2) fail('a retire op in a v1 entry')
+    const retired = peerId(f.author, 'retired author')
+    if (retired === author) fail('an entry retires its own author')
+    return { op: 'retire', author: retired, seq: int(f.seq, 'retired seq', 1) }
+  }
   const p = path(f.path, 'op path')
   switch (kind as Op['op']) {
     case 'put': {
@@ -735,10 +793,12 @@ function pickEntryBody (f: Fields): EntryBody {
     versioned = { v: 2, deps }
   }
   const seen = new Set<string>()
+  const retired = new Set<string>()
   const ops = list(f.ops, 'entry ops', 1, MAX_OPS).map(item => {
-    const op = pickOp(item, author, seq, inPast)
-    if (seen.has(op.path)) fail(`entry has two ops on ${show(op.path)}`)
-    seen.add(op.path)
+    const op = pickOp(item, author, seq, inPast, v)
+    const [names, key] = op.op === 'retire' ? [retired, op.author] : [seen, op.path]
+    if (names.has(key)) fail(`entry has two ops on ${show(key)}`)
+    names.add(key)
     return op
   })
   // field order as the types declare it (dag-cbor sorts keys anyway)
@@ -767,13 +827,23 @@ function pickEntry (value: unknown): Entry {
   return { ...pickEntryBody(f), sig: bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES) }
 }
 
-const SNAPSHOT_ROOT_BODY_FIELDS = ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips'] as const
-const SNAPSHOT_ROOT_FIELDS = [...SNAPSHOT_ROOT_BODY_FIELDS, 'sig'] as const
+const SNAPSHOT_ROOT_BODY_FIELDS: Record<SnapshotRoot['v'], readonly string[]> = {
+  1: ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips'],
+  2: ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips', 'retired']
+}
+
+/** The version a snapshot root claims (1 or 2), checked before its fields. */
+function rootVersion (value: unknown, what: string): SnapshotRoot['v'] {
+  if (!isPlainMap(value)) fail(`${what} is not a map`)
+  const v = value.v
+  if (v !== 1 && v !== 2) fail(`${what} has unsupported version ${show(v)}`)
+  return v
+}
 
 function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
-  version(f.v, 'snapshot root')
-  const out = {
-    v: 1 as const,
+  const v = rootVersion(f, 'snapshot root')
+  const out: Omit<SnapshotRoot, 'sig'> = {
+    v,
     author: peerId(f.author, 'snapshot author'),
     time: int(f.time, 'snapshot time', 0),
     clock: clock(f.clock, 'snapshot clock', 0),
@@ -793,11 +863,36 @@ function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
     out.tips.push([author, cid(c, 'snapshot tip entry', DAG_CBOR)])
   }
   if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
+  if (v === 2) out.retired = snapshotRetired(f.retired, out.clock)
+  return out
+}
+
+/** A v2 root's retirements: groups by distinct dots `clock` covers, each author once in all, at a seq `clock` covers, at least one. */
+function snapshotRetired (value: unknown, rootClock: VectorClock): SnapshotRetired {
+  const dots = new Set<string>()
+  const authors = new Set<string>()
+  const covered = (author: string, seq: number): boolean => Object.hasOwn(rootClock, author) && rootClock[author] >= seq
+  const out = list(value, 'snapshot retired', 1, MAX_CLOCK_AUTHORS).map(item => {
+    const [d, named] = check.pair(item, 'snapshot retired group', ['dot', 'authors'])
+    const by = dot(d, 'snapshot retiring dot')
+    const key = dotKey(by[0], by[1])
+    if (dots.has(key)) fail(`snapshot retired names the dot [${show(by[0])}, ${by[1]}] twice`)
+    dots.add(key)
+    if (!covered(by[0], by[1])) fail(`snapshot retiring dot [${show(by[0])}, ${by[1]}] is beyond the snapshot's clock`)
+    const group = list(named, 'snapshot retired authors', 1, MAX_CLOCK_AUTHORS).map(a => {
+      const [author, seq] = dot(a, 'snapshot retired author')
+      if (authors.has(author)) fail(`snapshot retires ${show(author)} twice`)
+      authors.add(author)
+      if (!covered(author, seq)) fail(`snapshot retires ${show(author)} at ${seq}, beyond the snapshot's clock`)
+      return [author, seq] as [string, number]
+    })
+    return [by, group] as [Dot, Array<[string, number]>]
+  })
   return out
 }
 
 function pickSnapshotRoot (value: unknown): SnapshotRoot {
-  const f = shape(value, 'snapshot root', SNAPSHOT_ROOT_FIELDS)
+  const f = shape(value, 'snapshot root', [...SNAPSHOT_ROOT_BODY_FIELDS[rootVersion(value, 'snapshot root')], 'sig'])
   return { ...pickSnapshotRootBody(f), sig: bytes(f.sig, 'snapshot sig', 1, MAX_SIG_BYTES) }
 }
 
@@ -819,7 +914,7 @@ function pickHeadsMessage (value: unknown): HeadsMessage {
   return {
     v: 1,
     type: 'heads',
-    clock: clock(f.clock, 'heads clock', 0),
+    clock: clock(f.clock, 'heads clock', 0, true),
     heads: cidList(f.heads, 'heads', 0, MAX_HEADS, DAG_CBOR, true),
     entries: byteList(f.entries, 'heads entries', MAX_BATCH_ENTRIES, MAX_ENTRY_BYTES)
   }
@@ -832,7 +927,7 @@ function pickSyncRequest (value: unknown): SyncRequest {
   const f = value as Fields
   const id = int(f.id, 'id', 0)
   if (type === 'pull') {
-    return { v: 1, type, id, clock: clock(f.clock, 'pull clock', 0), limit: int(f.limit, 'pull limit', 1, MAX_BATCH_ENTRIES) }
+    return { v: 1, type, id, clock: clock(f.clock, 'pull clock', 0, true), limit: int(f.limit, 'pull limit', 1, MAX_BATCH_ENTRIES) }
   }
   return { v: 1, type: 'blocks', id, cids: cidList(f.cids, 'blocks cids', 1, MAX_BLOCKS_WANT, DAG_CBOR, false) }
 }
@@ -848,13 +943,13 @@ function pickSyncResponse (value: unknown): SyncResponse {
       v: 1,
       type,
       id,
-      clock: clock(f.clock, 'entries clock', 0),
+      clock: clock(f.clock, 'entries clock', 0, true),
       heads: cidList(f.heads, 'entries heads', 0, MAX_HEADS, DAG_CBOR, true),
       entries: byteList(f.entries, 'entries', MAX_BATCH_ENTRIES, MAX_ENTRY_BYTES),
       more: bool(f.more, 'more')
     }
-    case 'snapshot': return { v: 1, type, id, root: cid(f.root, 'snapshot root', DAG_CBOR), clock: clock(f.clock, 'snapshot clock', 1) }
-    case 'blocks': return { v: 1, type, id, blocks: byteList(f.blocks, 'blocks', MAX_BLOCKS_WANT, MAX_SNAPSHOT_BLOCK_BYTES) }
+    case 'snapshot': return { v: 1, type, id, root: cid(f.root, 'snapshot root', DAG_CBOR), clock: clock(f.clock, 'snapshot clock', 1, true) }
+    case 'blocks': return { v: 1, type, id, blocks: byteList(f.blocks, 'blocks', MAX_BLOCKS_WANT, MAX_SNAPSHOT_ROOT_BYTES) }
     default: return { v: 1, type: 'error', id, message: text(f.message, 'error message', MAX_SYNC_ERROR_MESSAGE) }
   }
 }

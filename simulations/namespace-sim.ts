@@ -300,6 +300,7 @@ export class NamespaceSim {
       const entry = decodeEntry(bytes)
       const dot: Dot = [entry.author, entry.seq]
       for (const op of entry.ops) {
+        if (op.op === 'retire') continue
         for (const r of op.replaces) {
           this.replaced.add(versionKey(op.path, r))
           if (!covers(entry.v === 1 ? entry.clock : seen, r)) this.blindReplaces.push(`node ${node} entry ${entry.seq} replaces ${op.path}@${r[0]}:${r[1]} it has not seen`)

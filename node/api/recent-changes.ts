@@ -78,7 +78,7 @@ export class RecentChanges {
       seq: e.seq,
       time: e.time,
       ops: e.ops.length,
-      changes: e.ops.slice(0, OPS_PER_CHANGE).map(op => op.op === 'put' ? { op: op.op, path: op.path, size: op.size } : { op: op.op, path: op.path })
+      changes: e.ops.filter(op => op.op !== 'retire').slice(0, OPS_PER_CHANGE).map(op => op.op === 'put' ? { op: op.op, path: op.path, size: op.size } : { op: op.op, path: op.path })
     }))
   }
 }

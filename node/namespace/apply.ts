@@ -15,7 +15,7 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
-import type { Entry as LogEntry } from '../../protocol/namespace.js'
+import type { Entry as LogEntry, RetireOp } from '../../protocol/namespace.js'
 import { covers, merge, type Dot, type VectorClock } from './clock.js'
 import { skippedDeps } from './causal.js'
 import { decodeJSON, type KV, type Txn } from './kv.js'
@@ -43,6 +43,8 @@ export interface ApplierComponents {
   }
   /** An applied entry tells what its author had seen (members.ts). */
   noteAuthor: (entry: LogEntry) => void
+  /** A retire op applied in `batch` by the entry `dot` (retire.ts). */
+  retired?: (batch: Batch, op: RetireOp, dot: Dot) => void
 }
 
 /** Applies entries into batches; owns the superseded-before-arrival rows. */
@@ -80,6 +82,10 @@ export class Applier {
     // a v2 entry does not carry its clock: a replaced dot this replica cannot place in its past is not taken as superseded (see inKnownPast)
     const replaced = (dots: Dot[]): Dot[] => entry.v === 1 ? dots : dots.filter(d => this.inKnownPast(batch, d))
     for (const op of entry.ops) {
+      if (op.op === 'retire') {
+        this.components.retired?.(batch, op, [entry.author, entry.seq])
+        continue
+      }
       await this.noteSuperseded(batch, op.path, replaced(op.replaces))
       if (op.op === 'del') {
         await batch.tree.change(op.path, op.replaces)

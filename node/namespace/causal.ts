@@ -32,13 +32,16 @@ export function ready (entry: LogEntry, clock: VectorClock, trust: TrustPolicy):
 /**
  * What `entry` depends on by other authors, as (author, seq): a v1 entry's
  * clock, a v2 entry's parent dots (each stands for its author's chain up to
- * it; what those parents depended on was checked when they were applied).
+ * it; what those parents depended on was checked when they were applied)
+ * and the (author, seq) each of its retire ops names.
  */
 export function * dependencies (entry: LogEntry): Iterable<[string, number]> {
   if (entry.v === 1) {
     for (const [author, n] of Object.entries(entry.clock)) if (author !== entry.author) yield [author, n]
   } else {
     for (const [author, n] of entry.deps) if (author !== entry.author) yield [author, n]
+    // a retirement of (X, c) speaks of X's entries up to c: they are in its past (never applied before them)
+    for (const op of entry.ops) if (op.op === 'retire') yield [op.author, op.seq]
   }
 }
 

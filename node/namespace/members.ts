@@ -147,12 +147,13 @@ export class Members {
   /**
    * Record what a peer has seen (from its gossip or a sync exchange). Only
    * trusted peers are members: a stranger's clock is neither kept nor stored,
-   * so it cannot hold back compaction.
+   * so it cannot hold back compaction. Unless `tellsSelf` is false, the
+   * clock also tells how far this node's own writes got (recovery.ts).
    */
-  noteMember (peer: string, clock: VectorClock): void {
+  noteMember (peer: string, clock: VectorClock, tellsSelf = true): void {
     const { id, trust } = this.components
     if (!trust.trusts(peer)) return
-    if (peer !== id) this.components.heardSelf(clock[id] ?? 0, peer)
+    if (peer !== id && tellsSelf) this.components.heardSelf(clock[id] ?? 0, peer)
     let m = this.members.get(peer)
     if (m === undefined) {
       m = { counters: new Uint32Array(0), seen: 0 }
@@ -255,6 +256,33 @@ export class Members {
       if (min > 0) out[author] = min
     }
     return out
+  }
+
+  /**
+   * True when `peer` is an active member: trusted, and heard from within the
+   * member timeout (its own entries count). An author that is not may be
+   * retired (retire.ts).
+   */
+  active (peer: string): boolean {
+    const m = this.members.get(peer)
+    return m !== undefined && this.components.clock.now() - m.seen <= this.components.memberTimeout && this.components.trust.trusts(peer)
+  }
+
+  /**
+   * True when this replica's id is the smallest of its own and the active
+   * members': the one member that retires authors first, so that a swarm
+   * writes one retirement of an author, not one per member (retire.ts).
+   */
+  leads (): boolean {
+    const { id } = this.components
+    for (const peer of this.members.keys()) if (peer < id && this.active(peer)) return false
+    return true
+  }
+
+  /** True when `peer` was not heard from within `factor` member timeouts (or never). */
+  silentFor (peer: string, factor: number): boolean {
+    const m = this.members.get(peer)
+    return m === undefined || this.components.clock.now() - m.seen > factor * this.components.memberTimeout
   }
 
   /**

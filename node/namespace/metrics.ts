@@ -24,6 +24,7 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
   new Gauge({ name: 'shoal_namespace_pruned_entries', help: 'Log entries compacted into a snapshot and pruned', registers, collect () { this.set(weight(replica.state().pruned)) } })
   new Gauge({ name: 'shoal_namespace_heads', help: 'Current heads of the log', registers, collect () { this.set(replica.state().heads.length) } })
   new Gauge({ name: 'shoal_namespace_recovering', help: '1 while the node recovers its own past writes before writing (its store is behind them), else 0', registers, collect () { this.set(replica.recovering ? 1 : 0) } })
+  new Gauge({ name: 'shoal_namespace_retired_authors', help: 'Authors retired (they left): clocks this node sends leave them out where it holds their retired seq', registers, collect () { this.set(replica.retired) } })
   counter(registers, 'shoal_namespace_rejected_entries_total', 'Entries rejected (bad signature, shape, equivocation)', () => replica.rejected)
   counter(registers, 'shoal_namespace_untrusted_entries_total', 'Entries dropped because their author is not a trusted writer', () => replica.untrusted)
   const { sync } = sources

@@ -35,6 +35,7 @@ import type { KV } from './kv.js'
 import { Applier } from './apply.js'
 import { EntryLog, type PullAnswer, type ReceiveResult } from './log.js'
 import { Members, type Member } from './members.js'
+import { Retirements } from './retire.js'
 import { TreeReader } from './reads.js'
 import { ReplicaRecovery, type RecoveryTimers } from './recovery.js'
 import { Snapshots } from './snapshots.js'
@@ -117,6 +118,7 @@ export class Replica implements Namespace {
   private readonly store: ReplicaStore
   private readonly recovery: ReplicaRecovery
   private readonly members: Members
+  private readonly retirements: Retirements
   private readonly applier: Applier
   private readonly log: EntryLog
   private readonly snapshots: Snapshots
@@ -149,7 +151,14 @@ export class Replica implements Namespace {
     const members = this.members = new Members({ kv, id, trust, clock, applied: () => store.clock, heardSelf, memberTimeout: options.memberTimeout ?? 7 * DAY })
     store.onCommit(batch => recovery.onCommit(batch))
     store.onCommit(batch => members.writeNew(batch.txn))
-    const applier = this.applier = new Applier({ kv, state: store, noteAuthor: entry => { members.noteAuthor(entry) } })
+    const retirements = this.retirements = new Retirements({ kv })
+    store.onCommit(batch => retirements.onCommit(batch))
+    const applier = this.applier = new Applier({
+      kv,
+      state: store,
+      noteAuthor: entry => { members.noteAuthor(entry) },
+      retired: (batch, op, dot) => { retirements.record(batch, op, dot) }
+    })
     const log: EntryLog = this.log = new EntryLog({
       store,
       applier,
@@ -180,6 +189,7 @@ export class Replica implements Namespace {
         await this.writes.commitLocal(ops)
       },
       shardPaths: Math.min(options.shardPaths ?? 2048, MAX_SHARD_PATHS),
+      retirements,
       compactAfter: options.compactAfter ?? 10_000
     })
     const reads = this.reads = new TreeReader(kv)
@@ -232,11 +242,13 @@ export class Replica implements Namespace {
       if (legacyClock !== undefined || legacyMembers !== undefined) await upgradeRows(this.upgrades, legacyClock, legacyMembers)
       await upgradeSnapshot(this.upgrades)
       await this.applier.load()
+      await this.retirements.load()
       await this.snapshots.resume()
       await migrateSingleNode(this.upgrades)
     } catch (err) {
       this.members.clear()
       this.applier.clear()
+      this.retirements.clear()
       await store.kv.close().catch(() => {})
       throw err
     }
@@ -369,9 +381,16 @@ export class Replica implements Namespace {
   /**
    * Record what a peer has seen (from its gossip or a sync exchange). Only
    * trusted peers are members: a stranger's clock is neither kept nor stored,
-   * so it cannot hold back compaction.
+   * so it cannot hold back compaction. `wire`: the clock as received, when
+   * `clock` was read back from it ({@link readClock}); a wire clock that
+   * leaves this node out says nothing of how far its own writes got (it may
+   * have been retired), so it does not end a recovery (recovery.ts).
    */
-  noteMember (peer: string, clock: VectorClock): void { this.members.noteMember(peer, clock) }
+  noteMember (peer: string, clock: VectorClock, wire?: Readonly<VectorClock>): void {
+    // a wire clock that leaves this node out may have retired it: that is no word on how far its writes got (recovery)
+    const tellsSelf = wire === undefined || Object.hasOwn(wire, this.id) || (clock[this.id] ?? 0) > 0
+    this.members.noteMember(peer, clock, tellsSelf)
+  }
 
   /**
    * What every member heard from within the member timeout and trusted now
@@ -382,6 +401,47 @@ export class Replica implements Namespace {
 
   /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from). */
   memberClock (peer: string): VectorClock | undefined { return this.members.memberClock(peer) }
+
+  // ------------------------------------------ retired authors (retire.ts)
+
+  /**
+   * `clock` in its wire form: retired authors held at their retired seq
+   * left out (docs/namespace.md, "Retired authors"). With `peer` (what the
+   * receiver is known to hold), only those whose retirement it covers.
+   */
+  wireClock (clock: Readonly<VectorClock>, peer?: Readonly<VectorClock>): VectorClock { return this.retirements.toWire(clock, peer) }
+
+  /** A clock received in wire form, with the retired authors it left out read back (as 0 unless the sender covers their retirement). */
+  readClock (wire: Readonly<VectorClock>): VectorClock { return this.retirements.readClock(wire) }
+
+  /** Number of retired authors this replica knows. */
+  get retired (): number { return this.retirements.size }
+
+  /**
+   * Retire the authors that left: one entry of retire ops (at most
+   * {@link MAX_OPS}) for authors other than this node, not active members,
+   * whose entries held here are stable and not yet retired at that seq.
+   * The active member with the smallest id retires them; the others only
+   * authors silent for twice the member timeout (should that member not
+   * retire them: it does not trust them, say), so a swarm writes about one
+   * retirement per author. Nothing while this replica recovers its own
+   * writes. Returns how many authors it retired.
+   */
+  async retire (): Promise<number> {
+    return await this.store.exclusive(async () => {
+      if (this.recovery.active) return 0
+      const { members } = this
+      const leads = members.leads()
+      const ops = this.retirements.due({
+        self: this.id,
+        clock: this.store.clock,
+        stable: () => members.stableClock(),
+        active: author => members.active(author) || (!leads && !members.silentFor(author, 2))
+      })
+      if (ops.length > 0) await this.writes.commitLocal(ops)
+      return ops.length
+    })
+  }
 
   // ---------------------------------------------- snapshots (snapshots.ts)
 

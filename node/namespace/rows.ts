@@ -90,3 +90,10 @@ export function numberOfAuthorKey (key: string): number { return /^n![0-9a-f]{8}
 
 /** `m!<name>` → one of the replica's records (`heads`, `pruned`, `ahead`, `snapshot`, `recovering`…). */
 export function metaKey (name: string): string { return 'm!' + name }
+
+/** `q!<author>` → `{ seq, dots }`: the highest seq `author` was retired at, and the entries that retired it there (retire.ts). */
+export function retiredKey (author: string): string { return 'q!' + author }
+/** Every retirement row. */
+export const RETIRED_RANGE = { gt: 'q!', lt: 'q"' } as const
+/** The author a retirement row is about. */
+export function authorOfRetiredKey (key: string): string { return key.slice(2) }

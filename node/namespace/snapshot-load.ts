@@ -65,6 +65,7 @@ import {
   type SnapshotMeta, type WriteRootOptions
 } from './snapshot-state.js'
 import type { Verifier } from './identity.js'
+import { retiredOfSnapshot, type SnapshotRetirements } from './retire.js'
 import { provenClock, type ProvenClock, type ProvenTip } from './snapshot-proof.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
@@ -177,6 +178,8 @@ export interface SnapshotLoaderComponents {
   /** Write `ops` as this replica's own entries, under the lock already held. */
   republish: (ops: Op[]) => Promise<void>
   writer: SnapshotWriter
+  /** The retired authors (retire.ts): a merge takes the snapshot's. */
+  retirements?: SnapshotRetirements
 }
 
 
@@ -808,6 +811,8 @@ export class SnapshotLoader {
       else if (await kv.get(seqKey(author, seq)) === undefined) final.del(entryKey(cid))
     }
     final.put(metaKey('pruned'), pruned)
+    // a retirement beyond the counter this replica now holds (not proven) is kept without its dots: it never reads a peer's clock, and keeps the author named here
+    this.components.retirements?.take(batch, retiredOfSnapshot(snap.retired).map(([author, r]) => [author, covers(clock, [author, r.seq]) ? r : { seq: r.seq, dots: [] }]))
     await this.components.writer.writeRoot(final, { tree: treeRoot, blocks: nodes, clock, heads, drop: [...marker.nodes, marker.root] })
     final.del(metaKey('merge'))
     final.del(metaKey('fresh'))

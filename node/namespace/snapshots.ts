@@ -35,6 +35,7 @@ import { compareTreePaths, inTreeOrder } from './path-order.js'
 import { toSnapshotVersion, type SnapshotMeta, type WriteRootOptions } from './snapshot-state.js'
 import { SnapshotLoader, type SnapshotFetch } from './snapshot-load.js'
 import type { Op } from '../../protocol/namespace.js'
+import type { SnapshotRetirements } from './retire.js'
 import type { Signer, Verifier } from './identity.js'
 import type { TrustPolicy } from './trust.js'
 import type { WallClock } from './api.js'
@@ -75,7 +76,10 @@ export interface SnapshotsComponents {
   shardPaths?: number
   /** Compact once this many entries became stable since the last compaction. */
   compactAfter: number
+  /** The retired authors (retire.ts): a snapshot carries them, a merge takes them. */
+  retirements?: SnapshotRetirements
 }
+
 
 /** Writes, serves, merges snapshots; compacts. */
 export class Snapshots {
@@ -264,8 +268,9 @@ export class Snapshots {
       const row = await txn.get<{ cid: string }>(seqKey(author, clock[author]))
       if (row !== undefined) tips.push([author, CID.parse(row.cid)])
     }
+    const retired = this.components.retirements?.forSnapshot(clock, txn) ?? []
     const body: Omit<SnapshotRoot, 'sig'> = {
-      v: 1,
+      v: retired.length > 0 ? 2 : 1,
       author: this.components.id,
       time: this.components.clock.now(),
       clock: { ...clock },
@@ -273,7 +278,9 @@ export class Snapshots {
       headDots: sortedHeads(heads).map(h => heads.get(h) as Dot),
       count: tree.count,
       tree: tree.root,
-      tips
+      tips,
+      // a root with none is written in the first version, which every build reads
+      ...(retired.length > 0 ? { retired } : {})
     }
     const sig = await this.components.signer.sign(encodeSnapshotRootBody(body))
     const rootBytes = encodeSnapshotRoot({ ...body, sig })

@@ -16,7 +16,9 @@
  *   (snapshot-fetch.ts).
  * - **Compaction** runs in the anti-entropy round, except while a pull is
  *   catching up (its peer said it has more pages, or answered with a
- *   snapshot): then it waits until that pull ends, and runs then.
+ *   snapshot): then it waits until that pull ends, and runs then. So does
+ *   the retirement of authors that left (retire.ts): clocks on the wire
+ *   leave out retired authors held at their retired seq.
  * - **Heartbeat**: a round publishes the clock only when it tells the swarm
  *   something new: this node holds entries no gossip it sent or heard
  *   announced (applied from a pull or a snapshot), or it has heard no
@@ -250,7 +252,13 @@ export class NamespaceSync {
     await this.compact()
   }
 
+  /** Retire the authors that left (one entry at most), then compact if due. */
   private async compact (): Promise<void> {
+    try {
+      await this.components.replica.retire()
+    } catch (err: any) {
+      this.log.warn({ err: err?.message }, 'namespace retirement failed')
+    }
     try {
       await this.components.replica.compact()
     } catch (err: any) {
@@ -335,9 +343,10 @@ export class NamespaceSync {
       await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock: push, heads: [], entries: carried }))
       return
     }
-    const { clock, heads } = this.components.replica.state()
+    const { replica } = this.components
+    const { clock, heads } = replica.state()
     raise(this.announced, clock)
-    await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock, heads: heads.slice(0, MAX_HEADS), entries: carried }))
+    await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock: replica.wireClock(clock), heads: heads.slice(0, MAX_HEADS), entries: carried }))
   }
 
   private onMessage (from: string, data: Uint8Array): void {
@@ -356,12 +365,13 @@ export class NamespaceSync {
     }
     this.stats.messages++
     const { replica } = this.components
-    replica.noteMember(from, message.clock)
+    const clock = replica.readClock(message.clock)
+    replica.noteMember(from, clock, message.clock)
     this.heard = true
-    raise(this.announced, message.clock)
+    raise(this.announced, clock)
     this.track((async () => {
       if (message.entries.length > 0) await replica.receive(message.entries, from)
-      if (replica.lacks(message.clock)) this.pullFrom(from)
+      if (replica.lacks(clock)) this.pullFrom(from)
     })())
   }
 
@@ -380,11 +390,16 @@ export class NamespaceSync {
     if (request.type === 'blocks') {
       return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids, MAX_SYNC_MESSAGE_BYTES - 64 * 1024) })
     }
-    replica.noteMember(from, request.clock)
-    const answer = await replica.pull(request.clock, request.limit)
+    const remote = replica.readClock(request.clock)
+    replica.noteMember(from, remote, request.clock)
+    // the page leaves room for the clock and heads of the answer
+    const answer = await replica.pull(remote, request.limit, pageBytes(replica.wireClock(replica.clockNow(), remote)))
     const { clock, heads } = replica.state()
-    if (answer.type === 'snapshot') return encodeSyncResponse({ v: 1, type: 'snapshot', id: request.id, root: answer.root, clock: answer.clock })
-    return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock, heads: heads.slice(0, MAX_HEADS), entries: answer.entries, more: answer.more })
+    if (answer.type === 'snapshot') return encodeSyncResponse({ v: 1, type: 'snapshot', id: request.id, root: answer.root, clock: replica.wireClock(answer.clock, remote) })
+    // the requester always named: how far its own writes got is what a recovering node waits for
+    const wire = replica.wireClock(clock, remote)
+    wire[from] = clock[from] ?? 0
+    return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock: wire, heads: heads.slice(0, MAX_HEADS), entries: answer.entries, more: answer.more })
   }
 
   private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0], cancel?: AbortSignal): Promise<SyncResponse> {
@@ -393,6 +408,7 @@ export class NamespaceSync {
     const response = decodeSyncResponse(await this.components.network.request(peer, encodeSyncRequest(request), signal))
     if (response.type === 'error') throw new Error(`peer ${peer} answered: ${response.message}`)
     if (response.id !== request.id) throw new Error(`peer ${peer} answered request ${response.id}, not ${request.id}`)
+    if (response.type === 'entries' || response.type === 'snapshot') response.clock = this.components.replica.readClock(response.clock)
     return response
   }
 
@@ -464,7 +480,7 @@ export class NamespaceSync {
           asked.cancel.abort()
           asked = undefined
         }
-        asked ??= this.askPage(peer, replica.pullClock(theirs))
+        asked ??= this.askPage(peer, replica.pullClock(theirs), theirs)
         const { clock } = asked
         const response = await asked.response
         if (response.type === 'snapshot' || response.type === 'entries') theirs = merge(theirs, response.clock)
@@ -483,7 +499,7 @@ export class NamespaceSync {
           markCatchingUp()
           const next = page + 1 < this.options.maxPages && !this.stopped ? raisedBy(replica.pullClock(theirs), response.entries) : undefined
           if (next !== undefined && !dominates(clock, next)) {
-            ahead = this.askPage(peer, next)
+            ahead = this.askPage(peer, next, theirs)
             this.stats.pagesAskedAhead++
           }
         }
@@ -506,10 +522,16 @@ export class NamespaceSync {
     }
   }
 
-  /** Ask `peer` for the page after `clock`; the answer is awaited (or the request cancelled) later. */
-  private askPage (peer: string, clock: VectorClock): PageRequest {
+  /**
+   * Ask `peer` for the page after `clock`; the answer is awaited (or the
+   * request cancelled) later. The clock goes in wire form, leaving out the
+   * retired authors whose retirement `theirs` (what the peer is known to
+   * hold) covers.
+   */
+  private askPage (peer: string, clock: VectorClock, theirs: VectorClock): PageRequest {
     const cancel = new AbortController()
-    const response = this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock, limit: this.options.pageSize }, cancel.signal)
+    const wire = this.components.replica.wireClock(clock, theirs)
+    const response = this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: wire, limit: this.options.pageSize }, cancel.signal)
     // a page asked ahead may fail before it is awaited, or never be awaited (dropped, or the pull ended): no unhandled rejection
     void response.catch(() => {})
     return { clock, response, cancel }
@@ -555,6 +577,21 @@ function raisedBy (clock: VectorClock, entries: Uint8Array[]): VectorClock | und
  */
 function pushClock (entries: Uint8Array[]): VectorClock | undefined {
   return raisedBy({}, entries)
+}
+
+/** Bytes of a page of entries by default (sync answers hold at most {@link MAX_SYNC_MESSAGE_BYTES}). */
+const PAGE_BYTES = 3 * 1024 * 1024
+
+/**
+ * The bytes of entries a page may carry beside an answer's clock (`wire`,
+ * ~10 bytes an author besides its id) and heads (at most {@link MAX_HEADS},
+ * ~40 bytes each), within {@link MAX_SYNC_MESSAGE_BYTES}: a clock naming
+ * many authors makes the page smaller, never the answer too large.
+ */
+function pageBytes (wire: VectorClock): number {
+  let clockBytes = 0
+  for (const author in wire) clockBytes += author.length + 10
+  return Math.max(64 * 1024, Math.min(PAGE_BYTES, MAX_SYNC_MESSAGE_BYTES - 64 * 1024 - MAX_HEADS * 40 - clockBytes))
 }
 
 /** Raise `into` pointwise to at least `clock` (an in-place {@link merge}: gossip is frequent). */

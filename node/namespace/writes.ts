@@ -13,7 +13,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, encodeEntry, encodeEntryBody, type Entry as LogEntry, type EntryBodyV2, type Op, type Pin, type PutOp } from '../../protocol/namespace.js'
+import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, encodeEntry, encodeEntryBody, type Entry as LogEntry, type EntryBodyV2, type Op, type PathOp, type Pin, type PutOp } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError } from '../errors.js'
 import type { Dot } from './clock.js'
@@ -234,7 +234,7 @@ export class LocalWrites {
 
 /** The ops of one local write, one per path: removals merge into the creation at the same path. */
 class OpSet {
-  private readonly ops = new Map<string, Op>()
+  private readonly ops = new Map<string, PathOp>()
 
   remove (path: string, dots: Dot[]): void {
     if (dots.length === 0) return
@@ -243,13 +243,13 @@ class OpSet {
     else op.replaces = unionDots(op.replaces, dots)
   }
 
-  create (op: Op): void {
+  create (op: PathOp): void {
     const existing = this.ops.get(op.path)
     if (existing !== undefined) op.replaces = unionDots(existing.replaces, op.replaces)
     this.ops.set(op.path, op)
   }
 
-  list (): Op[] { return [...this.ops.values()] }
+  list (): PathOp[] { return [...this.ops.values()] }
 }
 
 function unionDots (a: Dot[], b: Dot[]): Dot[] {
@@ -266,7 +266,7 @@ function splitOps (ops: Op[]): Op[][] {
   let size = 0
   const budget = MAX_ENTRY_BYTES / 2
   for (const op of ops) {
-    const estimate = Buffer.byteLength(op.path) + 120 + op.replaces.length * 80
+    const estimate = op.op === 'retire' ? Buffer.byteLength(op.author) + 40 : Buffer.byteLength(op.path) + 120 + op.replaces.length * 80
     if (chunk.length > 0 && (chunk.length >= MAX_OPS || size + estimate > budget)) {
       chunks.push(chunk)
       chunk = []

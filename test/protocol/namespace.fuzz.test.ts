@@ -12,12 +12,12 @@ import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from '../../node/blocks/verify.js'
 import {
   MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_CLOCK_AUTHORS, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_PEER_ID_LENGTH,
-  MAX_REPLACES, MAX_SIG_BYTES, MAX_SNAPSHOT_BLOCK_BYTES, MAX_SYNC_ERROR_MESSAGE,
+  MAX_REPLACES, MAX_SIG_BYTES, MAX_SNAPSHOT_BLOCK_BYTES, MAX_SNAPSHOT_ROOT_BYTES, MAX_SYNC_ERROR_MESSAGE,
   MAX_SYNC_MESSAGE_BYTES, InvalidMessageError,
   decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, decodeSyncRequest, decodeSyncResponse,
   encodeEntry, encodeEntryBody, encodeHeadsMessage, encodeSnapshotRoot, encodeSnapshotRootBody,
   encodeSyncRequest, encodeSyncResponse, isPinPolicy,
-  type Dot, type Entry, type HeadsMessage, type Op, type Pin, type SnapshotRoot, type SnapshotVersion,
+  type Dot, type Entry, type HeadsMessage, type Op, type PathOp, type Pin, type SnapshotRoot, type SnapshotVersion,
   type SyncRequest, type SyncResponse, type VectorClock
 } from '../../protocol/namespace.js'
 import { InvalidMessageError as BlockExchangeInvalidMessageError } from '../../protocol/block-exchange.js'
@@ -555,12 +555,12 @@ describe('namespace codecs: entries', () => {
     entryRejects(e => { e.sig = new Uint8Array(MAX_SIG_BYTES + 1) }, /sig/)
     entryRejects(e => { e.sig = 'sig' }, /sig/)
     const max = baseEntry()
-    max.ops[0] = { ...max.ops[0], mode: 0o7777 } as Op
+    max.ops[0] = { ...max.ops[0], mode: 0o7777 } as unknown as Op
     max.sig = new Uint8Array(MAX_SIG_BYTES)
     const a = 'y'.repeat(MAX_PEER_ID_LENGTH)
     max.author = a
     max.clock = { [a]: 3, [B]: 5 }
-    max.ops[0].replaces = [[B, 5]]
+    ;(max.ops[0] as PathOp).replaces = [[B, 5]]
     assert.deepStrictEqual(decodeEntry(encodeEntry(max)), max)
     const zero = { ...baseEntry(), time: 0, seq: 1, clock: { [A]: 1 }, parents: [], ops: [{ op: 'del' as const, path: '/a', replaces: [] }] }
     assert.deepStrictEqual(decodeEntry(encodeEntry(zero)), zero)
@@ -633,7 +633,7 @@ describe('namespace codecs: entries', () => {
     const many = (n: number): Dot[] => Array.from({ length: n }, (_, i) => [i % 2 === 0 ? A : B, 1 + (i >> 1)] as Dot)
     entryRejects(e => { e.clock[A] = e.seq = 500; e.clock[B] = 500; e.ops[0].replaces = many(MAX_REPLACES + 1) }, /replaces has/)
     const max = { ...baseEntry(), seq: 500, clock: { [A]: 500, [B]: 500 } }
-    max.ops[0] = { ...max.ops[0], replaces: many(MAX_REPLACES) }
+    max.ops[0] = { ...(max.ops[0] as PathOp), replaces: many(MAX_REPLACES) }
     assert.deepStrictEqual(decodeEntry(encodeEntry(max)), max)
   })
 
@@ -723,7 +723,7 @@ describe('namespace codecs: v2 entries (no clock)', () => {
     entryV2Rejects(e => { e.ops[0].replaces = [[A, 3]] }, /its own entry/)
     entryV2Rejects(e => { e.ops[0].replaces = [[A, 4]] }, /not in the entry's past/)
     const far = baseEntryV2()
-    far.ops[1].replaces = [[C, 2 ** 40]]
+    ;(far.ops[1] as PathOp).replaces = [[C, 2 ** 40]]
     assert.deepStrictEqual(decodeEntry(encodeEntry(far)), far)
   })
 
@@ -731,7 +731,7 @@ describe('namespace codecs: v2 entries (no clock)', () => {
     fc.assert(fc.property(entryArb, e => {
       const { clock: _clock, ...rest } = e
       const deps: Dot[] = rest.parents.map((_, i) => [`dep-${i}`, i + 1])
-      const ops = rest.ops.map(op => ({ ...op, replaces: op.replaces.filter(d => d[0] !== e.author || d[1] < e.seq) }))
+      const ops = (rest.ops as PathOp[]).map(op => ({ ...op, replaces: op.replaces.filter(d => d[0] !== e.author || d[1] < e.seq) }))
       const v2: EntryV2 = { ...rest, v: 2, deps, ops }
       assert.deepStrictEqual(decodeEntry(encodeEntry(v2)), v2)
     }), { numRuns: 200 })
@@ -924,7 +924,7 @@ describe('namespace codecs: snapshots', () => {
     rootRejects(r => { r.tips = [[C, cidOf(6)]] }, /an author its clock does not name/)
     rootRejects(r => { r.tips[0][1] = cidOf(6, 0x55) }, /codec/)
     rootRejects(r => { r.tips[0] = [r.tips[0][0]] }, /pair/)
-    rejects(() => decodeSnapshotRoot(new Uint8Array(MAX_SNAPSHOT_BLOCK_BYTES + 1)), /bytes >/)
+    rejects(() => decodeSnapshotRoot(new Uint8Array(MAX_SNAPSHOT_ROOT_BYTES + 1)), /bytes >/)
     rejects(() => decodeTreeNode(new Uint8Array(MAX_SNAPSHOT_BLOCK_BYTES + 1)), /bytes >/)
   })
 })
@@ -968,7 +968,10 @@ describe('namespace codecs: gossip and sync messages', () => {
     headsRejects(m => { delete m.entries }, /lacks field/)
     headsRejects(m => { m.heads.push(cidOf(1)) }, /twice/)
     headsRejects(m => { m.heads.push(cidOf(2, 0x55)) }, /codec/)
-    headsRejects(m => { m.clock = { [A]: 0 } }, /clock/)
+    headsRejects(m => { m.clock = { [A]: -1 } }, /clock/)
+    // a 0 names an author the sender holds nothing of (it would otherwise be read as retired)
+    const zero: HeadsMessage = { v: 1, type: 'heads', clock: { [A]: 0, [B]: 3 }, heads: [], entries: [] }
+    assert.deepStrictEqual(decodeHeadsMessage(encodeHeadsMessage(zero)), zero)
     headsRejects(m => { m.entries.push('entry') }, /bytes/)
     headsRejects(m => { m.entries.push(new Uint8Array(MAX_ENTRY_BYTES + 1)) }, /entries item/)
     headsRejects(m => { m.entries = Array.from({ length: MAX_BATCH_ENTRIES + 1 }, () => new Uint8Array(1)) }, /entries has/)
@@ -1007,7 +1010,7 @@ describe('namespace codecs: gossip and sync messages', () => {
     responseRejects(snapshot, m => { m.clock = {} }, /authors/)
     responseRejects(snapshot, m => { m.root = cidOf(1, 0x55) }, /codec/)
     responseRejects(blocksResponse, m => { m.blocks = Array.from({ length: MAX_BLOCKS_WANT + 1 }, () => new Uint8Array(1)) }, /blocks has/)
-    responseRejects(blocksResponse, m => { m.blocks = [new Uint8Array(MAX_SNAPSHOT_BLOCK_BYTES + 1)] }, /blocks item/)
+    responseRejects(blocksResponse, m => { m.blocks = [new Uint8Array(MAX_SNAPSHOT_ROOT_BYTES + 1)] }, /blocks item/)
     responseRejects(error, m => { m.message = 'x'.repeat(MAX_SYNC_ERROR_MESSAGE + 1) }, /longer/)
     // (dag-cbor itself would turn a lone surrogate into U+FFFD: only the encoder can see one)
     rejects(() => encodeSyncResponse({ ...error, message: 'x\ud83d' } as SyncResponse), /surrogate/)
@@ -1021,5 +1024,49 @@ describe('namespace codecs: gossip and sync messages', () => {
     const decoded = decodeSyncResponse(copy) as any
     copy.fill(0)
     assert.deepEqual(decoded.blocks, [new Uint8Array([1])])
+  })
+})
+
+describe('namespace codecs: retire ops and v2 snapshot roots', () => {
+  const retireEntry = (): EntryV2 => ({ ...baseEntryV2(), ops: [{ op: 'retire', author: B, seq: 5 }, { op: 'retire', author: C, seq: 40 }, baseEntryV2().ops[1]] })
+
+  it('a v2 entry with retire ops round-trips', () => {
+    const e = retireEntry()
+    assert.deepStrictEqual(decodeEntry(encodeEntry(e)), e)
+  })
+
+  it('rejects bad retire ops with a typed error', () => {
+    const bad = (change: (ops: any[]) => void, why: RegExp): void => {
+      rejectsBoth(retireEntry, e => { change(e.ops) }, encodeEntry, decodeEntry, why)
+    }
+    bad(ops => { ops[0].seq = 0 }, /retired seq/)
+    bad(ops => { ops[0].seq = 1.5 }, /retired seq/)
+    bad(ops => { ops[0].author = '' }, /empty/)
+    bad(ops => { ops[0].author = A }, /retires its own author/)
+    bad(ops => { ops[1].author = B }, /two ops/)
+    bad(ops => { ops[0].path = '/x' }, /unexpected field/)
+    bad(ops => { delete ops[0].seq }, /lacks field/)
+    // v1 entries (with a clock) have no retire op
+    entryRejects(e => { e.ops = [{ op: 'retire', author: B, seq: 1 }] }, /v1 entry/)
+  })
+
+  const retiredRoot = (): SnapshotRoot => ({ ...baseRoot(), v: 2, retired: [[[A, 2], [[B, 2]]]] })
+
+  it('a v2 root carries retirements; v1 roots still read', () => {
+    assert.deepStrictEqual(decodeSnapshotRoot(encodeSnapshotRoot(retiredRoot())), retiredRoot())
+    assert.deepStrictEqual(decodeSnapshotRoot(encodeSnapshotRoot(baseRoot())), baseRoot())
+  })
+
+  it('rejects retirements a root\'s clock does not bound', () => {
+    const bad = (change: (r: any) => void, why: RegExp): void => { rejectsBoth(retiredRoot, change, encodeSnapshotRoot, decodeSnapshotRoot, why) }
+    bad(r => { r.retired[0][1][0][1] = 3 }, /beyond the snapshot's clock/)
+    bad(r => { r.retired[0][1][0][0] = C }, /beyond the snapshot's clock/)
+    bad(r => { r.retired[0][0] = [A, 3] }, /beyond the snapshot's clock/)
+    bad(r => { r.retired.push([[A, 1], [[B, 1]]]) }, /twice/)
+    bad(r => { r.retired.push([[A, 2], [[A, 1]]]) }, /twice/)
+    bad(r => { r.retired = [] }, /retired has/)
+    bad(r => { delete r.retired }, /lacks field retired/)
+    bad(r => { r.v = 3 }, /version/)
+    rejectsBoth(baseRoot, r => { r.retired = [[[A, 2], [[B, 2]]]] }, encodeSnapshotRoot, decodeSnapshotRoot, /unexpected field/)
   })
 })

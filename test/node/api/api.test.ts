@@ -152,6 +152,7 @@ describe('HTTP API', () => {
     const written = /^shoal_blocks_written_total (\d+)/m.exec(metrics.text)
     assert.ok(written !== null, 'shoal_blocks_written_total is exported')
     assert.ok(Number(written[1]) > 0, 'the add wrote blocks')
+    assert.match(metrics.text, /^shoal_namespace_retired_authors 0$/m)
     const entries = /^shoal_namespace_entries (\d+)/m.exec(metrics.text)
     assert.ok(entries !== null && Number(entries[1]) >= 1, 'the add is a namespace entry')
     assert.match(metrics.text, /^shoal_namespace_rejected_entries_total 0$/m)

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
-import { decodeEntry, encodeEntry, encodeEntryBody, type EntryBody } from '../../../protocol/namespace.js'
+import { decodeEntry, encodeEntry, encodeEntryBody, type EntryBody, type PathOp } from '../../../protocol/namespace.js'
 import { signerFromKey } from '../../../node/namespace/index.js'
 import { cidOf, converged, file, pullInto, replica, tree } from './helpers.js'
 
@@ -21,7 +21,7 @@ describe('entries without clocks', () => {
     const sim = { now: 1_000 }
     const a = await replica(sim)
     const sizes: number[] = []
-    a.onLocalEntries(e => { for (const bytes of e) if (decodeEntry(bytes).ops[0].path === '/probe') sizes.push(bytes.byteLength) })
+    a.onLocalEntries(e => { for (const bytes of e) if ((decodeEntry(bytes).ops[0] as PathOp).path === '/probe') sizes.push(bytes.byteLength) })
     await a.putFile('/probe', file('p0'))
     for (let i = 0; i < 40; i++) {
       const other = await replica(sim)

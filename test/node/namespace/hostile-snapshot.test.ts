@@ -16,11 +16,11 @@ import type { Replica } from '../../../node/namespace/index.js'
 
 type Key = Awaited<ReturnType<typeof generateKeyPair>>
 
-/** A signed snapshot root by `key` claiming `clock` over an empty tree (an empty namespace), and a fetch serving both. */
-async function forged (key: Key, clock: VectorClock, tips: SnapshotRoot['tips'] = [], count = 0): Promise<{ root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]> }> {
+/** A signed snapshot root by `key` claiming `clock` over an empty tree (an empty namespace), and a fetch serving both; with `retired`, a version 2 root. */
+async function forged (key: Key, clock: VectorClock, tips: SnapshotRoot['tips'] = [], count = 0, retired?: SnapshotRoot['retired']): Promise<{ root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]> }> {
   const leaf = encodeTreeNode({ v: 1, leaf: [] })
   const tree = cborCID(leaf)
-  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: signerFromKey(key).id, time: 1_000, clock, heads: [], headDots: [], count, tree, tips }
+  const body: Omit<SnapshotRoot, 'sig'> = { v: retired === undefined ? 1 : 2, author: signerFromKey(key).id, time: 1_000, clock, heads: [], headDots: [], count, tree, tips, ...(retired === undefined ? {} : { retired }) }
   const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
   const root = cborCID(bytes)
   return { root, fetch: async cids => cids.map(c => c.equals(root) ? bytes : c.equals(tree) ? leaf : undefined).filter((b): b is Uint8Array => b !== undefined) }
@@ -56,6 +56,19 @@ describe('hostile snapshots', () => {
     await b.putFile('/y', file('y'))
     await pullInto(a, b)
     assert.deepEqual(await tree(a), [`/x ${cidOf('x').slice(-6)}`, `/y ${cidOf('y').slice(-6)}`])
+  })
+
+  it('a retirement at a counter the snapshot does not prove reads no peer\'s clock: the author stays named and its later writes arrive', async () => {
+    const { a, b, malloryKey, mallory } = await cast()
+    // mallory claims b is at 1,000 and retired there by mallory's entry 1: validly signed, no tip for b
+    const { root, fetch } = await forged(malloryKey, { [b.id]: 1000, [mallory]: 1 }, [], 0, [[[mallory, 1], [[b.id, 1000]]]])
+    await a.loadSnapshot(root, fetch, mallory)
+    assert.equal(a.wireClock(a.state().clock)[b.id], 1)
+    // a peer that covers mallory's entry 1 and leaves b out is not read as holding b up to 1,000
+    assert.equal(a.readClock({ [mallory]: 1 })[b.id], undefined)
+    await b.putFile('/y', file('y'))
+    await pullInto(a, b)
+    assert.equal((await a.lookup('/y'))?.type, 'file')
   })
 
   it('a tip that is not the author\'s entry at the claimed counter proves nothing', async () => {
