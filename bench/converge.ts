@@ -69,7 +69,7 @@ import { createHost, type ShoalLibp2p } from '../node/net/host.js'
 import { LevelKV, Replica, cborCID, peerIdVerifier, signerFromKey, type KV, type ReplicaOptions, type Verifier } from '../node/namespace/index.js'
 import { authenticateBatch } from '../node/namespace/identity.js'
 import { cidText } from '../protocol/cid-text.js'
-import type { KVOp, KVRange } from '../node/namespace/kv.js'
+import { getMany, type KVOp, type KVRange } from '../node/namespace/kv.js'
 import type { NamespaceSync } from '../node/namespace/sync.js'
 import { createLibp2pSync } from '../node/namespace/libp2p-network.js'
 import { dominates, weight, type VectorClock } from '../node/namespace/clock.js'
@@ -267,6 +267,14 @@ class TimedKV implements KV {
       this.t.get += d
       this.t.gets++
       this.getTimes?.push(d)
+    }
+  }
+
+  async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> {
+    const s = performance.now()
+    try { return await getMany(this.inner, keys) } finally {
+      this.t.get += performance.now() - s
+      this.t.gets += keys.length
     }
   }
 

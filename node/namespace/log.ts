@@ -26,7 +26,7 @@ import { cidText } from '../../protocol/cid-text.js'
 import { cborCID } from '../blocks/verify.js'
 import { covers, merge, missing, type VectorClock } from './clock.js'
 import { ready } from './causal.js'
-import { decodeJSON } from './kv.js'
+import { decodeJSON, getMany } from './kv.js'
 import { entryKey, seqKey } from './rows.js'
 import { WarnLimit, type TrustPolicy } from './trust.js'
 import type { Applier, EntryText } from './apply.js'
@@ -230,8 +230,9 @@ export class EntryLog {
       const total = missing(store.clock, merge(remote, store.pruned))
       const entries: Uint8Array[] = []
       let bytes = 0
-      for (const cid of await this.firstLacked(remote, limit)) {
-        const entry = await store.kv.get(entryKey(cid))
+      // the page's entries in one read (the index rows above say which)
+      const cids = await this.firstLacked(remote, limit)
+      for (const entry of await getMany(store.kv, cids.map(entryKey))) {
         if (entry === undefined) break
         if (entries.length > 0 && bytes + entry.byteLength > maxBytes) break
         entries.push(entry)
