@@ -35,6 +35,18 @@ import type { ReplicaStore } from './store.js'
 import type { WallClock } from './api.js'
 import type { Logger } from '../logger.js'
 
+/**
+ * A drain lets the event loop run after this many applied entries. Applying
+ * is CPU work whose awaits are all microtasks, so a page of 1,000 would
+ * otherwise hold the main thread for its whole length: the request for the
+ * next page a pull has just asked ahead (a new stream, its protocol
+ * negotiation, the request's bytes) would wait for it, and the peer with
+ * it. Measured on a history pull from a peer in another process: the new
+ * node's main thread was 78–86 % busy, waiting on each next page; 95 % with
+ * this (docs/benchmarks.md, "Namespace convergence and bootstrap").
+ */
+const DRAIN_YIELD_EVERY = 100
+
 /** What {@link EntryLog.receive} did. */
 export interface ReceiveResult {
   applied: number
@@ -200,6 +212,7 @@ export class EntryLog {
           await applier.apply(batch, next.cid, next.entry, next.bytes, next.text)
           applied++
           progress = true
+          if (applied % DRAIN_YIELD_EVERY === 0) await new Promise(resolve => setImmediate(resolve))
           if (batch.applied.length >= 1000) {
             await store.commit(batch)
             batch = store.batch()

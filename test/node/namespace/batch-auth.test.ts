@@ -192,6 +192,18 @@ describe('batch authentication', () => {
     assert.equal(r.state().clock[a.id], 2)
   })
 
+  it('applying a long batch lets the event loop run (a pull\'s next request is not held up for the whole page)', async () => {
+    const a = await author()
+    const entries = await chain(a, 300)
+    const { r } = await counted()
+    let done = false
+    let ranDuring: boolean | undefined
+    setImmediate(() => { ranDuring = !done })
+    const result = await r.receive(entries).finally(() => { done = true })
+    assert.equal(result.applied, 300)
+    assert.equal(ranDuring, true, 'no macrotask ran while the batch was applied')
+  })
+
   it('authenticateBatch: coverage is per author, and falls back to each entry\'s own check', async () => {
     // a: 3 -> 2 -> 1 linked; b: 1, linked from a's 3 (a's signature does not cover it)
     const batch: LinkedEntry[] = [
