@@ -7,6 +7,7 @@
  *     [--spacing 200] [--topology star|mesh] [--links 2] [--entries 100000]
  *     [--tail 1000] [--authors 4] [--turn 250] [--threadpool N] [--seed 1]
  *     [--dir DIR] [--no-converge] [--no-bootstrap] [--history-only]
+ *     [--source child|here|both] [--entry-version 2|1]
  *     [--json] [--keep]
  *
  * 1. Convergence: `--nodes` real libp2p hosts on 127.0.0.1 in this process,
@@ -30,7 +31,13 @@
  *    the snapshot, then pulls the tail. (b*) The same with the snapshot's
  *    blocks handed over in-process. Ceiling: the same bytes over one raw
  *    libp2p stream. `--history-only` runs (a) and its ceiling alone (quick
- *    comparisons).
+ *    comparisons). (a)'s source runs in a child process of its own (as a
+ *    peer on another machine would: its serving does not share the new
+ *    node's main thread) and then in this process (the variant measured
+ *    before); `--source child|here|both` chooses (default both). Each has its
+ *    own ceiling: a raw stream from the source's host to a host here.
+ *    Entries are of the version nodes write (2); `--entry-version 1` makes
+ *    the older form, which carries the author's whole clock.
  *
  * All nodes share this process and its two cores: the report gives the main
  * thread's load per phase, and warns when it was saturated. So that 16
@@ -46,12 +53,13 @@
  */
 import '../node/polyfills.js'
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
@@ -61,7 +69,7 @@ import { createHost, type ShoalLibp2p } from '../node/net/host.js'
 import { LevelKV, Replica, cborCID, peerIdVerifier, signerFromKey, type KV, type ReplicaOptions, type Verifier } from '../node/namespace/index.js'
 import { authenticateBatch } from '../node/namespace/identity.js'
 import { cidText } from '../protocol/cid-text.js'
-import type { KVOp, KVRange } from '../node/namespace/kv.js'
+import { getMany, type KVOp, type KVRange } from '../node/namespace/kv.js'
 import type { NamespaceSync } from '../node/namespace/sync.js'
 import { createLibp2pSync } from '../node/namespace/libp2p-network.js'
 import { dominates, weight, type VectorClock } from '../node/namespace/clock.js'
@@ -71,7 +79,7 @@ import {
   NAMESPACE_TOPIC, decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeHeadsMessage,
   type EntryBody, type Op
 } from '../protocol/namespace.js'
-import { fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
+import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
@@ -125,6 +133,12 @@ interface Options {
   bootstrap: boolean
   /** Bootstrap (a) and its ceiling only. */
   historyOnly: boolean
+  /** Where (a)'s source runs: its own process, this one, or both one after the other. */
+  source: SourcePlace | 'both'
+  /** The version of the generated entries (2: as nodes write them). */
+  entryVersion: 1 | 2
+  /** Internal: run as (a)'s source process, serving the entries in this file. */
+  historySource?: string
   json: boolean
   keep: boolean
 }
@@ -132,7 +146,7 @@ interface Options {
 function parseArgs (argv: string[]): Options {
   const o: Options = {
     nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, entries: 100_000, tail: 1000, authors: 4, turn: 250,
-    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, json: false, keep: false
+    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, source: 'both', entryVersion: 2, json: false, keep: false
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -163,6 +177,19 @@ function parseArgs (argv: string[]): Options {
       case '--no-converge': o.converge = false; break
       case '--no-bootstrap': o.bootstrap = false; break
       case '--history-only': o.historyOnly = true; break
+      case '--source': {
+        const v = value()
+        if (v !== 'child' && v !== 'here' && v !== 'both') throw new Error('--source is child, here or both')
+        o.source = v
+        break
+      }
+      case '--entry-version': {
+        const v = int(1)
+        if (v !== 1 && v !== 2) throw new Error('--entry-version is 1 or 2')
+        o.entryVersion = v
+        break
+      }
+      case '--history-source': o.historySource = value(); break
       case '--json': o.json = true; break
       case '--keep': o.keep = true; break
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/converge.ts`)
@@ -240,6 +267,14 @@ class TimedKV implements KV {
       this.t.get += d
       this.t.gets++
       this.getTimes?.push(d)
+    }
+  }
+
+  async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> {
+    const s = performance.now()
+    try { return await getMany(this.inner, keys) } finally {
+      this.t.get += performance.now() - s
+      this.t.gets += keys.length
     }
   }
 
@@ -798,11 +833,11 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
 
 /**
  * The receiving side of one write with nothing else running: receive() of
- * one entry (clock of `authors` authors) into a replica in LevelDB, then
- * lookup() of its path, one entry at a time.
+ * one entry (by one of `authors` authors, as nodes write them) into a
+ * replica in LevelDB, then lookup() of its path, one entry at a time.
  */
 async function idleApply (work: string, count: number, authors: number): Promise<number[]> {
-  const entries = await generateEntries(count, authors, 1)
+  const entries = await generateEntries(count, authors, 1, 2)
   const inst = instrumentedReplica(join(work, 'idle-apply'), await generateKeyPair('Ed25519'))
   await inst.replica.open()
   try {
@@ -835,16 +870,17 @@ function diffStats (a: Record<string, number>, b: Record<string, number>): Recor
  * `n` entries as `authors` replicas would write them taking turns of `turn`
  * putFiles each, every author having applied everything before its turn: one
  * put per entry (plus mkdir ops for missing parents, as putFile makes them),
- * 1,000 files per directory, the clock of everything before it, the
- * previous entry as its only parent, signed with the author's Ed25519 key.
+ * 1,000 files per directory, the previous entry as its only parent (and,
+ * `version` 2 as nodes write them, its dot; `version` 1, the clock of
+ * everything before it), signed with the author's Ed25519 key.
  */
-async function generateEntries (n: number, authors: number, turn: number): Promise<Uint8Array[]> {
+async function generateEntries (n: number, authors: number, turn: number, version: 1 | 2): Promise<Uint8Array[]> {
   const signers = await Promise.all(Array.from({ length: authors }, async () => signerFromKey(await generateKeyPair('Ed25519'))))
   const clock: VectorClock = {}
   const dirs = new Set<string>()
   const entries: Uint8Array[] = []
   const base = Date.now() - n
-  let head: CID | undefined
+  let head: { cid: CID, dot: [string, number] } | undefined
   for (let i = 0; i < n; i++) {
     if (i % 1000 === 0) { await new Promise(resolve => setImmediate(resolve)); checkInterrupted() }
     const signer = signers[Math.floor(i / turn) % authors]
@@ -857,9 +893,12 @@ async function generateEntries (n: number, authors: number, turn: number): Promi
       if (!dirs.has(d)) { dirs.add(d); ops.push({ op: 'mkdir', path: d, mode: 0o755, mtime, replaces: [] }) }
     }
     ops.push({ op: 'put', path: `${dir}/f${String(i).padStart(7, '0')}.bin`, cid: rawCid(i), size: 1000 + (i * 7919) % 1_000_000, mode: 0o644, mtime, replaces: [] })
-    const body: EntryBody = { v: 1, author: signer.id, seq, time: mtime, clock: { ...clock }, parents: head === undefined ? [] : [head], ops }
+    const parents = head === undefined ? [] : [head.cid]
+    const body: EntryBody = version === 1
+      ? { v: 1, author: signer.id, seq, time: mtime, clock: { ...clock }, parents, ops }
+      : { v: 2, author: signer.id, seq, time: mtime, parents, deps: head === undefined ? [] : [head.dot], ops }
     const bytes = encodeEntry({ ...body, sig: await signer.sign(encodeEntryBody(body)) })
-    head = cborCID(bytes)
+    head = { cid: cborCID(bytes), dot: [signer.id, seq] }
     entries.push(bytes)
   }
   return entries
@@ -935,9 +974,9 @@ async function caughtUp (node: BenchNode, target: VectorClock, t0: number, ms: n
   }
 }
 
-/** Send `chunks` from `from` to `to` over one fresh stream; seconds from opening it to the last byte read. */
-async function rawStream (from: ShoalLibp2p, to: ShoalLibp2p, chunks: Uint8Array[]): Promise<{ seconds: number, bytes: number }> {
-  await from.handle(RAW_PROTOCOL, async (stream) => {
+/** Serve `chunks` on {@link RAW_PROTOCOL} from `host`: each stream opened to it gets them all. */
+async function serveRaw (host: ShoalLibp2p, chunks: Uint8Array[]): Promise<void> {
+  await host.handle(RAW_PROTOCOL, async (stream) => {
     try {
       for (const c of chunks) if (!stream.send(c)) await stream.onDrain()
       await stream.close()
@@ -945,15 +984,25 @@ async function rawStream (from: ShoalLibp2p, to: ShoalLibp2p, chunks: Uint8Array
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }
   })
+}
+
+/** Read a {@link serveRaw} stream from `addrs` into `to`; seconds from opening the stream to the last byte read. */
+async function readRaw (to: ShoalLibp2p, addrs: Multiaddr[]): Promise<{ seconds: number, bytes: number }> {
+  await to.dial(addrs, { signal: AbortSignal.timeout(10_000) }) // not timed
+  const signal = AbortSignal.timeout(120_000)
+  const t0 = performance.now()
+  const stream = await to.dialProtocol(addrs, RAW_PROTOCOL, { signal })
+  let bytes = 0
+  for await (const chunk of stream) bytes += chunk.byteLength
+  await stream.close().catch(() => {})
+  return { seconds: (performance.now() - t0) / 1000, bytes }
+}
+
+/** Send `chunks` from `from` to `to` over one fresh stream; seconds from opening it to the last byte read. */
+async function rawStream (from: ShoalLibp2p, to: ShoalLibp2p, chunks: Uint8Array[]): Promise<{ seconds: number, bytes: number }> {
+  await serveRaw(from, chunks)
   try {
-    await to.dial(from.getMultiaddrs(), { signal: AbortSignal.timeout(10_000) }) // not timed
-    const signal = AbortSignal.timeout(120_000)
-    const t0 = performance.now()
-    const stream = await to.dialProtocol(from.getMultiaddrs(), RAW_PROTOCOL, { signal })
-    let bytes = 0
-    for await (const chunk of stream) bytes += chunk.byteLength
-    await stream.close().catch(() => {})
-    return { seconds: (performance.now() - t0) / 1000, bytes }
+    return await readRaw(to, from.getMultiaddrs())
   } finally {
     await from.unhandle(RAW_PROTOCOL)
   }
@@ -962,6 +1011,8 @@ async function rawStream (from: ShoalLibp2p, to: ShoalLibp2p, chunks: Uint8Array
 interface Phase {
   /** Entries the new node had to end up with. */
   entries: number
+  /** Where the source ran: in a process of its own, or in this one. */
+  source: SourcePlace
   seconds: number
   entriesPerSecond: number
   verifyMs: number
@@ -973,6 +1024,8 @@ interface Phase {
   kvIterateMs: number
   sourceKvGetMs: number
   sourceKvIterateMs: number
+  /** CPU-s of the source's own process during the phase (0 when the source runs in this process: its CPU is in `load`). */
+  sourceCpuSeconds: number
   pages: number
   pulls: number
   snapshots: number
@@ -987,17 +1040,27 @@ interface Phase {
   load: PhaseLoad
 }
 
+/** Where a source runs: a child process of its own (as another machine would be), or this process. */
+type SourcePlace = 'child' | 'here'
+
+/** A source replica building its history from the entries. */
+interface Build { seconds: number, verifyMs: number, kvBatchMs: number, batches: number, kvGetMs: number, load: PhaseLoad }
+
 interface BootstrapResult extends Partial<SnapshotPhases> {
   entries: number
   tail: number
   authors: number
   turn: number
+  entryVersion: 1 | 2
   entryBytes: number
   generateSeconds: number
-  build: { seconds: number, verifyMs: number, kvBatchMs: number, batches: number, kvGetMs: number, load: PhaseLoad }
+  /** The source builds, per place (its load is that of the process it ran in). */
+  builds: Partial<Record<SourcePlace, Build>>
   micro: Record<string, number>
-  history: Phase
-  rawHistory: { seconds: number, bytes: number }
+  /** (a) per place of the source; the first in {@link historyOrder} is the headline. */
+  histories: Partial<Record<SourcePlace, Phase>>
+  /** The ceiling per place of the source: a raw stream from its host to a host of this process. */
+  rawHistories: Partial<Record<SourcePlace, { seconds: number, bytes: number }>>
 }
 
 /** (b) and (b*) (absent with `--history-only`). */
@@ -1010,6 +1073,9 @@ interface SnapshotPhases {
   snapshotLocal: Phase
   rawSnapshot: { seconds: number, bytes: number }
 }
+
+/** The order (a)'s variants are run and reported in. */
+const historyOrder: SourcePlace[] = ['child', 'here']
 
 function pathOf (i: number): string {
   return `/library/d${String(Math.floor(i / 1000)).padStart(4, '0')}/f${String(i).padStart(7, '0')}.bin`
@@ -1024,12 +1090,163 @@ async function receiveAll (replica: Replica, entries: Uint8Array[], what: string
   }
 }
 
+/** A source replica filled with the history, in LevelDB, never compacting by itself; receive() in pages of 1000, one fsynced batch each. */
+async function buildSource (dir: string, key: PrivateKey, entries: Uint8Array[], what: string): Promise<{ src: Instrumented, build: Build }> {
+  const src = instrumentedReplica(dir, key, { compactAfter: Number.MAX_SAFE_INTEGER })
+  await src.replica.open()
+  const t = performance.now()
+  const endBuild = startLoad()
+  await receiveAll(src.replica, entries, what)
+  const build = { seconds: (performance.now() - t) / 1000, verifyMs: src.verify.ms, kvBatchMs: src.kv.t.batch, batches: src.kv.t.batches, kvGetMs: src.kv.t.get, load: endBuild() }
+  log(`bootstrap: ${what} built in ${fmt(build.seconds, 1)} s (${fmt(entries.length / build.seconds)} entries/s)`)
+  return { src, build }
+}
+
+/** What a phase reads of a source at its start and end. */
+interface SourceCounters { served: number, kvGetMs: number, kvIterateMs: number, cpuUs: number }
+
+/** A running source as a phase sees it, wherever it runs. */
+interface Source {
+  place: SourcePlace
+  addrs: Multiaddr[]
+  /** What the source has: a new node is done when its clock covers it. */
+  clock: VectorClock
+  counters: () => Promise<SourceCounters>
+  /** The ceiling: its entries over one raw stream to `to`. */
+  raw: (to: ShoalLibp2p) => Promise<{ seconds: number, bytes: number }>
+  stop: () => Promise<void>
+}
+
+/** Entries framed for a file: each as a 4-byte big-endian length and its bytes. */
+function frameEntries (entries: Uint8Array[]): Buffer {
+  const out = Buffer.allocUnsafe(entries.reduce((s, e) => s + 4 + e.byteLength, 0))
+  let at = 0
+  for (const e of entries) {
+    out.writeUInt32BE(e.byteLength, at)
+    out.set(e, at + 4)
+    at += 4 + e.byteLength
+  }
+  return out
+}
+
+function unframeEntries (bytes: Buffer): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (let at = 0; at < bytes.byteLength;) {
+    const n = bytes.readUInt32BE(at)
+    out.push(bytes.subarray(at + 4, at + 4 + n))
+    at += 4 + n
+  }
+  return out
+}
+
+/** Messages of the source process ({@link serveHistorySource}) to the bench. */
+type SourceMessage =
+  | { type: 'ready', addrs: string[], clock: VectorClock, build: Build }
+  | ({ type: 'counters' } & SourceCounters)
+  | { type: 'raw-served' }
+  | { type: 'failed', error: string }
+
+/**
+ * The source in a child process of its own (this script with
+ * `--history-source FILE`): it builds its replica from the entries in FILE
+ * and serves pulls and the raw stream from its own host and main thread, as
+ * a peer on another machine would. Its CPU is read over IPC.
+ */
+async function childSource (work: string, entries: Uint8Array[]): Promise<Source & { build: Build }> {
+  const file = join(work, 'history-entries.bin')
+  await writeFile(file, frameEntries(entries))
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--history-source', file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  children.add(child)
+  const waiting: Array<(m: SourceMessage) => void> = []
+  let exited: Error | undefined
+  child.on('message', (m: SourceMessage) => { waiting.shift()?.(m) })
+  const next = async (type: SourceMessage['type'], ms: number): Promise<SourceMessage> => {
+    if (exited !== undefined) throw exited
+    const m = await Promise.race([
+      new Promise<SourceMessage>(resolve => waiting.push(resolve)),
+      new Promise<never>((_resolve, reject) => { child.once('exit', code => reject(new Error(`the source process exited (${String(code)})`))) }),
+      sleep(ms).then(() => { throw new Error(`the source process sent no ${type} within ${ms / 1000} s`) })
+    ])
+    if (m.type === 'failed') throw new Error(`the source process failed: ${m.error}`)
+    if (m.type !== type) throw new Error(`the source process sent ${m.type}, not ${type}`)
+    return m
+  }
+  child.once('exit', code => { exited = new Error(`the source process exited (${String(code)})`) })
+  const ready = await next('ready', Math.max(300_000, entries.length * 3)) as Extract<SourceMessage, { type: 'ready' }>
+  return {
+    place: 'child',
+    addrs: ready.addrs.map(a => multiaddr(a)),
+    clock: ready.clock,
+    build: ready.build,
+    counters: async () => {
+      child.send({ cmd: 'counters' })
+      const { type: _, ...c } = await next('counters', 30_000) as Extract<SourceMessage, { type: 'counters' }>
+      return c
+    },
+    raw: async (to) => await readRaw(to, ready.addrs.map(a => multiaddr(a))),
+    stop: async () => {
+      if (exited !== undefined) return
+      const gone = new Promise(resolve => child.once('exit', resolve))
+      child.send({ cmd: 'stop' })
+      await Promise.race([gone, sleep(30_000).then(() => { child.kill('SIGKILL') })])
+      children.delete(child)
+    }
+  }
+}
+
+/** The child side of {@link childSource}: build the source from `file`, serve until told to stop. */
+async function serveHistorySource (file: string): Promise<number> {
+  const send = (m: SourceMessage): void => { process.send?.(m) }
+  process.on('disconnect', () => { process.exit(0) })
+  try {
+    const entries = unframeEntries(await readFile(file))
+    const key = await generateKeyPair('Ed25519')
+    const { src, build } = await buildSource(join(dirname(file), 'source-child'), key, entries, 'source (own process)')
+    const node = await startNode('source', key, src.replica)
+    await serveRaw(node.libp2p, pack(entries))
+    const stopped = new Promise<void>(resolve => {
+      process.on('message', (m: { cmd: string }) => {
+        if (m.cmd === 'counters') {
+          const cpu = process.cpuUsage()
+          send({ type: 'counters', served: node.sync.stats.served, kvGetMs: src.kv.t.get, kvIterateMs: src.kv.t.iterate, cpuUs: cpu.user + cpu.system })
+        } else if (m.cmd === 'stop') {
+          void node.stop().finally(resolve)
+        }
+      })
+    })
+    send({ type: 'ready', addrs: node.libp2p.getMultiaddrs().map(a => a.toString()), clock: node.replica.state().clock, build })
+    await stopped
+    return 0
+  } catch (err: any) {
+    send({ type: 'failed', error: String(err?.message ?? err) })
+    return 1
+  }
+}
+
+/** The source in this process, sharing its main thread with the new node (and a handle on its replica for (b)). */
+async function hereSource (work: string, entries: Uint8Array[]): Promise<Source & { build: Build, node: BenchNode, src: Instrumented }> {
+  const key = await generateKeyPair('Ed25519')
+  const { src, build } = await buildSource(join(work, 'source'), key, entries, 'source')
+  const node = await startNode('source', key, src.replica)
+  return {
+    place: 'here',
+    addrs: node.libp2p.getMultiaddrs(),
+    clock: node.replica.state().clock,
+    build,
+    node,
+    src,
+    counters: async () => ({ served: node.sync.stats.served, kvGetMs: src.kv.t.get, kvIterateMs: src.kv.t.iterate, cpuUs: 0 }),
+    raw: async (to) => await rawStream(node.libp2p, to, pack(entries)),
+    stop: async () => { await node.stop() }
+  }
+}
+
 async function bootstrap (opts: Options, work: string): Promise<BootstrapResult> {
   const n = opts.entries
   const total = n + opts.tail
-  log(`bootstrap: generating ${fmt(n)} + ${fmt(opts.tail)} entries (${opts.authors} authors, turns of ${opts.turn})`)
+  log(`bootstrap: generating ${fmt(n)} + ${fmt(opts.tail)} entries (${opts.authors} authors, turns of ${opts.turn}, entries of version ${opts.entryVersion})`)
   let t = performance.now()
-  const all = await generateEntries(total, opts.authors, opts.turn)
+  const all = await generateEntries(total, opts.authors, opts.turn, opts.entryVersion)
   const entries = all.slice(0, n)
   const tail = all.slice(n)
   const generateSeconds = (performance.now() - t) / 1000
@@ -1037,31 +1254,22 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
   log(`bootstrap: generated in ${fmt(generateSeconds, 1)} s, ${fmt(entryBytes / MB, 1)} MB, ${fmt(entryBytes / n)} bytes per entry`)
   const micro = await microCosts(entries)
 
-  // the source: receive() in pages of 1000, one fsynced batch each; it never compacts by itself
-  const sourceKey = await generateKeyPair('Ed25519')
-  const src = instrumentedReplica(join(work, 'source'), sourceKey, { compactAfter: Number.MAX_SAFE_INTEGER })
-  await src.replica.open()
-  t = performance.now()
-  const endBuild = startLoad()
-  await receiveAll(src.replica, entries, 'source')
-  const build = { seconds: (performance.now() - t) / 1000, verifyMs: src.verify.ms, kvBatchMs: src.kv.t.batch, batches: src.kv.t.batches, kvGetMs: src.kv.t.get, load: endBuild() }
-  log(`bootstrap: source built in ${fmt(build.seconds, 1)} s (${fmt(n / build.seconds)} entries/s)`)
-  const source = await startNode('source', sourceKey, src.replica)
-  if (weight(source.replica.state().clock) !== n) throw new Error(`source clock has ${weight(source.replica.state().clock)} entries, not ${n}`)
+  const places = historyOrder.filter(p => opts.source === 'both' || opts.source === p)
+  const sources: Partial<Record<SourcePlace, Source>> = {}
+  let here: Awaited<ReturnType<typeof hereSource>> | undefined
   const timeout = Math.max(120_000, total * 3)
 
   /**
-   * A fresh node catches up with the source over libp2p. `preload` runs first
+   * A fresh node catches up with `source` over libp2p. `preload` runs first
    * (timed): phase (b*) loads the snapshot through it.
    */
-  const phase = async (name: string, count: number, preload?: (replica: Replica) => Promise<void>): Promise<Phase> => {
-    const target = source.replica.state().clock
+  const phase = async (name: string, count: number, source: Source, preload?: (replica: Replica) => Promise<void>): Promise<Phase> => {
+    const target = source.clock
     const key = await generateKeyPair('Ed25519')
     const inst = instrumentedReplica(join(work, name), key)
     const node = await startNode(name, key, inst.replica)
     try {
-      const before = source.sync.stats.served
-      const srcKv = src.kv.snapshot()
+      const before = await source.counters()
       const t0 = performance.now()
       const endLoad = startLoad()
       let preloaded: number | undefined
@@ -1069,18 +1277,20 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
         await preload(inst.replica)
         preloaded = (performance.now() - t0) / 1000
       }
-      log(`bootstrap: ${name}: dialling the source`)
-      await dial(node, source)
+      log(`bootstrap: ${name}: dialling the source (${source.place === 'child' ? 'in its own process' : 'in this process'})`)
+      await node.libp2p.dial(source.addrs, { signal: AbortSignal.timeout(10_000) })
       // a snapshot that keeps failing to load: say why instead of waiting for the timeout
       const stuck = (): boolean => node.sync.stats.pullFailures >= 3 && weight(node.replica.state().clock) === 0
       const done = await caughtUp(node, target, t0, timeout, stuck)
       const load = endLoad()
+      const after = await source.counters()
       const settling = performance.now()
       await node.sync.idle()
       const settleSeconds = (performance.now() - settling) / 1000
       for (const i of [0, count - 1]) if (await node.replica.lookup(pathOf(i)) === undefined) throw new Error(`${name}: caught up but ${pathOf(i)} is missing`)
       const p: Phase = {
         entries: count,
+        source: source.place,
         seconds: done.seconds,
         entriesPerSecond: count / done.seconds,
         verifyMs: inst.verify.ms,
@@ -1090,8 +1300,9 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
         kvGetMs: inst.kv.t.get,
         gets: inst.kv.t.gets,
         kvIterateMs: inst.kv.t.iterate,
-        sourceKvGetMs: src.kv.t.get - srcKv.get,
-        sourceKvIterateMs: src.kv.t.iterate - srcKv.iterate,
+        sourceKvGetMs: after.kvGetMs - before.kvGetMs,
+        sourceKvIterateMs: after.kvIterateMs - before.kvIterateMs,
+        sourceCpuSeconds: (after.cpuUs - before.cpuUs) / 1e6,
         pages: node.sync.stats.pages,
         pulls: node.sync.stats.pulls,
         snapshots: node.sync.stats.snapshots,
@@ -1103,7 +1314,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
         snapshotLoadedAt: preloaded ?? done.snapshotAt,
         load
       }
-      log(`bootstrap: ${name}: ${fmt(p.seconds, 2)} s, ${fmt(p.entriesPerSecond)} entries/s (${p.pages} pages, source served ${source.sync.stats.served - before} requests)`)
+      log(`bootstrap: ${name}: ${fmt(p.seconds, 2)} s, ${fmt(p.entriesPerSecond)} entries/s (${p.pages} pages, source served ${after.served - before.served} requests)`)
       return p
     } finally {
       await node.stop()
@@ -1111,19 +1322,31 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
   }
 
   try {
-    // (a) the whole history, page by page
-    const history = await phase('history', n)
-    if (opts.historyOnly) {
-      const rawHost = await createHost({ privateKey: await generateKeyPair('Ed25519') })
-      let rawHistory
-      try {
-        rawHistory = await rawStream(source.libp2p, rawHost, pack(entries))
-      } finally {
-        await rawHost.stop()
-      }
-      log(`bootstrap: raw stream ${fmt(rawHistory.bytes / MB, 1)} MB in ${fmt(rawHistory.seconds, 2)} s`)
-      return { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryBytes, generateSeconds, build, micro, history, rawHistory }
+    const builds: BootstrapResult['builds'] = {}
+    for (const place of places) {
+      const s = place === 'child' ? await childSource(work, entries) : (here = await hereSource(work, entries))
+      if (weight(s.clock) !== n) throw new Error(`source (${place}) clock has ${weight(s.clock)} entries, not ${n}`)
+      sources[place] = s
+      builds[place] = s.build
     }
+    // (a) the whole history, page by page, from each source; then the ceilings, from the same hosts
+    const histories: BootstrapResult['histories'] = {}
+    for (const place of places) histories[place] = await phase(place === 'child' ? 'history' : 'history-here', n, sources[place] as Source)
+    const rawHistories: BootstrapResult['rawHistories'] = {}
+    const rawHost = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+    try {
+      for (const place of places) {
+        rawHistories[place] = await (sources[place] as Source).raw(rawHost)
+        log(`bootstrap: raw stream from the source ${place === 'child' ? 'in its own process' : 'in this process'}: ${fmt((rawHistories[place]?.bytes ?? 0) / MB, 1)} MB in ${fmt(rawHistories[place]?.seconds ?? 0, 2)} s`)
+      }
+    } finally {
+      await rawHost.stop()
+    }
+    const result: BootstrapResult = { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryVersion: opts.entryVersion, entryBytes, generateSeconds, builds, micro, histories, rawHistories }
+    if (opts.historyOnly) return result
+    if (here === undefined) throw new Error('(b) needs the source in this process: --source here or both, or --history-only')
+    const source = here.node
+    const hereSrc = here
 
     // (b) the source compacts (its snapshot covers all n entries; history every member has
     // seen is pruned), then takes `tail` newer entries, which a new node must pull after the snapshot
@@ -1151,10 +1374,11 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
       tailBytes: tail.reduce((s, e) => s + e.byteLength, 0)
     }
     log(`bootstrap: source compacted in ${fmt(compactSeconds, 2)} s: snapshot of ${fmt(compact.snapshotEntries)} entries (${blocks.length} blocks, ${fmt(compact.snapshotBytes / MB, 1)} MB), ${fmt(prunedEntries)} pruned; then ${fmt(tail.length)} newer entries`)
+    const withTail: Source = { ...hereSrc, clock: source.replica.state().clock }
     let snapshot: Phase | undefined
     let snapshotError: string | undefined
     try {
-      snapshot = await phase('snapshot', total)
+      snapshot = await phase('snapshot', total, withTail)
       if (snapshot.snapshots < 1) throw new Error('the snapshot node did not load a snapshot')
     } catch (err: any) {
       if (isInterrupted()) throw err
@@ -1163,7 +1387,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
     }
     // (b*) the same, with the snapshot's blocks handed over in-process, 8 per call, through the
     // same Replica.loadSnapshot; then the tail over libp2p. Shows what (b) costs apart from the block transfer.
-    const snapshotLocal = await phase('snapshot-local', total, async (replica) => {
+    const snapshotLocal = await phase('snapshot-local', total, withTail, async (replica) => {
       const fetchLocal = async (cids: CID[]): Promise<Uint8Array[]> => {
         const out: Uint8Array[] = []
         for (let i = 0; i < cids.length; i += 8) out.push(...await source.replica.blocks(cids.slice(i, i + 8)))
@@ -1173,18 +1397,16 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
     })
 
     // ceiling: the same bytes over one raw stream
-    const rawHost = await createHost({ privateKey: await generateKeyPair('Ed25519') })
-    let rawHistory, rawSnapshot
+    const rawSnapshotHost = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+    let rawSnapshot
     try {
-      rawHistory = await rawStream(source.libp2p, rawHost, pack(entries))
-      rawSnapshot = await rawStream(source.libp2p, rawHost, pack([...blocks, ...tail]))
+      rawSnapshot = await rawStream(source.libp2p, rawSnapshotHost, pack([...blocks, ...tail]))
     } finally {
-      await rawHost.stop()
+      await rawSnapshotHost.stop()
     }
-    log(`bootstrap: raw stream ${fmt(rawHistory.bytes / MB, 1)} MB in ${fmt(rawHistory.seconds, 2)} s`)
-    return { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryBytes, generateSeconds, build, micro, history, rawHistory, compact, snapshot, snapshotError, snapshotLocal, rawSnapshot }
+    return { ...result, compact, snapshot, snapshotError, snapshotLocal, rawSnapshot }
   } finally {
-    await source.stop()
+    await Promise.allSettled(Object.values(sources).map(async s => await s.stop()))
   }
 }
 
@@ -1267,39 +1489,49 @@ function reportBootstrap (b: BootstrapResult): string[] {
   const local = s?.snapshotLocal
   const total = b.entries + b.tail
   const snapshotMB = s === undefined ? 0 : (s.compact.snapshotBytes + s.compact.tailBytes) / MB
-  const h = b.history
+  const places = historyOrder.filter(p => b.histories[p] !== undefined)
+  const label = (p: SourcePlace): string => p === 'child' ? '(a)' : places.length > 1 ? '(a1)' : '(a)'
+  const where = (p: SourcePlace): string => p === 'child' ? 'the source in a process of its own' : 'the source in this process (one main thread for both)'
+  const headline = b.histories[places[0]] as Phase
+  const cpu = (h: Phase): number => h.load.cpuCores * h.load.seconds + h.sourceCpuSeconds
   return [
-    `bootstrap: ${fmt(b.entries)} entries (${fmt(b.entryBytes / MB, 1)} MB, ${fmt(b.entryBytes / b.entries)} bytes each), one put each, written by ${b.authors} authors in turns of ${b.turn};`,
+    `bootstrap: ${fmt(b.entries)} entries of version ${b.entryVersion} (${fmt(b.entryBytes / MB, 1)} MB, ${fmt(b.entryBytes / b.entries)} bytes each), one put each, written by ${b.authors} authors in turns of ${b.turn};`,
     'generated and signed in the bench, then received into the source replica (LevelDB) in pages of 1,000, one fsynced batch per page. New nodes pull over libp2p (127.0.0.1, noise+yamux); MB = 10^6 bytes',
     ...table([
       ['measure', 'seconds', 'entries/s', 'MB'],
-      ['source build: receive() of all entries, local (no network)', fmt(b.build.seconds, 2), rate(b.entries, b.build.seconds), fmt(b.entryBytes / MB, 1)],
-      ['(a) new node, from history: pull until its clock equals the source\'s', fmt(h.seconds, 2), rate(b.entries, h.seconds), fmt(b.entryBytes / MB, 1)],
+      ...places.map(p => [`source build, ${p === 'child' ? 'in its own process' : 'in this process'}: receive() of all entries, local (no network)`, fmt((b.builds[p] as Build).seconds, 2), rate(b.entries, (b.builds[p] as Build).seconds), fmt(b.entryBytes / MB, 1)]),
+      ...places.map(p => [`${label(p)} new node, from history, ${where(p)}: pull until its clock equals the source's`, fmt((b.histories[p] as Phase).seconds, 2), rate(b.entries, (b.histories[p] as Phase).seconds), fmt(b.entryBytes / MB, 1)]),
       ...(s === undefined || local === undefined
         ? []
         : [
-            [`(b) new node, from a snapshot of ${fmt(s.compact.snapshotEntries)} + a tail of ${fmt(b.tail)} entries`, snap === undefined ? 'FAILED' : fmt(snap.seconds, 2), snap === undefined ? '-' : rate(total, snap.seconds), fmt(snapshotMB, 1)],
+            [`(b) new node, from a snapshot of ${fmt(s.compact.snapshotEntries)} + a tail of ${fmt(b.tail)} entries (source in this process)`, snap === undefined ? 'FAILED' : fmt(snap.seconds, 2), snap === undefined ? '-' : rate(total, snap.seconds), fmt(snapshotMB, 1)],
             ['(b*) the same, snapshot blocks handed over in-process, tail over libp2p', fmt(local.seconds, 2), rate(total, local.seconds), fmt(snapshotMB, 1)]
           ]),
-      ['ceiling: raw libp2p stream of (a)\'s bytes', fmt(b.rawHistory.seconds, 2), rate(b.entries, b.rawHistory.seconds), fmt(b.rawHistory.bytes / MB, 1)],
+      ...places.map(p => [`ceiling of ${label(p)}: raw libp2p stream of its bytes from the source's host`, fmt((b.rawHistories[p] as { seconds: number }).seconds, 2), rate(b.entries, (b.rawHistories[p] as { seconds: number }).seconds), fmt((b.rawHistories[p] as { bytes: number }).bytes / MB, 1)]),
       ...(s === undefined ? [] : [['ceiling: raw libp2p stream of (b)\'s bytes', fmt(s.rawSnapshot.seconds, 2), rate(total, s.rawSnapshot.seconds), fmt(s.rawSnapshot.bytes / MB, 1)]])
     ]),
-    s === undefined || local === undefined
-      ? `ratio to the raw stream: (a) ${fmt(h.seconds / b.rawHistory.seconds, 0)}x slower`
-      : `ratio to the raw stream: (a) ${fmt(h.seconds / b.rawHistory.seconds, 0)}x slower, (b) ${snap === undefined ? '-' : `${fmt(snap.seconds / s.rawSnapshot.seconds, 0)}x`}, (b*) ${fmt(local.seconds / s.rawSnapshot.seconds, 0)}x; (a) / (b*): ${fmt(h.seconds / local.seconds, 1)}`,
+    `ratio to the raw stream: ${places.map(p => `${label(p)} ${fmt((b.histories[p] as Phase).seconds / (b.rawHistories[p] as { seconds: number }).seconds, 0)}x slower`).join(', ')}` +
+      (s === undefined || local === undefined ? '' : `, (b) ${snap === undefined ? '-' : `${fmt(snap.seconds / s.rawSnapshot.seconds, 0)}x`}, (b*) ${fmt(local.seconds / s.rawSnapshot.seconds, 0)}x; (a) / (b*): ${fmt(headline.seconds / local.seconds, 1)}`),
+    `target history bootstrap >= 20,000 entries/s: ${pass(headline.entriesPerSecond >= 20_000)} (${label(places[0])}: ${fmt(headline.entriesPerSecond)} entries/s)`,
     ...(s === undefined || local === undefined
       ? []
       : [`target bootstrap into ${fmt(b.entries)} entries from a snapshot < 30 s: ` +
           (snap === undefined ? `FAIL (did not complete: ${s.snapshotError ?? '?'}); (b*) without the block transfer: ${fmt(local.seconds, 2)} s, ${pass(local.seconds < 30)}` : `${pass(snap.seconds < 30)} (${fmt(snap.seconds, 2)} s)`)]),
-    `(a) breakdown (wall time inside the calls, overlapping): ${breakdown(h)}${h.compactedDuring ? '; the new node compacted its own history during or right after the pull' : ''}`,
-    `(a) this process's CPU: ${fmt(h.load.cpuCores * h.load.seconds, 1)} CPU-s (source and new node), ${fmt(1e6 * h.load.cpuCores * h.load.seconds / b.entries, 0)} CPU-µs per entry; ` +
-      `pages asked ahead ${h.askedAhead} (dropped ${h.askedAheadDropped}); compactions deferred while catching up ${h.compactionsDeferred}; ` +
-      `after catching up, ${fmt(h.settleSeconds, 2)} s until the new node's sync was idle (a deferred compaction runs then; not in (a)'s time)`,
+    ...places.flatMap(p => {
+      const h = b.histories[p] as Phase
+      return [
+        `${label(p)} breakdown (wall time inside the calls, overlapping): ${breakdown(h)}${h.compactedDuring ? '; the new node compacted its own history during or right after the pull' : ''}`,
+        `${label(p)} CPU: ${fmt(cpu(h), 1)} CPU-s for source and new node (this process ${fmt(h.load.cpuCores * h.load.seconds, 1)}${p === 'child' ? `, the source's process ${fmt(h.sourceCpuSeconds, 1)}` : ''}), ${fmt(1e6 * cpu(h) / b.entries, 0)} CPU-µs per entry; ` +
+          `pages asked ahead ${h.askedAhead} (dropped ${h.askedAheadDropped}); compactions deferred while catching up ${h.compactionsDeferred}; ` +
+          `after catching up, ${fmt(h.settleSeconds, 2)} s until the new node's sync was idle (a deferred compaction runs then; not in its time)`,
+        `${label(p)} load: ${loadText(h.load)}`
+      ]
+    }),
     ...(snap === undefined ? [] : [`(b) breakdown: snapshot loaded at ${snap.snapshotLoadedAt === undefined ? '?' : fmt(snap.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(snap)}`]),
     ...(local === undefined ? [] : [`(b*) breakdown: loadSnapshot took ${local.snapshotLoadedAt === undefined ? '?' : fmt(local.snapshotLoadedAt, 2)} s, then the tail; ${breakdown(local)}`]),
-    `load: source build ${loadText(b.build.load)}; (a) ${loadText(h.load)}${snap === undefined ? '' : `; (b) ${loadText(snap.load)}`}${local === undefined ? '' : `; (b*) ${loadText(local.load)}`}`,
+    `load: ${places.map(p => `source build ${p === 'child' ? 'in its own process' : 'here'} ${loadText((b.builds[p] as Build).load)}`).join('; ')}${snap === undefined ? '' : `; (b) ${loadText(snap.load)}`}${local === undefined ? '' : `; (b*) ${loadText(local.load)}`}`,
     ...(s === undefined ? [] : [`source compaction (compact(true)): ${fmt(s.compact.seconds, 2)} s; snapshot of ${fmt(s.compact.snapshotEntries)} entries in ${s.compact.snapshotBlocks} blocks, ${fmt(s.compact.snapshotBytes / MB, 1)} MB; ${fmt(s.compact.prunedEntries)} entries pruned (the rest not yet seen by every author); the tail was received after it`]),
-    `source build breakdown: verify ${fmt(b.build.verifyMs / 1000, 2)} s, LevelDB batches ${fmt(b.build.kvBatchMs / 1000, 2)} s (${b.build.batches}), gets ${fmt(b.build.kvGetMs / 1000, 2)} s`,
+    ...places.map(p => { const x = b.builds[p] as Build; return `source build breakdown (${p === 'child' ? 'own process' : 'here'}): verify ${fmt(x.verifyMs / 1000, 2)} s, LevelDB batches ${fmt(x.kvBatchMs / 1000, 2)} s (${x.batches}), gets ${fmt(x.kvGetMs / 1000, 2)} s` }),
     `per entry, on ${m.sample} entries: decodeEntry ${fmt(m.decodeUs, 1)} µs (canonical check included), encodeEntry ${fmt(m.reencodeUs, 1)} µs (the re-encode only non-canonical-looking entries still cost), encodeEntryBody ${fmt(m.encodeBodyUs, 1)} µs, CID ${fmt(m.cidUs, 1)} µs, ` +
       `signature verify ${fmt(m.verifyUs, 1)} µs (peerIdVerifier, one key object per author); as receive does it, pages of ${fmt(PAGE)} authenticated as a batch (CIDs as text included): ${fmt(m.batchAuthUs, 1)} µs`
   ]
@@ -1323,6 +1555,7 @@ async function rerunWithThreadpool (size: number): Promise<number> {
 
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
+  if (opts.historySource !== undefined) return await serveHistorySource(opts.historySource)
   if (opts.threadpool === -1 && process.env.UV_THREADPOOL_SIZE === undefined) {
     return await rerunWithThreadpool(Math.min(1024, 4 * Math.max(opts.converge ? opts.nodes : 3, 3)))
   }

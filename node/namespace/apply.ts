@@ -16,6 +16,7 @@
  */
 import type { CID } from 'multiformats/cid'
 import type { Entry as LogEntry, RetireOp } from '../../protocol/namespace.js'
+import { cidText } from '../../protocol/cid-text.js'
 import { covers, merge, type Dot, type VectorClock } from './clock.js'
 import { skippedDeps } from './causal.js'
 import { decodeJSON, type KV, type Txn } from './kv.js'
@@ -91,7 +92,7 @@ export class Applier {
         await batch.tree.change(op.path, op.replaces)
       } else {
         const version: Version = op.op === 'put'
-          ? { author: entry.author, seq: entry.seq, time: entry.time, type: 'file', cid: op.cid.toString(), size: op.size, mode: op.mode, mtime: op.mtime }
+          ? { author: entry.author, seq: entry.seq, time: entry.time, type: 'file', cid: cidText(op.cid), size: op.size, mode: op.mode, mtime: op.mtime }
           : { author: entry.author, seq: entry.seq, time: entry.time, type: 'dir', mode: op.mode, mtime: op.mtime }
         if (op.op === 'put' && op.pin !== undefined) version.pin = storedPin(op.pin)
         await batch.tree.change(op.path, op.replaces, superseded.has(op.path) ? undefined : version)

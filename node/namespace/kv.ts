@@ -20,6 +20,11 @@ export interface KV {
   open: () => Promise<void>
   close: () => Promise<void>
   get: (key: string) => Promise<Uint8Array | undefined>
+  /**
+   * Many point reads in one call, in the order of `keys` (undefined for a
+   * missing key). Optional: {@link getMany} falls back to one `get` each.
+   */
+  getMany?: (keys: string[]) => Promise<Array<Uint8Array | undefined>>
   /** Apply all ops atomically; `sync` waits until they are on disk. */
   batch: (ops: KVOp[], sync: boolean) => Promise<void>
   /** Entries of a range in key order (or reverse). */
@@ -39,6 +44,12 @@ export class LevelKV implements KV {
   async close (): Promise<void> { if (this.db.status === 'open') await this.db.close() }
   /** A point read on the calling thread (`getSync`): small values from LevelDB's caches, far cheaper than an async round trip through the thread pool. */
   async get (key: string): Promise<Uint8Array | undefined> { return this.db.getSync(key) }
+  /**
+   * One read of many keys on LevelDB's thread (classic-level `getMany`):
+   * the lookups leave the main thread, and the calls across to LevelDB are
+   * one rather than one per key (a peer's pull reads a page of 1,000 entries).
+   */
+  async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> { return await this.db.getMany(keys) }
   /**
    * A chained batch: abstract-level's array form copies and checks each
    * operation on the main thread, about 7 times slower for the same writes
@@ -134,6 +145,7 @@ export class MemoryKV implements KV {
   async open (): Promise<void> {}
   async close (): Promise<void> {}
   async get (key: string): Promise<Uint8Array | undefined> { return this.map.get(key) }
+  async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> { return keys.map(key => this.map.get(key)) }
 
   async batch (ops: KVOp[]): Promise<void> {
     if (ops.length === 1 && this.cursors.size === 0) {
@@ -148,7 +160,7 @@ export class MemoryKV implements KV {
         before.set(op.key, old !== undefined)
         for (const c of this.cursors) if (ahead(c, op.key) && !c.saved.has(op.key)) c.saved.set(op.key, old)
       }
-      if (op.type === 'put') this.map.set(op.key, op.value)
+      if (op.type === 'put') this.map.set(op.key, owned(op.value))
       else this.map.delete(op.key)
     }
     const added: string[] = []
@@ -179,7 +191,7 @@ export class MemoryKV implements KV {
   private write (op: KVOp): void {
     if (op.type === 'put') {
       const size = this.map.size
-      this.map.set(op.key, op.value)
+      this.map.set(op.key, owned(op.value))
       if (this.map.size === size) return
       this.keys.splice(lowerBound(this.keys, op.key, false), 0, op.key)
     } else {
@@ -266,6 +278,15 @@ export class MemoryKV implements KV {
   get size (): number { return this.map.size }
 }
 
+/**
+ * `value`, or a copy of it when it is a view into a larger buffer (rows
+ * {@link encodeJSON} slices from Node's shared pool): a store that keeps
+ * values must not keep a whole pool slab alive for one small row.
+ */
+function owned (value: Uint8Array): Uint8Array {
+  return value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value : value.slice()
+}
+
 /** `keys` without `removed`, merged with `added` (sorted, none in `keys`). */
 function mergeSorted (keys: readonly string[], added: readonly string[], removed: ReadonlySet<string>): string[] {
   const out: string[] = []
@@ -276,6 +297,14 @@ function mergeSorted (keys: readonly string[], added: readonly string[], removed
     out.push(key)
   }
   while (j < added.length) out.push(added[j++])
+  return out
+}
+
+/** The values of `keys` in `kv`, in their order: one {@link KV.getMany} when the store has it, else one get each. */
+export async function getMany (kv: KV, keys: string[]): Promise<Array<Uint8Array | undefined>> {
+  if (kv.getMany !== undefined) return await kv.getMany(keys)
+  const out: Array<Uint8Array | undefined> = []
+  for (const key of keys) out.push(await kv.get(key))
   return out
 }
 
@@ -301,11 +330,16 @@ export async function deleteKeys (kv: KV, keys: readonly string[]): Promise<void
 
 const DELETE_CHUNK = 10_000
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-/** JSON value → bytes. */
-export function encodeJSON (value: unknown): Uint8Array { return encoder.encode(JSON.stringify(value)) }
+/**
+ * JSON value → bytes. `Buffer.from` rather than `TextEncoder.encode`: for
+ * the small rows a commit writes (a path's versions, a visible record, an
+ * index row) it costs about a third as much, and slices pooled memory
+ * rather than allocating each row its own (measured: 4 typical rows 9.3 µs
+ * against 4.3 µs, of which JSON.stringify 3.7 µs).
+ */
+export function encodeJSON (value: unknown): Uint8Array { return Buffer.from(JSON.stringify(value)) }
 /** Bytes → JSON value. */
 export function decodeJSON<T> (bytes: Uint8Array): T { return JSON.parse(decoder.decode(bytes)) as T }
 

@@ -26,7 +26,7 @@ import { cidText } from '../../protocol/cid-text.js'
 import { cborCID } from '../blocks/verify.js'
 import { covers, merge, missing, type VectorClock } from './clock.js'
 import { ready } from './causal.js'
-import { decodeJSON } from './kv.js'
+import { decodeJSON, getMany } from './kv.js'
 import { entryKey, seqKey } from './rows.js'
 import { WarnLimit, type TrustPolicy } from './trust.js'
 import type { Applier, EntryText } from './apply.js'
@@ -34,6 +34,18 @@ import { authenticateBatch, type LinkedEntry, type Verifier } from './identity.j
 import type { ReplicaStore } from './store.js'
 import type { WallClock } from './api.js'
 import type { Logger } from '../logger.js'
+
+/**
+ * A drain lets the event loop run after this many applied entries. Applying
+ * is CPU work whose awaits are all microtasks, so a page of 1,000 would
+ * otherwise hold the main thread for its whole length: the request for the
+ * next page a pull has just asked ahead (a new stream, its protocol
+ * negotiation, the request's bytes) would wait for it, and the peer with
+ * it. Measured on a history pull from a peer in another process: the new
+ * node's main thread was 78–86 % busy, waiting on each next page; 95 % with
+ * this (docs/benchmarks.md, "Namespace convergence and bootstrap").
+ */
+const DRAIN_YIELD_EVERY = 100
 
 /** What {@link EntryLog.receive} did. */
 export interface ReceiveResult {
@@ -53,6 +65,20 @@ export type PullAnswer =
 
 /** An entry that passed its checks. */
 interface Pending { cid: CID, entry: LogEntry, bytes: Uint8Array, text?: EntryText }
+
+/**
+ * A batch of entries {@link EntryLog.prepare} checked and authenticated,
+ * not yet held or applied (nothing of the replica's state changed). It may
+ * be taken by {@link EntryLog.accept} after other batches were applied: a
+ * pull checks the next page while the one before is committed.
+ */
+export interface PreparedEntries {
+  /** The entries that passed, in the batch's order. */
+  readonly fresh: readonly Pending[]
+  /** What the checks counted (duplicates, rejected, untrusted). */
+  readonly counted: Readonly<ReceiveResult>
+  readonly from?: string
+}
 
 /** An entry that passed every check but its signature: what batch authentication takes. */
 interface Candidate extends Omit<Pending, 'text'>, LinkedEntry {}
@@ -98,6 +124,16 @@ export class EntryLog {
    * applied before the whole batch is authenticated.
    */
   async receive (list: Uint8Array[], from?: string): Promise<ReceiveResult> {
+    return await this.accept(await this.prepare(list, from))
+  }
+
+  /**
+   * The checks of {@link receive}, and the batch's authentication, without
+   * holding or applying anything: each entry is decoded and checked
+   * against what this replica holds now, and the batch authenticated as a
+   * whole. Rejections are counted and logged here.
+   */
+  async prepare (list: Uint8Array[], from?: string): Promise<PreparedEntries> {
     const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, untrusted: 0, pending: 0 }
     const candidates: Candidate[] = []
     const inBatch = new Set<string>()
@@ -114,8 +150,28 @@ export class EntryLog {
     }
     const fresh = await this.authenticate(candidates, from)
     result.rejected += candidates.length - fresh.length
-    await this.components.store.exclusive(async () => {
-      for (const p of fresh) this.hold(p)
+    return { fresh, counted: result, from }
+  }
+
+  /**
+   * Hold the entries of a prepared batch and apply every one that is ready,
+   * under the store's lock. An entry whose dot was applied since it was
+   * checked (another batch came first) is checked against the applied one
+   * as {@link receive} checks it: the same entry is a duplicate, another
+   * one with that dot is rejected.
+   */
+  async accept (prepared: PreparedEntries): Promise<ReceiveResult> {
+    const { store } = this.components
+    const result: ReceiveResult = { ...prepared.counted }
+    await store.exclusive(async () => {
+      for (const p of prepared.fresh) {
+        if (covers(store.clock, [p.entry.author, p.entry.seq])) {
+          if (await this.againstApplied(p.entry, p.cid, p.text?.cid ?? cidText(p.cid), prepared.from) === 'duplicate') result.duplicates++
+          else result.rejected++
+          continue
+        }
+        this.hold(p)
+      }
       result.applied = await this.drain()
     })
     result.pending = this.pendingCount
@@ -156,6 +212,7 @@ export class EntryLog {
           await applier.apply(batch, next.cid, next.entry, next.bytes, next.text)
           applied++
           progress = true
+          if (applied % DRAIN_YIELD_EVERY === 0) await new Promise(resolve => setImmediate(resolve))
           if (batch.applied.length >= 1000) {
             await store.commit(batch)
             batch = store.batch()
@@ -186,8 +243,9 @@ export class EntryLog {
       const total = missing(store.clock, merge(remote, store.pruned))
       const entries: Uint8Array[] = []
       let bytes = 0
-      for (const cid of await this.firstLacked(remote, limit)) {
-        const entry = await store.kv.get(entryKey(cid))
+      // the page's entries in one read (the index rows above say which)
+      const cids = await this.firstLacked(remote, limit)
+      for (const entry of await getMany(store.kv, cids.map(entryKey))) {
         if (entry === undefined) break
         if (entries.length > 0 && bytes + entry.byteLength > maxBytes) break
         entries.push(entry)
@@ -275,7 +333,7 @@ export class EntryLog {
    * here, before anything else is done with it.
    */
   private async check (bytes: Uint8Array, from?: string): Promise<Candidate | 'duplicate' | 'untrusted' | undefined> {
-    const { store, id, logger } = this.components
+    const { store } = this.components
     let entry: LogEntry
     try {
       // size limit and canonical form (one CID per entry) are the decoder's
@@ -288,15 +346,19 @@ export class EntryLog {
     const key = cidText(cid)
     const held = this.pending.get(entry.author)?.get(entry.seq)
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
-    if (covers(store.clock, [entry.author, entry.seq])) {
-      const known = await store.kv.get(seqKey(entry.author, entry.seq))
-      if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== key) {
-        if (entry.author === id) logger.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
-        return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
-      }
-      return 'duplicate'
-    }
+    if (covers(store.clock, [entry.author, entry.seq])) return await this.againstApplied(entry, cid, key, from)
     return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents: entry.parents.map(cidText) }
+  }
+
+  /** An entry whose dot this replica has applied: a duplicate when it is that entry, else rejected (undefined). */
+  private async againstApplied (entry: LogEntry, cid: CID, key: string, from?: string): Promise<'duplicate' | undefined> {
+    const { store, id, logger } = this.components
+    const known = await store.kv.get(seqKey(entry.author, entry.seq))
+    if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== key) {
+      if (entry.author === id) logger.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
+      return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
+    }
+    return 'duplicate'
   }
 
   /**

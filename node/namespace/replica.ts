@@ -33,7 +33,7 @@ import { cborCID } from '../blocks/verify.js'
 import type { VectorClock } from './clock.js'
 import type { KV } from './kv.js'
 import { Applier } from './apply.js'
-import { EntryLog, type PullAnswer, type ReceiveResult } from './log.js'
+import { EntryLog, type PreparedEntries, type PullAnswer, type ReceiveResult } from './log.js'
 import { Members, type Member } from './members.js'
 import { Retirements } from './retire.js'
 import { TreeReader } from './reads.js'
@@ -346,6 +346,16 @@ export class Replica implements Namespace {
    * those whose causal past is missing, apply every one that is ready.
    */
   async receive (list: Uint8Array[], from?: string): Promise<ReceiveResult> { return await this.log.receive(list, from) }
+
+  /**
+   * The checks and authentication of {@link receive}, nothing held or
+   * applied yet: what {@link accept} takes, maybe after other batches (a
+   * pull checks its next page while the one before is committed).
+   */
+  async prepare (list: Uint8Array[], from?: string): Promise<PreparedEntries> { return await this.log.prepare(list, from) }
+
+  /** Hold and apply a batch {@link prepare} checked: the rest of {@link receive}. */
+  async accept (prepared: PreparedEntries): Promise<ReceiveResult> { return await this.log.accept(prepared) }
 
   /** What a peer with clock `remote` lacks: one page in causal order, or the snapshot to start from. */
   async pull (remote: VectorClock, limit: number, maxBytes?: number): Promise<PullAnswer> { return await this.log.pull(remote, limit, maxBytes) }

@@ -10,7 +10,9 @@
  *   round trip in causal order, so a deep history costs pages, not depth ×
  *   RTT. While a page is applied, the next one is already asked for (one
  *   page ahead, with the clock the replica will have once the page is
- *   applied; taken only if it then has it). A peer behind the other's
+ *   applied; taken only if it then has it), and its entries are checked
+ *   as soon as it arrives, while the page before is applied and committed
+ *   (Replica.prepare, then Replica.accept). A peer behind the other's
  *   pruned history gets a snapshot instead; its tree's nodes are fetched
  *   from the serving peer and up to `snapshotPeers - 1` other trusted peers
  *   (snapshot-fetch.ts).
@@ -46,6 +48,7 @@ import {
 } from '../../protocol/namespace.js'
 import { dominates, merge, type VectorClock } from './clock.js'
 import type { Replica } from './replica.js'
+import type { PreparedEntries } from './log.js'
 import { chooseHelpers, spreadFetch, type SnapshotFetchStats } from './snapshot-fetch.js'
 import type { SnapshotFetch } from './snapshot-load.js'
 import type { TrustPolicy } from './trust.js'
@@ -481,7 +484,7 @@ export class NamespaceSync {
           asked = undefined
         }
         asked ??= this.askPage(peer, replica.pullClock(theirs), theirs)
-        const { clock } = asked
+        const { clock, checked } = asked
         const response = await asked.response
         if (response.type === 'snapshot' || response.type === 'entries') theirs = merge(theirs, response.clock)
         if (response.type === 'snapshot') {
@@ -503,7 +506,11 @@ export class NamespaceSync {
             this.stats.pagesAskedAhead++
           }
         }
-        await replica.receive(response.entries, peer)
+        // this page's checks ran as it arrived (when asked ahead); the next page's run while this one is applied and committed
+        const prepared = await checked ?? await replica.prepare(response.entries, peer)
+        const applying = replica.accept(prepared)
+        if (ahead !== undefined) this.checkAhead(peer, ahead)
+        await applying
         // no progress (entries rejected, held, or by untrusted authors already skipped): stop; the next round retries
         if (!response.more || dominates(clock, replica.pullClock(theirs))) { complete = true; break }
       }
@@ -536,13 +543,28 @@ export class NamespaceSync {
     void response.catch(() => {})
     return { clock, response, cancel }
   }
+
+  /**
+   * Check the entries of a page asked ahead as soon as it arrives, while the
+   * page before is applied and committed (its fsync leaves the main thread
+   * idle): the checks change nothing (Replica.prepare), so a page that is
+   * then dropped costs only the work. A failed check is redone when the
+   * page is taken.
+   */
+  private checkAhead (peer: string, request: PageRequest): void {
+    request.checked = request.response.then(
+      async r => r.type === 'entries' ? await this.components.replica.prepare(r.entries, peer) : undefined,
+      () => undefined
+    ).catch(() => undefined)
+  }
 }
 
-/** A page asked for: the clock it was asked with, its answer, and how to cancel it. */
+/** A page asked for: the clock it was asked with, its answer, how to cancel it, and its entries' checks once started. */
 interface PageRequest {
   clock: VectorClock
   response: Promise<SyncResponse>
   cancel: AbortController
+  checked?: Promise<PreparedEntries | undefined>
 }
 
 /**

@@ -172,6 +172,38 @@ describe('batch authentication', () => {
     assert.equal(r3result.applied, 2)
   })
 
+  it('a batch checked before another one applied its dots: the same entries are duplicates, others with those dots are rejected', async () => {
+    const a = await author()
+    const [e1, e2] = await chain(a, 2)
+    const other = await sign(a.key, body(a, 2, '/other', [{ bytes: e1, dot: [a.id, 1] }]))
+    const { r } = await counted()
+    // checked (nothing applied yet), then the genuine chain arrives and is applied first
+    const same = await r.prepare([e1, e2])
+    const equivocating = await r.prepare([other])
+    assert.equal(same.fresh.length, 2)
+    assert.equal(equivocating.fresh.length, 1)
+    assert.equal((await r.receive([e1, e2])).applied, 2)
+    const late = await r.accept(same)
+    assert.deepEqual({ applied: late.applied, duplicates: late.duplicates, rejected: late.rejected }, { applied: 0, duplicates: 2, rejected: 0 })
+    const forked = await r.accept(equivocating)
+    assert.deepEqual({ applied: forked.applied, duplicates: forked.duplicates, rejected: forked.rejected }, { applied: 0, duplicates: 0, rejected: 1 })
+    assert.equal(r.rejected, 1)
+    assert.ok(!(await tree(r)).some(line => line.startsWith('/other')))
+    assert.equal(r.state().clock[a.id], 2)
+  })
+
+  it('applying a long batch lets the event loop run (a pull\'s next request is not held up for the whole page)', async () => {
+    const a = await author()
+    const entries = await chain(a, 300)
+    const { r } = await counted()
+    let done = false
+    let ranDuring: boolean | undefined
+    setImmediate(() => { ranDuring = !done })
+    const result = await r.receive(entries).finally(() => { done = true })
+    assert.equal(result.applied, 300)
+    assert.equal(ranDuring, true, 'no macrotask ran while the batch was applied')
+  })
+
   it('authenticateBatch: coverage is per author, and falls back to each entry\'s own check', async () => {
     // a: 3 -> 2 -> 1 linked; b: 1, linked from a's 3 (a's signature does not cover it)
     const batch: LinkedEntry[] = [

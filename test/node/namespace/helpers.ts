@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
-import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Entry, type KV, type TrustPolicy } from '../../../node/namespace/index.js'
+import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Entry, type KV, type TrustPolicy, type Verifier } from '../../../node/namespace/index.js'
 import type { Logger } from '../../../node/logger.js'
 import { sha256 } from '../../../node/blocks/verify.js'
 
@@ -27,6 +27,8 @@ export interface ReplicaParts {
   trust?: TrustPolicy
   /** @default silent */
   logger?: Logger
+  /** @default peerIdVerifier() */
+  verifier?: Verifier
 }
 
 /** An open replica over a fresh in-memory store, with a new key (or the given parts). */
@@ -34,7 +36,7 @@ export async function replica (sim: Sim, options: ConstructorParameters<typeof R
   const r = new Replica({
     kv: parts.kv ?? new MemoryKV(),
     signer: signerFromKey(parts.key ?? await generateKeyPair('Ed25519')),
-    verifier: peerIdVerifier(),
+    verifier: parts.verifier ?? peerIdVerifier(),
     clock: { now: () => sim.now },
     logger: parts.logger ?? silent,
     trust: parts.trust

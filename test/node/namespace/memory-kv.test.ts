@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LevelKV, MemoryKV, type KV, type KVOp, type KVRange } from '../../../node/namespace/kv.js'
+import { LevelKV, MemoryKV, getMany, type KV, type KVOp, type KVRange } from '../../../node/namespace/kv.js'
 import { Prng } from '../../../simulations/prng.js'
 
 const encoder = new TextEncoder()
@@ -93,6 +93,31 @@ describe('MemoryKV ranges', () => {
     }
     assert.deepEqual(await read(kv, {}), [...reference].sort(([a], [b]) => a < b ? -1 : 1))
     assert.equal(kv.size, reference.size)
+  })
+
+  it('getMany reads keys in their order, undefined for missing ones, in memory and in LevelDB alike', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'shoal-kv-'))
+    t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+    const level = new LevelKV(dir)
+    await level.open()
+    t.after(async () => { await level.close() })
+    for (const kv of [await filled(), level]) {
+      if (kv === level) await kv.batch(['a', 'b', 'c', 'd', 'e', 'f'].map(k => put(k)), true)
+      const values = await getMany(kv, ['e', 'zz', 'a', 'c', 'a'])
+      assert.deepEqual(values.map(v => v === undefined ? undefined : decoder.decode(v)), ['e', undefined, 'a', 'c', 'a'])
+      // as get would read them
+      assert.deepEqual(values, await Promise.all(['e', 'zz', 'a', 'c', 'a'].map(async k => await kv.get(k))))
+    }
+  })
+
+  it('keeps its own copy of a value that is a view into a larger buffer', async () => {
+    const kv = new MemoryKV()
+    const slab = encoder.encode('xxabcxx')
+    await kv.batch([{ type: 'put', key: 'k', value: slab.subarray(2, 5) }])
+    slab.fill(0)
+    const value = await kv.get('k')
+    assert.equal(decoder.decode(value), 'abc')
+    assert.equal(value?.buffer.byteLength, 3, 'the whole buffer is not kept for one value')
   })
 })
 

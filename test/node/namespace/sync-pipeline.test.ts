@@ -17,7 +17,41 @@ import {
   decodeEntry, decodeSyncRequest, encodeSyncResponse, type PullRequest, type SyncResponse
 } from '../../../protocol/namespace.js'
 import { defer, type CleanupContext } from '../../helpers/temp.js'
-import { file, pullInto, replica, silent, type Sim } from './helpers.js'
+import { file, pullInto, replica, silent, type ReplicaParts, type Sim } from './helpers.js'
+import { MemoryKV, peerIdVerifier, type KV, type Verifier } from '../../../node/namespace/index.js'
+import type { KVOp, KVRange } from '../../../node/namespace/kv.js'
+
+/** A store whose next fsynced batch, once armed, waits until released. */
+class GatedKV implements KV {
+  private armed = false
+  private release: (() => void) | undefined
+  /** Resolves when an armed batch is waiting. */
+  readonly blocked: Promise<void>
+  private onBlocked!: () => void
+
+  constructor (private readonly inner: KV) {
+    this.blocked = new Promise(resolve => { this.onBlocked = resolve })
+  }
+
+  arm (): void { this.armed = true }
+  open = async (): Promise<void> => { await this.inner.open() }
+  close = async (): Promise<void> => { await this.inner.close() }
+  get = async (key: string): Promise<Uint8Array | undefined> => await this.inner.get(key)
+  iterate = (range: KVRange): AsyncIterable<[string, Uint8Array]> => this.inner.iterate(range)
+  async batch (ops: KVOp[], sync: boolean): Promise<void> {
+    if (this.armed && sync) {
+      this.armed = false
+      await new Promise<void>(resolve => {
+        this.release = resolve
+        this.onBlocked()
+      })
+    }
+    await this.inner.batch(ops, sync)
+  }
+
+  /** Let the waiting batch go on. */
+  letGo (): void { this.release?.() }
+}
 
 /** Timers that never fire: rounds run by hand. */
 const noTimers = { setTimeout: () => undefined, clearTimeout: () => {} }
@@ -50,11 +84,11 @@ interface Pair {
  * (started: it pulls at once). Every request crosses a macrotask, so a page
  * asked ahead is really in flight while the page before is applied.
  */
-async function pair (t: CleanupContext, init: { entries: number, pageSize: number, compactAfter?: number, answer?: Answer }): Promise<Pair> {
+async function pair (t: CleanupContext, init: { entries: number, pageSize: number, compactAfter?: number, answer?: Answer, puller?: ReplicaParts, beforeStart?: () => void }): Promise<Pair> {
   const sim: Sim = { now: 1_000 }
   const source = await replica(sim, { compactAfter: Number.MAX_SAFE_INTEGER })
   const writer = await replica(sim)
-  const puller = await replica(sim, { compactAfter: init.compactAfter ?? Number.MAX_SAFE_INTEGER })
+  const puller = await replica(sim, { compactAfter: init.compactAfter ?? Number.MAX_SAFE_INTEGER }, init.puller)
   for (let i = 0; i < init.entries / 2; i++) {
     await writer.putFile(`/w/${i}`, file(`w ${i}`))
     await source.putFile(`/s/${i}`, file(`s ${i}`))
@@ -106,6 +140,7 @@ async function pair (t: CleanupContext, init: { entries: number, pageSize: numbe
     await sourceSync.stop()
     for (const r of [puller, writer, source]) await r.close()
   })
+  init.beforeStart?.()
   await sync.start()
   return { source, writer, puller, sync, sent }
 }
@@ -160,6 +195,30 @@ describe('namespace pull, one page ahead', () => {
     // asked ahead: sent with a clock ahead of what the puller had applied then, by the page in flight
     assert.equal(p.sent.filter(s => s.asked > s.applied).length, 11)
     assert.ok(p.sent.every(s => s.asked - s.applied <= 50), 'never more than one page ahead')
+  })
+
+  it('the entries of the page asked ahead are checked while the page before is committed', async (t) => {
+    const kv = new GatedKV(new MemoryKV())
+    const inner = peerIdVerifier()
+    const signed: string[] = []
+    const verifier: Verifier = async (author, data, sig) => {
+      signed.push(author)
+      return await inner(author, data, sig)
+    }
+    // the first page's commit (an fsynced batch) waits until released
+    const p = await pair(t, { entries: 200, pageSize: 50, puller: { kv, verifier }, beforeStart: () => { kv.arm() } })
+    await kv.blocked
+    const before = signed.length
+    assert.ok(before > 0, 'the first page was authenticated before its commit')
+    assert.equal(weight(p.puller.state().clock), 0)
+    for (let i = 0; i < 100 && signed.length === before; i++) await tick()
+    assert.ok(signed.length > before, 'the page asked ahead was not checked while the first page was committed')
+    assert.equal(weight(p.puller.state().clock), 0, 'nothing applied meanwhile')
+    kv.letGo()
+    await p.sync.idle()
+    await assertConverged(p)
+    assert.equal(p.sync.stats.pagesAskedAheadDropped, 0)
+    assert.equal(p.puller.rejected, 0)
   })
 
   it('a page that does not apply in full drops the page asked after it and asks again: no entry is skipped', async (t) => {
