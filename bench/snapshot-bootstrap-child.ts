@@ -8,8 +8,10 @@
  * `load`: a fresh Replica on a LevelKV in `--work` (trusting `--author`, as
  * an open swarm with that peer listed) runs `loadSnapshot`, served from the
  * source LevelDB as a peer's `blocks` answer is (the longest prefix of the
- * asked CIDs, at most MAX_BLOCKS_WANT, within 4 MiB); then the replica is
- * checked (its clock, its visible files, sampled paths).
+ * asked CIDs, at most MAX_BLOCKS_WANT, within 4 MiB) by a `serve` process
+ * it starts (so the source's LevelDB is not in the loader's RSS, CPU time or
+ * allocator, as on a real node); then the replica is checked (its clock,
+ * its visible files, sampled paths).
  *
  * `ceiling`: every node of the source hash-checked against its CID
  * (sha-256) and written into a fresh LevelDB in `--work`, 4 MiB unsynced
@@ -21,6 +23,8 @@
  */
 import '../node/polyfills.js'
 import { createHash } from 'node:crypto'
+import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -82,6 +86,9 @@ export interface LoadResult {
   /** Peaks of heapUsed and arrayBuffers, sampled every {@link SAMPLE_MS} ms. */
   heapPeakMiB: number
   arrayBuffersPeakMiB: number
+  /** Peaks of anonymous and file-backed RSS (sampled as the heap; their sum may exceed the peak RSS: they peak apart). */
+  rssAnonPeakMiB: number
+  rssFilePeakMiB: number
   /** What the source served: fetch calls, blocks, bytes. */
   served: { requests: number, blocks: number, MiB: number }
   /** The replica after the load. */
@@ -97,6 +104,8 @@ export interface CeilingResult {
   maxRssMiB: number
   heapPeakMiB: number
   arrayBuffersPeakMiB: number
+  rssAnonPeakMiB: number
+  rssFilePeakMiB: number
   nodes: number
   MiB: number
 }
@@ -134,10 +143,29 @@ function parseChildArgs (argv: string[]): ChildArgs {
   return out
 }
 
-/** Peaks of heapUsed and arrayBuffers, sampled on a timer (a long synchronous stretch is sampled at its end). */
+/**
+ * This process's resident memory by kind (Linux /proc, MiB): anonymous
+ * (heaps, native allocations) and file-backed (pages of mapped files:
+ * LevelDB reads its tables through mmap, and what it touched counts in RSS
+ * until the table is closed or the kernel reclaims it). Zeros elsewhere.
+ */
+function rssKinds (): { anon: number, file: number } {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const kib = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0)
+    return { anon: kib('RssAnon') * 1024 / MiB, file: kib('RssFile') * 1024 / MiB }
+  } catch {
+    return { anon: 0, file: 0 }
+  }
+}
+
+/** Peaks of heapUsed, arrayBuffers and RSS by kind, sampled on a timer (a long synchronous stretch is sampled at its end). */
 class MemoryPeaks {
   heapUsed = 0
   arrayBuffers = 0
+  /** MiB. */
+  rssAnon = 0
+  rssFile = 0
   private readonly timer: NodeJS.Timeout
 
   constructor () {
@@ -149,6 +177,9 @@ class MemoryPeaks {
     const m = process.memoryUsage()
     this.heapUsed = Math.max(this.heapUsed, m.heapUsed)
     this.arrayBuffers = Math.max(this.arrayBuffers, m.arrayBuffers)
+    const kinds = rssKinds()
+    this.rssAnon = Math.max(this.rssAnon, kinds.anon)
+    this.rssFile = Math.max(this.rssFile, kinds.file)
   }
 
   stop (): void {
@@ -173,7 +204,8 @@ function progress (what: string, detail: () => string): () => void {
   const started = performance.now()
   const timer = setInterval(() => {
     const m = process.memoryUsage()
-    process.stderr.write(`  ${what}: ${((performance.now() - started) / 1000).toFixed(0)} s, rss ${(m.rss / MiB).toFixed(0)} MiB, heap ${(m.heapUsed / MiB).toFixed(0)} MiB (of ${(m.heapTotal / MiB).toFixed(0)} committed), external ${(m.external / MiB).toFixed(0)} MiB, ${detail()}\n`)
+    const kinds = rssKinds()
+    process.stderr.write(`  ${what}: ${((performance.now() - started) / 1000).toFixed(0)} s, rss ${(m.rss / MiB).toFixed(0)} MiB (anon ${kinds.anon.toFixed(0)}, file ${kinds.file.toFixed(0)}), heap ${(m.heapUsed / MiB).toFixed(0)} MiB (of ${(m.heapTotal / MiB).toFixed(0)} committed), external ${(m.external / MiB).toFixed(0)} MiB, ${detail()}\n`)
   }, PROGRESS_MS)
   return () => { clearInterval(timer) }
 }
@@ -182,17 +214,26 @@ function openSource (dir: string): ClassicLevel<string, Uint8Array> {
   return new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
 }
 
-async function load (args: ChildArgs): Promise<LoadResult> {
+/** A request to the serving process, and its answer. */
+interface ServeRequest { id: number, keys: string[] }
+interface ServeAnswer { id: number, blocks: Uint8Array[] }
+
+/**
+ * `serve`: a peer holding the source snapshot, in a process of its own (a
+ * real node fetches the blocks from another machine: the source's LevelDB,
+ * its caches and its reads are not the loader's). It answers each request
+ * (IPC, advanced serialization: the blocks arrive as bytes) as a peer's
+ * `blocks` answer: the longest prefix it holds of the asked CIDs, at most
+ * MAX_BLOCKS_WANT, within 4 MiB (at least one block). Exits when the loader
+ * disconnects.
+ */
+async function serve (args: ChildArgs): Promise<void> {
   const source = openSource(args.source)
   await source.open()
   // the second snapshot's new blocks are in a store of their own (`<source>-then`), so that the ceiling reads the first tree only
   const later = args.then === undefined ? undefined : openSource(`${args.source}-then`)
   await later?.open()
-  const served = { requests: 0, blocks: 0, bytes: 0 }
-  // a peer's `blocks` answer: the longest prefix it holds, within the byte budget (at least one block)
-  const fetch = async (cids: CID[]): Promise<Uint8Array[]> => {
-    served.requests++
-    const keys = cids.slice(0, MAX_BLOCKS_WANT).map(c => c.toString())
+  const answer = async (keys: string[]): Promise<Uint8Array[]> => {
     const values = await source.getMany(keys)
     if (later !== undefined) {
       const more = await later.getMany(keys)
@@ -206,8 +247,63 @@ async function load (args: ChildArgs): Promise<LoadResult> {
       out.push(bytes)
       total += bytes.byteLength
     }
+    return out
+  }
+  process.on('message', (m: ServeRequest) => {
+    answer(m.keys.slice(0, MAX_BLOCKS_WANT)).then(
+      blocks => { process.send?.({ id: m.id, blocks } satisfies ServeAnswer) },
+      (err: any) => { process.stderr.write(`serve: ${String(err?.message ?? err)}\n`); process.exit(1) }
+    )
+  })
+  await new Promise<void>(resolve => process.once('disconnect', resolve))
+  await source.close()
+  await later?.close()
+}
+
+/** The serving process, started by the loader: `fetch` asks it, `close` ends it. */
+interface Server {
+  fetch: (cids: CID[]) => Promise<Uint8Array[]>
+  close: () => Promise<void>
+}
+
+/** Start {@link serve} in a child process of this one. */
+async function startServer (args: ChildArgs): Promise<Server> {
+  const then = args.then === undefined ? [] : ['--then', args.then]
+  const child = fork(fileURLToPath(import.meta.url), ['serve', '--source', args.source, '--work', args.work, ...then], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const waiting = new Map<number, { resolve: (blocks: Uint8Array[]) => void, reject: (err: Error) => void }>()
+  let next = 0
+  const exited = new Promise<void>(resolve => child.once('exit', (code, signal) => {
+    for (const w of waiting.values()) w.reject(new Error(`the serving process ended (${signal ?? `exit ${String(code)}`})`))
+    waiting.clear()
+    resolve()
+  }))
+  child.on('message', (m: ServeAnswer) => {
+    const w = waiting.get(m.id)
+    waiting.delete(m.id)
+    w?.resolve(m.blocks.map(b => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)))
+  })
+  await new Promise<void>((resolve, reject) => { child.once('spawn', resolve); child.once('error', reject) })
+  return {
+    fetch: async cids => await new Promise<Uint8Array[]>((resolve, reject) => {
+      const id = next++
+      waiting.set(id, { resolve, reject })
+      child.send({ id, keys: cids.map(c => c.toString()) } satisfies ServeRequest)
+    }),
+    close: async () => {
+      if (child.connected) child.disconnect()
+      await exited
+    }
+  }
+}
+
+async function load (args: ChildArgs): Promise<LoadResult> {
+  const server = await startServer(args)
+  const served = { requests: 0, blocks: 0, bytes: 0 }
+  const fetch = async (cids: CID[]): Promise<Uint8Array[]> => {
+    served.requests++
+    const out = await server.fetch(cids)
     served.blocks += out.length
-    served.bytes += total
+    for (const bytes of out) served.bytes += bytes.byteLength
     return out
   }
   const key = await generateKeyPair('Ed25519')
@@ -259,14 +355,15 @@ async function load (args: ChildArgs): Promise<LoadResult> {
       maxRssMiB: rss,
       heapPeakMiB: peaks.heapUsed / MiB,
       arrayBuffersPeakMiB: peaks.arrayBuffers / MiB,
+      rssAnonPeakMiB: peaks.rssAnon,
+      rssFilePeakMiB: peaks.rssFile,
       served: first,
       check,
       returning
     }
   } finally {
     await replica.close()
-    await source.close()
-    await later?.close()
+    await server.close()
   }
 }
 
@@ -332,7 +429,7 @@ async function ceiling (args: ChildArgs): Promise<CeilingResult> {
     await target.batch([...ops, { type: 'put', key: 'm!done', value: new Uint8Array(1) }], { sync: true })
     const s = (performance.now() - t) / 1000
     peaks.stop()
-    return { kind: 'ceiling', s, maxRssMiB: maxRssMiB(), heapPeakMiB: peaks.heapUsed / MiB, arrayBuffersPeakMiB: peaks.arrayBuffers / MiB, nodes, MiB: bytes / MiB }
+    return { kind: 'ceiling', s, maxRssMiB: maxRssMiB(), heapPeakMiB: peaks.heapUsed / MiB, arrayBuffersPeakMiB: peaks.arrayBuffers / MiB, rssAnonPeakMiB: peaks.rssAnon, rssFilePeakMiB: peaks.rssFile, nodes, MiB: bytes / MiB }
   } finally {
     await target.close()
     await source.close()
@@ -342,8 +439,12 @@ async function ceiling (args: ChildArgs): Promise<CeilingResult> {
 async function main (): Promise<ChildResult> {
   const args = parseChildArgs(process.argv.slice(2))
   if (args.mode === 'load') return await load(args)
+  if (args.mode === 'serve') {
+    await serve(args)
+    process.exit(0)
+  }
   if (args.mode === 'ceiling') return await ceiling(args)
-  throw new Error(`unknown mode ${JSON.stringify(args.mode)} (load or ceiling)`)
+  throw new Error(`unknown mode ${JSON.stringify(args.mode)} (load, serve or ceiling)`)
 }
 
 function send (result: ChildResult): Promise<void> {

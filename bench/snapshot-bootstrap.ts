@@ -17,7 +17,8 @@
  * peak RSS is the loader's own: a fresh Replica on LevelDB, trusting the
  * author, runs `loadSnapshot(root, fetch, author)`, `fetch` served from the
  * source LevelDB as a peer's `blocks` answer is (the longest prefix of the
- * asked CIDs within 4 MiB). Timed: loadSnapshot alone. Then the replica is
+ * asked CIDs within 4 MiB) by a process of its own (the loader's child: the
+ * source's LevelDB is not in the loader's RSS or CPU seconds). Timed: loadSnapshot alone. Then the replica is
  * checked: its clock, the number of visible files, sampled paths' CIDs.
  * After `--timeout` seconds the load is killed and reported as unfinished,
  * with its peak RSS so far (VmHWM, read by this process every second).
@@ -236,14 +237,14 @@ function report (opts: Options, source: Source, load: ChildRun<LoadResult>, ceil
     `snapshot bootstrap, ${fmt(opts.paths)} paths: ${fmt(source.nodes)} blocks (tree nodes + root, ${f(source.MiB, 1)} MiB); source built in ${f(source.buildS, 1)} s; Node ${process.version}, children with ${DAEMON_NODE_FLAGS.join(' ')}`
   ]
   const c = ceil.result
-  if (c !== undefined) lines.push(`ceiling  ${f(c.s)} s  peak RSS ${f(c.maxRssMiB, 0)} MiB  heap peak ${f(c.heapPeakMiB, 1)} MiB  (sha-256 of ${fmt(c.nodes)} nodes, ${f(c.MiB, 1)} MiB, into a fresh LevelDB: 4 MiB unsynced batches, one synced write)`)
+  if (c !== undefined) lines.push(`ceiling  ${f(c.s)} s  peak RSS ${f(c.maxRssMiB, 0)} MiB (anon ${f(c.rssAnonPeakMiB, 0)}, file ${f(c.rssFilePeakMiB, 0)})  heap peak ${f(c.heapPeakMiB, 1)} MiB  (sha-256 of ${fmt(c.nodes)} nodes, ${f(c.MiB, 1)} MiB, into a fresh LevelDB: 4 MiB unsynced batches, one synced write)`)
   else lines.push(`ceiling  failed: ${ceil.failure ?? '?'}`)
   const l = load.result
   let ok = false
   if (l !== undefined) {
     const k = l.check
     ok = k.loaded && k.clock === opts.paths && k.files === opts.paths && k.sampledOk === k.sampled
-    lines.push(`load     ${f(l.s)} s (${f(l.cpuS)} CPU-s)  peak RSS ${f(l.maxRssMiB, 0)} MiB  heap peak ${f(l.heapPeakMiB, 1)} MiB (arrayBuffers ${f(l.arrayBuffersPeakMiB, 1)} MiB; sampled every 100 ms)  ${fmt(opts.paths / l.s)} paths/s`)
+    lines.push(`load     ${f(l.s)} s (${f(l.cpuS)} CPU-s)  peak RSS ${f(l.maxRssMiB, 0)} MiB (anon ${f(l.rssAnonPeakMiB, 0)}, file ${f(l.rssFilePeakMiB, 0)})  heap peak ${f(l.heapPeakMiB, 1)} MiB (arrayBuffers ${f(l.arrayBuffersPeakMiB, 1)} MiB; sampled every 100 ms)  ${fmt(opts.paths / l.s)} paths/s`)
     lines.push(`         served ${fmt(l.served.requests)} requests, ${fmt(l.served.blocks)} blocks, ${f(l.served.MiB, 1)} MiB; replica opened in ${f(l.openS, 3)} s (not timed)`)
     lines.push(`check    ${ok ? 'ok' : 'WRONG'}: loaded ${String(k.loaded)}, clock ${fmt(k.clock)}, ${fmt(k.files)} files visible, ${k.sampledOk} of ${k.sampled} sampled paths right (${f(k.s, 1)} s)`)
     if (c !== undefined) lines.push(`ratio    load / ceiling: time ${f(l.s / c.s)} x, peak RSS ${f(l.maxRssMiB / c.maxRssMiB)} x`)

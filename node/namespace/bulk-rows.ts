@@ -13,9 +13,14 @@
  *   that lives long enough to reach the old generation holds megabytes of
  *   native memory until the next full collection.
  *
+ * - a batch may be written while the next one fills (`behind`): the load
+ *   does not wait for LevelDB between batches, and the next batch reads
+ *   through the one being written until it is written.
+ *
  * The rows are the same JSON as a `Txn` writes: the store's format does not
- * change. Reads see the writes made before them, in this batch or, through
- * the store, in a batch committed earlier.
+ * change. Reads see the writes made before them: in this batch, in the batch
+ * `behind` it while that one is being written, or, through the store, in a
+ * batch written earlier.
  *
  * @module
  */
@@ -33,19 +38,33 @@ export class BulkRows implements TreeTxn {
   private readonly raw = new Map<string, Uint8Array>()
   private rawBytes = 0
 
+  /** The batch being written meanwhile, read through until {@link written} says it is in the store. */
+  private behind: BulkRows | undefined
+
   /**
    * @param kv - the store
    * @param limits - when the batch is {@link full}: rows (keys written) and bytes of raw values
+   * @param behind - a batch whose commit is under way (to be written before this one): reads see its writes
    */
-  constructor (readonly kv: KV, private readonly limits: { rows: number, rawBytes: number }) {}
+  constructor (readonly kv: KV, private readonly limits: { rows: number, rawBytes: number }, behind?: BulkRows) {
+    this.behind = behind
+  }
 
-  /** A JSON value, from this batch or the store; undefined when there is none. */
+  /** A JSON value, from this batch, the batch behind it or the store; undefined when there is none. */
   async get<T> (key: string): Promise<T | undefined> {
     const value = this.values.get(key)
     if (value === GONE) return undefined
     if (value !== undefined) return value as T
-    const bytes = this.raw.get(key) ?? await this.kv.get(key)
-    return bytes === undefined ? undefined : decodeJSON<T>(bytes)
+    const bytes = this.raw.get(key)
+    if (bytes !== undefined) return decodeJSON<T>(bytes)
+    if (this.behind !== undefined) return await this.behind.get<T>(key)
+    const stored = await this.kv.get(key)
+    return stored === undefined ? undefined : decodeJSON<T>(stored)
+  }
+
+  /** The batch behind this one is in the store: read the store instead (and let that batch go). */
+  written (): void {
+    this.behind = undefined
   }
 
   put (key: string, value: unknown): void {

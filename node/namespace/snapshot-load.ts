@@ -85,11 +85,15 @@ const WALK_BATCH = 16
 
 /**
  * A first load's batches (bulk-rows.ts): at most this many rows (about two
- * per path), or this many bytes of tree nodes. Small, so that LevelDB's copy
- * of a batch is freed soon after it is written (docs/benchmarks.md,
- * "Snapshot bootstrap").
+ * per path), or this many bytes of tree nodes. Small, so that a batch's
+ * values die young: a batch of 4,000 rows lived across two young-generation
+ * collections and was promoted, ~1.4 KiB per path, which filled the old
+ * generation to the daemon's 128 MiB between full collections; at 500 rows
+ * ~0.25 KiB per path is promoted and a million paths cost ~25 % fewer CPU
+ * seconds (docs/benchmarks.md, "Snapshot bootstrap"). The next batch fills
+ * while one is written, so their number costs no waiting.
  */
-const FRESH_BATCH = { rows: 4_000, rawBytes: 1024 * 1024 }
+const FRESH_BATCH = { rows: 500, rawBytes: 1024 * 1024 }
 
 /** Most conflict copies {@link CopiesAhead} tracks; past it, a first load reads the store for every path instead. */
 const MAX_COPIES_AHEAD = 10_000
@@ -547,11 +551,13 @@ export class SnapshotLoader {
     const changes = new Map<string, Version[]>()
     const captured: Captured = { nodes: [], added: [] }
     const copies = new CopiesAhead()
-    const batch = (): { rows: BulkRows, tree: TreeWriter } => {
-      const rows = new BulkRows(kv, FRESH_BATCH)
+    const batch = (behind?: BulkRows): { rows: BulkRows, tree: TreeWriter } => {
+      const rows = new BulkRows(kv, FRESH_BATCH, behind)
       return { rows, tree: new TreeWriter(rows, { markDirty: false, onCopy: copy => { copies.add(copy) } }) }
     }
     let { rows, tree } = batch()
+    // the commit of the batch before `rows`, under way while `rows` fills (one at a time, so they are written in order)
+    let writing: Promise<void> | undefined
     rows.put(metaKey('fresh'), 1)
     let paths = 0
     let dropped = 0
@@ -566,17 +572,22 @@ export class SnapshotLoader {
         if (theirs.length > 0) await tree.load(path, theirs, { stored: { versions: [], copies: [] }, unseen: copies.unseen(path) })
         if (theirs.length !== raw.length) changes.set(path, theirs)
         if (rows.full) {
-          // a new batch before the full one is written: nodes still arriving (capture) go into the new one, not into one being
-          // written; the walk reads through the new one only once the full one is written
+          // the walk goes on while the full batch is written: nodes still arriving (capture) and the next paths go into a new
+          // batch, which reads through the full one until it is in the store
+          await writing
           const full = rows
-          const next = batch()
+          const next = batch(full)
           rows = next.rows
           tree = next.tree
-          await full.commit(false)
+          writing = full.commit(false).then(() => { next.rows.written() })
+          writing.catch(() => {}) // awaited at the next full batch or the end; not unhandled meanwhile
         }
       }
+      await writing
       await rows.commit(false)
     } catch (err) {
+      // nothing may land after the emptying
+      await writing?.catch(() => {})
       await this.emptyAgain(captured.added)
       throw err
     }

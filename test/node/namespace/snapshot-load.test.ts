@@ -171,7 +171,7 @@ describe('streamed snapshot merge', () => {
     assert.deepEqual((await keys(kvA, 'b!')).map(k => k.slice(2)).sort(), [...snapA.blocks].sort())
   })
 
-  it('a first load writes the rows an applied history does: conflict copies, a copy\'s name taken by a later path, across batches', async () => {
+  it('a first load writes the rows an applied history does: conflict copies, a copy\'s name taken by a later path, across batches, with slow writes', async () => {
     const sim = { now: 1_000 }
     const { r: b, kv: kvB } = await leveled(sim)
     const c = await replica(sim)
@@ -193,9 +193,6 @@ describe('streamed snapshot merge', () => {
     await pullInto(b, d)
     assert.ok((await tree(b)).some(l => l.startsWith(copy + ' ') && !l.includes('conflict of')), 'the name holds a file of its own')
     const root = await b.snapshot()
-    const { r: a, kv: kvA } = await leveled(sim)
-    assert.equal(await a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
-    assert.deepEqual(await tree(a), await tree(b))
     // the rows themselves, child counts and copy lists included
     const rows = async (kv: KV): Promise<Array<[string, unknown]>> => {
       const out: Array<[string, unknown]> = []
@@ -204,7 +201,13 @@ describe('streamed snapshot merge', () => {
       }
       return out
     }
-    assert.deepEqual(await rows(kvA), await rows(kvB))
+    // slow writes: the load fills its next batch while one is written, and reads through it (the directory's child count, the copy)
+    for (const slow of [false, true]) {
+      const { r: a, kv: kvA } = await leveled(sim, slow ? new SlowKV(await levelKV(), 20) : undefined)
+      assert.equal(await a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
+      assert.deepEqual(await tree(a), await tree(b))
+      assert.deepEqual(await rows(kvA), await rows(kvB), slow ? 'with slow writes' : 'with fast writes')
+    }
   })
 
   it('a merge keeps this replica\'s own writes, takes the peer\'s removals, and rewrites only the paths that differ', async () => {
