@@ -105,7 +105,8 @@ function send (message: ChildMessage): void {
 
 class Node {
   private readonly events: NodeEvent[] = []
-  private readonly flusher: NodeJS.Timeout
+  /** Set while events wait to be sent: no timer runs while nothing happens. */
+  private flusher?: NodeJS.Timeout
   private readonly poller: NodeJS.Timeout
   private recordProbes = false
   private recordEntries = false
@@ -114,8 +115,7 @@ class Node {
   readonly watcher: Watcher
 
   constructor (readonly name: string, readonly libp2p: ShoalLibp2p, readonly replica: Replica, readonly sync: NamespaceSync) {
-    this.watcher = new Watcher(replica, monoMs, err => { this.events.push({ k: 'error', message: String((err as any)?.message ?? err) }) })
-    this.flusher = setInterval(() => { this.flush() }, FLUSH_MS)
+    this.watcher = new Watcher(replica, monoMs, err => { this.record({ k: 'error', message: String((err as any)?.message ?? err) }) })
     this.poller = setInterval(() => { this.watcher.poll() }, 500)
     libp2p.services.pubsub.subscribe(TEST_TOPIC)
     libp2p.services.pubsub.addEventListener('message', this.onMessage)
@@ -126,7 +126,7 @@ class Node {
     const msg = evt.detail
     if (msg.topic === TEST_TOPIC) {
       const id = payloadId(msg.data)
-      if (id !== undefined) this.events.push({ k: 'test', id, t })
+      if (id !== undefined) this.record({ k: 'test', id, t })
       return
     }
     if (msg.topic !== NAMESPACE_TOPIC || msg.type !== 'signed' || !(this.recordProbes || this.recordEntries)) return
@@ -134,14 +134,22 @@ class Node {
       const heads = decodeHeadsMessage(msg.data)
       const from = msg.from.toString()
       if (heads.entries.length > 0) {
-        if (this.recordEntries) this.events.push({ k: 'entry', from, seq: heads.clock[from] ?? 0, bytes: msg.data.byteLength, t })
+        if (this.recordEntries) this.record({ k: 'entry', from, seq: heads.clock[from] ?? 0, bytes: msg.data.byteLength, t })
       } else if (this.recordProbes) {
-        this.events.push({ k: 'nsprobe', from, t })
+        this.record({ k: 'nsprobe', from, t })
       }
     } catch {}
   }
 
+  /** Keep `e` for the next batch to the parent, sent within {@link FLUSH_MS}. */
+  private record (e: NodeEvent): void {
+    this.events.push(e)
+    this.flusher ??= setTimeout(() => { this.flush() }, FLUSH_MS)
+  }
+
   flush (): void {
+    clearTimeout(this.flusher)
+    this.flusher = undefined
     if (this.events.length === 0) return
     send({ type: 'events', events: this.events.splice(0) })
   }
@@ -174,9 +182,8 @@ class Node {
         this.recordEntries = c.entries
         return
       case 'expect':
-        this.watcher.watch(c.path, t => { this.events.push({ k: 'found', path: c.path, t }) })
-        // in case it arrived before the parent's word did
-        this.watcher.poll()
+        // the parent names a path one write ahead: a path already there is found by the safety poll (and counted)
+        this.watcher.watch(c.path, t => { this.record({ k: 'found', path: c.path, t }) })
         return
       case 'write': {
         const self = this.libp2p.peerId.toString()
@@ -217,7 +224,6 @@ class Node {
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.flusher)
     clearInterval(this.poller)
     this.watcher.off()
     this.flush()

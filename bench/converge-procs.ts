@@ -58,6 +58,8 @@ const MESH_TIMEOUT = 60_000
 const START_TIMEOUT = 60_000
 /** One command to a node must be answered within this. */
 const CALL_TIMEOUT = 30_000
+/** How long the swarm's idle load is measured, after the warm-up (ms). */
+const IDLE_MS = 5000
 /** A node must stop within this, or it is killed. */
 const STOP_TIMEOUT = 15_000
 
@@ -179,7 +181,14 @@ class Child {
   /** Ask it to stop; killed if it has not exited within {@link STOP_TIMEOUT}. */
   async shutdown (): Promise<void> {
     if (this.exited) return
-    await this.call({ cmd: 'stop' }, STOP_TIMEOUT).catch((err: any) => { log(`n${this.index}: ${String(err?.message ?? err)}`) })
+    const exited = new Promise<void>(resolve => { if (this.exited) resolve(); else this.proc.once('exit', () => resolve()) })
+    try {
+      await this.call({ cmd: 'stop' }, STOP_TIMEOUT)
+      // it exits by itself once stopped (writing its --cpu-prof profile on the way): give it the time
+      await Promise.race([exited, sleep(STOP_TIMEOUT)])
+    } catch (err: any) {
+      log(`n${this.index}: ${String(err?.message ?? err)}`)
+    }
     await this.stop()
   }
 }
@@ -305,6 +314,8 @@ export interface ProcsResult {
   putFileMs: number[]
   messageBytes: number
   gossipPerMessage: number[][]
+  /** Nothing written, after the warm-up. */
+  idleLoad: PhaseLoads
   writesLoad: PhaseLoads
   gossipLoad: PhaseLoads
   foundByPoll: number
@@ -361,17 +372,31 @@ async function converge (opts: Options, kids: Child[], arrivals: { found: Arriva
   const meshSeconds = (Date.now() - meshStart) / 1000
   log(`converge-procs: meshes formed after ${fmt(meshSeconds, 1)} s`)
 
-  const write = async (i: number, w: number, path: string, label: string): Promise<Broadcast & { entryKey: string, putFileMs: number }> => {
+  const pathOf = (i: number): string => `/bench/w${String(i).padStart(6, '0')}.bin`
+  /** The other nodes await `path` (unanswered: a slow node must not delay the writes). */
+  const expect = (w: number, path: string): void => {
     for (const [j, k] of kids.entries()) {
       if (j !== w) k.call({ cmd: 'expect', path }).catch((err: any) => { log(`n${j}: ${String(err?.message ?? err)}`) })
     }
+  }
+  const write = async (i: number, w: number, path: string, label: string): Promise<Broadcast & { entryKey: string, putFileMs: number }> => {
     const r = await kids[w].call<{ t0: number, seq: number, putFileMs: number }>({ cmd: 'write', i, path })
     return { key: path, publisher: w, label, t0: r.t0, entryKey: `${ids[w]}:${r.seq}`, putFileMs: r.putFileMs }
   }
 
   // warm-up: one write per node, each awaited everywhere (every clock then names all authors)
   log('converge-procs: warm-up, one write per node')
-  for (let w = 0; w < n; w++) await awaitAll(arrivals.found, [await write(-1 - w, w, `/bench/warmup-n${w}.bin`, `warm-up write by n${w}`)], SPREAD_TIMEOUT)
+  for (let w = 0; w < n; w++) {
+    const path = `/bench/warmup-n${w}.bin`
+    expect(w, path)
+    // every node has the path awaited before it is written (the IPC of each node is in order)
+    await Promise.all(kids.map(async k => await k.call({ cmd: 'mesh' })))
+    await awaitAll(arrivals.found, [await write(-1 - w, w, path, `warm-up write by n${w}`)], SPREAD_TIMEOUT)
+  }
+  // the swarm's own cost with nothing written: gossipsub heartbeats, the DHT, pings
+  const endIdle = await startLoads(kids)
+  await sleep(IDLE_MS)
+  const idleLoad = await endIdle()
   const statsBefore = await Promise.all(kids.map(async k => await k.call<NodeStats>({ cmd: 'stats' })))
 
   // measured writes, open loop: one every `spacing` ms, round-robin
@@ -379,12 +404,15 @@ async function converge (opts: Options, kids: Child[], arrivals: { found: Arriva
   sizes.length = 0
   const endWrites = await startLoads(kids)
   const writes: Array<Awaited<ReturnType<typeof write>>> = []
+  // each path is awaited one write ahead, so that its node's word from this process never races the entry
+  expect(0, pathOf(0))
   const start = monoMs() + 100
   for (let i = 0; i < opts.writes; i++) {
     if (isInterrupted()) throw new Error('interrupted')
     const wait = start + i * opts.spacing - monoMs()
     if (wait > 0) await sleep(wait)
-    writes.push(await write(i, i % n, `/bench/w${String(i).padStart(6, '0')}.bin`, `write ${i}`))
+    if (i + 1 < opts.writes) expect((i + 1) % n, pathOf(i + 1))
+    writes.push(await write(i, i % n, pathOf(i), `write ${i}`))
   }
   await awaitAll(arrivals.found, writes, SPREAD_TIMEOUT)
   const writesLoad = await endWrites()
@@ -431,6 +459,7 @@ async function converge (opts: Options, kids: Child[], arrivals: { found: Arriva
     putFileMs: writes.map(b => b.putFileMs),
     messageBytes,
     gossipPerMessage: gossip.map(b => latencies(arrivals.test, b)),
+    idleLoad,
     writesLoad,
     gossipLoad,
     foundByPoll: statsAfter.reduce((s, x, j) => s + x.foundByPoll - statsBefore[j].foundByPoll, 0),
@@ -498,6 +527,7 @@ function report (c: ProcsResult): string[] {
     `ratio p99 ours / gossipsub: ${fmt(ours.p99 / gossip.p99, 2)} (p50: ${fmt(ours.p50 / gossip.p50, 2)})`,
     `target p99 visible on all nodes <= 250 ms: ${ours.p99 <= 250 ? 'PASS' : 'FAIL'} (${ms(ours.p99)} ms)`,
     `putFile on the writer (fsync included): p50 ${ms(median(c.putFileMs))} ms, p99 ${ms(pct(c.putFileMs, 99))} ms, max ${ms(Math.max(...c.putFileMs))} ms`,
+    `load with nothing written (${IDLE_MS / 1000} s after the warm-up): ${loadText(c.idleLoad)}`,
     `load during the writes: ${loadText(w)}`,
     `load during the ceiling: ${loadText(c.gossipLoad)}`,
     `sync during the writes, all nodes: ${Object.entries(c.syncStats).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`).join(', ')}; paths first seen by the 500 ms safety poll: ${c.foundByPoll}`,
