@@ -1,4 +1,5 @@
 import '../polyfills.js'
+import { createHash } from 'node:crypto'
 // before pnet creates any cipher: see the modules for the bug fixed and the native cipher
 import './xsalsa20-fix.js'
 import './xsalsa20-native.js'
@@ -56,6 +57,45 @@ export const HOST_LIMITS = {
   /** Largest gossipsub frame read: the largest namespace gossip message and its envelope. */
   gossipMaxInboundDataLength: MAX_SYNC_MESSAGE_BYTES + 64 * 1024
 } as const
+
+/** The fields of a gossipsub message as it arrives (gossipsub's `RPC.Message`). */
+export interface GossipWireMessage {
+  from?: Uint8Array
+  data?: Uint8Array
+  seqno?: Uint8Array
+  topic: string
+  signature?: Uint8Array
+  key?: Uint8Array
+}
+
+/**
+ * Gossipsub's fast message id: SHA-256 of every field of a message as it
+ * arrives (publisher, sequence number, topic, data, signature, key; each
+ * length-prefixed). Gossipsub checks a message's signature before its seen
+ * cache (by publisher and sequence number) drops a copy; a node gets each
+ * message from several mesh peers, and every copy cost an Ed25519 check.
+ * With this id, exact copies of a message that passed are dropped first. A
+ * copy that differs in any byte hashes differently and is checked in full;
+ * the id is kept only for messages that passed (gossipsub's own rule), so
+ * a forged copy can never mark a real message as seen.
+ */
+export function gossipFastMsgId (msg: GossipWireMessage): string {
+  const hash = createHash('sha256')
+  const field = (bytes: Uint8Array | undefined): void => {
+    const length = Buffer.alloc(4)
+    // absent and empty differ: 0xffffffff for absent
+    length.writeUInt32BE(bytes === undefined ? 0xffffffff : bytes.byteLength)
+    hash.update(length)
+    if (bytes !== undefined) hash.update(bytes)
+  }
+  field(msg.from)
+  field(msg.seqno)
+  field(Buffer.from(msg.topic, 'utf8'))
+  field(msg.data)
+  field(msg.signature)
+  field(msg.key)
+  return hash.digest('base64')
+}
 
 /** How to build a host. */
 export interface HostInit {
@@ -120,6 +160,8 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1']) },
+        // copies of a message already checked are dropped before their signature is checked again
+        fastMsgIdFn: gossipFastMsgId,
         maxInboundStreams: HOST_LIMITS.gossipInboundStreams,
         maxInboundDataLength: HOST_LIMITS.gossipMaxInboundDataLength
       })

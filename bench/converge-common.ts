@@ -1,0 +1,153 @@
+/**
+ * What the convergence benches share: the write records and gossip payloads
+ * they send, the seeded topology, percentiles, and the watcher that times
+ * when a path becomes visible on a replica. Copied from bench/converge.ts
+ * (which keeps its own copies for now) for bench/converge-procs.ts and its
+ * child bench/converge-node.ts, so that both beds write and measure alike.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from '../node/blocks/verify.js'
+import type { Replica } from '../node/namespace/index.js'
+
+/** The ceiling's gossip topic (every node subscribes). */
+export const TEST_TOPIC = '/bench/converge/1.0.0'
+
+/**
+ * Milliseconds on CLOCK_MONOTONIC (`process.hrtime`): the same clock in every
+ * process of one Linux machine, so child processes can stamp events for
+ * their parent.
+ */
+export function monoMs (): number {
+  return Number(process.hrtime.bigint()) / 1e6
+}
+
+/** Nearest-rank percentile (p in 0..100) of a list; NaN when empty. */
+export function pct (xs: number[], p: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
+}
+
+/** mulberry32: a seeded PRNG for the topology. */
+export function seeded (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * The links of the bench swarm, each once, in dial order: a star on node 0
+ * plus `links` random links per other node, or a full mesh.
+ */
+export function topology (nodes: number, kind: 'star' | 'mesh', links: number, seed: number): Array<[number, number]> {
+  const rand = seeded(seed)
+  const seen = new Set<string>()
+  const out: Array<[number, number]> = []
+  const link = (a: number, b: number): void => {
+    const k = a < b ? `${a}-${b}` : `${b}-${a}`
+    if (a === b || seen.has(k)) return
+    seen.add(k)
+    out.push([a, b])
+  }
+  if (kind === 'mesh') {
+    for (let a = 0; a < nodes; a++) for (let b = a + 1; b < nodes; b++) link(a, b)
+  } else {
+    for (let a = 1; a < nodes; a++) link(a, 0)
+    for (let a = 1; a < nodes; a++) for (let k = 0; k < links; k++) link(a, 1 + Math.floor(rand() * (nodes - 1)))
+  }
+  return out
+}
+
+/** The content CID of the `i`-th written file (raw, sha-256 of a made-up text). */
+export function rawCid (i: number): CID {
+  return CID.createV1(0x55, Digest.create(0x12, sha256(new TextEncoder().encode(`bench content ${i}`))))
+}
+
+/** The record the `i`-th write puts. */
+export function fileRecord (i: number): { cid: string, size: number, mode: number, mtime: number } {
+  return { cid: rawCid(i).toString(), size: 1000 + Math.abs(i * 7919) % 1_000_000, mode: 0o644, mtime: Date.now() }
+}
+
+/** A gossip payload of `size` bytes: `kind` in byte 0, `id` (u32) in bytes 1-4. */
+export function payload (size: number, kind: number, id: number): Uint8Array {
+  const data = new Uint8Array(Math.max(8, size))
+  for (let i = 5; i < data.length; i++) data[i] = (i * 131 + id) & 0xff
+  data[0] = kind
+  new DataView(data.buffer).setUint32(1, id)
+  return data
+}
+
+/** The id of a {@link payload}, or undefined when too short. */
+export function payloadId (data: Uint8Array): number | undefined {
+  return data.byteLength < 5 ? undefined : new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1)
+}
+
+/**
+ * Finds paths on one replica as soon as they become visible: every
+ * onRemoteChange triggers lookups of the paths still awaited (in parallel,
+ * each timed by `now()` when its lookup resolves). {@link poll}, called on
+ * a slow timer, backs them up and counts what it saw first.
+ */
+export class Watcher {
+  private readonly pending = new Map<string, (t: number) => void>()
+  private running = false
+  private again = false
+  private polled = false
+  /** Paths found only by the safety poll (should stay 0). */
+  foundByPoll = 0
+  readonly off: () => void
+
+  constructor (private readonly replica: Replica, private readonly now: () => number, private readonly onError: (err: unknown) => void) {
+    this.off = replica.onRemoteChange(() => { this.kick() })
+  }
+
+  /** Await `path`: `found` gets the time its lookup first resolved with an entry. */
+  watch (path: string, found: (t: number) => void): void { this.pending.set(path, found) }
+  get size (): number { return this.pending.size }
+  pendingPaths (): string[] { return [...this.pending.keys()] }
+
+  /** Look the awaited paths up now (a safety net; counted when it finds one). */
+  poll (): void {
+    if (this.pending.size === 0 || this.running) return
+    this.polled = true
+    this.kick()
+  }
+
+  private kick (): void {
+    if (this.running) { this.again = true; return }
+    if (this.pending.size === 0) return
+    this.running = true
+    void this.run()
+  }
+
+  private async run (): Promise<void> {
+    try {
+      do {
+        this.again = false
+        const viaPoll = this.polled
+        this.polled = false
+        await Promise.all([...this.pending.keys()].map(async path => {
+          const entry = await this.replica.lookup(path)
+          const t = this.now()
+          const found = this.pending.get(path)
+          if (entry === undefined || found === undefined) return
+          this.pending.delete(path)
+          if (viaPoll) this.foundByPoll++
+          found(t)
+        }))
+      } while (this.again)
+    } catch (err) {
+      this.onError(err)
+    } finally {
+      this.running = false
+    }
+  }
+}
