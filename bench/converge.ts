@@ -61,7 +61,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
 import type { Message } from '@libp2p/gossipsub'
 import type { PrivateKey } from '@libp2p/interface'
@@ -74,16 +73,15 @@ import type { NamespaceSync } from '../node/namespace/sync.js'
 import { createLibp2pSync } from '../node/namespace/libp2p-network.js'
 import { dominates, weight, type VectorClock } from '../node/namespace/clock.js'
 import { walkTree } from '../node/namespace/snapshot-tree.js'
-import { sha256 } from '../node/blocks/verify.js'
 import {
   NAMESPACE_TOPIC, decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeHeadsMessage,
   type EntryBody, type Op
 } from '../protocol/namespace.js'
 import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
+import { TEST_TOPIC, fileRecord, payload, pct, rawCid, seeded } from './converge-common.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
-const TEST_TOPIC = '/bench/converge/1.0.0'
 /** The bootstrap ceiling's raw stream. */
 const RAW_PROTOCOL = '/bench/converge-raw/1.0.0'
 const MiB = 1024 * 1024
@@ -200,36 +198,13 @@ function parseArgs (argv: string[]): Options {
 
 // ---------------------------------------------------------------- helpers
 
-/** Nearest-rank percentile (p in 0..100) of a non-empty list. */
-function pct (xs: number[], p: number): number {
-  if (xs.length === 0) return NaN
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
-}
 
-/** mulberry32: a seeded PRNG for the topology. */
-function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function checkInterrupted (): void {
   if (isInterrupted()) throw new Error('interrupted')
 }
 
-function rawCid (i: number): CID {
-  return CID.createV1(0x55, Digest.create(0x12, sha256(new TextEncoder().encode(`bench content ${i}`))))
-}
 
-function fileRecord (i: number): { cid: string, size: number, mode: number, mtime: number } {
-  return { cid: rawCid(i).toString(), size: 1000 + Math.abs(i * 7919) % 1_000_000, mode: 0o644, mtime: Date.now() }
-}
 
 /** Concatenate byte arrays into pieces of at most `size` bytes (whole arrays; one larger array stays alone). */
 function pack (parts: Uint8Array[], size = MiB): Uint8Array[] {
@@ -543,13 +518,6 @@ async function awaitSpreads (spreads: Spread[], ms: number, onTick: () => void, 
   }
 }
 
-function payload (size: number, kind: number, id: number): Uint8Array {
-  const data = new Uint8Array(Math.max(8, size))
-  for (let i = 5; i < data.length; i++) data[i] = (i * 131 + id) & 0xff
-  data[0] = kind
-  new DataView(data.buffer).setUint32(1, id)
-  return data
-}
 
 // ------------------------------------------------------------ convergence
 
