@@ -284,7 +284,8 @@ export class MemoryKV implements KV {
  * values must not keep a whole pool slab alive for one small row.
  */
 function owned (value: Uint8Array): Uint8Array {
-  return value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value : value.slice()
+  // new Uint8Array(view) copies; a Buffer's slice() would not (it is subarray)
+  return value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value : new Uint8Array(value)
 }
 
 /** `keys` without `removed`, merged with `added` (sorted, none in `keys`). */

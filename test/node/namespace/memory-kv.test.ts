@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LevelKV, MemoryKV, getMany, type KV, type KVOp, type KVRange } from '../../../node/namespace/kv.js'
+import { LevelKV, MemoryKV, encodeJSON, getMany, type KV, type KVOp, type KVRange } from '../../../node/namespace/kv.js'
 import { Prng } from '../../../simulations/prng.js'
 
 const encoder = new TextEncoder()
@@ -118,6 +118,16 @@ describe('MemoryKV ranges', () => {
     const value = await kv.get('k')
     assert.equal(decoder.decode(value), 'abc')
     assert.equal(value?.buffer.byteLength, 3, 'the whole buffer is not kept for one value')
+  })
+
+  it('copies a row encodeJSON sliced from the shared Buffer pool (a Buffer\'s slice() would share it)', async () => {
+    const kv = new MemoryKV()
+    const row = encodeJSON({ a: 1 })
+    assert.ok(row.buffer.byteLength > row.byteLength, 'a small row is a view into the pool')
+    await kv.batch([{ type: 'put', key: 'k', value: row }])
+    const value = await kv.get('k')
+    assert.equal(decoder.decode(value), '{"a":1}')
+    assert.equal(value?.buffer.byteLength, row.byteLength, 'the pool slab is not kept for one row')
   })
 })
 
