@@ -36,8 +36,9 @@
  *    node's main thread) and then in this process (the variant measured
  *    before); `--source child|here|both` chooses (default both). Each has its
  *    own ceiling: a raw stream from the source's host to a host here.
- *    Entries are of the version nodes write (2); `--entry-version 1` makes
- *    the older form, which carries the author's whole clock.
+ *    With `--history-only` entries are of the version nodes write (2), else
+ *    of the older form, which carries the author's whole clock (1: what (b)
+ *    needs to compact, see Options.entryVersion); `--entry-version` chooses.
  *
  * All nodes share this process and its two cores: the report gives the main
  * thread's load per phase, and warns when it was saturated. So that 16
@@ -133,8 +134,15 @@ interface Options {
   historyOnly: boolean
   /** Where (a)'s source runs: its own process, this one, or both one after the other. */
   source: SourcePlace | 'both'
-  /** The version of the generated entries (2: as nodes write them). */
-  entryVersion: 1 | 2
+  /**
+   * The version of the generated entries: by default 2 (as nodes write them)
+   * with `--history-only`, else 1, because (b) needs the source to compact
+   * every author's history: a version-1 entry carries what its author had
+   * seen, a version-2 entry only its parents' dots, and the generated
+   * authors send no heartbeats, so with version 2 nothing becomes causally
+   * stable and the source compacts nothing.
+   */
+  entryVersion?: 1 | 2
   /** Internal: run as (a)'s source process, serving the entries in this file. */
   historySource?: string
   json: boolean
@@ -144,7 +152,7 @@ interface Options {
 function parseArgs (argv: string[]): Options {
   const o: Options = {
     nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, entries: 100_000, tail: 1000, authors: 4, turn: 250,
-    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, source: 'both', entryVersion: 2, json: false, keep: false
+    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, source: 'both', json: false, keep: false
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -1212,9 +1220,10 @@ async function hereSource (work: string, entries: Uint8Array[]): Promise<Source 
 async function bootstrap (opts: Options, work: string): Promise<BootstrapResult> {
   const n = opts.entries
   const total = n + opts.tail
-  log(`bootstrap: generating ${fmt(n)} + ${fmt(opts.tail)} entries (${opts.authors} authors, turns of ${opts.turn}, entries of version ${opts.entryVersion})`)
+  const version = opts.entryVersion ?? (opts.historyOnly ? 2 : 1)
+  log(`bootstrap: generating ${fmt(n)} + ${fmt(opts.tail)} entries (${opts.authors} authors, turns of ${opts.turn}, entries of version ${version})`)
   let t = performance.now()
-  const all = await generateEntries(total, opts.authors, opts.turn, opts.entryVersion)
+  const all = await generateEntries(total, opts.authors, opts.turn, version)
   const entries = all.slice(0, n)
   const tail = all.slice(n)
   const generateSeconds = (performance.now() - t) / 1000
@@ -1310,7 +1319,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
     } finally {
       await rawHost.stop()
     }
-    const result: BootstrapResult = { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryVersion: opts.entryVersion, entryBytes, generateSeconds, builds, micro, histories, rawHistories }
+    const result: BootstrapResult = { entries: n, tail: tail.length, authors: opts.authors, turn: opts.turn, entryVersion: version, entryBytes, generateSeconds, builds, micro, histories, rawHistories }
     if (opts.historyOnly) return result
     if (here === undefined) throw new Error('(b) needs the source in this process: --source here or both, or --history-only')
     const source = here.node
@@ -1523,6 +1532,7 @@ async function rerunWithThreadpool (size: number): Promise<number> {
 
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
+
   if (opts.historySource !== undefined) return await serveHistorySource(opts.historySource)
   if (opts.threadpool === -1 && process.env.UV_THREADPOOL_SIZE === undefined) {
     return await rerunWithThreadpool(Math.min(1024, 4 * Math.max(opts.converge ? opts.nodes : 3, 3)))
