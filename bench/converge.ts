@@ -80,7 +80,7 @@ import {
 } from '../protocol/namespace.js'
 import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
-import { TEST_TOPIC, fileRecord, payload, pct, rawCid, seeded } from './converge-common.js'
+import { TEST_TOPIC, Watcher, fileRecord, payload, pct, rawCid, seeded } from './converge-common.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
 /** The bootstrap ceiling's raw stream. */
@@ -445,66 +445,6 @@ class Spread {
   all (): number { return Math.max(...this.at.filter(t => !Number.isNaN(t))) - this.t0 }
 }
 
-/**
- * Finds paths on one node as soon as they become visible: every
- * onRemoteChange triggers lookups of the paths still awaited (in parallel,
- * each timed when its lookup resolves). A slow safety poll backs them up and
- * counts what it saw first (usually a lookup racing the commit's callback).
- */
-class Watcher {
-  private readonly pending = new Map<string, (t: number) => void>()
-  private running = false
-  private again = false
-  private polled = false
-  /** Paths found only by the safety poll (should stay 0). */
-  foundByPoll = 0
-  readonly off: () => void
-
-  constructor (private readonly replica: Replica) {
-    this.off = replica.onRemoteChange(() => { this.kick() })
-  }
-
-  watch (path: string, found: (t: number) => void): void { this.pending.set(path, found) }
-  get size (): number { return this.pending.size }
-  pendingPaths (): string[] { return [...this.pending.keys()] }
-
-  poll (): void {
-    if (this.pending.size === 0 || this.running) return
-    this.polled = true
-    this.kick()
-  }
-
-  private kick (): void {
-    if (this.running) { this.again = true; return }
-    if (this.pending.size === 0) return
-    this.running = true
-    void this.run()
-  }
-
-  private async run (): Promise<void> {
-    try {
-      do {
-        this.again = false
-        const viaPoll = this.polled
-        this.polled = false
-        await Promise.all([...this.pending.keys()].map(async path => {
-          const entry = await this.replica.lookup(path)
-          const t = performance.now()
-          const found = this.pending.get(path)
-          if (entry === undefined || found === undefined) return
-          this.pending.delete(path)
-          if (viaPoll) this.foundByPoll++
-          found(t)
-        }))
-      } while (this.again)
-    } catch (err: any) {
-      log(`watcher: lookup failed: ${String(err?.message ?? err)}`)
-    } finally {
-      this.running = false
-    }
-  }
-}
-
 /** Wait for every spread, or fail after `ms` with what is missing. */
 async function awaitSpreads (spreads: Spread[], ms: number, onTick: () => void, names: string[]): Promise<void> {
   let timer: NodeJS.Timeout | undefined
@@ -678,7 +618,7 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
   const meshSeconds = (performance.now() - meshStart) / 1000
   log(`convergence: meshes formed after ${fmt(meshSeconds, 1)} s`)
 
-  const watchers = nodes.map(x => new Watcher(x.replica))
+  const watchers = nodes.map(x => new Watcher(x.replica, () => performance.now(), err => { log(`watcher: lookup failed: ${String((err as any)?.message ?? err)}`) }))
   const poller = setInterval(() => { for (const w of watchers) w.poll() }, 500)
   const statsBefore = sumStats(nodes)
   try {
