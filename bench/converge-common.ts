@@ -1,7 +1,8 @@
 /**
  * What the convergence benches share: the write records and gossip payloads
- * they send, the seeded topology, percentiles, and the watcher that times
- * when a path becomes visible on a replica. Copied from bench/converge.ts
+ * they send, the seeded topology, percentiles, the watcher that times
+ * when a path becomes visible on a replica, and the signed history the
+ * bootstrap and receive benches (converge.ts, namespace-receive.ts) apply. Copied from bench/converge.ts
  * (which keeps its own copies for now) for bench/converge-procs.ts and its
  * child bench/converge-node.ts, so that both beds write and measure alike.
  *
@@ -10,7 +11,10 @@
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from '../node/blocks/verify.js'
-import type { Replica } from '../node/namespace/index.js'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { cborCID, signerFromKey, type Replica } from '../node/namespace/index.js'
+import { encodeEntry, encodeEntryBody, type EntryBody, type Op } from '../protocol/namespace.js'
+import type { VectorClock } from '../node/namespace/clock.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
 export const TEST_TOPIC = '/bench/converge/1.0.0'
@@ -150,4 +154,44 @@ export class Watcher {
       this.running = false
     }
   }
+}
+
+// -------------------------------------------------------------- history
+
+/**
+ * `n` entries as `authors` replicas would write them taking turns of `turn`
+ * putFiles each, every author having applied everything before its turn: one
+ * put per entry (plus mkdir ops for missing parents, as putFile makes them),
+ * 1,000 files per directory, the previous entry as its only parent (and,
+ * `version` 2 as nodes write them, its dot; `version` 1, the clock of
+ * everything before it), signed with the author's Ed25519 key.
+ */
+export async function generateEntries (n: number, authors: number, turn: number, version: 1 | 2, every1000: () => void = () => {}): Promise<Uint8Array[]> {
+  const signers = await Promise.all(Array.from({ length: authors }, async () => signerFromKey(await generateKeyPair('Ed25519'))))
+  const clock: VectorClock = {}
+  const dirs = new Set<string>()
+  const entries: Uint8Array[] = []
+  const base = Date.now() - n
+  let head: { cid: CID, dot: [string, number] } | undefined
+  for (let i = 0; i < n; i++) {
+    if (i % 1000 === 0) { await new Promise(resolve => setImmediate(resolve)); every1000() }
+    const signer = signers[Math.floor(i / turn) % authors]
+    const seq = (clock[signer.id] ?? 0) + 1
+    clock[signer.id] = seq
+    const mtime = base + i
+    const dir = `/library/d${String(Math.floor(i / 1000)).padStart(4, '0')}`
+    const ops: Op[] = []
+    for (const d of ['/library', dir]) {
+      if (!dirs.has(d)) { dirs.add(d); ops.push({ op: 'mkdir', path: d, mode: 0o755, mtime, replaces: [] }) }
+    }
+    ops.push({ op: 'put', path: `${dir}/f${String(i).padStart(7, '0')}.bin`, cid: rawCid(i), size: 1000 + (i * 7919) % 1_000_000, mode: 0o644, mtime, replaces: [] })
+    const parents = head === undefined ? [] : [head.cid]
+    const body: EntryBody = version === 1
+      ? { v: 1, author: signer.id, seq, time: mtime, clock: { ...clock }, parents, ops }
+      : { v: 2, author: signer.id, seq, time: mtime, parents, deps: head === undefined ? [] : [head.dot], ops }
+    const bytes = encodeEntry({ ...body, sig: await signer.sign(encodeEntryBody(body)) })
+    head = { cid: cborCID(bytes), dot: [signer.id, seq] }
+    entries.push(bytes)
+  }
+  return entries
 }

@@ -75,12 +75,11 @@ import { createLibp2pSync } from '../node/namespace/libp2p-network.js'
 import { dominates, weight, type VectorClock } from '../node/namespace/clock.js'
 import { walkTree } from '../node/namespace/snapshot-tree.js'
 import {
-  NAMESPACE_TOPIC, decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeHeadsMessage,
-  type EntryBody, type Op
+  NAMESPACE_TOPIC, decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, encodeEntry, encodeEntryBody, encodeHeadsMessage
 } from '../protocol/namespace.js'
 import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
-import { TEST_TOPIC, Watcher, fileRecord, payload, pct, rawCid, seeded } from './converge-common.js'
+import { TEST_TOPIC, Watcher, fileRecord, generateEntries, payload, pct, seeded } from './converge-common.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
 /** The bootstrap ceiling's raw stream. */
@@ -753,7 +752,7 @@ async function converge (opts: Options, work: string): Promise<ConvergeResult> {
  * replica in LevelDB, then lookup() of its path, one entry at a time.
  */
 async function idleApply (work: string, count: number, authors: number): Promise<number[]> {
-  const entries = await generateEntries(count, authors, 1, 2)
+  const entries = await generateEntries(count, authors, 1, 2, checkInterrupted)
   const inst = instrumentedReplica(join(work, 'idle-apply'), await generateKeyPair('Ed25519'))
   await inst.replica.open()
   try {
@@ -781,44 +780,6 @@ function diffStats (a: Record<string, number>, b: Record<string, number>): Recor
 }
 
 // -------------------------------------------------------------- bootstrap
-
-/**
- * `n` entries as `authors` replicas would write them taking turns of `turn`
- * putFiles each, every author having applied everything before its turn: one
- * put per entry (plus mkdir ops for missing parents, as putFile makes them),
- * 1,000 files per directory, the previous entry as its only parent (and,
- * `version` 2 as nodes write them, its dot; `version` 1, the clock of
- * everything before it), signed with the author's Ed25519 key.
- */
-async function generateEntries (n: number, authors: number, turn: number, version: 1 | 2): Promise<Uint8Array[]> {
-  const signers = await Promise.all(Array.from({ length: authors }, async () => signerFromKey(await generateKeyPair('Ed25519'))))
-  const clock: VectorClock = {}
-  const dirs = new Set<string>()
-  const entries: Uint8Array[] = []
-  const base = Date.now() - n
-  let head: { cid: CID, dot: [string, number] } | undefined
-  for (let i = 0; i < n; i++) {
-    if (i % 1000 === 0) { await new Promise(resolve => setImmediate(resolve)); checkInterrupted() }
-    const signer = signers[Math.floor(i / turn) % authors]
-    const seq = (clock[signer.id] ?? 0) + 1
-    clock[signer.id] = seq
-    const mtime = base + i
-    const dir = `/library/d${String(Math.floor(i / 1000)).padStart(4, '0')}`
-    const ops: Op[] = []
-    for (const d of ['/library', dir]) {
-      if (!dirs.has(d)) { dirs.add(d); ops.push({ op: 'mkdir', path: d, mode: 0o755, mtime, replaces: [] }) }
-    }
-    ops.push({ op: 'put', path: `${dir}/f${String(i).padStart(7, '0')}.bin`, cid: rawCid(i), size: 1000 + (i * 7919) % 1_000_000, mode: 0o644, mtime, replaces: [] })
-    const parents = head === undefined ? [] : [head.cid]
-    const body: EntryBody = version === 1
-      ? { v: 1, author: signer.id, seq, time: mtime, clock: { ...clock }, parents, ops }
-      : { v: 2, author: signer.id, seq, time: mtime, parents, deps: head === undefined ? [] : [head.dot], ops }
-    const bytes = encodeEntry({ ...body, sig: await signer.sign(encodeEntryBody(body)) })
-    head = { cid: cborCID(bytes), dot: [signer.id, seq] }
-    entries.push(bytes)
-  }
-  return entries
-}
 
 /** Per-entry costs of the receive path, on a sample, outside any replica (after a warm-up pass). */
 async function microCosts (entries: Uint8Array[]): Promise<Record<string, number>> {
@@ -1163,7 +1124,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
   const version = opts.entryVersion ?? (opts.historyOnly ? 2 : 1)
   log(`bootstrap: generating ${fmt(n)} + ${fmt(opts.tail)} entries (${opts.authors} authors, turns of ${opts.turn}, entries of version ${version})`)
   let t = performance.now()
-  const all = await generateEntries(total, opts.authors, opts.turn, version)
+  const all = await generateEntries(total, opts.authors, opts.turn, version, checkInterrupted)
   const entries = all.slice(0, n)
   const tail = all.slice(n)
   const generateSeconds = (performance.now() - t) / 1000

@@ -18,6 +18,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
+import { Digest } from 'multiformats/hashes/digest'
 
 /** What {@link decodeCanonicalDagCbor} returns for bytes it does not take. */
 export const NOT_CANONICAL: unique symbol = Symbol('not canonical dag-cbor')
@@ -27,6 +28,9 @@ const MAX_DEPTH = 64
 
 /** The CBOR tag of a CID in dag-cbor. */
 const CID_TAG = 42
+
+/** Multihash code of sha2-256. */
+const SHA2_256 = 0x12
 
 /**
  * The value of `bytes` as `@ipld/dag-cbor` decodes it, when the bytes are
@@ -47,6 +51,21 @@ export function isCanonicalDagCbor (bytes: Uint8Array): boolean {
 
 const NOT: typeof NOT_CANONICAL = NOT_CANONICAL
 
+/** Where one field of an encoded map lies: its name and value, `start` to `end` (exclusive). */
+export interface FieldRange { readonly start: number, readonly end: number }
+
+/**
+ * {@link decodeCanonicalDagCbor} of bytes that encode a map of fewer than 24
+ * fields, with where its field `key` lies (undefined when it has none):
+ * what {@link cutField} cuts out without a second parse.
+ * {@link NOT_CANONICAL} as there, and for any other item.
+ */
+export function decodeCanonicalMap (bytes: Uint8Array, key: string): { value: Record<string, unknown>, field: FieldRange | undefined } | typeof NOT_CANONICAL {
+  const parser = new Parser(bytes)
+  const located = parser.mapLocating(key)
+  return located === NOT || parser.pos !== bytes.byteLength ? NOT : located
+}
+
 /**
  * The canonical encoding of the map `bytes` encode, less its field `key`,
  * sliced out of `bytes` (the other fields' bytes are kept as they are: in
@@ -56,12 +75,20 @@ const NOT: typeof NOT_CANONICAL = NOT_CANONICAL
  */
 export function withoutField (bytes: Uint8Array, key: string): Uint8Array | undefined {
   const parser = new Parser(bytes)
-  const slice = parser.mapWithout(key)
-  if (slice === undefined || parser.pos !== bytes.byteLength) return undefined
-  const out = new Uint8Array(bytes.byteLength - (slice.end - slice.start))
+  const located = parser.mapLocating(key)
+  if (located === NOT || located.field === undefined || parser.pos !== bytes.byteLength) return undefined
+  return cutField(bytes, located.field)
+}
+
+/**
+ * The map `bytes` encode (canonical, fewer than 24 fields) less the field
+ * at `field`, as {@link decodeCanonicalMap} located it in those very bytes.
+ */
+export function cutField (bytes: Uint8Array, field: FieldRange): Uint8Array {
+  const out = new Uint8Array(bytes.byteLength - (field.end - field.start))
   out[0] = bytes[0] - 1
-  out.set(bytes.subarray(1, slice.start), 1)
-  out.set(bytes.subarray(slice.end), slice.start)
+  out.set(bytes.subarray(1, field.start), 1)
+  out.set(bytes.subarray(field.end), field.start)
   return out
 }
 
@@ -122,13 +149,13 @@ class Parser {
     return new Uint8Array(this.b.buffer, this.b.byteOffset + start, n)
   }
 
-  /** Read a top-level map of fewer than 24 fields: where the field `key` (name and value) lies, or undefined. */
-  mapWithout (key: string): { start: number, end: number } | undefined {
+  /** Read a top-level map of fewer than 24 fields, and where its field `key` (name and value) lies. */
+  mapLocating (key: string): { value: Record<string, unknown>, field: FieldRange | undefined } | typeof NOT {
     const { b } = this
-    if (b.byteLength === 0 || b[0] < 0xa1 || b[0] > 0xb7) return undefined
-    let found: { start: number, end: number } | undefined
-    const map = this.map(this.head(), 0, (name, start, end) => { if (name === key) found = { start, end } })
-    return map === NOT ? undefined : found
+    if (b.byteLength === 0 || b[0] < 0xa1 || b[0] > 0xb7) return NOT
+    let field: FieldRange | undefined
+    const value = this.map(this.head(), 0, (name, start, end) => { if (name === key) field = { start, end } })
+    return value === NOT ? NOT : { value, field }
   }
 
   /**
@@ -161,12 +188,7 @@ class Parser {
     for (let i = start; i < end; i++) if (b[i] >= 0x80) { ascii = false; break }
     if (ascii) {
       this.pos = end
-      if (n <= 12) {
-        // short ASCII (map keys, mostly): no native call
-        let out = ''
-        for (let i = start; i < end; i++) out += String.fromCharCode(b[i])
-        return out
-      }
+      if (n <= RECUR_MAX) return recurringAscii(b, start, end, this.text)
       return (this.text as Buffer & { latin1Slice: (start: number, end: number) => string }).latin1Slice(start, end)
     }
     if (!this.utf8(n)) return NOT
@@ -259,12 +281,57 @@ class Parser {
       while (i < at + n && (b[i] & 0x80) !== 0) i++
       if (i >= at + n || (i > at + 2 && b[i] === 0)) return NOT
     }
+    if (n === 37 && b[at + 1] === 0x01 && b[at + 2] < 0x80 && b[at + 3] === SHA2_256 && b[at + 4] === 32) {
+      // a CIDv1 of a one-byte codec and a sha2-256 digest (every CID the namespace writes): what CID.decode
+      // makes of these bytes, without parsing them again or copying them into a buffer of its own
+      const bytes = this.view(at + 1, 36)
+      return new CID(1, b[at + 2], new Digest(SHA2_256, 32, bytes.subarray(4), bytes.subarray(2)), bytes)
+    }
     try {
       return CID.decode(this.view(at + 1, n - 1))
     } catch {
       return NOT
     }
   }
+}
+
+/** Longest ASCII text looked up in {@link RECUR} (a peer id is about 52 characters). */
+const RECUR_MAX = 64
+/** Slots of {@link RECUR}. */
+const RECUR_SLOTS = 4096
+/** ASCII strings made lately, in the slot a hash of their bytes names (a new one takes the slot). */
+const RECUR: Array<string | undefined> = new Array(RECUR_SLOTS)
+
+/**
+ * The ASCII text of `b[start..end)`, at most {@link RECUR_MAX} bytes: the
+ * same string as the last time these bytes were read when it is still in
+ * its slot (map keys, authors' peer ids and op names recur in every entry),
+ * found by a hash of the bytes and compared byte for byte. So it is not
+ * made again, and a string already used as a property name (a clock's
+ * author, a field's name) is not looked up in the engine's string table
+ * again each time it is used as one.
+ */
+function recurringAscii (b: Uint8Array, start: number, end: number, text: Buffer): string {
+  const n = end - start
+  let h = n
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + b[i]) | 0
+  const slot = h & (RECUR_SLOTS - 1)
+  const known = RECUR[slot]
+  if (known !== undefined && known.length === n) {
+    let same = true
+    for (let i = 0; i < n; i++) if (known.charCodeAt(i) !== b[start + i]) { same = false; break }
+    if (same) return known
+  }
+  let out: string
+  if (n <= 12) {
+    // no native call for a few characters
+    out = ''
+    for (let i = start; i < end; i++) out += String.fromCharCode(b[i])
+  } else {
+    out = (text as Buffer & { latin1Slice: (start: number, end: number) => string }).latin1Slice(start, end)
+  }
+  RECUR[slot] = out
+  return out
 }
 
 /** Compare two map keys' UTF-8 bytes in dag-cbor order: the shorter first, then bytewise. */

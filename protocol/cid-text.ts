@@ -9,6 +9,8 @@
 import type { CID } from 'multiformats/cid'
 
 const BASE32 = Buffer.from('abcdefghijklmnopqrstuvwxyz234567', 'latin1')
+/** Where the text is built before it becomes a string (a sha2-256 CIDv1 takes 59 bytes). */
+const SCRATCH = Buffer.allocUnsafeSlow(128)
 
 /**
  * `cid.toString()`, the same string: base32 (lower case, no padding, `b`
@@ -17,7 +19,9 @@ const BASE32 = Buffer.from('abcdefghijklmnopqrstuvwxyz234567', 'latin1')
 export function cidText (cid: CID): string {
   if (cid.version !== 1) return cid.toString()
   const bytes = cid.bytes
-  const out = Buffer.allocUnsafe(1 + Math.ceil(bytes.byteLength * 8 / 5))
+  const length = 1 + Math.ceil(bytes.byteLength * 8 / 5)
+  // the string is copied out of it: one scratch buffer serves every call of a CID's usual size
+  const out = length <= SCRATCH.byteLength ? SCRATCH : Buffer.allocUnsafe(length)
   out[0] = 0x62 // 'b'
   let o = 1
   let bits = 0

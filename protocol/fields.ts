@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
 import { normalizePath } from './paths.js'
 import { freshCid, isIntIn, isPlainMap, isSha256, show, type Fields } from './values.js'
 
@@ -24,6 +24,12 @@ export interface CidRule {
   v1?: boolean
   /** The codecs allowed; any when absent. */
   codecs?: readonly number[]
+  /**
+   * Take a CID of this library as it is rather than copy it (for a codec
+   * that hands out views of a frame only it holds, as {@link FieldChecks.bytes}
+   * does with `view`); anything else CID-like is still re-decoded.
+   */
+  view?: boolean
 }
 
 /** The checks, each throwing through the codec's {@link Fail}. */
@@ -127,7 +133,7 @@ export function fieldChecks (fail: Fail): FieldChecks {
     return [value[0], value[1]]
   }
   const cid = (value: unknown, what: string, rule: CidRule = {}): CID => {
-    const parsed = freshCid(value)
+    const parsed = rule.view === true && value instanceof CID ? value : freshCid(value)
     if (parsed === undefined) fail(`${what} is not a CID`)
     if (rule.v1 === true && parsed.version !== 1) fail(`${what} ${parsed.toString()} is not a CIDv1`)
     if (!isSha256(parsed)) fail(`${what} ${parsed.toString()} is not sha2-256`)

@@ -25,7 +25,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { CborCursor } from './cbor-cursor.js'
-import { NOT_CANONICAL, decodeCanonicalDagCbor, withoutField } from './canonical.js'
+import { NOT_CANONICAL, cutField, decodeCanonicalDagCbor, decodeCanonicalMap, withoutField, type FieldRange } from './canonical.js'
 import { cidText } from './cid-text.js'
 import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
@@ -357,10 +357,13 @@ export function encodeEntryBody (body: EntryBody): Uint8Array {
  * `entry`, the entry {@link decodeEntry} decoded from `bytes`. Canonical
  * bytes give it by dropping the `sig` field, with no encoding; other bytes
  * (a form the one-pass decoder does not take) have it encoded.
+ * `sigField`, where {@link decodeEntryParts} found the signature in these
+ * very bytes, spares parsing them again.
  *
  * @throws {InvalidMessageError} when the body is not valid (never for an entry decodeEntry returned)
  */
-export function entryBodyOf (bytes: Uint8Array, entry: Entry): Uint8Array {
+export function entryBodyOf (bytes: Uint8Array, entry: Entry, sigField?: FieldRange): Uint8Array {
+  if (sigField !== undefined) return cutField(bytes, sigField)
   return withoutField(bytes, 'sig') ?? encodeEntryBody(entry)
 }
 
@@ -424,13 +427,39 @@ export function encodeEntry (entry: Entry): Uint8Array {
  * @throws {InvalidMessageError} for anything malformed
  */
 export function decodeEntry (bytes: Uint8Array): Entry {
+  return decodeEntryParts(bytes).entry
+}
+
+/** An entry {@link decodeEntryParts} decoded, and where its signature lies in its bytes when it found it. */
+export interface DecodedEntry {
+  entry: Entry
+  /** The `sig` field's place in the bytes (for {@link entryBodyOf}); absent when the decoder did not locate it. */
+  sigField?: FieldRange
+}
+
+/**
+ * {@link decodeEntry}, with where the signature lies in `bytes`, so that
+ * {@link entryBodyOf} cuts the signed part out without parsing the bytes
+ * again (a received entry's signature is checked over it).
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeEntryParts (bytes: Uint8Array): DecodedEntry {
   if (bytes instanceof Uint8Array && bytes.byteLength <= MAX_ENTRY_BYTES) {
     // canonical bytes decoded in one pass, to what dag-cbor decodes them to; the picked entry is that
-    // value field for field (the checks copy, never change, what they take), so the bytes are its encoding
-    const value = decodeCanonicalDagCbor(bytes)
-    if (value !== NOT_CANONICAL) return pickEntry(value)
+    // value field for field (the checks never change what they take), so the bytes are its encoding.
+    // Decoded from a copy of its own: its CIDs and signature are views of that copy, taken as they are
+    const decoded = decodeCanonicalMap(new Uint8Array(bytes), 'sig')
+    if (decoded !== NOT_CANONICAL) {
+      picksViews = true
+      try {
+        return { entry: pickEntry(decoded.value), sigField: decoded.field }
+      } finally {
+        picksViews = false
+      }
+    }
   }
-  return decodeCanonical(bytes, MAX_ENTRY_BYTES, 'entry', pickEntry)
+  return { entry: decodeCanonical(bytes, MAX_ENTRY_BYTES, 'entry', pickEntry) }
 }
 
 /**
@@ -532,6 +561,9 @@ function checkSize (bytes: Uint8Array, max: number, what: string): void {
 function decodeBytes (bytes: Uint8Array, max: number, what: string): unknown {
   if (!(bytes instanceof Uint8Array)) fail(`${what} is not bytes`)
   checkSize(bytes, max, what)
+  // what a peer sends is canonical almost always: decoded in one pass to the value dag-cbor gives (no tokens)
+  const value = decodeCanonicalDagCbor(bytes)
+  if (value !== NOT_CANONICAL) return value
   try {
     return dagCbor.decode(bytes)
   } catch (err: any) {
@@ -577,24 +609,43 @@ function peerId (value: unknown, what: string): string {
   return check.peerId(value, what, MAX_PEER_ID_LENGTH)
 }
 
+/**
+ * True while {@link decodeEntry} picks a value its one-pass decoder made
+ * from a copy of the input that nothing else holds: its byte strings and
+ * CIDs are views of that copy and are taken as they are, not copied once
+ * more (a signature and two or three CIDs for every entry received).
+ * Picking is synchronous, so no other decode sees it set.
+ */
+let picksViews = false
+
 /** A copy of a byte string of minBytes..maxBytes (decoded values never share the input's memory). */
 function bytes (value: unknown, what: string, minBytes: number, maxBytes: number): Uint8Array {
-  return check.bytes(value, what, minBytes, maxBytes)
+  return check.bytes(value, what, minBytes, maxBytes, { view: picksViews })
 }
 
 /** A fresh sha2-256 CID, of the given codec when one is given. */
 function cid (value: unknown, what: string, codec?: number): CID {
-  return check.cid(value, what, codec === undefined ? {} : { codecs: [codec] })
+  return check.cid(value, what, codec === undefined ? { view: picksViews } : { codecs: [codec], view: picksViews })
 }
+
+/** Longest list of CIDs whose distinctness is checked pair by pair (longer lists: by their text in a set). */
+const DISTINCT_BY_PAIRS = 16
 
 function cidList (value: unknown, what: string, min: number, max: number, codec: number | undefined, distinct: boolean): CID[] {
   const items = list(value, what, min, max).map(c => cid(c, `${what} item`, codec))
   if (distinct && items.length > 1) {
-    const seen = new Set<string>()
-    for (const c of items) {
-      const key = cidText(c)
-      if (seen.has(key)) fail(`${what} names ${key} twice`)
-      seen.add(key)
+    if (items.length <= DISTINCT_BY_PAIRS) {
+      // a few: compared pair by pair, with no text made of each
+      for (let i = 1; i < items.length; i++) {
+        for (let j = 0; j < i; j++) if (equals(items[i].bytes, items[j].bytes)) fail(`${what} names ${cidText(items[i])} twice`)
+      }
+    } else {
+      const seen = new Set<string>()
+      for (const c of items) {
+        const key = cidText(c)
+        if (seen.has(key)) fail(`${what} names ${key} twice`)
+        seen.add(key)
+      }
     }
   }
   return items

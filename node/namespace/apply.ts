@@ -48,6 +48,9 @@ export interface ApplierComponents {
   retired?: (batch: Batch, op: RetireOp, dot: Dot) => void
 }
 
+/** No path (what most entries have superseded before they arrived). */
+const NONE: ReadonlySet<string> = new Set()
+
 /** Applies entries into batches; owns the superseded-before-arrival rows. */
 export class Applier {
   /** Authors with versions superseded here before they were applied (`r!` keys). */
@@ -161,11 +164,11 @@ export class Applier {
   }
 
   /** The paths where the version of `dot` was superseded before it arrived (forgotten from now on). */
-  private async takeSuperseded (txn: Txn, dot: Dot): Promise<Set<string>> {
-    if (!this.supersededAuthors.has(dot[0])) return new Set()
+  private async takeSuperseded (txn: Txn, dot: Dot): Promise<ReadonlySet<string>> {
+    if (!this.supersededAuthors.has(dot[0])) return NONE
     const key = supersededKey(dot)
     const paths = await txn.get<string[]>(key)
-    if (paths === undefined) return new Set()
+    if (paths === undefined) return NONE
     txn.del(key)
     return new Set(paths)
   }

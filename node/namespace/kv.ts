@@ -370,7 +370,7 @@ export class Txn {
   private async lookup (key: string): Promise<{ value: unknown, raw: boolean } | undefined> {
     const p = this.pending.get(key)
     if (p !== undefined) return p ?? undefined
-    if (this.cleared.some(prefix => key.startsWith(prefix))) return undefined
+    if (this.cleared.length > 0 && this.cleared.some(prefix => key.startsWith(prefix))) return undefined
     const bytes = await this.kv.get(key)
     return bytes === undefined ? undefined : { value: bytes, raw: true }
   }

@@ -21,7 +21,7 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
-import { MAX_BATCH_ENTRIES, decodeEntry, entryBodyOf, type Entry as LogEntry } from '../../protocol/namespace.js'
+import { MAX_BATCH_ENTRIES, decodeEntryParts, entryBodyOf, type DecodedEntry, type Entry as LogEntry } from '../../protocol/namespace.js'
 import { cidText } from '../../protocol/cid-text.js'
 import { cborCID } from '../blocks/verify.js'
 import { covers, merge, missing, type VectorClock } from './clock.js'
@@ -81,7 +81,10 @@ export interface PreparedEntries {
 }
 
 /** An entry that passed every check but its signature: what batch authentication takes. */
-interface Candidate extends Omit<Pending, 'text'>, LinkedEntry {}
+interface Candidate extends Omit<Pending, 'text'>, LinkedEntry {
+  /** Where its signature lies in its bytes, when the decoder found it. */
+  sigField: DecodedEntry['sigField']
+}
 
 /** What {@link EntryLog} is built from. */
 export interface EntryLogComponents {
@@ -137,8 +140,9 @@ export class EntryLog {
     const result: ReceiveResult = { applied: 0, duplicates: 0, rejected: 0, untrusted: 0, pending: 0 }
     const candidates: Candidate[] = []
     const inBatch = new Set<string>()
+    let previous: Candidate | undefined
     for (const bytes of list) {
-      const checked = await this.check(bytes, from)
+      const checked = await this.check(bytes, from, previous)
       if (checked === 'duplicate') result.duplicates++
       else if (checked === 'untrusted') result.untrusted++
       else if (checked === undefined) result.rejected++
@@ -146,6 +150,7 @@ export class EntryLog {
       else {
         inBatch.add(checked.key)
         candidates.push(checked)
+        previous = checked
       }
     }
     const fresh = await this.authenticate(candidates, from)
@@ -330,14 +335,17 @@ export class EntryLog {
   /**
    * Check one encoded entry, all but its signature; undefined when rejected.
    * An entry by an author this replica does not trust (now) is dropped
-   * here, before anything else is done with it.
+   * here, before anything else is done with it. `previous`, the entry
+   * checked before it in the batch, is most often its parent (a page of
+   * history is a chain): that parent's text is taken rather than made again.
    */
-  private async check (bytes: Uint8Array, from?: string): Promise<Candidate | 'duplicate' | 'untrusted' | undefined> {
+  private async check (bytes: Uint8Array, from?: string, previous?: Candidate): Promise<Candidate | 'duplicate' | 'untrusted' | undefined> {
     const { store } = this.components
     let entry: LogEntry
+    let sigField: DecodedEntry['sigField']
     try {
       // size limit and canonical form (one CID per entry) are the decoder's
-      entry = decodeEntry(bytes)
+      ({ entry, sigField } = decodeEntryParts(bytes))
     } catch (err: any) {
       return this.reject(from, undefined, err?.message ?? String(err))
     }
@@ -347,7 +355,8 @@ export class EntryLog {
     const held = this.pending.get(entry.author)?.get(entry.seq)
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
     if (covers(store.clock, [entry.author, entry.seq])) return await this.againstApplied(entry, cid, key, from)
-    return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents: entry.parents.map(cidText) }
+    const parents = entry.parents.map(p => previous !== undefined && p.equals(previous.cid) ? previous.key : cidText(p))
+    return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents, sigField }
   }
 
   /** An entry whose dot this replica has applied: a duplicate when it is that entry, else rejected (undefined). */
@@ -370,7 +379,7 @@ export class EntryLog {
    */
   private async authenticate (candidates: Candidate[], from?: string): Promise<Pending[]> {
     const { verifier, id } = this.components
-    const { ok } = await authenticateBatch(candidates, async c => await verifier(c.author, entryBodyOf(c.bytes, c.entry), c.entry.sig))
+    const { ok } = await authenticateBatch(candidates, async c => await verifier(c.author, entryBodyOf(c.bytes, c.entry, c.sigField), c.entry.sig))
     const fresh: Pending[] = []
     const dots = new Set<string>()
     for (const [i, c] of candidates.entries()) {

@@ -12,8 +12,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { NOT_CANONICAL, decodeCanonicalDagCbor, isCanonicalDagCbor, withoutField } from '../../protocol/canonical.js'
-import { decodeEntry, encodeEntry, encodeEntryBody, entryBodyOf, type Entry } from '../../protocol/namespace.js'
+import { NOT_CANONICAL, cutField, decodeCanonicalDagCbor, decodeCanonicalMap, isCanonicalDagCbor, withoutField } from '../../protocol/canonical.js'
+import { decodeEntry, decodeEntryParts, encodeEntry, encodeEntryBody, entryBodyOf, type Entry } from '../../protocol/namespace.js'
 
 /** The reference: bytes that decode, and encode back to themselves. */
 function reference (bytes: Uint8Array): boolean {
@@ -155,7 +155,46 @@ describe('canonical dag-cbor check', () => {
       const sliced = withoutField(bytes, 'sig')
       assert.notEqual(sliced, undefined)
       assert.deepEqual(entryBodyOf(bytes, decoded), encodeEntryBody(decoded))
+      // where the decoder found the signature: the same body, cut without a second parse
+      const parts = decodeEntryParts(bytes)
+      assert.notEqual(parts.sigField, undefined)
+      assert.deepStrictEqual(parts.entry, decoded)
+      assert.deepEqual(entryBodyOf(bytes, parts.entry, parts.sigField), encodeEntryBody(decoded))
     }), { numRuns: 500 })
+  })
+
+  it('decodeEntry shares no memory with its input: changing the input afterwards changes nothing decoded', () => {
+    const bytes = encodeEntry(entry)
+    const decoded = decodeEntry(bytes)
+    const before = encodeEntry(decoded)
+    bytes.fill(0)
+    assert.deepEqual(encodeEntry(decoded), before)
+    assert.deepStrictEqual(decoded, decodeEntry(before))
+  })
+
+  it('decodeCanonicalMap: the map and where a field lies, as withoutField cuts it', () => {
+    const map = dagCbor.encode({ a: 1, bb: [2], sig: new Uint8Array(3) })
+    const located = decodeCanonicalMap(map, 'bb')
+    assert.notEqual(located, NOT_CANONICAL)
+    if (located === NOT_CANONICAL) return
+    assert.deepStrictEqual(located.value, dagCbor.decode(map))
+    assert.notEqual(located.field, undefined)
+    assert.deepEqual(cutField(map, located.field!), withoutField(map, 'bb'))
+    const none = decodeCanonicalMap(map, 'c')
+    assert.ok(none !== NOT_CANONICAL && none.field === undefined)
+    assert.equal(decodeCanonicalMap(dagCbor.encode([1, 2]), 'a'), NOT_CANONICAL)
+    assert.equal(decodeCanonicalMap(new Uint8Array([...map, 0x00]), 'a'), NOT_CANONICAL)
+  })
+
+  it('short texts it has read before come back equal whatever collides in its table of recent strings', () => {
+    // many distinct keys and values of every length up to past the table's limit, read twice in turn
+    const texts = Array.from({ length: 20_000 }, (_, i) => `k${i.toString(36)}`.padEnd(1 + (i % 70), String.fromCharCode(97 + (i % 26))))
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < texts.length; i += 50) {
+        const value = Object.fromEntries(texts.slice(i, i + 50).map((t, j) => [t, texts[(i + j * 7) % texts.length]]))
+        assert.deepStrictEqual(decodeCanonicalDagCbor(dagCbor.encode(value)), value)
+      }
+    }
   })
 
   it('withoutField: only canonical maps that hold the field', () => {
