@@ -2,13 +2,17 @@
  * Durability figures, each next to its ceiling in the same run:
  *
  *   npm run build && node dist/bench/durability.js [--size 1GiB] [--nodes 8] [--keep]
- *     [--reads-only] [--rounds N] [--cpu-prof DIR]
+ *     [--reads-only] [--rounds N] [--cpu-prof DIR] [--cpu-prof-all]
  *
  * `--reads-only` skips the timed adds' second striped file and the repair
  * (the reads need one striped and one plain file); `--rounds N` times the
  * one-holder and healthy striped `cat` N times, alternating, for same-run
- * ratios; `--cpu-prof DIR` runs the reading daemon with `--cpu-prof` (its
- * profile is written to DIR when the bench stops it).
+ * ratios, each round's one-holder `cat` on a file of its own (a read keeps
+ * part of a plain file as a cache, and `gc` keeps a visible file's blocks:
+ * reading one file again would find part of it here); `--cpu-prof DIR` runs the reading daemon with `--cpu-prof` (its
+ * profile is written to DIR when the bench stops it); with `--cpu-prof-all`
+ * every daemon is profiled, daemon i in DIR/node<i>. Each timed `cat` logs
+ * the CPU seconds of every daemon (the reader last).
  *
  * Eight nodes by default: with two holders stopped, six live peers can still
  * take the six distinct shards of a stripe (repair never doubles them up).
@@ -46,10 +50,10 @@ const K = 4
 const M = 2
 const GRACE_MS = 3000
 
-interface Options { size: number, nodes: number, keep: boolean, readsOnly: boolean, rounds: number, cpuProf?: string }
+interface Options { size: number, nodes: number, keep: boolean, readsOnly: boolean, rounds: number, cpuProf?: string, cpuProfAll: boolean }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 1024 * MiB, nodes: 8, keep: false, readsOnly: false, rounds: 1 }
+  const o: Options = { size: 1024 * MiB, nodes: 8, keep: false, readsOnly: false, rounds: 1, cpuProfAll: false }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--size') {
@@ -61,11 +65,13 @@ function parseArgs (argv: string[]): Options {
     else if (a === '--reads-only') o.readsOnly = true
     else if (a === '--rounds') o.rounds = Number(argv[++i])
     else if (a === '--cpu-prof') o.cpuProf = argv[++i]
+    else if (a === '--cpu-prof-all') o.cpuProfAll = true
     else throw new Error(`unknown option ${a}`)
   }
   if (!Number.isSafeInteger(o.nodes) || o.nodes < K + M) throw new Error(`--nodes must be at least ${K + M}`)
   if (!Number.isSafeInteger(o.rounds) || o.rounds < 1) throw new Error('--rounds must be a positive integer')
   if (o.cpuProf === '') throw new Error('--cpu-prof takes a directory')
+  if (o.cpuProfAll && o.cpuProf === undefined) throw new Error('--cpu-prof-all needs --cpu-prof DIR')
   return o
 }
 
@@ -111,9 +117,9 @@ async function timedCat (repo: string, path: string, expected: string, daemons: 
   // the monotonic clock of a CPU profile (µs): the window of this cat in the reader's profile
   const from = process.hrtime.bigint() / 1000n
   const r = await cliOk(['--repo', repo, 'cat', path], chunk => { hash.update(chunk) })
-  log(`cat ${path}: monotonic µs ${from}–${process.hrtime.bigint() / 1000n}`)
-  if (hash.digest('hex') !== expected) throw new Error(`cat ${path} on ${repo} is not byte-identical`)
   const used = cpuOfAll(daemons).map((c, i) => c - before[i])
+  log(`cat ${path}: monotonic µs ${from}–${process.hrtime.bigint() / 1000n}; CPU s per daemon ${used.map(c => fmt(c, 2)).join(' ')}`)
+  if (hash.digest('hex') !== expected) throw new Error(`cat ${path} on ${repo} is not byte-identical`)
   const at = daemons.findIndex(d => d?.repo === repo)
   return { seconds: r.seconds, readerCpu: used[at], othersCpu: used.reduce((a, b) => a + b, 0) - used[at] }
 }
@@ -161,8 +167,10 @@ async function main (): Promise<number> {
   // unstriped copy would keep every leaf on the writer
   const file = join(dir, 'data.bin')
   const sha = await writeRandomFile(file, opts.size)
-  const other = join(dir, 'other.bin')
-  const otherSha = await writeRandomFile(other, opts.size)
+  // one plain file per round: the reader keeps part of a plain file it read (a cache gc does not drop)
+  const others = Array.from({ length: opts.rounds }, (_, r) => join(dir, `other-${r}.bin`))
+  const otherShas: string[] = []
+  for (const other of others) otherShas.push(await writeRandomFile(other, opts.size))
   const third = join(dir, 'third.bin')
   await writeRandomFile(third, opts.size)
 
@@ -179,14 +187,18 @@ async function main (): Promise<number> {
   const repos = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => await initRepo(dir, i, keyFile)))
   const daemons: Array<BenchDaemon | undefined> = []
   // the reader is the last daemon
-  for (const [i, repo] of repos.entries()) daemons.push(await spawnDaemon(repo, `${repo}.log`, i === repos.length - 1 ? opts.cpuProf : undefined))
+  const profOf = (i: number): string | undefined => opts.cpuProf === undefined
+    ? undefined
+    : opts.cpuProfAll ? join(opts.cpuProf, `node${i}`) : i === repos.length - 1 ? opts.cpuProf : undefined
+  for (const [i, repo] of repos.entries()) daemons.push(await spawnDaemon(repo, `${repo}.log`, profOf(i)))
   try {
     const ids = await Promise.all(repos.map(async repo => await json<{ id: string, addresses: string[] }>(['--repo', repo, 'id'])))
     for (let i = 0; i < repos.length; i++) {
       for (let j = i + 1; j < repos.length; j++) await cliOk(['--repo', repos[i], 'peers', 'connect', ids[j].addresses[0]])
     }
     const writer = repos[0]
-    const plain = await timedAdd(daemons, ['--repo', writer, 'add', other, '--to', '/plain.bin', '--pin', 'none'])
+    const plain = await timedAdd(daemons, ['--repo', writer, 'add', others[0], '--to', '/plain-0.bin', '--pin', 'none'])
+    for (let r = 1; r < others.length; r++) await cliOk(['--repo', writer, 'add', others[r], '--to', `/plain-${r}.bin`, '--pin', 'none'])
     // --wait: returns once every shard is on its holder (a plain add returns when the file is durable here)
     const striped = await timedAdd(daemons, ['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`, '--wait'])
     log(`add --pin none: ${fmt(mbps(opts.size, plain.seconds))} MB/s; add --pin ec:4+2 --wait (encode + place on ${opts.nodes} nodes): ${fmt(mbps(opts.size, striped.seconds))} MB/s`)
@@ -205,20 +217,20 @@ async function main (): Promise<number> {
     if (phases !== undefined) log(`striped add phases: import ${fmt(phases.import / 1000, 1)} s, encode ${fmt(phases.encode / 1000, 1)} s, place ${fmt((phases.place ?? 0) / 1000, 1)} s`)
 
     const reader = repos[repos.length - 1]
-    // wait until the reader knows the file
+    // wait until the reader knows the files
     for (let i = 0; i < 200; i++) {
       const r = await cliOk(['--repo', reader, 'ls', '/']).catch(() => undefined)
-      if (r?.stdout.includes('striped.bin') === true) break
+      if (r?.stdout.includes('striped.bin') === true && r.stdout.includes(`plain-${opts.rounds - 1}.bin`)) break
       await new Promise(resolve => setTimeout(resolve, 100))
     }
-    // the same size from one holder: the writer alone holds /plain.bin (pin none);
-    // the reader caches part of it, dropped by a gc before each round
+    // the same size from one holder: the writer alone holds /plain-<round>.bin (pin none),
+    // a file the reader has never read
     const singles: CatRun[] = []
     const healthies: CatRun[] = []
     for (let round = 0; round < opts.rounds; round++) {
       await cliOk(['--repo', reader, 'gc'])
       await settle(30)
-      singles.push(await timedCat(reader, '/plain.bin', otherSha, daemons))
+      singles.push(await timedCat(reader, `/plain-${round}.bin`, otherShas[round], daemons))
       await settle(30)
       healthies.push(await timedCat(reader, '/striped.bin', sha, daemons))
       if (opts.rounds > 1) log(`round ${round + 1}: one holder ${fmt(singles[round].seconds, 2)} s, healthy striped ${fmt(healthies[round].seconds, 2)} s (ratio ${fmt(singles[round].seconds / healthies[round].seconds, 2)}); reader CPU ${fmt(singles[round].readerCpu, 2)} / ${fmt(healthies[round].readerCpu, 2)} s`)

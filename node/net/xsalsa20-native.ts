@@ -84,7 +84,7 @@ function patch (): boolean {
     const state = this.__sodium
     if (state === undefined) return update.call(this, input, output)
     if (!(input instanceof Uint8Array)) throw new Error('input must be Uint8Array or Buffer')
-    const out = output ?? new Uint8Array(input.length)
+    const out = output ?? uninitialised(input.length)
     if (input.length > 0) sodium.crypto_stream_xor_update(state, out, input)
     return out
   }
@@ -98,6 +98,18 @@ function patch (): boolean {
   Object.assign(proto, { final: proto.finalize })
   proto.__shoalNative = true
   return true
+}
+
+/**
+ * A Uint8Array of `length` bytes left uninitialised, for an output the
+ * cipher overwrites whole: zero-filling it first (`new Uint8Array`) was a
+ * second pass over every byte of every connection. Small ones come from
+ * Node's buffer pool. A plain Uint8Array, not a Buffer, as before: its
+ * `slice()` still copies.
+ */
+function uninitialised (length: number): Uint8Array {
+  const buf = Buffer.allocUnsafe(length)
+  return new Uint8Array(buf.buffer, buf.byteOffset, length)
 }
 
 /** True when the private-swarm cipher runs on libsodium. */

@@ -312,7 +312,7 @@ async function firstOf<T> (a: Promise<T>, b: Promise<T>): Promise<T> {
 }
 
 async function buildIndex (components: StripedReadComponents, manifest: CID, signal?: AbortSignal): Promise<StripeIndex> {
-  const getter = { getBytes: async (cid: CID, o?: { signal?: AbortSignal }) => await components.exchange.getBlock(cid, { signal: o?.signal ?? signal }) }
+  const getter = manifestGetter(components.exchange, manifest, signal)
   const mroot = await loadManifestRoot(getter, manifest, signal)
   const leaves = new Map<string, LeafPlace>()
   const stripes: Stripe[] = []
@@ -323,6 +323,27 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
   }
   const view = await components.stripes.holders(manifest, mroot.stripes, signal)
   return { mroot, view, leaves, stripes }
+}
+
+/**
+ * The manifest's blocks (its root, then its pages): local, else from the
+ * providers of its root, looked up once for every page (a provider lookup
+ * is a DHT query and a `have` to every connected peer); a page those
+ * providers cannot give is looked up on its own. Kept here, as before.
+ */
+function manifestGetter (exchange: BlockExchange, manifest: CID, signal?: AbortSignal): BlockGetter {
+  const session = exchange.session(manifest, { signal })
+  return {
+    getBytes: async (cid, o) => {
+      const opts = { signal: o?.signal ?? signal }
+      try {
+        return await session.getBytes(cid, opts)
+      } catch (err: any) {
+        if (err?.name !== 'BlockUnavailableError' || cid.equals(manifest)) throw err
+        return await exchange.getBlock(cid, opts)
+      }
+    }
+  }
 }
 
 /**

@@ -127,6 +127,23 @@ describe('read path v2 on real nodes', () => {
     assert.equal(stats.requestsInFlight, 0)
   })
 
+  it('a striped read looks up the providers of its manifest once, not once per manifest block', TEST, async t => {
+    const f = await stripedFile(t)
+    const mroot = await loadManifestRoot(f.reader.components.blocks.getter(), f.manifest)
+    assert.ok(mroot.pages.length >= 1)
+    // the reader holds none of the manifest: its blocks come from peers
+    for (const cid of [f.manifest, ...mroot.pages]) await f.reader.components.blockstore.delete(cid)
+    const routing = f.reader.components.libp2p.contentRouting
+    const findProviders = routing.findProviders.bind(routing)
+    const looked: string[] = []
+    routing.findProviders = (cid, options) => { looked.push(cid.toString()); return findProviders(cid, options) }
+    const { bytes } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
+    assert.equal(sha(bytes), sha(f.data))
+    assert.equal(looked.filter(c => c === f.manifest.toString()).length, 1, 'the manifest root was looked up once')
+    for (const page of mroot.pages) assert.ok(!looked.includes(page.toString()), 'a page is asked of the root\'s providers, not looked up')
+    for (const cid of [f.manifest, ...mroot.pages]) assert.equal(await f.reader.components.blockstore.has(cid), true, 'the manifest is kept, as before')
+  })
+
   it('a holder that stalls on a leaf is hedged: its stripe is rebuilt from the others while the request still hangs', TEST, async t => {
     const f = await stripedFile(t)
     const { leaf, holder: slow } = await leafOnAnother(f)
