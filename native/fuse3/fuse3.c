@@ -507,6 +507,9 @@ static void * fuse3_init (struct fuse_conn_info *conn, struct fuse_config *cfg) 
   ft->max_read = conn->max_read;
   ft->max_readahead = conn->max_readahead;
   ft->proto_minor = conn->proto_minor;
+  /* as over libfuse2: the table's readdir gives names only, and READDIRPLUS
+   * without attributes makes the kernel look each name up anyway */
+  conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 
   fuse3_locals_t *l = get_thread_locals();
   l->op = op_init;
@@ -548,19 +551,50 @@ static void fuse3_async_init (uv_async_t* handle) {
   uv_sem_post(&(ft->sem));
 }
 
+/*
+ * libfuse's loop starts and ends threads as the load changes (it keeps at
+ * most 10 idle). A thread's locals, with their uv_async handle on the event
+ * loop, go back to a free list when it ends and serve the next thread: a
+ * new block per thread would add a handle to the event loop each time, and
+ * libuv looks at every async handle on every wake-up.
+ */
+static fuse3_locals_t *free_locals[1024];
+static int free_locals_count = 0;
+static uv_mutex_t free_locals_mut;
+
+static void release_thread_locals (void *data) {
+  uv_mutex_lock(&free_locals_mut);
+  if (free_locals_count < 1024) free_locals[free_locals_count++] = (fuse3_locals_t *) data;
+  uv_mutex_unlock(&free_locals_mut);
+}
+
 static fuse3_locals_t* get_thread_locals () {
-  struct fuse_context *ctx = fuse_get_context();
-  fuse3_thread_t *ft = (fuse3_thread_t *) ctx->private_data;
   void *data = pthread_getspecific(thread_locals_key);
   if (data != NULL) return (fuse3_locals_t *) data;
 
-  uv_mutex_lock(&(ft->mut));
-  ft->async.data = ft;
-  uv_async_send(&(ft->async));
-  uv_sem_wait(&(ft->sem));
-  fuse3_locals_t *l = (fuse3_locals_t*) ft->async.data;
+  struct fuse_context *ctx = fuse_get_context();
+  fuse3_thread_t *ft = (fuse3_thread_t *) ctx->private_data;
+  fuse3_locals_t *l = NULL;
+
+  uv_mutex_lock(&free_locals_mut);
+  for (int i = free_locals_count - 1; i >= 0; i--) {
+    if (free_locals[i]->fuse == ft) {
+      l = free_locals[i];
+      free_locals[i] = free_locals[--free_locals_count];
+      break;
+    }
+  }
+  uv_mutex_unlock(&free_locals_mut);
+
+  if (l == NULL) {
+    uv_mutex_lock(&(ft->mut));
+    ft->async.data = ft;
+    uv_async_send(&(ft->async));
+    uv_sem_wait(&(ft->sem));
+    l = (fuse3_locals_t*) ft->async.data;
+    uv_mutex_unlock(&(ft->mut));
+  }
   pthread_setspecific(thread_locals_key, (void *) l);
-  uv_mutex_unlock(&(ft->mut));
   return l;
 }
 
@@ -683,7 +717,8 @@ NAPI_METHOD(fuse3_conn_info) {
 }
 
 NAPI_INIT() {
-  pthread_key_create(&(thread_locals_key), NULL);
+  pthread_key_create(&(thread_locals_key), release_thread_locals);
+  uv_mutex_init(&free_locals_mut);
 
   NAPI_EXPORT_SIZEOF(fuse3_thread_t)
   NAPI_EXPORT_UINT32(OP_COUNT)
