@@ -5,11 +5,11 @@
  * Two bindings: Shoal's own over libfuse3 (`native/fuse3/`, driven by
  * `fuse3.ts`, built by `npm run build:fuse3`), where the kernel sends reads
  * and writes of up to 1 MiB; and fuse-native over Debian's libfuse2, where
- * it sends 128 KiB (docs/fuse.md, "Bindings"). The libfuse3 one is used when
- * it is built, loads (libfuse3 is installed) and can mount (root, or
- * `fusermount3` on the PATH); fuse-native otherwise. `SHOAL_FUSE_BINDING`
- * (`libfuse3`, `libfuse2`) forces one. Each mount reports its binding
- * (`shoal mounts`, the daemon's log).
+ * it sends 128 KiB (docs/fuse.md, "Bindings"). fuse-native is the default;
+ * `SHOAL_FUSE_BINDING=libfuse3` asks for the other, which must then be built,
+ * load (libfuse3 is installed) and be able to mount (root, or `fusermount3`
+ * on the PATH). Each mount reports its binding (`shoal mounts`, the
+ * daemon's log).
  *
  * Why it loads late: both are optional (fuse-native's prebuilt binaries
  * cover few platforms, the addon needs libfuse3's headers to build, and a
@@ -29,9 +29,9 @@ import { FuseUnavailableError } from './errors.js'
 import { loadFuse3Addon, mountFuse3 } from './fuse3.js'
 
 /** What to do when no binding is installed (one line, shown by `shoal mount`). */
-export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder (or, for 1 MiB requests, `apt-get install libfuse3-dev` and `npm run build:fuse3`), and restart the daemon'
+export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder (or, for 1 MiB requests, `apt-get install libfuse3-dev`, `npm run build:fuse3` and SHOAL_FUSE_BINDING=libfuse3), and restart the daemon'
 
-/** The environment variable that forces a binding: `libfuse3` or `libfuse2` (default: libfuse3 when usable). */
+/** The environment variable that picks a binding: `libfuse3` or `libfuse2` (the default). */
 export const FUSE_BINDING_ENV = 'SHOAL_FUSE_BINDING'
 
 /** A FUSE binding: Shoal's own over libfuse3, or fuse-native over libfuse2. */
@@ -233,19 +233,16 @@ export async function chooseFuseBinding (): Promise<FuseBindingChoice> {
   if (forced !== '' && forced !== 'libfuse3' && forced !== 'libfuse2') {
     throw new FuseUnavailableError(`${FUSE_BINDING_ENV} must be libfuse3 or libfuse2, not ${JSON.stringify(forced)}`)
   }
-  if (forced === 'libfuse2') {
-    await loadFuseClass()
-    choice = { name: 'libfuse2', whyNotLibfuse3: `${FUSE_BINDING_ENV}=libfuse2` }
-    return choice
-  }
-  const why = await libfuse3Unusable()
-  if (why === undefined) {
+  if (forced === 'libfuse3') {
+    const why = await libfuse3Unusable()
+    if (why !== undefined) throw new FuseUnavailableError(`the libfuse3 binding is ${why}`)
     choice = { name: 'libfuse3' }
     return choice
   }
-  if (forced === 'libfuse3') throw new FuseUnavailableError(`the libfuse3 binding is ${why}`)
+  // libfuse2 by default: over libfuse3 reads are faster but writes and
+  // listings were slower in the same runs (docs/decisions.md)
   await loadFuseClass()
-  choice = { name: 'libfuse2', whyNotLibfuse3: why }
+  choice = { name: 'libfuse2', whyNotLibfuse3: `not asked for (${FUSE_BINDING_ENV}=libfuse3)` }
   return choice
 }
 

@@ -1,8 +1,7 @@
 /**
- * FUSE bindings are optional: with none (fuse-native hidden from the
+ * fuse-native is an optional dependency: with it absent (hidden from the
  * daemon's process by a resolve hook, which is what Node sees when it is
- * not installed, and the libfuse3 binding set aside as when it is not
- * built: `SHOAL_FUSE_BINDING=libfuse2`), the daemon starts, adds and reads; `shoal mount` fails
+ * not installed), the daemon starts, adds and reads; `shoal mount` fails
  * with one line naming what to install and changes nothing; a mount
  * recorded by an earlier daemon is kept, not forgotten, and comes back at
  * a start where FUSE loads.
@@ -16,21 +15,14 @@ import { fileURLToPath } from 'node:url'
 import { defer, tempDir } from '../helpers/temp.js'
 import { eventually, lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
 import { HIDE_MODULES_ENV } from '../helpers/hide-module.js'
-import { FUSE_BINDING_ENV } from '../../node/fuse/adapter.js'
 import { requireFuse, sh } from '../node/fuse/helpers.js'
 
 const TEST = { timeout: 120_000 }
 
-/**
- * Environment of a process (and its children) with no FUSE binding:
- * fuse-native not installed, and the libfuse3 binding not used (as when
- * it is not built; the addon is loaded by `require`, which the hook does
- * not see).
- */
+/** Environment of a process (and its children) in which fuse-native is not installed. */
 const WITHOUT_FUSE = {
   NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${fileURLToPath(new URL('../helpers/hide-module.js', import.meta.url))}`.trim(),
-  [HIDE_MODULES_ENV]: 'fuse-native',
-  [FUSE_BINDING_ENV]: 'libfuse2'
+  [HIDE_MODULES_ENV]: 'fuse-native'
 }
 
 /** True when `dir` is a mountpoint of this machine. */

@@ -1,6 +1,7 @@
 /**
  * The libfuse3 binding (native/fuse3, built by `npm run build:fuse3`, which
- * .ci/run does): a mount made through the adapter uses it, the kernel sends
+ * .ci/run does): asked for with SHOAL_FUSE_BINDING=libfuse3 (set for this
+ * whole test process), a mount made through the adapter uses it, the kernel sends
  * it reads and writes of 1 MiB (over libfuse2 they are 128 KiB), and the
  * operations whose libfuse3 signatures differ from libfuse2's (getattr and
  * truncate with a file handle, utimens, rename with flags, readdir) reach
@@ -21,6 +22,8 @@ import { python, requireFuse, sh, shOk } from './helpers.js'
 
 const MiB = 1024 * 1024
 const ENOENT = -2
+// before anything picks a binding in this process (the choice is kept)
+process.env[FUSE_BINDING_ENV] = 'libfuse3'
 
 interface File { bytes: Buffer, mtime: number }
 
@@ -66,19 +69,17 @@ function memoryOps (): { ops: FuseOps, files: Map<string, File>, reads: number[]
 
 describe('FUSE binding over libfuse3', () => {
   it('an unknown SHOAL_FUSE_BINDING is refused with a FuseUnavailableError, and nothing is chosen', async () => {
-    const before = process.env[FUSE_BINDING_ENV]
     process.env[FUSE_BINDING_ENV] = 'libfuse9'
     try {
       await assert.rejects(chooseFuseBinding(), (err: any) => err instanceof FuseUnavailableError && /must be libfuse3 or libfuse2/.test(err.message))
     } finally {
-      if (before === undefined) delete process.env[FUSE_BINDING_ENV]
-      else process.env[FUSE_BINDING_ENV] = before
+      process.env[FUSE_BINDING_ENV] = 'libfuse3'
     }
   })
 
   it('mounts through libfuse3; reads and writes come as 1 MiB requests and the bytes are exact', { timeout: 60_000 }, async t => {
     await requireFuse()
-    assert.deepEqual(await chooseFuseBinding(), { name: 'libfuse3' }, 'the libfuse3 binding is built (npm run build:fuse3) and chosen')
+    assert.deepEqual(await chooseFuseBinding(), { name: 'libfuse3' }, 'the libfuse3 binding is built (npm run build:fuse3) and used when asked for')
     const root = await tempDir(t, 'shoal-fuse3-')
     const dir = join(root, 'mnt')
     await mkdir(dir)
