@@ -27,7 +27,7 @@ export async function mountCommand (g: GlobalOptions, dir: string): Promise<void
   const client = await ApiClient.connect(g.repo)
   const info = await client.json<MountInfo>('POST', '/api/v0/mount', { path })
   if (g.json) printJson(info)
-  else printLines(`mounted the namespace at ${info.dir}`)
+  else printLines(`mounted the namespace at ${info.dir} (${info.binding}, requests up to ${info.maxRequest / 1024} KiB)`)
 }
 
 /** `shoal unmount DIR`: what was written through the mount is committed before it returns. */
@@ -44,5 +44,5 @@ export async function mountsCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const mounts = await client.json<MountInfo[]>('GET', '/api/v0/mounts')
   if (g.json) printJson(mounts)
-  else printLines(...mounts.map(m => `${m.dir}\tsince ${new Date(m.since).toISOString()}`))
+  else printLines(...mounts.map(m => `${m.dir}\tsince ${new Date(m.since).toISOString()}\t${m.binding}, requests up to ${m.maxRequest / 1024} KiB`))
 }

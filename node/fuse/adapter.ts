@@ -1,26 +1,41 @@
 /**
- * The only module that touches the FUSE binding (fuse-native over Debian's
- * libfuse2): loads it on first use, adds the mount options it does not pass
- * itself, and turns its callback API into promises.
+ * The only module that touches a FUSE binding: picks one, loads it on first
+ * use, builds its mount options, and turns its callback API into promises.
  *
- * Why it loads late: fuse-native is an optional dependency (its prebuilt
- * binaries cover few platforms, and a node is useful without a mount), so
- * it may be absent, or present without the libfuse2 it links to. Nothing
- * loads it until a mount is made: a node without it starts, adds, reads and
+ * Two bindings: Shoal's own over libfuse3 (`native/fuse3/`, driven by
+ * `fuse3.ts`, built by `npm run build:fuse3`), where the kernel sends reads
+ * and writes of up to 1 MiB; and fuse-native over Debian's libfuse2, where
+ * it sends 128 KiB (docs/fuse.md, "Bindings"). fuse-native is the default;
+ * `SHOAL_FUSE_BINDING=libfuse3` asks for the other, which must then be built,
+ * load (libfuse3 is installed) and be able to mount (root, or `fusermount3`
+ * on the PATH). Each mount reports its binding (`shoal mounts`, the
+ * daemon's log).
+ *
+ * Why it loads late: both are optional (fuse-native's prebuilt binaries
+ * cover few platforms, the addon needs libfuse3's headers to build, and a
+ * node is useful without a mount), so neither may be there. Nothing loads
+ * until a mount is made: a node without them starts, adds, reads and
  * serves the swarm, and only `shoal mount` (or a recorded mount restored at
  * start) fails, with a {@link FuseUnavailableError} that says what to install.
  *
- * How: a dynamic `import()` on the first {@link checkFuse} or
- * {@link mountFuse} (an ESM import, so Node's resolve hooks see it as they
- * would a missing package), cached once it succeeds.
+ * How: fuse-native by a dynamic `import()` (an ESM import, so Node's resolve
+ * hooks see it as they would a missing package), the addon by `require` of
+ * its built file; the choice is cached once it succeeds.
  *
  * @module
  */
 import { access, constants } from 'node:fs/promises'
 import { FuseUnavailableError } from './errors.js'
+import { loadFuse3Addon, mountFuse3 } from './fuse3.js'
 
-/** What to do when the binding is not installed (one line, shown by `shoal mount`). */
-export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder, and restart the daemon'
+/** What to do when no binding is installed (one line, shown by `shoal mount`). */
+export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder (or, for 1 MiB requests, `apt-get install libfuse3-dev`, `npm run build:fuse3` and SHOAL_FUSE_BINDING=libfuse3), and restart the daemon'
+
+/** The environment variable that picks a binding: `libfuse3` or `libfuse2` (the default). */
+export const FUSE_BINDING_ENV = 'SHOAL_FUSE_BINDING'
+
+/** A FUSE binding: Shoal's own over libfuse3, or fuse-native over libfuse2. */
+export type FuseBindingName = 'libfuse3' | 'libfuse2'
 
 /** A FUSE reply callback: an errno (0 or negative) and the values of the op. */
 export type Reply<A extends unknown[] = []> = (code: number, ...values: A) => void
@@ -104,13 +119,21 @@ export interface FuseMountOptions {
    * bound answers ETIMEDOUT. @default 60 s for most, none for those that wait on commits
    */
   timeout?: Record<string, number | false>
+  /**
+   * The kernel's read-ahead window of the mount, KiB (libfuse3 only, root
+   * only: its bdi's `read_ahead_kb`). The kernel's default (128 KiB) sends
+   * a sequential read as 128 KiB requests even where 1 MiB ones are allowed.
+   * @default 1024
+   */
+  readAheadKb?: number
 }
 
 /**
- * Options every Shoal mount (and the bench's reference file system) adds to
- * fuse-native's: `big_writes` (128 KiB writes instead of 4 KiB, ×9 on
+ * Options every Shoal mount over libfuse2 (and the bench's reference file
+ * system) adds to fuse-native's: `big_writes` (128 KiB writes instead of 4 KiB, ×9 on
  * sequential writes: docs/fuse.md), `atomic_o_trunc` (`open(O_TRUNC)` comes
- * as one open, not a truncate then an open).
+ * as one open, not a truncate then an open). libfuse3 has both by default
+ * (and refuses the names).
  */
 export const EXTRA_MOUNT_OPTIONS: readonly string[] = ['big_writes', 'atomic_o_trunc']
 
@@ -121,6 +144,10 @@ const UNBOUNDED_OPS = ['open', 'create', 'release', 'flush', 'fsync', 'truncate'
 export interface MountedFuse {
   /** Absolute mountpoint. */
   dir: string
+  /** The binding that serves it. */
+  binding: FuseBindingName
+  /** Largest read or write request the kernel sends, bytes (128 KiB over libfuse2). */
+  maxRequest: number
   /** Unmount (lazily: a busy mount is detached at once) and end the FUSE session. */
   unmount: () => Promise<void>
 }
@@ -133,7 +160,7 @@ type FuseClass = new (mnt: string, ops: FuseOps, opts: Record<string, unknown>) 
 
 let fuseClass: FuseClass | undefined
 
-/** Load the binding and subclass it once. @throws {FuseUnavailableError} */
+/** Load fuse-native and subclass it once. @throws {FuseUnavailableError} */
 async function loadFuseClass (): Promise<FuseClass> {
   if (fuseClass !== undefined) return fuseClass
   let Fuse: any
@@ -154,7 +181,7 @@ async function loadFuseClass (): Promise<FuseClass> {
   return fuseClass
 }
 
-/** The typed error for a binding that does not load: not installed, or its libfuse2 missing. */
+/** The typed error for fuse-native when it does not load: not installed, or its libfuse2 missing. */
 function bindingError (err: any): FuseUnavailableError {
   const message = String(err?.message ?? err).split('\n')[0]
   if (err?.code === 'ERR_MODULE_NOT_FOUND' && message.includes('fuse-native')) {
@@ -166,47 +193,111 @@ function bindingError (err: any): FuseUnavailableError {
   return new FuseUnavailableError(`cannot load the FUSE binding fuse-native (${message}): ${INSTALL_FUSE_HINT}`)
 }
 
+/** The binding this process mounts with, and why not libfuse3 when it is libfuse2. */
+export interface FuseBindingChoice {
+  name: FuseBindingName
+  /** Why the libfuse3 binding is not used (absent when it is). */
+  whyNotLibfuse3?: string
+}
+
+let choice: FuseBindingChoice | undefined
+
+/** Whether `name` is an executable on the PATH. */
+async function onPath (name: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(':').filter(p => p !== '')) {
+    try { await access(`${dir}/${name}`, constants.X_OK); return true } catch {}
+  }
+  return false
+}
+
+/** Why the libfuse3 binding cannot mount here, or undefined when it can. */
+async function libfuse3Unusable (): Promise<string | undefined> {
+  try {
+    loadFuse3Addon()
+  } catch (err: any) {
+    if (err?.code === 'MODULE_NOT_FOUND') return 'not built: `npm run build:fuse3` (needs libfuse3-dev)'
+    return `does not load: ${String(err?.message ?? err).split('\n')[0]}`
+  }
+  if (process.geteuid?.() !== 0 && !await onPath('fusermount3')) return 'not root and no fusermount3 on the PATH (Debian\'s fuse3 package)'
+  return undefined
+}
+
 /**
- * Check that this machine can mount: the binding loads (first: a missing
+ * Pick the binding once per process (see the module comment).
+ *
+ * @throws {FuseUnavailableError} when none loads, or the one forced does not
+ */
+export async function chooseFuseBinding (): Promise<FuseBindingChoice> {
+  if (choice !== undefined) return choice
+  const forced = process.env[FUSE_BINDING_ENV] ?? ''
+  if (forced !== '' && forced !== 'libfuse3' && forced !== 'libfuse2') {
+    throw new FuseUnavailableError(`${FUSE_BINDING_ENV} must be libfuse3 or libfuse2, not ${JSON.stringify(forced)}`)
+  }
+  if (forced === 'libfuse3') {
+    const why = await libfuse3Unusable()
+    if (why !== undefined) throw new FuseUnavailableError(`the libfuse3 binding is ${why}`)
+    choice = { name: 'libfuse3' }
+    return choice
+  }
+  // libfuse2 by default: over libfuse3 reads are faster but writes and
+  // listings were slower in the same runs (docs/decisions.md)
+  await loadFuseClass()
+  choice = { name: 'libfuse2', whyNotLibfuse3: `not asked for (${FUSE_BINDING_ENV}=libfuse3)` }
+  return choice
+}
+
+/**
+ * Check that this machine can mount: a binding loads (first: a missing
  * module is what `npm install` fixes, whatever the machine), `/dev/fuse`
- * opens for reading and writing, `fusermount` is on the PATH.
+ * opens for reading and writing, and for libfuse2 `fusermount` is on the
+ * PATH (libfuse3 mounts as root by itself).
  *
  * @throws {FuseUnavailableError} saying which is missing
  */
-export async function checkFuse (): Promise<void> {
-  await loadFuseClass()
+export async function checkFuse (): Promise<FuseBindingChoice> {
+  const chosen = await chooseFuseBinding()
   try {
     await access('/dev/fuse', constants.R_OK | constants.W_OK)
   } catch (err: any) {
     throw new FuseUnavailableError(`/dev/fuse is not usable (${String(err?.code ?? err?.message)}): FUSE needs the fuse kernel module and access to /dev/fuse`)
   }
-  const path = (process.env.PATH ?? '').split(':').filter(p => p !== '')
-  let found = false
-  for (const dir of path) {
-    try { await access(`${dir}/fusermount`, constants.X_OK); found = true; break } catch {}
-  }
-  if (!found) throw new FuseUnavailableError('fusermount is not on the PATH: install Debian\'s `fuse` package')
+  if (chosen.name === 'libfuse2' && !await onPath('fusermount')) throw new FuseUnavailableError('fusermount is not on the PATH: install Debian\'s `fuse` package')
+  return chosen
 }
 
 /**
- * Mount `ops` at `dir` (an existing, empty directory) with Shoal's options.
- * The FUSE loop runs on the binding's threads; every operation is answered
- * on this process's event loop — which must therefore never make a
- * synchronous call on the mount (it would wait for itself).
+ * Mount `ops` at `dir` (an existing, empty directory) with Shoal's options,
+ * on the binding {@link chooseFuseBinding} picks. The FUSE loop runs on the
+ * binding's threads; every operation is answered on this process's event
+ * loop — which must therefore never make a synchronous call on the mount
+ * (it would wait for itself).
  *
- * @throws {FuseUnavailableError} when the binding does not load
+ * @throws {FuseUnavailableError} when no binding loads
  */
 export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOptions = {}): Promise<MountedFuse> {
-  const Fuse = await loadFuseClass()
+  const { name } = await chooseFuseBinding()
   const timeout: Record<string, number | false> = { default: 60_000 }
   for (const op of UNBOUNDED_OPS) timeout[op] = false
   Object.assign(timeout, options.timeout)
+  const attrTimeout = `attr_timeout=${options.attrTimeout ?? 1}`
+  const entryTimeout = `entry_timeout=${options.entryTimeout ?? 1}`
+  if (name === 'libfuse3') {
+    const mounted = await mountFuse3(dir, ops, {
+      options: [`fsname=${options.fsname ?? 'shoal'}`, 'subtype=shoal', ...(options.autoCache ?? true ? ['auto_cache'] : []), attrTimeout, entryTimeout],
+      timeout,
+      readAheadKb: options.readAheadKb ?? 1024
+    })
+    // max_read 0: no limit but max_pages, which libfuse3 derives from max_write
+    const { maxWrite, maxRead } = mounted.conn
+    return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, unmount: mounted.unmount }
+  }
+  const Fuse = await loadFuseClass()
   const fuse = new Fuse(dir, ops, {
     fsname: options.fsname ?? 'shoal',
     subtype: 'shoal',
     autoCache: options.autoCache ?? true,
     // fuse-native drops a timeout of 0: pass both ourselves
-    extraOptions: [`attr_timeout=${options.attrTimeout ?? 1}`, `entry_timeout=${options.entryTimeout ?? 1}`],
+    extraOptions: [attrTimeout, entryTimeout],
     timeout
   })
   await new Promise<void>((resolve, reject) => {
@@ -215,6 +306,9 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
   let unmounting: Promise<void> | undefined
   return {
     dir,
+    binding: name,
+    // libfuse2 does not negotiate max_pages: the kernel's default of 32 pages
+    maxRequest: 128 * 1024,
     async unmount () {
       unmounting ??= new Promise<void>((resolve, reject) => {
         fuse.unmount(err => { if (err === null || err === undefined) resolve(); else reject(err) })

@@ -6,7 +6,7 @@
  */
 import { ShoalError } from '../errors.js'
 
-/** FUSE cannot be used on this machine (no `/dev/fuse`, no libfuse2, no `fusermount`). */
+/** FUSE cannot be used on this machine (no `/dev/fuse`, no binding, no `fusermount` for libfuse2). */
 export class FuseUnavailableError extends ShoalError {
   override name = 'FuseUnavailableError'
   override readonly status = 503

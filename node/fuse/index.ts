@@ -4,7 +4,7 @@
  * - `service.ts`: mounts of a node, their record, stale-mount restore
  * - `filesystem.ts`: the namespace as a file system, writes staged on top
  * - `ops.ts`: that file system as the binding's operations table
- * - `adapter.ts`: the binding (fuse-native over libfuse2) and mount options
+ * - `adapter.ts`: the binding (ours over libfuse3, `fuse3.ts`; else fuse-native over libfuse2) and mount options
  * - `staging.ts`, `commits.ts`, `reader.ts`, `attrs.ts`, `locks.ts`: the parts
  * - `mounts.ts`: mountpoint checks, `<repo>/mounts.json`, freeing stale mounts
  * - `errno.ts`, `errors.ts`: failures as errno and as error classes
@@ -13,7 +13,7 @@
  */
 export { FuseService, createFuseService, type FuseComponents, type MountInfo } from './service.js'
 export { ShoalFilesystem, type FilesystemComponents, type FilesystemOptions, type Attr } from './filesystem.js'
-export { checkFuse, mountFuse, EXTRA_MOUNT_OPTIONS, type FuseOps, type FuseMountOptions, type MountedFuse } from './adapter.js'
+export { checkFuse, chooseFuseBinding, mountFuse, EXTRA_MOUNT_OPTIONS, FUSE_BINDING_ENV, type FuseBindingName, type FuseBindingChoice, type FuseOps, type FuseMountOptions, type MountedFuse } from './adapter.js'
 export { createOps, statOf } from './ops.js'
 export { StagingArea, StagedFile } from './staging.js'
 export { HandleReader } from './reader.js'

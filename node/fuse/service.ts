@@ -10,7 +10,7 @@ import type { ChunkerSpec } from '../content/index.js'
 import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
 import type { RepoConfig, RepoLayout } from '../repo/index.js'
-import { checkFuse, mountFuse, type MountedFuse } from './adapter.js'
+import { checkFuse, mountFuse, type FuseBindingName, type MountedFuse } from './adapter.js'
 import { FuseUnavailableError, NotMountedError, MountpointBusyError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
 import { checkMountpoint, cleanStaleMount, isStaleMount, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
@@ -37,6 +37,10 @@ export interface MountInfo {
   dir: string
   /** When it was mounted (ms since the epoch). */
   since: number
+  /** The FUSE binding that serves it (docs/fuse.md, "Bindings"). */
+  binding: FuseBindingName
+  /** Largest read or write request the kernel sends it, bytes. */
+  maxRequest: number
 }
 
 /** Mounts of one node. Every mount shows the same namespace and shares one set of staged writes. */
@@ -70,7 +74,7 @@ export class FuseService {
 
   /** Active mounts, oldest first. */
   mounts (): MountInfo[] {
-    return [...this.active].map(([dir, m]) => ({ dir, since: m.since })).sort((a, b) => a.since - b.since)
+    return [...this.active].map(([dir, m]) => ({ dir, since: m.since, binding: m.mounted.binding, maxRequest: m.mounted.maxRequest })).sort((a, b) => a.since - b.since)
   }
 
   /**
@@ -101,7 +105,7 @@ export class FuseService {
           }
         }
       }
-      await writeMountRecords(this.recordsFile, [...this.mounts(), ...kept])
+      await writeMountRecords(this.recordsFile, [...this.mounts().map(({ dir, since }) => ({ dir, since })), ...kept])
       return restored
     })
   }
@@ -141,7 +145,7 @@ export class FuseService {
     if (typeof dir === 'string' && this.active.has(dir)) throw new MountpointBusyError(`${dir} is already mounted by this node`)
     const path = await checkMountpoint(dir)
     if (this.active.has(path)) throw new MountpointBusyError(`${path} is already mounted by this node`)
-    await checkFuse()
+    const binding = await checkFuse()
     const { config } = this.components
     const fs = this.filesystem()
     let mounted: MountedFuse
@@ -158,8 +162,8 @@ export class FuseService {
     const since = Date.now()
     this.active.set(path, { mounted, since })
     await this.saveRecords()
-    this.log.info({ dir: path }, 'mounted')
-    return { dir: path, since }
+    this.log.info({ dir: path, binding: mounted.binding, maxRequest: mounted.maxRequest, whyNotLibfuse3: binding.whyNotLibfuse3 }, 'mounted')
+    return { dir: path, since, binding: mounted.binding, maxRequest: mounted.maxRequest }
   }
 
   private async unmountNow (dir: string): Promise<void> {
@@ -185,7 +189,7 @@ export class FuseService {
   }
 
   private async saveRecords (): Promise<void> {
-    await writeMountRecords(this.recordsFile, this.mounts())
+    await writeMountRecords(this.recordsFile, this.mounts().map(({ dir, since }) => ({ dir, since })))
   }
 }
 
