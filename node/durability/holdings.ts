@@ -88,11 +88,18 @@ export interface DeferredRecord {
   paths?: string[]
 }
 
-/** `next` for a file that may wait already as `prev`: the paths of both when the policy is the same (none: every visible file). */
-function mergeDeferred (prev: DeferredRecord | undefined, next: DeferredRecord): DeferredRecord {
-  if (prev === undefined || prev.policy !== next.policy) return next
-  if (prev.paths === undefined || next.paths === undefined) return { policy: next.policy, size: next.size, since: next.since }
-  return { ...next, paths: [...new Set([...prev.paths, ...next.paths])] }
+/**
+ * The stored head of a deferred record: its paths are rows of their own
+ * (`DEFERRED_PATH` + root + NUL + path, `bound`), so that one more add of
+ * the same content (many files of one content: every create of a mount
+ * writing identical files) writes one path row instead of rewriting a list
+ * of every path so far (a cost per add that grew with the files). `rev`
+ * changes with every note (a conditional drop compares it). Records written
+ * before hold their paths inline (`paths`), moved to rows at the next note.
+ */
+interface DeferredHead extends DeferredRecord {
+  rev?: number
+  bound?: boolean
 }
 
 /**
@@ -113,6 +120,10 @@ export interface Reservation {
 
 const MANIFEST = 'm!'
 const DEFERRED = 'd!'
+const DEFERRED_PATH = 'dp!'
+const EMPTY = new Uint8Array(0)
+/** The row that binds `path` to the deferred record of `root`. */
+function deferredPathKey (root: string, path: string): string { return DEFERRED_PATH + root + '\x00' + path }
 const SHARD = 'h!'
 const RESERVED = 'r!'
 const PLACEMENT = 'p!'
@@ -430,27 +441,61 @@ export class Holdings {
    */
   async noteDeferred (root: CID | string, record: DeferredRecord, sync = true): Promise<void> {
     await this.deferredWrite(async () => {
-      const merged = mergeDeferred(await this.deferredOf(root), record)
-      await this.kv.batch([{ type: 'put', key: DEFERRED + root.toString(), value: encodeJSON(merged) }], sync)
+      const text = root.toString()
+      const head = await this.deferredHead(text)
+      const ops: KVOp[] = []
+      const replaces = head === undefined || head.policy !== record.policy
+      const headHasPaths = head !== undefined && (head.bound === true || head.paths !== undefined)
+      // the same policy: the paths of both, or none (every visible file) when either has none
+      const keepsPaths = !replaces && headHasPaths && record.paths !== undefined
+      if (!keepsPaths && head?.bound === true) ops.push(...(await this.deferredPathKeys(text)).map((key): KVOp => ({ type: 'del', key })))
+      const paths = replaces ? record.paths : keepsPaths ? [...(head?.paths ?? []), ...(record.paths ?? [])] : undefined
+      for (const path of new Set(paths)) ops.push({ type: 'put', key: deferredPathKey(text, path), value: EMPTY })
+      const next: DeferredHead = { policy: record.policy, size: record.size, since: record.since, rev: (head?.rev ?? 0) + 1 }
+      if (paths !== undefined) next.bound = true
+      ops.push({ type: 'put', key: DEFERRED + text, value: encodeJSON(next) })
+      await this.kv.batch(ops, sync)
     })
   }
 
   /** The deferred record of the file `root`, if it waits. */
   async deferredOf (root: CID | string): Promise<DeferredRecord | undefined> {
-    const bytes = await this.kv.get(DEFERRED + root.toString())
-    return bytes === undefined ? undefined : decodeJSON<DeferredRecord>(bytes)
+    const text = root.toString()
+    const head = await this.deferredHead(text)
+    return head === undefined ? undefined : await this.withPaths(text, head)
+  }
+
+  private async deferredHead (root: string): Promise<DeferredHead | undefined> {
+    const bytes = await this.kv.get(DEFERRED + root)
+    return bytes === undefined ? undefined : decodeJSON<DeferredHead>(bytes)
+  }
+
+  /** A stored head as the record it stands for (its path rows read). */
+  private async withPaths (root: string, head: DeferredHead): Promise<DeferredRecord> {
+    if (head.bound !== true) return head
+    const prefix = deferredPathKey(root, '')
+    const { bound: _bound, ...record } = head
+    return { ...record, paths: (await this.deferredPathKeys(root)).map(key => key.slice(prefix.length)) }
+  }
+
+  private async deferredPathKeys (root: string): Promise<string[]> {
+    const prefix = deferredPathKey(root, '')
+    const keys: string[] = []
+    for await (const [key] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) keys.push(key)
+    return keys
   }
 
   /** Every file that waits to be coded: root → record. */
   async * deferred (): AsyncGenerator<[string, DeferredRecord]> {
     for await (const [key, value] of this.kv.iterate({ gte: DEFERRED, lt: DEFERRED + '\xff' })) {
-      yield [key.slice(DEFERRED.length), decodeJSON<DeferredRecord>(value)]
+      const root = key.slice(DEFERRED.length)
+      yield [root, await this.withPaths(root, decodeJSON<DeferredHead>(value))]
     }
   }
 
   /** The file `root` waits no more (coded, or gone from the namespace). */
   async dropDeferred (root: CID | string): Promise<void> {
-    await this.deferredWrite(async () => { await this.kv.batch([{ type: 'del', key: DEFERRED + root.toString() }], true) })
+    await this.deferredWrite(async () => { await this.kv.batch(await this.deferredDrops(root.toString()), true) })
   }
 
   /**
@@ -459,12 +504,17 @@ export class Holdings {
    */
   async dropDeferredIf (root: CID | string, seen: DeferredRecord): Promise<boolean> {
     return await this.deferredWrite(async () => {
-      const key = DEFERRED + root.toString()
-      const now = await this.kv.get(key)
-      if (now !== undefined && Buffer.compare(now, encodeJSON(seen)) !== 0) return false
-      await this.kv.batch([{ type: 'del', key }], true)
+      const text = root.toString()
+      const now = await this.deferredHead(text)
+      if (now !== undefined && (now.rev !== undefined ? now.rev !== (seen as DeferredHead).rev : Buffer.compare(encodeJSON(now), encodeJSON(seen)) !== 0)) return false
+      await this.kv.batch(await this.deferredDrops(text), true)
       return true
     })
+  }
+
+  /** The deletes of `root`'s deferred record and its path rows. */
+  private async deferredDrops (root: string): Promise<KVOp[]> {
+    return [{ type: 'del', key: DEFERRED + root }, ...(await this.deferredPathKeys(root)).map((key): KVOp => ({ type: 'del', key }))]
   }
 
   /** Writes of deferred records, one after another (a conditional drop reads, then writes). */

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { HoldQuota, Holdings } from '../../../node/durability/index.js'
-import { LevelKV } from '../../../node/namespace/kv.js'
+import { LevelKV, MemoryKV, type KVOp } from '../../../node/namespace/kv.js'
 import { tempDir, defer } from '../../helpers/temp.js'
 
 const record = (root: string, role: 'origin' | 'holder' = 'origin'): { root: string, k: number, m: number, role: 'origin' | 'holder', since: number } => ({ root, k: 1, m: 2, role, since: 1 })
@@ -96,5 +96,48 @@ describe('HoldQuota', () => {
     await assert.rejects(measured.check(1001), { name: 'QuotaExceededError' })
     // no limit and no disk to measure: no quota
     assert.equal((await new HoldQuota({ heldForOthers: async () => 0 }).report()).maxForOthers, Infinity)
+  })
+
+  it('one more add of the same content writes its path, not every path so far (many identical files)', async () => {
+    /** A store that counts the bytes of the rows written and read. */
+    class CountingKV extends MemoryKV {
+      written = 0
+      read = 0
+      override async batch (ops: KVOp[]): Promise<void> {
+        for (const op of ops) this.written += op.key.length + (op.type === 'put' ? op.value.length : 0)
+        await super.batch(ops)
+      }
+
+      override async get (key: string): Promise<Uint8Array | undefined> {
+        const value = await super.get(key)
+        this.read += value?.length ?? 0
+        return value
+      }
+    }
+    const kv = new CountingKV()
+    const holdings = new Holdings(kv)
+    await holdings.open()
+    const root = CID.createV1(0x55, await sha256.digest(new Uint8Array([7])))
+    const policy = 'replicas=3'
+    const note = async (i: number): Promise<void> => { await holdings.noteDeferred(root, { policy, size: 4096, since: i, paths: [`/c/f${i}`] }, false) }
+    for (let i = 0; i < 1000; i++) await note(i)
+    kv.written = 0
+    kv.read = 0
+    await note(1000)
+    // was the whole list of 1,001 paths rewritten and read back (~10 KB each)
+    assert.ok(kv.written < 300, `bytes written by one add: ${kv.written}`)
+    assert.ok(kv.read < 200, `bytes read by one add: ${kv.read}`)
+    // the record still binds every path, and a drop of what was seen removes them all
+    const record = await holdings.deferredOf(root)
+    assert.equal(record?.paths?.length, 1001)
+    assert.ok(record?.paths?.includes('/c/f0') === true && record.paths.includes('/c/f1000'))
+    assert.equal(await holdings.dropDeferredIf(root, record), true)
+    assert.equal(await holdings.deferredOf(root), undefined)
+    for await (const [key] of kv.iterate({ gte: '', lt: '\xff' })) assert.fail(`row left: ${key}`)
+    // an add without paths after adds with paths: every visible file (no paths), as before
+    await note(1)
+    await holdings.noteDeferred(root, { policy, size: 4096, since: 2 }, false)
+    assert.equal((await holdings.deferredOf(root))?.paths, undefined)
+    await holdings.close()
   })
 })
