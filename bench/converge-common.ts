@@ -195,3 +195,54 @@ export async function generateEntries (n: number, authors: number, turn: number,
   }
   return entries
 }
+
+/** The options both convergence beds take (converge.ts and converge-procs.ts). */
+export interface SwarmArgs {
+  nodes: number
+  writes: number
+  spacing: number
+  topology: 'star' | 'mesh'
+  links: number
+  seed: number
+  dir: string
+  json: boolean
+  keep: boolean
+}
+
+/** Walks a command line: `next()` steps to the next argument, `value()`/`int()` take the one after it. */
+export class ArgReader {
+  private i = -1
+  arg = ''
+  constructor (private readonly argv: string[]) {}
+  /** Steps to the next argument; false at the end. */
+  next (): boolean { this.arg = this.argv[++this.i] ?? ''; return this.i < this.argv.length }
+  /** The value that follows the current argument. */
+  value (): string { const v = this.argv[++this.i]; if (v === undefined) throw new Error(`${this.arg} needs a value`); return v }
+  /** The value that follows, as an integer of at least `min`. */
+  int (min: number): number {
+    const n = Number(this.value())
+    if (!Number.isInteger(n) || n < min) throw new Error(`${this.arg} wants an integer >= ${min}`)
+    return n
+  }
+}
+
+/** Applies the current argument to `o` if it is one both beds take; false when it is not. */
+export function swarmArg (o: SwarmArgs, r: ArgReader): boolean {
+  switch (r.arg) {
+    case '--nodes': o.nodes = r.int(2); return true
+    case '--writes': o.writes = r.int(1); return true
+    case '--spacing': o.spacing = r.int(0); return true
+    case '--topology': {
+      const t = r.value()
+      if (t !== 'star' && t !== 'mesh') throw new Error('--topology is star or mesh')
+      o.topology = t
+      return true
+    }
+    case '--links': o.links = r.int(0); return true
+    case '--seed': o.seed = r.int(0); return true
+    case '--dir': o.dir = r.value(); return true
+    case '--json': o.json = true; return true
+    case '--keep': o.keep = true; return true
+    default: return false
+  }
+}

@@ -46,7 +46,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fmt, installCleanup, isInterrupted, log, median, tempDirs, trackChild } from './harness.js'
 import { machineCpu } from './raw-stream.js'
-import { monoMs, pct, topology } from './converge-common.js'
+import { ArgReader, monoMs, pct, swarmArg, topology } from './converge-common.js'
 import type { ChildMessage, Command, NodeEvent, NodeLoad, NodeStats } from './converge-node.js'
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'converge-node.js')
@@ -78,30 +78,12 @@ interface Options {
 
 function parseArgs (argv: string[]): Options {
   const o: Options = { nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, seed: 1, dir: tmpdir(), json: false, keep: false }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
-    const int = (min: number): number => {
-      const n = Number(value())
-      if (!Number.isInteger(n) || n < min) throw new Error(`${arg} wants an integer >= ${min}`)
-      return n
-    }
+  const r = new ArgReader(argv)
+  while (r.next()) {
+    const arg = r.arg
+    if (swarmArg(o, r)) continue
     switch (arg) {
-      case '--nodes': o.nodes = int(2); break
-      case '--writes': o.writes = int(1); break
-      case '--spacing': o.spacing = int(0); break
-      case '--topology': {
-        const t = value()
-        if (t !== 'star' && t !== 'mesh') throw new Error('--topology is star or mesh')
-        o.topology = t
-        break
-      }
-      case '--links': o.links = int(0); break
-      case '--seed': o.seed = int(0); break
-      case '--dir': o.dir = value(); break
-      case '--cpu-prof': o.cpuProf = resolve(value()); break
-      case '--json': o.json = true; break
-      case '--keep': o.keep = true; break
+      case '--cpu-prof': o.cpuProf = resolve(r.value()); break
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/converge-procs.ts`)
     }
   }

@@ -79,7 +79,7 @@ import {
 } from '../protocol/namespace.js'
 import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
-import { TEST_TOPIC, Watcher, fileRecord, generateEntries, payload, pct, seeded } from './converge-common.js'
+import { ArgReader, TEST_TOPIC, Watcher, swarmArg, fileRecord, generateEntries, payload, pct, seeded } from './converge-common.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
 /** The bootstrap ceiling's raw stream. */
@@ -153,50 +153,32 @@ function parseArgs (argv: string[]): Options {
     nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, entries: 100_000, tail: 1000, authors: 4, turn: 250,
     threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, source: 'both', json: false, keep: false
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    const value = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${arg} needs a value`); return v }
-    const int = (min: number): number => {
-      const n = Number(value())
-      if (!Number.isInteger(n) || n < min) throw new Error(`${arg} wants an integer >= ${min}`)
-      return n
-    }
+  const r = new ArgReader(argv)
+  while (r.next()) {
+    const arg = r.arg
+    if (swarmArg(o, r)) continue
     switch (arg) {
-      case '--nodes': o.nodes = int(2); break
-      case '--writes': o.writes = int(1); break
-      case '--spacing': o.spacing = int(0); break
-      case '--topology': {
-        const t = value()
-        if (t !== 'star' && t !== 'mesh') throw new Error('--topology is star or mesh')
-        o.topology = t
-        break
-      }
-      case '--links': o.links = int(0); break
-      case '--entries': o.entries = int(PAGE); break
-      case '--tail': o.tail = int(1); break
-      case '--authors': o.authors = int(1); break
-      case '--turn': o.turn = int(1); break
-      case '--threadpool': o.threadpool = int(0); break
-      case '--seed': o.seed = int(0); break
-      case '--dir': o.dir = value(); break
+      case '--entries': o.entries = r.int(PAGE); break
+      case '--tail': o.tail = r.int(1); break
+      case '--authors': o.authors = r.int(1); break
+      case '--turn': o.turn = r.int(1); break
+      case '--threadpool': o.threadpool = r.int(0); break
       case '--no-converge': o.converge = false; break
       case '--no-bootstrap': o.bootstrap = false; break
       case '--history-only': o.historyOnly = true; break
       case '--source': {
-        const v = value()
+        const v = r.value()
         if (v !== 'child' && v !== 'here' && v !== 'both') throw new Error('--source is child, here or both')
         o.source = v
         break
       }
       case '--entry-version': {
-        const v = int(1)
+        const v = r.int(1)
         if (v !== 1 && v !== 2) throw new Error('--entry-version is 1 or 2')
         o.entryVersion = v
         break
       }
-      case '--history-source': o.historySource = value(); break
-      case '--json': o.json = true; break
-      case '--keep': o.keep = true; break
+      case '--history-source': o.historySource = r.value(); break
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/converge.ts`)
     }
   }
