@@ -73,12 +73,21 @@ export const MAX_BLOCKS_WANT = 64
 /** Largest snapshot block (a tree node). */
 export const MAX_SNAPSHOT_BLOCK_BYTES = 1024 * 1024
 /**
- * Largest snapshot root: it names every author the snapshot has seen (a
- * counter, a tip, and for retired authors their retirement: ~290 bytes an
- * author), so it may fill a sync answer (one block per `blocks` answer):
- * ~14,000 lifetime authors.
+ * Largest snapshot root. A v1 or v2 root names every author the snapshot
+ * has seen (a counter, a tip, and for retired authors their retirement:
+ * ~290 bytes an author), so it may fill a sync answer (one block per
+ * `blocks` answer): ~14,000 lifetime authors. A v3 root names only its
+ * author blocks ({@link LinkedSnapshotRoot}).
  */
 export const MAX_SNAPSHOT_ROOT_BYTES = 4 * 1024 * 1024 - 64 * 1024
+/**
+ * Most authors (counters) a snapshot's clock may name in all, across a v3
+ * root's author blocks: what a replica holds in memory as one clock
+ * (~100 bytes an author), not what a message can carry.
+ */
+export const MAX_SNAPSHOT_AUTHORS = 1_048_576
+/** Most author blocks a v3 root links. */
+export const MAX_SNAPSHOT_AUTHOR_BLOCKS = 65_536
 /**
  * Bound of the replica's `shardPaths` option, which snapshots no longer use
  * (they are trees whose node sizes follow protocol/snapshot-tree.ts): kept
@@ -249,8 +258,10 @@ export type SnapshotRetired = Array<[dot: Dot, authors: Array<[author: string, s
 
 /**
  * The root of a snapshot of the namespace state (signed by the node that
- * made it). Version 2 adds `retired`; a root with no retired author is
- * written as version 1, which every build reads.
+ * made it), with its per-author part inline. Version 2 adds `retired`; a
+ * root with no retired author is written as version 1, which every build
+ * reads. A snapshot of many lifetime authors is written as a
+ * {@link LinkedSnapshotRoot} instead.
  */
 export interface SnapshotRoot {
   v: 1 | 2
@@ -286,6 +297,52 @@ export interface SnapshotRoot {
    */
   retired?: SnapshotRetired
   sig: Uint8Array
+}
+
+/**
+ * Version 3 of a snapshot root: what {@link SnapshotRoot} says per author
+ * (its clock, tips and retirements) is in author blocks ({@link
+ * SnapshotAuthors}) that the root links by CID, so the root's size does not
+ * grow with the authors the namespace ever had. Verified the same way: the
+ * signature covers the links, each block is checked against its CID.
+ */
+export interface LinkedSnapshotRoot {
+  v: 3
+  author: string
+  time: number
+  heads: CID[]
+  headDots: Dot[]
+  count: number
+  tree: CID
+  /** The author blocks, in author order: each block's authors come after the previous block's. At least one. */
+  authors: CID[]
+  sig: Uint8Array
+}
+
+/** A snapshot root as signed, stored and sent: its per-author part inline (v1, v2) or linked (v3). */
+export type SignedSnapshotRoot = SnapshotRoot | LinkedSnapshotRoot
+
+/** What the author signs of a {@link SignedSnapshotRoot}: all of it but `sig`. */
+export type SnapshotRootBody = Omit<SnapshotRoot, 'sig'> | Omit<LinkedSnapshotRoot, 'sig'>
+
+/**
+ * One author block of a {@link LinkedSnapshotRoot}: a run of the
+ * snapshot's authors in ascending order, each with its counter and the CID
+ * of its entry at that counter (its tip, when the snapshot holds it), and
+ * the retirements of these authors grouped by the entry (dot) that retired
+ * them — as {@link SnapshotRoot} has them.
+ */
+export interface SnapshotAuthors {
+  v: 1
+  authors: Array<[author: string, seq: number, tip: CID | null]>
+  retired: SnapshotRetired
+}
+
+/** What a snapshot says per author, whichever way its root carries it. */
+export interface SnapshotAuthorPart {
+  clock: VectorClock
+  tips: Array<[author: string, entry: CID]>
+  retired?: SnapshotRetired
 }
 
 /** Gossiped on {@link NAMESPACE_TOPIC}: the sender's clock and heads, and its newest entries when small. */
@@ -468,7 +525,7 @@ export function decodeEntryParts (bytes: Uint8Array): DecodedEntry {
  *
  * @throws {InvalidMessageError} when the root is not valid
  */
-export function encodeSnapshotRootBody (root: Omit<SnapshotRoot, 'sig'>): Uint8Array {
+export function encodeSnapshotRootBody (root: SnapshotRootBody): Uint8Array {
   return encodeChecked(pickSnapshotRootBody(shape(root, 'snapshot root body', SNAPSHOT_ROOT_BODY_FIELDS[rootVersion(root, 'snapshot root body')], ['sig'])), MAX_SNAPSHOT_ROOT_BYTES, 'snapshot root body')
 }
 
@@ -477,7 +534,7 @@ export function encodeSnapshotRootBody (root: Omit<SnapshotRoot, 'sig'>): Uint8A
  *
  * @throws {InvalidMessageError} when the root is not valid or exceeds {@link MAX_SNAPSHOT_ROOT_BYTES}
  */
-export function encodeSnapshotRoot (root: SnapshotRoot): Uint8Array {
+export function encodeSnapshotRoot (root: SignedSnapshotRoot): Uint8Array {
   return encodeChecked(pickSnapshotRoot(root), MAX_SNAPSHOT_ROOT_BYTES, 'snapshot root')
 }
 
@@ -487,8 +544,89 @@ export function encodeSnapshotRoot (root: SnapshotRoot): Uint8Array {
  *
  * @throws {InvalidMessageError} for anything malformed
  */
-export function decodeSnapshotRoot (bytes: Uint8Array): SnapshotRoot {
+export function decodeSnapshotRoot (bytes: Uint8Array): SignedSnapshotRoot {
   return decodeCanonical(bytes, MAX_SNAPSHOT_ROOT_BYTES, 'snapshot root', pickSnapshotRoot)
+}
+
+/**
+ * Encode an author block of a v3 root (checked first).
+ *
+ * @throws {InvalidMessageError} when the block is not valid or exceeds {@link MAX_SNAPSHOT_BLOCK_BYTES}
+ */
+export function encodeSnapshotAuthors (block: SnapshotAuthors): Uint8Array {
+  return encodeChecked(pickSnapshotAuthors(block), MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot author block')
+}
+
+/**
+ * Decode and validate an author block of a v3 root (canonical encoding
+ * only): authors strictly ascending, each retired author one of the
+ * block's, once, at a seq its counter covers. What needs the whole clock
+ * (the retiring dots, the order across blocks) is checked by {@link
+ * joinSnapshotAuthors}.
+ *
+ * @throws {InvalidMessageError} for anything malformed
+ */
+export function decodeSnapshotAuthors (bytes: Uint8Array): SnapshotAuthors {
+  return decodeCanonical(bytes, MAX_SNAPSHOT_BLOCK_BYTES, 'snapshot author block', pickSnapshotAuthors)
+}
+
+/**
+ * The per-author part of a snapshot from its author blocks, in the root's
+ * order: each block's authors after the previous block's, at most
+ * {@link MAX_SNAPSHOT_AUTHORS} in all, every retiring dot covered by the
+ * clock.
+ *
+ * @throws {InvalidMessageError} when the blocks do not make one valid part
+ */
+export function joinSnapshotAuthors (blocks: SnapshotAuthors[]): SnapshotAuthorPart {
+  const clock: VectorClock = {}
+  const tips: Array<[string, CID]> = []
+  const retired: SnapshotRetired = []
+  let previous: string | undefined
+  let count = 0
+  for (const block of blocks) {
+    for (const [author, seq, tip] of block.authors) {
+      if (previous !== undefined && !(previous < author)) fail(`snapshot author blocks not in strictly ascending author order at ${show(author)}`)
+      previous = author
+      if (++count > MAX_SNAPSHOT_AUTHORS) fail(`snapshot names more than ${MAX_SNAPSHOT_AUTHORS} authors`)
+      clock[author] = seq
+      if (tip !== null) tips.push([author, tip])
+    }
+    retired.push(...block.retired)
+  }
+  for (const [[author, seq]] of retired) {
+    if (!Object.hasOwn(clock, author) || clock[author] < seq) fail(`snapshot retiring dot [${show(author)}, ${seq}] is beyond the snapshot's clock`)
+  }
+  return retired.length > 0 ? { clock, tips, retired } : { clock, tips }
+}
+
+/**
+ * A snapshot's per-author part cut into author blocks of at most `perBlock`
+ * authors each, in ascending author order (the inverse of {@link
+ * joinSnapshotAuthors}).
+ */
+export function splitSnapshotAuthors (part: SnapshotAuthorPart, perBlock: number): SnapshotAuthors[] {
+  const tipOf = new Map(part.tips)
+  const retiredBy = new Map<string, [Dot, number]>()
+  for (const [by, authors] of part.retired ?? []) for (const [author, seq] of authors) retiredBy.set(author, [by, seq])
+  const sorted = Object.keys(part.clock).sort()
+  const out: SnapshotAuthors[] = []
+  for (let i = 0; i < sorted.length; i += perBlock) {
+    const block: SnapshotAuthors = { v: 1, authors: [], retired: [] }
+    const groups = new Map<string, [Dot, Array<[string, number]>]>()
+    for (const author of sorted.slice(i, i + perBlock)) {
+      block.authors.push([author, part.clock[author], tipOf.get(author) ?? null])
+      const r = retiredBy.get(author)
+      if (r === undefined) continue
+      const key = dotKey(r[0][0], r[0][1])
+      let group = groups.get(key)
+      if (group === undefined) groups.set(key, group = [r[0], []])
+      group[1].push([author, r[1]])
+    }
+    block.retired = [...groups.values()]
+    out.push(block)
+  }
+  return out
 }
 
 /**
@@ -878,30 +1016,41 @@ function pickEntry (value: unknown): Entry {
   return { ...pickEntryBody(f), sig: bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES) }
 }
 
-const SNAPSHOT_ROOT_BODY_FIELDS: Record<SnapshotRoot['v'], readonly string[]> = {
+const SNAPSHOT_ROOT_BODY_FIELDS: Record<SignedSnapshotRoot['v'], readonly string[]> = {
   1: ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips'],
-  2: ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips', 'retired']
+  2: ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips', 'retired'],
+  3: ['v', 'author', 'time', 'heads', 'headDots', 'count', 'tree', 'authors']
 }
 
-/** The version a snapshot root claims (1 or 2), checked before its fields. */
-function rootVersion (value: unknown, what: string): SnapshotRoot['v'] {
+/** The version a snapshot root claims (1, 2 or 3), checked before its fields. */
+function rootVersion (value: unknown, what: string): SignedSnapshotRoot['v'] {
   if (!isPlainMap(value)) fail(`${what} is not a map`)
   const v = value.v
-  if (v !== 1 && v !== 2) fail(`${what} has unsupported version ${show(v)}`)
+  if (v !== 1 && v !== 2 && v !== 3) fail(`${what} has unsupported version ${show(v)}`)
   return v
 }
 
-function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
-  const v = rootVersion(f, 'snapshot root')
-  const out: Omit<SnapshotRoot, 'sig'> = {
-    v,
+/** The fields every version of a root has. */
+function pickRootCommon (f: Fields): Omit<LinkedSnapshotRoot, 'v' | 'authors' | 'sig'> {
+  const out = {
     author: peerId(f.author, 'snapshot author'),
     time: int(f.time, 'snapshot time', 0),
-    clock: clock(f.clock, 'snapshot clock', 0),
     heads: cidList(f.heads, 'snapshot heads', 0, MAX_HEADS, DAG_CBOR, true),
     headDots: list(f.headDots, 'snapshot head dots', 0, MAX_HEADS).map(d => dot(d, 'snapshot head dot')),
     count: int(f.count, 'snapshot count', 0),
-    tree: cid(f.tree, 'snapshot tree', DAG_CBOR),
+    tree: cid(f.tree, 'snapshot tree', DAG_CBOR)
+  }
+  if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
+  return out
+}
+
+function pickSnapshotRootBody (f: Fields): SnapshotRootBody {
+  const v = rootVersion(f, 'snapshot root')
+  if (v === 3) return { v, ...pickRootCommon(f), authors: cidList(f.authors, 'snapshot author blocks', 1, MAX_SNAPSHOT_AUTHOR_BLOCKS, DAG_CBOR, true) }
+  const out: Omit<SnapshotRoot, 'sig'> = {
+    v,
+    ...pickRootCommon(f),
+    clock: clock(f.clock, 'snapshot clock', 0),
     tips: [] as Array<[string, CID]>
   }
   let previous: string | undefined
@@ -913,23 +1062,27 @@ function pickSnapshotRootBody (f: Fields): Omit<SnapshotRoot, 'sig'> {
     if (!Object.hasOwn(out.clock, author)) fail(`snapshot tip for ${show(author)}, an author its clock does not name`)
     out.tips.push([author, cid(c, 'snapshot tip entry', DAG_CBOR)])
   }
-  if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
-  if (v === 2) out.retired = snapshotRetired(f.retired, out.clock)
+  if (v === 2) out.retired = snapshotRetired(f.retired, out.clock, 1)
   return out
 }
 
-/** A v2 root's retirements: groups by distinct dots `clock` covers, each author once in all, at a seq `clock` covers, at least one. */
-function snapshotRetired (value: unknown, rootClock: VectorClock): SnapshotRetired {
+/**
+ * Retirements (of a v2 root, or of a v3 author block, whose retiring dots
+ * {@link joinSnapshotAuthors} checks against the whole clock): groups by
+ * distinct dots, each author once in all, at a seq `rootClock` covers, at
+ * least `min` groups.
+ */
+function snapshotRetired (value: unknown, rootClock: VectorClock, min: number, dotsLater = false): SnapshotRetired {
   const dots = new Set<string>()
   const authors = new Set<string>()
   const covered = (author: string, seq: number): boolean => Object.hasOwn(rootClock, author) && rootClock[author] >= seq
-  const out = list(value, 'snapshot retired', 1, MAX_CLOCK_AUTHORS).map(item => {
+  const out = list(value, 'snapshot retired', min, MAX_CLOCK_AUTHORS).map(item => {
     const [d, named] = check.pair(item, 'snapshot retired group', ['dot', 'authors'])
     const by = dot(d, 'snapshot retiring dot')
     const key = dotKey(by[0], by[1])
     if (dots.has(key)) fail(`snapshot retired names the dot [${show(by[0])}, ${by[1]}] twice`)
     dots.add(key)
-    if (!covered(by[0], by[1])) fail(`snapshot retiring dot [${show(by[0])}, ${by[1]}] is beyond the snapshot's clock`)
+    if (!dotsLater && !covered(by[0], by[1])) fail(`snapshot retiring dot [${show(by[0])}, ${by[1]}] is beyond the snapshot's clock`)
     const group = list(named, 'snapshot retired authors', 1, MAX_CLOCK_AUTHORS).map(a => {
       const [author, seq] = dot(a, 'snapshot retired author')
       if (authors.has(author)) fail(`snapshot retires ${show(author)} twice`)
@@ -942,9 +1095,30 @@ function snapshotRetired (value: unknown, rootClock: VectorClock): SnapshotRetir
   return out
 }
 
-function pickSnapshotRoot (value: unknown): SnapshotRoot {
+function pickSnapshotRoot (value: unknown): SignedSnapshotRoot {
   const f = shape(value, 'snapshot root', [...SNAPSHOT_ROOT_BODY_FIELDS[rootVersion(value, 'snapshot root')], 'sig'])
   return { ...pickSnapshotRootBody(f), sig: bytes(f.sig, 'snapshot sig', 1, MAX_SIG_BYTES) }
+}
+
+/** Most authors one author block may name: what fits a snapshot block at ~100 bytes an author, with room. */
+const MAX_BLOCK_AUTHORS = 16_384
+
+function pickSnapshotAuthors (value: unknown): SnapshotAuthors {
+  const f = shape(value, 'snapshot author block', ['v', 'authors', 'retired'])
+  if (f.v !== 1) fail(`snapshot author block has unsupported version ${show(f.v)}`)
+  const clockOfBlock: VectorClock = {}
+  let previous: string | undefined
+  const authors = list(f.authors, 'snapshot block authors', 1, MAX_BLOCK_AUTHORS).map(item => {
+    if (!Array.isArray(item) || item.length !== 3) fail('snapshot block author is not a triple [author, seq, tip]')
+    const [a, n, t] = item as unknown[]
+    const author = peerId(a, 'snapshot block author')
+    if (previous !== undefined && !(previous < author)) fail(`snapshot block authors not in strictly ascending order at ${show(author)}`)
+    previous = author
+    const seq = int(n, 'snapshot block author seq', 1)
+    clockOfBlock[author] = seq
+    return [author, seq, t === null ? null : cid(t, 'snapshot block tip', DAG_CBOR)] as [string, number, CID | null]
+  })
+  return { v: 1, authors, retired: snapshotRetired(f.retired, clockOfBlock, 0, true) }
 }
 
 /** Check the envelope (version, known type, exact key set with `id` when `withId`); returns the type. */

@@ -18,7 +18,11 @@
  * once each; older stores hold the first ones as one list row,
  * {@link AUTHORS_KEY}, still read) and each member
  * keeps a typed array of counters by that number, in memory and in its row
- * (`{ seen, counters }`, no author ids). Rows of the older form
+ * (`{ seen, counters }`, no author ids; `{ seen, sparse }` with the
+ * author numbers of the counters not zero, when that is shorter: a member
+ * that joined a namespace of many authors has seen few of them, and a row
+ * of every author number up to its own cost O(lifetime authors) per new
+ * member). Rows of the older form
  * (`{ clock, seen }`, a clock keyed by author id) are read at open and
  * rewritten in the compact form with the next save.
  *
@@ -37,6 +41,9 @@ export interface Member { clock: VectorClock, seen: number }
 
 /** A member's stored row: its counters by author number ({@link AUTHORS_KEY}), trailing zeros left out. */
 export interface MemberRow { seen: number, counters: number[] }
+
+/** A member's stored row when few of its counters are not zero: pairs of author number and counter, flat. */
+export interface SparseMemberRow { seen: number, sparse: number[] }
 
 /** Members heard from are saved at most this often (ms), new members with the next commit. */
 export const MEMBER_SAVE_MS = 60_000
@@ -127,8 +134,9 @@ export class Members {
     } else {
       for await (const [key, value] of kv.iterate({ ...MEMBER_RANGE })) {
         const peer = peerOfMemberKey(key)
-        const row = decodeJSON<Partial<MemberRow & Member>>(value)
-        if (Array.isArray(row.counters)) this.setRow(peer, row.counters, row.seen)
+        const row = decodeJSON<Partial<MemberRow & SparseMemberRow & Member>>(value)
+        if (Array.isArray(row.sparse)) this.setRow(peer, unsparse(row.sparse), row.seen)
+        else if (Array.isArray(row.counters)) this.setRow(peer, row.counters, row.seen)
         else this.setOld(peer, { clock: row.clock ?? {}, seen: row.seen ?? 0 })
       }
     }
@@ -360,12 +368,31 @@ export class Members {
   }
 }
 
-/** A member's stored row. */
-function row (m: Slot): MemberRow {
-  let end = m.counters.length
-  while (end > 0 && m.counters[end - 1] === 0) end--
-  return { seen: m.seen, counters: Array.from(m.counters.subarray(0, end)) }
+/** A member's stored row: sparse when fewer than half its counters up to the last are not zero. */
+function row (m: Slot): MemberRow | SparseMemberRow {
+  const { counters } = m
+  let end = counters.length
+  while (end > 0 && counters[end - 1] === 0) end--
+  let nonZero = 0
+  for (let k = 0; k < end; k++) if (counters[k] !== 0) nonZero++
+  if (nonZero * 2 >= end) return { seen: m.seen, counters: Array.from(counters.subarray(0, end)) }
+  const sparse: number[] = []
+  for (let k = 0; k < end; k++) if (counters[k] !== 0) sparse.push(k, counters[k])
+  return { seen: m.seen, sparse }
 }
+
+/** The dense counters of a sparse row (pairs that are not a valid author number and counter are left out: they read as 0). */
+function unsparse (pairs: unknown[]): unknown[] {
+  const out: unknown[] = []
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const k = pairs[i]
+    if (typeof k === 'number' && Number.isSafeInteger(k) && k >= 0 && k < MAX_SPARSE_AUTHOR) out[k] = pairs[i + 1]
+  }
+  return out
+}
+
+/** Author numbers a sparse row may name (beyond: left out; the authors row bounds them anyway). */
+const MAX_SPARSE_AUTHOR = 1 << 24
 
 /** A counter worth keeping: a positive safe integer. */
 function isCounter (n: unknown): n is number {

@@ -99,6 +99,11 @@ export interface ReplicaOptions {
   skipRecovery?: boolean
   /** Longest a local write waits for recovery before {@link NamespaceRecoveringError} (ms). @default 30000 */
   recoveryTimeout?: number
+  /**
+   * Most authors a snapshot root names inline; a snapshot of more links
+   * author blocks of this many each (snapshot-authors.ts). @default 2048
+   */
+  inlineRootAuthors?: number
 }
 
 /** What a replica's state looks like from outside. */
@@ -110,6 +115,12 @@ export interface ReplicaState {
 }
 
 const DAY = 24 * 3600 * 1000
+
+/** `value` when it is undefined or a positive integer; a RangeError naming the option otherwise. */
+function positiveInteger (value: number | undefined, name: string): number | undefined {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) throw new RangeError(`${name} must be a positive integer, not ${String(value)}`)
+  return value
+}
 
 /** One replica of the namespace. */
 export class Replica implements Namespace {
@@ -190,7 +201,8 @@ export class Replica implements Namespace {
       },
       shardPaths: Math.min(options.shardPaths ?? 2048, MAX_SHARD_PATHS),
       retirements,
-      compactAfter: options.compactAfter ?? 10_000
+      compactAfter: options.compactAfter ?? 10_000,
+      inlineRootAuthors: positiveInteger(options.inlineRootAuthors, 'inlineRootAuthors')
     })
     const reads = this.reads = new TreeReader(kv)
     const writes = this.writes = new LocalWrites({ store, applier, reads, signer, clock, writing: async fn => await recovery.writing(fn) })

@@ -46,8 +46,9 @@ import { CID } from 'multiformats/cid'
 import {
   MAX_BLOCKS_WANT,
   decodeSnapshotRoot, encodeSnapshotRootBody,
-  type Op, type SnapshotRoot, type SnapshotVersion
+  type Op, type SnapshotVersion
 } from '../../protocol/namespace.js'
+import { readSnapshotRoot, type SnapshotView } from './snapshot-authors.js'
 import { cborCID } from '../blocks/verify.js'
 import {
   InvalidTreeNodeError, TreeReader, fitsPlace, nodePlaces, updateTree, walkTree,
@@ -214,7 +215,7 @@ type StagedMarker = MergeMarker & { load: number }
 /** A merge's outcome, before its final batch ({@link SnapshotLoader.adopt}). */
 interface Merged {
   marker: MergeMarker
-  snap: SnapshotRoot
+  snap: SnapshotView
   /** Paths whose merged versions differ from the peer's tree. */
   changes: Map<string, Version[]>
   paths: number
@@ -232,7 +233,7 @@ interface Merged {
 /** What {@link SnapshotLoader.loadFresh} is given. */
 interface FreshLoad {
   root: CID
-  snap: SnapshotRoot
+  snap: SnapshotView
   fetch: SnapshotFetch
   /** The proven clock. */
   clock: VectorClock
@@ -259,9 +260,11 @@ interface Staged extends Captured {
 
 /** What {@link SnapshotLoader.stage} is given. */
 interface StageInput {
-  snap: SnapshotRoot
+  snap: SnapshotView
   root: CID
   rootBytes: Uint8Array
+  /** The root's author blocks (v3), stored with it. */
+  authorBlocks: Array<[CID, Uint8Array]>
   fetch: SnapshotFetch
   /** Walk only the subtrees this replica's own snapshot lacks (else the whole tree). */
   diff: boolean
@@ -331,7 +334,8 @@ export class SnapshotLoader {
     if (marker === undefined) return
     const bytes = await store.kv.get(blockKey(marker.root))
     if (bytes === undefined) throw new InvalidSnapshotError(`${store.where}: the snapshot being merged (${marker.root}) is no longer stored`)
-    const snap = decodeSnapshotRoot(bytes)
+    // its author blocks were stored with it
+    const { view: snap } = await readSnapshotRoot(decodeSnapshotRoot(bytes), async cids => await Promise.all(cids.map(async cid => await store.kv.get(blockKey(cid.toString())))))
     this.components.logger.warn({ root: marker.root }, 'namespace finishing a snapshot merge that was interrupted')
     await store.exclusive(async () => {
       // another load may have finished it meanwhile
@@ -345,16 +349,17 @@ export class SnapshotLoader {
     await this.finishInterrupted()
     const [rootBytes] = await fetch([root])
     if (rootBytes === undefined || !cborCID(rootBytes).equals(root)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} missing or corrupt`)
-    let snap: SnapshotRoot
+    let signed
     try {
-      snap = decodeSnapshotRoot(rootBytes)
+      signed = decodeSnapshotRoot(rootBytes)
     } catch (err: any) {
       throw new InvalidSnapshotError(`snapshot root: ${String(err?.message ?? err)}`)
     }
-    if (author !== undefined && snap.author !== author) throw new InvalidSnapshotError(`snapshot by ${snap.author} served by ${author}`)
-    if (!trust.trusts(snap.author)) throw new UntrustedSnapshotError(`snapshot ${root.toString()} by ${snap.author}, an author this node does not trust`)
-    const { sig, ...body } = snap
-    if (!await this.components.verifier(snap.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
+    if (author !== undefined && signed.author !== author) throw new InvalidSnapshotError(`snapshot by ${signed.author} served by ${author}`)
+    if (!trust.trusts(signed.author)) throw new UntrustedSnapshotError(`snapshot ${root.toString()} by ${signed.author}, an author this node does not trust`)
+    const { sig, ...body } = signed
+    if (!await this.components.verifier(signed.author, encodeSnapshotRootBody(body), sig)) throw new InvalidSnapshotError(`snapshot root ${root.toString()} has a bad signature`)
+    const { view: snap, blocks: authorBlocks } = await readSnapshotRoot(signed, fetch)
     const { clock, tips } = await provenClock(this.components, snap, fetch)
     if (dominates(store.clock, clock)) return false
     // a replica that holds nothing takes the peer's paths as they come, without staging them
@@ -366,7 +371,7 @@ export class SnapshotLoader {
     // staged against this replica's own snapshot; should a compaction replace it meanwhile, once more, then the whole tree
     for (let attempt = 0; ; attempt++) {
       try {
-        const merged = await this.stageAndMerge({ snap, root, rootBytes, fetch, diff: attempt < 2 }, { clock, tips })
+        const merged = await this.stageAndMerge({ snap, root, rootBytes, authorBlocks, fetch, diff: attempt < 2 }, { clock, tips })
         if (merged) this.components.changed()
         return merged
       } catch (err) {
@@ -417,7 +422,7 @@ export class SnapshotLoader {
    * @throws {StaleBaseError} when this replica's snapshot changes under the walk
    */
   private async stage (input: StageInput): Promise<Staged> {
-    const { snap, root, rootBytes, fetch } = input
+    const { snap, root, rootBytes, authorBlocks, fetch } = input
     const { kv } = this.components.store
     const base = input.diff ? await this.base() : undefined
     const staged: Staged = { load: this.nextLoad++, nodes: [], added: [], shared: [], base: base?.root }
@@ -438,10 +443,11 @@ export class SnapshotLoader {
         skipped: cid => { staged.shared.push(cid.toString()) }
       }
     }
-    // the root too, for a merge finished at the next open (not one of the tree's nodes)
-    if (await kv.get(blockKey(root.toString())) === undefined) {
-      txn.putBytes(blockKey(root.toString()), rootBytes)
-      staged.added.push(root.toString())
+    // the root and its author blocks too, for a merge finished at the next open (not nodes of the tree)
+    for (const [cid, bytes] of [[root, rootBytes] as [CID, Uint8Array], ...authorBlocks]) {
+      if (await kv.get(blockKey(cid.toString())) !== undefined) continue
+      txn.putBytes(blockKey(cid.toString()), bytes)
+      staged.added.push(cid.toString())
     }
     try {
       for await (const [path, versions] of this.walk(snap, fetchNodes, known)) {
@@ -487,7 +493,7 @@ export class SnapshotLoader {
    *
    * @throws {InvalidSnapshotError} for a node that does not verify, or a count that does not match
    */
-  private async * walk (snap: SnapshotRoot, fetch: FetchNodes, known?: KnownSubtrees): AsyncGenerator<[string, SnapshotVersion[]]> {
+  private async * walk (snap: SnapshotView, fetch: FetchNodes, known?: KnownSubtrees): AsyncGenerator<[string, SnapshotVersion[]]> {
     let paths = 0
     const counted: KnownSubtrees | undefined = known === undefined ? undefined : { ...known, skipped: (cid, count) => { paths += count; known.skipped(cid, count) } }
     try {
@@ -613,7 +619,7 @@ export class SnapshotLoader {
   private async sweepBlocks (): Promise<void> {
     const { store } = this.components
     const snap = await store.meta<SnapshotMeta>('snapshot')
-    const keep = new Set([...snap?.blocks ?? [], ...snap !== undefined ? [snap.root] : []].map(blockKey))
+    const keep = new Set([...snap?.blocks ?? [], ...snap?.authors ?? [], ...snap !== undefined ? [snap.root] : []].map(blockKey))
     await clearRange(store.kv, { gt: 'b!', lt: 'b"' }, key => keep.has(key))
   }
 
@@ -644,7 +650,7 @@ export class SnapshotLoader {
     const { store } = this.components
     await store.exclusive(async () => {
       const snap = await store.meta<SnapshotMeta>('snapshot')
-      const keep = new Set(snap?.blocks ?? [])
+      const keep = new Set([...snap?.blocks ?? [], ...snap?.authors ?? []])
       await deleteKeys(store.kv, staged.added.filter(key => !keep.has(key)).map(blockKey))
       await clearRange(store.kv, stagedRange(staged.load))
     })
@@ -655,7 +661,7 @@ export class SnapshotLoader {
    * batches, then one final batch adopting the clock, the heads and the new
    * snapshot. Idempotent until that batch: {@link resume} runs it again.
    */
-  private async merge (marker: StagedMarker, snap: SnapshotRoot): Promise<void> {
+  private async merge (marker: StagedMarker, snap: SnapshotView): Promise<void> {
     const { store } = this.components
     const { kv } = store
     const theirClock = marker.clock
@@ -824,7 +830,7 @@ export class SnapshotLoader {
     final.put(metaKey('pruned'), pruned)
     // a retirement beyond the counter this replica now holds (not proven) is kept without its dots: it never reads a peer's clock, and keeps the author named here
     this.components.retirements?.take(batch, retiredOfSnapshot(snap.retired).map(([author, r]) => [author, covers(clock, [author, r.seq]) ? r : { seq: r.seq, dots: [] }]))
-    await this.components.writer.writeRoot(final, { tree: treeRoot, blocks: nodes, clock, heads, drop: [...marker.nodes, marker.root] })
+    await this.components.writer.writeRoot(final, { tree: treeRoot, blocks: nodes, clock, heads, drop: [...marker.nodes, marker.root, ...snap.authorBlocks.map(String)] })
     final.del(metaKey('merge'))
     final.del(metaKey('fresh'))
     await store.commit(batch)
@@ -865,7 +871,7 @@ export class SnapshotLoader {
    * snapshot's heads by authors this replica does not trust are left out:
    * their entries are not here (heads only name an entry's parents).
    */
-  private mergeHeads (snap: SnapshotRoot): Map<string, Dot> {
+  private mergeHeads (snap: SnapshotView): Map<string, Dot> {
     const { store, trust } = this.components
     const theirs = new Map<string, Dot>()
     for (const [i, h] of snap.heads.entries()) if (trust.trusts(snap.headDots[i][0])) theirs.set(h.toString(), snap.headDots[i])

@@ -14,7 +14,8 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
-import { MAX_BLOCKS_WANT, decodeEntry, entryBodyOf, type SnapshotRoot } from '../../protocol/namespace.js'
+import { MAX_BLOCKS_WANT, decodeEntry, entryBodyOf } from '../../protocol/namespace.js'
+import type { SnapshotView } from './snapshot-authors.js'
 import { cborCID } from '../blocks/verify.js'
 import type { VectorClock } from './clock.js'
 import type { Verifier } from './identity.js'
@@ -47,7 +48,7 @@ export interface ProofComponents {
  * applied, only what is proven (see the module's comment). Tips are fetched
  * with `fetch`, {@link MAX_BLOCKS_WANT} at a time.
  */
-export async function provenClock (c: ProofComponents, snap: SnapshotRoot, fetch: SnapshotFetch): Promise<ProvenClock> {
+export async function provenClock (c: ProofComponents, snap: SnapshotView, fetch: SnapshotFetch): Promise<ProvenClock> {
   const { store, trust, members } = c
   const out: VectorClock = {}
   const tipOf = new Map(snap.tips.map(([author, cid]) => [author, cid]))

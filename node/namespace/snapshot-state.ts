@@ -32,9 +32,10 @@ export class UntrustedSnapshotError extends InvalidSnapshotError {
  * `m!snapshot`: this replica's latest snapshot, its tree's root, and every
  * block of it (its tree's nodes and its root: to delete those the next
  * snapshot no longer reaches; a store of an earlier build lists its shards
- * here and has no `tree`).
+ * here and has no `tree`), and apart from them the author blocks its root
+ * links (snapshot-authors.ts; none for an inline root).
  */
-export interface SnapshotMeta { root: string, clock: VectorClock, blocks: string[], tree?: string }
+export interface SnapshotMeta { root: string, clock: VectorClock, blocks: string[], tree?: string, authors?: string[] }
 
 /** What writing a snapshot's root takes (snapshots.ts `writeRoot`). */
 export interface WriteRootOptions {

@@ -22,7 +22,7 @@ import { CID } from 'multiformats/cid'
 import {
   MAX_BLOCKS_WANT,
   decodeSnapshotRoot, encodeSnapshotRoot, encodeSnapshotRootBody,
-  type SnapshotRoot, type SnapshotVersion
+  type SnapshotRoot, type SnapshotRootBody, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import { buildTree, updateTree, type PutNode } from './snapshot-tree.js'
@@ -34,6 +34,7 @@ import { DIRTY_RANGE, dirtyKey, versionsKey, type PathState, type Version } from
 import { compareTreePaths, inTreeOrder } from './path-order.js'
 import { toSnapshotVersion, type SnapshotMeta, type WriteRootOptions } from './snapshot-state.js'
 import { SnapshotLoader, type SnapshotFetch } from './snapshot-load.js'
+import { DEFAULT_INLINE_ROOT_AUTHORS, authorBlocksOf } from './snapshot-authors.js'
 import type { Op } from '../../protocol/namespace.js'
 import type { SnapshotRetirements } from './retire.js'
 import type { Signer, Verifier } from './identity.js'
@@ -78,6 +79,8 @@ export interface SnapshotsComponents {
   compactAfter: number
   /** The retired authors (retire.ts): a snapshot carries them, a merge takes them. */
   retirements?: SnapshotRetirements
+  /** Most authors a snapshot root names inline; past it the root links author blocks of this many (snapshot-authors.ts). @default 2048 */
+  inlineRootAuthors?: number
 }
 
 
@@ -269,27 +272,31 @@ export class Snapshots {
       if (row !== undefined) tips.push([author, CID.parse(row.cid)])
     }
     const retired = this.components.retirements?.forSnapshot(clock, txn) ?? []
-    const body: Omit<SnapshotRoot, 'sig'> = {
-      v: retired.length > 0 ? 2 : 1,
+    const common = {
       author: this.components.id,
       time: this.components.clock.now(),
-      clock: { ...clock },
       heads: sortedHeads(heads).map(h => CID.parse(h)),
       headDots: sortedHeads(heads).map(h => heads.get(h) as Dot),
       count: tree.count,
-      tree: tree.root,
-      tips,
-      // a root with none is written in the first version, which every build reads
-      ...(retired.length > 0 ? { retired } : {})
+      tree: tree.root
     }
+    // many authors: linked in author blocks (v3); a root with no retirement is written in the first version, which every build reads
+    const authorBlocks = authorBlocksOf({ clock, tips, retired }, this.components.inlineRootAuthors ?? DEFAULT_INLINE_ROOT_AUTHORS)
+    const body: SnapshotRootBody = authorBlocks.length > 0
+      ? { v: 3, ...common, authors: authorBlocks.map(([cid]) => cid) }
+      : { v: retired.length > 0 ? 2 : 1, ...common, clock: { ...clock }, tips, ...(retired.length > 0 ? { retired } : {}) }
     const sig = await this.components.signer.sign(encodeSnapshotRootBody(body))
     const rootBytes = encodeSnapshotRoot({ ...body, sig })
     const root = cborCID(rootBytes)
     txn.putBytes(blockKey(root.toString()), rootBytes)
+    for (const [cid, bytes] of authorBlocks) txn.putBytes(blockKey(cid.toString()), bytes)
     const list = [...blocks, root.toString()]
-    const keep = new Set(list)
-    for (const b of [...old?.blocks ?? [], ...options.drop ?? []]) if (!keep.has(b)) txn.del(blockKey(b))
-    txn.put(metaKey('snapshot'), { root: root.toString(), clock: body.clock, blocks: list, tree: tree.root.toString() } satisfies SnapshotMeta)
+    const authors = authorBlocks.map(([cid]) => cid.toString())
+    const keep = new Set([...list, ...authors])
+    for (const b of [...old?.blocks ?? [], ...old?.authors ?? [], ...options.drop ?? []]) if (!keep.has(b)) txn.del(blockKey(b))
+    const meta: SnapshotMeta = { root: root.toString(), clock: { ...clock }, blocks: list, tree: tree.root.toString() }
+    if (authors.length > 0) meta.authors = authors
+    txn.put(metaKey('snapshot'), meta)
     return root
   }
 

@@ -17,6 +17,8 @@ import {
   decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, decodeSyncRequest, decodeSyncResponse,
   encodeEntry, encodeEntryBody, encodeHeadsMessage, encodeSnapshotRoot, encodeSnapshotRootBody,
   encodeSyncRequest, encodeSyncResponse, isPinPolicy,
+  decodeSnapshotAuthors, encodeSnapshotAuthors, joinSnapshotAuthors, splitSnapshotAuthors,
+  type LinkedSnapshotRoot, type SnapshotAuthors, type SnapshotRetired,
   type Dot, type Entry, type HeadsMessage, type Op, type PathOp, type Pin, type SnapshotRoot, type SnapshotVersion,
   type SyncRequest, type SyncResponse, type VectorClock
 } from '../../protocol/namespace.js'
@@ -1066,7 +1068,55 @@ describe('namespace codecs: retire ops and v2 snapshot roots', () => {
     bad(r => { r.retired.push([[A, 2], [[A, 1]]]) }, /twice/)
     bad(r => { r.retired = [] }, /retired has/)
     bad(r => { delete r.retired }, /lacks field retired/)
-    bad(r => { r.v = 3 }, /version/)
+    bad(r => { r.v = 4 }, /version/)
+    bad(r => { r.v = 3 }, /lacks field authors/)
     rejectsBoth(baseRoot, r => { r.retired = [[[A, 2], [[B, 2]]]] }, encodeSnapshotRoot, decodeSnapshotRoot, /unexpected field/)
+  })
+})
+
+describe('namespace codecs: v3 snapshot roots and their author blocks', () => {
+  const linkedRoot = (): LinkedSnapshotRoot => {
+    const { clock, tips, ...common } = baseRoot()
+    assert.ok(Object.keys(clock).length === tips.length)
+    return { ...common, v: 3, authors: [cidOf(10), cidOf(11)] }
+  }
+  const [L, H] = [A, B].sort()
+  const block = (): SnapshotAuthors => ({ v: 1, authors: [[L, 2, cidOf(4)], [H, 7, null]], retired: [[[C, 3], [[H, 7]]]] })
+
+  it('a linked root and an author block round-trip; split and join are inverse', () => {
+    assert.deepStrictEqual(decodeSnapshotRoot(encodeSnapshotRoot(linkedRoot())), linkedRoot())
+    assert.deepStrictEqual(decodeSnapshotAuthors(encodeSnapshotAuthors(block())), block())
+    const part = { clock: { [A]: 2, [B]: 7, [C]: 3 }, tips: [[A, cidOf(4)], [C, cidOf(5)]] as Array<[string, CID]>, retired: [[[C, 3], [[A, 2], [B, 7]]]] as SnapshotRetired }
+    const blocks = splitSnapshotAuthors(part, 2)
+    assert.equal(blocks.length, 2)
+    // each block carries the retirements of its own authors
+    assert.deepStrictEqual(blocks.map(b => b.retired.flatMap(([, authors]) => authors.map(([a]) => a))), [[A, B].sort(), []])
+    const joined = joinSnapshotAuthors(blocks.map(b => decodeSnapshotAuthors(encodeSnapshotAuthors(b))))
+    assert.deepStrictEqual(joined.clock, part.clock)
+    assert.deepStrictEqual(joined.tips, part.tips)
+    assert.deepStrictEqual(joined.retired?.flatMap(([by, authors]) => authors.map(([a, n]) => [by, a, n])).sort(), [[[C, 3], A, 2], [[C, 3], B, 7]].sort())
+  })
+
+  it('rejects bad linked roots and author blocks with a typed error', () => {
+    const badRoot = (change: (r: any) => void, why: RegExp): void => { rejectsBoth(linkedRoot, change, encodeSnapshotRoot, decodeSnapshotRoot, why) }
+    badRoot(r => { r.authors = [] }, /author blocks has 0 items/)
+    badRoot(r => { r.authors = [cidOf(10), cidOf(10)] }, /twice/)
+    badRoot(r => { r.authors = [cidOf(10, 0x55)] }, /codec/)
+    badRoot(r => { r.clock = { [A]: 1 } }, /unexpected field/)
+    const badBlock = (change: (b: any) => void, why: RegExp): void => { rejectsBoth(block, change, encodeSnapshotAuthors, decodeSnapshotAuthors, why) }
+    badBlock(b => { b.authors.reverse() }, /strictly ascending/)
+    badBlock(b => { b.authors = [] }, /has 0 items/)
+    badBlock(b => { b.authors[1][1] = 0 }, /seq/)
+    badBlock(b => { b.authors[1] = [H, 7] }, /not a triple/)
+    badBlock(b => { b.authors[0][2] = cidOf(4, 0x55) }, /codec/)
+    badBlock(b => { b.retired[0][1][0] = [C, 1] }, /beyond the snapshot's clock/)
+    badBlock(b => { b.retired[0][1][0][1] = 8 }, /beyond the snapshot's clock/)
+    badBlock(b => { b.retired.push([[A, 1], [[H, 7]]]) }, /twice/)
+    badBlock(b => { b.v = 2 }, /version/)
+    // what needs the whole clock: order across blocks, retiring dots
+    const other: SnapshotAuthors = { v: 1, authors: [[C, 3, null]], retired: [] }
+    rejects(() => joinSnapshotAuthors([other, block()].sort((x, y) => x.authors[0][0] < y.authors[0][0] ? 1 : -1)), /strictly ascending/)
+    rejects(() => joinSnapshotAuthors([block()]), /retiring dot .* beyond the snapshot's clock/)
+    assert.equal(Object.keys(joinSnapshotAuthors([block(), other].sort((x, y) => x.authors[0][0] < y.authors[0][0] ? -1 : 1)).clock).length, 3)
   })
 })

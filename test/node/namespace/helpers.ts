@@ -7,7 +7,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
-import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Entry, type KV, type TrustPolicy, type Verifier } from '../../../node/namespace/index.js'
+import { MemoryKV, Replica, cborCID, peerIdVerifier, signerFromKey, type Entry, type KV, type Signer, type TrustPolicy, type Verifier } from '../../../node/namespace/index.js'
+import { encodeEntry, encodeEntryBody, type EntryBodyV2 } from '../../../protocol/namespace.js'
 import type { Logger } from '../../../node/logger.js'
 import { sha256 } from '../../../node/blocks/verify.js'
 
@@ -102,4 +103,49 @@ export async function converged (replicas: Replica[]): Promise<string[]> {
     assert.deepEqual(r.state().heads.map(String), replicas[0].state().heads.map(String))
   }
   return first
+}
+
+/** `n` new authors (fresh Ed25519 keys). */
+export async function authors (n: number): Promise<Signer[]> {
+  return await Promise.all(Array.from({ length: n }, async () => signerFromKey(await generateKeyPair('Ed25519'))))
+}
+
+/** Each author's entry `seq` (a put of `/<dir>/<i>`, parents as given), encoded and signed. */
+export async function writes (signers: Signer[], dir: string, seq = 1, time = 1_000, parents: Array<[CID, [string, number]]> = []): Promise<Uint8Array[]> {
+  return await Promise.all(signers.map(async (s, i) => {
+    const body: EntryBodyV2 = {
+      v: 2,
+      author: s.id,
+      seq,
+      time,
+      parents: parents.map(p => p[0]),
+      deps: parents.map(p => p[1]),
+      ops: [{ op: 'put', path: `/${dir}/${i}`, cid: CID.parse(cidOf(`${dir}-${i}-${seq}`)), size: 1, mode: 0o644, mtime: time, replaces: [] }]
+    }
+    return encodeEntry({ ...body, sig: await s.sign(encodeEntryBody(body)) })
+  }))
+}
+
+/**
+ * One entry by each of `signers` (a put of `/<dir>/<i>`), each after the
+ * previous one: a chain, so the namespace has one head however many authors.
+ */
+export async function chainedWrites (signers: Signer[], dir: string, time = 1_000): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = []
+  let parent: [CID, [string, number]] | undefined
+  for (const [i, s] of signers.entries()) {
+    const body: EntryBodyV2 = {
+      v: 2,
+      author: s.id,
+      seq: 1,
+      time,
+      parents: parent === undefined ? [] : [parent[0]],
+      deps: parent === undefined ? [] : [parent[1]],
+      ops: [{ op: 'put', path: `/${dir}/${i}`, cid: CID.parse(cidOf(`${dir}-${i}-1`)), size: 1, mode: 0o644, mtime: time, replaces: [] }]
+    }
+    const bytes = encodeEntry({ ...body, sig: await s.sign(encodeEntryBody(body)) })
+    out.push(bytes)
+    parent = [cborCID(bytes), [s.id, 1]]
+  }
+  return out
 }

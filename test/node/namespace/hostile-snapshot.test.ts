@@ -7,7 +7,10 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
-import { encodeSnapshotRoot, encodeSnapshotRootBody, type SnapshotRoot, type VectorClock } from '../../../protocol/namespace.js'
+import {
+  encodeSnapshotAuthors, encodeSnapshotRoot, encodeSnapshotRootBody,
+  type LinkedSnapshotRoot, type SnapshotAuthors, type SnapshotRoot, type VectorClock
+} from '../../../protocol/namespace.js'
 import { encodeTreeNode } from '../../../protocol/snapshot-tree.js'
 import { cborCID } from '../../../node/blocks/verify.js'
 import { signerFromKey } from '../../../node/namespace/index.js'
@@ -24,6 +27,29 @@ async function forged (key: Key, clock: VectorClock, tips: SnapshotRoot['tips'] 
   const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
   const root = cborCID(bytes)
   return { root, fetch: async cids => cids.map(c => c.equals(root) ? bytes : c.equals(tree) ? leaf : undefined).filter((b): b is Uint8Array => b !== undefined) }
+}
+
+/**
+ * A signed v3 root by `key` over an empty tree linking author blocks
+ * (`blocks`, encoded as given), and a fetch serving them — with `swap`, the
+ * bytes of the block at that index replaced by other bytes.
+ */
+async function forgedLinked (key: Key, blocks: SnapshotAuthors[], swap?: { index: number, bytes: Uint8Array | undefined }): Promise<{ root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]> }> {
+  const leaf = encodeTreeNode({ v: 1, leaf: [] })
+  const tree = cborCID(leaf)
+  const encoded = blocks.map(b => encodeSnapshotAuthors(b))
+  const cids = encoded.map(b => cborCID(b))
+  const body: Omit<LinkedSnapshotRoot, 'sig'> = { v: 3, author: signerFromKey(key).id, time: 1_000, heads: [], headDots: [], count: 0, tree, authors: cids }
+  const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
+  const root = cborCID(bytes)
+  const served = (c: CID): Uint8Array | undefined => {
+    if (c.equals(root)) return bytes
+    if (c.equals(tree)) return leaf
+    const i = cids.findIndex(x => x.equals(c))
+    if (i < 0) return undefined
+    return swap?.index === i ? swap.bytes : encoded[i]
+  }
+  return { root, fetch: async want => { const out: Uint8Array[] = []; for (const c of want) { const b = served(c); if (b === undefined) break; out.push(b) } return out } }
 }
 
 /** Replicas a and b (a holds b's `/x`), and mallory's key: a member every replica trusts. */
@@ -79,6 +105,25 @@ describe('hostile snapshots', () => {
     const served = async (cids: CID[]): Promise<Uint8Array[]> => [...await fetch(cids), ...await b.blocks(cids.filter(c => !c.equals(root)))]
     await a.loadSnapshot(root, served, mallory)
     assert.equal(a.state().clock[b.id], 1)
+  })
+
+  it('a linked root whose author blocks are missing, swapped, out of order or retire beyond the clock is refused and changes nothing', async () => {
+    const { a, b, malloryKey, mallory } = await cast()
+    const before = { tree: await tree(a), clock: a.state().clock }
+    const [low, high] = [b.id, mallory].sort()
+    const one = (author: string, seq: number): SnapshotAuthors => ({ v: 1, authors: [[author, seq, null]], retired: [] })
+    // mallory's entry 5 (mallory is at 1) retires b at 1
+    const retiring: SnapshotAuthors = { v: 1, authors: [[b.id, 1, null]], retired: [[[mallory, 5], [[b.id, 1]]]] }
+    const cases: Array<[string, Awaited<ReturnType<typeof forgedLinked>>, RegExp]> = [
+      ['a block missing', await forgedLinked(malloryKey, [one(low, 1), one(high, 1)], { index: 1, bytes: undefined }), /author block .* missing/],
+      ['a block swapped for another', await forgedLinked(malloryKey, [one(low, 1), one(high, 1)], { index: 0, bytes: encodeSnapshotAuthors(one(low, 2)) }), /does not match its CID/],
+      ['blocks out of order', await forgedLinked(malloryKey, [one(high, 1), one(low, 1)]), /not in strictly ascending author order/],
+      ['a retirement by a dot beyond the clock', await forgedLinked(malloryKey, [retiring, one(mallory, 1)].sort((x, y) => x.authors[0][0] < y.authors[0][0] ? -1 : 1)), /retiring dot .* beyond the snapshot's clock/]
+    ]
+    for (const [what, { root, fetch }, error] of cases) {
+      await assert.rejects(a.loadSnapshot(root, fetch, mallory), (err: any) => err.name === 'InvalidSnapshotError' && error.test(err.message), what)
+      assert.deepEqual({ tree: await tree(a), clock: a.state().clock }, before, what)
+    }
   })
 
   it('an honest snapshot\'s counters are proven by its tips: a fresh replica bootstraps from it and goes on pulling', async () => {

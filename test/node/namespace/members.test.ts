@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { MemoryKV, Txn, type KV } from '../../../node/namespace/kv.js'
 import { MEMBER_SAVE_MS, Members } from '../../../node/namespace/members.js'
 import { meet, type VectorClock } from '../../../node/namespace/clock.js'
-import { AUTHORS_KEY, authorKey, memberKey } from '../../../node/namespace/rows.js'
+import { AUTHORS_KEY, MEMBER_RANGE, authorKey, memberKey } from '../../../node/namespace/rows.js'
 import type { TrustPolicy } from '../../../node/namespace/trust.js'
 
 const SELF = 'self'
@@ -228,6 +228,39 @@ describe('members with many authors', () => {
     await last.load(undefined)
     assert.deepEqual(last.memberClock('q'), { a: 3 })
     assert.deepEqual(last.memberClock('r'), { b: 1 })
+  })
+
+  it('a new member that has seen few of many authors is stored in a row that names those few, and reads back the same', async () => {
+    const kv = new MemoryKV()
+    const now = { t: 1_000 }
+    const m = members({ kv, now })
+    // 5,000 authors, each a member that has seen itself and the author before it (a namespace that grew one author at a time)
+    const id = (i: number): string => `author-${String(i).padStart(5, '0')}`
+    for (let i = 0; i < 5_000; i++) {
+      m.noteMember(id(i), i === 0 ? { [id(0)]: 1 } : { [id(i - 1)]: 1, [id(i)]: 1 })
+      const txn = new Txn(kv)
+      const done = m.writeNew(txn)
+      await txn.commit()
+      done?.()
+    }
+    // each member's row was written once, at its first commit: it names two counters, not one for every author numbered before it (~25 MB in all)
+    let bytes = 0
+    for await (const [, value] of kv.iterate({ ...MEMBER_RANGE })) bytes += value.byteLength
+    assert.ok(bytes < 5_000 * 60, `${bytes} bytes of rows for 5,000 members`)
+    const again = members({ kv, now })
+    await again.load(undefined)
+    assert.deepEqual(again.memberClock(id(4_999)), { [id(4_998)]: 1, [id(4_999)]: 1 })
+    assert.deepEqual(again.memberClock(id(0)), { [id(0)]: 1 })
+    // and a member that has seen most authors keeps the dense row
+    const all: VectorClock = {}
+    for (let i = 0; i < 5_000; i++) all[id(i)] = 2
+    again.noteMember('p', all)
+    await kv.batch(again.rows())
+    const row = JSON.parse(new TextDecoder().decode(await kv.get(memberKey('p'))))
+    assert.equal(row.counters.length, 5_000)
+    const third = members({ kv, now })
+    await third.load(undefined)
+    assert.deepEqual(third.memberClock('p'), all)
   })
 
   it('strangers are not members; members not trusted any more or timed out no longer hold compaction back', async () => {

@@ -12,34 +12,13 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { pino } from 'pino'
 import { join } from 'node:path'
-import { LevelKV, cborCID, signerFromKey, type Signer } from '../../../node/namespace/index.js'
+import { LevelKV, cborCID, type Signer } from '../../../node/namespace/index.js'
 import { tempDir } from '../../helpers/temp.js'
 import { weight } from '../../../node/namespace/clock.js'
 import { decodeEntry, encodeEntry, encodeEntryBody, type EntryBodyV2 } from '../../../protocol/namespace.js'
 import type { NamespaceSim } from '../../../simulations/namespace-sim.js'
 import { withSim } from '../../simulations/namespace-sim-helpers.js'
-import { cidOf, pullInto, replica, type Sim } from './helpers.js'
-
-/** `n` new authors (fresh Ed25519 keys). */
-export async function authors (n: number): Promise<Signer[]> {
-  return await Promise.all(Array.from({ length: n }, async () => signerFromKey(await generateKeyPair('Ed25519'))))
-}
-
-/** Each author's entry `seq` (a put of `/<dir>/<i>`, parents as given), encoded and signed. */
-export async function writes (signers: Signer[], dir: string, seq = 1, time = 1_000, parents: Array<[CID, [string, number]]> = []): Promise<Uint8Array[]> {
-  return await Promise.all(signers.map(async (s, i) => {
-    const body: EntryBodyV2 = {
-      v: 2,
-      author: s.id,
-      seq,
-      time,
-      parents: parents.map(p => p[0]),
-      deps: parents.map(p => p[1]),
-      ops: [{ op: 'put', path: `/${dir}/${i}`, cid: CID.parse(cidOf(`${dir}-${i}-${seq}`)), size: 1, mode: 0o644, mtime: time, replaces: [] }]
-    }
-    return encodeEntry({ ...body, sig: await s.sign(encodeEntryBody(body)) })
-  }))
-}
+import { authors, cidOf, pullInto, replica, writes, type Sim } from './helpers.js'
 
 /** How many authors the clock of node `i` names. */
 function named (sim: NamespaceSim, i: number): number {
