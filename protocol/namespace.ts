@@ -301,17 +301,16 @@ export interface SnapshotRoot {
 
 /**
  * Version 3 of a snapshot root: what {@link SnapshotRoot} says per author
- * (its clock, tips and retirements) is in author blocks ({@link
- * SnapshotAuthors}) that the root links by CID, so the root's size does not
- * grow with the authors the namespace ever had. Verified the same way: the
- * signature covers the links, each block is checked against its CID.
+ * (its clock, tips and retirements) and its heads are in author blocks
+ * ({@link SnapshotAuthors}) that the root links by CID, so the root's size
+ * grows neither with the authors the namespace ever had nor with its
+ * concurrent heads. Verified the same way: the signature covers the links,
+ * each block is checked against its CID.
  */
 export interface LinkedSnapshotRoot {
   v: 3
   author: string
   time: number
-  heads: CID[]
-  headDots: Dot[]
   count: number
   tree: CID
   /** The author blocks, in author order: each block's authors come after the previous block's. At least one. */
@@ -328,21 +327,27 @@ export type SnapshotRootBody = Omit<SnapshotRoot, 'sig'> | Omit<LinkedSnapshotRo
 /**
  * One author block of a {@link LinkedSnapshotRoot}: a run of the
  * snapshot's authors in ascending order, each with its counter and the CID
- * of its entry at that counter (its tip, when the snapshot holds it), and
- * the retirements of these authors grouped by the entry (dot) that retired
- * them — as {@link SnapshotRoot} has them.
+ * of its entry at that counter (its tip, when the snapshot holds it), the
+ * retirements of these authors grouped by the entry (dot) that retired
+ * them, and the heads these authors wrote — as {@link SnapshotRoot} has
+ * them.
  */
 export interface SnapshotAuthors {
   v: 1
   authors: Array<[author: string, seq: number, tip: CID | null]>
   retired: SnapshotRetired
+  /** Heads by authors of this block: the head entry's author, seq and CID, in the order of their CIDs' text. */
+  heads: Array<[author: string, seq: number, entry: CID]>
 }
 
-/** What a snapshot says per author, whichever way its root carries it. */
+/** What a snapshot says per author, and its heads, whichever way its root carries them. */
 export interface SnapshotAuthorPart {
   clock: VectorClock
   tips: Array<[author: string, entry: CID]>
   retired?: SnapshotRetired
+  heads: CID[]
+  /** The dot of each head, in the same order. */
+  headDots: Dot[]
 }
 
 /** Gossiped on {@link NAMESPACE_TOPIC}: the sender's clock and heads, and its newest entries when small. */
@@ -582,6 +587,8 @@ export function joinSnapshotAuthors (blocks: SnapshotAuthors[]): SnapshotAuthorP
   const clock: VectorClock = {}
   const tips: Array<[string, CID]> = []
   const retired: SnapshotRetired = []
+  const heads: CID[] = []
+  const headDots: Dot[] = []
   let previous: string | undefined
   let count = 0
   for (const block of blocks) {
@@ -593,11 +600,16 @@ export function joinSnapshotAuthors (blocks: SnapshotAuthors[]): SnapshotAuthorP
       if (tip !== null) tips.push([author, tip])
     }
     retired.push(...block.retired)
+    for (const [author, seq, entry] of block.heads) {
+      heads.push(entry)
+      headDots.push([author, seq])
+    }
   }
   for (const [[author, seq]] of retired) {
     if (!Object.hasOwn(clock, author) || clock[author] < seq) fail(`snapshot retiring dot [${show(author)}, ${seq}] is beyond the snapshot's clock`)
   }
-  return retired.length > 0 ? { clock, tips, retired } : { clock, tips }
+  // each block's heads are distinct; across blocks their authors differ, and one entry has one author
+  return retired.length > 0 ? { clock, tips, retired, heads, headDots } : { clock, tips, heads, headDots }
 }
 
 /**
@@ -609,13 +621,20 @@ export function splitSnapshotAuthors (part: SnapshotAuthorPart, perBlock: number
   const tipOf = new Map(part.tips)
   const retiredBy = new Map<string, [Dot, number]>()
   for (const [by, authors] of part.retired ?? []) for (const [author, seq] of authors) retiredBy.set(author, [by, seq])
+  const headsOf = new Map<string, Array<[string, number, CID]>>()
+  for (const [i, [author, seq]] of part.headDots.entries()) {
+    let list = headsOf.get(author)
+    if (list === undefined) headsOf.set(author, list = [])
+    list.push([author, seq, part.heads[i]])
+  }
   const sorted = Object.keys(part.clock).sort()
   const out: SnapshotAuthors[] = []
   for (let i = 0; i < sorted.length; i += perBlock) {
-    const block: SnapshotAuthors = { v: 1, authors: [], retired: [] }
+    const block: SnapshotAuthors = { v: 1, authors: [], retired: [], heads: [] }
     const groups = new Map<string, [Dot, Array<[string, number]>]>()
     for (const author of sorted.slice(i, i + perBlock)) {
       block.authors.push([author, part.clock[author], tipOf.get(author) ?? null])
+      block.heads.push(...headsOf.get(author) ?? [])
       const r = retiredBy.get(author)
       if (r === undefined) continue
       const key = dotKey(r[0][0], r[0][1])
@@ -624,6 +643,7 @@ export function splitSnapshotAuthors (part: SnapshotAuthorPart, perBlock: number
       group[1].push([author, r[1]])
     }
     block.retired = [...groups.values()]
+    block.heads.sort((x, y) => cidText(x[2]) < cidText(y[2]) ? -1 : 1)
     out.push(block)
   }
   return out
@@ -1019,7 +1039,7 @@ function pickEntry (value: unknown): Entry {
 const SNAPSHOT_ROOT_BODY_FIELDS: Record<SignedSnapshotRoot['v'], readonly string[]> = {
   1: ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips'],
   2: ['v', 'author', 'time', 'clock', 'heads', 'headDots', 'count', 'tree', 'tips', 'retired'],
-  3: ['v', 'author', 'time', 'heads', 'headDots', 'count', 'tree', 'authors']
+  3: ['v', 'author', 'time', 'count', 'tree', 'authors']
 }
 
 /** The version a snapshot root claims (1, 2 or 3), checked before its fields. */
@@ -1032,16 +1052,12 @@ function rootVersion (value: unknown, what: string): SignedSnapshotRoot['v'] {
 
 /** The fields every version of a root has. */
 function pickRootCommon (f: Fields): Omit<LinkedSnapshotRoot, 'v' | 'authors' | 'sig'> {
-  const out = {
+  return {
     author: peerId(f.author, 'snapshot author'),
     time: int(f.time, 'snapshot time', 0),
-    heads: cidList(f.heads, 'snapshot heads', 0, MAX_HEADS, DAG_CBOR, true),
-    headDots: list(f.headDots, 'snapshot head dots', 0, MAX_HEADS).map(d => dot(d, 'snapshot head dot')),
     count: int(f.count, 'snapshot count', 0),
     tree: cid(f.tree, 'snapshot tree', DAG_CBOR)
   }
-  if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
-  return out
 }
 
 function pickSnapshotRootBody (f: Fields): SnapshotRootBody {
@@ -1051,8 +1067,11 @@ function pickSnapshotRootBody (f: Fields): SnapshotRootBody {
     v,
     ...pickRootCommon(f),
     clock: clock(f.clock, 'snapshot clock', 0),
+    heads: cidList(f.heads, 'snapshot heads', 0, MAX_HEADS, DAG_CBOR, true),
+    headDots: list(f.headDots, 'snapshot head dots', 0, MAX_HEADS).map(d => dot(d, 'snapshot head dot')),
     tips: [] as Array<[string, CID]>
   }
+  if (out.headDots.length !== out.heads.length) fail(`snapshot has ${out.heads.length} heads but ${out.headDots.length} head dots`)
   let previous: string | undefined
   for (const item of list(f.tips, 'snapshot tips', 0, MAX_CLOCK_AUTHORS)) {
     const [a, c] = check.pair(item, 'snapshot tip', ['author', 'entry'])
@@ -1104,7 +1123,7 @@ function pickSnapshotRoot (value: unknown): SignedSnapshotRoot {
 const MAX_BLOCK_AUTHORS = 16_384
 
 function pickSnapshotAuthors (value: unknown): SnapshotAuthors {
-  const f = shape(value, 'snapshot author block', ['v', 'authors', 'retired'])
+  const f = shape(value, 'snapshot author block', ['v', 'authors', 'retired', 'heads'])
   if (f.v !== 1) fail(`snapshot author block has unsupported version ${show(f.v)}`)
   const clockOfBlock: VectorClock = {}
   let previous: string | undefined
@@ -1118,7 +1137,18 @@ function pickSnapshotAuthors (value: unknown): SnapshotAuthors {
     clockOfBlock[author] = seq
     return [author, seq, t === null ? null : cid(t, 'snapshot block tip', DAG_CBOR)] as [string, number, CID | null]
   })
-  return { v: 1, authors, retired: snapshotRetired(f.retired, clockOfBlock, 0, true) }
+  let last: string | undefined
+  const heads = list(f.heads, 'snapshot block heads', 0, MAX_BLOCK_AUTHORS * 4).map(item => {
+    if (!Array.isArray(item) || item.length !== 3) fail('snapshot block head is not a triple [author, seq, entry]')
+    const [author, seq] = dot([item[0], item[1]], 'snapshot block head')
+    if (!Object.hasOwn(clockOfBlock, author) || clockOfBlock[author] < seq) fail(`snapshot block head [${show(author)}, ${seq}] is not by one of its authors within its counter`)
+    const entry = cid(item[2], 'snapshot block head entry', DAG_CBOR)
+    const text = cidText(entry)
+    if (last !== undefined && !(last < text)) fail(`snapshot block heads not in strictly ascending order of their CIDs at ${text}`)
+    last = text
+    return [author, seq, entry] as [string, number, CID]
+  })
+  return { v: 1, authors, retired: snapshotRetired(f.retired, clockOfBlock, 0, true), heads }
 }
 
 /** Check the envelope (version, known type, exact key set with `id` when `withId`); returns the type. */

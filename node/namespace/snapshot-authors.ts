@@ -10,10 +10,15 @@
  * bootstrapped from a snapshot. Retiring authors shortens clocks on the
  * wire, but a snapshot must still carry every counter.
  *
+ * The same holds for heads: an inline root names at most 4,096, and a
+ * namespace where more authors wrote concurrently than that had heads a
+ * root could not hold, so it never compacted again.
+ *
  * Mechanism: a snapshot of more than {@link DEFAULT_INLINE_ROOT_AUTHORS}
- * authors (configurable) is written with a v3 root
- * (protocol/namespace.ts {@link LinkedSnapshotRoot}): its authors in
- * ascending order are cut into blocks of that many, each block stored as a
+ * authors (configurable), or of more heads than an inline root holds, is
+ * written with a v3 root (protocol/namespace.ts `LinkedSnapshotRoot`): its
+ * authors in ascending order, with their heads, are cut into blocks of
+ * that many, each block stored as a
  * snapshot block (`b!`, served by `blocks` requests like the tree's nodes),
  * and the root links them by CID under its signature. A reader fetches
  * them, checks each against its CID and the whole against the root
@@ -25,8 +30,8 @@
  */
 import type { CID } from 'multiformats/cid'
 import {
-  MAX_BLOCKS_WANT, decodeSnapshotAuthors, encodeSnapshotAuthors, joinSnapshotAuthors, splitSnapshotAuthors,
-  type SignedSnapshotRoot, type SnapshotAuthorPart, type SnapshotAuthors, type SnapshotRoot
+  MAX_BLOCKS_WANT, MAX_HEADS, decodeSnapshotAuthors, encodeSnapshotAuthors, joinSnapshotAuthors, splitSnapshotAuthors,
+  type SignedSnapshotRoot, type SnapshotAuthorPart, type SnapshotAuthors
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import { InvalidSnapshotError } from './snapshot-state.js'
@@ -41,8 +46,6 @@ export const DEFAULT_INLINE_ROOT_AUTHORS = 2048
 export interface SnapshotView extends SnapshotAuthorPart {
   author: string
   time: number
-  heads: SnapshotRoot['heads']
-  headDots: SnapshotRoot['headDots']
   count: number
   tree: CID
   /** A v3 root's author blocks (empty for an inline root). */
@@ -67,10 +70,11 @@ export interface ReadRoot {
  * @throws {InvalidSnapshotError} for an author block missing, corrupt or invalid
  */
 export async function readSnapshotRoot (root: SignedSnapshotRoot, fetch: FetchBlocks): Promise<ReadRoot> {
-  const { author, time, heads, headDots, count, tree } = root
+  const { author, time, count, tree } = root
   if (root.v !== 3) {
-    const part: SnapshotAuthorPart = root.retired === undefined ? { clock: root.clock, tips: root.tips } : { clock: root.clock, tips: root.tips, retired: root.retired }
-    return { view: { author, time, heads, headDots, count, tree, ...part, authorBlocks: [] }, blocks: [] }
+    const { clock, tips, heads, headDots } = root
+    const part: SnapshotAuthorPart = root.retired === undefined ? { clock, tips, heads, headDots } : { clock, tips, heads, headDots, retired: root.retired }
+    return { view: { author, time, count, tree, ...part, authorBlocks: [] }, blocks: [] }
   }
   const blocks: Array<[CID, Uint8Array]> = []
   const decoded: SnapshotAuthors[] = []
@@ -100,15 +104,16 @@ export async function readSnapshotRoot (root: SignedSnapshotRoot, fetch: FetchBl
   } catch (err: any) {
     throw new InvalidSnapshotError(`snapshot authors: ${String(err?.message ?? err)}`)
   }
-  return { view: { author, time, heads, headDots, count, tree, ...part, authorBlocks: root.authors }, blocks }
+  return { view: { author, time, count, tree, ...part, authorBlocks: root.authors }, blocks }
 }
 
 /**
  * The author blocks of a snapshot of `part`, when it names more than
- * `inline` authors (then a v3 root links them); none otherwise.
+ * `inline` authors or more heads than an inline root may (then a v3 root
+ * links them); none otherwise.
  */
 export function authorBlocksOf (part: SnapshotAuthorPart, inline: number): Array<[CID, Uint8Array]> {
-  if (Object.keys(part.clock).length <= inline) return []
+  if (Object.keys(part.clock).length <= inline && part.heads.length <= MAX_HEADS) return []
   return splitSnapshotAuthors(part, inline).map(block => {
     const bytes = encodeSnapshotAuthors(block)
     return [cborCID(bytes), bytes]

@@ -272,19 +272,14 @@ export class Snapshots {
       if (row !== undefined) tips.push([author, CID.parse(row.cid)])
     }
     const retired = this.components.retirements?.forSnapshot(clock, txn) ?? []
-    const common = {
-      author: this.components.id,
-      time: this.components.clock.now(),
-      heads: sortedHeads(heads).map(h => CID.parse(h)),
-      headDots: sortedHeads(heads).map(h => heads.get(h) as Dot),
-      count: tree.count,
-      tree: tree.root
-    }
-    // many authors: linked in author blocks (v3); a root with no retirement is written in the first version, which every build reads
-    const authorBlocks = authorBlocksOf({ clock, tips, retired }, this.components.inlineRootAuthors ?? DEFAULT_INLINE_ROOT_AUTHORS)
+    const common = { author: this.components.id, time: this.components.clock.now(), count: tree.count, tree: tree.root }
+    const sorted = sortedHeads(heads)
+    const headList = { heads: sorted.map(h => CID.parse(h)), headDots: sorted.map(h => heads.get(h) as Dot) }
+    // many authors or heads: linked in author blocks (v3); a root with no retirement is written in the first version, which every build reads
+    const authorBlocks = authorBlocksOf({ clock, tips, retired, ...headList }, this.components.inlineRootAuthors ?? DEFAULT_INLINE_ROOT_AUTHORS)
     const body: SnapshotRootBody = authorBlocks.length > 0
       ? { v: 3, ...common, authors: authorBlocks.map(([cid]) => cid) }
-      : { v: retired.length > 0 ? 2 : 1, ...common, clock: { ...clock }, tips, ...(retired.length > 0 ? { retired } : {}) }
+      : { v: retired.length > 0 ? 2 : 1, ...common, ...headList, clock: { ...clock }, tips, ...(retired.length > 0 ? { retired } : {}) }
     const sig = await this.components.signer.sign(encodeSnapshotRootBody(body))
     const rootBytes = encodeSnapshotRoot({ ...body, sig })
     const root = cborCID(rootBytes)

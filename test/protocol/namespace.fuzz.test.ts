@@ -1076,25 +1076,35 @@ describe('namespace codecs: retire ops and v2 snapshot roots', () => {
 
 describe('namespace codecs: v3 snapshot roots and their author blocks', () => {
   const linkedRoot = (): LinkedSnapshotRoot => {
-    const { clock, tips, ...common } = baseRoot()
-    assert.ok(Object.keys(clock).length === tips.length)
+    const { clock, tips, heads, headDots, ...common } = baseRoot()
+    assert.ok(Object.keys(clock).length === tips.length && heads.length === headDots.length)
     return { ...common, v: 3, authors: [cidOf(10), cidOf(11)] }
   }
   const [L, H] = [A, B].sort()
-  const block = (): SnapshotAuthors => ({ v: 1, authors: [[L, 2, cidOf(4)], [H, 7, null]], retired: [[[C, 3], [[H, 7]]]] })
+  const [h1, h2] = [cidOf(20), cidOf(21)].sort((x, y) => x.toString() < y.toString() ? -1 : 1)
+  const block = (): SnapshotAuthors => ({ v: 1, authors: [[L, 2, cidOf(4)], [H, 7, null]], retired: [[[C, 3], [[H, 7]]]], heads: [[L, 2, h1], [H, 6, h2]] })
 
   it('a linked root and an author block round-trip; split and join are inverse', () => {
     assert.deepStrictEqual(decodeSnapshotRoot(encodeSnapshotRoot(linkedRoot())), linkedRoot())
     assert.deepStrictEqual(decodeSnapshotAuthors(encodeSnapshotAuthors(block())), block())
-    const part = { clock: { [A]: 2, [B]: 7, [C]: 3 }, tips: [[A, cidOf(4)], [C, cidOf(5)]] as Array<[string, CID]>, retired: [[[C, 3], [[A, 2], [B, 7]]]] as SnapshotRetired }
+    const part = {
+      clock: { [A]: 2, [B]: 7, [C]: 3 },
+      tips: [[A, cidOf(4)], [C, cidOf(5)]] as Array<[string, CID]>,
+      retired: [[[C, 3], [[A, 2], [B, 7]]]] as SnapshotRetired,
+      heads: [cidOf(22), cidOf(23), cidOf(24)],
+      headDots: [[A, 2], [B, 5], [C, 3]] as Dot[]
+    }
     const blocks = splitSnapshotAuthors(part, 2)
     assert.equal(blocks.length, 2)
-    // each block carries the retirements of its own authors
+    // each block carries the retirements and the heads of its own authors
     assert.deepStrictEqual(blocks.map(b => b.retired.flatMap(([, authors]) => authors.map(([a]) => a))), [[A, B].sort(), []])
+    assert.deepStrictEqual(blocks.map(b => b.heads.map(([a]) => a).sort()), [[A, B].sort(), [C]])
     const joined = joinSnapshotAuthors(blocks.map(b => decodeSnapshotAuthors(encodeSnapshotAuthors(b))))
     assert.deepStrictEqual(joined.clock, part.clock)
     assert.deepStrictEqual(joined.tips, part.tips)
     assert.deepStrictEqual(joined.retired?.flatMap(([by, authors]) => authors.map(([a, n]) => [by, a, n])).sort(), [[[C, 3], A, 2], [[C, 3], B, 7]].sort())
+    const heads = (p: { heads: CID[], headDots: Dot[] }): string[] => p.heads.map((h, i) => `${h.toString()} ${p.headDots[i][0]} ${p.headDots[i][1]}`).sort()
+    assert.deepStrictEqual(heads(joined), heads(part))
   })
 
   it('rejects bad linked roots and author blocks with a typed error', () => {
@@ -1103,6 +1113,7 @@ describe('namespace codecs: v3 snapshot roots and their author blocks', () => {
     badRoot(r => { r.authors = [cidOf(10), cidOf(10)] }, /twice/)
     badRoot(r => { r.authors = [cidOf(10, 0x55)] }, /codec/)
     badRoot(r => { r.clock = { [A]: 1 } }, /unexpected field/)
+    badRoot(r => { r.heads = [] }, /unexpected field/)
     const badBlock = (change: (b: any) => void, why: RegExp): void => { rejectsBoth(block, change, encodeSnapshotAuthors, decodeSnapshotAuthors, why) }
     badBlock(b => { b.authors.reverse() }, /strictly ascending/)
     badBlock(b => { b.authors = [] }, /has 0 items/)
@@ -1112,9 +1123,15 @@ describe('namespace codecs: v3 snapshot roots and their author blocks', () => {
     badBlock(b => { b.retired[0][1][0] = [C, 1] }, /beyond the snapshot's clock/)
     badBlock(b => { b.retired[0][1][0][1] = 8 }, /beyond the snapshot's clock/)
     badBlock(b => { b.retired.push([[A, 1], [[H, 7]]]) }, /twice/)
+    badBlock(b => { b.heads[0][0] = C }, /not by one of its authors/)
+    badBlock(b => { b.heads[0][1] = 3 }, /not by one of its authors within its counter/)
+    badBlock(b => { b.heads.reverse() }, /heads not in strictly ascending order/)
+    badBlock(b => { b.heads[1][2] = b.heads[0][2] }, /heads not in strictly ascending order/)
+    badBlock(b => { b.heads[0] = [L, 2] }, /not a triple/)
+    badBlock(b => { delete b.heads }, /lacks field heads/)
     badBlock(b => { b.v = 2 }, /version/)
     // what needs the whole clock: order across blocks, retiring dots
-    const other: SnapshotAuthors = { v: 1, authors: [[C, 3, null]], retired: [] }
+    const other: SnapshotAuthors = { v: 1, authors: [[C, 3, null]], retired: [], heads: [] }
     rejects(() => joinSnapshotAuthors([other, block()].sort((x, y) => x.authors[0][0] < y.authors[0][0] ? 1 : -1)), /strictly ascending/)
     rejects(() => joinSnapshotAuthors([block()]), /retiring dot .* beyond the snapshot's clock/)
     assert.equal(Object.keys(joinSnapshotAuthors([block(), other].sort((x, y) => x.authors[0][0] < y.authors[0][0] ? -1 : 1)).clock).length, 3)

@@ -39,7 +39,7 @@ async function forgedLinked (key: Key, blocks: SnapshotAuthors[], swap?: { index
   const tree = cborCID(leaf)
   const encoded = blocks.map(b => encodeSnapshotAuthors(b))
   const cids = encoded.map(b => cborCID(b))
-  const body: Omit<LinkedSnapshotRoot, 'sig'> = { v: 3, author: signerFromKey(key).id, time: 1_000, heads: [], headDots: [], count: 0, tree, authors: cids }
+  const body: Omit<LinkedSnapshotRoot, 'sig'> = { v: 3, author: signerFromKey(key).id, time: 1_000, count: 0, tree, authors: cids }
   const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
   const root = cborCID(bytes)
   const served = (c: CID): Uint8Array | undefined => {
@@ -111,9 +111,9 @@ describe('hostile snapshots', () => {
     const { a, b, malloryKey, mallory } = await cast()
     const before = { tree: await tree(a), clock: a.state().clock }
     const [low, high] = [b.id, mallory].sort()
-    const one = (author: string, seq: number): SnapshotAuthors => ({ v: 1, authors: [[author, seq, null]], retired: [] })
+    const one = (author: string, seq: number): SnapshotAuthors => ({ v: 1, authors: [[author, seq, null]], retired: [], heads: [] })
     // mallory's entry 5 (mallory is at 1) retires b at 1
-    const retiring: SnapshotAuthors = { v: 1, authors: [[b.id, 1, null]], retired: [[[mallory, 5], [[b.id, 1]]]] }
+    const retiring: SnapshotAuthors = { v: 1, authors: [[b.id, 1, null]], retired: [[[mallory, 5], [[b.id, 1]]]], heads: [] }
     const cases: Array<[string, Awaited<ReturnType<typeof forgedLinked>>, RegExp]> = [
       ['a block missing', await forgedLinked(malloryKey, [one(low, 1), one(high, 1)], { index: 1, bytes: undefined }), /author block .* missing/],
       ['a block swapped for another', await forgedLinked(malloryKey, [one(low, 1), one(high, 1)], { index: 0, bytes: encodeSnapshotAuthors(one(low, 2)) }), /does not match its CID/],

@@ -46,8 +46,8 @@ describe('snapshot roots of many authors', () => {
       v: 1,
       author: signed.author,
       time: signed.time,
-      heads: signed.heads,
-      headDots: signed.headDots,
+      heads: blocks.flatMap(b => b.heads.map(([, , entry]) => entry)),
+      headDots: blocks.flatMap(b => b.heads.map(([author, seq]) => [author, seq] as [string, number])),
       count: signed.count,
       tree: signed.tree,
       clock: a.state().clock,
@@ -99,6 +99,25 @@ describe('snapshot roots of many authors', () => {
     const d = await replica(sim, options)
     await pullInto(d, a)
     assert.deepEqual(await tree(d), await tree(a))
+  })
+
+  it('more concurrent heads than an inline root holds (4,200 authors writing at once): the snapshot links them, a fresh replica takes them all', async () => {
+    const sim = { now: 1_000 }
+    // authors alone would not need author blocks here: the heads do
+    const a = await replica(sim, { inlineRootAuthors: 10_000 })
+    assert.equal((await a.receive(await writes(await authors(4_200), 'w'))).applied, 4_200)
+    assert.equal(a.state().heads.length, 4_200)
+    const root = await a.snapshot()
+    const signed = await rootOf(a, root)
+    assert.equal(signed.v, 3)
+    const fresh = await replica(sim)
+    assert.equal(await fresh.loadSnapshot(root, async cids => await a.blocks(cids), a.id), true)
+    assert.deepEqual(fresh.state().heads.map(String).sort(), a.state().heads.map(String).sort())
+    // and it goes on: its next write follows heads it took from the snapshot
+    await fresh.putFile('/after', file('after'))
+    assert.ok(fresh.state().heads.length < 4_200)
+    await pullInto(a, fresh)
+    assert.equal((await a.lookup('/after'))?.type, 'file')
   })
 
   it('refuses a bad inlineRootAuthors', async () => {
