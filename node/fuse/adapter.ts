@@ -5,11 +5,13 @@
  * Two bindings: Shoal's own over libfuse3 (`native/fuse3/`, driven by
  * `fuse3.ts`, built by `npm run build:fuse3`), where the kernel sends reads
  * and writes of up to 1 MiB; and fuse-native over Debian's libfuse2, where
- * it sends 128 KiB (docs/fuse.md, "Bindings"). fuse-native is the default;
- * `SHOAL_FUSE_BINDING=libfuse3` asks for the other, which must then be built,
- * load (libfuse3 is installed) and be able to mount (root, or `fusermount3`
- * on the PATH). Each mount reports its binding (`shoal mounts`, the
- * daemon's log).
+ * it sends 128 KiB (docs/fuse.md, "Bindings"). The libfuse3 binding is the
+ * default where it is usable — built, loading (libfuse3 is installed) and
+ * able to mount (root, or `fusermount3` on the PATH); otherwise fuse-native,
+ * and the daemon's `mounted` line says why. `SHOAL_FUSE_BINDING=libfuse3`
+ * or `=libfuse2` forces one (a forced libfuse3 that is not usable is an
+ * error). Each mount reports its binding (`shoal mounts`, the daemon's
+ * log).
  *
  * Why it loads late: both are optional (fuse-native's prebuilt binaries
  * cover few platforms, the addon needs libfuse3's headers to build, and a
@@ -29,9 +31,9 @@ import { FuseUnavailableError } from './errors.js'
 import { loadFuse3Addon, mountFuse3 } from './fuse3.js'
 
 /** What to do when no binding is installed (one line, shown by `shoal mount`). */
-export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder (or, for 1 MiB requests, `apt-get install libfuse3-dev`, `npm run build:fuse3` and SHOAL_FUSE_BINDING=libfuse3), and restart the daemon'
+export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder (or, for 1 MiB requests, `apt-get install libfuse3-dev pkg-config make g++` and `npm run build:fuse3`), and restart the daemon'
 
-/** The environment variable that picks a binding: `libfuse3` or `libfuse2` (the default). */
+/** The environment variable that forces a binding: `libfuse3` or `libfuse2` (unset: libfuse3 where usable). */
 export const FUSE_BINDING_ENV = 'SHOAL_FUSE_BINDING'
 
 /** A FUSE binding: Shoal's own over libfuse3, or fuse-native over libfuse2. */
@@ -239,10 +241,21 @@ export async function chooseFuseBinding (): Promise<FuseBindingChoice> {
     choice = { name: 'libfuse3' }
     return choice
   }
-  // libfuse2 by default: over libfuse3 reads are faster but writes and
-  // listings were slower in the same runs (docs/decisions.md)
-  await loadFuseClass()
-  choice = { name: 'libfuse2', whyNotLibfuse3: `not asked for (${FUSE_BINDING_ENV}=libfuse3)` }
+  // libfuse3 by default when it is usable: 1 MiB requests, reads and writes
+  // several times faster (docs/decisions.md); otherwise fuse-native, saying why
+  const why = forced === 'libfuse2' ? `not asked for (${FUSE_BINDING_ENV}=libfuse2)` : await libfuse3Unusable()
+  if (why === undefined) {
+    choice = { name: 'libfuse3' }
+    return choice
+  }
+  try {
+    await loadFuseClass()
+  } catch (err: any) {
+    // neither: say what each lacks
+    if (err instanceof FuseUnavailableError && forced === '') throw new FuseUnavailableError(`${String(err.message)}; the libfuse3 binding is ${why}`)
+    throw err
+  }
+  choice = { name: 'libfuse2', whyNotLibfuse3: why }
   return choice
 }
 

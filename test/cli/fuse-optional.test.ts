@@ -15,14 +15,17 @@ import { fileURLToPath } from 'node:url'
 import { defer, tempDir } from '../helpers/temp.js'
 import { eventually, lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
 import { HIDE_MODULES_ENV } from '../helpers/hide-module.js'
+import { FUSE_BINDING_ENV } from '../../node/fuse/adapter.js'
 import { requireFuse, sh } from '../node/fuse/helpers.js'
 
 const TEST = { timeout: 120_000 }
 
-/** Environment of a process (and its children) in which fuse-native is not installed. */
+/** Environment of a process (and its children) in which fuse-native is not installed, and that does not use the libfuse3 binding. */
 const WITHOUT_FUSE = {
   NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${fileURLToPath(new URL('../helpers/hide-module.js', import.meta.url))}`.trim(),
-  [HIDE_MODULES_ENV]: 'fuse-native'
+  [HIDE_MODULES_ENV]: 'fuse-native',
+  // the libfuse3 binding, the default where it is built, is a native addon the hook cannot hide: this node asks for the other
+  [FUSE_BINDING_ENV]: 'libfuse2'
 }
 
 /** True when `dir` is a mountpoint of this machine. */
