@@ -84,10 +84,12 @@ export class DeferredCoder {
    * can carry its policy (else it keeps waiting for a repair pass).
    */
   async code (root: CID, signal?: AbortSignal): Promise<DeferredOutcome> {
-    const record = await this.components.holdings.deferredOf(root)
-    if (record === undefined) return { kind: 'none' }
+    // the record's policy only (one read): a file that waits for live nodes costs no read of its paths, which grow with
+    // every add of the same content (a lone node given many identical files read them all for every add)
+    const waiting = await this.components.holdings.deferredPolicyOf(root)
+    if (waiting === undefined) return { kind: 'none' }
     const nodes = (await this.init.placer.livePeers(signal)).length
-    return await this.codeRecord(root, record, nodes, signal)
+    return await this.codeRecord(root, waiting.policy, nodes, signal)
   }
 
   /**
@@ -114,7 +116,7 @@ export class DeferredCoder {
         continue
       }
       try {
-        const outcome = await this.codeRecord(CID.parse(text), record, nodes, signal)
+        const outcome = await this.codeRecord(CID.parse(text), record.policy, nodes, signal)
         if (outcome.kind === 'coded') report.coded++
         if (outcome.kind === 'waiting') report.waiting++
       } catch (err: any) {
@@ -126,15 +128,15 @@ export class DeferredCoder {
     return report
   }
 
-  /** Code one file with `nodes` live nodes, or join its coding under way. */
-  private async codeRecord (root: CID, record: DeferredRecord, nodes: number, signal?: AbortSignal): Promise<DeferredOutcome> {
+  /** Code one file waiting under `policy` with `nodes` live nodes, or join its coding under way. */
+  private async codeRecord (root: CID, policy: string, nodes: number, signal?: AbortSignal): Promise<DeferredOutcome> {
     const key = root.toString()
     const running = this.running.get(key)
     if (running !== undefined) return await running
-    const coding = codingOf(parsePolicy(record.policy))
+    const coding = codingOf(parsePolicy(policy))
     if (coding === undefined || this.components.rebind === undefined) return { kind: 'none' }
     if (nodes < minNodesOf(coding)) return { kind: 'waiting' }
-    const work = this.codeNow(root, record, signal)
+    const work = this.codeNow(root, signal)
     this.running.set(key, work)
     try {
       return await work
@@ -143,12 +145,13 @@ export class DeferredCoder {
     }
   }
 
-  private async codeNow (root: CID, record: DeferredRecord, signal?: AbortSignal): Promise<DeferredOutcome> {
+  private async codeNow (root: CID, signal?: AbortSignal): Promise<DeferredOutcome> {
     const { holdings, blocks, gcLock } = this.components
     const rebind = this.components.rebind as NonNullable<DurabilityParts['rebind']>
     let manifest: CID | undefined
-    // an add of the same content that rewrote the record meanwhile (other paths) is bound by one more round (same manifest: the coding is deterministic)
-    for (let coded: DeferredRecord | undefined = record; coded !== undefined; coded = await holdings.deferredOf(root)) {
+    // an add of the same content that rewrote the record meanwhile (other paths) is bound by one more round (same manifest:
+    // the coding is deterministic); each round binds the paths noted since the round before (holdings.dropDeferredIf)
+    for (let coded = await holdings.deferredOf(root); coded !== undefined; coded = await holdings.deferredOf(root)) {
       const seen: DeferredRecord = coded
       // under the write lock: the parity and manifest are not garbage before the pin names them
       const { pin, bound } = await gcLock.shared(async () => {

@@ -121,7 +121,6 @@ export interface Reservation {
 const MANIFEST = 'm!'
 const DEFERRED = 'd!'
 const DEFERRED_PATH = 'dp!'
-const EMPTY = new Uint8Array(0)
 /** The row that binds `path` to the deferred record of `root`. */
 function deferredPathKey (root: string, path: string): string { return DEFERRED_PATH + root + '\x00' + path }
 const SHARD = 'h!'
@@ -450,12 +449,24 @@ export class Holdings {
       const keepsPaths = !replaces && headHasPaths && record.paths !== undefined
       if (!keepsPaths && head?.bound === true) ops.push(...(await this.deferredPathKeys(text)).map((key): KVOp => ({ type: 'del', key })))
       const paths = replaces ? record.paths : keepsPaths ? [...(head?.paths ?? []), ...(record.paths ?? [])] : undefined
-      for (const path of new Set(paths)) ops.push({ type: 'put', key: deferredPathKey(text, path), value: EMPTY })
       const next: DeferredHead = { policy: record.policy, size: record.size, since: record.since, rev: (head?.rev ?? 0) + 1 }
+      // each path row holds the revision that noted it last: a round of coding that bound it drops it unless noted again since
+      const rev = encodeJSON(next.rev)
+      for (const path of new Set(paths)) ops.push({ type: 'put', key: deferredPathKey(text, path), value: rev })
       if (paths !== undefined) next.bound = true
       ops.push({ type: 'put', key: DEFERRED + text, value: encodeJSON(next) })
       await this.kv.batch(ops, sync)
     })
+  }
+
+  /**
+   * The policy, size and time of the deferred record of `root`, if it
+   * waits: one read, without its paths (rows that grow with every add of
+   * the same content).
+   */
+  async deferredPolicyOf (root: CID | string): Promise<Omit<DeferredRecord, 'paths'> | undefined> {
+    const head = await this.deferredHead(root.toString())
+    return head === undefined ? undefined : { policy: head.policy, size: head.size, since: head.since }
   }
 
   /** The deferred record of the file `root`, if it waits. */
@@ -499,16 +510,34 @@ export class Holdings {
   }
 
   /**
-   * Drop the deferred record of `root` if it is still `seen` (byte for byte);
-   * false when another add rewrote it meanwhile (its paths still wait).
+   * Drop the deferred record of `root` if it is still `seen` (the revision
+   * {@link deferredOf} read); false when another add rewrote it meanwhile.
+   * Then only the paths added or noted again since still wait: the rows of
+   * the paths `seen` named, bound by the caller, are dropped, so that the
+   * next round binds the new paths alone — not every path again (identical
+   * files added while one is coded: each round rebound all of them).
    */
   async dropDeferredIf (root: CID | string, seen: DeferredRecord): Promise<boolean> {
     return await this.deferredWrite(async () => {
       const text = root.toString()
       const now = await this.deferredHead(text)
-      if (now !== undefined && (now.rev !== undefined ? now.rev !== (seen as DeferredHead).rev : Buffer.compare(encodeJSON(now), encodeJSON(seen)) !== 0)) return false
-      await this.kv.batch(await this.deferredDrops(text), true)
-      return true
+      const seenRev = (seen as DeferredHead).rev
+      if (now === undefined || (now.rev !== undefined ? now.rev === seenRev : Buffer.compare(encodeJSON(now), encodeJSON(seen)) === 0)) {
+        await this.kv.batch(await this.deferredDrops(text), true)
+        return true
+      }
+      if (now.bound === true && now.policy === seen.policy && seen.paths !== undefined && seenRev !== undefined) {
+        const bound = new Set(seen.paths)
+        const prefix = deferredPathKey(text, '')
+        const ops: KVOp[] = []
+        for await (const [key, value] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) {
+          // a row of an older build holds nothing: noted before any revision
+          const noted = value.byteLength === 0 ? 0 : decodeJSON<number>(value)
+          if (noted <= seenRev && bound.has(key.slice(prefix.length))) ops.push({ type: 'del', key })
+        }
+        if (ops.length > 0) await this.kv.batch(ops, true)
+      }
+      return false
     })
   }
 

@@ -146,7 +146,7 @@ export class DurabilityService {
 
   /** Why the file `root` is not coded yet, when its coding waits for live nodes. */
   async waiting (root: CID, policy: string, signal?: AbortSignal): Promise<string | undefined> {
-    if (await this.parts.holdings.deferredOf(root) === undefined) return undefined
+    if (await this.parts.holdings.deferredPolicyOf(root) === undefined) return undefined
     if (this.deferred.coding(root)) return 'it is being coded; its shards are placed next'
     const short = await this.tooFewNodes(policy, signal)
     return short === undefined ? 'enough nodes are live; it is coded and placed in the background (at the latest by the next repair pass)' : waitingWhy(short)

@@ -1,0 +1,99 @@
+/**
+ * The deferred coder's bookkeeping with many adds of one content (a mount
+ * given identical files): what it reads and binds must not grow with the
+ * adds before. Real `Holdings` over a store that counts the rows it reads;
+ * the coder's encoder, placer and namespace binding are stand-ins that
+ * record what they are asked (the whole path, with real nodes, is in
+ * parts.test.ts).
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { Holdings } from '../../../node/durability/index.js'
+import { DeferredCoder } from '../../../node/durability/deferred.js'
+import type { DurabilityParts } from '../../../node/durability/components.js'
+import { MemoryKV, type KVRange } from '../../../node/namespace/kv.js'
+
+/** A store that counts the rows its range reads yield. */
+class CountingKV extends MemoryKV {
+  rowsRead = 0
+  override async * iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> {
+    for await (const row of super.iterate(range)) {
+      this.rowsRead++
+      yield row
+    }
+  }
+}
+
+const POLICY = 'ec:4+2'
+const MANIFEST = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+
+interface Bed { kv: CountingKV, holdings: Holdings, coder: DeferredCoder, root: CID, bound: string[], note: (path: string) => Promise<void> }
+
+/** A coder over real holdings; `live` peers; `onBind` runs inside each binding (adds arriving while a file is coded). */
+async function bed (live: number, onBind: (bound: readonly string[]) => Promise<void> = async () => {}): Promise<Bed> {
+  const kv = new CountingKV()
+  const holdings = new Holdings(kv)
+  await holdings.open()
+  const root = CID.createV1(0x55, await sha256.digest(new Uint8Array([1, 2, 3])))
+  const bound: string[] = []
+  const parts = {
+    holdings,
+    blocks: { session: () => undefined },
+    gcLock: { shared: async <T>(fn: () => Promise<T>): Promise<T> => await fn() },
+    clock: { now: () => 1_000 },
+    logger: { warn: () => {}, info: () => {}, debug: () => {} },
+    files: async function * () {},
+    rebind: async (_root: CID, _pin: unknown, paths?: readonly string[]) => {
+      bound.push(...paths ?? [])
+      await onBind(paths ?? [])
+      return paths?.length ?? 0
+    }
+  } as unknown as DurabilityParts
+  const coder = new DeferredCoder(parts, {
+    encoder: { encode: async () => ({ policy: POLICY, manifest: MANIFEST }) } as any,
+    placer: { livePeers: async () => Array.from({ length: live }, (_, i) => `peer-${i}`), place: async () => ({}) } as any
+  })
+  const note = async (path: string): Promise<void> => { await holdings.noteDeferred(root, { policy: POLICY, size: 4096, since: 1, paths: [path] }, false) }
+  return { kv, holdings, coder, root, bound, note }
+}
+
+describe('deferred coding of many adds of one content', () => {
+  it('a node with too few live peers answers an add "waiting" without reading the paths of the adds before', async () => {
+    const { kv, coder, root, note } = await bed(0)
+    for (let i = 0; i < 1000; i++) await note(`/c/f${i}`)
+    kv.rowsRead = 0
+    for (let i = 1000; i < 1010; i++) {
+      await note(`/c/f${i}`)
+      assert.deepEqual(await coder.code(root), { kind: 'waiting' })
+    }
+    // it read every path row of the content for every add: 1,000+ rows each
+    assert.equal(kv.rowsRead, 0, `${kv.rowsRead} rows read by 10 adds`)
+  })
+
+  it('adds of the same content arriving while it is coded are bound in later rounds, each path once', async () => {
+    let next = 3
+    const b = await bed(6, async () => {
+      // three more adds arrive during each of the first rounds
+      if (next >= 12) return
+      for (let i = 0; i < 3; i++) await b.note(`/c/f${next++}`)
+    })
+    for (let i = 0; i < 3; i++) await b.note(`/c/f${i}`)
+    const outcome = await b.coder.code(b.root)
+    assert.equal(outcome.kind, 'coded')
+    assert.deepEqual([...b.bound].sort(), Array.from({ length: 12 }, (_, i) => `/c/f${i}`).sort(), 'every path bound exactly once')
+    assert.equal(await b.holdings.deferredOf(b.root), undefined, 'nothing waits any more')
+    // a path noted again while it was being bound waits for one more binding
+    let renoted = false
+    const again = await bed(6, async bound => {
+      if (renoted || !bound.includes('/x')) return
+      renoted = true
+      await again.note('/x')
+    })
+    await again.note('/x')
+    await again.coder.code(again.root)
+    assert.deepEqual(again.bound, ['/x', '/x'])
+    assert.equal(await again.holdings.deferredOf(again.root), undefined)
+  })
+})
