@@ -171,6 +171,10 @@ export class ShoalFilesystem {
   /** Names in a directory (with `.` and `..`). @throws {NotFoundError} {NotADirectoryError} */
   async readdir (path: string): Promise<string[]> {
     if (this.staged.has(path)) throw new NotADirectoryError(`not a directory: ${path}`)
+    // the staged names first: a file whose commit ends while the namespace is listed leaves the overlay then, and a
+    // list begun before that commit does not hold it yet (a directory being filled listed fewer names than it held)
+    const staged: string[] = []
+    for (const s of this.staged.values()) if (parentOf(s.path) === path && s.path !== '/') staged.push(baseName(s.path))
     const entries = await this.components.namespace.list(path)
     const names = ['.', '..']
     const seen = new Set<string>()
@@ -180,11 +184,7 @@ export class ShoalFilesystem {
       // `ls -l` stats every name next: answer those from memory
       this.attrs.set(entry.path, attrOf(entry))
     }
-    for (const s of this.staged.values()) {
-      if (parentOf(s.path) !== path || s.path === '/') continue
-      const name = baseName(s.path)
-      if (!seen.has(name)) names.push(name)
-    }
+    for (const name of staged) if (!seen.has(name)) names.push(name)
     return names
   }
 

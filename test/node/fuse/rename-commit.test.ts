@@ -1,14 +1,18 @@
 /**
- * A rename racing a background commit of the file it moves, on the file
- * system a mount shows (no kernel in between: the race needs the commit to
- * start at one exact moment of the rename, which only a gate on the
- * namespace's lookups makes certain). Real block store, real replica.
+ * A rename, and a listing, racing a background commit of the file they
+ * touch, on the file system a mount shows (no kernel in between: the race
+ * needs the commit at one exact moment of the rename or the listing, which
+ * only a gate on the namespace's lookups or lists makes certain). Real
+ * block store, real replica.
  *
  * What a user saw before the fix: `git config` writes `.git/config.lock`,
  * renames it over `.git/config`; when the lock file's background commit
  * started while the rename was looking names up, the commit wrote
  * `config.lock` back under its old name and the rename removed `config` —
- * the next `git config` failed with "could not lock config file".
+ * the next `git config` failed with "could not lock config file". And `ls`
+of a directory being filled listed fewer names than it held (1,962 of
+2,000): a file whose commit ended while the namespace was listed had left
+the staged files before they were read.
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
@@ -32,7 +36,7 @@ interface Gated {
   open: () => void
 }
 
-function gateLookup (namespace: Namespace, path: string): Gated {
+function gateLookup (namespace: Namespace, path: string, op: 'lookup' | 'list' = 'lookup'): Gated {
   let open!: () => void
   const gate = new Promise<void>(resolve => { open = resolve })
   let arrived!: () => void
@@ -40,9 +44,9 @@ function gateLookup (namespace: Namespace, path: string): Gated {
   let armed = false
   const gated = new Proxy(namespace, {
     get (target, prop, receiver) {
-      if (prop === 'lookup') {
+      if (prop === op) {
         return async (p: string) => {
-          const answer = await target.lookup(p)
+          const answer = await target[op](p)
           if (armed && p === path) {
             armed = false
             arrived()
@@ -58,7 +62,7 @@ function gateLookup (namespace: Namespace, path: string): Gated {
   return { namespace: gated, reached, arm: () => { armed = true }, open }
 }
 
-async function setup (t: CleanupContext, gatePath: string): Promise<{ fs: ShoalFilesystem, replica: Replica, gated: Gated }> {
+async function setup (t: CleanupContext, gatePath: string, op: 'lookup' | 'list' = 'lookup'): Promise<{ fs: ShoalFilesystem, replica: Replica, gated: Gated }> {
   const root = await tempDir(t, 'shoal-fuse-rename-')
   const blockstore = await openBlockStore(t, join(root, 'blocks'))
   const replica = new Replica({
@@ -71,7 +75,7 @@ async function setup (t: CleanupContext, gatePath: string): Promise<{ fs: ShoalF
   await replica.open()
   defer(t, async () => { await replica.close() })
   const files = new Files({ blockstore, namespace: replica, logger: silent })
-  const gated = gateLookup(replica, gatePath)
+  const gated = gateLookup(replica, gatePath, op)
   // commits start as soon as a file is closed (no linger): the race is then one tick wide
   const fs = new ShoalFilesystem({ files, namespace: gated.namespace, chunker: parseChunker('fastcdc'), logger: silent }, {
     staging: new StagingArea(join(root, 'staging')),
@@ -138,5 +142,25 @@ describe('rename racing a background commit', () => {
     assert.equal(await replica.lookup('/a.lock'), undefined)
     const a = await replica.lookup('/a')
     assert.equal(a?.type === 'file' ? a.size : -1, 4)
+  })
+})
+
+describe('a listing racing a background commit', () => {
+  it('a file whose commit ends while its directory is listed is in the listing', async t => {
+    const { fs, replica, gated } = await setup(t, '/d', 'list')
+    await fs.mkdir('/d', 0o755)
+    const fh = await fs.create('/d/x', 0o644)
+    await fs.write(fh, Buffer.from('x'), 1, 0)
+    await fs.flush(fh)
+    await fs.release(fh)
+    // the namespace is listed before /d/x is committed; the commit ends (and /d/x leaves the staged files) before the answer is used
+    gated.arm()
+    const listing = fs.readdir('/d')
+    await gated.reached
+    await fs.fsync(undefined, '/d/x')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    gated.open()
+    assert.deepEqual(await listing, ['.', '..', 'x'])
+    assert.equal((await replica.lookup('/d/x'))?.type, 'file')
   })
 })
