@@ -211,9 +211,14 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await mkdir(repo.tmp, { recursive: true })
       await components.blockstore.open()
       const found = components.blockstore.recovery
-      if (found !== undefined && (found.salvagedRecords > 0 || found.tornRecords > 0 || found.shortPacks.length > 0 || found.missingPacks.length > 0)) {
+      if (found !== undefined && (found.salvagedRecords > 0 || found.tornRecords > 0 || found.corruptRanges > 0 || found.shortPacks.length > 0 || found.missingPacks.length > 0)) {
         // never silent: what the index had lost, and what the packs have lost
         logger.warn({ ...found }, 'block store: packs and index disagreed at open (salvaged records are indexed again; short or missing packs lost data: run `shoal repair --scrub`)')
+      }
+      const audit = components.blockstore.audit
+      if (audit !== undefined && audit.disagreeingPacks.length > 0) {
+        // never silent: index entries lost inside packs (LevelDB dropped a record from the middle of its log)
+        logger.warn({ ...audit }, 'block store: index entries were missing for records inside packs; they are indexed again (damaged ranges are lost here: run `shoal repair --scrub`)')
       }
       const dropped = blockstore.migrationDropped
       if (dropped.length > 0) {

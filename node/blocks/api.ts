@@ -15,6 +15,7 @@ import type { Blockstore, Pair } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 import type { Counter } from 'prom-client'
 import type { RecoveryReport } from './recover.js'
+import type { AuditReport } from './index-audit.js'
 import type { ReindexReport } from './reindex.js'
 
 /** Options every block store call accepts. */
@@ -90,6 +91,8 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   approximateSize: () => Promise<number>
   /** What the last open found in the packs and repaired (absent: nothing to report for this kind of store). */
   readonly recovery?: RecoveryReport
+  /** What the last open's index audit found: entries lost inside packs, restored (absent: nothing to report for this kind of store). */
+  readonly audit?: AuditReport
   /** Give the space of deleted blocks back now (rewrite mostly-dead packs) and wait for it; stores that free space as they delete have none. */
   compact?: (options?: AbortOptions) => Promise<void>
   /** Check the index against the packs and rebuild it from them (absent: a store with no separate index). */

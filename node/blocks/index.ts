@@ -16,6 +16,7 @@ export { verifyBlock, matchesCID, sha256 } from './verify.js'
 export { LegacyLevelBlockStore, PackBlockStore }
 export { CorruptBlockError, DiskFullError } from './errors.js'
 export type { RecoveryReport } from './recover.js'
+export type { AuditReport } from './index-audit.js'
 
 /**
  * The block store class {@link createBlockStore} returns (the name the

@@ -20,6 +20,7 @@ import { IDENTITY, SHA2_256, matchesCID } from './verify.js'
 import { code as RAW } from 'multiformats/codecs/raw'
 import { PACK_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
+import { auditIndex, type AuditReport } from './index-audit.js'
 import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
 import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
@@ -63,6 +64,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   protected readonly hashOnRead = false
   /** What open found and cut off (for logs and tests). */
   recovery: RecoveryReport | undefined
+  /** What the last open's index audit found (index-audit.ts). */
+  audit: AuditReport | undefined
   /** Blocks moved from the former layout at the last open. */
   migrated = 0
   /**
@@ -130,6 +133,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     const { metas, report } = await recoverPacks(this.db, this.dir)
     this.metas = metas
     this.recovery = report
+    // entries lost inside committed lengths (a record dropped from the middle of LevelDB's log)
+    this.audit = await auditIndex(this.db, this.dir, metas)
     const packs = [...metas.keys(), ...report.removedPacks]
     this.nextPack = packs.length === 0 ? 1 : Math.max(...packs) + 1
     const last = Math.max(0, ...metas.keys())

@@ -9,26 +9,29 @@
  * found again; nothing found in a pack is thrown away while it is intact.
  *
  * How: for every pack, the records past the length the index knows (all of
- * a pack the index does not know at all) are scanned. Each complete,
- * crc-valid record whose block the index does not name is indexed again
- * (`salvagedRecords`); one whose block lives elsewhere counts as dead space
- * for compaction. Only a torn record at the very end (a write cut short) is
- * cut off. A salvaged record may be a block that was never acknowledged (a
- * crash between the pack's fdatasync and the index batch) or one deleted in
- * a lost batch: both are unreferenced garbage that the next `gc` removes —
- * a cost of some space, never of data. A pack with no intact record is
- * removed.
+ * a pack the index does not know at all) are scanned (intact-records.ts: a
+ * record that fails its crc32c is skipped and the scan goes on at the next
+ * intact one). Each complete, crc-valid record whose block the index does
+ * not name is indexed again (`salvagedRecords`); one whose block lives
+ * elsewhere counts as dead space for compaction, and so does a damaged range
+ * between intact records (`corruptRanges`: its block, if it was one the
+ * index lost, is lost here and fetched again from peers by reads and
+ * repair). Only what follows the last intact record (a write cut short, or
+ * damage at the very end) is cut off. A salvaged record may be a block that
+ * was never acknowledged (a crash between the pack's fdatasync and the index
+ * batch) or one deleted in a lost batch: both are unreferenced garbage that
+ * the next `gc` removes — a cost of some space, never of data. A pack with
+ * no intact record is removed.
  *
  * When it applies: at every open. Index entries lost for records inside the
- * known length of a pack are not looked for here (that would read every
- * pack at every start); the scrub reports blocks the namespace needs and the
- * store lacks.
+ * known length of a pack are found next, by the index audit (index-audit.ts).
  *
  * @module
  */
 import { open, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { listPacks, packFileName, scanPack, syncDir } from './pack-file.js'
+import { intactRecords } from './intact-records.js'
+import { listPacks, packFileName, syncDir } from './pack-file.js'
 import { META_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, packOfMetaKey, type PackMeta } from './pack-index.js'
 import { PACK_HEADER } from './pack-record.js'
 import { idOf } from './util.js'
@@ -42,10 +45,12 @@ export interface RecoveryReport {
   deadRecords: number
   /** Packs the index did not know at all that held intact records (their records were salvaged). */
   unknownPacks: number[]
-  /** Torn records (cut off mid-record) at the end of a pack. */
+  /** Packs whose end held no intact record after the last one (a torn write, or damage): cut off. */
   tornRecords: number
-  /** Bytes cut off the ends of packs (torn records only). */
+  /** Bytes cut off the ends of packs. */
   cutBytes: number
+  /** Damaged ranges between intact records past a pack's known length (crc32c failed): kept as dead space. */
+  corruptRanges: number
   /** Pack files removed (no intact record). */
   removedPacks: number[]
   /** Packs shorter than their committed length (data lost: reads fail with CorruptBlockError). */
@@ -58,7 +63,7 @@ export interface RecoveryReport {
 export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, dir: string): Promise<{ metas: Map<number, PackMeta>, report: RecoveryReport }> {
   const metas = new Map<number, PackMeta>()
   for await (const [key, value] of db.iterator(META_RANGE)) metas.set(packOfMetaKey(key), decodeMeta(value))
-  const report: RecoveryReport = { salvagedRecords: 0, deadRecords: 0, unknownPacks: [], tornRecords: 0, cutBytes: 0, removedPacks: [], shortPacks: [], missingPacks: [] }
+  const report: RecoveryReport = { salvagedRecords: 0, deadRecords: 0, unknownPacks: [], tornRecords: 0, cutBytes: 0, corruptRanges: 0, removedPacks: [], shortPacks: [], missingPacks: [] }
   const files = await listPacks(dir)
   for (const pack of files) {
     const path = join(dir, packFileName(pack))
@@ -73,8 +78,15 @@ export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, di
     let salvaged = 0
     /** Blocks indexed again by this scan (the batch is not readable before it is written). */
     const found = new Set<string>()
-    for await (const { offset, length, multihash, load } of scanPack(path, from, size)) {
-      if (typeof (await load()).decoded === 'string') break
+    for await (const piece of intactRecords(path, from, size)) {
+      if (piece.kind === 'damaged') {
+        if (piece.tail) break // cut off below
+        meta.deadBytes += piece.length
+        meta.deadRecords++
+        report.corruptRanges++
+        continue
+      }
+      const { offset, length, multihash } = piece
       end = offset + length
       const id = idOf(multihash)
       // a second copy of a block this scan indexed again is dead space
