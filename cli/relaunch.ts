@@ -44,6 +44,7 @@
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { withMallocTunables } from './malloc-tunables.js'
 
 /** Node flags the daemon process runs with. */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128']
@@ -169,7 +170,8 @@ function isShell (pid: number): boolean {
 export async function relaunchDaemon (): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, ...process.argv.slice(1)], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, [CHILD_ENV]: '1' },
+    // glibc's malloc settings for the data path's buffers (cli/malloc-tunables.ts)
+    env: { ...withMallocTunables(process.env), [CHILD_ENV]: '1' },
     // own session and process group: signals reach it only through us
     detached: true
   })

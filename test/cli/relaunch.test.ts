@@ -1,13 +1,17 @@
 /**
  * `shoal daemon` runs in a child `node` with the daemon's heap flags; the
  * CLI process forwards signals, and the child stops cleanly when the CLI
- * process dies, even by SIGKILL.
+ * process dies, even by SIGKILL. The child gets glibc's malloc settings for
+ * the data path (cli/malloc-tunables.ts) unless the user chose some.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { commandOf, DAEMON_NODE_FLAGS, shouldRelaunch } from '../../cli/relaunch.js'
+import { DAEMON_MALLOC_TUNABLES, MMAP_THRESHOLD, withMallocTunables } from '../../cli/malloc-tunables.js'
 import { exists, sleep, startDaemon } from '../helpers/cli.js'
 
 const TEST = { timeout: 60_000 }
@@ -34,12 +38,33 @@ describe('daemon relaunch', () => {
     assert.equal(shouldRelaunch(argv, {}, [...DAEMON_NODE_FLAGS]), false)
   })
 
+  it('adds the malloc settings to the child\'s environment, never over the user\'s', () => {
+    assert.equal(withMallocTunables({ PATH: '/bin' }).GLIBC_TUNABLES, DAEMON_MALLOC_TUNABLES)
+    assert.match(DAEMON_MALLOC_TUNABLES, /^glibc\.malloc\.mmap_threshold=\d+:glibc\.malloc\.trim_threshold=\d+$/)
+    // other tunables of the user's are kept, ours added after them
+    assert.equal(withMallocTunables({ GLIBC_TUNABLES: 'glibc.pthread.rseq=0' }).GLIBC_TUNABLES, `glibc.pthread.rseq=0:${DAEMON_MALLOC_TUNABLES}`)
+    // a malloc setting of the user's: nothing added
+    const own = { GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }
+    assert.equal(withMallocTunables(own), own)
+    assert.equal(withMallocTunables({ MALLOC_ARENA_MAX: '2' }).GLIBC_TUNABLES, undefined)
+    assert.equal(withMallocTunables({ MALLOC_MMAP_THRESHOLD_: '1048576' }).GLIBC_TUNABLES, undefined)
+    // the systemd unit, which runs the daemon in place, sets the same
+    const unit = readFileSync(fileURLToPath(new URL('../../../contrib/shoal.service', import.meta.url)), 'utf8')
+    assert.ok(unit.split('\n').includes(`Environment=GLIBC_TUNABLES=${DAEMON_MALLOC_TUNABLES}`), 'contrib/shoal.service sets the malloc settings')
+    const env = { HOME: '/h' }
+    withMallocTunables(env)
+    assert.deepEqual(env, { HOME: '/h' }, 'the given environment is not changed')
+  })
+
   it('runs the node in a child with the heap flags, which stops when the CLI process is killed', TEST, async t => {
     const d = await startDaemon(t)
     const pid = Number((await readFile(join(d.repo, 'daemon.lock'), 'utf8')).trim())
     assert.ok(Number.isSafeInteger(pid) && pid !== d.child.pid, 'the lock is held by a child process')
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
     for (const flag of DAEMON_NODE_FLAGS) assert.ok(cmdline.includes(flag), `child runs with ${flag}: ${cmdline.join(' ')}`)
+    // glibc cuts the variable's text in place as it parses it: the first setting is what stays visible
+    const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
+    assert.ok(environ.some(e => DAEMON_MALLOC_TUNABLES.startsWith(e.slice('GLIBC_TUNABLES='.length)) && e.startsWith(`GLIBC_TUNABLES=glibc.malloc.mmap_threshold=${MMAP_THRESHOLD}`)), `the child runs with the malloc settings: ${environ.filter(e => e.startsWith('GLIBC')).join(' ')}`)
 
     assert.deepEqual(await d.stop('SIGKILL'), { code: null, signal: 'SIGKILL' })
     const deadline = Date.now() + 20_000
