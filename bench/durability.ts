@@ -42,7 +42,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { cpuOf, rawStream, settle } from './raw-stream.js'
+import { cpuOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
@@ -127,7 +127,19 @@ async function timedCat (repo: string, path: string, expected: string, daemons: 
 /** A CLI `add` (or any command), with the CPU seconds each daemon used meanwhile (0 for a stopped one). */
 async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]): Promise<{ seconds: number, cpu: number[] }> {
   const before = cpuOfAll(daemons)
+  const writer = daemons[0]
+  const threadsBefore = writer === undefined ? new Map<number, number>() : threadCpuOf(writer.pid)
+  // the monotonic clock of a CPU profile (µs): the window of this add in the daemons' profiles
+  const from = process.hrtime.bigint() / 1000n
   const r = await cliOk(args)
+  log(`${args.slice(2).join(' ')}: monotonic µs ${from}–${process.hrtime.bigint() / 1000n}`)
+  if (writer !== undefined) {
+    // where the writer's CPU went, by thread (no profiler: it distorts eight daemons on two cores)
+    const used = [...threadCpuOf(writer.pid)].map(([tid, s]) => [tid, s - (threadsBefore.get(tid) ?? 0)] as const).filter(([, s]) => s >= 0.01)
+    const main = used.find(([tid]) => tid === writer.pid)?.[1] ?? 0
+    const others = used.filter(([tid]) => tid !== writer.pid).map(([, s]) => s).sort((a, b) => b - a)
+    log(`  writer CPU s by thread: main ${fmt(main, 2)}, others ${others.map(s => fmt(s, 2)).join(' ')} (workers: leaf chunker, parity; libuv's pool; V8's helpers)`)
+  }
   return { seconds: r.seconds, cpu: cpuOfAll(daemons).map((c, i) => c - before[i]) }
 }
 

@@ -10,7 +10,7 @@
 import '../node/polyfills.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -81,12 +81,33 @@ export function noisy (foreign: number | undefined, seconds: number): boolean {
   return foreign !== undefined && foreign > Math.max(0.5, 0.05 * cpus().length * seconds)
 }
 
-export function cpuOf (pid: number | undefined): number | undefined {
+/** utime + stime of a `/proc/.../stat` file, in seconds. */
+function statCpu (path: string): number | undefined {
   try {
-    const s = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+    const s = readFileSync(path, 'utf8')
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
     return (Number(f[11]) + Number(f[12])) / 100
   } catch { return undefined }
+}
+
+export function cpuOf (pid: number | undefined): number | undefined {
+  return statCpu(`/proc/${String(pid)}/stat`)
+}
+
+/**
+ * CPU seconds of each thread of process `pid` so far, by thread id (the main
+ * thread's id is the pid; worker threads, libuv's pool and V8's helpers are
+ * the others); empty when the process is gone.
+ */
+export function threadCpuOf (pid: number): Map<number, number> {
+  const threads = new Map<number, number>()
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const seconds = statCpu(`/proc/${pid}/task/${tid}/stat`)
+      if (seconds !== undefined) threads.set(Number(tid), seconds)
+    }
+  } catch {}
+  return threads
 }
 
 /** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
