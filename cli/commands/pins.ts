@@ -65,7 +65,7 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   const client = await ApiClient.connect(g.repo)
   const status = await client.json<PinStatus & { path: string }>('GET', '/api/v0/pin/status', { arg: target })
   if (g.json) { printJson(status); return }
-  const lines = [`${status.path}\t${status.policy}\t${status.root}`]
+  const lines = [`${status.path}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
   if (status.manifest !== undefined) {
     lines.push(`stripes: ${formatSummary(status.summary)} (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
     if (status.placing !== undefined) lines.push(`placing: ${status.placing.pushed} of ${status.placing.total} shard blocks pushed to peers`)

@@ -120,13 +120,9 @@ export class PinHealthBoard {
   }
 }
 
-/** Where a pin stands, from its status. */
+/** Where a pin stands, from its status (the page shows a placement under way as pending). */
 function stateOf (s: PinStatus): PinState {
-  if (s.stripes.length === 0) return s.waiting !== undefined || s.pending === true ? 'pending' : 'not-coded'
-  if (s.summary.lost > 0) return 'lost'
-  if (s.summary.degraded > 0) return 'degraded'
-  if (s.summary.atRisk > 0) return 'at-risk'
-  return s.pending === true || s.placing !== undefined ? 'pending' : 'healthy'
+  return s.state === 'placing' ? 'pending' : s.state
 }
 
 /** `pin status` with stripes shortened to their health. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { assessStripe, countHealth, emptySummary, type HealthSummary, type ShardHolders } from './health.js'
+import { assessStripe, countHealth, emptySummary, fileState, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView } from './view.js'
 import type { DurabilityParts } from './components.js'
@@ -33,10 +33,34 @@ export interface StripeStatus {
   why?: string
 }
 
+/**
+ * Where a file's pin stands, in one word: `not-coded` (no erasure coding
+ * asked, or none needed: kept where its blocks are), `pending` (not coded or
+ * not placed yet: too few live nodes, or placement not final), `placing` (this
+ * node is pushing its shards now), `healthy` (every stripe on k+m distinct live
+ * nodes), `at-risk` (every stripe readable, but some shards share a node or a
+ * zone), `degraded` (some stripe misses shards but can be rebuilt), `lost`
+ * (some stripe has fewer than k shards left). The same rule as the metrics'
+ * {@link FileState} (health.ts: missing shards first, then work under way,
+ * then the worst stripe), spelled as stripe health is (`at-risk`).
+ */
+export type FilePinState = 'not-coded' | 'pending' | 'placing' | 'healthy' | 'at-risk' | 'degraded' | 'lost'
+
+/** The {@link FilePinState} of a status. */
+export function filePinState (s: Pick<PinStatus, 'stripes' | 'summary' | 'pending' | 'waiting' | 'placing'>): FilePinState {
+  if (s.stripes.length === 0) return s.waiting !== undefined || s.pending === true ? 'pending' : 'not-coded'
+  // a lone writer holds every shard itself (at risk) until enough peers are live: pending says why
+  const state = fileState(s.summary, s.pending === true || s.placing !== undefined)
+  if (state === 'pending' && s.placing !== undefined) return 'placing'
+  return state === 'at_risk' ? 'at-risk' : state === 'unknown' || state === 'placing' ? 'pending' : state
+}
+
 /** `pin status` of one file. */
 export interface PinStatus {
   root: string
   policy: string
+  /** The file's state in one word (see {@link FilePinState}). */
+  state: FilePinState
   manifest?: string
   k?: number
   m?: number
@@ -59,7 +83,7 @@ export interface PinStatus {
 export async function readPinStatus (components: DurabilityParts, root: CID, pin: FilePin | undefined, signal?: AbortSignal, zoneOf?: (node: string) => string | undefined): Promise<PinStatus> {
   const policy = pin?.policy ?? 'none'
   if (pin?.manifest === undefined) {
-    return { root: root.toString(), policy, stripes: [], summary: emptySummary(), peersAsked: [] }
+    return { root: root.toString(), policy, state: 'not-coded', stripes: [], summary: emptySummary(), peersAsked: [] }
   }
   const manifest = CID.parse(pin.manifest)
   const getter = components.blocks.getter({ signal })
@@ -91,7 +115,8 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     if (record !== undefined) st.why = record.why
     stripes.push(st)
   }
-  const status: PinStatus = { root: root.toString(), policy, manifest: pin.manifest, k: mroot.k, m: mroot.m, stripes, summary, peersAsked: view.asked }
+  const status: PinStatus = { root: root.toString(), policy, state: 'healthy', manifest: pin.manifest, k: mroot.k, m: mroot.m, stripes, summary, peersAsked: view.asked }
   if (pending) status.pending = true
+  status.state = filePinState(status)
   return status
 }

@@ -17,7 +17,7 @@ import { DeferredCoder, type DeferredOutcome } from './deferred.js'
 import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
-import { readPinStatus, type PinStatus } from './pin-status.js'
+import { filePinState, readPinStatus, type PinStatus } from './pin-status.js'
 import { Placer, type PlaceOptions, type PlaceResult } from './placer.js'
 import { ShardRebuilder } from './rebuilder.js'
 import { Repairer, type RepairProgressEvents, type RepairReport } from './repairer.js'
@@ -46,7 +46,7 @@ export type { PlaceOptions, PlaceProgressEvents, PlaceResult } from './placer.js
 export type { RepairProgressEvents } from './repairer.js'
 export type { ScrubProgressEvents } from './scrubber.js'
 export type { GcProgress, GcProgressEvents } from './gc.js'
-export type { PinStatus, ShardStatus, StripeStatus } from './pin-status.js'
+export type { FilePinState, PinStatus, ShardStatus, StripeStatus } from './pin-status.js'
 export type { RepairReport } from './repairer.js'
 
 /** What the last repair pass found ({@link DurabilityService.health}). */
@@ -212,6 +212,7 @@ export class DurabilityService {
     }
     const placing = pin?.manifest === undefined ? undefined : this.placing(pin.manifest)
     if (placing !== undefined) status.placing = placing
+    status.state = filePinState(status)
     return status
   }
 

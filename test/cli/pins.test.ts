@@ -29,12 +29,14 @@ describe('pins through the CLI', () => {
     assert.ok(pins.every(p => p.manifest === undefined), 'a lone node codes nothing: no parity that a lost disk would take with the data')
 
     // the pins wait, visibly, with why
-    type Status = { pending?: boolean, waiting?: string, manifest?: string, stripes: unknown[] }
+    type Status = { state: string, pending?: boolean, waiting?: string, manifest?: string, stripes: unknown[] }
     const status = await shoalJson<Status>(d.repo, ['pin', 'status', '/big.bin'])
+    assert.equal(status.state, 'pending')
     assert.equal(status.pending, true)
     assert.equal(status.manifest, undefined)
     assert.match(status.waiting ?? '', /^1 live node, ec:4\+2 needs 3 for its parity to survive a lost node/)
     const text = (await shoalOk(d.repo, ['pin', 'status', '/big.bin'])).toString()
+    assert.match(text, /^state: pending$/m)
     assert.match(text, /pending: not coded yet: 1 live node, ec:4\+2 needs 3/)
 
     // --wait: the file is added and durable, but one node cannot meet ec:4+2: said in one line, exit 1

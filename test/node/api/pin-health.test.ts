@@ -9,13 +9,16 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { PinHealthBoard, type PinHealthComponents } from '../../../node/api/pin-health.js'
 import type { PinInfo } from '../../../node/files/index.js'
+import { filePinState } from '../../../node/durability/pin-status.js'
 import type { PinStatus } from '../../../node/durability/index.js'
 
 /** A status whose stripes have the given healths. */
 function status (healths: Array<'healthy' | 'at-risk' | 'degraded' | 'lost'>): PinStatus {
   const summary = { healthy: 0, atRisk: 0, degraded: 0, lost: 0 }
   for (const h of healths) summary[h === 'at-risk' ? 'atRisk' : h]++
-  return { root: 'cid', policy: 'ec:4+2', k: 4, m: 2, stripes: healths.map((health, index) => ({ index, health, live: 6, shards: [] })), summary, peersAsked: ['self'] }
+  const s: PinStatus = { root: 'cid', policy: 'ec:4+2', state: 'healthy', k: 4, m: 2, stripes: healths.map((health, index) => ({ index, health, live: 6, shards: [] })), summary, peersAsked: ['self'] }
+  s.state = filePinState(s)
+  return s
 }
 
 /** Files whose checks answer from `answers`; a path without an answer is checked until its deadline. */

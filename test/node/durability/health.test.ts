@@ -1,12 +1,13 @@
 /**
- * Honest stripe health (node/durability/health.ts) and the abortable sleep
- * of repair and scrub.
+ * Honest stripe health (node/durability/health.ts), a file's pin state in
+ * one word (pin-status.ts), and the abortable sleep of repair and scrub.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { assessStripe, spreadOf } from '../../../node/durability/health.js'
 import { sleep } from '../../../node/durability/sleep.js'
+import { filePinState } from '../../../node/durability/pin-status.js'
 
 describe('stripe health', () => {
   it('is healthy only with k+m shards on k+m distinct nodes', () => {
@@ -34,6 +35,21 @@ describe('stripe health', () => {
     assert.equal(assessStripe(4, 2, six, n => crowded[n]).health, 'at-risk', 'three shards in z1: losing it loses more than m')
     assert.equal(assessStripe(4, 2, six, () => undefined).health, 'healthy', 'nodes without zones count by node only')
     assert.equal(assessStripe(4, 2, [['a'], ['b'], ['c'], ['d'], ['e'], []], n => crowded[n]).health, 'degraded', 'a missing shard is degraded, zones or not')
+  })
+})
+
+describe('a file\'s pin state', () => {
+  const stripes = [{ index: 0, health: 'healthy' as const, live: 6, shards: [] }]
+  const summary = (h: Partial<Record<'healthy' | 'atRisk' | 'degraded' | 'lost', number>>): { healthy: number, atRisk: number, degraded: number, lost: number } => ({ healthy: 0, atRisk: 0, degraded: 0, lost: 0, ...h })
+  it('says not-coded, pending, placing, healthy, at-risk, degraded or lost, missing shards first', () => {
+    assert.equal(filePinState({ stripes: [], summary: summary({}) }), 'not-coded', 'pin none, or a file kept where its blocks are')
+    assert.equal(filePinState({ stripes: [], summary: summary({}), pending: true, waiting: '1 live node, ec:4+2 needs 3' }), 'pending')
+    assert.equal(filePinState({ stripes, summary: summary({ healthy: 1 }) }), 'healthy')
+    assert.equal(filePinState({ stripes, summary: summary({ atRisk: 1 }) }), 'at-risk')
+    assert.equal(filePinState({ stripes, summary: summary({ atRisk: 1 }), pending: true }), 'pending', 'a writer holding every shard until enough peers are live')
+    assert.equal(filePinState({ stripes, summary: summary({ atRisk: 1 }), pending: true, placing: { pushed: 3, total: 10 } }), 'placing')
+    assert.equal(filePinState({ stripes, summary: summary({ degraded: 1, atRisk: 2 }), placing: { pushed: 3, total: 10 } }), 'degraded', 'missing shards show through a placement')
+    assert.equal(filePinState({ stripes, summary: summary({ lost: 1, degraded: 1 }), pending: true }), 'lost')
   })
 })
 

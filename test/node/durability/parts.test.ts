@@ -100,6 +100,7 @@ describe('durability parts', () => {
     })
     const placed = await writer.components.files.pinStatus('/r.bin')
     assert.deepEqual(placed.summary, { healthy: 1, atRisk: 0, degraded: 0, lost: 0 })
+    assert.equal(placed.state, 'healthy')
     const holders = placed.stripes[0].shards.map(s => s.holders[0])
     const byId = (id: string): ShoalNode => nodes.find(n => n.components.peerId === id) as ShoalNode
     // a holder that is not the writer goes away; the other holder coordinates the stripe's repair
@@ -120,6 +121,7 @@ describe('durability parts', () => {
     assert.equal(early.waiting, 1, 'the lost shard waits for its holder')
     assert.equal(early.repaired, 0)
     assert.equal(early.degraded, 1)
+    assert.equal((await writer.components.files.pinStatus('/r.bin')).state, 'degraded', 'a shard is gone')
 
     // the scheduled pass runs past the grace period and rebuilds the shard onto the third node
     await time.advance(GRACE_MS + 60_000)
@@ -127,6 +129,7 @@ describe('durability parts', () => {
     await until('the next pass scheduled', () => time.pending === 1)
     const healed = await writer.components.files.pinStatus('/r.bin')
     assert.deepEqual(healed.summary, { healthy: 1, atRisk: 0, degraded: 0, lost: 0 })
+    assert.equal(healed.state, 'healthy')
     assert.ok(healed.stripes[0].shards.some(s => s.holders.includes(third.components.peerId)), 'the third node holds a shard now')
   })
 
@@ -232,6 +235,7 @@ describe('durability parts', () => {
     assert.equal(status.placing, undefined, 'nothing is placing once the add returned')
     assert.equal(status.pending, undefined, 'placement is final')
     assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
+    assert.equal(status.state, 'healthy')
   })
 
   it('a plain add returns once the file is durable here; it is coded (the manifest --wait gives), bound and placed after', TEST, async t => {
