@@ -61,8 +61,17 @@ export interface BlockStoreInit {
   faults?: {
     /** Called after each committed migration batch; throwing stops the open there. */
     afterMigrateBatch?: (batch: number) => void
+    /**
+     * Awaited while compaction removes a rewritten pack that nothing points
+     * into any more: `counters` before its counters are deleted, `file` after
+     * that and before its file is unlinked (a test stops the process there).
+     */
+    beforePackRemoval?: (pack: number, step: PackRemovalStep) => Promise<void> | void
   }
 }
+
+/** Where a pack's removal by compaction stands (see `faults.beforePackRemoval`). */
+export type PackRemovalStep = 'counters' | 'file'
 
 /**
  * The `interface-blockstore` contract plus what Shoal needs on top:

@@ -560,9 +560,11 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
           } catch (err: any) {
             if (err?.code !== 'ENOENT') throw err // a pack already gone holds nothing
           }
+          await this.init.faults?.beforePackRemoval?.(pack, 'counters')
           await this.db.del(metaKey(pack), { sync: true })
           this.metas.delete(pack)
           this.readers.retire(pack)
+          await this.init.faults?.beforePackRemoval?.(pack, 'file')
           await unlink(join(this.dir, packFileName(pack))).catch(() => {})
           return true
         })

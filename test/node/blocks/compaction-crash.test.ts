@@ -53,11 +53,10 @@
  * disk; whether the kill landed inside it is asserted from the disk.
  *
  * What it does not cover: the kills land while records are being copied
- * (the index still at the originals). The short window between a rewrite's
- * commit and the old pack's removal is allowed but not aimed at: hitting it
- * on purpose needs a hook in the store (none exists; no node/ code is changed
- * for this test). A kill loses no page cache, so lost fdatasyncs (power
- * loss) are not exercised here either.
+ * (the index still at the originals). The last step of a rewrite, the old
+ * pack's removal after the commit, is killed on purpose in
+ * pack-removal-crash.test.ts (a fault hook stops the store there). A kill
+ * loses no page cache, so lost fdatasyncs (power loss) are not exercised.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
