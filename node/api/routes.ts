@@ -141,12 +141,13 @@ export const routes: Route[] = [
       // the index first (what the packs hold), a scrub next (it may drop
       // corrupt shards), then the repair pass that restores placement; each
       // part tells its start and its progress to `report` (progress=true).
-      // A client that waits and goes away ends the gc and the scrub (`until`
+      // A client that waits and goes away ends the reindex (before it writes
+      // anything), the gc and the scrub (`until`
       // aborts); the repair pass, shared with the node's periodic check, goes
       // on (docs/api.md)
       const run = async (report: (update: ProgressUpdate) => void = () => {}, until?: AbortSignal): Promise<object> => {
         if (q.reindex === true) report({ phase: 'reindex' })
-        const reindex = q.reindex === true ? await blockstore.reindex?.() : undefined
+        const reindex = q.reindex === true ? await blockstore.reindex?.({ signal: until }) : undefined
         // records indexed again may be blocks deleted before: garbage collection takes back what nothing needs
         const gc = reindex !== undefined && reindex.indexed > 0 ? await durability.collectGarbage(until, { onProgress: e => { report({ phase: 'gc', ...e.detail }) } }) : undefined
         if (q.scrub === true) report({ phase: 'scrub', blocks: 0, bytes: 0, corrupt: 0 })

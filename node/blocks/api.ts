@@ -105,7 +105,7 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   /** Give the space of deleted blocks back now (rewrite mostly-dead packs) and wait for it; stores that free space as they delete have none. */
   compact?: (options?: AbortOptions) => Promise<void>
   /** Check the index against the packs and rebuild it from them (absent: a store with no separate index). */
-  reindex?: () => Promise<ReindexReport>
+  reindex?: (options?: AbortOptions) => Promise<ReindexReport>
 }
 
 /** Blocks put since {@link BlockStore.watchPuts} was called. */

@@ -274,9 +274,9 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * rebuild what disagrees (`shoal repair --reindex`); see reindex.ts.
    * Commits first; commits and deletes wait meanwhile.
    */
-  async reindex (): Promise<ReindexReport> {
+  async reindex (options?: AbortOptions): Promise<ReindexReport> {
     await this.commit()
-    const report = await this.serial(async () => await reindexPacks({ db: this.db, dir: this.dir, metas: this.metas }))
+    const report = await this.serial(async () => await reindexPacks({ db: this.db, dir: this.dir, metas: this.metas }, options))
     this.compactor.schedule()
     return report
   }

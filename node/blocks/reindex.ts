@@ -20,7 +20,9 @@
  * counters are recomputed from the result. One synced batch writes it all.
  *
  * When: on demand, under the store's serialised index changes (no commit or
- * delete interleaves). Memory: one small record per block in the store.
+ * delete interleaves). Memory: one small record per block in the store. An
+ * abort (the client of `repair --reindex --wait` went away) stops it before
+ * its one batch is written: nothing changed.
  *
  * @module
  */
@@ -31,7 +33,8 @@ import { join } from 'node:path'
 import { packFileName, scanPack } from './pack-file.js'
 import { INDEX_RANGE, decodeLocation, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
 import { PACK_HEADER } from './pack-record.js'
-import { idOf } from './util.js'
+import { idOf, throwIfAborted } from './util.js'
+import type { AbortOptions } from './api.js'
 import type { ClassicLevel } from 'classic-level'
 
 /** What {@link reindexPacks} found and did. */
@@ -64,8 +67,15 @@ export interface ReindexHost {
 /** Most lost CIDs listed in a report. */
 const MAX_LISTED = 100
 
-/** Check the index against every committed record and rebuild what disagrees. See the module comment. */
-export async function reindexPacks (host: ReindexHost): Promise<ReindexReport> {
+/** Records or entries read between two checks of the abort signal. */
+const CHECK_EVERY = 1024
+
+/**
+ * Check the index against every committed record and rebuild what disagrees. See the module comment.
+ *
+ * @throws {AbortedError} when `options.signal` aborts before the batch is written (nothing changed)
+ */
+export async function reindexPacks (host: ReindexHost, options: AbortOptions = {}): Promise<ReindexReport> {
   const { db, dir, metas } = host
   const report: ReindexReport = { packs: 0, records: 0, corruptRecords: 0, indexed: 0, repointed: 0, removed: 0, lost: [] }
   /** Intact records by block: every copy. */
@@ -73,11 +83,12 @@ export async function reindexPacks (host: ReindexHost): Promise<ReindexReport> {
   const recordsOf = new Map<number, number>()
   for (const [pack, meta] of metas) {
     if (meta.committed <= PACK_HEADER) continue
+    throwIfAborted(options)
     report.packs++
     let count = 0
     try {
       for await (const { offset, length, multihash, load } of scanPack(join(dir, packFileName(pack)), PACK_HEADER, meta.committed)) {
-        count++
+        if (++count % CHECK_EVERY === 0) throwIfAborted(options)
         const { decoded } = await load()
         if (typeof decoded === 'string') { report.corruptRecords++; continue }
         report.records++
@@ -100,7 +111,10 @@ export async function reindexPacks (host: ReindexHost): Promise<ReindexReport> {
     live.set(at.pack, l)
   }
   const named = new Set<string>()
+  let entries = 0
   for await (const [key, value] of db.iterator(INDEX_RANGE)) {
+    // stopped below, where the batch is closed
+    if (++entries % CHECK_EVERY === 0 && options.signal?.aborted === true) break
     const multihash = multihashOfIndexKey(key)
     const id = idOf(multihash)
     named.add(id)
@@ -123,6 +137,11 @@ export async function reindexPacks (host: ReindexHost): Promise<ReindexReport> {
     batch.put(indexKey(found.multihash), encodeLocation(found.at[0]))
     countLive(found.at[0])
     report.indexed++
+  }
+  // the last point to stop: from here on the store's counters change in memory, then on disk
+  if (options.signal?.aborted === true) {
+    await batch.close()
+    throwIfAborted(options)
   }
   for (const [pack, meta] of metas) {
     if (meta.committed <= PACK_HEADER) continue

@@ -100,4 +100,33 @@ describe('reindex: the packs rebuild the index', () => {
       assert.equal(entries, 7)
     })
   })
+
+  it('stops when its signal aborts, before it writes anything: the index and the counters are as before', async (t) => {
+    const dir = await tempDir(t)
+    const options = { maxPackBytes: 256 * KiB, autoCompact: false }
+    let store = await openBlockStore(t, dir, options)
+    const blocks = blocksOf(20, 20 * KiB, 12)
+    for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+    await store.commit()
+    await store.close()
+    // an entry pointing at another block's record: what a reindex would repoint
+    await withIndex(dir, async db => {
+      await db.put(indexKey(blocks[0].cid.multihash.bytes), await db.get(indexKey(blocks[1].cid.multihash.bytes)) as Uint8Array)
+    })
+    const snapshot = async (): Promise<string[]> => await withIndex(dir, async db => {
+      const rows: string[] = []
+      for await (const [key, value] of db.iterator()) rows.push(`${Buffer.from(key).toString('hex')}=${Buffer.from(value).toString('hex')}`)
+      return rows
+    })
+    const before = await snapshot()
+    store = await openBlockStore(t, dir, options)
+    await rejectsNamed(store.reindex({ signal: AbortSignal.abort() }), 'AbortedError')
+    await rejectsNamed(store.getBytes(blocks[0].cid), 'CorruptBlockError')
+    await store.close()
+    assert.deepEqual(await snapshot(), before, 'nothing written')
+    // and a reindex that runs to the end repairs it
+    store = await openBlockStore(t, dir, options)
+    assert.equal((await store.reindex()).repointed, 1)
+    assertBytesEqual(await store.getBytes(blocks[0].cid), blocks[0].bytes)
+  })
 })
