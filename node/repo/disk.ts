@@ -71,12 +71,24 @@ function mib (bytes: number): string {
 /** Size of the ballast file a daemon keeps in its repo. */
 export const BALLAST_BYTES = 32 * 1024 * 1024
 
+/** The smallest ballast worth keeping: room for the stores to open and for `rm` and `gc` to start. */
+export const MIN_BALLAST_BYTES = 4 * 1024 * 1024
+
+const MiB = 1024 * 1024
+
 /**
  * The ballast: a file of {@link BALLAST_BYTES} the daemon keeps in the repo
  * (`<repo>/ballast`) while the disk has room. When another program fills
  * the disk to the last byte, the next start deletes it first, so the node
  * can open its stores, take its lock and serve `rm` and `gc`; it is made
  * again at a later start once there is room.
+ *
+ * A disk already inside the reserve when the daemon starts (adds refused)
+ * still gets one, smaller: half of what is free, at most {@link BALLAST_BYTES},
+ * at least {@link MIN_BALLAST_BYTES} (none below that). Before, no ballast was
+ * written there, and once another program took the last bytes the daemon
+ * could not start again until space was freed by hand. A smaller ballast
+ * grows to the full size at a later start with room.
  */
 export class Ballast {
   constructor (private readonly file: string, private readonly guard: DiskGuard, private readonly bytes = BALLAST_BYTES) {}
@@ -87,7 +99,8 @@ export class Ballast {
    * @returns true when it was deleted
    */
   async releaseIfFull (): Promise<boolean> {
-    if (await this.guard.free() >= this.bytes) return false
+    const size = await stat(this.file).then(s => s.size, () => 0)
+    if (size === 0 || await this.guard.free() >= Math.min(size, this.bytes)) return false
     try {
       await unlink(this.file)
       return true
@@ -97,16 +110,31 @@ export class Ballast {
     }
   }
 
-  /** Write the ballast when it is missing and the disk keeps its reserve after it; false when it was not written. */
+  /**
+   * Write the ballast when it is missing or smaller than the disk now
+   * allows: the full size when the disk keeps its reserve after it, else half
+   * of what is free (see the class comment). False when none is there after.
+   */
   async ensure (): Promise<boolean> {
-    const exists = await stat(this.file).then(s => s.size === this.bytes, () => false)
-    if (exists) return true
-    if (await this.guard.free() < this.guard.reserveBytes + this.bytes) return false
+    const size = await stat(this.file).then(s => s.size, () => 0)
+    if (size >= this.bytes) return true
+    const room = await this.guard.free() + size
+    const target = room >= this.guard.reserveBytes + this.bytes
+      ? this.bytes
+      : Math.min(this.bytes, Math.floor(room / 2 / MiB) * MiB)
+    if (target < Math.min(MIN_BALLAST_BYTES, this.bytes)) return size > 0
+    if (size >= target) return true
+    await this.write(target)
+    return true
+  }
+
+  /** Write a ballast of `bytes` in place of any other, atomically. */
+  private async write (bytes: number): Promise<void> {
     const tmp = `${this.file}.tmp`
     const fh = await open(tmp, 'w', 0o600)
     try {
       const chunk = Buffer.alloc(1024 * 1024)
-      for (let written = 0; written < this.bytes; written += chunk.byteLength) await fh.write(chunk, 0, Math.min(chunk.byteLength, this.bytes - written))
+      for (let written = 0; written < bytes; written += chunk.byteLength) await fh.write(chunk, 0, Math.min(chunk.byteLength, bytes - written))
       await fh.datasync()
     } catch (err) {
       await fh.close().catch(() => {})
@@ -115,6 +143,5 @@ export class Ballast {
     }
     await fh.close()
     await rename(tmp, this.file)
-    return true
   }
 }

@@ -2,7 +2,8 @@
  * A full disk, on a real (small) tmpfs, through the CLI and a real daemon:
  * adds are refused early with one line, `rm` and `gc` work and give the
  * space back, and a daemon whose disk another program filled to the last
- * byte still starts (its ballast goes first) and serves reads, `rm` and `gc`.
+ * byte still starts (its ballast goes first) and serves reads, `rm` and `gc`
+ * — also one that started on a disk already inside its reserve.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -91,5 +92,35 @@ describe('a full disk', () => {
     const again = await runShoal(['--repo', repo, 'add', join(dir, 'f0.bin'), '--to', '/again.bin'])
     assert.equal(again.code, 1)
     assert.match(again.stderr, /DiskFullError/)
+  })
+
+  it('a daemon started on a disk already inside its reserve keeps a smaller ballast, and starts again once the disk is full', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-disk-')
+    const disk = join(dir, 'disk')
+    await mountTmpfs(t, disk, '100m')
+    const repo = join(disk, 'repo')
+    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    // another program took 60 MiB: ~40 MiB free, far inside the default 256 MiB reserve
+    const junk = await open(join(disk, 'other'), 'w')
+    try { for (let i = 0; i < 60; i++) await junk.write(Buffer.alloc(MiB)) } finally { await junk.close() }
+    let d = await startDaemon(t, repo)
+    const ballast = join(repo, 'ballast')
+    let size = 0
+    for (let i = 0; i < 300 && size === 0; i++) {
+      size = (await stat(ballast).catch(() => undefined))?.size ?? 0
+      if (size === 0) await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    assert.ok(size >= 4 * MiB && size < 32 * MiB, `a smaller ballast: ${size} bytes`)
+    assert.ok(await free(disk) >= size, 'it took at most half of what was free')
+    await shoalOk(repo, ['mkdir', '/kept'])
+
+    // the disk fills to the last byte while the daemon is down: it starts all the same
+    await d.stop()
+    await fillUp(join(disk, 'junk'))
+    assert.ok(await free(disk) < MiB, 'the disk is full')
+    d = await startDaemon(t, repo)
+    assert.match(d.output().stderr, /ballast was deleted/)
+    assert.match((await shoalOk(repo, ['ls', '/'])).toString(), /kept/)
+    await d.stop()
   })
 })
