@@ -34,14 +34,19 @@ async function fillUp (file: string): Promise<void> {
   }
 }
 
+/** A tmpfs of `size` with a fresh repo on it: the temp dir, the disk and the repo. */
+async function repoOnTmpfs (t: Parameters<typeof tempDir>[0], size: string): Promise<{ dir: string, disk: string, repo: string }> {
+  const dir = await tempDir(t, 'shoal-disk-')
+  const disk = join(dir, 'disk')
+  await mountTmpfs(t, disk, size)
+  const repo = join(disk, 'repo')
+  await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+  return { dir, disk, repo }
+}
+
 describe('a full disk', () => {
   it('refuses adds early, lets rm and gc give space back, and starts again when another program filled the disk', TEST, async t => {
-    const dir = await tempDir(t, 'shoal-disk-')
-    const disk = join(dir, 'disk')
-    await mountTmpfs(t, disk, '160m')
-
-    const repo = join(disk, 'repo')
-    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    const { dir, disk, repo } = await repoOnTmpfs(t, '160m')
     const configFile = join(repo, 'config.json')
     const config = JSON.parse(await readFile(configFile, 'utf8'))
     await writeFile(configFile, JSON.stringify({ ...config, storage: { reserve: 40 * MiB } }))
@@ -95,11 +100,7 @@ describe('a full disk', () => {
   })
 
   it('a daemon started on a disk already inside its reserve keeps a smaller ballast, and starts again once the disk is full', TEST, async t => {
-    const dir = await tempDir(t, 'shoal-disk-')
-    const disk = join(dir, 'disk')
-    await mountTmpfs(t, disk, '100m')
-    const repo = join(disk, 'repo')
-    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    const { disk, repo } = await repoOnTmpfs(t, '100m')
     // another program took 60 MiB: ~40 MiB free, far inside the default 256 MiB reserve
     const junk = await open(join(disk, 'other'), 'w')
     try { for (let i = 0; i < 60; i++) await junk.write(Buffer.alloc(MiB)) } finally { await junk.close() }
