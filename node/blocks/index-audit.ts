@@ -30,11 +30,10 @@
  * @module
  */
 import { join } from 'node:path'
-import { intactRecords } from './intact-records.js'
 import { packFileName } from './pack-file.js'
-import { INDEX_RANGE, decodeLocation, encodeLocation, encodeMeta, indexKey, metaKey, type PackMeta } from './pack-index.js'
+import { salvageRange } from './salvage.js'
+import { INDEX_RANGE, decodeLocation, encodeMeta, metaKey, type PackMeta } from './pack-index.js'
 import { PACK_HEADER } from './pack-record.js'
-import { idOf } from './util.js'
 import type { ClassicLevel } from 'classic-level'
 
 /** What {@link auditIndex} found and did. */
@@ -100,41 +99,18 @@ interface PackToRestore {
  */
 async function restorePack (db: ClassicLevel<Uint8Array, Uint8Array>, path: string, { pack, meta, indexedBytes }: PackToRestore): Promise<{ restored: number, corrupt: number }> {
   const batch = db.batch()
-  let restored = 0
-  let restoredBytes = 0
-  let corrupt = 0
-  let pieces = 0
-  let liveRecords = 0
-  /** Blocks indexed again here (a batch is not readable before it is written). */
-  const found = new Set<string>()
   try {
-    for await (const piece of intactRecords(path, PACK_HEADER, meta.committed)) {
-      pieces++
-      if (piece.kind === 'damaged') { corrupt++; continue }
-      const { offset, length, multihash } = piece
-      const id = idOf(multihash)
-      if (found.has(id)) continue // a second copy: dead
-      const existing = await db.get(indexKey(multihash))
-      if (existing === undefined) {
-        batch.put(indexKey(multihash), encodeLocation({ pack, offset, length }))
-        found.add(id)
-        restored++
-        restoredBytes += length
-        liveRecords++
-      } else {
-        const at = decodeLocation(existing)
-        if (at.pack === pack && at.offset === offset) liveRecords++
-      }
-    }
+    const found = await salvageRange({ db, batch, path, pack, from: PACK_HEADER, to: meta.committed })
+    const corrupt = found.corrupt + (found.damagedEnd ? 1 : 0)
     // never below zero: entries that point at another block's record are for `repair --reindex`
-    meta.deadBytes = Math.max(0, meta.committed - PACK_HEADER - indexedBytes - restoredBytes)
-    meta.deadRecords = Math.max(0, pieces - liveRecords)
+    meta.deadBytes = Math.max(0, meta.committed - PACK_HEADER - indexedBytes - found.restoredBytes)
+    meta.deadRecords = found.dead + corrupt
     batch.put(metaKey(pack), encodeMeta(meta))
     await batch.write({ sync: true })
+    return { restored: found.restored, corrupt }
   } catch (err) {
     await batch.close().catch(() => {})
     if ((err as NodeJS.ErrnoException)?.code === 'ENOENT') return { restored: 0, corrupt: 0 } // reported as a missing pack
     throw err
   }
-  return { restored, corrupt }
 }

@@ -30,11 +30,10 @@
  */
 import { open, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { intactRecords } from './intact-records.js'
 import { listPacks, packFileName, syncDir } from './pack-file.js'
-import { META_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, packOfMetaKey, type PackMeta } from './pack-index.js'
+import { salvageRange } from './salvage.js'
+import { META_RANGE, decodeMeta, encodeMeta, metaKey, packOfMetaKey, type PackMeta } from './pack-index.js'
 import { PACK_HEADER } from './pack-record.js'
-import { idOf } from './util.js'
 import type { ClassicLevel } from 'classic-level'
 
 /** What {@link recoverPacks} found and did. */
@@ -74,37 +73,12 @@ export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, di
     if (known !== undefined && size <= from) continue
     const meta: PackMeta = known ?? { committed: PACK_HEADER, deadBytes: 0, deadRecords: 0 }
     const batch = db.batch()
-    let end = from
-    let salvaged = 0
-    /** Blocks indexed again by this scan (the batch is not readable before it is written). */
-    const found = new Set<string>()
-    for await (const piece of intactRecords(path, from, size)) {
-      if (piece.kind === 'damaged') {
-        if (piece.tail) break // cut off below
-        meta.deadBytes += piece.length
-        meta.deadRecords++
-        report.corruptRanges++
-        continue
-      }
-      const { offset, length, multihash } = piece
-      end = offset + length
-      const id = idOf(multihash)
-      // a second copy of a block this scan indexed again is dead space
-      if (!found.has(id)) {
-        const existing = await db.get(indexKey(multihash))
-        if (existing === undefined) {
-          batch.put(indexKey(multihash), encodeLocation({ pack, offset, length }))
-          found.add(id)
-          salvaged++
-          continue
-        }
-        const at = decodeLocation(existing)
-        if (at.pack === pack && at.offset === offset) continue // indexed here already: live
-      }
-      meta.deadBytes += length
-      meta.deadRecords++
-      report.deadRecords++
-    }
+    const found = await salvageRange({ db, batch, path, pack, from, to: size })
+    const end = found.end
+    meta.deadBytes += found.deadBytes + found.corruptBytes
+    meta.deadRecords += found.dead + found.corrupt
+    report.deadRecords += found.dead
+    report.corruptRanges += found.corrupt
     if (known === undefined && end === PACK_HEADER) {
       batch.close().catch(() => {})
       await unlink(path)
@@ -112,7 +86,7 @@ export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, di
       continue
     }
     if (known === undefined) report.unknownPacks.push(pack)
-    report.salvagedRecords += salvaged
+    report.salvagedRecords += found.restored
     meta.committed = end
     metas.set(pack, meta)
     batch.put(metaKey(pack), encodeMeta(meta))
