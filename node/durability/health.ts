@@ -111,7 +111,7 @@ export function countHealth (summary: HealthSummary, health: StripeHealth): void
 export type FileState = 'pending' | 'placing' | 'healthy' | 'at_risk' | 'degraded' | 'lost' | 'unknown'
 
 /** The state of a file from the counts of its stripes' health, and whether its placement is final. */
-export function fileState (stripes: HealthSummary, pending: boolean): FileState {
+export function fileState (stripes: HealthSummary, pending: boolean): Exclude<FileState, 'placing' | 'unknown'> {
   if (stripes.lost > 0) return 'lost'
   if (stripes.degraded > 0) return 'degraded'
   if (pending) return 'pending'

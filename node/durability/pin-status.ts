@@ -52,7 +52,7 @@ export function filePinState (s: Pick<PinStatus, 'stripes' | 'summary' | 'pendin
   // a lone writer holds every shard itself (at risk) until enough peers are live: pending says why
   const state = fileState(s.summary, s.pending === true || s.placing !== undefined)
   if (state === 'pending' && s.placing !== undefined) return 'placing'
-  return state === 'at_risk' ? 'at-risk' : state === 'unknown' || state === 'placing' ? 'pending' : state
+  return state === 'at_risk' ? 'at-risk' : state
 }
 
 /** `pin status` of one file. */
