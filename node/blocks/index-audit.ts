@@ -24,7 +24,7 @@
  * `gc` removes it (space, never data).
  *
  * When it applies: at every open, after recover.ts. Cost: the index pass
- * (about 2 s per million blocks, 1.05–1.17 × a bare LevelDB pass: bench/index-audit.ts) and, only for packs that disagree,
+ * (about 2–2.5 s per million blocks, 1.05–1.22 × a bare LevelDB pass: bench/index-audit.ts) and, only for packs that disagree,
  * reading them.
  *
  * @module
