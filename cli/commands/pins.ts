@@ -9,7 +9,7 @@ import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions }
 import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 import type { PinInfo } from '../../node/files/index.js'
-import type { PinStatus, RepairReport, ScrubReport } from '../../node/durability/index.js'
+import type { PinStatus, RepairReport, ScrubReport, StripeStatus } from '../../node/durability/index.js'
 import type { GcResult } from '../../node/durability/gc.js'
 import type { ReindexReport } from '../../node/blocks/index.js'
 import type { TierConfig } from '../../node/tiers/config.js'
@@ -60,7 +60,7 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
   else printLines(...pins.map(p => `${p.path}\t${p.policy}\t${p.cid}\t${formatBytes(p.size)}`))
 }
 
-/** `shoal pin status PATH|CID`: one line per stripe that is not healthy, and a summary. */
+/** `shoal pin status PATH|CID`: the file's state, a summary, and one line per stripe that is not healthy (every one with `--all`). */
 export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const status = await client.json<PinStatus & { path: string }>('GET', '/api/v0/pin/status', { arg: target })
@@ -68,13 +68,15 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   const lines = [`${status.path}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
   if (status.manifest !== undefined) {
     lines.push(`stripes: ${formatSummary(status.summary)} (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
+    // why stripes are pending, once each (the same reason holds for most of a file's stripes)
+    const whys = new Set(status.stripes.flatMap(s => s.waiting ?? []))
     if (status.placing !== undefined) lines.push(`placing: ${status.placing.pushed} of ${status.placing.total} shard blocks pushed to peers`)
-    else if (status.pending === true) lines.push('placement: not final yet (under way, or waiting for enough live peers; the repair pass goes on with it)')
+    else if (status.pending === true && whys.size === 0) lines.push('placement: not final yet (under way, or waiting for enough live peers; the repair pass goes on with it)')
+    for (const why of whys) lines.push(`pending: ${why}`)
     if (status.summary.atRisk > 0) lines.push(`at risk: shards share nodes (fewer than ${String((status.k ?? 0) + (status.m ?? 0))} distinct live nodes hold them); they are placed again when more peers are live`)
     for (const s of status.stripes) {
-      if (s.health === 'healthy' && opts.all !== true) continue
-      const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
-      lines.push(`stripe ${s.index}\t${s.health}\t${s.live}/${s.shards.length}\t${shards.join(' ')}${s.why !== undefined ? `\t(${s.why})` : ''}`)
+      if (s.state === 'healthy' && opts.all !== true) continue
+      lines.push(stripeLine(s))
     }
   } else if (status.waiting !== undefined) {
     lines.push(`pending: not coded yet: ${status.waiting}`)
@@ -161,6 +163,17 @@ function showProgress (g: GlobalOptions, phases: PhaseMeters, u: ProgressUpdate)
       return
     case 'car':
   }
+}
+
+/**
+ * One stripe of `pin status`, tab-separated: `stripe N`, its state (with
+ * `acked/total shards acked` while placing, when counted), its health with
+ * live/all shards, each shard's holders, and why placement chose them.
+ */
+function stripeLine (s: StripeStatus): string {
+  const state = s.progress !== undefined ? `${s.state} ${s.progress.acked}/${s.progress.total} shards acked` : s.state
+  const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
+  return `stripe ${s.index}\t${state}\t${s.health} ${s.live}/${s.shards.length}\t${shards.join(' ')}${s.why !== undefined ? `\t(${s.why})` : ''}`
 }
 
 function short (peer: string): string {

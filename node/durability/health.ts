@@ -110,12 +110,50 @@ export function countHealth (summary: HealthSummary, health: StripeHealth): void
  */
 export type FileState = 'pending' | 'placing' | 'healthy' | 'at_risk' | 'degraded' | 'lost' | 'unknown'
 
-/** The state of a file from the counts of its stripes' health, and whether its placement is final. */
+/** The state of a file from the counts of its stripes' health, and whether its placement is final: {@link stripeState} of its worst stripe. */
 export function fileState (stripes: HealthSummary, pending: boolean): Exclude<FileState, 'placing' | 'unknown'> {
+  const state = stripeState(worstHealth(stripes), pending ? 'pending' : undefined)
+  return state === 'at-risk' ? 'at_risk' : state
+}
+
+/** The worst health counted in `stripes` (`healthy` for none). */
+function worstHealth (stripes: HealthSummary): StripeHealth {
   if (stripes.lost > 0) return 'lost'
   if (stripes.degraded > 0) return 'degraded'
-  if (pending) return 'pending'
-  return stripes.atRisk > 0 ? 'at_risk' : 'healthy'
+  return stripes.atRisk > 0 ? 'at-risk' : 'healthy'
+}
+
+/**
+ * Work under way on a stripe, as far as this node knows: `placing` (this
+ * node pushes its shards now) or `pending` (its placement is not final, or
+ * waits for live peers).
+ */
+export type StripeWork = 'placing' | 'pending'
+
+/** Where one stripe stands: its health, or the work under way on it (see {@link stripeState}). */
+export type StripeState = StripeWork | StripeHealth
+
+/** Stripe states, worst first: the order in which a file's state follows its stripes'. */
+const WORST_FIRST: readonly StripeState[] = ['lost', 'degraded', 'placing', 'pending', 'at-risk', 'healthy']
+
+/**
+ * A stripe's state: missing shards first (`lost`, `degraded`, whatever is
+ * under way), then the work under way (`placing`, `pending`), then its
+ * health (`at-risk`, `healthy`).
+ */
+export function stripeState<W extends StripeWork> (health: StripeHealth, work: W | undefined): W | StripeHealth {
+  if (health === 'lost' || health === 'degraded' || work === undefined) return health
+  return work
+}
+
+/** The worst of `states` (the state of a file from its stripes'), undefined for none. */
+export function worstState (states: Iterable<StripeState>): StripeState | undefined {
+  let worst: number | undefined
+  for (const state of states) {
+    const rank = WORST_FIRST.indexOf(state)
+    if (worst === undefined || rank < worst) worst = rank
+  }
+  return worst === undefined ? undefined : WORST_FIRST[worst]
 }
 
 /** What `after` counted beyond `before` (the stripes of one file, counted into a pass's totals). */

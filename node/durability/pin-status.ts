@@ -1,14 +1,17 @@
 /**
- * `pin status`: the health of every stripe of a file's pin, from who holds
- * which shard now and where placement put it.
+ * `pin status`: the state and health of every stripe of a file's pin, from
+ * who holds which shard now, where placement put it and the placement under
+ * way here, if any.
  *
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { assessStripe, countHealth, emptySummary, fileState, type FileState, type HealthSummary, type ShardHolders } from './health.js'
+import { assessStripe, countHealth, emptySummary, stripeState, worstState, type FileState, type HealthSummary, type ShardHolders, type StripeState, type StripeWork } from './health.js'
+import { placementUnderWay, type PlaceProgress, type StripeProgress } from './placer.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView } from './view.js'
 import type { DurabilityParts } from './components.js'
+import type { ManifestRecord } from './holdings.js'
 import type { StripeHealth } from './repair-plan.js'
 import type { FilePin } from '../namespace/index.js'
 
@@ -23,14 +26,30 @@ export interface ShardStatus {
   placed?: string
 }
 
+/**
+ * Where one stripe of a pin stands, in one word, by the file's rule (see
+ * {@link FilePinState}): `lost` or `degraded` when it misses shards, else
+ * `placing` while this node pushes its shards, `pending` while its placement
+ * is not final or waits for live peers, else its health (`at-risk`,
+ * `healthy`).
+ */
+export type StripePinState = StripeState
+
 /** One stripe in a status report. */
 export interface StripeStatus {
   index: number
+  /** The stripe's state in one word (see {@link StripePinState}). */
+  state: StripePinState
+  /** Where its shards are: what {@link state} is when no work is under way. */
   health: StripeHealth
   live: number
   shards: ShardStatus[]
   /** Why placement chose these peers, when this node placed the stripe. */
   why?: string
+  /** Set while `placing`, when the placement counts it: shards acknowledged by their holders, of how many go to other peers. */
+  progress?: StripeProgress
+  /** Set while `pending`: why, in one line. */
+  waiting?: string
 }
 
 /**
@@ -40,19 +59,62 @@ export interface StripeStatus {
  * node is pushing its shards now), `healthy` (every stripe on k+m distinct live
  * nodes), `at-risk` (every stripe readable, but some shards share a node or a
  * zone), `degraded` (some stripe misses shards but can be rebuilt), `lost`
- * (some stripe has fewer than k shards left). The same rule as the metrics'
- * {@link FileState} (health.ts: missing shards first, then work under way,
- * then the worst stripe), spelled as stripe health is (`at-risk`).
+ * (some stripe has fewer than k shards left). The worst of its stripes'
+ * {@link StripePinState}s: the same rule as the metrics' {@link FileState}
+ * (health.ts: missing shards first, then work under way, then the worst
+ * stripe), spelled as stripe health is (`at-risk`).
  */
-export type FilePinState = 'not-coded' | 'pending' | 'placing' | 'healthy' | 'at-risk' | 'degraded' | 'lost'
+export type FilePinState = 'not-coded' | StripePinState
 
-/** The {@link FilePinState} of a status. */
-export function filePinState (s: Pick<PinStatus, 'stripes' | 'summary' | 'pending' | 'waiting' | 'placing'>): FilePinState {
-  if (s.stripes.length === 0) return s.waiting !== undefined || s.pending === true ? 'pending' : 'not-coded'
-  // a lone writer holds every shard itself (at risk) until enough peers are live: pending says why
-  const state = fileState(s.summary, s.pending === true || s.placing !== undefined)
-  if (state === 'pending' && s.placing !== undefined) return 'placing'
-  return state === 'at_risk' ? 'at-risk' : state
+/** The {@link FilePinState} of a status: the worst of its stripes' states (lost, degraded, placing, pending, at-risk, healthy). */
+export function filePinState (s: Pick<PinStatus, 'stripes' | 'pending' | 'waiting'>): FilePinState {
+  return worstState(s.stripes.map(st => st.state)) ?? (s.waiting !== undefined || s.pending === true ? 'pending' : 'not-coded')
+}
+
+/** What this node knows of the placement of a manifest it may have written, for {@link stripeWork}. */
+export interface PlacementKnown {
+  /** The placement under way here (see {@link placementUnderWay}), if one runs. */
+  underWay?: Readonly<PlaceProgress>
+  /** This node wrote the manifest and its placement is not final. */
+  pending: boolean
+  /** Why it is not final while no placement runs, in one line. */
+  why?: string
+}
+
+/** The work under way on one stripe, as {@link stripeWork} finds it. */
+export interface StripeWorkFound {
+  work?: StripeWork
+  progress?: StripeProgress
+  waiting?: string
+}
+
+/**
+ * The work under way on the stripe `index` (its shards as `pin status` saw
+ * them): `placing` while the placement under way has shards of it still to
+ * be acknowledged (counted per stripe, with its progress; a placement that
+ * does not count stripes: while some shard is not on the holder placement
+ * planned for it, or no plan is recorded yet), else `pending` while the
+ * placement is not final, else none.
+ */
+export function stripeWork (index: number, shards: readonly ShardStatus[], known: PlacementKnown): StripeWorkFound {
+  const { underWay } = known
+  if (underWay !== undefined) {
+    if (underWay.stripes !== undefined) {
+      const counts = underWay.stripes.get(index)
+      if (counts !== undefined && counts.acked < counts.total) return { work: 'placing', progress: { ...counts } }
+    } else if (shards.some(s => s.cid !== undefined && (s.placed === undefined || !s.holders.includes(s.placed)))) {
+      return { work: 'placing' }
+    }
+    return { work: 'pending', waiting: 'its shards are on their holders; the file\'s other stripes are being placed' }
+  }
+  if (!known.pending) return {}
+  return known.why === undefined ? { work: 'pending' } : { work: 'pending', waiting: known.why }
+}
+
+/** Why the placement of a manifest this node wrote (its record `own`) is not final while none runs, in one line. */
+function notFinal (own: ManifestRecord): string {
+  if (own.spreadOver !== undefined) return `placed over ${own.spreadOver} live nodes, fewer than its ${own.k + own.m} shards: placed again once more are live`
+  return 'not confirmed on all its holders yet (not placed yet, a peer failed, or the placement stopped): the repair pass places it'
 }
 
 /** `pin status` of one file. */
@@ -91,7 +153,10 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
   const view = await gatherView(components, manifest, mroot.stripes, signal)
   // the writer keeps every shard until placement is final: what is here counts before it is placed
   const own = await components.holdings.manifest(manifest.toString())
-  const pending = own?.role === 'origin' && own.placed === undefined
+  const underWay = placementUnderWay(components, manifest)
+  const unplaced = own?.role === 'origin' && own.placed === undefined ? own : undefined
+  const pending = unplaced !== undefined || underWay !== undefined
+  const known: PlacementKnown = { underWay, pending, why: unplaced === undefined ? undefined : notFinal(unplaced) }
   const self = components.network.self
   const stripes: StripeStatus[] = []
   const summary = emptySummary()
@@ -111,12 +176,16 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     }
     const { health, live } = assessStripe(mroot.k, mroot.m, seen, zoneOf)
     countHealth(summary, health)
-    const st: StripeStatus = { index, health, live, shards }
+    const { work, progress, waiting } = stripeWork(index, shards, known)
+    const st: StripeStatus = { index, state: stripeState(health, work), health, live, shards }
     if (record !== undefined) st.why = record.why
+    if (st.state === 'placing' && progress !== undefined) st.progress = progress
+    if (st.state === 'pending' && waiting !== undefined) st.waiting = waiting
     stripes.push(st)
   }
   const status: PinStatus = { root: root.toString(), policy, state: 'healthy', manifest: pin.manifest, k: mroot.k, m: mroot.m, stripes, summary, peersAsked: view.asked }
   if (pending) status.pending = true
+  if (underWay !== undefined) status.placing = { pushed: underWay.pushed, total: underWay.total }
   status.state = filePinState(status)
   return status
 }

@@ -50,6 +50,43 @@ export interface PlaceResult {
  */
 export type PlaceProgressEvents = ProgressEvent<'shoal:durability:place', { pushed: number, total: number, peer?: string }>
 
+/** One stripe of a placement under way: its shards acknowledged by their holders, of how many go to other peers. */
+export interface StripeProgress {
+  acked: number
+  total: number
+}
+
+/**
+ * A placement under way, as {@link Placer.track} shows it: shard blocks
+ * pushed to other peers so far, of `total`; and, when the placement counts
+ * them, each stripe's shards acknowledged by their holders (stripe index →
+ * counts; a stripe with no entry has nothing to push). The one who places
+ * updates the object it gave to `track`.
+ */
+export interface PlaceProgress {
+  pushed: number
+  total: number
+  stripes?: Map<number, StripeProgress>
+}
+
+/** Placements under way on each node (keyed by its parts, shared by its {@link Placer} and `pin status`): manifest → progress. */
+const underWay = new WeakMap<DurabilityParts, Map<string, PlaceProgress>>()
+
+/** The placements under way on the node of `parts`. */
+function runningOn (parts: DurabilityParts): Map<string, PlaceProgress> {
+  let running = underWay.get(parts)
+  if (running === undefined) {
+    running = new Map()
+    underWay.set(parts, running)
+  }
+  return running
+}
+
+/** The placement of `manifest` under way on the node of `parts` (what its {@link Placer} tracks now), if one runs. */
+export function placementUnderWay (parts: DurabilityParts, manifest: CID | string): Readonly<PlaceProgress> | undefined {
+  return underWay.get(parts)?.get(manifest.toString())
+}
+
 /** Options of {@link Placer.place}. */
 export interface PlaceOptions extends SyncOptions, ProgressOptions<PlaceProgressEvents> {
   signal?: AbortSignal
@@ -73,8 +110,6 @@ export class Placer {
   private readonly full = new Map<string, number>()
   /** Zones of peers that answered `info`. */
   private readonly zones = new Map<string, string | undefined>()
-  /** Placements under way: manifest → shard blocks pushed so far, of how many. */
-  private readonly running = new Map<string, { pushed: number, total: number }>()
 
   constructor (private readonly components: DurabilityParts, private readonly init: PlacerInit) {
     this.log = components.logger.child({ component: 'durability' })
@@ -112,9 +147,11 @@ export class Placer {
     await holdings.hold(manifest, mine, { now, sync })
     // one push per block and part: shards with equal bytes (replica copies, repeated leaves) share a CID, and the holder expects it once
     const parts = new Map<string, Array<{ refs: ShardRef[], cids: CID[] }>>()
+    const stripes = new Map<number, StripeProgress>()
     let total = 0
     for (const [peer, shards] of perPeer) {
       if (peer === network.self) continue
+      for (const { ref: [index] } of shards) countShard(stripes, index, 'total')
       const list: Array<{ refs: ShardRef[], cids: CID[] }> = []
       for (let i = 0; i < shards.length; i += PLACE_PART) {
         const part = shards.slice(i, i + PLACE_PART)
@@ -126,7 +163,7 @@ export class Placer {
     }
     const failed: string[] = []
     let pushed = 0
-    const progress = { pushed, total }
+    const progress: PlaceProgress = { pushed, total, stripes }
     const untrack = this.track(manifest, progress)
     try {
       onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total }))
@@ -138,6 +175,7 @@ export class Placer {
             const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(cids, signal), { signal })
             pushed += result.blocks
             progress.pushed = pushed
+            for (const [index] of refs) countShard(stripes, index, 'acked')
             stats.shardsPushed += result.blocks
             this.components.metrics?.shardsPlaced.inc(result.blocks)
             onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total, peer }))
@@ -207,24 +245,25 @@ export class Placer {
 
   /** How far a placement of `manifest` under way is (shard blocks pushed, of how many), if one runs. */
   placing (manifest: CID | string): { pushed: number, total: number } | undefined {
-    const p = this.running.get(manifest.toString())
-    return p === undefined ? undefined : { ...p }
+    const p = placementUnderWay(this.components, manifest)
+    return p === undefined ? undefined : { pushed: p.pushed, total: p.total }
   }
 
   /**
-   * Show `progress` (updated by the caller as it pushes) as the placement of
-   * `manifest` under way, for `pin status` and `status`, until the returned
-   * function is called.
+   * Show `progress` (updated by the caller as it pushes; with `stripes`,
+   * stripe by stripe) as the placement of `manifest` under way, for `pin
+   * status` and `status`, until the returned function is called.
    */
-  track (manifest: CID | string, progress: { pushed: number, total: number }): () => void {
+  track (manifest: CID | string, progress: PlaceProgress): () => void {
     const key = manifest.toString()
-    this.running.set(key, progress)
-    return () => { if (this.running.get(key) === progress) this.running.delete(key) }
+    const running = runningOn(this.components)
+    running.set(key, progress)
+    return () => { if (running.get(key) === progress) running.delete(key) }
   }
 
   /** Manifests whose placement runs now. */
   placingNow (): string[] {
-    return [...this.running.keys()]
+    return [...runningOn(this.components).keys()]
   }
 
   /** The zone of `peer` (this node's own, or what the peer said when asked by {@link livePeers}), if it has one. */
@@ -285,6 +324,16 @@ async function releaseHandedOver (holdings: Holdings, manifest: CID, perPeer: Ma
   for await (const held of holdings.held(manifest)) if (handedOver.has(`${held.stripe}:${held.shard}`)) release.push([held.stripe, held.shard])
   await holdings.releaseShards(manifest, release, done.sync)
   return release.length
+}
+
+/** Count one shard of stripe `index` as to place (`total`) or acknowledged by its holder (`acked`). */
+export function countShard (stripes: Map<number, StripeProgress>, index: number, what: keyof StripeProgress): void {
+  let counts = stripes.get(index)
+  if (counts === undefined) {
+    counts = { acked: 0, total: 0 }
+    stripes.set(index, counts)
+  }
+  counts[what]++
 }
 
 /** Where the k+m shards of one stripe go among `peers` (spread over zones), and why. */

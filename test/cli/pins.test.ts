@@ -1,7 +1,8 @@
 /**
- * Pins through the CLI on one daemon: `add --pin`, the default policy,
+ * Pins through the CLI. On one daemon: `add --pin`, the default policy,
  * `pin ls|status|add|rm`, `repair [--scrub] --wait`, `gc`, and bad input (one line
- * on stderr, non-zero exit, nothing changed).
+ * on stderr, non-zero exit, nothing changed). On three daemons of one swarm:
+ * each stripe's state in `pin status`.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -9,7 +10,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
-import { lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
+import { eventually, initSwarm, lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
 
 const TEST = { timeout: 120_000 }
 
@@ -96,5 +97,56 @@ describe('pins through the CLI', () => {
     if (after.reindex.indexed > 0) assert.ok(after.gc !== undefined && after.gc.removed >= after.reindex.indexed, 'what it indexed again was collected')
     assert.equal((await runShoal(['--repo', d.repo, 'cat', bigCid])).code, 1, 'the removed file stays gone')
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/small.bin']), small)
+  })
+  it('pin status gives each stripe its state, in its line and in the JSON: pending with why, healthy, degraded once a holder stops', TEST, async t => {
+    const dir = await tempDir(t)
+    const repos = await initSwarm(dir, ['a', 'b', 'c'])
+    const [a, b, c] = await Promise.all(repos.map(async r => await startDaemon(t, r)))
+    const aAddr = (await shoalJson<{ addresses: string[] }>(a.repo, ['id'])).addresses[0]
+    await shoalOk(b.repo, ['peers', 'connect', aAddr])
+    await shoalOk(c.repo, ['peers', 'connect', aAddr])
+    await eventually('a sees both peers', async () => (await shoalJson<unknown[]>(a.repo, ['peers', 'ls'])).length === 2)
+    type Stripe = { index: number, state: string, health: string, live: number, shards: unknown[], waiting?: string }
+    type Status = { state: string, stripes: Stripe[] }
+    /** The `stripe N` lines of the text output, by index: [state, health live/all]. */
+    const stripeLines = (text: string): Map<number, string[]> => new Map(text.split('\n').filter(l => l.startsWith('stripe ')).map(l => {
+      const [head, state, health] = l.split('\t')
+      return [Number(head.slice('stripe '.length)), [state, health]]
+    }))
+
+    // three nodes carry ec:4+2 coded, two shards each: every stripe waits for more live nodes, and says so
+    await writeFile(join(dir, 'wide.bin'), randomBytes(2 * 1024 * 1024, 11))
+    await shoalOk(a.repo, ['add', join(dir, 'wide.bin'), '--pin', 'ec:4+2'])
+    await eventually('/wide.bin coded and placed over three nodes', async () => (await shoalJson<Status>(a.repo, ['pin', 'status', '/wide.bin'])).stripes.some(s => s.waiting?.startsWith('placed over') === true))
+    const wide = await shoalJson<Status>(a.repo, ['pin', 'status', '/wide.bin'])
+    assert.equal(wide.state, 'pending')
+    assert.ok(wide.stripes.length > 0)
+    for (const s of wide.stripes) {
+      assert.deepEqual([s.state, s.health], ['pending', 'at-risk'], `stripe ${s.index}`)
+      assert.equal(s.waiting, 'placed over 3 live nodes, fewer than its 6 shards: placed again once more are live')
+    }
+    const wideText = (await shoalOk(a.repo, ['pin', 'status', '/wide.bin'])).toString()
+    assert.match(wideText, /^state: pending$/m)
+    assert.equal(wideText.split('\n').filter(l => l === 'pending: placed over 3 live nodes, fewer than its 6 shards: placed again once more are live').length, 1, 'the why once, not once per stripe')
+    assert.deepEqual([...stripeLines(wideText)], wide.stripes.map(s => [s.index, ['pending', 'at-risk 6/6']]))
+
+    // ec:2+1 on three nodes: every stripe healthy (listed with --all)
+    await writeFile(join(dir, 'f.bin'), randomBytes(2 * 1024 * 1024, 12))
+    await shoalOk(a.repo, ['add', join(dir, 'f.bin'), '--pin', 'ec:2+1', '--wait'])
+    const placed = await shoalJson<Status>(a.repo, ['pin', 'status', '/f.bin'])
+    assert.equal(placed.state, 'healthy')
+    assert.deepEqual(placed.stripes.map(s => s.state), placed.stripes.map(() => 'healthy'))
+    assert.equal(stripeLines((await shoalOk(a.repo, ['pin', 'status', '/f.bin'])).toString()).size, 0, 'healthy stripes are listed with --all only')
+    assert.deepEqual([...stripeLines((await shoalOk(a.repo, ['pin', 'status', '/f.bin', '--all'])).toString())], placed.stripes.map(s => [s.index, ['healthy', 'healthy 3/3']]))
+
+    // a holder stops: every stripe with a shard there is degraded, in its line and in the JSON
+    await c.stop()
+    const degraded = await shoalJson<Status>(a.repo, ['pin', 'status', '/f.bin'])
+    assert.equal(degraded.state, 'degraded')
+    const lost = degraded.stripes.filter(s => s.live < 3)
+    assert.ok(lost.length > 0)
+    for (const s of degraded.stripes) assert.equal(s.state, s.live < 3 ? 'degraded' : 'healthy', `stripe ${s.index}`)
+    assert.deepEqual([...stripeLines((await shoalOk(a.repo, ['pin', 'status', '/f.bin'])).toString())], lost.map(s => [s.index, ['degraded', `degraded ${s.live}/3`]]))
+    assert.ok(b.child.exitCode === null, 'the other peer is still up')
   })
 })

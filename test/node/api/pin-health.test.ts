@@ -16,7 +16,7 @@ import type { PinStatus } from '../../../node/durability/index.js'
 function status (healths: Array<'healthy' | 'at-risk' | 'degraded' | 'lost'>): PinStatus {
   const summary = { healthy: 0, atRisk: 0, degraded: 0, lost: 0 }
   for (const h of healths) summary[h === 'at-risk' ? 'atRisk' : h]++
-  const s: PinStatus = { root: 'cid', policy: 'ec:4+2', state: 'healthy', k: 4, m: 2, stripes: healths.map((health, index) => ({ index, health, live: 6, shards: [] })), summary, peersAsked: ['self'] }
+  const s: PinStatus = { root: 'cid', policy: 'ec:4+2', state: 'healthy', k: 4, m: 2, stripes: healths.map((health, index) => ({ index, state: health, health, live: 6, shards: [] })), summary, peersAsked: ['self'] }
   s.state = filePinState(s)
   return s
 }

@@ -3,8 +3,10 @@
  * real LevelDB in temp repos) in one process. A file pinned `ec:4+2` is
  * placed on six peers, survives any two holders going away (degraded reads),
  * is repaired onto live peers after the grace period, survives two more, and
- * a holder that only restarts within the grace period causes no repair, and
- * a scrub finds blocks corrupted on disk and rebuilds or re-fetches them.
+ * a holder that only restarts within the grace period causes no repair, a
+ * scrub finds blocks corrupted on disk and rebuilds or re-fetches them, and
+ * `pin status` gives each stripe its state as a file is placed, loses a
+ * shard and is repaired.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -14,7 +16,7 @@ import { repoLayout } from '../../../node/repo/index.js'
 import { PackBlockStore } from '../../../node/blocks/index.js'
 import { flipEveryBlock } from '../blocks/fixtures.js'
 import { CID } from 'multiformats/cid'
-import { tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { GRACE_MS, connectAll, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
@@ -172,6 +174,92 @@ describe('durability on real nodes', () => {
     assert.equal(Math.max(...progress.map(p => p.repaired)), 1, 'and the shard it rebuilt')
     const healed = await writer.components.files.pinStatus('/f.bin')
     assert.deepEqual(healed.summary, { healthy: healed.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
+  })
+
+  it('pin status gives each stripe its own state: pending before placement, placing with its shards acked while pushed, then healthy, degraded when it misses a shard, healthy once repaired', TEST, async t => {
+    const swarm = await swarmOf(t, 3)
+    const nodes = live(swarm)
+    const [writer, first, second] = nodes
+    await until('every peer connected', async () => writer.components.libp2p.getPeers().length === 2)
+    const { durability, files, namespace, blockstore } = writer.components
+    const self = writer.components.peerId
+    // 13 leaves of 256 KiB: 7 stripes of ec:2+1, the last one short (its zero shard goes nowhere)
+    const data = randomBytes(3 * 1024 * 1024 + 4_321)
+    const info = await files.add('/s.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'none' })
+    const pin = await durability.encode(CID.parse(info.cid), data.byteLength, 'ec:2+1')
+    const entry = await namespace.stat('/s.bin')
+    assert.ok(entry.type === 'file')
+    await namespace.putFile('/s.bin', { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+
+    // coded, not placed: every shard here, every stripe waits for its placement, and says why
+    const coded = await files.pinStatus('/s.bin')
+    assert.equal(coded.stripes.length, 7)
+    assert.equal(coded.state, 'pending')
+    for (const s of coded.stripes) {
+      assert.deepEqual([s.state, s.health], ['pending', 'at-risk'], `stripe ${s.index}`)
+      assert.match(s.waiting ?? '', /^not confirmed on all its holders yet/)
+      assert.equal(s.progress, undefined)
+    }
+
+    // place, holding back the second peer's `hold` until the first peer acknowledged its shards and pin status was read
+    let release: () => void = () => {}
+    const gate = new Promise<void>(resolve => { release = resolve })
+    defer(t, async () => { release() })
+    const request = durability.network.request.bind(durability.network)
+    durability.network.request = async (peer, message, signal) => {
+      if (message.type === 'hold' && peer === second.components.peerId) await gate
+      return await request(peer, message, signal)
+    }
+    defer(t, async () => { durability.network.request = request })
+    let firstAcked = false
+    const placing = durability.place(CID.parse(pin.manifest as string), undefined, { onProgress: evt => { if (evt.detail.peer === first.components.peerId) firstAcked = true } })
+    placing.catch(() => {})
+    await until('the first peer acknowledged its shards', async () => firstAcked)
+    const during = await files.pinStatus('/s.bin')
+    release()
+    assert.equal(during.state, 'placing')
+    assert.ok(during.placing !== undefined && during.placing.pushed > 0 && during.placing.pushed < during.placing.total, JSON.stringify(during.placing))
+    let placingStripes = 0
+    for (const s of during.stripes) {
+      // acked: the shards of this stripe on the first peer; to place: those on either peer (a zero shard goes nowhere)
+      const toPlace = s.shards.filter(sh => sh.cid !== undefined && sh.placed !== self)
+      const acked = toPlace.filter(sh => sh.placed === first.components.peerId).length
+      assert.equal(s.health, 'at-risk', `stripe ${s.index}: the second peer's shard is only here yet`)
+      if (acked < toPlace.length) {
+        placingStripes++
+        assert.equal(s.state, 'placing', `stripe ${s.index}`)
+        assert.deepEqual(s.progress, { acked, total: toPlace.length }, `stripe ${s.index}`)
+      } else {
+        assert.equal(s.state, 'pending', `stripe ${s.index}: its shards are acknowledged, the others' are not`)
+        assert.match(s.waiting ?? '', /the file's other stripes are being placed/)
+      }
+    }
+    assert.ok(placingStripes >= 6, 'every stripe with a shard for the second peer is placing')
+    assert.deepEqual((await placing).failed, [])
+
+    // placed: healthy, stripe by stripe, and nothing under way
+    const placed = await files.pinStatus('/s.bin')
+    assert.equal(placed.state, 'healthy')
+    for (const s of placed.stripes) {
+      assert.equal(s.state, 'healthy', `stripe ${s.index}`)
+      assert.equal(s.progress, undefined)
+      assert.equal(s.waiting, undefined)
+    }
+
+    // a shard of stripe 2 gone from its holder here: that stripe is degraded, the others stay healthy
+    const gone = placed.stripes[2].shards.find(sh => sh.placed === self && sh.cid !== undefined)
+    assert.ok(gone?.cid !== undefined)
+    await blockstore.delete(CID.parse(gone.cid))
+    const degraded = await files.pinStatus('/s.bin')
+    assert.equal(degraded.state, 'degraded')
+    assert.deepEqual(degraded.stripes.map(s => s.state), placed.stripes.map(s => s.index === 2 ? 'degraded' : 'healthy'))
+
+    // the repair pass rebuilds it (once the grace period has passed): healthy again
+    await until('the stripe is repaired', async () => {
+      for (const node of nodes) await node.components.durability.repair()
+      return (await files.pinStatus('/s.bin')).stripes.every(s => s.state === 'healthy')
+    })
+    assert.equal((await files.pinStatus('/s.bin')).state, 'healthy')
   })
 
   it('a lone node writes no parity: its pins wait, visible, and are coded and placed by themselves once enough peers are live', TEST, async t => {
