@@ -174,7 +174,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   registerDurabilityMetrics(metrics.registry, durability, holdings)
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   registerPeerMetrics(metrics.registry, { libp2p, peers, trust })
-  const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve })
+  const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve, ballast: repo.ballast, logger })
   // chunking and hashing of imports run on one worker thread beside the main one
   const leafWorker = new LeafWorker()
   const files = new Files({ blockstore, namespace, logger, exchange, blocks, durability, gcLock, tiers, disk, leafWorker })

@@ -10,6 +10,7 @@ import { statusRoutes } from './status-routes.js'
 import type { TrustStatus } from '../peers/trust-admin.js'
 import type { CarImportProgress } from '../files/car-import.js'
 import type { ShoalComponents } from '../node.js'
+import type { GcResult } from '../durability/index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** What a handler gets. */
@@ -171,12 +172,18 @@ export const routes: Route[] = [
     path: '/api/v0/gc',
     async handle ({ res, query, signal, components }) {
       const q = parseQuery(schemas.gc, query)
-      const { durability, logger } = components
+      const { durability, logger, disk } = components
+      // on a full disk the ballast is spent for it; made again once it gave space back
+      const gc = async (report?: (update: ProgressUpdate) => void): Promise<GcResult> => {
+        const result = await disk.freeing('gc', async () => await durability.collectGarbage(signal, { onProgress: report === undefined ? undefined : e => { report({ phase: 'gc', ...e.detail }) } }))
+        await disk.keepBallast()
+        return result
+      }
       if (q.progress === true) {
-        await sendProgress({ res, logger }, async report => await durability.collectGarbage(signal, { onProgress: e => { report({ phase: 'gc', ...e.detail }) } }))
+        await sendProgress({ res, logger }, gc)
         return
       }
-      sendJson(res, 200, await durability.collectGarbage(signal))
+      sendJson(res, 200, await gc())
     }
   },
   {

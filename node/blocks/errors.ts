@@ -19,6 +19,8 @@ export { DiskFullError }
 
 /** Turn a file system error into a typed one where there is one (ENOSPC, EDQUOT). */
 export function typedWriteError (err: any): Error {
+  // typed already (a pack's write failed, then the commit that waited on it): its message is not wrapped twice
+  if (err instanceof DiskFullError) return err
   if (isDiskFull(err)) {
     return new DiskFullError(`disk full while writing blocks: ${String(err.message)}`, { cause: err })
   }

@@ -19,11 +19,11 @@ import type { BlockGetter, BlockReader, ReadSessionOptions } from '../reads/api.
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
-import { InvalidArgumentError, NotFoundError, PolicyNotMetError } from '../errors.js'
+import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
-import type { DiskGuard } from '../repo/disk.js'
+import { filledDuring, type DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
 import type { FilePin } from '../namespace/index.js'
@@ -169,6 +169,21 @@ export class Files {
     return this.components.gcLock === undefined ? await fn() : await this.components.gcLock.shared(fn)
   }
 
+  /**
+   * Throw the error of `what`, a write that failed. When the disk filled up
+   * during it, the block store first drops what it left uncommitted, with no
+   * other write in flight: a commit cuts the failed pack back (the space
+   * comes back at once) and fails with the pack's write error, so that the
+   * next add's or `gc`'s commit is not failed by it.
+   */
+  private async failedWrite (what: string, err: unknown): Promise<never> {
+    if (isDiskFull(err)) {
+      const drop = async (): Promise<void> => { await this.components.blockstore.commit().catch(() => {}) }
+      await (this.components.gcLock?.exclusive(drop) ?? drop())
+    }
+    throw filledDuring(what, err)
+  }
+
   /** Describe a namespace entry; a directory gets the CID of its UnixFS DAG. */
   private async infoOf (entry: Entry): Promise<FileInfo> {
     if (entry.type === 'file') {
@@ -216,7 +231,7 @@ export class Files {
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
       return await this.components.namespace.putFile(target, record)
-    })
+    }).catch(async err => await this.failedWrite(`the add of ${target}`, err))
     const committed = performance.now()
     if (entry.type === 'file') {
       if (entry.pin?.manifest !== undefined && durability !== undefined) {
@@ -271,7 +286,7 @@ export class Files {
       // one fsync for every block (and deferred record) of the batch, before the entry that names them
       if (durability !== undefined) await durability.sync(); else await blockstore.commit()
       return await namespace.putFiles(files)
-    })
+    }).catch(async err => await this.failedWrite(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`, err))
     this.components.logger.info({ files: entries.length, ms: Math.round(performance.now() - started) }, 'added a batch')
     this.placeLater(entries)
     return await Promise.all(entries.map(async entry => await this.infoOf(entry)))
@@ -591,9 +606,10 @@ export class Files {
     return await this.infoOf(entry)
   }
 
-  /** Remove a path (the blocks stay until garbage collection). */
+  /** Remove a path (the blocks stay until garbage collection); on a full disk, the ballast is spent for it ({@link DiskGuard.freeing}). */
   async rm (path: string, options: { recursive?: boolean } = {}): Promise<void> {
-    await this.components.namespace.remove(path, options)
+    const remove = async (): Promise<void> => { await this.components.namespace.remove(path, options) }
+    await (this.components.disk?.freeing(`rm ${path}`, remove) ?? remove())
   }
 }
 

@@ -3,58 +3,24 @@
  * adds are refused early with one line, `rm` and `gc` work and give the
  * space back, and a daemon whose disk another program filled to the last
  * byte still starts (its ballast goes first) and serves reads, `rm` and `gc`
- * — also one that started on a disk already inside its reserve.
+ * — also one that started on a disk already inside its reserve. A `todo`
+ * test shows a namespace write that failed on the full disk losing the
+ * acknowledged writes after it at the next start.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, readFile, stat, statfs, writeFile } from 'node:fs/promises'
+import { open, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
-import { mountTmpfs, tempDir } from '../helpers/temp.js'
 import { eventually, lines, runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
+import { daemonOnTmpfs, fillUp, free, MiB, repoOnTmpfs } from './disk-helpers.js'
 
 const TEST = { timeout: 180_000 }
-const MiB = 1024 * 1024
-
-async function free (dir: string): Promise<number> {
-  const s = await statfs(dir)
-  return s.bavail * s.bsize
-}
-
-/** Write zeros into `file` until the file system is full. */
-async function fillUp (file: string): Promise<void> {
-  const fh = await open(file, 'w')
-  const chunk = Buffer.alloc(MiB)
-  try {
-    for (let i = 0; i < 4096; i++) await fh.write(chunk)
-  } catch (err: any) {
-    if (err.code !== 'ENOSPC') throw err
-  } finally {
-    await fh.close()
-  }
-}
-
-/** A tmpfs of `size` with a fresh repo on it: the temp dir, the disk and the repo. */
-async function repoOnTmpfs (t: Parameters<typeof tempDir>[0], size: string): Promise<{ dir: string, disk: string, repo: string }> {
-  const dir = await tempDir(t, 'shoal-disk-')
-  const disk = join(dir, 'disk')
-  await mountTmpfs(t, disk, size)
-  const repo = join(disk, 'repo')
-  await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
-  return { dir, disk, repo }
-}
 
 describe('a full disk', () => {
   it('refuses adds early, lets rm and gc give space back, and starts again when another program filled the disk', TEST, async t => {
-    const { dir, disk, repo } = await repoOnTmpfs(t, '160m')
-    const configFile = join(repo, 'config.json')
-    const config = JSON.parse(await readFile(configFile, 'utf8'))
-    await writeFile(configFile, JSON.stringify({ ...config, storage: { reserve: 40 * MiB } }))
-    let d = await startDaemon(t, repo)
-    // the daemon writes its ballast in the background after it starts: let it land before measuring
-    const ballast = join(repo, 'ballast')
-    for (let i = 0; i < 300 && (await stat(ballast).catch(() => undefined))?.size !== 32 * MiB; i++) await new Promise(resolve => setTimeout(resolve, 100))
-    assert.equal((await stat(ballast)).size, 32 * MiB, 'the daemon keeps a ballast file')
+    const { dir, disk, repo, daemon } = await daemonOnTmpfs(t, '160m', 40 * MiB)
+    let d = daemon
 
     // add 8 MB files until the reserve is reached: the refusal comes before the disk is full
     const files: Array<{ path: string, data: Uint8Array }> = []
@@ -122,6 +88,34 @@ describe('a full disk', () => {
     d = await startDaemon(t, repo)
     assert.match(d.output().stderr, /ballast was deleted/)
     assert.match((await shoalOk(repo, ['ls', '/'])).toString(), /kept/)
+    await d.stop()
+  })
+
+  // LevelDB goes on appending to its log after a write that failed half-way
+  // (a torn record): at the next open the writes after it in that log are
+  // dropped ("checksum mismatch"), acknowledged ones included. The fix
+  // belongs in the namespace's store (node/namespace/kv.ts): after a failed
+  // batch write, reopen the database (a new log) before the next write.
+  it('a namespace write that failed on the full disk loses no later acknowledged write at the next start', { ...TEST, todo: 'the namespace store keeps writing to a log with a torn record (node/namespace/kv.ts)' }, async t => {
+    const { disk, repo, daemon } = await daemonOnTmpfs(t, '100m', 16 * MiB)
+    let d = daemon
+    await shoalOk(repo, ['mkdir', '/before'])
+    await fillUp(join(disk, 'junk'))
+    // the log's last page may still take a few small writes: until one fails
+    let failed: Awaited<ReturnType<typeof runShoal>> | undefined
+    for (let i = 0; i < 100 && failed === undefined; i++) {
+      const r = await runShoal(['--repo', repo, 'mkdir', `/m${i}-${'x'.repeat(200)}`])
+      if (r.code !== 0) failed = r
+    }
+    assert.ok(failed !== undefined, 'a namespace write failed on the full disk')
+    assert.match(failed.stderr, /DiskFullError/)
+    await unlink(join(disk, 'junk'))
+    await shoalOk(repo, ['mkdir', '/after'])
+    await d.stop()
+    d = await startDaemon(t, repo)
+    const listed = (await shoalOk(repo, ['ls', '/'])).toString()
+    assert.match(listed, /before/)
+    assert.match(listed, /after/, 'the mkdir acknowledged after the failed one is still there')
     await d.stop()
   })
 })
