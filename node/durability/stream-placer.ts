@@ -27,7 +27,7 @@ import { CustomProgressEvent } from 'progress-events'
 import { MAX_RESERVE_BLOCKS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
-import { planStripe } from './placer.js'
+import { countShard, planStripe, type PlaceProgress, type StripeProgress } from './placer.js'
 import type { DurabilityParts } from './components.js'
 import type { PlacementRecord } from './holdings.js'
 import type { PlacementPeer } from './placement.js'
@@ -73,8 +73,10 @@ export class StreamPlacer {
   private readonly mine: Array<{ ref: ShardRef, cid: CID }> = []
   private readonly since: number
   private queuedBytes = 0
-  /** Shard blocks pushed to peers so far, of how many were queued for them (shown by `pin status` once the manifest exists). */
-  private readonly progress = { pushed: 0, total: 0 }
+  /** Each stripe's shards acknowledged by their holders, of how many go to other peers. */
+  private readonly stripes = new Map<number, StripeProgress>()
+  /** Shard blocks pushed to peers so far, of how many were queued for them, and by stripe (shown by `pin status` once the manifest exists). */
+  private readonly progress: PlaceProgress = { pushed: 0, total: 0, stripes: this.stripes }
   private wake?: () => void
 
   constructor (private readonly components: DurabilityParts, private readonly placer: Pick<Placer, 'sendHold' | 'noteRefusal' | 'conclude' | 'track'>, private readonly init: StreamPlacerInit) {
@@ -100,6 +102,7 @@ export class StreamPlacer {
       if (state.sent.has(key)) return
       state.sent.add(key)
       this.progress.total++
+      countShard(this.stripes, index, 'total')
       state.queue.push({ ref, block })
       state.queuedBytes += block.bytes.byteLength
       this.queuedBytes += block.bytes.byteLength
@@ -171,6 +174,7 @@ export class StreamPlacer {
         if (answer.type !== 'ok') throw new Error(`peer ${peer} answered reserve with ${answer.type}`)
         const result = await exchange.putBlocks(peerIdFromString(peer), batch.map(q => q.block), { signal })
         this.progress.pushed += result.blocks
+        for (const q of batch) countShard(this.stripes, q.ref[0], 'acked')
         stats.shardsPushed += result.blocks
         this.components.metrics?.shardsPlaced.inc(result.blocks)
         onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed: this.progress.pushed, total: this.progress.total, peer }))

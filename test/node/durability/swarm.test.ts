@@ -262,6 +262,41 @@ describe('durability on real nodes', () => {
     assert.equal((await files.pinStatus('/s.bin')).state, 'healthy')
   })
 
+  it('an add --wait counts each stripe\'s shards as its streamed placement pushes them: pin status shows them acknowledged while a holder\'s hold is held back', TEST, async t => {
+    const swarm = await swarmOf(t, 3)
+    const [writer, , second] = live(swarm)
+    await until('every peer connected', async () => writer.components.libp2p.getPeers().length === 2)
+    const { durability, files } = writer.components
+    let release: () => void = () => {}
+    const gate = new Promise<void>(resolve => { release = resolve })
+    defer(t, async () => { release() })
+    let held = false
+    const request = durability.network.request.bind(durability.network)
+    durability.network.request = async (peer, message, signal) => {
+      if (message.type === 'hold' && peer === second.components.peerId) { held = true; await gate }
+      return await request(peer, message, signal)
+    }
+    defer(t, async () => { durability.network.request = request })
+    // 13 leaves of 256 KiB: 7 stripes of ec:2+1, pushed while the import runs, then bound by one hold per peer
+    const data = randomBytes(3 * 1024 * 1024 + 4_321)
+    const adding = files.add('/w.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
+    adding.catch(() => {})
+    await until('the second peer\'s hold is held back, the entry written', async () => held && (await writer.components.namespace.lookup('/w.bin')) !== undefined)
+    const during = await files.pinStatus('/w.bin')
+    release()
+    assert.equal(during.stripes.length, 7)
+    assert.ok(during.placing !== undefined && during.placing.pushed === during.placing.total, JSON.stringify(during.placing))
+    for (const s of during.stripes) {
+      // every shard for a peer is pushed and acknowledged; the placement is not final until the holds are answered
+      assert.equal(s.state, 'pending', `stripe ${s.index}`)
+      assert.equal(s.progress, undefined, `stripe ${s.index}: nothing left to push`)
+    }
+    assert.equal(during.state, 'pending')
+    await adding
+    const placed = await files.pinStatus('/w.bin')
+    assert.deepEqual(placed.stripes.map(s => s.state), placed.stripes.map(() => 'healthy'))
+  })
+
   it('a lone node writes no parity: its pins wait, visible, and are coded and placed by themselves once enough peers are live', TEST, async t => {
     const swarm = await swarmOf(t, 1)
     const writer = swarm.nodes[0] as ShoalNode
