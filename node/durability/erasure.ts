@@ -56,11 +56,19 @@ export class ErasureCoderError extends ShoalError {
 interface Wasm { bytes: Uint8Array, encoder: ReedSolomonErasure }
 
 let loading: Promise<Wasm> | undefined
+let reading: Promise<Uint8Array> | undefined
+
+/** The wasm module's bytes, read once per process (each coding instance is made from them). */
+export async function loadWasmBytes (): Promise<Uint8Array> {
+  const require = createRequire(import.meta.url)
+  reading ??= readFile(require.resolve('@digitaldefiance/reed-solomon-erasure.wasm/wasm'))
+  reading.catch(() => { reading = undefined }) // a failed read may be retried
+  return await reading
+}
 
 /** Load (once per process) the wasm module. */
 async function loadWasm (): Promise<Wasm> {
-  const require = createRequire(import.meta.url)
-  const bytes = await readFile(require.resolve('@digitaldefiance/reed-solomon-erasure.wasm/wasm'))
+  const bytes = await loadWasmBytes()
   return { bytes, encoder: ReedSolomonErasure.fromBytes(bytes) }
 }
 
@@ -78,7 +86,12 @@ export async function createErasureCoder (): Promise<ErasureCoder> {
   }
 }
 
-function checkCounts (k: number, m: number): void {
+/**
+ * Check a stripe's shape: 1 ≤ k ≤ MAX_K, 1 ≤ m ≤ MAX_M, k+m ≤ MAX_SHARDS.
+ *
+ * @throws {InvalidArgumentError} otherwise
+ */
+export function checkCounts (k: number, m: number): void {
   if (!Number.isSafeInteger(k) || k < 1 || k > MAX_K) throw new InvalidArgumentError(`k must be an integer in 1..${MAX_K}, got ${String(k)}`)
   if (!Number.isSafeInteger(m) || m < 1 || m > MAX_M) throw new InvalidArgumentError(`m must be an integer in 1..${MAX_M}, got ${String(m)}`)
   if (k + m > MAX_SHARDS) throw new InvalidArgumentError(`k+m must be at most ${MAX_SHARDS}, got ${k + m}`)

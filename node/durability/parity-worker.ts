@@ -4,11 +4,15 @@
  * the main thread. The answer is one buffer, moved (not copied) back: the m
  * parity shards of `shardSize` bytes, then their m sha-256 digests.
  *
+ * The parity is coded in place in the thread's {@link ParityArena} (no
+ * buffer per stripe but the answer) and hashed there before it is copied
+ * into the answer.
+ *
  * @module
  */
 import { createHash } from 'node:crypto'
 import { move } from 'piscina'
-import { createErasureCoder } from './erasure.js'
+import { ParityArena } from './parity-arena.js'
 
 /** One stripe to code: its 1..k leaves (unpadded), the shard size, k and m. */
 export interface ParityTask {
@@ -18,23 +22,18 @@ export interface ParityTask {
   m: number
 }
 
+let arena: Promise<ParityArena> | undefined
+
 /** Code the parity of one stripe; see the module comment for the answer's layout. */
 export default async function parity (task: ParityTask): Promise<unknown> {
   const { leaves, shardSize, k, m } = task
-  const coder = await createErasureCoder()
-  const zeros = new Uint8Array(shardSize)
-  const data = Array.from({ length: k }, (_, i) => {
-    if (i >= leaves.length) return zeros
-    if (leaves[i].byteLength === shardSize) return leaves[i]
-    const out = new Uint8Array(shardSize)
-    out.set(leaves[i])
-    return out
-  })
-  const shards = coder.encode(data, m)
+  arena ??= ParityArena.create()
+  arena.catch(() => { arena = undefined }) // a failed load may be retried
+  const shards = (await arena).encode(leaves, k, m, shardSize)
   const out = new Uint8Array(m * shardSize + m * 32)
   shards.forEach((shard, i) => {
-    out.set(shard, i * shardSize)
     out.set(createHash('sha256').update(shard).digest(), m * shardSize + i * 32)
+    out.set(shard, i * shardSize)
   })
   return move(out)
 }
