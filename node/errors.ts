@@ -119,6 +119,16 @@ export function isDiskFull (err: any): boolean {
   return err?.code === 'ENOSPC' || err?.code === 'EDQUOT' || /No space left on device|ENOSPC|Disk quota exceeded/.test(String(err?.message ?? ''))
 }
 
+/**
+ * A commit of the block store failed while this write was under way (another
+ * writer's, on a full or failing disk): some of its blocks may be gone, so it
+ * was not kept. Adding it again writes them again.
+ */
+export class WriteInterruptedError extends ShoalError {
+  override name = 'WriteInterruptedError'
+  override readonly status = 503
+}
+
 /** A write is durable here, but its durability policy is not met yet (`add --wait`). */
 export class PolicyNotMetError extends ShoalError {
   override name = 'PolicyNotMetError'

@@ -84,6 +84,15 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   getBytes: (cid: CID, options?: AbortOptions) => Promise<Uint8Array>
   /** Fsync every write so far. */
   commit: () => Promise<void>
+  /**
+   * Commits that failed since the store opened. A commit covers every
+   * write so far, whoever made it, and one that fails can lose blocks of
+   * other writers still at work (those in a pack that could not be
+   * written): a writer that sees this number change while it writes must
+   * not acknowledge its write. Absent: a store whose failed writes lose
+   * only their own.
+   */
+  readonly failedCommits?: number
   getAll: (options?: AbortOptions) => AsyncGenerator<Pair>
   /** Every stored block's CID (raw codec), without reading values. */
   cids: (options?: AbortOptions) => AsyncGenerator<CID>

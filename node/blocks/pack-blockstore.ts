@@ -92,6 +92,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private createdSinceCommit = false
   private nextPack = 1
   private pending = new Map<string, PendingEntry>()
+  /** Commits that failed since the store opened (see {@link BlockStore.failedCommits}). */
+  failedCommits = 0
   private committing: Map<string, PendingEntry> | undefined
   private legacyDeletes: Uint8Array[] = []
   private serialChain: Promise<unknown> = Promise.resolve()
@@ -468,13 +470,32 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       }
       this.metaDirty.clear()
     } catch (err) {
+      this.failedCommits++
       await this.abandon(written)
+      this.requeue(entries, written)
       throw typedWriteError(err)
     } finally {
       this.committing = undefined
       for (const a of written) {
         if (a !== this.appender && !this.dirty.has(a.pack)) await a.close().catch(() => {})
       }
+    }
+  }
+
+  /**
+   * After a failed commit, what it covered in packs that were written
+   * whole waits for the next commit again: other writers' blocks were in it
+   * (a commit covers every write so far), and their own commit must cover
+   * them. What was in packs that failed is gone (cut back by
+   * {@link abandon}); {@link failedCommits} tells writers that a commit
+   * failed while they wrote. Deletes of the former layout's rows are not
+   * queued again: the migration moves those blocks again at the next open.
+   */
+  private requeue (entries: Map<string, PendingEntry>, written: PackAppender[]): void {
+    const failed = new Set(written.filter(a => a.failed !== undefined).map(a => a.pack))
+    for (const a of written) if (a.failed === undefined && !this.dirty.has(a.pack) && this.metas.has(a.pack)) this.dirty.set(a.pack, a)
+    for (const [id, entry] of entries) {
+      if (!failed.has(entry.loc.pack) && !this.pending.has(id)) this.pending.set(id, entry)
     }
   }
 

@@ -19,7 +19,7 @@ import type { BlockGetter, BlockReader, ReadSessionOptions } from '../reads/api.
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
-import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError } from '../errors.js'
+import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
@@ -184,6 +184,20 @@ export class Files {
     throw filledDuring(what, err)
   }
 
+  /**
+   * A check to run before a write binds its blocks to a path: it throws
+   * {@link WriteInterruptedError} when a commit of the block store failed
+   * since the check was made (see `BlockStore.failedCommits`: blocks of this
+   * write may be gone).
+   */
+  private commitsHold (what: string): () => void {
+    const { blockstore } = this.components
+    const before = blockstore.failedCommits ?? 0
+    return () => {
+      if ((blockstore.failedCommits ?? 0) !== before) throw new WriteInterruptedError(`a commit of the block store failed during ${what}, which was not kept: some of its blocks may be lost; add it again`)
+    }
+  }
+
   /** Describe a namespace entry; a directory gets the CID of its UnixFS DAG. */
   private async infoOf (entry: Entry): Promise<FileInfo> {
     if (entry.type === 'file') {
@@ -210,6 +224,7 @@ export class Files {
     const ms: Record<string, number> = {}
     let waiting: string | undefined
     let placement: Promise<PlaceResult> | undefined
+    const intact = this.commitsHold(`the add of ${target}`)
     const entry = await this.writing(async () => {
       if (durability !== undefined && options.wait !== true) {
         // acknowledged once the file and its entry are durable here: coding and placement follow in the background
@@ -218,6 +233,7 @@ export class Files {
         const record = fileRecord(cid, size, options)
         record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
         await durability.sync()
+        intact()
         return await this.components.namespace.putFile(target, record)
       }
       // --wait: stripes are coded from the leaves while the import holds them (no read-back), and their shards pushed to their holders as they are coded
@@ -230,6 +246,7 @@ export class Files {
       ms.encode = Math.round(performance.now() - started) - ms.import
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
+      intact()
       return await this.components.namespace.putFile(target, record)
     }).catch(async err => await this.failedWrite(`the add of ${target}`, err))
     const committed = performance.now()
@@ -274,6 +291,7 @@ export class Files {
     if (this.placementBacklog > MAX_PLACEMENT_BACKLOG) await this.placing
     await this.components.disk?.ensureRoom(0, `${items.length} new file${items.length === 1 ? '' : 's'}`)
     const started = performance.now()
+    const intact = this.commitsHold(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`)
     const entries = await this.writing(async () => {
       const files: Parameters<Namespace['putFiles']>[0][number][] = []
       for (let i = 0; i < items.length; i++) {
@@ -285,6 +303,7 @@ export class Files {
       }
       // one fsync for every block (and deferred record) of the batch, before the entry that names them
       if (durability !== undefined) await durability.sync(); else await blockstore.commit()
+      intact()
       return await namespace.putFiles(files)
     }).catch(async err => await this.failedWrite(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`, err))
     this.components.logger.info({ files: entries.length, ms: Math.round(performance.now() - started) }, 'added a batch')

@@ -1,11 +1,12 @@
 /**
  * The pack block store beyond the blockstore contract: where records live,
  * what a flipped byte, a truncated pack or an uncommitted tail does, space
- * given back by compaction, and a full disk.
+ * given back by compaction, and a full disk (also one that fails a commit
+ * while another writer's blocks wait for theirs).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { appendFile, readdir, rename, stat, truncate } from 'node:fs/promises'
+import { appendFile, open, readdir, rename, stat, truncate, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeRecord, recordLength } from '../../../node/blocks/pack-record.js'
 import { assertBytesEqual } from '../../helpers/bytes.js'
@@ -19,6 +20,13 @@ const KiB = 1024
 type Blocks = Array<{ cid: CID, bytes: Uint8Array }>
 
 /** A store in a new directory holding `blocks`, committed, open. */
+/** A small tmpfs (unmounted when the test ends) and a block store path on it. */
+async function tmpfsPath (t: CleanupContext, size: string): Promise<{ mnt: string, path: string }> {
+  const mnt = join(await tempDir(t), 'small')
+  await mountTmpfs(t, mnt, size)
+  return { mnt, path: join(mnt, 'blocks') }
+}
+
 async function storeWith (t: CleanupContext, blocks: Blocks, options: OpenBlockStoreOptions = {}): Promise<{ dir: string, store: PackBlockStore }> {
   const dir = await tempDir(t)
   const store = await openBlockStore(t, dir, options)
@@ -204,10 +212,7 @@ describe('PackBlockStore', () => {
   })
 
   it('a full disk: DiskFullError, nothing acknowledged, committed blocks intact', async (t) => {
-    const dir = await tempDir(t)
-    const mnt = join(dir, 'small')
-    await mountTmpfs(t, mnt, '4m')
-    const path = join(mnt, 'blocks')
+    const { path } = await tmpfsPath(t, '4m')
     let store = await openBlockStore(t, path, { writeBufferSize: 256 * KiB })
     const early = blocksOf(4, 128 * KiB, 7)
     for (const { cid, bytes } of early) await store.put(cid, bytes)
@@ -224,5 +229,43 @@ describe('PackBlockStore', () => {
     for (const { cid, bytes } of early) assertBytesEqual(await store.getBytes(cid), bytes)
     for (const { cid, bytes } of late) if (await store.has(cid)) assertBytesEqual(await store.getBytes(cid), bytes)
     for await (const _ of store.getAll()) {} // nothing corrupt is served
+  })
+
+  it('a commit that fails on a full disk keeps what other writers wrote in whole packs for their own commit, and counts itself', async (t) => {
+    const { mnt, path } = await tmpfsPath(t, '8m')
+    const store = await openBlockStore(t, path, { maxPackBytes: 512 * KiB })
+    assert.equal(store.failedCommits, 0)
+    // writer B: three blocks in the first pack, not committed yet
+    const b = blocksOf(3, 128 * KiB, 21)
+    for (const { cid, bytes } of b) await store.put(cid, bytes)
+    // writer A: its blocks roll over into new packs (the first one is written behind meanwhile)
+    const a = blocksOf(24, 128 * KiB, 22)
+    await store.put(a[0].cid, a[0].bytes)
+    await store.put(a[1].cid, a[1].bytes)
+    await new Promise(resolve => setTimeout(resolve, 200)) // the write behind of the first pack
+    // another program fills the disk
+    const junk = join(mnt, 'junk')
+    const fh = await open(junk, 'w')
+    try {
+      for (;;) await fh.write(Buffer.alloc(64 * KiB))
+    } catch (err: any) {
+      if (err.code !== 'ENOSPC') throw err
+    } finally {
+      await fh.close()
+    }
+    await rejectsNamed((async () => {
+      for (const { cid, bytes } of a.slice(2)) await store.put(cid, bytes)
+      await store.commit()
+    })(), 'DiskFullError')
+    assert.equal(store.failedCommits, 1, 'the failed commit is counted: writers under way must not acknowledge')
+    // room again: B commits, and its blocks are there (they were in a pack written whole)
+    await unlink(junk)
+    await store.commit()
+    for (const { cid, bytes } of b) assertBytesEqual(await store.getBytes(cid), bytes)
+    await store.close()
+    const again = await openBlockStore(t, path)
+    for (const { cid, bytes } of b) assertBytesEqual(await again.getBytes(cid), bytes)
+    assert.equal(again.recovery?.corruptRanges ?? 0, 0)
+    for await (const _ of again.getAll()) {} // nothing corrupt is served
   })
 })

@@ -19,10 +19,10 @@ export interface FilesOnDisk {
   gc: () => Promise<GcResult>
 }
 
-/** A `Files` on disk; with `gcLock` (the default) writes and `gc` share one lock. */
-export async function filesOnDisk (t: CleanupContext, options: { gcLock?: boolean } = {}): Promise<FilesOnDisk> {
+/** A `Files` on disk; with `gcLock` (the default) writes and `gc` share one lock; the block store in `blockstoreDir` if given. */
+export async function filesOnDisk (t: CleanupContext, options: { gcLock?: boolean, blockstoreDir?: string } = {}): Promise<FilesOnDisk> {
   const logger = pino({ level: 'silent' })
-  const blockstore = await openBlockStore(t)
+  const blockstore = await openBlockStore(t, options.blockstoreDir)
   const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
   await namespace.open()
   defer(t, async () => { await namespace.close() })
