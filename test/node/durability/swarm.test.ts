@@ -224,7 +224,9 @@ describe('durability on real nodes', () => {
       // acked: the shards of this stripe on the first peer; to place: those on either peer (a zero shard goes nowhere)
       const toPlace = s.shards.filter(sh => sh.cid !== undefined && sh.placed !== self)
       const acked = toPlace.filter(sh => sh.placed === first.components.peerId).length
-      assert.equal(s.health, 'at-risk', `stripe ${s.index}: the second peer's shard is only here yet`)
+      // a short last stripe's zero shard goes nowhere: if it was this node's, the leaf here and the shards on peers are on distinct nodes already
+      const short = s.shards.some(sh => sh.cid === undefined)
+      if (!short) assert.equal(s.health, 'at-risk', `stripe ${s.index}: the second peer's shard is only here yet`)
       if (acked < toPlace.length) {
         placingStripes++
         assert.equal(s.state, 'placing', `stripe ${s.index}`)
