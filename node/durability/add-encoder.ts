@@ -22,6 +22,7 @@ import { CustomProgressEvent } from 'progress-events'
 import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
 import { StripeWriter } from './stripe-writer.js'
 import { StreamPlacer } from './stream-placer.js'
+import { InFlightMeter } from './in-flight.js'
 import type { DurabilityParts } from './components.js'
 import type { EncodeProgressEvents, Encoder } from './encoder.js'
 import type { Placer, PlaceProgressEvents, PlaceResult } from './placer.js'
@@ -63,6 +64,12 @@ export interface AddEncoding {
    * manifest), running.
    */
   placement?: Promise<PlaceResult>
+  /**
+   * The most bytes of the file its coding and streamed placement held in
+   * memory at once (leaves and parity being coded, shards queued for
+   * peers); bounded by `MAX_ADD_BYTES` (in-flight.ts). 0 when nothing was coded.
+   */
+  peakBytes: number
 }
 
 /** What an {@link AddEncoder} is built from. */
@@ -85,6 +92,7 @@ export class AddEncoder {
   /** Leaves held while the policy is not known yet. */
   private held: Block[] = []
   private bytes = 0
+  private readonly meter = new InFlightMeter()
 
   constructor (private readonly parts: AddEncoderParts, private readonly options: AddEncoderOptions = {}) {
     if (options.policy !== undefined) parsePolicy(options.policy)
@@ -119,14 +127,14 @@ export class AddEncoder {
     // the import left its fsync to this one: every block of the file (and its parity) is durable before the pin is returned
     const manifest = state.kind === 'coding' ? await state.writer.finish(root, size) : undefined
     if (sync) await blockstore.commit()
-    if (state.kind === 'plain') return { pin: { policy: state.policy } }
+    if (state.kind === 'plain') return { pin: { policy: state.policy }, peakBytes: 0 }
     if (state.kind === 'waiting') {
       await holdings.noteDeferred(root, { policy: state.policy, size, since: clock.now() }, sync)
-      return { pin: { policy: state.policy }, waiting: state.why }
+      return { pin: { policy: state.policy }, waiting: state.why, peakBytes: 0 }
     }
     if (state.kind !== 'coding' || manifest === undefined) throw new Error('unreachable: the policy is decided')
     await holdings.noteManifest(manifest, { root: root.toString(), k: state.k, m: state.m, role: 'origin', since: clock.now() }, sync)
-    const coded: AddEncoding = { pin: { policy: state.policy, manifest: manifest.toString() } }
+    const coded: AddEncoding = { pin: { policy: state.policy, manifest: manifest.toString() }, peakBytes: this.meter.peak }
     if (state.placer !== undefined) {
       coded.placement = state.placer.finish(manifest, root, { sync })
       coded.placement.catch(() => {}) // its caller awaits it, or places again
@@ -148,7 +156,7 @@ export class AddEncoder {
       } else {
         const { onProgress, onPlaceProgress, signal } = this.options
         const placer = this.options.place === true
-          ? new StreamPlacer(this.parts.components, this.parts.placer, { ...coding, peers: await this.parts.placer.livePeers(signal), signal, onProgress: onPlaceProgress })
+          ? new StreamPlacer(this.parts.components, this.parts.placer, { ...coding, peers: await this.parts.placer.livePeers(signal), signal, onProgress: onPlaceProgress, meter: this.meter })
           : undefined
         const writer = new StripeWriter({
           ...coding,
@@ -156,7 +164,8 @@ export class AddEncoder {
           blockstore: this.parts.components.blockstore,
           signal,
           onStripe: stripes => onProgress?.(new CustomProgressEvent('shoal:durability:encode', { stripes, total: 0 })),
-          onStored: placer?.add
+          onStored: placer?.add,
+          meter: this.meter
         })
         this.state = { kind: 'coding', policy, ...coding, writer, placer }
       }

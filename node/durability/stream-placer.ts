@@ -28,6 +28,7 @@ import { MAX_RESERVE_BLOCKS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
 import { countShard, planStripe, type PlaceProgress, type StripeProgress } from './placer.js'
+import { MAX_QUEUED_BYTES, type InFlightMeter } from './in-flight.js'
 import type { DurabilityParts } from './components.js'
 import type { PlacementRecord } from './holdings.js'
 import type { PlacementPeer } from './placement.js'
@@ -36,9 +37,6 @@ import type { StoredStripe } from './stripe-writer.js'
 import type { Block } from './stripes.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressOptions } from 'progress-events'
-
-/** Most bytes of shards queued for peers and not pushed yet, over all peers. */
-export const MAX_QUEUED_BYTES = 48 * 1024 * 1024
 
 /** A peer's batch is sent once it holds this many bytes (or at the end). */
 const BATCH_BYTES = 8 * 1024 * 1024
@@ -50,6 +48,8 @@ export interface StreamPlacerInit extends ProgressOptions<PlaceProgressEvents> {
   /** The live peers to place on, this node included (as {@link Placer.livePeers} gives them). */
   peers: PlacementPeer[]
   signal?: AbortSignal
+  /** Counts the shards queued for peers until they are pushed (or dropped). */
+  meter?: InFlightMeter
 }
 
 interface Queued { ref: ShardRef, block: Block }
@@ -106,6 +106,7 @@ export class StreamPlacer {
       state.queue.push({ ref, block })
       state.queuedBytes += block.bytes.byteLength
       this.queuedBytes += block.bytes.byteLength
+      this.init.meter?.add(block.bytes.byteLength)
       if (state.queuedBytes >= BATCH_BYTES || state.queue.length >= MAX_RESERVE_BLOCKS) this.run(peer, state)
     })
     while (this.queuedBytes > MAX_QUEUED_BYTES) {
@@ -183,6 +184,7 @@ export class StreamPlacer {
       } finally {
         state.queuedBytes -= bytes
         this.queuedBytes -= bytes
+        this.init.meter?.take(bytes)
         this.release()
       }
     }
@@ -198,6 +200,7 @@ export class StreamPlacer {
     const dropped = state.queue.reduce((sum, q) => sum + q.block.bytes.byteLength, 0)
     this.queuedBytes -= dropped
     state.queuedBytes -= dropped
+    this.init.meter?.take(dropped)
     state.queue = []
     this.release()
   }

@@ -243,6 +243,7 @@ export class Files {
       const encoded = await coding?.finish(cid, size)
       waiting = encoded?.waiting
       placement = encoded?.placement
+      if (encoded !== undefined && encoded.peakBytes > 0) ms.heldMiB = Math.ceil(encoded.peakBytes / (1024 * 1024))
       ms.encode = Math.round(performance.now() - started) - ms.import
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin

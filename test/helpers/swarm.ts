@@ -12,6 +12,7 @@ import { formatSwarmKey } from '../../protocol/swarm-key.js'
 import { loadConfig, saveConfig } from '../../node/repo/config.js'
 import { createLogger } from '../../node/logger.js'
 import { defer, tempDir, type CleanupContext } from './temp.js'
+import type { ShardsRequest } from '../../protocol/shards.js'
 
 /** The durability grace period of test repos. */
 export const GRACE_MS = 2_000
@@ -87,3 +88,17 @@ export async function stopNode (swarm: Swarm, i: number): Promise<void> {
   swarm.nodes[i] = undefined
 }
 
+
+/**
+ * Make `node`'s durability requests that `pick` chooses wait for `gate`
+ * before they go out (a holder that answers late); restored when the test ends.
+ */
+export function holdBackRequests (t: CleanupContext, node: ShoalNode, pick: (peer: string, request: ShardsRequest) => boolean, gate: Promise<void>): void {
+  const network = node.components.durability.network
+  const request = network.request.bind(network)
+  network.request = async (peer, message, signal) => {
+    if (pick(peer, message)) await gate
+    return await request(peer, message, signal)
+  }
+  defer(t, async () => { network.request = request })
+}

@@ -17,7 +17,7 @@ import { PackBlockStore } from '../../../node/blocks/index.js'
 import { flipEveryBlock } from '../blocks/fixtures.js'
 import { CID } from 'multiformats/cid'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
-import { GRACE_MS, connectAll, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
+import { GRACE_MS, connectAll, holdBackRequests, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const TEST = { timeout: 180_000 }
@@ -205,12 +205,7 @@ describe('durability on real nodes', () => {
     let release: () => void = () => {}
     const gate = new Promise<void>(resolve => { release = resolve })
     defer(t, async () => { release() })
-    const request = durability.network.request.bind(durability.network)
-    durability.network.request = async (peer, message, signal) => {
-      if (message.type === 'hold' && peer === second.components.peerId) await gate
-      return await request(peer, message, signal)
-    }
-    defer(t, async () => { durability.network.request = request })
+    holdBackRequests(t, writer, (peer, message) => message.type === 'hold' && peer === second.components.peerId, gate)
     let firstAcked = false
     const placing = durability.place(CID.parse(pin.manifest as string), undefined, { onProgress: evt => { if (evt.detail.peer === first.components.peerId) firstAcked = true } })
     placing.catch(() => {})
@@ -268,17 +263,16 @@ describe('durability on real nodes', () => {
     const swarm = await swarmOf(t, 3)
     const [writer, , second] = live(swarm)
     await until('every peer connected', async () => writer.components.libp2p.getPeers().length === 2)
-    const { durability, files } = writer.components
+    const { files } = writer.components
     let release: () => void = () => {}
     const gate = new Promise<void>(resolve => { release = resolve })
     defer(t, async () => { release() })
     let held = false
-    const request = durability.network.request.bind(durability.network)
-    durability.network.request = async (peer, message, signal) => {
-      if (message.type === 'hold' && peer === second.components.peerId) { held = true; await gate }
-      return await request(peer, message, signal)
-    }
-    defer(t, async () => { durability.network.request = request })
+    holdBackRequests(t, writer, (peer, message) => {
+      const pick = message.type === 'hold' && peer === second.components.peerId
+      if (pick) held = true
+      return pick
+    }, gate)
     // 13 leaves of 256 KiB: 7 stripes of ec:2+1, pushed while the import runs, then bound by one hold per peer
     const data = randomBytes(3 * 1024 * 1024 + 4_321)
     const adding = files.add('/w.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
