@@ -129,6 +129,8 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
   const before = cpuOfAll(daemons)
   const writer = daemons[0]
   const threadsBefore = writer === undefined ? new Map<number, number>() : threadCpuOf(writer.pid)
+  const holders = daemons.slice(1).filter((d): d is BenchDaemon => d !== undefined)
+  const holdersBefore = holders.map(d => threadCpuOf(d.pid))
   // the monotonic clock of a CPU profile (µs): the window of this add in the daemons' profiles
   const from = process.hrtime.bigint() / 1000n
   const r = await cliOk(args)
@@ -137,8 +139,22 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
     // where the writer's CPU went, by thread (no profiler: it distorts eight daemons on two cores)
     const used = [...threadCpuOf(writer.pid)].map(([tid, s]) => [tid, s - (threadsBefore.get(tid) ?? 0)] as const).filter(([, s]) => s >= 0.01)
     const main = used.find(([tid]) => tid === writer.pid)?.[1] ?? 0
-    const others = used.filter(([tid]) => tid !== writer.pid).map(([, s]) => s).sort((a, b) => b - a)
-    log(`  writer CPU s by thread: main ${fmt(main, 2)}, others ${others.map(s => fmt(s, 2)).join(' ')} (workers: leaf chunker, parity; libuv's pool; V8's helpers)`)
+    // by thread id, so in creation order: V8's helpers and libuv's pool first, then the workers (leaf chunker, parity) as they started
+    const others = used.filter(([tid]) => tid !== writer.pid).sort(([a], [b]) => a - b).map(([tid, s]) => `${tid - writer.pid}:${fmt(s, 2)}`)
+    log(`  writer CPU s by thread: main ${fmt(main, 2)}, others (id - pid: s) ${others.join(' ')}`)
+  }
+  if (holders.length > 0) {
+    // the other daemons together: their main threads, and every other thread (V8's helpers, libuv's pool)
+    let main = 0
+    let rest = 0
+    holders.forEach((d, i) => {
+      for (const [tid, s] of threadCpuOf(d.pid)) {
+        const used = s - (holdersBefore[i].get(tid) ?? 0)
+        if (tid === d.pid) main += used
+        else rest += used
+      }
+    })
+    log(`  other daemons' CPU s: main threads ${fmt(main, 2)}, other threads ${fmt(rest, 2)}`)
   }
   return { seconds: r.seconds, cpu: cpuOfAll(daemons).map((c, i) => c - before[i]) }
 }
