@@ -7,7 +7,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { assessStripe, countHealth, emptySummary, stripeState, worstState, type FileState, type HealthSummary, type ShardHolders, type StripeState, type StripeWork } from './health.js'
-import { placementUnderWay, type PlaceProgress, type StripeProgress } from './placer.js'
+import type { PlaceProgress, StripeProgress } from './placer.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView } from './view.js'
 import type { DurabilityParts } from './components.js'
@@ -73,7 +73,7 @@ export function filePinState (s: Pick<PinStatus, 'stripes' | 'pending' | 'waitin
 
 /** What this node knows of the placement of a manifest it may have written, for {@link stripeWork}. */
 export interface PlacementKnown {
-  /** The placement under way here (see {@link placementUnderWay}), if one runs. */
+  /** The placement under way here (`Placer.underWay`), if one runs. */
   underWay?: Readonly<PlaceProgress>
   /** This node wrote the manifest and its placement is not final. */
   pending: boolean
@@ -138,11 +138,21 @@ export interface PinStatus {
   placing?: { pushed: number, total: number }
 }
 
+/** Options of {@link readPinStatus}. */
+export interface ReadPinStatusOptions {
+  signal?: AbortSignal
+  /** A node's zone: with it, zones count too (see health.ts). */
+  zoneOf?: (node: string) => string | undefined
+  /** The placement of a manifest under way on this node (`Placer.underWay`), if one runs. */
+  underWay?: (manifest: CID) => Readonly<PlaceProgress> | undefined
+}
+
 /**
  * Health of every stripe of the pin `pin` of the file `root`, asking every
- * connected peer what it holds; with `zoneOf`, zones count too (see health.ts).
+ * connected peer what it holds.
  */
-export async function readPinStatus (components: DurabilityParts, root: CID, pin: FilePin | undefined, signal?: AbortSignal, zoneOf?: (node: string) => string | undefined): Promise<PinStatus> {
+export async function readPinStatus (components: DurabilityParts, root: CID, pin: FilePin | undefined, options: ReadPinStatusOptions = {}): Promise<PinStatus> {
+  const { signal, zoneOf } = options
   const policy = pin?.policy ?? 'none'
   if (pin?.manifest === undefined) {
     return { root: root.toString(), policy, state: 'not-coded', stripes: [], summary: emptySummary(), peersAsked: [] }
@@ -153,7 +163,7 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
   const view = await gatherView(components, manifest, mroot.stripes, signal)
   // the writer keeps every shard until placement is final: what is here counts before it is placed
   const own = await components.holdings.manifest(manifest.toString())
-  const underWay = placementUnderWay(components, manifest)
+  const underWay = options.underWay?.(manifest)
   const unplaced = own?.role === 'origin' && own.placed === undefined ? own : undefined
   const pending = unplaced !== undefined || underWay !== undefined
   const known: PlacementKnown = { underWay, pending, why: unplaced === undefined ? undefined : notFinal(unplaced) }

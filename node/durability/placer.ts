@@ -69,24 +69,6 @@ export interface PlaceProgress {
   stripes?: Map<number, StripeProgress>
 }
 
-/** Placements under way on each node (keyed by its parts, shared by its {@link Placer} and `pin status`): manifest → progress. */
-const underWay = new WeakMap<DurabilityParts, Map<string, PlaceProgress>>()
-
-/** The placements under way on the node of `parts`. */
-function runningOn (parts: DurabilityParts): Map<string, PlaceProgress> {
-  let running = underWay.get(parts)
-  if (running === undefined) {
-    running = new Map()
-    underWay.set(parts, running)
-  }
-  return running
-}
-
-/** The placement of `manifest` under way on the node of `parts` (what its {@link Placer} tracks now), if one runs. */
-export function placementUnderWay (parts: DurabilityParts, manifest: CID | string): Readonly<PlaceProgress> | undefined {
-  return underWay.get(parts)?.get(manifest.toString())
-}
-
 /** Options of {@link Placer.place}. */
 export interface PlaceOptions extends SyncOptions, ProgressOptions<PlaceProgressEvents> {
   signal?: AbortSignal
@@ -110,6 +92,8 @@ export class Placer {
   private readonly full = new Map<string, number>()
   /** Zones of peers that answered `info`. */
   private readonly zones = new Map<string, string | undefined>()
+  /** Placements under way: manifest → their progress, as the one who places updates it. */
+  private readonly running = new Map<string, PlaceProgress>()
 
   constructor (private readonly components: DurabilityParts, private readonly init: PlacerInit) {
     this.log = components.logger.child({ component: 'durability' })
@@ -245,8 +229,13 @@ export class Placer {
 
   /** How far a placement of `manifest` under way is (shard blocks pushed, of how many), if one runs. */
   placing (manifest: CID | string): { pushed: number, total: number } | undefined {
-    const p = placementUnderWay(this.components, manifest)
+    const p = this.underWay(manifest)
     return p === undefined ? undefined : { pushed: p.pushed, total: p.total }
+  }
+
+  /** The placement of `manifest` under way here, as tracked (with its stripes' counts when it has them), if one runs. */
+  underWay (manifest: CID | string): Readonly<PlaceProgress> | undefined {
+    return this.running.get(manifest.toString())
   }
 
   /**
@@ -256,14 +245,13 @@ export class Placer {
    */
   track (manifest: CID | string, progress: PlaceProgress): () => void {
     const key = manifest.toString()
-    const running = runningOn(this.components)
-    running.set(key, progress)
-    return () => { if (running.get(key) === progress) running.delete(key) }
+    this.running.set(key, progress)
+    return () => { if (this.running.get(key) === progress) this.running.delete(key) }
   }
 
   /** Manifests whose placement runs now. */
   placingNow (): string[] {
-    return [...runningOn(this.components).keys()]
+    return [...this.running.keys()]
   }
 
   /** The zone of `peer` (this node's own, or what the peer said when asked by {@link livePeers}), if it has one. */

@@ -204,14 +204,12 @@ export class DurabilityService {
   async status (root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
     // the zones of live peers are learned (once per peer) before health counts them
     if (pin?.manifest !== undefined) await this.placer.livePeers(signal)
-    const status = await readPinStatus(this.parts, root, pin, signal, peer => this.placer.zoneOf(peer))
+    const status = await readPinStatus(this.parts, root, pin, { signal, zoneOf: peer => this.placer.zoneOf(peer), underWay: manifest => this.placer.underWay(manifest) })
     const why = pin?.manifest === undefined && pin !== undefined ? await this.waiting(root, pin.policy, signal) : undefined
     if (why !== undefined) {
       status.pending = true
       status.waiting = why
     }
-    const placing = pin?.manifest === undefined ? undefined : this.placing(pin.manifest)
-    if (placing !== undefined) status.placing = placing
     status.state = filePinState(status)
     return status
   }
