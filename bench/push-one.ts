@@ -2,7 +2,7 @@
  * The cost of pushing a file's blocks to one holder, next to one raw stream
  * carrying the same bytes:
  *
- *   npm run build && node dist/bench/push-one.js [--size 128MiB] [--runs 3]
+ *   npm run build && node dist/bench/push-one.js [--size 128MiB] [--runs 3] [--busy N]
  *
  * Two daemons on 127.0.0.1 (private swarm, as nodes run). `shoal add --pin
  * replicas:2 --wait` on daemon A pushes every block of the file to daemon B
@@ -11,29 +11,34 @@
  * the receiving side of a raw libp2p stream (tcp+pnet+noise+yamux, sha-256
  * of every byte) of the same file, in the same run. It isolates the holder's
  * receive path of a striped `add --wait` (bench/durability.ts), where seven
- * holders share two cores with the writer.
+ * holders share two cores with the writer. `--busy N` runs N processes that
+ * only spin during each add (the cores shared as eight daemons share them,
+ * without their traffic): what sharing alone does to the holder's cost.
  *
  * @module
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { cliOk, fmt, installCleanup, log, median, parseSize, spawnDaemon, tempDirs, writeRandomFile } from './harness.js'
+import { children, cliOk, fmt, installCleanup, log, median, parseSize, spawnDaemon, tempDirs, writeRandomFile } from './harness.js'
 import { cpuOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
-interface Options { size: number, runs: number }
+interface Options { size: number, runs: number, busy: number }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 128 * 1024 * 1024, runs: 3 }
+  const o: Options = { size: 128 * 1024 * 1024, runs: 3, busy: 0 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--size') o.size = parseSize(argv[++i] ?? '')
     else if (a === '--runs') o.runs = Number(argv[++i])
+    else if (a === '--busy') o.busy = Number(argv[++i])
     else throw new Error(`unknown option ${a}`)
   }
   if (!Number.isSafeInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a positive integer')
+  if (!Number.isSafeInteger(o.busy) || o.busy < 0) throw new Error('--busy must be a whole number')
   return o
 }
 
@@ -47,6 +52,20 @@ function split (pid: number, before: Map<number, number>): { main: number, rest:
     else rest += used
   }
   return { main, rest }
+}
+
+/** `n` processes that spin until stopped (tracked for the bench's cleanup). */
+function startSpinners (n: number): ChildProcess[] {
+  return Array.from({ length: n }, () => {
+    const child = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' })
+    children.add(child)
+    child.once('exit', () => children.delete(child))
+    return child
+  })
+}
+
+function stopSpinners (spinners: ChildProcess[]): void {
+  for (const child of spinners) child.kill('SIGKILL')
 }
 
 async function main (): Promise<void> {
@@ -78,12 +97,13 @@ async function main (): Promise<void> {
     await settle(20)
     const hb = threadCpuOf(b.pid)
     const a0 = cpuOf(a.pid) ?? 0
-    const t = await cliOk(['--repo', repos[0], 'add', file, '--to', `/f${r}.bin`, '--pin', 'replicas:2', '--wait'])
+    const spinners = startSpinners(opts.busy)
+    const t = await cliOk(['--repo', repos[0], 'add', file, '--to', `/f${r}.bin`, '--pin', 'replicas:2', '--wait']).finally(() => { stopSpinners(spinners) })
     const holder = split(b.pid, hb)
     const writer = (cpuOf(a.pid) ?? 0) - a0
     const row = { push: opts.size / t.seconds / 1e6, holder: holder.main + holder.rest, holderMain: holder.main, writer, raw: raw.bytes / raw.seconds / 1e6, rawRecv }
     rows.push(row)
-    log(`run ${r + 1}: add --pin replicas:2 --wait ${fmt(row.push)} MB/s, holder CPU s ${fmt(row.holder, 2)} (main ${fmt(row.holderMain, 2)}), writer ${fmt(row.writer, 2)}; raw stream ${fmt(row.raw)} MB/s, its receiver ${fmt(rawRecv, 2)} CPU s; holder / raw receiver ${fmt(row.holder / rawRecv, 2)} x`)
+    log(`run ${r + 1}${opts.busy > 0 ? ` (${opts.busy} spinning)` : ''}: add --pin replicas:2 --wait ${fmt(row.push)} MB/s, holder CPU s ${fmt(row.holder, 2)} (main ${fmt(row.holderMain, 2)}), writer ${fmt(row.writer, 2)}; raw stream ${fmt(row.raw)} MB/s, its receiver ${fmt(rawRecv, 2)} CPU s; holder / raw receiver ${fmt(row.holder / rawRecv, 2)} x`)
   }
   log(`median: holder / raw receiver CPU ${fmt(median(rows.map(x => x.holder / x.rawRecv)), 2)} x; add --wait / raw stream ${fmt(median(rows.map(x => x.push / x.raw)), 2)} x`)
   await Promise.all([a.stop(), b.stop()])
