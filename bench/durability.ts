@@ -2,14 +2,18 @@
  * Durability figures, each next to its ceiling in the same run:
  *
  *   npm run build && node dist/bench/durability.js [--size 1GiB] [--nodes 8] [--keep]
- *     [--reads-only] [--rounds N] [--cpu-prof DIR] [--cpu-prof-all]
+ *     [--reads-only] [--rounds N] [--warm] [--cpu-prof DIR] [--cpu-prof-all]
  *
  * `--reads-only` skips the timed adds' second striped file and the repair
  * (the reads need one striped and one plain file); `--rounds N` times the
  * one-holder and healthy striped `cat` N times, alternating, for same-run
  * ratios, each round's one-holder `cat` on a file of its own (a read keeps
  * part of a plain file as a cache, and `gc` keeps a visible file's blocks:
- * reading one file again would find part of it here); `--cpu-prof DIR` runs the reading daemon with `--cpu-prof` (its
+ * reading one file again would find part of it here); `--warm` first adds a
+ * file of a quarter of the size each way, untimed (`--pin none`, then
+ * `--wait`), so that the timed adds find daemons that have written and
+ * placed before, as in a cluster at work (a daemon's first add pays for its
+ * code's compilation and its first pages); `--cpu-prof DIR` runs the reading daemon with `--cpu-prof` (its
  * profile is written to DIR when the bench stops it); with `--cpu-prof-all`
  * every daemon is profiled, daemon i in DIR/node<i>. Each timed `cat` logs
  * the CPU seconds of every daemon (the reader last).
@@ -50,10 +54,10 @@ const K = 4
 const M = 2
 const GRACE_MS = 3000
 
-interface Options { size: number, nodes: number, keep: boolean, readsOnly: boolean, rounds: number, cpuProf?: string, cpuProfAll: boolean }
+interface Options { size: number, nodes: number, keep: boolean, readsOnly: boolean, rounds: number, warm: boolean, cpuProf?: string, cpuProfAll: boolean }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 1024 * MiB, nodes: 8, keep: false, readsOnly: false, rounds: 1, cpuProfAll: false }
+  const o: Options = { size: 1024 * MiB, nodes: 8, keep: false, readsOnly: false, rounds: 1, warm: false, cpuProfAll: false }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--size') {
@@ -63,6 +67,7 @@ function parseArgs (argv: string[]): Options {
     } else if (a === '--nodes') o.nodes = Number(argv[++i])
     else if (a === '--keep') o.keep = true
     else if (a === '--reads-only') o.readsOnly = true
+    else if (a === '--warm') o.warm = true
     else if (a === '--rounds') o.rounds = Number(argv[++i])
     else if (a === '--cpu-prof') o.cpuProf = argv[++i]
     else if (a === '--cpu-prof-all') o.cpuProfAll = true
@@ -225,6 +230,15 @@ async function main (): Promise<number> {
       for (let j = i + 1; j < repos.length; j++) await cliOk(['--repo', repos[i], 'peers', 'connect', ids[j].addresses[0]])
     }
     const writer = repos[0]
+    if (opts.warm) {
+      for (const [i, pin] of ['none', `ec:${K}+${M}`].entries()) {
+        const warmup = join(dir, `warm-${i}.bin`)
+        await writeRandomFile(warmup, Math.max(MiB, Math.floor(opts.size / 4)))
+        await cliOk(['--repo', writer, 'add', warmup, '--to', `/warm-${i}.bin`, '--pin', pin, ...(pin === 'none' ? [] : ['--wait'])])
+      }
+      await settle(20)
+      log('warmed up: one untimed add each way')
+    }
     const plain = await timedAdd(daemons, ['--repo', writer, 'add', others[0], '--to', '/plain-0.bin', '--pin', 'none'])
     for (let r = 1; r < others.length; r++) await cliOk(['--repo', writer, 'add', others[r], '--to', `/plain-${r}.bin`, '--pin', 'none'])
     // --wait: returns once every shard is on its holder (a plain add returns when the file is durable here)
