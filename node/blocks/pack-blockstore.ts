@@ -434,7 +434,10 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     this.dirty.clear()
     const sizes = written.map(a => a.size)
     try {
-      await Promise.all(written.map(async a => { await a.sync() }))
+      // every sync settles before a failure is handled: which packs were written whole is then known
+      const synced = await Promise.allSettled(written.map(async a => { await a.sync() }))
+      const failure = synced.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failure !== undefined) throw failure.reason
       if (this.createdSinceCommit) {
         this.createdSinceCommit = false
         await syncDir(this.dir)
