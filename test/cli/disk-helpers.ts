@@ -7,9 +7,13 @@
  */
 import assert from 'node:assert/strict'
 import { open, readFile, stat, statfs, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { dirname, join } from 'node:path'
 import { mountTmpfs, tempDir } from '../helpers/temp.js'
 import { shoalOk, startDaemon, type TestDaemon } from '../helpers/cli.js'
+
+const execFileAsync = promisify(execFile)
 
 /** One mebibyte. */
 export const MiB = 1024 * 1024
@@ -20,9 +24,9 @@ export async function free (dir: string): Promise<number> {
   return s.bavail * s.bsize
 }
 
-/** Write zeros into `file` until the file system is full (at most 4 GiB). */
+/** Append zeros to `file` (created if absent) until the file system is full (at most 4 GiB). */
 export async function fillUp (file: string): Promise<void> {
-  const fh = await open(file, 'w')
+  const fh = await open(file, 'a')
   const chunk = Buffer.alloc(MiB)
   try {
     for (let i = 0; i < 4096; i++) await fh.write(chunk)
@@ -31,6 +35,26 @@ export async function fillUp (file: string): Promise<void> {
   } finally {
     await fh.close()
   }
+}
+
+/**
+ * {@link fillUp}, but all but the last 16 MiB taken at once (`fallocate`): the
+ * disk is full within milliseconds, not after the time it takes to write it,
+ * so a write running beside it cannot get much further meanwhile.
+ */
+export async function fillUpAtOnce (file: string): Promise<void> {
+  // the space may shrink between the measure and the call (a write beside it): a few tries, each with a fresh measure
+  for (let tries = 0; tries < 5; tries++) {
+    const room = await free(dirname(file))
+    if (room <= 32 * MiB) break
+    try {
+      await execFileAsync('fallocate', ['-l', String(room - 16 * MiB), file])
+      break
+    } catch (err: any) {
+      if (!/No space left/.test(String(err?.stderr ?? err?.message))) throw err
+    }
+  }
+  await fillUp(file)
 }
 
 /** A tmpfs of `size` with a fresh repo on it: the temp dir (not on the tmpfs), the disk and the repo. */

@@ -16,7 +16,7 @@ import { readdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
 import { eventually, lines, runShoal, shoalOk, sleep, startDaemon, type ShoalResult } from '../helpers/cli.js'
-import { daemonOnTmpfs, fillUp, free, MiB } from './disk-helpers.js'
+import { daemonOnTmpfs, fillUp, fillUpAtOnce, free, MiB } from './disk-helpers.js'
 
 const TEST = { timeout: 240_000 }
 
@@ -43,7 +43,7 @@ async function fillWhenGrown (running: Promise<ShoalResult>, watched: string, ju
   while (!done && Date.now() < deadline && await bytesUnder(watched) - start < bytes) await sleep(5)
   let filledMidway = false
   if (!done && Date.now() < deadline) {
-    await fillUp(junk)
+    await fillUpAtOnce(junk)
     filledMidway = !done
   }
   return { result: await finished, filledMidway }
@@ -71,11 +71,11 @@ describe('a disk that fills up in the middle of an add', () => {
     await writeFile(big, bigData)
     assert.ok(await free(disk) - bigData.byteLength * 1.5 >= 16 * MiB, 'the add passes its room check')
 
-    // another program fills the disk once the add's packs have grown by 16 MiB
+    // another program fills the disk once the add's packs have grown by 4 MiB (at once: long before the first pack, 64 MiB, could roll over)
     const junk = join(disk, 'junk')
     const blocksBeforeAdd = await bytesUnder(join(repo, 'blocks'))
     const started = Date.now()
-    const { result: failed, filledMidway } = await fillWhenGrown(runShoal(['--repo', repo, 'add', big, '--to', '/big.bin']), join(repo, 'blocks'), junk, 16 * MiB, 60_000)
+    const { result: failed, filledMidway } = await fillWhenGrown(runShoal(['--repo', repo, 'add', big, '--to', '/big.bin']), join(repo, 'blocks'), junk, 4 * MiB, 60_000)
     t.diagnostic(`the add failed after ${Date.now() - started} ms; the other program took ${(await stat(junk)).size} bytes; ${await free(disk)} bytes free after; ${failed.stderr.trim()}`)
     assert.ok(filledMidway, `the disk filled while the add ran (add: exit ${String(failed.code)}, ${failed.stderr})`)
 
