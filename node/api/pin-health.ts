@@ -125,14 +125,14 @@ function stateOf (s: PinStatus): PinState {
   return s.state === 'placing' ? 'pending' : s.state
 }
 
-/** `pin status` with stripes shortened to their health. */
+/** `pin status` with stripes shortened to their state (pending, placing, or their health). */
 function brief (s: PinStatus): NonNullable<PinHealthInfo['status']> {
   return {
     k: s.k,
     m: s.m,
     summary: s.summary,
     stripeCount: s.stripes.length,
-    stripes: s.stripes.slice(0, MAX_STRIPES_LISTED).map(st => st.health),
+    stripes: s.stripes.slice(0, MAX_STRIPES_LISTED).map(st => st.state),
     peersAsked: s.peersAsked.length,
     pending: s.pending,
     waiting: s.waiting,

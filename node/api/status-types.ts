@@ -95,14 +95,14 @@ export interface PinHealthInfo extends PinInfo {
   state: PinState
   /** When its health was read (ms); absent while `unknown`. */
   checkedAt?: number
-  /** `pin status`, stripes shortened to their health; absent when unknown or failed. */
+  /** `pin status`, stripes shortened to their state; absent when unknown or failed. */
   status?: {
     k?: number
     m?: number
     summary: { healthy: number, atRisk: number, degraded: number, lost: number }
     /** Stripes of the file. */
     stripeCount: number
-    /** Health of the first {@link MAX_STRIPES_LISTED} stripes, in order. */
+    /** State of the first {@link MAX_STRIPES_LISTED} stripes, in order, as `pin status` gives it: pending, placing, or the stripe's health (healthy, at-risk, degraded, lost). */
     stripes: string[]
     /** Peers that answered, this node included. */
     peersAsked: number

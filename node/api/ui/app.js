@@ -374,7 +374,7 @@ function drawPeers (peers) {
 /** @type {Map<string, { t: number, bytesIn?: number, bytesOut?: number }>} */
 let peerTotals = new Map()
 
-const HEALTH_LABEL = { healthy: 'healthy', 'at-risk': 'at risk', degraded: 'degraded', lost: 'lost' }
+const STRIPE_LABEL = { pending: 'pending', placing: 'being placed', healthy: 'healthy', 'at-risk': 'at risk', degraded: 'degraded', lost: 'lost' }
 
 /** Badge of each pin state: its words and colour. */
 const PIN_STATE = {
@@ -420,7 +420,7 @@ function drawPins (answer) {
       const cells = s === undefined || s.stripeCount === 0
         ? h('span', { class: 'muted' }, '–')
         : h('div', { class: 'stripes', title: `${s.stripeCount} stripes${s.k !== undefined ? `, ${s.k}+${s.m} shards each` : ''}` },
-          ...s.stripes.map((/** @type {keyof HEALTH_LABEL} */ st, /** @type {number} */ i) => h('i', { class: `st ${st}`, title: `stripe ${i}: ${HEALTH_LABEL[st] ?? st}` })),
+          ...s.stripes.map((/** @type {keyof STRIPE_LABEL} */ st, /** @type {number} */ i) => h('i', { class: `st ${st}`, title: `stripe ${i}: ${STRIPE_LABEL[st] ?? st}` })),
           s.stripeCount > s.stripes.length ? h('span', { class: 'small muted' }, ` +${s.stripeCount - s.stripes.length}`) : null)
       return [h('span', { class: 'path mono', title: p.cid }, p.path), bytes(p.size), h('span', { class: 'mono' }, p.policy), cells, h('div', null, ...state)]
     }), 'pins'))

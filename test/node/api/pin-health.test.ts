@@ -59,6 +59,18 @@ describe('pin health board', () => {
     assert.deepEqual([...asked].sort(), ['/a-ok', '/b-hangs', '/c-lost', '/d-risk'])
   })
 
+  it('lists each stripe by its state: a stripe being placed shows as placing, not by its health', async () => {
+    const placing = status(['at-risk', 'healthy', 'at-risk'])
+    placing.stripes[0].state = 'placing'
+    placing.stripes[2].state = 'pending'
+    placing.placing = { pushed: 1, total: 3 }
+    placing.state = filePinState(placing)
+    const { components } = files({ '/p': placing })
+    const answer = await new PinHealthBoard(components).answer(10, new AbortController().signal, 5_000)
+    assert.deepEqual(answer.pins[0].status?.stripes, ['placing', 'healthy', 'pending'])
+    assert.equal(answer.pins[0].state, 'pending', 'the page shows a file being placed as pending')
+  })
+
   it('concurrent requests share one job', async () => {
     const { components, asked } = files({ '/x': status(['healthy']), '/y': status(['degraded']) })
     const board = new PinHealthBoard(components)
