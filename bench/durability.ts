@@ -46,7 +46,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { cpuOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
+import { cpuOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
@@ -136,6 +136,7 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
   const threadsBefore = writer === undefined ? new Map<number, number>() : threadCpuOf(writer.pid)
   const holders = daemons.slice(1).filter((d): d is BenchDaemon => d !== undefined)
   const holdersBefore = holders.map(d => threadCpuOf(d.pid))
+  const faultsBefore = daemons.map(d => minorFaultsOf(d?.pid) ?? 0)
   // the monotonic clock of a CPU profile (µs): the window of this add in the daemons' profiles
   const from = process.hrtime.bigint() / 1000n
   const r = await cliOk(args)
@@ -159,7 +160,8 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
         else rest += used
       }
     })
-    log(`  other daemons' CPU s: main threads ${fmt(main, 2)}, other threads ${fmt(rest, 2)}`)
+    const faults = daemons.map((d, i) => (minorFaultsOf(d?.pid) ?? 0) - faultsBefore[i])
+    log(`  other daemons' CPU s: main threads ${fmt(main, 2)}, other threads ${fmt(rest, 2)}; minor page faults: writer ${faults[0]}, others ${faults.slice(1).reduce((a, b) => a + b, 0)}`)
   }
   return { seconds: r.seconds, cpu: cpuOfAll(daemons).map((c, i) => c - before[i]) }
 }

@@ -94,6 +94,14 @@ export function cpuOf (pid: number | undefined): number | undefined {
   return statCpu(`/proc/${String(pid)}/stat`)
 }
 
+/** Minor page faults of process `pid` so far, all its threads (first touches of fresh pages), or undefined when it is gone. */
+export function minorFaultsOf (pid: number | undefined): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7])
+  } catch { return undefined }
+}
+
 /**
  * CPU seconds of each thread of process `pid` so far, by thread id (the main
  * thread's id is the pid; worker threads, libuv's pool and V8's helpers are
