@@ -223,6 +223,8 @@ export class Files {
     const started = performance.now()
     const ms: Record<string, number> = {}
     let waiting: string | undefined
+    /** The most bytes of the file its coding and placement held at once (0: not coded during the add). */
+    let peakBytes = 0
     let placement: Promise<PlaceResult> | undefined
     const intact = this.commitsHold(`the add of ${target}`)
     const entry = await this.writing(async () => {
@@ -243,7 +245,7 @@ export class Files {
       const encoded = await coding?.finish(cid, size)
       waiting = encoded?.waiting
       placement = encoded?.placement
-      if (encoded !== undefined && encoded.peakBytes > 0) ms.heldMiB = Math.ceil(encoded.peakBytes / (1024 * 1024))
+      peakBytes = encoded?.peakBytes ?? 0
       ms.encode = Math.round(performance.now() - started) - ms.import
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
@@ -264,7 +266,7 @@ export class Files {
         if (options.wait === true) throw new PolicyNotMetError(`${target} is added and durable here, but its policy is not met: ${waiting} (\`shoal pin status ${target}\`)`)
       }
     }
-    this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms }, 'added')
+    this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms, heldMiB: peakBytes > 0 ? Math.ceil(peakBytes / (1024 * 1024)) : undefined }, 'added')
     return await this.infoOf(entry)
   }
 
