@@ -7,12 +7,14 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { open, unlink } from 'node:fs/promises'
+import { unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { filesOnDisk } from './fixtures.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { mountTmpfs, tempDir } from '../../helpers/temp.js'
 import { assertBytesEqual } from '../../helpers/bytes.js'
+import { until } from '../../helpers/processes.js'
+import { fillUp } from '../../cli/disk-helpers.js'
 
 const chunker = parseChunker('size-65536')
 
@@ -23,26 +25,6 @@ async function * gated (bytes: Uint8Array, gate: Promise<void>): AsyncGenerator<
   for (let i = 0; i < bytes.byteLength; i += 100_000) {
     if (i > 0) await gate
     yield bytes.subarray(i, i + 100_000)
-  }
-}
-
-/** Write zeros into `file` until the file system is full. */
-async function fillUp (file: string): Promise<void> {
-  const fh = await open(file, 'w')
-  try {
-    for (let i = 0; i < 4096; i++) await fh.write(Buffer.alloc(64 * 1024))
-  } catch (err: any) {
-    if (err.code !== 'ENOSPC') throw err
-  } finally {
-    await fh.close()
-  }
-}
-
-async function until (what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
   }
 }
 
