@@ -151,7 +151,7 @@ export class Ballast {
   async releaseIfFull (): Promise<boolean> {
     const size = await stat(this.file).then(s => s.size, () => 0)
     if (size === 0 || await this.guard.free() >= Math.min(size, this.bytes)) return false
-    return await this.release()
+    return await this.unlink()
   }
 
   /**
@@ -161,7 +161,11 @@ export class Ballast {
    */
   async release (): Promise<boolean> {
     const size = await stat(this.file).then(s => s.size, () => 0)
-    if (size === 0) return false
+    return size > 0 && await this.unlink()
+  }
+
+  /** Delete the ballast file: true when it was there. */
+  private async unlink (): Promise<boolean> {
     try {
       await unlink(this.file)
       return true
