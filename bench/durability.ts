@@ -28,7 +28,11 @@
  *    rate (tcp+pnet+noise+yamux, one stream between two processes, the same file;
  *    bench/raw-stream.ts) and to `shoal add --pin none` of a file of the same
  *    size on the same daemon (import only, no network). The writer's log
- *    gives the time of each phase (import, encode, place).
+ *    gives the time of each phase (import, encode, place). Next to it, the
+ *    floor of `--wait` on this machine: the plain add's CPU, the coder's and
+ *    the raw stream's per byte for the bytes the writer sent, spread over
+ *    every core (the daemons share them), as a ratio to the plain add's time
+ *    (see `waitFloor`).
  * 3. reads on the last daemon: `cat` of a file only the writer holds (one
  *    holder, the ceiling of a striped read), healthy `cat`, then degraded `cat` with two
  *    holders stopped.
@@ -42,9 +46,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
+import type { PeerInfo } from '../node/api/status-types.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
 import { cpuOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
@@ -171,6 +177,43 @@ function cpuOfAll (daemons: Array<BenchDaemon | undefined>): number[] {
   return daemons.map(d => d === undefined ? 0 : cpuOf(d.pid) ?? 0)
 }
 
+/** Bytes `repo`'s daemon has sent to all its peers so far (encrypted, with framing: what crosses its sockets). */
+async function bytesSent (repo: string): Promise<number> {
+  const peers = await (await ApiClient.connect(repo)).json<PeerInfo[]>('GET', '/api/v0/status/peers')
+  return peers.reduce((sum, p) => sum + (p.bytesOut ?? Number.NaN), 0)
+}
+
+/** The least CPU an `add --wait` needs on this machine, from ceilings measured in the same run (see {@link waitFloor}). */
+interface WaitFloor {
+  /** CPU seconds: the plain add's, the coder's and the transport's for the bytes sent. */
+  cpu: number
+  /** Seconds: that CPU spread over every core without a moment idle (at least the plain add's own time). */
+  seconds: number
+  /** `seconds` over the plain add's time: no `--wait` on this machine can do better. */
+  ratio: number
+}
+
+/**
+ * A lower bound of `add --wait`'s time on this machine. The striped add
+ * does everything the plain add does (its daemons' CPU, measured), codes the
+ * parity (the coder alone's rate), and carries `sent` bytes of shards to
+ * their holders, which at the least costs what the raw stream's sender and
+ * receiver spend per byte (tcp+pnet+noise+yamux, and a sha-256 at the
+ * receiver, as a holder checks every shard). Left out, so the bound stays
+ * below the truth: the CLI's upload, the holders' pack writes and index, the
+ * placement's requests, the idle daemons beyond the plain add's time. On a
+ * machine whose daemons share its cores, a `--wait` goal below this ratio
+ * cannot be met by any change to the add itself.
+ */
+function waitFloor (init: { plainSeconds: number, plainCpu: number, size: number, encodeMBps: number, sent: number, raw: { bytes: number, senderCpu?: number, receiverCpu: number }, cores: number }): WaitFloor | undefined {
+  const { plainSeconds, plainCpu, size, encodeMBps, sent, raw, cores } = init
+  if (raw.senderCpu === undefined || !Number.isFinite(sent)) return undefined
+  const perByte = (raw.senderCpu + raw.receiverCpu) / raw.bytes
+  const cpu = plainCpu + size / (encodeMBps * 1e6) + sent * perByte
+  const seconds = Math.max(plainSeconds, cpu / cores)
+  return { cpu, seconds, ratio: seconds / plainSeconds }
+}
+
 /** The phase times (ms) the writer logged for its add of `path`. */
 async function addPhases (logFile: string, path: string): Promise<{ import: number, encode: number, place?: number } | undefined> {
   for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
@@ -217,7 +260,7 @@ async function main (): Promise<number> {
   const raw = await rawStream(file, parseSwarmKey(await readFile(keyFile, 'utf8')), 8)
   if (raw.sha !== sha) throw new Error('the raw stream did not deliver the file byte-identical')
   const rawRate = mbps(raw.bytes, raw.seconds)
-  log(`raw stream (tcp+pnet+noise+yamux, one stream): ${fmt(rawRate)} MB/s`)
+  log(`raw stream (tcp+pnet+noise+yamux, one stream): ${fmt(rawRate)} MB/s; CPU s of the sender ${raw.senderCpu === undefined ? '?' : fmt(raw.senderCpu, 2)}, of the receiver ${fmt(raw.receiverCpu, 2)} (with its sha-256)`)
 
   const repos = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => await initRepo(dir, i, keyFile)))
   const daemons: Array<BenchDaemon | undefined> = []
@@ -244,11 +287,17 @@ async function main (): Promise<number> {
     const plain = await timedAdd(daemons, ['--repo', writer, 'add', others[0], '--to', '/plain-0.bin', '--pin', 'none'])
     for (let r = 1; r < others.length; r++) await cliOk(['--repo', writer, 'add', others[r], '--to', `/plain-${r}.bin`, '--pin', 'none'])
     // --wait: returns once every shard is on its holder (a plain add returns when the file is durable here)
+    const sentBefore = await bytesSent(writer)
     const striped = await timedAdd(daemons, ['--repo', writer, 'add', file, '--to', '/striped.bin', '--pin', `ec:${K}+${M}`, '--wait'])
+    const sent = await bytesSent(writer) - sentBefore
     log(`add --pin none: ${fmt(mbps(opts.size, plain.seconds))} MB/s; add --pin ec:4+2 --wait (encode + place on ${opts.nodes} nodes): ${fmt(mbps(opts.size, striped.seconds))} MB/s`)
     // on one machine the daemons share its cores: the CPU all of them used bounds how fast --wait can be here
     for (const [what, a] of [['--pin none', plain], ['--wait', striped]] as const) {
       log(`add ${what}: CPU s of the writer ${fmt(a.cpu[0], 2)}, of the other daemons ${fmt(a.cpu.slice(1).reduce((x, y) => x + y, 0), 2)}`)
+    }
+    const floor = waitFloor({ plainSeconds: plain.seconds, plainCpu: plain.cpu.reduce((x, y) => x + y, 0), size: opts.size, encodeMBps: encode, sent, raw, cores: cpus().length })
+    if (floor !== undefined) {
+      log(`add --wait floor on this machine (${cpus().length} cores shared by ${opts.nodes} daemons): ${fmt(floor.cpu, 2)} CPU s at the least (the plain add's daemons, the coder alone, and ${fmt(sent / 1e6)} MB sent at the raw stream's CPU per byte) = ${fmt(floor.seconds, 2)} s, ${fmt(floor.ratio, 2)} x the time of --pin none; measured ${fmt(striped.seconds / plain.seconds, 2)} x`)
     }
     // a plain add returns once the file is durable on the writer; its placement goes on after
     let background: { seconds: number } | undefined
@@ -318,6 +367,7 @@ async function main (): Promise<number> {
       `| encode 4+2 (coder alone) | ${fmt(encode)} | – | – |`,
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(rawRate)} (raw stream) | ${fmt(mbps(opts.size, striped.seconds) / rawRate, 2)} |`,
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
+      ...(floor === undefined ? [] : [`| add --wait time / --pin none time: measured, and the floor on ${cpus().length} cores | ${fmt(striped.seconds / plain.seconds, 2)} × | ${fmt(floor.ratio, 2)} × (floor) | ${fmt(floor.ratio / (striped.seconds / plain.seconds), 2)} |`]),
       ...(background === undefined ? [] : [`| add --pin ec:4+2 (placement in the background), ${opts.nodes} nodes | ${fmt(mbps(opts.size, background.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / background.seconds, 2)} |`]),
       `| healthy striped cat (k+m holders) | ${fmt(mbps(opts.size, healthy))} | ${fmt(mbps(opts.size, single))} (one holder) | ${fmt(single / healthy, 2)} |`,
       `| degraded cat (2 holders down) | ${fmt(mbps(opts.size, degraded))} | ${fmt(mbps(opts.size, healthy))} (healthy cat) | ${fmt(healthy / degraded, 2)} |`,

@@ -119,7 +119,20 @@ export function threadCpuOf (pid: number): Map<number, number> {
 }
 
 /** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
-export async function rawStream (file: string, swarmKey: Uint8Array | undefined, windowMiB: number): Promise<{ seconds: number, bytes: number, sha: string, foreign?: number }> {
+/** What one raw stream measured: its time, bytes, their sha-256, and the CPU of each side. */
+export interface RawStreamRun {
+  seconds: number
+  bytes: number
+  sha: string
+  /** CPU seconds of processes outside the benchmark meanwhile (noise), when known. */
+  foreign?: number
+  /** CPU seconds of the sending process (the child) during the transfer, when known. */
+  senderCpu?: number
+  /** CPU seconds of the receiving process (this one: the transport and a sha-256 of every byte) during the transfer. */
+  receiverCpu: number
+}
+
+export async function rawStream (file: string, swarmKey: Uint8Array | undefined, windowMiB: number): Promise<RawStreamRun> {
   const child = spawn(process.execPath, [PEER, file, swarmKey === undefined ? '-' : Buffer.from(swarmKey).toString('hex'), String(windowMiB)], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.add(child)
   child.once('exit', () => children.delete(child))
@@ -135,12 +148,15 @@ export async function rawStream (file: string, swarmKey: Uint8Array | undefined,
     const hash = createHash('sha256')
     const acct0 = cpuAccount()
     const child0 = cpuOf(child.pid)
+    const self0 = process.cpuUsage()
     const t0 = performance.now()
     const bytes = await receiveCredited(await host.dialProtocol(addr, RAW_PROTOCOL), hash)
     const seconds = (performance.now() - t0) / 1000
+    const self1 = process.cpuUsage(self0)
     const child1 = cpuOf(child.pid)
-    const foreign = foreignCpu(acct0, cpuAccount(), [child0 === undefined || child1 === undefined ? undefined : child1 - child0])
-    return { seconds, bytes, sha: hash.digest('hex'), foreign }
+    const senderCpu = child0 === undefined || child1 === undefined ? undefined : child1 - child0
+    const foreign = foreignCpu(acct0, cpuAccount(), [senderCpu])
+    return { seconds, bytes, sha: hash.digest('hex'), foreign, senderCpu, receiverCpu: (self1.user + self1.system) / 1e6 }
   } finally {
     await host.stop()
     child.kill('SIGTERM')
