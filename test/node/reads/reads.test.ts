@@ -30,11 +30,13 @@ import type { Stripe } from '../../../protocol/durability.js'
 const TEST = { timeout: 120_000 }
 const MiB = 1024 * 1024
 
-interface StripedFile { swarm: Swarm, writer: ShoalNode, reader: ShoalNode, data: Buffer, root: CID, manifest: CID, stripes: Stripe[] }
+interface StripedFile { swarm: Swarm, writer: ShoalNode, reader: ShoalNode, readerIndex: number, data: Buffer, root: CID, manifest: CID, stripes: Stripe[] }
 
 /**
  * Six nodes and a file of `size` (4 MiB: 16 leaves, 4 stripes) pinned ec:4+2
- * by node 0, which then drops what it does not hold; node 5 reads.
+ * by node 0, which then drops what it does not hold; the last node that
+ * holds a data shard of it reads (placement follows the peers' random ids:
+ * a node may hold only parity shards of a small file).
  */
 async function stripedFile (t: CleanupContext, size = 4 * MiB): Promise<StripedFile> {
   const swarm = await swarmOf(t, 6)
@@ -42,7 +44,11 @@ async function stripedFile (t: CleanupContext, size = 4 * MiB): Promise<StripedF
   const data = randomBytes(size)
   await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2', wait: true })
   await writer.components.durability.collectGarbage()
-  const reader = swarm.nodes[5] as ShoalNode
+  const status = await writer.components.files.pinStatus('/f.bin')
+  const holdsData = (node: ShoalNode): boolean => status.stripes.some(s => s.shards.slice(0, 4).some(sh => sh.holders.includes(node.components.peerId)))
+  const readerIndex = [5, 4, 3, 2, 1].find(i => holdsData(swarm.nodes[i] as ShoalNode))
+  assert.ok(readerIndex !== undefined, 'some node other than the writer holds a data shard')
+  const reader = swarm.nodes[readerIndex] as ShoalNode
   await until('the record on the reader', async () => (await reader.components.namespace.lookup('/f.bin')) !== undefined)
   const entry = await reader.components.namespace.stat('/f.bin')
   assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
@@ -50,7 +56,7 @@ async function stripedFile (t: CleanupContext, size = 4 * MiB): Promise<StripedF
   const getter = reader.components.blocks.getter()
   const stripes: Stripe[] = []
   for await (const { index, stripe } of readStripes(getter, await loadManifestRoot(getter, manifest), undefined)) stripes[index] = stripe
-  return { swarm, writer, reader, data, root: CID.parse(entry.cid), manifest, stripes }
+  return { swarm, writer, reader, readerIndex, data, root: CID.parse(entry.cid), manifest, stripes }
 }
 
 /** A data leaf (of a stripe after the first) whose holder is neither the reader nor the writer, and that holder. */
@@ -200,11 +206,11 @@ describe('read path v2 on real nodes', () => {
     const own = await ownLeaves(f)
     assert.ok(own.length > 0, 'the reader holds some data shards')
     // every block the reader stores (the plain file's cached blocks, its own shards) gets a flipped byte on disk
-    await stopNode(f.swarm, 5)
-    const flipped = await flipEveryBlock(repoLayout(f.swarm.repos[5]).blocks)
+    await stopNode(f.swarm, f.readerIndex)
+    const flipped = await flipEveryBlock(repoLayout(f.swarm.repos[f.readerIndex]).blocks)
     assert.ok(flipped >= 8 + own.length, `flipped ${flipped} blocks`)
-    const reader = await startNode(f.swarm.repos[5])
-    f.swarm.nodes[5] = reader
+    const reader = await startNode(f.swarm.repos[f.readerIndex])
+    f.swarm.nodes[f.readerIndex] = reader
     f.reader = reader
     await connectAll(live(f.swarm))
     await until('the reader sees its peers', async () => reader.components.libp2p.getPeers().length >= 5)
