@@ -295,9 +295,11 @@ async function main (): Promise<number> {
     for (const [what, a] of [['--pin none', plain], ['--wait', striped]] as const) {
       log(`add ${what}: CPU s of the writer ${fmt(a.cpu[0], 2)}, of the other daemons ${fmt(a.cpu.slice(1).reduce((x, y) => x + y, 0), 2)}`)
     }
-    const floor = waitFloor({ plainSeconds: plain.seconds, plainCpu: plain.cpu.reduce((x, y) => x + y, 0), size: opts.size, encodeMBps: encode, sent, raw, cores: cpus().length })
+    const cores = cpus().length
+    const waitRatio = striped.seconds / plain.seconds
+    const floor = waitFloor({ plainSeconds: plain.seconds, plainCpu: plain.cpu.reduce((x, y) => x + y, 0), size: opts.size, encodeMBps: encode, sent, raw, cores })
     if (floor !== undefined) {
-      log(`add --wait floor on this machine (${cpus().length} cores shared by ${opts.nodes} daemons): ${fmt(floor.cpu, 2)} CPU s at the least (the plain add's daemons, the coder alone, and ${fmt(sent / 1e6)} MB sent at the raw stream's CPU per byte) = ${fmt(floor.seconds, 2)} s, ${fmt(floor.ratio, 2)} x the time of --pin none; measured ${fmt(striped.seconds / plain.seconds, 2)} x`)
+      log(`add --wait floor on this machine (${cores} cores shared by ${opts.nodes} daemons): ${fmt(floor.cpu, 2)} CPU s at the least (the plain add's daemons, the coder alone, and ${fmt(sent / 1e6)} MB sent at the raw stream's CPU per byte) = ${fmt(floor.seconds, 2)} s, ${fmt(floor.ratio, 2)} x the time of --pin none; measured ${fmt(waitRatio, 2)} x`)
     }
     // a plain add returns once the file is durable on the writer; its placement goes on after
     let background: { seconds: number } | undefined
@@ -367,7 +369,7 @@ async function main (): Promise<number> {
       `| encode 4+2 (coder alone) | ${fmt(encode)} | – | – |`,
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(rawRate)} (raw stream) | ${fmt(mbps(opts.size, striped.seconds) / rawRate, 2)} |`,
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
-      ...(floor === undefined ? [] : [`| add --wait time / --pin none time: measured, and the floor on ${cpus().length} cores | ${fmt(striped.seconds / plain.seconds, 2)} × | ${fmt(floor.ratio, 2)} × (floor) | ${fmt(floor.ratio / (striped.seconds / plain.seconds), 2)} |`]),
+      ...(floor === undefined ? [] : [`| add --wait time / --pin none time: measured, and the floor on ${cores} cores | ${fmt(waitRatio, 2)} × | ${fmt(floor.ratio, 2)} × (floor) | ${fmt(floor.ratio / waitRatio, 2)} |`]),
       ...(background === undefined ? [] : [`| add --pin ec:4+2 (placement in the background), ${opts.nodes} nodes | ${fmt(mbps(opts.size, background.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / background.seconds, 2)} |`]),
       `| healthy striped cat (k+m holders) | ${fmt(mbps(opts.size, healthy))} | ${fmt(mbps(opts.size, single))} (one holder) | ${fmt(single / healthy, 2)} |`,
       `| degraded cat (2 holders down) | ${fmt(mbps(opts.size, degraded))} | ${fmt(mbps(opts.size, healthy))} (healthy cat) | ${fmt(healthy / degraded, 2)} |`,

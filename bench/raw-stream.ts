@@ -118,7 +118,6 @@ export function threadCpuOf (pid: number): Map<number, number> {
   return threads
 }
 
-/** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
 /** What one raw stream measured: its time, bytes, their sha-256, and the CPU of each side. */
 export interface RawStreamRun {
   seconds: number
@@ -132,6 +131,7 @@ export interface RawStreamRun {
   receiverCpu: number
 }
 
+/** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
 export async function rawStream (file: string, swarmKey: Uint8Array | undefined, windowMiB: number): Promise<RawStreamRun> {
   const child = spawn(process.execPath, [PEER, file, swarmKey === undefined ? '-' : Buffer.from(swarmKey).toString('hex'), String(windowMiB)], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.add(child)

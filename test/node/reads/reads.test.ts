@@ -29,6 +29,8 @@ import type { Stripe } from '../../../protocol/durability.js'
 
 const TEST = { timeout: 120_000 }
 const MiB = 1024 * 1024
+/** Data shards per stripe of the test file's policy (`ec:4+2`). */
+const K = 4
 
 interface StripedFile { swarm: Swarm, writer: ShoalNode, reader: ShoalNode, readerIndex: number, data: Buffer, root: CID, manifest: CID, stripes: Stripe[] }
 
@@ -42,10 +44,10 @@ async function stripedFile (t: CleanupContext, size = 4 * MiB): Promise<StripedF
   const swarm = await swarmOf(t, 6)
   const writer = swarm.nodes[0] as ShoalNode
   const data = randomBytes(size)
-  await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2', wait: true })
+  await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: `ec:${K}+2`, wait: true })
   await writer.components.durability.collectGarbage()
   const status = await writer.components.files.pinStatus('/f.bin')
-  const holdsData = (node: ShoalNode): boolean => status.stripes.some(s => s.shards.slice(0, 4).some(sh => sh.holders.includes(node.components.peerId)))
+  const holdsData = (node: ShoalNode): boolean => status.stripes.some(s => s.shards.slice(0, K).some(sh => sh.holders.includes(node.components.peerId)))
   const readerIndex = [5, 4, 3, 2, 1].find(i => holdsData(swarm.nodes[i] as ShoalNode))
   assert.ok(readerIndex !== undefined, 'some node other than the writer holds a data shard')
   const reader = swarm.nodes[readerIndex] as ShoalNode
