@@ -89,11 +89,10 @@ async function main (): Promise<void> {
     const file = join(dir, `f${r}.bin`)
     const sha = await writeRandomFile(file, opts.size)
     await settle(20)
-    const c0 = process.cpuUsage()
     const raw = await rawStream(file, parseSwarmKey(await readFile(keyFile, 'utf8')), 8)
-    const c1 = process.cpuUsage(c0)
     if (raw.sha !== sha) throw new Error('the raw stream did not deliver the file byte-identical')
-    const rawRecv = (c1.user + c1.system) / 1e6
+    // the receiving side's CPU during the transfer only (not its host's start or the dial)
+    const rawRecv = raw.receiverCpu
     await settle(20)
     const hb = threadCpuOf(b.pid)
     const faults0 = minorFaultsOf(b.pid) ?? 0
