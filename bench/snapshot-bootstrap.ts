@@ -35,7 +35,8 @@
  * after C writes does; it walks only where the trees differ. Reported
  * beside the first load: seconds, blocks and MiB fetched.
  *
- * Both children run with the daemon's node flags (cli/relaunch.ts). Reported:
+ * Both children run with the daemon's node flags (cli/relaunch.ts) and its
+ * malloc settings (cli/malloc-tunables.ts), as a relaunched daemon does. Reported:
  * seconds and peak RSS of load and ceiling, their ratio, paths/s, the
  * sampled heap peak, the snapshot's size, and the target line.
  * `--cpu-prof DIR` writes a CPU profile of the load child into DIR.
@@ -51,6 +52,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import { DAEMON_NODE_FLAGS } from '../cli/relaunch.js'
+import { withMallocTunables } from '../cli/malloc-tunables.js'
 import { cborCID } from '../node/blocks/verify.js'
 import { signerFromKey } from '../node/namespace/index.js'
 import { buildTree, updateTree, type Versions } from '../node/namespace/snapshot-tree.js'
@@ -213,7 +215,7 @@ function vmHwmMiB (pid: number | undefined): number | undefined {
 /** Run the child with `args`, killing it after `timeoutS` seconds. */
 async function runChild<T extends ChildResult> (args: string[], timeoutS: number, nodeArgs: string[] = []): Promise<ChildRun<T>> {
   const started = performance.now()
-  const child = fork(CHILD, args, { execArgv: [...DAEMON_NODE_FLAGS, ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(CHILD, args, { execArgv: [...DAEMON_NODE_FLAGS, ...nodeArgs], env: withMallocTunables(process.env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const stop = trackChild(child, 5_000)
   let result: ChildResult | undefined
   let hwm: number | undefined
@@ -234,7 +236,7 @@ const f = (x: number, d = 2): string => fmt(x, d)
 
 function report (opts: Options, source: Source, load: ChildRun<LoadResult>, ceil: ChildRun<CeilingResult>): { lines: string[], ok: boolean } {
   const lines: string[] = [
-    `snapshot bootstrap, ${fmt(opts.paths)} paths: ${fmt(source.nodes)} blocks (tree nodes + root, ${f(source.MiB, 1)} MiB); source built in ${f(source.buildS, 1)} s; Node ${process.version}, children with ${DAEMON_NODE_FLAGS.join(' ')}`
+    `snapshot bootstrap, ${fmt(opts.paths)} paths: ${fmt(source.nodes)} blocks (tree nodes + root, ${f(source.MiB, 1)} MiB); source built in ${f(source.buildS, 1)} s; Node ${process.version}, children with ${DAEMON_NODE_FLAGS.join(' ')} and GLIBC_TUNABLES=${withMallocTunables(process.env).GLIBC_TUNABLES ?? '(unset)'}`
   ]
   const c = ceil.result
   if (c !== undefined) lines.push(`ceiling  ${f(c.s)} s  peak RSS ${f(c.maxRssMiB, 0)} MiB (anon ${f(c.rssAnonPeakMiB, 0)}, file ${f(c.rssFilePeakMiB, 0)})  heap peak ${f(c.heapPeakMiB, 1)} MiB  (sha-256 of ${fmt(c.nodes)} nodes, ${f(c.MiB, 1)} MiB, into a fresh LevelDB: 4 MiB unsynced batches, one synced write)`)

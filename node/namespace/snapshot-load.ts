@@ -78,11 +78,14 @@ const CHUNK = 10_000
 /**
  * Tree nodes per walk request (4 requests ahead): a request is fetched
  * whole before the walk moves on, so 4 × this many nodes are held. Leaves of
- * a large namespace are ~190 KiB: 16 nodes fit one 4 MiB `blocks` answer,
- * and ~12 MiB are held ahead (with MAX_BLOCKS_WANT, 64: ~47 MiB, each
- * request answered in three parts).
+ * a large namespace are ~190 KiB: 8 nodes are a ~1.5 MiB answer, and ~6 MiB
+ * are held ahead per level. Measured on a 1M-path first load (2 cores,
+ * loopback, docs/benchmarks.md "Snapshot bootstrap"): 16 nodes a request
+ * peaked at 304–316 MiB RSS, 8 at 268–280 MiB, and loaded no slower (four
+ * smaller requests in flight keep a link as busy as four larger ones, and
+ * their answers die sooner).
  */
-const WALK_BATCH = 16
+const WALK_BATCH = 8
 
 /**
  * A first load's batches (bulk-rows.ts): at most this many rows (about two
