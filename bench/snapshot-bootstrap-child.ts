@@ -4,6 +4,7 @@
  *
  *   node dist/bench/snapshot-bootstrap-child.js load --source DIR --work DIR --root CID --author ID --paths N
  *   node dist/bench/snapshot-bootstrap-child.js ceiling --source DIR --work DIR
+ *   node dist/bench/snapshot-bootstrap-child.js lookups --source DIR --work DIR --author ID --paths N [--count 10000] [--max-open-files N]
  *
  * `load`: a fresh Replica on a LevelKV in `--work` (trusting `--author`, as
  * an open swarm with that peer listed) runs `loadSnapshot`, served from the
@@ -16,6 +17,13 @@
  * `ceiling`: every node of the source hash-checked against its CID
  * (sha-256) and written into a fresh LevelDB in `--work`, 4 MiB unsynced
  * batches, one synced write at the end.
+ *
+ * `lookups`: a loaded replica kept in `--work` (`--keep`) opened again, as
+ * after a restart, and `--count` random paths looked up one after another
+ * (`Replica.lookup`, what a FUSE `stat` does), then the same paths again:
+ * the microseconds a lookup takes with a cold and a warm table cache, and
+ * the peak RSS, with LevelDB's `max_open_files` set by `--max-open-files`
+ * (default: LevelKV's). Prints one JSON line (not a {@link ChildResult}).
  *
  * Either sends one {@link ChildResult} to the parent (IPC) and exits.
  *
@@ -114,7 +122,7 @@ export interface CeilingResult {
 export type ChildResult = LoadResult | CeilingResult | { kind: 'error', message: string }
 
 /** A child's command line, parsed. */
-interface ChildArgs { mode: string, source: string, work: string, root: string, author: string, paths: number, then?: string, changes: number }
+interface ChildArgs { mode: string, source: string, work: string, root: string, author: string, paths: number, then?: string, changes: number, count: number, maxOpenFiles?: number }
 
 /** How often the memory peaks are sampled (ms). */
 const SAMPLE_MS = 100
@@ -124,7 +132,7 @@ const PROGRESS_MS = Number(process.env.BENCH_PROGRESS_MS ?? 10_000)
 const silent = pino({ level: 'silent' })
 
 function parseChildArgs (argv: string[]): ChildArgs {
-  const out: ChildArgs = { mode: argv[0] ?? '', source: '', work: '', root: '', author: '', paths: 0, changes: 0 }
+  const out: ChildArgs = { mode: argv[0] ?? '', source: '', work: '', root: '', author: '', paths: 0, changes: 0, count: 10_000 }
   for (let i = 1; i < argv.length; i += 2) {
     const value = argv[i + 1]
     if (value === undefined) throw new Error(`${argv[i]} needs a value`)
@@ -136,6 +144,8 @@ function parseChildArgs (argv: string[]): ChildArgs {
       case '--paths': out.paths = Number(value); break
       case '--then': out.then = value; break
       case '--changes': out.changes = Number(value); break
+      case '--count': out.count = Number(value); break
+      case '--max-open-files': out.maxOpenFiles = Number(value); break
       default: throw new Error(`unknown option ${argv[i]}`)
     }
   }
@@ -306,16 +316,7 @@ async function load (args: ChildArgs): Promise<LoadResult> {
     for (const bytes of out) served.bytes += bytes.byteLength
     return out
   }
-  const key = await generateKeyPair('Ed25519')
-  const signer = signerFromKey(key)
-  const replica = new Replica({
-    kv: new LevelKV(args.work),
-    signer,
-    verifier: peerIdVerifier(),
-    clock: { now: () => Date.now() },
-    logger: silent,
-    trust: new WriterTrust({ self: signer.id, privateSwarm: false, writers: 'listed', trusted: [args.author] })
-  })
+  const replica = await replicaIn(args)
   try {
     let t = performance.now()
     await replica.open()
@@ -436,6 +437,57 @@ async function ceiling (args: ChildArgs): Promise<CeilingResult> {
   }
 }
 
+/** A replica on a LevelKV in `--work`, trusting `--author` (as an open swarm with that peer listed). */
+async function replicaIn (args: ChildArgs): Promise<Replica> {
+  const signer = signerFromKey(await generateKeyPair('Ed25519'))
+  return new Replica({
+    kv: new LevelKV(args.work, { maxOpenFiles: args.maxOpenFiles }),
+    signer,
+    verifier: peerIdVerifier(),
+    clock: { now: () => Date.now() },
+    logger: silent,
+    trust: new WriterTrust({ self: signer.id, privateSwarm: false, writers: 'listed', trusted: [args.author] })
+  })
+}
+
+/** What the `lookups` mode measured. */
+export interface LookupsResult {
+  kind: 'lookups'
+  count: number
+  maxOpenFiles: number | 'default'
+  /** Microseconds per lookup: first pass (cold table cache), second pass (the same paths). */
+  coldUs: number
+  warmUs: number
+  /** Lookups that found the expected file (both passes). */
+  found: number
+  maxRssMiB: number
+}
+
+/** `count` random paths looked up twice in a replica opened again (see the module comment). */
+async function lookups (args: ChildArgs): Promise<LookupsResult> {
+  const replica = await replicaIn(args)
+  await replica.open()
+  try {
+    let seed = 0x9e3779b9
+    const random = (): number => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed / 2 ** 32 }
+    const picks = Array.from({ length: args.count }, () => Math.floor(random() * args.paths))
+    let found = 0
+    const pass = async (): Promise<number> => {
+      const t = performance.now()
+      for (const i of picks) {
+        const entry = await replica.lookup(pathOf(i))
+        if (entry?.type === 'file' && entry.cid === fileCid(i).toString()) found++
+      }
+      return (performance.now() - t) * 1000 / picks.length
+    }
+    const coldUs = await pass()
+    const warmUs = await pass()
+    return { kind: 'lookups', count: args.count, maxOpenFiles: args.maxOpenFiles ?? 'default', coldUs, warmUs, found, maxRssMiB: maxRssMiB() }
+  } finally {
+    await replica.close()
+  }
+}
+
 async function main (): Promise<ChildResult> {
   const args = parseChildArgs(process.argv.slice(2))
   if (args.mode === 'load') return await load(args)
@@ -444,7 +496,11 @@ async function main (): Promise<ChildResult> {
     process.exit(0)
   }
   if (args.mode === 'ceiling') return await ceiling(args)
-  throw new Error(`unknown mode ${JSON.stringify(args.mode)} (load, serve or ceiling)`)
+  if (args.mode === 'lookups') {
+    process.stdout.write(JSON.stringify(await lookups(args)) + '\n')
+    process.exit(0)
+  }
+  throw new Error(`unknown mode ${JSON.stringify(args.mode)} (load, serve, ceiling or lookups)`)
 }
 
 function send (result: ChildResult): Promise<void> {

@@ -4,7 +4,7 @@
  * < 300 MiB peak RSS), next to a ceiling measured in the same run.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/snapshot-bootstrap.js
- *     [--paths 1000000] [--timeout 900] [--dir DIR] [--cpu-prof DIR] [--json] [--keep]
+ *     [--paths 1000000] [--timeout 900] [--dir DIR] [--cpu-prof DIR] [--json] [--keep] [--max-open-files N]
  *
  * Source, built once in this process: N paths `/dirNNNN/file-NNNNNNNN` of
  * one file version each, all by one author at seqs 1..N, as a snapshot tree
@@ -76,9 +76,11 @@ interface Options {
   keep: boolean
   /** Paths the second snapshot changes (0: no returning load). */
   changes: number
+  /** LevelDB's `max_open_files` for the loader's store (default: LevelKV's). */
+  maxOpenFiles?: number
 }
 
-const USAGE = 'node dist/bench/snapshot-bootstrap.js [--paths 1000000] [--changes 10000] [--timeout 900] [--dir DIR] [--cpu-prof DIR] [--json] [--keep]\n'
+const USAGE = 'node dist/bench/snapshot-bootstrap.js [--paths 1000000] [--changes 10000] [--timeout 900] [--dir DIR] [--cpu-prof DIR] [--json] [--keep] [--max-open-files N]\n'
 
 function parseArgs (argv: string[]): Options {
   const o: Options = { paths: 1_000_000, timeout: 900, dir: tmpdir(), json: false, keep: false, changes: 10_000 }
@@ -98,6 +100,7 @@ function parseArgs (argv: string[]): Options {
       case '--cpu-prof': o.cpuProf = value(); break
       case '--json': o.json = true; break
       case '--keep': o.keep = true; break
+      case '--max-open-files': o.maxOpenFiles = whole(value(), 1_000_000, 10); break
       case '--help': process.stdout.write(USAGE); process.exit(0); break
       default: throw new Error(`unknown option ${arg}`)
     }
@@ -296,7 +299,7 @@ async function run (opts: Options, work: string): Promise<number> {
   }
   log(`load: loadSnapshot into a fresh replica (killed after ${opts.timeout} s)`)
   const then = source.then === undefined ? [] : ['--then', source.then.root.toString(), '--changes', String(opts.changes)]
-  const load = await runChild<LoadResult>(['load', '--source', sourceDir, '--work', join(work, 'replica'), '--root', source.root.toString(), '--author', source.author, '--paths', String(opts.paths), ...then], opts.timeout, profile)
+  const load = await runChild<LoadResult>(['load', '--source', sourceDir, '--work', join(work, 'replica'), '--root', source.root.toString(), '--author', source.author, '--paths', String(opts.paths), ...then, ...(opts.maxOpenFiles === undefined ? [] : ['--max-open-files', String(opts.maxOpenFiles)])], opts.timeout, profile)
   const { lines, ok } = report(opts, source, load, ceil)
   process.stdout.write(lines.join('\n') + '\n')
   if (opts.json) process.stdout.write(JSON.stringify({ node: process.version, nodeFlags: DAEMON_NODE_FLAGS, options: opts, source: { ...source, root: source.root.toString() }, ceiling: ceil, load }) + '\n')

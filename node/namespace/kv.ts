@@ -32,6 +32,25 @@ export interface KV {
 }
 
 /**
+ * Tables LevelDB keeps open (its table cache). Each open table holds its
+ * index block and bloom filter in memory and its file mapped, so with
+ * LevelDB's default of 1,000 a store's memory grows with the store until
+ * ~2 GiB of tables: a 10M-path namespace (541 tables, 1.1 GiB) loaded
+ * from a snapshot grew from 273 to 389 MiB RSS over the load, and stayed
+ * at 295–316 MiB with 100. A namespace under ~2M paths (~200 MiB of
+ * tables) never reaches 100; above, a read outside the open tables opens
+ * its table again (docs/benchmarks.md, "Snapshot bootstrap", for what that
+ * costs a lookup; docs/decisions.md).
+ */
+export const MAX_OPEN_TABLES = 100
+
+/** Options of {@link LevelKV}. */
+export interface LevelKVOptions {
+  /** LevelDB's `max_open_files` (default {@link MAX_OPEN_TABLES}). */
+  maxOpenFiles?: number
+}
+
+/**
  * The namespace store (and the durability records) in LevelDB.
  *
  * A failed write leaves LevelDB's log torn, and LevelDB keeps appending to
@@ -55,8 +74,8 @@ export class LevelKV implements KV {
   private torn = false
 
   /** @param location - directory of the LevelDB database */
-  constructor (readonly location: string) {
-    this.db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  constructor (readonly location: string, options: LevelKVOptions = {}) {
+    this.db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view', maxOpenFiles: options.maxOpenFiles ?? MAX_OPEN_TABLES })
   }
 
   async open (): Promise<void> { await this.db.open() }
