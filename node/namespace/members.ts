@@ -30,7 +30,7 @@
  */
 import type { Entry as LogEntry } from '../../protocol/namespace.js'
 import type { VectorClock } from './clock.js'
-import { dependencies } from './causal.js'
+import { everyDependency } from './causal.js'
 import { decodeJSON, encodeJSON, type KV, type Txn } from './kv.js'
 import { AUTHORS_KEY, AUTHOR_RANGE, MEMBER_RANGE, authorKey, memberKey, numberOfAuthorKey, peerOfMemberKey } from './rows.js'
 import type { TrustPolicy } from './trust.js'
@@ -177,7 +177,7 @@ export class Members {
   /** An author's entry tells what it had seen when it wrote it (for a v2 entry: its parents' dots and its own). */
   noteAuthor (entry: LogEntry): void {
     if (entry.author === this.components.id) return
-    const seen = entry.v === 1 ? entry.clock : Object.fromEntries([...dependencies(entry), [entry.author, entry.seq]])
+    const seen = entry.v === 1 ? entry.clock : ownAndDependencies(entry)
     const m = this.members.get(entry.author)
     if (m === undefined || !this.covers(m, seen)) this.noteMember(entry.author, seen)
   }
@@ -397,4 +397,12 @@ const MAX_SPARSE_AUTHOR = 1 << 24
 /** A counter worth keeping: a positive safe integer. */
 function isCounter (n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n > 0
+}
+
+/** What a v2 entry says its author had seen: its dependencies and its own dot (a later pair for one author wins). */
+function ownAndDependencies (entry: LogEntry): VectorClock {
+  const seen: VectorClock = {}
+  everyDependency(entry, (author, n) => { seen[author] = n; return true })
+  seen[entry.author] = entry.seq
+  return seen
 }
