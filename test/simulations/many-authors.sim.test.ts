@@ -9,11 +9,11 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { runScale } from '../../simulations/scale-sim.js'
+import { runScaleInChild } from '../../simulations/scale-child.js'
 
 test('200 replicas that all write converge after a partition, with gossip messages that do not grow with the authors', { timeout: 600_000 }, async () => {
   const nodes = 200
-  const r = await runScale({ nodes, seed: 3, writers: nodes, interval: 20_000, partitionFor: 5000, convergeWithin: 300_000 })
+  const r = await runScaleInChild({ nodes, seed: 3, writers: nodes, interval: 20_000, partitionFor: 5000, convergeWithin: 300_000 }, { timeoutMs: 540_000 })
   if (process.env.SIM_VERBOSE !== undefined) console.log(r)
   assert.equal(r.writes, 2 * nodes, 'every node wrote twice')
   assert.ok(r.converged, `not converged ${r.convergeMs} virtual ms after the heal`)
