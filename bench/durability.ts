@@ -52,7 +52,7 @@ import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import type { PeerInfo } from '../node/api/status-types.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { cpuOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
+import { cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
@@ -143,6 +143,7 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
   const holders = daemons.slice(1).filter((d): d is BenchDaemon => d !== undefined)
   const holdersBefore = holders.map(d => threadCpuOf(d.pid))
   const faultsBefore = daemons.map(d => minorFaultsOf(d?.pid) ?? 0)
+  const ioBefore = daemons.map(d => mainThreadIoOf(d?.pid))
   // the monotonic clock of a CPU profile (µs): the window of this add in the daemons' profiles
   const from = process.hrtime.bigint() / 1000n
   const r = await cliOk(args)
@@ -168,6 +169,10 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
     })
     const faults = daemons.map((d, i) => (minorFaultsOf(d?.pid) ?? 0) - faultsBefore[i])
     log(`  other daemons' CPU s: main threads ${fmt(main, 2)}, other threads ${fmt(rest, 2)}; minor page faults: writer ${faults[0]}, others ${faults.slice(1).reduce((a, b) => a + b, 0)}`)
+    // how finely the shards arrive: each read on a main thread is one wakeup of its event loop
+    const io = daemons.map((d, i) => ioSince(ioBefore[i], mainThreadIoOf(d?.pid)))
+    const others = io.slice(1).reduce((a, b) => ({ reads: a.reads + b.reads, readBytes: a.readBytes + b.readBytes, writes: a.writes + b.writes, writeBytes: a.writeBytes + b.writeBytes }))
+    log(`  main threads' I/O calls: writer ${describeIo(io[0])}; other daemons ${describeIo(others)}`)
   }
   return { seconds: r.seconds, cpu: cpuOfAll(daemons).map((c, i) => c - before[i]) }
 }

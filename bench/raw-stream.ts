@@ -102,6 +102,34 @@ export function minorFaultsOf (pid: number | undefined): number | undefined {
   } catch { return undefined }
 }
 
+/** Read and write calls a thread made, and their bytes (Linux `/proc/PID/task/TID/io`). */
+export interface ThreadIo { reads: number, readBytes: number, writes: number, writeBytes: number }
+
+/**
+ * The main thread's read and write calls of process `pid` so far (sockets,
+ * pipes and libuv's eventfd wakeups; disk I/O runs on libuv's pool, other
+ * threads), or undefined when it is gone. Bytes per read tell how finely a
+ * stream arrives: each read is one wakeup of the event loop.
+ */
+export function mainThreadIoOf (pid: number | undefined): ThreadIo | undefined {
+  try {
+    const f = new Map(readFileSync(`/proc/${String(pid)}/task/${String(pid)}/io`, 'utf8').trim().split('\n').map(line => line.split(': ') as [string, string]))
+    return { reads: Number(f.get('syscr')), readBytes: Number(f.get('rchar')), writes: Number(f.get('syscw')), writeBytes: Number(f.get('wchar')) }
+  } catch { return undefined }
+}
+
+/** `after` minus `before`, counter by counter (zeros when either is missing). */
+export function ioSince (before: ThreadIo | undefined, after: ThreadIo | undefined): ThreadIo {
+  if (before === undefined || after === undefined) return { reads: 0, readBytes: 0, writes: 0, writeBytes: 0 }
+  return { reads: after.reads - before.reads, readBytes: after.readBytes - before.readBytes, writes: after.writes - before.writes, writeBytes: after.writeBytes - before.writeBytes }
+}
+
+/** One line for {@link ThreadIo}: calls and KiB per call. */
+export function describeIo (io: ThreadIo): string {
+  const per = (bytes: number, calls: number): string => calls === 0 ? '-' : (bytes / calls / 1024).toFixed(1)
+  return `${io.reads} reads (${per(io.readBytes, io.reads)} KiB each), ${io.writes} writes (${per(io.writeBytes, io.writes)} KiB each)`
+}
+
 /**
  * CPU seconds of each thread of process `pid` so far, by thread id (the main
  * thread's id is the pid; worker threads, libuv's pool and V8's helpers are
