@@ -41,6 +41,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
 import { LevelKV, Replica, WriterTrust, peerIdVerifier, signerFromKey } from '../node/namespace/index.js'
+import { MAX_OPEN_TABLES } from '../node/namespace/kv.js'
 import { MAX_BLOCKS_WANT } from '../protocol/namespace.js'
 
 /** Bytes per MiB. */
@@ -454,7 +455,8 @@ async function replicaIn (args: ChildArgs): Promise<Replica> {
 export interface LookupsResult {
   kind: 'lookups'
   count: number
-  maxOpenFiles: number | 'default'
+  /** LevelDB's `max_open_files` the store was opened with. */
+  maxOpenFiles: number
   /** Microseconds per lookup: first pass (cold table cache), second pass (the same paths). */
   coldUs: number
   warmUs: number
@@ -482,7 +484,7 @@ async function lookups (args: ChildArgs): Promise<LookupsResult> {
     }
     const coldUs = await pass()
     const warmUs = await pass()
-    return { kind: 'lookups', count: args.count, maxOpenFiles: args.maxOpenFiles ?? 'default', coldUs, warmUs, found, maxRssMiB: maxRssMiB() }
+    return { kind: 'lookups', count: args.count, maxOpenFiles: args.maxOpenFiles ?? MAX_OPEN_TABLES, coldUs, warmUs, found, maxRssMiB: maxRssMiB() }
   } finally {
     await replica.close()
   }

@@ -27,9 +27,10 @@ export const PROCESS_METRICS_PREFIX = 'shoal_'
 /**
  * How often the event-loop delay is sampled (ms). prom-client's default, 10
  * ms, arms a libuv timer that woke an idle daemon ~200 times a second (2,214
- * `epoll_pwait` calls in 10 s, against ~35 reads): most of an idle daemon's
- * CPU. At 100 ms a 15-second scrape still summarises ~150 samples, and any
- * stall longer than 100 ms is caught whole.
+ * `epoll_pwait` calls in 10 s, against ~35 reads): most of its wakeups and
+ * ~11 % of its CPU (docs/benchmarks.md, "Metrics"). At 100 ms a 15-second
+ * scrape still summarises ~150 samples, and any stall longer than 100 ms is
+ * caught whole.
  */
 export const EVENT_LOOP_SAMPLE_MS = 100
 

@@ -35,9 +35,10 @@ export interface KV {
  * Tables LevelDB keeps open (its table cache). Each open table holds its
  * index block and bloom filter in memory and its file mapped, so with
  * LevelDB's default of 1,000 a store's memory grows with the store until
- * ~2 GiB of tables: a 10M-path namespace (541 tables, 1.1 GiB) loaded
- * from a snapshot grew from 273 to 389 MiB RSS over the load, and stayed
- * at 295–316 MiB with 100. A namespace under ~2M paths (~200 MiB of
+ * ~2 GiB of tables: a 10M-path namespace (554 tables, 1.1 GiB) loaded
+ * from a snapshot grew from 296 to 367 MiB RSS over the load (408 MiB
+ * peak), and stayed at 275–297 MiB with 100 (333 MiB peak), in the same
+ * time. A namespace under ~2M paths (~200 MiB of
  * tables) never reaches 100; above, a read outside the open tables opens
  * its table again (docs/benchmarks.md, "Snapshot bootstrap", for what that
  * costs a lookup; docs/decisions.md).
