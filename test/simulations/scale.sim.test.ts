@@ -4,7 +4,7 @@
  * on both sides, cut and one-way links, a heal; every replica converges and
  * holds every acknowledged write. About 50 s alone on the newer 2-core
  * machine of docs/benchmarks.md ("Simulation scale"); 200 writers took
- * ~150 s, too long for the suite.
+ * 164 s, too long for the suite.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
