@@ -52,7 +52,7 @@ import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import type { PeerInfo } from '../node/api/status-types.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
+import { addIo, cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
@@ -171,7 +171,7 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
     log(`  other daemons' CPU s: main threads ${fmt(main, 2)}, other threads ${fmt(rest, 2)}; minor page faults: writer ${faults[0]}, others ${faults.slice(1).reduce((a, b) => a + b, 0)}`)
     // how finely the shards arrive: each read on a main thread is one wakeup of its event loop
     const io = daemons.map((d, i) => ioSince(ioBefore[i], mainThreadIoOf(d?.pid)))
-    const others = io.slice(1).reduce((a, b) => ({ reads: a.reads + b.reads, readBytes: a.readBytes + b.readBytes, writes: a.writes + b.writes, writeBytes: a.writeBytes + b.writeBytes }))
+    const others = io.slice(1).reduce(addIo)
     log(`  main threads' I/O calls: writer ${describeIo(io[0])}; other daemons ${describeIo(others)}`)
   }
   return { seconds: r.seconds, cpu: cpuOfAll(daemons).map((c, i) => c - before[i]) }

@@ -89,11 +89,7 @@ async function main (): Promise<void> {
     const file = join(dir, `f${r}.bin`)
     const sha = await writeRandomFile(file, opts.size)
     await settle(20)
-    const key = parseSwarmKey(await readFile(keyFile, 'utf8'))
-    // the raw stream's receiver is this process: its main thread's reads during the transfer (with the sender's start and dial)
-    const rawIo0 = mainThreadIoOf(process.pid)
-    const raw = await rawStream(file, key, 8)
-    const rawIo = ioSince(rawIo0, mainThreadIoOf(process.pid))
+    const raw = await rawStream(file, parseSwarmKey(await readFile(keyFile, 'utf8')), 8)
     if (raw.sha !== sha) throw new Error('the raw stream did not deliver the file byte-identical')
     // the receiving side's CPU during the transfer only (not its host's start or the dial)
     const rawRecv = raw.receiverCpu
@@ -111,7 +107,7 @@ async function main (): Promise<void> {
     const row = { push: opts.size / t.seconds / 1e6, holder: holder.main + holder.rest, holderMain: holder.main, writer, raw: raw.bytes / raw.seconds / 1e6, rawRecv }
     rows.push(row)
     log(`run ${r + 1}${opts.busy > 0 ? ` (${opts.busy} spinning)` : ''}: add --pin replicas:2 --wait ${fmt(row.push)} MB/s, holder CPU s ${fmt(row.holder, 2)} (main ${fmt(row.holderMain, 2)}, ${faults} minor page faults), writer ${fmt(row.writer, 2)}; raw stream ${fmt(row.raw)} MB/s, its receiver ${fmt(rawRecv, 2)} CPU s; holder / raw receiver ${fmt(row.holder / rawRecv, 2)} x`)
-    log(`  main thread I/O calls: holder ${describeIo(io)}; raw receiver ${describeIo(rawIo)}`)
+    log(`  main thread I/O calls: holder ${describeIo(io)}; raw receiver ${describeIo(raw.receiverIo)}`)
   }
   log(`median: holder / raw receiver CPU ${fmt(median(rows.map(x => x.holder / x.rawRecv)), 2)} x; add --wait / raw stream ${fmt(median(rows.map(x => x.push / x.raw)), 2)} x`)
   await Promise.all([a.stop(), b.stop()])

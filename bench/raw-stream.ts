@@ -124,6 +124,11 @@ export function ioSince (before: ThreadIo | undefined, after: ThreadIo | undefin
   return { reads: after.reads - before.reads, readBytes: after.readBytes - before.readBytes, writes: after.writes - before.writes, writeBytes: after.writeBytes - before.writeBytes }
 }
 
+/** `a` plus `b`, counter by counter (several processes' calls together). */
+export function addIo (a: ThreadIo, b: ThreadIo): ThreadIo {
+  return { reads: a.reads + b.reads, readBytes: a.readBytes + b.readBytes, writes: a.writes + b.writes, writeBytes: a.writeBytes + b.writeBytes }
+}
+
 /** One line for {@link ThreadIo}: calls and KiB per call. */
 export function describeIo (io: ThreadIo): string {
   const per = (bytes: number, calls: number): string => calls === 0 ? '-' : (bytes / calls / 1024).toFixed(1)
@@ -157,6 +162,8 @@ export interface RawStreamRun {
   senderCpu?: number
   /** CPU seconds of the receiving process (this one: the transport and a sha-256 of every byte) during the transfer. */
   receiverCpu: number
+  /** The receiving process's main-thread read and write calls during the transfer. */
+  receiverIo: ThreadIo
 }
 
 /** Raw stream: the child sends the file over /bench/raw/1.0.0, we hash what arrives. */
@@ -177,14 +184,16 @@ export async function rawStream (file: string, swarmKey: Uint8Array | undefined,
     const acct0 = cpuAccount()
     const child0 = cpuOf(child.pid)
     const self0 = process.cpuUsage()
+    const io0 = mainThreadIoOf(process.pid)
     const t0 = performance.now()
     const bytes = await receiveCredited(await host.dialProtocol(addr, RAW_PROTOCOL), hash)
     const seconds = (performance.now() - t0) / 1000
     const self1 = process.cpuUsage(self0)
+    const receiverIo = ioSince(io0, mainThreadIoOf(process.pid))
     const child1 = cpuOf(child.pid)
     const senderCpu = child0 === undefined || child1 === undefined ? undefined : child1 - child0
     const foreign = foreignCpu(acct0, cpuAccount(), [senderCpu])
-    return { seconds, bytes, sha: hash.digest('hex'), foreign, senderCpu, receiverCpu: (self1.user + self1.system) / 1e6 }
+    return { seconds, bytes, sha: hash.digest('hex'), foreign, senderCpu, receiverCpu: (self1.user + self1.system) / 1e6, receiverIo }
   } finally {
     await host.stop()
     child.kill('SIGTERM')

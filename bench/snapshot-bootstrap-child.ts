@@ -4,7 +4,7 @@
  *
  *   node dist/bench/snapshot-bootstrap-child.js load --source DIR --work DIR --root CID --author ID --paths N
  *   node dist/bench/snapshot-bootstrap-child.js ceiling --source DIR --work DIR
- *   node dist/bench/snapshot-bootstrap-child.js lookups --source DIR --work DIR --author ID --paths N [--count 10000] [--max-open-files N]
+ *   node dist/bench/snapshot-bootstrap-child.js lookups --work DIR --author ID --paths N [--count 10000] [--max-open-files N]
  *
  * `load`: a fresh Replica on a LevelKV in `--work` (trusting `--author`, as
  * an open swarm with that peer listed) runs `loadSnapshot`, served from the
@@ -32,7 +32,7 @@
 import '../node/polyfills.js'
 import { createHash } from 'node:crypto'
 import { fork } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -150,7 +150,8 @@ function parseChildArgs (argv: string[]): ChildArgs {
       default: throw new Error(`unknown option ${argv[i]}`)
     }
   }
-  if (out.source === '' || out.work === '') throw new Error('--source and --work are required')
+  if (out.work === '') throw new Error('--work is required')
+  if (out.source === '' && out.mode !== 'lookups') throw new Error('--source is required')
   return out
 }
 
@@ -467,9 +468,11 @@ export interface LookupsResult {
 
 /** `count` random paths looked up twice in a replica opened again (see the module comment). */
 async function lookups (args: ChildArgs): Promise<LookupsResult> {
+  if (!existsSync(args.work)) throw new Error(`no replica in ${args.work} (keep one with the bench's --keep)`)
   const replica = await replicaIn(args)
   await replica.open()
   try {
+    if (Object.keys(replica.state().clock).length === 0) throw new Error(`the replica in ${args.work} holds nothing`)
     let seed = 0x9e3779b9
     const random = (): number => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed / 2 ** 32 }
     const picks = Array.from({ length: args.count }, () => Math.floor(random() * args.paths))

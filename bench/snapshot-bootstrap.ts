@@ -66,6 +66,8 @@ const TARGET = { s: 30, rssMiB: 300 }
 /** pathOf keeps paths ascending below this. */
 const MAX_PATHS = 9_999_999
 const CHILD = fileURLToPath(new URL('./snapshot-bootstrap-child.js', import.meta.url))
+/** The children's environment: the daemon's malloc settings, as a relaunched daemon has them. */
+const CHILD_ENV = withMallocTunables(process.env)
 
 interface Options {
   paths: number
@@ -218,7 +220,7 @@ function vmHwmMiB (pid: number | undefined): number | undefined {
 /** Run the child with `args`, killing it after `timeoutS` seconds. */
 async function runChild<T extends ChildResult> (args: string[], timeoutS: number, nodeArgs: string[] = []): Promise<ChildRun<T>> {
   const started = performance.now()
-  const child = fork(CHILD, args, { execArgv: [...DAEMON_NODE_FLAGS, ...nodeArgs], env: withMallocTunables(process.env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(CHILD, args, { execArgv: [...DAEMON_NODE_FLAGS, ...nodeArgs], env: CHILD_ENV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const stop = trackChild(child, 5_000)
   let result: ChildResult | undefined
   let hwm: number | undefined
@@ -239,7 +241,7 @@ const f = (x: number, d = 2): string => fmt(x, d)
 
 function report (opts: Options, source: Source, load: ChildRun<LoadResult>, ceil: ChildRun<CeilingResult>): { lines: string[], ok: boolean } {
   const lines: string[] = [
-    `snapshot bootstrap, ${fmt(opts.paths)} paths: ${fmt(source.nodes)} blocks (tree nodes + root, ${f(source.MiB, 1)} MiB); source built in ${f(source.buildS, 1)} s; Node ${process.version}, children with ${DAEMON_NODE_FLAGS.join(' ')} and GLIBC_TUNABLES=${withMallocTunables(process.env).GLIBC_TUNABLES ?? '(unset)'}`
+    `snapshot bootstrap, ${fmt(opts.paths)} paths: ${fmt(source.nodes)} blocks (tree nodes + root, ${f(source.MiB, 1)} MiB); source built in ${f(source.buildS, 1)} s; Node ${process.version}, children with ${DAEMON_NODE_FLAGS.join(' ')} and GLIBC_TUNABLES=${CHILD_ENV.GLIBC_TUNABLES ?? '(unset)'}`
   ]
   const c = ceil.result
   if (c !== undefined) lines.push(`ceiling  ${f(c.s)} s  peak RSS ${f(c.maxRssMiB, 0)} MiB (anon ${f(c.rssAnonPeakMiB, 0)}, file ${f(c.rssFilePeakMiB, 0)})  heap peak ${f(c.heapPeakMiB, 1)} MiB  (sha-256 of ${fmt(c.nodes)} nodes, ${f(c.MiB, 1)} MiB, into a fresh LevelDB: 4 MiB unsynced batches, one synced write)`)

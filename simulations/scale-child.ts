@@ -44,26 +44,20 @@ const HERE = fileURLToPath(import.meta.url)
  */
 export async function runScaleInChild (options: PlainScaleOptions, limits: { timeoutMs: number }): Promise<ScaleResult> {
   const child = fork(HERE, [JSON.stringify(options)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  // 'error' without 'exit': the process never started
-  const exited = new Promise<void>(resolve => { child.once('exit', () => { resolve() }); child.once('error', () => { resolve() }) })
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await new Promise<ScaleResult>((resolve, reject) => {
-      let answer: ChildAnswer | undefined
-      timer = setTimeout(() => { reject(new ScaleChildError(`scale run of ${options.nodes} nodes still running after ${limits.timeoutMs} ms`)) }, limits.timeoutMs)
-      child.on('message', (m: ChildAnswer) => { answer = m })
-      child.on('error', err => { reject(new ScaleChildError(`scale run child: ${err.message}`)) })
-      child.on('exit', (code, signal) => {
-        if (answer?.result !== undefined) resolve(answer.result)
-        else reject(new ScaleChildError(answer?.error ?? `scale run child exited (${signal ?? `code ${String(code)}`}) without a result`))
-      })
-    })
-  } finally {
-    clearTimeout(timer)
-    // gone before this returns, so that no caller (a test's cleanup) finds it still there
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    await exited
-  }
+  let answer: ChildAnswer | undefined
+  child.on('message', (m: ChildAnswer) => { answer = m })
+  let timedOut = false
+  const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL') }, limits.timeoutMs)
+  // settled only once the process is gone, so that no caller (a test's cleanup) finds it still there
+  const end = await new Promise<string>(resolve => {
+    // 'close', not 'exit': every message on the IPC channel has been handled by then
+    child.once('close', (code, signal) => { resolve(signal ?? `code ${String(code)}`) })
+    // 'error' without 'close': the process never started
+    child.once('error', err => { resolve(err.message) })
+  }).finally(() => { clearTimeout(timer) })
+  if (timedOut) throw new ScaleChildError(`scale run of ${options.nodes} nodes still running after ${limits.timeoutMs} ms`)
+  if (answer?.result !== undefined) return answer.result
+  throw new ScaleChildError(answer?.error ?? `scale run child exited (${end}) without a result`)
 }
 
 /** What the child sends back. */
