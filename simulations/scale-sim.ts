@@ -258,10 +258,10 @@ function counted (endpoint: SyncNetwork, received: { messages: number, bytes: nu
     handle: async handlers => {
       await endpoint.handle({
         ...handlers,
-        message: (from, data) => {
+        message: (from, data, via) => {
           received.messages++
           received.bytes += data.byteLength
-          handlers.message(from, data)
+          handlers.message(from, data, via)
         }
       })
     },

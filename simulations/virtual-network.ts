@@ -15,7 +15,8 @@
  * while copies of that message are in flight, so it is bounded by the
  * messages in flight) and forwards to its other links; it reaches everyone
  * in O(log N) hops, and the handler's `from` is the author, as gossipsub's
- * signed `msg.from` is. Each direction of a link has its own base latency
+ * signed `msg.from` is, its `via` the link it came over (gossipsub's
+ * propagation source). Each direction of a link has its own base latency
  * (drawn at link creation from `minDelay`..`maxDelay`) plus per-message
  * `jitter`, a `bandwidth` (a message of B bytes occupies the direction for
  * B / bandwidth ms; later messages queue behind it), loss, duplication and
@@ -510,7 +511,7 @@ export class VirtualNetwork {
     if (hops > this.stats.maxHops) this.stats.maxHops = hops
     this.forward(flood, at, came, hops)
     // the same bytes for every receiver: handlers only read them
-    this.byIndex[at].handlers?.message(flood.author, flood.data)
+    this.byIndex[at].handlers?.message(flood.author, flood.data, this.byIndex[came].id)
   }
 
   /** @internal one gossip message from `from` to `to` (full mesh; bounded: targeted injection, no link needed). */

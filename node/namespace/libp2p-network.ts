@@ -18,7 +18,7 @@ import type { TrustPolicy } from './trust.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { GossipsubMessage, TopicValidatorFn } from '@libp2p/gossipsub'
 
 /** Per-peer limits of namespace sync (docs/limits.md). */
 export interface SyncLimits {
@@ -86,11 +86,11 @@ export class Libp2pSyncNetwork implements SyncNetwork {
     return TopicValidatorResult.Ignore
   }
 
-  private readonly onMessage = (evt: CustomEvent<Message>): void => {
-    const msg = evt.detail
-    // gossipsub signs every message (StrictSign): the author is known
+  private readonly onMessage = (evt: CustomEvent<GossipsubMessage>): void => {
+    const { msg, propagationSource } = evt.detail
+    // gossipsub signs every message (StrictSign): the author is known; the propagation source is the connected peer that relayed it
     if (msg.topic !== NAMESPACE_TOPIC || msg.type !== 'signed') return
-    this.handlers?.message(msg.from.toString(), msg.data)
+    this.handlers?.message(msg.from.toString(), msg.data, propagationSource.toString())
   }
 
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
@@ -111,7 +111,7 @@ export class Libp2pSyncNetwork implements SyncNetwork {
       await this.serve(stream, connection)
     }, { maxInboundStreams: this.limits.maxStreamsPerPeer })
     libp2p.services.pubsub.topicValidators.set(NAMESPACE_TOPIC, this.validate)
-    libp2p.services.pubsub.addEventListener('message', this.onMessage)
+    libp2p.services.pubsub.addEventListener('gossipsub:message', this.onMessage)
     libp2p.addEventListener('peer:connect', this.onConnect)
     libp2p.services.pubsub.subscribe(NAMESPACE_TOPIC)
   }
@@ -119,7 +119,7 @@ export class Libp2pSyncNetwork implements SyncNetwork {
   async unhandle (): Promise<void> {
     const { libp2p } = this.components
     this.handlers = undefined
-    libp2p.services.pubsub.removeEventListener('message', this.onMessage)
+    libp2p.services.pubsub.removeEventListener('gossipsub:message', this.onMessage)
     if (libp2p.services.pubsub.topicValidators.get(NAMESPACE_TOPIC) === this.validate) libp2p.services.pubsub.topicValidators.delete(NAMESPACE_TOPIC)
     libp2p.removeEventListener('peer:connect', this.onConnect)
     try { libp2p.services.pubsub.unsubscribe(NAMESPACE_TOPIC) } catch {}

@@ -57,8 +57,13 @@ import type { CID } from 'multiformats/cid'
 
 /** Handlers a {@link SyncNetwork} calls. */
 export interface SyncHandlers {
-  /** A gossip message from `from`. */
-  message: (from: string, data: Uint8Array) => void
+  /**
+   * A gossip message by `from` (its author), delivered by `via`: the
+   * connected peer that relayed it (gossipsub's propagation source; `from`
+   * itself when the author sent it directly, or when the network cannot
+   * tell).
+   */
+  message: (from: string, data: Uint8Array, via?: string) => void
   /** A request from `from`; the answer is sent back. */
   request: (from: string, data: Uint8Array) => Promise<Uint8Array>
   /** A peer connected. */
@@ -120,6 +125,15 @@ export interface SyncOptions {
   /** Most pages one pull takes before yielding to other work. @default 1000 */
   maxPages?: number
   /**
+   * Most pulls running at once (to different peers). A node that lacks
+   * what gossip announced hears it from each of its peers in turn; pulling
+   * from all of them at once brings the same entries several times. A pull
+   * wanted beyond this waits, and runs when one ends, if what made it
+   * worth asking is still lacking (see {@link NamespaceSync.pullFrom}).
+   * @default 2
+   */
+  maxPulls?: number
+  /**
    * Most peers one snapshot load fetches tree nodes from: the peer that
    * served the snapshot and up to `snapshotPeers - 1` other trusted peers
    * (snapshot-fetch.ts); 1 fetches from the serving peer only. @default 4
@@ -177,6 +191,8 @@ export class NamespaceSync {
   private readonly log: Logger
   private readonly trust: TrustPolicy
   private readonly inflight = new Map<string, boolean>()
+  /** Pulls wanted while {@link SyncOptions.maxPulls} ran, oldest first: the clock that made each worth asking (undefined: ask in any case). */
+  private readonly waiting = new Map<string, VectorClock | undefined>()
   /** Pulls catching up now: their peer said it has more pages, or served a snapshot. */
   private catchingUp = 0
   /** A round's compaction waits for the pulls catching up to end. */
@@ -195,6 +211,7 @@ export class NamespaceSync {
       gossipBytes: options.gossipBytes ?? 256 * 1024,
       requestTimeout: options.requestTimeout ?? 15_000,
       maxPages: options.maxPages ?? 1000,
+      maxPulls: Math.max(1, options.maxPulls ?? 2),
       snapshotPeers: Math.max(1, options.snapshotPeers ?? 4)
     }
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
@@ -211,7 +228,7 @@ export class NamespaceSync {
     const { replica, network } = this.components
     this.unlisten = replica.onLocalEntries(entries => { this.track(this.publish(entries)) })
     await network.handle({
-      message: (from, data) => { this.onMessage(from, data) },
+      message: (from, data, via) => { this.onMessage(from, data, via) },
       request: async (from, data) => await this.onRequest(from, data),
       connected: (peer) => { this.pullFrom(peer) }
     })
@@ -225,6 +242,7 @@ export class NamespaceSync {
     this.unlisten?.()
     if (this.timer !== undefined) this.components.timers.clearTimeout(this.timer)
     this.timer = undefined
+    this.waiting.clear()
     await this.components.network.unhandle()
     await Promise.allSettled([...this.running])
   }
@@ -272,12 +290,23 @@ export class NamespaceSync {
   /**
    * Pull what `peer` has and we lack (deduplicated: one pull per peer at a
    * time, repeated once if asked again meanwhile). An untrusted peer is never
-   * pulled from.
+   * pulled from. `because`: the clock that made the pull worth asking (a
+   * gossip message's); when {@link SyncOptions.maxPulls} are running, the
+   * pull waits for one to end and is dropped then if the replica no longer
+   * lacks anything of `because`. Without it (a round, a new connection) it
+   * waits and runs in any case.
    */
-  pullFrom (peer: string): void {
+  pullFrom (peer: string, because?: VectorClock): void {
     if (this.stopped || !this.trust.trusts(peer)) return
     if (this.inflight.has(peer)) {
       this.inflight.set(peer, true)
+      return
+    }
+    if (this.inflight.size >= this.options.maxPulls) {
+      const had = this.waiting.get(peer)
+      // waiting already: worth it if either reason is still lacking (no reason: in any case)
+      if (!this.waiting.has(peer)) this.waiting.set(peer, because)
+      else if (had !== undefined) this.waiting.set(peer, because === undefined ? undefined : merge(had, because))
       return
     }
     this.inflight.set(peer, false)
@@ -289,8 +318,19 @@ export class NamespaceSync {
         } while (this.inflight.get(peer) === true && !this.stopped)
       } finally {
         this.inflight.delete(peer)
+        this.startWaiting()
       }
     })())
+  }
+
+  /** Start the waiting pulls that still have a reason, while there is room. */
+  private startWaiting (): void {
+    const { replica } = this.components
+    for (const [peer, because] of this.waiting) {
+      if (this.stopped || this.inflight.size >= this.options.maxPulls) return
+      this.waiting.delete(peer)
+      if (because === undefined || replica.lacks(because)) this.pullFrom(peer, because)
+    }
   }
 
   private schedule (): void {
@@ -352,7 +392,7 @@ export class NamespaceSync {
     await this.components.network.publish(encodeHeadsMessage({ v: 1, type: 'heads', clock: replica.wireClock(clock), heads: heads.slice(0, MAX_HEADS), entries: carried }))
   }
 
-  private onMessage (from: string, data: Uint8Array): void {
+  private onMessage (from: string, data: Uint8Array, via?: string): void {
     if (this.stopped) return
     if (!this.trust.trusts(from)) {
       this.stats.untrusted++
@@ -374,8 +414,23 @@ export class NamespaceSync {
     raise(this.announced, clock)
     this.track((async () => {
       if (message.entries.length > 0) await replica.receive(message.entries, from)
-      if (replica.lacks(clock)) this.pullFrom(from)
+      if (replica.lacks(clock)) this.pullFrom(this.pullSource(from, via), clock)
     })())
+  }
+
+  /**
+   * Whom to pull from after gossip by `from` said it has what we lack: the
+   * author when it is a peer now (it has all it announced), else the peer
+   * that relayed the message, when trusted. In a swarm of bounded
+   * connections most authors are several hops away: a request to one is a
+   * new dial (a DHT lookup first, at worst), and one that fails waits the
+   * whole request timeout. The relay is connected, received the same
+   * message and pulls what it lacks itself; what it lacks too, the
+   * anti-entropy rounds bring.
+   */
+  private pullSource (from: string, via: string | undefined): string {
+    if (via === undefined || via === from || !this.trust.trusts(via)) return from
+    return this.components.network.peers().includes(from) ? from : via
   }
 
   private async onRequest (from: string, data: Uint8Array): Promise<Uint8Array> {
