@@ -191,13 +191,14 @@ function ahead (c: MemoryCursor, key: string): boolean {
   return c.at === undefined || (c.reverse ? key < c.at : key > c.at)
 }
 
-/** Small batches insert and delete keys one by one in the sorted list; larger ones rebuild it by merging. */
+/** A few keys written since the last range read are inserted and deleted one by one in the sorted list; more are merged in one pass. */
 const SPLICE_MAX = 32
 
 /**
- * An in-memory store for simulations and tests: a map plus the keys kept
- * sorted as they are written (binary-search insert and delete; a batch with
- * many new or deleted keys merges them in one pass). A range read
+ * An in-memory store for simulations and tests: a map plus its keys in a
+ * sorted list, brought up to date when a range read needs it (writes only
+ * note the keys they add or delete; the read inserts a few by binary search,
+ * or merges many in one pass). A range read
  * binary-searches its start and steps key by key, so it costs O(log n + k)
  * for k keys read, whatever `limit` or `reverse`.
  *
@@ -214,9 +215,13 @@ const SPLICE_MAX = 32
  */
 export class MemoryKV implements KV {
   private readonly map = new Map<string, Uint8Array>()
-  /** Every key of `map`, sorted. */
+  /** Every key of `map` as of the last {@link sorted} call, sorted. */
   private keys: string[] = []
-  /** Bumped whenever a key is added or deleted (indices into `keys` move). */
+  /** Keys in `map` and not yet in `keys`. */
+  private readonly addedSince = new Set<string>()
+  /** Keys in `keys` and no longer in `map`. */
+  private readonly removedSince = new Set<string>()
+  /** Bumped whenever `keys` changes (indices into it move). */
   private version = 0
   private readonly cursors = new Set<MemoryCursor>()
 
@@ -226,8 +231,8 @@ export class MemoryKV implements KV {
   async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> { return keys.map(key => this.map.get(key)) }
 
   async batch (ops: KVOp[]): Promise<void> {
-    if (ops.length === 1 && this.cursors.size === 0) {
-      this.write(ops[0])
+    if (this.cursors.size === 0) {
+      for (const op of ops) this.write(op)
       return
     }
     /** Whether each key the batch writes existed before it. */
@@ -238,26 +243,12 @@ export class MemoryKV implements KV {
         before.set(op.key, old !== undefined)
         for (const c of this.cursors) if (ahead(c, op.key) && !c.saved.has(op.key)) c.saved.set(op.key, old)
       }
-      if (op.type === 'put') this.map.set(op.key, owned(op.value))
-      else this.map.delete(op.key)
+      this.write(op)
     }
-    const added: string[] = []
-    const removed: string[] = []
     for (const [key, existed] of before) {
-      const exists = this.map.has(key)
-      if (exists && !existed) added.push(key)
-      else if (existed && !exists) removed.push(key)
-    }
-    if (added.length + removed.length === 0) return
-    this.version++
-    if (added.length + removed.length <= SPLICE_MAX) {
-      for (const key of removed) this.keys.splice(lowerBound(this.keys, key, false), 1)
-      for (const key of added) this.keys.splice(lowerBound(this.keys, key, false), 0, key)
-    } else {
-      this.keys = mergeSorted(this.keys, added.sort(), new Set(removed))
-    }
-    for (const c of this.cursors) {
-      for (const key of removed) {
+      if (!existed || this.map.has(key)) continue
+      // deleted by the batch: each open iteration that saved its old value still passes it
+      for (const c of this.cursors) {
         if (c.saved.get(key) === undefined) continue // not saved here, or absent at the start
         const i = lowerBound(c.gone, key, false)
         if (c.gone[i] !== key) c.gone.splice(i, 0, key)
@@ -265,18 +256,37 @@ export class MemoryKV implements KV {
     }
   }
 
-  /** One put or delete with no iteration open. */
+  /** One put or delete: in the map now, in the sorted keys when they are next read ({@link sorted}). */
   private write (op: KVOp): void {
     if (op.type === 'put') {
       const size = this.map.size
       this.map.set(op.key, owned(op.value))
-      if (this.map.size === size) return
-      this.keys.splice(lowerBound(this.keys, op.key, false), 0, op.key)
-    } else {
-      if (!this.map.delete(op.key)) return
-      this.keys.splice(lowerBound(this.keys, op.key, false), 1)
+      if (this.map.size !== size && !this.removedSince.delete(op.key)) this.addedSince.add(op.key)
+    } else if (this.map.delete(op.key) && !this.addedSince.delete(op.key)) {
+      this.removedSince.add(op.key)
     }
+  }
+
+  /**
+   * The keys, sorted, with the writes since the last call merged in. Writes
+   * only note the keys they add or delete: a store written many times
+   * between two range reads (a replica applying gossip) sorts once per
+   * read, not once per key, and a write needs no bookkeeping per batch
+   * (500 nodes × 200 writers: 43–47 s against 46–53 s).
+   */
+  private sorted (): string[] {
+    const changed = this.addedSince.size + this.removedSince.size
+    if (changed === 0) return this.keys
+    if (changed <= SPLICE_MAX) {
+      for (const key of this.removedSince) this.keys.splice(lowerBound(this.keys, key, false), 1)
+      for (const key of this.addedSince) this.keys.splice(lowerBound(this.keys, key, false), 0, key)
+    } else {
+      this.keys = mergeSorted(this.keys, [...this.addedSince].sort(), this.removedSince)
+    }
+    this.addedSince.clear()
+    this.removedSince.clear()
     this.version++
+    return this.keys
   }
 
   async * iterate (range: KVRange): AsyncIterable<[string, Uint8Array]> {
@@ -319,7 +329,7 @@ export class MemoryKV implements KV {
 
   /** Move `c` to its next key, live or deleted since its start; undefined at the end of its range. */
   private step (c: MemoryCursor): string | undefined {
-    const keys = this.keys
+    const keys = this.sorted()
     let i: number
     if (c.version === this.version) {
       i = c.reverse ? c.index - 1 : c.index + 1

@@ -2,9 +2,9 @@
  * 1,000 real replicas (Replica + NamespaceSync) on the bounded virtual
  * network: writes from 100 of them (100 authors), a partition with writes
  * on both sides, cut and one-way links, a heal; every replica converges and
- * holds every acknowledged write. About 50 s alone on the newer 2-core
+ * holds every acknowledged write. About 40 s alone on the newer 2-core
  * machine of docs/benchmarks.md ("Simulation scale"); 200 writers took
- * 164 s, too long for the suite.
+ * 131–136 s, too long for the suite.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

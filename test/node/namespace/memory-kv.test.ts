@@ -72,11 +72,14 @@ describe('MemoryKV ranges', () => {
     assert.deepEqual(await keys(kv, { limit: 100 }), ['a', 'b', 'c', 'd', 'e', 'f'])
   })
 
-  it('keeps the keys sorted through single writes, small batches and large ones', async () => {
+  it('keeps the keys sorted through single writes, small batches and large ones, read between them or not', async () => {
     const kv = new MemoryKV()
     const rand = prng(5)
     const reference = new Map<string, string>()
+    const sorted = (): Array<[string, string]> => [...reference].sort(([a], [b]) => a < b ? -1 : 1)
     for (let round = 0; round < 200; round++) {
+      // reads between the writes see the sorted keys of that moment
+      if (rand(4) === 0) assert.deepEqual(await read(kv, {}), sorted(), `before round ${round}`)
       const size = [1, 3, 100][rand(3)]
       const ops: KVOp[] = []
       for (let i = 0; i < size; i++) {
@@ -91,7 +94,7 @@ describe('MemoryKV ranges', () => {
       }
       await kv.batch(ops)
     }
-    assert.deepEqual(await read(kv, {}), [...reference].sort(([a], [b]) => a < b ? -1 : 1))
+    assert.deepEqual(await read(kv, {}), sorted())
     assert.equal(kv.size, reference.size)
   })
 
