@@ -309,6 +309,8 @@ export class NamespaceSync {
       else if (had !== undefined) this.waiting.set(peer, because === undefined ? undefined : merge(had, because))
       return
     }
+    // asked for again while it waited: it runs now, once
+    this.waiting.delete(peer)
     this.inflight.set(peer, false)
     this.track((async () => {
       try {

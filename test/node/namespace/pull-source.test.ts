@@ -138,6 +138,12 @@ describe('namespace pull source and pull limit', () => {
     assert.deepEqual(links.requests, [`${e.id}>${empty.id}`, `${e.id}>${r2.id}`])
     assert.equal((await e.lookup('/one.txt'))?.type, 'file')
     assert.equal((await e.lookup('/two.txt'))?.type, 'file')
+    // pulls with no news behind them (a new connection) wait their turn and run in any case
+    links.requests.length = 0
+    links.handlers.get(c.id)?.connected(r2.id)
+    links.handlers.get(c.id)?.connected(r3.id)
+    await syncC.idle()
+    assert.deepEqual(links.requests, [`${c.id}>${r2.id}`, `${c.id}>${r3.id}`])
     for (const s of [...syncs, syncC, syncEmpty, syncE]) await s.stop()
   })
 })
