@@ -434,7 +434,7 @@ export class Replica implements Namespace {
   wireClock (clock: Readonly<VectorClock>, peer?: Readonly<VectorClock>): VectorClock { return this.retirements.toWire(clock, peer) }
 
   /** A clock received in wire form, with the retired authors it left out read back (as 0 unless the sender covers their retirement). */
-  readClock (wire: Readonly<VectorClock>): VectorClock { return this.retirements.readClock(wire) }
+  readClock (wire: Readonly<VectorClock>): Readonly<VectorClock> { return this.retirements.readClock(wire) }
 
   /** Number of retired authors this replica knows. */
   get retired (): number { return this.retirements.size }

@@ -160,9 +160,12 @@ export class Retirements {
    * author is read at its retired seq when the clock covers a dot that
    * retired it there (the clock read so far: a retirement made by an author
    * itself left out counts once that author is read back), else it stays
-   * missing (0). Counters at 0 are dropped.
+   * missing (0). Counters at 0 are dropped. With no author retired and no
+   * counter at 0, that is `wire` itself (not copied: every gossip message,
+   * pull request and answer carries a clock of every author).
    */
-  readClock (wire: Readonly<VectorClock>): VectorClock {
+  readClock (wire: Readonly<VectorClock>): Readonly<VectorClock> {
+    if (this.table.size === 0 && Object.values(wire).every(n => n > 0)) return wire
     const out: VectorClock = {}
     for (const author in wire) if (wire[author] > 0) out[author] = wire[author]
     if (this.table.size === 0) return out
