@@ -19,7 +19,7 @@ import { shutdownTimeoutMs } from '../../cli/daemon-process.js'
 import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
 import { exists, lines, SHOAL_BIN, shoalOk, sleep, startDaemon, within, type DaemonExit } from '../helpers/cli.js'
 import { alive, childrenOf, cliEnv, launchShoal, until, type Launched } from '../helpers/processes.js'
-import { closedPort as freePort } from '../node/tiers/s3-server.js'
+import { unusedPort } from '../helpers/ports.js'
 
 const TEST = { timeout: 120_000 }
 /** Bound for a process to go away after what should end it. */
@@ -28,7 +28,7 @@ const GONE_MS = 30_000
 /** A repo whose API has a fixed port: a daemon that leaves it bound makes the next start fail. */
 async function repoWithFixedPort (t: CleanupContext): Promise<{ repo: string, port: number }> {
   const repo = join(await tempDir(t, 'shoal-signals-'), 'repo')
-  const port = await freePort()
+  const port = await unusedPort()
   await shoalOk(repo, ['init', '--api', `127.0.0.1:${port}`, '--listen', '/ip4/127.0.0.1/tcp/0'])
   return { repo, port }
 }

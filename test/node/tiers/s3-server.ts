@@ -9,6 +9,7 @@
 import { connect, createServer, type Socket } from 'node:net'
 import S3rver from 's3rver'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { unusedPort } from '../../helpers/ports.js'
 
 /** The access key and secret s3rver accepts. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
@@ -30,13 +31,9 @@ export async function startS3Server (t: CleanupContext, bucket = 'shoal-test'): 
   return { endpoint: `http://127.0.0.1:${address.port}`, bucket }
 }
 
-/** A loopback port nothing listens on (it was free a moment ago). */
+/** A loopback port nothing listens on (outside the ephemeral range, so no other test gets it by chance). */
 export async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
+  return await unusedPort()
 }
 
 /** A TCP relay in front of the server that can drop one connection mid-answer. */
