@@ -108,6 +108,7 @@ export class Applier {
     batch.total++
     // applied in causal order, so the running count orders entries causally (pull serves by it)
     batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: batch.total })
+    batch.setTip([entry.author, entry.seq], key)
     for (const [i, p] of entry.parents.entries()) batch.heads.delete(text?.parents[i] ?? p.toString())
     if (!covers(ahead, [entry.author, entry.seq])) batch.heads.set(key, [entry.author, entry.seq])
     batch.applied.push(bytes)
@@ -127,8 +128,9 @@ export class Applier {
       // most parents are current heads, whose dots are in memory: no read
       const head = batch.heads.get(parent)
       if (head !== undefined && head[0] === dep[0] && head[1] === dep[1]) continue
-      const row = await batch.txn.get<{ cid: string }>(seqKey(dep[0], dep[1]))
-      if (row !== undefined && row.cid !== parent) return `parent ${parent} is not the entry [${dep[0]}, ${dep[1]}] it names`
+      // and most other parents are their author's latest entry, also in memory
+      const applied = batch.tip(dep) ?? (await batch.txn.get<{ cid: string }>(seqKey(dep[0], dep[1])))?.cid
+      if (applied !== undefined && applied !== parent) return `parent ${parent} is not the entry [${dep[0]}, ${dep[1]}] it names`
     }
     return undefined
   }

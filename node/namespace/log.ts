@@ -362,12 +362,18 @@ export class EntryLog {
   /** An entry whose dot this replica has applied: a duplicate when it is that entry, else rejected (undefined). */
   private async againstApplied (entry: LogEntry, cid: CID, key: string, from?: string): Promise<'duplicate' | undefined> {
     const { store, id, logger } = this.components
-    const known = await store.kv.get(seqKey(entry.author, entry.seq))
-    if (known !== undefined && decodeJSON<{ cid: string }>(known).cid !== key) {
+    const known = store.tip([entry.author, entry.seq]) ?? await this.appliedAt(entry.author, entry.seq)
+    if (known !== undefined && known !== key) {
       if (entry.author === id) logger.error({ from, seq: entry.seq }, 'a peer holds another entry of this node with a seq this node used: this node reused one of its own past seqs (a store lost or restored from a backup while writes went on); those writes diverge')
       return this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
     }
     return 'duplicate'
+  }
+
+  /** The CID of the entry applied at (`author`, `seq`), from its `s!` row (undefined: none). */
+  private async appliedAt (author: string, seq: number): Promise<string | undefined> {
+    const row = await this.components.store.kv.get(seqKey(author, seq))
+    return row === undefined ? undefined : decodeJSON<{ cid: string }>(row).cid
   }
 
   /**

@@ -44,19 +44,40 @@ export class Batch {
   applied: Uint8Array[] = []
   /** The new {@link ReplicaStore.ahead} when an entry of this batch changed it. */
   ahead?: VectorClock
+  /** Per author whose entry this batch applied, that entry's seq and CID (see {@link ReplicaStore.tip}). */
+  readonly tips = new Map<string, Tip>()
+  /** The replica's tips, when the batch reads through to the replica's clock. */
+  private readonly baseTips?: ReadonlyMap<string, Tip>
 
   /**
    * @param clock the clock the batch starts from, copied unless `over` says it is the replica's own
    * @param over the replica's clock and its sum: the batch's clock reads through to it
    */
-  constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>, over?: { total: number }) {
+  constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>, over?: { total: number, tips: ReadonlyMap<string, Tip> }) {
     this.txn = new Txn(kv)
     this.tree = new TreeWriter(this.txn)
     this.clock = over === undefined ? { ...clock } : Object.create(clock)
     this.heads = new Map(heads)
     this.total = over?.total ?? weight(clock)
+    this.baseTips = over?.tips
+  }
+
+  /** An applied entry (`cid` at `dot`) is now its author's latest in this batch. */
+  setTip (dot: Dot, cid: string): void { this.tips.set(dot[0], { seq: dot[1], cid }) }
+
+  /**
+   * The CID of the entry this batch (or the replica under it) applied at
+   * `dot`, when it is its author's latest and so held in memory; undefined
+   * when only the `s!` row can tell.
+   */
+  tip (dot: Dot): string | undefined {
+    const tip = this.tips.get(dot[0]) ?? this.baseTips?.get(dot[0])
+    return tip !== undefined && tip.seq === dot[1] ? tip.cid : undefined
   }
 }
+
+/** An author's latest applied entry: its seq and CID. */
+export interface Tip { seq: number, cid: string }
 
 /**
  * Something another module writes with every commit: called before the
@@ -85,6 +106,15 @@ export class ReplicaStore {
    * none becomes a head.
    */
   private aheadState: VectorClock = {}
+  /**
+   * Per author, the seq and CID of its latest entry applied since open
+   * (what an applied `s!` row holds, kept in memory): the entries that
+   * arrive name their parents by dot and CID, and a parent is nearly always
+   * its author's latest, so checking that the two agree (apply.ts
+   * `badLinks`), or that an entry received again is the one applied
+   * (log.ts), costs no read. O(authors), as the clock.
+   */
+  private tipState = new Map<string, Tip>()
   private queue: Promise<unknown> = Promise.resolve()
   private readonly hooks: CommitHook[] = []
 
@@ -112,6 +142,7 @@ export class ReplicaStore {
    */
   async load (legacyClock: VectorClock | undefined): Promise<void> {
     this.clockState = legacyClock ?? await this.loadClock()
+    this.tipState = new Map()
     this.totalState = weight(this.clockState)
     this.prunedState = await this.meta<VectorClock>('pruned') ?? {}
     this.aheadState = await this.meta<VectorClock>('ahead') ?? {}
@@ -125,7 +156,13 @@ export class ReplicaStore {
 
   /** A batch starting from `clock` and `heads` (by default the replica's; its clock then reads through to the replica's, see {@link Batch.clock}). */
   batch (clock: VectorClock = this.clockState, heads: Map<string, Dot> = this.headState): Batch {
-    return new Batch(this.kv, clock, heads, clock === this.clockState ? { total: this.totalState } : undefined)
+    return new Batch(this.kv, clock, heads, clock === this.clockState ? { total: this.totalState, tips: this.tipState } : undefined)
+  }
+
+  /** The CID of the entry applied at `dot` when it is its author's latest applied since open (no read); undefined otherwise. */
+  tip (dot: Dot): string | undefined {
+    const tip = this.tipState.get(dot[0])
+    return tip !== undefined && tip.seq === dot[1] ? tip.cid : undefined
   }
 
   /** Write with every commit (see {@link CommitHook}). */
@@ -145,8 +182,11 @@ export class ReplicaStore {
     if (Object.getPrototypeOf(batch.clock) === this.clockState) {
       // a batch of this clock: its counters are adopted in place (O(changed), not O(authors); no reader keeps the record across a commit)
       for (const author of batch.changed) this.clockState[author] = batch.clock[author]
+      for (const [author, tip] of batch.tips) this.tipState.set(author, tip)
     } else {
+      // a clock of its own (an upgrade, a snapshot merge): only the tips it applied are known
       this.clockState = batch.clock
+      this.tipState = new Map(batch.tips)
     }
     this.totalState = batch.total
     this.headState = batch.heads

@@ -60,6 +60,31 @@ describe('entries without clocks', () => {
     assert.equal(a.state().clock[mallory], undefined)
   })
 
+  it('a parent dot that names its author\'s latest entry (checked in memory) with another entry\'s CID is refused; the right CID is applied', async () => {
+    const sim = { now: 1_000 }
+    const a = await replica(sim)
+    const b = await replica(sim)
+    const malloryKey = await generateKeyPair('Ed25519')
+    const mallory = signerFromKey(malloryKey).id
+    await b.putFile('/b1', file('b1'))
+    const [first] = b.state().heads
+    await b.putFile('/b2', file('b2'))
+    const [second] = b.state().heads
+    await pullInto(a, b)
+    const before = await tree(a)
+    const entry = async (seq: number, parent: CID): Promise<Uint8Array> => await signed(malloryKey, {
+      v: 2, author: mallory, seq, time: 1_000, parents: [parent], deps: [[b.id, 2]],
+      ops: [{ op: 'put', path: `/m${seq}`, cid: CID.parse(cidOf(`m${seq}`)), size: 1, mode: 0o644, mtime: 1_000, replaces: [] }]
+    })
+    // b's 1st entry under the dot of b's 2nd, its latest
+    assert.equal((await a.receive([await entry(1, first)], mallory)).applied, 0)
+    assert.equal(a.rejected, 1)
+    assert.deepEqual(await tree(a), before)
+    // the same dot with b's 2nd entry's CID
+    assert.equal((await a.receive([await entry(1, second)], mallory)).applied, 1)
+    assert.equal(a.state().clock[mallory], 1)
+  })
+
   it('a member naming another author\'s future version in `replaces` cannot hide it when it arrives', async () => {
     const sim = { now: 1_000 }
     const a = await replica(sim)
