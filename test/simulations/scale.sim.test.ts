@@ -2,8 +2,8 @@
  * 1,000 real replicas (Replica + NamespaceSync) on the bounded virtual
  * network: writes from 200 of them (200 authors), a partition with writes
  * on both sides, cut and one-way links, a heal; every replica converges and
- * holds every acknowledged write. 116–119 s alone on the newer 2-core
- * machine of docs/benchmarks.md ("Simulation scale"; 100 writers: 40 s).
+ * holds every acknowledged write. 110 s alone on a 2-core machine of
+ * docs/benchmarks.md ("Simulation scale", "Parent links checked in memory").
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
