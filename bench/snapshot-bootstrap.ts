@@ -9,9 +9,9 @@
  * Source, built once in this process: N paths `/dirNNNN/file-NNNNNNNN` of
  * one file version each, all by one author at seqs 1..N, as a snapshot tree
  * (buildTree, node/namespace/snapshot-tree.ts) under a root signed by that
- * author with clock `{ author: N }`, no tips (the snapshot's author vouches
- * for its own counter) and no heads; its blocks in a LevelDB of their own,
- * keyed by CID.
+ * author with clock `{ author: N }`, its tip (the author's signed entry
+ * at N, which proves the counter) and no heads; its blocks in a LevelDB of
+ * their own, keyed by CID.
  *
  * Load, in a child process (bench/snapshot-bootstrap-child.ts) so that its
  * peak RSS is the loader's own: a fresh Replica on LevelDB, trusting the
@@ -57,7 +57,7 @@ import { cborCID } from '../node/blocks/verify.js'
 import { signerFromKey } from '../node/namespace/index.js'
 import { buildTree, updateTree, type Versions } from '../node/namespace/snapshot-tree.js'
 import type { PrivateKey } from '@libp2p/interface'
-import { encodeSnapshotRoot, encodeSnapshotRootBody, type SnapshotRoot } from '../protocol/namespace.js'
+import { encodeEntry, encodeEntryBody, encodeSnapshotRoot, encodeSnapshotRootBody, type EntryBodyV2, type SnapshotRoot } from '../protocol/namespace.js'
 import { ANSWER_BYTES, MiB, changedIndex, fileCid, pathOf, type CeilingResult, type ChildResult, type LoadResult } from './snapshot-bootstrap-child.js'
 import { fmt, installCleanup, log, tempDirs, trackChild } from './harness.js'
 
@@ -114,10 +114,20 @@ function parseArgs (argv: string[]): Options {
 /** The source snapshot: its root, its author, its blocks' count and bytes (root included); the second snapshot's root and new blocks. */
 interface Source { root: CID, author: string, nodes: number, MiB: number, buildS: number, then?: { root: CID, nodes: number, MiB: number } }
 
-/** Sign a snapshot root over `tree` (no tips: the author vouches for its own counter). */
-async function signedRoot (key: PrivateKey, author: string, tree: { root: CID, count: number }, seq: number): Promise<Uint8Array> {
-  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author, time: Date.now(), clock: { [author]: seq }, heads: [], headDots: [], count: tree.count, tree: tree.root, tips: [] }
-  return encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
+/**
+ * Sign a snapshot root over `tree` at the author's counter `seq`, and hand
+ * its blocks to `put`: the root and its tip, the author's signed entry at
+ * `seq` (a put of one file; a snapshot's counter is adopted only with it).
+ */
+async function signedRoot (key: PrivateKey, author: string, tree: { root: CID, count: number }, seq: number, put: (cid: CID, bytes: Uint8Array) => Promise<void>): Promise<CID> {
+  const entry: EntryBodyV2 = { v: 2, author, seq, time: Date.now(), parents: [], deps: [], ops: [{ op: 'put', path: pathOf(seq - 1), cid: fileCid(seq - 1), size: seq - 1, mode: 0o644, mtime: 1_700_000_000, replaces: [] }] }
+  const tip = encodeEntry({ ...entry, sig: await key.sign(encodeEntryBody(entry)) })
+  await put(cborCID(tip), tip)
+  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author, time: Date.now(), clock: { [author]: seq }, heads: [], headDots: [], count: tree.count, tree: tree.root, tips: [[author, cborCID(tip)]] }
+  const rootBytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
+  const root = cborCID(rootBytes)
+  await put(root, rootBytes)
+  return root
 }
 
 /** The versions of the `i`-th path as written at `seq` with content `content`. */
@@ -152,9 +162,7 @@ async function buildSource (dir: string, paths: number, changes: number): Promis
     }
     const tree = await buildTree(entries(), put)
     if (tree.count !== paths) throw new Error(`buildTree counted ${tree.count} paths of ${paths}`)
-    const rootBytes = await signedRoot(key, author, tree, paths)
-    const root = cborCID(rootBytes)
-    await put(root, rootBytes)
+    const root = await signedRoot(key, author, tree, paths, put)
     await db.batch(ops, { sync: true })
     const then = changes > 0 ? await buildSecond({ dir: `${dir}-then`, first: db, key, author, tree: tree.root, paths, changes }) : undefined
     return { root, author, nodes, MiB: bytes / MiB, buildS: (performance.now() - t) / 1000, then }
@@ -193,9 +201,7 @@ async function buildSecond (input: SecondInput): Promise<NonNullable<Source['the
     }
     const get = async (cid: CID): Promise<Uint8Array | undefined> => await input.first.get(cid.toString())
     const second = await updateTree(input.tree, changed(), get, put)
-    const rootBytes = await signedRoot(key, author, second, paths + changes)
-    const root = cborCID(rootBytes)
-    await put(root, rootBytes)
+    const root = await signedRoot(key, author, second, paths + changes, put)
     await db.batch(ops, { sync: true })
     return { root, nodes: ops.length, MiB: bytes / MiB }
   } finally {

@@ -293,21 +293,6 @@ export class Members {
     return m === undefined || this.components.clock.now() - m.seen > factor * this.components.memberTimeout
   }
 
-  /**
-   * True when a trusted member other than `except` (and this replica) was
-   * heard claiming `author`'s counter at `n` or more: a second member's word
-   * for a counter a snapshot claims without the author's signed entry.
-   */
-  confirms (author: string, n: number, except: string): boolean {
-    const { id, trust } = this.components
-    const k = this.authors.find(author)
-    if (k === undefined) return n <= 0 && this.anyTrusted(except)
-    for (const [peer, m] of this.members) {
-      if (peer !== except && peer !== id && trust.trusts(peer) && (m.counters[k] ?? 0) >= n) return true
-    }
-    return false
-  }
-
   /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from); counters at 0 are left out. */
   memberClock (peer: string): VectorClock | undefined {
     const m = this.members.get(peer)
@@ -316,13 +301,6 @@ export class Members {
     const { counters } = m
     for (let k = 0; k < counters.length; k++) if (counters[k] > 0) out[this.authors.ids[k]] = counters[k]
     return out
-  }
-
-  /** Whether a trusted member other than `except` (and this replica) is known. */
-  private anyTrusted (except: string): boolean {
-    const { id, trust } = this.components
-    for (const peer of this.members.keys()) if (peer !== except && peer !== id && trust.trusts(peer)) return true
-    return false
   }
 
   /** Whether member `m` has seen everything `clock` names. */

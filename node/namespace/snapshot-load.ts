@@ -175,7 +175,6 @@ export interface SnapshotLoaderComponents {
   logger: Logger
   members: {
     noteMember: (peer: string, clock: VectorClock) => void
-    confirms: (author: string, n: number, except: string) => boolean
   }
   /** Versions superseded before they arrived, by `r!` key (apply.ts). */
   superseded: () => Promise<Map<string, string[]>>

@@ -5,11 +5,16 @@
  * an author's writes up to there, and it will never pull them again. So a
  * counter above this replica's own is adopted only with proof: the author's
  * own signed entry at that counter (the snapshot names it as a tip; it is
- * fetched and verified here), the snapshot author's signature for its own
- * counter, or a second trusted member heard claiming as much. A counter
- * without proof stays at this replica's own, and the author's entries come
- * by pull, signed: no member can make this replica skip another author's
- * future writes by claiming it has seen them.
+ * fetched and verified here). That holds for the snapshot's own author too,
+ * and no other member's word stands in for it: a counter without its tip
+ * stays at this replica's own, and the author's entries come by pull,
+ * signed. So no member can make this replica skip another author's future
+ * writes by claiming it has seen them, and a snapshot that proves no
+ * counter ahead of this replica's is not merged at all (snapshot-load.ts):
+ * a member cannot make a replica that is not behind take its state by
+ * signing a clock. An honest snapshot always proves its counters: every
+ * counter a replica holds came with its author's entry (applied, or a tip
+ * it proved), and compaction keeps each author's newest entry.
  *
  * @module
  */
@@ -36,10 +41,6 @@ export interface ProofComponents {
   trust: TrustPolicy
   verifier: Verifier
   logger: Logger
-  members: {
-    /** True when a trusted member other than `except` was heard claiming `author` at `n` or more. */
-    confirms: (author: string, n: number, except: string) => boolean
-  }
 }
 
 /**
@@ -49,7 +50,7 @@ export interface ProofComponents {
  * with `fetch`, {@link MAX_BLOCKS_WANT} at a time.
  */
 export async function provenClock (c: ProofComponents, snap: SnapshotView, fetch: SnapshotFetch): Promise<ProvenClock> {
-  const { store, trust, members } = c
+  const { store, trust } = c
   const out: VectorClock = {}
   const tipOf = new Map(snap.tips.map(([author, cid]) => [author, cid]))
   const wanted: string[] = []
@@ -76,11 +77,10 @@ export async function provenClock (c: ProofComponents, snap: SnapshotView, fetch
     }
     i += got.length
   }
-  // no tip, or one that did not verify: the snapshot's author vouches for its own counter; another author's needs a second member's word
-  for (const [author, n] of Object.entries(snap.clock)) {
+  // no tip, or one that did not verify: the counter stays at this replica's own
+  for (const [author] of Object.entries(snap.clock)) {
     if (!trust.trusts(author) || out[author] !== undefined) continue
-    if (author === snap.author || members.confirms(author, n, snap.author)) out[author] = n
-    else if ((store.clock[author] ?? 0) > 0) out[author] = store.clock[author]
+    if ((store.clock[author] ?? 0) > 0) out[author] = store.clock[author]
   }
   return { clock: out, tips }
 }

@@ -59,7 +59,6 @@ export interface SnapshotsComponents {
     noteMember: (peer: string, clock: VectorClock) => void
     save: () => Promise<void>
     stableClock: () => VectorClock
-    confirms: (author: string, n: number, except: string) => boolean
   }
   /** Versions superseded before they arrived, by `r!` key (apply.ts). */
   superseded: () => Promise<Map<string, string[]>>

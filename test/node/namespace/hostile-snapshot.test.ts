@@ -14,19 +14,30 @@ import {
 import { encodeTreeNode } from '../../../protocol/snapshot-tree.js'
 import { cborCID } from '../../../node/blocks/verify.js'
 import { signerFromKey } from '../../../node/namespace/index.js'
-import { cidOf, converged, file, pullInto, replica, tree } from './helpers.js'
+import { cidOf, converged, file, pullInto, replica, tree, writes } from './helpers.js'
 import type { Replica } from '../../../node/namespace/index.js'
 
 type Key = Awaited<ReturnType<typeof generateKeyPair>>
 
-/** A signed snapshot root by `key` claiming `clock` over an empty tree (an empty namespace), and a fetch serving both; with `retired`, a version 2 root. */
+/**
+ * A signed snapshot root by `key` claiming `clock` over an empty tree (an
+ * empty namespace), and a fetch serving both; with `retired`, a version 2
+ * root. Where `clock` names the key's own author, the root's tips prove that
+ * counter with a real entry of the key's (served too): a counter is adopted
+ * only with its author's signed entry, so without it the snapshot would
+ * bring nothing to merge.
+ */
 async function forged (key: Key, clock: VectorClock, tips: SnapshotRoot['tips'] = [], count = 0, retired?: SnapshotRoot['retired']): Promise<{ root: CID, fetch: (cids: CID[]) => Promise<Uint8Array[]> }> {
   const leaf = encodeTreeNode({ v: 1, leaf: [] })
   const tree = cborCID(leaf)
-  const body: Omit<SnapshotRoot, 'sig'> = { v: retired === undefined ? 1 : 2, author: signerFromKey(key).id, time: 1_000, clock, heads: [], headDots: [], count, tree, tips, ...(retired === undefined ? {} : { retired }) }
+  const signer = signerFromKey(key)
+  const own = clock[signer.id] === undefined ? undefined : (await writes([signer], 'own', clock[signer.id]))[0]
+  const allTips = own === undefined ? tips : [...tips, [signer.id, cborCID(own)] as [string, CID]].sort((x, y) => x[0] < y[0] ? -1 : 1)
+  const body: Omit<SnapshotRoot, 'sig'> = { v: retired === undefined ? 1 : 2, author: signer.id, time: 1_000, clock, heads: [], headDots: [], count, tree, tips: allTips, ...(retired === undefined ? {} : { retired }) }
   const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
   const root = cborCID(bytes)
-  return { root, fetch: async cids => cids.map(c => c.equals(root) ? bytes : c.equals(tree) ? leaf : undefined).filter((b): b is Uint8Array => b !== undefined) }
+  const ownCid = own === undefined ? undefined : cborCID(own)
+  return { root, fetch: async cids => cids.map(c => c.equals(root) ? bytes : c.equals(tree) ? leaf : ownCid?.equals(c) === true ? own : undefined).filter((b): b is Uint8Array => b !== undefined) }
 }
 
 /**
@@ -71,6 +82,23 @@ describe('hostile snapshots', () => {
     await assert.rejects(a.loadSnapshot(root, fetch, mallory), (err: any) => err.name === 'InvalidSnapshotError' && /0 paths, its root says 5/.test(err.message))
     assert.deepEqual(await tree(a), before)
     assert.equal(a.state().clock[mallory], undefined)
+  })
+
+  it('a snapshot that proves no counter ahead is not merged: neither its author\'s word about itself nor another member\'s clock proves one', async () => {
+    const { a, b, malloryKey, mallory } = await cast()
+    // b, a trusted member, was heard at a clock naming mallory at 3: a second member's word, not mallory's entry
+    a.noteMember(b.id, { [b.id]: 1, [mallory]: 3 })
+    const before = { tree: await tree(a), clock: a.state().clock }
+    // an empty namespace at b's counter (which a holds: it covers /x) and mallory at 3, signed by mallory, without tips
+    const leaf = encodeTreeNode({ v: 1, leaf: [] })
+    const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author: mallory, time: 1_000, clock: { [b.id]: 1, [mallory]: 3 }, heads: [], headDots: [], count: 0, tree: cborCID(leaf), tips: [] }
+    const bytes = encodeSnapshotRoot({ ...body, sig: await malloryKey.sign(encodeSnapshotRootBody(body)) })
+    const root = cborCID(bytes)
+    let asked = 0
+    const fetch = async (cids: CID[]): Promise<Uint8Array[]> => { asked += cids.length; return cids.map(c => c.equals(root) ? bytes : leaf) }
+    assert.equal(await a.loadSnapshot(root, fetch, mallory), false, 'nothing merged')
+    assert.deepEqual({ tree: await tree(a), clock: a.state().clock }, before, '/x is not dropped, no conflict copy is published, no counter moves')
+    assert.equal(asked, 1, 'only the root was fetched: its tree was not walked')
   })
 
   it('an inflated counter for another author is not adopted: that author\'s later writes still arrive', async () => {

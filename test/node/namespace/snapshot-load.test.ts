@@ -21,7 +21,7 @@ import { toSnapshotVersion } from '../../../node/namespace/snapshot-state.js'
 import { compareTreePaths, inTreeOrder } from '../../../node/namespace/path-order.js'
 import type { PathState } from '../../../node/namespace/tree.js'
 import type { Replica } from '../../../node/namespace/index.js'
-import { file, pullInto, replica, tree } from './helpers.js'
+import { file, pullInto, replica, tree, writes } from './helpers.js'
 
 const dirs: string[] = []
 const open: Replica[] = []
@@ -141,7 +141,10 @@ async function syntheticSnapshot (n: number): Promise<{ root: CID, author: strin
     }
   }
   const tree = await buildTree(entries(), put)
-  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author, time: 1_000, clock: { [author]: n }, heads: [], headDots: [], count: tree.count, tree: tree.root, tips: [] }
+  // the author's entry at its counter proves it (a snapshot's counters are adopted only with their tips)
+  const [tip] = await writes([signerFromKey(key)], 'tip', n)
+  blocks.set(cborCID(tip).toString(), tip)
+  const body: Omit<SnapshotRoot, 'sig'> = { v: 1, author, time: 1_000, clock: { [author]: n }, heads: [], headDots: [], count: tree.count, tree: tree.root, tips: [[author, cborCID(tip)]] }
   const bytes = encodeSnapshotRoot({ ...body, sig: await key.sign(encodeSnapshotRootBody(body)) })
   const root = cborCID(bytes)
   blocks.set(root.toString(), bytes)

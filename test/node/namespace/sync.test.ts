@@ -221,7 +221,7 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
     }
   })
 
-  it('a trusted member serving a signed empty snapshot with inflated counters neither empties the others nor hides later writes', async (t) => {
+  it('a trusted member serving a signed empty snapshot with inflated counters changes nothing anywhere and hides no later write', async (t) => {
     const nodes: TestNode[] = []
     for (let i = 0; i < 3; i++) nodes.push(await startNode(t))
     for (let i = 1; i < 3; i++) await connect(nodes[i], nodes[0])
@@ -261,18 +261,12 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
     // a snapshot a node cannot take is not asked for again and again within one pull
     await sleep(1000)
     assert.ok(served < 150, `mallory was asked ${served} times`)
-    const original = before.split('\n')
     for (const n of nodes) {
-      // every version is still shown; a node that merged the snapshot published again what it left out
-      // (the same content, as conflict copies where several nodes did so at once)
-      const lines = (await tree(n.replica)).split('\n')
-      for (const line of original) assert.ok(lines.includes(line), `${line} is gone:\n${lines.join('\n')}`)
-      for (const line of lines) {
-        if (original.includes(line)) continue
-        const copy = /^(.*)\.conflict-\S* (\S+)$/.exec(line)
-        assert.ok(copy !== null && original.includes(`${copy[1]} ${copy[2]}`), `${line} is not a copy of a version that was there`)
-      }
+      // no counter it claims is proven by its author's signed entry (mallory has written none): nothing to merge,
+      // so no node took its state — not even as conflict copies of what it left out
+      assert.equal(await tree(n.replica), before)
       for (const [author, n2] of Object.entries(n.replica.state().clock)) assert.ok(n2 < 1000, `${author} at ${n2}`)
+      assert.equal(n.replica.state().clock[mallory], undefined)
     }
     // later writes still reach everyone
     await nodes[2].replica.putFile('/team/c', file('c'))
