@@ -200,7 +200,7 @@ export class NamespaceSim {
     await replica.open()
     const endpoint = this.net.endpoint(signer.id)
     const sync = new NamespaceSync(
-      { replica, network: endpoint, timers: this.time, random: this.rng.fork().random, logger, trust },
+      { replica, network: endpoint, timers: this.time, random: this.rng.fork().random, logger, trust, clock },
       { interval: SIM_INTERVAL, ...options.sync, requestTimeout: REAL_REQUEST_TIMEOUT }
     )
     replica.onLocalEntries(entries => { this.noteLocal(node.index, entries, replica.state().clock) })
@@ -469,7 +469,7 @@ export class NamespaceSim {
 
   /** Sum of the sync counters of every replica. */
   syncStats (): SyncStats & HeartbeatStats {
-    const sum: SyncStats & HeartbeatStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, heartbeats: 0, heartbeatsSkipped: 0 }
+    const sum: SyncStats & HeartbeatStats = { published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, shunned: 0, heartbeats: 0, heartbeatsSkipped: 0 }
     for (const n of this.up()) for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += n.sync.stats[k]
     return sum
   }

@@ -125,7 +125,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     await replica.open()
     const received = { messages: 0, bytes: 0 }
     const sync = new NamespaceSync(
-      { replica, network: counted(net.endpoint(signer.id), received), timers: time, random: rng.fork().random, logger },
+      { replica, network: counted(net.endpoint(signer.id), received), timers: time, random: rng.fork().random, logger, clock: time },
       { interval, requestTimeout: REAL_REQUEST_TIMEOUT }
     )
     nodes.push({ id: signer.id, replica, sync, received })

@@ -13,7 +13,7 @@ import type { NamespaceSync } from './sync.js'
 
 /** What else {@link registerNamespaceMetrics} reports on. */
 export interface NamespaceMetricsSources {
-  /** The replica's sync: adds its counters of ignored gossip from untrusted peers and of heartbeats published and skipped. */
+  /** The replica's sync: adds its counters of ignored gossip from untrusted peers, of heartbeats published and skipped, and of peers' bad input (penalties, shunned peers and their dropped gossip). */
   sync?: NamespaceSync
 }
 
@@ -32,5 +32,8 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
     counter(registers, 'shoal_namespace_untrusted_messages_total', 'Namespace gossip messages ignored because their sender is not a trusted writer', () => sync.stats.untrusted)
     counter(registers, 'shoal_namespace_heartbeats_total', 'Namespace heartbeats published (the clock, when there was news or a liveness heartbeat was due)', () => sync.stats.heartbeats)
     counter(registers, 'shoal_namespace_heartbeats_skipped_total', 'Sync rounds that published no heartbeat (nothing new to announce, no liveness heartbeat due)', () => sync.stats.heartbeatsSkipped)
+    counter(registers, 'shoal_namespace_peer_penalties_total', 'Bad input counted against peers (malformed gossip, requests or answers, rejected entries, snapshots that fail their checks)', () => sync.scores.stats.penalties)
+    counter(registers, 'shoal_namespace_shunned_messages_total', 'Namespace gossip messages dropped unread because their sender is shunned for bad input', () => sync.stats.shunned)
+    new Gauge({ name: 'shoal_namespace_shunned_peers', help: 'Peers shunned now for bad input: their gossip is dropped and they are not pulled from until their score decays', registers, collect () { this.set(sync.scores.shunnedPeers().length) } })
   }
 }

@@ -30,6 +30,10 @@
  *   heartbeats, from its pull requests and from its own entries; a quiet
  *   swarm publishes only the liveness heartbeats (docs/decisions.md).
  *
+ * - **Bad input**: a peer whose gossip, requests or answers do not decode,
+ *   whose entries the replica rejects or whose snapshot fails its checks is
+ *   scored down (peer-scores.ts); one past the threshold is shunned for a
+ *   while: its gossip is dropped unread and it is not pulled from.
  * - **Trust**: gossip from a peer that is not a trusted writer is ignored
  *   (counted), and such a peer is never pulled from; entries by untrusted
  *   authors that a trusted peer passes on are dropped by the replica. Pulls
@@ -51,6 +55,9 @@ import type { Replica } from './replica.js'
 import type { PreparedEntries } from './log.js'
 import { chooseHelpers, spreadFetch, type SnapshotFetchStats } from './snapshot-fetch.js'
 import type { SnapshotFetch } from './snapshot-load.js'
+import { InvalidSnapshotError } from './snapshot-state.js'
+import { PeerScores, type Offence, type PeerScoreOptions } from './peer-scores.js'
+import type { WallClock } from './api.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
 import type { CID } from 'multiformats/cid'
@@ -100,6 +107,8 @@ export interface SyncComponents {
   logger: Logger
   /** Peers whose gossip is taken and who are pulled from. @default the replica's trust (every peer when it has none) */
   trust?: TrustPolicy
+  /** The clock peer scores decay on (virtual in simulations). @default the process's clock */
+  clock?: WallClock
 }
 
 /** Tuning. */
@@ -139,6 +148,8 @@ export interface SyncOptions {
    * (snapshot-fetch.ts); 1 fetches from the serving peer only. @default 4
    */
   snapshotPeers?: number
+  /** Scoring of peers' bad input (peer-scores.ts). */
+  scores?: PeerScoreOptions
 }
 
 /** Counters. */
@@ -153,6 +164,8 @@ export interface SyncStats {
   served: number
   /** Gossip messages ignored because their sender is not trusted. */
   untrusted: number
+  /** Gossip messages dropped unread because their sender is shunned for bad input. */
+  shunned: number
 }
 
 /** Counters of pulls asking ahead, and of compactions waiting for a catch-up. */
@@ -176,10 +189,12 @@ export interface HeartbeatStats {
 /** Namespace sync over a {@link SyncNetwork}. */
 export class NamespaceSync {
   readonly stats: SyncStats & HeartbeatStats & PullStats & SnapshotFetchStats = {
-    published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0,
+    published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, shunned: 0,
     heartbeats: 0, heartbeatsSkipped: 0, pagesAskedAhead: 0, pagesAskedAheadDropped: 0, compactionsDeferred: 0, snapshotHelperRequests: 0, snapshotHelperFailures: 0
   }
-  private readonly options: Required<SyncOptions>
+  /** Scores of the peers' bad input. */
+  readonly scores: PeerScores
+  private readonly options: Required<Omit<SyncOptions, 'scores'>>
   /** Rounds a liveness heartbeat waits at most. */
   private readonly heartbeatRounds: number
   /** What the swarm has been told since start: the clocks this node published and those of the trusted gossip it heard. */
@@ -217,6 +232,7 @@ export class NamespaceSync {
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
     this.log = components.logger
     this.trust = components.trust ?? components.replica.trust
+    this.scores = new PeerScores(components.clock ?? { now: () => Date.now() }, options.scores)
   }
 
   async start (): Promise<void> {
@@ -263,7 +279,7 @@ export class NamespaceSync {
   async round (): Promise<void> {
     const { network, random } = this.components
     await this.heartbeat()
-    const peers = network.peers().filter(peer => this.trust.trusts(peer))
+    const peers = network.peers().filter(peer => this.trust.trusts(peer) && !this.scores.shunned(peer))
     if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
     if (this.catchingUp > 0) {
       this.stats.compactionsDeferred++
@@ -297,7 +313,7 @@ export class NamespaceSync {
    * waits and runs in any case.
    */
   pullFrom (peer: string, because?: VectorClock): void {
-    if (this.stopped || !this.trust.trusts(peer)) return
+    if (this.stopped || !this.trust.trusts(peer) || this.scores.shunned(peer)) return
     if (this.inflight.has(peer)) {
       this.inflight.set(peer, true)
       return
@@ -400,12 +416,17 @@ export class NamespaceSync {
       this.stats.untrusted++
       return
     }
+    if (this.scores.shunned(from)) {
+      this.stats.shunned++
+      return
+    }
     let message
     try {
       message = decodeHeadsMessage(data)
     } catch (err: any) {
       this.stats.invalidMessages++
       this.log.warn({ from, err: err?.message }, 'invalid namespace gossip')
+      this.penalize(from, 'invalidMessage')
       return
     }
     this.stats.messages++
@@ -415,9 +436,15 @@ export class NamespaceSync {
     this.heard = true
     raise(this.announced, clock)
     this.track((async () => {
-      if (message.entries.length > 0) await replica.receive(message.entries, from)
+      if (message.entries.length > 0 && (await replica.receive(message.entries, from)).rejected > 0) this.penalize(from, 'rejectedEntries')
       if (replica.lacks(clock)) this.pullFrom(this.pullSource(from, via), clock)
     })())
+  }
+
+  /** Count `offence` against `peer`; say so once when this shuns it. */
+  private penalize (peer: string, offence: Offence): void {
+    if (!this.scores.penalize(peer, offence)) return
+    this.log.warn({ peer, offence, score: this.scores.score(peer) }, 'namespace peer shunned for bad input: its gossip is dropped and it is not pulled from until its score decays')
   }
 
   /**
@@ -442,6 +469,7 @@ export class NamespaceSync {
     } catch (err: any) {
       this.stats.invalidMessages++
       this.log.warn({ from, err: err?.message }, 'invalid namespace sync request')
+      this.penalize(from, 'invalidRequest')
       return encodeSyncResponse({ v: 1, type: 'error', id: 0, message: Array.from(String(err?.message ?? err)).slice(0, 500).join('') })
     }
     const { replica } = this.components
@@ -465,9 +493,19 @@ export class NamespaceSync {
   private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0], cancel?: AbortSignal): Promise<SyncResponse> {
     const timeout = AbortSignal.timeout(this.options.requestTimeout)
     const signal = cancel === undefined ? timeout : AbortSignal.any([timeout, cancel])
-    const response = decodeSyncResponse(await this.components.network.request(peer, encodeSyncRequest(request), signal))
+    const answer = await this.components.network.request(peer, encodeSyncRequest(request), signal)
+    let response: SyncResponse
+    try {
+      response = decodeSyncResponse(answer)
+    } catch (err) {
+      this.penalize(peer, 'invalidResponse')
+      throw err
+    }
     if (response.type === 'error') throw new Error(`peer ${peer} answered: ${response.message}`)
-    if (response.id !== request.id) throw new Error(`peer ${peer} answered request ${response.id}, not ${request.id}`)
+    if (response.id !== request.id) {
+      this.penalize(peer, 'invalidResponse')
+      throw new Error(`peer ${peer} answered request ${response.id}, not ${request.id}`)
+    }
     if (response.type === 'entries' || response.type === 'snapshot') response.clock = this.components.replica.readClock(response.clock)
     return response
   }
@@ -489,7 +527,7 @@ export class NamespaceSync {
     const helpers = chooseHelpers({
       server,
       peers: network.peers(),
-      trusts: peer => this.trust.trusts(peer),
+      trusts: peer => this.trust.trusts(peer) && !this.scores.shunned(peer),
       clockOf: peer => replica.memberClock(peer),
       clock,
       max: this.options.snapshotPeers - 1,
@@ -567,7 +605,7 @@ export class NamespaceSync {
         const prepared = await checked ?? await replica.prepare(response.entries, peer)
         const applying = replica.accept(prepared)
         if (ahead !== undefined) this.checkAhead(peer, ahead)
-        await applying
+        if ((await applying).rejected > 0) this.penalize(peer, 'rejectedEntries')
         // no progress (entries rejected, held, or by untrusted authors already skipped): stop; the next round retries
         if (!response.more || dominates(clock, replica.pullClock(theirs))) { complete = true; break }
       }
@@ -576,6 +614,7 @@ export class NamespaceSync {
     } catch (err: any) {
       this.stats.pullFailures++
       this.log.debug({ peer, err: err?.message ?? String(err) }, 'namespace pull failed')
+      if (err instanceof InvalidSnapshotError) this.penalize(peer, 'invalidSnapshot')
     } finally {
       ahead?.cancel.abort()
       if (catchingUp) this.catchingUp--

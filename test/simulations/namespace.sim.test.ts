@@ -283,6 +283,7 @@ describe('namespace simulation', () => {
         const rejectedBefore = sim.nodes.map(n => n.replica.rejected)
         const invalidBefore = sim.nodes.map(n => n.sync.stats.invalidMessages)
         const failuresBefore = sim.nodes.map(n => n.sync.stats.pullFailures)
+        const shunnedBefore = sim.nodes.map(n => n.sync.stats.shunned)
 
         // the adversary joins with honest entries to forge from
         const rng = new Prng(seed ^ 0x6d616c)
@@ -305,8 +306,13 @@ describe('namespace simulation', () => {
         for (const node of sim.nodes) {
           const i = node.index
           assert.deepEqual(afterAttack[i], before[i], report(sim, [`node ${i} changed under attack`, showView(afterAttack[i]), 'was', showView(before[i])]))
-          assert.ok(node.replica.rejected - rejectedBefore[i] >= forgeries, `node ${i} rejected ${node.replica.rejected - rejectedBefore[i]} < ${forgeries} forged entries`)
-          assert.ok(node.sync.stats.invalidMessages - invalidBefore[i] >= garbage, `node ${i}: ${node.sync.stats.invalidMessages - invalidBefore[i]} invalid messages < ${garbage}`)
+          // each forgery and each garbage message is rejected, or dropped unread once the adversary is shunned for them
+          const rejected = node.replica.rejected - rejectedBefore[i]
+          const invalid = node.sync.stats.invalidMessages - invalidBefore[i]
+          const dropped = node.sync.stats.shunned - shunnedBefore[i]
+          assert.ok(rejected + invalid + dropped >= forgeries + garbage, `node ${i}: ${rejected} rejected + ${invalid} invalid + ${dropped} dropped unread < ${forgeries} forged + ${garbage} garbage messages`)
+          assert.ok(rejected >= Math.min(forgeries, 5), `node ${i} rejected ${rejected} forged entries before shunning the adversary`)
+          assert.ok(node.sync.scores.shunned(signer.id), `node ${i} does not shun the adversary after ${forgeries} forged entries`)
           assert.ok(node.sync.stats.pullFailures > failuresBefore[i] || mallory.answered === 0, `node ${i} never failed a pull from the adversary`)
         }
         assert.ok(mallory.answered > 0, 'nobody pulled from the adversary')

@@ -219,6 +219,23 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
       assert.equal(await tree(n.replica), before)
       assert.equal(n.replica.state().clock[real.author], 1)
     }
+    // a peer that keeps sending them is scored down until it is shunned: its gossip is then dropped unread
+    const forger = attacker.peerId.toString()
+    const until = Date.now() + 20_000
+    while (nodes.some(n => n.sync.stats.shunned === 0) && Date.now() < until) {
+      await attacker.services.pubsub.publish(NAMESPACE_TOPIC, encodeHeadsMessage({ v: 1, type: 'heads', clock: { [real.author]: 2 }, heads: [], entries: [forged] })).catch(() => {})
+      await sleep(100)
+    }
+    for (const n of nodes) {
+      assert.ok(n.sync.scores.shunned(forger), 'the forger is shunned')
+      assert.ok(n.sync.stats.shunned > 0, 'its later gossip was dropped unread')
+      assert.equal(n.sync.scores.shunned(nodes[0].libp2p.peerId.toString()), false, 'the honest author is not')
+      assert.equal(await tree(n.replica), before)
+    }
+    // honest writes still flow
+    await nodes[1].replica.putFile('/after', file('after'))
+    const after = await waitConverged(nodes)
+    assert.ok(after.includes('/after '), after)
   })
 
   it('a trusted member serving a signed empty snapshot with inflated counters changes nothing anywhere and hides no later write', async (t) => {
