@@ -107,6 +107,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       compactAfter: config.namespace.compactAfter,
       // an empty store of an identity that existed before recovers its own past writes first (docs/namespace.md)
       recoverEmptyStore: true,
+      checkOnRestart: true,
       skipRecovery: process.env.SHOAL_NAMESPACE_RECOVERY === 'skip'
     }
   })

@@ -72,10 +72,16 @@ export function reproLine (p: RunParams): string {
 
 /** Run one simulation and judge it. */
 export async function runOne (p: RunParams): Promise<RunOutcome> {
-  switch (p.kind) {
-    case 'namespace': return await runNamespace(p)
-    case 'scale': return await runScaleKind(p)
-    case 'durability': return await runDurability(p)
+  try {
+    switch (p.kind) {
+      case 'namespace': return await runNamespace(p)
+      case 'scale': return await runScaleKind(p)
+      case 'durability': return await runDurability(p)
+    }
+  } catch (err: any) {
+    // a run that throws is a failing seed like any other: reported with its reproduction line, the campaign goes on
+    const where = String(err?.stack ?? '').split('\n').slice(1, 3).map(l => l.trim()).join(' ')
+    return { params: p, ok: false, reason: `threw ${String(err?.name ?? 'Error')}: ${String(err?.message ?? err)} ${where}`.slice(0, 400), detail: 'the run threw' }
   }
 }
 

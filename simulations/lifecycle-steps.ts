@@ -3,7 +3,7 @@
  * the lifecycle property test (which lets fast-check generate and shrink
  * them) and the seed campaign (which draws one from a seed): writes, waits,
  * partitions, heals, crashes, restarts with the store kept / lost / from a
- * backup, backups, joins, leaves and clock skew; how such a scenario is
+ * backup, backups, joins, leaves, clock skew and full disks; how such a scenario is
  * played; and what is wrong afterwards.
  *
  * @module
@@ -38,7 +38,8 @@ export const lifecycleStepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('backup' as const), node }) },
   { weight: 1, arbitrary: fc.constant({ t: 'join' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('leave' as const), node }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('skew' as const), node, ms: fc.integer({ min: -3_600_000, max: 3_600_000 }) }) }
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('skew' as const), node, ms: fc.integer({ min: -3_600_000, max: 3_600_000 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('full' as const), node, ms: fc.integer({ min: 0, max: 5_000 }) }) }
 )
 
 /** Options of {@link lifecycleSteps}. */
@@ -59,15 +60,22 @@ export function lifecycleSteps (draw: LifecycleDraw): Step[] {
  * Play lifecycle `steps` on `sim`, then heal and restart every crashed node.
  * A store is lost or restored only while the rest of the swarm is whole and
  * in sync (docs/namespace.md, the limit of recovery), so each such restart
- * is preceded by a heal and a convergence.
+ * is preceded by a heal, a restart of the crashed nodes and a convergence,
+ * and a restore from a backup is followed by a convergence (the check after
+ * a restart needs a peer: cut off at once, the node writes after its
+ * timeout and may reuse a seq, the documented limit).
  */
 export async function playLifecycle (sim: NamespaceSim, steps: readonly Step[]): Promise<void> {
   for (const step of steps) {
     if (step.t === 'restart' && step.disk !== 'keep') {
+      // the rest of the swarm whole: a crashed node may be the only one that holds the writes this node is about to lose
       sim.heal()
+      await sim.restartCrashed()
       await sim.converge(30_000)
     }
     await runSteps(sim, [step])
+    // a restored backup is checked with a peer after the restart; one cut off at once writes after the check times out (the limit)
+    if (step.t === 'restart' && step.disk === 'backup') await sim.converge(30_000)
   }
   sim.heal()
   await sim.restartCrashed()

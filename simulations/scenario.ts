@@ -16,13 +16,15 @@ export type Step =
   /** Split the nodes into `groups` groups, chosen by `salt`. */
   | { t: 'split', groups: number, salt: number }
   | { t: 'heal' }
-  /** Node lifecycle: crash (store kept), restart (store kept, lost, or from the last backup), backup, join, leave, clock skew. */
+  /** Node lifecycle: crash (store kept), restart (store kept, lost, or from the last backup), backup, join, leave, clock skew, a full disk. */
   | { t: 'crash', node: number }
   | { t: 'restart', node: number, disk: RestartDisk }
   | { t: 'backup', node: number }
   | { t: 'join' }
   | { t: 'leave', node: number }
   | { t: 'skew', node: number, ms: number }
+  /** Storage fault: the node's disk is full for `ms` virtual ms (its writes fail). */
+  | { t: 'full', node: number, ms: number }
 
 /**
  * The groups of a split: node i goes to group hash(i, salt) mod `groups`;
@@ -59,6 +61,7 @@ export async function runSteps (sim: NamespaceSim, steps: readonly Step[]): Prom
         if (sim.nodes.filter(n => n.status !== 'gone').length > 2) await sim.leave(step.node % sim.nodes.length)
         break
       case 'skew': sim.skew(step.node % sim.nodes.length, step.ms); break
+      case 'full': sim.fill(step.node % sim.nodes.length, step.ms); break
     }
   }
 }
@@ -76,6 +79,7 @@ export function showStep (step: Step): string {
     case 'join': return 'join'
     case 'leave': return `leave ${step.node}`
     case 'skew': return `skew ${step.node} ${step.ms} ms`
+    case 'full': return `disk of ${step.node} full for ${step.ms} ms`
   }
 }
 

@@ -293,6 +293,13 @@ export class Members {
     return m === undefined || this.components.clock.now() - m.seen > factor * this.components.memberTimeout
   }
 
+  /** Whether a trusted member other than this replica is known. */
+  known (): boolean {
+    const { id, trust } = this.components
+    for (const peer of this.members.keys()) if (peer !== id && trust.trusts(peer)) return true
+    return false
+  }
+
   /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from); counters at 0 are left out. */
   memberClock (peer: string): VectorClock | undefined {
     const m = this.members.get(peer)

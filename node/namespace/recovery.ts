@@ -19,6 +19,18 @@
  * old backup restored), detected at any time. The state is kept in the store
  * (`m!recovering`), so a restart during recovery goes on recovering.
  *
+ * A restore from an old backup cannot be seen from the store itself (the
+ * backup is a whole store), and a write made before any peer spoke reused
+ * a seq (found by the lifecycle simulation: a node restored from its backup
+ * wrote at once, and the swarm diverged for good). So a replica that opens a
+ * store that knows trusted members *checks after the restart*
+ * (`checkOnRestart`): its local writes wait until the first trusted
+ * peer's view of this node's seq arrives (a pull on connecting brings one in
+ * milliseconds). One at or below the store's seq ends the check; one above
+ * it turns it into a recovery. When no peer answers within
+ * `restartTimeout` (all of them down), the writes go ahead, with a warning:
+ * waiting longer would only stall a node whose swarm is away.
+ *
  * When it applies: only to the replica's own author; other authors' entries
  * are applied as they arrive, and reads are never held back.
  *
@@ -61,8 +73,11 @@ export interface RecoveryState {
   target: number
   /** Whether a trusted peer's view of this node has been heard. */
   heard: boolean
-  /** Why: `'empty-store'` or `'behind-peer'`. */
-  reason: 'empty-store' | 'behind-peer'
+  /**
+   * Why: `'empty-store'`, `'behind-peer'`, or `'restart'` (the check after a
+   * restart: not stored, and writes go ahead when no peer answers in time).
+   */
+  reason: 'empty-store' | 'behind-peer' | 'restart'
 }
 
 /** What {@link Recovery} is built from. */
@@ -70,6 +85,10 @@ export interface RecoveryInit {
   timers: RecoveryTimers
   /** Longest a write waits (ms). */
   timeout: number
+  /** Longest a write waits for the check after a restart, before it goes ahead (ms). @default `timeout` */
+  restartTimeout?: number
+  /** The check after a restart ended without any peer's answer (writes go ahead). */
+  unchecked?: () => void
   /** Where the store lives (messages). */
   where: string
 }
@@ -112,7 +131,9 @@ export class Recovery {
       return { target: seen, heard: true, reason: 'behind-peer' }
     }
     if (s.heard && seen <= s.target) return undefined
-    return { ...s, heard: true, target: Math.max(s.target, seen) }
+    // the check after a restart found the store behind this node's own writes: a recovery like any other
+    const reason = s.reason === 'restart' && seen > local ? 'behind-peer' : s.reason
+    return { ...s, reason, heard: true, target: Math.max(s.target, seen) }
   }
 
   /** Whether the state is satisfied with `local` own entries applied. */
@@ -129,12 +150,20 @@ export class Recovery {
   async wait (): Promise<void> {
     if (this.state === undefined) return
     const { timers, timeout } = this.init
+    const checking = this.state.reason === 'restart'
     await new Promise<void>((resolve, reject) => {
       const wake = (): void => { timers.clearTimeout(timer); resolve() }
       const timer = timers.setTimeout(() => {
         this.waiters.delete(wake)
+        // the check after a restart heard no peer: the swarm is away, writes go ahead
+        if (this.state?.reason === 'restart' && !this.state.heard) {
+          this.set(undefined)
+          this.init.unchecked?.()
+          resolve()
+          return
+        }
         reject(this.error())
-      }, timeout)
+      }, checking ? this.init.restartTimeout ?? timeout : timeout)
       this.waiters.add(wake)
     })
   }
@@ -227,13 +256,32 @@ export class ReplicaRecovery {
       for await (const _ of kv.iterate({ limit: 1 })) empty = false // eslint-disable-line @typescript-eslint/no-unused-vars
       if (empty) {
         state = { target: 0, heard: false, reason: 'empty-store' }
-        await kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(state) }], true)
+        try {
+          await kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(state) }], true)
+        } catch (err: any) {
+          // a full disk must not keep the node from opening: recovery holds in memory, and an empty store starts it again at the next open
+          logger.warn({ err: err?.message ?? String(err) }, 'namespace recovery state not stored (the store is empty: recovery starts again at the next open)')
+        }
       }
     }
     if (state !== undefined) {
       this.recovery.set(state)
       logger.warn({ ...state }, 'namespace store is behind this node\'s own past writes: recovering them from peers before the next local write')
     }
+  }
+
+  /**
+   * Check after a restart (see the module's comment): local writes wait for
+   * the first trusted peer's view of this node's seq, at most
+   * `restartTimeout`. Called once the replica is open, for a store that
+   * knows trusted members; nothing when recovering
+   * already or when recovery is skipped. Not stored: the next open checks
+   * again.
+   */
+  checkAfterRestart (): void {
+    if (this.components.skip || this.recovery.active) return
+    this.recovery.set({ target: 0, heard: false, reason: 'restart' })
+    this.components.logger.debug('namespace restarted: local writes wait for a peer to confirm this node\'s own seq')
   }
 
   /**
@@ -279,8 +327,10 @@ export class ReplicaRecovery {
   private settle (local: number): void {
     const { kv, store } = this.components
     if (this.recovery.done(local)) {
+      // the check after a restart confirmed the store: nothing was stored, nothing to say
+      const checked = this.recovery.current?.reason === 'restart'
       this.end()
-      void store.exclusive(async () => { if (!this.recovery.active) await kv.batch([{ type: 'del', key: RECOVERING_KEY }], true) }).catch(() => {})
+      if (!checked) void store.exclusive(async () => { if (!this.recovery.active) await kv.batch([{ type: 'del', key: RECOVERING_KEY }], true) }).catch(() => {})
     } else {
       void store.exclusive(async () => {
         const s = this.recovery.current
@@ -319,7 +369,12 @@ export class ReplicaRecovery {
   }
 
   private end (): void {
-    if (!this.recovery.active) return
+    const s = this.recovery.current
+    if (s === undefined) return
+    if (s.reason === 'restart') {
+      this.recovery.set(undefined)
+      return
+    }
     this.components.logger.info({ seq: this.components.store.clock[this.components.id] ?? 0 }, 'namespace recovery done: this node holds its own past writes again')
     this.recovery.set(undefined)
   }

@@ -100,6 +100,17 @@ export interface ReplicaOptions {
   /** Longest a local write waits for recovery before {@link NamespaceRecoveringError} (ms). @default 30000 */
   recoveryTimeout?: number
   /**
+   * After opening a store that knows trusted members or holds other
+   * authors' entries (a swarm's member, perhaps an old backup of it; a lone
+   * node's store is not checked): local writes wait for the first trusted peer's view of this
+   * node's own seq, at most `restartTimeout`, then go ahead (recovery.ts: a
+   * store restored from an old backup is caught before a write reuses a
+   * seq). The daemon sets it. @default false
+   */
+  checkOnRestart?: boolean
+  /** Longest a local write waits for the check after a restart (ms). @default 10000 (at most `recoveryTimeout`) */
+  restartTimeout?: number
+  /**
    * Most authors a snapshot root names inline; a snapshot of more links
    * author blocks of this many each (snapshot-authors.ts). @default 2048
    */
@@ -138,10 +149,12 @@ export class Replica implements Namespace {
   private readonly upgrades: UpgradeComponents
   private readonly changeListeners = new Set<() => void>()
   private opened = false
+  private readonly checkOnRestart: boolean
 
   constructor (private readonly components: ReplicaComponents, options: ReplicaOptions = {}) {
     const { kv, signer, verifier, clock, logger } = components
     const id = signer.id
+    this.checkOnRestart = options.checkOnRestart ?? false
     const trust = this.trust = components.trust ?? TRUST_EVERYONE
     const changed = (): void => { for (const l of this.changeListeners) l() }
     const store = this.store = new ReplicaStore(kv)
@@ -153,6 +166,8 @@ export class Replica implements Namespace {
       store,
       timers,
       timeout: options.recoveryTimeout ?? 30_000,
+      restartTimeout: Math.min(options.restartTimeout ?? 10_000, options.recoveryTimeout ?? 30_000),
+      unchecked: () => { logger.warn('namespace restarted and no trusted peer confirmed this node\'s own seq in time: local writes go ahead (a store restored from an old backup would reuse seqs; docs/namespace.md, "A node that lost its store")') },
       where: store.where,
       isOpen: () => this.opened,
       empty: options.recoverEmptyStore ?? false,
@@ -221,6 +236,12 @@ export class Replica implements Namespace {
    */
   get recovering (): boolean { return this.recovery.active }
 
+  /** Whether this replica holds entries of another author than itself (it has been part of a swarm). */
+  get holdsOthersEntries (): boolean {
+    for (const author in this.store.clock) if (author !== this.id && this.store.clock[author] > 0) return true
+    return false
+  }
+
   /** This replica's author id. */
   get id (): string { return this.components.signer.id }
 
@@ -257,6 +278,8 @@ export class Replica implements Namespace {
       await this.retirements.load()
       await this.snapshots.resume()
       await migrateSingleNode(this.upgrades)
+      // a store of a swarm's member (it may be an old backup): the first write waits for a peer to confirm this node's own seq
+      if (this.checkOnRestart && (this.members.known() || this.holdsOthersEntries)) this.recovery.checkAfterRestart()
     } catch (err) {
       this.members.clear()
       this.applier.clear()
@@ -271,7 +294,12 @@ export class Replica implements Namespace {
     if (!this.opened) return
     this.opened = false
     await this.store.settled()
-    await this.store.kv.batch(this.members.rows(), true)
+    try {
+      await this.store.kv.batch(this.members.rows(), true)
+    } catch (err: any) {
+      // what members have seen only grows: rows left older hold compaction back a little longer (members.ts); a full disk must not stop a shutdown
+      this.components.logger.warn({ err: err?.message ?? String(err) }, 'namespace members not saved at close')
+    }
     await this.store.kv.close()
   }
 
@@ -406,11 +434,15 @@ export class Replica implements Namespace {
    * so it cannot hold back compaction. `wire`: the clock as received, when
    * `clock` was read back from it ({@link readClock}); a wire clock that
    * leaves this node out says nothing of how far its own writes got (it may
-   * have been retired), so it does not end a recovery (recovery.ts).
+   * have been retired), so it does not end a recovery (recovery.ts); nor
+   * does the clock of a peer that holds no entry at all (a node that joined
+   * a moment ago knows nothing of this node's past writes: found by the
+   * lifecycle simulation, a node that lost its disk took two new nodes'
+   * word and reused its seqs).
    */
   noteMember (peer: string, clock: VectorClock, wire?: Readonly<VectorClock>): void {
     // a wire clock that leaves this node out may have retired it: that is no word on how far its writes got (recovery)
-    const tellsSelf = wire === undefined || Object.hasOwn(wire, this.id) || (clock[this.id] ?? 0) > 0
+    const tellsSelf = (wire === undefined || Object.hasOwn(wire, this.id) || (clock[this.id] ?? 0) > 0) && holdsAny(clock)
     this.members.noteMember(peer, clock, tellsSelf)
   }
 
@@ -495,4 +527,10 @@ export class Replica implements Namespace {
   async loadSnapshot (root: CID, fetch: SnapshotFetch, author?: string): Promise<boolean> {
     return await this.snapshots.loadSnapshot(root, fetch, author)
   }
+}
+
+/** Whether `clock` names any entry (a counter above 0). */
+function holdsAny (clock: Readonly<VectorClock>): boolean {
+  for (const author in clock) if (clock[author] > 0) return true
+  return false
 }

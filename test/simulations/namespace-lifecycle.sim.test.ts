@@ -2,7 +2,8 @@
  * Node lifecycle faults on a simulated swarm (real Replica and NamespaceSync
  * on the virtual network and clock): crash and restart with the store kept,
  * restart with the disk lost (same key, empty store), restore of an old
- * backup, join, leave, clock skew. The checker compares materialized trees
+ * backup (written at once: the check after a restart), join, leave, clock
+ * skew, a full disk. The checker compares materialized trees
  * (paths, types, CIDs, conflicts) and every acknowledged write, and counts
  * rejected entries (an honest swarm rejects none).
  */
@@ -90,6 +91,60 @@ describe('namespace simulation: node lifecycle', () => {
       assert.equal((await sim.apply(2, put('/f'))).ok, true)
       const found = await problems(sim)
       assert.deepEqual(found, [], report(sim, found))
+    })
+  })
+
+  it('a node restored from an old backup that writes at once waits for a peer\'s word on its own seq: it recovers first and reuses none', async () => {
+    await withSim({ nodes: 4, seed: 23 }, async sim => {
+      await sim.apply(1, put('/a'))
+      await sim.apply(2, put('/d/x'))
+      assert.ok(await sim.converge(30_000))
+      await sim.backup(2)
+      await sim.apply(2, put('/b.txt'))
+      assert.ok(await sim.converge(30_000))
+      await sim.restart(2, 'backup')
+      assert.equal(sim.nodes[2].replica.recovering, true, 'the restored store checks with a peer before writing')
+      // no time passes between the restore and the write
+      const outcome = await sim.apply(2, put('/f'))
+      assert.equal(outcome.ok, true, `the write is acknowledged once checked (${outcome.error ?? ''})`)
+      const found = await problems(sim)
+      assert.deepEqual(found, [], report(sim, found))
+    })
+  })
+
+  it('a restarted node whose peers are all away writes after the check times out, with no refusal', async () => {
+    await withSim({ nodes: 3, seed: 29 }, async sim => {
+      await sim.apply(0, put('/a'))
+      await sim.apply(1, put('/b.txt'))
+      assert.ok(await sim.converge(30_000))
+      sim.isolate(0)
+      await sim.restart(0, 'keep')
+      assert.equal(sim.nodes[0].replica.recovering, true)
+      const before = sim.time.now()
+      const outcome = await sim.apply(0, put('/f'))
+      assert.equal(outcome.ok, true, `a lone restart still writes (${outcome.error ?? ''})`)
+      assert.ok(sim.time.now() - before >= 10_000, 'it waited for the check first')
+      sim.heal()
+      const found = await problems(sim)
+      assert.deepEqual(found, [], report(sim, found))
+    })
+  })
+
+  it('a node whose disk fills up refuses its writes, stores nothing half, restarts on the full disk and converges once it has room', async () => {
+    await withSim({ nodes: 3, seed: 31 }, async sim => {
+      await sim.apply(0, put('/a'))
+      assert.ok(await sim.converge(30_000))
+      sim.fill(1, 5_000)
+      const refused = await sim.apply(1, put('/b.txt'))
+      assert.equal(refused.ok, false, 'a write on a full disk is refused')
+      await sim.apply(0, put('/d/x'))
+      await sim.advance(1_000)
+      // crash and restart while the disk is still full: close and open must not need a write
+      await sim.restart(1, 'keep')
+      assert.ok(sim.nodes[1].kv.refused > 0, 'the store did refuse writes')
+      const found = await problems(sim)
+      assert.deepEqual(found, [], report(sim, found))
+      assert.equal(sim.nodes[1].kv.full, false)
     })
   })
 

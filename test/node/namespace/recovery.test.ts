@@ -48,4 +48,19 @@ describe('recovery against clock claims', () => {
     await after.putFile('/3', file('3'))
     assert.equal(decodeEntry(sent[0]).seq, 3)
   })
+
+  it('the word of a peer that holds no entry at all does not end recovery: a node that joined a moment ago knows nothing of this node\'s writes', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const before = await replica(sim, {}, { key })
+    await before.putFile('/1', file('1'))
+    // the same identity, its store lost, with an empty store that recovers
+    const after = await replica(sim, { recoveryTimeout: 60_000, recoverEmptyStore: true }, { key })
+    assert.equal(after.recovering, true)
+    const newcomer = signerFromKey(await generateKeyPair('Ed25519')).id
+    after.noteMember(newcomer, { [after.id]: 0 })
+    assert.equal(after.recovering, true, 'an empty clock says nothing')
+    after.noteMember(newcomer, { [after.id]: 0, [newcomer]: 1 })
+    assert.equal(after.recovering, false, 'a peer that holds entries, none of this node\'s: its word counts')
+  })
 })
