@@ -14,7 +14,9 @@
  * `partial` (a group cut from part of the others), `liveness` (one node
  * believes a peer down while the others do not; up to twice the grace
  * period), `corrupt` (bit flips in stored shards, for scrub to find), `slow`
- * (every leg of a node slower), and the work of the namespace and of an
+ * (every leg of a node slower), `skew` (a node's wall clock set off by up to
+ * twice the grace period either way, for a while: its service dates what it
+ * records, and reads dates others recorded, by that clock), and the work of the namespace and of an
  * operator: `remove` (a file leaves the namespace) and `gc` (`shoal gc` on one
  * node: its service's `collectGarbage`, as production runs it).
  *
@@ -56,11 +58,11 @@ import { VirtualTime } from './virtual-time.js'
 import type { Prng } from './prng.js'
 
 /** What a random schedule can inject. */
-export type FaultKind = 'crash' | 'long-crash' | 'disk-lost' | 'leave' | 'join' | 'partition' | 'one-way' | 'partial' | 'liveness' | 'corrupt' | 'slow' | 'remove' | 'gc'
+export type FaultKind = 'crash' | 'long-crash' | 'disk-lost' | 'leave' | 'join' | 'partition' | 'one-way' | 'partial' | 'liveness' | 'corrupt' | 'slow' | 'skew' | 'remove' | 'gc'
 
 /** Relative weights of each fault (0: never). */
 export const DEFAULT_RATES: Readonly<Record<FaultKind, number>> = {
-  crash: 3, 'long-crash': 1, 'disk-lost': 1, leave: 1, join: 1, partition: 1, 'one-way': 1, partial: 1, liveness: 1, corrupt: 2, slow: 1, remove: 1, gc: 2
+  crash: 3, 'long-crash': 1, 'disk-lost': 1, leave: 1, join: 1, partition: 1, 'one-way': 1, partial: 1, liveness: 1, corrupt: 2, slow: 1, skew: 1, remove: 1, gc: 2
 }
 
 /** Settings of a random run. */
@@ -379,6 +381,16 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
         sim.fabric.slow(node.id, factor)
         log(`slow ${short(node.id)} ×${factor} for ${minutes(d)}`)
         later(d, `${short(node.id)} at full speed`, async () => { sim.fabric.slow(node.id, 1) })
+        return true
+      }
+      case 'skew': {
+        const node = pickUp()
+        if (node === undefined) return false
+        const ms = rng.int(-2 * graceMs, 2 * graceMs)
+        const d = rng.int(60_000, 2 * graceMs)
+        node.skew = ms
+        log(`skew ${short(node.id)} ${Math.round(ms / 1000)} s for ${minutes(d)}`)
+        later(d, `${short(node.id)} clock right again`, async () => { node.skew = 0 })
         return true
       }
       case 'remove': {

@@ -92,6 +92,8 @@ export interface RealSimNode {
   state: 'up' | 'down' | 'gone'
   /** The GC lock of its node process. */
   gcLock: GcLock
+  /** Offset of its wall clock from virtual time (ms): its service's `clock.now()` is the virtual time plus this. */
+  skew: number
 }
 
 /** A file the simulation added: acknowledged once coded and recorded on its writer. */
@@ -239,7 +241,7 @@ export class RealDurabilitySim {
     const side: SimNodeSide = { store: this.newStore(id), expected: new SimExpectations() }
     this.sides.set(id, side)
     this.fabric.setUp(id, true)
-    const node: RealSimNode = { id, side, holdings: new Holdings(new MemoryKV()), service: undefined as unknown as DurabilityService, services: [], state: 'up', gcLock: new GcLock() }
+    const node: RealSimNode = { id, side, holdings: new Holdings(new MemoryKV()), service: undefined as unknown as DurabilityService, services: [], state: 'up', gcLock: new GcLock(), skew: 0 }
     node.service = this.makeService(node)
     this.nodes.push(node)
     return node
@@ -271,7 +273,8 @@ export class RealDurabilitySim {
       files: () => this.visible(),
       gcLock: node.gcLock,
       logger: this.logger,
-      clock: this.time,
+      // its own wall clock, skewed or not; timers run on virtual time (durations, not dates)
+      clock: { now: () => this.time.now() + node.skew },
       timers: this.time
     }, { graceMs: this.settings.graceMs, checkIntervalMs: this.settings.checkIntervalMs, scrubIntervalMs: this.settings.scrubIntervalMs })
     node.services.push(service)

@@ -140,6 +140,9 @@ export class SimShardsNetwork implements ShardsNetwork {
     return this.init.peers.filter(p => p !== this.self && this.state.get(p)?.up === true)
   }
 
+  /** Virtual time (never skewed: a node's skewed wall clock is its service's `clock`). */
+  now (): number { return this.components.time.now() }
+
   downSince (peer: string): number | undefined {
     if (peer === this.self) return undefined
     const state = this.state.get(peer)

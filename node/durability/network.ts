@@ -33,10 +33,22 @@ export interface ShardsNetwork {
   request: (peer: string, request: ShardsRequest, signal?: AbortSignal) => Promise<ShardsResponse>
   /** Peers connected now. */
   connected: () => string[]
-  /** Since when `peer` is away (ms), undefined when connected; peers never seen count as away since start. */
+  /** Since when `peer` is away (ms on {@link ShardsNetwork.now}), undefined when connected; peers never seen count as away since start. */
   downSince: (peer: string) => number | undefined
+  /**
+   * The clock {@link ShardsNetwork.downSince} is on (ms). Monotonic in
+   * production: a step of the wall clock (NTP, a VM resumed) must not age a
+   * peer's absence, or a node would rebuild the shards of peers that are
+   * merely restarting (found by the durability simulation's clock skew).
+   */
+  now: () => number
   /** Called with a peer id when a peer disconnects. */
   onDisconnect: (fn: (peer: string) => void) => void
+}
+
+/** Milliseconds on a monotonic clock, near the epoch (a wall-clock step does not move it). */
+function monotonicNow (): number {
+  return performance.timeOrigin + performance.now()
 }
 
 /** Bound on one request, both ways. */
@@ -92,7 +104,7 @@ export interface ShardsNetworkInit extends Partial<ShardsLimits> {
 /** {@link ShardsNetwork} over a libp2p host. */
 export class Libp2pShardsNetwork implements ShardsNetwork {
   readonly self: string
-  private readonly startedAt = Date.now()
+  private readonly startedAt = monotonicNow()
   private readonly away = new Map<string, number>()
   private readonly listeners: Array<(peer: string) => void> = []
   private handler?: ShardsHandler
@@ -108,7 +120,7 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
 
   private readonly onPeerDisconnect = (evt: CustomEvent<PeerId>): void => {
     const peer = evt.detail.toString()
-    this.away.set(peer, Date.now())
+    this.away.set(peer, monotonicNow())
     for (const fn of this.listeners) fn(peer)
   }
 
@@ -142,6 +154,8 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
   connected (): string[] {
     return this.components.libp2p.getPeers().map(p => p.toString())
   }
+
+  now (): number { return monotonicNow() }
 
   downSince (peer: string): number | undefined {
     if (peer === this.self) return undefined

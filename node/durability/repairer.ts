@@ -74,7 +74,8 @@ export class Repairer {
 
   constructor (private readonly components: DurabilityParts, private readonly init: RepairerInit) {
     this.log = components.logger.child({ component: 'durability' })
-    this.startedAt = components.clock.now()
+    // liveness is measured on the network's clock (monotonic), never the wall clock
+    this.startedAt = components.network.now()
   }
 
   /** Run a pass every `checkIntervalMs` (none when 0). */
@@ -232,7 +233,7 @@ export class Repairer {
 
   /** Check each stripe of `manifest` against `view` (every connected peer asked) and rebuild the shards due. */
   private async checkStripes (manifest: CID, mroot: ManifestRoot, view: HolderView, report: RepairReport, signal?: AbortSignal): Promise<void> {
-    const { network, clock } = this.components
+    const { network } = this.components
     const { placer, rebuilder, graceMs } = this.init
     const getter = this.components.blocks.getter({ signal })
     const { k, m } = mroot
@@ -260,7 +261,7 @@ export class Repairer {
           return since === undefined ? {} : { downSince: since }
         },
         peers: known.filter(p => p.id !== UNSEEN && p.id !== GONE),
-        now: clock.now(),
+        now: network.now(),
         graceMs
       })
       countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive, p => placer.zoneOf(p)) : plan.health)

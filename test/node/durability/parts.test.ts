@@ -82,6 +82,7 @@ function serviceOn (node: ShoalNode, time: VirtualTime): DurabilityService {
       request: async (peer, request, signal) => await network.request(peer, request, signal),
       connected: () => network.connected(),
       downSince: peer => network.downSince(peer),
+      now: () => time.now(),
       onDisconnect: fn => { network.onDisconnect(fn) }
     },
     clock: time,
