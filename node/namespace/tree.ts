@@ -14,6 +14,7 @@ import { baseName, joinPath, parentOf } from './paths.js'
 import { MAX_NAME_BYTES } from './paths.js'
 import type { Dot } from './clock.js'
 import type { FilePin } from './api.js'
+import { UNREAD } from './kv.js'
 
 /** A live version of a path: one write that nothing has superseded yet. */
 export interface Version {
@@ -133,6 +134,8 @@ import { copyPin } from './pins.js'
  */
 export interface TreeTxn {
   get: <T>(key: string) => Promise<T | undefined>
+  /** The value when it is known without a store read, else {@link UNREAD} (optional; see kv.ts `Txn.peek`). */
+  peek?: <T>(key: string) => T | undefined | typeof UNREAD
   put: (key: string, value: unknown) => void
   del: (key: string) => void
 }
@@ -168,7 +171,18 @@ export class TreeWriter {
   }
 
   async versions (path: string): Promise<PathState> {
-    return await this.txn.get<PathState>(versionsKey(path)) ?? { versions: [], copies: [] }
+    return await this.read<PathState>(versionsKey(path)) ?? { versions: [], copies: [] }
+  }
+
+  /**
+   * A row, without waiting when the transaction knows it already (see
+   * {@link TreeTxn.peek}): a batch applying a page reads most of its rows
+   * that way, and an `await` for each would cost a turn of the microtask
+   * queue and its promises.
+   */
+  private read<T> (key: string): T | undefined | Promise<T | undefined> {
+    const known = this.txn.peek === undefined ? UNREAD : this.txn.peek<T>(key)
+    return known === UNREAD ? this.txn.get<T>(key) : known
   }
 
   /**
@@ -176,7 +190,9 @@ export class TreeWriter {
    * then bring the visible tree up to date.
    */
   async change (path: string, replaces: Dot[], add?: Version): Promise<void> {
-    const state = await this.versions(path)
+    let stored = this.read<PathState>(versionsKey(path))
+    if (stored instanceof Promise) stored = await stored
+    const state = stored ?? { versions: [], copies: [] }
     const drop = new Set(replaces.map(([a, s]) => `${a}\n${s}`))
     const versions = state.versions.filter(v => !drop.has(`${v.author}\n${v.seq}`))
     if (add !== undefined) versions.push(add)
@@ -201,7 +217,8 @@ export class TreeWriter {
    * `unseen`: the caller knows no visible name is stored at `path`.
    */
   private async refresh (path: string, state: PathState, childrenOverride?: number, unseen = false): Promise<void> {
-    const current = unseen ? undefined : await this.txn.get<Visible>(visibleKey(path))
+    let current = unseen ? undefined : this.read<Visible>(visibleKey(path))
+    if (current instanceof Promise) current = await current
     const children = childrenOverride ?? (current?.type === 'dir' ? current.children ?? 0 : 0)
     const dirs = state.versions.filter(v => v.type === 'dir').sort(compareVersions)
     const files = state.versions.filter(v => v.type === 'file').sort(compareVersions)
@@ -259,7 +276,8 @@ export class TreeWriter {
   /** A directory gained or lost visible names. */
   private async adjustChildren (dir: string, delta: number): Promise<void> {
     if (dir === '/') return
-    const record = await this.txn.get<Visible>(visibleKey(dir))
+    let record = this.read<Visible>(visibleKey(dir))
+    if (record instanceof Promise) record = await record
     if (record?.type === 'dir') {
       const children = (record.children ?? 0) + delta
       if (children > 0 || !(record.implicit === true)) {
