@@ -235,6 +235,19 @@ class TimedKV implements KV {
     }
   }
 
+  /** As the store it wraps: a replica reads on the calling thread through it when the store can (LevelKV). */
+  readsNow (): boolean { return this.inner.readsNow?.() === true && this.inner.getSync !== undefined }
+
+  getSync (key: string): Uint8Array | undefined {
+    const s = performance.now()
+    try { return this.inner.getSync?.(key) } finally {
+      const d = performance.now() - s
+      this.t.get += d
+      this.t.gets++
+      this.getTimes?.push(d)
+    }
+  }
+
   async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> {
     const s = performance.now()
     try { return await getMany(this.inner, keys) } finally {

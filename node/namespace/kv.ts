@@ -25,6 +25,13 @@ export interface KV {
    * missing key). Optional: {@link getMany} falls back to one `get` each.
    */
   getMany?: (keys: string[]) => Promise<Array<Uint8Array | undefined>>
+  /**
+   * True when {@link getSync} can read now (optional, with it): what it
+   * says holds until control returns to the event loop.
+   */
+  readsNow?: () => boolean
+  /** A point read on the calling thread, for a store that has one; only while {@link readsNow}. */
+  getSync?: (key: string) => Uint8Array | undefined
   /** Apply all ops atomically; `sync` waits until they are on disk. */
   batch: (ops: KVOp[], sync: boolean) => Promise<void>
   /** Entries of a range in key order (or reverse). */
@@ -90,6 +97,12 @@ export class LevelKV implements KV {
     if (this.db.status !== 'open') await this.reopenForRead()
     return this.db.getSync(key)
   }
+
+  /** Open: {@link getSync} reads (a failed write closes the database until it is opened again, see the class comment). */
+  readsNow (): boolean { return this.db.status === 'open' }
+
+  /** {@link get} without the promise, while {@link readsNow}. */
+  getSync (key: string): Uint8Array | undefined { return this.db.getSync(key) }
 
   /**
    * One read of many keys on LevelDB's thread (classic-level `getMany`):
@@ -229,6 +242,8 @@ export class MemoryKV implements KV {
   async open (): Promise<void> {}
   async close (): Promise<void> {}
   async get (key: string): Promise<Uint8Array | undefined> { return fromStored(this.map.get(key)) }
+  readsNow (): boolean { return true }
+  getSync (key: string): Uint8Array | undefined { return fromStored(this.map.get(key)) }
   async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> { return keys.map(key => fromStored(this.map.get(key))) }
 
   async batch (ops: KVOp[]): Promise<void> {
@@ -472,18 +487,26 @@ export class Txn {
   }
 
   /**
-   * A JSON value, or undefined, when it is known without reading the store
-   * (written in this transaction, under a cleared prefix, or read ahead by
-   * {@link prefetch}); else {@link UNREAD}. Synchronous: what most reads of
-   * a batch applying a page of entries are, once the page was prefetched.
+   * A JSON value, or undefined, without waiting: written in this
+   * transaction, under a cleared prefix, read ahead by {@link prefetch}, or
+   * read from the store on this thread when it {@link readsNow}; else
+   * {@link UNREAD}. What a batch applying a page of entries reads its rows
+   * with: an `await` for each would cost a turn of the microtask queue.
    */
   peek<T> (key: string): T | undefined | typeof UNREAD {
     const p = this.pending.get(key)
     if (p !== undefined) return p === null ? undefined : p.raw ? decodeJSON<T>(p.value as Uint8Array) : p.value as T
     if (this.cleared.length > 0 && this.cleared.some(prefix => key.startsWith(prefix))) return undefined
-    if (!this.read.has(key)) return UNREAD
-    const bytes = this.read.get(key)
+    let bytes: Uint8Array | undefined
+    if (this.read.has(key)) bytes = this.read.get(key)
+    else if (this.readsNow()) bytes = this.kv.getSync?.(key)
+    else return UNREAD
     return bytes === undefined ? undefined : decodeJSON<T>(bytes)
+  }
+
+  /** True when {@link peek} answers every key (the store reads on this thread now), until control returns to the event loop. */
+  readsNow (): boolean {
+    return this.kv.getSync !== undefined && this.kv.readsNow?.() === true
   }
 
   /**
