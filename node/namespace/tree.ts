@@ -127,6 +127,9 @@ function fileRecord (v: Version): Visible {
 
 import { copyPin } from './pins.js'
 
+/** No conflict copies. */
+const NO_COPIES: ReadonlyMap<string, Visible> = new Map()
+
 /** `versions` without those named in `replaces`, with `add` (a new list). */
 function changed (versions: readonly Version[], replaces: readonly Dot[], add: Version | undefined): Version[] {
   let out: Version[]
@@ -276,7 +279,7 @@ export class TreeWriter {
       }
     }
     if (this.markDirty) this.txn.put(dirtyKey(path), 1)
-    this.writeVisible(path, { versions, copies: state.copies }, current, main, new Map())
+    this.writeVisible(path, { versions, copies: state.copies }, current, main, NO_COPIES)
     if (parent !== undefined) this.txn.put(visibleKey(dir), parent)
     return true
   }
@@ -324,7 +327,7 @@ export class TreeWriter {
    * where `current` was, and the path's versions (`state`, whose copies
    * are those visible before); the change in the parent's child count.
    */
-  private writeVisible (path: string, state: PathState, current: Visible | undefined, main: Visible | undefined, copies: Map<string, Visible>): number {
+  private writeVisible (path: string, state: PathState, current: Visible | undefined, main: Visible | undefined, copies: ReadonlyMap<string, Visible>): number {
     let delta = 0
     if (main !== undefined) {
       if (current === undefined) delta++
