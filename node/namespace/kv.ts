@@ -467,6 +467,13 @@ export function decodeJSON<T> (bytes: Uint8Array): T { return JSON.parse(decoder
 export const UNREAD: unique symbol = Symbol('unread')
 
 /**
+ * The JSON of 1, the value of every mark row (a dirty path, a conflict):
+ * encoded once, not for each row of each commit (stores copy what they are
+ * given; nothing changes it).
+ */
+const JSON_ONE = encodeJSON(1)
+
+/**
  * Reads through pending writes, then commits them as one batch. Values are
  * kept decoded (JSON objects or raw bytes) until commit.
  */
@@ -474,8 +481,6 @@ export class Txn {
   private readonly pending = new Map<string, { value: unknown, raw: boolean } | null>()
   /** Key prefixes deleted wholesale: what is not pending under them does not exist. */
   private readonly cleared: string[] = []
-  /** What {@link prefetch} read of the store (undefined: absent), for keys not written since. */
-  private readonly read = new Map<string, Uint8Array | undefined>()
 
   constructor (readonly kv: KV) {}
 
@@ -488,8 +493,8 @@ export class Txn {
 
   /**
    * A JSON value, or undefined, without waiting: written in this
-   * transaction, under a cleared prefix, read ahead by {@link prefetch}, or
-   * read from the store on this thread when it {@link readsNow}; else
+   * transaction, under a cleared prefix, or read from the store on this
+   * thread when it {@link readsNow} (LevelDB's `getSync`); else
    * {@link UNREAD}. What a batch applying a page of entries reads its rows
    * with: an `await` for each would cost a turn of the microtask queue.
    */
@@ -497,38 +502,14 @@ export class Txn {
     const p = this.pending.get(key)
     if (p !== undefined) return p === null ? undefined : p.raw ? decodeJSON<T>(p.value as Uint8Array) : p.value as T
     if (this.cleared.length > 0 && this.cleared.some(prefix => key.startsWith(prefix))) return undefined
-    let bytes: Uint8Array | undefined
-    if (this.read.has(key)) bytes = this.read.get(key)
-    else if (this.readsNow()) bytes = this.kv.getSync?.(key)
-    else return UNREAD
+    if (!this.readsNow()) return UNREAD
+    const bytes = this.kv.getSync?.(key)
     return bytes === undefined ? undefined : decodeJSON<T>(bytes)
   }
 
   /** True when {@link peek} answers every key (the store reads on this thread now), until control returns to the event loop. */
   readsNow (): boolean {
     return this.kv.getSync !== undefined && this.kv.readsNow?.() === true
-  }
-
-  /**
-   * Read `keys` ahead in one {@link getMany} (LevelDB: on its own thread,
-   * one call across rather than one `getSync` each on the main thread), so
-   * that later reads of them ({@link get}, {@link peek}) need no store read.
-   * Only for a transaction whose keys nothing else writes until it commits
-   * (the store's own batches: under the replica's lock).
-   */
-  async prefetch (keys: Iterable<string>): Promise<void> {
-    const wanted: string[] = []
-    for (const key of keys) {
-      if (this.pending.has(key) || this.read.has(key)) continue
-      if (this.cleared.length > 0 && this.cleared.some(prefix => key.startsWith(prefix))) continue
-      wanted.push(key)
-    }
-    if (wanted.length === 0) return
-    const values = await getMany(this.kv, wanted)
-    for (let i = 0; i < wanted.length; i++) {
-      // a key written while the read was under way: the write wins (pending is read first)
-      this.read.set(wanted[i], values[i])
-    }
   }
 
   /** Raw bytes, or undefined. */
@@ -540,7 +521,7 @@ export class Txn {
     const p = this.pending.get(key)
     if (p !== undefined) return p ?? undefined
     if (this.cleared.length > 0 && this.cleared.some(prefix => key.startsWith(prefix))) return undefined
-    const bytes = this.read.has(key) ? this.read.get(key) : await this.kv.get(key)
+    const bytes = await this.kv.get(key)
     return bytes === undefined ? undefined : { value: bytes, raw: true }
   }
 
@@ -563,10 +544,9 @@ export class Txn {
     const ops: KVOp[] = []
     for (const [key, p] of this.pending) {
       if (p === null) ops.push({ type: 'del', key })
-      else ops.push({ type: 'put', key, value: p.raw ? p.value as Uint8Array : encodeJSON(p.value) })
+      else ops.push({ type: 'put', key, value: p.raw ? p.value as Uint8Array : p.value === 1 ? JSON_ONE : encodeJSON(p.value) })
     }
     await this.kv.batch(ops, sync)
     this.pending.clear()
-    this.read.clear()
   }
 }

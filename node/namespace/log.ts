@@ -31,9 +31,7 @@ import { entryKey, seqKey } from './rows.js'
 import { WarnLimit, type TrustPolicy } from './trust.js'
 import type { Applier, EntryText } from './apply.js'
 import { authenticateBatch, type LinkedEntry, type Verifier } from './identity.js'
-import type { Batch, ReplicaStore } from './store.js'
-import { versionsKey, visibleKey } from './tree.js'
-import { parentOf } from './paths.js'
+import type { ReplicaStore } from './store.js'
 import type { WallClock } from './api.js'
 import type { Logger } from '../logger.js'
 
@@ -48,9 +46,6 @@ import type { Logger } from '../logger.js'
  * this (docs/benchmarks.md, "Namespace convergence and bootstrap").
  */
 const DRAIN_YIELD_EVERY = 100
-
-/** Most held entries whose tree rows a drain reads ahead per batch (see {@link EntryLog} `prefetch`): a batch commits at 1,000. */
-const PREFETCH_ENTRIES = 2000
 
 /** What {@link EntryLog.receive} did. */
 export interface ReceiveResult {
@@ -198,7 +193,6 @@ export class EntryLog {
     const { store, applier, trust } = this.components
     let applied = 0
     let batch = store.batch()
-    await this.prefetch(batch)
     let progress = true
     while (progress) {
       progress = false
@@ -230,7 +224,6 @@ export class EntryLog {
           if (batch.applied.length >= 1000) {
             await store.commit(batch)
             batch = store.batch()
-            await this.prefetch(batch)
           }
         }
         // what the clock already covers will never apply: drop it
@@ -242,33 +235,6 @@ export class EntryLog {
     }
     if (batch.applied.length > 0) await store.commit(batch)
     return applied
-  }
-
-  /**
-   * Read ahead, in one multi-get (kv.ts `Txn.prefetch`), the tree rows that
-   * applying the held entries reads: each op's path's versions and visible
-   * name, and its parent directory's. A page of history names paths this
-   * replica mostly lacks, so these are misses that would otherwise each be
-   * a `getSync` on the main thread. At most {@link PREFETCH_ENTRIES}
-   * entries' rows; whatever else is read is read as before.
-   */
-  private async prefetch (batch: Batch): Promise<void> {
-    if (this.pendingCount === 0) return
-    const keys = new Set<string>()
-    let n = 0
-    for (const byAuthor of this.pending.values()) {
-      for (const p of byAuthor.values()) {
-        if (n++ >= PREFETCH_ENTRIES) break
-        for (const op of p.entry.ops) {
-          if (op.op === 'retire') continue
-          keys.add(versionsKey(op.path))
-          keys.add(visibleKey(op.path))
-          const dir = parentOf(op.path)
-          if (dir !== '/') keys.add(visibleKey(dir))
-        }
-      }
-    }
-    await batch.txn.prefetch(keys)
   }
 
   /** What a peer with clock `remote` lacks: one page in causal order, or the snapshot to start from. */
