@@ -54,6 +54,7 @@
  */
 import '../node/polyfills.js'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -234,6 +235,19 @@ class TimedKV implements KV {
     }
   }
 
+  /** As the store it wraps: a replica reads on the calling thread through it when the store can (LevelKV). */
+  readsNow (): boolean { return this.inner.readsNow?.() === true && this.inner.getSync !== undefined }
+
+  getSync (key: string): Uint8Array | undefined {
+    const s = performance.now()
+    try { return this.inner.getSync?.(key) } finally {
+      const d = performance.now() - s
+      this.t.get += d
+      this.t.gets++
+      this.getTimes?.push(d)
+    }
+  }
+
   async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> {
     const s = performance.now()
     try { return await getMany(this.inner, keys) } finally {
@@ -362,12 +376,26 @@ interface PhaseLoad {
   loopDelayP99: number
   fromUs: number
   toUs: number
+  /** CPU-s of this process's main thread (Linux; undefined elsewhere): what runs the new node's JavaScript, its share of GC included. */
+  mainThreadSeconds?: number
+}
+
+/** CPU-s of this process's main thread so far (from /proc; undefined off Linux). */
+function mainThreadCpu (): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${process.pid}/task/${process.pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
 }
 
 function startLoad (): () => PhaseLoad {
   const elu = performance.eventLoopUtilization()
   const cpu = process.cpuUsage()
   const machine = machineCpu()
+  const main = mainThreadCpu()
   const delay = monitorEventLoopDelay({ resolution: 10 })
   delay.enable()
   const t = performance.now()
@@ -377,6 +405,7 @@ function startLoad (): () => PhaseLoad {
     const used = process.cpuUsage(cpu)
     const ours = (used.user + used.system) / 1e6
     const machineNow = machineCpu()
+    const mainNow = mainThreadCpu()
     delay.disable()
     return {
       seconds,
@@ -387,7 +416,8 @@ function startLoad (): () => PhaseLoad {
       loopDelayP50: Math.max(0, delay.percentile(50) / 1e6 - 10),
       loopDelayP99: Math.max(0, delay.percentile(99) / 1e6 - 10),
       fromUs,
-      toUs: Number(process.hrtime.bigint() / 1000n)
+      toUs: Number(process.hrtime.bigint() / 1000n),
+      mainThreadSeconds: main === undefined || mainNow === undefined ? undefined : mainNow - main
     }
   }
 }
@@ -395,6 +425,26 @@ function startLoad (): () => PhaseLoad {
 function loadText (l: PhaseLoad): string {
   return `${fmt(l.seconds, 1)} s, main thread ${fmt(100 * l.eventLoopUtilization)}% busy (event-loop delay p50 ${ms(l.loopDelayP50)} ms, p99 ${ms(l.loopDelayP99)} ms), ` +
     `CPU ${fmt(l.cpuCores, 2)} cores${l.foreignCores === undefined ? '' : ` + other processes ${fmt(l.foreignCores, 2)}`}`
+}
+
+/**
+ * With `BENCH_HEAP_PROF=DIR`: V8's sampling heap profiler over a bootstrap
+ * phase, objects the young and old collections freed included (what the
+ * phase allocates, not what it keeps), written to `DIR/<phase>.heapprofile`.
+ * Returns the function that stops it and writes the profile.
+ */
+async function startHeapSampling (): Promise<((name: string) => Promise<void>) | undefined> {
+  const dir = process.env.BENCH_HEAP_PROF
+  if (dir === undefined || dir === '') return undefined
+  const { Session } = await import('node:inspector/promises')
+  const session = new Session()
+  session.connect()
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as any)
+  return async (name) => {
+    const { profile } = await session.post('HeapProfiler.stopSampling')
+    session.disconnect()
+    await writeFile(join(dir, `${name}.heapprofile`), JSON.stringify(profile))
+  }
 }
 
 // ------------------------------------------------------------ spreading
@@ -1130,6 +1180,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
     const node = await startNode(name, key, inst.replica)
     try {
       const before = await source.counters()
+      const heap = await startHeapSampling()
       const t0 = performance.now()
       const endLoad = startLoad()
       let preloaded: number | undefined
@@ -1143,6 +1194,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
       const stuck = (): boolean => node.sync.stats.pullFailures >= 3 && weight(node.replica.state().clock) === 0
       const done = await caughtUp(node, target, t0, timeout, stuck)
       const load = endLoad()
+      await heap?.(name)
       const after = await source.counters()
       const settling = performance.now()
       await node.sync.idle()
@@ -1381,7 +1433,7 @@ function reportBootstrap (b: BootstrapResult): string[] {
       const h = b.histories[p] as Phase
       return [
         `${label(p)} breakdown (wall time inside the calls, overlapping): ${breakdown(h)}${h.compactedDuring ? '; the new node compacted its own history during or right after the pull' : ''}`,
-        `${label(p)} CPU: ${fmt(cpu(h), 1)} CPU-s for source and new node (this process ${fmt(h.load.cpuCores * h.load.seconds, 1)}${p === 'child' ? `, the source's process ${fmt(h.sourceCpuSeconds, 1)}` : ''}), ${fmt(1e6 * cpu(h) / b.entries, 0)} CPU-µs per entry; ` +
+        `${label(p)} CPU: ${fmt(cpu(h), 1)} CPU-s for source and new node (this process ${fmt(h.load.cpuCores * h.load.seconds, 1)}${p === 'child' ? `, the source's process ${fmt(h.sourceCpuSeconds, 1)}` : ''}), ${fmt(1e6 * cpu(h) / b.entries, 0)} CPU-µs per entry${h.load.mainThreadSeconds === undefined ? '' : ` (new node: ${fmt(1e6 * h.load.cpuCores * h.load.seconds / b.entries, 0)}, of which its main thread ${fmt(1e6 * h.load.mainThreadSeconds / b.entries, 0)})`}; ` +
           `pages asked ahead ${h.askedAhead} (dropped ${h.askedAheadDropped}); compactions deferred while catching up ${h.compactionsDeferred}; ` +
           `after catching up, ${fmt(h.settleSeconds, 2)} s until the new node's sync was idle (a deferred compaction runs then; not in its time)`,
         `${label(p)} load: ${loadText(h.load)}`

@@ -29,7 +29,7 @@ import { NOT_CANONICAL, cutField, decodeCanonicalDagCbor, decodeCanonicalMap, wi
 import { cidText } from './cid-text.js'
 import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
-import { fieldChecks } from './fields.js'
+import { fieldChecks, type CidRule } from './fields.js'
 import { isPlainMap, isSet, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
@@ -781,9 +781,14 @@ function bytes (value: unknown, what: string, minBytes: number, maxBytes: number
   return check.bytes(value, what, minBytes, maxBytes, { view: picksViews })
 }
 
+/** The rules {@link cid} checks by, made once rather than for every CID of every entry: [copied, view]. */
+const ANY_CID_RULES: readonly [CidRule, CidRule] = [{ view: false }, { view: true }]
+const DAG_CBOR_CID_RULES: readonly [CidRule, CidRule] = [{ codecs: [DAG_CBOR], view: false }, { codecs: [DAG_CBOR], view: true }]
+
 /** A fresh sha2-256 CID, of the given codec when one is given. */
 function cid (value: unknown, what: string, codec?: number): CID {
-  return check.cid(value, what, codec === undefined ? { view: picksViews } : { codecs: [codec], view: picksViews })
+  const rules = codec === undefined ? ANY_CID_RULES : codec === DAG_CBOR ? DAG_CBOR_CID_RULES : undefined
+  return check.cid(value, what, rules !== undefined ? rules[picksViews ? 1 : 0] : { codecs: [codec as number], view: picksViews })
 }
 
 /** Longest list of CIDs whose distinctness is checked pair by pair (longer lists: by their text in a set). */
@@ -866,12 +871,16 @@ type PastCheck = (d: Dot) => boolean
 
 /** The dots an op replaces: distinct, in the entry's past as far as it can be told here, never the entry's own dot. */
 function replaces (value: unknown, author: string, seq: number, inPast: PastCheck): Dot[] {
-  const seen = new Set<string>()
-  return list(value, 'replaces', 0, MAX_REPLACES).map(item => {
+  const items = list(value, 'replaces', 0, MAX_REPLACES)
+  // one dot (or none) cannot repeat: no set for it (every put of a new path)
+  const seen = items.length > 1 ? new Set<string>() : undefined
+  return items.map(item => {
     const d = dot(item, 'replaced dot')
-    const key = dotKey(d[0], d[1])
-    if (seen.has(key)) fail(`replaces names [${show(d[0])}, ${d[1]}] twice`)
-    seen.add(key)
+    if (seen !== undefined) {
+      const key = dotKey(d[0], d[1])
+      if (seen.has(key)) fail(`replaces names [${show(d[0])}, ${d[1]}] twice`)
+      seen.add(key)
+    }
     if (d[0] === author && d[1] === seq) fail('an op replaces its own entry')
     if (!inPast(d)) fail(`replaced dot [${show(d[0])}, ${d[1]}] is not in the entry's past`)
     return d
@@ -1011,11 +1020,15 @@ function pickEntryBody (f: Fields): EntryBody {
     inPast = d => d[0] !== author || d[1] < seq
     versioned = { v: 2, deps }
   }
-  const seen = new Set<string>()
-  const retired = new Set<string>()
-  const ops = list(f.ops, 'entry ops', 1, MAX_OPS).map(item => {
+  const items = list(f.ops, 'entry ops', 1, MAX_OPS)
+  // one op cannot repeat a path or an author: no sets for it (nearly every entry)
+  const seen = items.length > 1 ? new Set<string>() : undefined
+  const retired = items.length > 1 ? new Set<string>() : undefined
+  const ops = items.map(item => {
     const op = pickOp(item, author, seq, inPast, v)
-    const [names, key] = op.op === 'retire' ? [retired, op.author] : [seen, op.path]
+    if (seen === undefined || retired === undefined) return op
+    const names = op.op === 'retire' ? retired : seen
+    const key = op.op === 'retire' ? op.author : op.path
     if (names.has(key)) fail(`entry has two ops on ${show(key)}`)
     names.add(key)
     return op
@@ -1028,12 +1041,16 @@ function pickEntryBody (f: Fields): EntryBody {
 
 /** A v2 entry's parent dots: one per parent, distinct, its author's own only below its seq. */
 function entryDeps (value: unknown, author: string, seq: number, parents: number): Dot[] {
-  const seen = new Set<string>()
-  const deps = list(value, 'entry deps', 0, MAX_PARENTS).map(item => {
+  const items = list(value, 'entry deps', 0, MAX_PARENTS)
+  // one dep (or none) cannot repeat: no set for it
+  const seen = items.length > 1 ? new Set<string>() : undefined
+  const deps = items.map(item => {
     const d = dot(item, 'entry dep')
-    const key = dotKey(d[0], d[1])
-    if (seen.has(key)) fail(`entry deps name [${show(d[0])}, ${d[1]}] twice`)
-    seen.add(key)
+    if (seen !== undefined) {
+      const key = dotKey(d[0], d[1])
+      if (seen.has(key)) fail(`entry deps name [${show(d[0])}, ${d[1]}] twice`)
+      seen.add(key)
+    }
     if (d[0] === author && d[1] >= seq) fail(`entry dep [${show(d[0])}, ${d[1]}] is not before the entry's own seq ${seq}`)
     return d
   })
@@ -1041,9 +1058,18 @@ function entryDeps (value: unknown, author: string, seq: number, parents: number
   return deps
 }
 
+/** The fields of a signed entry of each version (its body's and `sig`). */
+const ENTRY_FIELDS: Record<EntryBody['v'], readonly string[]> = {
+  1: [...ENTRY_BODY_FIELDS[1], 'sig'],
+  2: [...ENTRY_BODY_FIELDS[2], 'sig']
+}
+
 function pickEntry (value: unknown): Entry {
-  const f = shape(value, 'entry', [...ENTRY_BODY_FIELDS[entryVersion(value, 'entry')], 'sig'])
-  return { ...pickEntryBody(f), sig: bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES) }
+  const f = shape(value, 'entry', ENTRY_FIELDS[entryVersion(value, 'entry')])
+  // the body is a fresh object of pickEntryBody's: the signature is added to it rather than both copied into another
+  const entry = pickEntryBody(f) as Entry
+  entry.sig = bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES)
+  return entry
 }
 
 const SNAPSHOT_ROOT_BODY_FIELDS: Record<SignedSnapshotRoot['v'], readonly string[]> = {

@@ -15,7 +15,7 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
-import type { Entry as LogEntry, RetireOp } from '../../protocol/namespace.js'
+import type { Entry as LogEntry, MkdirOp, Op, PutOp, RetireOp } from '../../protocol/namespace.js'
 import { cidText } from '../../protocol/cid-text.js'
 import { covers, merge, type Dot, type VectorClock } from './clock.js'
 import { skippedDeps } from './causal.js'
@@ -51,6 +51,32 @@ export interface ApplierComponents {
 /** No path (what most entries have superseded before they arrived). */
 const NONE: ReadonlySet<string> = new Set()
 
+/** What {@link Applier} `linkInMemory` answers when only a read can tell. */
+const UNKNOWN: unique symbol = Symbol('unknown')
+
+/** A log entry of version 2 (it names its parents' dots). */
+type EntryV2 = Extract<LogEntry, { v: 2 }>
+
+/** The `i`-th parent's CID as text. */
+function parentText (entry: LogEntry, i: number, text?: EntryText): string {
+  return text?.parents[i] ?? entry.parents[i].toString()
+}
+
+/** Why {@link Applier.badLinks} refuses the `i`-th parent of `entry`. */
+function badLink (entry: EntryV2, i: number, text?: EntryText): string {
+  const dep = entry.deps[i]
+  return `parent ${parentText(entry, i, text)} is not the entry [${dep[0]}, ${dep[1]}] it names`
+}
+
+/** The version a put or mkdir op of `entry` makes. */
+function versionOf (entry: LogEntry, op: PutOp | MkdirOp): Version {
+  const version: Version = op.op === 'put'
+    ? { author: entry.author, seq: entry.seq, time: entry.time, type: 'file', cid: cidText(op.cid), size: op.size, mode: op.mode, mtime: op.mtime }
+    : { author: entry.author, seq: entry.seq, time: entry.time, type: 'dir', mode: op.mode, mtime: op.mtime }
+  if (op.op === 'put' && op.pin !== undefined) version.pin = storedPin(op.pin)
+  return version
+}
+
 /** Applies entries into batches; owns the superseded-before-arrival rows. */
 export class Applier {
   /** Authors with versions superseded here before they were applied (`r!` keys). */
@@ -75,32 +101,75 @@ export class Applier {
    * never becomes live should its entry arrive later (its author trusted
    * again), as if the entries had been applied in causal order.
    *
+   * Done at once (returns undefined) when no step needs to wait: no
+   * version of its author was superseded here, every version its ops
+   * replace is applied, and each op is a usual tree change (tree.ts
+   * `changeNow`) — what nearly every entry of a page of history is. Else
+   * returns the promise of the rest; the state it leaves is the same.
+   *
    * @param text the entry's CIDs as text, when the caller has them (made here otherwise)
    */
-  async apply (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array, text?: EntryText): Promise<void> {
+  apply (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array, text?: EntryText): Promise<void> | undefined {
+    if (this.supersededAuthors.has(entry.author)) return this.applyWaiting(batch, cid, entry, bytes, text)
+    const ahead = this.noteSkipped(batch, entry)
+    for (let i = 0; i < entry.ops.length; i++) {
+      if (!this.applyOpNow(batch, entry, entry.ops[i])) return this.applyOps(batch, entry, NONE, i).then(() => { this.record(batch, cid, entry, bytes, ahead, text) })
+    }
+    this.record(batch, cid, entry, bytes, ahead, text)
+    return undefined
+  }
+
+  /** {@link apply}, each step awaited. */
+  private async applyWaiting (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array, text?: EntryText): Promise<void> {
     const superseded = await this.takeSuperseded(batch.txn, [entry.author, entry.seq])
-    // what it depends on by authors not applied here, noted before its ops are placed in its past
+    const ahead = this.noteSkipped(batch, entry)
+    await this.applyOps(batch, entry, superseded, 0)
+    this.record(batch, cid, entry, bytes, ahead, text)
+  }
+
+  /**
+   * Note what `entry` depends on by authors not applied here, before its
+   * ops are placed in its past; `ahead` as it was before (what decides
+   * whether the entry becomes a head).
+   */
+  private noteSkipped (batch: Batch, entry: LogEntry): VectorClock {
     const ahead = batch.ahead ?? this.components.state.ahead
     const skipped = skippedDeps(entry, batch.clock)
     if (skipped !== undefined) batch.ahead = merge(ahead, skipped)
+    return ahead
+  }
+
+  /** The ops of `entry` from the `from`-th on, each awaited; `superseded`: the paths where its version was superseded before it arrived. */
+  private async applyOps (batch: Batch, entry: LogEntry, superseded: ReadonlySet<string>, from: number): Promise<void> {
     // a v2 entry does not carry its clock: a replaced dot this replica cannot place in its past is not taken as superseded (see inKnownPast)
     const replaced = (dots: Dot[]): Dot[] => entry.v === 1 ? dots : dots.filter(d => this.inKnownPast(batch, d))
-    for (const op of entry.ops) {
+    for (let i = from; i < entry.ops.length; i++) {
+      const op = entry.ops[i]
       if (op.op === 'retire') {
         this.components.retired?.(batch, op, [entry.author, entry.seq])
         continue
       }
       await this.noteSuperseded(batch, op.path, replaced(op.replaces))
-      if (op.op === 'del') {
-        await batch.tree.change(op.path, op.replaces)
-      } else {
-        const version: Version = op.op === 'put'
-          ? { author: entry.author, seq: entry.seq, time: entry.time, type: 'file', cid: cidText(op.cid), size: op.size, mode: op.mode, mtime: op.mtime }
-          : { author: entry.author, seq: entry.seq, time: entry.time, type: 'dir', mode: op.mode, mtime: op.mtime }
-        if (op.op === 'put' && op.pin !== undefined) version.pin = storedPin(op.pin)
-        await batch.tree.change(op.path, op.replaces, superseded.has(op.path) ? undefined : version)
-      }
+      await batch.tree.change(op.path, op.replaces, op.op === 'del' || superseded.has(op.path) ? undefined : versionOf(entry, op))
     }
+  }
+
+  /**
+   * One op of {@link apply} done at once, when it can be: every version it
+   * replaces is applied here (so none is remembered as superseded) and the
+   * tree changes at once. False, having changed nothing, otherwise.
+   */
+  private applyOpNow (batch: Batch, entry: LogEntry, op: Op): boolean {
+    if (op.op === 'retire') {
+      this.components.retired?.(batch, op, [entry.author, entry.seq])
+      return true
+    }
+    for (const dot of op.replaces) if (!covers(batch.clock, dot)) return false
+    return batch.tree.changeNow(op.path, op.replaces, op.op === 'del' ? undefined : versionOf(entry, op))
+  }
+
+  /** The end of {@link apply}: the entry is stored and indexed, the clock and heads move on. */
+  private record (batch: Batch, cid: CID, entry: LogEntry, bytes: Uint8Array, ahead: VectorClock, text?: EntryText): void {
     const key = text?.cid ?? cid.toString()
     batch.txn.putBytes(entryKey(key), bytes)
     batch.clock[entry.author] = entry.seq
@@ -109,7 +178,7 @@ export class Applier {
     // applied in causal order, so the running count orders entries causally (pull serves by it)
     batch.txn.put(seqKey(entry.author, entry.seq), { cid: key, w: batch.total })
     batch.setTip([entry.author, entry.seq], key)
-    for (const [i, p] of entry.parents.entries()) batch.heads.delete(text?.parents[i] ?? p.toString())
+    for (let i = 0; i < entry.parents.length; i++) batch.heads.delete(text?.parents[i] ?? entry.parents[i].toString())
     if (!covers(ahead, [entry.author, entry.seq])) batch.heads.set(key, [entry.author, entry.seq])
     batch.applied.push(bytes)
     this.components.noteAuthor(entry)
@@ -119,20 +188,49 @@ export class Applier {
    * Why a ready v2 entry cannot be applied, if it cannot: a parent whose
    * entry this replica holds under the dot the entry names must be that
    * entry (the dot and the hash link agree). Pruned parents are not checked.
+   * Answered at once (not a promise) when every parent is a head or its
+   * author's latest entry, whose dots are in memory.
    */
-  async badLinks (batch: Batch, entry: LogEntry, text?: EntryText): Promise<string | undefined> {
+  badLinks (batch: Batch, entry: LogEntry, text?: EntryText): string | undefined | Promise<string | undefined> {
     if (entry.v !== 2) return undefined
-    for (const [i, dep] of entry.deps.entries()) {
-      if (!covers(batch.clock, dep) || covers(this.components.state.pruned, dep)) continue
-      const parent = text?.parents[i] ?? entry.parents[i].toString()
-      // most parents are current heads, whose dots are in memory: no read
-      const head = batch.heads.get(parent)
-      if (head !== undefined && head[0] === dep[0] && head[1] === dep[1]) continue
-      // and most other parents are their author's latest entry, also in memory
-      const applied = batch.tip(dep) ?? (await batch.txn.get<{ cid: string }>(seqKey(dep[0], dep[1])))?.cid
-      if (applied !== undefined && applied !== parent) return `parent ${parent} is not the entry [${dep[0]}, ${dep[1]}] it names`
+    for (let i = 0; i < entry.deps.length; i++) {
+      const known = this.linkInMemory(batch, entry, i, text)
+      if (known === UNKNOWN) return this.badLinksFrom(batch, entry, i, text)
+      if (known !== undefined) return known
     }
     return undefined
+  }
+
+  /** {@link badLinks} from the `from`-th parent on, reading the `s!` rows memory does not tell. */
+  private async badLinksFrom (batch: Batch, entry: EntryV2, from: number, text?: EntryText): Promise<string | undefined> {
+    for (let i = from; i < entry.deps.length; i++) {
+      const known = this.linkInMemory(batch, entry, i, text)
+      if (known !== UNKNOWN) {
+        if (known !== undefined) return known
+        continue
+      }
+      const dep = entry.deps[i]
+      const applied = (await batch.txn.get<{ cid: string }>(seqKey(dep[0], dep[1])))?.cid
+      if (applied !== undefined && applied !== parentText(entry, i, text)) return badLink(entry, i, text)
+    }
+    return undefined
+  }
+
+  /**
+   * What memory tells of the `i`-th parent of `entry`: nothing wrong
+   * (undefined), why it is wrong, or {@link UNKNOWN} when only its `s!` row can tell.
+   */
+  private linkInMemory (batch: Batch, entry: EntryV2, i: number, text?: EntryText): string | undefined | typeof UNKNOWN {
+    const dep = entry.deps[i]
+    if (!covers(batch.clock, dep) || covers(this.components.state.pruned, dep)) return undefined
+    const parent = parentText(entry, i, text)
+    // most parents are current heads, whose dots are in memory: no read
+    const head = batch.heads.get(parent)
+    if (head !== undefined && head[0] === dep[0] && head[1] === dep[1]) return undefined
+    // and most other parents are their author's latest entry, also in memory
+    const applied = batch.tip(dep)
+    if (applied === undefined) return UNKNOWN
+    return applied !== parent ? badLink(entry, i, text) : undefined
   }
 
   /** Every superseded dot's key (`r!`) with its paths (a snapshot merge drops those versions). */

@@ -25,6 +25,13 @@ export interface KV {
    * missing key). Optional: {@link getMany} falls back to one `get` each.
    */
   getMany?: (keys: string[]) => Promise<Array<Uint8Array | undefined>>
+  /**
+   * True when {@link getSync} can read now (optional, with it): what it
+   * says holds until control returns to the event loop.
+   */
+  readsNow?: () => boolean
+  /** A point read on the calling thread, for a store that has one; only while {@link readsNow}. */
+  getSync?: (key: string) => Uint8Array | undefined
   /** Apply all ops atomically; `sync` waits until they are on disk. */
   batch: (ops: KVOp[], sync: boolean) => Promise<void>
   /** Entries of a range in key order (or reverse). */
@@ -90,6 +97,12 @@ export class LevelKV implements KV {
     if (this.db.status !== 'open') await this.reopenForRead()
     return this.db.getSync(key)
   }
+
+  /** Open: {@link getSync} reads (a failed write closes the database until it is opened again, see the class comment). */
+  readsNow (): boolean { return this.db.status === 'open' }
+
+  /** {@link get} without the promise, while {@link readsNow}. */
+  getSync (key: string): Uint8Array | undefined { return this.db.getSync(key) }
 
   /**
    * One read of many keys on LevelDB's thread (classic-level `getMany`):
@@ -229,6 +242,8 @@ export class MemoryKV implements KV {
   async open (): Promise<void> {}
   async close (): Promise<void> {}
   async get (key: string): Promise<Uint8Array | undefined> { return fromStored(this.map.get(key)) }
+  readsNow (): boolean { return true }
+  getSync (key: string): Uint8Array | undefined { return fromStored(this.map.get(key)) }
   async getMany (keys: string[]): Promise<Array<Uint8Array | undefined>> { return keys.map(key => fromStored(this.map.get(key))) }
 
   async batch (ops: KVOp[]): Promise<void> {
@@ -448,6 +463,16 @@ export function encodeJSON (value: unknown): Uint8Array { return Buffer.from(JSO
 /** Bytes → JSON value. */
 export function decodeJSON<T> (bytes: Uint8Array): T { return JSON.parse(decoder.decode(bytes)) as T }
 
+/** What {@link Txn.peek} returns for a key it cannot tell without reading the store. */
+export const UNREAD: unique symbol = Symbol('unread')
+
+/**
+ * The JSON of 1, the value of every mark row (a dirty path, a conflict):
+ * encoded once, not for each row of each commit (stores copy what they are
+ * given; nothing changes it).
+ */
+const JSON_ONE = encodeJSON(1)
+
 /**
  * Reads through pending writes, then commits them as one batch. Values are
  * kept decoded (JSON objects or raw bytes) until commit.
@@ -464,6 +489,27 @@ export class Txn {
     const p = await this.lookup(key)
     if (p === undefined) return undefined
     return p.raw ? decodeJSON<T>(p.value as Uint8Array) : p.value as T
+  }
+
+  /**
+   * A JSON value, or undefined, without waiting: written in this
+   * transaction, under a cleared prefix, or read from the store on this
+   * thread when it {@link readsNow} (LevelDB's `getSync`); else
+   * {@link UNREAD}. What a batch applying a page of entries reads its rows
+   * with: an `await` for each would cost a turn of the microtask queue.
+   */
+  peek<T> (key: string): T | undefined | typeof UNREAD {
+    const p = this.pending.get(key)
+    if (p !== undefined) return p === null ? undefined : p.raw ? decodeJSON<T>(p.value as Uint8Array) : p.value as T
+    if (this.cleared.length > 0 && this.cleared.some(prefix => key.startsWith(prefix))) return undefined
+    if (!this.readsNow()) return UNREAD
+    const bytes = this.kv.getSync?.(key)
+    return bytes === undefined ? undefined : decodeJSON<T>(bytes)
+  }
+
+  /** True when {@link peek} answers every key (the store reads on this thread now), until control returns to the event loop. */
+  readsNow (): boolean {
+    return this.kv.getSync !== undefined && this.kv.readsNow?.() === true
   }
 
   /** Raw bytes, or undefined. */
@@ -498,7 +544,7 @@ export class Txn {
     const ops: KVOp[] = []
     for (const [key, p] of this.pending) {
       if (p === null) ops.push({ type: 'del', key })
-      else ops.push({ type: 'put', key, value: p.raw ? p.value as Uint8Array : encodeJSON(p.value) })
+      else ops.push({ type: 'put', key, value: p.raw ? p.value as Uint8Array : p.value === 1 ? JSON_ONE : encodeJSON(p.value) })
     }
     await this.kv.batch(ops, sync)
     this.pending.clear()

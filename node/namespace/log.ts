@@ -208,13 +208,16 @@ export class EntryLog {
           if (next === undefined || !ready(next.entry, batch.clock, trust)) break
           byAuthor.delete(next.entry.seq)
           this.pendingCount--
-          const bad = await applier.badLinks(batch, next.entry, next.text)
+          // both answer at once for nearly every entry of a page (apply.ts): awaited only when they could not
+          let bad = applier.badLinks(batch, next.entry, next.text)
+          if (bad instanceof Promise) bad = await bad
           if (bad !== undefined) {
             // its author's later entries never become ready either: they wait behind the gap
             this.reject(undefined, next.cid, bad)
             break
           }
-          await applier.apply(batch, next.cid, next.entry, next.bytes, next.text)
+          const applying = applier.apply(batch, next.cid, next.entry, next.bytes, next.text)
+          if (applying !== undefined) await applying
           applied++
           progress = true
           if (applied % DRAIN_YIELD_EVERY === 0) await new Promise(resolve => setImmediate(resolve))

@@ -14,6 +14,7 @@ import { baseName, joinPath, parentOf } from './paths.js'
 import { MAX_NAME_BYTES } from './paths.js'
 import type { Dot } from './clock.js'
 import type { FilePin } from './api.js'
+import { UNREAD } from './kv.js'
 
 /** A live version of a path: one write that nothing has superseded yet. */
 export interface Version {
@@ -126,6 +127,46 @@ function fileRecord (v: Version): Visible {
 
 import { copyPin } from './pins.js'
 
+/** No conflict copies. */
+const NO_COPIES: ReadonlyMap<string, Visible> = new Map()
+
+/** `versions` without those named in `replaces`, with `add` (a new list). */
+function changed (versions: readonly Version[], replaces: readonly Dot[], add: Version | undefined): Version[] {
+  let out: Version[]
+  if (replaces.length === 0) {
+    out = versions.slice()
+  } else {
+    const drop = new Set(replaces.map(([a, s]) => `${a}\n${s}`))
+    out = versions.filter(v => !drop.has(`${v.author}\n${v.seq}`))
+  }
+  if (add !== undefined) out.push(add)
+  return out
+}
+
+/**
+ * What a path with `versions` and `children` visible names below it shows:
+ * its record (undefined: nothing), and the file versions that lose to it
+ * (each shown as a conflict copy where it can be).
+ */
+function visibleOf (versions: readonly Version[], children: number): { main?: Visible, losers: Version[] } {
+  // one version and no children: what nearly every path is
+  if (versions.length === 1 && children === 0) {
+    const only = versions[0]
+    return { main: only.type === 'file' ? fileRecord(only) : { type: 'dir', mode: only.mode, mtime: only.mtime, dots: [dotOf(only)], children }, losers: [] }
+  }
+  const dirs = versions.filter(v => v.type === 'dir').sort(compareVersions)
+  const files = versions.filter(v => v.type === 'file').sort(compareVersions)
+  if (dirs.length > 0 || children > 0) {
+    const top = dirs.at(-1)
+    const main: Visible = top === undefined
+      ? { type: 'dir', mode: 0o755, mtime: Math.max(0, ...files.map(f => f.mtime)), dots: [], children, implicit: true }
+      : { type: 'dir', mode: top.mode, mtime: top.mtime, dots: dirs.map(dotOf), children }
+    return { main, losers: files }
+  }
+  if (files.length > 0) return { main: fileRecord(files[files.length - 1]), losers: files.slice(0, -1) }
+  return { losers: [] }
+}
+
 /**
  * What a {@link TreeWriter} reads and writes through: a transaction
  * (kv.ts `Txn`), or the bulk rows of a new node's first snapshot load
@@ -133,6 +174,10 @@ import { copyPin } from './pins.js'
  */
 export interface TreeTxn {
   get: <T>(key: string) => Promise<T | undefined>
+  /** The value when it is known without waiting, else {@link UNREAD} (optional; see kv.ts `Txn.peek`). */
+  peek?: <T>(key: string) => T | undefined | typeof UNREAD
+  /** True when {@link peek} reads every key now, until control returns to the event loop (optional; see kv.ts `Txn.readsNow`). */
+  readsNow?: () => boolean
   put: (key: string, value: unknown) => void
   del: (key: string) => void
 }
@@ -168,7 +213,23 @@ export class TreeWriter {
   }
 
   async versions (path: string): Promise<PathState> {
-    return await this.txn.get<PathState>(versionsKey(path)) ?? { versions: [], copies: [] }
+    return await this.read<PathState>(versionsKey(path)) ?? { versions: [], copies: [] }
+  }
+
+  /**
+   * A row, without waiting when the transaction knows it already (see
+   * {@link TreeTxn.peek}): a batch applying a page reads most of its rows
+   * that way, and an `await` for each would cost a turn of the microtask
+   * queue and its promises.
+   */
+  private read<T> (key: string): T | undefined | Promise<T | undefined> {
+    const known = this.peek<T>(key)
+    return known === UNREAD ? this.txn.get<T>(key) : known
+  }
+
+  /** See {@link TreeTxn.peek}; {@link UNREAD} when the transaction has none. */
+  private peek<T> (key: string): T | undefined | typeof UNREAD {
+    return this.txn.peek === undefined ? UNREAD : this.txn.peek<T>(key)
   }
 
   /**
@@ -176,12 +237,51 @@ export class TreeWriter {
    * then bring the visible tree up to date.
    */
   async change (path: string, replaces: Dot[], add?: Version): Promise<void> {
-    const state = await this.versions(path)
-    const drop = new Set(replaces.map(([a, s]) => `${a}\n${s}`))
-    const versions = state.versions.filter(v => !drop.has(`${v.author}\n${v.seq}`))
-    if (add !== undefined) versions.push(add)
+    let stored = this.read<PathState>(versionsKey(path))
+    if (stored instanceof Promise) stored = await stored
+    const state = stored ?? { versions: [], copies: [] }
+    const versions = changed(state.versions, replaces, add)
     if (this.markDirty) this.txn.put(dirtyKey(path), 1)
     await this.refresh(path, { versions, copies: state.copies })
+  }
+
+  /**
+   * {@link change}, done at once when it is the usual change of a page of
+   * history: the transaction reads every row now ({@link TreeTxn.readsNow}),
+   * the path ends with no conflict copies to make or drop, and its parent's
+   * record needs at most its child count adjusted. Returns false, having
+   * read but written nothing, otherwise: the caller runs {@link change}.
+   * The rows it writes are the ones {@link change} would.
+   */
+  changeNow (path: string, replaces: Dot[], add?: Version): boolean {
+    if (this.txn.readsNow?.() !== true) return false
+    const stored = this.peek<PathState>(versionsKey(path))
+    const current = this.peek<Visible>(visibleKey(path))
+    if (stored === UNREAD || current === UNREAD) return false
+    const state = stored ?? { versions: [], copies: [] }
+    if (state.copies.length > 0) return false
+    const versions = changed(state.versions, replaces, add)
+    const { main, losers } = visibleOf(versions, current?.type === 'dir' ? current.children ?? 0 : 0)
+    if (losers.length > 0) return false
+    const delta = main === undefined ? (current === undefined ? 0 : -1) : (current === undefined ? 1 : 0)
+    const dir = parentOf(path)
+    let parent: Visible | undefined
+    if (delta !== 0 && dir !== '/') {
+      const record = this.peek<Visible>(visibleKey(dir))
+      if (record === UNREAD) return false
+      // what adjustChildren does when it does not refresh the directory
+      if (record?.type === 'dir') {
+        const children = (record.children ?? 0) + delta
+        if (children <= 0 && record.implicit === true) return false
+        parent = { ...record, children: Math.max(0, children) }
+      } else if (delta > 0) {
+        return false
+      }
+    }
+    if (this.markDirty) this.txn.put(dirtyKey(path), 1)
+    this.writeVisible(path, { versions, copies: state.copies }, current, main, NO_COPIES)
+    if (parent !== undefined) this.txn.put(visibleKey(dir), parent)
+    return true
   }
 
   /**
@@ -201,23 +301,10 @@ export class TreeWriter {
    * `unseen`: the caller knows no visible name is stored at `path`.
    */
   private async refresh (path: string, state: PathState, childrenOverride?: number, unseen = false): Promise<void> {
-    const current = unseen ? undefined : await this.txn.get<Visible>(visibleKey(path))
+    let current = unseen ? undefined : this.read<Visible>(visibleKey(path))
+    if (current instanceof Promise) current = await current
     const children = childrenOverride ?? (current?.type === 'dir' ? current.children ?? 0 : 0)
-    const dirs = state.versions.filter(v => v.type === 'dir').sort(compareVersions)
-    const files = state.versions.filter(v => v.type === 'file').sort(compareVersions)
-
-    let main: Visible | undefined
-    let losers: Version[] = []
-    if (dirs.length > 0 || children > 0) {
-      const top = dirs.at(-1)
-      main = top === undefined
-        ? { type: 'dir', mode: 0o755, mtime: Math.max(0, ...files.map(f => f.mtime)), dots: [], children, implicit: true }
-        : { type: 'dir', mode: top.mode, mtime: top.mtime, dots: dirs.map(dotOf), children }
-      losers = files
-    } else if (files.length > 0) {
-      main = fileRecord(files[files.length - 1])
-      losers = files.slice(0, -1)
-    }
+    const { main, losers } = visibleOf(state.versions, children)
 
     // conflict copies: never over a path that has versions of its own
     const copies = new Map<string, Visible>()
@@ -231,6 +318,16 @@ export class TreeWriter {
       copies.set(copy, { ...fileRecord(loser), conflictOf: path, author: loser.author, time: loser.time })
     }
 
+    const delta = this.writeVisible(path, state, current, main, copies)
+    if (delta !== 0) await this.adjustChildren(parentOf(path), delta)
+  }
+
+  /**
+   * Write what is visible for `path` (`main`, and its conflict `copies`),
+   * where `current` was, and the path's versions (`state`, whose copies
+   * are those visible before); the change in the parent's child count.
+   */
+  private writeVisible (path: string, state: PathState, current: Visible | undefined, main: Visible | undefined, copies: ReadonlyMap<string, Visible>): number {
     let delta = 0
     if (main !== undefined) {
       if (current === undefined) delta++
@@ -247,19 +344,19 @@ export class TreeWriter {
       this.txn.put(visibleKey(copy), record)
       this.onCopy?.(copy)
     }
-    const next: PathState = { versions: state.versions, copies: [...copies.keys()] }
+    const next: PathState = { versions: state.versions, copies: copies.size === 0 ? [] : [...copies.keys()] }
     if (next.versions.length === 0 && next.copies.length === 0) this.txn.del(versionsKey(path))
     else this.txn.put(versionsKey(path), next)
     if (next.copies.length > 0) this.txn.put(conflictKey(path), 1)
     else if (state.copies.length > 0) this.txn.del(conflictKey(path))
-
-    if (delta !== 0) await this.adjustChildren(parentOf(path), delta)
+    return delta
   }
 
   /** A directory gained or lost visible names. */
   private async adjustChildren (dir: string, delta: number): Promise<void> {
     if (dir === '/') return
-    const record = await this.txn.get<Visible>(visibleKey(dir))
+    let record = this.read<Visible>(visibleKey(dir))
+    if (record instanceof Promise) record = await record
     if (record?.type === 'dir') {
       const children = (record.children ?? 0) + delta
       if (children > 0 || !(record.implicit === true)) {
