@@ -4,11 +4,13 @@
  * told it how far its own writes went and it pulled them back. Two real
  * nodes on 127.0.0.1 with LevelDB stores; the store is deleted on disk.
  * With `SHOAL_NAMESPACE_RECOVERY=skip` (the behaviour before recovery) it
- * fails: A reuses its seq 1, B refuses it, the trees never agree.
+ * fails: A reuses its seq 1, B refuses it, the trees never agree. And a
+ * node restored from an old copy of its store that writes the moment it is
+ * back (the check after a restart).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { rm } from 'node:fs/promises'
+import { cp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { makeRepo, startNode, until } from '../../helpers/swarm.js'
@@ -77,5 +79,53 @@ describe('a node that lost its namespace store', () => {
     assert.deepEqual(paths, ['/after.txt', '/before-1.txt', '/before-2.txt'])
     assert.equal(a.components.namespace.rejected, 0, 'A refused nothing')
     assert.equal(b.components.namespace.rejected, 0, 'B refused nothing: A did not reuse a seq')
+  })
+
+  it('restored from an old copy of its store, its first write waits for the peer\'s word and reuses no seq', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-backup-restore-')
+    const [repoA, repoB] = [await makeRepo(dir, 'a'), await makeRepo(dir, 'b')]
+    const nodes = new Set<ShoalNode>()
+    defer(t, async () => { for (const n of nodes) await n.stop().catch(() => {}) })
+    const start = async (repo: string): Promise<ShoalNode> => {
+      const node = await startNode(repo)
+      nodes.add(node)
+      return node
+    }
+    let a = await start(repoA)
+    const b = await start(repoB)
+    await dial(a, b)
+    await put(b, '/from-b.txt', 4)
+    await put(a, '/before-1.txt', 1)
+    await until('each to have the other\'s write', async () => (await b.components.namespace.lookup('/before-1.txt')) !== undefined && (await a.components.namespace.lookup('/from-b.txt')) !== undefined)
+
+    // a copy of A's store now (stopped, as a backup tool would take it), then one more write of A's
+    await a.stop()
+    nodes.delete(a)
+    const backup = join(dir, 'namespace-backup')
+    await cp(join(repoA, 'namespace'), backup, { recursive: true })
+    a = await start(repoA)
+    await dial(a, b)
+    await put(a, '/before-2.txt', 2)
+    await until('B to have A\'s second write', async () => (await b.components.namespace.lookup('/before-2.txt')) !== undefined)
+
+    // A comes back on the old copy and writes at once: it must not number that write 2 again
+    await a.stop()
+    nodes.delete(a)
+    await rm(join(repoA, 'namespace'), { recursive: true, force: true })
+    await cp(backup, join(repoA, 'namespace'), { recursive: true })
+    a = await start(repoA)
+    assert.equal(await a.components.namespace.lookup('/before-2.txt'), undefined, 'the old copy lacks the second write')
+    assert.equal(a.components.namespace.recovering, true, 'the restarted store checks with a peer before writing')
+    const writing = put(a, '/after.txt', 3)
+    await dial(a, b)
+    await writing
+
+    await until('both nodes to hold every write', async () => {
+      const [ta, tb] = [await tree(a), await tree(b)]
+      return ta.length === tb.length && ta.every((line, i) => line === tb[i]) && ta.some(l => l.startsWith('/after.txt '))
+    })
+    assert.deepEqual((await tree(a)).map(l => l.split(' ')[0]), ['/after.txt', '/before-1.txt', '/before-2.txt', '/from-b.txt'])
+    assert.equal(a.components.namespace.rejected, 0, 'A refused nothing')
+    assert.equal(b.components.namespace.rejected, 0, 'B refused nothing: A did not reuse its seq 2')
   })
 })
