@@ -8,7 +8,7 @@
  * node restored from an old copy of its store that writes the moment it is
  * back (the check after a restart).
  */
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { cp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -39,17 +39,23 @@ async function dial (from: ShoalNode, to: ShoalNode): Promise<void> {
   await from.components.libp2p.dial(multiaddr(to.components.libp2p.getMultiaddrs()[0].toString()))
 }
 
+/** Two repos in a temp dir, and a start that tracks the running nodes (all stopped when the test ends). */
+async function twoRepos (t: TestContext, prefix: string): Promise<{ dir: string, repoA: string, repoB: string, nodes: Set<ShoalNode>, start: (repo: string) => Promise<ShoalNode> }> {
+  const dir = await tempDir(t, prefix)
+  const [repoA, repoB] = [await makeRepo(dir, 'a'), await makeRepo(dir, 'b')]
+  const nodes = new Set<ShoalNode>()
+  defer(t, async () => { for (const n of nodes) await n.stop().catch(() => {}) })
+  const start = async (repo: string): Promise<ShoalNode> => {
+    const node = await startNode(repo)
+    nodes.add(node)
+    return node
+  }
+  return { dir, repoA, repoB, nodes, start }
+}
+
 describe('a node that lost its namespace store', () => {
   it('writes only once it has its own past writes back; both nodes end with every write, nothing rejected', TEST, async t => {
-    const dir = await tempDir(t, 'shoal-disk-loss-')
-    const [repoA, repoB] = [await makeRepo(dir, 'a'), await makeRepo(dir, 'b')]
-    const nodes = new Set<ShoalNode>()
-    defer(t, async () => { for (const n of nodes) await n.stop().catch(() => {}) })
-    const start = async (repo: string): Promise<ShoalNode> => {
-      const node = await startNode(repo)
-      nodes.add(node)
-      return node
-    }
+    const { repoA, repoB, nodes, start } = await twoRepos(t, 'shoal-disk-loss-')
     let a = await start(repoA)
     const b = await start(repoB)
     await dial(a, b)
@@ -82,15 +88,7 @@ describe('a node that lost its namespace store', () => {
   })
 
   it('restored from an old copy of its store, its first write waits for the peer\'s word and reuses no seq', TEST, async t => {
-    const dir = await tempDir(t, 'shoal-backup-restore-')
-    const [repoA, repoB] = [await makeRepo(dir, 'a'), await makeRepo(dir, 'b')]
-    const nodes = new Set<ShoalNode>()
-    defer(t, async () => { for (const n of nodes) await n.stop().catch(() => {}) })
-    const start = async (repo: string): Promise<ShoalNode> => {
-      const node = await startNode(repo)
-      nodes.add(node)
-      return node
-    }
+    const { dir, repoA, repoB, nodes, start } = await twoRepos(t, 'shoal-backup-restore-')
     let a = await start(repoA)
     const b = await start(repoB)
     await dial(a, b)
