@@ -17,7 +17,7 @@ export class SimArgsError extends Error {
 
 /** What `npm run sim -- --help` prints. */
 export const SIM_USAGE = `usage: npm run sim -- [options]
-  one scale run:   --nodes N --seed S --duration MS [--degree D] [--writers W] [--interval MS]
+  one scale run:   --nodes N --seed S --duration MS [--degree D] [--writers W] [--interval MS] [--crashes C]
   one seed:        --kind namespace|scale|durability|all --seed S [--nodes N] [--steps N] [--files N] [--duration MS]
   a campaign:      --seeds N [--from S | --campaign C] [--kind K] [--nodes N] [--stop-on-failure] [--skip-recovery]
   --help           this text`
@@ -27,7 +27,7 @@ export type SimCommand =
   /** `--help`: print {@link SIM_USAGE}. */
   | { mode: 'help' }
   /** One scale run with its own report (no `--kind`, no `--seeds`). */
-  | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, interval: number }
+  | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, interval: number, crashes: number }
   /** A campaign: `seeds` seeds (`from`, or drawn from `campaign` when undefined), or the single `seed` when `seeds` is undefined. */
   | { mode: 'campaign', seeds?: number, seed: number, from?: number, campaign?: number, options: Omit<CampaignOptions, 'seeds' | 'print'> }
 
@@ -42,6 +42,7 @@ const OPTIONS = {
   degree: { type: 'string' },
   writers: { type: 'string' },
   interval: { type: 'string' },
+  crashes: { type: 'string' },
   steps: { type: 'string' },
   files: { type: 'string' },
   'skip-recovery': { type: 'boolean' },
@@ -85,7 +86,7 @@ export function parseSimArgs (argv: readonly string[]): SimCommand {
     interval: int('interval', v.interval, d.interval, 1)
   }
   if (v.kind === undefined && v.seeds === undefined) {
-    return { mode: 'scale', nodes: int('nodes', v.nodes, 1000, 2), seed: int('seed', v.seed, 1), ...scale }
+    return { mode: 'scale', nodes: int('nodes', v.nodes, 1000, 2), seed: int('seed', v.seed, 1), crashes: int('crashes', v.crashes, 0), ...scale }
   }
   const kinds = kindsOf(v.kind ?? 'all')
   const defaultNodes = kinds.length === 1 && kinds[0] === 'namespace'

@@ -45,6 +45,7 @@ if (command.mode === 'scale') {
     partitionFor: command.duration,
     writers: command.writers,
     interval: command.interval,
+    crashes: command.crashes,
     network: { degree: command.degree },
     // SIM_OWN_VERIFIERS=1: every replica checks every signature it receives itself (as in production) instead of once for the swarm
     sharedVerifier: process.env.SIM_OWN_VERIFIERS === undefined,
@@ -54,7 +55,7 @@ if (command.mode === 'scale') {
     progress: process.env.SIM_PROGRESS === undefined ? undefined : line => { console.log(`[wall ${wall()} s, cpu ${cpu()} s, peak RSS ${peakMiB()} MiB] ${line}`) }
   })
   const n = r.network
-  console.log(`nodes ${r.nodes}, degree ${command.degree}, seed ${command.seed}: ${r.writes} writes, partition ${command.duration} virtual ms`)
+  console.log(`nodes ${r.nodes}, degree ${command.degree}, seed ${command.seed}: ${r.writes} writes, partition ${command.duration} virtual ms, ${r.crashed} nodes crashed and restarted`)
   console.log(`virtual ${(r.virtualMs / 1000).toFixed(1)} s (converged ${String(r.converged)} ${(r.convergeMs / 1000).toFixed(1)} s after the heal), wall ${wall()} s, peak RSS ${peakMiB()} MiB`)
   console.log(`messages: ${n.sent} legs sent, ${n.delivered} delivered, ${n.seen} already seen, ${n.dropped} dropped, ${n.unreachable} unreachable; links ${n.links}, max hops ${n.maxHops}; requests ${n.requests} (${n.notLinked} to unlinked peers, ${n.timeouts} timed out); gossip handled ${r.gossipHandled}; pulls ${r.pulls} (${r.pullFailures} failed); events ${r.events}`)
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)

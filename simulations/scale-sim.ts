@@ -5,6 +5,10 @@
  * from many nodes, a partition with writes on both sides, a cut of random
  * links and one-way links, a heal — and checked: every replica converges to
  * the same clock and every acknowledged write is visible on every replica.
+ * With `crashes`, that many nodes that do not write crash during the
+ * partition (sync stopped, replica closed; their store kept) and restart,
+ * as the daemon does (`checkOnRestart`), half of them before the heal and
+ * half after.
  *
  * Why a harness of its own: `NamespaceSim` keeps per-op traces and compares
  * whole views, which is the right tool for dozens of replicas; at thousands
@@ -42,6 +46,8 @@ export interface ScaleOptions {
   writesPerWriter?: number
   /** Virtual ms the partition lasts. @default 20000 */
   partitionFor?: number
+  /** Nodes (none of them writers) that crash during the partition and restart with their store. @default 0 */
+  crashes?: number
   /** Longest virtual time to converge after the heal (ms). @default 300000 */
   convergeWithin?: number
   /** Virtual ms to run on after convergence with no writes (a quiet swarm), measured apart. @default 0 */
@@ -99,6 +105,8 @@ export interface ScaleResult {
   quiet: GossipTally & { ms: number }
   /** Events the scheduler ran. */
   events: number
+  /** Nodes that crashed and restarted. */
+  crashed: number
   /** Signatures checked for real, and answers the shared verifier gave again (0 without it). */
   signatures: { checks: number, hits: number }
 }
@@ -108,7 +116,7 @@ interface Acked { path: string, cid: string }
 
 const NETWORK: Partial<NetworkOptions> = { degree: 8, minDelay: 5, maxDelay: 80, jitter: 10, drop: 0.01, duplicate: 0.01, reorder: 0.01, bandwidth: 1000, requestTimeout: 2000 }
 
-interface Node { id: string, replica: Replica, sync: NamespaceSync, received: { messages: number, bytes: number } }
+interface Node { id: string, replica: Replica, sync: NamespaceSync, received: { messages: number, bytes: number }, restart: () => Promise<void> }
 
 /** Build the swarm, run the scenario, check it. */
 export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
@@ -121,14 +129,24 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const shared = options.sharedVerifier === false ? undefined : swarmVerifier()
   for (let i = 0; i < options.nodes; i++) {
     const signer = signerFromKey(await generateKeyPairFromSeed('Ed25519', rng.bytes(32)))
-    const replica = new Replica({ kv: new MemoryKV(), signer, verifier: shared?.verifier ?? peerIdVerifier(), clock: time, logger })
-    await replica.open()
+    const kv = new MemoryKV()
     const received = { messages: 0, bytes: 0 }
-    const sync = new NamespaceSync(
-      { replica, network: counted(net.endpoint(signer.id), received), timers: time, random: rng.fork().random, logger, clock: time },
-      { interval, requestTimeout: REAL_REQUEST_TIMEOUT }
-    )
-    nodes.push({ id: signer.id, replica, sync, received })
+    const random = rng.fork().random
+    const build = async (): Promise<Pick<Node, 'replica' | 'sync'>> => {
+      const replica = new Replica({ kv, signer, verifier: shared?.verifier ?? peerIdVerifier(), clock: time, timers: time, logger }, { checkOnRestart: true })
+      await replica.open()
+      const sync = new NamespaceSync(
+        { replica, network: counted(net.endpoint(signer.id), received), timers: time, random, logger, clock: time },
+        { interval, requestTimeout: REAL_REQUEST_TIMEOUT }
+      )
+      return { replica, sync }
+    }
+    const node: Node = { id: signer.id, ...await build(), received, restart: async () => {} }
+    node.restart = async () => {
+      Object.assign(node, await build())
+      await node.sync.start()
+    }
+    nodes.push(node)
   }
   const say = (what: string): void => { options.progress?.(`${((time.now() - VirtualTime.START) / 1000).toFixed(1)} s virtual: ${what}`) }
   say(`${nodes.length} replicas built`)
@@ -168,11 +186,26 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const oneWay = sample(rng, links.length, Math.floor(links.length / 20)).map(k => links[k])
   net.cut(cut)
   net.cut(oneWay, { oneWay: true })
+  // crashes: nodes that do not write stop (their store kept); half come back before the heal, half after
+  const writing = new Set(writers)
+  const idle = nodes.map((_, i) => i).filter(i => !writing.has(i))
+  const crashed = sample(rng, idle.length, Math.min(idle.length, options.crashes ?? 0)).map(k => nodes[idle[k]])
+  for (const n of crashed) {
+    await n.sync.stop()
+    await n.replica.close()
+  }
+  if (crashed.length > 0) say(`${crashed.length} nodes crashed`)
   await write('split')
-  await time.advance(options.partitionFor ?? 20_000)
+  const partitionFor = options.partitionFor ?? 20_000
+  await time.advance(Math.floor(partitionFor / 2))
+  const early = crashed.slice(0, Math.floor(crashed.length / 2))
+  for (const n of early) await n.restart()
+  await time.advance(partitionFor - Math.floor(partitionFor / 2))
   net.heal()
   const healed = time.now()
   say('heal')
+  for (const n of crashed.slice(early.length)) await n.restart()
+  if (crashed.length > 0) say(`${crashed.length} nodes restarted (${early.length} before the heal)`)
 
   const target = (): boolean => {
     const want = nodes[0].replica.clockNow()
@@ -236,6 +269,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     gossip,
     quiet,
     events: time.events,
+    crashed: crashed.length,
     signatures: { checks: shared?.stats.checks ?? 0, hits: shared?.stats.hits ?? 0 }
   }
 }

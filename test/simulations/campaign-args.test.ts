@@ -32,7 +32,10 @@ describe('npm run sim arguments', () => {
     assert.deepEqual(parseSimArgs(['--help']), { mode: 'help' })
     const c = parseSimArgs(['--nodes', '300', '--seed', '3', '--duration', '5000', '--writers', '200', '--interval', '20000'])
     assert.equal(c.mode, 'scale')
-    if (c.mode === 'scale') assert.deepEqual([c.nodes, c.seed, c.duration, c.writers, c.interval], [300, 3, 5000, 200, 20000])
+    if (c.mode === 'scale') assert.deepEqual([c.nodes, c.seed, c.duration, c.writers, c.interval, c.crashes], [300, 3, 5000, 200, 20000, 0])
+    const crashes = parseSimArgs(['--nodes', '300', '--crashes', '30'])
+    assert.ok(crashes.mode === 'scale' && crashes.crashes === 30)
+    assert.throws(() => parseSimArgs(['--nodes', '300', '--crashes', '-1']), (err: Error) => err.name === 'SimArgsError' && /--crashes/.test(err.message))
   })
 
   it('the runner prints one line and exits 2 on bad arguments, and the usage on --help', () => {

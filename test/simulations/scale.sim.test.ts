@@ -24,6 +24,14 @@ test('1,000 replicas, 200 of them writers, on a bounded network converge after a
   assert.ok(r.network.seen > 0 && r.network.dropped > 0 && r.network.duplicated > 0)
 })
 
+test('300 replicas of which 60 crash during a partition and restart with their stores (half before the heal, half after): every write on every replica', { timeout: 300_000 }, async () => {
+  const r = await runScaleInChild({ nodes: 300, seed: 5, writers: 40, interval: 20_000, partitionFor: 5000, convergeWithin: 120_000, crashes: 60 }, { timeoutMs: 240_000 })
+  assert.equal(r.crashed, 60)
+  assert.equal(r.writes, 80)
+  assert.ok(r.converged, `not converged ${r.convergeMs} virtual ms after the heal`)
+  assert.deepEqual(r.lost, [], `${r.replicasMissing} replicas miss writes`)
+})
+
 test('a scale run in a child process that outlasts its limit fails with a typed error and leaves no process behind', async () => {
   await assert.rejects(runScaleInChild({ nodes: 300, seed: 1, writers: 10 }, { timeoutMs: 200 }), (err: Error) => err.name === 'ScaleChildError' && /still running after 200 ms/.test(err.message))
   const children = readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8').trim()
