@@ -201,7 +201,7 @@ export class NamespaceSim {
     await replica.open()
     const endpoint = this.net.endpoint(signer.id)
     const sync = new NamespaceSync(
-      { replica, network: endpoint, timers: this.time, random: this.rng.fork().random, logger, trust, clock },
+      { replica, network: endpoint, timers: this.time, random: this.rng.fork().random, logger, trust, clock: this.time },
       { interval: SIM_INTERVAL, ...options.sync, requestTimeout: REAL_REQUEST_TIMEOUT }
     )
     replica.onLocalEntries(entries => { this.noteLocal(node.index, entries, replica.state().clock) })

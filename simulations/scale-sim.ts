@@ -116,7 +116,20 @@ interface Acked { path: string, cid: string }
 
 const NETWORK: Partial<NetworkOptions> = { degree: 8, minDelay: 5, maxDelay: 80, jitter: 10, drop: 0.01, duplicate: 0.01, reorder: 0.01, bandwidth: 1000, requestTimeout: 2000 }
 
-interface Node { id: string, replica: Replica, sync: NamespaceSync, received: { messages: number, bytes: number }, restart: () => Promise<void> }
+interface Node {
+  id: string
+  replica: Replica
+  sync: NamespaceSync
+  received: { messages: number, bytes: number }
+  /** A new replica and sync over this node's store (its start, or a restart). */
+  build: () => Promise<Pick<Node, 'replica' | 'sync'>>
+}
+
+/** Restart a crashed node over its store, as the daemon does. */
+async function restart (node: Node): Promise<void> {
+  Object.assign(node, await node.build())
+  await node.sync.start()
+}
 
 /** Build the swarm, run the scenario, check it. */
 export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
@@ -141,12 +154,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
       )
       return { replica, sync }
     }
-    const node: Node = { id: signer.id, ...await build(), received, restart: async () => {} }
-    node.restart = async () => {
-      Object.assign(node, await build())
-      await node.sync.start()
-    }
-    nodes.push(node)
+    nodes.push({ id: signer.id, ...await build(), received, build })
   }
   const say = (what: string): void => { options.progress?.(`${((time.now() - VirtualTime.START) / 1000).toFixed(1)} s virtual: ${what}`) }
   say(`${nodes.length} replicas built`)
@@ -199,12 +207,12 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const partitionFor = options.partitionFor ?? 20_000
   await time.advance(Math.floor(partitionFor / 2))
   const early = crashed.slice(0, Math.floor(crashed.length / 2))
-  for (const n of early) await n.restart()
+  for (const n of early) await restart(n)
   await time.advance(partitionFor - Math.floor(partitionFor / 2))
   net.heal()
   const healed = time.now()
   say('heal')
-  for (const n of crashed.slice(early.length)) await n.restart()
+  for (const n of crashed.slice(early.length)) await restart(n)
   if (crashed.length > 0) say(`${crashed.length} nodes restarted (${early.length} before the heal)`)
 
   const target = (): boolean => {

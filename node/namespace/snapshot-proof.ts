@@ -78,7 +78,7 @@ export async function provenClock (c: ProofComponents, snap: SnapshotView, fetch
     i += got.length
   }
   // no tip, or one that did not verify: the counter stays at this replica's own
-  for (const [author] of Object.entries(snap.clock)) {
+  for (const author of Object.keys(snap.clock)) {
     if (!trust.trusts(author) || out[author] !== undefined) continue
     if ((store.clock[author] ?? 0) > 0) out[author] = store.clock[author]
   }

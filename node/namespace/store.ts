@@ -71,13 +71,17 @@ export class Batch {
    * when only the `s!` row can tell.
    */
   tip (dot: Dot): string | undefined {
-    const tip = this.tips.get(dot[0]) ?? this.baseTips?.get(dot[0])
-    return tip !== undefined && tip.seq === dot[1] ? tip.cid : undefined
+    return cidAt(this.tips.get(dot[0]) ?? this.baseTips?.get(dot[0]), dot)
   }
 }
 
 /** An author's latest applied entry: its seq and CID. */
 export interface Tip { seq: number, cid: string }
+
+/** The CID of `tip` when it is the entry at `dot` (its author's latest is that seq). */
+function cidAt (tip: Tip | undefined, dot: Dot): string | undefined {
+  return tip !== undefined && tip.seq === dot[1] ? tip.cid : undefined
+}
 
 /**
  * Something another module writes with every commit: called before the
@@ -160,10 +164,7 @@ export class ReplicaStore {
   }
 
   /** The CID of the entry applied at `dot` when it is its author's latest applied since open (no read); undefined otherwise. */
-  tip (dot: Dot): string | undefined {
-    const tip = this.tipState.get(dot[0])
-    return tip !== undefined && tip.seq === dot[1] ? tip.cid : undefined
-  }
+  tip (dot: Dot): string | undefined { return cidAt(this.tipState.get(dot[0]), dot) }
 
   /** Write with every commit (see {@link CommitHook}). */
   onCommit (hook: CommitHook): void { this.hooks.push(hook) }

@@ -107,7 +107,11 @@ export interface SyncComponents {
   logger: Logger
   /** Peers whose gossip is taken and who are pulled from. @default the replica's trust (every peer when it has none) */
   trust?: TrustPolicy
-  /** The clock peer scores decay on (virtual in simulations). @default the process's clock */
+  /**
+   * The clock peer scores decay on: durations only, so a monotonic one (a
+   * step of the wall clock must not forgive or prolong a shunning); virtual
+   * time in simulations. @default `performance.now()`
+   */
   clock?: WallClock
 }
 
@@ -232,7 +236,7 @@ export class NamespaceSync {
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
     this.log = components.logger
     this.trust = components.trust ?? components.replica.trust
-    this.scores = new PeerScores(components.clock ?? { now: () => Date.now() }, options.scores)
+    this.scores = new PeerScores(components.clock ?? { now: () => performance.now() }, options.scores)
   }
 
   async start (): Promise<void> {

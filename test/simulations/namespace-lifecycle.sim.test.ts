@@ -26,6 +26,12 @@ function report (sim: NamespaceSim, found: string[], steps: readonly Step[] = []
 
 const put = (path: string): SimOp => ({ kind: 'put', path })
 
+/** Nothing wrong once the swarm had time to converge: same views, every acknowledged write, nothing rejected. */
+async function assertWhole (sim: NamespaceSim): Promise<void> {
+  const found = await problems(sim)
+  assert.deepEqual(found, [], report(sim, found))
+}
+
 /**
  * The disk-loss scenario of issue 17: node 0 writes, everyone syncs, node 0
  * restarts with the same key and an empty store and writes at once.
@@ -44,8 +50,7 @@ describe('namespace simulation: node lifecycle', () => {
   it('a node restarted with its disk lost writes only after it recovered its own writes: same trees, no write lost, nothing rejected', async () => {
     await withSim({ nodes: 3, seed: 17 }, async sim => {
       await diskLossThenWrite(sim)
-      const found = await problems(sim)
-      assert.deepEqual(found, [], report(sim, found))
+      await assertWhole(sim)
       assert.equal(sim.nodes[0].replica.recovering, false)
     })
   })
@@ -73,8 +78,7 @@ describe('namespace simulation: node lifecycle', () => {
       sim.heal()
       await sim.advance(5_000)
       assert.equal((await sim.apply(0, put('/f'))).ok, true)
-      const found = await problems(sim)
-      assert.deepEqual(found, [], report(sim, found))
+      await assertWhole(sim)
     })
   })
 
@@ -89,8 +93,7 @@ describe('namespace simulation: node lifecycle', () => {
       await sim.restart(2, 'backup')
       await sim.advance(3_000)
       assert.equal((await sim.apply(2, put('/f'))).ok, true)
-      const found = await problems(sim)
-      assert.deepEqual(found, [], report(sim, found))
+      await assertWhole(sim)
     })
   })
 
@@ -107,8 +110,7 @@ describe('namespace simulation: node lifecycle', () => {
       // no time passes between the restore and the write
       const outcome = await sim.apply(2, put('/f'))
       assert.equal(outcome.ok, true, `the write is acknowledged once checked (${outcome.error ?? ''})`)
-      const found = await problems(sim)
-      assert.deepEqual(found, [], report(sim, found))
+      await assertWhole(sim)
     })
   })
 
@@ -125,8 +127,7 @@ describe('namespace simulation: node lifecycle', () => {
       assert.equal(outcome.ok, true, `a lone restart still writes (${outcome.error ?? ''})`)
       assert.ok(sim.time.now() - before >= 10_000, 'it waited for the check first')
       sim.heal()
-      const found = await problems(sim)
-      assert.deepEqual(found, [], report(sim, found))
+      await assertWhole(sim)
     })
   })
 
@@ -142,8 +143,7 @@ describe('namespace simulation: node lifecycle', () => {
       // crash and restart while the disk is still full: close and open must not need a write
       await sim.restart(1, 'keep')
       assert.ok(sim.nodes[1].kv.refused > 0, 'the store did refuse writes')
-      const found = await problems(sim)
-      assert.deepEqual(found, [], report(sim, found))
+      await assertWhole(sim)
       assert.equal(sim.nodes[1].kv.full, false)
     })
   })
