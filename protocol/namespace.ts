@@ -29,6 +29,7 @@ import { NOT_CANONICAL, cutField, decodeCanonicalDagCbor, decodeCanonicalMap, wi
 import { cidText } from './cid-text.js'
 import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
+import { inKeyOrder } from './key-order.js'
 import { fieldChecks, type CidRule } from './fields.js'
 import { isPlainMap, isSet, plainBytes, show, type Fields } from './values.js'
 
@@ -655,7 +656,9 @@ export function splitSnapshotAuthors (part: SnapshotAuthorPart, perBlock: number
  * @throws {InvalidMessageError} when the message is not valid or exceeds {@link MAX_SYNC_MESSAGE_BYTES}
  */
 export function encodeHeadsMessage (message: HeadsMessage): Uint8Array {
-  return encodeChecked(pickHeadsMessage(message), MAX_SYNC_MESSAGE_BYTES, 'heads message')
+  const picked = pickHeadsMessage(message)
+  picked.clock = inKeyOrder(picked.clock)
+  return encodeChecked(picked, MAX_SYNC_MESSAGE_BYTES, 'heads message')
 }
 
 /**
@@ -674,7 +677,9 @@ export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
  * @throws {InvalidMessageError} when the request is not valid or exceeds {@link MAX_SYNC_MESSAGE_BYTES}
  */
 export function encodeSyncRequest (message: SyncRequest): Uint8Array {
-  return encodeChecked(pickSyncRequest(message), MAX_SYNC_MESSAGE_BYTES, 'sync request')
+  const picked = pickSyncRequest(message)
+  if (picked.type === 'pull') picked.clock = inKeyOrder(picked.clock)
+  return encodeChecked(picked, MAX_SYNC_MESSAGE_BYTES, 'sync request')
 }
 
 /**
@@ -692,7 +697,9 @@ export function decodeSyncRequest (bytes: Uint8Array): SyncRequest {
  * @throws {InvalidMessageError} when the response is not valid or exceeds {@link MAX_SYNC_MESSAGE_BYTES}
  */
 export function encodeSyncResponse (message: SyncResponse): Uint8Array {
-  return encodeChecked(pickSyncResponse(message), MAX_SYNC_MESSAGE_BYTES, 'sync response')
+  const picked = pickSyncResponse(message)
+  if (picked.type === 'entries' || picked.type === 'snapshot') picked.clock = inKeyOrder(picked.clock)
+  return encodeChecked(picked, MAX_SYNC_MESSAGE_BYTES, 'sync response')
 }
 
 /**
