@@ -42,7 +42,7 @@ import { Snapshots } from './snapshots.js'
 import type { SnapshotFetch } from './snapshot-load.js'
 import { ReplicaStore, sortedHeads } from './store.js'
 import { TRUST_EVERYONE, type TrustPolicy } from './trust.js'
-import { loadHeads, migrateSingleNode, upgradeRows, upgradeSnapshot, type UpgradeComponents } from './upgrade.js'
+import { loadHeads, migrateSingleNode, upgradeHeadRows, upgradeRows, upgradeSnapshot, type UpgradeComponents } from './upgrade.js'
 import { LocalWrites } from './writes.js'
 import type { Signer, Verifier } from './identity.js'
 import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions, WallClock } from './api.js'
@@ -273,6 +273,7 @@ export class Replica implements Namespace {
       store.setHeads(await loadHeads(this.upgrades))
       // after the checks that refuse a store without changing it
       if (legacyClock !== undefined || legacyMembers !== undefined) await upgradeRows(this.upgrades, legacyClock, legacyMembers)
+      await upgradeHeadRows(this.upgrades)
       await upgradeSnapshot(this.upgrades)
       await this.applier.load()
       await this.retirements.load()

@@ -3,12 +3,14 @@
  * replica names them alike (the prefixes are listed in docs/namespace.md,
  * "Storage"; the tree's own keys, `t!`, `v!` and `c!`, are tree.ts's).
  *
- * Per-author and per-member rows: the vector clock and
- * the members' clocks were once one record each (`m!clock`, `m!members`),
- * rewritten whole by every commit: with many authors and members that was
- * megabytes per write. One row per author (its counter) and one per member
- * (what it has seen, when it was last heard from) make a commit write only
- * what it changed.
+ * Per-author, per-member and per-head rows: the vector clock, the members'
+ * clocks and the heads were once one record each (`m!clock`, `m!members`,
+ * `m!heads`), rewritten whole by every commit: with many authors and
+ * members that was megabytes per write, and with hundreds of authors
+ * writing at once the heads alone were kilobytes (up to 4,096 heads of
+ * ~80 bytes). One row per author (its counter), per member (what it has
+ * seen, when it was last heard from) and per head (its dot) make a commit
+ * write only what it changed.
  *
  * @module
  */
@@ -27,6 +29,15 @@ export function memberKey (peer: string): string { return 'p!' + peer }
 export const MEMBER_RANGE = { gt: 'p!', lt: 'p"' } as const
 /** The member a member row is about. */
 export function peerOfMemberKey (key: string): string { return key.slice(2) }
+
+/** `h!<cid>` → the head entry's dot `[author, seq]` (JSON): one row per head. */
+export function headKey (cid: string): string { return 'h!' + cid }
+/** Every head row. */
+export const HEAD_RANGE = { gt: 'h!', lt: 'h"' } as const
+/** The head (entry CID) a head row is about. */
+export function cidOfHeadKey (key: string): string { return key.slice(2) }
+/** The whole-heads record of stores written before the head rows (upgraded at open). */
+export const LEGACY_HEADS_KEY = 'm!heads'
 
 /** The whole-clock record of stores written before the rows (upgraded at open). */
 export const LEGACY_CLOCK_KEY = 'm!clock'

@@ -22,7 +22,7 @@
 import { Txn, decodeJSON, type KV } from './kv.js'
 import { TreeWriter } from './tree.js'
 import { weight, type Dot, type VectorClock } from './clock.js'
-import { CLOCK_RANGE, authorOfClockKey, clockKey, metaKey } from './rows.js'
+import { CLOCK_RANGE, authorOfClockKey, clockKey, headKey, metaKey } from './rows.js'
 
 /** The mutable state one batch works on; adopted only after its commit. */
 export class Batch {
@@ -171,13 +171,15 @@ export class ReplicaStore {
 
   /**
    * Write a batch — its tree and log changes, the clock rows it changed, the
-   * heads, `ahead`, and what the commit hooks add — in one fsynced batch,
-   * then adopt its state.
+   * head rows it added and removed, `ahead`, and what the commit hooks add —
+   * in one fsynced batch, then adopt its state.
    */
   async commit (batch: Batch): Promise<void> {
     const after = this.hooks.map(hook => hook(batch))
     for (const author of batch.changed) batch.txn.put(clockKey(author), batch.clock[author])
-    batch.txn.put(metaKey('heads'), [...batch.heads])
+    // the head rows are those of the heads adopted last (loadHeads made them so at open)
+    for (const head of this.headState.keys()) if (!batch.heads.has(head)) batch.txn.del(headKey(head))
+    for (const [head, dot] of batch.heads) if (!this.headState.has(head)) batch.txn.put(headKey(head), dot)
     if (batch.ahead !== undefined) batch.txn.put(metaKey('ahead'), batch.ahead)
     await batch.txn.commit(true)
     if (Object.getPrototypeOf(batch.clock) === this.clockState) {

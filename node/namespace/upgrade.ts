@@ -1,6 +1,6 @@
 /**
  * Stores written by older builds (docs/namespace.md, "On-disk format and
- * upgrades"): how to recognise them and read what they hold. Two formats
+ * upgrades"): how to recognise them and read what they hold. Four formats
  * predate today's:
  *
  * 1. the single-node namespace (before the replica): one JSON record per
@@ -8,13 +8,14 @@
  *    or `{ type: 'dir', mode, mtime }`, the root not stored;
  * 2. a development build of the replica whose `m!heads` was a list of head
  *    CIDs (strings) instead of `[cid, dot]` pairs, and whose snapshot roots
- *    had no `headDots`.
- *
+ *    had no `headDots`;
  * 3. clock and members as one record each (`m!clock`, `m!members`) instead
- *    of one row per author and per member (rows.ts).
+ *    of one row per author and per member (rows.ts);
+ * 4. the heads as one record (`m!heads`, `[cid, dot]` pairs) instead of one
+ *    row per head.
  *
  * The replica's `open` upgrades such a store in place with what this module
- * reads and does ({@link upgradeRows}, {@link loadHeads},
+ * reads and does ({@link upgradeRows}, {@link upgradeHeadRows}, {@link loadHeads},
  * {@link migrateSingleNode}); anything it cannot upgrade without losing
  * data is refused with a {@link NamespaceFormatError} before anything is
  * changed. The upgrades reach the rest of the replica through
@@ -28,7 +29,7 @@ import { cborCID } from '../blocks/verify.js'
 import { ShoalError } from '../errors.js'
 import { Txn, decodeJSON } from './kv.js'
 import { baseName, joinPath, normalizePath, parentOf } from './paths.js'
-import { LEGACY_CLOCK_KEY, LEGACY_MEMBERS_KEY, clockKey, entryKey, memberKey, metaKey } from './rows.js'
+import { HEAD_RANGE, LEGACY_CLOCK_KEY, LEGACY_HEADS_KEY, LEGACY_MEMBERS_KEY, cidOfHeadKey, clockKey, entryKey, headKey, memberKey } from './rows.js'
 import type { Dot, VectorClock } from './clock.js'
 import type { Member } from './members.js'
 import type { ReplicaStore } from './store.js'
@@ -179,17 +180,53 @@ export async function upgradeSnapshot (c: Pick<UpgradeComponents, 'store' | 'log
 }
 
 /**
- * The stored heads, upgraded from the development build's format when
- * needed ({@link upgradeHeads}).
+ * The stored heads: the head rows (`h!`), or the whole-heads record
+ * (`m!heads`) of a store written before them — upgraded from the
+ * development build's format when needed ({@link upgradeHeads}); a record
+ * in today's pairs becomes rows later, with the other upgrades that change
+ * the store ({@link upgradeHeadRows}).
  *
  * @throws {NamespaceFormatError} for heads in no known format, or that cannot be upgraded
  */
 export async function loadHeads (c: UpgradeComponents): Promise<Map<string, Dot>> {
-  const bytes = await c.store.kv.get(metaKey('heads'))
-  if (bytes === undefined) return new Map()
+  const bytes = await c.store.kv.get(LEGACY_HEADS_KEY)
+  if (bytes === undefined) return await readHeadRows(c.store)
   const stored = parseStoredHeads(bytes, c.store.where)
   if (stored.format === 'dots') return new Map(stored.heads)
   return await upgradeHeads(c, stored.heads)
+}
+
+/** The head rows, each checked. */
+async function readHeadRows (store: ReplicaStore): Promise<Map<string, Dot>> {
+  const heads = new Map<string, Dot>()
+  for await (const [key, value] of store.kv.iterate({ ...HEAD_RANGE })) {
+    let dot: unknown
+    try {
+      dot = decodeJSON<unknown>(value)
+    } catch {}
+    if (!isDot(dot)) {
+      throw new NamespaceFormatError(`${store.where}: head row ${key} holds no dot. Nothing was changed. ` +
+        `Move ${store.where} aside and restart: the node bootstraps the namespace from a peer`)
+    }
+    heads.set(cidOfHeadKey(key), dot)
+  }
+  return heads
+}
+
+/**
+ * A store whose heads are one record (`m!heads`, before the head rows) gets
+ * one row per head instead, in one batch: the heads loaded at open, which
+ * are that record's.
+ */
+export async function upgradeHeadRows (c: Pick<UpgradeComponents, 'store' | 'logger'>): Promise<void> {
+  const { store } = c
+  if (await store.kv.get(LEGACY_HEADS_KEY) === undefined) return
+  const txn = new Txn(store.kv)
+  await txn.clearPrefix(HEAD_RANGE.gt)
+  for (const [head, dot] of store.heads) txn.put(headKey(head), dot)
+  txn.del(LEGACY_HEADS_KEY)
+  await txn.commit(true)
+  c.logger.info({ heads: store.heads.size }, 'namespace store upgraded: heads stored per row')
 }
 
 /**
@@ -225,6 +262,8 @@ async function upgradeHeads (c: UpgradeComponents, cids: string[]): Promise<Map<
   }
   const state = await snapshots.collectState()
   const batch = store.batch(store.clock, heads)
+  // the heads become rows with this commit (no head is adopted yet, so every one is written)
+  batch.txn.del(LEGACY_HEADS_KEY)
   for (const prefix of ['t!', 'v!', 'c!']) await batch.txn.clearPrefix(prefix)
   for (const [path, versions] of state) await batch.tree.load(path, versions)
   const rewrite = await snapshots.exists()

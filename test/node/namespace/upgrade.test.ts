@@ -37,6 +37,12 @@ async function keys (dir: string, range: { gte: string, lt: string }): Promise<s
   return await raw(dir, async db => await db.keys(range).all())
 }
 
+/** The head rows (`h!<cid>` → dot) of a store, in key order. */
+async function headRows (dir: string): Promise<Array<[string, [string, number]]>> {
+  const rows = await raw(dir, async db => await db.iterator({ gt: 'h!', lt: 'h"' }).all())
+  return rows.map(([key, value]) => [key.slice(2), JSON.parse(new TextDecoder().decode(value))])
+}
+
 async function openAt (t: CleanupContext, dir: string, key?: PrivateKey): Promise<Replica> {
   const ns = createNamespace({ path: dir, signer: signerFromKey(key ?? await generateKeyPair('Ed25519')), logger: silent, clock: { now: () => T0 + 60_000 } })
   await ns.open()
@@ -224,13 +230,14 @@ describe('upgrade: heads without dots (development build)', () => {
     assert.deepEqual(first.state().heads.map(String), heads)
     assert.deepEqual(await tree(first), [`/a ${cidOf('a').slice(-6)}`, `/b ${cidOf('b').slice(-6)}`])
     await first.close()
-    const stored = await raw(dir, async db => JSON.parse(new TextDecoder().decode(await db.get('m!heads'))))
+    const stored = await headRows(dir)
     const dots = new Map([[signerFromKey(me).id, 1], [signerFromKey(other).id, 1]])
     assert.equal(stored.length, 2)
     for (const [cid, dot] of stored) {
       assert.ok(heads.includes(cid))
       assert.equal(dots.get(dot[0]), dot[1])
     }
+    assert.equal(await raw(dir, async db => await db.get('m!heads')), undefined, 'the heads record became rows')
     // clock and members moved to one row per author and per member (a commit writes only what it changed)
     const keys = await raw(dir, async db => await db.keys().all())
     assert.ok(!keys.includes('m!clock') && !keys.includes('m!members'), 'the whole-clock and whole-members records are gone')
@@ -306,5 +313,37 @@ describe('upgrade: heads without dots (development build)', () => {
       await raw(dir, async db => { await db.put('m!heads', typeof value === 'string' ? new TextEncoder().encode(value) : json(value)) })
       await rejectsFormat(createNamespace({ path: dir, signer: signerFromKey(await generateKeyPair('Ed25519')), logger: silent }).open(), /m!heads/)
     }
+  })
+})
+
+describe('upgrade: the heads as one record (m!heads)', () => {
+  it('becomes one row per head at open; a write then deletes the rows of the heads it replaces and adds its own', async (t) => {
+    const dir = join(await tempDir(t), 'ns')
+    const { heads, me } = await writeDevStore(dir)
+    const dotted: Array<[string, [string, number]]> = []
+    await raw(dir, async db => {
+      for (const cid of heads) dotted.push([cid, (e => [e.author, e.seq] as [string, number])(decodeEntry(await db.get('e!' + cid) as Uint8Array))])
+      await db.put('m!heads', json(dotted))
+    })
+    const ns = await openAt(t, dir, me)
+    assert.deepEqual(ns.state().heads.map(String), heads)
+    await ns.close()
+    assert.deepEqual(await headRows(dir), dotted)
+    assert.equal(await raw(dir, async db => await db.get('m!heads')), undefined)
+    // opened again: the heads come from the rows
+    const again = await openAt(t, dir, me)
+    assert.deepEqual(again.state().heads.map(String), heads)
+    await again.putFile('/c', { cid: cidOf('c'), size: 1, mode: 0o644, mtime: T0 })
+    const [head] = again.state().heads.map(String)
+    await again.close()
+    assert.deepEqual(await headRows(dir), [[head, [signerFromKey(me).id, 2]]], 'the two replaced heads\' rows are gone')
+  })
+
+  it('refuses a head row that holds no dot, changing nothing', async (t) => {
+    const dir = join(await tempDir(t), 'ns')
+    await raw(dir, async db => { await db.put('h!' + cidOf('x'), json(['author', 0])) })
+    const before = await raw(dir, async db => await db.iterator().all())
+    await rejectsFormat(createNamespace({ path: dir, signer: signerFromKey(await generateKeyPair('Ed25519')), logger: silent }).open(), /head row h!.* holds no dot/)
+    assert.deepEqual(await raw(dir, async db => await db.iterator().all()), before)
   })
 })
