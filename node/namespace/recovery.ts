@@ -24,12 +24,25 @@
  * a seq (found by the lifecycle simulation: a node restored from its backup
  * wrote at once, and the swarm diverged for good). So a replica that opens a
  * store that knows trusted members *checks after the restart*
- * (`checkOnRestart`): its local writes wait until the first trusted
- * peer's view of this node's seq arrives (a pull on connecting brings one in
- * milliseconds). One at or below the store's seq ends the check; one above
+ * (`checkOnRestart`): its local writes wait until trusted peers' views of
+ * this node's seq arrive (a pull on connecting brings one in
+ * milliseconds). Views at or below the store's seq end the check; one above
  * it turns it into a recovery. When no peer answers within
  * `restartTimeout` (all of them down), the writes go ahead, with a warning:
  * waiting longer would only stall a node whose swarm is away.
+ *
+ * One peer's word is not enough: a peer may itself have lost its store or
+ * been restored from a backup as old a moment before, and show this node's
+ * seq lower than it is (found by the scale simulation: neighbours lost
+ * together, a writer among them reused seqs on the word of one of them). So
+ * a recovery of an empty store and the check after a restart end only once
+ * `quorum` distinct trusted peers have shown this node's seq, or `settleMs`
+ * after the first of them when fewer answer (a swarm of two); the target is
+ * the highest seq any of them showed. (A store in no doubt that a peer shows
+ * behind starts a recovery on that peer's word alone: its claim is fetched,
+ * or refuted by a pull.) Each
+ * connection starts a pull, so in a swarm the views arrive within
+ * milliseconds of each other.
  *
  * When it applies: only to the replica's own author; other authors' entries
  * are applied as they arrive, and reads are never held back.
@@ -89,6 +102,12 @@ export interface RecoveryInit {
   restartTimeout?: number
   /** The check after a restart ended without any peer's answer (writes go ahead). */
   unchecked?: () => void
+  /** Distinct trusted peers whose view of this node's seq ends the wait. @default 2 */
+  quorum?: number
+  /** Longest the wait goes on for the quorum after the first peer's view (ms). @default 2000 */
+  settleMs?: number
+  /** The views heard are now enough (the quorum, or the settle window passed): recovery may end. */
+  settled?: () => void
   /** Where the store lives (messages). */
   where: string
 }
@@ -100,6 +119,11 @@ export interface RecoveryInit {
 export class Recovery {
   private state: RecoveryState | undefined
   private waiters = new Set<() => void>()
+  /** The peers whose view of this node's seq was heard in this recovery (in memory: a restart counts again). */
+  private readonly views = new Set<string>()
+  /** Enough views: the quorum, or the settle window after the first passed. */
+  private enough = false
+  private settleTimer: unknown
 
   constructor (private readonly init: RecoveryInit) {}
 
@@ -113,6 +137,10 @@ export class Recovery {
   set (state: RecoveryState | undefined): void {
     this.state = state === undefined ? undefined : { ...state }
     if (state === undefined) {
+      this.views.clear()
+      this.enough = false
+      if (this.settleTimer !== undefined) this.init.timers.clearTimeout(this.settleTimer)
+      this.settleTimer = undefined
       const waiting = [...this.waiters]
       this.waiters.clear()
       for (const wake of waiting) wake()
@@ -124,22 +152,48 @@ export class Recovery {
    * holds none), while this store holds `local`. Returns the new state when
    * it changed (to be stored), undefined otherwise.
    */
-  heard (seen: number, local: number): RecoveryState | undefined {
+  heard (seen: number, local: number, peer: string): RecoveryState | undefined {
     const s = this.state
     if (s === undefined) {
       if (seen <= local) return undefined
+      // a store in no doubt until now: the peer's claim is fetched, or refuted by a pull (no quorum to wait for)
+      this.markEnough()
       return { target: seen, heard: true, reason: 'behind-peer' }
     }
+    this.count(peer)
     if (s.heard && seen <= s.target) return undefined
     // the check after a restart found the store behind this node's own writes: a recovery like any other
     const reason = s.reason === 'restart' && seen > local ? 'behind-peer' : s.reason
     return { ...s, reason, heard: true, target: Math.max(s.target, seen) }
   }
 
-  /** Whether the state is satisfied with `local` own entries applied. */
+  /** Whether the state is satisfied with `local` own entries applied, on the word of enough peers. */
   done (local: number): boolean {
     const s = this.state
-    return s !== undefined && s.heard && local >= s.target
+    return s !== undefined && s.heard && this.enough && local >= s.target
+  }
+
+  /** Count `peer`'s view; the first starts the settle window, the quorum ends it. */
+  private count (peer: string): void {
+    if (this.enough) return
+    this.views.add(peer)
+    if (this.views.size >= (this.init.quorum ?? 2)) {
+      this.markEnough()
+    } else if (this.settleTimer === undefined) {
+      this.settleTimer = this.init.timers.setTimeout(() => {
+        this.settleTimer = undefined
+        if (this.state !== undefined && !this.enough) {
+          this.markEnough()
+          this.init.settled?.()
+        }
+      }, this.init.settleMs ?? 2000)
+    }
+  }
+
+  private markEnough (): void {
+    this.enough = true
+    if (this.settleTimer !== undefined) this.init.timers.clearTimeout(this.settleTimer)
+    this.settleTimer = undefined
   }
 
   /**
@@ -230,7 +284,7 @@ export class ReplicaRecovery {
   private proven = 0
 
   constructor (private readonly components: ReplicaRecoveryComponents) {
-    this.recovery = new Recovery(components)
+    this.recovery = new Recovery({ ...components, settled: () => { this.finishIfDone(components.store.clock[components.id] ?? 0) } })
   }
 
   /** True while local writes must wait. */
@@ -272,7 +326,7 @@ export class ReplicaRecovery {
 
   /**
    * Check after a restart (see the module's comment): local writes wait for
-   * the first trusted peer's view of this node's seq, at most
+   * trusted peers' views of this node's seq (the quorum), at most
    * `restartTimeout`. Called once the replica is open, for a store that
    * knows trusted members; nothing when recovering
    * already or when recovery is skipped. Not stored: the next open checks
@@ -294,8 +348,12 @@ export class ReplicaRecovery {
     if (evidence === 'entry') this.proven = Math.max(this.proven, seen)
     else this.claims.set(peer, Math.max(this.claims.get(peer) ?? 0, seen))
     const local = store.clock[id] ?? 0
-    const next = this.recovery.heard(seen, local)
-    if (next === undefined) return
+    const next = this.recovery.heard(seen, local, peer)
+    if (next === undefined) {
+      // no new target, but perhaps the view that makes the quorum
+      this.finishIfDone(local)
+      return
+    }
     if (!this.recovery.active) logger.warn({ peer, seen, local }, 'a peer holds writes of this node that its store lacks: recovering them before the next local write')
     this.recovery.set(next)
     this.settle(local)
@@ -323,20 +381,25 @@ export class ReplicaRecovery {
     this.settle(local)
   }
 
-  /** End recovery when `local` own entries satisfy it, else store its state. */
+  /** End recovery when `local` own entries satisfy it, else store its changed state (never the check after a restart's: not stored). */
   private settle (local: number): void {
     const { kv, store } = this.components
-    if (this.recovery.done(local)) {
-      // the check after a restart confirmed the store: nothing was stored, nothing to say
-      const checked = this.recovery.current?.reason === 'restart'
-      this.end()
-      if (!checked) void store.exclusive(async () => { if (!this.recovery.active) await kv.batch([{ type: 'del', key: RECOVERING_KEY }], true) }).catch(() => {})
-    } else {
-      void store.exclusive(async () => {
-        const s = this.recovery.current
-        if (s !== undefined) await kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(s) }], true)
-      }).catch(() => {})
-    }
+    if (this.finishIfDone(local) || this.recovery.current?.reason === 'restart') return
+    void store.exclusive(async () => {
+      const s = this.recovery.current
+      if (s !== undefined) await kv.batch([{ type: 'put', key: RECOVERING_KEY, value: encodeJSON(s) }], true)
+    }).catch(() => {})
+  }
+
+  /** End recovery when `local` own entries satisfy it, on the word of enough peers; true when it ended. */
+  private finishIfDone (local: number): boolean {
+    const { kv, store } = this.components
+    if (!this.recovery.done(local)) return false
+    // the check after a restart confirmed the store: nothing was stored, nothing to say
+    const checked = this.recovery.current?.reason === 'restart'
+    this.end()
+    if (!checked) void store.exclusive(async () => { if (!this.recovery.active) await kv.batch([{ type: 'del', key: RECOVERING_KEY }], true) }).catch(() => {})
+    return true
   }
 
   /**

@@ -102,7 +102,7 @@ export interface ReplicaOptions {
   /**
    * After opening a store that knows trusted members or holds other
    * authors' entries (a swarm's member, perhaps an old backup of it; a lone
-   * node's store is not checked): local writes wait for the first trusted peer's view of this
+   * node's store is not checked): local writes wait for trusted peers' views (`recoveryQuorum`) of this
    * node's own seq, at most `restartTimeout`, then go ahead (recovery.ts: a
    * store restored from an old backup is caught before a write reuses a
    * seq). The daemon sets it. @default false
@@ -110,6 +110,14 @@ export interface ReplicaOptions {
   checkOnRestart?: boolean
   /** Longest a local write waits for the check after a restart (ms). @default 10000 (at most `recoveryTimeout`) */
   restartTimeout?: number
+  /**
+   * Distinct trusted peers whose view of this node's own seq ends a
+   * recovery or the check after a restart (recovery.ts: one peer may itself
+   * be behind). @default 2
+   */
+  recoveryQuorum?: number
+  /** Longest a recovery waits for its quorum after the first peer's view, then goes on with the views it has (ms). @default 2000 */
+  recoverySettleMs?: number
   /**
    * Most authors a snapshot root names inline; a snapshot of more links
    * author blocks of this many each (snapshot-authors.ts). @default 2048
@@ -167,6 +175,8 @@ export class Replica implements Namespace {
       timers,
       timeout: options.recoveryTimeout ?? 30_000,
       restartTimeout: Math.min(options.restartTimeout ?? 10_000, options.recoveryTimeout ?? 30_000),
+      quorum: options.recoveryQuorum,
+      settleMs: options.recoverySettleMs,
       unchecked: () => { logger.warn('namespace restarted and no trusted peer confirmed this node\'s own seq in time: local writes go ahead (a store restored from an old backup would reuse seqs; docs/namespace.md, "A node that lost its store")') },
       where: store.where,
       isOpen: () => this.opened,

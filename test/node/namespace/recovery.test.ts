@@ -61,6 +61,62 @@ describe('recovery against clock claims', () => {
     after.noteMember(newcomer, { [after.id]: 0 })
     assert.equal(after.recovering, true, 'an empty clock says nothing')
     after.noteMember(newcomer, { [after.id]: 0, [newcomer]: 1 })
-    assert.equal(after.recovering, false, 'a peer that holds entries, none of this node\'s: its word counts')
+    assert.equal(after.recovering, true, 'a peer that holds entries, none of this node\'s: its word counts, but one word is not the quorum')
+    const other = signerFromKey(await generateKeyPair('Ed25519')).id
+    after.noteMember(other, { [after.id]: 0, [other]: 3 })
+    assert.equal(after.recovering, false, 'a second peer\'s word ends it')
+  })
+
+  it('one peer that is itself behind does not end the recovery of a lost store: the highest of two peers\' views is fetched, no seq is used twice (with a quorum of one, it is)', async () => {
+    for (const quorum of [2, 1]) {
+      const sim = { now: 1_000 }
+      const key = await generateKeyPair('Ed25519')
+      const before = await replica(sim, {}, { key })
+      const stale = await replica(sim)
+      const current = await replica(sim)
+      await before.putFile('/1', file('1'))
+      await pullInto(stale, before) // stale holds seq 1 only: say, restored from a backup as old
+      await before.putFile('/2', file('2'))
+      await before.putFile('/3', file('3'))
+      await pullInto(current, before)
+      const after = await replica(sim, { recoveryTimeout: 60_000, recoverEmptyStore: true, recoveryQuorum: quorum }, { key })
+      after.noteMember(stale.id, stale.state().clock)
+      await pullInto(after, stale)
+      after.pulledFrom(stale.id)
+      if (quorum === 2) assert.equal(after.recovering, true, 'the stale peer\'s word alone does not end it')
+      else assert.equal(after.recovering, false)
+      if (quorum === 2) {
+        after.noteMember(current.id, current.state().clock)
+        await pullInto(after, current)
+        after.pulledFrom(current.id)
+        assert.equal(after.recovering, false)
+      }
+      const sent: Uint8Array[] = []
+      after.onLocalEntries(e => sent.push(...e))
+      await after.putFile('/4', file('4'))
+      // seq 4 follows every past write; with a quorum of one the node wrote seq 2 again (peers refuse it: the namespace diverges)
+      assert.equal(decodeEntry(sent[0]).seq, quorum === 2 ? 4 : 2)
+      for (const r of [before, stale, current, after]) await r.close()
+    }
+  })
+
+  it('with a single peer in the swarm, its word ends the recovery once the settle window has passed', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const before = await replica(sim, {}, { key })
+    const b = await replica(sim)
+    await before.putFile('/1', file('1'))
+    await pullInto(b, before)
+    const after = await replica(sim, { recoveryTimeout: 60_000, recoverEmptyStore: true, recoverySettleMs: 100 }, { key })
+    after.noteMember(b.id, b.state().clock)
+    await pullInto(after, b)
+    assert.equal(after.recovering, true, 'one view, within the settle window')
+    await new Promise(resolve => setTimeout(resolve, 300))
+    assert.equal(after.recovering, false)
+    const sent: Uint8Array[] = []
+    after.onLocalEntries(e => sent.push(...e))
+    await after.putFile('/2', file('2'))
+    assert.equal(decodeEntry(sent[0]).seq, 2)
+    for (const r of [before, b, after]) await r.close()
   })
 })

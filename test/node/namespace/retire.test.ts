@@ -202,7 +202,7 @@ describe('retired authors', () => {
     const wire = b.wireClock(b.state().clock)
     assert.equal(wire[before.id], undefined)
     // the same identity, its store lost (no new-store mark): it recovers its writes before writing
-    const after = await replica(sim, { memberTimeout: 1_000, recoverEmptyStore: true, recoveryTimeout: 60_000 }, { key })
+    const after = await replica(sim, { memberTimeout: 1_000, recoverEmptyStore: true, recoveryTimeout: 60_000, recoveryQuorum: 1 }, { key })
     assert.equal(after.recovering, true)
     after.noteMember(b.id, after.readClock(wire), wire)
     assert.equal(after.recovering, true, 'a heartbeat that leaves it out is no word on its seq')
