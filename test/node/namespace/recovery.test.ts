@@ -8,8 +8,17 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { decodeEntry } from '../../../protocol/namespace.js'
-import { signerFromKey } from '../../../node/namespace/index.js'
+import { signerFromKey, type Replica } from '../../../node/namespace/index.js'
 import { file, pullInto, replica } from './helpers.js'
+
+/** The seq of the entry a local write of `path` by `r` makes. */
+async function seqOfWrite (r: Replica, path: string): Promise<number> {
+  const sent: Uint8Array[] = []
+  const stop = r.onLocalEntries(e => sent.push(...e))
+  await r.putFile(path, file(path.slice(1)))
+  stop()
+  return decodeEntry(sent[0]).seq
+}
 
 describe('recovery against clock claims', () => {
   it('a member claiming writes of this node that it cannot send holds writes back only until a pull from it ends', async () => {
@@ -22,10 +31,7 @@ describe('recovery against clock claims', () => {
     // mallory answered a pull with nothing of a's
     a.pulledFrom(mallory)
     assert.equal(a.recovering, false)
-    const sent: Uint8Array[] = []
-    a.onLocalEntries(e => sent.push(...e))
-    await a.putFile('/2', file('2'))
-    assert.equal(decodeEntry(sent[0]).seq, 2)
+    assert.equal(await seqOfWrite(a, '/2'), 2)
   })
 
   it('a claim backed by this node\'s own entries holds writes back until they are applied: no seq is used twice', async () => {
@@ -43,10 +49,7 @@ describe('recovery against clock claims', () => {
     await pullInto(after, b)
     after.pulledFrom(b.id)
     assert.equal(after.recovering, false)
-    const sent: Uint8Array[] = []
-    after.onLocalEntries(e => sent.push(...e))
-    await after.putFile('/3', file('3'))
-    assert.equal(decodeEntry(sent[0]).seq, 3)
+    assert.equal(await seqOfWrite(after, '/3'), 3)
   })
 
   it('the word of a peer that holds no entry at all does not end recovery: a node that joined a moment ago knows nothing of this node\'s writes', async () => {
@@ -91,11 +94,8 @@ describe('recovery against clock claims', () => {
         after.pulledFrom(current.id)
         assert.equal(after.recovering, false)
       }
-      const sent: Uint8Array[] = []
-      after.onLocalEntries(e => sent.push(...e))
-      await after.putFile('/4', file('4'))
       // seq 4 follows every past write; with a quorum of one the node wrote seq 2 again (peers refuse it: the namespace diverges)
-      assert.equal(decodeEntry(sent[0]).seq, quorum === 2 ? 4 : 2)
+      assert.equal(await seqOfWrite(after, '/4'), quorum === 2 ? 4 : 2)
       for (const r of [before, stale, current, after]) await r.close()
     }
   })
@@ -113,10 +113,7 @@ describe('recovery against clock claims', () => {
     assert.equal(after.recovering, true, 'one view, within the settle window')
     await new Promise(resolve => setTimeout(resolve, 300))
     assert.equal(after.recovering, false)
-    const sent: Uint8Array[] = []
-    after.onLocalEntries(e => sent.push(...e))
-    await after.putFile('/2', file('2'))
-    assert.equal(decodeEntry(sent[0]).seq, 2)
+    assert.equal(await seqOfWrite(after, '/2'), 2)
     for (const r of [before, b, after]) await r.close()
   })
 })
