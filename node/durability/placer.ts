@@ -268,17 +268,21 @@ export class Placer {
     }
   }
 
-  /** A peer that refused a hold over its quota is left out of placement and repair for a while. */
+  /**
+   * A peer that refused a hold over its quota is left out of placement and
+   * repair for a while, timed on the network's monotonic clock: a step of
+   * the wall clock neither forgives nor prolongs it.
+   */
   noteRefusal (peer: string, err: unknown): void {
     if ((err as { name?: string } | undefined)?.name !== 'QuotaExceededError') return
-    this.full.set(peer, this.components.clock.now() + this.init.fullPeerMs)
+    this.full.set(peer, this.components.network.now() + this.init.fullPeerMs)
   }
 
   /** True while `peer` is left out for having refused a hold over its quota. */
   private isFull (peer: string): boolean {
     const until = this.full.get(peer)
     if (until === undefined) return false
-    if (until > this.components.clock.now()) return true
+    if (until > this.components.network.now()) return true
     this.full.delete(peer)
     return false
   }
