@@ -64,7 +64,7 @@ if (command.mode === 'scale') {
   const l = r.lifecycle
   if (command.lifecycle.diskLosses + command.lifecycle.restores + command.lifecycle.joins + command.lifecycle.leaves > 0 || command.lifecycle.skipRecovery) {
     console.log(`lifecycle${command.lifecycle.skipRecovery ? ' (recovery skipped)' : ''}: ${l.diskLosses} disks lost, ${l.restored} restored from backups (${l.backupsSkipped} without one), ${l.joined} joined, ${l.left} left (${l.writersFaulted} of them writers); ` +
-      `${l.waitedForRecovery} writers waited for recovery, ${l.refused} writes refused, ${l.exempted} writes exempt (every holder gone)${l.exempt.length > 0 ? ` ${l.exempt.join(' ')}` : ''}; ` +
+      `writers that waited for recovery: ${l.waited.lost} lost, ${l.waited.restored} restored, ${l.waited.others} others; ${l.refused} writes refused, ${l.seqReused} seqs reused, ${l.exempted} writes exempt (every holder gone)${l.exempt.length > 0 ? ` ${l.exempt.join(' ')}` : ''}; ` +
       `converged again ${(l.convergeMs / 1000).toFixed(1)} virtual s after the losses; ${r.rejected} entries rejected`)
   }
   if (r.lost.length > 0) console.log(`LOST on ${r.replicasMissing} replicas: ${r.lost.join(' ')}`)

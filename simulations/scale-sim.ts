@@ -113,10 +113,21 @@ export interface LifecycleTally {
   left: number
   /** Writers among the nodes that lost their disk, were restored or left. */
   writersFaulted: number
-  /** Writers whose writes waited for their recovery (of their own past writes, or the check after a restart). */
-  waitedForRecovery: number
+  /**
+   * Writers whose writes waited for their recovery (of their own past
+   * writes, or the check after a restart), by what they met: a lost disk,
+   * a restore, nothing of the two (joined nodes, whose stores are marked
+   * new, and the writers left alone: none should wait).
+   */
+  waited: { lost: number, restored: number, others: number }
   /** Writes refused (recovery timed out): not acknowledged. */
   refused: number
+  /**
+   * Writes of the lost and restored writers that took a seq at or below the
+   * one they had reached before their store was lost: a seq used twice,
+   * which peers refuse and recovery exists to prevent (an honest run: 0).
+   */
+  seqReused: number
   /** Acknowledged writes no store held any more once a disk was lost or a node left: not expected anywhere. */
   exempted: number
   /** The first 20 of them, as `path@author:seq` (the author's id shortened to its last 6 characters). */
@@ -205,7 +216,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   net.announceJoins = true
 
   const acked: AckedWrite[] = []
-  const life: LifecycleTally = { diskLosses: 0, restored: 0, backupsSkipped: 0, joined: 0, left: 0, writersFaulted: 0, waitedForRecovery: 0, refused: 0, exempted: 0, exempt: [], convergeMs: 0 }
+  const life: LifecycleTally = { diskLosses: 0, restored: 0, backupsSkipped: 0, joined: 0, left: 0, writersFaulted: 0, waited: { lost: 0, restored: 0, others: 0 }, refused: 0, seqReused: 0, exempted: 0, exempt: [], convergeMs: 0 }
   const exempted = (writes: readonly AckedWrite[]): void => {
     for (const w of writes) if (life.exempt.length < 20) life.exempt.push(`${w.path}@${w.author.slice(-6)}:${w.seq}`)
     life.exempted += writes.length
@@ -217,6 +228,8 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const counts = { crashes: options.crashes ?? 0, diskLosses: options.diskLosses ?? 0, restores: options.restores ?? 0, leaves: options.leaves ?? 0 }
   const plan = planFaults(lifeRng, { nodes: options.nodes, writers, counts })
   life.writersFaulted = plan.writers.size
+  /** The seq each lost or restored writer had reached when its store was lost. */
+  const seqBefore = new Map<number, number>()
   /** Each of `who` writes `perWriter` files under `phase`; a node still recovering writes in the background, and the phase ends once every write settled. */
   const write = async (phase: string, who: readonly number[]): Promise<void> => {
     const waiting: Array<Promise<void>> = []
@@ -235,12 +248,14 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
             life.refused++
             continue
           }
-          acked.push({ path, cid, author: node.id, seq: node.replica.clockNow()[node.id] })
+          const seq = node.replica.clockNow()[node.id]
+          if (seq <= (seqBefore.get(w) ?? 0)) life.seqReused++
+          acked.push({ path, cid, author: node.id, seq })
         }
       }
       if (node.replica.recovering) {
         // the write waits on virtual timers (a peer's word on this node's own seq): time must run meanwhile
-        life.waitedForRecovery++
+        life.waited[plan.lost.includes(w) ? 'lost' : plan.restored.includes(w) ? 'restored' : 'others']++
         waiting.push(writes())
       } else {
         await writes()
@@ -323,6 +338,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   const lifecycle = plan.lost.length + plan.restored.length + joins > 0
   if (lifecycle && converged) {
     const lossAt = time.now()
+    for (const i of [...plan.lost, ...plan.restored]) if (plan.writers.has(i)) seqBefore.set(i, nodes[i].replica.clockNow()[nodes[i].id] ?? 0)
     for (const i of plan.lost) await restart(nodes[i], 'lost')
     for (const i of plan.restored) await restart(nodes[i], 'backup')
     life.diskLosses = plan.lost.length
