@@ -18,7 +18,7 @@ export class SimArgsError extends Error {
 /** What `npm run sim -- --help` prints. */
 export const SIM_USAGE = `usage: npm run sim -- [options]
   one scale run:   --nodes N --seed S --duration MS [--degree D] [--writers W] [--interval MS] [--crashes C]
-                   [--disk-losses L] [--restores R] [--joins J] [--leaves V] [--skip-recovery]
+                   [--disk-losses L] [--restores R] [--joins J] [--leaves V] [--losses-together] [--skip-recovery]
   one seed:        --kind namespace|scale|durability|all --seed S [--nodes N] [--steps N] [--files N] [--duration MS]
   a campaign:      --seeds N [--from S | --campaign C] [--kind K] [--nodes N] [--stop-on-failure] [--skip-recovery]
   --help           this text`
@@ -32,12 +32,13 @@ export type SimCommand =
   /** A campaign: `seeds` seeds (`from`, or drawn from `campaign` when undefined), or the single `seed` when `seeds` is undefined. */
   | { mode: 'campaign', seeds?: number, seed: number, from?: number, campaign?: number, options: Omit<CampaignOptions, 'seeds' | 'print'> }
 
-/** The lifecycle faults of one scale run (`--disk-losses --restores --joins --leaves --skip-recovery`; scale-sim.ts `ScaleOptions`). */
+/** The lifecycle faults of one scale run (`--disk-losses --restores --joins --leaves --losses-together --skip-recovery`; scale-sim.ts `ScaleOptions`). */
 export interface ScaleLifecycleArgs {
   diskLosses: number
   restores: number
   joins: number
   leaves: number
+  lossesTogether: boolean
   skipRecovery: boolean
 }
 
@@ -57,6 +58,7 @@ const OPTIONS = {
   restores: { type: 'string' },
   joins: { type: 'string' },
   leaves: { type: 'string' },
+  'losses-together': { type: 'boolean' },
   steps: { type: 'string' },
   files: { type: 'string' },
   'skip-recovery': { type: 'boolean' },
@@ -107,6 +109,7 @@ export function parseSimArgs (argv: readonly string[]): SimCommand {
       restores: int('restores', v.restores, 0),
       joins: int('joins', v.joins, 0),
       leaves: int('leaves', v.leaves, 0),
+      lossesTogether: v['losses-together'] === true,
       skipRecovery: v['skip-recovery'] === true
     }
     const faulted = crashes + lifecycle.diskLosses + lifecycle.restores + lifecycle.leaves

@@ -62,10 +62,11 @@ if (command.mode === 'scale') {
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
   console.log(`gossip received: ${r.gossip.messages} messages, ${mib(r.gossip.bytes)} MiB (all nodes); heartbeats ${r.gossip.heartbeats} published, ${r.gossip.heartbeatsSkipped} skipped; signatures ${r.signatures.checks} checked, ${r.signatures.hits} answered again`)
   const l = r.lifecycle
-  if (command.lifecycle.diskLosses + command.lifecycle.restores + command.lifecycle.joins + command.lifecycle.leaves > 0 || command.lifecycle.skipRecovery) {
-    console.log(`lifecycle${command.lifecycle.skipRecovery ? ' (recovery skipped)' : ''}: ${l.diskLosses} disks lost, ${l.restored} restored from backups (${l.backupsSkipped} without one), ${l.joined} joined, ${l.left} left (${l.writersFaulted} of them writers); ` +
+  if (command.lifecycle.diskLosses + command.lifecycle.restores + command.lifecycle.joins + command.lifecycle.leaves > 0) {
+    const how = [command.lifecycle.lossesTogether ? 'losses all at once' : '', command.lifecycle.skipRecovery ? 'recovery skipped' : ''].filter(x => x !== '').join(', ')
+    console.log(`lifecycle${how === '' ? '' : ` (${how})`}: ${l.diskLosses} disks lost, ${l.restored} restored from backups (${l.backupsSkipped} without one), ${l.joined} joined, ${l.left} left (${l.writersFaulted} of them writers); ` +
       `writers that waited for recovery: ${l.waited.lost} lost, ${l.waited.restored} restored, ${l.waited.others} others; ${l.refused} writes refused, ${l.seqReused} seqs reused, ${l.exempted} writes exempt (every holder gone)${l.exempt.length > 0 ? ` ${l.exempt.join(' ')}` : ''}; ` +
-      `converged again ${(l.convergeMs / 1000).toFixed(1)} virtual s after the losses; ${r.rejected} entries rejected`)
+      `converged again ${(l.convergeMs / 1000).toFixed(1)} virtual s after the first loss; ${r.rejected} entries rejected`)
   }
   if (r.lost.length > 0) console.log(`LOST on ${r.replicasMissing} replicas: ${r.lost.join(' ')}`)
   process.exitCode = r.converged && r.lost.length === 0 ? 0 : 1

@@ -11,13 +11,14 @@
  * half after. With `joins`, new nodes (new keys, stores marked new) join,
  * half during the partition and half after the heal; with `leaves`, nodes
  * leave for good halfway through the partition. With `diskLosses` and
- * `restores`, once the swarm has converged after the heal (whole and in
- * sync: the documented limit of recovery, docs/namespace.md), nodes restart
- * with an empty store (same key) or from a backup taken before the
- * partition; then every writer still there and every joined node writes
- * again — the lost and restored writers only once they have recovered their
- * own past writes — and the swarm must converge a second time. Who meets
- * which fault: scale-lifecycle.ts.
+ * `restores`, once the swarm has converged after the heal, nodes restart
+ * one at a time with an empty store (same key) or from a backup taken
+ * before the partition, each once the swarm is whole and in sync again (the
+ * documented limit of recovery, docs/namespace.md); a writer among them
+ * writes the moment it is back, which must wait until it has recovered its
+ * own past writes. Then every other writer still there and every joined
+ * node writes, and the swarm must converge again. Who meets which fault:
+ * scale-lifecycle.ts.
  *
  * Why a harness of its own: `NamespaceSim` keeps per-op traces and compares
  * whole views, which is the right tool for dozens of replicas; at thousands
@@ -36,7 +37,7 @@ import { FaultyKV } from './faulty-kv.js'
 import { writeCID } from './namespace-ops.js'
 import { REAL_REQUEST_TIMEOUT } from './namespace-sim.js'
 import { Prng } from './prng.js'
-import { backup, crash, exemptLost, leave, planFaults, restart, type AckedWrite, type ScaleNode } from './scale-lifecycle.js'
+import { backup, crash, exemptLost, leave, planFaults, restart, type AckedWrite, type ScaleDisk, type ScaleNode } from './scale-lifecycle.js'
 import { swarmVerifier } from './swarm-verifier.js'
 import { VirtualNetwork, type NetworkOptions, type NetworkStats } from './virtual-network.js'
 import { VirtualTime } from './virtual-time.js'
@@ -59,14 +60,22 @@ export interface ScaleOptions {
   partitionFor?: number
   /** Nodes (none of them writers) that crash during the partition and restart with their store. @default 0 */
   crashes?: number
-  /** Nodes (half of them writers, rounded up) restarted with their disk lost — same key, empty store — once the swarm is whole and in sync after the heal. @default 0 */
+  /** Nodes (half of them writers, rounded up) restarted with their disk lost — same key, empty store — once the swarm is whole and in sync after the heal, one at a time (see {@link ScaleOptions.lossesTogether}); a writer writes the moment it is back. @default 0 */
   diskLosses?: number
-  /** Nodes (half of them writers, rounded up) restarted, at the same time as the disk losses, from a backup of their store taken before the partition. @default 0 */
+  /** Nodes (half of them writers, rounded up) restarted from a backup of their store taken before the partition, after the disk losses and as they are. @default 0 */
   restores?: number
   /** New nodes (new keys, stores marked new as `init` does) that join: half during the partition, half after the heal; they write after the losses. @default 0 */
   joins?: number
   /** Nodes (half of them writers, rounded up) that leave for good halfway through the partition. @default 0 */
   leaves?: number
+  /**
+   * Lose and restore every store at once instead of one at a time, each
+   * once the swarm is in sync again: beyond the documented limit of
+   * recovery (a node that recovers may take the word of a peer that lost or
+   * restored its own store a moment before, docs/namespace.md "Limits"),
+   * kept to reproduce it. @default false
+   */
+  lossesTogether?: boolean
   /** Replicas skip recovery (the old bug, `SHOAL_NAMESPACE_RECOVERY=skip` everywhere): a run with disk losses or restores must then fail its checks. @default false */
   skipRecovery?: boolean
   /** Longest virtual time to converge after the heal (ms). @default 300000 */
@@ -132,7 +141,7 @@ export interface LifecycleTally {
   exempted: number
   /** The first 20 of them, as `path@author:seq` (the author's id shortened to its last 6 characters). */
   exempt: string[]
-  /** Virtual ms from the losses and restores to the second convergence (0 without them). */
+  /** Virtual ms from the first loss or restore to the last convergence (0 without them). */
   convergeMs: number
 }
 
@@ -339,18 +348,27 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
   if (lifecycle && converged) {
     const lossAt = time.now()
     for (const i of [...plan.lost, ...plan.restored]) if (plan.writers.has(i)) seqBefore.set(i, nodes[i].replica.clockNow()[nodes[i].id] ?? 0)
-    for (const i of plan.lost) await restart(nodes[i], 'lost')
-    for (const i of plan.restored) await restart(nodes[i], 'backup')
-    life.diskLosses = plan.lost.length
-    life.restored = plan.restored.length - life.backupsSkipped
+    // one node at a time, each once the swarm is in sync again: a node that recovers takes its first peer's word, and a peer that
+    // lost or restored its own store a moment before may not hold the node's last writes (docs/namespace.md, "Limits"); together: all at once
+    const faulted: Array<[number, ScaleDisk]> = [...plan.lost.map(i => [i, 'lost'] as [number, ScaleDisk]), ...plan.restored.map(i => [i, 'backup'] as [number, ScaleDisk])]
+    const stages = options.lossesTogether === true ? [faulted] : faulted.map(f => [f])
+    for (const stage of stages) {
+      if (!converged) break
+      for (const [i, disk] of stage) {
+        if (disk === 'lost') life.diskLosses++
+        else if (nodes[i].backup !== undefined) life.restored++
+        await restart(nodes[i], disk)
+      }
+      // a writer writes the moment it is back (the case that diverged before recovery): its write waits for its own past writes
+      await write('after', stage.map(([i]) => i).filter(i => plan.writers.has(i)))
+      converged = await converge(writerCount)
+    }
     exempted(exemptLost(acked, nodes))
-    say(`${life.diskLosses} disks lost, ${life.restored} stores restored from their backups; writes again`)
+    say(`${life.diskLosses} disks lost, ${life.restored} stores restored from their backups (${options.lossesTogether === true ? 'all at once' : 'one at a time'}); the others write again`)
     const joined = nodes.slice(options.nodes).map(n => n.index)
-    // the lost and restored writers first, the moment they are back (the case that diverged before recovery), then the others
-    const back = writers.filter(w => plan.lost.includes(w) || plan.restored.includes(w))
-    const others = writers.filter(w => nodes[w].status === 'up' && !back.includes(w))
-    await write('after', [...back, ...others, ...joined])
-    converged = await converge(writerCount + joined.length)
+    const others = writers.filter(w => nodes[w].status === 'up' && !seqBefore.has(w))
+    if (converged) await write('after', [...others, ...joined])
+    if (converged) converged = await converge(writerCount + joined.length)
     life.convergeMs = time.now() - lossAt
   }
   options.onConverged?.()

@@ -43,10 +43,9 @@ test('300 replicas with disks lost, stores restored from old backups, joins and 
   // before and during the partition 40 each; after the losses the 30 writers still there and the 20 joined nodes
   assert.equal(r.writes, 40 + 40 + 30 + 20)
   assert.equal(l.refused, 0, 'no write refused')
-  // the lost and restored writers write the moment they are back: they wait for their own past writes (or the check after a restart)
-  // unless a peer answered before their turn, and none reuses a seq; joined nodes (stores marked new) and the writers left alone never wait
-  assert.ok(l.waited.lost + l.waited.restored >= 15, `waited: ${JSON.stringify(l.waited)}`)
-  assert.equal(l.waited.others, 0)
+  // the lost and restored writers write the moment they are back: each waits for its own past writes (or the check after a restart)
+  // and none reuses a seq; joined nodes (stores marked new) and the writers left alone never wait
+  assert.deepEqual(l.waited, { lost: 10, restored: 10, others: 0 })
   assert.equal(l.seqReused, 0)
   assert.ok(r.converged, `not converged ${r.convergeMs} virtual ms after the heal, or ${l.convergeMs} after the losses`)
   assert.deepEqual(r.lost, [], `${r.replicasMissing} replicas miss writes`)
@@ -56,11 +55,11 @@ test('300 replicas with disks lost, stores restored from old backups, joins and 
   for (const w of l.exempt) assert.match(w, /^\/scale\/(before|split)\//)
 })
 
-test('the same run with recovery skipped (the old bug) fails the checks: writes of the lost and restored writers missing, entries rejected', { timeout: 300_000 }, async () => {
+test('the same run with recovery skipped (the old bug) fails the checks: a seq reused, the writes after the loss missing, entries rejected', { timeout: 300_000 }, async () => {
   const r = await runScaleInChild({ ...LIFECYCLE, convergeWithin: 60_000, skipRecovery: true }, { timeoutMs: 240_000 })
   assert.deepEqual(r.lifecycle.waited, { lost: 0, restored: 0, others: 0 })
-  // every lost and restored writer took a seq it had used before
-  assert.equal(r.lifecycle.seqReused, 20)
+  // the first writer that came back took a seq it had used before, and the swarm never agreed again (the run stops there)
+  assert.ok(r.lifecycle.seqReused >= 1)
   assert.ok(r.lost.some(w => w.startsWith('/scale/after/')), `lost: ${r.lost.join(' ')}`)
   assert.ok(r.rejected > 0, 'peers refuse the entries that reuse a seq')
   assert.equal(r.converged, false)
