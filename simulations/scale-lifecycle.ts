@@ -21,6 +21,7 @@ import type { Prng } from './prng.js'
 export interface ScaleNode {
   /** Its number in the run (joined nodes come after the first ones). */
   index: number
+  /** Its peer id (its author id too). */
   id: string
   /** Its store: survives a crash; replaced by a disk loss or a restore. */
   kv: FaultyKV
@@ -28,6 +29,7 @@ export interface ScaleNode {
   status: 'up' | 'down' | 'gone'
   /** A copy of its store taken by {@link backup}. */
   backup?: FaultyKV
+  /** Its replica and sync of this life (rebuilt at each restart). */
   replica: Replica
   sync: NamespaceSync
   /** Gossip this node handed to sync (all its lives). */

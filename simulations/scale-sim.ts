@@ -118,7 +118,9 @@ export interface LifecycleTally {
   restored: number
   /** Nodes to be restored whose store held no other author's entry when backups were taken (restarted with an empty store instead). */
   backupsSkipped: number
+  /** New nodes that joined. */
   joined: number
+  /** Nodes that left for good. */
   left: number
   /** Writers among the nodes that lost their disk, were restored or left. */
   writersFaulted: number

@@ -4,6 +4,9 @@
  * on both sides, cut and one-way links, a heal; every replica converges and
  * holds every acknowledged write. 110 s alone on a 2-core machine of
  * docs/benchmarks.md ("Simulation scale", "Parent links checked in memory").
+ * Beside it, smaller runs with crashes and with every lifecycle fault (disks
+ * lost, stores restored from old backups, joins, leaves), the latter also
+ * with recovery skipped, which must fail.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
