@@ -18,6 +18,7 @@ export class SimArgsError extends Error {
 /** What `npm run sim -- --help` prints. */
 export const SIM_USAGE = `usage: npm run sim -- [options]
   one scale run:   --nodes N --seed S --duration MS [--degree D] [--writers W] [--interval MS] [--crashes C]
+                   [--disk-losses L] [--restores R] [--joins J] [--leaves V] [--losses-together] [--skip-recovery]
   one seed:        --kind namespace|scale|durability|all --seed S [--nodes N] [--steps N] [--files N] [--duration MS]
   a campaign:      --seeds N [--from S | --campaign C] [--kind K] [--nodes N] [--stop-on-failure] [--skip-recovery]
   --help           this text`
@@ -27,9 +28,19 @@ export type SimCommand =
   /** `--help`: print {@link SIM_USAGE}. */
   | { mode: 'help' }
   /** One scale run with its own report (no `--kind`, no `--seeds`). */
-  | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, interval: number, crashes: number }
+  | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, interval: number, crashes: number, lifecycle: ScaleLifecycleArgs }
   /** A campaign: `seeds` seeds (`from`, or drawn from `campaign` when undefined), or the single `seed` when `seeds` is undefined. */
   | { mode: 'campaign', seeds?: number, seed: number, from?: number, campaign?: number, options: Omit<CampaignOptions, 'seeds' | 'print'> }
+
+/** The lifecycle faults of one scale run (`--disk-losses --restores --joins --leaves --losses-together --skip-recovery`; scale-sim.ts `ScaleOptions`). */
+export interface ScaleLifecycleArgs {
+  diskLosses: number
+  restores: number
+  joins: number
+  leaves: number
+  lossesTogether: boolean
+  skipRecovery: boolean
+}
 
 const OPTIONS = {
   kind: { type: 'string' },
@@ -43,6 +54,11 @@ const OPTIONS = {
   writers: { type: 'string' },
   interval: { type: 'string' },
   crashes: { type: 'string' },
+  'disk-losses': { type: 'string' },
+  restores: { type: 'string' },
+  joins: { type: 'string' },
+  leaves: { type: 'string' },
+  'losses-together': { type: 'boolean' },
   steps: { type: 'string' },
   files: { type: 'string' },
   'skip-recovery': { type: 'boolean' },
@@ -86,7 +102,19 @@ export function parseSimArgs (argv: readonly string[]): SimCommand {
     interval: int('interval', v.interval, d.interval, 1)
   }
   if (v.kind === undefined && v.seeds === undefined) {
-    return { mode: 'scale', nodes: int('nodes', v.nodes, 1000, 2), seed: int('seed', v.seed, 1), crashes: int('crashes', v.crashes, 0), ...scale }
+    const nodes = int('nodes', v.nodes, 1000, 2)
+    const crashes = int('crashes', v.crashes, 0)
+    const lifecycle: ScaleLifecycleArgs = {
+      diskLosses: int('disk-losses', v['disk-losses'], 0),
+      restores: int('restores', v.restores, 0),
+      joins: int('joins', v.joins, 0),
+      leaves: int('leaves', v.leaves, 0),
+      lossesTogether: v['losses-together'] === true,
+      skipRecovery: v['skip-recovery'] === true
+    }
+    const faulted = crashes + lifecycle.diskLosses + lifecycle.restores + lifecycle.leaves
+    if (faulted >= nodes) throw new SimArgsError(`--crashes, --disk-losses, --restores and --leaves together (${faulted}) must be fewer than --nodes (${nodes})`)
+    return { mode: 'scale', nodes, seed: int('seed', v.seed, 1), crashes, lifecycle, ...scale }
   }
   const kinds = kindsOf(v.kind ?? 'all')
   const defaultNodes = kinds.length === 1 && kinds[0] === 'namespace'

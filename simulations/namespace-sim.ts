@@ -91,7 +91,7 @@ export interface SimNode {
 export type RestartDisk = 'keep' | 'lost' | 'backup'
 
 /** Copy of a memory store (a backup). */
-async function copyStore (kv: FaultyKV): Promise<FaultyKV> {
+export async function copyStore (kv: FaultyKV): Promise<FaultyKV> {
   const out = new FaultyKV()
   const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
   for await (const [key, value] of kv.iterate({})) ops.push({ type: 'put', key, value: value.slice() })

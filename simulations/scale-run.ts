@@ -46,6 +46,7 @@ if (command.mode === 'scale') {
     writers: command.writers,
     interval: command.interval,
     crashes: command.crashes,
+    ...command.lifecycle,
     network: { degree: command.degree },
     // SIM_OWN_VERIFIERS=1: every replica checks every signature it receives itself (as in production) instead of once for the swarm
     sharedVerifier: process.env.SIM_OWN_VERIFIERS === undefined,
@@ -56,10 +57,17 @@ if (command.mode === 'scale') {
   })
   const n = r.network
   console.log(`nodes ${r.nodes}, degree ${command.degree}, seed ${command.seed}: ${r.writes} writes, partition ${command.duration} virtual ms, ${r.crashed} nodes crashed and restarted`)
-  console.log(`virtual ${(r.virtualMs / 1000).toFixed(1)} s (converged ${String(r.converged)} ${(r.convergeMs / 1000).toFixed(1)} s after the heal), wall ${wall()} s, peak RSS ${peakMiB()} MiB`)
+  console.log(`virtual ${(r.virtualMs / 1000).toFixed(1)} s (converged ${String(r.converged)} ${(r.convergeMs / 1000).toFixed(1)} s after the heal), wall ${wall()} s, cpu ${cpu()} s, peak RSS ${peakMiB()} MiB`)
   console.log(`messages: ${n.sent} legs sent, ${n.delivered} delivered, ${n.seen} already seen, ${n.dropped} dropped, ${n.unreachable} unreachable; links ${n.links}, max hops ${n.maxHops}; requests ${n.requests} (${n.notLinked} to unlinked peers, ${n.timeouts} timed out); gossip handled ${r.gossipHandled}; pulls ${r.pulls} (${r.pullFailures} failed); events ${r.events}`)
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
   console.log(`gossip received: ${r.gossip.messages} messages, ${mib(r.gossip.bytes)} MiB (all nodes); heartbeats ${r.gossip.heartbeats} published, ${r.gossip.heartbeatsSkipped} skipped; signatures ${r.signatures.checks} checked, ${r.signatures.hits} answered again`)
+  const l = r.lifecycle
+  if (command.lifecycle.diskLosses + command.lifecycle.restores + command.lifecycle.joins + command.lifecycle.leaves > 0) {
+    const how = [command.lifecycle.lossesTogether ? 'losses all at once' : '', command.lifecycle.skipRecovery ? 'recovery skipped' : ''].filter(x => x !== '').join(', ')
+    console.log(`lifecycle${how === '' ? '' : ` (${how})`}: ${l.diskLosses} disks lost, ${l.restored} restored from backups (${l.backupsSkipped} without one), ${l.joined} joined, ${l.left} left (${l.writersFaulted} of them writers); ` +
+      `writers that waited for recovery: ${l.waited.lost} lost, ${l.waited.restored} restored, ${l.waited.others} others; ${l.refused} writes refused, ${l.seqReused} seqs reused, ${l.exempted} writes exempt (every holder gone)${l.exempt.length > 0 ? ` ${l.exempt.join(' ')}` : ''}; ` +
+      `converged again ${(l.convergeMs / 1000).toFixed(1)} virtual s after the first loss; ${r.rejected} entries rejected`)
+  }
   if (r.lost.length > 0) console.log(`LOST on ${r.replicasMissing} replicas: ${r.lost.join(' ')}`)
   process.exitCode = r.converged && r.lost.length === 0 ? 0 : 1
 } else {

@@ -36,6 +36,16 @@ describe('npm run sim arguments', () => {
     const crashes = parseSimArgs(['--nodes', '300', '--crashes', '30'])
     assert.ok(crashes.mode === 'scale' && crashes.crashes === 30)
     assert.throws(() => parseSimArgs(['--nodes', '300', '--crashes', '-1']), (err: Error) => err.name === 'SimArgsError' && /--crashes/.test(err.message))
+    const life = parseSimArgs(['--nodes', '300', '--crashes', '30', '--disk-losses', '20', '--restores', '21', '--joins', '22', '--leaves', '23', '--losses-together', '--skip-recovery'])
+    assert.ok(life.mode === 'scale')
+    if (life.mode === 'scale') assert.deepEqual(life.lifecycle, { diskLosses: 20, restores: 21, joins: 22, leaves: 23, lossesTogether: true, skipRecovery: true })
+    const none = parseSimArgs(['--nodes', '300'])
+    if (none.mode === 'scale') assert.deepEqual(none.lifecycle, { diskLosses: 0, restores: 0, joins: 0, leaves: 0, lossesTogether: false, skipRecovery: false })
+    for (const [arg, message] of [['--disk-losses=-2', /--disk-losses must be at least 0/], ['--restores=some', /--restores must be a whole number, not 'some'/], ['--joins=1.5', /--joins must be a whole number/], ['--leaves=', /--leaves must be a whole number/]] as const) {
+      assert.throws(() => parseSimArgs(['--nodes', '300', arg]), (err: Error) => err.name === 'SimArgsError' && message.test(err.message), arg)
+    }
+    assert.throws(() => parseSimArgs(['--nodes', '100', '--crashes', '40', '--disk-losses', '30', '--leaves', '30']),
+      (err: Error) => err.name === 'SimArgsError' && err.message === '--crashes, --disk-losses, --restores and --leaves together (100) must be fewer than --nodes (100)')
   })
 
   it('the runner prints one line and exits 2 on bad arguments, and the usage on --help', () => {

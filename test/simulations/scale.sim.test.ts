@@ -4,6 +4,9 @@
  * on both sides, cut and one-way links, a heal; every replica converges and
  * holds every acknowledged write. 110 s alone on a 2-core machine of
  * docs/benchmarks.md ("Simulation scale", "Parent links checked in memory").
+ * Beside it, smaller runs with crashes and with every lifecycle fault (disks
+ * lost, stores restored from old backups, joins, leaves), the latter also
+ * with recovery skipped, which must fail.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -30,6 +33,39 @@ test('300 replicas of which 60 crash during a partition and restart with their s
   assert.equal(r.writes, 80)
   assert.ok(r.converged, `not converged ${r.convergeMs} virtual ms after the heal`)
   assert.deepEqual(r.lost, [], `${r.replicasMissing} replicas miss writes`)
+})
+
+/** 300 nodes, 40 writers, every lifecycle fault: 30 crash, 20 lose their disk, 20 are restored from a backup, 20 join, 20 leave (half of the lost, restored and leaving nodes writers). */
+const LIFECYCLE = { nodes: 300, seed: 5, writers: 40, interval: 20_000, partitionFor: 5000, crashes: 30, diskLosses: 20, restores: 20, joins: 20, leaves: 20 }
+
+test('300 replicas with disks lost, stores restored from old backups, joins and leaves: the lost and restored writers recover before they write again, every write on every live replica', { timeout: 300_000 }, async () => {
+  const r = await runScaleInChild({ ...LIFECYCLE, convergeWithin: 120_000 }, { timeoutMs: 240_000 })
+  if (process.env.SIM_VERBOSE !== undefined) console.log(r)
+  const l = r.lifecycle
+  assert.deepEqual([r.crashed, l.diskLosses, l.restored, l.backupsSkipped, l.joined, l.left, l.writersFaulted], [30, 20, 20, 0, 20, 20, 30])
+  // before and during the partition 40 each; after the losses the 30 writers still there and the 20 joined nodes
+  assert.equal(r.writes, 40 + 40 + 30 + 20)
+  assert.equal(l.refused, 0, 'no write refused')
+  // the lost and restored writers write the moment they are back: each waits for its own past writes (or the check after a restart)
+  // and none reuses a seq; joined nodes (stores marked new) and the writers left alone never wait
+  assert.deepEqual(l.waited, { lost: 10, restored: 10, others: 0 })
+  assert.equal(l.seqReused, 0)
+  assert.ok(r.converged, `not converged ${r.convergeMs} virtual ms after the heal, or ${l.convergeMs} after the losses`)
+  assert.deepEqual(r.lost, [], `${r.replicasMissing} replicas miss writes`)
+  assert.equal(r.rejected, 0, 'an honest swarm rejects no entry')
+  // exempt only what a leaver alone held when it left (losses come once the swarm is in sync): no write after the losses
+  assert.ok(l.exempted <= 10, `${l.exempted} writes exempt`)
+  for (const w of l.exempt) assert.match(w, /^\/scale\/(before|split)\//)
+})
+
+test('the same run with recovery skipped (the old bug) fails the checks: a seq reused, the writes after the loss missing, entries rejected', { timeout: 300_000 }, async () => {
+  const r = await runScaleInChild({ ...LIFECYCLE, convergeWithin: 60_000, skipRecovery: true }, { timeoutMs: 240_000 })
+  assert.deepEqual(r.lifecycle.waited, { lost: 0, restored: 0, others: 0 })
+  // the first writer that came back took a seq it had used before, and the swarm never agreed again (the run stops there)
+  assert.ok(r.lifecycle.seqReused >= 1)
+  assert.ok(r.lost.some(w => w.startsWith('/scale/after/')), `lost: ${r.lost.join(' ')}`)
+  assert.ok(r.rejected > 0, 'peers refuse the entries that reuse a seq')
+  assert.equal(r.converged, false)
 })
 
 test('a scale run in a child process that outlasts its limit fails with a typed error and leaves no process behind', async () => {
