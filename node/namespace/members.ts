@@ -174,12 +174,20 @@ export class Members {
     for (const author in clock) this.raise(m, this.authors.number(author), clock[author])
   }
 
-  /** An author's entry tells what it had seen when it wrote it (for a v2 entry: its parents' dots and its own). */
+  /**
+   * An author's entry tells what it had seen when it wrote it (for a v2
+   * entry: its parents' dots and its own). It is no word on how far this
+   * node's own writes got (recovery.ts): a v2 entry names only its parents,
+   * and any entry is what its author saw then, not now — taken as a view, a
+   * writer's entry that names none of this node's writes counted as a peer
+   * saying this node wrote nothing (found by the scale simulation's lost
+   * stores).
+   */
   noteAuthor (entry: LogEntry): void {
     if (entry.author === this.components.id) return
     const seen = entry.v === 1 ? entry.clock : ownAndDependencies(entry)
     const m = this.members.get(entry.author)
-    if (m === undefined || !this.covers(m, seen)) this.noteMember(entry.author, seen)
+    if (m === undefined || !this.covers(m, seen)) this.noteMember(entry.author, seen, false)
   }
 
   /**

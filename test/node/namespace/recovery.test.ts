@@ -100,6 +100,21 @@ describe('recovery against clock claims', () => {
     }
   })
 
+  it('another writer\'s entries are no word on this node\'s seq: they name only what their author saw (its parents), not this node\'s writes', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const before = await replica(sim, {}, { key })
+    await before.putFile('/1', file('1'))
+    const writer = await replica(sim)
+    await writer.putFile('/w', file('w')) // knows nothing of this node's writes
+    const after = await replica(sim, { recoveryTimeout: 60_000, recoverEmptyStore: true, recoverySettleMs: 50 }, { key })
+    await pullInto(after, writer)
+    assert.equal((await after.lookup('/w'))?.type, 'file', 'the writer\'s entry is applied')
+    await new Promise(resolve => setTimeout(resolve, 150))
+    assert.equal(after.recovering, true, 'still waiting for a peer\'s word on its own seq')
+    for (const r of [before, writer, after]) await r.close()
+  })
+
   it('with a single peer in the swarm, its word ends the recovery once the settle window has passed', async () => {
     const sim = { now: 1_000 }
     const key = await generateKeyPair('Ed25519')
