@@ -56,6 +56,8 @@ export interface ScaleOptions {
   writers?: number
   /** Writes per writer in each of the two write phases. @default 1 */
   writesPerWriter?: number
+  /** Writers that write again during the partition: the first this many of `writers` (all of them write before it). @default all */
+  partitionWriters?: number
   /** Virtual ms the partition lasts. @default 20000 */
   partitionFor?: number
   /** Nodes (none of them writers) that crash during the partition and restart with their store. @default 0 */
@@ -70,10 +72,10 @@ export interface ScaleOptions {
   leaves?: number
   /**
    * Lose and restore every store at once instead of one at a time, each
-   * once the swarm is in sync again: beyond the documented limit of
-   * recovery (a node that recovers may take the word of a peer that lost or
-   * restored its own store a moment before, docs/namespace.md "Limits"),
-   * kept to reproduce it. @default false
+   * once the swarm is in sync again: a node that recovers then hears from
+   * peers that lost or restored their own store a moment before (what
+   * recovery's quorum of two views is for, docs/namespace.md "A node that
+   * lost its store"). @default false
    */
   lossesTogether?: boolean
   /** Replicas skip recovery (the old bug, `SHOAL_NAMESPACE_RECOVERY=skip` everywhere): a run with disk losses or restores must then fail its checks. @default false */
@@ -310,7 +312,7 @@ export async function runScale (options: ScaleOptions): Promise<ScaleResult> {
     if (k > 0) say(`${k} nodes joined`)
   }
   await joinNow(Math.ceil(joins / 2))
-  await write('split', writers)
+  await write('split', writers.slice(0, options.partitionWriters ?? writers.length))
   const partitionFor = options.partitionFor ?? 20_000
   await time.advance(Math.floor(partitionFor / 2))
   const early = crashed.slice(0, Math.floor(crashed.length / 2))
