@@ -17,8 +17,8 @@ export class SimArgsError extends Error {
 
 /** What `npm run sim -- --help` prints. */
 export const SIM_USAGE = `usage: npm run sim -- [options]
-  one scale run:   --nodes N --seed S --duration MS [--degree D] [--writers W] [--interval MS] [--crashes C]
-                   [--disk-losses L] [--restores R] [--joins J] [--leaves V] [--losses-together] [--skip-recovery]
+  one scale run:   --nodes N --seed S --duration MS [--degree D] [--writers W] [--partition-writers P]
+                   [--interval MS] [--crashes C] [--disk-losses L] [--restores R] [--joins J] [--leaves V] [--losses-together] [--skip-recovery]
   one seed:        --kind namespace|scale|durability|all --seed S [--nodes N] [--steps N] [--files N] [--duration MS]
   a campaign:      --seeds N [--from S | --campaign C] [--kind K] [--nodes N] [--stop-on-failure] [--skip-recovery]
   --help           this text`
@@ -28,7 +28,7 @@ export type SimCommand =
   /** `--help`: print {@link SIM_USAGE}. */
   | { mode: 'help' }
   /** One scale run with its own report (no `--kind`, no `--seeds`). */
-  | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, interval: number, crashes: number, lifecycle: ScaleLifecycleArgs }
+  | { mode: 'scale', nodes: number, seed: number, duration: number, degree: number, writers: number, partitionWriters: number, interval: number, crashes: number, lifecycle: ScaleLifecycleArgs }
   /** A campaign: `seeds` seeds (`from`, or drawn from `campaign` when undefined), or the single `seed` when `seeds` is undefined. */
   | { mode: 'campaign', seeds?: number, seed: number, from?: number, campaign?: number, options: Omit<CampaignOptions, 'seeds' | 'print'> }
 
@@ -52,6 +52,7 @@ const OPTIONS = {
   duration: { type: 'string' },
   degree: { type: 'string' },
   writers: { type: 'string' },
+  'partition-writers': { type: 'string' },
   interval: { type: 'string' },
   crashes: { type: 'string' },
   'disk-losses': { type: 'string' },
@@ -114,7 +115,9 @@ export function parseSimArgs (argv: readonly string[]): SimCommand {
     }
     const faulted = crashes + lifecycle.diskLosses + lifecycle.restores + lifecycle.leaves
     if (faulted >= nodes) throw new SimArgsError(`--crashes, --disk-losses, --restores and --leaves together (${faulted}) must be fewer than --nodes (${nodes})`)
-    return { mode: 'scale', nodes, seed: int('seed', v.seed, 1), crashes, lifecycle, ...scale }
+    const partitionWriters = int('partition-writers', v['partition-writers'], scale.writers)
+    if (partitionWriters > scale.writers) throw new SimArgsError(`--partition-writers (${partitionWriters}) must be at most --writers (${scale.writers})`)
+    return { mode: 'scale', nodes, seed: int('seed', v.seed, 1), crashes, lifecycle, partitionWriters, ...scale }
   }
   const kinds = kindsOf(v.kind ?? 'all')
   const defaultNodes = kinds.length === 1 && kinds[0] === 'namespace'

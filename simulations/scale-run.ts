@@ -44,6 +44,7 @@ if (command.mode === 'scale') {
     seed: command.seed,
     partitionFor: command.duration,
     writers: command.writers,
+    partitionWriters: command.partitionWriters,
     interval: command.interval,
     crashes: command.crashes,
     ...command.lifecycle,

@@ -33,6 +33,11 @@ describe('npm run sim arguments', () => {
     const c = parseSimArgs(['--nodes', '300', '--seed', '3', '--duration', '5000', '--writers', '200', '--interval', '20000'])
     assert.equal(c.mode, 'scale')
     if (c.mode === 'scale') assert.deepEqual([c.nodes, c.seed, c.duration, c.writers, c.interval, c.crashes], [300, 3, 5000, 200, 20000, 0])
+    assert.ok(c.mode === 'scale' && c.partitionWriters === 200, 'every writer writes during the partition by default')
+    const some = parseSimArgs(['--nodes', '300', '--writers', '200', '--partition-writers', '100'])
+    assert.ok(some.mode === 'scale' && some.partitionWriters === 100)
+    assert.throws(() => parseSimArgs(['--nodes', '300', '--writers', '20', '--partition-writers', '21']),
+      (err: Error) => err.name === 'SimArgsError' && err.message === '--partition-writers (21) must be at most --writers (20)')
     const crashes = parseSimArgs(['--nodes', '300', '--crashes', '30'])
     assert.ok(crashes.mode === 'scale' && crashes.crashes === 30)
     assert.throws(() => parseSimArgs(['--nodes', '300', '--crashes', '-1']), (err: Error) => err.name === 'SimArgsError' && /--crashes/.test(err.message))
