@@ -104,12 +104,30 @@ async function runNamespace (p: RunParams): Promise<RunOutcome> {
   }
 }
 
+/**
+ * The lifecycle faults of a campaign's scale run, drawn from its seed (so
+ * the reproduction line needs no more than the seed): up to a twenty-fifth
+ * of the nodes each crash, lose their disk, are restored from a backup,
+ * join and leave; every other seed loses and restores its stores all at
+ * once.
+ */
+export function scaleFaultsFor (seed: number, nodes: number): { crashes: number, diskLosses: number, restores: number, joins: number, leaves: number, lossesTogether: boolean } {
+  const rng = new Prng(seed ^ 0x5ca1e)
+  const most = Math.floor(nodes / 25)
+  return { crashes: rng.int(0, most), diskLosses: rng.int(0, most), restores: rng.int(0, most), joins: rng.int(0, most), leaves: rng.int(0, most), lossesTogether: rng.next() < 0.5 }
+}
+
 async function runScaleKind (p: RunParams): Promise<RunOutcome> {
-  const r = await runScale({ nodes: p.nodes, seed: p.seed, partitionFor: p.duration, writers: p.writers, interval: p.interval, network: { degree: p.degree } })
+  const faults = scaleFaultsFor(p.seed, p.nodes)
+  const r = await runScale({ nodes: p.nodes, seed: p.seed, partitionFor: p.duration, writers: p.writers, interval: p.interval, network: { degree: p.degree }, ...faults })
   const found: string[] = []
-  if (!r.converged) found.push(`not converged ${r.convergeMs} virtual ms after the heal`)
+  if (!r.converged) found.push(`not converged ${r.convergeMs} virtual ms after the heal (or ${r.lifecycle.convergeMs} after the losses)`)
   if (r.lost.length > 0) found.push(`${r.replicasMissing} replicas miss writes: ${r.lost.join(' ')}`)
-  return { params: p, ok: found.length === 0, reason: brief(found), detail: `${r.nodes} nodes, ${r.writes} writes, converged ${(r.convergeMs / 1000).toFixed(1)} s after the heal, ${r.network.sent} legs` }
+  if (r.lifecycle.seqReused > 0) found.push(`${r.lifecycle.seqReused} seqs reused by lost or restored writers`)
+  if (r.rejected > 0) found.push(`${r.rejected} entries rejected`)
+  const l = r.lifecycle
+  const life = `${r.crashed} crashed, ${l.diskLosses} disks lost and ${l.restored} restored (${faults.lossesTogether ? 'at once' : 'one at a time'}), ${l.joined} joined, ${l.left} left`
+  return { params: p, ok: found.length === 0, reason: brief(found), detail: `${r.nodes} nodes, ${r.writes} writes, ${life}, converged ${(r.convergeMs / 1000).toFixed(1)} s after the heal, ${r.network.sent} legs` }
 }
 
 async function runDurability (p: RunParams): Promise<RunOutcome> {
