@@ -110,6 +110,8 @@ export interface RandomRunResult {
   /** Virtual ms from the end of the last fault to full redundancy (undefined: not reached). */
   convergedAfterMs?: number
   virtualMs: number
+  /** Invariant checks made: of the disks (after every fault and repair period), of convergence, and the final ones. */
+  checks: number
   violations: string[]
 }
 
@@ -145,6 +147,7 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   let longAway = 0
   let collections = 0
   let collected = 0
+  let checks = 0
   const maxEvents = 5_000_000
 
   await sim.place()
@@ -206,6 +209,7 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   }
 
   const checkDisks = async (when: string): Promise<void> => {
+    checks++
     const short = shortStripes(await onDisks(), () => false)
     for (const line of short) violations.push(`${when}: data destroyed: ${line}`)
   }
@@ -266,9 +270,19 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
     return nodes.length === 0 ? undefined : rng.pick(nodes)
   }
   const enoughUp = (): boolean => upNodes().length > k + m + 1
-  const group = (max: number): string[] => {
-    const nodes = [...upNodes()].sort(() => rng.next() - 0.5)
+  const group = (max: number, among: RealSimNode[] = upNodes()): string[] => {
+    const nodes = [...among].sort(() => rng.next() - 0.5)
     return nodes.slice(0, rng.int(1, Math.max(1, max))).map(n => n.id)
+  }
+  // nodes talk only within their neighbourhood (their connections): in a swarm of several, a fault between two nodes
+  // takes them from one neighbourhood, else it would cut legs no call uses (one neighbourhood: the draws are as they always were)
+  const several = sim.neighbourhoods.count > 1
+  const upPeersOf = (node: RealSimNode): RealSimNode[] => node.peers.map(id => sim.node(id)).filter(n => n.state === 'up' && !collecting.has(n.id))
+  /** An up node other than `a`: one of its neighbourhood in a swarm of several. */
+  const pickOther = (a: RealSimNode | undefined): RealSimNode | undefined => {
+    if (!several || a === undefined) return pickUp(new Set(a === undefined ? [] : [a.id]))
+    const peers = upPeersOf(a).filter(n => n.id !== a.id)
+    return peers.length === 0 ? undefined : rng.pick(peers)
   }
   const shortDuration = (): number => rng.int(30_000, Math.floor(0.8 * graceMs))
 
@@ -328,12 +342,15 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
         if (kind === 'one-way') {
           for (let i = rng.int(1, 3); i > 0; i--) {
             const a = pickUp()
-            const b = pickUp(new Set(a === undefined ? [] : [a.id]))
+            const b = pickOther(a)
             if (a !== undefined && b !== undefined) pairs.push([a.id, b.id])
           }
         } else {
-          const g = group(Math.max(1, Math.floor(upNodes().length / 4)))
-          const others = upNodes().filter(n => !g.includes(n.id) && rng.next() < 0.5)
+          // a group of one neighbourhood, cut from about half the rest of it (every node's when there is one)
+          const first = several ? pickUp() : undefined
+          const hood = first === undefined ? upNodes() : upPeersOf(first)
+          const g = group(Math.max(1, Math.floor(hood.length / 4)), hood)
+          const others = hood.filter(n => !g.includes(n.id) && rng.next() < 0.5)
           for (const a of g) for (const b of others) pairs.push([a, b.id], [b.id, a])
         }
         if (pairs.length === 0) return false
@@ -345,7 +362,7 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
       }
       case 'liveness': {
         const a = pickUp()
-        const b = pickUp(new Set(a === undefined ? [] : [a.id]))
+        const b = pickOther(a)
         if (a === undefined || b === undefined || sim.fabric.refuses(a.id, b.id)) return false
         const d = rng.int(60_000, 2 * graceMs)
         sim.fabric.refuse(a.id, b.id, true)
@@ -458,11 +475,14 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   while (violations.length <= 20 && sim.time.now() < deadline) {
     await runTo(sim.time.now() + checkIntervalMs)
     const c = await census(sim, shardsOf, k, m)
+    checks++
     if (c.healthy === c.stripes) { convergedAfterMs = sim.time.now() - lastFault; break }
   }
   if (convergedAfterMs === undefined) violations.push(`not whole again ${minutes(deadline - lastFault)} after the last fault: ${JSON.stringify(await census(sim, shardsOf, k, m))}`)
 
   const rebuilt = sim.nodes.flatMap(n => n.services).reduce((sum, s) => sum + s.stats.shardsRepaired, 0)
+  // the storm bounds, whole after the last gc, shares, extra copies, removed files released
+  checks += 8
   const pushes = sim.fabric.counts.pushes - pushesBefore
   const repairBytes = sim.fabric.counts.blockBytes - bytesBefore
   const repairBound = 1.2 * k * sim.settings.leafBytes * rebuilt
@@ -529,6 +549,7 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
     collected,
     convergedAfterMs,
     virtualMs,
+    checks,
     violations
   }
 }
