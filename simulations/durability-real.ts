@@ -27,6 +27,7 @@ import { NotFoundError } from '../node/errors.js'
 import { simPeerIds } from './durability-balance.js'
 import { MemoryBlockStore } from './memory-blockstore.js'
 import { Neighbourhoods } from './neighbourhoods.js'
+import { copyKV, type RestartDisk } from './disk-copy.js'
 import { Prng } from './prng.js'
 import { ShardFabric } from './shard-fabric.js'
 import { SimExchange, SimExpectations, SimShardsNetwork, simBlockReader, type SimNodeSide } from './shard-node.js'
@@ -117,17 +118,7 @@ export interface NodeBackup {
   at: number
 }
 
-/** How a crashed node comes back: with its disk, with an empty one (same key), or from the copy its last backup took. */
-export type RestartDisk = 'keep' | 'lost' | 'backup'
-
-/** A copy of a memory KV store. */
-async function copyKV (kv: MemoryKV): Promise<MemoryKV> {
-  const out = new MemoryKV()
-  const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
-  for await (const [key, value] of kv.iterate({})) ops.push({ type: 'put', key, value: value.slice() })
-  await out.batch(ops)
-  return out
-}
+export type { RestartDisk }
 
 /** A file the simulation added: acknowledged once coded and recorded on its writer. */
 export interface SimFile {
@@ -245,7 +236,7 @@ export class RealDurabilitySim {
     const at = this.time.now()
     const store = new MemoryBlockStore()
     node.side.store.copyTo(store)
-    node.backup = { store, kv: await copyKV(node.kv), at }
+    node.backup = { store, kv: await copyKV(node.kv, new MemoryKV()), at }
     return node.backup
   }
 
@@ -260,7 +251,7 @@ export class RealDurabilitySim {
     if (node.backup === undefined) throw new NotFoundError(`no backup of ${node.id}`)
     const store = this.newStore(node.id)
     node.backup.store.copyTo(store)
-    this.replaceDisk(node, store, await copyKV(node.backup.kv))
+    this.replaceDisk(node, store, await copyKV(node.backup.kv, new MemoryKV()))
   }
 
   private replaceDisk (node: RealSimNode, store: MemoryBlockStore, kv: MemoryKV): void {

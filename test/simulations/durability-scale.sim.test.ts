@@ -15,8 +15,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { codingOf, parsePolicy } from '../../protocol/durability.js'
-import { census, shardMap } from '../../simulations/durability-real-check.js'
+import { census } from '../../simulations/durability-real-check.js'
+import { placedSim } from '../helpers/durability-sim.js'
 import { RealDurabilitySim, type RealSimNode } from '../../simulations/durability-real.js'
 import { runRandomDurability } from '../../simulations/durability-faults.js'
 import type { CID } from 'multiformats/cid'
@@ -71,12 +71,7 @@ describe('durability simulation at scale', () => {
   })
 
   it('a repair pass over healthy files asks only their holders; a missing holder makes it ask every peer, and the shard is rebuilt', TEST, async () => {
-    const sim = new RealDurabilitySim({ seed: 12, nodes: 40, files: 2 })
-    await sim.setup()
-    const { k, m } = codingOf(parsePolicy(sim.settings.policy)) as { k: number, m: number }
-    const shardsOf = await shardMap(sim, k, m)
-    await sim.place()
-    await sim.time.advance(3 * sim.settings.checkIntervalMs)
+    const { sim, k, m, shardsOf } = await placedSim({ seed: 12, nodes: 40, files: 2 })
     assert.deepEqual(await census(sim, shardsOf, k, m), { healthy: 4, atRisk: 0, degraded: 0, lost: 0, stripes: 4 })
 
     // two quiet passes: each node asks at most the k+m holders of each stripe of each file it knows (2 stripes a file)
@@ -110,13 +105,8 @@ describe('durability simulation at scale', () => {
   })
 
   it('bounded connections: each node knows only its neighbourhood, holders are placed in it and see each other, a lost holder is rebuilt there', TEST, async () => {
-    const sim = new RealDurabilitySim({ seed: 13, nodes: 240, files: 3, connections: 40 })
-    await sim.setup()
+    const { sim, k, m, shardsOf } = await placedSim({ seed: 13, nodes: 240, files: 3, connections: 40 })
     assert.equal(sim.neighbourhoods.count, 6)
-    const { k, m } = codingOf(parsePolicy(sim.settings.policy)) as { k: number, m: number }
-    const shardsOf = await shardMap(sim, k, m)
-    await sim.place()
-    await sim.time.advance(3 * sim.settings.checkIntervalMs)
     assert.deepEqual(await census(sim, shardsOf, k, m), { healthy: 6, atRisk: 0, degraded: 0, lost: 0, stripes: 6 })
     for (const node of sim.nodes) {
       const connected = node.side.network?.connected() ?? []
