@@ -197,7 +197,8 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   /** Per live file and stripe, the shard indices intact and recorded on each node that has not left. */
   const onDisks = async (): Promise<Map<string, Map<string, Array<Set<number>>>>> => {
     const out = new Map<string, Map<string, Array<Set<number>>>>()
-    for (const node of present()) out.set(node.id, await onDisk(node.holdings, node.side.store))
+    // a node that never accepted a hold (nor coded a file) has nothing on its disk
+    for (const node of sim.mayHold()) if (node.state !== 'gone') out.set(node.id, await onDisk(node.holdings, node.side.store))
     return out
   }
 

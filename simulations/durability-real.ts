@@ -144,6 +144,8 @@ export class RealDurabilitySim {
   readonly deletions: Deletion[] = []
   private readonly sides = new Map<string, SimNodeSide>()
   private readonly byId = new Map<string, RealSimNode>()
+  /** Ids of the nodes that may hold shards ({@link mayHold}). */
+  private readonly holderIds = new Set<string>()
   private readonly logger = createLogger('silent')
   /** Who is connected to whom: every node ever started, by range of the key space. */
   readonly neighbourhoods: Neighbourhoods
@@ -176,6 +178,7 @@ export class RealDurabilitySim {
     const chunker = parseChunker(`size-${this.settings.leafBytes}`)
     for (let f = 0; f < this.settings.files; f++) {
       const writer = this.rng.pick(this.nodes)
+      this.holderIds.add(writer.id)
       const bytes = this.rng.bytes(this.settings.leavesPerFile * this.settings.leafBytes)
       const { cid, size } = await importContent(writer.side.store, (async function * () { yield bytes })(), { chunker })
       const encoder = new Encoder({ blockstore: writer.side.store, holdings: writer.holdings, clock: this.time }, { workers: false })
@@ -256,7 +259,7 @@ export class RealDurabilitySim {
 
   private replaceDisk (node: RealSimNode, store: MemoryBlockStore, kv: MemoryKV): void {
     node.side.store = store
-    node.side.expected = new SimExpectations()
+    node.side.expected = this.expectations(node.id)
     node.kv = kv
     node.holdings = new Holdings(kv)
   }
@@ -291,7 +294,7 @@ export class RealDurabilitySim {
   }
 
   private addNode (id: string): RealSimNode {
-    const side: SimNodeSide = { store: this.newStore(id), expected: new SimExpectations() }
+    const side: SimNodeSide = { store: this.newStore(id), expected: this.expectations(id) }
     this.sides.set(id, side)
     this.fabric.setUp(id, true)
     const kv = new MemoryKV()
@@ -300,6 +303,22 @@ export class RealDurabilitySim {
     this.nodes.push(node)
     this.byId.set(id, node)
     return node
+  }
+
+  /**
+   * The nodes that may hold shards, in the order of {@link nodes}: the
+   * writers, every node that accepted a `hold` or `reserve` (a node records
+   * a shard only then, or as the writer that coded it), and any node whose
+   * store is not empty. The checks of the disks read only these:
+   * O(holders × files), not O(nodes × files).
+   */
+  mayHold (): RealSimNode[] {
+    return this.nodes.filter(n => this.holderIds.has(n.id) || n.side.store.size > 0)
+  }
+
+  /** The put policy of node `id`: what it expects marks it as a possible holder. */
+  private expectations (id: string): SimExpectations {
+    return new SimExpectations(() => { this.holderIds.add(id) })
   }
 
   private newStore (id: string): MemoryBlockStore {
