@@ -70,7 +70,7 @@ export const FULL_VIEW_EVERY = 10
 
 /** Holder name for the zero shards of a short last stripe: always "alive", never a peer. */
 const VIRTUAL = '(zero)'
-/** Holder name for a shard never seen on any peer since start. */
+/** Holder name for a shard never seen on any peer since start (away since this node learned of its file, or since start). */
 const UNSEEN = '(unseen)'
 /** Holder name for a shard whose last holder answers but no longer has it (lost to a scrub, a disk): due at once. */
 const GONE = '(gone)'
@@ -257,6 +257,12 @@ export class Repairer {
     const getter = this.components.blocks.getter({ signal })
     const { k, m } = mroot
     const peers = await placer.livePeers(signal)
+    // a shard never seen counts as away since this node started, or since it learned of the file if later: a node
+    // that has just become a holder must not rebuild at once the shards of holders it has not reached yet (the age
+    // of the record is read on the wall clock, which can step; never earlier than start, so at worst as before)
+    const record = await this.components.holdings.manifest(manifest)
+    const knownFor = record === undefined ? Infinity : Math.max(0, this.components.clock.now() - record.since)
+    const unseenSince = Math.max(this.startedAt, network.now() - knownFor)
     const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && network.downSince(p) === undefined)
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       report.stripes++
@@ -274,7 +280,7 @@ export class Repairer {
         alsoHolding,
         liveness: p => {
           if (p === VIRTUAL) return {}
-          if (p === UNSEEN) return { downSince: this.startedAt }
+          if (p === UNSEEN) return { downSince: unseenSince }
           if (p === GONE) return { downSince: 0 }
           const since = network.downSince(p)
           return since === undefined ? {} : { downSince: since }
