@@ -180,7 +180,11 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   /** Per live file and stripe, the shard indices intact and recorded on one disk. */
   const onDisk = async (holdings: Holdings, store: MemoryBlockStore): Promise<Map<string, Array<Set<number>>>> => {
     const mine = new Map<string, Array<Set<number>>>()
+    // a node records shards only of the manifests it noted (as their writer or a holder): O(its files), not O(files)
+    const noted = new Set<string>()
+    for await (const [text] of holdings.manifests()) noted.add(text)
     for (const file of live()) {
+      if (!noted.has(file.manifest.toString())) continue
       const stripes = (shardsOf.get(file.path) ?? []).map(() => new Set<number>())
       for await (const held of holdings.held(file.manifest)) {
         if (shardsOf.get(file.path)?.[held.stripe]?.[held.shard] !== held.cid) continue
