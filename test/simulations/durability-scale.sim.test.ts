@@ -136,7 +136,7 @@ describe('durability simulation at scale', () => {
   })
 
   it('random faults on 300 nodes in neighbourhoods of 60: every invariant holds', TEST, async () => {
-    const r = await runRandomDurability({ seed: 21, nodes: 300, files: 6, connections: 60, faultMs: 30 * 60_000, meanGapMs: 90_000 })
+    const r = await runRandomDurability({ seed: 21, nodes: 300, files: 6, connections: 60, faultMs: 20 * 60_000, meanGapMs: 80_000 })
     assert.deepEqual(r.violations, [], r.schedule.join('\n'))
     assert.ok(Object.values(r.injected).reduce((a, b) => a + b, 0) >= 10, JSON.stringify(r.injected))
     assert.notEqual(r.convergedAfterMs, undefined)
