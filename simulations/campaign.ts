@@ -136,7 +136,7 @@ async function runDurability (p: RunParams): Promise<RunOutcome> {
   if (r.convergedAfterMs === undefined && found.length === 0) found.push('never back to full redundancy')
   const faults = Object.values(r.injected).reduce((sum, n) => sum + n, 0)
   const whole = r.convergedAfterMs === undefined ? 'never whole again' : `whole ${(r.convergedAfterMs / 60_000).toFixed(0)} min after the faults`
-  return { params: p, ok: found.length === 0, reason: brief(found), schedule: r.schedule, detail: `${r.nodes} nodes, ${r.stripes} stripes, ${faults} faults, ${r.destroyed} shards destroyed, ${r.atRisk} at risk, ${r.rebuilt} rebuilt, ${r.pushes} pushes, ${r.collections} gc, ${whole}` }
+  return { params: p, ok: found.length === 0, reason: brief(found), schedule: r.schedule, detail: `${r.nodes} nodes, ${r.stripes} stripes, ${faults} faults, ${r.destroyed} shards destroyed, ${r.atRisk} at risk, ${r.rebuilt} rebuilt, ${r.pushes} pushes, ${r.collections} gc, ${whole}, ${r.checks} invariant checks, ${(r.virtualMs / 60_000).toFixed(0)} virtual min` }
 }
 
 /** The first problems, on one line. */

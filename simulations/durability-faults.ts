@@ -9,7 +9,10 @@
  * `crash` (restart with the disk kept, within the grace period),
  * `long-crash` (the same, back after the grace period: its shards are
  * rebuilt elsewhere meanwhile), `disk-lost` (restart with the same key and an
- * empty store), `leave` (for good), `join` (a new node), `partition`
+ * empty store), `restore` (a copy of a node's disk is taken; one to three
+ * grace periods later the node crashes and comes back from that copy, same
+ * key, up to twice the grace period later: without what it was given since,
+ * with what it held then — perhaps rebuilt elsewhere or collected since), `leave` (for good), `join` (a new node), `partition`
  * (symmetric: a group apart), `one-way` (some legs cut in one direction),
  * `partial` (a group cut from part of the others), `liveness` (one node
  * believes a peer down while the others do not; up to twice the grace
@@ -21,7 +24,7 @@
  * node: its service's `collectGarbage`, as production runs it).
  *
  * The fault budget is exact, on the disks: a destructive fault (leave, disk
- * lost, corruption) is drawn only when afterwards every stripe of a live
+ * lost, restore of a backup, corruption) is drawn only when afterwards every stripe of a live
  * file still has at least k distinct shards recorded and intact on the disk
  * of some node that has not left (up or down) — never more than m of a
  * stripe's shards gone at once. So any stripe that falls below k was
@@ -40,11 +43,12 @@
  *   node some live node could not reach for longer than the grace period),
  *   shard pushes after placement ≤ shards rebuilt, and block bytes moved ≤
  *   1.2 × k shards per rebuilt shard;
- * - extra copies bounded: after the run settles and every node collects its
- *   garbage, copies of a live stripe's shards beyond k+m ≤ the shards of
- *   nodes that came back after the grace period (the documented limit: such
- *   a node is not told to drop them), and no node holds more than its share
- *   of a stripe;
+ * - no extra copies: after the run settles (the grace period and two
+ *   passes that ask every peer) and every node collects its garbage, no copy
+ *   of a live stripe's shards beyond k+m is left — those of nodes back after
+ *   the grace period or restored from an old backup are released
+ *   (node/durability/surplus.ts) — and no node holds more than its share of
+ *   a stripe;
  * - removed files released everywhere: no live node records or stores a
  *   shard of a removed file.
  *
@@ -53,16 +57,19 @@
 import { codingOf, parsePolicy } from '../protocol/durability.js'
 import { CID } from 'multiformats/cid'
 import { census, extraShards, shardMap } from './durability-real-check.js'
-import { RealDurabilitySim, type RealSimNode, type RealSimOptions, type SimFile } from './durability-real.js'
+import { RealDurabilitySim, type NodeBackup, type RealSimNode, type RealSimOptions, type SimFile } from './durability-real.js'
+import { Holdings } from '../node/durability/holdings.js'
+import { FULL_VIEW_EVERY } from '../node/durability/repairer.js'
+import type { MemoryBlockStore } from './memory-blockstore.js'
 import { VirtualTime } from './virtual-time.js'
 import type { Prng } from './prng.js'
 
 /** What a random schedule can inject. */
-export type FaultKind = 'crash' | 'long-crash' | 'disk-lost' | 'leave' | 'join' | 'partition' | 'one-way' | 'partial' | 'liveness' | 'corrupt' | 'slow' | 'skew' | 'remove' | 'gc'
+export type FaultKind = 'crash' | 'long-crash' | 'disk-lost' | 'restore' | 'leave' | 'join' | 'partition' | 'one-way' | 'partial' | 'liveness' | 'corrupt' | 'slow' | 'skew' | 'remove' | 'gc'
 
 /** Relative weights of each fault (0: never). */
 export const DEFAULT_RATES: Readonly<Record<FaultKind, number>> = {
-  crash: 3, 'long-crash': 1, 'disk-lost': 1, leave: 1, join: 1, partition: 1, 'one-way': 1, partial: 1, liveness: 1, corrupt: 2, slow: 1, skew: 1, remove: 1, gc: 2
+  crash: 3, 'long-crash': 1, 'disk-lost': 1, restore: 1, leave: 1, join: 1, partition: 1, 'one-way': 1, partial: 1, liveness: 1, corrupt: 2, slow: 1, skew: 1, remove: 1, gc: 2
 }
 
 /** Settings of a random run. */
@@ -101,15 +108,20 @@ export interface RandomRunResult {
   /** Block bytes moved after placement, and the bound 1.2 × k × shard size × rebuilt. */
   repairBytes: number
   repairBound: number
-  /** Copies of live stripes' shards beyond k+m at the end, and their bound (shards of nodes back after the grace period). */
+  /** Copies of live stripes' shards beyond k+m at the end (the bound is 0). */
   extraCopies: number
+  /** Shard copies that could have been extra: of nodes back after the grace period. */
   extraBound: number
+  /** Stale shard copies restored from old backups (held then, not just before the restore). */
+  restoredCopies: number
   /** Garbage collections run, and blocks they deleted. */
   collections: number
   collected: number
   /** Virtual ms from the end of the last fault to full redundancy (undefined: not reached). */
   convergedAfterMs?: number
   virtualMs: number
+  /** Invariant checks made: of the disks (after every fault and repair period), of convergence, and the final ones. */
+  checks: number
   violations: string[]
 }
 
@@ -145,6 +157,9 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   let longAway = 0
   let collections = 0
   let collected = 0
+  let checks = 0
+  /** Shard copies a restored backup brought back that its node did not hold just before. */
+  let restored = 0
   const maxEvents = 5_000_000
 
   await sim.place()
@@ -162,24 +177,32 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   const upNodes = (): RealSimNode[] => sim.nodes.filter(n => n.state === 'up')
   const present = (): RealSimNode[] => sim.nodes.filter(n => n.state !== 'gone')
 
+  /** Per live file and stripe, the shard indices intact and recorded on one disk. */
+  const onDisk = async (holdings: Holdings, store: MemoryBlockStore): Promise<Map<string, Array<Set<number>>>> => {
+    const mine = new Map<string, Array<Set<number>>>()
+    // a node records shards only of the manifests it noted (as their writer or a holder): O(its files), not O(files)
+    const noted = new Set<string>()
+    for await (const [text] of holdings.manifests()) noted.add(text)
+    for (const file of live()) {
+      if (!noted.has(file.manifest.toString())) continue
+      const stripes = (shardsOf.get(file.path) ?? []).map(() => new Set<number>())
+      for await (const held of holdings.held(file.manifest)) {
+        if (shardsOf.get(file.path)?.[held.stripe]?.[held.shard] !== held.cid) continue
+        try {
+          await store.getBytes(CID.parse(held.cid))
+          stripes[held.stripe].add(held.shard)
+        } catch {}
+      }
+      mine.set(file.path, stripes)
+    }
+    return mine
+  }
+
   /** Per live file and stripe, the shard indices intact and recorded on each node that has not left. */
   const onDisks = async (): Promise<Map<string, Map<string, Array<Set<number>>>>> => {
     const out = new Map<string, Map<string, Array<Set<number>>>>()
-    for (const node of present()) {
-      const mine = new Map<string, Array<Set<number>>>()
-      for (const file of live()) {
-        const stripes = (shardsOf.get(file.path) ?? []).map(() => new Set<number>())
-        for await (const held of node.holdings.held(file.manifest)) {
-          if (shardsOf.get(file.path)?.[held.stripe]?.[held.shard] !== held.cid) continue
-          try {
-            await node.side.store.getBytes(CID.parse(held.cid))
-            stripes[held.stripe].add(held.shard)
-          } catch {}
-        }
-        mine.set(file.path, stripes)
-      }
-      out.set(node.id, mine)
-    }
+    // a node that never accepted a hold (nor coded a file) has nothing on its disk
+    for (const node of sim.mayHold()) if (node.state !== 'gone') out.set(node.id, await onDisk(node.holdings, node.side.store))
     return out
   }
 
@@ -206,6 +229,7 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   }
 
   const checkDisks = async (when: string): Promise<void> => {
+    checks++
     const short = shortStripes(await onDisks(), () => false)
     for (const line of short) violations.push(`${when}: data destroyed: ${line}`)
   }
@@ -252,6 +276,35 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
     }
   }
 
+  /**
+   * `node` crashes and its disk is replaced by a copy of `backup` (if it is
+   * still its last one, the node is up and the budget allows: the shards
+   * it gained since the copy are lost); it restarts 10 s to twice the
+   * grace period later.
+   */
+  const restore = async (node: RealSimNode, backup: NodeBackup): Promise<void> => {
+    if (node.backup !== backup || node.state !== 'up' || collecting.has(node.id) || !enoughUp()) { log(`no restore of ${short(node.id)} (not up, or collecting)`); return }
+    const disks = await onDisks()
+    const then = await onDisk(new Holdings(backup.kv), backup.store)
+    const has = (path: string, s: number, i: number): boolean => then.get(path)?.[s]?.has(i) === true
+    const gone = (n: string, path: string, s: number, i: number): boolean => n === node.id && !has(path, s, i)
+    if (shortStripes(disks, gone).length > 0) { refused++; log(`no restore of ${short(node.id)} (the budget refuses it)`); return }
+    let lost = 0
+    let stale = 0
+    const now = disks.get(node.id)
+    for (const [path, stripes] of now ?? []) for (const [s, set] of stripes.entries()) for (const i of set) if (!has(path, s, i)) lost++
+    for (const [path, stripes] of then) for (const [s, set] of stripes.entries()) for (const i of set) if (now?.get(path)?.[s]?.has(i) !== true) stale++
+    destroyed += lost
+    atRisk += lost
+    restored += stale
+    sim.crash(node)
+    await sim.restoreBackup(node)
+    // back within the grace period or after it (its shards rebuilt elsewhere meanwhile, the stale copies extra on its return)
+    const d = rng.int(10_000, 2 * graceMs)
+    log(`restore ${short(node.id)} from its backup of t+${minutes(backup.at - t0)}: ${lost} shard(s) given since lost, ${stale} held then and not now back; up in ${minutes(d)}`)
+    later(d, `restart ${short(node.id)} from its backup`, async () => { await sim.restart(node) })
+  }
+
   // the faults
   const pending: Pending[] = []
   const collecting = new Set<string>()
@@ -266,9 +319,19 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
     return nodes.length === 0 ? undefined : rng.pick(nodes)
   }
   const enoughUp = (): boolean => upNodes().length > k + m + 1
-  const group = (max: number): string[] => {
-    const nodes = [...upNodes()].sort(() => rng.next() - 0.5)
+  const group = (max: number, among: RealSimNode[] = upNodes()): string[] => {
+    const nodes = [...among].sort(() => rng.next() - 0.5)
     return nodes.slice(0, rng.int(1, Math.max(1, max))).map(n => n.id)
+  }
+  // nodes talk only within their neighbourhood (their connections): in a swarm of several, a fault between two nodes
+  // takes them from one neighbourhood, else it would cut legs no call uses (one neighbourhood: the draws are as they always were)
+  const several = sim.neighbourhoods.count > 1
+  const upPeersOf = (node: RealSimNode): RealSimNode[] => node.peers.map(id => sim.node(id)).filter(n => n.state === 'up' && !collecting.has(n.id))
+  /** An up node other than `a`: one of its neighbourhood in a swarm of several. */
+  const pickOther = (a: RealSimNode | undefined): RealSimNode | undefined => {
+    if (!several || a === undefined) return pickUp(new Set(a === undefined ? [] : [a.id]))
+    const peers = upPeersOf(a).filter(n => n.id !== a.id)
+    return peers.length === 0 ? undefined : rng.pick(peers)
   }
   const shortDuration = (): number => rng.int(30_000, Math.floor(0.8 * graceMs))
 
@@ -291,6 +354,15 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
         sim.crash(node)
         log(`${kind} ${short(node.id)} for ${minutes(d)}`)
         later(d, `restart ${short(node.id)}${kind === 'disk-lost' ? ' with an empty disk' : ''}`, async () => { await sim.restart(node, kind === 'disk-lost' ? 'lost' : 'keep') })
+        return true
+      }
+      case 'restore': {
+        const node = pickUp()
+        if (node === undefined) return false
+        const backup = await sim.backup(node)
+        const after = rng.int(graceMs, 3 * graceMs)
+        log(`backup of ${short(node.id)}, to be restored in ${minutes(after)}`)
+        later(after, `restore time of ${short(node.id)}`, async () => { await restore(node, backup) })
         return true
       }
       case 'leave': {
@@ -328,12 +400,15 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
         if (kind === 'one-way') {
           for (let i = rng.int(1, 3); i > 0; i--) {
             const a = pickUp()
-            const b = pickUp(new Set(a === undefined ? [] : [a.id]))
+            const b = pickOther(a)
             if (a !== undefined && b !== undefined) pairs.push([a.id, b.id])
           }
         } else {
-          const g = group(Math.max(1, Math.floor(upNodes().length / 4)))
-          const others = upNodes().filter(n => !g.includes(n.id) && rng.next() < 0.5)
+          // a group of one neighbourhood, cut from about half the rest of it (every node's when there is one)
+          const first = several ? pickUp() : undefined
+          const hood = first === undefined ? upNodes() : upPeersOf(first)
+          const g = group(Math.max(1, Math.floor(hood.length / 4)), hood)
+          const others = hood.filter(n => !g.includes(n.id) && rng.next() < 0.5)
           for (const a of g) for (const b of others) pairs.push([a, b.id], [b.id, a])
         }
         if (pairs.length === 0) return false
@@ -345,7 +420,7 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
       }
       case 'liveness': {
         const a = pickUp()
-        const b = pickUp(new Set(a === undefined ? [] : [a.id]))
+        const b = pickOther(a)
         if (a === undefined || b === undefined || sim.fabric.refuses(a.id, b.id)) return false
         const d = rng.int(60_000, 2 * graceMs)
         sim.fabric.refuse(a.id, b.id, true)
@@ -458,11 +533,14 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   while (violations.length <= 20 && sim.time.now() < deadline) {
     await runTo(sim.time.now() + checkIntervalMs)
     const c = await census(sim, shardsOf, k, m)
+    checks++
     if (c.healthy === c.stripes) { convergedAfterMs = sim.time.now() - lastFault; break }
   }
   if (convergedAfterMs === undefined) violations.push(`not whole again ${minutes(deadline - lastFault)} after the last fault: ${JSON.stringify(await census(sim, shardsOf, k, m))}`)
 
   const rebuilt = sim.nodes.flatMap(n => n.services).reduce((sum, s) => sum + s.stats.shardsRepaired, 0)
+  // the storm bounds, whole after the last gc, shares, extra copies, removed files released
+  checks += 8
   const pushes = sim.fabric.counts.pushes - pushesBefore
   const repairBytes = sim.fabric.counts.blockBytes - bytesBefore
   const repairBound = 1.2 * k * sim.settings.leafBytes * rebuilt
@@ -470,8 +548,9 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
   if (pushes > rebuilt) violations.push(`repair storm: ${pushes} shard pushes for ${rebuilt} rebuilt shards`)
   if (repairBytes > repairBound) violations.push(`repair storm: ${repairBytes} bytes moved for ${rebuilt} rebuilt shards (bound ${repairBound})`)
 
-  // settled: past the grace period of every removal and repair, each live node collects its garbage
-  await runTo(sim.time.now() + graceMs + checkIntervalMs)
+  // settled: past the grace period of every removal and repair, and of every copy a node came back with (then
+  // two passes that ask every peer: extra copies are released), each live node collects its garbage
+  await runTo(sim.time.now() + graceMs + 2 * FULL_VIEW_EVERY * checkIntervalMs)
   for (const node of upNodes()) running.push(collect(node))
   let all = false
   void Promise.all(running).finally(() => { all = true })
@@ -490,7 +569,7 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
       extraCopies += Math.max(0, copies - (k + m))
     }
   }
-  if (extraCopies > longAway) violations.push(`extra copies: ${extraCopies} shard copies beyond k+m, bound ${longAway} (shards of nodes back after the grace period)`)
+  if (extraCopies > 0) violations.push(`extra copies: ${extraCopies} shard copies beyond k+m not released (${longAway} shards of nodes back after the grace period, ${restored} stale ones restored from backups)`)
   for (const file of sim.files.filter(f => f.removed !== undefined)) {
     const cids = (shardsOf.get(file.path) ?? []).flat().filter(c => c !== '')
     for (const node of upNodes()) {
@@ -525,10 +604,12 @@ export async function runRandomDurability (options: RandomDurabilityOptions): Pr
     repairBound,
     extraCopies,
     extraBound: longAway,
+    restoredCopies: restored,
     collections,
     collected,
     convergedAfterMs,
     virtualMs,
+    checks,
     violations
   }
 }

@@ -55,7 +55,7 @@ async function whereShards (sim: RealDurabilitySim, shardsOf: Map<string, string
   for (const file of sim.files) {
     if (file.removed !== undefined) continue
     const stripes = (shardsOf.get(file.path) ?? []).map(s => s.map(cid => (cid === '' ? undefined : [] as string[])))
-    for (const node of sim.nodes) {
+    for (const node of sim.mayHold()) {
       if (node.state !== 'up') continue
       for await (const held of node.holdings.held(file.manifest)) {
         const expected = shardsOf.get(file.path)?.[held.stripe]?.[held.shard]
@@ -88,7 +88,8 @@ export async function extraShards (sim: RealDurabilitySim, shardsOf: Map<string,
   for (const file of sim.files) {
     if (file.removed !== undefined) continue
     const stripes = shardsOf.get(file.path) ?? []
-    for (const node of up) {
+    // the others record and store nothing
+    for (const node of sim.mayHold().filter(n => n.state === 'up')) {
       const recorded = new Map<number, number>()
       for await (const held of node.holdings.held(file.manifest)) recorded.set(held.stripe, (recorded.get(held.stripe) ?? 0) + 1)
       for (let s = 0; s < stripes.length; s++) {

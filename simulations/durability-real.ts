@@ -23,8 +23,11 @@ import { Holdings } from '../node/durability/holdings.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import { MemoryKV } from '../node/namespace/kv.js'
 import { createLogger } from '../node/logger.js'
+import { NotFoundError } from '../node/errors.js'
 import { simPeerIds } from './durability-balance.js'
 import { MemoryBlockStore } from './memory-blockstore.js'
+import { Neighbourhoods } from './neighbourhoods.js'
+import { copyKV, type RestartDisk } from './disk-copy.js'
 import { Prng } from './prng.js'
 import { ShardFabric } from './shard-fabric.js'
 import { SimExchange, SimExpectations, SimShardsNetwork, simBlockReader, type SimNodeSide } from './shard-node.js'
@@ -52,6 +55,12 @@ export interface RealSimOptions {
   scrubIntervalMs?: number
   /** Period of each node's probe of its peers. @default 30 s */
   probeIntervalMs?: number
+  /**
+   * About how many peers each node is connected to: the nodes of its range
+   * of the kad key space (simulations/neighbourhoods.ts). Every node knows
+   * every node when the swarm is no bigger. @default 100 (production keeps up to 300 connections)
+   */
+  connections?: number
   /**
    * Place the files at once, before any node's first probe of its peers:
    * each writer sees no peer, keeps every shard, and the repair pass places
@@ -94,7 +103,22 @@ export interface RealSimNode {
   gcLock: GcLock
   /** Offset of its wall clock from virtual time (ms): its service's `clock.now()` is the virtual time plus this. */
   skew: number
+  /** The nodes it is connected to (its neighbourhood, itself included; those that left stay listed, as peers that went away do). */
+  peers: readonly string[]
+  /** The store of its holdings records (on its disk). */
+  kv: MemoryKV
+  /** The last copy taken of its disk ({@link RealDurabilitySim.backup}). */
+  backup?: NodeBackup
 }
+
+/** A copy of a node's disk (block store and holdings records, taken at one instant) and when it was taken. */
+export interface NodeBackup {
+  store: MemoryBlockStore
+  kv: MemoryKV
+  at: number
+}
+
+export type { RestartDisk }
 
 /** A file the simulation added: acknowledged once coded and recorded on its writer. */
 export interface SimFile {
@@ -119,9 +143,12 @@ export class RealDurabilitySim {
   /** Every block deletion on every node, in order. */
   readonly deletions: Deletion[] = []
   private readonly sides = new Map<string, SimNodeSide>()
+  private readonly byId = new Map<string, RealSimNode>()
+  /** Ids of the nodes that may hold shards ({@link mayHold}). */
+  private readonly holderIds = new Set<string>()
   private readonly logger = createLogger('silent')
-  /** Every node ever started (a node that left stays known, as a peer that went away does); joins append to it. */
-  private readonly peers: string[] = []
+  /** Who is connected to whom: every node ever started, by range of the key space. */
+  readonly neighbourhoods: Neighbourhoods
 
   constructor (readonly options: RealSimOptions) {
     this.rng = new Prng(options.seed)
@@ -136,20 +163,22 @@ export class RealDurabilitySim {
       checkIntervalMs: options.checkIntervalMs ?? 60_000,
       scrubIntervalMs: options.scrubIntervalMs ?? 20 * 60_000,
       probeIntervalMs: options.probeIntervalMs ?? 30_000,
+      connections: options.connections ?? 100,
       placeAtStart: options.placeAtStart ?? false,
       sabotage: options.sabotage ?? 'none'
     }
+    this.neighbourhoods = new Neighbourhoods({ nodes: this.settings.nodes, connections: this.settings.connections })
   }
 
   /** Make the nodes, start their services, and import and code the files on seeded writers (not placed yet). */
   async setup (): Promise<void> {
     await createErasureCoder()
-    this.peers.push(...await simPeerIds(this.rng.fork(), this.settings.nodes))
-    for (const id of this.peers) this.addNode(id)
+    for (const id of await simPeerIds(this.rng.fork(), this.settings.nodes)) this.addNode(id)
     for (const node of this.nodes) await node.service.start()
     const chunker = parseChunker(`size-${this.settings.leafBytes}`)
     for (let f = 0; f < this.settings.files; f++) {
       const writer = this.rng.pick(this.nodes)
+      this.holderIds.add(writer.id)
       const bytes = this.rng.bytes(this.settings.leavesPerFile * this.settings.leafBytes)
       const { cid, size } = await importContent(writer.side.store, (async function * () { yield bytes })(), { chunker })
       const encoder = new Encoder({ blockstore: writer.side.store, holdings: writer.holdings, clock: this.time }, { workers: false })
@@ -178,7 +207,7 @@ export class RealDurabilitySim {
 
   /** The node `id`. */
   node (id: string): RealSimNode {
-    const node = this.nodes.find(n => n.id === id)
+    const node = this.byId.get(id)
     if (node === undefined) throw new Error(`no node ${id}`)
     return node
   }
@@ -192,19 +221,47 @@ export class RealDurabilitySim {
 
   /**
    * Restart a crashed node: a new service with a fresh view of its peers,
-   * over the same store and holdings (`keep`), or over empty ones with the
-   * same key (`lost`: its disk was replaced).
+   * over the same store and holdings (`keep`), over empty ones with the
+   * same key (`lost`: its disk was replaced), or over a copy of its last
+   * backup (`backup`, see {@link restoreBackup}).
    */
-  async restart (node: RealSimNode, disk: 'keep' | 'lost' = 'keep'): Promise<void> {
-    if (disk === 'lost') {
-      node.side.store = this.newStore(node.id)
-      node.side.expected = new SimExpectations()
-      node.holdings = new Holdings(new MemoryKV())
-    }
+  async restart (node: RealSimNode, disk: RestartDisk = 'keep'): Promise<void> {
+    if (disk === 'lost') this.replaceDisk(node, this.newStore(node.id), new MemoryKV())
+    if (disk === 'backup') await this.restoreBackup(node)
     node.state = 'up'
     this.fabric.setUp(node.id, true)
     node.service = this.makeService(node)
     await node.service.start()
+  }
+
+  /** Take a copy of `node`'s disk now (its block store and holdings records), for a later {@link restoreBackup}. */
+  async backup (node: RealSimNode): Promise<NodeBackup> {
+    const at = this.time.now()
+    const store = new MemoryBlockStore()
+    node.side.store.copyTo(store)
+    node.backup = { store, kv: await copyKV(node.kv, new MemoryKV()), at }
+    return node.backup
+  }
+
+  /**
+   * Put a copy of its last backup on a crashed node's disk (same key): it
+   * lacks what the node was given since, and has what it held then —
+   * perhaps rebuilt elsewhere or collected since.
+   *
+   * @throws {NotFoundError} when no backup of the node was taken
+   */
+  async restoreBackup (node: RealSimNode): Promise<void> {
+    if (node.backup === undefined) throw new NotFoundError(`no backup of ${node.id}`)
+    const store = this.newStore(node.id)
+    node.backup.store.copyTo(store)
+    this.replaceDisk(node, store, await copyKV(node.backup.kv, new MemoryKV()))
+  }
+
+  private replaceDisk (node: RealSimNode, store: MemoryBlockStore, kv: MemoryKV): void {
+    node.side.store = store
+    node.side.expected = this.expectations(node.id)
+    node.kv = kv
+    node.holdings = new Holdings(kv)
   }
 
   /** `node` leaves for good: its disk is gone with it. */
@@ -213,10 +270,9 @@ export class RealDurabilitySim {
     node.state = 'gone'
   }
 
-  /** A new node (a new key, an empty disk) joins: every node learns of it, it starts. */
+  /** A new node (a new key, an empty disk) joins: the nodes of its neighbourhood learn of it, it starts. */
   async join (): Promise<RealSimNode> {
     const [id] = await simPeerIds(this.rng.fork(), 1)
-    this.peers.push(id)
     const node = this.addNode(id)
     await node.service.start()
     return node
@@ -238,13 +294,31 @@ export class RealDurabilitySim {
   }
 
   private addNode (id: string): RealSimNode {
-    const side: SimNodeSide = { store: this.newStore(id), expected: new SimExpectations() }
+    const side: SimNodeSide = { store: this.newStore(id), expected: this.expectations(id) }
     this.sides.set(id, side)
     this.fabric.setUp(id, true)
-    const node: RealSimNode = { id, side, holdings: new Holdings(new MemoryKV()), service: undefined as unknown as DurabilityService, services: [], state: 'up', gcLock: new GcLock(), skew: 0 }
+    const kv = new MemoryKV()
+    const node: RealSimNode = { id, side, kv, holdings: new Holdings(kv), service: undefined as unknown as DurabilityService, services: [], state: 'up', gcLock: new GcLock(), skew: 0, peers: this.neighbourhoods.add(id) }
     node.service = this.makeService(node)
     this.nodes.push(node)
+    this.byId.set(id, node)
     return node
+  }
+
+  /**
+   * The nodes that may hold shards, in the order of {@link nodes}: the
+   * writers, every node that accepted a `hold` or `reserve` (a node records
+   * a shard only then, or as the writer that coded it), and any node whose
+   * store is not empty. The checks of the disks read only these:
+   * O(holders × files), not O(nodes × files).
+   */
+  mayHold (): RealSimNode[] {
+    return this.nodes.filter(n => this.holderIds.has(n.id) || n.side.store.size > 0)
+  }
+
+  /** The put policy of node `id`: what it expects marks it as a possible holder. */
+  private expectations (id: string): SimExpectations {
+    return new SimExpectations(() => { this.holderIds.add(id) })
   }
 
   private newStore (id: string): MemoryBlockStore {
@@ -261,7 +335,7 @@ export class RealDurabilitySim {
   }
 
   private makeService (node: RealSimNode): DurabilityService {
-    const network = new SimShardsNetwork({ fabric: this.fabric, time: this.time, rng: this.rng.fork(), sides: this.sides }, { self: node.id, peers: this.peers, probeIntervalMs: this.settings.probeIntervalMs })
+    const network = new SimShardsNetwork({ fabric: this.fabric, time: this.time, rng: this.rng.fork(), sides: this.sides }, { self: node.id, peers: node.peers, probeIntervalMs: this.settings.probeIntervalMs })
     const exchange = new SimExchange(network, node.side.store, () => this.sabotaging && this.settings.sabotage === 'lose-pushes')
     const service = new DurabilityService({
       blockstore: node.side.store,

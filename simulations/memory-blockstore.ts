@@ -97,6 +97,16 @@ export class MemoryBlockStore extends BlockStoreBase implements BlockStore {
     return true
   }
 
+  /**
+   * Make `target` hold exactly the blocks stored here now, bytes as they are
+   * (a corrupt block stays corrupt): a copy of the disk, as a backup takes it.
+   */
+  copyTo (target: MemoryBlockStore): void {
+    target.blocks.clear()
+    for (const [id, block] of this.blocks) target.blocks.set(id, { ...block })
+    target.bytesStored = this.bytesStored
+  }
+
   /** Number of blocks stored. */
   get size (): number { return this.blocks.size }
 }

@@ -28,6 +28,7 @@ import { decodeEntry, type Dot } from '../protocol/namespace.js'
 import { covers, type VectorClock } from '../node/namespace/clock.js'
 import { peerIdVerifier, signerFromKey } from '../node/namespace/identity.js'
 import { FaultyKV } from './faulty-kv.js'
+import { copyKV, type RestartDisk } from './disk-copy.js'
 import { isDiskFull } from '../node/errors.js'
 import { markNewStore } from '../node/namespace/recovery.js'
 import type { PrivateKey } from '@libp2p/interface'
@@ -87,16 +88,11 @@ export interface SimNode {
   backup?: FaultyKV
 }
 
-/** How a crashed node comes back. */
-export type RestartDisk = 'keep' | 'lost' | 'backup'
+export type { RestartDisk }
 
 /** Copy of a memory store (a backup). */
 export async function copyStore (kv: FaultyKV): Promise<FaultyKV> {
-  const out = new FaultyKV()
-  const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
-  for await (const [key, value] of kv.iterate({})) ops.push({ type: 'put', key, value: value.slice() })
-  await out.batch(ops)
-  return out
+  return await copyKV(kv, new FaultyKV())
 }
 
 /** What {@link NamespaceSim.apply} did. */

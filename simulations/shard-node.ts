@@ -50,9 +50,13 @@ const NEVER = new AbortController().signal
 export class SimExpectations implements PutExpectations {
   private readonly byPeer = new Map<string, Set<string>>()
 
+  /** @param onExpect told of every `expect` (a `hold` or `reserve` accepted: this node may hold shards from now on) */
+  constructor (private readonly onExpect: () => void = () => {}) {}
+
   room (): number { return 1 << 20 }
 
   expect (peer: string, cids: CID[]): void {
+    this.onExpect()
     let set = this.byPeer.get(peer)
     if (set === undefined) { set = new Set(); this.byPeer.set(peer, set) }
     for (const cid of cids) set.add(cid.toString())

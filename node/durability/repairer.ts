@@ -17,6 +17,7 @@ import type { DeferredCoder } from './deferred.js'
 import { liveManifests } from './live-manifests.js'
 import { planRepair, repairCoordinator, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
+import { surplusCopies } from './surplus.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, type HolderView } from './view.js'
 import type { DurabilityParts } from './components.js'
@@ -31,6 +32,8 @@ export type RepairProgressEvents = ProgressEvent<'shoal:durability:repair', { ma
 export interface RepairReport extends HealthSummary, RebuildCounts {
   manifests: number
   stripes: number
+  /** Extra copies this node released (another live peer keeps each; node/durability/surplus.ts). */
+  released: number
   /** Shards whose holder is down but within the grace period. */
   waiting: number
   /** Origin placements retried. */
@@ -53,11 +56,21 @@ export interface RepairerInit {
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
   /** Codes the files added without coding (waiting for live nodes, or interrupted). */
   deferred: Pick<DeferredCoder, 'codeAll'>
+  /**
+   * Every this many passes, a healthy file's holders are checked against
+   * every connected peer, not only those last seen: that is how an extra
+   * copy (a holder back after the grace period, or restored from an old
+   * backup) is found and released. @default {@link FULL_VIEW_EVERY}
+   */
+  fullViewEvery?: number
 }
+
+/** Default of {@link RepairerInit.fullViewEvery}. */
+export const FULL_VIEW_EVERY = 10
 
 /** Holder name for the zero shards of a short last stripe: always "alive", never a peer. */
 const VIRTUAL = '(zero)'
-/** Holder name for a shard never seen on any peer since start. */
+/** Holder name for a shard never seen on any peer since start (away since this node learned of its file, or since start). */
 const UNSEEN = '(unseen)'
 /** Holder name for a shard whose last holder answers but no longer has it (lost to a scrub, a disk): due at once. */
 const GONE = '(gone)'
@@ -70,6 +83,10 @@ export class Repairer {
   private timer?: unknown
   private readonly pass = new SharedPass<RepairReport>()
   private stopped = false
+  /** Passes started since start. */
+  private passes = 0
+  /** Shards this node holds → when a pass first saw it hold them (network clock): a copy is released only once held a grace period. */
+  private readonly ownSince = new Map<string, number>()
   private latest?: { report: RepairReport, at: number, files: ReadonlyMap<string, FileState> }
 
   constructor (private readonly components: DurabilityParts, private readonly init: RepairerInit) {
@@ -123,6 +140,7 @@ export class Repairer {
     const report = emptyRepairReport()
     const { holdings } = this.components
     const { placer } = this.init
+    this.passes++
     try {
       const deferred = await this.init.deferred.codeAll(signal)
       report.coded = deferred.coded
@@ -178,13 +196,14 @@ export class Repairer {
    * seen last time are asked first: when they still hold every shard and
    * each stripe is healthy, that is the answer (nothing to do); otherwise
    * every connected peer is asked, as the first time. So a pass over healthy
-   * files asks O(k+m) peers per stripe, not every peer of the swarm.
+   * files asks O(k+m) peers per stripe, not every peer of the swarm; every
+   * `fullViewEvery` passes it asks every peer anyway (extra copies show there).
    */
   private async repairManifest (manifest: CID, report: RepairReport, signal?: AbortSignal): Promise<void> {
     const getter = this.components.blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const last = this.lastHolders(manifest, mroot)
-    if (last.size > 0) {
+    if (last.size > 0 && this.passes % (this.init.fullViewEvery ?? FULL_VIEW_EVERY) !== 0) {
       const narrow = await gatherView(this.components, manifest, mroot.stripes, signal, { peers: last })
       const healthy = { ...emptySummary(), stripes: 0 }
       if (await this.allHealthy(mroot, narrow, healthy, signal)) {
@@ -238,6 +257,12 @@ export class Repairer {
     const getter = this.components.blocks.getter({ signal })
     const { k, m } = mroot
     const peers = await placer.livePeers(signal)
+    // a shard never seen counts as away since this node started, or since it learned of the file if later: a node
+    // that has just become a holder must not rebuild at once the shards of holders it has not reached yet (the age
+    // of the record is read on the wall clock, which can step; never earlier than start, so at worst as before)
+    const record = await this.components.holdings.manifest(manifest)
+    const knownFor = record === undefined ? Infinity : Math.max(0, this.components.clock.now() - record.since)
+    const unseenSince = Math.max(this.startedAt, network.now() - knownFor)
     const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && network.downSince(p) === undefined)
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       report.stripes++
@@ -255,7 +280,7 @@ export class Repairer {
         alsoHolding,
         liveness: p => {
           if (p === VIRTUAL) return {}
-          if (p === UNSEEN) return { downSince: this.startedAt }
+          if (p === UNSEEN) return { downSince: unseenSince }
           if (p === GONE) return { downSince: 0 }
           const since = network.downSince(p)
           return since === undefined ? {} : { downSince: since }
@@ -266,6 +291,7 @@ export class Repairer {
       })
       countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive, p => placer.zoneOf(p)) : plan.health)
       report.waiting += plan.waiting
+      await this.releaseSurplus({ manifest, index, key, shards: k + m, view, isAlive, report, signal })
       if (plan.actions.length === 0) continue
       if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive) !== network.self) continue
       for (const action of plan.actions) {
@@ -277,6 +303,38 @@ export class Repairer {
           placer.noteRefusal(action.to, err)
           report.errors.push(`stripe ${index} shard ${action.index}: ${String(err?.message ?? err)}`)
         }
+      }
+    }
+  }
+
+  /**
+   * Release the copies of one stripe's shards that {@link surplusCopies}
+   * gives up, each only once this node has held it a grace period (a copy
+   * just received may be a handover still under way) and once its keeper,
+   * asked again now, still has it. Garbage collection then frees the blocks.
+   */
+  private async releaseSurplus (at: { manifest: CID, index: number, key: Uint8Array, shards: number, view: HolderView, isAlive: (p: string) => boolean, report: RepairReport, signal?: AbortSignal }): Promise<void> {
+    const { network, holdings } = this.components
+    const { manifest, index, view, report, signal } = at
+    const now = network.now()
+    for (let i = 0; i < at.shards; i++) {
+      const slot = slotOf(manifest, index, i)
+      if (!view.holders(index, i).includes(network.self)) this.ownSince.delete(slot)
+      else if (!this.ownSince.has(slot)) this.ownSince.set(slot, now)
+    }
+    const surplus = surplusCopies({ key: at.key, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
+    for (const { index: shard, keeper } of surplus) {
+      const slot = slotOf(manifest, index, shard)
+      if (now - (this.ownSince.get(slot) ?? now) < this.init.graceMs) continue
+      try {
+        const answer = await network.request(keeper, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, signal)
+        if (answer.type !== 'holdings' || !answer.shards.some(([s, n]) => s === index && n === shard)) continue
+        await holdings.releaseShards(manifest, [[index, shard]])
+        this.ownSince.delete(slot)
+        report.released++
+        this.log.info({ manifest: manifest.toString(), stripe: index, shard, keeper }, 'extra copy released')
+      } catch (err: any) {
+        this.log.debug({ keeper, err: err?.message }, 'keeper of an extra copy not confirmed')
       }
     }
   }
@@ -303,7 +361,7 @@ export class Repairer {
 
 /** An empty report. */
 export function emptyRepairReport (): RepairReport {
-  return { manifests: 0, stripes: 0, ...emptySummary(), waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, errors: [] }
+  return { manifests: 0, stripes: 0, released: 0, ...emptySummary(), waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, errors: [] }
 }
 
 function slotOf (manifest: CID, stripe: number, shard: number): string {

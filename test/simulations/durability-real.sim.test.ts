@@ -46,18 +46,27 @@ describe('durability simulation, real service', () => {
   })
 
   it('random fault schedules, 20 nodes: every invariant holds', { timeout: 120_000 }, async () => {
-    // seed 4 gave a returning holder a second shard of a stripe (left at risk for good) before repair-plan's alsoHolding
-    // seed 5: eight kinds of fault within 20 virtual minutes (seed 4 draws clock skew four times)
-    for (const seed of [4, 5]) {
+    // seed 4: eleven kinds of fault in an hour (before the restore of a backup joined the schedule, its draws gave a
+    // returning holder a second shard of a stripe, left at risk for good before repair-plan's alsoHolding)
+    // seed 10: seven kinds within 20 virtual minutes
+    for (const seed of [4, 10]) {
       const result = await runRandomDurability({ seed, nodes: 20, faultMs: seed === 4 ? 3_600_000 : 1_200_000 })
       if (verbose) console.log(JSON.stringify(result))
       assert.deepEqual(result.violations, [], `seed ${seed}:\n${result.schedule.join('\n')}`)
       assert.ok(Object.keys(result.injected).length >= 6, `varied faults: ${JSON.stringify(result.injected)}`)
       assert.ok(result.destroyed > 0 && result.rebuilt > 0 && result.collections > 0)
       assert.ok(result.rebuilt <= result.atRisk)
-      assert.ok(result.extraCopies <= result.extraBound)
+      assert.equal(result.extraCopies, 0)
       assert.notEqual(result.convergedAfterMs, undefined)
     }
+  })
+
+  it('a node that has just become a holder does not rebuild at once the shards of holders it has not reached yet', { timeout: 120_000 }, async () => {
+    // seed 9: a node that joined 20 min before was given a shard during a partial cut; its first check of the file did
+    // not reach one holder, counted that shard away since the node's own start, and rebuilt it at once (12 rebuilt for 11 at risk)
+    const result = await runRandomDurability({ seed: 9, nodes: 16, files: 4, faultMs: 3_600_000, rates: { restore: 4, 'long-crash': 2, 'disk-lost': 1 } })
+    assert.deepEqual(result.violations, [], result.schedule.join('\n'))
+    assert.ok(result.rebuilt <= result.atRisk && result.rebuilt > 0, `${result.rebuilt} rebuilt for ${result.atRisk} at risk`)
   })
 
   it('wall clocks set off by up to twice the grace period rebuild nothing early: a peer\'s absence is measured on a monotonic clock', { timeout: 120_000 }, async () => {

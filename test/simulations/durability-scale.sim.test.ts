@@ -7,13 +7,19 @@
  *   node still notices a crash and a return;
  * - a repair pass over a healthy file asks only the peers last seen holding
  *   its shards (not every peer of the swarm), and asks every peer again
- *   once a holder is missing, so the missing shard is still rebuilt.
+ *   once a holder is missing, so the missing shard is still rebuilt;
+ * - each node is connected to a bounded neighbourhood (not the whole swarm):
+ *   placement (the production `Placer.livePeers`) picks holders among it,
+ *   the holders of a stripe reach each other, and a holder gone for good is
+ *   still rebuilt within the neighbourhood.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { codingOf, parsePolicy } from '../../protocol/durability.js'
-import { census, shardMap } from '../../simulations/durability-real-check.js'
+import { census } from '../../simulations/durability-real-check.js'
+import { placedSim } from '../helpers/durability-sim.js'
 import { RealDurabilitySim, type RealSimNode } from '../../simulations/durability-real.js'
+import { runRandomDurability } from '../../simulations/durability-faults.js'
+import type { CID } from 'multiformats/cid'
 
 const TEST = { timeout: 120_000 }
 
@@ -65,12 +71,7 @@ describe('durability simulation at scale', () => {
   })
 
   it('a repair pass over healthy files asks only their holders; a missing holder makes it ask every peer, and the shard is rebuilt', TEST, async () => {
-    const sim = new RealDurabilitySim({ seed: 12, nodes: 40, files: 2 })
-    await sim.setup()
-    const { k, m } = codingOf(parsePolicy(sim.settings.policy)) as { k: number, m: number }
-    const shardsOf = await shardMap(sim, k, m)
-    await sim.place()
-    await sim.time.advance(3 * sim.settings.checkIntervalMs)
+    const { sim, k, m, shardsOf } = await placedSim({ seed: 12, nodes: 40, files: 2 })
     assert.deepEqual(await census(sim, shardsOf, k, m), { healthy: 4, atRisk: 0, degraded: 0, lost: 0, stripes: 4 })
 
     // two quiet passes: each node asks at most the k+m holders of each stripe of each file it knows (2 stripes a file)
@@ -101,5 +102,43 @@ describe('durability simulation at scale', () => {
     await sim.time.advance(sim.settings.graceMs + 3 * sim.settings.checkIntervalMs)
     assert.deepEqual(await census(sim, shardsOf, k, m), { healthy: 4, atRisk: 0, degraded: 0, lost: 0, stripes: 4 })
     sim.time.clear()
+  })
+
+  it('bounded connections: each node knows only its neighbourhood, holders are placed in it and see each other, a lost holder is rebuilt there', TEST, async () => {
+    const { sim, k, m, shardsOf } = await placedSim({ seed: 13, nodes: 240, files: 3, connections: 40 })
+    assert.equal(sim.neighbourhoods.count, 6)
+    assert.deepEqual(await census(sim, shardsOf, k, m), { healthy: 6, atRisk: 0, degraded: 0, lost: 0, stripes: 6 })
+    for (const node of sim.nodes) {
+      const connected = node.side.network?.connected() ?? []
+      assert.ok(connected.length > 0 && connected.length < 80, `${node.id} is connected to ${connected.length} peers, not the swarm`)
+      for (const peer of connected) assert.ok(node.peers.includes(peer), 'only to peers of its neighbourhood')
+    }
+    const holdersOf = async (file: { manifest: CID }): Promise<RealSimNode[]> => {
+      const out: RealSimNode[] = []
+      for (const node of sim.nodes) {
+        if (node.state !== 'up') continue
+        for await (const held of node.holdings.held(file.manifest)) { void held; out.push(node); break }
+      }
+      return out
+    }
+    for (const file of sim.files) {
+      const holders = await holdersOf(file)
+      assert.ok(holders.length >= k + m, `${file.path} on ${holders.length} nodes`)
+      for (const a of holders) for (const b of holders) if (a !== b) assert.equal(a.side.network?.downSince(b.id), undefined, 'holders of a file reach each other')
+    }
+    const file = sim.files[0]
+    const gone = (await holdersOf(file)).find(n => n.id !== file.writer) as RealSimNode
+    sim.leave(gone)
+    await sim.time.advance(sim.settings.graceMs + 4 * sim.settings.checkIntervalMs)
+    assert.deepEqual(await census(sim, shardsOf, k, m), { healthy: 6, atRisk: 0, degraded: 0, lost: 0, stripes: 6 })
+    for (const node of await holdersOf(file)) assert.ok(node.peers.includes(file.writer), 'rebuilt within the writer\'s neighbourhood')
+    sim.time.clear()
+  })
+
+  it('random faults on 300 nodes in neighbourhoods of 60: every invariant holds', TEST, async () => {
+    const r = await runRandomDurability({ seed: 21, nodes: 300, files: 6, connections: 60, faultMs: 20 * 60_000, meanGapMs: 80_000 })
+    assert.deepEqual(r.violations, [], r.schedule.join('\n'))
+    assert.ok(Object.values(r.injected).reduce((a, b) => a + b, 0) >= 10, JSON.stringify(r.injected))
+    assert.notEqual(r.convergedAfterMs, undefined)
   })
 })
