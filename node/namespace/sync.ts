@@ -283,7 +283,7 @@ export class NamespaceSync {
   async round (): Promise<void> {
     const { network, random } = this.components
     await this.heartbeat()
-    const peers = network.peers().filter(peer => this.trust.trusts(peer) && !this.scores.shunned(peer))
+    const peers = network.peers().filter(peer => this.pullable(peer))
     if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
     if (this.catchingUp > 0) {
       this.stats.compactionsDeferred++
@@ -317,7 +317,7 @@ export class NamespaceSync {
    * waits and runs in any case.
    */
   pullFrom (peer: string, because?: VectorClock): void {
-    if (this.stopped || !this.trust.trusts(peer) || this.scores.shunned(peer)) return
+    if (this.stopped || !this.pullable(peer)) return
     if (this.inflight.has(peer)) {
       this.inflight.set(peer, true)
       return
@@ -445,6 +445,11 @@ export class NamespaceSync {
     })())
   }
 
+  /** Whether `peer` may be pulled from or asked for tree nodes: trusted and not shunned for bad input. */
+  private pullable (peer: string): boolean {
+    return this.trust.trusts(peer) && !this.scores.shunned(peer)
+  }
+
   /** Count `offence` against `peer`; say so once when this shuns it. */
   private penalize (peer: string, offence: Offence): void {
     if (!this.scores.penalize(peer, offence)) return
@@ -531,7 +536,7 @@ export class NamespaceSync {
     const helpers = chooseHelpers({
       server,
       peers: network.peers(),
-      trusts: peer => this.trust.trusts(peer) && !this.scores.shunned(peer),
+      trusts: peer => this.pullable(peer),
       clockOf: peer => replica.memberClock(peer),
       clock,
       max: this.options.snapshotPeers - 1,

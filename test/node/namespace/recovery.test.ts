@@ -20,6 +20,16 @@ async function seqOfWrite (r: Replica, path: string): Promise<number> {
   return decodeEntry(sent[0]).seq
 }
 
+/** A node (`before`, key `key`) that wrote `/1`…`/n`, and a peer `b` that pulled them. */
+async function pastWrites (sim: { now: number }, n: number): Promise<{ key: Awaited<ReturnType<typeof generateKeyPair>>, before: Replica, b: Replica }> {
+  const key = await generateKeyPair('Ed25519')
+  const before = await replica(sim, {}, { key })
+  const b = await replica(sim)
+  for (let i = 1; i <= n; i++) await before.putFile(`/${i}`, file(String(i)))
+  await pullInto(b, before)
+  return { key, before, b }
+}
+
 describe('recovery against clock claims', () => {
   it('a member claiming writes of this node that it cannot send holds writes back only until a pull from it ends', async () => {
     const sim = { now: 1_000 }
@@ -36,12 +46,7 @@ describe('recovery against clock claims', () => {
 
   it('a claim backed by this node\'s own entries holds writes back until they are applied: no seq is used twice', async () => {
     const sim = { now: 1_000 }
-    const key = await generateKeyPair('Ed25519')
-    const before = await replica(sim, {}, { key })
-    const b = await replica(sim)
-    await before.putFile('/1', file('1'))
-    await before.putFile('/2', file('2'))
-    await pullInto(b, before)
+    const { key, b } = await pastWrites(sim, 2)
     // the same identity, its store lost; b says it wrote up to seq 2
     const after = await replica(sim, { recoveryTimeout: 60_000 }, { key })
     after.noteMember(b.id, b.state().clock)
@@ -117,11 +122,7 @@ describe('recovery against clock claims', () => {
 
   it('with a single peer in the swarm, its word ends the recovery once the settle window has passed', async () => {
     const sim = { now: 1_000 }
-    const key = await generateKeyPair('Ed25519')
-    const before = await replica(sim, {}, { key })
-    const b = await replica(sim)
-    await before.putFile('/1', file('1'))
-    await pullInto(b, before)
+    const { key, before, b } = await pastWrites(sim, 1)
     const after = await replica(sim, { recoveryTimeout: 60_000, recoverEmptyStore: true, recoverySettleMs: 100 }, { key })
     after.noteMember(b.id, b.state().clock)
     await pullInto(after, b)
