@@ -252,20 +252,24 @@ export class ReplicaStore {
   /** Note an unsynced commit and start the background sync, unless one runs (it then goes round again). */
   private syncSoon (): void {
     this.unsynced = true
-    if (this.syncing !== undefined) return
-    this.syncing = this.syncUntilClean().finally(() => { this.syncing = undefined })
+    if (this.syncing === undefined) this.syncing = this.syncUntilClean()
   }
 
+  /** Sync until no commit is left unsynced; {@link syncing} is cleared in the same turn as the last check, so a commit after it starts a new round. */
   private async syncUntilClean (): Promise<void> {
-    while (this.unsynced) {
-      this.unsynced = false
-      try {
-        await this.kv.batch(SYNC_OPS, true)
-      } catch {
-        // left for the next commit or flush() to try again (a failed write reopens the store, kv.ts)
-        this.unsynced = true
-        return
+    try {
+      while (this.unsynced) {
+        this.unsynced = false
+        try {
+          await this.kv.batch(SYNC_OPS, true)
+        } catch {
+          // left for the next commit or flush() to try again (a failed write reopens the store, kv.ts)
+          this.unsynced = true
+          return
+        }
       }
+    } finally {
+      this.syncing = undefined
     }
   }
 
