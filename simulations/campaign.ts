@@ -98,7 +98,9 @@ async function runNamespace (p: RunParams): Promise<RunOutcome> {
     await playLifecycle(sim, steps)
     const found = await lifecycleProblems(sim)
     const faults = steps.filter(s => s.t !== 'op' && s.t !== 'wait').length
-    return { params: p, ok: found.length === 0, reason: brief(found), detail: `${p.nodes} nodes, ${p.steps} steps (${faults} faults), ${sim.ops.ok} ops acknowledged, ${sim.ops.failed} refused` }
+    const undone = sim.powerLosses.reduce((a, b) => a + b, 0)
+    const power = sim.powerLosses.length === 0 ? '' : `, ${sim.powerLosses.length} power losses undid ${undone} unsynced writes`
+    return { params: p, ok: found.length === 0, reason: brief(found), detail: `${p.nodes} nodes, ${p.steps} steps (${faults} faults), ${sim.ops.ok} ops acknowledged, ${sim.ops.failed} refused${power}` }
   } finally {
     await sim.stop()
   }

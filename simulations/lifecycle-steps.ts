@@ -3,7 +3,7 @@
  * the lifecycle property test (which lets fast-check generate and shrink
  * them) and the seed campaign (which draws one from a seed): writes, waits,
  * partitions, heals, crashes, restarts with the store kept / lost / from a
- * backup, backups, joins, leaves, clock skew and full disks; how such a scenario is
+ * backup, backups, joins, leaves, clock skew, full disks and power losses; how such a scenario is
  * played; and what is wrong afterwards.
  *
  * @module
@@ -39,7 +39,8 @@ export const lifecycleStepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ t: 'join' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('leave' as const), node }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('skew' as const), node, ms: fc.integer({ min: -3_600_000, max: 3_600_000 }) }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('full' as const), node, ms: fc.integer({ min: 0, max: 5_000 }) }) }
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('full' as const), node, ms: fc.integer({ min: 0, max: 5_000 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('power' as const), node, ms: fc.integer({ min: 0, max: 3_000 }) }) }
 )
 
 /** Options of {@link lifecycleSteps}. */

@@ -27,7 +27,7 @@ import { pino } from 'pino'
 import { decodeEntry, type Dot } from '../protocol/namespace.js'
 import { covers, type VectorClock } from '../node/namespace/clock.js'
 import { peerIdVerifier, signerFromKey } from '../node/namespace/identity.js'
-import { FaultyKV } from './faulty-kv.js'
+import { FaultyKV, isPowerLoss } from './faulty-kv.js'
 import { copyKV, type RestartDisk } from './disk-copy.js'
 import { isDiskFull } from '../node/errors.js'
 import { markNewStore } from '../node/namespace/recovery.js'
@@ -147,6 +147,8 @@ export class NamespaceSim {
   private readonly replaced = new Set<string>()
   /** Versions lost with their author's disk before any other node held them (exempt from {@link lostWrites}). */
   readonly lostWithDisk = new Set<string>()
+  /** Per power loss so far, the unsynced writes it undid. */
+  readonly powerLosses: number[] = []
   /** Rejections counted by replicas since closed (restarts). */
   private closedRejections = 0
   private counter = 0
@@ -216,6 +218,39 @@ export class NamespaceSim {
     await node.replica.close()
     node.status = 'down'
     this.log(`node ${index} crashed`)
+  }
+
+  /**
+   * Node `index`'s machine loses power: what its store wrote since its last
+   * completed sync is undone (FaultyKV), the writes waiting for a sync fail,
+   * and the node is down; {@link restart} brings it back on what was
+   * durable. Needs its store's `recordUnsynced`. Returns the writes undone.
+   */
+  async losePower (index: number): Promise<number> {
+    const node = this.nodes[index]
+    if (node.status !== 'up') return 0
+    const undone = await node.kv.losePower()
+    this.powerLosses.push(undone)
+    await this.crash(index)
+    node.kv.powerOn()
+    this.log(`node ${index} lost power: ${undone} unsynced writes undone`)
+    return undone
+  }
+
+  /**
+   * A power cut on node `index`: its disk stops flushing for `ms` virtual ms
+   * (its own writes wait, what it receives is applied unsynced), then the
+   * machine loses power ({@link losePower}) and restarts with its store.
+   */
+  async powerCut (index: number, ms: number): Promise<void> {
+    const node = this.nodes[index]
+    if (node.status !== 'up') return
+    node.kv.recordUnsynced = true
+    node.kv.stallSyncs = true
+    await this.advance(ms)
+    await this.losePower(index)
+    node.kv.recordUnsynced = false
+    await this.restart(index, 'keep')
   }
 
   /**
@@ -377,8 +412,8 @@ export class NamespaceSim {
       this.log(`node ${node}: ${showOp(op)} (seq ${replica.state().clock[replica.id]})`)
       return { ok: true }
     } catch (err: any) {
-      // a full disk refuses the write: expected, not acknowledged
-      if (!EXPECTED_ERRORS.has(err?.name) && !(isDiskFull(err) && this.nodes[node].kv.full)) throw err
+      // a full disk refuses the write, a power loss fails it: expected, not acknowledged
+      if (!EXPECTED_ERRORS.has(err?.name) && !(isDiskFull(err) && this.nodes[node].kv.full) && !isPowerLoss(err)) throw err
       this.ops.failed++
       this.log(`node ${node}: ${showOp(op)} ✗ ${String(err.name)}`)
       return { ok: false, error: err.name }

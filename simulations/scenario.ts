@@ -25,6 +25,8 @@ export type Step =
   | { t: 'skew', node: number, ms: number }
   /** Storage fault: the node's disk is full for `ms` virtual ms (its writes fail). */
   | { t: 'full', node: number, ms: number }
+  /** Power loss: the node's disk stops flushing for `ms` virtual ms, then the machine loses power (the unsynced writes undone) and restarts with its store. */
+  | { t: 'power', node: number, ms: number }
 
 /**
  * The groups of a split: node i goes to group hash(i, salt) mod `groups`;
@@ -62,6 +64,7 @@ export async function runSteps (sim: NamespaceSim, steps: readonly Step[]): Prom
         break
       case 'skew': sim.skew(step.node % sim.nodes.length, step.ms); break
       case 'full': sim.fill(step.node % sim.nodes.length, step.ms); break
+      case 'power': await sim.powerCut(step.node % sim.nodes.length, step.ms); break
     }
   }
 }
@@ -80,6 +83,7 @@ export function showStep (step: Step): string {
     case 'leave': return `leave ${step.node}`
     case 'skew': return `skew ${step.node} ${step.ms} ms`
     case 'full': return `disk of ${step.node} full for ${step.ms} ms`
+    case 'power': return `power of ${step.node} lost after ${step.ms} ms unflushed`
   }
 }
 
