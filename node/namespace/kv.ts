@@ -55,14 +55,14 @@ export const MAX_OPEN_TABLES = 100
 /**
  * LevelDB's write buffer (its memtable, `write_buffer_size`): 8 MiB, twice
  * LevelDB's default. A new node pulling a namespace's history writes ~1 KB
- * of rows an entry, most under keys spread over the whole key space (an
- * entry's `e!` row is keyed by its CID): each memtable flushed is one more
- * level-0 table that LevelDB's compaction thread merges with every table
- * of level 1. Twice the buffer, half the flushes: that thread's CPU per
- * entry pulled fell from 23–25 to 16–20 µs, the pull's CPU (both
- * processes) from 105–114 to 96–105 µs an entry, in alternated runs
- * (docs/benchmarks.md, "Namespace convergence and bootstrap"). It changes
- * how LevelDB writes, not what it stores: stores written under the default
+ * of rows an entry, the entry itself (`e!`) keyed by its CID, spread over
+ * the whole key space: each memtable flushed is one more level-0 table
+ * that LevelDB's compaction thread merges with every table of level 1.
+ * Twice the buffer, half the flushes: that thread's CPU per entry pulled
+ * fell from 22–27 to 16–21 µs, the pull's CPU (both processes) by 6.5 µs
+ * an entry on average, in eight alternated pairs (docs/decisions.md, "The
+ * namespace store's LevelDB write buffer is 8 MiB"). It changes how
+ * LevelDB writes, not what it stores: stores written under the default
  * open as they were. What it costs: up to two buffers in memory while one
  * is flushed; a 1M-path snapshot load peaked at 279–292 MiB RSS against
  * 267–294 with the default in the same hour (its target: under 300; a
