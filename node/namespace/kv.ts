@@ -52,10 +52,30 @@ export interface KV {
  */
 export const MAX_OPEN_TABLES = 100
 
+/**
+ * LevelDB's write buffer (its memtable, `write_buffer_size`): 8 MiB, twice
+ * LevelDB's default. A new node pulling a namespace's history writes ~1 KB
+ * of rows an entry, the entry itself (`e!`) keyed by its CID, spread over
+ * the whole key space: each memtable flushed is one more level-0 table
+ * that LevelDB's compaction thread merges with every table of level 1.
+ * Twice the buffer, half the flushes: that thread's CPU per entry pulled
+ * fell from 22–27 to 16–21 µs, the pull's CPU (both processes) by 6.5 µs
+ * an entry on average, in eight alternated pairs (docs/decisions.md, "The
+ * namespace store's LevelDB write buffer is 8 MiB"). It changes how
+ * LevelDB writes, not what it stores: stores written under the default
+ * open as they were. What it costs: up to two buffers in memory while one
+ * is flushed; a 1M-path snapshot load peaked at 279–292 MiB RSS against
+ * 267–294 with the default in the same hour (its target: under 300; a
+ * 16 MiB buffer was refused for it).
+ */
+export const WRITE_BUFFER_BYTES = 8 * 1024 * 1024
+
 /** Options of {@link LevelKV}. */
 export interface LevelKVOptions {
   /** LevelDB's `max_open_files` (default {@link MAX_OPEN_TABLES}). */
   maxOpenFiles?: number
+  /** LevelDB's `write_buffer_size` in bytes (default {@link WRITE_BUFFER_BYTES}). */
+  writeBufferBytes?: number
 }
 
 /**
@@ -83,7 +103,12 @@ export class LevelKV implements KV {
 
   /** @param location - directory of the LevelDB database */
   constructor (readonly location: string, options: LevelKVOptions = {}) {
-    this.db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view', maxOpenFiles: options.maxOpenFiles ?? MAX_OPEN_TABLES })
+    this.db = new ClassicLevel<string, Uint8Array>(location, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'view',
+      maxOpenFiles: options.maxOpenFiles ?? MAX_OPEN_TABLES,
+      writeBufferSize: options.writeBufferBytes ?? WRITE_BUFFER_BYTES
+    })
   }
 
   async open (): Promise<void> { await this.db.open() }
