@@ -41,7 +41,7 @@ export interface CommitOptions {
    * right after ({@link ReplicaStore.flush} waits for it). For entries
    * received from peers: a crash of the machine before that sync loses them
    * here, never at their author, and they are pulled again (docs/decisions.md,
-   * "Received entries are visible before their fsync"). Local writes,
+   * "Received entries are readable before their fsync"). Local writes,
    * snapshot merges and upgrades are fsynced before they are adopted.
    */
   syncLater?: boolean
@@ -199,7 +199,8 @@ export class ReplicaStore {
   /**
    * Write a batch — its tree and log changes, the clock rows it changed, the
    * head rows it added and removed, `ahead`, and what the commit hooks add —
-   * in one fsynced batch, then adopt its state.
+   * in one batch, then adopt its state. The batch is fsynced first, unless
+   * `options.syncLater` leaves that to the background sync.
    */
   async commit (batch: Batch, options: CommitOptions = {}): Promise<void> {
     const later = options.syncLater === true
