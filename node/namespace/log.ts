@@ -31,7 +31,7 @@ import { entryKey, seqKey } from './rows.js'
 import { WarnLimit, type TrustPolicy } from './trust.js'
 import type { Applier, EntryText } from './apply.js'
 import { authenticateBatch, type LinkedEntry, type Verifier } from './identity.js'
-import type { CommitOptions, ReplicaStore } from './store.js'
+import type { ReplicaStore } from './store.js'
 import type { WallClock } from './api.js'
 import type { Logger } from '../logger.js'
 
@@ -46,8 +46,6 @@ import type { Logger } from '../logger.js'
  * this (docs/benchmarks.md, "Namespace convergence and bootstrap").
  */
 const DRAIN_YIELD_EVERY = 100
-/** Entries from peers are readable at once and fsynced right after (store.ts, `syncLater`). */
-const RECEIVED: CommitOptions = { syncLater: true }
 
 /** What {@link EntryLog.receive} did. */
 export interface ReceiveResult {
@@ -224,7 +222,7 @@ export class EntryLog {
           progress = true
           if (applied % DRAIN_YIELD_EVERY === 0) await new Promise(resolve => setImmediate(resolve))
           if (batch.applied.length >= 1000) {
-            await store.commit(batch, RECEIVED)
+            await store.commit(batch)
             batch = store.batch()
           }
         }
@@ -235,7 +233,7 @@ export class EntryLog {
         if (byAuthor.size === 0) this.pending.delete(author)
       }
     }
-    if (batch.applied.length > 0) await store.commit(batch, RECEIVED)
+    if (batch.applied.length > 0) await store.commit(batch)
     return applied
   }
 

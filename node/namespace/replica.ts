@@ -311,12 +311,6 @@ export class Replica implements Namespace {
       // what members have seen only grows: rows left older hold compaction back a little longer (members.ts); a full disk must not stop a shutdown
       this.components.logger.warn({ err: err?.message ?? String(err) }, 'namespace members not saved at close')
     }
-    try {
-      await this.store.flush()
-    } catch (err: any) {
-      // what was received and not synced is pulled again after a crash (store.ts, `syncLater`)
-      this.components.logger.warn({ err: err?.message ?? String(err) }, 'received namespace entries not synced at close')
-    }
     await this.store.kv.close()
   }
 
@@ -337,18 +331,6 @@ export class Replica implements Namespace {
    * once; never keep or change it.
    */
   clockNow (): Readonly<VectorClock> { return this.store.clock }
-
-  /**
-   * Resolves once every entry applied so far is durable: entries received
-   * from peers are readable before their fsync, which a background sync
-   * does right after (store.ts, `syncLater`).
-   *
-   * @throws the sync's error (the next call tries again)
-   */
-  async flush (): Promise<void> { await this.store.flush() }
-
-  /** Whether an applied entry is not yet known to be durable (see {@link flush}). */
-  get syncPending (): boolean { return this.store.syncPending }
 
   /** Clock, heads and pruned frontier. */
   state (): ReplicaState {

@@ -6,13 +6,10 @@
  * committed by {@link ReplicaStore.commit}.
  *
  * Why one owner: the clock, the heads and the tree must change together, in
- * one LevelDB batch, or a crash leaves a tree that disagrees with the clock.
- * So every writer (remote entries, local writes, a snapshot merge, an
- * upgrade) fills a {@link Batch} and hands it here; the in-memory state is
- * adopted only once the batch is written: fsynced first for local writes,
- * merges and upgrades; for entries received from peers, fsynced by a
- * background sync right after ({@link CommitOptions.syncLater}), so that
- * they are readable without waiting for the disk. Other modules
+ * one fsynced LevelDB batch, or a crash leaves a tree that disagrees with
+ * the clock peers are told. So every writer (remote entries, local writes, a
+ * snapshot merge, an upgrade) fills a {@link Batch} and hands it here; the
+ * in-memory state is adopted only once the batch is durable. Other modules
  * that keep rows of their own in the same batch (new members, the recovery
  * marker) join through {@link CommitHook}s rather than reaching into the
  * batch's owner.
@@ -22,30 +19,10 @@
  *
  * @module
  */
-import { Txn, decodeJSON, type KV, type KVOp } from './kv.js'
+import { Txn, decodeJSON, type KV } from './kv.js'
 import { TreeWriter } from './tree.js'
 import { weight, type Dot, type VectorClock } from './clock.js'
 import { CLOCK_RANGE, authorOfClockKey, clockKey, headKey, metaKey } from './rows.js'
-
-/**
- * The write that makes earlier unsynced writes durable: a delete of a key
- * never written (LevelDB logs and fsyncs it like any batch).
- */
-const SYNC_OPS: KVOp[] = [{ type: 'del', key: metaKey('sync') }]
-
-/** Options of {@link ReplicaStore.commit}. */
-export interface CommitOptions {
-  /**
-   * Write the batch without waiting for its fsync: the state is adopted (and
-   * readable) once LevelDB has it, and a background sync makes it durable
-   * right after ({@link ReplicaStore.flush} waits for it). For entries
-   * received from peers: a crash of the machine before that sync loses them
-   * here, never at their author, and they are pulled again (docs/decisions.md,
-   * "Received entries are readable before their fsync"). Local writes,
-   * snapshot merges and upgrades are fsynced before they are adopted.
-   */
-  syncLater?: boolean
-}
 
 /** The mutable state one batch works on; adopted only after its commit. */
 export class Batch {
@@ -144,10 +121,6 @@ export class ReplicaStore {
   private tipState = new Map<string, Tip>()
   private queue: Promise<unknown> = Promise.resolve()
   private readonly hooks: CommitHook[] = []
-  /** A commit with {@link CommitOptions.syncLater} was written after the last sync began. */
-  private unsynced = false
-  /** The background sync, while it runs. */
-  private syncing: Promise<void> | undefined
 
   constructor (readonly kv: KV) {}
 
@@ -199,21 +172,16 @@ export class ReplicaStore {
   /**
    * Write a batch — its tree and log changes, the clock rows it changed, the
    * head rows it added and removed, `ahead`, and what the commit hooks add —
-   * in one batch, then adopt its state. The batch is fsynced first, unless
-   * `options.syncLater` leaves that to the background sync.
+   * in one fsynced batch, then adopt its state.
    */
-  async commit (batch: Batch, options: CommitOptions = {}): Promise<void> {
-    const later = options.syncLater === true
+  async commit (batch: Batch): Promise<void> {
     const after = this.hooks.map(hook => hook(batch))
     for (const author of batch.changed) batch.txn.put(clockKey(author), batch.clock[author])
     // the head rows are those of the heads adopted last (loadHeads made them so at open)
     for (const head of this.headState.keys()) if (!batch.heads.has(head)) batch.txn.del(headKey(head))
     for (const [head, dot] of batch.heads) if (!this.headState.has(head)) batch.txn.put(headKey(head), dot)
     if (batch.ahead !== undefined) batch.txn.put(metaKey('ahead'), batch.ahead)
-    await batch.txn.commit(!later)
-    // a synced write makes every write before it durable too (LevelDB's log is one file, written in order)
-    if (later) this.syncSoon()
-    else if (this.syncing === undefined) this.unsynced = false
+    await batch.txn.commit(true)
     if (Object.getPrototypeOf(batch.clock) === this.clockState) {
       // a batch of this clock: its counters are adopted in place (O(changed), not O(authors); no reader keeps the record across a commit)
       for (const author of batch.changed) this.clockState[author] = batch.clock[author]
@@ -227,51 +195,6 @@ export class ReplicaStore {
     this.headState = batch.heads
     if (batch.ahead !== undefined) this.aheadState = batch.ahead
     for (const done of after) done?.()
-  }
-
-  /**
-   * Resolves once every commit so far is durable (what {@link CommitOptions.syncLater}
-   * left to the background sync is fsynced).
-   *
-   * @throws the sync's error (the next call tries again)
-   */
-  async flush (): Promise<void> {
-    await this.syncing
-    if (!this.unsynced) return
-    this.unsynced = false
-    try {
-      await this.kv.batch(SYNC_OPS, true)
-    } catch (err) {
-      this.unsynced = true
-      throw err
-    }
-  }
-
-  /** Whether a commit is not yet known to be durable. */
-  get syncPending (): boolean { return this.unsynced || this.syncing !== undefined }
-
-  /** Note an unsynced commit and start the background sync, unless one runs (it then goes round again). */
-  private syncSoon (): void {
-    this.unsynced = true
-    if (this.syncing === undefined) this.syncing = this.syncUntilClean()
-  }
-
-  /** Sync until no commit is left unsynced; {@link syncing} is cleared in the same turn as the last check, so a commit after it starts a new round. */
-  private async syncUntilClean (): Promise<void> {
-    try {
-      while (this.unsynced) {
-        this.unsynced = false
-        try {
-          await this.kv.batch(SYNC_OPS, true)
-        } catch {
-          // left for the next commit or flush() to try again (a failed write reopens the store, kv.ts)
-          this.unsynced = true
-          return
-        }
-      }
-    } finally {
-      this.syncing = undefined
-    }
   }
 
   /** One of the replica's `m!` records, or undefined. */

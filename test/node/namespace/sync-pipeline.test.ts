@@ -21,7 +21,7 @@ import { file, pullInto, replica, silent, type ReplicaParts, type Sim } from './
 import { MemoryKV, peerIdVerifier, type KV, type Verifier } from '../../../node/namespace/index.js'
 import type { KVOp, KVRange } from '../../../node/namespace/kv.js'
 
-/** A store whose next batch that writes rows (not the store's bare sync), once armed, waits until released. */
+/** A store whose next fsynced batch, once armed, waits until released. */
 class GatedKV implements KV {
   private armed = false
   private release: (() => void) | undefined
@@ -39,8 +39,7 @@ class GatedKV implements KV {
   get = async (key: string): Promise<Uint8Array | undefined> => await this.inner.get(key)
   iterate = (range: KVRange): AsyncIterable<[string, Uint8Array]> => this.inner.iterate(range)
   async batch (ops: KVOp[], sync: boolean): Promise<void> {
-    const bareSync = ops.length === 1 && ops[0].type === 'del' && ops[0].key === 'm!sync'
-    if (this.armed && !bareSync) {
+    if (this.armed && sync) {
       this.armed = false
       await new Promise<void>(resolve => {
         this.release = resolve
@@ -206,7 +205,7 @@ describe('namespace pull, one page ahead', () => {
       signed.push(author)
       return await inner(author, data, sig)
     }
-    // the first page's commit waits until released
+    // the first page's commit (an fsynced batch) waits until released
     const p = await pair(t, { entries: 200, pageSize: 50, puller: { kv, verifier }, beforeStart: () => { kv.arm() } })
     await kv.blocked
     const before = signed.length
