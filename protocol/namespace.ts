@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
@@ -366,7 +367,14 @@ export interface PullRequest { v: 1, type: 'pull', id: number, clock: VectorCloc
 /** Ask for snapshot blocks by CID. */
 export interface BlocksRequest { v: 1, type: 'blocks', id: number, cids: CID[] }
 /** A sync request. */
-export type SyncRequest = PullRequest | BlocksRequest
+/**
+ * Anti-entropy between converged-looking peers (docs/namespace.md, "State
+ * checks"): the asker's {@link headsDigest}; the answer says whether the
+ * answerer's heads are the same and, when they are, the root of its current
+ * state's snapshot tree (its nodes are then served by `blocks` requests).
+ */
+export interface StateRequest { v: 1, type: 'state', id: number, heads: Uint8Array }
+export type SyncRequest = PullRequest | BlocksRequest | StateRequest
 
 /** A page of entries in causal order; `more` when the requester should pull again. */
 export interface EntriesResponse { v: 1, type: 'entries', id: number, clock: VectorClock, heads: CID[], entries: Uint8Array[], more: boolean }
@@ -377,7 +385,14 @@ export interface BlocksResponse { v: 1, type: 'blocks', id: number, blocks: Uint
 /** The request failed. */
 export interface SyncErrorResponse { v: 1, type: 'error', id: number, message: string }
 /** A sync response. */
-export type SyncResponse = EntriesResponse | SnapshotResponse | BlocksResponse | SyncErrorResponse
+/** The answerer's heads are the asker's: `root` is the snapshot tree of its current state. */
+export interface StateResponse { v: 1, type: 'state', id: number, heads: Uint8Array, root: CID }
+/** The answerer's heads differ from the asker's (`heads`: its own digest): their states are not comparable. */
+export interface UnlikeStateResponse { v: 1, type: 'unlike', id: number, heads: Uint8Array }
+export type SyncResponse = EntriesResponse | SnapshotResponse | BlocksResponse | StateResponse | UnlikeStateResponse | SyncErrorResponse
+
+/** Bytes of a {@link headsDigest}. */
+export const HEADS_DIGEST_BYTES = 32
 
 /** Re-exported: the error every codec of this module throws. */
 export { InvalidMessageError }
@@ -669,6 +684,19 @@ export function encodeHeadsMessage (message: HeadsMessage): Uint8Array {
  */
 export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
   return pickHeadsMessage(decodeBytes(bytes, MAX_SYNC_MESSAGE_BYTES, 'heads message'))
+}
+
+/**
+ * What two replicas compare to learn whether they applied the same entries:
+ * sha-256 over their heads' CID bytes, in ascending order of the CIDs' text.
+ * The heads of a Merkle DAG name its whole history, so equal digests mean
+ * equal histories, and replicas of equal histories must hold equal states.
+ */
+export function headsDigest (heads: Iterable<CID>): Uint8Array {
+  const sorted = [...heads].map(h => [h.toString(), h.bytes] as const).sort((x, y) => x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)
+  const hash = createHash('sha256')
+  for (const [, bytes] of sorted) hash.update(bytes)
+  return new Uint8Array(hash.digest())
 }
 
 /**
@@ -1218,7 +1246,7 @@ function pickHeadsMessage (value: unknown): HeadsMessage {
   }
 }
 
-const REQUEST_SHAPES = { pull: ['clock', 'limit'], blocks: ['cids'] } as const
+const REQUEST_SHAPES = { pull: ['clock', 'limit'], blocks: ['cids'], state: ['heads'] } as const
 
 function pickSyncRequest (value: unknown): SyncRequest {
   const type = envelope(value, 'sync request', REQUEST_SHAPES, true)
@@ -1227,10 +1255,15 @@ function pickSyncRequest (value: unknown): SyncRequest {
   if (type === 'pull') {
     return { v: 1, type, id, clock: clock(f.clock, 'pull clock', 0, true), limit: int(f.limit, 'pull limit', 1, MAX_BATCH_ENTRIES) }
   }
+  if (type === 'state') return { v: 1, type, id, heads: headsDigestField(f.heads) }
   return { v: 1, type: 'blocks', id, cids: cidList(f.cids, 'blocks cids', 1, MAX_BLOCKS_WANT, DAG_CBOR, false) }
 }
 
-const RESPONSE_SHAPES = { entries: ['clock', 'heads', 'entries', 'more'], snapshot: ['root', 'clock'], blocks: ['blocks'], error: ['message'] } as const
+const RESPONSE_SHAPES = { entries: ['clock', 'heads', 'entries', 'more'], snapshot: ['root', 'clock'], blocks: ['blocks'], state: ['heads', 'root'], unlike: ['heads'], error: ['message'] } as const
+
+function headsDigestField (value: unknown): Uint8Array {
+  return check.bytes(value, 'heads digest', HEADS_DIGEST_BYTES, HEADS_DIGEST_BYTES)
+}
 
 function pickSyncResponse (value: unknown): SyncResponse {
   const type = envelope(value, 'sync response', RESPONSE_SHAPES, true)
@@ -1248,6 +1281,8 @@ function pickSyncResponse (value: unknown): SyncResponse {
     }
     case 'snapshot': return { v: 1, type, id, root: cid(f.root, 'snapshot root', DAG_CBOR), clock: clock(f.clock, 'snapshot clock', 1, true) }
     case 'blocks': return { v: 1, type, id, blocks: byteList(f.blocks, 'blocks', MAX_BLOCKS_WANT, MAX_SNAPSHOT_ROOT_BYTES) }
+    case 'state': return { v: 1, type, id, heads: headsDigestField(f.heads), root: cid(f.root, 'state root', DAG_CBOR) }
+    case 'unlike': return { v: 1, type, id, heads: headsDigestField(f.heads) }
     default: return { v: 1, type: 'error', id, message: text(f.message, 'error message', MAX_SYNC_ERROR_MESSAGE) }
   }
 }

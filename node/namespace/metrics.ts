@@ -34,6 +34,12 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
     counter(registers, 'shoal_namespace_heartbeats_skipped_total', 'Sync rounds that published no heartbeat (nothing new to announce, no liveness heartbeat due)', () => sync.stats.heartbeatsSkipped)
     counter(registers, 'shoal_namespace_peer_penalties_total', 'Bad input counted against peers (malformed gossip, requests or answers, rejected entries, snapshots that fail their checks)', () => sync.scores.stats.penalties)
     counter(registers, 'shoal_namespace_shunned_messages_total', 'Namespace gossip messages dropped unread because their sender is shunned for bad input', () => sync.stats.shunned)
+    const checks = sync.stateCheck.stats
+    counter(registers, 'shoal_namespace_state_checks_total', 'State checks run: this node\'s state compared with trusted peers whose heads are its own (docs/namespace.md, "State checks")', () => checks.stateChecks)
+    counter(registers, 'shoal_namespace_state_checks_diverged_total', 'State checks that found this node\'s state different from a peer with the same heads and could not tell which is right (nothing changed)', () => checks.stateChecksDiverged)
+    counter(registers, 'shoal_namespace_state_checks_repaired_total', 'State checks in which two peers with the same heads agreed against this node\'s rows, and the paths were repaired', () => checks.stateChecksRepaired)
+    counter(registers, 'shoal_namespace_state_paths_repaired_total', 'Paths whose rows a state check repaired', () => checks.statePathsRepaired)
+    new Gauge({ name: 'shoal_namespace_divergent_paths', help: 'Paths that differed from a peer with the same heads in the latest state check that compared (0: it agreed)', registers, collect () { this.set(checks.divergentPaths) } })
     new Gauge({ name: 'shoal_namespace_shunned_peers', help: 'Peers shunned now for bad input: their gossip is dropped and they are not pulled from until their score decays', registers, collect () { this.set(sync.scores.shunnedPeers().length) } })
   }
 }

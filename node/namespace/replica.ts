@@ -44,6 +44,10 @@ import { ReplicaStore, sortedHeads } from './store.js'
 import { TRUST_EVERYONE, type TrustPolicy } from './trust.js'
 import { loadHeads, migrateSingleNode, upgradeHeadRows, upgradeRows, upgradeSnapshot, type UpgradeComponents } from './upgrade.js'
 import { LocalWrites } from './writes.js'
+import { StateTrees } from './state-tree.js'
+import { repairPaths, type PathRepair, type RepairResult } from './state-repair.js'
+import type { CheckedState } from './state-check.js'
+import { blockKey } from './rows.js'
 import type { Signer, Verifier } from './identity.js'
 import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions, WallClock } from './api.js'
 import type { Logger } from '../logger.js'
@@ -155,6 +159,7 @@ export class Replica implements Namespace {
   private readonly reads: TreeReader
   private readonly writes: LocalWrites
   private readonly upgrades: UpgradeComponents
+  private readonly stateTrees: StateTrees
   private readonly changeListeners = new Set<() => void>()
   private opened = false
   private readonly checkOnRestart: boolean
@@ -227,7 +232,13 @@ export class Replica implements Namespace {
       shardPaths: Math.min(options.shardPaths ?? 2048, MAX_SHARD_PATHS),
       retirements,
       compactAfter: options.compactAfter ?? 10_000,
-      inlineRootAuthors: positiveInteger(options.inlineRootAuthors, 'inlineRootAuthors')
+      inlineRootAuthors: positiveInteger(options.inlineRootAuthors, 'inlineRootAuthors'),
+      stateNode: cid => this.stateTrees.node(cid)
+    })
+    this.stateTrees = new StateTrees({
+      heads: () => sortedHeads(store.heads).map(h => CID.parse(h)),
+      exclusive: async fn => await store.exclusive(fn),
+      build: async put => await snapshots.stateTree(put)
     })
     const reads = this.reads = new TreeReader(kv)
     const writes = this.writes = new LocalWrites({ store, applier, reads, signer, clock, writing: async fn => await recovery.writing(fn) })
@@ -525,6 +536,36 @@ export class Replica implements Namespace {
 
   /** Make a snapshot now (tests, benchmarks); returns its root. */
   async snapshot (): Promise<CID> { return await this.snapshots.snapshot() }
+
+  // ------------------------------------------ state checks (state-check.ts)
+
+  /**
+   * This replica's current state as a state check compares it: the digest
+   * of its heads, the root of its state's snapshot tree, and a reader of
+   * that tree's nodes (state-tree.ts; computed when the heads moved).
+   *
+   * @throws {StateTooLargeError} when the state is too far from the last snapshot to hold its tree in memory
+   */
+  async checkedState (): Promise<CheckedState> {
+    const held = await this.stateTrees.current()
+    const { kv } = this.store
+    return { digest: held.digest, node: async cid => held.node(cid) ?? await kv.get(blockKey(cid.toString())) }
+  }
+
+  /**
+   * Give `repairs`' paths the versions two peers with this replica's heads
+   * agree on (state-repair.ts: a version whose signed entry is held here is
+   * never removed); undefined, nothing changed, when the heads are no longer
+   * those of `heads`.
+   */
+  async repairState (repairs: PathRepair[], heads: Uint8Array): Promise<RepairResult | undefined> {
+    const result = await repairPaths({ store: this.store, heads: () => sortedHeads(this.store.heads).map(h => CID.parse(h)) }, repairs, heads)
+    if (result !== undefined && result.paths > 0) {
+      this.stateTrees.forget()
+      for (const l of this.changeListeners) l()
+    }
+    return result
+  }
 
   /**
    * Merge a peer's snapshot into this replica (the state-based merge of two

@@ -25,7 +25,7 @@ import {
   type SnapshotRoot, type SnapshotRootBody, type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
-import { buildTree, updateTree, type PutNode } from './snapshot-tree.js'
+import { buildTree, updateTree, type PutNode, type TreeRoot } from './snapshot-tree.js'
 import { merge, missing, type Dot, type VectorClock } from './clock.js'
 import { Txn, clearRange, decodeJSON } from './kv.js'
 import { blockKey, dotOfSeqKey, entryKey, metaKey, seqKey } from './rows.js'
@@ -80,6 +80,8 @@ export interface SnapshotsComponents {
   retirements?: SnapshotRetirements
   /** Most authors a snapshot root names inline; past it the root links author blocks of this many (snapshot-authors.ts). @default 2048 */
   inlineRootAuthors?: number
+  /** A node of the current state's tree held in memory for a state check (state-tree.ts), served like the snapshot's. */
+  stateNode?: (cid: CID) => Uint8Array | undefined
 }
 
 
@@ -133,7 +135,7 @@ export class Snapshots {
     const { kv } = this.components.store
     for (const cid of cids.slice(0, MAX_BLOCKS_WANT)) {
       const key = cid.toString()
-      const bytes = await kv.get(blockKey(key)) ?? await kv.get(entryKey(key))
+      const bytes = await kv.get(blockKey(key)) ?? await kv.get(entryKey(key)) ?? this.components.stateNode?.(cid)
       if (bytes === undefined) break
       if (out.length > 0 && total + bytes.byteLength > maxBytes) break
       out.push(bytes)
@@ -237,6 +239,44 @@ export class Snapshots {
     for (const path of dirty) txn.del(dirtyKey(path))
     const root = await this.writeRoot(txn, { tree: update, blocks, clock, heads })
     return { root, after: async () => {} }
+  }
+
+  /**
+   * The snapshot tree of the replica's current state, nothing written (a
+   * state check, state-check.ts): the latest snapshot's tree updated with
+   * the paths marked dirty since — O(changes × tree height) nodes — or,
+   * with no snapshot yet, a tree of every path. `put` gets each new node;
+   * the snapshot's own nodes are read from the store. Run it under the
+   * store's lock, so that the state does not move while it is read.
+   */
+  async stateTree (put: PutNode): Promise<TreeRoot> {
+    const { kv } = this.components.store
+    const old = await this.components.store.meta<SnapshotMeta>('snapshot')
+    const oldTree = old === undefined ? undefined : await this.treeOf(old)
+    if (oldTree === undefined) return await buildTree(this.liveVersions(), put)
+    const dirty: string[] = []
+    for await (const [key] of kv.iterate({ ...DIRTY_RANGE })) dirty.push(key.slice(2))
+    if (dirty.length === 0) return { root: oldTree, count: await this.countOf(old as SnapshotMeta) }
+    dirty.sort(compareTreePaths)
+    const changes = async function * (): AsyncGenerator<[string, SnapshotVersion[] | undefined]> {
+      for (const path of dirty) {
+        const row = await kv.get(versionsKey(path))
+        yield [path, row === undefined ? undefined : decodeJSON<PathState>(row).versions.map(toSnapshotVersion)]
+      }
+    }
+    const mine = new Map<string, Uint8Array>()
+    const get = async (cid: CID): Promise<Uint8Array | undefined> => mine.get(cid.toString()) ?? await kv.get(blockKey(cid.toString()))
+    const update = await updateTree(oldTree, changes(), get, async (cid, bytes) => {
+      mine.set(cid.toString(), bytes)
+      await put(cid, bytes)
+    })
+    return { root: update.root, count: update.count }
+  }
+
+  /** Paths in a snapshot's tree, from its root. */
+  private async countOf (meta: SnapshotMeta): Promise<number> {
+    const bytes = await this.components.store.kv.get(blockKey(meta.root))
+    return bytes === undefined ? 0 : decodeSnapshotRoot(bytes).count
   }
 
   /**

@@ -47,9 +47,11 @@
  */
 import {
   MAX_BATCH_ENTRIES, MAX_HEADS, MAX_SYNC_MESSAGE_BYTES,
-  claimedDot, decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
-  type SyncResponse
+  claimedDot, decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse, headsDigest,
+  type StateRequest, type SyncResponse
 } from '../../protocol/namespace.js'
+import { equals } from 'multiformats/bytes'
+import { StateCheck, type StateCheckOptions } from './state-check.js'
 import { dominates, merge, type VectorClock } from './clock.js'
 import type { Replica } from './replica.js'
 import type { PreparedEntries } from './log.js'
@@ -154,6 +156,16 @@ export interface SyncOptions {
   snapshotPeers?: number
   /** Scoring of peers' bad input (peer-scores.ts). */
   scores?: PeerScoreOptions
+  /**
+   * Rounds between state checks (state-check.ts): a round, once this many
+   * have passed since the last check and no pull is running, compares this
+   * replica's state with trusted peers whose heads are its own, and repairs
+   * it when two of them agree against it. 0: never. @default 6 (about a
+   * minute at the default interval)
+   */
+  stateCheckEvery?: number
+  /** Tuning of state checks. */
+  stateCheck?: StateCheckOptions
 }
 
 /** Counters. */
@@ -198,7 +210,11 @@ export class NamespaceSync {
   }
   /** Scores of the peers' bad input. */
   readonly scores: PeerScores
-  private readonly options: Required<Omit<SyncOptions, 'scores'>>
+  /** Anti-entropy between replicas that look converged (state-check.ts). */
+  readonly stateCheck: StateCheck
+  private readonly options: Required<Omit<SyncOptions, 'scores' | 'stateCheck'>>
+  /** Rounds since the last state check. */
+  private roundsSinceCheck = 0
   /** Rounds a liveness heartbeat waits at most. */
   private readonly heartbeatRounds: number
   /** What the swarm has been told since start: the clocks this node published and those of the trusted gossip it heard. */
@@ -231,12 +247,24 @@ export class NamespaceSync {
       requestTimeout: options.requestTimeout ?? 15_000,
       maxPages: options.maxPages ?? 1000,
       maxPulls: Math.max(1, options.maxPulls ?? 2),
-      snapshotPeers: Math.max(1, options.snapshotPeers ?? 4)
+      snapshotPeers: Math.max(1, options.snapshotPeers ?? 4),
+      stateCheckEvery: Math.max(0, options.stateCheckEvery ?? 6)
     }
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
     this.log = components.logger
     this.trust = components.trust ?? components.replica.trust
     this.scores = new PeerScores(components.clock ?? { now: () => performance.now() }, options.scores)
+    this.stateCheck = new StateCheck({
+      state: async () => await components.replica.checkedState(),
+      repair: async (repairs, heads) => await components.replica.repairState(repairs, heads),
+      peers: () => components.network.peers().filter(peer => this.pullable(peer)),
+      ask: async (peer, request) => await this.ask(peer, request),
+      blocks: async (peer, cids) => await this.blocks(peer, cids),
+      nextId: () => this.nextId++,
+      random: components.random,
+      penalize: (peer, offence) => { this.penalize(peer, offence) },
+      logger: components.logger
+    }, options.stateCheck)
   }
 
   async start (): Promise<void> {
@@ -285,6 +313,12 @@ export class NamespaceSync {
     await this.heartbeat()
     const peers = network.peers().filter(peer => this.pullable(peer))
     if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
+    this.roundsSinceCheck++
+    const every = this.options.stateCheckEvery
+    if (every > 0 && this.roundsSinceCheck >= every && this.inflight.size === 0 && this.catchingUp === 0 && peers.length > 0 && !this.components.replica.recovering) {
+      this.roundsSinceCheck = 0
+      this.track(this.stateCheck.check().then(() => {}))
+    }
     if (this.catchingUp > 0) {
       this.stats.compactionsDeferred++
       this.compactionDeferred = true
@@ -487,6 +521,7 @@ export class NamespaceSync {
     if (request.type === 'blocks') {
       return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids, MAX_SYNC_MESSAGE_BYTES - 64 * 1024) })
     }
+    if (request.type === 'state') return await this.answerState(request)
     const remote = replica.readClock(request.clock)
     replica.noteMember(from, remote, request.clock)
     // the page leaves room for the clock and heads of the answer
@@ -497,6 +532,25 @@ export class NamespaceSync {
     const wire = replica.wireClock(clock, remote)
     wire[from] = clock[from] ?? 0
     return encodeSyncResponse({ v: 1, type: 'entries', id: request.id, clock: wire, heads: heads.slice(0, MAX_HEADS), entries: answer.entries, more: answer.more })
+  }
+
+  /**
+   * A state check's question (state-check.ts): this replica's state tree
+   * root when its heads are the asker's, else its own heads' digest. The
+   * tree is computed only for an asker with the same heads.
+   */
+  private async answerState (request: StateRequest): Promise<Uint8Array> {
+    const { replica } = this.components
+    const heads = headsDigest(replica.state().heads)
+    if (!equals(heads, request.heads)) return encodeSyncResponse({ v: 1, type: 'unlike', id: request.id, heads })
+    let mine
+    try {
+      mine = await replica.checkedState()
+    } catch (err: any) {
+      return encodeSyncResponse({ v: 1, type: 'error', id: request.id, message: Array.from(String(err?.message ?? err)).slice(0, 500).join('') })
+    }
+    if (!equals(mine.digest.heads, request.heads)) return encodeSyncResponse({ v: 1, type: 'unlike', id: request.id, heads: mine.digest.heads })
+    return encodeSyncResponse({ v: 1, type: 'state', id: request.id, heads: mine.digest.heads, root: mine.digest.root })
   }
 
   private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0], cancel?: AbortSignal): Promise<SyncResponse> {
