@@ -32,7 +32,7 @@
  */
 import { equals } from 'multiformats/bytes'
 import { encodeTreeEntry } from '../../protocol/snapshot-tree.js'
-import type { SnapshotVersion, StateRequest, SyncResponse } from '../../protocol/namespace.js'
+import type { SnapshotVersion, StateRequest, SyncResponse, headsDigest } from '../../protocol/namespace.js'
 import { diffTrees, InvalidTreeNodeError, type GetNode, type Versions } from './snapshot-tree.js'
 import type { PathRepair, RepairResult } from './state-repair.js'
 import type { StateDigest } from './state-tree.js'
@@ -48,7 +48,9 @@ export interface CheckedState {
 
 /** What a {@link StateCheck} is built from. */
 export interface StateCheckComponents {
-  /** This replica's current state (Replica.checkedState). @throws {StateTooLargeError} */
+  /** {@link headsDigest} of this replica's heads now (cheap: no tree). */
+  heads: () => Uint8Array
+  /** This replica's current state (Replica.checkedState), built only once a peer's heads are its own. @throws {StateTooLargeError} */
   state: () => Promise<CheckedState>
   /** Give paths the versions two peers agree on (Replica.repairState); undefined when the heads moved. */
   repair: (repairs: PathRepair[], heads: Uint8Array) => Promise<RepairResult | undefined>
@@ -143,22 +145,26 @@ export class StateCheck {
 
   private async compare (): Promise<StateCheckOutcome> {
     const { components } = this
-    const mine = await components.state()
+    // the tree is built only once a peer has these heads: in a busy swarm most answers are unlike
+    const heads = components.heads()
+    let mine: CheckedState | undefined
     const peers = shuffled(components.peers(), components.random).slice(0, this.maxPeers)
     const found: Array<{ peer: string, differences: Differences }> = []
     for (const peer of peers) {
       let answer: SyncResponse
       try {
-        answer = await components.ask(peer, { v: 1, type: 'state', id: components.nextId(), heads: mine.digest.heads })
+        answer = await components.ask(peer, { v: 1, type: 'state', id: components.nextId(), heads })
       } catch (err: any) {
         components.logger.debug({ peer, err: err?.message ?? String(err) }, 'namespace state check: peer did not answer')
         continue
       }
       if (answer.type === 'unlike') continue
-      if (answer.type !== 'state' || !equals(answer.heads, mine.digest.heads)) {
+      if (answer.type !== 'state' || !equals(answer.heads, heads)) {
         components.penalize(peer, 'invalidResponse')
         continue
       }
+      mine ??= await components.state()
+      if (!equals(mine.digest.heads, heads)) return 'skipped'
       const differences = await this.differences(mine, peer, answer.root)
       if (differences === undefined) return 'skipped'
       if (differences.size === 0) {
@@ -169,7 +175,7 @@ export class StateCheck {
       found.push({ peer, differences })
       if (found.length === 2) break
     }
-    if (found.length === 0) return 'incomparable'
+    if (found.length === 0 || mine === undefined) return 'incomparable'
     this.stats.divergentPaths = found[0].differences.size
     const sample = [...found[0].differences.keys()].slice(0, 10)
     if (found.length === 1) {

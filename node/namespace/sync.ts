@@ -255,6 +255,7 @@ export class NamespaceSync {
     this.trust = components.trust ?? components.replica.trust
     this.scores = new PeerScores(components.clock ?? { now: () => performance.now() }, options.scores)
     this.stateCheck = new StateCheck({
+      heads: () => headsDigest(components.replica.state().heads),
       state: async () => await components.replica.checkedState(),
       repair: async (repairs, heads) => await components.replica.repairState(repairs, heads),
       peers: () => components.network.peers().filter(peer => this.pullable(peer)),
@@ -312,10 +313,12 @@ export class NamespaceSync {
     const { network, random } = this.components
     await this.heartbeat()
     const peers = network.peers().filter(peer => this.pullable(peer))
-    if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
+    // a state check while this replica is catching up or recovering would find its heads unlike everyone's
     this.roundsSinceCheck++
     const every = this.options.stateCheckEvery
-    if (every > 0 && this.roundsSinceCheck >= every && this.inflight.size === 0 && this.catchingUp === 0 && peers.length > 0 && !this.components.replica.recovering) {
+    const checkState = every > 0 && this.roundsSinceCheck >= every && this.catchingUp === 0 && peers.length > 0 && !this.components.replica.recovering
+    if (peers.length > 0) this.pullFrom(peers[Math.floor(random() * peers.length)])
+    if (checkState) {
       this.roundsSinceCheck = 0
       this.track(this.stateCheck.check().then(() => {}))
     }

@@ -13,7 +13,8 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
-import { createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
+import { LevelKV, createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
+import { versionsKey, visibleKey } from '../../../node/namespace/tree.js'
 import { createLibp2pSync } from '../../../node/namespace/libp2p-network.js'
 import type { NamespaceSync } from '../../../node/namespace/sync.js'
 import { sha256 } from '../../../node/blocks/verify.js'
@@ -236,6 +237,38 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
     await nodes[1].replica.putFile('/after', file('after'))
     const after = await waitConverged(nodes)
     assert.ok(after.includes('/after '), after)
+  })
+
+  it('a node whose store lost a path\'s rows gets them back from two peers with the same heads (state checks), and they change nothing', async (t) => {
+    const nodes = [await startNode(t), await startNode(t), await startNode(t)]
+    await connect(nodes[1], nodes[0])
+    await connect(nodes[2], nodes[0])
+    await connect(nodes[2], nodes[1])
+    await nodes[0].replica.putFile('/kept/one.txt', file('one'))
+    await nodes[0].replica.putFile('/kept/two.txt', file('two'))
+    await nodes[1].replica.putFile('/b.txt', file('b'))
+    const before = await waitConverged(nodes)
+    // a's disk loses the rows of one path, heads and log intact: no clock says anything is missing
+    const { key, dir } = nodes[0]
+    await nodes[0].stop()
+    const kv = new LevelKV(dir)
+    await kv.open()
+    await kv.batch([{ type: 'del', key: versionsKey('/kept/one.txt') }, { type: 'del', key: visibleKey('/kept/one.txt') }], true)
+    await kv.close()
+    const a = await startNode(t, { key, dir })
+    assert.equal(await a.replica.lookup('/kept/one.txt'), undefined)
+    await connect(a, nodes[1])
+    await connect(a, nodes[2])
+    const deadline = Date.now() + 30_000
+    while (await tree(a.replica) !== before) {
+      if (Date.now() > deadline) assert.fail(`a did not get its rows back in 30 s: ${JSON.stringify(a.sync.stateCheck.stats)}`)
+      await sleep(100)
+    }
+    assert.ok(a.sync.stateCheck.stats.stateChecksRepaired >= 1)
+    for (const n of nodes.slice(1)) {
+      assert.equal(await tree(n.replica), before)
+      assert.equal(n.sync.stateCheck.stats.stateChecksRepaired, 0, 'the intact nodes repaired nothing')
+    }
   })
 
   it('a trusted member serving a signed empty snapshot with inflated counters changes nothing anywhere and hides no later write', async (t) => {
