@@ -39,6 +39,7 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
     counter(registers, 'shoal_namespace_state_checks_diverged_total', 'State checks that found this node\'s state different from a peer with the same heads and could not tell which is right (nothing changed)', () => checks.stateChecksDiverged)
     counter(registers, 'shoal_namespace_state_checks_repaired_total', 'State checks in which two peers with the same heads agreed against this node\'s rows, and the paths were repaired', () => checks.stateChecksRepaired)
     counter(registers, 'shoal_namespace_state_paths_repaired_total', 'Paths whose rows a state check repaired', () => checks.statePathsRepaired)
+    counter(registers, 'shoal_namespace_state_stray_paths_total', 'Paths whose rows differed from this node\'s own snapshot where no write changed them (found by the pass over the rows that state checks run, then compared with peers)', () => checks.strayPaths)
     new Gauge({ name: 'shoal_namespace_divergent_paths', help: 'Paths that differed from a peer with the same heads in the latest state check that compared (0: it agreed)', registers, collect () { this.set(checks.divergentPaths) } })
     new Gauge({ name: 'shoal_namespace_shunned_peers', help: 'Peers shunned now for bad input: their gossip is dropped and they are not pulled from until their score decays', registers, collect () { this.set(sync.scores.shunnedPeers().length) } })
   }

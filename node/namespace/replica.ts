@@ -47,6 +47,7 @@ import { LocalWrites } from './writes.js'
 import { StateTrees } from './state-tree.js'
 import { repairPaths, type PathRepair, type RepairResult } from './state-repair.js'
 import type { CheckedState } from './state-check.js'
+import { scrubRows, type ScrubResult } from './state-scrub.js'
 import { blockKey } from './rows.js'
 import type { Signer, Verifier } from './identity.js'
 import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions, WallClock } from './api.js'
@@ -550,6 +551,18 @@ export class Replica implements Namespace {
     const held = await this.stateTrees.current()
     const { kv } = this.store
     return { digest: held.digest, node: async cid => held.node(cid) ?? await kv.get(blockKey(cid.toString())) }
+  }
+
+  /**
+   * Compare every path's rows with this replica's own latest snapshot and
+   * mark those that differ where no write changed them, for the next state
+   * check to compare with peers (state-scrub.ts). O(paths); runs without
+   * the lock.
+   */
+  async scrubRows (): Promise<ScrubResult> {
+    const result = await scrubRows({ kv: this.store.kv, snapshotTree: async () => await this.snapshots.currentTree() })
+    if (result.marked > 0) this.stateTrees.forget()
+    return result
   }
 
   /**

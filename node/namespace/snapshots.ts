@@ -99,6 +99,12 @@ export class Snapshots {
     return snap === undefined ? undefined : { root: CID.parse(snap.root), clock: snap.clock }
   }
 
+  /** The root of the latest snapshot's tree; undefined without a snapshot, or for a root of an older format. */
+  async currentTree (): Promise<CID | undefined> {
+    const snap = await this.components.store.meta<SnapshotMeta>('snapshot')
+    return snap === undefined ? undefined : await this.treeOf(snap)
+  }
+
   /** Whether this replica has written a snapshot. */
   async exists (): Promise<boolean> {
     return await this.components.store.meta<SnapshotMeta>('snapshot') !== undefined

@@ -31,10 +31,10 @@
  * @module
  */
 import { equals } from 'multiformats/bytes'
-import { encodeTreeEntry } from '../../protocol/snapshot-tree.js'
-import type { SnapshotVersion, StateRequest, SyncResponse, headsDigest } from '../../protocol/namespace.js'
+import type { StateRequest, SyncResponse, headsDigest } from '../../protocol/namespace.js'
 import { diffTrees, InvalidTreeNodeError, type GetNode, type Versions } from './snapshot-tree.js'
 import type { PathRepair, RepairResult } from './state-repair.js'
+import { sameSet, type ScrubResult } from './state-scrub.js'
 import type { StateDigest } from './state-tree.js'
 import type { Offence } from './peer-scores.js'
 import type { Logger } from '../logger.js'
@@ -52,6 +52,8 @@ export interface StateCheckComponents {
   heads: () => Uint8Array
   /** This replica's current state (Replica.checkedState), built only once a peer's heads are its own. @throws {StateTooLargeError} */
   state: () => Promise<CheckedState>
+  /** Check this replica's rows against its own latest snapshot, marking the paths where they differ (Replica.scrubRows, state-scrub.ts). */
+  scrub: () => Promise<ScrubResult>
   /** Give paths the versions two peers agree on (Replica.repairState); undefined when the heads moved. */
   repair: (repairs: PathRepair[], heads: Uint8Array) => Promise<RepairResult | undefined>
   /** Trusted peers that may be asked now. */
@@ -74,6 +76,12 @@ export interface StateCheckOptions {
   maxPeers?: number
   /** Most differing paths one diff collects; past it the check repairs what it found and the next check goes on. @default 10000 */
   maxPaths?: number
+  /**
+   * Checks between two passes over this replica's rows against its own
+   * snapshot (state-scrub.ts: O(paths)); the first check runs one. 0: never.
+   * @default 60 (about an hour at the default round interval)
+   */
+  scrubEvery?: number
 }
 
 /** How a check ended. */
@@ -101,6 +109,10 @@ export interface StateCheckStats {
   statePathsRepaired: number
   /** Paths that differed from a peer in the latest check that compared (0 when it agreed). */
   divergentPaths: number
+  /** Passes over this replica's rows against its own snapshot. */
+  rowScrubs: number
+  /** Paths those passes found different from the snapshot without a write saying so (marked for the check). */
+  strayPaths: number
 }
 
 /** One peer's differences from this replica: path → the peer's versions (undefined: it lacks the path). */
@@ -109,16 +121,20 @@ type Differences = Map<string, Versions | undefined>
 /** Anti-entropy by state tree: see the module comment. */
 export class StateCheck {
   readonly stats: StateCheckStats = {
-    stateChecks: 0, stateChecksAgreed: 0, stateChecksIncomparable: 0, stateChecksDiverged: 0, stateChecksRepaired: 0, stateChecksSkipped: 0, statePathsRepaired: 0, divergentPaths: 0
+    stateChecks: 0, stateChecksAgreed: 0, stateChecksIncomparable: 0, stateChecksDiverged: 0, stateChecksRepaired: 0, stateChecksSkipped: 0, statePathsRepaired: 0, divergentPaths: 0, rowScrubs: 0, strayPaths: 0
   }
 
   private readonly maxPeers: number
   private readonly maxPaths: number
+  private readonly scrubEvery: number
+  /** Checks until the next pass over the rows (the first check runs one). */
+  private untilScrub = 0
   private running: Promise<StateCheckOutcome> | undefined
 
   constructor (private readonly components: StateCheckComponents, options: StateCheckOptions = {}) {
     this.maxPeers = Math.max(1, options.maxPeers ?? 4)
     this.maxPaths = Math.max(1, options.maxPaths ?? 10_000)
+    this.scrubEvery = Math.max(0, options.scrubEvery ?? 60)
   }
 
   /** Run one check (one at a time: a call while one runs gets its outcome). */
@@ -129,6 +145,10 @@ export class StateCheck {
 
   private async run (): Promise<StateCheckOutcome> {
     this.stats.stateChecks++
+    if (this.scrubEvery > 0 && this.untilScrub-- <= 0) {
+      this.untilScrub = this.scrubEvery - 1
+      await this.scrub()
+    }
     const outcome = await this.compare().catch((err: any) => {
       this.components.logger.debug({ err: err?.message ?? String(err) }, 'namespace state check skipped')
       return 'skipped' as const
@@ -141,6 +161,18 @@ export class StateCheck {
       case 'skipped': this.stats.stateChecksSkipped++; break
     }
     return outcome
+  }
+
+  /** One pass over the rows against the snapshot; a failure is logged and the check goes on. */
+  private async scrub (): Promise<void> {
+    try {
+      const { marked } = await this.components.scrub()
+      this.stats.rowScrubs++
+      this.stats.strayPaths += marked
+      if (marked > 0) this.components.logger.warn({ paths: marked }, 'namespace rows differ from this node\'s own snapshot where no write changed them: marked for the state check to compare with peers')
+    } catch (err: any) {
+      this.components.logger.warn({ err: err?.message ?? String(err) }, 'namespace rows could not be checked against the snapshot now')
+    }
   }
 
   private async compare (): Promise<StateCheckOutcome> {
@@ -227,16 +259,6 @@ export class StateCheck {
     }
     return out
   }
-}
-
-/** Whether two version lists hold the same versions, in any order. */
-function sameSet (a: Versions | undefined, b: Versions | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b
-  if (a.length !== b.length) return false
-  const key = (v: SnapshotVersion): string => Buffer.from(encodeTreeEntry(['/x', [v]])).toString('base64')
-  const x = a.map(key).sort()
-  const y = b.map(key).sort()
-  return x.every((k, i) => k === y[i])
 }
 
 /** A shuffled copy (Fisher–Yates with `random`). */

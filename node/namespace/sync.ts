@@ -30,6 +30,12 @@
  *   heartbeats, from its pull requests and from its own entries; a quiet
  *   swarm publishes only the liveness heartbeats (docs/decisions.md).
  *
+ * - **State checks** (state-check.ts): every `stateCheckEvery` rounds a
+ *   replica asks trusted peers whether their heads are its own; with one
+ *   that has them it compares the roots of their states' trees, diffs them
+ *   where they differ, and repairs its rows when two such peers agree
+ *   against it: the anti-entropy that clocks cannot do, since replicas of
+ *   equal clocks exchange nothing else.
  * - **Bad input**: a peer whose gossip, requests or answers do not decode,
  *   whose entries the replica rejects or whose snapshot fails its checks is
  *   scored down (peer-scores.ts); one past the threshold is shunned for a
@@ -258,6 +264,7 @@ export class NamespaceSync {
       heads: () => headsDigest(components.replica.state().heads),
       state: async () => await components.replica.checkedState(),
       repair: async (repairs, heads) => await components.replica.repairState(repairs, heads),
+      scrub: async () => await components.replica.scrubRows(),
       peers: () => components.network.peers().filter(peer => this.pullable(peer)),
       ask: async (peer, request) => await this.ask(peer, request),
       blocks: async (peer, cids) => await this.blocks(peer, cids),
