@@ -144,6 +144,9 @@ describe('namespace sync over libp2p', { timeout: 120_000 }, () => {
       assert.equal(conflicts.length, 4, 'one winner and four conflict copies')
       assert.equal(new Set(conflicts.map(c => c.cid)).size, 4)
     }
+    // converged replicas, each with the concurrent versions in the order it applied them: no state check finds a divergence
+    for (const n of nodes) assert.equal(await n.sync.stateCheck.check(), 'agreed')
+    for (const n of nodes) assert.equal(n.sync.stateCheck.stats.stateChecksDiverged + n.sync.stateCheck.stats.stateChecksRepaired, 0)
   })
 
   it('a partition with writes on both sides heals into one tree; nothing is lost and conflicts are visible', async (t) => {
