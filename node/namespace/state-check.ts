@@ -58,10 +58,12 @@ export interface StateCheckComponents {
   repair: (repairs: PathRepair[], heads: Uint8Array) => Promise<RepairResult | undefined>
   /** Trusted peers that may be asked now. */
   peers: () => string[]
-  /** Send `request` to `peer`; the decoded answer (an error answer throws). */
-  ask: (peer: string, request: StateRequest) => Promise<SyncResponse>
+  /** Send `request` to `peer`; the decoded answer (an error answer throws; so does `signal` once aborted). */
+  ask: (peer: string, request: StateRequest, signal: AbortSignal) => Promise<SyncResponse>
   /** Tree nodes from `peer` (a prefix of `cids`). */
-  blocks: (peer: string, cids: CID[]) => Promise<Uint8Array[]>
+  blocks: (peer: string, cids: CID[], signal: AbortSignal) => Promise<Uint8Array[]>
+  /** Aborted when sync stops: a check then ends at once, changing nothing. */
+  signal: () => AbortSignal
   /** A new request id. */
   nextId: () => number
   /** Uniform in [0, 1). */
@@ -179,13 +181,15 @@ export class StateCheck {
     const { components } = this
     // the tree is built only once a peer has these heads: in a busy swarm most answers are unlike
     const heads = components.heads()
+    const signal = components.signal()
     let mine: CheckedState | undefined
     const peers = shuffled(components.peers(), components.random).slice(0, this.maxPeers)
     const found: Array<{ peer: string, differences: Differences }> = []
     for (const peer of peers) {
+      if (signal.aborted) return 'skipped'
       let answer: SyncResponse
       try {
-        answer = await components.ask(peer, { v: 1, type: 'state', id: components.nextId(), heads })
+        answer = await components.ask(peer, { v: 1, type: 'state', id: components.nextId(), heads }, signal)
       } catch (err: any) {
         components.logger.debug({ peer, err: err?.message ?? String(err) }, 'namespace state check: peer did not answer')
         continue
@@ -197,7 +201,7 @@ export class StateCheck {
       }
       mine ??= await components.state()
       if (!equals(mine.digest.heads, heads)) return 'skipped'
-      const differences = await this.differences(mine, peer, answer.root)
+      const differences = await this.differences(mine, peer, answer.root, signal)
       if (differences === undefined) return 'skipped'
       if (differences.size === 0) {
         this.stats.divergentPaths = 0
@@ -225,6 +229,7 @@ export class StateCheck {
       components.logger.warn({ peers: [first.peer, second.peer], sample }, 'namespace state differs from two peers with the same heads, and they disagree with each other: nothing changed')
       return 'diverged'
     }
+    if (signal.aborted) return 'skipped'
     const result = await components.repair(repairs, mine.digest.heads)
     if (result === undefined) return 'skipped'
     if (result.paths === 0) {
@@ -242,9 +247,9 @@ export class StateCheck {
    * and `peer`'s at `root`, at most `maxPaths`; undefined when the peer's
    * tree does not verify (scored) or cannot be fetched.
    */
-  private async differences (mine: CheckedState, peer: string, root: CID): Promise<Differences | undefined> {
+  private async differences (mine: CheckedState, peer: string, root: CID, signal: AbortSignal): Promise<Differences | undefined> {
     const { components } = this
-    const theirs: GetNode = async (cid) => (await components.blocks(peer, [cid]))[0]
+    const theirs: GetNode = async (cid) => (await components.blocks(peer, [cid], signal))[0]
     const out: Differences = new Map()
     try {
       for await (const d of diffTrees(mine.digest.root, root, mine.node, theirs)) {

@@ -241,6 +241,8 @@ export class NamespaceSync {
   private readonly running = new Set<Promise<void>>()
   private timer: unknown
   private stopped = true
+  /** Aborted by {@link stop}: what is under way (a state check) ends. */
+  private lifetime = new AbortController()
   private unlisten?: () => void
   private nextId = 1
 
@@ -266,8 +268,9 @@ export class NamespaceSync {
       repair: async (repairs, heads) => await components.replica.repairState(repairs, heads),
       scrub: async () => await components.replica.scrubRows(),
       peers: () => components.network.peers().filter(peer => this.pullable(peer)),
-      ask: async (peer, request) => await this.ask(peer, request),
-      blocks: async (peer, cids) => await this.blocks(peer, cids),
+      ask: async (peer, request, signal) => await this.ask(peer, request, signal),
+      blocks: async (peer, cids, signal) => await this.blocks(peer, cids, signal),
+      signal: () => this.lifetime.signal,
       nextId: () => this.nextId++,
       random: components.random,
       penalize: (peer, offence) => { this.penalize(peer, offence) },
@@ -278,6 +281,7 @@ export class NamespaceSync {
   async start (): Promise<void> {
     if (!this.stopped) return
     this.stopped = false
+    this.lifetime = new AbortController()
     this.announced = {}
     this.heard = false
     this.quietRounds = 0
@@ -295,6 +299,7 @@ export class NamespaceSync {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.lifetime.abort()
     this.unlisten?.()
     if (this.timer !== undefined) this.components.timers.clearTimeout(this.timer)
     this.timer = undefined
@@ -584,8 +589,8 @@ export class NamespaceSync {
   }
 
   /** Blocks `cids` from `peer` (a prefix of them: the peer answers what it holds, within its size limit). */
-  private async blocks (peer: string, cids: CID[]): Promise<Uint8Array[]> {
-    const r = await this.ask(peer, { v: 1, type: 'blocks', id: this.nextId++, cids })
+  private async blocks (peer: string, cids: CID[], cancel?: AbortSignal): Promise<Uint8Array[]> {
+    const r = await this.ask(peer, { v: 1, type: 'blocks', id: this.nextId++, cids }, cancel)
     if (r.type !== 'blocks') throw new Error(`peer ${peer} answered ${r.type} to a blocks request`)
     return r.blocks
   }

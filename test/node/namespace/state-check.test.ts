@@ -32,9 +32,17 @@ function mesh (): {
     handle: async h => { handlers.set(self, h) },
     unhandle: async () => { handlers.delete(self) },
     publish: async () => {},
-    request: async (to, data) => {
+    request: async (to, data, signal) => {
       const fake = override.get(to)
-      if (fake !== undefined) return await fake(self, data)
+      if (fake !== undefined) {
+        // as a real network does: an aborted request rejects at once
+        return await new Promise<Uint8Array>((resolve, reject) => {
+          const onAbort = (): void => { reject(new Error('aborted')) }
+          if (signal.aborted) { onAbort(); return }
+          signal.addEventListener('abort', onAbort, { once: true })
+          fake(self, data).then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+        })
+      }
       const h = handlers.get(to)
       if (h === undefined) throw new Error(`${to} is not reachable`)
       return await h.request(self, data)
@@ -202,6 +210,18 @@ describe('namespace state checks', () => {
     assert.equal(await a.sync.stateCheck.check(), 'skipped')
     assert.deepEqual(await tree(a.replica), treeA, 'nothing changed')
     assert.ok(a.sync.scores.score(b.replica.id) >= 5 || a.sync.scores.score(c.replica.id) >= 5, 'the peer was scored as for a bad snapshot')
+  })
+
+  it('a check waiting on a peer that never answers ends when sync stops, changing nothing', async (t) => {
+    const { nodes, net } = await swarm(2, t)
+    const [a, b] = nodes
+    net.override.set(b.replica.id, async () => await new Promise<Uint8Array>(() => {}))
+    const treeA = await tree(a.replica)
+    const check = a.sync.stateCheck.check()
+    await new Promise(resolve => setImmediate(resolve))
+    await a.sync.stop()
+    assert.equal(await check, 'incomparable')
+    assert.deepEqual(await tree(a.replica), treeA)
   })
 
   it('a state request that does not decode gets a typed error and changes nothing', async (t) => {
