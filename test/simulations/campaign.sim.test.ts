@@ -22,7 +22,7 @@ async function replay (line: string): Promise<{ lines: string[], result: Campaig
 }
 
 describe('seed campaign', () => {
-  it('a fixed set of seeds passes every kind, and a printed line replays its run exactly', { timeout: 60_000 }, async () => {
+  it('a fixed set of seeds passes every kind, and a printed line replays its run exactly', { timeout: 180_000 }, async () => {
     const lines: string[] = []
     const result = await runCampaign({ seeds: [1, 2], kinds: ['namespace', 'scale', 'durability'], nodes: 30, print: l => lines.push(l) })
     assert.deepEqual(result.failures.map(f => f.reason), [])
@@ -42,7 +42,7 @@ describe('seed campaign', () => {
     }
   })
 
-  it('a failing run is reported with a line that reproduces it, and the campaign goes on', { timeout: 60_000 }, async () => {
+  it('a failing run is reported with a line that reproduces it, and the campaign goes on', { timeout: 180_000 }, async () => {
     const lines: string[] = []
     const result = await runCampaign({ seeds: [9, 10, 13, 14, 15], kinds: ['namespace'], nodes: 6, params: { steps: 120, skipRecovery: true }, print: l => lines.push(l) })
     assert.equal(result.seedsRun, 5, 'kept going after a failure')
@@ -61,7 +61,7 @@ describe('seed campaign', () => {
     assert.ok(stopped.seedsRun < 5 || result.failures.length === 1)
   })
 
-  it('the durability kind runs a random fault schedule; --duration is its fault time and replays it', { timeout: 60_000 }, async () => {
+  it('the durability kind runs a random fault schedule; --duration is its fault time and replays it', { timeout: 180_000 }, async () => {
     const command = parseSimArgs(['--kind', 'durability', '--seeds', '1', '--from', '5', '--nodes', '10', '--files', '3', '--duration', '900000'])
     assert.equal(command.mode, 'campaign')
     if (command.mode !== 'campaign') return
