@@ -239,7 +239,8 @@ export class Replica implements Namespace {
     this.stateTrees = new StateTrees({
       heads: () => sortedHeads(store.heads).map(h => CID.parse(h)),
       exclusive: async fn => await store.exclusive(fn),
-      build: async put => await snapshots.stateTree(put)
+      build: async put => await snapshots.stateTree(put),
+      snapshot: async () => (await snapshots.current())?.root.toString()
     })
     const reads = this.reads = new TreeReader(kv)
     const writes = this.writes = new LocalWrites({ store, applier, reads, signer, clock, writing: async fn => await recovery.writing(fn) })

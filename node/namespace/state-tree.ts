@@ -58,6 +58,8 @@ export interface StateTreesComponents {
   exclusive: <T>(fn: () => Promise<T>) => Promise<T>
   /** The current state's tree, each new node handed to `put` (Snapshots.stateTree). */
   build: (put: PutNode) => Promise<TreeRoot>
+  /** The latest snapshot's root (undefined: none): a state too large stays so until it changes. */
+  snapshot: () => Promise<string | undefined>
 }
 
 /** Options of {@link StateTrees}. */
@@ -71,6 +73,8 @@ export class StateTrees {
   private held: HeldState | undefined
   private building: Promise<HeldState> | undefined
   private readonly maxBytes: number
+  /** The snapshot a build was too large against: no build is tried again until the next snapshot. */
+  private tooLargeAt: { snapshot: string | undefined } | undefined
 
   constructor (private readonly components: StateTreesComponents, options: StateTreesOptions = {}) {
     this.maxBytes = options.maxBytes ?? 32 * 1024 * 1024
@@ -100,6 +104,9 @@ export class StateTrees {
   }
 
   private async build (): Promise<HeldState> {
+    const snapshot = await this.components.snapshot()
+    if (this.tooLargeAt !== undefined && this.tooLargeAt.snapshot === snapshot) throw new StateTooLargeError(`the state's tree needs more than ${this.maxBytes} bytes of new nodes: checked again after the next compaction`)
+    this.tooLargeAt = undefined
     return await this.components.exclusive(async () => {
       const nodes = new Map<string, Uint8Array>()
       let bytes = 0
@@ -107,7 +114,10 @@ export class StateTrees {
         const key = cid.toString()
         if (nodes.has(key)) return
         bytes += node.byteLength
-        if (bytes > this.maxBytes) throw new StateTooLargeError(`the state's tree needs more than ${this.maxBytes} bytes of new nodes: checked again after the next compaction`)
+        if (bytes > this.maxBytes) {
+          this.tooLargeAt = { snapshot }
+          throw new StateTooLargeError(`the state's tree needs more than ${this.maxBytes} bytes of new nodes: checked again after the next compaction`)
+        }
         nodes.set(key, node)
       }
       const heads = headsDigest(this.components.heads())

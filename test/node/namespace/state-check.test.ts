@@ -12,6 +12,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { MemoryKV, type Replica } from '../../../node/namespace/index.js'
 import { NamespaceSync, type SyncHandlers, type SyncNetwork, type SyncOptions } from '../../../node/namespace/sync.js'
 import { versionsKey, visibleKey } from '../../../node/namespace/tree.js'
+import { StateTrees } from '../../../node/namespace/state-tree.js'
 import { sha256 } from '../../../node/blocks/verify.js'
 import {
   HEADS_DIGEST_BYTES, decodeSyncRequest, encodeSyncRequest, encodeSyncResponse, headsDigest
@@ -222,6 +223,27 @@ describe('namespace state checks', () => {
     await a.sync.stop()
     assert.equal(await check, 'incomparable')
     assert.deepEqual(await tree(a.replica), treeA)
+  })
+
+  it('a state whose tree would pass the memory bound is refused with a typed error, and not built again until the next snapshot', async () => {
+    let builds = 0
+    let snapshot: string | undefined
+    const trees = new StateTrees({
+      heads: () => [],
+      exclusive: async fn => await fn(),
+      build: async put => {
+        builds++
+        for (let i = 0; i < 4; i++) await put(CID.createV1(0x71, Digest.create(0x12, sha256(new Uint8Array([i])))), new Uint8Array(600))
+        return { root: CID.createV1(0x71, Digest.create(0x12, sha256(new Uint8Array([9])))), count: 4 }
+      },
+      snapshot: async () => snapshot
+    }, { maxBytes: 1000 })
+    await assert.rejects(trees.current(), { name: 'StateTooLargeError' })
+    await assert.rejects(trees.current(), { name: 'StateTooLargeError' })
+    assert.equal(builds, 1, 'the second call did not build')
+    snapshot = 'after a compaction'
+    await assert.rejects(trees.current(), { name: 'StateTooLargeError' })
+    assert.equal(builds, 2, 'a new snapshot is tried again')
   })
 
   it('a state request that does not decode gets a typed error and changes nothing', async (t) => {
