@@ -688,14 +688,17 @@ export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
 
 /**
  * What two replicas compare to learn whether they applied the same entries:
- * sha-256 over their heads' CID bytes, in ascending order of the CIDs' text.
- * The heads of a Merkle DAG name its whole history, so equal digests mean
- * equal histories, and replicas of equal histories must hold equal states.
+ * sha-256 over their heads' CID bytes, in ascending order of the CIDs' text,
+ * then their clocks' counters in ascending order of author. The heads of a
+ * Merkle DAG name its whole history; the clock says which of it a replica
+ * applied (one that does not trust an author skips its entries under the
+ * same heads). Equal digests: replicas that must hold equal states.
  */
-export function headsDigest (heads: Iterable<CID>): Uint8Array {
+export function headsDigest (heads: Iterable<CID>, clock: Readonly<Record<string, number>>): Uint8Array {
   const sorted = [...heads].map(h => [h.toString(), h.bytes] as const).sort((x, y) => x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)
   const hash = createHash('sha256')
   for (const [, bytes] of sorted) hash.update(bytes)
+  for (const author of Object.keys(clock).sort()) if (clock[author] > 0) hash.update(`\n${author}:${clock[author]}`)
   return new Uint8Array(hash.digest())
 }
 

@@ -28,7 +28,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { MAX_SHARD_PATHS } from '../../protocol/namespace.js'
+import { MAX_SHARD_PATHS, headsDigest } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import type { VectorClock } from './clock.js'
 import type { KV } from './kv.js'
@@ -237,7 +237,7 @@ export class Replica implements Namespace {
       stateNode: cid => this.stateTrees.node(cid)
     })
     this.stateTrees = new StateTrees({
-      heads: () => sortedHeads(store.heads).map(h => CID.parse(h)),
+      digest: () => this.headsDigest(),
       exclusive: async fn => await store.exclusive(fn),
       build: async put => await snapshots.stateTree(put),
       snapshot: async () => (await snapshots.current())?.root.toString()
@@ -542,6 +542,14 @@ export class Replica implements Namespace {
   // ------------------------------------------ state checks (state-check.ts)
 
   /**
+   * What state checks compare first: the digest of this replica's heads and
+   * clock (protocol/namespace.ts `headsDigest`).
+   */
+  headsDigest (): Uint8Array {
+    return headsDigest(sortedHeads(this.store.heads).map(h => CID.parse(h)), this.store.clock)
+  }
+
+  /**
    * This replica's current state as a state check compares it: the digest
    * of its heads, the root of its state's snapshot tree, and a reader of
    * that tree's nodes (state-tree.ts; computed when the heads moved).
@@ -573,7 +581,7 @@ export class Replica implements Namespace {
    * those of `heads`.
    */
   async repairState (repairs: PathRepair[], heads: Uint8Array): Promise<RepairResult | undefined> {
-    const result = await repairPaths({ store: this.store, heads: () => sortedHeads(this.store.heads).map(h => CID.parse(h)) }, repairs, heads)
+    const result = await repairPaths({ store: this.store, digest: () => this.headsDigest() }, repairs, heads)
     if (result !== undefined && result.paths > 0) {
       this.stateTrees.forget()
       for (const l of this.changeListeners) l()

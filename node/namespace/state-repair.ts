@@ -19,13 +19,12 @@
  */
 import { equals } from 'multiformats/bytes'
 import { encodeTreeEntry } from '../../protocol/snapshot-tree.js'
-import { headsDigest, type SnapshotVersion } from '../../protocol/namespace.js'
+import type { SnapshotVersion, headsDigest } from '../../protocol/namespace.js'
 import { Txn } from './kv.js'
 import { seqKey } from './rows.js'
 import { fromSnapshotVersion, toSnapshotVersion } from './snapshot-state.js'
 import { TreeWriter, versionsKey, type PathState, type Version } from './tree.js'
 import type { ReplicaStore } from './store.js'
-import type { CID } from 'multiformats/cid'
 
 /** One path to repair: the versions the agreeing peers hold there (none: the path is not in their state). */
 export interface PathRepair {
@@ -48,8 +47,8 @@ export interface RepairResult {
 /** What {@link repairPaths} works on. */
 export interface StateRepairComponents {
   store: Pick<ReplicaStore, 'kv' | 'exclusive' | 'heads'>
-  /** The heads as CIDs (their digest must still be the one checked). */
-  heads: () => CID[]
+  /** {@link headsDigest} of the heads and clock now (it must still be the one checked). */
+  digest: () => Uint8Array
 }
 
 /**
@@ -60,7 +59,7 @@ export interface StateRepairComponents {
 export async function repairPaths (components: StateRepairComponents, repairs: PathRepair[], heads: Uint8Array): Promise<RepairResult | undefined> {
   const { store } = components
   return await store.exclusive(async () => {
-    if (!equals(headsDigest(components.heads()), heads)) return undefined
+    if (!equals(components.digest(), heads)) return undefined
     const txn = new Txn(store.kv)
     const writer = new TreeWriter(txn)
     const result: RepairResult = { paths: 0, added: 0, removed: 0, kept: 0 }

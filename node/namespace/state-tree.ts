@@ -24,7 +24,7 @@
  */
 import { equals } from 'multiformats/bytes'
 import type { CID } from 'multiformats/cid'
-import { headsDigest } from '../../protocol/namespace.js'
+import type { headsDigest } from '../../protocol/namespace.js'
 import { ShoalError } from '../errors.js'
 import type { PutNode, TreeRoot } from './snapshot-tree.js'
 
@@ -52,8 +52,8 @@ export interface HeldState {
 
 /** What {@link StateTrees} is built from. */
 export interface StateTreesComponents {
-  /** The replica's heads now. */
-  heads: () => CID[]
+  /** {@link headsDigest} of the replica's heads and clock now. */
+  digest: () => Uint8Array
   /** Run `fn` under the store's lock (the state does not move meanwhile). */
   exclusive: <T>(fn: () => Promise<T>) => Promise<T>
   /** The current state's tree, each new node handed to `put` (Snapshots.stateTree). */
@@ -87,7 +87,7 @@ export class StateTrees {
    * @throws {StateTooLargeError} when the new nodes pass `maxBytes`
    */
   async current (): Promise<HeldState> {
-    const heads = headsDigest(this.components.heads())
+    const heads = this.components.digest()
     if (this.held !== undefined && equals(this.held.digest.heads, heads)) return this.held
     this.building ??= this.build().finally(() => { this.building = undefined })
     return await this.building
@@ -120,7 +120,7 @@ export class StateTrees {
         }
         nodes.set(key, node)
       }
-      const heads = headsDigest(this.components.heads())
+      const heads = this.components.digest()
       const tree = await this.components.build(put)
       const held: HeldState = { digest: { heads, root: tree.root, count: tree.count }, node: cid => nodes.get(cid.toString()) }
       this.held = held

@@ -53,7 +53,7 @@
  */
 import {
   MAX_BATCH_ENTRIES, MAX_HEADS, MAX_SYNC_MESSAGE_BYTES,
-  claimedDot, decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse, headsDigest,
+  claimedDot, decodeHeadsMessage, decodeSyncRequest, decodeSyncResponse, encodeHeadsMessage, encodeSyncRequest, encodeSyncResponse,
   type StateRequest, type SyncResponse
 } from '../../protocol/namespace.js'
 import { equals } from 'multiformats/bytes'
@@ -263,7 +263,7 @@ export class NamespaceSync {
     this.trust = components.trust ?? components.replica.trust
     this.scores = new PeerScores(components.clock ?? { now: () => performance.now() }, options.scores)
     this.stateCheck = new StateCheck({
-      heads: () => headsDigest(components.replica.state().heads),
+      heads: () => components.replica.headsDigest(),
       state: async () => await components.replica.checkedState(),
       repair: async (repairs, heads) => await components.replica.repairState(repairs, heads),
       scrub: async () => await components.replica.scrubRows(),
@@ -556,7 +556,7 @@ export class NamespaceSync {
    */
   private async answerState (request: StateRequest): Promise<Uint8Array> {
     const { replica } = this.components
-    const heads = headsDigest(replica.state().heads)
+    const heads = replica.headsDigest()
     if (!equals(heads, request.heads)) return encodeSyncResponse({ v: 1, type: 'unlike', id: request.id, heads })
     let mine
     try {

@@ -229,7 +229,7 @@ describe('namespace state checks', () => {
     let builds = 0
     let snapshot: string | undefined
     const trees = new StateTrees({
-      heads: () => [],
+      digest: () => new Uint8Array(32),
       exclusive: async fn => await fn(),
       build: async put => {
         builds++
@@ -250,8 +250,11 @@ describe('namespace state checks', () => {
     const { nodes } = await swarm(2, t)
     assert.throws(() => encodeSyncRequest({ v: 1, type: 'state', id: 1, heads: new Uint8Array(5) }), { name: 'InvalidMessageError' })
     assert.throws(() => decodeSyncRequest(encodeSyncResponse({ v: 1, type: 'unlike', id: 1, heads: new Uint8Array(HEADS_DIGEST_BYTES) })), { name: 'InvalidMessageError' })
-    const digest = headsDigest(nodes[0].replica.state().heads)
+    const { heads, clock } = nodes[0].replica.state()
+    const digest = headsDigest(heads, clock)
     assert.equal(digest.byteLength, HEADS_DIGEST_BYTES)
-    assert.deepEqual(headsDigest([...nodes[0].replica.state().heads].reverse()), digest, 'the digest does not depend on the heads\' order')
+    assert.deepEqual(nodes[0].replica.headsDigest(), digest)
+    assert.deepEqual(headsDigest([...heads].reverse(), Object.fromEntries(Object.entries(clock).reverse())), digest, 'the digest does not depend on the order of heads or authors')
+    assert.notDeepEqual(headsDigest(heads, { ...clock, someone: 1 }), digest, 'a clock that applied other entries under the same heads is another state')
   })
 })
