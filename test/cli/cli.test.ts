@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/temp.js'
 import { exists, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, type ShoalResult, type TestDaemon } from '../helpers/cli.js'
 
 const MiB = 1024 * 1024
-const TEST = { timeout: 120_000 }
+const TEST = { timeout: 300_000 }
 
 /** Assert a failed command: exit code `code` (default: any non-zero), one line on stderr, nothing on stdout. */
 function assertFails (r: ShoalResult, opts: { code?: number, match?: RegExp } = {}): void {
