@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { equals } from 'multiformats/bytes'
 import type { CID } from 'multiformats/cid'
 import { encodeTreeEntry } from '../../protocol/snapshot-tree.js'
 import { Txn, decodeJSON, type KV } from './kv.js'
@@ -106,12 +107,18 @@ export async function scrubRows (components: StateScrubComponents): Promise<Scru
   return result
 }
 
-/** Whether two version lists hold the same versions, in any order. */
+/** Whether two version lists hold the same versions, in any order (field by field: the pass compares every path). */
 export function sameSet (a: Versions | undefined, b: Versions | undefined): boolean {
   if (a === undefined || b === undefined) return a === b
   if (a.length !== b.length) return false
-  const key = (v: Versions[number]): string => Buffer.from(encodeTreeEntry(['/x', [v]])).toString('base64')
-  const x = a.map(key).sort()
-  const y = b.map(key).sort()
-  return x.every((k, i) => k === y[i])
+  if (a.length === 1) return sameVersion(a[0], b[0])
+  return a.every(x => b.some(y => sameVersion(x, y)))
+}
+
+/** The same version, field for field. */
+function sameVersion (x: Versions[number], y: Versions[number]): boolean {
+  if (x.author !== y.author || x.seq !== y.seq || x.time !== y.time || x.type !== y.type || x.mode !== y.mode || x.mtime !== y.mtime || x.size !== y.size) return false
+  if ((x.cid === undefined) !== (y.cid === undefined) || (x.cid !== undefined && !x.cid.equals(y.cid))) return false
+  if (x.pin === undefined || y.pin === undefined) return x.pin === y.pin
+  return equals(encodeTreeEntry(['/x', [x]]), encodeTreeEntry(['/x', [y]]))
 }
