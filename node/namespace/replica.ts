@@ -546,7 +546,8 @@ export class Replica implements Namespace {
    * clock (protocol/namespace.ts `headsDigest`).
    */
   headsDigest (): Uint8Array {
-    return headsDigest(sortedHeads(this.store.heads).map(h => CID.parse(h)), this.store.clock)
+    // headsDigest puts them in order
+    return headsDigest([...this.store.heads.keys()].map(h => CID.parse(h)), this.store.clock)
   }
 
   /**

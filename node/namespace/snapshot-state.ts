@@ -10,6 +10,8 @@
  */
 import { CID } from 'multiformats/cid'
 import { base32 } from 'multiformats/bases/base32'
+import { equals } from 'multiformats/bytes'
+import { encodeTreeEntry } from '../../protocol/snapshot-tree.js'
 import type { Op, SnapshotVersion } from '../../protocol/namespace.js'
 import { ShoalError } from '../errors.js'
 import { covers, type Dot, type VectorClock } from './clock.js'
@@ -93,6 +95,26 @@ export function sameVersions (a: ReadonlyArray<{ author: string, seq: number }>,
   if (a.length !== b.length) return false
   const inA = new Set(a.map(dotKey))
   return b.every(v => inA.has(dotKey(v)))
+}
+
+/**
+ * True when both lists hold the same versions, field for field, in any
+ * order (the order of concurrent versions in a tree is the order its
+ * replica applied them). State checks compare states with it.
+ */
+export function sameVersionSet (a: readonly SnapshotVersion[] | undefined, b: readonly SnapshotVersion[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  if (a.length !== b.length) return false
+  if (a.length === 1) return sameSnapshotVersion(a[0], b[0])
+  return a.every(x => b.some(y => sameSnapshotVersion(x, y)))
+}
+
+/** The same version, field for field. */
+export function sameSnapshotVersion (x: SnapshotVersion, y: SnapshotVersion): boolean {
+  if (x.author !== y.author || x.seq !== y.seq || x.time !== y.time || x.type !== y.type || x.mode !== y.mode || x.mtime !== y.mtime || x.size !== y.size) return false
+  if ((x.cid === undefined) !== (y.cid === undefined) || (x.cid !== undefined && !x.cid.equals(y.cid))) return false
+  if (x.pin === undefined || y.pin === undefined) return x.pin === y.pin
+  return equals(encodeTreeEntry(['/x', [x]]), encodeTreeEntry(['/x', [y]]))
 }
 
 /**

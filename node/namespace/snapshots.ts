@@ -220,7 +220,6 @@ export class Snapshots {
    * crash only costs the next snapshot one more path).
    */
   async writeSnapshot (txn: Txn, clock: VectorClock, heads: Map<string, Dot>): Promise<WrittenSnapshot> {
-    const { kv } = this.components.store
     const old = await this.components.store.meta<SnapshotMeta>('snapshot')
     const oldTree = old === undefined ? undefined : await this.treeOf(old)
     const { put, written } = this.nodeWriter(txn)
@@ -229,15 +228,9 @@ export class Snapshots {
       const root = await this.writeRoot(txn, { tree, blocks: written, clock, heads })
       return { root, after: async () => { await this.clearDirty() } }
     }
-    // the changes since the previous snapshot: O(changes) in memory, sorted in the tree's order
-    const dirty: string[] = []
-    for await (const [key] of kv.iterate({ ...DIRTY_RANGE })) dirty.push(key.slice(2))
-    dirty.sort(compareTreePaths)
-    const changes = async function * (): AsyncGenerator<[string, SnapshotVersion[] | undefined]> {
-      for (const path of dirty) yield [path, (await txn.get<PathState>(versionsKey(path)))?.versions.map(toSnapshotVersion)]
-    }
+    const { dirty, changes } = await this.dirtyChanges(async path => await txn.get<PathState>(versionsKey(path)))
     const get = async (cid: CID): Promise<Uint8Array | undefined> => await txn.getBytes(blockKey(cid.toString()))
-    const update = await updateTree(oldTree, changes(), get, put)
+    const update = await updateTree(oldTree, changes, get, put)
     const blocks = new Set(old.blocks)
     blocks.delete(old.root)
     for (const cid of update.readNodes) blocks.delete(cid.toString())
@@ -260,29 +253,28 @@ export class Snapshots {
     const old = await this.components.store.meta<SnapshotMeta>('snapshot')
     const oldTree = old === undefined ? undefined : await this.treeOf(old)
     if (oldTree === undefined) return await buildTree(this.liveVersions(), put)
-    const dirty: string[] = []
-    for await (const [key] of kv.iterate({ ...DIRTY_RANGE })) dirty.push(key.slice(2))
-    if (dirty.length === 0) return { root: oldTree, count: await this.countOf(old as SnapshotMeta) }
-    dirty.sort(compareTreePaths)
-    const changes = async function * (): AsyncGenerator<[string, SnapshotVersion[] | undefined]> {
-      for (const path of dirty) {
-        const row = await kv.get(versionsKey(path))
-        yield [path, row === undefined ? undefined : decodeJSON<PathState>(row).versions.map(toSnapshotVersion)]
-      }
-    }
-    const mine = new Map<string, Uint8Array>()
-    const get = async (cid: CID): Promise<Uint8Array | undefined> => mine.get(cid.toString()) ?? await kv.get(blockKey(cid.toString()))
-    const update = await updateTree(oldTree, changes(), get, async (cid, bytes) => {
-      mine.set(cid.toString(), bytes)
-      await put(cid, bytes)
+    const { changes } = await this.dirtyChanges(async path => {
+      const row = await kv.get(versionsKey(path))
+      return row === undefined ? undefined : decodeJSON<PathState>(row)
     })
-    return { root: update.root, count: update.count }
+    // updateTree reads only the snapshot's own nodes, all in the store
+    const get = async (cid: CID): Promise<Uint8Array | undefined> => await kv.get(blockKey(cid.toString()))
+    return await updateTree(oldTree, changes, get, put)
   }
 
-  /** Paths in a snapshot's tree, from its root. */
-  private async countOf (meta: SnapshotMeta): Promise<number> {
-    const bytes = await this.components.store.kv.get(blockKey(meta.root))
-    return bytes === undefined ? 0 : decodeSnapshotRoot(bytes).count
+  /**
+   * The paths marked dirty since the last snapshot (`d!`, tree.ts), in the
+   * tree's order (O(changes) in memory), and each with its versions as
+   * `read` gives them, for {@link updateTree}.
+   */
+  private async dirtyChanges (read: (path: string) => Promise<PathState | undefined>): Promise<{ dirty: string[], changes: AsyncGenerator<[string, SnapshotVersion[] | undefined]> }> {
+    const dirty: string[] = []
+    for await (const [key] of this.components.store.kv.iterate({ ...DIRTY_RANGE })) dirty.push(key.slice(2))
+    dirty.sort(compareTreePaths)
+    const changes = async function * (): AsyncGenerator<[string, SnapshotVersion[] | undefined]> {
+      for (const path of dirty) yield [path, (await read(path))?.versions.map(toSnapshotVersion)]
+    }
+    return { dirty, changes: changes() }
   }
 
   /**

@@ -34,7 +34,8 @@ import { equals } from 'multiformats/bytes'
 import type { StateRequest, SyncResponse, headsDigest } from '../../protocol/namespace.js'
 import { diffTrees, InvalidTreeNodeError, type GetNode, type Versions } from './snapshot-tree.js'
 import type { PathRepair, RepairResult } from './state-repair.js'
-import { sameSet, type ScrubResult } from './state-scrub.js'
+import { sameVersionSet } from './snapshot-state.js'
+import type { ScrubResult } from './state-scrub.js'
 import type { StateDigest } from './state-tree.js'
 import type { Offence } from './peer-scores.js'
 import type { Logger } from '../logger.js'
@@ -222,7 +223,7 @@ export class StateCheck {
     const repairs: PathRepair[] = []
     for (const [path, versions] of first.differences) {
       if (!second.differences.has(path)) continue
-      if (!sameSet(versions, second.differences.get(path))) continue
+      if (!sameVersionSet(versions, second.differences.get(path))) continue
       repairs.push(versions === undefined ? { path } : { path, versions })
     }
     if (repairs.length === 0) {
@@ -253,7 +254,7 @@ export class StateCheck {
     const out: Differences = new Map()
     try {
       for await (const d of diffTrees(mine.digest.root, root, mine.node, theirs)) {
-        if (d.a !== undefined && d.b !== undefined && sameSet(d.a, d.b)) continue
+        if (d.a !== undefined && d.b !== undefined && sameVersionSet(d.a, d.b)) continue
         out.set(d.path, d.b)
         if (out.size >= this.maxPaths) break
       }

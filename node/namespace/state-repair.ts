@@ -18,11 +18,10 @@
  * @module
  */
 import { equals } from 'multiformats/bytes'
-import { encodeTreeEntry } from '../../protocol/snapshot-tree.js'
 import type { SnapshotVersion, headsDigest } from '../../protocol/namespace.js'
 import { Txn } from './kv.js'
 import { seqKey } from './rows.js'
-import { fromSnapshotVersion, toSnapshotVersion } from './snapshot-state.js'
+import { fromSnapshotVersion, sameSnapshotVersion, toSnapshotVersion } from './snapshot-state.js'
 import { TreeWriter, versionsKey, type PathState, type Version } from './tree.js'
 import type { ReplicaStore } from './store.js'
 
@@ -94,6 +93,5 @@ export async function repairPaths (components: StateRepairComponents, repairs: P
 
 /** The same version, field for field, as a snapshot tree holds it. */
 function sameVersion (a: Version, b: Version): boolean {
-  if (a.author !== b.author || a.seq !== b.seq) return false
-  return equals(encodeTreeEntry(['/x', [toSnapshotVersion(a)]]), encodeTreeEntry(['/x', [toSnapshotVersion(b)]]))
+  return a.author === b.author && a.seq === b.seq && sameSnapshotVersion(toSnapshotVersion(a), toSnapshotVersion(b))
 }

@@ -25,13 +25,11 @@
  *
  * @module
  */
-import { equals } from 'multiformats/bytes'
 import type { CID } from 'multiformats/cid'
-import { encodeTreeEntry } from '../../protocol/snapshot-tree.js'
 import { Txn, decodeJSON, type KV } from './kv.js'
 import { compareTreePaths, inTreeOrder } from './path-order.js'
 import { blockKey } from './rows.js'
-import { toSnapshotVersion } from './snapshot-state.js'
+import { sameVersionSet, toSnapshotVersion } from './snapshot-state.js'
 import { walkTree, type Versions } from './snapshot-tree.js'
 import { dirtyKey, type PathState } from './tree.js'
 
@@ -98,27 +96,11 @@ export async function scrubRows (components: StateScrubComponents): Promise<Scru
       b = await live.next()
     } else {
       const [path, versions] = a.value as [string, Versions]
-      if (!sameSet(versions, (b.value as [string, Versions])[1])) await mark(path)
+      if (!sameVersionSet(versions, (b.value as [string, Versions])[1])) await mark(path)
       a = await snap.next()
       b = await live.next()
     }
   }
   if (pending > 0) await txn.commit(true)
   return result
-}
-
-/** Whether two version lists hold the same versions, in any order (field by field: the pass compares every path). */
-export function sameSet (a: Versions | undefined, b: Versions | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b
-  if (a.length !== b.length) return false
-  if (a.length === 1) return sameVersion(a[0], b[0])
-  return a.every(x => b.some(y => sameVersion(x, y)))
-}
-
-/** The same version, field for field. */
-function sameVersion (x: Versions[number], y: Versions[number]): boolean {
-  if (x.author !== y.author || x.seq !== y.seq || x.time !== y.time || x.type !== y.type || x.mode !== y.mode || x.mtime !== y.mtime || x.size !== y.size) return false
-  if ((x.cid === undefined) !== (y.cid === undefined) || (x.cid !== undefined && !x.cid.equals(y.cid))) return false
-  if (x.pin === undefined || y.pin === undefined) return x.pin === y.pin
-  return equals(encodeTreeEntry(['/x', [x]]), encodeTreeEntry(['/x', [y]]))
 }

@@ -528,7 +528,7 @@ export class NamespaceSync {
       this.stats.invalidMessages++
       this.log.warn({ from, err: err?.message }, 'invalid namespace sync request')
       this.penalize(from, 'invalidRequest')
-      return encodeSyncResponse({ v: 1, type: 'error', id: 0, message: Array.from(String(err?.message ?? err)).slice(0, 500).join('') })
+      return errorResponse(0, err)
     }
     const { replica } = this.components
     // served to untrusted peers too (reads are not the writers' trust); the replica does not note them as members
@@ -562,7 +562,7 @@ export class NamespaceSync {
     try {
       mine = await replica.checkedState()
     } catch (err: any) {
-      return encodeSyncResponse({ v: 1, type: 'error', id: request.id, message: Array.from(String(err?.message ?? err)).slice(0, 500).join('') })
+      return errorResponse(request.id, err)
     }
     if (!equals(mine.digest.heads, request.heads)) return encodeSyncResponse({ v: 1, type: 'unlike', id: request.id, heads: mine.digest.heads })
     return encodeSyncResponse({ v: 1, type: 'state', id: request.id, heads: mine.digest.heads, root: mine.digest.root })
@@ -773,6 +773,11 @@ function raisedBy (clock: VectorClock, entries: Uint8Array[]): VectorClock | und
  */
 function pushClock (entries: Uint8Array[]): VectorClock | undefined {
   return raisedBy({}, entries)
+}
+
+/** An error answer to request `id`: the error's message, cut to 500 characters. */
+function errorResponse (id: number, err: any): Uint8Array {
+  return encodeSyncResponse({ v: 1, type: 'error', id, message: Array.from(String(err?.message ?? err)).slice(0, 500).join('') })
 }
 
 /** Bytes of a page of entries by default (sync answers hold at most {@link MAX_SYNC_MESSAGE_BYTES}). */
