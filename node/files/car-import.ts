@@ -17,17 +17,15 @@
  * @module
  */
 import { stageCar, type ImportCarResult, type StagedCar } from '../car/index.js'
-import { entrySize, resolveEntry } from '../content/index.js'
-import { AlreadyExistsError, InvalidArgumentError, InvalidCARError, TooLargeError } from '../errors.js'
+import { AlreadyExistsError, InvalidArgumentError, InvalidCARError } from '../errors.js'
 import { normalizePath } from '../namespace/index.js'
-import { fileNameProblem } from '../namespace/paths.js'
+import { TreeShapes, type DirShape, type FileShape } from './car-tree.js'
 import { codingOf, parsePolicy } from '../../protocol/durability.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { DurabilityService } from '../durability/index.js'
 import type { FileRecord, FilePin, Namespace } from '../namespace/index.js'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
-import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 
 /** Where imported roots go when no `to` is given. */
 export const IMPORTED_DIR = '/imported'
@@ -75,7 +73,7 @@ export interface CarImportResult extends ImportCarResult {
   unbound: Array<{ root: string, why: string }>
 }
 
-/** Namespace entries one import may bind at most: a DAG that repeats a directory under itself is refused, not unrolled. */
+/** Namespace entries one import may bind at most: a DAG that repeats a directory under itself is refused, not unrolled (counted per block: car-tree.ts). */
 export const MAX_BOUND_ENTRIES = 100_000
 
 /** What binding one root writes, planned (and checked) before anything is written. */
@@ -121,16 +119,17 @@ async function publishAndBind (c: CarImportComponents, staged: StagedCar, option
   if (!bind) return result
   const one = imported.roots.length === 1
   const plans: Array<Plan | undefined> = []
-  const budget = { entries: 0 }
+  // every distinct block read once, and the trees' sizes known, before any path is walked
+  const shapes = new TreeShapes(c.blockstore, { maxEntries: MAX_BOUND_ENTRIES, signal })
   for (const root of imported.roots) {
-    const entry = await resolveOrWhy(c, root, signal)
-    if (typeof entry === 'string') {
-      result.unbound.push({ root: root.toString(), why: entry })
+    const shape = await shapes.root(root)
+    if (shape.kind === 'unbound') {
+      result.unbound.push({ root: root.toString(), why: shape.why })
       plans.push(undefined)
       continue
     }
     const plan: Plan = { path: one && to !== undefined ? to : `${to ?? IMPORTED_DIR}/${root.toString()}`, root, dirs: [], files: [] }
-    await planEntry(c, entry, plan.path, plan, budget, result, signal)
+    planEntry(shape, plan.path, plan, result)
     plans.push(plan)
   }
   for (const plan of plans) {
@@ -149,48 +148,21 @@ async function publishAndBind (c: CarImportComponents, staged: StagedCar, option
   return result
 }
 
-/** A UnixFS file or directory, or why `cid` is not one. */
-async function resolveOrWhy (c: CarImportComponents, cid: CID, signal?: AbortSignal): Promise<UnixFSEntry | string> {
-  let entry: UnixFSEntry
-  try {
-    entry = await resolveEntry(c.blockstore, cid, signal)
-  } catch (err: any) {
-    if (err?.name === 'NotUnixFSError' || err?.name === 'NoResolverError') return `not UnixFS: ${String(err.message)}`
-    throw err
-  }
-  if (entry.type === 'object') return 'a dag-cbor node, not a UnixFS file or directory'
-  if (entry.type === 'file' && entry.unixfs.type !== 'file' && entry.unixfs.type !== 'raw') return `a UnixFS ${entry.unixfs.type}, not a file or directory`
-  return entry
-}
-
 /**
- * Plan `entry` at `path`: every name under a directory one path segment (no
- * `/`, `.`, `..`, NUL, nor empty, at most 255 bytes) and named once, every
- * path valid, at most {@link MAX_BOUND_ENTRIES} entries in all. What is not
- * a UnixFS file or directory is left out and reported in `result.unbound`.
+ * Plan `shape` at `path`: every path valid (the names were checked when the
+ * shapes were read). What is not a UnixFS file or directory is left out and
+ * reported in `result.unbound`.
  */
-async function planEntry (c: CarImportComponents, entry: UnixFSEntry, path: string, plan: Plan, budget: { entries: number }, result: CarImportResult, signal?: AbortSignal): Promise<void> {
-  if (++budget.entries > MAX_BOUND_ENTRIES) throw new TooLargeError(`the CAR's trees hold more than ${MAX_BOUND_ENTRIES} entries (a directory repeated under itself?): nothing was bound (the blocks were imported; gc drops them)`)
+function planEntry (shape: FileShape | DirShape, path: string, plan: Plan, result: CarImportResult): void {
   try { normalizePath(path) } catch (err: any) { throw new InvalidCARError(`${path}: ${String(err.message)}: nothing was bound`) }
-  if (entry.type !== 'directory') {
-    // a UnixFS file's own mode and mtime when it carries them
-    const unixfs = entry.type === 'file' ? entry.unixfs : undefined
-    const mtime = unixfs?.mtime === undefined ? Date.now() : Number(unixfs.mtime.secs) * 1000 + Math.floor((unixfs.mtime.nsecs ?? 0) / 1e6)
-    plan.files.push({ path, record: { cid: entry.cid.toString(), size: entrySize(entry), mode: (unixfs?.mode ?? 0o644) & 0o7777, mtime } })
+  if (shape.kind === 'file') {
+    plan.files.push({ path, record: shape.record })
     return
   }
   plan.dirs.push(path)
-  const names = new Set<string>()
-  for await (const link of entry.entries({ signal })) {
-    const name = link.name
-    if (fileNameProblem(name) !== undefined) {
-      throw new InvalidCARError(`directory ${entry.cid.toString()} has an entry named ${JSON.stringify(name)}, which is not a file name: nothing was bound (the blocks were imported; gc drops them)`)
-    }
-    if (names.has(name)) throw new InvalidCARError(`directory ${entry.cid.toString()} names ${JSON.stringify(name)} twice: nothing was bound (the blocks were imported; gc drops them)`)
-    names.add(name)
-    const child = await resolveOrWhy(c, link.cid, signal)
-    if (typeof child === 'string') { result.unbound.push({ root: link.cid.toString(), why: `${path}/${name}: ${child}` }); continue }
-    await planEntry(c, child, `${path}/${name}`, plan, budget, result, signal)
+  for (const link of shape.links) {
+    if (link.shape.kind === 'unbound') { result.unbound.push({ root: link.cid.toString(), why: `${path}/${link.name}: ${link.shape.why}` }); continue }
+    planEntry(link.shape, `${path}/${link.name}`, plan, result)
   }
 }
 

@@ -100,6 +100,17 @@ describe('Files.importCar', () => {
     assert.equal(await text(files, '/in/tree/sub/b.txt'), 'beta')
   })
 
+  it('a directory linked from two places is bound at both', { timeout: 60_000 }, async t => {
+    const { files, tmpDir } = await setup(t)
+    const leaf = await rawBlock('twin')
+    const sub = await directory([{ name: 'f.txt', block: leaf }])
+    const top = await directory([{ name: 'one', block: sub }, { name: 'two', block: sub }])
+    const result = await files.importCar(carOf(top, [top, sub, leaf]), { tmpDir, to: '/twins' })
+    assert.deepEqual(result.paths, ['/twins'])
+    assert.equal(await text(files, '/twins/one/f.txt'), 'twin')
+    assert.equal(await text(files, '/twins/two/f.txt'), 'twin')
+  })
+
   it('a directory naming an entry .. or a/b binds nothing (InvalidCARError), and gc drops its blocks', { timeout: 60_000 }, async t => {
     const { files, gc, tmpDir, namespace } = await setup(t)
     for (const name of ['..', 'a/b']) {
