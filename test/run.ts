@@ -2,23 +2,27 @@
  * Runs the whole suite (`npm test`): every `*.test.js` under `dist/test`, two
  * files at a time, the long ones first.
  *
- * Why the order: `node --test` starts files in the order it is given them and
- * runs each file's tests one after another. Sorted by name, the simulations
- * came last, and the longest of them (the 1,000-replica run, minutes alone)
- * ran while the other slot had nothing left: the suite took that long again.
- * Started first, the long files run beside the many short ones.
+ * Why the order: each file's tests run one after another, and `node --test`
+ * sorts the files it is given by name. The simulations came last, and the
+ * longest of them (the 1,000-replica run, minutes alone) ran while the other
+ * slot had nothing left: the suite took that long again. Started first, the
+ * long files run beside the many short ones.
  *
- * How: the simulations (`*.sim.test.js`, CPU-bound and long) first, then the
- * CLI's (each starts many processes), then the rest, by name within each
- * group. Arguments are passed to `node --test` (e.g. `--test-name-pattern`);
- * the exit code is its.
+ * How: `run()` of `node:test`, which starts files in the order given (the
+ * command line's sort is not there), with the TAP reporter `node --test`
+ * uses when its output is not a terminal. Order: the simulations
+ * (`*.sim.test.js`, CPU-bound and long), then the CLI's (each starts many
+ * processes), then the rest, by name within each group. Arguments
+ * `--test-name-pattern=P` select tests as they do for `node --test`; the
+ * exit code is 1 when a test failed.
  *
  * @module
  */
-import { spawn } from 'node:child_process'
 import { readdir } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { run } from 'node:test'
+import { tap } from 'node:test/reporters'
 
 /** Files at a time: the machines the suite runs on have two cores. */
 const CONCURRENCY = 2
@@ -43,9 +47,12 @@ async function testFiles (dir: string): Promise<string[]> {
 async function main (): Promise<void> {
   const root = dirname(fileURLToPath(import.meta.url))
   const files = inRunOrder((await testFiles(root)).map(f => relative(process.cwd(), f)))
-  const child = spawn(process.execPath, ['--test', `--test-concurrency=${CONCURRENCY}`, ...process.argv.slice(2), ...files], { stdio: 'inherit' })
-  const code = await new Promise<number>(resolve => child.once('exit', (c, signal) => resolve(c ?? (signal === null ? 1 : 128))))
-  process.exitCode = code
+  const patterns = process.argv.slice(2).flatMap(arg => arg.startsWith('--test-name-pattern=') ? [arg.slice('--test-name-pattern='.length)] : [])
+  const unknown = process.argv.slice(2).filter(arg => !arg.startsWith('--test-name-pattern='))
+  if (unknown.length > 0) throw new Error(`unknown arguments: ${unknown.join(' ')} (only --test-name-pattern=P is passed on)`)
+  const stream = run({ files, concurrency: CONCURRENCY, testNamePatterns: patterns.length > 0 ? patterns : undefined })
+  stream.on('test:fail', () => { process.exitCode = 1 })
+  stream.compose(tap).pipe(process.stdout)
 }
 
 await main()

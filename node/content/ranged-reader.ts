@@ -138,6 +138,8 @@ export async function * readRange (blockstore: BlockGetter, root: RootBlock, sta
       const next = window.shift() as { weight: number, read: Promise<{ span: Span, bytes: Uint8Array }> }
       ahead -= next.weight
       const { span, bytes } = await next.read
+      // blocks read ahead may all be in already: an aborted read still stops here, not at the end of the file
+      if (signal?.aborted === true) throw new AbortedError('read aborted')
       if (span.cid !== undefined && span.size !== Number.MAX_SAFE_INTEGER && bytes.byteLength !== span.size) {
         throw new InvalidBlockError(`${span.cid.toString()} holds ${bytes.byteLength} bytes but its parent says ${span.size}`)
       }

@@ -288,6 +288,18 @@ describe('importContent / readContent round trips', () => {
     await reader.return(undefined)
   })
 
+  it('a read aborted after its first piece stops with AbortedError, even when the leaves after it were read ahead already', async (t) => {
+    const bytes = randomBytes(4 * CHUNK, 23) // 4 leaves: all within the read-ahead window
+    const { blockstore, cid } = await importBytes(t, bytes, 'size-262144')
+    const controller = new AbortController()
+    const reader = readContent(blockstore, cid, { signal: controller.signal })
+    assert.equal((await reader.next()).done, false)
+    // the window's reads of the local store are done by now
+    await new Promise(resolve => setTimeout(resolve, 100))
+    controller.abort()
+    await rejectsWithName(async () => await reader.next(), 'AbortedError')
+  })
+
   it('content imported, closed and reopened reads back the same bytes', async (t) => {
     const dir = await tempDir(t)
     const bytes = randomBytes(3 * MiB + 333, 4)
