@@ -34,6 +34,7 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
     counter(registers, 'shoal_namespace_heartbeats_skipped_total', 'Sync rounds that published no heartbeat (nothing new to announce, no liveness heartbeat due)', () => sync.stats.heartbeatsSkipped)
     counter(registers, 'shoal_namespace_peer_penalties_total', 'Bad input counted against peers (malformed gossip, requests or answers, rejected entries, snapshots that fail their checks)', () => sync.scores.stats.penalties)
     counter(registers, 'shoal_namespace_shunned_messages_total', 'Namespace gossip messages dropped unread because their sender is shunned for bad input', () => sync.stats.shunned)
+    counter(registers, 'shoal_namespace_snapshots_declined_total', 'Snapshots this node, holding pruned history of its own, left because another peer still had the entries to give (docs/namespace.md, "A server\'s word that it pruned")', () => sync.stats.snapshotsDeclined)
     const checks = sync.stateCheck.stats
     counter(registers, 'shoal_namespace_state_checks_total', 'State checks run: this node\'s state compared with trusted peers whose heads are its own (docs/namespace.md, "State checks")', () => checks.stateChecks)
     counter(registers, 'shoal_namespace_state_checks_diverged_total', 'State checks that found this node\'s state different from a peer with the same heads and could not tell which is right (nothing changed)', () => checks.stateChecksDiverged)

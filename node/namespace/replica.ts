@@ -345,6 +345,14 @@ export class Replica implements Namespace {
    */
   clockNow (): Readonly<VectorClock> { return this.store.clock }
 
+  /**
+   * Whether this replica pruned history into its own snapshot: versions it
+   * keeps only as snapshot rows, with no signed entry left to prove them
+   * (sync checks a server's claim to have pruned before taking its
+   * snapshot then, pruned-claim.ts).
+   */
+  hasPruned (): boolean { return holdsAny(this.store.pruned) }
+
   /** Clock, heads and pruned frontier. */
   state (): ReplicaState {
     const { clock, heads, pruned } = this.store

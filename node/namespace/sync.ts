@@ -15,7 +15,10 @@
  *   (Replica.prepare, then Replica.accept). A peer behind the other's
  *   pruned history gets a snapshot instead; its tree's nodes are fetched
  *   from the serving peer and up to `snapshotPeers - 1` other trusted peers
- *   (snapshot-fetch.ts).
+ *   (snapshot-fetch.ts). A replica that pruned history of its own first
+ *   asks up to `prunedChecks` other trusted peers whether one still has
+ *   entries to give, and pulls those instead (pruned-claim.ts): a snapshot
+ *   replaces history only when no reachable peer holds it any more.
  * - **Compaction** runs in the anti-entropy round, except while a pull is
  *   catching up (its peer said it has more pages, or answered with a
  *   snapshot): then it waits until that pull ends, and runs then. So does
@@ -62,6 +65,7 @@ import { dominates, merge, type VectorClock } from './clock.js'
 import type { Replica } from './replica.js'
 import type { PreparedEntries } from './log.js'
 import { chooseHelpers, spreadFetch, type SnapshotFetchStats } from './snapshot-fetch.js'
+import { DeclinedSnapshots, entriesElsewhere } from './pruned-claim.js'
 import type { SnapshotFetch } from './snapshot-load.js'
 import { InvalidSnapshotError } from './snapshot-state.js'
 import { PeerScores, type Offence, type PeerScoreOptions } from './peer-scores.js'
@@ -160,6 +164,12 @@ export interface SyncOptions {
    * (snapshot-fetch.ts); 1 fetches from the serving peer only. @default 4
    */
   snapshotPeers?: number
+  /**
+   * Other trusted peers a replica with pruned history of its own asks for
+   * entries before it takes a peer's snapshot (pruned-claim.ts); 0 takes
+   * every snapshot on the server's word. @default 3
+   */
+  prunedChecks?: number
   /** Scoring of peers' bad input (peer-scores.ts). */
   scores?: PeerScoreOptions
   /**
@@ -198,6 +208,8 @@ export interface PullStats {
   pagesAskedAheadDropped: number
   /** Rounds whose compaction waited for a pull that was catching up (it ran when the pull ended). */
   compactionsDeferred: number
+  /** Snapshots left because another peer still had entries to give (pruned-claim.ts). */
+  snapshotsDeclined: number
 }
 
 /** Counters of the heartbeats of sync rounds. */
@@ -212,7 +224,7 @@ export interface HeartbeatStats {
 export class NamespaceSync {
   readonly stats: SyncStats & HeartbeatStats & PullStats & SnapshotFetchStats = {
     published: 0, messages: 0, invalidMessages: 0, pulls: 0, pullFailures: 0, pages: 0, snapshots: 0, served: 0, untrusted: 0, shunned: 0,
-    heartbeats: 0, heartbeatsSkipped: 0, pagesAskedAhead: 0, pagesAskedAheadDropped: 0, compactionsDeferred: 0, snapshotHelperRequests: 0, snapshotHelperFailures: 0
+    heartbeats: 0, heartbeatsSkipped: 0, pagesAskedAhead: 0, pagesAskedAheadDropped: 0, compactionsDeferred: 0, snapshotsDeclined: 0, snapshotHelperRequests: 0, snapshotHelperFailures: 0
   }
   /** Scores of the peers' bad input. */
   readonly scores: PeerScores
@@ -238,6 +250,8 @@ export class NamespaceSync {
   private catchingUp = 0
   /** A round's compaction waits for the pulls catching up to end. */
   private compactionDeferred = false
+  /** Servers whose snapshot was declined, and at which clock (pruned-claim.ts). */
+  private readonly declined = new DeclinedSnapshots()
   private readonly running = new Set<Promise<void>>()
   private timer: unknown
   private stopped = true
@@ -256,6 +270,7 @@ export class NamespaceSync {
       maxPages: options.maxPages ?? 1000,
       maxPulls: Math.max(1, options.maxPulls ?? 2),
       snapshotPeers: Math.max(1, options.snapshotPeers ?? 4),
+      prunedChecks: Math.max(0, options.prunedChecks ?? 3),
       stateCheckEvery: Math.max(0, options.stateCheckEvery ?? 6)
     }
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
@@ -663,6 +678,15 @@ export class NamespaceSync {
         if (response.type === 'snapshot') {
           this.stats.snapshots++
           markCatchingUp()
+          const instead = await this.entriesInstead(peer, clock)
+          if (instead !== undefined) {
+            // another peer still has the history this one says is pruned: take it from there (the round after tells whether the snapshot is still needed)
+            this.stats.snapshotsDeclined++
+            this.log.debug({ peer, instead }, 'namespace snapshot declined: another peer has entries to give')
+            this.pullFrom(instead)
+            break
+          }
+          this.declined.forget(peer)
           const merged = await replica.loadSnapshot(response.root, this.snapshotFetch(peer, response.clock), peer)
           // nothing this replica can take from it (counters it cannot prove, or none ahead): asking again would get the same snapshot
           if (!merged) { complete = true; break }
@@ -701,6 +725,30 @@ export class NamespaceSync {
         this.track(this.compact())
       }
     }
+  }
+
+  /**
+   * Another trusted peer that still has entries for a replica `server`
+   * answered with a snapshot, asked at the pull clock `clock`; undefined
+   * when the snapshot is to be taken: this replica pruned nothing of its own
+   * (nothing a snapshot could leave out unseen), no other peer has entries
+   * to give, or the same server's snapshot was declined at this clock
+   * already (pruned-claim.ts).
+   */
+  private async entriesInstead (server: string, clock: VectorClock): Promise<string | undefined> {
+    const { replica, network, random } = this.components
+    if (this.options.prunedChecks === 0 || !replica.hasPruned() || !this.declined.mayDecline(server, clock)) return undefined
+    const instead = await entriesElsewhere({
+      peers: () => network.peers().filter(peer => this.pullable(peer)),
+      hasEntries: async (peer) => {
+        const theirs = replica.memberClock(peer) ?? {}
+        const r = await this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: replica.wireClock(replica.pullClock(theirs), theirs), limit: 1 }, this.lifetime.signal)
+        return r.type === 'entries' && r.entries.length > 0
+      },
+      random
+    }, server, this.options.prunedChecks)
+    if (instead !== undefined) this.declined.declined(server, clock)
+    return instead
   }
 
   /**
