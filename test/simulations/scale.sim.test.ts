@@ -1,7 +1,7 @@
 /**
  * 1,000 real replicas (Replica + NamespaceSync) on the bounded virtual
  * network: writes from 200 of them (200 authors), a partition with writes
- * of 100 of them on both sides, cut and one-way links, a heal; every
+ * of 20 of them on both sides, cut and one-way links, a heal; every
  * replica converges and holds every acknowledged write (docs/benchmarks.md,
  * "Simulation scale": the time of this test alone and in the suite).
  * Beside it, smaller runs with crashes and with every lifecycle fault (disks
@@ -16,9 +16,13 @@ import { runScaleInChild } from '../../simulations/scale-child.js'
 test('1,000 replicas, 200 of them writers, on a bounded network converge after a partition with no write lost', { timeout: 600_000 }, async () => {
   const nodes = 1000
   const writers = 200
-  const r = await runScaleInChild({ nodes, seed: 3, writers, partitionWriters: 100, interval: 20_000, partitionFor: 5000, convergeWithin: 120_000 }, { timeoutMs: 540_000 })
+  // 20 writers during the partition, not 100: each write there reaches the other side only after the heal, and the
+  // 80 more cost ~115 CPU-s on a 2-core machine (84 s against 200 s alone); the 400-write run stays a command
+  // (docs/benchmarks.md, "Simulation scale")
+  const partitionWriters = 20
+  const r = await runScaleInChild({ nodes, seed: 3, writers, partitionWriters, interval: 20_000, partitionFor: 5000, convergeWithin: 120_000 }, { timeoutMs: 540_000 })
   if (process.env.SIM_VERBOSE !== undefined) console.log(r)
-  assert.equal(r.writes, writers + 100, 'every writer wrote before the partition, half of them again during it')
+  assert.equal(r.writes, writers + partitionWriters, 'every writer wrote before the partition, some of them again during it')
   assert.ok(r.converged, `not converged ${r.convergeMs} virtual ms after the heal`)
   assert.deepEqual(r.lost, [], `${r.replicasMissing} replicas miss writes`)
   // the network was the bounded one: few links per node, gossip over many hops
