@@ -17,7 +17,8 @@
  * append-only list, stored one row per author, {@link authorKey}, written
  * once each; older stores hold the first ones as one list row,
  * {@link AUTHORS_KEY}, still read) and each member
- * keeps a typed array of counters by that number, in memory and in its row
+ * keeps its counters by that number (member-counters.ts: a map while it
+ * names few authors, a typed array beyond), and in its row
  * (`{ seen, counters }`, no author ids; `{ seen, sparse }` with the
  * author numbers of the counters not zero, when that is shorter: a member
  * that joined a namespace of many authors has seen few of them, and a row
@@ -35,6 +36,7 @@ import { decodeJSON, encodeJSON, type KV, type Txn } from './kv.js'
 import { AUTHORS_KEY, AUTHOR_RANGE, MEMBER_RANGE, authorKey, memberKey, numberOfAuthorKey, peerOfMemberKey } from './rows.js'
 import type { TrustPolicy } from './trust.js'
 import type { WallClock } from './api.js'
+import { Counters } from './member-counters.js'
 
 /** What a member has seen, and when it was last heard from (ms): the older row form, and the whole-members record of older stores. */
 export interface Member { clock: VectorClock, seen: number }
@@ -48,9 +50,6 @@ export interface SparseMemberRow { seen: number, sparse: number[] }
 /** Members heard from are saved at most this often (ms), new members with the next commit. */
 export const MEMBER_SAVE_MS = 60_000
 
-
-/** Largest counter a `Uint32Array` holds; a member with a larger one keeps `Float64Array` counters. */
-const UINT32_MAX = 0xffff_ffff
 
 /** What {@link Members} is built from. */
 export interface MembersComponents {
@@ -67,8 +66,8 @@ export interface MembersComponents {
   memberTimeout: number
 }
 
-/** A member in memory: its counters by author number (0 beyond the array) and when it was last heard from. */
-interface Slot { counters: Uint32Array | Float64Array, seen: number }
+/** A member in memory: its counters by author number and when it was last heard from. */
+interface Slot { counters: Counters, seen: number }
 
 /** The authors the members' counters are numbered by: id ↔ number, append-only. */
 class AuthorIndex {
@@ -135,7 +134,7 @@ export class Members {
       for await (const [key, value] of kv.iterate({ ...MEMBER_RANGE })) {
         const peer = peerOfMemberKey(key)
         const row = decodeJSON<Partial<MemberRow & SparseMemberRow & Member>>(value)
-        if (Array.isArray(row.sparse)) this.setRow(peer, unsparse(row.sparse), row.seen)
+        if (Array.isArray(row.sparse)) this.setPairs(peer, row.sparse, row.seen)
         else if (Array.isArray(row.counters)) this.setRow(peer, row.counters, row.seen)
         else this.setOld(peer, { clock: row.clock ?? {}, seen: row.seen ?? 0 })
       }
@@ -164,7 +163,7 @@ export class Members {
     if (peer !== id && tellsSelf) this.components.heardSelf(clock[id] ?? 0, peer)
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { counters: new Uint32Array(0), seen: 0 }
+      m = { counters: new Counters(), seen: 0 }
       this.members.set(peer, m)
       this.newMembers.add(peer)
     }
@@ -256,7 +255,7 @@ export class Members {
   stableClock (): VectorClock {
     const { id, trust, memberTimeout } = this.components
     const now = this.components.clock.now()
-    const active: Array<Uint32Array | Float64Array> = []
+    const active: Counters[] = []
     for (const [peer, m] of this.members) {
       if (peer !== id && now - m.seen <= memberTimeout && trust.trusts(peer)) active.push(m.counters)
     }
@@ -267,7 +266,7 @@ export class Members {
       if (active.length > 0) {
         const k = this.authors.find(author)
         if (k === undefined) continue
-        for (let i = 0; i < active.length && min > 0; i++) min = Math.min(min, active[i][k] ?? 0)
+        for (let i = 0; i < active.length && min > 0; i++) min = Math.min(min, active[i].get(k))
       }
       if (min > 0) out[author] = min
     }
@@ -313,8 +312,7 @@ export class Members {
     const m = this.members.get(peer)
     if (m === undefined || !this.components.trust.trusts(peer)) return undefined
     const out: VectorClock = {}
-    const { counters } = m
-    for (let k = 0; k < counters.length; k++) if (counters[k] > 0) out[this.authors.ids[k]] = counters[k]
+    m.counters.forEach((k, n) => { out[this.authors.ids[k]] = n })
     return out
   }
 
@@ -322,28 +320,19 @@ export class Members {
   private covers (m: Slot, clock: VectorClock): boolean {
     for (const author in clock) {
       const k = this.authors.find(author)
-      if ((k === undefined ? 0 : m.counters[k] ?? 0) < clock[author]) return false
+      if ((k === undefined ? 0 : m.counters.get(k)) < clock[author]) return false
     }
     return true
   }
 
-  /** Raise member `m`'s counter number `k` to at least `n`, growing its array (or widening it past 32 bits) as needed. */
+  /** Raise member `m`'s counter number `k` to at least `n`. */
   private raise (m: Slot, k: number, n: number): void {
-    if ((m.counters[k] ?? 0) >= n) return
-    if (k >= m.counters.length || (n > UINT32_MAX && m.counters instanceof Uint32Array)) {
-      // room for the authors known now (and a quarter more): a member's array grows a few times, not once per author
-      const length = Math.max(k + 1, Math.ceil(this.authors.ids.length * 1.25), m.counters.length)
-      const wide = n > UINT32_MAX || m.counters instanceof Float64Array
-      const grown = wide ? new Float64Array(length) : new Uint32Array(length)
-      grown.set(m.counters)
-      m.counters = grown
-    }
-    m.counters[k] = n
+    m.counters.raise(k, n, this.authors.ids.length)
   }
 
   /** A member from a row of the older form (or the whole-members record). */
   private setOld (peer: string, m: Member): void {
-    const slot: Slot = { counters: new Uint32Array(0), seen: typeof m.seen === 'number' ? m.seen : 0 }
+    const slot: Slot = { counters: new Counters(), seen: typeof m.seen === 'number' ? m.seen : 0 }
     for (const author in m.clock) if (isCounter(m.clock[author])) this.raise(slot, this.authors.number(author), m.clock[author])
     this.members.set(peer, slot)
     this.unsavedMembers.add(peer)
@@ -351,7 +340,7 @@ export class Members {
 
   /** A member from a compact row: counters whose number the authors row lacks are left out. */
   private setRow (peer: string, counters: unknown[], seen: unknown): void {
-    const slot: Slot = { counters: new Uint32Array(0), seen: typeof seen === 'number' ? seen : 0 }
+    const slot: Slot = { counters: new Counters(), seen: typeof seen === 'number' ? seen : 0 }
     const known = Math.min(counters.length, this.authors.ids.length)
     for (let k = 0; k < known; k++) {
       const n = counters[k]
@@ -359,33 +348,34 @@ export class Members {
     }
     this.members.set(peer, slot)
   }
+
+  /**
+   * A member from a sparse row (pairs of author number and counter): pairs
+   * that are not a valid author number the authors row holds and a counter
+   * are left out (they read as 0).
+   */
+  private setPairs (peer: string, pairs: unknown[], seen: unknown): void {
+    const slot: Slot = { counters: new Counters(), seen: typeof seen === 'number' ? seen : 0 }
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const k = pairs[i]
+      const n = pairs[i + 1]
+      if (typeof k === 'number' && Number.isSafeInteger(k) && k >= 0 && k < this.authors.ids.length && isCounter(n)) this.raise(slot, k, n)
+    }
+    this.members.set(peer, slot)
+  }
 }
 
 /** A member's stored row: sparse when fewer than half its counters up to the last are not zero. */
 function row (m: Slot): MemberRow | SparseMemberRow {
-  const { counters } = m
-  let end = counters.length
-  while (end > 0 && counters[end - 1] === 0) end--
-  let nonZero = 0
-  for (let k = 0; k < end; k++) if (counters[k] !== 0) nonZero++
-  if (nonZero * 2 >= end) return { seen: m.seen, counters: Array.from(counters.subarray(0, end)) }
   const sparse: number[] = []
-  for (let k = 0; k < end; k++) if (counters[k] !== 0) sparse.push(k, counters[k])
-  return { seen: m.seen, sparse }
+  m.counters.forEach((k, n) => { sparse.push(k, n) })
+  const nonZero = sparse.length / 2
+  const end = nonZero === 0 ? 0 : sparse[sparse.length - 2] + 1
+  if (nonZero * 2 < end) return { seen: m.seen, sparse }
+  const counters = new Array<number>(end).fill(0)
+  for (let i = 0; i < sparse.length; i += 2) counters[sparse[i]] = sparse[i + 1]
+  return { seen: m.seen, counters }
 }
-
-/** The dense counters of a sparse row (pairs that are not a valid author number and counter are left out: they read as 0). */
-function unsparse (pairs: unknown[]): unknown[] {
-  const out: unknown[] = []
-  for (let i = 0; i + 1 < pairs.length; i += 2) {
-    const k = pairs[i]
-    if (typeof k === 'number' && Number.isSafeInteger(k) && k >= 0 && k < MAX_SPARSE_AUTHOR) out[k] = pairs[i + 1]
-  }
-  return out
-}
-
-/** Author numbers a sparse row may name (beyond: left out; the authors row bounds them anyway). */
-const MAX_SPARSE_AUTHOR = 1 << 24
 
 /** A counter worth keeping: a positive safe integer. */
 function isCounter (n: unknown): n is number {
