@@ -48,7 +48,8 @@ export async function viewOf (replica: Replica): Promise<ReplicaView> {
 
 /** The clock of a replica as a canonical string (cheap convergence checks). */
 export function clockKey (replica: Replica): string {
-  return JSON.stringify(canonical(replica.state().clock))
+  // the live clock, not state(): that copies it and parses every head's CID (thousands, with many authors), per node per poll
+  return JSON.stringify(canonical(replica.clockNow()))
 }
 
 function line (e: ViewEntry): string {

@@ -160,6 +160,8 @@ export class Replica implements Namespace {
   private readonly reads: TreeReader
   private readonly writes: LocalWrites
   private readonly upgrades: UpgradeComponents
+  /** Parsed head CIDs by their text ({@link headCid}). */
+  private readonly headCids = new Map<string, CID>()
   private readonly stateTrees: StateTrees
   private readonly changeListeners = new Set<() => void>()
   private opened = false
@@ -356,7 +358,23 @@ export class Replica implements Namespace {
   /** Clock, heads and pruned frontier. */
   state (): ReplicaState {
     const { clock, heads, pruned } = this.store
-    return { clock: { ...clock }, heads: sortedHeads(heads).map(h => CID.parse(h)), pruned: { ...pruned } }
+    return { clock: { ...clock }, heads: sortedHeads(heads).map(h => this.headCid(h)), pruned: { ...pruned } }
+  }
+
+  /**
+   * The CID of head `text`, parsed once while it stays a head: sync asks
+   * for the heads on every request it serves and every clock it publishes,
+   * and a log of many concurrent writers has thousands of them.
+   */
+  private headCid (text: string): CID {
+    let cid = this.headCids.get(text)
+    if (cid === undefined) {
+      // heads come and go: keep the memo near the heads' own size
+      if (this.headCids.size > 2 * this.store.heads.size + 64) this.headCids.clear()
+      cid = CID.parse(text)
+      this.headCids.set(text, cid)
+    }
+    return cid
   }
 
   // ---------------------------------------------------------------- reads (reads.ts)
