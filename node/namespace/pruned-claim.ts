@@ -36,11 +36,14 @@
  * @module
  */
 import { dominates, type VectorClock } from './clock.js'
+import { chooseHelpers } from './snapshot-fetch.js'
 
 /** What {@link entriesElsewhere} needs. */
 export interface PrunedClaimComponents {
   /** Trusted peers connected now. */
   peers: () => string[]
+  /** The clock last heard from a peer, if any (ranks whom to ask first). */
+  clockOf: (peer: string) => VectorClock | undefined
   /**
    * Ask `peer` for at most one entry this replica lacks; true when it
    * answered with an entry (false for a snapshot, or nothing after the
@@ -51,32 +54,30 @@ export interface PrunedClaimComponents {
   random: () => number
 }
 
+/** Which snapshot the other peers are asked about. */
+export interface PrunedClaim {
+  /** The peer that answered with a snapshot. */
+  server: string
+  /** The snapshot's clock. */
+  clock: VectorClock
+  /** Most other peers asked. */
+  max: number
+}
+
 /**
- * The first of up to `max` other trusted peers (chosen at random, asked at
- * once) that still serves, as entries, history `server` answered with a
- * snapshot for; undefined when none does (or none answered).
+ * The first of up to `max` other peers (chosen as snapshot helpers are,
+ * snapshot-fetch.ts: those last heard at or past the snapshot's clock first,
+ * at random within a rank; asked at once) that still serves, as entries,
+ * history `server` answered with a snapshot for; undefined when none does
+ * (or none answered).
  */
-export async function entriesElsewhere (components: PrunedClaimComponents, server: string, max: number): Promise<string | undefined> {
-  const others = components.peers().filter(peer => peer !== server)
-  // a partial Fisher-Yates: the first `max` of a random order
-  for (let i = 0; i < Math.min(max, others.length); i++) {
-    const j = i + Math.floor(components.random() * (others.length - i))
-    const t = others[i]
-    others[i] = others[j]
-    others[j] = t
-  }
-  const asked = others.slice(0, Math.max(0, max))
+export async function entriesElsewhere (components: PrunedClaimComponents, claim: PrunedClaim): Promise<string | undefined> {
+  const asked = chooseHelpers({ ...claim, peers: components.peers(), trusts: () => true, clockOf: components.clockOf, random: components.random })
   if (asked.length === 0) return undefined
-  return await new Promise<string | undefined>(resolve => {
-    let left = asked.length
-    for (const peer of asked) {
-      components.hasEntries(peer).then(has => {
-        if (has) resolve(peer)
-      }, () => {}).finally(() => {
-        if (--left === 0) resolve(undefined)
-      })
-    }
-  })
+  return await Promise.any(asked.map(async peer => {
+    if (await components.hasEntries(peer)) return peer
+    throw new Error(`${peer} has no entries to give`)
+  })).catch(() => undefined)
 }
 
 /**

@@ -678,7 +678,7 @@ export class NamespaceSync {
         if (response.type === 'snapshot') {
           this.stats.snapshots++
           markCatchingUp()
-          const instead = await this.entriesInstead(peer, clock)
+          const instead = await this.entriesInstead(peer, clock, response.clock)
           if (instead !== undefined) {
             // another peer still has the history this one says is pruned: take it from there (the round after tells whether the snapshot is still needed)
             this.stats.snapshotsDeclined++
@@ -729,24 +729,25 @@ export class NamespaceSync {
 
   /**
    * Another trusted peer that still has entries for a replica `server`
-   * answered with a snapshot, asked at the pull clock `clock`; undefined
-   * when the snapshot is to be taken: this replica pruned nothing of its own
-   * (nothing a snapshot could leave out unseen), no other peer has entries
-   * to give, or the same server's snapshot was declined at this clock
-   * already (pruned-claim.ts).
+   * answered with a snapshot at `snapshotClock`, asked at the pull clock
+   * `clock`; undefined when the snapshot is to be taken: this replica pruned
+   * nothing of its own (nothing a snapshot could leave out unseen), no other
+   * peer has entries to give, or the same server's snapshot was declined at
+   * this clock already (pruned-claim.ts).
    */
-  private async entriesInstead (server: string, clock: VectorClock): Promise<string | undefined> {
+  private async entriesInstead (server: string, clock: VectorClock, snapshotClock: VectorClock): Promise<string | undefined> {
     const { replica, network, random } = this.components
     if (this.options.prunedChecks === 0 || !replica.hasPruned() || !this.declined.mayDecline(server, clock)) return undefined
     const instead = await entriesElsewhere({
       peers: () => network.peers().filter(peer => this.pullable(peer)),
+      clockOf: peer => replica.memberClock(peer),
       hasEntries: async (peer) => {
         const theirs = replica.memberClock(peer) ?? {}
-        const r = await this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: replica.wireClock(replica.pullClock(theirs), theirs), limit: 1 }, this.lifetime.signal)
+        const r = await this.askPage(peer, replica.pullClock(theirs), theirs, 1).response
         return r.type === 'entries' && r.entries.length > 0
       },
       random
-    }, server, this.options.prunedChecks)
+    }, { server, clock: snapshotClock, max: this.options.prunedChecks })
     if (instead !== undefined) this.declined.declined(server, clock)
     return instead
   }
@@ -755,12 +756,12 @@ export class NamespaceSync {
    * Ask `peer` for the page after `clock`; the answer is awaited (or the
    * request cancelled) later. The clock goes in wire form, leaving out the
    * retired authors whose retirement `theirs` (what the peer is known to
-   * hold) covers.
+   * hold) covers. At most `limit` entries: a page unless told.
    */
-  private askPage (peer: string, clock: VectorClock, theirs: VectorClock): PageRequest {
+  private askPage (peer: string, clock: VectorClock, theirs: VectorClock, limit = this.options.pageSize): PageRequest {
     const cancel = new AbortController()
     const wire = this.components.replica.wireClock(clock, theirs)
-    const response = this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: wire, limit: this.options.pageSize }, cancel.signal)
+    const response = this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: wire, limit }, cancel.signal)
     // a page asked ahead may fail before it is awaited, or never be awaited (dropped, or the pull ended): no unhandled rejection
     void response.catch(() => {})
     return { clock, response, cancel }

@@ -122,6 +122,7 @@ describe('pruned-claim parts', () => {
     const asked: string[] = []
     const components = (peers: string[]): Parameters<typeof entriesElsewhere>[0] => ({
       peers: () => peers,
+      clockOf: () => undefined,
       hasEntries: async (peer) => {
         asked.push(peer)
         const a = answers[peer]
@@ -130,14 +131,14 @@ describe('pruned-claim parts', () => {
       },
       random: () => 0
     })
-    assert.equal(await entriesElsewhere(components(['s', 'p1', 'p2', 'p3']), 's', 3), 'p3')
+    assert.equal(await entriesElsewhere(components(['s', 'p1', 'p2', 'p3']), { server: 's', clock: {}, max: 3 }), 'p3')
     assert.ok(!asked.includes('s'), 'the server itself is not asked')
-    assert.equal(await entriesElsewhere(components(['s', 'p1', 'p2']), 's', 3), undefined)
-    assert.equal(await entriesElsewhere(components(['s']), 's', 3), undefined)
+    assert.equal(await entriesElsewhere(components(['s', 'p1', 'p2']), { server: 's', clock: {}, max: 3 }), undefined)
+    assert.equal(await entriesElsewhere(components(['s']), { server: 's', clock: {}, max: 3 }), undefined)
     asked.length = 0
-    assert.equal(await entriesElsewhere(components(['s', 'p1', 'p2', 'p3']), 's', 2), undefined, 'at most two asked: p1 and p2')
+    assert.equal(await entriesElsewhere(components(['s', 'p1', 'p2', 'p3']), { server: 's', clock: {}, max: 2 }), undefined, 'at most two asked: p1 and p2')
     assert.deepEqual(asked, ['p1', 'p2'])
-    assert.equal(await entriesElsewhere(components(['s', 'p3']), 's', 0), undefined)
+    assert.equal(await entriesElsewhere(components(['s', 'p3']), { server: 's', clock: {}, max: 0 }), undefined)
   })
 
   it('a server\'s snapshot is declined again only once the clock has moved', () => {
