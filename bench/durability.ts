@@ -29,10 +29,12 @@
  *    bench/raw-stream.ts) and to `shoal add --pin none` of a file of the same
  *    size on the same daemon (import only, no network). The writer's log
  *    gives the time of each phase (import, encode, place). Next to it, the
- *    floor of `--wait` on this machine: the plain add's CPU, the coder's and
- *    the raw stream's per byte for the bytes the writer sent, spread over
- *    every core (the daemons share them), as a ratio to the plain add's time
- *    (see `waitFloor`).
+ *    floor of `--wait` on this machine: the plain add's CPU, the coder's,
+ *    the raw stream's per byte for the bytes the writer sent, `dd
+ *    conv=fdatasync`'s per byte for the holders' durable writes of them, and
+ *    the other daemons' idle CPU meanwhile, spread over every core (the
+ *    daemons share them), as a ratio to the plain add's time (see
+ *    `waitFloor`).
  * 3. reads on the last daemon: `cat` of a file only the writer holds (one
  *    holder, the ceiling of a striped read), healthy `cat`, then degraded `cat` with two
  *    holders stopped.
@@ -45,6 +47,8 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -190,8 +194,12 @@ async function bytesSent (repo: string): Promise<number> {
 
 /** The least CPU an `add --wait` needs on this machine, from ceilings measured in the same run (see {@link waitFloor}). */
 interface WaitFloor {
-  /** CPU seconds: the plain add's, the coder's and the transport's for the bytes sent. */
+  /** CPU seconds: the plain add's, the coder's, the transport's and the disk's for the bytes sent. */
   cpu: number
+  /** Of `cpu`, the holders' durable writes of the bytes sent (at `dd conv=fdatasync`'s CPU per byte). */
+  disk: number
+  /** CPU seconds the other daemons spend idle in the time beyond the plain add's. */
+  idle: number
   /** Seconds: that CPU spread over every core without a moment idle (at least the plain add's own time). */
   seconds: number
   /** `seconds` over the plain add's time: no `--wait` on this machine can do better. */
@@ -201,22 +209,61 @@ interface WaitFloor {
 /**
  * A lower bound of `add --wait`'s time on this machine. The striped add
  * does everything the plain add does (its daemons' CPU, measured), codes the
- * parity (the coder alone's rate), and carries `sent` bytes of shards to
- * their holders, which at the least costs what the raw stream's sender and
+ * parity (the coder alone's rate), carries `sent` bytes of shards to their
+ * holders, which at the least costs what the raw stream's sender and
  * receiver spend per byte (tcp+pnet+noise+yamux, and a sha-256 at the
- * receiver, as a holder checks every shard). Left out, so the bound stays
- * below the truth: the CLI's upload, the holders' pack writes and index, the
- * placement's requests, the idle daemons beyond the plain add's time. On a
- * machine whose daemons share its cores, a `--wait` goal below this ratio
- * cannot be met by any change to the add itself.
+ * receiver, as a holder checks every shard), and the holders write those
+ * bytes durably before they acknowledge them, which costs at least what
+ * `dd conv=fdatasync` spends per byte (`diskCpuPerByte`). The other daemons
+ * keep spending their idle CPU (`idlePerSecond`, measured with nothing to
+ * do) for as long as the add takes beyond the plain add's time (which
+ * already counts theirs). Left out, so the bound stays below the truth: the
+ * CLI's upload, the holders' pack index and the kernel's writeback threads,
+ * the placement's requests and acknowledgements. On a machine whose daemons
+ * share its cores, a `--wait` goal below this ratio cannot be met by any
+ * change to the add itself.
  */
-function waitFloor (init: { plainSeconds: number, plainCpu: number, size: number, encodeMBps: number, sent: number, raw: { bytes: number, senderCpu?: number, receiverCpu: number }, cores: number }): WaitFloor | undefined {
-  const { plainSeconds, plainCpu, size, encodeMBps, sent, raw, cores } = init
+function waitFloor (init: { plainSeconds: number, plainCpu: number, size: number, encodeMBps: number, sent: number, raw: { bytes: number, senderCpu?: number, receiverCpu: number }, diskCpuPerByte: number, idlePerSecond: number, cores: number }): WaitFloor | undefined {
+  const { plainSeconds, plainCpu, size, encodeMBps, sent, raw, diskCpuPerByte, idlePerSecond, cores } = init
   if (raw.senderCpu === undefined || !Number.isFinite(sent)) return undefined
   const perByte = (raw.senderCpu + raw.receiverCpu) / raw.bytes
-  const cpu = plainCpu + size / (encodeMBps * 1e6) + sent * perByte
-  const seconds = Math.max(plainSeconds, cpu / cores)
-  return { cpu, seconds, ratio: seconds / plainSeconds }
+  const disk = sent * diskCpuPerByte
+  const busy = plainCpu + size / (encodeMBps * 1e6) + sent * perByte + disk
+  // T = (busy + idlePerSecond × (T − plain)) / cores, solved for T
+  const seconds = Math.max(plainSeconds, (busy - idlePerSecond * plainSeconds) / (cores - idlePerSecond))
+  const idle = idlePerSecond * (seconds - plainSeconds)
+  return { cpu: busy + idle, disk, idle, seconds, ratio: seconds / plainSeconds }
+}
+
+/** CPU seconds of this process's reaped children (/proc/self/stat cutime + cstime). */
+function reapedChildrenCpu (): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[13]) + Number(f[14])) / 100
+}
+
+/**
+ * CPU seconds per byte of writing `file` durably: `dd bs=1M conv=fdatasync`
+ * into `dir` (the daemons' disk), its user and system time (the copies into
+ * the page cache; the kernel's writeback threads are not counted).
+ */
+function durableWriteCpuPerByte (file: string, dir: string, size: number): number {
+  const out = join(dir, 'dd-floor.out')
+  const before = reapedChildrenCpu()
+  const r = spawnSync('dd', [`if=${file}`, `of=${out}`, 'bs=1M', 'conv=fdatasync'], { encoding: 'utf8' })
+  const cpu = reapedChildrenCpu() - before
+  rmSync(out, { force: true })
+  if (r.status !== 0) throw new Error(`dd failed: ${r.stderr}`)
+  return cpu / size
+}
+
+/** CPU seconds per second that `daemons` spend with nothing to do, over `seconds`. */
+async function idleCpuRate (daemons: BenchDaemon[], seconds: number): Promise<number> {
+  const before = daemons.map(d => cpuOf(d.pid) ?? 0)
+  const started = performance.now()
+  await new Promise(resolve => setTimeout(resolve, seconds * 1000))
+  const elapsed = (performance.now() - started) / 1000
+  return daemons.reduce((sum, d, i) => sum + ((cpuOf(d.pid) ?? 0) - before[i]), 0) / elapsed
 }
 
 /** The phase times (ms) the writer logged for its add of `path`. */
@@ -267,6 +314,9 @@ async function main (): Promise<number> {
   const rawRate = mbps(raw.bytes, raw.seconds)
   log(`raw stream (tcp+pnet+noise+yamux, one stream): ${fmt(rawRate)} MB/s; CPU s of the sender ${raw.senderCpu === undefined ? '?' : fmt(raw.senderCpu, 2)}, of the receiver ${fmt(raw.receiverCpu, 2)} (with its sha-256)`)
 
+  // the holders' durable writes: the disk's CPU per byte, on the daemons' disk (the same temp dir)
+  const diskCpuPerByte = durableWriteCpuPerByte(file, dir, opts.size)
+  log(`dd bs=1M conv=fdatasync of the file: ${fmt(diskCpuPerByte * 1e6 * 1000, 2)} ms of CPU per MB`)
   const repos = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => await initRepo(dir, i, keyFile)))
   const daemons: Array<BenchDaemon | undefined> = []
   // the reader is the last daemon
@@ -289,6 +339,10 @@ async function main (): Promise<number> {
       await settle(20)
       log('warmed up: one untimed add each way')
     }
+    // what the other daemons spend with nothing to do (libp2p's keep-alives, the DHT, the namespace's heartbeats)
+    await settle(20)
+    const idlePerSecond = await idleCpuRate(daemons.slice(1).filter((d): d is BenchDaemon => d !== undefined), 5)
+    log(`the other ${opts.nodes - 1} daemons idle: ${fmt(idlePerSecond, 3)} CPU s per second together`)
     const plain = await timedAdd(daemons, ['--repo', writer, 'add', others[0], '--to', '/plain-0.bin', '--pin', 'none'])
     for (let r = 1; r < others.length; r++) await cliOk(['--repo', writer, 'add', others[r], '--to', `/plain-${r}.bin`, '--pin', 'none'])
     // --wait: returns once every shard is on its holder (a plain add returns when the file is durable here)
@@ -302,9 +356,9 @@ async function main (): Promise<number> {
     }
     const cores = cpus().length
     const waitRatio = striped.seconds / plain.seconds
-    const floor = waitFloor({ plainSeconds: plain.seconds, plainCpu: plain.cpu.reduce((x, y) => x + y, 0), size: opts.size, encodeMBps: encode, sent, raw, cores })
+    const floor = waitFloor({ plainSeconds: plain.seconds, plainCpu: plain.cpu.reduce((x, y) => x + y, 0), size: opts.size, encodeMBps: encode, sent, raw, diskCpuPerByte, idlePerSecond, cores })
     if (floor !== undefined) {
-      log(`add --wait floor on this machine (${cores} cores shared by ${opts.nodes} daemons): ${fmt(floor.cpu, 2)} CPU s at the least (the plain add's daemons, the coder alone, and ${fmt(sent / 1e6)} MB sent at the raw stream's CPU per byte) = ${fmt(floor.seconds, 2)} s, ${fmt(floor.ratio, 2)} x the time of --pin none; measured ${fmt(waitRatio, 2)} x`)
+      log(`add --wait floor on this machine (${cores} cores shared by ${opts.nodes} daemons): ${fmt(floor.cpu, 2)} CPU s at the least (the plain add's daemons, the coder alone, ${fmt(sent / 1e6)} MB sent at the raw stream's CPU per byte, written durably at dd's: ${fmt(floor.disk, 2)}, the others idle meanwhile: ${fmt(floor.idle, 2)}) = ${fmt(floor.seconds, 2)} s, ${fmt(floor.ratio, 2)} x the time of --pin none; measured ${fmt(waitRatio, 2)} x`)
     }
     // a plain add returns once the file is durable on the writer; its placement goes on after
     let background: { seconds: number } | undefined
