@@ -57,12 +57,15 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   }
   if (st.isFile()) {
     const info = await uploadFile(g, client, { file: source, to: target, st, flags: opts })
-    if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
+    if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size, ...(info.pending !== undefined ? { pending: info.pending } : {}) })
     else printLines(`added ${info.cid} ${info.path ?? ''}`)
+    if (info.pending !== undefined && !g.json) notePending(info.path ?? target, info.pending, 1)
     return
   }
   // a directory: walk it, create directories first, upload files one by one
   let total = 0
+  /** Files whose policy waits for live nodes, and the first one's reason. */
+  const pending = { files: 0, why: '' }
   await client.json('POST', '/api/v0/mkdir', { arg: target, parents: true })
   const dirs = [source]
   while (dirs.length > 0) {
@@ -79,6 +82,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
       } else if (e.isFile()) {
         const info = await uploadFile(g, client, { file: local, to: remote, st: await lstat(local), flags: opts })
         total += info.size
+        if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
         if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
       } else {
         process.stderr.write(`skipped ${local}: not a regular file or directory\n`)
@@ -86,8 +90,23 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     }
   }
   const dirInfo = await client.json<FileInfo>('GET', '/api/v0/stat', { arg: target })
-  if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })
+  if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total, ...(pending.files > 0 ? { pending: pending.why, pendingFiles: pending.files } : {}) })
   else printLines(`added ${dirInfo.cid} ${dirInfo.path ?? ''}`)
+  if (pending.files > 0 && !g.json) notePending(dirInfo.path ?? target, pending.why, pending.files)
+}
+
+/**
+ * One line on stderr when an add's policy cannot be met yet (too few live
+ * nodes to code it, or fewer than its shards): the add succeeded — the file
+ * is durable here — but a user who asked for erasure coding or replicas
+ * must not take one copy for several.
+ * Stdout keeps its `added CID PATH` lines for scripts; `--json` carries the
+ * reason as `pending` instead.
+ */
+function notePending (path: string, why: string, files: number): void {
+  const what = files === 1 ? `${path} does` : `${files} files under ${path} do`
+  const see = files === 1 ? `shoal pin status ${path}` : 'shoal pin ls'
+  process.stderr.write(`shoal: note: ${what} not meet ${files === 1 ? 'its' : 'their'} policy yet: ${why} (\`${see}\`)\n`)
 }
 
 function parseIntOption (name: string, value: string | undefined): number | undefined {

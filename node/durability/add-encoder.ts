@@ -178,7 +178,21 @@ export class AddEncoder {
 
 /** One line: too few live nodes for `policy`'s parity to be of use. */
 export function shortage (nodes: number, policy: string, needed: number): string {
-  return `${nodes} live node${nodes === 1 ? '' : 's'}, ${policy} needs ${needed} for its parity to survive a lost node`
+  const kept = policy.startsWith('replicas:') ? 'its copies' : 'its parity'
+  return `${nodes} live node${nodes === 1 ? '' : 's'}, ${policy} needs ${needed} for ${kept} to survive a lost node`
+}
+
+/**
+ * One line: `nodes` live nodes are enough to code `policy` but fewer than its
+ * shards, so some node holds more than one of a stripe's shards and the
+ * stripe survives fewer lost nodes than the policy says (its shards spread
+ * evenly, as placement spreads them).
+ */
+export function thinSpread (nodes: number, policy: string, coding: { k: number, m: number }): string {
+  const shards = coding.k + coding.m
+  const survives = Math.floor(coding.m / Math.ceil(shards / nodes))
+  const unit = policy.startsWith('replicas:') ? 'copies' : 'shards'
+  return `${nodes} live nodes, fewer than the ${shards} ${unit} of ${policy}: placed over them, it survives the loss of ${survives} node${survives === 1 ? '' : 's'} (not ${coding.m}) until more are live, then it is placed again`
 }
 
 /** One line: why a file's coding waits, from its {@link shortage}. */

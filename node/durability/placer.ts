@@ -9,7 +9,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CustomProgressEvent } from 'progress-events'
 import { minNodesOf, stripeKey, type Stripe } from '../../protocol/durability.js'
-import { shortage } from './add-encoder.js'
+import { shortage, thinSpread } from './add-encoder.js'
 import { compareRefs, MAX_SHARD_REFS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
@@ -225,6 +225,17 @@ export class Placer {
     const nodes = (await this.livePeers(signal)).length
     const needed = minNodesOf(coding)
     return nodes < needed ? shortage(nodes, policy, needed) : undefined
+  }
+
+  /**
+   * Why `policy` (coded as `coding`) would be placed over fewer live nodes
+   * than its shards now (one line, see {@link thinSpread}); undefined when
+   * every shard can have a node of its own, or when too few are live to code
+   * it at all (that is {@link shortage}).
+   */
+  async spreadShortage (policy: string, coding: { k: number, m: number }, signal?: AbortSignal): Promise<string | undefined> {
+    const nodes = (await this.livePeers(signal)).length
+    return nodes >= coding.k + coding.m || nodes < minNodesOf(coding) ? undefined : thinSpread(nodes, policy, coding)
   }
 
   /** How far a placement of `manifest` under way is (shard blocks pushed, of how many), if one runs. */

@@ -152,6 +152,20 @@ export class DurabilityService {
     return short === undefined ? 'enough nodes are live; it is coded and placed in the background (at the latest by the next repair pass)' : waitingWhy(short)
   }
 
+  /**
+   * Why a file added now under `policy` would not meet it, one line, or
+   * undefined when it would: too few live nodes to code it (it waits,
+   * uncoded), or fewer live nodes than its shards (placed over them, it
+   * survives fewer lost nodes until more are live).
+   */
+  async shortfall (policy: string, signal?: AbortSignal): Promise<string | undefined> {
+    const tooFew = await this.tooFewNodes(policy, signal)
+    if (tooFew !== undefined) return waitingWhy(tooFew)
+    const parsed = parsePolicy(policy)
+    const coding = codingOf(parsed)
+    return coding === undefined ? undefined : await this.placer.spreadShortage(formatPolicy(parsed), coding, signal)
+  }
+
   /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node, one line), or undefined when it can. */
   async tooFewNodes (policy: string, signal?: AbortSignal): Promise<string | undefined> {
     const parsed = parsePolicy(policy)

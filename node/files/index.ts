@@ -79,6 +79,13 @@ export interface FileInfo {
   mtime?: number
   /** A conflict copy: the path it lost to. */
   conflictOf?: string
+  /**
+   * Set by an add (without `wait`) whose policy cannot be met yet, one line:
+   * too few live nodes to code it, or fewer than its shards. The file is
+   * durable here; it is coded and placed (again) by itself once enough nodes
+   * are live, and `pin status` shows it pending meanwhile.
+   */
+  pending?: string
 }
 
 /** Options for {@link Files.add}. */
@@ -223,6 +230,8 @@ export class Files {
     const started = performance.now()
     const ms: Record<string, number> = {}
     let waiting: string | undefined
+    /** Why the file's policy is not met yet, for the caller (a plain add of a coded policy only). */
+    let pending: string | undefined
     /** The most bytes of the file its coding and placement held at once (0: not coded during the add). */
     let peakBytes = 0
     let placement: Promise<PlaceResult> | undefined
@@ -259,6 +268,8 @@ export class Files {
         ms.place = Math.round(performance.now() - committed)
       } else if (durability !== undefined && entry.pin !== undefined && isCodedPolicy(entry.pin.policy) && options.wait !== true) {
         waiting = await durability.tooFewNodes(entry.pin.policy, options.signal)
+        // told to the caller: the add succeeded, the policy is not met yet
+        pending = await durability.shortfall(entry.pin.policy, options.signal)
         this.codeSoon(durability, CID.parse(entry.cid))
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
       if (waiting !== undefined) {
@@ -267,7 +278,9 @@ export class Files {
       }
     }
     this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms, heldMiB: peakBytes > 0 ? Math.ceil(peakBytes / (1024 * 1024)) : undefined }, 'added')
-    return await this.infoOf(entry)
+    const info = await this.infoOf(entry)
+    if (pending !== undefined) info.pending = pending
+    return info
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
@@ -23,8 +23,16 @@ describe('pins through the CLI', () => {
     await writeFile(join(dir, 'big.bin'), big)
     await writeFile(join(dir, 'small.bin'), small)
 
-    await shoalOk(d.repo, ['add', join(dir, 'big.bin')])
-    await shoalOk(d.repo, ['add', join(dir, 'small.bin'), '--pin', 'ec:2+1'])
+    // the add succeeds (the file is durable here), and says in one line on stderr that its policy is not met yet
+    const addedBig = await runShoal(['--repo', d.repo, 'add', join(dir, 'big.bin')])
+    assert.equal(addedBig.code, 0, addedBig.stderr)
+    assert.match(addedBig.stdout.toString(), /^added \S+ \/big\.bin\n$/, 'stdout keeps its one line for scripts')
+    assert.deepEqual(lines(addedBig.stderr), ['shoal: note: /big.bin does not meet its policy yet: 1 live node, ec:4+2 needs 3 for its parity to survive a lost node; it is coded and placed once they are live (`shoal pin status /big.bin`)'])
+    const addedSmall = await shoalJson<{ path: string, pending?: string }>(d.repo, ['add', join(dir, 'small.bin'), '--pin', 'ec:2+1'])
+    assert.equal(addedSmall.pending, '1 live node, ec:2+1 needs 3 for its parity to survive a lost node; it is coded and placed once they are live', '--json carries the reason')
+    const unpinned = await runShoal(['--repo', d.repo, 'add', join(dir, 'small.bin'), '--to', '/plain.bin', '--pin', 'none'])
+    assert.deepEqual([unpinned.code, unpinned.stderr], [0, ''], 'no policy, no note')
+    await shoalOk(d.repo, ['rm', '/plain.bin'])
     const pins = await shoalJson<Array<{ path: string, policy: string, manifest?: string }>>(d.repo, ['pin', 'ls'])
     assert.deepEqual(pins.map(p => [p.path, p.policy]).sort(), [['/big.bin', 'ec:4+2'], ['/small.bin', 'ec:2+1']], 'default ec:4+2 for 1 MiB and more; --pin wins')
     assert.ok(pins.every(p => p.manifest === undefined), 'a lone node codes nothing: no parity that a lost disk would take with the data')
@@ -97,6 +105,18 @@ describe('pins through the CLI', () => {
     if (after.reindex.indexed > 0) assert.ok(after.gc !== undefined && after.gc.removed >= after.reindex.indexed, 'what it indexed again was collected')
     assert.equal((await runShoal(['--repo', d.repo, 'cat', bigCid])).code, 1, 'the removed file stays gone')
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/small.bin']), small)
+
+    // a directory: one note for all its files that wait, not one per file
+    await mkdir(join(dir, 'tree', 'sub'), { recursive: true })
+    await writeFile(join(dir, 'tree', 'one.bin'), randomBytes(2 * 1024 * 1024, 21))
+    await writeFile(join(dir, 'tree', 'sub', 'two.bin'), randomBytes(2 * 1024 * 1024, 22))
+    const tree = await runShoal(['--repo', d.repo, 'add', join(dir, 'tree'), '--pin', 'ec:2+1'])
+    assert.equal(tree.code, 0, tree.stderr)
+    assert.equal(lines(tree.stdout.toString()).length, 3, 'an added line per file and one for the directory')
+    assert.deepEqual(lines(tree.stderr), ['shoal: note: 2 files under /tree do not meet their policy yet: 1 live node, ec:2+1 needs 3 for its parity to survive a lost node; it is coded and placed once they are live (`shoal pin ls`)'])
+    const treeJson = await shoalJson<{ path: string, pending?: string, pendingFiles?: number }>(d.repo, ['add', join(dir, 'tree'), '--to', '/tree2', '--pin', 'ec:2+1'])
+    assert.deepEqual([treeJson.path, treeJson.pendingFiles], ['/tree2', 2])
+    assert.match(treeJson.pending ?? '', /^1 live node, ec:2\+1 needs 3/)
   })
   it('pin status gives each stripe its state, in its line and in the JSON: pending with why, healthy, degraded once a holder stops', TEST, async t => {
     const dir = await tempDir(t)
@@ -116,7 +136,9 @@ describe('pins through the CLI', () => {
 
     // three nodes carry ec:4+2 coded, two shards each: every stripe waits for more live nodes, and says so
     await writeFile(join(dir, 'wide.bin'), randomBytes(2 * 1024 * 1024, 11))
-    await shoalOk(a.repo, ['add', join(dir, 'wide.bin'), '--pin', 'ec:4+2'])
+    const addedWide = await runShoal(['--repo', a.repo, 'add', join(dir, 'wide.bin'), '--pin', 'ec:4+2'])
+    assert.equal(addedWide.code, 0, addedWide.stderr)
+    assert.deepEqual(lines(addedWide.stderr), ['shoal: note: /wide.bin does not meet its policy yet: 3 live nodes, fewer than the 6 shards of ec:4+2: placed over them, it survives the loss of 1 node (not 2) until more are live, then it is placed again (`shoal pin status /wide.bin`)'])
     await eventually('/wide.bin coded and placed over three nodes', async () => (await shoalJson<Status>(a.repo, ['pin', 'status', '/wide.bin'])).stripes.some(s => s.waiting?.startsWith('placed over') === true))
     const wide = await shoalJson<Status>(a.repo, ['pin', 'status', '/wide.bin'])
     assert.equal(wide.state, 'pending')
@@ -132,7 +154,11 @@ describe('pins through the CLI', () => {
 
     // ec:2+1 on three nodes: every stripe healthy (listed with --all)
     await writeFile(join(dir, 'f.bin'), randomBytes(2 * 1024 * 1024, 12))
-    await shoalOk(a.repo, ['add', join(dir, 'f.bin'), '--pin', 'ec:2+1', '--wait'])
+    const addedF = await runShoal(['--repo', a.repo, 'add', join(dir, 'f.bin'), '--pin', 'ec:2+1', '--wait'])
+    assert.deepEqual([addedF.code, addedF.stderr], [0, ''], 'a policy met says nothing more')
+    await writeFile(join(dir, 'g.bin'), randomBytes(2 * 1024 * 1024, 13))
+    const addedG = await runShoal(['--repo', a.repo, 'add', join(dir, 'g.bin'), '--pin', 'replicas:3'])
+    assert.deepEqual([addedG.code, addedG.stderr], [0, ''], 'three live nodes carry replicas:3: no note')
     const placed = await shoalJson<Status>(a.repo, ['pin', 'status', '/f.bin'])
     assert.equal(placed.state, 'healthy')
     assert.deepEqual(placed.stripes.map(s => s.state), placed.stripes.map(() => 'healthy'))
