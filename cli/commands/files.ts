@@ -57,9 +57,9 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   }
   if (st.isFile()) {
     const info = await uploadFile(g, client, { file: source, to: target, st, flags: opts })
-    if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size, ...(info.pending !== undefined ? { pending: info.pending } : {}) })
+    if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
     else printLines(`added ${info.cid} ${info.path ?? ''}`)
-    if (info.pending !== undefined && !g.json) notePending(info.path ?? target, info.pending, 1)
+    if (info.pending !== undefined) notePending(g, info.path ?? target, info.pending, 1)
     return
   }
   // a directory: walk it, create directories first, upload files one by one
@@ -90,20 +90,25 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     }
   }
   const dirInfo = await client.json<FileInfo>('GET', '/api/v0/stat', { arg: target })
-  if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total, ...(pending.files > 0 ? { pending: pending.why, pendingFiles: pending.files } : {}) })
+  if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })
   else printLines(`added ${dirInfo.cid} ${dirInfo.path ?? ''}`)
-  if (pending.files > 0 && !g.json) notePending(dirInfo.path ?? target, pending.why, pending.files)
+  if (pending.files > 0) notePending(g, dirInfo.path ?? target, pending.why, pending.files)
 }
 
 /**
  * One line on stderr when an add's policy cannot be met yet (too few live
  * nodes to code it, or fewer than its shards): the add succeeded — the file
  * is durable here — but a user who asked for erasure coding or replicas
- * must not take one copy for several.
- * Stdout keeps its `added CID PATH` lines for scripts; `--json` carries the
- * reason as `pending` instead.
+ * must not take one copy for several. Stdout keeps what the CLI contract
+ * says (`added CID PATH` lines, or `--json`'s `{cid, path, size}`); with
+ * `--json` the note is one JSON document on stderr, as errors are:
+ * `{"note":{"path","pending","files"}}`.
  */
-function notePending (path: string, why: string, files: number): void {
+function notePending (g: GlobalOptions, path: string, why: string, files: number): void {
+  if (g.json) {
+    process.stderr.write(JSON.stringify({ note: { path, pending: why, files } }) + '\n')
+    return
+  }
   const what = files === 1 ? `${path} does` : `${files} files under ${path} do`
   const see = files === 1 ? `shoal pin status ${path}` : 'shoal pin ls'
   process.stderr.write(`shoal: note: ${what} not meet ${files === 1 ? 'its' : 'their'} policy yet: ${why} (\`${see}\`)\n`)

@@ -102,6 +102,13 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
    * itself and must go on past a corrupt block.
    */
   storedEntries: (options?: AbortOptions) => AsyncGenerator<{ cid: CID, bytes: Uint8Array }>
+  /**
+   * A view of the store whose puts belong to one write, to be discarded if
+   * that write fails (a failed add gives its space back at once, even when
+   * the disk filled up before its commit). Absent: a store whose failed
+   * writes are left to garbage collection.
+   */
+  ownedWrites?: () => OwnedWrites
   /** Record every block put from now until `stop()` (garbage collection keeps them). */
   watchPuts: () => PutWatch
   /** Tell the open watches that a stored block is in use, as a put of it would (a writer reusing a block already here). */
@@ -115,6 +122,22 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   compact?: (options?: AbortOptions) => Promise<void>
   /** Check the index against the packs and rebuild it from them (absent: a store with no separate index). */
   reindex?: (options?: AbortOptions) => Promise<ReindexReport>
+}
+
+/**
+ * One write's puts, tagged so that they can be dropped together if the write
+ * fails (see {@link BlockStore.ownedWrites}).
+ */
+export interface OwnedWrites {
+  /** The store, every put through it tagged as this write's. */
+  store: BlockStore
+  /**
+   * Drop this write's blocks that no commit has covered yet and that no
+   * other write put too (those stay, for their writer's commit), and cut
+   * their bytes off the end of their pack when nothing kept lies after
+   * them. Returns the bytes cut off.
+   */
+  discard: () => Promise<number>
 }
 
 /** Blocks put since {@link BlockStore.watchPuts} was called. */

@@ -25,7 +25,7 @@ import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
 import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
 import { BlockStoreBase } from './store-base.js'
-import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit } from './api.js'
+import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit, OwnedWrites } from './api.js'
 import type { Pair } from 'interface-blockstore'
 
 const MiB = 1024 * 1024
@@ -36,6 +36,10 @@ interface PendingEntry {
   loc: Location
   /** Set for a record copied by compaction: where the index pointed when it was copied. */
   movedFrom?: Location
+  /** The write that put it (see `ownedWrites`), if a tagged one did. */
+  owner?: object
+  /** Another write put the same block while it waited for its commit: a discard of its owner keeps it. */
+  shared?: boolean
   /**
    * Set for a record migrated from the former layout: it replaces an index
    * entry the block may have (only an older version writes that layout, so
@@ -162,15 +166,25 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     }
   }
 
-  async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
+  async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions & { owner?: object }): Promise<CID> {
     const { data, multihash, id } = await this.acceptPut(cid, bytes, options)
+    const owner = options?.owner
     // an identity "hash" is the block: nothing to store
-    if (cid.multihash.code === IDENTITY || this.pendingHas(id) || await this.db.has(indexKey(multihash))) return cid
+    if (cid.multihash.code === IDENTITY) return cid
+    if (this.pendingHas(id)) {
+      this.sharePending(id, owner)
+      return cid
+    }
+    if (await this.db.has(indexKey(multihash))) return cid
     const length = recordLength(multihash.byteLength, data.byteLength)
     const appended = await this.appendRecord(id, multihash, length, out => { encodeRecord(out, multihash, data) }, {
+      entry: owner === undefined ? undefined : { owner },
       due: () => {
         const known = this.pending.get(id)
-        if (known !== undefined && known.movedFrom === undefined) return false
+        if (known !== undefined && known.movedFrom === undefined) {
+          this.sharePending(id, owner)
+          return false
+        }
         if (known !== undefined) this.countDead(known.loc) // a copy by compaction: this one wins
         return true
       }
@@ -325,6 +339,75 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     for (const a of new Set([...this.dirty.values(), ...(this.appender !== undefined ? [this.appender] : [])])) await a.close().catch(() => {})
   }
 
+  /** A put of a block already waiting for its commit: unless the same write put it, its owner's discard must keep it. */
+  private sharePending (id: string, owner: object | undefined): void {
+    const known = this.pending.get(id)
+    if (known !== undefined && known.owner !== owner) known.shared = true
+  }
+
+  ownedWrites (): OwnedWrites {
+    const owner = {}
+    // every member of the store, bound to it, but puts tagged with `owner`
+    const store = new Proxy(this, {
+      get: (target, prop) => {
+        if (prop === 'put') return async (cid: CID, bytes: Uint8Array, options?: AbortOptions) => await target.put(cid, bytes, { ...options, owner })
+        const value = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      }
+    })
+    return { store, discard: async () => await this.discard(owner) }
+  }
+
+  /**
+   * Drop what `owner` put and no commit covered (see
+   * {@link OwnedWrites.discard}). Serialised with commits: a commit under
+   * way finishes first, and what it covered stays.
+   */
+  private async discard (owner: object): Promise<number> {
+    return await this.serial(async () => {
+      const packs = new Set<number>()
+      for (const [id, entry] of this.pending) {
+        if (entry.owner !== owner || entry.shared === true || entry.movedFrom !== undefined) continue
+        this.pending.delete(id)
+        packs.add(entry.loc.pack)
+      }
+      let given = 0
+      for (const pack of packs) {
+        const a = this.dirty.get(pack)
+        if (a === undefined) continue
+        // no more appends here: a write that comes next goes to a new pack
+        if (a === this.appender) this.appender = undefined
+        // appends made before settle first; then what must stay is known
+        await a.flush().catch(() => {})
+        const meta = this.metas.get(pack)
+        let keep = Math.max(PACK_HEADER, meta?.committed ?? 0)
+        for (const entry of this.pending.values()) if (entry.loc.pack === pack) keep = Math.max(keep, entry.loc.offset + entry.loc.length)
+        const end = a.size
+        if (keep >= end) continue
+        try {
+          await a.truncate(keep)
+        } catch {
+          continue
+        }
+        if (a.size !== end) {
+          // a write that held this appender from before appended meanwhile: its record may be cut; its commit must fail
+          a.poison(new Error(`pack ${pack} was cut back while a record was appended to it`))
+          continue
+        }
+        given += end - keep
+        a.size = keep
+        if ((meta?.committed ?? 0) === 0 && keep === PACK_HEADER) {
+          // a pack this write began and nothing else uses: gone, as a failed commit's would be
+          this.dirty.delete(pack)
+          this.metas.delete(pack)
+          await a.close().catch(() => {})
+          await unlink(join(this.dir, packFileName(pack))).catch(() => {})
+        }
+      }
+      return given
+    })
+  }
+
   private pendingHas (id: string): boolean {
     return this.pending.has(id) || this.committing?.has(id) === true
   }
@@ -383,7 +466,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * ready (another writer may have got there meanwhile), can call it off.
    * Waits while the appender is congested. True when it was appended.
    */
-  private async appendRecord (id: string, multihash: Uint8Array, length: number, fill: (out: Uint8Array) => void, options: { entry?: Pick<PendingEntry, 'movedFrom' | 'replaces'>, due?: () => boolean } = {}): Promise<boolean> {
+  private async appendRecord (id: string, multihash: Uint8Array, length: number, fill: (out: Uint8Array) => void, options: { entry?: Pick<PendingEntry, 'movedFrom' | 'replaces' | 'owner'>, due?: () => boolean } = {}): Promise<boolean> {
     const appender = await this.appenderFor(length)
     if (options.due?.() === false) return false
     const offset = appender.append(length, fill)

@@ -203,6 +203,11 @@ export class PackAppender {
     await this.fh.close()
   }
 
+  /** Make the appender unusable, as a write error would (its pack's next commit fails and is cut back). */
+  poison (err: Error): void {
+    this.error ??= err
+  }
+
   /** The first write error, if any: the appender is then unusable. */
   get failed (): Error | undefined {
     return this.error

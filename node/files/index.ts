@@ -10,12 +10,14 @@ import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { buildDirectory, entrySize, importContent, readContent, resolveEntry, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { normalizePath } from '../namespace/index.js'
-import type { BlockStore } from '../blocks/index.js'
+import type { BlockStore, OwnedWrites } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 import type { BlockExchange } from '../exchange/index.js'
 import { Blocks } from '../reads/index.js'
 import type { BlockGetter, BlockReader, ReadSessionOptions } from '../reads/api.js'
+import { contentSession } from '../reads/content-session.js'
+import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
@@ -142,6 +144,8 @@ export class Files {
   /** Background placement of batches written by {@link addMany}, one batch after another. */
   private placing: Promise<void> = Promise.resolve()
   private placementBacklog = 0
+  /** The namespace's pinned files by content, for reads by CID; made at the first one. */
+  private pins: PinIndex | undefined
 
   constructor (components: FilesComponents) {
     this.components = components
@@ -149,6 +153,18 @@ export class Files {
   }
 
   /** A read session for the DAG under `root`, wherever its pin says its blocks are. */
+  /**
+   * A session for content named by a CID alone: a plain read, which turns
+   * to the pin of a visible file with that content (stripes, rebuilds, the
+   * cold tier) when a block is wanting, as a read by path would read it
+   * (node/reads/content-session.ts).
+   */
+  private cidReader (root: CID, signal?: AbortSignal): BlockGetter {
+    this.pins ??= new PinIndex(this.components.namespace)
+    const pins = this.pins
+    return contentSession({ blocks: this.blocks, lookup: async cid => await pins.lookup(cid), root, signal })
+  }
+
   private reader (root: CID, signal?: AbortSignal, pin?: FilePin, options: Omit<ReadSessionOptions, 'signal'> = {}): BlockGetter {
     return this.blocks.session({
       root,
@@ -183,9 +199,19 @@ export class Files {
    * comes back at once) and fails with the pack's write error, so that the
    * next add's or `gc`'s commit is not failed by it.
    */
-  private async failedWrite (what: string, err: unknown): Promise<never> {
+  /**
+   * After a write failed: on a full disk, what it left is given back before
+   * the caller hears of it — its own blocks no commit covered are dropped
+   * and cut off their packs (`owned`), then a commit settles what other
+   * writes left pending (or fails again, harmlessly) — so that the disk
+   * does not stay full of a write nobody will see.
+   */
+  private async failedWrite (what: string, err: unknown, owned?: OwnedWrites): Promise<never> {
     if (isDiskFull(err)) {
-      const drop = async (): Promise<void> => { await this.components.blockstore.commit().catch(() => {}) }
+      const drop = async (): Promise<void> => {
+        await owned?.discard().catch(() => 0)
+        await this.components.blockstore.commit().catch(() => {})
+      }
       await (this.components.gcLock?.exclusive(drop) ?? drop())
     }
     throw filledDuring(what, err)
@@ -236,10 +262,13 @@ export class Files {
     let peakBytes = 0
     let placement: Promise<PlaceResult> | undefined
     const intact = this.commitsHold(`the add of ${target}`)
+    // the import's puts, to drop if the add fails on a full disk
+    const owned = this.components.blockstore.ownedWrites?.()
+    const store = owned?.store ?? this.components.blockstore
     const entry = await this.writing(async () => {
       if (durability !== undefined && options.wait !== true) {
         // acknowledged once the file and its entry are durable here: coding and placement follow in the background
-        const { cid, size } = await importContent(this.components.blockstore, source, { ...options, commit: false, leafWorker: this.components.leafWorker })
+        const { cid, size } = await importContent(store, source, { ...options, commit: false, leafWorker: this.components.leafWorker })
         ms.import = Math.round(performance.now() - started)
         const record = fileRecord(cid, size, options)
         record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
@@ -249,7 +278,7 @@ export class Files {
       }
       // --wait: stripes are coded from the leaves while the import holds them (no read-back), and their shards pushed to their holders as they are coded
       const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true, place: true })
-      const { cid, size } = await importContent(this.components.blockstore, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined, leafWorker: this.components.leafWorker })
+      const { cid, size } = await importContent(store, source, { ...options, onLeaf: coding?.onLeaf, commit: coding === undefined, leafWorker: this.components.leafWorker })
       ms.import = Math.round(performance.now() - started)
       const encoded = await coding?.finish(cid, size)
       waiting = encoded?.waiting
@@ -260,7 +289,7 @@ export class Files {
       if (encoded !== undefined) record.pin = encoded.pin
       intact()
       return await this.components.namespace.putFile(target, record)
-    }).catch(async err => await this.failedWrite(`the add of ${target}`, err))
+    }).catch(async err => await this.failedWrite(`the add of ${target}`, err, owned))
     const committed = performance.now()
     if (entry.type === 'file') {
       if (entry.pin?.manifest !== undefined && durability !== undefined) {
@@ -424,7 +453,7 @@ export class Files {
       const found = await this.components.namespace.lookup(path)
       if (found !== undefined) entry = found
       else {
-        const resolved = await resolveEntry(this.reader(target.cid, signal), target.cid, signal)
+        const resolved = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
         if (resolved.type === 'directory') throw new IsADirectoryError(`pin add takes files; ${target.cid.toString()} is a directory`)
         entry = await this.components.namespace.putFile(path, { cid: target.cid.toString(), size: entrySize(resolved), mode: 0o644, mtime: Date.now() })
       }
@@ -548,7 +577,7 @@ export class Files {
   async * cat (arg: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const target = parseTarget(arg)
     if (target.kind === 'cid') {
-      yield * readContent(this.reader(target.cid, options.signal), target.cid, options)
+      yield * readContent(this.cidReader(target.cid, options.signal), target.cid, options)
       return
     }
     const entry = await this.components.namespace.stat(target.path)
@@ -577,7 +606,7 @@ export class Files {
     const entry = target.kind === 'path' ? await this.components.namespace.stat(target.path) : undefined
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
-    return { root, car: exportCar(this.reader(root, signal, pin), root, { signal }) }
+    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, signal, pin), root, { signal }) }
   }
 
   /**
@@ -597,7 +626,7 @@ export class Files {
       const entry = await this.components.namespace.stat(target.path)
       return await this.infoOf(entry)
     }
-    const entry = await resolveEntry(this.reader(target.cid, signal), target.cid, signal)
+    const entry = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
     return {
       name: target.cid.toString(),
       type: entry.type === 'directory' ? 'dir' : 'file',

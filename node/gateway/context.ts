@@ -17,6 +17,6 @@ export interface GatewayContext {
   blocks: BlockGetter
   /** Aborted when the client goes away or the retrieval timeout fires. */
   signal: AbortSignal
-  /** A session for the DAG of the content at `root` (a file the path ends at), turning to the file's pin when a block is wanting (./pinned.ts). */
+  /** A session for the DAG of the content at `root` (a file the path ends at), turning to the file's pin when a block is wanting (node/reads/content-session.ts). */
   contentBlocks: (root: CID) => BlockGetter
 }

@@ -27,7 +27,8 @@ import { ALLOWED_METHODS, parseGatewayRequest } from './request.js'
 import { serveCar, serveRaw } from './trustless.js'
 import { serveContent } from './deserialized.js'
 import { RetrievalWatchdog } from './watchdog.js'
-import { contentSession, PinIndex, type PinSource } from './pinned.js'
+import { contentSession } from '../reads/content-session.js'
+import { PinIndex, type PinSource } from '../reads/pin-index.js'
 import { WarnLimit } from '../namespace/trust.js'
 import type { GatewayContext } from './context.js'
 import type { Logger } from '../logger.js'
@@ -38,7 +39,7 @@ import type { AddressInfo, Socket } from 'node:net'
 export interface GatewayComponents {
   /** The node's block service. */
   blocks: BlockReader
-  /** The namespace, indexed for the pins of files whose blocks a plain read cannot find (./pin-index.ts). */
+  /** The namespace, indexed for the pins of files whose blocks a plain read cannot find (node/reads/pin-index.ts). */
   namespace: PinSource
   logger: Logger
 }

@@ -268,4 +268,62 @@ describe('PackBlockStore', () => {
     assert.equal(again.recovery?.corruptRanges ?? 0, 0)
     for await (const _ of again.getAll()) {} // nothing corrupt is served
   })
+
+  it('a failed write discards its own uncommitted blocks and cuts them off the pack; blocks committed, another writer\'s, and one both put stay', async (t) => {
+    const dir = await tempDir(t)
+    const store = await openBlockStore(t, dir)
+    const committed = blocksOf(3, 64 * KiB, 31)
+    for (const { cid, bytes } of committed) await store.put(cid, bytes)
+    await store.commit()
+    const [pack] = await packFiles(dir)
+    const committedSize = (await stat(pack)).size
+
+    // writer B: one block, not committed yet; the failing write F: eight blocks, one of which B puts too
+    const other = blocksOf(1, 64 * KiB, 32)[0]
+    const own = blocksOf(8, 64 * KiB, 33)
+    const owned = store.ownedWrites()
+    await store.put(other.cid, other.bytes)
+    for (const { cid, bytes } of own) await owned.store.put(cid, bytes)
+    await store.put(own[3].cid, own[3].bytes) // B puts a block F put: it is B's too now
+
+    const given = await owned.discard()
+    // F's records after B's are cut off the end, except the shared one (its record stays, so does what lies before it)
+    assert.ok(given >= 4 * 64 * KiB, `${given} bytes given back`)
+    for (const [i, { cid }] of own.entries()) assert.equal(await store.has(cid), i === 3, `F's block ${i}: ${i === 3 ? 'kept, B put it too' : 'dropped'}`)
+    assert.ok(await store.has(other.cid), 'B\'s block waits for B\'s commit')
+    await store.commit()
+    for (const { cid, bytes } of [...committed, other, own[3]]) assertBytesEqual(await store.getBytes(cid), bytes)
+    assert.equal(await owned.discard(), 0, 'nothing left to discard once committed')
+
+    // reopened: the same blocks, nothing corrupt, none of F's records past the cut (those before the
+    // shared one are still in the pack: the open's audit may index them again, as orphans gc collects)
+    await store.close()
+    const again = await openBlockStore(t, dir)
+    for (const { cid, bytes } of [...committed, other, own[3]]) assertBytesEqual(await again.getBytes(cid), bytes)
+    for (const [i, { cid }] of own.entries()) if (i > 3) assert.equal(await again.has(cid), false, `F's block ${i} was cut off and stays gone`)
+    assert.equal(again.recovery?.corruptRanges ?? 0, 0)
+    assert.ok((await stat(pack)).size >= committedSize)
+    for await (const _ of again.getAll()) {} // nothing corrupt is served
+  })
+
+  it('a discard of a write alone in a new pack removes the pack', async (t) => {
+    const dir = await tempDir(t)
+    const store = await openBlockStore(t, dir, { maxPackBytes: 256 * KiB })
+    const first = blocksOf(4, 60 * KiB, 41)
+    for (const { cid, bytes } of first) await store.put(cid, bytes)
+    await store.commit()
+    const before = await packFiles(dir)
+    const owned = store.ownedWrites()
+    // fills the first pack and rolls over into new ones
+    for (const { cid, bytes } of blocksOf(8, 60 * KiB, 42)) await owned.store.put(cid, bytes)
+    assert.ok((await packFiles(dir)).length > before.length, 'the write began new packs')
+    await owned.discard()
+    assert.deepEqual(await packFiles(dir), before, 'the packs it began are gone')
+    await store.commit()
+    for (const { cid, bytes } of first) assertBytesEqual(await store.getBytes(cid), bytes)
+    const more = blocksOf(2, 60 * KiB, 43)
+    for (const { cid, bytes } of more) await store.put(cid, bytes)
+    await store.commit()
+    for (const { cid, bytes } of more) assertBytesEqual(await store.getBytes(cid), bytes)
+  })
 })

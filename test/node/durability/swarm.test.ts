@@ -103,6 +103,21 @@ describe('durability on real nodes', () => {
     assert.equal(sha(await readAll(reader, '/big.bin')), sha(data), 'still byte-identical with two more holders down')
   })
 
+  it('a read by CID of a striped file whose data-shard holder is gone rebuilds the leaf, as a read by path does', TEST, async t => {
+    const { swarm, writer, data } = await smallFileOnSix(t)
+    const cid = (await writer.components.files.stat('/f.bin')).cid
+    // the writer keeps only its own shards: the victim's leaf is nowhere else
+    await writer.components.durability.collectGarbage()
+    const status = await writer.components.files.pinStatus('/f.bin')
+    const readerIndex = 5
+    const victim = status.stripes[0].shards.slice(0, K).map(sh => indexOfPeer(swarm, sh.holders[0])).find(i => i !== 0 && i !== readerIndex)
+    assert.ok(victim !== undefined, 'a data-shard holder of stripe 0 that is neither the writer nor the reader')
+    await stopNode(swarm, victim)
+    const reader = swarm.nodes[readerIndex] as ShoalNode
+    assert.equal(sha(await readAll(reader, cid)), sha(data), 'cat CID: byte-identical, its missing leaf rebuilt from the stripe')
+    assert.equal(sha(await readAll(reader, '/f.bin')), sha(data), 'cat PATH: the same')
+  })
+
   it('a holder that restarts within the grace period causes no repair traffic', TEST, async t => {
     const { swarm } = await smallFileOnSix(t)
     await stopNode(swarm, 3)

@@ -16,9 +16,9 @@
  */
 import { CID } from 'multiformats/cid'
 import type { Entry } from '../namespace/index.js'
-import type { ReadTarget } from '../reads/api.js'
+import type { ReadTarget } from './api.js'
 
-/** Where the gateway finds the pins of files. */
+/** Where the pins of files are found. */
 export interface PinSource {
   /** Every visible file of the namespace. */
   files: () => AsyncIterable<Entry>
@@ -93,7 +93,7 @@ export class PinIndex {
       try {
         index.set(keyOf(CID.parse(entry.cid)), { manifest: pin.manifest === undefined ? undefined : CID.parse(pin.manifest), cold: pin.cold })
       } catch {
-        // a record whose CID does not parse names no content the gateway could be asked for
+        // a record whose CID does not parse names no content a read could ask for
       }
     }
     return index

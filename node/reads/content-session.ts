@@ -1,19 +1,20 @@
 /**
- * Read sessions for the content a gateway request names, aware of pins.
+ * Read sessions for content named by a CID, aware of pins: what the gateway
+ * serves, and `shoal cat|get|stat|ls|car export CID` (node/files).
  *
- * A gateway request names a CID, not a namespace path, so its read session
- * knows nothing of the file's pin: a plain session reads the local store,
+ * A read by CID names no namespace path, so its read session knows nothing
+ * of the file's pin: a plain session reads the local store,
  * then asks peers. That serves most content (a striped file's holders
  * answer for the leaves they hold), but not a file whose only copy is in the
  * cold tier, nor a striped file with a leaf no live peer holds (its holder
  * is gone: the leaf must be rebuilt from its stripe). So when a plain read
  * fails for want of a block, the pin of the session's root is looked up in
- * the {@link PinIndex} (by multihash: a CIDv0 finds a CIDv1 pin), and the
+ * pin index (./pin-index.ts, by multihash: a CIDv0 finds a CIDv1 pin), and the
  * rest of the session reads through a session on that pin — holders,
  * Reed-Solomon rebuilds, the tier — as `shoal cat PATH` reads it.
  *
  * The lookup is made at most once per session (reads in flight at once
- * share it), under the request's retrieval timeout, and never scans the
+ * share it), under the caller's `wrap` (the gateway's retrieval timeout), and never scans the
  * namespace itself (the index is built once per namespace change). An
  * identity-hashed root is never looked up: its block is its CID, no pin
  * is needed to read it, and no file is pinned under one.
@@ -21,10 +22,9 @@
  * @module
  */
 import { IDENTITY } from '../blocks/verify.js'
-import type { BlockGetter, BlockReader, ReadTarget } from '../reads/api.js'
+import type { BlockGetter, BlockReader, ReadTarget } from './api.js'
 import type { CID } from 'multiformats/cid'
 
-export { PinIndex, type PinSource } from './pin-index.js'
 
 /** Read failures after which the file's pin is looked for. */
 const WANTING = new Set(['BlockUnavailableError', 'NotFoundError', 'StripeUnavailableError', 'PeerUnavailableError'])
@@ -32,18 +32,19 @@ const WANTING = new Set(['BlockUnavailableError', 'NotFoundError', 'StripeUnavai
 /** Options of {@link contentSession}. */
 export interface ContentSessionInit {
   blocks: BlockReader
-  /** The pinned read target of a content root (the request's pin index lookup, under its retrieval timeout). */
+  /** The pinned read target of a content root (a pin index lookup; the gateway's under its retrieval timeout). */
   lookup: (root: CID) => Promise<ReadTarget | undefined>
   /** The CID of the content (a file root) the session reads. */
   root: CID
-  signal: AbortSignal
-  /** Puts every read under the request's retrieval timeout. */
-  wrap: (getter: BlockGetter) => BlockGetter
+  signal?: AbortSignal
+  /** Wraps every session (the gateway puts every read under its retrieval timeout). @default none */
+  wrap?: (getter: BlockGetter) => BlockGetter
 }
 
 /** A read session for the DAG under `root` that turns to the file's pin when a block is wanting (see the module comment). */
 export function contentSession (init: ContentSessionInit): BlockGetter {
-  const { blocks, lookup, root, signal, wrap } = init
+  const { blocks, lookup, root, signal } = init
+  const wrap = init.wrap ?? ((getter: BlockGetter) => getter)
   const plain = wrap(blocks.session({ root }, { signal }))
   if (root.multihash.code === IDENTITY) return plain
   let pinned: BlockGetter | undefined
@@ -55,7 +56,7 @@ export function contentSession (init: ContentSessionInit): BlockGetter {
       try {
         return await plain.getBytes(cid, options)
       } catch (err: any) {
-        if (!WANTING.has(err?.name) || signal.aborted) throw err
+        if (!WANTING.has(err?.name) || signal?.aborted === true) throw err
         search ??= lookup(root).then(target => {
           if (target !== undefined) pinned = wrap(blocks.session(target, { signal }))
           return pinned
