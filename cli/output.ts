@@ -18,6 +18,24 @@ export function printLines (...lines: string[]): void {
   process.stdout.write(lines.map(l => l + '\n').join(''))
 }
 
+/**
+ * One line on stderr when a write's policy cannot be met yet (too few live
+ * nodes to code it, or fewer than its shards): the write succeeded — the
+ * file is durable here — but a user who asked for erasure coding or
+ * replicas must not take one copy for several. Stdout keeps what the CLI
+ * contract says; with `--json` the note is one JSON document on stderr, as
+ * errors are: `{"note":{"path","pending","files"}}`.
+ */
+export function notePending (g: GlobalOptions, path: string, why: string, files = 1): void {
+  if (g.json) {
+    process.stderr.write(JSON.stringify({ note: { path, pending: why, files } }) + '\n')
+    return
+  }
+  const what = files === 1 ? `${path} does` : `${files} files under ${path} do`
+  const see = files === 1 ? `shoal pin status ${path}` : 'shoal pin ls'
+  process.stderr.write(`shoal: note: ${what} not meet ${files === 1 ? 'its' : 'their'} policy yet: ${why} (\`${see}\`)\n`)
+}
+
 /** Human-readable byte counts. */
 export function formatBytes (n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']

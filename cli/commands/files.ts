@@ -7,7 +7,7 @@ import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
 import { hold, moveIntoPlace, openStagingFile, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
-import { formatBytes, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, notePending, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
 import { fileBody } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
@@ -93,25 +93,6 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })
   else printLines(`added ${dirInfo.cid} ${dirInfo.path ?? ''}`)
   if (pending.files > 0) notePending(g, dirInfo.path ?? target, pending.why, pending.files)
-}
-
-/**
- * One line on stderr when an add's policy cannot be met yet (too few live
- * nodes to code it, or fewer than its shards): the add succeeded — the file
- * is durable here — but a user who asked for erasure coding or replicas
- * must not take one copy for several. Stdout keeps what the CLI contract
- * says (`added CID PATH` lines, or `--json`'s `{cid, path, size}`); with
- * `--json` the note is one JSON document on stderr, as errors are:
- * `{"note":{"path","pending","files"}}`.
- */
-function notePending (g: GlobalOptions, path: string, why: string, files: number): void {
-  if (g.json) {
-    process.stderr.write(JSON.stringify({ note: { path, pending: why, files } }) + '\n')
-    return
-  }
-  const what = files === 1 ? `${path} does` : `${files} files under ${path} do`
-  const see = files === 1 ? `shoal pin status ${path}` : 'shoal pin ls'
-  process.stderr.write(`shoal: note: ${what} not meet ${files === 1 ? 'its' : 'their'} policy yet: ${why} (\`${see}\`)\n`)
 }
 
 function parseIntOption (name: string, value: string | undefined): number | undefined {

@@ -5,7 +5,7 @@
  */
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, type Query } from '../client.js'
-import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, formatSummary, notePending, printJson, printLines, type GlobalOptions } from '../output.js'
 import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 import type { PinInfo } from '../../node/files/index.js'
@@ -19,9 +19,10 @@ import type { TierStatus } from '../../node/tiers/service.js'
 export async function pinAddCommand (g: GlobalOptions, target: string, opts: { policy?: string, tier?: string }): Promise<void> {
   if (opts.policy !== undefined) parsePolicy(opts.policy)
   const client = await ApiClient.connect(g.repo)
-  const pin = await client.json<PinInfo>('POST', '/api/v0/pin/add', { arg: target, policy: opts.policy, tier: opts.tier })
+  const { pending, ...pin } = await client.json<PinInfo>('POST', '/api/v0/pin/add', { arg: target, policy: opts.policy, tier: opts.tier })
   if (g.json) printJson(pin)
   else printLines(`pinned ${pin.path} ${pin.policy}${pin.manifest !== undefined ? ` (manifest ${pin.manifest})` : ''}${pin.cold !== undefined ? `, cold copy ${pin.cold.endpoint}/${pin.cold.bucket}/${pin.cold.key}` : ''}`)
+  if (pending !== undefined) notePending(g, pin.path, pending)
 }
 
 /** `shoal tier s3 --endpoint URL --bucket NAME [--prefix P] [--region R]`. */

@@ -63,6 +63,8 @@ export interface PinInfo {
   manifest?: string
   /** Where its cold copy is (no credentials), when it has one. */
   cold?: { endpoint: string, bucket: string, key: string }
+  /** Set by `pin add` when the policy is not met yet: why (see {@link FileInfo.pending}). */
+  pending?: string
 }
 
 /** Where `pin add CID` binds a CID that is not in the namespace. */
@@ -484,7 +486,12 @@ export class Files {
       }
     }
     if (current.type === 'file' && current.pin?.manifest !== undefined) await this.placeQuietly(durability, current.pin.manifest, signal)
-    return pinInfo(current)
+    const info = pinInfo(current)
+    if (tier === undefined && isCodedPolicy(info.policy)) {
+      const pending = await durability.shortfall(info.policy, signal)
+      if (pending !== undefined) info.pending = pending
+    }
+    return info
   }
 
   /** Write `pin` into a file's record (its cold copy stays). */

@@ -59,8 +59,10 @@ describe('pins through the CLI', () => {
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/waited.bin']), randomBytes(2 * 1024 * 1024, 9), 'the file is added all the same')
 
     // re-code with another policy; bytes unchanged
-    const repinned = await shoalJson<{ policy: string }>(d.repo, ['pin', 'add', '/big.bin', '--policy', 'replicas:2'])
-    assert.equal(repinned.policy, 'replicas:2')
+    const repinned = await runShoal(['--repo', d.repo, 'pin', 'add', '/big.bin', '--policy', 'replicas:2'])
+    assert.equal(repinned.code, 0, repinned.stderr)
+    assert.match(repinned.stdout.toString(), /^pinned \/big\.bin replicas:2\n$/)
+    assert.deepEqual(lines(repinned.stderr), ['shoal: note: /big.bin does not meet its policy yet: 1 live node, replicas:2 needs 2 for its copies to survive a lost node; it is coded and placed once they are live (`shoal pin status /big.bin`)'], 'pin add says it too')
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/big.bin']), big)
 
     // bad input: one line, non-zero exit, nothing changed
