@@ -32,6 +32,12 @@ export interface PlaceResult {
   local: number
   /** Distinct peers holding shards. */
   peers: number
+  /**
+   * The most shards one stripe has: k+m, or fewer when every stripe is short
+   * (a file of fewer than k leaves; its missing data shards are zeros that
+   * need no node). The distinct live nodes the policy needs.
+   */
+  widest: number
   /** Peers that failed (their shards are retried by the next repair pass). */
   failed: string[]
   /**
@@ -114,16 +120,20 @@ export class Placer {
     const perPeer = new Map<string, Array<{ ref: ShardRef, cid: CID }>>()
     const records: PlacementRecord[] = []
     const now = clock.now()
+    let widest = 0
     for await (const { index, stripe } of readStripes(blockstore, root, signal)) {
       const record = planStripe(index, stripe, peers, { k, m, now })
       records.push(record)
+      let shards = 0
       record.holders.forEach((peer, shard) => {
         const cid = shardCID(stripe, k, shard)
         if (cid === undefined) return
+        shards++
         let list = perPeer.get(peer)
         if (list === undefined) { list = []; perPeer.set(peer, list) }
         list.push({ ref: [index, shard], cid })
       })
+      widest = Math.max(widest, shards)
     }
     await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now }, sync)
     await holdings.notePlacements(manifest, records)
@@ -175,7 +185,7 @@ export class Placer {
     }
     const released = await releaseHandedOver(holdings, manifest, perPeer, { self: network.self, failed, sync })
     await this.conclude({ manifest, root: root.root, k, m, since: now, livePeers: peers.length, failed, sync })
-    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, failed, released }
+    return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, widest, failed, released }
   }
 
   /**

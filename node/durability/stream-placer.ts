@@ -78,6 +78,8 @@ export class StreamPlacer {
   /** Shard blocks pushed to peers so far, of how many were queued for them, and by stripe (shown by `pin status` once the manifest exists). */
   private readonly progress: PlaceProgress = { pushed: 0, total: 0, stripes: this.stripes }
   private wake?: () => void
+  /** The most shards one stripe has so far (see `PlaceResult.widest`). */
+  private widest = 0
 
   constructor (private readonly components: DurabilityParts, private readonly placer: Pick<Placer, 'sendHold' | 'noteRefusal' | 'conclude' | 'track'>, private readonly init: StreamPlacerInit) {
     this.since = components.clock.now()
@@ -89,6 +91,7 @@ export class StreamPlacer {
     const self = this.components.network.self
     const record = planStripe(index, stripe, peers, { k, m, now: this.since })
     this.records.push(record)
+    this.widest = Math.max(this.widest, data.filter(b => b !== undefined).length + parity.filter(b => b !== undefined).length)
     record.holders.forEach((peer, shard) => {
       const block = shard < k ? data[shard] : parity[shard - k]
       if (block === undefined) return // a zero shard of a short last stripe
@@ -155,7 +158,7 @@ export class StreamPlacer {
     }))
     await this.placer.conclude({ manifest, root, k, m, since: this.since, livePeers: peers.length, failed, sync })
     // a new manifest: this node held none of its shards before, so none is released
-    return { manifest: manifest.toString(), stripes: this.records.length, pushed: this.progress.pushed, local: this.mine.length, peers: this.peers.size + (this.mine.length > 0 ? 1 : 0), failed, released: 0 }
+    return { manifest: manifest.toString(), stripes: this.records.length, pushed: this.progress.pushed, local: this.mine.length, peers: this.peers.size + (this.mine.length > 0 ? 1 : 0), widest: this.widest, failed, released: 0 }
   }
 
   /** Start the peer's push loop unless it runs. */

@@ -418,7 +418,8 @@ export class Files {
     let result = await options.streamed?.catch(() => undefined)
     if (result === undefined || result.failed.length > 0) result = await durability.place(CID.parse(pin.manifest), options.signal)
     const coding = codingOf(parsePolicy(pin.policy))
-    const nodes = coding === undefined ? 1 : coding.k + coding.m
+    // a file of one short stripe has fewer shards than k+m: each needs a node of its own, no more
+    const nodes = coding === undefined ? 1 : Math.min(coding.k + coding.m, result.widest)
     const missing: string[] = []
     if (result.peers < nodes) missing.push(`its shards are on ${result.peers} node${result.peers === 1 ? '' : 's'}, ${pin.policy} needs ${nodes} distinct live nodes`)
     if (result.failed.length > 0) missing.push(`placement failed on ${result.failed.join(', ')}`)

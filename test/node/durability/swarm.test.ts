@@ -118,6 +118,20 @@ describe('durability on real nodes', () => {
     assert.equal(sha(await readAll(reader, '/f.bin')), sha(data), 'cat PATH: the same')
   })
 
+  it('add --wait of a file of one short stripe (fewer leaves than k) succeeds once each of its shards is on a node of its own', TEST, async t => {
+    const swarm = await swarmOf(t, 6)
+    const writer = swarm.nodes[0] as ShoalNode
+    // three leaves: one stripe of 3 data shards and 2 parity shards, 5 shards in all
+    const data = randomBytes(600 * 1024)
+    await writer.components.files.add('/short.bin', once(data), { chunker: parseChunker('size-262144'), pin: `ec:${K}+${M}`, wait: true })
+    const status = await writer.components.files.pinStatus('/short.bin')
+    assert.equal(status.stripes.length, 1)
+    assert.deepEqual(status.summary, { healthy: 1, atRisk: 0, degraded: 0, lost: 0 })
+    const holders = status.stripes[0].shards.flatMap(sh => sh.holders)
+    assert.equal(new Set(holders).size, holders.length, `each shard on a node of its own: ${holders.join(',')}`)
+    assert.equal(sha(await readAll(writer, '/short.bin')), sha(data))
+  })
+
   it('a holder that restarts within the grace period causes no repair traffic', TEST, async t => {
     const { swarm } = await smallFileOnSix(t)
     await stopNode(swarm, 3)
