@@ -183,16 +183,17 @@ export function shortage (nodes: number, policy: string, needed: number): string
 }
 
 /**
- * One line: `nodes` live nodes are enough to code `policy` but fewer than its
- * shards, so some node holds more than one of a stripe's shards and the
- * stripe survives fewer lost nodes than the policy says (its shards spread
- * evenly, as placement spreads them).
+ * One line: `nodes` live nodes are enough to code `policy` but fewer than the
+ * `shards` of a stripe (k+m, or fewer for a file of fewer than k leaves), so
+ * some node holds more than one of them and the stripe survives fewer lost
+ * nodes than the policy says (its shards spread evenly, as placement
+ * spreads them).
  */
-export function thinSpread (nodes: number, policy: string, coding: { k: number, m: number }): string {
-  const shards = coding.k + coding.m
+export function thinSpread (nodes: number, policy: string, coding: { k: number, m: number }, shards = coding.k + coding.m): string {
   const survives = Math.floor(coding.m / Math.ceil(shards / nodes))
   const unit = policy.startsWith('replicas:') ? 'copies' : 'shards'
-  return `${nodes} live nodes, fewer than the ${shards} ${unit} of ${policy}: placed over them, it survives the loss of ${survives} node${survives === 1 ? '' : 's'} (not ${coding.m}) until more are live, then it is placed again`
+  const of = shards === coding.k + coding.m ? policy : `its ${policy} stripe`
+  return `${nodes} live nodes, fewer than the ${shards} ${unit} of ${of}: placed over them, it survives the loss of ${survives} node${survives === 1 ? '' : 's'} (not ${coding.m}) until more are live, then it is placed again`
 }
 
 /** One line: why a file's coding waits, from its {@link shortage}. */

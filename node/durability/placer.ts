@@ -241,11 +241,16 @@ export class Placer {
    * Why `policy` (coded as `coding`) would be placed over fewer live nodes
    * than its shards now (one line, see {@link thinSpread}); undefined when
    * every shard can have a node of its own, or when too few are live to code
-   * it at all (that is {@link shortage}).
+   * it at all (that is {@link shortage}). `leaves`, asked only when the live
+   * nodes are fewer than k+m, counts the file's leaves: a file of fewer than
+   * k has fewer shards.
    */
-  async spreadShortage (policy: string, coding: { k: number, m: number }, signal?: AbortSignal): Promise<string | undefined> {
-    const nodes = (await this.livePeers(signal)).length
-    return nodes >= coding.k + coding.m || nodes < minNodesOf(coding) ? undefined : thinSpread(nodes, policy, coding)
+  async spreadShortage (policy: string, coding: { k: number, m: number }, options: { leaves?: () => Promise<number>, signal?: AbortSignal } = {}): Promise<string | undefined> {
+    const nodes = (await this.livePeers(options.signal)).length
+    if (nodes >= coding.k + coding.m || nodes < minNodesOf(coding)) return undefined
+    const leaves = await options.leaves?.().catch(() => undefined)
+    const shards = Math.min(coding.k, Math.max(1, leaves ?? coding.k)) + coding.m
+    return nodes >= shards ? undefined : thinSpread(nodes, policy, coding, shards)
   }
 
   /** How far a placement of `manifest` under way is (shard blocks pushed, of how many), if one runs. */

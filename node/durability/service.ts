@@ -13,6 +13,7 @@
  */
 import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
 import { AddEncoder, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
+import { countLeaves } from './stripes.js'
 import { DeferredCoder, type DeferredOutcome } from './deferred.js'
 import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
@@ -156,14 +157,18 @@ export class DurabilityService {
    * Why a file added now under `policy` would not meet it, one line, or
    * undefined when it would: too few live nodes to code it (it waits,
    * uncoded), or fewer live nodes than its shards (placed over them, it
-   * survives fewer lost nodes until more are live).
+   * survives fewer lost nodes until more are live). With `root` (the file's,
+   * stored here), a file of fewer than k leaves counts only its shards.
    */
-  async shortfall (policy: string, signal?: AbortSignal): Promise<string | undefined> {
+  async shortfall (policy: string, options: { root?: CID, signal?: AbortSignal } = {}): Promise<string | undefined> {
+    const { root, signal } = options
     const tooFew = await this.tooFewNodes(policy, signal)
     if (tooFew !== undefined) return waitingWhy(tooFew)
     const parsed = parsePolicy(policy)
     const coding = codingOf(parsed)
-    return coding === undefined ? undefined : await this.placer.spreadShortage(formatPolicy(parsed), coding, signal)
+    // the file's leaves, read from its skeleton here: a file of fewer than k leaves has fewer shards
+    const leaves = root === undefined ? undefined : async (): Promise<number> => await countLeaves(this.parts.blockstore, root, signal)
+    return coding === undefined ? undefined : await this.placer.spreadShortage(formatPolicy(parsed), coding, { leaves, signal })
   }
 
   /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node, one line), or undefined when it can. */

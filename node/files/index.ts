@@ -300,7 +300,7 @@ export class Files {
       } else if (durability !== undefined && entry.pin !== undefined && isCodedPolicy(entry.pin.policy) && options.wait !== true) {
         waiting = await durability.tooFewNodes(entry.pin.policy, options.signal)
         // told to the caller: the add succeeded, the policy is not met yet
-        pending = await durability.shortfall(entry.pin.policy, options.signal)
+        pending = await durability.shortfall(entry.pin.policy, { root: CID.parse(entry.cid), signal: options.signal })
         this.codeSoon(durability, CID.parse(entry.cid))
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
       if (waiting !== undefined) {
@@ -489,7 +489,7 @@ export class Files {
     if (current.type === 'file' && current.pin?.manifest !== undefined) await this.placeQuietly(durability, current.pin.manifest, signal)
     const info = pinInfo(current)
     if (tier === undefined && isCodedPolicy(info.policy)) {
-      const pending = await durability.shortfall(info.policy, signal)
+      const pending = await durability.shortfall(info.policy, { root, signal })
       if (pending !== undefined) info.pending = pending
     }
     return info

@@ -140,11 +140,18 @@ describe('pins through the CLI', () => {
       return [Number(head.slice('stripe '.length)), [state, health]]
     }))
 
-    // three nodes carry ec:4+2 coded, two shards each: every stripe waits for more live nodes, and says so
+    // three nodes carry ec:4+2 coded, two shards each: every stripe waits for more live nodes, and says so (8 leaves: two whole stripes)
     await writeFile(join(dir, 'wide.bin'), randomBytes(2 * 1024 * 1024, 11))
-    const addedWide = await runShoal(['--repo', a.repo, 'add', join(dir, 'wide.bin'), '--pin', 'ec:4+2'])
+    const addedWide = await runShoal(['--repo', a.repo, 'add', join(dir, 'wide.bin'), '--pin', 'ec:4+2', '--chunker', 'size-262144'])
     assert.equal(addedWide.code, 0, addedWide.stderr)
     assert.deepEqual(lines(addedWide.stderr), ['shoal: note: /wide.bin does not meet its policy yet: 3 live nodes, fewer than the 6 shards of ec:4+2: placed over them, it survives the loss of 1 node (not 2) until more are live, then it is placed again (`shoal pin status /wide.bin`)'])
+    // a file of fewer leaves than k has fewer shards: one leaf and two parity shards fit three nodes, three leaves do not
+    await writeFile(join(dir, 'one-leaf.bin'), randomBytes(100 * 1024, 14))
+    const oneLeaf = await runShoal(['--repo', a.repo, 'add', join(dir, 'one-leaf.bin'), '--pin', 'ec:4+2', '--chunker', 'size-262144'])
+    assert.deepEqual([oneLeaf.code, oneLeaf.stderr], [0, ''], 'three shards on three nodes: nothing to note')
+    await writeFile(join(dir, 'three-leaves.bin'), randomBytes(600 * 1024, 15))
+    const threeLeaves = await runShoal(['--repo', a.repo, 'add', join(dir, 'three-leaves.bin'), '--pin', 'ec:4+2', '--chunker', 'size-262144'])
+    assert.deepEqual(lines(threeLeaves.stderr), ['shoal: note: /three-leaves.bin does not meet its policy yet: 3 live nodes, fewer than the 5 shards of its ec:4+2 stripe: placed over them, it survives the loss of 1 node (not 2) until more are live, then it is placed again (`shoal pin status /three-leaves.bin`)'])
     await eventually('/wide.bin coded and placed over three nodes', async () => (await shoalJson<Status>(a.repo, ['pin', 'status', '/wide.bin'])).stripes.some(s => s.waiting?.startsWith('placed over') === true))
     const wide = await shoalJson<Status>(a.repo, ['pin', 'status', '/wide.bin'])
     assert.equal(wide.state, 'pending')
