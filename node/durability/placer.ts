@@ -184,7 +184,7 @@ export class Placer {
       untrack()
     }
     const released = await releaseHandedOver(holdings, manifest, perPeer, { self: network.self, failed, sync })
-    await this.conclude({ manifest, root: root.root, k, m, since: now, livePeers: peers.length, failed, sync })
+    await this.conclude({ manifest, root: root.root, k, m, widest, since: now, livePeers: peers.length, failed, sync })
     return { manifest: manifest.toString(), stripes: root.stripes, pushed, local: mine.length, peers: perPeer.size, widest, failed, released }
   }
 
@@ -193,13 +193,14 @@ export class Placer {
    * peers (`placed`), or over fewer (`spreadOver`: the repair pass places
    * again once more peers are live); the file root is announced.
    */
-  async conclude (done: { manifest: CID, root: CID, k: number, m: number, since: number, livePeers: number, failed: string[], sync: boolean }): Promise<void> {
+  async conclude (done: { manifest: CID, root: CID, k: number, m: number, widest: number, since: number, livePeers: number, failed: string[], sync: boolean }): Promise<void> {
     const { holdings, exchange, clock } = this.components
-    const { manifest, root, k, m, since, livePeers, failed, sync } = done
+    const { manifest, root, k, m, widest, since, livePeers, failed, sync } = done
     if (failed.length === 0) {
-      // placed for good only on k+m distinct peers; with fewer the stripes are
-      // at risk, and the repair pass places again once more peers are live
-      const final = livePeers >= k + m ? { placed: clock.now() } : { spreadOver: livePeers }
+      // placed for good only on as many distinct peers as a stripe has shards
+      // (k+m, fewer for a file of fewer than k leaves); with fewer the stripes
+      // are at risk, and the repair pass places again once more peers are live
+      const final = livePeers >= Math.min(k + m, widest) ? { placed: clock.now() } : { spreadOver: livePeers }
       await holdings.noteManifest(manifest, { root: root.toString(), k, m, role: 'origin', since, ...final }, sync)
     }
     exchange.announceSoon(root)
@@ -354,9 +355,21 @@ export function countShard (stripes: Map<number, StripeProgress>, index: number,
   counts[what]++
 }
 
-/** Where the k+m shards of one stripe go among `peers` (spread over zones), and why. */
+/**
+ * Where the k+m shards of one stripe go among `peers` (spread over zones),
+ * and why. A short stripe's zero shards (a file of fewer than k leaves) need
+ * no node: its real shards take the distinct slots first, so that as many
+ * live peers as it has shards carry one each (a full stripe's slots are
+ * those of the placement rule, in order).
+ */
 export function planStripe (index: number, stripe: Stripe, peers: PlacementPeer[], init: { k: number, m: number, now: number }): PlacementRecord {
-  const holders = placeStripe(stripeKey(stripe), peers, init.k + init.m, init.m)
+  const count = init.k + init.m
+  const slots = placeStripe(stripeKey(stripe), peers, count, init.m)
+  const present: number[] = []
+  const zero: number[] = []
+  for (let shard = 0; shard < count; shard++) (shardCID(stripe, init.k, shard) === undefined ? zero : present).push(shard)
+  const holders = new Array<string>(count)
+  for (const [slot, shard] of [...present, ...zero].entries()) holders[shard] = slots[slot]
   const why = explainPlacement(holders, peers, init.m)
   return { stripe: index, holders, why: describePlacement(why, peers.length), time: init.now }
 }

@@ -156,7 +156,7 @@ export class StreamPlacer {
       }
       failed.push(peer)
     }))
-    await this.placer.conclude({ manifest, root, k, m, since: this.since, livePeers: peers.length, failed, sync })
+    await this.placer.conclude({ manifest, root, k, m, widest: this.widest, since: this.since, livePeers: peers.length, failed, sync })
     // a new manifest: this node held none of its shards before, so none is released
     return { manifest: manifest.toString(), stripes: this.records.length, pushed: this.progress.pushed, local: this.mine.length, peers: this.peers.size + (this.mine.length > 0 ? 1 : 0), widest: this.widest, failed, released: 0 }
   }

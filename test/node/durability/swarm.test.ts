@@ -118,8 +118,9 @@ describe('durability on real nodes', () => {
     assert.equal(sha(await readAll(reader, '/f.bin')), sha(data), 'cat PATH: the same')
   })
 
-  it('add --wait of a file of one short stripe (fewer leaves than k) succeeds once each of its shards is on a node of its own', TEST, async t => {
-    const swarm = await swarmOf(t, 6)
+  it('add --wait of a file of one short stripe (fewer leaves than k) succeeds once each of its shards is on a node of its own, and it is healthy', TEST, async t => {
+    // five nodes: as many as the file's shards, fewer than k+m
+    const swarm = await swarmOf(t, 5)
     const writer = swarm.nodes[0] as ShoalNode
     // three leaves: one stripe of 3 data shards and 2 parity shards, 5 shards in all
     const data = randomBytes(600 * 1024)
@@ -127,6 +128,7 @@ describe('durability on real nodes', () => {
     const status = await writer.components.files.pinStatus('/short.bin')
     assert.equal(status.stripes.length, 1)
     assert.deepEqual(status.summary, { healthy: 1, atRisk: 0, degraded: 0, lost: 0 })
+    assert.equal(status.state, 'healthy', 'placed for good, not waiting for a sixth node')
     const holders = status.stripes[0].shards.flatMap(sh => sh.holders)
     assert.equal(new Set(holders).size, holders.length, `each shard on a node of its own: ${holders.join(',')}`)
     assert.equal(sha(await readAll(writer, '/short.bin')), sha(data))
