@@ -48,7 +48,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,7 +56,7 @@ import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import type { PeerInfo } from '../node/api/status-types.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { addIo, cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
+import { addIo, cpuAccount, cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
@@ -235,13 +235,6 @@ function waitFloor (init: { plainSeconds: number, plainCpu: number, size: number
   return { cpu: busy + idle, disk, idle, seconds, ratio: seconds / plainSeconds }
 }
 
-/** CPU seconds of this process's reaped children (/proc/self/stat cutime + cstime). */
-function reapedChildrenCpu (): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(f[13]) + Number(f[14])) / 100
-}
-
 /**
  * CPU seconds per byte of writing `file` durably: `dd bs=1M conv=fdatasync`
  * into `dir` (the daemons' disk), its user and system time (the copies into
@@ -249,9 +242,10 @@ function reapedChildrenCpu (): number {
  */
 function durableWriteCpuPerByte (file: string, dir: string, size: number): number {
   const out = join(dir, 'dd-floor.out')
-  const before = reapedChildrenCpu()
+  // this process waits in spawnSync meanwhile: what its account gains is dd's
+  const before = cpuAccount()?.ours ?? 0
   const r = spawnSync('dd', [`if=${file}`, `of=${out}`, 'bs=1M', 'conv=fdatasync'], { encoding: 'utf8' })
-  const cpu = reapedChildrenCpu() - before
+  const cpu = (cpuAccount()?.ours ?? 0) - before
   rmSync(out, { force: true })
   if (r.status !== 0) throw new Error(`dd failed: ${r.stderr}`)
   return cpu / size

@@ -25,6 +25,7 @@ import { createBlockExchange, ExpectedPuts, type BlockExchange } from './exchang
 import { createDurability, GcLock, registerDurabilityMetrics, type DurabilityService, type Holdings } from './durability/index.js'
 import { TierService } from './tiers/service.js'
 import { Blocks } from './reads/index.js'
+import { PinIndex } from './reads/pin-index.js'
 import { DiskGuard } from './repo/disk.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
 import { createFuseService, type FuseService } from './fuse/index.js'
@@ -59,6 +60,8 @@ export interface ShoalComponents {
   holdings: Holdings
   /** The block service: every read of the node goes through it. */
   blocks: Blocks
+  /** The namespace's pinned files by content: reads by CID (`cat CID`, the gateway) turn to them when a block is wanting. */
+  pins: PinIndex
   /** Writers share it; garbage collection takes it to start. */
   gcLock: GcLock
   /** FUSE mounts of the namespace (`shoal mount`). */
@@ -178,7 +181,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve, ballast: repo.ballast, logger })
   // chunking and hashing of imports run on one worker thread beside the main one
   const leafWorker = new LeafWorker()
-  const files = new Files({ blockstore, namespace, logger, exchange, blocks, durability, gcLock, tiers, disk, leafWorker })
+  const pins = new PinIndex(namespace)
+  const files = new Files({ blockstore, namespace, logger, exchange, blocks, pins, durability, gcLock, tiers, disk, leafWorker })
   const chunker = parseChunker(config.chunker)
   const components: ShoalComponents = {
     repo,
@@ -199,6 +203,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     durability,
     holdings,
     blocks,
+    pins,
     gcLock,
     fuse: createFuseService({ files, namespace, repo, config, chunker, logger }),
     tiers,
@@ -243,6 +248,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await durability.stop()
       await leafWorker.close()
       tiers.stop()
+      pins.close()
       await exchange.stop()
       peerTrafficOf(libp2p).stop()
       await libp2p.stop()

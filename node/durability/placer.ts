@@ -9,12 +9,12 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CustomProgressEvent } from 'progress-events'
 import { minNodesOf, stripeKey, type Stripe } from '../../protocol/durability.js'
-import { shortage, thinSpread } from './add-encoder.js'
+import { shortage } from './add-encoder.js'
 import { compareRefs, MAX_SHARD_REFS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
 import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
-import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
+import { loadManifestRoot, readStripes, shardCID, storedShards } from './stripes.js'
 import type { DurabilityParts } from './components.js'
 import type { SyncOptions } from './encoder.js'
 import type { Holdings, PlacementRecord } from './holdings.js'
@@ -124,16 +124,14 @@ export class Placer {
     for await (const { index, stripe } of readStripes(blockstore, root, signal)) {
       const record = planStripe(index, stripe, peers, { k, m, now })
       records.push(record)
-      let shards = 0
+      widest = Math.max(widest, storedShards(stripe))
       record.holders.forEach((peer, shard) => {
         const cid = shardCID(stripe, k, shard)
         if (cid === undefined) return
-        shards++
         let list = perPeer.get(peer)
         if (list === undefined) { list = []; perPeer.set(peer, list) }
         list.push({ ref: [index, shard], cid })
       })
-      widest = Math.max(widest, shards)
     }
     await holdings.noteManifest(manifest, { root: root.root.toString(), k, m, role: 'origin', since: now }, sync)
     await holdings.notePlacements(manifest, records)
@@ -236,22 +234,6 @@ export class Placer {
     const nodes = (await this.livePeers(signal)).length
     const needed = minNodesOf(coding)
     return nodes < needed ? shortage(nodes, policy, needed) : undefined
-  }
-
-  /**
-   * Why `policy` (coded as `coding`) would be placed over fewer live nodes
-   * than its shards now (one line, see {@link thinSpread}); undefined when
-   * every shard can have a node of its own, or when too few are live to code
-   * it at all (that is {@link shortage}). `leaves`, asked only when the live
-   * nodes are fewer than k+m, counts the file's leaves: a file of fewer than
-   * k has fewer shards.
-   */
-  async spreadShortage (policy: string, coding: { k: number, m: number }, options: { leaves?: () => Promise<number>, signal?: AbortSignal } = {}): Promise<string | undefined> {
-    const nodes = (await this.livePeers(options.signal)).length
-    if (nodes >= coding.k + coding.m || nodes < minNodesOf(coding)) return undefined
-    const leaves = await options.leaves?.().catch(() => undefined)
-    const shards = Math.min(coding.k, Math.max(1, leaves ?? coding.k)) + coding.m
-    return nodes >= shards ? undefined : thinSpread(nodes, policy, coding, shards)
   }
 
   /** How far a placement of `manifest` under way is (shard blocks pushed, of how many), if one runs. */
@@ -365,13 +347,18 @@ export function countShard (stripes: Map<number, StripeProgress>, index: number,
 export function planStripe (index: number, stripe: Stripe, peers: PlacementPeer[], init: { k: number, m: number, now: number }): PlacementRecord {
   const count = init.k + init.m
   const slots = placeStripe(stripeKey(stripe), peers, count, init.m)
-  const present: number[] = []
-  const zero: number[] = []
-  for (let shard = 0; shard < count; shard++) (shardCID(stripe, init.k, shard) === undefined ? zero : present).push(shard)
+  // the zero shards are the data slots past the stripe's leaves: they take the last slots
+  const leaves = stripe.data.length
+  const order = [...shardRange(0, leaves), ...shardRange(init.k, count), ...shardRange(leaves, init.k)]
   const holders = new Array<string>(count)
-  for (const [slot, shard] of [...present, ...zero].entries()) holders[shard] = slots[slot]
+  for (const [slot, shard] of order.entries()) holders[shard] = slots[slot]
   const why = explainPlacement(holders, peers, init.m)
   return { stripe: index, holders, why: describePlacement(why, peers.length), time: init.now }
+}
+
+/** Shard indices `from` up to `to` (excluded). */
+function shardRange (from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i)
 }
 
 function describePlacement (why: ReturnType<typeof explainPlacement>, candidates: number): string {

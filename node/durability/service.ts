@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
-import { AddEncoder, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
+import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
+import { AddEncoder, shortage, thinSpread, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
 import { countLeaves } from './stripes.js'
 import { DeferredCoder, type DeferredOutcome } from './deferred.js'
 import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
@@ -162,13 +162,18 @@ export class DurabilityService {
    */
   async shortfall (policy: string, options: { root?: CID, signal?: AbortSignal } = {}): Promise<string | undefined> {
     const { root, signal } = options
-    const tooFew = await this.tooFewNodes(policy, signal)
-    if (tooFew !== undefined) return waitingWhy(tooFew)
     const parsed = parsePolicy(policy)
     const coding = codingOf(parsed)
-    // the file's leaves, read from its skeleton here: a file of fewer than k leaves has fewer shards
-    const leaves = root === undefined ? undefined : async (): Promise<number> => await countLeaves(this.parts.blockstore, root, signal)
-    return coding === undefined ? undefined : await this.placer.spreadShortage(formatPolicy(parsed), coding, { leaves, signal })
+    if (coding === undefined) return undefined
+    const text = formatPolicy(parsed)
+    const nodes = (await this.placer.livePeers(signal)).length
+    const needed = minNodesOf(coding)
+    if (nodes < needed) return waitingWhy(shortage(nodes, text, needed))
+    if (nodes >= coding.k + coding.m) return undefined
+    // a file of fewer than k leaves has fewer shards: its leaves, read from its skeleton here
+    const leaves = root === undefined ? undefined : await countLeaves(this.parts.blockstore, root, signal, coding.k).catch(() => undefined)
+    const shards = Math.min(coding.k, Math.max(1, leaves ?? coding.k)) + coding.m
+    return nodes >= shards ? undefined : thinSpread(nodes, text, coding, shards)
   }
 
   /** Why `policy` cannot be carried now (too few live nodes for its parity to survive a lost node, one line), or undefined when it can. */

@@ -34,7 +34,7 @@ import type { PlacementRecord } from './holdings.js'
 import type { PlacementPeer } from './placement.js'
 import type { Placer, PlaceProgressEvents, PlaceResult } from './placer.js'
 import type { StoredStripe } from './stripe-writer.js'
-import type { Block } from './stripes.js'
+import { storedShards, type Block } from './stripes.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressOptions } from 'progress-events'
 
@@ -91,7 +91,7 @@ export class StreamPlacer {
     const self = this.components.network.self
     const record = planStripe(index, stripe, peers, { k, m, now: this.since })
     this.records.push(record)
-    this.widest = Math.max(this.widest, data.filter(b => b !== undefined).length + parity.filter(b => b !== undefined).length)
+    this.widest = Math.max(this.widest, storedShards(stripe))
     record.holders.forEach((peer, shard) => {
       const block = shard < k ? data[shard] : parity[shard - k]
       if (block === undefined) return // a zero shard of a short last stripe

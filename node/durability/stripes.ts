@@ -140,14 +140,15 @@ export async function * fileSkeleton (getter: BlockGetter, root: CID, signal?: A
 /**
  * How many leaves {@link fileLeaves} yields for `root`, read from the
  * skeleton alone (leaves are not read): what an encoding's progress counts
- * its stripes against.
+ * its stripes against. With `upTo`, the count stops there (the walk ends
+ * early: whether a file has fewer than k leaves).
  *
  * @throws the errors of {@link fileLeaves}
  */
-export async function countLeaves (getter: BlockGetter, root: CID, signal?: AbortSignal): Promise<number> {
+export async function countLeaves (getter: BlockGetter, root: CID, signal?: AbortSignal, upTo = Infinity): Promise<number> {
   let leaves = 0
   for await (const item of walk(getter, root, signal)) {
-    if (item.kind === 'leaf' && !isIdentity(item.leaf.cid)) leaves++
+    if (item.kind === 'leaf' && !isIdentity(item.leaf.cid) && ++leaves >= upTo) break
   }
   return leaves
 }
@@ -337,6 +338,11 @@ function checkIndex (index: number, k: number, m: number): void {
 export function shardCID (stripe: Stripe, k: number, index: number): CID | undefined {
   checkIndex(index, k, stripe.parity.length)
   return index < k ? stripe.data[index] : stripe.parity[index - k]
+}
+
+/** The shards a stripe stores: its leaves and its parity (a short stripe's zero shards are not among them). */
+export function storedShards (stripe: Stripe): number {
+  return stripe.data.length + stripe.parity.length
 }
 
 /** True when `bytes` are shard `index` of the stripe (false for a virtual zero shard). */

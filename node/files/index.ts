@@ -44,6 +44,11 @@ export interface FilesComponents {
    * @default a block service over `blockstore`, `exchange`, `durability` (striped reads) and `tiers`
    */
   blocks?: BlockReader
+  /**
+   * The namespace's pinned files by content, for reads by CID (the node's,
+   * shared with its gateway). @default an index of `namespace`, made at the first read by CID
+   */
+  pins?: PinIndex
   /** Writes hold it shared so garbage collection never takes their blocks. */
   gcLock?: GcLock
   /** The S3 cold tier (absent: cold pins are refused, cold copies unreadable). */
@@ -162,7 +167,7 @@ export class Files {
    * (node/reads/content-session.ts).
    */
   private cidReader (root: CID, signal?: AbortSignal): BlockGetter {
-    this.pins ??= new PinIndex(this.components.namespace)
+    this.pins ??= this.components.pins ?? new PinIndex(this.components.namespace)
     const pins = this.pins
     return contentSession({ blocks: this.blocks, lookup: async cid => await pins.lookup(cid), root, signal })
   }
@@ -298,14 +303,14 @@ export class Files {
         await this.placeNow(durability, entry, { signal: options.signal, streamed: placement })
         ms.place = Math.round(performance.now() - committed)
       } else if (durability !== undefined && entry.pin !== undefined && isCodedPolicy(entry.pin.policy) && options.wait !== true) {
-        waiting = await durability.tooFewNodes(entry.pin.policy, options.signal)
         // told to the caller: the add succeeded, the policy is not met yet
         pending = await durability.shortfall(entry.pin.policy, { root: CID.parse(entry.cid), signal: options.signal })
+        if (pending !== undefined) this.components.logger.info({ path: target, pending }, 'policy not met yet')
         this.codeSoon(durability, CID.parse(entry.cid))
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
       if (waiting !== undefined) {
         this.components.logger.info({ path: target, waiting }, 'coding waits for live nodes')
-        if (options.wait === true) throw new PolicyNotMetError(`${target} is added and durable here, but its policy is not met: ${waiting} (\`shoal pin status ${target}\`)`)
+        throw new PolicyNotMetError(`${target} is added and durable here, but its policy is not met: ${waiting} (\`shoal pin status ${target}\`)`)
       }
     }
     this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms, heldMiB: peakBytes > 0 ? Math.ceil(peakBytes / (1024 * 1024)) : undefined }, 'added')

@@ -41,6 +41,8 @@ export interface GatewayComponents {
   blocks: BlockReader
   /** The namespace, indexed for the pins of files whose blocks a plain read cannot find (node/reads/pin-index.ts). */
   namespace: PinSource
+  /** That index, shared with the node's other reads by CID. @default one of the gateway's own over `namespace`, closed when it stops */
+  pins?: PinIndex
   logger: Logger
 }
 
@@ -101,7 +103,8 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
   const retrievalTimeoutMs = init.retrievalTimeoutMs ?? DEFAULT_RETRIEVAL_TIMEOUT_MS
   const maxConcurrent = init.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS
   const loopback = isLoopbackHost(init.host)
-  const pins = new PinIndex(components.namespace)
+  const ownPins = components.pins === undefined
+  const pins = components.pins ?? new PinIndex(components.namespace)
   /** Failures of peers (502) are the swarm's state, not the gateway's: warned of once a minute per kind. */
   const peerWarnings = new WarnLimit({ interval: 60_000 })
   /** The response under way on each connection. */
@@ -202,7 +205,7 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       if (server === undefined) return
       const s = server
       server = undefined
-      pins.close()
+      if (ownPins) pins.close()
       await new Promise<void>(resolve => {
         s.close(() => resolve())
         s.closeAllConnections()

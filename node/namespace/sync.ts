@@ -743,7 +743,8 @@ export class NamespaceSync {
       clockOf: peer => replica.memberClock(peer),
       hasEntries: async (peer) => {
         const theirs = replica.memberClock(peer) ?? {}
-        const r = await this.askPage(peer, replica.pullClock(theirs), theirs, 1).response
+        // one entry, given up when sync stops
+        const r = await this.askPage(peer, replica.pullClock(theirs), theirs, { limit: 1, signal: this.lifetime.signal }).response
         return r.type === 'entries' && r.entries.length > 0
       },
       random
@@ -756,12 +757,14 @@ export class NamespaceSync {
    * Ask `peer` for the page after `clock`; the answer is awaited (or the
    * request cancelled) later. The clock goes in wire form, leaving out the
    * retired authors whose retirement `theirs` (what the peer is known to
-   * hold) covers. At most `limit` entries: a page unless told.
+   * hold) covers. At most `limit` entries (a page unless told); `signal`
+   * cancels it too.
    */
-  private askPage (peer: string, clock: VectorClock, theirs: VectorClock, limit = this.options.pageSize): PageRequest {
+  private askPage (peer: string, clock: VectorClock, theirs: VectorClock, options: { limit?: number, signal?: AbortSignal } = {}): PageRequest {
     const cancel = new AbortController()
     const wire = this.components.replica.wireClock(clock, theirs)
-    const response = this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: wire, limit }, cancel.signal)
+    const signal = options.signal === undefined ? cancel.signal : AbortSignal.any([cancel.signal, options.signal])
+    const response = this.ask(peer, { v: 1, type: 'pull', id: this.nextId++, clock: wire, limit: options.limit ?? this.options.pageSize }, signal)
     // a page asked ahead may fail before it is awaited, or never be awaited (dropped, or the pull ended): no unhandled rejection
     void response.catch(() => {})
     return { clock, response, cancel }
