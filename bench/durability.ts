@@ -56,7 +56,7 @@ import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import type { PeerInfo } from '../node/api/status-types.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { addIo, cpuAccount, cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
+import { addIo, cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, selfCpu, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
@@ -242,10 +242,9 @@ function waitFloor (init: { plainSeconds: number, plainCpu: number, size: number
  */
 function durableWriteCpuPerByte (file: string, dir: string, size: number): number {
   const out = join(dir, 'dd-floor.out')
-  // this process waits in spawnSync meanwhile: what its account gains is dd's
-  const before = cpuAccount()?.ours ?? 0
+  const before = selfCpu().reaped
   const r = spawnSync('dd', [`if=${file}`, `of=${out}`, 'bs=1M', 'conv=fdatasync'], { encoding: 'utf8' })
-  const cpu = (cpuAccount()?.ours ?? 0) - before
+  const cpu = selfCpu().reaped - before
   rmSync(out, { force: true })
   if (r.status !== 0) throw new Error(`dd failed: ${r.stderr}`)
   return cpu / size

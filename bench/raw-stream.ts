@@ -63,11 +63,16 @@ export function procStatus (pid: number | undefined, field: string): number | un
 export function cpuAccount (): { machine: number, ours: number } | undefined {
   try {
     const machine = machineCpu()
-    const stat = readFileSync('/proc/self/stat', 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const ours = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100
-    return machine === undefined ? undefined : { machine, ours }
+    const { own, reaped } = selfCpu()
+    return machine === undefined ? undefined : { machine, ours: own + reaped }
   } catch { return undefined }
+}
+
+/** CPU seconds of this process (`own`: utime + stime) and of its reaped children (`reaped`: cutime + cstime), from /proc/self/stat. */
+export function selfCpu (): { own: number, reaped: number } {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { own: (Number(f[11]) + Number(f[12])) / 100, reaped: (Number(f[13]) + Number(f[14])) / 100 }
 }
 
 /** CPU seconds processes outside the benchmark used between two readings (`live`: our live children's share). */
