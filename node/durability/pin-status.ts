@@ -8,7 +8,7 @@
 import { CID } from 'multiformats/cid'
 import { assessStripe, countHealth, emptySummary, stripeState, worstState, type FileState, type HealthSummary, type ShardHolders, type StripeState, type StripeWork } from './health.js'
 import type { PlaceProgress, StripeProgress } from './placer.js'
-import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
+import { loadManifestRoot, readStripes, shardCID, storedShards } from './stripes.js'
 import { gatherView } from './view.js'
 import type { DurabilityParts } from './components.js'
 import type { ManifestRecord } from './holdings.js'
@@ -111,9 +111,13 @@ export function stripeWork (index: number, shards: readonly ShardStatus[], known
   return known.why === undefined ? { work: 'pending' } : { work: 'pending', waiting: known.why }
 }
 
-/** Why the placement of a manifest this node wrote (its record `own`) is not final while none runs, in one line. */
-function notFinal (own: ManifestRecord): string {
-  if (own.spreadOver !== undefined) return `placed over ${own.spreadOver} live nodes, fewer than its ${own.k + own.m} shards: placed again once more are live`
+/**
+ * Why the placement of a manifest this node wrote (its record `own`) is not
+ * final while none runs, in one line. `shards`: what its widest stripe
+ * stores (k + m, or fewer for a file of one short stripe).
+ */
+function notFinal (own: ManifestRecord, shards: number): string {
+  if (own.spreadOver !== undefined) return `placed over ${own.spreadOver} live nodes, fewer than its ${shards} shards: placed again once more are live`
   return 'not confirmed on all its holders yet (not placed yet, a peer failed, or the placement stopped): the repair pass places it'
 }
 
@@ -166,11 +170,13 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
   const underWay = options.underWay?.(manifest)
   const unplaced = own?.role === 'origin' && own.placed === undefined ? own : undefined
   const pending = unplaced !== undefined || underWay !== undefined
-  const known: PlacementKnown = { underWay, pending, why: unplaced === undefined ? undefined : notFinal(unplaced) }
+  // only a file of one stripe can have fewer shards than k + m: its stripe's count is taken below
+  const known: PlacementKnown = { underWay, pending, why: unplaced === undefined || mroot.stripes === 1 ? undefined : notFinal(unplaced, mroot.k + mroot.m) }
   const self = components.network.self
   const stripes: StripeStatus[] = []
   const summary = emptySummary()
   for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
+    if (unplaced !== undefined && mroot.stripes === 1) known.why = notFinal(unplaced, storedShards(stripe))
     const record = await components.holdings.placement(manifest, index)
     const shards: ShardStatus[] = []
     const seen: ShardHolders[] = []

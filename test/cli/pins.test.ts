@@ -164,6 +164,10 @@ describe('pins through the CLI', () => {
     assert.match(wideText, /^state: pending$/m)
     assert.equal(wideText.split('\n').filter(l => l === 'pending: placed over 3 live nodes, fewer than its 6 shards: placed again once more are live').length, 1, 'the why once, not once per stripe')
     assert.deepEqual([...stripeLines(wideText)], wide.stripes.map(s => [s.index, ['pending', 'at-risk 6/6']]))
+    // a file of one short stripe counts its own shards, not the code's k + m
+    await eventually('/three-leaves.bin coded and placed over three nodes', async () => (await shoalJson<Status>(a.repo, ['pin', 'status', '/three-leaves.bin'])).stripes.some(s => s.waiting?.startsWith('placed over') === true))
+    const three = await shoalJson<Status>(a.repo, ['pin', 'status', '/three-leaves.bin'])
+    assert.deepEqual(three.stripes.map(s => [s.state, s.waiting]), [['pending', 'placed over 3 live nodes, fewer than its 5 shards: placed again once more are live']])
 
     // ec:2+1 on three nodes: every stripe healthy (listed with --all)
     await writeFile(join(dir, 'f.bin'), randomBytes(2 * 1024 * 1024, 12))
