@@ -3,7 +3,9 @@
  * 127.0.0.1: `tier s3` (refused, with nothing saved, for an unreachable
  * endpoint or a missing bucket), `pin add --tier cold`, garbage collection
  * dropping the hot copy, whole and ranged reads from the tier, an altered
- * object refused (and nothing lost), `tier pull` bringing the file back.
+ * object refused (and nothing lost), `tier pull` bringing the file back;
+ * a striped file with a cold copy whose stripes lost too many holders to be
+ * rebuilt is read from the tier.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,21 +13,23 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
-import { lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
+import { eventually, initSwarm, lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
 import { closedPort, startS3Server, S3RVER_CREDENTIALS } from '../node/tiers/s3-server.js'
 import { createTierClient } from '../../node/tiers/index.js'
 
 const TEST = { timeout: 120_000 }
 
+/** The test S3 server's credentials for the daemons, and none of this machine's AWS files. */
+const env = {
+  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+  AWS_CONFIG_FILE: '/nonexistent'
+}
+
 describe('the cold tier through the CLI', () => {
   it('tier s3, pin add --tier cold, gc, reads from the tier, tampering refused, tier pull', TEST, async t => {
     const s3 = await startS3Server(t)
-    const env = {
-      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-      AWS_CONFIG_FILE: '/nonexistent'
-    }
     const d = await startDaemon(t, undefined, { env })
     const dir = await tempDir(t)
     const data = randomBytes(6 * 1024 * 1024, 21)
@@ -93,5 +97,37 @@ describe('the cold tier through the CLI', () => {
     assert.equal(hot.cold, undefined)
     await client.putBytes(pin.cold.key, altered)
     assertBytesEqual(await shoalOk(d.repo, ['cat', '/f.bin']), data)
+  })
+
+  it('a striped file whose holders are gone but one is read from its cold copy', TEST, async t => {
+    const s3 = await startS3Server(t)
+    const dir = await tempDir(t)
+    const [a, b, c] = await Promise.all((await initSwarm(dir, ['a', 'b', 'c'])).map(async r => await startDaemon(t, r, { env })))
+    const aAddr = (await shoalJson<{ addresses: string[] }>(a.repo, ['id'])).addresses[0]
+    await shoalOk(b.repo, ['peers', 'connect', aAddr])
+    await shoalOk(c.repo, ['peers', 'connect', aAddr])
+    await eventually('a sees both peers', async () => (await shoalJson<unknown[]>(a.repo, ['peers', 'ls'])).length === 2)
+    // 16 leaves, 8 stripes of ec:2+1: one shard of every stripe on each node
+    const data = randomBytes(4 * 1024 * 1024, 22)
+    await writeFile(join(dir, 'f.bin'), data)
+    await shoalOk(a.repo, ['add', join(dir, 'f.bin'), '--chunker', 'size-262144', '--pin', 'ec:2+1', '--wait'])
+    await shoalOk(a.repo, ['tier', 's3', '--endpoint', s3.endpoint, '--bucket', s3.bucket, '--prefix', 'cold'])
+    const pin = await shoalJson<{ policy: string, cold?: { key: string } }>(a.repo, ['pin', 'add', '/f.bin', '--tier', 'cold', '--policy', 'ec:2+1'])
+    assert.equal(pin.policy, 'ec:2+1')
+    assert.ok(pin.cold !== undefined, 'the record names the cold copy')
+    type Status = { stripes: Array<{ shards: Array<{ holders: string[] }> }> }
+    const bId = (await shoalJson<{ id: string }>(b.repo, ['id'])).id
+    await eventually('b holds a shard of every stripe and knows the cold copy', async () => {
+      const entry = await runShoal(['--repo', b.repo, '--json', 'pin', 'ls'])
+      if (entry.code !== 0 || !entry.stdout.toString().includes(pin.cold?.key ?? '-')) return false
+      const status = await shoalJson<Status>(a.repo, ['pin', 'status', '/f.bin'])
+      return status.stripes.length === 8 && status.stripes.every(s => s.shards.filter(sh => sh.holders.includes(bId)).length === 1)
+    })
+
+    // a and c stop: every stripe keeps one shard (b's), fewer than the k = 2 a rebuild needs
+    await a.stop()
+    await c.stop()
+    assertBytesEqual(await shoalOk(b.repo, ['cat', '/f.bin']), data)
+    assertBytesEqual(await shoalOk(b.repo, ['cat', '/f.bin', '--offset', '1500000', '--length', '1000000']), data.subarray(1_500_000, 2_500_000))
   })
 })
