@@ -4,6 +4,9 @@ import { apiUrlFromMultiaddr } from '../protocol/api-address.js'
 import { DaemonNotRunningError, RepoNotFoundError, ShoalError } from '../node/errors.js'
 import { repoLayout } from '../node/repo/layout.js'
 import { downloadToFd, type FdTarget } from './fd-download.js'
+import { TruncatedResponseError } from './response-decoder.js'
+import { STREAM_ID_HEADER } from '../node/api/stream-errors.js'
+import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
 
 /** An error the daemon answered with, carrying its `name`. */
@@ -135,13 +138,43 @@ export class ApiClient {
   async download (path: string, query: Query, target: FdTarget): Promise<void> {
     const url = this.url(path, query)
     let result
+    let stream: string | undefined
     try {
-      result = await downloadToFd({ url, headers: { authorization: `Bearer ${this.token}` } }, target)
+      result = await downloadToFd({ url, headers: { authorization: `Bearer ${this.token}` }, onHead: (_status, headers) => { stream = headers.get(STREAM_ID_HEADER) } }, target)
     } catch (err: any) {
       if (err?.code === 'ECONNREFUSED') throw this.notAnswering()
-      throw err
+      throw err instanceof TruncatedResponseError ? await this.whyCut(stream, err) : err
     }
     if (!result.ok) throw apiError(result.status, result.body)
+  }
+
+  /**
+   * Pipe a streamed answer (from {@link send}) through `through` into `target`; when the
+   * daemon cuts it, the error is the daemon's reason (see {@link whyCut}).
+   */
+  async receive (res: IncomingMessage, through: NodeJS.ReadWriteStream, target: NodeJS.WritableStream): Promise<void> {
+    try {
+      await pipeline(res, through, target)
+    } catch (err: any) {
+      // a write that failed (EPIPE, a full disk) is the writer's error, not the daemon's
+      throw res.complete ? err : await this.whyCut(firstHeader(res.headers[STREAM_ID_HEADER]), err)
+    }
+  }
+
+  /**
+   * Why the daemon cut a streamed answer after it began: its own error (a
+   * corrupt block with no other copy, a stripe that cannot be rebuilt…),
+   * recorded under the answer's id (node/api/stream-errors.ts); `cut` when
+   * it has none to give (a daemon that stopped).
+   */
+  async whyCut (stream: string | undefined, cut: Error): Promise<Error> {
+    if (stream === undefined) return cut
+    try {
+      const { error } = await this.json<{ error: { name: string, message: string } }>('GET', '/api/v0/stream/error', { id: stream })
+      return new ApiError(500, error.name, error.message)
+    } catch {
+      return cut
+    }
   }
 
   /**
@@ -229,4 +262,9 @@ export async function readProgressStream<P, R> (source: AsyncIterable<Buffer | s
   const end = takePending()
   if (end !== undefined) return end.result
   throw new BrokenStreamError('the daemon\'s answer ended before its result: did the daemon stop?')
+}
+
+/** A header's value (the first, when it came more than once). */
+function firstHeader (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
 }

@@ -35,6 +35,8 @@ export interface FdDownloadRequest {
   /** `http://host:port/path?query` of the daemon's API. */
   url: URL
   headers: Record<string, string>
+  /** Told the answer's status and headers (names lower-cased) once they are in. */
+  onHead?: (status: number, headers: Map<string, string>) => void
 }
 
 /** How a download ended: a 2xx whose body was written, or another status with the body it carried. */
@@ -58,7 +60,10 @@ export async function downloadToFd (request: FdDownloadRequest, target: FdTarget
     let failed = false
     const writer = new FdWriter(target)
     const decoder = new ResponseDecoder({
-      onHead: s => { status = s },
+      onHead: (s, headers) => {
+        status = s
+        request.onHead?.(s, headers)
+      },
       onBody: bytes => {
         if (status >= 200 && status < 300) {
           if (!writer.write(bytes)) {

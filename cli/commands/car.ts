@@ -1,5 +1,4 @@
 import { rm, stat } from 'node:fs/promises'
-import { pipeline } from 'node:stream/promises'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { checkOutputPath, outputPath } from '../output-path.js'
@@ -22,7 +21,7 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
   try {
     const file = await openStagingFile(tmp, out)
     try {
-      await pipeline(res, byteCounter(n => { progress.add(n) }), file.createWriteStream())
+      await client.receive(res, byteCounter(n => { progress.add(n) }), file.createWriteStream())
     } catch (err) {
       await file.close().catch(() => {})
       await rm(tmp, { force: true })

@@ -1,7 +1,6 @@
 import { type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
@@ -122,7 +121,7 @@ async function download (client: ApiClient, arg: string, out: string, onBytes: (
   const file = await openStagingFile(tmp, out)
   try {
     const res = await client.send('GET', '/api/v0/cat', { arg })
-    await pipeline(res, byteCounter(onBytes), file.createWriteStream())
+    await client.receive(res, byteCounter(onBytes), file.createWriteStream())
   } catch (err) {
     await file.close().catch(() => {})
     await rm(tmp, { force: true })

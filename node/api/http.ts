@@ -1,5 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { UnauthorizedError } from '../errors.js'
+import { describeError } from './describe-error.js'
+import { STREAM_ID_HEADER, type StreamErrors } from './stream-errors.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** Largest JSON response body we build in memory is unbounded; requests carry no JSON bodies. */
@@ -40,27 +42,47 @@ export function checkToken (req: IncomingMessage, token: string): void {
   }
 }
 
+/** Options of {@link sendStream}. */
+export interface SendStreamOptions {
+  /** Headers besides the content type (`application/octet-stream` unless given). */
+  headers?: Record<string, string | number>
+  /**
+   * Where the answer gets its id (header {@link STREAM_ID_HEADER}) and
+   * records its error if it fails after its head (node/api/stream-errors.ts).
+   */
+  errors?: StreamErrors
+}
+
 /**
  * Stream an async iterable of bytes as the response, honouring backpressure.
  * The first chunk is pulled before the status line is written, so errors
- * that happen up front (not found, bad range) still become JSON errors.
+ * that happen up front (not found, bad range) still become JSON errors. A
+ * later error cuts the answer (the status is out: a client must not take a
+ * partial body for a whole one) once it is recorded in `errors`.
  */
-export async function sendStream (res: ServerResponse, source: AsyncIterable<Uint8Array>, headers: Record<string, string | number>): Promise<void> {
+export async function sendStream (res: ServerResponse, source: AsyncIterable<Uint8Array>, options: SendStreamOptions = {}): Promise<void> {
+  const { errors } = options
   const it = source[Symbol.asyncIterator]()
   const first = await it.next()
-  res.writeHead(200, { 'content-type': 'application/octet-stream', ...headers })
-  let step = first
-  while (step.done !== true) {
-    if (!res.write(step.value)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = (): void => { cleanup(); resolve() }
-        const onClose = (): void => { cleanup(); reject(new Error('client went away')) }
-        const cleanup = (): void => { res.off('drain', onDrain); res.off('close', onClose) }
-        res.once('drain', onDrain)
-        res.once('close', onClose)
-      })
+  const id = errors?.open()
+  res.writeHead(200, { 'content-type': 'application/octet-stream', ...options.headers, ...(id === undefined ? {} : { [STREAM_ID_HEADER]: String(id) }) })
+  try {
+    let step = first
+    while (step.done !== true) {
+      if (!res.write(step.value)) {
+        await new Promise<void>((resolve, reject) => {
+          const onDrain = (): void => { cleanup(); resolve() }
+          const onClose = (): void => { cleanup(); reject(new Error('client went away')) }
+          const cleanup = (): void => { res.off('drain', onDrain); res.off('close', onClose) }
+          res.once('drain', onDrain)
+          res.once('close', onClose)
+        })
+      }
+      step = await it.next()
     }
-    step = await it.next()
+  } catch (err) {
+    if (id !== undefined) errors?.fail(id, describeError(err))
+    throw err
   }
   res.end()
 }

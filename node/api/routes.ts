@@ -1,6 +1,6 @@
 import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
-import { AbortedError, InvalidArgumentError, UnsupportedMediaTypeError } from '../errors.js'
+import { AbortedError, InvalidArgumentError, NotFoundError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
 import { repoDiskUsage } from '../repo/disk-usage.js'
 import { readGatewayUrl } from '../gateway/index.js'
@@ -12,6 +12,7 @@ import type { CarImportProgress } from '../files/car-import.js'
 import type { ShoalComponents } from '../node.js'
 import type { GcResult } from '../durability/index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { StreamErrors } from './stream-errors.js'
 
 /** What a handler gets. */
 export interface RouteContext {
@@ -21,6 +22,8 @@ export interface RouteContext {
   /** Aborted when the client goes away before the response is complete. */
   signal: AbortSignal
   components: ShoalComponents
+  /** The errors of this server's streamed answers that failed after their head (stream-errors.ts). */
+  streams: StreamErrors
 }
 
 /** One API endpoint. */
@@ -267,9 +270,19 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/v0/cat',
-    async handle ({ res, query, signal, components }) {
+    async handle ({ res, query, signal, components, streams }) {
       const q = parseQuery(schemas.cat, query)
-      await sendStream(res, components.files.cat(q.arg, { offset: q.offset, length: q.length, signal }), {})
+      await sendStream(res, components.files.cat(q.arg, { offset: q.offset, length: q.length, signal }), { errors: streams })
+    }
+  },
+  {
+    method: 'GET',
+    path: '/api/v0/stream/error',
+    async handle ({ res, query, streams }) {
+      const q = parseQuery(schemas.streamError, query)
+      const error = streams.get(q.id)
+      if (error === undefined) throw new NotFoundError(`no error is recorded for stream ${q.id} (it did not fail, or failed over a minute ago)`)
+      sendJson(res, 200, { error })
     }
   },
   {
@@ -316,11 +329,11 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/v0/car/export',
-    async handle ({ res, query, signal, components }) {
+    async handle ({ res, query, signal, components, streams }) {
       const q = parseQuery(schemas.arg, query)
       // what this node does not hold is fetched, as `cat` does
       const { root, car } = await components.files.exportCar(q.arg, { signal })
-      await sendStream(res, car, { 'content-type': 'application/vnd.ipld.car; version=1', 'x-shoal-root': root.toString() })
+      await sendStream(res, car, { headers: { 'content-type': 'application/vnd.ipld.car; version=1', 'x-shoal-root': root.toString() }, errors: streams })
     }
   },
   {

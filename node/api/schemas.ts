@@ -24,6 +24,7 @@ export const schemas = {
   repair: z.object({ wait: bool.optional(), scrub: bool.optional(), reindex: bool.optional(), progress: bool.optional() }).strict(),
   gc: z.object({ progress: bool.optional() }).strict(),
   cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
+  streamError: z.object({ id: nonNegInt }).strict(),
   mkdir: z.object({ arg, parents: bool.optional() }).strict(),
   mv: z.object({ from: arg, to: arg }).strict(),
   rm: z.object({ arg, recursive: bool.optional() }).strict(),

@@ -3,6 +3,7 @@ import { checkToken, sendError } from './http.js'
 import { describeError } from './describe-error.js'
 import { routes, type Route } from './routes.js'
 import { isPageAsset, sendPageAsset } from './ui/assets.js'
+import { StreamErrors } from './stream-errors.js'
 import type { ShoalComponents } from '../node.js'
 import type { AddressInfo, Socket } from 'node:net'
 
@@ -41,6 +42,7 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
   const log = components.logger.child({ component: 'api' })
   const table = new Map<string, Route>(routes.map(r => [`${r.method} ${r.path}`, r]))
   const paths = new Set(routes.map(r => r.path))
+  const streams = new StreamErrors()
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = requestUrl(req)
@@ -65,7 +67,7 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
         sendError(res, status, status === 405 ? 'MethodNotAllowedError' : 'NotFoundError', `${req.method ?? ''} ${url.pathname}: ${status === 405 ? 'method not allowed' : 'no such endpoint'}`)
         return
       }
-      await route.handle({ req, res, query: url.searchParams, signal: abort.signal, components })
+      await route.handle({ req, res, query: url.searchParams, signal: abort.signal, components, streams })
     } catch (err: any) {
       const { status, name, message } = describeError(err)
       if (status >= 500) log.error({ err, route: label }, 'request failed')

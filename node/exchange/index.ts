@@ -519,7 +519,8 @@ class DefaultBlockExchange implements BlockExchange {
       const peer = this.pick(providers.peers, tried)
       if (peer === undefined) {
         if (providers.done) {
-          throw new BlockUnavailableError(`block ${cid.toString()} not found here and no peer could supply it (${providers.peers.length} providers known${errors.length > 0 ? ': ' + errors.join('; ') : ''})`)
+          const here = this.corrupt.has(blockKey(cid)) ? 'its copy here failed its check' : 'not found here'
+          throw new BlockUnavailableError(`block ${cid.toString()} ${here} and no peer could supply it (${providers.peers.length} providers known${errors.length > 0 ? ': ' + errors.join('; ') : ''})`)
         }
         await providers.changed(signal)
         continue

@@ -106,7 +106,9 @@ describe('HTTP API', () => {
       ['POST', '/api/v0/add', 'body'],
       ['POST', '/api/v0/add?to=/q&mode=999', 'body'],
       ['POST', '/api/v0/add?to=/q&bogus=1', 'body'],
-      ['POST', '/api/v0/car/import?x=1', 'body']
+      ['POST', '/api/v0/car/import?x=1', 'body'],
+      ['GET', '/api/v0/stream/error'],
+      ['GET', '/api/v0/stream/error?id=x']
     ]
     for (const [method, path, body] of bad) {
       const a = await call(method, path, { body })
@@ -115,6 +117,8 @@ describe('HTTP API', () => {
     }
     // nothing was created by the rejected requests
     assertError(await call('GET', '/api/v0/stat?arg=/q'), 404, 'NotFoundError')
+    // a stream that did not fail has no error to give
+    assertError(await call('GET', '/api/v0/stream/error?id=123456'), 404, 'NotFoundError')
   })
 
   it('a multipart form (as Kubo clients post files) or any body not labelled raw bytes → 415, nothing stored', TEST, async () => {
