@@ -81,7 +81,9 @@ export async function sendStream (res: ServerResponse, source: AsyncIterable<Uin
       step = await it.next()
     }
   } catch (err) {
-    if (id !== undefined) errors?.fail(id, describeError(err))
+    const described = describeError(err)
+    // a client that went away knows why; its own error (a full disk, a closed pipe) stays its answer
+    if (id !== undefined && described.name !== 'AbortedError') errors?.fail(id, described)
     throw err
   }
   res.end()
