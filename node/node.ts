@@ -205,7 +205,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blocks,
     pins,
     gcLock,
-    fuse: createFuseService({ files, namespace, repo, config, chunker, logger }),
+    fuse: createFuseService({ files, namespace, repo, config, chunker, logger, blockstore }),
     tiers,
     disk
   }

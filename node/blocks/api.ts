@@ -122,6 +122,35 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   compact?: (options?: AbortOptions) => Promise<void>
   /** Check the index against the packs and rebuild it from them (absent: a store with no separate index). */
   reindex?: (options?: AbortOptions) => Promise<ReindexReport>
+  /**
+   * Where the committed record of `cid` lies, for a reader that reads and
+   * checks records itself (the FUSE binding's threads); undefined when the
+   * block is not here, or not yet committed. Absent: a store without records.
+   */
+  locate?: (cid: CID) => Promise<RecordLocation | undefined>
+  /**
+   * Keep pack `pack` open for reading until `release()` (a pack compacted
+   * away meanwhile stays readable through it). Absent with {@link locate}.
+   */
+  holdPack?: (pack: number) => Promise<HeldPack>
+}
+
+/** The place of one committed record (see {@link BlockStore.locate}). */
+export interface RecordLocation {
+  pack: number
+  /** The record's offset in its pack file. */
+  offset: number
+  /** The record's length: its header (9 bytes and the multihash), then the block's bytes. */
+  length: number
+  /** Where the block's bytes start in the record. */
+  bytesAt: number
+}
+
+/** A pack file kept open (see {@link BlockStore.holdPack}). */
+export interface HeldPack {
+  /** Its file descriptor, valid until `release()`. */
+  fd: number
+  release: () => void
 }
 
 /**

@@ -18,14 +18,14 @@ import { PackAppender, PackReaders, SegmentPool, packFileName, scanPack, syncDir
 import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
 import { IDENTITY, SHA2_256, matchesCID } from './verify.js'
 import { code as RAW } from 'multiformats/codecs/raw'
-import { PACK_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
+import { PACK_HEADER, RECORD_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
 import { auditIndex, type AuditReport } from './index-audit.js'
 import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
 import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
 import { BlockStoreBase } from './store-base.js'
-import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit, OwnedWrites } from './api.js'
+import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit, HeldPack, OwnedWrites, RecordLocation } from './api.js'
 import type { Pair } from 'interface-blockstore'
 
 const MiB = 1024 * 1024
@@ -204,6 +204,27 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    */
   protected async readStored (multihash: Uint8Array): Promise<Uint8Array | undefined> {
     return await this.readBlock(multihash, true)
+  }
+
+  /**
+   * Where the committed record of `cid` lies (see {@link BlockStore.locate}):
+   * from the index only, so a block still pending (not committed, maybe not
+   * on disk yet) or in a pack with writes since the last commit is not
+   * placed, and is read the usual way.
+   */
+  async locate (cid: CID): Promise<RecordLocation | undefined> {
+    if (cid.multihash.code === IDENTITY) return undefined
+    const multihash = cid.multihash.bytes
+    if (this.lookupPending(idOf(multihash)) !== undefined) return undefined
+    const value = await this.db.get(indexKey(multihash))
+    if (value === undefined) return undefined
+    const loc = decodeLocation(value)
+    if (this.dirty.has(loc.pack)) return undefined
+    return { pack: loc.pack, offset: loc.offset, length: loc.length, bytesAt: RECORD_HEADER + multihash.byteLength }
+  }
+
+  async holdPack (pack: number): Promise<HeldPack> {
+    return await this.readers.hold(pack)
   }
 
   /** True when the block is here; reads the index only, never a pack. */

@@ -294,6 +294,26 @@ export class PackReaders {
     }
   }
 
+  /**
+   * Keep pack `pack` open until `release()`: its descriptor stays valid for
+   * reads made elsewhere (the FUSE binding's threads), even when the pack is
+   * retired meanwhile.
+   *
+   * @throws the `ENOENT` of a pack that is gone
+   */
+  async hold (pack: number): Promise<{ fd: number, release: () => void }> {
+    const h = this.acquire(pack)
+    let fh: FileHandle
+    try {
+      fh = await h.fh
+    } catch (err) {
+      this.release(pack, h)
+      throw err
+    }
+    let released = false
+    return { fd: fh.fd, release: () => { if (!released) { released = true; this.release(pack, h) } } }
+  }
+
   /** Forget pack `pack` (it is being removed): its handle closes after its last read. */
   retire (pack: number): void {
     const h = this.handles.get(pack)

@@ -8,7 +8,7 @@
 import { CID } from 'multiformats/cid'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
-import { buildDirectory, entrySize, importContent, readContent, resolveEntry, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
+import { buildDirectory, entrySize, FileLayout, importContent, readContent, resolveEntry, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { normalizePath } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
@@ -606,6 +606,15 @@ export class Files {
   async * catEntry (entry: Entry & { type: 'file' }, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = CID.parse(entry.cid)
     yield * readContent(this.reader(cid, options.signal, entry.pin), cid, options)
+  }
+
+  /**
+   * The leaves of a file entry by offset, its inner nodes read through a
+   * session on its pin (the FUSE mount places its reads with it).
+   */
+  async layoutOf (entry: Entry & { type: 'file' }, options: { signal?: AbortSignal } = {}): Promise<FileLayout> {
+    const cid = CID.parse(entry.cid)
+    return await FileLayout.open(this.reader(cid, options.signal, entry.pin), cid, options.signal)
   }
 
   /**

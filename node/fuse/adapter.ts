@@ -29,6 +29,7 @@
 import { access, constants } from 'node:fs/promises'
 import { FuseUnavailableError } from './errors.js'
 import { loadFuse3Addon, mountFuse3 } from './fuse3.js'
+import type { RecordPlace } from './record-places.js'
 
 /** What to do when no binding is installed (one line, shown by `shoal mount`). */
 export const INSTALL_FUSE_HINT = 'install Debian\'s `fuse` and `libfuse2` packages (apt-get install fuse libfuse2), then `npm install fuse-native` in Shoal\'s folder (or, for 1 MiB requests, `apt-get install libfuse3-dev pkg-config make g++` and `npm run build:fuse3`), and restart the daemon'
@@ -83,7 +84,13 @@ export interface FuseOps {
   statfs?: (path: string, cb: Reply<[FuseStatfs?]>) => void
   open?: (path: string, flags: number, cb: Reply<[number?]>) => void
   create?: (path: string, mode: number, cb: Reply<[number?]>) => void
-  read?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void) => void
+  /**
+   * Read into `buf`. With `options.places` (the libfuse3 binding, on a read
+   * not already refused in that form) the answer may be the places of the
+   * bytes in pack records instead (`cb(0, places)`), which the binding's
+   * thread reads and checks; a record that fails is asked again without it.
+   */
+  read?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number, places?: readonly RecordPlace[]) => void, options?: { places: boolean }) => void
   write?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void) => void
   flush?: (path: string, fd: number, cb: Reply) => void
   fsync?: (path: string, datasync: number, fd: number, cb: Reply) => void

@@ -24,6 +24,8 @@ import { ERRNO } from './errno.js'
 import { ErrnoError } from './errors.js'
 import { KeyedLock } from './locks.js'
 import { HandleReader } from './reader.js'
+import { RecordPlaces, type RecordPlace } from './record-places.js'
+import type { BlockStore } from '../blocks/index.js'
 import type { CachedContent, ContentCache } from './cache.js'
 import type { StagedFile, StagingArea } from './staging.js'
 
@@ -42,10 +44,12 @@ const TIME_NOW_BELOW = 10_000
 
 /** What a {@link ShoalFilesystem} is built from. */
 export interface FilesystemComponents {
-  files: Pick<Files, 'add' | 'addMany' | 'catEntry'>
+  files: Pick<Files, 'add' | 'addMany' | 'catEntry' | 'layoutOf'>
   namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'>
   chunker: ChunkerSpec
   logger: Logger
+  /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */
+  blockstore?: Pick<BlockStore, 'locate' | 'holdPack'>
 }
 
 /** Options of {@link ShoalFilesystem}. */
@@ -111,7 +115,7 @@ class Staged {
 
 type Handle =
   | { kind: 'staged', staged: Staged, writable: boolean }
-  | { kind: 'read', reader: HandleReader }
+  | { kind: 'read', reader: HandleReader, size: number, places?: RecordPlaces }
   | { kind: 'cached', content: CachedContent }
 
 /** The namespace as a file system, with this node's writes in progress on top. */
@@ -210,7 +214,7 @@ export class ShoalFilesystem {
       const cached = await this.options.cache?.open(entry.cid)
       if (cached !== undefined) return this.addHandle({ kind: 'cached', content: cached })
       const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }))
-      return this.addHandle({ kind: 'read', reader })
+      return this.addHandle({ kind: 'read', reader, size: entry.size, places: this.placesOf(entry) })
     }
     return await this.locks.run([path], async () => {
       const s = await this.stageForWrite(path, truncate)
@@ -244,6 +248,25 @@ export class ShoalFilesystem {
     if (h.kind === 'cached') return await h.content.read(buf, length, offset)
     return await h.reader.read(buf, length, offset)
   }
+
+  /**
+   * The places of `[offset, offset + length)` in this node's pack records,
+   * for the binding to read and check (record-places.ts): a read handle of a
+   * committed file whose leaves there are all records here; undefined
+   * otherwise (then {@link read} reads them, and reports what goes wrong).
+   */
+  async places (fh: number, length: number, offset: number): Promise<RecordPlace[] | undefined> {
+    const h = this.handle(fh)
+    if (h.kind !== 'read' || h.places === undefined) return undefined
+    const end = Math.min(offset + length, h.size)
+    if (end <= offset) return undefined
+    const places = await h.places.places(offset, end - offset).catch(() => undefined)
+    if (places !== undefined) this.placedReads++
+    return places
+  }
+
+  /** Reads of committed files answered with record places (see {@link places}). */
+  placedReads = 0
 
   /** Write `length` bytes of `buf` at `offset`. @throws {ErrnoError} EBADF on a read-only handle */
   async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
@@ -283,7 +306,7 @@ export class ShoalFilesystem {
     const h = this.handles.get(fh)
     if (h === undefined) return
     this.handles.delete(fh)
-    if (h.kind === 'read') { h.reader.close(); return }
+    if (h.kind === 'read') { h.reader.close(); h.places?.close(); return }
     if (h.kind === 'cached') { await h.content.close(); return }
     const s = h.staged
     s.handles--
@@ -467,6 +490,24 @@ export class ShoalFilesystem {
     if (!same(uid, this.uid) || !same(gid, this.gid)) throw new ErrnoError(ERRNO.EPERM, 'file owners are not stored: every file belongs to the mount\'s owner')
   }
 
+  /** Record places for a committed file's reads, when the block store gives them. */
+  private placesOf (entry: Entry & { type: 'file' }): RecordPlaces | undefined {
+    const { blockstore, files } = this.components
+    if (blockstore?.locate === undefined || blockstore.holdPack === undefined) return undefined
+    let layout: ReturnType<Files['layoutOf']> | undefined
+    return new RecordPlaces({
+      blockstore,
+      layout: {
+        spans: async (start, end, signal) => {
+          layout ??= files.layoutOf(entry)
+          // a layout that failed to open is tried again by the next read
+          layout.catch(() => { layout = undefined })
+          return await (await layout).spans(start, end, signal)
+        }
+      }
+    })
+  }
+
   // --------------------------------------------------------- lifecycle
 
   /**
@@ -476,8 +517,7 @@ export class ShoalFilesystem {
    */
   async close (): Promise<void> {
     for (const h of this.handles.values()) {
-      if (h.kind === 'read') h.reader.close()
-      else if (h.kind === 'cached') await h.content.close()
+      if (h.kind === 'read') { h.reader.close(); h.places?.close() } else if (h.kind === 'cached') await h.content.close()
     }
     this.handles.clear()
     const all = [...this.staged.values()]

@@ -23,6 +23,7 @@ import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import type { FuseOps, FuseStat, FuseStatfs } from './adapter.js'
+import { packPlaces } from './record-places.js'
 
 /** Where `npm run build:fuse3` puts the addon (from dist/node/fuse/ or node/fuse/). */
 const ADDON_URL = new URL('../../../native/fuse3/build/Release/fuse3.node', import.meta.url)
@@ -102,11 +103,21 @@ type OpName = typeof OP_NAMES[number]
 
 type Signal = (res: number, ...values: unknown[]) => void
 
+/** A read answered with the places of its bytes (`fuse3_signal_read_places`; record-places.ts). */
+type PlacesSignal = (count: number, packed: Buffer, buffer: ArrayBuffer) => void
+
+/** An addon without `fuse3_signal_read_places`: reads are answered with bytes. */
+const noPlaces: PlacesSignal = () => { throw new Error('this build of the binding takes no record places') }
+
+/** The binding's bounds on one read's places (its `FUSE3_MAX_PLACES`, `FUSE3_MAX_MULTIHASH`). */
+const MAX_PLACES = 32
+const MAX_MULTIHASH = 64
+
 /**
  * How each operation's arguments (after the locals block and the opcode)
  * reach the ops table, and which values its answer carries.
  */
-function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[]): void {
+function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPlaces: PlacesSignal = noPlaces): void {
   const o = ops as Required<FuseOps>
   const done = (err: number): void => { reply(err) }
   switch (name) {
@@ -115,7 +126,10 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[]): void {
     case 'readdir': o.readdir(args[0], (err, names, stats) => { reply(err, err === 0 ? names ?? [] : [], err === 0 && stats !== undefined ? stats.map(statArray) : []) }); return
     case 'open': o.open(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
     case 'create': o.create(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
-    case 'read': o.read(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, result => { reply(result, 0, args[2].buffer) }); return
+    case 'read': o.read(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, (result, places) => {
+      if (places !== undefined && places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places, MAX_MULTIHASH), args[2].buffer)
+      else reply(result, 0, args[2].buffer)
+    }, { places: args[6] !== true && replyPlaces !== noPlaces }); return
     case 'write': o.write(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, result => { reply(result, 0, args[2].buffer) }); return
     case 'flush': o.flush(args[0], args[1], done); return
     case 'fsync': o.fsync(args[0], args[1], args[2], done); return
@@ -164,6 +178,9 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
   const handlers: Function[] = new Array(a.OP_COUNT)
   let initialised: (() => void) | undefined
   const init = new Promise<void>(resolve => { initialised = resolve })
+  // a binding built before reads could be answered with places has none
+  const placesSignal: ((block: Buffer, count: number, packed: Buffer, buffer: ArrayBuffer) => void) | undefined = a.fuse3_signal_read_places
+  if (placesSignal !== undefined && (a.FUSE3_MAX_PLACES !== MAX_PLACES || a.FUSE3_MAX_MULTIHASH !== MAX_MULTIHASH)) throw new Error('the libfuse3 binding does not match this build: rebuild it (npm run build:fuse3)')
   for (const name of OP_NAMES) {
     const op: number = a[`op_${name}`]
     const signal: (block: Buffer, res: number, ...values: unknown[]) => void = a[`fuse3_signal_${name}`]
@@ -179,9 +196,15 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
         signal(block, res, ...values)
         if (name === 'init') initialised?.()
       }
+      const replyPlaces: PlacesSignal = (count, packed, buffer) => {
+        if (answered) return
+        answered = true
+        if (timer !== undefined) clearTimeout(timer)
+        placesSignal?.(block, count, packed, buffer)
+      }
       if (implemented[op] === 0) { reply(ENOSYS, ...failed(name, args)); return }
       if (bound !== false) timer = setTimeout(() => { reply(ETIMEDOUT, ...failed(name, args)) }, bound)
-      callOp(ops, name, reply, args)
+      callOp(ops, name, reply, args, placesSignal === undefined ? noPlaces : replyPlaces)
     }
   }
   // a FUSE thread's block: the addon holds a reference to it

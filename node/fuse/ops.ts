@@ -79,8 +79,13 @@ export function createOps (fs: ShoalFilesystem, logger: Logger): FuseOps {
     },
     open: (path, flags, cb) => { answer('open', path, fs.open(path, flags).then(fh => [fh] as [number]), cb) },
     create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh] as [number]), cb) },
-    read: (path, fd, buf, len, pos, cb) => {
-      fs.read(fd, buf, len, pos).then(cb, err => { cb(fail('read', path, err)) })
+    read: (path, fd, buf, len, pos, cb, options) => {
+      const read = (): void => { fs.read(fd, buf, len, pos).then(cb, err => { cb(fail('read', path, err)) }) }
+      if (options?.places !== true) { read(); return }
+      fs.places(fd, len, pos).then(places => {
+        if (places === undefined) read()
+        else cb(0, places)
+      }, read)
     },
     write: (path, fd, buf, len, pos, cb) => {
       fs.write(fd, buf, len, pos).then(cb, err => { cb(fail('write', path, err)) })

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path'
 import type { Files } from '../files/index.js'
+import type { BlockStore } from '../blocks/index.js'
 import type { ChunkerSpec } from '../content/index.js'
 import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
@@ -20,11 +21,13 @@ import { ContentCache } from './cache.js'
 
 /** What the FUSE service is built from (a subset of the node's components). */
 export interface FuseComponents {
-  files: Pick<Files, 'add' | 'addMany' | 'catEntry'>
+  files: Pick<Files, 'add' | 'addMany' | 'catEntry' | 'layoutOf'>
   /** The namespace; `onRemoteChange` tells when other nodes' changes arrive. */
   namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'> & {
     onRemoteChange?: (listener: () => void) => () => void
   }
+  /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */
+  blockstore?: Pick<BlockStore, 'locate' | 'holdPack'>
   repo: Pick<RepoLayout, 'root' | 'tmp'>
   config: Pick<RepoConfig, 'fuse'>
   chunker: ChunkerSpec
@@ -73,6 +76,11 @@ export class FuseService {
   }
 
   /** Active mounts, oldest first. */
+  /** Reads answered with record places for the binding to read and check (record-places.ts), since the service started. */
+  placedReads (): number {
+    return this.fs?.placedReads ?? 0
+  }
+
   mounts (): MountInfo[] {
     return [...this.active].map(([dir, m]) => ({ dir, since: m.since, binding: m.mounted.binding, maxRequest: m.mounted.maxRequest })).sort((a, b) => a.since - b.since)
   }

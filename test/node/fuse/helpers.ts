@@ -81,6 +81,8 @@ export interface TestMount {
   service: FuseService
   namespace: Replica
   files: Files
+  /** The block store's directory (its packs under `packs/`). */
+  blocks: string
   /** Unmount (committing what is staged). Idempotent; also done at cleanup. */
   unmount: () => Promise<void>
 }
@@ -89,6 +91,8 @@ export interface TestMount {
 export interface TestMountOptions {
   /** `fuse` config overrides. */
   fuse?: Partial<RepoConfig['fuse']>
+  /** Give the service the block store, so reads of committed files can be placed in its records (record-places.ts). */
+  places?: boolean
 }
 
 /**
@@ -120,7 +124,8 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
     repo: { root: join(root, 'repo'), tmp: join(root, 'repo', 'tmp') },
     config: { fuse: { ...DEFAULT_CONFIG.fuse, ...options.fuse } },
     chunker: parseChunker('fastcdc'),
-    logger: silent
+    logger: silent,
+    blockstore: options.places === true ? blockstore : undefined
   })
   await service.mount(dir)
   let unmounted: Promise<void> | undefined
@@ -136,7 +141,7 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
     await unmounted
   }
   defer(t, unmount)
-  return { dir, service, namespace, files, unmount }
+  return { dir, service, namespace, files, blocks: join(root, 'blocks'), unmount }
 }
 
 /** Poll `fn` until it returns true (a throw counts as not yet) or `ms` pass. */
