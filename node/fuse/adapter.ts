@@ -131,8 +131,10 @@ export interface FuseMountOptions {
   /**
    * The kernel's read-ahead window of the mount, KiB (libfuse3 only, root
    * only: its bdi's `read_ahead_kb`). The kernel's default (128 KiB) sends
-   * a sequential read as 128 KiB requests even where 1 MiB ones are allowed.
-   * @default 1024
+   * a sequential read as 128 KiB requests even where 1 MiB ones are allowed;
+   * 2 MiB keeps about two requests in flight, which the binding's threads
+   * answer at once from pack records (docs/benchmarks.md, "FUSE").
+   * @default 2048
    */
   readAheadKb?: number
 }
@@ -305,7 +307,7 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
     const mounted = await mountFuse3(dir, ops, {
       options: [`fsname=${options.fsname ?? 'shoal'}`, 'subtype=shoal', ...(options.autoCache ?? true ? ['auto_cache'] : []), attrTimeout, entryTimeout],
       timeout,
-      readAheadKb: options.readAheadKb ?? 1024
+      readAheadKb: options.readAheadKb ?? 2048
     })
     // max_read 0: no limit but max_pages, which libfuse3 derives from max_write
     const { maxWrite, maxRead } = mounted.conn
