@@ -88,9 +88,10 @@ export interface FuseOps {
    * Read into `buf`. With `options.places` (the libfuse3 binding, on a read
    * not already refused in that form) the answer may be the places of the
    * bytes in pack records instead (`cb(0, places)`), which the binding's
-   * thread reads and checks; a record that fails is asked again without it.
+   * thread reads and checks; a record that fails is asked again without it
+   * (`retried`).
    */
-  read?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number, places?: readonly RecordPlace[]) => void, options?: { places: boolean }) => void
+  read?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number, places?: readonly RecordPlace[]) => void, options?: { places: boolean, retried?: boolean }) => void
   write?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void) => void
   flush?: (path: string, fd: number, cb: Reply) => void
   fsync?: (path: string, datasync: number, fd: number, cb: Reply) => void

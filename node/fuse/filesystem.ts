@@ -267,6 +267,8 @@ export class ShoalFilesystem {
 
   /** Reads of committed files answered with record places (see {@link places}). */
   placedReads = 0
+  /** Placed reads the binding asked again because a record failed its check there (or could not be read). */
+  retriedReads = 0
 
   /** Write `length` bytes of `buf` at `offset`. @throws {ErrnoError} EBADF on a read-only handle */
   async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {

@@ -129,7 +129,7 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPl
     case 'read': o.read(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, (result, places) => {
       if (places !== undefined && places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places, MAX_MULTIHASH), args[2].buffer)
       else reply(result, 0, args[2].buffer)
-    }, { places: args[6] !== true && replyPlaces !== noPlaces }); return
+    }, { places: args[6] !== true && replyPlaces !== noPlaces, retried: args[6] === true }); return
     case 'write': o.write(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, result => { reply(result, 0, args[2].buffer) }); return
     case 'flush': o.flush(args[0], args[1], done); return
     case 'fsync': o.fsync(args[0], args[1], args[2], done); return

@@ -81,6 +81,7 @@ export function createOps (fs: ShoalFilesystem, logger: Logger): FuseOps {
     create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh] as [number]), cb) },
     read: (path, fd, buf, len, pos, cb, options) => {
       const read = (): void => { fs.read(fd, buf, len, pos).then(cb, err => { cb(fail('read', path, err)) }) }
+      if (options?.retried === true) fs.retriedReads++
       if (options?.places !== true) { read(); return }
       fs.places(fd, len, pos).then(places => {
         if (places === undefined) read()

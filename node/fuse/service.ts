@@ -81,6 +81,11 @@ export class FuseService {
     return this.fs?.placedReads ?? 0
   }
 
+  /** Placed reads asked again because a record failed the binding's check (read through the block store then). */
+  retriedReads (): number {
+    return this.fs?.retriedReads ?? 0
+  }
+
   mounts (): MountInfo[] {
     return [...this.active].map(([dir, m]) => ({ dir, since: m.since, binding: m.mounted.binding, maxRequest: m.mounted.maxRequest })).sort((a, b) => a.since - b.since)
   }

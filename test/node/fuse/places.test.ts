@@ -36,6 +36,7 @@ describe('FUSE reads placed in pack records', () => {
     const range = await shOk(`dd if=${q(join(m.dir, 'f.bin'))} bs=4096 skip=700 count=3 2>/dev/null | od -An -tx1 | tr -d ' \\n' | head -c 64`)
     assert.equal(range, bytes.subarray(700 * 4096, 700 * 4096 + 32).toString('hex'))
     assert.ok(m.service.placedReads() > 0, 'the reads were placed')
+    assert.equal(m.service.retriedReads(), 0, 'every record passed the binding\'s checks (its crc32c agrees with the store\'s)')
   })
 
   it('a record that fails its check is never served: the read falls back to the block store, which refuses it', TEST, async t => {
@@ -64,5 +65,6 @@ describe('FUSE reads placed in pack records', () => {
     const bad = await sh(`dd if=${q(join(m.dir, 'f.bin'))} of=/dev/null bs=${LEAF} skip=3 count=1`)
     assert.notEqual(bad.code, 0, 'the corrupt leaf is not served')
     assert.match(bad.stderr, /Input\/output error/)
+    assert.ok(m.service.retriedReads() > 0, 'the binding refused the record and asked again')
   })
 })
