@@ -501,9 +501,12 @@ export class ShoalFilesystem {
       blockstore,
       layout: {
         spans: async (start, end, signal) => {
-          layout ??= files.layoutOf(entry)
-          // a layout that failed to open is tried again by the next read
-          layout.catch(() => { layout = undefined })
+          if (layout === undefined) {
+            const opening = files.layoutOf(entry)
+            layout = opening
+            // a layout that failed to open is tried again by the next read
+            opening.catch(() => { if (layout === opening) layout = undefined })
+          }
           return await (await layout).spans(start, end, signal)
         }
       }
