@@ -23,7 +23,7 @@ import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import type { FuseOps, FuseStat, FuseStatfs } from './adapter.js'
-import { packPlaces } from './record-places.js'
+import { MAX_PLACES, packPlaces } from './record-places.js'
 
 /** Where `npm run build:fuse3` puts the addon (from dist/node/fuse/ or node/fuse/). */
 const ADDON_URL = new URL('../../../native/fuse3/build/Release/fuse3.node', import.meta.url)
@@ -109,9 +109,10 @@ type PlacesSignal = (count: number, packed: Buffer, buffer: ArrayBuffer) => void
 /** An addon without `fuse3_signal_read_places`: reads are answered with bytes. */
 const noPlaces: PlacesSignal = () => { throw new Error('this build of the binding takes no record places') }
 
-/** The binding's bounds on one read's places (its `FUSE3_MAX_PLACES`, `FUSE3_MAX_MULTIHASH`). */
-const MAX_PLACES = 32
+/** The binding's bound on a place's multihash (its `FUSE3_MAX_MULTIHASH`; `MAX_PLACES` is its `FUSE3_MAX_PLACES`). */
 const MAX_MULTIHASH = 64
+
+const EIO = -5
 
 /**
  * How each operation's arguments (after the locals block and the opcode)
@@ -127,8 +128,10 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPl
     case 'open': o.open(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
     case 'create': o.create(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
     case 'read': o.read(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, (result, places) => {
-      if (places !== undefined && places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places, MAX_MULTIHASH), args[2].buffer)
-      else reply(result, 0, args[2].buffer)
+      if (places === undefined) reply(result, 0, args[2].buffer)
+      else if (places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places, MAX_MULTIHASH), args[2].buffer)
+      // never answered as a short read: the kernel would take it for the end of the file
+      else reply(EIO, 0, args[2].buffer)
     }, { places: args[6] !== true && replyPlaces !== noPlaces, retried: args[6] === true }); return
     case 'write': o.write(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, result => { reply(result, 0, args[2].buffer) }); return
     case 'flush': o.flush(args[0], args[1], done); return
