@@ -16,6 +16,7 @@ import { MemoryKV, Replica, peerIdVerifier, signerFromKey } from '../../../node/
 import { FuseService } from '../../../node/fuse/index.js'
 import { DEFAULT_CONFIG, type RepoConfig } from '../../../node/repo/index.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import type { PackBlockStore } from '../../../node/blocks/index.js'
 
 /** A logger that says nothing. */
 export const silent = pino({ level: 'silent' })
@@ -83,6 +84,7 @@ export interface TestMount {
   files: Files
   /** The block store's directory (its packs under `packs/`). */
   blocks: string
+  blockstore: PackBlockStore
   /** Unmount (committing what is staged). Idempotent; also done at cleanup. */
   unmount: () => Promise<void>
 }
@@ -141,7 +143,7 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
     await unmounted
   }
   defer(t, unmount)
-  return { dir, service, namespace, files, blocks: join(root, 'blocks'), unmount }
+  return { dir, service, namespace, files, blocks: join(root, 'blocks'), blockstore, unmount }
 }
 
 /** Poll `fn` until it returns true (a throw counts as not yet) or `ms` pass. */

@@ -12,16 +12,26 @@ import { createHash, randomBytes } from 'node:crypto'
 import { open, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseChunker } from '../../../node/content/index.js'
+import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
 import { tempDir } from '../../helpers/temp.js'
 import { mountTestNode, q, sh, shOk, type TestMount } from './helpers.js'
 
 const TEST = { timeout: 60_000 }
 const LEAF = 262_144
 
-/** `bytes` added as `/f.bin` through the files API (not through the mount: a file the mount's cache does not hold). */
-async function added (m: TestMount, bytes: Uint8Array): Promise<void> {
-  await m.files.add('/f.bin', (async function * () { yield bytes })(), { chunker: parseChunker(`size-${LEAF}`) })
+/** `bytes` added as `path` through the files API (not through the mount: a file the mount's cache does not hold). */
+async function added (m: TestMount, bytes: Uint8Array, path = '/f.bin'): Promise<void> {
+  await m.files.add(path, (async function * () { yield bytes })(), { chunker: parseChunker(`size-${LEAF}`) })
   assert.equal(m.service.mounts()[0]?.binding, 'libfuse3', 'the libfuse3 binding serves the mount (built by .ci/run)')
+}
+
+/** The leaves of the file at `path`, read from the store. */
+async function leavesOf (m: TestMount, path: string): Promise<CID[]> {
+  const entry = await m.namespace.stat(path)
+  assert.ok(entry.type === 'file')
+  const root = dagPb.decode(await m.blockstore.getBytes(CID.parse(entry.cid)))
+  return root.Links.map(l => l.Hash)
 }
 
 describe('FUSE reads placed in pack records', () => {
@@ -67,4 +77,48 @@ describe('FUSE reads placed in pack records', () => {
     assert.match(bad.stderr, /Input\/output error/)
     assert.ok(m.service.retriedReads() > 0, 'the binding refused the record and asked again')
   })
+
+  it('a handle reading while compaction moves its records and removes their pack keeps reading the right bytes', TEST, async t => {
+    const m = await mountTestNode(t, { places: true })
+    const a = randomBytes(4 * 1024 * 1024)
+    const b = randomBytes(12 * 1024 * 1024)
+    await added(m, a, '/a.bin')
+    await added(m, b, '/b.bin')
+    const packsBefore = await readdir(join(m.blocks, 'packs'))
+    const work = await tempDir(t)
+    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    // a reader that reads the first MiB, waits for the go, then reads the rest
+    const reader = sh(`python3 -c ${q(`
+import hashlib, os, time
+h = hashlib.sha256()
+with open(${JSON.stringify(join(m.dir, 'a.bin'))}, 'rb') as f:
+    h.update(f.read(1 << 20))
+    open(${JSON.stringify(join(work, 'ready'))}, 'w').close()
+    for _ in range(300):
+        if os.path.exists(${JSON.stringify(join(work, 'go'))}): break
+        time.sleep(0.1)
+    while True:
+        chunk = f.read(1 << 20)
+        if not chunk: break
+        h.update(chunk)
+print(h.hexdigest())
+`)}`, { timeoutMs: 50_000 })
+    for (let i = 0; i < 200 && !(await readdir(work)).includes('ready'); i++) await new Promise(resolve => setTimeout(resolve, 100))
+    assert.ok((await readdir(work)).includes('ready'), 'the reader holds the file open')
+    // b's leaves go: their pack is mostly dead, and compaction moves a's records to a new pack
+    for (const leaf of await leavesOf(m, '/b.bin')) await m.blockstore.delete(leaf)
+    await m.blockstore.compact()
+    const packsAfter = await readdir(join(m.blocks, 'packs'))
+    assert.ok(packsBefore.some(p => !packsAfter.includes(p)), `a pack was removed (${packsBefore.join(',')} → ${packsAfter.join(',')})`)
+    await writeFile(join(work, 'go'), '')
+    const done = await reader
+    assert.equal(done.code, 0, done.stderr)
+    assert.equal(done.stdout.trim(), createHash('sha256').update(a).digest('hex'), 'the open handle read the file exactly')
+    assert.equal(m.service.retriedReads(), 0)
+    // a new open reads the records where they are now
+    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    const again = await shOk(`sha256sum ${q(join(m.dir, 'a.bin'))}`)
+    assert.equal(again.split(' ')[0], createHash('sha256').update(a).digest('hex'))
+  })
 })
+
