@@ -159,7 +159,6 @@ export class Files {
     this.blocks = components.blocks ?? defaultBlocks(components)
   }
 
-  /** A read session for the DAG under `root`, wherever its pin says its blocks are. */
   /**
    * A session for content named by a CID alone: a plain read, which turns
    * to the pin of a visible file with that content (stripes, rebuilds, the
@@ -172,6 +171,7 @@ export class Files {
     return contentSession({ blocks: this.blocks, lookup: async cid => await pins.lookup(cid), root, signal })
   }
 
+  /** A read session for the DAG under `root`, wherever its pin says its blocks are. */
   private reader (root: CID, signal?: AbortSignal, pin?: FilePin, options: Omit<ReadSessionOptions, 'signal'> = {}): BlockGetter {
     return this.blocks.session({
       root,
@@ -200,18 +200,12 @@ export class Files {
   }
 
   /**
-   * Throw the error of `what`, a write that failed. When the disk filled up
-   * during it, the block store first drops what it left uncommitted, with no
-   * other write in flight: a commit cuts the failed pack back (the space
-   * comes back at once) and fails with the pack's write error, so that the
-   * next add's or `gc`'s commit is not failed by it.
-   */
-  /**
-   * After a write failed: on a full disk, what it left is given back before
-   * the caller hears of it — its own blocks no commit covered are dropped
-   * and cut off their packs (`owned`), then a commit settles what other
-   * writes left pending (or fails again, harmlessly) — so that the disk
-   * does not stay full of a write nobody will see.
+   * Throw the error of `what`, a write that failed. On a full disk, what it
+   * left is given back first, with no other write in flight: its own blocks
+   * no commit covered are dropped and cut off their packs (`owned`), then a
+   * commit settles what other writes left pending (or fails again,
+   * harmlessly) — so that the disk does not stay full of a write nobody will
+   * see, and the next add's or `gc`'s commit is not failed by it.
    */
   private async failedWrite (what: string, err: unknown, owned?: OwnedWrites): Promise<never> {
     if (isDiskFull(err)) {

@@ -75,7 +75,6 @@ export class FuseService {
     await this.serial(async () => { await this.unmountNow(dir) })
   }
 
-  /** Active mounts, oldest first. */
   /** Reads answered with record places for the binding to read and check (record-places.ts), since the service started. */
   placedReads (): number {
     return this.fs?.placedReads ?? 0
@@ -86,6 +85,7 @@ export class FuseService {
     return this.fs?.retriedReads ?? 0
   }
 
+  /** Active mounts, oldest first. */
   mounts (): MountInfo[] {
     return [...this.active].map(([dir, m]) => ({ dir, since: m.since, binding: m.mounted.binding, maxRequest: m.mounted.maxRequest })).sort((a, b) => a.since - b.since)
   }

@@ -19,7 +19,6 @@ const KiB = 1024
 
 type Blocks = Array<{ cid: CID, bytes: Uint8Array }>
 
-/** A store in a new directory holding `blocks`, committed, open. */
 /** A small tmpfs (unmounted when the test ends) and a block store path on it. */
 async function tmpfsPath (t: CleanupContext, size: string): Promise<{ mnt: string, path: string }> {
   const mnt = join(await tempDir(t), 'small')
@@ -27,6 +26,7 @@ async function tmpfsPath (t: CleanupContext, size: string): Promise<{ mnt: strin
   return { mnt, path: join(mnt, 'blocks') }
 }
 
+/** A store in a new directory holding `blocks`, committed, open. */
 async function storeWith (t: CleanupContext, blocks: Blocks, options: OpenBlockStoreOptions = {}): Promise<{ dir: string, store: PackBlockStore }> {
   const dir = await tempDir(t)
   const store = await openBlockStore(t, dir, options)
