@@ -9,39 +9,20 @@
  *
  * @module
  */
-import { decodeFileNode, fileSizeOf, type RootBlock } from './ranged-reader.js'
+import { fileSizeOf, innerNodeOf, type InnerNode, type LeafSpan, type RootBlock } from './ranged-reader.js'
 import { AbortedError, InvalidBlockError } from '../errors.js'
 import type { BlockGetter } from '../reads/api.js'
+import { code as RAW } from 'multiformats/codecs/raw'
 import type { CID } from 'multiformats/cid'
-
-const RAW = 0x55
 
 /** Inner nodes a layout keeps decoded: enough for ~11 GiB of 1 MiB leaves. */
 const INNER_NODES_KEPT = 64
-
-/** A piece of the file: where it starts, its size, and its leaf or its bytes. */
-export interface LeafSpan {
-  /** File offset of the piece's first byte. */
-  base: number
-  /** Bytes the parent says it holds. */
-  size: number
-  /** A leaf block… */
-  cid?: CID
-  /** …or bytes at hand (the root itself, or data inline in an inner node). */
-  bytes?: Uint8Array
-}
-
-/** A decoded inner node: its inline data and its children with their offsets. */
-interface Inner {
-  data: Uint8Array
-  children: Array<{ base: number, size: number, cid: CID }>
-}
 
 /** The leaves of one file, found by offset. */
 export class FileLayout {
   /** The file's size in bytes. */
   readonly size: number
-  private readonly inner = new Map<string, Inner>()
+  private readonly inner = new Map<string, InnerNode>()
 
   private constructor (private readonly getter: BlockGetter, private readonly root: RootBlock) {
     this.size = fileSizeOf(root)
@@ -84,24 +65,17 @@ export class FileLayout {
     }
   }
 
-  private async innerNode (cid: CID, at: { base: number, size: number }, signal?: AbortSignal): Promise<Inner> {
+  private async innerNode (cid: CID, at: { base: number, size: number }, signal?: AbortSignal): Promise<InnerNode> {
     const key = cid.toString()
     const kept = this.inner.get(key)
     if (kept !== undefined) return kept
     const bytes = cid.equals(this.root.cid) ? this.root.bytes : await this.getter.getBytes(cid, { signal })
-    const { node, unixfs } = decodeFileNode(cid, bytes)
-    const data = unixfs.data ?? new Uint8Array(0)
-    const children: Inner['children'] = []
-    let base = at.base + data.byteLength
-    for (let i = 0; i < node.Links.length; i++) {
-      const size = Number(unixfs.blockSizes[i])
-      children.push({ base, size, cid: node.Links[i].Hash })
-      base += size
-    }
-    if (base - at.base !== at.size) throw new InvalidBlockError(`${key} holds ${base - at.base} bytes but its parent says ${at.size}`)
-    const decoded = { data, children }
-    this.inner.set(key, decoded)
+    const node = innerNodeOf(cid, bytes, at.base)
+    const last = node.children.at(-1)
+    const held = (last === undefined ? at.base + node.data.byteLength : last.base + last.size) - at.base
+    if (held !== at.size) throw new InvalidBlockError(`${key} holds ${held} bytes but its parent says ${at.size}`)
+    this.inner.set(key, node)
     if (this.inner.size > INNER_NODES_KEPT) this.inner.delete(this.inner.keys().next().value as string)
-    return decoded
+    return node
   }
 }

@@ -5,7 +5,8 @@
  */
 export { importContent, KUBO_MAX_CHILDREN, type ImportContentOptions, type ImportedContent, type ImportProgressEvents, type LeafSink } from './import.js'
 export { readContent, resolveEntry, entrySize, type ReadContentOptions } from './export.js'
-export { FileLayout, type LeafSpan } from './file-layout.js'
+export { FileLayout } from './file-layout.js'
+export type { LeafSpan } from './ranged-reader.js'
 export type { BlockGetter } from '../reads/api.js'
 export { buildDirectory, MAX_DIRECTORY_BLOCK } from './directory.js'
 export { parseChunker, formatChunker, createChunker, type ChunkerSpec } from './chunker/index.js'

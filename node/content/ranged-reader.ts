@@ -25,15 +25,39 @@ export interface ReadAhead {
 }
 
 /** A piece of the file: where it starts and how to get its bytes. */
-interface Span {
+export interface LeafSpan {
   /** File offset of the piece's first byte. */
   base: number
   /** Bytes the parent says it holds. */
   size: number
   /** A raw leaf still to be read… */
   cid?: CID
-  /** …or bytes already at hand (data inline in a dag-pb node). */
+  /** …or bytes already at hand (the root itself, or data inline in a dag-pb node). */
   bytes?: Uint8Array
+}
+
+/** A decoded inner node: its inline data, and its children with their file offsets. */
+export interface InnerNode {
+  data: Uint8Array
+  children: Array<LeafSpan & { cid: CID }>
+}
+
+/**
+ * The UnixFS file node `bytes` of `cid`, which starts at file offset `base`:
+ * its inline data and its children, each with the offset and size its
+ * parent gives it.
+ */
+export function innerNodeOf (cid: CID, bytes: Uint8Array, base: number): InnerNode {
+  const { node, unixfs } = decodeFileNode(cid, bytes)
+  const data = unixfs.data ?? new Uint8Array(0)
+  const children: InnerNode['children'] = []
+  let at = base + data.byteLength
+  for (let i = 0; i < node.Links.length; i++) {
+    const size = Number(unixfs.blockSizes[i])
+    children.push({ base: at, size, cid: node.Links[i].Hash })
+    at += size
+  }
+  return { data, children }
 }
 
 /** A file's root block, already read (and hash-checked). */
@@ -74,28 +98,23 @@ export function decodeFileNode (cid: CID, bytes: Uint8Array): { node: dagPb.PBNo
  * order. Walks depth-first with an explicit stack and reads only the internal
  * nodes on the way to the range; leaves are left for the caller to read.
  */
-async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Span> {
-  const stack: Span[] = [{ base: 0, size: Number.MAX_SAFE_INTEGER, cid: root.cid }]
+async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal): AsyncGenerator<LeafSpan> {
+  const stack: LeafSpan[] = [{ base: 0, size: Number.MAX_SAFE_INTEGER, cid: root.cid }]
   while (stack.length > 0) {
     if (signal?.aborted === true) throw new AbortedError('read aborted')
-    const span = stack.pop() as Span
+    const span = stack.pop() as LeafSpan
     const cid = span.cid as CID
     if (cid.code === RAW) {
       yield cid === root.cid ? { ...span, bytes: root.bytes } : span
       continue
     }
     const bytes = cid === root.cid ? root.bytes : await blockstore.getBytes(cid, { signal })
-    const { node, unixfs } = decodeFileNode(cid, bytes)
-    const data = unixfs.data ?? new Uint8Array(0)
-    if (data.byteLength > 0 || node.Links.length === 0) yield { base: span.base, size: data.byteLength, bytes: data }
-    const children: Span[] = []
-    let base = span.base + data.byteLength
-    for (let i = 0; i < node.Links.length; i++) {
-      const size = Number(unixfs.blockSizes[i])
-      if (base < end && base + size > start) children.push({ base, size, cid: node.Links[i].Hash })
-      base += size
+    const { data, children } = innerNodeOf(cid, bytes, span.base)
+    if (data.byteLength > 0 || children.length === 0) yield { base: span.base, size: data.byteLength, bytes: data }
+    for (let i = children.length - 1; i >= 0; i--) {
+      const child = children[i]
+      if (child.base < end && child.base + child.size > start) stack.push(child)
     }
-    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i])
   }
 }
 
@@ -113,7 +132,7 @@ async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: numbe
 export async function * readRange (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal, readAhead: ReadAhead = { blocks: READ_AHEAD, bytes: READ_AHEAD_BYTES }): AsyncGenerator<Uint8Array> {
   if (end <= start) return
   const spans = spansOf(blockstore, root, start, end, signal)
-  const window: Array<{ weight: number, read: Promise<{ span: Span, bytes: Uint8Array }> }> = []
+  const window: Array<{ weight: number, read: Promise<{ span: LeafSpan, bytes: Uint8Array }> }> = []
   /** Declared bytes of the leaves in `window`. */
   let ahead = 0
   let exhausted = false
@@ -135,7 +154,7 @@ export async function * readRange (blockstore: BlockGetter, root: RootBlock, sta
   try {
     await refill()
     while (window.length > 0) {
-      const next = window.shift() as { weight: number, read: Promise<{ span: Span, bytes: Uint8Array }> }
+      const next = window.shift() as { weight: number, read: Promise<{ span: LeafSpan, bytes: Uint8Array }> }
       ahead -= next.weight
       const { span, bytes } = await next.read
       // blocks read ahead may all be in already: an aborted read still stops here, not at the end of the file
