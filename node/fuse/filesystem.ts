@@ -115,7 +115,7 @@ class Staged {
 
 type Handle =
   | { kind: 'staged', staged: Staged, writable: boolean }
-  | { kind: 'read', reader: HandleReader, size: number, places?: RecordPlaces }
+  | { kind: 'read', reader: HandleReader, places?: RecordPlaces }
   | { kind: 'cached', content: CachedContent }
 
 /** The namespace as a file system, with this node's writes in progress on top. */
@@ -214,7 +214,7 @@ export class ShoalFilesystem {
       const cached = await this.options.cache?.open(entry.cid)
       if (cached !== undefined) return this.addHandle({ kind: 'cached', content: cached })
       const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }))
-      return this.addHandle({ kind: 'read', reader, size: entry.size, places: this.placesOf(entry) })
+      return this.addHandle({ kind: 'read', reader, places: this.placesOf(entry) })
     }
     return await this.locks.run([path], async () => {
       const s = await this.stageForWrite(path, truncate)
@@ -258,9 +258,7 @@ export class ShoalFilesystem {
   async places (fh: number, length: number, offset: number): Promise<RecordPlace[] | undefined> {
     const h = this.handle(fh)
     if (h.kind !== 'read' || h.places === undefined) return undefined
-    const end = Math.min(offset + length, h.size)
-    if (end <= offset) return undefined
-    const places = await h.places.places(offset, end - offset).catch(() => undefined)
+    const places = await h.places.places(offset, length).catch(() => undefined)
     if (places !== undefined) this.placedReads++
     return places
   }
@@ -496,21 +494,7 @@ export class ShoalFilesystem {
   private placesOf (entry: Entry & { type: 'file' }): RecordPlaces | undefined {
     const { blockstore, files } = this.components
     if (blockstore?.locate === undefined || blockstore.holdPack === undefined) return undefined
-    let layout: ReturnType<Files['layoutOf']> | undefined
-    return new RecordPlaces({
-      blockstore,
-      layout: {
-        spans: async (start, end, signal) => {
-          if (layout === undefined) {
-            const opening = files.layoutOf(entry)
-            layout = opening
-            // a layout that failed to open is tried again by the next read
-            opening.catch(() => { if (layout === opening) layout = undefined })
-          }
-          return await (await layout).spans(start, end, signal)
-        }
-      }
-    })
+    return new RecordPlaces({ blockstore, openLayout: async () => await files.layoutOf(entry) })
   }
 
   // --------------------------------------------------------- lifecycle

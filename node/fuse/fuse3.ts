@@ -23,7 +23,7 @@ import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import type { FuseOps, FuseStat, FuseStatfs } from './adapter.js'
-import { MAX_PLACES, packPlaces } from './record-places.js'
+import { MAX_MULTIHASH, MAX_PLACES, packPlaces } from './record-places.js'
 
 /** Where `npm run build:fuse3` puts the addon (from dist/node/fuse/ or node/fuse/). */
 const ADDON_URL = new URL('../../../native/fuse3/build/Release/fuse3.node', import.meta.url)
@@ -106,19 +106,14 @@ type Signal = (res: number, ...values: unknown[]) => void
 /** A read answered with the places of its bytes (`fuse3_signal_read_places`; record-places.ts). */
 type PlacesSignal = (count: number, packed: Buffer, buffer: ArrayBuffer) => void
 
-/** An addon without `fuse3_signal_read_places`: reads are answered with bytes. */
-const noPlaces: PlacesSignal = () => { throw new Error('this build of the binding takes no record places') }
-
-/** The binding's bound on a place's multihash (its `FUSE3_MAX_MULTIHASH`; `MAX_PLACES` is its `FUSE3_MAX_PLACES`). */
-const MAX_MULTIHASH = 64
-
 const EIO = -5
 
 /**
  * How each operation's arguments (after the locals block and the opcode)
- * reach the ops table, and which values its answer carries.
+ * reach the ops table, and which values its answer carries. A read may be
+ * answered with places (`replyPlaces`) when the addon takes them.
  */
-function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPlaces: PlacesSignal = noPlaces): void {
+function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPlaces?: PlacesSignal): void {
   const o = ops as Required<FuseOps>
   const done = (err: number): void => { reply(err) }
   switch (name) {
@@ -129,10 +124,10 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPl
     case 'create': o.create(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
     case 'read': o.read(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, (result, places) => {
       if (places === undefined) reply(result, 0, args[2].buffer)
-      else if (places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places, MAX_MULTIHASH), args[2].buffer)
+      else if (replyPlaces !== undefined && places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places), args[2].buffer)
       // never answered as a short read: the kernel would take it for the end of the file
       else reply(EIO, 0, args[2].buffer)
-    }, { places: args[6] !== true && replyPlaces !== noPlaces, retried: args[6] === true }); return
+    }, { places: args[6] !== true && replyPlaces !== undefined, retried: args[6] === true }); return
     case 'write': o.write(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, result => { reply(result, 0, args[2].buffer) }); return
     case 'flush': o.flush(args[0], args[1], done); return
     case 'fsync': o.fsync(args[0], args[1], args[2], done); return
@@ -199,15 +194,17 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
         signal(block, res, ...values)
         if (name === 'init') initialised?.()
       }
-      const replyPlaces: PlacesSignal = (count, packed, buffer) => {
-        if (answered) return
-        answered = true
-        if (timer !== undefined) clearTimeout(timer)
-        placesSignal?.(block, count, packed, buffer)
-      }
+      const replyPlaces: PlacesSignal | undefined = placesSignal === undefined
+        ? undefined
+        : (count, packed, buffer) => {
+            if (answered) return
+            answered = true
+            if (timer !== undefined) clearTimeout(timer)
+            placesSignal(block, count, packed, buffer)
+          }
       if (implemented[op] === 0) { reply(ENOSYS, ...failed(name, args)); return }
       if (bound !== false) timer = setTimeout(() => { reply(ETIMEDOUT, ...failed(name, args)) }, bound)
-      callOp(ops, name, reply, args, placesSignal === undefined ? noPlaces : replyPlaces)
+      callOp(ops, name, reply, args, replyPlaces)
     }
   }
   // a FUSE thread's block: the addon holds a reference to it

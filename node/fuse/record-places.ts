@@ -31,12 +31,16 @@ export interface RecordPlace {
 
 /** What {@link RecordPlaces} reads. */
 export interface RecordPlacesComponents {
-  layout: Pick<FileLayout, 'spans'>
+  /** Opens the file's layout; asked at the first read (again after a failure). */
+  openLayout: () => Promise<Pick<FileLayout, 'spans' | 'size'>>
   blockstore: Pick<BlockStore, 'locate' | 'holdPack'>
 }
 
 /** Most places in one answer (the binding's `FUSE3_MAX_PLACES`). */
 export const MAX_PLACES = 32
+
+/** Longest multihash a place carries (the binding's `FUSE3_MAX_MULTIHASH`). */
+export const MAX_MULTIHASH = 64
 
 /** Leaf locations a handle keeps (a sequential read asks for each leaf about twice). */
 const LOCATIONS_KEPT = 64
@@ -45,20 +49,25 @@ const LOCATIONS_KEPT = 64
 export class RecordPlaces {
   private readonly held = new Map<number, Promise<HeldPack>>()
   private readonly locations = new Map<number, RecordLocation | null>()
+  private layout: Promise<Pick<FileLayout, 'spans' | 'size'>> | undefined
   private closed = false
 
   constructor (private readonly components: RecordPlacesComponents) {}
 
   /**
-   * The places of `[offset, offset + length)` (clipped to the file by the
-   * caller), or undefined when some leaf under it is not a committed record
-   * here.
+   * The places of `[offset, offset + length)` clipped to the file, or
+   * undefined when the range is empty or some leaf under it is not a
+   * committed record here.
+   *
+   * @throws what opening the file's layout throws
    */
   async places (offset: number, length: number, signal?: AbortSignal): Promise<RecordPlace[] | undefined> {
     const { blockstore } = this.components
     if (blockstore.locate === undefined || blockstore.holdPack === undefined || this.closed) return undefined
-    const end = offset + length
-    const spans = await this.components.layout.spans(offset, end, signal)
+    const layout = await this.openLayout()
+    const end = Math.min(offset + length, layout.size)
+    if (end <= offset) return undefined
+    const spans = await layout.spans(offset, end, signal)
     if (spans.length === 0 || spans.length > MAX_PLACES) return undefined
     const out: RecordPlace[] = []
     for (const span of spans) {
@@ -77,6 +86,16 @@ export class RecordPlaces {
       out.push({ fd: pack.fd, recordOffset: loc.offset, recordLength: loc.length, from: loc.bytesAt + from - span.base, length: to - from, to: from - offset, multihash: span.cid.multihash.bytes })
     }
     return out
+  }
+
+  /** The file's layout, opened once (a failed open is tried again by the next read). */
+  private async openLayout (): Promise<Pick<FileLayout, 'spans' | 'size'>> {
+    if (this.layout === undefined) {
+      const opening = this.components.openLayout()
+      this.layout = opening
+      opening.catch(() => { if (this.layout === opening) this.layout = undefined })
+    }
+    return await this.layout
   }
 
   /** Let go of the packs held (the handle is released). */
@@ -105,7 +124,7 @@ export class RecordPlaces {
 }
 
 /** The places packed as the binding reads them: 24 uint32s each (native/fuse3/fuse3.c, `fuse3_signal_read_places`). */
-export function packPlaces (places: readonly RecordPlace[], maxMultihash: number): Buffer {
+export function packPlaces (places: readonly RecordPlace[]): Buffer {
   const ints = new Uint32Array(places.length * 24)
   places.forEach((p, i) => {
     const at = i * 24
@@ -117,7 +136,7 @@ export function packPlaces (places: readonly RecordPlace[], maxMultihash: number
     ints[at + 5] = p.length
     ints[at + 6] = p.to
     ints[at + 7] = p.multihash.byteLength
-    new Uint8Array(ints.buffer, (at + 8) * 4, maxMultihash).set(p.multihash.subarray(0, maxMultihash))
+    new Uint8Array(ints.buffer, (at + 8) * 4, MAX_MULTIHASH).set(p.multihash.subarray(0, MAX_MULTIHASH))
   })
   return Buffer.from(ints.buffer)
 }
