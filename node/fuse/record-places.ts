@@ -12,6 +12,7 @@
  * @module
  */
 import type { FileLayout } from '../content/file-layout.js'
+import type { LeafSpan } from '../content/ranged-reader.js'
 import type { BlockStore, HeldPack, RecordLocation } from '../blocks/index.js'
 
 /** One piece of a read's answer, as the binding takes it. */
@@ -42,13 +43,18 @@ export const MAX_PLACES = 32
 /** Longest multihash a place carries (the binding's `FUSE3_MAX_MULTIHASH`). */
 export const MAX_MULTIHASH = 64
 
-/** Leaf locations a handle keeps (a sequential read asks for each leaf about twice). */
+/** Leaf locations a handle keeps (a sequential read asks for each leaf about twice, and they are looked up ahead). */
 const LOCATIONS_KEPT = 64
+
+/** How far past a read its records are looked up ahead of the next reads (about 8 leaves of the default chunker). */
+const WARM_AHEAD_BYTES = 8 * 1024 * 1024
 
 /** The record places of one open file's reads. */
 export class RecordPlaces {
   private readonly held = new Map<number, Promise<HeldPack>>()
-  private readonly locations = new Map<number, RecordLocation | null>()
+  private readonly locations = new Map<number, Promise<RecordLocation | null>>()
+  private warming = false
+  private warmed = { from: 0, to: 0 }
   private layout: Promise<Pick<FileLayout, 'spans' | 'size'>> | undefined
   private closed = false
 
@@ -69,16 +75,12 @@ export class RecordPlaces {
     if (end <= offset) return undefined
     const spans = await layout.spans(offset, end, signal)
     if (spans.length === 0 || spans.length > MAX_PLACES) return undefined
+    const locations = await this.locateAll(spans)
+    this.warm(layout, end)
     const out: RecordPlace[] = []
-    for (const span of spans) {
-      if (span.cid === undefined) return undefined
-      let loc = this.locations.get(span.base)
-      if (loc === undefined) {
-        loc = await blockstore.locate(span.cid) ?? null
-        this.locations.set(span.base, loc)
-        if (this.locations.size > LOCATIONS_KEPT) this.locations.delete(this.locations.keys().next().value as number)
-      }
-      if (loc === null || loc.length - loc.bytesAt !== span.size) return undefined
+    for (const [i, span] of spans.entries()) {
+      const loc = locations[i]
+      if (span.cid === undefined || loc === null || loc.length - loc.bytesAt !== span.size) return undefined
       const pack = await this.hold(loc.pack)
       if (pack === undefined) return undefined
       const from = Math.max(offset, span.base)
@@ -86,6 +88,41 @@ export class RecordPlaces {
       out.push({ fd: pack.fd, recordOffset: loc.offset, recordLength: loc.length, from: loc.bytesAt + from - span.base, length: to - from, to: from - offset, multihash: span.cid.multihash.bytes })
     }
     return out
+  }
+
+  /** The record of each span (null: not a committed record here), kept for the next reads and looked up at once. */
+  private async locateAll (spans: readonly LeafSpan[]): Promise<Array<RecordLocation | null>> {
+    const { blockstore } = this.components
+    return await Promise.all(spans.map(async span => {
+      if (span.cid === undefined || blockstore.locate === undefined) return null
+      let loc = this.locations.get(span.base)
+      if (loc === undefined) {
+        loc = blockstore.locate(span.cid).then(l => l ?? null)
+        this.locations.set(span.base, loc)
+        loc.catch(() => { this.locations.delete(span.base) })
+        if (this.locations.size > LOCATIONS_KEPT) this.locations.delete(this.locations.keys().next().value as number)
+      }
+      return await loc
+    }))
+  }
+
+  /**
+   * Look up the records of the bytes after `from` ahead of their reads, and
+   * hold their packs: a sequential reader's next requests then find every
+   * answer here and are answered without waiting on the index. One lookup at
+   * a time; a failure is left for the read itself to meet.
+   */
+  private warm (layout: Pick<FileLayout, 'spans' | 'size'>, from: number): void {
+    const to = Math.min(from + WARM_AHEAD_BYTES, layout.size)
+    if (this.warming || this.closed || to <= from || (from >= this.warmed.from && to <= this.warmed.to)) return
+    const start = from >= this.warmed.from && from < this.warmed.to ? this.warmed.to : from
+    this.warming = true
+    void (async () => {
+      const spans = await layout.spans(start, to)
+      const locations = await this.locateAll(spans)
+      for (const pack of new Set(locations.map(l => l?.pack))) if (pack !== undefined) await this.hold(pack)
+      this.warmed = { from, to }
+    })().catch(() => {}).finally(() => { this.warming = false })
   }
 
   /** The file's layout, opened once (a failed open is tried again by the next read). */
