@@ -9,6 +9,9 @@
  * @module
  */
 
+import { ERRNO } from './errno.js'
+import { ErrnoError } from './errors.js'
+
 /** Opens the file's content at `offset` (to its end). */
 export type OpenStream = (offset: number, signal: AbortSignal) => AsyncIterable<Uint8Array>
 
@@ -54,12 +57,16 @@ export class HandleReader {
 
   /** Stop the stream (the handle is released). */
   close (): void {
+    this.dropStream()
+    this.segments.length = 0
+    this.kept = 0
+  }
+
+  private dropStream (): void {
     this.controller?.abort()
     const it = this.iterator
     this.iterator = undefined
     if (it?.return !== undefined) it.return(undefined).catch(() => {})
-    this.segments.length = 0
-    this.kept = 0
   }
 
   private async readNow (out: Uint8Array, length: number, offset: number): Promise<number> {
@@ -68,14 +75,21 @@ export class HandleReader {
     let at = this.copyKept(out, offset, offset, end)
     if (at >= end) return end - offset
     if (this.iterator === undefined || at < this.position || at - this.position > this.skipAhead) this.restart(at)
-    while (at < end) {
-      const step = await (this.iterator as AsyncIterator<Uint8Array>).next()
-      if (step.done === true) break
-      const chunk = step.value
-      const start = this.position
-      this.position += chunk.byteLength
-      this.remember({ start, bytes: chunk })
-      if (this.position > at) at = this.copyKept(out, offset, at, end)
+    try {
+      while (at < end) {
+        const step = await (this.iterator as AsyncIterator<Uint8Array>).next()
+        // the file has `size` bytes: a stream that ends before is a failure, never the end of the file
+        if (step.done === true) throw new ErrnoError(ERRNO.EIO, `the file's content ended at byte ${this.position} of ${this.size}`)
+        const chunk = step.value
+        const start = this.position
+        this.position += chunk.byteLength
+        this.remember({ start, bytes: chunk })
+        if (this.position > at) at = this.copyKept(out, offset, at, end)
+      }
+    } catch (err) {
+      // a stream that failed yields nothing more: the next read starts a new one
+      this.dropStream()
+      throw err
     }
     return at - offset
   }

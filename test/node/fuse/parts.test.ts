@@ -57,6 +57,37 @@ describe('HandleReader', () => {
     assert.deepEqual(src.opened, [0])
   })
 
+  it('a stream that fails fails its read, and the next read starts a new stream rather than taking the dead one for the end', async () => {
+    const opened: number[] = []
+    let failAt: number | undefined = 1024 * 1024
+    const open = (offset: number): AsyncIterable<Uint8Array> => {
+      opened.push(offset)
+      return (async function * () {
+        for (let at = offset; at < bytes.length; at += 65536) {
+          if (failAt !== undefined && at >= failAt) throw new Error('a block failed its check')
+          yield bytes.subarray(at, Math.min(at + 65536, bytes.length))
+        }
+      })()
+    }
+    const reader = new HandleReader(bytes.length, open)
+    const buf = Buffer.alloc(131072)
+    assert.equal(await reader.read(buf, 131072, 0), 131072)
+    await assert.rejects(reader.read(buf, 131072, 1024 * 1024), /failed its check/)
+    await assert.rejects(reader.read(buf, 131072, 1024 * 1024), /failed its check/, 'the same read fails again: it is never an empty answer (end of file)')
+    failAt = undefined
+    assert.equal(await reader.read(buf, 131072, 1024 * 1024), 131072, 'once the block reads, so does the file')
+    assert.deepEqual(buf, bytes.subarray(1024 * 1024, 1024 * 1024 + 131072))
+    assert.deepEqual(opened, [0, 1024 * 1024, 1024 * 1024])
+    reader.close()
+  })
+
+  it('a stream that ends before the file\'s size fails the read with EIO, not a short answer', async () => {
+    const reader = new HandleReader(bytes.length, () => (async function * () { yield bytes.subarray(0, 1000) })())
+    const buf = Buffer.alloc(4096)
+    await assert.rejects(reader.read(buf, 4096, 0), (err: unknown) => errnoOf(err) === ERRNO.EIO)
+    reader.close()
+  })
+
   it('starts a new stream on a real seek, backwards or far ahead', async () => {
     const src = source(bytes, 64 * 1024)
     const reader = new HandleReader(bytes.length, src.open, { skipAhead: 1024 * 1024, keep: 256 * 1024 })
