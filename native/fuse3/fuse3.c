@@ -209,6 +209,7 @@ typedef struct {
 
 static pthread_key_t thread_locals_key;
 static fuse3_locals_t* get_thread_locals ();
+static void forget_places (void *mount, uint64_t fh);
 
 static uint64_t uint32s_to_uint64 (uint32_t **ints) {
   uint64_t low = *((*ints)++);
@@ -321,6 +322,7 @@ FUSE3_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2],
 FUSE3_METHOD_VOID(release, 2, 0, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
+  if (info != NULL) forget_places(fuse_get_context()->private_data, info->fh);
 }, {
   FUSE3_PATH_ARGV(2)
   FUSE3_FH_ARGV(3)
@@ -594,7 +596,6 @@ static int read_record (fuse3_place_t *e, char **data, size_t *cap) {
     *cap = e->record_length;
   }
   size_t got = 0;
-  posix_fadvise(e->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   while (got < e->record_length) {
     ssize_t n = pread(e->fd, *data + got, e->record_length - got, e->record_offset + got);
     if (n < 0 && errno == EINTR) continue;
@@ -634,6 +635,94 @@ static int fuse3_read_places (fuse3_locals_t *l, char *buf, size_t len) {
     slot_release(slot);
   }
   return (int) total;
+}
+
+/*
+ * Places answered ahead, per open file. JavaScript may answer a read with
+ * the places of more bytes than it asked for: those of the records that
+ * follow, which it has looked up already (record-places.ts). They are kept
+ * here for the file handle, and a later read of that handle that lies wholly
+ * within them is answered on its FUSE thread without asking JavaScript: a
+ * sequential reader then waits on the event loop once per several requests,
+ * not once per request. The places stay valid while the handle is open:
+ * JavaScript holds their pack files until the handle's release, which drops
+ * them here first; a place that fails its check drops them too, and the read
+ * is asked of JavaScript again. Keyed by mount and handle number, as two
+ * mounts number their handles apart.
+ */
+#define PLACE_CACHE 64
+typedef struct {
+  void *mount;
+  uint64_t fh;
+  int used;
+  /* the file's bytes [start, end) are at the places, whose `to` counts from start */
+  int64_t start;
+  int64_t end;
+  uint32_t n;
+  fuse3_place_t places[FUSE3_MAX_PLACES];
+} fuse3_place_cache_t;
+static fuse3_place_cache_t place_cache[PLACE_CACHE];
+static uv_mutex_t place_cache_mut;
+
+/* The places of the file's bytes [off, off + len) within `n` places of the bytes from `start`, into `out`: their count. */
+static uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_t off, size_t len, fuse3_place_t *out) {
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int64_t lo = start + in[i].to, hi = lo + in[i].length;
+    if (lo < off) lo = off;
+    if (hi > off + (int64_t) len) hi = off + (int64_t) len;
+    if (hi <= lo) continue;
+    out[count] = in[i];
+    out[count].from = in[i].from + (uint32_t) (lo - (start + in[i].to));
+    out[count].length = (uint32_t) (hi - lo);
+    out[count].to = (uint32_t) (lo - off);
+    count++;
+  }
+  return count;
+}
+
+/* Keep the places of [start, end) for handle `fh` of `mount`. */
+static void remember_places (void *mount, uint64_t fh, int64_t start, const fuse3_place_t *places, uint32_t n) {
+  int64_t end = start;
+  for (uint32_t i = 0; i < n; i++) if (start + places[i].to + places[i].length > end) end = start + places[i].to + places[i].length;
+  uv_mutex_lock(&place_cache_mut);
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  c->mount = mount;
+  c->fh = fh;
+  c->used = 1;
+  c->start = start;
+  c->end = end;
+  c->n = n;
+  memcpy(c->places, places, n * sizeof(fuse3_place_t));
+  uv_mutex_unlock(&place_cache_mut);
+}
+
+/* The places of [off, off + len) of handle `fh` into `l->places` when they are all kept: 1, else 0. */
+static int recall_places (fuse3_locals_t *l, void *mount, uint64_t fh, int64_t off, size_t len) {
+  int found = 0;
+  uv_mutex_lock(&place_cache_mut);
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  if (c->used && c->mount == mount && c->fh == fh && off >= c->start && off + (int64_t) len <= c->end) {
+    l->places_n = clip_places(c->places, c->n, c->start, off, len, l->places);
+    found = l->places_n > 0;
+  }
+  uv_mutex_unlock(&place_cache_mut);
+  return found;
+}
+
+/* Drop what is kept for handle `fh` of `mount` (released, or a place failed). */
+static void forget_places (void *mount, uint64_t fh) {
+  uv_mutex_lock(&place_cache_mut);
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  if (c->mount == mount && c->fh == fh) c->used = 0;
+  uv_mutex_unlock(&place_cache_mut);
+}
+
+/* Drop everything kept for `mount` (its loop ended). */
+static void forget_mount_places (void *mount) {
+  uv_mutex_lock(&place_cache_mut);
+  for (int i = 0; i < PLACE_CACHE; i++) if (place_cache[i].mount == mount) place_cache[i].used = 0;
+  uv_mutex_unlock(&place_cache_mut);
 }
 
 static void fuse3_dispatch_read (uv_async_t* handle, fuse3_locals_t* l, fuse3_thread_t* ft) {
@@ -702,7 +791,14 @@ NAPI_METHOD(fuse3_signal_read_places) {
 
 static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
   fuse3_locals_t *l = get_thread_locals();
+  void *mount = fuse_get_context()->private_data;
   l->read_slow = 0;
+  if (info != NULL && recall_places(l, mount, info->fh, offset, len)) {
+    int got = fuse3_read_places(l, buf, len);
+    if (got >= 0) return got;
+    forget_places(mount, info->fh);
+    l->read_slow = 1;
+  }
   for (;;) {
     l->op = op_read;
     l->op_fn = fuse3_dispatch_read;
@@ -716,8 +812,12 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
     uv_sem_wait(&(l->sem));
     if (l->places_n == 0) return l->res;
     if (l->read_slow) return -EIO;
+    /* places past the request are kept for the handle's next reads */
+    if (info != NULL) remember_places(mount, info->fh, offset, l->places, l->places_n);
+    l->places_n = clip_places(l->places, l->places_n, offset, offset, len, l->places);
     int got = fuse3_read_places(l, buf, len);
     if (got >= 0) return got;
+    if (info != NULL) forget_places(mount, info->fh);
     l->read_slow = 1;
   }
 }
@@ -1005,6 +1105,7 @@ static fuse3_locals_t* get_thread_locals () {
 static void* start_fuse_thread (void *data) {
   fuse3_thread_t *ft = (fuse3_thread_t *) data;
   fuse_loop_mt(ft->fuse, 0);
+  forget_mount_places(ft);
   fuse_unmount(ft->fuse);
   fuse_destroy(ft->fuse);
   return NULL;
@@ -1126,6 +1227,7 @@ NAPI_INIT() {
   crc32c_init_table();
   uv_mutex_init(&record_slots_mut);
   uv_cond_init(&record_slots_cond);
+  uv_mutex_init(&place_cache_mut);
 #if defined(__x86_64__)
   __builtin_cpu_init();
   crc32c_has_hw = __builtin_cpu_supports("sse4.2");

@@ -13,6 +13,7 @@
  */
 import type { FileLayout } from '../content/file-layout.js'
 import type { LeafSpan } from '../content/ranged-reader.js'
+import type { CID } from 'multiformats/cid'
 import type { BlockStore, HeldPack, RecordLocation } from '../blocks/index.js'
 
 /** One piece of a read's answer, as the binding takes it. */
@@ -44,15 +45,28 @@ export const MAX_PLACES = 32
 export const MAX_MULTIHASH = 64
 
 /** Leaf locations a handle keeps (a sequential read asks for each leaf about twice, and they are looked up ahead). */
-const LOCATIONS_KEPT = 64
+const LOCATIONS_KEPT = 256
 
-/** How far past a read its records are looked up ahead of the next reads (about 8 leaves of the default chunker). */
-const WARM_AHEAD_BYTES = 8 * 1024 * 1024
+/**
+ * How far past a read its records are looked up ahead of the next reads:
+ * twice {@link ANSWER_AHEAD_BYTES}, so that when the binding comes back
+ * after serving the places it was given, the next stretch is known already.
+ */
+const WARM_AHEAD_BYTES = 48 * 1024 * 1024
+
+/** How far past a read an answer places the bytes that follow, for the binding to serve the next reads itself. */
+const ANSWER_AHEAD_BYTES = 24 * 1024 * 1024
+
+/** A leaf's record as looked up: pending, then known (null: not a committed record here). */
+interface Located { promise: Promise<RecordLocation | null>, known?: RecordLocation | null }
+
+/** A pack held for the handle: opening, then open. */
+interface Held { promise: Promise<HeldPack>, open?: HeldPack }
 
 /** The record places of one open file's reads. */
 export class RecordPlaces {
-  private readonly held = new Map<number, Promise<HeldPack>>()
-  private readonly locations = new Map<number, Promise<RecordLocation | null>>()
+  private readonly held = new Map<number, Held>()
+  private readonly locations = new Map<number, Located>()
   private warming = false
   private warmed = { from: 0, to: 0 }
   private layout: Promise<Pick<FileLayout, 'spans' | 'size'>> | undefined
@@ -63,7 +77,10 @@ export class RecordPlaces {
   /**
    * The places of `[offset, offset + length)` clipped to the file, or
    * undefined when the range is empty or some leaf under it is not a
-   * committed record here.
+   * committed record here. The places of the bytes that follow (up to
+   * {@link ANSWER_AHEAD_BYTES} and {@link MAX_PLACES} in all) come after
+   * them when their records are known here already: the binding keeps those
+   * for the handle's next reads. Looking them up never delays the answer.
    *
    * @throws what opening the file's layout throws
    */
@@ -80,12 +97,18 @@ export class RecordPlaces {
     const out: RecordPlace[] = []
     for (const [i, span] of spans.entries()) {
       const loc = locations[i]
-      if (span.cid === undefined || loc === null || loc.length - loc.bytesAt !== span.size) return undefined
-      const pack = await this.hold(loc.pack)
-      if (pack === undefined) return undefined
-      const from = Math.max(offset, span.base)
-      const to = Math.min(end, span.base + span.size)
-      out.push({ fd: pack.fd, recordOffset: loc.offset, recordLength: loc.length, from: loc.bytesAt + from - span.base, length: to - from, to: from - offset, multihash: span.cid.multihash.bytes })
+      const pack = loc === null || loc.length - loc.bytesAt !== span.size ? undefined : await this.hold(loc.pack)
+      if (span.cid === undefined || loc === null || pack === undefined) return undefined
+      out.push(placeOf({ ...span, cid: span.cid, loc, pack }, { start: offset, end, answerAt: offset }))
+    }
+    // the bytes after: only what is known and open already
+    const aheadEnd = Math.min(end + ANSWER_AHEAD_BYTES, layout.size)
+    const ahead = aheadEnd > end ? await layout.spans(end, aheadEnd, signal) : []
+    for (const span of ahead) {
+      const loc = this.locations.get(span.base)?.known
+      const pack = loc === undefined || loc === null ? undefined : this.held.get(loc.pack)?.open
+      if (out.length >= MAX_PLACES || span.cid === undefined || loc === undefined || loc === null || pack === undefined || loc.length - loc.bytesAt !== span.size || this.closed) break
+      out.push(placeOf({ ...span, cid: span.cid, loc, pack }, { start: end, end: aheadEnd, answerAt: offset }))
     }
     return out
   }
@@ -95,22 +118,23 @@ export class RecordPlaces {
     const { blockstore } = this.components
     return await Promise.all(spans.map(async span => {
       if (span.cid === undefined || blockstore.locate === undefined) return null
-      let loc = this.locations.get(span.base)
-      if (loc === undefined) {
-        loc = blockstore.locate(span.cid).then(l => l ?? null)
-        this.locations.set(span.base, loc)
-        loc.catch(() => { this.locations.delete(span.base) })
+      let located = this.locations.get(span.base)
+      if (located === undefined) {
+        const entry: Located = { promise: blockstore.locate(span.cid).then(l => l ?? null) }
+        entry.promise.then(l => { entry.known = l }, () => { this.locations.delete(span.base) })
+        this.locations.set(span.base, entry)
         if (this.locations.size > LOCATIONS_KEPT) this.locations.delete(this.locations.keys().next().value as number)
+        located = entry
       }
-      return await loc
+      return await located.promise
     }))
   }
 
   /**
    * Look up the records of the bytes after `from` ahead of their reads, and
    * hold their packs: a sequential reader's next requests then find every
-   * answer here and are answered without waiting on the index. One lookup at
-   * a time; a failure is left for the read itself to meet.
+   * answer here, and answers place the bytes ahead. One lookup at a time; a
+   * failure is left for the read itself to meet.
    */
   private warm (layout: Pick<FileLayout, 'spans' | 'size'>, from: number): void {
     const to = Math.min(from + WARM_AHEAD_BYTES, layout.size)
@@ -138,7 +162,7 @@ export class RecordPlaces {
   /** Let go of the packs held (the handle is released). */
   close (): void {
     this.closed = true
-    for (const held of this.held.values()) held.then(h => { h.release() }, () => {})
+    for (const held of this.held.values()) held.promise.then(h => { h.release() }, () => {})
     this.held.clear()
     this.locations.clear()
   }
@@ -149,15 +173,26 @@ export class RecordPlaces {
     if (held === undefined) {
       const { blockstore } = this.components
       if (blockstore.holdPack === undefined) return undefined
-      held = blockstore.holdPack(pack)
-      this.held.set(pack, held)
-      held.catch(() => { this.held.delete(pack) })
+      const entry: Held = { promise: blockstore.holdPack(pack) }
+      entry.promise.then(h => { entry.open = h }, () => { this.held.delete(pack) })
+      this.held.set(pack, entry)
+      held = entry
     }
-    const h = await held.catch(() => undefined)
+    const h = await held.promise.catch(() => undefined)
     // released while it opened: let go now
     if (h !== undefined && this.closed) h.release()
     return this.closed ? undefined : h
   }
+}
+
+/** A leaf's record, open: what a place is made of. */
+interface PlacedLeaf { base: number, size: number, cid: CID, loc: RecordLocation, pack: HeldPack }
+
+/** The place of a leaf's bytes within the file's `[start, end)`, in an answer whose first byte is the file's `answerAt`. */
+function placeOf (leaf: PlacedLeaf, taken: { start: number, end: number, answerAt: number }): RecordPlace {
+  const from = Math.max(taken.start, leaf.base)
+  const to = Math.min(taken.end, leaf.base + leaf.size)
+  return { fd: leaf.pack.fd, recordOffset: leaf.loc.offset, recordLength: leaf.loc.length, from: leaf.loc.bytesAt + from - leaf.base, length: to - from, to: from - taken.answerAt, multihash: leaf.cid.multihash.bytes }
 }
 
 /** The places packed as the binding reads them: 24 uint32s each (native/fuse3/fuse3.c, `fuse3_signal_read_places`). */

@@ -15,7 +15,7 @@ import { parseChunker } from '../../../node/content/index.js'
 import { CID } from 'multiformats/cid'
 import * as dagPb from '@ipld/dag-pb'
 import { tempDir } from '../../helpers/temp.js'
-import { mountTestNode, q, sh, shOk, type TestMount } from './helpers.js'
+import { mountTestNode, python, q, sh, shOk, type TestMount } from './helpers.js'
 
 const TEST = { timeout: 60_000 }
 const LEAF = 262_144
@@ -24,6 +24,53 @@ const LEAF = 262_144
 async function added (m: TestMount, bytes: Uint8Array, path = '/f.bin'): Promise<void> {
   await m.files.add(path, (async function * () { yield bytes })(), { chunker: parseChunker(`size-${LEAF}`) })
   assert.equal(m.service.mounts()[0]?.binding, 'libfuse3', 'the libfuse3 binding serves the mount (built by .ci/run)')
+}
+
+/**
+ * Read `file` through the mount in 1 MiB reads with a pause after the first
+ * (the handle looks up the records ahead meanwhile): the sha-256 of what was
+ * read, or the error that stopped it and the offset it was at.
+ */
+async function pausedRead (file: string): Promise<{ sha?: string, error?: string, at: number }> {
+  const r = await python(`
+import hashlib, json, time
+h = hashlib.sha256()
+at = 0
+try:
+    with open(${JSON.stringify(file)}, 'rb', buffering=0) as f:
+        first = True
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk: break
+            h.update(chunk)
+            at += len(chunk)
+            if first:
+                time.sleep(0.5)
+                first = False
+    print(json.dumps({'sha': h.hexdigest(), 'at': at}))
+except OSError as e:
+    print(json.dumps({'error': e.strerror, 'at': at}))
+`, { timeoutMs: 30_000 })
+  assert.equal(r.code, 0, r.stderr)
+  return JSON.parse(r.stdout)
+}
+
+/** One byte flipped in the pack record of `leaf` (its first 64 bytes identify it), on disk. */
+async function flipRecordOf (m: TestMount, leaf: Uint8Array): Promise<void> {
+  const packs = join(m.blocks, 'packs')
+  let flipped = false
+  for (const name of await readdir(packs)) {
+    const at = (await readFile(join(packs, name))).indexOf(leaf.subarray(0, 64))
+    if (at < 0) continue
+    const fh = await open(join(packs, name), 'r+')
+    const b = Buffer.alloc(1)
+    await fh.read(b, 0, 1, at + 1000)
+    b[0] ^= 0x01
+    await fh.write(b, 0, 1, at + 1000)
+    await fh.close()
+    flipped = true
+  }
+  assert.ok(flipped, 'the leaf is in a pack')
 }
 
 /** The leaves of the file at `path`, read from the store. */
@@ -54,20 +101,7 @@ describe('FUSE reads placed in pack records', () => {
     const bytes = randomBytes(8 * LEAF)
     await added(m, bytes)
     // one byte of the fourth leaf's record, on disk
-    const packs = join(m.blocks, 'packs')
-    let flipped = false
-    for (const name of await readdir(packs)) {
-      const at = (await readFile(join(packs, name))).indexOf(bytes.subarray(3 * LEAF, 3 * LEAF + 64))
-      if (at < 0) continue
-      const fh = await open(join(packs, name), 'r+')
-      const b = Buffer.alloc(1)
-      await fh.read(b, 0, 1, at + 1000)
-      b[0] ^= 0x01
-      await fh.write(b, 0, 1, at + 1000)
-      await fh.close()
-      flipped = true
-    }
-    assert.ok(flipped, 'the leaf is in a pack')
+    await flipRecordOf(m, bytes.subarray(3 * LEAF, 4 * LEAF))
     await sh('echo 1 > /proc/sys/vm/drop_caches')
     const head = await shOk(`dd if=${q(join(m.dir, 'f.bin'))} bs=${LEAF} count=3 2>/dev/null | sha256sum`)
     assert.equal(head.split(' ')[0], createHash('sha256').update(bytes.subarray(0, 3 * LEAF)).digest('hex'), 'the leaves before it read well')
@@ -77,6 +111,38 @@ describe('FUSE reads placed in pack records', () => {
     assert.match(bad.stderr, /Input\/output error/)
     assert.ok(m.service.retriedReads() > 0, 'the binding refused the record and asked again')
   })
+
+  it('a sequential reader is answered by the binding from the places given ahead, asking JavaScript once every several requests', TEST, async t => {
+    const m = await mountTestNode(t, { places: true })
+    const bytes = randomBytes(16 * 1024 * 1024)
+    await added(m, bytes)
+    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    const before = m.service.placedReads()
+    const read = await pausedRead(join(m.dir, 'f.bin'))
+    assert.equal(read.sha, createHash('sha256').update(bytes).digest('hex'), 'the exact bytes')
+    const asked = m.service.placedReads() - before
+    // 16 requests of 1 MiB; the first few are asked before the records ahead are known, the rest are kept places
+    assert.ok(asked > 0 && asked <= 8, `JavaScript placed ${asked} of the 16 requests`)
+    assert.equal(m.service.retriedReads(), 0)
+  })
+
+  for (const places of [true, false]) {
+    it(`a corrupt leaf in the middle of a sequential read fails it with EIO, never a short file (${places ? 'records placed, kept ahead' : 'read through the block store'})`, TEST, async t => {
+      const m = await mountTestNode(t, { places })
+      const bytes = randomBytes(8 * 1024 * 1024)
+      await added(m, bytes)
+      // leaf 20 of 32 lies 5 MiB in: past the first read and the pause, in the places answered ahead
+      await flipRecordOf(m, bytes.subarray(20 * LEAF, 21 * LEAF))
+      await sh('echo 1 > /proc/sys/vm/drop_caches')
+      const read = await pausedRead(join(m.dir, 'f.bin'))
+      assert.equal(read.sha, undefined, `the read does not complete (it read ${read.at} bytes as if the file ended there)`)
+      assert.match(read.error ?? '', /Input\/output error/)
+      assert.ok(read.at <= 20 * LEAF, `nothing past the corrupt leaf was read (stopped at ${read.at})`)
+      if (places) assert.ok(m.service.retriedReads() > 0, 'the binding refused the record and asked again')
+      // the file still has its size: the failure did not shorten it for the kernel
+      assert.equal((await shOk(`stat -c %s ${q(join(m.dir, 'f.bin'))}`)).trim(), String(bytes.length))
+    })
+  }
 
   it('a handle reading while compaction moves its records and removes their pack keeps reading the right bytes', TEST, async t => {
     const m = await mountTestNode(t, { places: true })
