@@ -39,6 +39,8 @@
 #include <pthread.h>
 #include <sys/mount.h>
 
+#include "records.h"
+
 #define FUSE3_CALLBACK(fn, blk)\
   napi_env env = ft->env;\
   napi_handle_scope scope;\
@@ -148,27 +150,6 @@ typedef struct {
   uv_sem_t sem;
 } fuse3_thread_t;
 
-/* Most record places one read may be answered with (a 1 MiB request over
- * leaves of at least 64 KiB, or fewer: JavaScript answers with bytes then). */
-#define FUSE3_MAX_PLACES 32
-/* Longest multihash a place names. */
-#define FUSE3_MAX_MULTIHASH 64
-
-/* Where part of a read's answer is: a pack record, read and checked here. */
-typedef struct {
-  int32_t fd;
-  /* the record: its offset in the pack file and its length */
-  int64_t record_offset;
-  uint32_t record_length;
-  /* the bytes taken: from this offset of the record, this many, to this offset of the answer */
-  uint32_t from;
-  uint32_t length;
-  uint32_t to;
-  /* the block's multihash, which the record must carry */
-  uint32_t multihash_length;
-  uint8_t multihash[FUSE3_MAX_MULTIHASH];
-} fuse3_place_t;
-
 typedef struct {
   napi_ref self;
   uint32_t op;
@@ -209,7 +190,6 @@ typedef struct {
 
 static pthread_key_t thread_locals_key;
 static fuse3_locals_t* get_thread_locals ();
-static void forget_places (void *mount, uint64_t fh);
 
 static uint64_t uint32s_to_uint64 (uint32_t **ints) {
   uint64_t low = *((*ints)++);
@@ -349,382 +329,6 @@ FUSE3_METHOD_VOID(release, 2, 0, (const char *path, struct fuse_file_info *info)
 
 FUSE3_DATA_METHOD(write, const char *)
 
-/*
- * Reads from pack records.
- *
- * Why: a read of a file this node holds used to go through the event loop
- * twice per request and its bytes through JavaScript: each record read on
- * the thread pool into a new buffer, its crc32c computed on the main thread,
- * then copied into libfuse's buffer. On two cores that main thread was the
- * bound (docs/benchmarks.md, "FUSE"): a FUSE read through the block store ran
- * at ~0.4 x the FUSE ceiling.
- *
- * How: JavaScript may answer a read with the places of its bytes instead of
- * the bytes (fuse3_signal_read_places): for each piece, a pack file's
- * descriptor, the record's offset and length, the range of the record to
- * take and where it goes in the answer, and the block's multihash. This FUSE
- * thread then reads each record whole into its own buffer, checks it as the
- * block store does (its length field, its multihash, its crc32c over bytes
- * [0, 4) and [8, end)) and copies the range into libfuse's buffer. A record
- * that fails any check (or cannot be read) is never served: the read is
- * asked of JavaScript again with `slow` set, and answered through the block
- * store's own read path, which re-fetches or rebuilds the block and replaces
- * the bad copy. JavaScript keeps the descriptors open while its handle is.
- */
-
-/* crc32c (Castagnoli), reflected, as @node-rs/crc32's crc32c(bytes, crc) */
-static uint32_t crc32c_table[256];
-
-static void crc32c_init_table (void) {
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    crc32c_table[i] = c;
-  }
-}
-
-static uint32_t crc32c_soft (uint32_t crc, const uint8_t *p, size_t n) {
-  uint32_t c = ~crc;
-  while (n--) c = crc32c_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-  return ~c;
-}
-
-#if defined(__x86_64__)
-#include <nmmintrin.h>
-/*
- * Hardware crc32c in three independent streams: the crc32 instruction has a
- * latency of three cycles and a throughput of one, so one stream runs at a
- * third of the instruction's speed. Three blocks of equal length are summed
- * at once and their crcs combined by shifting each over the zeros that follow
- * it (the method of zlib's crc32_combine, with the shift for one block length
- * kept in four byte tables).
- */
-#define CRC_LONG 8192
-#define CRC_SHORT 256
-static uint32_t crc32c_long[4][256];
-static uint32_t crc32c_short[4][256];
-
-static uint32_t gf2_matrix_times (const uint32_t *mat, uint32_t vec) {
-  uint32_t sum = 0;
-  while (vec) { if (vec & 1) sum ^= *mat; vec >>= 1; mat++; }
-  return sum;
-}
-
-static void gf2_matrix_square (uint32_t *square, const uint32_t *mat) {
-  for (int n = 0; n < 32; n++) square[n] = gf2_matrix_times(mat, mat[n]);
-}
-
-/* The operator that appends `len` zero bytes to a crc (`len` a power of two). */
-static void crc32c_zeros_op (uint32_t *even, size_t len) {
-  uint32_t odd[32];
-  odd[0] = 0x82F63B78u;
-  uint32_t row = 1;
-  for (int n = 1; n < 32; n++) { odd[n] = row; row <<= 1; }
-  gf2_matrix_square(even, odd); /* two zero bits */
-  gf2_matrix_square(odd, even); /* four */
-  do {
-    gf2_matrix_square(even, odd);
-    len >>= 1;
-    if (len == 0) return;
-    gf2_matrix_square(odd, even);
-    len >>= 1;
-  } while (len);
-  for (int n = 0; n < 32; n++) even[n] = odd[n];
-}
-
-static void crc32c_zeros (uint32_t zeros[][256], size_t len) {
-  uint32_t op[32];
-  crc32c_zeros_op(op, len);
-  for (uint32_t n = 0; n < 256; n++) {
-    zeros[0][n] = gf2_matrix_times(op, n);
-    zeros[1][n] = gf2_matrix_times(op, n << 8);
-    zeros[2][n] = gf2_matrix_times(op, n << 16);
-    zeros[3][n] = gf2_matrix_times(op, n << 24);
-  }
-}
-
-static inline uint32_t crc32c_shift (uint32_t zeros[][256], uint32_t crc) {
-  return zeros[0][crc & 0xff] ^ zeros[1][(crc >> 8) & 0xff] ^ zeros[2][(crc >> 16) & 0xff] ^ zeros[3][crc >> 24];
-}
-
-__attribute__((target("sse4.2")))
-static uint32_t crc32c_hw (uint32_t crc, const uint8_t *p, size_t n) {
-  uint64_t c0 = (uint32_t) ~crc;
-  while (n > 0 && ((uintptr_t) p & 7) != 0) { c0 = _mm_crc32_u8((uint32_t) c0, *p++); n--; }
-  const size_t blocks[2] = { CRC_LONG, CRC_SHORT };
-  for (int b = 0; b < 2; b++) {
-    size_t len = blocks[b];
-    while (n >= len * 3) {
-      uint64_t c1 = 0, c2 = 0;
-      const uint8_t *end = p + len;
-      do {
-        uint64_t v0, v1, v2;
-        memcpy(&v0, p, 8); memcpy(&v1, p + len, 8); memcpy(&v2, p + 2 * len, 8);
-        c0 = _mm_crc32_u64(c0, v0); c1 = _mm_crc32_u64(c1, v1); c2 = _mm_crc32_u64(c2, v2);
-        p += 8;
-      } while (p < end);
-      uint32_t (*zeros)[256] = b == 0 ? crc32c_long : crc32c_short;
-      c0 = crc32c_shift(zeros, (uint32_t) c0) ^ (uint32_t) c1;
-      c0 = crc32c_shift(zeros, (uint32_t) c0) ^ (uint32_t) c2;
-      p += 2 * len;
-      n -= 3 * len;
-    }
-  }
-  while (n >= 8) { uint64_t v; memcpy(&v, p, 8); c0 = _mm_crc32_u64(c0, v); p += 8; n -= 8; }
-  while (n--) c0 = _mm_crc32_u8((uint32_t) c0, *p++);
-  return ~(uint32_t) c0;
-}
-static int crc32c_has_hw = 0;
-#endif
-
-static uint32_t crc32c (uint32_t crc, const uint8_t *p, size_t n) {
-#if defined(__x86_64__)
-  if (crc32c_has_hw) return crc32c_hw(crc, p, n);
-#endif
-  return crc32c_soft(crc, p, n);
-}
-
-static uint32_t le32 (const uint8_t *p) {
-  return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
-}
-
-/*
- * The last records checked, shared by the FUSE threads: the kernel's 1 MiB
- * requests rarely line up with leaves, so most records are asked for by two
- * requests in a row, and those two are usually in flight at once on two
- * threads. A record is read and checked once: the first thread to need it
- * claims a slot and reads into it; a thread that needs a record being read
- * waits for it rather than reading it again (a read of the same bytes twice
- * was a third of the disk reads of a cold sequential read). A slot is
- * matched by descriptor, offset, length and multihash: a descriptor number
- * reused for another pack could only match a record of the same block.
- */
-#define RECORD_SLOTS 8
-#define SLOT_EMPTY 0
-#define SLOT_LOADING 1
-#define SLOT_READY 2
-typedef struct {
-  int32_t fd;
-  int64_t offset;
-  uint32_t length;
-  uint32_t multihash_length;
-  uint8_t multihash[FUSE3_MAX_MULTIHASH];
-  char *data;
-  size_t cap;
-  int state;
-  int refs;
-  uint64_t used;
-} fuse3_record_slot_t;
-static fuse3_record_slot_t record_slots[RECORD_SLOTS];
-static uint64_t record_clock = 0;
-static uv_mutex_t record_slots_mut;
-static uv_cond_t record_slots_cond;
-
-static int slot_matches (fuse3_record_slot_t *slot, fuse3_place_t *e) {
-  return slot->state != SLOT_EMPTY && slot->fd == e->fd && slot->offset == e->record_offset && slot->length == e->record_length &&
-    slot->multihash_length == e->multihash_length && memcmp(slot->multihash, e->multihash, e->multihash_length) == 0;
-}
-
-/*
- * The slot of place `e`'s record, with a reference held: `*load` is set when
- * the caller claimed it and must read it (then settle it with
- * slot_settle), clear when it is ready to copy from. NULL when every slot
- * is in use: the caller reads the record on its own.
- */
-static fuse3_record_slot_t *slot_for (fuse3_place_t *e, int *load) {
-  uv_mutex_lock(&record_slots_mut);
-  for (;;) {
-    fuse3_record_slot_t *hit = NULL;
-    for (int i = 0; i < RECORD_SLOTS; i++) {
-      if (slot_matches(&record_slots[i], e)) { hit = &record_slots[i]; break; }
-    }
-    if (hit != NULL && hit->state == SLOT_LOADING) {
-      hit->refs++;
-      while (hit->state == SLOT_LOADING) uv_cond_wait(&record_slots_cond, &record_slots_mut);
-      hit->refs--;
-      continue; /* ready, or failed: look again */
-    }
-    if (hit != NULL) {
-      hit->refs++;
-      hit->used = ++record_clock;
-      uv_mutex_unlock(&record_slots_mut);
-      *load = 0;
-      return hit;
-    }
-    fuse3_record_slot_t *slot = NULL;
-    for (int i = 0; i < RECORD_SLOTS; i++) {
-      fuse3_record_slot_t *s = &record_slots[i];
-      if (s->refs == 0 && (slot == NULL || s->used < slot->used)) slot = s;
-    }
-    if (slot != NULL) {
-      slot->state = SLOT_LOADING;
-      slot->refs = 1;
-      slot->fd = e->fd;
-      slot->offset = e->record_offset;
-      slot->length = e->record_length;
-      slot->multihash_length = e->multihash_length;
-      memcpy(slot->multihash, e->multihash, e->multihash_length);
-      slot->used = ++record_clock;
-    }
-    uv_mutex_unlock(&record_slots_mut);
-    *load = 1;
-    return slot;
-  }
-}
-
-/* A claimed slot's read is over: ready when `ok` (the caller keeps its reference), empty otherwise. */
-static void slot_settle (fuse3_record_slot_t *slot, int ok) {
-  uv_mutex_lock(&record_slots_mut);
-  slot->state = ok ? SLOT_READY : SLOT_EMPTY;
-  if (!ok) slot->refs--;
-  uv_cond_broadcast(&record_slots_cond);
-  uv_mutex_unlock(&record_slots_mut);
-}
-
-static void slot_release (fuse3_record_slot_t *slot) {
-  uv_mutex_lock(&record_slots_mut);
-  slot->refs--;
-  uv_mutex_unlock(&record_slots_mut);
-}
-
-/* Read the record of place `e` into `*data` (grown as needed) and check it as the block store does: 0 when good. */
-static int read_record (fuse3_place_t *e, char **data, size_t *cap) {
-  if (*cap < e->record_length) {
-    char *grown = realloc(*data, e->record_length);
-    if (grown == NULL) return -1;
-    *data = grown;
-    *cap = e->record_length;
-  }
-  size_t got = 0;
-  while (got < e->record_length) {
-    ssize_t n = pread(e->fd, *data + got, e->record_length - got, e->record_offset + got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    got += (size_t) n;
-  }
-  const uint8_t *r = (const uint8_t *) *data;
-  /* [0,4) bytes' length, [4,8) crc32c, [8] multihash length, then the multihash and the bytes */
-  if (r[8] != e->multihash_length || (uint64_t) 9 + r[8] + le32(r) != e->record_length) return -1;
-  if (memcmp(r + 9, e->multihash, e->multihash_length) != 0) return -1;
-  if (crc32c(crc32c(0, r, 4), r + 8, e->record_length - 8) != le32(r + 4)) return -1;
-  return 0;
-}
-
-/* The answer of a read from its places: its length, or -1 when a place cannot be served. */
-static int fuse3_read_places (fuse3_locals_t *l, char *buf, size_t len) {
-  size_t total = 0;
-  for (uint32_t i = 0; i < l->places_n; i++) {
-    fuse3_place_t *e = &(l->places[i]);
-    if (e->record_length < 9 || e->multihash_length > FUSE3_MAX_MULTIHASH || (uint64_t) e->from + e->length > e->record_length || (uint64_t) e->to + e->length > len) return -1;
-    if (e->to + e->length > total) total = e->to + e->length;
-    int load = 0;
-    fuse3_record_slot_t *slot = slot_for(e, &load);
-    if (slot == NULL) {
-      /* every slot in use: read it alone */
-      if (read_record(e, &l->record, &l->record_cap) != 0) return -1;
-      memcpy(buf + e->to, l->record + e->from, e->length);
-      continue;
-    }
-    if (load) {
-      /* the slot is this thread's alone until settled */
-      int ok = read_record(e, &slot->data, &slot->cap) == 0;
-      slot_settle(slot, ok);
-      if (!ok) return -1;
-    }
-    memcpy(buf + e->to, slot->data + e->from, e->length);
-    slot_release(slot);
-  }
-  return (int) total;
-}
-
-/*
- * Places answered ahead, per open file. JavaScript may answer a read with
- * the places of more bytes than it asked for: those of the records that
- * follow, which it has looked up already (record-places.ts). They are kept
- * here for the file handle, and a later read of that handle that lies wholly
- * within them is answered on its FUSE thread without asking JavaScript: a
- * sequential reader then waits on the event loop once per several requests,
- * not once per request. The places stay valid while the handle is open:
- * JavaScript holds their pack files until the handle's release, which drops
- * them here first; a place that fails its check drops them too, and the read
- * is asked of JavaScript again. Keyed by mount and handle number, as two
- * mounts number their handles apart.
- */
-#define PLACE_CACHE 64
-typedef struct {
-  void *mount;
-  uint64_t fh;
-  int used;
-  /* the file's bytes [start, end) are at the places, whose `to` counts from start */
-  int64_t start;
-  int64_t end;
-  uint32_t n;
-  fuse3_place_t places[FUSE3_MAX_PLACES];
-} fuse3_place_cache_t;
-static fuse3_place_cache_t place_cache[PLACE_CACHE];
-static uv_mutex_t place_cache_mut;
-
-/* The places of the file's bytes [off, off + len) within `n` places of the bytes from `start`, into `out`: their count. */
-static uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_t off, size_t len, fuse3_place_t *out) {
-  uint32_t count = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    int64_t lo = start + in[i].to, hi = lo + in[i].length;
-    if (lo < off) lo = off;
-    if (hi > off + (int64_t) len) hi = off + (int64_t) len;
-    if (hi <= lo) continue;
-    out[count] = in[i];
-    out[count].from = in[i].from + (uint32_t) (lo - (start + in[i].to));
-    out[count].length = (uint32_t) (hi - lo);
-    out[count].to = (uint32_t) (lo - off);
-    count++;
-  }
-  return count;
-}
-
-/* Keep the places of [start, end) for handle `fh` of `mount`. */
-static void remember_places (void *mount, uint64_t fh, int64_t start, const fuse3_place_t *places, uint32_t n) {
-  int64_t end = start;
-  for (uint32_t i = 0; i < n; i++) if (start + places[i].to + places[i].length > end) end = start + places[i].to + places[i].length;
-  uv_mutex_lock(&place_cache_mut);
-  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  c->mount = mount;
-  c->fh = fh;
-  c->used = 1;
-  c->start = start;
-  c->end = end;
-  c->n = n;
-  memcpy(c->places, places, n * sizeof(fuse3_place_t));
-  uv_mutex_unlock(&place_cache_mut);
-}
-
-/* The places of [off, off + len) of handle `fh` into `l->places` when they are all kept: 1, else 0. */
-static int recall_places (fuse3_locals_t *l, void *mount, uint64_t fh, int64_t off, size_t len) {
-  int found = 0;
-  uv_mutex_lock(&place_cache_mut);
-  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  if (c->used && c->mount == mount && c->fh == fh && off >= c->start && off + (int64_t) len <= c->end) {
-    l->places_n = clip_places(c->places, c->n, c->start, off, len, l->places);
-    found = l->places_n > 0;
-  }
-  uv_mutex_unlock(&place_cache_mut);
-  return found;
-}
-
-/* Drop what is kept for handle `fh` of `mount` (released, or a place failed). */
-static void forget_places (void *mount, uint64_t fh) {
-  uv_mutex_lock(&place_cache_mut);
-  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  if (c->mount == mount && c->fh == fh) c->used = 0;
-  uv_mutex_unlock(&place_cache_mut);
-}
-
-/* Drop everything kept for `mount` (its loop ended). */
-static void forget_mount_places (void *mount) {
-  uv_mutex_lock(&place_cache_mut);
-  for (int i = 0; i < PLACE_CACHE; i++) if (place_cache[i].mount == mount) place_cache[i].used = 0;
-  uv_mutex_unlock(&place_cache_mut);
-}
-
 static void fuse3_dispatch_read (uv_async_t* handle, fuse3_locals_t* l, fuse3_thread_t* ft) {
   uint32_t op = op_read;
   FUSE3_CALLBACK(ft->handlers[op], {
@@ -793,8 +397,8 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
   fuse3_locals_t *l = get_thread_locals();
   void *mount = fuse_get_context()->private_data;
   l->read_slow = 0;
-  if (info != NULL && recall_places(l, mount, info->fh, offset, len)) {
-    int got = fuse3_read_places(l, buf, len);
+  if (info != NULL && (l->places_n = recall_places(mount, info->fh, offset, len, l->places)) > 0) {
+    int got = read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap);
     if (got >= 0) return got;
     forget_places(mount, info->fh);
     l->read_slow = 1;
@@ -815,7 +419,7 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
     /* places past the request are kept for the handle's next reads */
     if (info != NULL) remember_places(mount, info->fh, offset, l->places, l->places_n);
     l->places_n = clip_places(l->places, l->places_n, offset, offset, len, l->places);
-    int got = fuse3_read_places(l, buf, len);
+    int got = read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap);
     if (got >= 0) return got;
     if (info != NULL) forget_places(mount, info->fh);
     l->read_slow = 1;
@@ -1224,16 +828,7 @@ NAPI_METHOD(fuse3_conn_info) {
 NAPI_INIT() {
   pthread_key_create(&(thread_locals_key), release_thread_locals);
   uv_mutex_init(&free_locals_mut);
-  crc32c_init_table();
-  uv_mutex_init(&record_slots_mut);
-  uv_cond_init(&record_slots_cond);
-  uv_mutex_init(&place_cache_mut);
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  crc32c_has_hw = __builtin_cpu_supports("sse4.2");
-  crc32c_zeros(crc32c_long, CRC_LONG);
-  crc32c_zeros(crc32c_short, CRC_SHORT);
-#endif
+  records_init();
 
   NAPI_EXPORT_SIZEOF(fuse3_thread_t)
   NAPI_EXPORT_UINT32(OP_COUNT)

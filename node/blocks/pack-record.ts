@@ -18,6 +18,11 @@
  * place is caught on read. The multihash in the record lets a pack be
  * scanned without the index (compaction, recovery).
  *
+ * A second reader of this layout is the libfuse3 binding, which reads and
+ * checks records on its own threads (`native/fuse3/records.c`, `read_record`):
+ * a change here must change it too; `test/node/fuse/places.test.ts` fails if
+ * the two disagree.
+ *
  * @module
  */
 import { crc32c } from '@node-rs/crc32'

@@ -1,7 +1,7 @@
 /**
  * The places of a read's bytes in this node's pack files, for the libfuse3
- * binding to read and check on its own threads (native/fuse3/fuse3.c,
- * "Reads from pack records"): for each leaf under the request, its record
+ * binding to read and check on its own threads (native/fuse3/records.c):
+ * for each leaf under the request, its record
  * (a held pack's descriptor, offset, length), the range of the record the
  * request takes and where it goes in the answer, and the leaf's multihash,
  * which the binding checks the record carries with its crc32c. A request is

@@ -2,8 +2,7 @@
  * Reads of committed files placed in this node's pack records: the libfuse3
  * binding's threads read each record, check its length, multihash and
  * crc32c, and copy the asked range into the kernel's buffer
- * (node/fuse/record-places.ts, native/fuse3/fuse3.c "Reads from pack
- * records"). A real mount, a real block store on disk; the fault is real
+ * (node/fuse/record-places.ts, native/fuse3/records.c). A real mount, a real block store on disk; the fault is real
  * too: a byte of a record flipped in its pack file.
  */
 import { describe, it } from 'node:test'

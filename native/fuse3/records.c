@@ -1,0 +1,269 @@
+/*
+ * Reads from pack records, for the libfuse3 binding (fuse3.c).
+ *
+ * Why: a read of a file this node holds used to go through the event loop
+ * twice per request and its bytes through JavaScript: each record read on
+ * the thread pool into a new buffer, its crc32c computed on the main thread,
+ * then copied into libfuse's buffer. On two cores that main thread was the
+ * bound (docs/benchmarks.md, "FUSE"): a FUSE read through the block store ran
+ * at ~0.4 x the FUSE ceiling.
+ *
+ * How: JavaScript may answer a read with the places of its bytes instead of
+ * the bytes (fuse3_signal_read_places): for each piece, a pack file's
+ * descriptor, the record's offset and length, the range of the record to
+ * take and where it goes in the answer, and the block's multihash. The
+ * FUSE thread then reads each record whole (into a slot its threads share,
+ * below), checks it as the block store does (its length field, its multihash, its crc32c over bytes
+ * [0, 4) and [8, end)) and copies the range into libfuse's buffer. A record
+ * that fails any check (or cannot be read) is never served: the read is
+ * asked of JavaScript again with `slow` set, and answered through the block
+ * store's own read path, which re-fetches or rebuilds the block and replaces
+ * the bad copy. JavaScript keeps the descriptors open while its handle is.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <uv.h>
+#include "crc32c.h"
+#include "records.h"
+
+static uint32_t le32 (const uint8_t *p) {
+  return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
+}
+
+/*
+ * The last records checked, shared by the FUSE threads: the kernel's 1 MiB
+ * requests rarely line up with leaves, so most records are asked for by two
+ * requests in a row, and those two are usually in flight at once on two
+ * threads. A record is read and checked once: the first thread to need it
+ * claims a slot and reads into it; a thread that needs a record being read
+ * waits for it rather than reading it again (a read of the same bytes twice
+ * was a third of the disk reads of a cold sequential read). A slot is
+ * matched by descriptor, offset, length and multihash: a descriptor number
+ * reused for another pack could only match a record of the same block.
+ */
+#define RECORD_SLOTS 8
+#define SLOT_EMPTY 0
+#define SLOT_LOADING 1
+#define SLOT_READY 2
+typedef struct {
+  int32_t fd;
+  int64_t offset;
+  uint32_t length;
+  uint32_t multihash_length;
+  uint8_t multihash[FUSE3_MAX_MULTIHASH];
+  char *data;
+  size_t cap;
+  int state;
+  int refs;
+  uint64_t used;
+} fuse3_record_slot_t;
+static fuse3_record_slot_t record_slots[RECORD_SLOTS];
+static uint64_t record_clock = 0;
+static uv_mutex_t record_slots_mut;
+static uv_cond_t record_slots_cond;
+
+static int slot_matches (const fuse3_record_slot_t *slot, const fuse3_place_t *e) {
+  return slot->state != SLOT_EMPTY && slot->fd == e->fd && slot->offset == e->record_offset && slot->length == e->record_length &&
+    slot->multihash_length == e->multihash_length && memcmp(slot->multihash, e->multihash, e->multihash_length) == 0;
+}
+
+/*
+ * The slot of place `e`'s record, with a reference held: `*load` is set when
+ * the caller claimed it and must read it (then settle it with
+ * slot_settle), clear when it is ready to copy from. NULL when every slot
+ * is in use: the caller reads the record on its own.
+ */
+static fuse3_record_slot_t *slot_for (const fuse3_place_t *e, int *load) {
+  uv_mutex_lock(&record_slots_mut);
+  for (;;) {
+    fuse3_record_slot_t *hit = NULL;
+    for (int i = 0; i < RECORD_SLOTS; i++) {
+      if (slot_matches(&record_slots[i], e)) { hit = &record_slots[i]; break; }
+    }
+    if (hit != NULL && hit->state == SLOT_LOADING) {
+      hit->refs++;
+      while (hit->state == SLOT_LOADING) uv_cond_wait(&record_slots_cond, &record_slots_mut);
+      hit->refs--;
+      continue; /* ready, or failed: look again */
+    }
+    if (hit != NULL) {
+      hit->refs++;
+      hit->used = ++record_clock;
+      uv_mutex_unlock(&record_slots_mut);
+      *load = 0;
+      return hit;
+    }
+    fuse3_record_slot_t *slot = NULL;
+    for (int i = 0; i < RECORD_SLOTS; i++) {
+      fuse3_record_slot_t *s = &record_slots[i];
+      if (s->refs == 0 && (slot == NULL || s->used < slot->used)) slot = s;
+    }
+    if (slot != NULL) {
+      slot->state = SLOT_LOADING;
+      slot->refs = 1;
+      slot->fd = e->fd;
+      slot->offset = e->record_offset;
+      slot->length = e->record_length;
+      slot->multihash_length = e->multihash_length;
+      memcpy(slot->multihash, e->multihash, e->multihash_length);
+      slot->used = ++record_clock;
+    }
+    uv_mutex_unlock(&record_slots_mut);
+    *load = 1;
+    return slot;
+  }
+}
+
+/* A claimed slot's read is over: ready when `ok` (the caller keeps its reference), empty otherwise. */
+static void slot_settle (fuse3_record_slot_t *slot, int ok) {
+  uv_mutex_lock(&record_slots_mut);
+  slot->state = ok ? SLOT_READY : SLOT_EMPTY;
+  if (!ok) slot->refs--;
+  uv_cond_broadcast(&record_slots_cond);
+  uv_mutex_unlock(&record_slots_mut);
+}
+
+static void slot_release (fuse3_record_slot_t *slot) {
+  uv_mutex_lock(&record_slots_mut);
+  slot->refs--;
+  uv_mutex_unlock(&record_slots_mut);
+}
+
+/* Read the record of place `e` into `*data` (grown as needed) and check it as the block store does: 0 when good. */
+static int read_record (const fuse3_place_t *e, char **data, size_t *cap) {
+  if (*cap < e->record_length) {
+    char *grown = realloc(*data, e->record_length);
+    if (grown == NULL) return -1;
+    *data = grown;
+    *cap = e->record_length;
+  }
+  size_t got = 0;
+  while (got < e->record_length) {
+    ssize_t n = pread(e->fd, *data + got, e->record_length - got, e->record_offset + got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    got += (size_t) n;
+  }
+  const uint8_t *r = (const uint8_t *) *data;
+  /* [0,4) bytes' length, [4,8) crc32c, [8] multihash length, then the multihash and the bytes */
+  if (r[8] != e->multihash_length || (uint64_t) 9 + r[8] + le32(r) != e->record_length) return -1;
+  if (memcmp(r + 9, e->multihash, e->multihash_length) != 0) return -1;
+  if (crc32c(crc32c(0, r, 4), r + 8, e->record_length - 8) != le32(r + 4)) return -1;
+  return 0;
+}
+
+int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len, char **scratch, size_t *scratch_cap) {
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const fuse3_place_t *e = &places[i];
+    if (e->record_length < 9 || e->multihash_length > FUSE3_MAX_MULTIHASH || (uint64_t) e->from + e->length > e->record_length || (uint64_t) e->to + e->length > len) return -1;
+    if (e->to + e->length > total) total = e->to + e->length;
+    int load = 0;
+    fuse3_record_slot_t *slot = slot_for(e, &load);
+    if (slot == NULL) {
+      /* every slot in use: read it alone */
+      if (read_record(e, scratch, scratch_cap) != 0) return -1;
+      memcpy(buf + e->to, *scratch + e->from, e->length);
+      continue;
+    }
+    if (load) {
+      /* the slot is this thread's alone until settled */
+      int ok = read_record(e, &slot->data, &slot->cap) == 0;
+      slot_settle(slot, ok);
+      if (!ok) return -1;
+    }
+    memcpy(buf + e->to, slot->data + e->from, e->length);
+    slot_release(slot);
+  }
+  return (int) total;
+}
+
+/*
+ * Places answered ahead, per open file. JavaScript may answer a read with
+ * the places of more bytes than it asked for: those of the records that
+ * follow, which it has looked up already (record-places.ts). They are kept
+ * here for the file handle, and a later read of that handle that lies wholly
+ * within them is answered on its FUSE thread without asking JavaScript: a
+ * sequential reader then waits on the event loop once per several requests,
+ * not once per request. The places stay valid while the handle is open:
+ * JavaScript holds their pack files until the handle's release, which drops
+ * them here first; a place that fails its check drops them too, and the read
+ * is asked of JavaScript again. Keyed by mount and handle number, as two
+ * mounts number their handles apart.
+ */
+#define PLACE_CACHE 64
+typedef struct {
+  void *mount;
+  uint64_t fh;
+  int used;
+  /* the file's bytes [start, end) are at the places, whose `to` counts from start */
+  int64_t start;
+  int64_t end;
+  uint32_t n;
+  fuse3_place_t places[FUSE3_MAX_PLACES];
+} fuse3_place_cache_t;
+static fuse3_place_cache_t place_cache[PLACE_CACHE];
+static uv_mutex_t place_cache_mut;
+
+uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_t off, size_t len, fuse3_place_t *out) {
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int64_t lo = start + in[i].to, hi = lo + in[i].length;
+    if (lo < off) lo = off;
+    if (hi > off + (int64_t) len) hi = off + (int64_t) len;
+    if (hi <= lo) continue;
+    out[count] = in[i];
+    out[count].from = in[i].from + (uint32_t) (lo - (start + in[i].to));
+    out[count].length = (uint32_t) (hi - lo);
+    out[count].to = (uint32_t) (lo - off);
+    count++;
+  }
+  return count;
+}
+
+void remember_places (void *mount, uint64_t fh, int64_t start, const fuse3_place_t *places, uint32_t n) {
+  int64_t end = start;
+  for (uint32_t i = 0; i < n; i++) if (start + places[i].to + places[i].length > end) end = start + places[i].to + places[i].length;
+  uv_mutex_lock(&place_cache_mut);
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  c->mount = mount;
+  c->fh = fh;
+  c->used = 1;
+  c->start = start;
+  c->end = end;
+  c->n = n;
+  memcpy(c->places, places, n * sizeof(fuse3_place_t));
+  uv_mutex_unlock(&place_cache_mut);
+}
+
+uint32_t recall_places (void *mount, uint64_t fh, int64_t off, size_t len, fuse3_place_t *out) {
+  uint32_t n = 0;
+  uv_mutex_lock(&place_cache_mut);
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  if (c->used && c->mount == mount && c->fh == fh && off >= c->start && off + (int64_t) len <= c->end) n = clip_places(c->places, c->n, c->start, off, len, out);
+  uv_mutex_unlock(&place_cache_mut);
+  return n;
+}
+
+void forget_places (void *mount, uint64_t fh) {
+  uv_mutex_lock(&place_cache_mut);
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  if (c->mount == mount && c->fh == fh) c->used = 0;
+  uv_mutex_unlock(&place_cache_mut);
+}
+
+void forget_mount_places (void *mount) {
+  uv_mutex_lock(&place_cache_mut);
+  for (int i = 0; i < PLACE_CACHE; i++) if (place_cache[i].mount == mount) place_cache[i].used = 0;
+  uv_mutex_unlock(&place_cache_mut);
+}
+
+void records_init (void) {
+  crc32c_init();
+  uv_mutex_init(&record_slots_mut);
+  uv_cond_init(&record_slots_cond);
+  uv_mutex_init(&place_cache_mut);
+}
