@@ -5,7 +5,7 @@
  * (node/fuse/record-places.ts, native/fuse3/records.c). A real mount, a real block store on disk; the fault is real
  * too: a byte of a record flipped in its pack file.
  */
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { open, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -72,6 +72,17 @@ async function flipRecordOf (m: TestMount, leaf: Uint8Array): Promise<void> {
   assert.ok(flipped, 'the leaf is in a pack')
 }
 
+/** A mount whose node holds `/f.bin` of `size` random bytes (added through the files API), a copy of them at `src`, and the page cache dropped. */
+async function placedFile (t: TestContext, size: number): Promise<{ m: TestMount, bytes: Buffer, src: string }> {
+  const m = await mountTestNode(t, { places: true })
+  const bytes = randomBytes(size)
+  await added(m, bytes)
+  const src = join(await tempDir(t), 'f.bin')
+  await writeFile(src, bytes)
+  await sh('echo 1 > /proc/sys/vm/drop_caches')
+  return { m, bytes, src }
+}
+
 /** The leaves of the file at `path`, read from the store. */
 async function leavesOf (m: TestMount, path: string): Promise<CID[]> {
   const entry = await m.namespace.stat(path)
@@ -82,12 +93,7 @@ async function leavesOf (m: TestMount, path: string): Promise<CID[]> {
 
 describe('FUSE reads placed in pack records', () => {
   it('a committed file reads byte-identical, whole and in ranges, its records read and checked by the binding', TEST, async t => {
-    const m = await mountTestNode(t, { places: true })
-    const bytes = randomBytes(6 * 1024 * 1024 + 12_345)
-    await added(m, bytes)
-    const src = join(await tempDir(t), 'f.bin')
-    await writeFile(src, bytes)
-    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    const { m, bytes, src } = await placedFile(t, 6 * 1024 * 1024 + 12_345)
     await shOk(`cmp ${q(src)} ${q(join(m.dir, 'f.bin'))}`)
     const range = await shOk(`dd if=${q(join(m.dir, 'f.bin'))} bs=4096 skip=700 count=3 2>/dev/null | od -An -tx1 | tr -d ' \\n' | head -c 64`)
     assert.equal(range, bytes.subarray(700 * 4096, 700 * 4096 + 32).toString('hex'))
@@ -142,6 +148,39 @@ describe('FUSE reads placed in pack records', () => {
       assert.equal((await shOk(`stat -c %s ${q(join(m.dir, 'f.bin'))}`)).trim(), String(bytes.length))
     })
   }
+
+  it('readers on several handles at once, at random offsets and sizes, read the exact bytes (records shared between threads, places kept per handle)', TEST, async t => {
+    const { m, src } = await placedFile(t, 24 * 1024 * 1024 + 4321)
+    const r = await python(`
+import os, random, threading
+random.seed(7)
+size = os.path.getsize(${JSON.stringify(src)})
+with open(${JSON.stringify(src)}, 'rb') as f:
+    want = f.read()
+bad = []
+def reader(n):
+    rnd = random.Random(n)
+    with open(${JSON.stringify(join(m.dir, 'f.bin'))}, 'rb', buffering=0) as f:
+        for i in range(60):
+            if i % 3 == 0:
+                at = rnd.randrange(0, size)
+            else:
+                at = min(size, at + rnd.randrange(0, 3 << 20))
+            length = rnd.choice([1, 4096, 65536, 1 << 20, 3 << 20, rnd.randrange(1, 2 << 20)])
+            f.seek(at)
+            got = f.read(length)
+            if got != want[at:at + length]:
+                bad.append((n, at, length, len(got)))
+threads = [threading.Thread(target=reader, args=(n,)) for n in range(6)]
+for th in threads: th.start()
+for th in threads: th.join()
+print(len(bad), bad[:3])
+`, { timeoutMs: 50_000 })
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.trim(), '0 []', 'every read gave the exact bytes')
+    assert.ok(m.service.placedReads() > 0, 'the reads were placed')
+    assert.equal(m.service.retriedReads(), 0)
+  })
 
   it('a handle reading while compaction moves its records and removes their pack keeps reading the right bytes', TEST, async t => {
     const m = await mountTestNode(t, { places: true })
