@@ -419,7 +419,8 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
     /* places past the request are kept for the handle's next reads */
     if (info != NULL) remember_places(mount, info->fh, offset, l->places, l->places_n);
     l->places_n = clip_places(l->places, l->places_n, offset, offset, len, l->places);
-    int got = read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap);
+    /* an answer with none of the request's bytes is not an end of file: it is read the slow way */
+    int got = l->places_n == 0 ? -1 : read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap);
     if (got >= 0) return got;
     if (info != NULL) forget_places(mount, info->fh);
     l->read_slow = 1;
