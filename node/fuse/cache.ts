@@ -16,6 +16,8 @@
 import { readSync } from 'node:fs'
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ERRNO } from './errno.js'
+import { ErrnoError } from './errors.js'
 
 /** One kept version: a file named by its content CID. */
 interface Kept { path: string, size: number }
@@ -60,12 +62,14 @@ export class ContentCache {
     if (k === undefined) return undefined
     this.kept.delete(cid)
     this.kept.set(cid, k)
-    try {
-      return new CachedContent(await open(k.path, 'r'), k.size)
-    } catch {
+    const handle = await open(k.path, 'r').catch(() => undefined)
+    // a kept copy of another size (cut short on disk) is not served: the read goes to the block store
+    if (handle === undefined || (await handle.stat().catch(() => undefined))?.size !== k.size) {
+      await handle?.close().catch(() => {})
       this.forget(cid)
       return undefined
     }
+    return new CachedContent(handle, k.size)
   }
 
   /** Drop everything kept. */
@@ -111,7 +115,8 @@ export class CachedContent {
     let done = 0
     while (done < want) {
       const n = readSync(this.handle.fd, buf, done, want - done, position + done)
-      if (n === 0) break
+      // the file has `size` bytes: a kept copy that ends before (cut short meanwhile) fails the read, never ends the file
+      if (n === 0) throw new ErrnoError(ERRNO.EIO, `the kept copy ended at byte ${position + done} of ${this.size}`)
       done += n
     }
     return done

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readdir, writeFile } from 'node:fs/promises'
+import { readdir, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CommitQueue, ContentCache, ERRNO, ErrnoError, HandleReader, StagingArea, errnoOf, type StagedFile } from '../../../node/fuse/index.js'
 import { tempDir } from '../../helpers/temp.js'
@@ -184,6 +184,24 @@ describe('ContentCache', () => {
     assert.equal(await reading.read(buf, 100, 0), 100, 'an open handle reads on after its file went')
     await reading.close()
     assert.equal(await cache.open('a'), undefined)
+  })
+  it('a kept copy cut short on disk is not served, and a handle already open fails its read past the cut with EIO', async t => {
+    const dir = await tempDir(t)
+    const cache = new ContentCache(join(dir, 'cache'), 10_000_000)
+    const bytes = randomBytes(100_000)
+    await writeFile(join(dir, 'f'), bytes)
+    assert.equal(await cache.adopt('f', join(dir, 'f'), bytes.byteLength), true)
+    const open = await cache.open('f')
+    assert.ok(open !== undefined)
+    const kept = (await readdir(join(dir, 'cache'))).map(name => join(dir, 'cache', name))
+    assert.equal(kept.length, 1)
+    await truncate(kept[0], 60_000)
+    const buf = Buffer.alloc(50_000)
+    assert.equal(await open.read(buf, 50_000, 0), 50_000, 'bytes before the cut read')
+    await assert.rejects(open.read(buf, 50_000, 50_000), (err: unknown) => errnoOf(err) === ERRNO.EIO, 'never a short answer (an end of file)')
+    await open.close()
+    assert.equal(await cache.open('f'), undefined, 'the cut copy is not served again')
+    assert.equal(cache.has('f'), false)
   })
 })
 
