@@ -28,7 +28,7 @@ import { Blocks } from './reads/index.js'
 import { PinIndex } from './reads/pin-index.js'
 import { DiskGuard } from './repo/disk.js'
 import { loadConfig, loadIdentity, repoLayout, type RepoConfig, type RepoLayout } from './repo/index.js'
-import { createFuseService, type FuseService } from './fuse/index.js'
+import { createFuseService, registerFuseMetrics, type FuseService } from './fuse/index.js'
 
 /** Everything a node's services are built from. */
 export interface ShoalComponents {
@@ -209,6 +209,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     tiers,
     disk
   }
+  registerFuseMetrics(metrics.registry, components.fuse)
   return {
     components,
     async start () {

@@ -148,6 +148,9 @@ typedef struct {
   uv_async_t async;
   uv_mutex_t mut;
   uv_sem_t sem;
+
+  /* the reads from pack records of this mount, read by fuse3_read_counts */
+  fuse3_read_counts_t read_counts;
 } fuse3_thread_t;
 
 typedef struct {
@@ -396,9 +399,10 @@ NAPI_METHOD(fuse3_signal_read_places) {
 static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
   fuse3_locals_t *l = get_thread_locals();
   void *mount = fuse_get_context()->private_data;
+  fuse3_read_counts_t *counts = &((fuse3_thread_t *) mount)->read_counts;
   l->read_slow = 0;
   if (info != NULL && (l->places_n = recall_places(mount, info->fh, offset, len, l->places)) > 0) {
-    int got = read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap);
+    int got = read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap, counts);
     if (got >= 0) return got;
     forget_places(mount, info->fh);
     l->read_slow = 1;
@@ -420,7 +424,7 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
     if (info != NULL) remember_places(mount, info->fh, offset, l->places, l->places_n);
     l->places_n = clip_places(l->places, l->places_n, offset, offset, len, l->places);
     /* an answer with none of the request's bytes is not an end of file: it is read the slow way */
-    int got = l->places_n == 0 ? -1 : read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap);
+    int got = l->places_n == 0 ? -1 : read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap, counts);
     if (got >= 0) return got;
     if (info != NULL) forget_places(mount, info->fh);
     l->read_slow = 1;
@@ -826,6 +830,24 @@ NAPI_METHOD(fuse3_conn_info) {
   return out;
 }
 
+/* fuse3_read_counts(thread): [records, bytes, refused] of the mount's reads from pack records (records.h) */
+NAPI_METHOD(fuse3_read_counts) {
+  NAPI_ARGV(1)
+  NAPI_ARGV_BUFFER_CAST(fuse3_thread_t *, ft, 0);
+  uint64_t values[3] = {
+    __atomic_load_n(&ft->read_counts.records, __ATOMIC_RELAXED),
+    __atomic_load_n(&ft->read_counts.bytes, __ATOMIC_RELAXED),
+    __atomic_load_n(&ft->read_counts.refused, __ATOMIC_RELAXED)
+  };
+  napi_value out, v;
+  napi_create_array_with_length(env, 3, &out);
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_create_double(env, (double) values[i], &v);
+    napi_set_element(env, out, i, v);
+  }
+  return out;
+}
+
 NAPI_INIT() {
   pthread_key_create(&(thread_locals_key), release_thread_locals);
   uv_mutex_init(&free_locals_mut);
@@ -836,6 +858,7 @@ NAPI_INIT() {
   NAPI_EXPORT_FUNCTION(fuse3_mount)
   NAPI_EXPORT_FUNCTION(fuse3_unmount)
   NAPI_EXPORT_FUNCTION(fuse3_conn_info)
+  NAPI_EXPORT_FUNCTION(fuse3_read_counts)
 
   NAPI_EXPORT_FUNCTION(fuse3_signal_init)
   NAPI_EXPORT_FUNCTION(fuse3_signal_statfs)

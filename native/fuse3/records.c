@@ -132,11 +132,18 @@ static void slot_release (fuse3_record_slot_t *slot) {
   uv_mutex_unlock(&record_slots_mut);
 }
 
-/* Read the record of place `e` into `*data` (grown as needed) and check it as the block store does: 0 when good. */
-static int read_record (const fuse3_place_t *e, char **data, size_t *cap) {
+#define RECORD_UNREAD -1
+#define RECORD_REFUSED -2
+
+/*
+ * Read the record of place `e` into `*data` (grown as needed) and check it as
+ * the block store does: 0 when good, RECORD_REFUSED when it fails a check,
+ * RECORD_UNREAD when it cannot be read. Counted in `counts`.
+ */
+static int read_record (const fuse3_place_t *e, char **data, size_t *cap, fuse3_read_counts_t *counts) {
   if (*cap < e->record_length) {
     char *grown = realloc(*data, e->record_length);
-    if (grown == NULL) return -1;
+    if (grown == NULL) return RECORD_UNREAD;
     *data = grown;
     *cap = e->record_length;
   }
@@ -144,18 +151,23 @@ static int read_record (const fuse3_place_t *e, char **data, size_t *cap) {
   while (got < e->record_length) {
     ssize_t n = pread(e->fd, *data + got, e->record_length - got, e->record_offset + got);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
+    if (n <= 0) return RECORD_UNREAD;
     got += (size_t) n;
   }
   const uint8_t *r = (const uint8_t *) *data;
   /* [0,4) bytes' length, [4,8) crc32c, [8] multihash length, then the multihash and the bytes */
-  if (r[8] != e->multihash_length || (uint64_t) 9 + r[8] + le32(r) != e->record_length) return -1;
-  if (memcmp(r + 9, e->multihash, e->multihash_length) != 0) return -1;
-  if (crc32c(crc32c(0, r, 4), r + 8, e->record_length - 8) != le32(r + 4)) return -1;
+  if (r[8] != e->multihash_length || (uint64_t) 9 + r[8] + le32(r) != e->record_length ||
+      memcmp(r + 9, e->multihash, e->multihash_length) != 0 ||
+      crc32c(crc32c(0, r, 4), r + 8, e->record_length - 8) != le32(r + 4)) {
+    __atomic_add_fetch(&counts->refused, 1, __ATOMIC_RELAXED);
+    return RECORD_REFUSED;
+  }
+  __atomic_add_fetch(&counts->records, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&counts->bytes, le32(r), __ATOMIC_RELAXED);
   return 0;
 }
 
-int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len, char **scratch, size_t *scratch_cap) {
+int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len, char **scratch, size_t *scratch_cap, fuse3_read_counts_t *counts) {
   size_t total = 0;
   for (uint32_t i = 0; i < n; i++) {
     const fuse3_place_t *e = &places[i];
@@ -165,13 +177,13 @@ int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len,
     fuse3_record_slot_t *slot = slot_for(e, &load);
     if (slot == NULL) {
       /* every slot in use: read it alone */
-      if (read_record(e, scratch, scratch_cap) != 0) return -1;
+      if (read_record(e, scratch, scratch_cap, counts) != 0) return -1;
       memcpy(buf + e->to, *scratch + e->from, e->length);
       continue;
     }
     if (load) {
       /* the slot is this thread's alone until settled */
-      int ok = read_record(e, &slot->data, &slot->cap) == 0;
+      int ok = read_record(e, &slot->data, &slot->cap, counts) == 0;
       slot_settle(slot, ok);
       if (!ok) return -1;
     }

@@ -28,6 +28,15 @@ typedef struct {
   uint8_t multihash[FUSE3_MAX_MULTIHASH];
 } fuse3_place_t;
 
+/* What a mount's reads from pack records did since it was mounted (JavaScript reads them for the node's metrics). */
+typedef struct {
+  /* records read from disk and checked good, and the block bytes they held */
+  uint64_t records;
+  uint64_t bytes;
+  /* records that failed a check (their length, multihash or crc32c): never served */
+  uint64_t refused;
+} fuse3_read_counts_t;
+
 /* Set up the shared slots, the kept places and the crc32c: once, before any read. */
 void records_init (void);
 
@@ -35,9 +44,10 @@ void records_init (void);
  * Read the places' records, check each (length field, multihash, crc32c)
  * and copy each place's range into `buf` of `len` bytes. `*scratch` is the
  * calling thread's buffer for a record no shared slot can take (grown as
- * needed). Returns the answer's length, or -1 when a place cannot be served.
+ * needed). The records read from disk are counted in `counts`. Returns the
+ * answer's length, or -1 when a place cannot be served.
  */
-int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len, char **scratch, size_t *scratch_cap);
+int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len, char **scratch, size_t *scratch_cap, fuse3_read_counts_t *counts);
 
 /* The places of the file's bytes [off, off + len) within `n` places of the bytes from `start`, into `out` (may be `in`): their count. */
 uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_t off, size_t len, fuse3_place_t *out);

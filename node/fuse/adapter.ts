@@ -28,7 +28,7 @@
  */
 import { access, constants } from 'node:fs/promises'
 import { FuseUnavailableError } from './errors.js'
-import { loadFuse3Addon, mountFuse3 } from './fuse3.js'
+import { loadFuse3Addon, mountFuse3, type FuseReadCounts } from './fuse3.js'
 import type { RecordPlace } from './record-places.js'
 
 /** What to do when no binding is installed (one line, shown by `shoal mount`). */
@@ -162,6 +162,8 @@ export interface MountedFuse {
   maxRequest: number
   /** Unmount (lazily: a busy mount is detached at once) and end the FUSE session. */
   unmount: () => Promise<void>
+  /** What the libfuse3 binding's threads read from pack records for this mount (absent over libfuse2: none are). */
+  readCounts?: () => FuseReadCounts
 }
 
 interface FuseInstance {
@@ -312,7 +314,7 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
     })
     // max_read 0: no limit but max_pages, which libfuse3 derives from max_write
     const { maxWrite, maxRead } = mounted.conn
-    return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, unmount: mounted.unmount }
+    return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, unmount: mounted.unmount, readCounts: mounted.readCounts }
   }
   const Fuse = await loadFuseClass()
   const fuse = new Fuse(dir, ops, {

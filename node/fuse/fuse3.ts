@@ -54,10 +54,26 @@ export interface Fuse3MountOptions {
   readAheadKb?: number
 }
 
+/**
+ * What the binding's threads read from pack records for one mount, since it
+ * was mounted (native/fuse3/records.h): reads that bypass the block store,
+ * so its own counters do not see them.
+ */
+export interface FuseReadCounts {
+  /** Records read from disk and checked good. */
+  records: number
+  /** Block bytes those records held. */
+  bytes: number
+  /** Records that failed a check (length, multihash or crc32c): never served, read again through the block store. */
+  refused: number
+}
+
 /** A file system mounted through the libfuse3 binding. */
 export interface Fuse3Mount {
   /** What the kernel granted. */
   conn: Fuse3ConnInfo
+  /** The mount's reads from pack records so far (zeros from a binding built before it counted them). */
+  readCounts: () => FuseReadCounts
   /** The mount's read-ahead window after mounting, KiB (undefined: not readable). */
   readAheadKb?: number
   /** Detach the mount (lazily: a busy mount goes at once). */
@@ -217,6 +233,10 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
   return {
     conn: a.fuse3_conn_info(thread),
     readAheadKb,
+    readCounts () {
+      const [records, bytes, refused] = (a.fuse3_read_counts?.(thread) as number[] | undefined) ?? [0, 0, 0]
+      return { records, bytes, refused }
+    },
     async unmount () {
       unmounting ??= (async () => {
         const res = a.fuse3_unmount(dir, thread)

@@ -12,6 +12,8 @@
  * @module
  */
 export { FuseService, createFuseService, type FuseComponents, type MountInfo } from './service.js'
+export { registerFuseMetrics } from './metrics.js'
+export type { FuseReadCounts } from './fuse3.js'
 export { ShoalFilesystem, type FilesystemComponents, type FilesystemOptions, type Attr } from './filesystem.js'
 export { checkFuse, chooseFuseBinding, mountFuse, EXTRA_MOUNT_OPTIONS, FUSE_BINDING_ENV, type FuseBindingName, type FuseBindingChoice, type FuseOps, type FuseMountOptions, type MountedFuse } from './adapter.js'
 export { createOps, statOf } from './ops.js'

@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
 import type { RepoConfig, RepoLayout } from '../repo/index.js'
 import { checkFuse, mountFuse, type FuseBindingName, type MountedFuse } from './adapter.js'
+import type { FuseReadCounts } from './fuse3.js'
 import { FuseUnavailableError, NotMountedError, MountpointBusyError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
 import { checkMountpoint, cleanStaleMount, isStaleMount, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
@@ -49,6 +50,8 @@ export interface MountInfo {
 /** Mounts of one node. Every mount shows the same namespace and shares one set of staged writes. */
 export class FuseService {
   private readonly active = new Map<string, { mounted: MountedFuse, since: number }>()
+  /** Every mount made, unmounted ones too: their reads count for as long as the process lives (a detached mount serves its open files on). */
+  private readonly made: MountedFuse[] = []
   private fs?: ShoalFilesystem
   private unsubscribe?: () => void
   private chain: Promise<unknown> = Promise.resolve()
@@ -83,6 +86,23 @@ export class FuseService {
   /** Placed reads asked again because a record failed the binding's check (read through the block store then). */
   retriedReads (): number {
     return this.fs?.retriedReads ?? 0
+  }
+
+  /**
+   * What the libfuse3 binding's threads read from pack records, over every
+   * mount this service made: reads that bypass the block store (its
+   * `shoal_blocks_read_total` does not see them).
+   */
+  recordReads (): FuseReadCounts {
+    const sum = { records: 0, bytes: 0, refused: 0 }
+    for (const m of this.made) {
+      const c = m.readCounts?.()
+      if (c === undefined) continue
+      sum.records += c.records
+      sum.bytes += c.bytes
+      sum.refused += c.refused
+    }
+    return sum
   }
 
   /** Active mounts, oldest first. */
@@ -174,6 +194,7 @@ export class FuseService {
     }
     const since = Date.now()
     this.active.set(path, { mounted, since })
+    this.made.push(mounted)
     await this.saveRecords()
     this.log.info({ dir: path, binding: mounted.binding, maxRequest: mounted.maxRequest, whyNotLibfuse3: binding.whyNotLibfuse3 }, 'mounted')
     return { dir: path, since, binding: mounted.binding, maxRequest: mounted.maxRequest }

@@ -211,6 +211,17 @@ function sum (metrics, name, match = () => true) {
   return list === undefined || list.length === 0 ? undefined : list.reduce((a, s) => a + s.value, 0)
 }
 
+/**
+ * The sum of two counters, or the one there is (undefined when neither is).
+ *
+ * @param {number | undefined} a
+ * @param {number | undefined} b
+ * @returns {number | undefined}
+ */
+function plus (a, b) {
+  return a === undefined ? b : b === undefined ? a : a + b
+}
+
 /** @typedef {{ t: number, netIn?: number, netOut?: number, written?: number, read?: number, repair?: number, scrub?: number, protocols: Map<string, number> }} Sample */
 
 /** @type {Sample[]} */
@@ -242,7 +253,8 @@ function sample (metrics, peers) {
     netIn: sum(metrics, transfer, l => key(l) === 'global received') ?? peerSum('bytesIn'),
     netOut: sum(metrics, transfer, l => key(l) === 'global sent') ?? peerSum('bytesOut'),
     written: sum(metrics, 'shoal_block_bytes_written_total'),
-    read: sum(metrics, 'shoal_blocks_read_total'),
+    // blocks read through the block store, and records the FUSE binding read itself (mounted reads of files here)
+    read: plus(sum(metrics, 'shoal_blocks_read_total'), sum(metrics, 'shoal_fuse_records_read_total')),
     repair: sum(metrics, 'shoal_durability_repair_bytes_total'),
     scrub: sum(metrics, 'shoal_durability_scrub_bytes_total'),
     protocols

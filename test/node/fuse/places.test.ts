@@ -99,6 +99,11 @@ describe('FUSE reads placed in pack records', () => {
     assert.equal(range, bytes.subarray(700 * 4096, 700 * 4096 + 32).toString('hex'))
     assert.ok(m.service.placedReads() > 0, 'the reads were placed')
     assert.equal(m.service.retriedReads(), 0, 'every record passed the binding\'s checks (its crc32c agrees with the store\'s)')
+    // the binding's own reads are counted for the node's metrics: every leaf at least once, none refused
+    const counts = m.service.recordReads()
+    assert.ok(counts.records >= Math.ceil(bytes.length / LEAF), `records read: ${counts.records}`)
+    assert.ok(counts.bytes >= bytes.length, `bytes read: ${counts.bytes}`)
+    assert.equal(counts.refused, 0)
   })
 
   it('a record that fails its check is never served: the read falls back to the block store, which refuses it', TEST, async t => {
@@ -115,6 +120,7 @@ describe('FUSE reads placed in pack records', () => {
     assert.notEqual(bad.code, 0, 'the corrupt leaf is not served')
     assert.match(bad.stderr, /Input\/output error/)
     assert.ok(m.service.retriedReads() > 0, 'the binding refused the record and asked again')
+    assert.ok(m.service.recordReads().refused > 0, 'and counted it (shoal_fuse_records_refused_total)')
   })
 
   it('a sequential reader is answered by the binding from the places given ahead, asking JavaScript once every several requests', TEST, async t => {
