@@ -203,21 +203,21 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
     handlers[op] = (block: Buffer, _op: number, ...args: any[]) => {
       let answered = false
       let timer: NodeJS.Timeout | undefined
-      const reply: Signal = (res, ...values) => {
-        if (answered) return
+      /** True for the first answer only (with bytes or places, or the timeout's): it stops the timer. */
+      const first = (): boolean => {
+        if (answered) return false
         answered = true
         if (timer !== undefined) clearTimeout(timer)
+        return true
+      }
+      const reply: Signal = (res, ...values) => {
+        if (!first()) return
         signal(block, res, ...values)
         if (name === 'init') initialised?.()
       }
       const replyPlaces: PlacesSignal | undefined = placesSignal === undefined
         ? undefined
-        : (count, packed, buffer) => {
-            if (answered) return
-            answered = true
-            if (timer !== undefined) clearTimeout(timer)
-            placesSignal(block, count, packed, buffer)
-          }
+        : (count, packed, buffer) => { if (first()) placesSignal(block, count, packed, buffer) }
       if (implemented[op] === 0) { reply(ENOSYS, ...failed(name, args)); return }
       if (bound !== false) timer = setTimeout(() => { reply(ETIMEDOUT, ...failed(name, args)) }, bound)
       callOp(ops, name, reply, args, replyPlaces)
