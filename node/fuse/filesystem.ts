@@ -118,6 +118,16 @@ type Handle =
   | { kind: 'read', reader: HandleReader, places?: RecordPlaces }
   | { kind: 'cached', content: CachedContent }
 
+/** Stop a read handle: its stream, the packs its places hold, or its kept copy. */
+async function closeReading (h: Exclude<Handle, { kind: 'staged' }>): Promise<void> {
+  if (h.kind === 'cached') {
+    await h.content.close()
+    return
+  }
+  h.reader.close()
+  h.places?.close()
+}
+
 /** The namespace as a file system, with this node's writes in progress on top. */
 export class ShoalFilesystem {
   private readonly staged = new Map<string, Staged>()
@@ -306,8 +316,7 @@ export class ShoalFilesystem {
     const h = this.handles.get(fh)
     if (h === undefined) return
     this.handles.delete(fh)
-    if (h.kind === 'read') { h.reader.close(); h.places?.close(); return }
-    if (h.kind === 'cached') { await h.content.close(); return }
+    if (h.kind !== 'staged') { await closeReading(h); return }
     const s = h.staged
     s.handles--
     if (h.writable) s.writers--
@@ -505,9 +514,7 @@ export class ShoalFilesystem {
    * Failures are logged.
    */
   async close (): Promise<void> {
-    for (const h of this.handles.values()) {
-      if (h.kind === 'read') { h.reader.close(); h.places?.close() } else if (h.kind === 'cached') await h.content.close()
-    }
+    for (const h of this.handles.values()) if (h.kind !== 'staged') await closeReading(h)
     this.handles.clear()
     const all = [...this.staged.values()]
     await Promise.all(all.map(async s => {
