@@ -90,7 +90,10 @@ export class RecordPlaces {
     const layout = await this.openLayout()
     const end = Math.min(offset + length, layout.size)
     if (end <= offset) return undefined
-    const spans = await layout.spans(offset, end, signal)
+    // one walk for the request and the bytes after it
+    const aheadEnd = Math.min(end + ANSWER_AHEAD_BYTES, layout.size)
+    const all = await layout.spans(offset, aheadEnd, signal)
+    const spans = all.filter(span => span.base < end)
     if (spans.length === 0 || spans.length > MAX_PLACES) return undefined
     const locations = await this.locateAll(spans)
     this.warm(layout, end)
@@ -101,10 +104,8 @@ export class RecordPlaces {
       if (span.cid === undefined || loc === null || pack === undefined) return undefined
       out.push(placeOf({ ...span, cid: span.cid, loc, pack }, { start: offset, end, answerAt: offset }))
     }
-    // the bytes after: only what is known and open already
-    const aheadEnd = Math.min(end + ANSWER_AHEAD_BYTES, layout.size)
-    const ahead = aheadEnd > end ? await layout.spans(end, aheadEnd, signal) : []
-    for (const span of ahead) {
+    // the bytes after: only what is known and open already (a leaf across `end` is placed again from `end`)
+    for (const span of all.filter(s => s.base + s.size > end)) {
       const loc = this.locations.get(span.base)?.known
       const pack = loc === undefined || loc === null ? undefined : this.held.get(loc.pack)?.open
       if (out.length >= MAX_PLACES || span.cid === undefined || loc === undefined || loc === null || pack === undefined || loc.length - loc.bytesAt !== span.size || this.closed) break
