@@ -30,10 +30,28 @@ export function rawCIDOfDigest (digest: Uint8Array): CID {
   return CID.createV1(RAW_CODE, Digest.create(SHA2_256, digest))
 }
 
-/** The CIDv1 (dag-cbor, sha2-256) of a dag-cbor block. */
+/**
+ * The CIDv1 (dag-cbor, sha2-256) of a dag-cbor block, in one 36-byte array:
+ * its multihash and digest are views of the CID's bytes, as `CID.decode`
+ * makes them. `CID.createV1(…, Digest.create(…))` keeps three arrays (the
+ * hash's output, the multihash, the CID's bytes), each an object and a
+ * buffer of its own: a history pull holds a page of entries' CIDs while the
+ * page is applied, long enough for the young-generation collector to copy
+ * them, and these CIDs were the largest part of an entry held (~0.9 of
+ * ~3 KB; docs/benchmarks.md, "Namespace convergence and bootstrap").
+ */
 export function cborCID (bytes: Uint8Array): CID {
-  return CID.createV1(DAG_CBOR_CODE, Digest.create(SHA2_256, sha256(bytes)))
+  const cid = new Uint8Array(CBOR_CID_PREFIX.byteLength + SHA256_BYTES)
+  cid.set(CBOR_CID_PREFIX)
+  cid.set(sha256(bytes), CBOR_CID_PREFIX.byteLength)
+  const multihash = cid.subarray(2)
+  return new CID(1, DAG_CBOR_CODE, new Digest.Digest(SHA2_256, SHA256_BYTES, multihash.subarray(2), multihash), cid)
 }
+
+/** Bytes of a sha2-256 digest. */
+const SHA256_BYTES = 32
+/** What a CIDv1 of a dag-cbor block with a sha2-256 multihash starts with: version, codec, hash code, digest size (one varint byte each). */
+const CBOR_CID_PREFIX = Uint8Array.of(1, DAG_CBOR_CODE, SHA2_256, SHA256_BYTES)
 
 /** Throw unless `cid` uses a hash function this store can check. */
 export function assertSupportedHash (cid: CID): void {

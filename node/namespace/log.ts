@@ -358,7 +358,16 @@ export class EntryLog {
     const held = this.pending.get(entry.author)?.get(entry.seq)
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
     if (covers(store.clock, [entry.author, entry.seq])) return await this.againstApplied(entry, cid, key, from)
-    const parents = entry.parents.map(p => previous !== undefined && p.equals(previous.cid) ? previous.key : cidText(p))
+    const parents: string[] = []
+    for (const [i, p] of entry.parents.entries()) {
+      if (previous !== undefined && p.equals(previous.cid)) {
+        // the entry before it in the batch: its CID object (equal, held anyway) replaces the decoded copy, which the page would hold too
+        entry.parents[i] = previous.cid
+        parents.push(previous.key)
+      } else {
+        parents.push(cidText(p))
+      }
+    }
     return { cid, key, entry, bytes, author: entry.author, seq: entry.seq, parents, sigField }
   }
 

@@ -1,0 +1,39 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 as multiformatsSha256 } from 'multiformats/hashes/sha2'
+import * as dagCbor from '@ipld/dag-cbor'
+import { cborCID, sha256 } from '../../../node/blocks/verify.js'
+
+test('cborCID gives the CID multiformats gives the same block, in every form it is read in', async () => {
+  for (const value of [{}, { a: 1, b: [1, 2, 3] }, { bytes: randomBytes(1000) }]) {
+    const block = dagCbor.encode(value)
+    const ours = cborCID(block)
+    const theirs = CID.createV1(dagCbor.code, await multiformatsSha256.digest(block))
+    assert.ok(ours.equals(theirs))
+    assert.equal(ours.toString(), theirs.toString())
+    assert.deepEqual(ours.bytes, theirs.bytes)
+    assert.deepEqual(ours.multihash.bytes, theirs.multihash.bytes)
+    assert.deepEqual(ours.multihash.digest, new Uint8Array(sha256(block)))
+    assert.equal(ours.multihash.code, 0x12)
+    assert.equal(ours.multihash.size, 32)
+    assert.equal(ours.code, dagCbor.code)
+    assert.equal(ours.version, 1)
+    assert.ok(CID.decode(ours.bytes).equals(theirs))
+    assert.ok(Digest.equals(ours.multihash, theirs.multihash))
+    // a link to it encodes as a link to theirs does
+    assert.deepEqual(dagCbor.encode({ link: ours }), dagCbor.encode({ link: theirs }))
+  }
+})
+
+test('the CIDs cborCID makes share nothing with each other', () => {
+  const a = cborCID(dagCbor.encode({ n: 1 }))
+  const b = cborCID(dagCbor.encode({ n: 2 }))
+  assert.notEqual(a.bytes.buffer, b.bytes.buffer)
+  assert.ok(!a.equals(b))
+  // its multihash and digest are views of its own bytes, not of another CID's
+  assert.equal(a.multihash.bytes.buffer, a.bytes.buffer)
+  assert.equal(a.multihash.digest.buffer, a.bytes.buffer)
+})
