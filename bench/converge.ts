@@ -44,7 +44,9 @@
  * thread's load per phase, and warns when it was saturated. So that 16
  * nodes' fsyncs do not queue on libuv's default 4 threads, the bench re-runs
  * itself with UV_THREADPOOL_SIZE = 4 per node (`--threadpool 0` keeps the
- * environment's). Hosts are built by createHost, which lifts gossipsub's
+ * environment's), and with the daemon's V8 flags (cli/relaunch.ts) and
+ * malloc settings (cli/malloc-tunables.ts), so that its nodes run as a
+ * daemon runs them. Hosts are built by createHost, which lifts gossipsub's
  * IP-colocation penalty for loopback.
  *
  * Exit status 0 when every measurement completed (targets missed included).
@@ -80,6 +82,8 @@ import {
 } from '../protocol/namespace.js'
 import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
+import { DAEMON_NODE_FLAGS } from '../cli/relaunch.js'
+import { withMallocTunables } from '../cli/malloc-tunables.js'
 import { ArgReader, TEST_TOPIC, Watcher, swarmArg, fileRecord, generateEntries, payload, pct, seeded } from './converge-common.js'
 
 /** The ceiling's gossip topic (every node subscribes). */
@@ -1451,11 +1455,16 @@ function reportBootstrap (b: BootstrapResult): string[] {
 
 // ------------------------------------------------------------------- main
 
-/** Re-run this process with a larger libuv pool; it must be set before the process starts. */
+/**
+ * Re-run this process with a larger libuv pool, the daemon's V8 flags (those
+ * the command line does not set itself) and its malloc settings: all must be
+ * set before the process starts.
+ */
 async function rerunWithThreadpool (size: number): Promise<number> {
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  const named = (flag: string): boolean => process.execArgv.some(arg => arg.split('=')[0] === flag.split('=')[0])
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS.filter(flag => !named(flag)), ...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
-    env: { ...process.env, UV_THREADPOOL_SIZE: String(size) }
+    env: { ...withMallocTunables(process.env), UV_THREADPOOL_SIZE: String(size) }
   })
   const forward = (signal: NodeJS.Signals): void => { child.kill(signal) }
   process.on('SIGINT', forward)
@@ -1478,7 +1487,7 @@ async function main (): Promise<number> {
   process.once('SIGTERM', () => { void stopAll() })
   const work = await mkdtemp(join(opts.dir, 'shoal-bench-converge-'))
   if (!opts.keep) tempDirs.add(work)
-  log(`working dir ${work}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`)
+  log(`working dir ${work}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, node flags ${process.execArgv.join(' ') || '(none)'}, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'}`)
   const results: { converge?: ConvergeResult, bootstrap?: BootstrapResult } = {}
   try {
     if (opts.converge) {
@@ -1491,7 +1500,7 @@ async function main (): Promise<number> {
     if (opts.keep) log(`kept ${work}`)
     else { await rm(work, { recursive: true, force: true }); tempDirs.delete(work) }
   }
-  const out = [`Node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4'}`, '']
+  const out = [`Node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4'}, node flags ${process.execArgv.join(' ') || '(none)'}`, '']
   if (results.converge !== undefined) out.push(...reportConverge(results.converge), '')
   if (results.bootstrap !== undefined) out.push(...reportBootstrap(results.bootstrap), '')
   process.stdout.write(out.join('\n'))
