@@ -19,6 +19,7 @@ export const MAX_NAME_BYTES = 255
  * @throws {InvalidPathError} for anything else
  */
 export function normalizePath (input: string): string {
+  if (isNormalAscii(input)) return input
   if (typeof input !== 'string' || input.length === 0) throw new InvalidPathError('path is empty')
   if (!input.startsWith('/')) throw new InvalidPathError(`path must be absolute (start with /): ${JSON.stringify(input)}`)
   if (input.includes('\0')) throw new InvalidPathError('path contains a NUL byte')
@@ -30,4 +31,32 @@ export function normalizePath (input: string): string {
     if (Buffer.byteLength(s) > MAX_NAME_BYTES) throw new InvalidPathError(`name longer than ${MAX_NAME_BYTES} bytes in ${JSON.stringify(input)}`)
   }
   return '/' + segments.join('/')
+}
+
+/** Code of `/`. */
+const SLASH = 0x2f
+/** Code of `.`. */
+const DOT = 0x2e
+
+/**
+ * True when `input` is an ASCII path already in the normal form
+ * {@link normalizePath} gives (what nearly every path a peer sends is): one
+ * scan, no segments split and joined again. Anything else, valid or not,
+ * takes the full check.
+ */
+function isNormalAscii (input: unknown): boolean {
+  if (typeof input !== 'string' || input.length === 0 || input.length > MAX_PATH_BYTES || input.charCodeAt(0) !== SLASH) return false
+  if (input.length === 1) return true
+  let start = 1
+  for (let i = 1; i <= input.length; i++) {
+    const c = i < input.length ? input.charCodeAt(i) : SLASH
+    if (c === 0 || c > 0x7f) return false
+    if (c !== SLASH) continue
+    const length = i - start
+    // empty (a doubled or trailing slash), too long, `.` or `..`
+    if (length === 0 || length > MAX_NAME_BYTES) return false
+    if (input.charCodeAt(start) === DOT && (length === 1 || (length === 2 && input.charCodeAt(start + 1) === DOT))) return false
+    start = i + 1
+  }
+  return true
 }
