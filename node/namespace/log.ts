@@ -359,7 +359,8 @@ export class EntryLog {
     if (held !== undefined) return held.cid.equals(cid) ? 'duplicate' : this.reject(from, cid, `second entry ${entry.seq} by ${entry.author}`)
     if (covers(store.clock, [entry.author, entry.seq])) return await this.againstApplied(entry, cid, key, from)
     const parents: string[] = []
-    for (const [i, p] of entry.parents.entries()) {
+    for (let i = 0; i < entry.parents.length; i++) {
+      const p = entry.parents[i]
       if (previous !== undefined && p.equals(previous.cid)) {
         // the entry before it in the batch: its CID object (equal, held anyway) replaces the decoded copy, which the page would hold too
         entry.parents[i] = previous.cid
