@@ -6,10 +6,10 @@
  * stream per peer per poll per open page, and wait up to the ping's
  * deadline for one that does not answer.
  *
- * How: libp2p's connection monitor pings every connection every 10 s and
- * keeps the result in the connection's `rtt`: that is read first (the
- * smallest of a peer's connections). A peer with no `rtt` yet (a
- * connection younger than the monitor's first round) is pinged at most
+ * How: the connection pinger (net/connection-pinger.ts) pings every
+ * connection every 10 s and keeps the result in the connection's `rtt`:
+ * that is read first (the smallest of a peer's connections). A peer with no
+ * `rtt` yet (a connection not pinged yet) is pinged at most
  * once per {@link PING_EVERY_MS}, one ping per peer at a time, each within
  * {@link PING_TIMEOUT_MS}; a request waits only for a peer's first ping,
  * later ones refresh the figure in the background.

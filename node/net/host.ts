@@ -19,6 +19,7 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import { MAX_SYNC_MESSAGE_BYTES } from '../../protocol/namespace.js'
+import { connectionPinger, type ConnectionPinger, type ConnectionPingerInit } from './connection-pinger.js'
 
 /** Shoal's own DHT protocol: our swarm never mixes with the public IPFS DHT. */
 export const DHT_PROTOCOL = '/shoal/kad/1.0.0'
@@ -29,6 +30,8 @@ export type ShoalServices = {
   ping: Ping
   dht: KadDHT
   pubsub: GossipSub
+  /** Liveness pings of every connection, spread over the interval (connection-pinger.ts; libp2p's own monitor is off). */
+  pinger: ConnectionPinger
 }
 
 /** A Shoal libp2p host. */
@@ -115,10 +118,13 @@ export interface HostInit {
   connectionGater?: Libp2pOptions['connectionGater']
   /** libp2p's metrics (connections, streams and bytes per protocol), e.g. on the node's registry (node/metrics). */
   metrics?: Libp2pOptions['metrics']
+  /** The connection pinger's interval and timeout (connection-pinger.ts; tests shorten them). */
+  pinger?: Pick<ConnectionPingerInit, 'interval' | 'timeout'>
 }
 
 /**
- * Build (and start) the libp2p host: tcp, noise, yamux, identify, ping,
+ * Build (and start) the libp2p host: tcp, noise, yamux, identify, ping (and
+ * liveness pings of every connection, spread out: connection-pinger.ts),
  * kad-dht in server mode under {@link DHT_PROTOCOL}, gossipsub, and pnet when
  * a swarm key is given. Loopback and private addresses are kept (tests, LANs),
  * and loopback is exempt from inbound rate limits so a local swarm can form
@@ -142,12 +148,15 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
       maxIncomingPendingConnections: HOST_LIMITS.maxIncomingPendingConnections
     },
     peerDiscovery: init.mdns === true ? [mdns()] : [],
+    // its pings of every connection at one instant are replaced by the pinger's, spread out (connection-pinger.ts)
+    connectionMonitor: { enabled: false },
     ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
     ...(init.metrics !== undefined ? { metrics: init.metrics } : {}),
     services: {
       identify: identify(),
       // the DHT pings peers too: leave room for application pings
       ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
+      pinger: connectionPinger(init.pinger),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
