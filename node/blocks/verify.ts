@@ -46,7 +46,8 @@ export function rawCIDOfDigest (digest: Uint8Array): CID {
  * buffer of its own: a history pull holds a page of entries' CIDs while the
  * page is applied, long enough for the young-generation collector to copy
  * them, and these CIDs were the largest part of an entry held (~0.9 of
- * ~3 KB; docs/benchmarks.md, "Namespace convergence and bootstrap").
+ * ~3 KB; docs/benchmarks.md, "History bootstrap: what a page holds, and the
+ * young generation's memory").
  */
 export function cborCID (bytes: Uint8Array): CID {
   const cid = new Uint8Array(CBOR_CID_PREFIX.byteLength + SHA256_BYTES)
