@@ -1455,16 +1455,29 @@ function reportBootstrap (b: BootstrapResult): string[] {
 
 // ------------------------------------------------------------------- main
 
+/** Set in the re-run, so that it never re-runs itself again. */
+const RERUN_MARK = 'SHOAL_BENCH_RERUN'
+
+/** True when this process's command line names `flag` (`--name=value`), in either spelling of its name. */
+function namedFlag (flag: string): boolean {
+  const name = (arg: string): string => arg.split('=')[0].replaceAll('_', '-')
+  return process.execArgv.some(arg => name(arg) === name(flag))
+}
+
+/** True when this process has the daemon's V8 flags and malloc settings already. */
+function runsAsDaemon (): boolean {
+  return DAEMON_NODE_FLAGS.every(namedFlag) && withMallocTunables(process.env).GLIBC_TUNABLES === process.env.GLIBC_TUNABLES
+}
+
 /**
  * Re-run this process with a larger libuv pool, the daemon's V8 flags (those
  * the command line does not set itself) and its malloc settings: all must be
  * set before the process starts.
  */
 async function rerunWithThreadpool (size: number): Promise<number> {
-  const named = (flag: string): boolean => process.execArgv.some(arg => arg.split('=')[0] === flag.split('=')[0])
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS.filter(flag => !named(flag)), ...process.execArgv, ...process.argv.slice(1)], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS.filter(flag => !namedFlag(flag)), ...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
-    env: { ...withMallocTunables(process.env), UV_THREADPOOL_SIZE: String(size) }
+    env: { ...withMallocTunables(process.env), UV_THREADPOOL_SIZE: String(size), [RERUN_MARK]: '1' }
   })
   const forward = (signal: NodeJS.Signals): void => { child.kill(signal) }
   process.on('SIGINT', forward)
@@ -1478,10 +1491,11 @@ async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
 
   if (opts.historySource !== undefined) return await serveHistorySource(opts.historySource)
-  if (opts.threadpool === -1 && process.env.UV_THREADPOOL_SIZE === undefined) {
-    return await rerunWithThreadpool(Math.min(1024, 4 * Math.max(opts.converge ? opts.nodes : 3, 3)))
+  // re-run once (RERUN_MARK), unless told to run in place (--threadpool 0)
+  if (opts.threadpool !== 0 && process.env[RERUN_MARK] === undefined) {
+    const pool = opts.threadpool > 0 ? opts.threadpool : Number(process.env.UV_THREADPOOL_SIZE ?? Math.min(1024, 4 * Math.max(opts.converge ? opts.nodes : 3, 3)))
+    if (String(pool) !== process.env.UV_THREADPOOL_SIZE || !runsAsDaemon()) return await rerunWithThreadpool(pool)
   }
-  if (opts.threadpool > 0 && process.env.UV_THREADPOOL_SIZE !== String(opts.threadpool)) return await rerunWithThreadpool(opts.threadpool)
   installCleanup()
   process.once('SIGINT', () => { void stopAll() })
   process.once('SIGTERM', () => { void stopAll() })

@@ -30,6 +30,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events'
 import { AdaptiveTimeout, byteStream, type AdaptiveTimeoutInit } from '@libp2p/utils'
 import type { ComponentLogger, Connection, Logger, Metrics, Startable } from '@libp2p/interface'
 
@@ -55,7 +56,7 @@ export interface ConnectionPingerInit {
   timeout?: AdaptiveTimeoutInit
   /** Where a new connection's moment falls in the interval, in [0, 1) (tests). */
   random?: () => number
-  /** The time in ms (tests). */
+  /** A monotonic time in ms (default `performance.now`: a wall clock set back or forward would stop the pings or bunch them). */
   now?: () => number
 }
 
@@ -85,11 +86,24 @@ export class PingSchedule {
       }
       if (at > now) continue
       out.push(id)
-      // a late tick (a busy event loop) does not make it due twice in a row
-      this.due.set(id, Math.max(at + this.interval, now + this.interval / 2))
+      this.due.set(id, this.nextAfter(at, now))
     }
     for (const id of this.due.keys()) if (!seen.has(id)) this.due.delete(id)
     return out
+  }
+
+  /**
+   * The next moment of a connection due at `at` and pinged at `now`: its own
+   * moment of the next interval after `now`, at least half an interval on. A
+   * late tick (a busy event loop, a paused process) skips the intervals it
+   * missed rather than pinging twice in a row, and keeps each connection at
+   * its own moment: moving every overdue one to the same moment would bring
+   * back the burst this avoids.
+   */
+  private nextAfter (at: number, now: number): number {
+    let next = at + this.interval * (Math.floor((now - at) / this.interval) + 1)
+    if (next < now + this.interval / 2) next += this.interval
+    return next
   }
 
   /** Connections tracked (tests). */
@@ -113,7 +127,7 @@ export class ConnectionPinger implements Startable {
     this.log = components.logger.forComponent('shoal:connection-pinger')
     this.interval = init.interval ?? 10_000
     this.schedule = new PingSchedule(this.interval, init.random ?? Math.random)
-    this.now = init.now ?? Date.now
+    this.now = init.now ?? (() => performance.now())
     this.timeout = new AdaptiveTimeout({ ...init.timeout, metrics: components.metrics, metricName: 'libp2p_connection_monitor_ping_time_milliseconds' })
   }
 
@@ -121,6 +135,8 @@ export class ConnectionPinger implements Startable {
 
   start (): void {
     this.abort = new AbortController()
+    // every ping in flight listens on it (through its timeout signal), as many as there are connections
+    setMaxListeners(Infinity, this.abort.signal)
     this.timer = setInterval(() => { this.tick() }, Math.max(1, Math.floor(this.interval / TICKS)))
     this.timer.unref?.()
   }
@@ -138,7 +154,9 @@ export class ConnectionPinger implements Startable {
       const conn = connections.get(id)
       if (conn === undefined || this.inflight.has(id)) continue
       this.inflight.add(id)
-      void this.ping(conn).finally(() => this.inflight.delete(id))
+      this.ping(conn)
+        .catch(err => { this.log.error('ping of %p failed unexpectedly - %e', conn.remotePeer, err) })
+        .finally(() => this.inflight.delete(id))
     }
   }
 
@@ -160,7 +178,8 @@ export class ConnectionPinger implements Startable {
       this.stats.answered++
     } catch (err: any) {
       stream?.abort(err)
-      if (this.abort?.signal.aborted === true) return
+      // stopping, or the connection closed meanwhile: nothing to tell
+      if (this.abort?.signal.aborted === true || conn.status !== 'open') return
       if (err?.name === 'UnsupportedProtocolError') {
         // it answered the negotiation (two round trips): alive
         conn.rtt = (Date.now() - start) / 2

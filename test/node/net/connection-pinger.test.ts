@@ -48,6 +48,26 @@ describe('PingSchedule', () => {
     assert.ok(perTick.filter(n => n > 0).length >= 50, 'pings fall in most ticks')
   })
 
+  it('keeps each connection at its own moment after a long pause, not all at the same one', () => {
+    const schedule = new PingSchedule(10_000, generator(11))
+    const ids = Array.from({ length: 200 }, (_, i) => `c${i}`)
+    const times = new Map<string, number[]>()
+    const after: number[] = []
+    // ticks every 500 ms, but none between 10 s and 21 s (a paused process), then 30 s more
+    for (let now = 0; now <= 51_000; now += 500) {
+      if (now > 10_000 && now < 21_000) continue
+      const out = schedule.take(ids, now)
+      if (now > 21_000) after.push(out.length)
+      for (const id of out) times.set(id, [...times.get(id) ?? [], now])
+    }
+    assert.ok(Math.max(...after) <= 25, `busiest tick after the pause pinged ${Math.max(...after)} of 200`)
+    for (const id of ids) {
+      const t = (times.get(id) ?? []).filter(x => x > 21_000)
+      assert.ok(t.length >= 2, `${id}: ${t.join(',')}`)
+      for (let i = 1; i < t.length; i++) assert.ok(Math.abs(t[i] - t[i - 1] - 10_000) <= 500, `${id}: ${t.join(',')}`)
+    }
+  })
+
   it('forgets closed connections, and a late tick pings a connection once, not twice', () => {
     const schedule = new PingSchedule(1000, () => 0.5)
     assert.deepEqual(schedule.take(['a', 'b'], 0), [])
