@@ -1474,7 +1474,7 @@ function runsAsDaemon (): boolean {
  * the command line does not set itself) and its malloc settings: all must be
  * set before the process starts.
  */
-async function rerunWithThreadpool (size: number): Promise<number> {
+async function rerunAsDaemon (size: number): Promise<number> {
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS.filter(flag => !namedFlag(flag)), ...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...withMallocTunables(process.env), UV_THREADPOOL_SIZE: String(size), [RERUN_MARK]: '1' }
@@ -1494,7 +1494,7 @@ async function main (): Promise<number> {
   // re-run once (RERUN_MARK), unless told to run in place (--threadpool 0)
   if (opts.threadpool !== 0 && process.env[RERUN_MARK] === undefined) {
     const pool = opts.threadpool > 0 ? opts.threadpool : Number(process.env.UV_THREADPOOL_SIZE ?? Math.min(1024, 4 * Math.max(opts.converge ? opts.nodes : 3, 3)))
-    if (String(pool) !== process.env.UV_THREADPOOL_SIZE || !runsAsDaemon()) return await rerunWithThreadpool(pool)
+    if (String(pool) !== process.env.UV_THREADPOOL_SIZE || !runsAsDaemon()) return await rerunAsDaemon(pool)
   }
   installCleanup()
   process.once('SIGINT', () => { void stopAll() })

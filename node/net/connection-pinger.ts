@@ -31,11 +31,12 @@
  * @module
  */
 import { setMaxListeners } from 'node:events'
+import { PING_PROTOCOL } from '@libp2p/ping'
 import { AdaptiveTimeout, byteStream, type AdaptiveTimeoutInit } from '@libp2p/utils'
 import type { ComponentLogger, Connection, Logger, Metrics, Startable } from '@libp2p/interface'
 
 /** libp2p's ping protocol, which every host answers (the `ping` service). */
-export const PING_PROTOCOL = '/ipfs/ping/1.0.0'
+export { PING_PROTOCOL }
 /** Bytes a ping sends and gets back. */
 const PING_LENGTH = 32
 /** Ticks per interval: how finely the pings are spread. */
