@@ -35,32 +35,35 @@ export function rawCID (bytes: Uint8Array): CID {
 
 /** The CIDv1 (raw codec, sha2-256) of a block whose sha-256 `digest` is known already (computed elsewhere, e.g. on a worker). */
 export function rawCIDOfDigest (digest: Uint8Array): CID {
-  return CID.createV1(RAW_CODE, Digest.create(SHA2_256, digest))
+  return sha256CIDv1(RAW_CODE, digest)
+}
+
+/** The CIDv1 (dag-cbor, sha2-256) of a dag-cbor block. */
+export function cborCID (bytes: Uint8Array): CID {
+  return sha256CIDv1(DAG_CBOR_CODE, sha256(bytes))
 }
 
 /**
- * The CIDv1 (dag-cbor, sha2-256) of a dag-cbor block, in one 36-byte array:
- * its multihash and digest are views of the CID's bytes, as `CID.decode`
- * makes them. `CID.createV1(…, Digest.create(…))` keeps three arrays (the
- * hash's output, the multihash, the CID's bytes), each an object and a
- * buffer of its own: a history pull holds a page of entries' CIDs while the
- * page is applied, long enough for the young-generation collector to copy
- * them, and these CIDs were the largest part of an entry held (~0.9 of
- * ~3 KB; docs/benchmarks.md, "History bootstrap: what a page holds, and the
- * young generation's memory").
+ * The CIDv1 of `codec` over a sha2-256 `digest`, in one array: its
+ * multihash and digest are views of the CID's bytes, as `CID.decode` makes
+ * them. `CID.createV1(…, Digest.create(…))` keeps three arrays (the hash's
+ * output, the multihash, the CID's bytes), each an object and a buffer of
+ * its own: a history pull holds a page of entries' CIDs while the page is
+ * applied, long enough for the young-generation collector to copy them, and
+ * these CIDs were the largest part of an entry held (~0.9 of ~3 KB;
+ * docs/benchmarks.md, "History bootstrap: what a page holds, and the young
+ * generation's memory"). `codec` is one of this module's, each a one-byte
+ * varint, as is the size of a sha2-256 digest.
  */
-export function cborCID (bytes: Uint8Array): CID {
-  const cid = new Uint8Array(CBOR_CID_PREFIX.byteLength + SHA256_BYTES)
-  cid.set(CBOR_CID_PREFIX)
-  cid.set(sha256(bytes), CBOR_CID_PREFIX.byteLength)
+function sha256CIDv1 (codec: typeof RAW_CODE | typeof DAG_CBOR_CODE, digest: Uint8Array): CID {
+  // a digest of 128 bytes or more has a size of two varint bytes: not a sha2-256 one, left to multiformats
+  if (digest.byteLength >= 0x80) return CID.createV1(codec, Digest.create(SHA2_256, digest))
+  const cid = new Uint8Array(4 + digest.byteLength)
+  cid.set([1, codec, SHA2_256, digest.byteLength])
+  cid.set(digest, 4)
   const multihash = cid.subarray(2)
-  return new CID(1, DAG_CBOR_CODE, new Digest.Digest(SHA2_256, SHA256_BYTES, multihash.subarray(2), multihash), cid)
+  return new CID(1, codec, new Digest.Digest(SHA2_256, digest.byteLength, multihash.subarray(2), multihash), cid)
 }
-
-/** Bytes of a sha2-256 digest. */
-const SHA256_BYTES = 32
-/** What a CIDv1 of a dag-cbor block with a sha2-256 multihash starts with: version, codec, hash code, digest size (one varint byte each). */
-const CBOR_CID_PREFIX = Uint8Array.of(1, DAG_CBOR_CODE, SHA2_256, SHA256_BYTES)
 
 /** Throw unless `cid` uses a hash function this store can check. */
 export function assertSupportedHash (cid: CID): void {

@@ -5,7 +5,8 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 as multiformatsSha256 } from 'multiformats/hashes/sha2'
 import * as dagCbor from '@ipld/dag-cbor'
-import { cborCID, sha256 } from '../../../node/blocks/verify.js'
+import { cborCID, rawCID, sha256 } from '../../../node/blocks/verify.js'
+import * as raw from 'multiformats/codecs/raw'
 
 test('cborCID gives the CID multiformats gives the same block, in every form it is read in', async () => {
   for (const value of [{}, { a: 1, b: [1, 2, 3] }, { bytes: randomBytes(1000) }]) {
@@ -36,4 +37,14 @@ test('the CIDs cborCID makes share nothing with each other', () => {
   // its multihash and digest are views of its own bytes, not of another CID's
   assert.equal(a.multihash.bytes.buffer, a.bytes.buffer)
   assert.equal(a.multihash.digest.buffer, a.bytes.buffer)
+})
+
+test('rawCID gives the CID multiformats gives the same raw block', async () => {
+  for (const block of [new Uint8Array(0), randomBytes(1000)]) {
+    const ours = rawCID(block)
+    const theirs = CID.createV1(raw.code, await multiformatsSha256.digest(block))
+    assert.ok(ours.equals(theirs))
+    assert.equal(ours.toString(), theirs.toString())
+    assert.ok(CID.decode(ours.bytes).equals(theirs))
+  }
 })
