@@ -181,7 +181,7 @@ typedef struct {
   uv_sem_t sem;
   uv_async_t async;
 
-  /* a read answered with record places (see "Reads from pack records" below) */
+  /* a read answered with record places (records.c, records.h) */
   uint32_t places_n;
   fuse3_place_t places[FUSE3_MAX_PLACES];
   /* set when the places failed: the read is asked again, answered with bytes */
@@ -396,16 +396,27 @@ NAPI_METHOD(fuse3_signal_read_places) {
   return NULL;
 }
 
+/*
+ * Serve a read from the places in `l->places`: the bytes read, or -1 when
+ * there are none or one failed its check; then the handle's kept places are
+ * dropped and the request is marked to be asked again and read the slow way.
+ */
+static int serve_places (fuse3_locals_t *l, void *mount, struct fuse_file_info *info, char *buf, size_t len, fuse3_read_counts_t *counts) {
+  int got = l->places_n == 0 ? -1 : read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap, counts);
+  if (got >= 0) return got;
+  if (info != NULL) forget_places(mount, info->fh);
+  l->read_slow = 1;
+  return -1;
+}
+
 static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
   fuse3_locals_t *l = get_thread_locals();
   void *mount = fuse_get_context()->private_data;
   fuse3_read_counts_t *counts = &((fuse3_thread_t *) mount)->read_counts;
   l->read_slow = 0;
   if (info != NULL && (l->places_n = recall_places(mount, info->fh, offset, len, l->places)) > 0) {
-    int got = read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap, counts);
+    int got = serve_places(l, mount, info, buf, len, counts);
     if (got >= 0) return got;
-    forget_places(mount, info->fh);
-    l->read_slow = 1;
   }
   for (;;) {
     l->op = op_read;
@@ -424,10 +435,8 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
     if (info != NULL) remember_places(mount, info->fh, offset, l->places, l->places_n);
     l->places_n = clip_places(l->places, l->places_n, offset, offset, len, l->places);
     /* an answer with none of the request's bytes is not an end of file: it is read the slow way */
-    int got = l->places_n == 0 ? -1 : read_places(l->places, l->places_n, buf, len, &l->record, &l->record_cap, counts);
+    int got = serve_places(l, mount, info, buf, len, counts);
     if (got >= 0) return got;
-    if (info != NULL) forget_places(mount, info->fh);
-    l->read_slow = 1;
   }
 }
 

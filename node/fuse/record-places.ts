@@ -57,6 +57,11 @@ const WARM_AHEAD_BYTES = 48 * 1024 * 1024
 /** How far past a read an answer places the bytes that follow, for the binding to serve the next reads itself. */
 const ANSWER_AHEAD_BYTES = 24 * 1024 * 1024
 
+/** True when `loc`'s record holds exactly `span`'s bytes (a record of another size is not this leaf's). */
+function fits (span: LeafSpan, loc: RecordLocation): boolean {
+  return loc.length - loc.bytesAt === span.size
+}
+
 /** A leaf's record as looked up: pending, then known (null: not a committed record here). */
 interface Located { promise: Promise<RecordLocation | null>, known?: RecordLocation | null }
 
@@ -100,7 +105,7 @@ export class RecordPlaces {
     const out: RecordPlace[] = []
     for (const [i, span] of spans.entries()) {
       const loc = locations[i]
-      const pack = loc === null || loc.length - loc.bytesAt !== span.size ? undefined : await this.hold(loc.pack)
+      const pack = loc === null || !fits(span, loc) ? undefined : await this.hold(loc.pack)
       if (span.cid === undefined || loc === null || pack === undefined) return undefined
       out.push(placeOf({ ...span, cid: span.cid, loc, pack }, { start: offset, end, answerAt: offset }))
     }
@@ -108,7 +113,7 @@ export class RecordPlaces {
     for (const span of all.filter(s => s.base + s.size > end)) {
       const loc = this.locations.get(span.base)?.known
       const pack = loc === undefined || loc === null ? undefined : this.held.get(loc.pack)?.open
-      if (out.length >= MAX_PLACES || span.cid === undefined || loc === undefined || loc === null || pack === undefined || loc.length - loc.bytesAt !== span.size || this.closed) break
+      if (out.length >= MAX_PLACES || span.cid === undefined || loc === undefined || loc === null || pack === undefined || !fits(span, loc)) break
       out.push(placeOf({ ...span, cid: span.cid, loc, pack }, { start: end, end: aheadEnd, answerAt: offset }))
     }
     return out
