@@ -414,7 +414,8 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
   void *mount = fuse_get_context()->private_data;
   fuse3_read_counts_t *counts = &((fuse3_thread_t *) mount)->read_counts;
   l->read_slow = 0;
-  if (info != NULL && (l->places_n = recall_places(mount, info->fh, offset, len, l->places)) > 0) {
+  uint64_t token = 0;
+  if (info != NULL && (l->places_n = recall_or_ask(mount, info->fh, offset, len, l->places, &token)) > 0) {
     int got = serve_places(l, mount, info, buf, len, counts);
     if (got >= 0) return got;
   }
@@ -429,10 +430,11 @@ static int fuse3_read (const char *path, char *buf, size_t len, off_t offset, st
     l->places_n = 0;
     uv_async_send(&(l->async));
     uv_sem_wait(&(l->sem));
+    /* places past the request are kept for the handle's next reads; those waiting on this ask are woken */
+    if (info != NULL) asked(mount, info->fh, token, offset, l->places, l->read_slow ? 0 : l->places_n);
+    token = 0;
     if (l->places_n == 0) return l->res;
     if (l->read_slow) return -EIO;
-    /* places past the request are kept for the handle's next reads */
-    if (info != NULL) remember_places(mount, info->fh, offset, l->places, l->places_n);
     l->places_n = clip_places(l->places, l->places_n, offset, offset, len, l->places);
     /* an answer with none of the request's bytes is not an end of file: it is read the slow way */
     int got = serve_places(l, mount, info, buf, len, counts);

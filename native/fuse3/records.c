@@ -205,8 +205,19 @@ int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len,
  * them here first; a place that fails its check drops them too, and the read
  * is asked of JavaScript again. Keyed by mount and handle number, as two
  * mounts number their handles apart.
+ *
+ * One ask at a time per handle for the bytes just after it: the kernel's
+ * read-ahead sends a sequential reader's next requests together, on several
+ * FUSE threads, and each missed the kept places and asked JavaScript, which
+ * answered each with the same places ahead (4 to 9 asks for 16 requests of
+ * 1 MiB, rather than 3). A request that lies within FUSE3_JOIN_BYTES after
+ * the start of the handle's ask in flight waits for its answer (at most
+ * FUSE3_JOIN_WAIT_NS) and is then served from it when it covers the request;
+ * a request elsewhere in the file (a random reader) asks at once.
  */
 #define PLACE_CACHE 64
+#define FUSE3_JOIN_BYTES (8 * 1024 * 1024)
+#define FUSE3_JOIN_WAIT_NS 2000000000ULL
 typedef struct {
   void *mount;
   uint64_t fh;
@@ -216,9 +227,14 @@ typedef struct {
   int64_t end;
   uint32_t n;
   fuse3_place_t places[FUSE3_MAX_PLACES];
+  /* an ask of JavaScript in flight for this handle, from this offset: its token (0: none) */
+  uint64_t asking;
+  int64_t asking_from;
 } fuse3_place_cache_t;
 static fuse3_place_cache_t place_cache[PLACE_CACHE];
 static uv_mutex_t place_cache_mut;
+static uv_cond_t place_cache_cond;
+static uint64_t ask_tokens;
 
 uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_t off, size_t len, fuse3_place_t *out) {
   uint32_t count = 0;
@@ -236,28 +252,78 @@ uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_
   return count;
 }
 
-void remember_places (void *mount, uint64_t fh, int64_t start, const fuse3_place_t *places, uint32_t n) {
+/* The slot of handle `fh` of `mount` (called locked): taken over, emptied, when another handle had it. */
+static fuse3_place_cache_t *slot_of (void *mount, uint64_t fh) {
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  if (c->mount != mount || c->fh != fh) {
+    /* another handle's ask in flight here: its asker finds its token gone and keeps nothing */
+    if (c->asking != 0) uv_cond_broadcast(&place_cache_cond);
+    c->mount = mount;
+    c->fh = fh;
+    c->used = 0;
+    c->asking = 0;
+  }
+  return c;
+}
+
+/* Keep `n` places of the bytes from `start` in `c` (called locked), unless what it keeps holds them all already. */
+static void keep (fuse3_place_cache_t *c, int64_t start, const fuse3_place_t *places, uint32_t n) {
   int64_t end = start;
   for (uint32_t i = 0; i < n; i++) if (start + places[i].to + places[i].length > end) end = start + places[i].to + places[i].length;
-  uv_mutex_lock(&place_cache_mut);
-  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  c->mount = mount;
-  c->fh = fh;
+  if (c->used && c->start <= start && c->end >= end) return;
   c->used = 1;
   c->start = start;
   c->end = end;
   c->n = n;
   memcpy(c->places, places, n * sizeof(fuse3_place_t));
-  uv_mutex_unlock(&place_cache_mut);
 }
 
-uint32_t recall_places (void *mount, uint64_t fh, int64_t off, size_t len, fuse3_place_t *out) {
-  uint32_t n = 0;
+static uint32_t recall_locked (fuse3_place_cache_t *c, void *mount, uint64_t fh, int64_t off, size_t len, fuse3_place_t *out) {
+  if (c->used && c->mount == mount && c->fh == fh && off >= c->start && off + (int64_t) len <= c->end) return clip_places(c->places, c->n, c->start, off, len, out);
+  return 0;
+}
+
+uint32_t recall_or_ask (void *mount, uint64_t fh, int64_t off, size_t len, fuse3_place_t *out, uint64_t *token) {
+  *token = 0;
   uv_mutex_lock(&place_cache_mut);
   fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  if (c->used && c->mount == mount && c->fh == fh && off >= c->start && off + (int64_t) len <= c->end) n = clip_places(c->places, c->n, c->start, off, len, out);
+  uint64_t waited = 0;
+  for (;;) {
+    uint32_t n = recall_locked(c, mount, fh, off, len, out);
+    if (n > 0) {
+      uv_mutex_unlock(&place_cache_mut);
+      return n;
+    }
+    int ours = c->mount == mount && c->fh == fh;
+    /* an ask in flight just before this request: its answer may well place it */
+    if (ours && c->asking != 0 && off >= c->asking_from && off < c->asking_from + FUSE3_JOIN_BYTES && waited == 0) {
+      waited = c->asking;
+      while (c->asking == waited && c->mount == mount && c->fh == fh) {
+        if (uv_cond_timedwait(&place_cache_cond, &place_cache_mut, FUSE3_JOIN_WAIT_NS) != 0) break;
+      }
+      continue;
+    }
+    /* ask, marked as the handle's ask in flight unless another one is */
+    if (!ours || c->asking == 0) {
+      c = slot_of(mount, fh);
+      *token = ++ask_tokens;
+      c->asking = *token;
+      c->asking_from = off;
+    }
+    uv_mutex_unlock(&place_cache_mut);
+    return 0;
+  }
+}
+
+void asked (void *mount, uint64_t fh, uint64_t token, int64_t start, const fuse3_place_t *places, uint32_t n) {
+  uv_mutex_lock(&place_cache_mut);
+  fuse3_place_cache_t *c = n > 0 ? slot_of(mount, fh) : &place_cache[fh % PLACE_CACHE];
+  if (n > 0) keep(c, start, places, n);
+  if (token != 0 && c->asking == token) {
+    c->asking = 0;
+    uv_cond_broadcast(&place_cache_cond);
+  }
   uv_mutex_unlock(&place_cache_mut);
-  return n;
 }
 
 void forget_places (void *mount, uint64_t fh) {
@@ -269,7 +335,12 @@ void forget_places (void *mount, uint64_t fh) {
 
 void forget_mount_places (void *mount) {
   uv_mutex_lock(&place_cache_mut);
-  for (int i = 0; i < PLACE_CACHE; i++) if (place_cache[i].mount == mount) place_cache[i].used = 0;
+  for (int i = 0; i < PLACE_CACHE; i++) {
+    if (place_cache[i].mount != mount) continue;
+    place_cache[i].used = 0;
+    place_cache[i].asking = 0;
+  }
+  uv_cond_broadcast(&place_cache_cond);
   uv_mutex_unlock(&place_cache_mut);
 }
 
@@ -278,4 +349,5 @@ void records_init (void) {
   uv_mutex_init(&record_slots_mut);
   uv_cond_init(&record_slots_cond);
   uv_mutex_init(&place_cache_mut);
+  uv_cond_init(&place_cache_cond);
 }

@@ -52,11 +52,17 @@ int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len,
 /* The places of the file's bytes [off, off + len) within `n` places of the bytes from `start`, into `out` (may be `in`): their count. */
 uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_t off, size_t len, fuse3_place_t *out);
 
-/* Keep `n` places of the bytes from `start` for handle `fh` of `mount`. */
-void remember_places (void *mount, uint64_t fh, int64_t start, const fuse3_place_t *places, uint32_t n);
+/*
+ * The kept places of [off, off + len) of handle `fh` of `mount` into `out`:
+ * their count, 0 unless all are kept. A request just after the handle's ask
+ * in flight waits for that ask's answer first. On 0 the caller asks
+ * JavaScript and then calls `asked` with `*token` (nonzero when this ask is
+ * the handle's ask in flight, which others wait for).
+ */
+uint32_t recall_or_ask (void *mount, uint64_t fh, int64_t off, size_t len, fuse3_place_t *out, uint64_t *token);
 
-/* The kept places of [off, off + len) of handle `fh` of `mount` into `out`: their count, 0 unless all are kept. */
-uint32_t recall_places (void *mount, uint64_t fh, int64_t off, size_t len, fuse3_place_t *out);
+/* JavaScript answered the ask of `token` (0: an unmarked ask) with `n` places of the bytes from `start`: keep them for the handle and wake those waiting. */
+void asked (void *mount, uint64_t fh, uint64_t token, int64_t start, const fuse3_place_t *places, uint32_t n);
 
 /* Drop what is kept for handle `fh` of `mount` (released, or a place failed). */
 void forget_places (void *mount, uint64_t fh);
