@@ -74,6 +74,12 @@ export interface RealSimOptions {
    * visible file (it collects live shards once their records age out).
    */
   sabotage?: 'none' | 'lose-pushes' | 'gc-blind'
+  /**
+   * Every repair wait the period itself, as before the schedule's phase was
+   * drawn (node/durability/repairer.ts): for bench/repair-burst.ts, which
+   * measures what the drawn phase changes. @default false
+   */
+  fixedRepairPeriod?: boolean
 }
 
 /** A block store that reports each deletion (garbage collection's sweep), for the check that no live shard is collected. */
@@ -134,6 +140,8 @@ export interface SimFile {
 export class RealDurabilitySim {
   readonly time = new VirtualTime()
   readonly rng: Prng
+  /** The repair schedules' phases: a stream of its own, so that drawing them leaves the faults a seed draws as they were. */
+  private readonly schedules: Prng
   readonly fabric: ShardFabric
   readonly nodes: RealSimNode[] = []
   readonly files: SimFile[] = []
@@ -152,6 +160,7 @@ export class RealDurabilitySim {
 
   constructor (readonly options: RealSimOptions) {
     this.rng = new Prng(options.seed)
+    this.schedules = new Prng(options.seed ^ 0x5c4ed)
     this.fabric = new ShardFabric({ time: this.time, rng: this.rng.fork() })
     this.settings = {
       nodes: options.nodes ?? 20,
@@ -165,7 +174,8 @@ export class RealDurabilitySim {
       probeIntervalMs: options.probeIntervalMs ?? 30_000,
       connections: options.connections ?? 100,
       placeAtStart: options.placeAtStart ?? false,
-      sabotage: options.sabotage ?? 'none'
+      sabotage: options.sabotage ?? 'none',
+      fixedRepairPeriod: options.fixedRepairPeriod ?? false
     }
     this.neighbourhoods = new Neighbourhoods({ nodes: this.settings.nodes, connections: this.settings.connections })
   }
@@ -349,7 +359,9 @@ export class RealDurabilitySim {
       logger: this.logger,
       // its own wall clock, skewed or not; timers run on virtual time (durations, not dates)
       clock: { now: () => this.time.now() + node.skew },
-      timers: this.time
+      timers: this.time,
+      // the middle draw: each wait is the period itself
+      random: this.settings.fixedRepairPeriod ? () => 0.5 : this.schedules.fork().random
     }, { graceMs: this.settings.graceMs, checkIntervalMs: this.settings.checkIntervalMs, scrubIntervalMs: this.settings.scrubIntervalMs })
     node.services.push(service)
     return service

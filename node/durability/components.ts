@@ -30,6 +30,8 @@ export interface DurabilityStats {
   reservesAccepted: number
   /** Holds refused because they would exceed the quota for others. */
   holdsRefused: number
+  /** Repair passes started (scheduled or asked for). */
+  repairPasses: number
 }
 
 /**
@@ -86,14 +88,17 @@ export interface DurabilityComponents {
   clock?: WallClock
   /** Schedules of repair and scrub, and rate-limit waits. @default {@link systemTimers} */
   timers?: Timers
+  /** Randomness of the repair schedule's phase, in [0, 1). @default Math.random */
+  random?: () => number
   /** Counters of the node's metrics. */
   metrics?: DurabilityMetrics
 }
 
-/** {@link DurabilityComponents} with the clock, the timers and the counters every part shares. */
+/** {@link DurabilityComponents} with the clock, the timers, the randomness and the counters every part shares. */
 export interface DurabilityParts extends DurabilityComponents {
   clock: WallClock
   timers: Timers
+  random: () => number
   stats: DurabilityStats
 }
 
@@ -108,10 +113,10 @@ export const systemTimers: Timers = {
 
 /** Zeroed counters. */
 export function emptyStats (): DurabilityStats {
-  return { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0 }
+  return { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0, repairPasses: 0 }
 }
 
 /** `components` with the real clock and timers where none is given, and fresh counters. */
 export function resolveParts (components: DurabilityComponents): DurabilityParts {
-  return { ...components, clock: components.clock ?? systemClock, timers: components.timers ?? systemTimers, stats: emptyStats() }
+  return { ...components, clock: components.clock ?? systemClock, timers: components.timers ?? systemTimers, random: components.random ?? Math.random, stats: emptyStats() }
 }

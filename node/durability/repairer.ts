@@ -4,7 +4,19 @@
  * this node coordinates, rebuild shards whose holder has been away longer
  * than the grace period onto the next closest live peers. Owns the last
  * holder seen of every shard, and the pass's schedule (on the injected
- * timers and clock).
+ * timers, clock and randomness).
+ *
+ * The schedule's phase is random: each wait is the period ±
+ * {@link REPAIR_JITTER} of it, drawn anew each time. With a fixed wait,
+ * nodes started together (a cluster restarted at once, a rack back from a
+ * power cut) ran their passes in the same second for as long as they ran:
+ * every pass asks the connected peers what they hold, so each peer met the
+ * whole swarm's questions at once every period, and after a loss every
+ * coordinator began its rebuilds in the same second. Drawn waits spread the
+ * passes over the period after the first, and the phases drift further
+ * apart with each pass; the mean period is unchanged. The namespace's sync
+ * rounds and the connection pings (node/net/connection-pinger.ts) are spread
+ * the same way.
  *
  * @module
  */
@@ -65,6 +77,9 @@ export interface RepairerInit {
   fullViewEvery?: number
 }
 
+/** Each wait of the repair schedule is the period times 1 ± this (drawn uniformly). */
+export const REPAIR_JITTER = 0.25
+
 /** Default of {@link RepairerInit.fullViewEvery}. */
 export const FULL_VIEW_EVERY = 10
 
@@ -98,7 +113,7 @@ export class Repairer {
   /** Run a pass every `checkIntervalMs` (none when 0). */
   start (): void {
     this.stopped = false
-    if (this.init.checkIntervalMs > 0) this.schedule(this.init.checkIntervalMs)
+    if (this.init.checkIntervalMs > 0) this.schedule()
   }
 
   /** Stop the schedule and wait for a running pass. */
@@ -128,12 +143,14 @@ export class Repairer {
     return this.latest
   }
 
-  private schedule (ms: number): void {
+  /** The next pass, after the period ± {@link REPAIR_JITTER}. */
+  private schedule (): void {
     if (this.stopped) return
+    const wait = this.init.checkIntervalMs * (1 - REPAIR_JITTER + 2 * REPAIR_JITTER * this.components.random())
     this.timer = this.components.timers.setTimeout(() => {
       this.repair().catch(err => { this.log.warn({ err: err?.message }, 'repair pass failed') })
-        .finally(() => { this.schedule(this.init.checkIntervalMs) })
-    }, ms)
+        .finally(() => { this.schedule() })
+    }, wait)
   }
 
   private async repairPass (signal: AbortSignal | undefined, options: ProgressOptions<RepairProgressEvents>, files: Map<string, FileState>): Promise<RepairReport> {
@@ -141,6 +158,7 @@ export class Repairer {
     const { holdings } = this.components
     const { placer } = this.init
     this.passes++
+    this.components.stats.repairPasses++
     try {
       const deferred = await this.init.deferred.codeAll(signal)
       report.coded = deferred.coded

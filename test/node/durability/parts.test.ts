@@ -86,7 +86,9 @@ function serviceOn (node: ShoalNode, time: VirtualTime): DurabilityService {
       onDisconnect: fn => { network.onDisconnect(fn) }
     },
     clock: time,
-    timers: time
+    timers: time,
+    // the middle of the schedule's jitter: each wait is the period itself
+    random: () => 0.5
   }, { graceMs: GRACE_MS, checkIntervalMs: GRACE_MS + 60_000, scrubIntervalMs: 0, repairBytesPerSecond: 512 * 1024 * 1024 })
 }
 
