@@ -3,6 +3,14 @@
  * peers we have met — bootstrap peers and everyone we connected to —
  * re-dialled after restarts and disconnections, with exponential backoff.
  *
+ * Each re-dial waits its backoff times a factor drawn in [0.5, 1.5)
+ * ({@link REDIAL_JITTER}). When a node goes away, every peer of it sees
+ * the connection close within the same few milliseconds; with waits of
+ * exactly 1, 2, 4… s they all re-dialled it at the same instants, so the
+ * node, once back, met all their dials (a handshake each) at once — a
+ * thousand at a seed every node bootstraps from. Drawn waits spread them
+ * over the backoff; its mean is unchanged.
+ *
  * @module
  */
 import { multiaddr } from '@multiformats/multiaddr'
@@ -12,11 +20,24 @@ import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { PeerId } from '@libp2p/interface'
+import type { Timers } from '../namespace/sync.js'
 
 /** What the peer manager is built from. */
 export interface PeersComponents {
   libp2p: ShoalLibp2p
   logger: Logger
+  /** Timers of the re-dials. @default real timers, unref'd (a pending re-dial never keeps a process alive) */
+  timers?: Timers
+  /** Uniform in [0, 1): the re-dials' spread. @default Math.random */
+  random?: () => number
+}
+
+/** Each re-dial waits its backoff times 1 ± this (drawn uniformly). */
+export const REDIAL_JITTER = 0.5
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
 }
 
 /** Where to keep state and whom to dial. */
@@ -49,7 +70,7 @@ export class PeerManager {
   private readonly components: PeersComponents
   private readonly init: Required<PeersInit>
   private readonly known = new Map<string, KnownPeer>()
-  private readonly timers = new Map<string, { timer: NodeJS.Timeout, delay: number }>()
+  private readonly timers = new Map<string, { timer: unknown, delay: number }>()
   private running = false
   private saving: Promise<void> = Promise.resolve()
   /** Counters since start (metrics): re-dials that reached none of a known peer's addresses. */
@@ -173,12 +194,14 @@ export class PeerManager {
     })
   }
 
+  /** Re-dial `id` after `delay` (the backoff; {@link PeersInit.minBackoffMs} by default) ± {@link REDIAL_JITTER} of it. */
   private scheduleRedial (id: string, delay?: number): void {
     if (!this.running || this.timers.has(id)) return
-    const wait = delay ?? this.init.minBackoffMs
-    const timer = setTimeout(() => { void this.redial(id, wait) }, wait)
-    timer.unref()
-    this.timers.set(id, { timer, delay: wait })
+    const backoff = delay ?? this.init.minBackoffMs
+    const { timers = realTimers, random = Math.random } = this.components
+    const wait = backoff * (1 - REDIAL_JITTER + 2 * REDIAL_JITTER * random())
+    const timer = timers.setTimeout(() => { void this.redial(id, backoff) }, wait)
+    this.timers.set(id, { timer, delay: backoff })
   }
 
   private async redial (id: string, lastDelay: number): Promise<void> {
@@ -203,7 +226,7 @@ export class PeerManager {
 
   private clearRedial (id: string): void {
     const t = this.timers.get(id)
-    if (t !== undefined) clearTimeout(t.timer)
+    if (t !== undefined) (this.components.timers ?? realTimers).clearTimeout(t.timer)
     this.timers.delete(id)
   }
 }

@@ -1,0 +1,85 @@
+/**
+ * Re-dials of a known peer that went away (node/peers/index.ts), on real
+ * hosts on 127.0.0.1: each waits its exponential backoff times a drawn
+ * factor, so the peers of a node that vanished do not all dial it at the
+ * same instants. The timers are a recorder the test fires by hand (the
+ * waits are what is under test); the dials are real and fail for real
+ * against the stopped host, then succeed once it listens again.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { join } from 'node:path'
+import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
+import { PeerManager, REDIAL_JITTER } from '../../../node/peers/index.js'
+import { createLogger } from '../../../node/logger.js'
+import type { Timers } from '../../../node/namespace/sync.js'
+import { tempDir } from '../../helpers/temp.js'
+
+/** Timers that only record what is asked; the test runs each callback itself. */
+class RecordedTimers implements Timers {
+  readonly asked: Array<{ fn: () => void, ms: number, cleared: boolean }> = []
+  setTimeout (fn: () => void, ms: number): unknown {
+    const t = { fn, ms, cleared: false }
+    this.asked.push(t)
+    return t
+  }
+
+  clearTimeout (handle: unknown): void { (handle as { cleared: boolean }).cleared = true }
+}
+
+async function until (ok: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!ok()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+describe('re-dials of known peers', () => {
+  it('each waits its backoff times a drawn factor, fails while the peer is away, and reaches it once it is back', async (t) => {
+    const hosts: ShoalLibp2p[] = []
+    t.after(async () => { await Promise.allSettled(hosts.map(async h => { await h.stop() })) })
+    const a = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+    hosts.push(a)
+    const bKey = await generateKeyPair('Ed25519')
+    let b = await createHost({ privateKey: bKey })
+    hosts.push(b)
+    // with its /p2p/ part
+    const bAddr = b.getMultiaddrs()[0]
+
+    const timers = new RecordedTimers()
+    const draws = [0, 0.999, 0.25, 0.5]
+    let drawn = 0
+    const peers = new PeerManager(
+      { libp2p: a, logger: createLogger('silent'), timers, random: () => draws[drawn++ % draws.length] },
+      { file: join(await tempDir(t), 'peers.json'), bootstrap: [], minBackoffMs: 1000, maxBackoffMs: 8000 }
+    )
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    await peers.connect(bAddr.toString())
+
+    // b goes away: a schedules its first re-dial, one backoff (1 s) times the first draw's factor
+    await b.stop()
+    await until(() => timers.asked.length === 1, 10_000, 'the first re-dial scheduled')
+    assert.equal(REDIAL_JITTER, 0.5, 'the waits below are drawn in [0.5, 1.5) times the backoff')
+    const expected = [1000 * 0.5, 2000 * 1.499, 4000 * 0.75, 8000 * 1]
+    // each one fired by hand fails (b is down) and schedules the next, its backoff doubled up to the longest
+    for (let i = 1; i < expected.length; i++) {
+      timers.asked[i - 1].fn()
+      await until(() => timers.asked.length === i + 1, 10_000, `re-dial ${i + 1} scheduled`)
+    }
+    // backoffs of 1, 2, 4 and 8 s, drawn as 0.5, ~1.5, 0.75 and 1 times them
+    assert.deepEqual(timers.asked.map(x => Math.round(x.ms)), expected)
+    assert.equal(peers.stats.redialsFailed, 3)
+
+    // b is back on the same address: the next re-dial reaches it and nothing more is scheduled
+    b = await createHost({ privateKey: bKey, listen: [bAddr.decapsulate('/p2p').toString()] })
+    hosts.push(b)
+    timers.asked[3].fn()
+    await until(() => a.getConnections(b.peerId).length > 0, 10_000, 'a reconnected to b')
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(timers.asked.length, 4, 'no re-dial after the peer is reached')
+    assert.equal(peers.stats.redialsFailed, 3)
+  })
+})
