@@ -15,6 +15,7 @@ import { PeerManager, REDIAL_JITTER } from '../../../node/peers/index.js'
 import { createLogger } from '../../../node/logger.js'
 import type { Timers } from '../../../node/namespace/sync.js'
 import { tempDir } from '../../helpers/temp.js'
+import { until } from '../../helpers/processes.js'
 
 /** Timers that only record what is asked; the test runs each callback itself. */
 class RecordedTimers implements Timers {
@@ -26,14 +27,6 @@ class RecordedTimers implements Timers {
   }
 
   clearTimeout (handle: unknown): void { (handle as { cleared: boolean }).cleared = true }
-}
-
-async function until (ok: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!ok()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
 }
 
 describe('re-dials of known peers', () => {
@@ -61,13 +54,13 @@ describe('re-dials of known peers', () => {
 
     // b goes away: a schedules its first re-dial, one backoff (1 s) times the first draw's factor
     await b.stop()
-    await until(() => timers.asked.length === 1, 10_000, 'the first re-dial scheduled')
+    await until('the first re-dial scheduled', () => timers.asked.length === 1, 10_000)
     assert.equal(REDIAL_JITTER, 0.5, 'the waits below are drawn in [0.5, 1.5) times the backoff')
     const expected = [1000 * 0.5, 2000 * 1.499, 4000 * 0.75, 8000 * 1]
     // each one fired by hand fails (b is down) and schedules the next, its backoff doubled up to the longest
     for (let i = 1; i < expected.length; i++) {
       timers.asked[i - 1].fn()
-      await until(() => timers.asked.length === i + 1, 10_000, `re-dial ${i + 1} scheduled`)
+      await until(`re-dial ${i + 1} scheduled`, () => timers.asked.length === i + 1, 10_000)
     }
     // backoffs of 1, 2, 4 and 8 s, drawn as 0.5, ~1.5, 0.75 and 1 times them
     assert.deepEqual(timers.asked.map(x => Math.round(x.ms)), expected)
@@ -77,7 +70,7 @@ describe('re-dials of known peers', () => {
     b = await createHost({ privateKey: bKey, listen: [bAddr.decapsulate('/p2p').toString()] })
     hosts.push(b)
     timers.asked[3].fn()
-    await until(() => a.getConnections(b.peerId).length > 0, 10_000, 'a reconnected to b')
+    await until('a reconnected to b', () => a.getConnections(b.peerId).length > 0, 10_000)
     await new Promise(resolve => setTimeout(resolve, 100))
     assert.equal(timers.asked.length, 4, 'no re-dial after the peer is reached')
     assert.equal(peers.stats.redialsFailed, 3)
