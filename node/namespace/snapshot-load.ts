@@ -78,14 +78,17 @@ const CHUNK = 10_000
 /**
  * Tree nodes per walk request (4 requests ahead): a request is fetched
  * whole before the walk moves on, so 4 × this many nodes are held. Leaves of
- * a large namespace are ~190 KiB: 8 nodes are a ~1.5 MiB answer, and ~6 MiB
+ * a large namespace are ~190 KiB: 4 nodes are a ~750 KiB answer, and ~3 MiB
  * are held ahead per level. Measured on a 1M-path first load (2 cores,
  * loopback, docs/benchmarks.md "Snapshot bootstrap"): 16 nodes a request
- * peaked at 304–316 MiB RSS, 8 at 268–280 MiB, and loaded no slower (four
- * smaller requests in flight keep a link as busy as four larger ones, and
- * their answers die sooner).
+ * peaked at 304–316 MiB RSS, 8 at 268–280 MiB (later 279–300 as the
+ * machine changed), 4 at 269–288 against 285–300 for 8 alternated in the
+ * same hour, 2–3 % slower (four smaller requests in flight keep a link
+ * nearly as busy as four larger ones, and their answers die sooner: fewer
+ * are promoted to the old generation, where they wait for a full
+ * collection).
  */
-const WALK_BATCH = 8
+const WALK_BATCH = 4
 
 /**
  * A first load's batches (bulk-rows.ts): at most this many rows (about two
