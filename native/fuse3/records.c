@@ -211,9 +211,14 @@ int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len,
  * FUSE threads, and each missed the kept places and asked JavaScript, which
  * answered each with the same places ahead (4 to 9 asks for 16 requests of
  * 1 MiB, rather than 3). A request that lies within FUSE3_JOIN_BYTES after
- * the start of the handle's ask in flight waits for its answer (at most
- * FUSE3_JOIN_WAIT_NS) and is then served from it when it covers the request;
- * a request elsewhere in the file (a random reader) asks at once.
+ * the start of the handle's ask in flight waits for its answer (until
+ * FUSE3_JOIN_WAIT_NS after it began to wait) and is then served from it when
+ * it covers the request. Only while the handle's last answer was places: a
+ * handle answered with bytes (a file not held here, a fetch from peers)
+ * keeps every request asking at once, in parallel, as does a request
+ * elsewhere in the file (a random reader) and the asks of a handle that has
+ * no slot yet (its first answer with places takes the slot, as any answer
+ * does; an ask never does).
  */
 #define PLACE_CACHE 64
 #define FUSE3_JOIN_BYTES (8 * 1024 * 1024)
@@ -230,6 +235,8 @@ typedef struct {
   /* an ask of JavaScript in flight for this handle, from this offset: its token (0: none) */
   uint64_t asking;
   int64_t asking_from;
+  /* the handle's last answer held places (then its next requests may wait for its ask in flight) */
+  int placed;
 } fuse3_place_cache_t;
 static fuse3_place_cache_t place_cache[PLACE_CACHE];
 static uv_mutex_t place_cache_mut;
@@ -262,6 +269,7 @@ static fuse3_place_cache_t *slot_of (void *mount, uint64_t fh) {
     c->fh = fh;
     c->used = 0;
     c->asking = 0;
+    c->placed = 0;
   }
   return c;
 }
@@ -287,7 +295,9 @@ uint32_t recall_or_ask (void *mount, uint64_t fh, int64_t off, size_t len, fuse3
   *token = 0;
   uv_mutex_lock(&place_cache_mut);
   fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  uint64_t waited = 0;
+  /* the ask this request waits for (one at most), and until when */
+  uint64_t joined = 0;
+  uint64_t deadline = 0;
   for (;;) {
     uint32_t n = recall_locked(c, mount, fh, off, len, out);
     if (n > 0) {
@@ -295,17 +305,18 @@ uint32_t recall_or_ask (void *mount, uint64_t fh, int64_t off, size_t len, fuse3
       return n;
     }
     int ours = c->mount == mount && c->fh == fh;
-    /* an ask in flight just before this request: its answer may well place it */
-    if (ours && c->asking != 0 && off >= c->asking_from && off < c->asking_from + FUSE3_JOIN_BYTES && waited == 0) {
-      waited = c->asking;
-      while (c->asking == waited && c->mount == mount && c->fh == fh) {
-        if (uv_cond_timedwait(&place_cache_cond, &place_cache_mut, FUSE3_JOIN_WAIT_NS) != 0) break;
-      }
-      continue;
+    /* an ask in flight just before this request, on a handle answered with places: its answer may well place it */
+    if (joined == 0 && ours && c->placed && c->asking != 0 && off >= c->asking_from && off < c->asking_from + FUSE3_JOIN_BYTES) {
+      joined = c->asking;
+      deadline = uv_hrtime() + FUSE3_JOIN_WAIT_NS;
     }
-    /* ask, marked as the handle's ask in flight unless another one is */
-    if (!ours || c->asking == 0) {
-      c = slot_of(mount, fh);
+    if (joined != 0 && ours && c->asking == joined) {
+      uint64_t now = uv_hrtime();
+      /* woken (an answer, any handle's): look again; timed out: ask */
+      if (now < deadline && uv_cond_timedwait(&place_cache_cond, &place_cache_mut, deadline - now) == 0) continue;
+    }
+    /* ask, marked as the handle's ask in flight when it has its slot and no other ask is */
+    if (ours && c->asking == 0) {
       *token = ++ask_tokens;
       c->asking = *token;
       c->asking_from = off;
@@ -317,12 +328,22 @@ uint32_t recall_or_ask (void *mount, uint64_t fh, int64_t off, size_t len, fuse3
 
 void asked (void *mount, uint64_t fh, uint64_t token, int64_t start, const fuse3_place_t *places, uint32_t n) {
   uv_mutex_lock(&place_cache_mut);
-  fuse3_place_cache_t *c = n > 0 ? slot_of(mount, fh) : &place_cache[fh % PLACE_CACHE];
-  if (n > 0) keep(c, start, places, n);
+  fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
+  int wake = 0;
+  if (n > 0) {
+    c = slot_of(mount, fh);
+    keep(c, start, places, n);
+    c->placed = 1;
+    wake = 1;
+  } else if (c->mount == mount && c->fh == fh) {
+    /* answered with bytes: the handle's next requests ask at once */
+    c->placed = 0;
+  }
   if (token != 0 && c->asking == token) {
     c->asking = 0;
-    uv_cond_broadcast(&place_cache_cond);
+    wake = 1;
   }
+  if (wake) uv_cond_broadcast(&place_cache_cond);
   uv_mutex_unlock(&place_cache_mut);
 }
 
@@ -339,6 +360,7 @@ void forget_mount_places (void *mount) {
     if (place_cache[i].mount != mount) continue;
     place_cache[i].used = 0;
     place_cache[i].asking = 0;
+    place_cache[i].placed = 0;
   }
   uv_cond_broadcast(&place_cache_cond);
   uv_mutex_unlock(&place_cache_mut);

@@ -55,7 +55,8 @@ uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_
 /*
  * The kept places of [off, off + len) of handle `fh` of `mount` into `out`:
  * their count, 0 unless all are kept. A request just after the handle's ask
- * in flight waits for that ask's answer first. On 0 the caller asks
+ * in flight waits for that ask's answer first (while the handle's last
+ * answer held places; at most 2 s). On 0 the caller asks
  * JavaScript and then calls `asked` with `*token` (nonzero when this ask is
  * the handle's ask in flight, which others wait for).
  */

@@ -13,6 +13,7 @@ import { census } from '../../simulations/durability-real-check.js'
 import { placedSim } from '../helpers/durability-sim.js'
 import { RealDurabilitySim, type RealSimNode, type SimFile } from '../../simulations/durability-real.js'
 import { runRandomDurability } from '../../simulations/durability-faults.js'
+import { FULL_VIEW_EVERY, REPAIR_JITTER } from '../../node/durability/repairer.js'
 
 const TEST = { timeout: 120_000 }
 
@@ -81,8 +82,8 @@ describe('durability simulation: restore of an old backup', () => {
     await sim.time.advance(3 * sim.settings.checkIntervalMs)
     assert.deepEqual(await census(sim, shardsOf, k, m), left)
 
-    // past the grace period and a pass that asks every peer, then a collection everywhere
-    await sim.time.advance(sim.settings.graceMs + 11 * sim.settings.checkIntervalMs)
+    // past the grace period and a pass that asks every peer (every FULL_VIEW_EVERY-th pass; each wait up to 1 + REPAIR_JITTER periods), then a collection everywhere
+    await sim.time.advance(sim.settings.graceMs + (Math.ceil((1 + REPAIR_JITTER) * FULL_VIEW_EVERY) + 1) * sim.settings.checkIntervalMs)
     await collectAll(sim)
     assert.deepEqual(await census(sim, shardsOf, k, m), left)
     const extra = [...(await copiesOf(sim, kept)).entries()].filter(([, copies]) => copies.length > 1)

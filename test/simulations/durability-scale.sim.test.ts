@@ -85,8 +85,10 @@ describe('durability simulation at scale', () => {
       const passes = node.service.stats.repairPasses - (passesBefore.get(node.id) ?? 0)
       assert.ok(passes >= 1 && passes <= 3, `${node.id} ran ${passes} passes in two periods`)
       if (known > 0) askers++
-      assert.ok(sent <= passes * known * 2 * (k + m), `${node.id} sent ${sent} holdings requests for ${known} files in ${passes} passes`)
-      if (known > 0) assert.ok(sent < passes * (sim.nodes.length - 1), `${node.id} asked fewer peers than every peer once a pass: ${sent} in ${passes} passes`)
+      // the requests of a pass begun just before the count may fall in it too
+      const counted = passes + 1
+      assert.ok(sent <= counted * known * 2 * (k + m), `${node.id} sent ${sent} holdings requests for ${known} files in ${passes} passes (and maybe one begun before)`)
+      if (known > 0) assert.ok(sent < counted * (sim.nodes.length - 1), `${node.id} asked fewer peers than every peer once a pass: ${sent} in ${passes} passes (and maybe one begun before)`)
     }
     assert.ok(askers >= k + m, 'the holders ran their passes')
 

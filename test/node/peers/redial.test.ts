@@ -16,6 +16,7 @@ import { createLogger } from '../../../node/logger.js'
 import type { Timers } from '../../../node/namespace/sync.js'
 import { tempDir } from '../../helpers/temp.js'
 import { until } from '../../helpers/processes.js'
+import { unusedPort } from '../../helpers/ports.js'
 
 /** Timers that only record what is asked; the test runs each callback itself. */
 class RecordedTimers implements Timers {
@@ -36,7 +37,9 @@ describe('re-dials of known peers', () => {
     const a = await createHost({ privateKey: await generateKeyPair('Ed25519') })
     hosts.push(a)
     const bKey = await generateKeyPair('Ed25519')
-    let b = await createHost({ privateKey: bKey })
+    // a port outside the kernel's ephemeral range: still free when b listens on it again
+    const bListen = `/ip4/127.0.0.1/tcp/${await unusedPort()}`
+    let b = await createHost({ privateKey: bKey, listen: [bListen] })
     hosts.push(b)
     // with its /p2p/ part
     const bAddr = b.getMultiaddrs()[0]
@@ -67,7 +70,7 @@ describe('re-dials of known peers', () => {
     assert.equal(peers.stats.redialsFailed, 3)
 
     // b is back on the same address: the next re-dial reaches it and nothing more is scheduled
-    b = await createHost({ privateKey: bKey, listen: [bAddr.decapsulate('/p2p').toString()] })
+    b = await createHost({ privateKey: bKey, listen: [bListen] })
     hosts.push(b)
     timers.asked[3].fn()
     await until('a reconnected to b', () => a.getConnections(b.peerId).length > 0, 10_000)
