@@ -18,6 +18,7 @@ import { mountTestNode, python, q, sh, shOk, type TestMount } from './helpers.js
 
 const TEST = { timeout: 60_000 }
 const LEAF = 262_144
+const MiB = 1024 * 1024
 
 /** `bytes` added as `path` through the files API (not through the mount: a file the mount's cache does not hold). */
 async function added (m: TestMount, bytes: Uint8Array, path = '/f.bin'): Promise<void> {
@@ -134,6 +135,71 @@ describe('FUSE reads placed in pack records', () => {
     const asked = m.service.placedReads() - before
     // 16 requests of 1 MiB; the first few are asked before the records ahead are known, the rest are kept places
     assert.ok(asked > 0 && asked <= 8, `JavaScript placed ${asked} of the 16 requests`)
+    assert.equal(m.service.retriedReads(), 0)
+  })
+
+  it('requests just after the handle\'s ask in flight wait for its answer and are served from it, rather than asking JavaScript again', TEST, async t => {
+    const m = await mountTestNode(t, { places: true })
+    const bytes = randomBytes(32 * 1024 * 1024)
+    await added(m, bytes)
+    // no read-ahead: each pread below is one request of its own, sent when the test says
+    const dev = (await shOk(`mountpoint -d ${q(m.dir)}`)).trim()
+    await shOk(`echo 0 > /sys/class/bdi/${dev}/read_ahead_kb`)
+    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    // a spy on the real filesystem: every ask, and the first at 16 MiB or past held until the test lets it go
+    const fs = (m.service as unknown as { fs: { places: (fh: number, length: number, offset: number) => Promise<unknown> } }).fs
+    const places = fs.places.bind(fs)
+    const asks: number[] = []
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    let held: ((offset: number) => void) | undefined
+    const heldAsk = new Promise<number>(resolve => { held = resolve })
+    fs.places = async (fh, length, offset) => {
+      asks.push(offset)
+      if (offset >= 16 * MiB && held !== undefined) {
+        held(offset)
+        held = undefined
+        // answered once let go (the records ahead long looked up by then: the answer places the next 8 MiB)
+        await released
+      }
+      return await places(fh, length, offset)
+    }
+    t.after(() => { fs.places = places; release() })
+    // one handle: a first read (its answer holds places), then a read at 16 MiB and, while it is asked, three just after it on other threads
+    const reader = python(`
+import os, threading, time, hashlib
+fd = os.open(${JSON.stringify(join(m.dir, 'f.bin'))}, os.O_RDONLY)
+MiB = 1 << 20
+got = {}
+def read(at):
+    got[at] = hashlib.sha256(os.pread(fd, MiB, at * MiB)).hexdigest()
+read(0)
+time.sleep(0.5)
+first = threading.Thread(target=read, args=(16,))
+first.start()
+time.sleep(0.3)
+after = [threading.Thread(target=read, args=(at,)) for at in (17, 18, 19)]
+for th in after: th.start()
+for th in [first] + after: th.join()
+os.close(fd)
+print(' '.join(f'{at}:{got[at]}' for at in sorted(got)))
+`, { timeoutMs: 30_000 })
+    let whileHeld: number[]
+    try {
+      assert.equal(await heldAsk, 16 * MiB, 'the read at 16 MiB asked JavaScript')
+      // the three later reads are sent meanwhile; give them time to ask, were they to
+      await new Promise(resolve => setTimeout(resolve, 700))
+      whileHeld = asks.filter(at => at > 16 * MiB)
+    } finally {
+      // never leave a FUSE request hanging on the spy (the mount could not be unmounted)
+      release()
+    }
+    const r = await reader
+    assert.equal(r.code, 0, r.stderr)
+    const sha = (at: number): string => createHash('sha256').update(bytes.subarray(at * MiB, (at + 1) * MiB)).digest('hex')
+    assert.equal(r.stdout.trim(), [0, 16, 17, 18, 19].map(at => `${at}:${sha(at)}`).join(' '), 'every read gave the exact bytes')
+    assert.deepEqual(whileHeld, [], 'no request just after the ask in flight asked JavaScript while it was answered')
+    assert.deepEqual(asks.filter(at => at > 16 * MiB), [], 'and none after: its answer placed them')
     assert.equal(m.service.retriedReads(), 0)
   })
 
