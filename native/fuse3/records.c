@@ -259,10 +259,15 @@ uint32_t clip_places (const fuse3_place_t *in, uint32_t n, int64_t start, int64_
   return count;
 }
 
+/* True when slot `c` is handle `fh` of `mount`'s (called locked). */
+static int owns (const fuse3_place_cache_t *c, void *mount, uint64_t fh) {
+  return c->mount == mount && c->fh == fh;
+}
+
 /* The slot of handle `fh` of `mount` (called locked): taken over, emptied, when another handle had it. */
 static fuse3_place_cache_t *slot_of (void *mount, uint64_t fh) {
   fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  if (c->mount != mount || c->fh != fh) {
+  if (!owns(c, mount, fh)) {
     /* another handle's ask in flight here: its asker finds its token gone and keeps nothing */
     if (c->asking != 0) uv_cond_broadcast(&place_cache_cond);
     c->mount = mount;
@@ -287,7 +292,7 @@ static void keep (fuse3_place_cache_t *c, int64_t start, const fuse3_place_t *pl
 }
 
 static uint32_t recall_locked (fuse3_place_cache_t *c, void *mount, uint64_t fh, int64_t off, size_t len, fuse3_place_t *out) {
-  if (c->used && c->mount == mount && c->fh == fh && off >= c->start && off + (int64_t) len <= c->end) return clip_places(c->places, c->n, c->start, off, len, out);
+  if (c->used && owns(c, mount, fh) && off >= c->start && off + (int64_t) len <= c->end) return clip_places(c->places, c->n, c->start, off, len, out);
   return 0;
 }
 
@@ -304,7 +309,7 @@ uint32_t recall_or_ask (void *mount, uint64_t fh, int64_t off, size_t len, fuse3
       uv_mutex_unlock(&place_cache_mut);
       return n;
     }
-    int ours = c->mount == mount && c->fh == fh;
+    int ours = owns(c, mount, fh);
     /* an ask in flight just before this request, on a handle answered with places: its answer may well place it */
     if (joined == 0 && ours && c->placed && c->asking != 0 && off >= c->asking_from && off < c->asking_from + FUSE3_JOIN_BYTES) {
       joined = c->asking;
@@ -335,7 +340,7 @@ void asked (void *mount, uint64_t fh, uint64_t token, int64_t start, const fuse3
     keep(c, start, places, n);
     c->placed = 1;
     wake = 1;
-  } else if (c->mount == mount && c->fh == fh) {
+  } else if (owns(c, mount, fh)) {
     /* answered with bytes: the handle's next requests ask at once */
     c->placed = 0;
   }
@@ -350,7 +355,7 @@ void asked (void *mount, uint64_t fh, uint64_t token, int64_t start, const fuse3
 void forget_places (void *mount, uint64_t fh) {
   uv_mutex_lock(&place_cache_mut);
   fuse3_place_cache_t *c = &place_cache[fh % PLACE_CACHE];
-  if (c->mount == mount && c->fh == fh) c->used = 0;
+  if (owns(c, mount, fh)) c->used = 0;
   uv_mutex_unlock(&place_cache_mut);
 }
 

@@ -16,7 +16,7 @@ import type { BlockReader } from '../reads/api.js'
 import type { Logger } from '../logger.js'
 import type { Entry, FilePin, WallClock } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
-import type { Timers } from '../namespace/sync.js'
+import { systemTimers, type Timers } from '../timers.js'
 import type { Counter } from 'prom-client'
 
 /** Counters since start, shared by the parts of the service. */
@@ -106,10 +106,7 @@ export interface DurabilityParts extends DurabilityComponents {
 export const systemClock: WallClock = { now: () => Date.now() }
 
 /** Real timers, unref'd: a pending repair or scrub never keeps a process alive. */
-export const systemTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
-}
+export { systemTimers }
 
 /** Zeroed counters. */
 export function emptyStats (): DurabilityStats {

@@ -36,6 +36,7 @@ import type { DurabilityParts } from './components.js'
 import type { Placer } from './placer.js'
 import type { RebuildCounts, ShardRebuilder } from './rebuilder.js'
 import type { Logger } from '../logger.js'
+import { jittered } from '../timers.js'
 
 
 /** Progress of a repair pass: manifests checked of those whose files are live, and shards rebuilt so far. */
@@ -98,8 +99,6 @@ export class Repairer {
   private timer?: unknown
   private readonly pass = new SharedPass<RepairReport>()
   private stopped = false
-  /** Passes started since start. */
-  private passes = 0
   /** Shards this node holds → when a pass first saw it hold them (network clock): a copy is released only once held a grace period. */
   private readonly ownSince = new Map<string, number>()
   private latest?: { report: RepairReport, at: number, files: ReadonlyMap<string, FileState> }
@@ -146,7 +145,7 @@ export class Repairer {
   /** The next pass, after the period ± {@link REPAIR_JITTER}. */
   private schedule (): void {
     if (this.stopped) return
-    const wait = this.init.checkIntervalMs * (1 - REPAIR_JITTER + 2 * REPAIR_JITTER * this.components.random())
+    const wait = jittered(this.init.checkIntervalMs, REPAIR_JITTER, this.components.random)
     this.timer = this.components.timers.setTimeout(() => {
       this.repair().catch(err => { this.log.warn({ err: err?.message }, 'repair pass failed') })
         .finally(() => { this.schedule() })
@@ -157,7 +156,6 @@ export class Repairer {
     const report = emptyRepairReport()
     const { holdings } = this.components
     const { placer } = this.init
-    this.passes++
     this.components.stats.repairPasses++
     try {
       const deferred = await this.init.deferred.codeAll(signal)
@@ -221,7 +219,7 @@ export class Repairer {
     const getter = this.components.blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const last = this.lastHolders(manifest, mroot)
-    if (last.size > 0 && this.passes % (this.init.fullViewEvery ?? FULL_VIEW_EVERY) !== 0) {
+    if (last.size > 0 && this.components.stats.repairPasses % (this.init.fullViewEvery ?? FULL_VIEW_EVERY) !== 0) {
       const narrow = await gatherView(this.components, manifest, mroot.stripes, signal, { peers: last })
       const healthy = { ...emptySummary(), stripes: 0 }
       if (await this.allHealthy(mroot, narrow, healthy, signal)) {

@@ -17,6 +17,7 @@ import type { Replica } from './replica.js'
 import type { TrustPolicy } from './trust.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
+import { systemTimers } from '../timers.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { GossipsubMessage, TopicValidatorFn } from '@libp2p/gossipsub'
 
@@ -208,7 +209,7 @@ export function createLibp2pSync (init: Libp2pSyncInit): NamespaceSync {
   return new NamespaceSync({
     replica: init.replica,
     network: new Libp2pSyncNetwork({ libp2p: init.libp2p, logger: init.logger }, init.limits),
-    timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } },
+    timers: systemTimers,
     random: Math.random,
     logger: init.logger,
     trust: init.trust

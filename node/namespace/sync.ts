@@ -72,6 +72,7 @@ import { PeerScores, type Offence, type PeerScoreOptions } from './peer-scores.j
 import type { WallClock } from './api.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
+import { jittered, type Timers } from '../timers.js'
 import type { CID } from 'multiformats/cid'
 
 /** Handlers a {@link SyncNetwork} calls. */
@@ -103,11 +104,7 @@ export interface SyncNetwork {
   peers: () => string[]
 }
 
-/** Timers (virtual in simulations). */
-export interface Timers {
-  setTimeout: (fn: () => void, ms: number) => unknown
-  clearTimeout: (handle: unknown) => void
-}
+export type { Timers } from '../timers.js'
 
 /** What namespace sync is built from. */
 export interface SyncComponents {
@@ -422,7 +419,7 @@ export class NamespaceSync {
   private schedule (): void {
     if (this.stopped) return
     const { interval } = this.options
-    const delay = interval * (0.5 + this.components.random())
+    const delay = jittered(interval, 0.5, this.components.random)
     this.timer = this.components.timers.setTimeout(() => {
       this.track(this.round().finally(() => { this.schedule() }))
     }, delay)

@@ -164,17 +164,18 @@ export class ConnectionPinger implements Startable {
   /** One ping of `conn`; a failure aborts it. */
   private async ping (conn: Connection): Promise<void> {
     const signal = this.timeout.getTimeoutSignal({ signal: this.abort?.signal })
-    let start = Date.now()
+    // the round trip on the monotonic clock (a wall clock step would make it negative or huge)
+    let start = performance.now()
     let stream: Awaited<ReturnType<Connection['newStream']>> | undefined
     try {
       stream = await conn.newStream(PING_PROTOCOL, { signal, runOnLimitedConnection: true })
       const bytes = byteStream(stream)
-      start = Date.now()
+      start = performance.now()
       await Promise.all([
         bytes.write(crypto.getRandomValues(new Uint8Array(PING_LENGTH)), { signal }),
         bytes.read({ bytes: PING_LENGTH, signal })
       ])
-      conn.rtt = Date.now() - start
+      conn.rtt = performance.now() - start
       await stream.close({ signal })
       this.stats.answered++
     } catch (err: any) {
@@ -183,7 +184,7 @@ export class ConnectionPinger implements Startable {
       if (this.abort?.signal.aborted === true || conn.status !== 'open') return
       if (err?.name === 'UnsupportedProtocolError') {
         // it answered the negotiation (two round trips): alive
-        conn.rtt = (Date.now() - start) / 2
+        conn.rtt = (performance.now() - start) / 2
         this.stats.unsupported++
         return
       }

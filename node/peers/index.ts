@@ -20,7 +20,7 @@ import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { PeerId } from '@libp2p/interface'
-import type { Timers } from '../namespace/sync.js'
+import { jittered, systemTimers, type Timers } from '../timers.js'
 
 /** What the peer manager is built from. */
 export interface PeersComponents {
@@ -34,11 +34,6 @@ export interface PeersComponents {
 
 /** Each re-dial waits its backoff times 1 ± this (drawn uniformly). */
 export const REDIAL_JITTER = 0.5
-
-const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
-}
 
 /** Where to keep state and whom to dial. */
 export interface PeersInit {
@@ -70,7 +65,8 @@ export class PeerManager {
   private readonly components: PeersComponents
   private readonly init: Required<PeersInit>
   private readonly known = new Map<string, KnownPeer>()
-  private readonly timers = new Map<string, { timer: unknown, delay: number }>()
+  /** The pending re-dial of each peer (its timer). */
+  private readonly timers = new Map<string, unknown>()
   private running = false
   private saving: Promise<void> = Promise.resolve()
   /** Counters since start (metrics): re-dials that reached none of a known peer's addresses. */
@@ -198,10 +194,8 @@ export class PeerManager {
   private scheduleRedial (id: string, delay?: number): void {
     if (!this.running || this.timers.has(id)) return
     const backoff = delay ?? this.init.minBackoffMs
-    const { timers = realTimers, random = Math.random } = this.components
-    const wait = backoff * (1 - REDIAL_JITTER + 2 * REDIAL_JITTER * random())
-    const timer = timers.setTimeout(() => { void this.redial(id, backoff) }, wait)
-    this.timers.set(id, { timer, delay: backoff })
+    const { timers = systemTimers, random = Math.random } = this.components
+    this.timers.set(id, timers.setTimeout(() => { void this.redial(id, backoff) }, jittered(backoff, REDIAL_JITTER, random)))
   }
 
   private async redial (id: string, lastDelay: number): Promise<void> {
@@ -225,8 +219,8 @@ export class PeerManager {
   }
 
   private clearRedial (id: string): void {
-    const t = this.timers.get(id)
-    if (t !== undefined) (this.components.timers ?? realTimers).clearTimeout(t.timer)
+    const timer = this.timers.get(id)
+    if (timer !== undefined) (this.components.timers ?? systemTimers).clearTimeout(timer)
     this.timers.delete(id)
   }
 }
