@@ -7,7 +7,7 @@
  *     [--spacing 200] [--topology star|mesh] [--links 2] [--entries 100000]
  *     [--tail 1000] [--authors 4] [--turn 250] [--threadpool N] [--seed 1]
  *     [--dir DIR] [--no-converge] [--no-bootstrap] [--history-only]
- *     [--source child|here|both] [--entry-version 2|1]
+ *     [--source child|here|both] [--unsettled-source] [--entry-version 2|1]
  *     [--json] [--keep]
  *
  * 1. Convergence: `--nodes` real libp2p hosts on 127.0.0.1 in this process,
@@ -25,7 +25,10 @@
  *    writes actually had, timed from just before publish() until each other
  *    node's 'message' event.
  * 2. Bootstrap: `--entries` signed entries (see generateEntries) received
- *    into a source replica in pages of 1000. (a) A fresh node pulls the
+ *    into a source replica in pages of 1000; the source's LevelDB is then
+ *    compacted (a peer serving its history has long merged the tables it
+ *    wrote it in; without this the source was still merging them during the
+ *    pull, 0.3–0.4 CPU-s of the same two cores). (a) A fresh node pulls the
  *    whole history over libp2p. (b) The source compacts (compact(true)),
  *    receives `--tail` newer entries, and another fresh node bootstraps from
  *    the snapshot, then pulls the tail. (b*) The same with the snapshot's
@@ -82,7 +85,7 @@ import {
 } from '../protocol/namespace.js'
 import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
-import { DAEMON_NODE_FLAGS } from '../cli/relaunch.js'
+import { daemonChildArgs, daemonNodeFlags, flagName } from '../cli/relaunch.js'
 import { withMallocTunables } from '../cli/malloc-tunables.js'
 import { ArgReader, TEST_TOPIC, Watcher, swarmArg, fileRecord, generateEntries, payload, pct, seeded } from './converge-common.js'
 
@@ -147,6 +150,12 @@ interface Options {
    * stable and the source compacts nothing.
    */
   entryVersion?: 1 | 2
+  /**
+   * Compact the sources' LevelDB after they are filled, before they serve
+   * (default; `--unsettled-source` leaves them merging the tables they
+   * were just filled with while they serve, as the bench did before).
+   */
+  settle: boolean
   /** Internal: run as (a)'s source process, serving the entries in this file. */
   historySource?: string
   json: boolean
@@ -156,7 +165,7 @@ interface Options {
 function parseArgs (argv: string[]): Options {
   const o: Options = {
     nodes: 16, writes: 200, spacing: 200, topology: 'star', links: 2, entries: 100_000, tail: 1000, authors: 4, turn: 250,
-    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, source: 'both', json: false, keep: false
+    threadpool: -1, seed: 1, dir: tmpdir(), converge: true, bootstrap: true, historyOnly: false, source: 'both', settle: true, json: false, keep: false
   }
   const r = new ArgReader(argv)
   while (r.next()) {
@@ -183,6 +192,7 @@ function parseArgs (argv: string[]): Options {
         o.entryVersion = v
         break
       }
+      case '--unsettled-source': o.settle = false; break
       case '--history-source': o.historySource = r.value(); break
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}; see the header of bench/converge.ts`)
     }
@@ -290,11 +300,12 @@ class TimedKV implements KV {
   snapshot (): TimedKV['t'] { return { ...this.t } }
 }
 
-interface Instrumented { replica: Replica, kv: TimedKV, verify: { ms: number, n: number } }
+interface Instrumented { replica: Replica, kv: TimedKV, level: LevelKV, verify: { ms: number, n: number } }
 
 /** A replica as createNamespace builds it, with its KV and verifier timed. */
 function instrumentedReplica (path: string, key: PrivateKey, options: ReplicaOptions = {}): Instrumented {
-  const kv = new TimedKV(new LevelKV(path))
+  const level = new LevelKV(path)
+  const kv = new TimedKV(level)
   const inner = peerIdVerifier()
   const t = { ms: 0, n: 0 }
   const verifier: Verifier = async (author, data, sig) => {
@@ -302,7 +313,7 @@ function instrumentedReplica (path: string, key: PrivateKey, options: ReplicaOpt
     try { return await inner(author, data, sig) } finally { t.ms += performance.now() - s; t.n++ }
   }
   const replica = new Replica({ kv, signer: signerFromKey(key), verifier, clock: { now: () => Date.now() }, logger }, options)
-  return { replica, kv, verify: t }
+  return { replica, kv, level, verify: t }
 }
 
 // ----------------------------------------------------------------- nodes
@@ -1004,7 +1015,7 @@ async function receiveAll (replica: Replica, entries: Uint8Array[], what: string
 }
 
 /** A source replica filled with the history, in LevelDB, never compacting by itself; receive() in pages of 1000, one fsynced batch each. */
-async function buildSource (dir: string, key: PrivateKey, entries: Uint8Array[], what: string): Promise<{ src: Instrumented, build: Build }> {
+async function buildSource (dir: string, key: PrivateKey, entries: Uint8Array[], what: string, settle: boolean): Promise<{ src: Instrumented, build: Build }> {
   const src = instrumentedReplica(dir, key, { compactAfter: Number.MAX_SAFE_INTEGER })
   await src.replica.open()
   const t = performance.now()
@@ -1012,6 +1023,12 @@ async function buildSource (dir: string, key: PrivateKey, entries: Uint8Array[],
   await receiveAll(src.replica, entries, what)
   const build = { seconds: (performance.now() - t) / 1000, verifyMs: src.verify.ms, kvBatchMs: src.kv.t.batch, batches: src.kv.t.batches, kvGetMs: src.kv.t.get, load: endBuild() }
   log(`bootstrap: ${what} built in ${fmt(build.seconds, 1)} s (${fmt(entries.length / build.seconds)} entries/s)`)
+  if (settle) {
+    // a peer serving its history has long merged the tables it wrote it in; this one wrote them a moment ago
+    const settling = performance.now()
+    await src.level.compact()
+    log(`bootstrap: ${what} settled (its LevelDB compacted) in ${fmt((performance.now() - settling) / 1000, 1)} s`)
+  }
   return { src, build }
 }
 
@@ -1065,10 +1082,10 @@ type SourceMessage =
  * and serves pulls and the raw stream from its own host and main thread, as
  * a peer on another machine would. Its CPU is read over IPC.
  */
-async function childSource (work: string, entries: Uint8Array[]): Promise<Source & { build: Build }> {
+async function childSource (work: string, entries: Uint8Array[], settle: boolean): Promise<Source & { build: Build }> {
   const file = join(work, 'history-entries.bin')
   await writeFile(file, frameEntries(entries))
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--history-source', file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...(settle ? [] : ['--unsettled-source']), '--history-source', file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   children.add(child)
   const waiting: Array<(m: SourceMessage) => void> = []
   let exited: Error | undefined
@@ -1108,13 +1125,13 @@ async function childSource (work: string, entries: Uint8Array[]): Promise<Source
 }
 
 /** The child side of {@link childSource}: build the source from `file`, serve until told to stop. */
-async function serveHistorySource (file: string): Promise<number> {
+async function serveHistorySource (file: string, settle: boolean): Promise<number> {
   const send = (m: SourceMessage): void => { process.send?.(m) }
   process.on('disconnect', () => { process.exit(0) })
   try {
     const entries = unframeEntries(await readFile(file))
     const key = await generateKeyPair('Ed25519')
-    const { src, build } = await buildSource(join(dirname(file), 'source-child'), key, entries, 'source (own process)')
+    const { src, build } = await buildSource(join(dirname(file), 'source-child'), key, entries, 'source (own process)', settle)
     const node = await startNode('source', key, src.replica)
     await serveRaw(node.libp2p, pack(entries))
     const stopped = new Promise<void>(resolve => {
@@ -1137,9 +1154,9 @@ async function serveHistorySource (file: string): Promise<number> {
 }
 
 /** The source in this process, sharing its main thread with the new node (and a handle on its replica for (b)). */
-async function hereSource (work: string, entries: Uint8Array[]): Promise<Source & { build: Build, node: BenchNode, src: Instrumented }> {
+async function hereSource (work: string, entries: Uint8Array[], settle: boolean): Promise<Source & { build: Build, node: BenchNode, src: Instrumented }> {
   const key = await generateKeyPair('Ed25519')
-  const { src, build } = await buildSource(join(work, 'source'), key, entries, 'source')
+  const { src, build } = await buildSource(join(work, 'source'), key, entries, 'source', settle)
   const node = await startNode('source', key, src.replica)
   return {
     place: 'here',
@@ -1240,7 +1257,7 @@ async function bootstrap (opts: Options, work: string): Promise<BootstrapResult>
   try {
     const builds: BootstrapResult['builds'] = {}
     for (const place of places) {
-      const s = place === 'child' ? await childSource(work, entries) : (here = await hereSource(work, entries))
+      const s = place === 'child' ? await childSource(work, entries, opts.settle) : (here = await hereSource(work, entries, opts.settle))
       if (weight(s.clock) !== n) throw new Error(`source (${place}) clock has ${weight(s.clock)} entries, not ${n}`)
       sources[place] = s
       builds[place] = s.build
@@ -1458,15 +1475,10 @@ function reportBootstrap (b: BootstrapResult): string[] {
 /** Set in the re-run, so that it never re-runs itself again. */
 const RERUN_MARK = 'SHOAL_BENCH_RERUN'
 
-/** True when this process's command line names `flag` (`--name=value`), in either spelling of its name. */
-function namedFlag (flag: string): boolean {
-  const name = (arg: string): string => arg.split('=')[0].replaceAll('_', '-')
-  return process.execArgv.some(arg => name(arg) === name(flag))
-}
-
-/** True when this process has the daemon's V8 flags and malloc settings already. */
+/** True when this process has the daemon's node flags (by name: a value of the user's counts) and malloc settings already. */
 function runsAsDaemon (): boolean {
-  return DAEMON_NODE_FLAGS.every(namedFlag) && withMallocTunables(process.env).GLIBC_TUNABLES === process.env.GLIBC_TUNABLES
+  const own = process.execArgv.map(flagName)
+  return daemonNodeFlags().every(flag => own.includes(flagName(flag))) && withMallocTunables(process.env).GLIBC_TUNABLES === process.env.GLIBC_TUNABLES
 }
 
 /**
@@ -1475,7 +1487,7 @@ function runsAsDaemon (): boolean {
  * set before the process starts.
  */
 async function rerunAsDaemon (size: number): Promise<number> {
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS.filter(flag => !namedFlag(flag)), ...process.execArgv, ...process.argv.slice(1)], {
+  const child = spawn(process.execPath, daemonChildArgs({ execArgv: process.execArgv, argv: process.argv, env: process.env }), {
     stdio: 'inherit',
     env: { ...withMallocTunables(process.env), UV_THREADPOOL_SIZE: String(size), [RERUN_MARK]: '1' }
   })
@@ -1490,7 +1502,7 @@ async function rerunAsDaemon (size: number): Promise<number> {
 async function main (): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
 
-  if (opts.historySource !== undefined) return await serveHistorySource(opts.historySource)
+  if (opts.historySource !== undefined) return await serveHistorySource(opts.historySource, opts.settle)
   // re-run once (RERUN_MARK), unless told to run in place (--threadpool 0)
   if (opts.threadpool !== 0 && process.env[RERUN_MARK] === undefined) {
     const pool = opts.threadpool > 0 ? opts.threadpool : Number(process.env.UV_THREADPOOL_SIZE ?? Math.min(1024, 4 * Math.max(opts.converge ? opts.nodes : 3, 3)))

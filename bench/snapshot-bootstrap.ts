@@ -51,7 +51,7 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
-import { DAEMON_NODE_FLAGS } from '../cli/relaunch.js'
+import { daemonNodeFlags } from '../cli/relaunch.js'
 import { withMallocTunables } from '../cli/malloc-tunables.js'
 import { cborCID } from '../node/blocks/verify.js'
 import { signerFromKey } from '../node/namespace/index.js'
@@ -226,7 +226,7 @@ function vmHwmMiB (pid: number | undefined): number | undefined {
 /** Run the child with `args`, killing it after `timeoutS` seconds. */
 async function runChild<T extends ChildResult> (args: string[], timeoutS: number, nodeArgs: string[] = []): Promise<ChildRun<T>> {
   const started = performance.now()
-  const child = fork(CHILD, args, { execArgv: [...DAEMON_NODE_FLAGS, ...nodeArgs], env: CHILD_ENV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(CHILD, args, { execArgv: [...daemonNodeFlags(), ...nodeArgs], env: CHILD_ENV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const stop = trackChild(child, 5_000)
   let result: ChildResult | undefined
   let hwm: number | undefined
@@ -247,7 +247,7 @@ const f = (x: number, d = 2): string => fmt(x, d)
 
 function report (opts: Options, source: Source, load: ChildRun<LoadResult>, ceil: ChildRun<CeilingResult>): { lines: string[], ok: boolean } {
   const lines: string[] = [
-    `snapshot bootstrap, ${fmt(opts.paths)} paths: ${fmt(source.nodes)} blocks (tree nodes + root, ${f(source.MiB, 1)} MiB); source built in ${f(source.buildS, 1)} s; Node ${process.version}, children with ${DAEMON_NODE_FLAGS.join(' ')} and GLIBC_TUNABLES=${CHILD_ENV.GLIBC_TUNABLES ?? '(unset)'}`
+    `snapshot bootstrap, ${fmt(opts.paths)} paths: ${fmt(source.nodes)} blocks (tree nodes + root, ${f(source.MiB, 1)} MiB); source built in ${f(source.buildS, 1)} s; Node ${process.version}, children with ${daemonNodeFlags().join(' ')} and GLIBC_TUNABLES=${CHILD_ENV.GLIBC_TUNABLES ?? '(unset)'}`
   ]
   const c = ceil.result
   if (c !== undefined) lines.push(`ceiling  ${f(c.s)} s  peak RSS ${f(c.maxRssMiB, 0)} MiB (anon ${f(c.rssAnonPeakMiB, 0)}, file ${f(c.rssFilePeakMiB, 0)})  heap peak ${f(c.heapPeakMiB, 1)} MiB  (sha-256 of ${fmt(c.nodes)} nodes, ${f(c.MiB, 1)} MiB, into a fresh LevelDB: 4 MiB unsynced batches, one synced write)`)
@@ -310,7 +310,7 @@ async function run (opts: Options, work: string): Promise<number> {
   const load = await runChild<LoadResult>(['load', '--source', sourceDir, '--work', join(work, 'replica'), '--root', source.root.toString(), '--author', source.author, '--paths', String(opts.paths), ...then, ...(opts.maxOpenFiles === undefined ? [] : ['--max-open-files', String(opts.maxOpenFiles)])], opts.timeout, profile)
   const { lines, ok } = report(opts, source, load, ceil)
   process.stdout.write(lines.join('\n') + '\n')
-  if (opts.json) process.stdout.write(JSON.stringify({ node: process.version, nodeFlags: DAEMON_NODE_FLAGS, options: opts, source: { ...source, root: source.root.toString() }, ceiling: ceil, load }) + '\n')
+  if (opts.json) process.stdout.write(JSON.stringify({ node: process.version, nodeFlags: daemonNodeFlags(), options: opts, source: { ...source, root: source.root.toString() }, ceiling: ceil, load }) + '\n')
   return ok ? 0 : 1
 }
 

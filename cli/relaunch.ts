@@ -44,10 +44,31 @@
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { withMallocTunables } from './malloc-tunables.js'
 
-/** Node flags the daemon process runs with. */
+/** Node flags the daemon process needs: `shoal daemon` started without them relaunches itself with {@link daemonNodeFlags}. */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128']
+
+/** Node's own size of V8's worker pool (`--v8-pool-size`), whatever the machine. */
+export const NODE_V8_POOL_SIZE = 4
+
+/**
+ * The flags a relaunched daemon runs with: {@link DAEMON_NODE_FLAGS}, and
+ * V8's worker pool (the collector's helper threads, among others) no larger
+ * than the machine's cores. Node starts {@link NODE_V8_POOL_SIZE} of them
+ * on any machine; on two cores, four helpers of a young-generation
+ * collection contend with the main thread and LevelDB's compaction for the
+ * two cores. Measured on a history pull (the new node's main thread is its
+ * critical path): with two workers 3–4 % more entries a second, in seven
+ * alternated pairs out of seven (docs/benchmarks.md, "History bootstrap:
+ * a settled source, and V8's pool at the cores"). Not a flag the relaunch
+ * waits for: a daemon started in place (the systemd unit in contrib/) keeps
+ * Node's pool unless its command line sets one.
+ */
+export function daemonNodeFlags (cores: number = availableParallelism()): string[] {
+  return [...DAEMON_NODE_FLAGS, `--v8-pool-size=${Math.max(1, Math.min(NODE_V8_POOL_SIZE, cores))}`]
+}
 
 /** Set in the child so that it never relaunches itself again. */
 const CHILD_ENV = 'SHOAL_DAEMON_CHILD'
@@ -168,7 +189,7 @@ function isShell (pid: number): boolean {
  * when an npm launcher goes away (see the module comment), and resolve with the exit code to use: the child's.
  */
 export async function relaunchDaemon (): Promise<number> {
-  const child = spawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, ...process.argv.slice(1)], {
+  const child = spawn(process.execPath, daemonChildArgs({ execArgv: process.execArgv, argv: process.argv, env: process.env }), {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     // glibc's malloc settings for the data path's buffers (cli/malloc-tunables.ts)
     env: { ...withMallocTunables(process.env), [CHILD_ENV]: '1' },
@@ -201,6 +222,24 @@ export async function relaunchDaemon (): Promise<number> {
       resolve(code ?? (signal === null ? 1 : 128 + signalNumber(signal)))
     })
   })
+}
+
+/**
+ * The relaunched daemon's arguments to `node`: {@link daemonNodeFlags}
+ * except those the user set already (by name, on node's command line or in
+ * `NODE_OPTIONS`: theirs stay, whatever their value), then this process's
+ * own node flags and its command line.
+ */
+export function daemonChildArgs (options: { execArgv: readonly string[], argv: readonly string[], env: NodeJS.ProcessEnv, cores?: number }): string[] {
+  const own = [...options.execArgv, ...(options.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)].map(flagName)
+  const ours = daemonNodeFlags(options.cores).filter(flag => !own.includes(flagName(flag)))
+  return [...ours, ...options.execArgv, ...options.argv.slice(1)]
+}
+
+/** A command-line flag's name, in Node's either spelling: `--v8-pool-size` of `--v8_pool_size=2`. */
+export function flagName (flag: string): string {
+  const i = flag.indexOf('=')
+  return (i < 0 ? flag : flag.slice(0, i)).replaceAll('_', '-')
 }
 
 function signalNumber (signal: NodeJS.Signals): number {

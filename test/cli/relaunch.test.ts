@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
-import { commandOf, DAEMON_NODE_FLAGS, shouldRelaunch } from '../../cli/relaunch.js'
+import { commandOf, DAEMON_NODE_FLAGS, daemonChildArgs, daemonNodeFlags, shouldRelaunch } from '../../cli/relaunch.js'
 import { DAEMON_MALLOC_TUNABLES, MMAP_THRESHOLD, withMallocTunables } from '../../cli/malloc-tunables.js'
 import { exists, sleep, startDaemon } from '../helpers/cli.js'
 
@@ -38,6 +38,16 @@ describe('daemon relaunch', () => {
     assert.equal(shouldRelaunch(argv, {}, [...DAEMON_NODE_FLAGS]), false)
   })
 
+  it('runs the child with the heap flag and V8\'s pool at the cores, never over the user\'s own', () => {
+    const argv = ['/usr/bin/node', '/opt/shoal/bin.js', 'daemon', '--init']
+    assert.deepEqual(daemonChildArgs({ execArgv: [], argv, env: {}, cores: 2 }), [...DAEMON_NODE_FLAGS, '--v8-pool-size=2', '/opt/shoal/bin.js', 'daemon', '--init'])
+    assert.deepEqual(daemonNodeFlags(1), [...DAEMON_NODE_FLAGS, '--v8-pool-size=1'])
+    assert.deepEqual(daemonNodeFlags(64), [...DAEMON_NODE_FLAGS, '--v8-pool-size=4'], 'never more than Node\'s own pool')
+    // the user's own values, on node's command line or in NODE_OPTIONS, stay and are not doubled
+    assert.deepEqual(daemonChildArgs({ execArgv: ['--v8-pool-size=8'], argv, env: {}, cores: 2 }), [...DAEMON_NODE_FLAGS, '--v8-pool-size=8', '/opt/shoal/bin.js', 'daemon', '--init'])
+    assert.deepEqual(daemonChildArgs({ execArgv: [], argv, env: { NODE_OPTIONS: ' --max-old-space-size=512  --initial-old-space-size=64 ' }, cores: 2 }), ['--v8-pool-size=2', '/opt/shoal/bin.js', 'daemon', '--init'])
+  })
+
   it('adds the malloc settings to the child\'s environment, never over the user\'s', () => {
     assert.equal(withMallocTunables({ PATH: '/bin' }).GLIBC_TUNABLES, DAEMON_MALLOC_TUNABLES)
     assert.match(DAEMON_MALLOC_TUNABLES, /^glibc\.malloc\.mmap_threshold=\d+:glibc\.malloc\.trim_threshold=\d+$/)
@@ -61,7 +71,7 @@ describe('daemon relaunch', () => {
     const pid = Number((await readFile(join(d.repo, 'daemon.lock'), 'utf8')).trim())
     assert.ok(Number.isSafeInteger(pid) && pid !== d.child.pid, 'the lock is held by a child process')
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
-    for (const flag of DAEMON_NODE_FLAGS) assert.ok(cmdline.includes(flag), `child runs with ${flag}: ${cmdline.join(' ')}`)
+    for (const flag of daemonNodeFlags()) assert.ok(cmdline.includes(flag), `child runs with ${flag}: ${cmdline.join(' ')}`)
     // glibc cuts the variable's text in place as it parses it: the first setting is what stays visible
     const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
     const ours = environ.some(e => DAEMON_MALLOC_TUNABLES.startsWith(e.slice('GLIBC_TUNABLES='.length)) && e.startsWith(`GLIBC_TUNABLES=glibc.malloc.mmap_threshold=${MMAP_THRESHOLD}`))

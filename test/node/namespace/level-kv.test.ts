@@ -2,7 +2,8 @@
  * `LevelKV`'s LevelDB options change how LevelDB works, not what it
  * stores: a store written under LevelDB's defaults (older builds) opens and
  * reads under them, rows in level-0 and deeper tables alike, and a store
- * written under them opens again under LevelDB's defaults.
+ * written under them opens again under LevelDB's defaults. `compact()`
+ * merges every table into one level and keeps every row.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -92,4 +93,49 @@ describe('LevelKV options', () => {
     assert.equal(keys.includes(rowKey(7)), false)
     assert.deepEqual(bytesOf(await old.get(rowKey(ROWS - 1))), bytesOf(rowValue(ROWS - 1)))
   })
+
+  it('compact() leaves every row in one level of tables, and every row readable', async (t) => {
+    const dir = await tempDir(t)
+    const kv = new LevelKV(dir)
+    await kv.open()
+    // the same rows twice, and again half: flushed tables of overlapping keys, on more than one level
+    for (const ops of batches(0, ROWS)) await kv.batch(ops, false)
+    for (const ops of batches(0, ROWS)) await kv.batch(ops, false)
+    for (const ops of batches(0, ROWS / 2)) await kv.batch(ops, false)
+    await kv.batch([{ type: 'del', key: rowKey(7) }], true)
+    await kv.close()
+    assert.ok((await levelsWithTables(dir)).length > 1, 'before: tables on more than one level')
+
+    const again = new LevelKV(dir)
+    await again.open()
+    t.after(async () => { await again.close() })
+    await again.compact()
+    await again.close()
+    assert.equal((await levelsWithTables(dir)).length, 1, 'after: one level')
+    await again.open()
+    let n = 0
+    for await (const [key, value] of again.iterate({ gte: rowKey(0), lt: 'e"' })) {
+      if (n === 7) n++
+      assert.equal(key, rowKey(n))
+      assert.deepEqual(bytesOf(value), bytesOf(rowValue(n)))
+      n++
+    }
+    assert.equal(n, ROWS)
+  })
 })
+
+/** The levels of the store in `dir` that hold at least one table, from LevelDB's own table of them (`leveldb.stats`: "level files size(MB) …"). */
+async function levelsWithTables (dir: string): Promise<number[]> {
+  const db = defaultLevel(dir)
+  await db.open()
+  try {
+    const levels: number[] = []
+    for (const line of db.getProperty('leveldb.stats').split('\n')) {
+      const m = /^\s*(\d+)\s+(\d+)\s/.exec(line)
+      if (m !== null && Number(m[2]) > 0) levels.push(Number(m[1]))
+    }
+    return levels
+  } finally {
+    await db.close()
+  }
+}
