@@ -2,8 +2,12 @@
  * Durability figures, each next to its ceiling in the same run:
  *
  *   npm run build && node dist/bench/durability.js [--size 1GiB] [--nodes 8] [--keep]
- *     [--reads-only] [--rounds N] [--warm] [--cpu-prof DIR] [--cpu-prof-all]
+ *     [--reads-only] [--rounds N] [--warm] [--holder-uplink MBPS] [--cpu-prof DIR] [--cpu-prof-all]
  *
+ * `--holder-uplink MBPS` gives every other daemon an uplink of MBPS MB/s
+ * to the reader for the reads (bench/uplinks.ts: tc on `lo`, root only), as
+ * on a network where each holder's uplink bounds what it serves: on bare
+ * loopback the reader's CPU bounds a read from one holder and from k alike.
  * `--reads-only` skips the timed adds' second striped file and the repair
  * (the reads need one striped and one plain file); `--rounds N` times the
  * one-holder and healthy striped `cat` N times, alternating, for same-run
@@ -58,13 +62,14 @@ import type { PeerInfo } from '../node/api/status-types.js'
 import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
 import { addIo, cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, selfCpu, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
+import { shapeUplinks, type Uplinks } from './uplinks.js'
 
 const MiB = 1024 * 1024
 const K = 4
 const M = 2
 const GRACE_MS = 3000
 
-interface Options { size: number, nodes: number, keep: boolean, readsOnly: boolean, rounds: number, warm: boolean, cpuProf?: string, cpuProfAll: boolean }
+interface Options { size: number, nodes: number, keep: boolean, readsOnly: boolean, rounds: number, warm: boolean, holderUplink?: number, cpuProf?: string, cpuProfAll: boolean }
 
 function parseArgs (argv: string[]): Options {
   const o: Options = { size: 1024 * MiB, nodes: 8, keep: false, readsOnly: false, rounds: 1, warm: false, cpuProfAll: false }
@@ -77,6 +82,10 @@ function parseArgs (argv: string[]): Options {
     } else if (a === '--nodes') o.nodes = Number(argv[++i])
     else if (a === '--keep') o.keep = true
     else if (a === '--reads-only') o.readsOnly = true
+    else if (a === '--holder-uplink') {
+      o.holderUplink = Number(argv[++i])
+      if (!(o.holderUplink > 0)) throw new Error('--holder-uplink takes a rate in MB/s above 0')
+    }
     else if (a === '--warm') o.warm = true
     else if (a === '--rounds') o.rounds = Number(argv[++i])
     else if (a === '--cpu-prof') o.cpuProf = argv[++i]
@@ -317,6 +326,7 @@ async function main (): Promise<number> {
     ? undefined
     : opts.cpuProfAll ? join(opts.cpuProf, `node${i}`) : i === repos.length - 1 ? opts.cpuProf : undefined
   for (const [i, repo] of repos.entries()) daemons.push(await spawnDaemon(repo, `${repo}.log`, profOf(i)))
+  let uplinks: Uplinks | undefined
   try {
     const ids = await Promise.all(repos.map(async repo => await json<{ id: string, addresses: string[] }>(['--repo', repo, 'id'])))
     for (let i = 0; i < repos.length; i++) {
@@ -370,6 +380,14 @@ async function main (): Promise<number> {
       if (r?.stdout.includes('striped.bin') === true && r.stdout.includes(`plain-${opts.rounds - 1}.bin`)) break
       await new Promise(resolve => setTimeout(resolve, 100))
     }
+    // the writer keeps its own shards only, as once its collector has run: the reads meet the file's steady
+    // state, where a leaf is on its shard holder alone (not also in the writer's whole copy of a moment ago)
+    await cliOk(['--repo', writer, 'gc'])
+    if (opts.holderUplink !== undefined) {
+      const live = daemons.filter((d): d is BenchDaemon => d !== undefined)
+      uplinks = shapeUplinks({ senders: live.slice(0, -1).map(d => d.pid), receiver: live[live.length - 1].pid, mbps: opts.holderUplink })
+      log(`every other daemon's uplink to the reader: ${fmt(opts.holderUplink)} MB/s (tc on lo); connections shaped, per daemon: ${uplinks.shaped.join(' ')}`)
+    }
     // the same size from one holder: the writer alone holds /plain-<round>.bin (pin none),
     // a file the reader has never read
     const singles: CatRun[] = []
@@ -399,6 +417,7 @@ async function main (): Promise<number> {
     for (const [what, c] of [['one holder', singleCat], ['healthy striped', healthyCat], ['degraded', degradedCat]] as const) {
       log(`cat (${what}): ${fmt(c.seconds, 2)} s; CPU s of the reading daemon ${fmt(c.readerCpu, 2)}, of the other daemons ${fmt(c.othersCpu, 2)}`)
     }
+    if (uplinks !== undefined) log(`connections between the reader and the others opened since shaping (not shaped): ${uplinks.unshaped()}`)
     log(`cat on the last node: one holder (pin none) ${fmt(mbps(opts.size, single))} MB/s; healthy striped ${fmt(mbps(opts.size, healthy))} MB/s; with 2 holders down ${fmt(mbps(opts.size, degraded))} MB/s (degraded/healthy ${fmt(healthy / degraded, 2)})`)
 
     let repaired = 0
@@ -423,6 +442,7 @@ async function main (): Promise<number> {
       `| add --pin ec:4+2 --wait, ${opts.nodes} nodes | ${fmt(mbps(opts.size, striped.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / striped.seconds, 2)} |`,
       ...(floor === undefined ? [] : [`| add --wait time / --pin none time: measured, and the floor on ${cores} cores | ${fmt(waitRatio, 2)} × | ${fmt(floor.ratio, 2)} × (floor) | ${fmt(floor.ratio / waitRatio, 2)} |`]),
       ...(background === undefined ? [] : [`| add --pin ec:4+2 (placement in the background), ${opts.nodes} nodes | ${fmt(mbps(opts.size, background.seconds))} | ${fmt(mbps(opts.size, plain.seconds))} (add --pin none) | ${fmt(plain.seconds / background.seconds, 2)} |`]),
+      ...(opts.holderUplink === undefined ? [] : [`| (reads: each holder's uplink to the reader ${fmt(opts.holderUplink)} MB/s) | | | |`]),
       `| healthy striped cat (k+m holders) | ${fmt(mbps(opts.size, healthy))} | ${fmt(mbps(opts.size, single))} (one holder) | ${fmt(single / healthy, 2)} |`,
       `| degraded cat (2 holders down) | ${fmt(mbps(opts.size, degraded))} | ${fmt(mbps(opts.size, healthy))} (healthy cat) | ${fmt(healthy / degraded, 2)} |`,
       ...(opts.readsOnly ? [] : [`| repair bytes per rebuilt shard | ${fmt(perShard / MiB, 2)} MiB | ${fmt(K * shardMean / MiB, 2)} MiB (k shards) | ${fmt(perShard / (K * shardMean), 2)} |`]),
@@ -430,6 +450,7 @@ async function main (): Promise<number> {
     ].join('\n'))
     return 0
   } finally {
+    uplinks?.remove()
     for (const d of daemons) await d?.stop()
   }
 }

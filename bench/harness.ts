@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url'
 export const children = new Set<ChildProcess>()
 /** Temp dirs to remove when the benchmark ends. */
 export const tempDirs = new Set<string>()
+/** Other undoings to run when the benchmark ends (each synchronous, each run once). */
+export const exitHooks = new Set<() => void>()
 
 let interrupted = false
 
@@ -34,6 +36,10 @@ function signalChildren (signal: NodeJS.Signals): void {
 /** Last resort on exit: kill what we started, remove temp dirs. */
 export function cleanupSync (): void {
   signalChildren('SIGTERM')
+  for (const hook of exitHooks) {
+    exitHooks.delete(hook)
+    try { hook() } catch {}
+  }
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
   tempDirs.clear()
 }

@@ -115,6 +115,15 @@ export interface SessionOptions {
    * block that is not here, so it may do I/O (e.g. learn the holders once).
    */
   route?: (cid: CID) => PeerId[] | undefined | Promise<PeerId[] | undefined>
+  /**
+   * A block that `route` names holders of is asked of them only: when none
+   * gives it, the fetch fails with `BlockUnavailableError` rather than going
+   * on to the root's providers. For a striped file, whose leaves only their
+   * shard holders keep: the reader rebuilds such a leaf from the stripe's
+   * other shards at once instead of asking peers that answer `dont-have`.
+   * @default false
+   */
+  routedOnly?: boolean
   /** Told of every block the session delivers: read here, or fetched from a peer. */
   onBlock?: (cid: CID, bytes: Uint8Array, from: 'local' | 'peer') => void
   /** Keep fetched blocks here (see {@link GetBlockOptions.store}). @default true */
@@ -386,7 +395,7 @@ class DefaultBlockExchange implements BlockExchange {
             for (const p of routed) if (!p.equals(this.libp2p.peerId)) known.add(p)
             known.finish()
             try { return await this.fetch(cid, known, signal, false) } catch (err: any) {
-              if (err?.name !== 'BlockUnavailableError') throw err
+              if (err?.name !== 'BlockUnavailableError' || options.routedOnly === true) throw err
             }
           }
           return await this.fetch(cid, found(), signal, false)

@@ -87,6 +87,9 @@ const HEDGE_FACTOR = 4
 /** …but never sooner than this. */
 export const MIN_HEDGE_MS = 1000
 
+/** Stripes whose fetched leaves a read keeps for rebuilds, at most, per stripe of its window (and the one it reads). */
+const MAX_KEPT_STRIPES_PER_WINDOW = 2
+
 /** Errors after which a leaf is rebuilt instead of fetched. */
 const UNAVAILABLE = new Set(['BlockUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError', 'NotFoundError'])
 /** Errors of a local read that send it to the network: not here, or here but failing its check. */
@@ -150,7 +153,38 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     return bytes
   }
   const cache = options.cache ?? false
-  const session = exchange.session(root, { signal, route, onBlock: noteOrigin, store: cache })
+  // a leaf's holders are the only peers that keep it: when they fail it is rebuilt at once (below), not asked of the root's providers
+  const session = exchange.session(root, { signal, route, routedOnly: true, onBlock: noteOrigin, store: cache })
+  /** The root's providers, asked only once a leaf could be neither fetched from its holders nor rebuilt (a node may keep the whole file). */
+  let wide: ReturnType<typeof exchange.session> | undefined
+
+  /**
+   * Leaves this read fetched, by stripe and shard, kept until the reader has
+   * had every leaf of their stripe: a rebuild of the stripe takes them
+   * instead of fetching them again (a leaf fetched, then found missing a
+   * sibling, would otherwise cross the network twice). The reader reads a
+   * few leaves ahead of the one it waits for, so these are the leaves of
+   * the stripes around it; a bound keeps them so.
+   */
+  const fetchedLeaves = new Map<number, Map<number, Uint8Array>>()
+  /** Leaves the reader had, per stripe not yet wholly read. */
+  const deliveredOf = new Map<number, number>()
+  const remember = (where: LeafPlace, bytes: Uint8Array): void => {
+    let leaves = fetchedLeaves.get(where.index)
+    if (leaves === undefined) {
+      leaves = new Map()
+      fetchedLeaves.set(where.index, leaves)
+      if (fetchedLeaves.size > MAX_KEPT_STRIPES_PER_WINDOW * (window + 1)) fetchedLeaves.delete(Math.min(...fetchedLeaves.keys()))
+    }
+    leaves.set(where.shard, bytes)
+  }
+  /** The reader had a leaf: once it had all of its stripe's, that stripe will not be rebuilt for it. */
+  const read = (where: LeafPlace): void => {
+    const n = (deliveredOf.get(where.index) ?? 0) + 1
+    if (n < where.stripe.data.length) { deliveredOf.set(where.index, n); return }
+    deliveredOf.delete(where.index)
+    fetchedLeaves.delete(where.index)
+  }
 
   /** Stripes rebuilt lately, by index: their other leaves are served from memory. */
   const rebuilt = new Map<number, Uint8Array[]>()
@@ -160,7 +194,7 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     const key = `${where.index}:${skip ?? ''}`
     let data = rebuilding.get(key)
     if (data === undefined) {
-      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, index.mroot, where.index, where.stripe, index.view, skip, signal)
+      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view: index.view, skip, have: fetchedLeaves.get(where.index), signal })
       rebuilding.set(key, data)
       data.then(leaves => {
         rebuilding.delete(key)
@@ -212,9 +246,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     // own load is not a leaf fetch
     if (loaded === undefined) await Promise.race([attempt.then(() => {}, () => {}), indexReady])
     const started = Date.now()
-    attempt.then(() => {
+    attempt.then(bytes => {
       const ms = Date.now() - started
       meanMs = meanMs === undefined ? ms : 0.8 * meanMs + 0.2 * ms
+      const where = known ?? loaded?.leaves.get(blockKey(cid))
+      if (where !== undefined) remember(where, bytes)
     }, () => {})
     let timer: NodeJS.Timeout | undefined
     const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, hedgeMs()) })
@@ -250,6 +286,10 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     try {
       return await rebuild(where, index)
     } catch (err) {
+      if (signal?.aborted === true) throw err
+      // fewer than k shards reachable: a node that keeps the whole file may still give it
+      wide ??= exchange.session(root, { signal, onBlock: noteOrigin, store: cache })
+      try { return await wide.getBytes(cid, { signal }) } catch {}
       throw err instanceof Error ? err : cause
     }
   }
@@ -280,7 +320,10 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   const after = (cid: CID, bytes: Uint8Array): Uint8Array => {
     // the index may have loaded while this leaf was fetched
     const where = loaded?.leaves.get(blockKey(cid))
-    if (where !== undefined && loaded !== undefined) readAhead(where.index, loaded)
+    if (where !== undefined && loaded !== undefined) {
+      read(where)
+      readAhead(where.index, loaded)
+    }
     return delivered(cid, bytes)
   }
 
@@ -346,19 +389,35 @@ function manifestGetter (exchange: BlockExchange, manifest: CID, signal?: AbortS
   }
 }
 
+/** What {@link rebuildFrom} rebuilds, and from what. */
+interface RebuildTarget {
+  mroot: ManifestRoot
+  /** The stripe's index in the file, and the stripe. */
+  index: number
+  stripe: Stripe
+  view: HolderView
+  /** A shard not to wait for (a slow leaf being hedged). */
+  skip?: number
+  /** Data leaves of the stripe the read holds already, by shard index (verified): taken, not fetched again. */
+  have?: ReadonlyMap<number, Uint8Array>
+  signal?: AbortSignal
+}
+
 /**
- * Fetch any k shards of a stripe in parallel (`skip`: a shard not to wait
- * for) and rebuild its data leaves; a rebuilt leaf is stored when caching or
+ * Fetch any k shards of a stripe in parallel, after those `have` gives,
+ * and rebuild its data leaves; a rebuilt leaf is stored when caching or
  * in place of a corrupt local copy. Returns as soon as enough shards
  * arrived: a straggler is not waited for.
  */
-async function rebuildFrom (components: StripedReadComponents & { onBlock?: StripedReadOptions['onBlock'], cache: boolean }, mroot: ManifestRoot, index: number, stripe: Stripe, view: HolderView, skip: number | undefined, signal?: AbortSignal): Promise<Uint8Array[]> {
+async function rebuildFrom (components: StripedReadComponents & { onBlock?: StripedReadOptions['onBlock'], cache: boolean }, target: RebuildTarget): Promise<Uint8Array[]> {
+  const { mroot, index, stripe, view, skip, have, signal } = target
   const { k, m } = mroot
   const self = components.stripes.self
   const shards = new Map<number, Uint8Array>()
+  for (const [i, bytes] of have ?? []) if (i !== skip && i < stripe.data.length) shards.set(i, bytes)
   const candidates: number[] = []
   for (let i = 0; i < k + m; i++) {
-    if (i === skip || shardCID(stripe, k, i) === undefined) continue
+    if (i === skip || shards.has(i) || shardCID(stripe, k, i) === undefined) continue
     if (view.holders(index, i).length > 0) candidates.push(i)
   }
   // a short last stripe's missing data shards are known zeros: only its stored leaves count
@@ -381,7 +440,8 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
         done()
       }
     }
-    const workers = Math.min(Math.max(1, needed), candidates.length)
+    // as many fetches at once as shards are missing; one that fails hands its turn to the next candidate
+    const workers = Math.min(Math.max(1, needed - shards.size), candidates.length)
     if (workers === 0) { resolve(); return }
     for (let w = 0; w < workers; w++) {
       running++

@@ -5,7 +5,8 @@
  * holder is hedged by a rebuild, a holder that sends wrong bytes is caught
  * and never served, local copies that fail their check are fetched again or
  * rebuilt and replaced, and an aborted read leaves no fetch, request or
- * listener behind.
+ * listener behind; a leaf its holder lost is rebuilt at once from the
+ * leaves the read has, asking no peer that does not hold it.
  *
  * Two faults cannot be made real between processes of one test and are
  * injected on the holder's side, below its exchange server: a disk that
@@ -26,6 +27,8 @@ import type { CleanupContext } from '../../helpers/temp.js'
 import { READ_CACHE_BYTES, type BlockOrigin } from '../../../node/reads/index.js'
 import type { ShoalNode } from '../../../node/node.js'
 import type { Stripe } from '../../../protocol/durability.js'
+import { NotFoundError } from '../../../node/errors.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const TEST = { timeout: 120_000 }
 const MiB = 1024 * 1024
@@ -173,6 +176,43 @@ describe('read path v2 on real nodes', () => {
     assert.equal(origins.get(leaf.toString()), 'rebuilt', 'the stalled leaf was rebuilt')
     // without the hedge the read could only go on once that request failed (a 15 s timeout)
     assert.ok(f.reader.components.exchange.stats().requestsInFlight >= 1, 'the request to the stalled holder is still out when the read ends')
+  })
+
+  it('a leaf its holder cannot give is rebuilt from its stripe at once: only its holders are asked for it, and no leaf crosses the network twice', TEST, async t => {
+    const f = await stripedFile(t, 8 * MiB)
+    const { leaf, holder } = await leafOnAnother(f)
+    // that holder lost the block, and says so only after a while: the stripe's other leaves have arrived by then
+    const lostStore = holder.components.blockstore
+    const lostGet = lostStore.getBytes.bind(lostStore)
+    lostStore.getBytes = async (cid, options) => {
+      if (!cid.equals(leaf)) return await lostGet(cid, options)
+      await sleep(300)
+      throw new NotFoundError(`${cid.toString()} is not here`)
+    }
+    // every other node counts what it is asked for and what it gives, by block
+    const asked = new Map<ShoalNode, string[]>()
+    const given = new Map<string, number>()
+    for (const node of live(f.swarm).filter(n => n !== f.reader)) {
+      const store = node.components.blockstore
+      const getBytes = store.getBytes.bind(store)
+      asked.set(node, [])
+      store.getBytes = async (cid, options) => {
+        asked.get(node)?.push(cid.toString())
+        const bytes = await getBytes(cid, options)
+        given.set(cid.toString(), (given.get(cid.toString()) ?? 0) + 1)
+        return bytes
+      }
+    }
+    const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
+    assert.equal(sha(bytes), sha(f.data))
+    assert.equal(origins.get(leaf.toString()), 'rebuilt')
+    // the leaf was asked of its holder only (no other node keeps a striped file's leaf: asking them is a wasted round trip each)
+    const askedForIt = [...asked].filter(([, cids]) => cids.includes(leaf.toString())).map(([node]) => node)
+    assert.deepEqual(askedForIt, [holder], 'only the leaf\'s holder was asked for it')
+    // the rebuild took the stripe's leaves the read had fetched already
+    for (const stripe of f.stripes) {
+      for (const cid of stripe.data) assert.ok((given.get(cid.toString()) ?? 0) <= 1, `leaf ${cid.toString()} sent ${given.get(cid.toString()) ?? 0} times`)
+    }
   })
 
   it('a holder that sends wrong bytes is caught, scored down and hung up on; its leaves are rebuilt and never served', TEST, async t => {
