@@ -87,8 +87,8 @@ const HEDGE_FACTOR = 4
 /** …but never sooner than this. */
 export const MIN_HEDGE_MS = 1000
 
-/** Stripes whose fetched leaves a read keeps for rebuilds, at most, per stripe of its window (and the one it reads). */
-const MAX_KEPT_STRIPES_PER_WINDOW = 2
+/** Leaves asked for by the reader itself that a read remembers, at most (see `requested`). */
+const MAX_REQUESTED = 256
 
 /** Errors after which a leaf is rebuilt instead of fetched. */
 const UNAVAILABLE = new Set(['BlockUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError', 'NotFoundError'])
@@ -162,24 +162,54 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
    * Leaves this read fetched, by stripe and shard, kept until the reader has
    * had every leaf of their stripe: a rebuild of the stripe takes them
    * instead of fetching them again (a leaf fetched, then found missing a
-   * sibling, would otherwise cross the network twice). The reader reads a
-   * few leaves ahead of the one it waits for, so these are the leaves of
-   * the stripes around it; a bound keeps them so.
+   * sibling, would otherwise cross the network twice). At most `window + 1`
+   * stripes' worth: past that, the stripe furthest from the lowest one the
+   * reader waits on goes, ahead of it before behind it at the same distance
+   * (the reader waits on the nearest ones, and those are the ones a rebuild
+   * holds it up for; a seek leaves the old ones furthest).
    */
   const fetchedLeaves = new Map<number, Map<number, Uint8Array>>()
-  /** Leaves the reader had, per stripe not yet wholly read. */
+  /** Leaves the reader had, per stripe kept in `fetchedLeaves` and not yet wholly read. */
   const deliveredOf = new Map<number, number>()
-  const remember = (where: LeafPlace, bytes: Uint8Array): void => {
-    let leaves = fetchedLeaves.get(where.index)
-    if (leaves === undefined) {
-      leaves = new Map()
-      fetchedLeaves.set(where.index, leaves)
-      if (fetchedLeaves.size > MAX_KEPT_STRIPES_PER_WINDOW * (window + 1)) fetchedLeaves.delete(Math.min(...fetchedLeaves.keys()))
+  /**
+   * Leaves the reader is waiting for, by block key. The reader asks for
+   * several leaves at once and they arrive out of order, so the stripe of
+   * the last leaf it had can be past one it still waits on: what is kept
+   * for the reader is decided from the lowest stripe it waits on.
+   */
+  const waitingOn = new Map<string, number>()
+  /** The lowest stripe the reader waits on, else `at` (the stripe of the leaf it just had). */
+  const readerAt = (at: number): number => {
+    let lowest = at
+    // by block key: a leaf asked for before the index was known is placed now
+    for (const key of waitingOn.keys()) {
+      const stripe = loaded?.leaves.get(key)?.index
+      if (stripe !== undefined) lowest = Math.min(lowest, stripe)
     }
-    leaves.set(where.shard, bytes)
+    return lowest
+  }
+  /** The lowest stripe the reader waited on when it last had a leaf. */
+  let readAt = 0
+  const remember = (where: LeafPlace, bytes: Uint8Array): void => {
+    if (!fetchedLeaves.has(where.index)) {
+      fetchedLeaves.set(where.index, new Map())
+      if (fetchedLeaves.size > window + 1) {
+        let furthest = where.index
+        for (const s of fetchedLeaves.keys()) {
+          const d = Math.abs(s - readAt)
+          const best = Math.abs(furthest - readAt)
+          if (d > best || (d === best && s > furthest)) furthest = s
+        }
+        fetchedLeaves.delete(furthest)
+        deliveredOf.delete(furthest)
+      }
+    }
+    fetchedLeaves.get(where.index)?.set(where.shard, bytes)
   }
   /** The reader had a leaf: once it had all of its stripe's, that stripe will not be rebuilt for it. */
   const read = (where: LeafPlace): void => {
+    readAt = readerAt(where.index)
+    if (!fetchedLeaves.has(where.index)) return
     const n = (deliveredOf.get(where.index) ?? 0) + 1
     if (n < where.stripe.data.length) { deliveredOf.set(where.index, n); return }
     deliveredOf.delete(where.index)
@@ -296,6 +326,15 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
 
   // leaves fetched ahead of the reader, by block key, and the stripes they belong to
   const ahead = new Map<string, { stripe: number, read: Promise<Uint8Array> }>()
+  /**
+   * Leaves the reader asked for itself before they were fetched ahead (its
+   * own read-ahead can run past this one), by block key: never fetched
+   * ahead as well. A fetch ahead of a leaf already fetched or
+   * in flight crossed the network a second time whenever the two did not
+   * overlap (a loaded machine spreads them apart). By key: a leaf asked for
+   * before the index was known is placed in its stripe when it is.
+   */
+  const requested = new Set<string>()
   let aheadTo = -1
   let asked = 0
   const readAhead = (from: number, index: StripeIndex): void => {
@@ -303,13 +342,15 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     // leaves (a small ranged read fetches nothing past its range)
     if (++asked < index.mroot.k) return
     // leaves of stripes the reader has moved past are not kept
-    for (const [key, leaf] of ahead) if (leaf.stripe < from) ahead.delete(key)
+    const past = readerAt(from)
+    for (const [key, leaf] of ahead) if (leaf.stripe < past) ahead.delete(key)
+    for (const key of requested) if ((index.leaves.get(key)?.index ?? past) < past) requested.delete(key)
     const last = Math.min(index.stripes.length - 1, from + window)
     for (let s = Math.max(aheadTo + 1, from + 1); s <= last; s++) {
       const stripe = index.stripes[s]
       stripe.data.forEach((cid, shard) => {
         const key = blockKey(cid)
-        if (ahead.has(key)) return
+        if (ahead.has(key) || requested.has(key)) return
         const read = fetchLeaf(cid, { index: s, stripe, shard })
         read.catch(() => {}) // surfaced when the reader asks for it
         ahead.set(key, { stripe: s, read })
@@ -321,6 +362,8 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     // the index may have loaded while this leaf was fetched
     const where = loaded?.leaves.get(blockKey(cid))
     if (where !== undefined && loaded !== undefined) {
+      // a leaf that arrived before the index was known is kept now
+      remember(where, bytes)
       read(where)
       readAhead(where.index, loaded)
     }
@@ -330,12 +373,23 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   return {
     getBytes: async (cid, opts) => {
       const key = blockKey(cid)
-      const pending = ahead.get(key)
-      if (pending !== undefined) {
-        ahead.delete(key)
-        return after(cid, await raceAbort(pending.read, opts?.signal))
+      const where = loaded?.leaves.get(key)
+      waitingOn.set(key, (waitingOn.get(key) ?? 0) + 1)
+      try {
+        const pending = ahead.get(key)
+        if (pending !== undefined) {
+          ahead.delete(key)
+          return after(cid, await raceAbort(pending.read, opts?.signal))
+        }
+        // bounded: a reader that seeks back and forth leaves keys of stripes it never reaches again
+        if (requested.size >= MAX_REQUESTED) requested.clear()
+        requested.add(key)
+        return after(cid, await raceAbort(fetchLeaf(cid, where), opts?.signal))
+      } finally {
+        const n = (waitingOn.get(key) ?? 1) - 1
+        if (n > 0) waitingOn.set(key, n)
+        else waitingOn.delete(key)
       }
-      return after(cid, await raceAbort(fetchLeaf(cid, loaded?.leaves.get(key)), opts?.signal))
     }
   }
 }
