@@ -51,7 +51,7 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
-import { daemonNodeFlags } from '../cli/relaunch.js'
+import { daemonChildArgs, daemonNodeFlags } from '../cli/relaunch.js'
 import { withMallocTunables } from '../cli/malloc-tunables.js'
 import { cborCID } from '../node/blocks/verify.js'
 import { signerFromKey } from '../node/namespace/index.js'
@@ -226,7 +226,7 @@ function vmHwmMiB (pid: number | undefined): number | undefined {
 /** Run the child with `args`, killing it after `timeoutS` seconds. */
 async function runChild<T extends ChildResult> (args: string[], timeoutS: number, nodeArgs: string[] = []): Promise<ChildRun<T>> {
   const started = performance.now()
-  const child = fork(CHILD, args, { execArgv: [...daemonNodeFlags(), ...nodeArgs], env: CHILD_ENV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(CHILD, args, { execArgv: daemonChildArgs({ execArgv: nodeArgs, argv: [], env: CHILD_ENV }), env: CHILD_ENV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const stop = trackChild(child, 5_000)
   let result: ChildResult | undefined
   let hwm: number | undefined

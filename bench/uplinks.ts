@@ -48,7 +48,7 @@ interface SocketEnd { local: number, remote: number, pid: number }
 function run (cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' })
   if (r.error !== undefined) throw new UplinkSetupError(`${cmd}: ${r.error.message} (iproute2 is needed)`)
-  if (r.status !== 0) throw new UplinkSetupError(`${cmd} ${args.join(' ')}: ${r.stderr.trim() || `exit ${String(r.status)}`} (root is needed)`)
+  if (r.status !== 0) throw new UplinkSetupError(`${cmd} ${args.join(' ')}: ${r.stderr.trim() || `exit ${String(r.status)}`} (root and a kernel with HTB and u32 are needed)`)
   return r.stdout
 }
 
@@ -90,7 +90,7 @@ export function shapeUplinks (options: { senders: readonly number[], receiver: n
   }
   exitHooks.add(remove)
   try {
-    const rate = `${Math.round(mbps * 8)}mbit`
+    const rate = `${Math.round(mbps * 8e6)}bit`
     senders.forEach((_, i) => {
       const classid = `1:${(i + 16).toString(16)}`
       // loopback packets are up to 64 KiB (GSO): the bucket holds a few of them

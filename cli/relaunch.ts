@@ -102,7 +102,12 @@ export function commandOf (argv: readonly string[]): string | undefined {
   return undefined
 }
 
-/** True when this process should run the daemon in a child with {@link DAEMON_NODE_FLAGS}. */
+/**
+ * True when this process should run the daemon in a child with
+ * {@link daemonChildArgs}: a `daemon` command whose node lacks one of
+ * {@link DAEMON_NODE_FLAGS} as written (a heap size of the user's own also
+ * relaunches, and is kept in the child).
+ */
 export function shouldRelaunch (argv: readonly string[], env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): boolean {
   if (commandOf(argv) !== 'daemon') return false
   if (env[CHILD_ENV] === '1' || env.SHOAL_NO_RELAUNCH === '1') return false

@@ -390,9 +390,11 @@ class DefaultBlockExchange implements BlockExchange {
         const routed = await options.route?.(cid)
         // kept (or not) once its size is known, so the budget is never overshot
         const bytes = await this.fetchShared(cid, signal, false, async () => {
-          if (routed !== undefined && routed.length > 0) {
+          const others = (routed ?? []).filter(p => !p.equals(this.libp2p.peerId))
+          // holders named, and some of them other peers (this node alone is no route)
+          if (others.length > 0) {
             const known = new ProviderSet()
-            for (const p of routed) if (!p.equals(this.libp2p.peerId)) known.add(p)
+            for (const p of others) known.add(p)
             known.finish()
             try { return await this.fetch(cid, known, signal, false) } catch (err: any) {
               if (err?.name !== 'BlockUnavailableError' || options.routedOnly === true) throw err

@@ -124,9 +124,10 @@ export class LevelKV implements KV {
   }
 
   /**
-   * Compact every key range now (LevelDB's `compactRange`), waiting until
-   * it is done: what a store left alone for a while has done in the
-   * background. Benchmarks use it to start from a settled store rather than
+   * Compact the store's keys now (LevelDB's `compactRange` from U+0000 to
+   * U+FFFF: every key this store writes, all of them text of prefixes such
+   * as `e!`), waiting until it is done: what a store left alone for a
+   * while has done in the background. Benchmarks use it to start from a settled store rather than
    * one still merging what it was just filled with.
    */
   async compact (): Promise<void> {

@@ -26,8 +26,9 @@
  *   kept (a few KiB per file).
  *
  * Memory: the leaves of at most `window` stripes ahead of the reader (leaves
- * of stripes it moved past are dropped), and the last `window + 2` rebuilt
- * stripes.
+ * of stripes it moved past are dropped), the leaves it fetched of the
+ * stripes it has not wholly read (for a rebuild to take; at most
+ * `2 × (window + 2)` stripes), and the last `window + 2` rebuilt stripes.
  *
  * @module
  */
@@ -89,6 +90,8 @@ export const MIN_HEDGE_MS = 1000
 
 /** Leaves asked for by the reader itself that a read remembers, at most (see `requested`). */
 const MAX_REQUESTED = 256
+/** Stripes whose fetched leaves a read keeps for rebuilds, at most, per stripe of its window and two more. */
+const MAX_KEPT_STRIPES_PER_WINDOW = 2
 
 /** Errors after which a leaf is rebuilt instead of fetched. */
 const UNAVAILABLE = new Set(['BlockUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError', 'NotFoundError'])
@@ -169,8 +172,8 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
    * holds it up for; a seek leaves the old ones furthest).
    */
   const fetchedLeaves = new Map<number, Map<number, Uint8Array>>()
-  /** Leaves the reader had, per stripe kept in `fetchedLeaves` and not yet wholly read. */
-  const deliveredOf = new Map<number, number>()
+  /** The shards of each stripe kept in `fetchedLeaves` that the reader had (each once, however often it read it). */
+  const deliveredOf = new Map<number, Set<number>>()
   /**
    * Leaves the reader is waiting for, by block key. The reader asks for
    * several leaves at once and they arrive out of order, so the stripe of
@@ -192,8 +195,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   let readAt = 0
   const remember = (where: LeafPlace, bytes: Uint8Array): void => {
     if (!fetchedLeaves.has(where.index)) {
+      // a late answer (a hedge's loser) for a stripe the reader is past is not kept
+      if (where.index < readAt) return
       fetchedLeaves.set(where.index, new Map())
-      if (fetchedLeaves.size > window + 1) {
+      // the stripes from the lowest the reader waits on to the last fetched ahead, within a bound
+      if (fetchedLeaves.size > Math.min(MAX_KEPT_STRIPES_PER_WINDOW * (window + 2), Math.max(window + 1, aheadTo - readAt + 2))) {
         let furthest = where.index
         for (const s of fetchedLeaves.keys()) {
           const d = Math.abs(s - readAt)
@@ -210,8 +216,13 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   const read = (where: LeafPlace): void => {
     readAt = readerAt(where.index)
     if (!fetchedLeaves.has(where.index)) return
-    const n = (deliveredOf.get(where.index) ?? 0) + 1
-    if (n < where.stripe.data.length) { deliveredOf.set(where.index, n); return }
+    let had = deliveredOf.get(where.index)
+    if (had === undefined) {
+      had = new Set()
+      deliveredOf.set(where.index, had)
+    }
+    had.add(where.shard)
+    if (had.size < where.stripe.data.length) return
     deliveredOf.delete(where.index)
     fetchedLeaves.delete(where.index)
   }
@@ -302,26 +313,36 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     if (where === undefined || index === undefined) return await attempt
     const hedge = rebuild(where, index, where.shard)
     hedge.catch(() => {})
-    return await firstOf(attempt, hedge)
+    try {
+      return await firstOf(attempt, hedge)
+    } catch (err) {
+      return await lastResort(cid, err instanceof Error ? err : new StripeUnavailableError(String(err)))
+    }
   }
 
   /** A leaf its session could not get: its holders once more (now known), else a rebuild. */
   const fallback = async (cid: CID, where: LeafPlace, index: StripeIndex, cause: Error): Promise<Uint8Array> => {
-    const peers = holdersOf(where, index)
+    // the session asked the leaf's holders already, unless it could not learn them then
+    const peers = unroutable ? holdersOf(where, index) : []
     if (peers.length > 0) {
       try { return await exchange.getBlock(cid, { providers: peers, signal, store: cache }) } catch (err) {
         if (signal?.aborted === true) throw err
       }
     }
     try {
-      return await rebuild(where, index)
+      // without the leaf's own shard: its holders just failed to give it
+      return await rebuild(where, index, where.shard)
     } catch (err) {
-      if (signal?.aborted === true) throw err
-      // fewer than k shards reachable: a node that keeps the whole file may still give it
-      wide ??= exchange.session(root, { signal, onBlock: noteOrigin, store: cache })
-      try { return await wide.getBytes(cid, { signal }) } catch {}
-      throw err instanceof Error ? err : cause
+      return await lastResort(cid, err instanceof Error ? err : cause)
     }
+  }
+
+  /** Fewer than k shards reachable: a node that keeps the whole file (the root's providers) may still give the leaf; else `cause`. */
+  const lastResort = async (cid: CID, cause: Error): Promise<Uint8Array> => {
+    if (signal?.aborted === true) throw cause
+    wide ??= exchange.session(root, { signal, onBlock: noteOrigin, store: cache })
+    try { return await wide.getBytes(cid, { signal }) } catch {}
+    throw cause
   }
 
   // leaves fetched ahead of the reader, by block key, and the stripes they belong to
@@ -344,7 +365,8 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     // leaves of stripes the reader has moved past are not kept
     const past = readerAt(from)
     for (const [key, leaf] of ahead) if (leaf.stripe < past) ahead.delete(key)
-    for (const key of requested) if ((index.leaves.get(key)?.index ?? past) < past) requested.delete(key)
+    // a key the index does not place (an inner node of the DAG) is never fetched ahead: not kept either
+    for (const key of requested) if ((index.leaves.get(key)?.index ?? -1) < past) requested.delete(key)
     const last = Math.min(index.stripes.length - 1, from + window)
     for (let s = Math.max(aheadTo + 1, from + 1); s <= last; s++) {
       const stripe = index.stripes[s]

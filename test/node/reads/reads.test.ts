@@ -209,6 +209,7 @@ describe('read path v2 on real nodes', () => {
     // the leaf was asked of its holder only (no other node keeps a striped file's leaf: asking them is a wasted round trip each)
     const askedForIt = [...asked].filter(([, cids]) => cids.includes(leaf.toString())).map(([node]) => node)
     assert.deepEqual(askedForIt, [holder], 'only the leaf\'s holder was asked for it')
+    assert.equal(asked.get(holder)?.filter(c => c === leaf.toString()).length, 1, 'and once: its answer sent the leaf to be rebuilt')
     // the rebuild took the stripe's leaves the read had fetched already
     for (const stripe of f.stripes) {
       for (const cid of stripe.data) assert.ok((given.get(cid.toString()) ?? 0) <= 1, `leaf ${cid.toString()} sent ${given.get(cid.toString()) ?? 0} times`)
