@@ -229,10 +229,15 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
 
   /** Stripes rebuilt lately, by index: their other leaves are served from memory. */
   const rebuilt = new Map<number, Uint8Array[]>()
-  /** Rebuilds under way, per stripe and shard left out. */
-  const rebuilding = new Map<string, Promise<Uint8Array[]>>()
+  /** Rebuilds under way, per stripe. */
+  const rebuilding = new Map<number, Promise<Uint8Array[]>>()
   const rebuild = async (where: LeafPlace, index: StripeIndex, skip?: number): Promise<Uint8Array> => {
-    const key = `${where.index}:${skip ?? ''}`
+    // one rebuild a stripe at a time: whichever shard it left out, it gives every data leaf (two leaves lost
+    // in one stripe, each with its own rebuild, fetched its parity and decoded it twice)
+    const key = where.index
+    // rebuilt lately (another of its leaves was lost before this one): no second rebuild
+    const done = rebuilt.get(key)
+    if (done !== undefined) return done[where.shard]
     let data = rebuilding.get(key)
     if (data === undefined) {
       data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view: index.view, skip, have: fetchedLeaves.get(where.index), signal })
@@ -320,7 +325,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     }
   }
 
-  /** A leaf its session could not get: its holders once more (now known), else a rebuild. */
+  /**
+   * A leaf its session could not get: its holders (only when the session
+   * could not learn them: it asked them otherwise), else a rebuild of its
+   * stripe without its own shard, else the root's providers.
+   */
   const fallback = async (cid: CID, where: LeafPlace, index: StripeIndex, cause: Error): Promise<Uint8Array> => {
     // the session asked the leaf's holders already, unless it could not learn them then
     const peers = unroutable ? holdersOf(where, index) : []

@@ -216,6 +216,41 @@ describe('read path v2 on real nodes', () => {
     }
   })
 
+  it('two leaves of one stripe lost at different moments are rebuilt once: no block of the file, parity included, is sent twice', TEST, async t => {
+    const f = await stripedFile(t, 8 * MiB)
+    const status = await f.writer.components.files.pinStatus('/f.bin')
+    // a stripe past the first with two data leaves on nodes other than the reader
+    let lost: Array<{ leaf: CID, holder: ShoalNode }> = []
+    for (let index = 1; index < f.stripes.length && lost.length < 2; index++) {
+      lost = []
+      for (let shard = 0; shard < f.stripes[index].data.length && lost.length < 2; shard++) {
+        const holder = live(f.swarm).find(n => n !== f.reader && status.stripes[index].shards[shard].holders.includes(n.components.peerId))
+        if (holder !== undefined) lost.push({ leaf: f.stripes[index].data[shard], holder })
+      }
+    }
+    assert.equal(lost.length, 2, 'a stripe with two leaves held by other nodes')
+    const given = new Map<string, number>()
+    for (const node of live(f.swarm).filter(n => n !== f.reader)) {
+      const store = node.components.blockstore
+      const getBytes = store.getBytes.bind(store)
+      store.getBytes = async (cid, options) => {
+        // the first leaf's holder says it lost it after 300 ms, the second's after 900 ms: the stripe is rebuilt in between
+        const i = lost.findIndex(l => l.holder === node && l.leaf.equals(cid))
+        if (i >= 0) {
+          await sleep(i === 0 ? 300 : 900)
+          throw new NotFoundError(`${cid.toString()} is not here`)
+        }
+        const bytes = await getBytes(cid, options)
+        given.set(cid.toString(), (given.get(cid.toString()) ?? 0) + 1)
+        return bytes
+      }
+    }
+    const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
+    assert.equal(sha(bytes), sha(f.data))
+    for (const { leaf } of lost) assert.equal(origins.get(leaf.toString()), 'rebuilt')
+    for (const [cid, n] of given) assert.ok(n <= 1, `block ${cid} sent ${n} times`)
+  })
+
   it('a holder that sends wrong bytes is caught, scored down and hung up on; its leaves are rebuilt and never served', TEST, async t => {
     const f = await stripedFile(t)
     const { leaf, holder: liar } = await leafOnAnother(f)
