@@ -1014,8 +1014,20 @@ async function receiveAll (replica: Replica, entries: Uint8Array[], what: string
   }
 }
 
+/** How {@link buildSource} builds a source. */
+interface SourceBuild {
+  dir: string
+  key: PrivateKey
+  entries: Uint8Array[]
+  /** Its name in the log. */
+  what: string
+  /** Compact its LevelDB once filled (see Options.settle). */
+  settle: boolean
+}
+
 /** A source replica filled with the history, in LevelDB, never compacting by itself; receive() in pages of 1000, one fsynced batch each. */
-async function buildSource (dir: string, key: PrivateKey, entries: Uint8Array[], what: string, settle: boolean): Promise<{ src: Instrumented, build: Build }> {
+async function buildSource (options: SourceBuild): Promise<{ src: Instrumented, build: Build }> {
+  const { dir, key, entries, what, settle } = options
   const src = instrumentedReplica(dir, key, { compactAfter: Number.MAX_SAFE_INTEGER })
   await src.replica.open()
   const t = performance.now()
@@ -1131,7 +1143,7 @@ async function serveHistorySource (file: string, settle: boolean): Promise<numbe
   try {
     const entries = unframeEntries(await readFile(file))
     const key = await generateKeyPair('Ed25519')
-    const { src, build } = await buildSource(join(dirname(file), 'source-child'), key, entries, 'source (own process)', settle)
+    const { src, build } = await buildSource({ dir: join(dirname(file), 'source-child'), key, entries, what: 'source (own process)', settle })
     const node = await startNode('source', key, src.replica)
     await serveRaw(node.libp2p, pack(entries))
     const stopped = new Promise<void>(resolve => {
@@ -1156,7 +1168,7 @@ async function serveHistorySource (file: string, settle: boolean): Promise<numbe
 /** The source in this process, sharing its main thread with the new node (and a handle on its replica for (b)). */
 async function hereSource (work: string, entries: Uint8Array[], settle: boolean): Promise<Source & { build: Build, node: BenchNode, src: Instrumented }> {
   const key = await generateKeyPair('Ed25519')
-  const { src, build } = await buildSource(join(work, 'source'), key, entries, 'source', settle)
+  const { src, build } = await buildSource({ dir: join(work, 'source'), key, entries, what: 'source', settle })
   const node = await startNode('source', key, src.replica)
   return {
     place: 'here',

@@ -6,7 +6,8 @@
  * and never served, local copies that fail their check are fetched again or
  * rebuilt and replaced, and an aborted read leaves no fetch, request or
  * listener behind; a leaf its holder lost is rebuilt at once from the
- * leaves the read has, asking no peer that does not hold it.
+ * leaves the read has, asking no peer that does not hold it, and a stripe
+ * that lost two leaves is rebuilt once.
  *
  * Two faults cannot be made real between processes of one test and are
  * injected on the holder's side, below its exchange server: a disk that
