@@ -20,13 +20,25 @@ import { daemonOnTmpfs, fillUp, fillUpAtOnce, free, MiB } from './disk-helpers.j
 
 const TEST = { timeout: 240_000 }
 
-/** Bytes of every file under `dir` (a file that vanishes while it walks counts as 0). */
+/** The size of every file under `dir`, by path below it (a file that vanishes while it walks counts as 0). */
+async function sizesUnder (dir: string): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>()
+  for (const name of await readdir(dir, { recursive: true })) {
+    sizes.set(name, await stat(join(dir, name)).then(s => s.isFile() ? s.size : 0, () => 0))
+  }
+  return sizes
+}
+
+/** Bytes of every file under `dir`. */
 async function bytesUnder (dir: string): Promise<number> {
   let total = 0
-  for (const name of await readdir(dir, { recursive: true })) {
-    total += await stat(join(dir, name)).then(s => s.isFile() ? s.size : 0, () => 0)
-  }
+  for (const size of (await sizesUnder(dir)).values()) total += size
   return total
+}
+
+/** The files of `after` larger than in `before` (or new), with how much: what a failure message names. */
+function grown (before: Map<string, number>, after: Map<string, number>): string {
+  return [...after].filter(([name, size]) => size > (before.get(name) ?? 0)).map(([name, size]) => `${name} +${size - (before.get(name) ?? 0)}`).join(', ')
 }
 
 /**
@@ -77,8 +89,10 @@ describe('a disk that fills up in the middle of an add', () => {
     const junk = join(disk, 'junk')
     let failed: ShoalResult | undefined
     let blocksBeforeAdd = 0
+    let filesBeforeAdd = new Map<string, number>()
     for (let attempt = 1; failed === undefined; attempt++) {
-      blocksBeforeAdd = await bytesUnder(join(repo, 'blocks'))
+      filesBeforeAdd = await sizesUnder(join(repo, 'blocks'))
+      blocksBeforeAdd = [...filesBeforeAdd.values()].reduce((a, b) => a + b, 0)
       const started = Date.now()
       const { result, fillBegunMidway } = await fillWhenGrown(runShoal(['--repo', repo, 'add', big, '--to', '/big.bin']), join(repo, 'blocks'), junk, 4 * MiB, 60_000)
       t.diagnostic(`attempt ${attempt}: the add ended after ${Date.now() - started} ms (exit ${String(result.code)}); the other program took ${(await stat(junk)).size} bytes; ${await free(disk)} bytes free after; ${result.stderr.trim()}`)
@@ -100,9 +114,10 @@ describe('a disk that fills up in the middle of an add', () => {
     assert.match(failed.stderr, /^shoal: the repo disk filled up during the add of \/big\.bin, which was not kept \(.*\): free space, or remove files and run `shoal gc` \(DiskFullError\)$/m)
     assert.doesNotMatch(failed.stderr, /InternalError|disk full while writing blocks: disk full/)
     assert.equal(failed.stdout.length, 0, 'nothing acknowledged')
-    const leftInPacks = await bytesUnder(join(repo, 'blocks')) - blocksBeforeAdd
-    t.diagnostic(`the failed add left ${leftInPacks} bytes in the block store`)
-    assert.ok(leftInPacks < 4 * MiB, `what the failed add wrote is given back at once (${leftInPacks} bytes left in the block store)`)
+    const filesAfterAdd = await sizesUnder(join(repo, 'blocks'))
+    const leftInPacks = [...filesAfterAdd.values()].reduce((a, b) => a + b, 0) - blocksBeforeAdd
+    t.diagnostic(`the failed add left ${leftInPacks} bytes in the block store (grown: ${grown(filesBeforeAdd, filesAfterAdd) || 'none'})`)
+    assert.ok(leftInPacks < 4 * MiB, `what the failed add wrote is given back at once (${leftInPacks} bytes left in the block store; grown: ${grown(filesBeforeAdd, filesAfterAdd)})`)
 
     // nothing of it in the namespace; the daemon stays up and serving; what was there before reads back
     assert.equal(d.child.exitCode, null, 'the daemon is still running')
