@@ -85,7 +85,7 @@ import {
 } from '../protocol/namespace.js'
 import { children, fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 import { machineCpu } from './raw-stream.js'
-import { daemonChildArgs, daemonNodeFlags, flagName } from '../cli/relaunch.js'
+import { daemonChildArgs, missingDaemonFlags } from '../cli/relaunch.js'
 import { withMallocTunables } from '../cli/malloc-tunables.js'
 import { ArgReader, TEST_TOPIC, Watcher, swarmArg, fileRecord, generateEntries, payload, pct, seeded } from './converge-common.js'
 
@@ -1489,8 +1489,7 @@ const RERUN_MARK = 'SHOAL_BENCH_RERUN'
 
 /** True when this process has the daemon's node flags (by name: a value of the user's counts) and malloc settings already. */
 function runsAsDaemon (): boolean {
-  const own = process.execArgv.map(flagName)
-  return daemonNodeFlags().every(flag => own.includes(flagName(flag))) && withMallocTunables(process.env).GLIBC_TUNABLES === process.env.GLIBC_TUNABLES
+  return missingDaemonFlags({ execArgv: process.execArgv, env: process.env }).length === 0 && withMallocTunables(process.env).GLIBC_TUNABLES === process.env.GLIBC_TUNABLES
 }
 
 /**

@@ -236,13 +236,21 @@ export async function relaunchDaemon (): Promise<number> {
  * own node flags and its command line.
  */
 export function daemonChildArgs (options: { execArgv: readonly string[], argv: readonly string[], env: NodeJS.ProcessEnv, cores?: number }): string[] {
+  return [...missingDaemonFlags(options), ...options.execArgv, ...options.argv.slice(1)]
+}
+
+/**
+ * Those of {@link daemonNodeFlags} a node started with `execArgv` and `env`
+ * lacks, by name (a value of the user's own counts as set, on node's
+ * command line or in `NODE_OPTIONS`).
+ */
+export function missingDaemonFlags (options: { execArgv: readonly string[], env: NodeJS.ProcessEnv, cores?: number }): string[] {
   const own = [...options.execArgv, ...(options.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)].map(flagName)
-  const ours = daemonNodeFlags(options.cores).filter(flag => !own.includes(flagName(flag)))
-  return [...ours, ...options.execArgv, ...options.argv.slice(1)]
+  return daemonNodeFlags(options.cores).filter(flag => !own.includes(flagName(flag)))
 }
 
 /** A command-line flag's name, in Node's either spelling: `--v8-pool-size` of `--v8_pool_size=2`. */
-export function flagName (flag: string): string {
+function flagName (flag: string): string {
   const i = flag.indexOf('=')
   return (i < 0 ? flag : flag.slice(0, i)).replaceAll('_', '-')
 }

@@ -165,15 +165,15 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
    * Leaves this read fetched, by stripe and shard, kept until the reader has
    * had every leaf of their stripe: a rebuild of the stripe takes them
    * instead of fetching them again (a leaf fetched, then found missing a
-   * sibling, would otherwise cross the network twice). At most `window + 1`
-   * stripes' worth: past that, the stripe furthest from the lowest one the
-   * reader waits on goes, ahead of it before behind it at the same distance
-   * (the reader waits on the nearest ones, and those are the ones a rebuild
-   * holds it up for; a seek leaves the old ones furthest).
+   * sibling, would otherwise cross the network twice), with the shards of
+   * it the reader had. The stripes kept span the lowest one the reader
+   * waits on to the last fetched ahead, at least `window + 1` and at most
+   * `2 × (window + 2)`: past that, the stripe furthest from the lowest one
+   * the reader waits on goes, ahead of it before behind it at the same
+   * distance (the reader waits on the nearest ones, and those are the ones
+   * a rebuild holds it up for; a seek leaves the old ones furthest).
    */
-  const fetchedLeaves = new Map<number, Map<number, Uint8Array>>()
-  /** The shards of each stripe kept in `fetchedLeaves` that the reader had (each once, however often it read it). */
-  const deliveredOf = new Map<number, Set<number>>()
+  const kept = new Map<number, { leaves: Map<number, Uint8Array>, had: Set<number> }>()
   /**
    * Leaves the reader is waiting for, by block key. The reader asks for
    * several leaves at once and they arrive out of order, so the stripe of
@@ -191,40 +191,30 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     }
     return lowest
   }
-  /** The lowest stripe the reader waited on when it last had a leaf. */
+  /** The lowest stripe the reader waited on when it last had a leaf (set as it has one, before anything else is decided). */
   let readAt = 0
   const remember = (where: LeafPlace, bytes: Uint8Array): void => {
-    if (!fetchedLeaves.has(where.index)) {
+    let stripe = kept.get(where.index)
+    if (stripe === undefined) {
       // a late answer (a hedge's loser) for a stripe the reader is past is not kept
       if (where.index < readAt) return
-      fetchedLeaves.set(where.index, new Map())
-      // the stripes from the lowest the reader waits on to the last fetched ahead, within a bound
-      if (fetchedLeaves.size > Math.min(MAX_KEPT_STRIPES_PER_WINDOW * (window + 2), Math.max(window + 1, aheadTo - readAt + 2))) {
+      stripe = { leaves: new Map(), had: new Set() }
+      kept.set(where.index, stripe)
+      if (kept.size > Math.min(MAX_KEPT_STRIPES_PER_WINDOW * (window + 2), Math.max(window + 1, aheadTo - readAt + 2))) {
+        const distance = (s: number): number => Math.abs(s - readAt)
         let furthest = where.index
-        for (const s of fetchedLeaves.keys()) {
-          const d = Math.abs(s - readAt)
-          const best = Math.abs(furthest - readAt)
-          if (d > best || (d === best && s > furthest)) furthest = s
-        }
-        fetchedLeaves.delete(furthest)
-        deliveredOf.delete(furthest)
+        for (const s of kept.keys()) if (distance(s) > distance(furthest) || (distance(s) === distance(furthest) && s > furthest)) furthest = s
+        kept.delete(furthest)
       }
     }
-    fetchedLeaves.get(where.index)?.set(where.shard, bytes)
+    stripe.leaves.set(where.shard, bytes)
   }
   /** The reader had a leaf: once it had all of its stripe's, that stripe will not be rebuilt for it. */
   const read = (where: LeafPlace): void => {
-    readAt = readerAt(where.index)
-    if (!fetchedLeaves.has(where.index)) return
-    let had = deliveredOf.get(where.index)
-    if (had === undefined) {
-      had = new Set()
-      deliveredOf.set(where.index, had)
-    }
-    had.add(where.shard)
-    if (had.size < where.stripe.data.length) return
-    deliveredOf.delete(where.index)
-    fetchedLeaves.delete(where.index)
+    const stripe = kept.get(where.index)
+    if (stripe === undefined) return
+    stripe.had.add(where.shard)
+    if (stripe.had.size >= where.stripe.data.length) kept.delete(where.index)
   }
 
   /** Stripes rebuilt lately, by index: their other leaves are served from memory. */
@@ -240,7 +230,7 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     if (done !== undefined) return done[where.shard]
     let data = rebuilding.get(key)
     if (data === undefined) {
-      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view: index.view, skip, have: fetchedLeaves.get(where.index), signal })
+      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view: index.view, skip, have: kept.get(where.index)?.leaves, signal })
       rebuilding.set(key, data)
       data.then(leaves => {
         rebuilding.delete(key)
@@ -371,11 +361,10 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     // a sequential reader only: one that has asked for a stripe's worth of
     // leaves (a small ranged read fetches nothing past its range)
     if (++asked < index.mroot.k) return
-    // leaves of stripes the reader has moved past are not kept
-    const past = readerAt(from)
-    for (const [key, leaf] of ahead) if (leaf.stripe < past) ahead.delete(key)
+    // leaves of stripes the reader has moved past (below the lowest it waits on) are not kept
+    for (const [key, leaf] of ahead) if (leaf.stripe < readAt) ahead.delete(key)
     // a key the index does not place (an inner node of the DAG) is never fetched ahead: not kept either
-    for (const key of requested) if ((index.leaves.get(key)?.index ?? -1) < past) requested.delete(key)
+    for (const key of requested) if ((index.leaves.get(key)?.index ?? -1) < readAt) requested.delete(key)
     const last = Math.min(index.stripes.length - 1, from + window)
     for (let s = Math.max(aheadTo + 1, from + 1); s <= last; s++) {
       const stripe = index.stripes[s]
@@ -393,6 +382,8 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     // the index may have loaded while this leaf was fetched
     const where = loaded?.leaves.get(blockKey(cid))
     if (where !== undefined && loaded !== undefined) {
+      // what is kept for the reader is decided from here on (see `waitingOn`)
+      readAt = readerAt(where.index)
       // a leaf that arrived before the index was known is kept now
       remember(where, bytes)
       read(where)

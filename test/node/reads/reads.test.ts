@@ -106,6 +106,37 @@ async function readNoting (f: StripedFile, node: ShoalNode, signal?: AbortSignal
   return { bytes: Buffer.concat(chunks), origins }
 }
 
+/** What the nodes other than the reader were asked for (by node) and gave (by block) during a read. */
+interface Serving { asked: Map<ShoalNode, string[]>, given: Map<string, number> }
+
+/**
+ * Watch what every node but the reader is asked for and gives, by block,
+ * with each leaf of `lost` refused by its holder `ms` after it is asked (the
+ * holder lost it, and says so only after a while).
+ */
+function watchServing (f: StripedFile, lost: Array<{ leaf: CID, holder: ShoalNode, ms: number }>): Serving {
+  const asked = new Map<ShoalNode, string[]>()
+  const given = new Map<string, number>()
+  for (const node of live(f.swarm).filter(n => n !== f.reader)) {
+    const store = node.components.blockstore
+    const getBytes = store.getBytes.bind(store)
+    const mine: string[] = []
+    asked.set(node, mine)
+    store.getBytes = async (cid, options) => {
+      mine.push(cid.toString())
+      const gone = lost.find(l => l.holder === node && l.leaf.equals(cid))
+      if (gone !== undefined) {
+        await sleep(gone.ms)
+        throw new NotFoundError(`${cid.toString()} is not here`)
+      }
+      const bytes = await getBytes(cid, options)
+      given.set(cid.toString(), (given.get(cid.toString()) ?? 0) + 1)
+      return bytes
+    }
+  }
+  return { asked, given }
+}
+
 function blocksSent (node: ShoalNode): number {
   return node.components.exchange.stats().blocksSent
 }
@@ -183,27 +214,7 @@ describe('read path v2 on real nodes', () => {
     const f = await stripedFile(t, 8 * MiB)
     const { leaf, holder } = await leafOnAnother(f)
     // that holder lost the block, and says so only after a while: the stripe's other leaves have arrived by then
-    const lostStore = holder.components.blockstore
-    const lostGet = lostStore.getBytes.bind(lostStore)
-    lostStore.getBytes = async (cid, options) => {
-      if (!cid.equals(leaf)) return await lostGet(cid, options)
-      await sleep(300)
-      throw new NotFoundError(`${cid.toString()} is not here`)
-    }
-    // every other node counts what it is asked for and what it gives, by block
-    const asked = new Map<ShoalNode, string[]>()
-    const given = new Map<string, number>()
-    for (const node of live(f.swarm).filter(n => n !== f.reader)) {
-      const store = node.components.blockstore
-      const getBytes = store.getBytes.bind(store)
-      asked.set(node, [])
-      store.getBytes = async (cid, options) => {
-        asked.get(node)?.push(cid.toString())
-        const bytes = await getBytes(cid, options)
-        given.set(cid.toString(), (given.get(cid.toString()) ?? 0) + 1)
-        return bytes
-      }
-    }
+    const { asked, given } = watchServing(f, [{ leaf, holder, ms: 300 }])
     const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
     assert.equal(sha(bytes), sha(f.data))
     assert.equal(origins.get(leaf.toString()), 'rebuilt')
@@ -230,22 +241,8 @@ describe('read path v2 on real nodes', () => {
       }
     }
     assert.equal(lost.length, 2, 'a stripe with two leaves held by other nodes')
-    const given = new Map<string, number>()
-    for (const node of live(f.swarm).filter(n => n !== f.reader)) {
-      const store = node.components.blockstore
-      const getBytes = store.getBytes.bind(store)
-      store.getBytes = async (cid, options) => {
-        // the first leaf's holder says it lost it after 300 ms, the second's after 900 ms: the stripe is rebuilt in between
-        const i = lost.findIndex(l => l.holder === node && l.leaf.equals(cid))
-        if (i >= 0) {
-          await sleep(i === 0 ? 300 : 900)
-          throw new NotFoundError(`${cid.toString()} is not here`)
-        }
-        const bytes = await getBytes(cid, options)
-        given.set(cid.toString(), (given.get(cid.toString()) ?? 0) + 1)
-        return bytes
-      }
-    }
+    // the first leaf's holder says it lost it after 300 ms, the second's after 900 ms: the stripe is rebuilt in between
+    const { given } = watchServing(f, lost.map((l, i) => ({ ...l, ms: i === 0 ? 300 : 900 })))
     const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
     assert.equal(sha(bytes), sha(f.data))
     for (const { leaf } of lost) assert.equal(origins.get(leaf.toString()), 'rebuilt')
