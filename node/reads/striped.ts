@@ -191,7 +191,7 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     }
     return lowest
   }
-  /** The lowest stripe the reader waited on when it last had a leaf (set as it has one, before anything else is decided). */
+  /** The lowest stripe the reader waited on when it last had a leaf (set by `read`, which the read-ahead follows). */
   let readAt = 0
   const remember = (where: LeafPlace, bytes: Uint8Array): void => {
     let stripe = kept.get(where.index)
@@ -211,6 +211,7 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   }
   /** The reader had a leaf: once it had all of its stripe's, that stripe will not be rebuilt for it. */
   const read = (where: LeafPlace): void => {
+    readAt = readerAt(where.index)
     const stripe = kept.get(where.index)
     if (stripe === undefined) return
     stripe.had.add(where.shard)
@@ -382,8 +383,6 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     // the index may have loaded while this leaf was fetched
     const where = loaded?.leaves.get(blockKey(cid))
     if (where !== undefined && loaded !== undefined) {
-      // what is kept for the reader is decided from here on (see `waitingOn`)
-      readAt = readerAt(where.index)
       // a leaf that arrived before the index was known is kept now
       remember(where, bytes)
       read(where)
