@@ -164,7 +164,9 @@ export interface OwnedWrites {
    * Drop this write's blocks that no commit has covered yet and that no
    * other write put too (those stay, for their writer's commit), and cut
    * their bytes off the end of their pack when nothing kept lies after
-   * them. Returns the bytes cut off.
+   * them. Returns the bytes cut off. Puts of this write still under way
+   * settle first and are dropped too; a put through `store` after it
+   * throws `WriteInterruptedError`.
    */
   discard: () => Promise<number>
 }

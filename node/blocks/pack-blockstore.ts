@@ -14,6 +14,7 @@ import { ClassicLevel } from 'classic-level'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { CorruptBlockError, typedWriteError } from './errors.js'
+import { WriteInterruptedError } from '../errors.js'
 import { PackAppender, PackReaders, SegmentPool, packFileName, scanPack, syncDir } from './pack-file.js'
 import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
 import { IDENTITY, SHA2_256, matchesCID } from './verify.js'
@@ -368,15 +369,34 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
 
   ownedWrites (): OwnedWrites {
     const owner = {}
+    /** The write's puts not settled yet: an importer keeps several in flight, and one failing does not stop the others. */
+    const underWay = new Set<Promise<unknown>>()
+    let discarded = false
+    const put = async (cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<CID> => {
+      if (discarded) throw new WriteInterruptedError('this write was given up and its blocks discarded: add it again')
+      const putting = this.put(cid, bytes, { ...options, owner })
+      underWay.add(putting)
+      try {
+        return await putting
+      } finally {
+        underWay.delete(putting)
+      }
+    }
     // every member of the store, bound to it, but puts tagged with `owner`
     const store = new Proxy(this, {
       get: (target, prop) => {
-        if (prop === 'put') return async (cid: CID, bytes: Uint8Array, options?: AbortOptions) => await target.put(cid, bytes, { ...options, owner })
+        if (prop === 'put') return put
         const value = Reflect.get(target, prop, target)
         return typeof value === 'function' ? value.bind(target) : value
       }
     })
-    return { store, discard: async () => await this.discard(owner) }
+    const discard = async (): Promise<number> => {
+      // no put of this write starts from now on, and those under way settle first: one that appended after the cut would stay
+      discarded = true
+      await Promise.allSettled([...underWay])
+      return await this.discard(owner)
+    }
+    return { store, discard }
   }
 
   /**

@@ -306,6 +306,37 @@ describe('PackBlockStore', () => {
     for await (const _ of again.getAll()) {} // nothing corrupt is served
   })
 
+  it('a discard waits for the write\'s puts still under way and drops them too; a put after it is refused', async (t) => {
+    const dir = await tempDir(t)
+    const store = await openBlockStore(t, dir)
+    const committed = blocksOf(2, 64 * KiB, 51)
+    for (const { cid, bytes } of committed) await store.put(cid, bytes)
+    await store.commit()
+    const [pack] = await packFiles(dir)
+    const committedSize = (await stat(pack)).size
+
+    // a write with eight puts in flight (as the importer keeps them) fails: its discard starts before they have appended
+    const owned = store.ownedWrites()
+    const own = blocksOf(8, 64 * KiB, 52)
+    const puts = own.map(async ({ cid, bytes }) => await owned.store.put(cid, bytes))
+    await owned.discard()
+    const settled = await Promise.allSettled(puts)
+    for (const [i, { cid }] of own.entries()) assert.equal(await store.has(cid), false, `block ${i} (put ${settled[i].status}) is dropped`)
+    assert.deepEqual(await packFiles(dir), [pack], 'no pack was begun after the discard')
+    assert.equal((await stat(pack)).size, committedSize, 'every byte the write appended is cut off')
+
+    const late = blocksOf(1, 64 * KiB, 53)[0]
+    await assert.rejects(async () => await owned.store.put(late.cid, late.bytes), { name: 'WriteInterruptedError' })
+    assert.equal(await store.has(late.cid), false)
+
+    // the next commit binds none of it; the store goes on
+    await store.commit()
+    await store.close()
+    const again = await openBlockStore(t, dir)
+    for (const { cid } of [...own, late]) assert.equal(await again.has(cid), false)
+    for (const { cid, bytes } of committed) assertBytesEqual(await again.getBytes(cid), bytes)
+  })
+
   it('a discard of a write alone in a new pack removes the pack', async (t) => {
     const dir = await tempDir(t)
     const store = await openBlockStore(t, dir, { maxPackBytes: 256 * KiB })
