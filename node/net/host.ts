@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto'
 // before pnet creates any cipher: see the modules for the bug fixed and the native cipher
 import './xsalsa20-fix.js'
 import './xsalsa20-native.js'
+// window updates once half the window is used, on every stream: see the module
+import './yamux-window.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
