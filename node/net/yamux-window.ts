@@ -12,16 +12,17 @@
  * alternated pairs, and the sender used less CPU (docs/benchmarks.md,
  * "yamux window updates at half the window").
  *
- * The mechanism: `YamuxStream.prototype.sendWindowUpdate` is replaced, when
- * this module loads (before any connection), by the same logic with one
- * more rule: an update that carries no flag is sent only once the credit to
- * give back is at least half the receive window. The window still grows as
- * before (doubled when a window's worth arrives within four round trips, up
- * to the stream's maximum), a paused stream still sends none, and every
- * update that carries a flag (SYN, ACK, FIN, RST) goes out at once. The
- * sender always keeps at least half a window of credit, so it never waits
- * on an update that is held back. The yamux spec leaves when to send updates
- * to the receiver, so peers of any implementation are unaffected.
+ * The mechanism: `YamuxStream.prototype.sendWindowUpdate` is wrapped, when
+ * this module loads (before any connection): a call that would give back
+ * less than half the receive window, in a state whose update carries no
+ * flag, returns at once; every other call is the library's own (the window
+ * grows as it decides, a paused stream sends none, the SYN of an opening
+ * stream and the ACK of an accepted one go out at once). The window now
+ * grows at most once per update sent (doubled when half a window arrived
+ * within four round trips of the last one). The sender always keeps at least half a
+ * window of credit, so it never waits on an update that is held back. The
+ * yamux spec leaves when to send updates to the receiver, so peers of any
+ * implementation are unaffected.
  *
  * When it applies: every stream of every host `createHost` builds (host.ts
  * imports this module). A version of the library whose stream no longer has
@@ -30,53 +31,30 @@
  *
  * @module
  */
-import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
+import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 
-/** The fields of a yamux stream that its window updates read and write. */
+/** The fields of a yamux stream (private to the library) that tell what its next update gives back. */
 interface WindowedStream {
-  state: number
+  state: StreamState
   recvWindow: number
   recvWindowCapacity: number
-  maxStreamWindowSize: number
-  epochStart: number
-  streamId: number
-  getRTT: () => number
-  getSendFlags: () => number
-  sendFrame: (header: { type: number, flag: number, streamID: number, length: number }) => boolean
   sendWindowUpdate: () => void
 }
 
-/** `StreamState.Paused` of the library's stream.ts. */
-const PAUSED = 5
-/** `FrameType.WindowUpdate` of the library's frame.ts. */
-const WINDOW_UPDATE = 1
-
 const proto = YamuxStream.prototype as unknown as WindowedStream & { __shoalHalfWindow?: boolean }
 
-// the library's own method, whose logic is kept below, and its name for the paused state
-const fits = typeof proto.sendWindowUpdate === 'function' && typeof proto.getSendFlags === 'function' &&
-  /StreamState\.Paused/.test(String(proto.sendWindowUpdate)) && /recvWindowCapacity/.test(String(proto.sendWindowUpdate))
+// the library's method still keeps the fields read below
+const fits = typeof proto.sendWindowUpdate === 'function' && /recvWindowCapacity/.test(String(proto.sendWindowUpdate))
+
+/** States whose window update the library sends with a flag (SYN, ACK), or not at all (paused): always left to it. */
+const LEFT_TO_LIBRARY = new Set([StreamState.Init, StreamState.SYNReceived, StreamState.Paused])
 
 if (fits && proto.__shoalHalfWindow !== true) {
+  const sendWindowUpdate = proto.sendWindowUpdate
   proto.sendWindowUpdate = function (this: WindowedStream): void {
-    if (this.state === PAUSED) {
-      // no credit while paused: the epoch starts again when it resumes
-      this.epochStart = Date.now()
-      return
-    }
-    const flags = this.getSendFlags()
-    const now = Date.now()
-    const rtt = this.getRTT()
-    // a window's worth within four round trips: the window doubles, up to its maximum
-    if (flags === 0 && rtt > -1 && (now - this.epochStart) <= rtt * 4) {
-      this.recvWindow = Math.min(this.recvWindow * 2, this.maxStreamWindowSize)
-    }
-    const delta = this.recvWindow - this.recvWindowCapacity
-    // the one change: no update for less than half a window, unless a flag must go out
-    if (flags === 0 && delta < this.recvWindow / 2) return
-    this.recvWindowCapacity = this.recvWindow
-    this.epochStart = now
-    this.sendFrame({ type: WINDOW_UPDATE, flag: flags, streamID: this.streamId, length: delta })
+    // the one change: no update for less than half the window
+    if (!LEFT_TO_LIBRARY.has(this.state) && this.recvWindow - this.recvWindowCapacity < this.recvWindow / 2) return
+    sendWindowUpdate.call(this)
   }
   proto.__shoalHalfWindow = true
 }

@@ -270,11 +270,8 @@ describe('PackBlockStore', () => {
   })
 
   it('a failed write discards its own uncommitted blocks and cuts them off the pack; blocks committed, another writer\'s, and one both put stay', async (t) => {
-    const dir = await tempDir(t)
-    const store = await openBlockStore(t, dir)
     const committed = blocksOf(3, 64 * KiB, 31)
-    for (const { cid, bytes } of committed) await store.put(cid, bytes)
-    await store.commit()
+    const { dir, store } = await storeWith(t, committed)
     const [pack] = await packFiles(dir)
     const committedSize = (await stat(pack)).size
 
@@ -307,11 +304,8 @@ describe('PackBlockStore', () => {
   })
 
   it('a discard waits for the write\'s puts still under way and drops them too; a put after it is refused', async (t) => {
-    const dir = await tempDir(t)
-    const store = await openBlockStore(t, dir)
     const committed = blocksOf(2, 64 * KiB, 51)
-    for (const { cid, bytes } of committed) await store.put(cid, bytes)
-    await store.commit()
+    const { dir, store } = await storeWith(t, committed)
     const [pack] = await packFiles(dir)
     const committedSize = (await stat(pack)).size
 
@@ -338,11 +332,8 @@ describe('PackBlockStore', () => {
   })
 
   it('a discard of a write alone in a new pack removes the pack', async (t) => {
-    const dir = await tempDir(t)
-    const store = await openBlockStore(t, dir, { maxPackBytes: 256 * KiB })
     const first = blocksOf(4, 60 * KiB, 41)
-    for (const { cid, bytes } of first) await store.put(cid, bytes)
-    await store.commit()
+    const { dir, store } = await storeWith(t, first, { maxPackBytes: 256 * KiB })
     const before = await packFiles(dir)
     const owned = store.ownedWrites()
     // fills the first pack and rolls over into new ones
