@@ -32,6 +32,11 @@ import { parseSwarmKey } from '../protocol/swarm-key.js'
 
 const MiB = 1024 * 1024
 const MB = 1e6
+/**
+ * The remote cat's goal against the raw stream of the transport in use (the read
+ * path's issue; the block exchange's earlier bar was 0.5).
+ */
+const GOAL_RATIO = 0.8
 
 interface Options { size: number, runs: number, chunkers: string[], cpuProf?: string, keep: boolean, quietWait: number, rawWindow: number, pnet: boolean, metricsAb: boolean }
 
@@ -177,13 +182,13 @@ function report (opts: Options, runs: Run[]): string {
   const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
   const line = (r: string[]): string => '| ' + r.map((x, c) => c === 0 ? x.padEnd(w[c]) : x.padStart(w[c])).join(' | ') + ' |'
   const out = [`transfer: ${fmt(opts.size / MiB)} MiB random file, A -> B over 127.0.0.1, ${opts.pnet ? 'pnet+' : ''}noise+yamux, ${n} run${n === 1 ? '' : 's'}` +
-    `${n > 1 ? ` (medians of ${used.length === n ? 'all' : `the ${used.length} quiet`} runs; per-run values in brackets, * = noisy run)` : ''}; MB/s = 10^6 bytes per second; target ratio >= 0.50`]
+    `${n > 1 ? ` (medians of ${used.length === n ? 'all' : `the ${used.length} quiet`} runs; per-run values in brackets, * = noisy run)` : ''}; MB/s = 10^6 bytes per second; goal ratio >= ${fmt(GOAL_RATIO, 2)} (read path v2)`]
   if (clean.length < n) out.push(`WARNING: ${n - clean.length} of ${n} runs overlapped other processes' CPU use${clean.length === 0 ? '; no quiet run: figures are unreliable' : ' and are left out of the medians'}`)
   out.push(line(rows[0]), '|' + w.map((k, c) => '-'.repeat(k + 1) + (c === 0 ? '-|' : ':|')).join(''), ...rows.slice(1).map(line), '')
   for (const chunker of opts.chunkers) {
     const ratio = ratios.get(chunker) as number
     const ok = runs.every(r => pick(r, chunker).identical)
-    out.push(`${chunker}: root ${pick(runs[0], chunker).cid}, ${ok ? 'byte-identical (sha-256 match)' : 'MISMATCH'}, ratio ${fmt(ratio, 2)} (${ratio >= 0.5 ? 'met' : 'missed'})`)
+    out.push(`${chunker}: root ${pick(runs[0], chunker).cid}, ${ok ? 'byte-identical (sha-256 match)' : 'MISMATCH'}, ratio ${fmt(ratio, 2)} (goal ${fmt(GOAL_RATIO, 2)}: ${ratio >= GOAL_RATIO ? 'met' : 'not met'})`)
   }
   out.push(`raw stream ${runs.every(r => r.raw.identical) ? 'byte-identical (sha-256 match)' : 'MISMATCH'}`)
   const peaks = used.map(r => r.peakB).filter((x): x is number => x !== undefined)
