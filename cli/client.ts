@@ -1,7 +1,7 @@
 import { request, type ClientRequest, type IncomingMessage } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { apiUrlFromMultiaddr } from '../protocol/api-address.js'
-import { DaemonNotRunningError, RepoNotFoundError, ShoalError } from '../node/errors.js'
+import { DaemonNotRunningError, RepoNotFoundError, ShoalError, TooLargeError } from '../node/errors.js'
 import { repoLayout } from '../node/repo/layout.js'
 import { downloadToFd, type FdTarget } from './fd-download.js'
 import { TruncatedResponseError } from './response-decoder.js'
@@ -52,9 +52,15 @@ function apiError (status: number, text: string): ApiError {
     const parsed = JSON.parse(text)
     name = parsed.error.name
     message = parsed.error.message
-  } catch {}
+  } catch {
+    // refused by Node's HTTP parser before any route saw it
+    if (status === 431) { name = 'TooLargeError'; message = 'the request is too large: a path or argument is too long' }
+  }
   return new ApiError(status, name, message)
 }
+
+/** Longest request URL sent: under Node's 16 KiB limit on a request's headers, with room for the others. */
+const MAX_URL_CHARS = 12 * 1024
 
 /** Talks to the daemon of one repo over its HTTP API. */
 export class ApiClient {
@@ -86,6 +92,8 @@ export class ApiClient {
   private url (path: string, query: Query): URL {
     const url = new URL(path, this.base)
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
+    // the daemon's HTTP parser refuses longer request lines (431, or a reset connection)
+    if (url.href.length > MAX_URL_CHARS) throw new TooLargeError(`a path or argument is too long: the request would be ${url.href.length} characters, at most ${MAX_URL_CHARS}`)
     return url
   }
 

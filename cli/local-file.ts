@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { createReadStream } from 'node:fs'
-import { PassThrough, type Readable } from 'node:stream'
+import { open, type FileHandle } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import { ShoalError } from '../node/errors.js'
 import { byteCounter } from './progress.js'
 
@@ -21,22 +21,97 @@ export class LocalReadError extends ShoalError {
   override name = 'LocalReadError'
 }
 
+/**
+ * A local file changed while it was uploaded (it grew, shrank or was
+ * rewritten): the upload was cut before its last bytes went out, so the
+ * daemon kept nothing of it.
+ */
+export class FileChangedError extends LocalReadError {
+  override name = 'FileChangedError'
+}
+
 /** Bytes per read of a file being uploaded. */
 export const UPLOAD_READ_BYTES = 1024 * 1024
 
+/** Options of {@link fileBody}. */
+export interface FileBodyOptions {
+  /**
+   * The size the upload declared (its Content-Length), from a `stat` taken
+   * before it: exactly this many bytes are read, and a file that turns out
+   * shorter or longer fails the body with a {@link FileChangedError}.
+   * Without it the file is read to its end, unchecked.
+   */
+  size?: number
+  /** The modification time of that `stat`: a file rewritten since fails the body too. */
+  mtimeMs?: number
+  /** Told of every chunk. */
+  onBytes?: (n: number) => void
+}
+
 /**
- * The bytes of `file` as a request body; `onBytes` is told of every chunk.
- * A read error fails the body with a {@link LocalReadError}.
+ * The bytes of `file` as a request body. A read error fails the body with a
+ * {@link LocalReadError}; with `size`, a file that changes while it is read
+ * fails it with a {@link FileChangedError} before the last chunk goes out,
+ * so the daemon sees an upload cut short and keeps nothing. (Sent whole,
+ * a file that grew left its extra bytes on the connection after the
+ * declared length: the add was kept and the CLI reported an HTTP error; a
+ * file that shrank left the request waiting forever for its missing bytes.)
  */
-export function fileBody (file: string, onBytes?: (n: number) => void): Readable {
-  // 1 MiB reads: a sixteenth of the default's chunks through the stream and the socket
-  const source = createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES })
-  const body = onBytes === undefined ? new PassThrough() : byteCounter(onBytes)
+export function fileBody (file: string, options: FileBodyOptions = {}): Readable {
+  const source = Readable.from(readFile(file, options), { objectMode: false, highWaterMark: UPLOAD_READ_BYTES })
+  const body = byteCounter(options.onBytes ?? (() => {}))
   source.once('error', (err: NodeJS.ErrnoException) => {
+    if (err instanceof LocalReadError) { body.destroy(err); return }
     const why = err.code === 'EISDIR' ? 'it is a directory' : err.code === 'ENOENT' ? 'no such file' : String(err.code ?? err.message)
     body.destroy(new LocalReadError(`cannot read ${file}: ${why}`, { cause: err }))
   })
   // the request gone (refused, cut): stop reading
   body.once('close', () => { source.destroy() })
   return source.pipe(body)
+}
+
+/** The chunks of `file`; with `options.size`, exactly that many bytes, the last held back until the file is known unchanged. */
+async function * readFile (file: string, options: FileBodyOptions): AsyncGenerator<Uint8Array> {
+  const handle = await open(file, 'r')
+  try {
+    const size = options.size
+    let position = 0
+    for (;;) {
+      const want = size === undefined ? UPLOAD_READ_BYTES : Math.min(UPLOAD_READ_BYTES, size - position)
+      if (want === 0) break
+      const chunk = Buffer.allocUnsafe(want)
+      const { bytesRead } = await handle.read(chunk, 0, want, position)
+      if (bytesRead === 0) {
+        if (size === undefined) return
+        throw new FileChangedError(`cannot read ${file}: it changed while it was uploaded (it now ends at ${position} bytes, not ${size}); the upload was cut and nothing was added (shoal gc frees what it stored)`)
+      }
+      position += bytesRead
+      const piece = bytesRead === want ? chunk : chunk.subarray(0, bytesRead)
+      if (position === size) {
+        await checkUnchanged(handle, file, options)
+        yield piece
+        return
+      }
+      yield piece
+    }
+    // an empty file: checked as well (a file of /proc says 0 bytes and holds more)
+    if (size !== undefined) await checkUnchanged(handle, file, options)
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Throws a {@link FileChangedError} unless `file` still has the declared size (no byte past it) and modification time. */
+async function checkUnchanged (handle: FileHandle, file: string, options: FileBodyOptions): Promise<void> {
+  const size = options.size as number
+  const { bytesRead } = await handle.read(Buffer.alloc(1), 0, 1, size)
+  const now = await handle.stat()
+  const why = bytesRead > 0
+    ? `it holds more than the ${size} bytes its size said when the upload began`
+    : now.size !== size
+      ? `its size went from ${size} to ${now.size} bytes`
+      : options.mtimeMs !== undefined && now.mtimeMs !== options.mtimeMs
+        ? 'it was rewritten'
+        : undefined
+  if (why !== undefined) throw new FileChangedError(`cannot read ${file}: it changed while it was uploaded (${why}); the upload was cut and nothing was added (shoal gc frees what it stored)`)
 }

@@ -196,6 +196,20 @@ function printVersion (json: boolean): void {
   process.stdout.write(json ? JSON.stringify(v) + '\n' : `shoal ${v.version} (node ${v.node}, ${v.platform})\n`)
 }
 
+/**
+ * A Node system error the commands did not name (`EEXIST: file already
+ * exists, mkdir '/x'`) as one line that says what failed on which path,
+ * under the name `LocalFileError`; undefined for any other error.
+ */
+function systemError (err: unknown): { name: string, message: string } | undefined {
+  if (!(err instanceof Error) || err.name !== 'Error') return undefined
+  const { code, syscall, path } = err as NodeJS.ErrnoException
+  if (typeof code !== 'string' || typeof syscall !== 'string') return undefined
+  const where = typeof path === 'string' ? ` ${path}` : ''
+  const why = err.message.replace(/^[A-Z]+: /, '').replace(/, \w+( '.*')?$/, '')
+  return { name: 'LocalFileError', message: `cannot ${syscall}${where}: ${why} (${code})` }
+}
+
 /** Run the CLI; resolves with the process exit code. */
 export async function main (argv: string[]): Promise<number> {
   const json = argv.slice(2).includes('--json')
@@ -209,8 +223,9 @@ export async function main (argv: string[]): Promise<number> {
       // help and version are not failures; usage errors were already printed
       return err.exitCode === 0 ? 0 : EXIT_USAGE
     }
-    const message = String(err?.message ?? err).split('\n')[0]
-    const name = err?.name !== undefined && err.name !== 'Error' ? String(err.name) : undefined
+    const system = systemError(err)
+    const message = system?.message ?? String(err?.message ?? err).split('\n')[0]
+    const name = system?.name ?? (err?.name !== undefined && err.name !== 'Error' ? String(err.name) : undefined)
     // under --json, the error is one JSON line too (scripts parse one format)
     if (program.opts<{ json?: boolean }>().json === true) process.stderr.write(JSON.stringify({ error: { name: name ?? 'Error', message } }) + '\n')
     else process.stderr.write(`shoal: ${message}${name !== undefined ? ` (${name})` : ''}\n`)

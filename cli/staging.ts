@@ -18,7 +18,7 @@
  * @module
  */
 import { rmSync } from 'node:fs'
-import { open, rename, type FileHandle } from 'node:fs/promises'
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { AlreadyExistsError, ShoalError } from '../node/errors.js'
 
 /** The staging name of `out` for this process. */
@@ -88,4 +88,66 @@ export async function moveIntoPlace (staging: string, out: string): Promise<void
     throw new DownloadKeptError(`cannot move the download into place (${why}): it is complete and kept at ${staging}`, { cause: err })
   }
   release(staging)
+}
+
+/**
+ * Where one file download writes: a staging file renamed into place at the
+ * end, or `out` itself when it is a device, a FIFO or a socket (`-o
+ * /dev/null`, `-o /dev/stdout`, a named pipe). Renaming over such a node
+ * would replace it with a regular file (as root, `/dev/null` itself), so
+ * those are written in place; they hold no earlier content to keep.
+ */
+export interface DownloadTarget {
+  /** Where the bytes go. */
+  readonly handle: FileHandle
+  /** The download is complete: close, and move it into place when staged. */
+  finish: () => Promise<void>
+  /** The download failed: close, and remove what was staged. */
+  abort: () => Promise<void>
+}
+
+/**
+ * Open the {@link DownloadTarget} of `out` (already checked by
+ * `checkOutputPath`).
+ *
+ * @throws {AlreadyExistsError} when the staging name is taken
+ */
+export async function openDownloadTarget (out: string): Promise<DownloadTarget> {
+  const there = await stat(out).catch(() => undefined)
+  if (there !== undefined && !there.isFile() && !there.isDirectory()) {
+    const handle = await open(out, 'w')
+    return {
+      handle,
+      finish: async () => { await handle.close().catch(() => {}) },
+      abort: async () => { await handle.close().catch(() => {}) }
+    }
+  }
+  const tmp = stagingPath(out)
+  const handle = await openStagingFile(tmp, out)
+  return {
+    handle,
+    finish: async () => {
+      // the write stream closed it already when it ended
+      await handle.close().catch(() => {})
+      await moveIntoPlace(tmp, out)
+    },
+    abort: async () => {
+      await handle.close().catch(() => {})
+      await rm(tmp, { force: true })
+      release(tmp)
+    }
+  }
+}
+
+/** A download could not be written where it was asked to go (disk full, no permission, …). */
+export class LocalWriteError extends ShoalError {
+  override name = 'LocalWriteError'
+}
+
+/** `err` as the error of a download to `out`: a system error of the write becomes a {@link LocalWriteError} naming `out`; others are returned as they are. */
+export function downloadError (out: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  if (typeof code !== 'string' || (err as NodeJS.ErrnoException).syscall === undefined) return err
+  const why = code === 'ENOSPC' ? 'no space left on the device' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code === 'ENOENT' ? 'no file can be created in its directory' : code
+  return new LocalWriteError(`cannot write ${out}: ${why}; nothing was kept`, { cause: err })
 }

@@ -1,10 +1,10 @@
-import { rm, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { checkOutputPath, outputPath } from '../output-path.js'
-import { moveIntoPlace, openStagingFile, release, stagingPath } from '../staging.js'
+import { downloadError, openDownloadTarget } from '../staging.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
-import { fileBody } from '../local-file.js'
+import { fileBody, LocalReadError } from '../local-file.js'
 import { byteCounter, meter, PhaseMeters, progressMode, type Meter } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 
@@ -14,26 +14,22 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
   await checkOutputPath(out, 'file')
   const client = await ApiClient.connect(g.repo)
   const res = await client.send('GET', '/api/v0/car/export', { arg })
-  // created exclusively, removed on failure or interruption (cli/staging.ts)
-  const tmp = stagingPath(out)
+  // a staging file (created exclusively, removed on failure or interruption),
+  // or `out` itself when it is a device or a FIFO (cli/staging.ts)
+  const target = await openDownloadTarget(out).catch(err => { throw downloadError(out, err) })
   // the CAR's size is known only at its end: a counter with its rate
   const progress = meter(g, { label: 'car export', unit: { bytes: true } })
+  let size = 0
   try {
-    const file = await openStagingFile(tmp, out)
-    try {
-      await client.receive(res, byteCounter(n => { progress.add(n) }), file.createWriteStream())
-    } catch (err) {
-      await file.close().catch(() => {})
-      await rm(tmp, { force: true })
-      release(tmp)
-      throw err
-    }
+    await client.receive(res, byteCounter(n => { size += n; progress.add(n) }), target.handle.createWriteStream())
+  } catch (err) {
+    await target.abort()
+    throw downloadError(out, err)
   } finally {
     progress.stop()
   }
-  await moveIntoPlace(tmp, out)
+  await target.finish()
   const root = String(res.headers['x-shoal-root'] ?? '')
-  const { size } = await stat(out)
   if (g.json) printJson({ root, path: out, size })
   else printLines(`exported ${root} to ${out}`)
 }
@@ -41,19 +37,23 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
 /** `shoal car import FILE.car [--to PATH] [--pin-roots true|false]`: all or nothing, roots bound into the namespace. */
 export async function carImportCommand (g: GlobalOptions, file: string, opts: { to: string, pinRoots: string }): Promise<void> {
   if (opts.pinRoots !== 'true' && opts.pinRoots !== 'false') throw new InvalidArgumentError(`--pin-roots takes true or false, not ${JSON.stringify(opts.pinRoots)}`)
-  const { size } = await stat(file).catch(() => { throw new NotFoundError(`cannot read ${file}: no such file`) })
+  const st = await stat(file).catch(() => { throw new NotFoundError(`cannot read ${file}: no such file`) })
+  // a FIFO or a device has no size to declare, and a FIFO with no writer would hold the CLI forever
+  if (st.isDirectory()) throw new LocalReadError(`cannot read ${file}: it is a directory`)
+  if (!st.isFile()) throw new LocalReadError(`cannot read ${file}: not a regular file (a CAR is uploaded with its size; save it to a file first)`)
+  const { size } = st
   const client = await ApiClient.connect(g.repo)
   const query: Record<string, string> = { 'pin-roots': opts.pinRoots }
   if (opts.to !== '/imported/<root cid>') query.to = opts.to
   type Result = { roots: string[], blocks: number, bytes: number, paths: Array<string | null>, unbound: Array<{ root: string, why: string }> }
   let result: Result
   if (progressMode(g) === undefined) {
-    result = await client.json<Result>('POST', '/api/v0/car/import', query, { stream: fileBody(file), length: size })
+    result = await client.json<Result>('POST', '/api/v0/car/import', query, { stream: fileBody(file, { size, mtimeMs: st.mtimeMs }), length: size })
   } else {
     // the upload is measured here; checking, storing and binding are told by the daemon
     const phases = new PhaseMeters()
     const upload = phases.show('upload', () => meter(g, { label: 'car import: upload', unit: { bytes: true }, total: size }))
-    const stream = fileBody(file, n => { upload.add(n) })
+    const stream = fileBody(file, { size, mtimeMs: st.mtimeMs, onBytes: n => { upload.add(n) } })
     try {
       result = await client.withProgress<ProgressUpdate, Result>('POST', '/api/v0/car/import', query, {
         body: { stream, length: size },

@@ -1,14 +1,14 @@
 import { type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
-import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
+import { InvalidArgumentError, InvalidPathError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
-import { hold, moveIntoPlace, openStagingFile, release, stagingPath } from '../staging.js'
+import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, notePending, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
-import { fileBody } from '../local-file.js'
+import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
 import type { ConflictInfo } from '../../node/namespace/index.js'
 
@@ -34,11 +34,62 @@ async function uploadFile (g: GlobalOptions, client: ApiClient, upload: { file: 
   const { file, to, st, flags } = upload
   const progress = meter(g, { label: `add ${basename(file)}`, unit: { bytes: true }, total: st.size })
   try {
-    const body = fileBody(file, n => { progress.add(n) })
+    const body = fileBody(file, { size: st.size, mtimeMs: st.mtimeMs, onBytes: n => { progress.add(n) } })
     const query = { to, chunker: flags.chunker, mode: (st.mode & 0o7777).toString(8), mtime: Math.floor(st.mtimeMs), pin: flags.pin, wait: flags.wait === true ? true : undefined }
     return await client.json<FileInfo>('POST', '/api/v0/add', query, { stream: body, length: st.size })
   } finally {
     progress.stop()
+  }
+}
+
+/** The lstat of a local file met during a directory add; a file gone since the walk listed it is a {@link LocalReadError}. */
+async function lstatLocal (file: string): Promise<Stats> {
+  return await lstat(file).catch((err: any) => {
+    throw new LocalReadError(`cannot read ${file}: ${err.code === 'ENOENT' ? 'it was removed while the directory was added' : String(err.code ?? err.message)}`, { cause: err })
+  })
+}
+
+/**
+ * What one directory `add` made in the namespace, to undo it when the add
+ * fails midway (a local file removed or changed during the walk, the daemon
+ * refusing a file): the whole target when the add created it, else the
+ * directories and files it created under it, newest first. A file the add
+ * replaced keeps its new version (the namespace's history has the old one).
+ */
+class AddedPaths {
+  /** Files created (none was at their path before). */
+  readonly files: string[] = []
+  /** Directories created, in the order made. */
+  private readonly dirs: string[] = []
+
+  constructor (private readonly client: ApiClient, private readonly target: string, private readonly targetIsNew: boolean) {}
+
+  /** True when nothing is at `path` yet (everything under a target this add created is new: not asked). */
+  async isNew (path: string): Promise<boolean> {
+    if (path === this.target || this.targetIsNew) return this.targetIsNew
+    return await statOrUndefined(this.client, path) === undefined
+  }
+
+  /** Make the directory `path` (and its parents), remembered when it is new. */
+  async mkdir (path: string): Promise<void> {
+    const fresh = await this.isNew(path)
+    await this.client.json('POST', '/api/v0/mkdir', { arg: path, parents: true })
+    if (fresh) this.dirs.push(path)
+  }
+
+  /** Remove what was made; returns `err` with a note of what was undone (or of what could not be). */
+  async undo (err: unknown): Promise<unknown> {
+    const undone = this.targetIsNew && this.dirs[0] === this.target ? [this.target] : [...this.files.reverse(), ...this.dirs.reverse()]
+    const left: string[] = []
+    for (const path of undone) {
+      await this.client.json('POST', '/api/v0/rm', { arg: path, recursive: true }).catch(() => { left.push(path) })
+    }
+    if (err instanceof Error && undone.length > 0) {
+      err.message += left.length === 0
+        ? `; the add was undone (${this.targetIsNew ? `${this.target} removed` : `${undone.length} new ${undone.length === 1 ? 'entry' : 'entries'} under ${this.target} removed`})`
+        : `; undoing the add failed for ${left.join(', ')}`
+    }
+    return err
   }
 }
 
@@ -49,6 +100,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     throw new NotFoundError(`cannot add ${source}: ${err.code === 'ENOENT' ? 'no such file or directory' : String(err.code ?? err.message)}`)
   })
   if (!st.isFile() && !st.isDirectory()) throw new InvalidArgumentError(`cannot add ${source}: not a regular file or directory`)
+  if (opts.to !== undefined && !opts.to.startsWith('/')) throw new InvalidPathError(`--to takes an absolute path in the namespace (starting with /), not ${JSON.stringify(opts.to)}`)
   const client = await ApiClient.connect(g.repo)
   let target = opts.to ?? `/${basename(source)}`
   if (opts.to !== undefined && (opts.to.endsWith('/') || (await statOrUndefined(client, opts.to))?.type === 'dir')) {
@@ -61,32 +113,40 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     if (info.pending !== undefined) notePending(g, info.path ?? target, info.pending, 1)
     return
   }
-  // a directory: walk it, create directories first, upload files one by one
+  // a directory: walk it, create directories first, upload files one by one;
+  // a failure midway undoes what this add made, so no half-added tree stays
   let total = 0
   /** Files whose policy waits for live nodes, and the first one's reason. */
   const pending = { files: 0, why: '' }
-  await client.json('POST', '/api/v0/mkdir', { arg: target, parents: true })
-  const dirs = [source]
-  while (dirs.length > 0) {
-    const dir = dirs.shift() as string
-    const entries = []
-    for await (const e of await opendir(dir)) entries.push(e)
-    entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-    for (const e of entries) {
-      const local = join(dir, e.name)
-      const remote = joinNs(target, relative(source, local).split(sep).join('/'))
-      if (e.isDirectory()) {
-        await client.json('POST', '/api/v0/mkdir', { arg: remote, parents: true })
-        dirs.push(local)
-      } else if (e.isFile()) {
-        const info = await uploadFile(g, client, { file: local, to: remote, st: await lstat(local), flags: opts })
-        total += info.size
-        if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
-        if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
-      } else {
-        process.stderr.write(`skipped ${local}: not a regular file or directory\n`)
+  const made = new AddedPaths(client, target, await statOrUndefined(client, target) === undefined)
+  try {
+    await made.mkdir(target)
+    const dirs = [source]
+    while (dirs.length > 0) {
+      const dir = dirs.shift() as string
+      const entries = []
+      for await (const e of await opendir(dir)) entries.push(e)
+      entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      for (const e of entries) {
+        const local = join(dir, e.name)
+        const remote = joinNs(target, relative(source, local).split(sep).join('/'))
+        if (e.isDirectory()) {
+          await made.mkdir(remote)
+          dirs.push(local)
+        } else if (e.isFile()) {
+          const fresh = await made.isNew(remote)
+          const info = await uploadFile(g, client, { file: local, to: remote, st: await lstatLocal(local), flags: opts })
+          if (fresh) made.files.push(remote)
+          total += info.size
+          if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
+          if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
+        } else {
+          process.stderr.write(`skipped ${local}: not a regular file or directory\n`)
+        }
       }
     }
+  } catch (err) {
+    throw await made.undo(err)
   }
   const dirInfo = await client.json<FileInfo>('GET', '/api/v0/stat', { arg: target })
   if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })
@@ -114,21 +174,19 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
 /**
  * Download `arg` into the file `out` through a staging file beside it
  * (cli/staging.ts: created exclusively, removed on failure or interruption,
- * kept when only the rename fails); `onBytes` is told of every chunk.
+ * kept when only the rename fails), or into `out` itself when it is a
+ * device or a FIFO; `onBytes` is told of every chunk.
  */
 async function download (client: ApiClient, arg: string, out: string, onBytes: (n: number) => void): Promise<void> {
-  const tmp = stagingPath(out)
-  const file = await openStagingFile(tmp, out)
+  const target = await openDownloadTarget(out).catch(err => { throw downloadError(out, err) })
   try {
     const res = await client.send('GET', '/api/v0/cat', { arg })
-    await client.receive(res, byteCounter(onBytes), file.createWriteStream())
+    await client.receive(res, byteCounter(onBytes), target.handle.createWriteStream())
   } catch (err) {
-    await file.close().catch(() => {})
-    await rm(tmp, { force: true })
-    release(tmp)
-    throw err
+    await target.abort()
+    throw downloadError(out, err)
   }
-  await moveIntoPlace(tmp, out)
+  await target.finish()
 }
 
 /**

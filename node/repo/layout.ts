@@ -1,5 +1,6 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { InvalidArgumentError } from '../errors.js'
 
 /** Files and folders inside a repo. */
 export interface RepoLayout {
@@ -25,9 +26,16 @@ export interface RepoLayout {
   ballast: string
 }
 
-/** The repo folder: `--repo`, else `$SHOAL_PATH`, else `~/.shoal`. */
+/**
+ * The repo folder: `--repo`, else `$SHOAL_PATH`, else `~/.shoal`.
+ *
+ * @throws {InvalidArgumentError} for an empty `--repo`
+ */
 export function resolveRepoPath (explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(explicit ?? env.SHOAL_PATH ?? join(homedir(), '.shoal'))
+  // an empty path would resolve to the current directory (and `init` write a repo into it)
+  if (explicit === '') throw new InvalidArgumentError('--repo is empty: give the repo folder')
+  // an empty $SHOAL_PATH is taken as unset, as shells mean it
+  return resolve(explicit ?? (env.SHOAL_PATH !== '' ? env.SHOAL_PATH : undefined) ?? join(homedir(), '.shoal'))
 }
 
 /** Paths of everything in the repo at `root`. */

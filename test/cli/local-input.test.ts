@@ -1,0 +1,156 @@
+/**
+ * The CLI's side of bad local input: a local file that changes while it
+ * is uploaded (`add`, `car import`), a directory add that fails midway, a
+ * download onto a device or a named pipe (`get -o`, `car export -o`), and
+ * arguments the daemon would refuse with a bare HTTP status or that Node
+ * would refuse with a raw system error. Each gets one typed line and exit 1,
+ * and changes nothing: the namespace keeps no part of a failed add, and a
+ * device node or a FIFO is written through, never replaced by a file.
+ */
+import { describe, it, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileBody } from '../../cli/local-file.js'
+import { randomBytes } from '../helpers/bytes.js'
+import { defer, tempDir } from '../helpers/temp.js'
+import { lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+
+const TEST = { timeout: 120_000 }
+
+/** Everything `body` yields, or its error. */
+async function drain (body: AsyncIterable<Uint8Array>): Promise<number> {
+  let n = 0
+  for await (const chunk of body) n += chunk.length
+  return n
+}
+
+/** The one `shoal:` line of a failed command, with its exit code checked (1, no stack trace, nothing on stdout). */
+function failedWith (r: { code: number | null, stdout: Buffer, stderr: string }, what: string): string {
+  assert.equal(r.code, 1, `${what}: ${r.stderr}`)
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: no stack trace`)
+  const said = lines(r.stderr).filter(l => l.startsWith('shoal:'))
+  assert.equal(said.length, 1, `${what}: one line: ${r.stderr}`)
+  return said[0]
+}
+
+describe('an upload\'s body reads exactly the size it declared', () => {
+  const ctx = suiteContext()
+
+  it('fails with FileChangedError, before its last chunk, for a file longer, shorter or rewritten since its stat', TEST, async () => {
+    const dir = await tempDir(ctx, 'shoal-local-body-')
+    const file = join(dir, 'f.bin')
+    await writeFile(file, randomBytes(3 * 1024 * 1024 + 5, 7))
+    const st = await stat(file)
+    // unchanged: every byte
+    assert.equal(await drain(fileBody(file, { size: st.size, mtimeMs: st.mtimeMs })), st.size)
+
+    // the file grew past the declared size
+    let passed = 0
+    await assert.rejects(drain(fileBody(file, { size: st.size - 10, onBytes: n => { passed += n } })), { name: 'FileChangedError', message: /holds more than/ })
+    assert.ok(passed < st.size - 10, `the last chunk is held back (${passed} bytes passed)`)
+
+    // shorter than declared (truncated meanwhile): an error, not a body that ends early
+    passed = 0
+    await assert.rejects(drain(fileBody(file, { size: st.size + 1024 * 1024, onBytes: n => { passed += n } })), { name: 'FileChangedError', message: /now ends at/ })
+
+    // same size, rewritten
+    await assert.rejects(drain(fileBody(file, { size: st.size, mtimeMs: st.mtimeMs - 1000 })), { name: 'FileChangedError', message: /rewritten/ })
+
+    // an empty declared size, a file that is not empty (as /proc's files are)
+    await assert.rejects(drain(fileBody(file, { size: 0 })), { name: 'FileChangedError' })
+  })
+})
+
+describe('bad local input through the CLI', () => {
+  const ctx = suiteContext()
+  let d: TestDaemon
+  let dir: string
+
+  before(async () => {
+    d = await startDaemon(ctx)
+    dir = await tempDir(ctx, 'shoal-local-input-')
+    await writeFile(join(dir, 'small.txt'), 'small file\n')
+    await shoalOk(d.repo, ['add', join(dir, 'small.txt'), '--to', '/small.txt'])
+  })
+
+  async function names (path: string): Promise<string[]> {
+    return (await shoalJson<Array<{ name: string }>>(d.repo, ['ls', path])).map(e => e.name).sort()
+  }
+
+  it('add of a file whose size is not what stat said (a file of /proc) fails with FileChangedError and adds nothing', TEST, async () => {
+    const line = failedWith(await runShoal(['--repo', d.repo, 'add', '/proc/self/status', '--to', '/status']), 'add /proc/self/status')
+    assert.match(line, /it changed while it was uploaded .*\(FileChangedError\)$/)
+    assert.deepEqual(await names('/'), ['small.txt'])
+  })
+
+  it('a directory add that fails midway is undone: the entries it made are removed, what was there stays', TEST, async () => {
+    // the namespace already has /tree with keep.txt and a directory where the local tree has the file b.txt
+    await shoalOk(d.repo, ['mkdir', '/tree/b.txt', '--parents'])
+    await shoalOk(d.repo, ['add', join(dir, 'small.txt'), '--to', '/tree/keep.txt'])
+    const local = join(dir, 'tree')
+    await mkdir(join(local, 'sub'), { recursive: true })
+    await writeFile(join(local, 'a.txt'), 'a\n')
+    await writeFile(join(local, 'b.txt'), 'b\n')
+    await writeFile(join(local, 'c.txt'), 'c\n')
+    await writeFile(join(local, 'sub', 'd.txt'), 'd\n')
+    const line = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/']), 'add tree')
+    assert.match(line, /is a directory.*the add was undone \(1 new entry under \/tree removed\)/)
+    assert.deepEqual(await names('/tree'), ['b.txt', 'keep.txt'], 'a.txt (added before the failure) removed; c.txt and sub never added')
+
+    // into a new target, the target goes as a whole: here a file of the tree is one of /proc
+    // (bound over a file of the tree: its stat says 0 bytes, it holds more), met after a.txt and sub/
+    const proc = join(local, 'sub', 'z-status')
+    await writeFile(proc, '')
+    execFileSync('mount', ['--bind', '/proc/version', proc])
+    defer(ctx, async () => { execFileSync('umount', ['-l', proc]) })
+    const fresh = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/fresh']), 'add into a new target')
+    assert.match(fresh, /changed while it was uploaded.*the add was undone \(\/fresh removed\) \(FileChangedError\)$/)
+    assert.deepEqual(await names('/'), ['small.txt', 'tree'], 'no /fresh')
+  })
+
+  it('get -o and car export -o write through a FIFO and a device node in place; a full device is a LocalWriteError', TEST, async () => {
+    const fifo = join(dir, 'pipe')
+    execFileSync('mkfifo', [fifo])
+    const nullDev = join(dir, 'null')
+    const fullDev = join(dir, 'full')
+    // device nodes of our own, in the test's folder (CI runs as root): /dev itself is never touched
+    execFileSync('mknod', ['-m', '666', nullDev, 'c', '1', '3'])
+    execFileSync('mknod', ['-m', '666', fullDev, 'c', '1', '7'])
+
+    // a reader on the FIFO gets the bytes; the FIFO stays a FIFO
+    const reading = readFile(fifo)
+    await shoalOk(d.repo, ['get', '/small.txt', '-o', fifo])
+    assert.equal((await reading).toString(), 'small file\n')
+    assert.ok((await lstat(fifo)).isFIFO(), 'still a FIFO')
+
+    for (const args of [['get', '/small.txt', '-o', nullDev], ['car', 'export', '/small.txt', '-o', nullDev]]) {
+      await shoalOk(d.repo, args)
+      assert.ok((await lstat(nullDev)).isCharacterDevice(), `${args.join(' ')}: still a device node`)
+    }
+    const line = failedWith(await runShoal(['--repo', d.repo, 'get', '/small.txt', '-o', fullDev]), 'get -o full')
+    assert.equal(line, `shoal: cannot write ${fullDev}: no space left on the device; nothing was kept (LocalWriteError)`)
+    assert.ok((await lstat(fullDev)).isCharacterDevice(), 'still a device node')
+  })
+
+  it('car import of a FIFO is refused at once (it has no size to declare; with no writer it would wait forever)', TEST, async () => {
+    const fifo = join(dir, 'car-pipe')
+    execFileSync('mkfifo', [fifo])
+    const line = failedWith(await runShoal(['--repo', d.repo, 'car', 'import', fifo], { timeoutMs: 30_000 }), 'car import fifo')
+    assert.equal(line, `shoal: cannot read ${fifo}: not a regular file (a CAR is uploaded with its size; save it to a file first) (LocalReadError)`)
+  })
+
+  it('arguments refused before a request: a relative --to, a path too long, an empty --repo, a repo under a file', TEST, async () => {
+    const file = join(dir, 'small.txt')
+    assert.equal(failedWith(await runShoal(['--repo', d.repo, 'add', file, '--to', 'rel/x']), '--to rel/x'),
+      'shoal: --to takes an absolute path in the namespace (starting with /), not "rel/x" (InvalidPathError)')
+    assert.match(failedWith(await runShoal(['--repo', d.repo, 'cat', `/${'a'.repeat(20_000)}`]), 'long path'),
+      /^shoal: a path or argument is too long: .* \(TooLargeError\)$/)
+    assert.equal(failedWith(await runShoal(['--repo', '', 'id']), 'empty --repo'), 'shoal: --repo is empty: give the repo folder (InvalidArgumentError)')
+    assert.equal(failedWith(await runShoal(['--repo', join(file, 'repo'), 'init']), 'repo under a file'),
+      `shoal: cannot mkdir ${join(file, 'repo')}: not a directory (ENOTDIR) (LocalFileError)`)
+    assert.deepEqual(await names('/'), ['small.txt', 'tree'])
+  })
+
+})
