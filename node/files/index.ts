@@ -21,10 +21,11 @@ import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
-import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, WriteInterruptedError } from '../errors.js'
+import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
+import { TreeShapes, type FileShape } from './car-tree.js'
 import { filledDuring, type DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
@@ -74,6 +75,16 @@ export interface PinInfo {
 
 /** Where `pin add CID` binds a CID that is not in the namespace. */
 export const PINS_DIR = '/pins'
+
+/**
+ * `pin add CID` of content that is not a UnixFS file or raw leaf (a dag-cbor
+ * node, a dag-pb node without UnixFS data, a UnixFS symlink…): no file could
+ * be read from it, so nothing is bound and nothing is pinned.
+ */
+export class NotUnixFSFileError extends ShoalError {
+  override name = 'NotUnixFSFileError'
+  override readonly status = 400
+}
 
 /** A file or directory as the API and CLI show it. */
 export interface FileInfo {
@@ -441,7 +452,10 @@ export class Files {
    * Pin a file with `policy` (default: the configured one for its size):
    * encode it (fetching what is not here), record the pin in its namespace
    * record, place its shards. A CID that is not in the namespace is bound
-   * at `/pins/<cid>` first.
+   * at `/pins/<cid>` first, if it is a UnixFS file or raw leaf.
+   *
+   * @throws {NotUnixFSFileError} for a CID that is not a UnixFS file or raw leaf (nothing is bound or pinned)
+   * @throws {IsADirectoryError} for a directory
    */
   async pinAdd (arg: string, policy?: string, signal?: AbortSignal, tier?: Tier): Promise<PinInfo> {
     const durability = this.requireDurability()
@@ -455,9 +469,8 @@ export class Files {
       const found = await this.components.namespace.lookup(path)
       if (found !== undefined) entry = found
       else {
-        const resolved = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
-        if (resolved.type === 'directory') throw new IsADirectoryError(`pin add takes files; ${target.cid.toString()} is a directory`)
-        entry = await this.components.namespace.putFile(path, { cid: target.cid.toString(), size: entrySize(resolved), mode: 0o644, mtime: Date.now() })
+        const file = await this.fileAt(target.cid, signal)
+        entry = await this.components.namespace.putFile(path, { cid: target.cid.toString(), size: file.record.size, mode: 0o644, mtime: Date.now() })
       }
     }
     if (entry.type !== 'file') throw new IsADirectoryError(`pin add takes files; ${entry.path} is a directory`)
@@ -492,6 +505,36 @@ export class Files {
       if (pending !== undefined) info.pending = pending
     }
     return info
+  }
+
+  /**
+   * What `pin add CID` may bind: the UnixFS file (or raw leaf) at `cid`,
+   * decided as `car import` decides what it binds ({@link TreeShapes}), its
+   * root block read once (here or from the swarm) and nothing under it.
+   *
+   * @throws {IsADirectoryError} for a UnixFS directory (`pin add` takes files)
+   * @throws {NotUnixFSFileError} for anything else that is not a UnixFS file or raw leaf
+   * @throws {BlockUnavailableError} when no one has its root block (from the read path, as `cat` throws it)
+   */
+  private async fileAt (cid: CID, signal?: AbortSignal): Promise<FileShape> {
+    const reader = this.cidReader(cid, signal)
+    // one read of the root block (or one failure) for both looks at it
+    const read = new Map<string, Promise<Uint8Array>>()
+    const once: BlockGetter = {
+      getBytes: async (c, options) => {
+        const key = c.toString()
+        let bytes = read.get(key)
+        if (bytes === undefined) { bytes = reader.getBytes(c, options); read.set(key, bytes) }
+        return await bytes
+      }
+    }
+    // a directory is refused on its root block alone: its shape would be read from the whole tree under it
+    const entry = await resolveEntry(once, cid, signal).catch(() => undefined)
+    if (entry?.type === 'directory') throw new IsADirectoryError(`pin add takes files; ${cid.toString()} is a directory`)
+    const shape = await new TreeShapes(once, { maxEntries: 1, signal }).root(cid)
+    if (shape.kind === 'dir') throw new IsADirectoryError(`pin add takes files; ${cid.toString()} is a directory`)
+    if (shape.kind === 'unbound') throw new NotUnixFSFileError(`${cid.toString()} is not a UnixFS file (${shape.why}): pin add takes UnixFS files and raw leaves; nothing was pinned`)
+    return shape
   }
 
   /** Write `pin` into a file's record (its cold copy stays). */
