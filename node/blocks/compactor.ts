@@ -22,8 +22,12 @@ export interface CompactionHost {
   packs: () => Array<{ pack: number, meta: PackMeta }>
   /** True when the index still points at the record at `loc`. */
   isLive: (multihash: Uint8Array, loc: Location) => Promise<boolean>
-  /** Append a copy of `record` (taken from `from`), indexed at the next commit if still live. */
-  copy: (multihash: Uint8Array, record: Uint8Array, from: Location) => Promise<void>
+  /**
+   * Append a copy of `record` (taken from `from`), indexed at the next commit
+   * if still live; `failed`: the record fails its check (the copy's index
+   * entry says so, and the block counts as not here until a put replaces it).
+   */
+  copy: (multihash: Uint8Array, record: Uint8Array, from: Location, failed: boolean) => Promise<void>
   commit: () => Promise<void>
   /** Remove `pack` if no index entry points into it any more; false when some still does. */
   remove: (pack: number) => Promise<boolean>
@@ -119,8 +123,9 @@ export class Compactor {
       const { record, decoded } = await load()
       if (decoded === 'short') break
       // a corrupt record is copied as it is: it stays corrupt (reads keep
-      // failing, the scrub repairs it) rather than being dropped
-      await this.host.copy(multihash, record, loc)
+      // failing, the scrub repairs it) rather than being dropped; its entry
+      // is marked, so that the next put of the block replaces it
+      await this.host.copy(multihash, record, loc, decoded === 'crc')
       copied += length
       const ahead = copied / this.options.bytesPerSecond * 1000 - (Date.now() - started)
       if (ahead > 1) await sleep(ahead, undefined, { signal }).catch(() => {})

@@ -16,8 +16,8 @@ import * as Digest from 'multiformats/hashes/digest'
 import { CorruptBlockError, typedWriteError } from './errors.js'
 import { WriteInterruptedError } from '../errors.js'
 import { PackAppender, PackReaders, SegmentPool, packFileName, scanPack, syncDir } from './pack-file.js'
-import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
-import { IDENTITY, SHA2_256, matchesCID } from './verify.js'
+import { INDEX_RANGE, decodeLocation, decodeMeta, encodeLocation, encodeMeta, failedCheck, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
+import { IDENTITY, SHA2_256, matchesCID, verifyBlock } from './verify.js'
 import { code as RAW } from 'multiformats/codecs/raw'
 import { PACK_HEADER, RECORD_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
@@ -37,14 +37,17 @@ interface PendingEntry {
   loc: Location
   /** Set for a record copied by compaction: where the index pointed when it was copied. */
   movedFrom?: Location
+  /** A record copied by compaction that fails its check: its entry stays marked (see `failedCheck`). */
+  failed?: boolean
   /** The write that put it (see `ownedWrites`), if a tagged one did. */
   owner?: object
   /** Another write put the same block while it waited for its commit: a discard of its owner keeps it. */
   shared?: boolean
   /**
-   * Set for a record migrated from the former layout: it replaces an index
-   * entry the block may have (only an older version writes that layout, so
-   * its value is the later write).
+   * Set for a record migrated from the former layout (only an older version
+   * writes that layout, so its value is the later write), and for a put of
+   * a block whose indexed record is known to fail its check: it replaces the
+   * index entry the block has, whose record is counted dead.
    */
   replaces?: boolean
 }
@@ -176,10 +179,14 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       this.sharePending(id, owner)
       return cid
     }
-    if (await this.db.has(indexKey(multihash))) return cid
+    // one index lookup, never a pack read: a copy here is kept unless a read found it bad
+    const indexed = await this.db.get(indexKey(multihash))
+    if (indexed !== undefined && !failedCheck(indexed)) return cid
+    // the bytes that take the place of a bad copy are hashed first (rare: only after a failed read)
+    if (indexed !== undefined) verifyBlock(cid, data)
     const length = recordLength(multihash.byteLength, data.byteLength)
     const appended = await this.appendRecord(id, multihash, length, out => { encodeRecord(out, multihash, data) }, {
-      entry: owner === undefined ? undefined : { owner },
+      entry: owner === undefined && indexed === undefined ? undefined : { owner, replaces: indexed !== undefined ? true : undefined },
       due: () => {
         const known = this.pending.get(id)
         if (known !== undefined && known.movedFrom === undefined) {
@@ -210,15 +217,16 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   /**
    * Where the committed record of `cid` lies (see {@link BlockStore.locate}):
    * from the index only, so a block still pending (not committed, maybe not
-   * on disk yet) or in a pack with writes since the last commit is not
-   * placed, and is read the usual way.
+   * on disk yet), in a pack with writes since the last commit, or whose
+   * record is known to fail its check, is not placed, and is read the usual
+   * way.
    */
   async locate (cid: CID): Promise<RecordLocation | undefined> {
     if (cid.multihash.code === IDENTITY) return undefined
     const multihash = cid.multihash.bytes
     if (this.lookupPending(idOf(multihash)) !== undefined) return undefined
     const value = await this.db.get(indexKey(multihash))
-    if (value === undefined) return undefined
+    if (value === undefined || failedCheck(value)) return undefined
     const loc = decodeLocation(value)
     if (this.dirty.has(loc.pack)) return undefined
     return { pack: loc.pack, offset: loc.offset, length: loc.length, bytesAt: RECORD_HEADER + multihash.byteLength }
@@ -228,12 +236,18 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     return await this.readers.hold(pack)
   }
 
-  /** True when the block is here; reads the index only, never a pack. */
+  /**
+   * True when the block is here; reads the index only, never a pack. A block
+   * whose only copy a read found bad (see `failedCheck`) is not here: a
+   * writer that checks `has` first puts it again, and that put replaces it.
+   */
   async has (cid: CID, options?: AbortOptions): Promise<boolean> {
     throwIfAborted(options)
     if (cid.multihash.code === IDENTITY) return true
     const multihash = cid.multihash.bytes
-    return this.pendingHas(idOf(multihash)) || await this.db.has(indexKey(multihash))
+    if (this.pendingHas(idOf(multihash))) return true
+    const value = await this.db.get(indexKey(multihash))
+    return value !== undefined && !failedCheck(value)
   }
 
   async delete (cid: CID, options?: AbortOptions): Promise<void> {
@@ -474,31 +488,74 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     const id = idOf(multihash)
     for (let attempt = 0; ; attempt++) {
       let loc = this.lookupPending(id)
+      /** Whether the index entry read marks the record bad; undefined for a pending record. */
+      let marked: boolean | undefined
       if (loc === undefined) {
         const value = await this.db.get(indexKey(multihash))
         if (value === undefined) return undefined
         loc = decodeLocation(value)
+        marked = failedCheck(value)
       }
-      let record: Uint8Array | undefined
-      const appender = this.dirty.get(loc.pack) ?? (this.appender?.pack === loc.pack ? this.appender : undefined)
-      record = appender?.readBuffered(loc.offset, loc.length)
-      if (record === undefined) {
-        try {
-          record = await this.readers.read(loc.pack, loc.offset, loc.length)
-        } catch (err: any) {
-          if (err?.code !== 'ENOENT') throw err
-          if (attempt === 0) continue
-          if (!checked) return new Uint8Array(0)
-          throw new CorruptBlockError(`pack ${packFileName(loc.pack)} holding block ${id} is missing`)
-        }
+      if (checked) {
+        const read = await this.checkedRecord(multihash, id, loc, attempt)
+        if (read === 'again') continue
+        // a read of an indexed record notes what it found on the entry: a bad one is replaced by the next put
+        const bad = read instanceof CorruptBlockError
+        if (marked !== undefined && marked !== bad) await this.markRecord(multihash, loc, bad)
+        if (read instanceof CorruptBlockError) throw read
+        return read
       }
-      if (!checked) return rawRecordBytes(record)
-      const decoded = decodeRecord(record)
-      if (decoded === 'short') throw new CorruptBlockError(`record of block ${id} in pack ${packFileName(loc.pack)} at ${loc.offset} is cut short (${record.byteLength} of ${loc.length} bytes)`)
-      if (decoded === 'crc') throw new CorruptBlockError(`record of block ${id} in pack ${packFileName(loc.pack)} at ${loc.offset} fails its crc32c: corrupt data`)
-      if (Buffer.compare(decoded.multihash, multihash) !== 0) throw new CorruptBlockError(`record in pack ${packFileName(loc.pack)} at ${loc.offset} holds another block than ${id}`)
-      return decoded.bytes
+      const record = await this.recordAt(loc, attempt)
+      if (record === 'again') continue
+      return record === 'missing' ? new Uint8Array(0) : rawRecordBytes(record)
     }
+  }
+
+  /**
+   * The block bytes of the record at `loc` if it passes its check, else the
+   * {@link CorruptBlockError} that says why (returned, not thrown); `again`
+   * when its pack was removed under the read on a first attempt.
+   */
+  private async checkedRecord (multihash: Uint8Array, id: string, loc: Location, attempt: number): Promise<Uint8Array | CorruptBlockError | 'again'> {
+    const record = await this.recordAt(loc, attempt)
+    if (record === 'again') return record
+    if (record === 'missing') return new CorruptBlockError(`pack ${packFileName(loc.pack)} holding block ${id} is missing`)
+    const decoded = decodeRecord(record)
+    if (decoded === 'short') return new CorruptBlockError(`record of block ${id} in pack ${packFileName(loc.pack)} at ${loc.offset} is cut short (${record.byteLength} of ${loc.length} bytes)`)
+    if (decoded === 'crc') return new CorruptBlockError(`record of block ${id} in pack ${packFileName(loc.pack)} at ${loc.offset} fails its crc32c: corrupt data`)
+    if (Buffer.compare(decoded.multihash, multihash) !== 0) return new CorruptBlockError(`record in pack ${packFileName(loc.pack)} at ${loc.offset} holds another block than ${id}`)
+    return decoded.bytes
+  }
+
+  /** The record at `loc` as read (from memory or the pack); `again` when its pack is gone on a first attempt, `missing` on a later one. */
+  private async recordAt (loc: Location, attempt: number): Promise<Uint8Array | 'again' | 'missing'> {
+    const appender = this.dirty.get(loc.pack) ?? (this.appender?.pack === loc.pack ? this.appender : undefined)
+    const buffered = appender?.readBuffered(loc.offset, loc.length)
+    if (buffered !== undefined) return buffered
+    try {
+      return await this.readers.read(loc.pack, loc.offset, loc.length)
+    } catch (err: any) {
+      if (err?.code !== 'ENOENT') throw err
+      return attempt === 0 ? 'again' : 'missing'
+    }
+  }
+
+  /**
+   * Note on the index entry of `multihash` what a read of its record at
+   * `loc` found: `failed` marks it bad (the block counts as not here, and
+   * the next put writes it anew; see `failedCheck`), else the mark is
+   * cleared. Only while the entry still points at that record, and
+   * serialised with commits and deletes (a delete in between must not be
+   * undone). Not synced: a mark lost in a crash is made again by the next
+   * read. A failure to note is not the reader's: it is ignored.
+   */
+  private async markRecord (multihash: Uint8Array, loc: Location, failed: boolean): Promise<void> {
+    await this.serial(async () => {
+      const key = indexKey(multihash)
+      const value = await this.db.get(key)
+      if (value === undefined || failedCheck(value) === failed || !sameLocation(decodeLocation(value), loc)) return
+      await this.db.put(key, encodeLocation(loc, failed))
+    }).catch(() => {})
   }
 
   /**
@@ -507,7 +564,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * ready (another writer may have got there meanwhile), can call it off.
    * Waits while the appender is congested. True when it was appended.
    */
-  private async appendRecord (id: string, multihash: Uint8Array, length: number, fill: (out: Uint8Array) => void, options: { entry?: Pick<PendingEntry, 'movedFrom' | 'replaces' | 'owner'>, due?: () => boolean } = {}): Promise<boolean> {
+  private async appendRecord (id: string, multihash: Uint8Array, length: number, fill: (out: Uint8Array) => void, options: { entry?: Pick<PendingEntry, 'movedFrom' | 'failed' | 'replaces' | 'owner'>, due?: () => boolean } = {}): Promise<boolean> {
     const appender = await this.appenderFor(length)
     if (options.due?.() === false) return false
     const offset = appender.append(length, fill)
@@ -569,6 +626,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       const batch = this.db.batch()
       for (const entry of entries.values()) {
         const key = indexKey(entry.multihash)
+        let failed = false
         if (entry.movedFrom !== undefined) {
           const value = await this.db.get(key)
           if (value === undefined || !sameLocation(decodeLocation(value), entry.movedFrom)) {
@@ -576,11 +634,13 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
             continue
           }
           this.countDead(entry.movedFrom)
+          // a verbatim copy of a bad record is as bad: the mark moves with it
+          failed = entry.failed === true || failedCheck(value)
         } else if (entry.replaces === true) {
           const value = await this.db.get(key)
           if (value !== undefined) this.countDead(decodeLocation(value))
         }
-        batch.put(key, encodeLocation(entry.loc))
+        batch.put(key, encodeLocation(entry.loc, failed))
       }
       for (const key of legacyDeletes) batch.del(key)
       const committed = new Map<number, number>()
@@ -686,10 +746,10 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
         const value = await this.db.get(indexKey(multihash))
         return value !== undefined && sameLocation(decodeLocation(value), loc)
       },
-      copy: async (multihash, record, from) => {
+      copy: async (multihash, record, from, failed) => {
         const id = idOf(multihash)
         if (this.pending.has(id)) return
-        await this.appendRecord(id, multihash, record.byteLength, out => { out.set(record) }, { entry: { movedFrom: from }, due: () => !this.pending.has(id) })
+        await this.appendRecord(id, multihash, record.byteLength, out => { out.set(record) }, { entry: { movedFrom: from, failed: failed ? true : undefined }, due: () => !this.pending.has(id) })
       },
       commit: async () => { await this.commit() },
       remove: async (pack) => {

@@ -2,7 +2,8 @@
  * What the pack block store keeps in LevelDB, and its binary encodings.
  *
  * - `0xF1 ‖ multihash` → {@link Location} (14 bytes: u32 pack, u48 offset,
- *   u32 record length, little-endian): where a block's record is.
+ *   u32 record length, little-endian): where a block's record is; a 15th
+ *   byte, 1, marks a record known to fail its check ({@link failedCheck}).
  * - `0xF0 ‖ 'P' ‖ u32 pack (big-endian)` → {@link PackMeta} (16 bytes: u48
  *   committed length, u48 dead bytes, u32 dead records): written in the same
  *   batch as the index entries it accounts for.
@@ -57,12 +58,25 @@ export const META_RANGE = { gte: Uint8Array.of(META_PREFIX, PACK_META), lt: Uint
 /** Range options that select every key of the former layout. */
 export const LEGACY_RANGE = { lt: Uint8Array.of(META_PREFIX) }
 
-export function encodeLocation (loc: Location): Uint8Array {
-  const buf = Buffer.alloc(14)
+/**
+ * The index value of `loc`. `failed`: a read found the record failing its
+ * check (crc32c, length, multihash, or its pack gone), so the block counts
+ * as not here (`has` is false) and the next put of it writes it anew. The
+ * flag is a 15th byte: a reader that knows only 14-byte values
+ * ({@link decodeLocation}, an older version) still finds the location.
+ */
+export function encodeLocation (loc: Location, failed = false): Uint8Array {
+  const buf = Buffer.alloc(failed ? 15 : 14)
   buf.writeUInt32LE(loc.pack, 0)
   buf.writeUIntLE(loc.offset, 4, 6)
   buf.writeUInt32LE(loc.length, 10)
+  if (failed) buf[14] = 1
   return buf
+}
+
+/** True when the index value marks its record as known to fail its check (see {@link encodeLocation}). */
+export function failedCheck (value: Uint8Array): boolean {
+  return value.byteLength > 14 && value[14] === 1
 }
 
 export function decodeLocation (value: Uint8Array): Location {

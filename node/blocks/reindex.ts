@@ -31,7 +31,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { code as RAW } from 'multiformats/codecs/raw'
 import { join } from 'node:path'
 import { packFileName, scanPack } from './pack-file.js'
-import { INDEX_RANGE, decodeLocation, encodeLocation, encodeMeta, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
+import { INDEX_RANGE, decodeLocation, encodeLocation, encodeMeta, failedCheck, indexKey, metaKey, multihashOfIndexKey, sameLocation, type Location, type PackMeta } from './pack-index.js'
 import { PACK_HEADER } from './pack-record.js'
 import { idOf, throwIfAborted } from './util.js'
 import type { AbortOptions } from './api.js'
@@ -121,7 +121,12 @@ export async function reindexPacks (host: ReindexHost, options: AbortOptions = {
     const at = decodeLocation(value)
     const found = copies.get(id)
     const same = found?.at.find(c => sameLocation(c, at))
-    if (same !== undefined) { countLive(same); continue }
+    if (same !== undefined) {
+      // checked just now: a mark of a failed read (pack-index.ts, failedCheck) no longer holds
+      if (failedCheck(value)) batch.put(key, encodeLocation(same))
+      countLive(same)
+      continue
+    }
     if (found !== undefined) {
       batch.put(key, encodeLocation(found.at[0]))
       countLive(found.at[0])

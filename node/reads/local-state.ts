@@ -25,8 +25,11 @@ export async function localState (blockstore: BlockStore, cid: CID): Promise<Loc
 
 /**
  * Put `bytes` (already checked against `cid`) in place of a local copy that
- * failed its check: the corrupt record is still indexed, and a put alone
- * would keep it. Committed at once: a replacement is rare, and worth keeping.
+ * failed its check. The delete first does not rely on the store having
+ * noted the failure (the pack store marks a record that fails a read, and
+ * its next put replaces it; a store without marks would keep the bad copy
+ * on a put alone). Committed at once: a replacement is rare, and worth
+ * keeping.
  */
 export async function replaceCorrupt (blockstore: BlockStore, cid: CID, bytes: Uint8Array): Promise<void> {
   await blockstore.delete(cid)
