@@ -6,6 +6,7 @@ import { createBlockStore } from '../blocks/index.js'
 import { IDENTITY, SHA2_256, matchesCID } from '../blocks/verify.js'
 import { AbortedError, InvalidCARError, ShoalError, TooLargeError } from '../errors.js'
 import { linksOf, nodeKey } from './links.js'
+import { UnixFSCheck } from './unixfs-check.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BytesReader } from '@ipld/car/decoder'
 import type { CID } from 'multiformats/cid'
@@ -34,6 +35,13 @@ export interface ImportCarOptions {
   maxBlockSize?: number
   /** Largest CAR header accepted, in bytes. @default 1 MiB */
   maxHeaderSize?: number
+  /**
+   * Refuse the CAR, before anything is imported, unless every entry of the
+   * UnixFS directories under its roots is a file name, given once in its
+   * directory: what binding the roots as paths needs. Off, a CAR imported
+   * as blocks only may hold any names. @default false
+   */
+  checkNames?: boolean
 }
 
 /** What {@link importCar} did. */
@@ -180,11 +188,13 @@ async function stage (source: AsyncIterable<Uint8Array>, staging: BlockStore, li
 /**
  * Walk the DAG under every root (breadth-first, explicit queue, seen-set),
  * reading each node from the staging store or, failing that, the main store
- * (whose blocks are walked through too: a partial DAG there does not count).
+ * (whose blocks are walked through too: a partial DAG there does not count),
+ * and hand each node to `unixfs`, which checks the sizes of file nodes.
  *
  * @throws {InvalidCARError} naming the first block found in neither
+ * @throws {InvalidUnixFSError} for a file node whose sizes disagree with its children
  */
-async function checkComplete (roots: CID[], staging: BlockStore, main: BlockStore, signal?: AbortSignal): Promise<CID[]> {
+async function checkComplete (roots: CID[], staging: BlockStore, main: BlockStore, unixfs: UnixFSCheck, signal?: AbortSignal): Promise<CID[]> {
   const fromMain: CID[] = []
   const seen = new Set<string>()
   const queue: Array<{ cid: CID, parent?: CID }> = roots.map(cid => ({ cid }))
@@ -203,7 +213,9 @@ async function checkComplete (roots: CID[], staging: BlockStore, main: BlockStor
       const what = parent === undefined ? `root ${cid.toString()}` : `block ${cid.toString()} (linked from ${parent.toString()})`
       throw new InvalidCARError(`incomplete DAG: ${what} is neither in the CAR nor in the store`)
     }
-    for (const link of linksOf(cid, bytes)) {
+    const links = linksOf(cid, bytes)
+    unixfs.visit(cid, bytes, links)
+    for (const link of links) {
       const key = nodeKey(link)
       if (seen.has(key)) continue
       seen.add(key)
@@ -259,12 +271,18 @@ async function publish (staging: BlockStore, main: BlockStore): Promise<{ newBlo
  * `components.tmpDir`, each block verified on arrival (sha2-256 only). Then
  * the DAG under every root is checked to be complete: every link must resolve
  * to a block in the CAR or already in the main store, walking through the
- * latter too. Only then are the blocks copied into the main store and
- * committed. Blocks of the CAR not reachable from a root are imported too. The
- * staging store is removed on success and on every failure.
+ * latter too; every UnixFS file node in it must declare the sizes its
+ * children hold (node/car/unixfs-check.ts); with `checkNames`, every entry of
+ * its UnixFS directories must be a file name. Only then are the blocks copied
+ * into the main store and committed. Blocks of the CAR not reachable from a
+ * root are imported too. The staging store is removed on success and on
+ * every failure.
  *
  * @throws {InvalidCARError} for a truncated, garbage, tampered, rootless or
- * incomplete CAR, or a block not hashed with sha2-256: nothing is imported
+ * incomplete CAR, a block not hashed with sha2-256, or (with `checkNames`) a
+ * directory entry that is not a file name or is named twice: nothing is imported
+ * @throws {InvalidUnixFSError} (an `InvalidCARError`) for a UnixFS file node
+ * whose declared sizes disagree with its children, naming it: nothing is imported
  * @throws {TooLargeError} for a block or header over its limit: nothing is imported
  * @throws {AbortedError} when `options.signal` fires before publishing: nothing is imported
  */
@@ -299,6 +317,8 @@ export interface StagedCar {
  * and check it whole, without touching the main store, so that a caller can
  * publish it under a lock it does not want to hold during an upload.
  * Failures remove the staging store; otherwise `discard` does.
+ *
+ * @throws what {@link importCar} throws, before anything reaches the main store
  */
 export async function stageCar (components: ImportCarComponents, source: AsyncIterable<Uint8Array>, options: ImportCarOptions = {}): Promise<StagedCar> {
   const { signal } = options
@@ -323,7 +343,16 @@ export async function stageCar (components: ImportCarComponents, source: AsyncIt
   try {
     await staging.open()
     const staged = await stage(source, staging, limits)
-    const fromMain = await checkComplete(staged.roots, staging, components.blockstore, signal)
+    const unixfs = new UnixFSCheck()
+    const fromMain = await checkComplete(staged.roots, staging, components.blockstore, unixfs, signal)
+    if (options.checkNames === true) {
+      const read = async (cid: CID): Promise<Uint8Array> => {
+        const bytes = await readNode(cid, staging, components.blockstore, signal, [])
+        if (bytes === undefined) throw new InvalidCARError(`incomplete DAG: block ${cid.toString()} is gone from the store (collected meanwhile): nothing was imported`)
+        return bytes
+      }
+      await unixfs.checkNames(staged.roots, read, signal)
+    }
     let published: Promise<ImportCarResult> | undefined
     return {
       ...staged,

@@ -100,7 +100,8 @@ export async function importAndBind (c: CarImportComponents, source: AsyncIterab
   const to = options.to === undefined ? undefined : normalizePath(options.to)
   if (bind && to !== undefined && await c.namespace.lookup(to) !== undefined) throw new AlreadyExistsError(`${to} exists: import the CAR somewhere else (--to)`)
   // staged and checked outside the GC lock (an upload may be slow); published and bound under it
-  const staged = await stageCar({ blockstore: c.blockstore, tmpDir: options.tmpDir }, source, { signal })
+  // names are checked before anything is published only when the roots are bound (an unbound DAG may hold any names)
+  const staged = await stageCar({ blockstore: c.blockstore, tmpDir: options.tmpDir }, source, { signal, checkNames: bind })
   const report = (p: CarImportProgress): void => { options.onProgress?.(new CustomProgressEvent('shoal:car:import', p)) }
   report({ step: 'checked', blocks: staged.blocks, bytes: staged.bytes })
   try {

@@ -261,23 +261,28 @@ describe('progress streams of a real node', () => {
   })
 
   it('an error after the progress began is the last line, and the CLI\'s usual one-line error', TEST, async () => {
-    // binding refuses the entry `..` once the CAR was checked and published: after the head went out
-    const ok = await rawBlock('fine')
-    const bad = await rawBlock('escape')
-    const top = await directory([{ name: 'fine.txt', block: ok }, { name: '..', block: bad }])
+    // binding counts the entries once the CAR was checked and published (after the head went out), and
+    // refuses 2^20 paths from 22 blocks (a bad name, by contrast, is refused before anything is published)
+    const leaf = await rawBlock('x')
+    let level = await directory([{ name: 'leaf.txt', block: leaf }])
+    const blocks = [leaf, level]
+    for (let i = 0; i < 20; i++) {
+      level = await directory([{ name: 'a', block: level }, { name: 'b', block: level }])
+      blocks.push(level)
+    }
     const car = join(dir, 'evil.car')
-    await writeCarFile(car, top, [top, ok, bad])
+    await writeCarFile(car, level, blocks.reverse())
     const bytes = new Uint8Array(await (await import('node:fs/promises')).readFile(car))
 
     const parsed = ndjson(await post('/api/v0/car/import?to=/evil&progress=true', bytes))
     assert.deepEqual(updates(parsed, 'car').map((u: any) => u.step), ['checked', 'published'])
     const last = parsed.at(-1) as { error: { name: string, message: string } }
-    assert.equal(last.error.name, 'InvalidCARError', JSON.stringify(last))
-    assert.match(last.error.message, /"\.\."/)
+    assert.equal(last.error.name, 'TooLargeError', JSON.stringify(last))
+    assert.match(last.error.message, /more than \d+ entries/)
     // without progress: the same refusal as a plain JSON error, as before
     const plain = await post('/api/v0/car/import?to=/evil', bytes)
-    assert.equal(plain.status, 422)
-    assert.equal(JSON.parse(plain.text).error.name, 'InvalidCARError')
+    assert.equal(plain.status, 413)
+    assert.equal(JSON.parse(plain.text).error.name, 'TooLargeError')
     // an error before any progress (a CAR that is not one) keeps its status with progress too
     const garbage = await post('/api/v0/car/import?progress=true', new TextEncoder().encode('not a car'))
     assert.equal(garbage.status, 422)
@@ -287,15 +292,15 @@ describe('progress streams of a real node', () => {
     assert.equal(r.code, 1, r.stderr)
     const errLines = lines(r.stderr).filter(l => l.startsWith('shoal:'))
     assert.equal(errLines.length, 1, r.stderr)
-    assert.match(errLines[0], /^shoal: directory \S+ has an entry named "\.\.", which is not a file name: .*\(InvalidCARError\)$/)
+    assert.match(errLines[0], /^shoal: the CAR's trees hold more than \d+ entries .*\(TooLargeError\)$/)
     assert.equal(lines(r.stderr).at(-1), errLines[0], 'the error is the last thing said')
     assert.equal(r.stdout.length, 0)
     const json = await runShoal(['--repo', a.repo, '--json', 'car', 'import', car, '--to', '/evil'])
     assert.equal(json.code, 1)
-    assert.equal(JSON.parse(json.stderr).error.name, 'InvalidCARError')
+    assert.equal(JSON.parse(json.stderr).error.name, 'TooLargeError')
     assert.equal((await runShoal(['--repo', a.repo, 'stat', '/evil'])).code, 1, 'nothing was bound')
     // what the bars said before the error: the whole upload, then the daemon's steps up to binding
-    assert.match(r.stderr, /^car import: upload \[=+\] 100% \| \S+ B \/ \S+ B \| .* \| ETA 0:00$/m, r.stderr)
+    assert.match(r.stderr, /^car import: upload \[=+\] 100% \| \S+ \S*B \/ \S+ \S*B \| .* \| ETA 0:00$/m, r.stderr)
     assert.match(r.stderr, /^car import: binding roots 0 roots \| .* \| \d+ new blocks$/m, r.stderr)
   })
 })

@@ -1,8 +1,9 @@
 /**
  * `Files.importCar` on a real block store and namespace: a directory CAR is
- * bound as a tree, a collection waiting on the import keeps every block, and
- * a CAR whose directory names an entry `..` or `a/b` (made by hand: no
- * honest tool writes one) is imported but binds nothing.
+ * bound as a tree, a collection waiting on the import keeps every block, a
+ * CAR whose directory names an entry `..` or `a/b` (made by hand: no
+ * honest tool writes one) binds nothing, and one whose UnixFS file sizes lie
+ * is refused before any of its blocks is written.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -14,6 +15,10 @@ import { tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { stageCar } from '../../../node/car/index.js'
 import { filesOnDisk, type FilesOnDisk } from './fixtures.js'
 import { directory, rawBlock, type Block } from '../../helpers/dags.js'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import type { BlockStore } from '../../../node/blocks/index.js'
+import type { Replica } from '../../../node/namespace/index.js'
 
 
 /** A CARv1 of `blocks` with `root` as its one root, as a stream. */
@@ -38,6 +43,24 @@ async function * carOfRoots (roots: CID[], blocks: Block[]): AsyncGenerator<Uint
   const { writer, out } = CarWriter.create(roots)
   void (async () => { for (const b of blocks) await writer.put(b); await writer.close() })()
   yield * out
+}
+
+/** What the store and the namespace hold: block count, top-level names, file paths. */
+async function snapshot (blockstore: BlockStore, namespace: Replica): Promise<{ blocks: number, top: string[], files: string[] }> {
+  let blocks = 0
+  for await (const _ of blockstore.cids()) blocks++
+  const top = (await namespace.list('/')).map(e => e.name).sort()
+  const files: string[] = []
+  for await (const f of namespace.files()) files.push(f.path)
+  return { blocks, top, files: files.sort() }
+}
+
+/** A store and namespace holding one file already, to see that a refused import changes neither. */
+async function withAFile (t: CleanupContext): Promise<FilesOnDisk & { tmpDir: string }> {
+  const s = await setup(t)
+  const kept = await rawBlock('kept')
+  await s.files.importCar(carOf(kept, [kept]), { tmpDir: s.tmpDir, to: '/kept.txt' })
+  return s
 }
 
 describe('Files.importCar', () => {
@@ -109,6 +132,44 @@ describe('Files.importCar', () => {
     assert.deepEqual(result.paths, ['/twins'])
     assert.equal(await text(files, '/twins/one/f.txt'), 'twin')
     assert.equal(await text(files, '/twins/two/f.txt'), 'twin')
+  })
+
+  it('a file node declaring 99999999999 bytes over a 5-byte leaf is refused, naming it (InvalidUnixFSError): no block written, nothing bound', { timeout: 60_000 }, async t => {
+    const { files, blockstore, namespace, tmpDir } = await withAFile(t)
+    const leaf = await rawBlock('hello')
+    const bytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'file', blockSizes: [99999999999n] }).marshal(), Links: [{ Hash: leaf.cid, Tsize: 5 }] }))
+    const liar: Block = { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
+    const before = await snapshot(blockstore, namespace)
+    for (const to of [undefined, '/liar']) {
+      await assert.rejects(files.importCar(carOf(liar, [liar, leaf]), { tmpDir, to }), (err: any) => {
+        assert.equal(err.name, 'InvalidUnixFSError', err.message)
+        assert.equal(err.cid, liar.cid.toString())
+        assert.ok(err.message.includes(liar.cid.toString()) && /nothing was imported$/.test(err.message), err.message)
+        return true
+      })
+      assert.deepEqual(await snapshot(blockstore, namespace), before, 'no new block, the namespace unchanged')
+      assert.equal(await blockstore.has(leaf.cid), false)
+      assert.equal(await blockstore.has(liar.cid), false)
+    }
+  })
+
+  it('a directory entry that is not a file name, or a name given twice, refuses the import before any block is written', { timeout: 60_000 }, async t => {
+    const { files, blockstore, namespace, tmpDir } = await withAFile(t)
+    const cases = [['..'], ['.'], ['a/b'], [''], ['nul\0name'], ['n'.repeat(256)], ['dup.txt', 'dup.txt']]
+    const before = await snapshot(blockstore, namespace)
+    for (const names of cases) {
+      const ok = await rawBlock(`fine ${names[0]}`)
+      const leaves = await Promise.all(names.map(async (n, i) => await rawBlock(`bad ${n} ${i}`)))
+      const sub = await directory([{ name: 'fine.txt', block: ok }, ...names.map((name, i) => ({ name, block: leaves[i] }))])
+      const top = await directory([{ name: 'sub', block: sub }])
+      await assert.rejects(files.importCar(carOf(top, [top, sub, ok, ...leaves]), { tmpDir, to: '/evil' }), (err: any) => {
+        assert.equal(err.name, 'InvalidCARError', err.message)
+        assert.ok(err.message.includes(JSON.stringify(names[0])) && /nothing was imported$/.test(err.message), err.message)
+        return true
+      })
+      assert.deepEqual(await snapshot(blockstore, namespace), before, `${JSON.stringify(names[0])}: no new block, the namespace unchanged`)
+      for (const b of [top, sub, ok, ...leaves]) assert.equal(await blockstore.has(b.cid), false)
+    }
   })
 
   it('a directory naming an entry .. or a/b binds nothing (InvalidCARError), and gc drops its blocks', { timeout: 60_000 }, async t => {
