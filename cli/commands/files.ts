@@ -58,16 +58,24 @@ async function lstatLocal (file: string): Promise<Stats> {
  */
 class AddedPaths {
   /** Files created (none was at their path before). */
-  readonly files: string[] = []
+  private readonly files: string[] = []
   /** Directories created, in the order made. */
   private readonly dirs: string[] = []
 
   constructor (private readonly client: ApiClient, private readonly target: string, private readonly targetIsNew: boolean) {}
 
   /** True when nothing is at `path` yet (everything under a target this add created is new: not asked). */
-  async isNew (path: string): Promise<boolean> {
+  private async isNew (path: string): Promise<boolean> {
     if (path === this.target || this.targetIsNew) return this.targetIsNew
     return await statOrUndefined(this.client, path) === undefined
+  }
+
+  /** Add the file `path` with `upload`, remembered when it is new. */
+  async file<T> (path: string, upload: () => Promise<T>): Promise<T> {
+    const fresh = await this.isNew(path)
+    const result = await upload()
+    if (fresh) this.files.push(path)
+    return result
   }
 
   /** Make the directory `path` (and its parents), remembered when it is new. */
@@ -134,9 +142,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
           await made.mkdir(remote)
           dirs.push(local)
         } else if (e.isFile()) {
-          const fresh = await made.isNew(remote)
-          const info = await uploadFile(g, client, { file: local, to: remote, st: await lstatLocal(local), flags: opts })
-          if (fresh) made.files.push(remote)
+          const info = await made.file(remote, async () => await uploadFile(g, client, { file: local, to: remote, st: await lstatLocal(local), flags: opts }))
           total += info.size
           if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
           if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)

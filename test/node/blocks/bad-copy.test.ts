@@ -71,6 +71,13 @@ async function packBytes (dir: string): Promise<number> {
   return n
 }
 
+/** Reopen the store at `dir`: every block of `blocks` reads back right, and the open's index audit found every pack consistent. */
+async function assertWholeAfterReopen (t: CleanupContext, dir: string, blocks: ReturnType<typeof blocksOf>): Promise<void> {
+  const store = await openBlockStore(t, dir, OPTIONS)
+  for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes, 'after a reopen')
+  assert.deepEqual(store.audit?.disagreeingPacks, [])
+}
+
 describe('a bad local copy is replaced by the next put of the block', () => {
   it('a read finds the record corrupt (CorruptBlockError); a put of the same bytes replaces it, before and after a reopen; nothing else changes', async (t) => {
     const blocks = blocksOf(3, SIZE, 41)
@@ -114,9 +121,7 @@ describe('a bad local copy is replaced by the next put of the block', () => {
     assert.equal(await store.has(blocks[0].cid), false)
     await store.put(blocks[0].cid, blocks[0].bytes)
     await store.close()
-    store = await openBlockStore(t, dir, OPTIONS)
-    for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
-    assert.deepEqual(store.audit?.disagreeingPacks, [])
+    await assertWholeAfterReopen(t, dir, blocks)
   })
 
   it('dedup stays an index lookup: a put of blocks held here (copies not known bad) reads no pack and writes nothing', async (t) => {
@@ -170,9 +175,7 @@ describe('a bad local copy is replaced by the next put of the block', () => {
     await rejectsNamed(store.getBytes(blocks[0].cid), 'NotFoundError')
     await store.put(blocks[0].cid, blocks[0].bytes)
     await store.close()
-    store = await openBlockStore(t, dir, OPTIONS)
-    for (const { cid, bytes } of blocks) assertBytesEqual(await store.getBytes(cid), bytes)
-    assert.deepEqual(store.audit?.disagreeingPacks, [])
+    await assertWholeAfterReopen(t, dir, blocks)
   })
 
   it('a mark that no longer holds is cleared: a read that fails on a missing pack, then reads it back once the pack is there again', async (t) => {
