@@ -9,7 +9,7 @@ import { arch, platform } from 'node:os'
 import { Argument, Command, CommanderError, Option } from 'commander'
 import { resolveRepoPath } from '../node/repo/layout.js'
 import type { LogLevel } from '../node/logger.js'
-import type { GlobalOptions } from './output.js'
+import { printable, type GlobalOptions } from './output.js'
 
 /** Values of `--log-level` (the config's `logLevel` takes the same). */
 const LOG_LEVELS: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -224,11 +224,12 @@ export async function main (argv: string[]): Promise<number> {
       return err.exitCode === 0 ? 0 : EXIT_USAGE
     }
     const system = systemError(err)
-    const message = system?.message ?? String(err?.message ?? err).split('\n')[0]
     const name = system?.name ?? (err?.name !== undefined && err.name !== 'Error' ? String(err.name) : undefined)
+    // a typed error's message is whole (a path in it may hold a newline: escaped below); an untyped one's first line
+    const message = system?.message ?? (name !== undefined ? String(err?.message ?? err) : String(err?.message ?? err).split('\n')[0])
     // under --json, the error is one JSON line too (scripts parse one format)
     if (program.opts<{ json?: boolean }>().json === true) process.stderr.write(JSON.stringify({ error: { name: name ?? 'Error', message } }) + '\n')
-    else process.stderr.write(`shoal: ${message}${name !== undefined ? ` (${name})` : ''}\n`)
+    else process.stderr.write(printable(`shoal: ${message}${name !== undefined ? ` (${name})` : ''}`) + '\n')
     return EXIT_FAILURE
   }
 }

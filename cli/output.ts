@@ -13,9 +13,43 @@ export function printJson (value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n')
 }
 
-/** Print human-readable lines on stdout. */
+/**
+ * Characters a terminal acts on instead of showing: C0 controls (tab
+ * included), DEL, C1 controls, and the bidirectional overrides and isolates
+ * that reorder what follows them on screen.
+ */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+/** The same, tab excepted: a line's own column separator. */
+const UNPRINTABLE_BUT_TAB = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+/** Escapes with a letter of their own. */
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+/** One unprintable character as text: `\n`, `\x1b`, `\u202e`. */
+function escapeChar (c: string): string {
+  const code = c.charCodeAt(0)
+  return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`)
+}
+
+/**
+ * `text` safe to show on a terminal: every control character (a newline, a
+ * tab, an escape sequence's ESC) and every bidirectional override written
+ * as an escape (`\n`, `\t`, `\x1b`, `\u202e`), as `ls -b` does. A name in
+ * the namespace may hold any of them (POSIX allows every byte but `/` and
+ * NUL, and a peer writes names too): printed raw, a name could end a line
+ * early, forge a column, or drive the user's terminal. `--json` output
+ * keeps the exact names.
+ */
+export function printable (text: string): string {
+  return text.replace(UNPRINTABLE, escapeChar)
+}
+
+/**
+ * Print human-readable lines on stdout. What the lines hold is made
+ * {@link printable}, tabs excepted (they separate columns: a name printed in
+ * a column goes through {@link printable} itself).
+ */
 export function printLines (...lines: string[]): void {
-  process.stdout.write(lines.map(l => l + '\n').join(''))
+  process.stdout.write(lines.map(l => l.replace(UNPRINTABLE_BUT_TAB, escapeChar) + '\n').join(''))
 }
 
 /**
@@ -33,7 +67,7 @@ export function notePending (g: GlobalOptions, path: string, why: string, files 
   }
   const what = files === 1 ? `${path} does` : `${files} files under ${path} do`
   const see = files === 1 ? `shoal pin status ${path}` : 'shoal pin ls'
-  process.stderr.write(`shoal: note: ${what} not meet ${files === 1 ? 'its' : 'their'} policy yet: ${why} (\`${see}\`)\n`)
+  process.stderr.write(printable(`shoal: note: ${what} not meet ${files === 1 ? 'its' : 'their'} policy yet: ${why} (\`${see}\`)`) + '\n')
 }
 
 /** Human-readable byte counts. */

@@ -33,6 +33,15 @@ export function normalizePath (input: string): string {
   return '/' + segments.join('/')
 }
 
+/**
+ * True when `input` ends in a `/` and is not the root: as in POSIX, such a
+ * path names a directory, so a file there is refused (`rm /a.txt/` is "not a
+ * directory"), where {@link normalizePath} alone would drop the slash.
+ */
+export function namesDirectory (input: string): boolean {
+  return input.length > 1 && input.endsWith('/')
+}
+
 /** Code of `/`. */
 const SLASH = 0x2f
 /** Code of `.`. */

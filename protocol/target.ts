@@ -1,9 +1,18 @@
 import { CID } from 'multiformats/cid'
 import { InvalidCIDError } from './errors.js'
-import { normalizePath } from './paths.js'
+import { namesDirectory, normalizePath } from './paths.js'
 
 /** What a `PATH|CID` argument names. */
-export type Target = { kind: 'path', path: string } | { kind: 'cid', cid: CID }
+export type Target = PathTarget | { kind: 'cid', cid: CID }
+
+/** A namespace path argument. */
+export interface PathTarget {
+  kind: 'path'
+  /** The path, normalised. */
+  path: string
+  /** The argument ended in `/`: it must name a directory ({@link namesDirectory}). */
+  directory: boolean
+}
 
 /**
  * Parse a CID string (any multibase CIDv0/CIDv1).
@@ -26,6 +35,6 @@ export function parseCID (text: string): CID {
  */
 export function parseTarget (arg: string): Target {
   if (arg.startsWith('/ipfs/')) return { kind: 'cid', cid: parseCID(arg.slice(6).replace(/\/$/, '')) }
-  if (arg.startsWith('/')) return { kind: 'path', path: normalizePath(arg) }
+  if (arg.startsWith('/')) return { kind: 'path', path: normalizePath(arg), directory: namesDirectory(arg) }
   return { kind: 'cid', cid: parseCID(arg) }
 }

@@ -16,7 +16,8 @@ export async function configGetCommand (g: GlobalOptions, key?: string): Promise
   const config = await loadConfig(repoLayout(g.repo).config)
   const value = key === undefined ? config : getSetting(config, key)
   if (g.json) printJson(value ?? null)
-  else printLines(value === undefined ? '(unset)' : typeof value === 'string' ? value : JSON.stringify(value, null, 2))
+  // an object prints as indented JSON, one line per printed line
+  else printLines(...(value === undefined ? '(unset)' : typeof value === 'string' ? value : JSON.stringify(value, null, 2)).split('\n'))
 }
 
 /** `shoal config set KEY VALUE`: validated, written atomically; a bad value changes nothing. */

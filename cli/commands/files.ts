@@ -6,7 +6,7 @@ import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
 import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
-import { formatBytes, notePending, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
@@ -147,7 +147,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
           if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
           if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
         } else {
-          process.stderr.write(`skipped ${local}: not a regular file or directory\n`)
+          process.stderr.write(printable(`skipped ${local}: not a regular file or directory`) + '\n')
         }
       }
     }
@@ -265,7 +265,7 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
 }
 
 function formatEntry (e: FileInfo): string {
-  return `${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(12)} ${e.cid} ${e.name}${e.type === 'dir' ? '/' : ''}`
+  return `${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(12)} ${e.cid} ${printable(e.name)}${e.type === 'dir' ? '/' : ''}`
 }
 
 /** `shoal ls [PATH|CID]`. */
@@ -313,5 +313,5 @@ export async function conflictsCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const conflicts = await client.json<ConflictInfo[]>('GET', '/api/v0/conflicts')
   if (g.json) printJson(conflicts)
-  else printLines(...conflicts.map(c => `${c.copy}\tconflicts with ${c.path}\tby ${c.author} at ${new Date(c.time).toISOString()}\t${c.cid}\t${formatBytes(c.size)}`))
+  else printLines(...conflicts.map(c => `${printable(c.copy)}\tconflicts with ${printable(c.path)}\tby ${c.author} at ${new Date(c.time).toISOString()}\t${c.cid}\t${formatBytes(c.size)}`))
 }

@@ -5,7 +5,7 @@
  */
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, type Query } from '../client.js'
-import { formatBytes, formatSummary, notePending, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, formatSummary, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 import type { PinInfo } from '../../node/files/index.js'
@@ -58,7 +58,7 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const pins = await client.json<PinInfo[]>('GET', '/api/v0/pin/ls')
   if (g.json) printJson(pins)
-  else printLines(...pins.map(p => `${p.path}\t${p.policy}\t${p.cid}\t${formatBytes(p.size)}`))
+  else printLines(...pins.map(p => `${printable(p.path)}\t${p.policy}\t${p.cid}\t${formatBytes(p.size)}`))
 }
 
 /** `shoal pin status PATH|CID`: the file's state, a summary, and one line per stripe that is not healthy (every one with `--all`). */
@@ -66,7 +66,7 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   const client = await ApiClient.connect(g.repo)
   const status = await client.json<PinStatus & { path: string }>('GET', '/api/v0/pin/status', { arg: target })
   if (g.json) { printJson(status); return }
-  const lines = [`${status.path}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
+  const lines = [`${printable(status.path)}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
   if (status.manifest !== undefined) {
     lines.push(`stripes: ${formatSummary(status.summary)} (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
     // why stripes are pending, once each (the same reason holds for most of a file's stripes)

@@ -14,7 +14,7 @@ import type { WallClock } from './api.js'
 import { peerIdVerifier, type Signer } from './identity.js'
 import type { Logger } from '../logger.js'
 
-export { normalizePath, parentOf, baseName, joinPath, isWithin } from './paths.js'
+export { normalizePath, filePath, namesDirectory, parentOf, baseName, joinPath, isWithin } from './paths.js'
 export { Replica, InvalidSnapshotError, UntrustedSnapshotError, cborCID } from './replica.js'
 export { NamespaceFormatError } from './upgrade.js'
 export { NamespaceRecoveringError, markNewStore } from './recovery.js'

@@ -1,7 +1,8 @@
-import { MAX_NAME_BYTES } from '../../protocol/paths.js'
+import { MAX_NAME_BYTES, namesDirectory, normalizePath } from '../../protocol/paths.js'
+import { IsADirectoryError } from '../errors.js'
 
 // the path grammar lives in protocol/ (the wire codecs check paths too)
-export { MAX_NAME_BYTES, MAX_PATH_BYTES, normalizePath } from '../../protocol/paths.js'
+export { MAX_NAME_BYTES, MAX_PATH_BYTES, namesDirectory, normalizePath } from '../../protocol/paths.js'
 
 /**
  * Why `name` is not one safe file name, or undefined when it is: empty,
@@ -15,6 +16,18 @@ export function fileNameProblem (name: string): string | undefined {
   if (name.includes('\0')) return 'it holds a NUL byte'
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) return `longer than ${MAX_NAME_BYTES} bytes`
   return undefined
+}
+
+/**
+ * The normalised path of a file to write at `path`.
+ *
+ * @throws {IsADirectoryError} for `/` and for a path ending in `/`, which names a directory
+ */
+export function filePath (path: string): string {
+  const p = normalizePath(path)
+  if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+  if (namesDirectory(path)) throw new IsADirectoryError(`cannot write a file at ${path}: a path ending in / names a directory`)
+  return p
 }
 
 /** Parent directory of a normalised path (`/` for top-level names and for `/`). */

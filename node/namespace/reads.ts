@@ -10,7 +10,7 @@
  */
 import { NotADirectoryError, NotFoundError } from '../errors.js'
 import { decodeJSON, type KV } from './kv.js'
-import { baseName, normalizePath } from './paths.js'
+import { baseName, namesDirectory, normalizePath } from './paths.js'
 import { copyPin } from './pins.js'
 import { childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Visible } from './tree.js'
 import type { ConflictInfo, Entry } from './api.js'
@@ -19,12 +19,18 @@ import type { ConflictInfo, Entry } from './api.js'
 export class TreeReader {
   constructor (private readonly kv: KV) {}
 
-  /** The entry at `path`, or undefined. */
+  /**
+   * The entry at `path`, or undefined.
+   *
+   * @throws {NotADirectoryError} when `path` ends in `/` and a file is there (as POSIX `stat` does)
+   */
   async lookup (path: string): Promise<Entry | undefined> {
     const p = normalizePath(path)
     if (p === '/') return { type: 'dir', mode: 0o755, mtime: 0, path: '/', name: '' }
     const bytes = await this.kv.get(visibleKey(p))
-    return bytes === undefined ? undefined : toEntry(p, decodeJSON<Visible>(bytes))
+    const entry = bytes === undefined ? undefined : toEntry(p, decodeJSON<Visible>(bytes))
+    if (entry !== undefined && entry.type !== 'dir' && namesDirectory(path)) throw new NotADirectoryError(`not a directory: ${path} (${p} is a file)`)
+    return entry
   }
 
   /** @throws {NotFoundError} */

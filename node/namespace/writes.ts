@@ -18,7 +18,7 @@ import { cborCID } from '../blocks/verify.js'
 import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError } from '../errors.js'
 import type { Dot } from './clock.js'
 import type { Txn } from './kv.js'
-import { isWithin, joinPath, normalizePath, parentOf } from './paths.js'
+import { filePath, isWithin, joinPath, namesDirectory, normalizePath, parentOf } from './paths.js'
 import { checkPin, wirePin } from './pins.js'
 import { sortedHeads, type ReplicaStore } from './store.js'
 import type { Applier } from './apply.js'
@@ -58,8 +58,7 @@ export class LocalWrites {
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin)
    */
   async putFile (path: string, record: Omit<FileRecord, 'type'>): Promise<Entry> {
-    const p = normalizePath(path)
-    if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+    const p = filePath(path)
     const pin = checkPin(record.pin)
     return await this.components.writing(async () => {
       const ops = new OpSet()
@@ -77,8 +76,7 @@ export class LocalWrites {
    */
   async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>): Promise<Entry[]> {
     const items = files.map(({ path, record }) => {
-      const p = normalizePath(path)
-      if (p === '/') throw new IsADirectoryError('cannot write a file at /')
+      const p = filePath(path)
       return { p, record, pin: checkPin(record.pin) }
     })
     if (items.length === 0) return []
@@ -125,9 +123,12 @@ export class LocalWrites {
     let dst = normalizePath(to)
     if (src === '/') throw new InvalidArgumentError('cannot move /')
     return await this.components.writing(async () => {
-      const entry = await reads.stat(src)
-      const target = await reads.lookup(dst)
+      // the paths as given: one ending in / must name a directory
+      const entry = await reads.stat(from)
+      const target = await reads.lookup(to)
       if (target?.type === 'dir') dst = joinPath(dst, entry.name)
+      // `mv file new/` (as POSIX rename): a new directory is not made for a file
+      else if (namesDirectory(to) && entry.type !== 'dir') throw new NotADirectoryError(`not a directory: ${to}`)
       if (dst === src) return entry
       if (isWithin(dst, src)) throw new InvalidArgumentError(`cannot move ${src} into itself (${dst})`)
       if (await reads.lookup(dst) !== undefined) throw new AlreadyExistsError(`already exists: ${dst}`)
@@ -160,7 +161,8 @@ export class LocalWrites {
     const p = normalizePath(path)
     if (p === '/') throw new InvalidArgumentError('cannot remove /')
     await this.components.writing(async () => {
-      const entry = await reads.stat(p)
+      // the path as given: one ending in / must name a directory
+      const entry = await reads.stat(path)
       const ops = new OpSet()
       const record = await reads.visible(p) as Visible
       ops.remove(record.conflictOf ?? p, record.dots)
