@@ -8,6 +8,7 @@ import { AbortedError, InvalidCARError, ShoalError, TooLargeError } from '../err
 import { linksOf, nodeKey } from './links.js'
 import { UnixFSCheck } from './unixfs-check.js'
 import type { BlockStore } from '../blocks/index.js'
+import type { BlockGetter } from '../reads/api.js'
 import type { BytesReader } from '@ipld/car/decoder'
 import type { CID } from 'multiformats/cid'
 
@@ -242,6 +243,21 @@ async function readNode (cid: CID, staging: BlockStore, main: BlockStore, signal
 }
 
 /**
+ * A reader of the blocks a check walked: from `staging`, else from `main`
+ * ({@link readNode}); one found in neither was there when the DAG was checked
+ * complete and is gone since.
+ */
+function stagedReader (staging: BlockStore, main: BlockStore, signal?: AbortSignal): BlockGetter {
+  return {
+    getBytes: async (cid, options) => {
+      const bytes = await readNode(cid, staging, main, options?.signal ?? signal, [])
+      if (bytes === undefined) throw new InvalidCARError(`incomplete DAG: block ${cid.toString()} is gone from the store (collected meanwhile): nothing was imported`)
+      return bytes
+    }
+  }
+}
+
+/**
  * Copy every staged block not already there into the main store, then make
  * them durable with one `commit()`. Not interruptible: once started it runs
  * to the end so an abort cannot leave half a DAG behind.
@@ -301,6 +317,17 @@ export interface StagedCar {
   blocks: number
   bytes: number
   /**
+   * The DAG the check walked, as a block reader: each block from the CAR,
+   * else from the main store (a CAR may leave out blocks the node holds),
+   * those read from the main store reported to its watches as the check's
+   * were. For what a caller checks before `publish` (a bound import plans
+   * its trees with it, so that refusing one leaves nothing behind); valid
+   * until `discard`.
+   *
+   * @throws {InvalidCARError} for a block in neither (gone from the main store since the check)
+   */
+  reader: BlockGetter
+  /**
    * Copy the blocks into the main store and commit (once). The blocks of the
    * main store the DAG relied on are checked to be there still (a garbage
    * collection may have run since the check) and reported to its watches.
@@ -345,17 +372,12 @@ export async function stageCar (components: ImportCarComponents, source: AsyncIt
     const staged = await stage(source, staging, limits)
     const unixfs = new UnixFSCheck()
     const fromMain = await checkComplete(staged.roots, staging, components.blockstore, unixfs, signal)
-    if (options.checkNames === true) {
-      const read = async (cid: CID): Promise<Uint8Array> => {
-        const bytes = await readNode(cid, staging, components.blockstore, signal, [])
-        if (bytes === undefined) throw new InvalidCARError(`incomplete DAG: block ${cid.toString()} is gone from the store (collected meanwhile): nothing was imported`)
-        return bytes
-      }
-      await unixfs.checkNames(staged.roots, read, signal)
-    }
+    const reader = stagedReader(staging, components.blockstore, signal)
+    if (options.checkNames === true) await unixfs.checkNames(staged.roots, async cid => await reader.getBytes(cid), signal)
     let published: Promise<ImportCarResult> | undefined
     return {
       ...staged,
+      reader,
       discard,
       publish: async () => {
         published ??= (async () => {

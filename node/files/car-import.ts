@@ -3,8 +3,12 @@
  * published all or nothing (node/car/import.ts); then each root is bound into
  * the namespace — a UnixFS file as a file, a UnixFS directory as a directory
  * tree — so that garbage collection keeps it, as Kubo's `dag import` pins its
- * roots. The whole import holds the GC lock shared: a `gc` running meanwhile
- * waits, and never sees the blocks before their namespace entries exist.
+ * roots. What binding writes is planned while the CAR is still staged (its
+ * trees read from the staged CAR and the main store, each block once), so a
+ * tree binding refuses (more than {@link MAX_BOUND_ENTRIES} entries, a path
+ * that is not valid) refuses the import with nothing published. Publishing
+ * and binding hold the GC lock shared: a `gc` running meanwhile waits, and
+ * never sees the blocks before their namespace entries exist.
  *
  * Where roots go: `to` for a CAR with one root; `<to>/<root cid>` for each
  * root of a CAR with several; `to` defaults to `/imported`, one root then
@@ -43,8 +47,9 @@ export interface CarImportComponents {
 
 /**
  * Where an import stands once the upload is in: staged and checked whole
- * (its blocks and bytes), published into the main store (the blocks new
- * here), then one event per root, bound into the namespace or left unbound.
+ * (its blocks and bytes; with the roots bound, their trees planned too),
+ * published into the main store (the blocks new here), then one event per
+ * root, bound into the namespace or left unbound.
  */
 export type CarImportProgress =
   | { step: 'checked', blocks: number, bytes: number }
@@ -84,14 +89,20 @@ interface Plan {
   files: Array<{ path: string, record: Omit<FileRecord, 'type'> }>
 }
 
+/** Every root planned: in root order, its plan or (not UnixFS) none, and what binding leaves out, each with why. */
+interface Planned {
+  plans: Array<Plan | undefined>
+  unbound: CarImportResult['unbound']
+}
+
 /**
  * Import the CAR from `source`, then bind its roots (see the module). Every
- * root's tree is planned and checked before the namespace is written; each
- * root is then bound in one batch.
+ * root's tree is planned and checked while the CAR is staged, before any
+ * block is published; each root is then bound in one batch.
  *
  * @throws {AlreadyExistsError} when a root's path holds something else (checked before the import, and again before binding)
- * @throws {InvalidCARError} for a directory entry whose name is not a file name, or named twice: nothing is bound
- * @throws {TooLargeError} for trees of more than {@link MAX_BOUND_ENTRIES} entries: nothing is bound
+ * @throws {InvalidCARError} for a directory entry whose name is not a file name, or named twice, or a path that is not valid: nothing is imported
+ * @throws {TooLargeError} for trees of more than {@link MAX_BOUND_ENTRIES} entries: nothing is imported
  */
 export async function importAndBind (c: CarImportComponents, source: AsyncIterable<Uint8Array>, options: CarImportOptions): Promise<CarImportResult> {
   const { signal } = options
@@ -103,36 +114,53 @@ export async function importAndBind (c: CarImportComponents, source: AsyncIterab
   // names are checked before anything is published only when the roots are bound (an unbound DAG may hold any names)
   const staged = await stageCar({ blockstore: c.blockstore, tmpDir: options.tmpDir }, source, { signal, checkNames: bind })
   const report = (p: CarImportProgress): void => { options.onProgress?.(new CustomProgressEvent('shoal:car:import', p)) }
-  report({ step: 'checked', blocks: staged.blocks, bytes: staged.bytes })
   try {
-    return await c.writing(async () => await publishAndBind(c, staged, { bind, to, signal, report }))
+    // planned while staged, outside the GC lock as the checks are: the main-store blocks it reads are the
+    // ones the completeness check read, which `publish` checks again under the lock
+    const planned = bind ? await planRoots(staged, { to, signal }) : undefined
+    report({ step: 'checked', blocks: staged.blocks, bytes: staged.bytes })
+    return await c.writing(async () => await publishAndBind(c, staged, { planned, report }))
   } finally {
     await staged.discard()
   }
 }
 
-/** Publish a staged CAR and bind its roots; the caller holds the GC lock. */
-async function publishAndBind (c: CarImportComponents, staged: StagedCar, options: { bind: boolean, to: string | undefined, signal?: AbortSignal, report: (p: CarImportProgress) => void }): Promise<CarImportResult> {
-  const { bind, to, signal, report } = options
-  const imported = await staged.publish()
-  report({ step: 'published', newBlocks: imported.newBlocks, newBytes: imported.newBytes })
-  const result: CarImportResult = { ...imported, paths: [], unbound: [] }
-  if (!bind) return result
-  const one = imported.roots.length === 1
-  const plans: Array<Plan | undefined> = []
-  // every distinct block read once, and the trees' sizes known, before any path is walked
-  const shapes = new TreeShapes(c.blockstore, { maxEntries: MAX_BOUND_ENTRIES, signal })
-  for (const root of imported.roots) {
+/**
+ * Plan binding every root of a staged CAR, its trees read from the CAR and
+ * the main store ({@link StagedCar.reader}), each distinct block once, and
+ * their sizes known before any path is walked. A root or an entry that is
+ * not a UnixFS file or directory is left out and reported, not refused.
+ *
+ * @throws {TooLargeError} for trees of more than {@link MAX_BOUND_ENTRIES} entries
+ * @throws {InvalidCARError} for a path that is not valid, or a name {@link TreeShapes} refuses
+ */
+async function planRoots (staged: StagedCar, options: { to: string | undefined, signal?: AbortSignal }): Promise<Planned> {
+  const { to, signal } = options
+  const one = staged.roots.length === 1
+  const planned: Planned = { plans: [], unbound: [] }
+  const shapes = new TreeShapes(staged.reader, { maxEntries: MAX_BOUND_ENTRIES, signal })
+  for (const root of staged.roots) {
     const shape = await shapes.root(root)
     if (shape.kind === 'unbound') {
-      result.unbound.push({ root: root.toString(), why: shape.why })
-      plans.push(undefined)
+      planned.unbound.push({ root: root.toString(), why: shape.why })
+      planned.plans.push(undefined)
       continue
     }
     const plan: Plan = { path: one && to !== undefined ? to : `${to ?? IMPORTED_DIR}/${root.toString()}`, root, dirs: [], files: [] }
-    planEntry(shape, plan.path, plan, result)
-    plans.push(plan)
+    planEntry(shape, plan.path, plan, planned.unbound)
+    planned.plans.push(plan)
   }
+  return planned
+}
+
+/** Publish a staged CAR and bind its roots as `planned` (none: an unbound import); the caller holds the GC lock. */
+async function publishAndBind (c: CarImportComponents, staged: StagedCar, options: { planned: Planned | undefined, report: (p: CarImportProgress) => void }): Promise<CarImportResult> {
+  const { planned, report } = options
+  const imported = await staged.publish()
+  report({ step: 'published', newBlocks: imported.newBlocks, newBytes: imported.newBytes })
+  const result: CarImportResult = { ...imported, paths: [], unbound: planned?.unbound ?? [] }
+  if (planned === undefined) return result
+  const plans = planned.plans
   for (const plan of plans) {
     if (plan === undefined) {
       result.paths.push(null)
@@ -152,18 +180,18 @@ async function publishAndBind (c: CarImportComponents, staged: StagedCar, option
 /**
  * Plan `shape` at `path`: every path valid (the names were checked when the
  * shapes were read). What is not a UnixFS file or directory is left out and
- * reported in `result.unbound`.
+ * reported in `unbound`.
  */
-function planEntry (shape: FileShape | DirShape, path: string, plan: Plan, result: CarImportResult): void {
-  try { normalizePath(path) } catch (err: any) { throw new InvalidCARError(`${path}: ${String(err.message)}: nothing was bound`) }
+function planEntry (shape: FileShape | DirShape, path: string, plan: Plan, unbound: Planned['unbound']): void {
+  try { normalizePath(path) } catch (err: any) { throw new InvalidCARError(`${path}: ${String(err.message)}: nothing was imported`) }
   if (shape.kind === 'file') {
     plan.files.push({ path, record: shape.record })
     return
   }
   plan.dirs.push(path)
   for (const link of shape.links) {
-    if (link.shape.kind === 'unbound') { result.unbound.push({ root: link.cid.toString(), why: `${path}/${link.name}: ${link.shape.why}` }); continue }
-    planEntry(link.shape, `${path}/${link.name}`, plan, result)
+    if (link.shape.kind === 'unbound') { unbound.push({ root: link.cid.toString(), why: `${path}/${link.name}: ${link.shape.why}` }); continue }
+    planEntry(link.shape, `${path}/${link.name}`, plan, unbound)
   }
 }
 

@@ -14,6 +14,10 @@
  * known, after reading only its distinct blocks; names are checked once per
  * directory block. Binding then walks the shapes, not the store.
  *
+ * When: `car import` reads the shapes while the CAR is still staged
+ * (node/files/car-import.ts, through `StagedCar.reader`), before any block
+ * is published, so its refusals say that nothing was imported.
+ *
  * @module
  */
 import { entrySize, resolveEntry, type BlockGetter } from '../content/index.js'
@@ -96,9 +100,9 @@ export class TreeShapes {
     for await (const link of entry.entries({ signal })) {
       const name = link.name
       if (fileNameProblem(name) !== undefined) {
-        throw new InvalidCARError(`directory ${cid.toString()} has an entry named ${JSON.stringify(name)}, which is not a file name: nothing was bound (the blocks were imported; gc drops them)`)
+        throw new InvalidCARError(`directory ${cid.toString()} has an entry named ${JSON.stringify(name)}, which is not a file name: nothing was imported`)
       }
-      if (names.has(name)) throw new InvalidCARError(`directory ${cid.toString()} names ${JSON.stringify(name)} twice: nothing was bound (the blocks were imported; gc drops them)`)
+      if (names.has(name)) throw new InvalidCARError(`directory ${cid.toString()} names ${JSON.stringify(name)} twice: nothing was imported`)
       names.add(name)
       const shape = await this.shape(link.cid)
       links.push({ name, cid: link.cid, shape })
@@ -109,7 +113,7 @@ export class TreeShapes {
   }
 
   private tooLarge (): TooLargeError {
-    return new TooLargeError(`the CAR's trees hold more than ${this.options.maxEntries} entries (a directory repeated under itself?): nothing was bound (the blocks were imported; gc drops them)`)
+    return new TooLargeError(`the CAR's trees hold more than ${this.options.maxEntries} entries (a directory repeated under itself?): nothing was imported`)
   }
 }
 

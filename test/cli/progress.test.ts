@@ -10,7 +10,7 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ApiError, BrokenStreamError, readProgressStream } from '../../cli/client.js'
 import { fileBody } from '../../cli/local-file.js'
@@ -261,8 +261,8 @@ describe('progress streams of a real node', () => {
   })
 
   it('an error after the progress began is the last line, and the CLI\'s usual one-line error', TEST, async () => {
-    // binding counts the entries once the CAR was checked and published (after the head went out), and
-    // refuses 2^20 paths from 22 blocks (a bad name, by contrast, is refused before anything is published)
+    // a CAR its checks refuse is refused before any progress, so it keeps its status: 2^20 paths from 22 blocks are
+    // counted while the CAR is still staged (as a bad name is checked), and nothing is published
     const leaf = await rawBlock('x')
     let level = await directory([{ name: 'leaf.txt', block: leaf }])
     const blocks = [leaf, level]
@@ -272,33 +272,50 @@ describe('progress streams of a real node', () => {
     }
     const car = join(dir, 'evil.car')
     await writeCarFile(car, level, blocks.reverse())
-    const bytes = new Uint8Array(await (await import('node:fs/promises')).readFile(car))
-
-    const parsed = ndjson(await post('/api/v0/car/import?to=/evil&progress=true', bytes))
-    assert.deepEqual(updates(parsed, 'car').map((u: any) => u.step), ['checked', 'published'])
-    const last = parsed.at(-1) as { error: { name: string, message: string } }
-    assert.equal(last.error.name, 'TooLargeError', JSON.stringify(last))
-    assert.match(last.error.message, /more than \d+ entries/)
-    // without progress: the same refusal as a plain JSON error, as before
-    const plain = await post('/api/v0/car/import?to=/evil', bytes)
-    assert.equal(plain.status, 413)
-    assert.equal(JSON.parse(plain.text).error.name, 'TooLargeError')
+    const bytes = new Uint8Array(await readFile(car))
+    for (const query of ['to=/evil&progress=true', 'to=/evil']) {
+      const refused = await post(`/api/v0/car/import?${query}`, bytes)
+      assert.equal(refused.status, 413, refused.text)
+      assert.match(refused.type, /^application\/json/)
+      const error = JSON.parse(refused.text).error as { name: string, message: string }
+      assert.equal(error.name, 'TooLargeError')
+      assert.match(error.message, /more than \d+ entries .*nothing was imported$/)
+    }
     // an error before any progress (a CAR that is not one) keeps its status with progress too
     const garbage = await post('/api/v0/car/import?progress=true', new TextEncoder().encode('not a car'))
     assert.equal(garbage.status, 422)
     assert.match(garbage.type, /^application\/json/)
+    const refused = await runShoal(['--repo', a.repo, '--progress', 'car', 'import', car, '--to', '/evil'])
+    assert.equal(refused.code, 1, refused.stderr)
+    const refusedLines = lines(refused.stderr).filter(l => l.startsWith('shoal:'))
+    assert.deepEqual(refusedLines, [lines(refused.stderr).at(-1)], 'one error line, the last thing said')
+    assert.match(refusedLines[0], /^shoal: the CAR's trees hold more than \d+ entries .*\(TooLargeError\)$/)
+    assert.equal((await runShoal(['--repo', a.repo, 'stat', '/evil'])).code, 1, 'nothing was bound')
 
-    const r = await runShoal(['--repo', a.repo, '--progress', 'car', 'import', car, '--to', '/evil'])
+    // binding fails after the CAR was checked and published: the root's default path holds a folder
+    // (without --to there is no path to check before the import)
+    const file = await rawBlock('taken')
+    const top = await directory([{ name: 't.txt', block: file }])
+    await shoalOk(a.repo, ['mkdir', '/imported'])
+    await shoalOk(a.repo, ['mkdir', `/imported/${top.cid.toString()}`])
+    const takenCar = join(dir, 'taken.car')
+    await writeCarFile(takenCar, top, [top, file])
+    const parsed = ndjson(await post('/api/v0/car/import?progress=true', new Uint8Array(await readFile(takenCar))))
+    assert.deepEqual(updates(parsed, 'car').map((u: any) => u.step), ['checked', 'published'])
+    const last = parsed.at(-1) as { error: { name: string, message: string } }
+    assert.equal(last.error.name, 'AlreadyExistsError', JSON.stringify(last))
+    assert.match(last.error.message, /exists/)
+
+    const r = await runShoal(['--repo', a.repo, '--progress', 'car', 'import', takenCar])
     assert.equal(r.code, 1, r.stderr)
     const errLines = lines(r.stderr).filter(l => l.startsWith('shoal:'))
     assert.equal(errLines.length, 1, r.stderr)
-    assert.match(errLines[0], /^shoal: the CAR's trees hold more than \d+ entries .*\(TooLargeError\)$/)
+    assert.match(errLines[0], /^shoal: \/imported\/\S+ exists: .*\(AlreadyExistsError\)$/)
     assert.equal(lines(r.stderr).at(-1), errLines[0], 'the error is the last thing said')
     assert.equal(r.stdout.length, 0)
-    const json = await runShoal(['--repo', a.repo, '--json', 'car', 'import', car, '--to', '/evil'])
+    const json = await runShoal(['--repo', a.repo, '--json', 'car', 'import', takenCar])
     assert.equal(json.code, 1)
-    assert.equal(JSON.parse(json.stderr).error.name, 'TooLargeError')
-    assert.equal((await runShoal(['--repo', a.repo, 'stat', '/evil'])).code, 1, 'nothing was bound')
+    assert.equal(JSON.parse(json.stderr).error.name, 'AlreadyExistsError')
     // what the bars said before the error: the whole upload, then the daemon's steps up to binding
     assert.match(r.stderr, /^car import: upload \[=+\] 100% \| \S+ \S*B \/ \S+ \S*B \| .* \| ETA 0:00$/m, r.stderr)
     assert.match(r.stderr, /^car import: binding roots 0 roots \| .* \| \d+ new blocks$/m, r.stderr)

@@ -2,8 +2,9 @@
  * `Files.importCar` on a real block store and namespace: a directory CAR is
  * bound as a tree, a collection waiting on the import keeps every block, a
  * CAR whose directory names an entry `..` or `a/b` (made by hand: no
- * honest tool writes one) binds nothing, and one whose UnixFS file sizes lie
- * is refused before any of its blocks is written.
+ * honest tool writes one) binds nothing, and one whose UnixFS file sizes lie,
+ * or whose trees hold more entries than binding takes, is refused before any
+ * of its blocks is written.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -93,6 +94,34 @@ describe('Files.importCar', () => {
     const twice = await directory([{ name: 'same.txt', block: x }, { name: 'same.txt', block: y }])
     await assert.rejects(files.importCar(carOf(twice, [twice, x, y]), { tmpDir, to: '/twice' }), (err: any) => err.name === 'InvalidCARError' && /twice/.test(err.message))
     assert.equal(await namespace.lookup('/twice'), undefined)
+  })
+
+  it('a tree of more than MAX_BOUND_ENTRIES entries is refused (TooLargeError) before any block is written, its blocks read from the CAR or the store', { timeout: 60_000 }, async t => {
+    const { files, blockstore, namespace, tmpDir } = await withAFile(t)
+    // 20 levels, each linking the next twice: millions of entries from 22 blocks; the leaf is the one the store holds
+    const kept = await rawBlock('kept')
+    let level = await directory([{ name: 'leaf.txt', block: kept }])
+    const blocks: Block[] = [level]
+    for (let i = 0; i < 20; i++) {
+      level = await directory([{ name: 'a', block: level }, { name: 'b', block: level }])
+      blocks.push(level)
+    }
+    const before = await snapshot(blockstore, namespace)
+    // the whole DAG in the CAR, then without the leaf (the planning reads it from the store)
+    for (const [i, car] of [[...blocks, kept], blocks].entries()) {
+      await assert.rejects(files.importCar(carOf(level, [...car].reverse()), { tmpDir, to: `/bomb${i}` }), (err: any) => {
+        assert.equal(err.name, 'TooLargeError', err.message)
+        assert.match(err.message, /more than 100000 entries.*: nothing was imported$/)
+        return true
+      })
+      assert.deepEqual(await snapshot(blockstore, namespace), before, 'no new block, the namespace unchanged')
+      for (const b of blocks) assert.equal(await blockstore.has(b.cid), false, `${b.cid.toString()} not in the store`)
+    }
+    // a CAR that leaves out a block the store holds is planned and bound as well
+    const top = await directory([{ name: 'leaf.txt', block: kept }])
+    const result = await files.importCar(carOf(top, [top]), { tmpDir, to: '/reuse' })
+    assert.deepEqual(result.paths, ['/reuse'])
+    assert.equal(await text(files, '/reuse/leaf.txt'), 'kept')
   })
 
   it('a root that is not UnixFS is imported but not bound: its path is null, the others are bound', { timeout: 60_000 }, async t => {
