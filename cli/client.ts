@@ -107,6 +107,9 @@ export class ApiClient {
     const body = sent === undefined || 'pipe' in sent ? sent : sent.stream
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` }
     if (sent !== undefined && !('pipe' in sent)) headers['content-length'] = String(sent.length)
+    // a POST without a body says so: never chunked (the daemon refuses a
+    // body, even an empty chunked one, on an endpoint that takes none)
+    if (sent === undefined && method === 'POST') headers['content-length'] = '0'
     // raw bytes, labelled as such (the API refuses bodies of other types)
     if (sent !== undefined) headers['content-type'] = 'application/octet-stream'
     const url = this.url(path, query)

@@ -79,6 +79,17 @@ export class RepoNotFoundError extends ShoalError {
   override readonly status = 500
 }
 
+/**
+ * A folder of the repo (its root, a missing parent of it, or a folder in it)
+ * could not be created: the message names the path and the system's reason
+ * (a parent that is a file, no permission, a read-only disk, a file system
+ * that takes no new folders such as /proc).
+ */
+export class RepoFolderError extends ShoalError {
+  override name = 'RepoFolderError'
+  override readonly status = 500
+}
+
 /** The CLI could not reach a daemon for this repo. */
 export class DaemonNotRunningError extends ShoalError {
   override name = 'DaemonNotRunningError'

@@ -30,6 +30,12 @@ export interface RouteContext {
 export interface Route {
   method: 'GET' | 'POST'
   path: string
+  /**
+   * Set on the endpoints that read a request body (`add`, `car/import`).
+   * The server refuses a body sent to any other, before its handler runs
+   * (413 `TooLargeError`, server.ts): it would be dropped unread.
+   */
+  body?: true
   handle: (ctx: RouteContext) => Promise<void>
 }
 
@@ -259,6 +265,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/v0/add',
+    body: true,
     async handle ({ req, res, query, signal, components }) {
       const q = parseQuery(schemas.add, query)
       requireBodyType(req, ['application/octet-stream'])
@@ -339,6 +346,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/v0/car/import',
+    body: true,
     async handle ({ req, res, query, signal, components }) {
       const q = parseQuery(schemas.carImport, query)
       requireBodyType(req, ['application/vnd.ipld.car', 'application/octet-stream'])

@@ -4,6 +4,7 @@ import { describeError } from './describe-error.js'
 import { routes, type Route } from './routes.js'
 import { isPageAsset, sendPageAsset } from './ui/assets.js'
 import { StreamErrors } from './stream-errors.js'
+import { TooLargeError } from '../errors.js'
 import type { ShoalComponents } from '../node.js'
 import type { AddressInfo, Socket } from 'node:net'
 
@@ -67,6 +68,7 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
         sendError(res, status, status === 405 ? 'MethodNotAllowedError' : 'NotFoundError', `${req.method ?? ''} ${url.pathname}: ${status === 405 ? 'method not allowed' : 'no such endpoint'}`)
         return
       }
+      refuseUnwantedBody(req, route)
       await route.handle({ req, res, query: url.searchParams, signal: abort.signal, components, streams })
     } catch (err: any) {
       const { status, name, message } = describeError(err)
@@ -132,6 +134,32 @@ function requestUrl (req: IncomingMessage): URL | undefined {
   } catch {
     return undefined
   }
+}
+
+/**
+ * Refuse a request that carries a body to an endpoint that takes none
+ * (every route without `body`): a `Content-Length` above 0, or any
+ * `Transfer-Encoding` (a chunked body, even an empty one). Its handler
+ * never runs, so nothing changes; the body is left to
+ * {@link closeAfterAnswer}, as for any refused request. A
+ * `Content-Length: 0` is no body.
+ *
+ * @throws {TooLargeError} 413, naming the endpoint and what was sent
+ */
+function refuseUnwantedBody (req: IncomingMessage, route: Route): void {
+  if (route.body === true) return
+  const sent = announcedBody(req)
+  if (sent === undefined) return
+  throw new TooLargeError(`${route.method} ${route.path} takes no request body (got ${sent})`)
+}
+
+/** The body a request's head announces, in words ("12 bytes", "a chunked body"); undefined for none. */
+function announcedBody (req: IncomingMessage): string | undefined {
+  const encoding = req.headers['transfer-encoding']
+  if (encoding !== undefined) return `a ${encoding} body`
+  // Node's HTTP parser has refused a Content-Length that is not a number
+  const length = Number(req.headers['content-length'] ?? 0)
+  return length > 0 ? `${length} bytes` : undefined
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { generateKeyPair, privateKeyToProtobuf, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -11,6 +11,7 @@ import { parseChunker } from '../content/chunker/index.js'
 import { parseGatewaySetting } from '../gateway/address.js'
 import { DEFAULT_CONFIG, defaultGatewayFor, saveConfig, type RepoConfig } from './config.js'
 import { repoLayout } from './layout.js'
+import { makeFolder } from './make-folder.js'
 import { markNewNamespace } from '../namespace/index.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -41,6 +42,7 @@ export interface InitResult { repo: string, peerId: string, config: RepoConfig }
  *
  * @throws {AlreadyExistsError} when a repo is already there
  * @throws {InvalidArgumentError} for bad options
+ * @throws {RepoFolderError} when the repo folder, a missing parent of it or a folder in it cannot be made
  */
 export async function initRepo (root: string, options: InitOptions = {}): Promise<InitResult> {
   const layout = repoLayout(root)
@@ -74,8 +76,10 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   config.privateSwarm = psk !== undefined
 
   if (await repoExists(root)) throw new AlreadyExistsError(`a Shoal repo already exists at ${root}`)
-  await mkdir(root, { recursive: true, mode: 0o700 })
-  for (const dir of [layout.blocks, layout.namespace, layout.tmp]) await mkdir(dir, { recursive: true })
+  // one level at a time, never Node's recursive mkdir (it loops forever under /proc: make-folder.ts);
+  // the folders inside too, as the root may have been there already (`--repo /proc`)
+  await makeFolder(root, { mode: 0o700 })
+  for (const dir of [layout.blocks, layout.namespace, layout.tmp]) await makeFolder(dir)
   // a new identity's namespace store: its replica writes at once (a store lost later recovers first)
   await markNewNamespace(layout.namespace)
   const key = await generateKeyPair('Ed25519')

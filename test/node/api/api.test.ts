@@ -9,6 +9,7 @@ import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { readFile } from 'node:fs/promises'
 import { routes } from '../../../node/api/routes.js'
+import { ApiClient } from '../../../cli/client.js'
 import { REFUSED_LINGER_MS } from '../../../node/api/server.js'
 import { randomBytes } from '../../helpers/bytes.js'
 import { sleep, startDaemon, suiteContext, type TestDaemon } from '../../helpers/cli.js'
@@ -141,6 +142,67 @@ describe('HTTP API', () => {
     const res = await fetch(new URL('/api/v0/add?to=/raw.txt', d.url), { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/octet-stream' }, body: new TextEncoder().encode('raw'), signal: AbortSignal.timeout(15_000) })
     assert.equal(res.status, 200, await res.text())
     assert.equal((await call('GET', '/api/v0/cat?arg=/raw.txt')).text, 'raw')
+  })
+
+  /** Send a request through node:http: `chunks` are written one by one (chunked unless `headers` give a length), `end` last. */
+  async function rawCall (method: string, path: string, opts: { headers?: Record<string, string>, chunks?: Array<string | Uint8Array>, end?: string } = {}): Promise<Answer> {
+    return await new Promise((resolve, reject) => {
+      const req = request(new URL(path, d.url), { method, headers: { authorization: `Bearer ${d.token}`, ...opts.headers }, timeout: 15_000 }, res => {
+        const parts: Buffer[] = []
+        res.on('data', (b: Buffer) => parts.push(b))
+        res.once('error', reject)
+        res.once('end', () => {
+          const text = Buffer.concat(parts).toString('utf8')
+          resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '', text, json: () => JSON.parse(text) })
+        })
+      })
+      req.once('error', reject)
+      req.once('timeout', () => { req.destroy(new Error(`${method} ${path} timed out`)) })
+      for (const chunk of opts.chunks ?? []) req.write(chunk)
+      req.end(opts.end)
+    })
+  }
+
+  it('only add and car/import take a request body', TEST, () => {
+    assert.deepEqual(routes.filter(r => r.body === true).map(r => `${r.method} ${r.path}`), ['POST /api/v0/add', 'POST /api/v0/car/import'])
+  })
+
+  it('a body sent to an endpoint that takes none → 413 TooLargeError before it runs; Content-Length: 0 is no body', TEST, async () => {
+    // a body with a length: refused, the directory is not made
+    const sized = await call('POST', '/api/v0/mkdir?arg=/bodied', { body: 'x'.repeat(1000) })
+    assertError(sized, 413, 'TooLargeError')
+    assert.equal(sized.json().error.message, 'POST /api/v0/mkdir takes no request body (got 1000 bytes)')
+    assertError(await call('GET', '/api/v0/stat?arg=/bodied'), 404, 'NotFoundError')
+    // a chunked body (no length), and an empty chunked one: refused alike
+    const chunked = await rawCall('POST', '/api/v0/mkdir?arg=/chunked', { chunks: ['abc', 'def'] })
+    assertError(chunked, 413, 'TooLargeError')
+    assert.match(chunked.json().error.message, /^POST \/api\/v0\/mkdir takes no request body \(got a chunked body\)$/)
+    assertError(await rawCall('POST', '/api/v0/mkdir?arg=/chunked', { headers: { 'transfer-encoding': 'chunked' } }), 413, 'TooLargeError')
+    assertError(await call('GET', '/api/v0/stat?arg=/chunked'), 404, 'NotFoundError')
+    // a larger body to rm, and a GET with a body: the same, and the file is kept
+    assert.equal((await call('POST', '/api/v0/add?to=/keep.txt', { body: new TextEncoder().encode('kept') })).status, 200)
+    assertError(await call('POST', '/api/v0/rm?arg=/keep.txt', { body: randomBytes(4 * 1024 * 1024, 43) }), 413, 'TooLargeError')
+    assert.equal((await call('GET', '/api/v0/cat?arg=/keep.txt')).text, 'kept')
+    const get = await rawCall('GET', '/api/v0/ls?arg=/', { headers: { 'content-length': '3' }, end: 'abc' })
+    assertError(get, 413, 'TooLargeError')
+    assert.match(get.json().error.message, /^GET \/api\/v0\/ls takes no request body \(got 3 bytes\)$/)
+    // `Content-Length: 0` is no body; nor is a POST that sends none (what the CLI's client sends)
+    const empty = await rawCall('POST', '/api/v0/mkdir?arg=/empty-body', { headers: { 'content-length': '0' } })
+    assert.equal(empty.status, 200, empty.text)
+    assert.equal((await call('GET', '/api/v0/stat?arg=/empty-body')).json().type, 'dir')
+    const client = await ApiClient.connect(d.repo)
+    assert.equal((await client.json('POST', '/api/v0/mkdir', { arg: '/client-dir' })).type, 'dir')
+    // the endpoints that take a body still do
+    const added = await call('POST', '/api/v0/add?to=/bodied.txt', { body: new TextEncoder().encode('a body is taken here') })
+    assert.equal(added.status, 200, added.text)
+    assert.equal((await call('GET', '/api/v0/cat?arg=/bodied.txt')).text, 'a body is taken here')
+    const chunkedAdd = await rawCall('POST', '/api/v0/add?to=/chunked.txt', { chunks: ['chunked ', 'add'] })
+    assert.equal(chunkedAdd.status, 200, chunkedAdd.text)
+    assert.equal((await call('GET', '/api/v0/cat?arg=/chunked.txt')).text, 'chunked add')
+    assertError(await call('POST', '/api/v0/car/import', { body: new TextEncoder().encode('not a car') }), 422, 'InvalidCARError')
+    // and nothing the refused requests named was touched
+    const root = (await call('GET', '/api/v0/ls?arg=/')).json().map((e: { name: string }) => e.name)
+    assert.ok(!root.includes('bodied') && !root.includes('chunked'), JSON.stringify(root))
   })
 
   it('/health and /metrics work with the token', TEST, async () => {
