@@ -149,7 +149,7 @@ describe('bad local input through the CLI', () => {
       /^shoal: a path or argument is too long: .* \(TooLargeError\)$/)
     assert.equal(failedWith(await runShoal(['--repo', '', 'id']), 'empty --repo'), 'shoal: --repo is empty: give the repo folder (InvalidArgumentError)')
     assert.equal(failedWith(await runShoal(['--repo', join(file, 'repo'), 'init']), 'repo under a file'),
-      `shoal: cannot mkdir ${join(file, 'repo')}: not a directory (ENOTDIR) (LocalFileError)`)
+      `shoal: cannot create folder ${join(file, 'repo')}: ${file} is not a folder (ENOTDIR) (RepoFolderError)`)
     assert.deepEqual(await names('/'), ['small.txt', 'tree'])
   })
 
