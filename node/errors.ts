@@ -10,7 +10,7 @@
 import { ShoalError } from '../protocol/errors.js'
 
 export {
-  ShoalError, InvalidMessageError, InvalidCIDError, InvalidPathError, InvalidArgumentError, InvalidPolicyError, InvalidManifestError
+  ShoalError, InvalidMessageError, InvalidCIDError, InvalidPathError, NameTooLongError, InvalidArgumentError, InvalidPolicyError, InvalidManifestError
 } from '../protocol/errors.js'
 
 /** A path, CID or block that does not exist. */

@@ -38,6 +38,11 @@ export class InvalidPathError extends ShoalError {
   override readonly status = 400
 }
 
+/** A namespace path longer than PATH_MAX, or holding a name longer than NAME_MAX (the mount answers ENAMETOOLONG). */
+export class NameTooLongError extends InvalidPathError {
+  override name = 'NameTooLongError'
+}
+
 /** Arguments or request fields that fail validation. */
 export class InvalidArgumentError extends ShoalError {
   override name = 'InvalidArgumentError'

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { InvalidPathError } from './errors.js'
+import { InvalidPathError, NameTooLongError } from './errors.js'
 
 /** Longest path accepted, in UTF-8 bytes (Linux PATH_MAX). */
 export const MAX_PATH_BYTES = 4096
@@ -16,6 +16,7 @@ export const MAX_NAME_BYTES = 255
  * Normalise a namespace path: absolute, `/`-separated, no empty, `.` or `..`
  * segments, no NUL, no trailing slash (except the root `/`).
  *
+ * @throws {NameTooLongError} for a path or a name too long
  * @throws {InvalidPathError} for anything else
  */
 export function normalizePath (input: string): string {
@@ -23,12 +24,12 @@ export function normalizePath (input: string): string {
   if (typeof input !== 'string' || input.length === 0) throw new InvalidPathError('path is empty')
   if (!input.startsWith('/')) throw new InvalidPathError(`path must be absolute (start with /): ${JSON.stringify(input)}`)
   if (input.includes('\0')) throw new InvalidPathError('path contains a NUL byte')
-  if (Buffer.byteLength(input) > MAX_PATH_BYTES) throw new InvalidPathError(`path longer than ${MAX_PATH_BYTES} bytes`)
+  if (Buffer.byteLength(input) > MAX_PATH_BYTES) throw new NameTooLongError(`path longer than ${MAX_PATH_BYTES} bytes`)
   const segments = input.split('/').filter((s, i, all) => !(s === '' && (i === 0 || i === all.length - 1)))
   for (const s of segments) {
     if (s === '') throw new InvalidPathError(`path has an empty segment: ${JSON.stringify(input)}`)
     if (s === '.' || s === '..') throw new InvalidPathError(`path may not contain . or .. segments: ${JSON.stringify(input)}`)
-    if (Buffer.byteLength(s) > MAX_NAME_BYTES) throw new InvalidPathError(`name longer than ${MAX_NAME_BYTES} bytes in ${JSON.stringify(input)}`)
+    if (Buffer.byteLength(s) > MAX_NAME_BYTES) throw new NameTooLongError(`name longer than ${MAX_NAME_BYTES} bytes in ${JSON.stringify(input)}`)
   }
   return '/' + segments.join('/')
 }

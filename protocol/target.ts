@@ -1,4 +1,6 @@
 import { CID } from 'multiformats/cid'
+import { bases } from 'multiformats/basics'
+import type { MultibaseDecoder } from 'multiformats/bases/interface'
 import { InvalidCIDError } from './errors.js'
 import { namesDirectory, normalizePath } from './paths.js'
 
@@ -14,14 +16,30 @@ export interface PathTarget {
   directory: boolean
 }
 
+/** Every multibase multiformats knows, by its prefix. */
+const BASES = new Map<string, { decode: (text: string) => Uint8Array<ArrayBuffer> }>(Object.values(bases).map(b => [b.prefix, b]))
 /**
- * Parse a CID string (any multibase CIDv0/CIDv1).
+ * A decoder of every multibase in {@link BASES} (base32upper `B…`, base16
+ * `f…`, base64url `u…`…): `CID.parse` alone takes only base58btc, base32
+ * and base36.
+ */
+const ANY_BASE: MultibaseDecoder<string> = {
+  decode (text: string): Uint8Array<ArrayBuffer> {
+    const prefix = String.fromCodePoint(text.codePointAt(0) ?? 0)
+    const base = BASES.get(prefix)
+    if (base === undefined) throw new Error(`unknown multibase prefix ${JSON.stringify(prefix)}`)
+    return base.decode(text)
+  }
+}
+
+/**
+ * Parse a CID string (CIDv0, or CIDv1 in any multibase).
  *
  * @throws {InvalidCIDError} with the offending text
  */
 export function parseCID (text: string): CID {
   try {
-    return CID.parse(text)
+    return CID.parse(text, ANY_BASE)
   } catch (err: any) {
     throw new InvalidCIDError(`invalid CID ${JSON.stringify(text.length > 100 ? text.slice(0, 100) + '…' : text)}: ${String(err?.message ?? err)}`)
   }

@@ -52,11 +52,44 @@
   blk\
   napi_close_handle_scope(env, scope);
 
+/*
+ * True when `s` is valid UTF-8 (no overlong forms, no surrogates, nothing
+ * past U+10FFFF). Names reach JavaScript as strings: a name that is not
+ * UTF-8 would be decoded with U+FFFD for its bad bytes, so `u\xff` and
+ * `u\xfe` would both be the file `u\uFFFD` and a write to one would replace
+ * the other. Such a name is refused with EILSEQ instead, before JavaScript
+ * sees it.
+ */
+static int utf8_valid (const char *text) {
+  const unsigned char *s = (const unsigned char *) text;
+  while (*s != 0) {
+    unsigned char c = *s;
+    if (c < 0x80) { s++; continue; }
+    int n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c == 0xe0) { n = 2; lo = 0xa0; }
+    else if (c >= 0xe1 && c <= 0xec) n = 2;
+    else if (c == 0xed) { n = 2; hi = 0x9f; }
+    else if (c >= 0xee && c <= 0xef) n = 2;
+    else if (c == 0xf0) { n = 3; lo = 0x90; }
+    else if (c >= 0xf1 && c <= 0xf3) n = 3;
+    else if (c == 0xf4) { n = 3; hi = 0x8f; }
+    else return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (int i = 2; i <= n; i++) if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    s += n + 1;
+  }
+  return 1;
+}
+
 #define FUSE3_HANDLER(name, blk)\
   fuse3_locals_t *l = get_thread_locals();\
   l->op = op_##name;\
   l->op_fn = fuse3_dispatch_##name;\
+  l->dest = NULL;\
   blk\
+  if (!names_valid(l)) return -EILSEQ;\
   uv_async_send(&(l->async));\
   uv_sem_wait(&(l->sem));\
   return l->res;
@@ -190,6 +223,11 @@ typedef struct {
   char *record;
   size_t record_cap;
 } fuse3_locals_t;
+
+/* True when the request's names are valid UTF-8 (utf8_valid): its path, and its second path (rename, link). */
+static int names_valid (const fuse3_locals_t *l) {
+  return (l->path == NULL || utf8_valid(l->path)) && (l->dest == NULL || utf8_valid(l->dest));
+}
 
 static pthread_key_t thread_locals_key;
 static fuse3_locals_t* get_thread_locals ();

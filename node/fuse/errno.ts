@@ -40,6 +40,7 @@ const BY_NAME: Record<string, number> = {
   IsADirectoryError: ERRNO.EISDIR,
   InvalidArgumentError: ERRNO.EINVAL,
   InvalidPathError: ERRNO.EINVAL,
+  NameTooLongError: ERRNO.ENAMETOOLONG,
   InvalidPolicyError: ERRNO.EINVAL,
   UnauthorizedError: ERRNO.EACCES,
   TooLargeError: ERRNO.EFBIG,

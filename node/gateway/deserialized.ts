@@ -38,7 +38,11 @@ const INDEX_HTML = 'index.html'
 export async function serveContent (ctx: GatewayContext): Promise<void> {
   const { request, blocks, signal } = ctx
   const resolved = await resolvePath(blocks, request.path, signal)
-  const entry = await resolveEntry(blocks, resolved.terminal, signal)
+  const entry = await resolveEntry(blocks, resolved.terminal, signal).catch((err: any) => {
+    // a codec the exporter has no decoder for (libp2p-key, dag-jose…): data, not UnixFS
+    if (err?.name === 'NoResolverError') throw new NotAcceptableError(`${request.path.text} is data of codec 0x${resolved.terminal.code.toString(16)}, not a UnixFS file or directory: ask for it with ?format=raw`, { cause: err })
+    throw err
+  })
   if (entry.type === 'directory') {
     await serveDirectory(ctx, resolved, entry)
     return

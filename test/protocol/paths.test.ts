@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { MAX_NAME_BYTES, MAX_PATH_BYTES, normalizePath } from '../../protocol/paths.js'
+import { InvalidPathError } from '../../protocol/errors.js'
 
 /** The full check, as normalizePath made it before its fast path: the reference. */
 function reference (input: string): string {
@@ -21,7 +22,7 @@ function reference (input: string): string {
 
 /** What normalizePath answers: the path, or the name of its error. */
 function answer (f: (input: string) => string, input: string): string {
-  try { return `ok ${f(input)}` } catch (err: any) { return `refused ${err.name === 'InvalidPathError' || err.message === 'InvalidPathError' ? 'InvalidPathError' : String(err)}` }
+  try { return `ok ${f(input)}` } catch (err: any) { return `refused ${err instanceof InvalidPathError || err.message === 'InvalidPathError' ? 'InvalidPathError' : String(err)}` }
 }
 
 /** A small deterministic generator (xorshift32). */

@@ -14,6 +14,18 @@ import { eventually, mountTestNode, python, q, sh, shOk } from './helpers.js'
 
 const TEST = { timeout: 60_000 }
 
+/** The start of a Python script run in `dir`: `code(fn)` is 'ok', or the errno name `fn` raised. */
+function errnoPrelude (dir: string): string {
+  return `import errno, json, os
+os.chdir(${JSON.stringify(dir)})
+def code(fn):
+    try:
+        fn()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode[e.errno]`
+}
+
 /** Bytes of a namespace file, through the content layer (not through the mount). */
 async function namespaceBytes (m: { files: { cat: (p: string) => AsyncIterable<Uint8Array> } }, path: string): Promise<Buffer> {
   const chunks: Uint8Array[] = []
@@ -57,14 +69,7 @@ describe('a FUSE mount of the namespace', () => {
     const m = await mountTestNode(t)
     await shOk(`cd ${q(m.dir)} && mkdir d && mkdir full && echo x > full/f && echo y > file`)
     const r = await python(`
-import errno, json, os
-os.chdir(${JSON.stringify(m.dir)})
-def code(fn):
-    try:
-        fn()
-        return 'ok'
-    except OSError as e:
-        return errno.errorcode[e.errno]
+${errnoPrelude(m.dir)}
 def write_new(p):
     with open(p, 'x') as f: f.write('z')
 print(json.dumps({
@@ -120,6 +125,51 @@ print(json.dumps({
       'chown to another user': 'EPERM',
       'chown unchanged': 'ok'
     })
+  })
+
+  it('refuses a name longer than 255 bytes with ENAMETOOLONG, and (libfuse3) a name that is not UTF-8 with EILSEQ, so two such names never become one file', TEST, async t => {
+    const m = await mountTestNode(t)
+    const r = await python(`
+${errnoPrelude(m.dir)}
+def write(p, data):
+    with open(p, 'wb') as f: f.write(data)
+os.mkdir('d')
+print(json.dumps({
+  'create 256 bytes': code(lambda: write('b' * 256, b'x')),
+  'mkdir 256 bytes': code(lambda: os.mkdir('b' * 256)),
+  'create 256 bytes of UTF-8': code(lambda: write('\\u00e9' * 128, b'x')),
+  'rename to 256 bytes': code(lambda: os.rename('d', 'b' * 256)),
+  'create 255 bytes': code(lambda: write('b' * 255, b'x')),
+  'create u\\\\xff': code(lambda: write(b'u\\xff', b'one')),
+  'create u\\\\xfe': code(lambda: write(b'u\\xfe', b'two')),
+  'mkdir \\\\xc0\\\\xaf (overlong /)': code(lambda: os.mkdir(b'\\xc0\\xaf')),
+  'rename to \\\\xed\\\\xa0\\\\x80 (a surrogate)': code(lambda: os.rename('d', b'\\xed\\xa0\\x80')),
+  'create U+FFFD itself': code(lambda: write('\\ufffd', b'ok')),
+  'names': sorted(os.listdir('.')),
+}))
+`)
+    assert.equal(r.code, 0, r.stderr)
+    const got = JSON.parse(r.stdout)
+    const libfuse3 = m.service.mounts()[0].binding === 'libfuse3'
+    const bad = libfuse3 ? 'EILSEQ' : got['create u\\xff']
+    assert.deepEqual(got, {
+      'create 256 bytes': 'ENAMETOOLONG',
+      'mkdir 256 bytes': 'ENAMETOOLONG',
+      'create 256 bytes of UTF-8': 'ENAMETOOLONG',
+      'rename to 256 bytes': 'ENAMETOOLONG',
+      'create 255 bytes': 'ok',
+      'create u\\xff': bad,
+      'create u\\xfe': bad,
+      'mkdir \\xc0\\xaf (overlong /)': bad,
+      'rename to \\xed\\xa0\\x80 (a surrogate)': bad,
+      'create U+FFFD itself': 'ok',
+      names: libfuse3 ? ['b'.repeat(255), 'd', '\ufffd'].sort() : got.names
+    })
+    if (libfuse3) {
+      await eventually(async () => (await m.namespace.lookup('/\ufffd'))?.type === 'file', 10_000, 'the U+FFFD file is committed')
+      assert.deepEqual((await m.namespace.list('/')).map(e => e.name).sort(), ['b'.repeat(255), 'd', '\ufffd'].sort(), 'no other name reached the namespace')
+      assert.equal((await namespaceBytes(m, '/\ufffd')).toString(), 'ok')
+    }
   })
 
   it('writes in place, appends, truncates, replaces by rename; fsync commits before it returns', TEST, async t => {

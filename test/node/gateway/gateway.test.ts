@@ -82,6 +82,10 @@ describe('the gateway of a daemon', () => {
     assert.match(a.headers.get('content-disposition') ?? '', /^attachment; filename="bafy.*\.bin"$/)
     const root = dagPB.decode(a.body)
     assert.equal(root.Links.length, file.byteLength / LEAF, 'the file root itself, not the file')
+    // the same CID in base32upper (as some tools print it): the same block
+    const upper = await call(`${gw}/ipfs/B${fileCid.slice(1).toUpperCase()}?format=raw`)
+    assert.equal(upper.status, 200)
+    assert.deepEqual(upper.body, a.body)
     const probe = await call(`${gw}/ipfs/bafkqaaa?format=raw`)
     assert.equal(probe.status, 200)
     assert.equal(probe.body.byteLength, 0)
@@ -215,6 +219,12 @@ describe('the gateway of a daemon', () => {
 
   it('bad requests get a clear error and change nothing: bad CID, bad or missing path, unknown format, POST, IPNS, unknown CID', TEST, async () => {
     assertError(await call(`${gw}/ipfs/not-a-cid`), 400, 'InvalidCIDError')
+    // a codec that is not UnixFS (a libp2p-key, its identity hash inline): data, not a file; its one block as raw
+    const key = 'k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8'
+    assertError(await call(`${gw}/ipfs/${key}`), 406, 'NotAcceptableError')
+    assert.equal((await call(`${gw}/ipfs/${key}`, { method: 'HEAD' })).status, 406)
+    assert.equal((await call(`${gw}/ipfs/${key}?format=raw`)).status, 200)
+    assertError(await call(`${gw}/ipfs/${key}?format=car`), 422, 'InvalidCARError')
     assertError(await call(`${gw}/ipfs/not-a-cid?format=raw`), 400, 'InvalidCIDError')
     assertError(await call(`${gw}/ipfs/${dirCid}/%zz`), 400, 'InvalidPathError')
     assertError(await call(`${gw}/ipfs/${dirCid}/sub//c.txt`), 400, 'InvalidPathError')
