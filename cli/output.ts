@@ -19,8 +19,6 @@ export function printJson (value: unknown): void {
  * that reorder what follows them on screen.
  */
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
-/** The same, tab excepted: a line's own column separator. */
-const UNPRINTABLE_BUT_TAB = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 /** Escapes with a letter of their own. */
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
 
@@ -49,7 +47,7 @@ export function printable (text: string): string {
  * a column goes through {@link printable} itself).
  */
 export function printLines (...lines: string[]): void {
-  process.stdout.write(lines.map(l => l.replace(UNPRINTABLE_BUT_TAB, escapeChar) + '\n').join(''))
+  process.stdout.write(lines.map(l => l.replace(UNPRINTABLE, c => c === '\t' ? c : escapeChar(c)) + '\n').join(''))
 }
 
 /**

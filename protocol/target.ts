@@ -10,10 +10,12 @@ export type Target = PathTarget | { kind: 'cid', cid: CID }
 /** A namespace path argument. */
 export interface PathTarget {
   kind: 'path'
-  /** The path, normalised. */
+  /**
+   * The path, normalised but for a trailing `/`, which it keeps: such a path
+   * names a directory ({@link namesDirectory}), and the namespace's reads
+   * refuse a file there.
+   */
   path: string
-  /** The argument ended in `/`: it must name a directory ({@link namesDirectory}). */
-  directory: boolean
 }
 
 /** Every multibase multiformats knows, by its prefix. */
@@ -53,6 +55,6 @@ export function parseCID (text: string): CID {
  */
 export function parseTarget (arg: string): Target {
   if (arg.startsWith('/ipfs/')) return { kind: 'cid', cid: parseCID(arg.slice(6).replace(/\/$/, '')) }
-  if (arg.startsWith('/')) return { kind: 'path', path: normalizePath(arg), directory: namesDirectory(arg) }
+  if (arg.startsWith('/')) return { kind: 'path', path: normalizePath(arg) + (namesDirectory(arg) ? '/' : '') }
   return { kind: 'cid', cid: parseCID(arg) }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { parseTarget, type PathTarget } from '../../protocol/target.js'
+import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { buildDirectory, entrySize, FileLayout, importContent, readContent, resolveEntry, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { filePath } from '../namespace/index.js'
@@ -21,7 +21,7 @@ import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
-import { InvalidArgumentError, isDiskFull, NotADirectoryError, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
+import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
@@ -463,7 +463,7 @@ export class Files {
     const target = parseTarget(arg)
     let entry: Entry
     if (target.kind === 'path') {
-      entry = await this.statPath(target)
+      entry = await this.components.namespace.stat(target.path)
     } else {
       const path = `${PINS_DIR}/${target.cid.toString()}`
       const found = await this.components.namespace.lookup(path)
@@ -579,7 +579,7 @@ export class Files {
       await this.components.namespace.remove(path)
       return
     }
-    const entry = await this.statPath(target)
+    const entry = await this.components.namespace.stat(target.path)
     if (entry.type !== 'file') throw new IsADirectoryError(`pin rm takes files; ${entry.path} is a directory`)
     if (entry.pin === undefined || entry.pin.policy === 'none') {
       if (entry.pin?.cold !== undefined) throw new InvalidArgumentError(`${entry.path} is kept only in the cold tier: bring it back with \`pin add --tier hot\` first`)
@@ -603,20 +603,10 @@ export class Files {
   async pinStatus (arg: string, signal?: AbortSignal): Promise<PinStatus & { path: string }> {
     const durability = this.requireDurability()
     const target = parseTarget(arg)
-    const entry = target.kind === 'path' ? await this.statPath(target) : await this.components.namespace.stat(`${PINS_DIR}/${target.cid.toString()}`)
+    const path = target.kind === 'path' ? target.path : `${PINS_DIR}/${target.cid.toString()}`
+    const entry = await this.components.namespace.stat(path)
     if (entry.type !== 'file') throw new IsADirectoryError(`pin status takes files; ${entry.path} is a directory`)
     return { path: entry.path, ...await durability.status(CID.parse(entry.cid), entry.pin, signal) }
-  }
-
-  /**
-   * The entry at a path argument.
-   *
-   * @throws {NotFoundError} {NotADirectoryError} (a file at a path that ends in `/`)
-   */
-  private async statPath (target: PathTarget): Promise<Entry> {
-    const entry = await this.components.namespace.stat(target.path)
-    if (target.directory && entry.type !== 'dir') throw new NotADirectoryError(`not a directory: ${target.path}/ (${target.path} is a file)`)
-    return entry
   }
 
   private requireDurability (): DurabilityService {
@@ -628,7 +618,7 @@ export class Files {
   async cidOf (arg: string): Promise<CID> {
     const target = parseTarget(arg)
     if (target.kind === 'cid') return target.cid
-    const entry = await this.statPath(target)
+    const entry = await this.components.namespace.stat(target.path)
     if (entry.type === 'file') return CID.parse(entry.cid)
     return await buildDirectory(this.components, entry.path)
   }
@@ -640,7 +630,7 @@ export class Files {
       yield * readContent(this.cidReader(target.cid, options.signal), target.cid, options)
       return
     }
-    const entry = await this.statPath(target)
+    const entry = await this.components.namespace.stat(target.path)
     if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${entry.path}`)
     yield * this.catEntry(entry, options)
   }
@@ -672,7 +662,7 @@ export class Files {
   async exportCar (arg: string, options: { signal?: AbortSignal } = {}): Promise<{ root: CID, car: AsyncGenerator<Uint8Array> }> {
     const { signal } = options
     const target = parseTarget(arg)
-    const entry = target.kind === 'path' ? await this.statPath(target) : undefined
+    const entry = target.kind === 'path' ? await this.components.namespace.stat(target.path) : undefined
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
     return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, signal, pin), root, { signal }) }
@@ -692,7 +682,7 @@ export class Files {
   async stat (arg: string, signal?: AbortSignal): Promise<FileInfo> {
     const target = parseTarget(arg)
     if (target.kind === 'path') {
-      const entry = await this.statPath(target)
+      const entry = await this.components.namespace.stat(target.path)
       return await this.infoOf(entry)
     }
     const entry = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
@@ -708,7 +698,7 @@ export class Files {
   async ls (arg: string, signal?: AbortSignal): Promise<FileInfo[]> {
     const target = parseTarget(arg)
     if (target.kind === 'path') {
-      const entry = await this.statPath(target)
+      const entry = await this.components.namespace.stat(target.path)
       if (entry.type === 'file') return [await this.infoOf(entry)]
       const children = await this.components.namespace.list(entry.path)
       const out: FileInfo[] = []
