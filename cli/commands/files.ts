@@ -213,7 +213,11 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
       await mkdir(base)
       hold(base)
     }
-    for (const dir of plan.dirs) await mkdir(join(base, dir), { recursive: true })
+    // each after its parent, one level at a time: Node's recursive mkdir loops forever where a
+    // file system makes no folders (`-o /proc`); one already there is a folder (checkPlanOnDisk)
+    for (const dir of plan.dirs) {
+      await mkdir(join(base, dir)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err })
+    }
     let files = 0
     for (const file of plan.files) {
       await download(client, file.cid, join(base, file.path), n => { bytes += n; progress.update(bytes) })

@@ -141,6 +141,13 @@ describe('bad local input through the CLI', () => {
     assert.equal(line, `shoal: cannot read ${fifo}: not a regular file (a CAR is uploaded with its size; save it to a file first) (LocalReadError)`)
   })
 
+  it('get of a tree into a folder whose file system makes no folders (/proc) fails in one line instead of hanging', TEST, async () => {
+    await shoalOk(d.repo, ['mkdir', '/gettree/sub', '--parents'])
+    const line = failedWith(await runShoal(['--repo', d.repo, 'get', '/gettree', '-o', '/proc'], { timeoutMs: 30_000 }), 'get -o /proc')
+    assert.match(line, /\/proc\/sub.*\(LocalFileError\)$/)
+    await shoalOk(d.repo, ['rm', '/gettree', '--recursive'])
+  })
+
   it('arguments refused before a request: a relative --to, a path too long, an empty --repo, a repo under a file', TEST, async () => {
     const file = join(dir, 'small.txt')
     assert.equal(failedWith(await runShoal(['--repo', d.repo, 'add', file, '--to', 'rel/x']), '--to rel/x'),
