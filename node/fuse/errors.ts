@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ShoalError } from '../errors.js'
+import { AbortedError, ShoalError } from '../errors.js'
 
 /** FUSE cannot be used on this machine (no `/dev/fuse`, no binding, no `fusermount` for libfuse2). */
 export class FuseUnavailableError extends ShoalError {
@@ -37,4 +37,9 @@ export class ErrnoError extends ShoalError {
     super(message)
     this.errno = errno
   }
+}
+
+/** A background commit stopped because its file was removed meanwhile: the version it would bind need not land. */
+export class CommitCancelledError extends AbortedError {
+  override name = 'CommitCancelledError'
 }

@@ -21,7 +21,7 @@ import type { Logger } from '../logger.js'
 import { AttrCache, type Attr } from './attrs.js'
 import { CommitQueue } from './commits.js'
 import { ERRNO } from './errno.js'
-import { ErrnoError } from './errors.js'
+import { CommitCancelledError, ErrnoError } from './errors.js'
 import { KeyedLock } from './locks.js'
 import { HandleReader } from './reader.js'
 import { RecordPlaces, type RecordPlace } from './record-places.js'
@@ -83,6 +83,8 @@ class Staged {
   /** Content CID of the version committed at {@link committedGen}. */
   committedCid?: string
   committing?: Promise<void>
+  /** Stops the commit that runs, if any (the file was removed: that version need not land). */
+  cancel?: AbortController
   /**
    * Renames under way that change this file's path: no commit of it starts
    * while any is held (a commit that began mid-rename would write the file
@@ -664,7 +666,8 @@ export class ShoalFilesystem {
       try {
         await this.commitMany(together.map(i => list[i]))
       } catch (err: any) {
-        this.log.warn({ files: together.length, err: err?.message }, 'fuse: a batch commit failed; committing its files one by one')
+        // stopped because a file of it was removed: the others are committed alone, as after a failure
+        if (!(err instanceof CommitCancelledError)) this.log.warn({ files: together.length, err: err?.message }, 'fuse: a batch commit failed; committing its files one by one')
         alone.push(...together)
       }
     }
@@ -681,17 +684,20 @@ export class ShoalFilesystem {
   /** Commit several staged files as one write (`files.addMany`); none of them has a commit running. */
   private async commitMany (list: Staged[]): Promise<void> {
     const gens = list.map(s => s.gen)
+    const cancel = new AbortController()
     let work: Promise<void> | undefined
     work = (async () => {
       try {
         for (const s of list) await this.warnIfChanged(s)
-        const infos = await this.components.files.addMany(list.map(s => ({ path: s.path, source: s.file.stream(), mode: s.mode, mtime: s.mtime })), { chunker: this.components.chunker })
+        const infos = await this.components.files.addMany(list.map(s => ({ path: s.path, source: s.file.stream(), mode: s.mode, mtime: s.mtime })), { chunker: this.components.chunker, signal: cancel.signal })
         list.forEach((s, i) => this.committed(s, gens[i], infos[i]))
+      } catch (err) {
+        throw cancel.signal.aborted ? cancel.signal.reason : err
       } finally {
-        for (const s of list) if (s.committing === work) s.committing = undefined
+        for (const s of list) if (s.committing === work) { s.committing = undefined; s.cancel = undefined }
       }
     })()
-    for (const s of list) s.committing = work
+    for (const s of list) { s.committing = work; s.cancel = cancel }
     await work
   }
 
@@ -716,13 +722,16 @@ export class ShoalFilesystem {
     if (!s.dirty || s.unlinked) return
     const gen = s.gen
     const path = s.path
+    const cancel = new AbortController()
+    s.cancel = cancel
     s.committing = (async () => {
       try {
         await this.warnIfChanged(s)
-        const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime })
+        const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime, signal: cancel.signal })
         this.committed(s, gen, info)
       } finally {
         s.committing = undefined
+        s.cancel = undefined
       }
     })()
     await s.committing
@@ -730,8 +739,12 @@ export class ShoalFilesystem {
 
   /** Take a staged file out of the overlay (unlink, replaced by a rename). */
   private async drop (s: Staged): Promise<void> {
-    await this.quiet(s)
+    // no commit of it starts from now on, and the one running stops: the version it
+    // would bind is removed at once (a 20 GiB file made by `truncate` took a minute
+    // to import, and `rm` waited for all of it, uninterruptible)
     s.unlinked = true
+    s.cancel?.abort(new CommitCancelledError(`${s.path} was removed while it was committed`))
+    await this.quiet(s)
     if (this.staged.get(s.path) === s) this.staged.delete(s.path)
     if (s.handles === 0) await this.dispose(s)
   }

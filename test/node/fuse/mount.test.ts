@@ -207,6 +207,31 @@ print(oct(os.stat('f').st_mode & 0o777))
     assert.equal(await m.namespace.lookup('/new'), undefined)
   })
 
+  it('removing a file stops its commit under way: rm of an 8 GiB sparse file returns at once, and it never lands', TEST, async t => {
+    const m = await mountTestNode(t)
+    // a commit of 8 GiB of zeros imports for tens of seconds: rm used to wait for all of it, uninterruptible,
+    // then remove what had landed (the size bounds how long a regression keeps this test from ending)
+    const r = await python(`
+import os, time
+os.chdir(${JSON.stringify(m.dir)})
+fd = os.open('big', os.O_CREAT | os.O_WRONLY)
+os.ftruncate(fd, 8 << 30)
+os.close(fd)
+time.sleep(1)  # closed: its commit starts after 50 ms
+os.unlink('big')
+print('removed', os.path.exists('big'))
+with open('after', 'wb') as f:
+    f.write(b'next')
+    f.flush(); os.fsync(f.fileno())
+`)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.trim(), 'removed False')
+    assert.equal((await namespaceBytes(m, '/after')).toString(), 'next')
+    assert.equal(await m.namespace.lookup('/big'), undefined)
+    assert.deepEqual((await m.namespace.list('/')).map(e => e.name), ['after'])
+    assert.equal(m.namespace.clockNow()[m.namespace.id], 1, 'one namespace write, /after: the removed file was never bound')
+  })
+
   it('a large file is byte-identical whole and in ranges, read from the namespace after its commit', TEST, async t => {
     const m = await mountTestNode(t)
     const src = await tempDir(t)
