@@ -27,6 +27,7 @@
  * @module
  */
 import { access, constants } from 'node:fs/promises'
+import { ERRNO } from './errno.js'
 import { FuseUnavailableError } from './errors.js'
 import { loadFuse3Addon, mountFuse3, type FuseReadCounts } from './fuse3.js'
 import type { RecordPlace } from './record-places.js'
@@ -290,6 +291,33 @@ export async function checkFuse (): Promise<FuseBindingChoice> {
   return chosen
 }
 
+/** The operations that take names (symlink's target is not one: it is refused anyway). */
+const NAME_OPS = ['getattr', 'readdir', 'open', 'create', 'truncate', 'mkdir', 'rmdir', 'unlink', 'rename', 'chmod', 'chown', 'utimens', 'link', 'readlink', 'mknod'] as const
+
+/**
+ * fuse-native decodes every path as UTF-8 before JavaScript sees it, so a
+ * byte that is not UTF-8 arrives as U+FFFD: `u\xff` and `u\xfe` would name
+ * one file, and the second write would replace the first. It cannot be
+ * told from a U+FFFD the name really holds, so over libfuse2 a path with
+ * U+FFFD is refused with EILSEQ, both kinds. (The libfuse3 binding checks
+ * the bytes in C and refuses only names that are not UTF-8.)
+ */
+function refuseUndecodedNames (ops: FuseOps): FuseOps {
+  const guarded: Record<string, unknown> = { ...ops }
+  for (const name of NAME_OPS) {
+    const op = ops[name] as ((...args: unknown[]) => void) | undefined
+    if (op === undefined) continue
+    guarded[name] = (...args: unknown[]) => {
+      if (args.some(a => typeof a === 'string' && a.includes('\uFFFD'))) {
+        (args[args.length - 1] as Reply)(-ERRNO.EILSEQ)
+        return
+      }
+      op(...args)
+    }
+  }
+  return guarded as unknown as FuseOps
+}
+
 /**
  * Mount `ops` at `dir` (an existing, empty directory) with Shoal's options,
  * on the binding {@link chooseFuseBinding} picks. The FUSE loop runs on the
@@ -317,7 +345,7 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
     return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, unmount: mounted.unmount, readCounts: mounted.readCounts }
   }
   const Fuse = await loadFuseClass()
-  const fuse = new Fuse(dir, ops, {
+  const fuse = new Fuse(dir, refuseUndecodedNames(ops), {
     fsname: options.fsname ?? 'shoal',
     subtype: 'shoal',
     autoCache: options.autoCache ?? true,
