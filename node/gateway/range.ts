@@ -23,18 +23,24 @@ export interface ByteRange { first: number, last: number }
  */
 export function parseRangeHeader (header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined
-  const m = /^bytes=(\d{0,16})-(\d{0,16})$/.exec(header.trim())
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
   if (m === null || (m[1] === '' && m[2] === '')) return undefined
   if (m[1] === '') {
-    const suffix = Number(m[2])
+    const suffix = position(m[2])
     if (suffix === 0 || size === 0) throw new RangeNotSatisfiableError(`range ${header} holds no byte of a ${size}-byte file`, size)
     return { first: Math.max(0, size - suffix), last: size - 1 }
   }
-  const first = Number(m[1])
-  const last = m[2] === '' ? Number.MAX_SAFE_INTEGER : Number(m[2])
+  const first = position(m[1])
+  const last = m[2] === '' ? Infinity : position(m[2])
   if (last < first) return undefined
   if (first >= size) throw new RangeNotSatisfiableError(`range ${header} starts past the end of a ${size}-byte file`, size)
   return { first, last: Math.min(last, size - 1) }
+}
+
+/** A position of a `Range`, any number of digits: one past what a file can hold is Infinity (a range from there holds no byte: 416). */
+function position (digits: string): number {
+  const n = Number(digits)
+  return Number.isSafeInteger(n) ? n : Infinity
 }
 
 /**

@@ -53,6 +53,11 @@ describe('gateway parsers', () => {
     assert.deepEqual(parseRangeHeader('bytes=-5', 1000), { first: 995, last: 999 })
     assert.deepEqual(parseRangeHeader('bytes=-5000', 1000), { first: 0, last: 999 })
     assert.deepEqual(parseRangeHeader('bytes=10-20000', 1000), { first: 10, last: 999 })
+    // positions of any length (RFC 9110: 1*DIGIT): leading zeros, and numbers past any file
+    assert.deepEqual(parseRangeHeader('bytes=0001-0002', 1000), { first: 1, last: 2 })
+    assert.deepEqual(parseRangeHeader('bytes=10-99999999999999999999', 1000), { first: 10, last: 999 })
+    assert.deepEqual(parseRangeHeader('bytes=-99999999999999999999', 1000), { first: 0, last: 999 })
+    assert.throws(() => parseRangeHeader('bytes=99999999999999999999-', 1000), named('RangeNotSatisfiableError'))
     for (const ignored of [undefined, 'bytes=0-1,5-6', 'items=0-1', 'bytes=9-3', 'bytes=-', 'nonsense']) assert.equal(parseRangeHeader(ignored, 1000), undefined, ignored)
     for (const unsatisfiable of ['bytes=1000-', 'bytes=5000-6000', 'bytes=-0']) assert.throws(() => parseRangeHeader(unsatisfiable, 1000), named('RangeNotSatisfiableError'), unsatisfiable)
     assert.throws(() => parseRangeHeader('bytes=0-', 0), named('RangeNotSatisfiableError'), 'an empty file has no byte to send')
