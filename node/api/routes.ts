@@ -97,7 +97,7 @@ export const routes: Route[] = [
     path: '/api/v0/pin/add',
     async handle ({ res, query, signal, components }) {
       const q = parseQuery(schemas.pinAdd, query)
-      sendJson(res, 200, await components.files.pinAdd(q.arg, q.policy, signal, q.tier))
+      sendJson(res, 200, await components.files.pinAdd(q.arg, { policy: q.policy, signal, tier: q.tier }))
     }
   },
   {

@@ -147,7 +147,7 @@ export class Scrubber {
   private async rebuildHere (manifest: CID, shards: Array<{ stripe: number, shard: number }>, report: ScrubReport, signal?: AbortSignal): Promise<CID[]> {
     const getter = this.components.blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
-    const view = await gatherView(this.components, manifest, mroot.stripes, signal)
+    const view = await gatherView(this.components, manifest, mroot.stripes, { signal })
     const wanted = new Map<number, number[]>()
     for (const { stripe, shard } of shards) wanted.set(stripe, [...(wanted.get(stripe) ?? []), shard])
     const rebuilt: CID[] = []

@@ -32,7 +32,6 @@ import type { ShardsNetwork } from './network.js'
 import { gatherView, type HolderView } from './view.js'
 import type { QuotaReport } from './quota.js'
 import type { ScrubReport } from './scrub.js'
-import type { BlockGetter } from '../reads/api.js'
 import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressOptions } from 'progress-events'
@@ -114,7 +113,7 @@ export class DurabilityService {
 
   /** Which live peers (this node included) hold which shards of `manifest` (striped reads start from it). */
   async holderView (manifest: CID, stripes: number, signal?: AbortSignal): Promise<HolderView> {
-    return await gatherView(this.parts, manifest, stripes, signal)
+    return await gatherView(this.parts, manifest, stripes, { signal })
   }
 
   /** The quota for others and what is held of it. */
@@ -129,11 +128,11 @@ export class DurabilityService {
 
   /**
    * Encode the file under `root` for `policy`, reading its leaves through
-   * `getter` (default: the local store; parity and manifest blocks go to
-   * it) and return the pin for its namespace record. See {@link Encoder.encode}.
+   * `options.getter` (default: the local store; parity and manifest blocks
+   * go to it) and return the pin for its namespace record. See {@link Encoder.encode}.
    */
-  async encode (root: CID, size: number, policyText: string, signal?: AbortSignal, getter?: BlockGetter, options: Omit<EncodeOptions, 'signal' | 'getter'> = {}): Promise<FilePin> {
-    return await this.encoder.encode(root, size, policyText, { ...options, signal, getter })
+  async encode (root: CID, size: number, policyText: string, options: EncodeOptions = {}): Promise<FilePin> {
+    return await this.encoder.encode(root, size, policyText, options)
   }
 
   /**

@@ -45,6 +45,7 @@ export interface ViewComponents {
 export interface GatherOptions {
   /** Ask only these peers (those of them connected now) instead of every connected peer. */
   peers?: Iterable<string>
+  signal?: AbortSignal
 }
 
 /**
@@ -52,8 +53,9 @@ export interface GatherOptions {
  * which shards of `manifest` (with `stripes` stripes) they hold. Peers that
  * fail to answer are left out.
  */
-export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, signal?: AbortSignal, options: GatherOptions = {}): Promise<HolderView> {
+export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, options: GatherOptions = {}): Promise<HolderView> {
   const { network, holdings, blockstore } = components
+  const { signal } = options
   const view = new HolderView()
   for await (const held of presentShards(holdings, blockstore, manifest)) view.add(held.stripe, held.shard, network.self)
   view.asked.push(network.self)

@@ -29,7 +29,19 @@ export interface ColdComponents {
   /** Runs a write so that garbage collection keeps its blocks. */
   writing: <T>(fn: () => Promise<T>) => Promise<T>
   /** A read session for the file's blocks, wherever its pin says they are (hot, cold, or both). */
-  reader: (root: CID, signal: AbortSignal | undefined, pin: FilePin | undefined, options?: Omit<ReadSessionOptions, 'signal'>) => BlockGetter
+  reader: (root: CID, options?: FileReadOptions) => BlockGetter
+}
+
+/** How a file's blocks are read: a read session's options, and the file's pin (where its blocks are: hot, cold, or both). */
+export interface FileReadOptions extends ReadSessionOptions {
+  pin?: FilePin
+}
+
+/** Options of {@link pinCold} and {@link pinHot}. */
+export interface TierPinOptions {
+  /** What stays hot: for {@link pinCold} `none` by default, for {@link pinHot} the configured policy for the file's size. */
+  policy?: string
+  signal?: AbortSignal
 }
 
 /**
@@ -39,11 +51,12 @@ export interface ColdComponents {
  * drop the file's blocks at its next garbage collection, leaving its
  * skeleton; a coded policy keeps its stripes too.
  */
-export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' }, policy = 'none', signal?: AbortSignal): Promise<Entry> {
-  const wanted = formatPolicy(parsePolicy(policy))
+export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' }, options: TierPinOptions = {}): Promise<Entry> {
+  const { signal } = options
+  const wanted = formatPolicy(parsePolicy(options.policy ?? 'none'))
   const root = CID.parse(entry.cid)
-  const cold = entry.pin?.cold ?? await c.tiers.push(root, c.reader(root, signal, entry.pin), signal)
-  const pin = await c.writing(async () => await hotPin(c, entry, wanted, c.reader(root, signal, entry.pin, { keep: true }), signal))
+  const cold = entry.pin?.cold ?? await c.tiers.push(root, c.reader(root, { signal, pin: entry.pin }), signal)
+  const pin = await c.writing(async () => await hotPin(c, entry, wanted, { getter: c.reader(root, { signal, pin: entry.pin, keep: true }), signal }))
   pin.cold = cold
   return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
 }
@@ -54,14 +67,15 @@ export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' 
  * configured one for its size) and drop the cold copy from its record. The
  * objects stay in the bucket: another file may name the same copy.
  */
-export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }, policy?: string, signal?: AbortSignal): Promise<Entry> {
+export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }, options: TierPinOptions = {}): Promise<Entry> {
+  const { signal } = options
   if (entry.pin?.cold === undefined) throw new InvalidArgumentError(`${entry.path} has no cold copy to bring back`)
-  const wanted = formatPolicy(parsePolicy(policy ?? c.durability?.defaultPolicy(entry.size) ?? 'none'))
+  const wanted = formatPolicy(parsePolicy(options.policy ?? c.durability?.defaultPolicy(entry.size) ?? 'none'))
   const root = CID.parse(entry.cid)
   // every block read is stored here as it passes, so the file no longer needs the tier
-  const local = c.reader(root, signal, entry.pin, { keep: true })
+  const local = c.reader(root, { signal, pin: entry.pin, keep: true })
   const pin = await c.writing(async () => {
-    if (codingOf(parsePolicy(wanted)) !== undefined) return await hotPin(c, { ...entry, pin: { policy: 'none' } }, wanted, local, signal)
+    if (codingOf(parsePolicy(wanted)) !== undefined) return await hotPin(c, { ...entry, pin: { policy: 'none' } }, wanted, { getter: local, signal })
     // not coded: nothing else reads the leaves, so read them once here
     for await (const chunk of readContent(local, root, { signal })) void chunk
     await c.blockstore.commit()
@@ -72,14 +86,15 @@ export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }
 
 /**
  * The hot part of a pin with `policy`: the existing stripes when they match,
- * else a new encoding that reads the file through `getter`. The caller holds
- * the GC lock (shared).
+ * else a new encoding that reads the file through `options.getter`. The
+ * caller holds the GC lock (shared).
  */
-async function hotPin (c: ColdComponents, entry: Entry & { type: 'file' }, policy: string, getter: BlockGetter, signal?: AbortSignal): Promise<FilePin> {
+async function hotPin (c: ColdComponents, entry: Entry & { type: 'file' }, policy: string, options: { getter: BlockGetter, signal?: AbortSignal }): Promise<FilePin> {
+  const { getter, signal } = options
   if (codingOf(parsePolicy(policy)) === undefined) return { policy }
   if (entry.pin?.policy === policy && entry.pin.manifest !== undefined) return { policy, manifest: entry.pin.manifest }
   const durability = c.durability
   if (durability === undefined) throw new InvalidArgumentError('this node has no durability service to encode a hot pin')
-  const encoded = await durability.encode(CID.parse(entry.cid), entry.size, policy, signal, getter)
+  const encoded = await durability.encode(CID.parse(entry.cid), entry.size, policy, { signal, getter })
   return encoded.manifest === undefined ? { policy: encoded.policy } : { policy: encoded.policy, manifest: encoded.manifest }
 }

@@ -15,14 +15,14 @@ import type { Entry, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 import type { BlockExchange } from '../exchange/index.js'
 import { Blocks } from '../reads/index.js'
-import type { BlockGetter, BlockReader, ReadSessionOptions } from '../reads/api.js'
+import type { BlockGetter, BlockReader } from '../reads/api.js'
 import { contentSession } from '../reads/content-session.js'
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
-import { pinCold, pinHot, type ColdComponents, type Tier } from './cold.js'
+import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
 import { TreeShapes, type FileShape } from './car-tree.js'
@@ -147,6 +147,15 @@ export interface AddManyOptions {
 const MAX_PLACEMENT_BACKLOG = 4096
 
 /** Range options for {@link Files.cat}. */
+/** Options of {@link Files.pinAdd}. */
+export interface PinAddOptions {
+  /** `ec:K+M`, `replicas:N` or `none`. @default the configured policy for the file's size */
+  policy?: string
+  /** Move the file to the cold tier (S3) or back to the hot one; absent: keep its tier. */
+  tier?: Tier
+  signal?: AbortSignal
+}
+
 export interface CatOptions { offset?: number, length?: number, signal?: AbortSignal }
 
 
@@ -182,13 +191,14 @@ export class Files {
     return contentSession({ blocks: this.blocks, lookup: async cid => await pins.lookup(cid), root, signal })
   }
 
-  /** A read session for the DAG under `root`, wherever its pin says its blocks are. */
-  private reader (root: CID, signal?: AbortSignal, pin?: FilePin, options: Omit<ReadSessionOptions, 'signal'> = {}): BlockGetter {
+  /** A read session for the DAG under `root`, wherever `options.pin` says its blocks are. */
+  private reader (root: CID, options: FileReadOptions = {}): BlockGetter {
+    const { pin, ...session } = options
     return this.blocks.session({
       root,
       manifest: pin?.manifest === undefined ? undefined : CID.parse(pin.manifest),
       cold: pin?.cold
-    }, { ...options, signal })
+    }, session)
   }
 
   /** What the cold-tier paths need (node/files/cold.ts). */
@@ -201,7 +211,7 @@ export class Files {
       namespace,
       durability,
       writing: async fn => await this.writing(fn),
-      reader: (root, signal, pin, options) => this.reader(root, signal, pin, options)
+      reader: (root, options) => this.reader(root, options)
     }
   }
 
@@ -457,7 +467,8 @@ export class Files {
    * @throws {NotUnixFSFileError} for a CID that is not a UnixFS file or raw leaf (nothing is bound or pinned)
    * @throws {IsADirectoryError} for a directory
    */
-  async pinAdd (arg: string, policy?: string, signal?: AbortSignal, tier?: Tier): Promise<PinInfo> {
+  async pinAdd (arg: string, options: PinAddOptions = {}): Promise<PinInfo> {
+    const { policy, signal, tier } = options
     const durability = this.requireDurability()
     if (policy !== undefined) parsePolicy(policy)
     const target = parseTarget(arg)
@@ -478,7 +489,7 @@ export class Files {
     let current: Entry = entry
     if (tier !== undefined) {
       const cold = this.coldComponents()
-      current = tier === 'cold' ? await pinCold(cold, entry, policy, signal) : await pinHot(cold, entry, policy, signal)
+      current = tier === 'cold' ? await pinCold(cold, entry, { policy, signal }) : await pinHot(cold, entry, { policy, signal })
     } else {
       const want = formatPolicy(parsePolicy(policy ?? durability.defaultPolicy(entry.size)))
       if (entry.pin?.policy !== want || (entry.pin.manifest === undefined && isCodedPolicy(want))) {
@@ -493,8 +504,8 @@ export class Files {
           if (entry.pin?.policy !== want || entry.pin.manifest !== undefined) current = await this.bindPolicy(entry, { policy: want })
         } else {
           // leaves that are not here are fetched (and kept) as the encoder reads them
-          const getter = this.reader(root, signal, entry.pin, { keep: true })
-          current = await this.bindPolicy(entry, await this.writing(async () => await durability.encode(root, entry.size, want, signal, getter)))
+          const getter = this.reader(root, { signal, pin: entry.pin, keep: true })
+          current = await this.bindPolicy(entry, await this.writing(async () => await durability.encode(root, entry.size, want, { signal, getter })))
         }
       }
     }
@@ -642,7 +653,7 @@ export class Files {
    */
   async * catEntry (entry: Entry & { type: 'file' }, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = CID.parse(entry.cid)
-    yield * readContent(this.reader(cid, options.signal, entry.pin), cid, options)
+    yield * readContent(this.reader(cid, { signal: options.signal, pin: entry.pin }), cid, options)
   }
 
   /**
@@ -651,7 +662,7 @@ export class Files {
    */
   async layoutOf (entry: Entry & { type: 'file' }, options: { signal?: AbortSignal } = {}): Promise<FileLayout> {
     const cid = CID.parse(entry.cid)
-    return await FileLayout.open(this.reader(cid, options.signal, entry.pin), cid, options.signal)
+    return await FileLayout.open(this.reader(cid, { signal: options.signal, pin: entry.pin }), cid, options.signal)
   }
 
   /**
@@ -665,7 +676,7 @@ export class Files {
     const entry = target.kind === 'path' ? await this.components.namespace.stat(target.path) : undefined
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
-    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, signal, pin), root, { signal }) }
+    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }), root, { signal }) }
   }
 
   /**
@@ -707,7 +718,7 @@ export class Files {
       }
       return out
     }
-    const getter = this.reader(target.cid, signal)
+    const getter = this.reader(target.cid, { signal })
     const entry = await resolveEntry(getter, target.cid, signal)
     if (entry.type !== 'directory') return [{ name: target.cid.toString(), type: 'file', cid: target.cid.toString(), size: entrySize(entry) }]
     const out: FileInfo[] = []

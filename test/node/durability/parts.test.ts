@@ -145,7 +145,7 @@ describe('durability parts', () => {
     const { durability } = writer.components
 
     const encoded: Array<EncodeProgressEvents['detail']> = []
-    const pin = await durability.encode(CID.parse(info.cid), data.byteLength, 'ec:2+1', undefined, undefined, {
+    const pin = await durability.encode(CID.parse(info.cid), data.byteLength, 'ec:2+1', {
       onProgress: evt => { assert.equal(evt.type, 'shoal:durability:encode'); encoded.push(evt.detail) }
     })
     // 12 leaves of 256 KiB, two per stripe

@@ -378,7 +378,7 @@ describe('durability on real nodes', () => {
     assert.deepEqual(wide.summary, { healthy: 0, atRisk: wide.stripes.length, degraded: 0, lost: 0 }, 'six shards on three nodes are at risk')
 
     // re-pinning it to a policy three nodes cannot carry is refused: its stripes stay, never dropped for a wait
-    await assert.rejects(writer.components.files.pinAdd('/wide.bin', 'ec:8+3'),
+    await assert.rejects(writer.components.files.pinAdd('/wide.bin', { policy: 'ec:8+3' }),
       (err: any) => err.name === 'PolicyNotMetError' && /stays ec:4\+2: 3 live nodes, ec:8\+3 needs 4/.test(err.message))
     const kept = await writer.components.namespace.stat('/wide.bin')
     assert.ok(kept.type === 'file' && kept.pin?.policy === 'ec:4+2' && kept.pin.manifest === wide.manifest)

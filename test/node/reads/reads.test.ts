@@ -308,7 +308,7 @@ describe('read path v2 on real nodes', () => {
     const f = await stripedFile(t)
     const coder = live(f.swarm).find(n => n !== f.writer && n !== f.reader) as ShoalNode
     await until('the record on that node', async () => (await coder.components.namespace.lookup('/f.bin')) !== undefined)
-    const pinned = await coder.components.files.pinAdd('/f.bin', 'ec:2+1')
+    const pinned = await coder.components.files.pinAdd('/f.bin', { policy: 'ec:2+1' })
     assert.equal(pinned.policy, 'ec:2+1')
     for (const stripe of f.stripes) {
       for (const leaf of stripe.data) assert.equal(await coder.components.blockstore.has(leaf), true, `leaf ${leaf.toString()} kept for the new coding`)
