@@ -230,7 +230,7 @@ export interface EntryBodyV1 extends EntryBodyFields {
 export type EntryBody = EntryBodyV1 | EntryBodyV2
 
 /** A log entry: a dag-cbor block; `sig` is the Ed25519 signature by `author` over {@link encodeEntryBody}. */
-export type Entry = EntryBody & { sig: Uint8Array }
+export type LogEntry = EntryBody & { sig: Uint8Array }
 
 /** The version of the entries this build writes. */
 export const ENTRY_VERSION = 2
@@ -422,7 +422,7 @@ export function isPinPolicy (policy: unknown): policy is string {
 /**
  * Canonical dag-cbor of the signed part of an entry: what its author signs
  * and what a verifier checks the signature against. A `sig` field on the
- * argument, if any, is ignored (so a full {@link Entry} may be passed).
+ * argument, if any, is ignored (so a full {@link LogEntry} may be passed).
  *
  * @throws {InvalidMessageError} when the body is not valid
  */
@@ -440,7 +440,7 @@ export function encodeEntryBody (body: EntryBody): Uint8Array {
  *
  * @throws {InvalidMessageError} when the body is not valid (never for an entry decodeEntry returned)
  */
-export function entryBodyOf (bytes: Uint8Array, entry: Entry, sigField?: FieldRange): Uint8Array {
+export function entryBodyOf (bytes: Uint8Array, entry: LogEntry, sigField?: FieldRange): Uint8Array {
   if (sigField !== undefined) return cutField(bytes, sigField)
   return withoutField(bytes, 'sig') ?? encodeEntryBody(entry)
 }
@@ -493,7 +493,7 @@ export function claimedDot (bytes: Uint8Array): [author: string, seq: number] | 
  *
  * @throws {InvalidMessageError} when the entry is not valid or exceeds {@link MAX_ENTRY_BYTES}
  */
-export function encodeEntry (entry: Entry): Uint8Array {
+export function encodeEntry (entry: LogEntry): Uint8Array {
   return encodeChecked(pickEntry(entry), MAX_ENTRY_BYTES, 'entry')
 }
 
@@ -504,13 +504,13 @@ export function encodeEntry (entry: Entry): Uint8Array {
  *
  * @throws {InvalidMessageError} for anything malformed
  */
-export function decodeEntry (bytes: Uint8Array): Entry {
+export function decodeEntry (bytes: Uint8Array): LogEntry {
   return decodeEntryParts(bytes).entry
 }
 
 /** An entry {@link decodeEntryParts} decoded, and where its signature lies in its bytes when it found it. */
 export interface DecodedEntry {
-  entry: Entry
+  entry: LogEntry
   /** The `sig` field's place in the bytes (for {@link entryBodyOf}); absent when the decoder did not locate it. */
   sigField?: FieldRange
 }
@@ -1102,10 +1102,10 @@ const ENTRY_FIELDS: Record<EntryBody['v'], readonly string[]> = {
   2: [...ENTRY_BODY_FIELDS[2], 'sig']
 }
 
-function pickEntry (value: unknown): Entry {
+function pickEntry (value: unknown): LogEntry {
   const f = shape(value, 'entry', ENTRY_FIELDS[entryVersion(value, 'entry')])
   // the body is a fresh object of pickEntryBody's: the signature is added to it rather than both copied into another
-  const entry = pickEntryBody(f) as Entry
+  const entry = pickEntryBody(f) as LogEntry
   entry.sig = bytes(f.sig, 'entry sig', 1, MAX_SIG_BYTES)
   return entry
 }

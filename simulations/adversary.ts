@@ -12,7 +12,7 @@
 import { CID } from 'multiformats/cid'
 import {
   decodeEntry, decodeSyncRequest, encodeEntry, encodeEntryBody, encodeHeadsMessage, encodeSnapshotRoot,
-  encodeSnapshotRootBody, encodeSyncResponse, type Entry, type SyncResponse, type VectorClock
+  encodeSnapshotRootBody, encodeSyncResponse, type LogEntry, type SyncResponse, type VectorClock
 } from '../protocol/namespace.js'
 import { cborCID } from '../node/namespace/replica.js'
 import { writeCID } from './namespace-ops.js'
@@ -83,7 +83,7 @@ export class Adversary {
           ops: [{ op: 'put' as const, path: '/forged', cid: this.nextCID(), size: 1, mode: 0o644, mtime: this.now(), replaces: [] }]
         }
         const sig = await this.signer.sign(encodeEntryBody(body))
-        return { kind: k, bytes: encodeEntry({ ...body, sig } satisfies Entry) }
+        return { kind: k, bytes: encodeEntry({ ...body, sig } satisfies LogEntry) }
       }
       case 'flipped': {
         const bytes = original.slice()

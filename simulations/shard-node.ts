@@ -30,8 +30,8 @@ import { RemoteError } from '../node/exchange/index.js'
 import { verifyBlock } from '../node/blocks/verify.js'
 import type { ShardsHandler, ShardsNetwork } from '../node/durability/network.js'
 import type { ShardExchange } from '../node/durability/service.js'
-import type { BlockReader, GetBlockOptions as ReadOptions } from '../node/reads/api.js'
-import type { GetBlockOptions, PutBlocksResult, PutExpectations } from '../node/exchange/index.js'
+import type { BlockReader, GetBlockOptions } from '../node/reads/api.js'
+import type { ExchangeGetOptions, PutBlocksResult, PutExpectations } from '../node/exchange/index.js'
 import type { ShardsRequest, ShardsResponse } from '../protocol/shards.js'
 import type { CID } from 'multiformats/cid'
 import type { PeerId } from '@libp2p/interface'
@@ -265,7 +265,7 @@ export class SimExchange implements ShardExchange {
    *
    * @throws {NotFoundError} when no provider gives it
    */
-  async getBlock (cid: CID, options: GetBlockOptions = {}): Promise<Uint8Array> {
+  async getBlock (cid: CID, options: ExchangeGetOptions = {}): Promise<Uint8Array> {
     if (await this.store.has(cid)) {
       try {
         const bytes = await this.store.getBytes(cid)
@@ -325,7 +325,7 @@ export class SimExchange implements ShardExchange {
 
 /** The block reader of manifests and skeletons: this node's store, else the given peers or every peer it believes up. */
 export function simBlockReader (exchange: SimExchange): BlockReader {
-  const get = async (cid: CID, options: ReadOptions = {}): Promise<Uint8Array> => await exchange.getBlock(cid, { signal: options.signal, providers: options.providers?.map(simPeerId) })
+  const get = async (cid: CID, options: GetBlockOptions = {}): Promise<Uint8Array> => await exchange.getBlock(cid, { signal: options.signal, providers: options.providers?.map(simPeerId) })
   return {
     get,
     getter: (options = {}) => ({ getBytes: async (cid, o) => await get(cid, { ...options, signal: o?.signal ?? options.signal }) }),

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { decodeEntry, type Entry as LogEntry, type VectorClock } from '../../protocol/namespace.js'
+import { decodeEntry, type LogEntry, type VectorClock } from '../../protocol/namespace.js'
 import { OPS_PER_CHANGE, type ChangeInfo } from './status-types.js'
 import { onePer } from './one-per.js'
 import type { Replica } from '../namespace/index.js'

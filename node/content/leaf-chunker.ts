@@ -19,7 +19,7 @@
 import { MessageChannel, Worker } from 'node:worker_threads'
 import { ShoalError } from '../errors.js'
 import type { ChunkerSpec, Chunker } from './chunker/index.js'
-import type { OpenStream, StreamOutput } from './leaf-worker.js'
+import type { OpenStreamMessage, StreamOutput } from './leaf-worker.js'
 
 /** Bytes of a file sent to the worker and not yet back as leaves, at most (plus one piece). */
 export const IN_FLIGHT_BYTES = 16 * 1024 * 1024
@@ -76,7 +76,7 @@ export class LeafWorker {
   private async * stream (spec: ChunkerSpec, digests: LeafDigests, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     const worker = this.start()
     const { port1: port, port2 } = new MessageChannel()
-    const open: OpenStream = { port: port2, spec }
+    const open: OpenStreamMessage = { port: port2, spec }
     worker.postMessage(open, [port2])
     const arrived: StreamOutput[] = []
     let failure: Error | undefined

@@ -17,7 +17,7 @@ import { pushable } from 'it-pushable'
 import { createChunker, type ChunkerSpec } from './chunker/index.js'
 
 /** Message that opens a stream. */
-export interface OpenStream { port: MessagePort, spec: ChunkerSpec }
+export interface OpenStreamMessage { port: MessagePort, spec: ChunkerSpec }
 
 /** Messages a stream's port receives from the main thread. */
 export type StreamInput = { piece: Uint8Array } | { end: true }
@@ -25,7 +25,7 @@ export type StreamInput = { piece: Uint8Array } | { end: true }
 /** Messages the main thread receives on a stream's port. */
 export type StreamOutput = { bytes: Uint8Array, digest: Uint8Array } | { done: true } | { error: string }
 
-function serve ({ port, spec }: OpenStream): void {
+function serve ({ port, spec }: OpenStreamMessage): void {
   const pieces = pushable<Uint8Array>()
   port.on('message', (message: StreamInput) => {
     if ('piece' in message) pieces.push(message.piece)

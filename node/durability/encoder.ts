@@ -19,7 +19,7 @@ import type { CID } from 'multiformats/cid'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 
 /** Options of {@link Encoder.encode} and {@link Placer.place}. */
-export interface SyncOptions {
+export interface FsyncOptions {
   /**
    * Fsync what the call wrote before it resolves. `false` leaves that to one
    * `sync()` of the service for a whole batch of calls. @default true
@@ -31,7 +31,7 @@ export interface SyncOptions {
 export type EncodeProgressEvents = ProgressEvent<'shoal:durability:encode', { stripes: number, total: number }>
 
 /** Options of {@link Encoder.encode}. */
-export interface EncodeOptions extends SyncOptions, ProgressOptions<EncodeProgressEvents> {
+export interface EncodeOptions extends FsyncOptions, ProgressOptions<EncodeProgressEvents> {
   signal?: AbortSignal
   /** Where the file's leaves are read. @default the local store (parity and manifest blocks always go to it) */
   getter?: BlockGetter

@@ -22,7 +22,7 @@ import type { Timers } from '../namespace/sync.js'
 import type { ShoalLibp2p } from '../net/host.js'
 
 export { DurabilityService } from './service.js'
-export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityHealth, DurabilityMetrics, FileState, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairProgressEvents, RepairReport, ScrubProgressEvents, ShardStatus, StripeStatus, SyncOptions } from './service.js'
+export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityHealth, DurabilityMetrics, FileState, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairProgressEvents, RepairReport, ScrubProgressEvents, ShardStatus, StripeStatus, FsyncOptions } from './service.js'
 export { systemClock, systemTimers } from './components.js'
 export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './holdings.js'
 export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'

@@ -16,7 +16,7 @@ import { blockKey } from '../blocks/index.js'
 import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
 import { loadManifestRoot, readStripes, shardCID, storedShards } from './stripes.js'
 import type { DurabilityParts } from './components.js'
-import type { SyncOptions } from './encoder.js'
+import type { FsyncOptions } from './encoder.js'
 import type { Holdings, PlacementRecord } from './holdings.js'
 import type { Logger } from '../logger.js'
 import type { CID } from 'multiformats/cid'
@@ -76,7 +76,7 @@ export interface PlaceProgress {
 }
 
 /** Options of {@link Placer.place}. */
-export interface PlaceOptions extends SyncOptions, ProgressOptions<PlaceProgressEvents> {
+export interface PlaceOptions extends FsyncOptions, ProgressOptions<PlaceProgressEvents> {
   signal?: AbortSignal
 }
 

@@ -75,7 +75,7 @@ export const DEFAULT_SERVER_RATES: ServerRates = {
 }
 
 /** Options of {@link BlockExchange.getBlock}. */
-export interface GetBlockOptions {
+export interface ExchangeGetOptions {
   signal?: AbortSignal
   /** Ask these peers (in this order) instead of discovering providers. */
   providers?: PeerId[]
@@ -126,7 +126,7 @@ export interface SessionOptions {
   routedOnly?: boolean
   /** Told of every block the session delivers: read here, or fetched from a peer. */
   onBlock?: (cid: CID, bytes: Uint8Array, from: 'local' | 'peer') => void
-  /** Keep fetched blocks here (see {@link GetBlockOptions.store}). @default true */
+  /** Keep fetched blocks here (see {@link ExchangeGetOptions.store}). @default true */
   store?: boolean
   /**
    * With `store`: bytes of fetched raw leaves this session keeps at most;
@@ -174,7 +174,7 @@ export interface BlockExchange {
    *
    * @throws {BlockUnavailableError} when no provider could supply it
    */
-  getBlock: (cid: CID, options?: GetBlockOptions) => Promise<Uint8Array>
+  getBlock: (cid: CID, options?: ExchangeGetOptions) => Promise<Uint8Array>
   /** A getter for the DAG under `root`, usable as `readContent`'s block store. */
   session: (root: CID, options?: SessionOptions) => BlockSession
   /** Provide `root` in the DHT (one record per root). Never throws. */
@@ -336,7 +336,7 @@ class DefaultBlockExchange implements BlockExchange {
     return { ...this.counters, fetchesPending: this.fetching.size, requestsInFlight }
   }
 
-  async getBlock (cid: CID, options: GetBlockOptions = {}): Promise<Uint8Array> {
+  async getBlock (cid: CID, options: ExchangeGetOptions = {}): Promise<Uint8Array> {
     const { signal } = options
     const local = await this.getLocal(cid, signal)
     if (local !== undefined) { options.onSource?.('local'); return local }

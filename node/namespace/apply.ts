@@ -15,7 +15,7 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
-import type { Entry as LogEntry, MkdirOp, Op, PutOp, RetireOp } from '../../protocol/namespace.js'
+import type { LogEntry, MkdirOp, Op, PutOp, RetireOp } from '../../protocol/namespace.js'
 import { cidText } from '../../protocol/cid-text.js'
 import { covers, merge, type Dot, type VectorClock } from './clock.js'
 import { skippedDeps } from './causal.js'

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Entry as LogEntry } from '../../protocol/namespace.js'
+import type { LogEntry } from '../../protocol/namespace.js'
 import type { VectorClock } from './clock.js'
 import type { TrustPolicy } from './trust.js'
 

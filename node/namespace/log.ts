@@ -21,7 +21,7 @@
  * @module
  */
 import type { CID } from 'multiformats/cid'
-import { MAX_BATCH_ENTRIES, decodeEntryParts, entryBodyOf, type DecodedEntry, type Entry as LogEntry } from '../../protocol/namespace.js'
+import { MAX_BATCH_ENTRIES, decodeEntryParts, entryBodyOf, type DecodedEntry, type LogEntry } from '../../protocol/namespace.js'
 import { cidText } from '../../protocol/cid-text.js'
 import { cborCID } from '../blocks/verify.js'
 import { covers, merge, missing, type VectorClock } from './clock.js'

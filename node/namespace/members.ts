@@ -29,7 +29,7 @@
  *
  * @module
  */
-import type { Entry as LogEntry } from '../../protocol/namespace.js'
+import type { LogEntry } from '../../protocol/namespace.js'
 import type { VectorClock } from './clock.js'
 import { everyDependency } from './causal.js'
 import { decodeJSON, encodeJSON, type KV, type Txn } from './kv.js'

@@ -45,7 +45,7 @@ export const PENALTIES = {
 /** What a peer did wrong. */
 export type Offence = keyof typeof PENALTIES
 
-/** Tuning of {@link PeerScores}. */
+/** Tuning of {@link OffenceScores}. */
 export interface PeerScoreOptions {
   /** Score from which a peer is shunned. @default 10 */
   threshold?: number
@@ -55,7 +55,7 @@ export interface PeerScoreOptions {
   maxPeers?: number
 }
 
-/** Counters of {@link PeerScores}. */
+/** Counters of {@link OffenceScores}. */
 export interface PeerScoreStats {
   /** Offences counted, every peer. */
   penalties: number
@@ -66,7 +66,7 @@ export interface PeerScoreStats {
 interface Score { value: number, at: number, shunned: boolean }
 
 /** Decaying scores of bad input, by peer. */
-export class PeerScores {
+export class OffenceScores {
   readonly stats: PeerScoreStats = { penalties: 0, shunnings: 0 }
   private readonly scores = new Map<string, Score>()
   private readonly threshold: number

@@ -16,7 +16,7 @@ import { childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, 
 import type { ConflictInfo, Entry } from './api.js'
 
 /** Lookups, listings and walks of the visible tree. */
-export class TreeReader {
+export class VisibleTreeReader {
   constructor (private readonly kv: KV) {}
 
   /**

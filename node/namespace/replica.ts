@@ -36,7 +36,7 @@ import { Applier } from './apply.js'
 import { EntryLog, type PreparedEntries, type PullAnswer, type ReceiveResult } from './log.js'
 import { Members, type Member } from './members.js'
 import { Retirements } from './retire.js'
-import { TreeReader } from './reads.js'
+import { VisibleTreeReader } from './reads.js'
 import { ReplicaRecovery, type RecoveryTimers } from './recovery.js'
 import { Snapshots } from './snapshots.js'
 import type { SnapshotFetch } from './snapshot-load.js'
@@ -157,7 +157,7 @@ export class Replica implements Namespace {
   private readonly applier: Applier
   private readonly log: EntryLog
   private readonly snapshots: Snapshots
-  private readonly reads: TreeReader
+  private readonly reads: VisibleTreeReader
   private readonly writes: LocalWrites
   private readonly upgrades: UpgradeComponents
   /** Parsed head CIDs by their text ({@link headCid}). */
@@ -244,7 +244,7 @@ export class Replica implements Namespace {
       build: async put => await snapshots.stateTree(put),
       snapshot: async () => (await snapshots.current())?.root.toString()
     })
-    const reads = this.reads = new TreeReader(kv)
+    const reads = this.reads = new VisibleTreeReader(kv)
     const writes = this.writes = new LocalWrites({ store, applier, reads, signer, clock, writing: async fn => await recovery.writing(fn) })
     this.upgrades = {
       store,

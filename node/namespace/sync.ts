@@ -68,7 +68,7 @@ import { chooseHelpers, spreadFetch, type SnapshotFetchStats } from './snapshot-
 import { DeclinedSnapshots, entriesElsewhere } from './pruned-claim.js'
 import type { SnapshotFetch } from './snapshot-load.js'
 import { InvalidSnapshotError } from './snapshot-state.js'
-import { PeerScores, type Offence, type PeerScoreOptions } from './peer-scores.js'
+import { OffenceScores, type Offence, type PeerScoreOptions } from './peer-scores.js'
 import type { WallClock } from './api.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
@@ -224,7 +224,7 @@ export class NamespaceSync {
     heartbeats: 0, heartbeatsSkipped: 0, pagesAskedAhead: 0, pagesAskedAheadDropped: 0, compactionsDeferred: 0, snapshotsDeclined: 0, snapshotHelperRequests: 0, snapshotHelperFailures: 0
   }
   /** Scores of the peers' bad input. */
-  readonly scores: PeerScores
+  readonly scores: OffenceScores
   /** Anti-entropy between replicas that look converged (state-check.ts). */
   readonly stateCheck: StateCheck
   private readonly options: Required<Omit<SyncOptions, 'scores' | 'stateCheck'>>
@@ -273,7 +273,7 @@ export class NamespaceSync {
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
     this.log = components.logger
     this.trust = components.trust ?? components.replica.trust
-    this.scores = new PeerScores(components.clock ?? { now: () => performance.now() }, options.scores)
+    this.scores = new OffenceScores(components.clock ?? { now: () => performance.now() }, options.scores)
     this.stateCheck = new StateCheck({
       heads: () => components.replica.headsDigest(),
       state: async () => await components.replica.checkedState(),

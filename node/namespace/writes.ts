@@ -13,7 +13,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, encodeEntry, encodeEntryBody, type Entry as LogEntry, type EntryBodyV2, type Op, type PathOp, type Pin, type PutOp } from '../../protocol/namespace.js'
+import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, encodeEntry, encodeEntryBody, type LogEntry, type EntryBodyV2, type Op, type PathOp, type Pin, type PutOp } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError } from '../errors.js'
 import type { Dot } from './clock.js'
@@ -23,7 +23,7 @@ import { checkPin, wirePin } from './pins.js'
 import { sortedHeads, type ReplicaStore } from './store.js'
 import type { Applier } from './apply.js'
 import type { Signer } from './identity.js'
-import type { TreeReader } from './reads.js'
+import type { VisibleTreeReader } from './reads.js'
 import type { Visible } from './tree.js'
 import type { Entry, FileRecord, MkdirOptions, RemoveOptions, WallClock } from './api.js'
 
@@ -31,7 +31,7 @@ import type { Entry, FileRecord, MkdirOptions, RemoveOptions, WallClock } from '
 export interface LocalWritesComponents {
   store: ReplicaStore
   applier: Pick<Applier, 'apply'>
-  reads: TreeReader
+  reads: VisibleTreeReader
   /** Signs this replica's entries; its id is the author. */
   signer: Signer
   clock: WallClock

@@ -13,7 +13,7 @@ import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { NOT_CANONICAL, cutField, decodeCanonicalDagCbor, decodeCanonicalMap, isCanonicalDagCbor, withoutField } from '../../protocol/canonical.js'
-import { decodeEntry, decodeEntryParts, encodeEntry, encodeEntryBody, entryBodyOf, type Entry } from '../../protocol/namespace.js'
+import { decodeEntry, decodeEntryParts, encodeEntry, encodeEntryBody, entryBodyOf, type LogEntry } from '../../protocol/namespace.js'
 
 /** The reference: bytes that decode, and encode back to themselves. */
 function reference (bytes: Uint8Array): boolean {
@@ -36,7 +36,7 @@ function decodes (bytes: Uint8Array): boolean {
 
 const cid = CID.createV1(0x71, Digest.create(0x12, new Uint8Array(32).fill(3)))
 const v0 = CID.createV0(Digest.create(0x12, new Uint8Array(32).fill(4)) as any)
-const entry: Entry = {
+const entry: LogEntry = {
   v: 2,
   author: '12D3KooWGRUVh8wGzCv4ZxBEmQjM3wE9JbDnbVH8xJwBnv3fFfXb',
   seq: 300,
@@ -147,7 +147,7 @@ describe('canonical dag-cbor check', () => {
   })
 
   it('the signed body sliced from an entry is encodeEntryBody of it, v1 and v2', () => {
-    const v1: Entry = { v: 1, author: entry.author, seq: 3, time: 7, clock: { [entry.author]: 3, x: 70_000 }, parents: [], ops: [{ op: 'del', path: '/é', replaces: [['x', 2]] }], sig: new Uint8Array(64) }
+    const v1: LogEntry = { v: 1, author: entry.author, seq: 3, time: 7, clock: { [entry.author]: 3, x: 70_000 }, parents: [], ops: [{ op: 'del', path: '/é', replaces: [['x', 2]] }], sig: new Uint8Array(64) }
     fc.assert(fc.property(fc.constantFrom(entry, v1), fc.nat({ max: 2 ** 40 }), fc.string({ minLength: 1, maxLength: 20 }).filter(t => !t.includes('/') && t !== '.' && t !== '..'), fc.uint8Array({ minLength: 1, maxLength: 128 }), (base, time, name, sig) => {
       const e = { ...base, time, sig, ops: [{ op: 'mkdir' as const, path: `/${name}`, mode: 0o755, mtime: time, replaces: [] }] }
       const bytes = encodeEntry(e)

@@ -19,7 +19,7 @@ import {
   encodeSyncRequest, encodeSyncResponse, isPinPolicy,
   decodeSnapshotAuthors, encodeSnapshotAuthors, joinSnapshotAuthors, splitSnapshotAuthors,
   type LinkedSnapshotRoot, type SnapshotAuthors, type SnapshotRetired,
-  type Dot, type Entry, type HeadsMessage, type Op, type PathOp, type Pin, type SnapshotRoot, type SnapshotVersion,
+  type Dot, type LogEntry, type HeadsMessage, type Op, type PathOp, type Pin, type SnapshotRoot, type SnapshotVersion,
   type SyncRequest, type SyncResponse, type VectorClock
 } from '../../protocol/namespace.js'
 import { InvalidMessageError as BlockExchangeInvalidMessageError } from '../../protocol/block-exchange.js'
@@ -83,9 +83,9 @@ const opSkeletonArb = fc.record({
 })
 
 /** An entry of the first version (with its author's clock), still accepted. */
-type EntryV1 = Extract<Entry, { v: 1 }>
+type EntryV1 = Extract<LogEntry, { v: 1 }>
 /** An entry as this build writes it (parent dots instead of a clock). */
-type EntryV2 = Extract<Entry, { v: 2 }>
+type EntryV2 = Extract<LogEntry, { v: 2 }>
 
 const entryArb: fc.Arbitrary<EntryV1> = fc.record({
   author: peerArb,
@@ -742,7 +742,7 @@ describe('namespace codecs: v2 entries (no clock)', () => {
 
 describe('namespace codecs: pins', () => {
   const manifest = cidOf(7)
-  const pinned = (pin: unknown): Entry => {
+  const pinned = (pin: unknown): LogEntry => {
     const e = baseEntry() as any
     e.ops[0].pin = pin
     return e

@@ -8,7 +8,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { PENALTIES, PeerScores } from '../../../node/namespace/peer-scores.js'
+import { PENALTIES, OffenceScores } from '../../../node/namespace/peer-scores.js'
 import { NamespaceSync, type SyncHandlers, type SyncNetwork } from '../../../node/namespace/sync.js'
 import { encodeHeadsMessage } from '../../../protocol/namespace.js'
 import { VirtualTime } from '../../../simulations/virtual-time.js'
@@ -19,7 +19,7 @@ const MINUTE = 60_000
 describe('peer scores', () => {
   it('offences add up, halve every half-life, and shun from the threshold until the score is half of it', () => {
     const clock = { now: 0 }
-    const scores = new PeerScores({ now: () => clock.now }, { threshold: 10, halfLife: 5 * MINUTE })
+    const scores = new OffenceScores({ now: () => clock.now }, { threshold: 10, halfLife: 5 * MINUTE })
     for (let i = 0; i < 9; i++) assert.equal(scores.penalize('p', 'invalidMessage'), false)
     assert.equal(scores.shunned('p'), false, '9 is under the threshold')
     assert.equal(scores.penalize('p', 'invalidMessage'), true, 'the tenth offence shuns it')
@@ -37,7 +37,7 @@ describe('peer scores', () => {
   })
 
   it('a snapshot that fails its checks weighs five malformed messages; two shun a peer', () => {
-    const scores = new PeerScores({ now: () => 0 })
+    const scores = new OffenceScores({ now: () => 0 })
     assert.equal(PENALTIES.invalidSnapshot, 5 * PENALTIES.invalidMessage)
     scores.penalize('p', 'invalidSnapshot')
     assert.equal(scores.penalize('p', 'invalidSnapshot'), true)
@@ -45,7 +45,7 @@ describe('peer scores', () => {
   })
 
   it('keeps at most maxPeers scores, dropping the lowest', () => {
-    const scores = new PeerScores({ now: () => 0 }, { maxPeers: 3 })
+    const scores = new OffenceScores({ now: () => 0 }, { maxPeers: 3 })
     scores.penalize('a', 'invalidSnapshot')
     scores.penalize('b', 'invalidMessage')
     scores.penalize('c', 'rejectedEntries')
