@@ -81,6 +81,8 @@ export interface FuseStatfs {
 export interface FuseOps {
   init?: (cb: Reply) => void
   getattr: (path: string, cb: Reply<[FuseStat?]>) => void
+  /** `getattr` through an open handle (`fstat`, the kernel's checks before a read); absent: `getattr` by path. */
+  fgetattr?: (path: string, fd: number, cb: Reply<[FuseStat?]>) => void
   readdir?: (path: string, cb: Reply<[string[]?, FuseStat[]?]>) => void
   statfs?: (path: string, cb: Reply<[FuseStatfs?]>) => void
   open?: (path: string, flags: number, cb: Reply<[number?]>) => void
@@ -187,6 +189,15 @@ async function loadFuseClass (): Promise<FuseClass> {
   // fuse-native builds its `-o` list in a private method and has no way to
   // add options it does not know: extend that list.
   fuseClass = class ShoalFuse extends Fuse {
+    // fuse-native's own calls `getattr`, dropping the handle: run its getattr
+    // step (which converts the answer) over a getattr that asks through the handle
+    _op_fgetattr (signal: unknown, path: string, fd: number): void {
+      const ops = (this as any).ops as FuseOps
+      const { fgetattr } = ops
+      if (fgetattr === undefined) { super._op_fgetattr(signal, path, fd); return }
+      super._op_getattr.call({ ops: { getattr: (p: string, cb: Reply<[FuseStat?]>) => { fgetattr(p, fd, cb) } } }, signal, path)
+    }
+
     _fuseOptions (): string {
       const base: string = super._fuseOptions()
       const extra = [...EXTRA_MOUNT_OPTIONS, ...((this as any).opts.extraOptions as string[] ?? [])].join(',')

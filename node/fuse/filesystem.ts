@@ -117,8 +117,8 @@ class Staged {
 
 type Handle =
   | { kind: 'staged', staged: Staged, writable: boolean }
-  | { kind: 'read', reader: HandleReader, places?: RecordPlaces }
-  | { kind: 'cached', content: CachedContent }
+  | { kind: 'read', reader: HandleReader, places?: RecordPlaces, attr: Attr }
+  | { kind: 'cached', content: CachedContent, attr: Attr }
 
 /** Stop a read handle: its stream, the packs its places hold, or its kept copy. */
 async function closeReading (h: Exclude<Handle, { kind: 'staged' }>): Promise<void> {
@@ -162,6 +162,24 @@ export class ShoalFilesystem {
     const attr = await this.findAttr(path)
     if (attr === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
     return attr
+  }
+
+  /**
+   * Attributes asked through an open handle (`fstat`, and the kernel's
+   * size checks before a read): the path's, or — when the path is gone,
+   * removed or renamed on another node — those of the version the handle
+   * opened and goes on reading. Without them a read of a file another node
+   * removed failed with ENOENT (a removal on this node keeps the name
+   * through the kernel's hidden file, so only remote ones did).
+   *
+   * @throws {NotFoundError} when neither the path nor the handle is there
+   */
+  async fgetattr (path: string, fh: number): Promise<Attr> {
+    const attr = await this.findAttr(path)
+    if (attr !== undefined) return attr
+    const h = this.handles.get(fh)
+    if (h === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+    return h.kind === 'staged' ? h.staged.attr() : h.attr
   }
 
   /**
@@ -224,9 +242,9 @@ export class ShoalFilesystem {
       const entry = await this.components.namespace.stat(path)
       if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
       const cached = await this.options.cache?.open(entry.cid)
-      if (cached !== undefined) return this.addHandle({ kind: 'cached', content: cached })
+      if (cached !== undefined) return this.addHandle({ kind: 'cached', content: cached, attr: attrOf(entry) })
       const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }))
-      return this.addHandle({ kind: 'read', reader, places: this.placesOf(entry) })
+      return this.addHandle({ kind: 'read', reader, places: this.placesOf(entry), attr: attrOf(entry) })
     }
     return await this.locks.run([path], async () => {
       const s = await this.stageForWrite(path, truncate)

@@ -134,7 +134,13 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPl
   const done = (err: number): void => { reply(err) }
   switch (name) {
     case 'statfs': o.statfs(args[0], (err, st) => { reply(err, statfsArray(err === 0 ? st : undefined)) }); return
-    case 'getattr': o.getattr(args[0], (err, st) => { reply(err, statArray(err === 0 ? st : undefined)) }); return
+    // a handle (args[1], 0 for none) when the kernel asks through an open file
+    case 'getattr': {
+      const answer = (err: number, st?: FuseStat): void => { reply(err, statArray(err === 0 ? st : undefined)) }
+      if (args[1] > 0 && o.fgetattr !== undefined) o.fgetattr(args[0], args[1], answer)
+      else o.getattr(args[0], answer)
+      return
+    }
     case 'readdir': o.readdir(args[0], (err, names, stats) => { reply(err, err === 0 ? names ?? [] : [], err === 0 && stats !== undefined ? stats.map(statArray) : []) }); return
     case 'open': o.open(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
     case 'create': o.create(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return

@@ -61,6 +61,9 @@ export function createOps (fs: ShoalFilesystem, logger: Logger): FuseOps {
         else cb(0, statOf(attr, fs.uid, fs.gid))
       }, err => { cb(fail('getattr', path, err)) })
     },
+    fgetattr: (path, fd, cb) => {
+      fs.fgetattr(path, fd).then(attr => { cb(0, statOf(attr, fs.uid, fs.gid)) }, err => { cb(fail('fgetattr', path, err)) })
+    },
     readdir: (path, cb) => { answer('readdir', path, fs.readdir(path).then(names => [names] as [string[]]), cb) },
     statfs: (path, cb) => {
       answer('statfs', path, fs.statfs().then((s): [FuseStatfs] => [{

@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '../../helpers/temp.js'
@@ -230,6 +230,44 @@ with open('after', 'wb') as f:
     assert.equal(await m.namespace.lookup('/big'), undefined)
     assert.deepEqual((await m.namespace.list('/')).map(e => e.name), ['after'])
     assert.equal(m.namespace.clockNow()[m.namespace.id], 1, 'one namespace write, /after: the removed file was never bound')
+  })
+
+  it('a file open for reading goes on reading after another node removes or renames it', TEST, async t => {
+    // attributes never cached: the kernel asks for them around every read, as it does once 1 s has passed
+    const m = await mountTestNode(t, { fuse: { attrTimeout: 0, entryTimeout: 0 } })
+    const flags = await tempDir(t)
+    const bytes = randomBytes(3 * 1024 * 1024 + 17)
+    await writeFile(join(flags, 'src'), bytes)
+    await shOk(`cp ${q(join(flags, 'src'))} ${q(join(m.dir, 'gone'))} && cp ${q(join(flags, 'src'))} ${q(join(m.dir, 'moved'))}`)
+    await eventually(async () => (await m.namespace.lookup('/gone'))?.type === 'file' && (await m.namespace.lookup('/moved'))?.type === 'file', 10_000, 'both copies are committed')
+    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    const script = python(`
+import hashlib, os, time
+os.chdir(${JSON.stringify(m.dir)})
+def rest(fd):
+    out = b''
+    while True:
+        piece = os.read(fd, 1 << 20)
+        if not piece: return out
+        out += piece
+a, b = os.open('gone', os.O_RDONLY), os.open('moved', os.O_RDONLY)
+head_a, head_b = os.read(a, 1000), os.read(b, 1000)
+open(${JSON.stringify(join(flags, 'opened'))}, 'w').close()
+for _ in range(200):
+    if os.path.exists(${JSON.stringify(join(flags, 'go'))}): break
+    time.sleep(0.05)
+print(hashlib.sha256(head_a + rest(a)).hexdigest())
+print(hashlib.sha256(head_b + rest(b)).hexdigest())
+`)
+    await eventually(async () => (await sh(`test -e ${q(join(flags, 'opened'))}`)).code === 0, 10_000, 'the reader opened both files')
+    // what a removal and a rename made on another node look like here: namespace writes, not kernel calls
+    await m.namespace.remove('/gone')
+    await m.namespace.move('/moved', '/elsewhere')
+    await writeFile(join(flags, 'go'), '')
+    const r = await script
+    assert.equal(r.code, 0, r.stderr)
+    const digest = createHash('sha256').update(bytes).digest('hex')
+    assert.deepEqual(r.stdout.trim().split('\n'), [digest, digest])
   })
 
   it('a large file is byte-identical whole and in ranges, read from the namespace after its commit', TEST, async t => {
