@@ -117,14 +117,19 @@ export class ApiClient {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, { method, headers }, resolve)
       sending = req
+      /** The body failed (a local file that cannot be read): its error is the request's, and names the file. */
+      let bodyFailed = false
       req.on('error', (err: any) => {
         if (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET' && body === undefined) {
           reject(this.notAnswering())
+        } else if (!bodyFailed && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          // the connection broke while the body went out: the daemon's side, not the file's
+          reject(new BrokenStreamError(`the daemon closed the connection while the upload went on (${String(err.code)}): did the daemon stop?`))
         } else reject(err)
       })
       if (body === undefined) req.end()
       else {
-        body.on('error', err => req.destroy(err))
+        body.on('error', err => { bodyFailed = true; req.destroy(err) })
         body.pipe(req)
       }
     })

@@ -12,6 +12,8 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { fileBody } from '../../cli/local-file.js'
 import { randomBytes } from '../helpers/bytes.js'
 import { defer, tempDir } from '../helpers/temp.js'
@@ -60,6 +62,27 @@ describe('an upload\'s body reads exactly the size it declared', () => {
 
     // an empty declared size, a file that is not empty (as /proc's files are)
     await assert.rejects(drain(fileBody(file, { size: 0 })), { name: 'FileChangedError' })
+  })
+
+  it('a daemon that drops the connection mid-upload is named, not the file: BrokenStreamError, not LocalFileError', TEST, async () => {
+    const dir = await tempDir(ctx, 'shoal-local-cut-')
+    const file = join(dir, 'big.bin')
+    await writeFile(file, randomBytes(32 * 1024 * 1024, 9))
+    // a "daemon" that takes 1 MiB of the upload and then goes away, as one killed mid-add does
+    const server = createServer((req, res) => {
+      let got = 0
+      req.on('data', (chunk: Buffer) => { got += chunk.byteLength; if (got > 1024 * 1024) req.socket.destroy() })
+      req.on('end', () => { res.end('{}') })
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    defer(ctx, async () => { await new Promise(resolve => server.close(resolve)) })
+    const repo = join(dir, 'repo')
+    await mkdir(repo)
+    await writeFile(join(repo, 'api'), `/ip4/127.0.0.1/tcp/${(server.address() as AddressInfo).port}`)
+    await writeFile(join(repo, 'api.token'), 'token')
+    const r = await runShoal(['--repo', repo, 'add', file, '--to', '/big.bin'])
+    assert.equal(r.code, 1)
+    assert.match(lines(r.stderr).at(-1) ?? '', /^shoal: the daemon closed the connection while the upload went on \((ECONNRESET|EPIPE)\): did the daemon stop\? \(BrokenStreamError\)$/)
   })
 })
 
