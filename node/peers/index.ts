@@ -71,6 +71,8 @@ export class PeerManager {
   private saving: Promise<void> = Promise.resolve()
   /** Counters since start (metrics): re-dials that reached none of a known peer's addresses. */
   readonly stats = { redialsFailed: 0 }
+  /** Peers whose failed re-dials were told once already (until they connect again). */
+  private readonly unreachableTold = new Set<string>()
 
   constructor (components: PeersComponents, init: PeersInit) {
     this.components = components
@@ -80,6 +82,7 @@ export class PeerManager {
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
     this.clearRedial(id)
+    this.unreachableTold.delete(id)
     const addrs = this.components.libp2p.getConnections(evt.detail)
       .filter(c => c.direction === 'outbound')
       .map(c => withPeerId(c.remoteAddr.toString(), id))
@@ -204,16 +207,24 @@ export class PeerManager {
     if (!this.running || peer === undefined) return
     const peerId = parsePeerId(id)
     if (this.components.libp2p.getConnections(peerId).length > 0) return
+    let why: string | undefined
     for (const a of peer.addrs) {
       try {
         await this.components.libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(10_000) })
         this.components.logger.debug({ peer: id, addr: a }, 're-dialled peer')
         return
-      } catch {}
+      } catch (err: any) {
+        why = String(err?.code ?? err?.message ?? err)
+      }
       // stopped meanwhile: the dials were cut short by the shutdown, not failed
       if (!this.running) return
     }
     this.stats.redialsFailed++
+    if (!this.unreachableTold.has(id)) {
+      // once per streak: a node whose only peer cannot be reached would otherwise sit at 0 peers, silent
+      this.unreachableTold.add(id)
+      this.components.logger.warn({ peer: id, addrs: peer.addrs, err: why }, 'cannot reach a known peer; retrying with backoff (a peer that listens on tcp/0 has a new port after each restart: give it a fixed port, or `shoal peers connect` its new address)')
+    }
     const next = Math.min(Math.max(lastDelay * 2, this.init.minBackoffMs), this.init.maxBackoffMs)
     this.scheduleRedial(id, next)
   }

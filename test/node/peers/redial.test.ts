@@ -12,7 +12,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { join } from 'node:path'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
 import { PeerManager, REDIAL_JITTER } from '../../../node/peers/index.js'
-import { createLogger } from '../../../node/logger.js'
+import { pino } from 'pino'
 import type { Timers } from '../../../node/namespace/sync.js'
 import { tempDir } from '../../helpers/temp.js'
 import { until } from '../../helpers/processes.js'
@@ -31,7 +31,7 @@ class RecordedTimers implements Timers {
 }
 
 describe('re-dials of known peers', () => {
-  it('each waits its backoff times a drawn factor, fails while the peer is away, and reaches it once it is back', async (t) => {
+  it('each waits its backoff times a drawn factor, fails while the peer is away (said once, as a warning), and reaches it once it is back', async (t) => {
     const hosts: ShoalLibp2p[] = []
     t.after(async () => { await Promise.allSettled(hosts.map(async h => { await h.stop() })) })
     const a = await createHost({ privateKey: await generateKeyPair('Ed25519') })
@@ -47,8 +47,10 @@ describe('re-dials of known peers', () => {
     const timers = new RecordedTimers()
     const draws = [0, 0.999, 0.25, 0.5]
     let drawn = 0
+    const warnings: string[] = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(JSON.parse(line).msg) } })
     const peers = new PeerManager(
-      { libp2p: a, logger: createLogger('silent'), timers, random: () => draws[drawn++ % draws.length] },
+      { libp2p: a, logger, timers, random: () => draws[drawn++ % draws.length] },
       { file: join(await tempDir(t), 'peers.json'), bootstrap: [], minBackoffMs: 1000, maxBackoffMs: 8000 }
     )
     await peers.start()
@@ -68,6 +70,8 @@ describe('re-dials of known peers', () => {
     // backoffs of 1, 2, 4 and 8 s, drawn as 0.5, ~1.5, 0.75 and 1 times them
     assert.deepEqual(timers.asked.map(x => Math.round(x.ms)), expected)
     assert.equal(peers.stats.redialsFailed, 3)
+    // a node whose peer cannot be reached says so, once for the streak, not once per re-dial
+    assert.equal(warnings.filter(m => m.startsWith('cannot reach a known peer')).length, 1, warnings.join('\n'))
 
     // b is back on the same address: the next re-dial reaches it and nothing more is scheduled
     b = await createHost({ privateKey: bKey, listen: [bListen] })
