@@ -721,11 +721,12 @@ export class ShoalFilesystem {
 
   /** Log when the version a write started from was replaced elsewhere meanwhile (this write replaces that one). */
   private async warnIfChanged (s: Staged): Promise<void> {
-    if (s.base === undefined || s.committedGen !== 0) return
+    // what this write started from: its own last commit, else the version it was copied from, else nothing (a new file)
+    const base = s.committedGen !== 0 ? s.committedCid : s.base
     const current = await this.components.namespace.lookup(s.path)
-    if (current?.type === 'file' && current.cid !== s.base) {
-      this.log.warn({ path: s.path, base: s.base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; this write replaces that version')
-    }
+    if (current?.type !== 'file' || current.cid === base) return
+    if (base === undefined) this.log.warn({ path: s.path, current: current.cid }, 'fuse: another node created the file while it was written here as a new file; this write replaces that version')
+    else this.log.warn({ path: s.path, base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; this write replaces that version')
   }
 
   /** Note that generation `gen` of `s` is committed as `info`. */

@@ -17,6 +17,7 @@ import { FuseService } from '../../../node/fuse/index.js'
 import { DEFAULT_CONFIG, type RepoConfig } from '../../../node/repo/index.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import type { PackBlockStore } from '../../../node/blocks/index.js'
+import type { Logger } from '../../../node/logger.js'
 
 /** A logger that says nothing. */
 export const silent = pino({ level: 'silent' })
@@ -95,6 +96,8 @@ export interface TestMountOptions {
   fuse?: Partial<RepoConfig['fuse']>
   /** Give the service the block store, so reads of committed files can be placed in its records (record-places.ts). */
   places?: boolean
+  /** The service's logger. @default silent */
+  logger?: Logger
 }
 
 /**
@@ -126,7 +129,7 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
     repo: { root: join(root, 'repo'), tmp: join(root, 'repo', 'tmp') },
     config: { fuse: { ...DEFAULT_CONFIG.fuse, ...options.fuse } },
     chunker: parseChunker('fastcdc'),
-    logger: silent,
+    logger: options.logger ?? silent,
     blockstore: options.places === true ? blockstore : undefined
   })
   await service.mount(dir)

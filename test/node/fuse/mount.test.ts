@@ -10,6 +10,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '../../helpers/temp.js'
+import { pino } from 'pino'
+import { parseChunker } from '../../../node/content/index.js'
 import { eventually, mountTestNode, python, q, sh, shOk } from './helpers.js'
 
 const TEST = { timeout: 60_000 }
@@ -230,6 +232,33 @@ with open('after', 'wb') as f:
     assert.equal(await m.namespace.lookup('/big'), undefined)
     assert.deepEqual((await m.namespace.list('/')).map(e => e.name), ['after'])
     assert.equal(m.namespace.clockNow()[m.namespace.id], 1, 'one namespace write, /after: the removed file was never bound')
+  })
+
+  it('a new file whose path another node wrote meanwhile replaces that version with a warning, never silently', TEST, async t => {
+    const warnings: Array<{ msg: string, path?: string }> = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(JSON.parse(line)) } })
+    const m = await mountTestNode(t, { logger })
+    const flags = await tempDir(t)
+    const script = python(`
+import os, time
+os.chdir(${JSON.stringify(m.dir)})
+with open('fresh', 'wb') as f:
+    f.write(b'written here')
+    f.flush()
+    open(${JSON.stringify(join(flags, 'opened'))}, 'w').close()
+    for _ in range(200):
+        if os.path.exists(${JSON.stringify(join(flags, 'go'))}): break
+        time.sleep(0.05)
+    os.fsync(f.fileno())
+`)
+    await eventually(async () => (await sh(`test -e ${q(join(flags, 'opened'))}`)).code === 0, 10_000, 'the writer opened the new file')
+    // another node's version of the same path arrives while the new file is open here
+    await m.files.add('/fresh', (async function * () { yield Buffer.from('written elsewhere') })(), { chunker: parseChunker('fastcdc') })
+    await writeFile(join(flags, 'go'), '')
+    const r = await script
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal((await namespaceBytes(m, '/fresh')).toString(), 'written here')
+    assert.deepEqual(warnings.filter(w => w.path === '/fresh').map(w => w.msg), ['fuse: another node created the file while it was written here as a new file; this write replaces that version'])
   })
 
   it('a file open for reading goes on reading after another node removes or renames it', TEST, async t => {
