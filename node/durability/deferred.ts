@@ -14,8 +14,11 @@
  *   for those whose coding a stop or crash interrupted: the record outlives
  *   a restart, so a restarted daemon finishes the work.
  *
- * The two paths share one coding per file: a root coded now by one is
- * joined, not coded twice, by the other.
+ * A record is one content under one policy (`d!<root>` + NUL + policy):
+ * one content added at two paths under two policies is coded twice, each
+ * path bound to its own policy's manifest. The two paths above share one
+ * coding per record: a root and policy coded now by one is joined, not
+ * coded twice, by the other.
  *
  * @module
  */
@@ -41,6 +44,11 @@ async function uncodedFiles (files: DurabilityParts['files'], signal?: AbortSign
     policies.add(entry.pin.policy)
   }
   return out
+}
+
+/** The key of a coding under way: one content under one policy. */
+function runningKey (root: CID | string, policy: string): string {
+  return `${root.toString()}\x00${policy}`
 }
 
 /** What one look at the deferred files did. */
@@ -69,24 +77,25 @@ export interface DeferredCoderInit {
 
 /** Codes, binds and places the files added without coding. */
 export class DeferredCoder {
-  /** Codings under way, by root: a second caller joins the first. */
+  /** Codings under way, by root and policy: a second caller joins the first. */
   private readonly running = new Map<string, Promise<DeferredOutcome>>()
 
   constructor (private readonly components: DurabilityParts, private readonly init: DeferredCoderInit) {}
 
-  /** Whether the file `root` is being coded now. */
-  coding (root: CID | string): boolean {
-    return this.running.has(root.toString())
+  /** Whether the file `root` is being coded under `policy` (canonical) now. */
+  coding (root: CID | string, policy: string): boolean {
+    return this.running.has(runningKey(root, policy))
   }
 
   /**
-   * Code, bind and place the deferred file `root` now, if the live nodes
-   * can carry its policy (else it keeps waiting for a repair pass).
+   * Code, bind and place the file `root` deferred under `policy`
+   * (canonical) now, if the live nodes can carry it (else it keeps waiting
+   * for a repair pass).
    */
-  async code (root: CID, signal?: AbortSignal): Promise<DeferredOutcome> {
-    // the record's policy only (one read): a file that waits for live nodes costs no read of its paths, which grow with
+  async code (root: CID, policy: string, signal?: AbortSignal): Promise<DeferredOutcome> {
+    // the record's head only (one read): a file that waits for live nodes costs no read of its paths, which grow with
     // every add of the same content (a lone node given many identical files read them all for every add)
-    const waiting = await this.components.holdings.deferredPolicyOf(root)
+    const waiting = await this.components.holdings.deferredHeadOf(root, policy)
     if (waiting === undefined) return { kind: 'none' }
     const nodes = (await this.init.placer.livePeers(signal)).length
     return await this.codeRecord(root, waiting.policy, nodes, signal)
@@ -110,9 +119,9 @@ export class DeferredCoder {
     for (const [text, record] of records) {
       if (signal?.aborted === true) throw new AbortedError('repair aborted')
       const coding = codingOf(parsePolicy(record.policy))
-      if (coding === undefined || (wanted.get(text)?.has(record.policy) !== true && !this.coding(text))) {
+      if (coding === undefined || (wanted.get(text)?.has(record.policy) !== true && !this.coding(text, record.policy))) {
         // no visible file waits for it (removed, unpinned, another policy): dropped once the add that wrote it is surely bound
-        if (coding === undefined || clock.now() - record.since > STALE_MS) await holdings.dropDeferred(text)
+        if (coding === undefined || clock.now() - record.since > STALE_MS) await holdings.dropDeferred(text, record.policy)
         continue
       }
       try {
@@ -130,13 +139,13 @@ export class DeferredCoder {
 
   /** Code one file waiting under `policy` with `nodes` live nodes, or join its coding under way. */
   private async codeRecord (root: CID, policy: string, nodes: number, signal?: AbortSignal): Promise<DeferredOutcome> {
-    const key = root.toString()
+    const key = runningKey(root, policy)
     const running = this.running.get(key)
     if (running !== undefined) return await running
     const coding = codingOf(parsePolicy(policy))
     if (coding === undefined || this.components.rebind === undefined) return { kind: 'none' }
     if (nodes < minNodesOf(coding)) return { kind: 'waiting' }
-    const work = this.codeNow(root, signal)
+    const work = this.codeNow(root, policy, signal)
     this.running.set(key, work)
     try {
       return await work
@@ -145,13 +154,13 @@ export class DeferredCoder {
     }
   }
 
-  private async codeNow (root: CID, signal?: AbortSignal): Promise<DeferredOutcome> {
+  private async codeNow (root: CID, policy: string, signal?: AbortSignal): Promise<DeferredOutcome> {
     const { holdings, blocks, gcLock } = this.components
     const rebind = this.components.rebind as NonNullable<DurabilityParts['rebind']>
     let manifest: CID | undefined
     // an add of the same content that rewrote the record meanwhile (other paths) is bound by one more round (same manifest:
     // the coding is deterministic); each round binds the paths noted since the round before (holdings.dropDeferredIf)
-    for (let coded = await holdings.deferredOf(root); coded !== undefined; coded = await holdings.deferredOf(root)) {
+    for (let coded = await holdings.deferredOf(root, policy); coded !== undefined; coded = await holdings.deferredOf(root, policy)) {
       const seen: DeferredRecord = coded
       // under the write lock: the parity and manifest are not garbage before the pin names them
       const { pin, bound } = await gcLock.shared(async () => {

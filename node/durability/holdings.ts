@@ -89,8 +89,12 @@ export interface DeferredRecord {
 }
 
 /**
- * The stored head of a deferred record: its paths are rows of their own
- * (`DEFERRED_PATH` + root + NUL + path, `bound`), so that one more add of
+ * The stored head of a deferred record, one per content **and policy**
+ * (`DEFERRED` + root + NUL + policy: one content added at two paths under
+ * two policies waits twice, and each is coded with its own policy; keyed by
+ * the root alone, the second add's record replaced the first's and the
+ * first path was never coded). Its paths are rows of their own
+ * (`DEFERRED_PATH` + root + NUL + policy + NUL + path, `bound`), so that one more add of
  * the same content (many files of one content: every create of a mount
  * writing identical files) writes one path row instead of rewriting a list
  * of every path so far (a cost per add that grew with the files). `rev`
@@ -121,8 +125,10 @@ export interface Reservation {
 const MANIFEST = 'm!'
 const DEFERRED = 'd!'
 const DEFERRED_PATH = 'dp!'
-/** The row that binds `path` to the deferred record of `root`. */
-function deferredPathKey (root: string, path: string): string { return DEFERRED_PATH + root + '\x00' + path }
+/** The head of the deferred record of `root` under `policy`. */
+function deferredKey (root: string, policy: string): string { return DEFERRED + root + '\x00' + policy }
+/** The row that binds `path` to the deferred record of `root` under `policy` (`path` empty: the prefix of them all). */
+function deferredPathKey (root: string, policy: string, path: string): string { return DEFERRED_PATH + root + '\x00' + policy + '\x00' + path }
 const SHARD = 'h!'
 const RESERVED = 'r!'
 const PLACEMENT = 'p!'
@@ -217,7 +223,32 @@ export class Holdings {
     return out
   }
 
-  async open (): Promise<void> { await this.kv.open() }
+  async open (): Promise<void> {
+    await this.kv.open()
+    await this.rekeyDeferred()
+  }
+
+  /**
+   * Records of older versions were keyed by the root alone (`d!<root>`, path
+   * rows `dp!<root>` + NUL + path): moved to the keys of their policy, in one
+   * batch, before anything reads them.
+   */
+  private async rekeyDeferred (): Promise<void> {
+    const ops: KVOp[] = []
+    for await (const [key, value] of this.kv.iterate({ gte: DEFERRED, lt: DEFERRED + '\xff' })) {
+      const root = key.slice(DEFERRED.length)
+      if (root.includes('\x00')) continue
+      const { policy } = decodeJSON<DeferredHead>(value)
+      ops.push({ type: 'del', key }, { type: 'put', key: deferredKey(root, policy), value })
+      const prefix = DEFERRED_PATH + root + '\x00'
+      for await (const [row, noted] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) {
+        // a path starts with '/', a policy never does: rows of the new form are left alone
+        const path = row.slice(prefix.length)
+        if (path.startsWith('/')) ops.push({ type: 'del', key: row }, { type: 'put', key: deferredPathKey(root, policy, path), value: noted })
+      }
+    }
+    if (ops.length > 0) await this.kv.batch(ops, true)
+  }
   async close (): Promise<void> {
     await this.writeUnwritten(false)
     await this.kv.close()
@@ -433,80 +464,82 @@ export class Holdings {
   }
 
   /**
-   * Record that the file `root` waits to be coded. A record of the same
-   * content and policy that waits already keeps its paths too (two adds of
-   * one content at two paths: both are bound). `sync: false` leaves the
-   * fsync to a later {@link sync}.
+   * Record that the file `root` waits to be coded under `record.policy`. A
+   * record of the same content and policy that waits already keeps its
+   * paths too (two adds of one content at two paths: both are bound); one of
+   * another policy is another record, left as it is. `sync: false` leaves
+   * the fsync to a later {@link sync}.
    */
   async noteDeferred (root: CID | string, record: DeferredRecord, sync = true): Promise<void> {
     await this.deferredWrite(async () => {
       const text = root.toString()
-      const head = await this.deferredHead(text)
+      const head = await this.deferredHead(text, record.policy)
       const ops: KVOp[] = []
-      const replaces = head === undefined || head.policy !== record.policy
+      const replaces = head === undefined
       const headHasPaths = head !== undefined && (head.bound === true || head.paths !== undefined)
       // the same policy: the paths of both, or none (every visible file) when either has none
       const keepsPaths = !replaces && headHasPaths && record.paths !== undefined
-      if (!keepsPaths && head?.bound === true) ops.push(...(await this.deferredPathKeys(text)).map((key): KVOp => ({ type: 'del', key })))
+      if (!keepsPaths && head?.bound === true) ops.push(...(await this.deferredPathKeys(text, record.policy)).map((key): KVOp => ({ type: 'del', key })))
       const paths = replaces ? record.paths : keepsPaths ? [...(head?.paths ?? []), ...(record.paths ?? [])] : undefined
       const next: DeferredHead = { policy: record.policy, size: record.size, since: record.since, rev: (head?.rev ?? 0) + 1 }
       // each path row holds the revision that noted it last: a round of coding that bound it drops it unless noted again since
       const rev = encodeJSON(next.rev)
-      for (const path of new Set(paths)) ops.push({ type: 'put', key: deferredPathKey(text, path), value: rev })
+      for (const path of new Set(paths)) ops.push({ type: 'put', key: deferredPathKey(text, record.policy, path), value: rev })
       if (paths !== undefined) next.bound = true
-      ops.push({ type: 'put', key: DEFERRED + text, value: encodeJSON(next) })
+      ops.push({ type: 'put', key: deferredKey(text, record.policy), value: encodeJSON(next) })
       await this.kv.batch(ops, sync)
     })
   }
 
   /**
-   * The policy, size and time of the deferred record of `root`, if it
-   * waits: one read, without its paths (rows that grow with every add of
-   * the same content).
+   * The size and time of the deferred record of `root` under `policy`
+   * (canonical), if it waits: one read, without its paths (rows that grow
+   * with every add of the same content).
    */
-  async deferredPolicyOf (root: CID | string): Promise<Omit<DeferredRecord, 'paths'> | undefined> {
-    const head = await this.deferredHead(root.toString())
+  async deferredHeadOf (root: CID | string, policy: string): Promise<Omit<DeferredRecord, 'paths'> | undefined> {
+    const head = await this.deferredHead(root.toString(), policy)
     return head === undefined ? undefined : { policy: head.policy, size: head.size, since: head.since }
   }
 
-  /** The deferred record of the file `root`, if it waits. */
-  async deferredOf (root: CID | string): Promise<DeferredRecord | undefined> {
+  /** The deferred record of the file `root` under `policy` (canonical), if it waits. */
+  async deferredOf (root: CID | string, policy: string): Promise<DeferredRecord | undefined> {
     const text = root.toString()
-    const head = await this.deferredHead(text)
+    const head = await this.deferredHead(text, policy)
     return head === undefined ? undefined : await this.withPaths(text, head)
   }
 
-  private async deferredHead (root: string): Promise<DeferredHead | undefined> {
-    const bytes = await this.kv.get(DEFERRED + root)
+  private async deferredHead (root: string, policy: string): Promise<DeferredHead | undefined> {
+    const bytes = await this.kv.get(deferredKey(root, policy))
     return bytes === undefined ? undefined : decodeJSON<DeferredHead>(bytes)
   }
 
   /** A stored head as the record it stands for (its path rows read). */
   private async withPaths (root: string, head: DeferredHead): Promise<DeferredRecord> {
     if (head.bound !== true) return head
-    const prefix = deferredPathKey(root, '')
+    const prefix = deferredPathKey(root, head.policy, '')
     const { bound: _bound, ...record } = head
-    return { ...record, paths: (await this.deferredPathKeys(root)).map(key => key.slice(prefix.length)) }
+    return { ...record, paths: (await this.deferredPathKeys(root, head.policy)).map(key => key.slice(prefix.length)) }
   }
 
-  private async deferredPathKeys (root: string): Promise<string[]> {
-    const prefix = deferredPathKey(root, '')
+  private async deferredPathKeys (root: string, policy: string): Promise<string[]> {
+    const prefix = deferredPathKey(root, policy, '')
     const keys: string[] = []
     for await (const [key] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) keys.push(key)
     return keys
   }
 
-  /** Every file that waits to be coded: root → record. */
+  /** Every file that waits to be coded: root → record (a root waiting under two policies comes twice). */
   async * deferred (): AsyncGenerator<[string, DeferredRecord]> {
     for await (const [key, value] of this.kv.iterate({ gte: DEFERRED, lt: DEFERRED + '\xff' })) {
-      const root = key.slice(DEFERRED.length)
+      const rest = key.slice(DEFERRED.length)
+      const root = rest.slice(0, rest.indexOf('\x00'))
       yield [root, await this.withPaths(root, decodeJSON<DeferredHead>(value))]
     }
   }
 
-  /** The file `root` waits no more (coded, or gone from the namespace). */
-  async dropDeferred (root: CID | string): Promise<void> {
-    await this.deferredWrite(async () => { await this.kv.batch(await this.deferredDrops(root.toString()), true) })
+  /** The file `root` waits no more under `policy` (coded, or gone from the namespace). */
+  async dropDeferred (root: CID | string, policy: string): Promise<void> {
+    await this.deferredWrite(async () => { await this.kv.batch(await this.deferredDrops(root.toString(), policy), true) })
   }
 
   /**
@@ -520,15 +553,15 @@ export class Holdings {
   async dropDeferredIf (root: CID | string, seen: DeferredRecord): Promise<boolean> {
     return await this.deferredWrite(async () => {
       const text = root.toString()
-      const now = await this.deferredHead(text)
+      const now = await this.deferredHead(text, seen.policy)
       const seenRev = (seen as DeferredHead).rev
       if (now === undefined || (now.rev !== undefined ? now.rev === seenRev : Buffer.compare(encodeJSON(now), encodeJSON(seen)) === 0)) {
-        await this.kv.batch(await this.deferredDrops(text), true)
+        await this.kv.batch(await this.deferredDrops(text, seen.policy), true)
         return true
       }
-      if (now.bound === true && now.policy === seen.policy && seen.paths !== undefined && seenRev !== undefined) {
+      if (now.bound === true && seen.paths !== undefined && seenRev !== undefined) {
         const bound = new Set(seen.paths)
-        const prefix = deferredPathKey(text, '')
+        const prefix = deferredPathKey(text, seen.policy, '')
         const ops: KVOp[] = []
         for await (const [key, value] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) {
           // a row of an older build holds nothing: noted before any revision
@@ -541,9 +574,9 @@ export class Holdings {
     })
   }
 
-  /** The deletes of `root`'s deferred record and its path rows. */
-  private async deferredDrops (root: string): Promise<KVOp[]> {
-    return [{ type: 'del', key: DEFERRED + root }, ...(await this.deferredPathKeys(root)).map((key): KVOp => ({ type: 'del', key }))]
+  /** The deletes of `root`'s deferred record under `policy` and its path rows. */
+  private async deferredDrops (root: string, policy: string): Promise<KVOp[]> {
+    return [{ type: 'del', key: deferredKey(root, policy) }, ...(await this.deferredPathKeys(root, policy)).map((key): KVOp => ({ type: 'del', key }))]
   }
 
   /** Writes of deferred records, one after another (a conditional drop reads, then writes). */

@@ -146,8 +146,8 @@ export class DurabilityService {
 
   /** Why the file `root` is not coded yet, when its coding waits for live nodes. */
   async waiting (root: CID, policy: string, signal?: AbortSignal): Promise<string | undefined> {
-    if (await this.parts.holdings.deferredPolicyOf(root) === undefined) return undefined
-    if (this.deferred.coding(root)) return 'it is being coded; its shards are placed next'
+    if (await this.parts.holdings.deferredHeadOf(root, policy) === undefined) return undefined
+    if (this.deferred.coding(root, policy)) return 'it is being coded; its shards are placed next'
     const short = await this.tooFewNodes(policy, signal)
     return short === undefined ? 'enough nodes are live; it is coded and placed in the background (at the latest by the next repair pass)' : waitingWhy(short)
   }
@@ -196,12 +196,12 @@ export class DurabilityService {
   }
 
   /**
-   * Code, bind and place the file `root` that an add left uncoded (see
-   * {@link defer}) now, if the live nodes can carry its policy; else it
-   * keeps waiting for a repair pass. See {@link DeferredCoder.code}.
+   * Code, bind and place the file `root` that an add left uncoded under
+   * `policy` (see {@link defer}) now, if the live nodes can carry it; else
+   * it keeps waiting for a repair pass. See {@link DeferredCoder.code}.
    */
-  async codeDeferred (root: CID, signal?: AbortSignal): Promise<DeferredOutcome> {
-    return await this.deferred.code(root, signal)
+  async codeDeferred (root: CID, policy: string, signal?: AbortSignal): Promise<DeferredOutcome> {
+    return await this.deferred.code(root, formatPolicy(parsePolicy(policy)), signal)
   }
 
   /** Fsync what {@link encode} and {@link place} wrote with `sync: false` (blocks and records). */

@@ -321,7 +321,7 @@ export class Files {
         // told to the caller: the add succeeded, the policy is not met yet
         pending = await durability.shortfall(entry.pin.policy, { root: CID.parse(entry.cid), signal: options.signal })
         if (pending !== undefined) this.components.logger.info({ path: target, pending }, 'policy not met yet')
-        this.codeSoon(durability, CID.parse(entry.cid))
+        this.codeSoon(durability, CID.parse(entry.cid), entry.pin.policy)
       } else void this.components.exchange?.announce(CID.parse(entry.cid))
       if (waiting !== undefined) {
         this.components.logger.info({ path: target, waiting }, 'coding waits for live nodes')
@@ -386,7 +386,7 @@ export class Files {
       for (const entry of entries) {
         if (entry.type !== 'file') continue
         if (durability !== undefined && entry.pin !== undefined && entry.pin.manifest === undefined && isCodedPolicy(entry.pin.policy)) {
-          await this.codeQuietly(durability, CID.parse(entry.cid))
+          await this.codeQuietly(durability, CID.parse(entry.cid), entry.pin.policy)
         } else if (entry.pin?.manifest === undefined) exchange?.announceSoon(CID.parse(entry.cid))
       }
     }).finally(() => { this.placementBacklog -= entries.length })
@@ -404,18 +404,18 @@ export class Files {
     return text
   }
 
-  /** Queue the coding and placement of a file an add left uncoded, behind the others. */
-  private codeSoon (durability: DurabilityService, root: CID): void {
+  /** Queue the coding and placement of a file an add left uncoded under `policy`, behind the others. */
+  private codeSoon (durability: DurabilityService, root: CID, policy: string): void {
     this.placementBacklog++
     this.placing = this.placing
-      .then(async () => { await this.codeQuietly(durability, root) })
+      .then(async () => { await this.codeQuietly(durability, root, policy) })
       .finally(() => { this.placementBacklog-- })
   }
 
   /** Code, bind and place a file an add left uncoded; a failure is logged and left to the repair pass (the file is durable here). */
-  private async codeQuietly (durability: DurabilityService, root: CID): Promise<void> {
+  private async codeQuietly (durability: DurabilityService, root: CID, policy: string): Promise<void> {
     try {
-      await durability.codeDeferred(root)
+      await durability.codeDeferred(root, policy)
     } catch (err: any) {
       this.components.logger.warn({ root: root.toString(), err: err?.message }, 'coding after an add failed; the repair pass retries')
     }

@@ -66,7 +66,7 @@ describe('deferred coding of many adds of one content', () => {
     kv.rowsRead = 0
     for (let i = 1000; i < 1010; i++) {
       await note(`/c/f${i}`)
-      assert.deepEqual(await coder.code(root), { kind: 'waiting' })
+      assert.deepEqual(await coder.code(root, POLICY), { kind: 'waiting' })
     }
     // it read every path row of the content for every add: 1,000+ rows each
     assert.equal(kv.rowsRead, 0, `${kv.rowsRead} rows read by 10 adds`)
@@ -80,10 +80,10 @@ describe('deferred coding of many adds of one content', () => {
       for (let i = 0; i < 3; i++) await b.note(`/c/f${next++}`)
     })
     for (let i = 0; i < 3; i++) await b.note(`/c/f${i}`)
-    const outcome = await b.coder.code(b.root)
+    const outcome = await b.coder.code(b.root, POLICY)
     assert.equal(outcome.kind, 'coded')
     assert.deepEqual([...b.bound].sort(), Array.from({ length: 12 }, (_, i) => `/c/f${i}`).sort(), 'every path bound exactly once')
-    assert.equal(await b.holdings.deferredOf(b.root), undefined, 'nothing waits any more')
+    assert.equal(await b.holdings.deferredOf(b.root, POLICY), undefined, 'nothing waits any more')
     // a path noted again while it was being bound waits for one more binding
     let renoted = false
     const again = await bed(6, async bound => {
@@ -92,8 +92,25 @@ describe('deferred coding of many adds of one content', () => {
       await again.note('/x')
     })
     await again.note('/x')
-    await again.coder.code(again.root)
+    await again.coder.code(again.root, POLICY)
     assert.deepEqual(again.bound, ['/x', '/x'])
-    assert.equal(await again.holdings.deferredOf(again.root), undefined)
+    assert.equal(await again.holdings.deferredOf(again.root, POLICY), undefined)
+  })
+
+  it('one content added under two policies is coded under each, each path bound to its own', async () => {
+    const b = await bed(6)
+    const coded: string[] = []
+    // the bed's encoder, recording the policy it is asked for
+    ;(b.coder as any).init.encoder = { encode: async (_root: CID, _size: number, policy: string) => { coded.push(policy); return { policy, manifest: MANIFEST } } }
+    await b.holdings.noteDeferred(b.root, { policy: 'replicas:3', size: 4096, since: 1, paths: ['/y1/f'] }, false)
+    await b.note('/y2/f')
+    // both codings at once (an add's and a repair pass's): neither joins the other
+    const [first, second] = await Promise.all([b.coder.code(b.root, 'replicas:3'), b.coder.code(b.root, POLICY)])
+    assert.equal(first.kind, 'coded')
+    assert.equal(second.kind, 'coded')
+    assert.deepEqual(coded.sort(), [POLICY, 'replicas:3'].sort())
+    assert.deepEqual([...b.bound].sort(), ['/y1/f', '/y2/f'])
+    assert.equal(await b.holdings.deferredOf(b.root, 'replicas:3'), undefined)
+    assert.equal(await b.holdings.deferredOf(b.root, POLICY), undefined)
   })
 })

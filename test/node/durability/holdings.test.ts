@@ -128,16 +128,58 @@ describe('HoldQuota', () => {
     assert.ok(kv.written < 300, `bytes written by one add: ${kv.written}`)
     assert.ok(kv.read < 200, `bytes read by one add: ${kv.read}`)
     // the record still binds every path, and a drop of what was seen removes them all
-    const record = await holdings.deferredOf(root)
+    const record = await holdings.deferredOf(root, policy)
     assert.equal(record?.paths?.length, 1001)
     assert.ok(record?.paths?.includes('/c/f0') === true && record.paths.includes('/c/f1000'))
     assert.equal(await holdings.dropDeferredIf(root, record), true)
-    assert.equal(await holdings.deferredOf(root), undefined)
+    assert.equal(await holdings.deferredOf(root, policy), undefined)
     for await (const [key] of kv.iterate({ gte: '', lt: '\xff' })) assert.fail(`row left: ${key}`)
     // an add without paths after adds with paths: every visible file (no paths), as before
     await note(1)
     await holdings.noteDeferred(root, { policy, size: 4096, since: 2 }, false)
-    assert.equal((await holdings.deferredOf(root))?.paths, undefined)
+    assert.equal((await holdings.deferredOf(root, policy))?.paths, undefined)
     await holdings.close()
+  })
+
+  it('keeps one deferred record per content and policy; records of older versions (keyed by the root alone) are rekeyed at open', async () => {
+    const kv = new MemoryKV()
+    const holdings = new Holdings(kv)
+    await holdings.open()
+    const root = CID.createV1(0x55, await sha256.digest(new Uint8Array([8])))
+    await holdings.noteDeferred(root, { policy: 'replicas:3', size: 3000, since: 1, paths: ['/y1/f'] }, false)
+    await holdings.noteDeferred(root, { policy: 'ec:2+1', size: 3000, since: 2, paths: ['/y2/f'] }, false)
+    // one record per root: the second add replaced the first, and /y1/f was never coded
+    assert.deepEqual((await holdings.deferredOf(root, 'replicas:3'))?.paths, ['/y1/f'])
+    assert.deepEqual((await holdings.deferredOf(root, 'ec:2+1'))?.paths, ['/y2/f'])
+    const all: Array<[string, string, string[] | undefined]> = []
+    for await (const [text, record] of holdings.deferred()) all.push([text, record.policy, record.paths])
+    assert.deepEqual(all.sort(), [[root.toString(), 'ec:2+1', ['/y2/f']], [root.toString(), 'replicas:3', ['/y1/f']]])
+    const seen = await holdings.deferredOf(root, 'ec:2+1')
+    assert.ok(seen !== undefined)
+    assert.equal(await holdings.dropDeferredIf(root, seen), true)
+    assert.equal(await holdings.deferredOf(root, 'ec:2+1'), undefined)
+    assert.deepEqual((await holdings.deferredOf(root, 'replicas:3'))?.paths, ['/y1/f'], 'the other policy still waits')
+    await holdings.dropDeferred(root, 'replicas:3')
+    for await (const [key] of kv.iterate({ gte: '', lt: '\xff' })) assert.fail(`row left: ${key}`)
+    await holdings.close()
+
+    // a record as an older version wrote it
+    const old = new MemoryKV()
+    const other = CID.createV1(0x55, await sha256.digest(new Uint8Array([9])))
+    const json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value))
+    await old.open()
+    await old.batch([
+      { type: 'put', key: `d!${other.toString()}`, value: json({ policy: 'ec:4+2', size: 9, since: 3, rev: 2, bound: true }) },
+      { type: 'put', key: `dp!${other.toString()}\x00/a`, value: json(1) },
+      { type: 'put', key: `dp!${other.toString()}\x00/b`, value: json(2) }
+    ])
+    const reopened = new Holdings(old)
+    await reopened.open()
+    const moved = await reopened.deferredOf(other, 'ec:4+2')
+    assert.deepEqual(moved?.paths, ['/a', '/b'])
+    assert.equal(moved?.since, 3)
+    assert.equal(await reopened.dropDeferredIf(other, moved), true)
+    for await (const [key] of old.iterate({ gte: '', lt: '\xff' })) assert.fail(`row left: ${key}`)
+    await reopened.close()
   })
 })

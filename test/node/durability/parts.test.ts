@@ -301,4 +301,53 @@ describe('durability parts', () => {
     assert.ok(left.type === 'file' && left.pin?.manifest !== undefined, 'the repair pass coded and bound it')
     assert.equal((await files.pinStatus('/left.bin')).pending, undefined)
   })
+
+  it('one content at two paths under two policies: each path is coded with its own policy, by the add and by the repair pass', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const { files, namespace, durability } = writer.components
+    const data = randomBytes(1024 * 1024 + 11)
+    // one batch: both deferred records are written before either coding runs (a plain add of each raced the same way)
+    await files.addMany([
+      { path: '/r/f.bin', source: once(data), pin: 'replicas:3' },
+      { path: '/e/f.bin', source: once(data), pin: 'ec:2+1' }
+    ], { chunker: CHUNKER })
+    await files.settled()
+    const r = await namespace.stat('/r/f.bin')
+    const e = await namespace.stat('/e/f.bin')
+    // the second add's record replaced the first's (one record per content): /r/f.bin was never coded, nor counted by repair
+    assert.ok(r.type === 'file' && r.pin?.policy === 'replicas:3' && r.pin.manifest !== undefined, '/r/f.bin is coded replicas:3')
+    assert.ok(e.type === 'file' && e.pin?.policy === 'ec:2+1' && e.pin.manifest !== undefined, '/e/f.bin is coded ec:2+1')
+    assert.notEqual(r.pin.manifest, e.pin.manifest)
+    for (const path of ['/r/f.bin', '/e/f.bin']) {
+      const status = await files.pinStatus(path)
+      assert.equal(status.pending, undefined, `${path}: placement is final`)
+      assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 }, path)
+    }
+
+    // two records of one content left by adds whose coding never ran (a crash): one repair pass codes both
+    const other = randomBytes(1024 * 1024 + 13)
+    const plain = await files.addMany([
+      { path: '/r/g.bin', source: once(other), pin: 'none' },
+      { path: '/e/g.bin', source: once(other), pin: 'none' }
+    ], { chunker: CHUNKER })
+    const root = CID.parse(plain[0].cid)
+    for (const [path, policy] of [['/r/g.bin', 'replicas:3'], ['/e/g.bin', 'ec:2+1']]) {
+      const entry = await namespace.stat(path)
+      assert.ok(entry.type === 'file')
+      await namespace.putFile(path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: { policy } })
+      await durability.defer(root, other.byteLength, policy, { paths: [path] })
+    }
+    for (const path of ['/r/g.bin', '/e/g.bin']) {
+      const status = await files.pinStatus(path)
+      assert.equal(status.pending, true, `${path} waits, and says so`)
+    }
+    const report = await durability.repair()
+    assert.equal(report.coded, 2)
+    for (const [path, policy] of [['/r/g.bin', 'replicas:3'], ['/e/g.bin', 'ec:2+1']]) {
+      const entry = await namespace.stat(path)
+      assert.ok(entry.type === 'file' && entry.pin?.policy === policy && entry.pin.manifest !== undefined, `the repair pass coded ${path} ${policy}`)
+    }
+  })
 })
