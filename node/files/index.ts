@@ -143,8 +143,16 @@ export interface AddManyOptions {
   signal?: AbortSignal
 }
 
-/** Files whose placement may wait behind {@link Files.addMany} before it waits for placement itself. */
-const MAX_PLACEMENT_BACKLOG = 4096
+/** Options of {@link Files}. */
+export interface FilesInit {
+  /**
+   * Files whose coding and placement may wait in the background, in memory;
+   * past it, a batch's files are left to the durability service's periodic
+   * pass, which codes and places every file whose deferred record waits
+   * (on disk). @default 4096
+   */
+  maxPlacementBacklog?: number
+}
 
 /** Range options for {@link Files.cat}. */
 /** Options of {@link Files.pinAdd}. */
@@ -170,13 +178,18 @@ export class Files {
   private readonly blocks: BlockReader
   /** Background placement of batches written by {@link addMany}, one batch after another. */
   private placing: Promise<void> = Promise.resolve()
+  /** Files queued on {@link placing} and not done yet. */
   private placementBacklog = 0
+  private readonly maxPlacementBacklog: number
+  /** Files an {@link addMany} left to the periodic pass (the backlog was full), since start. */
+  leftToRepair = 0
   /** The namespace's pinned files by content, for reads by CID; made at the first one. */
   private pins: PinIndex | undefined
 
-  constructor (components: FilesComponents) {
+  constructor (components: FilesComponents, init: FilesInit = {}) {
     this.components = components
     this.blocks = components.blocks ?? defaultBlocks(components)
+    this.maxPlacementBacklog = init.maxPlacementBacklog ?? 4096
   }
 
   /**
@@ -355,7 +368,6 @@ export class Files {
     for (const target of targets) {
       if ((await namespace.lookup(target))?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
     }
-    if (this.placementBacklog > MAX_PLACEMENT_BACKLOG) await this.placing
     await this.components.disk?.ensureRoom(0, `${items.length} new file${items.length === 1 ? '' : 's'}`)
     const started = performance.now()
     const intact = this.commitsHold(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`)
@@ -381,6 +393,15 @@ export class Files {
   /** Code and place (or announce) what {@link addMany} wrote, after it returned; batches run one after another. */
   private placeLater (entries: Entry[]): void {
     const { durability, exchange } = this.components
+    if (durability !== undefined && this.placementBacklog + entries.length > this.maxPlacementBacklog) {
+      // never a writer held back for placement (a mount's close(2) waited three minutes once 4,096 small files
+      // waited, each coded and placed in ~50 ms): their deferred records are on disk, the periodic pass takes them
+      const coded = entries.filter(e => e.type === 'file' && e.pin !== undefined && e.pin.manifest === undefined && isCodedPolicy(e.pin.policy))
+      if (this.leftToRepair === 0) this.components.logger.info({ backlog: this.placementBacklog, files: coded.length }, 'placement backlog full: files left to the periodic durability pass')
+      this.leftToRepair += coded.length
+      for (const e of entries) if (e.type === 'file' && !coded.includes(e) && e.pin?.manifest === undefined) exchange?.announceSoon(CID.parse(e.cid))
+      return
+    }
     this.placementBacklog += entries.length
     this.placing = this.placing.then(async () => {
       for (const entry of entries) {

@@ -9,6 +9,11 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { filesOnDisk } from './fixtures.js'
 import { parseChunker } from '../../../node/content/index.js'
+import { pino } from 'pino'
+import { Files, type AddManyItem } from '../../../node/files/index.js'
+import type { DurabilityService } from '../../../node/durability/index.js'
+import type { BlockReader } from '../../../node/reads/index.js'
+import type { CID } from 'multiformats/cid'
 
 const chunker = parseChunker('size-65536')
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -68,3 +73,48 @@ describe('Files.addMany', () => {
     assert.equal(await namespace.lookup('/x'), undefined)
   })
 })
+
+describe('Files.addMany behind a placement backlog', () => {
+  it('never waits for placement: past the backlog\'s bound, a batch is left to the periodic pass', { timeout: 60_000 }, async t => {
+    const { blockstore, namespace } = await filesOnDisk(t)
+    // a durability service whose background coding of each file waits for the test to let it go
+    const released: Array<() => void> = []
+    const asked: string[] = []
+    const durability = {
+      defaultPolicy: () => 'ec:2+1',
+      defer: async () => {},
+      sync: async () => {},
+      codeDeferred: async (root: CID) => {
+        asked.push(root.toString())
+        await new Promise<void>(resolve => released.push(resolve))
+        return 'coded'
+      }
+    } as unknown as DurabilityService
+    // nothing is read back here: no block service is needed
+    const blocks = {} as unknown as BlockReader
+    const files = new Files({ blockstore, namespace, logger: pino({ level: 'silent' }), durability, blocks }, { maxPlacementBacklog: 8 })
+    const batch = (from: number, n: number): AddManyItem[] => Array.from({ length: n }, (_, i) => ({ path: `/b/f${from + i}`, source: once(Buffer.from(`file ${from + i}`)) }))
+    // 6 files queued for placement, none placed yet (every coding waits)
+    const first = await files.addMany(batch(0, 6), { chunker })
+    // 6 more would pass the bound of 8: this batch returns at once all the same, its files left to the periodic pass
+    const second = await files.addMany(batch(6, 6), { chunker })
+    assert.equal(files.leftToRepair, 6)
+    // 2 more fit
+    const third = await files.addMany(batch(12, 2), { chunker })
+    assert.equal(files.leftToRepair, 6)
+    for (let i = 0; i < 8; i++) {
+      await until(() => released.length > 0)
+      released.shift()?.()
+    }
+    await files.settled()
+    assert.deepEqual(asked.sort(), [...first, ...third].map(f => f.cid).sort(), 'the queued batches were coded; the one past the bound was not')
+    const policies = await Promise.all(second.map(async f => { const e = await namespace.stat(f.path as string); return e.type === 'file' ? e.pin?.policy : undefined }))
+    assert.deepEqual(policies, Array(6).fill('ec:2+1'), 'the files left to the pass carry their policy, to be coded there')
+  })
+})
+
+/** Resolves once `check` holds (bounded). */
+async function until (check: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !check(); i++) await new Promise(resolve => setTimeout(resolve, 5))
+  assert.ok(check(), 'the condition never held')
+}
