@@ -170,6 +170,11 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
   const underWay = options.underWay?.(manifest)
   const unplaced = own?.role === 'origin' && own.placed === undefined ? own : undefined
   const pending = unplaced !== undefined || underWay !== undefined
+  // the writer's copies of shards it gave away count only while its placement runs or did not reach every
+  // holder (a failed peer's shards are pushed again from here): once placed over fewer nodes (`spreadOver`), every
+  // holder acknowledged its shards, and a copy left here is no shard any other node reads or repairs from (counted,
+  // it hid a shard lost with its holder: the writer called a stripe 6/6 that every other node saw degraded)
+  const ownCopies = underWay !== undefined || (unplaced !== undefined && unplaced.spreadOver === undefined)
   // only a file of one stripe can have fewer shards than k + m: its stripe's count is taken below
   const known: PlacementKnown = { underWay, pending, why: unplaced === undefined || mroot.stripes === 1 ? undefined : notFinal(unplaced, mroot.k + mroot.m) }
   const self = components.network.self
@@ -183,7 +188,7 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     for (let i = 0; i < mroot.k + mroot.m; i++) {
       const cid = shardCID(stripe, mroot.k, i)
       let holders = cid === undefined ? [] : view.holders(index, i)
-      if (pending && cid !== undefined && !holders.includes(self) && await components.blockstore.has(cid)) holders = [...holders, self]
+      if (ownCopies && cid !== undefined && !holders.includes(self) && await components.blockstore.has(cid)) holders = [...holders, self]
       seen.push(cid === undefined ? undefined : holders)
       const s: ShardStatus = { index: i, holders }
       if (cid !== undefined) s.cid = cid.toString()

@@ -12,8 +12,12 @@
  *   ({@link preferenceOrder}: XOR-closest candidates, rendezvous-ordered)
  *   that hold no shard of the stripe, honouring the zone cap against the
  *   holders that stay (live and waiting ones, and targets of repairs in
- *   progress). Repair never puts a second shard of a stripe on one peer: a
- *   due shard with no such peer stays unplaced until a peer joins.
+ *   progress). When there are too few such peers for the stripe to survive
+ *   the loss of any one node (fewer than k+m nodes, as the first placement
+ *   over ⌈(k+m)/m⌉ to k+m−1 nodes), the remaining due shards double up on
+ *   the least loaded live peers, at most min(m, ⌈(k+m)/nodes⌉) shards each
+ *   ({@link doubleUp}), as the first placement does; a due shard that would
+ *   add no such protection stays unplaced until a peer joins.
  * - Exactly one peer acts per stripe: the {@link repairCoordinator}, the
  *   live holder closest to the stripe key.
  *
@@ -200,9 +204,68 @@ function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: Shar
     zoneCounts.set(zone, (zoneCounts.get(zone) ?? 0) + 1)
   }
   const livePeers = uniqueById(peers).filter(p => alive(liveness, p.id))
-  const order = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates }))
-    .filter(p => !taken.has(p.id))
-  return pickSpread(order, due.length, Math.max(1, m), zoneCounts).map(p => p.id)
+  const ranked = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates }))
+  const order = ranked.filter(p => !taken.has(p.id))
+  const chosen = pickSpread(order, due.length, Math.max(1, m), zoneCounts).map(p => p.id)
+  if (chosen.length === due.length) return chosen
+  // too few free peers: the staying shards per node (a holder not among the peers, such as a short stripe's
+  // zero shard, counts as a node of its own), then the targets just chosen
+  const known = new Set(peers.map(p => p.id))
+  const load = new Map<string, number>()
+  holders.forEach((h, i) => {
+    if (dueIndexes.has(i) || !(alive(liveness, h) || waiting.some(w => w.index === i))) return
+    const node = known.has(h) ? h : `${h}#${i}`
+    load.set(node, (load.get(node) ?? 0) + 1)
+  })
+  for (const id of [...pending.map(p => p.to), ...chosen]) load.set(id, (load.get(id) ?? 0) + 1)
+  // the nodes that can hold shards of the stripe: live peers and holders expected back
+  const nodes = new Set([...livePeers.map(p => p.id), ...waiting.map(w => w.holder)]).size
+  const alsoHolding = new Set(input.alsoHolding ?? [])
+  const eligible = ranked.map(p => p.id).filter(id => !alsoHolding.has(id))
+  return [...chosen, ...doubleUp({ k, m, nodes, load, eligible, count: due.length - chosen.length })]
+}
+
+/**
+ * Second shards of a stripe on nodes that already hold one, when there are
+ * too few free peers: a stripe of k+m shards on fewer than k+m nodes (the
+ * first placement doubles shards up over ⌈(k+m)/m⌉ to k+m−1 nodes) must get
+ * every shard back to survive the loss of its fullest node, so a lost node
+ * of three holding two shards of an `ec:4+2` stripe has both rebuilt onto its
+ * replacement. Each shard goes to the least loaded of `eligible` (live
+ * peers in preference order; ties keep that order), none above
+ * min(m, ⌈(k+m)/nodes⌉) shards; it stops as soon as the stripe survives the
+ * loss of any one node (what is left then adds no such protection: with
+ * five nodes for a 4+2 stripe the sixth shard waits for a sixth node, where
+ * it makes the stripe healthy rather than at risk for good). `load` (node →
+ * shards it keeps) is updated.
+ */
+function doubleUp (at: { k: number, m: number, nodes: number, load: Map<string, number>, eligible: string[], count: number }): string[] {
+  const { k, m, nodes, load, eligible } = at
+  const out: string[] = []
+  if (m < 1 || nodes < 1) return out
+  const cap = Math.min(m, Math.ceil((k + m) / nodes))
+  while (out.length < at.count && !survivesOneLoss(load, k)) {
+    let best: string | undefined
+    for (const id of eligible) {
+      const n = load.get(id) ?? 0
+      if (n < cap && (best === undefined || n < (load.get(best) ?? 0))) best = id
+    }
+    if (best === undefined) break
+    load.set(best, (load.get(best) ?? 0) + 1)
+    out.push(best)
+  }
+  return out
+}
+
+/** True when the shards of `load` (node → shards) leave at least k after the loss of the fullest node. */
+function survivesOneLoss (load: Map<string, number>, k: number): boolean {
+  let total = 0
+  let most = 0
+  for (const n of load.values()) {
+    total += n
+    most = Math.max(most, n)
+  }
+  return total - most >= k
 }
 
 function uniqueById (peers: PlacementPeer[]): PlacementPeer[] {

@@ -4,7 +4,10 @@
  * shards per node; once three more peers join, the writer's repair pass
  * places it again on six distinct nodes and releases the shards it handed
  * over, so it holds one shard per stripe and garbage collection reclaims the
- * rest — the file stays healthy and byte-identical.
+ * rest — the file stays healthy and byte-identical. And one of the three
+ * lost with its disk, replaced by a new node: repair puts back both shards
+ * per stripe it held, so the file again survives the loss of any one node,
+ * and the writer and the others count its stripes alike.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -13,7 +16,7 @@ import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
 import { readManifest, shardCID } from '../../../node/durability/stripes.js'
 import { tempDir } from '../../helpers/temp.js'
-import { connectAll, live, makeRepo, once, readAll, sha, startNode, swarmOf, until } from '../../helpers/swarm.js'
+import { GRACE_MS, connectAll, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const K = 4
@@ -69,5 +72,63 @@ describe('re-placement on real nodes', () => {
     assert.deepEqual(again.summary, { healthy: 2, atRisk: 0, degraded: 0, lost: 0 }, 'still healthy after gc')
     assert.equal(sha(await readAll(swarm.nodes[5] as ShoalNode, '/f.bin')), sha(data))
     assert.equal(sha(await readAll(writer, '/f.bin')), sha(data))
+  })
+
+  it('a node of three lost with its disk and replaced: repair puts back both shards per stripe it held, and every node counts the stripes alike', { timeout: 180_000 }, async t => {
+    // found by a probe on real daemons: repair rebuilt one of the lost node's two shards per stripe and left the
+    // other unplaced for good (degraded 5/6, unreadable once the writer stopped), and the writer, counting its own
+    // copies of shards it had handed over, called the stripes 6/6
+    const swarm = await swarmOf(t, 3)
+    const [writer, other] = swarm.nodes as ShoalNode[]
+    const data = randomBytes(2 * 1024 * 1024)
+    await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
+    await writer.components.files.settled()
+    await until('the file record on every node', async () => {
+      for (const n of live(swarm)) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
+      return true
+    })
+    const entry = await writer.components.namespace.stat('/f.bin')
+    assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
+    const manifest = CID.parse(entry.pin.manifest)
+    for (const n of live(swarm)) {
+      const pass = await n.components.durability.repair()
+      assert.deepEqual(pass.errors, [])
+      for (const s of await perStripe(n, manifest)) assert.equal(s.held, 2, 'three nodes: two shards of each stripe on each')
+    }
+    assert.deepEqual((await other.components.files.pinStatus('/f.bin')).summary, { healthy: 0, atRisk: 2, degraded: 0, lost: 0 })
+
+    // the third node is lost with its disk; a new, empty node joins
+    await stopNode(swarm, 2)
+    const dir = await tempDir(t, 'shoal-replace-lost-')
+    swarm.nodes.push(await startNode(await makeRepo(dir, 'p3')))
+    await connectAll(live(swarm))
+    await until('the writer sees two peers', async () => writer.components.libp2p.getPeers().length === 2)
+    // every node counts the stripes alike: the writer's copies of what it handed over are no shards
+    const lost = { healthy: 0, atRisk: 0, degraded: 2, lost: 0 }
+    assert.deepEqual((await other.components.files.pinStatus('/f.bin')).summary, lost)
+    assert.deepEqual((await writer.components.files.pinStatus('/f.bin')).summary, lost, 'the writer sees what the others see')
+
+    // past the grace period, repair puts both of the lost node's shards of each stripe back, on the new node
+    await new Promise(resolve => setTimeout(resolve, GRACE_MS + 200))
+    let repaired = 0
+    for (const n of live(swarm)) {
+      const pass = await n.components.durability.repair()
+      assert.deepEqual(pass.errors, [])
+      repaired += pass.repaired
+    }
+    assert.equal(repaired, 4, 'two shards for each of the two stripes')
+    const again = { healthy: 0, atRisk: 2, degraded: 0, lost: 0 }
+    for (const n of live(swarm)) {
+      assert.deepEqual((await n.components.files.pinStatus('/f.bin')).summary, again)
+      for (const s of await perStripe(n, manifest)) assert.equal(s.held, 2, 'two shards of each stripe on each node again')
+    }
+    const settled = await other.components.durability.repair()
+    assert.equal(settled.repaired, 0)
+    assert.equal(settled.atRisk, 2)
+
+    // it survives the loss of any one node again: the writer stops, the others read it
+    await stopNode(swarm, 0)
+    assert.equal(sha(await readAll(other, '/f.bin')), sha(data))
+    assert.equal(sha(await readAll(swarm.nodes[3] as ShoalNode, '/f.bin')), sha(data))
   })
 })

@@ -91,9 +91,43 @@ describe('planRepair', () => {
     assert.equal(plan.actions[0].to, IDS[19], 'only zone D keeps every zone at ≤ 2 shards')
   })
 
-  it('never puts a second shard of the stripe on a peer: unplaced when no peer is free', () => {
+  it('never puts a second shard of the stripe on a peer when the stripe survives a lost node without it: unplaced until a peer joins', () => {
+    // five live nodes hold five shards, one each: the loss of any one leaves k; a sixth node will make it healthy
     const plan = planRepair(input({ [IDS[2]]: GRACE }, {}, 6))
     assert.deepEqual(plan, { health: 'degraded', actions: [], waiting: 0, live: 5, unplaced: 1 })
+  })
+
+  it('puts back both shards a lost node of three held (ec:4+2 on three nodes, two shards each), on its replacement', () => {
+    // found on real daemons: A, B, C hold 2+2+2; C's disk is lost and a new node D joins; repair rebuilt one of
+    // C's two shards onto D and left the other unplaced for good (5 shards, 2 on a node: one more loss and the
+    // stripe is lost), while the first placement had put two shards on each of the three nodes
+    const [a, b, c, d] = IDS
+    const holders = [a, a, b, b, c, c]
+    const peers = [a, b, c, d].map(id => ({ id }))
+    const plan = planRepair(input({ [c]: GRACE }, { holders, peers }))
+    assert.deepEqual(plan.actions.map(x => [x.index, x.from, x.to]), [[4, c, d], [5, c, d]])
+    assert.equal(plan.unplaced, 0)
+    for (const x of plan.actions) assert.deepEqual(x.sources, [0, 1, 2, 3])
+    // the pass after the first rebuild (shard 4 on D): the other one still goes to D
+    const next = planRepair(input({ [c]: GRACE }, { holders: [a, a, b, b, d, c], peers }))
+    assert.deepEqual(next.actions.map(x => [x.index, x.to]), [[5, d]])
+  })
+
+  it('doubles up on the least loaded nodes, never above min(m, ⌈(k+m)/nodes⌉), only as far as a lost node is survived', () => {
+    const [a, b, c, d, e] = IDS
+    // four nodes, 2+2+1+1; D (one shard) is gone for good and no node replaces it: C takes a second shard
+    const four = planRepair(input({ [d]: GRACE }, { holders: [a, a, b, b, c, d], peers: [a, b, c, d].map(id => ({ id })) }))
+    assert.deepEqual(four.actions.map(x => [x.index, x.to]), [[5, c]])
+    // four nodes, 2+2+1+1; A (two shards) is gone: C and D take one each (the least loaded), not one of them both
+    const spread = planRepair(input({ [a]: GRACE }, { holders: [a, a, b, b, c, d], peers: [a, b, c, d].map(id => ({ id })) }))
+    assert.deepEqual(spread.actions.map(x => x.to).sort(), [c, d].sort())
+    // two live nodes for a 4+2 stripe (fewer than ⌈(k+m)/m⌉ = 3): no node may take more than m = 2
+    const two = planRepair(input({ [c]: GRACE }, { holders: [a, a, b, b, c, c], peers: [a, b, c].map(id => ({ id })) }))
+    assert.deepEqual(two.actions, [])
+    assert.equal(two.unplaced, 2)
+    // a peer holding a copy of another shard (back after the grace period) is never given one
+    const copy = planRepair(input({ [c]: GRACE }, { holders: [a, a, b, b, c, c], peers: [a, b, c, e].map(id => ({ id })), alsoHolding: [e] }))
+    assert.deepEqual(copy.actions, [])
   })
 
   it('does not plan a shard already being repaired, nor reuse its target', () => {
