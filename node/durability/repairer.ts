@@ -49,6 +49,12 @@ export interface RepairReport extends HealthSummary, RebuildCounts {
   released: number
   /** Shards whose holder is down but within the grace period. */
   waiting: number
+  /**
+   * Lost shards past the grace period that this pass could not rebuild: no
+   * live node can take them (or fewer than k shards are left); a joining
+   * node gives them a holder.
+   */
+  unplaced: number
   /** Origin placements retried. */
   placed: number
   /** Deferred files coded and placed in this pass (enough nodes became live). */
@@ -307,6 +313,7 @@ export class Repairer {
       })
       countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive, p => placer.zoneOf(p)) : plan.health)
       report.waiting += plan.waiting
+      report.unplaced += plan.unplaced
       await this.releaseSurplus({ manifest, index, key, shards: k + m, view, isAlive, report, signal })
       if (plan.actions.length === 0) continue
       if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive) !== network.self) continue
@@ -377,7 +384,7 @@ export class Repairer {
 
 /** An empty report. */
 export function emptyRepairReport (): RepairReport {
-  return { manifests: 0, stripes: 0, released: 0, ...emptySummary(), waiting: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, errors: [] }
+  return { manifests: 0, stripes: 0, released: 0, ...emptySummary(), waiting: 0, unplaced: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, errors: [] }
 }
 
 function slotOf (manifest: CID, stripe: number, shard: number): string {

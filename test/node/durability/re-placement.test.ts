@@ -97,8 +97,15 @@ describe('re-placement on real nodes', () => {
     }
     assert.deepEqual((await other.components.files.pinStatus('/f.bin')).summary, { healthy: 0, atRisk: 2, degraded: 0, lost: 0 })
 
-    // the third node is lost with its disk; a new, empty node joins
+    // the third node is lost with its disk
     await stopNode(swarm, 2)
+    await until('the writer sees one peer', async () => writer.components.libp2p.getPeers().length === 1)
+    // past the grace period with no node free to take them, a pass says so rather than only "repaired 0"
+    await new Promise(resolve => setTimeout(resolve, GRACE_MS + 200))
+    const stuck = await writer.components.durability.repair()
+    assert.equal(stuck.repaired, 0)
+    assert.equal(stuck.unplaced, 4, 'two lost shards of each of the two stripes wait for a node')
+    // a new, empty node joins
     const dir = await tempDir(t, 'shoal-replace-lost-')
     swarm.nodes.push(await startNode(await makeRepo(dir, 'p3')))
     await connectAll(live(swarm))
