@@ -125,6 +125,13 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
    * @default false
    */
   wait?: boolean
+  /**
+   * The CID of the version this write started from (`null`: a new file): a
+   * different version written there meanwhile is kept beside it as a
+   * conflict (see the namespace's `PutOptions`). Absent: whatever is there
+   * is replaced.
+   */
+  replacing?: string | null
 }
 
 /** One file of {@link Files.addMany}. */
@@ -135,6 +142,8 @@ export interface AddManyItem {
   mtime?: number
   /** Durability policy; default: the configured one for the file's size. */
   pin?: string
+  /** See {@link AddOptions.replacing}. */
+  replacing?: string | null
 }
 
 /** Options for {@link Files.addMany}. */
@@ -309,7 +318,7 @@ export class Files {
         record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
         await durability.sync()
         intact()
-        return await this.components.namespace.putFile(target, record)
+        return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing: options.replacing }))
       }
       // --wait: stripes are coded from the leaves while the import holds them (no read-back), and their shards pushed to their holders as they are coded
       const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true, place: true })
@@ -323,7 +332,7 @@ export class Files {
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
       intact()
-      return await this.components.namespace.putFile(target, record)
+      return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing: options.replacing }))
     }).catch(async err => await this.failedWrite(`the add of ${target}`, err, owned))
     const committed = performance.now()
     if (entry.type === 'file') {
@@ -345,6 +354,18 @@ export class Files {
     const info = await this.infoOf(entry)
     if (pending !== undefined) info.pending = pending
     return info
+  }
+
+  /**
+   * The entry of the version a put at `path` just wrote: `shown` (what the
+   * namespace shows there), or — when a version written meanwhile was kept
+   * beside it and won — the conflict copy that holds it. The caller codes,
+   * places and caches what it wrote, never the other writer's version.
+   */
+  private async ownVersion (path: string, cid: string, shown: Entry): Promise<Entry> {
+    if (shown.type !== 'file' || shown.cid === cid) return shown
+    const copy = (await this.components.namespace.conflicts()).find(c => c.path === path && c.cid === cid)
+    return copy === undefined ? shown : await this.components.namespace.stat(copy.copy)
   }
 
   /**
@@ -378,12 +399,13 @@ export class Files {
         const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, leafWorker: this.components.leafWorker })
         const record = fileRecord(cid, size, item)
         if (durability !== undefined) record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: item.pin, path: targets[i] }) }
-        files.push({ path: targets[i], record })
+        files.push({ path: targets[i], record, replacing: item.replacing })
       }
       // one fsync for every block (and deferred record) of the batch, before the entry that names them
       if (durability !== undefined) await durability.sync(); else await blockstore.commit()
       intact()
-      return await namespace.putFiles(files)
+      const shown = await namespace.putFiles(files)
+      return await Promise.all(shown.map(async (entry, i) => await this.ownVersion(targets[i], files[i].record.cid, entry)))
     }).catch(async err => await this.failedWrite(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`, err))
     this.components.logger.info({ files: entries.length, ms: Math.round(performance.now() - started) }, 'added a batch')
     this.placeLater(entries)

@@ -707,7 +707,7 @@ export class ShoalFilesystem {
     work = (async () => {
       try {
         for (const s of list) await this.warnIfChanged(s)
-        const infos = await this.components.files.addMany(list.map(s => ({ path: s.path, source: s.file.stream(), mode: s.mode, mtime: s.mtime })), { chunker: this.components.chunker, signal: cancel.signal })
+        const infos = await this.components.files.addMany(list.map(s => ({ path: s.path, source: s.file.stream(), mode: s.mode, mtime: s.mtime, replacing: startedFrom(s) })), { chunker: this.components.chunker, signal: cancel.signal })
         list.forEach((s, i) => this.committed(s, gens[i], infos[i]))
       } catch (err) {
         throw cancel.signal.aborted ? cancel.signal.reason : err
@@ -721,18 +721,19 @@ export class ShoalFilesystem {
 
   /** Log when the version a write started from was replaced elsewhere meanwhile (this write replaces that one). */
   private async warnIfChanged (s: Staged): Promise<void> {
-    // what this write started from: its own last commit, else the version it was copied from, else nothing (a new file)
-    const base = s.committedGen !== 0 ? s.committedCid : s.base
+    const base = startedFrom(s)
     const current = await this.components.namespace.lookup(s.path)
     if (current?.type !== 'file' || current.cid === base) return
-    if (base === undefined) this.log.warn({ path: s.path, current: current.cid }, 'fuse: another node created the file while it was written here as a new file; this write replaces that version')
-    else this.log.warn({ path: s.path, base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; this write replaces that version')
+    if (base === null) this.log.warn({ path: s.path, current: current.cid }, 'fuse: another node created the file while it was written here as a new file; both versions are kept, one as a conflict copy (shoal conflicts)')
+    else this.log.warn({ path: s.path, base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; both versions are kept, one as a conflict copy (shoal conflicts)')
   }
 
   /** Note that generation `gen` of `s` is committed as `info`. */
   private committed (s: Staged, gen: number, info: FileInfo): void {
     if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid }
-    this.attrs.set(s.path, { type: 'file', size: info.size, mode: info.mode ?? s.mode, mtime: info.mtime ?? s.mtime })
+    // kept as a conflict copy (a version written meanwhile is shown at the path): the path's attributes are the other's
+    if (info.conflictOf !== undefined) this.attrs.delete(s.path)
+    else this.attrs.set(s.path, { type: 'file', size: info.size, mode: info.mode ?? s.mode, mtime: info.mtime ?? s.mtime })
   }
 
   /** Commit `s` as one namespace write; waits for a commit in flight first. */
@@ -746,7 +747,7 @@ export class ShoalFilesystem {
     s.committing = (async () => {
       try {
         await this.warnIfChanged(s)
-        const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime, signal: cancel.signal })
+        const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime, signal: cancel.signal, replacing: startedFrom(s) })
         this.committed(s, gen, info)
       } finally {
         s.committing = undefined
@@ -802,6 +803,16 @@ export class ShoalFilesystem {
       this.attrs.delete(path)
     })
   }
+}
+
+/**
+ * The version a staged file's next commit started from: its own last
+ * commit, else the version it was copied from, else none (`null`: a new
+ * file). The commit replaces that version only: one written meanwhile, by
+ * another node or by the CLI here, is kept as a conflict.
+ */
+function startedFrom (s: Staged): string | null {
+  return (s.committedGen !== 0 ? s.committedCid : s.base) ?? null
 }
 
 function attrOf (entry: Entry): Attr {

@@ -83,6 +83,20 @@ export interface ConflictInfo {
   size: number
 }
 
+/** What a put replaces. */
+export interface PutOptions {
+  /**
+   * The CID of the version the writer started from. A different version
+   * visible at the path (written meanwhile, by another node or here) is not
+   * replaced: it stays beside the new one, and the two are a conflict (one
+   * shown at the path, the other as a conflict copy). `null`: the writer
+   * made a new file, so whatever is there now stays. A version with the same
+   * content as the new one is replaced all the same. Absent: the visible
+   * version is replaced, whatever it is.
+   */
+  replacing?: string | null
+}
+
 /** Options for {@link Namespace.mkdir}. */
 export interface MkdirOptions {
   /** Create missing parents and accept an existing directory. @default false */
@@ -127,13 +141,13 @@ export interface Namespace {
    * sees there, pin included: the record's `pin`, or none); missing parents
    * are created. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
    */
-  putFile: (path: string, record: Omit<FileRecord, 'type'>) => Promise<Entry>
+  putFile: (path: string, record: Omit<FileRecord, 'type'>, options?: PutOptions) => Promise<Entry>
   /**
    * {@link putFile} for several files as one write: one log entry (split
    * only past an entry's limits) and one fsync; all or nothing. Returns the
    * entries in the order given. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
    */
-  putFiles: (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>) => Promise<Entry[]>
+  putFiles: (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>) => Promise<Entry[]>
   /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
   mkdir: (path: string, options?: MkdirOptions) => Promise<Entry>
   /** Move a file or directory. When `to` is an existing directory, moves into it. @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */

@@ -50,7 +50,7 @@ import type { CheckedState } from './state-check.js'
 import { scrubRows, type ScrubResult } from './state-scrub.js'
 import { blockKey } from './rows.js'
 import type { Signer, Verifier } from './identity.js'
-import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, RemoveOptions, WallClock } from './api.js'
+import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, PutOptions, RemoveOptions, WallClock } from './api.js'
 import type { Logger } from '../logger.js'
 
 export type { WallClock } from './api.js'
@@ -405,8 +405,8 @@ export class Replica implements Namespace {
    *
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin)
    */
-  async putFile (path: string, record: Omit<FileRecord, 'type'>): Promise<Entry> {
-    return await this.writes.putFile(path, record)
+  async putFile (path: string, record: Omit<FileRecord, 'type'>, options: PutOptions = {}): Promise<Entry> {
+    return await this.writes.putFile(path, record, options)
   }
 
   /**
@@ -418,7 +418,7 @@ export class Replica implements Namespace {
    *
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} for any of them (then none is written)
    */
-  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>): Promise<Entry[]> {
+  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>): Promise<Entry[]> {
     return await this.writes.putFiles(files)
   }
 

@@ -25,7 +25,7 @@ import type { Applier } from './apply.js'
 import type { Signer } from './identity.js'
 import type { VisibleTreeReader } from './reads.js'
 import type { Visible } from './tree.js'
-import type { Entry, FileRecord, MkdirOptions, RemoveOptions, WallClock } from './api.js'
+import type { Entry, FileRecord, MkdirOptions, PutOptions, RemoveOptions, WallClock } from './api.js'
 
 /** What {@link LocalWrites} is built from. */
 export interface LocalWritesComponents {
@@ -57,12 +57,12 @@ export class LocalWrites {
    *
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin)
    */
-  async putFile (path: string, record: Omit<FileRecord, 'type'>): Promise<Entry> {
+  async putFile (path: string, record: Omit<FileRecord, 'type'>, options: PutOptions = {}): Promise<Entry> {
     const p = filePath(path)
     const pin = checkPin(record.pin)
     return await this.components.writing(async () => {
       const ops = new OpSet()
-      await this.putOps(ops, p, record, pin)
+      await this.putOps(ops, p, record, pin, options.replacing)
       await this.commitLocal(ops.list())
       return await this.components.reads.stat(p)
     })
@@ -74,20 +74,20 @@ export class LocalWrites {
    *
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} for any of them (then none is written)
    */
-  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> }>): Promise<Entry[]> {
-    const items = files.map(({ path, record }) => {
+  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>): Promise<Entry[]> {
+    const items = files.map(({ path, record, replacing }) => {
       const p = filePath(path)
-      return { p, record, pin: checkPin(record.pin) }
+      return { p, record, pin: checkPin(record.pin), replacing }
     })
     if (items.length === 0) return []
     const filePaths = new Set(items.map(i => i.p))
     return await this.components.writing(async () => {
       const ops = new OpSet()
-      for (const { p, record, pin } of items) {
+      for (const { p, record, pin, replacing } of items) {
         for (let dir = parentOf(p); dir !== '/'; dir = parentOf(dir)) {
           if (filePaths.has(dir)) throw new NotADirectoryError(`not a directory: ${dir} (a file in the same write)`)
         }
-        await this.putOps(ops, p, record, pin)
+        await this.putOps(ops, p, record, pin, replacing)
       }
       await this.commitLocal(ops.list())
       const out: Entry[] = []
@@ -209,12 +209,17 @@ export class LocalWrites {
     if (batch.applied.length > 0) for (const listener of this.listeners) listener(batch.applied)
   }
 
-  /** The ops of a put at `p`: missing parents, the put, replacing what this replica sees there. */
-  private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined): Promise<void> {
+  /**
+   * The ops of a put at `p`: missing parents, the put, replacing what this
+   * replica sees there — or, with `replacing` (see {@link PutOptions}), only
+   * the version the writer started from.
+   */
+  private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined, replacing?: string | null): Promise<void> {
     await this.parentOps(ops, p, true, record.mtime)
     const current = await this.components.reads.visible(p)
     if (current?.type === 'dir') throw new IsADirectoryError(`is a directory: ${p}`)
-    if (current !== undefined) ops.remove(current.conflictOf ?? p, current.dots)
+    const replaces = current !== undefined && (replacing === undefined || current.cid === replacing || current.cid === record.cid)
+    if (current !== undefined && replaces) ops.remove(current.conflictOf ?? p, current.dots)
     const put: PutOp = { op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] }
     if (pin !== undefined) put.pin = pin
     ops.create(put)

@@ -234,7 +234,7 @@ with open('after', 'wb') as f:
     assert.equal(m.namespace.clockNow()[m.namespace.id], 1, 'one namespace write, /after: the removed file was never bound')
   })
 
-  it('a new file whose path another node wrote meanwhile replaces that version with a warning, never silently', TEST, async t => {
+  it('a new file whose path another node wrote meanwhile is kept beside that version as a conflict, with a warning', TEST, async t => {
     const warnings: Array<{ msg: string, path?: string }> = []
     const logger = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(JSON.parse(line)) } })
     const m = await mountTestNode(t, { logger })
@@ -257,8 +257,17 @@ with open('fresh', 'wb') as f:
     await writeFile(join(flags, 'go'), '')
     const r = await script
     assert.equal(r.code, 0, r.stderr)
-    assert.equal((await namespaceBytes(m, '/fresh')).toString(), 'written here')
-    assert.deepEqual(warnings.filter(w => w.path === '/fresh').map(w => w.msg), ['fuse: another node created the file while it was written here as a new file; this write replaces that version'])
+    // both versions stay: one at the path, the other as its conflict copy (the later mtime is shown)
+    const conflicts = await m.namespace.conflicts()
+    assert.equal(conflicts.length, 1)
+    assert.equal(conflicts[0].path, '/fresh')
+    const both = [(await namespaceBytes(m, '/fresh')).toString(), (await namespaceBytes(m, conflicts[0].copy)).toString()]
+    assert.deepEqual(both.sort(), ['written elsewhere', 'written here'])
+    assert.deepEqual(warnings.filter(w => w.path === '/fresh').map(w => w.msg), ['fuse: another node created the file while it was written here as a new file; both versions are kept, one as a conflict copy (shoal conflicts)'])
+    // the mount shows the same: the path and the copy, each with its own bytes
+    const listed = (await shOk(`ls ${q(m.dir)}`)).trim().split('\n').sort()
+    assert.deepEqual(listed, ['fresh', conflicts[0].copy.slice(1)].sort())
+    await eventually(async () => (await sh(`cat ${q(join(m.dir, 'fresh'))}`)).stdout === (await namespaceBytes(m, '/fresh')).toString(), 10_000, 'the mount shows the version the namespace shows at the path')
   })
 
   it('a file open for reading goes on reading after another node removes or renames it', TEST, async t => {

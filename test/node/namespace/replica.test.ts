@@ -46,6 +46,40 @@ describe('namespace CRDT semantics', () => {
     assert.equal(copy.conflictOf, '/notes.txt')
   })
 
+  it('a put that names the version it started from keeps a version written meanwhile, as a conflict, on every replica', async () => {
+    const sim = { now: 5_000 }
+    const [a, b] = [await replica(sim), await replica(sim)]
+    // b writes /new and a receives it before its own new file at /new lands: a started from nothing
+    await b.putFile('/new', file('from b', 2_000))
+    await syncAll([a, b])
+    await a.putFile('/new', file('from a', 3_000), { replacing: null })
+    // a edits /old from the version it read, while b's newer version arrived
+    await a.putFile('/old', file('v1'))
+    await syncAll([a, b])
+    await b.putFile('/old', file('v2 from b', 4_000))
+    await syncAll([a, b])
+    await a.putFile('/old', file('v2 from a', 5_000), { replacing: cidOf('v1') })
+    // what a replaces when it started from the version there, or writes the same bytes: no conflict
+    await a.putFile('/same', file('s1'))
+    await a.putFile('/same', file('s2'), { replacing: cidOf('s1') })
+    await a.putFile('/same', file('s2'), { replacing: cidOf('something else') })
+    await syncAll([a, b])
+    await converged([a, b])
+    for (const r of [a, b]) {
+      const conflicts = (await r.conflicts()).map(c => [c.path, c.cid]).sort()
+      assert.deepEqual(conflicts, [['/new', cidOf('from b')], ['/old', cidOf('v2 from b')]], 'the versions written meanwhile are kept')
+      const kept = await r.stat('/new')
+      assert.equal(kept.type === 'file' && kept.cid, cidOf('from a'), 'the later mtime is shown at the path')
+      const same = await r.stat('/same')
+      assert.equal(same.type === 'file' && same.cid, cidOf('s2'))
+    }
+    // without `replacing`, a put replaces whatever is shown there, as before (a conflict copy goes by its own name)
+    await b.putFile('/new', file('plain', 6_000))
+    await syncAll([a, b])
+    const shown = await a.stat('/new')
+    assert.equal(shown.type === 'file' && shown.cid, cidOf('plain'))
+  })
+
   it('resolving a conflict is an ordinary write; the resolution propagates without new conflicts', async () => {
     const sim = { now: 5_000 }
     const [a, b] = [await replica(sim), await replica(sim)]
