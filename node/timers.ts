@@ -19,9 +19,16 @@ export interface Timers {
   clearTimeout: (handle: unknown) => void
 }
 
-/** The process's timers, unref'd: a pending wait never keeps a process alive. */
+/**
+ * Longest wait Node's timers take (2^31 − 1 ms, ~24.8 days): a longer one
+ * fires after 1 ms instead, so a periodic pass set to a long period ran in a
+ * busy loop.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** The process's timers, unref'd: a pending wait never keeps a process alive. A wait past {@link MAX_TIMER_MS} ends at it (early, never at once). */
 export const systemTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  setTimeout: (fn, ms) => setTimeout(fn, Math.min(ms, MAX_TIMER_MS)).unref(),
   clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
 }
 

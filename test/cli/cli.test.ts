@@ -104,6 +104,10 @@ describe('shoal CLI', { concurrency: true }, () => {
     await fails(repo, ['config', 'set', 'durability', '{"zone":"x"}'], { code: 1, match: /is a section/ })
     // a policy the daemon could not start with
     await fails(repo, ['config', 'set', 'durability.largePolicy', 'ec:0+9'], { code: 1 })
+    // periods past what a timer can wait (a daemon then ran its repair pass in a busy loop), and absurd ones
+    await fails(repo, ['config', 'set', 'durability.checkInterval', '3000000000'], { code: 1, match: /durability\.checkInterval/ })
+    await fails(repo, ['config', 'set', 'durability.grace', '99999999999999'], { code: 1, match: /durability\.grace/ })
+    await fails(repo, ['config', 'set', 'durability.scrubInterval', '99999999999999'], { code: 1, match: /durability\.scrubInterval/ })
     assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), before, 'config unchanged by the refused sets')
     const config = JSON.parse(before) as { api: string, durability: { zone: string } }
     assert.equal(config.durability.zone, 'rack-1')
