@@ -308,8 +308,12 @@ class DefaultBlockExchange implements BlockExchange {
     })
   }
 
+  /** A peer that connects again is forgiven what only failures cost it ({@link PeerScores.reconnected}). */
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.scores.reconnected(evt.detail) }
+
   async start (): Promise<void> {
     if (this.started) return
+    this.libp2p.addEventListener('peer:connect', this.onConnect)
     await this.libp2p.handle(BLOCKS_PROTOCOL, async (stream, connection) => {
       await this.server.handle(stream, connection)
     }, {
@@ -320,6 +324,7 @@ class DefaultBlockExchange implements BlockExchange {
   }
 
   async stop (): Promise<void> {
+    this.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.announcer.stop()
     for (const channel of this.channels.values()) channel.close()
     this.channels.clear()

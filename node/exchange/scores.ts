@@ -28,7 +28,8 @@ const MAX_SCORE = 100
  * threshold (the ban lifts with the score reset to 0).
  */
 export class PeerScores {
-  private readonly scores = new Map<string, { score: number, bannedUntil: number }>()
+  /** `misbehaved`: it sent a corrupt block or an invalid message (not only timeouts and failed dials). */
+  private readonly scores = new Map<string, { score: number, bannedUntil: number, misbehaved: boolean }>()
   private readonly threshold: number
   private readonly banMs: number
 
@@ -47,12 +48,25 @@ export class PeerScores {
   adjust (peer: PeerId, delta: number): boolean {
     this.expire(peer)
     const key = peer.toString()
-    const entry = this.scores.get(key) ?? { score: 0, bannedUntil: 0 }
+    const entry = this.scores.get(key) ?? { score: 0, bannedUntil: 0, misbehaved: false }
     const wasBanned = entry.bannedUntil > Date.now()
     entry.score = Math.min(MAX_SCORE, entry.score + delta)
+    if (delta < SCORE.failure) entry.misbehaved = true
     if (entry.score < this.threshold && !wasBanned) entry.bannedUntil = Date.now() + this.banMs
     this.scores.set(key, entry)
     return !wasBanned && entry.bannedUntil > Date.now()
+  }
+
+  /**
+   * The peer connected again: what only timeouts and failed dials cost it
+   * is forgiven, its ban lifted (a holder that restarted was shunned for
+   * five minutes after it was back, reads failing while `pin status` said
+   * healthy). A peer that sent a corrupt block or an invalid message keeps
+   * its score and its ban.
+   */
+  reconnected (peer: PeerId): void {
+    const entry = this.scores.get(peer.toString())
+    if (entry !== undefined && !entry.misbehaved) this.scores.delete(peer.toString())
   }
 
   /** True while the peer must not be asked. */
@@ -66,6 +80,7 @@ export class PeerScores {
     if (entry !== undefined && entry.bannedUntil !== 0 && entry.bannedUntil <= Date.now()) {
       entry.bannedUntil = 0
       entry.score = 0
+      entry.misbehaved = false
     }
   }
 }
