@@ -176,6 +176,11 @@ export interface PinAddOptions {
 export interface CatOptions { offset?: number, length?: number, signal?: AbortSignal }
 
 
+/** The coded policy a file entry waits to be coded under (an add left it uncoded), if any. */
+function uncodedPolicy (entry: Entry): string | undefined {
+  return entry.type === 'file' && entry.pin !== undefined && entry.pin.manifest === undefined && isCodedPolicy(entry.pin.policy) ? entry.pin.policy : undefined
+}
+
 /** The namespace record of a file just imported (mode 0644 and now unless given). */
 function fileRecord (cid: CID, size: number, meta: { mode?: number, mtime?: number }): Parameters<Namespace['putFile']>[1] {
   return { cid: cid.toString(), size, mode: meta.mode ?? 0o644, mtime: meta.mtime ?? Date.now() }
@@ -418,19 +423,22 @@ export class Files {
     if (durability !== undefined && this.placementBacklog + entries.length > this.maxPlacementBacklog) {
       // never a writer held back for placement (a mount's close(2) waited three minutes once 4,096 small files
       // waited, each coded and placed in ~50 ms): their deferred records are on disk, the periodic pass takes them
-      const coded = entries.filter(e => e.type === 'file' && e.pin !== undefined && e.pin.manifest === undefined && isCodedPolicy(e.pin.policy))
-      if (this.leftToRepair === 0) this.components.logger.info({ backlog: this.placementBacklog, files: coded.length }, 'placement backlog full: files left to the periodic durability pass')
-      this.leftToRepair += coded.length
-      for (const e of entries) if (e.type === 'file' && !coded.includes(e) && e.pin?.manifest === undefined) exchange?.announceSoon(CID.parse(e.cid))
+      let left = 0
+      for (const entry of entries) {
+        if (uncodedPolicy(entry) !== undefined) left++
+        else if (entry.type === 'file' && entry.pin?.manifest === undefined) exchange?.announceSoon(CID.parse(entry.cid))
+      }
+      if (this.leftToRepair === 0) this.components.logger.info({ backlog: this.placementBacklog, files: left }, 'placement backlog full: files left to the periodic durability pass')
+      this.leftToRepair += left
       return
     }
     this.placementBacklog += entries.length
     this.placing = this.placing.then(async () => {
       for (const entry of entries) {
         if (entry.type !== 'file') continue
-        if (durability !== undefined && entry.pin !== undefined && entry.pin.manifest === undefined && isCodedPolicy(entry.pin.policy)) {
-          await this.codeQuietly(durability, CID.parse(entry.cid), entry.pin.policy)
-        } else if (entry.pin?.manifest === undefined) exchange?.announceSoon(CID.parse(entry.cid))
+        const policy = uncodedPolicy(entry)
+        if (durability !== undefined && policy !== undefined) await this.codeQuietly(durability, CID.parse(entry.cid), policy)
+        else if (entry.pin?.manifest === undefined) exchange?.announceSoon(CID.parse(entry.cid))
       }
     }).finally(() => { this.placementBacklog -= entries.length })
   }

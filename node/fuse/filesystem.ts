@@ -719,7 +719,7 @@ export class ShoalFilesystem {
     await work
   }
 
-  /** Log when the version a write started from was replaced elsewhere meanwhile (this write replaces that one). */
+  /** Log when a version other than the one this write started from is at its path now (the commit keeps both: a conflict). */
   private async warnIfChanged (s: Staged): Promise<void> {
     const base = startedFrom(s)
     const current = await this.components.namespace.lookup(s.path)
