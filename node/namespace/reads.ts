@@ -12,7 +12,7 @@ import { NotADirectoryError, NotFoundError } from '../errors.js'
 import { decodeJSON, type KV } from './kv.js'
 import { baseName, namesDirectory, normalizePath } from './paths.js'
 import { copyPin } from './pins.js'
-import { childRange, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Visible } from './tree.js'
+import { childRange, compareVersions, pathOfVisibleKey, versionsKey, visibleKey, type PathState, type Version, type Visible } from './tree.js'
 import type { ConflictInfo, Entry } from './api.js'
 
 /** Lookups, listings and walks of the visible tree. */
@@ -96,6 +96,20 @@ export class VisibleTreeReader {
   async visible (path: string): Promise<Visible | undefined> {
     const bytes = await this.kv.get(visibleKey(path))
     return bytes === undefined ? undefined : decodeJSON<Visible>(bytes)
+  }
+
+  /**
+   * The live versions of a normalised `path` that are not the one shown
+   * there (the losers of a conflict, each visible as a conflict copy where
+   * it can be), oldest winner first: in {@link compareVersions} order.
+   */
+  async hiddenVersions (path: string): Promise<Version[]> {
+    const [state, shown] = await Promise.all([this.kv.get(versionsKey(path)), this.visible(path)])
+    if (state === undefined) return []
+    const dots = new Set((shown?.dots ?? []).map(([author, seq]) => `${author}\0${seq}`))
+    return decodeJSON<PathState>(state).versions
+      .filter(v => !dots.has(`${v.author}\0${v.seq}`))
+      .sort(compareVersions)
   }
 }
 

@@ -136,21 +136,32 @@ export class LocalWrites {
       if (parent === undefined) throw new NotFoundError(`no such directory: ${parentOf(dst)}`)
       if (parent.type !== 'dir') throw new NotADirectoryError(`not a directory: ${parent.path}`)
       const ops = new OpSet()
+      // the versions a moved path shows as conflict copies go with it, each in
+      // an entry before the moved path's own (carried[i]: the i-th oldest)
+      const carried: PutOp[][] = []
       const items: Entry[] = [entry]
       if (entry.type === 'dir') for await (const below of reads.walk(src)) items.push(below)
       for (const item of items) {
         const record = await reads.visible(item.path) as Visible
-        ops.remove(record.conflictOf ?? item.path, record.dots)
         const path = dst + item.path.slice(src.length)
+        if (record.conflictOf !== undefined) {
+          // a copy below a moved directory goes with the path it is a copy of
+          if (item.path !== src && isWithin(record.conflictOf, src)) continue
+          // the copy itself moved: its version becomes a file of its own there
+          ops.remove(record.conflictOf, record.dots)
+          ops.create(movedPut(path, record))
+          continue
+        }
+        ops.remove(item.path, record.dots)
         if (record.type === 'dir') ops.create({ op: 'mkdir', path, mode: record.mode, mtime: record.mtime, replaces: [] })
-        else {
-          // a moved file keeps its pin
-          const put: PutOp = { op: 'put', path, cid: CID.parse(record.cid as string), size: record.size ?? 0, mode: record.mode, mtime: record.mtime, replaces: [] }
-          if (record.pin !== undefined) put.pin = wirePin(record.pin)
-          ops.create(put)
+        else ops.create(movedPut(path, record))
+        const losers = (await reads.hiddenVersions(item.path)).filter(v => v.type === 'file')
+        for (const [i, loser] of losers.entries()) {
+          ops.remove(item.path, [[loser.author, loser.seq]])
+          ;(carried[i] ??= []).push(movedPut(path, loser))
         }
       }
-      await this.commitLocal(ops.list())
+      await this.commitGroups([...carried, ops.list()])
       return await reads.stat(dst)
     })
   }
@@ -183,11 +194,20 @@ export class LocalWrites {
    * The caller holds the replica's lock.
    */
   async commitLocal (ops: Op[], alsoInBatch?: (txn: Txn) => void): Promise<void> {
-    if (ops.length === 0 && alsoInBatch === undefined) return
+    await this.commitGroups([ops], alsoInBatch)
+  }
+
+  /**
+   * {@link commitLocal} of groups of ops: each group goes into entries of its
+   * own, in order, all in one batch, so that two groups may write one path
+   * (the ops of one entry are one version each of distinct paths).
+   */
+  private async commitGroups (groups: Op[][], alsoInBatch?: (txn: Txn) => void): Promise<void> {
+    if (groups.every(g => g.length === 0) && alsoInBatch === undefined) return
     const { store, signer } = this.components
     const batch = store.batch()
     const me = signer.id
-    for (const chunk of splitOps(ops)) {
+    for (const chunk of groups.flatMap(splitOps)) {
       const seq = (batch.clock[me] ?? 0) + 1
       const parents = sortedHeads(batch.heads).slice(0, MAX_PARENTS)
       const body: EntryBodyV2 = {
@@ -237,6 +257,14 @@ export class LocalWrites {
     }
     for (const dir of missingDirs.reverse()) ops.create({ op: 'mkdir', path: dir, mode: 0o755, mtime, replaces: [] })
   }
+}
+
+/** A put of a moved version at `path`: same bytes, mode, mtime and pin. */
+function movedPut (path: string, version: Pick<Visible, 'cid' | 'size' | 'mode' | 'mtime' | 'pin'>): PutOp {
+  const put: PutOp = { op: 'put', path, cid: CID.parse(version.cid as string), size: version.size ?? 0, mode: version.mode, mtime: version.mtime, replaces: [] }
+  // a moved file keeps its pin
+  if (version.pin !== undefined) put.pin = wirePin(version.pin)
+  return put
 }
 
 /** The ops of one local write, one per path: removals merge into the creation at the same path. */

@@ -80,6 +80,56 @@ describe('namespace CRDT semantics', () => {
     assert.equal(shown.type === 'file' && shown.cid, cidOf('plain'))
   })
 
+  it('a moved path takes its conflict with it: the same version shown, the others still conflict copies, on every replica', async () => {
+    const sim = { now: 7_000 }
+    const [a, b] = [await replica(sim), await replica(sim)]
+    // equal mtimes: the winner is decided by the entry time, then the author
+    await a.putFile('/d/x.txt', file('from a'))
+    await b.putFile('/d/x.txt', file('from b'))
+    await a.putFile('/d/y', file('y from a', 1_000))
+    await b.putFile('/d/y', file('y from b', 2_000))
+    await syncAll([a, b])
+    const shown = async (r: Replica, path: string): Promise<string> => {
+      const e = await r.stat(path)
+      return e.type === 'file' ? e.cid : ''
+    }
+    const xWinner = await shown(a, '/d/x.txt')
+    const xLoser = xWinner === cidOf('from a') ? cidOf('from b') : cidOf('from a')
+    assert.equal(await shown(a, '/d/y'), cidOf('y from b'), 'the later mtime wins')
+    sim.now += 1_000
+    // a file moved on its own
+    await a.move('/d/x.txt', '/x.txt')
+    await syncAll([a, b])
+    for (const r of [a, b]) {
+      assert.equal(await r.lookup('/d/x.txt'), undefined, 'no version left behind at the old path')
+      assert.equal(await shown(r, '/x.txt'), xWinner, 'the version shown before is shown after')
+      const conflicts = (await r.conflicts()).map(c => [c.path, c.cid]).sort()
+      assert.deepEqual(conflicts, [['/d/y', cidOf('y from a')], ['/x.txt', xLoser]])
+    }
+    // a directory moved with a conflicted file inside
+    sim.now += 1_000
+    await b.move('/d', '/e')
+    await syncAll([a, b])
+    const t = await converged([a, b])
+    assert.equal(t.filter(l => l.startsWith('/d')).length, 0, t.join('\n'))
+    for (const r of [a, b]) {
+      assert.equal(await shown(r, '/e/y'), cidOf('y from b'))
+      const conflicts = (await r.conflicts()).map(c => [c.path, c.cid]).sort()
+      assert.deepEqual(conflicts, [['/e/y', cidOf('y from a')], ['/x.txt', xLoser]])
+      const copy = (await r.conflicts()).find(c => c.path === '/e/y')
+      assert.ok(copy !== undefined && (await r.stat(copy.copy)).conflictOf === '/e/y', 'the copy is still a conflict copy, not a plain file')
+    }
+    // moving the copy itself is how a user keeps it: then it is a file of its own
+    const [copyOfX] = (await a.conflicts()).filter(c => c.path === '/x.txt')
+    await a.move(copyOfX.copy, '/x.theirs.txt')
+    await syncAll([a, b])
+    for (const r of [a, b]) {
+      assert.deepEqual((await r.conflicts()).map(c => c.path), ['/e/y'])
+      assert.equal(await shown(r, '/x.theirs.txt'), xLoser)
+      assert.equal(await shown(r, '/x.txt'), xWinner)
+    }
+  })
+
   it('resolving a conflict is an ordinary write; the resolution propagates without new conflicts', async () => {
     const sim = { now: 5_000 }
     const [a, b] = [await replica(sim), await replica(sim)]
