@@ -23,12 +23,16 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
+import PQueue from 'p-queue'
 import { codingOf, isCodedPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import type { DurabilityParts } from './components.js'
 import type { Encoder } from './encoder.js'
 import type { DeferredRecord } from './holdings.js'
 import type { Placer } from './placer.js'
+
+/** Deferred files a repair pass codes and places at once. */
+const CODE_CONCURRENCY = 8
 
 /** A record no visible file waits for is dropped past this age (its add has bound its namespace entry long before). */
 const STALE_MS = 10 * 60_000
@@ -116,24 +120,33 @@ export class DeferredCoder {
     if (rebind === undefined) { report.waiting = records.length; return report }
     const wanted = await uncodedFiles(this.components.files, signal)
     const nodes = (await this.init.placer.livePeers(signal)).length
+    // a few files at once: each is a few round trips and fsyncs, seldom CPU
+    const queue = new PQueue({ concurrency: CODE_CONCURRENCY })
+    let aborted: unknown
     for (const [text, record] of records) {
-      if (signal?.aborted === true) throw new AbortedError('repair aborted')
+      if (signal?.aborted === true || aborted !== undefined) break
       const coding = codingOf(parsePolicy(record.policy))
       if (coding === undefined || (wanted.get(text)?.has(record.policy) !== true && !this.coding(text, record.policy))) {
         // no visible file waits for it (removed, unpinned, another policy): dropped once the add that wrote it is surely bound
         if (coding === undefined || clock.now() - record.since > STALE_MS) await holdings.dropDeferred(text, record.policy)
         continue
       }
-      try {
-        const outcome = await this.codeRecord(CID.parse(text), record.policy, nodes, signal)
-        if (outcome.kind === 'coded') report.coded++
-        if (outcome.kind === 'waiting') report.waiting++
-      } catch (err: any) {
-        if (err?.name === 'AbortedError') throw err
-        report.errors.push(`${text}: ${String(err?.message ?? err)}`)
-        logger.warn({ root: text, err: err?.message }, 'coding of a deferred file failed; the next pass retries')
-      }
+      await queue.onSizeLessThan(CODE_CONCURRENCY)
+      void queue.add(async () => {
+        try {
+          const outcome = await this.codeRecord(CID.parse(text), record.policy, nodes, signal)
+          if (outcome.kind === 'coded') report.coded++
+          if (outcome.kind === 'waiting') report.waiting++
+        } catch (err: any) {
+          if (err?.name === 'AbortedError') { aborted ??= err; return }
+          report.errors.push(`${text}: ${String(err?.message ?? err)}`)
+          logger.warn({ root: text, err: err?.message }, 'coding of a deferred file failed; the next pass retries')
+        }
+      })
     }
+    await queue.onIdle()
+    if (aborted !== undefined) throw aborted
+    if (signal?.aborted === true) throw new AbortedError('repair aborted')
     return report
   }
 

@@ -32,6 +32,16 @@ export interface PutExpectations {
   cancel: (peer: string, cids: CID[]) => void
 }
 
+/** One block awaited from one peer. */
+interface Expected {
+  /** When the expectation lapses (ms). */
+  expires: number
+  /** The size agreed, if any. */
+  size?: number
+  /** Pushes of it still awaited (holds that named it and were not used yet). */
+  pushes: number
+}
+
 /** A policy that refuses every put (the default of an exchange without one). */
 export const REFUSE_PUTS: PutPolicy = { accepts: () => false, used: () => {} }
 
@@ -60,8 +70,11 @@ export class ExpectedPuts implements PutPolicy, PutExpectations {
   private readonly maxEntries: number
   readonly maxPerPeer: number
   private readonly now: () => number
-  /** peer → block key → expiry (ms) and the size agreed, if any; both maps in insertion order, which is expiry order. */
-  private readonly peers = new Map<string, Map<string, { expires: number, size?: number }>>()
+  /**
+   * peer → block key → expiry (ms), the size agreed, if any, and how many
+   * pushes of it are awaited; both maps in insertion order, which is expiry order.
+   */
+  private readonly peers = new Map<string, Map<string, Expected>>()
   /** Every expectation, oldest first, to expire and evict in order. */
   private readonly order = new Map<string, { peer: string, key: string, expires: number }>()
 
@@ -85,22 +98,28 @@ export class ExpectedPuts implements PutPolicy, PutExpectations {
   }
 
   /**
-   * Expect `cids` from `peer` until the expiry (an expectation made again
-   * starts over); with `sizes` (one per CID), a push of another length is
-   * refused (what a peer stated it would push is what counted in the quota).
+   * Expect `cids` from `peer` until the expiry; with `sizes` (one per CID),
+   * a push of another length is refused (what a peer stated it would push is
+   * what counted in the quota). An expectation made again before it was used
+   * starts its time over and awaits one more push: two placements under way
+   * that share a block (one leaf in two files) each push it, and neither is
+   * refused.
    *
    * @throws {InvalidArgumentError} when that would exceed `maxPerPeer`, or `sizes` does not match `cids` (nothing is added)
    */
   expect (peer: string, cids: CID[], sizes?: readonly number[]): void {
     if (sizes !== undefined && sizes.length !== cids.length) throw new InvalidArgumentError(`${sizes.length} sizes for ${cids.length} blocks`)
     const keys = cids.map(blockKey)
-    const mine = this.peers.get(peer) ?? new Map<string, { expires: number, size?: number }>()
+    const mine = this.peers.get(peer) ?? new Map<string, Expected>()
     const fresh = keys.filter(k => !mine.has(k)).length
     if (mine.size + fresh > this.maxPerPeer) throw new InvalidArgumentError(`more than ${this.maxPerPeer} blocks awaited from one peer`)
-    const expires = this.now() + this.ttlMs
+    const now = this.now()
+    const expires = now + this.ttlMs
     for (const [i, key] of keys.entries()) {
+      const before = mine.get(key)
+      const pushes = before !== undefined && before.expires > now ? before.pushes + 1 : 1
       this.remove(peer, key)
-      mine.set(key, sizes === undefined ? { expires } : { expires, size: sizes[i] })
+      mine.set(key, sizes === undefined ? { expires, pushes } : { expires, pushes, size: sizes[i] })
       this.order.set(`${peer} ${key}`, { peer, key, expires })
     }
     if (mine.size > 0) this.peers.set(peer, mine)
@@ -113,7 +132,7 @@ export class ExpectedPuts implements PutPolicy, PutExpectations {
 
   /** Stop expecting `cids` from `peer` (a hold that could not be recorded). */
   cancel (peer: string, cids: CID[]): void {
-    for (const cid of cids) this.remove(peer, blockKey(cid))
+    for (const cid of cids) this.release(peer, blockKey(cid))
   }
 
   accepts (peer: string, cid: CID, size: number): boolean {
@@ -122,7 +141,14 @@ export class ExpectedPuts implements PutPolicy, PutExpectations {
   }
 
   used (peer: string, cid: CID): void {
-    this.remove(peer, blockKey(cid))
+    this.release(peer, blockKey(cid))
+  }
+
+  /** One push of `key` from `peer` fewer awaited. */
+  private release (peer: string, key: string): void {
+    const expected = this.peers.get(peer)?.get(key)
+    if (expected !== undefined && expected.pushes > 1) expected.pushes--
+    else this.remove(peer, key)
   }
 
   private remove (peer: string, key: string): void {

@@ -28,6 +28,30 @@ describe('ExpectedPuts', () => {
     assert.equal(REFUSE_PUTS.accepts('alice', x, 7), false)
   })
 
+  it('two holds naming one block await two pushes of it (two placements sharing a leaf), each used or cancelled once', async () => {
+    let now = 0
+    const x = await cidOf(1)
+    const expected = new ExpectedPuts({ ttlMs: 1000, now: () => now })
+    expected.expect('alice', [x])
+    expected.expect('alice', [x])
+    assert.equal(expected.room('alice'), expected.maxPerPeer - 1, 'one block counted once against the bound')
+    expected.used('alice', x)
+    assert.equal(expected.accepts('alice', x, 7), true, 'the second placement may still push it')
+    expected.used('alice', x)
+    assert.equal(expected.accepts('alice', x, 7), false)
+    // a hold that could not be recorded takes back its own expectation only
+    expected.expect('alice', [x])
+    expected.expect('alice', [x])
+    expected.cancel('alice', [x])
+    assert.equal(expected.accepts('alice', x, 7), true)
+    // an expectation that lapsed is not counted again by a new hold
+    now = 2000
+    expected.expect('alice', [x])
+    expected.used('alice', x)
+    assert.equal(expected.accepts('alice', x, 7), false)
+    assert.equal(expected.size, 0)
+  })
+
   it('forgets expectations when they expire, and when cancelled', async () => {
     let now = 0
     const expected = new ExpectedPuts({ ttlMs: 1000, now: () => now })

@@ -113,6 +113,50 @@ describe('Files.addMany behind a placement backlog', () => {
   })
 })
 
+describe('Files: background placement', () => {
+  it('codes and places several files at once, one at a time while adds run and shortly after', { timeout: 60_000 }, async t => {
+    const { blockstore, namespace } = await filesOnDisk(t)
+    const released: Array<() => void> = []
+    let running = 0
+    let most = 0
+    const durability = {
+      defaultPolicy: () => 'ec:2+1',
+      defer: async () => {},
+      sync: async () => {},
+      codeDeferred: async () => {
+        most = Math.max(most, ++running)
+        await new Promise<void>(resolve => released.push(resolve))
+        running--
+        return 'coded'
+      }
+    } as unknown as DurabilityService
+    const blocks = {} as unknown as BlockReader
+    const files = new Files({ blockstore, namespace, logger: pino({ level: 'silent' }), durability, blocks }, { placementConcurrency: 4, foregroundQuietMs: 300 })
+    const batch = (from: number, n: number): AddManyItem[] => Array.from({ length: n }, (_, i) => ({ path: `/p/f${from + i}`, source: once(Buffer.from(`file ${from + i}`)) }))
+    await files.addMany(batch(0, 10), { chunker })
+    // just after an add: one at a time
+    await until(() => running === 1)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(running, 1, 'one placement at a time right after an add')
+    // quiet for a while: up to the concurrency
+    await until(() => running === 4)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(most, 4, 'never more than the concurrency')
+    // an add while four run: those finish, and the next start one at a time again
+    await files.addMany(batch(10, 1), { chunker })
+    for (let i = 0; i < 4; i++) released.shift()?.()
+    await until(() => running === 1)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(running, 1, 'back to one at a time while adds are recent')
+    while (released.length > 0 || running > 0) {
+      released.shift()?.()
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
+    await files.settled()
+    assert.equal(most, 4)
+  })
+})
+
 /** Resolves once `check` holds (bounded). */
 async function until (check: () => boolean): Promise<void> {
   for (let i = 0; i < 1000 && !check(); i++) await new Promise(resolve => setTimeout(resolve, 5))
