@@ -153,6 +153,11 @@ export interface BlockExchangeStats extends ChannelStats, ServerStats {
   providersFromDht: number
   /** Providers learned by asking connected peers `have`. */
   providersFromPeers: number
+  /**
+   * Blocks a session that had stopped looking here (its DAG taken to be
+   * remote) read from the local store after no peer gave them.
+   */
+  localFallbacks: number
   /** Blocks being fetched now (a gauge; 0 once every read has ended or been aborted). */
   fetchesPending: number
   /** Requests sent to peers and not yet answered, over every channel (a gauge). */
@@ -266,7 +271,8 @@ class DefaultBlockExchange implements BlockExchange {
     replacedLocal: 0,
     peersDisconnected: 0,
     providersFromDht: 0,
-    providersFromPeers: 0
+    providersFromPeers: 0,
+    localFallbacks: 0
   }
 
   /** Fetches under way, so concurrent asks for one block share one fetch (and whether it stores what it gets). */
@@ -375,7 +381,9 @@ class DefaultBlockExchange implements BlockExchange {
     // blocks are fetched without a store lookup first (a LevelDB miss per
     // block was a tenth of the reader's time). Every PROBE_EVERY-th block and
     // any block this session already fetched and kept are still looked up; a
-    // hit makes the session local-first again.
+    // hit makes the session local-first again. A block no peer gives is looked
+    // up here before the read fails (a file spread over the swarm has some of
+    // its leaves here only).
     let remote = false
     let sinceProbe = 0
     const fetched = new RecentKeys(RECENT_KEYS)
@@ -384,7 +392,8 @@ class DefaultBlockExchange implements BlockExchange {
       getBytes: async (cid, opts = {}) => {
         const signal = anySignal(options.signal, opts.signal)
         const key = blockKey(cid)
-        if (!remote || ++sinceProbe >= PROBE_EVERY || fetched.has(key)) {
+        const lookedUp = !remote || ++sinceProbe >= PROBE_EVERY || fetched.has(key)
+        if (lookedUp) {
           sinceProbe = 0
           const local = await this.getLocal(cid, signal)
           if (local !== undefined) { remote = false; options.onBlock?.(cid, local, 'local'); return local }
@@ -393,20 +402,34 @@ class DefaultBlockExchange implements BlockExchange {
           remote = !this.corrupt.has(key)
         }
         const routed = await options.route?.(cid)
-        // kept (or not) once its size is known, so the budget is never overshot
-        const bytes = await this.fetchShared(cid, signal, false, async () => {
-          const others = (routed ?? []).filter(p => !p.equals(this.libp2p.peerId))
-          // holders named, and some of them other peers (this node alone is no route)
-          if (others.length > 0) {
-            const known = new ProviderSet()
-            for (const p of others) known.add(p)
-            known.finish()
-            try { return await this.fetch(cid, known, signal, false) } catch (err: any) {
-              if (err?.name !== 'BlockUnavailableError' || options.routedOnly === true) throw err
+        let bytes: Uint8Array
+        try {
+          // kept (or not) once its size is known, so the budget is never overshot
+          bytes = await this.fetchShared(cid, signal, false, async () => {
+            const others = (routed ?? []).filter(p => !p.equals(this.libp2p.peerId))
+            // holders named, and some of them other peers (this node alone is no route)
+            if (others.length > 0) {
+              const known = new ProviderSet()
+              for (const p of others) known.add(p)
+              known.finish()
+              try { return await this.fetch(cid, known, signal, false) } catch (err: any) {
+                if (err?.name !== 'BlockUnavailableError' || options.routedOnly === true) throw err
+              }
             }
-          }
-          return await this.fetch(cid, found(), signal, false)
-        })
+            return await this.fetch(cid, found(), signal, false)
+          })
+        } catch (err) {
+          // Not looked up here (a remote DAG): a block this node holds and no peer
+          // gives — its own share of a file spread over the swarm, as a file
+          // unpinned from its stripes is — is read here, never reported missing.
+          if (lookedUp || isAborted(signal)) throw err
+          const local = await this.getLocal(cid, signal)
+          if (local === undefined) throw err
+          remote = false
+          this.counters.localFallbacks++
+          options.onBlock?.(cid, local, 'local')
+          return local
+        }
         if (cache.takes(cid, bytes.byteLength)) {
           await this.store(cid, bytes)
           fetched.add(key)

@@ -1,0 +1,49 @@
+/**
+ * A read session that stopped looking in its own store (its DAG taken to be
+ * remote once a block had to be fetched) still reads here a block no peer
+ * gives: real libp2p on 127.0.0.1, real LevelDB. A file spread over the
+ * swarm — an `ec` file after `pin rm`, each node keeping its own share of
+ * the leaves — has leaves this node alone holds; before, such a leaf was
+ * asked of the peers only and the read failed ("not found here", every
+ * peer `dont-have`) though the block was here.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import * as dagPb from '@ipld/dag-pb'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { CID } from 'multiformats/cid'
+import { connect, startNode } from './nodes.js'
+
+async function rawBlock (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+function same (a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0
+}
+
+describe('exchange session: blocks held here only', () => {
+  it('a block no peer has is read from the local store when the session had stopped looking there', { timeout: 60_000 }, async t => {
+    const [a, b] = await Promise.all([startNode(t), startNode(t)])
+    await connect(a, b)
+    // the leaf at b only, and the leaf at a only: the file's own share on each node
+    const there = await rawBlock(randomBytes(64 * 1024))
+    const here = await rawBlock(randomBytes(64 * 1024))
+    const node = dagPb.prepare({ Links: [{ Hash: there.cid, Tsize: 64 * 1024 }, { Hash: here.cid, Tsize: 64 * 1024 }] })
+    const rootBytes = dagPb.encode(node)
+    const root = CID.createV1(dagPb.code, await sha256.digest(rootBytes))
+    await b.blockstore.put(root, rootBytes)
+    await b.blockstore.put(there.cid, there.bytes)
+    await a.blockstore.put(root, rootBytes)
+    await a.blockstore.put(here.cid, here.bytes)
+
+    const session = a.exchange.session(root, { signal: AbortSignal.timeout(30_000) })
+    assert.ok(same(await session.getBytes(root), rootBytes), 'the root, read here')
+    // fetched from b: the session now takes the DAG to be remote
+    assert.ok(same(await session.getBytes(there.cid), there.bytes), 'the leaf b holds')
+    assert.ok(same(await session.getBytes(here.cid), here.bytes), 'the leaf only this node holds')
+    assert.equal(a.exchange.stats().localFallbacks, 1)
+  })
+})
