@@ -123,6 +123,7 @@ function build (json = false): Command {
     .action(async () => { await (await pins()).pinLsCommand(globals()) })
   pinCmd.command('status').argument('<target>', 'namespace path or CID').description('health of every stripe of a pinned file')
     .option('--all', 'list healthy stripes too', false)
+    .option('--verify', 'read the cold copy back whole and check every byte (costs one download of it)', false)
     .action(async (target, opts) => { await (await pins()).pinStatusCommand(globals(), target, opts) })
   const tierCmd = program.command('tier').description('the S3 cold tier')
   tierCmd.command('s3').description('set this node\'s cold tier (credentials: the standard AWS environment variables or shared files)')

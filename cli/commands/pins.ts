@@ -10,6 +10,7 @@ import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 import type { PinInfo } from '../../node/files/index.js'
 import type { PinStatus, RepairReport, ScrubReport, StripeStatus } from '../../node/durability/index.js'
+import type { ColdCopyHealth } from '../../node/tiers/cold-health.js'
 import type { GcResult } from '../../node/durability/gc.js'
 import type { ReindexReport } from '../../node/blocks/index.js'
 import type { TierConfig } from '../../node/tiers/config.js'
@@ -61,12 +62,13 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
   else printLines(...pins.map(p => `${printable(p.path)}\t${p.policy}\t${p.cid}\t${formatBytes(p.size)}`))
 }
 
-/** `shoal pin status PATH|CID`: the file's state, a summary, and one line per stripe that is not healthy (every one with `--all`). */
-export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean }): Promise<void> {
+/** `shoal pin status PATH|CID`: the file's state, its cold copy (read back whole with `--verify`), a summary, and one line per stripe that is not healthy (every one with `--all`). */
+export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean, verify?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const status = await client.json<PinStatus & { path: string }>('GET', '/api/v0/pin/status', { arg: target })
+  const status = await client.json<PinStatus & { path: string, cold?: ColdCopyHealth }>('GET', '/api/v0/pin/status', { arg: target, ...(opts.verify === true ? { verify: 'true' } : {}) })
   if (g.json) { printJson(status); return }
   const lines = [`${printable(status.path)}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
+  if (status.cold !== undefined) lines.push(coldLine(status.cold))
   if (status.manifest !== undefined) {
     lines.push(`stripes: ${formatSummary(status.summary)} (k=${String(status.k)}, m=${String(status.m)}; peers answering: ${status.peersAsked.length})`)
     // why stripes are pending, once each (the same reason holds for most of a file's stripes)
@@ -82,9 +84,16 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   } else if (status.waiting !== undefined) {
     lines.push(`pending: not coded yet: ${status.waiting}`)
   } else {
-    lines.push('not striped: kept where its blocks are')
+    lines.push(status.cold === undefined ? 'not striped: kept where its blocks are' : 'not striped: kept in the cold tier, and where its blocks are')
   }
   printLines(...lines)
+}
+
+/** One line on a file's cold copy: where it is and whether it is intact. */
+function coldLine (c: ColdCopyHealth): string {
+  const where = `cold copy: ${c.endpoint}/${c.bucket}/${c.key}`
+  if (c.state === 'ok') return `${where}: ok (${c.verified === true ? 'read back whole, every byte as written' : 'both objects there at the sizes written'})`
+  return `${where}: ${c.state.toUpperCase()}: ${c.error?.message ?? ''}${c.error === undefined ? '' : ` (${c.error.name})`}`
 }
 
 /** `shoal repair [--wait] [--scrub]`. */

@@ -137,8 +137,8 @@ export const routes: Route[] = [
     method: 'GET',
     path: '/api/v0/pin/status',
     async handle ({ res, query, signal, components }) {
-      const q = parseQuery(schemas.arg, query)
-      sendJson(res, 200, await components.files.pinStatus(q.arg, signal))
+      const q = parseQuery(schemas.pinStatus, query)
+      sendJson(res, 200, await components.files.pinStatus(q.arg, { signal, verify: q.verify }))
     }
   },
   {

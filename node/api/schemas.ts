@@ -17,6 +17,8 @@ export const schemas = {
     pin: z.string().max(32).optional(),
     wait: bool.optional()
   }).strict(),
+  /** `verify`: read the cold copy back whole (node/tiers/cold-health.ts). */
+  pinStatus: z.object({ arg, verify: bool.optional() }).strict(),
   pinAdd: z.object({ arg, policy: z.string().max(32).optional(), tier: z.enum(['hot', 'cold']).optional() }).strict(),
   /** `shoal tier s3`: checked again, fully, by the tier service. */
   tierSet: z.object({ endpoint: z.string().min(1).max(2048), bucket: z.string().min(1).max(255), prefix: z.string().max(512).optional(), region: z.string().max(64).optional() }).strict(),

@@ -14,7 +14,7 @@ import { InvalidArgumentError } from '../errors.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockGetter, ReadSessionOptions } from '../reads/api.js'
 import type { DurabilityService } from '../durability/index.js'
-import type { Entry, FilePin, Namespace } from '../namespace/index.js'
+import type { Entry, FilePin, Namespace, StoredColdCopy } from '../namespace/index.js'
 import type { TierService } from '../tiers/service.js'
 
 /** Which copy `pin add --tier` asks for. */
@@ -46,7 +46,9 @@ export interface TierPinOptions {
 
 /**
  * `pin add --tier cold`: push the file's DAG to the configured tier and
- * verify it (a copy the record already names is reused), then record it.
+ * verify it (a copy the record already names is read back whole and reused
+ * when intact, pushed again from the hot sources when damaged or gone),
+ * then record it.
  * `policy` is what stays hot besides: `none` (the default) lets every node
  * drop the file's blocks at its next garbage collection, leaving its
  * skeleton; a coded policy keeps its stripes too.
@@ -55,10 +57,42 @@ export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' 
   const { signal } = options
   const wanted = formatPolicy(parsePolicy(options.policy ?? 'none'))
   const root = CID.parse(entry.cid)
-  const cold = entry.pin?.cold ?? await c.tiers.push(root, c.reader(root, { signal, pin: entry.pin }), signal)
+  const cold = entry.pin?.cold === undefined
+    ? await c.tiers.push(root, c.reader(root, { signal, pin: entry.pin }), signal)
+    : await recheckCold(c, entry, entry.pin.cold, signal)
   const pin = await c.writing(async () => await hotPin(c, entry, wanted, { getter: c.reader(root, { signal, pin: entry.pin, keep: true }), signal }))
   pin.cold = cold
   return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+}
+
+/** Errors of a recorded cold copy that a new push from a hot copy mends. */
+const MENDABLE = new Set(['TierCorruptObjectError', 'TierObjectNotFoundError', 'InvalidColdIndexError'])
+
+/** Errors of a push that mean no hot source holds the whole file. */
+const NO_HOT_COPY = new Set(['NotFoundError', 'BlockUnavailableError', 'StripeUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError'])
+
+/**
+ * The cold copy a record names, read back whole: reused when intact;
+ * pushed again (to the configured tier) from the hot sources — this node's
+ * blocks, peers, stripes, never the damaged copy — when an object is
+ * damaged or gone. When no hot source has the whole file the damage is
+ * the error: a copy is never recorded as good unless it verified.
+ */
+async function recheckCold (c: ColdComponents, entry: Entry & { type: 'file' }, copy: StoredColdCopy, signal?: AbortSignal): Promise<StoredColdCopy> {
+  const root = CID.parse(entry.cid)
+  try {
+    await c.tiers.verify(root, copy, signal)
+    return copy
+  } catch (err: any) {
+    if (!MENDABLE.has(err?.name)) throw err
+    const { cold: _damaged, ...hot } = entry.pin ?? { policy: 'none' }
+    try {
+      return await c.tiers.push(root, c.reader(root, { signal, pin: hot }), signal)
+    } catch (pushErr: any) {
+      if (NO_HOT_COPY.has(pushErr?.name)) throw err
+      throw pushErr
+    }
+  }
 }
 
 /**

@@ -30,6 +30,7 @@ import { TreeShapes, type FileShape } from './car-tree.js'
 import { filledDuring, type DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
+import type { ColdCopyHealth } from '../tiers/cold-health.js'
 import type { FilePin } from '../namespace/index.js'
 
 /** What the files service is built from. */
@@ -697,14 +698,27 @@ export class Files {
     return out
   }
 
-  /** Health of every stripe of a file's pin. */
-  async pinStatus (arg: string, signal?: AbortSignal): Promise<PinStatus & { path: string }> {
+  /**
+   * Health of every stripe of a file's pin, and of its cold copy when it
+   * has one (`cold`: both objects there at their sizes, see
+   * node/tiers/cold-health.ts; with `verify`, the whole copy read back and
+   * checked against its index).
+   */
+  async pinStatus (arg: string, options: { signal?: AbortSignal, verify?: boolean } = {}): Promise<PinStatus & { path: string, cold?: ColdCopyHealth }> {
+    const { signal } = options
     const durability = this.requireDurability()
     const target = parseTarget(arg)
     const path = target.kind === 'path' ? target.path : `${PINS_DIR}/${target.cid.toString()}`
     const entry = await this.components.namespace.stat(path)
     if (entry.type !== 'file') throw new IsADirectoryError(`pin status takes files; ${entry.path} is a directory`)
-    return { path: entry.path, ...await durability.status(CID.parse(entry.cid), entry.pin, signal) }
+    const root = CID.parse(entry.cid)
+    const copy = entry.pin?.cold
+    const { tiers } = this.components
+    const [status, cold] = await Promise.all([
+      durability.status(root, entry.pin, signal),
+      copy === undefined || tiers === undefined ? undefined : tiers.check(root, copy, { signal, verify: options.verify })
+    ])
+    return cold === undefined ? { path: entry.path, ...status } : { path: entry.path, ...status, cold }
   }
 
   private requireDurability (): DurabilityService {

@@ -10,8 +10,10 @@
  *    all at once (`./striped.ts`); otherwise the providers of the root;
  * 3. a Reed-Solomon rebuild of the stripe from any k shards;
  * 4. the cold tier, when the file has a cold copy. A file whose only copy
- *    is cold is not searched for in the swarm: what is not here is in the
- *    tier.
+ *    is cold is not searched for in the swarm before the tier: what is not
+ *    here is in the tier. When the tier fails (unreachable, refused, a
+ *    damaged object…) the swarm is asked after all, since a peer may still
+ *    hold the file hot; the tier's error stands when no peer has it.
  *
  * Durability's manifest and skeleton walks use {@link Blocks.getter}: the
  * local store, else the given peers or the swarm.
@@ -21,7 +23,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { stripedSession, type StripeSources } from './striped.js'
 import { localState, replaceCorrupt } from './local-state.js'
-import type { BlockGetter, BlockOrigin, BlockReader, GetBlockOptions, ReadSessionOptions, ReadTarget } from './api.js'
+import type { BlockGetter, BlockOrigin, BlockReader, GetBlockOptions, GetBytesOptions, ReadSessionOptions, ReadTarget } from './api.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
@@ -62,6 +64,8 @@ const COLD_FALLBACK = new Set(['NotFoundError', 'InvalidBlockError', 'CorruptBlo
 export class Blocks implements BlockReader {
   private readonly components: BlocksComponents
   private readonly log: Logger
+  /** Roots already logged as read from peers after their tier failed (one warning per file, not per block). */
+  private readonly warnedSwarm = new BoundedSet(1024)
 
   constructor (components: BlocksComponents) {
     this.components = components
@@ -82,7 +86,23 @@ export class Blocks implements BlockReader {
     const { tiers } = this.components
     const hot = this.hotSession(target, options)
     if (target.cold === undefined || tiers === undefined) return hot
-    return this.coldAware(target, tiers.reader(target.root, target.cold), hot, options)
+    return this.coldAware(target, tiers.reader(target.root, target.cold), hot, options, this.swarmAfterTier(target, options))
+  }
+
+  /**
+   * For a cold-only file (its hot session is the local store alone): the
+   * swarm, made on first use, asked only when the tier failed.
+   */
+  private swarmAfterTier (target: ReadTarget, options: ReadSessionOptions): (() => BlockGetter) | undefined {
+    const { exchange } = this.components
+    if (exchange === undefined || target.manifest !== undefined) return undefined
+    const { signal, onProgress } = options
+    const onBlock = onProgress === undefined ? undefined : (cid: CID, bytes: Uint8Array, from: BlockOrigin): void => { onProgress({ cid, bytes: bytes.byteLength, from }) }
+    let swarm: BlockGetter | undefined
+    return () => {
+      swarm ??= exchange.session(target.root, { signal, onBlock, cacheBytes: options.keep === true ? Infinity : READ_CACHE_BYTES })
+      return swarm
+    }
   }
 
   /** Local, then peers (routed to shard holders and rebuilt when striped). */
@@ -99,11 +119,14 @@ export class Blocks implements BlockReader {
   }
 
   /**
-   * `hot` first, the cold copy for blocks it cannot give. A block read from
-   * the tier replaces a corrupt local copy, and is kept here when `keep`.
+   * `hot` first, the cold copy for blocks it cannot give, then `swarm` (when
+   * given) for blocks the tier failed to give; the tier's error stands when
+   * the swarm has none either. A block read from the tier or the swarm
+   * replaces a corrupt local copy, and is kept here when `keep`.
    */
-  private coldAware (target: ReadTarget, cold: BlockGetter, hot: BlockGetter, options: ReadSessionOptions): BlockGetter {
+  private coldAware (target: ReadTarget, cold: BlockGetter, hot: BlockGetter, options: ReadSessionOptions, swarm?: () => BlockGetter): BlockGetter {
     const { blockstore } = this.components
+    let tierDown: unknown
     return {
       getBytes: async (cid, opts) => {
         try {
@@ -113,17 +136,56 @@ export class Blocks implements BlockReader {
         }
         // whatever the hot sources said, a local copy that fails its check is replaced below
         const corrupt = await localState(blockstore, cid) === 'corrupt'
-        const bytes = await cold.getBytes(cid, opts)
-        options.onProgress?.({ cid, bytes: bytes.byteLength, from: 'cold' })
+        let bytes: Uint8Array
+        try {
+          // a tier that is down for this read is not asked again for every block
+          if (tierDown !== undefined && swarm !== undefined) throw tierDown
+          bytes = await cold.getBytes(cid, opts)
+          options.onProgress?.({ cid, bytes: bytes.byteLength, from: 'cold' })
+        } catch (err: any) {
+          if (swarm === undefined || err?.name === 'AbortedError' || aborted(opts?.signal, options.signal)) throw err
+          if (TIER_DOWN.has(err?.name)) tierDown ??= err
+          bytes = await this.fromSwarm(target, cid, swarm(), err, opts)
+          if (!corrupt) return bytes // the swarm session keeps what it fetched as a read does
+        }
         if (corrupt) {
-          this.log.warn({ cid: cid.toString(), root: target.root.toString() }, 'corrupt local copy replaced by the cold copy')
+          this.log.warn({ cid: cid.toString(), root: target.root.toString() }, 'corrupt local copy replaced by a good one (cold tier or peer)')
           await replaceCorrupt(blockstore, cid, bytes)
         } else if (options.keep === true) await blockstore.put(cid, bytes)
         return bytes
       }
     }
   }
+
+  /**
+   * A block of a cold file whose tier read failed with `tierError`, from
+   * the swarm; the tier's error is thrown again when no peer has it.
+   */
+  private async fromSwarm (target: ReadTarget, cid: CID, swarm: BlockGetter, tierError: unknown, opts?: GetBytesOptions): Promise<Uint8Array> {
+    try {
+      const bytes = await swarm.getBytes(cid, opts)
+      if (!this.warnedSwarm.has(target.root.toString())) {
+        this.warnedSwarm.add(target.root.toString())
+        this.log.warn({ root: target.root.toString(), err: (tierError as Error)?.message }, 'cold copy failed: reading the file from peers')
+      }
+      return bytes
+    } catch (err: any) {
+      if (NOT_IN_SWARM.has(err?.name)) throw tierError
+      throw err
+    }
+  }
 }
+
+/** Whether either signal fired. */
+function aborted (...signals: Array<AbortSignal | undefined>): boolean {
+  return signals.some(s => s?.aborted === true)
+}
+
+/** Tier errors that hold for the whole copy (not one damaged block): the rest of a read goes to the swarm at once. */
+const TIER_DOWN = new Set(['TierUnreachableError', 'TierCredentialsError', 'TierBucketNotFoundError', 'TierObjectNotFoundError', 'TierRequestError'])
+
+/** Errors of the swarm that mean "no peer has it": the tier's error is the one to report then. */
+const NOT_IN_SWARM = new Set(['NotFoundError', 'BlockUnavailableError', 'RequestTimeoutError', 'PeerUnavailableError', 'InvalidBlockError', 'CorruptBlockError'])
 
 /** The local store alone, as a getter that tells where each block came from. */
 function localGetter (blockstore: BlockStore, onBlock?: (cid: CID, bytes: Uint8Array, from: BlockOrigin) => void): BlockGetter {
@@ -134,5 +196,16 @@ function localGetter (blockstore: BlockStore, onBlock?: (cid: CID, bytes: Uint8A
       onBlock(cid, bytes, 'local')
       return bytes
     }
+  }
+}
+
+/** A set of strings that forgets its oldest entry past `max`. */
+class BoundedSet {
+  private readonly items = new Set<string>()
+  constructor (private readonly max: number) {}
+  has (item: string): boolean { return this.items.has(item) }
+  add (item: string): void {
+    if (this.items.size >= this.max) this.items.delete(this.items.values().next().value as string)
+    this.items.add(item)
   }
 }

@@ -78,7 +78,7 @@ function waiter (): Waiter {
 /** A {@link TierCorruptObjectError} about object `key` of the tier. */
 export function corruptObject (client: TierClient, key: string, detail: string, cause?: unknown): TierCorruptObjectError {
   return new TierCorruptObjectError(
-    `cold object "${key}" in bucket "${client.bucket}" at ${client.endpoint} ${detail}: the cold copy is damaged; push the file again from a hot copy`,
+    `cold object "${key}" in bucket "${client.bucket}" at ${client.endpoint} ${detail}: the cold copy is damaged; \`shoal pin add PATH --tier cold\` pushes it again from a hot copy, where one is left`,
     { endpoint: client.endpoint, bucket: client.bucket, key },
     cause === undefined ? undefined : { cause })
 }

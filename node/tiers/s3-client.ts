@@ -59,6 +59,14 @@ export interface TierClientOptions {
   requestTimeoutMs?: number
   /** Milliseconds a connection may stay silent (a stalled body). @default 30000 */
   socketTimeoutMs?: number
+  /**
+   * Milliseconds from sending a read (HeadBucket, HeadObject, GetObject: no
+   * body to send) to its answer's headers; past it the read fails with
+   * {@link TierUnreachableError} and is not retried. A hung endpoint held
+   * every read for `requestTimeoutMs` (two minutes) without it; the body of
+   * the answer is bounded by `socketTimeoutMs` instead. @default 30000
+   */
+  answerTimeoutMs?: number
   /** Multipart part size in bytes (≥ 5 MiB); each part in flight is held in memory. @default 8 MiB */
   partSize?: number
   /** Parts uploaded at once. @default 4 */
@@ -236,6 +244,7 @@ export class TierClient {
   /** The SDK client, for what this class does not cover. */
   readonly s3: S3Client
   private readonly partSize: number
+  private readonly answerTimeoutMs: number
   private readonly queueSize: number
 
   /** @throws {InvalidArgumentError} for a malformed config or option */
@@ -257,6 +266,8 @@ export class TierClient {
     if (!Number.isSafeInteger(this.queueSize) || this.queueSize < 1 || this.queueSize > 64) {
       throw new InvalidArgumentError(`queue size ${this.queueSize} is not between 1 and 64`)
     }
+    this.answerTimeoutMs = options.answerTimeoutMs ?? 30_000
+    if (!(this.answerTimeoutMs > 0)) throw new InvalidArgumentError(`answer timeout ${this.answerTimeoutMs} ms is not positive`)
     const maxAttempts = options.maxAttempts ?? 4
     if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
       throw new InvalidArgumentError(`maxAttempts ${maxAttempts} is not between 1 and 10`)
@@ -289,6 +300,28 @@ export class TierClient {
     return this.prefix + name
   }
 
+  /**
+   * Run one read (no body to send), turning its failures into tier errors:
+   * `send` gets the signal to pass to the SDK, which also fires when no
+   * answer came within `answerTimeoutMs` (then {@link TierUnreachableError}).
+   */
+  private async read<T>(operation: string, key: string | undefined, signal: AbortSignal | undefined, send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const deadline = new AbortController()
+    const timer = setTimeout(() => { deadline.abort() }, this.answerTimeoutMs)
+    const abortSignal = signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal])
+    try {
+      return await this.call(operation, key, signal, async () => await send(abortSignal))
+    } catch (err) {
+      if (deadline.signal.aborted && signal?.aborted !== true) {
+        throw new TierUnreachableError(`S3 endpoint ${this.endpoint} did not answer ${operation} within ${this.answerTimeoutMs} ms (bucket "${this.bucket}"${key === undefined ? '' : `, key "${key}"`}): check that the server is running and not overloaded`,
+          { endpoint: this.endpoint, bucket: this.bucket, key, operation, code: 'TimeoutError' }, { cause: err })
+      }
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Run one SDK call, turning its failures into tier errors. */
   private async call<T>(operation: string, key: string | undefined, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     if (signal?.aborted === true) throw new AbortedError(`${operation} aborted`)
@@ -317,7 +350,7 @@ export class TierClient {
    * @throws {TierBucketNotFoundError} {@link TierCredentialsError} {@link TierUnreachableError} {@link TierRequestError}
    */
   async checkBucket (signal?: AbortSignal): Promise<void> {
-    await this.call('HeadBucket', undefined, signal, async () => await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: signal }))
+    await this.read('HeadBucket', undefined, signal, async abortSignal => await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }))
   }
 
   /**
@@ -328,7 +361,7 @@ export class TierClient {
    */
   async head (key: string, signal?: AbortSignal): Promise<{ size: number, etag?: string }> {
     try {
-      const out = await this.call('HeadObject', key, signal, async () => await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
+      const out = await this.read('HeadObject', key, signal, async abortSignal => await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
       return { size: Number(out.ContentLength ?? -1), etag: out.ETag }
     } catch (err) {
       // a HEAD answer has no body: a 404 does not say whether the key or the bucket is missing
@@ -342,9 +375,9 @@ export class TierClient {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end <= start) {
       throw new InvalidArgumentError(`invalid byte range [${start}, ${end})`)
     }
-    const out = await this.call('GetObject', key, signal, async () => await this.s3.send(new GetObjectCommand({
+    const out = await this.read('GetObject', key, signal, async abortSignal => await this.s3.send(new GetObjectCommand({
       Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}`
-    }), { abortSignal: signal }))
+    }), { abortSignal }))
     return {
       body: this.guarded(out.Body, 'GetObject', key, signal),
       length: Number(out.ContentLength ?? 0),
@@ -355,7 +388,7 @@ export class TierClient {
 
   /** A whole object, streamed. */
   async getObject (key: string, signal?: AbortSignal): Promise<ObjectBody> {
-    const out = await this.call('GetObject', key, signal, async () => await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
+    const out = await this.read('GetObject', key, signal, async abortSignal => await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
     const length = Number(out.ContentLength ?? 0)
     return { body: this.guarded(out.Body, 'GetObject', key, signal), length, objectSize: length, cancel: () => { destroyBody(out.Body) } }
   }

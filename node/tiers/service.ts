@@ -8,8 +8,10 @@
 import { CID } from 'multiformats/cid'
 import { loadConfig, saveConfig } from '../repo/config.js'
 import { InvalidArgumentError } from '../errors.js'
+import { raceAbort } from '../abort.js'
 import { createTierClient, type TierClient, type TierClientOptions, type TierConfig } from './s3-client.js'
-import { pushCold } from './archive.js'
+import { pushCold, verifyCold } from './archive.js'
+import { checkColdCopy, type ColdCopyHealth } from './cold-health.js'
 import { ColdReader, loadColdIndex } from './cold-reader.js'
 import { probeTier, type TierProbe } from './probe.js'
 import { COLD_LOCATION_VERSION, type ColdLocation } from './location.js'
@@ -122,19 +124,37 @@ export class TierService {
   /** A reader of the cold copy of the file under `root` (each block hash-checked). */
   reader (root: CID, copy: StoredColdCopy): ColdReader {
     const client = this.clientOf({ endpoint: copy.endpoint, bucket: copy.bucket, region: copy.region })
-    const location: ColdLocation = {
-      v: COLD_LOCATION_VERSION,
-      root: root.toString(),
-      bucket: copy.bucket,
-      carKey: copy.carKey,
-      carSize: copy.carSize,
-      indexKey: copy.indexKey,
-      indexSize: copy.indexSize,
-      indexCid: copy.indexCid,
-      blocks: copy.blocks,
-      blockBytes: copy.blockBytes
-    }
+    const location = locationOf(root, copy)
     return new ColdReader(client, location, { loadIndex: async () => await this.indexOf(client, location) })
+  }
+
+  /**
+   * Where the recorded cold copy of `root` stands (`pin status`): both
+   * objects there at their sizes, the index matching its CID; with
+   * `verify`, the whole CAR read back and checked against its index. Tier
+   * failures are the result's state, not thrown.
+   */
+  async check (root: CID, copy: StoredColdCopy, options: { signal?: AbortSignal, verify?: boolean } = {}): Promise<ColdCopyHealth> {
+    const client = this.clientOf({ endpoint: copy.endpoint, bucket: copy.bucket, region: copy.region })
+    const location = locationOf(root, copy)
+    if (options.verify === true) {
+      const health = await checkColdCopy(client, location, { signal: options.signal, timeoutMs: Infinity, verify: async s => { await verifyCold(client, location, { mode: 'full', signal: s }) } })
+      if (health.state === 'ok') health.verified = true
+      return health
+    }
+    return await checkColdCopy(client, location, { signal: options.signal, verify: async s => { await raceAbort(this.indexOf(client, location), s, 'cold check aborted') } })
+  }
+
+  /**
+   * Read the recorded cold copy of `root` back whole and check it against
+   * its index (sizes, index CID, the CAR's sha-256), as a push does.
+   *
+   * @throws {TierCorruptObjectError} when an object is truncated, replaced or altered
+   * @throws {TierError} subclasses for S3 failures (a missing object: {@link TierObjectNotFoundError})
+   */
+  async verify (root: CID, copy: StoredColdCopy, signal?: AbortSignal): Promise<void> {
+    const client = this.clientOf({ endpoint: copy.endpoint, bucket: copy.bucket, region: copy.region })
+    await verifyCold(client, locationOf(root, copy), { mode: 'full', signal })
   }
 
   /**
@@ -174,3 +194,19 @@ export class TierService {
   }
 }
 
+
+/** The location of a recorded cold copy of `root`. */
+function locationOf (root: CID, copy: StoredColdCopy): ColdLocation {
+  return {
+    v: COLD_LOCATION_VERSION,
+    root: root.toString(),
+    bucket: copy.bucket,
+    carKey: copy.carKey,
+    carSize: copy.carSize,
+    indexKey: copy.indexKey,
+    indexSize: copy.indexSize,
+    indexCid: copy.indexCid,
+    blocks: copy.blocks,
+    blockBytes: copy.blockBytes
+  }
+}

@@ -28,7 +28,7 @@ function files (answers: Record<string, PinStatus | undefined>): { components: P
   const components = {
     files: {
       pinLs: async () => pins,
-      pinStatus: async (path: string, signal?: AbortSignal) => {
+      pinStatus: async (path: string, { signal }: { signal?: AbortSignal } = {}) => {
         asked.push(path)
         const answer = answers[path]
         if (answer !== undefined) return { path, ...answer }

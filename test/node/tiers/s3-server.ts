@@ -20,6 +20,8 @@ export interface TestS3Server {
   endpoint: string
   /** The bucket created at start. */
   bucket: string
+  /** Stop the server now (a tier that went down); stopping twice is harmless. */
+  stop: () => Promise<void>
 }
 
 /** Start s3rver on a free loopback port with `bucket`; it stops when `t` ends. */
@@ -27,8 +29,10 @@ export async function startS3Server (t: CleanupContext, bucket = 'shoal-test'): 
   const directory = await tempDir(t, 'shoal-s3rver-')
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] })
   const address = await server.run()
-  defer(t, async () => { await server.close() })
-  return { endpoint: `http://127.0.0.1:${address.port}`, bucket }
+  let closing: Promise<void> | undefined
+  const stop = async (): Promise<void> => { closing ??= server.close(); await closing }
+  defer(t, stop)
+  return { endpoint: `http://127.0.0.1:${address.port}`, bucket, stop }
 }
 
 /** A loopback port nothing listens on (outside the ephemeral range, so no other test gets it by chance). */
