@@ -14,18 +14,13 @@ import { join } from 'node:path'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
 import { eventually, initSwarm, lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
-import { closedPort, startS3Server, S3RVER_CREDENTIALS } from '../node/tiers/s3-server.js'
+import { closedPort, startS3Server, S3RVER_CREDENTIALS, S3RVER_ENV } from '../node/tiers/s3-server.js'
 import { createTierClient } from '../../node/tiers/index.js'
 
 const TEST = { timeout: 120_000 }
 
 /** The test S3 server's credentials for the daemons, and none of this machine's AWS files. */
-const env = {
-  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-  AWS_CONFIG_FILE: '/nonexistent'
-}
+const env = S3RVER_ENV
 
 describe('the cold tier through the CLI', () => {
   it('tier s3, pin add --tier cold, gc, reads from the tier, tampering refused, tier pull', TEST, async t => {

@@ -14,6 +14,14 @@ import { unusedPort } from '../../helpers/ports.js'
 /** The access key and secret s3rver accepts. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
 
+/** Environment of a daemon that talks to the test server: its credentials, and none of this machine's AWS files. */
+export const S3RVER_ENV = {
+  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+  AWS_CONFIG_FILE: '/nonexistent'
+}
+
 /** A running s3rver. */
 export interface TestS3Server {
   /** `http://127.0.0.1:PORT` */
