@@ -104,8 +104,9 @@ function build (json = false): Command {
 
   program.command('mount').argument('<dir>', 'empty directory (absolute path)').description('mount the namespace on a directory (FUSE; the daemon serves it)')
     .action(async dir => { await (await fuse()).mountCommand(globals(), dir) })
-  program.command('unmount').argument('<dir>', 'mountpoint (absolute path)').description('unmount, committing what was written through the mount')
-    .action(async dir => { await (await fuse()).unmountCommand(globals(), dir) })
+  program.command('unmount').argument('<dir>', 'mountpoint (absolute path)').description('unmount, committing what was written through the mount (refused while files are open there)')
+    .option('--force', 'unmount with files open: they fail, and what they wrote so far is committed')
+    .action(async (dir, opts) => { await (await fuse()).unmountCommand(globals(), dir, opts) })
   program.command('mounts').description('active mounts of the daemon')
     .action(async () => { await (await fuse()).mountsCommand(globals()) })
 

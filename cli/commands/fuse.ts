@@ -30,11 +30,14 @@ export async function mountCommand (g: GlobalOptions, dir: string): Promise<void
   else printLines(`mounted the namespace at ${info.dir} (${info.binding}, requests up to ${info.maxRequest / 1024} KiB)`)
 }
 
-/** `shoal unmount DIR`: what was written through the mount is committed before it returns. */
-export async function unmountCommand (g: GlobalOptions, dir: string): Promise<void> {
+/**
+ * `shoal unmount DIR`: what was written through the mount is committed
+ * before it returns; refused while files are open there, unless `force`.
+ */
+export async function unmountCommand (g: GlobalOptions, dir: string, opts: { force?: boolean } = {}): Promise<void> {
   const path = absolute(dir)
   const client = await ApiClient.connect(g.repo)
-  const result = await client.json<{ unmounted: string }>('POST', '/api/v0/unmount', { path })
+  const result = await client.json<{ unmounted: string }>('POST', '/api/v0/unmount', opts.force === true ? { path, force: 'true' } : { path })
   if (g.json) printJson(result)
   else printLines(`unmounted ${result.unmounted}`)
 }

@@ -375,8 +375,8 @@ export const routes: Route[] = [
     method: 'POST',
     path: '/api/v0/unmount',
     async handle ({ res, query, components }) {
-      const q = parseQuery(schemas.mount, query)
-      await components.fuse.unmount(q.path)
+      const q = parseQuery(schemas.unmount, query)
+      await components.fuse.unmount(q.path, { force: q.force })
       sendJson(res, 200, { unmounted: q.path })
     }
   },

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../errors.js'
 const bool = z.enum(['true', 'false', '1', '0', '']).transform(v => v === 'true' || v === '1' || v === '')
 const nonNegInt = z.string().regex(/^\d{1,15}$/, 'must be a non-negative integer').transform(Number)
 const arg = z.string().min(1, 'is required').max(8192)
+const mountPath = z.string().min(1, 'is required').max(4096).refine(v => v.startsWith('/'), 'must be an absolute path')
 
 /** Query schemas, one per route. Unknown parameters are rejected. */
 export const schemas = {
@@ -40,7 +41,9 @@ export const schemas = {
   trustPeer: z.object({ peer: z.string().min(1, 'is required').max(256) }).strict(),
   trustWriters: z.object({ mode: z.enum(['swarm', 'listed']) }).strict(),
   /** FUSE mountpoint: an absolute path on the daemon's machine. */
-  mount: z.object({ path: z.string().min(1, 'is required').max(4096).refine(v => v.startsWith('/'), 'must be an absolute path') }).strict()
+  mount: z.object({ path: mountPath }).strict(),
+  /** `force`: unmount with files open (docs/fuse.md). */
+  unmount: z.object({ path: mountPath, force: bool.optional() }).strict()
 }
 
 /**

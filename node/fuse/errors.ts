@@ -12,7 +12,7 @@ export class FuseUnavailableError extends ShoalError {
   override readonly status = 503
 }
 
-/** The mountpoint is in use: already mounted (by this node or anything else) or not empty. */
+/** The mountpoint is in use: already mounted (by this node or anything else) or not empty; or, at unmount, files are open through it. */
 export class MountpointBusyError extends ShoalError {
   override name = 'MountpointBusyError'
   override readonly status = 409

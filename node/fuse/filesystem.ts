@@ -529,6 +529,16 @@ export class ShoalFilesystem {
   // --------------------------------------------------------- lifecycle
 
   /**
+   * Files open through the mounts now: how many handles, and the paths open
+   * for writing (what an unmount would commit half-written).
+   */
+  openFiles (): { handles: number, writing: string[] } {
+    const writing = new Set<string>()
+    for (const h of this.handles.values()) if (h.kind === 'staged' && h.writable) writing.add(h.staged.path)
+    return { handles: this.handles.size, writing: [...writing] }
+  }
+
+  /**
    * Commit everything staged, open or not (the mount is gone: no handle
    * will be released), as group commits, and wait for every commit.
    * Failures are logged.

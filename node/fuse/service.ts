@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Files } from '../files/index.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { ChunkerSpec } from '../content/index.js'
@@ -47,6 +48,15 @@ export interface MountInfo {
   maxRequest: number
 }
 
+/** Options of {@link FuseService.unmount}. */
+export interface UnmountOptions {
+  /** Unmount even with files open (they fail; what they wrote so far is committed). @default false */
+  force?: boolean
+}
+
+/** How long an unmount waits for files just closed to be released before it calls the mount busy (ms). */
+const RELEASE_WAIT_MS = 2000
+
 /** Mounts of one node. Every mount shows the same namespace and shares one set of staged writes. */
 export class FuseService {
   private readonly active = new Map<string, { mounted: MountedFuse, since: number }>()
@@ -73,9 +83,43 @@ export class FuseService {
     return await this.serial(async () => await this.mountNow(dir))
   }
 
-  /** Unmount `dir`, then commit what was written through it. @throws {NotMountedError} */
-  async unmount (dir: string): Promise<void> {
-    await this.serial(async () => { await this.unmountNow(dir) })
+  /**
+   * Unmount `dir`, then commit what was written through it. A mount with
+   * files open is refused, as `umount` refuses a busy file system (a writer
+   * cut off mid-file would leave its half-written file committed), unless
+   * `force`: then it goes at once, open files fail and what they wrote so
+   * far is committed.
+   *
+   * @throws {NotMountedError} {MountpointBusyError}
+   */
+  async unmount (dir: string, options: UnmountOptions = {}): Promise<void> {
+    await this.serial(async () => {
+      if (options.force !== true) await this.refuseWhileOpen(dir)
+      await this.unmountNow(dir)
+    })
+  }
+
+  /**
+   * Throw {@link MountpointBusyError} when files are open through the mounts,
+   * after waiting a little for them to close: the kernel releases a file
+   * after `close(2)` has returned, so a script that closes and unmounts at
+   * once would be refused without the wait.
+   */
+  private async refuseWhileOpen (dir: string): Promise<void> {
+    if (!this.active.has(dir)) throw new NotMountedError(`${dir} is not mounted by this node`)
+    const fs = this.fs
+    if (fs === undefined) return
+    const until = Date.now() + RELEASE_WAIT_MS
+    let open = fs.openFiles()
+    while (open.handles > 0 && Date.now() < until) {
+      await sleep(20)
+      open = fs.openFiles()
+    }
+    if (open.handles === 0) return
+    const writing = open.writing.length === 0
+      ? ''
+      : ` (${open.writing.length} for writing: ${open.writing.slice(0, 3).join(', ')}${open.writing.length > 3 ? ', …' : ''})`
+    throw new MountpointBusyError(`${dir} is in use: ${open.handles} file${open.handles === 1 ? '' : 's'} open${writing}; close ${open.handles === 1 ? 'it' : 'them'}, or \`shoal unmount --force ${dir}\` (open files then fail, and what they wrote so far is committed)`)
   }
 
   /** Reads answered with record places for the binding to read and check (record-places.ts), since the service started. */

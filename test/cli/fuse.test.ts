@@ -7,6 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -99,6 +100,40 @@ describe('FUSE mounts through the CLI', () => {
       assert.equal(r.stdout.length, 0)
     }
     assert.deepEqual((await shoalJson<Array<{ dir: string }>>(a.repo, ['mounts'])).map(m => m.dir), [mntA])
+  })
+
+  it('unmount is refused while a file is open there (one line, nothing committed half-written); --force unmounts all the same', TEST, async () => {
+    const mnt = join(dir, 'mnt-d')
+    await mkdir(mnt)
+    defer(ctx, async () => { await forceUnmount(mnt) })
+    await shoalOk(b.repo, ['mount', mnt])
+    // a writer in the middle of its file: the descriptor stays open
+    const writer = spawn('bash', ['-c', 'exec 3>"$0"; printf partial >&3; echo ready; exec sleep 60', join(mnt, 'held.txt')], { stdio: ['ignore', 'pipe', 'ignore'] })
+    const exited = new Promise<void>(resolve => writer.once('exit', () => resolve()))
+    defer(ctx, async () => { writer.kill('SIGKILL'); await exited })
+    await within(new Promise<void>((resolve, reject) => {
+      writer.stdout.once('data', () => resolve())
+      writer.once('exit', code => reject(new Error(`the writer exited with ${String(code)}`)))
+    }), 15_000)
+    const mounted = async (): Promise<string[]> => (await shoalJson<Array<{ dir: string }>>(b.repo, ['mounts'])).map(m => m.dir)
+
+    const r = await runShoal(['--repo', b.repo, 'unmount', mnt])
+    assert.ok(r.code !== 0 && r.code !== null, 'refused')
+    assert.equal(lines(r.stderr).length, 1, `one line: ${r.stderr}`)
+    assert.match(r.stderr, /MountpointBusyError/)
+    assert.match(r.stderr, /held\.txt/, 'names the file open for writing')
+    assert.ok((await mounted()).includes(mnt), 'still mounted')
+    assert.notEqual((await runShoal(['--repo', b.repo, 'cat', '/held.txt'])).code, 0, 'nothing half-written was committed')
+
+    assert.deepEqual(await shoalJson(b.repo, ['unmount', '--force', mnt]), { unmounted: mnt })
+    assert.ok(!(await mounted()).includes(mnt), 'unmounted with the file open')
+    writer.kill('SIGKILL')
+    await exited
+    // the writer's close commits what it wrote
+    await eventually('held.txt is committed', async () => {
+      const cat = await runShoal(['--repo', b.repo, 'cat', '/held.txt'])
+      return cat.code === 0 && cat.stdout.toString() === 'partial'
+    })
   })
 
   it('unmount commits and frees the directory', TEST, async () => {
