@@ -207,8 +207,9 @@ export class BlockServer {
         } else if (!matchesCID(cid, request.data)) {
           yield { v: 1, type: 'error', id, message: `block ${cid.toString()} does not match its hash` }
         } else {
-          // held already (e.g. read earlier): acknowledged, nothing written
-          if (!(await this.blockstore.has(cid))) {
+          // held already (e.g. read earlier): acknowledged, nothing written — unless the copy here fails its
+          // check (damage no read had found yet): that read marks it, and the good bytes pushed replace it
+          if (!(await this.blockstore.has(cid)) || !(await this.intact(cid))) {
             // hash-checked just above (matchesCID): not hashed a second time
             await this.blockstore.put(cid, request.data)
             this.stats.blocksStored++
@@ -217,6 +218,19 @@ export class BlockServer {
           yield { v: 1, type: 'ack', id }
         }
       }
+    }
+  }
+
+  /** Whether the copy of `cid` here reads back and passes its check (a failed check marks it: docs/blockstore.md). */
+  private async intact (cid: CID): Promise<boolean> {
+    try {
+      await this.blockstore.getBytes(cid)
+      return true
+    } catch (err: any) {
+      if (err?.name === 'NotFoundError') return false
+      if (err?.name !== 'CorruptBlockError' && err?.name !== 'InvalidBlockError') throw err
+      this.log.warn({ cid: cid.toString() }, 'a copy here failed its check: replaced by the bytes a peer pushed')
+      return false
     }
   }
 

@@ -8,7 +8,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdir, stat } from 'node:fs/promises'
+import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
@@ -16,7 +16,8 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { ExpectedPuts, PUT_REFUSED } from '../../../node/exchange/index.js'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
 import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeResponse, encodeRequest, type BlockExchangeResponse } from '../../../protocol/block-exchange.js'
-import { randomBytes, randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
+import { assertBytesEqual, randomBytes, randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
+import { packFileName } from '../../../node/blocks/pack-file.js'
 import { connect, startNode, type TestNode } from './nodes.js'
 import type { BlockStore } from '../../../node/blocks/index.js'
 
@@ -120,6 +121,35 @@ describe('block exchange limits', { timeout: 120_000 }, () => {
     const stats = holder.exchange.stats()
     assert.equal(stats.blocksStored, 1)
     assert.equal(stats.putsRefused, 3)
+  })
+
+  it('a pushed block replaces a copy here that fails its check, though no read had found the damage yet', async (t) => {
+    const expected = new ExpectedPuts()
+    const holder = await startNode(t, { putPolicy: expected })
+    const placer = await startNode(t)
+    await connect(placer, holder)
+    const [shard] = await distinctBlocks(1, 256 * 1024, 7)
+    await holder.blockstore.put(shard.cid, shard.bytes)
+    await holder.blockstore.commit()
+    // a byte of the record flipped on disk
+    const at = await holder.blockstore.locate?.(shard.cid)
+    assert.ok(at !== undefined)
+    const fh = await open(join(holder.dir, 'packs', packFileName(at.pack)), 'r+')
+    try {
+      const pos = at.offset + at.length - 1000
+      const one = Buffer.alloc(1)
+      await fh.read(one, 0, 1, pos)
+      one[0] ^= 0xff
+      await fh.write(one, 0, 1, pos)
+    } finally {
+      await fh.close()
+    }
+    expected.expect(placer.libp2p.peerId.toString(), [shard.cid])
+    const result = await placer.exchange.putBlocks(holder.libp2p.peerId, [shard])
+    assert.equal(result.blocks, 1)
+    await holder.blockstore.commit()
+    assertBytesEqual(await holder.blockstore.getBytes(shard.cid), shard.bytes, 'the good bytes are here now')
+    assert.equal(holder.exchange.stats().blocksStored, 1)
   })
 
   it('slows a peer flooding wants while another peer\'s read completes', async (t) => {
