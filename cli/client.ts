@@ -166,14 +166,22 @@ export class ApiClient {
 
   /**
    * Pipe a streamed answer (from {@link send}) through `through` into `target`; when the
-   * daemon cuts it, the error is the daemon's reason (see {@link whyCut}).
+   * daemon cuts it, the error is the daemon's reason (see {@link whyCut}); when
+   * `target` fails, its own error.
    */
   async receive (res: IncomingMessage, through: NodeJS.ReadWriteStream, target: NodeJS.WritableStream): Promise<void> {
+    // a write that failed (EPIPE, a full disk) is the writer's error, not the daemon's,
+    // even mid-answer: the daemon, seeing this reader go, records only that it went
+    let writeError: unknown
+    const onWriteError = (err: unknown): void => { writeError ??= err }
+    target.once('error', onWriteError)
     try {
       await pipeline(res, through, target)
     } catch (err: any) {
-      // a write that failed (EPIPE, a full disk) is the writer's error, not the daemon's
+      if (writeError !== undefined) throw writeError
       throw res.complete ? err : await this.whyCut(firstHeader(res.headers[STREAM_ID_HEADER]), err)
+    } finally {
+      target.off('error', onWriteError)
     }
   }
 

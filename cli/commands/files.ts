@@ -177,20 +177,29 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
   })
 }
 
+/** Options of {@link download}. */
+interface DownloadOptions {
+  /** Told of every chunk written. */
+  onBytes: (n: number) => void
+  /** How `out` is named in errors (a file of a tree is written under a staging directory). @default out */
+  shownAs?: string
+}
+
 /**
  * Download `arg` into the file `out` through a staging file beside it
  * (cli/staging.ts: created exclusively, removed on failure or interruption,
  * kept when only the rename fails), or into `out` itself when it is a
- * device or a FIFO; `onBytes` is told of every chunk.
+ * device or a FIFO.
  */
-async function download (client: ApiClient, arg: string, out: string, onBytes: (n: number) => void): Promise<void> {
-  const target = await openDownloadTarget(out).catch(err => { throw downloadError(out, err) })
+async function download (client: ApiClient, arg: string, out: string, options: DownloadOptions): Promise<void> {
+  const shownAs = options.shownAs ?? out
+  const target = await openDownloadTarget(out).catch(err => { throw downloadError(shownAs, err) })
   try {
     const res = await client.send('GET', '/api/v0/cat', { arg })
-    await client.receive(res, byteCounter(onBytes), target.handle.createWriteStream())
+    await client.receive(res, byteCounter(options.onBytes), target.handle.createWriteStream())
   } catch (err) {
     await target.abort()
-    throw downloadError(out, err)
+    throw downloadError(shownAs, err)
   }
   await target.finish()
 }
@@ -220,7 +229,7 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
     }
     let files = 0
     for (const file of plan.files) {
-      await download(client, file.cid, join(base, file.path), n => { bytes += n; progress.update(bytes) })
+      await download(client, file.cid, join(base, file.path), { shownAs: join(out, file.path), onBytes: n => { bytes += n; progress.update(bytes) } })
       progress.update(bytes, { note: `${++files}/${plan.files.length} files` })
     }
   } catch (err) {
@@ -250,7 +259,7 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
   if (root.type === 'file') {
     const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: root.size })
     try {
-      await download(client, arg, out, n => { progress.add(n) })
+      await download(client, arg, out, { onBytes: n => { progress.add(n) } })
     } finally {
       progress.stop()
     }

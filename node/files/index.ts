@@ -819,12 +819,15 @@ export class Files {
       }
       return out
     }
-    const getter = this.reader(target.cid, { signal })
-    const entry = await resolveEntry(getter, target.cid, signal)
+    // each entry is read as `cat CID` reads it (its own session: local first, then
+    // the providers of that entry, then its pin), not through one session on the
+    // directory: a tree mixes content of many origins, and a directory DAG each
+    // node builds for itself from the namespace often has no provider at all
+    const entry = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
     if (entry.type !== 'directory') return [{ name: target.cid.toString(), type: 'file', cid: target.cid.toString(), size: entrySize(entry) }]
     const out: FileInfo[] = []
     for await (const link of entry.entries({ signal })) {
-      const child = await resolveEntry(getter, link.cid, signal)
+      const child = await resolveEntry(this.cidReader(link.cid, signal), link.cid, signal)
       out.push({ name: link.name, type: child.type === 'directory' ? 'dir' : 'file', cid: link.cid.toString(), size: entrySize(child) })
     }
     return out
