@@ -37,6 +37,12 @@ export class AlreadyExistsError extends ShoalError {
   override readonly status = 409
 }
 
+/** A move whose source and destination are the same path (`mv a a`, `mv /d/a /d/`), as POSIX `mv` refuses it. */
+export class SameFileError extends ShoalError {
+  override name = 'SameFileError'
+  override readonly status = 409
+}
+
 /** A file operation on a directory, or a directory operation on a file. */
 export class NotADirectoryError extends ShoalError {
   override name = 'NotADirectoryError'

@@ -21,7 +21,7 @@ export const MAX_NAME_BYTES = 255
  */
 export function normalizePath (input: string): string {
   if (isNormalAscii(input)) return input
-  if (typeof input !== 'string' || input.length === 0) throw new InvalidPathError('path is empty')
+  if (typeof input !== 'string' || input.length === 0) throw new InvalidPathError('the path is empty: a namespace path starts with / (such as /photos)')
   if (!input.startsWith('/')) throw new InvalidPathError(`path must be absolute (start with /): ${JSON.stringify(input)}`)
   if (input.includes('\0')) throw new InvalidPathError('path contains a NUL byte')
   if (Buffer.byteLength(input) > MAX_PATH_BYTES) throw new NameTooLongError(`path longer than ${MAX_PATH_BYTES} bytes`)

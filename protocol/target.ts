@@ -40,6 +40,8 @@ const ANY_BASE: MultibaseDecoder<string> = {
  * @throws {InvalidCIDError} with the offending text
  */
 export function parseCID (text: string): CID {
+  // the multibase decoder's own word for "" is about a NUL prefix
+  if (text === '') throw new InvalidCIDError('missing CID')
   try {
     return CID.parse(text, ANY_BASE)
   } catch (err: any) {

@@ -15,6 +15,7 @@ import type { GcResult } from '../../node/durability/gc.js'
 import type { ReindexReport } from '../../node/blocks/index.js'
 import type { TierConfig } from '../../node/tiers/config.js'
 import type { TierStatus } from '../../node/tiers/service.js'
+import type { TierProbeState } from '../../node/tiers/probe.js'
 
 /** `shoal pin add PATH|CID [--policy P] [--tier hot|cold]` (and `shoal tier pull`). */
 export async function pinAddCommand (g: GlobalOptions, target: string, opts: { policy?: string, tier?: string }): Promise<void> {
@@ -34,6 +35,15 @@ export async function tierSetCommand (g: GlobalOptions, opts: { endpoint: string
   else printLines(`cold tier: ${tier.endpoint} bucket ${tier.bucket}${tier.prefix !== undefined && tier.prefix !== '' ? ` prefix ${tier.prefix}` : ''}`)
 }
 
+/** What `tier ls` says of a tier that is not usable, by the probe's state. */
+const PROBE_WORDS: Record<TierProbeState, string> = {
+  ok: 'reachable',
+  unreachable: 'unreachable',
+  refused: 'reachable, but it refused the credentials',
+  missing: 'reachable, but the bucket is missing',
+  failing: 'reachable, but failing'
+}
+
 /** `shoal tier ls`. */
 export async function tierLsCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
@@ -42,7 +52,7 @@ export async function tierLsCommand (g: GlobalOptions): Promise<void> {
   if (!status.configured || status.tier === undefined) { printLines('no cold tier (set one with `shoal tier s3 --endpoint URL --bucket NAME`)'); return }
   const p = status.probe
   const where = `${status.tier.endpoint} bucket ${status.tier.bucket}${status.tier.prefix !== undefined && status.tier.prefix !== '' ? ` prefix ${status.tier.prefix}` : ''}`
-  if (p === undefined || !p.reachable) { printLines(`${where}: unreachable${p?.error !== undefined ? ` (${p.error.message})` : ''}`); return }
+  if (p === undefined || p.state !== 'ok') { printLines(`${where}: ${PROBE_WORDS[p?.state ?? 'unreachable']}${p?.error !== undefined ? ` (${p.error.message})` : ''}`); return }
   printLines(`${where}: reachable (${p.latencyMs} ms), ${p.usage?.coldCopies ?? 0} cold copies, ${p.usage?.objects ?? 0} objects, ${formatBytes(p.usage?.bytes ?? 0)}${p.usage?.complete === false ? ' (at least)' : ''}`)
 }
 
@@ -137,7 +147,10 @@ export async function gcCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const r = await withServerProgress<GcResult>(g, client, '/api/v0/gc', {})
   if (g.json) printJson(r)
-  else printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back), kept ${r.marked} (+${r.keptNew} written meanwhile); forgot ${r.forgotten} manifests`)
+  else {
+    const later = r.pendingBytes > 0 ? `; ${formatBytes(r.pendingBytes)} of removed blocks still on disk, in packs mostly live: given back once they are half dead` : ''
+    printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile); forgot ${r.forgotten} manifests`)
+  }
 }
 
 /**

@@ -5,6 +5,8 @@ const bool = z.enum(['true', 'false', '1', '0', '']).transform(v => v === 'true'
 const nonNegInt = z.string().regex(/^\d{1,15}$/, 'must be a non-negative integer').transform(Number)
 const arg = z.string().min(1, 'is required').max(8192)
 const mountPath = z.string().min(1, 'is required').max(4096).refine(v => v.startsWith('/'), 'must be an absolute path')
+/** A namespace path: an empty one is the namespace's to refuse, with a message that says so (`InvalidPathError`), not `arg: is required`. */
+const path = z.string().max(8192)
 
 /** Query schemas, one per route. Unknown parameters are rejected. */
 export const schemas = {
@@ -28,9 +30,9 @@ export const schemas = {
   gc: z.object({ progress: bool.optional() }).strict(),
   cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
   streamError: z.object({ id: nonNegInt }).strict(),
-  mkdir: z.object({ arg, parents: bool.optional() }).strict(),
-  mv: z.object({ from: arg, to: arg }).strict(),
-  rm: z.object({ arg, recursive: bool.optional() }).strict(),
+  mkdir: z.object({ arg: path, parents: bool.optional() }).strict(),
+  mv: z.object({ from: path, to: path }).strict(),
+  rm: z.object({ arg: path, recursive: bool.optional() }).strict(),
   carImport: z.object({
     to: arg.optional(),
     'pin-roots': z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),

@@ -70,6 +70,17 @@ export interface BlockStoreInit {
   }
 }
 
+/** Options of {@link BlockStore.compact}. */
+export interface CompactOptions extends AbortOptions {
+  /**
+   * Rewrite the packs whose live share is under this (the one being written
+   * included) rather than under `compactBelow`: garbage collection asks
+   * its `GC_COMPACT_BELOW` (node/durability/gc.ts), so that the space of what it removed comes back
+   * before it returns. @default the store's `compactBelow`
+   */
+  liveBelow?: number
+}
+
 /** Where a pack's removal by compaction stands (see `faults.beforePackRemoval`). */
 export type PackRemovalStep = 'counters' | 'file'
 
@@ -118,8 +129,17 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   readonly recovery?: RecoveryReport
   /** What the last open's index audit found: entries lost inside packs, restored (absent: nothing to report for this kind of store). */
   readonly audit?: AuditReport
-  /** Give the space of deleted blocks back now (rewrite mostly-dead packs) and wait for it; stores that free space as they delete have none. */
-  compact?: (options?: AbortOptions) => Promise<void>
+  /**
+   * Give the space of deleted blocks back now (rewrite mostly-dead packs, or
+   * with `liveBelow` the packs less live than that) and wait for it; stores
+   * that free space as they delete have none.
+   */
+  compact?: (options?: CompactOptions) => Promise<void>
+  /**
+   * Bytes of deleted blocks' records still on disk: what a compaction would
+   * give back (absent: a store that frees space as it deletes).
+   */
+  deadBytes?: () => number
   /** Check the index against the packs and rebuild it from them (absent: a store with no separate index). */
   reindex?: (options?: AbortOptions) => Promise<ReindexReport>
   /**

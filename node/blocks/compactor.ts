@@ -66,10 +66,15 @@ export class Compactor {
 
   constructor (private readonly host: CompactionHost, private readonly options: CompactorOptions) {}
 
-  /** The packs a pass would rewrite now. */
-  candidates (): number[] {
+  /**
+   * The packs a pass would rewrite now: those whose live share is under
+   * `threshold` (the configured one unless given), most dead first (the
+   * cheapest to copy, and the room they give back helps the next ones).
+   */
+  candidates (threshold = this.options.threshold): number[] {
     return this.host.packs()
-      .filter(({ meta }) => meta.committed > PACK_HEADER && liveShare(meta) < this.options.threshold)
+      .filter(({ meta }) => meta.committed > PACK_HEADER && liveShare(meta) < threshold)
+      .sort((a, b) => liveShare(a.meta) - liveShare(b.meta))
       .map(({ pack }) => pack)
   }
 
@@ -84,11 +89,15 @@ export class Compactor {
     this.timer.unref()
   }
 
-  /** Run a pass now (after the one under way, if any) and wait for it. */
-  async run (signal?: AbortSignal): Promise<void> {
+  /**
+   * Run a pass now (after the one under way, if any) and wait for it.
+   * `threshold`: rewrite the packs whose live share is under this one
+   * instead of the configured one (1: every pack holding a dead record).
+   */
+  async run (signal?: AbortSignal, threshold?: number): Promise<void> {
     while (this.running !== undefined) await this.running.catch(() => {})
     const stop = signal === undefined ? this.abort.signal : AbortSignal.any([signal, this.abort.signal])
-    this.running = this.pass(stop).finally(() => { this.running = undefined })
+    this.running = this.pass(stop, threshold).finally(() => { this.running = undefined })
     await this.running
   }
 
@@ -100,8 +109,8 @@ export class Compactor {
     await this.running?.catch(() => {})
   }
 
-  private async pass (signal: AbortSignal): Promise<void> {
-    for (const pack of this.candidates()) {
+  private async pass (signal: AbortSignal, threshold?: number): Promise<void> {
+    for (const pack of this.candidates(threshold)) {
       if (signal.aborted) return
       await this.rewrite(pack, signal)
     }

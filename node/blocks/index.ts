@@ -10,7 +10,7 @@ import { PackBlockStore } from './pack-blockstore.js'
 import type { BlockStoreComponents, BlockStoreInit } from './api.js'
 import type { CID } from 'multiformats/cid'
 export type { ReindexReport } from './reindex.js'
-export type { AbortOptions, BlockStoreMetrics, BlockStoreComponents, BlockStoreInit, BlockStore, HeldPack, OwnedWrites, PutWatch, RecordLocation } from './api.js'
+export type { AbortOptions, BlockStoreMetrics, BlockStoreComponents, BlockStoreInit, BlockStore, CompactOptions, HeldPack, OwnedWrites, PutWatch, RecordLocation } from './api.js'
 
 export { verifyBlock, matchesCID, sha256 } from './verify.js'
 export { LegacyLevelBlockStore, PackBlockStore }

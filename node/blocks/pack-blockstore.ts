@@ -26,7 +26,7 @@ import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
 import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
 import { BlockStoreBase } from './store-base.js'
-import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit, HeldPack, OwnedWrites, RecordLocation } from './api.js'
+import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit, CompactOptions, HeldPack, OwnedWrites, RecordLocation } from './api.js'
 import type { Pair } from 'interface-blockstore'
 
 const MiB = 1024 * 1024
@@ -348,22 +348,30 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
 
   /**
    * Rewrite every pack whose live share is under the threshold now (rather
-   * than in the background), and wait for it.
+   * than in the background), or under `liveBelow`, and wait for it.
    */
-  async compact (options?: AbortOptions): Promise<void> {
-    await this.sealSparseCurrent()
-    await this.compactor.run(options?.signal)
+  async compact (options?: CompactOptions): Promise<void> {
+    const threshold = options?.liveBelow ?? this.compactBelow
+    await this.sealSparseCurrent(threshold)
+    await this.compactor.run(options?.signal, threshold)
+  }
+
+  /** Bytes of dead records in every pack (what compacting them all would give back). */
+  deadBytes (): number {
+    let dead = 0
+    for (const meta of this.metas.values()) dead += meta.deadBytes
+    return dead
   }
 
   /**
-   * The pack being written is never compacted; when it is mostly dead (a
-   * small repo whose files were all removed), close it and start a new one,
-   * so that an explicit compaction can give its space back too.
+   * The pack being written is never compacted; when its live share is under
+   * `threshold` (a small repo whose files were all removed), close it and
+   * start a new one, so that an explicit compaction can give its space back too.
    */
-  private async sealSparseCurrent (): Promise<void> {
+  private async sealSparseCurrent (threshold: number): Promise<void> {
     const current = this.appender
     const meta = current === undefined ? undefined : this.metas.get(current.pack)
-    if (current === undefined || meta === undefined || liveShare(meta) >= this.compactBelow) return
+    if (current === undefined || meta === undefined || liveShare(meta) >= threshold) return
     await this.commit()
     if (this.appender !== current) return
     this.rolling ??= this.rollover().finally(() => { this.rolling = undefined })

@@ -107,6 +107,25 @@ function guardedReader (reader: BytesReader, limit: { max: number, what: string 
   }
 }
 
+/** Bytes of a length varint the CAR decoder reads at most: a longer one declares 2^56 bytes or more. */
+const MAX_LENGTH_VARINT = 8
+
+/**
+ * Refuse a length prefix (of the header, or of a block's section) that
+ * declares more than the decoder can read, before it reads it: its first
+ * {@link MAX_LENGTH_VARINT} bytes all say "more follows", so the length is
+ * 2^56 bytes or more, far over `limit.max` (the decoder's own error would
+ * be "Could not decode varint"). A prefix cut short by the end of the input
+ * is left to the decoder: a truncated CAR.
+ *
+ * @throws {TooLargeError}
+ */
+async function refuseHugeLength (reader: BytesReader, limit: { max: number, what: string }): Promise<void> {
+  const next = await reader.upTo(MAX_LENGTH_VARINT)
+  if (next.length < MAX_LENGTH_VARINT || next.some(b => (b & 0x80) === 0)) return
+  throw new TooLargeError(`${limit.what} at byte ${reader.pos} declares a length of 2^56 bytes or more, over the limit of ${limit.max} bytes`)
+}
+
 /**
  * Decode the CAR from `source`, verify every block and write it into
  * `staging`. Decoder errors become `InvalidCARError`; errors thrown by the
@@ -147,6 +166,7 @@ async function stage (source: AsyncIterable<Uint8Array>, staging: BlockStore, li
     if ((await decode(async () => await reader.upTo(8))).length === 0) {
       throw new InvalidCARError('invalid CAR: empty input')
     }
+    await decode(async () => { await refuseHugeLength(reader, limit) })
     const header = await decode(async () => await readHeader(reader))
     if (header.version === 2) {
       // CARv2: only the wrapped CARv1 payload matters, the index is ignored
@@ -160,6 +180,7 @@ async function stage (source: AsyncIterable<Uint8Array>, staging: BlockStore, li
     let bytes = 0
     while ((await decode(async () => await reader.upTo(8))).length > 0) {
       throwIfAborted(signal)
+      await decode(async () => { await refuseHugeLength(reader, limit) })
       const head = await decode(async () => await readBlockHead(reader))
       const { cid, blockLength } = head
       if (blockLength < 0) throw new InvalidCARError(`invalid CAR at byte ${reader.pos}: section of block ${cid.toString()} is shorter than its CID`)

@@ -81,6 +81,16 @@ export interface GcComponents {
   clock?: WallClock
 }
 
+/**
+ * The live share under which garbage collection rewrites a pack before it
+ * returns: a pack at least a fifth dead. A rewrite copies a pack's live
+ * records, so this bounds what a collection copies to four times what it
+ * gives back; what it leaves in packs more live than that is its result's
+ * `pendingBytes`, given back once the background compaction's bound
+ * (`compactBelow`, half) is reached.
+ */
+export const GC_COMPACT_BELOW = 0.8
+
 /** What a collection did. */
 export interface GcResult {
   /** Blocks kept by the marks. */
@@ -91,15 +101,25 @@ export interface GcResult {
   keptNew: number
   /** Manifests forgotten (no file refers to them any more). */
   forgotten: number
-  /** Bytes the block store shrank by (removed blocks' space given back by compaction). */
+  /** Bytes the block store shrank by (removed blocks' space given back by compaction) before the collection returned. */
   freedBytes: number
+  /**
+   * Bytes of removed blocks still on disk when it returned, given back by a
+   * later compaction: those in packs less than a fifth dead (rewriting them
+   * would copy over four times what it gives back; see `GC_COMPACT_BELOW`),
+   * and any a compaction could not rewrite (no room on the disk to copy a
+   * pack's live records, a write to it uncommitted, the collection aborted,
+   * or the compaction failed).
+   */
+  pendingBytes: number
 }
 
 /**
  * Where a collection stands: marking (files walked so far and blocks marked
  * to keep), sweeping (unmarked blocks checked of all there are, and how many
- * of them were removed), then compacting (removed blocks' space given back;
- * only when something was removed, no counts).
+ * of them were removed), then compacting (removed blocks' space given back:
+ * every pack holding a dead record is rewritten; only when there is one, no
+ * counts).
  */
 export type GcProgress =
   | { step: 'mark', files: number, marked: number }
@@ -191,19 +211,22 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     }
     await blockstore.commit()
     if (total > 0) report({ step: 'sweep', checked, total, removed })
-    // `shoal gc` gives the space back before it returns: the packs the removals emptied are rewritten now
-    if (removed > 0) {
+    // `shoal gc` gives the space back before it returns: every pack at least
+    // a fifth dead is rewritten now (the background compaction waits for packs
+    // to be half dead); what is left in packs more live is `pendingBytes`
+    if (removed > 0 || (blockstore.deadBytes?.() ?? 0) > 0) {
       report({ step: 'compact' })
       try {
-        await blockstore.compact?.({ signal })
+        await blockstore.compact?.({ signal, liveBelow: GC_COMPACT_BELOW })
       } catch (err: any) {
         // the removals stand; the space comes back at a later compaction
         logger.warn({ err: err?.message }, 'compaction after garbage collection failed')
       }
     }
     const freedBytes = Math.max(0, sizeBefore - await blockstore.approximateSize())
-    logger.info({ marked: marks.size, removed, keptNew, forgotten, freedBytes }, 'garbage collected')
-    return { marked: marks.size, removed, keptNew, forgotten, freedBytes }
+    const pendingBytes = blockstore.deadBytes?.() ?? 0
+    logger.info({ marked: marks.size, removed, keptNew, forgotten, freedBytes, pendingBytes }, 'garbage collected')
+    return { marked: marks.size, removed, keptNew, forgotten, freedBytes, pendingBytes }
   } finally {
     watch.stop()
   }

@@ -5,6 +5,9 @@
  * One range per request: a `Range` with several ranges, another unit, or a
  * syntax error is ignored and the whole file is sent (RFC 9110 lets a
  * server ignore `Range`); a range starting past the end is refused (416).
+ * Optional whitespace (spaces, tabs) after `=` and around `-` is accepted,
+ * as RFC 9110's list syntax allows around a range and common servers do
+ * (`bytes= 1-2` is `bytes=1-2`).
  *
  * @module
  */
@@ -23,7 +26,7 @@ export interface ByteRange { first: number, last: number }
  */
 export function parseRangeHeader (header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  const m = /^bytes=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)$/.exec(header.trim())
   if (m === null || (m[1] === '' && m[2] === '')) return undefined
   if (m[1] === '') {
     const suffix = position(m[2])

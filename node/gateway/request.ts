@@ -7,7 +7,7 @@
  * @module
  */
 import { parseCID } from '../../protocol/target.js'
-import { InvalidPathError, NotFoundError } from '../errors.js'
+import { InvalidCIDError, InvalidPathError, NotFoundError } from '../errors.js'
 import { MethodNotAllowedError } from './errors.js'
 import type { CID } from 'multiformats/cid'
 
@@ -57,6 +57,7 @@ export function parseGatewayRequest (method: string | undefined, rawUrl: string 
   const trailingSlash = parts.length > 1 && parts[parts.length - 1] === ''
   if (trailingSlash) parts.pop()
   const [cidText, ...rest] = parts.map(decodeSegment)
+  if (cidText === '') throw new InvalidCIDError('missing CID: ask for /ipfs/{cid}[/path]')
   const root = parseCID(cidText)
   for (const segment of rest) checkSegment(segment)
   // re-encoded: a header value and a Location hold ASCII only

@@ -15,7 +15,7 @@
 import { CID } from 'multiformats/cid'
 import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, encodeEntry, encodeEntryBody, type LogEntry, type EntryBodyV2, type Op, type PathOp, type Pin, type PutOp } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
-import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError } from '../errors.js'
+import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError, SameFileError } from '../errors.js'
 import type { Dot } from './clock.js'
 import type { Txn } from './kv.js'
 import { filePath, isWithin, joinPath, namesDirectory, normalizePath, parentOf } from './paths.js'
@@ -116,7 +116,12 @@ export class LocalWrites {
     })
   }
 
-  /** @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */
+  /**
+   * Move `from` to `to` (into it when it is a directory).
+   *
+   * @throws {SameFileError} when the destination is the source itself (`mv a a`, `mv /d/a /d/`): nothing to do is refused, as POSIX `mv` does (FUSE rename(x, x) never gets here: it succeeds first)
+   * @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError}
+   */
   async move (from: string, to: string): Promise<Entry> {
     const { reads } = this.components
     const src = normalizePath(from)
@@ -129,7 +134,7 @@ export class LocalWrites {
       if (target?.type === 'dir') dst = joinPath(dst, entry.name)
       // `mv file new/` (as POSIX rename): a new directory is not made for a file
       else if (namesDirectory(to) && entry.type !== 'dir') throw new NotADirectoryError(`not a directory: ${to}`)
-      if (dst === src) return entry
+      if (dst === src) throw new SameFileError(`'${src}' and '${dst}' are the same file`)
       if (isWithin(dst, src)) throw new InvalidArgumentError(`cannot move ${src} into itself (${dst})`)
       if (await reads.lookup(dst) !== undefined) throw new AlreadyExistsError(`already exists: ${dst}`)
       const parent = await reads.lookup(parentOf(dst))

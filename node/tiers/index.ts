@@ -15,7 +15,7 @@ export {
   type PushColdOptions, type PushColdResult, type PushColdProgressEvents, type VerifyColdOptions, type VerifyMode, type ColdVerification
 } from './archive.js'
 export { ColdReader, loadColdIndex, type ColdReaderOptions, type ColdReadStats } from './cold-reader.js'
-export { probeTier, deleteCold, type TierProbe, type TierUsage, type ProbeTierOptions } from './probe.js'
+export { probeTier, deleteCold, type TierProbe, type TierProbeState, type TierUsage, type ProbeTierOptions } from './probe.js'
 export { ColdLocationSchema, parseColdLocation, coldObjectNames, COLD_LOCATION_VERSION, type ColdLocation } from './location.js'
 export {
   encodeColdIndex, decodeColdIndex, CarSectionScanner, COLD_INDEX_VERSION,

@@ -22,16 +22,35 @@ export interface TierUsage {
   complete: boolean
 }
 
+/**
+ * What the probe found: `ok` (the bucket answered and was listed),
+ * `unreachable` (no answer: connection refused or reset, DNS failure, no
+ * answer in time), `refused` (the endpoint refused the credentials),
+ * `missing` (no such bucket there), `failing` (the endpoint answered, but
+ * with an error: an HTTP 5xx, throttling, an unexpected answer, or a
+ * listing that failed).
+ */
+export type TierProbeState = 'ok' | 'unreachable' | 'refused' | 'missing' | 'failing'
+
 /** A tier's state, plain data (no credentials), for the CLI and the API. */
 export interface TierProbe extends TierDescription {
-  /** True when the bucket answered with these credentials. */
+  /** The verdict (see {@link TierProbeState}); only `ok` is a usable tier. */
+  state: TierProbeState
+  /** True when the endpoint answered the bucket check at all, even with an error (every state but `unreachable`). */
   reachable: boolean
-  /** Round trip of the bucket check, in milliseconds. */
+  /** Round trip of the bucket check, in milliseconds (when it succeeded). */
   latencyMs?: number
-  /** Present when `reachable` and the listing succeeded. */
+  /** Present when the state is `ok`. */
   usage?: TierUsage
-  /** Why the tier is not reachable, or why the listing failed. */
+  /** Why the state is not `ok`. */
   error?: { name: string, message: string }
+}
+
+/** The probe's state for a tier error of `name`. */
+const STATE_OF_ERROR: Record<string, TierProbeState> = {
+  TierUnreachableError: 'unreachable',
+  TierCredentialsError: 'refused',
+  TierBucketNotFoundError: 'missing'
 }
 
 /** Options of {@link probeTier}. */
@@ -54,12 +73,15 @@ export async function probeTier (client: TierClient, options: ProbeTierOptions =
   const timeoutMs = options.timeoutMs ?? 10_000
   const timeout = AbortSignal.timeout(timeoutMs)
   const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout])
-  const result: TierProbe = { ...client.describe(), reachable: false }
+  const result: TierProbe = { ...client.describe(), state: 'unreachable', reachable: false }
   const report = (err: unknown): TierProbe => {
     if (options.signal?.aborted === true) throw err
     const e = timeout.aborted
       ? new TierUnreachableError(`S3 endpoint ${client.endpoint} did not answer within ${timeoutMs} ms: check the endpoint URL and the network`, { endpoint: client.endpoint, bucket: client.bucket })
       : err as Error
+    // any other error is an answer, even an HTTP 500: reachable, but failing
+    result.state = STATE_OF_ERROR[e.name] ?? 'failing'
+    result.reachable = result.state !== 'unreachable'
     result.error = { name: e.name, message: e.message }
     return result
   }
@@ -87,6 +109,7 @@ export async function probeTier (client: TierClient, options: ProbeTierOptions =
     return report(err)
   }
   result.usage = usage
+  result.state = 'ok'
   return result
 }
 
