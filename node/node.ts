@@ -18,6 +18,7 @@ import type { NamespaceSync } from './namespace/sync.js'
 import { registerNamespaceMetrics } from './namespace/metrics.js'
 import { createLibp2pSync } from './namespace/libp2p-network.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
+import { foreignConnectionWarnings } from './net/swarm-guard.js'
 import { peerTrafficOf } from './api/peer-traffic.js'
 import { PeerManager } from './peers/index.js'
 import { TrustAdmin } from './peers/trust-admin.js'
@@ -120,6 +121,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     listen: config.listen,
     announce: config.announce,
     swarmKey,
+    onForeignConnection: foreignConnectionWarnings(logger.child({ component: 'swarm' })),
     mdns: config.mdns,
     metrics: metrics.libp2p,
     start: false

@@ -70,6 +70,7 @@ import type { SnapshotFetch } from './snapshot-load.js'
 import { InvalidSnapshotError } from './snapshot-state.js'
 import { OffenceScores, type Offence, type PeerScoreOptions } from './peer-scores.js'
 import type { WallClock } from './api.js'
+import { UntrustedGossip } from './untrusted-gossip.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
 import { jittered, type Timers } from '../timers.js'
@@ -256,6 +257,8 @@ export class NamespaceSync {
   private lifetime = new AbortController()
   private unlisten?: () => void
   private nextId = 1
+  /** Says when a peer this node does not trust keeps writing (its gossip is ignored unread otherwise). */
+  readonly untrustedGossip: UntrustedGossip
 
   constructor (private readonly components: SyncComponents, options: SyncOptions = {}) {
     this.options = {
@@ -274,6 +277,11 @@ export class NamespaceSync {
     this.log = components.logger
     this.trust = components.trust ?? components.replica.trust
     this.scores = new OffenceScores(components.clock ?? { now: () => performance.now() }, options.scores)
+    this.untrustedGossip = new UntrustedGossip({
+      logger: components.logger,
+      clock: components.clock ?? { now: () => performance.now() },
+      applied: author => components.replica.state().clock[author] ?? 0
+    })
     this.stateCheck = new StateCheck({
       heads: () => components.replica.headsDigest(),
       state: async () => await components.replica.checkedState(),
@@ -479,6 +487,7 @@ export class NamespaceSync {
     if (this.stopped) return
     if (!this.trust.trusts(from)) {
       this.stats.untrusted++
+      this.untrustedGossip.observe(from, data)
       return
     }
     if (this.scores.shunned(from)) {

@@ -128,6 +128,12 @@ export class WarnLimit {
     this.maxKeys = init.maxKeys ?? 100
   }
 
+  /** Whether {@link take} would let a warning about `key` through at `now` (changes nothing). */
+  due (key: string, now: number): boolean {
+    const seen = this.last.get(key)
+    return seen === undefined || now - seen.at >= this.interval
+  }
+
   /**
    * Whether a warning about `key` may be logged at `now`: the number of
    * warnings about it suppressed since the last one, or undefined (suppress).

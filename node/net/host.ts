@@ -12,7 +12,7 @@ import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
+import { swarmGuard } from './swarm-guard.js'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -112,6 +112,8 @@ export interface HostInit {
   announce?: string[]
   /** 32-byte pre-shared key: only nodes with the same key can connect. */
   swarmKey?: Uint8Array
+  /** Called when a node without the swarm key dialled in and was refused (swarm-guard.ts); with a swarm key only. */
+  onForeignConnection?: (remoteAddr: string) => void
   /** Discover peers on the LAN with mDNS. @default false */
   mdns?: boolean
   /** Start listening at once. @default true */
@@ -178,7 +180,7 @@ export async function createHost (init: HostInit): Promise<ShoalLibp2p> {
       })
     }
   }
-  if (init.swarmKey !== undefined) options.connectionProtector = preSharedKey({ psk: swarmKeyFile(init.swarmKey) })
+  if (init.swarmKey !== undefined) options.connectionProtector = swarmGuard({ psk: swarmKeyFile(init.swarmKey), onForeign: init.onForeignConnection ?? (() => {}) })
   return await createLibp2p(options)
 }
 

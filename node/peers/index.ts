@@ -17,6 +17,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { parsePeerAddress, parsePeerId } from '../../protocol/peer-address.js'
 import { NotFoundError, PeerUnreachableError } from '../errors.js'
 import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js'
+import { dialFailureHint, dialFailureKind, type DialFailureKind } from './dial-failure.js'
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { PeerId } from '@libp2p/interface'
@@ -71,8 +72,12 @@ export class PeerManager {
   private saving: Promise<void> = Promise.resolve()
   /** Counters since start (metrics): re-dials that reached none of a known peer's addresses. */
   readonly stats = { redialsFailed: 0 }
-  /** Peers whose failed re-dials were told once already (until they connect again). */
-  private readonly unreachableTold = new Set<string>()
+  /**
+   * Peers whose failed re-dials were told already (until they connect
+   * again), with the kind of failure told: a new kind is told again (a peer
+   * that was down and is back with another swarm key is a new problem).
+   */
+  private readonly unreachableTold = new Map<string, DialFailureKind>()
 
   constructor (components: PeersComponents, init: PeersInit) {
     this.components = components
@@ -131,9 +136,8 @@ export class PeerManager {
     } catch (err: any) {
       const reason = String(err?.message ?? err?.type ?? err)
       // pnet drops the handshake of a node with another key (or none)
-      const hint = /ECONNRESET|EncryptionFailed|handshake|pre-shared|nonce/i.test(`${String(err?.name)} ${reason}`)
-        ? ' (the connection was dropped during the handshake: do both nodes use the same swarm key?)'
-        : ''
+      const kind = dialFailureKind(err)
+      const hint = kind === 'handshake' || kind === 'identity' ? ` (${dialFailureHint(kind)})` : ''
       throw new PeerUnreachableError(`could not connect to ${peerId.toString()}: ${reason}${hint}`, { cause: err })
     }
     this.remember({ id: peerId.toString(), addrs: [addr.toString()] })
@@ -208,6 +212,7 @@ export class PeerManager {
     const peerId = parsePeerId(id)
     if (this.components.libp2p.getConnections(peerId).length > 0) return
     let why: string | undefined
+    let kind: DialFailureKind = 'other'
     for (const a of peer.addrs) {
       try {
         await this.components.libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(10_000) })
@@ -215,15 +220,16 @@ export class PeerManager {
         return
       } catch (err: any) {
         why = String(err?.code ?? err?.message ?? err)
+        kind = worst(kind, dialFailureKind(err))
       }
       // stopped meanwhile: the dials were cut short by the shutdown, not failed
       if (!this.running) return
     }
     this.stats.redialsFailed++
-    if (!this.unreachableTold.has(id)) {
-      // once per streak: a node whose only peer cannot be reached would otherwise sit at 0 peers, silent
-      this.unreachableTold.add(id)
-      this.components.logger.warn({ peer: id, addrs: peer.addrs, err: why }, 'cannot reach a known peer; retrying with backoff (a peer that listens on tcp/0 has a new port after each restart: give it a fixed port, or `shoal peers connect` its new address)')
+    if (this.unreachableTold.get(id) !== kind) {
+      // once per streak and kind: a node whose only peer cannot be reached would otherwise sit at 0 peers, silent
+      this.unreachableTold.set(id, kind)
+      this.components.logger.warn({ peer: id, addrs: peer.addrs, err: why, failure: kind }, `cannot reach a known peer; retrying with backoff (${dialFailureHint(kind)})`)
     }
     const next = Math.min(Math.max(lastDelay * 2, this.init.minBackoffMs), this.init.maxBackoffMs)
     this.scheduleRedial(id, next)
@@ -234,4 +240,12 @@ export class PeerManager {
     if (timer !== undefined) (this.components.timers ?? systemTimers).clearTimeout(timer)
     this.timers.delete(id)
   }
+}
+
+/** Of the failures of a peer's addresses, the one that says most: someone answers (with another peer id, or another key) over a refusal. */
+function worst (a: DialFailureKind, b: DialFailureKind): DialFailureKind {
+  if (a === 'identity' || b === 'identity') return 'identity'
+  if (a === 'handshake' || b === 'handshake') return 'handshake'
+  if (a === 'refused' || b === 'refused') return 'refused'
+  return 'other'
 }
