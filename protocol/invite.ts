@@ -1,10 +1,14 @@
 /**
  * Invites: one line that holds what a new node needs to join a swarm — the
  * swarm key (absent for an open swarm), the inviting node's peer id and its
- * reachable addresses.
+ * reachable addresses, and those of a few other members it was connected
+ * to, so that a node that joins while the inviter is down still finds the
+ * swarm.
  *
  * Format: `shoal-invite-1:` followed by the base64url (no padding) of a JSON
- * object `{ "peer": "<peer id>", "addrs": ["/ip4/…/tcp/4747", …], "key": "<64 hex>" }`.
+ * object `{ "peer": "<peer id>", "addrs": ["/ip4/…/tcp/4747", …], "key": "<64 hex>",
+ * "members": [{ "peer": "<peer id>", "addrs": […] }, …] }` (`key` and
+ * `members` optional).
  * The decoder is strict (exact keys, types, bounds, every address a
  * multiaddr without `/p2p/`) and throws {@link InvalidInviteError} for
  * anything else. An invite that carries a key is a secret: whoever holds it
@@ -25,6 +29,12 @@ export const MAX_INVITE_ADDRS = 16
 /** Longest address in an invite. */
 export const MAX_INVITE_ADDR_LENGTH = 256
 
+/** Most other members an invite names. */
+export const MAX_INVITE_MEMBERS = 8
+
+/** Most addresses an invite carries for each other member. */
+export const MAX_MEMBER_ADDRS = 4
+
 /** Longest invite text. */
 export const MAX_INVITE_LENGTH = 8192
 
@@ -41,12 +51,22 @@ export interface Invite {
   addrs: string[]
   /** The 32-byte swarm key; absent for an open swarm. */
   key?: Uint8Array
+  /** Other members the inviter was connected to, to dial too (a node joining while the inviter is down). */
+  members?: InviteMember[]
+}
+
+/** Another member named by an invite. */
+export interface InviteMember {
+  peer: string
+  /** Its addresses, without `/p2p/`. */
+  addrs: string[]
 }
 
 /** Encode an invite (checked first). @throws {InvalidInviteError} */
 export function encodeInvite (invite: Invite): string {
   const body: Record<string, unknown> = { peer: invite.peer, addrs: invite.addrs }
   if (invite.key !== undefined) body.key = Buffer.from(invite.key).toString('hex')
+  if (invite.members !== undefined && invite.members.length > 0) body.members = invite.members.map(m => ({ peer: m.peer, addrs: m.addrs }))
   const text = INVITE_PREFIX + Buffer.from(JSON.stringify(body)).toString('base64url')
   decodeInvite(text)
   return text
@@ -71,17 +91,23 @@ export function decodeInvite (text: string): Invite {
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) fail('its content is not an object')
   const fields = body as Record<string, unknown>
-  for (const k of Object.keys(fields)) if (!['peer', 'addrs', 'key'].includes(k)) fail(`unknown field ${JSON.stringify(k.slice(0, 40))}`)
-  const { peer, addrs, key } = fields
-  if (typeof peer !== 'string') fail('peer is missing')
-  try {
-    parsePeerId(peer)
-  } catch {
-    fail('peer is not a peer id')
+  for (const k of Object.keys(fields)) if (!['peer', 'addrs', 'key', 'members'].includes(k)) fail(`unknown field ${JSON.stringify(k.slice(0, 40))}`)
+  const { peer, addrs, key, members } = fields
+  checkPeer(peer, 'peer')
+  checkAddrs(addrs, 'addrs', MAX_INVITE_ADDRS)
+  const invite: Invite = { peer, addrs: [...addrs] }
+  if (members !== undefined) {
+    if (!Array.isArray(members) || members.length > MAX_INVITE_MEMBERS) fail(`members must hold at most ${MAX_INVITE_MEMBERS} members`)
+    invite.members = members.map((m: unknown, i) => {
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) fail(`members[${i}] is not an object`)
+      const member = m as Record<string, unknown>
+      for (const k of Object.keys(member)) if (!['peer', 'addrs'].includes(k)) fail(`members[${i}] has an unknown field ${JSON.stringify(k.slice(0, 40))}`)
+      checkPeer(member.peer, `members[${i}].peer`)
+      if (member.peer === peer) fail(`members[${i}] is the inviter`)
+      checkAddrs(member.addrs, `members[${i}].addrs`, MAX_MEMBER_ADDRS)
+      return { peer: member.peer, addrs: [...member.addrs] }
+    })
   }
-  if (!Array.isArray(addrs) || addrs.length === 0 || addrs.length > MAX_INVITE_ADDRS) fail(`addrs must hold 1 to ${MAX_INVITE_ADDRS} addresses`)
-  for (const a of addrs) checkAddr(a)
-  const invite: Invite = { peer, addrs: [...addrs] as string[] }
   if (key !== undefined) {
     if (typeof key !== 'string' || !/^[0-9a-f]{64}$/.test(key)) fail('key must be 64 lower-case hex digits')
     invite.key = Uint8Array.from(Buffer.from(key, 'hex'))
@@ -89,9 +115,23 @@ export function decodeInvite (text: string): Invite {
   return invite
 }
 
-/** The dialable addresses of an invite's peer. */
+/** The dialable addresses of an invite's peer, then of the other members it names. */
 export function inviteDialAddrs (invite: Invite): string[] {
-  return invite.addrs.map(a => `${a}/p2p/${invite.peer}`)
+  return [invite, ...(invite.members ?? [])].flatMap(m => m.addrs.map(a => `${a}/p2p/${m.peer}`))
+}
+
+function checkPeer (peer: unknown, what: string): asserts peer is string {
+  if (typeof peer !== 'string') fail(`${what} is missing`)
+  try {
+    parsePeerId(peer)
+  } catch {
+    fail(`${what} is not a peer id`)
+  }
+}
+
+function checkAddrs (addrs: unknown, what: string, max: number): asserts addrs is string[] {
+  if (!Array.isArray(addrs) || addrs.length === 0 || addrs.length > max) fail(`${what} must hold 1 to ${max} addresses`)
+  for (const a of addrs) checkAddr(a)
 }
 
 function checkAddr (a: unknown): void {

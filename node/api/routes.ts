@@ -225,7 +225,12 @@ export const routes: Route[] = [
     async handle ({ res, query, components }) {
       parseQuery(schemas.none, query)
       const { config, repo, libp2p, peerId } = components
-      sendJson(res, 200, await createInvite({ peerId, addresses: libp2p.getMultiaddrs(), swarmKeyFile: config.privateSwarm ? repo.swarmKey : undefined }))
+      // the peers connected now, with the addresses they listen on (what identify told)
+      const members = await Promise.all(libp2p.getPeers().map(async peer => ({
+        peerId: peer.toString(),
+        addresses: (await libp2p.peerStore.get(peer).catch(() => undefined))?.addresses.map(a => a.multiaddr) ?? []
+      })))
+      sendJson(res, 200, await createInvite({ peerId, addresses: libp2p.getMultiaddrs(), swarmKeyFile: config.privateSwarm ? repo.swarmKey : undefined, members }))
     }
   },
   {

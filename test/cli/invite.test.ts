@@ -111,6 +111,9 @@ describe('closed by default: private swarms and invites', () => {
       [tampered({ ...payload, addrs: [] }), /addrs/],
       [tampered({ ...payload, addrs: ['/ip4/1.2.3.4/tcp/1/p2p/' + victimId] }), /p2p/],
       [tampered({ ...payload, extra: 1 }), /unknown field/],
+      [tampered({ ...payload, members: 'x' }), /members/],
+      [tampered({ ...payload, members: [{ peer: victimId, addrs: ['/ip4/1.2.3.4/tcp/1'] }] }), /inviter/],
+      [tampered({ ...payload, members: [{ peer: 'not-a-peer', addrs: ['/ip4/1.2.3.4/tcp/1'] }] }), /members\[0\]\.peer/],
       ['shoal-invite-1:' + 'A'.repeat(9000), /longer/]
     ]
     for (const [text, match] of bad) {
@@ -209,5 +212,34 @@ describe('an open swarm: only trusted peers write', () => {
     await eventually('the owner ignored the removed peer\'s next write', async () => await metric(owner, 'shoal_namespace_untrusted_messages_total') > ignoredBefore)
     assert.notEqual((await runShoal(['--repo', owner.repo, 'stat', '/later.txt'])).code, 0, 'a removed writer\'s later entry is not applied')
     await failsOneLine(['--repo', owner.repo, 'trust', 'writers', 'swarm'], /open swarm/)
+  })
+})
+
+describe('an invite names the members its inviter is connected to', () => {
+  const ctx = suiteContext()
+
+  it('a node that joins while the inviter is down finds the swarm through them', TEST, async () => {
+    const dir = await tempDir(ctx, 'shoal-invite-members-')
+    await shoalOk(join(dir, 'a'), ['init', ...LOOPBACK])
+    const a = await startDaemon(ctx, join(dir, 'a'))
+    const first = (await shoalJson(a.repo, ['invite'])).invite as string
+    await shoalOk(join(dir, 'b'), ['init', ...LOOPBACK, '--join', first])
+    const b = await startDaemon(ctx, join(dir, 'b'))
+    const bId = (await shoalJson(b.repo, ['id'])).id as string
+    await eventually('b joined a', async () => (await peerIds(a)).includes(bId))
+
+    const info = await shoalJson(a.repo, ['invite'])
+    assert.deepEqual(info.members, [bId], 'the invite names the member a is connected to')
+    await a.stop()
+
+    const joined = await shoalJson(join(dir, 'c'), ['init', ...LOOPBACK, '--join', info.invite])
+    assert.ok(joined.bootstrap.some((addr: string) => addr.endsWith(`/p2p/${bId}`)), 'b is dialled at start too')
+    const c = await startDaemon(ctx, join(dir, 'c'))
+    await eventually('c found the swarm through b, with the inviter down', async () => (await peerIds(c)).includes(bId))
+    // and shares its namespace: a file b has is read on c
+    await writeFile(join(dir, 'f.txt'), 'written on b\n')
+    await shoalOk(b.repo, ['add', join(dir, 'f.txt'), '--to', '/f.txt'])
+    await eventually('b\'s file appears on c', async () => (await runShoal(['--repo', c.repo, 'stat', '/f.txt'])).code === 0)
+    assert.equal((await shoalOk(c.repo, ['cat', '/f.txt'])).toString(), 'written on b\n')
   })
 })
