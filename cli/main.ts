@@ -9,7 +9,8 @@ import { arch, platform } from 'node:os'
 import { Argument, Command, CommanderError, Option } from 'commander'
 import { resolveRepoPath } from '../node/repo/layout.js'
 import type { LogLevel } from '../node/logger.js'
-import { printable, type GlobalOptions } from './output.js'
+import { endQuietlyOnClosedStdout, printable, type GlobalOptions } from './output.js'
+import { commandOf } from './relaunch.js'
 
 /** Values of `--log-level` (the config's `logLevel` takes the same). */
 const LOG_LEVELS: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -217,6 +218,7 @@ export async function main (argv: string[]): Promise<number> {
   const json = argv.slice(2).includes('--json')
   if (argv.slice(2).some(a => a === '--version' || a === '-V')) { printVersion(json); return 0 }
   const program = build(json)
+  if (commandOf(argv) !== 'daemon') endQuietlyOnClosedStdout()
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0

@@ -8,6 +8,19 @@ export interface GlobalOptions {
   progress?: boolean
 }
 
+/**
+ * End the command quietly when the reader of stdout goes away (`shoal
+ * repair --wait | head -1`), as a closed pipe ends a C tool, with the exit
+ * code it had. Before, Node threw an unhandled `error` event: a stack trace
+ * on stderr instead of nothing. Not for the daemon, whose logs go to stdout.
+ */
+export function endQuietlyOnClosedStdout (stream: NodeJS.WritableStream = process.stdout): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
+  })
+}
+
 /** Print one JSON document on stdout. */
 export function printJson (value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n')

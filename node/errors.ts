@@ -96,6 +96,16 @@ export class RepoFolderError extends ShoalError {
   override readonly status = 500
 }
 
+/**
+ * A LevelDB store of the repo (the namespace, the holdings) is damaged on
+ * disk: the daemon does not start on it. The message names the store, what
+ * LevelDB found, and what to do (node/repo/store-damage.ts).
+ */
+export class StoreDamagedError extends ShoalError {
+  override name = 'StoreDamagedError'
+  override readonly status = 500
+}
+
 /** The CLI could not reach a daemon for this repo. */
 export class DaemonNotRunningError extends ShoalError {
   override name = 'DaemonNotRunningError'

@@ -8,6 +8,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises'
 import { parseSwarmKey } from '../protocol/swarm-key.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createBlockStore, type BlockStore } from './blocks/index.js'
+import { openStore } from './repo/store-damage.js'
 import { parseChunker, type ChunkerSpec } from './content/index.js'
 import { LeafWorker } from './content/leaf-chunker.js'
 import { Files } from './files/index.js'
@@ -224,6 +225,10 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
         // never silent: what the index had lost, and what the packs have lost
         logger.warn({ ...found }, 'block store: packs and index disagreed at open (salvaged records are indexed again; short or missing packs lost data: run `shoal repair --scrub`)')
       }
+      const rebuilt = components.blockstore.indexRebuilt
+      if (rebuilt !== undefined) {
+        logger.warn({ ...rebuilt }, `block store: the index was damaged (${rebuilt.reason}) and was rebuilt from the packs; the damaged one is kept in ${rebuilt.keptAt} (remove it when all is well); run \`shoal gc\` to remove the deleted blocks it brought back`)
+      }
       const audit = components.blockstore.audit
       if (audit !== undefined && audit.disagreeingPacks.length > 0) {
         // never silent: index entries lost inside packs (LevelDB dropped a record from the middle of its log)
@@ -233,8 +238,9 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       if (dropped.length > 0) {
         logger.warn({ blocks: dropped.length, first: dropped.slice(0, 10).map(c => c.toString()) }, 'block store: blocks of the former layout failed their hash and were not moved (reads fetch them from peers; `shoal repair` rebuilds held shards)')
       }
-      await components.namespace.open()
-      await holdings.open()
+      // these hold what no other file here has: a damaged one stops the start with what to do
+      await openStore({ what: 'namespace store', path: repo.namespace, recovery: 'the node recovers the namespace from its peers (its own writes no peer received are lost)' }, async () => { await components.namespace.open() })
+      await openStore({ what: 'holdings store', path: repo.durability, recovery: 'the shards it held for others are placed again by repair' }, async () => { await holdings.open() })
       // bytes per peer (the status page), counted from the first connection on
       peerTrafficOf(libp2p).start()
       await libp2p.start()

@@ -16,6 +16,7 @@ import type { CID } from 'multiformats/cid'
 import type { Counter } from 'prom-client'
 import type { RecoveryReport } from './recover.js'
 import type { AuditReport } from './index-audit.js'
+import type { IndexRebuildReport } from './index-rebuild.js'
 import type { ReindexReport } from './reindex.js'
 
 /** Options every block store call accepts. */
@@ -127,6 +128,8 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   approximateSize: () => Promise<number>
   /** What the last open found in the packs and repaired (absent: nothing to report for this kind of store). */
   readonly recovery?: RecoveryReport
+  /** Set when the last open found the index damaged and rebuilt it from the packs (absent: it was not, or a store with no separate index). */
+  readonly indexRebuilt?: IndexRebuildReport
   /** What the last open's index audit found: entries lost inside packs, restored (absent: nothing to report for this kind of store). */
   readonly audit?: AuditReport
   /**

@@ -17,6 +17,7 @@ export { LegacyLevelBlockStore, PackBlockStore }
 export { CorruptBlockError, DiskFullError } from './errors.js'
 export type { RecoveryReport } from './recover.js'
 export type { AuditReport } from './index-audit.js'
+export type { IndexRebuildReport } from './index-rebuild.js'
 
 /**
  * The block store class {@link createBlockStore} returns (the name the

@@ -22,6 +22,8 @@ import { code as RAW } from 'multiformats/codecs/raw'
 import { PACK_HEADER, RECORD_HEADER, decodeRecord, encodeRecord, rawRecordBytes, recordLength } from './pack-record.js'
 import { recoverPacks, type RecoveryReport } from './recover.js'
 import { auditIndex, type AuditReport } from './index-audit.js'
+import { setAsideIndex, type IndexRebuildReport } from './index-rebuild.js'
+import { levelDamage } from '../repo/store-damage.js'
 import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
 import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
@@ -74,6 +76,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   recovery: RecoveryReport | undefined
   /** What the last open's index audit found (index-audit.ts). */
   audit: AuditReport | undefined
+  /** Set when this open found the index damaged, set it aside and rebuilt it from the packs (docs/blockstore.md, "A damaged index"). */
+  indexRebuilt: IndexRebuildReport | undefined
   /** Blocks moved from the former layout at the last open. */
   migrated = 0
   /**
@@ -82,7 +86,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * the scrub's peers supply them again. The node logs them.
    */
   migrationDropped: CID[] = []
-  private readonly db: ClassicLevel<Uint8Array, Uint8Array>
+  private db: ClassicLevel<Uint8Array, Uint8Array>
   private readonly dir: string
   private readonly readers: PackReaders
   private readonly init: BlockStoreInit
@@ -116,9 +120,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     this.dir = join(init.path, 'packs')
     this.readers = new PackReaders(this.dir)
     // the index holds small values (14-byte locations) only
-    this.db = new ClassicLevel<Uint8Array, Uint8Array>(init.path, {
-      keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: init.writeBufferSize ?? 16 * MiB, cacheSize: init.cacheSize ?? 32 * MiB
-    })
+    this.db = this.newIndex()
     this.compactor = new Compactor(this.compactionHost(), {
       threshold: this.compactBelow,
       bytesPerSecond: init.compactBytesPerSecond ?? 32 * MiB,
@@ -126,13 +128,47 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     })
   }
 
+  private newIndex (): ClassicLevel<Uint8Array, Uint8Array> {
+    return new ClassicLevel<Uint8Array, Uint8Array>(this.init.path, {
+      keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: this.init.writeBufferSize ?? 16 * MiB, cacheSize: this.init.cacheSize ?? 32 * MiB
+    })
+  }
+
+  /**
+   * Open the index and recover the packs. An index LevelDB finds damaged (at
+   * its open, or while the recovery and the audit read it whole) is set aside
+   * and rebuilt from the packs ({@link PackBlockStore.indexRebuilt}).
+   */
   async open (): Promise<void> {
+    try {
+      await this.openIndex()
+    } catch (err) {
+      const reason = levelDamage(err)
+      if (reason === undefined) {
+        await this.compactor.stop()
+        throw err
+      }
+      const keptAt = await setAsideIndex(this.init.path)
+      this.indexRebuilt = { reason, keptAt }
+      this.db = this.newIndex()
+      try {
+        await this.openIndex()
+      } catch (again) {
+        await this.compactor.stop()
+        throw again
+      }
+    }
+  }
+
+  private async openIndex (): Promise<void> {
     await this.db.open()
     try {
       await this.load()
     } catch (err) {
-      await this.compactor.stop()
       await this.closeAppenders()
+      this.appender = undefined
+      this.dirty.clear()
+      this.pending.clear()
       await this.db.close()
       throw err
     }

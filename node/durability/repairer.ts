@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
@@ -27,17 +28,17 @@ import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import type { DeferredCoder } from './deferred.js'
 import { liveManifests } from './live-manifests.js'
-import { planRepair, repairCoordinator, type StripeHealth } from './repair-plan.js'
+import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
 import { surplusCopies } from './surplus.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, type HolderView } from './view.js'
+import { adoptLostShards } from './adopt.js'
 import type { DurabilityParts } from './components.js'
 import type { Placer } from './placer.js'
 import type { RebuildCounts, ShardRebuilder } from './rebuilder.js'
 import type { Logger } from '../logger.js'
 import { jittered } from '../timers.js'
-
 
 /** Progress of a repair pass: manifests checked of those whose files are live, and shards rebuilt so far. */
 export type RepairProgressEvents = ProgressEvent<'shoal:durability:repair', { manifests: number, total: number, repaired: number }>
@@ -71,7 +72,7 @@ export interface RepairerInit {
   /** Period of the pass (ms); 0 = only on demand. */
   checkIntervalMs: number
   /** Places again what was placed over too few peers, and knows the live peers. */
-  placer: Pick<Placer, 'place' | 'livePeers' | 'noteRefusal' | 'zoneOf'>
+  placer: Pick<Placer, 'place' | 'livePeers' | 'noteRefusal' | 'zoneOf' | 'sendHold'>
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
   /** Codes the files added without coding (waiting for live nodes, or interrupted). */
   deferred: Pick<DeferredCoder, 'codeAll'>
@@ -96,6 +97,8 @@ const VIRTUAL = '(zero)'
 const UNSEEN = '(unseen)'
 /** Holder name for a shard whose last holder answers but no longer has it (lost to a scrub, a disk): due at once. */
 const GONE = '(gone)'
+/** A lost stripe's copies are asked of the swarm at most this often (or the grace period, when shorter). */
+const ADOPT_AGAIN_MS = 60_000
 
 /** Runs repair passes, on demand and on a period. */
 export class Repairer {
@@ -107,6 +110,8 @@ export class Repairer {
   private stopped = false
   /** Shards this node holds → when a pass first saw it hold them (network clock): a copy is released only once held a grace period. */
   private readonly ownSince = new Map<string, number>()
+  /** When the swarm was last asked for copies of a lost stripe's shards (`slotOf(manifest, stripe, -1)`): at most once a minute. */
+  private readonly adoptAsked = new Map<string, number>()
   private latest?: { report: RepairReport, at: number, files: ReadonlyMap<string, FileState> }
 
   constructor (private readonly components: DurabilityParts, private readonly init: RepairerInit) {
@@ -289,28 +294,62 @@ export class Repairer {
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       report.stripes++
       const key = stripeKey(stripe)
-      const holders = this.holdersOf(manifest, mroot, { index, stripe }, view)
-      const known = [...peers]
-      for (const h of holders) if (h !== VIRTUAL && !known.some(p => p.id === h)) known.push({ id: h })
-      // every peer seen with a shard of this stripe, not only the one holder per shard kept in `holders`
-      const alsoHolding = [...new Set(Array.from({ length: k + m }, (_, i) => view.holders(index, i)).flat())].filter(p => !holders.includes(p))
-      const plan = planRepair({
-        key,
-        k,
-        m,
-        holders,
-        alsoHolding,
-        liveness: p => {
-          if (p === VIRTUAL) return {}
-          if (p === UNSEEN) return { downSince: unseenSince }
-          if (p === GONE) return { downSince: 0 }
-          const since = network.downSince(p)
-          return since === undefined ? {} : { downSince: since }
-        },
-        peers: known.filter(p => p.id !== UNSEEN && p.id !== GONE),
-        now: network.now(),
-        graceMs
-      })
+      let holders = this.holdersOf(manifest, mroot, { index, stripe }, view)
+      const planFor = (holders: string[]): RepairPlan => {
+        const known = [...peers]
+        for (const h of holders) if (h !== VIRTUAL && !known.some(p => p.id === h)) known.push({ id: h })
+        // every peer seen with a shard of this stripe, not only the one holder per shard kept in `holders`
+        const alsoHolding = [...new Set(Array.from({ length: k + m }, (_, i) => view.holders(index, i)).flat())].filter(p => !holders.includes(p))
+        return planRepair({
+          key,
+          k,
+          m,
+          holders,
+          alsoHolding,
+          liveness: p => {
+            if (p === VIRTUAL) return {}
+            if (p === UNSEEN) return { downSince: unseenSince }
+            if (p === GONE) return { downSince: 0 }
+            const since = network.downSince(p)
+            return since === undefined ? {} : { downSince: since }
+          },
+          peers: known.filter(p => p.id !== UNSEEN && p.id !== GONE),
+          now: network.now(),
+          graceMs
+        })
+      }
+      let plan = planFor(holders)
+      // lost on its holders, none of them still within the grace period: copies elsewhere are asked for, by
+      // the stripe's coordinator (every node when no holder is left); docs/durability.md, "Copies outside the holders"
+      if (plan.waiting === 0 && plan.unplaced > 0 && tooFewLive(k, m, stripe, index, view, isAlive)) {
+        const coordinator = repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive)
+        const slot = slotOf(manifest, index, -1)
+        const asked = this.adoptAsked.get(slot)
+        if ((coordinator === undefined || coordinator === network.self) && (asked === undefined || network.now() - asked >= Math.min(graceMs, ADOPT_AGAIN_MS))) {
+          this.adoptAsked.set(slot, network.now())
+          const giveAway = async (shard: number, cid: CID, bytes: Uint8Array): Promise<string | undefined> => {
+            const taken = new Set(Array.from({ length: k + m }, (_, j) => view.holders(index, j)).flat())
+            if (!taken.has(network.self)) return undefined
+            const to = peers.find(p => !taken.has(p.id) && isAlive(p.id))?.id
+            if (to === undefined) return undefined
+            await placer.sendHold(to, manifest, mroot.root, [[index, shard]], signal)
+            await this.components.exchange.putBlocks(peerIdFromString(to), [{ cid, bytes }], { signal })
+            // a shard given to a new holder, as a rebuild gives one
+            report.repaired++
+            report.bytesOut += bytes.byteLength
+            this.components.stats.shardsRepaired++
+            this.components.stats.repairBytesOut += bytes.byteLength
+            this.components.metrics?.shardsRepaired.inc()
+            this.components.metrics?.repairBytes.inc({ direction: 'out' }, bytes.byteLength)
+            return to
+          }
+          const adopted = await adoptLostShards(this.components, { manifest, k, m, stripe, index, view, isAlive, signal, giveAway })
+          if (adopted.length > 0) {
+            holders = this.holdersOf(manifest, mroot, { index, stripe }, view)
+            plan = planFor(holders)
+          }
+        }
+      }
       countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive, p => placer.zoneOf(p)) : plan.health)
       report.waiting += plan.waiting
       report.unplaced += plan.unplaced
@@ -389,6 +428,13 @@ export function emptyRepairReport (): RepairReport {
 
 function slotOf (manifest: CID, stripe: number, shard: number): string {
   return `${manifest.toString()}:${stripe}:${shard}`
+}
+
+/** True when fewer of the stripe's stored shards have a live holder than it has stored leaves (it cannot be rebuilt from them). */
+function tooFewLive (k: number, m: number, stripe: Stripe, index: number, view: HolderView, isAlive: (p: string) => boolean): boolean {
+  let live = 0
+  for (let i = 0; i < k + m; i++) if (shardCID(stripe, k, i) !== undefined && view.holders(index, i).some(isAlive)) live++
+  return live < stripe.data.length
 }
 
 /** `healthy` when the stripe's shards sit on k+m distinct live nodes (at most m per zone), else `at-risk`. */
