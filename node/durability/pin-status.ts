@@ -11,7 +11,7 @@ import type { PlaceProgress, StripeProgress } from './placer.js'
 import { loadManifestRoot, readStripes, shardCID, storedShards } from './stripes.js'
 import { gatherView } from './view.js'
 import type { DurabilityParts } from './components.js'
-import type { ManifestRecord } from './holdings.js'
+import type { ManifestRecord, PlacementRecord } from './holdings.js'
 import type { StripeHealth } from './repair-plan.js'
 import type { FilePin } from '../namespace/index.js'
 
@@ -44,8 +44,16 @@ export interface StripeStatus {
   health: StripeHealth
   live: number
   shards: ShardStatus[]
-  /** Why placement chose these peers, when this node placed the stripe. */
+  /**
+   * Why placement chose these peers, when this node placed the stripe:
+   * what was true then, labelled with when ("at placement,
+   * 2026-11-26T13:40:05Z: 6 shards on 4 of 4 live peers, 4 zones"; see
+   * {@link placementWhy}). What holds now is in `live`, each shard's
+   * `holders` and the status's `peersAsked`.
+   */
   why?: string
+  /** When this node placed the stripe (ms since the epoch), with {@link why}. */
+  placedAt?: number
   /** Set while `placing`, when the placement counts it: shards acknowledged by their holders, of how many go to other peers. */
   progress?: StripeProgress
   /** Set while `pending`: why, in one line. */
@@ -119,6 +127,20 @@ export function stripeWork (index: number, shards: readonly ShardStatus[], known
 function notFinal (own: ManifestRecord, shards: number): string {
   if (own.spreadOver !== undefined) return `placed over ${own.spreadOver} live nodes, fewer than its ${shards} shards: placed again once more are live`
   return 'not confirmed on all its holders yet (not placed yet, a peer failed, or the placement stopped): the repair pass places it'
+}
+
+/**
+ * The placement explanation of a stripe as `pin status` shows it: the text
+ * recorded when the stripe was placed ("6 shards on 4 of 4 live peers…"),
+ * which counts the peers live then, prefixed with when that was true
+ * ("at placement, 2026-11-26T13:40:05Z: …", UTC to the second). Shown
+ * bare, it read as a description of now: with two of four peers answering,
+ * `pin status` still said "4 of 4 live peers".
+ */
+export function placementWhy (record: Pick<PlacementRecord, 'why' | 'time'>): string {
+  const date = new Date(record.time)
+  const at = Number.isNaN(date.getTime()) ? '' : `, ${date.toISOString().replace(/\.\d{3}Z$/, 'Z')}`
+  return `at placement${at}: ${record.why}`
 }
 
 /** `pin status` of one file. */
@@ -199,7 +221,10 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     countHealth(summary, health)
     const { work, progress, waiting } = stripeWork(index, shards, known)
     const st: StripeStatus = { index, state: stripeState(health, work), health, live, shards }
-    if (record !== undefined) st.why = record.why
+    if (record !== undefined) {
+      st.why = placementWhy(record)
+      if (!Number.isNaN(new Date(record.time).getTime())) st.placedAt = record.time
+    }
     if (st.state === 'placing' && progress !== undefined) st.progress = progress
     if (st.state === 'pending' && waiting !== undefined) st.waiting = waiting
     stripes.push(st)

@@ -17,7 +17,10 @@
  *   over ⌈(k+m)/m⌉ to k+m−1 nodes), the remaining due shards double up on
  *   the least loaded live peers, at most min(m, ⌈(k+m)/nodes⌉) shards each
  *   ({@link doubleUp}), as the first placement does; a due shard that would
- *   add no such protection stays unplaced until a peer joins.
+ *   add no such protection stays unplaced until a peer joins, and so do all
+ *   of them when doubling up cannot make the stripe survive a lost node (a
+ *   node alone, or with too few live peers, never rebuilds shards onto
+ *   itself: a copy that dies with its node protects nothing).
  * - Exactly one peer acts per stripe: the {@link repairCoordinator}, the
  *   live holder closest to the stripe key.
  *
@@ -236,24 +239,34 @@ function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: Shar
  * min(m, ⌈(k+m)/nodes⌉) shards; it stops as soon as the stripe survives the
  * loss of any one node (what is left then adds no such protection: with
  * five nodes for a 4+2 stripe the sixth shard waits for a sixth node, where
- * it makes the stripe healthy rather than at risk for good). `load` (node →
- * shards it keeps) is updated.
+ * it makes the stripe healthy rather than at risk for good).
+ *
+ * All or nothing: when the shards it may place cannot make the stripe
+ * survive the loss of any one node, it places none. A second shard on a
+ * node whose loss loses the stripe anyway protects nothing: a node cut off
+ * from its swarm (alone, or with too few live peers) would otherwise rebuild
+ * the stripes it knows onto itself, from its own shards, and fill its disk
+ * with copies that die with it. `load` (node → shards it keeps) is updated
+ * only with the shards placed.
  */
 function doubleUp (at: { k: number, m: number, nodes: number, load: Map<string, number>, eligible: string[], count: number }): string[] {
   const { k, m, nodes, load, eligible } = at
-  const out: string[] = []
-  if (m < 1 || nodes < 1) return out
+  if (m < 1 || nodes < 1) return []
   const cap = Math.min(m, Math.ceil((k + m) / nodes))
-  while (out.length < at.count && !survivesOneLoss(load, k)) {
+  const trial = new Map(load)
+  const out: string[] = []
+  while (out.length < at.count && !survivesOneLoss(trial, k)) {
     let best: string | undefined
     for (const id of eligible) {
-      const n = load.get(id) ?? 0
-      if (n < cap && (best === undefined || n < (load.get(best) ?? 0))) best = id
+      const n = trial.get(id) ?? 0
+      if (n < cap && (best === undefined || n < (trial.get(best) ?? 0))) best = id
     }
     if (best === undefined) break
-    load.set(best, (load.get(best) ?? 0) + 1)
+    trial.set(best, (trial.get(best) ?? 0) + 1)
     out.push(best)
   }
+  if (out.length === 0 || !survivesOneLoss(trial, k)) return []
+  for (const [id, n] of trial) load.set(id, n)
   return out
 }
 

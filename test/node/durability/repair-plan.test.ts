@@ -130,6 +130,28 @@ describe('planRepair', () => {
     assert.deepEqual(copy.actions, [])
   })
 
+  it('never doubles up where the stripe cannot survive a lost node anyway: a node alone rebuilds nothing onto itself', () => {
+    // found by a probe on real daemons: a node cut off from its swarm rebuilt the shards of its gone peers onto
+    // itself once the grace period passed, from its own copy (a copy that dies with its node protects nothing)
+    const [a, b, c, d] = IDS
+    const gone = { [b]: GRACE, [c]: GRACE }
+    // replicas:3 (k=1, m=2) on three nodes, two gone: A alone could take a second copy under the cap of m = 2
+    const replicas = planRepair(input(gone, { k: 1, m: 2, holders: [a, b, c], peers: [a, b, c].map(id => ({ id })) }))
+    assert.deepEqual(replicas, { health: 'degraded', actions: [], waiting: 0, live: 1, unplaced: 2 })
+    // a one-leaf 4+2 stripe: its zero shards need no node, so A's one real shard and the zeros make k
+    const zero = '(zero)'
+    const short = planRepair(input(gone, { holders: [a, zero, zero, zero, b, c], peers: [a, b, c].map(id => ({ id })) }))
+    assert.deepEqual(short.actions, [])
+    assert.equal(short.unplaced, 2)
+    // two live nodes for replicas:3 whose third holder is gone: the stripe survives a lost node already
+    const two = planRepair(input({ [c]: GRACE }, { k: 1, m: 2, holders: [a, b, c], peers: [a, b, c].map(id => ({ id })) }))
+    assert.deepEqual(two.actions, [])
+    // a free peer still takes a shard, and the node alone with it doubles up no further
+    const joined = planRepair(input(gone, { k: 1, m: 2, holders: [a, b, c], peers: [a, b, c, d].map(id => ({ id })) }))
+    assert.deepEqual(joined.actions.map(x => x.to), [d])
+    assert.equal(joined.unplaced, 1)
+  })
+
   it('does not plan a shard already being repaired, nor reuse its target', () => {
     const first = planRepair(input({ [IDS[1]]: GRACE, [IDS[2]]: GRACE }))
     const pending = [{ index: first.actions[0].index, to: first.actions[0].to }]
