@@ -29,6 +29,8 @@ export type SimOp =
 /** Errors a valid-looking operation may meet on a replica's current view; anything else is a bug. */
 export const EXPECTED_ERRORS: ReadonlySet<string> = new Set([
   'AlreadyExistsError', 'NotFoundError', 'NotADirectoryError', 'IsADirectoryError', 'DirectoryNotEmptyError', 'InvalidArgumentError',
+  // a move of a path onto itself (mv A A) is refused, as POSIX mv refuses it
+  'SameFileError',
   // a node recovering its own past writes that no peer answers (isolated): the write is refused, not acknowledged
   'NamespaceRecoveringError'
 ])
