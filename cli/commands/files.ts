@@ -10,6 +10,7 @@ import { formatBytes, notePending, printable, printJson, printLines, type Global
 import { byteCounter, meter } from '../progress.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
+import { refusalLine, type TrustStatus } from '../../node/peers/trust-admin.js'
 import type { ConflictInfo } from '../../node/namespace/index.js'
 
 
@@ -119,6 +120,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
     else printLines(`added ${info.cid} ${info.path ?? ''}`)
     if (info.pending !== undefined) notePending(g, info.path ?? target, info.pending, 1)
+    await warnIfRefused(client)
     return
   }
   // a directory: walk it, create directories first, upload files one by one;
@@ -158,6 +160,25 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })
   else printLines(`added ${dirInfo.cid} ${dirInfo.path ?? ''}`)
   if (pending.files > 0) notePending(g, dirInfo.path ?? target, pending.why, pending.files)
+  await warnIfRefused(client)
+}
+
+/**
+ * After a write: a warning on stderr when every member this node is
+ * connected to said it refuses this node's writes (writer notices,
+ * node/namespace/write-refusals.ts): the write succeeded here and goes
+ * nowhere else. Nothing when the daemon cannot tell (an older one).
+ */
+async function warnIfRefused (client: ApiClient): Promise<void> {
+  let t: TrustStatus
+  try {
+    t = await client.json<TrustStatus>('GET', '/api/v0/trust/ls')
+  } catch {
+    return
+  }
+  if (t.ownWrites === undefined || t.ownWrites.members === 0 || t.ownWrites.refusedBy.length < t.ownWrites.members) return
+  const line = refusalLine(t)
+  if (line !== undefined) process.stderr.write(`warning: written on this node only: ${line}\n`)
 }
 
 function parseIntOption (name: string, value: string | undefined): number | undefined {
@@ -305,6 +326,7 @@ export async function mkdirCommand (g: GlobalOptions, path: string, opts: { pare
   const client = await ApiClient.connect(g.repo)
   const info = await client.json<FileInfo>('POST', '/api/v0/mkdir', { arg: path, parents: opts.parents === true })
   if (g.json) printJson(info)
+  await warnIfRefused(client)
 }
 
 /** `shoal mv A B`. */
@@ -312,6 +334,7 @@ export async function mvCommand (g: GlobalOptions, from: string, to: string): Pr
   const client = await ApiClient.connect(g.repo)
   const info = await client.json<FileInfo>('POST', '/api/v0/mv', { from, to })
   if (g.json) printJson(info)
+  await warnIfRefused(client)
 }
 
 /** `shoal rm PATH [-r]`. */
@@ -319,6 +342,7 @@ export async function rmCommand (g: GlobalOptions, path: string, opts: { recursi
   const client = await ApiClient.connect(g.repo)
   const result = await client.json('POST', '/api/v0/rm', { arg: path, recursive: opts.recursive === true })
   if (g.json) printJson(result)
+  await warnIfRefused(client)
 }
 
 /** `shoal conflicts`: every conflict copy, with the path it belongs to. */

@@ -5,7 +5,7 @@ import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions }
 import type { DurabilityHealth } from '../../node/durability/index.js'
 import type { PeerStatus } from '../../node/peers/index.js'
 import type { InviteInfo } from '../../node/peers/invite.js'
-import type { TrustStatus } from '../../node/peers/trust-admin.js'
+import { refusalLine, type TrustStatus } from '../../node/peers/trust-admin.js'
 import type { RepoDiskUsage } from '../../node/repo/disk-usage.js'
 
 function formatPeer (p: PeerStatus): string {
@@ -47,13 +47,14 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, ownWrites?: TrustStatus['ownWrites'], peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
   const d = s.durability
   printLines(
     `peer id:  ${s.id}`,
     `swarm:    ${s.swarm === 'private' ? 'private (swarm key)' : 'open (no swarm key: any Shoal node can connect)'}`,
     `writers:  ${s.writers} (shoal trust ls)`,
+    ...refusalLines(s.id, s.ownWrites, 'writes:   '),
     `peers:    ${s.peers}`,
     `disk:     ${formatDisk(s.disk)}`,
     d === undefined
@@ -77,16 +78,36 @@ export async function inviteCommand (g: GlobalOptions): Promise<void> {
   const info = await client.json<InviteInfo>('GET', '/api/v0/invite')
   if (g.json) { printJson(info); return }
   printLines(info.invite)
-  process.stderr.write(info.swarm === 'private'
-    ? 'keep this invite secret: it holds the swarm key, and whoever has it can join, read and write everything (`shoal init --join INVITE` on the new node)\n'
-    : 'this swarm is open: the invite only says where this node is (`shoal init --join INVITE`); run `shoal trust add PEER` here for the new node to write\n')
+  process.stderr.write(inviteReminder(info) + '\n')
+}
+
+/**
+ * What the holder of `info`'s invite may do, true for each mode: in a
+ * private swarm whose writers are every member, join, read and write; in
+ * one that lists its writers, join and read, and write only once the
+ * members trust it; in an open swarm, find this node, and write only once
+ * trusted too.
+ */
+export function inviteReminder (info: Pick<InviteInfo, 'swarm' | 'writers'>): string {
+  const trustStep = 'run `shoal trust add PEER` on each member for the new node\'s writes to be applied (PEER: the new node\'s id, `shoal id` there)'
+  if (info.swarm === 'open') return `this swarm is open: the invite only says where this node is (\`shoal init --join INVITE\`); ${trustStep}`
+  if (info.writers === 'listed') {
+    return `keep this invite secret: it holds the swarm key, and whoever has it can join and read everything (\`shoal init --join INVITE\` on the new node); this swarm lists its writers (namespace.writers: listed), so the new node cannot write until the members trust it: ${trustStep}`
+  }
+  return 'keep this invite secret: it holds the swarm key, and whoever has it can join, read and write everything (`shoal init --join INVITE` on the new node; every member writes: namespace.writers: swarm)'
 }
 
 function formatTrust (t: TrustStatus): string[] {
   const who = t.everyone
     ? 'every member of this private swarm (namespace.writers: swarm)'
     : `this node and ${t.trusted.length} trusted peer${t.trusted.length === 1 ? '' : 's'}${t.swarm === 'open' ? ' (open swarm)' : ' (namespace.writers: listed)'}`
-  return [`writers: ${who}`, `self:    ${t.self}`, ...t.trusted.map(p => `trusted: ${p}`)]
+  return [`writers: ${who}`, `self:    ${t.self}`, ...t.trusted.map(p => `trusted: ${p}`), ...refusalLines(t.self, t.ownWrites, 'refused: ')]
+}
+
+/** The refusal line (trust-admin.ts `refusalLine`) after `prefix`, naming the members; none when no member refuses (or an older daemon). */
+function refusalLines (self: string, ownWrites: TrustStatus['ownWrites'] | undefined, prefix: string): string[] {
+  const line = ownWrites === undefined ? undefined : refusalLine({ self, ownWrites })
+  return line === undefined ? [] : [`${prefix}${line}; refused by ${ownWrites?.refusedBy.join(', ') ?? ''}`]
 }
 
 /** `shoal trust ls`. */

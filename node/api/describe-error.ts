@@ -9,10 +9,31 @@ import { isDiskFull, ShoalError } from '../errors.js'
 
 /** An error as the API reports it. */
 export interface DescribedError {
-  /** HTTP status; 500 and above are the node's failures (logged as errors). */
+  /** HTTP status; 500 and above are the node's failures, except those of {@link NOT_THE_NODES_FAILURE}. */
   status: number
   name: string
   message: string
+  /**
+   * How the API logs it: `error` for the node's own failures (with the
+   * error, its stack and cause), `warn` for a request the node could not
+   * carry out through no fault of its own (a peer that did not answer the
+   * dial a user asked for: one line, the message once), `debug` for a
+   * request refused (4xx).
+   */
+  level: 'error' | 'warn' | 'debug'
+}
+
+/**
+ * Errors answered with a 5xx status (the request failed, not the client's
+ * syntax) that are no failure of this node: a dial the user asked for that
+ * the address or the other end refused (`peers connect`).
+ */
+export const NOT_THE_NODES_FAILURE: ReadonlySet<string> = new Set(['PeerUnreachableError'])
+
+/** The log level of an error answered with `status` and `name`. */
+function levelOf (status: number, name: string): DescribedError['level'] {
+  if (status < 500) return 'debug'
+  return NOT_THE_NODES_FAILURE.has(name) ? 'warn' : 'error'
 }
 
 /**
@@ -22,6 +43,11 @@ export interface DescribedError {
  * anything else as `InternalError` (500).
  */
 export function describeError (err: any): DescribedError {
+  const d = classify(err)
+  return { ...d, level: levelOf(d.status, d.name) }
+}
+
+function classify (err: any): Omit<DescribedError, 'level'> {
   if (err instanceof ShoalError) return { status: err.status, name: err.name, message: err.message }
   if (isDiskFull(err)) return { status: 507, name: 'DiskFullError', message: `the repo disk is full: ${String(err.message)}` }
   // the client hung up mid-request: not our failure

@@ -76,8 +76,9 @@ export async function sendProgress<R> (ctx: SendProgressContext, work: (report: 
   } catch (err: any) {
     if (!res.headersSent) throw err
     // named and logged as the server does for a plain JSON error
-    const { status, name, message } = describeError(err)
-    if (status >= 500) ctx.logger.error({ err, name }, 'request failed after its progress began')
+    const { name, message, level } = describeError(err)
+    if (level === 'error') ctx.logger.error({ err, name }, 'request failed after its progress began')
+    else if (level === 'warn') ctx.logger.warn({ name }, message)
     else ctx.logger.debug({ name, message }, 'request ended after its progress began')
     if (!res.destroyed) {
       line({ error: { name, message } })

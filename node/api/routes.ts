@@ -77,6 +77,8 @@ export const routes: Route[] = [
         addresses: components.libp2p.getMultiaddrs().map(a => a.toString()),
         swarm: components.config.privateSwarm ? 'private' : 'open',
         writers: writersSummary(components.trustAdmin.status()),
+        // this node's own writes as the connected members take them (writer notices, write-refusals.ts)
+        ownWrites: components.trustAdmin.status().ownWrites,
         peers: components.libp2p.getPeers().length,
         blockstoreBytes: await components.blockstore.approximateSize(),
         // what the whole repo takes on disk, by part, and the room left on its disk
@@ -230,7 +232,7 @@ export const routes: Route[] = [
         peerId: peer.toString(),
         addresses: (await libp2p.peerStore.get(peer).catch(() => undefined))?.addresses.map(a => a.multiaddr) ?? []
       })))
-      sendJson(res, 200, await createInvite({ peerId, addresses: libp2p.getMultiaddrs(), swarmKeyFile: config.privateSwarm ? repo.swarmKey : undefined, members }))
+      sendJson(res, 200, await createInvite({ peerId, addresses: libp2p.getMultiaddrs(), swarmKeyFile: config.privateSwarm ? repo.swarmKey : undefined, members, writers: components.trustAdmin.status().writers }))
     }
   },
   {

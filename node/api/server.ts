@@ -71,8 +71,9 @@ export function createApiServer (components: ShoalComponents, init: ApiServerIni
       refuseUnwantedBody(req, route)
       await route.handle({ req, res, query: url.searchParams, signal: abort.signal, components, streams })
     } catch (err: any) {
-      const { status, name, message } = describeError(err)
-      if (status >= 500) log.error({ err, route: label }, 'request failed')
+      const { status, name, message, level } = describeError(err)
+      if (level === 'error') log.error({ err, route: label }, 'request failed')
+      else if (level === 'warn') log.warn({ route: label, name }, message)
       else log.debug({ route: label, name, message }, 'request rejected')
       // the client may still be sending: it gets the answer first, then the
       // connection is cut, so a refused client (no token, no room) cannot

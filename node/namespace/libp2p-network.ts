@@ -3,6 +3,10 @@
  * requests on their own stream of {@link SYNC_PROTOCOL} (one request and one
  * answer per stream, length-prefixed, bounded), and a pull whenever a peer
  * connects (gossipsub takes seconds to see a new subscriber; a pull does not).
+ * Writer notices (protocol/writer-notice.ts) go on their own stream of
+ * {@link NOTICE_PROTOCOL}: one small message, read with its size bound and
+ * a short timeout, at most {@link SyncLimits.noticesPerMinute} a minute
+ * taken from one peer (more are dropped unread, counted).
  *
  * @module
  */
@@ -12,6 +16,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { encodeSyncResponse, MAX_SYNC_MESSAGE_BYTES, NAMESPACE_TOPIC, SYNC_PROTOCOL } from '../../protocol/namespace.js'
 import { admit, PeerLimiter, withDefaults } from '../net/peer-limiter.js'
 import { PeerStreams } from '../net/peer-streams.js'
+import { MAX_NOTICE_BYTES, NOTICE_PROTOCOL } from '../../protocol/writer-notice.js'
 import { NamespaceSync, type SyncHandlers, type SyncNetwork, type SyncOptions } from './sync.js'
 import type { Replica } from './replica.js'
 import type { TrustPolicy } from './trust.js'
@@ -35,6 +40,8 @@ export interface SyncLimits {
   gossipPerSecond: number
   /** Gossip burst per peer. */
   gossipBurst: number
+  /** Writer notices taken from one peer per minute (a member sends one a minute at most). */
+  noticesPerMinute: number
 }
 
 /**
@@ -50,7 +57,8 @@ export const DEFAULT_SYNC_LIMITS: SyncLimits = {
   maxDelayMs: 1000,
   maxStreamsPerPeer: 32,
   gossipPerSecond: 100,
-  gossipBurst: 500
+  gossipBurst: 500,
+  noticesPerMinute: 6
 }
 
 /** Counters of the limits. */
@@ -63,6 +71,8 @@ export interface SyncNetworkStats {
   streamsRefused: number
   /** Gossip messages ignored over their sender's rate. */
   gossipDropped: number
+  /** Writer notices dropped unread over their sender's rate. */
+  noticesDropped: number
 }
 
 /** What the libp2p sync network is built from. */
@@ -78,7 +88,8 @@ export class Libp2pSyncNetwork implements SyncNetwork {
   private readonly requests: PeerLimiter
   private readonly gossip: PeerLimiter
   private readonly open: PeerStreams
-  readonly stats: SyncNetworkStats = { requestsDelayed: 0, requestsRefused: 0, streamsRefused: 0, gossipDropped: 0 }
+  private readonly notices: PeerLimiter
+  readonly stats: SyncNetworkStats = { requestsDelayed: 0, requestsRefused: 0, streamsRefused: 0, gossipDropped: 0, noticesDropped: 0 }
 
   /** Gossip beyond its sender's rate is ignored before it is delivered or forwarded. */
   private readonly validate: TopicValidatorFn = (peer) => {
@@ -103,6 +114,8 @@ export class Libp2pSyncNetwork implements SyncNetwork {
     this.requests = new PeerLimiter({ rate: this.limits.requestsPerSecond, burst: this.limits.requestBurst, now: limits.now })
     this.gossip = new PeerLimiter({ rate: this.limits.gossipPerSecond, burst: this.limits.gossipBurst, now: limits.now })
     this.open = new PeerStreams(this.limits.maxStreamsPerPeer)
+    const perMinute = Math.max(1, this.limits.noticesPerMinute)
+    this.notices = new PeerLimiter({ rate: perMinute / 60, burst: perMinute, now: limits.now })
   }
 
   async handle (handlers: SyncHandlers): Promise<void> {
@@ -111,6 +124,9 @@ export class Libp2pSyncNetwork implements SyncNetwork {
     await libp2p.handle(SYNC_PROTOCOL, async (stream, connection) => {
       await this.serve(stream, connection)
     }, { maxInboundStreams: this.limits.maxStreamsPerPeer })
+    await libp2p.handle(NOTICE_PROTOCOL, async (stream, connection) => {
+      await this.takeNotice(stream, connection)
+    }, { maxInboundStreams: 2 })
     libp2p.services.pubsub.topicValidators.set(NAMESPACE_TOPIC, this.validate)
     libp2p.services.pubsub.addEventListener('gossipsub:message', this.onMessage)
     libp2p.addEventListener('peer:connect', this.onConnect)
@@ -125,6 +141,7 @@ export class Libp2pSyncNetwork implements SyncNetwork {
     libp2p.removeEventListener('peer:connect', this.onConnect)
     try { libp2p.services.pubsub.unsubscribe(NAMESPACE_TOPIC) } catch {}
     try { await libp2p.unhandle(SYNC_PROTOCOL) } catch {}
+    try { await libp2p.unhandle(NOTICE_PROTOCOL) } catch {}
   }
 
   async publish (data: Uint8Array): Promise<void> {
@@ -151,6 +168,42 @@ export class Libp2pSyncNetwork implements SyncNetwork {
 
   peers (): string[] {
     return this.components.libp2p.getPeers().map(p => p.toString())
+  }
+
+  async notify (peer: string, data: Uint8Array, signal: AbortSignal): Promise<void> {
+    const { libp2p } = this.components
+    const id = peerIdFromString(peer)
+    // a connected peer only: a notice is worth no dial
+    if (libp2p.getConnections(id).length === 0) return
+    const stream = await libp2p.dialProtocol(id, NOTICE_PROTOCOL, { signal })
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_NOTICE_BYTES })
+      await lp.write(data, { signal })
+      await stream.close({ signal }).catch(() => {})
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    }
+  }
+
+  /** One writer notice from the stream's peer, within its rate and size, handed to sync; one that cannot be read is handed as undefined. */
+  private async takeNotice (stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString()
+    if (!this.notices.tryTake(from)) {
+      this.stats.noticesDropped++
+      stream.abort(new Error('too many writer notices'))
+      return
+    }
+    let data: Uint8Array | undefined
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_NOTICE_BYTES })
+      data = (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray()
+      await stream.close().catch(() => {})
+    } catch (err: any) {
+      this.components.logger.debug({ from, err: err?.message ?? String(err) }, 'writer notice not read')
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+    this.handlers?.notice?.(from, data)
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {

@@ -42,6 +42,10 @@ export function registerNamespaceMetrics (registry: Registry, replica: Replica, 
     counter(registers, 'shoal_namespace_state_paths_repaired_total', 'Paths whose rows a state check repaired', () => checks.statePathsRepaired)
     counter(registers, 'shoal_namespace_state_stray_paths_total', 'Paths whose rows differed from this node\'s own snapshot where no write changed them (found by the pass over the rows that state checks run, then compared with peers)', () => checks.strayPaths)
     new Gauge({ name: 'shoal_namespace_divergent_paths', help: 'Paths that differed from a peer with the same heads in the latest state check that compared (0: it agreed)', registers, collect () { this.set(checks.divergentPaths) } })
+    counter(registers, 'shoal_namespace_writer_notices_sent_total', 'Writer notices sent to connected peers whose writes this node refuses (it does not trust them as writers)', () => sync.noticeStats.sent)
+    counter(registers, 'shoal_namespace_writer_notices_received_total', 'Writer notices taken from members: they refuse this node\'s writes', () => sync.refusals.stats.received)
+    counter(registers, 'shoal_namespace_writer_notices_dropped_total', 'Writer notices dropped: from a peer this node does not trust as a writer, or malformed', () => sync.refusals.stats.ignored + sync.refusals.stats.malformed)
+    new Gauge({ name: 'shoal_namespace_writes_refused_by', help: 'Connected members that said they refuse this node\'s writes (`shoal status`)', registers, collect () { this.set(sync.refusals.summary().refusedBy.length) } })
     new Gauge({ name: 'shoal_namespace_shunned_peers', help: 'Peers shunned now for bad input: their gossip is dropped and they are not pulled from until their score decays', registers, collect () { this.set(sync.scores.shunnedPeers().length) } })
   }
 }

@@ -47,7 +47,12 @@
  *   (counted), and such a peer is never pulled from; entries by untrusted
  *   authors that a trusted peer passes on are dropped by the replica. Pulls
  *   are still served to any peer: what a swarm holds is readable by whoever
- *   reaches it, trust is about who may write.
+ *   reaches it, trust is about who may write. Such a peer that writes (its
+ *   gossip or pull request names more of its entries than this node
+ *   applied) is warned about in the log and, when connected, sent a writer
+ *   notice, at most once a minute (untrusted-gossip.ts); the notices this
+ *   node gets from its own members are kept in {@link NamespaceSync.refusals}
+ *   (write-refusals.ts) and change nothing but what it reports.
  *
  * The network, timers and randomness are injected ({@link SyncComponents}),
  * so the same code runs on libp2p and on a simulated network.
@@ -71,6 +76,8 @@ import { InvalidSnapshotError } from './snapshot-state.js'
 import { OffenceScores, type Offence, type PeerScoreOptions } from './peer-scores.js'
 import type { WallClock } from './api.js'
 import { UntrustedGossip } from './untrusted-gossip.js'
+import { WriteRefusals } from './write-refusals.js'
+import { encodeWriterNotice } from '../../protocol/writer-notice.js'
 import type { TrustPolicy } from './trust.js'
 import type { Logger } from '../logger.js'
 import { jittered, type Timers } from '../timers.js'
@@ -89,6 +96,8 @@ export interface SyncHandlers {
   request: (from: string, data: Uint8Array) => Promise<Uint8Array>
   /** A peer connected. */
   connected: (peer: string) => void
+  /** A writer notice (protocol/writer-notice.ts) from `from`; undefined: one that could not be read. */
+  notice?: (from: string, data: Uint8Array | undefined) => void
 }
 
 /** What namespace sync needs from the network. */
@@ -103,6 +112,11 @@ export interface SyncNetwork {
   request: (peer: string, data: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>
   /** Peers currently reachable. */
   peers: () => string[]
+  /**
+   * Send a writer notice to `peer`, a connected peer (no new dial), best
+   * effort. A network without it sends none (its writers are not told).
+   */
+  notify?: (peer: string, data: Uint8Array, signal: AbortSignal) => Promise<void>
 }
 
 export type { Timers } from '../timers.js'
@@ -257,8 +271,12 @@ export class NamespaceSync {
   private lifetime = new AbortController()
   private unlisten?: () => void
   private nextId = 1
-  /** Says when a peer this node does not trust keeps writing (its gossip is ignored unread otherwise). */
+  /** Says when a peer this node does not trust keeps writing (its gossip is ignored unread otherwise), and tells that peer. */
   readonly untrustedGossip: UntrustedGossip
+  /** The members that said they refuse this node's writes (writer notices it received). */
+  readonly refusals: WriteRefusals
+  /** Writer notices sent, and those that could not be (best effort). */
+  readonly noticeStats = { sent: 0, failed: 0 }
 
   constructor (private readonly components: SyncComponents, options: SyncOptions = {}) {
     this.options = {
@@ -280,7 +298,15 @@ export class NamespaceSync {
     this.untrustedGossip = new UntrustedGossip({
       logger: components.logger,
       clock: components.clock ?? { now: () => performance.now() },
-      applied: author => components.replica.state().clock[author] ?? 0
+      applied: author => components.replica.state().clock[author] ?? 0,
+      notify: (peer, applied) => { this.notify(peer, applied) }
+    })
+    this.refusals = new WriteRefusals({
+      self: components.replica.id,
+      trust: this.trust,
+      peers: () => components.network.peers(),
+      logger: components.logger,
+      clock: components.clock ?? { now: () => performance.now() }
     })
     this.stateCheck = new StateCheck({
       heads: () => components.replica.headsDigest(),
@@ -310,7 +336,8 @@ export class NamespaceSync {
     await network.handle({
       message: (from, data, via) => { this.onMessage(from, data, via) },
       request: async (from, data) => await this.onRequest(from, data),
-      connected: (peer) => { this.pullFrom(peer) }
+      connected: (peer) => { this.pullFrom(peer) },
+      notice: (from, data) => { this.refusals.receive(from, data) }
     })
     for (const peer of network.peers()) this.pullFrom(peer)
     this.schedule()
@@ -505,6 +532,7 @@ export class NamespaceSync {
     }
     this.stats.messages++
     const { replica } = this.components
+    this.refusals.heard(from, message.clock[replica.id])
     const clock = replica.readClock(message.clock)
     replica.noteMember(from, clock, message.clock)
     this.heard = true
@@ -513,6 +541,25 @@ export class NamespaceSync {
       if (message.entries.length > 0 && (await replica.receive(message.entries, from)).rejected > 0) this.penalize(from, 'rejectedEntries')
       if (replica.lacks(clock)) this.pullFrom(this.pullSource(from, via), clock)
     })())
+  }
+
+  /**
+   * Tell `peer`, a writer this node does not trust, that its writes are not
+   * applied here (a writer notice): only while it is connected (no dial for
+   * it), with the request timeout; a failure (a node that does not speak
+   * the protocol) is counted.
+   */
+  private notify (peer: string, applied: number): void {
+    const { network } = this.components
+    if (this.stopped || network.notify === undefined || !network.peers().includes(peer)) return
+    const signal = AbortSignal.any([AbortSignal.timeout(this.options.requestTimeout), this.lifetime.signal])
+    this.track(network.notify(peer, encodeWriterNotice({ v: 1, type: 'refused', applied }), signal).then(
+      () => { this.noticeStats.sent++ },
+      (err: any) => {
+        this.noticeStats.failed++
+        this.log.debug({ peer, err: err?.message ?? String(err) }, 'writer notice not sent')
+      }
+    ))
   }
 
   /** Whether `peer` may be pulled from or asked for tree nodes: trusted and not shunned for bad input. */
@@ -554,6 +601,8 @@ export class NamespaceSync {
     const { replica } = this.components
     // served to untrusted peers too (reads are not the writers' trust); the replica does not note them as members
     this.stats.served++
+    // an untrusted peer's pull names its own writes: warned about (and told) as its gossip is
+    if (request.type === 'pull' && !this.trust.trusts(from)) this.untrustedGossip.observeCounter(from, request.clock[from])
     if (request.type === 'blocks') {
       return encodeSyncResponse({ v: 1, type: 'blocks', id: request.id, blocks: await replica.blocks(request.cids, MAX_SYNC_MESSAGE_BYTES - 64 * 1024) })
     }
@@ -701,6 +750,7 @@ export class NamespaceSync {
         if (response.type !== 'entries') throw new Error(`peer ${peer} answered ${response.type} to a pull`)
         this.stats.pages++
         replica.noteMember(peer, response.clock)
+        this.refusals.heard(peer, response.clock[replica.id])
         if (response.more) {
           markCatchingUp()
           const next = page + 1 < this.options.maxPages && !this.stopped ? raisedBy(replica.pullClock(theirs), response.entries) : undefined

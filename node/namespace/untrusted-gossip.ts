@@ -18,6 +18,14 @@
  * messages are bounded as all gossip is, limits.md, and read with the same
  * strict codec as a trusted peer's.)
  *
+ * The writer is told too: with each warning, the peer (when connected) is
+ * sent a writer notice (protocol/writer-notice.ts, {@link
+ * UntrustedGossipComponents.notify}), so the same rate bounds the notices.
+ * A sync request by such a peer whose clock names more of its own entries
+ * than this node applied counts as gossip does ({@link
+ * UntrustedGossip.observeCounter}): a writer whose gossip did not reach
+ * this node (no gossip mesh yet) still pulls from it.
+ *
  * @module
  */
 import { decodeHeadsMessage } from '../../protocol/namespace.js'
@@ -32,6 +40,8 @@ export interface UntrustedGossipComponents {
   clock: WallClock
   /** How many of `author`'s entries this node applied (its counter in the replica's clock). */
   applied: (author: string) => number
+  /** Tell `peer` its writes are refused here, `applied` of them taken before (a writer notice); best effort. */
+  notify?: (peer: string, applied: number) => void
 }
 
 /** Settings of {@link UntrustedGossip}. */
@@ -60,7 +70,17 @@ export class UntrustedGossip {
     } catch {
       return // ignored anyway; a trusted peer's bad gossip is what gets penalized
     }
-    if (announced === 0) return // it wrote nothing: a reader
+    this.observeCounter(from, announced)
+  }
+
+  /**
+   * `from`, a peer this node does not trust, said it wrote `announced`
+   * entries (its own counter in a clock it sent: gossip, a pull request).
+   */
+  observeCounter (from: string, announced: number | undefined): void {
+    const now = this.components.clock.now()
+    if (announced === undefined || announced === 0) return // it wrote nothing: a reader
+    if (!this.warnings.due(from, now)) return
     const applied = this.components.applied(from)
     if (announced <= applied) return
     if (this.warnings.take(from, now) === undefined) return
@@ -69,5 +89,6 @@ export class UntrustedGossip {
       { peer: from, unapplied: announced - applied, applied },
       `namespace writes by a peer that is not a trusted writer ignored (\`shoal trust add ${from}\` here to apply them; see \`shoal trust ls\`)`
     )
+    this.components.notify?.(from, applied)
   }
 }

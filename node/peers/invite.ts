@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { encodeInvite, MAX_INVITE_ADDRS, MAX_INVITE_LENGTH, MAX_INVITE_MEMBERS, MAX_MEMBER_ADDRS, type InviteMember } from '../../protocol/invite.js'
 import { parseSwarmKey } from '../../protocol/swarm-key.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { WritersMode } from '../namespace/trust.js'
 
 /** What an invite is made from. */
 export interface InviteSource {
@@ -17,6 +18,12 @@ export interface InviteSource {
   swarmKeyFile?: string
   /** Peers this node is connected to now, with the addresses they listen on: named too, so a node that joins while this one is down finds the swarm. */
   members?: Array<{ peerId: string, addresses: Multiaddr[] }>
+  /**
+   * Who may write this node's namespace (trust.ts): `swarm`, every holder
+   * of the swarm key; `listed`, only the peers the members trust. An open
+   * swarm is always `listed`. @default 'swarm' in a private swarm
+   */
+  writers?: WritersMode
 }
 
 /** An invite and what it holds, for `shoal invite --json`. */
@@ -28,6 +35,12 @@ export interface InviteInfo {
   /** Peer ids of the other members the invite names. */
   members: string[]
   swarm: 'private' | 'open'
+  /**
+   * Whether the holder writes as soon as it joins (`swarm`: every key
+   * holder writes) or only once the members trust it (`listed`, and every
+   * open swarm): what the invite gives, as `shoal invite` says it.
+   */
+  writers: WritersMode
 }
 
 /**
@@ -51,7 +64,8 @@ export async function createInvite (source: InviteSource): Promise<InviteInfo> {
     members.push(next[next.length - 1])
   }
   const invite = encodeInvite({ peer: source.peerId, addrs, key, members })
-  return { invite, peer: source.peerId, addresses: addrs, members: members.map(m => m.peer), swarm: key === undefined ? 'open' : 'private' }
+  const writers: WritersMode = key === undefined ? 'listed' : source.writers ?? 'swarm'
+  return { invite, peer: source.peerId, addresses: addrs, members: members.map(m => m.peer), swarm: key === undefined ? 'open' : 'private', writers }
 }
 
 /** Up to `max` distinct addresses without `/p2p/`, those other machines can reach first. */

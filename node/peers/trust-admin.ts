@@ -11,12 +11,13 @@ import { loadConfig, saveConfig } from '../repo/config.js'
 import type { Logger } from '../logger.js'
 import type { NamespaceSync } from '../namespace/sync.js'
 import type { WriterTrust, WritersMode } from '../namespace/trust.js'
+import type { WriteRefusalSummary } from '../namespace/write-refusals.js'
 
 /** What {@link TrustAdmin} is built from. */
 export interface TrustAdminComponents {
   trust: WriterTrust
-  /** Pulls from a newly trusted peer at once. */
-  sync: Pick<NamespaceSync, 'pullFrom'>
+  /** Pulls from a newly trusted peer at once; tells which members refuse this node's writes. */
+  sync: Pick<NamespaceSync, 'pullFrom' | 'refusals'>
   logger: Logger
 }
 
@@ -38,6 +39,23 @@ export interface TrustStatus {
   everyone: boolean
   self: string
   trusted: string[]
+  /**
+   * This node's own writes as the members connected now take them
+   * (write-refusals.ts): how many members are connected, and which of them
+   * said they do not apply this node's writes (they do not trust it).
+   */
+  ownWrites: WriteRefusalSummary
+}
+
+/**
+ * The line that says this node's writes are refused, or undefined when no
+ * connected member said so: what `shoal status`, `shoal trust ls` and the
+ * write commands print.
+ */
+export function refusalLine (t: Pick<TrustStatus, 'self' | 'ownWrites'>): string | undefined {
+  const { refusedBy, members } = t.ownWrites
+  if (refusedBy.length === 0) return undefined
+  return `your writes are refused by ${refusedBy.length} of ${members} connected member${members === 1 ? '' : 's'} (they do not trust this node): ask a member to \`shoal trust add ${t.self}\``
 }
 
 /** Changes and reports the node's writer trust; every change is saved to the config first. */
@@ -53,7 +71,8 @@ export class TrustAdmin {
       swarm: this.init.privateSwarm ? 'private' : 'open',
       everyone: trust.everyone,
       self: this.init.self,
-      trusted: trust.list()
+      trusted: trust.list(),
+      ownWrites: this.components.sync.refusals.summary()
     }
   }
 
