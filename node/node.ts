@@ -230,6 +230,10 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
         logger.warn({ ...rebuilt }, `block store: the index was damaged (${rebuilt.reason}) and was rebuilt from the packs; the damaged one is kept in ${rebuilt.keptAt} (remove it when all is well); run \`shoal gc\` to remove the deleted blocks it brought back`)
       }
       const audit = components.blockstore.audit
+      if (audit !== undefined && audit.markedUnreadable > 0) {
+        // never claimed: blocks whose records a short or missing pack lost are not here from now on
+        logger.warn({ markedUnreadable: audit.markedUnreadable, shortPacks: found?.shortPacks, missingPacks: found?.missingPacks }, `block store: ${audit.markedUnreadable} blocks lie in missing packs or past a short pack's end: marked bad, so this node no longer offers them; repair rebuilds or fetches again the shards among them, and a put of the same bytes replaces them`)
+      }
       if (audit !== undefined && audit.disagreeingPacks.length > 0) {
         // never silent: index entries lost inside packs (LevelDB dropped a record from the middle of its log)
         logger.warn({ ...audit }, 'block store: index entries were missing for records inside packs; they are indexed again (damaged ranges are lost here: run `shoal repair --scrub`)')

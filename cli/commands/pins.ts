@@ -8,7 +8,7 @@ import { ApiClient, type Query } from '../client.js'
 import { formatBytes, formatSummary, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
-import type { PinInfo } from '../../node/files/index.js'
+import type { FileBlocks, PinInfo } from '../../node/files/index.js'
 import type { PinStatus, RepairReport, ScrubReport, StripeStatus } from '../../node/durability/index.js'
 import type { ColdCopyHealth } from '../../node/tiers/cold-health.js'
 import type { GcResult } from '../../node/durability/gc.js'
@@ -75,7 +75,7 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
 /** `shoal pin status PATH|CID`: the file's state, its cold copy (read back whole with `--verify`), a summary, and one line per stripe that is not healthy (every one with `--all`). */
 export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean, verify?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const status = await client.json<PinStatus & { path: string, cold?: ColdCopyHealth }>('GET', '/api/v0/pin/status', { arg: target, ...(opts.verify === true ? { verify: 'true' } : {}) })
+  const status = await client.json<PinStatus & { path: string, cold?: ColdCopyHealth, blocks?: FileBlocks }>('GET', '/api/v0/pin/status', { arg: target, ...(opts.verify === true ? { verify: 'true' } : {}) })
   if (g.json) { printJson(status); return }
   const lines = [`${printable(status.path)}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
   if (status.cold !== undefined) lines.push(coldLine(status.cold))
@@ -96,7 +96,20 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   } else {
     lines.push(status.cold === undefined ? 'not striped: kept where its blocks are' : 'not striped: kept in the cold tier, and where its blocks are')
   }
+  if (status.blocks !== undefined) lines.push(...blocksLines(status.blocks))
   printLines(...lines)
+}
+
+/** What this node (and its peers, asked about the first missing blocks) hold of a file that is not coded. */
+export function blocksLines (b: FileBlocks): string[] {
+  if (b.missing === 0 && b.complete) return [`blocks here: all ${b.checked} of the file's blocks`]
+  if (b.missing === 0) return [`blocks here: the first ${b.checked} looked up are here (the walk stopped there)`]
+  const of = b.complete ? `of ${b.checked}` : `of ${b.checked} looked up${b.unknownSubtrees > 0 ? `; ${b.unknownSubtrees} missing inner block${b.unknownSubtrees === 1 ? '' : 's'} hide${b.unknownSubtrees === 1 ? 's' : ''} more` : ''}`
+  const lines = [`blocks here: ${b.missing} MISSING ${of} (reads of the file fetch them from peers, or fail)`]
+  const asked = b.firstMissing.length
+  if (b.peers === undefined || b.peers.length === 0) lines.push(`peers asked about the first ${asked} missing: none answered`)
+  else lines.push(`peers asked about the first ${asked} missing: ${b.peers.map(p => `${p.peer} has ${p.have}`).join(', ')}`)
+  return lines
 }
 
 /** One line on a file's cold copy: where it is and whether it is intact. */

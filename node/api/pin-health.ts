@@ -112,7 +112,7 @@ export class PinHealthBoard {
   /** The health of one pin; never throws (a failure is its `error`). */
   private async check (pin: PinInfo, deadline: AbortSignal): Promise<Checked> {
     try {
-      const s = await this.components.files.pinStatus(pin.path, { signal: AbortSignal.any([deadline, AbortSignal.timeout(PIN_DEADLINE_MS)]) })
+      const s = await this.components.files.pinStatus(pin.path, { blocks: false, signal: AbortSignal.any([deadline, AbortSignal.timeout(PIN_DEADLINE_MS)]) })
       return { state: stateOf(s), status: brief(s), checkedAt: Date.now() }
     } catch (err: any) {
       return { state: 'failed', error: { name: typeof err?.name === 'string' ? err.name : 'Error', message: String(err?.message ?? err) }, checkedAt: Date.now() }

@@ -124,20 +124,25 @@ export class Compactor {
     if (await this.host.freeBytes() < live + ROOM_MARGIN) return
     const started = Date.now()
     let copied = 0
-    for await (const { offset, length, multihash, load } of scanPack(join(this.host.dir, packFileName(pack)), PACK_HEADER, meta.committed)) {
-      if (signal.aborted) return
-      const loc = { pack, offset, length }
-      // dead records cost a header read; only live ones are read whole and paced
-      if (!await this.host.isLive(multihash, loc)) continue
-      const { record, decoded } = await load()
-      if (decoded === 'short') break
-      // a corrupt record is copied as it is: it stays corrupt (reads keep
-      // failing, the scrub repairs it) rather than being dropped; its entry
-      // is marked, so that the next put of the block replaces it
-      await this.host.copy(multihash, record, loc, decoded === 'crc')
-      copied += length
-      const ahead = copied / this.options.bytesPerSecond * 1000 - (Date.now() - started)
-      if (ahead > 1) await sleep(ahead, undefined, { signal }).catch(() => {})
+    try {
+      for await (const { offset, length, multihash, load } of scanPack(join(this.host.dir, packFileName(pack)), PACK_HEADER, meta.committed)) {
+        if (signal.aborted) return
+        const loc = { pack, offset, length }
+        // dead records cost a header read; only live ones are read whole and paced
+        if (!await this.host.isLive(multihash, loc)) continue
+        const { record, decoded } = await load()
+        if (decoded === 'short') break
+        // a corrupt record is copied as it is: it stays corrupt (reads keep
+        // failing, the scrub repairs it) rather than being dropped; its entry
+        // is marked, so that the next put of the block replaces it
+        await this.host.copy(multihash, record, loc, decoded === 'crc')
+        copied += length
+        const ahead = copied / this.options.bytesPerSecond * 1000 - (Date.now() - started)
+        if (ahead > 1) await sleep(ahead, undefined, { signal }).catch(() => {})
+      }
+    } catch (err: any) {
+      // a pack gone from the disk (its entries marked bad at open) has nothing to copy; once puts replaced them all, it is removed
+      if (err?.code !== 'ENOENT') throw err
     }
     if (signal.aborted) return
     await this.host.commit()

@@ -176,11 +176,12 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
 
   private async load (): Promise<void> {
     await mkdir(this.dir, { recursive: true })
-    const { metas, report } = await recoverPacks(this.db, this.dir)
+    const { metas, report, readableEnds } = await recoverPacks(this.db, this.dir)
     this.metas = metas
     this.recovery = report
-    // entries lost inside committed lengths (a record dropped from the middle of LevelDB's log)
-    this.audit = await auditIndex(this.db, this.dir, metas)
+    // entries lost inside committed lengths (a record dropped from the middle of LevelDB's log),
+    // and entries of records a short or missing pack no longer has, marked bad
+    this.audit = await auditIndex(this.db, this.dir, metas, { readableEnds })
     const packs = [...metas.keys(), ...report.removedPacks]
     this.nextPack = packs.length === 0 ? 1 : Math.max(...packs) + 1
     const last = Math.max(0, ...metas.keys())

@@ -23,6 +23,11 @@
  * the next `gc` removes — a cost of some space, never of data. A pack with
  * no intact record is removed.
  *
+ * A pack shorter than its committed length, or gone, is left as it is (a
+ * short pack's intact records still read, and the scrub sees the rest);
+ * where its bytes end now is handed to the index audit, which marks the
+ * entries of the records past that end bad in its pass over the index.
+ *
  * When it applies: at every open. Index entries lost for records inside the
  * known length of a pack are found next, by the index audit (index-audit.ts).
  *
@@ -58,17 +63,28 @@ export interface RecoveryReport {
   missingPacks: number[]
 }
 
+/**
+ * Where each short or missing pack's bytes end on disk now (0 for a missing
+ * one): the index entries of records past that end are marked bad by the
+ * audit that follows (index-audit.ts). Empty when every pack is whole.
+ */
+export type ReadableEnds = Map<number, number>
+
 /** Load the pack metadata, index again what the index lost, cut torn tails. */
-export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, dir: string): Promise<{ metas: Map<number, PackMeta>, report: RecoveryReport }> {
+export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, dir: string): Promise<{ metas: Map<number, PackMeta>, report: RecoveryReport, readableEnds: ReadableEnds }> {
   const metas = new Map<number, PackMeta>()
   for await (const [key, value] of db.iterator(META_RANGE)) metas.set(packOfMetaKey(key), decodeMeta(value))
   const report: RecoveryReport = { salvagedRecords: 0, deadRecords: 0, unknownPacks: [], tornRecords: 0, cutBytes: 0, corruptRanges: 0, removedPacks: [], shortPacks: [], missingPacks: [] }
   const files = await listPacks(dir)
+  const readableEnds: ReadableEnds = new Map()
   for (const pack of files) {
     const path = join(dir, packFileName(pack))
     const known = metas.get(pack)
     const { size } = await stat(path)
-    if (known !== undefined && size < known.committed) report.shortPacks.push(pack)
+    if (known !== undefined && size < known.committed) {
+      report.shortPacks.push(pack)
+      readableEnds.set(pack, size)
+    }
     const from = known?.committed ?? PACK_HEADER
     if (known !== undefined && size <= from) continue
     const meta: PackMeta = known ?? { committed: PACK_HEADER, deadBytes: 0, deadRecords: 0 }
@@ -101,7 +117,11 @@ export async function recoverPacks (db: ClassicLevel<Uint8Array, Uint8Array>, di
     }
     await batch.write({ sync: true })
   }
-  for (const pack of metas.keys()) if (!files.includes(pack)) report.missingPacks.push(pack)
+  for (const pack of metas.keys()) {
+    if (files.includes(pack)) continue
+    report.missingPacks.push(pack)
+    readableEnds.set(pack, 0)
+  }
   if (report.removedPacks.length > 0 || report.cutBytes > 0) await syncDir(dir)
-  return { metas, report }
+  return { metas, report, readableEnds }
 }

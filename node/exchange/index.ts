@@ -7,7 +7,7 @@
 import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
 import { matchesCID } from '../blocks/verify.js'
-import { BLOCKS_PROTOCOL } from '../../protocol/block-exchange.js'
+import { BLOCKS_PROTOCOL, MAX_HAVE } from '../../protocol/block-exchange.js'
 import { PeerChannel, type ChannelStats } from './channel.js'
 import { raceAbort } from '../abort.js'
 import { BlockUnavailableError, RemoteError, toError } from './errors.js'
@@ -200,6 +200,21 @@ export interface BlockExchange {
   putBlocks: (peer: PeerId, blocks: AsyncIterable<{ cid: CID, bytes: Uint8Array }> | Iterable<{ cid: CID, bytes: Uint8Array }>, options?: { signal?: AbortSignal }) => Promise<PutBlocksResult>
   /** A snapshot of the counters. */
   stats: () => BlockExchangeStats
+  /**
+   * Ask every connected peer (not banned) which of `cids` (the first
+   * {@link MAX_HAVE}) it holds, one `have` request each, bounded in time;
+   * peers that fail or time out are left out. Never throws.
+   */
+  askHave: (cids: CID[], options?: { signal?: AbortSignal }) => Promise<PeerHaves[]>
+}
+
+/** One peer's answer to {@link BlockExchange.askHave}. */
+export interface PeerHaves {
+  peer: string
+  /** How many of the CIDs asked it holds. */
+  have: number
+  /** How many CIDs it was asked about. */
+  asked: number
 }
 
 /** Create the block exchange (call `start()` to serve). */
@@ -628,6 +643,27 @@ class DefaultBlockExchange implements BlockExchange {
       this.channels.set(key, channel)
     }
     return channel
+  }
+
+  async askHave (cids: CID[], options: { signal?: AbortSignal } = {}): Promise<PeerHaves[]> {
+    const asked = cids.slice(0, MAX_HAVE)
+    if (asked.length === 0) return []
+    const self = this.libp2p.peerId
+    const peers = new Map<string, PeerId>()
+    for (const conn of this.libp2p.getConnections()) {
+      if (!conn.remotePeer.equals(self) && !this.scores.isBanned(conn.remotePeer)) peers.set(conn.remotePeer.toString(), conn.remotePeer)
+    }
+    const answers = await Promise.all([...peers.values()].map(async (peer): Promise<PeerHaves | undefined> => {
+      try {
+        const response = await this.channel(peer).request({ v: 1, type: 'have', cids: asked }, anySignal(options.signal, AbortSignal.timeout(this.haveTimeoutMs)))
+        if (response.type !== 'haves') return undefined
+        return { peer: peer.toString(), have: response.haves.filter(h => h).length, asked: asked.length }
+      } catch (err) {
+        this.log.debug({ peer: peer.toString(), err: toError(err).message }, 'have failed')
+        return undefined
+      }
+    }))
+    return answers.filter((a): a is PeerHaves => a !== undefined).sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
   }
 
   /**

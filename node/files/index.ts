@@ -9,12 +9,12 @@ import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
-import { buildDirectory, entrySize, FileLayout, importContent, readContent, resolveEntry, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
+import { buildDirectory, entrySize, FileLayout, importContent, localPresence, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { filePath } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
-import type { BlockExchange } from '../exchange/index.js'
+import type { BlockExchange, PeerHaves } from '../exchange/index.js'
 import { Blocks } from '../reads/index.js'
 import type { BlockGetter, BlockReader } from '../reads/api.js'
 import { contentSession } from '../reads/content-session.js'
@@ -196,6 +196,16 @@ function uncodedPolicy (entry: Entry): string | undefined {
 /** The namespace record of a file just imported (mode 0644 and now unless given). */
 function fileRecord (cid: CID, size: number, meta: { mode?: number, mtime?: number }): Parameters<Namespace['putFile']>[1] {
   return { cid: cid.toString(), size, mode: meta.mode ?? 0o644, mtime: meta.mtime ?? Date.now() }
+}
+
+/**
+ * Whether a file that is not coded still has its blocks (`pin status`):
+ * this node's DAG walk ({@link BlockPresence}) and, when some are missing,
+ * the connected peers asked `have` about the first of them (up to 256).
+ */
+export interface FileBlocks extends BlockPresence {
+  /** Peers that answered, each with how many of the missing blocks asked it holds. */
+  peers?: PeerHaves[]
 }
 
 /** File operations over one node's namespace and block store. */
@@ -702,9 +712,12 @@ export class Files {
    * Health of every stripe of a file's pin, and of its cold copy when it
    * has one (`cold`: both objects there at their sizes, see
    * node/tiers/cold-health.ts; with `verify`, the whole copy read back and
-   * checked against its index).
+   * checked against its index). For a file that is not coded (no
+   * manifest) and has no cold copy, `blocks` says whether this node holds its blocks, and, when
+   * some are missing, which connected peers hold the first of them
+   * (see {@link FileBlocks}; `blocks: false` leaves it out).
    */
-  async pinStatus (arg: string, options: { signal?: AbortSignal, verify?: boolean } = {}): Promise<PinStatus & { path: string, cold?: ColdCopyHealth }> {
+  async pinStatus (arg: string, options: { signal?: AbortSignal, verify?: boolean, blocks?: boolean } = {}): Promise<PinStatus & { path: string, cold?: ColdCopyHealth, blocks?: FileBlocks }> {
     const { signal } = options
     const durability = this.requireDurability()
     const target = parseTarget(arg)
@@ -718,7 +731,18 @@ export class Files {
       durability.status(root, entry.pin, signal),
       copy === undefined || tiers === undefined ? undefined : tiers.check(root, copy, { signal, verify: options.verify })
     ])
-    return cold === undefined ? { path: entry.path, ...status } : { path: entry.path, ...status, cold }
+    const out = cold === undefined ? { path: entry.path, ...status } : { path: entry.path, ...status, cold }
+    // a coded file's stripes, or a cold copy's objects, say where its blocks are
+    if (status.manifest !== undefined || copy !== undefined || options.blocks === false) return out
+    return { ...out, blocks: await this.fileBlocks(root, signal) }
+  }
+
+  /** {@link FileBlocks} of the file whose root is `root`: a bounded local walk, then peers asked about the first missing blocks. */
+  private async fileBlocks (root: CID, signal?: AbortSignal): Promise<FileBlocks> {
+    const here = await localPresence(this.components.blockstore, root, { signal })
+    if (here.missing === 0 || this.components.exchange === undefined) return here
+    const peers = await this.components.exchange.askHave(here.firstMissing.map(c => CID.parse(c)), { signal })
+    return { ...here, peers }
   }
 
   private requireDurability (): DurabilityService {

@@ -81,7 +81,7 @@ describe('kill -9 while compaction removes a rewritten pack', () => {
         assert.equal(report.unknownPacks.length, 1, 'the pack whose counters were deleted is found again')
         assert.equal(report.salvagedRecords, resurrected.length, 'a deleted block comes back only as a salvaged record')
       }
-      assert.deepEqual(store.audit, { disagreeingPacks: [], restoredEntries: 0, corruptRanges: 0 })
+      assert.deepEqual(store.audit, { disagreeingPacks: [], restoredEntries: 0, corruptRanges: 0, markedUnreadable: 0 })
       // gc would remove what came back; then compaction gives the dead space back
       for (const cid of resurrected) await store.delete(cid)
       const before = await packBytes(path)

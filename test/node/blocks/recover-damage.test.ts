@@ -152,13 +152,13 @@ describe('open: damaged packs and lost index entries', () => {
 
     const store = await openBlockStore(t, dir, OPTIONS)
     assert.equal(store.recovery?.salvagedRecords, 0, 'nothing past the committed length')
-    assert.deepEqual(store.audit, { disagreeingPacks: [pack], restoredEntries: 4, corruptRanges: 1 })
+    assert.deepEqual(store.audit, { disagreeingPacks: [pack], restoredEntries: 4, corruptRanges: 1, markedUnreadable: 0 })
     await assertAllBut(store, blocks, 12)
     // the pack's accounting adds up again: the next open finds nothing, and
     // deleting every block then compacting leaves no record behind
     await store.close()
     const again = await openBlockStore(t, dir, OPTIONS)
-    assert.deepEqual(again.audit, { disagreeingPacks: [], restoredEntries: 0, corruptRanges: 0 })
+    assert.deepEqual(again.audit, { disagreeingPacks: [], restoredEntries: 0, corruptRanges: 0, markedUnreadable: 0 })
     for (const { cid } of blocks) await again.delete(cid)
     await again.compact()
     await again.close()
@@ -185,7 +185,7 @@ describe('open: damaged packs and lost index entries', () => {
     await store.compact()
     await store.close()
     store = await openBlockStore(t, dir, options)
-    assert.deepEqual(store.audit, { disagreeingPacks: [], restoredEntries: 0, corruptRanges: 0 })
+    assert.deepEqual(store.audit, { disagreeingPacks: [], restoredEntries: 0, corruptRanges: 0, markedUnreadable: 0 })
     for (const { cid, bytes } of [...blocks.slice(40), ...late.slice(1)]) assertBytesEqual(await store.getBytes(cid), bytes)
   })
 })

@@ -1,0 +1,21 @@
+/**
+ * The lines `shoal pin status` prints about the blocks of a file that is not
+ * coded (cli/commands/pins.ts, `blocksLines`).
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { blocksLines } from '../../cli/commands/pins.js'
+
+describe('pin status: blocks of a file that is not coded', () => {
+  it('says all are here, how many are missing, and what the peers hold', () => {
+    assert.deepEqual(blocksLines({ checked: 5, missing: 0, unknownSubtrees: 0, complete: true, firstMissing: [] }), ['blocks here: all 5 of the file\'s blocks'])
+    assert.deepEqual(blocksLines({ checked: 5, missing: 2, unknownSubtrees: 0, complete: true, firstMissing: ['a', 'b'], peers: [{ peer: 'P1', have: 2, asked: 2 }] }), [
+      'blocks here: 2 MISSING of 5 (reads of the file fetch them from peers, or fail)',
+      'peers asked about the first 2 missing: P1 has 2'
+    ])
+    assert.deepEqual(blocksLines({ checked: 1, missing: 1, unknownSubtrees: 1, complete: false, firstMissing: ['r'], peers: [] }), [
+      'blocks here: 1 MISSING of 1 looked up; 1 missing inner block hides more (reads of the file fetch them from peers, or fail)',
+      'peers asked about the first 1 missing: none answered'
+    ])
+  })
+})
