@@ -218,7 +218,11 @@ export async function main (argv: string[]): Promise<number> {
   const json = argv.slice(2).includes('--json')
   if (argv.slice(2).some(a => a === '--version' || a === '-V')) { printVersion(json); return 0 }
   const program = build(json)
-  if (commandOf(argv) !== 'daemon') endQuietlyOnClosedStdout()
+  // not for the daemon (its logs go to stdout), nor for `cat`: it writes stdout's descriptor itself and ends quietly
+  // on EPIPE, and making `process.stdout` turns a pipe non-blocking, so its writes would meet EAGAIN and go through
+  // the stream (the CLI's CPU per byte doubled: docs/benchmarks.md, "Transfer")
+  const command = commandOf(argv)
+  if (command !== 'daemon' && command !== 'cat') endQuietlyOnClosedStdout()
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0

@@ -12,7 +12,9 @@ export interface GlobalOptions {
  * End the command quietly when the reader of stdout goes away (`shoal
  * repair --wait | head -1`), as a closed pipe ends a C tool, with the exit
  * code it had. Before, Node threw an unhandled `error` event: a stack trace
- * on stderr instead of nothing. Not for the daemon, whose logs go to stdout.
+ * on stderr instead of nothing. Not for the daemon, whose logs go to stdout,
+ * nor for `cat`, which writes the descriptor itself (cli/fd-download.ts):
+ * this makes `process.stdout`, and with it a pipe on stdout non-blocking.
  */
 export function endQuietlyOnClosedStdout (stream: NodeJS.WritableStream = process.stdout): void {
   stream.on('error', (err: NodeJS.ErrnoException) => {

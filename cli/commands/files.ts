@@ -10,7 +10,8 @@ import { formatBytes, notePending, printable, printJson, printLines, type Global
 import { byteCounter, meter } from '../progress.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
-import { refusalLine, type TrustStatus } from '../../node/peers/trust-admin.js'
+import { refusalLine } from '../../node/peers/refusal-line.js'
+import type { TrustStatus } from '../../node/peers/trust-admin.js'
 import type { ConflictInfo } from '../../node/namespace/index.js'
 
 

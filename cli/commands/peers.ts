@@ -5,7 +5,8 @@ import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions }
 import type { DurabilityHealth } from '../../node/durability/index.js'
 import type { PeerStatus } from '../../node/peers/index.js'
 import type { InviteInfo } from '../../node/peers/invite.js'
-import { refusalLine, type TrustStatus } from '../../node/peers/trust-admin.js'
+import { refusalLine } from '../../node/peers/refusal-line.js'
+import type { TrustStatus } from '../../node/peers/trust-admin.js'
 import type { RepoDiskUsage } from '../../node/repo/disk-usage.js'
 
 function formatPeer (p: PeerStatus): string {

@@ -47,16 +47,7 @@ export interface TrustStatus {
   ownWrites: WriteRefusalSummary
 }
 
-/**
- * The line that says this node's writes are refused, or undefined when no
- * connected member said so: what `shoal status`, `shoal trust ls` and the
- * write commands print.
- */
-export function refusalLine (t: Pick<TrustStatus, 'self' | 'ownWrites'>): string | undefined {
-  const { refusedBy, members } = t.ownWrites
-  if (refusedBy.length === 0) return undefined
-  return `your writes are refused by ${refusedBy.length} of ${members} connected member${members === 1 ? '' : 's'} (they do not trust this node): ask a member to \`shoal trust add ${t.self}\``
-}
+export { refusalLine } from './refusal-line.js'
 
 /** Changes and reports the node's writer trust; every change is saved to the config first. */
 export class TrustAdmin {
