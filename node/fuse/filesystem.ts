@@ -529,13 +529,19 @@ export class ShoalFilesystem {
   // --------------------------------------------------------- lifecycle
 
   /**
-   * Files open through the mounts now: how many handles, and the paths open
-   * for writing (what an unmount would commit half-written).
+   * Files open through the mounts now (or among the handles `among`): how
+   * many handles, and the paths open for writing (what an unmount would
+   * commit half-written).
    */
-  openFiles (): { handles: number, writing: string[] } {
+  openFiles (among?: ReadonlySet<number>): { handles: number, writing: string[] } {
     const writing = new Set<string>()
-    for (const h of this.handles.values()) if (h.kind === 'staged' && h.writable) writing.add(h.staged.path)
-    return { handles: this.handles.size, writing: [...writing] }
+    let handles = 0
+    for (const [fh, h] of this.handles) {
+      if (among !== undefined && !among.has(fh)) continue
+      handles++
+      if (h.kind === 'staged' && h.writable) writing.add(h.staged.path)
+    }
+    return { handles, writing: [...writing] }
   }
 
   /**

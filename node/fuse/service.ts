@@ -12,7 +12,7 @@ import type { ChunkerSpec } from '../content/index.js'
 import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
 import type { RepoConfig, RepoLayout } from '../repo/index.js'
-import { checkFuse, mountFuse, type FuseBindingName, type MountedFuse } from './adapter.js'
+import { checkFuse, mountFuse, type FuseBindingName, type FuseOps, type MountedFuse } from './adapter.js'
 import type { FuseReadCounts } from './fuse3.js'
 import { FuseUnavailableError, NotMountedError, MountpointBusyError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
@@ -54,12 +54,35 @@ export interface UnmountOptions {
   force?: boolean
 }
 
+/** A mount of this service: its binding, when it was made, and the handles opened through it. */
+interface ActiveMount {
+  mounted: MountedFuse
+  since: number
+  /** Handles opened through this mount and not released (the file system's handles are shared by every mount). */
+  opened: Set<number>
+}
+
+/**
+ * `ops` with the handles opened through them noted in `opened` (and taken
+ * out at release): what an unmount of this mount waits for, and releases
+ * when forced.
+ */
+function trackHandles (ops: FuseOps, opened: Set<number>): FuseOps {
+  const { open, create, release } = ops
+  return {
+    ...ops,
+    ...(open === undefined ? {} : { open: (path: string, flags: number, cb: Parameters<NonNullable<FuseOps['open']>>[2]) => { open(path, flags, (err, fh) => { if (err === 0 && fh !== undefined) opened.add(fh); cb(err, fh) }) } }),
+    ...(create === undefined ? {} : { create: (path: string, mode: number, cb: Parameters<NonNullable<FuseOps['create']>>[2]) => { create(path, mode, (err, fh) => { if (err === 0 && fh !== undefined) opened.add(fh); cb(err, fh) }) } }),
+    ...(release === undefined ? {} : { release: (path: string, fd: number, cb: Parameters<NonNullable<FuseOps['release']>>[2]) => { opened.delete(fd); release(path, fd, cb) } })
+  }
+}
+
 /** How long an unmount waits for files just closed to be released before it calls the mount busy (ms). */
 const RELEASE_WAIT_MS = 2000
 
 /** Mounts of one node. Every mount shows the same namespace and shares one set of staged writes. */
 export class FuseService {
-  private readonly active = new Map<string, { mounted: MountedFuse, since: number }>()
+  private readonly active = new Map<string, ActiveMount>()
   /** Every mount made, unmounted ones too: their reads count for as long as the process lives (a detached mount serves its open files on). */
   private readonly made: MountedFuse[] = []
   private fs?: ShoalFilesystem
@@ -106,20 +129,19 @@ export class FuseService {
    * once would be refused without the wait.
    */
   private async refuseWhileOpen (dir: string): Promise<void> {
-    if (!this.active.has(dir)) throw new NotMountedError(`${dir} is not mounted by this node`)
+    const entry = this.active.get(dir)
+    if (entry === undefined) throw new NotMountedError(`${dir} is not mounted by this node`)
     const fs = this.fs
     if (fs === undefined) return
     const until = Date.now() + RELEASE_WAIT_MS
-    let open = fs.openFiles()
-    while (open.handles > 0 && Date.now() < until) {
-      await sleep(20)
-      open = fs.openFiles()
-    }
-    if (open.handles === 0) return
+    while (entry.opened.size > 0 && Date.now() < until) await sleep(20)
+    if (entry.opened.size === 0) return
+    const open = fs.openFiles(entry.opened)
     const writing = open.writing.length === 0
       ? ''
       : ` (${open.writing.length} for writing: ${open.writing.slice(0, 3).join(', ')}${open.writing.length > 3 ? ', …' : ''})`
-    throw new MountpointBusyError(`${dir} is in use: ${open.handles} file${open.handles === 1 ? '' : 's'} open${writing}; close ${open.handles === 1 ? 'it' : 'them'}, or \`shoal unmount --force ${dir}\` (open files then fail, and what they wrote so far is committed)`)
+    const n = entry.opened.size
+    throw new MountpointBusyError(`${dir} is in use: ${n} file${n === 1 ? '' : 's'} open${writing}; close ${n === 1 ? 'it' : 'them'}, or \`shoal unmount --force ${dir}\` (open files then fail, and what they wrote so far is committed)`)
   }
 
   /** Reads answered with record places for the binding to read and check (record-places.ts), since the service started. */
@@ -226,8 +248,9 @@ export class FuseService {
     const { config } = this.components
     const fs = this.filesystem()
     let mounted: MountedFuse
+    const opened = new Set<number>()
     try {
-      mounted = await mountFuse(path, createOps(fs, this.log), {
+      mounted = await mountFuse(path, trackHandles(createOps(fs, this.log), opened), {
         attrTimeout: config.fuse.attrTimeout,
         entryTimeout: config.fuse.entryTimeout,
         autoCache: config.fuse.autoCache
@@ -237,7 +260,7 @@ export class FuseService {
       throw err
     }
     const since = Date.now()
-    this.active.set(path, { mounted, since })
+    this.active.set(path, { mounted, since, opened })
     this.made.push(mounted)
     await this.saveRecords()
     this.log.info({ dir: path, binding: mounted.binding, maxRequest: mounted.maxRequest, whyNotLibfuse3: binding.whyNotLibfuse3 }, 'mounted')
@@ -252,6 +275,12 @@ export class FuseService {
     } finally {
       this.active.delete(dir)
       await this.saveRecords()
+    }
+    // files still open through it (a forced unmount): released here, as the kernel may never send their release
+    // once the mount is gone; what was written to them is committed, and they fail from now on
+    for (const fh of [...entry.opened]) {
+      entry.opened.delete(fh)
+      await this.fs?.release(fh).catch((err: any) => { this.log.warn({ dir, err: err?.message }, 'release at unmount failed') })
     }
     this.log.info({ dir }, 'unmounted')
     if (this.active.size === 0) await this.closeFilesystem()
