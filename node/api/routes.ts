@@ -72,13 +72,14 @@ export const routes: Route[] = [
     path: '/api/v0/status',
     async handle ({ res, query, components }) {
       parseQuery(schemas.none, query)
+      const trust = components.trustAdmin.status()
       sendJson(res, 200, {
         id: components.peerId,
         addresses: components.libp2p.getMultiaddrs().map(a => a.toString()),
         swarm: components.config.privateSwarm ? 'private' : 'open',
-        writers: writersSummary(components.trustAdmin.status()),
+        writers: writersSummary(trust),
         // this node's own writes as the connected members take them (writer notices, write-refusals.ts)
-        ownWrites: components.trustAdmin.status().ownWrites,
+        ownWrites: trust.ownWrites,
         peers: components.libp2p.getPeers().length,
         blockstoreBytes: await components.blockstore.approximateSize(),
         // what the whole repo takes on disk, by part, and the room left on its disk

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { localState } from '../reads/local-state.js'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { matchesCID } from '../blocks/verify.js'
 import { MAX_ERROR_MESSAGE, MAX_MESSAGE_BYTES, decodeRequest, encodeResponseFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
@@ -209,7 +210,7 @@ export class BlockServer {
         } else {
           // held already (e.g. read earlier): acknowledged, nothing written — unless the copy here fails its
           // check (damage no read had found yet): that read marks it, and the good bytes pushed replace it
-          if (!(await this.blockstore.has(cid)) || !(await this.intact(cid))) {
+          if (!(await this.blockstore.has(cid)) || await this.replacesBadCopy(cid)) {
             // hash-checked just above (matchesCID): not hashed a second time
             await this.blockstore.put(cid, request.data)
             this.stats.blocksStored++
@@ -221,17 +222,11 @@ export class BlockServer {
     }
   }
 
-  /** Whether the copy of `cid` here reads back and passes its check (a failed check marks it: docs/blockstore.md). */
-  private async intact (cid: CID): Promise<boolean> {
-    try {
-      await this.blockstore.getBytes(cid)
-      return true
-    } catch (err: any) {
-      if (err?.name === 'NotFoundError') return false
-      if (err?.name !== 'CorruptBlockError' && err?.name !== 'InvalidBlockError') throw err
-      this.log.warn({ cid: cid.toString() }, 'a copy here failed its check: replaced by the bytes a peer pushed')
-      return false
-    }
+  /** Whether the copy of `cid` here fails its check (that read marks it: docs/blockstore.md), so the pushed bytes replace it. */
+  private async replacesBadCopy (cid: CID): Promise<boolean> {
+    const state = await localState(this.blockstore, cid)
+    if (state === 'corrupt') this.log.warn({ cid: cid.toString() }, 'a copy here failed its check: replaced by the bytes a peer pushed')
+    return state !== 'good'
   }
 
   private async tryGet (cid: CID): Promise<Uint8Array | undefined> {

@@ -95,7 +95,7 @@ export async function * resumed (first: Uint8Array, it: AsyncIterator<Uint8Array
 export function describeFailure (err: any, timedOut: boolean): DescribedError {
   if (timedOut) {
     const timeout = new GatewayTimeoutError('no block of the content arrived within the retrieval timeout: no reachable peer has it, or its holders stalled')
-    return { status: timeout.status, name: timeout.name, message: timeout.message, level: 'error' }
+    return describeError(timeout)
   }
   return describeError(err)
 }

@@ -100,11 +100,12 @@ export class VisibleTreeReader {
 
   /**
    * The live versions of a normalised `path` that are not the one shown
-   * there (the losers of a conflict, each visible as a conflict copy where
-   * it can be), oldest winner first: in {@link compareVersions} order.
+   * there (`shown`, its visible record as the caller read it: the losers of
+   * a conflict, each visible as a conflict copy where it can be), oldest
+   * winner first: in {@link compareVersions} order.
    */
-  async hiddenVersions (path: string): Promise<Version[]> {
-    const [state, shown] = await Promise.all([this.kv.get(versionsKey(path)), this.visible(path)])
+  async hiddenVersions (path: string, shown: Pick<Visible, 'dots'> | undefined): Promise<Version[]> {
+    const state = await this.kv.get(versionsKey(path))
     if (state === undefined) return []
     const dots = new Set((shown?.dots ?? []).map(([author, seq]) => `${author}\0${seq}`))
     return decodeJSON<PathState>(state).versions

@@ -294,10 +294,11 @@ export class NamespaceSync {
     this.heartbeatRounds = Math.max(1, Math.ceil(this.options.heartbeatEvery / this.options.interval))
     this.log = components.logger
     this.trust = components.trust ?? components.replica.trust
-    this.scores = new OffenceScores(components.clock ?? { now: () => performance.now() }, options.scores)
+    const clock = components.clock ?? { now: () => performance.now() }
+    this.scores = new OffenceScores(clock, options.scores)
     this.untrustedGossip = new UntrustedGossip({
       logger: components.logger,
-      clock: components.clock ?? { now: () => performance.now() },
+      clock,
       applied: author => components.replica.state().clock[author] ?? 0,
       notify: (peer, applied) => { this.notify(peer, applied) }
     })
@@ -306,7 +307,7 @@ export class NamespaceSync {
       trust: this.trust,
       peers: () => components.network.peers(),
       logger: components.logger,
-      clock: components.clock ?? { now: () => performance.now() }
+      clock
     })
     this.stateCheck = new StateCheck({
       heads: () => components.replica.headsDigest(),

@@ -160,7 +160,7 @@ export class LocalWrites {
         ops.remove(item.path, record.dots)
         if (record.type === 'dir') ops.create({ op: 'mkdir', path, mode: record.mode, mtime: record.mtime, replaces: [] })
         else ops.create(movedPut(path, record))
-        const losers = (await reads.hiddenVersions(item.path)).filter(v => v.type === 'file')
+        const losers = (await reads.hiddenVersions(item.path, record)).filter(v => v.type === 'file')
         for (const [i, loser] of losers.entries()) {
           ops.remove(item.path, [[loser.author, loser.seq]])
           ;(carried[i] ??= []).push(movedPut(path, loser))

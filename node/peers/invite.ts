@@ -4,7 +4,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises'
-import { encodeInvite, MAX_INVITE_ADDRS, MAX_INVITE_LENGTH, MAX_INVITE_MEMBERS, MAX_MEMBER_ADDRS, type InviteMember } from '../../protocol/invite.js'
+import { encodeInvite, INVITE_PREFIX, MAX_INVITE_ADDRS, MAX_INVITE_LENGTH, MAX_INVITE_MEMBERS, MAX_MEMBER_ADDRS, type InviteMember } from '../../protocol/invite.js'
 import { parseSwarmKey } from '../../protocol/swarm-key.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { WritersMode } from '../namespace/trust.js'
@@ -78,7 +78,7 @@ function reachableFirst (addresses: Multiaddr[], max: number): string[] {
 /** The length of an invite's line, without checking it. */
 function encodedLength (invite: { peer: string, addrs: string[], key?: Uint8Array, members: InviteMember[] }): number {
   const body = { ...invite, key: invite.key === undefined ? undefined : Buffer.from(invite.key).toString('hex') }
-  return 'shoal-invite-1:'.length + Math.ceil(Buffer.byteLength(JSON.stringify(body)) * 4 / 3)
+  return INVITE_PREFIX.length + Math.ceil(Buffer.byteLength(JSON.stringify(body)) * 4 / 3)
 }
 
 function withoutPeer (addr: Multiaddr): string {

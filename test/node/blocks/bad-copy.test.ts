@@ -11,15 +11,12 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, rename, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { rename, stat } from 'node:fs/promises'
 import { ClassicLevel } from 'classic-level'
-import { packFileName } from '../../../node/blocks/pack-file.js'
 import { decodeLocation, indexKey, type Location } from '../../../node/blocks/pack-index.js'
-import { RECORD_HEADER } from '../../../node/blocks/pack-record.js'
 import { assertBytesEqual } from '../../helpers/bytes.js'
 import { openBlockStore, tempDir, type CleanupContext, type OpenBlockStoreOptions } from '../../helpers/temp.js'
-import { blocksOf, packFiles, rejectsNamed } from './fixtures.js'
+import { blocksOf, flipRecord, packFiles, rejectsNamed } from './fixtures.js'
 
 const KiB = 1024
 const SIZE = 16 * KiB
@@ -36,20 +33,6 @@ async function locations (dir: string, blocks: Blocks): Promise<Location[]> {
     return await Promise.all(blocks.map(async b => decodeLocation(await db.get(indexKey(b.cid.multihash.bytes)) as Uint8Array)))
   } finally {
     await db.close()
-  }
-}
-
-/** XOR a byte in the middle of the block bytes of the record at `loc`. */
-async function flipRecord (dir: string, loc: Location): Promise<void> {
-  const fh = await open(join(dir, 'packs', packFileName(loc.pack)), 'r+')
-  try {
-    const at = loc.offset + RECORD_HEADER + 34 + ((loc.length - RECORD_HEADER - 34) >> 1)
-    const one = Buffer.alloc(1)
-    await fh.read(one, 0, 1, at)
-    one[0] ^= 0xff
-    await fh.write(one, 0, 1, at)
-  } finally {
-    await fh.close()
   }
 }
 

@@ -99,3 +99,17 @@ export async function runAndKill (script: string, args: string[], delayMs: numbe
   await exited
   return { lines: out.split('\n').slice(0, -1), killed }
 }
+
+/** XOR a byte in the middle of the block bytes of the record at `loc` (in `<dir>/packs`). */
+export async function flipRecord (dir: string, loc: { pack: number, offset: number, length: number }): Promise<void> {
+  const fh = await open(join(dir, 'packs', packFileName(loc.pack)), 'r+')
+  try {
+    const at = loc.offset + RECORD_HEADER + 34 + ((loc.length - RECORD_HEADER - 34) >> 1)
+    const one = Buffer.alloc(1)
+    await fh.read(one, 0, 1, at)
+    one[0] ^= 0xff
+    await fh.write(one, 0, 1, at)
+  } finally {
+    await fh.close()
+  }
+}

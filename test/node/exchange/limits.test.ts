@@ -8,7 +8,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, readdir, stat } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
@@ -17,7 +17,7 @@ import { ExpectedPuts, PUT_REFUSED } from '../../../node/exchange/index.js'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
 import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeResponse, encodeRequest, type BlockExchangeResponse } from '../../../protocol/block-exchange.js'
 import { assertBytesEqual, randomBytes, randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
-import { packFileName } from '../../../node/blocks/pack-file.js'
+import { flipRecord } from '../blocks/fixtures.js'
 import { connect, startNode, type TestNode } from './nodes.js'
 import type { BlockStore } from '../../../node/blocks/index.js'
 
@@ -134,16 +134,7 @@ describe('block exchange limits', { timeout: 120_000 }, () => {
     // a byte of the record flipped on disk
     const at = await holder.blockstore.locate?.(shard.cid)
     assert.ok(at !== undefined)
-    const fh = await open(join(holder.dir, 'packs', packFileName(at.pack)), 'r+')
-    try {
-      const pos = at.offset + at.length - 1000
-      const one = Buffer.alloc(1)
-      await fh.read(one, 0, 1, pos)
-      one[0] ^= 0xff
-      await fh.write(one, 0, 1, pos)
-    } finally {
-      await fh.close()
-    }
+    await flipRecord(holder.dir, at)
     expected.expect(placer.libp2p.peerId.toString(), [shard.cid])
     const result = await placer.exchange.putBlocks(holder.libp2p.peerId, [shard])
     assert.equal(result.blocks, 1)
