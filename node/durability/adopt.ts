@@ -45,6 +45,23 @@ export interface AdoptRequest {
 }
 
 /**
+ * How many of a stripe's stored shards have a live holder, and which have
+ * none: a stripe with fewer live ones than its stored leaves cannot be
+ * rebuilt from its holders.
+ */
+export function liveShards (at: Pick<AdoptRequest, 'k' | 'm' | 'stripe' | 'index' | 'view' | 'isAlive'>): { live: number, missing: number[] } {
+  const { k, m, stripe, index, view, isAlive } = at
+  let live = 0
+  const missing: number[] = []
+  for (let i = 0; i < k + m; i++) {
+    if (shardCID(stripe, k, i) === undefined) continue
+    if (view.holders(index, i).some(isAlive)) live++
+    else missing.push(i)
+  }
+  return { live, missing }
+}
+
+/**
  * Fetch each shard of the stripe that no live node holds (a copy found
  * anywhere, hash-checked by the exchange) and make it held: given to
  * `giveAway`'s peer, else stored and recorded here. Stops as soon as the stripe has as many live shards as it has
@@ -55,12 +72,9 @@ export interface AdoptRequest {
 export async function adoptLostShards (components: Pick<DurabilityParts, 'exchange' | 'blockstore' | 'holdings' | 'clock' | 'network' | 'logger'>, request: AdoptRequest): Promise<number[]> {
   const { manifest, k, m, stripe, index, view, isAlive, signal } = request
   const { exchange, blockstore, holdings, clock, network } = components
-  const held = (i: number): boolean => view.holders(index, i).some(isAlive)
   const needed = stripe.data.length
-  let live = 0
-  for (let i = 0; i < k + m; i++) if (shardCID(stripe, k, i) !== undefined && held(i)) live++
-  const missing: number[] = []
-  for (let i = 0; i < k + m; i++) if (shardCID(stripe, k, i) !== undefined && !held(i)) missing.push(i)
+  const { live: liveAtStart, missing } = liveShards({ k, m, stripe, index, view, isAlive })
+  let live = liveAtStart
   const adopted: number[] = []
   const holders: string[] = []
   for (const [n, i] of missing.entries()) {

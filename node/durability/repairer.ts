@@ -33,7 +33,7 @@ import { SharedPass } from './shared-pass.js'
 import { surplusCopies } from './surplus.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, type HolderView } from './view.js'
-import { adoptLostShards } from './adopt.js'
+import { adoptLostShards, liveShards } from './adopt.js'
 import type { DurabilityParts } from './components.js'
 import type { Placer } from './placer.js'
 import type { RebuildCounts, ShardRebuilder } from './rebuilder.js'
@@ -321,7 +321,7 @@ export class Repairer {
       let plan = planFor(holders)
       // lost on its holders, none of them still within the grace period: copies elsewhere are asked for, by
       // the stripe's coordinator (every node when no holder is left); docs/durability.md, "Copies outside the holders"
-      if (plan.waiting === 0 && plan.unplaced > 0 && tooFewLive(k, m, stripe, index, view, isAlive)) {
+      if (plan.waiting === 0 && plan.unplaced > 0 && liveShards({ k, m, stripe, index, view, isAlive }).live < stripe.data.length) {
         const coordinator = repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive)
         const slot = slotOf(manifest, index, -1)
         const asked = this.adoptAsked.get(slot)
@@ -428,13 +428,6 @@ export function emptyRepairReport (): RepairReport {
 
 function slotOf (manifest: CID, stripe: number, shard: number): string {
   return `${manifest.toString()}:${stripe}:${shard}`
-}
-
-/** True when fewer of the stripe's stored shards have a live holder than it has stored leaves (it cannot be rebuilt from them). */
-function tooFewLive (k: number, m: number, stripe: Stripe, index: number, view: HolderView, isAlive: (p: string) => boolean): boolean {
-  let live = 0
-  for (let i = 0; i < k + m; i++) if (shardCID(stripe, k, i) !== undefined && view.holders(index, i).some(isAlive)) live++
-  return live < stripe.data.length
 }
 
 /** `healthy` when the stripe's shards sit on k+m distinct live nodes (at most m per zone), else `at-risk`. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { RecentKeys } from '../recent-keys.js'
 import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
 import { matchesCID } from '../blocks/verify.js'
@@ -712,18 +713,6 @@ const PROBE_EVERY = 16
 /** Blocks a session remembers having fetched (so a repeated block is read locally). */
 const RECENT_KEYS = 4096
 
-
-/** A set that keeps only the `size` most recently added keys. */
-class RecentKeys {
-  private readonly keys = new Set<string>()
-  constructor (private readonly size: number) {}
-  has (key: string): boolean { return this.keys.has(key) }
-  add (key: string): void {
-    this.keys.delete(key)
-    this.keys.add(key)
-    if (this.keys.size > this.size) this.keys.delete(this.keys.values().next().value as string)
-  }
-}
 
 /** Multicodec of raw blocks (a file's leaves). */
 const RAW_CODE = 0x55

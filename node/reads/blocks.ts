@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { RecentKeys } from '../recent-keys.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { stripedSession, type StripeSources } from './striped.js'
 import { localState, replaceCorrupt } from './local-state.js'
@@ -65,7 +66,7 @@ export class Blocks implements BlockReader {
   private readonly components: BlocksComponents
   private readonly log: Logger
   /** Roots already logged as read from peers after their tier failed (one warning per file, not per block). */
-  private readonly warnedSwarm = new BoundedSet(1024)
+  private readonly warnedSwarm = new RecentKeys(1024)
 
   constructor (components: BlocksComponents) {
     this.components = components
@@ -196,16 +197,5 @@ function localGetter (blockstore: BlockStore, onBlock?: (cid: CID, bytes: Uint8A
       onBlock(cid, bytes, 'local')
       return bytes
     }
-  }
-}
-
-/** A set of strings that forgets its oldest entry past `max`. */
-class BoundedSet {
-  private readonly items = new Set<string>()
-  constructor (private readonly max: number) {}
-  has (item: string): boolean { return this.items.has(item) }
-  add (item: string): void {
-    if (this.items.size >= this.max) this.items.delete(this.items.values().next().value as string)
-    this.items.add(item)
   }
 }
