@@ -23,7 +23,7 @@
 import '../node/polyfills.js'
 import { children, cliOk, fmt, median, writeRandomFile, installCleanup, isInterrupted, log, parseSize, SHOAL_BIN, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
 import { cpuAccount, cpuOf, foreignCpu, noisy, procStatus, rawStream, settle } from './raw-stream.js'
-import { createHash } from 'node:crypto'
+import { cliHashed } from './hashed-stdout.js'
 import { existsSync, mkdirSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -100,13 +100,12 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
   for (const chunker of opts.chunkers) {
     const cid = added.get(chunker) as string
     await settle(opts.quietWait)
-    const hash = createHash('sha256')
-    let bytes = 0
     const acct0 = cpuAccount()
     const cpuA0 = cpuOf(a.pid)
     const cpuB0 = cpuOf(b.pid)
     const self0 = process.cpuUsage()
-    const cat = await cliOk(['--repo', b.repo, 'cat', cid], c => { hash.update(c); bytes += c.length })
+    // hashed by a worker with 1 MiB reads, as the raw stream's receiver hashes (bench/hashed-stdout.ts)
+    const cat = await cliHashed(['--repo', b.repo, 'cat', cid])
     const cpuA1 = cpuOf(a.pid)
     const cpuB1 = cpuOf(b.pid)
     const acct1 = cpuAccount()
@@ -117,15 +116,15 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
       chunker,
       cid,
       seconds: cat.seconds,
-      mbps: bytes / MB / cat.seconds,
-      identical: bytes === opts.size && hash.digest('hex') === fileSha,
+      mbps: cat.bytes / MB / cat.seconds,
+      identical: cat.bytes === opts.size && cat.sha256 === fileSha,
       cpuA,
       cpuB,
       cpuCli: cliCpu(acct0, acct1, self1),
       cpuReader: (self1.user + self1.system) / 1e6,
       foreign: foreignCpu(acct0, acct1, [cpuA, cpuB])
     }
-    log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, CPU s A ${cpuText(cpuA)} / B ${cpuText(cpuB)} / CLI ${cpuText(f.cpuCli)} / reader of its stdout (this process) ${cpuText(f.cpuReader)}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
+    log(`run ${run}: remote cat (${chunker}): ${fmt(f.mbps)} MB/s, ${fmt(f.seconds, 2)} s, ${f.identical ? 'identical' : 'MISMATCH'}, CPU s A ${cpuText(cpuA)} / B ${cpuText(cpuB)} / CLI ${cpuText(f.cpuCli)} / reader of its stdout (this process's worker) ${cpuText(f.cpuReader)}, other processes' CPU ${f.foreign === undefined ? '?' : fmt(f.foreign, 1)} s`)
     figures.push(f)
   }
   const peakB = procStatus(b.pid, 'VmHWM')

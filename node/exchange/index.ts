@@ -11,6 +11,7 @@ import { matchesCID } from '../blocks/verify.js'
 import { BLOCKS_PROTOCOL, MAX_HAVE } from '../../protocol/block-exchange.js'
 import { PeerChannel, type ChannelStats } from './channel.js'
 import { raceAbort } from '../abort.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { BlockUnavailableError, RemoteError, toError } from './errors.js'
 import { PeerScores, SCORE, type PeerScoreInit } from './scores.js'
 import { BlockServer, type ServerRates, type ServerStats } from './server.js'
@@ -379,7 +380,7 @@ class DefaultBlockExchange implements BlockExchange {
       } else {
         providers = this.discover(cid, signal)
       }
-      return await this.fetch(cid, providers, signal, store)
+      return await this.fetch(cid, { providers, signal, store })
     })
     options.onSource?.(fetched ? 'peer' : 'joined')
     return bytes
@@ -418,6 +419,20 @@ class DefaultBlockExchange implements BlockExchange {
           remote = !this.corrupt.has(key)
         }
         const routed = await options.route?.(cid)
+        // Not looked up here (a remote DAG): a block this node holds — its own
+        // share of a file spread over the swarm, as a file unpinned from its
+        // stripes is — is looked up here once the first peer asked does not
+        // give it at once (see `fetch`), never reported missing.
+        let localTried = lookedUp
+        let servedHere = false
+        const here = async (): Promise<Uint8Array | undefined> => {
+          if (localTried) return undefined
+          localTried = true
+          const local = await this.getLocal(cid, signal)
+          servedHere = local !== undefined
+          return local
+        }
+        const local = lookedUp ? undefined : here
         let bytes: Uint8Array
         try {
           // kept (or not) once its size is known, so the budget is never overshot
@@ -428,23 +443,24 @@ class DefaultBlockExchange implements BlockExchange {
               const known = new ProviderSet()
               for (const p of others) known.add(p)
               known.finish()
-              try { return await this.fetch(cid, known, signal, false) } catch (err: any) {
+              try { return await this.fetch(cid, { providers: known, signal, store: false, local }) } catch (err: any) {
                 if (err?.name !== 'BlockUnavailableError' || options.routedOnly === true) throw err
               }
             }
-            return await this.fetch(cid, found(), signal, false)
+            return await this.fetch(cid, { providers: found(), signal, store: false, local })
           })
         } catch (err) {
-          // Not looked up here (a remote DAG): a block this node holds and no peer
-          // gives — its own share of a file spread over the swarm, as a file
-          // unpinned from its stripes is — is read here, never reported missing.
-          if (lookedUp || isAborted(signal)) throw err
-          const local = await this.getLocal(cid, signal)
+          // a fetch joined from another session did not look here
+          if (isAborted(signal)) throw err
+          const local = await here()
           if (local === undefined) throw err
+          bytes = local
+        }
+        if (servedHere) {
           remote = false
           this.counters.localFallbacks++
-          options.onBlock?.(cid, local, 'local')
-          return local
+          options.onBlock?.(cid, bytes, 'local')
+          return bytes
         }
         if (cache.takes(cid, bytes.byteLength)) {
           await this.store(cid, bytes)
@@ -566,7 +582,8 @@ class DefaultBlockExchange implements BlockExchange {
    * Fetch `cid` from the providers, least busy first, moving on when one
    * does not have it, vanishes, times out or sends bad bytes.
    */
-  private async fetch (cid: CID, providers: ProviderSet, signal: AbortSignal | undefined, store: boolean): Promise<Uint8Array> {
+  private async fetch (cid: CID, options: FetchOptions): Promise<Uint8Array> {
+    const { providers, signal, store, local } = options
     const tried = new Set<string>()
     const errors: string[] = []
     while (true) {
@@ -582,9 +599,20 @@ class DefaultBlockExchange implements BlockExchange {
       }
       tried.add(peer.toString())
       let data: Uint8Array
+      const want = this.channel(peer).want(cid, signal)
+      if (local !== undefined && !(await settlesWithin(want, LOCAL_AFTER_MS))) {
+        // a peer slow to answer (stalled, or far): the block may be here
+        const here = await local()
+        if (here !== undefined) { want.catch(() => {}); return here }
+      }
       try {
-        const response = await this.channel(peer).want(cid, signal)
-        if (response.type === 'dont-have') { errors.push(`${peer.toString()}: dont-have`); continue }
+        const response = await want
+        if (response.type === 'dont-have') {
+          errors.push(`${peer.toString()}: dont-have`)
+          const here = await local?.()
+          if (here !== undefined) return here
+          continue
+        }
         if (response.type !== 'block' || Buffer.compare(response.cid.multihash.bytes, cid.multihash.bytes) !== 0) {
           this.punish(peer, SCORE.invalid, `answered a want with ${response.type}`)
           errors.push(`${peer.toString()}: bad answer`)
@@ -602,6 +630,8 @@ class DefaultBlockExchange implements BlockExchange {
         if (err?.name === 'AbortedError' && isAborted(signal)) throw err
         this.scores.adjust(peer, SCORE.failure)
         errors.push(`${peer.toString()}: ${String(err?.message ?? err)}`)
+        const here = await local?.()
+        if (here !== undefined) return here
         continue
       }
       // outside the peer's turn: a failure to store here (a full disk) is ours, not the peer's
@@ -710,6 +740,14 @@ class DefaultBlockExchange implements BlockExchange {
 const MAX_CORRUPT_NOTED = 4096
 /** In a remote session, one block in this many is still looked up locally. */
 const PROBE_EVERY = 16
+/**
+ * How long a want of a session that skipped the local lookup waits for the
+ * first peer's answer before the block is looked up here after all (and
+ * served from here when it is): a leaf this node alone holds then costs one
+ * slow answer at most, not a `dont-have` from every peer in turn or a
+ * stalled peer's whole request timeout.
+ */
+const LOCAL_AFTER_MS = 250
 /** Blocks a session remembers having fetched (so a repeated block is read locally). */
 const RECENT_KEYS = 4096
 
@@ -747,3 +785,31 @@ function anySignal (...signals: Array<AbortSignal | undefined>): AbortSignal | u
 }
 
 export { PeerChannel } from './channel.js'
+
+/** What the exchange's `fetch` of one block is given. */
+interface FetchOptions {
+  /** Who to ask, least busy first. */
+  providers: ProviderSet
+  signal?: AbortSignal
+  /** Store the block once fetched. */
+  store: boolean
+  /**
+   * The local lookup a session skipped: made once, after the first peer's
+   * `dont-have` or failure, or once it has not answered within
+   * {@link LOCAL_AFTER_MS}; bytes it gives are the fetch's result.
+   */
+  local?: () => Promise<Uint8Array | undefined>
+}
+
+/** True when `promise` settles (either way) within `ms`. */
+async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController()
+  try {
+    return await Promise.race([
+      promise.then(() => true, () => true),
+      sleep(ms, false, { signal: timer.signal }).catch(() => false)
+    ])
+  } finally {
+    timer.abort()
+  }
+}

@@ -8,14 +8,12 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagPb from '@ipld/dag-pb'
-import { lpStream } from '@libp2p/utils'
 import { DHT_PROTOCOL } from '../../../node/net/host.js'
 import { ExpectedPuts } from '../../../node/exchange/index.js'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
 import { READ_AHEAD, READ_AHEAD_BYTES } from '../../../node/content/ranged-reader.js'
-import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
 import { randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
-import { connect, startNode, type TestNode } from './nodes.js'
+import { connect, serveBlocksAs, startNode, type TestNode } from './nodes.js'
 import type { BlockStore } from '../../../node/blocks/index.js'
 import type { CID } from 'multiformats/cid'
 
@@ -148,21 +146,7 @@ describe('block exchange', { timeout: 60_000 }, () => {
     // a fault that cannot be made real: a peer speaking the protocol with wrong bytes
     const liar = await startNode(t, { exchange: false })
     let lies = 0
-    await liar.libp2p.handle(BLOCKS_PROTOCOL, async (stream) => {
-      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-      try {
-        while (true) {
-          const request = decodeRequest((await lp.read()).subarray())
-          if (request.type === 'have') await lp.write(encodeResponse({ v: 1, type: 'haves', id: request.id, haves: request.cids.map(() => true) }))
-          else if (request.type === 'want') {
-            for (const cid of request.cids) {
-              lies++
-              await lp.write(encodeResponse({ v: 1, type: 'block', id: request.id, cid, data: new Uint8Array(262144).fill(7) }))
-            }
-          }
-        }
-      } catch { stream.abort(new Error('done')) }
-    })
+    await serveBlocksAs(liar, () => { lies++; return new Uint8Array(262144).fill(7) })
     const size = 2 * MiB
     const root = await importFile(honest, size, 3)
     await connect(reader, liar)

@@ -5,7 +5,10 @@
  * swarm — an `ec` file after `pin rm`, each node keeping its own share of
  * the leaves — has leaves this node alone holds; before, such a leaf was
  * asked of the peers only and the read failed ("not found here", every
- * peer `dont-have`) though the block was here.
+ * peer `dont-have`) though the block was here. Such a block is looked up
+ * here as soon as the first peer asked does not give it at once: after its
+ * `dont-have`, or when it has not answered within a quarter second (a
+ * stalled peer used to hold the read for its whole request timeout).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -14,7 +17,7 @@ import * as dagPb from '@ipld/dag-pb'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CID } from 'multiformats/cid'
-import { connect, startNode } from './nodes.js'
+import { connect, serveBlocksAs, startNode, type TestNode } from './nodes.js'
 
 async function rawBlock (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
   return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
@@ -45,5 +48,35 @@ describe('exchange session: blocks held here only', () => {
     assert.ok(same(await session.getBytes(there.cid), there.bytes), 'the leaf b holds')
     assert.ok(same(await session.getBytes(here.cid), here.bytes), 'the leaf only this node holds')
     assert.equal(a.exchange.stats().localFallbacks, 1)
+  })
+
+  it('a block held here is read after the first slow or empty answer, not after every peer', { timeout: 60_000 }, async t => {
+    const [a, b] = await Promise.all([startNode(t, { init: { requestTimeoutMs: 20_000 } }), startNode(t)])
+    const there = await rawBlock(randomBytes(64 * 1024))
+    // a fault that cannot be made real: a peer that serves one block and
+    // takes the wants of every other without ever answering them
+    const stall = await startNode(t, { exchange: false })
+    await serveBlocksAs(stall, cid => cid.equals(there.cid) ? there.bytes : undefined)
+    await connect(a, b)
+    await connect(a, stall)
+    const hereOnly = await Promise.all([0, 1, 2, 3].map(async () => await rawBlock(randomBytes(64 * 1024))))
+    const links = [there, ...hereOnly].map(x => ({ Hash: x.cid, Tsize: 64 * 1024 }))
+    const rootBytes = dagPb.encode(dagPb.prepare({ Links: links }))
+    const root = CID.createV1(dagPb.code, await sha256.digest(rootBytes))
+    for (const n of [a, b] as TestNode[]) await n.blockstore.put(root, rootBytes)
+    await b.blockstore.put(there.cid, there.bytes)
+    for (const x of hereOnly) await a.blockstore.put(x.cid, x.bytes)
+
+    const session = a.exchange.session(root, { signal: AbortSignal.timeout(30_000) })
+    assert.ok(same(await session.getBytes(root), rootBytes), 'the root, read here')
+    // from b or from the stalling peer, which serves this one
+    assert.ok(same(await session.getBytes(there.cid), there.bytes), 'the leaf b holds')
+    const started = performance.now()
+    for (const x of hereOnly) assert.ok(same(await session.getBytes(x.cid), x.bytes), 'a leaf only this node holds')
+    const ms = performance.now() - started
+    // each read here right after the first peer's answer or its quarter second,
+    // where one stalled want used to wait out the 20 s request timeout
+    assert.ok(ms < 10_000, `four leaves held here read in ${Math.round(ms)} ms`)
+    assert.ok(a.exchange.stats().localFallbacks >= 1)
   })
 })

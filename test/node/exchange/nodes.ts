@@ -7,7 +7,10 @@ import { pino } from 'pino'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
 import { createBlockExchange, type BlockExchange, type BlockExchangeInit, type PutPolicy } from '../../../node/exchange/index.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { lpStream } from '@libp2p/utils'
+import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
 import type { LevelBlockStore } from '../../../node/blocks/index.js'
+import type { CID } from 'multiformats/cid'
 
 const logger = pino({ level: 'silent' })
 
@@ -46,4 +49,28 @@ export async function startNode (t: CleanupContext, options: TestNodeOptions = {
 /** Dial `b` from `a`. */
 export async function connect (a: TestNode, b: TestNode, ms = 5_000): Promise<void> {
   await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(ms) })
+}
+
+/**
+ * A fault that cannot be made real: `node` (started with `exchange: false`)
+ * speaks the block protocol, says it has every block asked about, and answers
+ * each wanted block with the bytes `answer` gives — never, when it gives
+ * undefined (a stalled peer).
+ */
+export async function serveBlocksAs (node: TestNode, answer: (cid: CID) => Uint8Array | undefined): Promise<void> {
+  await node.libp2p.handle(BLOCKS_PROTOCOL, async (stream) => {
+    const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+    try {
+      while (true) {
+        const request = decodeRequest((await lp.read()).subarray())
+        if (request.type === 'have') await lp.write(encodeResponse({ v: 1, type: 'haves', id: request.id, haves: request.cids.map(() => true) }))
+        else if (request.type === 'want') {
+          for (const cid of request.cids) {
+            const data = answer(cid)
+            if (data !== undefined) await lp.write(encodeResponse({ v: 1, type: 'block', id: request.id, cid, data }))
+          }
+        }
+      }
+    } catch { stream.abort(new Error('done')) }
+  })
 }
