@@ -244,7 +244,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       }
       // these hold what no other file here has: a damaged one stops the start with what to do
       await openStore({ what: 'namespace store', path: repo.namespace, recovery: 'the node recovers the namespace from its peers (its own writes no peer received are lost)' }, async () => { await components.namespace.open() })
-      await openStore({ what: 'holdings store', path: repo.durability, recovery: 'the shards it held for others are placed again by repair' }, async () => { await holdings.open() })
+      await openStore({ what: 'holdings store', path: repo.durability, recovery: 'the shards it held that its block store still has are found again and held (gc removes none of them meanwhile), and repair places again the ones it lost' }, async () => { await holdings.open() })
       // bytes per peer (the status page), counted from the first connection on
       peerTrafficOf(libp2p).start()
       await libp2p.start()

@@ -162,7 +162,8 @@ export async function gcCommand (g: GlobalOptions): Promise<void> {
   if (g.json) printJson(r)
   else {
     const later = r.pendingBytes > 0 ? `; ${formatBytes(r.pendingBytes)} of removed blocks still on disk, in packs mostly live: given back once they are half dead` : ''
-    printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile); forgot ${r.forgotten} manifests`)
+    const recovering = r.keptRecovering > 0 ? `; ${r.keptRecovering} more kept while the shards held here are looked up again (the holdings store is new)` : ''
+    printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile${recovering}); forgot ${r.forgotten} manifests`)
   }
 }
 

@@ -21,7 +21,10 @@
  *   period (its pin may still be arriving through the namespace);
  * - blocks a peer reserved (a placement streamed during its add) until the
  *   reservation ends; expired reservations are ended here, and their blocks
- *   go unless a hold took them.
+ *   go unless a hold took them;
+ * - while the holdings store recovers (it was created anew in a repo whose
+ *   block store has blocks: node/durability/reclaim.ts), every block: the
+ *   shards held here are not known until they are looked up again.
  *
  * @module
  */
@@ -32,6 +35,7 @@ import { blockKey, type BlockStore } from '../blocks/index.js'
 import { AbortedError } from '../errors.js'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import type { Holdings, ManifestRecord } from './holdings.js'
+import { recovering } from './reclaim.js'
 import type { Entry, WallClock } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 
@@ -99,6 +103,12 @@ export interface GcResult {
   removed: number
   /** Blocks put while it ran (kept). */
   keptNew: number
+  /**
+   * Unmarked blocks kept because the holdings store recovers: the shards
+   * held here are being looked up again in the block store (a store moved
+   * aside after damage; docs/durability.md, "A holdings store moved aside").
+   */
+  keptRecovering: number
   /** Manifests forgotten (no file refers to them any more). */
   forgotten: number
   /** Bytes the block store shrank by (removed blocks' space given back by compaction) before the collection returned. */
@@ -149,6 +159,8 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
   const watch = await lock.exclusive(async () => blockstore.watchPuts())
   const sizeBefore = await blockstore.approximateSize()
   try {
+    // read before the marks: shards a recovery holds again while they are read are not marked (a recovery begins only at start)
+    const keepAll = recovering(await holdings.recovery(), components.clock?.now() ?? Date.now())
     const marks = new Set<string>()
     const mark = (cid: CID): void => { marks.add(blockKey(cid)) }
     // striped files: manifest → root, marked once below whether or not shards are held here
@@ -196,6 +208,7 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     for await (const cid of blockstore.cids()) if (!marks.has(blockKey(cid))) unmarked.push(cid)
     let removed = 0
     let keptNew = 0
+    let keptRecovering = 0
     let checked = 0
     const total = unmarked.length
     report({ step: 'sweep', checked, total, removed })
@@ -203,6 +216,7 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       checked++
       // put since the collection began (even after the scan saw it): kept
       if (watch.seen(cid)) keptNew++
+      else if (keepAll) keptRecovering++
       else {
         await blockstore.delete(cid)
         removed++
@@ -225,8 +239,9 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     }
     const freedBytes = Math.max(0, sizeBefore - await blockstore.approximateSize())
     const pendingBytes = blockstore.deadBytes?.() ?? 0
-    logger.info({ marked: marks.size, removed, keptNew, forgotten, freedBytes, pendingBytes }, 'garbage collected')
-    return { marked: marks.size, removed, keptNew, forgotten, freedBytes, pendingBytes }
+    if (keptRecovering > 0) logger.warn({ keptRecovering }, 'garbage collection removed no unmarked block: the holdings store recovers (the shards held here are looked up again in the block store)')
+    logger.info({ marked: marks.size, removed, keptNew, keptRecovering, forgotten, freedBytes, pendingBytes }, 'garbage collected')
+    return { marked: marks.size, removed, keptNew, keptRecovering, forgotten, freedBytes, pendingBytes }
   } finally {
     watch.stop()
   }

@@ -133,6 +133,10 @@ const SHARD = 'h!'
 const RESERVED = 'r!'
 const PLACEMENT = 'p!'
 const LAST_SCRUB = 's!last'
+/** Written at every open that finds it absent: a store with no key at all at open was created by that open. */
+const OPENED = 'o!opened'
+/** Set while the shards held here are looked up again in the block store ({@link Holdings.beginRecovery}). */
+const RECOVERY = 'o!recovery'
 /** Written by {@link Holdings.sync}: a synced write makes the unsynced ones before it durable. */
 const LAST_SYNC = 'y!sync'
 
@@ -154,6 +158,17 @@ function placementKey (manifest: string, stripe: number): string {
   return `${PLACEMENT}${manifest}!${stripe.toString(16).padStart(8, '0')}`
 }
 
+/**
+ * A holdings store created in a repo whose block store has blocks (the
+ * folder moved aside after damage, or deleted): the shards held here are
+ * looked up again in the block store, and garbage collection removes
+ * nothing it does not mark until then (node/durability/reclaim.ts).
+ */
+export interface RecoveryRecord {
+  /** When it began, ms. */
+  since: number
+}
+
 /** The durability store over a {@link KV}. */
 export class Holdings {
   /**
@@ -167,6 +182,9 @@ export class Holdings {
 
   /** The last write of a deferred record queued ({@link deferredWrite}). */
   private deferredWrites: Promise<void> = Promise.resolve()
+
+  /** Whether the last {@link open} created the store (it had no key at all). */
+  private createdByOpen = false
 
   constructor (private readonly kv: KV) {}
 
@@ -225,7 +243,38 @@ export class Holdings {
 
   async open (): Promise<void> {
     await this.kv.open()
+    let empty = true
+    for await (const entry of this.kv.iterate({ limit: 1 })) { void entry; empty = false }
+    this.createdByOpen = empty
+    // a store that once held records and lost them all is not taken for a new one at its next open
+    if (await this.kv.get(OPENED) === undefined) await this.kv.batch([{ type: 'put', key: OPENED, value: encodeJSON(Date.now()) }], true)
     await this.rekeyDeferred()
+  }
+
+  /**
+   * True when the last {@link open} created the store: it had no key at all
+   * (a new node, or a store moved aside or deleted). A store of an older
+   * version with no record at all counts as created once.
+   */
+  get created (): boolean {
+    return this.createdByOpen
+  }
+
+  /** The recovery under way, if the shards held here are being looked up again ({@link beginRecovery}). */
+  async recovery (): Promise<RecoveryRecord | undefined> {
+    const bytes = await this.kv.get(RECOVERY)
+    return bytes === undefined ? undefined : decodeJSON<RecoveryRecord>(bytes)
+  }
+
+  /** Record (fsynced) that the shards held here are looked up again from now on; a recovery under way keeps its start. */
+  async beginRecovery (since: number): Promise<void> {
+    if (await this.recovery() !== undefined) return
+    await this.kv.batch([{ type: 'put', key: RECOVERY, value: encodeJSON({ since } satisfies RecoveryRecord) }], true)
+  }
+
+  /** The shards held here are known again: the recovery ends (fsynced). */
+  async endRecovery (): Promise<void> {
+    await this.kv.batch([{ type: 'del', key: RECOVERY }], true)
   }
 
   /**

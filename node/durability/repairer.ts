@@ -27,6 +27,7 @@ import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durabi
 import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import type { DeferredCoder } from './deferred.js'
+import type { ShardReclaimer } from './reclaim.js'
 import { liveManifests } from './live-manifests.js'
 import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
@@ -76,6 +77,8 @@ export interface RepairerInit {
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
   /** Codes the files added without coding (waiting for live nodes, or interrupted). */
   deferred: Pick<DeferredCoder, 'codeAll'>
+  /** While the holdings store recovers, looks up the shards held here first (node/durability/reclaim.ts). */
+  reclaim?: Pick<ShardReclaimer, 'run'>
   /**
    * Every this many passes, a healthy file's holders are checked against
    * every connected peer, not only those last seen: that is how an extra
@@ -168,6 +171,14 @@ export class Repairer {
     const { holdings } = this.components
     const { placer } = this.init
     this.components.stats.repairPasses++
+    try {
+      // the manifests this node holds shards of, known again before they are listed
+      await this.init.reclaim?.run(signal)
+    } catch (err: any) {
+      if (err?.name === 'AbortedError') throw err
+      report.errors.push(`looking up held shards: ${String(err?.message ?? err)}`)
+      this.log.warn({ err: err?.message }, 'looking up the shards held here failed')
+    }
     try {
       const deferred = await this.init.deferred.codeAll(signal)
       report.coded = deferred.coded

@@ -22,6 +22,7 @@ import { filePinState, readPinStatus, type PinStatus } from './pin-status.js'
 import { Placer, type PlaceOptions, type PlaceResult } from './placer.js'
 import { ShardRebuilder } from './rebuilder.js'
 import { Repairer, type RepairProgressEvents, type RepairReport } from './repairer.js'
+import { ShardReclaimer } from './reclaim.js'
 import { Scrubber, type ScrubProgressEvents } from './scrubber.js'
 import { resolveSettings, type DurabilityInit, type DurabilitySettings } from './settings.js'
 import { ShardsServer } from './shards-server.js'
@@ -74,6 +75,7 @@ export class DurabilityService {
   private readonly server: ShardsServer
   private readonly repairer: Repairer
   private readonly scrubber: Scrubber
+  private readonly reclaimer: ShardReclaimer
 
   /** @throws {InvalidPolicyError} when a configured policy does not parse */
   constructor (components: DurabilityComponents, init: DurabilityInit = {}) {
@@ -85,26 +87,40 @@ export class DurabilityService {
     this.encoder = new Encoder(parts)
     this.placer = new Placer(parts, { zone: settings.zone, fullPeerMs: settings.fullPeerMs })
     this.deferred = new DeferredCoder(parts, { encoder: this.encoder, placer: this.placer })
-    this.server = new ShardsServer(parts, { zone: settings.zone, maxForOthers: settings.maxForOthers, storagePath: settings.storagePath })
+    this.reclaimer = new ShardReclaimer(parts)
+    this.server = new ShardsServer(parts, { zone: settings.zone, maxForOthers: settings.maxForOthers, storagePath: settings.storagePath, reclaim: this.reclaimer })
     const rebuilder = new ShardRebuilder(parts, { bytesPerSecond: settings.repairBytesPerSecond, coder: async () => await this.encoder.getCoder(), placer: this.placer })
-    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred })
+    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred, reclaim: this.reclaimer })
     this.scrubber = new Scrubber(parts, { scrubIntervalMs: settings.scrubIntervalMs, scrubBytesPerSecond: settings.scrubBytesPerSecond, rebuilder })
   }
 
-  /** Serve peers' shards requests, and start the repair and scrub schedules. */
+  /**
+   * Serve peers' shards requests, and start the repair and scrub schedules.
+   * A holdings store created anew in a repo whose block store has blocks
+   * (moved aside after damage) is recovered first: the shards held here
+   * are looked up again in the background (see {@link ShardReclaimer}).
+   */
   async start (): Promise<void> {
+    const recovering = await this.reclaimer.begin()
     await this.parts.network.start(async (from, request, signal) => await this.server.handle(from, request, signal))
+    if (recovering) {
+      this.reclaimer.run().catch((err: any) => {
+        if (err?.name !== 'AbortedError') this.parts.logger.warn({ err: err?.message }, 'looking up the shards held here failed (tried again at the next repair pass)')
+      })
+    }
     this.repairer.start()
     await this.scrubber.start()
   }
 
-  /** Stop serving and the schedules, and wait for a running repair or scrub. */
+  /** Stop serving and the schedules, and wait for a running repair, scrub or look-up of held shards. */
   async stop (): Promise<void> {
     const repairer = this.repairer.stop()
     const scrubber = this.scrubber.stop()
+    const reclaimer = this.reclaimer.stop()
     await this.parts.network.stop()
     await repairer
     await scrubber
+    await reclaimer
     await this.encoder.close()
   }
 

@@ -13,6 +13,7 @@ import { fileSkeleton, loadManifestRoot, readStripes, shardCID } from './stripes
 import { presentShards } from './view.js'
 import type { DurabilityParts } from './components.js'
 import type { ShardToHold } from './holdings.js'
+import type { ShardReclaimer } from './reclaim.js'
 import type { CID } from 'multiformats/cid'
 
 /** Settings of a {@link ShardsServer}. */
@@ -23,6 +24,8 @@ export interface ShardsServerInit {
   maxForOthers?: number
   /** A folder on the repo's disk, for the default quota. */
   storagePath?: string
+  /** While the holdings store recovers: a manifest's shards are looked up again before its `holdings` is answered. */
+  reclaim?: Pick<ShardReclaimer, 'manifest'>
 }
 
 /** How long a `reserve` holds its share of the quota for others, waiting for its `hold` (ms): as long as the puts it allows. */
@@ -53,6 +56,8 @@ export class ShardsServer {
   async handle (from: string, request: ShardsRequest, signal: AbortSignal): Promise<ShardsResponse> {
     if (request.type === 'info') return this.init.zone === undefined ? { v: 1, type: 'info' } : { v: 1, type: 'info', zone: this.init.zone }
     if (request.type === 'holdings') {
+      // a recovered holdings store names a shard of the block store once it is looked up: never answered without it
+      await this.init.reclaim?.manifest(request.manifest)
       const shards: ShardRef[] = []
       for await (const held of presentShards(this.components.holdings, this.components.blockstore, request.manifest, request.from, request.count)) {
         if (shards.length >= MAX_SHARD_REFS) break
