@@ -18,7 +18,8 @@
  *
  * Only the operations Shoal serves are bound; the others answer ENOSYS.
  * libfuse3 folds fgetattr/ftruncate into getattr/truncate with a file info:
- * a truncate with one calls the ftruncate handler.
+ * a truncate with one calls the ftruncate handler. A getattr also says
+ * whether the kernel asked about an inode it holds (request_opcode below).
  */
 #define FUSE_USE_VERSION 31
 
@@ -38,6 +39,7 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <sys/mount.h>
+#include <sys/uio.h>
 
 #include "records.h"
 
@@ -82,6 +84,41 @@ static int utf8_valid (const char *text) {
   }
   return 1;
 }
+
+/*
+ * The opcode of the kernel request this FUSE thread serves (0: unknown).
+ * libfuse's high-level API answers the lookup of a name (FUSE_LOOKUP) and
+ * the getattr of an inode the kernel holds (FUSE_GETATTR: an fstat, which
+ * the kernel sends without the file's handle) with the same getattr(path).
+ * They differ for a file removed on another node while it is open here:
+ * its inode still answers (POSIX keeps an open file's attributes), its name
+ * does not. libfuse reads a request and serves it on the same thread, so
+ * the mount reads the device through request_read (libfuse's custom io,
+ * >= 3.13), which notes the opcode here; getattr passes it on.
+ */
+static __thread uint32_t request_opcode = 0;
+/* FUSE_GETATTR in <linux/fuse.h> (the kernel's ABI; that header clashes with libfuse's) */
+#define KERNEL_FUSE_GETATTR 3
+
+#if FUSE_MAJOR_VERSION > 3 || (FUSE_MAJOR_VERSION == 3 && FUSE_MINOR_VERSION >= 13)
+#define FUSE3_REQUEST_OPCODES 1
+/* libfuse's read of a request, noting its opcode: every request starts with
+ * struct fuse_in_header, its length (u32) then its opcode (u32) */
+static ssize_t request_read (int fd, void *buf, size_t len, void *userdata) {
+  ssize_t n = read(fd, buf, len);
+  request_opcode = n >= (ssize_t) (2 * sizeof(uint32_t)) ? ((const uint32_t *) buf)[1] : 0;
+  return n;
+}
+
+static ssize_t request_writev (int fd, struct iovec *iov, int count, void *userdata) {
+  return writev(fd, iov, count);
+}
+
+/* No splice: a request read through a pipe cannot be looked at first. It
+ * costs nothing here: the table has no write_buf, so libfuse copied a
+ * spliced write out of its pipe into memory anyway. */
+static const struct fuse_custom_io request_io = { .writev = request_writev, .read = request_read };
+#endif
 
 #define FUSE3_HANDLER(name, blk)\
   fuse3_locals_t *l = get_thread_locals();\
@@ -207,6 +244,8 @@ typedef struct {
   int32_t res;
 
   struct stat *stat;
+  /* a getattr of an inode the kernel holds (request_opcode), not a lookup */
+  int held;
   struct statvfs *statvfs;
   fuse_fill_dir_t readdir_filler;
 
@@ -295,13 +334,15 @@ FUSE3_METHOD(statfs, 1, 1, (const char *path, struct statvfs *statvfs), {
   populate_statvfs(ints, l->statvfs);
 })
 
-FUSE3_METHOD(getattr, 2, 1, (const char *path, struct stat *stat, struct fuse_file_info *info), {
+FUSE3_METHOD(getattr, 3, 1, (const char *path, struct stat *stat, struct fuse_file_info *info), {
   l->path = path;
   l->stat = stat;
   l->info = info;
+  l->held = request_opcode == KERNEL_FUSE_GETATTR;
 }, {
   FUSE3_PATH_ARGV(2)
   FUSE3_FH_ARGV(3)
+  napi_get_boolean(env, l->held != 0, &(argv[4]));
 }, {
   NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
   populate_stat(ints, l->stat);
@@ -829,6 +870,16 @@ NAPI_METHOD(fuse3_mount) {
     napi_throw_error(env, NULL, "libfuse3 could not mount (see its message on stderr)");
     return NULL;
   }
+#ifdef FUSE3_REQUEST_OPCODES
+  /* the same device, read through request_read (closed at the unmount, as before) */
+  struct fuse_session *se = fuse_get_session(fuse);
+  if (fuse_session_custom_io(se, &request_io, fuse_session_fd(se)) != 0) {
+    fuse_unmount(fuse);
+    fuse_destroy(fuse);
+    napi_throw_error(env, NULL, "libfuse3 refused the mount's reads of its requests");
+    return NULL;
+  }
+#endif
 
   uv_mutex_init(&(ft->mut));
   uv_sem_init(&(ft->sem), 0);

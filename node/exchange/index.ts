@@ -160,6 +160,11 @@ export interface BlockExchangeStats extends ChannelStats, ServerStats {
    * remote) read from the local store after no peer gave them.
    */
   localFallbacks: number
+  /**
+   * Wants sent to a second (third…) provider because the first had not
+   * answered within the hedge delay (a few times the usual answer's time).
+   */
+  hedgedWants: number
   /** Blocks being fetched now (a gauge; 0 once every read has ended or been aborted). */
   fetchesPending: number
   /** Requests sent to peers and not yet answered, over every channel (a gauge). */
@@ -264,6 +269,8 @@ class DefaultBlockExchange implements BlockExchange {
   private readonly log: Logger
   private readonly window: number
   private readonly timeoutMs: number
+  /** Answer times of good wants, for the hedge delay. */
+  private readonly latency = new AnswerTimes()
   private readonly findProvidersTimeoutMs: number
   private readonly haveTimeoutMs: number
   private readonly announceTimeoutMs: number
@@ -289,7 +296,8 @@ class DefaultBlockExchange implements BlockExchange {
     peersDisconnected: 0,
     providersFromDht: 0,
     providersFromPeers: 0,
-    localFallbacks: 0
+    localFallbacks: 0,
+    hedgedWants: 0
   }
 
   /** Fetches under way, so concurrent asks for one block share one fetch (and whether it stores what it gets). */
@@ -586,59 +594,103 @@ class DefaultBlockExchange implements BlockExchange {
     const { providers, signal, store, local } = options
     const tried = new Set<string>()
     const errors: string[] = []
+    // wants in flight: a hedge asks another provider while the first is slow
+    // (one still in flight when the fetch is over is answered into the void, or times out)
+    const asking = new Set<Promise<WantResult>>()
+    let localLeft = local
+    const here = async (): Promise<Uint8Array | undefined> => {
+      const lookUp = localLeft
+      localLeft = undefined
+      return await lookUp?.()
+    }
+    // when the skipped local lookup is made if no answer came, and when another provider may be asked
+    let localAt: number | undefined
+    let askAt = 0
     while (true) {
       if (signal?.aborted === true) throw new AbortedError('fetch aborted')
-      const peer = this.pick(providers.peers, tried)
-      if (peer === undefined) {
-        if (providers.done) {
-          const here = this.corrupt.has(blockKey(cid)) ? 'its copy here failed its check' : 'not found here'
-          throw new BlockUnavailableError(`block ${cid.toString()} ${here} and no peer could supply it (${providers.peers.length} providers known${errors.length > 0 ? ': ' + errors.join('; ') : ''})`)
+      const now = performance.now()
+      if (asking.size === 0 || now >= askAt) {
+        const peer = this.pick(providers.peers, tried)
+        if (peer !== undefined) {
+          tried.add(peer.toString())
+          if (asking.size > 0) this.counters.hedgedWants++
+          const want = this.want(peer, cid, signal)
+          asking.add(want)
+          void want.then(() => { asking.delete(want) })
+          localAt ??= now + LOCAL_AFTER_MS
+          askAt = now + this.hedgeMs()
+        } else if (asking.size === 0) {
+          if (providers.done) {
+            const state = this.corrupt.has(blockKey(cid)) ? 'its copy here failed its check' : 'not found here'
+            throw new BlockUnavailableError(`block ${cid.toString()} ${state} and no peer could supply it (${providers.peers.length} providers known${errors.length > 0 ? ': ' + errors.join('; ') : ''})`)
+          }
+          await providers.changed(signal)
+          continue
         }
-        await providers.changed(signal)
+      }
+      // wait for an answer, but no longer than until the skipped local
+      // lookup is due, or until another provider is to be asked beside the slow one
+      const due: number[] = []
+      if (localLeft !== undefined && localAt !== undefined) due.push(localAt)
+      const another = this.pick(providers.peers, tried) !== undefined
+      if (another) due.push(askAt)
+      // no other provider yet, but discovery goes on: one found wakes the wait too
+      const found = another || providers.done ? undefined : providers.changed(signal).then(() => undefined, () => undefined)
+      const result = await firstOf(asking, due.length === 0 ? undefined : Math.max(0, Math.min(...due) - performance.now()), found)
+      if (result === undefined) {
+        // slow (stalled, or far): the block may be here
+        if (localAt !== undefined && performance.now() >= localAt) {
+          const local = await here()
+          if (local !== undefined) return local
+        }
         continue
       }
-      tried.add(peer.toString())
-      let data: Uint8Array
-      const want = this.channel(peer).want(cid, signal)
-      if (local !== undefined && !(await settlesWithin(want, LOCAL_AFTER_MS))) {
-        // a peer slow to answer (stalled, or far): the block may be here
-        const here = await local()
-        if (here !== undefined) { want.catch(() => {}); return here }
-      }
-      try {
-        const response = await want
-        if (response.type === 'dont-have') {
-          errors.push(`${peer.toString()}: dont-have`)
-          const here = await local?.()
-          if (here !== undefined) return here
-          continue
-        }
-        if (response.type !== 'block' || Buffer.compare(response.cid.multihash.bytes, cid.multihash.bytes) !== 0) {
-          this.punish(peer, SCORE.invalid, `answered a want with ${response.type}`)
-          errors.push(`${peer.toString()}: bad answer`)
-          continue
-        }
-        if (!matchesCID(cid, response.data)) {
-          this.counters.corruptBlocks++
-          this.punish(peer, SCORE.corrupt, `sent corrupt bytes for ${cid.toString()}`)
-          errors.push(`${peer.toString()}: corrupt block`)
-          continue
-        }
-        this.scores.adjust(peer, SCORE.success)
-        data = response.data
-      } catch (err: any) {
-        if (err?.name === 'AbortedError' && isAborted(signal)) throw err
-        this.scores.adjust(peer, SCORE.failure)
-        errors.push(`${peer.toString()}: ${String(err?.message ?? err)}`)
-        const here = await local?.()
-        if (here !== undefined) return here
+      if ('error' in result) {
+        if (result.aborted && isAborted(signal)) throw new AbortedError('fetch aborted')
+        errors.push(result.error)
+        const local = await here()
+        if (local !== undefined) return local
         continue
       }
       // outside the peer's turn: a failure to store here (a full disk) is ours, not the peer's
-      if (store || this.corrupt.has(blockKey(cid))) await this.store(cid, data)
+      if (store || this.corrupt.has(blockKey(cid))) await this.store(cid, result.data)
       this.counters.blocksFetched++
-      return data
+      return result.data
     }
+  }
+
+  /**
+   * Ask `peer` for `cid` and judge its answer: the bytes when they are the
+   * block, else what went wrong (a peer that sent wrong bytes or a malformed
+   * answer is punished). Never rejects.
+   */
+  private async want (peer: PeerId, cid: CID, signal: AbortSignal | undefined): Promise<WantResult> {
+    const started = performance.now()
+    try {
+      const response = await this.channel(peer).want(cid, signal)
+      if (response.type === 'dont-have') return { error: `${peer.toString()}: dont-have` }
+      if (response.type !== 'block' || Buffer.compare(response.cid.multihash.bytes, cid.multihash.bytes) !== 0) {
+        this.punish(peer, SCORE.invalid, `answered a want with ${response.type}`)
+        return { error: `${peer.toString()}: bad answer` }
+      }
+      if (!matchesCID(cid, response.data)) {
+        this.counters.corruptBlocks++
+        this.punish(peer, SCORE.corrupt, `sent corrupt bytes for ${cid.toString()}`)
+        return { error: `${peer.toString()}: corrupt block` }
+      }
+      this.scores.adjust(peer, SCORE.success)
+      this.latency.add(performance.now() - started)
+      return { data: response.data }
+    } catch (err: any) {
+      if (err?.name === 'AbortedError' && signal?.aborted === true) return { error: `${peer.toString()}: aborted`, aborted: true }
+      this.scores.adjust(peer, SCORE.failure)
+      return { error: `${peer.toString()}: ${String(err?.message ?? err)}` }
+    }
+  }
+
+  /** How long a want waits for its answer before another provider is asked too: a few times the usual answer's time. */
+  private hedgeMs (): number {
+    return Math.min(this.timeoutMs, Math.max(MIN_HEDGE_MS, HEDGE_FACTOR * this.latency.mean()))
   }
 
   /** The untried, unbanned provider with the fewest requests in flight. */
@@ -748,6 +800,16 @@ const PROBE_EVERY = 16
  * stalled peer's whole request timeout.
  */
 const LOCAL_AFTER_MS = 250
+/**
+ * A want not answered within this many times the mean answer time (at least
+ * {@link MIN_HEDGE_MS}, at most the request timeout) is asked of another
+ * provider too, and the first good answer is taken: a stalled or overloaded
+ * provider holds a read for about a second, not its whole request timeout
+ * (the striped read hedges its leaves the same way: node/reads/striped.ts).
+ */
+const HEDGE_FACTOR = 4
+/** Least wait before a want is hedged (ms). */
+const MIN_HEDGE_MS = 1000
 /** Blocks a session remembers having fetched (so a repeated block is read locally). */
 const RECENT_KEYS = 4096
 
@@ -801,15 +863,37 @@ interface FetchOptions {
   local?: () => Promise<Uint8Array | undefined>
 }
 
-/** True when `promise` settles (either way) within `ms`. */
-async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+/** How one want ended: the block's bytes, or what went wrong. */
+type WantResult = { data: Uint8Array } | { error: string, aborted?: boolean }
+
+/**
+ * The first of `promises` to settle, or undefined when none has within `ms`
+ * (no limit when undefined) or when `wake` resolved first.
+ */
+async function firstOf<T> (promises: Set<Promise<T>>, ms: number | undefined, wake?: Promise<undefined>): Promise<T | undefined> {
+  const racers: Array<Promise<T | undefined>> = [...promises]
+  if (wake !== undefined) racers.push(wake)
+  if (ms === undefined) return await Promise.race(racers)
   const timer = new AbortController()
   try {
-    return await Promise.race([
-      promise.then(() => true, () => true),
-      sleep(ms, false, { signal: timer.signal }).catch(() => false)
-    ])
+    return await Promise.race([...racers, sleep(ms, undefined, { signal: timer.signal })])
   } finally {
     timer.abort()
+  }
+}
+
+/**
+ * The mean of the last answers' times (ms), for the hedge: an exponentially
+ * weighted mean, so a slow hour is forgotten in a few dozen answers.
+ */
+class AnswerTimes {
+  private value: number | undefined
+  add (ms: number): void {
+    this.value = this.value === undefined ? ms : this.value + (ms - this.value) / 16
+  }
+
+  /** The mean so far (0 before any answer). */
+  mean (): number {
+    return this.value ?? 0
   }
 }

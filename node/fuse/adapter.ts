@@ -81,8 +81,15 @@ export interface FuseStatfs {
 export interface FuseOps {
   init?: (cb: Reply) => void
   getattr: (path: string, cb: Reply<[FuseStat?]>) => void
-  /** `getattr` through an open handle (`fstat`, the kernel's checks before a read); absent: `getattr` by path. */
+  /** `getattr` through an open handle (the kernel's checks before a read); absent: `getattr` by path. */
   fgetattr?: (path: string, fd: number, cb: Reply<[FuseStat?]>) => void
+  /**
+   * `getattr` of a file the kernel holds, asked by its inode and not by a
+   * name (`fstat`, which comes without the handle): the libfuse3 binding
+   * tells it from a lookup, which libfuse answers with `getattr` too;
+   * absent, or over libfuse2 (which cannot tell them apart): `getattr`.
+   */
+  getattrHeld?: (path: string, cb: Reply<[FuseStat?]>) => void
   readdir?: (path: string, cb: Reply<[string[]?, FuseStat[]?]>) => void
   statfs?: (path: string, cb: Reply<[FuseStatfs?]>) => void
   open?: (path: string, flags: number, cb: Reply<[number?]>) => void

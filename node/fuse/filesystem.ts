@@ -115,10 +115,20 @@ class Staged {
   }
 }
 
+/**
+ * An open file. A read handle notes the path it was opened at (moved by a
+ * rename here) and the attributes of the version it reads; a staged one has
+ * both in its staged file.
+ */
 type Handle =
   | { kind: 'staged', staged: Staged, writable: boolean }
-  | { kind: 'read', reader: HandleReader, places?: RecordPlaces, attr: Attr }
-  | { kind: 'cached', content: CachedContent, attr: Attr }
+  | { kind: 'read', path: string, reader: HandleReader, places?: RecordPlaces, attr: Attr }
+  | { kind: 'cached', path: string, content: CachedContent, attr: Attr }
+
+/** The path a handle is open at now, and the attributes of what it reads. */
+function handleState (h: Handle): { path: string, attr: Attr } {
+  return h.kind === 'staged' ? { path: h.staged.path, attr: h.staged.attr() } : { path: h.path, attr: h.attr }
+}
 
 /** Stop a read handle: its stream, the packs its places hold, or its kept copy. */
 async function closeReading (h: Exclude<Handle, { kind: 'staged' }>): Promise<void> {
@@ -179,7 +189,31 @@ export class ShoalFilesystem {
     if (attr !== undefined) return attr
     const h = this.handles.get(fh)
     if (h === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
-    return h.kind === 'staged' ? h.staged.attr() : h.attr
+    return handleState(h).attr
+  }
+
+  /**
+   * Attributes of a file the kernel holds, asked by its inode rather than
+   * by a name: `fstat` (which comes without the handle), or a `stat` of a
+   * name the kernel still has cached. The path's, or, when the path is gone
+   * (removed or renamed away on another node), those of the newest handle
+   * open at it — among `among` when given (the handles opened through one
+   * mount). A lookup of the name must not use this: the path is gone, and
+   * `stat PATH` answers ENOENT.
+   *
+   * @returns undefined when neither the path nor a handle open at it is there
+   */
+  async heldAttr (path: string, among?: ReadonlySet<number>): Promise<Attr | undefined> {
+    const attr = await this.findAttr(path)
+    if (attr !== undefined) return attr
+    let newest: Attr | undefined
+    // in the order they were opened: the last one found is the newest
+    for (const [fh, h] of this.handles) {
+      if (among !== undefined && !among.has(fh)) continue
+      const state = handleState(h)
+      if (state.path === path) newest = state.attr
+    }
+    return newest
   }
 
   /**
@@ -242,9 +276,9 @@ export class ShoalFilesystem {
       const entry = await this.components.namespace.stat(path)
       if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
       const cached = await this.options.cache?.open(entry.cid)
-      if (cached !== undefined) return this.addHandle({ kind: 'cached', content: cached, attr: attrOf(entry) })
+      if (cached !== undefined) return this.addHandle({ kind: 'cached', path, content: cached, attr: attrOf(entry) })
       const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }))
-      return this.addHandle({ kind: 'read', reader, places: this.placesOf(entry), attr: attrOf(entry) })
+      return this.addHandle({ kind: 'read', path, reader, places: this.placesOf(entry), attr: attrOf(entry) })
     }
     return await this.locks.run([path], async () => {
       const s = await this.stageForWrite(path, truncate)
@@ -422,7 +456,20 @@ export class ShoalFilesystem {
       // what moves: the staged file itself, or the staged files below a directory
       const moving = s !== undefined ? [s] : this.stagedBelow(from)
       await this.holdingCommits(moving, async () => { await this.renameHeld(from, to, s) })
+      this.moveReadHandles(from, to)
     })
+  }
+
+  /**
+   * Read handles open at `from` or below it are open at `to` now: the
+   * kernel goes on asking for their attributes by the new name
+   * ({@link heldAttr}). Staged files move with {@link rekey}.
+   */
+  private moveReadHandles (from: string, to: string): void {
+    for (const h of this.handles.values()) {
+      if (h.kind === 'staged' || !isWithin(h.path, from)) continue
+      h.path = to + h.path.slice(from.length)
+    }
   }
 
   /** {@link rename}'s work, with the path locks held and no commit of the staged files that move running. */

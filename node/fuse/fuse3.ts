@@ -134,10 +134,12 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPl
   const done = (err: number): void => { reply(err) }
   switch (name) {
     case 'statfs': o.statfs(args[0], (err, st) => { reply(err, statfsArray(err === 0 ? st : undefined)) }); return
-    // a handle (args[1], 0 for none) when the kernel asks through an open file
+    // a handle (args[1], 0 for none) when the kernel asks through an open file; args[2] true when it asks
+    // about an inode it holds (FUSE_GETATTR: fstat), false for the lookup of a name and libfuse's own checks
     case 'getattr': {
       const answer = (err: number, st?: FuseStat): void => { reply(err, statArray(err === 0 ? st : undefined)) }
       if (args[1] > 0 && o.fgetattr !== undefined) o.fgetattr(args[0], args[1], answer)
+      else if (args[2] === true && o.getattrHeld !== undefined) o.getattrHeld(args[0], answer)
       else o.getattr(args[0], answer)
       return
     }

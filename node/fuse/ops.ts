@@ -36,8 +36,18 @@ export function statOf (attr: Attr, uid: number, gid: number): FuseStat {
   }
 }
 
+/** Options of {@link createOps}. */
+export interface OpsOptions {
+  /**
+   * The handles opened through this mount (the file system's are shared by
+   * every mount): a file the kernel holds whose path is gone is answered
+   * from these only. @default all of the file system's handles
+   */
+  opened?: ReadonlySet<number>
+}
+
 /** Build the table for `fs`. Unexpected failures (EIO) are logged. */
-export function createOps (fs: ShoalFilesystem, logger: Logger): FuseOps {
+export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOptions = {}): FuseOps {
   const fail = (op: string, path: string, err: unknown): number => {
     const errno = errnoOf(err)
     if (errno === ERRNO.EIO) logger.warn({ op, path, err: (err as Error)?.message }, 'fuse: operation failed')
@@ -57,6 +67,12 @@ export function createOps (fs: ShoalFilesystem, logger: Logger): FuseOps {
     init: cb => { cb(0) },
     getattr: (path, cb) => {
       fs.findAttr(path).then(attr => {
+        if (attr === undefined) cb(-ERRNO.ENOENT)
+        else cb(0, statOf(attr, fs.uid, fs.gid))
+      }, err => { cb(fail('getattr', path, err)) })
+    },
+    getattrHeld: (path, cb) => {
+      fs.heldAttr(path, options.opened).then(attr => {
         if (attr === undefined) cb(-ERRNO.ENOENT)
         else cb(0, statOf(attr, fs.uid, fs.gid))
       }, err => { cb(fail('getattr', path, err)) })

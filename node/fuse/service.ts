@@ -250,7 +250,7 @@ export class FuseService {
     let mounted: MountedFuse
     const opened = new Set<number>()
     try {
-      mounted = await mountFuse(path, trackHandles(createOps(fs, this.log), opened), {
+      mounted = await mountFuse(path, trackHandles(createOps(fs, this.log, { opened }), opened), {
         attrTimeout: config.fuse.attrTimeout,
         entryTimeout: config.fuse.entryTimeout,
         autoCache: config.fuse.autoCache

@@ -165,6 +165,29 @@ describe('block exchange', { timeout: 60_000 }, () => {
     assert.equal(lies, 1)
   })
 
+  it('asks another holder when the first does not answer within the hedge delay', async (t) => {
+    // a request timeout far above the hedge delay: a stalled holder used to hold each of its wants that long
+    const [honest, reader] = await Promise.all([startNode(t), startNode(t, { init: { requestTimeoutMs: 30_000 } })])
+    // a fault that cannot be made real: a holder that takes wants and never answers them
+    const stall = await startNode(t, { exchange: false })
+    await serveBlocksAs(stall, () => undefined)
+    const size = 2 * MiB
+    const root = await importFile(honest, size, 5)
+    await connect(reader, stall)
+    await connect(reader, honest)
+    const [leaf] = await leavesOf(honest.blockstore, root)
+    // the stalled holder is asked first (listed first, nothing in flight anywhere)
+    const started = performance.now()
+    const bytes = await reader.exchange.getBlock(leaf, { providers: [stall.libp2p.peerId, honest.libp2p.peerId], signal: AbortSignal.timeout(20_000) })
+    const ms = performance.now() - started
+    assert.deepEqual(new Uint8Array(bytes), new Uint8Array(await honest.blockstore.getBytes(leaf)))
+    assert.equal(reader.exchange.stats().hedgedWants, 1)
+    assert.ok(ms < 10_000, `read in ${Math.round(ms)} ms, not after the stalled want's 30 s`)
+    // a whole read with the stalled holder among the providers
+    const got = await sha256OfStream(readContent(asStore(reader.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
+    assert.equal(got, await expectedHash(size, 5))
+  })
+
   it('continues from another holder when one stops mid-transfer', async (t) => {
     const [a, b, reader] = await Promise.all([startNode(t), startNode(t), startNode(t)])
     const size = 6 * MiB
