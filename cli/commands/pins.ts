@@ -9,7 +9,7 @@ import { formatBytes, formatSummary, notePending, printable, printJson, printLin
 import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 import type { FileBlocks, PinInfo } from '../../node/files/index.js'
-import type { PinStatus, RepairReport, ScrubReport, StripeStatus } from '../../node/durability/index.js'
+import type { LostBlock, PinStatus, RepairReport, ScrubReport, StripeStatus } from '../../node/durability/index.js'
 import type { ColdCopyHealth } from '../../node/tiers/cold-health.js'
 import type { GcResult } from '../../node/durability/gc.js'
 import type { ReindexReport } from '../../node/blocks/index.js'
@@ -141,8 +141,8 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
   if (r.scrub !== undefined) {
     const s = r.scrub
     printLines(
-      `scrub: ${s.blocks} blocks (${formatBytes(s.bytes)}) re-hashed, ${s.corrupt} corrupt: ${s.rebuilt} rebuilt from their stripes, ${s.refetched} fetched again, ${s.lost.length} lost`,
-      ...s.lost.map(cid => `lost: ${cid}`),
+      `scrub: ${s.blocks} blocks (${formatBytes(s.bytes)}) re-hashed, ${s.corrupt} corrupt: ${s.rebuilt} rebuilt from their stripes, ${s.refetched} fetched again, ${s.lost.length} lost${leftoversNote(s.leftovers)}${unknownNote(s.unknown)}`,
+      ...s.lost.map(lostLine),
       ...s.errors.map(e => `scrub error: ${e}`)
     )
   }
@@ -153,6 +153,23 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     ...(r.coded > 0 || r.uncoded > 0 ? [`files coded once enough nodes were live: ${r.coded}; still waiting for live nodes: ${r.uncoded}`] : []),
     ...r.errors.map(e => `error: ${e}`)
   )
+}
+
+/** One lost block of a scrub: its CID (as its file's DAG names it) and the files it belongs to. */
+function lostLine (b: LostBlock): string {
+  return `lost: ${b.cid}\t${b.paths.length > 0 ? b.paths.join(' ') : '(no file here: a shard of a pin not known here yet, or a block a peer reserved)'}`
+}
+
+/** The scrub line's note on corrupt leftovers, when there are some. */
+function leftoversNote (leftovers: number | undefined): string {
+  if (leftovers === undefined || leftovers === 0) return ''
+  return `, ${leftovers} leftover${leftovers === 1 ? '' : 's'} no file here needs (of removed files: \`shoal gc\` drops them; not lost)`
+}
+
+/** The scrub line's note on corrupt blocks whose file cannot be told, when there are some. */
+function unknownNote (unknown: number | undefined): string {
+  if (unknown === undefined || unknown === 0) return ''
+  return `, ${unknown} no file reaches (under a lost inner block, or leftovers of removed files: they cannot be told apart)`
 }
 
 /** `shoal gc`. */

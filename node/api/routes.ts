@@ -7,6 +7,7 @@ import { readGatewayUrl } from '../gateway/index.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
 import { createInvite } from '../peers/invite.js'
 import { statusRoutes } from './status-routes.js'
+import { damageStatus } from './damage-status.js'
 import type { TrustStatus } from '../peers/trust-admin.js'
 import type { CarImportProgress } from '../files/car-import.js'
 import type { ShoalComponents } from '../node.js'
@@ -91,7 +92,9 @@ export const routes: Route[] = [
         repo: components.repo.root,
         // the read-only gateway's URL as the daemon bound it (`<repo>/gateway`), or null when it is off
         gateway: await readGatewayUrl(components.repo),
-        namespace: namespaceStatus(components)
+        namespace: namespaceStatus(components),
+        // what is known missing of the files kept here, without a walk (damage-status.ts)
+        damage: await damageStatus(components)
       })
     }
   },

@@ -9,7 +9,8 @@
  * - every block put while the collection runs (new writes, fetched blocks,
  *   shards peers push) is kept; the next collection decides about them.
  *
- * What is kept (the marks):
+ * What is kept (the marks; kept.ts walks them, and the scrub asks the same
+ * walk which corrupt blocks are still wanted):
  * - every block of a visible file (conflict copies included) without a
  *   coded pin (`none`, `replicas:1`, no pin) nor cold copy, as far as it is held here;
  * - of a file kept only in the cold tier (policy `none` with a cold copy):
@@ -28,14 +29,12 @@
  *
  * @module
  */
-import { CID } from 'multiformats/cid'
-import * as dagPb from '@ipld/dag-pb'
-import { decodeManifestPage, decodeManifestRoot, type ManifestRoot } from '../../protocol/durability.js'
 import { blockKey, type BlockStore } from '../blocks/index.js'
-import { AbortedError } from '../errors.js'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
-import type { Holdings, ManifestRecord } from './holdings.js'
+import { walkKept } from './kept.js'
 import { recovering } from './reclaim.js'
+import type { CID } from 'multiformats/cid'
+import type { Holdings } from './holdings.js'
 import type { Entry, WallClock } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 
@@ -162,46 +161,19 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     // read before the marks: shards a recovery holds again while they are read are not marked (a recovery begins only at start)
     const keepAll = recovering(await holdings.recovery(), components.clock?.now() ?? Date.now())
     const marks = new Set<string>()
-    const mark = (cid: CID): void => { marks.add(blockKey(cid)) }
-    // striped files: manifest → root, marked once below whether or not shards are held here
-    const live = new Map<string, CID>()
-    let files = 0
-    for await (const entry of components.files()) {
-      if (signal?.aborted === true) throw new AbortedError('garbage collection aborted')
-      if (entry.type !== 'file') continue
-      if (++files % GC_PROGRESS_EVERY === 0) report({ step: 'mark', files, marked: marks.size })
-      const root = CID.parse(entry.cid)
-      // a file kept only in the cold tier keeps its skeleton here; its leaves are read from the tier
-      if (entry.pin?.manifest === undefined) await markDag(blockstore, root, mark, entry.pin?.cold === undefined)
-      else live.set(entry.pin.manifest, root)
-    }
-    let forgotten = 0
     const now = components.clock?.now() ?? Date.now()
-    // read first: forgetting changes the store being iterated
-    const records: Array<[string, ManifestRecord]> = []
-    for await (const entry of holdings.manifests()) records.push(entry)
-    for (const [manifest, record] of records) {
-      if (!live.has(manifest) && now - record.since > graceMs) {
-        await holdings.forget(manifest)
-        forgotten++
-        continue
-      }
-      // not placed yet: the encoder keeps everything
-      const unplaced = record.role === 'origin' && record.placed === undefined
-      await markSkeletonAndManifest(blockstore, CID.parse(record.root), CID.parse(manifest), mark, unplaced)
-      for await (const held of holdings.held(manifest)) marks.add(blockKey(CID.parse(held.cid)))
-      live.delete(manifest)
-    }
-    for (const [manifest, root] of live) await markSkeletonAndManifest(blockstore, root, CID.parse(manifest), mark)
-    // blocks a peer reserved for a placement still under way are kept until the reservation ends; then it ends here
-    const expired = new Map<string, string[]>()
-    for await (const r of holdings.reservations()) {
-      if (r.until > now) { marks.add(blockKey(CID.parse(r.cid))); continue }
-      const list = expired.get(r.peer) ?? []
-      list.push(r.cid)
-      expired.set(r.peer, list)
-    }
-    for (const [peer, cids] of expired) await holdings.endReservations(peer, cids)
+    const walk = await walkKept({ blockstore, holdings, files: components.files }, cid => { marks.add(blockKey(cid)) }, {
+      now,
+      graceMs,
+      signal,
+      onFile: files => { if (files % GC_PROGRESS_EVERY === 0) report({ step: 'mark', files, marked: marks.size }) }
+    })
+    const files = walk.files
+    // manifests no visible file refers to, past their grace period: their shards are not kept
+    for (const manifest of walk.orphans) await holdings.forget(manifest)
+    const forgotten = walk.orphans.length
+    // reservations past their end are ended here, and their blocks go unless a hold took them
+    for (const [peer, cids] of walk.expired) await holdings.endReservations(peer, cids)
     report({ step: 'mark', files, marked: marks.size })
 
     const unmarked: CID[] = []
@@ -246,50 +218,3 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     watch.stop()
   }
 }
-
-/** Reads blocks held here only (absent blocks end a branch). */
-type LocalGetter = Pick<BlockStore, 'getBytes'>
-
-/** The block if held here, else undefined (never the network). */
-async function tryGet (local: LocalGetter, cid: CID): Promise<Uint8Array | undefined> {
-  try { return await local.getBytes(cid) } catch { return undefined }
-}
-
-/**
- * Mark the DAG under `root`: every dag-pb node held here and every link of
- * it, held or not (raw leaves are marked without being read). A missing node
- * ends only its own branch.
- */
-async function markDag (local: LocalGetter, root: CID, mark: (cid: CID) => void, leaves = true): Promise<void> {
-  const stack: CID[] = [root]
-  while (stack.length > 0) {
-    const cid = stack.pop() as CID
-    if (cid.code !== dagPb.code) { if (leaves) mark(cid); continue }
-    mark(cid)
-    const bytes = await tryGet(local, cid)
-    if (bytes === undefined) continue
-    let node: dagPb.PBNode
-    try { node = dagPb.decode(bytes) } catch { continue }
-    for (const link of node.Links) stack.push(link.Hash)
-  }
-}
-
-/** Mark the skeleton of `root` and the manifest's blocks; `whole` marks the leaves and parity shards too. */
-async function markSkeletonAndManifest (local: LocalGetter, root: CID, manifest: CID, mark: (cid: CID) => void, whole = false): Promise<void> {
-  await markDag(local, root, mark, whole)
-  mark(manifest)
-  const bytes = await tryGet(local, manifest)
-  if (bytes === undefined) return
-  let mroot: ManifestRoot
-  try { mroot = decodeManifestRoot(bytes) } catch { return }
-  for (const page of mroot.pages) {
-    mark(page)
-    if (!whole) continue
-    const pageBytes = await tryGet(local, page)
-    if (pageBytes === undefined) continue
-    try {
-      for (const stripe of decodeManifestPage(pageBytes, mroot.k, mroot.m).stripes) for (const p of stripe.parity) mark(p)
-    } catch {}
-  }
-}
-

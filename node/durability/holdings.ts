@@ -9,6 +9,7 @@
 import { CID } from 'multiformats/cid'
 import { decodeJSON, encodeJSON, type KV, type KVOp } from '../namespace/kv.js'
 import type { ShardRef } from '../../protocol/shards.js'
+import type { ScrubFindings } from './scrub.js'
 
 /** A manifest this node knows as placer or holder. */
 export interface ManifestRecord {
@@ -137,6 +138,7 @@ const LAST_SCRUB = 's!last'
 const OPENED = 'o!opened'
 /** Set while the shards held here are looked up again in the block store ({@link Holdings.beginRecovery}). */
 const RECOVERY = 'o!recovery'
+const SCRUB_FINDINGS = 's!found'
 /** Written by {@link Holdings.sync}: a synced write makes the unsynced ones before it durable. */
 const LAST_SYNC = 'y!sync'
 
@@ -501,9 +503,17 @@ export class Holdings {
     return bytes === undefined ? undefined : decodeJSON<number>(bytes)
   }
 
-  /** Record when a scrub finished. */
-  async noteScrub (time: number): Promise<void> {
-    await this.kv.batch([{ type: 'put', key: LAST_SCRUB, value: encodeJSON(time) }], true)
+  /** Record when a scrub finished, and what it found (kept until the next scrub's). */
+  async noteScrub (time: number, findings?: ScrubFindings): Promise<void> {
+    const ops: KVOp[] = [{ type: 'put', key: LAST_SCRUB, value: encodeJSON(time) }]
+    if (findings !== undefined) ops.push({ type: 'put', key: SCRUB_FINDINGS, value: encodeJSON(findings) })
+    await this.kv.batch(ops, true)
+  }
+
+  /** What the last scrub that ran found, if one ran. */
+  async scrubFindings (): Promise<ScrubFindings | undefined> {
+    const bytes = await this.kv.get(SCRUB_FINDINGS)
+    return bytes === undefined ? undefined : decodeJSON<ScrubFindings>(bytes)
   }
 
   /** The placement decision of one stripe, if this node made one. */

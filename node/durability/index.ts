@@ -29,7 +29,7 @@ export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from 
 export { DEFAULT_SHARDS_LIMITS, Libp2pShardsNetwork, type ShardsLimits, type ShardsNetworkInit, type ShardsNetworkStats } from './network.js'
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
 export { registerDurabilityMetrics } from './metrics.js'
-export type { ScrubReport } from './scrub.js'
+export type { LostBlock, ScrubFindings, ScrubReport } from './scrub.js'
 
 /** What {@link createDurability} needs. */
 export interface CreateDurabilityInit extends DurabilityInit {

@@ -1,17 +1,22 @@
 /**
  * The scrub: read back every block this node stores and re-hash it, at a
  * bounded rate (scrub.ts); a corrupt block is deleted, then a shard this
- * node holds is rebuilt here from k shards of its stripe and any other block
- * is fetched again from peers. Owns the scrub's schedule (on the injected
- * timers and clock; the last scrub's time is kept in the holdings table).
+ * node holds is rebuilt here from k shards of its stripe, and any other
+ * block a file or pin here needs (kept.ts) is fetched again from peers or
+ * reported lost with its files; leftovers nothing needs are only counted.
+ * Owns the scrub's schedule (on the injected timers and clock; the last
+ * scrub's time and findings are kept in the holdings table).
  *
  * @module
  */
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
+import * as dagPb from '@ipld/dag-pb'
 import { blockKey } from '../blocks/index.js'
 import { AbortedError } from '../errors.js'
-import { emptyScrubReport, findCorruptBlocks, type ScrubReport } from './scrub.js'
+import { emptyScrubReport, findCorruptBlocks, LOST_PATHS_KEPT, scrubFindings, type ScrubReport } from './scrub.js'
+import { walkKept } from './kept.js'
+import { CorruptNodes } from './corrupt-nodes.js'
 import { SharedPass } from './shared-pass.js'
 import { sleepOn } from './sleep.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
@@ -29,6 +34,8 @@ export interface ScrubberInit {
   scrubIntervalMs: number
   /** Read budget (bytes/s). */
   scrubBytesPerSecond: number
+  /** How long shards of a manifest no visible file refers to are kept (what the scrub counts as still needed follows gc). */
+  graceMs: number
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
 }
 
@@ -45,9 +52,15 @@ export class Scrubber {
   private readonly pass = new SharedPass<ScrubReport>()
   private stopScrub = new AbortController()
   private stopped = false
+  private ran = false
 
   constructor (private readonly components: DurabilityParts, private readonly init: ScrubberInit) {
     this.log = components.logger.child({ component: 'durability' })
+  }
+
+  /** Whether a scrub pass finished since this scrubber was made. */
+  get ranSinceStart (): boolean {
+    return this.ran
   }
 
   /** Scrub every `scrubIntervalMs` (none when 0), the first one period after the last scrub (or after now, in a new repo). */
@@ -93,9 +106,14 @@ export class Scrubber {
   }
 
   private async scrubPass (signal: AbortSignal | undefined, options: ProgressOptions<ScrubProgressEvents>): Promise<ScrubReport> {
-    const { blockstore, holdings, exchange, clock, timers } = this.components
+    const { blockstore, holdings, clock, timers } = this.components
     const report = emptyScrubReport()
+    /** Root CIDs of the files lost blocks belong to, by path. */
+    const roots = new Map<string, string>()
+    // corrupt inner nodes: the walk that tells whose the corrupt blocks are goes on below them
+    const nodes = new CorruptNodes()
     const corrupt = await findCorruptBlocks(blockstore, report, {
+      onCorrupt: (cid, bytes) => { nodes.add(cid, bytes) },
       bytesPerSecond: this.init.scrubBytesPerSecond,
       signal,
       onScanned: r => options.onProgress?.(new CustomProgressEvent('shoal:durability:scrub', { blocks: r.blocks, bytes: r.bytes, corrupt: r.corrupt })),
@@ -124,23 +142,88 @@ export class Scrubber {
           report.errors.push(`${manifest}: ${String(err?.message ?? err)}`)
         }
       }
-      // anything else (and shards that could not be rebuilt): fetch it again from a peer that has it
-      for (const cid of pending.values()) {
+      // anything else (and shards that could not be rebuilt) that a file or pin
+      // here needs: fetched again from a peer that has it, else lost; the rest
+      // is counted (leftovers of removed files, gc drops them)
+      await this.refetchWanted(pending, { report, roots, nodes }, signal)
+      await blockstore.commit()
+    }
+    const at = clock.now()
+    await holdings.noteScrub(at, scrubFindings(report, at, roots))
+    this.ran = true
+    this.log.info({ ...report, lost: report.lost.length, errors: report.errors.length }, 'scrub done')
+    return report
+  }
+
+  /**
+   * Of the corrupt blocks `pending` (deleted here; by key), fetch again those
+   * a file or pin here needs, each under the CID that names it, and list in
+   * `report.lost` those no peer gives, with their files (`roots` gets the
+   * root CID of each file named); count the rest as leftovers, or as
+   * unknown when a lost inner block may hide them. Writes in flight are let
+   * through first (the GC lock), so a block of a file being added is seen
+   * as that file's. A DAG node fetched again may link blocks of `pending`
+   * the walk could not reach: the walk runs again while that happens (each
+   * round settles at least one block).
+   */
+  private async refetchWanted (pending: Map<string, CID>, found: { report: ScrubReport, roots: Map<string, string>, nodes: CorruptNodes }, signal?: AbortSignal): Promise<void> {
+    const { report, roots, nodes } = found
+    const { exchange, gcLock, blockstore } = this.components
+    const corrupt: ReadonlySet<string> = new Set(pending.keys())
+    const lost: CID[] = []
+    await gcLock.exclusive(async () => {})
+    while (pending.size > 0) {
+      const wanted = await this.wantedOf(pending, nodes, signal)
+      if (wanted.size === 0) break
+      let opened = false
+      for (const [key, { cid, files }] of wanted) {
+        pending.delete(key)
+        const paths = [...files.keys()]
         try {
           await exchange.getBlock(cid, { signal: signal === undefined ? AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS)]) })
           report.refetched++
           this.components.metrics?.scrubLost.inc({ outcome: 'refetched' })
+          if (cid.code === dagPb.code) opened = true
         } catch (err: any) {
-          report.lost.push(cid.toString())
+          if (signal?.aborted === true) throw new AbortedError('scrub aborted')
+          report.lost.push({ cid: cid.toString(), paths })
+          lost.push(cid)
+          for (const [path, root] of files) roots.set(path, root)
           this.components.metrics?.scrubLost.inc({ outcome: 'lost' })
-          this.log.error({ cid: cid.toString(), err: err?.message }, 'corrupt block lost: no peer has it')
+          this.log.error({ cid: cid.toString(), paths, err: err?.message }, 'corrupt block lost: no peer has it')
         }
       }
-      await blockstore.commit()
+      if (!opened) break
     }
-    await holdings.noteScrub(clock.now())
-    this.log.info({ ...report, lost: report.lost.length, errors: report.errors.length }, 'scrub done')
-    return report
+    if (pending.size === 0) return
+    // what no walk reached is a leftover, unless a lost block may hide it
+    let hidden = false
+    for (const cid of lost) {
+      if (await nodes.linksAccounted(cid, corrupt, async link => await blockstore.has(link))) continue
+      hidden = true
+      break
+    }
+    if (hidden) report.unknown = pending.size
+    else report.leftovers = pending.size
+    this.components.metrics?.scrubLost.inc({ outcome: hidden ? 'unknown' : 'leftover' }, pending.size)
+  }
+
+  /**
+   * The blocks of `pending` a file or pin here needs (kept.ts), by key: the
+   * CID that names each, and its files (root CIDs by path). The walk reads
+   * the corrupt copies of inner nodes it deleted (`nodes`) to go on below them.
+   */
+  private async wantedOf (pending: ReadonlyMap<string, CID>, nodes: CorruptNodes, signal?: AbortSignal): Promise<Map<string, { cid: CID, files: Map<string, string> }>> {
+    const { blockstore, holdings, files, clock } = this.components
+    const wanted = new Map<string, { cid: CID, files: Map<string, string> }>()
+    await walkKept({ blockstore: nodes.over(blockstore), holdings, files }, (cid, file) => {
+      const key = blockKey(cid)
+      if (!pending.has(key)) return
+      let found = wanted.get(key)
+      if (found === undefined) { found = { cid, files: new Map() }; wanted.set(key, found) }
+      if (file !== undefined && found.files.size < LOST_PATHS_KEPT) found.files.set(file.path, file.cid)
+    }, { now: clock.now(), graceMs: this.init.graceMs, signal })
+    return wanted
   }
 
   /** Rebuild `shards` of `manifest` here, each from k shards of its stripe; returns the CIDs rebuilt. */

@@ -32,7 +32,7 @@ import { countFileStates, type FileState, type HealthSummary } from './health.js
 import type { ShardsNetwork } from './network.js'
 import { gatherView, type HolderView } from './view.js'
 import type { QuotaReport } from './quota.js'
-import type { ScrubReport } from './scrub.js'
+import type { ScrubFindings, ScrubReport } from './scrub.js'
 import type { FilePin } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
 import type { ProgressOptions } from 'progress-events'
@@ -91,7 +91,7 @@ export class DurabilityService {
     this.server = new ShardsServer(parts, { zone: settings.zone, maxForOthers: settings.maxForOthers, storagePath: settings.storagePath, reclaim: this.reclaimer })
     const rebuilder = new ShardRebuilder(parts, { bytesPerSecond: settings.repairBytesPerSecond, coder: async () => await this.encoder.getCoder(), placer: this.placer })
     this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred, reclaim: this.reclaimer })
-    this.scrubber = new Scrubber(parts, { scrubIntervalMs: settings.scrubIntervalMs, scrubBytesPerSecond: settings.scrubBytesPerSecond, rebuilder })
+    this.scrubber = new Scrubber(parts, { scrubIntervalMs: settings.scrubIntervalMs, scrubBytesPerSecond: settings.scrubBytesPerSecond, graceMs: settings.graceMs, rebuilder })
   }
 
   /**
@@ -293,11 +293,22 @@ export class DurabilityService {
 
   /**
    * Scrub: re-hash every stored block, rebuild or fetch again what is
-   * corrupt, report what can be got nowhere in `lost`. Concurrent calls
-   * share one pass. See {@link Scrubber}.
+   * corrupt and still needed here, report what can be got nowhere in `lost`
+   * (with the files it belongs to) and count the leftovers nothing needs.
+   * Concurrent calls share one pass. See {@link Scrubber}.
    */
   async scrub (signal?: AbortSignal, options: ProgressOptions<ScrubProgressEvents> = {}): Promise<ScrubReport> {
     return await this.scrubber.scrub(signal, options)
+  }
+
+  /** What the last scrub found (kept across restarts), if one ran. */
+  async lastScrub (): Promise<ScrubFindings | undefined> {
+    return await this.parts.holdings.scrubFindings()
+  }
+
+  /** Whether a scrub finished since this service was made. */
+  scrubbedSinceStart (): boolean {
+    return this.scrubber.ranSinceStart
   }
 
   /** The erasure coder, loaded once (reads use it too). */

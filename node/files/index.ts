@@ -27,6 +27,7 @@ import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier }
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
 import { TreeShapes, type FileShape } from './car-tree.js'
+import { DamageNotes, MISSING_BLOCK_ERRORS, type DamageNote } from './damage.js'
 import { filledDuring, type DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
@@ -225,6 +226,8 @@ export class Files {
   leftToRepair = 0
   /** The namespace's pinned files by content, for reads by CID; made at the first one. */
   private pins: PinIndex | undefined
+  /** Files found damaged here by reads and `pin status` (see {@link damaged}). */
+  private readonly damage = new DamageNotes()
 
   constructor (components: FilesComponents, init: FilesInit = {}) {
     this.components = components
@@ -734,7 +737,26 @@ export class Files {
     const out = cold === undefined ? { path: entry.path, ...status } : { path: entry.path, ...status, cold }
     // a coded file's stripes, or a cold copy's objects, say where its blocks are
     if (status.manifest !== undefined || copy !== undefined || options.blocks === false) return out
-    return { ...out, blocks: await this.fileBlocks(root, signal) }
+    const blocks = await this.fileBlocks(root, signal)
+    if (blocks.missing > 0) this.damage.note({ path: entry.path, cid: entry.cid, by: 'pin-status', at: Date.now(), what: `${blocks.missing} of ${blocks.checked}${blocks.complete ? '' : ' looked up'} blocks missing here` })
+    else if (blocks.complete) this.damage.clear(entry.path, entry.cid)
+    return { ...out, blocks }
+  }
+
+  /**
+   * Files found damaged here, newest first: reads that failed for want of a
+   * block and `pin status` walks that found blocks missing (damage.ts). A
+   * note whose path names another file now (rewritten or removed) is
+   * dropped. No DAG is walked: one namespace lookup per note.
+   */
+  async damaged (): Promise<DamageNote[]> {
+    const out: DamageNote[] = []
+    for (const note of this.damage.list()) {
+      const entry = await this.components.namespace.lookup(note.path)
+      if (entry?.type === 'file' && entry.cid === note.cid) out.push(note)
+      else this.damage.drop(note.path)
+    }
+    return out
   }
 
   /** {@link FileBlocks} of the file whose root is `root`: a bounded local walk, then peers asked about the first missing blocks. */
@@ -778,7 +800,15 @@ export class Files {
    */
   async * catEntry (entry: Entry & { type: 'file' }, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = CID.parse(entry.cid)
-    yield * readContent(this.reader(cid, { signal: options.signal, pin: entry.pin }), cid, options)
+    try {
+      yield * readContent(this.reader(cid, { signal: options.signal, pin: entry.pin }), cid, options)
+    } catch (err: any) {
+      // a block of the file could be got nowhere: `shoal status` says so (damage.ts)
+      if (MISSING_BLOCK_ERRORS.has(err?.name)) this.damage.note({ path: entry.path, cid: entry.cid, by: 'read', at: Date.now(), what: `${String(err.name)}: ${String(err.message)}` })
+      throw err
+    }
+    // the whole file read back: what a note said of it is no longer so
+    if ((options.offset ?? 0) === 0 && options.length === undefined) this.damage.clear(entry.path, entry.cid)
   }
 
   /**

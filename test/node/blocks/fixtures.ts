@@ -7,7 +7,7 @@ import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { packFileName } from '../../../node/blocks/pack-file.js'
-import { INDEX_RANGE, decodeLocation } from '../../../node/blocks/pack-index.js'
+import { INDEX_RANGE, decodeLocation, indexKey, type Location } from '../../../node/blocks/pack-index.js'
 import { RECORD_HEADER } from '../../../node/blocks/pack-record.js'
 import { rawCID } from '../../../node/blocks/verify.js'
 import { randomBytes } from '../../helpers/bytes.js'
@@ -100,16 +100,42 @@ export async function runAndKill (script: string, args: string[], delayMs: numbe
   return { lines: out.split('\n').slice(0, -1), killed }
 }
 
-/** XOR a byte in the middle of the block bytes of the record at `loc` (in `<dir>/packs`). */
-export async function flipRecord (dir: string, loc: { pack: number, offset: number, length: number }): Promise<void> {
+/** Which byte of a block {@link flipRecord} changes, and how. */
+export interface FlipOptions {
+  /** The middle byte of the block, or its last one. @default 'middle' */
+  at?: 'middle' | 'last'
+  /** XORed into the byte. @default 0xff */
+  mask?: number
+}
+
+/**
+ * XOR a byte of the block bytes of the record at `loc` (in `<dir>/packs`):
+ * the middle one by default. (`{ at: 'last', mask: 1 }` changes the last
+ * byte of a dag-pb node's Data and leaves the node decodable.)
+ */
+export async function flipRecord (dir: string, loc: { pack: number, offset: number, length: number }, options: FlipOptions = {}): Promise<void> {
   const fh = await open(join(dir, 'packs', packFileName(loc.pack)), 'r+')
   try {
-    const at = loc.offset + RECORD_HEADER + 34 + ((loc.length - RECORD_HEADER - 34) >> 1)
+    const start = loc.offset + RECORD_HEADER + 34
+    const at = options.at === 'last' ? loc.offset + loc.length - 1 : start + ((loc.length - RECORD_HEADER - 34) >> 1)
     const one = Buffer.alloc(1)
     await fh.read(one, 0, 1, at)
-    one[0] ^= 0xff
+    one[0] ^= options.mask ?? 0xff
     await fh.write(one, 0, 1, at)
   } finally {
     await fh.close()
+  }
+}
+
+/** Where the index of the closed store at `dir` places the block `cid`. */
+export async function recordLocation (dir: string, cid: CID): Promise<Location> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' })
+  await db.open()
+  try {
+    const value = await db.get(indexKey(cid.multihash.bytes))
+    if (value === undefined) throw new Error(`block ${cid.toString()} is not in the index of ${dir}`)
+    return decodeLocation(value)
+  } finally {
+    await db.close()
   }
 }

@@ -169,8 +169,10 @@ describe('metrics of real nodes', () => {
     assert.equal(scrubbed.must('shoal_durability_shards_repaired_total'), report.rebuilt, 'shards rebuilt by the scrub count as repaired')
     assert.ok(scrubbed.must('shoal_durability_last_scrub_timestamp_seconds') >= scrubStart / 1000, 'the scrub\'s end is its last scrub')
     // every corrupt block was rebuilt from its stripe (counted by the rebuilder), fetched again or lost
-    const outcomes = scrubbed.must('shoal_durability_scrub_lost_blocks_total', { outcome: 'refetched' }) + scrubbed.must('shoal_durability_scrub_lost_blocks_total', { outcome: 'lost' })
-    assert.equal(outcomes + scrubbed.must('shoal_durability_shards_repaired_total'), flipped, 'each corrupt block is rebuilt, re-fetched or lost, once')
+    const outcomes = ['refetched', 'lost', 'leftover', 'unknown'].reduce((sum, outcome) => sum + scrubbed.must('shoal_durability_scrub_lost_blocks_total', { outcome }), 0)
+    assert.equal(outcomes + scrubbed.must('shoal_durability_shards_repaired_total'), flipped, 'each corrupt block is rebuilt, re-fetched, lost or counted as not needed, once')
+    assert.equal(scrubbed.must('shoal_durability_scrub_lost_blocks_total', { outcome: 'lost' }), report.lost.length)
+    assert.equal(scrubbed.must('shoal_durability_scrub_lost_blocks_total', { outcome: 'leftover' }), report.leftovers)
     const writerAfter = await (scrape.get(writer) as () => Promise<Scrape>)()
     assert.equal(writerAfter.must('shoal_durability_scrub_blocks_total'), 0, 'another node\'s scrub is not counted here')
   })

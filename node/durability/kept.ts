@@ -1,0 +1,165 @@
+/**
+ * What this node keeps, as one walk: every block a visible file, a coded
+ * pin, a shard held here or a peer's reservation needs here, told to a
+ * visitor with the CID that names it (the codec its DAG or its record
+ * gives, never a guess from the multihash) and the file it belongs to. Garbage collection marks from it (gc.ts: what the walk does
+ * not visit is swept); the scrub asks it which of the blocks it found
+ * corrupt anyone still wants, and whose they are (scrubber.ts).
+ *
+ * The rules (gc.ts states them for the collection):
+ * - every block of a visible file without a coded pin nor cold copy, as far
+ *   as it is held here (a missing inner node ends only its own branch);
+ * - of a file kept only in the cold tier: its skeleton;
+ * - of a file with a coded pin: its manifest, its skeleton, the shards this
+ *   node holds for it and, on the node that encoded it, everything until
+ *   placement is confirmed;
+ * - shards held for a manifest no visible file refers to, for the grace
+ *   period (no path: its pin may still be arriving);
+ * - blocks a peer reserved, until the reservation ends (no path).
+ *
+ * Reads the local store only, never the network.
+ *
+ * @module
+ */
+import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
+import { decodeManifestPage, decodeManifestRoot, type ManifestRoot } from '../../protocol/durability.js'
+import { AbortedError } from '../errors.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { Holdings, ManifestRecord } from './holdings.js'
+import type { Entry } from '../namespace/index.js'
+
+/** Where the walk reads from. */
+export interface KeptSources {
+  /** Read locally only: an absent block ends its branch. */
+  blockstore: Pick<BlockStore, 'getBytes'>
+  holdings: Pick<Holdings, 'manifests' | 'held' | 'reservations'>
+  /** Every visible file now. */
+  files: () => AsyncIterable<Entry>
+}
+
+/** Options of {@link walkKept}. */
+export interface KeptOptions {
+  /** Now (ms): grace periods and reservations are measured from it. */
+  now: number
+  /** How long shards of a manifest no visible file refers to are kept. */
+  graceMs: number
+  signal?: AbortSignal
+  /** Told how many files were walked, after each file. */
+  onFile?: (files: number) => void
+}
+
+/** A visible file, as the walk names it. */
+export interface KeptFile {
+  path: string
+  /** Its root CID. */
+  cid: string
+}
+
+/**
+ * Told of each block kept: its CID, and a visible file it belongs to
+ * (undefined for a shard of a pin not known here yet and for a peer's
+ * reservation). A block of several files is told once per file walked (a
+ * manifest's blocks once, with one of its files).
+ */
+export type KeepVisitor = (cid: CID, file: KeptFile | undefined) => void
+
+/** What the walk found besides the blocks it told. */
+export interface KeptWalk {
+  /** Files walked. */
+  files: number
+  /** Manifests no visible file refers to whose grace period is over: not walked (a collection forgets them). */
+  orphans: string[]
+  /** Reservations whose time is over, CIDs by peer: not kept (a collection ends them). */
+  expired: Map<string, string[]>
+}
+
+/** Walk every block this node keeps; see the module comment. Changes nothing. */
+export async function walkKept (sources: KeptSources, keep: KeepVisitor, options: KeptOptions): Promise<KeptWalk> {
+  const { blockstore, holdings } = sources
+  const { now, graceMs, signal } = options
+  // striped files: manifest → root and file, walked once below whether or not shards are held here
+  const live = new Map<string, { root: CID, file: KeptFile }>()
+  let files = 0
+  for await (const entry of sources.files()) {
+    if (signal?.aborted === true) throw new AbortedError('walk of the kept blocks aborted')
+    if (entry.type !== 'file') continue
+    options.onFile?.(++files)
+    const root = CID.parse(entry.cid)
+    const file: KeptFile = { path: entry.path, cid: entry.cid }
+    // a file kept only in the cold tier keeps its skeleton here; its leaves are read from the tier
+    if (entry.pin?.manifest === undefined) await walkDag(blockstore, root, cid => { keep(cid, file) }, entry.pin?.cold === undefined)
+    else live.set(entry.pin.manifest, { root, file })
+  }
+  const orphans: string[] = []
+  // read first: a collection forgets orphans once the walk is over
+  const records: Array<[string, ManifestRecord]> = []
+  for await (const entry of holdings.manifests()) records.push(entry)
+  for (const [manifest, record] of records) {
+    if (signal?.aborted === true) throw new AbortedError('walk of the kept blocks aborted')
+    const file = live.get(manifest)?.file
+    if (file === undefined && now - record.since > graceMs) { orphans.push(manifest); continue }
+    const of = (cid: CID): void => { keep(cid, file) }
+    // not placed yet: the encoder keeps everything
+    const unplaced = record.role === 'origin' && record.placed === undefined
+    await walkSkeletonAndManifest(blockstore, CID.parse(record.root), CID.parse(manifest), of, unplaced)
+    for await (const held of holdings.held(manifest)) of(CID.parse(held.cid))
+    live.delete(manifest)
+  }
+  for (const [manifest, { root, file }] of live) await walkSkeletonAndManifest(blockstore, root, CID.parse(manifest), cid => { keep(cid, file) })
+  // blocks a peer reserved for a placement still under way are kept until the reservation ends
+  const expired = new Map<string, string[]>()
+  for await (const r of holdings.reservations()) {
+    if (r.until > now) { keep(CID.parse(r.cid), undefined); continue }
+    const list = expired.get(r.peer) ?? []
+    list.push(r.cid)
+    expired.set(r.peer, list)
+  }
+  return { files, orphans, expired }
+}
+
+/** Reads blocks held here only (absent blocks end a branch). */
+type LocalGetter = Pick<BlockStore, 'getBytes'>
+
+/** The block if held here, else undefined (never the network). */
+async function tryGet (local: LocalGetter, cid: CID): Promise<Uint8Array | undefined> {
+  try { return await local.getBytes(cid) } catch { return undefined }
+}
+
+/**
+ * Visit the DAG under `root`: every dag-pb node held here and every link of
+ * it, held or not (raw leaves are visited without being read; `leaves`
+ * false skips them). A missing node ends only its own branch.
+ */
+async function walkDag (local: LocalGetter, root: CID, keep: (cid: CID) => void, leaves = true): Promise<void> {
+  const stack: CID[] = [root]
+  while (stack.length > 0) {
+    const cid = stack.pop() as CID
+    if (cid.code !== dagPb.code) { if (leaves) keep(cid); continue }
+    keep(cid)
+    const bytes = await tryGet(local, cid)
+    if (bytes === undefined) continue
+    let node: dagPb.PBNode
+    try { node = dagPb.decode(bytes) } catch { continue }
+    for (const link of node.Links) stack.push(link.Hash)
+  }
+}
+
+/** Visit the skeleton of `root` and the manifest's blocks; `whole` visits the leaves and parity shards too. */
+async function walkSkeletonAndManifest (local: LocalGetter, root: CID, manifest: CID, keep: (cid: CID) => void, whole = false): Promise<void> {
+  await walkDag(local, root, keep, whole)
+  keep(manifest)
+  const bytes = await tryGet(local, manifest)
+  if (bytes === undefined) return
+  let mroot: ManifestRoot
+  try { mroot = decodeManifestRoot(bytes) } catch { return }
+  for (const page of mroot.pages) {
+    keep(page)
+    if (!whole) continue
+    const pageBytes = await tryGet(local, page)
+    if (pageBytes === undefined) continue
+    try {
+      for (const stripe of decodeManifestPage(pageBytes, mroot.k, mroot.m).stripes) for (const p of stripe.parity) keep(p)
+    } catch {}
+  }
+}
