@@ -262,6 +262,18 @@ export class Holdings {
     return this.createdByOpen
   }
 
+  /**
+   * {@link created}, told once per open: the first caller (the durability
+   * service's first start after the open) decides whether a recovery
+   * begins; a service started again over the same open store (a restart of
+   * the service alone) is told false, as its blocks were put since.
+   */
+  takeCreated (): boolean {
+    const created = this.createdByOpen
+    this.createdByOpen = false
+    return created
+  }
+
   /** The recovery under way, if the shards held here are being looked up again ({@link beginRecovery}). */
   async recovery (): Promise<RecoveryRecord | undefined> {
     const bytes = await this.kv.get(RECOVERY)

@@ -71,7 +71,7 @@ export class ShardReclaimer {
   async begin (): Promise<boolean> {
     const { holdings, blockstore, clock } = this.components
     this.stopping = new AbortController()
-    if (holdings.created && await hasBlocks(blockstore)) {
+    if (holdings.takeCreated() && await hasBlocks(blockstore)) {
       await holdings.beginRecovery(clock.now())
       this.log.warn('the holdings store is new but the block store has blocks: the shards held here are looked up again in the block store, and gc removes nothing it does not mark until that is done (docs/durability.md, "A holdings store moved aside")')
     }
@@ -175,7 +175,13 @@ export class ShardReclaimer {
     }
     const { k, m } = mroot
     const known = new Set<string>()
-    for await (const held of holdings.held(manifest)) known.add(`${held.stripe}:${held.shard}`)
+    // the blocks already held for a stripe: a block is one shard here, whatever index it stands at
+    // (the replicas of a `replicas:N` pin, or equal leaves, are one block: N copies on one disk are one)
+    const heldBlocks = new Set<string>()
+    for await (const held of holdings.held(manifest)) {
+      known.add(`${held.stripe}:${held.shard}`)
+      heldBlocks.add(`${held.stripe}:${held.cid}`)
+    }
     let batch: ShardToHold[] = []
     let total = 0
     const flush = async (): Promise<void> => {
@@ -189,9 +195,12 @@ export class ShardReclaimer {
       for await (const { index, stripe } of readStripes(blockstore, mroot, signal)) {
         for (let i = 0; i < k + m; i++) {
           const cid = shardCID(stripe, k, i)
-          if (cid === undefined || known.has(`${index}:${i}`)) continue
+          if (cid === undefined || known.has(`${index}:${i}`) || heldBlocks.has(`${index}:${cid.toString()}`)) continue
           // a data shard is its leaf; every parity shard is as long as the stripe's longest leaf
-          if (await blockstore.has(cid)) batch.push({ ref: [index, i], cid, size: i < k ? stripe.sizes[i] : stripe.shardSize })
+          if (await blockstore.has(cid)) {
+            batch.push({ ref: [index, i], cid, size: i < k ? stripe.sizes[i] : stripe.shardSize })
+            heldBlocks.add(`${index}:${cid.toString()}`)
+          }
         }
         if (batch.length >= HOLD_BATCH) await flush()
       }
