@@ -131,8 +131,9 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
   /**
    * The CID of the version this write started from (`null`: a new file): a
    * different version written there meanwhile is kept beside it as a
-   * conflict (see the namespace's `PutOptions`). Absent: whatever is there
-   * is replaced.
+   * conflict (see the namespace's `PutOptions`). Absent: the version
+   * visible when the add began (none: a new file), so a version another
+   * node wrote while the bytes were uploading is never replaced unseen.
    */
   replacing?: string | null
 }
@@ -332,6 +333,9 @@ export class Files {
     if (options.pin !== undefined) parsePolicy(options.pin)
     const existing = await this.components.namespace.lookup(target)
     if (existing?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
+    // the version there as the add begins: one written meanwhile (another node's,
+    // arrived during the upload) is kept beside this one as a conflict, never replaced unseen
+    const replacing = options.replacing !== undefined ? options.replacing : existing?.type === 'file' ? existing.cid : null
     const durability = this.components.durability
     await this.components.disk?.ensureRoom(localBytes(options.expectedBytes ?? 0, options.pin ?? durability?.defaultPolicy(options.expectedBytes ?? 0)), `an add of ${target}`)
     const started = performance.now()
@@ -355,7 +359,7 @@ export class Files {
         record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
         await durability.sync()
         intact()
-        return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing: options.replacing }))
+        return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing }))
       }
       // --wait: stripes are coded from the leaves while the import holds them (no read-back), and their shards pushed to their holders as they are coded
       const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true, place: true })
@@ -369,7 +373,7 @@ export class Files {
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
       intact()
-      return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing: options.replacing }))
+      return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing }))
     })).catch(async err => await this.failedWrite(`the add of ${target}`, err, owned))
     const committed = performance.now()
     if (entry.type === 'file') {
