@@ -319,6 +319,8 @@ export async function statCommand (g: GlobalOptions, arg: string): Promise<void>
   const lines = [`${info.path ?? info.name}`, `  type:  ${info.type}`, `  cid:   ${info.cid}`, `  size:  ${info.size} (${formatBytes(info.size)})`]
   if (info.mode !== undefined) lines.push(`  mode:  ${info.mode.toString(8).padStart(4, '0')}`)
   if (info.mtime !== undefined) lines.push(`  mtime: ${new Date(info.mtime).toISOString()}`)
+  // a conflict copy says so, and what to do with it
+  if (info.conflictOf !== undefined) lines.push(`  conflict copy of ${printable(info.conflictOf)}: keep it (\`shoal mv\` it to a name of its own) or \`shoal rm\` it`)
   printLines(...lines)
 }
 

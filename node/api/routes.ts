@@ -94,7 +94,9 @@ export const routes: Route[] = [
         gateway: await readGatewayUrl(components.repo),
         namespace: namespaceStatus(components),
         // what is known missing of the files kept here, without a walk (damage-status.ts)
-        damage: await damageStatus(components)
+        damage: await damageStatus(components),
+        // conflict copies in the namespace (`shoal conflicts` lists them)
+        conflicts: (await components.namespace.conflicts()).length
       })
     }
   },

@@ -79,6 +79,9 @@ describe('an add racing another node\'s write of the same path', () => {
     const conflict = (await shoalJson<Conflict[]>(a.repo, ['conflicts'])).find(c => c.path === '/race.bin') as Conflict
     const other = conflict.cid === cidA ? fromA : fromB
     assert.ok((await shoalOk(a.repo, ['cat', conflict.copy])).equals(other), 'the conflict copy reads the other version')
+    // said where a user looks: status, and stat of the copy
+    assert.match((await shoalOk(a.repo, ['status'])).toString(), /^conflicts: 1 conflict copy in the namespace/m)
+    assert.match((await shoalOk(a.repo, ['stat', conflict.copy])).toString(), /conflict copy of \/race\.bin: keep it/)
 
     // a version the add began from is replaced, as before: no conflict
     const fileA2 = join(dir, 'a2.bin')
@@ -90,6 +93,7 @@ describe('an add racing another node\'s write of the same path', () => {
     const cidA2 = (await shoalJson<{ cid: string }>(a.repo, ['add', fileA2, '--to', '/race.bin'])).cid
     assert.equal(await shownAt(a, '/race.bin'), cidA2)
     assert.deepEqual(await shoalJson<Conflict[]>(a.repo, ['conflicts']), [])
+    assert.doesNotMatch((await shoalOk(a.repo, ['status'])).toString(), /^conflicts:/m)
     await eventually('b shows the new version, no conflict', async () => await shownAt(b, '/race.bin') === cidA2 && (await shoalJson<Conflict[]>(b.repo, ['conflicts'])).length === 0)
   })
 })
