@@ -67,6 +67,16 @@ function objectShape (schema: any): Record<string, any> | undefined {
   return undefined
 }
 
+/** True when `schema` (under its defaults and optionals) takes a list. */
+function takesList (schema: any): boolean {
+  let s = schema
+  for (let i = 0; i < 4 && s !== undefined; i++) {
+    if ((s.def?.type ?? s._def?.typeName) === 'array' || s._def?.typeName === 'ZodArray') return true
+    s = s.def?.innerType ?? s._def?.innerType
+  }
+  return false
+}
+
 /** The schema of the setting at `path`. */
 function schemaAt (path: string[]): any {
   let shape: Record<string, any> | undefined = RepoConfigSchema.shape
@@ -114,7 +124,8 @@ export function setSetting (config: RepoConfig, key: string, value: unknown): Re
     at[part] ??= {}
     at = at[part]
   }
-  at[path[path.length - 1]] = value
+  // one value for a list setting (`config set listen /ip4/…/tcp/4001`) is a list of one
+  at[path[path.length - 1]] = takesList(schemaAt(path)) && !Array.isArray(value) && value !== null && typeof value !== 'object' ? [value] : value
   const parsed = RepoConfigSchema.safeParse(copy)
   if (!parsed.success) throw new InvalidArgumentError(`${key}: ${parsed.error.issues.map(i => `${i.path.join('.') === key ? '' : `${i.path.join('.')}: `}${i.message}`).join('; ')}`)
   for (const [name, check] of Object.entries(CHECKS)) {

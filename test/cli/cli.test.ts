@@ -89,6 +89,9 @@ describe('shoal CLI', { concurrency: true }, () => {
     await shoalOk(repo, ['config', 'set', 'namespace.syncInterval', '2500'])
     assert.equal(await shoalJson(repo, ['config', 'get', 'namespace.syncInterval']), 2500)
     await shoalOk(repo, ['config', 'set', 'durability.zone', 'rack-1'])
+    // one address for a list setting is a list of one
+    await shoalOk(repo, ['config', 'set', 'listen', '/ip4/127.0.0.1/tcp/4001'])
+    assert.deepEqual(await shoalJson(repo, ['config', 'get', 'listen']), ['/ip4/127.0.0.1/tcp/4001'])
     await shoalOk(repo, ['config', 'set', 'listen', '["/ip4/127.0.0.1/tcp/0"]'])
     assert.deepEqual(await shoalJson(repo, ['config', 'get', 'listen']), ['/ip4/127.0.0.1/tcp/0'])
     assert.equal(await shoalJson(repo, ['config', 'get', 'storage.reserve']), null, 'unset')
@@ -97,6 +100,7 @@ describe('shoal CLI', { concurrency: true }, () => {
     await fails(repo, ['config', 'set', 'namespace.syncInterval', '5'], { code: 1, match: /namespace\.syncInterval/ })
     await fails(repo, ['config', 'set', 'nope', '1'], { code: 1, match: /no setting "nope"/ })
     await fails(repo, ['config', 'set', 'listen', '["not a multiaddr"]'], { code: 1, match: /invalid multiaddr/ })
+    await fails(repo, ['config', 'set', 'listen', 'not-a-multiaddr'], { code: 1, match: /invalid multiaddr/ })
     await fails(repo, ['config', 'get', 'nope'], { code: 1, match: /no setting/ })
     // whether the repo is a private swarm follows its swarm key: not a setting
     await fails(repo, ['config', 'set', 'privateSwarm', 'false'], { code: 1, match: /no setting "privateSwarm"/ })
