@@ -1,7 +1,8 @@
 /**
  * Transfer benchmark: `shoal cat CID` on daemon B of a file only daemon A
  * holds, so every block crosses the swarm (/shoal/blocks/1.0.0), compared
- * with a raw noise+yamux+pnet stream between two processes in the same run.
+ * with a raw noise+yamux+pnet stream between two processes in the same run,
+ * measured before and after the cats (the ceiling is their mean).
  *
  *   npm run build && node dist/bench/transfer.js [--size 1GiB] [--runs N]
  *     [--chunker fastcdc|size-262144] [--cpu-prof DIR] [--keep] [--quiet-wait S]
@@ -75,11 +76,34 @@ async function startDaemon (repo: string, keyFile: string | undefined, libp2pMet
 // ---------------------------------------------------------------- main
 
 interface Figure { chunker: string, cid: string, seconds: number, mbps: number, identical: boolean, cpuA?: number, cpuB?: number, cpuCli?: number, cpuReader?: number, foreign?: number }
-interface Run { figures: Figure[], raw: { mbps: number, seconds: number, identical: boolean, foreign?: number }, peakB?: number, anonB?: number, libp2pMetrics: boolean }
+/** One raw stream's figure. */
+interface RawFigure { mbps: number, seconds: number, identical: boolean, foreign?: number }
 
-/** One run: fresh daemons A (holding the files) and B (empty), each file cat on B, then the raw stream. */
+/** The run's ceiling: the mean of the raw streams before and after its cats (`mbps`, `seconds`), and each of them. */
+interface RawCeiling extends RawFigure { before: RawFigure, after: RawFigure }
+
+interface Run { figures: Figure[], raw: RawCeiling, peakB?: number, anonB?: number, libp2pMetrics: boolean }
+
+/** One raw stream of the file, timed and checked. */
+async function rawFigure (opts: Options, run: number, when: string, file: string, fileSha: string, swarmKey: Uint8Array): Promise<RawFigure> {
+  await settle(opts.quietWait)
+  const raw = await rawStream(file, opts.pnet ? swarmKey : undefined, opts.rawWindow)
+  const mbps = raw.bytes / MB / raw.seconds
+  const identical = raw.bytes === opts.size && raw.sha === fileSha
+  log(`run ${run}: raw stream ${when}: ${fmt(mbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${raw.foreign === undefined ? '?' : fmt(raw.foreign, 1)} s`)
+  return { mbps, seconds: raw.seconds, identical, foreign: raw.foreign }
+}
+
+/**
+ * One run: the raw stream, fresh daemons A (holding the files) and B
+ * (empty), each file cat on B, then the raw stream again. The raw stream's
+ * speed drifts with the machine's hour (190–407 MB/s from one run to the
+ * next on these machines) more than the cat's: the ceiling is the mean of
+ * the two around the cats.
+ */
 async function oneRun (opts: Options, run: number, work: string, file: string, fileSha: string, keyFile: string, swarmKey: Uint8Array, added: Map<string, string>, daemons: BenchDaemon[]): Promise<Run> {
   const prof = (name: string): string | undefined => opts.cpuProf === undefined ? undefined : join(opts.cpuProf, opts.runs > 1 ? `${name}-${run}` : name)
+  const before = await rawFigure(opts, run, 'before', file, fileSha, swarmKey)
   const libp2pMetrics = !opts.metricsAb || run % 2 === 1
   await cliOk(['--repo', join(work, 'A'), 'config', 'set', 'metrics.libp2p', String(libp2pMetrics)])
   const a = await spawnDaemon(join(work, 'A'), join(work, `A-${run}.log`), prof('A'))
@@ -132,12 +156,16 @@ async function oneRun (opts: Options, run: number, work: string, file: string, f
   for (const d of [b, a]) { await d.stop(); daemons.splice(daemons.indexOf(d), 1) }
   if (!opts.keep) await rm(b.repo, { recursive: true, force: true })
 
-  await settle(opts.quietWait)
-  const raw = await rawStream(file, opts.pnet ? swarmKey : undefined, opts.rawWindow)
-  const mbps = raw.bytes / MB / raw.seconds
-  const identical = raw.bytes === opts.size && raw.sha === fileSha
-  log(`run ${run}: raw stream: ${fmt(mbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${raw.foreign === undefined ? '?' : fmt(raw.foreign, 1)} s`)
-  return { figures, raw: { mbps, seconds: raw.seconds, identical, foreign: raw.foreign }, peakB, anonB, libp2pMetrics }
+  const after = await rawFigure(opts, run, 'after', file, fileSha, swarmKey)
+  const raw: RawCeiling = {
+    mbps: (before.mbps + after.mbps) / 2,
+    seconds: (before.seconds + after.seconds) / 2,
+    identical: before.identical && after.identical,
+    foreign: before.foreign === undefined || after.foreign === undefined ? undefined : Math.max(before.foreign, after.foreign),
+    before,
+    after
+  }
+  return { figures, raw, peakB, anonB, libp2pMetrics }
 }
 
 /**
@@ -177,7 +205,8 @@ function report (opts: Options, runs: Run[]): string {
     rows.push([`remote cat (${opts.pnet ? '' : 'open swarm, '}${chunker})`, fmt(median(used.map(r => pick(r, chunker).mbps))) + per(r => pick(r, chunker).mbps),
       fmt(median(used.map(r => pick(r, chunker).seconds)), 2), fmt(ratio, 2) + per(r => pick(r, chunker).mbps / r.raw.mbps, 2), `${cpu('cpuA')} / ${cpu('cpuB')} / ${cpu('cpuCli')} / ${cpu('cpuReader')}`])
   }
-  rows.push([`raw noise+yamux${opts.pnet ? '+pnet' : ''} stream (${opts.rawWindow} MiB window)`, fmt(rawMbps) + per(r => r.raw.mbps), fmt(median(used.map(r => r.raw.seconds)), 2), '1.00', ''])
+  rows.push([`raw noise+yamux${opts.pnet ? '+pnet' : ''} stream (${opts.rawWindow} MiB window; mean of before and after)`, fmt(rawMbps) + per(r => r.raw.mbps), fmt(median(used.map(r => r.raw.seconds)), 2), '1.00', ''])
+  rows.push(['  before / after the cats', `${fmt(median(used.map(r => r.raw.before.mbps)))} / ${fmt(median(used.map(r => r.raw.after.mbps)))}` + per(r => r.raw.before.mbps) + per(r => r.raw.after.mbps), '', '', ''])
   const w = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
   const line = (r: string[]): string => '| ' + r.map((x, c) => c === 0 ? x.padEnd(w[c]) : x.padStart(w[c])).join(' | ') + ' |'
   const out = [`transfer: ${fmt(opts.size / MiB)} MiB random file, A -> B over 127.0.0.1, ${opts.pnet ? 'pnet+' : ''}noise+yamux, ${n} run${n === 1 ? '' : 's'}` +
