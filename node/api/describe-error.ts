@@ -54,6 +54,10 @@ function classify (err: any): Omit<DescribedError, 'level'> {
   if (err?.code === 'ECONNRESET' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.message === 'aborted') {
     return { status: 499, name: 'AbortedError', message: 'client closed the request' }
   }
+  // several failures at once (a pipeline's source and sink), each of them the client hanging up: so is the whole
+  if (err instanceof AggregateError && err.errors.length > 0 && err.errors.every(e => classify(e).name === 'AbortedError')) {
+    return { status: 499, name: 'AbortedError', message: 'client closed the request' }
+  }
   // errors of libraries we call that are the caller's fault
   if (typeof err?.name === 'string' && /NotFound/.test(err.name)) return { status: 404, name: 'NotFoundError', message: String(err.message) }
   return { status: 500, name: 'InternalError', message: String(err?.message ?? err) }

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import { UnauthorizedError } from '../errors.js'
+import { AbortedError, UnauthorizedError } from '../errors.js'
 import { describeError } from './describe-error.js'
 import { STREAM_ID_HEADER, type StreamErrors } from './stream-errors.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -72,7 +72,7 @@ export async function sendStream (res: ServerResponse, source: AsyncIterable<Uin
       if (!res.write(step.value)) {
         await new Promise<void>((resolve, reject) => {
           const onDrain = (): void => { cleanup(); resolve() }
-          const onClose = (): void => { cleanup(); reject(new Error('client went away')) }
+          const onClose = (): void => { cleanup(); reject(new AbortedError('client went away')) }
           const cleanup = (): void => { res.off('drain', onDrain); res.off('close', onClose) }
           res.once('drain', onDrain)
           res.once('close', onClose)
