@@ -13,7 +13,7 @@ import { parseChunker, type ChunkerSpec } from './content/index.js'
 import { LeafWorker } from './content/leaf-chunker.js'
 import { Files } from './files/index.js'
 import { createLogger, type Logger, type LogLevel } from './logger.js'
-import { createMetrics, registerPeerMetrics, type NodeMetrics } from './metrics/index.js'
+import { createMetrics, registerExchangeMetrics, registerPeerMetrics, type NodeMetrics } from './metrics/index.js'
 import { createNamespace, signerFromKey, WriterTrust, type Replica } from './namespace/index.js'
 import type { NamespaceSync } from './namespace/sync.js'
 import { registerNamespaceMetrics } from './namespace/metrics.js'
@@ -131,6 +131,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const expected = new ExpectedPuts()
   // the exchange names its own component (a second `component` key made lines with a duplicate key)
   const exchange = createBlockExchange({ libp2p, blockstore, logger, putPolicy: expected })
+  registerExchangeMetrics(metrics.registry, exchange)
   const sync = createLibp2pSync({
     replica: namespace,
     libp2p,

@@ -7,7 +7,7 @@
  * leaves its family out of that scrape and is counted in
  * `shoal_metrics_collect_errors_total` (collect-errors.ts). The gauges read
  * at scrape time are registered by their modules: namespace/metrics.ts,
- * durability/metrics.ts, peers.ts. Every metric is listed in docs/api.md,
+ * durability/metrics.ts, peers.ts, exchange.ts. Every metric is listed in docs/api.md,
  * "Metrics".
  *
  * @module
@@ -23,6 +23,7 @@ import type { DurabilityMetrics } from '../durability/index.js'
 export { libp2pMetrics, transferLabel, ALL_PROTOCOLS, TRANSFER_METRIC, type Libp2pMetricsFactory, type Libp2pMetricsInit } from './libp2p.js'
 export { registerProcessMetrics, PROCESS_METRICS_PREFIX } from './process.js'
 export { registerPeerMetrics, type PeerMetricsSources } from './peers.js'
+export { registerExchangeMetrics } from './exchange.js'
 export { collectGuard, COLLECT_ERRORS_METRIC, type CollectGuard } from './collect-errors.js'
 export { MetricKindError } from './errors.js'
 

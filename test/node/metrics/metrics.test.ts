@@ -84,6 +84,11 @@ describe('metrics of real nodes', () => {
     const w = afterAdd.get(writer) as Scrape
     assert.equal(w.must('shoal_durability_shards_placed_total'), pushed, 'the writer counted every shard it pushed to a peer')
     for (const n of nodes.slice(1)) assert.equal(afterAdd.get(n)?.must('shoal_durability_shards_placed_total'), 0, 'placement is counted by the node that placed')
+    // the block exchange's own counters: every pushed shard stored by its holder, none refused
+    const stored = nodes.slice(1).reduce((sum, n) => sum + (afterAdd.get(n) as Scrape).must('shoal_exchange_blocks_stored_total'), 0)
+    assert.equal(stored, pushed, 'the holders stored every shard pushed to them')
+    for (const n of nodes) assert.equal((afterAdd.get(n) as Scrape).must('shoal_exchange_puts_refused_total'), 0)
+    assert.equal(w.must('shoal_exchange_fetches_pending'), 0)
     const sent = w.must('libp2p_data_transfer_bytes_total', { protocol: `${BLOCKS} sent` })
     assert.ok(sent >= pushedBytes && sent <= pushedBytes * 1.05 + 64 * 1024, `the writer sent ${sent} bytes on ${BLOCKS} for ${pushedBytes} bytes of shards`)
     for (const n of nodes.slice(1)) {
