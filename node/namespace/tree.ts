@@ -146,7 +146,9 @@ function changed (versions: readonly Version[], replaces: readonly Dot[], add: V
 /**
  * What a path with `versions` and `children` visible names below it shows:
  * its record (undefined: nothing), and the file versions that lose to it
- * (each shown as a conflict copy where it can be).
+ * (each shown as a conflict copy where it can be). A losing file version
+ * with the winner's content, mode and pin policy is no loser: it is shown
+ * with the winner, as one file.
  */
 function visibleOf (versions: readonly Version[], children: number): { main?: Visible, losers: Version[] } {
   // one version and no children: what nearly every path is
@@ -163,7 +165,18 @@ function visibleOf (versions: readonly Version[], children: number): { main?: Vi
       : { type: 'dir', mode: top.mode, mtime: top.mtime, dots: dirs.map(dotOf), children }
     return { main, losers: files }
   }
-  if (files.length > 0) return { main: fileRecord(files[files.length - 1]), losers: files.slice(0, -1) }
+  if (files.length > 0) {
+    const top = files[files.length - 1]
+    const main = fileRecord(top)
+    // the winner's content written again concurrently (the same bytes on two
+    // nodes, with the same mode and policy) is no conflict: one file, whose
+    // removal, move or overwrite takes every such version (its dots are the
+    // file's); another policy for the same bytes is a conflict, as before
+    const same = (v: Version): boolean => v.cid === top.cid && v.mode === top.mode && v.pin?.policy === top.pin?.policy
+    const twins = files.slice(0, -1).filter(same)
+    if (twins.length > 0) main.dots = [...twins.map(dotOf), dotOf(top)]
+    return { main, losers: files.slice(0, -1).filter(v => !same(v)) }
+  }
   return { losers: [] }
 }
 

@@ -46,6 +46,39 @@ describe('namespace CRDT semantics', () => {
     assert.equal(copy.conflictOf, '/notes.txt')
   })
 
+  it('the same bytes written concurrently on two replicas are one file, not a conflict; rm and mv take both versions', async () => {
+    const sim = { now: Date.UTC(2026, 10, 22, 10, 30, 5) }
+    const [a, b, c] = [await replica(sim), await replica(sim), await replica(sim)]
+    await a.putFile('/same.txt', file('one content', 2_000))
+    await b.putFile('/same.txt', file('one content', 3_000))
+    // a real conflict beside it: different bytes
+    await a.putFile('/diff.txt', file('from a', 2_000))
+    await b.putFile('/diff.txt', file('from b', 3_000))
+    await syncAll([a, b, c])
+    assert.deepEqual((await c.conflicts()).map(x => x.path), ['/diff.txt'], 'only the different bytes are a conflict')
+    for (const r of [a, b, c]) {
+      const shown = await r.stat('/same.txt')
+      assert.equal(shown.type === 'file' && shown.cid, cidOf('one content'))
+    }
+    const t = await converged([a, b, c])
+    assert.equal(t.filter(line => line.startsWith('/same')).length, 1, t.join('\n'))
+    // the same bytes under another mode are another file: a conflict, as before
+    await a.putFile('/mode.txt', { ...file('x', 2_000), mode: 0o600 })
+    await b.putFile('/mode.txt', { ...file('x', 3_000), mode: 0o644 })
+    await syncAll([a, b, c])
+    assert.deepEqual((await c.conflicts()).map(x => x.path).sort(), ['/diff.txt', '/mode.txt'])
+    // a move takes both versions: nothing is left behind, no conflict appears
+    await c.move('/same.txt', '/moved.txt')
+    await syncAll([a, b, c])
+    assert.equal(await a.lookup('/same.txt'), undefined)
+    assert.deepEqual((await a.conflicts()).map(x => x.path).sort(), ['/diff.txt', '/mode.txt'])
+    // and rm removes the file for good, on every replica (both versions)
+    await a.remove('/moved.txt')
+    await syncAll([a, b, c])
+    for (const r of [a, b, c]) assert.equal(await r.lookup('/moved.txt'), undefined)
+    await converged([a, b, c])
+  })
+
   it('a put that names the version it started from keeps a version written meanwhile, as a conflict, on every replica', async () => {
     const sim = { now: 5_000 }
     const [a, b] = [await replica(sim), await replica(sim)]
