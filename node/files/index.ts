@@ -89,14 +89,22 @@ export class NotUnixFSFileError extends ShoalError {
   override readonly status = 400
 }
 
+/** A file an add bound: it always has its content's CID. */
+export type AddedFile = FileInfo & { cid: string }
+
 /** A file or directory as the API and CLI show it. */
 export interface FileInfo {
   /** Namespace path, absent for a bare CID. */
   path?: string
   name: string
   type: 'file' | 'dir'
-  /** Content CID (for a namespace directory: its UnixFS directory DAG). */
-  cid: string
+  /**
+   * Content CID (for a namespace directory: its UnixFS directory DAG).
+   * Absent for a directory whose DAG cannot be built (`noCid` says why).
+   */
+  cid?: string
+  /** Why a directory has no CID: it, or a directory below it, has too many entries for one block (no sharded directories yet). */
+  noCid?: string
   size: number
   mode?: number
   mtime?: number
@@ -320,15 +328,22 @@ export class Files {
       if (entry.conflictOf !== undefined) info.conflictOf = entry.conflictOf
       return info
     }
-    const cid = await buildDirectory(this.components, entry.path)
-    return { path: entry.path, name: entry.name, type: 'dir', cid: cid.toString(), size: 0, mode: entry.mode, mtime: entry.mtime }
+    const dir: FileInfo = { path: entry.path, name: entry.name, type: 'dir', size: 0, mode: entry.mode, mtime: entry.mtime }
+    try {
+      dir.cid = (await buildDirectory(this.components, entry.path)).toString()
+    } catch (err: any) {
+      // a directory (or one below it) too large for one block has no DAG yet: it is listed all the same
+      if (err?.name !== 'TooLargeError') throw err
+      dir.noCid = String(err.message)
+    }
+    return dir
   }
 
   /**
    * Import a byte stream and bind it to `path` (missing parents are created,
    * an existing file is replaced). Durable when it resolves.
    */
-  async add (path: string, source: AsyncIterable<Uint8Array>, options: AddOptions): Promise<FileInfo> {
+  async add (path: string, source: AsyncIterable<Uint8Array>, options: AddOptions): Promise<AddedFile> {
     const target = filePath(path)
     if (options.pin !== undefined) parsePolicy(options.pin)
     const existing = await this.components.namespace.lookup(target)
@@ -392,7 +407,8 @@ export class Files {
       }
     }
     this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms, heldMiB: peakBytes > 0 ? Math.ceil(peakBytes / (1024 * 1024)) : undefined }, 'added')
-    const info = await this.infoOf(entry)
+    // a file's info always names its content
+    const info = await this.infoOf(entry) as AddedFile
     if (pending !== undefined) info.pending = pending
     return info
   }
@@ -420,7 +436,7 @@ export class Files {
    *
    * @throws {IsADirectoryError} when a path is a directory (then nothing is bound)
    */
-  async addMany (items: readonly AddManyItem[], options: AddManyOptions): Promise<FileInfo[]> {
+  async addMany (items: readonly AddManyItem[], options: AddManyOptions): Promise<AddedFile[]> {
     if (items.length === 0) return []
     const { blockstore, namespace, durability } = this.components
     const targets = items.map(item => {
@@ -450,7 +466,7 @@ export class Files {
     })).catch(async err => await this.failedWrite(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`, err))
     this.components.logger.info({ files: entries.length, ms: Math.round(performance.now() - started) }, 'added a batch')
     this.placeLater(entries)
-    return await Promise.all(entries.map(async entry => await this.infoOf(entry)))
+    return await Promise.all(entries.map(async entry => await this.infoOf(entry) as AddedFile))
   }
 
   /** Code and place (or announce) what {@link addMany} wrote, after it returned, a few files at once. */
