@@ -20,6 +20,14 @@ export const GRACE_MS = 2_000
 /** One private swarm for every node of a test file. */
 const SWARM_KEY = formatSwarmKey(randomBytes(32))
 
+/** Wait until every one of `nodes` has the namespace record of `path`. */
+export async function untilOnEvery (nodes: ShoalNode[], path: string): Promise<void> {
+  await until(`the record of ${path} on every node`, async () => {
+    for (const n of nodes) if ((await n.components.namespace.lookup(path)) === undefined) return false
+    return true
+  })
+}
+
 /** A test repo in `dir` (private swarm, short grace, fast namespace sync). */
 export async function makeRepo (dir: string, name: string, zone?: string): Promise<string> {
   const repo = join(dir, name)

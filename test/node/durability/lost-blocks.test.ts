@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import * as dagPB from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
-import { connectAll, live, once, readAll, sha, startNode, swarmOf, until } from '../../helpers/swarm.js'
+import { connectAll, live, once, readAll, sha, startNode, swarmOf, until, untilOnEvery } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 import type { PackBlockStore } from '../../../node/blocks/index.js'
 
@@ -36,10 +36,7 @@ describe('blocks lost on a node', () => {
     // 4 leaves of 256 KiB: 2 stripes of ec:2+1, each on the 3 nodes
     const data = randomBytes(1024 * 1024)
     await writer.components.files.add('/f.bin', once(data), { chunker: CHUNKER, pin: 'ec:2+1', wait: true })
-    await until('the file record on every node', async () => {
-      for (const n of nodes) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
-      return true
-    })
+    await untilOnEvery(nodes, '/f.bin')
     for (const n of nodes) await n.components.durability.collectGarbage()
     assert.equal((await writer.components.files.pinStatus('/f.bin')).state, 'healthy')
 

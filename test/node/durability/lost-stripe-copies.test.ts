@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
-import { live, once, readAll, sha, swarmOf, until } from '../../helpers/swarm.js'
+import { live, once, readAll, sha, swarmOf, until, untilOnEvery } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const TEST = { timeout: 120_000 }
@@ -26,10 +26,7 @@ describe('a stripe lost on its holders', () => {
     // 4 leaves of 256 KiB: 2 stripes of ec:2+1
     const data = randomBytes(1024 * 1024)
     await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
-    await until('the file record on every node', async () => {
-      for (const n of nodes) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
-      return true
-    })
+    await untilOnEvery(nodes, '/f.bin')
     for (const n of nodes) await n.components.durability.collectGarbage()
     const placed = await writer.components.files.pinStatus('/f.bin')
     assert.equal(placed.state, 'healthy')

@@ -20,6 +20,7 @@ import { createLogger } from '../../../node/logger.js'
 import { DurabilityService, type EncodeProgressEvents, type PlaceProgressEvents } from '../../../node/durability/index.js'
 import { VirtualTime } from '../../../simulations/virtual-time.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { untilOnEvery } from '../../helpers/swarm.js'
 
 const TEST = { timeout: 120_000 }
 const GRACE_MS = 10 * 60_000
@@ -97,10 +98,7 @@ describe('durability parts', () => {
     const nodes = await threeNodes(t)
     const [writer] = nodes
     await writer.components.files.add('/r.bin', once(randomBytes(100_000)), { chunker: CHUNKER, pin: 'replicas:2', wait: true })
-    await until('the file record on every node', async () => {
-      for (const n of nodes) if ((await n.components.namespace.lookup('/r.bin')) === undefined) return false
-      return true
-    })
+    await untilOnEvery(nodes, '/r.bin')
     const placed = await writer.components.files.pinStatus('/r.bin')
     assert.deepEqual(placed.summary, { healthy: 1, atRisk: 0, degraded: 0, lost: 0 })
     assert.equal(placed.state, 'healthy')

@@ -16,7 +16,7 @@ import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
 import { readManifest, shardCID } from '../../../node/durability/stripes.js'
 import { tempDir } from '../../helpers/temp.js'
-import { GRACE_MS, connectAll, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until } from '../../helpers/swarm.js'
+import { GRACE_MS, connectAll, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until, untilOnEvery } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const K = 4
@@ -83,10 +83,7 @@ describe('re-placement on real nodes', () => {
     const data = randomBytes(2 * 1024 * 1024)
     await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2' })
     await writer.components.files.settled()
-    await until('the file record on every node', async () => {
-      for (const n of live(swarm)) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
-      return true
-    })
+    await untilOnEvery(live(swarm), '/f.bin')
     const entry = await writer.components.namespace.stat('/f.bin')
     assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
     const manifest = CID.parse(entry.pin.manifest)

@@ -17,7 +17,7 @@ import { PackBlockStore } from '../../../node/blocks/index.js'
 import { flipEveryBlock } from '../blocks/fixtures.js'
 import { CID } from 'multiformats/cid'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
-import { GRACE_MS, connectAll, holdBackRequests, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
+import { GRACE_MS, connectAll, holdBackRequests, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until, untilOnEvery, type Swarm } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const TEST = { timeout: 180_000 }
@@ -30,10 +30,7 @@ async function smallFileOnSix (t: CleanupContext): Promise<{ swarm: Swarm, write
   const writer = swarm.nodes[0] as ShoalNode
   const data = randomBytes(2 * 1024 * 1024)
   await writer.components.files.add('/f.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:4+2', wait: true })
-  await until('the file record on every node', async () => {
-    for (const n of live(swarm)) if ((await n.components.namespace.lookup('/f.bin')) === undefined) return false
-    return true
-  })
+  await untilOnEvery(live(swarm), '/f.bin')
   return { swarm, writer, data }
 }
 
@@ -61,10 +58,7 @@ describe('durability on real nodes', () => {
     }
 
     // everyone learns the pin through the namespace
-    await until('the file record on every node', async () => {
-      for (const n of live(swarm)) if ((await n.components.namespace.lookup('/big.bin')) === undefined) return false
-      return true
-    })
+    await untilOnEvery(live(swarm), '/big.bin')
 
     // the writer keeps only its own shards once placement is confirmed
     const before = await countBlocks(writer)
