@@ -158,10 +158,10 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
   const watch = await lock.exclusive(async () => blockstore.watchPuts())
   const sizeBefore = await blockstore.approximateSize()
   try {
-    // read before the marks: shards a recovery holds again while they are read are not marked (a recovery begins only at start)
-    const keepAll = recovering(await holdings.recovery(), components.clock?.now() ?? Date.now())
-    const marks = new Set<string>()
     const now = components.clock?.now() ?? Date.now()
+    // read before the marks: shards a recovery holds again while they are read are not marked (a recovery begins only at start)
+    const keepAll = recovering(await holdings.recovery(), now)
+    const marks = new Set<string>()
     const walk = await walkKept({ blockstore, holdings, files: components.files }, cid => { marks.add(blockKey(cid)) }, {
       now,
       graceMs,
