@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { DamageNote } from '../files/damage.js'
+import { namesFile, type DamageNote } from '../files/damage.js'
 import type { ScrubFindings } from '../durability/index.js'
 import type { ShoalComponents } from '../node.js'
 
@@ -35,10 +35,7 @@ export async function damageStatus (components: Pick<ShoalComponents, 'files' | 
   if (scrub !== undefined) {
     // a file rewritten or removed since the scrub is not the file it found damaged
     const still: ScrubFindings['files'] = []
-    for (const file of scrub.files) {
-      const entry = await namespace.lookup(file.path)
-      if (entry?.type === 'file' && entry.cid === file.cid) still.push(file)
-    }
+    for (const file of scrub.files) if (await namesFile(namespace, file.path, file.cid)) still.push(file)
     status.scrub = { ...scrub, files: still }
   }
   const gone = blockstore.audit?.markedUnreadable ?? 0

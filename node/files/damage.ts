@@ -13,6 +13,7 @@
  *
  * @module
  */
+import type { Namespace } from '../namespace/index.js'
 
 /** One file found damaged here. */
 export interface DamageNote {
@@ -64,4 +65,10 @@ export class DamageNotes {
   list (): DamageNote[] {
     return [...this.notes.values()].reverse()
   }
+}
+
+/** Whether `path` still names the file `cid`: not rewritten nor removed since the damage was found. */
+export async function namesFile (namespace: Pick<Namespace, 'lookup'>, path: string, cid: string): Promise<boolean> {
+  const entry = await namespace.lookup(path)
+  return entry?.type === 'file' && entry.cid === cid
 }

@@ -27,7 +27,7 @@ import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier }
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
 import { TreeShapes, type FileShape } from './car-tree.js'
-import { DamageNotes, MISSING_BLOCK_ERRORS, type DamageNote } from './damage.js'
+import { DamageNotes, MISSING_BLOCK_ERRORS, namesFile, type DamageNote } from './damage.js'
 import { filledDuring, type DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
@@ -772,8 +772,7 @@ export class Files {
   async damaged (): Promise<DamageNote[]> {
     const out: DamageNote[] = []
     for (const note of this.damage.list()) {
-      const entry = await this.components.namespace.lookup(note.path)
-      if (entry?.type === 'file' && entry.cid === note.cid) out.push(note)
+      if (await namesFile(this.components.namespace, note.path, note.cid)) out.push(note)
       else this.damage.drop(note.path)
     }
     return out
