@@ -17,13 +17,26 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { AlreadyExistsError, ShoalError } from '../node/errors.js'
 
-/** The staging name of `out` for this process. */
+/** The longest file name Linux file systems take, in bytes. */
+const NAME_MAX = 255
+
+/**
+ * The staging name of `out` for this process: `OUT.shoal-partial-PID`, or,
+ * when that name would pass {@link NAME_MAX} (a name of 255 bytes is valid
+ * and IPFS directories hold them), `.shoal-partial-PID-HASH` beside it, the
+ * hash of the name keeping two such names apart.
+ */
 export function stagingPath (out: string): string {
-  return `${out}.shoal-partial-${process.pid}`
+  const suffix = `.shoal-partial-${process.pid}`
+  if (Buffer.byteLength(basename(out) + suffix) <= NAME_MAX) return `${out}${suffix}`
+  const digest = createHash('sha256').update(basename(out)).digest('hex').slice(0, 16)
+  return join(dirname(out), `${suffix}-${digest}`)
 }
 
 /** Exit codes of the signals that end a download, as a shell reports them. */

@@ -1,7 +1,7 @@
 import { type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
-import { InvalidArgumentError, InvalidPathError, NotFoundError, TooLargeError } from '../../node/errors.js'
+import { InvalidArgumentError, InvalidPathError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, ApiError } from '../client.js'
 import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
@@ -289,7 +289,6 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
     bytes = root.size
   } else {
     // walk by CID so the tree is the one the directory DAG names
-    if (root.cid === undefined) throw new TooLargeError(`cannot get ${arg}: ${root.noCid ?? 'its directory has no CID'}`)
     const plan = await planTree(root.cid, { list: async cid => await client.json<ListedEntry[]>('GET', '/api/v0/ls', { arg: cid }), shownAs: out })
     await checkPlanOnDisk(out, plan)
     await writeTree(g, client, plan, out)
@@ -301,7 +300,7 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
 }
 
 function formatEntry (e: FileInfo): string {
-  return `${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(12)} ${e.cid ?? '(no CID: too many entries)'} ${printable(e.name)}${e.type === 'dir' ? '/' : ''}`
+  return `${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(12)} ${e.cid} ${printable(e.name)}${e.type === 'dir' ? '/' : ''}`
 }
 
 /** `shoal ls [PATH|CID]`. */
@@ -317,7 +316,7 @@ export async function statCommand (g: GlobalOptions, arg: string): Promise<void>
   const client = await ApiClient.connect(g.repo)
   const info = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
   if (g.json) { printJson(info); return }
-  const lines = [`${info.path ?? info.name}`, `  type:  ${info.type}`, `  cid:   ${info.cid ?? `none (${info.noCid ?? 'unknown'})`}`, `  size:  ${info.size} (${formatBytes(info.size)})`]
+  const lines = [`${info.path ?? info.name}`, `  type:  ${info.type}`, `  cid:   ${info.cid}`, `  size:  ${info.size} (${formatBytes(info.size)})`]
   if (info.mode !== undefined) lines.push(`  mode:  ${info.mode.toString(8).padStart(4, '0')}`)
   if (info.mtime !== undefined) lines.push(`  mtime: ${new Date(info.mtime).toISOString()}`)
   // a conflict copy says so, and what to do with it

@@ -8,6 +8,7 @@ export { readContent, resolveEntry, entrySize, type ReadContentOptions } from '.
 export { FileLayout } from './file-layout.js'
 export type { LeafSpan } from './ranged-reader.js'
 export type { BlockGetter } from '../reads/api.js'
-export { buildDirectory, MAX_DIRECTORY_BLOCK } from './directory.js'
+export { DirectoryDags, MAX_DIRECTORY_BLOCK, type DirectoryDagsComponents, type NamespaceChanges } from './directory.js'
+export { shardedDirectory, SHARD_FANOUT_BITS, type DirectoryLink, type StoredNode } from './hamt-directory.js'
 export { parseChunker, formatChunker, createChunker, type ChunkerSpec } from './chunker/index.js'
 export { localPresence, type BlockPresence, type PresenceOptions } from './presence.js'

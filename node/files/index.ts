@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
-import { buildDirectory, entrySize, FileLayout, importContent, localPresence, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
+import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { filePath } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
@@ -89,22 +89,14 @@ export class NotUnixFSFileError extends ShoalError {
   override readonly status = 400
 }
 
-/** A file an add bound: it always has its content's CID. */
-export type AddedFile = FileInfo & { cid: string }
-
 /** A file or directory as the API and CLI show it. */
 export interface FileInfo {
   /** Namespace path, absent for a bare CID. */
   path?: string
   name: string
   type: 'file' | 'dir'
-  /**
-   * Content CID (for a namespace directory: its UnixFS directory DAG).
-   * Absent for a directory whose DAG cannot be built (`noCid` says why).
-   */
-  cid?: string
-  /** Why a directory has no CID: it, or a directory below it, has too many entries for one block (no sharded directories yet). */
-  noCid?: string
+  /** Content CID (for a namespace directory: its UnixFS directory DAG, HAMT-sharded when large). */
+  cid: string
   size: number
   mode?: number
   mtime?: number
@@ -235,6 +227,8 @@ export class Files {
   leftToRepair = 0
   /** The namespace's pinned files by content, for reads by CID; made at the first one. */
   private pins: PinIndex | undefined
+  /** The directory DAGs of the namespace, built on first use. */
+  private dirs: DirectoryDags | undefined
   /** Files found damaged here by reads and `pin status` (see {@link damaged}). */
   private readonly damage = new DamageNotes()
 
@@ -257,6 +251,12 @@ export class Files {
     this.pins ??= this.components.pins ?? new PinIndex(this.components.namespace)
     const pins = this.pins
     return contentSession({ blocks: this.blocks, lookup: async cid => await pins.lookup(cid), root, signal })
+  }
+
+  /** The namespace's directory DAGs (node/content/directory.ts). */
+  private directories (): DirectoryDags {
+    this.dirs ??= new DirectoryDags(this.components)
+    return this.dirs
   }
 
   /** A read session for the DAG under `root`, wherever `options.pin` says its blocks are. */
@@ -328,22 +328,15 @@ export class Files {
       if (entry.conflictOf !== undefined) info.conflictOf = entry.conflictOf
       return info
     }
-    const dir: FileInfo = { path: entry.path, name: entry.name, type: 'dir', size: 0, mode: entry.mode, mtime: entry.mtime }
-    try {
-      dir.cid = (await buildDirectory(this.components, entry.path)).toString()
-    } catch (err: any) {
-      // a directory (or one below it) too large for one block has no DAG yet: it is listed all the same
-      if (err?.name !== 'TooLargeError') throw err
-      dir.noCid = String(err.message)
-    }
-    return dir
+    const cid = await this.directories().cidOf(entry.path)
+    return { path: entry.path, name: entry.name, type: 'dir', cid: cid.toString(), size: 0, mode: entry.mode, mtime: entry.mtime }
   }
 
   /**
    * Import a byte stream and bind it to `path` (missing parents are created,
    * an existing file is replaced). Durable when it resolves.
    */
-  async add (path: string, source: AsyncIterable<Uint8Array>, options: AddOptions): Promise<AddedFile> {
+  async add (path: string, source: AsyncIterable<Uint8Array>, options: AddOptions): Promise<FileInfo> {
     const target = filePath(path)
     if (options.pin !== undefined) parsePolicy(options.pin)
     const existing = await this.components.namespace.lookup(target)
@@ -407,8 +400,7 @@ export class Files {
       }
     }
     this.components.logger.info({ path: target, cid: entry.type === 'file' ? entry.cid : '', pin: entry.type === 'file' ? entry.pin?.policy : undefined, ms, heldMiB: peakBytes > 0 ? Math.ceil(peakBytes / (1024 * 1024)) : undefined }, 'added')
-    // a file's info always names its content
-    const info = await this.infoOf(entry) as AddedFile
+    const info = await this.infoOf(entry)
     if (pending !== undefined) info.pending = pending
     return info
   }
@@ -436,7 +428,7 @@ export class Files {
    *
    * @throws {IsADirectoryError} when a path is a directory (then nothing is bound)
    */
-  async addMany (items: readonly AddManyItem[], options: AddManyOptions): Promise<AddedFile[]> {
+  async addMany (items: readonly AddManyItem[], options: AddManyOptions): Promise<FileInfo[]> {
     if (items.length === 0) return []
     const { blockstore, namespace, durability } = this.components
     const targets = items.map(item => {
@@ -466,7 +458,7 @@ export class Files {
     })).catch(async err => await this.failedWrite(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`, err))
     this.components.logger.info({ files: entries.length, ms: Math.round(performance.now() - started) }, 'added a batch')
     this.placeLater(entries)
-    return await Promise.all(entries.map(async entry => await this.infoOf(entry) as AddedFile))
+    return await Promise.all(entries.map(async entry => await this.infoOf(entry)))
   }
 
   /** Code and place (or announce) what {@link addMany} wrote, after it returned, a few files at once. */
@@ -797,7 +789,7 @@ export class Files {
     if (target.kind === 'cid') return target.cid
     const entry = await this.components.namespace.stat(target.path)
     if (entry.type === 'file') return CID.parse(entry.cid)
-    return await buildDirectory(this.components, entry.path)
+    return await this.directories().cidOf(entry.path)
   }
 
   /** Stream a file's bytes (or a range of them). */
