@@ -35,7 +35,8 @@ export class BrokenStreamError extends ShoalError {
 export const MAX_PROGRESS_LINE_BYTES = 64 * 1024 * 1024
 
 /** A request body whose length is known: sent with a Content-Length (the daemon checks room for it first). */
-export interface SizedBody { stream: Readable, length: number }
+/** A body of known length; `type`, its Content-Type (default: raw bytes). */
+export interface SizedBody { stream: Readable, length: number, type?: string }
 
 /** Query parameters; undefined values are left out. */
 export type Query = Record<string, string | number | boolean | undefined>
@@ -111,7 +112,7 @@ export class ApiClient {
     // body, even an empty chunked one, on an endpoint that takes none)
     if (sent === undefined && method === 'POST') headers['content-length'] = '0'
     // raw bytes, labelled as such (the API refuses bodies of other types)
-    if (sent !== undefined) headers['content-type'] = 'application/octet-stream'
+    if (sent !== undefined) headers['content-type'] = ('pipe' in sent ? undefined : sent.type) ?? 'application/octet-stream'
     const url = this.url(path, query)
     let sending: ClientRequest | undefined
     const res = await new Promise<IncomingMessage>((resolve, reject) => {

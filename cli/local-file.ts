@@ -58,12 +58,42 @@ export interface FileBodyOptions {
  * file that shrank left the request waiting forever for its missing bytes.)
  */
 export function fileBody (file: string, options: FileBodyOptions = {}): Readable {
-  const source = Readable.from(readFile(file, options), { objectMode: false, highWaterMark: UPLOAD_READ_BYTES })
-  const body = byteCounter(options.onBytes ?? (() => {}))
+  return asBody(readFile(file, options), () => file, options.onBytes)
+}
+
+/** A local file of a batch: its path, and the size and modification time of the `stat` its manifest was made from. */
+export interface BatchedFile {
+  file: string
+  size: number
+  mtimeMs: number
+}
+
+/**
+ * A batch body (protocol/add-batch.ts): `head`, then the bytes of each of
+ * `files` in turn, each read and checked as {@link fileBody} reads one with
+ * a `size`: a file that changed fails the whole body, so the daemon keeps
+ * nothing of the batch.
+ */
+export function batchBody (head: Uint8Array, files: readonly BatchedFile[], options: { onBytes?: (n: number) => void } = {}): Readable {
+  let current = files[0]?.file ?? ''
+  async function * bytes (): AsyncGenerator<Uint8Array> {
+    yield head
+    for (const f of files) {
+      current = f.file
+      yield * readFile(f.file, { size: f.size, mtimeMs: f.mtimeMs })
+    }
+  }
+  return asBody(bytes(), () => current, options.onBytes)
+}
+
+/** `source` as a request body whose read errors name the file being read (`fileNow`). */
+function asBody (chunks: AsyncIterable<Uint8Array>, fileNow: () => string, onBytes?: (n: number) => void): Readable {
+  const source = Readable.from(chunks, { objectMode: false, highWaterMark: UPLOAD_READ_BYTES })
+  const body = byteCounter(onBytes ?? (() => {}))
   source.once('error', (err: NodeJS.ErrnoException) => {
     if (err instanceof LocalReadError) { body.destroy(err); return }
     const why = err.code === 'EISDIR' ? 'it is a directory' : err.code === 'ENOENT' ? 'no such file' : String(err.code ?? err.message)
-    body.destroy(new LocalReadError(`cannot read ${file}: ${why}`, { cause: err }))
+    body.destroy(new LocalReadError(`cannot read ${fileNow()}: ${why}`, { cause: err }))
   })
   // the request gone (refused, cut): stop reading
   body.once('close', () => { source.destroy() })

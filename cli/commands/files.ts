@@ -8,6 +8,7 @@ import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagin
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
+import { BATCH_FILE_BYTES, batchFull, uploadBatch, type LocalUpload } from '../add-batch.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
 import { refusalLine } from '../../node/peers/refusal-line.js'
@@ -80,6 +81,15 @@ class AddedPaths {
     return result
   }
 
+  /** Add the files `paths` with `upload` (one batch: all or none), remembering the new ones. */
+  async batch<T> (paths: readonly string[], upload: () => Promise<T>): Promise<T> {
+    const fresh: string[] = []
+    for (const path of paths) if (await this.isNew(path)) fresh.push(path)
+    const result = await upload()
+    this.files.push(...fresh)
+    return result
+  }
+
   /** Make the directory `path` (and its parents), remembered when it is new. */
   async mkdir (path: string): Promise<void> {
     const fresh = await this.isNew(path)
@@ -130,6 +140,20 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   /** Files whose policy waits for live nodes, and the first one's reason. */
   const pending = { files: 0, why: '' }
   const made = new AddedPaths(client, target, await statOrUndefined(client, target) === undefined)
+  const added = (info: FileInfo): void => {
+    total += info.size
+    if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
+    if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
+  }
+  // small files go many per request (cli/add-batch.ts); --wait keeps one request per file
+  const batch: LocalUpload[] = []
+  let batchBytes = 0
+  const sendBatch = async (): Promise<void> => {
+    if (batch.length === 0) return
+    const files = batch.splice(0)
+    batchBytes = 0
+    for (const info of await made.batch(files.map(f => f.remote), async () => await uploadBatch(g, client, files, opts))) added(info)
+  }
   try {
     await made.mkdir(target)
     const dirs = [source]
@@ -145,15 +169,21 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
           await made.mkdir(remote)
           dirs.push(local)
         } else if (e.isFile()) {
-          const info = await made.file(remote, async () => await uploadFile(g, client, { file: local, to: remote, st: await lstatLocal(local), flags: opts }))
-          total += info.size
-          if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
-          if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
+          const file: LocalUpload = { local, remote, st: await lstatLocal(local) }
+          if (opts.wait !== true && file.st.size <= BATCH_FILE_BYTES) {
+            if (batchFull(batch, batchBytes, file)) await sendBatch()
+            batch.push(file)
+            batchBytes += file.st.size
+            continue
+          }
+          await sendBatch()
+          added(await made.file(remote, async () => await uploadFile(g, client, { file: local, to: remote, st: file.st, flags: opts })))
         } else {
           process.stderr.write(printable(`skipped ${local}: not a regular file or directory`) + '\n')
         }
       }
     }
+    await sendBatch()
   } catch (err) {
     throw await made.undo(err)
   }

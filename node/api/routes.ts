@@ -2,6 +2,9 @@ import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { AbortedError, InvalidArgumentError, NotFoundError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
+import { readBatchBody } from './batch-body.js'
+import { BATCH_CONTENT_TYPE } from '../../protocol/add-batch.js'
+import { parsePolicy } from '../../protocol/durability.js'
 import { repoDiskUsage } from '../repo/disk-usage.js'
 import { readGatewayUrl } from '../gateway/index.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
@@ -285,6 +288,20 @@ export const routes: Route[] = [
       const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
       const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal, expectedBytes: contentLength(req), wait: q.wait })
       sendJson(res, 200, info)
+    }
+  },
+  {
+    method: 'POST',
+    path: '/api/v0/add-many',
+    body: true,
+    async handle ({ req, res, query, signal, components }) {
+      const q = parseQuery(schemas.addMany, query)
+      requireBodyType(req, [BATCH_CONTENT_TYPE])
+      const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
+      if (q.pin !== undefined) parsePolicy(q.pin)
+      const { files, sources } = await readBatchBody(req, contentLength(req))
+      const items = files.map((f, i) => ({ path: f.to, source: sources[i], mode: f.mode, mtime: f.mtime, pin: q.pin }))
+      sendJson(res, 200, await components.files.addMany(items, { chunker, signal, tellPending: true }))
     }
   },
   {

@@ -20,6 +20,11 @@ export const schemas = {
     pin: z.string().max(32).optional(),
     wait: bool.optional()
   }).strict(),
+  /** The files' paths, modes and mtimes are in the body's manifest (protocol/add-batch.ts). */
+  addMany: z.object({
+    chunker: z.string().max(64).optional(),
+    pin: z.string().max(32).optional()
+  }).strict(),
   /** `verify`: read the cold copy back whole (node/tiers/cold-health.ts). */
   pinStatus: z.object({ arg, verify: bool.optional() }).strict(),
   pinAdd: z.object({ arg, policy: z.string().max(32).optional(), tier: z.enum(['hot', 'cold']).optional() }).strict(),

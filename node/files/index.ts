@@ -154,6 +154,8 @@ export interface AddManyItem {
 export interface AddManyOptions {
   chunker: ChunkerSpec
   signal?: AbortSignal
+  /** Set `pending` on each file whose coded policy cannot be met yet, as {@link Files.add} does (a look at the live nodes per file). */
+  tellPending?: boolean
 }
 
 /** Options of {@link Files}. */
@@ -435,8 +437,14 @@ export class Files {
       if (item.pin !== undefined) parsePolicy(item.pin)
       return filePath(item.path)
     })
-    for (const target of targets) {
-      if ((await namespace.lookup(target))?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
+    if (new Set(targets).size !== targets.length) throw new InvalidArgumentError('a batch names one path twice')
+    // the version at each path as the batch begins: one written meanwhile is kept beside this one as a conflict (as add does)
+    const replacing: Array<string | null> = []
+    for (const [i, target] of targets.entries()) {
+      const existing = await namespace.lookup(target)
+      if (existing?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
+      const given = items[i].replacing
+      replacing.push(given !== undefined ? given : existing?.type === 'file' ? existing.cid : null)
     }
     await this.components.disk?.ensureRoom(0, `${items.length} new file${items.length === 1 ? '' : 's'}`)
     const started = performance.now()
@@ -448,7 +456,7 @@ export class Files {
         const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, leafWorker: this.components.leafWorker })
         const record = fileRecord(cid, size, item)
         if (durability !== undefined) record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: item.pin, path: targets[i] }) }
-        files.push({ path: targets[i], record, replacing: item.replacing })
+        files.push({ path: targets[i], record, replacing: replacing[i] })
       }
       // one fsync for every block (and deferred record) of the batch, before the entry that names them
       if (durability !== undefined) await durability.sync(); else await blockstore.commit()
@@ -458,7 +466,16 @@ export class Files {
     })).catch(async err => await this.failedWrite(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`, err))
     this.components.logger.info({ files: entries.length, ms: Math.round(performance.now() - started) }, 'added a batch')
     this.placeLater(entries)
-    return await Promise.all(entries.map(async entry => await this.infoOf(entry)))
+    const infos = await Promise.all(entries.map(async entry => await this.infoOf(entry)))
+    if (durability !== undefined && options.tellPending === true) {
+      // told to the caller, as add tells it: a file whose policy cannot be met yet
+      for (const [i, entry] of entries.entries()) {
+        if (entry.type !== 'file' || entry.pin === undefined || !isCodedPolicy(entry.pin.policy)) continue
+        const pending = await durability.shortfall(entry.pin.policy, { root: CID.parse(entry.cid), signal: options.signal })
+        if (pending !== undefined) infos[i].pending = pending
+      }
+    }
+    return infos
   }
 
   /** Code and place (or announce) what {@link addMany} wrote, after it returned, a few files at once. */

@@ -254,12 +254,14 @@ describe('shoal CLI', { concurrency: true }, () => {
       await mkdir(join(src, 'z'), { recursive: true })
       await writeFile(join(src, 'top.txt'), 'top\n')
       await writeFile(join(src, 'a', 'two.bin'), randomBytes(100_000, 11))
+      // above the batch's file size (cli/add-batch.ts): sent alone, between batches of the small ones
+      await writeFile(join(src, 'a', 'big.bin'), randomBytes(1_500_000, 12))
       await writeFile(join(src, 'a', 'b', 'c.txt'), 'deep file')
       await writeFile(join(src, 'a', 'b', 'zero'), '')
       await writeFile(join(src, 'z', 'name with spaces.txt'), 'spaces')
       const doc = await shoalJson(d.repo, ['add', src, '--to', '/ttree/'])
       assert.equal(doc.path, '/ttree/tree')
-      assert.equal(doc.size, 4 + 100_000 + 9 + 0 + 6)
+      assert.equal(doc.size, 4 + 100_000 + 1_500_000 + 9 + 0 + 6)
 
       const [top, sub, info] = await Promise.all([
         shoalJson<Array<{ name: string, type: string }>>(d.repo, ['ls', '/ttree/tree']),
@@ -267,7 +269,7 @@ describe('shoal CLI', { concurrency: true }, () => {
         shoalJson(d.repo, ['stat', '/ttree/tree'])
       ])
       assert.deepEqual(top.map(e => `${e.type}:${e.name}`).sort(), ['dir:a', 'dir:z', 'file:top.txt'])
-      assert.deepEqual(sub.map(e => `${e.type}:${e.name}`).sort(), ['dir:b', 'dir:empty', 'file:two.bin'])
+      assert.deepEqual(sub.map(e => `${e.type}:${e.name}`).sort(), ['dir:b', 'dir:empty', 'file:big.bin', 'file:two.bin'])
       assert.equal(sub.find(e => e.name === 'two.bin')?.size, 100_000)
       assert.equal(info.type, 'dir')
       assert.equal(typeof info.cid, 'string')

@@ -120,7 +120,7 @@ describe('bad local input through the CLI', () => {
     await writeFile(join(local, 'sub', 'd.txt'), 'd\n')
     const line = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/']), 'add tree')
     assert.match(line, /is a directory.*the add was undone \(1 new entry under \/tree removed\)/)
-    assert.deepEqual(await names('/tree'), ['b.txt', 'keep.txt'], 'a.txt (added before the failure) removed; c.txt and sub never added')
+    assert.deepEqual(await names('/tree'), ['b.txt', 'keep.txt'], 'sub (made before the failure) removed; the batch of a.txt, b.txt, c.txt and sub/d.txt refused whole')
 
     // into a new target, the target goes as a whole: here a file of the tree is one of /proc
     // (bound over a file of the tree: its stat says 0 bytes, it holds more), met after a.txt and sub/

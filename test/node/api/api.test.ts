@@ -9,6 +9,7 @@ import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { readFile } from 'node:fs/promises'
 import { routes } from '../../../node/api/routes.js'
+import { BATCH_CONTENT_TYPE, encodeBatchHead } from '../../../protocol/add-batch.js'
 import { ApiClient } from '../../../cli/client.js'
 import { REFUSED_LINGER_MS } from '../../../node/api/server.js'
 import { randomBytes } from '../../helpers/bytes.js'
@@ -163,8 +164,52 @@ describe('HTTP API', () => {
     })
   }
 
-  it('only add and car/import take a request body', TEST, () => {
-    assert.deepEqual(routes.filter(r => r.body === true).map(r => `${r.method} ${r.path}`), ['POST /api/v0/add', 'POST /api/v0/car/import'])
+  it('only add, add-many and car/import take a request body', TEST, () => {
+    assert.deepEqual(routes.filter(r => r.body === true).map(r => `${r.method} ${r.path}`), ['POST /api/v0/add', 'POST /api/v0/add-many', 'POST /api/v0/car/import'])
+  })
+
+  it('add-many binds a batch of files at once; a malformed batch is a 400 naming the fault and binds nothing', TEST, async () => {
+    const batch = (files: Array<{ to: string, size: number, mode?: number, mtime?: number } | Record<string, unknown>>, contents: string[]): Uint8Array =>
+      Buffer.concat([encodeBatchHead(files as any), ...contents.map(c => Buffer.from(c))])
+    const post = async (body: Uint8Array, headers: Record<string, string> = {}): Promise<Answer> => {
+      const res = await fetch(new URL('/api/v0/add-many', d.url), { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': BATCH_CONTENT_TYPE, ...headers }, body, signal: AbortSignal.timeout(15_000) })
+      const text = await res.text()
+      return { status: res.status, type: res.headers.get('content-type') ?? '', text, json: () => JSON.parse(text) }
+    }
+    const ok = await post(batch([{ to: '/batch/a.txt', size: 5, mode: 0o600, mtime: 1_000_000 }, { to: '/batch/sub/b.txt', size: 0 }, { to: '/batch/c.txt', size: 3 }], ['alpha', '', 'cee']))
+    assert.equal(ok.status, 200, ok.text)
+    assert.deepEqual(ok.json().map((f: any) => [f.path, f.size]), [['/batch/a.txt', 5], ['/batch/sub/b.txt', 0], ['/batch/c.txt', 3]])
+    assert.equal((await call('GET', '/api/v0/cat?arg=/batch/a.txt')).text, 'alpha')
+    assert.equal((await call('GET', '/api/v0/cat?arg=/batch/c.txt')).text, 'cee')
+    const a = (await call('GET', '/api/v0/stat?arg=/batch/a.txt')).json()
+    assert.deepEqual([a.mode, a.mtime], [0o600, 1_000_000])
+
+    const before = (await call('GET', '/api/v0/ls?arg=/batch')).text
+    const refused: Array<[string, Uint8Array, RegExp, number?]> = [
+      ['not JSON', Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('{x}')]), /not JSON/],
+      ['no files', batch([], []), /array of 1 to/],
+      ['a path twice', batch([{ to: '/batch/n.txt', size: 1 }, { to: '/batch/n.txt', size: 1 }], ['1', '2']), /a second time/],
+      ['a path twice once normalised', batch([{ to: '/batch/n.txt', size: 1 }, { to: '/batch//n.txt', size: 1 }], ['1', '2']), /path has an empty segment|names one path twice/],
+      ['an unknown field', batch([{ to: '/batch/n.txt', size: 1, owner: 'x' }], ['1']), /unknown fields: owner/],
+      ['a negative size', batch([{ to: '/batch/n.txt', size: -1 }], []), /no valid size/],
+      ['bad mode', batch([{ to: '/batch/n.txt', size: 1, mode: 0o70000 }], ['1']), /invalid permission bits/],
+      ['more bytes than the manifest says', batch([{ to: '/batch/n.txt', size: 1 }], ['12']), /the batch body is \d+ bytes, its manifest says/],
+      ['fewer bytes', batch([{ to: '/batch/n.txt', size: 3 }, { to: '/batch/m.txt', size: 3 }], ['123', '45']), /the batch body is \d+ bytes, its manifest says/],
+      ['a manifest length past the body', Buffer.from([0, 0, 1, 0, 0x5b]), /passes the body/],
+      ['a relative path', batch([{ to: '/batch/ok.txt', size: 1 }, { to: 'rel.txt', size: 1 }], ['1', '2']), /must be absolute/],
+      ['a file onto a directory', batch([{ to: '/batch/ok.txt', size: 1 }, { to: '/batch/sub', size: 1 }], ['1', '2']), /is a directory/, 409]
+    ]
+    for (const [what, body, message, status] of refused) {
+      const answer = await post(body)
+      assert.equal(answer.status, status ?? 400, `${what}: ${answer.text}`)
+      assert.match(answer.json().error.message, message, what)
+    }
+    // a body cut short after its head: the connection's end fails the batch
+    const cut = await rawCall('POST', '/api/v0/add-many', { headers: { 'content-type': BATCH_CONTENT_TYPE }, chunks: [batch([{ to: '/batch/cut.txt', size: 10 }], ['12345'])] })
+    assert.equal(cut.status, 400, cut.text)
+    assert.match(cut.json().error.message, /needs a Content-Length/)
+    assertError(await post(batch([{ to: '/batch/t.txt', size: 1 }], ['1']), { 'content-type': 'text/plain' }), 415, 'UnsupportedMediaTypeError')
+    assert.equal((await call('GET', '/api/v0/ls?arg=/batch')).text, before, 'nothing of a refused batch was bound')
   })
 
   it('a body sent to an endpoint that takes none → 413 TooLargeError before it runs; Content-Length: 0 is no body', TEST, async () => {
