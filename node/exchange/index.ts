@@ -594,9 +594,9 @@ class DefaultBlockExchange implements BlockExchange {
     const { providers, signal, store, local } = options
     const tried = new Set<string>()
     const errors: string[] = []
-    // wants in flight: a hedge asks another provider while the first is slow
-    // (one still in flight when the fetch is over is answered into the void, or times out)
-    const asking = new Set<Promise<WantResult>>()
+    // wants in flight and answers not yet looked at: a hedge asks another provider while the
+    // first is slow (one still in flight when the fetch is over is answered into the void, or times out)
+    const asking = new Answers()
     let localLeft = local
     const here = async (): Promise<Uint8Array | undefined> => {
       const lookUp = localLeft
@@ -614,9 +614,7 @@ class DefaultBlockExchange implements BlockExchange {
         if (peer !== undefined) {
           tried.add(peer.toString())
           if (asking.size > 0) this.counters.hedgedWants++
-          const want = this.want(peer, cid, signal)
-          asking.add(want)
-          void want.then(() => { asking.delete(want) })
+          asking.add(this.want(peer, cid, signal))
           localAt ??= now + LOCAL_AFTER_MS
           askAt = now + this.hedgeMs()
         } else if (asking.size === 0) {
@@ -636,7 +634,11 @@ class DefaultBlockExchange implements BlockExchange {
       if (another) due.push(askAt)
       // no other provider yet, but discovery goes on: one found wakes the wait too
       const found = another || providers.done ? undefined : providers.changed(signal).then(() => undefined, () => undefined)
-      const result = await firstOf(asking, due.length === 0 ? undefined : Math.max(0, Math.min(...due) - performance.now()), found)
+      let result = asking.take()
+      if (result === undefined) {
+        await untilFirst(asking.arrival(), due.length === 0 ? undefined : Math.max(0, Math.min(...due) - performance.now()), found)
+        result = asking.take()
+      }
       if (result === undefined) {
         // slow (stalled, or far): the block may be here
         if (localAt !== undefined && performance.now() >= localAt) {
@@ -867,16 +869,57 @@ interface FetchOptions {
 type WantResult = { data: Uint8Array } | { error: string, aborted?: boolean }
 
 /**
- * The first of `promises` to settle, or undefined when none has within `ms`
- * (no limit when undefined) or when `wake` resolved first.
+ * The wants of one fetch: those in flight, and the answers that arrived and
+ * were not looked at yet. An answer that arrives while the fetch does
+ * something else (waits for its local lookup, wakes for a provider found,
+ * reads another answer) is kept for it, never dropped: before, a block that
+ * arrived while the local lookup ran was lost, and the fetch failed with
+ * "no peer could supply it" though its only provider had just sent it.
  */
-async function firstOf<T> (promises: Set<Promise<T>>, ms: number | undefined, wake?: Promise<undefined>): Promise<T | undefined> {
-  const racers: Array<Promise<T | undefined>> = [...promises]
+class Answers {
+  private readonly ready: WantResult[] = []
+  private inFlight = 0
+  private arrived: { promise: Promise<void>, resolve: () => void } | undefined
+
+  /** Wants in flight plus answers not taken. */
+  get size (): number { return this.inFlight + this.ready.length }
+
+  /** Follow a want; its answer is kept until {@link take}n. */
+  add (want: Promise<WantResult>): void {
+    this.inFlight++
+    void want.then(result => {
+      this.inFlight--
+      this.ready.push(result)
+      this.arrived?.resolve()
+      this.arrived = undefined
+    })
+  }
+
+  /** The oldest answer not taken yet. */
+  take (): WantResult | undefined {
+    return this.ready.shift()
+  }
+
+  /** Resolves when the next answer arrives. */
+  async arrival (): Promise<undefined> {
+    if (this.arrived === undefined) {
+      let resolve = (): void => {}
+      const promise = new Promise<void>(r => { resolve = r })
+      this.arrived = { promise, resolve }
+    }
+    await this.arrived.promise
+    return undefined
+  }
+}
+
+/** Resolves once `promise` or `wake` resolves, or `ms` passed (no limit when undefined), whichever comes first. */
+async function untilFirst (promise: Promise<undefined>, ms: number | undefined, wake?: Promise<undefined>): Promise<void> {
+  const racers: Array<Promise<undefined>> = [promise]
   if (wake !== undefined) racers.push(wake)
-  if (ms === undefined) return await Promise.race(racers)
+  if (ms === undefined) { await Promise.race(racers); return }
   const timer = new AbortController()
   try {
-    return await Promise.race([...racers, sleep(ms, undefined, { signal: timer.signal })])
+    await Promise.race([...racers, sleep(ms, undefined, { signal: timer.signal })])
   } finally {
     timer.abort()
   }

@@ -79,4 +79,31 @@ describe('exchange session: blocks held here only', () => {
     assert.ok(ms < 10_000, `four leaves held here read in ${Math.round(ms)} ms`)
     assert.ok(a.exchange.stats().localFallbacks >= 1)
   })
+
+  it('a block a slow peer sends while the skipped local lookup runs is the read\'s answer, not lost', { timeout: 60_000 }, async t => {
+    const a = await startNode(t, { init: { requestTimeoutMs: 20_000, findProvidersTimeoutMs: 2_000 } })
+    const there = await rawBlock(randomBytes(64 * 1024))
+    const late = await rawBlock(randomBytes(64 * 1024))
+    // faults that cannot be made real: a peer that answers each want after 300 ms (past the
+    // quarter second after which the read looks here), and a disk whose miss takes 200 ms
+    const slow = await startNode(t, { exchange: false })
+    await serveBlocksAs(slow, cid => cid.equals(there.cid) ? there.bytes : cid.equals(late.cid) ? late.bytes : undefined, { delayMs: 300 })
+    await connect(a, slow)
+    const rootBytes = dagPb.encode(dagPb.prepare({ Links: [there, late].map(x => ({ Hash: x.cid, Tsize: 64 * 1024 })) }))
+    const root = CID.createV1(dagPb.code, await sha256.digest(rootBytes))
+    await a.blockstore.put(root, rootBytes)
+    const getBytes = a.blockstore.getBytes.bind(a.blockstore)
+    a.blockstore.getBytes = async (cid, options) => {
+      if (cid.equals(late.cid)) await new Promise(resolve => setTimeout(resolve, 200))
+      return await getBytes(cid, options)
+    }
+
+    const session = a.exchange.session(root, { signal: AbortSignal.timeout(30_000) })
+    assert.ok(same(await session.getBytes(root), rootBytes), 'the root, read here')
+    assert.ok(same(await session.getBytes(there.cid), there.bytes), 'the first leaf, from the slow peer')
+    // the session takes the DAG to be remote: the local lookup is made 250 ms into the want,
+    // and the peer's answer (300 ms) arrives while it runs (until 450 ms); before, that answer
+    // was dropped and the read failed: "not found here and no peer could supply it"
+    assert.ok(same(await session.getBytes(late.cid), late.bytes), 'the second leaf, answered during the local lookup')
+  })
 })

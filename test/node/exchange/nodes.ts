@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 /**
  * Block exchange test nodes: a real libp2p host on 127.0.0.1, a real
  * LevelDB block store and an exchange, all torn down when the test ends.
@@ -55,9 +56,9 @@ export async function connect (a: TestNode, b: TestNode, ms = 5_000): Promise<vo
  * A fault that cannot be made real: `node` (started with `exchange: false`)
  * speaks the block protocol, says it has every block asked about, and answers
  * each wanted block with the bytes `answer` gives — never, when it gives
- * undefined (a stalled peer).
+ * undefined (a stalled peer); `delayMs` after the want (a slow peer).
  */
-export async function serveBlocksAs (node: TestNode, answer: (cid: CID) => Uint8Array | undefined): Promise<void> {
+export async function serveBlocksAs (node: TestNode, answer: (cid: CID) => Uint8Array | undefined, options: { delayMs?: number } = {}): Promise<void> {
   await node.libp2p.handle(BLOCKS_PROTOCOL, async (stream) => {
     const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
     try {
@@ -67,6 +68,7 @@ export async function serveBlocksAs (node: TestNode, answer: (cid: CID) => Uint8
         else if (request.type === 'want') {
           for (const cid of request.cids) {
             const data = answer(cid)
+            if (data !== undefined && options.delayMs !== undefined) await sleep(options.delayMs)
             if (data !== undefined) await lp.write(encodeResponse({ v: 1, type: 'block', id: request.id, cid, data }))
           }
         }
