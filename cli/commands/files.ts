@@ -8,6 +8,7 @@ import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagin
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
+import { mapAtOnce } from '../../node/at-once.js'
 import { BATCH_FILE_BYTES, batchFull, uploadBatch, type LocalUpload } from '../add-batch.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
@@ -257,6 +258,14 @@ async function download (client: ApiClient, arg: string, out: string, options: D
 }
 
 /**
+ * Files of a tree downloaded at once. A tree of small files is bound by each
+ * request's round trip (a remote file waits on the swarm for its blocks),
+ * not by bandwidth: one at a time, 3,600 files fetched from another node
+ * waited ~10 ms each.
+ */
+const GET_CONCURRENCY = 8
+
+/**
  * Write a checked tree plan under `out`. A new `out` is written beside it
  * and renamed into place at the end, so a download that fails midway (a
  * block nobody has, the daemon gone) leaves nothing; into an existing
@@ -280,10 +289,10 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
       await mkdir(join(base, dir)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err })
     }
     let files = 0
-    for (const file of plan.files) {
+    await mapAtOnce(plan.files, GET_CONCURRENCY, async file => {
       await download(client, file.cid, join(base, file.path), { shownAs: join(out, file.path), onBytes: n => { bytes += n; progress.update(bytes) } })
       progress.update(bytes, { note: `${++files}/${plan.files.length} files` })
-    }
+    })
   } catch (err) {
     progress.stop()
     if (fresh) {

@@ -22,6 +22,7 @@ import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
+import { mapAtOnce } from '../at-once.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
@@ -78,6 +79,9 @@ export interface PinInfo {
 
 /** Where `pin add CID` binds a CID that is not in the namespace. */
 export const PINS_DIR = '/pins'
+
+/** Children of a directory CID whose root blocks `ls` reads at once. */
+const LS_CONCURRENCY = 16
 
 /**
  * `pin add CID` of content that is not a UnixFS file or raw leaf (a dag-cbor
@@ -907,12 +911,14 @@ export class Files {
     // node builds for itself from the namespace often has no provider at all
     const entry = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
     if (entry.type !== 'directory') return [{ name: target.cid.toString(), type: 'file', cid: target.cid.toString(), size: entrySize(entry) }]
-    const out: FileInfo[] = []
-    for await (const link of entry.entries({ signal })) {
+    const links = []
+    for await (const link of entry.entries({ signal })) links.push(link)
+    // a child's type and size are in its root block: read several at once (each may be a
+    // round trip to a peer: one at a time, 1,000 remote files took 11 s to list)
+    return await mapAtOnce(links, LS_CONCURRENCY, async link => {
       const child = await resolveEntry(this.cidReader(link.cid, signal), link.cid, signal)
-      out.push({ name: link.name, type: child.type === 'directory' ? 'dir' : 'file', cid: link.cid.toString(), size: entrySize(child) })
-    }
-    return out
+      return { name: link.name, type: child.type === 'directory' ? 'dir' : 'file', cid: link.cid.toString(), size: entrySize(child) }
+    })
   }
 
   /** Create a directory. */

@@ -59,11 +59,16 @@ describe('block exchange', { timeout: 60_000 }, () => {
     // B first pulls the file from A (its only direct holder)…
     const viaB = await sha256OfStream(readContent(asStore(b.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
     assert.equal(viaB, await expectedHash(size, 1))
-    // …then C, connected to B only, reads it byte-identical
+    // …then C, connected to B only, reads it byte-identical, and asks no DHT: B, connected, says it has it
+    const routing = c.libp2p.contentRouting
+    const findProviders = routing.findProviders.bind(routing)
+    let dhtQueries = 0
+    routing.findProviders = (cid, options) => { dhtQueries++; return findProviders(cid, options) }
     const session = c.exchange.session(root)
     const viaC = await sha256OfStream(readContent(asStore(session), root, { signal: AbortSignal.timeout(20_000) }))
     assert.equal(viaC, await expectedHash(size, 1))
     assert.ok(session.providers().length >= 1)
+    assert.equal(dhtQueries, 0, 'the DHT is asked only when no connected peer has the block')
     assert.ok(await c.blockstore.has(root), 'fetched blocks are cached')
     assert.ok(c.exchange.stats().blocksFetched > 20)
     // the read-ahead goes out as multi-block wants

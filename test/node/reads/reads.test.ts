@@ -182,7 +182,8 @@ describe('read path v2 on real nodes', () => {
     routing.findProviders = (cid, options) => { looked.push(cid.toString()); return findProviders(cid, options) }
     const { bytes } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
     assert.equal(sha(bytes), sha(f.data))
-    assert.equal(looked.filter(c => c === f.manifest.toString()).length, 1, 'the manifest root was looked up once')
+    // at most once: the connected holders say they have it, and the DHT is asked only when they do not
+    assert.ok(looked.filter(c => c === f.manifest.toString()).length <= 1, 'the manifest root was looked up once at most')
     for (const page of mroot.pages) assert.ok(!looked.includes(page.toString()), 'a page is asked of the root\'s providers, not looked up')
     for (const cid of [f.manifest, ...mroot.pages]) assert.equal(await f.reader.components.blockstore.has(cid), true, 'the manifest is kept, as before')
   })
