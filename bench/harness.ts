@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'
-import { open, readFile } from 'node:fs/promises'
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -210,4 +210,10 @@ export function parseSize (text: string): number {
   const n = Math.round(Number(m[1]) * mult[unit])
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--size: must be at least 1 byte, got ${JSON.stringify(text)}`)
   return n
+}
+
+/** `count` files of `size` random bytes (`f0`, `f1`, …) in a new folder `dir`. */
+export async function writeRandomFiles (dir: string, count: number, size: number): Promise<void> {
+  await mkdir(dir)
+  for (let i = 0; i < count; i++) await writeFile(join(dir, `f${i}`), randomBytes(size))
 }

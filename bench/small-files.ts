@@ -24,12 +24,11 @@
  * @module
  */
 import '../node/polyfills.js'
-import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ApiClient } from '../cli/client.js'
-import { cliOk, fmt, installCleanup, log, median, parseSize, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { cliOk, fmt, installCleanup, log, median, parseSize, spawnDaemon, tempDirs, writeRandomFiles, type BenchDaemon } from './harness.js'
 
 interface Options { files: number, size: number, nodes: number, rounds: number, keep: boolean }
 
@@ -53,12 +52,6 @@ function parseArgs (argv: string[]): Options {
     if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be an integer ≥ ${min}`)
   }
   return opts
-}
-
-/** `count` files of `size` random bytes in a new folder `dir`. */
-async function writeFiles (dir: string, count: number, size: number): Promise<void> {
-  await mkdir(dir)
-  for (let i = 0; i < count; i++) await writeFile(join(dir, `f${i}`), randomBytes(size))
 }
 
 /** The writer's count of shards pushed to peers (its Prometheus text). */
@@ -118,7 +111,7 @@ async function main (): Promise<void> {
     const client = await ApiClient.connect(writer)
     // untimed: a daemon's first adds pay for its code's compilation and its first pages
     const warm = join(dir, 'warm')
-    await writeFiles(warm, 50, opts.size)
+    await writeRandomFiles(warm, 50, opts.size)
     await cliOk(['--repo', writer, 'add', warm, '--to', '/warm-none', '--pin', 'none'])
     await cliOk(['--repo', writer, 'add', warm, '--to', '/warm'])
     await untilPlaced(client, '/warm', 50, performance.now())
@@ -126,8 +119,8 @@ async function main (): Promise<void> {
     for (let round = 1; round <= opts.rounds; round++) {
       const plainDir = join(dir, `plain-${round}`)
       const placedDir = join(dir, `placed-${round}`)
-      await writeFiles(plainDir, opts.files, opts.size)
-      await writeFiles(placedDir, opts.files, opts.size)
+      await writeRandomFiles(plainDir, opts.files, opts.size)
+      await writeRandomFiles(placedDir, opts.files, opts.size)
       const plain = (await cliOk(['--repo', writer, 'add', plainDir, '--to', `/plain-${round}`, '--pin', 'none'])).seconds
       const started = performance.now()
       const add = (await cliOk(['--repo', writer, 'add', placedDir, '--to', `/placed-${round}`])).seconds

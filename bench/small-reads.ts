@@ -23,39 +23,25 @@
  * @module
  */
 import '../node/polyfills.js'
-import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { cliOk, fmt, installCleanup, log, median, parseSize, spawnDaemon, tempDirs, type BenchDaemon } from './harness.js'
+import { cliOk, fmt, installCleanup, log, median, parseSize, spawnDaemon, tempDirs, writeRandomFiles, type BenchDaemon } from './harness.js'
 
 interface Options { files: number, size: number, rounds: number, keep: boolean }
 
-function parseArgs (argv: string[]): Options {
-  const opts: Options = { files: 1000, size: 1024, rounds: 3, keep: false }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const next = (): string => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
-    if (a === '--files') opts.files = Number(next())
-    else if (a === '--size') opts.size = parseSize(next())
-    else if (a === '--rounds') opts.rounds = Number(next())
-    else if (a === '--keep') opts.keep = true
-    else throw new Error(`unknown argument ${a}`)
-  }
+function options (argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: { files: { type: 'string', default: '1000' }, size: { type: 'string', default: '1KiB' }, rounds: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } },
+    strict: true
+  })
+  const opts: Options = { files: Number(values.files), size: parseSize(values.size), rounds: Number(values.rounds), keep: values.keep }
   for (const [name, v] of [['--files', opts.files], ['--rounds', opts.rounds]] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be an integer ≥ 1`)
   }
   return opts
-}
-
-/** `count` files of `size` random bytes in a new folder `dir`. */
-async function writeFiles (dir: string, count: number, size: number): Promise<void> {
-  await mkdir(dir)
-  for (let i = 0; i < count; i++) await writeFile(join(dir, `f${i}`), randomBytes(size))
 }
 
 /** Throws unless `out` holds the files of `src`, byte for byte. */
@@ -81,7 +67,7 @@ async function untilListed (repo: string, path: string, count: number): Promise<
 
 async function main (): Promise<void> {
   installCleanup()
-  const opts = parseArgs(process.argv.slice(2))
+  const opts = options(process.argv.slice(2))
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-reads-'))
   if (!opts.keep) tempDirs.add(dir)
   log(`${opts.files} files of ${opts.size} B, 2 nodes, ${opts.rounds} round(s); temp ${dir}`)
@@ -99,7 +85,7 @@ async function main (): Promise<void> {
     for (let round = 0; round <= opts.rounds; round++) {
       const src = join(dir, `src-${round}`)
       const files = round === 0 ? Math.min(50, opts.files) : opts.files
-      await writeFiles(src, files, opts.size)
+      await writeRandomFiles(src, files, opts.size)
       await cliOk(['--repo', a, 'add', src, '--to', `/r${round}`, '--pin', 'none'])
       await untilListed(b, `/r${round}`, files)
       // A's announcements of the new files settle first (a DHT provide per file)
