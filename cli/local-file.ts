@@ -77,11 +77,18 @@ export interface BatchedFile {
 export function batchBody (head: Uint8Array, files: readonly BatchedFile[], options: { onBytes?: (n: number) => void } = {}): Readable {
   let current = files[0]?.file ?? ''
   async function * bytes (): AsyncGenerator<Uint8Array> {
-    yield head
+    // each chunk goes out once the next is read, and the body's last only once every file
+    // is known unchanged: a last file of 0 bytes (a file of /proc) would else be checked
+    // after the daemon had the whole body, and the batch it refuses here would be bound there
+    let held: Uint8Array = head
     for (const f of files) {
       current = f.file
-      yield * readFile(f.file, { size: f.size, mtimeMs: f.mtimeMs })
+      for await (const chunk of readFile(f.file, { size: f.size, mtimeMs: f.mtimeMs })) {
+        yield held
+        held = chunk
+      }
     }
+    yield held
   }
   return asBody(bytes(), () => current, options.onBytes)
 }
