@@ -9,6 +9,7 @@ import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntr
 import { formatBytes, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
 import { mapAtOnce } from '../../node/at-once.js'
+import { applyAttrs, recordedAttrs, setAttrs, type RecordedAttrs } from '../tree-attrs.js'
 import { BATCH_FILE_BYTES, batchFull, uploadBatch, type LocalUpload } from '../add-batch.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
@@ -273,7 +274,7 @@ const GET_CONCURRENCY = 8
  * complete download that cannot be renamed into place is kept, named in the
  * error (cli/staging.ts).
  */
-async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, out: string): Promise<void> {
+async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, out: string, attrs?: ReadonlyMap<string, RecordedAttrs>): Promise<void> {
   const fresh = await lstat(out).catch(() => undefined) === undefined
   const base = fresh ? stagingPath(out) : out
   const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: plan.bytes })
@@ -302,7 +303,13 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
     throw err
   }
   progress.stop()
+  if (attrs !== undefined) warnAttrs(await applyAttrs(base, plan, attrs))
   if (fresh) await moveIntoPlace(base, out)
+}
+
+/** One line on stderr when recorded modes or times could not be given (the download stands). */
+function warnAttrs (failed: string | undefined): void {
+  if (failed !== undefined) process.stderr.write(printable(`warning: the recorded permissions and times were not all set (${failed})`) + '\n')
 }
 
 /**
@@ -324,13 +331,16 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
     } finally {
       progress.stop()
     }
+    if (root.path !== undefined) warnAttrs(await setAttrs(out, root).then(() => undefined, (err: any) => `${out}: ${String(err?.code ?? err?.message ?? err)}`))
     files = 1
     bytes = root.size
   } else {
     // walk by CID so the tree is the one the directory DAG names
     const plan = await planTree(root.cid, { list: async cid => await client.json<ListedEntry[]>('GET', '/api/v0/ls', { arg: cid }), shownAs: out })
     await checkPlanOnDisk(out, plan)
-    await writeTree(g, client, plan, out)
+    // a namespace path: its files and folders get the modes and times the namespace records (cli/tree-attrs.ts)
+    const attrs = root.path === undefined ? undefined : await recordedAttrs(client, { ...root, path: root.path }, plan)
+    await writeTree(g, client, plan, out, attrs)
     files = plan.files.length
     bytes = plan.bytes
   }

@@ -6,7 +6,7 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { createReadStream } from 'node:fs'
-import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CarIndexer } from '@ipld/car/indexer'
 import { randomBytes, sha256Hex, assertBytesEqual } from '../helpers/bytes.js'
@@ -259,6 +259,12 @@ describe('shoal CLI', { concurrency: true }, () => {
       await writeFile(join(src, 'a', 'b', 'c.txt'), 'deep file')
       await writeFile(join(src, 'a', 'b', 'zero'), '')
       await writeFile(join(src, 'z', 'name with spaces.txt'), 'spaces')
+      // modes and times a get of the path gives back: an executable, a private file, old dates
+      await chmod(join(src, 'top.txt'), 0o755)
+      await chmod(join(src, 'a', 'b', 'c.txt'), 0o600)
+      const old = new Date('2020-02-02T02:02:02.000Z')
+      await utimes(join(src, 'a', 'two.bin'), old, old)
+      await utimes(join(src, 'a', 'b', 'c.txt'), old, old)
       const doc = await shoalJson(d.repo, ['add', src, '--to', '/ttree/'])
       assert.equal(doc.path, '/ttree/tree')
       assert.equal(doc.size, 4 + 100_000 + 1_500_000 + 9 + 0 + 6)
@@ -285,6 +291,18 @@ describe('shoal CLI', { concurrency: true }, () => {
       const want = await readTree(src)
       assert.deepEqual(await readTree(byPath), want)
       assert.deepEqual(await readTree(byCid), want)
+      // by path: the modes and times the namespace records; by CID there are none to give
+      for (const f of ['top.txt', join('a', 'b', 'c.txt'), join('a', 'two.bin'), join('a', 'big.bin')]) {
+        const [s0, s1] = [await stat(join(src, f)), await stat(join(byPath, f))]
+        assert.equal((s1.mode & 0o777).toString(8), (s0.mode & 0o777).toString(8), `mode of ${f}`)
+        assert.equal(Math.round(s1.mtimeMs), Math.floor(s0.mtimeMs), `mtime of ${f}`)
+      }
+      assert.equal((await stat(join(byPath, 'a', 'two.bin'))).mtime.toISOString(), old.toISOString())
+      assert.notEqual((await stat(join(byCid, 'top.txt'))).mode & 0o111, 0o111, 'a get by CID gives no recorded mode')
+      const one = join(local, 'top.out')
+      await shoalOk(d.repo, ['get', '/ttree/tree/a/b/c.txt', '-o', one])
+      assert.equal((await stat(one)).mode & 0o777, 0o600)
+      assert.equal((await stat(one)).mtime.toISOString(), old.toISOString())
     })
 
     it('cat PATH, cat CID, ranges and get of a 3 MiB file are byte-identical', TEST, async () => {
