@@ -26,12 +26,22 @@ const COUNTERS: Array<[keyof BlockExchangeStats, string, string]> = [
   ['invalidRequests', 'invalid_requests', 'Streams closed because a peer\'s request was malformed']
 ]
 
+/** How long one read of the exchange's stats serves a scrape (ms). */
+const SCRAPE_MS = 100
+
 /** Register the exchange's metrics on `registry`. */
 export function registerExchangeMetrics (registry: Registry, exchange: Pick<BlockExchange, 'stats'>): void {
   const registers = [registry]
-  for (const [field, name, help] of COUNTERS) scrapedCounter(registers, `shoal_exchange_${name}_total`, help, () => exchange.stats()[field])
+  // one read of the stats per scrape, not one per metric (a scrape collects every metric within a few ms)
+  let read: { at: number, stats: BlockExchangeStats } | undefined
+  const stats = (): BlockExchangeStats => {
+    const now = performance.now()
+    if (read === undefined || now - read.at > SCRAPE_MS) read = { at: now, stats: exchange.stats() }
+    return read.stats
+  }
+  for (const [field, name, help] of COUNTERS) scrapedCounter(registers, `shoal_exchange_${name}_total`, help, () => stats()[field])
   /* eslint-disable no-new */
-  new Gauge({ name: 'shoal_exchange_fetches_pending', help: 'Blocks being fetched from peers now (0 once every read has ended or been aborted)', registers, collect () { this.set(exchange.stats().fetchesPending) } })
-  new Gauge({ name: 'shoal_exchange_requests_in_flight', help: 'Requests sent to peers and not yet answered, over every peer', registers, collect () { this.set(exchange.stats().requestsInFlight) } })
+  new Gauge({ name: 'shoal_exchange_fetches_pending', help: 'Blocks being fetched from peers now (0 once every read has ended or been aborted)', registers, collect () { this.set(stats().fetchesPending) } })
+  new Gauge({ name: 'shoal_exchange_requests_in_flight', help: 'Requests sent to peers and not yet answered, over every peer', registers, collect () { this.set(stats().requestsInFlight) } })
   /* eslint-enable no-new */
 }
