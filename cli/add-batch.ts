@@ -8,7 +8,7 @@
  * @module
  */
 import type { Stats } from 'node:fs'
-import { encodeBatchHead, BATCH_CONTENT_TYPE, type BatchFile } from '../protocol/add-batch.js'
+import { encodeBatchHead, BATCH_CONTENT_TYPE, MAX_MANIFEST_BYTES, type BatchFile } from '../protocol/add-batch.js'
 import type { ApiClient } from './client.js'
 import { batchBody } from './local-file.js'
 import type { GlobalOptions } from './output.js'
@@ -32,9 +32,38 @@ export interface LocalUpload {
   st: Stats
 }
 
-/** True when a batch holding `files` (content `bytes`) has no room for `next`. */
-export function batchFull (files: readonly LocalUpload[], bytes: number, next: LocalUpload): boolean {
-  return files.length >= BATCH_FILES || bytes + next.st.size > BATCH_BYTES
+/** The files of a batch being gathered, and what they add up to. */
+export class PendingBatch {
+  readonly files: LocalUpload[] = []
+  private bytes = 0
+  private manifestBytes = 2
+
+  /** Whether `next` fits: within {@link BATCH_FILES}, {@link BATCH_BYTES} and the daemon's manifest size (deep paths of 4 KiB each pass it well before 1,024 files). */
+  fits (next: LocalUpload): boolean {
+    return this.files.length < BATCH_FILES && this.bytes + next.st.size <= BATCH_BYTES && this.manifestBytes + entryBytes(next) <= MAX_MANIFEST_BYTES
+  }
+
+  push (file: LocalUpload): void {
+    this.files.push(file)
+    this.bytes += file.st.size
+    this.manifestBytes += entryBytes(file)
+  }
+
+  /** The files gathered, leaving the batch empty. */
+  take (): LocalUpload[] {
+    this.bytes = 0
+    this.manifestBytes = 2
+    return this.files.splice(0)
+  }
+}
+
+/** What `file` adds to a manifest, its separator included. */
+function entryBytes (file: LocalUpload): number {
+  return Buffer.byteLength(JSON.stringify(manifestEntry(file))) + 1
+}
+
+function manifestEntry (f: LocalUpload): BatchFile {
+  return { to: f.remote, size: f.st.size, mode: f.st.mode & 0o7777, mtime: Math.floor(f.st.mtimeMs) }
 }
 
 /**
@@ -43,7 +72,7 @@ export function batchFull (files: readonly LocalUpload[], bytes: number, next: L
  * whole batch).
  */
 export async function uploadBatch (g: GlobalOptions, client: ApiClient, files: readonly LocalUpload[], flags: { chunker?: string, pin?: string }): Promise<FileInfo[]> {
-  const manifest: BatchFile[] = files.map(f => ({ to: f.remote, size: f.st.size, mode: f.st.mode & 0o7777, mtime: Math.floor(f.st.mtimeMs) }))
+  const manifest: BatchFile[] = files.map(manifestEntry)
   const head = encodeBatchHead(manifest)
   const content = manifest.reduce((n, f) => n + f.size, 0)
   const progress = meter(g, { label: `add ${files.length} files`, unit: { bytes: true }, total: head.byteLength + content })

@@ -12,7 +12,8 @@
  * names the content that was downloaded (a file changed meanwhile keeps
  * the download's). A `get` by CID has no namespace record: nothing is set.
  * Directories are set last, deepest first, so their times are not moved by
- * the files written into them.
+ * the files written into them; a folder that was there before the download
+ * (`get -o` into an existing one) keeps its own.
  *
  * @module
  */
@@ -53,10 +54,12 @@ export async function recordedAttrs (client: ApiClient, root: FileInfo & { path:
 
 /**
  * Give the files and directories written under `base` (the plan's) their
- * recorded attributes. Returns the first failure's message (a file system
- * that takes no modes or times), or undefined: the download itself stands.
+ * recorded attributes; folders in `existed` (`''`: `base` itself) were there
+ * before the download and are left as they are. Returns the first failure's
+ * message (a file system that takes no modes or times), or undefined: the
+ * download itself stands.
  */
-export async function applyAttrs (base: string, plan: TreePlan, attrs: ReadonlyMap<string, RecordedAttrs>): Promise<string | undefined> {
+export async function applyAttrs (base: string, plan: TreePlan, attrs: ReadonlyMap<string, RecordedAttrs>, existed: ReadonlySet<string> = new Set()): Promise<string | undefined> {
   let failed: string | undefined
   const apply = async (path: string, recorded: RecordedAttrs | undefined): Promise<void> => {
     if (recorded === undefined) return
@@ -72,9 +75,9 @@ export async function applyAttrs (base: string, plan: TreePlan, attrs: ReadonlyM
   }
   for (const dir of [...plan.dirs].reverse()) {
     const recorded = attrs.get(dir)
-    if (recorded?.type === 'dir') await apply(join(base, dir), recorded)
+    if (recorded?.type === 'dir' && !existed.has(dir)) await apply(join(base, dir), recorded)
   }
-  await apply(base, attrs.get(''))
+  if (!existed.has('')) await apply(base, attrs.get(''))
   return failed
 }
 

@@ -10,7 +10,7 @@ import { formatBytes, notePending, printable, printJson, printLines, type Global
 import { byteCounter, meter } from '../progress.js'
 import { mapAtOnce } from '../../node/at-once.js'
 import { applyAttrs, recordedAttrs, setAttrs, type RecordedAttrs } from '../tree-attrs.js'
-import { BATCH_FILE_BYTES, batchFull, uploadBatch, type LocalUpload } from '../add-batch.js'
+import { BATCH_FILE_BYTES, PendingBatch, uploadBatch, type LocalUpload } from '../add-batch.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
 import { refusalLine } from '../../node/peers/refusal-line.js'
@@ -148,12 +148,10 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
   }
   // small files go many per request (cli/add-batch.ts); --wait keeps one request per file
-  const batch: LocalUpload[] = []
-  let batchBytes = 0
+  const batch = new PendingBatch()
   const sendBatch = async (): Promise<void> => {
-    if (batch.length === 0) return
-    const files = batch.splice(0)
-    batchBytes = 0
+    if (batch.files.length === 0) return
+    const files = batch.take()
     for (const info of await made.batch(files.map(f => f.remote), async () => await uploadBatch(g, client, files, opts))) added(info)
   }
   try {
@@ -173,9 +171,8 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
         } else if (e.isFile()) {
           const file: LocalUpload = { local, remote, st: await lstatLocal(local) }
           if (opts.wait !== true && file.st.size <= BATCH_FILE_BYTES) {
-            if (batchFull(batch, batchBytes, file)) await sendBatch()
+            if (!batch.fits(file)) await sendBatch()
             batch.push(file)
-            batchBytes += file.st.size
             continue
           }
           await sendBatch()
@@ -279,6 +276,7 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
   const base = fresh ? stagingPath(out) : out
   const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: plan.bytes })
   let bytes = 0
+  const existed = new Set<string>()
   try {
     if (fresh) {
       await mkdir(base)
@@ -286,7 +284,10 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
     }
     // each after its parent, one level at a time: Node's recursive mkdir loops forever where a
     // file system makes no folders (`-o /proc`); one already there is a folder (checkPlanOnDisk)
+    // and keeps its own mode and times
+    if (!fresh) existed.add('')
     for (const dir of plan.dirs) {
+      if (!fresh && await lstat(join(base, dir)).then(() => true, () => false)) existed.add(dir)
       await mkdir(join(base, dir)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err })
     }
     let files = 0
@@ -303,7 +304,7 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
     throw err
   }
   progress.stop()
-  if (attrs !== undefined) warnAttrs(await applyAttrs(base, plan, attrs))
+  if (attrs !== undefined) warnAttrs(await applyAttrs(base, plan, attrs, existed))
   if (fresh) await moveIntoPlace(base, out)
 }
 

@@ -300,7 +300,7 @@ export const routes: Route[] = [
       const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
       if (q.pin !== undefined) parsePolicy(q.pin)
       const { files, sources } = await readBatchBody(req, contentLength(req))
-      const items = files.map((f, i) => ({ path: f.to, source: sources[i], mode: f.mode, mtime: f.mtime, pin: q.pin }))
+      const items = files.map((f, i) => ({ path: f.to, source: sources[i], mode: f.mode, mtime: f.mtime, pin: q.pin, expectedBytes: f.size }))
       sendJson(res, 200, await components.files.addMany(items, { chunker, signal, tellPending: true }))
     }
   },

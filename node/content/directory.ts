@@ -15,8 +15,9 @@
  * is remembered by path until the namespace changes (a local write, entries
  * from peers: the namespace reports both), so `ls` and `stat` of a quiet
  * namespace build each directory once; a remembered directory is used only
- * while its node is still in the block store (garbage collection removes
- * directory nodes, which no file needs).
+ * while its node is still in the block store, and nothing is remembered
+ * across or during a garbage collection (which removes directory nodes: no
+ * file needs them).
  *
  * @module
  */
@@ -43,10 +44,25 @@ export interface NamespaceChanges {
   onRemoteChange?: (listener: () => void) => () => void
 }
 
+/** Garbage collections of the block store, as the GC lock tells them (node/durability/gc.ts `GcLock`). */
+export interface Collections {
+  /** Bumped when a collection begins and when it ends. */
+  readonly generation: number
+  /** Whether one is under way. */
+  readonly inCollection: boolean
+}
+
 /** What {@link DirectoryDags} reads and writes. */
 export interface DirectoryDagsComponents {
   blockstore: Pick<BlockStore, 'has' | 'put'>
   namespace: Pick<Namespace, 'stat' | 'list'> & NamespaceChanges
+  /**
+   * The block store's collections: a collection sweeps directory nodes (no
+   * file needs them), the children of a remembered directory among them
+   * while its own node, stored again during the collection, is kept. Nothing
+   * is remembered across one, nor during one. Absent: no collection runs.
+   */
+  gcLock?: Collections
 }
 
 /** The directory DAGs of a namespace (see the module comment). */
@@ -55,9 +71,9 @@ export class DirectoryDags {
   private readonly unsubscribe: Array<() => void> = []
   /** Bumped by every namespace change. */
   private version = 0
-  /** The directories built at `rememberedVersion`, by path. */
+  /** The directories built at `rememberedAt` ({@link stamp}), by path. */
   private readonly remembered = new Map<string, StoredNode>()
-  private rememberedVersion = 0
+  private rememberedAt = ''
   /** Directory nodes built so far, remembered ones not counted (a test seam). */
   built = 0
 
@@ -77,15 +93,15 @@ export class DirectoryDags {
   async cidOf (path: string): Promise<CID> {
     const { namespace } = this.components
     const root = await namespace.stat(path)
-    const version = this.version
-    if (this.rememberedVersion !== version) {
+    const at = this.stamp()
+    if (this.rememberedAt !== at) {
       this.remembered.clear()
-      this.rememberedVersion = version
+      this.rememberedAt = at
     }
     const stack: Array<{ entry: Entry, children?: Entry[] }> = []
     const done = new Map<string, StoredNode>()
     const reuse = async (dir: Entry): Promise<boolean> => {
-      const known = this.rememberedVersion === version ? this.remembered.get(dir.path) : undefined
+      const known = this.rememberedAt === at && this.components.gcLock?.inCollection !== true ? this.remembered.get(dir.path) : undefined
       if (known === undefined || !(await this.components.blockstore.has(known.cid))) return false
       done.set(dir.path, known)
       return true
@@ -110,7 +126,7 @@ export class DirectoryDags {
       const node = await this.directoryNode(links)
       this.built++
       done.set(top.entry.path, node)
-      this.remember(top.entry.path, node, version)
+      this.remember(top.entry.path, node, at)
     }
     return (done.get(root.path) as StoredNode).cid
   }
@@ -136,9 +152,14 @@ export class DirectoryDags {
     return cid
   }
 
-  /** Keep a directory built at `version`, unless the namespace changed meanwhile. */
-  private remember (path: string, node: StoredNode, version: number): void {
-    if (this.version !== version || this.rememberedVersion !== version) return
+  /** What the remembered directories hold for: the namespace's version and the collections' generation. */
+  private stamp (): string {
+    return `${this.version}/${this.components.gcLock?.generation ?? 0}`
+  }
+
+  /** Keep a directory built at `at`, unless the namespace changed or a collection began meanwhile. */
+  private remember (path: string, node: StoredNode, at: string): void {
+    if (this.stamp() !== at || this.rememberedAt !== at || this.components.gcLock?.inCollection === true) return
     if (this.remembered.size >= MAX_REMEMBERED) this.remembered.clear()
     this.remembered.set(path, node)
   }

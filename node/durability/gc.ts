@@ -43,6 +43,22 @@ export class GcLock {
   private writers = 0
   private collecting?: Promise<void>
   private drained?: () => void
+  private collections = 0
+  private running = 0
+
+  /**
+   * Bumped when a collection begins and when it ends: blocks stored here
+   * before it that no file needs (directory nodes built on demand) may be
+   * gone after it, so what was remembered about them must be looked at again.
+   */
+  get generation (): number { return this.collections }
+
+  /** Whether a collection is under way (between its start and its end). */
+  get inCollection (): boolean { return this.running > 0 }
+
+  /** Told by a collection at its start and at its end ({@link generation}). */
+  began (): void { this.running++; this.collections++ }
+  ended (): void { this.running--; this.collections++ }
 
   /** Run `fn` as a writer: it waits while a collection is starting. */
   async shared<T> (fn: () => Promise<T>): Promise<T> {
@@ -155,9 +171,9 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
   const { signal, onProgress } = options
   const report = (progress: GcProgress): void => { onProgress?.(new CustomProgressEvent('shoal:durability:gc', progress)) }
   const { blockstore, holdings, lock, logger } = components
-  const watch = await lock.exclusive(async () => blockstore.watchPuts())
-  const sizeBefore = await blockstore.approximateSize()
+  const watch = await lock.exclusive(async () => { lock.began(); return blockstore.watchPuts() })
   try {
+    const sizeBefore = await blockstore.approximateSize()
     const now = components.clock?.now() ?? Date.now()
     // read before the marks: shards a recovery holds again while they are read are not marked (a recovery begins only at start)
     const keepAll = recovering(await holdings.recovery(), now)
@@ -216,5 +232,6 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     return { marked: marks.size, removed, keptNew, keptRecovering, forgotten, freedBytes, pendingBytes }
   } finally {
     watch.stop()
+    lock.ended()
   }
 }

@@ -266,6 +266,11 @@ class ProviderSet {
     if (this.search?.() === true) this.search = undefined
   }
 
+  /** Whether {@link more} could still begin a search. */
+  get searchable (): boolean {
+    return this.search !== undefined
+  }
+
   /** Discovery goes on again (a search begun after it had finished). */
   reopen (): void {
     this.done = false
@@ -654,7 +659,8 @@ class DefaultBlockExchange implements BlockExchange {
       const due: number[] = []
       if (localLeft !== undefined && localAt !== undefined) due.push(localAt)
       const another = this.pick(providers.peers, tried) !== undefined
-      if (another) due.push(askAt)
+      // past the hedge delay, another known provider is asked, or discovery's search begins for one
+      if (another || providers.searchable) due.push(askAt)
       // no other provider yet, but discovery goes on: one found wakes the wait too
       const found = another || providers.done ? undefined : providers.changed(signal).then(() => undefined, () => undefined)
       let result = asking.take()

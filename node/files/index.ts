@@ -152,6 +152,8 @@ export interface AddManyItem {
   pin?: string
   /** See {@link AddOptions.replacing}. */
   replacing?: string | null
+  /** Bytes the source holds, when known: room for them is checked before anything is read. */
+  expectedBytes?: number
 }
 
 /** Options for {@link Files.addMany}. */
@@ -450,7 +452,9 @@ export class Files {
       const given = items[i].replacing
       replacing.push(given !== undefined ? given : existing?.type === 'file' ? existing.cid : null)
     }
-    await this.components.disk?.ensureRoom(0, `${items.length} new file${items.length === 1 ? '' : 's'}`)
+    // room for what the items say they hold (a batch of the API declares every size), as add checks a Content-Length
+    const expected = items.reduce((n, item) => n + localBytes(item.expectedBytes ?? 0, item.pin ?? durability?.defaultPolicy(item.expectedBytes ?? 0)), 0)
+    await this.components.disk?.ensureRoom(expected, `${items.length} new file${items.length === 1 ? '' : 's'}`)
     const started = performance.now()
     const intact = this.commitsHold(`the add of ${items.length} file${items.length === 1 ? '' : 's'}`)
     const entries = await this.foreground(async () => await this.writing(async () => {

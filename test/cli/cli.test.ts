@@ -299,6 +299,13 @@ describe('shoal CLI', { concurrency: true }, () => {
       }
       assert.equal((await stat(join(byPath, 'a', 'two.bin'))).mtime.toISOString(), old.toISOString())
       assert.notEqual((await stat(join(byCid, 'top.txt'))).mode & 0o111, 0o111, 'a get by CID gives no recorded mode')
+      // into a folder that is there: it keeps its own mode (a private folder stays private)
+      const mine = join(local, 'mine')
+      await mkdir(mine, { mode: 0o700 })
+      await chmod(mine, 0o700)
+      await shoalOk(d.repo, ['get', '/ttree/tree', '-o', mine])
+      assert.equal((await stat(mine)).mode & 0o777, 0o700)
+      assert.equal((await stat(join(mine, 'top.txt'))).mode & 0o777, 0o755, 'what it wrote gets the recorded mode')
       const one = join(local, 'top.out')
       await shoalOk(d.repo, ['get', '/ttree/tree/a/b/c.txt', '-o', one])
       assert.equal((await stat(one)).mode & 0o777, 0o600)

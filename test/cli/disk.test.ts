@@ -9,7 +9,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
 import { eventually, lines, runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
@@ -40,6 +40,14 @@ describe('a full disk', () => {
     assert.match(refused.stderr, /no room for an add.*storage\.reserve.*DiskFullError/)
     assert.ok(await free(disk) >= 32 * MiB, 'refused with room to spare, not at ENOSPC')
     assert.notEqual((await runShoal(['--repo', repo, 'stat', `/f${files.length}.bin`])).code, 0, 'the refused add left nothing')
+    // a folder of small files (sent as one batch) is refused the same way, before its contents are read
+    const folder = join(dir, 'small')
+    await mkdir(folder)
+    for (let i = 0; i < 10; i++) await writeFile(join(folder, `s${i}.bin`), randomBytes(900_000, 200 + i))
+    const batch = await runShoal(['--repo', repo, 'add', folder, '--to', '/small', '--pin', 'none'])
+    assert.equal(batch.code, 1)
+    assert.match(batch.stderr, /no room for 10 new files.*DiskFullError/)
+    assert.notEqual((await runShoal(['--repo', repo, 'stat', '/small'])).code, 0, 'the refused folder add was undone')
 
     // rm and gc work at the reserve, and give the space back
     const before = await free(disk)

@@ -197,6 +197,28 @@ describe('block exchange', { timeout: 60_000 }, () => {
     assert.equal(got, await expectedHash(size, 5))
   })
 
+  it('asks the DHT for another holder when the only connected one says it has a block and then stalls', async (t) => {
+    const [honest, reader] = await Promise.all([startNode(t), startNode(t, { init: { requestTimeoutMs: 30_000 } })])
+    // faults that cannot be made real: a connected peer that says it has every block and never
+    // sends one, and a DHT whose provider record names the honest holder (not connected)
+    const stall = await startNode(t, { exchange: false })
+    await serveBlocksAs(stall, () => undefined)
+    const root = await importFile(honest, 256 * 1024, 6)
+    await connect(reader, stall)
+    let dhtAsked: number | undefined
+    const started = performance.now()
+    reader.libp2p.contentRouting.findProviders = async function * () {
+      dhtAsked ??= performance.now() - started
+      yield { id: honest.libp2p.peerId, multiaddrs: honest.libp2p.getMultiaddrs(), routing: 'test' }
+    }
+    const bytes = await reader.exchange.session(root, { signal: AbortSignal.timeout(25_000) }).getBytes(root)
+    const ms = performance.now() - started
+    assert.deepEqual(new Uint8Array(bytes), new Uint8Array(await honest.blockstore.getBytes(root)))
+    // past the hedge delay (1 s at least), not after the stalled want's 30 s timeout
+    assert.ok(dhtAsked !== undefined && dhtAsked >= 900, `the DHT asked at ${String(dhtAsked)} ms: not while the connected holder may still answer`)
+    assert.ok(ms < 10_000, `read in ${Math.round(ms)} ms`)
+  })
+
   it('continues from another holder when one stops mid-transfer', async (t) => {
     const [a, b, reader] = await Promise.all([startNode(t), startNode(t), startNode(t)])
     const size = 6 * MiB

@@ -17,7 +17,7 @@ import { UnixFS } from 'ipfs-unixfs'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
 import { filesOnDisk } from './fixtures.js'
-import { parseChunker } from '../../../node/content/index.js'
+import { DirectoryDags, parseChunker } from '../../../node/content/index.js'
 
 async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield bytes }
 
@@ -64,6 +64,29 @@ describe('a directory too large for one block', () => {
       listed.push(e.name)
     }
     assert.deepEqual(listed.sort(), [...names].sort())
+  })
+
+  it('is not remembered across or during a garbage collection, which sweeps directory nodes', { timeout: 60_000 }, async t => {
+    const { files, namespace, blockstore } = await filesOnDisk(t)
+    await files.add('/a/b/small.txt', once(new TextEncoder().encode('small')), { chunker: parseChunker('size-65536') })
+    // the GC lock's view, driven by hand: a collection that keeps the root's node stored during it
+    // and sweeps /a's, stored before it, must leave nothing remembered that names the swept node
+    const gc = { generation: 0, inCollection: false }
+    const dags = new DirectoryDags({ blockstore, namespace, gcLock: gc })
+    await dags.cidOf('/a')
+    const before = dags.built
+    gc.generation++
+    gc.inCollection = true
+    await dags.cidOf('/')
+    assert.equal(dags.built - before, 3, 'during a collection, /a/b, /a and / are built again, not taken from memory')
+    await dags.cidOf('/')
+    assert.equal(dags.built - before, 6, 'and nothing built during it is remembered')
+    gc.generation++
+    gc.inCollection = false
+    await dags.cidOf('/')
+    const after = dags.built
+    await dags.cidOf('/')
+    assert.equal(dags.built, after, 'after it, directories are remembered again')
   })
 
   it('is built once while the namespace is quiet, again after a write or after gc removed its node', { timeout: 60_000 }, async t => {
