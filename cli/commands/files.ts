@@ -92,10 +92,10 @@ class AddedPaths {
     return result
   }
 
-  /** Make the directory `path` (and its parents), remembered when it is new. */
-  async mkdir (path: string): Promise<void> {
+  /** Make the directory `path` (and its parents) with permission bits `mode` when it is new, remembered then. */
+  async mkdir (path: string, mode?: number): Promise<void> {
     const fresh = await this.isNew(path)
-    await this.client.json('POST', '/api/v0/mkdir', { arg: path, parents: true })
+    await this.client.json('POST', '/api/v0/mkdir', { arg: path, parents: true, mode: mode?.toString(8) })
     if (fresh) this.dirs.push(path)
   }
 
@@ -155,7 +155,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     for (const info of await made.batch(files.map(f => f.remote), async () => await uploadBatch(g, client, files, opts))) added(info)
   }
   try {
-    await made.mkdir(target)
+    await made.mkdir(target, st.mode & 0o7777)
     const dirs = [source]
     while (dirs.length > 0) {
       const dir = dirs.shift() as string
@@ -166,7 +166,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
         const local = join(dir, e.name)
         const remote = joinNs(target, relative(source, local).split(sep).join('/'))
         if (e.isDirectory()) {
-          await made.mkdir(remote)
+          await made.mkdir(remote, (await lstatLocal(local)).mode & 0o7777)
           dirs.push(local)
         } else if (e.isFile()) {
           const file: LocalUpload = { local, remote, st: await lstatLocal(local) }

@@ -5,6 +5,8 @@ const bool = z.enum(['true', 'false', '1', '0', '']).transform(v => v === 'true'
 const nonNegInt = z.string().regex(/^\d{1,15}$/, 'must be a non-negative integer').transform(Number)
 const arg = z.string().min(1, 'is required').max(8192)
 const mountPath = z.string().min(1, 'is required').max(4096).refine(v => v.startsWith('/'), 'must be an absolute path')
+/** Permission bits in octal (`644`, `0755`). */
+const octalMode = z.string().regex(/^[0-7]{1,4}$/, 'must be octal permission bits').transform(v => parseInt(v, 8))
 /** A namespace path: an empty one is the namespace's to refuse, with a message that says so (`InvalidPathError`), not `arg: is required`. */
 const path = z.string().max(8192)
 
@@ -15,7 +17,7 @@ export const schemas = {
   add: z.object({
     to: arg,
     chunker: z.string().max(64).optional(),
-    mode: z.string().regex(/^[0-7]{1,4}$/, 'must be octal permission bits').transform(v => parseInt(v, 8)).optional(),
+    mode: octalMode.optional(),
     mtime: nonNegInt.optional(),
     pin: z.string().max(32).optional(),
     wait: bool.optional()
@@ -35,7 +37,7 @@ export const schemas = {
   gc: z.object({ progress: bool.optional() }).strict(),
   cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
   streamError: z.object({ id: nonNegInt }).strict(),
-  mkdir: z.object({ arg: path, parents: bool.optional() }).strict(),
+  mkdir: z.object({ arg: path, parents: bool.optional(), mode: octalMode.optional() }).strict(),
   mv: z.object({ from: path, to: path }).strict(),
   rm: z.object({ arg: path, recursive: bool.optional() }).strict(),
   carImport: z.object({

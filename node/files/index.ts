@@ -926,7 +926,7 @@ export class Files {
   }
 
   /** Create a directory. */
-  async mkdir (path: string, options: { parents?: boolean } = {}): Promise<FileInfo> {
+  async mkdir (path: string, options: { parents?: boolean, mode?: number } = {}): Promise<FileInfo> {
     return await this.infoOf(await this.components.namespace.mkdir(path, options))
   }
 

@@ -262,6 +262,7 @@ describe('shoal CLI', { concurrency: true }, () => {
       // modes and times a get of the path gives back: an executable, a private file, old dates
       await chmod(join(src, 'top.txt'), 0o755)
       await chmod(join(src, 'a', 'b', 'c.txt'), 0o600)
+      await chmod(join(src, 'z'), 0o750)
       const old = new Date('2020-02-02T02:02:02.000Z')
       await utimes(join(src, 'a', 'two.bin'), old, old)
       await utimes(join(src, 'a', 'b', 'c.txt'), old, old)
@@ -298,6 +299,7 @@ describe('shoal CLI', { concurrency: true }, () => {
         assert.equal(Math.round(s1.mtimeMs), Math.floor(s0.mtimeMs), `mtime of ${f}`)
       }
       assert.equal((await stat(join(byPath, 'a', 'two.bin'))).mtime.toISOString(), old.toISOString())
+      assert.equal((await stat(join(byPath, 'z'))).mode & 0o777, 0o750, 'a folder\'s mode, recorded by the add')
       assert.notEqual((await stat(join(byCid, 'top.txt'))).mode & 0o111, 0o111, 'a get by CID gives no recorded mode')
       // into a folder that is there: it keeps its own mode (a private folder stays private)
       const mine = join(local, 'mine')
