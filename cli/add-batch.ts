@@ -38,15 +38,20 @@ export class PendingBatch {
   private bytes = 0
   private manifestBytes = 2
 
-  /** Whether `next` fits: within {@link BATCH_FILES}, {@link BATCH_BYTES} and the daemon's manifest size (deep paths of 4 KiB each pass it well before 1,024 files). */
-  fits (next: LocalUpload): boolean {
-    return this.files.length < BATCH_FILES && this.bytes + next.st.size <= BATCH_BYTES && this.manifestBytes + entryBytes(next) <= MAX_MANIFEST_BYTES
-  }
-
-  push (file: LocalUpload): void {
-    this.files.push(file)
-    this.bytes += file.st.size
-    this.manifestBytes += entryBytes(file)
+  /**
+   * Add `next` when it fits — within {@link BATCH_FILES}, {@link BATCH_BYTES}
+   * and the daemon's manifest size (deep paths of 4 KiB each pass it well
+   * before 1,024 files) — or when the batch is empty; false, and the batch
+   * unchanged, when it does not.
+   */
+  add (next: LocalUpload): boolean {
+    const entry = entryBytes(next)
+    const fits = this.files.length < BATCH_FILES && this.bytes + next.st.size <= BATCH_BYTES && this.manifestBytes + entry <= MAX_MANIFEST_BYTES
+    if (!fits && this.files.length > 0) return false
+    this.files.push(next)
+    this.bytes += next.st.size
+    this.manifestBytes += entry
+    return true
   }
 
   /** The files gathered, leaving the batch empty. */

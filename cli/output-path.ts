@@ -145,16 +145,21 @@ export async function planTree (root: string, options: PlanTreeOptions): Promise
  * symbolic link, which could lead out of the target); a planned file must
  * not be a directory. Files already there are replaced.
  *
+ * @returns the planned directories already there (`''`: `out` itself), which the download leaves as they are
  * @throws {NotADirectoryError} {IsADirectoryError} naming the path; nothing was written
  */
-export async function checkPlanOnDisk (out: string, plan: TreePlan): Promise<void> {
-  if (await lstat(out).catch(() => undefined) === undefined) return
+export async function checkPlanOnDisk (out: string, plan: TreePlan): Promise<Set<string>> {
+  const existed = new Set<string>()
+  if (await lstat(out).catch(() => undefined) === undefined) return existed
+  existed.add('')
   for (const dir of plan.dirs) {
     const there = await lstat(join(out, dir)).catch(() => undefined)
     if (there !== undefined && !there.isDirectory()) throw new NotADirectoryError(`cannot write the directory ${JSON.stringify(join(out, dir))}: ${there.isSymbolicLink() ? 'a symbolic link' : 'a file'} is there; nothing was written`)
+    if (there !== undefined) existed.add(dir)
   }
   for (const file of plan.files) {
     const there = await lstat(join(out, file.path)).catch(() => undefined)
     if (there?.isDirectory() === true) throw new IsADirectoryError(`cannot write the file ${JSON.stringify(join(out, file.path))}: a directory is there; nothing was written`)
   }
+  return existed
 }

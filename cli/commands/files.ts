@@ -171,8 +171,10 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
         } else if (e.isFile()) {
           const file: LocalUpload = { local, remote, st: await lstatLocal(local) }
           if (opts.wait !== true && file.st.size <= BATCH_FILE_BYTES) {
-            if (!batch.fits(file)) await sendBatch()
-            batch.push(file)
+            if (!batch.add(file)) {
+              await sendBatch()
+              batch.add(file)
+            }
             continue
           }
           await sendBatch()
@@ -271,12 +273,12 @@ const GET_CONCURRENCY = 8
  * complete download that cannot be renamed into place is kept, named in the
  * error (cli/staging.ts).
  */
-async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, out: string, attrs?: ReadonlyMap<string, RecordedAttrs>): Promise<void> {
-  const fresh = await lstat(out).catch(() => undefined) === undefined
+async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, out: string, existed: ReadonlySet<string>, attrs?: ReadonlyMap<string, RecordedAttrs>): Promise<void> {
+  // the folders already there (checkPlanOnDisk), `''` among them when `out` is
+  const fresh = !existed.has('')
   const base = fresh ? stagingPath(out) : out
   const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: plan.bytes })
   let bytes = 0
-  const existed = new Set<string>()
   try {
     if (fresh) {
       await mkdir(base)
@@ -285,9 +287,7 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
     // each after its parent, one level at a time: Node's recursive mkdir loops forever where a
     // file system makes no folders (`-o /proc`); one already there is a folder (checkPlanOnDisk)
     // and keeps its own mode and times
-    if (!fresh) existed.add('')
     for (const dir of plan.dirs) {
-      if (!fresh && await lstat(join(base, dir)).then(() => true, () => false)) existed.add(dir)
       await mkdir(join(base, dir)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err })
     }
     let files = 0
@@ -338,10 +338,10 @@ export async function getCommand (g: GlobalOptions, arg: string, opts: { output:
   } else {
     // walk by CID so the tree is the one the directory DAG names
     const plan = await planTree(root.cid, { list: async cid => await client.json<ListedEntry[]>('GET', '/api/v0/ls', { arg: cid }), shownAs: out })
-    await checkPlanOnDisk(out, plan)
+    const existed = await checkPlanOnDisk(out, plan)
     // a namespace path: its files and folders get the modes and times the namespace records (cli/tree-attrs.ts)
     const attrs = root.path === undefined ? undefined : await recordedAttrs(client, { ...root, path: root.path }, plan)
-    await writeTree(g, client, plan, out, attrs)
+    await writeTree(g, client, plan, out, existed, attrs)
     files = plan.files.length
     bytes = plan.bytes
   }

@@ -476,9 +476,9 @@ export class Files {
     this.placeLater(entries)
     const infos = await Promise.all(entries.map(async entry => await this.infoOf(entry)))
     if (durability !== undefined && options.tellPending === true) {
-      // told to the caller, as add tells it: a file whose policy cannot be met yet
+      // told to the caller, as add tells it: a file whose policy cannot be met yet (shortfall says none for an uncoded one)
       for (const [i, entry] of entries.entries()) {
-        if (entry.type !== 'file' || entry.pin === undefined || !isCodedPolicy(entry.pin.policy)) continue
+        if (entry.type !== 'file' || entry.pin === undefined) continue
         const pending = await durability.shortfall(entry.pin.policy, { root: CID.parse(entry.cid), signal: options.signal })
         if (pending !== undefined) infos[i].pending = pending
       }

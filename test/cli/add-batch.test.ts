@@ -18,8 +18,9 @@ function batches (files: LocalUpload[]): LocalUpload[][] {
   const out: LocalUpload[][] = []
   const batch = new PendingBatch()
   for (const f of files) {
-    if (!batch.fits(f)) out.push(batch.take())
-    batch.push(f)
+    if (batch.add(f)) continue
+    out.push(batch.take())
+    batch.add(f)
   }
   if (batch.files.length > 0) out.push(batch.take())
   return out
