@@ -90,7 +90,7 @@ async function rawFigure (opts: Options, run: number, when: string, file: string
   const raw = await rawStream(file, opts.pnet ? swarmKey : undefined, opts.rawWindow)
   const mbps = raw.bytes / MB / raw.seconds
   const identical = raw.bytes === opts.size && raw.sha === fileSha
-  log(`run ${run}: raw stream ${when}: ${fmt(mbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${identical ? 'identical' : 'MISMATCH'}, other processes' CPU ${raw.foreign === undefined ? '?' : fmt(raw.foreign, 1)} s`)
+  log(`run ${run}: raw stream ${when}: ${fmt(mbps)} MB/s, ${fmt(raw.seconds, 2)} s, ${identical ? 'identical' : 'MISMATCH'}, CPU s sender ${raw.senderCpu === undefined ? '?' : fmt(raw.senderCpu, 1)} / receiver (with its sha-256) ${fmt(raw.receiverCpu, 1)}, other processes' CPU ${raw.foreign === undefined ? '?' : fmt(raw.foreign, 1)} s`)
   return { mbps, seconds: raw.seconds, identical, foreign: raw.foreign }
 }
 
