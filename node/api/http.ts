@@ -71,6 +71,8 @@ export async function sendStream (res: ServerResponse, source: AsyncIterable<Uin
     while (step.done !== true) {
       if (!res.write(step.value)) {
         await new Promise<void>((resolve, reject) => {
+          // a client gone before this write: its 'close' is past, and no 'drain' comes
+          if (res.destroyed) { reject(new AbortedError('client went away')); return }
           const onDrain = (): void => { cleanup(); resolve() }
           const onClose = (): void => { cleanup(); reject(new AbortedError('client went away')) }
           const cleanup = (): void => { res.off('drain', onDrain); res.off('close', onClose) }
@@ -84,6 +86,8 @@ export async function sendStream (res: ServerResponse, source: AsyncIterable<Uin
     const described = describeError(err)
     // a client that went away knows why; its own error (a full disk, a closed pipe) stays its answer
     if (id !== undefined && described.name !== 'AbortedError') errors?.fail(id, described)
+    // a source cut short by its client ends here, its own cleanup run (a CAR export's walk, a read's window)
+    await it.return?.().catch(() => {})
     throw err
   }
   res.end()
