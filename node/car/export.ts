@@ -23,6 +23,14 @@ export interface ExportCarOptions {
    * it must stop saying so, or the walk does not end.
    */
   revisit?: (cid: CID) => boolean
+  /**
+   * The reader of the DAG under `link`, a link of the block `parent` the walk
+   * goes on to: the link and every block under it are read through it.
+   * Undefined (or no `readerOf`): read as `parent` was. Lets each file of a
+   * directory be read through its own pin (its stripes, its cold copy), as a
+   * read of that file alone would be.
+   */
+  readerOf?: (parent: { cid: CID, bytes: Uint8Array }, link: CID) => BlockGetter | undefined
 }
 
 type BlockWriter = ReturnType<typeof CarWriter.create>['writer']
@@ -40,22 +48,23 @@ function throwIfAborted (signal?: AbortSignal): void {
  * nodes are walked through but not written (their data is in the CID).
  */
 async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, options: ExportCarOptions): Promise<void> {
-  const { signal, follow, revisit } = options
+  const { signal, follow, revisit, readerOf } = options
   const seen = new Set<string>()
   const wanted = (cid: CID): boolean => !seen.has(nodeKey(cid)) || revisit?.(cid) === true
-  const stack: CID[] = [root]
+  // each block with the reader of the DAG it is met in
+  const stack: Array<{ cid: CID, reader: BlockGetter }> = [{ cid: root, reader: blockstore }]
   while (stack.length > 0 && !stopped()) {
     throwIfAborted(signal)
-    const cid = stack.pop() as CID
+    const { cid, reader } = stack.pop() as { cid: CID, reader: BlockGetter }
     const key = nodeKey(cid)
     if (!wanted(cid)) continue
     const again = seen.has(key)
     seen.add(key)
-    const bytes = cid === root ? rootBytes : await blockstore.getBytes(cid, { signal })
+    const bytes = cid === root ? rootBytes : await reader.getBytes(cid, { signal })
     if (!again && cid.multihash.code !== IDENTITY) await writer.put({ cid, bytes })
     const links = follow === undefined ? linksOf(cid, bytes) : follow({ cid, bytes })
     for (let i = links.length - 1; i >= 0; i--) {
-      if (wanted(links[i])) stack.push(links[i])
+      if (wanted(links[i])) stack.push({ cid: links[i], reader: readerOf?.({ cid, bytes }, links[i]) ?? reader })
     }
   }
 }

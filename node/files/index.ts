@@ -6,6 +6,8 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
@@ -867,7 +869,9 @@ export class Files {
     const entry = target.kind === 'path' ? await this.components.namespace.stat(target.path) : undefined
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
-    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }), root, { signal }) }
+    // each entry of a directory is read as `cat CID` (and `get`) reads it: through its own pin when a block is wanting
+    const readerOf = (parent: { cid: CID, bytes: Uint8Array }, link: CID): BlockGetter | undefined => isUnixFSDirectory(parent) ? this.cidReader(link, signal) : undefined
+    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }), root, { signal, readerOf }) }
   }
 
   /**
@@ -943,6 +947,17 @@ export class Files {
   }
 }
 
+
+/** Whether `block` is a UnixFS directory or HAMT shard (a block that does not decode is not). */
+function isUnixFSDirectory (block: { cid: CID, bytes: Uint8Array }): boolean {
+  if (block.cid.code !== dagPb.code) return false
+  try {
+    const data = dagPb.decode(block.bytes).Data
+    return data !== undefined && UnixFS.unmarshal(data).isDirectory()
+  } catch {
+    return false
+  }
+}
 
 /** A block service over what `Files` was given (a node passes its own). */
 function defaultBlocks (components: FilesComponents): BlockReader {
