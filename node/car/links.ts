@@ -1,6 +1,7 @@
 import * as dagPB from '@ipld/dag-pb'
 import * as dagCBOR from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
+import { UnixFS } from 'ipfs-unixfs'
 import { InvalidCARError } from '../errors.js'
 
 /** Multicodec of dag-pb (UnixFS nodes). */
@@ -77,4 +78,18 @@ export function linksOf (cid: CID, bytes: Uint8Array): CID[] {
 export function nodeKey (cid: CID): string {
   const mh = cid.multihash.bytes
   return `${cid.code}:${Buffer.from(mh.buffer, mh.byteOffset, mh.byteLength).toString('base64')}`
+}
+
+/**
+ * Whether `block` is a UnixFS directory or HAMT shard: its links name entries,
+ * each a DAG of its own (a block that does not decode is not).
+ */
+export function isUnixFSDirectory (block: { cid: CID, bytes: Uint8Array }): boolean {
+  if (block.cid.code !== DAG_PB) return false
+  try {
+    const data = dagPB.decode(block.bytes).Data
+    return data !== undefined && UnixFS.unmarshal(data).isDirectory()
+  } catch {
+    return false
+  }
 }

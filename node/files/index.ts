@@ -6,8 +6,6 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import * as dagPb from '@ipld/dag-pb'
-import { UnixFS } from 'ipfs-unixfs'
 import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
@@ -27,7 +25,7 @@ import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protoc
 import { mapAtOnce } from '../at-once.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier } from './cold.js'
-import { exportCar } from '../car/index.js'
+import { exportCar, isUnixFSDirectory } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
 import { TreeShapes, type FileShape } from './car-tree.js'
 import { DamageNotes, MISSING_BLOCK_ERRORS, namesFile, type DamageNote } from './damage.js'
@@ -947,17 +945,6 @@ export class Files {
   }
 }
 
-
-/** Whether `block` is a UnixFS directory or HAMT shard (a block that does not decode is not). */
-function isUnixFSDirectory (block: { cid: CID, bytes: Uint8Array }): boolean {
-  if (block.cid.code !== dagPb.code) return false
-  try {
-    const data = dagPb.decode(block.bytes).Data
-    return data !== undefined && UnixFS.unmarshal(data).isDirectory()
-  } catch {
-    return false
-  }
-}
 
 /** A block service over what `Files` was given (a node passes its own). */
 function defaultBlocks (components: FilesComponents): BlockReader {

@@ -2,7 +2,8 @@
  * Reads through the CLI of content whose blocks are not all here: a
  * directory holding a file whose only copy is in the cold tier is exported
  * as a CAR as `get` downloads it (each file read through its own pin), not
- * cut midway. Real daemon, real S3 server (s3rver) on 127.0.0.1.
+ * cut midway; so is the gateway's CAR of it. Real daemon, real S3 server
+ * (s3rver) on 127.0.0.1.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -13,6 +14,7 @@ import { randomBytes, assertBytesEqual } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
 import { lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
 import { startS3Server, S3RVER_ENV } from '../node/tiers/s3-server.js'
+import { call, gatewayOf, parseVerifiedCar } from '../node/gateway/helpers.js'
 
 const TEST = { timeout: 120_000 }
 
@@ -44,5 +46,12 @@ describe('car export of a directory with a cold-only file', () => {
     let blocks = 0
     for await (const _ of car.blocks()) blocks++
     assert.ok(blocks >= 10, `the directory, the file's root and its 8 leaves (${blocks} blocks)`)
+
+    // the gateway's CAR of the directory, by CID, is whole too (a verified CAR: every block checked against its CID)
+    const dirCid = (await shoalJson<{ cid: string }>(d.repo, ['stat', '/d'])).cid
+    const answer = await call(`${await gatewayOf(d.repo)}/ipfs/${dirCid}?format=car`)
+    assert.equal(answer.status, 200, answer.body.subarray(0, 300).toString())
+    const gwCar = await parseVerifiedCar(answer.body)
+    assert.equal(gwCar.blocks.length, blocks, 'the same blocks as car export')
   })
 })
