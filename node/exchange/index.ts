@@ -8,7 +8,7 @@ import { RecentKeys } from '../recent-keys.js'
 import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
 import { matchesCID } from '../blocks/verify.js'
-import { BLOCKS_PROTOCOL, MAX_HAVE } from '../../protocol/block-exchange.js'
+import { BLOCKS_PROTOCOL, MAX_HAVE, type BlockExchangeResponse } from '../../protocol/block-exchange.js'
 import { PeerChannel, type ChannelStats } from './channel.js'
 import { raceAbort } from '../abort.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -736,6 +736,19 @@ class DefaultBlockExchange implements BlockExchange {
     return best
   }
 
+  /**
+   * The booleans of `peer`'s answer to a `have` of `asked` CIDs: one per CID,
+   * in order. Any other answer is malformed (a peer that said it holds 256 of
+   * the 3 blocks asked was counted so by `pin status`): the peer is punished,
+   * and undefined returned.
+   */
+  private havesOf (peer: PeerId, response: BlockExchangeResponse, asked: number): boolean[] | undefined {
+    if (response.type === 'haves' && response.haves.length === asked) return response.haves
+    this.counters.invalidResponses++
+    this.punish(peer, SCORE.invalid, `answered a have of ${asked} CIDs with ${response.type === 'haves' ? `${response.haves.length} booleans` : response.type}`)
+    return undefined
+  }
+
   /** Lower a peer's score; a misbehaving peer is hung up on. */
   private punish (peer: PeerId, delta: number, why: string): void {
     this.log.warn({ peer: peer.toString(), why }, 'peer misbehaved')
@@ -770,8 +783,9 @@ class DefaultBlockExchange implements BlockExchange {
     const answers = await Promise.all([...peers.values()].map(async (peer): Promise<PeerHaves | undefined> => {
       try {
         const response = await this.channel(peer).request({ v: 1, type: 'have', cids: asked }, anySignal(options.signal, AbortSignal.timeout(this.haveTimeoutMs)))
-        if (response.type !== 'haves') return undefined
-        return { peer: peer.toString(), have: response.haves.filter(h => h).length, asked: asked.length }
+        const haves = this.havesOf(peer, response, asked.length)
+        if (haves === undefined) return undefined
+        return { peer: peer.toString(), have: haves.filter(h => h).length, asked: asked.length }
       } catch (err) {
         this.log.debug({ peer: peer.toString(), err: toError(err).message }, 'have failed')
         return undefined
@@ -794,7 +808,7 @@ class DefaultBlockExchange implements BlockExchange {
     const askPeers = Promise.all([...connected.values()].map(async peer => {
       try {
         const response = await this.channel(peer).request({ v: 1, type: 'have', cids: [cid] }, anySignal(signal, AbortSignal.timeout(this.haveTimeoutMs)))
-        if (response.type === 'haves' && response.haves[0] === true && providers.add(peer)) this.counters.providersFromPeers++
+        if (this.havesOf(peer, response, 1)?.[0] === true && providers.add(peer)) this.counters.providersFromPeers++
       } catch (err) {
         this.log.debug({ peer: peer.toString(), err: toError(err).message }, 'have failed')
       }

@@ -1,0 +1,51 @@
+/**
+ * Faults of peers towards the block exchange, between real libp2p hosts on
+ * 127.0.0.1 with real LevelDB block stores (a misbehaving peer speaks the
+ * protocol by hand: a fault that cannot be made real): a `haves` answer of
+ * the wrong length.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { lpStream } from '@libp2p/utils'
+import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
+import { rawCID } from '../../../node/blocks/verify.js'
+import { randomBytes } from '../../helpers/bytes.js'
+import { connect, startNode, type TestNode } from './nodes.js'
+import type { CID } from 'multiformats/cid'
+
+/** `count` distinct raw blocks of `size` bytes. */
+function blocks (count: number, size: number, seed: number): Array<{ cid: CID, bytes: Uint8Array }> {
+  return Array.from({ length: count }, (_, i) => {
+    const bytes = randomBytes(size, seed * 1000 + i)
+    return { cid: rawCID(bytes), bytes }
+  })
+}
+
+/** `node` (started without its exchange) answers every `have` with 256 `true`s, whatever it was asked. */
+async function answerHavesOfWrongLength (node: TestNode): Promise<void> {
+  await node.libp2p.handle(BLOCKS_PROTOCOL, async (stream) => {
+    const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+    try {
+      while (true) {
+        const request = decodeRequest((await lp.read()).subarray())
+        if (request.type === 'have') await lp.write(encodeResponse({ v: 1, type: 'haves', id: request.id, haves: new Array(256).fill(true) }))
+      }
+    } catch { stream.abort(new Error('done')) }
+  })
+}
+
+describe('block exchange: faults of peers', { timeout: 60_000 }, () => {
+  it('a haves answer that does not have one boolean per CID asked is refused, not counted', async (t) => {
+    const [reader, honest] = await Promise.all([startNode(t), startNode(t)])
+    const liar = await startNode(t, { exchange: false })
+    await answerHavesOfWrongLength(liar)
+    const [held, missing] = blocks(2, 1024, 1)
+    await honest.blockstore.put(held.cid, held.bytes)
+    await connect(reader, liar)
+    await connect(reader, honest)
+    const answers = await reader.exchange.askHave([held.cid, missing.cid], { signal: AbortSignal.timeout(10_000) })
+    for (const a of answers) assert.ok(a.have <= a.asked, `${a.peer} said it has ${a.have} of ${a.asked} blocks`)
+    assert.deepEqual(answers, [{ peer: honest.libp2p.peerId.toString(), have: 1, asked: 2 }])
+    assert.ok(reader.exchange.stats().invalidResponses >= 1, 'counted as an invalid response')
+  })
+})
