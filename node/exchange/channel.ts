@@ -113,7 +113,9 @@ export class PeerChannel {
     private readonly timeoutMs: number,
     private readonly stats: ChannelStats,
     private readonly log: Logger,
-    private readonly onInvalid: (peer: PeerId) => void
+    private readonly onInvalid: (peer: PeerId) => void,
+    /** Told of a peer's failure: once per stream that died (timeout, reset) with requests outstanding, however many; once per want a failed dial failed. */
+    private readonly onFailure: (peer: PeerId) => void
   ) {
     this.peer = peer
     this.slots = new Slots(window)
@@ -162,6 +164,8 @@ export class PeerChannel {
       await this.open(signal)
     } catch (err) {
       this.slots.release()
+      // a failed dial counts for every want it failed: a peer gone is soon left alone (and forgiven when it connects again)
+      if (signal?.aborted !== true) this.onFailure(this.peer)
       throw err
     }
     const response = new Promise<BlockExchangeResponse>((resolve, reject) => {
@@ -295,6 +299,8 @@ export class PeerChannel {
     if (!quiet) {
       this.stats.streamFailures++
       this.log.debug({ peer: this.peer.toString(), err: err.message }, 'block exchange stream failed')
+      // one failure of the peer, however many requests were outstanding (an idle stream that ends costs nothing)
+      if (this.pending.size > 0 || this.queue.length > 0) this.onFailure(this.peer)
     }
     const gone = err instanceof RequestTimeoutError || err instanceof PeerUnavailableError
       ? err

@@ -714,7 +714,8 @@ class DefaultBlockExchange implements BlockExchange {
       return { data: response.data }
     } catch (err: any) {
       if (err?.name === 'AbortedError' && signal?.aborted === true) return { error: `${peer.toString()}: aborted`, aborted: true }
-      this.scores.adjust(peer, SCORE.failure)
+      // a timeout, a dead stream or a failed dial was scored by the channel: a dead stream once, whatever
+      // it failed (counted per want, one stalled stream with six wants in flight banned its peer for five minutes)
       return { error: `${peer.toString()}: ${String(err?.message ?? err)}` }
     }
   }
@@ -766,6 +767,9 @@ class DefaultBlockExchange implements BlockExchange {
     if (channel === undefined) {
       channel = new PeerChannel(this.libp2p, peer, this.window, this.timeoutMs, this.counters, this.log, (p) => {
         this.punish(p, SCORE.invalid, 'sent a malformed response')
+      }, (p) => {
+        // once per dead stream, not once per request it failed
+        this.scores.adjust(p, SCORE.failure)
       })
       this.channels.set(key, channel)
     }

@@ -2,7 +2,7 @@
  * Faults of peers towards the block exchange, between real libp2p hosts on
  * 127.0.0.1 with real LevelDB block stores (a misbehaving peer speaks the
  * protocol by hand: a fault that cannot be made real): a `haves` answer of
- * the wrong length.
+ * the wrong length, one stalled stream with several wants in flight.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,7 +10,7 @@ import { lpStream } from '@libp2p/utils'
 import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
 import { rawCID } from '../../../node/blocks/verify.js'
 import { randomBytes } from '../../helpers/bytes.js'
-import { connect, startNode, type TestNode } from './nodes.js'
+import { connect, serveBlocksAs, startNode, type TestNode } from './nodes.js'
 import type { CID } from 'multiformats/cid'
 
 /** `count` distinct raw blocks of `size` bytes. */
@@ -47,5 +47,22 @@ describe('block exchange: faults of peers', { timeout: 60_000 }, () => {
     for (const a of answers) assert.ok(a.have <= a.asked, `${a.peer} said it has ${a.have} of ${a.asked} blocks`)
     assert.deepEqual(answers, [{ peer: honest.libp2p.peerId.toString(), have: 1, asked: 2 }])
     assert.ok(reader.exchange.stats().invalidResponses >= 1, 'counted as an invalid response')
+  })
+
+  it('one stalled stream with several wants in flight costs its peer one failure, not a ban', async (t) => {
+    const reader = await startNode(t, { init: { requestTimeoutMs: 1_000 } })
+    const holder = await startNode(t, { exchange: false })
+    const wanted = blocks(8, 1024, 2)
+    let stalled = true
+    await serveBlocksAs(holder, cid => stalled ? undefined : wanted.find(b => b.cid.equals(cid))?.bytes)
+    await connect(reader, holder)
+    // eight wants go out together; the holder answers none of them, and the stream times out once
+    const first = await Promise.allSettled(wanted.map(async b => await reader.exchange.getBlock(b.cid, { providers: [holder.libp2p.peerId], signal: AbortSignal.timeout(10_000) })))
+    assert.ok(first.every(r => r.status === 'rejected'))
+    assert.equal(reader.exchange.stats().streamFailures, 1, 'one stream failed, once')
+    // the holder answers again, still connected: it is asked, not shunned for five minutes
+    stalled = false
+    const bytes = await reader.exchange.getBlock(wanted[0].cid, { providers: [holder.libp2p.peerId], signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(new Uint8Array(bytes), wanted[0].bytes)
   })
 })
