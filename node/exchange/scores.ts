@@ -25,7 +25,9 @@ const MAX_SCORE = 100
 /**
  * A small in-memory reputation table: each peer starts at 0, gains a point per
  * good block, loses points per fault, and is banned for a while once under the
- * threshold (the ban lifts with the score reset to 0).
+ * threshold (the ban lifts with the score reset to 0). The points gained offset
+ * failures only: a corrupt block or an invalid message counts from a score of
+ * 0 at most.
  */
 export class PeerScores {
   /** `misbehaved`: it sent a corrupt block or an invalid message (not only timeouts and failed dials). */
@@ -50,8 +52,12 @@ export class PeerScores {
     const key = peer.toString()
     const entry = this.scores.get(key) ?? { score: 0, bannedUntil: 0, misbehaved: false }
     const wasBanned = entry.bannedUntil > Date.now()
-    entry.score = Math.min(MAX_SCORE, entry.score + delta)
-    if (delta < SCORE.failure) entry.misbehaved = true
+    // misbehaviour is not paid for with blocks served before: a corrupt block
+    // or an invalid message bans a peer whatever its score (from 60 or more, it
+    // was only hung up on, and asked again when it connected again)
+    const misbehaves = delta < SCORE.failure
+    entry.score = Math.min(MAX_SCORE, (misbehaves ? Math.min(entry.score, 0) : entry.score) + delta)
+    if (misbehaves) entry.misbehaved = true
     if (entry.score < this.threshold && !wasBanned) entry.bannedUntil = Date.now() + this.banMs
     this.scores.set(key, entry)
     return !wasBanned && entry.bannedUntil > Date.now()

@@ -2,7 +2,8 @@
  * Faults of peers towards the block exchange, between real libp2p hosts on
  * 127.0.0.1 with real LevelDB block stores (a misbehaving peer speaks the
  * protocol by hand: a fault that cannot be made real): a `haves` answer of
- * the wrong length, one stalled stream with several wants in flight.
+ * the wrong length, one stalled stream with several wants in flight, a
+ * corrupt block from a peer that had served good ones first.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -64,5 +65,34 @@ describe('block exchange: faults of peers', { timeout: 60_000 }, () => {
     stalled = false
     const bytes = await reader.exchange.getBlock(wanted[0].cid, { providers: [holder.libp2p.peerId], signal: AbortSignal.timeout(10_000) })
     assert.deepEqual(new Uint8Array(bytes), wanted[0].bytes)
+  })
+
+  it('a corrupt block bans its peer even after it served good blocks', async (t) => {
+    const [reader, honest] = await Promise.all([startNode(t), startNode(t)])
+    const liar = await startNode(t, { exchange: false })
+    const good = blocks(60, 1024, 3)
+    const [target, next] = blocks(2, 1024, 4)
+    for (const b of [target, next]) await honest.blockstore.put(b.cid, b.bytes)
+    let lies = 0
+    await serveBlocksAs(liar, cid => {
+      const known = good.find(b => b.cid.equals(cid))
+      if (known !== undefined) return known.bytes
+      lies++
+      return new Uint8Array(1024).fill(7)
+    })
+    await connect(reader, liar)
+    await connect(reader, honest)
+    // sixty good blocks from the liar first
+    for (const b of good) await reader.exchange.getBlock(b.cid, { providers: [liar.libp2p.peerId], signal: AbortSignal.timeout(10_000) })
+    // then wrong bytes: caught, never served; the honest holder gives the block
+    const bytes = await reader.exchange.getBlock(target.cid, { providers: [liar.libp2p.peerId, honest.libp2p.peerId], signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(new Uint8Array(bytes), target.bytes)
+    assert.equal(lies, 1)
+    assert.equal(reader.exchange.stats().corruptBlocks, 1)
+    // back again: the liar is banned, not asked
+    await connect(reader, liar)
+    const again = await reader.exchange.getBlock(next.cid, { providers: [liar.libp2p.peerId, honest.libp2p.peerId], signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(new Uint8Array(again), next.bytes)
+    assert.equal(lies, 1, 'the liar was not asked again')
   })
 })
