@@ -14,7 +14,8 @@
  * Reed-Solomon rebuilds, the tier — as `shoal cat PATH` reads it.
  *
  * The lookup is made at most once per session (reads in flight at once
- * share it), under the caller's `wrap` (the gateway's retrieval timeout), and never scans the
+ * share it; one that failed is made again by the next wanting read, which
+ * fails with its own error meanwhile), under the caller's `wrap` (the gateway's retrieval timeout), and never scans the
  * namespace itself (the index is built once per namespace change). An
  * identity-hashed root is never looked up: its block is its CID, no pin
  * is needed to read it, and no file is pinned under one.
@@ -61,7 +62,15 @@ export function contentSession (init: ContentSessionInit): BlockGetter {
           if (target !== undefined) pinned = wrap(blocks.session(target, { signal }))
           return pinned
         })
-        const found = await search
+        let found: BlockGetter | undefined
+        try {
+          found = await search
+        } catch {
+          // a lookup that failed (the gateway's timeout, the index unreadable) is not kept for the
+          // rest of the session: the next wanting block looks again, and this read keeps its own error
+          search = undefined
+          throw err
+        }
         if (found === undefined) throw err
         return await found.getBytes(cid, options)
       }
