@@ -165,7 +165,7 @@ export class PeerChannel {
     } catch (err) {
       this.slots.release()
       // a failed dial counts for every want it failed: a peer gone is soon left alone (and forgiven when it connects again)
-      if (signal?.aborted !== true) this.onFailure(this.peer)
+      if (signal?.aborted !== true && !this.closed) this.onFailure(this.peer)
       throw err
     }
     const response = new Promise<BlockExchangeResponse>((resolve, reject) => {
@@ -226,6 +226,8 @@ export class PeerChannel {
 
   private async open (signal?: AbortSignal): Promise<Open> {
     if (this.current !== undefined) return this.current
+    // closed (its peer hung up on, or the exchange stopping) while a request waited for a slot: no new dial
+    if (this.closed) throw new PeerUnavailableError('block exchange stopped')
     if (this.opening === undefined) {
       const opening = (async (): Promise<Open> => {
         try {

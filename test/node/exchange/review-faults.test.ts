@@ -3,11 +3,13 @@
  * 127.0.0.1 with real LevelDB block stores (a misbehaving peer speaks the
  * protocol by hand: a fault that cannot be made real): a `haves` answer of
  * the wrong length, one stalled stream with several wants in flight, a
- * corrupt block from a peer that had served good ones first.
+ * corrupt block from a peer that had served good ones first, wants still
+ * waiting for a slot when their peer is hung up on.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { lpStream } from '@libp2p/utils'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, decodeRequest, encodeResponse } from '../../../protocol/block-exchange.js'
 import { rawCID } from '../../../node/blocks/verify.js'
 import { randomBytes } from '../../helpers/bytes.js'
@@ -94,5 +96,34 @@ describe('block exchange: faults of peers', { timeout: 60_000 }, () => {
     const again = await reader.exchange.getBlock(next.cid, { providers: [liar.libp2p.peerId, honest.libp2p.peerId], signal: AbortSignal.timeout(10_000) })
     assert.deepEqual(new Uint8Array(again), next.bytes)
     assert.equal(lies, 1, 'the liar was not asked again')
+  })
+
+  it('wants waiting for a slot when their peer is hung up on fail without dialling it again', async (t) => {
+    // a window of one: the first want goes out, the three others wait for its slot
+    const reader = await startNode(t, { init: { window: 1 } })
+    const liar = await startNode(t, { exchange: false })
+    const wanted = blocks(4, 1024, 5)
+    let streams = 0
+    await liar.libp2p.handle(BLOCKS_PROTOCOL, async (stream) => {
+      streams++
+      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      try {
+        while (true) {
+          const request = decodeRequest((await lp.read()).subarray())
+          // wrong bytes for every block asked: the reader punishes and hangs up
+          if (request.type === 'want') for (const cid of request.cids) await lp.write(encodeResponse({ v: 1, type: 'block', id: request.id, cid, data: new Uint8Array(1024).fill(9) }))
+        }
+      } catch { stream.abort(new Error('done')) }
+    })
+    await connect(reader, liar)
+    const results = await Promise.allSettled(wanted.map(async b => await reader.exchange.getBlock(b.cid, { providers: [liar.libp2p.peerId], signal: AbortSignal.timeout(10_000) })))
+    assert.ok(results.every(r => r.status === 'rejected'), 'no wrong bytes served')
+    assert.equal(streams, 1, 'the peer hung up on was not dialled again for the wants that waited')
+    // the hang-up itself is asynchronous: give it a moment, then it must hold
+    for (let i = 0; i < 50 && reader.libp2p.getConnections(liar.libp2p.peerId).length > 0; i++) await sleep(100)
+    assert.equal(reader.libp2p.getConnections(liar.libp2p.peerId).length, 0, 'and stays hung up on')
+    await sleep(500)
+    assert.equal(reader.libp2p.getConnections(liar.libp2p.peerId).length, 0, 'and stays hung up on')
+    assert.equal(streams, 1)
   })
 })
