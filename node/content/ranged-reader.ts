@@ -110,6 +110,10 @@ async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: numbe
     }
     const bytes = cid === root.cid ? root.bytes : await blockstore.getBytes(cid, { signal })
     const { data, children } = innerNodeOf(cid, bytes, span.base)
+    // a child holding other than its parent declares would shift every later byte, or cut the file short
+    const last = children.at(-1)
+    const held = (last === undefined ? span.base + data.byteLength : last.base + last.size) - span.base
+    if (cid !== root.cid && held !== span.size) throw new InvalidBlockError(`${cid.toString()} holds ${held} bytes but its parent says ${span.size}`)
     if (data.byteLength > 0 || children.length === 0) yield { base: span.base, size: data.byteLength, bytes: data }
     for (let i = children.length - 1; i >= 0; i--) {
       const child = children[i]
@@ -127,7 +131,7 @@ async function * spansOf (blockstore: BlockGetter, root: RootBlock, start: numbe
  * read-ahead is topped up in bursts, once half of it has been consumed, so
  * that a network session can ask a peer for several leaves in one message.
  *
- * @throws {InvalidBlockError} when a leaf's size disagrees with its parent
+ * @throws {InvalidBlockError} when a leaf's or an inner node's size disagrees with its parent
  */
 export async function * readRange (blockstore: BlockGetter, root: RootBlock, start: number, end: number, signal?: AbortSignal, readAhead: ReadAhead = { blocks: READ_AHEAD, bytes: READ_AHEAD_BYTES }): AsyncGenerator<Uint8Array> {
   if (end <= start) return
