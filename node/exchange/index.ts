@@ -56,6 +56,12 @@ export interface BlockExchangeInit extends PeerScoreInit, Partial<ServerRates> {
   findProvidersTimeoutMs?: number
   /** Bound on asking connected peers whether they `have` a root. @default 3_000 ms */
   haveTimeoutMs?: number
+  /**
+   * A session whose providers all failed it looks for the root's providers
+   * again (connected peers' `have`, then the DHT) when its last search began
+   * at least this long ago and had found someone. @default {@link REDISCOVER_AFTER_MS}
+   */
+  rediscoverAfterMs?: number
   /** Bound on a DHT `provide`. @default 20_000 ms */
   announceTimeoutMs?: number
   /** Streams one peer may have open to our server. @default 4 */
@@ -165,6 +171,8 @@ export interface BlockExchangeStats extends ChannelStats, ServerStats {
    * answered within the hedge delay (a few times the usual answer's time).
    */
   hedgedWants: number
+  /** Searches for a root's providers made again by a session whose providers had all failed it. */
+  rediscoveries: number
   /** Blocks being fetched now (a gauge; 0 once every read has ended or been aborted). */
   fetchesPending: number
   /** Requests sent to peers and not yet answered, over every channel (a gauge). */
@@ -232,6 +240,8 @@ export function createBlockExchange (components: BlockExchangeComponents, init: 
 /** Providers of one CID, growing while discovery runs. */
 class ProviderSet {
   readonly peers: PeerId[] = []
+  /** When the search began (`performance.now()`). */
+  readonly startedAt = performance.now()
   private readonly keys = new Set<string>()
   done = false
   private waiters: Array<() => void> = []
@@ -299,6 +309,7 @@ class DefaultBlockExchange implements BlockExchange {
   private readonly latency = new AnswerTimes()
   private readonly findProvidersTimeoutMs: number
   private readonly haveTimeoutMs: number
+  private readonly rediscoverAfterMs: number
   private readonly announceTimeoutMs: number
   private readonly channels = new Map<string, PeerChannel>()
   private readonly scores: PeerScores
@@ -323,7 +334,8 @@ class DefaultBlockExchange implements BlockExchange {
     providersFromDht: 0,
     providersFromPeers: 0,
     localFallbacks: 0,
-    hedgedWants: 0
+    hedgedWants: 0,
+    rediscoveries: 0
   }
 
   /** Fetches under way, so concurrent asks for one block share one fetch (and whether it stores what it gets). */
@@ -343,6 +355,7 @@ class DefaultBlockExchange implements BlockExchange {
     this.timeoutMs = init.requestTimeoutMs ?? 15_000
     this.findProvidersTimeoutMs = init.findProvidersTimeoutMs ?? 10_000
     this.haveTimeoutMs = init.haveTimeoutMs ?? 3_000
+    this.rediscoverAfterMs = init.rediscoverAfterMs ?? REDISCOVER_AFTER_MS
     this.announceTimeoutMs = init.announceTimeoutMs ?? 20_000
     this.maxStreamsPerPeer = init.maxStreamsPerPeer ?? 4
     this.announcer = new AnnounceQueue(async root => { await this.announce(root) }, this.log)
@@ -428,6 +441,18 @@ class DefaultBlockExchange implements BlockExchange {
       providers ??= this.discover(root, options.signal)
       return providers
     }
+    // The providers found at the start of a long read can all go (a holder
+    // restarts, leaves); others may have come meanwhile (a peer that read the
+    // file since, one connected since). A search that had found someone and
+    // began long enough ago is made again, once per block that all failed;
+    // one that found nobody is not (content nobody has fails as fast as before).
+    const foundAgain = (failed: ProviderSet): ProviderSet | undefined => {
+      if (providers !== failed) return providers // another block's fetch began one already
+      if (!failed.done || failed.peers.length === 0 || performance.now() - failed.startedAt < this.rediscoverAfterMs) return undefined
+      this.counters.rediscoveries++
+      providers = this.discover(root, options.signal)
+      return providers
+    }
     // Once a block had to be fetched the DAG is taken to be remote, and
     // blocks are fetched without a store lookup first (a LevelDB miss per
     // block was a tenth of the reader's time). Every PROBE_EVERY-th block and
@@ -481,7 +506,12 @@ class DefaultBlockExchange implements BlockExchange {
                 if (err?.name !== 'BlockUnavailableError' || options.routedOnly === true) throw err
               }
             }
-            return await this.fetch(cid, { providers: found(), signal, store: false, local })
+            const first = found()
+            try { return await this.fetch(cid, { providers: first, signal, store: false, local }) } catch (err: any) {
+              const again = err?.name === 'BlockUnavailableError' ? foundAgain(first) : undefined
+              if (again === undefined) throw err
+              return await this.fetch(cid, { providers: again, signal, store: false, local })
+            }
           })
         } catch (err) {
           // a fetch joined from another session did not look here
@@ -871,6 +901,14 @@ const MAX_CORRUPT_NOTED = 4096
 const PROBE_EVERY = 16
 /** How long discovery waits for a connected peer to say it has a block before it asks the DHT too (Kubo's bitswap waits 1 s). */
 const PROVIDER_SEARCH_DELAY_MS = 1000
+/**
+ * A session's search for providers is made again, when every provider it
+ * found failed a block, only if it began at least this long ago: a read's
+ * first blocks do not search twice in a row, a read that has run for a while
+ * finds the holders that came since (Kubo's bitswap sessions search again
+ * once a minute while wants go unanswered; here it is on demand).
+ */
+export const REDISCOVER_AFTER_MS = 5_000
 /**
  * How long a want of a session that skipped the local lookup waits for the
  * first peer's answer before the block is looked up here after all (and
