@@ -49,7 +49,7 @@ import type { CID } from 'multiformats/cid'
 
 /** What a striped read needs to know of shard holders and the code. */
 export interface StripeSources {
-  /** Which live peers (this node included) hold which shards of `manifest`. */
+  /** Which live peers (this node included) hold which shards of `manifest`; peers that have not answered when `signal` aborts are left out (a read waits {@link HOLDINGS_WAIT_MS} at most). */
   holders: (manifest: CID, stripes: number, signal?: AbortSignal) => Promise<HolderView>
   /** The Reed-Solomon coder. */
   coder: () => Promise<ErasureCoder>
@@ -87,6 +87,16 @@ export const READ_AHEAD_STRIPES = 2
 const HEDGE_FACTOR = 4
 /** …but never sooner than this. */
 export const MIN_HEDGE_MS = 1000
+
+/**
+ * Longest wait for the peers' answers to which shards they hold (the read's
+ * view). A peer that has not answered by then is left out: its leaves are
+ * rebuilt from the other shards, as a stalled holder's leaf is hedged.
+ * Without it, one connected peer that stalled (a hung disk, a frozen
+ * process) held every striped read up for the shards protocol's 30 s
+ * request timeout before its first leaf was asked for.
+ */
+export const HOLDINGS_WAIT_MS = 5_000
 
 /** Leaves asked for by the reader itself that a read remembers, at most (see `requested`). */
 const MAX_REQUESTED = 256
@@ -439,8 +449,15 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
     // a leaf repeated in the file (zero-filled regions) keeps its first place
     stripe.data.forEach((cid, shard) => { if (!leaves.has(blockKey(cid))) leaves.set(blockKey(cid), { index, stripe, shard }) })
   }
-  const view = await components.stripes.holders(manifest, mroot.stripes, signal)
-  return { mroot, view, leaves, stripes }
+  // peers that have not answered by the deadline are left out of the view (their requests are aborted)
+  const deadline = new AbortController()
+  const timer = setTimeout(() => { deadline.abort() }, HOLDINGS_WAIT_MS)
+  try {
+    const view = await components.stripes.holders(manifest, mroot.stripes, signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal]))
+    return { mroot, view, leaves, stripes }
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /**
