@@ -348,7 +348,21 @@ FUSE3_METHOD(getattr, 3, 1, (const char *path, struct stat *stat, struct fuse_fi
   populate_stat(ints, l->stat);
 })
 
-FUSE3_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {
+/*
+ * An open's answer: the handle, and how it uses the kernel's pages of the
+ * file (node/fuse/adapter.ts, OpenPages): 1 keeps those earlier opens left,
+ * 2 reads past them (direct_io), 0 drops them. One set of pages per file,
+ * shared by all its handles: the mount has no auto_cache, which kept them
+ * whenever the file's mtime and size were unchanged, though another version
+ * of the file may have filled them (a handle opened before it was replaced).
+ */
+static void fuse3_opened (struct fuse_file_info *info, int32_t fd, uint32_t pages) {
+  if (fd != 0) info->fh = fd;
+  info->keep_cache = pages == 1;
+  info->direct_io = pages == 2;
+}
+
+FUSE3_METHOD(open, 2, 2, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
@@ -356,10 +370,11 @@ FUSE3_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {
   napi_create_uint32(env, l->info != NULL ? (uint32_t) l->info->flags : 0, &(argv[3]));
 }, {
   NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) l->info->fh = fd;
+  NAPI_ARGV_UINT32(pages, 3)
+  fuse3_opened(l->info, fd, pages);
 })
 
-FUSE3_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {
+FUSE3_METHOD(create, 2, 2, (const char *path, mode_t mode, struct fuse_file_info *info), {
   l->path = path;
   l->mode = mode;
   l->info = info;
@@ -368,7 +383,8 @@ FUSE3_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info
   napi_create_uint32(env, l->mode, &(argv[3]));
 }, {
   NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) l->info->fh = fd;
+  NAPI_ARGV_UINT32(pages, 3)
+  fuse3_opened(l->info, fd, pages);
 })
 
 FUSE3_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2], struct fuse_file_info *info), {

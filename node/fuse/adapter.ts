@@ -92,8 +92,9 @@ export interface FuseOps {
   getattrHeld?: (path: string, cb: Reply<[FuseStat?]>) => void
   readdir?: (path: string, cb: Reply<[string[]?, FuseStat[]?]>) => void
   statfs?: (path: string, cb: Reply<[FuseStatfs?]>) => void
-  open?: (path: string, flags: number, cb: Reply<[number?]>) => void
-  create?: (path: string, mode: number, cb: Reply<[number?]>) => void
+  /** Answers the handle, and how it uses the kernel's pages of the file ({@link OpenPages}; libfuse3 only). */
+  open?: (path: string, flags: number, cb: Reply<[number?, OpenPages?]>) => void
+  create?: (path: string, mode: number, cb: Reply<[number?, OpenPages?]>) => void
   /**
    * Read into `buf`. With `options.places` (the libfuse3 binding, on a read
    * not already refused in that form) the answer may be the places of the
@@ -121,6 +122,14 @@ export interface FuseOps {
   mknod?: (path: string, mode: number, dev: number, cb: Reply) => void
 }
 
+/**
+ * How an open file uses the kernel's pages of it (the page cache, one per
+ * file, shared by all its handles): `keep` those earlier opens left, `drop`
+ * them at this open, or read `direct`ly, past them. The libfuse3 binding
+ * answers an open with it; over libfuse2 libfuse's `auto_cache` decides.
+ */
+export type OpenPages = 'keep' | 'drop' | 'direct'
+
 /** How a file system is mounted. */
 export interface FuseMountOptions {
   /** Seconds the kernel caches attributes. @default 1 */
@@ -128,8 +137,10 @@ export interface FuseMountOptions {
   /** Seconds the kernel caches name lookups. @default 1 */
   entryTimeout?: number
   /**
-   * Keep file pages in the kernel's cache across opens, dropped on open when
-   * the file's mtime or size changed (libfuse `auto_cache`). @default true
+   * Keep file pages in the kernel's cache across opens: over libfuse3 while
+   * they hold the version opened (the ops' {@link OpenPages}), over libfuse2
+   * dropped on open when the file's mtime or size changed (libfuse
+   * `auto_cache`). @default true
    */
   autoCache?: boolean
   /** Name shown in the mount table. @default 'shoal' */
@@ -354,7 +365,9 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
   const entryTimeout = `entry_timeout=${options.entryTimeout ?? 1}`
   if (name === 'libfuse3') {
     const mounted = await mountFuse3(dir, ops, {
-      options: [`fsname=${options.fsname ?? 'shoal'}`, 'subtype=shoal', ...(options.autoCache ?? true ? ['auto_cache'] : []), attrTimeout, entryTimeout],
+      // no auto_cache: each open says whether the pages it finds are its version's (OpenPages)
+      options: [`fsname=${options.fsname ?? 'shoal'}`, 'subtype=shoal', attrTimeout, entryTimeout],
+      keepPages: options.autoCache ?? true,
       timeout,
       readAheadKb: options.readAheadKb ?? 2048
     })

@@ -122,8 +122,8 @@ class Staged {
  */
 type Handle =
   | { kind: 'staged', staged: Staged, writable: boolean }
-  | { kind: 'read', path: string, reader: HandleReader, places?: RecordPlaces, attr: Attr }
-  | { kind: 'cached', path: string, content: CachedContent, attr: Attr }
+  | { kind: 'read', path: string, cid: string, reader: HandleReader, places?: RecordPlaces, attr: Attr }
+  | { kind: 'cached', path: string, cid: string, content: CachedContent, attr: Attr }
 
 /** The path a handle is open at now, and the attributes of what it reads. */
 function handleState (h: Handle): { path: string, attr: Attr } {
@@ -276,9 +276,9 @@ export class ShoalFilesystem {
       const entry = await this.components.namespace.stat(path)
       if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
       const cached = await this.options.cache?.open(entry.cid)
-      if (cached !== undefined) return this.addHandle({ kind: 'cached', path, content: cached, attr: attrOf(entry) })
+      if (cached !== undefined) return this.addHandle({ kind: 'cached', path, cid: entry.cid, content: cached, attr: attrOf(entry) })
       const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }))
-      return this.addHandle({ kind: 'read', path, reader, places: this.placesOf(entry), attr: attrOf(entry) })
+      return this.addHandle({ kind: 'read', path, cid: entry.cid, reader, places: this.placesOf(entry), attr: attrOf(entry) })
     }
     return await this.locks.run([path], async () => {
       const s = await this.stageForWrite(path, truncate)
@@ -303,6 +303,25 @@ export class ShoalFilesystem {
       this.attrs.delete(path)
       return this.addHandle({ kind: 'staged', staged: s, writable: true })
     })
+  }
+
+  /**
+   * What handle `fh` reads, and what the other handles open at its path
+   * read (among `among`: the handles opened through one mount): a
+   * committed version's content CID, or undefined for a file staged here.
+   * The kernel keeps one set of pages per file, shared by all its handles
+   * (ops.ts, `pagesOf`). Undefined when `fh` is not open.
+   */
+  versionsAt (fh: number, among?: ReadonlySet<number>): { path: string, cid?: string, others: Array<string | undefined> } | undefined {
+    const h = this.handles.get(fh)
+    if (h === undefined) return undefined
+    const path = handleState(h).path
+    const others: Array<string | undefined> = []
+    for (const [other, o] of this.handles) {
+      if (other === fh || (among !== undefined && !among.has(other)) || handleState(o).path !== path) continue
+      others.push(o.kind === 'staged' ? undefined : o.cid)
+    }
+    return { path, cid: h.kind === 'staged' ? undefined : h.cid, others }
   }
 
   /** Read up to `length` bytes at `offset` into `buf`. */

@@ -22,7 +22,7 @@
 import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
-import type { FuseOps, FuseStat, FuseStatfs } from './adapter.js'
+import type { FuseOps, FuseStat, FuseStatfs, OpenPages } from './adapter.js'
 import { MAX_MULTIHASH, MAX_PLACES, packPlaces } from './record-places.js'
 
 /** Where `npm run build:fuse3` puts the addon (from dist/node/fuse/ or node/fuse/). */
@@ -52,6 +52,8 @@ export interface Fuse3MountOptions {
   timeout: Record<string, number | false>
   /** The mount's read-ahead window (`read_ahead_kb` of its bdi; root only). @default unchanged */
   readAheadKb?: number
+  /** Keep a file's pages across opens when the ops answer `keep` (false: dropped at every open). @default true */
+  keepPages?: boolean
 }
 
 /**
@@ -129,8 +131,10 @@ const EIO = -5
  * reach the ops table, and which values its answer carries. A read may be
  * answered with places (`replyPlaces`) when the addon takes them.
  */
-function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPlaces?: PlacesSignal): void {
+function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPlaces?: PlacesSignal, keepPages = true): void {
   const o = ops as Required<FuseOps>
+  // an open's use of the file's pages, as fuse3_signal_open reads it: 0 drop them, 1 keep them, 2 read past them (direct_io)
+  const pages = (p?: OpenPages): number => p === 'direct' ? 2 : p === 'keep' && keepPages ? 1 : 0
   const done = (err: number): void => { reply(err) }
   switch (name) {
     case 'statfs': o.statfs(args[0], (err, st) => { reply(err, statfsArray(err === 0 ? st : undefined)) }); return
@@ -144,8 +148,8 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPl
       return
     }
     case 'readdir': o.readdir(args[0], (err, names, stats) => { reply(err, err === 0 ? names ?? [] : [], err === 0 && stats !== undefined ? stats.map(statArray) : []) }); return
-    case 'open': o.open(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
-    case 'create': o.create(args[0], args[1], (err, fd) => { reply(err, fd ?? 0) }); return
+    case 'open': o.open(args[0], args[1], (err, fd, p) => { reply(err, fd ?? 0, pages(p)) }); return
+    case 'create': o.create(args[0], args[1], (err, fd, p) => { reply(err, fd ?? 0, pages(p)) }); return
     case 'read': o.read(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, (result, places) => {
       if (places === undefined) reply(result, 0, args[2].buffer)
       else if (replyPlaces !== undefined && places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places), args[2].buffer)
@@ -179,7 +183,7 @@ function failed (name: OpName, args: any[]): unknown[] {
     case 'statfs': return [statfsArray()]
     case 'getattr': return [statArray()]
     case 'readdir': return [[], []]
-    case 'open': case 'create': return [0]
+    case 'open': case 'create': return [0, 0]
     case 'read': case 'write': return [0, args[2].buffer]
     case 'readlink': return ['']
     default: return []
@@ -228,7 +232,7 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
         : (count, packed, buffer) => { if (first()) placesSignal(block, count, packed, buffer) }
       if (implemented[op] === 0) { reply(ENOSYS, ...failed(name, args)); return }
       if (bound !== false) timer = setTimeout(() => { reply(ETIMEDOUT, ...failed(name, args)) }, bound)
-      callOp(ops, name, reply, args, replyPlaces)
+      callOp(ops, name, reply, args, replyPlaces, options.keepPages ?? true)
     }
   }
   // a FUSE thread's block: the addon holds a reference to it

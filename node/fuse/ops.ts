@@ -7,7 +7,7 @@
  * @module
  */
 import type { Logger } from '../logger.js'
-import type { FuseOps, FuseStat, FuseStatfs, Reply } from './adapter.js'
+import type { FuseOps, FuseStat, FuseStatfs, OpenPages, Reply } from './adapter.js'
 import { ERRNO, errnoOf } from './errno.js'
 import type { Attr, ShoalFilesystem } from './filesystem.js'
 
@@ -17,6 +17,8 @@ const S_IFREG = 0o100000
 const BLKSIZE = 128 * 1024
 /** Largest value a statfs field can carry through the binding (32 bits). */
 const U32 = 0xffffffff
+/** Paths whose cached version a mount remembers (ops' `pagesOf`); past it the least recently opened is forgotten. */
+const PAGE_VERSIONS_KEPT = 200_000
 
 /** The FUSE view of attributes. */
 export function statOf (attr: Attr, uid: number, gid: number): FuseStat {
@@ -62,6 +64,41 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     work.then(() => { cb(0) }, err => { cb(fail(op, path, err)) })
   }
   const unsupported = (cb: Reply): void => { cb(-ERRNO.EOPNOTSUPP) }
+  /** Per path, the committed version (content CID) whose bytes the kernel may hold in its pages of the file, through this mount. */
+  const pageVersions = new Map<string, string>()
+  /**
+   * How handle `fh`, just opened, uses the kernel's pages of its file: one
+   * set per file, shared by every handle of it. While a handle of another
+   * version is open at the path (opened before a new version arrived, it
+   * reads on the one it opened), its reads fill those pages with its bytes:
+   * this handle reads past them. Otherwise they are kept only when they hold
+   * this very version (libfuse's auto_cache kept them whenever the mtime and
+   * size were unchanged: a file opened after its content was replaced read
+   * the old version's pages that such a handle had filled).
+   */
+  const pagesOf = (fh: number): OpenPages => {
+    const at = fs.versionsAt(fh, options.opened)
+    if (at === undefined) return 'drop'
+    if (at.cid === undefined) {
+      // a file staged here: its writes fill the pages
+      pageVersions.delete(at.path)
+      return 'drop'
+    }
+    if (at.others.some(cid => cid !== at.cid)) return 'direct'
+    const keep = pageVersions.get(at.path) === at.cid
+    pageVersions.delete(at.path)
+    pageVersions.set(at.path, at.cid)
+    // forgotten, the least recently opened: its next open drops its pages
+    if (pageVersions.size > PAGE_VERSIONS_KEPT) pageVersions.delete(pageVersions.keys().next().value as string)
+    return keep ? 'keep' : 'drop'
+  }
+  /** A rename here moves the kernel's files, and their pages, to other names: what those hold is not known by name any more. */
+  const renamed = async (from: string, to: string): Promise<void> => {
+    pageVersions.delete(from)
+    pageVersions.delete(to)
+    if ((await fs.findAttr(to).catch(() => undefined))?.type !== 'dir') return
+    for (const path of [...pageVersions.keys()]) if (path.startsWith(`${from}/`) || path.startsWith(`${to}/`)) pageVersions.delete(path)
+  }
 
   return {
     init: cb => { cb(0) },
@@ -96,8 +133,8 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
         namemax: 255
       }]), cb)
     },
-    open: (path, flags, cb) => { answer('open', path, fs.open(path, flags).then(fh => [fh] as [number]), cb) },
-    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh] as [number]), cb) },
+    open: (path, flags, cb) => { answer('open', path, fs.open(path, flags).then(fh => [fh, pagesOf(fh)] as [number, OpenPages]), cb) },
+    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh, pagesOf(fh)] as [number, OpenPages]), cb) },
     read: (path, fd, buf, len, pos, cb, options) => {
       const read = (): void => { fs.read(fd, buf, len, pos).then(cb, err => { cb(fail('read', path, err)) }) }
       if (options?.retried === true) fs.retriedReads++
@@ -118,7 +155,7 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     mkdir: (path, mode, cb) => { done('mkdir', path, fs.mkdir(path, mode), cb) },
     rmdir: (path, cb) => { done('rmdir', path, fs.rmdir(path), cb) },
     unlink: (path, cb) => { done('unlink', path, fs.unlink(path), cb) },
-    rename: (from, to, cb) => { done('rename', from, fs.rename(from, to), cb) },
+    rename: (from, to, cb) => { done('rename', from, fs.rename(from, to).then(async () => { await renamed(from, to) }), cb) },
     chmod: (path, mode, cb) => { done('chmod', path, fs.chmod(path, mode), cb) },
     chown: (path, uid, gid, cb) => { done('chown', path, fs.chown(path, uid, gid), cb) },
     // the binding passes the access time in both places (docs/fuse.md, "Times")
