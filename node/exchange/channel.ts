@@ -32,6 +32,9 @@ class Slots {
 
   get inUse (): number { return this.used }
 
+  /** Requests waiting for a slot. */
+  get waiting (): number { return this.waiters.length }
+
   async acquire (signal?: AbortSignal): Promise<void> {
     if (signal?.aborted === true) throw new AbortedError('request aborted')
     if (this.used < this.size) { this.used++; return }
@@ -123,6 +126,11 @@ export class PeerChannel {
 
   /** Requests written whose responses have not been read yet. */
   get inFlight (): number { return this.slots.inUse }
+
+  /** Nothing asked, waiting or being opened: closing it now fails no request. */
+  get idle (): boolean {
+    return this.slots.inUse === 0 && this.slots.waiting === 0 && this.opening === undefined && this.queue.length === 0 && this.pending.size === 0
+  }
 
   /**
    * Send one request and wait for its response.

@@ -177,6 +177,8 @@ export interface BlockExchangeStats extends ChannelStats, ServerStats {
   fetchesPending: number
   /** Requests sent to peers and not yet answered, over every channel (a gauge). */
   requestsInFlight: number
+  /** Peers this node keeps a request channel to (a gauge): those asked since they last connected. */
+  peerChannels: number
 }
 
 /** Result of {@link BlockExchange.putBlocks}. */
@@ -314,7 +316,7 @@ class DefaultBlockExchange implements BlockExchange {
   private readonly channels = new Map<string, PeerChannel>()
   private readonly scores: PeerScores
   private readonly server: BlockServer
-  private readonly counters: Omit<BlockExchangeStats, 'fetchesPending' | 'requestsInFlight'> = {
+  private readonly counters: Omit<BlockExchangeStats, 'fetchesPending' | 'requestsInFlight' | 'peerChannels'> = {
     peakInFlight: 0,
     wantsSent: 0,
     streamFailures: 0,
@@ -381,9 +383,27 @@ class DefaultBlockExchange implements BlockExchange {
   /** A peer that connects again is forgiven what only failures cost it ({@link PeerScores.reconnected}). */
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.scores.reconnected(evt.detail) }
 
+  /**
+   * A peer gone: its channel is dropped when idle, and its score when it
+   * holds neither a ban nor misbehaviour (forgiven at its next connect
+   * anyway). Kept for every peer ever asked, both grew with the swarm's
+   * churn for as long as the node ran. A channel still busy is left to fail
+   * its requests as before.
+   */
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const key = evt.detail.toString()
+    const channel = this.channels.get(key)
+    if (channel?.idle === true) {
+      channel.close()
+      this.channels.delete(key)
+    }
+    this.scores.disconnected(evt.detail)
+  }
+
   async start (): Promise<void> {
     if (this.started) return
     this.libp2p.addEventListener('peer:connect', this.onConnect)
+    this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
     await this.libp2p.handle(BLOCKS_PROTOCOL, async (stream, connection) => {
       await this.server.handle(stream, connection)
     }, {
@@ -395,6 +415,7 @@ class DefaultBlockExchange implements BlockExchange {
 
   async stop (): Promise<void> {
     this.libp2p.removeEventListener('peer:connect', this.onConnect)
+    this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
     this.announcer.stop()
     for (const channel of this.channels.values()) channel.close()
     this.channels.clear()
@@ -408,7 +429,7 @@ class DefaultBlockExchange implements BlockExchange {
   stats (): BlockExchangeStats {
     let requestsInFlight = 0
     for (const channel of this.channels.values()) requestsInFlight += channel.inFlight
-    return { ...this.counters, fetchesPending: this.fetching.size, requestsInFlight }
+    return { ...this.counters, fetchesPending: this.fetching.size, requestsInFlight, peerChannels: this.channels.size }
   }
 
   async getBlock (cid: CID, options: ExchangeGetOptions = {}): Promise<Uint8Array> {

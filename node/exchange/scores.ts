@@ -75,6 +75,17 @@ export class PeerScores {
     if (entry !== undefined && !entry.misbehaved) this.scores.delete(peer.toString())
   }
 
+  /**
+   * The peer disconnected: its entry goes unless it holds a ban or
+   * misbehaviour (what it gained is forgiven at its next connect anyway), so
+   * the table holds only the peers that need remembering.
+   */
+  disconnected (peer: PeerId): void {
+    const key = peer.toString()
+    const entry = this.scores.get(key)
+    if (entry !== undefined && !entry.misbehaved && entry.bannedUntil <= Date.now()) this.scores.delete(key)
+  }
+
   /** True while the peer must not be asked. */
   isBanned (peer: PeerId): boolean {
     this.expire(peer)

@@ -2,7 +2,8 @@
  * A read session whose providers all go while it reads finds the holders
  * that came since (a search for the root's providers made again), between
  * real libp2p hosts on 127.0.0.1 with real LevelDB block stores; content
- * that nobody had is not searched for twice.
+ * that nobody had is not searched for twice; what the exchange keeps per
+ * peer goes with the peer.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -58,5 +59,23 @@ describe('block exchange: providers searched again', { timeout: 60_000 }, () => 
     await assert.rejects(session.getBytes(missing, { signal: AbortSignal.timeout(15_000) }), (err: Error) => err.name === 'BlockUnavailableError')
     await assert.rejects(session.getBytes(missing, { signal: AbortSignal.timeout(15_000) }), (err: Error) => err.name === 'BlockUnavailableError')
     assert.equal(reader.exchange.stats().rediscoveries, 0)
+  })
+
+  it('the channel kept to a peer goes when the peer disconnects, and comes back when it is asked again', async (t) => {
+    const reader = await startNode(t)
+    const holders = await Promise.all([startNode(t), startNode(t), startNode(t)])
+    const held = holders.map((h, i) => ({ holder: h, bytes: randomBytes(1024, 20 + i) }))
+    for (const { holder, bytes } of held) await holder.blockstore.put(rawCID(bytes), bytes)
+    for (const { holder } of held) await connect(reader, holder)
+    for (const { holder, bytes } of held) {
+      assertSameBytes(await reader.exchange.getBlock(rawCID(bytes), { providers: [holder.libp2p.peerId], store: false, signal: AbortSignal.timeout(10_000) }), bytes)
+    }
+    assert.equal(reader.exchange.stats().peerChannels, 3)
+    for (const { holder } of held) await reader.libp2p.hangUp(holder.libp2p.peerId)
+    for (let i = 0; i < 50 && reader.exchange.stats().peerChannels > 0; i++) await sleep(100)
+    assert.equal(reader.exchange.stats().peerChannels, 0, 'nothing kept for peers gone')
+    await connect(reader, held[0].holder)
+    assertSameBytes(await reader.exchange.getBlock(rawCID(held[0].bytes), { providers: [held[0].holder.libp2p.peerId], store: false, signal: AbortSignal.timeout(10_000) }), held[0].bytes)
+    assert.equal(reader.exchange.stats().peerChannels, 1)
   })
 })
