@@ -137,7 +137,7 @@ export class Scrubber {
       }
       for (const [manifest, shards] of heldCorrupt) {
         try {
-          for (const cid of await this.rebuildHere(CID.parse(manifest), shards, report, signal)) pending.delete(blockKey(cid))
+          await this.rebuildHere(CID.parse(manifest), shards, { report, pending }, signal)
         } catch (err: any) {
           report.errors.push(`${manifest}: ${String(err?.message ?? err)}`)
         }
@@ -226,28 +226,33 @@ export class Scrubber {
     return wanted
   }
 
-  /** Rebuild `shards` of `manifest` here, each from k shards of its stripe; returns the CIDs rebuilt. */
-  private async rebuildHere (manifest: CID, shards: Array<{ stripe: number, shard: number }>, report: ScrubReport, signal?: AbortSignal): Promise<CID[]> {
+  /**
+   * Rebuild `shards` of `manifest` here, each from k shards of its stripe,
+   * and take each block rebuilt out of `pending`. A block is rebuilt once:
+   * a shard whose block is no longer pending (a leaf that repeats in the
+   * file, or in another file held here, was rebuilt as another shard) is
+   * skipped, so `rebuilt` counts corrupt blocks as the other counts do.
+   */
+  private async rebuildHere (manifest: CID, shards: Array<{ stripe: number, shard: number }>, into: { report: ScrubReport, pending: Map<string, CID> }, signal?: AbortSignal): Promise<void> {
+    const { report, pending } = into
     const getter = this.components.blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const view = await gatherView(this.components, manifest, mroot.stripes, { signal })
     const wanted = new Map<number, number[]>()
     for (const { stripe, shard } of shards) wanted.set(stripe, [...(wanted.get(stripe) ?? []), shard])
-    const rebuilt: CID[] = []
     const counts = { repaired: 0, bytesIn: 0, bytesOut: 0 }
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       for (const shard of wanted.get(index) ?? []) {
         const cid = shardCID(stripe, mroot.k, shard)
-        if (cid === undefined) continue
+        if (cid === undefined || !pending.has(blockKey(cid))) continue
         try {
           await this.init.rebuilder.rebuildOnto({ manifest, mroot, stripe, stripeIndex: index, shard, to: this.components.network.self, view, counts, signal })
-          rebuilt.push(cid)
+          pending.delete(blockKey(cid))
           report.rebuilt++
         } catch (err: any) {
           report.errors.push(`stripe ${index} shard ${shard}: ${String(err?.message ?? err)}`)
         }
       }
     }
-    return rebuilt
   }
 }
