@@ -306,11 +306,15 @@ export class Repairer {
       report.stripes++
       const key = stripeKey(stripe)
       let holders = this.holdersOf(manifest, mroot, { index, stripe }, view)
+      // every peer seen with a shard of this stripe, not only the one holder per shard kept in `holders`
+      const seen = (): string[] => [...new Set(Array.from({ length: k + m }, (_, i) => view.holders(index, i)).flat())]
+      // of every live holder seen, not only the one per shard each node keeps (which one that is depends on the
+      // order answers came in): two nodes that kept different holders of a shard copied twice chose two coordinators
+      const coordinator = (): string | undefined => repairCoordinator(key, [...holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), ...seen()], isAlive)
       const planFor = (holders: string[]): RepairPlan => {
         const known = [...peers]
         for (const h of holders) if (h !== VIRTUAL && !known.some(p => p.id === h)) known.push({ id: h })
-        // every peer seen with a shard of this stripe, not only the one holder per shard kept in `holders`
-        const alsoHolding = [...new Set(Array.from({ length: k + m }, (_, i) => view.holders(index, i)).flat())].filter(p => !holders.includes(p))
+        const alsoHolding = seen().filter(p => !holders.includes(p))
         return planRepair({
           key,
           k,
@@ -333,10 +337,10 @@ export class Repairer {
       // lost on its holders, none of them still within the grace period: copies elsewhere are asked for, by
       // the stripe's coordinator (every node when no holder is left); docs/durability.md, "Copies outside the holders"
       if (plan.waiting === 0 && plan.unplaced > 0 && liveShards({ k, m, stripe, index, view, isAlive }).live < stripe.data.length) {
-        const coordinator = repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive)
+        const acting = coordinator()
         const slot = slotOf(manifest, index, -1)
         const asked = this.adoptAsked.get(slot)
-        if ((coordinator === undefined || coordinator === network.self) && (asked === undefined || network.now() - asked >= Math.min(graceMs, ADOPT_AGAIN_MS))) {
+        if ((acting === undefined || acting === network.self) && (asked === undefined || network.now() - asked >= Math.min(graceMs, ADOPT_AGAIN_MS))) {
           this.adoptAsked.set(slot, network.now())
           const giveAway = async (shard: number, cid: CID, bytes: Uint8Array): Promise<string | undefined> => {
             const taken = new Set(Array.from({ length: k + m }, (_, j) => view.holders(index, j)).flat())
@@ -366,7 +370,7 @@ export class Repairer {
       report.unplaced += plan.unplaced
       await this.releaseSurplus({ manifest, index, key, shards: k + m, view, isAlive, report, signal })
       if (plan.actions.length === 0) continue
-      if (repairCoordinator(key, holders.filter(h => h !== VIRTUAL && h !== UNSEEN && h !== GONE), isAlive) !== network.self) continue
+      if (coordinator() !== network.self) continue
       for (const action of plan.actions) {
         try {
           await rebuilder.rebuildOnto({ manifest, mroot, stripe, stripeIndex: index, shard: action.index, to: action.to, view, previous: holders[action.index], counts: report, signal })

@@ -1,7 +1,8 @@
 /**
  * Reading and rebuilding shards on real nodes (real libp2p on 127.0.0.1,
  * real LevelDB): what a scrub reports when one corrupt block is several
- * shards held here (a leaf that repeats in the file).
+ * shards held here (a leaf that repeats in the file), and which node
+ * rebuilds a lost shard when another shard of its stripe has an extra copy.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,7 +11,10 @@ import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
 import { repoLayout } from '../../../node/repo/index.js'
 import { flipRecord, recordLocation } from '../blocks/fixtures.js'
-import { connectAll, live, once, readAll, sha, startNode, stopNode, swarmOf, untilOnEvery } from '../../helpers/swarm.js'
+import { fileSkeleton, loadManifestRoot, readManifest } from '../../../node/durability/stripes.js'
+import { compareDistance, peerKadKey } from '../../../node/durability/placement.js'
+import { stripeKey } from '../../../protocol/durability.js'
+import { GRACE_MS, connectAll, live, once, readAll, sha, startNode, stopNode, swarmOf, until, untilOnEvery } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const TEST = { timeout: 180_000 }
@@ -55,5 +59,68 @@ describe('rebuilding shards (review)', () => {
     assert.equal(report.rebuilt, 1, 'the block is rebuilt once')
     assert.ok(await restarted.components.blockstore.has(CID.parse(leaf)), 'and is here again')
     assert.equal(sha(await readAll(restarted, '/rep.bin')), sha(data))
+  })
+
+  it('a lost shard is rebuilt by one coordinator when another shard of its stripe has an extra copy on a peer closer to the stripe key', TEST, async t => {
+    const swarm = await swarmOf(t, 6)
+    const writer = swarm.nodes[0] as ShoalNode
+    const ids = live(swarm).map(n => n.components.peerId)
+    // a one-stripe ec:2+1 file whose holders leave a non-holder closer to the stripe key than the second closest holder
+    let found: { manifest: CID, holders: string[], byDistance: string[], extra: string, path: string } | undefined
+    for (let attempt = 0; attempt < 20 && found === undefined; attempt++) {
+      const path = `/c${attempt}.bin`
+      await writer.components.files.add(path, once(randomBytes(512 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
+      const entry = await writer.components.namespace.stat(path)
+      assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
+      const manifest = CID.parse(entry.pin.manifest)
+      const status = await writer.components.files.pinStatus(path)
+      const holders = status.stripes[0].shards.map(sh => sh.holders)
+      if (holders.some(h => h.length !== 1)) continue
+      const flat = holders.map(h => h[0])
+      let key: Uint8Array | undefined
+      for await (const { stripe } of readManifest(writer.components.blocks.getter({}), manifest)) key = stripeKey(stripe)
+      const near = (a: string, b: string): number => compareDistance(key as Uint8Array, peerKadKey(a), peerKadKey(b))
+      const byDistance = [...flat].sort(near)
+      const extra = ids.filter(p => !flat.includes(p)).sort(near)[0]
+      if (near(extra, byDistance[1]) < 0) found = { manifest, holders: flat, byDistance, extra, path }
+    }
+    assert.ok(found !== undefined, 'a file whose stripe has a non-holder closer to its key than its second holder')
+    const { manifest, holders, byDistance, extra, path } = found
+    await untilOnEvery(live(swarm), path)
+    // the files tried before are removed: only this one is repaired below
+    const tried = Array.from({ length: Number(path.slice(2, -4)) }, (_, i) => `/c${i}.bin`)
+    for (const p of tried) await writer.components.files.rm(p)
+    await until('the files tried before gone on every node', async () => {
+      for (const n of live(swarm)) for (const p of tried) if ((await n.components.namespace.lookup(p)) !== undefined) return false
+      return true
+    })
+    const nodeOf = (peer: string): ShoalNode => live(swarm).find(n => n.components.peerId === peer) as ShoalNode
+    // the closest holder goes away; the next closest (`keeper`) has its shard copied onto `extra`, closer to the key
+    // (a holder restored from an old copy of its disk, or back after its shard was rebuilt elsewhere)
+    const [gone, keeper] = byDistance
+    const shard = holders.indexOf(keeper)
+    const status = await writer.components.files.pinStatus(path)
+    const cid = CID.parse(status.stripes[0].shards[shard].cid as string)
+    const bytes = await nodeOf(keeper).components.blockstore.getBytes(cid)
+    const copy = nodeOf(extra).components
+    // as a holder keeps it: with the manifest and the file's skeleton
+    const from = writer.components.blocks.getter({})
+    const mroot = await loadManifestRoot(from, manifest)
+    for (const block of [manifest, ...mroot.pages]) await copy.blockstore.put(block, await from.getBytes(block))
+    for await (const block of fileSkeleton(from, mroot.root)) await copy.blockstore.put(block.cid, block.bytes)
+    await copy.blockstore.put(cid, bytes)
+    await copy.blockstore.commit()
+    await copy.holdings.noteManifest(manifest, { root: status.root, k: 2, m: 1, role: 'holder', since: Date.now() })
+    await copy.holdings.hold(manifest, [{ ref: [0, shard], cid, size: bytes.byteLength }], { now: Date.now() })
+    // every node has seen every holder once
+    for (const n of live(swarm)) await n.components.durability.repair()
+
+    await stopNode(swarm, swarm.nodes.findIndex(n => n?.components.peerId === gone))
+    await new Promise(resolve => setTimeout(resolve, GRACE_MS + 200))
+    // passes run at once on every node, as scheduled passes do: one coordinator per stripe acts
+    const reports = await Promise.all(live(swarm).map(async n => await n.components.durability.repair()))
+    assert.ok(reports.every(r => r.manifests <= 1), 'one file to repair')
+    const repaired = reports.reduce((sum, r) => sum + r.repaired, 0)
+    assert.equal(repaired, 1, `the one lost shard is rebuilt once (by ${JSON.stringify(live(swarm).map((n, i) => [n.components.peerId === extra ? 'extra' : n.components.peerId === keeper ? 'keeper' : 'other', reports[i].repaired, reports[i].errors, reports[i].unplaced, reports[i].waiting]))})`)
   })
 })
