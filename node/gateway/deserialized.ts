@@ -41,6 +41,8 @@ export async function serveContent (ctx: GatewayContext): Promise<void> {
   const entry = await resolveEntry(blocks, resolved.terminal, signal).catch((err: any) => {
     // a codec the exporter has no decoder for (libp2p-key, dag-jose…): data, not UnixFS
     if (err?.name === 'NoResolverError') throw new NotAcceptableError(`${request.path.text} is data of codec 0x${resolved.terminal.code.toString(16)}, not a UnixFS file or directory: ask for it with ?format=raw`, { cause: err })
+    // dag-pb without UnixFS data (a plain IPLD object): data as well, not a failure of the gateway
+    if (err?.name === 'NotUnixFSError') throw new NotAcceptableError(`${request.path.text} is dag-pb data that is not UnixFS (${String(err.message)}): ask for it with ?format=raw or ?format=car`, { cause: err })
     throw err
   })
   if (entry.type === 'directory') {
