@@ -16,7 +16,7 @@ import { NotAcceptableError } from './errors.js'
 import { answeredNotModified, contentHeaders, sendBody } from './http.js'
 import { renderListing } from './listing.js'
 import { contentTypeOf, SNIFF_BYTES, typeByName } from './mime.js'
-import { parseRangeHeader } from './range.js'
+import { parseRangeHeader, rangeIfUnchanged } from './range.js'
 import { resolvePath, type ResolvedPath } from './resolve.js'
 import type { GatewayContext } from './context.js'
 import type { BlockGetter } from '../reads/api.js'
@@ -86,7 +86,7 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
   const size = entrySize(entry)
   const etag = `"${resolved.terminal.toString()}"`
   if (answeredNotModified(req, res, etag, headersOf)) return
-  const range = parseRangeHeader(req.headers.range, size)
+  const range = parseRangeHeader(rangeIfUnchanged(req.headers.range, req.headers['if-range'], etag), size)
   const offset = range?.first ?? 0
   const length = range === undefined ? size : range.last - range.first + 1
   const content = ctx.contentBlocks(resolved.terminal)

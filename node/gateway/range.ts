@@ -7,7 +7,8 @@
  * server ignore `Range`); a range starting past the end is refused (416).
  * Optional whitespace (spaces, tabs) after `=` and around `-` is accepted,
  * as RFC 9110's list syntax allows around a range and common servers do
- * (`bytes= 1-2` is `bytes=1-2`).
+ * (`bytes= 1-2` is `bytes=1-2`). A `Range` whose `If-Range` does not name
+ * the file's Etag is ignored too (RFC 9110 §13.1.5).
  *
  * @module
  */
@@ -38,6 +39,19 @@ export function parseRangeHeader (header: string | undefined, size: number): Byt
   if (last < first) return undefined
   if (first >= size) throw new RangeNotSatisfiableError(`range ${header} starts past the end of a ${size}-byte file`, size)
   return { first, last: Math.min(last, size - 1) }
+}
+
+/**
+ * The `Range` header to honour under `If-Range` (RFC 9110 §13.1.5): the
+ * range when there is no `If-Range`, or when it names `etag` itself (a
+ * strong comparison); undefined (the whole file) for another Etag, a weak
+ * one or a date (the gateway sends no `Last-Modified`, so no date matches):
+ * the part the client holds may be of another representation (the raw
+ * block of the same URL), and a 206 would be spliced onto it.
+ */
+export function rangeIfUnchanged (range: string | undefined, ifRange: string | string[] | undefined, etag: string): string | undefined {
+  if (range === undefined || ifRange === undefined) return range
+  return typeof ifRange === 'string' && ifRange.trim() === etag ? range : undefined
 }
 
 /** A position of a `Range`, any number of digits: one past what a file can hold is Infinity (a range from there holds no byte: 416). */

@@ -1,12 +1,15 @@
 /**
  * The gateway over a real local block store on a real HTTP listener, for
  * answers the path-gateway spec and RFC 9110 fix: dag-pb data that is not
- * UnixFS asked for as content (406, as dag-cbor is, not a 500).
+ * UnixFS asked for as content (406, as dag-cbor is, not a 500), and a
+ * `Range` whose `If-Range` names another representation (the whole file,
+ * not a 206 the client would splice onto other bytes).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagPB from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
+import { importer } from 'ipfs-unixfs-importer'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -33,6 +36,13 @@ async function startLocal (t: CleanupContext, init: Partial<GatewayServerInit> =
   return { gw: gatewayUrl(address.address, address.port), store }
 }
 
+/** Import `files` with raw leaves; the CID of each path. */
+async function importOne (store: PackBlockStore, files: Array<{ path: string, content?: Uint8Array }>): Promise<Map<string, CID>> {
+  const out = new Map<string, CID>()
+  for await (const entry of importer(files, store, { cidVersion: 1, rawLeaves: true })) out.set(entry.path ?? '', entry.cid)
+  return out
+}
+
 describe('the gateway: content negotiation and ranges, against the specs', { concurrency: true }, () => {
   it('a dag-pb node that is not UnixFS (no Data, or Data that is not a UnixFS message), asked for as content, is a 406 naming ?format=raw, as dag-cbor is: not a 500', TEST, async t => {
     const { gw, store } = await startLocal(t)
@@ -51,6 +61,29 @@ describe('the gateway: content negotiation and ranges, against the specs', { con
       }
       // the block itself is served, as any block is
       assert.equal((await call(`${gw}/ipfs/${path}?format=raw`)).status, 200, path)
+    }
+  })
+
+  it('If-Range: a Range is honoured only when If-Range names the file\'s own Etag; another Etag (the raw block\'s), a weak one or a date gets the whole file with 200', TEST, async t => {
+    const { gw, store } = await startLocal(t)
+    const m = await importOne(store, [{ path: 'd/five.txt', content: new TextEncoder().encode('hello') }])
+    const url = `${gw}/ipfs/${(m.get('d') as CID).toString()}/five.txt`
+    const whole = await call(url)
+    assert.equal(whole.status, 200)
+    const etag = whole.headers.get('etag') ?? ''
+    assert.match(etag, /^"[^"]+"$/)
+    const matching = await call(url, { headers: { range: 'bytes=1-2', 'if-range': etag } })
+    assert.equal(matching.status, 206)
+    assert.equal(matching.body.toString(), 'el')
+    const raw = await call(url, { headers: { accept: 'application/vnd.ipld.raw' } })
+    for (const ifRange of [raw.headers.get('etag') ?? '', `W/${etag}`, 'Wed, 21 Oct 2015 07:28:00 GMT']) {
+      for (const method of ['GET', 'HEAD']) {
+        const a = await call(url, { method, headers: { range: 'bytes=1-2', 'if-range': ifRange } })
+        assert.equal(a.status, 200, `${method} If-Range: ${ifRange}`)
+        assert.equal(a.headers.get('content-range'), null, ifRange)
+        assert.equal(a.headers.get('content-length'), '5', ifRange)
+        if (method === 'GET') assert.equal(a.body.toString(), 'hello', ifRange)
+      }
     }
   })
 })
