@@ -61,6 +61,11 @@ async function * readFile (blocks: BlockGetter, cid: CID, offset: number, length
   yield * readRange(blocks, root, offset, offset + length, signal, GATEWAY_READ_AHEAD)
 }
 
+/** Bytes `[offset, offset + length)` of `bytes` held in memory, as a source. */
+async function * sliceOf (bytes: Uint8Array, offset: number, length: number): AsyncGenerator<Uint8Array> {
+  if (length > 0) yield bytes.subarray(offset, offset + length)
+}
+
 /** `source` with its first chunk made at least `bytes` long (or the whole source, when shorter). */
 async function * firstChunkOf (source: AsyncIterable<Uint8Array>, bytes: number): AsyncGenerator<Uint8Array> {
   const held: Uint8Array[] = []
@@ -76,7 +81,8 @@ async function * firstChunkOf (source: AsyncIterable<Uint8Array>, bytes: number)
 }
 
 /**
- * A file's bytes, the whole or one range of them. The type comes from the
+ * A file's bytes, the whole or one range of them (a symlink's: its target,
+ * as the path gateway answers it). The type comes from the
  * name, else from the file's first bytes: the body's own when it starts at
  * byte 0 and holds them, else a separate small read, so a 200 and a 206 of
  * one file name the same type.
@@ -90,16 +96,19 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
   const offset = range?.first ?? 0
   const length = range === undefined ? size : range.last - range.first + 1
   const content = ctx.contentBlocks(resolved.terminal)
+  // a symlink's bytes are its target, held in its own block: the path gateway serves them as the body
+  const target = entry.type === 'file' && entry.unixfs.type === 'symlink' ? entry.unixfs.data ?? new Uint8Array(0) : undefined
+  const read = (from: number, bytes: number): AsyncGenerator<Uint8Array> => target === undefined ? readFile(content, resolved.terminal, from, bytes, signal) : sliceOf(target, from, bytes)
   const sniffed = Math.min(SNIFF_BYTES, size)
   const bodyHoldsStart = offset === 0 && length >= sniffed
   let type = typeByName(name)
   if (type === undefined && !bodyHoldsStart) {
     const prefix: Uint8Array[] = []
-    for await (const chunk of readFile(content, resolved.terminal, 0, sniffed, signal)) prefix.push(chunk)
+    for await (const chunk of read(0, sniffed)) prefix.push(chunk)
     type = contentTypeOf(undefined, Buffer.concat(prefix))
   }
   const known = type
-  const body = readFile(content, resolved.terminal, offset, length, signal)
+  const body = read(offset, length)
   await sendBody(res, {
     status: range === undefined ? 200 : 206,
     head: request.head,

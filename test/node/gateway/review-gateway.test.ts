@@ -1,9 +1,10 @@
 /**
  * The gateway over a real local block store on a real HTTP listener, for
  * answers the path-gateway spec and RFC 9110 fix: dag-pb data that is not
- * UnixFS asked for as content (406, as dag-cbor is, not a 500), and a
+ * UnixFS asked for as content (406, as dag-cbor is, not a 500), a
  * `Range` whose `If-Range` names another representation (the whole file,
- * not a 206 the client would splice onto other bytes).
+ * not a 206 the client would splice onto other bytes), and a UnixFS
+ * symlink (its target as the body, not a 400).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -85,5 +86,28 @@ describe('the gateway: content negotiation and ranges, against the specs', { con
         if (method === 'GET') assert.equal(a.body.toString(), 'hello', ifRange)
       }
     }
+  })
+
+  it('a UnixFS symlink is answered with its target as the body (the path gateway spec), whole, by range and to HEAD: not a 400', TEST, async t => {
+    const { gw, store } = await startLocal(t)
+    const put = async (bytes: Uint8Array): Promise<CID> => { const cid = CID.createV1(dagPB.code, await sha256.digest(bytes)); await store.put(cid, bytes); return cid }
+    const foo = (await importOne(store, [{ path: 'foo', content: new TextEncoder().encode('content\n') }])).get('foo') as CID
+    const bar = await put(dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'symlink', data: new TextEncoder().encode('foo') }).marshal() })))
+    const dir = await put(dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'bar', Hash: bar, Tsize: 10 }, { Name: 'foo', Hash: foo, Tsize: 8 }] })))
+    const url = `${gw}/ipfs/${dir.toString()}/bar`
+    const whole = await call(url)
+    assert.equal(whole.status, 200, whole.body.toString())
+    assert.equal(whole.body.toString(), 'foo')
+    assert.equal(whole.headers.get('content-length'), '3')
+    const head = await call(url, { method: 'HEAD' })
+    assert.equal(head.status, 200)
+    assert.equal(head.headers.get('content-length'), '3')
+    const part = await call(url, { headers: { range: 'bytes=1-' } })
+    assert.equal(part.status, 206)
+    assert.equal(part.body.toString(), 'oo')
+    assert.equal(part.headers.get('content-range'), 'bytes 1-2/3')
+    assert.equal((await call(url, { headers: { range: 'bytes=3-' } })).status, 416)
+    const listing = await call(`${gw}/ipfs/${dir.toString()}/`)
+    assert.match(listing.body.toString(), />bar</)
   })
 })
