@@ -1,7 +1,8 @@
 /**
- * What the gateway tests share: the gateway URL of a test daemon, HTTP
- * calls with a bound, hash checks of blocks and CARs, and an independent
- * trustless-gateway client (`@helia/block-brokers`) pointed at a gateway.
+ * What the gateway tests share: a gateway over a fresh local block store,
+ * the gateway URL of a test daemon, HTTP calls with a bound, hash checks of
+ * blocks and CARs, and an independent trustless-gateway client
+ * (`@helia/block-brokers`) pointed at a gateway.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -10,7 +11,30 @@ import { join } from 'node:path'
 import { CarReader } from '@ipld/car'
 import { trustlessGateway } from '@helia/block-brokers'
 import { multiaddr } from '@multiformats/multiaddr'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { Blocks } from '../../../node/reads/blocks.js'
+import { createGatewayServer, gatewayUrl, type GatewayServerInit, type PinIndex } from '../../../node/gateway/index.js'
+import { createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
+import { createLogger } from '../../../node/logger.js'
+import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import type { PackBlockStore } from '../../../node/blocks/index.js'
 import type { CID } from 'multiformats/cid'
+
+/** A gateway over a local block store and namespace replica, as {@link startLocalGateway} starts it. */
+export interface LocalGateway { gw: string, store: PackBlockStore, namespace: Replica, pins: PinIndex }
+
+/** A gateway on 127.0.0.1 over a fresh block store and namespace, stopped when the test ends. */
+export async function startLocalGateway (t: CleanupContext, init: Partial<GatewayServerInit> = {}): Promise<LocalGateway> {
+  const store = await openBlockStore(t)
+  const namespace = createNamespace({ path: await tempDir(t, 'shoal-gw-ns-'), signer: signerFromKey(await generateKeyPair('Ed25519')), logger: createLogger('silent') })
+  await namespace.open()
+  defer(t, async () => { await namespace.close() })
+  const blocks = new Blocks({ blockstore: store, logger: createLogger('silent') })
+  const server = createGatewayServer({ blocks, namespace, logger: createLogger('silent') }, { host: '127.0.0.1', port: 0, ...init })
+  const address = await server.start()
+  defer(t, async () => { await server.stop() })
+  return { gw: gatewayUrl(address.address, address.port), store, namespace, pins: server.pins }
+}
 
 /** Bound of one HTTP call. */
 const CALL_TIMEOUT_MS = 30_000

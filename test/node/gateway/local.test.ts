@@ -15,37 +15,18 @@ import * as dagPB from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { importer } from 'ipfs-unixfs-importer'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { Blocks } from '../../../node/reads/blocks.js'
-import { createGatewayServer, gatewayUrl, PinIndex, type GatewayServerInit } from '../../../node/gateway/index.js'
-import { createNamespace, signerFromKey, type Replica } from '../../../node/namespace/index.js'
-import { createLogger } from '../../../node/logger.js'
+import { PinIndex } from '../../../node/gateway/index.js'
 import { randomBytes } from '../../helpers/bytes.js'
-import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { defer } from '../../helpers/temp.js'
 import { eventually } from '../../helpers/cli.js'
-import { assertError, call, collect, parseVerifiedCar } from './helpers.js'
+import { assertError, call, collect, parseVerifiedCar, startLocalGateway } from './helpers.js'
 import type { PackBlockStore } from '../../../node/blocks/index.js'
 
 const TEST = { timeout: 60_000 }
-
-interface Local { gw: string, store: PackBlockStore, namespace: Replica, pins: PinIndex }
-
-/** A gateway on 127.0.0.1 over a fresh block store and namespace, stopped when the test ends. */
-async function startLocal (t: CleanupContext, init: Partial<GatewayServerInit> = {}): Promise<Local> {
-  const store = await openBlockStore(t)
-  const namespace = createNamespace({ path: await tempDir(t, 'shoal-gw-ns-'), signer: signerFromKey(await generateKeyPair('Ed25519')), logger: createLogger('silent') })
-  await namespace.open()
-  defer(t, async () => { await namespace.close() })
-  const blocks = new Blocks({ blockstore: store, logger: createLogger('silent') })
-  const server = createGatewayServer({ blocks, namespace, logger: createLogger('silent') }, { host: '127.0.0.1', port: 0, ...init })
-  const address = await server.start()
-  defer(t, async () => { await server.stop() })
-  return { gw: gatewayUrl(address.address, address.port), store, namespace, pins: server.pins }
-}
 
 /** Store a raw leaf. */
 async function putRaw (store: PackBlockStore, bytes: Uint8Array): Promise<CID> {
@@ -103,7 +84,7 @@ function carStore (blocks: Array<{ cid: CID, bytes: Uint8Array }>): { get: (cid:
 
 describe('the gateway over a local store', { concurrency: true }, () => {
   it('entity-bytes over a file whose DAG repeats a subtree (under two parents, and twice under one): the CAR holds every block the range needs', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const leaves = await Promise.all([1, 2, 3, 4].map(async seed => { const bytes = randomBytes(100, 40 + seed); return { bytes, cid: await putRaw(store, bytes), size: 100 } }))
     const [l1, l2, l3, l4] = leaves
     const s = await putFile(store, [l1, l2])
@@ -131,7 +112,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('an identity-hashed dag-pb file is served as its bytes (whole, ranged, entity-bytes), not as its protobuf; an identity root whose first child is missing is a 404 before any byte', TEST, async t => {
-    const { gw, store, pins } = await startLocal(t)
+    const { gw, store, pins } = await startLocalGateway(t)
     const text = new TextEncoder().encode('hello from an identity file')
     const inline = identityPb(fileNode([], text))
     const whole = await call(`${gw}/ipfs/${inline.toString()}`)
@@ -162,7 +143,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('the pin index: many requests for a file with a missing block scan the namespace once; a change makes the next lookup scan again; a CIDv0 finds a pin stored under CIDv1', TEST, async t => {
-    const { gw, store, namespace, pins } = await startLocal(t)
+    const { gw, store, namespace, pins } = await startLocalGateway(t)
     const gone = CID.createV1(raw.code, await sha256.digest(new Uint8Array([9, 9, 9])))
     const root = await putFile(store, [{ cid: gone, size: 3 }])
     for (let i = 0; i < 10; i++) await namespace.putFile(`/plain-${i}.bin`, { cid: root.cid.toString(), size: 3, mode: 0o644, mtime: 1 })
@@ -188,7 +169,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('a file named without an extension: the 200 and every 206 of it name the type its first bytes give, with one Etag', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const png = new Uint8Array(4096)
     png.set(randomBytes(4096, 51))
     png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
@@ -210,7 +191,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('a HAMT-sharded directory: names resolve through its shards, its listing names every entry, a CAR of a path holds the shards on the way', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const names = Array.from({ length: 60 }, (_, i) => `file-${i}.txt`)
     let dir: CID | undefined
     for await (const entry of importer(names.map(name => ({ path: `d/${name}`, content: new TextEncoder().encode(`content of ${name}\n`) })), store, { shardSplitThresholdBytes: 1, cidVersion: 1, rawLeaves: true })) {
@@ -237,7 +218,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('other sites\' pages: CORP on every response, a sandbox CSP on the content itself, cross-site requests refused but a top-level navigation; loopback Host variants accepted, others refused', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const port = new URL(gw).port
     const leaf = await putRaw(store, new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'))
     const url = `${gw}/ipfs/${leaf.toString()}`
@@ -268,7 +249,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('bound to every interface: a Host that is a name is refused (DNS rebinding), an IP address is served', TEST, async t => {
-    const { gw, store } = await startLocal(t, { host: '0.0.0.0' })
+    const { gw, store } = await startLocalGateway(t, { host: '0.0.0.0' })
     const port = new URL(gw).port
     const leaf = await putRaw(store, new TextEncoder().encode('anything'))
     const url = `http://127.0.0.1:${port}/ipfs/${leaf.toString()}`
@@ -281,7 +262,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('HEAD answers the headers GET answers: raw block, CAR, file, range, directory listing', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const leaves = await Promise.all([0, 1, 2].map(async i => ({ cid: await putRaw(store, randomBytes(2000, 60 + i)), size: 2000 })))
     const file = await putFile(store, leaves)
     let dir: CID | undefined
@@ -314,7 +295,7 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('a client that stops reading is cut after the write-idle timeout, and the request it held is freed; past the request cap, 503 with Retry-After', TEST, async t => {
-    const { gw, store } = await startLocal(t, { writeIdleTimeoutMs: 300, maxConcurrentRequests: 1 })
+    const { gw, store } = await startLocalGateway(t, { writeIdleTimeoutMs: 300, maxConcurrentRequests: 1 })
     // 64 MiB of the same 1 MiB leaf: far more than the sockets' buffers hold
     const leafBytes = randomBytes(1024 * 1024, 80)
     const leaf = await putRaw(store, leafBytes)

@@ -11,31 +11,12 @@ import assert from 'node:assert/strict'
 import * as dagPB from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { Blocks } from '../../../node/reads/blocks.js'
-import { createGatewayServer, gatewayUrl, type GatewayServerInit } from '../../../node/gateway/index.js'
-import { createNamespace, signerFromKey } from '../../../node/namespace/index.js'
-import { createLogger } from '../../../node/logger.js'
-import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
-import { assertError, call } from './helpers.js'
+import { assertError, call, startLocalGateway } from './helpers.js'
 import type { PackBlockStore } from '../../../node/blocks/index.js'
 
 const TEST = { timeout: 60_000 }
-
-/** A gateway on 127.0.0.1 over a fresh block store and namespace, stopped when the test ends. */
-async function startLocal (t: CleanupContext, init: Partial<GatewayServerInit> = {}): Promise<{ gw: string, store: PackBlockStore }> {
-  const store = await openBlockStore(t)
-  const namespace = createNamespace({ path: await tempDir(t, 'shoal-gw-ns-'), signer: signerFromKey(await generateKeyPair('Ed25519')), logger: createLogger('silent') })
-  await namespace.open()
-  defer(t, async () => { await namespace.close() })
-  const blocks = new Blocks({ blockstore: store, logger: createLogger('silent') })
-  const server = createGatewayServer({ blocks, namespace, logger: createLogger('silent') }, { host: '127.0.0.1', port: 0, ...init })
-  const address = await server.start()
-  defer(t, async () => { await server.stop() })
-  return { gw: gatewayUrl(address.address, address.port), store }
-}
 
 /** Import `files` with raw leaves; the CID of each path. */
 async function importOne (store: PackBlockStore, files: Array<{ path: string, content?: Uint8Array }>): Promise<Map<string, CID>> {
@@ -46,7 +27,7 @@ async function importOne (store: PackBlockStore, files: Array<{ path: string, co
 
 describe('the gateway: content negotiation and ranges, against the specs', { concurrency: true }, () => {
   it('a dag-pb node that is not UnixFS (no Data, or Data that is not a UnixFS message), asked for as content, is a 406 naming ?format=raw, as dag-cbor is: not a 500', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const put = async (bytes: Uint8Array): Promise<CID> => { const cid = CID.createV1(dagPB.code, await sha256.digest(bytes)); await store.put(cid, bytes); return cid }
     const plain = await put(dagPB.encode(dagPB.prepare({ Links: [] })))
     const notUnixfs = await put(dagPB.encode(dagPB.prepare({ Data: Uint8Array.from([0xff, 0xff, 0xff]), Links: [] })))
@@ -66,7 +47,7 @@ describe('the gateway: content negotiation and ranges, against the specs', { con
   })
 
   it('If-Range: a Range is honoured only when If-Range names the file\'s own Etag; another Etag (the raw block\'s), a weak one or a date gets the whole file with 200', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const m = await importOne(store, [{ path: 'd/five.txt', content: new TextEncoder().encode('hello') }])
     const url = `${gw}/ipfs/${(m.get('d') as CID).toString()}/five.txt`
     const whole = await call(url)
@@ -89,7 +70,7 @@ describe('the gateway: content negotiation and ranges, against the specs', { con
   })
 
   it('a UnixFS symlink is answered with its target as the body (the path gateway spec), whole, by range and to HEAD: not a 400', TEST, async t => {
-    const { gw, store } = await startLocal(t)
+    const { gw, store } = await startLocalGateway(t)
     const put = async (bytes: Uint8Array): Promise<CID> => { const cid = CID.createV1(dagPB.code, await sha256.digest(bytes)); await store.put(cid, bytes); return cid }
     const foo = (await importOne(store, [{ path: 'foo', content: new TextEncoder().encode('content\n') }])).get('foo') as CID
     const bar = await put(dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'symlink', data: new TextEncoder().encode('foo') }).marshal() })))
