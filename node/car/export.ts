@@ -1,7 +1,7 @@
 import { CarWriter } from '@ipld/car/writer'
 import { AbortedError } from '../errors.js'
 import { IDENTITY } from '../blocks/verify.js'
-import { linksOf, nodeKey } from './links.js'
+import { isUnixFSDirectory, linksOf, nodeKey } from './links.js'
 import type { BlockGetter } from '../reads/api.js'
 import type { CID } from 'multiformats/cid'
 
@@ -24,13 +24,13 @@ export interface ExportCarOptions {
    */
   revisit?: (cid: CID) => boolean
   /**
-   * The reader of the DAG under `link`, a link of the block `parent` the walk
-   * goes on to: the link and every block under it are read through it.
-   * Undefined (or no `readerOf`): read as `parent` was. Lets each file of a
-   * directory be read through its own pin (its stripes, its cold copy), as a
-   * read of that file alone would be.
+   * The reader of the DAG under `entry`, an entry of a UnixFS directory or
+   * HAMT shard the walk goes on to: the entry and every block under it are
+   * read through it. Without it, an entry is read as its directory was. Lets
+   * each file of a directory be read through its own pin (its stripes, its
+   * cold copy), as a read of that file alone would be.
    */
-  readerOf?: (parent: { cid: CID, bytes: Uint8Array }, link: CID) => BlockGetter | undefined
+  entryReader?: (entry: CID) => BlockGetter
 }
 
 type BlockWriter = ReturnType<typeof CarWriter.create>['writer']
@@ -48,7 +48,7 @@ function throwIfAborted (signal?: AbortSignal): void {
  * nodes are walked through but not written (their data is in the CID).
  */
 async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Array, writer: BlockWriter, stopped: () => boolean, options: ExportCarOptions): Promise<void> {
-  const { signal, follow, revisit, readerOf } = options
+  const { signal, follow, revisit, entryReader } = options
   const seen = new Set<string>()
   const wanted = (cid: CID): boolean => !seen.has(nodeKey(cid)) || revisit?.(cid) === true
   // each block with the reader of the DAG it is met in
@@ -63,8 +63,10 @@ async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Arr
     const bytes = cid === root ? rootBytes : await reader.getBytes(cid, { signal })
     if (!again && cid.multihash.code !== IDENTITY) await writer.put({ cid, bytes })
     const links = follow === undefined ? linksOf(cid, bytes) : follow({ cid, bytes })
+    // a directory's entries each through a reader of their own (the block decoded once, not once per entry)
+    const readerOf = entryReader !== undefined && isUnixFSDirectory({ cid, bytes }) ? entryReader : undefined
     for (let i = links.length - 1; i >= 0; i--) {
-      if (wanted(links[i])) stack.push({ cid: links[i], reader: readerOf?.({ cid, bytes }, links[i]) ?? reader })
+      if (wanted(links[i])) stack.push({ cid: links[i], reader: readerOf?.(links[i]) ?? reader })
     }
   }
 }

@@ -25,7 +25,7 @@ import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protoc
 import { mapAtOnce } from '../at-once.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier } from './cold.js'
-import { exportCar, isUnixFSDirectory } from '../car/index.js'
+import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
 import { TreeShapes, type FileShape } from './car-tree.js'
 import { DamageNotes, MISSING_BLOCK_ERRORS, namesFile, type DamageNote } from './damage.js'
@@ -868,8 +868,7 @@ export class Files {
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
     // each entry of a directory is read as `cat CID` (and `get`) reads it: through its own pin when a block is wanting
-    const readerOf = (parent: { cid: CID, bytes: Uint8Array }, link: CID): BlockGetter | undefined => isUnixFSDirectory(parent) ? this.cidReader(link, signal) : undefined
-    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }), root, { signal, readerOf }) }
+    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }), root, { signal, entryReader: entry => this.cidReader(entry, signal) }) }
   }
 
   /**

@@ -12,7 +12,7 @@
  * @module
  */
 import { createHash } from 'node:crypto'
-import { exportCar, isUnixFSDirectory } from '../car/index.js'
+import { exportCar } from '../car/index.js'
 import { RAW } from '../car/links.js'
 import { scopedWalk, type CarSelection } from './car-scope.js'
 import { answeredNotModified, contentHeaders, resumed, sendBody } from './http.js'
@@ -89,7 +89,7 @@ export async function serveCar (ctx: GatewayContext, format: { scope: DagScope, 
       'x-content-type-options': 'nosniff'
     }),
     // each entry of a directory through a session of its own, as a read of that entry alone (its pin: stripes, cold copy)
-    source: heldHeader(exportCar(getter, request.path.root, { signal, ...scopedWalk(resolved, selection), readerOf: (parent, link) => isUnixFSDirectory(parent) ? ctx.contentBlocks(link) : undefined }))
+    source: heldHeader(exportCar(getter, request.path.root, { signal, ...scopedWalk(resolved, selection), entryReader: entry => ctx.contentBlocks(entry) }))
   })
 }
 
