@@ -151,18 +151,20 @@ export class ApiClient {
    * @throws {ApiError} for a non-2xx answer
    * @throws {DaemonNotRunningError} when no daemon answers
    * @throws {TruncatedResponseError} when the answer ends mid-body
+   * @returns the report of a diverted answer (see `options.divert`), else undefined
    */
-  async download (path: string, query: Query, target: FdTarget): Promise<void> {
+  async download (path: string, query: Query, target: FdTarget, options: { divert?: (headers: Map<string, string>) => boolean } = {}): Promise<string | undefined> {
     const url = this.url(path, query)
     let result
     let stream: string | undefined
     try {
-      result = await downloadToFd({ url, headers: { authorization: `Bearer ${this.token}` }, onHead: (_status, headers) => { stream = headers.get(STREAM_ID_HEADER) } }, target)
+      result = await downloadToFd({ url, headers: { authorization: `Bearer ${this.token}` }, onHead: (_status, headers) => { stream = headers.get(STREAM_ID_HEADER) }, divert: options.divert }, target)
     } catch (err: any) {
       if (err?.code === 'ECONNREFUSED') throw this.notAnswering()
       throw err instanceof TruncatedResponseError ? await this.whyCut(stream, err) : err
     }
     if (!result.ok) throw apiError(result.status, result.body)
+    return result.report
   }
 
   /**

@@ -15,7 +15,7 @@ import { ResponseDecoder } from './response-decoder.js'
 
 /** Bytes read from the socket at once, at most. */
 export const READ_BUFFER_BYTES = 1024 * 1024
-/** Bytes of a non-2xx answer's body kept (an error document). */
+/** Bytes of a non-2xx (or diverted) answer's body kept (an error document, a report). */
 const MAX_ERROR_BODY = 1024 * 1024
 
 /** Where a download's body goes. */
@@ -37,10 +37,19 @@ export interface FdDownloadRequest {
   headers: Record<string, string>
   /** Told the answer's status and headers (names lower-cased) once they are in. */
   onHead?: (status: number, headers: Map<string, string>) => void
+  /**
+   * Asked of a 2xx answer's headers: true when its body is not the content
+   * but a short report (the daemon wrote the content elsewhere): the body is
+   * then kept and returned, not written to the target.
+   */
+  divert?: (headers: Map<string, string>) => boolean
 }
 
-/** How a download ended: a 2xx whose body was written, or another status with the body it carried. */
-export type FdDownloadResult = { ok: true } | { ok: false, status: number, body: string }
+/**
+ * How a download ended: a 2xx whose body was written (or, when diverted,
+ * kept in `report`), or another status with the body it carried.
+ */
+export type FdDownloadResult = { ok: true, report?: string } | { ok: false, status: number, body: string }
 
 /**
  * GET `request.url` and write a 2xx answer's body to `target`.
@@ -55,6 +64,7 @@ export async function downloadToFd (request: FdDownloadRequest, target: FdTarget
   for (const [name, value] of Object.entries(request.headers)) head.push(`${name}: ${value}`)
   return await new Promise<FdDownloadResult>((resolve, reject) => {
     let status = 0
+    let diverted = false
     const errorBody: Buffer[] = []
     let errorBytes = 0
     let failed = false
@@ -62,10 +72,11 @@ export async function downloadToFd (request: FdDownloadRequest, target: FdTarget
     const decoder = new ResponseDecoder({
       onHead: (s, headers) => {
         status = s
+        diverted = s >= 200 && s < 300 && request.divert?.(headers) === true
         request.onHead?.(s, headers)
       },
       onBody: bytes => {
-        if (status >= 200 && status < 300) {
+        if (status >= 200 && status < 300 && !diverted) {
           if (!writer.write(bytes)) {
             socket.pause()
             writer.drained(() => {
@@ -116,7 +127,7 @@ export async function downloadToFd (request: FdDownloadRequest, target: FdTarget
       writer.drained(() => {
         if (writer.error !== undefined) { fail(writer.error); return }
         failed = true
-        if (status >= 200 && status < 300) resolve({ ok: true })
+        if (status >= 200 && status < 300) resolve(diverted ? { ok: true, report: Buffer.concat(errorBody).toString('utf8') } : { ok: true })
         else resolve({ ok: false, status, body: Buffer.concat(errorBody).toString('utf8') })
       })
     })

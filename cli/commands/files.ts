@@ -1,8 +1,9 @@
-import { type Stats } from 'node:fs'
+import { fstatSync, type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rm } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
 import { InvalidArgumentError, InvalidPathError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
+import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
 import { ApiClient, ApiError } from '../client.js'
 import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
@@ -224,10 +225,25 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
   const offset = parseIntOption('offset', opts.offset)
   const length = parseIntOption('length', opts.length)
   const client = await ApiClient.connect(g.repo)
-  await client.download('/api/v0/cat', { arg, offset, length }, { fd: 1, stream: () => process.stdout }).catch((err: any) => {
+  // a pipe on stdout is offered to the daemon to write itself (node/api/caller-pipe.ts);
+  // it answers with the content instead when it cannot prove the pipe is this process's
+  const pipe = stdoutPipe()
+  const query = pipe === undefined ? { arg, offset, length } : { arg, offset, length, 'pipe-pid': process.pid, 'pipe-ino': pipe }
+  await client.download('/api/v0/cat', query, { fd: 1, stream: () => process.stdout }, { divert: headers => headers.get(OUTPUT_HEADER) === 'pipe' }).catch((err: any) => {
     if (err.code === 'EPIPE') return // reader went away (`| head`): not an error
     throw err
   })
+}
+
+/** The inode of stdout when it is a pipe or a FIFO, on Linux; else undefined. */
+function stdoutPipe (): string | undefined {
+  if (process.platform !== 'linux') return undefined
+  try {
+    const stat = fstatSync(1, { bigint: true })
+    return stat.isFIFO() ? String(stat.ino) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Options of {@link download}. */

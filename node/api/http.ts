@@ -8,9 +8,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 export const JSON_TYPE = 'application/json; charset=utf-8'
 
 /** Send one JSON document. */
-export function sendJson (res: ServerResponse, status: number, body: unknown): void {
+export function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { ...headers, 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) })
   res.end(text)
 }
 

@@ -2,6 +2,8 @@ import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { AbortedError, InvalidArgumentError, NotFoundError, UnsupportedMediaTypeError } from '../errors.js'
 import { sendJson, sendStream } from './http.js'
+import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
+import { openCallerPipe, writeToPipe } from './caller-pipe.js'
 import { readBatchBody } from './batch-body.js'
 import { BATCH_CONTENT_TYPE } from '../../protocol/add-batch.js'
 import { parsePolicy } from '../../protocol/durability.js'
@@ -307,9 +309,23 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/v0/cat',
-    async handle ({ res, query, signal, components, streams }) {
+    async handle ({ req, res, query, signal, components, streams }) {
       const q = parseQuery(schemas.cat, query)
-      await sendStream(res, components.files.cat(q.arg, { offset: q.offset, length: q.length, signal }), { errors: streams })
+      const source = components.files.cat(q.arg, { offset: q.offset, length: q.length, signal })
+      const pid = q['pipe-pid']
+      const ino = q['pipe-ino']
+      if (pid !== undefined && ino !== undefined) {
+        const pipe = await openCallerPipe(req, { pid, ino })
+        if (pipe.ok) {
+          components.metrics.catOutputs.inc({ output: 'pipe' })
+          const written = await writeToPipe(source, pipe.socket, signal)
+          sendJson(res, 200, written, { [OUTPUT_HEADER]: 'pipe' })
+          return
+        }
+        components.logger.debug({ pid, reason: pipe.reason }, 'cat answered in the body, not into the caller\'s pipe')
+      }
+      components.metrics.catOutputs.inc({ output: 'body' })
+      await sendStream(res, source, { errors: streams })
     }
   },
   {

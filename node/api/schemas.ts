@@ -35,7 +35,14 @@ export const schemas = {
   /** `progress`: stream progress lines, then the result (implies `wait`; node/api/progress.ts). */
   repair: z.object({ wait: bool.optional(), scrub: bool.optional(), reindex: bool.optional(), progress: bool.optional() }).strict(),
   gc: z.object({ progress: bool.optional() }).strict(),
-  cat: z.object({ arg, offset: nonNegInt.optional(), length: nonNegInt.optional() }).strict(),
+  /** `pipe-pid`, `pipe-ino`: the caller's stdout pipe, written by the daemon when it proves to be the caller's (node/api/caller-pipe.ts). */
+  cat: z.object({
+    arg,
+    offset: nonNegInt.optional(),
+    length: nonNegInt.optional(),
+    'pipe-pid': z.string().regex(/^[1-9]\d{0,9}$/, 'must be a process id').transform(Number).optional(),
+    'pipe-ino': z.string().regex(/^\d{1,20}$/, 'must be an inode number').transform(BigInt).optional()
+  }).strict().refine(q => (q['pipe-pid'] === undefined) === (q['pipe-ino'] === undefined), 'pipe-pid and pipe-ino go together'),
   streamError: z.object({ id: nonNegInt }).strict(),
   mkdir: z.object({ arg: path, parents: bool.optional(), mode: octalMode.optional() }).strict(),
   mv: z.object({ from: path, to: path }).strict(),

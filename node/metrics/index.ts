@@ -33,6 +33,8 @@ export interface NodeMetrics extends BlockStoreMetrics, DurabilityMetrics {
   registry: Registry
   /** `shoal_api_requests_total`: API requests answered, by method, route and status. */
   requests: Counter<'method' | 'route' | 'status'>
+  /** `shoal_api_cat_outputs_total`: `cat` answers, by where the content went: the caller's pipe, or the HTTP body. */
+  catOutputs: Counter<'output'>
   /** `shoal_api_request_duration_seconds`: API request latency, by method and route. */
   requestSeconds: Histogram<'method' | 'route'>
   /** `shoal_blockstore_bytes`: the block store's size on disk, read at scrape time. */
@@ -67,6 +69,7 @@ export function createMetrics (init: MetricsInit): NodeMetrics {
     bytesWritten: new Counter({ name: 'shoal_block_bytes_written_total', help: 'Bytes of blocks written to the block store', registers }),
     blocksRead: new Counter({ name: 'shoal_blocks_read_total', help: 'Blocks read (and hash-checked) from the block store', registers }),
     requests: new Counter({ name: 'shoal_api_requests_total', help: 'API requests', labelNames: ['method', 'route', 'status'], registers }),
+    catOutputs: catOutputsCounter(registers),
     requestSeconds: new Histogram({
       name: 'shoal_api_request_duration_seconds',
       help: 'API request latency',
@@ -82,6 +85,12 @@ export function createMetrics (init: MetricsInit): NodeMetrics {
     }),
     ...durabilityCounters(registers)
   }
+}
+
+function catOutputsCounter (registers: Registry[]): Counter<'output'> {
+  const counter = new Counter({ name: 'shoal_api_cat_outputs_total', help: 'cat answers, by where the content went: written by the daemon into the caller\'s stdout pipe (output="pipe") or sent as the HTTP body ("body")', labelNames: ['output'], registers })
+  for (const output of ['pipe', 'body']) counter.inc({ output }, 0)
+  return counter
 }
 
 function durabilityCounters (registers: Registry[]): DurabilityMetrics {

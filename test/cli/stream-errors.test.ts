@@ -13,7 +13,7 @@ import { open, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
-import { exists, lines, runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
+import { exists, lines, runShell, runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
 
 const TEST = { timeout: 120_000 }
 const LEAF = 262_144
@@ -57,6 +57,14 @@ describe('errors in the middle of a read', () => {
     assert.doesNotMatch(cat.stderr, /ended early/, 'the cause, not the cut')
     assert.ok(cat.stdout.byteLength < data.byteLength, 'the bad leaf is never served')
     assert.ok(cat.stdout.equals(data.subarray(0, cat.stdout.byteLength)), 'what came before it is the file')
+
+    // the same through a real pipe, which the daemon writes itself (node/api/caller-pipe.ts)
+    const piped = await runShell('$SHOAL cat /f.bin | cat', d.repo)
+    assert.notEqual(piped.code, 0)
+    assert.equal(lines(piped.stderr).length, 1, piped.stderr)
+    assert.match(piped.stderr, /its copy here failed its check and no peer could supply it .*\(BlockUnavailableError\)$/m, piped.stderr)
+    assert.ok(piped.stdout.byteLength < data.byteLength, 'the bad leaf is never served')
+    assert.ok(piped.stdout.equals(data.subarray(0, piped.stdout.byteLength)), 'what came before it is the file')
 
     for (const args of [['get', '/f.bin', '-o', join(dir, 'out.bin')], ['car', 'export', '/f.bin', '-o', join(dir, 'out.car')]]) {
       const r = await runShoal(['--repo', d.repo, ...args])

@@ -114,6 +114,27 @@ async function run (args: string[], opts: RunOptions): Promise<ShoalResult> {
   })
 }
 
+/**
+ * Run a bash pipeline (`pipefail`: a failing CLI fails it) with `$SHOAL` set
+ * to the CLI on `repo`, so its stdout is a real pipe (`$SHOAL cat F | sha256sum`);
+ * its exit code, stdout and stderr. Killed after 60 s.
+ */
+export async function runShell (script: string, repo: string): Promise<{ code: number | null, stdout: Buffer, stderr: string }> {
+  const child = spawn('bash', ['-o', 'pipefail', '-c', script], { env: childEnv({ SHOAL: `${process.execPath} ${SHOAL_BIN} --repo ${repo}` }), stdio: ['ignore', 'pipe', 'pipe'] })
+  track(child)
+  const out: Buffer[] = []
+  let stderr = ''
+  child.stdout.on('data', (b: Buffer) => out.push(b))
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  try {
+    const code = await new Promise<number | null>(resolve => child.once('close', resolve))
+    return { code, stdout: Buffer.concat(out), stderr }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** `runShoal(['--repo', repo, ...args])`, asserting exit code 0; returns stdout. */
 export async function shoalOk (repo: string, args: string[], opts: RunOptions = {}): Promise<Buffer> {
   const r = await runShoal(['--repo', repo, ...args], opts)

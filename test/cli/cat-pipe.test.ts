@@ -1,0 +1,149 @@
+/**
+ * `shoal cat` into a pipe is written by the daemon itself
+ * (node/api/caller-pipe.ts): the bytes are the file's, in order; a reader
+ * that goes away (`| head`) ends the command quietly; a CLI killed mid-read
+ * leaves no writer on its pipe (its reader sees the end); an error names its
+ * cause in one line; a claim on a pipe the asker does not hold is answered
+ * in the body, and nothing reaches that pipe. Real daemon, real CLI, real
+ * pipes and FIFOs.
+ */
+import { before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { closeSync, constants, fstatSync, openSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { Socket } from 'node:net'
+import { join } from 'node:path'
+import { randomBytes } from '../helpers/bytes.js'
+import { tempDir } from '../helpers/temp.js'
+import { lines, runShell, SHOAL_BIN, shoalJson, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+import { cliEnv, until } from '../helpers/processes.js'
+
+const TEST = { timeout: 120_000 }
+const SIZE = 24 * 1024 * 1024
+
+/** The daemon's `shoal_api_cat_outputs_total` by output. */
+async function catOutputs (d: TestDaemon): Promise<{ pipe: number, body: number }> {
+  const res = await fetch(new URL('/metrics', d.url), { headers: { authorization: `Bearer ${d.token}` }, signal: AbortSignal.timeout(15_000) })
+  const text = await res.text()
+  const count = (output: string): number => Number(new RegExp(`^shoal_api_cat_outputs_total\\{output="${output}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
+  return { pipe: count('pipe'), body: count('body') }
+}
+
+/** A FIFO in `dir`: its read end (a socket over it) and a write end to give a child. */
+function fifo (dir: string, name: string): { path: string, reader: Socket, writeFd: number, ino: bigint } {
+  const path = join(dir, name)
+  execFileSync('mkfifo', [path])
+  const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  const writeFd = openSync(path, constants.O_WRONLY)
+  const reader = new Socket({ fd: readFd, readable: true, writable: false })
+  return { path, reader, writeFd, ino: fstatSync(writeFd, { bigint: true }).ino }
+}
+
+describe('shoal cat into a pipe', () => {
+  const ctx = suiteContext()
+  let d: TestDaemon
+  let dir: string
+  let data: Uint8Array
+  let cid: string
+  before(async () => {
+    d = await startDaemon(ctx)
+    dir = await tempDir(ctx)
+    data = randomBytes(SIZE, 77)
+    await writeFile(join(dir, 'f.bin'), data)
+    cid = (await shoalJson<{ cid: string }>(d.repo, ['add', join(dir, 'f.bin'), '--to', '/f.bin', '--pin', 'none'])).cid
+  })
+
+  it('is written by the daemon into the pipe: the file\'s bytes, by path, by CID and by range; a file on stdout still gets the body', TEST, async () => {
+    const before = await catOutputs(d)
+    const sha = createHash('sha256').update(data).digest('hex')
+    const whole = await runShell(`$SHOAL cat /f.bin | sha256sum && $SHOAL cat ${cid} | sha256sum`, d.repo)
+    assert.equal(whole.code, 0, whole.stderr)
+    assert.deepEqual(lines(whole.stdout.toString('utf8')).map(l => l.split(' ')[0]), [sha, sha])
+    const ranged = await runShell('$SHOAL cat /f.bin --offset 1000000 --length 3000000 | cat', d.repo)
+    assert.equal(ranged.code, 0, ranged.stderr)
+    assert.ok(ranged.stdout.equals(data.subarray(1_000_000, 4_000_000)), 'the range\'s bytes')
+    const after = await catOutputs(d)
+    assert.equal(after.pipe - before.pipe, 3, 'three cats written into their pipes')
+
+    const file = join(dir, 'out.bin')
+    const toFile = await runShell(`$SHOAL cat /f.bin > ${file} && sha256sum < ${file}`, d.repo)
+    assert.equal(toFile.code, 0, toFile.stderr)
+    assert.equal(toFile.stdout.toString('utf8').split(' ')[0], sha)
+    assert.equal((await catOutputs(d)).body - after.body, 1, 'a file on stdout is written by the CLI')
+  })
+
+  it('ends quietly when the pipe\'s reader goes away, and the daemon ends its answer', TEST, async () => {
+    const before = await catOutputs(d)
+    const r = await runShell('$SHOAL cat /f.bin | head -c 1000 | wc -c; $SHOAL cat /f.bin | true', d.repo)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stderr, '')
+    assert.equal(lines(r.stdout.toString('utf8'))[0].trim(), '1000')
+    assert.equal((await catOutputs(d)).pipe - before.pipe, 2)
+    // the daemon still reads whole files into a pipe afterwards
+    const again = await runShell('$SHOAL cat /f.bin | wc -c', d.repo)
+    assert.equal(again.stdout.toString('utf8').trim(), String(SIZE))
+  })
+
+  it('a CLI killed mid-read leaves no writer on its pipe: the reader sees the end', TEST, async t => {
+    const f = fifo(await tempDir(t), 'out')
+    const before = await catOutputs(d)
+    const child = spawn(process.execPath, [SHOAL_BIN, '--repo', d.repo, 'cat', '/f.bin'], { env: cliEnv(), stdio: ['ignore', f.writeFd, 'ignore'] })
+    closeSync(f.writeFd)
+    t.after(() => { child.kill('SIGKILL'); f.reader.destroy() })
+    let got = 0
+    const ended = new Promise<void>((resolve, reject) => {
+      f.reader.on('data', (b: Buffer) => { got += b.byteLength })
+      f.reader.once('end', resolve)
+      f.reader.once('error', reject)
+    })
+    // a slow reader: the pipe fills and the daemon waits on it
+    await until('first bytes in the pipe', () => got > 0)
+    f.reader.pause()
+    assert.equal((await catOutputs(d)).pipe - before.pipe, 1, 'the daemon writes into the pipe')
+    child.kill('SIGKILL')
+    await new Promise(resolve => child.once('close', resolve))
+    f.reader.resume()
+    const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('the pipe still has a writer 20 s after the CLI died')), 20_000).unref())
+    await Promise.race([ended, timeout])
+    assert.ok(got < SIZE, `the read stopped (${got} of ${SIZE} bytes)`)
+  })
+
+  it('an error names its cause in one line and exits non-zero', TEST, async () => {
+    const before = await catOutputs(d)
+    const r = await runShell('$SHOAL cat /no-such-file | cat', d.repo)
+    assert.notEqual(r.code, 0, 'the CLI exits non-zero')
+    assert.equal(r.stdout.byteLength, 0)
+    assert.equal(lines(r.stderr).length, 1, r.stderr)
+    assert.match(r.stderr, /NotFoundError/)
+    assert.equal((await catOutputs(d)).pipe - before.pipe, 1, 'the daemon took the pipe')
+  })
+
+  it('a claim on a pipe the asker does not hold is answered in the body, and nothing reaches that pipe', TEST, async t => {
+    const f = fifo(await tempDir(t), 'victim')
+    // another process whose stdout is the FIFO
+    const other = spawn('sleep', ['60'], { stdio: ['ignore', f.writeFd, 'ignore'] })
+    closeSync(f.writeFd)
+    t.after(() => { other.kill('SIGKILL'); f.reader.destroy() })
+    let stolen = 0
+    f.reader.on('data', (b: Buffer) => { stolen += b.byteLength })
+    const before = await catOutputs(d)
+    const url = new URL('/api/v0/cat', d.url)
+    url.search = new URLSearchParams({ arg: '/f.bin', length: '100000', 'pipe-pid': String(other.pid), 'pipe-ino': String(f.ino) }).toString()
+    const res = await fetch(url, { headers: { authorization: `Bearer ${d.token}` }, signal: AbortSignal.timeout(30_000) })
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('x-shoal-output'), null)
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(data.subarray(0, 100_000)), 'the content is the body')
+    const after = await catOutputs(d)
+    assert.equal(after.pipe, before.pipe)
+    assert.equal(after.body - before.body, 1)
+    assert.equal(stolen, 0, 'nothing was written into the other process\'s pipe')
+
+    // a half claim is a bad request
+    url.search = new URLSearchParams({ arg: '/f.bin', 'pipe-pid': String(other.pid) }).toString()
+    const half = await fetch(url, { headers: { authorization: `Bearer ${d.token}` }, signal: AbortSignal.timeout(30_000) })
+    assert.equal(half.status, 400)
+    assert.match(await half.text(), /pipe-pid and pipe-ino go together/)
+  })
+})
