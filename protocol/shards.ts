@@ -17,7 +17,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
-import { InvalidMessageError } from './errors.js'
+import { InvalidArgumentError, InvalidMessageError } from './errors.js'
 import { fieldChecks } from './fields.js'
 import { isPlainMap, type Fields } from './values.js'
 
@@ -37,6 +37,19 @@ export const MAX_HOLDINGS_STRIPES = 4096
 
 /** Highest shard index (k + m ≤ 24). */
 export const MAX_SHARD_INDEX = 23
+
+/**
+ * Most stripes one `holdings` request asks when each stripe has `width`
+ * shards (k + m): the answer, at most `width` refs per stripe, then always
+ * fits in {@link MAX_SHARD_REFS} (a holder refuses to answer more). At most
+ * {@link MAX_HOLDINGS_STRIPES}; 2,730 for the widest code (24 shards).
+ *
+ * @throws {InvalidArgumentError} when `width` is not an integer in 1..{@link MAX_SHARD_INDEX} + 1
+ */
+export function holdingsStripes (width: number): number {
+  if (!Number.isInteger(width) || width < 1 || width > MAX_SHARD_INDEX + 1) throw new InvalidArgumentError(`a stripe has 1..${MAX_SHARD_INDEX + 1} shards, got ${String(width)}`)
+  return Math.min(MAX_HOLDINGS_STRIPES, Math.floor(MAX_SHARD_REFS / width))
+}
 
 /** Highest stripe index. */
 export const MAX_STRIPE_INDEX = 2 ** 32 - 1
@@ -74,7 +87,12 @@ export interface HoldRequest {
   shards: ShardRef[]
 }
 
-/** "Which shards of `manifest` in stripes [from, from + count) do you hold?" */
+/**
+ * "Which shards of `manifest` in stripes [from, from + count) do you hold?"
+ * A holder that holds more than {@link MAX_SHARD_REFS} of them answers
+ * `error`, never a partial list: askers ask {@link holdingsStripes} stripes
+ * at a time.
+ */
 export interface HoldingsRequest {
   v: 1
   type: 'holdings'

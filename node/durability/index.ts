@@ -30,6 +30,7 @@ export { DEFAULT_SHARDS_LIMITS, Libp2pShardsNetwork, type ShardsLimits, type Sha
 export { GcLock, collectGarbage, type GcResult } from './gc.js'
 export { registerDurabilityMetrics } from './metrics.js'
 export type { LostBlock, ScrubFindings, ScrubReport } from './scrub.js'
+export type { ManifestShape } from './view.js'
 
 /** What {@link createDurability} needs. */
 export interface CreateDurabilityInit extends DurabilityInit {

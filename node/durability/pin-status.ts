@@ -186,7 +186,7 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
   const manifest = CID.parse(pin.manifest)
   const getter = components.blocks.getter({ signal })
   const mroot = await loadManifestRoot(getter, manifest, signal)
-  const view = await gatherView(components, manifest, mroot.stripes, { signal })
+  const view = await gatherView(components, manifest, mroot.stripes, { signal, width: mroot.k + mroot.m })
   // the writer keeps every shard until placement is final: what is here counts before it is placed
   const own = await components.holdings.manifest(manifest.toString())
   const underWay = options.underWay?.(manifest)

@@ -242,7 +242,7 @@ export class Repairer {
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const last = this.lastHolders(manifest, mroot)
     if (last.size > 0 && this.components.stats.repairPasses % (this.init.fullViewEvery ?? FULL_VIEW_EVERY) !== 0) {
-      const narrow = await gatherView(this.components, manifest, mroot.stripes, { signal, peers: last })
+      const narrow = await gatherView(this.components, manifest, mroot.stripes, { signal, peers: last, width: mroot.k + mroot.m })
       const healthy = { ...emptySummary(), stripes: 0 }
       if (await this.allHealthy(mroot, narrow, healthy, signal)) {
         report.stripes += healthy.stripes
@@ -250,7 +250,7 @@ export class Repairer {
         return
       }
     }
-    const view = await gatherView(this.components, manifest, mroot.stripes, { signal })
+    const view = await gatherView(this.components, manifest, mroot.stripes, { signal, width: mroot.k + mroot.m })
     await this.checkStripes(manifest, mroot, view, report, signal)
   }
 

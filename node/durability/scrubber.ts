@@ -237,7 +237,7 @@ export class Scrubber {
     const { report, pending } = into
     const getter = this.components.blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
-    const view = await gatherView(this.components, manifest, mroot.stripes, { signal })
+    const view = await gatherView(this.components, manifest, mroot.stripes, { signal, width: mroot.k + mroot.m })
     const wanted = new Map<number, number[]>()
     for (const { stripe, shard } of shards) wanted.set(stripe, [...(wanted.get(stripe) ?? []), shard])
     const counts = { repaired: 0, bytesIn: 0, bytesOut: 0 }

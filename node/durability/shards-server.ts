@@ -7,7 +7,7 @@
  * @module
  */
 import { compareRefs, MAX_SHARD_REFS, type ShardRef, type ShardsRequest, type ShardsResponse } from '../../protocol/shards.js'
-import { InvalidArgumentError } from '../errors.js'
+import { InvalidArgumentError, TooLargeError } from '../errors.js'
 import { HoldQuota, type QuotaReport } from './quota.js'
 import { fileSkeleton, loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { presentShards } from './view.js'
@@ -51,6 +51,7 @@ export class ShardsServer {
    * Answer one request of `from`.
    *
    * @throws {InvalidArgumentError} for a `hold` of shards its manifest does not have
+   * @throws {TooLargeError} for a `holdings` whose answer would name more than {@link MAX_SHARD_REFS} shards (answered `error`, never cut)
    * @throws {QuotaExceededError} (counted) for a `hold` that does not fit the quota for others
    */
   async handle (from: string, request: ShardsRequest, signal: AbortSignal): Promise<ShardsResponse> {
@@ -60,7 +61,8 @@ export class ShardsServer {
       await this.init.reclaim?.manifest(request.manifest)
       const shards: ShardRef[] = []
       for await (const held of presentShards(this.components.holdings, this.components.blockstore, request.manifest, request.from, request.count)) {
-        if (shards.length >= MAX_SHARD_REFS) break
+        // never a partial answer: the asker would take the shards left out for lost
+        if (shards.length >= MAX_SHARD_REFS) throw new TooLargeError(`holdings: more than ${MAX_SHARD_REFS} shards held in stripes ${request.from}..${request.from + request.count - 1}; ask fewer stripes`)
         shards.push([held.stripe, held.shard])
       }
       return { v: 1, type: 'holdings', shards }

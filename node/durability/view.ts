@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { MAX_HOLDINGS_STRIPES } from '../../protocol/shards.js'
+import { holdingsStripes, MAX_SHARD_INDEX } from '../../protocol/shards.js'
 import { CID } from 'multiformats/cid'
 import type { HeldShard, Holdings } from './holdings.js'
 import type { ShardsNetwork } from './network.js'
@@ -33,6 +33,12 @@ export class HolderView {
   }
 }
 
+/** How many stripes a manifest has, and how many shards each (k + m). */
+export interface ManifestShape {
+  stripes: number
+  width: number
+}
+
 /** What {@link gatherView} needs. */
 export interface ViewComponents {
   network: ShardsNetwork
@@ -45,17 +51,25 @@ export interface ViewComponents {
 export interface GatherOptions {
   /** Ask only these peers (those of them connected now) instead of every connected peer. */
   peers?: Iterable<string>
+  /**
+   * Shards per stripe of the manifest (k + m): each `holdings` request asks
+   * as many stripes as a whole answer can name ({@link holdingsStripes}).
+   * @default 24, the widest code
+   */
+  width?: number
   signal?: AbortSignal
 }
 
 /**
  * Ask every connected peer (or those of `options.peers`) and this node
- * which shards of `manifest` (with `stripes` stripes) they hold. Peers that
- * fail to answer are left out.
+ * which shards of `manifest` (with `stripes` stripes) they hold, a page of
+ * stripes whose whole answer fits one message at a time. Peers that fail
+ * to answer are left out.
  */
 export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, options: GatherOptions = {}): Promise<HolderView> {
   const { network, holdings, blockstore } = components
   const { signal } = options
+  const page = holdingsStripes(options.width ?? MAX_SHARD_INDEX + 1)
   const view = new HolderView()
   for await (const held of presentShards(holdings, blockstore, manifest)) view.add(held.stripe, held.shard, network.self)
   view.asked.push(network.self)
@@ -64,8 +78,8 @@ export async function gatherView (components: ViewComponents, manifest: CID, str
     : [...new Set(options.peers)].filter(p => p !== network.self && network.downSince(p) === undefined)
   await Promise.all(peers.map(async peer => {
     try {
-      for (let from = 0; from < Math.max(stripes, 1); from += MAX_HOLDINGS_STRIPES) {
-        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from, count: MAX_HOLDINGS_STRIPES }, signal)
+      for (let from = 0; from < Math.max(stripes, 1); from += page) {
+        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from, count: page }, signal)
         if (answer.type !== 'holdings') throw new Error(`answered holdings with ${answer.type}`)
         for (const [stripe, shard] of answer.shards) view.add(stripe, shard, peer)
       }

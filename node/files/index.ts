@@ -20,7 +20,7 @@ import type { BlockGetter, BlockReader } from '../reads/api.js'
 import { contentSession } from '../reads/content-session.js'
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
-import type { DurabilityService, GcLock, PinStatus, PlaceResult } from '../durability/index.js'
+import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { mapAtOnce } from '../at-once.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
@@ -951,7 +951,7 @@ function defaultBlocks (components: FilesComponents): BlockReader {
   const stripes = durability === undefined
     ? undefined
     : {
-        holders: async (manifest: CID, stripes: number, signal?: AbortSignal) => await durability.holderView(manifest, stripes, signal),
+        holders: async (manifest: CID, shape: ManifestShape, signal?: AbortSignal) => await durability.holderView(manifest, shape, signal),
         coder: async () => await durability.getCoder(),
         self: durability.network.self
       }

@@ -42,7 +42,7 @@ import type { Stripe, ManifestRoot } from '../../protocol/durability.js'
 import type { BlockExchange } from '../exchange/index.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { ErasureCoder } from '../durability/erasure.js'
-import type { HolderView } from '../durability/view.js'
+import type { HolderView, ManifestShape } from '../durability/view.js'
 import type { BlockGetter, BlockOrigin } from './api.js'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -50,7 +50,7 @@ import type { CID } from 'multiformats/cid'
 /** What a striped read needs to know of shard holders and the code. */
 export interface StripeSources {
   /** Which live peers (this node included) hold which shards of `manifest`; peers that have not answered when `signal` aborts are left out (a read waits {@link HOLDINGS_WAIT_MS} at most). */
-  holders: (manifest: CID, stripes: number, signal?: AbortSignal) => Promise<HolderView>
+  holders: (manifest: CID, shape: ManifestShape, signal?: AbortSignal) => Promise<HolderView>
   /** The Reed-Solomon coder. */
   coder: () => Promise<ErasureCoder>
   /** This node's peer id (never asked for a shard over the network). */
@@ -453,7 +453,7 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
   const deadline = new AbortController()
   const timer = setTimeout(() => { deadline.abort() }, HOLDINGS_WAIT_MS)
   try {
-    const view = await components.stripes.holders(manifest, mroot.stripes, signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal]))
+    const view = await components.stripes.holders(manifest, { stripes: mroot.stripes, width: mroot.k + mroot.m }, signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal]))
     return { mroot, view, leaves, stripes }
   } finally {
     clearTimeout(timer)

@@ -11,7 +11,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import {
   decodeShardsRequest, decodeShardsResponse, encodeShardsRequest, encodeShardsResponse,
-  MAX_HOLDINGS_STRIPES, MAX_RESERVE_BLOCK_BYTES, MAX_RESERVE_BLOCKS, MAX_SHARD_INDEX, type ShardRef, type ShardsRequest, type ShardsResponse
+  holdingsStripes, MAX_HOLDINGS_STRIPES, MAX_RESERVE_BLOCK_BYTES, MAX_SHARD_REFS, MAX_RESERVE_BLOCKS, MAX_SHARD_INDEX, type ShardRef, type ShardsRequest, type ShardsResponse
 } from '../../protocol/shards.js'
 
 const RUNS = 10_000
@@ -117,5 +117,16 @@ describe('shards protocol codec', () => {
     const swapped = Uint8Array.from([0xa2, 0x64, ...Buffer.from('type'), 0x64, ...Buffer.from('info'), 0x61, 0x76, 0x01])
     assert.notDeepEqual(swapped, good)
     assert.throws(() => decodeShardsRequest(swapped), { name: 'InvalidMessageError' })
+  })
+
+  it('a holdings page of any code width has a whole answer within the refs one answer names', () => {
+    for (let width = 1; width <= MAX_SHARD_INDEX + 1; width++) {
+      const page = holdingsStripes(width)
+      assert.ok(page >= 1 && page <= MAX_HOLDINGS_STRIPES)
+      assert.ok(page * width <= MAX_SHARD_REFS, `${page} stripes of ${width} shards`)
+      assert.ok(page === MAX_HOLDINGS_STRIPES || (page + 1) * width > MAX_SHARD_REFS, 'as many stripes as fit')
+    }
+    assert.equal(holdingsStripes(24), 2730)
+    for (const width of [0, MAX_SHARD_INDEX + 2, 1.5, Number.NaN]) assert.throws(() => holdingsStripes(width), { name: 'InvalidArgumentError' })
   })
 })
