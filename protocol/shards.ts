@@ -83,7 +83,11 @@ export interface HoldRequest {
   manifest: CID
   /** The file's UnixFS root (the holder keeps its skeleton and announces it). */
   root: CID
-  /** Sorted, distinct. */
+  /**
+   * Sorted, distinct; each a shard the manifest stores. A hold naming one it
+   * does not (past its stripes or its k+m shards, or a zero shard of its
+   * short last stripe) is answered `error` and nothing of it is recorded.
+   */
   shards: ShardRef[]
 }
 

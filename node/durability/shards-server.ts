@@ -50,7 +50,7 @@ export class ShardsServer {
   /**
    * Answer one request of `from`.
    *
-   * @throws {InvalidArgumentError} for a `hold` of shards its manifest does not have
+   * @throws {InvalidArgumentError} for a `hold` of shards its manifest does not have: past its stripes or its k+m shards, or a zero shard of its short last stripe (nothing is recorded)
    * @throws {TooLargeError} for a `holdings` whose answer would name more than {@link MAX_SHARD_REFS} shards (answered `error`, never cut)
    * @throws {QuotaExceededError} (counted) for a `hold` that does not fit the quota for others
    */
@@ -98,7 +98,11 @@ export class ShardsServer {
     return { v: 1, type: 'ok' }
   }
 
-  /** A `hold`: learn the manifest and the file's skeleton from the sender, then record. */
+  /**
+   * A `hold`: learn the manifest and the file's skeleton from the sender,
+   * then record. Every shard it names must be one its manifest stores, or
+   * the whole hold is refused before anything is recorded.
+   */
   private async hold (from: string, request: Extract<ShardsRequest, { type: 'hold' }>, signal: AbortSignal): Promise<ShardsResponse> {
     const { holdings, expected, blocks, exchange, clock, stats } = this.components
     const getter = blocks.getter({ signal, providers: [from] })
@@ -115,8 +119,10 @@ export class ShardsServer {
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       for (const shard of wanted.get(index) ?? []) {
         const cid = shardCID(stripe, mroot.k, shard)
+        // a slot past the leaves of a short last stripe is zeros known to every node: never stored, never held
+        if (cid === undefined) throw new InvalidArgumentError(`hold: shard ${shard} of stripe ${index} is a zero shard (the stripe has ${stripe.data.length} leaves), never stored`)
         // a data shard is its leaf; every parity shard is as long as the stripe's longest leaf
-        if (cid !== undefined) shards.push({ ref: [index, shard], cid, size: shard < mroot.k ? stripe.sizes[shard] : stripe.shardSize })
+        shards.push({ ref: [index, shard], cid, size: shard < mroot.k ? stripe.sizes[shard] : stripe.shardSize })
       }
     }
     shards.sort((a, b) => compareRefs(a.ref, b.ref))

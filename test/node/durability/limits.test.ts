@@ -6,6 +6,7 @@
  * A `reserve` (a placement streamed during an add) counts against the
  * quota at once, admits pushes of exactly the stated sizes, and ends with
  * the hold that binds it, or with garbage collection once expired.
+ * A hold naming a zero shard of a short last stripe is refused whole.
  * `add --wait` pushes shards while it imports; a peer over its quota gets
  * nothing and the shards go to the others.
  */
@@ -143,6 +144,32 @@ describe('holds, pushes and the quota between real nodes', () => {
     // a quota that is absent defaults to half the free disk plus what is held
     const roomyStorage = await roomy.components.durability.storage()
     assert.ok(roomyStorage.heldForOthers > 0 && roomyStorage.maxForOthers > roomyStorage.heldForOthers)
+  })
+
+  it('refuses a hold naming a zero shard of a short last stripe with a typed error, records nothing and admits no push of it', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-zero-')
+    const [placer, holder] = await Promise.all([startNode(t, dir, 'placer'), startNode(t, dir, 'holder')])
+    await connect(placer, holder)
+    // five leaves at ec:4+2: stripe 1 holds one leaf, its shards 1..3 are zeros, never stored
+    const { manifest, root, shards } = await encodedFile(placer, 'ec:4+2', 5 * 262_144)
+    assert.deepEqual(shards.filter(s => s.ref[0] === 1).map(s => s.ref[1]), [0, 4, 5], 'stripe 1 stores shards 0, 4 and 5')
+    const holderId = holder.components.peerId
+    const before = await holder.components.durability.storage()
+    // a zero shard alone, and one among stored shards: the whole hold is refused
+    for (const refs of [[[1, 2]], [[0, 0], [1, 0], [1, 3]]] as ShardRef[][]) {
+      await assert.rejects(placer.components.durability.network.request(holderId, { v: 1, type: 'hold', manifest, root, shards: refs }),
+        (err: Error) => err.name === 'RemoteError' && err.message.includes('zero shard'), JSON.stringify(refs))
+    }
+    assert.equal(await holder.components.holdings.manifest(manifest), undefined, 'no manifest record')
+    assert.equal(await shardRecords(holder, manifest), 0, 'no shard record')
+    assert.deepEqual(await holder.components.durability.storage(), before, 'nothing counted for others')
+    assert.equal(holder.components.durability.stats.holdsAccepted, 0)
+    const first = shards[0]
+    await assert.rejects(placer.components.exchange.putBlocks(peerIdFromString(holderId), [{ cid: first.cid, bytes: await placer.components.blockstore.getBytes(first.cid) }]),
+      (err: Error) => err.message.includes(PUT_REFUSED), 'no push of the refused hold is expected')
+    // the stored shards of that stripe are held as ever
+    await placer.components.durability.network.request(holderId, { v: 1, type: 'hold', manifest, root, shards: [[1, 0], [1, 4]] })
+    assert.equal(await shardRecords(holder, manifest), 2)
   })
 
   it('a reserve counts against the quota, admits pushes of exactly the stated sizes, survives a restart, and gc ends it once expired', TEST, async t => {
