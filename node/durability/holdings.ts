@@ -147,9 +147,9 @@ function shardKey (manifest: string, stripe: number, shard: number): string {
   return `${SHARD}${manifest}!${stripe.toString(16).padStart(8, '0')}!${shard.toString(16).padStart(2, '0')}`
 }
 
-/** What a shard record counts for others: its size when a peer asked for it. */
-function forOthersSize (record: HeldShard): number {
-  return record.from === undefined ? 0 : record.size ?? 0
+/** What a shard record counts for others: its size when a peer asked for it (none without a record). */
+function forOthersSize (record: HeldShard | undefined): number {
+  return record?.from === undefined ? 0 : record.size ?? 0
 }
 
 function reservationKey (peer: string, cid: string): string {
@@ -207,7 +207,7 @@ export class Holdings {
   async addedForOthers (manifest: CID | string, shards: ShardToHold[]): Promise<number> {
     const existing = await this.existing(manifest.toString(), shards.map(s => s.ref))
     let added = 0
-    for (const { ref, size } of shards) added += (size ?? 0) - (existing.get(shardKey(manifest.toString(), ref[0], ref[1])) ?? 0)
+    for (const { ref, size } of shards) added += (size ?? 0) - forOthersSize(existing.get(shardKey(manifest.toString(), ref[0], ref[1])))
     return added
   }
 
@@ -228,9 +228,9 @@ export class Holdings {
     this.forOthers = this.forOthers.then(total => Math.max(0, total + delta))
   }
 
-  /** Bytes held for others by the records of `refs` of `manifest` now, by key (one range scan). */
-  private async existing (manifest: string, refs: ShardRef[]): Promise<Map<string, number>> {
-    const out = new Map<string, number>()
+  /** The records of `refs` of `manifest` now, by key (one range scan). */
+  private async existing (manifest: string, refs: ShardRef[]): Promise<Map<string, HeldShard>> {
+    const out = new Map<string, HeldShard>()
     if (refs.length === 0) return out
     const wanted = new Set(refs.map(r => shardKey(manifest, r[0], r[1])))
     let lo = refs[0][0]
@@ -238,7 +238,7 @@ export class Holdings {
     for (const [stripe] of refs) { lo = Math.min(lo, stripe); hi = Math.max(hi, stripe) }
     const lt = hi + 1 >= 2 ** 32 ? `${SHARD}${manifest}!\xff` : shardKey(manifest, hi + 1, 0)
     for await (const [key, value] of this.kv.iterate({ gte: shardKey(manifest, lo, 0), lt })) {
-      if (wanted.has(key)) out.set(key, forOthersSize(decodeJSON<HeldShard>(value)))
+      if (wanted.has(key)) out.set(key, decodeJSON<HeldShard>(value))
     }
     return out
   }
@@ -368,7 +368,10 @@ export class Holdings {
    * Record shards as held here (one batch, synced unless `sync` is false:
    * then a later {@link sync} makes it durable). With `from`, they count as
    * held for that peer in {@link heldForOthers}; a shard recorded again
-   * replaces its earlier record.
+   * replaces its earlier record, but one held for a peer stays held for it
+   * when recorded again without `from` (rebuilt here by a scrub or a
+   * repair, or placed here by this node's own placement of the manifest):
+   * its bytes count for others whichever path stored them.
    */
   async hold (manifest: CID | string, shards: ShardToHold[], options: HoldOptions): Promise<void> {
     if (shards.length === 0) return
@@ -377,11 +380,13 @@ export class Holdings {
     const before = await this.existing(m, shards.map(s => s.ref))
     let delta = 0
     const ops: KVOp[] = shards.map(({ ref, cid, size }) => {
+      const key = shardKey(m, ref[0], ref[1])
+      const earlier = before.get(key)
       const record: HeldShard = { stripe: ref[0], shard: ref[1], cid: cid.toString(), since: options.now }
       if (size !== undefined) record.size = size
-      if (options.from !== undefined) record.from = options.from
-      const key = shardKey(m, ref[0], ref[1])
-      delta += forOthersSize(record) - (before.get(key) ?? 0)
+      const from = options.from ?? earlier?.from
+      if (from !== undefined) record.from = from
+      delta += forOthersSize(record) - forOthersSize(earlier)
       return { type: 'put', key, value: encodeJSON(record) }
     })
     await this.kv.batch(ops, options.sync !== false)
@@ -425,7 +430,7 @@ export class Holdings {
     await this.heldForOthers()
     const before = await this.existing(m, [[stripe, shard]])
     await this.kv.batch([{ type: 'del', key: shardKey(m, stripe, shard) }], true)
-    this.adjustForOthers(-(before.get(shardKey(m, stripe, shard)) ?? 0))
+    this.adjustForOthers(-forOthersSize(before.get(shardKey(m, stripe, shard))))
   }
 
   /**
@@ -438,7 +443,7 @@ export class Holdings {
     await this.heldForOthers()
     const before = await this.existing(m, refs)
     let freed = 0
-    for (const size of before.values()) freed += size
+    for (const record of before.values()) freed += forOthersSize(record)
     await this.kv.batch(refs.map(([stripe, shard]) => ({ type: 'del', key: shardKey(m, stripe, shard) })), sync)
     this.adjustForOthers(-freed)
   }

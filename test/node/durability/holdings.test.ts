@@ -53,7 +53,7 @@ describe('Holdings', () => {
     assert.equal((await holdings.manifest('m1'))?.root, 'r1')
   })
 
-  it('counts the bytes held for others through holds, re-holds, releases, forgets and a reopen', async t => {
+  it('counts the bytes held for others through holds, re-holds (one without a peer keeps the peer), releases, forgets and a reopen', async t => {
     const dir = join(await tempDir(t), 'durability')
     let holdings = new Holdings(new LevelKV(dir))
     await holdings.open()
@@ -69,6 +69,12 @@ describe('Holdings', () => {
     assert.equal(await holdings.addedForOthers('theirs', shards.slice(0, 1)), 0)
     await holdings.hold('theirs', shards.slice(0, 1), { now: 2, from: 'peer-b' })
     assert.equal(await holdings.heldForOthers(), 157)
+    // recorded again without a peer (rebuilt here): still held for the peer, still counted
+    await holdings.hold('theirs', shards.slice(1, 2), { now: 3 })
+    assert.equal(await holdings.heldForOthers(), 157)
+    const rebuilt = []
+    for await (const held of holdings.held('theirs', 0, 1)) rebuilt.push([held.shard, held.from, held.since])
+    assert.deepEqual(rebuilt, [[0, 'peer-b', 2], [1, 'peer-a', 3]])
     await holdings.release('theirs', 3, 2)
     assert.equal(await holdings.heldForOthers(), 150)
     await holdings.close()

@@ -1,8 +1,10 @@
 /**
  * Reading and rebuilding shards on real nodes (real libp2p on 127.0.0.1,
  * real LevelDB): what a scrub reports when one corrupt block is several
- * shards held here (a leaf that repeats in the file), and which node
- * rebuilds a lost shard when another shard of its stripe has an extra copy.
+ * shards held here (a leaf that repeats in the file), that a shard held for
+ * a peer and rebuilt by a scrub still counts in the quota for others, and
+ * which node rebuilds a lost shard when another shard of its stripe has an
+ * extra copy.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,6 +18,7 @@ import { compareDistance, peerKadKey } from '../../../node/durability/placement.
 import { stripeKey } from '../../../protocol/durability.js'
 import { GRACE_MS, connectAll, live, once, readAll, sha, startNode, stopNode, swarmOf, until, untilOnEvery } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
+import type { HeldShard } from '../../../node/durability/index.js'
 
 const TEST = { timeout: 180_000 }
 
@@ -59,6 +62,51 @@ describe('rebuilding shards (review)', () => {
     assert.equal(report.rebuilt, 1, 'the block is rebuilt once')
     assert.ok(await restarted.components.blockstore.has(CID.parse(leaf)), 'and is here again')
     assert.equal(sha(await readAll(restarted, '/rep.bin')), sha(data))
+  })
+
+  it('a shard held for a peer and rebuilt here by a scrub still counts in the quota for others, and stays held for that peer', TEST, async t => {
+    const swarm = await swarmOf(t, 3)
+    const writer = swarm.nodes[0] as ShoalNode
+    const data = randomBytes(1024 * 1024)
+    await writer.components.files.add('/q.bin', once(data), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
+    await untilOnEvery(live(swarm), '/q.bin')
+    const writerId = writer.components.peerId
+
+    // a holder of shards the writer placed: each recorded for the writer, with its size
+    const forWriter = async (node: ShoalNode): Promise<Array<{ manifest: string, held: HeldShard }>> => {
+      const out: Array<{ manifest: string, held: HeldShard }> = []
+      for await (const [manifest] of node.components.holdings.manifests()) {
+        for await (const held of node.components.holdings.held(manifest)) if (held.from === writerId) out.push({ manifest, held })
+      }
+      return out
+    }
+    const v = 1 + (await Promise.all(swarm.nodes.slice(1).map(async n => (await forWriter(n as ShoalNode)).length))).findIndex(n => n > 0)
+    assert.ok(v > 0, 'a holder holds shards for the writer')
+    const before = await forWriter(swarm.nodes[v] as ShoalNode)
+    const bytes = before.reduce((sum, { held }) => sum + (held.size ?? 0), 0)
+    assert.equal((await (swarm.nodes[v] as ShoalNode).components.durability.storage()).heldForOthers, bytes)
+
+    // one of them rots on its disk, and a scrub rebuilds it here from its stripe
+    const { held: rotten } = before[0]
+    await stopNode(swarm, v)
+    const dir = repoLayout(swarm.repos[v]).blocks
+    await flipRecord(dir, await recordLocation(dir, CID.parse(rotten.cid)))
+    const restarted = await startNode(swarm.repos[v])
+    swarm.nodes[v] = restarted
+    await connectAll(live(swarm))
+    const report = await restarted.components.durability.scrub()
+    assert.deepEqual(report.errors, [])
+    assert.equal(report.rebuilt, 1, 'the rotten shard is rebuilt here')
+    assert.ok(await restarted.components.blockstore.has(CID.parse(rotten.cid)))
+
+    // still held for the writer, and counted: now, and as a restart counts it again
+    const after = await forWriter(restarted)
+    assert.deepEqual(after.map(({ held }) => [held.stripe, held.shard, held.size]), before.map(({ held }) => [held.stripe, held.shard, held.size]), 'every shard is still recorded for the writer')
+    assert.equal((await restarted.components.durability.storage()).heldForOthers, bytes, 'the rebuilt shard still counts for others')
+    await stopNode(swarm, v)
+    const again = await startNode(swarm.repos[v])
+    swarm.nodes[v] = again
+    assert.equal((await again.components.durability.storage()).heldForOthers, bytes, 'and is counted again after a restart')
   })
 
   it('a lost shard is rebuilt by one coordinator when another shard of its stripe has an extra copy on a peer closer to the stripe key', TEST, async t => {
