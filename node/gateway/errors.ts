@@ -12,6 +12,12 @@ export class GatewayAddressInUseError extends ShoalError {
   override name = 'GatewayAddressInUseError'
 }
 
+/** A request target the gateway cannot take: an absolute URL of another scheme than http(s), with userinfo, or without a host. */
+export class InvalidRequestTargetError extends ShoalError {
+  override name = 'InvalidRequestTargetError'
+  override readonly status = 400
+}
+
 /** A method other than GET or HEAD: the gateway is read-only. */
 export class MethodNotAllowedError extends ShoalError {
   override name = 'MethodNotAllowedError'

@@ -42,23 +42,36 @@ export function hostOf (header: string): string {
   return (m?.[1] ?? m?.[2] ?? header).toLowerCase()
 }
 
+/** Options of {@link checkOrigin}. */
+export interface CheckOriginOptions {
+  /** The gateway listens on a loopback address. */
+  loopback: boolean
+  /** The authority of an absolute-form request target (./target.ts), checked as `Host` is. */
+  authority?: string
+}
+
 /**
  * Refuse a request a web page may have made against the user's will (see
- * the module comment).
+ * the module comment). The authority of an absolute-form target is the
+ * request's host (RFC 9112 §3.2.2) and is checked as `Host` is; `Host` is
+ * checked as well (a client sends the same in both, RFC 9112 §7.2), so a
+ * request passes only when every host it names may.
  *
- * @param loopback - the gateway listens on a loopback address
- * @throws {ForbiddenHostError} for a `Host` naming something else than this machine or an IP address
+ * @throws {ForbiddenHostError} for a `Host` or an authority naming something else than this machine or an IP address
  * @throws {CrossSiteRequestError} for `Sec-Fetch-Site: cross-site`, but a top-level navigation
  */
-export function checkOrigin (headers: IncomingHttpHeaders, loopback: boolean): void {
-  const host = headers.host
-  if (host !== undefined) {
-    const name = hostOf(host)
-    const local = isLoopbackHost(name) || name.endsWith('.localhost')
-    const shown = JSON.stringify(host.slice(0, 100))
-    if (loopback && !local) throw new ForbiddenHostError(`host ${shown} is not this machine: a loopback gateway answers requests to 127.0.0.1, [::1] or localhost only`)
-    if (!local && isIP(name) === 0) throw new ForbiddenHostError(`host ${shown} is a name: the gateway answers requests to its IP address (or localhost) only, so a name rebound to it cannot reach it`)
-  }
+export function checkOrigin (headers: IncomingHttpHeaders, options: CheckOriginOptions): void {
+  if (options.authority !== undefined) checkHost(options.authority, options.loopback)
+  if (headers.host !== undefined) checkHost(headers.host, options.loopback)
   const navigation = headers['sec-fetch-mode'] === 'navigate' && headers['sec-fetch-dest'] === 'document'
   if (headers['sec-fetch-site'] === 'cross-site' && !navigation) throw new CrossSiteRequestError('a request made for another site\'s page is refused: open the gateway\'s URL directly')
+}
+
+/** Refuse a host (`Host`, or an absolute target's authority) that is a name, or not this machine on a loopback gateway. */
+function checkHost (host: string, loopback: boolean): void {
+  const name = hostOf(host)
+  const local = isLoopbackHost(name) || name.endsWith('.localhost')
+  const shown = JSON.stringify(host.slice(0, 100))
+  if (loopback && !local) throw new ForbiddenHostError(`host ${shown} is not this machine: a loopback gateway answers requests to 127.0.0.1, [::1] or localhost only`)
+  if (!local && isIP(name) === 0) throw new ForbiddenHostError(`host ${shown} is a name: the gateway answers requests to its IP address (or localhost) only, so a name rebound to it cannot reach it`)
 }

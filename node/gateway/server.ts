@@ -1,8 +1,9 @@
 /**
  * The gateway's HTTP server: its own listener beside the API, no token
  * (everything it serves is read-only and addressed by hash), GET and HEAD
- * of `/ipfs/{cid}[/path]` only. Each request is checked against web pages
- * in the user's browser (./origin.ts), parsed and negotiated
+ * of `/ipfs/{cid}[/path]` only, in origin or absolute form (./target.ts).
+ * Each request is checked against web pages in the user's browser
+ * (./origin.ts), parsed and negotiated
  * (./request.ts, ./negotiate.ts) before anything is read, then answered
  * through the node's block service under a retrieval timeout
  * (./watchdog.ts); a client that goes away aborts its reads.
@@ -24,6 +25,7 @@ import { describeFailure, sendFailure } from './http.js'
 import { negotiate } from './negotiate.js'
 import { CONTENT_HEADERS, ORIGIN_HEADERS, checkOrigin } from './origin.js'
 import { ALLOWED_METHODS, parseGatewayRequest } from './request.js'
+import { parseRequestTarget } from './target.js'
 import { serveCar, serveRaw } from './trustless.js'
 import { serveContent } from './deserialized.js'
 import { RetrievalWatchdog } from './watchdog.js'
@@ -120,7 +122,8 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
     const release = (): void => { if (--holds === 0) active-- }
     for (const [k, v] of Object.entries(ORIGIN_HEADERS)) if (v !== undefined) res.setHeader(k, v)
     try {
-      checkOrigin(req.headers, loopback)
+      const target = parseRequestTarget(req.url)
+      checkOrigin(req.headers, { loopback, authority: target.authority })
       if (active >= maxConcurrent) {
         res.setHeader('retry-after', String(RETRY_AFTER_S))
         throw new GatewayBusyError(`the gateway is answering ${maxConcurrent} requests already: try again in ${RETRY_AFTER_S} s`)
@@ -128,7 +131,7 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       active++
       holds = 2
       res.once('close', release)
-      const request = parseGatewayRequest(req.method, req.url)
+      const request = parseGatewayRequest(req.method, target.pathAndQuery)
       const format = negotiate(request.query, req.headers.accept)
       const session = components.blocks.session({ root: request.path.root }, { signal: watchdog.signal })
       const ctx: GatewayContext = {

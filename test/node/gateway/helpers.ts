@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { CarReader } from '@ipld/car'
 import { trustlessGateway } from '@helia/block-brokers'
@@ -130,4 +131,51 @@ export async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffe
   const parts: Uint8Array[] = []
   for await (const part of source) parts.push(part)
   return Buffer.concat(parts)
+}
+
+/** An answer read off a raw HTTP/1.1 connection. */
+export interface RawAnswer { status: number, headers: Record<string, string>, body: Buffer }
+
+/**
+ * Send `head` (a request line and header lines, without the blank line
+ * that ends them) as is to the gateway at `gatewayUrl` over a fresh TCP
+ * connection, `Connection: close` added, and read the answer until the
+ * gateway closes it: for requests `fetch` cannot send (an absolute-form
+ * target, a `Host` of its own). The body is de-chunked.
+ */
+export async function rawRequest (gatewayUrl: string, head: string): Promise<RawAnswer> {
+  const url = new URL(gatewayUrl)
+  const bytes = await new Promise<Buffer>((resolve, reject) => {
+    const socket = connect({ host: url.hostname, port: Number(url.port) })
+    const parts: Buffer[] = []
+    socket.setTimeout(CALL_TIMEOUT_MS, () => { socket.destroy(new Error(`no answer within ${CALL_TIMEOUT_MS} ms`)) })
+    socket.on('data', (b: Buffer) => parts.push(b))
+    socket.once('end', () => { resolve(Buffer.concat(parts)) })
+    socket.once('error', reject)
+    socket.write(`${head}\r\nConnection: close\r\n\r\n`)
+  })
+  const end = bytes.indexOf('\r\n\r\n')
+  assert.ok(end > 0, `an HTTP answer: ${bytes.subarray(0, 200).toString('latin1')}`)
+  const [statusLine, ...lines] = bytes.subarray(0, end).toString('latin1').split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
+  }
+  const rest = bytes.subarray(end + 4)
+  return { status: Number(statusLine.split(' ')[1]), headers, body: headers['transfer-encoding'] === 'chunked' ? dechunk(rest) : rest }
+}
+
+/** The body of a `Transfer-Encoding: chunked` message. */
+function dechunk (bytes: Buffer): Buffer {
+  const out: Buffer[] = []
+  let at = 0
+  while (at < bytes.length) {
+    const eol = bytes.indexOf('\r\n', at)
+    const size = parseInt(bytes.subarray(at, eol).toString('latin1'), 16)
+    if (size === 0) break
+    out.push(bytes.subarray(eol + 2, eol + 2 + size))
+    at = eol + 2 + size + 2
+  }
+  return Buffer.concat(out)
 }
