@@ -1,6 +1,7 @@
 /**
  * The content itself, as a browser or `curl` wants it: a file's bytes
- * (ranged reads with `Range`: 206 and `Content-Range`, 416 past the end), a
+ * (ranged reads with `Range`: 206 and `Content-Range`, or
+ * `multipart/byteranges` for several ranges; 416 past the end), a
  * directory's `index.html`, or else an HTML listing of the directory. These
  * responses are not verifiable by the client (the gateway is trusted to
  * decode the DAG); IPFS clients ask for raw blocks or CARs instead.
@@ -12,6 +13,7 @@
  */
 import { resolveEntry, entrySize } from '../content/index.js'
 import { readRange, type ReadAhead } from '../content/ranged-reader.js'
+import { byteRangesBody } from './byteranges.js'
 import { NotAcceptableError } from './errors.js'
 import { answeredNotModified, contentHeaders, sendBody } from './http.js'
 import { renderListing } from './listing.js'
@@ -81,18 +83,20 @@ async function * firstChunkOf (source: AsyncIterable<Uint8Array>, bytes: number)
 }
 
 /**
- * A file's bytes, the whole or one range of them (a symlink's: its target,
- * as the path gateway answers it). The type comes from the
+ * A file's bytes, the whole, one range or several of them (a symlink's:
+ * its target, as the path gateway answers it). The type comes from the
  * name, else from the file's first bytes: the body's own when it starts at
  * byte 0 and holds them, else a separate small read, so a 200 and a 206 of
- * one file name the same type.
+ * one file name the same type. Several ranges are sent as one
+ * `multipart/byteranges` body (./byteranges.ts), each part naming the type.
  */
 async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: UnixFSEntry, name: string | undefined, headersOf = contentHeaders(ctx.request.path, resolved)): Promise<void> {
   const { req, res, request, signal } = ctx
   const size = entrySize(entry)
   const etag = `"${resolved.terminal.toString()}"`
   if (answeredNotModified(req, res, etag, headersOf)) return
-  const range = parseRangeHeader(rangeIfUnchanged(req.headers.range, req.headers['if-range'], etag), size)
+  const ranges = parseRangeHeader(rangeIfUnchanged(req.headers.range, req.headers['if-range'], etag), { size })
+  const range = ranges?.length === 1 ? ranges[0] : undefined
   const offset = range?.first ?? 0
   const length = range === undefined ? size : range.last - range.first + 1
   const content = ctx.contentBlocks(resolved.terminal)
@@ -100,7 +104,8 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
   const target = entry.type === 'file' && entry.unixfs.type === 'symlink' ? entry.unixfs.data ?? new Uint8Array(0) : undefined
   const read = (from: number, bytes: number): AsyncGenerator<Uint8Array> => target === undefined ? readFile(content, resolved.terminal, from, bytes, signal) : sliceOf(target, from, bytes)
   const sniffed = Math.min(SNIFF_BYTES, size)
-  const bodyHoldsStart = offset === 0 && length >= sniffed
+  const multipart = ranges !== undefined && ranges.length > 1
+  const bodyHoldsStart = !multipart && offset === 0 && length >= sniffed
   let type = typeByName(name)
   if (type === undefined && !bodyHoldsStart) {
     const prefix: Uint8Array[] = []
@@ -108,14 +113,23 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
     type = contentTypeOf(undefined, Buffer.concat(prefix))
   }
   const known = type
+  const fileHeaders: OutgoingHttpHeaders = { ...headersOf, etag, 'accept-ranges': 'bytes' }
+  if (multipart && known !== undefined) {
+    const body = byteRangesBody({ ranges, size, type: known, read })
+    await sendBody(res, {
+      status: 206,
+      head: request.head,
+      headers: () => ({ ...fileHeaders, 'content-type': body.contentType, 'content-length': body.length }),
+      source: body.source
+    })
+    return
+  }
   const body = read(offset, length)
   await sendBody(res, {
     status: range === undefined ? 200 : 206,
     head: request.head,
     headers: (first: Uint8Array | undefined): OutgoingHttpHeaders => ({
-      ...headersOf,
-      etag,
-      'accept-ranges': 'bytes',
+      ...fileHeaders,
       'content-type': known ?? contentTypeOf(undefined, first?.subarray(0, sniffed)),
       'content-length': length,
       ...(range === undefined ? {} : { 'content-range': `bytes ${range.first}-${range.last}/${size}` })

@@ -2,13 +2,19 @@
  * Byte ranges: the HTTP `Range` header of a deserialized file (RFC 9110
  * §14) and the CAR's `entity-bytes`, both resolved against the file's size.
  *
- * One range per request: a `Range` with several ranges, another unit, or a
- * syntax error is ignored and the whole file is sent (RFC 9110 lets a
- * server ignore `Range`); a range starting past the end is refused (416).
- * Optional whitespace (spaces, tabs) after `=` and around `-` is accepted,
- * as RFC 9110's list syntax allows around a range and common servers do
- * (`bytes= 1-2` is `bytes=1-2`). A `Range` whose `If-Range` does not name
- * the file's Etag is ignored too (RFC 9110 §13.1.5).
+ * A `Range` may ask for several ranges (`bytes=0-9,20-29`): they are
+ * answered in the order asked, ranges that overlap or touch coalesced into
+ * one (RFC 9110 §14.6) placed where the first of them was asked, ranges
+ * holding no byte of the file left out. More than {@link MAX_RANGE_PARTS}
+ * parts after coalescing, another unit, or a syntax error anywhere in the
+ * header (a range whose end is before its start, too) and the header is
+ * ignored: the whole file is sent (RFC 9110 §14.2 lets a server ignore
+ * `Range`). When no range holds a byte of the file, it is refused (416).
+ * Optional whitespace (spaces, tabs) around each range and around `-` is
+ * accepted, as RFC 9110's list syntax allows and common servers do
+ * (`bytes= 1-2` is `bytes=1-2`), and so are empty list elements
+ * (`bytes=0-1,,5-6`). A `Range` whose `If-Range` does not name the file's
+ * Etag is ignored too (RFC 9110 §13.1.5).
  *
  * @module
  */
@@ -20,25 +26,84 @@ import type { EntityBytes } from './negotiate.js'
 export interface ByteRange { first: number, last: number }
 
 /**
- * The range a `Range` header asks of a file of `size` bytes; undefined when
- * the whole file is to be sent (no header, or one that is ignored).
- *
- * @throws {RangeNotSatisfiableError} for a range that holds no byte of the file
+ * Parts a `Range` may ask for, after coalescing; beyond, the whole file is
+ * sent. Each part is a separate walk of the file's DAG (two parts in one
+ * leaf read it twice), so the bound is what one request can make the node
+ * read for a few bytes; Apache's `MaxRanges` and nginx's `max_ranges` bound
+ * the same way and answer beyond it as this does.
  */
-export function parseRangeHeader (header: string | undefined, size: number): ByteRange | undefined {
+export const MAX_RANGE_PARTS = 16
+
+/** Options of {@link parseRangeHeader}. */
+export interface RangeHeaderOptions {
+  /** The file's size in bytes. */
+  size: number
+  /** Most parts answered (after coalescing); more and the header is ignored. @default {@link MAX_RANGE_PARTS} */
+  maxParts?: number
+}
+
+/**
+ * The ranges a `Range` header asks of a file, coalesced, in the order they
+ * are to be sent; undefined when the whole file is to be sent (no header, or
+ * one that is ignored). One range is a plain 206, several a
+ * `multipart/byteranges` one.
+ *
+ * @throws {RangeNotSatisfiableError} when no range holds a byte of the file
+ */
+export function parseRangeHeader (header: string | undefined, options: RangeHeaderOptions): ByteRange[] | undefined {
   if (header === undefined) return undefined
-  const m = /^bytes=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)$/.exec(header.trim())
-  if (m === null || (m[1] === '' && m[2] === '')) return undefined
+  const { size, maxParts = MAX_RANGE_PARTS } = options
+  const m = /^bytes=(.*)$/s.exec(header.trim())
+  if (m === null) return undefined
+  const specs = m[1].split(',').map(s => s.replace(/^[ \t]+|[ \t]+$/g, '')).filter(s => s !== '')
+  if (specs.length === 0) return undefined
+  const asked: ByteRange[] = []
+  for (const spec of specs) {
+    const range = parseSpec(spec, size)
+    if (range === null) return undefined
+    if (range !== undefined) asked.push(range)
+  }
+  if (asked.length === 0) throw new RangeNotSatisfiableError(`range ${header.slice(0, 200)} holds no byte of a ${size}-byte file`, size)
+  const parts = coalesce(asked)
+  return parts.length > maxParts ? undefined : parts
+}
+
+/**
+ * One range-spec against a file of `size` bytes: the range, clamped to the
+ * file; undefined when it holds no byte of the file; null when it is not a
+ * valid byte range (the header is then ignored).
+ */
+function parseSpec (spec: string, size: number): ByteRange | undefined | null {
+  const m = /^(\d*)[ \t]*-[ \t]*(\d*)$/.exec(spec)
+  if (m === null || (m[1] === '' && m[2] === '')) return null
   if (m[1] === '') {
     const suffix = position(m[2])
-    if (suffix === 0 || size === 0) throw new RangeNotSatisfiableError(`range ${header} holds no byte of a ${size}-byte file`, size)
+    if (suffix === 0 || size === 0) return undefined
     return { first: Math.max(0, size - suffix), last: size - 1 }
   }
   const first = position(m[1])
   const last = m[2] === '' ? Infinity : position(m[2])
-  if (last < first) return undefined
-  if (first >= size) throw new RangeNotSatisfiableError(`range ${header} starts past the end of a ${size}-byte file`, size)
+  if (last < first) return null
+  if (first >= size) return undefined
   return { first, last: Math.min(last, size - 1) }
+}
+
+/**
+ * Ranges that overlap or touch merged into one, each merged range placed
+ * where the first of its ranges was asked (RFC 9110 §14.6: parts in the
+ * order asked, but for those coalesced).
+ */
+function coalesce (asked: ByteRange[]): ByteRange[] {
+  const byStart = asked.map((range, at) => ({ ...range, at })).sort((a, b) => a.first - b.first || a.at - b.at)
+  const merged: Array<ByteRange & { at: number }> = []
+  for (const r of byStart) {
+    const last = merged[merged.length - 1]
+    if (last !== undefined && r.first <= last.last + 1) {
+      last.last = Math.max(last.last, r.last)
+      last.at = Math.min(last.at, r.at)
+    } else merged.push({ ...r })
+  }
+  return merged.sort((a, b) => a.at - b.at).map(({ first, last }) => ({ first, last }))
 }
 
 /**
