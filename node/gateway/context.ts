@@ -5,6 +5,7 @@
  */
 import type { BlockGetter } from '../reads/api.js'
 import type { GatewayRequest } from './request.js'
+import type { SniffedTypes } from './sniffed-types.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { CID } from 'multiformats/cid'
 
@@ -19,4 +20,6 @@ export interface GatewayContext {
   signal: AbortSignal
   /** A session for the DAG of the content at `root` (a file the path ends at), turning to the file's pin when a block is wanting (node/reads/content-session.ts). */
   contentBlocks: (root: CID) => BlockGetter
+  /** The types sniffed from files' first bytes, shared by the gateway's requests. */
+  types: SniffedTypes
 }

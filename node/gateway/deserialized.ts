@@ -21,6 +21,7 @@ import { contentTypeOf, SNIFF_BYTES, typeByName } from './mime.js'
 import { parseRangeHeader, rangeIfUnchanged } from './range.js'
 import { resolvePath, type ResolvedPath } from './resolve.js'
 import type { GatewayContext } from './context.js'
+import type { SniffedTypes } from './sniffed-types.js'
 import type { BlockGetter } from '../reads/api.js'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
@@ -85,13 +86,14 @@ async function * firstChunkOf (source: AsyncIterable<Uint8Array>, bytes: number)
 /**
  * A file's bytes, the whole, one range or several of them (a symlink's:
  * its target, as the path gateway answers it). The type comes from the
- * name, else from the file's first bytes: the body's own when it starts at
- * byte 0 and holds them, else a separate small read, so a 200 and a 206 of
- * one file name the same type. Several ranges are sent as one
- * `multipart/byteranges` body (./byteranges.ts), each part naming the type.
+ * name, else from the file's first bytes (./sniffed-types.ts remembers it
+ * per file): the body's own when it starts at byte 0 and holds them, else
+ * a separate small read, so a 200 and a 206 of one file name the same
+ * type. Several ranges are sent as one `multipart/byteranges` body
+ * (./byteranges.ts), each part naming the type.
  */
 async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: UnixFSEntry, name: string | undefined, headersOf = contentHeaders(ctx.request.path, resolved)): Promise<void> {
-  const { req, res, request, signal } = ctx
+  const { req, res, request, signal, types } = ctx
   const size = entrySize(entry)
   const etag = `"${resolved.terminal.toString()}"`
   if (answeredNotModified(req, res, etag, headersOf)) return
@@ -104,18 +106,10 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
   const target = entry.type === 'file' && entry.unixfs.type === 'symlink' ? entry.unixfs.data ?? new Uint8Array(0) : undefined
   const read = (from: number, bytes: number): AsyncGenerator<Uint8Array> => target === undefined ? readFile(content, resolved.terminal, from, bytes, signal) : sliceOf(target, from, bytes)
   const sniffed = Math.min(SNIFF_BYTES, size)
-  const multipart = ranges !== undefined && ranges.length > 1
-  const bodyHoldsStart = !multipart && offset === 0 && length >= sniffed
-  let type = typeByName(name)
-  if (type === undefined && !bodyHoldsStart) {
-    const prefix: Uint8Array[] = []
-    for await (const chunk of read(0, sniffed)) prefix.push(chunk)
-    type = contentTypeOf(undefined, Buffer.concat(prefix))
-  }
-  const known = type
   const fileHeaders: OutgoingHttpHeaders = { ...headersOf, etag, 'accept-ranges': 'bytes' }
-  if (multipart && known !== undefined) {
-    const body = byteRangesBody({ ranges, size, type: known, read })
+  const known = typeByName(name) ?? types.get(resolved.terminal)
+  if (ranges !== undefined && ranges.length > 1) {
+    const body = byteRangesBody({ ranges, size, type: known ?? await sniffStart(ctx, resolved.terminal, read(0, sniffed)), read })
     await sendBody(res, {
       status: 206,
       head: request.head,
@@ -124,18 +118,46 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
     })
     return
   }
+  // the type is sniffed from the body's first chunk when it holds the file's first bytes, else read apart
+  const fromBody = known === undefined && offset === 0 && length >= sniffed
+  const type = known ?? (fromBody ? undefined : await sniffStart(ctx, resolved.terminal, read(0, sniffed)))
   const body = read(offset, length)
   await sendBody(res, {
     status: range === undefined ? 200 : 206,
     head: request.head,
     headers: (first: Uint8Array | undefined): OutgoingHttpHeaders => ({
       ...fileHeaders,
-      'content-type': known ?? contentTypeOf(undefined, first?.subarray(0, sniffed)),
+      'content-type': type ?? sniffedFrom(types, resolved.terminal, first?.subarray(0, sniffed)),
       'content-length': length,
       ...(range === undefined ? {} : { 'content-range': `bytes ${range.first}-${range.last}/${size}` })
     }),
-    source: known === undefined ? firstChunkOf(body, sniffed) : body
+    source: fromBody ? firstChunkOf(body, sniffed) : body
   })
+}
+
+/** The type sniffed from a file's first bytes `first`, remembered for the file `cid`. */
+function sniffedFrom (types: SniffedTypes, cid: CID, first: Uint8Array | undefined): string {
+  const type = contentTypeOf(undefined, first)
+  types.set(cid, type)
+  return type
+}
+
+/**
+ * The type of the file `cid` sniffed from `start` (its first bytes), read
+ * apart from the body a request asks for. When they cannot be read (a block
+ * before the range nobody has), the range is served all the same, as
+ * `application/octet-stream`, and nothing is remembered; a request that was
+ * aborted (the client left, the retrieval timeout) fails as it would have.
+ */
+async function sniffStart (ctx: GatewayContext, cid: CID, start: AsyncIterable<Uint8Array>): Promise<string> {
+  const prefix: Uint8Array[] = []
+  try {
+    for await (const chunk of start) prefix.push(chunk)
+  } catch (err) {
+    if (ctx.signal.aborted) throw err
+    return contentTypeOf(undefined, undefined)
+  }
+  return sniffedFrom(ctx.types, cid, Buffer.concat(prefix))
 }
 
 /** A directory: its index.html, or a listing; first a redirect to the URL with a trailing slash. */

@@ -5,7 +5,9 @@
  * browser needs to show a page, a picture or a video from the gateway. The
  * sniffed bytes are always the file's first {@link SNIFF_BYTES} (fewer for
  * a smaller file), whatever range a request asks for, so every response
- * about one file names the same type.
+ * about one file names the same type (but one for a range served while the
+ * file's first bytes cannot be read: `application/octet-stream`, see
+ * ./deserialized.ts).
  *
  * @module
  */

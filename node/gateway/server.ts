@@ -28,6 +28,7 @@ import { ALLOWED_METHODS, parseGatewayRequest } from './request.js'
 import { parseRequestTarget } from './target.js'
 import { serveCar, serveRaw } from './trustless.js'
 import { serveContent } from './deserialized.js'
+import { SniffedTypes } from './sniffed-types.js'
 import { RetrievalWatchdog } from './watchdog.js'
 import { contentSession } from '../reads/content-session.js'
 import { PinIndex, type PinSource } from '../reads/pin-index.js'
@@ -112,6 +113,7 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
   /** The response under way on each connection. */
   const responses = new WeakMap<Socket, ServerResponse>()
   let active = 0
+  const types = new SniffedTypes()
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const abort = new AbortController()
@@ -140,6 +142,7 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
         request,
         blocks: watchdog.wrap(session),
         signal: watchdog.signal,
+        types,
         contentBlocks: root => contentSession({
           blocks: components.blocks,
           lookup: async cid => await watchdog.guard(pins.lookup(cid)),
