@@ -6,11 +6,12 @@
  *
  * @module
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CID } from 'multiformats/cid'
 import { blockKey, verifyBlock } from '../blocks/index.js'
 import { IDENTITY, cborCID } from '../blocks/verify.js'
 import { AbortedError, InvalidArgumentError, NotFoundError, TooLargeError } from '../errors.js'
-import { raceAbort } from '../abort.js'
+import { onAbort, raceAbort } from '../abort.js'
 import { TierCorruptObjectError, TierError } from './errors.js'
 import { decodeColdIndex, type ColdIndex } from './format.js'
 import type { ColdLocation } from './location.js'
@@ -45,6 +46,12 @@ export interface ColdReaderOptions {
    * every reader of the copy); by default the reader loads it itself.
    */
   loadIndex?: () => Promise<ColdIndex>
+  /**
+   * The lifetime of whoever made the reader (a read session): when it
+   * fires, the reader closes (see {@link ColdReader.close}). Its one abort
+   * listener goes when the reader closes.
+   */
+  signal?: AbortSignal
 }
 
 /** What a {@link ColdReader} fetched: the measure of "only the bytes it needs". */
@@ -65,6 +72,8 @@ interface Waiter {
   promise: Promise<Uint8Array>
   resolve: (bytes: Uint8Array) => void
   reject: (err: unknown) => void
+  /** `getBytes` calls waiting on it and not given up. */
+  callers: number
 }
 
 function waiter (): Waiter {
@@ -72,7 +81,7 @@ function waiter (): Waiter {
   let reject!: (err: unknown) => void
   const promise = new Promise<Uint8Array>((res, rej) => { resolve = res; reject = rej })
   promise.catch(() => {}) // a fetch may fail with nobody left waiting
-  return { promise, resolve, reject }
+  return { promise, resolve, reject, callers: 0 }
 }
 
 /** A {@link TierCorruptObjectError} about object `key` of the tier. */
@@ -127,6 +136,16 @@ export async function loadColdIndex (client: TierClient, location: ColdLocation,
 /** Where a fetch has got to: the first block of its span not handed over yet. */
 interface Cursor { next: number }
 
+/** One ranged GET of entries `first..last`, with what stops it. */
+interface Fetch {
+  first: number
+  last: number
+  cursor: Cursor
+  /** Started ahead of the reads (no read waited on its blocks yet). */
+  ahead: boolean
+  controller: AbortController
+}
+
 /**
  * A {@link BlockGetter} over one cold copy.
  *
@@ -144,6 +163,16 @@ interface Cursor { next: number }
  *
  * Memory is bounded by `cacheBytes` plus, per GET in flight, one block being
  * assembled; the index costs about 100 bytes a block.
+ *
+ * Traffic stops with the reads: a `getBytes` whose signal fires stops
+ * waiting and no longer wants its block. A GET in flight goes on only while
+ * a read still waits on a block of what is left of its span, or, for a GET
+ * started ahead of the reads, while some read of this reader still waits
+ * at all; when the last waiting read gives up, every GET stops, the streak
+ * starts over, and no GET is started for a block nobody wants. A stopped
+ * GET leaves nothing behind: its blocks are not fetching any more, and a
+ * later read of them starts a GET of its own. `close()` (or the owner's
+ * `signal`) stops everything.
  */
 export class ColdReader implements BlockGetter {
   readonly location: ColdLocation
@@ -165,14 +194,18 @@ export class ColdReader implements BlockGetter {
   private cached = 0
   /** Blocks asked for and not handed over yet. */
   private readonly wanted = new Map<number, Waiter>()
-  /** Blocks inside the span of a GET in flight. */
-  private readonly fetching = new Set<number>()
+  /** Blocks inside the span of a GET in flight, and that GET. */
+  private readonly fetching = new Map<number, Fetch>()
+  /** GETs in flight and wanted (a stopped GET leaves at once). */
+  private readonly fetches = new Set<Fetch>()
+  /** GETs not settled yet, stopped ones included. */
   private running = 0
   private flushScheduled = false
   /** The entry right after the last sequential run, and the bytes that streak has covered. */
   private nextSequential = -1
   private streak = 0
   private readonly controller = new AbortController()
+  private readonly unsubscribe?: () => void
 
   constructor (client: TierClient, location: ColdLocation, options: ColdReaderOptions = {}) {
     assertSameBucket(client, location)
@@ -191,9 +224,12 @@ export class ColdReader implements BlockGetter {
         throw new InvalidArgumentError(`invalid cold reader option ${name}: ${value}`)
       }
     }
+    const owner = options.signal
+    if (owner?.aborted === true) this.close()
+    else if (owner !== undefined) this.unsubscribe = onAbort(owner, () => { this.close() })
   }
 
-  /** Ranged GETs running now (read-ahead may outlive the read that started it). */
+  /** Ranged GETs not settled yet (read-ahead may outlive the read that started it; a stopped GET counts until its request is torn down). */
   get fetchesInFlight (): number {
     return this.running
   }
@@ -256,15 +292,31 @@ export class ColdReader implements BlockGetter {
       this.wanted.set(i, w)
       this.scheduleFlush()
     }
+    w.callers++
     if (this.fetching.has(i)) this.readAhead(i)
-    const bytes = await raceAbort(w.promise, options.signal, 'cold read aborted')
+    let bytes: Uint8Array
+    try {
+      bytes = await raceAbort(w.promise, options.signal, 'cold read aborted')
+    } catch (err) {
+      // given up (the waiter is still there): the block is wanted by one read fewer
+      if (this.wanted.get(i) === w && --w.callers === 0) {
+        this.wanted.delete(i)
+        this.dropUnwanted()
+      }
+      throw err
+    }
     this.counters.blocksServed++
     return bytes
   }
 
-  /** Stop every fetch, fail every waiting read with `AbortedError`, drop the cache. */
+  /**
+   * Stop every GET, fail every waiting read with `AbortedError`, drop the
+   * cache, and let go of the owner's signal. Closing twice is harmless.
+   */
   close (): void {
+    this.unsubscribe?.()
     this.controller.abort()
+    for (const f of [...this.fetches]) this.stop(f)
     for (const w of this.wanted.values()) w.reject(new AbortedError('cold reader closed'))
     this.wanted.clear()
     this.cache.clear()
@@ -273,6 +325,41 @@ export class ColdReader implements BlockGetter {
 
   private get closed (): boolean {
     return this.controller.signal.aborted
+  }
+
+  /**
+   * Stop the GETs no read wants any more: every one when no read waits;
+   * else those whose span left holds no wanted block, unless started ahead
+   * of the reads (see the class comment).
+   */
+  private dropUnwanted (): void {
+    const waiting = this.wanted.size > 0
+    for (const f of [...this.fetches]) {
+      if (!waiting || (!f.ahead && !this.wants(f))) this.stop(f)
+    }
+    if (!waiting) {
+      this.nextSequential = -1
+      this.streak = 0
+    }
+  }
+
+  /** Whether a read waits on a block of what is left of `f`'s span. */
+  private wants (f: Fetch): boolean {
+    for (let i = f.cursor.next; i <= f.last; i++) if (this.wanted.has(i)) return true
+    return false
+  }
+
+  /** Stop GET `f` now: its blocks are no longer being fetched (those still wanted get a GET of their own). */
+  private stop (f: Fetch): void {
+    if (!this.fetches.delete(f)) return
+    for (let i = f.first; i <= f.last; i++) if (this.fetching.get(i) === f) this.fetching.delete(i)
+    f.controller.abort()
+    this.flushIfWanted()
+  }
+
+  /** Flush soon when a wanted block has no GET. */
+  private flushIfWanted (): void {
+    if (!this.closed && [...this.wanted.keys()].some(i => !this.fetching.has(i))) this.scheduleFlush()
   }
 
   private scheduleFlush (): void {
@@ -315,7 +402,7 @@ export class ColdReader implements BlockGetter {
     const entries = this.index.entries
     const pending = [...this.wanted.keys()].filter(i => !this.fetching.has(i)).sort((a, b) => a - b)
     let k = 0
-    while (k < pending.length && this.running < this.maxFetches) {
+    while (k < pending.length && this.fetches.size < this.maxFetches) {
       const first = pending[k++]
       // a read-ahead started by this flush may already cover it
       if (this.fetching.has(first)) continue
@@ -332,7 +419,7 @@ export class ColdReader implements BlockGetter {
         this.streak = this.span(first, last)
       }
       this.nextSequential = last + 1
-      this.startFetch(first, last)
+      this.startFetch(first, last, false)
     }
   }
 
@@ -356,45 +443,57 @@ export class ColdReader implements BlockGetter {
     const next = this.nextSequential
     const ahead = this.ahead()
     if (index === undefined || this.closed || ahead === 0 || next <= i || next >= index.entries.length) return
-    if (this.running >= this.maxFetches || this.fetching.has(next) || this.cache.has(next)) return
+    if (this.fetches.size >= this.maxFetches || this.fetching.has(next) || this.cache.has(next)) return
     if (index.entries[next].offset - this.endOf(i) > ahead) return
     const last = this.extend(next, Math.max(0, ahead - this.span(next, next)))
     this.streak += this.span(next, last)
     this.nextSequential = last + 1
-    this.startFetch(next, last)
+    this.startFetch(next, last, true)
   }
 
-  private startFetch (first: number, last: number): void {
-    for (let i = first; i <= last; i++) this.fetching.add(i)
+  private startFetch (first: number, last: number, ahead: boolean): void {
+    const f: Fetch = { first, last, cursor: { next: first }, ahead, controller: new AbortController() }
+    for (let i = first; i <= last; i++) this.fetching.set(i, f)
+    this.fetches.add(f)
     this.running++
-    void this.fetch(first, last).finally(() => {
+    void this.fetch(f).finally(() => {
       this.running--
-      for (let i = first; i <= last; i++) this.fetching.delete(i)
-      if (!this.closed && [...this.wanted.keys()].some(i => !this.fetching.has(i))) this.scheduleFlush()
+      if (!this.fetches.delete(f)) return // stopped: its blocks were let go then
+      for (let i = first; i <= last; i++) if (this.fetching.get(i) === f) this.fetching.delete(i)
+      this.flushIfWanted()
     })
   }
 
   /** Fetch entries `first..last`, retrying a GET that fails mid-body from where it stopped. */
-  private async fetch (first: number, last: number): Promise<void> {
-    const cursor: Cursor = { next: first }
+  private async fetch (f: Fetch): Promise<void> {
+    const { cursor, last } = f
+    const stopped = f.controller.signal
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.fetchOnce(cursor, last)
+        await this.fetchOnce(f)
         return
       } catch (err) {
+        // a stopped GET fails nobody: its blocks are nobody's, or fetched again
+        if (stopped.aborted) return
         const transient = err instanceof TierError &&
           (err.name === 'TierUnreachableError' || (err.name === 'TierRequestError' && (err.httpStatus ?? 500) >= 500))
         if (!transient || attempt >= this.bodyAttempts || this.closed) {
           for (let i = cursor.next; i <= last; i++) this.fail(i, err)
           return
         }
-        await new Promise(resolve => setTimeout(resolve, 100 * 2 ** attempt))
+        try {
+          await sleep(100 * 2 ** attempt, undefined, { signal: stopped })
+        } catch {
+          return
+        }
       }
     }
   }
 
-  /** One ranged GET from `cursor.next` to the end of `last`, handing blocks over as they complete. */
-  private async fetchOnce (cursor: Cursor, last: number): Promise<void> {
+  /** One ranged GET from `f.cursor.next` to the end of `f.last`, handing blocks over as they complete. */
+  private async fetchOnce (f: Fetch): Promise<void> {
+    const { cursor, last } = f
+    const stopped = f.controller.signal
     const entries = (this.index as ColdIndex).entries
     const key = this.location.carKey
     while (cursor.next <= last && entries[cursor.next].length === 0) cursor.next++
@@ -403,7 +502,7 @@ export class ColdReader implements BlockGetter {
     const end = this.endOf(last)
     let answer
     try {
-      answer = await this.client.getRange(key, start, end, this.controller.signal)
+      answer = await this.client.getRange(key, start, end, stopped)
     } catch (err: any) {
       if (err?.code === 'InvalidRange') throw corruptObject(this.client, key, `ends before byte ${start} (truncated)`, err)
       throw err
@@ -418,11 +517,26 @@ export class ColdReader implements BlockGetter {
       cancel()
       throw corruptObject(this.client, key, `was answered with ${length} bytes for a ${end - start}-byte range (the endpoint ignores Range, or the object changed)`)
     }
+    // a stopped GET frees its connection at once, even while no byte comes
+    const unsubscribe = onAbort(stopped, cancel)
+    try {
+      await this.receive(f, body, start)
+    } finally {
+      unsubscribe()
+    }
+  }
+
+  /** Hand over the blocks of `f` in `body` (the CAR from byte `start`) as they complete. */
+  private async receive (f: Fetch, body: AsyncIterable<Uint8Array>, start: number): Promise<void> {
+    const { cursor, last } = f
+    const entries = (this.index as ColdIndex).entries
+    const stopped = f.controller.signal
     let pos = start
     let i = cursor.next
     let block: Uint8Array | undefined
     let filled = 0
     for await (const chunk of body) {
+      if (stopped.aborted) return
       this.counters.bytesFetched += chunk.byteLength
       let at = 0
       while (at < chunk.byteLength && i <= last) {
@@ -447,7 +561,7 @@ export class ColdReader implements BlockGetter {
       pos += chunk.byteLength
     }
     while (i <= last && entries[i].length === 0) i++
-    if (i <= last) throw corruptObject(this.client, key, `ended at byte ${pos}, inside block ${entries[i].cid.toString()} (truncated)`)
+    if (i <= last) throw corruptObject(this.client, this.location.carKey, `ended at byte ${pos}, inside block ${entries[i].cid.toString()} (truncated)`)
   }
 
   /** Check a fetched block, cache it and hand it to whoever waits for it. */

@@ -7,6 +7,7 @@
  * but not its signature: a wrong access key is refused, a wrong secret is not.
  */
 import { connect, createServer, type Socket } from 'node:net'
+import { createServer as createHttpServer, request as httpRequest } from 'node:http'
 import S3rver from 's3rver'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { unusedPort } from '../../helpers/ports.js'
@@ -20,6 +21,23 @@ export const S3RVER_ENV = {
   AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
   AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
   AWS_CONFIG_FILE: '/nonexistent'
+}
+
+/**
+ * Give this process the credentials s3rver accepts (the SDK's default chain
+ * reads them from the environment: the tier is never handed credentials);
+ * the environment is put back when `t` ends.
+ */
+export function useS3rverCredentials (t: CleanupContext): void {
+  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY }
+  process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId
+  process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey
+  defer(t, async () => {
+    if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID
+    else process.env.AWS_ACCESS_KEY_ID = saved.id
+    if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY
+    else process.env.AWS_SECRET_ACCESS_KEY = saved.secret
+  })
 }
 
 /** A running s3rver. */
@@ -94,4 +112,117 @@ export async function startCuttingProxy (t: CleanupContext, target: string): Pro
   })
   const { port } = server.address() as { port: number }
   return { endpoint: `http://127.0.0.1:${port}`, cutAfter: bytes => { threshold = bytes }, cuts: () => cuts }
+}
+
+/** What a {@link TrafficProxy} has relayed so far. */
+export interface ProxyTraffic {
+  /** GET requests received. */
+  gets: number
+  /** Bytes of answer bodies relayed to clients. */
+  bytes: number
+  /** Answers under way: received, neither finished nor cut yet. */
+  open: number
+  /** Answers with bytes held back (see `holdFrom`): none of them can finish before `release`. */
+  held: number
+  /** Answers whose client went away before their end (a cancelled request). */
+  cut: number
+}
+
+/** An HTTP relay in front of the server that counts what it serves and can hold answers back. */
+export interface TrafficProxy {
+  /** `http://127.0.0.1:PORT` of the relay. */
+  endpoint: string
+  /** Counters so far (a copy). */
+  traffic: () => ProxyTraffic
+  /**
+   * Hold back every byte of an object at or past offset `byte` (of a ranged
+   * GET: its `Range` start plus what was relayed; of any other answer: its
+   * body offset), in answers under way and later ones, until `release`.
+   */
+  holdFrom: (byte: number) => void
+  /** Relay what was held, and hold nothing any more. */
+  release: () => void
+}
+
+interface Relay {
+  at: number
+  queue: Buffer[]
+  ended: boolean
+  resume: () => void
+  end: () => void
+}
+
+/**
+ * Relay 127.0.0.1 HTTP requests to `target` (s3rver), counting GETs, body
+ * bytes relayed, answers cut by their client, and holding answers back on
+ * demand: a real network path whose traffic a test can measure, not a mock.
+ * Closed when `t` ends.
+ */
+export async function startTrafficProxy (t: CleanupContext, target: string): Promise<TrafficProxy> {
+  const { port: targetPort } = new URL(target)
+  const counts: ProxyTraffic = { gets: 0, bytes: 0, open: 0, held: 0, cut: 0 }
+  const held = new Set<Relay>()
+  let holdAt: number | undefined
+  const server = createHttpServer((req, res) => {
+    counts.open++
+    if (req.method === 'GET') counts.gets++
+    let done = false
+    const upstream = httpRequest({ host: '127.0.0.1', port: Number(targetPort), method: req.method, path: req.url, headers: req.headers }, answer => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      const range = /^bytes=(\d+)-/.exec(String(req.headers.range ?? ''))
+      const relay: Relay = {
+        at: range === null ? 0 : Number(range[1]),
+        queue: [],
+        ended: false,
+        resume: () => { for (const chunk of relay.queue.splice(0)) write(chunk); if (relay.ended) res.end(); else answer.resume() },
+        end: () => { relay.ended = true; if (!held.has(relay)) res.end() }
+      }
+      const write = (chunk: Buffer): void => {
+        if (chunk.byteLength === 0) return
+        counts.bytes += chunk.byteLength
+        relay.at += chunk.byteLength
+        res.write(chunk)
+      }
+      answer.on('data', (chunk: Buffer) => {
+        if (held.has(relay)) { relay.queue.push(chunk); return }
+        const room = holdAt === undefined ? chunk.byteLength : Math.max(0, holdAt - relay.at)
+        if (room >= chunk.byteLength) { write(chunk); return }
+        write(chunk.subarray(0, room))
+        relay.queue.push(chunk.subarray(room))
+        held.add(relay)
+        answer.pause()
+      })
+      answer.on('end', relay.end)
+      answer.on('error', () => { res.destroy() })
+      res.once('close', () => { held.delete(relay) })
+    })
+    upstream.on('error', () => { res.destroy() })
+    req.pipe(upstream)
+    res.once('close', () => {
+      if (done) return
+      done = true
+      counts.open--
+      if (!res.writableFinished) {
+        counts.cut++
+        upstream.destroy()
+      }
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  defer(t, async () => {
+    server.closeAllConnections()
+    await new Promise<void>(resolve => server.close(() => resolve()))
+  })
+  const { port } = server.address() as { port: number }
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    traffic: () => ({ ...counts, held: held.size }),
+    holdFrom: byte => { holdAt = byte },
+    release: () => {
+      holdAt = undefined
+      const relays = [...held]
+      held.clear()
+      for (const relay of relays) relay.resume()
+    }
+  }
 }

@@ -7,7 +7,7 @@
  * altered or missing object, incomplete DAG) gives its typed error and
  * reports nothing as pushed or verified. No S3 mock objects.
  */
-import { describe, it, before, after } from 'node:test'
+import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { PutObjectCommand } from '@aws-sdk/client-s3'
@@ -20,7 +20,7 @@ import {
 } from '../../../node/tiers/index.js'
 import { assertBytesEqual, collectBytes, randomBytes, randomPieces, sha256Hex, sha256OfStream, toAsync } from '../../helpers/bytes.js'
 import { defer, openBlockStore } from '../../helpers/temp.js'
-import { S3RVER_CREDENTIALS, closedPort, startCuttingProxy, startS3Server, type TestS3Server } from './s3-server.js'
+import { S3RVER_CREDENTIALS, closedPort, startCuttingProxy, startS3Server, useS3rverCredentials, type TestS3Server } from './s3-server.js'
 import { suiteContext } from './suite.js'
 import type { BlockStore, LevelBlockStore } from '../../../node/blocks/index.js'
 import { Blocks, type BlockOrigin } from '../../../node/reads/index.js'
@@ -76,7 +76,6 @@ describe('S3 cold tier (s3rver)', () => {
   let midBytes: Uint8Array
   let tier: TierClient
   let bigLocation: ColdLocation
-  const savedEnv = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY }
 
   /** A client of the test bucket (credentials from the environment) or of another config. */
   function client (config: Partial<TierConfig> = {}, options: TierClientOptions = {}): TierClient {
@@ -95,9 +94,7 @@ describe('S3 cold tier (s3rver)', () => {
   }
 
   before(async () => {
-    // the SDK's default chain reads these: the tier is never handed credentials
-    process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId
-    process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey
+    useS3rverCredentials(suite)
     s3 = await startS3Server(suite)
     store = await openBlockStore(suite)
     // 64 KiB leaves: 384 of them under 3 internal nodes, so the CAR interleaves nodes and leaves
@@ -108,13 +105,6 @@ describe('S3 cold tier (s3rver)', () => {
     midBytes = randomBytes(3 * MiB, 3)
     midRoot = (await importContent(store, toAsync([midBytes]), { chunker })).cid
     tier = client()
-  })
-
-  after(async () => {
-    process.env.AWS_ACCESS_KEY_ID = savedEnv.id
-    process.env.AWS_SECRET_ACCESS_KEY = savedEnv.secret
-    if (savedEnv.id === undefined) delete process.env.AWS_ACCESS_KEY_ID
-    if (savedEnv.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY
   })
 
   it('uses the checksum options, and a streamed upload comes back byte-identical (single PUT and multipart)', async () => {
