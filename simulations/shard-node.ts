@@ -329,7 +329,7 @@ export function simBlockReader (exchange: SimExchange): BlockReader {
   return {
     get,
     getter: (options = {}) => ({ getBytes: async (cid, o) => await get(cid, { ...options, signal: o?.signal ?? options.signal }) }),
-    session: (_target, options = {}) => ({ getBytes: async (cid, o) => await get(cid, { signal: o?.signal ?? options.signal }) })
+    session: (_target, options = {}) => ({ getBytes: async (cid, o) => await get(cid, { signal: o?.signal ?? options.signal }), close: () => {} })
   }
 }
 

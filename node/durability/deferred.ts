@@ -30,6 +30,7 @@ import type { DurabilityParts } from './components.js'
 import type { Encoder } from './encoder.js'
 import type { DeferredRecord } from './holdings.js'
 import type { Placer } from './placer.js'
+import { withSession } from '../reads/session-scope.js'
 
 /** Deferred files a repair pass codes and places at once. */
 const CODE_CONCURRENCY = 8
@@ -177,7 +178,7 @@ export class DeferredCoder {
       const seen: DeferredRecord = coded
       // under the write lock: the parity and manifest are not garbage before the pin names them
       const { pin, bound } = await gcLock.shared(async () => {
-        const pin = await this.init.encoder.encode(root, seen.size, seen.policy, { signal, getter: blocks.session({ root }, { signal }) })
+        const pin = await withSession(blocks.session({ root }, { signal }), async getter => await this.init.encoder.encode(root, seen.size, seen.policy, { signal, getter }))
         return { pin, bound: await rebind(root, pin, seen.paths) }
       })
       if (bound > 0 && pin.manifest !== undefined) manifest = CID.parse(pin.manifest)

@@ -12,7 +12,8 @@ import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.j
 import { readContent } from '../content/index.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { BlockStore } from '../blocks/index.js'
-import type { BlockGetter, ReadSessionOptions } from '../reads/api.js'
+import { withSession } from '../reads/session-scope.js'
+import type { BlockGetter, ReadSession, ReadSessionOptions } from '../reads/api.js'
 import type { DurabilityService } from '../durability/index.js'
 import type { Entry, FilePin, Namespace, StoredColdCopy } from '../namespace/index.js'
 import type { TierService } from '../tiers/service.js'
@@ -29,7 +30,8 @@ export interface ColdComponents {
   /** Runs a write so that garbage collection keeps its blocks. */
   writing: <T>(fn: () => Promise<T>) => Promise<T>
   /** A read session for the file's blocks, wherever its pin says they are (hot, cold, or both). */
-  reader: (root: CID, options?: FileReadOptions) => BlockGetter
+  /** A read session on the file's pin; the caller closes it. */
+  reader: (root: CID, options?: FileReadOptions) => ReadSession
 }
 
 /** How a file's blocks are read: a read session's options, and the file's pin (where its blocks are: hot, cold, or both). */
@@ -58,9 +60,10 @@ export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' 
   const wanted = formatPolicy(parsePolicy(options.policy ?? 'none'))
   const root = CID.parse(entry.cid)
   const cold = entry.pin?.cold === undefined
-    ? await c.tiers.push(root, c.reader(root, { signal, pin: entry.pin }), signal)
+    ? await withSession(c.reader(root, { signal, pin: entry.pin }), async getter => await c.tiers.push(root, getter, signal))
     : await recheckCold(c, entry, entry.pin.cold, signal)
-  const pin = await c.writing(async () => await hotPin(c, entry, wanted, { getter: c.reader(root, { signal, pin: entry.pin, keep: true }), signal }))
+  const pin = await withSession(c.reader(root, { signal, pin: entry.pin, keep: true }), async getter =>
+    await c.writing(async () => await hotPin(c, entry, wanted, { getter, signal })))
   pin.cold = cold
   return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
 }
@@ -87,7 +90,7 @@ async function recheckCold (c: ColdComponents, entry: Entry & { type: 'file' }, 
     if (!MENDABLE.has(err?.name)) throw err
     const { cold: _damaged, ...hot } = entry.pin ?? { policy: 'none' }
     try {
-      return await c.tiers.push(root, c.reader(root, { signal, pin: hot }), signal)
+      return await withSession(c.reader(root, { signal, pin: hot }), async getter => await c.tiers.push(root, getter, signal))
     } catch (pushErr: any) {
       if (NO_HOT_COPY.has(pushErr?.name)) throw err
       throw pushErr
@@ -107,14 +110,13 @@ export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }
   const wanted = formatPolicy(parsePolicy(options.policy ?? c.durability?.defaultPolicy(entry.size) ?? 'none'))
   const root = CID.parse(entry.cid)
   // every block read is stored here as it passes, so the file no longer needs the tier
-  const local = c.reader(root, { signal, pin: entry.pin, keep: true })
-  const pin = await c.writing(async () => {
+  const pin = await withSession(c.reader(root, { signal, pin: entry.pin, keep: true }), async local => await c.writing(async () => {
     if (codingOf(parsePolicy(wanted)) !== undefined) return await hotPin(c, { ...entry, pin: { policy: 'none' } }, wanted, { getter: local, signal })
     // not coded: nothing else reads the leaves, so read them once here
     for await (const chunk of readContent(local, root, { signal })) void chunk
     await c.blockstore.commit()
     return { policy: wanted }
-  })
+  }))
   return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
 }
 

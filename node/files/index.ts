@@ -16,8 +16,9 @@ import type { Entry, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 import type { BlockExchange, PeerHaves } from '../exchange/index.js'
 import { Blocks } from '../reads/index.js'
-import type { BlockGetter, BlockReader } from '../reads/api.js'
+import type { BlockGetter, BlockReader, ReadSession } from '../reads/api.js'
 import { contentSession } from '../reads/content-session.js'
+import { SessionScope, closingAfter, withSession } from '../reads/session-scope.js'
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
@@ -255,7 +256,7 @@ export class Files {
    * cold tier) when a block is wanting, as a read by path would read it
    * (node/reads/content-session.ts).
    */
-  private cidReader (root: CID, signal?: AbortSignal): BlockGetter {
+  private cidReader (root: CID, signal?: AbortSignal): ReadSession {
     this.pins ??= this.components.pins ?? new PinIndex(this.components.namespace)
     const pins = this.pins
     return contentSession({ blocks: this.blocks, lookup: async cid => await pins.lookup(cid), root, signal })
@@ -267,8 +268,8 @@ export class Files {
     return this.dirs
   }
 
-  /** A read session for the DAG under `root`, wherever `options.pin` says its blocks are. */
-  private reader (root: CID, options: FileReadOptions = {}): BlockGetter {
+  /** A read session for the DAG under `root`, wherever `options.pin` says its blocks are; the caller closes it. */
+  private reader (root: CID, options: FileReadOptions = {}): ReadSession {
     const { pin, ...session } = options
     return this.blocks.session({
       root,
@@ -642,8 +643,9 @@ export class Files {
           if (entry.pin?.policy !== want || entry.pin.manifest !== undefined) current = await this.bindPolicy(entry, { policy: want })
         } else {
           // leaves that are not here are fetched (and kept) as the encoder reads them
-          const getter = this.reader(root, { signal, pin: entry.pin, keep: true })
-          current = await this.bindPolicy(entry, await this.writing(async () => await durability.encode(root, entry.size, want, { signal, getter })))
+          const encoded = await withSession(this.reader(root, { signal, pin: entry.pin, keep: true }), async getter =>
+            await this.writing(async () => await durability.encode(root, entry.size, want, { signal, getter })))
+          current = await this.bindPolicy(entry, encoded)
         }
       }
     }
@@ -821,7 +823,8 @@ export class Files {
   async * cat (arg: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const target = parseTarget(arg)
     if (target.kind === 'cid') {
-      yield * readContent(this.cidReader(target.cid, options.signal), target.cid, options)
+      const session = this.cidReader(target.cid, options.signal)
+      yield * closingAfter(readContent(session, target.cid, options), session)
       return
     }
     const entry = await this.components.namespace.stat(target.path)
@@ -837,7 +840,8 @@ export class Files {
   async * catEntry (entry: Entry & { type: 'file' }, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = CID.parse(entry.cid)
     try {
-      yield * readContent(this.reader(cid, { signal: options.signal, pin: entry.pin }), cid, options)
+      const session = this.reader(cid, { signal: options.signal, pin: entry.pin })
+      yield * closingAfter(readContent(session, cid, options), session)
     } catch (err: any) {
       // a block of the file could be got nowhere: `shoal status` says so (damage.ts)
       if (MISSING_BLOCK_ERRORS.has(err?.name)) this.damage.note({ path: entry.path, cid: entry.cid, by: 'read', at: Date.now(), what: `${String(err.name)}: ${String(err.message)}` })
@@ -849,7 +853,9 @@ export class Files {
 
   /**
    * The leaves of a file entry by offset, its inner nodes read through a
-   * session on its pin (the FUSE mount places its reads with it).
+   * session on its pin (the FUSE mount places its reads with it). That
+   * session lives as long as the layout and is not closed: it reads inner
+   * nodes only, one at a time when asked, and so never reads ahead.
    */
   async layoutOf (entry: Entry & { type: 'file' }, options: { signal?: AbortSignal } = {}): Promise<FileLayout> {
     const cid = CID.parse(entry.cid)
@@ -868,7 +874,9 @@ export class Files {
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
     // each entry of a directory is read as `cat CID` (and `get`) reads it: through its own pin when a block is wanting
-    return { root, car: exportCar(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }), root, { signal, entryReader: entry => this.cidReader(entry, signal) }) }
+    const scope = new SessionScope()
+    const session = scope.add(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }))
+    return { root, car: closingAfter(exportCar(session, root, { signal, entryReader: entry => scope.add(this.cidReader(entry, signal)) }), scope) }
   }
 
   /**

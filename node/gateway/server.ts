@@ -31,6 +31,7 @@ import { serveContent } from './deserialized.js'
 import { SniffedTypes } from './sniffed-types.js'
 import { RetrievalWatchdog } from './watchdog.js'
 import { contentSession } from '../reads/content-session.js'
+import { SessionScope } from '../reads/session-scope.js'
 import { PinIndex, type PinSource } from '../reads/pin-index.js'
 import { WarnLimit } from '../namespace/trust.js'
 import type { GatewayContext } from './context.js'
@@ -119,6 +120,7 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
     const abort = new AbortController()
     res.once('close', () => { if (!res.writableFinished) abort.abort() })
     const watchdog = new RetrievalWatchdog({ timeoutMs: retrievalTimeoutMs, signal: abort.signal })
+    const sessions = new SessionScope()
     // a slot is held until the handler is done and the response is closed (its bytes handed over, or the connection gone)
     let holds = 0
     const release = (): void => { if (--holds === 0) active-- }
@@ -135,7 +137,7 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       res.once('close', release)
       const request = parseGatewayRequest(req.method, target.pathAndQuery)
       const format = negotiate(request.query, req.headers.accept)
-      const session = components.blocks.session({ root: request.path.root }, { signal: watchdog.signal })
+      const session = sessions.add(components.blocks.session({ root: request.path.root }, { signal: watchdog.signal }))
       const ctx: GatewayContext = {
         req,
         res,
@@ -143,13 +145,13 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
         blocks: watchdog.wrap(session),
         signal: watchdog.signal,
         types,
-        contentBlocks: root => contentSession({
+        contentBlocks: root => sessions.add(contentSession({
           blocks: components.blocks,
           lookup: async cid => await watchdog.guard(pins.lookup(cid)),
           root,
           signal: watchdog.signal,
           wrap: getter => watchdog.wrap(getter)
-        })
+        }))
       }
       if (format.kind === 'raw') await serveRaw(ctx)
       else if (format.kind === 'car') await serveCar(ctx, format)
@@ -169,6 +171,8 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       if (!abort.signal.aborted || watchdog.timedOut) sendFailure(res, failure, extra)
       else res.destroy()
     } finally {
+      // the request is answered (or given up): its sessions' read-ahead stops here
+      sessions.close()
       watchdog.dispose()
       if (holds > 0) release()
     }

@@ -22,6 +22,17 @@ export interface BlockGetter {
   getBytes: (cid: CID, options?: GetBytesOptions) => Promise<Uint8Array>
 }
 
+/**
+ * A read session: a {@link BlockGetter} for one read, with background work
+ * of its own (the cold tier's read-ahead). It ends when its signal fires or
+ * when its owner closes it, which the owner does once the read is over
+ * (finished, failed or given up): nothing it started goes on after that.
+ */
+export interface ReadSession extends BlockGetter {
+  /** End the session: stop its GETs and read-ahead; reads still waiting fail with `AbortedError`. Closing twice is harmless. */
+  close: () => void
+}
+
 /** Where a block of a read came from. */
 export type BlockOrigin = 'local' | 'peer' | 'rebuilt' | 'cold'
 
@@ -43,6 +54,7 @@ export interface ReadTarget {
 
 /** Options of {@link BlockReader.session}. */
 export interface ReadSessionOptions {
+  /** The read's lifetime: when it fires the session ends (as {@link ReadSession.close}). */
   signal?: AbortSignal
   /** Called once per block delivered, with where it came from. */
   onProgress?: (event: ReadProgress) => void
@@ -78,7 +90,7 @@ export interface BlockReader {
   /**
    * A getter for the DAG of `target`: local packs → peers (the shard holders
    * of a striped file, all k data shards of the next stripes at once) →
-   * Reed-Solomon rebuild → cold tier.
+   * Reed-Solomon rebuild → cold tier. The caller closes it when its read is over.
    */
-  session: (target: ReadTarget, options?: ReadSessionOptions) => BlockGetter
+  session: (target: ReadTarget, options?: ReadSessionOptions) => ReadSession
 }

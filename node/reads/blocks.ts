@@ -24,17 +24,23 @@ import { RecentKeys } from '../recent-keys.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { stripedSession, type StripeSources } from './striped.js'
 import { localState, replaceCorrupt } from './local-state.js'
-import type { BlockGetter, BlockOrigin, BlockReader, GetBlockOptions, GetBytesOptions, ReadSessionOptions, ReadTarget } from './api.js'
+import type { BlockGetter, BlockOrigin, BlockReader, GetBlockOptions, GetBytesOptions, ReadSession, ReadSessionOptions, ReadTarget } from './api.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange } from '../exchange/index.js'
 import type { Logger } from '../logger.js'
 import type { StoredColdCopy } from '../namespace/index.js'
 import type { CID } from 'multiformats/cid'
 
+/** A reader of one cold copy, which its read session closes when the session ends. */
+export interface ColdSource extends BlockGetter {
+  /** Stop its GETs and read-ahead. */
+  close: () => void
+}
+
 /** A cold tier's readers (the node's `TierService`). */
 export interface ColdTiers {
-  /** A getter over the cold copy of the file under `root` (each block hash-checked). */
-  reader: (root: CID, copy: StoredColdCopy) => BlockGetter
+  /** A reader of the cold copy of the file under `root` (each block hash-checked), closed when `signal` fires. */
+  reader: (root: CID, copy: StoredColdCopy, options?: { signal?: AbortSignal }) => ColdSource
 }
 
 /** What the block service reads from. */
@@ -83,11 +89,14 @@ export class Blocks implements BlockReader {
     return { getBytes: async (cid, o) => await this.get(cid, { ...options, signal: o?.signal ?? options.signal }) }
   }
 
-  session (target: ReadTarget, options: ReadSessionOptions = {}): BlockGetter {
+  session (target: ReadTarget, options: ReadSessionOptions = {}): ReadSession {
     const { tiers } = this.components
     const hot = this.hotSession(target, options)
-    if (target.cold === undefined || tiers === undefined) return hot
-    return this.coldAware(target, tiers.reader(target.root, target.cold), hot, options, this.swarmAfterTier(target, options))
+    if (target.cold === undefined || tiers === undefined) return { getBytes: async (cid, o) => await hot.getBytes(cid, o), close: () => {} }
+    // the only source with work of its own (read-ahead): it ends with the session
+    const cold = tiers.reader(target.root, target.cold, { signal: options.signal })
+    const getter = this.coldAware(target, cold, hot, options, this.swarmAfterTier(target, options))
+    return { getBytes: getter.getBytes, close: () => { cold.close() } }
   }
 
   /**

@@ -23,7 +23,8 @@
  * @module
  */
 import { IDENTITY } from '../blocks/verify.js'
-import type { BlockGetter, BlockReader, ReadTarget } from './api.js'
+import { SessionScope } from './session-scope.js'
+import type { BlockGetter, BlockReader, ReadSession, ReadTarget } from './api.js'
 import type { CID } from 'multiformats/cid'
 
 
@@ -42,12 +43,16 @@ export interface ContentSessionInit {
   wrap?: (getter: BlockGetter) => BlockGetter
 }
 
-/** A read session for the DAG under `root` that turns to the file's pin when a block is wanting (see the module comment). */
-export function contentSession (init: ContentSessionInit): BlockGetter {
+/**
+ * A read session for the DAG under `root` that turns to the file's pin when
+ * a block is wanting (see the module comment); closing it closes both.
+ */
+export function contentSession (init: ContentSessionInit): ReadSession {
   const { blocks, lookup, root, signal } = init
   const wrap = init.wrap ?? ((getter: BlockGetter) => getter)
-  const plain = wrap(blocks.session({ root }, { signal }))
-  if (root.multihash.code === IDENTITY) return plain
+  const scope = new SessionScope()
+  const plain = wrap(scope.add(blocks.session({ root }, { signal })))
+  if (root.multihash.code === IDENTITY) return { getBytes: plain.getBytes, close: () => { scope.close() } }
   let pinned: BlockGetter | undefined
   // reads run in parallel (read-ahead): every one that fails waits for the same lookup
   let search: Promise<BlockGetter | undefined> | undefined
@@ -59,7 +64,7 @@ export function contentSession (init: ContentSessionInit): BlockGetter {
       } catch (err: any) {
         if (!WANTING.has(err?.name) || signal?.aborted === true) throw err
         search ??= lookup(root).then(target => {
-          if (target !== undefined) pinned = wrap(blocks.session(target, { signal }))
+          if (target !== undefined) pinned = wrap(scope.add(blocks.session(target, { signal })))
           return pinned
         })
         let found: BlockGetter | undefined
@@ -74,6 +79,7 @@ export function contentSession (init: ContentSessionInit): BlockGetter {
         if (found === undefined) throw err
         return await found.getBytes(cid, options)
       }
-    }
+    },
+    close: () => { scope.close() }
   }
 }

@@ -121,11 +121,14 @@ export class TierService {
     return copy
   }
 
-  /** A reader of the cold copy of the file under `root` (each block hash-checked). */
-  reader (root: CID, copy: StoredColdCopy): ColdReader {
+  /**
+   * A reader of the cold copy of the file under `root` (each block
+   * hash-checked); it closes when `options.signal` (its owner's lifetime) fires.
+   */
+  reader (root: CID, copy: StoredColdCopy, options: { signal?: AbortSignal } = {}): ColdReader {
     const client = this.clientOf({ endpoint: copy.endpoint, bucket: copy.bucket, region: copy.region })
     const location = locationOf(root, copy)
-    return new ColdReader(client, location, { loadIndex: async () => await this.indexOf(client, location) })
+    return new ColdReader(client, location, { loadIndex: async () => await this.indexOf(client, location), signal: options.signal })
   }
 
   /**

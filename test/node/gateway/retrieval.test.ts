@@ -28,7 +28,7 @@ function stalledBlocks (onRead: (signal: AbortSignal) => void): BlockReader {
       signal.addEventListener('abort', () => { reject(Object.assign(new Error('read aborted'), { name: 'AbortedError' })) }, { once: true })
     })
   }
-  return { get: async (cid, o) => await stalled.getBytes(cid, o), getter: () => stalled, session: () => stalled }
+  return { get: async (cid, o) => await stalled.getBytes(cid, o), getter: () => stalled, session: () => ({ ...stalled, close: () => {} }) }
 }
 
 async function startGateway (t: CleanupContext, blocks: BlockReader, retrievalTimeoutMs: number, init: Partial<GatewayServerInit> = {}): Promise<string> {

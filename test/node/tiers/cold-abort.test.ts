@@ -10,11 +10,16 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
+import { join } from 'node:path'
 import { importContent, parseChunker, readContent } from '../../../node/content/index.js'
 import { linksOf } from '../../../node/car/index.js'
-import { ColdReader, createTierClient, pushCold, type ColdLocation, type TierClient } from '../../../node/tiers/index.js'
-import { assertBytesEqual, collectBytes, randomPieces, toAsync } from '../../helpers/bytes.js'
-import { defer, openBlockStore } from '../../helpers/temp.js'
+import { ColdReader, createTierClient, loadColdIndex, pushCold, type ColdLocation, type TierClient } from '../../../node/tiers/index.js'
+import { assertBytesEqual, collectBytes, randomBytes, randomPieces, toAsync } from '../../helpers/bytes.js'
+import { defer, openBlockStore, tempDir } from '../../helpers/temp.js'
+import { Blocks } from '../../../node/reads/index.js'
+import { TierService } from '../../../node/tiers/service.js'
+import { createLogger } from '../../../node/logger.js'
+import type { StoredColdCopy } from '../../../node/namespace/index.js'
 import { startS3Server, startTrafficProxy, useS3rverCredentials, type ProxyTraffic, type TestS3Server, type TrafficProxy } from './s3-server.js'
 import { suiteContext } from './suite.js'
 import type { LevelBlockStore } from '../../../node/blocks/index.js'
@@ -42,6 +47,7 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
   let store: LevelBlockStore
   let root: CID
   let location: ColdLocation
+  let bytes: Uint8Array
   /** The file's leaves in file order. */
   let leaves: CID[]
 
@@ -55,6 +61,25 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
   async function relayed (): Promise<{ proxy: TrafficProxy, tier: TierClient }> {
     const proxy = await startTrafficProxy(suite, s3.endpoint)
     return { proxy, tier: client(proxy.endpoint) }
+  }
+
+  /** A node's block service over an empty store, reading the cold copy through `endpoint` with its tier service. */
+  async function coldBlocks (endpoint: string): Promise<{ blocks: Blocks, copy: StoredColdCopy }> {
+    const dir = await tempDir(suite, 'shoal-cold-abort-')
+    const tiers = new TierService({ configFile: join(dir, 'config.json'), logger: createLogger('silent') }, undefined, { maxAttempts: 2 })
+    defer(suite, async () => { tiers.stop() })
+    const { v: _v, root: _root, ...rest } = location
+    const copy: StoredColdCopy = { endpoint, ...rest }
+    return { blocks: new Blocks({ blockstore: await openBlockStore(suite), logger: createLogger('silent'), tiers }), copy }
+  }
+
+  /** The CAR offset where the leaf holding file byte `byte` ends. */
+  async function carEndOfLeafAt (byte: number): Promise<number> {
+    const index = await loadColdIndex(client(s3.endpoint), location)
+    const leaf = leaves[Math.floor(byte / (64 * KiB))]
+    const entry = index.entries.find(e => e.cid.equals(leaf))
+    assert.ok(entry !== undefined)
+    return entry.offset + entry.length
   }
 
   /**
@@ -86,6 +111,7 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
     useS3rverCredentials(suite)
     s3 = await startS3Server(suite)
     store = await openBlockStore(suite)
+    bytes = randomBytes(SIZE, 11)
     root = (await importContent(store, toAsync(randomPieces(SIZE, 11)), { chunker: parseChunker('size-65536') })).cid
     ;({ location } = await pushCold(client(s3.endpoint), store, root, { sizeHint: SIZE }))
     // depth-first, in file order
@@ -180,5 +206,43 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
     reader.close()
     assert.equal(getEventListeners(lasting.signal, 'abort').length, 0, 'closed: no listener left')
     assert.ok(await until(() => reader.fetchesInFlight === 0))
+  })
+
+  it('a read session whose signal fires closes its cold reader: the read fails at once and its GETs are cut', async () => {
+    const { proxy } = await relayed()
+    const { blocks, copy } = await coldBlocks(proxy.endpoint)
+    const owner = new AbortController()
+    const session = blocks.session({ root, cold: copy }, { signal: owner.signal })
+    let read = 0
+    // the read itself carries no signal: only the session's end can stop it
+    const reading = (async () => {
+      for await (const chunk of readContent(session, root)) {
+        read += chunk.byteLength
+        if (read >= 6 * MiB) proxy.holdFrom(0)
+      }
+    })()
+    reading.catch(() => {})
+    assert.ok(await until(() => read >= 6 * MiB && proxy.traffic().held > 0 && proxy.traffic().held === proxy.traffic().open), 'the read got past 6 MiB and waits on held GETs')
+    const atAbort = proxy.traffic()
+    owner.abort()
+    await rejectsWith(reading, 'AbortedError')
+    assertStopped(atAbort, await quietAfter(proxy, () => 0))
+    assert.equal(getEventListeners(owner.signal, 'abort').length, 0)
+  })
+
+  it('closing a session after a finished ranged read cuts the read-ahead the read left running', async () => {
+    const { proxy } = await relayed()
+    const { blocks, copy } = await coldBlocks(proxy.endpoint)
+    const lasting = new AbortController()
+    const session = blocks.session({ root, cold: copy }, { signal: lasting.signal })
+    // every byte the range needs is served; read-ahead past it is held
+    proxy.holdFrom(await carEndOfLeafAt(6 * MiB - 1))
+    const got = await collectBytes(readContent(session, root, { offset: 0, length: 6 * MiB }))
+    assertBytesEqual(got, bytes.subarray(0, 6 * MiB))
+    assert.ok(await until(() => proxy.traffic().held > 0 && proxy.traffic().held === proxy.traffic().open), 'read-ahead past the range is under way')
+    const atClose = proxy.traffic()
+    session.close()
+    assertStopped(atClose, await quietAfter(proxy, () => 0))
+    assert.equal(getEventListeners(lasting.signal, 'abort').length, 0, 'the closed session left no listener on its signal')
   })
 })

@@ -1,0 +1,47 @@
+/**
+ * Ending read sessions with the read that made them: a read (a `cat`, a
+ * CAR export, a gateway request) may open several sessions — its file's,
+ * one per directory entry, one on a pin found later — and closes them all
+ * once it is over, whether it finished, failed or its consumer stopped.
+ *
+ * @module
+ */
+import type { ReadSession } from './api.js'
+
+/** The sessions of one read, closed together. */
+export class SessionScope {
+  private readonly sessions = new Set<ReadSession>()
+  private ended = false
+
+  /** Keep `session` to close with the others; closed at once when the scope is closed already. */
+  add<S extends ReadSession> (session: S): S {
+    if (this.ended) session.close()
+    else this.sessions.add(session)
+    return session
+  }
+
+  /** Close every session added (and any added later). Closing twice is harmless. */
+  close (): void {
+    this.ended = true
+    for (const session of this.sessions) session.close()
+    this.sessions.clear()
+  }
+}
+
+/** `source`, then `scope` closed: when it is done, failed, or its consumer stopped (`return`). */
+export async function * closingAfter<T> (source: AsyncIterable<T>, scope: { close: () => void }): AsyncGenerator<T> {
+  try {
+    yield * source
+  } finally {
+    scope.close()
+  }
+}
+
+/** `fn(session)`, then `session` closed, whatever `fn` did. */
+export async function withSession<S extends ReadSession, T> (session: S, fn: (session: S) => Promise<T>): Promise<T> {
+  try {
+    return await fn(session)
+  } finally {
+    session.close()
+  }
+}
