@@ -28,9 +28,12 @@ export interface ExportCarOptions {
    * HAMT shard the walk goes on to: the entry and every block under it are
    * read through it. Without it, an entry is read as its directory was. Lets
    * each file of a directory be read through its own pin (its stripes, its
-   * cold copy), as a read of that file alone would be.
+   * cold copy), as a read of that file alone would be. It is asked for when
+   * the walk reaches the entry, and closed (when it has `close`) once the
+   * walk has left the entry's DAG: a directory of many files holds the
+   * readers of the entries being walked, not one per entry.
    */
-  entryReader?: (entry: CID) => BlockGetter
+  entryReader?: (entry: CID) => BlockGetter & { close?: () => void }
 }
 
 type BlockWriter = ReturnType<typeof CarWriter.create>['writer']
@@ -51,25 +54,41 @@ async function writeDag (blockstore: BlockGetter, root: CID, rootBytes: Uint8Arr
   const { signal, follow, revisit, entryReader } = options
   const seen = new Set<string>()
   const wanted = (cid: CID): boolean => !seen.has(nodeKey(cid)) || revisit?.(cid) === true
-  // each block with the reader of the DAG it is met in
-  const stack: Array<{ cid: CID, reader: BlockGetter }> = [{ cid: root, reader: blockstore }]
+  const stack: WalkItem[] = [{ cid: root, reader: blockstore }]
   while (stack.length > 0 && !stopped()) {
     throwIfAborted(signal)
-    const { cid, reader } = stack.pop() as { cid: CID, reader: BlockGetter }
+    const item = stack.pop() as WalkItem
+    if ('leave' in item) { item.leave(); continue }
+    const { cid } = item
     const key = nodeKey(cid)
     if (!wanted(cid)) continue
+    let reader = item.reader
+    if (reader === undefined) {
+      // an entry of a directory: its reader from now until the walk leaves its DAG
+      // (popped after every block pushed above it)
+      const own = (entryReader as NonNullable<typeof entryReader>)(cid)
+      if (own.close !== undefined) stack.push({ leave: own.close.bind(own) })
+      reader = own
+    }
     const again = seen.has(key)
     seen.add(key)
     const bytes = cid === root ? rootBytes : await reader.getBytes(cid, { signal })
     if (!again && cid.multihash.code !== IDENTITY) await writer.put({ cid, bytes })
     const links = follow === undefined ? linksOf(cid, bytes) : follow({ cid, bytes })
     // a directory's entries each through a reader of their own (the block decoded once, not once per entry)
-    const readerOf = entryReader !== undefined && isUnixFSDirectory({ cid, bytes }) ? entryReader : undefined
+    const ownReaders = entryReader !== undefined && isUnixFSDirectory({ cid, bytes })
     for (let i = links.length - 1; i >= 0; i--) {
-      if (wanted(links[i])) stack.push({ cid: links[i], reader: readerOf?.(links[i]) ?? reader })
+      if (wanted(links[i])) stack.push({ cid: links[i], reader: ownReaders ? undefined : reader })
     }
   }
 }
+
+/**
+ * What the walk's stack holds: a block with the reader of the DAG it is met
+ * in (none yet for a directory's entry, whose own reader is made when the
+ * walk reaches it), or the end of an entry's DAG (its reader closed).
+ */
+type WalkItem = { cid: CID, reader: BlockGetter | undefined } | { leave: () => void }
 
 /**
  * Stream the DAG under `root` as a CARv1 with `root` as its only root.

@@ -13,10 +13,23 @@ export class SessionScope {
   private readonly sessions = new Set<ReadSession>()
   private ended = false
 
-  /** Keep `session` to close with the others; closed at once when the scope is closed already. */
+  /**
+   * Keep `session` to close with the others; closed at once when the scope
+   * is closed already. A session closed by its own user before the scope
+   * leaves it (a walk that closes each entry's session when done with it
+   * does not keep them all to the end).
+   */
   add<S extends ReadSession> (session: S): S {
-    if (this.ended) session.close()
-    else this.sessions.add(session)
+    if (this.ended) {
+      session.close()
+      return session
+    }
+    this.sessions.add(session)
+    const close = session.close.bind(session)
+    session.close = () => {
+      this.sessions.delete(session)
+      close()
+    }
     return session
   }
 
