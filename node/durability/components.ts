@@ -8,6 +8,7 @@
  * @module
  */
 import type { GcLock } from './gc.js'
+import { HolderSearch } from './holder-search.js'
 import type { Holdings } from './holdings.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
@@ -94,12 +95,14 @@ export interface DurabilityComponents {
   metrics?: DurabilityMetrics
 }
 
-/** {@link DurabilityComponents} with the clock, the timers, the randomness and the counters every part shares. */
+/** {@link DurabilityComponents} with the clock, the timers, the randomness, the counters and the holder search every part shares. */
 export interface DurabilityParts extends DurabilityComponents {
   clock: WallClock
   timers: Timers
   random: () => number
   stats: DurabilityStats
+  /** Finds holders this node is not connected to (holder views: reads, `pin status`, scrub, repair). */
+  search: HolderSearch
 }
 
 /** The real clock. */
@@ -113,7 +116,9 @@ export function emptyStats (): DurabilityStats {
   return { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0, repairPasses: 0 }
 }
 
-/** `components` with the real clock and timers where none is given, and fresh counters. */
+/** `components` with the real clock and timers where none is given, fresh counters and a holder search. */
 export function resolveParts (components: DurabilityComponents): DurabilityParts {
-  return { ...components, clock: components.clock ?? systemClock, timers: components.timers ?? systemTimers, random: components.random ?? Math.random, stats: emptyStats() }
+  const timers = components.timers ?? systemTimers
+  const search = new HolderSearch({ network: components.network, timers, logger: components.logger })
+  return { ...components, clock: components.clock ?? systemClock, timers, random: components.random ?? Math.random, stats: emptyStats(), search }
 }

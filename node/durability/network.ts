@@ -19,6 +19,7 @@ import { QuotaExceededError } from './quota.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 
 /** Answers requests from peers. */
 export type ShardsHandler = (from: string, request: ShardsRequest, signal: AbortSignal) => Promise<ShardsResponse>
@@ -44,6 +45,12 @@ export interface ShardsNetwork {
   now: () => number
   /** Called with a peer id when a peer disconnects. */
   onDisconnect: (fn: (peer: string) => void) => void
+  /**
+   * The peers that announce `cid` in the DHT (provider records), their
+   * addresses noted so that a request can dial them. Absent where there is
+   * no DHT (a simulation's network): then only connected peers are asked.
+   */
+  findProviders?: (cid: CID, options?: { signal?: AbortSignal }) => AsyncIterable<string>
 }
 
 /** Milliseconds on a monotonic clock, near the epoch (a wall-clock step does not move it). */
@@ -165,6 +172,17 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
 
   onDisconnect (fn: (peer: string) => void): void {
     this.listeners.push(fn)
+  }
+
+  async * findProviders (cid: CID, options: { signal?: AbortSignal } = {}): AsyncIterable<string> {
+    const { libp2p } = this.components
+    for await (const info of libp2p.contentRouting.findProviders(cid, { signal: options.signal })) {
+      if (info.id.equals(libp2p.peerId)) continue
+      if (info.multiaddrs.length > 0) {
+        try { await libp2p.peerStore.merge(info.id, { multiaddrs: info.multiaddrs }) } catch {}
+      }
+      yield info.id.toString()
+    }
   }
 
   async request (peer: string, request: ShardsRequest, signal?: AbortSignal): Promise<ShardsResponse> {

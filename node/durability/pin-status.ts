@@ -175,7 +175,8 @@ export interface ReadPinStatusOptions {
 
 /**
  * Health of every stripe of the pin `pin` of the file `root`, asking every
- * connected peer what it holds.
+ * connected peer what it holds (and the holders found beyond them: see
+ * {@link gatherView}).
  */
 export async function readPinStatus (components: DurabilityParts, root: CID, pin: FilePin | undefined, options: ReadPinStatusOptions = {}): Promise<PinStatus> {
   const { signal, zoneOf } = options

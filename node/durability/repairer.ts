@@ -233,7 +233,9 @@ export class Repairer {
    * Check every stripe of `manifest` and rebuild what is due. The holders
    * seen last time are asked first: when they still hold every shard and
    * each stripe is healthy, that is the answer (nothing to do); otherwise
-   * every connected peer is asked, as the first time. So a pass over healthy
+   * every connected peer is asked, as the first time, and when that leaves a
+   * shard without a holder, the file root's DHT providers too (holders this
+   * node is not connected to are live holders, not lost shards). So a pass over healthy
    * files asks O(k+m) peers per stripe, not every peer of the swarm; every
    * `fullViewEvery` passes it asks every peer anyway (extra copies show there).
    */
@@ -276,7 +278,7 @@ export class Repairer {
     const { network } = this.components
     const { placer } = this.init
     const { k, m } = mroot
-    const isAlive = (p: string): boolean => p === VIRTUAL || network.downSince(p) === undefined
+    const isAlive = (p: string): boolean => p === VIRTUAL || network.downSince(p) === undefined || view.answered(p)
     for await (const { index, stripe } of readStripes(this.components.blocks.getter({ signal }), mroot, signal)) {
       for (let i = 0; i < k + m; i++) {
         if (shardCID(stripe, k, i) !== undefined && !view.holders(index, i).some(isAlive)) return false
@@ -288,7 +290,7 @@ export class Repairer {
     return true
   }
 
-  /** Check each stripe of `manifest` against `view` (every connected peer asked) and rebuild the shards due. */
+  /** Check each stripe of `manifest` against `view` (every connected peer asked, and the holders found beyond them) and rebuild the shards due. */
   private async checkStripes (manifest: CID, mroot: ManifestRoot, view: HolderView, report: RepairReport, signal?: AbortSignal): Promise<void> {
     const { network } = this.components
     const { placer, rebuilder, graceMs } = this.init
@@ -301,7 +303,9 @@ export class Repairer {
     const record = await this.components.holdings.manifest(manifest)
     const knownFor = record === undefined ? Infinity : Math.max(0, this.components.clock.now() - record.since)
     const unseenSince = Math.max(this.startedAt, network.now() - knownFor)
-    const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && network.downSince(p) === undefined)
+    // a holder that answered this view is live, connected or not (found through the DHT and dialled: a connection
+    // manager may have closed that connection since); only holders neither connected nor answering are away
+    const isAlive = (p: string): boolean => p === VIRTUAL || (p !== UNSEEN && p !== GONE && (network.downSince(p) === undefined || view.answered(p)))
     for await (const { index, stripe } of readStripes(getter, mroot, signal)) {
       report.stripes++
       const key = stripeKey(stripe)
@@ -325,6 +329,7 @@ export class Repairer {
             if (p === VIRTUAL) return {}
             if (p === UNSEEN) return { downSince: unseenSince }
             if (p === GONE) return { downSince: 0 }
+            if (view.answered(p)) return {}
             const since = network.downSince(p)
             return since === undefined ? {} : { downSince: since }
           },

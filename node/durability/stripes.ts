@@ -319,6 +319,21 @@ export async function * readStripes (getter: BlockGetter, root: ManifestRoot, si
   }
 }
 
+/**
+ * The last stripe of a manifest whose root is loaded already: its last page
+ * read alone (hash-checked), for what a short last stripe stores.
+ *
+ * @throws {InvalidManifestError} for a malformed page or one that does not hold what the root says
+ * @throws {InvalidBlockError} for a page that does not match its CID
+ */
+export async function readLastStripe (getter: BlockGetter, root: ManifestRoot, signal?: AbortSignal): Promise<Stripe> {
+  const p = root.pages.length - 1
+  const page = decodeManifestPage(await readManifestBlock(getter, root.pages[p], signal), root.k, root.m)
+  const expected = root.stripes - p * MANIFEST_PAGE_STRIPES
+  if (p < 0 || page.stripes.length !== expected) manifestFail(`page ${p} holds ${page.stripes.length} stripes, the root says ${expected}`)
+  return page.stripes[expected - 1]
+}
+
 // ---------------------------------------------------------------------------
 // rebuilding
 

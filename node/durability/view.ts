@@ -1,23 +1,35 @@
 /**
  * Who holds which shard of a manifest right now: asked of every connected
- * peer (`holdings`) plus this node's own table. Reads, `pin status` and
- * repair all start from such a view.
+ * peer (`holdings`) plus this node's own table; when that leaves a shard
+ * without a holder, also of the file root's DHT providers this node is not
+ * connected to (./holder-search.ts). Reads, `pin status`, scrub and repair
+ * all start from such a view.
  *
  * @module
  */
 import { holdingsStripes, MAX_SHARD_INDEX } from '../../protocol/shards.js'
 import { CID } from 'multiformats/cid'
+import { loadManifestRoot, readLastStripe } from './stripes.js'
 import type { HeldShard, Holdings } from './holdings.js'
+import type { HolderSearch } from './holder-search.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
+import type { BlockReader } from '../reads/api.js'
 import type { Logger } from '../logger.js'
 
 /** Shard holders of one manifest. */
 export class HolderView {
   /** `${stripe}:${shard}` → peers holding it (live ones: the view only asks live peers). */
   private readonly map = new Map<string, string[]>()
-  /** Peers that answered. */
+  /** Peers that answered (this node first). */
   readonly asked: string[] = []
+  /** Peers that answered but are not connected to this node: found through the DHT and dialled. */
+  readonly reached: string[] = []
+
+  /** Whether `peer` answered this view: it was live when the view was taken, connected or not. */
+  answered (peer: string): boolean {
+    return this.asked.includes(peer)
+  }
 
   /** Peers holding one shard. */
   holders (stripe: number, shard: number): string[] {
@@ -45,6 +57,10 @@ export interface ViewComponents {
   holdings: Holdings
   blockstore: BlockStore
   logger: Logger
+  /** Finds and dials holders this node is not connected to; absent: only connected peers are asked. */
+  search?: HolderSearch
+  /** Where the manifest is read from (its file root and last stripe), for the search. */
+  blocks?: Pick<BlockReader, 'getter'>
 }
 
 /** Which peers {@link gatherView} asks. */
@@ -64,31 +80,79 @@ export interface GatherOptions {
  * Ask every connected peer (or those of `options.peers`) and this node
  * which shards of `manifest` (with `stripes` stripes) they hold, a page of
  * stripes whose whole answer fits one message at a time. Peers that fail
- * to answer are left out.
+ * to answer are left out. Without `options.peers`, when a shard the
+ * manifest stores has no holder among them, the providers of the file root
+ * this node is not connected to are found in the DHT, dialled and asked too
+ * (bounded: see {@link HolderSearch}).
  */
 export async function gatherView (components: ViewComponents, manifest: CID, stripes: number, options: GatherOptions = {}): Promise<HolderView> {
-  const { network, holdings, blockstore } = components
+  const { network, holdings, blockstore, search } = components
   const { signal } = options
   const page = holdingsStripes(options.width ?? MAX_SHARD_INDEX + 1)
   const view = new HolderView()
   for await (const held of presentShards(holdings, blockstore, manifest)) view.add(held.stripe, held.shard, network.self)
   view.asked.push(network.self)
+  const ask = async (peer: string, signal?: AbortSignal): Promise<void> => {
+    for (let from = 0; from < Math.max(stripes, 1); from += page) {
+      const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from, count: page }, signal)
+      if (answer.type !== 'holdings') throw new Error(`answered holdings with ${answer.type}`)
+      for (const [stripe, shard] of answer.shards) view.add(stripe, shard, peer)
+    }
+    view.asked.push(peer)
+  }
   const peers = options.peers === undefined
     ? network.connected()
     : [...new Set(options.peers)].filter(p => p !== network.self && network.downSince(p) === undefined)
   await Promise.all(peers.map(async peer => {
     try {
-      for (let from = 0; from < Math.max(stripes, 1); from += page) {
-        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from, count: page }, signal)
-        if (answer.type !== 'holdings') throw new Error(`answered holdings with ${answer.type}`)
-        for (const [stripe, shard] of answer.shards) view.add(stripe, shard, peer)
-      }
-      view.asked.push(peer)
+      await ask(peer, signal)
     } catch (err: any) {
       components.logger.debug({ peer, err: err?.message }, 'holdings not answered')
     }
   }))
+  // alone (no connected peer) there is nobody to ask for the providers: the query would only time out
+  if (options.peers === undefined && peers.length > 0 && search?.canFind === true && components.blocks !== undefined) {
+    await searchHolders({ search, blocks: components.blocks, logger: components.logger }, { manifest, view, exclude: peers, ask, signal })
+  }
   return view
+}
+
+/**
+ * When `view` leaves a shard of `manifest` without a holder, ask the file
+ * root's DHT providers not asked yet (`exclude`: peers asked already,
+ * answered or not), and mark those that answer as reached.
+ */
+async function searchHolders (components: { search: HolderSearch, blocks: Pick<BlockReader, 'getter'>, logger: Logger }, at: { manifest: CID, view: HolderView, exclude: string[], ask: (peer: string, signal?: AbortSignal) => Promise<void>, signal?: AbortSignal }): Promise<void> {
+  const { search, blocks } = components
+  const { manifest, view, signal } = at
+  let root: CID
+  try {
+    const getter = blocks.getter({ signal })
+    const mroot = await loadManifestRoot(getter, manifest, signal)
+    const last = await readLastStripe(getter, mroot, signal)
+    if (!missesAShard(view, mroot, last.data.length)) return
+    root = mroot.root
+  } catch (err: any) {
+    if (signal?.aborted === true) throw err
+    components.logger.debug({ manifest: manifest.toString(), err: err?.message }, 'manifest not read: no holder search')
+    return
+  }
+  const exclude = new Set([...at.exclude, ...view.asked])
+  const found = await search.providers(root, exclude, signal)
+  const reached = await search.reach(found, at.ask, signal)
+  view.reached.push(...reached)
+}
+
+/** Whether a shard the manifest stores (a short last stripe stores `lastLeaves` data shards) has no holder in `view`. */
+export function missesAShard (view: HolderView, shape: { k: number, m: number, stripes: number }, lastLeaves: number): boolean {
+  const { k, m, stripes } = shape
+  for (let s = 0; s < stripes; s++) {
+    for (let i = 0; i < k + m; i++) {
+      if (s === stripes - 1 && i < k && i >= lastLeaves) continue
+      if (view.holders(s, i).length === 0) return true
+    }
+  }
+  return false
 }
 
 
