@@ -16,15 +16,21 @@
  * (`pipe-pid`, `pipe-ino`). The daemon proves that the process holds the
  * requesting connection — the client end of this request's loopback TCP
  * connection is found in `/proc/net/tcp` (or `tcp6`) and its socket inode
- * among the links of `/proc/<pid>/fd` — then opens `/proc/<pid>/fd/1`
- * (a new open file description of the same pipe, non-blocking), checks
- * that it is a FIFO with the named inode, and proves the ownership again
- * (a process id reused in between fails it). So a caller can only direct
- * the output into a pipe it holds itself, which it could have written
- * anyway. The open also needs the kernel's permission (the daemon's user
- * must be the caller's, or root).
+ * among the links of `/proc/<pid>/fd` — then takes `/proc/<pid>/fd/1` by
+ * `O_PATH` (the inode only: no device's or terminal's open runs, whatever
+ * the descriptor is), checks that it is a FIFO with the named inode, and
+ * that the process's descriptor 1 is open for writing on that very inode
+ * (`/proc/<pid>/fdinfo/1`: its access mode, mount and inode; holding an
+ * `O_PATH` descriptor or a read end of a pipe is not being allowed to write
+ * it, and a daemon running as root could write what the caller may not).
+ * Only then is the pipe opened for writing (a new open file description,
+ * non-blocking, never a controlling terminal), and the ownership proved
+ * again (a process id reused in between fails it). So a caller can only
+ * direct the output into a pipe it holds open for writing itself, which it
+ * could have written anyway. The open also needs the kernel's permission
+ * (the daemon's user must be the caller's, or root).
  *
- * When it applies: Linux, a request over loopback, a stdout that is a pipe
+ * When it applies: Linux 5.14 on (`fdinfo` shows inodes), a request over loopback, a stdout that is a pipe
  * or a FIFO (not a terminal, a file or a socket: a file has an offset the
  * daemon's open would not share). Anything else, or any check failing, and
  * the answer is the HTTP body as before: the CLI handles both.
@@ -76,22 +82,39 @@ export async function openCallerPipe (req: IncomingMessage, claim: PipeClaim, op
   }
   if (inode === undefined) return { ok: false, reason: 'connection not found' }
   if (!await holdsSocket(proc, claim.pid, inode)) return { ok: false, reason: 'process does not hold the connection' }
-  // a bare descriptor, not a FileHandle: the socket below owns it (a FileHandle would close it when collected)
-  let fd: number
+  if (O_PATH === undefined) return { ok: false, reason: `no O_PATH on ${process.arch}` }
+  // the inode only, not an open of it: no driver's open runs (a terminal, a
+  // device) whatever the caller's descriptor 1 turns out to be
+  let named: number
   try {
-    fd = await openFd(`${proc}/${claim.pid}/fd/1`, constants.O_WRONLY | constants.O_NONBLOCK)
+    named = await openFd(`${proc}/${claim.pid}/fd/1`, O_PATH)
   } catch (err: any) {
     return { ok: false, reason: `stdout not opened: ${String(err?.code ?? err?.message)}` }
   }
+  // a bare descriptor, not a FileHandle: the socket below owns it (a FileHandle would close it when collected)
+  let fd: number | undefined
   try {
-    const stat = await fstatFd(fd, { bigint: true })
+    const stat = await fstatFd(named, { bigint: true })
     if (!stat.isFIFO()) throw new Error('stdout is not a pipe')
     if (stat.ino !== claim.ino) throw new Error('stdout is not the pipe named')
+    // holding a descriptor of the pipe is not being allowed to write it (an
+    // O_PATH descriptor, a read end): the caller's own descriptor 1 must be
+    // open for writing, on the very inode opened here
+    const theirs = await fdInfo(`${proc}/${claim.pid}/fdinfo/1`)
+    const ours = await fdInfo(`/proc/self/fdinfo/${named}`)
+    if (theirs.ino === undefined || ours.ino === undefined) throw new Error('descriptor inodes not shown (Linux before 5.14)')
+    if (theirs.ino !== ours.ino || theirs.mntId !== ours.mntId) throw new Error('stdout is not the pipe named')
+    if (!writable(theirs.flags)) throw new Error('stdout is not open for writing')
+    fd = await openFd(`/proc/self/fd/${named}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+    const opened = await fstatFd(fd, { bigint: true })
+    if (opened.dev !== stat.dev || opened.ino !== stat.ino) throw new Error('stdout is not the pipe named')
     // a process id reused between the first check and the open holds another table
     if (!await holdsSocket(proc, claim.pid, inode)) throw new Error('process does not hold the connection')
   } catch (err: any) {
-    await closeFd(fd)
-    return { ok: false, reason: String(err?.message) }
+    if (fd !== undefined) await closeFd(fd)
+    return { ok: false, reason: String(err?.code ?? err?.message) }
+  } finally {
+    await closeFd(named)
   }
   // the descriptor passes to the socket, which closes it when destroyed
   const socket = new Socket({ fd, readable: false, writable: true })
@@ -99,6 +122,39 @@ export async function openCallerPipe (req: IncomingMessage, claim: PipeClaim, op
 }
 
 const openFd = promisify(open)
+
+/**
+ * `O_PATH` where Node does not name it: Linux's value on the architectures
+ * listed (alpha, parisc and sparc, which differ, are not among Node's).
+ * Undefined elsewhere, and the pipe is then not taken.
+ */
+const O_PATH = process.platform === 'linux' && ['x64', 'ia32', 'arm64', 'arm', 'ppc64', 's390x', 'riscv64', 'loong64', 'mips', 'mipsel'].includes(process.arch) ? 0o10000000 : undefined
+
+/** What `/proc/<pid>/fdinfo/<fd>` tells of a descriptor. */
+interface FdInfo {
+  /** The open flags (`O_ACCMODE` bits, `O_PATH`, …). */
+  flags: number
+  /** The mount the file is on. */
+  mntId: string | undefined
+  /** The file's inode number (Linux 5.14 on). */
+  ino: string | undefined
+}
+
+/** Read a descriptor's `fdinfo` file. */
+async function fdInfo (path: string): Promise<FdInfo> {
+  const text = await readFile(path, 'latin1')
+  const field = (name: string): string | undefined => new RegExp(`^${name}:\\s*(\\S+)$`, 'm').exec(text)?.[1]
+  const flags = field('flags')
+  if (flags === undefined || !/^[0-7]+$/.test(flags)) throw new Error(`no flags in ${path}`)
+  return { flags: parseInt(flags, 8), mntId: field('mnt_id'), ino: field('ino') }
+}
+
+/** Whether open flags allow writing: `O_WRONLY` or `O_RDWR`, and not an `O_PATH` descriptor. */
+function writable (flags: number): boolean {
+  if (O_PATH !== undefined && (flags & O_PATH) !== 0) return false
+  const mode = flags & 3 // O_ACCMODE
+  return mode === constants.O_WRONLY || mode === constants.O_RDWR
+}
 const fstatFd = promisify(fstat)
 const closeFd = promisify(close)
 

@@ -4,15 +4,17 @@
  * that goes away (`| head`) ends the command quietly; a CLI killed mid-read
  * leaves no writer on its pipe (its reader sees the end); an error names its
  * cause in one line; a claim on a pipe the asker does not hold is answered
- * in the body, and nothing reaches that pipe. Real daemon, real CLI, real
- * pipes and FIFOs.
+ * in the body, and nothing reaches that pipe; nor does anything reach a
+ * FIFO the caller holds but may not write (an `O_PATH` descriptor, a read
+ * end), though the daemon runs as root. Real daemon, real CLI, real pipes
+ * and FIFOs.
  */
 import { before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { closeSync, constants, fstatSync, openSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { Socket } from 'node:net'
 import { join } from 'node:path'
 import { randomBytes } from '../helpers/bytes.js'
@@ -145,5 +147,43 @@ describe('shoal cat into a pipe', () => {
     const half = await fetch(url, { headers: { authorization: `Bearer ${d.token}` }, signal: AbortSignal.timeout(30_000) })
     assert.equal(half.status, 400)
     assert.match(await half.text(), /pipe-pid and pipe-ino go together/)
+  })
+
+  it('a FIFO the caller holds but may not write (an O_PATH descriptor, a read end) is not written: the daemon, root, would write for it', { ...TEST, skip: process.getuid?.() !== 0 ? 'needs root: the daemon must be able to open what the caller may not' : false }, async t => {
+    // a root-only FIFO (like /run/initctl) in a directory anyone may search:
+    // a user may open it O_PATH, or be handed its read end, but never write it
+    const root = await tempDir(t)
+    await chmod(root, 0o711)
+    const secret = join(root, 'secret')
+    await mkdir(secret, { mode: 0o711 })
+    const path = join(secret, 'control')
+    execFileSync('mkfifo', ['-m', '600', path])
+    const reader = new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false })
+    const holder = openSync(path, constants.O_WRONLY) // keeps a writer, so the reader never sees the end
+    t.after(() => { reader.destroy(); closeSync(holder) })
+    let stolen = 0
+    reader.on('data', (b: Buffer) => { stolen += b.byteLength })
+    // the token holder: an unprivileged user given the repo's address and token
+    const client = join(root, 'client')
+    await mkdir(client, { mode: 0o755 })
+    for (const name of ['api', 'api.token']) {
+      await copyFile(join(d.repo, name), join(client, name))
+      await chmod(join(client, name), 0o644)
+    }
+    const O_PATH = 0o10000000
+    for (const [what, fd] of [['O_PATH', openSync(path, O_PATH)], ['read end', openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)]] as const) {
+      const before = await catOutputs(d)
+      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, SHOAL_BIN, '--repo', client, 'cat', '/f.bin', '--length', '100000'], { env: cliEnv(), stdio: ['ignore', fd, 'pipe'] })
+      closeSync(fd)
+      let stderr = ''
+      child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+      const code = await new Promise<number | null>(resolve => child.once('close', resolve)).finally(() => clearTimeout(timer))
+      await new Promise(resolve => setTimeout(resolve, 200)) // bytes in the FIFO are read by now
+      assert.equal(stolen, 0, `${what}: nothing reaches a FIFO its caller may not write`)
+      assert.equal((await catOutputs(d)).pipe, before.pipe, `${what}: the daemon did not take the pipe`)
+      assert.notEqual(code, 0, `${what}: the CLI cannot write its stdout: ${stderr}`)
+      assert.equal(lines(stderr).length, 1, stderr)
+    }
   })
 })
