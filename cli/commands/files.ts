@@ -228,11 +228,30 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
   // a pipe on stdout is offered to the daemon to write itself (node/api/caller-pipe.ts);
   // it answers with the content instead when it cannot prove the pipe is this process's
   const pipe = stdoutPipe()
-  const query = pipe === undefined ? { arg, offset, length } : { arg, offset, length, 'pipe-pid': process.pid, 'pipe-ino': pipe }
-  await client.download('/api/v0/cat', query, { fd: 1, stream: () => process.stdout }, { divert: headers => headers.get(OUTPUT_HEADER) === 'pipe' }).catch((err: any) => {
-    if (err.code === 'EPIPE') return // reader went away (`| head`): not an error
+  const plain = { arg, offset, length }
+  const target = { fd: 1, stream: () => process.stdout }
+  const divert = (headers: Map<string, string>): boolean => headers.get(OUTPUT_HEADER) === 'pipe'
+  try {
+    try {
+      await client.download('/api/v0/cat', pipe === undefined ? plain : { ...plain, 'pipe-pid': process.pid, 'pipe-ino': pipe }, target, { divert })
+    } catch (err) {
+      // a daemon older than the offer refuses its parameters before it reads anything: ask it as before
+      if (pipe === undefined || !refusesPipeClaim(err)) throw err
+      await client.download('/api/v0/cat', plain, target)
+    }
+  } catch (err: any) {
+    if (err?.code === 'EPIPE') return // reader went away (`| head`): not an error
     throw err
-  })
+  }
+}
+
+/**
+ * Whether `err` is a daemon's refusal of the `pipe-pid`/`pipe-ino` query
+ * parameters as unknown: a daemon that predates them (its query schema
+ * takes no other key).
+ */
+function refusesPipeClaim (err: unknown): boolean {
+  return err instanceof ApiError && err.status === 400 && err.name === 'InvalidArgumentError' && /unrecognized key/i.test(err.message) && err.message.includes('pipe-pid')
 }
 
 /** The inode of stdout when it is a pipe or a FIFO, on Linux; else undefined. */

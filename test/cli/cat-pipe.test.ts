@@ -6,7 +6,8 @@
  * cause in one line; a claim on a pipe the asker does not hold is answered
  * in the body, and nothing reaches that pipe; nor does anything reach a
  * FIFO the caller holds but may not write (an `O_PATH` descriptor, a read
- * end), though the daemon runs as root. Real daemon, real CLI, real pipes
+ * end), though the daemon runs as root; a daemon older than the offer
+ * (it refuses the claim's parameters) still serves a cat into a pipe. Real daemon, real CLI, real pipes
  * and FIFOs.
  */
 import { before, describe, it } from 'node:test'
@@ -15,7 +16,8 @@ import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { closeSync, constants, fstatSync, openSync } from 'node:fs'
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
-import { Socket } from 'node:net'
+import { createServer, request, type Server } from 'node:http'
+import { Socket, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { randomBytes } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
@@ -147,6 +149,36 @@ describe('shoal cat into a pipe', () => {
     const half = await fetch(url, { headers: { authorization: `Bearer ${d.token}` }, signal: AbortSignal.timeout(30_000) })
     assert.equal(half.status, 400)
     assert.match(await half.text(), /pipe-pid and pipe-ino go together/)
+  })
+
+  it('a daemon that predates the pipe (it refuses pipe-pid and pipe-ino as unknown) still cats into a pipe: the CLI asks again without them', TEST, async t => {
+    // a stand-in for the older daemon: its exact refusal of the claim's
+    // parameters (its query schema is strict), every other request passed on
+    // to the real daemon
+    const older: Server = createServer((req, res) => {
+      if (new URL(req.url ?? '/', 'http://api').searchParams.has('pipe-pid')) {
+        const body = JSON.stringify({ error: { name: 'InvalidArgumentError', message: 'Unrecognized keys: "pipe-pid", "pipe-ino"' } })
+        res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+        res.end(body)
+        return
+      }
+      const upstream = new URL(d.url)
+      const forward = request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, answer => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      })
+      forward.on('error', () => res.destroy())
+      req.pipe(forward)
+    })
+    await new Promise<void>(resolve => older.listen(0, '127.0.0.1', resolve))
+    t.after(() => { older.closeAllConnections(); older.close() })
+    const client = await tempDir(t)
+    await writeFile(join(client, 'api'), `/ip4/127.0.0.1/tcp/${(older.address() as AddressInfo).port}`)
+    await copyFile(join(d.repo, 'api.token'), join(client, 'api.token'))
+    const r = await runShell('$SHOAL cat /f.bin | sha256sum', client)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stderr, '')
+    assert.equal(r.stdout.toString('utf8').split(' ')[0], createHash('sha256').update(data).digest('hex'))
   })
 
   it('a FIFO the caller holds but may not write (an O_PATH descriptor, a read end) is not written: the daemon, root, would write for it', { ...TEST, skip: process.getuid?.() !== 0 ? 'needs root: the daemon must be able to open what the caller may not' : false }, async t => {
