@@ -16,7 +16,10 @@
  * (`pipe-pid`, `pipe-ino`). The daemon proves that the process holds the
  * requesting connection — the client end of this request's loopback TCP
  * connection is found in `/proc/net/tcp` (or `tcp6`) and its socket inode
- * among the links of `/proc/<pid>/fd` — then takes `/proc/<pid>/fd/1` by
+ * among the links of `/proc/<pid>/fd`, and the process runs as the user
+ * that opened that socket (all of its user ids: a connection handed to a
+ * process of another user, by SCM_RIGHTS or to a set-user-id program, does
+ * not make that process the caller) — then takes `/proc/<pid>/fd/1` by
  * `O_PATH` (the inode only: no device's or terminal's open runs, whatever
  * the descriptor is), checks that it is a FIFO with the named inode, and
  * that the process's descriptor 1 is open for writing on that very inode
@@ -26,13 +29,14 @@
  * Only then is the pipe opened for writing (a new open file description,
  * non-blocking, never a controlling terminal), and the ownership proved
  * again (a process id reused in between fails it). So a caller can only
- * direct the output into a pipe it holds open for writing itself, which it
- * could have written anyway. The open also needs the kernel's permission
- * (the daemon's user must be the caller's, or root).
+ * direct the output into a pipe that a process of its own user, holding
+ * its connection, holds open for writing: one its user could have written
+ * anyway. The open also needs the kernel's permission (the daemon's user
+ * must be the caller's, or root).
  *
- * When it applies: Linux 5.14 on (`fdinfo` shows inodes), a request over loopback, a stdout that is a pipe
- * or a FIFO (not a terminal, a file or a socket: a file has an offset the
- * daemon's open would not share). Anything else, or any check failing, and
+ * When it applies: Linux 5.14 on (`fdinfo` shows inodes), a request over
+ * loopback, a stdout that is a pipe or a FIFO (not a terminal, a file or a
+ * socket: a file has an offset the daemon's open would not share). Anything else, or any check failing, and
  * the answer is the HTTP body as before: the CLI handles both.
  *
  * @module
@@ -74,14 +78,15 @@ export async function openCallerPipe (req: IncomingMessage, claim: PipeClaim, op
   const { remoteAddress, remotePort, localAddress, localPort } = req.socket
   if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return { ok: false, reason: 'no socket addresses' }
   if (!isLoopback(remoteAddress)) return { ok: false, reason: 'not a loopback connection' }
-  let inode: string | undefined
+  let conn: ClientSocket | undefined
   try {
-    inode = await clientSocketInode({ proc, client: { address: remoteAddress, port: remotePort }, server: { address: localAddress, port: localPort } })
+    conn = await clientSocket({ proc, client: { address: remoteAddress, port: remotePort }, server: { address: localAddress, port: localPort } })
   } catch (err: any) {
     return { ok: false, reason: `connection table not readable: ${String(err?.message)}` }
   }
-  if (inode === undefined) return { ok: false, reason: 'connection not found' }
-  if (!await holdsSocket(proc, claim.pid, inode)) return { ok: false, reason: 'process does not hold the connection' }
+  if (conn === undefined) return { ok: false, reason: 'connection not found' }
+  const held = await holdsConnection(proc, claim.pid, conn)
+  if (held !== undefined) return { ok: false, reason: held }
   if (O_PATH === undefined) return { ok: false, reason: `no O_PATH on ${process.arch}` }
   // the inode only, not an open of it: no driver's open runs (a terminal, a
   // device) whatever the caller's descriptor 1 turns out to be
@@ -109,7 +114,8 @@ export async function openCallerPipe (req: IncomingMessage, claim: PipeClaim, op
     const opened = await fstatFd(fd, { bigint: true })
     if (opened.dev !== stat.dev || opened.ino !== stat.ino) throw new Error('stdout is not the pipe named')
     // a process id reused between the first check and the open holds another table
-    if (!await holdsSocket(proc, claim.pid, inode)) throw new Error('process does not hold the connection')
+    const still = await holdsConnection(proc, claim.pid, conn)
+    if (still !== undefined) throw new Error(still)
   } catch (err: any) {
     if (fd !== undefined) await closeFd(fd)
     return { ok: false, reason: String(err?.code ?? err?.message) }
@@ -237,12 +243,20 @@ function isLoopback (address: string): boolean {
 
 interface Endpoint { address: string, port: number }
 
+/** The client end of a connection, as the kernel's connection table shows it. */
+interface ClientSocket {
+  /** The socket's inode number. */
+  inode: string
+  /** The user that opened the socket. */
+  uid: string
+}
+
 /**
- * The inode of the client end of the loopback TCP connection from `client`
- * to `server`, from the kernel's connection tables; undefined when no
- * established connection has those ends.
+ * The client end of the loopback TCP connection from `client` to `server`,
+ * from the kernel's connection tables; undefined when no established
+ * connection has those ends.
  */
-async function clientSocketInode (init: { proc: string, client: Endpoint, server: Endpoint }): Promise<string | undefined> {
+async function clientSocket (init: { proc: string, client: Endpoint, server: Endpoint }): Promise<ClientSocket | undefined> {
   const { proc, client, server } = init
   for (const table of ['tcp', 'tcp6'] as const) {
     const local = procAddresses(client, table)
@@ -259,7 +273,7 @@ async function clientSocketInode (init: { proc: string, client: Endpoint, server
       // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
       const f = line.trim().split(/\s+/)
       if (f.length < 10 || f[3] !== '01') continue
-      if (local.includes(f[1]) && remote.includes(f[2])) return f[9]
+      if (local.includes(f[1]) && remote.includes(f[2])) return { inode: f[9], uid: f[7] }
     }
   }
   return undefined
@@ -304,6 +318,28 @@ function words (bytes: number[]): string {
     for (let j = 0; j < 4; j++) out += bytes[i + (little ? 3 - j : j)].toString(16).toUpperCase().padStart(2, '0')
   }
   return out
+}
+
+/**
+ * Why process `pid` is not the one that made the connection `conn`, or
+ * undefined when it is: it runs as the user that opened the socket (every
+ * one of its user ids: not another user's process, not a set-user-id
+ * program) and has a descriptor on it. A socket passes to another process
+ * with SCM_RIGHTS or across a fork, and a process of another user that
+ * holds the caller's connection (a bus, a display server) is not the caller.
+ */
+async function holdsConnection (proc: string, pid: number, conn: ClientSocket): Promise<string | undefined> {
+  const uids = await processUids(proc, pid)
+  if (uids === undefined) return 'process not found'
+  if (uids.some(uid => uid !== conn.uid)) return 'process runs as another user than its connection'
+  return await holdsSocket(proc, pid, conn.inode) ? undefined : 'process does not hold the connection'
+}
+
+/** The real, effective, saved and filesystem user ids of process `pid`; undefined when it is gone. */
+async function processUids (proc: string, pid: number): Promise<string[] | undefined> {
+  const status = await readFile(`${proc}/${pid}/status`, 'latin1').catch(() => undefined)
+  const uids = status === undefined ? undefined : /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$/m.exec(status)
+  return uids?.slice(1)
 }
 
 /** Whether process `pid` has a descriptor on the socket with inode `inode`. */
