@@ -14,7 +14,11 @@ export const OUTPUT_HEADER = 'x-shoal-output'
 
 /** The body of a `cat` answered into the caller's pipe. */
 export interface CatPipeAnswer {
-  /** Bytes written into the pipe. */
+  /**
+   * Bytes written into the pipe: all of the content, unless the reader went
+   * away; then those of the writes the pipe took whole (the write that
+   * failed may have put a few more there, not counted).
+   */
   bytes: number
   /** The pipe's reader went away before the end (`| head`); the read was stopped. */
   readerGone: boolean

@@ -164,14 +164,20 @@ function writable (flags: number): boolean {
 const fstatFd = promisify(fstat)
 const closeFd = promisify(close)
 
-/** How a {@link writeToPipe} ended: bytes written, and whether the pipe's reader went away (`EPIPE`) first, the source then stopped. */
+/**
+ * How a {@link writeToPipe} ended: bytes written, and whether the pipe's
+ * reader went away (`EPIPE`) first, the source then stopped. The bytes are
+ * those of the writes the pipe took whole: when the reader went away, the
+ * write it failed may have put some bytes in the pipe too, never counted.
+ */
 export type PipeWritten = CatPipeAnswer
 
 /**
  * Write every chunk of `source` into `socket`, waiting while the pipe is
  * full, then close it once its bytes are in the pipe. The socket is closed
  * whatever happens (an error of the source, `signal`), so the pipe's reader
- * is never left with a writer that will not write.
+ * is never left with a writer that will not write. Once the pipe failed no
+ * further chunk is read from the source.
  *
  * @throws the source's error; {@link AbortedError} when `signal` fires (the client went away)
  */
@@ -179,12 +185,16 @@ export async function writeToPipe (source: AsyncIterable<Uint8Array>, socket: So
   let failure: NodeJS.ErrnoException | undefined
   const onError = (err: NodeJS.ErrnoException): void => { failure ??= err }
   socket.on('error', onError)
+  // not `socket.bytesWritten`: that counts bytes handed to the socket, the
+  // ones still queued when the reader went away included
+  let bytes = 0
+  const counted = (n: number) => (err?: Error | null): void => { if (err == null) bytes += n }
   const it = source[Symbol.asyncIterator]()
   try {
     for (let step = await it.next(); step.done !== true; step = await it.next()) {
-      if (failure !== undefined) break
-      if (!socket.write(step.value)) await drained(socket, signal)
+      if (!socket.write(step.value, counted(step.value.byteLength))) await drained(socket, signal)
       if (signal.aborted) throw new AbortedError('client went away')
+      if (failure !== undefined) break
     }
     if (failure === undefined) await ended(socket, signal)
   } catch (err) {
@@ -199,9 +209,9 @@ export async function writeToPipe (source: AsyncIterable<Uint8Array>, socket: So
   if (failure !== undefined) {
     await it.return?.().catch(() => {})
     if (failure.code !== 'EPIPE') throw failure
-    return { bytes: socket.bytesWritten, readerGone: true }
+    return { bytes, readerGone: true }
   }
-  return { bytes: socket.bytesWritten, readerGone: false }
+  return { bytes, readerGone: false }
 }
 
 /** Resolve on `drain`, or once the socket fails or closes; reject when `signal` fires. */

@@ -1,15 +1,16 @@
 /**
  * `shoal cat` into a pipe is written by the daemon itself
- * (node/api/caller-pipe.ts): the bytes are the file's, in order; a reader
- * that goes away (`| head`) ends the command quietly; a CLI killed mid-read
- * leaves no writer on its pipe (its reader sees the end); an error names its
- * cause in one line; a claim on a pipe the asker does not hold is answered
- * in the body, and nothing reaches that pipe; nor does anything reach a
- * FIFO the caller holds but may not write (an `O_PATH` descriptor, a read
- * end), though the daemon runs as root, nor a pipe of another user's
- * process that was handed the caller's connection; a daemon older than the offer
- * (it refuses the claim's parameters) still serves a cat into a pipe. Real daemon, real CLI, real pipes
- * and FIFOs.
+ * (node/api/caller-pipe.ts): the bytes are the file's, in order, and the
+ * daemon's report counts no more than reached the pipe; a reader that goes
+ * away (`| head`) ends the command quietly; a CLI killed mid-read leaves no
+ * writer on its pipe (its reader sees the end); an error names its cause in
+ * one line; a claim on a pipe the asker does not hold is answered in the
+ * body, and nothing reaches that pipe; nor does anything reach a FIFO the
+ * caller holds but may not write (an `O_PATH` descriptor, a read end),
+ * though the daemon runs as root, nor a pipe of another user's process that
+ * was handed the caller's connection; a daemon older than the offer (it
+ * refuses the claim's parameters) still serves a cat into a pipe. Real
+ * daemon, real CLI, real pipes and FIFOs.
  */
 import { before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -150,6 +151,28 @@ describe('shoal cat into a pipe', () => {
     const half = await fetch(url, { headers: { authorization: `Bearer ${d.token}` }, signal: AbortSignal.timeout(30_000) })
     assert.equal(half.status, 400)
     assert.match(await half.text(), /pipe-pid and pipe-ino go together/)
+  })
+
+  it('reports the bytes that went into the pipe: all of them, or when the reader went away no more than it read and the pipe held', TEST, async t => {
+    // a caller that shows the daemon's report: the CLI keeps it to itself
+    const probe = join(await tempDir(t), 'probe.mjs')
+    await writeFile(probe, `
+      import { fstatSync } from 'node:fs'
+      const query = new URLSearchParams({ arg: '/f.bin', 'pipe-pid': String(process.pid), 'pipe-ino': String(fstatSync(1, { bigint: true }).ino) })
+      const res = await fetch(new URL('/api/v0/cat?' + query, process.env.SHOAL_URL), { headers: { authorization: 'Bearer ' + process.env.SHOAL_TOKEN }, signal: AbortSignal.timeout(30_000) })
+      process.stderr.write(JSON.stringify({ output: res.headers.get('x-shoal-output'), report: await res.json() }) + String.fromCharCode(10))
+    `)
+    const run = async (reader: string): Promise<{ output: string, report: { bytes: number, readerGone: boolean } }> => {
+      const r = await runShell(`SHOAL_URL=${d.url} SHOAL_TOKEN=${d.token} ${process.execPath} ${probe} | ${reader}`, d.repo)
+      assert.equal(r.code, 0, r.stderr)
+      return JSON.parse(r.stderr)
+    }
+    assert.deepEqual(await run('wc -c >/dev/null'), { output: 'pipe', report: { bytes: SIZE, readerGone: false } })
+    // head takes 1,000 bytes and leaves: the pipe held 64 KiB (Linux's default) more at most
+    const cut = await run('head -c 1000 >/dev/null')
+    assert.equal(cut.output, 'pipe')
+    assert.equal(cut.report.readerGone, true)
+    assert.ok(cut.report.bytes <= 1000 + 65536, `${cut.report.bytes} bytes reported, more than reached the pipe`)
   })
 
   it('a daemon that predates the pipe (it refuses pipe-pid and pipe-ino as unknown) still cats into a pipe: the CLI asks again without them', TEST, async t => {
