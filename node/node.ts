@@ -150,7 +150,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     tiers,
     logger,
     stripes: {
-      holders: async (manifest, shape, signal) => await durability.holderView(manifest, shape, signal),
+      holders: async (manifest, shape, signal) => await durability.holderView(manifest, shape, { signal, searchWhen: 'a-stripe-unreadable' }),
       coder: async () => await durability.getCoder(),
       self: peerId.toString()
     }

@@ -30,7 +30,7 @@ import type { ErasureCoder } from './erasure.js'
 import type { DeferredRecord } from './holdings.js'
 import { countFileStates, type FileState, type HealthSummary } from './health.js'
 import type { ShardsNetwork } from './network.js'
-import { gatherView, type HolderView, type ManifestShape } from './view.js'
+import { gatherView, type GatherOptions, type HolderView, type ManifestShape } from './view.js'
 import type { QuotaReport } from './quota.js'
 import type { ScrubFindings, ScrubReport } from './scrub.js'
 import type { FilePin } from '../namespace/index.js'
@@ -127,9 +127,13 @@ export class DurabilityService {
   /** The shards protocol endpoint. */
   get network (): ShardsNetwork { return this.parts.network }
 
-  /** Which live peers (this node included) hold which shards of `manifest`, of `shape.stripes` stripes of `shape.width` shards (striped reads start from it). */
-  async holderView (manifest: CID, shape: ManifestShape, signal?: AbortSignal): Promise<HolderView> {
-    return await gatherView(this.parts, manifest, shape.stripes, { signal, width: shape.width })
+  /**
+   * Which live peers (this node included) hold which shards of `manifest`,
+   * of `shape.stripes` stripes of `shape.width` shards (striped reads start
+   * from it: `searchWhen: 'a-stripe-unreadable'`, see {@link GatherOptions}).
+   */
+  async holderView (manifest: CID, shape: ManifestShape, options: Pick<GatherOptions, 'signal' | 'searchWhen'> = {}): Promise<HolderView> {
+    return await gatherView(this.parts, manifest, shape.stripes, { ...options, width: shape.width })
   }
 
   /** The quota for others and what is held of it. */

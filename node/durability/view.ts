@@ -73,6 +73,17 @@ export interface GatherOptions {
    * @default 24, the widest code
    */
   width?: number
+  /**
+   * When the connected peers leave too few shards seen, the DHT providers of
+   * the file root are searched (see {@link gatherView}); "too few" is, by
+   * default, any shard the manifest stores without a holder (repair, pin
+   * status and scrub must not take a shard seen nowhere for lost). A read
+   * gives `'readable'`: it searches only when some stripe has fewer than k
+   * shards seen, so that it could not be read; a stripe it can read from the
+   * shards it sees is read at once (a leaf whose holder is not seen is
+   * fetched through its providers or rebuilt), not after a DHT query.
+   */
+  searchWhen?: 'a-shard-unseen' | 'a-stripe-unreadable'
   signal?: AbortSignal
 }
 
@@ -112,7 +123,12 @@ export async function gatherView (components: ViewComponents, manifest: CID, str
   }))
   // alone (no connected peer) there is nobody to ask for the providers: the query would only time out
   if (options.peers === undefined && peers.length > 0 && search?.canFind === true && components.blocks !== undefined) {
-    await searchHolders({ search, blocks: components.blocks, logger: components.logger }, { manifest, view, exclude: peers, ask, signal })
+    try {
+      await searchHolders({ search, blocks: components.blocks, logger: components.logger }, { manifest, view, exclude: peers, ask, signal, readable: options.searchWhen === 'a-stripe-unreadable' })
+    } catch (err: any) {
+      // as a peer that has not answered by then: a read's deadline cuts the search, the view is what was found
+      components.logger.debug({ manifest: manifest.toString(), err: err?.message }, 'holder search cut')
+    }
   }
   return view
 }
@@ -122,7 +138,7 @@ export async function gatherView (components: ViewComponents, manifest: CID, str
  * root's DHT providers not asked yet (`exclude`: peers asked already,
  * answered or not), and mark those that answer as reached.
  */
-async function searchHolders (components: { search: HolderSearch, blocks: Pick<BlockReader, 'getter'>, logger: Logger }, at: { manifest: CID, view: HolderView, exclude: string[], ask: (peer: string, signal?: AbortSignal) => Promise<void>, signal?: AbortSignal }): Promise<void> {
+async function searchHolders (components: { search: HolderSearch, blocks: Pick<BlockReader, 'getter'>, logger: Logger }, at: { manifest: CID, view: HolderView, exclude: string[], ask: (peer: string, signal?: AbortSignal) => Promise<void>, signal?: AbortSignal, readable: boolean }): Promise<void> {
   const { search, blocks } = components
   const { manifest, view, signal } = at
   let root: CID
@@ -130,7 +146,7 @@ async function searchHolders (components: { search: HolderSearch, blocks: Pick<B
     const getter = blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const last = await readLastStripe(getter, mroot, signal)
-    if (!missesAShard(view, mroot, last.data.length)) return
+    if (!(at.readable ? missesAStripe(view, mroot, last.data.length) : missesAShard(view, mroot, last.data.length))) return
     root = mroot.root
   } catch (err: any) {
     if (signal?.aborted === true) throw err
@@ -141,6 +157,25 @@ async function searchHolders (components: { search: HolderSearch, blocks: Pick<B
   const found = await search.providers(root, exclude, signal)
   const reached = await search.reach(found, at.ask, signal)
   view.reached.push(...reached)
+}
+
+/**
+ * Whether a stripe has fewer than k shards with a holder in `view`, the
+ * zero shards of a short last stripe (which stores `lastLeaves` data shards)
+ * counted as had: it could not be read from what the view sees.
+ */
+export function missesAStripe (view: HolderView, shape: { k: number, m: number, stripes: number }, lastLeaves: number): boolean {
+  const { k, m, stripes } = shape
+  for (let s = 0; s < stripes; s++) {
+    const stored = s === stripes - 1 ? lastLeaves : k
+    let seen = k - stored
+    for (let i = 0; i < k + m; i++) {
+      if (i < k && i >= stored) continue
+      if (view.holders(s, i).length > 0) seen++
+    }
+    if (seen < k) return true
+  }
+  return false
 }
 
 /** Whether a shard the manifest stores (a short last stripe stores `lastLeaves` data shards) has no holder in `view`. */

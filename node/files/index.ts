@@ -959,7 +959,7 @@ function defaultBlocks (components: FilesComponents): BlockReader {
   const stripes = durability === undefined
     ? undefined
     : {
-        holders: async (manifest: CID, shape: ManifestShape, signal?: AbortSignal) => await durability.holderView(manifest, shape, signal),
+        holders: async (manifest: CID, shape: ManifestShape, signal?: AbortSignal) => await durability.holderView(manifest, shape, { signal, searchWhen: 'a-stripe-unreadable' }),
         coder: async () => await durability.getCoder(),
         self: durability.network.self
       }
