@@ -28,6 +28,13 @@ export interface HolderSearchInit {
   maxPeers?: number
   /** A peer that could not be reached is not dialled again for this long (ms, on the network's clock). @default 60_000 */
   unreachableMs?: number
+  /**
+   * The providers a query found for a file root are taken again, without a
+   * query, for this long (ms, on the network's clock): a holder that is down
+   * leaves every file it held with a shard seen nowhere, pass after pass of
+   * the repair until the grace period ends. @default 300_000
+   */
+  providersMs?: number
 }
 
 /** What a {@link HolderSearch} is built from. */
@@ -43,17 +50,29 @@ export const HOLDER_SEARCH_DEFAULTS: Required<HolderSearchInit> = {
   peerTimeoutMs: 5_000,
   findTimeoutMs: 10_000,
   maxPeers: 256,
-  unreachableMs: 60_000
+  unreachableMs: 60_000,
+  providersMs: 300_000
 }
 
 /** Unreachable peers remembered, at most (the oldest are forgotten first). */
 const MAX_UNREACHABLE = 4096
+
+/**
+ * Providers remembered across all file roots, at most (the roots asked
+ * longest ago are forgotten first): a few MiB of peer ids, for thousands of
+ * files of usual codes (k + m providers each).
+ */
+const MAX_REMEMBERED = 65_536
 
 /** Looks up a file's holders in the DHT and reaches peers this node is not connected to. */
 export class HolderSearch {
   private readonly settings: Required<HolderSearchInit>
   /** Peers that could not be reached → until when they are not dialled (network clock). */
   private readonly unreachable = new Map<string, number>()
+  /** File root → the providers its last query found (this node left out) and until when they stand (network clock). */
+  private readonly found = new Map<string, { peers: string[], until: number }>()
+  /** Peers named in `found`, all roots together. */
+  private remembered = 0
 
   constructor (private readonly components: HolderSearchComponents, init: HolderSearchInit = {}) {
     this.settings = { ...HOLDER_SEARCH_DEFAULTS, ...init }
@@ -67,28 +86,35 @@ export class HolderSearch {
   /**
    * The providers of `root` in the DHT (this node and `exclude` left out),
    * at most `maxPeers`, within `findTimeoutMs`. A query that fails ends the
-   * list (logged); an aborted one throws.
+   * list (logged); an aborted one throws. What a query found stands for
+   * `providersMs`: the same root asked again meanwhile is answered from it,
+   * without a query.
    *
    * @throws {AbortedError} when `signal` aborts
    */
   async providers (root: CID, exclude: ReadonlySet<string>, signal?: AbortSignal): Promise<string[]> {
     const { network, logger } = this.components
-    const found: string[] = []
-    if (network.findProviders === undefined) return found
+    if (network.findProviders === undefined) return []
+    const key = root.toString()
+    const known = this.found.get(key)
+    if (known !== undefined && known.until > network.now()) return known.peers.filter(p => !exclude.has(p)).slice(0, this.settings.maxPeers)
+    const peers: string[] = []
+    let taken = 0
     const bound = this.bounded(this.settings.findTimeoutMs, signal)
     try {
       for await (const peer of network.findProviders(root, { signal: bound.signal })) {
-        if (peer === network.self || exclude.has(peer) || found.includes(peer)) continue
-        found.push(peer)
-        if (found.length >= this.settings.maxPeers) break
+        if (peer === network.self || peers.includes(peer)) continue
+        peers.push(peer)
+        if (!exclude.has(peer) && ++taken >= this.settings.maxPeers) break
       }
     } catch (err: any) {
       if (signal?.aborted === true) throw new AbortedError('holder search aborted')
-      logger.debug({ root: root.toString(), err: err?.message }, 'providers of a file root not found')
+      logger.debug({ root: key, err: err?.message }, 'providers of a file root not found')
     } finally {
       bound.done()
     }
-    return found
+    this.remember(key, peers)
+    return peers.filter(p => !exclude.has(p))
   }
 
   /**
@@ -118,6 +144,24 @@ export class HolderSearch {
     }
     await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, queue.length) }, worker))
     return answered
+  }
+
+  /** Remember the providers of the root `key`, forgetting the roots asked longest ago beyond {@link MAX_REMEMBERED} peers. */
+  private remember (key: string, peers: string[]): void {
+    this.forget(key)
+    for (const [oldest] of this.found) {
+      if (this.remembered + peers.length <= MAX_REMEMBERED) break
+      this.forget(oldest)
+    }
+    this.found.set(key, { peers, until: this.components.network.now() + this.settings.providersMs })
+    this.remembered += peers.length
+  }
+
+  private forget (key: string): void {
+    const known = this.found.get(key)
+    if (known === undefined) return
+    this.found.delete(key)
+    this.remembered -= known.peers.length
   }
 
   private isUnreachable (peer: string): boolean {
