@@ -40,7 +40,8 @@ async function bed (live: number, onBind: (bound: readonly string[]) => Promise<
   const bound: string[] = []
   const parts = {
     holdings,
-    blocks: { session: () => undefined },
+    // the encoder below reads nothing: a session that must not be read
+    blocks: { session: () => ({ getBytes: async () => { throw new Error('not read in these tests') }, close: () => {} }) },
     gcLock: { shared: async <T>(fn: () => Promise<T>): Promise<T> => await fn() },
     clock: { now: () => 1_000 },
     logger: { warn: () => {}, info: () => {}, debug: () => {} },

@@ -162,7 +162,8 @@ describe('holds, pushes and the quota between real nodes', () => {
     }
     assert.equal(await holder.components.holdings.manifest(manifest), undefined, 'no manifest record')
     assert.equal(await shardRecords(holder, manifest), 0, 'no shard record')
-    assert.deepEqual(await holder.components.durability.storage(), before, 'nothing counted for others')
+    // the quota itself follows the free disk, which other tests move: what is held is the measure
+    assert.equal((await holder.components.durability.storage()).heldForOthers, before.heldForOthers, 'nothing counted for others')
     assert.equal(holder.components.durability.stats.holdsAccepted, 0)
     const first = shards[0]
     await assert.rejects(placer.components.exchange.putBlocks(peerIdFromString(holderId), [{ cid: first.cid, bytes: await placer.components.blockstore.getBytes(first.cid) }]),

@@ -12,7 +12,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { contentSession } from '../../../node/reads/content-session.js'
 import { BlockUnavailableError } from '../../../node/exchange/errors.js'
-import type { BlockGetter, BlockReader, ReadTarget } from '../../../node/reads/api.js'
+import type { BlockReader, ReadSession, ReadTarget } from '../../../node/reads/api.js'
 
 async function cidOf (bytes: Uint8Array): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(bytes))
@@ -26,11 +26,12 @@ describe('content sessions', () => {
     const pinnedTarget: ReadTarget = { root, manifest: root }
     // the plain session has nothing; the session on the pin has the leaf
     const blocks = {
-      session: (target: ReadTarget): BlockGetter => ({
+      session: (target: ReadTarget): ReadSession => ({
         getBytes: async (wanted: CID) => {
           if (target.manifest !== undefined && wanted.equals(cid)) return leaf
           throw new BlockUnavailableError(`no peer could supply ${wanted.toString()}`)
-        }
+        },
+        close: () => {}
       })
     } as unknown as BlockReader
     let lookups = 0
