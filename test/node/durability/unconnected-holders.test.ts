@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { parseChunker, readContent } from '../../../node/content/index.js'
 import { GRACE_MS, once, sha, swarmOf, untilOnEvery, type Swarm } from '../../helpers/swarm.js'
+import { until } from '../../helpers/processes.js'
 import type { BlockOrigin } from '../../../node/reads/api.js'
 import type { HolderView } from '../../../node/durability/view.js'
 import type { ShoalNode } from '../../../node/node.js'
@@ -119,6 +120,14 @@ describe('holders this node is not connected to', () => {
     // the reader holds shards (so the file's skeleton is here); holders cut off from it so that some stripe has fewer than k = 4 shards on the rest
     const reader = nodes.slice(1).find(n => file.holders.has(idOf(n))) as ShoalNode
     const far = cutSet(nodes.slice(1).filter(n => n !== reader), file.holders, set => leastSeen(file.holders, set) < 4)
+    // what the search stands on: every holder has announced the file root (in the background of its hold)
+    await until('the far holders are providers of the file root', async () => {
+      const found = new Set<string>()
+      const network = reader.components.durability.network
+      assert.ok(network.findProviders !== undefined)
+      for await (const peer of network.findProviders(file.root, { signal: AbortSignal.timeout(10_000) })) found.add(peer)
+      return far.every(n => found.has(idOf(n)))
+    }, 60_000)
     const { views, origins, discovered } = await readCutOff(reader, far, file)
     assert.equal(views.length, 1, 'one holder view for the read')
     // the unconnected holders were found and asked: the read's view names each of their shards
