@@ -91,12 +91,16 @@ export class Blocks implements BlockReader {
 
   session (target: ReadTarget, options: ReadSessionOptions = {}): ReadSession {
     const { tiers } = this.components
-    const hot = this.hotSession(target, options)
-    if (target.cold === undefined || tiers === undefined) return { getBytes: async (cid, o) => await hot.getBytes(cid, o), close: () => {} }
-    // the only source with work of its own (read-ahead): it ends with the session
+    // the session's own end: the work of its swarm sources (a striped read's fetches ahead, the swarm's
+    // wants) stops when it closes, not only when the read's signal fires; the tier's reader is closed itself
+    const ended = new AbortController()
+    const scoped = { ...options, signal: options.signal === undefined ? ended.signal : AbortSignal.any([options.signal, ended.signal]) }
+    const hot = this.hotSession(target, scoped)
+    if (target.cold === undefined || tiers === undefined) return { getBytes: async (cid, o) => await hot.getBytes(cid, o), close: () => { ended.abort() } }
+    // the tier's reader ends on the read's own signal, and on close
     const cold = tiers.reader(target.root, target.cold, { signal: options.signal })
-    const getter = this.coldAware(target, cold, hot, options, this.swarmAfterTier(target, options))
-    return { getBytes: getter.getBytes, close: () => { cold.close() } }
+    const getter = this.coldAware(target, cold, hot, options, this.swarmAfterTier(target, scoped))
+    return { getBytes: getter.getBytes, close: () => { ended.abort(); cold.close() } }
   }
 
   /**
