@@ -1,8 +1,9 @@
 /**
  * `holdings` answers for a wide code between real nodes (real libp2p on
- * 127.0.0.1, real LevelDB): a holder of every shard of 4,096 stripes of a
- * 16+8 code holds 98,304 shards, more than one answer names
- * (`MAX_SHARD_REFS`). The asker pages by as many stripes as a whole answer
+ * 127.0.0.1, real LevelDB): a holder of every shard of 2,800 stripes of a
+ * 16+8 code holds 67,200 shards, more than one answer names
+ * (`MAX_SHARD_REFS`), all within one page of `MAX_HOLDINGS_STRIPES` (4,096)
+ * stripes, the page an asker that ignores the width asks. The asker pages by as many stripes as a whole answer
  * can name and sees every shard; a request whose answer would have to be
  * cut is refused, never answered in part.
  */
@@ -22,13 +23,14 @@ import type { ShoalNode } from '../../../node/node.js'
 const TEST = { timeout: 180_000 }
 const K = 16
 const M = 8
-const STRIPES = MAX_HOLDINGS_STRIPES
+/** Past MAX_SHARD_REFS / (K + M) = 2,730 stripes, within one page of MAX_HOLDINGS_STRIPES. */
+const STRIPES = 2_800
 
 describe('holdings of a wide code', () => {
-  it('a holder of all 98,304 shards of 4,096 stripes of a 16+8 code is seen holding every one, and a request whose answer would be cut is refused', TEST, async t => {
+  it('a holder of all 67,200 shards of 2,800 stripes of a 16+8 code is seen holding every one, and a request whose answer would be cut is refused', TEST, async t => {
     const swarm = await swarmOf(t, 2)
     const [asker, holder] = swarm.nodes as ShoalNode[]
-    // 65,536 leaves of one 64-byte chunk: 4,096 full stripes, every one of the same nine blocks
+    // 44,800 leaves of one 64-byte chunk: 2,800 full stripes, every one of the same nine blocks
     const chunk = randomBytes(64)
     const data = Buffer.concat(Array.from({ length: K * STRIPES }, () => chunk))
     const info = await asker.components.files.add('/wide.bin', once(data), { chunker: parseChunker('size-64'), pin: 'none' })
@@ -62,8 +64,9 @@ describe('holdings of a wide code', () => {
     const missing = shards.filter(({ ref: [s, i] }) => !view.holders(s, i).includes(holderId))
     assert.equal(missing.length, 0, `shards the holder holds seen missing: ${missing.length}, the first at stripe ${missing[0]?.ref[0]} shard ${missing[0]?.ref[1]}`)
 
-    // 4,096 stripes of 24 shards: refused as a whole, not cut at 65,536 refs
-    await assert.rejects(network.request(holderId, { v: 1, type: 'holdings', manifest, from: 0, count: STRIPES }),
+    // a page of 4,096 stripes (2,800 of them here) of 24 shards: refused as a whole, not cut at 65,536 refs
+    assert.ok(STRIPES <= MAX_HOLDINGS_STRIPES && STRIPES * (K + M) > MAX_SHARD_REFS)
+    await assert.rejects(network.request(holderId, { v: 1, type: 'holdings', manifest, from: 0, count: MAX_HOLDINGS_STRIPES }),
       (err: Error) => err.name === 'RemoteError' && err.message.includes('ask fewer stripes'))
   })
 })
