@@ -88,16 +88,19 @@ export class HolderSearch {
    * at most `maxPeers`, within `findTimeoutMs`. A query that fails ends the
    * list (logged); an aborted one throws. What a query found stands for
    * `providersMs`: the same root asked again meanwhile is answered from it,
-   * without a query.
+   * without a query — unless `options.fresh` (a read that cannot go on
+   * without a holder it does not see: a holder announced since the last
+   * query must be found).
    *
-   * @throws {AbortedError} when `signal` aborts
+   * @throws {AbortedError} when `options.signal` aborts
    */
-  async providers (root: CID, exclude: ReadonlySet<string>, signal?: AbortSignal): Promise<string[]> {
+  async providers (root: CID, options: { exclude: ReadonlySet<string>, signal?: AbortSignal, fresh?: boolean }): Promise<string[]> {
+    const { exclude, signal } = options
     const { network, logger } = this.components
     if (network.findProviders === undefined) return []
     const key = root.toString()
     const known = this.found.get(key)
-    if (known !== undefined && known.until > network.now()) return known.peers.filter(p => !exclude.has(p)).slice(0, this.settings.maxPeers)
+    if (options.fresh !== true && known !== undefined && known.until > network.now()) return known.peers.filter(p => !exclude.has(p)).slice(0, this.settings.maxPeers)
     const peers: string[] = []
     let taken = 0
     const bound = this.bounded(this.settings.findTimeoutMs, signal)

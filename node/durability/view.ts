@@ -154,7 +154,8 @@ async function searchHolders (components: { search: HolderSearch, blocks: Pick<B
     return
   }
   const exclude = new Set([...at.exclude, ...view.asked])
-  const found = await search.providers(root, exclude, signal)
+  // a read that cannot read a stripe asks the DHT afresh: a holder announced since the last query must be found
+  const found = await search.providers(root, { exclude, signal, fresh: at.readable })
   const reached = await search.reach(found, at.ask, signal)
   view.reached.push(...reached)
 }
