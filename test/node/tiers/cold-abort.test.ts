@@ -64,13 +64,17 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
   }
 
   /** A node's block service over an empty store, reading the cold copy through `endpoint` with its tier service. */
-  async function coldBlocks (endpoint: string): Promise<{ blocks: Blocks, copy: StoredColdCopy }> {
+  async function coldBlocks (endpoint: string): Promise<{ blocks: Blocks, copy: StoredColdCopy, readers: ColdReader[] }> {
     const dir = await tempDir(suite, 'shoal-cold-abort-')
     const tiers = new TierService({ configFile: join(dir, 'config.json'), logger: createLogger('silent') }, undefined, { maxAttempts: 2 })
     defer(suite, async () => { tiers.stop() })
+    // the readers its sessions make, so that a test waits until every GET they have under way is at the relay
+    const readers: ColdReader[] = []
+    const make = tiers.reader.bind(tiers)
+    tiers.reader = (...args: Parameters<typeof make>) => { const r = make(...args); readers.push(r); return r }
     const { v: _v, root: _root, ...rest } = location
     const copy: StoredColdCopy = { endpoint, ...rest }
-    return { blocks: new Blocks({ blockstore: await openBlockStore(suite), logger: createLogger('silent'), tiers }), copy }
+    return { blocks: new Blocks({ blockstore: await openBlockStore(suite), logger: createLogger('silent'), tiers }), copy, readers }
   }
 
   /** The CAR offset where the leaf holding file byte `byte` ends. */
@@ -210,7 +214,7 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
 
   it('a read session whose signal fires closes its cold reader: the read fails at once and its GETs are cut', async () => {
     const { proxy } = await relayed()
-    const { blocks, copy } = await coldBlocks(proxy.endpoint)
+    const { blocks, copy, readers } = await coldBlocks(proxy.endpoint)
     const owner = new AbortController()
     const session = blocks.session({ root, cold: copy }, { signal: owner.signal })
     let read = 0
@@ -222,7 +226,8 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
       }
     })()
     reading.catch(() => {})
-    assert.ok(await until(() => read >= 6 * MiB && proxy.traffic().held > 0 && proxy.traffic().held === proxy.traffic().open), 'the read got past 6 MiB and waits on held GETs')
+    // every GET the session's reader has under way is held at the relay (none still on its way to it)
+    assert.ok(await until(() => read >= 6 * MiB && proxy.traffic().held > 0 && proxy.traffic().held === proxy.traffic().open && proxy.traffic().held === readers[0]?.fetchesInFlight), 'the read got past 6 MiB and waits on held GETs')
     const atAbort = proxy.traffic()
     owner.abort()
     await rejectsWith(reading, 'AbortedError')
@@ -232,14 +237,14 @@ describe('cold reads stop their S3 traffic when aborted or done (s3rver)', () =>
 
   it('closing a session after a finished ranged read cuts the read-ahead the read left running', async () => {
     const { proxy } = await relayed()
-    const { blocks, copy } = await coldBlocks(proxy.endpoint)
+    const { blocks, copy, readers } = await coldBlocks(proxy.endpoint)
     const lasting = new AbortController()
     const session = blocks.session({ root, cold: copy }, { signal: lasting.signal })
     // every byte the range needs is served; read-ahead past it is held
     proxy.holdFrom(await carEndOfLeafAt(6 * MiB - 1))
     const got = await collectBytes(readContent(session, root, { offset: 0, length: 6 * MiB }))
     assertBytesEqual(got, bytes.subarray(0, 6 * MiB))
-    assert.ok(await until(() => proxy.traffic().held > 0 && proxy.traffic().held === proxy.traffic().open), 'read-ahead past the range is under way')
+    assert.ok(await until(() => proxy.traffic().held > 0 && proxy.traffic().held === proxy.traffic().open && proxy.traffic().held === readers[0]?.fetchesInFlight), 'read-ahead past the range is under way')
     const atClose = proxy.traffic()
     session.close()
     assertStopped(atClose, await quietAfter(proxy, () => 0))
