@@ -146,7 +146,7 @@ async function searchHolders (components: { search: HolderSearch, blocks: Pick<B
     const getter = blocks.getter({ signal })
     const mroot = await loadManifestRoot(getter, manifest, signal)
     const last = await readLastStripe(getter, mroot, signal)
-    if (!(at.readable ? missesAStripe(view, mroot, last.data.length) : missesAShard(view, mroot, last.data.length))) return
+    if (!lacksHolders(view, { k: mroot.k, m: mroot.m, stripes: mroot.stripes, lastLeaves: last.data.length, readable: at.readable })) return
     root = mroot.root
   } catch (err: any) {
     if (signal?.aborted === true) throw err
@@ -161,36 +161,24 @@ async function searchHolders (components: { search: HolderSearch, blocks: Pick<B
 }
 
 /**
- * Whether a stripe has fewer than k shards with a holder in `view`, the
- * zero shards of a short last stripe (which stores `lastLeaves` data shards)
- * counted as had: it could not be read from what the view sees.
+ * Whether some stripe lacks holders in `view`: with `readable`, fewer shards
+ * seen than it has data shards stored (with the zero shards of a short last
+ * stripe, which stores `lastLeaves` data shards, it could not be read from
+ * what the view sees); else any stored shard seen nowhere.
  */
-export function missesAStripe (view: HolderView, shape: { k: number, m: number, stripes: number }, lastLeaves: number): boolean {
-  const { k, m, stripes } = shape
+function lacksHolders (view: HolderView, of: { k: number, m: number, stripes: number, lastLeaves: number, readable: boolean }): boolean {
+  const { k, m, stripes, lastLeaves, readable } = of
   for (let s = 0; s < stripes; s++) {
-    const stored = s === stripes - 1 ? lastLeaves : k
-    let seen = k - stored
+    const data = s === stripes - 1 ? lastLeaves : k
+    let seen = 0
     for (let i = 0; i < k + m; i++) {
-      if (i < k && i >= stored) continue
+      if (i < k && i >= data) continue
       if (view.holders(s, i).length > 0) seen++
     }
-    if (seen < k) return true
+    if (seen < data + (readable ? 0 : m)) return true
   }
   return false
 }
-
-/** Whether a shard the manifest stores (a short last stripe stores `lastLeaves` data shards) has no holder in `view`. */
-export function missesAShard (view: HolderView, shape: { k: number, m: number, stripes: number }, lastLeaves: number): boolean {
-  const { k, m, stripes } = shape
-  for (let s = 0; s < stripes; s++) {
-    for (let i = 0; i < k + m; i++) {
-      if (s === stripes - 1 && i < k && i >= lastLeaves) continue
-      if (view.holders(s, i).length === 0) return true
-    }
-  }
-  return false
-}
-
 
 /**
  * The shards of `manifest` recorded as held here, in stripes [from, from +
