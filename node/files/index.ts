@@ -18,7 +18,7 @@ import type { BlockExchange, PeerHaves } from '../exchange/index.js'
 import { Blocks } from '../reads/index.js'
 import type { BlockGetter, BlockReader, ReadSession } from '../reads/api.js'
 import { contentSession } from '../reads/content-session.js'
-import { SessionScope, closingAfter, withSession } from '../reads/session-scope.js'
+import { SessionScope, closingAfter, inSessionScope, withSession } from '../reads/session-scope.js'
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
@@ -874,9 +874,12 @@ export class Files {
     const root = entry?.type === 'file' ? CID.parse(entry.cid) : await this.cidOf(arg)
     const pin = entry?.type === 'file' ? entry.pin : undefined
     // each entry of a directory is read as `cat CID` (and `get`) reads it: through its own pin when a block is wanting
-    const scope = new SessionScope()
-    const session = scope.add(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }))
-    return { root, car: closingAfter(exportCar(session, root, { signal, entryReader: entry => scope.add(this.cidReader(entry, signal)) }), scope) }
+    // the sessions open when the CAR's first bytes are asked for, so a stream never read holds none
+    const open = (scope: SessionScope): AsyncIterable<Uint8Array> => {
+      const session = scope.add(pin === undefined ? this.cidReader(root, signal) : this.reader(root, { signal, pin }))
+      return exportCar(session, root, { signal, entryReader: entry => scope.add(this.cidReader(entry, signal)) })
+    }
+    return { root, car: inSessionScope(open) }
   }
 
   /**

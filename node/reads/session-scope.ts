@@ -50,6 +50,20 @@ export async function * closingAfter<T> (source: AsyncIterable<T>, scope: { clos
   }
 }
 
+/**
+ * The stream `open` makes in a scope of its own, made when the stream is
+ * first read and closed when it ends, fails or its consumer stops: a stream
+ * that is never read opens no session.
+ */
+export async function * inSessionScope<T> (open: (scope: SessionScope) => AsyncIterable<T>): AsyncGenerator<T> {
+  const scope = new SessionScope()
+  try {
+    yield * open(scope)
+  } finally {
+    scope.close()
+  }
+}
+
 /** `fn(session)`, then `session` closed, whatever `fn` did. */
 export async function withSession<S extends ReadSession, T> (session: S, fn: (session: S) => Promise<T>): Promise<T> {
   try {
