@@ -19,7 +19,8 @@
  * among the links of `/proc/<pid>/fd`, and the process runs as the user
  * that opened that socket (all of its user ids: a connection handed to a
  * process of another user, by SCM_RIGHTS or to a set-user-id program, does
- * not make that process the caller) — then takes `/proc/<pid>/fd/1` by
+ * not make that process the caller), with its group ids all one (a
+ * set-group-id program's pipe may be one its user could not write) — then takes `/proc/<pid>/fd/1` by
  * `O_PATH` (the inode only: no device's or terminal's open runs, whatever
  * the descriptor is), checks that it is a FIFO with the named inode, and
  * that the process's descriptor 1 is open for writing on that very inode
@@ -339,17 +340,21 @@ function words (bytes: number[]): string {
  * holds the caller's connection (a bus, a display server) is not the caller.
  */
 async function holdsConnection (proc: string, pid: number, conn: ClientSocket): Promise<string | undefined> {
-  const uids = await processUids(proc, pid)
-  if (uids === undefined) return 'process not found'
-  if (uids.some(uid => uid !== conn.uid)) return 'process runs as another user than its connection'
+  const ids = await processIds(proc, pid)
+  if (ids === undefined) return 'process not found'
+  if (ids.uids.some(uid => uid !== conn.uid)) return 'process runs as another user than its connection'
+  if (ids.gids.some(gid => gid !== ids.gids[0])) return 'process runs with a group it was not started with (set-group-id)'
   return await holdsSocket(proc, pid, conn.inode) ? undefined : 'process does not hold the connection'
 }
 
-/** The real, effective, saved and filesystem user ids of process `pid`; undefined when it is gone. */
-async function processUids (proc: string, pid: number): Promise<string[] | undefined> {
+/** The real, effective, saved and filesystem user and group ids of process `pid`; undefined when it is gone. */
+async function processIds (proc: string, pid: number): Promise<{ uids: string[], gids: string[] } | undefined> {
   const status = await readFile(`${proc}/${pid}/status`, 'latin1').catch(() => undefined)
-  const uids = status === undefined ? undefined : /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$/m.exec(status)
-  return uids?.slice(1)
+  if (status === undefined) return undefined
+  const ids = (name: string): string[] | undefined => new RegExp(`^${name}:\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s*$`, 'm').exec(status)?.slice(1)
+  const uids = ids('Uid')
+  const gids = ids('Gid')
+  return uids === undefined || gids === undefined ? undefined : { uids, gids }
 }
 
 /** Whether process `pid` has a descriptor on the socket with inode `inode`. */

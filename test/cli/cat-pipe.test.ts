@@ -7,8 +7,8 @@
  * one line; a claim on a pipe the asker does not hold is answered in the
  * body, and nothing reaches that pipe; nor does anything reach a FIFO the
  * caller holds but may not write (an `O_PATH` descriptor, a read end),
- * though the daemon runs as root, nor a pipe of another user's process that
- * was handed the caller's connection; a daemon older than the offer (it
+ * though the daemon runs as root, nor a pipe of another user's process, or of
+ * a set-group-id one, that was handed the caller's connection; a daemon older than the offer (it
  * refuses the claim's parameters) still serves a cat into a pipe. Real
  * daemon, real CLI, real pipes and FIFOs.
  */
@@ -205,47 +205,57 @@ describe('shoal cat into a pipe', () => {
     assert.equal(r.stdout.toString('utf8').split(' ')[0], createHash('sha256').update(data).digest('hex'))
   })
 
-  it('a connection handed to a process of another user (SCM_RIGHTS) does not make that process\'s pipe the caller\'s', { ...TEST, skip: process.getuid?.() !== 0 ? 'needs root: another user\'s process' : false }, async t => {
-    // the victim: a root process whose stdout is a FIFO, and which takes
+  it('a connection handed to another user\'s process, or to a set-group-id one (SCM_RIGHTS), does not make that process\'s pipe the caller\'s', { ...TEST, skip: process.getuid?.() !== 0 ? 'needs root: another user\'s process' : false }, async t => {
+    // the victim: a process whose stdout is a root-only FIFO, and which takes
     // descriptors from an unprivileged client (as a bus or a display server
-    // does) and holds them; the attacker: that client, holding the token
-    const root = await tempDir(t)
-    const path = join(root, 'victim-out')
-    execFileSync('mkfifo', ['-m', '600', path])
-    const reader = new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false })
-    const writeFd = openSync(path, constants.O_WRONLY)
-    const ino = fstatSync(writeFd, { bigint: true }).ino
-    let stolen = 0
-    reader.on('data', (b: Buffer) => { stolen += b.byteLength })
-    const attacker = `
-      const { connect } = require('node:net')
-      const { port, token, ino } = JSON.parse(process.env.SHOAL_ATTACK)
-      const s = connect(port, '127.0.0.1', () => { process.send('socket', s, { keepOpen: true }) })
-      s.on('data', () => {})
-      s.on('close', () => process.exit(0))
-      process.on('message', m => {
-        if (m !== 'held') return
-        s.write('GET /api/v0/cat?arg=/f.bin&length=100000&pipe-pid=' + process.ppid + '&pipe-ino=' + ino + ' HTTP/1.1\\r\\nHost: api\\r\\nAuthorization: Bearer ' + token + '\\r\\nConnection: close\\r\\n\\r\\n')
-      })`
-    const victim = `
-      const { spawn } = require('node:child_process')
-      const a = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', process.env.SHOAL_ATTACKER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-      const held = []
-      a.on('message', (m, handle) => { if (handle !== undefined) { handle.pause(); held.push(handle); a.send('held') } })
-      a.on('exit', code => process.exit(code ?? 1))`
-    const before = await catOutputs(d)
-    const env = { ...cliEnv(), SHOAL_ATTACKER: attacker, SHOAL_ATTACK: JSON.stringify({ port: Number(new URL(d.url).port), token: d.token, ino: String(ino) }) }
-    const child = spawn(process.execPath, ['-e', victim], { env, stdio: ['ignore', writeFd, 'pipe'] })
-    closeSync(writeFd)
-    let stderr = ''
-    child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    t.after(() => { child.kill('SIGKILL'); reader.destroy() })
-    await until('the daemon answered the cat', async () => { const now = await catOutputs(d); return now.pipe + now.body > before.pipe + before.body })
-    await new Promise(resolve => setTimeout(resolve, 500)) // bytes in the FIFO are read by now
-    assert.equal(stolen, 0, `nothing reaches the victim's pipe: ${stderr}`)
-    const after = await catOutputs(d)
-    assert.equal(after.pipe, before.pipe, 'the daemon did not take the pipe')
-    assert.equal(after.body - before.body, 1, 'the content went in the body')
+    // does) and holds them; the attacker: that client, holding the token.
+    // The victim is root, or runs as the attacker's user with root's group
+    // as its effective and saved group (a set-group-id program)
+    const victims = [
+      { name: 'root', victim: [], attacker: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] },
+      { name: 'set-group-id', victim: ['setpriv', '--reuid=65534', '--rgid=65534', '--egid=0', '--clear-groups'], attacker: [] }
+    ]
+    for (const { name, victim: victimPrefix, attacker: attackerPrefix } of victims) {
+      const root = await tempDir(t)
+      const path = join(root, 'victim-out')
+      execFileSync('mkfifo', ['-m', '600', path])
+      const reader = new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false })
+      const writeFd = openSync(path, constants.O_WRONLY)
+      const ino = fstatSync(writeFd, { bigint: true }).ino
+      let stolen = 0
+      reader.on('data', (b: Buffer) => { stolen += b.byteLength })
+      const attacker = `
+        const { connect } = require('node:net')
+        const { port, token, ino } = JSON.parse(process.env.SHOAL_ATTACK)
+        const s = connect(port, '127.0.0.1', () => { process.send('socket', s, { keepOpen: true }) })
+        s.on('data', () => {})
+        s.on('close', () => process.exit(0))
+        process.on('message', m => {
+          if (m !== 'held') return
+          s.write('GET /api/v0/cat?arg=/f.bin&length=100000&pipe-pid=' + process.ppid + '&pipe-ino=' + ino + ' HTTP/1.1\\r\\nHost: api\\r\\nAuthorization: Bearer ' + token + '\\r\\nConnection: close\\r\\n\\r\\n')
+        })`
+      const victim = `
+        const { spawn } = require('node:child_process')
+        const [cmd, ...args] = [...JSON.parse(process.env.SHOAL_ATTACKER_PREFIX), process.execPath, '-e', process.env.SHOAL_ATTACKER]
+        const a = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+        const held = []
+        a.on('message', (m, handle) => { if (handle !== undefined) { handle.pause(); held.push(handle); a.send('held') } })
+        a.on('exit', code => process.exit(code ?? 1))`
+      const before = await catOutputs(d)
+      const env = { ...cliEnv(), SHOAL_ATTACKER: attacker, SHOAL_ATTACKER_PREFIX: JSON.stringify(attackerPrefix), SHOAL_ATTACK: JSON.stringify({ port: Number(new URL(d.url).port), token: d.token, ino: String(ino) }) }
+      const [cmd, ...args] = [...victimPrefix, process.execPath, '-e', victim]
+      const child = spawn(cmd, args, { env, stdio: ['ignore', writeFd, 'pipe'] })
+      closeSync(writeFd)
+      let stderr = ''
+      child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+      t.after(() => { child.kill('SIGKILL'); reader.destroy() })
+      await until(`${name}: the daemon answered the cat`, async () => { const now = await catOutputs(d); return now.pipe + now.body > before.pipe + before.body })
+      await new Promise(resolve => setTimeout(resolve, 500)) // bytes in the FIFO are read by now
+      assert.equal(stolen, 0, `${name}: nothing reaches the victim's pipe: ${stderr}`)
+      const after = await catOutputs(d)
+      assert.equal(after.pipe, before.pipe, `${name}: the daemon did not take the pipe`)
+      assert.equal(after.body - before.body, 1, `${name}: the content went in the body`)
+    }
   })
 
   it('a FIFO the caller holds but may not write (an O_PATH descriptor, a read end) is not written: the daemon, root, would write for it', { ...TEST, skip: process.getuid?.() !== 0 ? 'needs root: the daemon must be able to open what the caller may not' : false }, async t => {
