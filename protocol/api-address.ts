@@ -3,7 +3,8 @@ import { InvalidArgumentError } from './errors.js'
 /** A loopback host and port for the HTTP API. */
 export interface ApiAddress { host: string, port: number }
 
-function isLoopback (host: string): boolean {
+/** True for a host name or address only this machine can reach: 127/8, `::1`, `localhost`. */
+export function isLoopbackHost (host: string): boolean {
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost'
 }
 
@@ -19,7 +20,7 @@ export function parseApiAddress (text: string): ApiAddress {
   const host = m[1] ?? m[2]
   const port = Number(m[3])
   if (port > 65535) throw new InvalidArgumentError(`invalid port ${port}`)
-  if (!isLoopback(host)) throw new InvalidArgumentError(`API address must be a loopback host (127.0.0.1 or ::1), got ${host}: the API controls the whole node; reach it from another machine through an SSH tunnel`)
+  if (!isLoopbackHost(host)) throw new InvalidArgumentError(`API address must be a loopback host (127.0.0.1 or ::1), got ${host}: the API controls the whole node; reach it from another machine through an SSH tunnel`)
   return { host, port }
 }
 

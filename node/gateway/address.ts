@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { InvalidArgumentError } from '../errors.js'
 import type { RepoLayout } from '../repo/index.js'
+import { isLoopbackHost } from '../../protocol/api-address.js'
 
 /** The gateway's default address: the port after the API's default (5747). */
 export const DEFAULT_GATEWAY = '127.0.0.1:5748'
@@ -27,10 +28,8 @@ export type GatewaySetting =
   | { enabled: false }
   | { enabled: true, host: string, port: number }
 
-/** True for an address only this machine can reach. */
-export function isLoopbackHost (host: string): boolean {
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost'
-}
+/** True for an address only this machine can reach (the API's rule: protocol/api-address.ts). */
+export { isLoopbackHost }
 
 /**
  * Parse the `gateway` setting.
