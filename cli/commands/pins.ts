@@ -180,7 +180,8 @@ export async function gcCommand (g: GlobalOptions): Promise<void> {
   else {
     const later = r.pendingBytes > 0 ? `; ${formatBytes(r.pendingBytes)} of removed blocks still on disk, in packs mostly live: given back once they are half dead` : ''
     const recovering = r.keptRecovering > 0 ? `; ${r.keptRecovering} more kept while the shards held here are looked up again (the holdings store is new)` : ''
-    printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile${recovering}); forgot ${r.forgotten} manifests`)
+    const unreadable = r.keptUnreadable > 0 ? `; ${r.keptUnreadable} more kept: a node of a file here cannot be read, and the blocks below it are not known (\`shoal repair --scrub\` fetches it again, or reports it lost)` : ''
+    printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile${recovering}${unreadable}); forgot ${r.forgotten} manifests`)
   }
 }
 

@@ -25,7 +25,10 @@
  *   go unless a hold took them;
  * - while the holdings store recovers (it was created anew in a repo whose
  *   block store has blocks: node/durability/reclaim.ts), every block: the
- *   shards held here are not known until they are looked up again.
+ *   shards held here are not known until they are looked up again;
+ * - while a node the marks need is held here but cannot be read (a file's
+ *   inner node failing its check, its pack gone), every block: the blocks
+ *   below it are still wanted, and the walk cannot tell which they are.
  *
  * @module
  */
@@ -110,6 +113,9 @@ export interface GcComponents {
  */
 export const GC_COMPACT_BELOW = 0.8
 
+/** Unreadable nodes a collection names in its warning at most. */
+const UNREADABLE_LOGGED = 16
+
 /** What a collection did. */
 export interface GcResult {
   /** Blocks kept by the marks. */
@@ -124,6 +130,13 @@ export interface GcResult {
    * aside after damage; docs/durability.md, "A holdings store moved aside").
    */
   keptRecovering: number
+  /**
+   * Unmarked blocks kept because a node the marks need is held here and
+   * cannot be read (a DAG node, manifest or manifest page that fails its
+   * check or whose pack is gone): the blocks below it are not known, so
+   * none is removed until a put or fetch replaces it or its file is removed.
+   */
+  keptUnreadable: number
   /** Manifests forgotten (no file refers to them any more). */
   forgotten: number
   /** Bytes the block store shrank by (removed blocks' space given back by compaction) before the collection returned. */
@@ -185,6 +198,8 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       onFile: files => { if (files % GC_PROGRESS_EVERY === 0) report({ step: 'mark', files, marked: marks.size }) }
     })
     const files = walk.files
+    // the blocks below a node that cannot be read are not marked, and cannot be told from garbage
+    const incomplete = walk.unreadable.length > 0
     // manifests no visible file refers to, past their grace period: their shards are not kept
     for (const manifest of walk.orphans) await holdings.forget(manifest)
     const forgotten = walk.orphans.length
@@ -197,6 +212,7 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     let removed = 0
     let keptNew = 0
     let keptRecovering = 0
+    let keptUnreadable = 0
     let checked = 0
     const total = unmarked.length
     report({ step: 'sweep', checked, total, removed })
@@ -205,6 +221,7 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
       // put since the collection began (even after the scan saw it): kept
       if (watch.seen(cid)) keptNew++
       else if (keepAll) keptRecovering++
+      else if (incomplete) keptUnreadable++
       else {
         await blockstore.delete(cid)
         removed++
@@ -228,8 +245,11 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     const freedBytes = Math.max(0, sizeBefore - await blockstore.approximateSize())
     const pendingBytes = blockstore.deadBytes?.() ?? 0
     if (keptRecovering > 0) logger.warn({ keptRecovering }, 'garbage collection removed no unmarked block: the holdings store recovers (the shards held here are looked up again in the block store)')
-    logger.info({ marked: marks.size, removed, keptNew, keptRecovering, forgotten, freedBytes, pendingBytes }, 'garbage collected')
-    return { marked: marks.size, removed, keptNew, keptRecovering, forgotten, freedBytes, pendingBytes }
+    if (incomplete) {
+      logger.warn({ keptUnreadable, unreadable: walk.unreadable.slice(0, UNREADABLE_LOGGED).map(String), unreadableCount: walk.unreadable.length }, 'garbage collection removed no unmarked block: nodes of files here cannot be read (the blocks below them are not known); shoal repair --scrub fetches them again, or reports them lost')
+    }
+    logger.info({ marked: marks.size, removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }, 'garbage collected')
+    return { marked: marks.size, removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }
   } finally {
     watch.stop()
     lock.ended()

@@ -17,7 +17,11 @@
  *   period (no path: its pin may still be arriving);
  * - blocks a peer reserved, until the reservation ends (no path).
  *
- * Reads the local store only, never the network.
+ * Reads the local store only, never the network. A node held here that
+ * cannot be read (its record fails its check, its pack is gone, a read
+ * error) ends its branch as an absent one does, but the walk names it
+ * (`unreadable`): the blocks below it are still wanted and cannot be told,
+ * so what the walk did not visit is not all garbage.
  *
  * @module
  */
@@ -72,12 +76,20 @@ export interface KeptWalk {
   orphans: string[]
   /** Reservations whose time is over, CIDs by peer: not kept (a collection ends them). */
   expired: Map<string, string[]>
+  /**
+   * Nodes (DAG nodes, manifests, manifest pages) the walk needed to read
+   * and that are held here but could not be read: the blocks below them
+   * were not visited, and may be here.
+   */
+  unreadable: CID[]
 }
 
 /** Walk every block this node keeps; see the module comment. Changes nothing. */
 export async function walkKept (sources: KeptSources, keep: KeepVisitor, options: KeptOptions): Promise<KeptWalk> {
-  const { blockstore, holdings } = sources
+  const { holdings } = sources
   const { now, graceMs, signal } = options
+  const unreadable: CID[] = []
+  const blockstore = localReader(sources.blockstore, unreadable)
   // striped files: manifest → root and file, walked once below whether or not shards are held here
   const live = new Map<string, { root: CID, file: KeptFile }>()
   let files = 0
@@ -115,15 +127,26 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
     list.push(r.cid)
     expired.set(r.peer, list)
   }
-  return { files, orphans, expired }
+  return { files, orphans, expired, unreadable }
 }
 
-/** Reads blocks held here only (absent blocks end a branch). */
-type LocalGetter = Pick<BlockStore, 'getBytes'>
+/** Reads blocks held here only, never the network: undefined when absent or unreadable (which ends a branch). */
+interface LocalGetter {
+  tryGet: (cid: CID) => Promise<Uint8Array | undefined>
+}
 
-/** The block if held here, else undefined (never the network). */
-async function tryGet (local: LocalGetter, cid: CID): Promise<Uint8Array | undefined> {
-  try { return await local.getBytes(cid) } catch { return undefined }
+/** A {@link LocalGetter} over `local` that adds to `unreadable` each block held here that fails to read. */
+function localReader (local: Pick<BlockStore, 'getBytes'>, unreadable: CID[]): LocalGetter {
+  return {
+    tryGet: async cid => {
+      try {
+        return await local.getBytes(cid)
+      } catch (err: any) {
+        if (err?.name !== 'NotFoundError') unreadable.push(cid)
+        return undefined
+      }
+    }
+  }
 }
 
 /**
@@ -137,7 +160,7 @@ async function walkDag (local: LocalGetter, root: CID, keep: (cid: CID) => void,
     const cid = stack.pop() as CID
     if (cid.code !== dagPb.code) { if (leaves) keep(cid); continue }
     keep(cid)
-    const bytes = await tryGet(local, cid)
+    const bytes = await local.tryGet(cid)
     if (bytes === undefined) continue
     let node: dagPb.PBNode
     try { node = dagPb.decode(bytes) } catch { continue }
@@ -149,14 +172,14 @@ async function walkDag (local: LocalGetter, root: CID, keep: (cid: CID) => void,
 async function walkSkeletonAndManifest (local: LocalGetter, root: CID, manifest: CID, keep: (cid: CID) => void, whole = false): Promise<void> {
   await walkDag(local, root, keep, whole)
   keep(manifest)
-  const bytes = await tryGet(local, manifest)
+  const bytes = await local.tryGet(manifest)
   if (bytes === undefined) return
   let mroot: ManifestRoot
   try { mroot = decodeManifestRoot(bytes) } catch { return }
   for (const page of mroot.pages) {
     keep(page)
     if (!whole) continue
-    const pageBytes = await tryGet(local, page)
+    const pageBytes = await local.tryGet(page)
     if (pageBytes === undefined) continue
     try {
       for (const stripe of decodeManifestPage(pageBytes, mroot.k, mroot.m).stripes) for (const p of stripe.parity) keep(p)

@@ -17,12 +17,15 @@ import { RECOVERY_MAX_MS } from '../../../node/durability/reclaim.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import * as dagPb from '@ipld/dag-pb'
+import { flipRecord } from '../blocks/fixtures.js'
 
 const logger = pino({ level: 'silent' })
 const chunker = parseChunker('size-65536')
 
-async function setup (t: CleanupContext): Promise<{ files: Files, gc: () => ReturnType<typeof collectGarbage>, blockstore: Awaited<ReturnType<typeof openBlockStore>> }> {
-  const blockstore = await openBlockStore(t)
+/** A block store (in `dir`, else a new temp dir), a namespace and files over them, and a collection of both. */
+async function setup (t: CleanupContext, dir?: string): Promise<{ files: Files, gc: () => ReturnType<typeof collectGarbage>, blockstore: Awaited<ReturnType<typeof openBlockStore>> }> {
+  const blockstore = await openBlockStore(t, dir)
   const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
   await namespace.open()
   defer(t, async () => { await namespace.close() })
@@ -137,5 +140,32 @@ describe('garbage collection', () => {
     const taken = await gc()
     assert.deepEqual([taken.removed, taken.keptRecovering], [1, 0], 'a recovery that never ended keeps nothing after a day')
     assert.equal(await blockstore.has(cid), false)
+  })
+
+  it('removes no unmarked block while an inner node of a visible file cannot be read', { timeout: 60_000 }, async t => {
+    const dir = await tempDir(t)
+    const { files, gc, blockstore } = await setup(t, dir)
+    const data = randomBytes(400_000)
+    const { cid } = await files.add('/keep.bin', slowly(data), { chunker, pin: 'none' })
+    await files.add('/gone.bin', slowly(randomBytes(200_000)), { chunker, pin: 'none' })
+    await files.rm('/gone.bin')
+    const root = CID.parse(cid)
+    const rootBytes = await blockstore.getBytes(root)
+    const leaves = dagPb.decode(rootBytes).Links.map(l => l.Hash)
+    assert.ok(leaves.length > 1)
+    await blockstore.commit()
+    // one bit of the file's root rots on disk: its leaves are intact, and still the file's
+    const loc = await blockstore.locate(root)
+    assert.ok(loc !== undefined)
+    await flipRecord(dir, loc)
+    const kept = await gc()
+    assert.equal(kept.removed, 0, 'nothing removed while the marks cannot be complete')
+    assert.equal(kept.keptUnreadable, leaves.length + 5, 'the leaves below the root, and the removed file\'s root and 4 leaves, kept and counted')
+    for (const leaf of leaves) assert.equal(await blockstore.has(leaf), true, `leaf ${leaf.toString()} kept`)
+    // the root put again (an add of the same bytes, a fetch from a peer) replaces the bad copy: the file reads whole, and garbage goes again
+    await blockstore.put(root, rootBytes)
+    const taken = await gc()
+    assert.deepEqual([taken.removed, taken.keptUnreadable], [5, 0])
+    assert.equal(sha(await readAll(files, '/keep.bin')), sha(data))
   })
 })
