@@ -109,6 +109,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private committing: Map<string, PendingEntry> | undefined
   private legacyDeletes: Uint8Array[] = []
   private serialChain: Promise<unknown> = Promise.resolve()
+  /** Deletes called and not yet done, by block id (the latest of each): a put of that block waits for it. */
+  private readonly deleting = new Map<string, Promise<unknown>>()
   private readonly compactor: Compactor
 
   constructor (components: BlockStoreComponents, init: BlockStoreInit) {
@@ -212,6 +214,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     const owner = options?.owner
     // an identity "hash" is the block: nothing to store
     if (cid.multihash.code === IDENTITY) return cid
+    // a delete of this block called before: the entry or pending copy found below would be the one it takes
+    await this.deleting.get(id)?.catch(() => {})
     if (this.pendingHas(id)) {
       this.sharePending(id, owner)
       return cid
@@ -291,7 +295,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     throwIfAborted(options)
     const multihash = cid.multihash.bytes
     const id = idOf(multihash)
-    const pack = await this.serial(async () => {
+    // known at once (a put that begins from now on waits for it): its caller checked, just before, that no write wants the block
+    const deleting = this.serial(async () => {
       const entry = this.pending.get(id)
       if (entry !== undefined) {
         this.pending.delete(id)
@@ -311,6 +316,13 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       await batch.write()
       return meta
     })
+    this.deleting.set(id, deleting)
+    let pack: PackMeta | undefined
+    try {
+      pack = await deleting
+    } finally {
+      if (this.deleting.get(id) === deleting) this.deleting.delete(id)
+    }
     // only a pack this delete pushed under the threshold can make work
     if (pack !== undefined && liveShare(pack) < this.compactBelow) this.compactor.schedule()
   }

@@ -348,4 +348,25 @@ describe('PackBlockStore', () => {
     await store.commit()
     for (const { cid, bytes } of more) assertBytesEqual(await store.getBytes(cid), bytes)
   })
+
+  it('a put of a block whose delete is under way is not answered before it: the block it put stays', async (t) => {
+    // a collection's sweep deletes a block while a writer puts the same bytes
+    // (a removed file added again): the put must not take the entry the delete is taking for its copy
+    const blocks = blocksOf(2, 16 * KiB, 44)
+    const { dir, store } = await storeWith(t, blocks)
+    // one delete queued behind a commit (its fdatasync), one with the index changes idle
+    const filler = blocksOf(64, 64 * KiB, 45)
+    for (const { cid, bytes } of filler) await store.put(cid, bytes)
+    const committing = store.commit()
+    for (const { cid, bytes } of blocks) {
+      const deleting = store.delete(cid)
+      const putting = store.put(cid, bytes)
+      await Promise.all([deleting, putting])
+      assert.equal(await store.has(cid), true, 'the put answered after the delete: the block is here')
+    }
+    await committing
+    await store.close()
+    const again = await openBlockStore(t, dir)
+    for (const { cid, bytes } of blocks) assertBytesEqual(await again.getBytes(cid), bytes, 'after a reopen')
+  })
 })
