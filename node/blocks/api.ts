@@ -123,7 +123,12 @@ export interface BlockStore extends Blockstore<{}, AbortOptions, AbortOptions, A
   ownedWrites?: () => OwnedWrites
   /** Record every block put from now until `stop()` (garbage collection keeps them). */
   watchPuts: () => PutWatch
-  /** Tell the open watches that a stored block is in use, as a put of it would (a writer reusing a block already here). */
+  /**
+   * Tell the open watches that a stored block is in use, as a put of it
+   * would (a writer reusing a block already here). Call it before `has`:
+   * a collection decides to delete a block when no watch has it, and `has`
+   * answers after a delete called before it.
+   */
   touch: (cid: CID) => void
   approximateSize: () => Promise<number>
   /** What the last open found in the packs and repaired (absent: nothing to report for this kind of store). */

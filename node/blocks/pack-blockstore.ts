@@ -281,11 +281,16 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * True when the block is here; reads the index only, never a pack. A block
    * whose only copy a read found bad (see `failedCheck`) is not here: a
    * writer that checks `has` first puts it again, and that put replaces it.
+   * A delete of the block called before and not done is waited for: a
+   * writer that reuses a block it was told is here must not lose it to a
+   * collection that decided to delete it just before (it tells the
+   * collection with `touch` first, then asks).
    */
   async has (cid: CID, options?: AbortOptions): Promise<boolean> {
     throwIfAborted(options)
     if (cid.multihash.code === IDENTITY) return true
     const multihash = cid.multihash.bytes
+    await this.deleting.get(idOf(multihash))?.catch(() => {})
     if (this.pendingHas(idOf(multihash))) return true
     const value = await this.db.get(indexKey(multihash))
     return value !== undefined && !failedCheck(value)

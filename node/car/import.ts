@@ -287,8 +287,10 @@ async function publish (staging: BlockStore, main: BlockStore): Promise<{ newBlo
   let newBlocks = 0
   let newBytes = 0
   for await (const { cid, bytes } of staging.getAll()) {
-    // already here: a garbage collection under way must keep it all the same
-    if (await main.has(cid)) { main.touch(cid); continue }
+    // already here: a garbage collection under way must keep it all the same (told first: `has`
+    // then waits for a delete it began before, and answers what is left)
+    main.touch(cid)
+    if (await main.has(cid)) continue
     let size = 0
     for await (const part of bytes) {
       await main.put(cid, part)
@@ -404,8 +406,9 @@ export async function stageCar (components: ImportCarComponents, source: AsyncIt
         published ??= (async () => {
           throwIfAborted(signal)
           for (const cid of fromMain) {
-            if (!(await components.blockstore.has(cid))) throw new InvalidCARError(`incomplete DAG: block ${cid.toString()} was in the store when the CAR was checked and is gone (collected meanwhile): nothing was imported`)
+            // told first, as in publish()
             components.blockstore.touch(cid)
+            if (!(await components.blockstore.has(cid))) throw new InvalidCARError(`incomplete DAG: block ${cid.toString()} was in the store when the CAR was checked and is gone (collected meanwhile): nothing was imported`)
           }
           return { ...staged, ...await publish(staging, components.blockstore) }
         })()

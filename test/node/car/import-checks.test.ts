@@ -9,6 +9,8 @@
 import '../../../node/polyfills.js'
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { readdir } from 'node:fs/promises'
 import * as dagPb from '@ipld/dag-pb'
 import { CarWriter } from '@ipld/car/writer'
@@ -16,6 +18,7 @@ import { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
 import { importCar, stageCar } from '../../../node/car/index.js'
 import { directory, rawBlock, type Block } from '../../helpers/dags.js'
 import { openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
@@ -41,6 +44,10 @@ async function fileNode (links: Block[], sizes: bigint[], data?: Uint8Array): Pr
 /** A HAMT shard (fanout 256: two hex digits of bucket) linking `links` by their full link names. */
 async function shard (links: Array<{ name: string, block: Block }>): Promise<Block> {
   return await dagPbBlock({ Data: new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n }).marshal(), Links: links.map(l => ({ Name: l.name, Hash: l.block.cid, Tsize: l.block.bytes.byteLength })) })
+}
+
+function assertBytes (actual: Uint8Array, expected: Uint8Array, message: string): void {
+  assert.equal(Buffer.compare(actual, expected), 0, message)
 }
 
 async function count (store: BlockStore): Promise<number> {
@@ -182,3 +189,66 @@ async function dagOf (store: BlockStore, root: CID): Promise<Block[]> {
   }
   return out
 }
+
+describe('importCar while a collection sweeps', () => {
+  /**
+   * A store holding `garbage` (a removed file's leaves), a CAR of a directory
+   * over them staged (holding `inCar` of them), and a collection that began
+   * before and decided to delete each of them before the import reached it.
+   * Its deletes wait their turn behind the index changes under way: a
+   * compaction held for a moment in its removal of a pack (the store's
+   * fault hook).
+   */
+  async function racing (t: CleanupContext, garbage: Block[], inCar: Block[]): Promise<{ store: BlockStore, root: Block, watch: ReturnType<BlockStore['watchPuts']>, publish: () => Promise<unknown> }> {
+    let removing!: () => void
+    const removal = new Promise<void>(resolve => { removing = resolve })
+    const store = await openBlockStore(t, undefined, {
+      autoCompact: false,
+      maxPackBytes: 64 * 1024,
+      faults: { beforePackRemoval: async (_pack, step) => { if (step === 'counters') { removing(); await sleep(100) } } }
+    })
+    const tmpDir = await tempDir(t)
+    // a pack of its own, dead once its block is deleted
+    const dead = randomBytes(60 * 1024)
+    const deadCid = CID.createV1(raw.code, await sha256.digest(dead))
+    await store.put(deadCid, dead)
+    for (const b of garbage) await store.put(b.cid, b.bytes)
+    await store.commit()
+    await store.delete(deadCid)
+    const root = await directory(garbage.map((block, i) => ({ name: `f${i}`, block })))
+    const staged = await stageCar({ blockstore: store, tmpDir }, carOf(root, [root, ...inCar]))
+    t.after(async () => { await staged.discard() })
+    const watch = store.watchPuts()
+    t.after(async () => { watch.stop() })
+    const compacting = store.compact()
+    await removal
+    const deletes = garbage.map(async b => { if (!watch.seen(b.cid)) await store.delete(b.cid) })
+    const publish = async (): Promise<unknown> => {
+      const published = staged.publish()
+      await Promise.all([...deletes, compacting])
+      return await published
+    }
+    return { store, root, watch, publish }
+  }
+
+  it('a block of the CAR the store holds and a collection is deleting is written anew, and the collection is told', async t => {
+    const leaf = await rawBlock('a leaf of a removed file, in the CAR')
+    const { store, root, watch, publish } = await racing(t, [leaf], [leaf])
+    await publish()
+    for (const b of [root, leaf]) {
+      assertBytes(await store.getBytes(b.cid), b.bytes, `${b.cid.toString()} here after the import`)
+      assert.equal(watch.seen(b.cid), true, 'a collection under way keeps it')
+    }
+  })
+
+  it('a block the CAR leaves out, that the store held and a collection is deleting: the import is refused, nothing imported', async t => {
+    const leaf = await rawBlock('a leaf of a removed file, left out of the CAR')
+    const { store, root, publish } = await racing(t, [leaf], [])
+    await assert.rejects(publish(), (err: any) => {
+      assert.equal(err.name, 'InvalidCARError')
+      assert.match(err.message, /collected meanwhile.*nothing was imported/)
+      return true
+    })
+    assert.equal(await store.has(root.cid), false, 'no directory over a hole')
+  })
+})
