@@ -80,7 +80,11 @@ export class ShardsServer {
   private async reserve (from: string, request: Extract<ShardsRequest, { type: 'reserve' }>): Promise<ShardsResponse> {
     const { expected, blockstore, holdings, clock, stats } = this.components
     const missing: Array<{ cid: CID, size: number }> = []
-    for (const block of request.blocks) if (!await blockstore.has(block.cid)) missing.push(block)
+    for (const block of request.blocks) {
+      // one here already is not pushed: a collection under way keeps it (told before `has`, see BlockStore.touch)
+      blockstore.touch(block.cid)
+      if (!await blockstore.has(block.cid)) missing.push(block)
+    }
     if (missing.length === 0) return { v: 1, type: 'ok' }
     const bytes = missing.reduce((sum, b) => sum + b.size, 0)
     await this.serialHold(async () => {
@@ -104,8 +108,11 @@ export class ShardsServer {
    * the whole hold is refused before anything is recorded.
    */
   private async hold (from: string, request: Extract<ShardsRequest, { type: 'hold' }>, signal: AbortSignal): Promise<ShardsResponse> {
-    const { holdings, expected, blocks, exchange, clock, stats } = this.components
-    const getter = blocks.getter({ signal, providers: [from] })
+    const { holdings, expected, blocks, exchange, clock, stats, blockstore } = this.components
+    const fetcher = blocks.getter({ signal, providers: [from] })
+    // the manifest and skeleton read here, and the shards, may be here already as blocks nothing kept:
+    // a collection under way, whose marks read the holdings before this hold, must keep them too
+    const getter: typeof fetcher = { getBytes: async (cid, options) => { blockstore.touch(cid); return await fetcher.getBytes(cid, options) } }
     const mroot = await loadManifestRoot(getter, request.manifest, signal)
     if (!mroot.root.equals(request.root)) throw new InvalidArgumentError('hold: the manifest is not of that root')
     const wanted = new Map<number, number[]>()
@@ -127,6 +134,7 @@ export class ShardsServer {
     }
     shards.sort((a, b) => compareRefs(a.ref, b.ref))
     const cids = shards.map(s => s.cid)
+    for (const cid of cids) blockstore.touch(cid)
     // what this peer reserved of them counts already: the hold takes it over
     const added = async (): Promise<number> => await holdings.addedForOthers(request.manifest, shards) - await holdings.reservedOf(from, cids)
     // refused before the skeleton is fetched when it cannot fit anyway

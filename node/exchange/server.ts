@@ -210,6 +210,8 @@ export class BlockServer {
         } else {
           // held already (e.g. read earlier): acknowledged, nothing written — unless the copy here fails its
           // check (damage no read had found yet): that read marks it, and the good bytes pushed replace it
+          // told first: a collection under way keeps a copy here the peer means this node to hold
+          this.blockstore.touch(cid)
           if (!(await this.blockstore.has(cid)) || await this.replacesBadCopy(cid)) {
             // hash-checked just above (matchesCID): not hashed a second time
             await this.blockstore.put(cid, request.data)

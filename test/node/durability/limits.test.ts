@@ -25,6 +25,7 @@ import { loadConfig, saveConfig } from '../../../node/repo/config.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { createLogger } from '../../../node/logger.js'
 import { loadManifestRoot, readStripes, shardCID } from '../../../node/durability/stripes.js'
+import { collectGarbage, GcLock } from '../../../node/durability/index.js'
 import { PUT_REFUSED } from '../../../node/exchange/index.js'
 import { eventually } from '../../helpers/cli.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
@@ -213,6 +214,35 @@ describe('holds, pushes and the quota between real nodes', () => {
     assert.deepEqual(left, [])
     assert.equal((await again.components.durability.storage()).heldForOthers, 0)
     assert.equal(await again.components.blockstore.has(blocks[0].cid), false, 'an expired reservation\'s block is collected')
+  })
+
+  it('a hold of shards the holder has already, arriving while a collection runs past its marks, keeps them', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-hold-gc-')
+    const [placer, holder] = await Promise.all([startNode(t, dir, 'placer'), startNode(t, dir, 'holder')])
+    await connect(placer, holder)
+    const { manifest, root, shards } = await encodedFile(placer, 'ec:2+1', 1024 * 1024)
+    const held = shards.filter(s => s.ref[1] === 0)
+    // the holder has them already (a read cached the file's leaves), as blocks no file or hold here needs yet
+    for (const s of held) await holder.components.blockstore.put(s.cid, await placer.components.blockstore.getBytes(s.cid))
+    await holder.components.blockstore.commit()
+    // a collection on the holder: the hold comes once its marks have read the holdings
+    const holdings = holder.components.holdings
+    const late = new Proxy(holdings, {
+      get: (target, prop) => {
+        if (prop === 'reservations') {
+          return async function * () {
+            await placer.components.durability.network.request(holder.components.peerId, { v: 1, type: 'hold', manifest, root, shards: held.map(s => s.ref) })
+            yield * target.reservations()
+          }
+        }
+        const value = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      }
+    })
+    const result = await collectGarbage({ blockstore: holder.components.blockstore, holdings: late, files: async function * () {}, lock: new GcLock(), logger: createLogger('silent') }, 60_000)
+    assert.equal(await shardRecords(holder, manifest), held.length, 'the hold was recorded during the collection')
+    for (const s of held) assert.equal(await holder.components.blockstore.has(s.cid), true, `held shard ${s.cid.toString()} kept`)
+    assert.ok(result.keptNew >= held.length, 'counted as in use since the collection began')
   })
 
   it('places copies that share a CID on one peer with one push (replicas:3 on two nodes)', TEST, async t => {
