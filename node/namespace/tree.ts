@@ -11,7 +11,7 @@
  * @module
  */
 import { baseName, joinPath, parentOf } from './paths.js'
-import { MAX_NAME_BYTES } from './paths.js'
+import { MAX_NAME_BYTES, MAX_PATH_BYTES } from './paths.js'
 import type { Dot } from './clock.js'
 import type { FilePin } from './api.js'
 import { UNREAD } from './kv.js'
@@ -104,17 +104,32 @@ function pad (n: number, width = 2): string { return String(n).padStart(width, '
  * `name.conflict-<peer>-<time>.ext` for a losing version of `path`; `-<seq>`
  * is added to the time when one author has several losing versions of the
  * path within one second.
+ *
+ * The copy is always a path the API takes (at most {@link MAX_NAME_BYTES}
+ * a name, {@link MAX_PATH_BYTES} in all), so it can be read, moved and
+ * removed: the stem is shortened first, then the extension, then, in a
+ * path a few dozen bytes short of the limit, the name itself
+ * (docs/namespace.md, "Examples": conflict copies of long names).
  */
 export function conflictPath (path: string, version: Version, withSeq = false): string {
+  const parent = parentOf(path)
   const name = baseName(path)
   const dot = name.lastIndexOf('.')
-  let stem = dot > 0 ? name.slice(0, dot) : name
-  const ext = dot > 0 ? name.slice(dot) : ''
+  let stem = [...(dot > 0 ? name.slice(0, dot) : name)]
+  let ext = [...(dot > 0 ? name.slice(dot) : '')]
   const d = new Date(version.time)
   const stamp = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`
   const suffix = `.conflict-${version.author.slice(-8)}-${stamp}${withSeq ? `-${version.seq}` : ''}`
-  while (Buffer.byteLength(stem + suffix + ext) > MAX_NAME_BYTES && stem.length > 1) stem = stem.slice(0, -1)
-  return joinPath(parentOf(path), stem + suffix + ext)
+  // what the name may take: NAME_MAX, and what PATH_MAX leaves after the parent and its /
+  const room = Math.min(MAX_NAME_BYTES, MAX_PATH_BYTES - Buffer.byteLength(parent) - (parent === '/' ? 0 : 1))
+  const over = (): boolean => Buffer.byteLength(stem.join('') + suffix + ext.join('')) > room
+  while (over() && stem.length > 1) stem = stem.slice(0, -1)
+  while (over() && ext.length > 0) ext = ext.slice(0, -1)
+  let copy = [...(stem.join('') + suffix + ext.join(''))]
+  while (Buffer.byteLength(copy.join('')) > room && copy.length > 1) copy = copy.slice(0, -1)
+  // a name cut to `.` or `..` would be a step in a path, not a name
+  const cut = copy.join('')
+  return joinPath(parent, cut === '.' || cut === '..' ? '_'.repeat(cut.length) : cut)
 }
 
 function dotOf (v: Version): Dot { return [v.author, v.seq] }

@@ -11,6 +11,11 @@ import { decodeSnapshotRoot } from '../../../protocol/namespace.js'
 import { decodeTreeNode } from '../../../protocol/snapshot-tree.js'
 import { cidOf, converged, file, pullInto, replica, syncAll, tree } from './helpers.js'
 import { MemoryKV, type Replica } from '../../../node/namespace/index.js'
+import { LevelKV } from '../../../node/namespace/kv.js'
+import { MAX_NAME_BYTES, MAX_PATH_BYTES, normalizePath } from '../../../protocol/paths.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 describe('namespace CRDT semantics', () => {
   it('a write on one replica reaches another, with clock and heads', async () => {
@@ -44,6 +49,40 @@ describe('namespace CRDT semantics', () => {
     const copy = await c.stat(conflicts[0].copy)
     assert.equal(copy.type === 'file' && copy.cid, cidOf('from a'))
     assert.equal(copy.conflictOf, '/notes.txt')
+  })
+
+  it('a conflict copy of a long name or in a long path is a path the API takes: it can be read and removed', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'shoal-long-copy-'))
+    t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+    const sim = { now: Date.UTC(2026, 10, 22, 10, 30, 5) }
+    const [a, b] = [await replica(sim, {}, { kv: new LevelKV(join(dir, 'a')) }), await replica(sim, {}, { kv: new LevelKV(join(dir, 'b')) })]
+    t.after(async () => { await a.close(); await b.close() })
+    // a name whose extension alone leaves no room for the copy's suffix, and a name a byte short of PATH_MAX
+    const longExt = '/a.' + 'x'.repeat(250)
+    const deep = '/' + Array.from({ length: 16 }, () => 'd'.repeat(250)).join('/')
+    const longPath = `${deep}/${'f'.repeat(MAX_PATH_BYTES - Buffer.byteLength(deep) - 2)}`
+    for (const [i, p] of [longExt, longPath].entries()) {
+      await a.putFile(p, file(`a${i}`, 1_000))
+      await b.putFile(p, file(`b${i}`, 2_000))
+    }
+    await syncAll([a, b])
+    const conflicts = await a.conflicts()
+    assert.deepEqual(conflicts.map(c => c.path).sort(), [longExt, longPath].sort())
+    for (const c of conflicts) {
+      assert.ok(Buffer.byteLength(c.copy) <= MAX_PATH_BYTES, `${c.copy.length}-byte copy path`)
+      assert.ok(c.copy.split('/').every(name => Buffer.byteLength(name) <= MAX_NAME_BYTES), 'every name within NAME_MAX')
+      assert.equal(normalizePath(c.copy), c.copy)
+      const copy = await a.stat(c.copy)
+      assert.equal(copy.type === 'file' && copy.cid, c.cid)
+      assert.equal(copy.conflictOf, c.path)
+      // resolving the conflict: the loser removed by its copy's name
+      await a.remove(c.copy)
+    }
+    await syncAll([a, b])
+    for (const r of [a, b]) {
+      assert.deepEqual(await r.conflicts(), [])
+      for (const [i, p] of [longExt, longPath].entries()) assert.equal((await r.stat(p)).type === 'file' && (await r.stat(p) as { cid: string }).cid, cidOf(`b${i}`))
+    }
   })
 
   it('the same bytes written concurrently on two replicas are one file, not a conflict; rm and mv take both versions', async () => {
