@@ -169,15 +169,18 @@ export class EntryLog {
     const { store } = this.components
     const result: ReceiveResult = { ...prepared.counted }
     await store.exclusive(async () => {
+      const held: Pending[] = []
       for (const p of prepared.fresh) {
         if (covers(store.clock, [p.entry.author, p.entry.seq])) {
           if (await this.againstApplied(p.entry, p.cid, p.text?.cid ?? cidText(p.cid), prepared.from) === 'duplicate') result.duplicates++
           else result.rejected++
           continue
         }
-        this.hold(p)
+        if (this.hold(p)) held.push(p)
       }
       result.applied = await this.drain()
+      // the bound holds after the batch had its turn: a ready entry is never refused for want of room
+      this.release(held)
     })
     result.pending = this.pendingCount
     if (result.applied > 0) this.components.changed()
@@ -433,16 +436,34 @@ export class EntryLog {
     return 'untrusted'
   }
 
-  private hold (p: Pending): void {
-    if (covers(this.components.store.clock, [p.entry.author, p.entry.seq])) return
+  /** Hold `p` until its causal past is applied; true when it was not held already. */
+  private hold (p: Pending): boolean {
+    if (covers(this.components.store.clock, [p.entry.author, p.entry.seq])) return false
     let byAuthor = this.pending.get(p.entry.author)
     if (byAuthor === undefined) {
       byAuthor = new Map()
       this.pending.set(p.entry.author, byAuthor)
     }
-    if (byAuthor.has(p.entry.seq)) return
-    if (this.pendingCount >= this.components.maxPending) return
+    if (byAuthor.has(p.entry.seq)) return false
     byAuthor.set(p.entry.seq, p)
     this.pendingCount++
+    return true
+  }
+
+  /**
+   * Past {@link EntryLogComponents.maxPending}, let go of the entries of
+   * `batch` (those it held) still waiting, its last first: a later pull
+   * brings them again. The entries held before stay, and so does every
+   * entry that was ready: it was applied before the bound was checked.
+   */
+  private release (batch: readonly Pending[]): void {
+    for (let i = batch.length - 1; i >= 0 && this.pendingCount > this.components.maxPending; i--) {
+      const { author, seq } = batch[i].entry
+      const byAuthor = this.pending.get(author)
+      if (byAuthor?.get(seq) !== batch[i]) continue
+      byAuthor.delete(seq)
+      this.pendingCount--
+      if (byAuthor.size === 0) this.pending.delete(author)
+    }
   }
 }

@@ -84,7 +84,7 @@ export interface ReplicaOptions {
   memberTimeout?: number
   /** Compact once this many entries became stable since the last compaction. @default 10000 */
   compactAfter?: number
-  /** Most entries held while waiting for their causal past. @default 100000 */
+  /** Most entries held while waiting for their causal past, once a received batch has been applied (its ready entries never wait for room). @default 100000 */
   maxPending?: number
   /** Accepted and ignored: snapshots are trees whose node sizes follow their chunking rule (protocol/snapshot-tree.ts). */
   shardPaths?: number

@@ -315,6 +315,27 @@ describe('namespace CRDT semantics', () => {
     assert.deepEqual(await converged([a, b]), [`/2 ${cidOf('2').slice(-6)}`])
   })
 
+  it('a full buffer of early entries does not stop the entries that are ready: a catch-up still applies its pages, and what was held after them', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'shoal-pending-full-'))
+    t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+    const sim = { now: 1_000 }
+    const a = await replica(sim, {}, { kv: new LevelKV(join(dir, 'a')) })
+    const b = await replica(sim, { maxPending: 3 }, { kv: new LevelKV(join(dir, 'b')) })
+    t.after(async () => { await a.close(); await b.close() })
+    const sent: Uint8Array[] = []
+    a.onLocalEntries(e => sent.push(...e))
+    for (let i = 1; i <= 10; i++) await a.putFile(`/f${i}`, file(`f${i}`))
+    // pushes that came before the history they build on (a node catching up while the swarm writes): the buffer fills
+    const early = await b.receive(sent.slice(5))
+    assert.deepEqual([early.applied, early.pending], [0, 3])
+    // the history arrives, in order: each entry is ready when its turn comes
+    const history = await b.receive(sent.slice(0, 5))
+    assert.equal(history.applied, 8, 'the five of the history and the three held after them')
+    assert.equal(b.state().clock[a.id], 8)
+    await pullInto(b, a)
+    assert.deepEqual(await converged([a, b]), Array.from({ length: 10 }, (_, i) => `/f${i + 1} ${cidOf(`f${i + 1}`).slice(-6)}`).sort())
+  })
+
   it('rejects forged, altered, non-canonical and equivocating entries and changes nothing', async () => {
     const sim = { now: 1_000 }
     const [a, b, mallory] = [await replica(sim), await replica(sim), await replica(sim)]
