@@ -75,6 +75,8 @@ export class VisibleTreeReader {
         const record = await this.kv.get(visibleKey(copy))
         if (record === undefined) continue
         const v = decodeJSON<Visible>(record)
+        // a name another path's file took since is no copy of this one
+        if (v.conflictOf !== path) continue
         out.push({ path, copy, author: v.author ?? '', time: v.time ?? 0, cid: v.cid ?? '', size: v.size ?? 0 })
       }
     }

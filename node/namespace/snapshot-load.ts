@@ -59,7 +59,7 @@ import { Txn, clearRange, decodeJSON, deleteKeys } from './kv.js'
 import { BulkRows } from './bulk-rows.js'
 import { SEQ_RANGE, STAGED_RANGE, blockKey, dotOfSeqKey, dotOfSupersededKey, entryKey, metaKey, pathOfStagedKey, seqKey, stagedKey, stagedRange, supersededKey } from './rows.js'
 import type { ReplicaStore } from './store.js'
-import { DIRTY_RANGE, TreeWriter, type PathState, type Version } from './tree.js'
+import { DIRTY_RANGE, TREE_PREFIXES, TreeWriter, type PathState, type Version } from './tree.js'
 import { compareTreePaths } from './path-order.js'
 import {
   InvalidSnapshotError, UntrustedSnapshotError, fromSnapshotVersion, mergeVersions, republishOps, sameVersions, toSnapshotVersion,
@@ -614,7 +614,7 @@ export class SnapshotLoader {
    */
   private async emptyAgain (added?: string[]): Promise<void> {
     const { kv } = this.components.store
-    for (const prefix of ['t!', 'v!', 'c!']) await clearRange(kv, { gt: prefix, lt: prefix.slice(0, -1) + '"' })
+    for (const prefix of TREE_PREFIXES) await clearRange(kv, { gt: prefix, lt: prefix.slice(0, -1) + '"' })
     if (added !== undefined) await deleteKeys(kv, added.map(blockKey))
     else await this.sweepBlocks()
     await kv.batch([{ type: 'del', key: metaKey('fresh') }], true)

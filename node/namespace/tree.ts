@@ -3,7 +3,9 @@
  * (`v!`) and what a reader sees (`t!`): one record per visible name,
  * conflict copies included, with a child count per directory so that
  * directories that exist only because something lives below them appear and
- * vanish by themselves.
+ * vanish by themselves. A conflict copy is never shown over a name that
+ * shows something else; it waits for the name (`w!`) and is shown when the
+ * name is free.
  *
  * Everything here works inside a transaction (kv.ts `Txn`), so a batch of entries changes
  * the tree atomically together with the log and the heads.
@@ -89,6 +91,14 @@ export function conflictKey (path: string): string { return 'c!' + path }
 export function dirtyKey (path: string): string { return 'd!' + path }
 /** Key range of the dirty marks. */
 export const DIRTY_RANGE = { gt: 'd!', lt: 'd"' } as const
+/**
+ * Key of the paths whose conflict copy would be shown at `name` and waits
+ * while something else is shown there (a file of that very name, a
+ * directory, another path's copy): they are refreshed when it is free.
+ */
+export function waitingKey (name: string): string { return 'w!' + name }
+/** The prefixes of the rows the tree derives from the versions (cleared together when the tree is rebuilt). */
+export const TREE_PREFIXES = ['t!', 'v!', 'c!', 'w!'] as const
 
 /** Deterministic order of versions: the greatest is the winner. */
 export function compareVersions (a: Version, b: Version): number {
@@ -132,6 +142,15 @@ export function conflictPath (path: string, version: Version, withSeq = false): 
   return joinPath(parent, cut === '.' || cut === '..' ? '_'.repeat(cut.length) : cut)
 }
 
+/**
+ * False when no {@link conflictPath} can be `path`: its name holds no
+ * `.conflict-` and the path is not one cut to fit PATH_MAX (those end
+ * within a few bytes of it). Every other path takes no look for copies.
+ */
+export function mayBeConflictCopy (path: string): boolean {
+  return path.includes('.conflict-') || (path.length * 3 > MAX_PATH_BYTES - 128 && Buffer.byteLength(path) > MAX_PATH_BYTES - 128)
+}
+
 function dotOf (v: Version): Dot { return [v.author, v.seq] }
 
 function fileRecord (v: Version): Visible {
@@ -144,6 +163,8 @@ import { copyPin } from './pins.js'
 
 /** No conflict copies. */
 const NO_COPIES: ReadonlyMap<string, Visible> = new Map()
+/** No names. */
+const NO_NAMES: ReadonlySet<string> = new Set()
 
 /** `versions` without those named in `replaces`, with `add` (a new list). */
 function changed (versions: readonly Version[], replaces: readonly Dot[], add: Version | undefined): Version[] {
@@ -282,7 +303,8 @@ export class TreeWriter {
    * The rows it writes are the ones {@link change} would.
    */
   changeNow (path: string, replaces: Dot[], add?: Version): boolean {
-    if (this.txn.readsNow?.() !== true) return false
+    // a name a conflict copy may take: its rows tell whose copy waits for it
+    if (this.txn.readsNow?.() !== true || mayBeConflictCopy(path)) return false
     const stored = this.peek<PathState>(versionsKey(path))
     const current = this.peek<Visible>(visibleKey(path))
     if (stored === UNREAD || current === UNREAD) return false
@@ -307,7 +329,7 @@ export class TreeWriter {
       }
     }
     if (this.markDirty) this.txn.put(dirtyKey(path), 1)
-    this.writeVisible(path, { versions, copies: state.copies }, current, main, NO_COPIES)
+    this.writeVisible(path, { versions, copies: state.copies }, current, main, NO_COPIES, NO_NAMES)
     if (parent !== undefined) this.txn.put(visibleKey(dir), parent)
     return true
   }
@@ -333,8 +355,10 @@ export class TreeWriter {
     if (current instanceof Promise) current = await current
     const children = childrenOverride ?? (current?.type === 'dir' ? current.children ?? 0 : 0)
     const { main, losers } = visibleOf(state.versions, children)
+    // another path's conflict copy shown here gives way to what this path shows, and waits for the name
+    if (current?.conflictOf !== undefined && main !== undefined) await this.wait(path, current.conflictOf)
 
-    // conflict copies: never over a path that has versions of its own
+    // conflict copies: never over a name that shows something else (a path's own versions, a directory, another path's copy)
     const copies = new Map<string, Visible>()
     const plain = losers.map(l => conflictPath(path, l))
     for (const [i, loser] of losers.entries()) {
@@ -342,33 +366,64 @@ export class TreeWriter {
       const copy = clash ? conflictPath(path, loser, true) : plain[i]
       if (copy === path || copies.has(copy)) continue
       const own = await this.txn.get<PathState>(versionsKey(copy))
-      if (own !== undefined && own.versions.length > 0) continue
+      const shown = await this.txn.get<Visible>(visibleKey(copy))
+      if ((own !== undefined && own.versions.length > 0) || (shown !== undefined && shown.conflictOf !== path)) {
+        await this.wait(copy, path)
+        continue
+      }
       copies.set(copy, { ...fileRecord(loser), conflictOf: path, author: loser.author, time: loser.time })
     }
+    // the names that show this path's copies now (a copy whose name another path's file took since is no longer one)
+    const mine = new Set<string>()
+    for (const name of new Set([...state.copies, ...copies.keys()])) {
+      if ((await this.txn.get<Visible>(visibleKey(name)))?.conflictOf === path) mine.add(name)
+    }
 
-    const delta = this.writeVisible(path, state, current, main, copies)
+    const freed: string[] = []
+    const delta = this.writeVisible(path, state, current, main, copies, mine, freed)
     if (delta !== 0) await this.adjustChildren(parentOf(path), delta)
+    for (const name of freed) await this.wake(name)
+  }
+
+  /** `path`'s conflict copy waits for `name`, which shows something else now. */
+  private async wait (name: string, path: string): Promise<void> {
+    const waiting = await this.txn.get<string[]>(waitingKey(name)) ?? []
+    if (!waiting.includes(path)) this.txn.put(waitingKey(name), [...waiting, path])
+  }
+
+  /** `name` shows nothing now: the paths whose copies waited for it show them (or wait again). */
+  private async wake (name: string): Promise<void> {
+    if (!mayBeConflictCopy(name)) return
+    const waiting = await this.txn.get<string[]>(waitingKey(name))
+    if (waiting === undefined) return
+    this.txn.del(waitingKey(name))
+    for (const path of waiting) await this.refresh(path, await this.versions(path))
   }
 
   /**
    * Write what is visible for `path` (`main`, and its conflict `copies`),
    * where `current` was, and the path's versions (`state`, whose copies
-   * are those visible before); the change in the parent's child count.
+   * are those visible before; `mine`: the names among them and `copies`
+   * that show this path's copies now); the change in the parent's child
+   * count. The names it leaves showing nothing go into `freed`.
    */
-  private writeVisible (path: string, state: PathState, current: Visible | undefined, main: Visible | undefined, copies: ReadonlyMap<string, Visible>): number {
+  private writeVisible (path: string, state: PathState, current: Visible | undefined, main: Visible | undefined, copies: ReadonlyMap<string, Visible>, mine: ReadonlySet<string>, freed?: string[]): number {
     let delta = 0
     if (main !== undefined) {
       if (current === undefined) delta++
       this.txn.put(visibleKey(path), main)
-    } else if (current !== undefined) {
+    } else if (current !== undefined && current.conflictOf === undefined) {
+      // (another path's copy shown here stays)
       delta--
       this.txn.del(visibleKey(path))
+      freed?.push(path)
     }
     for (const old of state.copies) {
-      if (!copies.has(old)) { this.txn.del(visibleKey(old)); delta-- }
+      // a name that shows another path's file or copy by now is not this path's to drop
+      if (!copies.has(old) && mine.has(old)) { this.txn.del(visibleKey(old)); delta--; freed?.push(old) }
     }
     for (const [copy, record] of copies) {
-      if (!state.copies.includes(copy)) delta++
+      if (!mine.has(copy)) delta++
       this.txn.put(visibleKey(copy), record)
       this.onCopy?.(copy)
     }

@@ -33,7 +33,7 @@ import { HEAD_RANGE, LEGACY_CLOCK_KEY, LEGACY_HEADS_KEY, LEGACY_MEMBERS_KEY, cid
 import type { Dot, VectorClock } from './clock.js'
 import type { Member } from './members.js'
 import type { ReplicaStore } from './store.js'
-import type { Version, Visible } from './tree.js'
+import { TREE_PREFIXES, type Version, type Visible } from './tree.js'
 import type { Logger } from '../logger.js'
 
 /**
@@ -264,7 +264,7 @@ async function upgradeHeads (c: UpgradeComponents, cids: string[]): Promise<Map<
   const batch = store.batch(store.clock, heads)
   // the heads become rows with this commit (no head is adopted yet, so every one is written)
   batch.txn.del(LEGACY_HEADS_KEY)
-  for (const prefix of ['t!', 'v!', 'c!']) await batch.txn.clearPrefix(prefix)
+  for (const prefix of TREE_PREFIXES) await batch.txn.clearPrefix(prefix)
   for (const [path, versions] of state) await batch.tree.load(path, versions)
   const rewrite = await snapshots.exists()
   if (rewrite) await snapshots.writeFullSnapshot(batch.txn, state, store.clock, heads)

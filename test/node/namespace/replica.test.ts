@@ -85,6 +85,42 @@ describe('namespace CRDT semantics', () => {
     }
   })
 
+  it('a file written at a conflict copy\'s name stays visible on every replica; the copy shows again once the name is free', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'shoal-copy-name-'))
+    t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+    const sim = { now: Date.UTC(2026, 10, 22, 10, 30, 5) }
+    const [a, b, c] = [await replica(sim, {}, { kv: new LevelKV(join(dir, 'a')) }), await replica(sim, {}, { kv: new LevelKV(join(dir, 'b')) }), await replica(sim, {}, { kv: new LevelKV(join(dir, 'c')) })]
+    t.after(async () => { await a.close(); await b.close(); await c.close() })
+    await a.putFile('/y.txt', file('from a', 1_000))
+    await b.putFile('/y.txt', file('from b', 2_000))
+    await pullInto(a, b)
+    await pullInto(b, a)
+    const [conflict] = await a.conflicts()
+    // c, which has not heard of the conflict, writes a file of that very name
+    await c.putFile(conflict.copy, file('from c', 3_000))
+    // a sees the copy first, then c's file; c sees its file first, then the conflict
+    await pullInto(a, c)
+    await pullInto(c, b)
+    // the winner written again: a's copy of the loser is gone from /y.txt's view, c's file must not go with it
+    await b.putFile('/y.txt', file('b again', 4_000))
+    await syncAll([a, b, c])
+    const shown = await converged([a, b, c])
+    assert.ok(shown.includes(`${conflict.copy} ${cidOf('from c').slice(-6)}`), shown.join('\n'))
+    for (const r of [a, b, c]) {
+      assert.deepEqual(await r.conflicts(), [], 'the name shows c\'s file, not a copy')
+      assert.equal((await r.list('/')).length, 2, 'the directory counts each name once')
+    }
+    // c's file removed: the loser shows again as the copy, on every replica
+    await c.remove(conflict.copy)
+    await syncAll([a, b, c])
+    await converged([a, b, c])
+    for (const r of [a, b, c]) {
+      const copy = await r.stat(conflict.copy)
+      assert.deepEqual([copy.type === 'file' && copy.cid, copy.conflictOf], [cidOf('from a'), '/y.txt'])
+      assert.deepEqual((await r.conflicts()).map(x => [x.path, x.copy, x.cid]), [['/y.txt', conflict.copy, cidOf('from a')]])
+    }
+  })
+
   it('the same bytes written concurrently on two replicas are one file, not a conflict; rm and mv take both versions', async () => {
     const sim = { now: Date.UTC(2026, 10, 22, 10, 30, 5) }
     const [a, b, c] = [await replica(sim), await replica(sim), await replica(sim)]
