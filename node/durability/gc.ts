@@ -30,13 +30,19 @@
  *   inner node failing its check, its pack gone), every block: the blocks
  *   below it are still wanted, and the walk cannot tell which they are.
  *
+ * Memory: the marks are a Bloom filter (mark-set.ts) sized from the store's
+ * block count (one pass over the index first), 2 bytes a block outside the
+ * JS heap; the sweep streams the store's index. Neither grows the heap with
+ * the store. A false positive keeps a garbage block until a later collection
+ * (fresh seeds each run); no marked block is ever swept.
+ *
  * @module
  */
-import { blockKey, type BlockStore } from '../blocks/index.js'
+import type { BlockStore } from '../blocks/index.js'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { walkKept } from './kept.js'
+import { MarkSet } from './mark-set.js'
 import { recovering } from './reclaim.js'
-import type { CID } from 'multiformats/cid'
 import type { Holdings } from './holdings.js'
 import type { Entry, WallClock } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
@@ -118,7 +124,11 @@ const UNREADABLE_LOGGED = 16
 
 /** What a collection did. */
 export interface GcResult {
-  /** Blocks kept by the marks. */
+  /**
+   * Blocks marked to keep: those the walk visited (held here or not),
+   * counted by the marks' Bloom filter, so a few may be missing from the
+   * count (at most its false-positive share, mark-set.ts).
+   */
   marked: number
   /** Blocks removed. */
   removed: number
@@ -154,8 +164,9 @@ export interface GcResult {
 
 /**
  * Where a collection stands: marking (files walked so far and blocks marked
- * to keep), sweeping (unmarked blocks checked of all there are, and how many
- * of them were removed), then compacting (removed blocks' space given back:
+ * to keep), sweeping (blocks of the store checked, of the `total` counted
+ * when the collection began, growing past it with blocks put meanwhile; the
+ * last event's total is the blocks checked; and how many were removed), then compacting (removed blocks' space given back:
  * every pack holding a dead record is rewritten; only when there is one, no
  * counts).
  */
@@ -190,8 +201,10 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     const now = components.clock?.now() ?? Date.now()
     // read before the marks: shards a recovery holds again while they are read are not marked (a recovery begins only at start)
     const keepAll = recovering(await holdings.recovery(), now)
-    const marks = new Set<string>()
-    const walk = await walkKept({ blockstore, holdings, files: components.files }, cid => { marks.add(blockKey(cid)) }, {
+    // the marks: a Bloom filter sized from the store's block count (mark-set.ts), not a set of keys
+    const stored = await countBlocks(blockstore, signal)
+    const marks = new MarkSet({ blocks: stored })
+    const walk = await walkKept({ blockstore, holdings, files: components.files }, cid => { marks.add(cid) }, {
       now,
       graceMs,
       signal,
@@ -205,31 +218,37 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     const forgotten = walk.orphans.length
     // reservations past their end are ended here, and their blocks go unless a hold took them
     for (const [peer, cids] of walk.expired) await holdings.endReservations(peer, cids)
-    report({ step: 'mark', files, marked: marks.size })
+    const marked = marks.size
+    report({ step: 'mark', files, marked })
 
-    const unmarked: CID[] = []
-    for await (const cid of blockstore.cids()) if (!marks.has(blockKey(cid))) unmarked.push(cid)
     let removed = 0
     let keptNew = 0
     let keptRecovering = 0
     let keptUnreadable = 0
     let checked = 0
-    const total = unmarked.length
+    // every block of the store, streamed: what the marks have is kept (a few garbage blocks with them, see mark-set.ts)
+    let total = stored
     report({ step: 'sweep', checked, total, removed })
-    for (const cid of unmarked) {
+    let reported = 0
+    for await (const cid of blockstore.cids()) {
       checked++
-      // put since the collection began (even after the scan saw it): kept
-      if (watch.seen(cid)) keptNew++
-      else if (keepAll) keptRecovering++
-      else if (incomplete) keptUnreadable++
-      else {
-        await blockstore.delete(cid)
-        removed++
+      // blocks put since the count: the total grows with them
+      total = Math.max(total, checked)
+      if (!marks.has(cid)) {
+        // put since the collection began (even after the scan saw it): kept
+        if (watch.seen(cid)) keptNew++
+        else if (keepAll) keptRecovering++
+        else if (incomplete) keptUnreadable++
+        else {
+          await blockstore.delete(cid)
+          removed++
+        }
       }
-      if (checked % GC_PROGRESS_EVERY === 0 && checked < total) report({ step: 'sweep', checked, total, removed })
+      if (checked % GC_PROGRESS_EVERY === 0) { report({ step: 'sweep', checked, total, removed }); reported = checked }
     }
     await blockstore.commit()
-    if (total > 0) report({ step: 'sweep', checked, total, removed })
+    // the last event's total is what the sweep found (blocks deleted by others since the count are not in it)
+    if (checked > 0 && (reported !== checked || total !== checked)) report({ step: 'sweep', checked, total: checked, removed })
     // `shoal gc` gives the space back before it returns: every pack at least
     // a fifth dead is rewritten now (the background compaction waits for packs
     // to be half dead); what is left in packs more live is `pendingBytes`
@@ -248,10 +267,17 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     if (incomplete) {
       logger.warn({ keptUnreadable, unreadable: walk.unreadable.slice(0, UNREADABLE_LOGGED).map(String), unreadableCount: walk.unreadable.length }, 'garbage collection removed no unmarked block: nodes of files here cannot be read (the blocks below them are not known); shoal repair --scrub fetches them again, or reports them lost')
     }
-    logger.info({ marked: marks.size, removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }, 'garbage collected')
-    return { marked: marks.size, removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }
+    logger.info({ marked, markBytes: marks.byteLength, markFalsePositive: marks.falsePositiveRate(), removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }, 'garbage collected')
+    return { marked, removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }
   } finally {
     watch.stop()
     lock.ended()
   }
+}
+
+/** Blocks in the store now (one pass over its index, no values read): what the marks are sized from and the sweep's total. */
+async function countBlocks (blockstore: Pick<BlockStore, 'cids'>, signal?: AbortSignal): Promise<number> {
+  let n = 0
+  for await (const _ of blockstore.cids({ signal })) n++ // eslint-disable-line @typescript-eslint/no-unused-vars
+  return n
 }
