@@ -422,8 +422,7 @@ export const routes: Route[] = [
     path: '/api/v0/unmount',
     async handle ({ res, query, components }) {
       const q = parseQuery(schemas.unmount, query)
-      await components.fuse.unmount(q.path, { force: q.force })
-      sendJson(res, 200, { unmounted: q.path })
+      sendJson(res, 200, { unmounted: await components.fuse.unmount(q.path, { force: q.force }) })
     }
   },
   {

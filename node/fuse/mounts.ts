@@ -110,14 +110,26 @@ export async function cleanStaleMount (dir: string, logger: Logger): Promise<voi
 }
 
 /**
+ * A mountpoint as `mount` and `unmount` name it: the absolute path given,
+ * normalised (`/mnt/x/`, `/mnt/x/.` and `/mnt/y/../x` are `/mnt/x`), so an
+ * unmount finds the mount whatever way its path is written. Symbolic links
+ * are not followed.
+ *
+ * @throws {InvalidArgumentError} when `dir` is not an absolute path
+ */
+export function mountpointPath (dir: string): string {
+  if (typeof dir !== 'string' || dir === '' || !isAbsolute(dir)) throw new InvalidArgumentError(`the mountpoint must be an absolute path, got ${JSON.stringify(dir)}`)
+  return resolve(dir)
+}
+
+/**
  * Check a directory to mount on: absolute, existing, a directory, empty,
  * not a mountpoint. Returns its normalised path.
  *
  * @throws {InvalidArgumentError} {NotFoundError} {NotADirectoryError} {MountpointBusyError}
  */
 export async function checkMountpoint (dir: string): Promise<string> {
-  if (typeof dir !== 'string' || dir === '' || !isAbsolute(dir)) throw new InvalidArgumentError(`the mountpoint must be an absolute path, got ${JSON.stringify(dir)}`)
-  const path = resolve(dir)
+  const path = mountpointPath(dir)
   let info
   try {
     info = await stat(path)

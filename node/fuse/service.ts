@@ -16,7 +16,7 @@ import { checkFuse, mountFuse, type FuseBindingName, type FuseOps, type MountedF
 import type { FuseReadCounts } from './fuse3.js'
 import { FuseUnavailableError, NotMountedError, MountpointBusyError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
-import { checkMountpoint, cleanStaleMount, isStaleMount, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
+import { checkMountpoint, cleanStaleMount, isStaleMount, mountpointPath, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
 import { createOps } from './ops.js'
 import { StagingArea } from './staging.js'
 import { ContentCache } from './cache.js'
@@ -113,12 +113,15 @@ export class FuseService {
    * `force`: then it goes at once, open files fail and what they wrote so
    * far is committed.
    *
-   * @throws {NotMountedError} {MountpointBusyError}
+   * @returns the mountpoint unmounted (its path normalised: `DIR/` is `DIR`)
+   * @throws {InvalidArgumentError} {NotMountedError} {MountpointBusyError}
    */
-  async unmount (dir: string, options: UnmountOptions = {}): Promise<void> {
-    await this.serial(async () => {
-      if (options.force !== true) await this.refuseWhileOpen(dir)
-      await this.unmountNow(dir)
+  async unmount (dir: string, options: UnmountOptions = {}): Promise<string> {
+    const path = mountpointPath(dir)
+    return await this.serial(async () => {
+      if (options.force !== true) await this.refuseWhileOpen(path)
+      await this.unmountNow(path)
+      return path
     })
   }
 

@@ -13,7 +13,7 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import { join } from 'node:path'
 import { defer, tempDir } from '../helpers/temp.js'
 import { initSwarm, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, within, type TestDaemon } from '../helpers/cli.js'
-import { eventually as within20s, requireFuse, sh } from '../node/fuse/helpers.js'
+import { eventually as within20s, forceUnmount, requireFuse } from '../node/fuse/helpers.js'
 
 /** Poll `fn` until it returns true, at most 20 s. */
 async function eventually (what: string, fn: () => Promise<boolean>): Promise<void> {
@@ -21,11 +21,6 @@ async function eventually (what: string, fn: () => Promise<boolean>): Promise<vo
 }
 
 const TEST = { timeout: 60_000 }
-
-/** Leave no mount behind, whatever happened. */
-async function forceUnmount (dir: string): Promise<void> {
-  await sh(`grep -q " ${dir} " /proc/self/mountinfo && fusermount -uz ${dir} || true`, { timeoutMs: 10_000 }).catch(() => {})
-}
 
 describe('FUSE mounts through the CLI', () => {
   const ctx = suiteContext()

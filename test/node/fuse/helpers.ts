@@ -140,13 +140,18 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
         await service.stop()
       } finally {
         // whatever happened above, leave no mount behind
-        await sh(`grep -q " ${dir} " /proc/self/mountinfo && fusermount -uz ${dir} || true`, { timeoutMs: 10_000 }).catch(() => {})
+        await forceUnmount(dir)
       }
     })()
     await unmounted
   }
   defer(t, unmount)
   return { dir, service, namespace, files, blocks: join(root, 'blocks'), blockstore, unmount }
+}
+
+/** Leave no mount at `dir` behind, whatever happened (`fusermount -uz` when it is a mountpoint). */
+export async function forceUnmount (dir: string): Promise<void> {
+  await sh(`grep -q " ${dir} " /proc/self/mountinfo && fusermount -uz ${dir} || true`, { timeoutMs: 10_000 }).catch(() => {})
 }
 
 /** Poll `fn` until it returns true (a throw counts as not yet) or `ms` pass. */
