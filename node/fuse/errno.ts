@@ -45,6 +45,8 @@ const BY_NAME: Record<string, number> = {
   InvalidPolicyError: ERRNO.EINVAL,
   UnauthorizedError: ERRNO.EACCES,
   TooLargeError: ERRNO.EFBIG,
+  // a commit (fsync) that would eat into storage.reserve, or met a full disk
+  DiskFullError: ERRNO.ENOSPC,
   AbortedError: ERRNO.ECANCELED,
   // content that cannot be had right now (no peer holds it, too few shards)
   StripeUnavailableError: ERRNO.EIO,
