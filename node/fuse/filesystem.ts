@@ -34,6 +34,7 @@ export type { Attr } from './attrs.js'
 const O_ACCMODE = 0o3
 const O_RDONLY = 0o0
 const O_TRUNC = 0o1000
+const O_APPEND = 0o2000
 /** uid/gid `-1` (as the binding passes it): leave unchanged. */
 const UNCHANGED_ID = 0xffffffff
 /**
@@ -121,7 +122,8 @@ class Staged {
  * both in its staged file.
  */
 type Handle =
-  | { kind: 'staged', staged: Staged, writable: boolean }
+  /** `append`: opened with O_APPEND, every write goes to the end of the staged file ({@link ShoalFilesystem.write}). */
+  | { kind: 'staged', staged: Staged, writable: boolean, append?: boolean }
   | { kind: 'read', path: string, cid: string, reader: HandleReader, places?: RecordPlaces, attr: Attr }
   | { kind: 'cached', path: string, cid: string, content: CachedContent, attr: Attr }
 
@@ -282,7 +284,7 @@ export class ShoalFilesystem {
     }
     return await this.locks.run([path], async () => {
       const s = await this.stageForWrite(path, truncate)
-      return this.addHandle({ kind: 'staged', staged: s, writable: true })
+      return this.addHandle({ kind: 'staged', staged: s, writable: true, append: (flags & O_APPEND) !== 0 })
     })
   }
 
@@ -351,10 +353,20 @@ export class ShoalFilesystem {
   /** Placed reads the binding asked again because a record failed its check there (or could not be read). */
   retriedReads = 0
 
-  /** Write `length` bytes of `buf` at `offset`. @throws {ErrnoError} EBADF on a read-only handle */
+  /**
+   * Write `length` bytes of `buf` at `offset`; through a handle opened with
+   * O_APPEND, at the end of the file whatever `offset` says. The kernel
+   * places an appending write at the size it last saw of the file: after a
+   * version written elsewhere reached this node within its attribute
+   * timeout, that is the old version's size, and the write landed in the
+   * middle of the new version, over its bytes.
+   *
+   * @throws {ErrnoError} EBADF on a read-only handle
+   */
   async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
-    const s = this.writable(fh)
-    const n = await s.file.write(buf, length, offset)
+    const h = this.writableHandle(fh)
+    const s = h.staged
+    const n = await s.file.write(buf, length, h.append === true ? s.file.size : offset)
     s.touch()
     return n
   }
@@ -648,9 +660,13 @@ export class ShoalFilesystem {
   }
 
   private writable (fh: number): Staged {
+    return this.writableHandle(fh).staged
+  }
+
+  private writableHandle (fh: number): Extract<Handle, { kind: 'staged' }> {
     const h = this.handle(fh)
     if (h.kind !== 'staged' || !h.writable) throw new ErrnoError(ERRNO.EBADF, `handle ${fh} is not open for writing`)
-    return h.staged
+    return h
   }
 
   /** The parent of `path` must be a directory. */
