@@ -18,6 +18,16 @@ export class MountpointBusyError extends ShoalError {
   override readonly status = 409
 }
 
+/**
+ * `unmount` refused because files written through the mount could not be
+ * committed (a full repo disk…): they stay staged, readable in the mount,
+ * and the next unmount tries them again.
+ */
+export class UncommittedFilesError extends ShoalError {
+  override name = 'UncommittedFilesError'
+  override readonly status = 409
+}
+
 /** `unmount` of a directory this node has not mounted. */
 export class NotMountedError extends ShoalError {
   override name = 'NotMountedError'

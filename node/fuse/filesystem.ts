@@ -630,18 +630,37 @@ export class ShoalFilesystem {
   async close (): Promise<void> {
     for (const h of this.handles.values()) if (h.kind !== 'staged') await closeReading(h)
     this.handles.clear()
-    const all = [...this.staged.values()]
-    await Promise.all(all.map(async s => {
+    for (const s of this.staged.values()) {
       s.handles = 0
       s.writers = 0
-      // through the commit queue like any close: grouped with the rest (a queued file is committed by its batch)
-      if (!s.dirty || s.unlinked || s.queued) return
-      s.queued = true
-      await this.queue.enqueue(s).catch(err => { this.log.error({ path: s.path, err: err?.message }, 'fuse: commit at unmount failed; the staged bytes are lost') })
-    }))
-    await this.queue.drain()
+    }
+    // not let go once committed: they are all disposed of below, none handed to the cache being cleared
+    for (const { path, err } of await this.commitClosed({ letGo: false })) this.log.error({ path, err }, 'fuse: commit at unmount failed; the staged bytes are lost')
     await Promise.all([...this.staged.values()].map(async s => { this.staged.delete(s.path); await this.dispose(s) }))
     await this.options.cache?.clear()
+  }
+
+  /**
+   * Commit every staged file nobody writes, as group commits, and wait for
+   * them and for every commit under way: what an unmount does before it
+   * lets its files go. A file whose commit failed before is tried again.
+   *
+   * @param options.letGo let a file go once committed, as after any commit (default); else it stays staged, clean
+   * @returns the files whose commit failed (they stay staged, served here), with why
+   */
+  async commitClosed (options: { letGo?: boolean } = {}): Promise<Array<{ path: string, err: string }>> {
+    // the commits queued or under way first (files closed just now): one that fails there is tried again below, for its error
+    await this.queue.drain()
+    const failed: Array<{ path: string, err: string }> = []
+    await Promise.all([...this.staged.values()].map(async s => {
+      // through the commit queue like any close: grouped with the rest
+      if (!s.dirty || s.unlinked || s.queued || s.writers > 0) return
+      s.queued = true
+      await this.queue.enqueue(s).then(async () => { if (options.letGo !== false) await this.settle(s) }, (err: any) => { failed.push({ path: s.path, err: String(err?.message ?? err) }) })
+    }))
+    // and those queued meanwhile (a chmod of a file being committed)
+    await this.queue.drain()
+    return failed
   }
 
   // ----------------------------------------------------------- helpers

@@ -14,7 +14,7 @@ import type { Namespace } from '../namespace/index.js'
 import type { RepoConfig, RepoLayout } from '../repo/index.js'
 import { checkFuse, mountFuse, type FuseBindingName, type FuseOps, type MountedFuse } from './adapter.js'
 import type { FuseReadCounts } from './fuse3.js'
-import { FuseUnavailableError, NotMountedError, MountpointBusyError } from './errors.js'
+import { FuseUnavailableError, NotMountedError, MountpointBusyError, UncommittedFilesError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
 import { checkMountpoint, cleanStaleMount, isStaleMount, mountpointPath, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
 import { createOps } from './ops.js'
@@ -77,6 +77,16 @@ function trackHandles (ops: FuseOps, opened: Set<number>): FuseOps {
   }
 }
 
+/** The first three of `paths`, for a message. */
+function firstFew (paths: string[]): string {
+  return `${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', …' : ''}`
+}
+
+/** `1 file`, `2 files`. */
+function files (n: number): string {
+  return `${n} file${n === 1 ? '' : 's'}`
+}
+
 /** How long an unmount waits for files just closed to be released before it calls the mount busy (ms). */
 const RELEASE_WAIT_MS = 2000
 
@@ -114,15 +124,29 @@ export class FuseService {
    * far is committed.
    *
    * @returns the mountpoint unmounted (its path normalised: `DIR/` is `DIR`)
-   * @throws {InvalidArgumentError} {NotMountedError} {MountpointBusyError}
+   * @throws {InvalidArgumentError} {NotMountedError} {MountpointBusyError} {UncommittedFilesError}
    */
   async unmount (dir: string, options: UnmountOptions = {}): Promise<string> {
     const path = mountpointPath(dir)
     return await this.serial(async () => {
-      if (options.force !== true) await this.refuseWhileOpen(path)
+      if (options.force !== true) {
+        await this.refuseWhileOpen(path)
+        await this.refuseUncommitted(path)
+      }
       await this.unmountNow(path)
       return path
     })
+  }
+
+  /**
+   * Commit what was written and closed, and throw {@link UncommittedFilesError}
+   * when some of it cannot be (a full disk…): an unmount lets the staged files
+   * go, so it would lose what `close` acknowledged. They stay in the mount.
+   */
+  private async refuseUncommitted (dir: string): Promise<void> {
+    const failed = await this.fs?.commitClosed() ?? []
+    if (failed.length === 0) return
+    throw new UncommittedFilesError(`${dir} was not unmounted: ${files(failed.length)} written there could not be committed (${firstFew(failed.map(f => f.path))}: ${failed[0].err}); they stay in the mount: fix that and unmount again, or \`shoal unmount --force ${dir}\` (they are then lost)`)
   }
 
   /**
@@ -142,9 +166,9 @@ export class FuseService {
     const open = fs.openFiles(entry.opened)
     const writing = open.writing.length === 0
       ? ''
-      : ` (${open.writing.length} for writing: ${open.writing.slice(0, 3).join(', ')}${open.writing.length > 3 ? ', …' : ''})`
+      : ` (${open.writing.length} for writing: ${firstFew(open.writing)})`
     const n = entry.opened.size
-    throw new MountpointBusyError(`${dir} is in use: ${n} file${n === 1 ? '' : 's'} open${writing}; close ${n === 1 ? 'it' : 'them'}, or \`shoal unmount --force ${dir}\` (open files then fail, and what they wrote so far is committed)`)
+    throw new MountpointBusyError(`${dir} is in use: ${files(n)} open${writing}; close ${n === 1 ? 'it' : 'them'}, or \`shoal unmount --force ${dir}\` (open files then fail, and what they wrote so far is committed)`)
   }
 
   /** Reads answered with record places for the binding to read and check (record-places.ts), since the service started. */

@@ -7,29 +7,18 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { defer, tempDir } from '../helpers/temp.js'
-import { shoalOk, startDaemon } from '../helpers/cli.js'
-import { eventually, forceUnmount, requireFuse, sh } from '../node/fuse/helpers.js'
+import { shoalOk } from '../helpers/cli.js'
+import { eventually, sh } from '../node/fuse/helpers.js'
+import { mountedDaemon } from './fuse-daemon.js'
 
 const TEST = { timeout: 60_000 }
 
 describe('O_APPEND through a FUSE mount', () => {
   it('appends after a version written meanwhile, not at the size the kernel last saw', TEST, async t => {
-    await requireFuse()
-    const dir = await tempDir(t, 'shoal-fuse-append-')
-    const repo = join(dir, 'repo')
-    const mnt = join(dir, 'mnt')
-    await mkdir(mnt)
-    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
     // the kernel keeps what it saw of the file for the whole test: no timing decides what it holds
-    await shoalOk(repo, ['config', 'set', 'fuse.attrTimeout', '600'])
-    await shoalOk(repo, ['config', 'set', 'fuse.entryTimeout', '600'])
-    await startDaemon(t, repo)
-    // runs after the daemon stopped (cleanups run last in, first out)
-    defer(t, async () => { await forceUnmount(mnt) })
-    await shoalOk(repo, ['mount', mnt])
+    const { dir, repo, mnt } = await mountedDaemon(t, { config: [['fuse.attrTimeout', '600'], ['fuse.entryTimeout', '600']] })
     const log = join(mnt, 'log')
     await writeFile(log, 'line 1\n')
     await eventually(async () => (await shoalOk(repo, ['cat', '/log'])).toString() === 'line 1\n', 10_000, 'the first version is committed')

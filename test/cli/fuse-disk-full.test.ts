@@ -1,32 +1,30 @@
 /**
- * A file written through the mount when the repo's disk has no room for it
+ * Files written through the mount when the repo's disk has no room for them
  * (less free than `storage.reserve`): `fsync` fails with ENOSPC, as on any
- * full file system, and the daemon's own message says what to do.
+ * full file system; and an unmount does not throw them away: it is refused,
+ * naming them, they stay readable in the mount, and `--force` unmounts all
+ * the same.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { defer, tempDir } from '../helpers/temp.js'
-import { runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
-import { forceUnmount, python, requireFuse } from '../node/fuse/helpers.js'
+import type { CleanupContext } from '../helpers/temp.js'
+import { lines, runShoal, shoalJson, shoalOk } from '../helpers/cli.js'
+import { python } from '../node/fuse/helpers.js'
+import { mountedDaemon } from './fuse-daemon.js'
 
 const TEST = { timeout: 60_000 }
 
+/** A daemon whose every commit finds no room, with its namespace mounted. */
+async function mountOnFullDisk (t: CleanupContext): Promise<{ repo: string, mnt: string }> {
+  // a reserve larger than any disk: every write that brings new data is refused, as on a disk filled up to it
+  return await mountedDaemon(t, { config: [['storage.reserve', String(2 ** 50)]] })
+}
+
 describe('a FUSE mount on a full repo disk', () => {
   it('fsync of a file the disk has no room for fails with ENOSPC, and nothing of it is committed', TEST, async t => {
-    await requireFuse()
-    const dir = await tempDir(t, 'shoal-fuse-full-')
-    const repo = join(dir, 'repo')
-    const mnt = join(dir, 'mnt')
-    await mkdir(mnt)
-    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
-    // a reserve larger than any disk: every write that brings new data is refused, as on a disk filled up to it
-    await shoalOk(repo, ['config', 'set', 'storage.reserve', String(2 ** 50)])
-    await startDaemon(t, repo)
-    // runs after the daemon stopped (cleanups run last in, first out)
-    defer(t, async () => { await forceUnmount(mnt) })
-    await shoalOk(repo, ['mount', mnt])
+    const { repo, mnt } = await mountOnFullDisk(t)
     const r = await python(`
 import errno, os
 fd = os.open(${JSON.stringify(join(mnt, 'f'))}, os.O_CREAT | os.O_WRONLY)
@@ -41,6 +39,23 @@ os.close(fd)
     assert.equal(r.code, 0, r.stderr)
     assert.equal(r.stdout.trim(), 'ENOSPC')
     assert.notEqual((await runShoal(['--repo', repo, 'cat', '/f'])).code, 0, 'nothing was committed')
-    await shoalOk(repo, ['unmount', mnt])
+    await shoalOk(repo, ['unmount', '--force', mnt])
+  })
+
+  it('unmount with files that cannot be committed is refused with one line naming them; they stay readable in the mount; --force unmounts', TEST, async t => {
+    const { repo, mnt } = await mountOnFullDisk(t)
+    // closed (close returns before the commit): acknowledged as written
+    await writeFile(join(mnt, 'notes.txt'), 'closed, not committed\n')
+
+    const r = await runShoal(['--repo', repo, 'unmount', mnt])
+    assert.ok(r.code !== 0 && r.code !== null, `refused: ${r.stdout.toString()}`)
+    assert.equal(lines(r.stderr).length, 1, `one line: ${r.stderr}`)
+    assert.match(r.stderr, /UncommittedFilesError/)
+    assert.match(r.stderr, /\/notes\.txt: no room/, 'names the file, and why')
+    assert.deepEqual((await shoalJson<Array<{ dir: string }>>(repo, ['mounts'])).map(m => m.dir), [mnt], 'still mounted')
+    assert.equal(await readFile(join(mnt, 'notes.txt'), 'utf8'), 'closed, not committed\n', 'the file is still there')
+
+    assert.deepEqual(await shoalJson(repo, ['unmount', '--force', mnt]), { unmounted: mnt })
+    assert.deepEqual(await shoalJson(repo, ['mounts']), [])
   })
 })

@@ -1,0 +1,35 @@
+/**
+ * A daemon on a fresh repo, set up with some settings, with its namespace
+ * mounted: what the FUSE tests through the CLI start from.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
+import { shoalOk, startDaemon } from '../helpers/cli.js'
+import { forceUnmount, requireFuse } from '../node/fuse/helpers.js'
+
+/** Options of {@link mountedDaemon}. */
+export interface MountedDaemonOptions {
+  /** `shoal config set KEY VALUE` before the daemon starts, in order. */
+  config?: Array<[key: string, value: string]>
+}
+
+/**
+ * Init a repo, apply `options.config`, start its daemon and mount its
+ * namespace on a fresh directory. The mount is freed and the daemon stopped
+ * when the test ends, pass or fail.
+ */
+export async function mountedDaemon (t: CleanupContext, options: MountedDaemonOptions = {}): Promise<{ dir: string, repo: string, mnt: string }> {
+  await requireFuse()
+  const dir = await tempDir(t, 'shoal-fuse-daemon-')
+  const repo = join(dir, 'repo')
+  const mnt = join(dir, 'mnt')
+  await mkdir(mnt)
+  await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+  for (const [key, value] of options.config ?? []) await shoalOk(repo, ['config', 'set', key, value])
+  await startDaemon(t, repo)
+  // runs after the daemon stopped (cleanups run last in, first out)
+  defer(t, async () => { await forceUnmount(mnt) })
+  await shoalOk(repo, ['mount', mnt])
+  return { dir, repo, mnt }
+}
