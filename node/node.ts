@@ -209,7 +209,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blocks,
     pins,
     gcLock,
-    fuse: createFuseService({ files, namespace, repo, config, chunker, logger, blockstore }),
+    fuse: createFuseService({ files, namespace, repo, config, chunker, logger, blockstore, disk }),
     tiers,
     disk
   }

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Files } from '../files/index.js'
 import type { BlockStore } from '../blocks/index.js'
+import type { DiskGuard } from '../repo/disk.js'
 import type { ChunkerSpec } from '../content/index.js'
 import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
@@ -31,6 +32,8 @@ export interface FuseComponents {
   /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */
   blockstore?: Pick<BlockStore, 'locate' | 'holdPack'>
   repo: Pick<RepoLayout, 'root' | 'tmp'>
+  /** Room on the repo disk: files staged there stop at its reserve (absent: no check). */
+  disk?: Pick<DiskGuard, 'ensureRoom'>
   config: Pick<RepoConfig, 'fuse'>
   chunker: ChunkerSpec
   logger: Logger
@@ -253,9 +256,12 @@ export class FuseService {
 
   private filesystem (): ShoalFilesystem {
     if (this.fs !== undefined) return this.fs
-    const { config } = this.components
+    const { config, disk } = this.components
     const fs = new ShoalFilesystem(this.components, {
-      staging: new StagingArea(join(this.components.repo.tmp, 'fuse'), { memoryTotal: config.fuse.stagingMemoryMiB * 1024 * 1024 }),
+      staging: new StagingArea(join(this.components.repo.tmp, 'fuse'), {
+        memoryTotal: config.fuse.stagingMemoryMiB * 1024 * 1024,
+        ensureRoom: disk === undefined ? undefined : async bytes => { await disk.ensureRoom(bytes, 'a file written through the mount') }
+      }),
       cache: new ContentCache(join(this.components.repo.tmp, 'fuse-cache'), config.fuse.contentCacheMiB * 1024 * 1024),
       attrCacheMs: Math.round(config.fuse.attrTimeout * 1000),
       commitConcurrency: config.fuse.commitConcurrency,

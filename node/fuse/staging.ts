@@ -16,6 +16,12 @@ import { join } from 'node:path'
 
 /** Bytes read from a staged file at a time when it is committed. */
 const STREAM_PIECE = 1024 * 1024
+/**
+ * Room on disk is asked for this much at a time ({@link StagingArea.room}):
+ * one `statfs` per 8 MiB staged, not per write request (~25 µs each, on the
+ * event loop that answers the writes).
+ */
+const ROOM_STEP = 8 * 1024 * 1024
 /** First capacity of a staged file in memory; it doubles as it grows. */
 const FIRST_CAPACITY = 16 * 1024
 
@@ -25,6 +31,13 @@ export interface StagingOptions {
   memoryPerFile?: number
   /** Bytes of staged files kept in memory at most, all files together; 0 stages everything on disk. @default 64 MiB */
   memoryTotal?: number
+  /**
+   * Asked before staged bytes grow on disk by `bytes`; throws (the repo's
+   * `DiskGuard.ensureRoom`: a `DiskFullError`) when that would leave less
+   * free than the disk must keep. The write then fails and changes nothing.
+   * @default no check
+   */
+  ensureRoom?: (bytes: number) => Promise<void>
 }
 
 /** A folder of staged files (under `<repo>/tmp`, which the node empties at start: leftovers of a crash are garbage) and the memory budget of small ones. */
@@ -34,11 +47,34 @@ export class StagingArea {
   private used = 0
   readonly memoryPerFile: number
   readonly memoryTotal: number
+  private readonly ensureRoom?: (bytes: number) => Promise<void>
+  /** Bytes of growth on disk already found to fit (asked {@link ROOM_STEP} ahead). */
+  private granted = 0
 
   /** @param dir where staged files that spill to disk live (created on first use) */
   constructor (readonly dir: string, options: StagingOptions = {}) {
     this.memoryTotal = Math.max(0, options.memoryTotal ?? 64 * 1024 * 1024)
     this.memoryPerFile = Math.min(this.memoryTotal, Math.max(0, options.memoryPerFile ?? 1024 * 1024))
+    this.ensureRoom = options.ensureRoom
+  }
+
+  /**
+   * @internal Throw when `bytes` more on disk would leave too little room
+   * there ({@link StagingOptions.ensureRoom}). Room is asked for
+   * {@link ROOM_STEP} ahead, and for `bytes` alone when that much is not there.
+   */
+  async room (bytes: number): Promise<void> {
+    if (bytes <= 0 || this.ensureRoom === undefined) return
+    if (bytes <= this.granted) { this.granted -= bytes; return }
+    const ahead = Math.max(bytes, ROOM_STEP)
+    try {
+      await this.ensureRoom(ahead)
+      this.granted = ahead - bytes
+    } catch (err) {
+      if (ahead === bytes) throw err
+      await this.ensureRoom(bytes)
+      this.granted = 0
+    }
   }
 
   /** Bytes of memory staged files hold now. */
@@ -93,6 +129,8 @@ export class StagedFile {
       if (position > this.size) this.memory.fill(0, this.size, position)
       this.memory.set(buf.subarray(0, length), position)
     } else {
+      // what the disk gains: the bytes past the end, and those in memory when they move there
+      await this.area.room(Math.max(0, end - this.size) + (this.disk === undefined ? this.size : 0))
       const handle = await this.toDisk()
       let done = 0
       while (done < length) {

@@ -12,6 +12,8 @@ import { forceUnmount, requireFuse } from '../node/fuse/helpers.js'
 export interface MountedDaemonOptions {
   /** `shoal config set KEY VALUE` before the daemon starts, in order. */
   config?: Array<[key: string, value: string]>
+  /** The folder the repo and the mountpoint go in. @default a fresh temp folder */
+  under?: string
 }
 
 /**
@@ -21,7 +23,7 @@ export interface MountedDaemonOptions {
  */
 export async function mountedDaemon (t: CleanupContext, options: MountedDaemonOptions = {}): Promise<{ dir: string, repo: string, mnt: string }> {
   await requireFuse()
-  const dir = await tempDir(t, 'shoal-fuse-daemon-')
+  const dir = options.under ?? await tempDir(t, 'shoal-fuse-daemon-')
   const repo = join(dir, 'repo')
   const mnt = join(dir, 'mnt')
   await mkdir(mnt)

@@ -3,18 +3,20 @@
  * (less free than `storage.reserve`): `fsync` fails with ENOSPC, as on any
  * full file system; and an unmount does not throw them away: it is refused,
  * naming them, they stay readable in the mount, and `--force` unmounts all
- * the same.
+ * the same. A write that would stage a file into the reserve fails with
+ * ENOSPC, and leaves the reserve free.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { CleanupContext } from '../helpers/temp.js'
+import { mountTmpfs, tempDir, type CleanupContext } from '../helpers/temp.js'
 import { lines, runShoal, shoalJson, shoalOk } from '../helpers/cli.js'
-import { python } from '../node/fuse/helpers.js'
+import { python, q, sh } from '../node/fuse/helpers.js'
 import { mountedDaemon } from './fuse-daemon.js'
 
 const TEST = { timeout: 60_000 }
+const MiB = 1024 * 1024
 
 /** A daemon whose every commit finds no room, with its namespace mounted. */
 async function mountOnFullDisk (t: CleanupContext): Promise<{ repo: string, mnt: string }> {
@@ -57,5 +59,18 @@ os.close(fd)
 
     assert.deepEqual(await shoalJson(repo, ['unmount', '--force', mnt]), { unmounted: mnt })
     assert.deepEqual(await shoalJson(repo, ['mounts']), [])
+  })
+
+  it('a write that would stage a file into storage.reserve fails with ENOSPC, and the reserve stays free', TEST, async t => {
+    // a small real disk: 200 MiB, of which 100 are the reserve
+    const disk = join(await tempDir(t, 'shoal-fuse-small-disk-'), 'disk')
+    await mountTmpfs(t, disk, '200m')
+    const reserve = 100 * MiB
+    const { mnt } = await mountedDaemon(t, { under: disk, config: [['storage.reserve', String(reserve)]] })
+    const r = await sh(`dd if=/dev/zero of=${q(join(mnt, 'big'))} bs=1M count=150 2>&1`)
+    assert.notEqual(r.code, 0, `dd fails: ${r.stdout}`)
+    assert.match(r.stdout, /No space left on device/)
+    const s = await statfs(disk)
+    assert.ok(s.bavail * s.bsize >= reserve, `${s.bavail * s.bsize} bytes free, the reserve is ${reserve}`)
   })
 })
