@@ -283,8 +283,14 @@ static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {
   ts->tv_nsec = (ms % 1000) * 1000000;
 }
 
+/* UTIME_OMIT ("leave this time as it is") reaches JavaScript as this many ms
+ * (node/fuse/filesystem.ts, utimens): taken for "now", `touch -a` set the
+ * modification time to now */
+#define FUSE3_TIME_UNCHANGED UINT64_MAX
+
 static uint64_t timespec_to_ms (const struct timespec* ts) {
-  if (ts->tv_nsec == UTIME_NOW || ts->tv_nsec == UTIME_OMIT) {
+  if (ts->tv_nsec == UTIME_OMIT) return FUSE3_TIME_UNCHANGED;
+  if (ts->tv_nsec == UTIME_NOW) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     return (uint64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;

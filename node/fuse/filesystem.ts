@@ -584,8 +584,15 @@ export class ShoalFilesystem {
     await this.changeFile(path, s => { s.mode = mode & 0o7777 }, entry => ({ mode: mode & 0o7777, mtime: entry.mtime }))
   }
 
-  /** Set the modification time (ms; values near 0 mean "now"). Directories keep theirs. */
+  /**
+   * Set the modification time (ms; values near 0 mean "now", values past
+   * `Number.MAX_SAFE_INTEGER` "leave it as it is": the libfuse3 binding's
+   * UTIME_OMIT, as `touch -a` sends it). Directories keep theirs.
+   *
+   * @throws {NotFoundError} when there is no such path
+   */
   async utimens (path: string, mtime: number): Promise<void> {
+    if (mtime > Number.MAX_SAFE_INTEGER) { await this.getattr(path); return }
     const time = mtime < TIME_NOW_BELOW ? Date.now() : mtime
     await this.changeFile(path, s => { s.mtime = time }, entry => ({ mode: entry.mode, mtime: time }))
   }
