@@ -70,6 +70,8 @@ export interface FilesystemOptions {
   gid?: number
   /** Where `statfs` reports free space from. @default the staging folder */
   statfsPath?: string
+  /** Bytes that disk keeps free (`storage.reserve`: staged files stop there), not shown as free by `statfs`. @default 0 */
+  statfsReserve?: number
 }
 
 /** A file being written (or written and not yet committed) on this node. */
@@ -258,10 +260,12 @@ export class ShoalFilesystem {
     return names
   }
 
-  /** Free space where staged writes go. */
+  /** Free space where staged writes go, but the reserve they may not take ({@link FilesystemOptions.statfsReserve}). */
   async statfs (): Promise<{ bsize: number, blocks: number, bfree: number, bavail: number, files: number, ffree: number }> {
     const s = await statfsCall(this.options.statfsPath ?? this.options.staging.dir).catch(async () => await statfsCall('/'))
-    return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
+    // `df` of the mount shows what a write may take: a write into the reserve fails with ENOSPC (staging.ts)
+    const kept = Math.ceil((this.options.statfsReserve ?? 0) / s.bsize)
+    return { bsize: s.bsize, blocks: s.blocks, bfree: Math.max(0, s.bfree - kept), bavail: Math.max(0, s.bavail - kept), files: s.files, ffree: s.ffree }
   }
 
   // ----------------------------------------------------------- handles

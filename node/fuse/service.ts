@@ -33,7 +33,7 @@ export interface FuseComponents {
   blockstore?: Pick<BlockStore, 'locate' | 'holdPack'>
   repo: Pick<RepoLayout, 'root' | 'tmp'>
   /** Room on the repo disk: files staged there stop at its reserve (absent: no check). */
-  disk?: Pick<DiskGuard, 'ensureRoom'>
+  disk?: Pick<DiskGuard, 'ensureRoom' | 'reserveBytes'>
   config: Pick<RepoConfig, 'fuse'>
   chunker: ChunkerSpec
   logger: Logger
@@ -266,7 +266,8 @@ export class FuseService {
       attrCacheMs: Math.round(config.fuse.attrTimeout * 1000),
       commitConcurrency: config.fuse.commitConcurrency,
       maxPendingCommits: config.fuse.maxPendingCommits,
-      statfsPath: this.components.repo.root
+      statfsPath: this.components.repo.root,
+      statfsReserve: disk?.reserveBytes
     })
     this.unsubscribe = this.components.namespace.onRemoteChange?.(() => { fs.invalidate() })
     this.fs = fs

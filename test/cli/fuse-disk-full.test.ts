@@ -3,8 +3,9 @@
  * (less free than `storage.reserve`): `fsync` fails with ENOSPC, as on any
  * full file system; and an unmount does not throw them away: it is refused,
  * naming them, they stay readable in the mount, and `--force` unmounts all
- * the same. A write that would stage a file into the reserve fails with
- * ENOSPC, and leaves the reserve free.
+ * the same. `df` of the mount does not count the reserve as available, and
+ * a write that would stage a file into it fails with ENOSPC, and leaves the
+ * reserve free.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -61,12 +62,16 @@ os.close(fd)
     assert.deepEqual(await shoalJson(repo, ['mounts']), [])
   })
 
-  it('a write that would stage a file into storage.reserve fails with ENOSPC, and the reserve stays free', TEST, async t => {
+  it('the mount shows the disk\'s free space but the reserve; a write that would stage a file into storage.reserve fails with ENOSPC, and the reserve stays free', TEST, async t => {
     // a small real disk: 200 MiB, of which 100 are the reserve
     const disk = join(await tempDir(t, 'shoal-fuse-small-disk-'), 'disk')
     await mountTmpfs(t, disk, '200m')
     const reserve = 100 * MiB
     const { mnt } = await mountedDaemon(t, { under: disk, config: [['storage.reserve', String(reserve)]] })
+    // \`df\` of the mount shows what a write may take: the disk's free space but the reserve
+    const [shown, free] = [await statfs(mnt), await statfs(disk)]
+    const [shownBytes, freeBytes] = [shown.bavail * shown.bsize, free.bavail * free.bsize]
+    assert.ok(shownBytes <= freeBytes - reserve + MiB && shownBytes >= freeBytes - reserve - MiB, `the mount shows ${shownBytes} bytes available, the disk has ${freeBytes} free and a reserve of ${reserve}`)
     const r = await sh(`dd if=/dev/zero of=${q(join(mnt, 'big'))} bs=1M count=150 2>&1`)
     assert.notEqual(r.code, 0, `dd fails: ${r.stdout}`)
     assert.match(r.stdout, /No space left on device/)
