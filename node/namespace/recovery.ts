@@ -108,6 +108,8 @@ export interface RecoveryInit {
   settleMs?: number
   /** The views heard are now enough (the quorum, or the settle window passed): recovery may end. */
   settled?: () => void
+  /** Recovery (or the check after a restart) ended: local writes go ahead. */
+  ended?: () => void
   /** Where the store lives (messages). */
   where: string
 }
@@ -135,6 +137,7 @@ export class Recovery {
 
   /** Set the state (loaded from the store, or entered); wakes writers when it ends. */
   set (state: RecoveryState | undefined): void {
+    const was = this.state
     this.state = state === undefined ? undefined : { ...state }
     if (state === undefined) {
       this.views.clear()
@@ -144,6 +147,7 @@ export class Recovery {
       const waiting = [...this.waiters]
       this.waiters.clear()
       for (const wake of waiting) wake()
+      if (was !== undefined) this.init.ended?.()
     }
   }
 

@@ -39,7 +39,8 @@ import { Retirements } from './retire.js'
 import { VisibleTreeReader } from './reads.js'
 import { ReplicaRecovery, type RecoveryTimers } from './recovery.js'
 import { Snapshots } from './snapshots.js'
-import type { SnapshotFetch } from './snapshot-load.js'
+import type { SnapshotFetch, SnapshotLoadFaults } from './snapshot-load.js'
+import { PendingRepublish } from './republish.js'
 import { ReplicaStore, sortedHeads } from './store.js'
 import { TRUST_EVERYONE, type TrustPolicy } from './trust.js'
 import { loadHeads, migrateSingleNode, upgradeHeadRows, upgradeRows, upgradeSnapshot, type UpgradeComponents } from './upgrade.js'
@@ -128,6 +129,8 @@ export interface ReplicaOptions {
    * author blocks of this many each (snapshot-authors.ts). @default 2048
    */
   inlineRootAuthors?: number
+  /** Fault injection for tests: points a crash cannot be made to hit for real. */
+  faults?: SnapshotLoadFaults
 }
 
 /** What a replica's state looks like from outside. */
@@ -159,6 +162,7 @@ export class Replica implements Namespace {
   private readonly snapshots: Snapshots
   private readonly reads: VisibleTreeReader
   private readonly writes: LocalWrites
+  private readonly republish: PendingRepublish
   private readonly upgrades: UpgradeComponents
   /** Parsed head CIDs by their text ({@link headCid}). */
   private readonly headCids = new Map<string, CID>()
@@ -189,7 +193,9 @@ export class Replica implements Namespace {
       where: store.where,
       isOpen: () => this.opened,
       empty: options.recoverEmptyStore ?? false,
-      skip: options.skipRecovery ?? false
+      skip: options.skipRecovery ?? false,
+      // what a merge left to publish again while local writes had to wait
+      ended: () => { if (this.opened) void this.publishPending() }
     })
     const heardSelf = (seen: number, peer: string): void => { recovery.heardSelf(seen, peer) }
     const members = this.members = new Members({ kv, id, trust, clock, applied: () => store.clock, heardSelf, memberTimeout: options.memberTimeout ?? 7 * DAY })
@@ -228,10 +234,13 @@ export class Replica implements Namespace {
       superseded: async () => await applier.superseded(),
       drain: async () => await log.drain(),
       changed,
-      republish: async ops => {
-        if (recovery.active) { logger.warn({ ops: ops.length }, 'namespace recovering its own writes: versions a snapshot left out are not published again now'); return }
-        await this.writes.commitLocal(ops)
-      },
+      republish: this.republish = new PendingRepublish({
+        kv,
+        logger,
+        recovering: () => recovery.active,
+        commit: async (groups, alsoInBatch) => { await this.writes.commitGroups(groups, alsoInBatch) }
+      }),
+      faults: options.faults,
       shardPaths: Math.min(options.shardPaths ?? 2048, MAX_SHARD_PATHS),
       retirements,
       compactAfter: options.compactAfter ?? 10_000,
@@ -306,6 +315,8 @@ export class Replica implements Namespace {
       await migrateSingleNode(this.upgrades)
       // a store of a swarm's member (it may be an old backup): the first write waits for a peer to confirm this node's own seq
       if (this.checkOnRestart && (this.members.known() || this.holdsOthersEntries)) this.recovery.checkAfterRestart()
+      // versions a merge kept that a crash (or a recovery) left unpublished; while local writes wait, once they go ahead
+      if (!this.recovery.active) await this.publishPending()
     } catch (err) {
       this.members.clear()
       this.applier.clear()
@@ -314,6 +325,19 @@ export class Replica implements Namespace {
       throw err
     }
     this.opened = true
+  }
+
+  /**
+   * Publish again the versions a snapshot merge kept without proof and
+   * that wait (republish.ts), under the lock. A failure (a full disk)
+   * leaves them waiting for the next merge or open, with a warning.
+   */
+  private async publishPending (): Promise<void> {
+    try {
+      await this.store.exclusive(async () => await this.republish.publish())
+    } catch (err: any) {
+      this.components.logger.warn({ err: err?.message ?? String(err) }, 'namespace versions a snapshot left out not published again yet (kept: published at the next merge or open)')
+    }
   }
 
   async close (): Promise<void> {

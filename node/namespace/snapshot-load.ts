@@ -36,7 +36,11 @@
  * yet adopted (a version both sides hold stays; a version the other side
  * saw and dropped stays dropped), so a crash in step 3 is finished at the
  * next open from the staged rows ({@link SnapshotLoader.resume}); a crash
- * in step 2 leaves staging that the next open deletes. While step 3 runs,
+ * in step 2 leaves staging that the next open deletes. The versions a merge
+ * keeps on this replica's word alone are recorded in its final batch and
+ * published again afterwards, in a batch that deletes the record
+ * (republish.ts): a crash in between leaves them to publish at the next
+ * open. While step 3 runs,
  * readers may see some paths merged and others not yet; each path is
  * always one side's or the merged state, never a mix.
  *
@@ -46,7 +50,7 @@ import { CID } from 'multiformats/cid'
 import {
   MAX_BLOCKS_WANT,
   decodeSnapshotRoot, encodeSnapshotRootBody,
-  type Op, type SnapshotVersion
+  type SnapshotVersion
 } from '../../protocol/namespace.js'
 import { readSnapshotRoot, type SnapshotView } from './snapshot-authors.js'
 import { cborCID } from '../blocks/verify.js'
@@ -62,10 +66,11 @@ import type { ReplicaStore } from './store.js'
 import { DIRTY_RANGE, TREE_PREFIXES, TreeWriter, type PathState, type Version } from './tree.js'
 import { compareTreePaths } from './path-order.js'
 import {
-  InvalidSnapshotError, UntrustedSnapshotError, fromSnapshotVersion, mergeVersions, republishOps, sameVersions, toSnapshotVersion,
+  InvalidSnapshotError, UntrustedSnapshotError, fromSnapshotVersion, mergeVersions, sameVersions, toSnapshotVersion,
   type SnapshotMeta, type WriteRootOptions
 } from './snapshot-state.js'
 import type { Verifier } from './identity.js'
+import type { HeldVersion } from './republish.js'
 import { retiredOfSnapshot, type SnapshotRetirements } from './retire.js'
 import { provenClock, type ProvenClock, type ProvenTip } from './snapshot-proof.js'
 import type { TrustPolicy } from './trust.js'
@@ -170,6 +175,16 @@ export interface SnapshotWriter {
   clearDirty: () => Promise<void>
 }
 
+/** Fault injection for tests: points a crash cannot be made to hit for real. */
+export interface SnapshotLoadFaults {
+  /**
+   * Awaited once a merge's final batch is on disk (the versions it kept
+   * without proof recorded in it), before they are published again: a test
+   * throws here, as a process killed at that point.
+   */
+  afterMergeSaved?: () => Promise<void> | void
+}
+
 /** What {@link SnapshotLoader} is built from. */
 export interface SnapshotLoaderComponents {
   store: ReplicaStore
@@ -185,9 +200,18 @@ export interface SnapshotLoaderComponents {
   drain: () => Promise<number>
   /** A merged snapshot changed the tree. */
   changed: () => void
-  /** Write `ops` as this replica's own entries, under the lock already held. */
-  republish: (ops: Op[]) => Promise<void>
+  /**
+   * Versions a merge kept on this replica's word alone (republish.ts):
+   * recorded in the merge's final batch, then published again as this
+   * replica's own writes under the lock already held.
+   */
+  republish: {
+    record: (txn: Txn, held: readonly HeldVersion[]) => Promise<void>
+    publish: () => Promise<number>
+  }
   writer: SnapshotWriter
+  /** Fault injection for tests. */
+  faults?: SnapshotLoadFaults
   /** The retired authors (retire.ts): a merge takes the snapshot's. */
   retirements?: SnapshotRetirements
 }
@@ -834,6 +858,8 @@ export class SnapshotLoader {
     }
     final.put(metaKey('pruned'), pruned)
     // a retirement beyond the counter this replica now holds (not proven) is kept without its dots: it never reads a peer's clock, and keeps the author named here
+    // published again as this replica's own writes below; recorded here so that a crash before then loses none (republish.ts)
+    await this.components.republish.record(final, held)
     this.components.retirements?.take(batch, retiredOfSnapshot(snap.retired).map(([author, r]) => [author, covers(clock, [author, r.seq]) ? r : { seq: r.seq, dots: [] }]))
     await this.components.writer.writeRoot(final, { tree: treeRoot, blocks: nodes, clock, heads, drop: [...marker.nodes, marker.root, ...snap.authorBlocks.map(String)] })
     final.del(metaKey('merge'))
@@ -844,10 +870,9 @@ export class SnapshotLoader {
     await this.components.writer.clearDirty()
     this.components.members.noteMember(snap.author, theirClock)
     this.components.logger.info({ root: marker.root, paths, differ: changes.size, dropped, kept: held.length }, 'namespace merged a snapshot')
-    if (held.length > 0) {
-      this.components.logger.warn({ snapshot: snap.author, versions: held.length, paths: held.slice(0, 5).map(([p]) => p) }, 'a snapshot left out versions whose signed entries this node holds, and no entry it holds removes them: published again as this node\'s own writes')
-      for (const ops of republishOps(held)) await this.components.republish(ops)
-    }
+    if (held.length > 0) this.components.logger.warn({ snapshot: snap.author, versions: held.length, paths: held.slice(0, 5).map(([p]) => p) }, 'a snapshot left out versions whose signed entries this node holds, and no entry it holds removes them: published again as this node\'s own writes')
+    await this.components.faults?.afterMergeSaved?.()
+    await this.components.republish.publish()
     // held entries may have become ready
     await this.components.drain()
   }

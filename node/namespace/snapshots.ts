@@ -33,9 +33,8 @@ import { sortedHeads, type ReplicaStore } from './store.js'
 import { DIRTY_RANGE, dirtyKey, versionsKey, type PathState, type Version } from './tree.js'
 import { compareTreePaths, inTreeOrder } from './path-order.js'
 import { toSnapshotVersion, type SnapshotMeta, type WriteRootOptions } from './snapshot-state.js'
-import { SnapshotLoader, type SnapshotFetch } from './snapshot-load.js'
+import { SnapshotLoader, type SnapshotFetch, type SnapshotLoadFaults, type SnapshotLoaderComponents } from './snapshot-load.js'
 import { DEFAULT_INLINE_ROOT_AUTHORS, authorBlocksOf } from './snapshot-authors.js'
-import type { Op } from '../../protocol/namespace.js'
 import type { SnapshotRetirements } from './retire.js'
 import type { Signer, Verifier } from './identity.js'
 import type { TrustPolicy } from './trust.js'
@@ -67,11 +66,13 @@ export interface SnapshotsComponents {
   /** A merged snapshot changed the tree. */
   changed: () => void
   /**
-   * Write `ops` as this replica's own entries (writes.ts), under the lock
-   * already held: how versions a snapshot dropped without proof are
-   * published again (see snapshot-load.ts).
+   * Versions a merge kept without proof (republish.ts): recorded in the
+   * merge's final batch, then published again as this replica's own writes
+   * under the lock already held (see snapshot-load.ts).
    */
-  republish: (ops: Op[]) => Promise<void>
+  republish: SnapshotLoaderComponents['republish']
+  /** Fault injection for tests (snapshot-load.ts). */
+  faults?: SnapshotLoadFaults
   /** Ignored: the tree's nodes are sized by its chunking rule (protocol/snapshot-tree.ts). */
   shardPaths?: number
   /** Compact once this many entries became stable since the last compaction. */

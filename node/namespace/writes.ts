@@ -205,9 +205,10 @@ export class LocalWrites {
   /**
    * {@link commitLocal} of groups of ops: each group goes into entries of its
    * own, in order, all in one batch, so that two groups may write one path
-   * (the ops of one entry are one version each of distinct paths).
+   * (the ops of one entry are one version each of distinct paths). The
+   * caller holds the replica's lock.
    */
-  private async commitGroups (groups: Op[][], alsoInBatch?: (txn: Txn) => void): Promise<void> {
+  async commitGroups (groups: Op[][], alsoInBatch?: (txn: Txn) => void): Promise<void> {
     if (groups.every(g => g.length === 0) && alsoInBatch === undefined) return
     const { store, signer } = this.components
     const batch = store.batch()

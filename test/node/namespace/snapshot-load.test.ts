@@ -539,3 +539,69 @@ describe('merging against this replica\'s own snapshot', () => {
     assert.deepEqual((await keys(kv, 'b!')).map(k => k.slice(2)).sort(), [...snap.blocks].sort())
   })
 })
+
+describe('versions a merge keeps on this replica\'s word alone', () => {
+  /**
+   * `a` wrote /kept, `b` pulled it and removed it; `b`'s snapshot leaves the
+   * version out, and `a`, which holds its signed entry and no entry that
+   * removes it, keeps it and publishes it again as its own write.
+   */
+  async function leftOut (sim: { now: number }, a: Replica): Promise<{ b: Replica, root: CID }> {
+    const { r: b } = await leveled(sim)
+    await a.putFile('/kept', file('a wrote'))
+    await pullInto(b, a)
+    await b.remove('/kept')
+    await b.putFile('/other', file('b wrote'))
+    return { b, root: await b.snapshot() }
+  }
+
+  const kept = `/kept ${file('a wrote').cid.slice(-6)}`
+
+  it('a crash after the merge is saved and before they are published again loses none: the next open publishes them', async () => {
+    const sim = { now: 1_000 }
+    const key = await generateKeyPair('Ed25519')
+    const kv = await levelKV()
+    let crash = true
+    // the process dies once the merge's final batch is on disk, before the versions it kept are published again
+    const faults = { afterMergeSaved: () => { if (crash) throw new Error('injected crash') } }
+    const a = await replica(sim, { faults }, { kv, key })
+    const { b, root } = await leftOut(sim, a)
+    await assert.rejects(a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), /injected crash/)
+    // killed: nothing more reaches the store
+    await kv.close()
+    crash = false
+
+    const { r: again, kv: kvAgain } = await leveled(sim, new LevelKV(kv.location as string), key)
+    assert.ok((await tree(again)).includes(kept), 'the version is visible after the restart')
+    assert.equal(again.state().clock[again.id], 2, 'published again: a new entry of this node')
+    assert.equal(await meta(kvAgain, 'republish'), undefined, 'nothing left waiting')
+    await pullInto(b, again)
+    assert.ok((await tree(b)).includes(kept), 'the peer that left it out shows it again')
+    // a second open publishes nothing more
+    await again.close()
+    const { r: third } = await leveled(sim, new LevelKV(kv.location as string), key)
+    assert.equal(third.state().clock[third.id], 2)
+  })
+
+  it('a merge while this node recovers its own writes keeps them waiting, and publishes them once recovery ends', async () => {
+    const sim = { now: 1_000 }
+    const { r: a, kv } = await leveled(sim)
+    const { b, root } = await leftOut(sim, a)
+    // a member claims writes of a that a lacks: a recovers, its writes wait
+    const mallory = signerFromKey(await generateKeyPair('Ed25519')).id
+    a.noteMember(mallory, { [a.id]: 1000 })
+    assert.equal(a.recovering, true)
+    assert.equal(await a.loadSnapshot(root, async cids => await b.blocks(cids), b.id), true)
+    assert.ok((await tree(a)).includes(kept))
+    assert.equal(a.state().clock[a.id], 1, 'nothing written while recovering')
+    assert.notEqual(await meta(kv, 'republish'), undefined, 'the versions wait, on disk')
+    // the claim is not backed by entries: recovery ends, and the next write comes after the versions published again
+    a.pulledFrom(mallory)
+    assert.equal(a.recovering, false)
+    await a.putFile('/after', file('after'))
+    assert.equal(a.state().clock[a.id], 3)
+    assert.equal(await meta(kv, 'republish'), undefined)
+    await pullInto(b, a)
+    assert.ok((await tree(b)).includes(kept), 'the peer that left it out shows it again')
+  })
+})
