@@ -92,6 +92,16 @@ export function formatBytes (n: number): string {
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`
 }
 
+/**
+ * A time (ms since the epoch) in ISO 8601 — or, for one no date can show
+ * (a daemon of an older build may hold one from a peer), the number itself
+ * with what it is, rather than a crash of the command.
+ */
+export function formatTime (ms: number): string {
+  const date = new Date(ms)
+  return Number.isNaN(date.getTime()) ? `${String(ms)} ms since the epoch (not a date)` : date.toISOString()
+}
+
 /** Stripe counts by health, in one line (`pin status`, `repair`, `status`). */
 export function formatSummary (h: HealthSummary): string {
   return `${h.healthy} healthy, ${h.atRisk} at risk, ${h.degraded} degraded, ${h.lost} lost`

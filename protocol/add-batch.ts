@@ -18,6 +18,7 @@
  * @module
  */
 import { InvalidArgumentError } from './errors.js'
+import { isTime } from './time.js'
 
 /** The Content-Type of a batch body. */
 export const BATCH_CONTENT_TYPE = 'application/vnd.shoal.add-batch'
@@ -101,7 +102,7 @@ export function decodeManifest (bytes: Uint8Array): BatchFile[] {
     seen.add(to)
     if (!isCount(size)) throw new InvalidArgumentError(`${where} has no valid size`)
     if (mode !== undefined && (!isCount(mode) || mode > 0o7777)) throw new InvalidArgumentError(`${where} has invalid permission bits`)
-    if (mtime !== undefined && !isCount(mtime)) throw new InvalidArgumentError(`${where} has an invalid mtime`)
+    if (mtime !== undefined && !isTime(mtime)) throw new InvalidArgumentError(`${where} has an invalid mtime`)
     return { to, size, ...(mode !== undefined ? { mode } : {}), ...(mtime !== undefined ? { mtime } : {}) }
   })
 }

@@ -32,6 +32,7 @@ import { InvalidMessageError } from './errors.js'
 import { isCodedPolicy, isPolicyText } from './durability.js'
 import { inKeyOrder } from './key-order.js'
 import { fieldChecks, type CidRule } from './fields.js'
+import { MAX_TIME } from './time.js'
 import { isPlainMap, isSet, plainBytes, show, type Fields } from './values.js'
 
 /** gossipsub topic on which nodes announce their heads (and new entries). */
@@ -194,7 +195,7 @@ interface EntryBodyFields {
   author: string
   /** The author's sequence number: 1, 2, 3… with no gaps. */
   seq: number
-  /** Wall time of the write at the author, ms since the epoch. */
+  /** Wall time of the write at the author, ms since the epoch (at most {@link MAX_TIME}). */
   time: number
   /** The author's heads when it wrote the entry (the Merkle links of the log). */
   parents: CID[]
@@ -408,6 +409,7 @@ export const MAX_HEADS = 4096
 const DAG_CBOR = 0x71
 /** Largest `mode` (permission bits, setuid/setgid/sticky included). */
 export const MAX_MODE = 0o7777
+export { MAX_TIME }
 /** Longest policy text accepted before its grammar is checked (`replicas:16` is 11). */
 const MAX_POLICY_LENGTH = 32
 
@@ -1009,7 +1011,7 @@ function pickOp (value: unknown, author: string, seq: number, entryClock: PastCh
         cid: cid(f.cid, 'put cid'),
         size: int(f.size, 'put size', 0),
         mode: int(f.mode, 'put mode', 0, MAX_MODE),
-        mtime: int(f.mtime, 'put mtime', 0),
+        mtime: int(f.mtime, 'put mtime', 0, MAX_TIME),
         replaces: replaces(f.replaces, author, seq, entryClock)
       }
       if (isSet(f, 'pin')) put.pin = pin(f.pin, 'put pin')
@@ -1019,7 +1021,7 @@ function pickOp (value: unknown, author: string, seq: number, entryClock: PastCh
       op: 'mkdir',
       path: p,
       mode: int(f.mode, 'mkdir mode', 0, MAX_MODE),
-      mtime: int(f.mtime, 'mkdir mtime', 0),
+      mtime: int(f.mtime, 'mkdir mtime', 0, MAX_TIME),
       replaces: replaces(f.replaces, author, seq, entryClock)
     }
     default: return { op: 'del', path: p, replaces: replaces(f.replaces, author, seq, entryClock) }
@@ -1044,7 +1046,7 @@ function pickEntryBody (f: Fields): EntryBody {
   const v = entryVersion(f, 'entry')
   const author = peerId(f.author, 'entry author')
   const seq = int(f.seq, 'entry seq', 1)
-  const time = int(f.time, 'entry time', 0)
+  const time = int(f.time, 'entry time', 0, MAX_TIME)
   const parents = cidList(f.parents, 'entry parents', 0, MAX_PARENTS, DAG_CBOR, true)
   let inPast: PastCheck
   let versioned: { v: 1, clock: VectorClock } | { v: 2, deps: Dot[] }
@@ -1128,7 +1130,7 @@ function rootVersion (value: unknown, what: string): SignedSnapshotRoot['v'] {
 function pickRootCommon (f: Fields): Omit<LinkedSnapshotRoot, 'v' | 'authors' | 'sig'> {
   return {
     author: peerId(f.author, 'snapshot author'),
-    time: int(f.time, 'snapshot time', 0),
+    time: int(f.time, 'snapshot time', 0, MAX_TIME),
     count: int(f.count, 'snapshot count', 0),
     tree: cid(f.tree, 'snapshot tree', DAG_CBOR)
   }

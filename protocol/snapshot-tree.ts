@@ -39,6 +39,7 @@ import { InvalidMessageError } from './errors.js'
 import { CborCursor } from './cbor-cursor.js'
 import { NOT_CANONICAL, decodeCanonicalDagCbor } from './canonical.js'
 import { fieldChecks } from './fields.js'
+import { MAX_TIME } from './time.js'
 import { decodePin, MAX_MODE, MAX_PEER_ID_LENGTH, MAX_SNAPSHOT_BLOCK_BYTES, type SnapshotVersion } from './namespace.js'
 import { isPlainMap, isSet, plainBytes, show } from './values.js'
 
@@ -337,10 +338,10 @@ function pickVersion (value: unknown): SnapshotVersion {
   const out: SnapshotVersion = {
     author: check.peerId(f.author, 'version author', MAX_PEER_ID_LENGTH),
     seq: check.int(f.seq, 'version seq', 1),
-    time: check.int(f.time, 'version time', 0),
+    time: check.int(f.time, 'version time', 0, MAX_TIME),
     type,
     mode: check.int(f.mode, 'version mode', 0, MAX_MODE),
-    mtime: check.int(f.mtime, 'version mtime', 0)
+    mtime: check.int(f.mtime, 'version mtime', 0, MAX_TIME)
   }
   if (type === 'dir') {
     if (isSet(f, 'cid') || isSet(f, 'size') || isSet(f, 'pin')) fail('a dir version has a cid, size or pin')

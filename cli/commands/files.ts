@@ -7,7 +7,7 @@ import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
 import { ApiClient, ApiError } from '../client.js'
 import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
-import { formatBytes, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, formatTime, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
 import { mapAtOnce } from '../../node/at-once.js'
 import { applyAttrs, recordedAttrs, setAttrs, type RecordedAttrs } from '../tree-attrs.js'
@@ -403,7 +403,7 @@ export async function statCommand (g: GlobalOptions, arg: string): Promise<void>
   if (g.json) { printJson(info); return }
   const lines = [`${info.path ?? info.name}`, `  type:  ${info.type}`, `  cid:   ${info.cid}`, `  size:  ${info.size} (${formatBytes(info.size)})`]
   if (info.mode !== undefined) lines.push(`  mode:  ${info.mode.toString(8).padStart(4, '0')}`)
-  if (info.mtime !== undefined) lines.push(`  mtime: ${new Date(info.mtime).toISOString()}`)
+  if (info.mtime !== undefined) lines.push(`  mtime: ${formatTime(info.mtime)}`)
   // a conflict copy says so, and what to do with it
   if (info.conflictOf !== undefined) lines.push(`  conflict copy of ${printable(info.conflictOf)}: keep it (\`shoal mv\` it to a name of its own) or \`shoal rm\` it`)
   printLines(...lines)
@@ -438,5 +438,5 @@ export async function conflictsCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const conflicts = await client.json<ConflictInfo[]>('GET', '/api/v0/conflicts')
   if (g.json) printJson(conflicts)
-  else printLines(...conflicts.map(c => `${printable(c.copy)}\tconflicts with ${printable(c.path)}\tby ${c.author} at ${new Date(c.time).toISOString()}\t${c.cid}\t${formatBytes(c.size)}`))
+  else printLines(...conflicts.map(c => `${printable(c.copy)}\tconflicts with ${printable(c.path)}\tby ${c.author} at ${formatTime(c.time)}\t${c.cid}\t${formatBytes(c.size)}`))
 }

@@ -7,7 +7,7 @@
 import { isAbsolute, resolve } from 'node:path'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
-import { printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatTime, printJson, printLines, type GlobalOptions } from '../output.js'
 import type { MountInfo } from '../../node/fuse/index.js'
 
 /**
@@ -47,5 +47,5 @@ export async function mountsCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const mounts = await client.json<MountInfo[]>('GET', '/api/v0/mounts')
   if (g.json) printJson(mounts)
-  else printLines(...mounts.map(m => `${m.dir}\tsince ${new Date(m.since).toISOString()}\t${m.binding}, requests up to ${m.maxRequest / 1024} KiB`))
+  else printLines(...mounts.map(m => `${m.dir}\tsince ${formatTime(m.since)}\t${m.binding}, requests up to ${m.maxRequest / 1024} KiB`))
 }

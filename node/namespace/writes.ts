@@ -13,7 +13,8 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, encodeEntry, encodeEntryBody, type LogEntry, type EntryBodyV2, type Op, type PathOp, type Pin, type PutOp } from '../../protocol/namespace.js'
+import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_TIME, encodeEntry, encodeEntryBody, type LogEntry, type EntryBodyV2, type Op, type PathOp, type Pin, type PutOp } from '../../protocol/namespace.js'
+import { isTime } from '../../protocol/time.js'
 import { cborCID } from '../blocks/verify.js'
 import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError, SameFileError } from '../errors.js'
 import type { Dot } from './clock.js'
@@ -55,11 +56,12 @@ export class LocalWrites {
    * Create or replace the file at `path`: the new version replaces the one
    * this replica sees there, and carries `record.pin` (or no pin).
    *
-   * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin)
+   * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin or mtime)
    */
   async putFile (path: string, record: Omit<FileRecord, 'type'>, options: PutOptions = {}): Promise<Entry> {
     const p = filePath(path)
     const pin = checkPin(record.pin)
+    checkMtime(record.mtime)
     return await this.components.writing(async () => {
       const ops = new OpSet()
       await this.putOps(ops, p, record, pin, options.replacing)
@@ -77,6 +79,7 @@ export class LocalWrites {
   async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>): Promise<Entry[]> {
     const items = files.map(({ path, record, replacing }) => {
       const p = filePath(path)
+      checkMtime(record.mtime)
       return { p, record, pin: checkPin(record.pin), replacing }
     })
     if (items.length === 0) return []
@@ -96,11 +99,12 @@ export class LocalWrites {
     })
   }
 
-  /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
+  /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} {InvalidArgumentError} (a bad mtime) */
   async mkdir (path: string, options: MkdirOptions = {}): Promise<Entry> {
     const { reads } = this.components
     const p = normalizePath(path)
     const parents = options.parents === true
+    if (options.mtime !== undefined) checkMtime(options.mtime)
     return await this.components.writing(async () => {
       const existing = await reads.lookup(p)
       if (existing !== undefined) {
@@ -263,6 +267,16 @@ export class LocalWrites {
     }
     for (const dir of missingDirs.reverse()) ops.create({ op: 'mkdir', path: dir, mode: 0o755, mtime, replaces: [] })
   }
+}
+
+/**
+ * A caller's mtime: a whole number of ms from 0 to {@link MAX_TIME} (what
+ * an entry may carry, protocol/namespace.ts).
+ *
+ * @throws {InvalidArgumentError} for any other
+ */
+function checkMtime (mtime: number): void {
+  if (!isTime(mtime)) throw new InvalidArgumentError(`mtime must be a whole number of ms from 0 to ${MAX_TIME}, not ${String(mtime)}`)
 }
 
 /** A put of a moved version at `path`: same bytes, mode, mtime and pin. */

@@ -13,7 +13,7 @@ import { sha256 } from '../../node/blocks/verify.js'
 import {
   MAX_BATCH_ENTRIES, MAX_BLOCKS_WANT, MAX_CLOCK_AUTHORS, MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_PEER_ID_LENGTH,
   MAX_REPLACES, MAX_SIG_BYTES, MAX_SNAPSHOT_BLOCK_BYTES, MAX_SNAPSHOT_ROOT_BYTES, MAX_SYNC_ERROR_MESSAGE,
-  MAX_SYNC_MESSAGE_BYTES, InvalidMessageError,
+  MAX_SYNC_MESSAGE_BYTES, MAX_TIME, InvalidMessageError,
   decodeEntry, decodeHeadsMessage, decodeSnapshotRoot, decodeSyncRequest, decodeSyncResponse,
   encodeEntry, encodeEntryBody, encodeHeadsMessage, encodeSnapshotRoot, encodeSnapshotRootBody,
   encodeSyncRequest, encodeSyncResponse, isPinPolicy,
@@ -50,6 +50,8 @@ const peerArb = fc.oneof(
   fc.string({ minLength: 1, maxLength: 12 }).filter(s => s !== '__proto__')
 )
 const uintArb = fc.oneof(fc.nat({ max: 2 ** 32 }), fc.maxSafeNat())
+/** Times (ms since the epoch): small ones, and any up to the latest a date holds. */
+const timeArb = fc.oneof(fc.nat({ max: 2 ** 32 }), fc.integer({ min: 0, max: MAX_TIME }))
 const seqArb = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
 const modeArb = fc.integer({ min: 0, max: 0o7777 })
 const idArb = fc.maxSafeNat()
@@ -77,7 +79,7 @@ const opSkeletonArb = fc.record({
   cid: contentCidArb,
   size: uintArb,
   mode: modeArb,
-  mtime: uintArb,
+  mtime: timeArb,
   pin: fc.option(pinArb, { nil: undefined }),
   picks: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 3 })
 })
@@ -90,7 +92,7 @@ type EntryV2 = Extract<LogEntry, { v: 2 }>
 const entryArb: fc.Arbitrary<EntryV1> = fc.record({
   author: peerArb,
   seq: fc.oneof(fc.integer({ min: 1, max: 100 }), seqArb),
-  time: uintArb,
+  time: timeArb,
   others: clockArb(0),
   parents: fc.uniqueArray(dagCidArb, { maxLength: 4, selector: c => c.toString() }),
   ops: fc.uniqueArray(opSkeletonArb, { minLength: 1, maxLength: 3, selector: o => o.path }),
@@ -128,12 +130,12 @@ const entryArb: fc.Arbitrary<EntryV1> = fc.record({
 const versionArb: fc.Arbitrary<SnapshotVersion> = fc.record({
   author: peerArb,
   seq: seqArb,
-  time: uintArb,
+  time: timeArb,
   type: fc.constantFrom('file' as const, 'dir' as const),
   cid: fc.option(contentCidArb, { nil: undefined }),
   size: fc.option(uintArb, { nil: undefined }),
   mode: modeArb,
-  mtime: uintArb,
+  mtime: timeArb,
   pin: fc.option(pinArb, { nil: undefined })
 }).map(({ cid, size, pin, ...rest }) => {
   const v: SnapshotVersion = { ...rest }
@@ -153,7 +155,7 @@ const leafArb: fc.Arbitrary<TreeLeaf> = fc.uniqueArray(
 
 const rootArb: fc.Arbitrary<SnapshotRoot> = fc.record({
   author: peerArb,
-  time: uintArb,
+  time: timeArb,
   clock: clockArb(0),
   heads: fc.uniqueArray(dagCidArb, { maxLength: 4, selector: c => c.toString() }),
   tree: dagCidArb,
@@ -548,6 +550,15 @@ describe('namespace codecs: entries', () => {
     entryRejects(e => { e.seq = 2 ** 53; e.clock[A] = 2 ** 53 }, /seq/)
     entryRejects(e => { e.time = -1 }, /time/)
     entryRejects(e => { e.time = 2 ** 53 }, /time/)
+    // a time no clock gives (past what a date holds: every reader printing it as a date would fail)
+    entryRejects(e => { e.time = MAX_TIME + 1 }, /entry time must be an integer in 0\.\.8640000000000000/)
+    entryRejects(e => { e.ops[0].mtime = MAX_TIME + 1 }, /put mtime/)
+    entryRejects(e => { e.ops[0].mtime = Number.MAX_SAFE_INTEGER }, /put mtime/)
+    entryRejects(e => { e.ops[1].mtime = MAX_TIME + 1 }, /mkdir mtime/)
+    const latest = baseEntry()
+    latest.time = MAX_TIME
+    ;(latest.ops[0] as Extract<Op, { op: 'put' }>).mtime = MAX_TIME
+    assert.deepStrictEqual(decodeEntry(encodeEntry(latest)), latest, 'the latest time a date holds is a time')
     entryRejects(e => { e.ops[0].mode = 0o10000 }, /mode/)
     entryRejects(e => { e.ops[1].mode = -1 }, /mode/)
     entryRejects(e => { e.ops[0].mtime = -1 }, /mtime/)
@@ -880,6 +891,11 @@ describe('namespace codecs: snapshots', () => {
     leafRejects(s => { delete s.leaf[1][1][0].mtime }, /lacks field/)
     leafRejects(s => { s.leaf[1][1][0].size = -1 }, /size/)
     leafRejects(s => { s.leaf[1][1][0].mode = 0o10000 }, /mode/)
+    leafRejects(s => { s.leaf[1][1][0].time = MAX_TIME + 1 }, /version time/)
+    leafRejects(s => { s.leaf[1][1][0].mtime = MAX_TIME + 1 }, /version mtime/)
+    const latest = baseLeaf()
+    latest.leaf[1][1][0] = { ...latest.leaf[1][1][0], time: MAX_TIME, mtime: MAX_TIME }
+    assert.deepStrictEqual(decodeTreeNode(encodeTreeNode(latest)), latest, 'the latest time a date holds is a time')
     leafRejects(s => { s.leaf[1][1][0].seq = 0 }, /seq/)
     leafRejects(s => { s.leaf[1][1][0].author = '' }, /empty/)
     leafRejects(s => { s.leaf[1][1][0].cid = sha512Cid }, /sha2-256/)
@@ -916,6 +932,7 @@ describe('namespace codecs: snapshots', () => {
     rootRejects(r => { r.shards = [cidOf(3)] }, /unexpected field/)
     rootRejects(r => { r.count = -1 }, /count/)
     rootRejects(r => { r.count = 1.5 }, /count/)
+    rootRejects(r => { r.time = MAX_TIME + 1 }, /snapshot time/)
     rootRejects(r => { r.clock[B] = 0 }, /clock/)
     rootRejects(r => { r.sig = new Uint8Array(0) }, /sig/)
     rootRejects(r => { r.author = 1 }, /author/)

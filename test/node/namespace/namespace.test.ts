@@ -110,6 +110,22 @@ describe('namespace replica on LevelDB (single node)', () => {
     assert.deepEqual(await paths(ns), before)
   })
 
+  it('refuses an mtime no clock gives (past what a date holds: no peer would take the entry), changing nothing', async (t) => {
+    const { ns } = await openNamespace(t)
+    await ns.putFile('/d/a', file())
+    const before = await paths(ns)
+    const late = 8_640_000_000_000_001
+    await rejects(ns.putFile('/d/a', { ...file(CID_B), mtime: late }), 'InvalidArgumentError')
+    await rejects(ns.putFile('/d/new', { ...file(), mtime: Number.MAX_SAFE_INTEGER }), 'InvalidArgumentError')
+    await rejects(ns.putFiles([{ path: '/d/b', record: file() }, { path: '/d/c', record: { ...file(), mtime: late } }]), 'InvalidArgumentError')
+    await rejects(ns.mkdir('/e', { mtime: late }), 'InvalidArgumentError')
+    assert.deepEqual(await paths(ns), before)
+    assert.deepEqual(await ns.stat('/d/a'), { type: 'file', ...file(), path: '/d/a', name: 'a' })
+    // the latest a date holds is a time
+    await ns.putFile('/d/a', { ...file(CID_B), mtime: 8_640_000_000_000_000 })
+    assert.equal((await ns.stat('/d/a')).mtime, 8_640_000_000_000_000)
+  })
+
   it('remove: files, empty dirs, recursive dirs; never the root', async (t) => {
     const { ns } = await openNamespace(t)
     await ns.putFile('/t/a/1', file())
