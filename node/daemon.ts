@@ -3,14 +3,14 @@
  *
  * @module
  */
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { rename, unlink, writeFile } from 'node:fs/promises'
 import { formatApiMultiaddr, parseApiAddress } from '../protocol/api-address.js'
-import { createApiServer } from './api/index.js'
+import { createApiServer, readApiToken } from './api/index.js'
 import { createGatewayServer, gatewayUrl, isLoopbackHost, parseGatewaySetting, type GatewayServer } from './gateway/index.js'
 import { ShoalError } from './errors.js'
 import { createShoalNode, type ShoalNode } from './node.js'
 import type { LogLevel } from './logger.js'
-import { acquireRepoLock, initRepo, repoExists, repoLayout } from './repo/index.js'
+import { acquireRepoLock, initRepo, loadConfig, repoExists, repoLayout } from './repo/index.js'
 import { Ballast, DiskGuard } from './repo/disk.js'
 
 /** Options of {@link startDaemon}. */
@@ -54,6 +54,10 @@ async function writeLineAtomically (file: string, line: string): Promise<void> {
 export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const layout = repoLayout(init.repo)
   if (init.init === true && !(await repoExists(init.repo))) await initRepo(init.repo)
+  // checked before anything is opened or changed (a missing repo is named as such first):
+  // a daemon never serves its API without a real token
+  await loadConfig(layout.config)
+  const token = await readApiToken(layout.apiToken)
   // a disk filled to the last byte: give back the ballast so the stores can open
   const released = await new Ballast(layout.ballast, new DiskGuard({ path: layout.root })).releaseIfFull()
   const node = await createShoalNode({ repo: init.repo, logLevel: init.logLevel })
@@ -64,7 +68,6 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   try {
     const gatewaySetting = parseGatewaySetting(components.config.gateway)
     await node.start()
-    const token = (await readFile(layout.apiToken, 'utf8')).trim()
     const { host, port } = parseApiAddress(components.config.api)
     api = createApiServer(components, { host, port, token })
     const address = await api.start().catch((err: any) => {

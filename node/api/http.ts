@@ -29,7 +29,8 @@ export function sendError (res: ServerResponse, status: number, name: string, me
 }
 
 /**
- * Check the `Authorization: Bearer <token>` header in constant time.
+ * Check the `Authorization: Bearer <token>` header in constant time. An
+ * empty `token` matches nothing.
  *
  * @throws {UnauthorizedError}
  */
@@ -37,7 +38,8 @@ export function checkToken (req: IncomingMessage, token: string): void {
   const header = req.headers.authorization ?? ''
   const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '')
   const want = Buffer.from(token)
-  if (given.length !== want.length || !timingSafeEqual(given, want)) {
+  // an empty token would match a request without one: never
+  if (want.length === 0 || given.length !== want.length || !timingSafeEqual(given, want)) {
     throw new UnauthorizedError('missing or wrong API token (see <repo>/api.token)')
   }
 }
