@@ -10,7 +10,7 @@ import { createGatewayServer, gatewayUrl, isLoopbackHost, parseGatewaySetting, t
 import { ShoalError } from './errors.js'
 import { createShoalNode, type ShoalNode } from './node.js'
 import type { LogLevel } from './logger.js'
-import { acquireRepoLock, initRepo, loadConfig, repoExists, repoLayout } from './repo/index.js'
+import { acquireRepoLock, initRepo, loadConfig, repoExists, repoFolderOpenMode, repoLayout } from './repo/index.js'
 import { Ballast, DiskGuard } from './repo/disk.js'
 
 /** Options of {@link startDaemon}. */
@@ -90,6 +90,8 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     await components.fuse.restore().catch((err: any) => { components.logger.warn({ err: err?.message }, 'restoring recorded mounts failed') })
     // said before <repo>/api (which says the daemon is ready), so whoever waits for that file finds the warning already written
     if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
+    const openMode = await repoFolderOpenMode(layout.root).catch(() => undefined)
+    if (openMode !== undefined) components.logger.warn({ repo: layout.root, mode: openMode }, `the repo folder is open to other users of this machine (mode ${openMode}): they can read the swarm's data this node stores; close it with \`chmod go-rwx ${layout.root}\` (docs/security.md)`)
     const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
     await writeLineAtomically(layout.api, apiMultiaddr)
     components.logger.info({ api: apiMultiaddr, gateway: gatewayAt ?? 'off', peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')

@@ -12,6 +12,7 @@ import { parseGatewaySetting } from '../gateway/address.js'
 import { DEFAULT_CONFIG, defaultGatewayFor, saveConfig, type RepoConfig } from './config.js'
 import { repoLayout } from './layout.js'
 import { makeFolder } from './make-folder.js'
+import { closeRepoFolder } from './private-folder.js'
 import { markNewNamespace } from '../namespace/index.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -80,6 +81,8 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   // the folders inside too, as the root may have been there already (`--repo /proc`)
   await makeFolder(root, { mode: 0o700 })
   for (const dir of [layout.blocks, layout.namespace, layout.tmp]) await makeFolder(dir)
+  // a folder that was there before keeps its mode (often 0755): closed to others too (private-folder.ts)
+  await closeRepoFolder(root)
   // a new identity's namespace store: its replica writes at once (a store lost later recovers first)
   await markNewNamespace(layout.namespace)
   const key = await generateKeyPair('Ed25519')

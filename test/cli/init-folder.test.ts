@@ -5,10 +5,10 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '../helpers/temp.js'
-import { exists, lines, runShoal, shoalJson } from '../helpers/cli.js'
+import { exists, lines, runShoal, shoalJson, shoalOk, startDaemon } from '../helpers/cli.js'
 
 const TEST = { timeout: 60_000 }
 const LINUX = { ...TEST, skip: process.platform !== 'linux' ? 'needs /proc' : undefined }
@@ -54,5 +54,31 @@ describe('shoal init: the repo folder', { concurrency: true }, () => {
     for (const sub of ['blocks', 'namespace', 'tmp']) assert.ok((await stat(join(repo, sub))).isDirectory(), sub)
     assert.equal((await stat(repo)).mode & 0o077, 0, 'the repo folder is private')
     assert.deepEqual(await readdir(dir), ['a'])
+  })
+
+  it('a --repo folder that was there before (0755, holding a mount\'s lost+found) is closed to other users', TEST, async t => {
+    const dir = await tempDir(t)
+    const repo = join(dir, 'data')
+    await mkdir(join(repo, 'lost+found'), { recursive: true })
+    await chmod(repo, 0o755)
+    await shoalJson(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    // others cannot enter it, so the stores inside (made with the umask) are out of their reach
+    assert.equal((await stat(repo)).mode & 0o7777, 0o700)
+    assert.ok(await exists(join(repo, 'lost+found')))
+  })
+
+  it('a daemon on a repo folder others can enter warns, naming the folder and the fix; a closed one does not', TEST, async t => {
+    const repo = join(await tempDir(t), 'repo')
+    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    const closed = await startDaemon(t, repo)
+    assert.doesNotMatch(closed.output().stderr, /repo folder is open/)
+    await closed.stop()
+    // a repo made before init closed its folder
+    await chmod(repo, 0o755)
+    const open = await startDaemon(t, repo)
+    const warning = lines(open.output().stderr).filter(l => l.includes('repo folder is open'))
+    assert.equal(warning.length, 1, open.output().stderr)
+    assert.match(warning[0], /mode 0755/)
+    assert.ok(warning[0].includes(`chmod go-rwx ${repo}`), warning[0])
   })
 })
