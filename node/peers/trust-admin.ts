@@ -49,6 +49,13 @@ export interface TrustStatus {
 
 export { refusalLine } from './refusal-line.js'
 
+/** A change of trust: what is saved, then `apply` to put it in force. */
+interface PlannedChange {
+  writers: WritersMode
+  trusted: string[]
+  apply: () => void
+}
+
 /** Changes and reports the node's writer trust; every change is saved to the config first. */
 export class TrustAdmin {
   private queue: Promise<unknown> = Promise.resolve()
@@ -74,11 +81,11 @@ export class TrustAdmin {
    */
   async add (peer: string): Promise<TrustStatus> {
     const id = this.checkPeer(peer)
-    return await this.change(() => {
-      if (!this.components.trust.add(id)) return false
-      this.components.sync.pullFrom(id)
-      return true
-    }, { peer: id }, 'peer trusted')
+    const { trust, sync } = this.components
+    return await this.change(() => trust.list().includes(id)
+      ? undefined
+      : { writers: trust.mode, trusted: [...trust.list(), id].sort(), apply: () => { trust.add(id); sync.pullFrom(id) } },
+    { peer: id }, 'peer trusted')
   }
 
   /**
@@ -93,7 +100,10 @@ export class TrustAdmin {
       throw new InvalidArgumentError('in this private swarm every member writes: run `shoal trust writers listed` first (after `shoal trust add` for each member that keeps writing), or move the trusted members to a new swarm key')
     }
     if (!trust.list().includes(id)) throw new InvalidArgumentError(`peer ${id} is not trusted here`)
-    return await this.change(() => trust.remove(id), { peer: id }, 'peer no longer trusted')
+    return await this.change(() => trust.list().includes(id)
+      ? { writers: trust.mode, trusted: trust.list().filter(p => p !== id), apply: () => { trust.remove(id) } }
+      : undefined,
+    { peer: id }, 'peer no longer trusted')
   }
 
   /**
@@ -104,11 +114,10 @@ export class TrustAdmin {
   async setWriters (mode: WritersMode): Promise<TrustStatus> {
     if (!this.init.privateSwarm && mode === 'swarm') throw new InvalidArgumentError('an open swarm has no members to trust as a whole: only this node and `shoal trust add` peers write')
     const { trust } = this.components
-    return await this.change(() => {
-      if (trust.mode === mode) return false
-      trust.setMode(mode)
-      return true
-    }, { writers: mode }, 'namespace writers changed')
+    return await this.change(() => trust.mode === mode
+      ? undefined
+      : { writers: mode, trusted: trust.list(), apply: () => { trust.setMode(mode) } },
+    { writers: mode }, 'namespace writers changed')
   }
 
   private checkPeer (peer: string): string {
@@ -117,15 +126,22 @@ export class TrustAdmin {
     return id
   }
 
-  /** Apply `fn` to the live trust, then save it; one change at a time. */
-  private async change (fn: () => boolean, what: Record<string, string>, message: string): Promise<TrustStatus> {
+  /**
+   * Save the trust `plan` makes from the live one (undefined: no change),
+   * then apply it to the live trust; one change at a time. When the config
+   * cannot be read or written, the live trust is left as it was: a change
+   * the user was told failed is not in force either (before, it was, until
+   * the next restart dropped it).
+   */
+  private async change (plan: () => PlannedChange | undefined, what: Record<string, string>, message: string): Promise<TrustStatus> {
     const run = this.queue.then(async () => {
-      if (!fn()) return this.status()
-      const { trust, logger } = this.components
+      const next = plan()
+      if (next === undefined) return this.status()
       const config = await loadConfig(this.init.configFile)
-      config.namespace = { ...config.namespace, writers: trust.mode, trusted: trust.list() }
+      config.namespace = { ...config.namespace, writers: next.writers, trusted: next.trusted }
       await saveConfig(this.init.configFile, config)
-      logger.info(what, message)
+      next.apply()
+      this.components.logger.info(what, message)
       return this.status()
     })
     this.queue = run.catch(() => {})
