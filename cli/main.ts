@@ -66,7 +66,7 @@ function build (json = false): Command {
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
     .option('--api <host:port>', 'loopback address of the HTTP API (port 0 picks a free one)')
     .option('--swarm-key <file>', 'join the private swarm of this key (default: a new private swarm with a fresh key)')
-    .option('--join <invite>', 'join the swarm of an invite (`shoal invite` on a member) and dial the inviter at start')
+    .option('--join <invite>', 'join the swarm of an invite (`shoal invite` on a member) and dial the inviter at start; `-` reads it from stdin')
     .option('--open', 'an open swarm: no swarm key, any Shoal node may connect (only trusted peers write the namespace)', false)
     .action(async opts => { await (await node()).initCommand(globals(), opts) })
   program.command('invite').description('print an invite to this node\'s swarm: a secret line for `shoal init --join`')

@@ -15,8 +15,10 @@ export async function initCommand (g: GlobalOptions, opts: { listen?: string[], 
       throw new InvalidArgumentError(`cannot read swarm key ${opts.swarmKey}: ${String(err.code ?? err.message)}`)
     })
   }
+  // `--join -`: the invite from stdin, so that the secret is in no command line (`ps`, /proc, shell history)
+  const join = opts.join === '-' ? await inviteFromStdin() : opts.join
   const { initRepo } = await import('../../node/repo/init.js')
-  const result = await initRepo(g.repo, { listen: opts.listen, api: opts.api, swarmKey, join: opts.join, open: opts.open })
+  const result = await initRepo(g.repo, { listen: opts.listen, api: opts.api, swarmKey, join, open: opts.open })
   const swarm = result.config.privateSwarm ? 'private' : 'open'
   if (g.json) {
     printJson({ repo: result.repo, id: result.peerId, api: result.config.api, listen: result.config.listen, swarm, bootstrap: result.config.bootstrap })
@@ -28,6 +30,28 @@ export async function initCommand (g: GlobalOptions, opts: { listen?: string[], 
       ? (swarmKey !== undefined ? 'private swarm of the given key' : 'a new private swarm: add nodes with `shoal invite` here and `shoal init --join INVITE` there')
       : 'open swarm: any Shoal node may connect; only trusted peers write the namespace (`shoal trust add`)'
   printLines(`initialized Shoal repo at ${result.repo}`, `peer id: ${result.peerId}`, `swarm: ${how}`)
+}
+
+/** Most bytes of stdin read for `--join -`: an invite is one line of a few hundred bytes. */
+const MAX_INVITE_INPUT = 64 * 1024
+
+/**
+ * The invite of `shoal init --join -`: the first line of stdin, trimmed.
+ *
+ * @throws {InvalidArgumentError} when stdin is empty, or longer than any invite
+ */
+async function inviteFromStdin (): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of process.stdin) {
+    const b = chunk as Buffer
+    size += b.byteLength
+    if (size > MAX_INVITE_INPUT) throw new InvalidArgumentError(`--join -: stdin holds more than ${MAX_INVITE_INPUT} bytes, not an invite`)
+    chunks.push(b)
+  }
+  const invite = Buffer.concat(chunks).toString('utf8').split('\n')[0].trim()
+  if (invite === '') throw new InvalidArgumentError('--join -: no invite on stdin (pipe the line `shoal invite` printed)')
+  return invite
 }
 
 /** Options of `shoal daemon`. */

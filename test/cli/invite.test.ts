@@ -98,6 +98,23 @@ describe('closed by default: private swarms and invites', () => {
     await joiner.stop()
   })
 
+  it('--join - reads the invite from stdin (no secret on the command line); an empty stdin is one line and creates nothing', TEST, async () => {
+    const invite = (await shoalOk(victim.repo, ['invite'])).toString().trim()
+    const piped = await runShoal(['--json', '--repo', join(dir, 'piped'), 'init', ...LOOPBACK, '--join', '-'], { input: `${invite}\n` })
+    assert.equal(piped.code, 0, piped.stderr)
+    const joined = JSON.parse(piped.stdout.toString())
+    assert.equal(joined.swarm, 'private')
+    assert.ok(joined.bootstrap.every((a: string) => a.endsWith(`/p2p/${victimId}`)))
+    assert.equal(await readFile(join(dir, 'piped', 'swarm.key'), 'utf8'), await readFile(join(victim.repo, 'swarm.key'), 'utf8'))
+    for (const input of ['', '\n  \n']) {
+      const r = await runShoal(['--repo', join(dir, 'no-invite'), 'init', ...LOOPBACK, '--join', '-'], { input })
+      assert.notEqual(r.code, 0)
+      assert.equal(lines(r.stderr).length, 1, r.stderr)
+      assert.match(r.stderr, /no invite on stdin/)
+      assert.equal(await exists(join(dir, 'no-invite')), false, 'no repo created')
+    }
+  })
+
   it('a bad invite or conflicting swarm options: one line, exit 1, no repo created', TEST, async () => {
     const invite = (await shoalJson(victim.repo, ['invite'])).invite as string
     const payload = JSON.parse(Buffer.from(invite.slice('shoal-invite-1:'.length), 'base64url').toString())
