@@ -41,8 +41,10 @@ async function placedFile (swarm: Swarm): Promise<{ data: Buffer, root: CID, man
   return { data, root: CID.parse(info.cid), manifest, holders }
 }
 
-/** Close every connection between `a` and `b`. */
+/** Close every connection between `a` and `b`, each forgetting the other (a known peer is dialled again a second later). */
 async function cut (a: ShoalNode, b: ShoalNode): Promise<void> {
+  await a.components.peers.disconnect(b.components.libp2p.peerId.toString()).catch(() => {})
+  await b.components.peers.disconnect(a.components.libp2p.peerId.toString()).catch(() => {})
   await a.components.libp2p.hangUp(b.components.libp2p.peerId).catch(() => {})
   await b.components.libp2p.hangUp(a.components.libp2p.peerId).catch(() => {})
 }
@@ -98,7 +100,8 @@ async function readCutOff (reader: ShoalNode, far: ShoalNode[], file: { data: Bu
     calls++
     // cut again until no connection is left (a DHT query of another node's may have dialled one back)
     for (let tries = 0; far.some(n => reader.components.libp2p.getConnections(n.components.libp2p.peerId).length > 0) || tries === 0; tries++) {
-      if (tries === 10) {
+      if (tries > 0) await new Promise(resolve => setTimeout(resolve, 100))
+      if (tries === 30) {
         failure ??= new Error('the far holders could not be cut off from the reader')
         throw failure
       }
