@@ -42,6 +42,7 @@ import { fieldChecks } from './fields.js'
 import { MAX_TIME } from './time.js'
 import { decodePin, MAX_MODE, MAX_PEER_ID_LENGTH, MAX_SNAPSHOT_BLOCK_BYTES, type SnapshotVersion } from './namespace.js'
 import { isPlainMap, isSet, plainBytes, show } from './values.js'
+import { fmix32 } from './murmur3.js'
 
 /** The version of tree nodes this codec reads and writes. */
 export const TREE_VERSION = 1
@@ -112,12 +113,7 @@ export function boundaryHash (level: number, key: string): number {
     h ^= key.charCodeAt(i)
     h = Math.imul(h, 0x01000193)
   }
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
+  return fmix32(h)
 }
 
 const LEAF_THRESHOLD = Math.floor(2 ** 32 / LEAF_BOUNDARY_ODDS)

@@ -22,6 +22,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
+import { murmur3x86 } from '../../protocol/murmur3.js'
 
 /** Bits of the filter per block it is sized for. */
 export const MARK_BITS_PER_BLOCK = 16
@@ -134,35 +135,4 @@ export class MarkSet {
   }
 }
 
-/** MurmurHash3 x86 32-bit of `bytes` with `seed` (unsigned). */
-export function murmur3x86 (bytes: Uint8Array, seed: number): number {
-  const c1 = 0xcc9e2d51
-  const c2 = 0x1b873593
-  let h = seed >>> 0
-  const tail = bytes.byteLength & ~3
-  for (let i = 0; i < tail; i += 4) {
-    let k = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)
-    k = Math.imul(k, c1)
-    k = (k << 15) | (k >>> 17)
-    k = Math.imul(k, c2)
-    h ^= k
-    h = (h << 13) | (h >>> 19)
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0
-  }
-  const rest = bytes.byteLength & 3
-  if (rest > 0) {
-    let k = 0
-    for (let j = rest - 1; j >= 0; j--) k = (k << 8) | bytes[tail + j]
-    k = Math.imul(k, c1)
-    k = (k << 15) | (k >>> 17)
-    k = Math.imul(k, c2)
-    h ^= k
-  }
-  h ^= bytes.byteLength
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
+export { murmur3x86 }
