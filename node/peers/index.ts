@@ -20,7 +20,7 @@ import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js
 import { dialFailureHint, dialFailureKind, type DialFailureKind } from './dial-failure.js'
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
-import type { PeerId } from '@libp2p/interface'
+import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
 import { jittered, systemTimers, type Timers } from '../timers.js'
 
 /** What the peer manager is built from. */
@@ -145,7 +145,12 @@ export class PeerManager {
   }
 
   /**
-   * Close every connection to a peer and forget it (no re-dial).
+   * Close every connection to a peer and forget it (no re-dial): neither by
+   * this manager nor by libp2p's reconnect queue, which re-dials at once
+   * every peer tagged `keep-alive…` — the DHT so tags the peers closest to
+   * this node, in a swarm of twenty nodes or fewer every peer. The tags are
+   * dropped first; the DHT tags a peer again only once it has left the
+   * closest set and come back.
    *
    * @throws {NotFoundError} when we neither know nor are connected to it
    */
@@ -156,8 +161,21 @@ export class PeerManager {
     this.clearRedial(id)
     const connected = this.components.libp2p.getConnections(peerId).length > 0
     if (!known && !connected) throw new NotFoundError(`not connected to ${id}`)
+    await this.dropKeepAlive(peerId)
     await this.components.libp2p.hangUp(peerId)
     this.persist()
+  }
+
+  /** Remove the peer's `keep-alive…` tags (libp2p re-dials a peer that has one as soon as it disconnects). */
+  private async dropKeepAlive (peerId: PeerId): Promise<void> {
+    const { peerStore } = this.components.libp2p
+    try {
+      const tags = [...(await peerStore.get(peerId)).tags.keys()].filter(tag => tag.startsWith(KEEP_ALIVE))
+      if (tags.length > 0) await peerStore.merge(peerId, { tags: Object.fromEntries(tags.map(tag => [tag, undefined])) })
+    } catch (err: any) {
+      // a peer the store does not hold has no tags
+      if (err?.name !== 'NotFoundError') this.components.logger.debug({ peer: peerId.toString(), err: err?.message }, 'keep-alive tags not dropped')
+    }
   }
 
   /** Peers remembered and re-dialled (peers.json and the bootstrap list). */

@@ -4,13 +4,13 @@
  * durability grace period; every node stopped when the test ends.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createShoalNode, type ShoalNode } from '../../node/node.js'
 import { initRepo } from '../../node/repo/init.js'
 import { formatSwarmKey } from '../../protocol/swarm-key.js'
 import { loadConfig, saveConfig } from '../../node/repo/config.js'
-import { createLogger } from '../../node/logger.js'
+import { createLogger, type LogLevel } from '../../node/logger.js'
 import { defer, tempDir, type CleanupContext } from './temp.js'
 import type { ShardsRequest } from '../../protocol/shards.js'
 
@@ -40,8 +40,11 @@ export async function makeRepo (dir: string, name: string, zone?: string): Promi
   return repo
 }
 
+/** The nodes' log level: `$SHOAL_TEST_LOG_LEVEL` (to read what a failing multi-node test did), else silent. */
+const TEST_LOG_LEVEL = (process.env.SHOAL_TEST_LOG_LEVEL ?? 'silent') as LogLevel
+
 export async function startNode (repo: string): Promise<ShoalNode> {
-  const node = await createShoalNode({ repo, logger: createLogger('silent') })
+  const node = await createShoalNode({ repo, logger: createLogger(TEST_LOG_LEVEL).child({ repo: basename(repo) }) })
   await node.start()
   return node
 }

@@ -15,7 +15,7 @@ import { parseChunker, readContent } from '../../../node/content/index.js'
 import { GRACE_MS, once, sha, swarmOf, untilOnEvery, type Swarm } from '../../helpers/swarm.js'
 import { until } from '../../helpers/processes.js'
 import type { BlockOrigin } from '../../../node/reads/api.js'
-import type { HolderView } from '../../../node/durability/view.js'
+import { presentShards, type HolderView } from '../../../node/durability/view.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const TEST = { timeout: 180_000 }
@@ -161,12 +161,30 @@ describe('holders this node is not connected to', () => {
     } finally {
       network.findProviders = find
     }
-    const { views, origins, discovered } = await readCutOff(reader, far, file)
-    assert.equal(views.length, 1, 'one holder view for the read')
-    // the unconnected holders were found and asked: the read's view names each of their shards
-    for (const n of far) {
-      for (const [s, i] of file.holders.get(idOf(n)) ?? []) assert.ok(views[0].holders(s, i).includes(idOf(n)), `shard ${s}:${i} seen on its holder`)
+    // a far holder can connect again between the last cut and the view's list of connected peers (its own DHT
+    // query, under load): then it is asked as a connected peer, and the read may need no search — not the case
+    // tested here; the read is taken again, three times at most
+    const askedConnected = (v: HolderView): string[] => v.asked.filter(p => farIds.has(p) && !v.reached.includes(p))
+    let read = await readCutOff(reader, far, file)
+    for (let again = 0; again < 2 && read.views.some(v => askedConnected(v).length > 0); again++) {
+      t.diagnostic(`a far holder was connected when the view was taken (${JSON.stringify(read.views.map(askedConnected))}): read again`)
+      read = await readCutOff(reader, far, file)
     }
+    const { views, origins, discovered } = read
+    assert.equal(views.length, 1, 'one holder view for the read')
+    assert.deepEqual(askedConnected(views[0]), [], 'the far holders stayed cut off during one of three reads')
+    // the unconnected holders were found and asked: the read's view names each shard they hold (now: what a
+    // holder holds may have moved since the placement's view, a surplus copy released), and the read needed them
+    const seenOn = (view: HolderView, s: number, i: number): string[] => view.holders(s, i).filter(p => farIds.has(p))
+    const context = `far ${JSON.stringify(far.map(idOf))}, asked ${JSON.stringify(views[0].asked)}, reached ${JSON.stringify(views[0].reached)}, at the placement ${JSON.stringify(far.map(n => file.holders.get(idOf(n))))}`
+    let farShards = 0
+    for (const n of far) {
+      for await (const { stripe: s, shard: i } of presentShards(n.components.holdings, n.components.blockstore, file.manifest)) {
+        farShards++
+        assert.ok(seenOn(views[0], s, i).includes(idOf(n)), `shard ${s}:${i} seen on its holder; ${context}`)
+      }
+    }
+    assert.ok(farShards > 0, `the far holders hold shards of the file; ${context}`)
     // every holder is alive: no leaf is rebuilt from parity
     assert.equal(origins.get('rebuilt') ?? 0, 0, `origins: ${JSON.stringify([...origins])}`)
     // and every leaf went to its holder: no search for the root's providers (a `have` to every connected
