@@ -198,7 +198,7 @@ async function main (): Promise<void> {
     for (let r = 1; r <= o.runs; r++) {
       log(`run ${r}/${o.runs}`)
       const run = {} as Run
-      run.rawPut = await timed(async () => await tier.s3.send(new PutObjectCommand({
+      run.rawPut = await timed(async () => await (await tier.sdkClient()).send(new PutObjectCommand({
         Bucket: BUCKET, Key: 'raw/put', Body: createReadStream(file, { highWaterMark: MiB }), ContentLength: o.size
       })))
       run.rawMultipart = await timed(async () => { await tier.upload('raw/multipart', createReadStream(file, { highWaterMark: MiB })) })

@@ -14,13 +14,15 @@
  * (`*.sim.test.js`, CPU-bound and long), then the CLI's (each starts many
  * processes), then the rest, by name within each group. Arguments
  * `--test-name-pattern=P` select tests as they do for `node --test`; the
- * exit code is 1 when a test failed.
+ * exit code is 1 when a test failed. Each file's process preloads
+ * `lean-harness.js` (node:test's async hook kept off promises, a third of
+ * the CPU of the promise-heavy files; see there).
  *
  * @module
  */
 import { readdir } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { run } from 'node:test'
 import { tap } from 'node:test/reporters'
 
@@ -54,6 +56,9 @@ async function main (): Promise<void> {
   const patterns = process.argv.slice(2).flatMap(arg => arg.startsWith('--test-name-pattern=') ? [arg.slice('--test-name-pattern='.length)] : [])
   const unknown = process.argv.slice(2).filter(arg => !arg.startsWith('--test-name-pattern='))
   if (unknown.length > 0) throw new Error(`unknown arguments: ${unknown.join(' ')} (only --test-name-pattern=P is passed on)`)
+  // each test file's process loads lean-harness.js first (node:test's async hook kept off promises: see there)
+  const lean = `--import=${pathToFileURL(join(root, 'lean-harness.js')).href}`
+  process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, lean].filter(o => o !== undefined && o !== '').join(' ')
   const stream = run({ files, concurrency: CONCURRENCY, testNamePatterns: patterns.length > 0 ? patterns : undefined })
   stream.on('test:fail', () => { process.exitCode = 1 })
   stream.compose(tap).pipe(process.stdout)

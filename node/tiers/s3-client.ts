@@ -7,17 +7,7 @@
  * @module
  */
 import { Readable } from 'node:stream'
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig
-} from '@aws-sdk/client-s3'
-import { Upload } from '@aws-sdk/lib-storage'
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
 import { TierConfigSchema, type TierConfig } from './config.js'
 import { AbortedError, InvalidArgumentError, ShoalError, TooLargeError } from '../errors.js'
 import {
@@ -39,6 +29,24 @@ export const DEFAULT_PART_SIZE = 8 * MiB
 export const MAX_PARTS = 10_000
 
 export { TierConfigSchema, type TierConfig } from './config.js'
+
+/** The SDK's modules this client uses. */
+interface Sdk {
+  s3: typeof import('@aws-sdk/client-s3')
+  storage: typeof import('@aws-sdk/lib-storage')
+}
+
+let sdkLoad: Promise<Sdk> | undefined
+
+/**
+ * The AWS SDK, imported on first use, once per process. Imported with the
+ * module, it cost every daemon start ~0.15 CPU-s and as much time before it
+ * was ready (the SDK is thousands of modules), with or without a cold tier.
+ */
+async function sdk (): Promise<Sdk> {
+  sdkLoad ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({ s3, storage }))
+  return await sdkLoad
+}
 
 /** How the client talks to the endpoint. */
 export interface TierClientOptions {
@@ -241,8 +249,8 @@ export class TierClient {
   /** `''` or a prefix ending in `/`. */
   readonly prefix: string
   readonly region: string
-  /** The SDK client, for what this class does not cover. */
-  readonly s3: S3Client
+  private s3?: S3Client
+  private readonly s3Config: S3ClientConfig
   private readonly partSize: number
   private readonly answerTimeoutMs: number
   private readonly queueSize: number
@@ -272,7 +280,7 @@ export class TierClient {
     if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
       throw new InvalidArgumentError(`maxAttempts ${maxAttempts} is not between 1 and 10`)
     }
-    this.s3 = new S3Client({
+    this.s3Config = {
       endpoint: this.endpoint,
       region: this.region,
       forcePathStyle: true,
@@ -287,7 +295,14 @@ export class TierClient {
         throwOnRequestTimeout: true,
         socketTimeout: options.socketTimeoutMs ?? 30_000
       }
-    })
+    }
+  }
+
+  /** The SDK client (built at the first request), for what this class does not cover. */
+  async sdkClient (): Promise<S3Client> {
+    const { s3 } = await sdk()
+    this.s3 ??= new s3.S3Client(this.s3Config)
+    return this.s3
   }
 
   /** The tier, safe to print or return from the API. */
@@ -350,7 +365,9 @@ export class TierClient {
    * @throws {TierBucketNotFoundError} {@link TierCredentialsError} {@link TierUnreachableError} {@link TierRequestError}
    */
   async checkBucket (signal?: AbortSignal): Promise<void> {
-    await this.read('HeadBucket', undefined, signal, async abortSignal => await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }))
+    const { s3 } = await sdk()
+    const client = await this.sdkClient()
+    await this.read('HeadBucket', undefined, signal, async abortSignal => await client.send(new s3.HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }))
   }
 
   /**
@@ -360,8 +377,10 @@ export class TierClient {
    * when the bucket is
    */
   async head (key: string, signal?: AbortSignal): Promise<{ size: number, etag?: string }> {
+    const { s3 } = await sdk()
+    const client = await this.sdkClient()
     try {
-      const out = await this.read('HeadObject', key, signal, async abortSignal => await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
+      const out = await this.read('HeadObject', key, signal, async abortSignal => await client.send(new s3.HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
       return { size: Number(out.ContentLength ?? -1), etag: out.ETag }
     } catch (err) {
       // a HEAD answer has no body: a 404 does not say whether the key or the bucket is missing
@@ -375,7 +394,9 @@ export class TierClient {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end <= start) {
       throw new InvalidArgumentError(`invalid byte range [${start}, ${end})`)
     }
-    const out = await this.read('GetObject', key, signal, async abortSignal => await this.s3.send(new GetObjectCommand({
+    const { s3 } = await sdk()
+    const client = await this.sdkClient()
+    const out = await this.read('GetObject', key, signal, async abortSignal => await client.send(new s3.GetObjectCommand({
       Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}`
     }), { abortSignal }))
     return {
@@ -388,7 +409,9 @@ export class TierClient {
 
   /** A whole object, streamed. */
   async getObject (key: string, signal?: AbortSignal): Promise<ObjectBody> {
-    const out = await this.read('GetObject', key, signal, async abortSignal => await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
+    const { s3 } = await sdk()
+    const client = await this.sdkClient()
+    const out = await this.read('GetObject', key, signal, async abortSignal => await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
     const length = Number(out.ContentLength ?? 0)
     return { body: this.guarded(out.Body, 'GetObject', key, signal), length, objectSize: length, cancel: () => { destroyBody(out.Body) } }
   }
@@ -416,7 +439,9 @@ export class TierClient {
 
   /** Write a small object in one PutObject. */
   async putBytes (key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-    await this.call('PutObject', key, signal, async () => await this.s3.send(new PutObjectCommand({
+    const { s3 } = await sdk()
+    const client = await this.sdkClient()
+    await this.call('PutObject', key, signal, async () => await client.send(new s3.PutObjectCommand({
       Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength
     }), { abortSignal: signal }))
   }
@@ -442,9 +467,11 @@ export class TierClient {
         throw err
       }
     }
+    const { storage } = await sdk()
+    const client = await this.sdkClient()
     const body = Readable.from(watched(), { objectMode: false, highWaterMark: MiB })
-    const upload = new Upload({
-      client: this.s3,
+    const upload = new storage.Upload({
+      client,
       params: { Bucket: this.bucket, Key: key, Body: body },
       partSize,
       queueSize: this.queueSize,
@@ -471,8 +498,10 @@ export class TierClient {
     const max = options.maxObjects ?? Number.MAX_SAFE_INTEGER
     let token: string | undefined
     let listed = 0
+    const { s3 } = await sdk()
+    const client = await this.sdkClient()
     do {
-      const page = await this.call('ListObjectsV2', undefined, signal, async () => await this.s3.send(new ListObjectsV2Command({
+      const page = await this.call('ListObjectsV2', undefined, signal, async () => await client.send(new s3.ListObjectsV2Command({
         Bucket: this.bucket, Prefix: options.prefix ?? this.prefix, ContinuationToken: token, MaxKeys: 1000
       }), { abortSignal: signal }))
       for (const object of page.Contents ?? []) {
@@ -486,12 +515,14 @@ export class TierClient {
 
   /** Delete an object; deleting a missing one is not an error (S3 semantics). */
   async delete (key: string, signal?: AbortSignal): Promise<void> {
-    await this.call('DeleteObject', key, signal, async () => await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
+    const { s3 } = await sdk()
+    const client = await this.sdkClient()
+    await this.call('DeleteObject', key, signal, async () => await client.send(new s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
   }
 
   /** Close the client's connections. */
   destroy (): void {
-    this.s3.destroy()
+    this.s3?.destroy()
   }
 }
 

@@ -86,7 +86,7 @@ describe('S3 cold tier (s3rver)', () => {
 
   /** Overwrite an object of the bucket with `bytes` (what a damaged or tampered bucket holds). */
   async function overwrite (key: string, bytes: Uint8Array): Promise<void> {
-    await tier.s3.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength }))
+    await (await tier.sdkClient()).send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength }))
   }
 
   async function objectBytes (key: string): Promise<Uint8Array> {
@@ -108,12 +108,12 @@ describe('S3 cold tier (s3rver)', () => {
   })
 
   it('uses the checksum options, and a streamed upload comes back byte-identical (single PUT and multipart)', async () => {
-    assert.equal(await tier.s3.config.requestChecksumCalculation(), 'WHEN_REQUIRED')
-    assert.equal(await tier.s3.config.responseChecksumValidation(), 'WHEN_REQUIRED')
-    assert.equal(tier.s3.config.forcePathStyle, true)
+    assert.equal(await (await tier.sdkClient()).config.requestChecksumCalculation(), 'WHEN_REQUIRED')
+    assert.equal(await (await tier.sdkClient()).config.responseChecksumValidation(), 'WHEN_REQUIRED')
+    assert.equal((await tier.sdkClient()).config.forcePathStyle, true)
     // a PutObject with a stream body: with the SDK's default checksums s3rver stores the aws-chunked framing
     const single = 3 * MiB + 5
-    await tier.s3.send(new PutObjectCommand({
+    await (await tier.sdkClient()).send(new PutObjectCommand({
       Bucket: s3.bucket, Key: 'regression/streamed-put', Body: Readable.from(randomPieces(single, 4, 256 * KiB)), ContentLength: single
     }))
     const put = await tier.getObject('regression/streamed-put')
