@@ -18,6 +18,10 @@ import { fileURLToPath } from 'node:url'
 import { after } from 'node:test'
 import { apiUrlFromMultiaddr } from '../../protocol/api-address.js'
 import { defer, tempDir, type CleanupContext } from './temp.js'
+import { initRepo } from '../../node/repo/init.js'
+
+/** A test repo's addresses: the API and the swarm on loopback, on free ports. */
+const LOOPBACK_REPO = { api: '127.0.0.1:0', listen: ['/ip4/127.0.0.1/tcp/0'] }
 
 /** The compiled CLI entry point (this file runs from dist/test/helpers/). */
 export const SHOAL_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url))
@@ -180,7 +184,9 @@ export interface StartDaemonOptions {
 export async function startDaemon (t: CleanupContext, repo?: string, options: StartDaemonOptions = {}): Promise<TestDaemon> {
   if (repo === undefined) {
     repo = join(await tempDir(t, 'shoal-cli-'), 'repo')
-    await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    // what `shoal init --api 127.0.0.1:0 --listen /ip4/127.0.0.1/tcp/0` does, in this process: a CLI process
+    // loads ~0.3 CPU-s of modules, and the suite made ~150 repos (the command is tested in init's own tests)
+    await initRepo(repo, LOOPBACK_REPO)
   }
   const apiFile = join(repo, 'api')
   const child = spawn(process.execPath, [SHOAL_BIN, '--repo', repo, 'daemon'], {
@@ -278,7 +284,9 @@ export async function initSwarm (dir: string, names: string[]): Promise<string[]
   const keyFile = join(dir, 'swarm.key')
   await writeFile(keyFile, await shoalOk(dir, ['swarm', 'key', 'new']))
   const repos = names.map(n => join(dir, n))
-  await Promise.all(repos.map(async r => await shoalOk(r, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--swarm-key', keyFile])))
+  // as `shoal init … --swarm-key FILE` does, in this process (see startDaemon)
+  const swarmKey = await readFile(keyFile, 'utf8')
+  for (const r of repos) await initRepo(r, { ...LOOPBACK_REPO, swarmKey })
   return repos
 }
 
