@@ -11,6 +11,17 @@
  * thousand at a seed every node bootstraps from. Drawn waits spread them
  * over the backoff; its mean is unchanged.
  *
+ * Which peers are kept: the bootstrap list and the peers a user connected
+ * to (`shoal peers connect`) until `shoal peers disconnect`; the peers this
+ * node merely met — dialled for the DHT, a sync, a read — at most
+ * {@link PeersInit.maxMetPeers} (the least recently connected go first), and
+ * each forgotten once it has been unreachable for
+ * {@link PeersInit.forgetAfterMs}. Before, every peer ever dialled was kept
+ * and dialled again every minute for ever: in a swarm that lives for years,
+ * machines replaced or retired piled up in `peers.json` and in every node's
+ * dials. A peer forgotten that comes back dials its own peers, and the DHT
+ * finds it.
+ *
  * @module
  */
 import { multiaddr } from '@multiformats/multiaddr'
@@ -31,6 +42,8 @@ export interface PeersComponents {
   timers?: Timers
   /** Uniform in [0, 1): the re-dials' spread. @default Math.random */
   random?: () => number
+  /** Wall clock (ms since the epoch): when a peer was last connected, saved in peers.json. @default Date.now */
+  now?: () => number
 }
 
 /** Each re-dial waits its backoff times 1 ± this (drawn uniformly). */
@@ -46,6 +59,10 @@ export interface PeersInit {
   minBackoffMs?: number
   /** Longest re-dial delay. @default 60000 */
   maxBackoffMs?: number
+  /** A peer this node met (not one a user connected to) is forgotten once unreachable this long (ms). @default 86_400_000 (a day) */
+  forgetAfterMs?: number
+  /** Peers this node met kept at most; past it the least recently connected that is not connected now is forgotten. @default 256 */
+  maxMetPeers?: number
 }
 
 /** A connected peer as `shoal peers ls` shows it. */
@@ -81,7 +98,7 @@ export class PeerManager {
 
   constructor (components: PeersComponents, init: PeersInit) {
     this.components = components
-    this.init = { minBackoffMs: 1000, maxBackoffMs: 60_000, ...init }
+    this.init = { minBackoffMs: 1000, maxBackoffMs: 60_000, forgetAfterMs: 24 * 3600_000, maxMetPeers: 256, ...init }
   }
 
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
@@ -91,24 +108,35 @@ export class PeerManager {
     const addrs = this.components.libp2p.getConnections(evt.detail)
       .filter(c => c.direction === 'outbound')
       .map(c => withPeerId(c.remoteAddr.toString(), id))
-    if (addrs.length === 0) return // inbound only: the peer will dial us again
+    if (addrs.length === 0) {
+      // inbound only: the peer will dial us again; a known one was seen now
+      const known = this.known.get(id)
+      if (known !== undefined) this.known.set(id, { ...known, seen: this.now() })
+      return
+    }
     this.remember({ id, addrs })
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
-    if (this.running && this.known.has(id)) this.scheduleRedial(id)
+    const known = this.known.get(id)
+    if (!this.running || known === undefined) return
+    // unreachable from now on, not from when the connection opened (it may have lasted days)
+    this.known.set(id, { ...known, seen: this.now() })
+    this.persist()
+    this.scheduleRedial(id)
   }
 
   /** Load known peers, add bootstrap peers, dial them all in the background. */
   async start (): Promise<void> {
     this.running = true
-    for (const peer of await loadKnownPeers(this.init.file)) this.known.set(peer.id, peer)
+    // a file written before peers were told apart: each counts as met, seen now (forgotten after a day unreachable)
+    for (const peer of await loadKnownPeers(this.init.file)) this.known.set(peer.id, { ...peer, seen: peer.seen ?? this.now() })
     for (const text of this.init.bootstrap) {
       const { addr, peerId } = parsePeerAddress(text)
       const id = peerId.toString()
       const prev = this.known.get(id)
-      this.known.set(id, { id, addrs: [...new Set([...(prev?.addrs ?? []), addr.toString()])] })
+      this.known.set(id, { id, addrs: [...new Set([...(prev?.addrs ?? []), addr.toString()])], kept: true, seen: prev?.seen ?? this.now() })
     }
     this.components.libp2p.addEventListener('peer:connect', this.onConnect)
     this.components.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
@@ -140,7 +168,7 @@ export class PeerManager {
       const hint = kind === 'handshake' || kind === 'identity' ? ` (${dialFailureHint(kind)})` : ''
       throw new PeerUnreachableError(`could not connect to ${peerId.toString()}: ${reason}${hint}`, { cause: err })
     }
-    this.remember({ id: peerId.toString(), addrs: [addr.toString()] })
+    this.remember({ id: peerId.toString(), addrs: [addr.toString()], kept: true })
     return await this.status(peerId)
   }
 
@@ -202,10 +230,43 @@ export class PeerManager {
     }
   }
 
+  /** Peers this node met (not kept by a user) that it remembers. */
+  get metCount (): number {
+    let met = 0
+    for (const peer of this.known.values()) if (peer.kept !== true) met++
+    return met
+  }
+
+  private now (): number {
+    return (this.components.now ?? Date.now)()
+  }
+
   private remember (peer: KnownPeer): void {
     const prev = this.known.get(peer.id)
-    this.known.set(peer.id, { id: peer.id, addrs: [...new Set([...peer.addrs, ...(prev?.addrs ?? [])])].slice(0, 8) })
+    const kept = prev?.kept === true || peer.kept === true
+    this.known.set(peer.id, { id: peer.id, addrs: [...new Set([...peer.addrs, ...(prev?.addrs ?? [])])].slice(0, 8), ...(kept ? { kept } : {}), seen: this.now() })
+    if (prev === undefined && !kept) this.forgetMetBeyondBound(peer.id)
     this.persist()
+  }
+
+  /** While more met peers are known than {@link PeersInit.maxMetPeers}, forget the least recently seen one not connected now (never `keep`). */
+  private forgetMetBeyondBound (keep: string): void {
+    let over = this.metCount - this.init.maxMetPeers
+    if (over <= 0) return
+    const candidates = [...this.known.values()]
+      .filter(p => p.kept !== true && p.id !== keep && this.components.libp2p.getConnections(parsePeerId(p.id)).length === 0)
+      .sort((a, b) => (a.seen ?? 0) - (b.seen ?? 0))
+    for (const peer of candidates) {
+      if (over-- <= 0) break
+      this.forget(peer.id)
+    }
+  }
+
+  /** Stop re-dialling a peer and drop it from peers.json (the caller persists). */
+  private forget (id: string): void {
+    this.known.delete(id)
+    this.clearRedial(id)
+    this.unreachableTold.delete(id)
   }
 
   private persist (): void {
@@ -244,6 +305,13 @@ export class PeerManager {
       if (!this.running) return
     }
     this.stats.redialsFailed++
+    const unreachableFor = this.now() - (peer.seen ?? this.now())
+    if (peer.kept !== true && unreachableFor >= this.init.forgetAfterMs) {
+      this.components.logger.info({ peer: id, addrs: peer.addrs, err: why, failure: kind, unreachableForMs: unreachableFor }, 'forgot a peer this node met: unreachable too long (it is dialled again when it connects, or the DHT names it)')
+      this.forget(id)
+      this.persist()
+      return
+    }
     if (this.unreachableTold.get(id) !== kind) {
       // once per streak and kind: a node whose only peer cannot be reached would otherwise sit at 0 peers, silent
       this.unreachableTold.set(id, kind)

@@ -2,11 +2,27 @@ import { readFile, rename, writeFile } from 'node:fs/promises'
 import { z } from 'zod'
 
 const KnownPeersSchema = z.object({
-  peers: z.array(z.object({ id: z.string(), addrs: z.array(z.string()) }))
+  peers: z.array(z.object({
+    id: z.string(),
+    addrs: z.array(z.string()),
+    kept: z.boolean().optional(),
+    seen: z.number().finite().nonnegative().optional()
+  }))
 })
 
 /** A peer we dial again after a restart. */
-export interface KnownPeer { id: string, addrs: string[] }
+export interface KnownPeer {
+  id: string
+  addrs: string[]
+  /**
+   * Kept until `shoal peers disconnect`: a peer the user connected to
+   * (`shoal peers connect`); without it, a peer this node met (dialled for
+   * the DHT, a sync, a read), forgotten after a long time unreachable.
+   */
+  kept?: boolean
+  /** When this node was last connected to it (ms since the epoch); absent in files written before it was kept. */
+  seen?: number
+}
 
 /**
  * Peers worth re-dialling, kept in `<repo>/peers.json`. A missing or

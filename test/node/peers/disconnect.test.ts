@@ -38,22 +38,22 @@ describe('peers disconnect', () => {
     t.after(async () => { await peers.stop() })
     await peers.connect(b.getMultiaddrs()[0].toString())
     // the DHT tags its closest peers every few seconds (5 s in @libp2p/kad-dht)
-    await until('the DHT keeps b alive', async () => (await keepAliveTags(a, b.peerId)).length > 0, 30_000)
-    // b keeps no tag for a: only a's own dials are looked at
+    await until('the DHT keeps b alive on a, and a on b', async () => (await keepAliveTags(a, b.peerId)).length > 0 && (await keepAliveTags(b, a.peerId)).length > 0, 30_000)
+    // b keeps no tag for a (its reconnect queue would dial a at once): what is looked at is a's own dials
     const bTags = await keepAliveTags(b, a.peerId)
     if (bTags.length > 0) await b.peerStore.merge(a.peerId, { tags: Object.fromEntries(bTags.map(tag => [tag, undefined])) })
 
     await peers.disconnect(b.peerId.toString())
     const dialled: string[] = []
     const onOpen = (evt: CustomEvent<{ remotePeer: PeerId, direction: string }>): void => {
-      if (evt.detail.remotePeer.equals(b.peerId)) dialled.push(evt.detail.direction)
+      // a connection b opens (its DHT may query a) is b's business
+      if (evt.detail.remotePeer.equals(b.peerId) && evt.detail.direction === 'outbound') dialled.push(evt.detail.direction)
     }
     a.addEventListener('connection:open', onOpen as any)
     t.after(() => { a.removeEventListener('connection:open', onOpen as any) })
     // libp2p's reconnect queue dials within milliseconds of the disconnect; give it three seconds
     await sleep(3_000)
-    assert.deepEqual(dialled, [], 'connections to b opened after the disconnect')
-    assert.equal(a.getConnections(b.peerId).length, 0)
+    assert.deepEqual(dialled, [], 'connections to b that a opened after the disconnect')
     assert.deepEqual(await keepAliveTags(a, b.peerId), [], 'the keep-alive tags are gone')
   })
 })

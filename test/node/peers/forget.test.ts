@@ -1,0 +1,114 @@
+/**
+ * Which known peers a node keeps (node/peers/index.ts), on real hosts on
+ * 127.0.0.1: a peer a user connected to is kept until `peers disconnect`;
+ * a peer the node merely met is forgotten after a long time unreachable,
+ * and beyond a bound the least recently connected goes. The timers and the
+ * clock are the test's (the waits are what is under test); dials are real
+ * and fail for real against stopped hosts.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
+import { PeerManager } from '../../../node/peers/index.js'
+import type { Timers } from '../../../node/timers.js'
+import { tempDir } from '../../helpers/temp.js'
+import { until } from '../../helpers/processes.js'
+
+/** Timers that only record what is asked; the test runs each callback itself. */
+class RecordedTimers implements Timers {
+  readonly asked: Array<{ fn: () => void, ms: number, cleared: boolean, fired: boolean }> = []
+  setTimeout (fn: () => void, ms: number): unknown {
+    const t = { fn, ms, cleared: false, fired: false }
+    this.asked.push(t)
+    return t
+  }
+
+  clearTimeout (handle: unknown): void { (handle as { cleared: boolean }).cleared = true }
+
+  /** Run every timer neither cleared nor fired yet. */
+  fireAll (): number {
+    const due = this.asked.filter(t => !t.cleared && !t.fired)
+    for (const t of due) { t.fired = true; t.fn() }
+    return due.length
+  }
+
+  get pending (): number { return this.asked.filter(t => !t.cleared && !t.fired).length }
+}
+
+async function savedIds (file: string): Promise<string[]> {
+  try {
+    return (JSON.parse(await readFile(file, 'utf8')) as { peers: Array<{ id: string }> }).peers.map(p => p.id).sort()
+  } catch {
+    return []
+  }
+}
+
+async function hosts (t: { after: (fn: () => Promise<void>) => void }, n: number): Promise<ShoalLibp2p[]> {
+  const made: ShoalLibp2p[] = []
+  t.after(async () => { await Promise.allSettled(made.map(async h => { await h.stop() })) })
+  for (let i = 0; i < n; i++) made.push(await createHost({ privateKey: await generateKeyPair('Ed25519') }))
+  return made
+}
+
+describe('known peers kept and forgotten', () => {
+  it('a peer this node met is forgotten after a day unreachable; one a user connected to is dialled on', { timeout: 60_000 }, async (t) => {
+    const [a, met, chosen] = await hosts(t, 3)
+    const timers = new RecordedTimers()
+    let clock = 1_000_000
+    const file = join(await tempDir(t), 'peers.json')
+    const peers = new PeerManager({ libp2p: a, logger: pino({ level: 'silent' }), timers, now: () => clock }, { file, bootstrap: [], forgetAfterMs: 24 * 3600_000 })
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    await a.dial(met.getMultiaddrs()[0])
+    await peers.connect(chosen.getMultiaddrs()[0].toString())
+    await until('both peers saved', async () => (await savedIds(file)).length === 2, 10_000)
+    assert.equal(peers.metCount, 1)
+
+    // both go away: each gets a re-dial
+    await met.stop()
+    await chosen.stop()
+    await until('two re-dials scheduled', () => timers.pending === 2, 10_000)
+    // an hour later the re-dials fail: both are kept and dialled again
+    clock += 3600_000
+    timers.fireAll()
+    await until('two more re-dials scheduled', () => timers.pending === 2, 10_000)
+    assert.equal(peers.knownCount, 2)
+
+    // a day after they went: the met peer is forgotten, the chosen one dialled on
+    clock += 24 * 3600_000
+    timers.fireAll()
+    await until('one re-dial scheduled', async () => timers.pending === 1 && (await savedIds(file)).length === 1, 10_000)
+    assert.deepEqual(await savedIds(file), [chosen.peerId.toString()])
+    assert.equal(peers.knownCount, 1)
+    assert.equal(peers.metCount, 0)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(timers.pending, 1, 'nothing scheduled for the forgotten peer')
+  })
+
+  it('past the bound on peers met, the least recently connected one not connected now is forgotten', { timeout: 60_000 }, async (t) => {
+    const [a, first, second, third] = await hosts(t, 4)
+    const timers = new RecordedTimers()
+    let clock = 1_000_000
+    const file = join(await tempDir(t), 'peers.json')
+    const peers = new PeerManager({ libp2p: a, logger: pino({ level: 'silent' }), timers, now: () => clock }, { file, bootstrap: [], maxMetPeers: 2 })
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    await a.dial(first.getMultiaddrs()[0])
+    clock += 1000
+    await a.dial(second.getMultiaddrs()[0])
+    await until('two met peers saved', async () => (await savedIds(file)).length === 2, 10_000)
+    // the first goes away (its re-dial pending); a third is met: over the bound, the first is forgotten
+    await first.stop()
+    await until('a re-dial of the first', () => timers.pending === 1, 10_000)
+    clock += 1000
+    await a.dial(third.getMultiaddrs()[0])
+    await until('the first forgotten', async () => !(await savedIds(file)).includes(first.peerId.toString()), 10_000)
+    assert.deepEqual(await savedIds(file), [second.peerId.toString(), third.peerId.toString()].sort())
+    assert.equal(timers.pending, 0, 'its re-dial cancelled')
+    assert.equal(peers.metCount, 2)
+  })
+})
