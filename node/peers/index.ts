@@ -138,6 +138,12 @@ export class PeerManager {
       const prev = this.known.get(id)
       this.known.set(id, { id, addrs: [...new Set([...(prev?.addrs ?? []), addr.toString()])], kept: true, seen: prev?.seen ?? this.now() })
     }
+    // a file over the bound (written before there was one) is cut to it before any dial: the least recently seen go,
+    // the oldest entries first among equals (a file keeps peers in the order they were first met)
+    if (this.metCount > this.init.maxMetPeers) {
+      this.forgetMetBeyondBound()
+      this.persist()
+    }
     this.components.libp2p.addEventListener('peer:connect', this.onConnect)
     this.components.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
     for (const id of this.known.keys()) this.scheduleRedial(id, 0)
@@ -250,7 +256,7 @@ export class PeerManager {
   }
 
   /** While more met peers are known than {@link PeersInit.maxMetPeers}, forget the least recently seen one not connected now (never `keep`). */
-  private forgetMetBeyondBound (keep: string): void {
+  private forgetMetBeyondBound (keep?: string): void {
     let over = this.metCount - this.init.maxMetPeers
     if (over <= 0) return
     const candidates = [...this.known.values()]

@@ -8,9 +8,10 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
 import { PeerManager } from '../../../node/peers/index.js'
@@ -110,5 +111,22 @@ describe('known peers kept and forgotten', () => {
     assert.deepEqual(await savedIds(file), [second.peerId.toString(), third.peerId.toString()].sort())
     assert.equal(timers.pending, 0, 'its re-dial cancelled')
     assert.equal(peers.metCount, 2)
+  })
+
+  it('a peers.json over the bound, written before there was one, is cut to it at start, before any dial: its oldest entries go', { timeout: 60_000 }, async (t) => {
+    const [a] = await hosts(t, 1)
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) ids.push(peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())
+    const file = join(await tempDir(t), 'peers.json')
+    // as an older node wrote it: no kind, no time seen; nothing listens on port 1
+    await writeFile(file, JSON.stringify({ peers: ids.map(id => ({ id, addrs: [`/ip4/127.0.0.1/tcp/1/p2p/${id}`] })) }))
+    const timers = new RecordedTimers()
+    const peers = new PeerManager({ libp2p: a, logger: pino({ level: 'silent' }), timers, now: () => 1_000_000 }, { file, bootstrap: [], maxMetPeers: 2 })
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    assert.equal(peers.knownCount, 2)
+    assert.equal(timers.pending, 2, 'dials scheduled for the peers kept only')
+    await until('the file cut to the bound', async () => (await savedIds(file)).length === 2, 10_000)
+    assert.deepEqual(await savedIds(file), ids.slice(3).sort())
   })
 })
