@@ -121,9 +121,9 @@ export class PeerManager {
     const id = evt.detail.toString()
     const known = this.known.get(id)
     if (!this.running || known === undefined) return
-    // unreachable from now on, not from when the connection opened (it may have lasted days)
+    // unreachable from now on, not from when the connection opened (it may have lasted days); saved with the
+    // next change of the list or at stop, not once per disconnection (a churning swarm disconnects often)
     this.known.set(id, { ...known, seen: this.now() })
-    this.persist()
     this.scheduleRedial(id)
   }
 
@@ -155,6 +155,8 @@ export class PeerManager {
     this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.components.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
     for (const id of [...this.timers.keys()]) this.clearRedial(id)
+    // the times peers were last seen, noted since the last save
+    this.persist()
     await this.saving
   }
 

@@ -300,9 +300,14 @@ export class TierClient {
 
   /** The SDK client (built at the first request), for what this class does not cover. */
   async sdkClient (): Promise<S3Client> {
-    const { s3 } = await sdk()
-    this.s3 ??= new s3.S3Client(this.s3Config)
-    return this.s3
+    return (await this.loaded()).client
+  }
+
+  /** The SDK's modules and this tier's client, both made at the first request. */
+  private async loaded (): Promise<Sdk & { client: S3Client }> {
+    const modules = await sdk()
+    this.s3 ??= new modules.s3.S3Client(this.s3Config)
+    return { ...modules, client: this.s3 }
   }
 
   /** The tier, safe to print or return from the API. */
@@ -365,8 +370,7 @@ export class TierClient {
    * @throws {TierBucketNotFoundError} {@link TierCredentialsError} {@link TierUnreachableError} {@link TierRequestError}
    */
   async checkBucket (signal?: AbortSignal): Promise<void> {
-    const { s3 } = await sdk()
-    const client = await this.sdkClient()
+    const { s3, client } = await this.loaded()
     await this.read('HeadBucket', undefined, signal, async abortSignal => await client.send(new s3.HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }))
   }
 
@@ -377,8 +381,7 @@ export class TierClient {
    * when the bucket is
    */
   async head (key: string, signal?: AbortSignal): Promise<{ size: number, etag?: string }> {
-    const { s3 } = await sdk()
-    const client = await this.sdkClient()
+    const { s3, client } = await this.loaded()
     try {
       const out = await this.read('HeadObject', key, signal, async abortSignal => await client.send(new s3.HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
       return { size: Number(out.ContentLength ?? -1), etag: out.ETag }
@@ -394,8 +397,7 @@ export class TierClient {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end <= start) {
       throw new InvalidArgumentError(`invalid byte range [${start}, ${end})`)
     }
-    const { s3 } = await sdk()
-    const client = await this.sdkClient()
+    const { s3, client } = await this.loaded()
     const out = await this.read('GetObject', key, signal, async abortSignal => await client.send(new s3.GetObjectCommand({
       Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}`
     }), { abortSignal }))
@@ -409,8 +411,7 @@ export class TierClient {
 
   /** A whole object, streamed. */
   async getObject (key: string, signal?: AbortSignal): Promise<ObjectBody> {
-    const { s3 } = await sdk()
-    const client = await this.sdkClient()
+    const { s3, client } = await this.loaded()
     const out = await this.read('GetObject', key, signal, async abortSignal => await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }))
     const length = Number(out.ContentLength ?? 0)
     return { body: this.guarded(out.Body, 'GetObject', key, signal), length, objectSize: length, cancel: () => { destroyBody(out.Body) } }
@@ -439,8 +440,7 @@ export class TierClient {
 
   /** Write a small object in one PutObject. */
   async putBytes (key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-    const { s3 } = await sdk()
-    const client = await this.sdkClient()
+    const { s3, client } = await this.loaded()
     await this.call('PutObject', key, signal, async () => await client.send(new s3.PutObjectCommand({
       Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength
     }), { abortSignal: signal }))
@@ -467,8 +467,7 @@ export class TierClient {
         throw err
       }
     }
-    const { storage } = await sdk()
-    const client = await this.sdkClient()
+    const { storage, client } = await this.loaded()
     const body = Readable.from(watched(), { objectMode: false, highWaterMark: MiB })
     const upload = new storage.Upload({
       client,
@@ -498,8 +497,7 @@ export class TierClient {
     const max = options.maxObjects ?? Number.MAX_SAFE_INTEGER
     let token: string | undefined
     let listed = 0
-    const { s3 } = await sdk()
-    const client = await this.sdkClient()
+    const { s3, client } = await this.loaded()
     do {
       const page = await this.call('ListObjectsV2', undefined, signal, async () => await client.send(new s3.ListObjectsV2Command({
         Bucket: this.bucket, Prefix: options.prefix ?? this.prefix, ContinuationToken: token, MaxKeys: 1000
@@ -515,8 +513,7 @@ export class TierClient {
 
   /** Delete an object; deleting a missing one is not an error (S3 semantics). */
   async delete (key: string, signal?: AbortSignal): Promise<void> {
-    const { s3 } = await sdk()
-    const client = await this.sdkClient()
+    const { s3, client } = await this.loaded()
     await this.call('DeleteObject', key, signal, async () => await client.send(new s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }))
   }
 

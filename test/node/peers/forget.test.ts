@@ -15,30 +15,9 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
 import { PeerManager } from '../../../node/peers/index.js'
-import type { Timers } from '../../../node/timers.js'
+import { RecordedTimers } from '../../helpers/recorded-timers.js'
 import { tempDir } from '../../helpers/temp.js'
 import { until } from '../../helpers/processes.js'
-
-/** Timers that only record what is asked; the test runs each callback itself. */
-class RecordedTimers implements Timers {
-  readonly asked: Array<{ fn: () => void, ms: number, cleared: boolean, fired: boolean }> = []
-  setTimeout (fn: () => void, ms: number): unknown {
-    const t = { fn, ms, cleared: false, fired: false }
-    this.asked.push(t)
-    return t
-  }
-
-  clearTimeout (handle: unknown): void { (handle as { cleared: boolean }).cleared = true }
-
-  /** Run every timer neither cleared nor fired yet. */
-  fireAll (): number {
-    const due = this.asked.filter(t => !t.cleared && !t.fired)
-    for (const t of due) { t.fired = true; t.fn() }
-    return due.length
-  }
-
-  get pending (): number { return this.asked.filter(t => !t.cleared && !t.fired).length }
-}
 
 async function savedIds (file: string): Promise<string[]> {
   try {

@@ -15,22 +15,10 @@ import { pino } from 'pino'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
 import { PeerManager } from '../../../node/peers/index.js'
 import { dialFailureKind } from '../../../node/peers/dial-failure.js'
-import type { Timers } from '../../../node/timers.js'
+import { RecordedTimers } from '../../helpers/recorded-timers.js'
 import { tempDir } from '../../helpers/temp.js'
 import { until } from '../../helpers/processes.js'
 import { unusedPort } from '../../helpers/ports.js'
-
-/** Timers that only record what is asked; the test runs each callback itself. */
-class RecordedTimers implements Timers {
-  readonly asked: Array<{ fn: () => void, ms: number }> = []
-  setTimeout (fn: () => void, ms: number): unknown {
-    const t = { fn, ms }
-    this.asked.push(t)
-    return t
-  }
-
-  clearTimeout (): void {}
-}
 
 describe('re-dials of a peer on another swarm key', () => {
   it('warn again, naming the swarm key, when a peer that was down comes back with another key', async (t) => {

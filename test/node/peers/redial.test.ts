@@ -13,22 +13,10 @@ import { join } from 'node:path'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
 import { PeerManager, REDIAL_JITTER } from '../../../node/peers/index.js'
 import { pino } from 'pino'
-import type { Timers } from '../../../node/namespace/sync.js'
+import { RecordedTimers } from '../../helpers/recorded-timers.js'
 import { tempDir } from '../../helpers/temp.js'
 import { until } from '../../helpers/processes.js'
 import { unusedPort } from '../../helpers/ports.js'
-
-/** Timers that only record what is asked; the test runs each callback itself. */
-class RecordedTimers implements Timers {
-  readonly asked: Array<{ fn: () => void, ms: number, cleared: boolean }> = []
-  setTimeout (fn: () => void, ms: number): unknown {
-    const t = { fn, ms, cleared: false }
-    this.asked.push(t)
-    return t
-  }
-
-  clearTimeout (handle: unknown): void { (handle as { cleared: boolean }).cleared = true }
-}
 
 describe('re-dials of known peers', () => {
   it('each waits its backoff times a drawn factor, fails while the peer is away (said once, as a warning), and reaches it once it is back', async (t) => {
