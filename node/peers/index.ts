@@ -151,12 +151,14 @@ export class PeerManager {
 
   /** Stop re-dialling and save what we know. */
   async stop (): Promise<void> {
+    // a start that failed before this one ran (a damaged store) must not save an empty list over peers.json
+    const started = this.running
     this.running = false
     this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.components.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
     for (const id of [...this.timers.keys()]) this.clearRedial(id)
     // the times peers were last seen, noted since the last save
-    this.persist()
+    if (started) this.persist()
     await this.saving
   }
 
