@@ -81,8 +81,8 @@ export function log (line: string): void {
   process.stderr.write(line + '\n')
 }
 
-/** The compiled CLI, next to this file's folder in dist/. */
-export const SHOAL_BIN = fileURLToPath(new URL('../cli/bin.js', import.meta.url))
+/** The `shoal` command users run (the bundle, package.json `bin`), next to this file's folder in dist/. */
+export const SHOAL_BIN = fileURLToPath(new URL('../bin/shoal.js', import.meta.url))
 
 /** A daemon started by a benchmark. */
 export interface BenchDaemon {

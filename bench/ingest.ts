@@ -39,8 +39,6 @@ const PIECE = 4 * MiB
 
 const DEFAULT_CHUNKERS = ['fastcdc', 'size-262144']
 
-/** dist/cli/bin.js, next to dist/bench/. */
-
 interface Options {
   size: number
   chunkers: string[]

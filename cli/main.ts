@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { arch, platform } from 'node:os'
 import { Argument, Command, CommanderError, Option } from 'commander'
+import { packageFile } from '../node/package-files.js'
 import { resolveRepoPath } from '../node/repo/layout.js'
 import type { LogLevel } from '../node/logger.js'
 import { endQuietlyOnClosedStdout, printable, type GlobalOptions } from './output.js'
@@ -189,9 +190,9 @@ function build (json = false): Command {
   return program
 }
 
-/** This package's version (dist/cli/main.js → the package's package.json). */
+/** This package's version, from its package.json. */
 export function shoalVersion (): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  return (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version
 }
 
 function printVersion (json: boolean): void {

@@ -17,6 +17,7 @@ import { arch, platform } from 'node:os'
 import { z } from 'zod'
 import { parseQuery, schemas } from './schemas.js'
 import { sendJson } from './http.js'
+import { packageFile } from '../package-files.js'
 import { peerTrafficOf } from './peer-traffic.js'
 import { peerLatencyOf } from './peer-latency.js'
 import { pinHealthBoardOf } from './pin-health.js'
@@ -34,9 +35,9 @@ const limitQuery = z.object({
 }).strict()
 
 let version: string | undefined
-/** Shoal's version, read once from package.json (dist/node/api → the package root). */
+/** Shoal's version, read once from the package's package.json. */
 function shoalVersion (): string {
-  version ??= (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  version ??= (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version
   return version
 }
 

@@ -22,12 +22,10 @@
 import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
+import { packageFile } from '../package-files.js'
 import type { FuseOps, FuseStat, FuseStatfs, OpenPages } from './adapter.js'
 import { MAX_MULTIHASH, MAX_PLACES, packPlaces } from './record-places.js'
 
-/** Where `npm run build:fuse3` puts the addon (from dist/node/fuse/ or node/fuse/). */
-const ADDON_URL = new URL('../../../native/fuse3/build/Release/fuse3.node', import.meta.url)
-const ADDON_URL_SOURCE = new URL('../../native/fuse3/build/Release/fuse3.node', import.meta.url)
 
 const ETIMEDOUT = -110
 const ENOSYS = -38
@@ -105,13 +103,8 @@ const threads = new Set<Buffer>()
  */
 export function loadFuse3Addon (): Addon {
   if (addon !== undefined) return addon
-  const require = createRequire(import.meta.url)
-  try {
-    addon = require(ADDON_URL.pathname) as Addon
-  } catch (err: any) {
-    if (err?.code !== 'MODULE_NOT_FOUND') throw err
-    addon = require(ADDON_URL_SOURCE.pathname) as Addon
-  }
+  // where `npm run build:fuse3` puts it
+  addon = createRequire(import.meta.url)(packageFile('native', 'fuse3', 'build', 'Release', 'fuse3.node')) as Addon
   return addon
 }
 

@@ -1,6 +1,6 @@
 /**
  * End-to-end tests of the `shoal` CLI against real daemons on temp repos.
- * Every CLI call is a separate `node dist/cli/bin.js` process, so independent
+ * Every CLI call is a separate `node dist/bin/shoal.js` process, so independent
  * calls run in parallel and the file-operation tests share one daemon.
  */
 import { describe, it, before } from 'node:test'

@@ -23,8 +23,11 @@ import { initRepo } from '../../node/repo/init.js'
 /** A test repo's addresses: the API and the swarm on loopback, on free ports. */
 const LOOPBACK_REPO = { api: '127.0.0.1:0', listen: ['/ip4/127.0.0.1/tcp/0'] }
 
-/** The compiled CLI entry point (this file runs from dist/test/helpers/). */
-export const SHOAL_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url))
+/**
+ * The `shoal` command users run: the bundle (package.json `bin`, built by
+ * cli/build-bundle.ts; this file runs from dist/test/helpers/).
+ */
+export const SHOAL_BIN = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url))
 
 /** Default bound for one CLI invocation. */
 const RUN_TIMEOUT_MS = 60_000
@@ -81,7 +84,7 @@ async function slot (): Promise<() => void> {
 }
 
 /**
- * Run `node dist/cli/bin.js ...args`. Resolves whatever the exit code;
+ * Run `node dist/bin/shoal.js ...args`. Resolves whatever the exit code;
  * rejects only when the process cannot start or outlives `timeoutMs`
  * (it is SIGKILLed then). Calls beyond a small number in parallel queue up.
  */

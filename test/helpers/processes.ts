@@ -55,7 +55,7 @@ export interface Launched {
 }
 
 /**
- * Start `node dist/cli/bin.js ...args` and return at once. At cleanup it is
+ * Start `node dist/bin/shoal.js ...args` and return at once. At cleanup it is
  * SIGKILLed, and so is every process it had started.
  */
 export function launchShoal (t: CleanupContext, args: string[], extraEnv: Record<string, string> = {}): Launched {

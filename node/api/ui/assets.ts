@@ -6,9 +6,9 @@
  * Why files beside this module and not strings in it: the page stays plain
  * HTML, CSS and JavaScript that a newcomer reads and edits as such. tsc does
  * not copy them into dist/, so they are read from the source tree
- * (`node/api/ui/`), found from this module's compiled place
- * (`dist/node/api/ui/` → `node/api/ui/`), or beside it when the two are one
- * folder. Each is read once, at its first request (they are a few KiB).
+ * (`node/api/ui/` under the package root, node/package-files.ts), whether
+ * this module runs from tsc's output or from the bundle. Each is read once,
+ * at its first request (they are a few KiB).
  *
  * Every answer carries a strict Content-Security-Policy (only this origin's
  * own scripts, styles and API; no inline code; no framing) and no-cache, so
@@ -16,9 +16,8 @@
  *
  * @module
  */
-import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
+import { packageFile } from '../../package-files.js'
 import { sendError } from '../http.js'
 import type { ServerResponse } from 'node:http'
 import type { Logger } from '../../logger.js'
@@ -49,10 +48,7 @@ const HEADERS = {
 
 /** The folder holding the page's files. */
 function assetDir (): string {
-  const here = new URL('./', import.meta.url)
-  if (existsSync(fileURLToPath(new URL('index.html', here)))) return fileURLToPath(here)
-  // dist/node/api/ui/ → node/api/ui/
-  return fileURLToPath(new URL('../../../../node/api/ui/', import.meta.url))
+  return packageFile('node', 'api', 'ui')
 }
 
 const cache = new Map<string, Buffer>()

@@ -1,0 +1,72 @@
+/**
+ * Builds the `shoal` command that users run (package.json `bin`): the
+ * command line and the node in a few files of `dist/bin/`, from tsc's output
+ * (`dist/cli/bin.js` and what it imports). `npm run build` runs it after tsc.
+ *
+ * Why: a daemon loaded ~1,000 modules at start (ours and the packages'),
+ * and Node's ES module loader spent most of a second of CPU resolving,
+ * opening and linking them, more than the code's own parsing: measured
+ * 1.0–1.2 CPU-s to import `node/daemon.js` against 0.3 for the same code
+ * bundled (docs/benchmarks.md, "The test suite's length"). Every `shoal`
+ * command paid its share, and the test suite starts hundreds of daemons.
+ *
+ * How: esbuild bundles the ES modules into `dist/bin/shoal.js` and shared
+ * chunks beside it (`splitting`: a client command still loads only what it
+ * uses, as the lazy `import()`s in cli/main.ts intend). Names are kept
+ * (`keepNames`): errors are told apart by their class's name, and some
+ * packages set `name` from it. `require` is defined for the CommonJS
+ * packages folded into the ES module output.
+ *
+ * Left out of the bundle, loaded from node_modules as before:
+ * - packages with native or WebAssembly parts found on disk at run time
+ *   (LevelDB, libsodium, crc32c, the Reed–Solomon wasm), and fuse-native,
+ *   an optional dependency that may be missing;
+ * - `xsalsa20`: node/net/xsalsa20-fix.ts patches the very module instance
+ *   @libp2p/pnet uses, so both must load it from one place;
+ * - piscina, which starts its workers from its own package folder;
+ * - the AWS SDK, imported only at a cold tier's first request.
+ *
+ * The worker threads' modules (leaf-worker, parity-worker) are started from
+ * tsc's output (node/package-files.ts); tests import tsc's output too, and
+ * start the bundle as `shoal` (test/helpers/cli.ts).
+ *
+ * @module
+ */
+import { rm } from 'node:fs/promises'
+import { build } from 'esbuild'
+import { packageFile } from '../node/package-files.js'
+
+/** Packages loaded from node_modules at run time, not folded into the bundle (see the module comment). */
+export const EXTERNAL_PACKAGES: readonly string[] = [
+  'classic-level',
+  'sodium-native',
+  '@node-rs/crc32',
+  '@digitaldefiance/reed-solomon-erasure.wasm',
+  'fuse-native',
+  'xsalsa20',
+  'piscina',
+  '@aws-sdk/*'
+]
+
+/** Where the bundle goes: `dist/bin/shoal.js` and its chunks. */
+export const BUNDLE_DIR = packageFile('dist', 'bin')
+
+async function main (): Promise<void> {
+  await rm(BUNDLE_DIR, { recursive: true, force: true })
+  const result = await build({
+    entryPoints: { shoal: packageFile('dist', 'cli', 'bin.js') },
+    outdir: BUNDLE_DIR,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    keepNames: true,
+    external: [...EXTERNAL_PACKAGES],
+    banner: { js: "import { createRequire as __shoalCreateRequire } from 'node:module'; const require = __shoalCreateRequire(import.meta.url);" },
+    logLevel: 'warning'
+  })
+  if (result.errors.length > 0) process.exitCode = 1
+}
+
+await main()
