@@ -33,6 +33,7 @@
  * @module
  */
 import { rm } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
 import { packageFile } from '../node/package-files.js'
 
@@ -69,4 +70,5 @@ async function main (): Promise<void> {
   if (result.errors.length > 0) process.exitCode = 1
 }
 
-await main()
+// run as a script (`node dist/cli/build-bundle.js`); imported, it only names what it does
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

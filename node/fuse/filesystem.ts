@@ -24,6 +24,7 @@ import { ERRNO } from './errno.js'
 import { CommitCancelledError, ErrnoError } from './errors.js'
 import { KeyedLock } from './locks.js'
 import { HandleReader } from './reader.js'
+import { DEFAULT_READ_BUDGET_BYTES, ReadBudget } from './read-budget.js'
 import { RecordPlaces, type RecordPlace } from './record-places.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { CachedContent, ContentCache } from './cache.js'
@@ -72,6 +73,8 @@ export interface FilesystemOptions {
   statfsPath?: string
   /** Bytes that disk keeps free (`storage.reserve`: staged files stop there), not shown as free by `statfs`. @default 0 */
   statfsReserve?: number
+  /** Bytes all read handles of the mount keep in memory at most, beyond those being read (read-budget.ts). @default {@link DEFAULT_READ_BUDGET_BYTES} */
+  readBudgetBytes?: number
 }
 
 /** A file being written (or written and not yet committed) on this node. */
@@ -148,6 +151,8 @@ async function closeReading (h: Exclude<Handle, { kind: 'staged' }>): Promise<vo
 export class ShoalFilesystem {
   private readonly staged = new Map<string, Staged>()
   private readonly handles = new Map<number, Handle>()
+  /** What the read handles keep, bounded for the whole mount. */
+  readonly readBudget: ReadBudget
   private nextHandle = 1
   private readonly locks = new KeyedLock()
   private readonly attrs: AttrCache
@@ -158,6 +163,7 @@ export class ShoalFilesystem {
 
   constructor (private readonly components: FilesystemComponents, private readonly options: FilesystemOptions) {
     this.attrs = new AttrCache(options.attrCacheMs ?? 1000)
+    this.readBudget = new ReadBudget(options.readBudgetBytes ?? DEFAULT_READ_BUDGET_BYTES)
     this.queue = new CommitQueue<Staged>(async list => await this.commitBatch(list), { concurrency: options.commitConcurrency, maxPending: options.maxPendingCommits })
     this.log = components.logger
     this.uid = options.uid ?? process.getuid?.() ?? 0
@@ -283,7 +289,7 @@ export class ShoalFilesystem {
       if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
       const cached = await this.options.cache?.open(entry.cid)
       if (cached !== undefined) return this.addHandle({ kind: 'cached', path, cid: entry.cid, content: cached, attr: attrOf(entry) })
-      const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }))
+      const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }), { budget: this.readBudget })
       return this.addHandle({ kind: 'read', path, cid: entry.cid, reader, places: this.placesOf(entry), attr: attrOf(entry) })
     }
     return await this.locks.run([path], async () => {

@@ -4,13 +4,16 @@
  * ahead); starting a new content stream for each request would re-walk the
  * file's DAG every time. A {@link HandleReader} keeps one stream per handle,
  * reuses it while requests move forward, keeps the last few MiB it read for
- * requests that arrive late, and starts over only on a real seek.
+ * requests that arrive late, and starts over only on a real seek. The
+ * mount's handles share a {@link ReadBudget}: a handle left idle gives up its
+ * kept bytes and its stream when the others need the memory.
  *
  * @module
  */
 
 import { ERRNO } from './errno.js'
 import { ErrnoError } from './errors.js'
+import type { ReadBudget, Shedder } from './read-budget.js'
 
 /** Opens the file's content at `offset` (to its end). */
 export type OpenStream = (offset: number, signal: AbortSignal) => AsyncIterable<Uint8Array>
@@ -21,12 +24,14 @@ export interface HandleReaderOptions {
   skipAhead?: number
   /** Bytes kept behind the stream for late requests. @default 8 MiB */
   keep?: number
+  /** The mount's bound on what all its handles keep; none: this handle's `keep` only. */
+  budget?: ReadBudget
 }
 
 interface Segment { start: number, bytes: Uint8Array }
 
 /** One handle's reader over a file of `size` bytes. */
-export class HandleReader {
+export class HandleReader implements Shedder {
   private iterator?: AsyncIterator<Uint8Array>
   private controller?: AbortController
   /** File offset of the next byte the stream yields. */
@@ -36,10 +41,14 @@ export class HandleReader {
   private queue: Promise<unknown> = Promise.resolve()
   private readonly skipAhead: number
   private readonly keep: number
+  private readonly budget?: ReadBudget
+  /** Requests taken and not answered yet. */
+  private inFlight = 0
 
   constructor (private readonly size: number, private readonly openStream: OpenStream, options: HandleReaderOptions = {}) {
     this.skipAhead = options.skipAhead ?? 8 * 1024 * 1024
     this.keep = options.keep ?? 8 * 1024 * 1024
+    this.budget = options.budget
   }
 
   /** Copy up to `length` bytes at `offset` into `out`; resolves with the count (0 at the end). */
@@ -48,15 +57,30 @@ export class HandleReader {
     // answered at once, not queued behind a request that waits for the stream
     const end = Math.min(offset + length, this.size)
     if (offset >= end) return 0
-    if (this.copyKept(out, offset, offset, end) >= end) return end - offset
+    if (this.copyKept(out, offset, offset, end) >= end) {
+      this.budget?.use(this, this.kept)
+      return end - offset
+    }
     // one request at a time per handle: they share the stream
-    const run = this.queue.then(async () => await this.readNow(out, length, offset))
+    this.inFlight++
+    const run = this.queue.then(async () => await this.readNow(out, length, offset)).finally(() => { this.inFlight-- })
     this.queue = run.catch(() => {})
     return await run
   }
 
   /** Stop the stream (the handle is released). */
   close (): void {
+    this.shed()
+    this.budget?.release(this)
+  }
+
+  /** True while a request is in flight ({@link Shedder}). */
+  busy (): boolean {
+    return this.inFlight > 0
+  }
+
+  /** Drop the kept bytes and the stream; the next read starts a new one ({@link Shedder}). */
+  shed (): void {
     this.dropStream()
     this.segments.length = 0
     this.kept = 0
@@ -119,10 +143,11 @@ export class HandleReader {
       const old = this.segments.shift() as Segment
       this.kept -= old.bytes.byteLength
     }
+    this.budget?.use(this, this.kept)
   }
 
   private restart (offset: number): void {
-    this.close()
+    this.shed()
     this.controller = new AbortController()
     this.iterator = this.openStream(offset, this.controller.signal)[Symbol.asyncIterator]()
     this.position = offset

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CommitQueue, ContentCache, ERRNO, ErrnoError, HandleReader, StagingArea, errnoOf, type StagedFile } from '../../../node/fuse/index.js'
+import { CommitQueue, ContentCache, ERRNO, ErrnoError, HandleReader, ReadBudget, StagingArea, errnoOf, type StagedFile } from '../../../node/fuse/index.js'
 import { tempDir } from '../../helpers/temp.js'
 import { DirectoryNotEmptyError, IsADirectoryError, NotFoundError } from '../../../node/errors.js'
 
@@ -101,6 +101,89 @@ describe('HandleReader', () => {
     reader.close()
   })
 })
+
+describe('ReadBudget: what a mount\'s read handles keep', () => {
+  const MiB = 1024 * 1024
+  const bytes = randomBytes(4 * MiB)
+
+  /** A source as above that also counts the streams still open (a shed handle's stream is ended). */
+  function counted (): { open: (offset: number) => AsyncIterable<Uint8Array>, opened: number[], live: () => number } {
+    const opened: number[] = []
+    let live = 0
+    return {
+      opened,
+      live: () => live,
+      open: (offset: number) => {
+        opened.push(offset)
+        return (async function * () {
+          live++
+          try {
+            for (let at = offset; at < bytes.length; at += 256 * 1024) yield bytes.subarray(at, Math.min(at + 256 * 1024, bytes.length))
+          } finally { live-- }
+        })()
+      }
+    }
+  }
+
+  it('handles left open after a read give up their bytes and streams, oldest first, once the mount passes its bound; read again, they read right', async () => {
+    const budget = new ReadBudget(4 * MiB)
+    const src = counted()
+    const readers = Array.from({ length: 12 }, () => new HandleReader(bytes.length, src.open, { keep: 1 * MiB, budget }))
+    const buf = Buffer.alloc(131072)
+    for (const r of readers) {
+      // 2 MiB into each file: each keeps its 1 MiB bound and a paused stream
+      for (let at = 0; at < 2 * MiB; at += buf.length) assert.equal(await r.read(buf, buf.length, at), buf.length)
+      assert.ok(budget.bytes <= budget.limit, `${budget.bytes} bytes kept`)
+    }
+    // without the budget: 12 MiB kept and 12 streams; with it: 4 handles' worth
+    assert.equal(budget.handles, 4)
+    assert.equal(src.live(), 4, 'the shed handles\' streams were ended')
+    // the first handle, shed, reads on where it stopped: a new stream at that offset
+    assert.equal(await readers[0].read(buf, buf.length, 2 * MiB), buf.length)
+    assert.deepEqual(buf, bytes.subarray(2 * MiB, 2 * MiB + buf.length))
+    assert.equal(src.opened.filter(o => o === 2 * MiB).length, 1)
+    assert.ok(budget.bytes <= budget.limit)
+    for (const r of readers) r.close()
+    assert.equal(budget.bytes, 0)
+    assert.equal(budget.handles, 0)
+    await new Promise(resolve => setImmediate(resolve)) // a generator's return() ends it a turn later
+    assert.equal(src.live(), 0)
+  })
+
+  it('a handle with a request in flight is not shed: its read completes from the stream it had', async () => {
+    const budget = new ReadBudget(2 * MiB)
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const opened: number[] = []
+    const slow = (offset: number): AsyncIterable<Uint8Array> => {
+      opened.push(offset)
+      return (async function * () {
+        for (let at = offset; at < bytes.length; at += 256 * 1024) {
+          if (at >= 1 * MiB) await gate
+          yield bytes.subarray(at, Math.min(at + 256 * 1024, bytes.length))
+        }
+      })()
+    }
+    const waiting = new HandleReader(bytes.length, slow, { keep: 2 * MiB, budget })
+    const first = Buffer.alloc(1 * MiB)
+    assert.equal(await waiting.read(first, first.length, 0), first.length)
+    // a read that waits on the stream, while other handles fill the budget
+    const out = Buffer.alloc(131072)
+    const pending = waiting.read(out, out.length, 1 * MiB)
+    const src = counted()
+    const others = Array.from({ length: 4 }, () => new HandleReader(bytes.length, src.open, { keep: 1 * MiB, budget }))
+    const buf = Buffer.alloc(131072)
+    for (const r of others) for (let at = 0; at < 1 * MiB; at += buf.length) await r.read(buf, buf.length, at)
+    release()
+    assert.equal(await pending, out.length)
+    assert.deepEqual(out, bytes.subarray(1 * MiB, 1 * MiB + out.length))
+    assert.deepEqual(opened, [0], 'the waiting handle kept its stream')
+    waiting.close()
+    for (const r of others) r.close()
+    assert.equal(budget.bytes, 0)
+  })
+})
+
 
 describe('CommitQueue', () => {
   it('runs at most `concurrency` batches; room() waits while `maxPending` items are queued', async () => {

@@ -1,0 +1,46 @@
+/**
+ * Shoal's own files, found from the package root (node/package-files.ts),
+ * and the bundle that `shoal` runs (cli/build-bundle.ts): what the code
+ * loads by path exists where it looks, and the packages kept out of the
+ * bundle are loaded from node_modules, one copy each.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { packageFile, packageRoot } from '../../node/package-files.js'
+import { EXTERNAL_PACKAGES } from '../../cli/build-bundle.js'
+import { SHOAL_BIN } from '../helpers/cli.js'
+
+describe('package files', () => {
+  it('the package root is the folder of Shoal\'s package.json, above dist/', async () => {
+    const pkg = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as { name: string, bin: Record<string, string> }
+    assert.equal(pkg.name, 'shoal')
+    assert.ok(fileURLToPath(import.meta.url).startsWith(join(packageRoot(), 'dist') + '/'))
+    // the command users run is the bundle the tests start
+    assert.equal(packageFile(pkg.bin.shoal), SHOAL_BIN)
+  })
+
+  it('every file the node loads by path is where it looks for it', () => {
+    for (const file of [
+      packageFile('dist', 'node', 'content', 'leaf-worker.js'),
+      packageFile('dist', 'node', 'durability', 'parity-worker.js'),
+      packageFile('node', 'api', 'ui', 'index.html')
+    ]) assert.ok(existsSync(file), file)
+  })
+
+  it('the bundle imports the packages kept out of it from node_modules', async () => {
+    const dir = join(packageRoot(), 'dist', 'bin')
+    const text = (await Promise.all((await readdir(dir)).filter(f => f.endsWith('.js')).map(async f => await readFile(join(dir, f), 'utf8')))).join('\n')
+    // pnet's cipher: the one module instance node/net/xsalsa20-fix.ts patches
+    assert.match(text, /from "xsalsa20"/)
+    assert.match(text, /from "classic-level"/)
+    assert.match(text, /import\("fuse-native"\)/)
+    for (const name of EXTERNAL_PACKAGES) {
+      // no file of an external package was folded in (esbuild names each with a comment)
+      assert.doesNotMatch(text, new RegExp(`// node_modules/${name.replace('/*', '/').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`), name)
+    }
+  })
+})
