@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { rm, statfs as statfsCall } from 'node:fs/promises'
+import { chmod, mkdir, rm, statfs as statfsCall, utimes } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { AlreadyExistsError, DirectoryNotEmptyError, IsADirectoryError, NotADirectoryError, NotFoundError, InvalidArgumentError } from '../errors.js'
 import { baseName, isWithin, parentOf } from '../namespace/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
@@ -73,6 +74,12 @@ export interface FilesystemOptions {
   statfsPath?: string
   /** Bytes that disk keeps free (`storage.reserve`: staged files stop there), not shown as free by `statfs`. @default 0 */
   statfsReserve?: number
+  /**
+   * Where files whose commit fails as the mount goes are kept (a folder per
+   * time it happens, each file at its path in the namespace); none: they
+   * are lost, with a line in the log.
+   */
+  uncommittedDir?: string
   /** Bytes all read handles of the mount keep in memory at most, beyond those being read (read-budget.ts). @default {@link DEFAULT_READ_BUDGET_BYTES} */
   readBudgetBytes?: number
 }
@@ -652,9 +659,42 @@ export class ShoalFilesystem {
       s.writers = 0
     }
     // not let go once committed: they are all disposed of below, none handed to the cache being cleared
-    for (const { path, err } of await this.commitClosed({ letGo: false })) this.log.error({ path, err }, 'fuse: commit at unmount failed; the staged bytes are lost')
+    const failed = await this.commitClosed({ letGo: false })
+    if (failed.length > 0) await this.keepUncommitted(failed)
     await Promise.all([...this.staged.values()].map(async s => { this.staged.delete(s.path); await this.dispose(s) }))
     await this.options.cache?.clear()
+  }
+
+  /**
+   * Files whose commit failed as the mount goes (a full repo disk, most
+   * often): each is moved, with its mode and time, to its namespace path
+   * under a new folder of {@link FilesystemOptions.uncommittedDir} named for
+   * the time, and let go here. What `close` acknowledged is not lost with the
+   * mount; the log names each file kept and how to add it again.
+   */
+  private async keepUncommitted (failed: Array<{ path: string, err: string }>): Promise<void> {
+    const root = this.options.uncommittedDir
+    const folder = root === undefined ? undefined : join(root, new Date().toISOString().replace(/[:.]/g, '-'))
+    for (const { path, err } of failed) {
+      const s = this.staged.get(path)
+      if (s === undefined) continue
+      // a namespace path is absolute and has no `..` (protocol/paths.ts): it stays inside the folder
+      const kept = folder === undefined ? undefined : join(folder, path)
+      if (kept === undefined || !kept.startsWith(folder + '/')) {
+        this.log.error({ path, err }, 'fuse: commit at unmount failed; the staged bytes are lost')
+        continue
+      }
+      try {
+        await mkdir(dirname(kept), { recursive: true })
+        await s.file.keepAs(kept)
+        await chmod(kept, s.mode & 0o777)
+        await utimes(kept, s.mtime / 1000, s.mtime / 1000)
+        this.staged.delete(path)
+        this.log.error({ path, kept, err }, `fuse: commit at unmount failed; the file is kept in ${kept}: once there is room, \`shoal add ${kept} --to ${path}\``)
+      } catch (keepErr: any) {
+        this.log.error({ path, err, keepErr: keepErr?.message }, 'fuse: commit at unmount failed, and keeping the file failed too; the staged bytes are lost')
+      }
+    }
   }
 
   /**

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Files } from '../files/index.js'
@@ -31,7 +32,7 @@ export interface FuseComponents {
   }
   /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */
   blockstore?: Pick<BlockStore, 'locate' | 'holdPack'>
-  repo: Pick<RepoLayout, 'root' | 'tmp'>
+  repo: Pick<RepoLayout, 'root' | 'tmp' | 'uncommitted'>
   /** Room on the repo disk: files staged there stop at its reserve (absent: no check). */
   disk?: Pick<DiskGuard, 'ensureRoom' | 'reserveBytes'>
   config: Pick<RepoConfig, 'fuse'>
@@ -213,6 +214,7 @@ export class FuseService {
    */
   async restore (): Promise<MountInfo[]> {
     return await this.serial(async () => {
+      await this.tellUncommitted()
       const records = await readMountRecords(this.recordsFile)
       const restored: MountInfo[] = []
       // kept when FUSE is not usable here (not installed): restored at a start once it is
@@ -237,6 +239,14 @@ export class FuseService {
       await writeMountRecords(this.recordsFile, [...this.mounts().map(({ dir, since }) => ({ dir, since })), ...kept])
       return restored
     })
+  }
+
+  /** Say at start that files written through a mount and never committed are kept in the repo (until the user adds or deletes them). */
+  private async tellUncommitted (): Promise<void> {
+    const dir = this.components.repo.uncommitted
+    const kept = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+    const files = kept.filter(e => e.isFile()).length
+    if (files > 0) this.log.warn({ dir, files }, `${files} file(s) written through a mount could not be committed when it went and are kept in ${dir}: add them again with \`shoal add\`, then delete them`)
   }
 
   /** Unmount everything (the node stops) and commit what was written. The record is cleared. */
@@ -267,7 +277,8 @@ export class FuseService {
       commitConcurrency: config.fuse.commitConcurrency,
       maxPendingCommits: config.fuse.maxPendingCommits,
       statfsPath: this.components.repo.root,
-      statfsReserve: disk?.reserveBytes
+      statfsReserve: disk?.reserveBytes,
+      uncommittedDir: this.components.repo.uncommitted
     })
     this.unsubscribe = this.components.namespace.onRemoteChange?.(() => { fs.invalidate() })
     this.fs = fs

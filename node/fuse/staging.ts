@@ -11,7 +11,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, rm, type FileHandle } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { copyFile, link, mkdir, open, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 
 /** Bytes read from a staged file at a time when it is committed. */
@@ -194,6 +195,35 @@ export class StagedFile {
     this.disposed = true
     await this.disk.handle.close().catch(() => {})
     return this.disk.path
+  }
+
+  /**
+   * Move the bytes to the new file `dest` (its folder must exist; an
+   * existing file there is an error, EEXIST), synced, and let go of them
+   * here: a hard link then an unlink when they are on disk (the staging
+   * folder and `dest` are in the repo: no bytes copied, no room needed),
+   * else a write of what is in memory. Afterwards it is disposed of as far
+   * as this object goes.
+   */
+  async keepAs (dest: string): Promise<void> {
+    await this.ready().catch(() => {})
+    if (this.disposed) throw new Error('the staged file was disposed of already')
+    if (this.disk !== undefined) {
+      const { path, handle } = this.disk
+      await handle.sync()
+      await handle.close()
+      this.disposed = true
+      await link(path, dest).catch(async (err: any) => {
+        // another file system (a repo whose tmp/ is mounted apart): a copy
+        if (err?.code !== 'EXDEV') throw err
+        await copyFile(path, dest, constants.COPYFILE_EXCL)
+      })
+      await rm(path, { force: true })
+    } else {
+      await writeFile(dest, (this.memory as Buffer).subarray(0, this.size), { mode: 0o600, flag: 'wx', flush: true })
+      this.disposed = true
+      this.freeMemory()
+    }
   }
 
   /** Close and delete (or free its memory). Idempotent. */

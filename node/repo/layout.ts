@@ -22,6 +22,8 @@ export interface RepoLayout {
   /** What this node holds and placed for durability (LevelDB). */
   durability: string
   tmp: string
+  /** Files written through a mount whose commit failed when the mount went (a forced unmount, a stop): kept here, not lost (docs/fuse.md). */
+  uncommitted: string
   /** Kept free-able space: deleted at a start on a full disk (node/repo/disk.ts). */
   ballast: string
 }
@@ -54,6 +56,7 @@ export function repoLayout (root: string): RepoLayout {
     namespace: join(root, 'namespace'),
     durability: join(root, 'durability'),
     tmp: join(root, 'tmp'),
+    uncommitted: join(root, 'uncommitted'),
     ballast: join(root, 'ballast')
   }
 }

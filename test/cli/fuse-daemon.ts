@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
-import { shoalOk, startDaemon } from '../helpers/cli.js'
+import { shoalOk, startDaemon, type TestDaemon } from '../helpers/cli.js'
 import { forceUnmount, requireFuse } from '../node/fuse/helpers.js'
 
 /** Options of {@link mountedDaemon}. */
@@ -21,7 +21,7 @@ export interface MountedDaemonOptions {
  * namespace on a fresh directory. The mount is freed and the daemon stopped
  * when the test ends, pass or fail.
  */
-export async function mountedDaemon (t: CleanupContext, options: MountedDaemonOptions = {}): Promise<{ dir: string, repo: string, mnt: string }> {
+export async function mountedDaemon (t: CleanupContext, options: MountedDaemonOptions = {}): Promise<{ dir: string, repo: string, mnt: string, daemon: TestDaemon }> {
   await requireFuse()
   const dir = options.under ?? await tempDir(t, 'shoal-fuse-daemon-')
   const repo = join(dir, 'repo')
@@ -29,9 +29,9 @@ export async function mountedDaemon (t: CleanupContext, options: MountedDaemonOp
   await mkdir(mnt)
   await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
   for (const [key, value] of options.config ?? []) await shoalOk(repo, ['config', 'set', key, value])
-  await startDaemon(t, repo)
+  const daemon = await startDaemon(t, repo)
   // runs after the daemon stopped (cleanups run last in, first out)
   defer(t, async () => { await forceUnmount(mnt) })
   await shoalOk(repo, ['mount', mnt])
-  return { dir, repo, mnt }
+  return { dir, repo, mnt, daemon }
 }

@@ -3,16 +3,18 @@
  * (less free than `storage.reserve`): `fsync` fails with ENOSPC, as on any
  * full file system; and an unmount does not throw them away: it is refused,
  * naming them, they stay readable in the mount, and `--force` unmounts all
- * the same. `df` of the mount does not count the reserve as available, and
+ * the same; what it could not commit then is kept in `<repo>/uncommitted`,
+ * as when the daemon stops. `df` of the mount does not count the reserve as available, and
  * a write that would stage a file into it fails with ENOSPC, and leaves the
  * reserve free.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile, statfs, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { chmod, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { mountTmpfs, tempDir, type CleanupContext } from '../helpers/temp.js'
-import { lines, runShoal, shoalJson, shoalOk } from '../helpers/cli.js'
+import { lines, runShoal, shoalJson, shoalOk, startDaemon, type TestDaemon } from '../helpers/cli.js'
 import { python, q, sh } from '../node/fuse/helpers.js'
 import { mountedDaemon } from './fuse-daemon.js'
 
@@ -20,7 +22,7 @@ const TEST = { timeout: 60_000 }
 const MiB = 1024 * 1024
 
 /** A daemon whose every commit finds no room, with its namespace mounted. */
-async function mountOnFullDisk (t: CleanupContext): Promise<{ repo: string, mnt: string }> {
+async function mountOnFullDisk (t: CleanupContext): Promise<{ repo: string, mnt: string, daemon: TestDaemon }> {
   // a reserve larger than any disk: every write that brings new data is refused, as on a disk filled up to it
   return await mountedDaemon(t, { config: [['storage.reserve', String(2 ** 50)]] })
 }
@@ -60,6 +62,41 @@ os.close(fd)
 
     assert.deepEqual(await shoalJson(repo, ['unmount', '--force', mnt]), { unmounted: mnt })
     assert.deepEqual(await shoalJson(repo, ['mounts']), [])
+  })
+
+  it('what cannot be committed as the mount goes (--force, the daemon stopping) is kept in <repo>/uncommitted with its bytes, mode and time; the log names it, the next start says so', TEST, async t => {
+    const { repo, mnt, daemon } = await mountOnFullDisk(t)
+    // files staged in memory (a file staged on disk could not be on a disk this full: parts.test.ts keeps one)
+    const small = randomBytes(100_000)
+    await writeFile(join(mnt, 'small.bin'), small)
+    await writeFile(join(mnt, 'notes.txt'), 'closed, not committed\n')
+    await chmod(join(mnt, 'notes.txt'), 0o640)
+    const mtime = (await stat(join(mnt, 'notes.txt'))).mtimeMs
+    assert.deepEqual(await shoalJson(repo, ['unmount', '--force', mnt]), { unmounted: mnt })
+
+    const keptDirs = async (): Promise<string[]> => (await readdir(join(repo, 'uncommitted'))).sort()
+    const [first] = await keptDirs()
+    assert.ok(first !== undefined, 'a folder of kept files')
+    assert.deepEqual((await readdir(join(repo, 'uncommitted', first))).sort(), ['notes.txt', 'small.bin'])
+    assert.deepEqual(await readFile(join(repo, 'uncommitted', first, 'small.bin')), small)
+    const notes = join(repo, 'uncommitted', first, 'notes.txt')
+    assert.equal(await readFile(notes, 'utf8'), 'closed, not committed\n')
+    assert.equal((await stat(notes)).mode & 0o777, 0o640)
+    assert.ok(Math.abs((await stat(notes)).mtimeMs - mtime) < 1000, 'the time it was written')
+    assert.match(daemon.output().stderr, new RegExp(`kept in ${notes.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`), 'the log names where')
+    assert.deepEqual((await readdir(join(repo, 'tmp', 'fuse')).catch(() => [])), [], 'nothing left in staging')
+
+    // the daemon stopping unmounts with force: the same
+    await shoalOk(repo, ['mount', mnt])
+    await writeFile(join(mnt, 'late.txt'), 'written just before the stop\n')
+    assert.equal((await daemon.stop()).code, 0)
+    const dirs = await keptDirs()
+    assert.equal(dirs.length, 2)
+    assert.equal(await readFile(join(repo, 'uncommitted', dirs[1], 'late.txt'), 'utf8'), 'written just before the stop\n')
+
+    // and a start says they are there
+    const again = await startDaemon(t, repo)
+    assert.match(again.output().stderr, /3 file\(s\) written through a mount could not be committed/)
   })
 
   it('the mount shows the disk\'s free space but the reserve; a write that would stage a file into storage.reserve fails with ENOSPC, and the reserve stays free', TEST, async t => {

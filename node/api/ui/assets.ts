@@ -17,6 +17,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { packageFile } from '../../package-files.js'
 import { sendError } from '../http.js'
 import type { ServerResponse } from 'node:http'
@@ -74,7 +75,7 @@ export async function sendPageAsset (res: ServerResponse, method: string, path: 
   if (body === undefined) {
     const dir = assetDir()
     try {
-      body = await readFile(dir + asset.file)
+      body = await readFile(join(dir, asset.file))
     } catch (err: any) {
       const fields = { file: asset.file, dir, code: err?.code, err: err?.message }
       const message = 'status page file cannot be read: is the source tree (node/api/ui/) beside dist/?'

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readdir, truncate, writeFile } from 'node:fs/promises'
+import { readdir, readFile, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CommitQueue, ContentCache, ERRNO, ErrnoError, HandleReader, ReadBudget, StagingArea, errnoOf, type StagedFile } from '../../../node/fuse/index.js'
 import { tempDir } from '../../helpers/temp.js'
@@ -327,6 +327,31 @@ async function contentOf (file: StagedFile): Promise<Buffer> {
 }
 
 describe('StagingArea', () => {
+  it('keeps a staged file as a file of its own: one on disk by a rename (nothing left in staging), one in memory by a write; the budget is given back', async t => {
+    const root = await tempDir(t)
+    const dir = join(root, 'staging')
+    const area = new StagingArea(dir, { memoryPerFile: 64 * 1024, memoryTotal: 256 * 1024 })
+    const bytes = randomBytes(100_000)
+    const onDisk = await area.create()
+    await onDisk.write(bytes, bytes.length, 0)
+    assert.equal(onDisk.onDisk, true)
+    const inMemory = await area.create()
+    await inMemory.write(bytes, 1000, 0)
+    assert.equal(inMemory.onDisk, false)
+    await onDisk.keepAs(join(root, 'a'))
+    await inMemory.keepAs(join(root, 'b'))
+    assert.deepEqual(await readFile(join(root, 'a')), bytes)
+    assert.deepEqual(await readFile(join(root, 'b')), bytes.subarray(0, 1000))
+    assert.deepEqual(await readdir(dir), [], 'the staged file moved, not copied')
+    assert.equal(area.memoryUsed, 0)
+    await assert.rejects(inMemory.keepAs(join(root, 'c')), /disposed/, 'kept once')
+    const other = await area.create()
+    await other.write(bytes, 10, 0)
+    await assert.rejects(other.keepAs(join(root, 'a')), { code: 'EEXIST' }, 'never over an existing file')
+    assert.deepEqual(await readFile(join(root, 'a')), bytes)
+    await other.dispose()
+  })
+
   it('keeps small files in memory, moves a file that grows past the per-file bound to disk, and gives the budget back', async t => {
     const dir = join(await tempDir(t), 'staging')
     const area = new StagingArea(dir, { memoryPerFile: 64 * 1024, memoryTotal: 256 * 1024 })
