@@ -28,13 +28,15 @@
  *    the report says so).
  *
  * Reported per A: the encoded size of the first and the steady entry, the
- * gossip (heads) message the write publishes (encodeHeadsMessage with the
- * replica's state() and the entry, as NamespaceSync sends it), the mean
+ * gossip (heads) message the write publishes (a push: the entry and its own
+ * dot, `pushClock`, as NamespaceSync sends it), the heartbeat a node sends
+ * when it has news and no entry to carry (its wire clock and heads, every
+ * author here active, none retired), the mean
  * putFile time and its ratio to the raw batch, the time inside the KV's
  * batch calls, and the bytes each commit stores (key + value of every put),
  * with the keys that carry most of them.
  *
- * Only the public API is used (Replica, KV, encodeHeadsMessage), so the
+ * Only the public API is used (Replica, KV, encodeHeadsMessage, pushClock), so the
  * bench runs the same before and after a change of the entry format or of
  * the store's layout. See docs/benchmarks.md, "Namespace costs vs authors
  * and members".
@@ -54,6 +56,7 @@ import { LevelKV, MemoryKV, Replica, peerIdVerifier, signerFromKey, type KV } fr
 import type { KVOp, KVRange } from '../node/namespace/kv.js'
 import { sha256 } from '../node/blocks/verify.js'
 import { encodeHeadsMessage } from '../protocol/namespace.js'
+import { pushClock } from '../node/namespace/sync.js'
 import { fmt, installCleanup, isInterrupted, log, median, tempDirs } from './harness.js'
 
 const silent = pino({ level: 'silent' })
@@ -185,9 +188,9 @@ interface Level {
   mergeWrites: number
   /** Entry of a later one-file putFile, one parent (bytes; median over the timed writes). */
   entryBytes: number
-  /** The heads message that write publishes: clock, heads and the entry (bytes). */
+  /** The heads message that write publishes: a push, the entry and its own dot (bytes). */
   gossipBytes: number
-  /** The same without the entry (an entry over 256 KiB does not ride on gossip). */
+  /** A heartbeat: the wire clock and heads, no entry (bytes). */
   gossipClockBytes: number
   /** Timed writes done, and whether the budget cut them short of `--writes`. */
   writes: number
@@ -267,8 +270,11 @@ async function measure (opts: Options, authors: Author[], a: number, work: strin
     const n = putFileMs.length
     const { clock: nowClock, heads } = replica.state()
     const entry = entryOf('the last putFile')
-    const gossipBytes = encodeHeadsMessage({ v: 1, type: 'heads', clock: nowClock, heads, entries: entry.byteLength <= GOSSIP_BYTES ? [entry] : [] }).byteLength
-    const gossipClockBytes = encodeHeadsMessage({ v: 1, type: 'heads', clock: nowClock, heads, entries: [] }).byteLength
+    // what NamespaceSync.publish sends: a push of the entry with its dot; a heartbeat with the wire clock
+    const push = entry.byteLength <= GOSSIP_BYTES ? pushClock([entry]) : undefined
+    const heartbeat = { v: 1 as const, type: 'heads' as const, clock: replica.wireClock(nowClock), heads, entries: [] }
+    const gossipBytes = encodeHeadsMessage(push !== undefined ? { v: 1, type: 'heads', clock: push, heads: [], entries: [entry] } : heartbeat).byteLength
+    const gossipClockBytes = encodeHeadsMessage(heartbeat).byteLength
     const put = stats(putFileMs)
     const ceil = stats(ceilingMs)
     const level: Level = {
@@ -324,9 +330,9 @@ function report (levels: Level[], opts: Options): string[] {
   return [
     `Node ${process.version}; one process, each level a fresh replica in LevelDB (${opts.dir}) with A authors' entries applied and M = A members noted, each member's clock naming the A authors`,
     '',
-    'sizes (bytes; MB = 10^6): the entry of a one-file putFile, and the gossip (heads) message that write publishes',
+    'sizes (bytes; MB = 10^6): the entry of a one-file putFile, the gossip (heads) message that write publishes (a push: the entry and its dot), and a heartbeat (wire clock and heads, when a node has news and no entry)',
     ...table([
-      ['authors A', 'first entry (merges A heads)', 'writes to one head', 'entry (one parent)', 'gossip message', 'of which clock + heads'],
+      ['authors A', 'first entry (merges A heads)', 'writes to one head', 'entry (one parent)', 'gossip message of the write', 'heartbeat'],
       ...levels.map(l => [fmt(l.authors), bytes(l.firstEntryBytes), fmt(l.mergeWrites), bytes(l.entryBytes), bytes(l.gossipBytes), bytes(l.gossipClockBytes)])
     ]),
     '',

@@ -880,7 +880,7 @@ function raisedBy (clock: VectorClock, entries: Uint8Array[]): VectorClock | und
  * same message shape (a clock with fewer authors). Undefined when an
  * entry's dot cannot be read off its bytes (the whole clock is sent).
  */
-function pushClock (entries: Uint8Array[]): VectorClock | undefined {
+export function pushClock (entries: Uint8Array[]): VectorClock | undefined {
   return raisedBy({}, entries)
 }
 
