@@ -20,7 +20,7 @@
  * @module
  */
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createWriteStream } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -80,6 +80,11 @@ async function main (): Promise<void> {
     const preload = join(dir, 'preload.cjs')
     const records = join(dir, 'cpu.jsonl')
     await writeFile(preload, PRELOAD)
+    // some tests run processes as another user (test/cli/cat-pipe.test.ts): they must load the preload, and may write a record
+    await chmod(dir, 0o755)
+    await chmod(preload, 0o644)
+    await writeFile(records, '', { mode: 0o666 })
+    await chmod(records, 0o666)
     const env: NodeJS.ProcessEnv = { ...process.env, SUITE_CPU_FILE: records, NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require=${preload}`].filter(Boolean).join(' ') }
     // as `npm test`: without a CA bundle every process would parse at start
     delete env.NODE_EXTRA_CA_CERTS

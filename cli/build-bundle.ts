@@ -23,7 +23,8 @@
  *   an optional dependency that may be missing;
  * - `xsalsa20`: node/net/xsalsa20-fix.ts patches the very module instance
  *   @libp2p/pnet uses, so both must load it from one place;
- * - piscina, which starts its workers from its own package folder;
+ * - piscina, which starts its workers from its own package folder, and
+ *   pino, whose transports do (`__dirname`, which ES module output lacks);
  * - the AWS SDK, imported only at a cold tier's first request.
  *
  * The worker threads' modules (leaf-worker, parity-worker) are started from
@@ -46,6 +47,7 @@ export const EXTERNAL_PACKAGES: readonly string[] = [
   'fuse-native',
   'xsalsa20',
   'piscina',
+  'pino',
   '@aws-sdk/*'
 ]
 

@@ -80,7 +80,7 @@ export interface FilesystemOptions {
    * are lost, with a line in the log.
    */
   uncommittedDir?: string
-  /** Bytes all read handles of the mount keep in memory at most, beyond those being read (read-budget.ts). @default {@link DEFAULT_READ_BUDGET_BYTES} */
+  /** Bytes the read handles keep behind their streams, all together, beyond those with a request in flight (read-budget.ts). @default {@link DEFAULT_READ_BUDGET_BYTES} */
   readBudgetBytes?: number
 }
 
@@ -126,6 +126,11 @@ class Staged {
   attr (): Attr {
     return { type: 'file', size: this.file.size, mode: this.mode, mtime: this.mtime }
   }
+}
+
+/** `text` as one word for a POSIX shell (single quotes; a quote inside closes, escapes and reopens them). */
+function shellQuote (text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`
 }
 
 /**
@@ -687,13 +692,15 @@ export class ShoalFilesystem {
       try {
         await mkdir(dirname(kept), { recursive: true })
         await s.file.keepAs(kept)
-        await chmod(kept, s.mode & 0o777)
-        await utimes(kept, s.mtime / 1000, s.mtime / 1000)
-        this.staged.delete(path)
-        this.log.error({ path, kept, err }, `fuse: commit at unmount failed; the file is kept in ${kept}: once there is room, \`shoal add ${kept} --to ${path}\``)
       } catch (keepErr: any) {
-        this.log.error({ path, err, keepErr: keepErr?.message }, 'fuse: commit at unmount failed, and keeping the file failed too; the staged bytes are lost')
+        this.log.error({ path, err, keepErr: keepErr?.message }, 'fuse: commit at unmount failed, and keeping the file failed too')
+        continue
       }
+      this.staged.delete(path)
+      // the bytes are kept; their mode and time are a courtesy
+      await chmod(kept, s.mode & 0o777).catch((e: any) => { this.log.warn({ kept, err: e?.message }, 'fuse: could not set a kept file\'s mode') })
+      await utimes(kept, s.mtime / 1000, s.mtime / 1000).catch((e: any) => { this.log.warn({ kept, err: e?.message }, 'fuse: could not set a kept file\'s time') })
+      this.log.error({ path, kept, err }, `fuse: commit at unmount failed; the file is kept in ${kept}: once there is room, \`shoal add ${shellQuote(kept)} --to ${shellQuote(path)}\``)
     }
   }
 

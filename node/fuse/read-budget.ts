@@ -1,5 +1,6 @@
 /**
- * A mount-wide bound on the bytes its open read handles keep in memory.
+ * A bound on the bytes the open read handles of a daemon's mounts keep in
+ * memory (its mounts share one file system object, and so one budget).
  *
  * Why: each handle reading a file through a content stream
  * ({@link HandleReader}) keeps up to 8 MiB behind the stream for the
@@ -9,11 +10,14 @@
  * open after reading a little of each (an indexer, a media server, a build
  * tool) held hundreds of times that, with no bound.
  *
- * How: every handle reports what it keeps ({@link ReadBudget.use}); the
- * handles are ordered by their last use. When the total passes the limit,
+ * How: every handle reports what it keeps behind its stream
+ * ({@link ReadBudget.use}: the bytes counted); the handles are ordered by
+ * their last use. When the total passes the limit,
  * the least recently used handles that have no request in flight are told
- * to shed ({@link Shedder.shed}: drop their kept bytes and their stream),
- * oldest first, until the total fits. The handle being read is never shed
+ * to shed ({@link Shedder.shed}: drop their kept bytes and end their
+ * stream, which lets go of the blocks it fetched ahead, not counted), oldest
+ * first, until the total fits. Handles with a request in flight may hold the
+ * total above the limit while they read. The handle being read is never shed
  * by its own use, and a handle with a request in flight never is, so a read
  * never fails for it; a shed handle that is read again starts a new stream
  * at the offset asked (one walk of the file's tree).
@@ -32,7 +36,7 @@ export interface Shedder {
 /** Default bound of a mount's kept read bytes: eight handles' worth of their own bound. */
 export const DEFAULT_READ_BUDGET_BYTES = 64 * 1024 * 1024
 
-/** The kept bytes of a mount's read handles, bounded as a whole. */
+/** The kept bytes of the read handles of a daemon's mounts, bounded as a whole. */
 export class ReadBudget {
   /** Kept bytes per handle, in order of last use (oldest first). */
   private readonly held = new Map<Shedder, number>()

@@ -44,6 +44,8 @@ export class HandleReader implements Shedder {
   private readonly budget?: ReadBudget
   /** Requests taken and not answered yet. */
   private inFlight = 0
+  /** Closed (the handle was released): a read still under way keeps nothing more. */
+  private closed = false
 
   constructor (private readonly size: number, private readonly openStream: OpenStream, options: HandleReaderOptions = {}) {
     this.skipAhead = options.skipAhead ?? 8 * 1024 * 1024
@@ -70,8 +72,8 @@ export class HandleReader implements Shedder {
 
   /** Stop the stream (the handle is released). */
   close (): void {
+    this.closed = true
     this.shed()
-    this.budget?.release(this)
   }
 
   /** True while a request is in flight ({@link Shedder}). */
@@ -84,6 +86,7 @@ export class HandleReader implements Shedder {
     this.dropStream()
     this.segments.length = 0
     this.kept = 0
+    this.budget?.release(this)
   }
 
   private dropStream (): void {
@@ -143,7 +146,7 @@ export class HandleReader implements Shedder {
       const old = this.segments.shift() as Segment
       this.kept -= old.bytes.byteLength
     }
-    this.budget?.use(this, this.kept)
+    if (!this.closed) this.budget?.use(this, this.kept)
   }
 
   private restart (offset: number): void {

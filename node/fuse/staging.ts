@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { copyFile, link, mkdir, open, rm, writeFile, type FileHandle } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 /** Bytes read from a staged file at a time when it is committed. */
 const STREAM_PIECE = 1024 * 1024
@@ -199,11 +199,15 @@ export class StagedFile {
 
   /**
    * Move the bytes to the new file `dest` (its folder must exist; an
-   * existing file there is an error, EEXIST), synced, and let go of them
-   * here: a hard link then an unlink when they are on disk (the staging
-   * folder and `dest` are in the repo: no bytes copied, no room needed),
-   * else a write of what is in memory. Afterwards it is disposed of as far
-   * as this object goes.
+   * existing file there is an error, EEXIST) and let go of them here: a
+   * hard link, then an unlink, when they are on disk (the staging folder
+   * and `dest` are in the repo: no bytes copied, no room needed), else a
+   * write of what is in memory to a file beside `dest`, linked to `dest`
+   * once whole. `dest` and its folder are synced. On failure `dest` does not
+   * exist (nothing cut short is left there) and the error says where the
+   * bytes are: a file on disk stays in the staging folder until the node's
+   * next start empties it. Afterwards it is disposed of as far as this
+   * object goes.
    */
   async keepAs (dest: string): Promise<void> {
     await this.ready().catch(() => {})
@@ -212,18 +216,39 @@ export class StagedFile {
       const { path, handle } = this.disk
       await handle.sync()
       await handle.close()
+      // closed: from here a failure leaves the bytes at `path`, and nothing deletes them before the next start
       this.disposed = true
-      await link(path, dest).catch(async (err: any) => {
-        // another file system (a repo whose tmp/ is mounted apart): a copy
-        if (err?.code !== 'EXDEV') throw err
-        await copyFile(path, dest, constants.COPYFILE_EXCL)
-      })
+      try {
+        await link(path, dest).catch(async (err: any) => {
+          // another file system (a repo whose tmp/ is mounted apart): a copy
+          if (err?.code !== 'EXDEV') throw err
+          await copyFile(path, dest, constants.COPYFILE_EXCL).catch(async (copyErr: any) => {
+            if (copyErr?.code !== 'EEXIST') await rm(dest, { force: true })
+            throw copyErr
+          })
+          await syncFile(dest)
+        })
+      } catch (err: any) {
+        throw Object.assign(new Error(`${String(err?.message ?? err)}; the staged bytes stay in ${path} until the next start`, { cause: err }), { code: err?.code })
+      }
       await rm(path, { force: true })
     } else {
-      await writeFile(dest, (this.memory as Buffer).subarray(0, this.size), { mode: 0o600, flag: 'wx', flush: true })
+      const partial = `${dest}.partial`
+      try {
+        await writeFile(partial, (this.memory as Buffer).subarray(0, this.size), { mode: 0o600, flag: 'wx', flush: true })
+      } catch (err: any) {
+        if (err?.code !== 'EEXIST') await rm(partial, { force: true })
+        throw err
+      }
+      try {
+        await link(partial, dest)
+      } finally {
+        await rm(partial, { force: true })
+      }
       this.disposed = true
       this.freeMemory()
     }
+    await syncFile(dirname(dest))
   }
 
   /** Close and delete (or free its memory). Idempotent. */
@@ -293,6 +318,12 @@ export class StagedFile {
     this.freeMemory()
     return disk.handle
   }
+}
+
+/** fsync a file or a folder by its path. */
+async function syncFile (path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try { await handle.sync() } finally { await handle.close() }
 }
 
 /** Read `want` bytes (fewer at the end of the file) at `position` into `buf` from its start; resolves with the count. */

@@ -39,8 +39,18 @@ describe('package files', () => {
     assert.match(text, /from "classic-level"/)
     assert.match(text, /import\("fuse-native"\)/)
     for (const name of EXTERNAL_PACKAGES) {
-      // no file of an external package was folded in (esbuild names each with a comment)
-      assert.doesNotMatch(text, new RegExp(`// node_modules/${name.replace('/*', '/').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`), name)
+      // no file of an external package was folded in, nor a nested copy (esbuild names each file in a comment)
+      const pkg = name.replace(/\/\*$/, '').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+      assert.doesNotMatch(text, new RegExp(`^// .*node_modules/(?:.*/node_modules/)?${pkg}/`, 'm'), name)
+    }
+  })
+
+  it('no code in the bundle finds files from __dirname or __filename (ES module output has neither)', async () => {
+    const dir = join(packageRoot(), 'dist', 'bin')
+    for (const file of (await readdir(dir)).filter(f => f.endsWith('.js'))) {
+      const code = (await readFile(join(dir, file), 'utf8')).split('\n').filter(line => !/^\s*(\/\/|\*|\/\*)/.test(line))
+      const found = code.filter(line => /\b__(dirname|filename)\b/.test(line))
+      assert.deepEqual(found, [], file)
     }
   })
 })

@@ -167,19 +167,44 @@ describe('ReadBudget: what a mount\'s read handles keep', () => {
     const waiting = new HandleReader(bytes.length, slow, { keep: 2 * MiB, budget })
     const first = Buffer.alloc(1 * MiB)
     assert.equal(await waiting.read(first, first.length, 0), first.length)
-    // a read that waits on the stream, while other handles fill the budget
-    const out = Buffer.alloc(131072)
+    let shedWhileReading = 0
+    const shed = waiting.shed.bind(waiting)
+    waiting.shed = () => { shedWhileReading++; shed() }
+    // a read of several pieces that waits on the stream, while other handles fill the budget
+    const out = Buffer.alloc(512 * 1024)
     const pending = waiting.read(out, out.length, 1 * MiB)
     const src = counted()
     const others = Array.from({ length: 4 }, () => new HandleReader(bytes.length, src.open, { keep: 1 * MiB, budget }))
     const buf = Buffer.alloc(131072)
     for (const r of others) for (let at = 0; at < 1 * MiB; at += buf.length) await r.read(buf, buf.length, at)
+    assert.equal(shedWhileReading, 0, 'the handle reading was never shed')
+    // the others were shed instead: what is left is the reading handle's 1 MiB and the last other's
+    assert.equal(budget.handles, 2)
+    assert.equal(budget.bytes, 2 * MiB)
     release()
     assert.equal(await pending, out.length)
     assert.deepEqual(out, bytes.subarray(1 * MiB, 1 * MiB + out.length))
     assert.deepEqual(opened, [0], 'the waiting handle kept its stream')
     waiting.close()
     for (const r of others) r.close()
+    assert.equal(budget.bytes, 0)
+  })
+
+  it('a handle closed while it reads keeps nothing in the budget once the read ends', async () => {
+    const budget = new ReadBudget(8 * MiB)
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const reader = new HandleReader(bytes.length, () => (async function * () {
+      yield bytes.subarray(0, 256 * 1024)
+      await gate
+      yield bytes.subarray(256 * 1024, 512 * 1024)
+    })(), { budget })
+    const pending = reader.read(Buffer.alloc(512 * 1024), 512 * 1024, 0)
+    await new Promise(resolve => setImmediate(resolve))
+    reader.close() // a forced unmount releases its handles while their reads run
+    release()
+    await pending.catch(() => {})
+    assert.equal(budget.handles, 0)
     assert.equal(budget.bytes, 0)
   })
 })
