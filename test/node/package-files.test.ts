@@ -6,7 +6,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, realpathSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,6 +22,16 @@ describe('package files', () => {
     assert.ok(fileURLToPath(import.meta.url).startsWith(join(packageRoot(), 'dist') + '/'))
     // the command users run is the bundle the tests start
     assert.equal(packageFile(pkg.bin.shoal), SHOAL_BIN)
+  })
+
+  it('`npx shoal` in the package\'s folder (the README\'s first command) runs this build, installing nothing', async () => {
+    // npm links no package's own bin: without node_modules/.bin/shoal (`npm run link:bin`, part of
+    // `prepare`), npx installed the folder into its cache, rebuilding it in place first (~20 s)
+    const r = spawnSync('npx', ['--no-install', 'shoal', '--json', 'version'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000, env: { ...process.env, npm_config_update_notifier: 'false' } })
+    assert.equal(r.status, 0, r.stderr)
+    const pkg = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }
+    assert.equal((JSON.parse(r.stdout) as { version: string }).version, pkg.version)
+    assert.equal(realpathSync(join(packageRoot(), 'node_modules', '.bin', 'shoal')), SHOAL_BIN)
   })
 
   it('every file the node loads by path is where it looks for it', () => {
