@@ -10,6 +10,7 @@ import type { InviteInfo } from '../../node/peers/invite.js'
 import { refusalLine } from '../../node/peers/refusal-line.js'
 import type { TrustStatus } from '../../node/peers/trust-admin.js'
 import type { RepoDiskUsage } from '../../node/repo/disk-usage.js'
+import type { KeptUncommitted } from '../../node/repo/uncommitted.js'
 
 function formatPeer (p: PeerStatus): string {
   const latency = p.latencyMs === undefined ? '-' : `${p.latencyMs} ms`
@@ -50,7 +51,7 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, ownWrites?: TrustStatus['ownWrites'], peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth, damage?: DamageStatus, conflicts?: number }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, ownWrites?: TrustStatus['ownWrites'], peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth, damage?: DamageStatus, conflicts?: number, uncommitted?: KeptUncommitted }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
   const d = s.durability
   printLines(
@@ -65,6 +66,7 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
       : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'}: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
     ...(s.damage === undefined ? [] : [`damage:   ${damageLine(s.damage)}`]),
     ...(s.conflicts === undefined || s.conflicts === 0 ? [] : [`conflicts: ${s.conflicts} conflict cop${s.conflicts === 1 ? 'y' : 'ies'} in the namespace (\`shoal conflicts\` lists them)`]),
+    ...(s.uncommitted === undefined || s.uncommitted.files === 0 ? [] : [`uncommitted: ${s.uncommitted.files} file${s.uncommitted.files === 1 ? '' : 's'} (${formatBytes(s.uncommitted.bytes)}) written through a mount and never committed, kept in ${s.uncommitted.dir}: \`shoal add\` them again, then delete them`]),
     `repo:     ${s.repo}`,
     `gateway:  ${s.gateway === null ? 'off (shoal config set gateway 127.0.0.1:PORT)' : `${s.gateway}/ipfs/`}`,
     ...s.addresses.map(a => `listening ${a}`)

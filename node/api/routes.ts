@@ -8,6 +8,7 @@ import { readBatchBody } from './batch-body.js'
 import { BATCH_CONTENT_TYPE } from '../../protocol/add-batch.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { repoDiskUsage } from '../repo/disk-usage.js'
+import { keptUncommitted } from '../repo/uncommitted.js'
 import { readGatewayUrl } from '../gateway/index.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
 import { createInvite } from '../peers/invite.js'
@@ -101,7 +102,9 @@ export const routes: Route[] = [
         // what is known missing of the files kept here, without a walk (damage-status.ts)
         damage: await damageStatus(components),
         // conflict copies in the namespace (`shoal conflicts` lists them)
-        conflicts: (await components.namespace.conflicts()).length
+        conflicts: (await components.namespace.conflicts()).length,
+        // files written through a mount whose commit failed as it went, kept in the repo (docs/fuse.md)
+        uncommitted: await keptUncommitted(components.repo)
       })
     }
   },

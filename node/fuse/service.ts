@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Files } from '../files/index.js'
@@ -14,6 +13,7 @@ import type { ChunkerSpec } from '../content/index.js'
 import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
 import type { RepoConfig, RepoLayout } from '../repo/index.js'
+import { keptUncommitted } from '../repo/uncommitted.js'
 import { checkFuse, mountFuse, type FuseBindingName, type FuseOps, type MountedFuse } from './adapter.js'
 import type { FuseReadCounts } from './fuse3.js'
 import { FuseUnavailableError, NotMountedError, MountpointBusyError, UncommittedFilesError } from './errors.js'
@@ -243,10 +243,8 @@ export class FuseService {
 
   /** Say at start that files written through a mount and never committed are kept in the repo (until the user adds or deletes them). */
   private async tellUncommitted (): Promise<void> {
-    const dir = this.components.repo.uncommitted
-    const kept = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
-    const files = kept.filter(e => e.isFile()).length
-    if (files > 0) this.log.warn({ dir, files }, `${files} file(s) written through a mount could not be committed when it went and are kept in ${dir}: add them again with \`shoal add\`, then delete them`)
+    const { dir, files, bytes } = await keptUncommitted(this.components.repo).catch(() => ({ dir: this.components.repo.uncommitted, files: 0, bytes: 0 }))
+    if (files > 0) this.log.warn({ dir, files, bytes }, `${files} file(s) written through a mount could not be committed when it went and are kept in ${dir}: add them again with \`shoal add\`, then delete them`)
   }
 
   /** Unmount everything (the node stops) and commit what was written. The record is cleared. */

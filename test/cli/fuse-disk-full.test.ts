@@ -11,7 +11,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { chmod, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises'
+import { chmod, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { mountTmpfs, tempDir, type CleanupContext } from '../helpers/temp.js'
 import { lines, runShoal, shoalJson, shoalOk, startDaemon, type TestDaemon } from '../helpers/cli.js'
@@ -94,9 +94,15 @@ os.close(fd)
     assert.equal(dirs.length, 2)
     assert.equal(await readFile(join(repo, 'uncommitted', dirs[1], 'late.txt'), 'utf8'), 'written just before the stop\n')
 
-    // and a start says they are there
+    // and a start says they are there, as does `shoal status`, until they are deleted
     const again = await startDaemon(t, repo)
     assert.match(again.output().stderr, /3 file\(s\) written through a mount could not be committed/)
+    const kept = (await shoalJson<{ uncommitted: { dir: string, files: number, bytes: number } }>(repo, ['status'])).uncommitted
+    assert.deepEqual(kept, { dir: join(repo, 'uncommitted'), files: 3, bytes: small.length + 'closed, not committed\n'.length + 'written just before the stop\n'.length })
+    assert.match((await shoalOk(repo, ['status'])).toString(), /^uncommitted: 3 files \(.+\) written through a mount and never committed, kept in /m)
+    await rm(join(repo, 'uncommitted'), { recursive: true })
+    assert.equal((await shoalJson<{ uncommitted: { files: number } }>(repo, ['status'])).uncommitted.files, 0)
+    assert.doesNotMatch((await shoalOk(repo, ['status'])).toString(), /^uncommitted:/m)
   })
 
   it('the mount shows the disk\'s free space but the reserve; a write that would stage a file into storage.reserve fails with ENOSPC, and the reserve stays free', TEST, async t => {
