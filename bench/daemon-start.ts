@@ -20,39 +20,26 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cleanupSync, fmt, installCleanup, log, median, SHOAL_BIN, tempDirs, trackChild } from './harness.js'
+import { cpuOf, selfCpu } from './raw-stream.js'
 
 /** The same code, one file per module as tsc wrote it. */
 const TSC_BIN = fileURLToPath(new URL('../cli/bin.js', import.meta.url))
 
-/** CPU seconds process `pid` has used so far (user + system). */
-async function cpuOf (pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-/** CPU seconds of this process's reaped children so far (/proc/self/stat cutime + cstime). */
-async function childrenCpu (): Promise<number> {
-  const stat = await readFile('/proc/self/stat', 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[13]) + Number(fields[14])) / 100
-}
-
 /** Run `node args` to its end: wall seconds and its CPU seconds (one child at a time is running). */
 async function timed (args: string[]): Promise<{ wall: number, cpu: number }> {
-  const cpuBefore = await childrenCpu()
+  const cpuBefore = selfCpu().reaped
   const started = performance.now()
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
   const code = await new Promise<number | null>(resolve => child.once('exit', resolve))
   if (code !== 0) throw new Error(`node ${args.join(' ')} failed (exit ${String(code)}): ${stderr.trim()}`)
-  return { wall: (performance.now() - started) / 1000, cpu: await childrenCpu() - cpuBefore }
+  return { wall: (performance.now() - started) / 1000, cpu: selfCpu().reaped - cpuBefore }
 }
 
 /** One start of a daemon from `bin`: seconds to its API, its CPU by then, and a client command's cost against it. */
@@ -74,7 +61,7 @@ async function startOnce (bin: string): Promise<{ wall: number, cpu: number, cli
       await new Promise(resolve => setTimeout(resolve, 5))
     }
     const wall = (performance.now() - started) / 1000
-    const cpu = await cpuOf(child.pid as number)
+    const cpu = cpuOf(child.pid) ?? NaN
     const client = await timed([bin, '--repo', repo, 'id'])
     return { wall, cpu, client }
   } finally {

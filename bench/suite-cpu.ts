@@ -22,8 +22,9 @@
 import { spawn } from 'node:child_process'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createWriteStream } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { machineCpu } from './raw-stream.js'
 
 /** One process's record. */
 interface ProcessCpu { pid: number, ppid: number, cpuMs: number, argv: string }
@@ -38,16 +39,6 @@ if (file) process.on('exit', () => {
   } catch {}
 })
 `
-
-async function procStat (): Promise<{ busy: number, total: number }> {
-  try {
-    const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-    const total = fields.reduce((a, b) => a + b, 0)
-    return { busy: total - fields[3] - fields[4], total }
-  } catch {
-    return { busy: 0, total: 0 }
-  }
-}
 
 function parseArgs (argv: string[]): { top: number, log?: string, passOn: string[] } {
   let top = 30
@@ -89,14 +80,14 @@ async function main (): Promise<void> {
     // as `npm test`: without a CA bundle every process would parse at start
     delete env.NODE_EXTRA_CA_CERTS
     const out = createWriteStream(log ?? join(dir, 'suite.log'))
-    const before = await procStat()
+    const before = machineCpu()
     const started = performance.now()
     const child = spawn(process.execPath, ['dist/test/run.js', ...passOn], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout.pipe(out)
     child.stderr.pipe(out)
     const code = await new Promise<number | null>(resolve => child.once('exit', resolve))
     const wallS = (performance.now() - started) / 1000
-    const after = await procStat()
+    const after = machineCpu()
     const rows: ProcessCpu[] = (await readFile(records, 'utf8')).split('\n').filter(l => l !== '').map(l => JSON.parse(l))
     const children = new Map<number, ProcessCpu[]>()
     for (const r of rows) children.set(r.ppid, [...(children.get(r.ppid) ?? []), r])
@@ -111,7 +102,8 @@ async function main (): Promise<void> {
       return { file: r.argv.split(' ').find(a => a.endsWith('.test.js'))?.replace(/^.*dist\/test\//, '') ?? r.argv, own: r.cpuMs / 1000, all: t.cpuMs / 1000, started: t.count - 1 }
     }).sort((a, b) => b.all - a.all)
     const allCpu = rows.reduce((s, r) => s + r.cpuMs, 0) / 1000
-    const busy = after.total > before.total ? (after.busy - before.busy) / (after.total - before.total) : NaN
+    // the cores' busy share: CPU-seconds of the whole machine over the wall time on every core
+    const busy = before === undefined || after === undefined ? NaN : (after - before) / (wallS * cpus().length)
     console.log(`suite exit code ${String(code)}; wall ${wallS.toFixed(0)} s; cores busy ${(busy * 100).toFixed(1)} %; CPU of the processes recorded ${allCpu.toFixed(0)} s (${rows.length} processes), of test files' own processes ${files.reduce((s, f) => s + f.own, 0).toFixed(0)} s`)
     console.log('CPU-s with started  own CPU-s  processes started  file')
     for (const f of files.slice(0, top)) console.log(`${f.all.toFixed(1).padStart(17)}  ${f.own.toFixed(1).padStart(9)}  ${String(f.started).padStart(17)}  ${f.file}`)

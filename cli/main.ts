@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
 import { arch, platform } from 'node:os'
 import { Argument, Command, CommanderError, Option } from 'commander'
-import { packageFile } from '../node/package-files.js'
+import { shoalVersion } from '../node/package-files.js'
 import { resolveRepoPath } from '../node/repo/layout.js'
 import type { LogLevel } from '../node/logger.js'
 import { endQuietlyOnClosedStdout, printable, type GlobalOptions } from './output.js'
@@ -188,11 +187,6 @@ function build (json = false): Command {
     .action(async () => { await (await peers()).swarmKeyNewCommand(globals()) })
   for (const cmd of [program, carCmd, peersCmd, trustCmd, swarmCmd, keyCmd, ...program.commands]) cmd.exitOverride().configureOutput({ outputError: usageOutput(json) })
   return program
-}
-
-/** This package's version, from its package.json. */
-export function shoalVersion (): string {
-  return (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version
 }
 
 function printVersion (json: boolean): void {

@@ -16,11 +16,12 @@
  *
  * @module
  */
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 let root: string | undefined
+let version: string | undefined
 
 /** The folder holding Shoal's package.json. */
 export function packageRoot (): string {
@@ -38,4 +39,10 @@ export function packageRoot (): string {
 /** The absolute path of a file of the package, from its root: `packageFile('dist', 'node', 'content', 'leaf-worker.js')`. */
 export function packageFile (...segments: string[]): string {
   return join(packageRoot(), ...segments)
+}
+
+/** Shoal's version, from its package.json (read once per process). */
+export function shoalVersion (): string {
+  version ??= (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version
+  return version
 }

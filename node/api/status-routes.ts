@@ -11,13 +11,12 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
 import { statfs } from 'node:fs/promises'
 import { arch, platform } from 'node:os'
 import { z } from 'zod'
 import { parseQuery, schemas } from './schemas.js'
 import { sendJson } from './http.js'
-import { packageFile } from '../package-files.js'
+import { shoalVersion } from '../package-files.js'
 import { peerTrafficOf } from './peer-traffic.js'
 import { peerLatencyOf } from './peer-latency.js'
 import { pinHealthBoardOf } from './pin-health.js'
@@ -33,13 +32,6 @@ const limitQuery = z.object({
   limit: z.string().regex(/^\d{1,4}$/, 'must be a whole number').transform(Number)
     .refine(n => n >= 1 && n <= MAX_LIMIT, `must be between 1 and ${MAX_LIMIT}`).optional()
 }).strict()
-
-let version: string | undefined
-/** Shoal's version, read once from the package's package.json. */
-function shoalVersion (): string {
-  version ??= (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version
-  return version
-}
 
 /** The status page's endpoints; registered in `routes`. */
 export const statusRoutes: Route[] = [

@@ -24,7 +24,7 @@ export async function listPacks (dir: string): Promise<number[]> {
     .sort((a, b) => a - b)
 }
 
-/** fsync a directory, so that files created or removed in it stay so. */
+/** fsync a directory, so that files created or removed in it stay so (a file's path works too: its bytes are synced). */
 export async function syncDir (dir: string): Promise<void> {
   const fh = await open(dir, 'r')
   try { await fh.sync() } finally { await fh.close() }

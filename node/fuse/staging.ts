@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { copyFile, link, mkdir, open, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { syncDir } from '../blocks/pack-file.js'
 
 /** Bytes read from a staged file at a time when it is committed. */
 const STREAM_PIECE = 1024 * 1024
@@ -226,7 +227,7 @@ export class StagedFile {
             if (copyErr?.code !== 'EEXIST') await rm(dest, { force: true })
             throw copyErr
           })
-          await syncFile(dest)
+          await syncDir(dest) // a file too: opened read-only and fsynced
         })
       } catch (err: any) {
         throw Object.assign(new Error(`${String(err?.message ?? err)}; the staged bytes stay in ${path} until the next start`, { cause: err }), { code: err?.code })
@@ -248,7 +249,7 @@ export class StagedFile {
       this.disposed = true
       this.freeMemory()
     }
-    await syncFile(dirname(dest))
+    await syncDir(dirname(dest))
   }
 
   /** Close and delete (or free its memory). Idempotent. */
@@ -318,12 +319,6 @@ export class StagedFile {
     this.freeMemory()
     return disk.handle
   }
-}
-
-/** fsync a file or a folder by its path. */
-async function syncFile (path: string): Promise<void> {
-  const handle = await open(path, 'r')
-  try { await handle.sync() } finally { await handle.close() }
 }
 
 /** Read `want` bytes (fewer at the end of the file) at `position` into `buf` from its start; resolves with the count. */

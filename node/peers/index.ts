@@ -110,8 +110,7 @@ export class PeerManager {
       .map(c => withPeerId(c.remoteAddr.toString(), id))
     if (addrs.length === 0) {
       // inbound only: the peer will dial us again; a known one was seen now
-      const known = this.known.get(id)
-      if (known !== undefined) this.known.set(id, { ...known, seen: this.now() })
+      this.noteSeen(id)
       return
     }
     this.remember({ id, addrs })
@@ -119,11 +118,9 @@ export class PeerManager {
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
-    const known = this.known.get(id)
-    if (!this.running || known === undefined) return
-    // unreachable from now on, not from when the connection opened (it may have lasted days); saved with the
-    // next change of the list or at stop, not once per disconnection (a churning swarm disconnects often)
-    this.known.set(id, { ...known, seen: this.now() })
+    if (!this.running || !this.known.has(id)) return
+    // unreachable from now on, not from when the connection opened (it may have lasted days)
+    this.noteSeen(id)
     this.scheduleRedial(id)
   }
 
@@ -249,6 +246,16 @@ export class PeerManager {
 
   private now (): number {
     return (this.components.now ?? Date.now)()
+  }
+
+  /**
+   * A known peer was connected just now. Saved with the next change of the
+   * list or at stop, not each time (a churning swarm connects and
+   * disconnects often).
+   */
+  private noteSeen (id: string): void {
+    const known = this.known.get(id)
+    if (known !== undefined) this.known.set(id, { ...known, seen: this.now() })
   }
 
   private remember (peer: KnownPeer): void {
