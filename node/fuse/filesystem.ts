@@ -163,7 +163,7 @@ async function closeReading (h: Exclude<Handle, { kind: 'staged' }>): Promise<vo
 export class ShoalFilesystem {
   private readonly staged = new Map<string, Staged>()
   private readonly handles = new Map<number, Handle>()
-  /** What the read handles keep, bounded for the whole mount. */
+  /** What the read handles keep, bounded for all of them together (every mount of the daemon). */
   readonly readBudget: ReadBudget
   private nextHandle = 1
   private readonly locks = new KeyedLock()

@@ -4,9 +4,9 @@
  * ahead); starting a new content stream for each request would re-walk the
  * file's DAG every time. A {@link HandleReader} keeps one stream per handle,
  * reuses it while requests move forward, keeps the last few MiB it read for
- * requests that arrive late, and starts over only on a real seek. The
- * mount's handles share a {@link ReadBudget}: a handle left idle gives up its
- * kept bytes and its stream when the others need the memory.
+ * requests that arrive late, and starts over only on a real seek. The read
+ * handles of a daemon's mounts share a {@link ReadBudget}: a handle left
+ * idle gives up its kept bytes and its stream when the others need the memory.
  *
  * @module
  */
@@ -24,7 +24,7 @@ export interface HandleReaderOptions {
   skipAhead?: number
   /** Bytes kept behind the stream for late requests. @default 8 MiB */
   keep?: number
-  /** The mount's bound on what all its handles keep; none: this handle's `keep` only. */
+  /** The bound on what all the read handles keep together; none: this handle's `keep` only. */
   budget?: ReadBudget
 }
 
