@@ -26,12 +26,17 @@ describe('package files', () => {
 
   it('`npx shoal` in the package\'s folder (the README\'s first command) runs this build, installing nothing', async () => {
     // npm links no package's own bin: without node_modules/.bin/shoal (`npm run link:bin`, part of
-    // `prepare`), npx installed the folder into its cache, rebuilding it in place first (~20 s)
-    const r = spawnSync('npx', ['--no-install', 'shoal', '--json', 'version'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000, env: { ...process.env, npm_config_update_notifier: 'false' } })
+    // `prepare` and of `npm test`), npx installs the folder into its cache, running `prepare` in
+    // place first, --no-install or not: ~25 s, and `rm -rf dist` under every test running beside it
+    const link = join(packageRoot(), 'node_modules', '.bin', 'shoal')
+    assert.ok(existsSync(link), `${link} is missing: npm run link:bin`)
+    // were the link lost all the same, npx would install without building (no scripts) and the realpath check below fails
+    const env = { ...process.env, npm_config_update_notifier: 'false', npm_config_ignore_scripts: 'true' }
+    const r = spawnSync('npx', ['--no-install', 'shoal', '--json', 'version'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000, env })
     assert.equal(r.status, 0, r.stderr)
     const pkg = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }
     assert.equal((JSON.parse(r.stdout) as { version: string }).version, pkg.version)
-    assert.equal(realpathSync(join(packageRoot(), 'node_modules', '.bin', 'shoal')), SHOAL_BIN)
+    assert.equal(realpathSync(link), SHOAL_BIN)
   })
 
   it('every file the node loads by path is where it looks for it', () => {
