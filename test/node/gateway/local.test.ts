@@ -238,10 +238,10 @@ describe('the gateway over a local store', { concurrency: true }, () => {
     assert.equal((await rawCall(url, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' })).status, 403, 'not in a frame')
     assert.equal((await rawCall(url, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' })).status, 200, 'a link followed from another site')
     for (const site of ['same-origin', 'none']) assert.equal((await rawCall(url, { 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' })).status, 200, site)
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'localhost', `app.localhost:${port}`]) {
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `[::ffff:127.0.0.1]:${port}`, `LOCALHOST:${port}`, 'localhost', `app.localhost:${port}`]) {
       assert.equal((await rawCall(url, { host })).status, 200, host)
     }
-    for (const host of ['evil.example', `evil.example:${port}`, `10.0.0.1:${port}`, `127.0.0.1.evil.example:${port}`]) {
+    for (const host of ['evil.example', `evil.example:${port}`, `10.0.0.1:${port}`, `[::ffff:10.0.0.1]:${port}`, `127.0.0.1.evil.example:${port}`]) {
       const a = await rawCall(url, { host })
       assert.equal(a.status, 403, host)
       assert.equal(JSON.parse(a.body.toString()).error.name, 'ForbiddenHostError')
