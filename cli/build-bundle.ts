@@ -27,16 +27,18 @@
  *   pino, whose transports do (`__dirname`, which ES module output lacks);
  * - the AWS SDK, imported only at a cold tier's first request.
  *
- * The worker threads' modules (leaf-worker, parity-worker) are started from
- * tsc's output (node/package-files.ts); tests import tsc's output too, and
- * start the bundle as `shoal` (test/helpers/cli.ts).
+ * The worker threads' modules (leaf-worker, parity-worker) are entries of
+ * the same build, `dist/bin/<name>.js`, sharing its chunks: the bundle starts
+ * those (node/package-files.ts, `workerFile`). Tests import tsc's output,
+ * which starts tsc's workers, and start the bundle as `shoal`
+ * (test/helpers/cli.ts).
  *
  * @module
  */
 import { rm } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
-import { packageFile } from '../node/package-files.js'
+import { packageFile, WORKER_MODULES } from '../node/package-files.js'
 
 /** Packages loaded from node_modules at run time, not folded into the bundle (see the module comment). */
 export const EXTERNAL_PACKAGES: readonly string[] = [
@@ -57,7 +59,10 @@ export const BUNDLE_DIR = packageFile('dist', 'bin')
 async function main (): Promise<void> {
   await rm(BUNDLE_DIR, { recursive: true, force: true })
   const result = await build({
-    entryPoints: { shoal: packageFile('dist', 'cli', 'bin.js') },
+    entryPoints: {
+      shoal: packageFile('dist', 'cli', 'bin.js'),
+      ...Object.fromEntries(Object.entries(WORKER_MODULES).map(([name, path]) => [name, packageFile('dist', ...path)]))
+    },
     outdir: BUNDLE_DIR,
     bundle: true,
     splitting: true,

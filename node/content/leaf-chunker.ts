@@ -18,7 +18,7 @@
  */
 import { MessageChannel, Worker } from 'node:worker_threads'
 import { ShoalError } from '../errors.js'
-import { packageFile } from '../package-files.js'
+import { workerFile } from '../package-files.js'
 import type { ChunkerSpec, Chunker } from './chunker/index.js'
 import type { OpenStreamMessage, StreamOutput } from './leaf-worker.js'
 
@@ -59,7 +59,7 @@ export class LeafWorker {
 
   private start (): Worker {
     if (this.worker !== undefined) return this.worker
-    const worker = new Worker(packageFile('dist', 'node', 'content', 'leaf-worker.js'))
+    const worker = new Worker(workerFile('leaf-worker'))
     worker.unref()
     this.failures.set(worker, new Set())
     const fail = (err: Error): void => {

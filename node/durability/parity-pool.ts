@@ -18,7 +18,7 @@ import { availableParallelism } from 'node:os'
 import { Piscina } from 'piscina'
 import { shardSizeOf, type Stripe } from '../../protocol/durability.js'
 import { rawCIDOfDigest } from '../blocks/verify.js'
-import { packageFile } from '../package-files.js'
+import { workerFile } from '../package-files.js'
 import { encodeStripe, type Block, type EncodedStripe } from './stripes.js'
 import type { ErasureCoder } from './erasure.js'
 import type { ParityTask } from './parity-worker.js'
@@ -44,7 +44,7 @@ export class ParityPool {
     const sizes = leaves.map(l => l.bytes.byteLength)
     const shardSize = shardSizeOf(sizes)
     this.pool ??= new Piscina({
-      filename: packageFile('dist', 'node', 'durability', 'parity-worker.js'),
+      filename: workerFile('parity-worker'),
       minThreads: 0,
       maxThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
       idleTimeout: 10_000,

@@ -10,8 +10,9 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, realpathSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { packageFile, packageRoot } from '../../node/package-files.js'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { packageFile, packageRoot, workerFile, WORKER_MODULES, type WorkerName } from '../../node/package-files.js'
 import { EXTERNAL_PACKAGES } from '../../cli/build-bundle.js'
 import { SHOAL_BIN } from '../helpers/cli.js'
 
@@ -41,10 +42,32 @@ describe('package files', () => {
 
   it('every file the node loads by path is where it looks for it', () => {
     for (const file of [
-      packageFile('dist', 'node', 'content', 'leaf-worker.js'),
-      packageFile('dist', 'node', 'durability', 'parity-worker.js'),
+      ...Object.keys(WORKER_MODULES).map(name => workerFile(name as WorkerName)),
       packageFile('node', 'api', 'ui', 'index.html')
     ]) assert.ok(existsSync(file), file)
+    // run from tsc's output (as here), the workers are tsc's
+    assert.equal(workerFile('leaf-worker'), packageFile('dist', 'node', 'content', 'leaf-worker.js'))
+  })
+
+  it('the bundle starts its own bundled workers, and they run', async () => {
+    for (const name of Object.keys(WORKER_MODULES)) assert.ok(existsSync(packageFile('dist', 'bin', `${name}.js`)), name)
+    // the bundle's own copy of package-files, asked from a module beside shoal.js: the chunk that holds it
+    const chunk = await findChunk(/function workerFile\b/)
+    // a chunk exports under short names; the function keeps its own (keepNames)
+    const mod = await import(pathToFileURL(chunk).href) as Record<string, unknown>
+    const fn = Object.values(mod).find((v): v is (name: WorkerName) => string => typeof v === 'function' && v.name === 'workerFile')
+    assert.ok(fn !== undefined, 'workerFile is exported by a chunk of the bundle')
+    for (const name of Object.keys(WORKER_MODULES) as WorkerName[]) assert.equal(fn(name), packageFile('dist', 'bin', `${name}.js`))
+    // a bundled worker loads: its module evaluates on a worker thread without error
+    for (const name of Object.keys(WORKER_MODULES)) {
+      const url = pathToFileURL(packageFile('dist', 'bin', `${name}.js`)).href
+      const worker = new Worker(`import(${JSON.stringify(url)}).then(() => require('node:worker_threads').parentPort.postMessage('loaded'))`, { eval: true })
+      try {
+        assert.equal(await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject) }), 'loaded', name)
+      } finally {
+        await worker.terminate()
+      }
+    }
   })
 
   it('the bundle imports the packages kept out of it from node_modules', async () => {
@@ -70,3 +93,12 @@ describe('package files', () => {
     }
   })
 })
+
+/** The file of the bundle (dist/bin) whose code matches `pattern`. */
+async function findChunk (pattern: RegExp): Promise<string> {
+  const dir = packageFile('dist', 'bin')
+  for (const file of (await readdir(dir)).filter(f => f.endsWith('.js'))) {
+    if (pattern.test(await readFile(join(dir, file), 'utf8'))) return join(dir, file)
+  }
+  throw new Error(`no file of ${dir} matches ${pattern}`)
+}
