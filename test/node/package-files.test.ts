@@ -7,8 +7,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, realpathSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { existsSync, realpathSync, statSync } from 'node:fs'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
@@ -25,19 +26,26 @@ describe('package files', () => {
     assert.equal(packageFile(pkg.bin.shoal), SHOAL_BIN)
   })
 
-  it('`npx shoal` in the package\'s folder (the README\'s first command) runs this build, installing nothing', async () => {
-    // npm links no package's own bin: without node_modules/.bin/shoal (`npm run link:bin`, part of
-    // `prepare` and of `npm test`), npx installs the folder into its cache, running `prepare` in
-    // place first, --no-install or not: ~25 s, and `rm -rf dist` under every test running beside it
-    const link = join(packageRoot(), 'node_modules', '.bin', 'shoal')
-    assert.ok(existsSync(link), `${link} is missing: npm run link:bin`)
-    // were the link lost all the same, npx would install without building (no scripts) and the realpath check below fails
-    const env = { ...process.env, npm_config_update_notifier: 'false', npm_config_ignore_scripts: 'true' }
-    const r = spawnSync('npx', ['--no-install', 'shoal', '--json', 'version'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000, env })
+  it('`npx shoal` in the package\'s folder (the README\'s first command) runs this build, building nothing again, even at its first call', async t => {
+    // npm 11 installs the folder into its npx cache at the first `npx shoal` there (the package's own
+    // bin), running `prepare` in place: that must find dist/ and the libfuse3 binding built already
+    // (scripts/prepare.mjs), or it rebuilds them (~20 s) and `rm -rf dist` runs under every test beside this one
+    const check = spawnSync(process.execPath, [packageFile('scripts', 'prepare.mjs'), 'check'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 })
+    // not run any further when a build is due: npx would rebuild under the suite
+    assert.equal(check.status, 0, `a fresh npm test build is not recognised as built: ${check.stderr}`)
+    const bundle = statSync(SHOAL_BIN).mtimeMs
+    const binding = statSync(packageFile('native', 'fuse3', 'build', 'Release', 'fuse3.node')).mtimeMs
+    // a first call: an npm cache of its own, empty
+    const cache = await mkdtemp(join(tmpdir(), 'shoal-npx-cache-'))
+    t.after(async () => { await rm(cache, { recursive: true, force: true }) })
+    const env = { ...process.env, npm_config_update_notifier: 'false', npm_config_cache: cache }
+    const r = spawnSync('npx', ['shoal', '--json', 'version'], { cwd: packageRoot(), encoding: 'utf8', timeout: 120_000, env })
     assert.equal(r.status, 0, r.stderr)
     const pkg = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }
     assert.equal((JSON.parse(r.stdout) as { version: string }).version, pkg.version)
-    assert.equal(realpathSync(link), SHOAL_BIN)
+    assert.equal(statSync(SHOAL_BIN).mtimeMs, bundle, 'the bundle was built again')
+    assert.equal(statSync(packageFile('native', 'fuse3', 'build', 'Release', 'fuse3.node')).mtimeMs, binding, 'the libfuse3 binding was built again')
+    assert.equal(realpathSync(join(packageRoot(), 'node_modules', '.bin', 'shoal')), SHOAL_BIN)
   })
 
   it('every file the node loads by path is where it looks for it', () => {
