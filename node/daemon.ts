@@ -71,7 +71,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     const { host, port } = parseApiAddress(components.config.api)
     api = createApiServer(components, { host, port, token })
     const address = await api.start().catch((err: any) => {
-      if (err.code === 'EADDRINUSE') throw new ApiAddressInUseError(`API address ${components.config.api} is already in use: set another with \`shoal init --api 127.0.0.1:PORT\` or edit ${layout.config}`)
+      if (err.code === 'EADDRINUSE') throw new ApiAddressInUseError(`API address ${components.config.api} is already in use: set another with \`shoal config set api 127.0.0.1:PORT\``)
       throw err
     })
     let gatewayAt: string | undefined

@@ -18,6 +18,7 @@ import { createNamespace, signerFromKey, WriterTrust, type Replica } from './nam
 import type { NamespaceSync } from './namespace/sync.js'
 import { registerNamespaceMetrics } from './namespace/metrics.js'
 import { createLibp2pSync } from './namespace/libp2p-network.js'
+import { swarmListenError } from './net/listen-errors.js'
 import { createHost, type ShoalLibp2p } from './net/host.js'
 import { foreignConnectionWarnings } from './net/swarm-guard.js'
 import { peerTrafficOf } from './api/peer-traffic.js'
@@ -248,7 +249,12 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await openStore({ what: 'holdings store', path: repo.durability, recovery: 'the shards it held that its block store still has are found again and held (gc removes none of them meanwhile), and repair places again the ones it lost' }, async () => { await holdings.open() })
       // bytes per peer (the status page), counted from the first connection on
       peerTrafficOf(libp2p).start()
-      await libp2p.start()
+      // a listen address taken or refused: one line naming it and the setting (net/listen-errors.ts)
+      try {
+        await libp2p.start()
+      } catch (err) {
+        throw swarmListenError(err)
+      }
       await exchange.start()
       await durability.start()
       await sync.start()
