@@ -13,8 +13,26 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
  * (node/log-format.ts; `SHOAL_LOG_FORMAT=json` keeps JSON there too).
  */
 export function createLogger (level: LogLevel): Logger {
-  if (process.stderr.isTTY && process.env.SHOAL_LOG_FORMAT !== 'json') {
+  if (!logIsJson()) {
     return pino({ name: 'shoal', level }, { write: (line: string) => { process.stderr.write(formatLogLine(line)) } })
   }
   return pino({ name: 'shoal', level }, pino.destination({ fd: 2, sync: false }))
+}
+
+/** True when the log is JSON lines: stderr is not a terminal, or `SHOAL_LOG_FORMAT=json`. */
+export function logIsJson (): boolean {
+  return process.stderr.isTTY !== true || process.env.SHOAL_LOG_FORMAT === 'json'
+}
+
+/**
+ * A writer of the daemon process's notices about itself (a signal
+ * received, a repeat of it ignored): written whatever the log level, at
+ * once (the process may exit next), in the log's format — a JSON line
+ * among the JSON lines where the log is JSON, so that journald or a pipe
+ * reads one format; a plain line on a terminal.
+ */
+export function createNoticeWriter (): (line: string) => void {
+  if (!logIsJson()) return line => { process.stderr.write(line + '\n') }
+  const notices = pino({ name: 'shoal', level: 'info' }, pino.destination({ fd: 2, sync: true }))
+  return line => { notices.info(line) }
 }

@@ -86,9 +86,11 @@ async function fileAppears (path: string): Promise<void> {
  */
 export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOptions): Promise<void> {
   const layout = repoLayout(g.repo)
+  // in the log's format: a JSON line among the daemon's JSON lines
+  const notice = (await import('../../node/logger.js')).createNoticeWriter()
   const code = await runDaemonProcess({
     files: { lock: layout.lock, api: layout.api, gateway: layout.gateway },
-    say: line => { if (!g.json) process.stderr.write(line + '\n') },
+    say: line => { if (!g.json) notice(line) },
     // as cli/main.ts reports a failed command
     fail: err => { process.stderr.write((g.json ? JSON.stringify({ error: { name: err.name, message: err.message } }) : `shoal: ${err.message} (${err.name})`) + '\n') },
     start: async () => {
