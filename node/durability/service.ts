@@ -248,7 +248,7 @@ export class DurabilityService {
     // the zones of live peers are learned (once per peer) before health counts them
     if (pin?.manifest !== undefined) await this.placer.livePeers(signal)
     const status = await readPinStatus(this.parts, root, pin, { signal, zoneOf: peer => this.placer.zoneOf(peer), underWay: manifest => this.placer.underWay(manifest) })
-    const why = pin?.manifest === undefined && pin !== undefined ? await this.waiting(root, pin.policy, signal) : undefined
+    const why = pin?.manifest === undefined && pin !== undefined ? await this.waiting(root, pin.policy, signal) ?? codedElsewhere(pin.policy) : undefined
     if (why !== undefined) {
       status.pending = true
       status.waiting = why
@@ -319,4 +319,20 @@ export class DurabilityService {
   async getCoder (): Promise<ErasureCoder> {
     return await this.encoder.getCoder()
   }
+}
+
+/**
+ * Why a file whose record asks for coding (`policy`) but carries no
+ * manifest, and that this node has no deferred record of, is pending: the
+ * node that added it codes it (only that node keeps the record, and the
+ * namespace binds the manifest when it is coded). Undefined for a policy that
+ * codes nothing (`none`, `replicas:1`): such a file is `not-coded`. Before,
+ * every other node said `not-coded` and "kept where its blocks are" for a
+ * file its writer said was pending.
+ */
+function codedElsewhere (policy: string): string | undefined {
+  let coding: { k: number, m: number } | undefined
+  try { coding = codingOf(parsePolicy(policy)) } catch { return undefined }
+  if (coding === undefined) return undefined
+  return 'the node that added it codes and places it once enough nodes are live (`shoal pin status` there says why)'
 }

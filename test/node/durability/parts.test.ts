@@ -268,6 +268,31 @@ describe('durability parts', () => {
     assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
   })
 
+  it('a file its writer cannot code yet is pending on every node, not only the writer; a file pinned none is not-coded everywhere', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer, other] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    // ec:10+4 needs 4 live nodes for its parity to survive a lost one: three leave it uncoded, waiting at the writer
+    await writer.components.files.add('/wait.bin', once(randomBytes(2 * 1024 * 1024)), { chunker: CHUNKER, pin: 'ec:10+4' })
+    await writer.components.files.add('/plain.bin', once(randomBytes(2 * 1024 * 1024)), { chunker: CHUNKER, pin: 'none' })
+    await until('the files reach the other node', async () => {
+      const seen = await Promise.all(['/wait.bin', '/plain.bin'].map(async path => await other.components.namespace.stat(path).then(() => true, () => false)))
+      return seen.every(Boolean)
+    })
+    const atWriter = await writer.components.files.pinStatus('/wait.bin')
+    assert.equal(atWriter.state, 'pending')
+    assert.match(atWriter.waiting ?? '', /needs 4/, 'the writer says what it waits for')
+    const elsewhere = await other.components.files.pinStatus('/wait.bin')
+    assert.equal(elsewhere.state, 'pending', 'it said not-coded, as for a file pinned none')
+    assert.equal(elsewhere.pending, true)
+    assert.match(elsewhere.waiting ?? '', /the node that added it codes and places it/)
+    for (const node of [writer, other]) {
+      const plain = await node.components.files.pinStatus('/plain.bin')
+      assert.equal(plain.state, 'not-coded')
+      assert.equal(plain.waiting, undefined)
+    }
+  })
+
   it('two plain adds of the same content at two paths are both coded and bound; a coding left undone (a crash) is finished by the repair pass', TEST, async t => {
     const nodes = await threeNodes(t)
     const [writer] = nodes
