@@ -26,13 +26,14 @@ export function logIsJson (): boolean {
 
 /**
  * A writer of the daemon process's notices about itself (a signal
- * received, a repeat of it ignored): written whatever the log level, at
- * once (the process may exit next), in the log's format — a JSON line
- * among the JSON lines where the log is JSON, so that journald or a pipe
- * reads one format; a plain line on a terminal.
+ * received, a repeat of it ignored), written at once (the process may exit
+ * next) in the log's format: where the log is JSON, a JSON line at `info`
+ * among the others, so that journald or a pipe reads one format, and only
+ * when `level` lets `info` through (`--log-level error` means errors only);
+ * on a terminal, a plain line, the answer to the user's Ctrl-C.
  */
-export function createNoticeWriter (): (line: string) => void {
+export function createNoticeWriter (level: LogLevel): (line: string) => void {
   if (!logIsJson()) return line => { process.stderr.write(line + '\n') }
-  const notices = pino({ name: 'shoal', level: 'info' }, pino.destination({ fd: 2, sync: true }))
+  const notices = pino({ name: 'shoal', level }, pino.destination({ fd: 2, sync: true }))
   return line => { notices.info(line) }
 }

@@ -86,8 +86,10 @@ async function fileAppears (path: string): Promise<void> {
  */
 export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOptions): Promise<void> {
   const layout = repoLayout(g.repo)
-  // in the log's format: a JSON line among the daemon's JSON lines
-  const notice = (await import('../../node/logger.js')).createNoticeWriter()
+  // in the log's format and at its level (as node.ts resolves it; a repo --init makes has the default, info)
+  const { loadConfig } = await import('../../node/repo/config.js')
+  const level = opts.logLevel ?? await loadConfig(layout.config).then(c => c.logLevel, () => 'info' as const)
+  const notice = (await import('../../node/logger.js')).createNoticeWriter(level)
   const code = await runDaemonProcess({
     files: { lock: layout.lock, api: layout.api, gateway: layout.gateway },
     say: line => { if (!g.json) notice(line) },

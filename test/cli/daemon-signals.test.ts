@@ -22,6 +22,8 @@ import { alive, childrenOf, cliEnv, launchShoal, until, type Launched } from '..
 import { unusedPort } from '../helpers/ports.js'
 
 const TEST = { timeout: 120_000 }
+/** The daemon's notices (a signal received…) are info lines of its log: the tests' daemons log at warn otherwise. */
+const INFO = { SHOAL_LOG_LEVEL: 'info' }
 
 /** What the daemon said on stderr, line by line: a JSON log line's `msg`, another line as it is. */
 function messages (stderr: string): string[] {
@@ -40,7 +42,7 @@ async function repoWithFixedPort (t: CleanupContext): Promise<{ repo: string, po
 
 /** `shoal daemon` on `repo`, not waited for. */
 function launch (t: CleanupContext, repo: string, extra: Record<string, string> = {}): Launched {
-  return launchShoal(t, ['--repo', repo, 'daemon'], extra)
+  return launchShoal(t, ['--repo', repo, 'daemon'], { ...INFO, ...extra })
 }
 
 /** The node process a `shoal daemon` CLI process started (waits for it to exist). */
@@ -58,7 +60,7 @@ async function assertFreed (t: CleanupContext, repo: string, port: number, pid: 
   await until(`node process ${pid} to exit`, () => !alive(pid), GONE_MS)
   assert.equal(await exists(join(repo, 'daemon.lock')), false, 'the repo lock is released')
   assert.equal(await exists(join(repo, 'api')), false, '<repo>/api is removed')
-  const again = await startDaemon(t, repo)
+  const again = await startDaemon(t, repo, { env: INFO })
   assert.equal(new URL(again.url).port, String(port), 'the API port was free again')
   assert.deepEqual(await again.stop('SIGTERM'), { code: 0, signal: null })
 }
@@ -79,7 +81,7 @@ describe('daemon signals', () => {
 
   it('SIGINT stops the daemon cleanly: exit 0, one message, lock and api removed', TEST, async t => {
     const { repo } = await repoWithFixedPort(t)
-    const d = await startDaemon(t, repo)
+    const d = await startDaemon(t, repo, { env: INFO })
     assert.deepEqual(await d.stop('SIGINT'), { code: 0, signal: null })
     // one format on stderr (not a terminal): the notice is a JSON log line like the rest
     assert.deepEqual(lines(d.output().stderr).filter(l => !l.startsWith('{')), [])
@@ -101,7 +103,7 @@ describe('daemon signals', () => {
 
   it('a shutdown that hangs is forced after the shutdown timeout, exit 1, and the repo opens again', TEST, async t => {
     const { repo, port } = await repoWithFixedPort(t)
-    const d = await startDaemon(t, repo, { env: { SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '2' } })
+    const d = await startDaemon(t, repo, { env: { ...INFO, SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '2' } })
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     assert.deepEqual(await d.stop('SIGTERM'), { code: 1, signal: null })
     assert.match(d.output().stderr, /^shoal: shutdown did not finish within 2 s; exiting without a clean shutdown \(ShutdownForcedError\)$/m)
@@ -111,7 +113,7 @@ describe('daemon signals', () => {
   it('a second signal forces a hanging shutdown at once, exit 1', TEST, async t => {
     const { repo, port } = await repoWithFixedPort(t)
     // a timeout far beyond the test's bound: only the second signal can end it
-    const d = await startDaemon(t, repo, { env: { SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '3600' } })
+    const d = await startDaemon(t, repo, { env: { ...INFO, SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '3600' } })
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     d.child.kill('SIGTERM')
     await until('the shutdown to begin', () => d.output().stderr.includes('received SIGTERM, shutting down'))
@@ -126,7 +128,7 @@ describe('daemon signals', () => {
     const { repo, port } = await repoWithFixedPort(t)
     // the shutdown waits for this file: both signals arrive while it is under way
     const gate = join(await tempDir(t, 'shoal-gate-'), 'release')
-    const d = await startDaemon(t, repo, { env: { SHOAL_FAULT_HOLD_SHUTDOWN: gate } })
+    const d = await startDaemon(t, repo, { env: { ...INFO, SHOAL_FAULT_HOLD_SHUTDOWN: gate } })
     const exited = new Promise<DaemonExit>(resolve => d.child.once('exit', (code, signal) => resolve({ code, signal })))
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     process.kill(pid, 'SIGTERM')
@@ -144,7 +146,7 @@ describe('daemon signals', () => {
 
   it('the same signal twice, further apart than the duplicate window, forces a hanging shutdown, exit 1', TEST, async t => {
     const { repo, port } = await repoWithFixedPort(t)
-    const d = await startDaemon(t, repo, { env: { SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '3600' } })
+    const d = await startDaemon(t, repo, { env: { ...INFO, SHOAL_FAULT_HANG_SHUTDOWN: '1', SHOAL_SHUTDOWN_TIMEOUT: '3600' } })
     const exited = new Promise<DaemonExit>(resolve => d.child.once('exit', (code, signal) => resolve({ code, signal })))
     const pid = Number((await readFile(join(repo, 'daemon.lock'), 'utf8')).trim())
     process.kill(pid, 'SIGTERM')
