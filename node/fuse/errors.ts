@@ -19,6 +19,16 @@ export class MountpointBusyError extends ShoalError {
 }
 
 /**
+ * The mountpoint lies inside a mount of this node (or a symlink leads
+ * there): mounting on it would hang the node, whose mount call the kernel
+ * resolves through the node's own file system while the node waits in it.
+ */
+export class MountpointInsideMountError extends ShoalError {
+  override name = 'MountpointInsideMountError'
+  override readonly status = 400
+}
+
+/**
  * `unmount` refused because files written through the mount could not be
  * committed (a full repo disk…): they stay staged, readable in the mount,
  * and the next unmount tries them again.

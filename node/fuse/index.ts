@@ -24,4 +24,4 @@ export { CommitQueue, type CommitBatch, type CommitQueueOptions } from './commit
 export { ContentCache, CachedContent } from './cache.js'
 export { cleanStaleMount, checkMountpoint, isStaleMount, mountTable, readMountRecords } from './mounts.js'
 export { ERRNO, errnoOf } from './errno.js'
-export { FuseUnavailableError, MountpointBusyError, NotMountedError, UncommittedFilesError, ErrnoError } from './errors.js'
+export { FuseUnavailableError, MountpointBusyError, MountpointInsideMountError, NotMountedError, UncommittedFilesError, ErrnoError } from './errors.js'

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Files } from '../files/index.js'
@@ -16,7 +17,7 @@ import type { RepoConfig, RepoLayout } from '../repo/index.js'
 import { keptUncommitted } from '../repo/uncommitted.js'
 import { checkFuse, mountFuse, type FuseBindingName, type FuseOps, type MountedFuse } from './adapter.js'
 import type { FuseReadCounts } from './fuse3.js'
-import { FuseUnavailableError, NotMountedError, MountpointBusyError, UncommittedFilesError } from './errors.js'
+import { FuseUnavailableError, MountpointInsideMountError, NotMountedError, MountpointBusyError, UncommittedFilesError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
 import { checkMountpoint, cleanStaleMount, isStaleMount, mountpointPath, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
 import { createOps } from './ops.js'
@@ -285,8 +286,12 @@ export class FuseService {
 
   private async mountNow (dir: string): Promise<MountInfo> {
     if (typeof dir === 'string' && this.active.has(dir)) throw new MountpointBusyError(`${dir} is already mounted by this node`)
+    // before anything touches the path: a lookup there is a request to this node
+    this.refuseInsideOwnMount(mountpointPath(dir))
     const path = await checkMountpoint(dir)
     if (this.active.has(path)) throw new MountpointBusyError(`${path} is already mounted by this node`)
+    // a symlink outside leading inside (resolved off the event loop: this node answers the lookups meanwhile)
+    this.refuseInsideOwnMount(await realpath(path).catch(() => path))
     const binding = await checkFuse()
     const { config } = this.components
     const fs = this.filesystem()
@@ -308,6 +313,19 @@ export class FuseService {
     await this.saveRecords()
     this.log.info({ dir: path, binding: mounted.binding, maxRequest: mounted.maxRequest, whyNotLibfuse3: binding.whyNotLibfuse3 }, 'mounted')
     return { dir: path, since, binding: mounted.binding, maxRequest: mounted.maxRequest }
+  }
+
+  /**
+   * Throw {@link MountpointInsideMountError} when `path` is inside a mount of
+   * this node: the kernel resolves a mount call's path through the file
+   * systems on it, so mounting there would wait on this node's own mount,
+   * whose requests this node, blocked in that call, never answers — the
+   * daemon hung for good (and with it every program that touched the mount).
+   */
+  private refuseInsideOwnMount (path: string): void {
+    for (const mount of this.active.keys()) {
+      if (path.startsWith(mount + '/')) throw new MountpointInsideMountError(`${path} is inside ${mount}, a mount of this node: mounting there would hang the node (the mount call looks the path up through the node's own file system); choose a directory outside its mounts`)
+    }
   }
 
   private async unmountNow (dir: string): Promise<void> {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defer, tempDir } from '../helpers/temp.js'
 import { initSwarm, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, within, type TestDaemon } from '../helpers/cli.js'
@@ -81,7 +81,13 @@ describe('FUSE mounts through the CLI', () => {
     const full = join(dir, 'full')
     await mkdir(full)
     await writeFile(join(full, 'x'), 'x')
+    // an empty folder inside A's own mount, and a symlink outside leading to it: mounting there hung the daemon for good
+    const inside = join(mntA, 'empty-inside')
+    await mkdir(inside)
+    await symlink(inside, join(dir, 'to-inside'))
     for (const [args, match] of [
+      [['mount', inside], /^shoal: .*is inside .*a mount of this node.*\(MountpointInsideMountError\)$/m],
+      [['mount', join(dir, 'to-inside')], /is inside .*\(MountpointInsideMountError\)/],
       [['mount', 'relative/dir'], /absolute path/],
       [['mount', join(dir, 'missing')], /NotFoundError/],
       [['mount', full], /MountpointBusyError/],
