@@ -15,13 +15,14 @@ import { parseGatewaySetting } from '../gateway/address.js'
 import { parseChunker } from '../content/chunker/index.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { RepoConfigSchema, type RepoConfig } from './config.js'
+import { checkListenAddress } from './listen-addresses.js'
 
 /** Checks beyond the schema, as `shoal init` makes them for the same settings. */
 const CHECKS: Record<string, (value: any) => void> = {
   api: value => { parseApiAddress(String(value)) },
   gateway: value => { parseGatewaySetting(String(value)) },
   chunker: value => { parseChunker(String(value)) },
-  listen: checkMultiaddrs,
+  listen: value => { for (const addr of Array.isArray(value) ? value : []) checkListenAddress(String(addr)) },
   announce: checkMultiaddrs,
   bootstrap: checkMultiaddrs,
   'durability.largePolicy': value => { parsePolicy(String(value)) },

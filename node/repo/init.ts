@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { generateKeyPair, privateKeyToProtobuf, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { AlreadyExistsError, InvalidArgumentError } from '../errors.js'
 import { parseApiAddress } from '../../protocol/api-address.js'
 import { parseSwarmKey, formatSwarmKey } from '../../protocol/swarm-key.js'
@@ -12,6 +11,7 @@ import { parseGatewaySetting } from '../gateway/address.js'
 import { DEFAULT_CONFIG, defaultGatewayFor, saveConfig, type RepoConfig } from './config.js'
 import { repoLayout } from './layout.js'
 import { makeFolder } from './make-folder.js'
+import { checkListenAddress } from './listen-addresses.js'
 import { closeRepoFolder } from './private-folder.js'
 import { markNewNamespace } from '../namespace/index.js'
 import type { PrivateKey } from '@libp2p/interface'
@@ -54,9 +54,7 @@ export async function initRepo (root: string, options: InitOptions = {}): Promis
   config.gateway = defaultGatewayFor(config.api)
   if (options.gateway !== undefined) { parseGatewaySetting(options.gateway); config.gateway = options.gateway }
   if (options.listen !== undefined) {
-    for (const addr of options.listen) {
-      try { multiaddr(addr) } catch (err: any) { throw new InvalidArgumentError(`invalid listen multiaddr ${JSON.stringify(addr)}: ${String(err.message)}`) }
-    }
+    for (const addr of options.listen) checkListenAddress(addr)
     config.listen = options.listen
   }
   if (options.chunker !== undefined) { parseChunker(options.chunker); config.chunker = options.chunker }

@@ -99,8 +99,12 @@ describe('shoal CLI', { concurrency: true }, () => {
     await fails(repo, ['config', 'set', 'api', '10.0.0.1:80'], { code: 1, match: /loopback/ })
     await fails(repo, ['config', 'set', 'namespace.syncInterval', '5'], { code: 1, match: /namespace\.syncInterval/ })
     await fails(repo, ['config', 'set', 'nope', '1'], { code: 1, match: /no setting "nope"/ })
-    await fails(repo, ['config', 'set', 'listen', '["not a multiaddr"]'], { code: 1, match: /invalid multiaddr/ })
-    await fails(repo, ['config', 'set', 'listen', 'not-a-multiaddr'], { code: 1, match: /invalid multiaddr/ })
+    await fails(repo, ['config', 'set', 'listen', '["not a multiaddr"]'], { code: 1, match: /invalid listen address/ })
+    await fails(repo, ['config', 'set', 'listen', 'not-a-multiaddr'], { code: 1, match: /invalid listen address/ })
+    // addresses the swarm cannot listen on: saved, they failed every start after
+    for (const bad of ['[""]', '/ip4/127.0.0.1/udp/4001/quic-v1', '/dns4/example.com/tcp/4001', '/ip4/127.0.0.1']) {
+      await fails(repo, ['config', 'set', 'listen', bad], { code: 1, match: /invalid listen address .*expected \/ip4\/ADDR\/tcp\/PORT/ })
+    }
     await fails(repo, ['config', 'get', 'nope'], { code: 1, match: /no setting/ })
     // whether the repo is a private swarm follows its swarm key: not a setting
     await fails(repo, ['config', 'set', 'privateSwarm', 'false'], { code: 1, match: /no setting "privateSwarm"/ })
@@ -140,6 +144,14 @@ describe('shoal CLI', { concurrency: true }, () => {
       const repo = join(await tempDir(t), 'repo')
       await fails(repo, ['init', '--api', '0.0.0.0:1'], { code: 1, match: /loopback/ })
       assert.equal(await exists(join(repo, 'config.json')), false)
+    })
+
+    it('refuses a listen address the swarm cannot listen on (an empty one too) and creates nothing', TEST, async t => {
+      const repo = join(await tempDir(t), 'repo')
+      for (const bad of ['', '/ip4/0.0.0.0/udp/4747/quic-v1']) {
+        await fails(repo, ['init', '--api', '127.0.0.1:0', '--listen', bad], { code: 1, match: /invalid listen address/ })
+        assert.equal(await exists(repo), false)
+      }
     })
 
     it('a daemon whose config binds the API elsewhere refuses to start, with one line', TEST, async t => {
