@@ -48,10 +48,18 @@ async function uploadFile (g: GlobalOptions, client: ApiClient, upload: { file: 
   }
 }
 
-/** The lstat of a local file met during a directory add; a file gone since the walk listed it is a {@link LocalReadError}. */
+/**
+ * The lstat of a local file met during a directory add; a file gone since
+ * the walk listed it is a {@link LocalReadError}. So is a name that is not
+ * valid UTF-8: Node lists it with U+FFFD in place of the bytes it cannot
+ * decode, a name no file has (it was reported as removed during the add).
+ */
 async function lstatLocal (file: string): Promise<Stats> {
   return await lstat(file).catch((err: any) => {
-    throw new LocalReadError(`cannot read ${file}: ${err.code === 'ENOENT' ? 'it was removed while the directory was added' : String(err.code ?? err.message)}`, { cause: err })
+    const gone = basename(file).includes('\uFFFD')
+      ? 'its name is not valid UTF-8 (names in the namespace are UTF-8): rename it, or leave it out of the folder added'
+      : 'it was removed while the directory was added'
+    throw new LocalReadError(`cannot read ${file}: ${err.code === 'ENOENT' ? gone : String(err.code ?? err.message)}`, { cause: err })
   })
 }
 

@@ -133,6 +133,17 @@ describe('bad local input through the CLI', () => {
     assert.deepEqual(await names('/'), ['small.txt', 'tree'], 'no /fresh')
   })
 
+  it('a directory add meeting a name that is not valid UTF-8 says so (it said the file was removed during the add), and is undone', TEST, async () => {
+    const local = join(dir, 'latin1')
+    await mkdir(local)
+    await writeFile(join(local, 'ok.txt'), 'ok\n')
+    // "café.txt" in Latin-1: the é is one byte, 0xE9, no UTF-8
+    await writeFile(Buffer.concat([Buffer.from(join(local, 'caf')), Buffer.from([0xe9]), Buffer.from('.txt')]), 'bytes\n')
+    const line = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/latin1']), 'add latin1')
+    assert.match(line, /^shoal: cannot read .*caf\uFFFD\.txt: its name is not valid UTF-8 .*rename it.*the add was undone \(\/latin1 removed\) \(LocalReadError\)$/)
+    assert.equal((await names('/')).includes('latin1'), false, 'nothing added')
+  })
+
   it('get -o and car export -o write through a FIFO and a device node in place; a full device is a LocalWriteError', TEST, async () => {
     const fifo = join(dir, 'pipe')
     execFileSync('mkfifo', [fifo])
