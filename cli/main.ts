@@ -31,11 +31,11 @@ export const EXIT_FAILURE = 1
 /** Exit code for a command line that did not parse. */
 export const EXIT_USAGE = 2
 
-/** Commander's own errors (usage): one line, JSON under `--json`. */
+/** Commander's own errors (usage): one line as every other error says it (`shoal: … (UsageError)`), JSON under `--json`. */
 function usageOutput (json: boolean): (str: string, write: (str: string) => void) => void {
   return (str, write) => {
-    const line = str.split('\n')[0]
-    write(json ? JSON.stringify({ error: { name: 'UsageError', message: line.replace(/^error: /, '') } }) + '\n' : line + '\n')
+    const message = str.split('\n')[0].replace(/^error: /, '')
+    write(json ? JSON.stringify({ error: { name: 'UsageError', message } }) + '\n' : `shoal: ${message} (UsageError)\n`)
   }
 }
 
