@@ -119,6 +119,8 @@ export function setSetting (config: RepoConfig, key: string, value: unknown): Re
   const path = checkKey(key)
   // a section set whole would reset its other settings to their defaults (trusted writers, zone…)
   if (objectShape(schemaAt(path)) !== undefined) throw new InvalidArgumentError(`${key} is a section: set one of its settings (${settingKeys().filter(k => k.startsWith(`${key}.`)).join(', ')})`)
+  // a tier's settings go together (an endpoint without a bucket is no tier): one of them alone was refused naming another
+  if (path[0] === 'tier' && config.tier === undefined) throw new InvalidArgumentError(`${key}: no cold tier is set yet; set one with \`shoal tier s3 --endpoint URL --bucket NAME\` (its settings go together), then change them here`)
   const copy = structuredClone(config) as any
   let at = copy
   for (const part of path.slice(0, -1)) {

@@ -106,6 +106,8 @@ describe('shoal CLI', { concurrency: true }, () => {
       await fails(repo, ['config', 'set', 'listen', bad], { code: 1, match: /invalid listen address .*expected \/ip4\/ADDR\/tcp\/PORT/ })
     }
     await fails(repo, ['config', 'get', 'nope'], { code: 1, match: /no setting/ })
+    // a tier's settings go together: one alone, before any tier, says how to set one (it named another setting)
+    await fails(repo, ['config', 'set', 'tier.endpoint', 'http://127.0.0.1:9000'], { code: 1, match: /^shoal: tier\.endpoint: no cold tier is set yet; set one with `shoal tier s3/m })
     // whether the repo is a private swarm follows its swarm key: not a setting
     await fails(repo, ['config', 'set', 'privateSwarm', 'false'], { code: 1, match: /no setting "privateSwarm"/ })
     // a whole section would reset its other settings: refused
