@@ -62,6 +62,21 @@ export const schemas = {
   unmount: z.object({ path: mountPath, force: bool.optional() }).strict()
 }
 
+/** Query fields named as a user of the CLI knows them (`shoal cat ''` said "arg: is required"). */
+const FIELD_NAMES: Record<string, string> = {
+  arg: 'the path or CID',
+  to: 'the destination path (--to)',
+  from: 'the source path',
+  addr: 'the peer address',
+  peer: 'the peer id',
+  path: 'the mountpoint'
+}
+
+/** How an error names the query field `field`: its user's name, else the field as it is (`offset`, `mode`). */
+function fieldName (field: string): string {
+  return FIELD_NAMES[field] ?? field
+}
+
 /**
  * Validate a query string against a schema.
  *
@@ -75,7 +90,7 @@ export function parseQuery<T extends z.ZodTypeAny> (schema: T, params: URLSearch
   }
   const parsed = schema.safeParse(raw)
   if (!parsed.success) {
-    throw new InvalidArgumentError(parsed.error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; '))
+    throw new InvalidArgumentError(parsed.error.issues.map(i => i.path.length > 0 ? `${fieldName(i.path.join('.'))} ${i.message}` : i.message).join('; '))
   }
   return parsed.data
 }

@@ -545,6 +545,9 @@ describe('shoal CLI', { concurrency: true }, () => {
         fails(d.repo, ['mkdir', 'relative'], { code: 1, match: /InvalidPath/ }),
         fails(d.repo, ['mkdir', '/d/../e'], { code: 1, match: /InvalidPath/ }),
         fails(d.repo, ['cat', '/keep.txt', '--offset', 'abc'], { code: 1, match: /offset/ }),
+        // an empty argument is named as the user knows it ("arg: is required" before)
+        fails(d.repo, ['cat', ''], { code: 1, match: /^shoal: the path or CID is required \(InvalidArgumentError\)$/m }),
+        fails(d.repo, ['peers', 'connect', ''], { code: 1, match: /^shoal: the peer address is required \(InvalidArgumentError\)$/m }),
         fails(d.repo, ['frobnicate'], { code: 2 }),
         fails(d.repo, ['ls', '--bogus'], { code: 2 }),
         fails(d.repo, ['get', '/keep.txt'], { code: 2 })
