@@ -153,7 +153,11 @@ export async function loadConfig (file: string): Promise<RepoConfig> {
   try {
     text = await readFile(file, 'utf8')
   } catch (err: any) {
-    if (err.code === 'ENOENT') throw new RepoNotFoundError(`no Shoal repo at ${file.replace(/\/config\.json$/, '')}: create one with \`shoal init\``)
+    if (err.code === 'ENOENT') {
+      const repo = file.replace(/\/config\.json$/, '')
+      // the folder named, as cli/client.ts names it: a `shoal init` alone makes ~/.shoal, not this repo
+      throw new RepoNotFoundError(`no Shoal repo at ${repo}: create one with \`shoal init --repo ${repo}\``)
+    }
     throw err
   }
   let json: unknown

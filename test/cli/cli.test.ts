@@ -72,6 +72,11 @@ describe('shoal CLI', { concurrency: true }, () => {
     assert.deepEqual(JSON.parse(lines[0]).error.name, 'RepoNotFoundError')
     // and plain text without it
     assertFails(await runShoal(['--repo', missing, 'cat', '/x']), { code: 1, match: /^shoal: no Shoal repo/ })
+    // the command that creates it names the repo asked for, whichever command met its absence (not ~/.shoal)
+    for (const args of [['cat', '/x'], ['config', 'get'], ['daemon']]) {
+      assertFails(await runShoal(['--repo', missing, ...args]), { code: 1, match: new RegExp(`create one with \`shoal init --repo ${missing}\``) })
+    }
+    assert.equal(await exists(missing), false, 'the daemon created nothing')
     // a command line that does not parse, under --json: one JSON line too, exit 2
     const usage = await runShoal(['--json', 'no-such-command'])
     assert.equal(usage.code, 2)
