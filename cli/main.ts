@@ -169,7 +169,7 @@ function build (json = false): Command {
     .action(async () => { await (await peers()).peersLsCommand(globals()) })
   peersCmd.command('connect').argument('<multiaddr>', 'address ending in /p2p/<peer id>').description('connect to a peer (and re-dial it after restarts)')
     .action(async addr => { await (await peers()).peersConnectCommand(globals(), addr) })
-  peersCmd.command('disconnect').argument('<peer>', 'peer id').description('disconnect from a peer and forget it')
+  peersCmd.command('disconnect').argument('<peer>', 'peer id').description('disconnect from a peer and stop dialling it (it may dial this node again: a member is kept out by a new swarm key, docs/security.md)')
     .action(async peer => { await (await peers()).peersDisconnectCommand(globals(), peer) })
   const trustCmd = program.command('trust').description('who may write the namespace (docs/security.md)')
   trustCmd.command('ls').description('the writers this node trusts')
