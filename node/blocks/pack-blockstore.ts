@@ -100,6 +100,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private appender: PackAppender | undefined
   /** Appenders with bytes since the last commit (the current one, and ones rolled over). */
   private readonly dirty = new Map<number, PackAppender>()
+  /** Appenders a commit is syncing now: a rollover meanwhile leaves them open, and the commit closes them once done. */
+  private readonly syncing = new Set<PackAppender>()
   private rolling: Promise<void> | undefined
   private createdSinceCommit = false
   private nextPack = 1
@@ -651,7 +653,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     this.appender = undefined
     // a full pack waiting for its commit is written now and holds no memory meanwhile
     if (old !== undefined && this.dirty.has(old.pack)) old.writeBehind()
-    else if (old !== undefined) await old.close()
+    // closed now unless a commit syncs it: closing it under that commit failed it ("file closed"), losing what it covered
+    else if (old !== undefined && !this.syncing.has(old)) await old.close()
     const pack = this.nextPack++
     const a = await PackAppender.create(this.dir, pack, this.segments)
     this.createdSinceCommit = true
@@ -675,6 +678,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
     this.legacyDeletes = []
     const written = [...this.dirty.values()]
     this.dirty.clear()
+    for (const a of written) this.syncing.add(a)
     const sizes = written.map(a => a.size)
     try {
       // every sync settles before a failure is handled: which packs were written whole is then known
@@ -725,6 +729,7 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
       throw typedWriteError(err)
     } finally {
       this.committing = undefined
+      for (const a of written) this.syncing.delete(a)
       for (const a of written) {
         if (a !== this.appender && !this.dirty.has(a.pack)) await a.close().catch(() => {})
       }

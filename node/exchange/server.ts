@@ -4,6 +4,7 @@ import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { matchesCID } from '../blocks/verify.js'
 import { MAX_ERROR_MESSAGE, MAX_MESSAGE_BYTES, decodeRequest, encodeResponseFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
 import { writeFrame } from './channel.js'
+import { GroupCommit } from '../blocks/group-commit.js'
 import { toError } from './errors.js'
 import { PeerLimiter } from '../net/peer-limiter.js'
 import { PeerStreams } from '../net/peer-streams.js'
@@ -78,7 +79,11 @@ export const PUT_REFUSED = 'put refused'
  *
  * A `put` is stored only when the {@link PutPolicy} accepts it (this node
  * agreed to hold that block for that peer); any other gets an `error`
- * response starting with {@link PUT_REFUSED} and nothing is written. Each
+ * response starting with {@link PUT_REFUSED} and nothing is written. A
+ * stored put is acknowledged once committed (fsynced), by a commit shared
+ * with the puts stored meanwhile ({@link GroupCommit}); the stream's next
+ * requests are read while it runs, and its acks are written between other
+ * answers as their commits end. Each
  * peer's requests and served bytes go through token buckets: a peer above
  * its rate waits (its next request is not read meanwhile, so its own window
  * fills and it slows down); other peers' streams are served in between.
@@ -92,9 +97,12 @@ export class BlockServer {
   private readonly log: Logger
   private readonly requests: PeerLimiter
   private readonly bytes: PeerLimiter
+  /** Commits that pushed blocks wait for before their ack, shared by every stream. */
+  private readonly commits: GroupCommit
 
   constructor (components: ServerComponents, private readonly init: ServerInit) {
     this.blockstore = components.blockstore
+    this.commits = new GroupCommit(async () => { await components.blockstore.commit() })
     this.policy = components.putPolicy
     this.stats = components.stats
     this.log = components.logger
@@ -136,13 +144,22 @@ export class BlockServer {
   }
 
   private async serve (peer: string, stream: Stream, lp: LengthPrefixedStream<Stream>): Promise<void> {
+    // frames go out one at a time, in order: a put's ack is written when its commit is done, between other answers
+    let writes: Promise<void> = Promise.resolve()
+    const send = async (response: BlockExchangeResponse): Promise<void> => {
+      writes = writes.then(async () => { await writeFrame(stream, encodeResponseFrame(response)) })
+      await writes
+    }
+    /** Acks waiting for their commit: written before the stream closes. */
+    const acks = new Set<Promise<void>>()
     while (true) {
       let frame: Uint8Array
       try {
         frame = (await lp.read()).subarray()
       } catch (err) {
-        // the client closed its side between requests: a clean end
+        // the client closed its side between requests: a clean end, once every ack owed is written
         if (stream.remoteWriteStatus !== 'writable' && stream.status === 'open') {
+          await Promise.allSettled(acks)
           await stream.close()
           return
         }
@@ -154,7 +171,8 @@ export class BlockServer {
       } catch (err) {
         this.stats.invalidRequests++
         const message = toError(err).message.slice(0, MAX_ERROR_MESSAGE)
-        await writeFrame(stream, encodeResponseFrame({ v: 1, type: 'error', id: 0, message }))
+        await Promise.allSettled(acks)
+        await send({ v: 1, type: 'error', id: 0, message })
         await stream.close()
         return
       }
@@ -166,6 +184,14 @@ export class BlockServer {
       // a block at a time (and the next one being read): a 32-block want
       // never holds 32 blocks here
       for await (const response of this.answer(peer, request)) {
+        if (response.type === 'ack') {
+          // a put is acknowledged once durable, by a commit it shares with the puts stored meanwhile
+          // (node/blocks/group-commit.ts): the next requests are read while it runs
+          const ack = this.committed(response).then(send)
+          acks.add(ack)
+          void ack.finally(() => acks.delete(ack)).catch(() => {})
+          continue
+        }
         if (response.type === 'block') {
           const delay = this.bytes.take(peer, response.data.byteLength)
           if (delay > 0) {
@@ -173,9 +199,20 @@ export class BlockServer {
             await sleep(delay)
           }
         }
-        await writeFrame(stream, encodeResponseFrame(response))
+        await send(response)
         if (response.type === 'block') this.stats.blocksSent++
       }
+    }
+  }
+
+  /** `ack` once what was put before is durable; an `error` naming why when the commit failed (the block is not kept). */
+  private async committed (ack: Extract<BlockExchangeResponse, { type: 'ack' }>): Promise<BlockExchangeResponse> {
+    try {
+      await this.commits.durable()
+      return ack
+    } catch (err) {
+      this.log.warn({ err: toError(err).message }, 'a pushed block could not be committed')
+      return { v: 1, type: 'error', id: ack.id, message: `block not stored: ${toError(err).message}`.slice(0, MAX_ERROR_MESSAGE) }
     }
   }
 

@@ -328,6 +328,8 @@ describe('block exchange', { timeout: 60_000 }, () => {
     })(), { signal: AbortSignal.timeout(10_000) })
     assert.equal(result.blocks, leaves.length)
     for (const cid of leaves) assert.ok(await b.blockstore.has(cid))
+    // acknowledged means durable there: committed, not only in a pack's memory (a holder's crash lost acked shards)
+    assert.equal(b.blockstore.uncommitted, 0, 'every acked block is committed on the peer')
     assert.ok(a.exchange.stats().peakInFlight <= 3)
     assert.equal(expected.size, 1, 'every stored block used up its expectation; the root is still expected')
     // a pushed block that does not match its CID is refused and not stored
