@@ -185,6 +185,12 @@ export class DeferredCoder {
       if (await holdings.dropDeferredIf(root, seen)) break
     }
     if (manifest === undefined) return { kind: 'none' }
+    // the same content added again codes to a manifest already placed (by this node: its placement is final; or by
+    // the peer that placed shards here): the repair pass keeps it, waiting for holders away within the grace period.
+    // Placed again here, it was spread over the nodes live now: with one of them down, its shards doubled up on the
+    // others and the stripes of every file of that content turned at-risk
+    const known = await holdings.manifest(manifest)
+    if (known?.role === 'holder' || known?.placed !== undefined) return { kind: 'coded', manifest }
     await this.init.placer.place(manifest, { signal })
     return { kind: 'coded', manifest }
   }

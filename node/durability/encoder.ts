@@ -101,7 +101,10 @@ export class Encoder {
     const manifest = await writer.finish(root, size)
     const sync = options.sync !== false
     if (sync) await blockstore.commit()
-    await holdings.noteManifest(manifest, { root: root.toString(), k: coding.k, m: coding.m, role: 'origin', since: clock.now() }, sync)
+    // coding is deterministic: content a peer placed here already codes to the manifest this node holds shards
+    // of, and stays that peer's to place (this node, made its origin, placed it again over whoever was live)
+    const known = await holdings.manifest(manifest)
+    await holdings.noteManifest(manifest, { root: root.toString(), k: coding.k, m: coding.m, role: known?.role ?? 'origin', since: clock.now() }, sync)
     return { policy: formatPolicy(policy), manifest: manifest.toString() }
   }
 }

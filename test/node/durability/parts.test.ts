@@ -293,6 +293,41 @@ describe('durability parts', () => {
     }
   })
 
+  it('the same content added again while a holder is away is bound to its placed manifest, not placed again over the live nodes', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer, holder, away] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const data = randomBytes(2 * 1024 * 1024 + 99)
+    await writer.components.files.add('/first.bin', once(data), { chunker: CHUNKER, pin: 'replicas:3' })
+    await writer.components.files.settled()
+    const first = await writer.components.files.pinStatus('/first.bin')
+    assert.ok(first.manifest !== undefined)
+    assert.deepEqual(first.summary, { healthy: first.stripes.length, atRisk: 0, degraded: 0, lost: 0 }, 'placed on the three nodes')
+    const manifest = first.manifest
+    const heldBy = async (node: ShoalNode): Promise<number> => {
+      let n = 0
+      for await (const _ of node.components.holdings.held(manifest)) n++
+      return n
+    }
+    const before = await Promise.all([writer, holder].map(heldBy))
+    await until('the first file reaches the holder', async () => await holder.components.namespace.stat('/first.bin').then(() => true, () => false))
+    // one node away (within the grace period): the same bytes added again, on the holder, then on the writer —
+    // two live nodes carry replicas:3 (coded as 1+2: each keeps at most 2 shards), so each add codes at once
+    await away.stop()
+    await until('the away node is gone', () => writer.components.libp2p.getPeers().length === 1 && holder.components.libp2p.getPeers().length === 1)
+    await holder.components.files.add('/again-on-holder.bin', once(data), { chunker: CHUNKER, pin: 'replicas:3' })
+    await holder.components.files.settled()
+    await writer.components.files.add('/again-on-writer.bin', once(data), { chunker: CHUNKER, pin: 'replicas:3' })
+    await writer.components.files.settled()
+    for (const [node, path] of [[holder, '/again-on-holder.bin'], [writer, '/again-on-writer.bin']] as const) {
+      const entry = await node.components.namespace.stat(path)
+      assert.ok(entry.type === 'file' && entry.pin?.manifest === manifest, `${path} is bound to the manifest placed before`)
+    }
+    assert.equal((await holder.components.holdings.manifest(manifest))?.role, 'holder', 'the holder did not make itself its origin')
+    // placed again over the two live nodes, each took more shards of every stripe (and the stripes turned at-risk)
+    assert.deepEqual(await Promise.all([writer, holder].map(heldBy)), before, 'no node took more shards')
+  })
+
   it('two plain adds of the same content at two paths are both coded and bound; a coding left undone (a crash) is finished by the repair pass', TEST, async t => {
     const nodes = await threeNodes(t)
     const [writer] = nodes
