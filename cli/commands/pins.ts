@@ -6,6 +6,7 @@
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, type Query } from '../client.js'
 import { formatBytes, formatSummary, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
+import { shellQuote } from '../../node/shell-quote.js'
 import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 import type { FileBlocks, PinInfo } from '../../node/files/index.js'
@@ -86,7 +87,7 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
     if (status.placing !== undefined) lines.push(`placing: ${status.placing.pushed} of ${status.placing.total} shard blocks pushed to peers`)
     else if (status.pending === true && whys.size === 0) lines.push('placement: not final yet (under way, or waiting for enough live peers; the repair pass goes on with it)')
     for (const why of whys) lines.push(`pending: ${why}`)
-    if (status.summary.atRisk > 0) lines.push(`at risk: shards share nodes (fewer than ${String((status.k ?? 0) + (status.m ?? 0))} distinct live nodes hold them); they are placed again when more peers are live`)
+    if (status.summary.atRisk > 0) lines.push(atRiskLine(status.k ?? 0, status.m ?? 0, status.peersAsked.length, shellQuote(printable(status.path))))
     for (const s of status.stripes) {
       if (s.state === 'healthy' && opts.all !== true) continue
       lines.push(stripeLine(s))
@@ -98,6 +99,18 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   }
   if (status.blocks !== undefined) lines.push(...blocksLines(status.blocks))
   printLines(...lines)
+}
+
+/**
+ * The `at risk:` line of `pin status`: why, and, when the swarm has fewer
+ * live nodes (`nodes`: the nodes that answered, this one among them) than the code has shards, what a
+ * cluster that stays that small does instead — a user of a three-node
+ * cluster on the default `ec:4+2` saw stripes at risk with nothing to act on.
+ */
+function atRiskLine (k: number, m: number, nodes: number, path: string): string {
+  const line = `at risk: shards share nodes (fewer than ${k + m} distinct live nodes hold them); they are placed again when more peers are live`
+  if (nodes >= k + m || nodes < 2) return line
+  return `${line}; a cluster that stays at ${nodes} nodes carries a code of at most ${nodes} shards: \`shoal pin add ${path} --policy ec:${nodes - 1}+1\` (and durability.largePolicy for new files)`
 }
 
 /** What this node (and its peers, asked about the first missing blocks) hold of a file that is not coded. */

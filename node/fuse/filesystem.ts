@@ -30,6 +30,7 @@ import { RecordPlaces, type RecordPlace } from './record-places.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { CachedContent, ContentCache } from './cache.js'
 import type { StagedFile, StagingArea } from './staging.js'
+import { shellQuote } from '../shell-quote.js'
 
 export type { Attr } from './attrs.js'
 
@@ -128,10 +129,6 @@ class Staged {
   }
 }
 
-/** `text` as one word for a POSIX shell (single quotes; a quote inside closes, escapes and reopens them). */
-function shellQuote (text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`
-}
 
 /**
  * An open file. A read handle notes the path it was opened at (moved by a

@@ -164,6 +164,8 @@ describe('pins through the CLI', () => {
     assert.match(wideText, /^state: pending$/m)
     assert.equal(wideText.split('\n').filter(l => l === 'pending: placed over 3 live nodes, fewer than its 6 shards: placed again once more are live').length, 1, 'the why once, not once per stripe')
     assert.deepEqual([...stripeLines(wideText)], wide.stripes.map(s => [s.index, ['pending', 'at-risk 6/6']]))
+    // what a cluster that stays at three nodes does instead
+    assert.match(wideText, /^at risk: .*a cluster that stays at 3 nodes carries a code of at most 3 shards: `shoal pin add \/wide\.bin --policy ec:2\+1` \(and durability\.largePolicy for new files\)$/m)
     // a file of one short stripe counts its own shards, not the code's k + m
     await eventually('/three-leaves.bin coded and placed over three nodes', async () => (await shoalJson<Status>(a.repo, ['pin', 'status', '/three-leaves.bin'])).stripes.some(s => s.waiting?.startsWith('placed over') === true))
     const three = await shoalJson<Status>(a.repo, ['pin', 'status', '/three-leaves.bin'])
