@@ -72,9 +72,11 @@ export const PUT_REFUSED = 'put refused'
  * The serving side: answers `want`, `have` and `put` from the local block
  * store, one request at a time per stream, writing each frame with
  * {@link writeFrame} (which waits for 'drain' whenever `send()` returns false). Requests are read only
- * after the previous one is answered, so a client that keeps its window
- * costs the server at most `maxWindow` frames of buffer; one that overruns
- * it gets its stream reset by the bounded reader. A malformed request gets an
+ * after the previous one is answered (a put: once stored; its ack follows its
+ * commit), so a client that keeps its window costs the server at most
+ * `maxWindow` frames of buffer; one that overruns it gets its stream reset by
+ * the bounded reader, and puts past its window are stored only as far as its
+ * holds allow (the {@link PutPolicy}). A malformed request gets an
  * `error` response and the stream is closed; nothing is written to the store.
  *
  * A `put` is stored only when the {@link PutPolicy} accepts it (this node
