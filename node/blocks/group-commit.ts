@@ -1,5 +1,6 @@
 /**
- * Group commit: many writers wait for one commit of the block store.
+ * Group commit: many writers wait for one commit of the block store
+ * (`PackBlockStore.commit` runs through it).
  *
  * Why: a block a peer pushed is acknowledged only once it is durable here
  * (docs/blockstore.md: "nothing is acknowledged before" a commit). The
@@ -10,14 +11,16 @@
  * after a re-placement the writer had already released its own copies. A
  * commit per block would cost an fdatasync and a synced index write per
  * 256 KiB; a placement keeps a window of blocks in flight, and they can
- * share one.
+ * share one. So can every other burst of callers (a mount's commit
+ * batches, adds at once): the store's own commit is shared, not the
+ * exchange's alone.
  *
  * How: {@link GroupCommit.durable} resolves after a commit that began after
  * the call. Callers that arrive while no commit is waiting to begin start
  * one, queued behind the commit that runs (the store runs them one at a
  * time); callers that arrive while one waits to begin join it. So each
- * commit covers every write made before it began, and a burst of writes
- * costs a commit or two, not one each.
+ * commit covers every write made before it began (what a commit promises
+ * its caller), and a burst of writes costs a commit or two, not one each.
  *
  * @module
  */

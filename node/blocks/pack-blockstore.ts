@@ -28,6 +28,7 @@ import { migrateLegacyBlocks, type MigrationHost } from './migrate.js'
 import { Compactor, liveShare, type CompactionHost } from './compactor.js'
 import { idOf, once, throwIfAborted } from './util.js'
 import { BlockStoreBase } from './store-base.js'
+import { GroupCommit } from './group-commit.js'
 import type { AbortOptions, BlockStore, BlockStoreComponents, BlockStoreInit, CompactOptions, HeldPack, OwnedWrites, RecordLocation } from './api.js'
 import type { Pair } from 'interface-blockstore'
 
@@ -102,6 +103,8 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
   private readonly dirty = new Map<number, PackAppender>()
   /** Appenders a commit is syncing now: a rollover meanwhile leaves them open, and the commit closes them once done. */
   private readonly syncing = new Set<PackAppender>()
+  /** Commits shared by the callers that wait at once (see {@link commit}). */
+  private readonly commits = new GroupCommit(async () => { await this.serial(async () => { await this.commitNow() }) })
   private rolling: Promise<void> | undefined
   private createdSinceCommit = false
   private nextPack = 1
@@ -371,10 +374,15 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
    * index entries with `sync: true`. Puts may go on meanwhile (they belong to
    * the next commit).
    *
+   * Callers that arrive while a commit waits its turn share it
+   * ({@link GroupCommit}): it begins after their call, so it covers their
+   * writes too, and a burst of callers (the pushes a holder acknowledges, a
+   * mount's commit batches) costs a commit or two, not one each.
+   *
    * @throws {DiskFullError} when the disk is full: nothing since the last commit is kept
    */
   async commit (): Promise<void> {
-    await this.serial(async () => { await this.commitNow() })
+    await this.commits.durable()
   }
 
   /**

@@ -4,7 +4,6 @@ import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { matchesCID } from '../blocks/verify.js'
 import { MAX_ERROR_MESSAGE, MAX_MESSAGE_BYTES, decodeRequest, encodeResponseFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
 import { writeFrame } from './channel.js'
-import { GroupCommit } from '../blocks/group-commit.js'
 import { toError } from './errors.js'
 import { PeerLimiter } from '../net/peer-limiter.js'
 import { PeerStreams } from '../net/peer-streams.js'
@@ -83,7 +82,8 @@ export const PUT_REFUSED = 'put refused'
  * agreed to hold that block for that peer); any other gets an `error`
  * response starting with {@link PUT_REFUSED} and nothing is written. A
  * stored put is acknowledged once committed (fsynced), by a commit shared
- * with the puts stored meanwhile ({@link GroupCommit}); the stream's next
+ * with the puts stored meanwhile (the store's commits are shared by the
+ * callers that wait at once: node/blocks/group-commit.ts); the stream's next
  * requests are read while it runs, and its acks are written between other
  * answers as their commits end. Each
  * peer's requests and served bytes go through token buckets: a peer above
@@ -99,12 +99,9 @@ export class BlockServer {
   private readonly log: Logger
   private readonly requests: PeerLimiter
   private readonly bytes: PeerLimiter
-  /** Commits that pushed blocks wait for before their ack, shared by every stream. */
-  private readonly commits: GroupCommit
 
   constructor (components: ServerComponents, private readonly init: ServerInit) {
     this.blockstore = components.blockstore
-    this.commits = new GroupCommit(async () => { await components.blockstore.commit() })
     this.policy = components.putPolicy
     this.stats = components.stats
     this.log = components.logger
@@ -188,7 +185,7 @@ export class BlockServer {
       for await (const response of this.answer(peer, request)) {
         if (response.type === 'ack') {
           // a put is acknowledged once durable, by a commit it shares with the puts stored meanwhile
-          // (node/blocks/group-commit.ts): the next requests are read while it runs
+          // (the store's commits are shared: node/blocks/group-commit.ts): the next requests are read while it runs
           const ack = this.committed(response).then(send)
           acks.add(ack)
           void ack.finally(() => acks.delete(ack)).catch(() => {})
@@ -210,7 +207,7 @@ export class BlockServer {
   /** `ack` once what was put before is durable; an `error` naming why when the commit failed (the block is not kept). */
   private async committed (ack: Extract<BlockExchangeResponse, { type: 'ack' }>): Promise<BlockExchangeResponse> {
     try {
-      await this.commits.durable()
+      await this.blockstore.commit()
       return ack
     } catch (err) {
       this.log.warn({ err: toError(err).message }, 'a pushed block could not be committed')
