@@ -19,6 +19,15 @@ export function createLogger (level: LogLevel): Logger {
   return pino({ name: 'shoal', level }, pino.destination({ fd: 2, sync: false }))
 }
 
+/**
+ * The daemon's log level: the one asked for (`--log-level`), else
+ * `$SHOAL_LOG_LEVEL`, else the config's. One rule for the node's logger and
+ * the daemon process's notices.
+ */
+export function resolveLogLevel (asked: LogLevel | undefined, config: { logLevel: LogLevel }): LogLevel {
+  return asked ?? (process.env.SHOAL_LOG_LEVEL as LogLevel | undefined) ?? config.logLevel
+}
+
 /** True when the log is JSON lines: stderr is not a terminal, or `SHOAL_LOG_FORMAT=json`. */
 export function logIsJson (): boolean {
   return process.stderr.isTTY !== true || process.env.SHOAL_LOG_FORMAT === 'json'

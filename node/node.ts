@@ -12,7 +12,7 @@ import { openStore } from './repo/store-damage.js'
 import { parseChunker, type ChunkerSpec } from './content/index.js'
 import { LeafWorker } from './content/leaf-chunker.js'
 import { Files } from './files/index.js'
-import { createLogger, type Logger, type LogLevel } from './logger.js'
+import { createLogger, resolveLogLevel, type Logger, type LogLevel } from './logger.js'
 import { createMetrics, registerExchangeMetrics, registerPeerMetrics, type NodeMetrics } from './metrics/index.js'
 import { createNamespace, signerFromKey, WriterTrust, type Replica } from './namespace/index.js'
 import type { NamespaceSync } from './namespace/sync.js'
@@ -97,7 +97,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   const repo = repoLayout(init.repo)
   const config = await loadConfig(repo.config)
   const key = await loadIdentity(repo.root)
-  const logger = init.logger ?? createLogger(init.logLevel ?? (process.env.SHOAL_LOG_LEVEL as LogLevel | undefined) ?? config.logLevel)
+  const logger = init.logger ?? createLogger(resolveLogLevel(init.logLevel, config))
   // the size gauge reads the store at scrape time, long after both exist
   const metrics = createMetrics({ sizeOf: async () => await blockstore.approximateSize(), processMetrics: config.metrics.process, libp2pMetrics: config.metrics.libp2p, logger })
   const blockstore = createBlockStore({ metrics }, { path: repo.blocks })

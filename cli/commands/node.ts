@@ -86,10 +86,10 @@ async function fileAppears (path: string): Promise<void> {
  */
 export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOptions): Promise<void> {
   const layout = repoLayout(g.repo)
-  // in the log's format and at its level (as node.ts resolves it; a repo --init makes has the default, info)
-  const { loadConfig } = await import('../../node/repo/config.js')
-  const level = opts.logLevel ?? await loadConfig(layout.config).then(c => c.logLevel, () => 'info' as const)
-  const notice = (await import('../../node/logger.js')).createNoticeWriter(level)
+  // in the log's format and at its level, as the node resolves it (a repo --init makes has the default, info)
+  const [{ loadConfig }, { createNoticeWriter, resolveLogLevel }] = await Promise.all([import('../../node/repo/config.js'), import('../../node/logger.js')])
+  const config = await loadConfig(layout.config).catch(() => ({ logLevel: 'info' as const }))
+  const notice = createNoticeWriter(resolveLogLevel(opts.logLevel, config))
   const code = await runDaemonProcess({
     files: { lock: layout.lock, api: layout.api, gateway: layout.gateway },
     say: line => { if (!g.json) notice(line) },

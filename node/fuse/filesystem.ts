@@ -129,7 +129,6 @@ class Staged {
   }
 }
 
-
 /**
  * An open file. A read handle notes the path it was opened at (moved by a
  * rename here) and the attributes of the version it reads; a staged one has
