@@ -127,8 +127,15 @@ export interface ReserveRequest {
 /** Any request. */
 export type ShardsRequest = HoldRequest | HoldingsRequest | InfoRequest | ReserveRequest
 
-/** A `hold` was recorded. */
-export interface OkResponse { v: 1, type: 'ok' }
+/**
+ * A `hold` was recorded, or a `reserve` accepted. A `reserve`'s answer may
+ * name, in `held`, the blocks of the request this node holds already (their
+ * indices in the request's `blocks`, sorted and distinct): they are not
+ * pushed, and the `hold` that follows binds them as it binds pushed ones.
+ * Absent when it holds none of them (so a peer that knows no `held` reads
+ * every answer about new content as before).
+ */
+export interface OkResponse { v: 1, type: 'ok', held?: number[] }
 /** The shards held in the asked range (sorted, distinct). */
 export interface HoldingsResponse { v: 1, type: 'holdings', shards: ShardRef[] }
 /** A node's placement facts. `zone` is absent when the node has none. */
@@ -232,6 +239,17 @@ function reservedBlocks (value: unknown): ReservedBlock[] {
   })
 }
 
+/** An `ok`'s `held`: 1..{@link MAX_RESERVE_BLOCKS} indices of a `reserve`'s blocks, sorted and distinct. */
+function heldIndices (value: unknown): number[] {
+  let prev = -1
+  return check.list(value, 'ok held', 1, MAX_RESERVE_BLOCKS).map(item => {
+    const index = int(item, 'ok held index', 0, MAX_RESERVE_BLOCKS - 1)
+    if (index <= prev) fail('ok held is not sorted and distinct')
+    prev = index
+    return index
+  })
+}
+
 /** Order of shard refs: by stripe, then shard. */
 export function compareRefs (a: ShardRef, b: ShardRef): number {
   return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1]
@@ -249,6 +267,11 @@ const RESPONSES: Record<ShardsResponse['type'], readonly string[]> = {
   holdings: ['v', 'type', 'shards'],
   info: ['v', 'type'],
   error: ['v', 'type', 'message']
+}
+
+const OPTIONAL_RESPONSE_KEYS: Partial<Record<ShardsResponse['type'], readonly string[]>> = {
+  ok: ['held'],
+  info: ['zone']
 }
 
 /** Longest zone name. */
@@ -284,8 +307,8 @@ function pickRequest (value: unknown): ShardsRequest {
 
 function pickResponse (value: unknown): ShardsResponse {
   const type = kindOf(value, RESPONSES, 'response')
-  const f = shape(value, `${type} response`, RESPONSES[type], type === 'info' ? ['zone'] : [])
-  if (type === 'ok') return { v: 1, type }
+  const f = shape(value, `${type} response`, RESPONSES[type], OPTIONAL_RESPONSE_KEYS[type] ?? [])
+  if (type === 'ok') return Object.hasOwn(f, 'held') ? { v: 1, type, held: heldIndices(f.held) } : { v: 1, type }
   if (type === 'info') {
     if (!Object.hasOwn(f, 'zone')) return { v: 1, type }
     return { v: 1, type, zone: zoneName(f.zone) }

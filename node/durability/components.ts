@@ -23,6 +23,8 @@ import type { Counter } from 'prom-client'
 /** Counters since start, shared by the parts of the service. */
 export interface DurabilityStats {
   shardsPushed: number
+  /** Shards a streamed placement did not push because their holder named them held already (its `reserve` answer). */
+  shardsHeldAlready: number
   shardsRepaired: number
   repairBytesIn: number
   repairBytesOut: number
@@ -113,7 +115,7 @@ export { systemTimers }
 
 /** Zeroed counters. */
 export function emptyStats (): DurabilityStats {
-  return { shardsPushed: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0, repairPasses: 0 }
+  return { shardsPushed: 0, shardsHeldAlready: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0, repairPasses: 0 }
 }
 
 /** `components` with the real clock and timers where none is given, fresh counters and a holder search. */

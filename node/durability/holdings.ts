@@ -452,13 +452,20 @@ export class Holdings {
    * Record that `peer` reserved `blocks` until `until` (fsynced): they count
    * for others from now on ({@link heldForOthers}). A block reserved again
    * by the same peer starts over.
+   *
+   * `present` are blocks of the same request this node holds already (they
+   * are not pushed): reserved too, so that a collection before the `hold`
+   * keeps them, but they count no new bytes (a reservation of the same peer
+   * keeps what it counted).
    */
-  async reserve (peer: string, blocks: Array<{ cid: CID, size: number }>, until: number): Promise<void> {
-    if (blocks.length === 0) return
+  async reserve (peer: string, blocks: Array<{ cid: CID, size: number }>, until: number, present: CID[] = []): Promise<void> {
+    if (blocks.length === 0 && present.length === 0) return
     await this.heldForOthers()
-    const before = await this.reservedOf(peer, blocks.map(b => b.cid))
-    let added = -before
-    const ops: KVOp[] = blocks.map(({ cid, size }) => {
+    const before = new Map((await this.reservedAmong(peer, [...blocks.map(b => b.cid), ...present])).map(([, r]) => [r.cid, r.size]))
+    let added = 0
+    for (const size of before.values()) added -= size
+    const sized = [...blocks, ...present.map(cid => ({ cid, size: before.get(cid.toString()) ?? 0 }))]
+    const ops: KVOp[] = sized.map(({ cid, size }) => {
       added += size
       const record: Reservation = { peer, cid: cid.toString(), size, until }
       return { type: 'put', key: reservationKey(peer, cid.toString()), value: encodeJSON(record) }

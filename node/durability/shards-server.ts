@@ -76,30 +76,36 @@ export class ShardsServer {
    * exactly of its stated size, and count against the quota for others
    * (a durable record) until a `hold` binds them or the reservation expires
    * (garbage collection then drops the record and the blocks no hold took).
+   * The blocks it holds already are named in the answer's `held`: the
+   * sender does not push them (content added again, a stripe equal to one
+   * placed before), and they are reserved too, counting nothing new.
    */
   private async reserve (from: string, request: Extract<ShardsRequest, { type: 'reserve' }>): Promise<ShardsResponse> {
     const { expected, blockstore, holdings, clock, stats } = this.components
     const missing: Array<{ cid: CID, size: number }> = []
-    for (const block of request.blocks) {
-      // one here already is not pushed: a collection under way keeps it (told before `has`, see BlockStore.touch)
+    const held: number[] = []
+    for (const [index, block] of request.blocks.entries()) {
+      // one here already is not pushed (named in `held`): a collection under way keeps it (told before `has`, see BlockStore.touch)
       blockstore.touch(block.cid)
-      if (!await blockstore.has(block.cid)) missing.push(block)
+      if (await blockstore.has(block.cid)) held.push(index)
+      else missing.push(block)
     }
-    if (missing.length === 0) return { v: 1, type: 'ok' }
+    const present = held.map(i => request.blocks[i].cid)
     const bytes = missing.reduce((sum, b) => sum + b.size, 0)
     await this.serialHold(async () => {
-      await this.checkQuota(bytes - await holdings.reservedOf(from, missing.map(b => b.cid)))
+      if (missing.length > 0) await this.checkQuota(bytes - await holdings.reservedOf(from, missing.map(b => b.cid)))
       const cids = missing.map(b => b.cid)
       expected.expect(from, cids, missing.map(b => b.size))
       try {
-        await holdings.reserve(from, missing, clock.now() + RESERVATION_MS)
+        // those held already are reserved too (counting no new bytes): a collection before the hold keeps them
+        await holdings.reserve(from, missing, clock.now() + RESERVATION_MS, present)
       } catch (err) {
         expected.cancel(from, cids)
         throw err
       }
     })
     stats.reservesAccepted++
-    return { v: 1, type: 'ok' }
+    return held.length > 0 ? { v: 1, type: 'ok', held } : { v: 1, type: 'ok' }
   }
 
   /**

@@ -14,6 +14,10 @@
  * Memory stays bounded: at most {@link MAX_QUEUED_BYTES} of shards wait for
  * their peers, the import waits beyond that.
  *
+ * A peer that holds some of the blocks already (the same content added
+ * again, at another path or on another node) names them in its answer to
+ * the `reserve`, and they are not pushed: the final `hold` binds them all.
+ *
  * A peer that fails (refuses the reservation, or a push) gets nothing more
  * from this add; its shards stay here and the placement is not final: the
  * add then places the whole file again (files/index.ts), as the repair
@@ -176,10 +180,15 @@ export class StreamPlacer {
       try {
         const answer = await network.request(peer, { v: 1, type: 'reserve', blocks: batch.map(q => ({ cid: q.block.cid, size: q.block.bytes.byteLength })) }, signal)
         if (answer.type !== 'ok') throw new Error(`peer ${peer} answered reserve with ${answer.type}`)
-        const result = await exchange.putBlocks(peerIdFromString(peer), batch.map(q => q.block), { signal })
-        this.progress.pushed += result.blocks
+        // the blocks it holds already (the same content placed before) are not sent again
+        const held = new Set(answer.held)
+        if (answer.held !== undefined && answer.held[answer.held.length - 1] >= batch.length) throw new Error(`peer ${peer} answered reserve naming a block it was not asked for`)
+        const pushing = held.size === 0 ? batch : batch.filter((_, i) => !held.has(i))
+        const result = pushing.length === 0 ? { blocks: 0 } : await exchange.putBlocks(peerIdFromString(peer), pushing.map(q => q.block), { signal })
+        this.progress.pushed += result.blocks + held.size
         for (const q of batch) countShard(this.stripes, q.ref[0], 'acked')
         stats.shardsPushed += result.blocks
+        stats.shardsHeldAlready += held.size
         this.components.metrics?.shardsPlaced.inc(result.blocks)
         onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed: this.progress.pushed, total: this.progress.total, peer }))
       } catch (err: any) {

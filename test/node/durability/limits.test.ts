@@ -216,6 +216,26 @@ describe('holds, pushes and the quota between real nodes', () => {
     assert.equal(await again.components.blockstore.has(blocks[0].cid), false, 'an expired reservation\'s block is collected')
   })
 
+  it('a reserve names the blocks the holder has already in its answer, counts none of them, and a collection before the hold keeps them', TEST, async t => {
+    const dir = await tempDir(t, 'shoal-reserve-held-')
+    const [placer, holder] = await Promise.all([startNode(t, dir, 'placer'), startNode(t, dir, 'holder')])
+    await connect(placer, holder)
+    const blocks = await Promise.all([randomBytes(30_000), randomBytes(40_000), randomBytes(50_000)].map(async bytes => ({ cid: CID.createV1(0x55, await sha256.digest(bytes)), bytes })))
+    // the holder has the first and last already, as blocks nothing here keeps (a shard released as surplus, say)
+    for (const b of [blocks[0], blocks[2]]) await holder.components.blockstore.put(b.cid, b.bytes)
+    await holder.components.blockstore.commit()
+    const answer = await placer.components.durability.network.request(holder.components.peerId, { v: 1, type: 'reserve', blocks: blocks.map(b => ({ cid: b.cid, size: b.bytes.byteLength })) })
+    assert.deepEqual(answer, { v: 1, type: 'ok', held: [0, 2] })
+    assert.equal((await holder.components.durability.storage()).heldForOthers, 40_000, 'only the missing block counts')
+    await holder.components.durability.collectGarbage()
+    for (const b of [blocks[0], blocks[2]]) assert.equal(await holder.components.blockstore.has(b.cid), true, 'kept until the hold, as a pushed block is')
+    // the same reserve again: all three named once the missing one is pushed, and still nothing counted twice
+    await placer.components.exchange.putBlocks(peerIdFromString(holder.components.peerId), [blocks[1]])
+    assert.deepEqual(await placer.components.durability.network.request(holder.components.peerId, { v: 1, type: 'reserve', blocks: blocks.map(b => ({ cid: b.cid, size: b.bytes.byteLength })) }),
+      { v: 1, type: 'ok', held: [0, 1, 2] })
+    assert.equal((await holder.components.durability.storage()).heldForOthers, 40_000)
+  })
+
   it('a hold of shards the holder has already, arriving while a collection runs past its marks, keeps them', TEST, async t => {
     const dir = await tempDir(t, 'shoal-hold-gc-')
     const [placer, holder] = await Promise.all([startNode(t, dir, 'placer'), startNode(t, dir, 'holder')])

@@ -328,6 +328,40 @@ describe('durability parts', () => {
     assert.deepEqual(await Promise.all([writer, holder].map(heldBy)), before, 'no node took more shards')
   })
 
+  it('the same content added again with wait pushes no shard its holders hold: each names them in its reserve answer, and the hold binds them', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer, a, b] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const data = randomBytes(3 * 1024 * 1024 + 17)
+    const stats = writer.components.durability.stats
+    await writer.components.files.add('/first.bin', once(data), { chunker: CHUNKER, pin: 'ec:2+1', wait: true })
+    const pushed = stats.shardsPushed
+    assert.ok(pushed > 0, 'the first add pushed shards to the two peers')
+    assert.equal(stats.shardsHeldAlready, 0)
+    const blocksOf = async (node: ShoalNode): Promise<number> => {
+      let n = 0
+      for await (const _ of node.components.blockstore.cids()) n++
+      return n
+    }
+    const stored = await Promise.all([a, b].map(blocksOf))
+    const reserves = [a, b].map(node => node.components.durability.stats.reservesAccepted)
+
+    await writer.components.files.add('/again.bin', once(data), { chunker: CHUNKER, pin: 'ec:2+1', wait: true })
+    assert.equal(stats.shardsPushed, pushed, 'no shard pushed again')
+    assert.equal(stats.shardsHeldAlready, pushed, 'every shard named held by its holder')
+    assert.deepEqual(await Promise.all([a, b].map(blocksOf)), stored, 'the holders stored no new block')
+    assert.ok([a, b].every((node, i) => node.components.durability.stats.reservesAccepted > reserves[i]), 'the second add asked each holder')
+    const again = await writer.components.files.pinStatus('/again.bin')
+    assert.equal(again.manifest, (await writer.components.files.pinStatus('/first.bin')).manifest)
+    assert.deepEqual(again.summary, { healthy: again.stripes.length, atRisk: 0, degraded: 0, lost: 0 }, 'placed: its holders hold every shard')
+    // what the holders' reserve answers named is reserved until the hold, then bound: no reservation is left
+    for (const node of [a, b]) {
+      let left = 0
+      for await (const _ of node.components.holdings.reservations()) left++
+      assert.equal(left, 0)
+    }
+  })
+
   it('two plain adds of the same content at two paths are both coded and bound; a coding left undone (a crash) is finished by the repair pass', TEST, async t => {
     const nodes = await threeNodes(t)
     const [writer] = nodes
