@@ -128,12 +128,12 @@ export interface ReserveRequest {
 export type ShardsRequest = HoldRequest | HoldingsRequest | InfoRequest | ReserveRequest
 
 /**
- * A `hold` was recorded, or a `reserve` accepted. A `reserve`'s answer may
- * name, in `held`, the blocks of the request this node holds already (their
- * indices in the request's `blocks`, sorted and distinct): they are not
- * pushed, and the `hold` that follows binds them as it binds pushed ones.
- * Absent when it holds none of them (so a peer that knows no `held` reads
- * every answer about new content as before).
+ * A `hold` was recorded, or a `reserve` accepted. The answer may name, in
+ * `held`, what of the request this node holds already: for a `reserve`, the
+ * indices of its `blocks`; for a `hold`, of its `shards` (sorted and
+ * distinct). Those blocks are not pushed (a `hold` after a `reserve` binds
+ * them as it binds pushed ones). Absent when it holds none of them, so a
+ * peer that knows no `held` reads every answer about new content as before.
  */
 export interface OkResponse { v: 1, type: 'ok', held?: number[] }
 /** The shards held in the asked range (sorted, distinct). */
@@ -239,11 +239,11 @@ function reservedBlocks (value: unknown): ReservedBlock[] {
   })
 }
 
-/** An `ok`'s `held`: 1..{@link MAX_RESERVE_BLOCKS} indices of a `reserve`'s blocks, sorted and distinct. */
+/** An `ok`'s `held`: 1..{@link MAX_SHARD_REFS} indices of a `reserve`'s blocks or a `hold`'s shards, sorted and distinct. */
 function heldIndices (value: unknown): number[] {
   let prev = -1
-  return check.list(value, 'ok held', 1, MAX_RESERVE_BLOCKS).map(item => {
-    const index = int(item, 'ok held index', 0, MAX_RESERVE_BLOCKS - 1)
+  return check.list(value, 'ok held', 1, MAX_SHARD_REFS).map(item => {
+    const index = int(item, 'ok held index', 0, MAX_SHARD_REFS - 1)
     if (index <= prev) fail('ok held is not sorted and distinct')
     prev = index
     return index

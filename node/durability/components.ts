@@ -23,7 +23,7 @@ import type { Counter } from 'prom-client'
 /** Counters since start, shared by the parts of the service. */
 export interface DurabilityStats {
   shardsPushed: number
-  /** Shards a streamed placement did not push because their holder named them held already (its `reserve` answer). */
+  /** Shard blocks a placement did not push because their peer named them held already (its `reserve` or `hold` answer). */
   shardsHeldAlready: number
   shardsRepaired: number
   repairBytesIn: number

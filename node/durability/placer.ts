@@ -15,7 +15,7 @@ import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
 import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
 import { loadManifestRoot, readStripes, shardCID, storedShards } from './stripes.js'
-import type { DurabilityParts } from './components.js'
+import type { DurabilityParts, DurabilityStats } from './components.js'
 import type { FsyncOptions } from './encoder.js'
 import type { Holdings, PlacementRecord } from './holdings.js'
 import type { Logger } from '../logger.js'
@@ -26,7 +26,7 @@ import type { ProgressEvent, ProgressOptions } from 'progress-events'
 export interface PlaceResult {
   manifest: string
   stripes: number
-  /** Shards sent to other peers. */
+  /** Shard blocks on other peers: sent to them, or named held already by them (see {@link DurabilityStats.shardsHeldAlready}). */
   pushed: number
   /** Shards kept here. */
   local: number
@@ -49,7 +49,8 @@ export interface PlaceResult {
 
 /**
  * Progress of a placement: shard blocks pushed to other peers so far, of
- * `total` (those of failed peers never arrive). The first event, before any
+ * `total` (those of failed peers never arrive); a block its peer named held
+ * already counts as pushed. The first event, before any
  * push, has `pushed: 0`; then one follows each part acked by a peer. In a
  * placement streamed during an add, `total` grows as the import queues
  * stripes.
@@ -138,18 +139,18 @@ export class Placer {
     const mine = perPeer.get(network.self) ?? []
     await holdings.hold(manifest, mine, { now, sync })
     // one push per block and part: shards with equal bytes (replica copies, repeated leaves) share a CID, and the holder expects it once
-    const parts = new Map<string, Array<{ refs: ShardRef[], cids: CID[] }>>()
+    const parts = new Map<string, Array<{ shards: Array<{ ref: ShardRef, cid: CID }>, cids: CID[] }>>()
     const stripes = new Map<number, StripeProgress>()
     let total = 0
     for (const [peer, shards] of perPeer) {
       if (peer === network.self) continue
       for (const { ref: [index] } of shards) countShard(stripes, index, 'total')
-      const list: Array<{ refs: ShardRef[], cids: CID[] }> = []
+      const list: Array<{ shards: Array<{ ref: ShardRef, cid: CID }>, cids: CID[] }> = []
       for (let i = 0; i < shards.length; i += PLACE_PART) {
         const part = shards.slice(i, i + PLACE_PART)
         const cids = [...new Map(part.map(s => [blockKey(s.cid), s.cid])).values()]
         total += cids.length
-        list.push({ refs: part.map(s => s.ref), cids })
+        list.push({ shards: part, cids })
       }
       parts.set(peer, list)
     }
@@ -162,13 +163,18 @@ export class Placer {
       await Promise.all([...parts].map(async ([peer, list]) => {
         try {
           // hold then push, a part at a time: the peer expects the blocks of one part at once, for a while
-          for (const { refs, cids } of list) {
-            await this.sendHold(peer, manifest, root.root, refs, signal)
-            const result = await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(cids, signal), { signal })
-            pushed += result.blocks
+          for (const { shards, cids } of list) {
+            const refs = shards.map(s => s.ref)
+            const held = await this.sendHold(peer, manifest, root.root, refs, signal)
+            // what the peer holds already (this file placed there before, a holder that kept its shards) is not sent again
+            const heldCids = new Set(shards.filter(s => held.has(refKey(s.ref))).map(s => blockKey(s.cid)))
+            const sending = heldCids.size === 0 ? cids : cids.filter(cid => !heldCids.has(blockKey(cid)))
+            const result = sending.length === 0 ? { blocks: 0 } : await exchange.putBlocks(peerIdFromString(peer), this.blocksOf(sending, signal), { signal })
+            pushed += result.blocks + cids.length - sending.length
             progress.pushed = pushed
             for (const [index] of refs) countShard(stripes, index, 'acked')
             stats.shardsPushed += result.blocks
+            stats.shardsHeldAlready += cids.length - sending.length
             this.components.metrics?.shardsPlaced.inc(result.blocks)
             onProgress?.(new CustomProgressEvent('shoal:durability:place', { pushed, total, peer }))
           }
@@ -268,13 +274,25 @@ export class Placer {
     return peer === this.components.network.self ? this.init.zone : this.zones.get(peer)
   }
 
-  /** Ask `peer` to hold `refs` of `manifest` (of the file `root`), in as many requests as the protocol needs. */
-  async sendHold (peer: string, manifest: CID, root: CID, refs: ShardRef[], signal?: AbortSignal): Promise<void> {
+  /**
+   * Ask `peer` to hold `refs` of `manifest` (of the file `root`), in as many
+   * requests as the protocol needs. Returns the refs whose blocks the peer
+   * has already, by {@link refKey} (its answers' `held`): they need no push.
+   */
+  async sendHold (peer: string, manifest: CID, root: CID, refs: ShardRef[], signal?: AbortSignal): Promise<Set<string>> {
     const sorted = [...refs].sort(compareRefs)
+    const held = new Set<string>()
     for (let i = 0; i < sorted.length; i += MAX_SHARD_REFS) {
-      const answer = await this.components.network.request(peer, { v: 1, type: 'hold', manifest, root, shards: sorted.slice(i, i + MAX_SHARD_REFS) }, signal)
+      const part = sorted.slice(i, i + MAX_SHARD_REFS)
+      const answer = await this.components.network.request(peer, { v: 1, type: 'hold', manifest, root, shards: part }, signal)
       if (answer.type !== 'ok') throw new Error(`peer ${peer} answered hold with ${answer.type}`)
+      for (const index of answer.held ?? []) {
+        const ref = part[index]
+        if (ref === undefined) throw new Error(`peer ${peer} answered hold naming a shard it was not asked to hold`)
+        held.add(refKey(ref))
+      }
     }
+    return held
   }
 
   /**
@@ -365,4 +383,9 @@ function describePlacement (why: ReturnType<typeof explainPlacement>, candidates
   const parts = [`${why.shards} shards on ${why.peersUsed} of ${candidates} live peers`, `${why.zonesUsed} zone${why.zonesUsed === 1 ? '' : 's'}`]
   if (why.reason !== undefined) parts.push(why.reason)
   return parts.join(', ')
+}
+
+/** A shard ref as a set key: `stripe:shard`. */
+export function refKey ([stripe, shard]: ShardRef): string {
+  return `${stripe}:${shard}`
 }

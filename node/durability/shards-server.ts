@@ -146,23 +146,32 @@ export class ShardsServer {
     // refused before the skeleton is fetched when it cannot fit anyway
     await this.checkQuota(await added())
     for await (const block of fileSkeleton(getter, request.root, signal)) void block
+    // the shards here already (pushed after a reserve, a placement made again, a holder that kept its shards) are
+    // named in the answer and not pushed; `shards` is in the request's order. Told first (above), then asked.
+    const held: number[] = []
+    const missing: ShardToHold[] = []
+    for (const [index, s] of shards.entries()) {
+      if (await blockstore.has(s.cid)) held.push(index)
+      else missing.push(s)
+    }
+    const awaited = missing.map(s => s.cid)
     await this.serialHold(async () => {
       // checked again with the holds accepted meanwhile, then recorded before another check
       await this.checkQuota(await added())
-      // each exactly of its size (a push of a block held already is acked, nothing written)
-      expected.expect(from, cids, shards.map(s => s.size as number))
+      // each exactly of its size
+      expected.expect(from, awaited, missing.map(s => s.size as number))
       try {
         await holdings.noteManifest(request.manifest, { root: request.root.toString(), k: mroot.k, m: mroot.m, role: 'holder', since: clock.now() })
         await holdings.hold(request.manifest, shards, { now: clock.now(), from })
         await holdings.endReservations(from, cids)
       } catch (err) {
-        expected.cancel(from, cids)
+        expected.cancel(from, awaited)
         throw err
       }
     })
     stats.holdsAccepted++
     exchange.announceSoon(request.root)
-    return { v: 1, type: 'ok' }
+    return held.length > 0 ? { v: 1, type: 'ok', held } : { v: 1, type: 'ok' }
   }
 
   /** @throws {QuotaExceededError} (counted) when `bytes` more do not fit the quota for others */

@@ -32,7 +32,7 @@ const requestArb: fc.Arbitrary<ShardsRequest> = fc.oneof(
 )
 const responseArb: fc.Arbitrary<ShardsResponse> = fc.oneof(
   fc.constant({ v: 1 as const, type: 'ok' as const }),
-  fc.record({ v: fc.constant(1 as const), type: fc.constant('ok' as const), held: fc.uniqueArray(fc.nat({ max: MAX_RESERVE_BLOCKS - 1 }), { minLength: 1, maxLength: 30 }).map(list => list.sort((a, b) => a - b)) }),
+  fc.record({ v: fc.constant(1 as const), type: fc.constant('ok' as const), held: fc.uniqueArray(fc.nat({ max: MAX_SHARD_REFS - 1 }), { minLength: 1, maxLength: 30 }).map(list => list.sort((a, b) => a - b)) }),
   fc.record({ v: fc.constant(1 as const), type: fc.constant('holdings' as const), shards: fc.oneof(refsArb, fc.constant([] as ShardRef[])) }),
   fc.constant({ v: 1 as const, type: 'info' as const }),
   fc.record({ v: fc.constant(1 as const), type: fc.constant('info' as const), zone: fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/) }),
@@ -113,8 +113,8 @@ describe('shards protocol codec', () => {
       assert.throws(() => decodeShardsRequest(dagCbor.encode({ v: 1, type: 'reserve', blocks })), { name: 'InvalidMessageError' })
     }
     assert.deepEqual(decodeShardsRequest(encodeShardsRequest({ v: 1, type: 'reserve', blocks: [{ cid: raw, size: 7 }] })), { v: 1, type: 'reserve', blocks: [{ cid: raw, size: 7 }] })
-    // a reserve's answer names the blocks held already: indices of the request's blocks, sorted, distinct, at least one
-    for (const held of [[], [1, 0], [2, 2], [-1], [MAX_RESERVE_BLOCKS], [0.5], ['0'], 7]) {
+    // a reserve's or hold's answer names the blocks held already: indices of the request's blocks or shards, sorted, distinct, at least one
+    for (const held of [[], [1, 0], [2, 2], [-1], [MAX_SHARD_REFS], [0.5], ['0'], 7]) {
       assert.throws(() => decodeShardsResponse(dagCbor.encode({ v: 1, type: 'ok', held })), { name: 'InvalidMessageError' })
     }
     assert.deepEqual(decodeShardsResponse(encodeShardsResponse({ v: 1, type: 'ok', held: [0, 3] })), { v: 1, type: 'ok', held: [0, 3] })

@@ -360,6 +360,13 @@ describe('durability parts', () => {
       for await (const _ of node.components.holdings.reservations()) left++
       assert.equal(left, 0)
     }
+    // a placement made again after the import (as a failed streamed placement or the repair pass does): each hold's answer names what is there
+    assert.ok(again.manifest !== undefined)
+    const placed = await writer.components.durability.place(CID.parse(again.manifest))
+    assert.equal(placed.failed.length, 0)
+    assert.equal(stats.shardsPushed, pushed, 'no shard pushed by the placement made again')
+    assert.equal(stats.shardsHeldAlready, 2 * pushed)
+    assert.deepEqual(await Promise.all([a, b].map(blocksOf)), stored)
   })
 
   it('two plain adds of the same content at two paths are both coded and bound; a coding left undone (a crash) is finished by the repair pass', TEST, async t => {
