@@ -208,6 +208,23 @@ function systemError (err: unknown): { name: string, message: string } | undefin
   return { name: 'LocalFileError', message: `cannot ${syscall}${where}: ${why} (${code})` }
 }
 
+/**
+ * The first word of `shoal help WORD…` that names no command (under the
+ * words before it), if one does not: Commander would print the whole help,
+ * as an error, instead of saying which word it did not know.
+ */
+function unknownHelpTopic (program: Command, argv: readonly string[]): string | undefined {
+  const words = argv.slice(argv.indexOf('help') + 1).filter(a => !a.startsWith('-'))
+  let cmd = program
+  for (const word of words) {
+    if (word === 'help' && cmd === program) continue // Commander's own help command
+    const sub = cmd.commands.find(c => c.name() === word || c.aliases().includes(word))
+    if (sub === undefined) return word
+    cmd = sub
+  }
+  return undefined
+}
+
 /** Run the CLI; resolves with the process exit code. */
 export async function main (argv: string[]): Promise<number> {
   const json = argv.slice(2).includes('--json')
@@ -218,6 +235,13 @@ export async function main (argv: string[]): Promise<number> {
   // the stream (the CLI's CPU per byte doubled: docs/benchmarks.md, "Transfer")
   const command = commandOf(argv)
   if (command !== 'daemon' && command !== 'cat') endQuietlyOnClosedStdout()
+  if (command === 'help') {
+    const unknown = unknownHelpTopic(program, argv)
+    if (unknown !== undefined) { usageOutput(json)(`unknown command '${unknown}'`, text => process.stderr.write(text)); return EXIT_USAGE }
+    // `shoal help pin status` is `shoal pin status --help` (Commander's own help command reads one word)
+    const at = argv.indexOf('help')
+    if (argv.length > at + 1) argv = [...argv.slice(0, at), ...argv.slice(at + 1), '--help']
+  }
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0

@@ -83,6 +83,16 @@ describe('shoal CLI', { concurrency: true }, () => {
     assert.equal(JSON.parse(usage.stderr.trim()).error.name, 'UsageError')
     // --version with --json, in either order
     assert.equal(JSON.parse((await runShoal(['--version', '--json'])).stdout.toString('utf8')).version, pkg.version)
+    // `help` of a command that does not exist says so in one line (not the whole help as an error); of one that does, at any depth, is its help
+    for (const args of [['help', 'bogus'], ['help', 'pin', 'bogus']]) {
+      const bad = await runShoal(args)
+      assert.equal(bad.code, 2)
+      assert.equal(bad.stderr, `shoal: unknown command 'bogus' (UsageError)\n`)
+      assert.equal(bad.stdout.byteLength, 0)
+    }
+    const nested = await runShoal(['help', 'pin', 'status'])
+    assert.equal(nested.code, 0)
+    assert.match(nested.stdout.toString('utf8'), /^Usage: shoal pin status \[options\] <target>/)
   })
 
   it('config get/set changes one setting, validated: a bad key or value is one line and changes nothing', TEST, async t => {
