@@ -42,6 +42,9 @@
  * 3. reads on the last daemon: `cat` of a file only the writer holds (one
  *    holder, the ceiling of a striped read), healthy `cat`, then degraded `cat` with two
  *    holders stopped.
+ *    Then the same file added again with `--wait` at another path: its
+ *    holders have its shards, and the bytes the writer sends show what it
+ *    pushed again (the `held` of their answers: none).
  * 4. repair: after the grace period `shoal repair --wait` on every live
  *    daemon; bytes moved per rebuilt shard next to the k-shard minimum.
  *
@@ -363,6 +366,11 @@ async function main (): Promise<number> {
     if (floor !== undefined) {
       log(`add --wait floor on this machine (${cores} cores shared by ${opts.nodes} daemons): ${fmt(floor.cpu, 2)} CPU s at the least (the plain add's daemons, the coder alone, ${fmt(sent / 1e6)} MB sent at the raw stream's CPU per byte, written durably at dd's: ${fmt(floor.disk, 2)}, the others idle meanwhile: ${fmt(floor.idle, 2)}) = ${fmt(floor.seconds, 2)} s, ${fmt(floor.ratio, 2)} x the time of --pin none; measured ${fmt(waitRatio, 2)} x`)
     }
+    // the same bytes added again at another path: its holders name the shards they hold already, and none is sent
+    const againSentBefore = await bytesSent(writer)
+    const again = await timedAdd(daemons, ['--repo', writer, 'add', file, '--to', '/striped-again.bin', '--pin', `ec:${K}+${M}`, '--wait'])
+    const againSent = await bytesSent(writer) - againSentBefore
+    log(`the same file added again --wait: ${fmt(mbps(opts.size, again.seconds))} MB/s = ${fmt(again.seconds / plain.seconds, 2)} x the time of --pin none, ${fmt(again.seconds / striped.seconds, 2)} x the first --wait's; the writer sent ${fmt(againSent / 1e6, 1)} MB (the first: ${fmt(sent / 1e6)} MB)`)
     // a plain add returns once the file is durable on the writer; its placement goes on after
     let background: { seconds: number } | undefined
     if (!opts.readsOnly) {
