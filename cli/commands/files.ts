@@ -128,7 +128,13 @@ class AddedPaths {
 export async function addCommand (g: GlobalOptions, source: string, opts: AddFlags): Promise<void> {
   if (opts.pin !== undefined) parsePolicy(opts.pin)
   const st = await lstat(source).catch((err: any) => {
-    throw new NotFoundError(`cannot add ${source}: ${err.code === 'ENOENT' ? 'no such file or directory' : String(err.code ?? err.message)}`)
+    // Node decodes the command line as UTF-8: a name that is not reads with U+FFFD and names no file
+    const why = err.code !== 'ENOENT'
+      ? String(err.code ?? err.message)
+      : source.includes('\uFFFD')
+        ? 'no such file or directory (a name in it is not valid UTF-8, which neither the command line nor the namespace carries: rename it)'
+        : 'no such file or directory'
+    throw new NotFoundError(`cannot add ${source}: ${why}`)
   })
   if (!st.isFile() && !st.isDirectory()) throw new InvalidArgumentError(`cannot add ${source}: not a regular file or directory`)
   if (opts.to !== undefined && !opts.to.startsWith('/')) throw new InvalidPathError(`--to takes an absolute path in the namespace (starting with /), not ${JSON.stringify(opts.to)}`)

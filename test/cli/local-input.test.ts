@@ -9,7 +9,7 @@
  */
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createServer } from 'node:http'
@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { fileBody } from '../../cli/local-file.js'
 import { randomBytes } from '../helpers/bytes.js'
 import { defer, tempDir } from '../helpers/temp.js'
-import { lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+import { lines, runShoal, SHOAL_BIN, shoalJson, shoalOk, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
 
 const TEST = { timeout: 120_000 }
 
@@ -142,6 +142,11 @@ describe('bad local input through the CLI', () => {
     const line = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/latin1']), 'add latin1')
     assert.match(line, /^shoal: cannot read .*caf\uFFFD\.txt: its name is not valid UTF-8 .*rename it.*the add was undone \(\/latin1 removed\) \(LocalReadError\)$/)
     assert.equal((await names('/')).includes('latin1'), false, 'nothing added')
+    // the file itself named on the command line (its bytes given by the shell): Node reads the argument with U+FFFD
+    const byName = spawnSync('bash', ['-c', `exec "${process.execPath}" "${SHOAL_BIN}" --repo "${d.repo}" add "${join(local, 'caf')}"$'\\xe9'.txt --to /cafe.txt`], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(byName.status, 1)
+    assert.match(byName.stderr, /^shoal: cannot add .*caf\uFFFD\.txt: no such file or directory \(a name in it is not valid UTF-8, .*rename it\) \(NotFoundError\)\n$/)
+    assert.equal((await names('/')).includes('cafe.txt'), false, 'nothing added')
   })
 
   it('get -o and car export -o write through a FIFO and a device node in place; a full device is a LocalWriteError', TEST, async () => {
