@@ -295,12 +295,17 @@ export class RealDurabilitySim {
 
   /**
    * Collect `node`'s garbage as `shoal gc` does (its service's
-   * `collectGarbage`); with the `gc-blind` sabotage, a collection that sees
-   * no visible file.
+   * `collectGarbage`); with the `gc-blind` sabotage, two collections that
+   * see no visible file, the second on a clock a grace period ahead (the
+   * first finds every manifest unreferenced, the second forgets them: a gc
+   * blind once keeps everything for the grace period, and the next repair
+   * pass, which sees the files, undoes what it recorded).
    */
   async collect (node: RealSimNode): Promise<GcResult> {
     if (this.settings.sabotage !== 'gc-blind' || !this.sabotaging) return await node.service.collectGarbage()
-    return await collectGarbage({ blockstore: node.side.store, holdings: node.holdings, files: async function * () {}, lock: node.gcLock, logger: this.logger, clock: this.time }, this.settings.graceMs)
+    const blind = async (ahead: number): Promise<GcResult> => await collectGarbage({ blockstore: node.side.store, holdings: node.holdings, files: async function * () {}, lock: node.gcLock, logger: this.logger, clock: { now: () => this.time.now() + ahead } }, this.settings.graceMs)
+    await blind(0)
+    return await blind(this.settings.graceMs + 1)
   }
 
   private addNode (id: string): RealSimNode {

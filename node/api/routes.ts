@@ -7,7 +7,7 @@ import { openCallerPipe, writeToPipe } from './caller-pipe.js'
 import { readBatchBody } from './batch-body.js'
 import { BATCH_CONTENT_TYPE } from '../../protocol/add-batch.js'
 import { parsePolicy } from '../../protocol/durability.js'
-import { repoDiskUsage } from '../repo/disk-usage.js'
+import { forgetDiskUsage, repoDiskUsage } from '../repo/disk-usage.js'
 import { keptUncommitted } from '../repo/uncommitted.js'
 import { readGatewayUrl } from '../gateway/index.js'
 import { sendProgress, type ProgressUpdate } from './progress.js'
@@ -202,6 +202,8 @@ export const routes: Route[] = [
       const gc = async (report?: (update: ProgressUpdate) => void): Promise<GcResult> => {
         const result = await disk.freeing('gc', async () => await durability.collectGarbage(signal, { onProgress: report === undefined ? undefined : e => { report({ phase: 'gc', ...e.detail }) } }))
         await disk.keepBallast()
+        // the next `status` measures what the collection gave back, not a measurement of before it
+        forgetDiskUsage(components.repo.root)
         return result
       }
       if (q.progress === true) {

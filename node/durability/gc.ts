@@ -147,8 +147,16 @@ export interface GcResult {
    * none is removed until a put or fetch replaces it or its file is removed.
    */
   keptUnreadable: number
-  /** Manifests forgotten (no file refers to them any more). */
+  /** Manifests forgotten (no file has referred to them for the grace period). */
   forgotten: number
+  /**
+   * Manifests no visible file refers to whose shards are kept for the rest
+   * of their grace period, counted from the first collection that found them
+   * so (this one, for those just removed): a later collection forgets them.
+   */
+  keptUnreferenced: number
+  /** The grace period (ms) those are kept for. */
+  graceMs: number
   /** Bytes the block store shrank by (removed blocks' space given back by compaction) before the collection returned. */
   freedBytes: number
   /**
@@ -216,6 +224,10 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     // manifests no visible file refers to, past their grace period: their shards are not kept
     for (const manifest of walk.orphans) await holdings.forget(manifest)
     const forgotten = walk.orphans.length
+    // the grace of a manifest no file refers to runs from now; one referred to again is kept as any other
+    await holdings.noteUnreferenced(walk.unreferenced, now)
+    await holdings.noteUnreferenced(walk.referencedAgain, undefined)
+    const keptUnreferenced = walk.waiting
     // reservations past their end are ended here, and their blocks go unless a hold took them
     for (const [peer, cids] of walk.expired) await holdings.endReservations(peer, cids)
     const marked = marks.size
@@ -267,8 +279,8 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     if (incomplete) {
       logger.warn({ keptUnreadable, unreadable: walk.unreadable.slice(0, UNREADABLE_LOGGED).map(String), unreadableCount: walk.unreadable.length }, 'garbage collection removed no unmarked block: nodes of files here cannot be read (the blocks below them are not known); shoal repair --scrub fetches them again, or reports them lost')
     }
-    logger.info({ marked, markBytes: marks.byteLength, markFalsePositive: marks.falsePositiveRate(), removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }, 'garbage collected')
-    return { marked, removed, keptNew, keptRecovering, keptUnreadable, forgotten, freedBytes, pendingBytes }
+    logger.info({ marked, markBytes: marks.byteLength, markFalsePositive: marks.falsePositiveRate(), removed, keptNew, keptRecovering, keptUnreadable, forgotten, keptUnreferenced, freedBytes, pendingBytes }, 'garbage collected')
+    return { marked, removed, keptNew, keptRecovering, keptUnreadable, forgotten, keptUnreferenced, graceMs, freedBytes, pendingBytes }
   } finally {
     watch.stop()
     lock.ended()

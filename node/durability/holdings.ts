@@ -25,6 +25,12 @@ export interface ManifestRecord {
   spreadOver?: number
   /** First seen, ms. */
   since: number
+  /**
+   * When a garbage collection first found no visible file referring to it
+   * (since one last did), ms: its shards are kept for the grace period from
+   * then. Cleared by a collection that finds a file referring to it again.
+   */
+  unreferencedSince?: number
 }
 
 /** One shard held here. */
@@ -409,6 +415,23 @@ export class Holdings {
   }
 
   /** Forget everything about `manifest` (its blocks become garbage). */
+  /**
+   * Record that no visible file referred to `manifests` at `at` (ms), or
+   * that one does again (`at` undefined), in one fsynced batch. Records not
+   * here (forgotten meanwhile) are skipped.
+   */
+  async noteUnreferenced (manifests: string[], at: number | undefined): Promise<void> {
+    for (const m of manifests) {
+      const record = await this.manifest(m)
+      if (record === undefined) continue
+      const next: ManifestRecord = { ...record }
+      if (at === undefined) delete next.unreferencedSince
+      else next.unreferencedSince = at
+      this.unwritten.set(m, next)
+    }
+    await this.writeUnwritten(true)
+  }
+
   async forget (manifest: CID | string): Promise<void> {
     const m = manifest.toString()
     this.unwritten.delete(m)

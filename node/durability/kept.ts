@@ -14,7 +14,8 @@
  *   node holds for it and, on the node that encoded it, everything until
  *   placement is confirmed;
  * - shards held for a manifest no visible file refers to, for the grace
- *   period (no path: its pin may still be arriving);
+ *   period from the first walk that found it so (no path: its pin may still
+ *   be arriving, or the file come back from a peer that moved it);
  * - blocks a peer reserved, until the reservation ends (no path).
  *
  * Reads the local store only, never the network. A node held here that
@@ -72,8 +73,18 @@ export type KeepVisitor = (cid: CID, file: KeptFile | undefined) => void
 export interface KeptWalk {
   /** Files walked. */
   files: number
-  /** Manifests no visible file refers to whose grace period is over: not walked (a collection forgets them). */
+  /**
+   * Manifests no visible file has referred to for the grace period: found so
+   * by a walk longer ago than that ({@link ManifestRecord.unreferencedSince})
+   * and by this one. Not walked (a collection forgets them).
+   */
   orphans: string[]
+  /** Manifests no visible file refers to that no walk had found so before: kept, and a collection records since when ({@link ManifestRecord.unreferencedSince}). */
+  unreferenced: string[]
+  /** Manifests a walk had found unreferenced that a visible file refers to again: a collection clears the record. */
+  referencedAgain: string[]
+  /** Manifests no visible file refers to, kept for the rest of their grace period (those of `unreferenced` included). */
+  waiting: number
   /** Reservations whose time is over, CIDs by peer: not kept (a collection ends them). */
   expired: Map<string, string[]>
   /**
@@ -104,13 +115,23 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
     else live.set(entry.pin.manifest, { root, file })
   }
   const orphans: string[] = []
+  const unreferenced: string[] = []
+  const referencedAgain: string[] = []
+  let waiting = 0
   // read first: a collection forgets orphans once the walk is over
   const records: Array<[string, ManifestRecord]> = []
   for await (const entry of holdings.manifests()) records.push(entry)
   for (const [manifest, record] of records) {
     if (signal?.aborted === true) throw new AbortedError('walk of the kept blocks aborted')
     const file = live.get(manifest)?.file
-    if (file === undefined && now - record.since > graceMs) { orphans.push(manifest); continue }
+    if (file !== undefined && record.unreferencedSince !== undefined) referencedAgain.push(manifest)
+    if (file === undefined) {
+      // the grace runs from when a walk first found no file referring to it (a remove, an overwrite, a `pin rm`), not
+      // from when it was first held: a file moved on another node while it was removed here comes back later
+      if (record.unreferencedSince === undefined) unreferenced.push(manifest)
+      else if (now - record.unreferencedSince > graceMs && now - record.since > graceMs) { orphans.push(manifest); continue }
+      waiting++
+    }
     const of = (cid: CID): void => { keep(cid, file) }
     // not placed yet: the encoder keeps everything
     const unplaced = record.role === 'origin' && record.placed === undefined
@@ -127,7 +148,7 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
     list.push(r.cid)
     expired.set(r.peer, list)
   }
-  return { files, orphans, expired, unreadable }
+  return { files, orphans, unreferenced, referencedAgain, waiting, expired, unreadable }
 }
 
 /** Reads blocks held here only, never the network: undefined when absent or unreadable (which ends a branch). */

@@ -28,7 +28,8 @@ import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import type { DeferredCoder } from './deferred.js'
 import type { ShardReclaimer } from './reclaim.js'
-import { liveManifests } from './live-manifests.js'
+import { liveManifests, noteReferences } from './live-manifests.js'
+import type { ManifestRecord } from './holdings.js'
 import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
 import { surplusCopies } from './surplus.js'
@@ -191,10 +192,12 @@ export class Repairer {
       this.log.warn({ err: err?.message }, 'deferred coding failed')
     }
     const live = await liveManifests(this.components.files, signal)
-    const known: Array<[string, { role: string, placed?: number, spreadOver?: number }]> = []
+    const known: Array<[string, ManifestRecord]> = []
     /** Live peers, counted once per pass when an at-risk placement may be retried. */
     let livePeers: number | undefined
     for await (const entry of holdings.manifests()) known.push(entry)
+    // the grace period of the shards of a removed file runs from the first pass (or collection) that finds it removed
+    await noteReferences(holdings, known, live, this.components.clock.now())
     const total = known.filter(([text]) => live.has(text)).length
     let checked = 0
     for (const [text, record] of known) {

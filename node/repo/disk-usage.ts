@@ -68,6 +68,15 @@ export async function repoDiskUsage (layout: Pick<RepoLayout, 'root' | 'blocks' 
   return await entry.usage
 }
 
+/**
+ * Measure the repo at `root` anew at the next call: after something that
+ * changed its size at once (a garbage collection), whose effect a reused
+ * measurement would hide for up to {@link REUSE_MS}.
+ */
+export function forgetDiskUsage (root: string): void {
+  recent.delete(root)
+}
+
 /** Walk the repo and ask its file system (see the module comment). */
 async function measure (layout: Pick<RepoLayout, 'root' | 'blocks' | 'namespace' | 'durability'>): Promise<RepoDiskUsage> {
   const root = await lstat(layout.root)

@@ -42,8 +42,13 @@ describe('gc gives space back', () => {
     await shoalOk(d.repo, ['rm', '/a.bin'])
 
     const before = await packBytes(d.repo)
+    // a status just before: its measurement of the disk is reused by the next few (a page polling it)
+    const statusBefore = await shoalJson<{ disk: { blocksBytes: number } }>(d.repo, ['status'])
     const r = await shoalJson<{ removed: number, freedBytes: number, pendingBytes: number }>(d.repo, ['gc'])
     const after = await packBytes(d.repo)
+    // but not after a gc: the status right after it shows what it gave back
+    const statusAfter = await shoalJson<{ disk: { blocksBytes: number } }>(d.repo, ['status'])
+    assert.ok(statusBefore.disk.blocksBytes - statusAfter.disk.blocksBytes >= removed.byteLength, `status after gc: blocks ${statusBefore.disk.blocksBytes} → ${statusAfter.disk.blocksBytes} bytes`)
     assert.ok(r.removed >= 3, `the removed file's blocks went (${r.removed})`)
     assert.ok(before - after >= removed.byteLength, `the packs shrank by the removed file (${before} → ${after} bytes)`)
     assert.ok(r.freedBytes >= removed.byteLength, `freedBytes tells it (${r.freedBytes})`)

@@ -27,7 +27,7 @@ const GRACE_MS = 10 * 60_000
 const CHUNKER = parseChunker('size-262144')
 
 /** Three started nodes of one private swarm, all connected, with no periodic repair or scrub of their own. */
-async function threeNodes (t: CleanupContext): Promise<ShoalNode[]> {
+async function threeNodes (t: CleanupContext, options: { graceMs?: number } = {}): Promise<ShoalNode[]> {
   const dir = await tempDir(t, 'shoal-parts-')
   const swarmKey = formatSwarmKey(randomBytes(32))
   const nodes: ShoalNode[] = []
@@ -37,7 +37,7 @@ async function threeNodes (t: CleanupContext): Promise<ShoalNode[]> {
     await initRepo(repo, { listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', swarmKey })
     const file = join(repo, 'config.json')
     const config = await loadConfig(file)
-    config.durability = { ...config.durability, checkInterval: 0, scrubInterval: 0, repairRate: 512 * 1024 * 1024 }
+    config.durability = { ...config.durability, checkInterval: 0, scrubInterval: 0, repairRate: 512 * 1024 * 1024, ...(options.graceMs === undefined ? {} : { grace: options.graceMs }) }
     config.namespace = { ...config.namespace, syncInterval: 500 }
     await saveConfig(file, config)
     const node = await createShoalNode({ repo, logger: createLogger('silent') })
@@ -367,6 +367,61 @@ describe('durability parts', () => {
     assert.equal(stats.shardsPushed, pushed, 'no shard pushed by the placement made again')
     assert.equal(stats.shardsHeldAlready, 2 * pushed)
     assert.deepEqual(await Promise.all([a, b].map(blocksOf)), stored)
+  })
+
+  it('gc keeps the shards of a file removed after its grace period had run since it was placed: the grace runs from the removal (found by a gc or a repair pass), and a file that comes back (moved elsewhere meanwhile) keeps them', TEST, async t => {
+    const graceMs = 3000
+    const nodes = await threeNodes(t, { graceMs })
+    const [writer, mover] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const data = randomBytes(2 * 1024 * 1024 + 7)
+    await writer.components.files.add('/g/f.bin', once(data), { chunker: CHUNKER, pin: 'ec:2+1', wait: true })
+    const entry = await writer.components.namespace.stat('/g/f.bin')
+    assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
+    const manifest = entry.pin.manifest
+    const heldEverywhere = async (): Promise<number[]> => await Promise.all(nodes.map(async node => {
+      let n = 0
+      for await (const _ of node.components.holdings.held(manifest)) n++
+      return n
+    }))
+    const held = await heldEverywhere()
+    assert.ok(held.every(n => n > 0), `every node holds shards: ${held.join(', ')}`)
+    const visibleEverywhere = async (path: string, visible: boolean): Promise<void> => {
+      await until(`${path} ${visible ? 'visible' : 'gone'} on every node`, async () => (await Promise.all(nodes.map(async n => await n.components.namespace.lookup(path)))).every(e => (e !== undefined) === visible))
+    }
+    // the file has been placed for longer than the grace period when it is removed
+    await new Promise(resolve => setTimeout(resolve, graceMs + 500))
+    await writer.components.namespace.remove('/g/f.bin')
+    await visibleEverywhere('/g/f.bin', false)
+    for (const node of nodes) {
+      const r = await node.components.durability.collectGarbage()
+      assert.equal(r.forgotten, 0, 'the first gc after the removal forgets nothing')
+      assert.equal(r.keptUnreferenced, 1)
+    }
+    assert.deepEqual(await heldEverywhere(), held, 'every shard kept')
+    // the file comes back: a move of it on a node cut off meanwhile wins over the removal once that node is back
+    await mover.components.namespace.putFile('/g/h.bin', { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: entry.pin })
+    await visibleEverywhere('/g/h.bin', true)
+    await new Promise(resolve => setTimeout(resolve, graceMs + 500))
+    for (const node of nodes) assert.equal((await node.components.durability.collectGarbage()).forgotten, 0, 'a manifest a file refers to again is kept')
+    for (const node of nodes) {
+      const chunks: Uint8Array[] = []
+      for await (const chunk of node.components.files.cat('/g/h.bin')) chunks.push(chunk)
+      assert.ok(Buffer.concat(chunks).equals(data), 'the file that came back reads whole on every node')
+    }
+    const status = await writer.components.files.pinStatus('/g/h.bin')
+    assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 })
+    // removed for good: the repair pass (every minute by default) finds it so and starts its grace period; a gc
+    // after it forgets it, the first gc since the removal
+    await mover.components.namespace.remove('/g/h.bin')
+    await visibleEverywhere('/g/h.bin', false)
+    for (const node of nodes) {
+      await node.components.durability.repair()
+      assert.notEqual((await node.components.holdings.manifest(manifest))?.unreferencedSince, undefined, 'the pass recorded since when no file refers to it')
+    }
+    await new Promise(resolve => setTimeout(resolve, graceMs + 500))
+    for (const node of nodes) assert.equal((await node.components.durability.collectGarbage()).forgotten, 1, 'forgotten once its grace period has run')
+    assert.deepEqual(await heldEverywhere(), [0, 0, 0])
   })
 
   it('two plain adds of the same content at two paths are both coded and bound; a coding left undone (a crash) is finished by the repair pass', TEST, async t => {
