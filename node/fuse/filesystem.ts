@@ -553,7 +553,8 @@ export class ShoalFilesystem {
         const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
         if (source.pin !== undefined) record.pin = source.pin
         await namespace.putFile(to, record)
-        await namespace.remove(from)
+        // a conflict copy of `to` put at `to` is that path's other version: the put folds it in, and `from` is gone already
+        await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
       } else {
         await namespace.move(from, to)
       }

@@ -151,7 +151,7 @@ export class FuseService {
   private async refuseUncommitted (dir: string): Promise<void> {
     const failed = await this.fs?.commitClosed() ?? []
     if (failed.length === 0) return
-    throw new UncommittedFilesError(`${dir} was not unmounted: ${files(failed.length)} written there could not be committed (${firstFew(failed.map(f => f.path))}: ${failed[0].err}); they stay in the mount: fix that and unmount again, or \`shoal unmount --force ${dir}\` (they are then lost)`)
+    throw new UncommittedFilesError(`${dir} was not unmounted: ${files(failed.length)} written there could not be committed (${firstFew(failed.map(f => f.path))}: ${failed[0].err}); they stay in the mount: fix that and unmount again, or \`shoal unmount --force ${dir}\` (they are then kept in ${this.components.repo.uncommitted}, out of the namespace, to add again by hand)`)
   }
 
   /**

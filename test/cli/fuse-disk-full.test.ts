@@ -57,6 +57,7 @@ os.close(fd)
     assert.equal(lines(r.stderr).length, 1, `one line: ${r.stderr}`)
     assert.match(r.stderr, /UncommittedFilesError/)
     assert.match(r.stderr, /\/notes\.txt: no room/, 'names the file, and why')
+    assert.match(r.stderr, new RegExp(`unmount --force .*they are then kept in ${join(repo, 'uncommitted')}`), 'and that --force keeps them in the repo (it is not lost)')
     assert.deepEqual((await shoalJson<Array<{ dir: string }>>(repo, ['mounts'])).map(m => m.dir), [mnt], 'still mounted')
     assert.equal(await readFile(join(mnt, 'notes.txt'), 'utf8'), 'closed, not committed\n', 'the file is still there')
 

@@ -268,6 +268,13 @@ with open('fresh', 'wb') as f:
     const listed = (await shOk(`ls ${q(m.dir)}`)).trim().split('\n').sort()
     assert.deepEqual(listed, ['fresh', conflicts[0].copy.slice(1)].sort())
     await eventually(async () => (await sh(`cat ${q(join(m.dir, 'fresh'))}`)).stdout === (await namespaceBytes(m, '/fresh')).toString(), 10_000, 'the mount shows the version the namespace shows at the path')
+    // resolved the plain way: the copy renamed onto the path succeeds (the copy is the path's other version: it folds into it)
+    const kept = (await namespaceBytes(m, conflicts[0].copy)).toString()
+    const mv = await sh(`mv ${q(join(m.dir, conflicts[0].copy.slice(1)))} ${q(join(m.dir, 'fresh'))}`)
+    assert.equal(mv.code, 0, mv.stderr)
+    assert.deepEqual(await m.namespace.conflicts(), [])
+    assert.equal((await namespaceBytes(m, '/fresh')).toString(), kept)
+    assert.deepEqual((await shOk(`ls ${q(m.dir)}`)).trim().split('\n'), ['fresh'])
   })
 
   it('a file open for reading goes on reading after another node removes or renames it', TEST, async t => {
