@@ -141,6 +141,14 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
    * node wrote while the bytes were uploading is never replaced unseen.
    */
   replacing?: string | null
+  /**
+   * The write began when the path was no directory and its parents were
+   * directories (a file written through the mount): a directory or file
+   * another node put in its way meanwhile does not fail it, the file is
+   * kept beside it as a conflict copy (the namespace's `PutOptions`).
+   * @default false
+   */
+  besideTypeChanges?: boolean
 }
 
 /** One file of {@link Files.addMany}. */
@@ -153,6 +161,8 @@ export interface AddManyItem {
   pin?: string
   /** See {@link AddOptions.replacing}. */
   replacing?: string | null
+  /** See {@link AddOptions.besideTypeChanges}. */
+  besideTypeChanges?: boolean
   /** Bytes the source holds, when known: room for them is checked before anything is read. */
   expectedBytes?: number
 }
@@ -349,7 +359,7 @@ export class Files {
     const target = filePath(path)
     if (options.pin !== undefined) parsePolicy(options.pin)
     const existing = await this.components.namespace.lookup(target)
-    if (existing?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
+    if (existing?.type === 'dir' && options.besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${target}`)
     // the version there as the add begins: one written meanwhile (another node's,
     // arrived during the upload) is kept beside this one as a conflict, never replaced unseen
     const replacing = options.replacing !== undefined ? options.replacing : existing?.type === 'file' ? existing.cid : null
@@ -376,7 +386,7 @@ export class Files {
         record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
         await durability.sync()
         intact()
-        return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing }))
+        return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing, besideTypeChanges: options.besideTypeChanges }))
       }
       // --wait: stripes are coded from the leaves while the import holds them (no read-back), and their shards pushed to their holders as they are coded
       const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true, place: true })
@@ -390,7 +400,7 @@ export class Files {
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
       intact()
-      return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing }))
+      return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing, besideTypeChanges: options.besideTypeChanges }))
     })).catch(async err => await this.failedWrite(`the add of ${target}`, err, owned))
     const committed = performance.now()
     if (entry.type === 'file') {
@@ -421,7 +431,8 @@ export class Files {
    * places and caches what it wrote, never the other writer's version.
    */
   private async ownVersion (path: string, cid: string, shown: Entry): Promise<Entry> {
-    if (shown.type !== 'file' || shown.cid === cid) return shown
+    // a directory shown at the path (put there meanwhile, see besideTypeChanges): the file is its conflict copy
+    if (shown.type === 'file' && shown.cid === cid) return shown
     const copy = (await this.components.namespace.conflicts()).find(c => c.path === path && c.cid === cid)
     return copy === undefined ? shown : await this.components.namespace.stat(copy.copy)
   }
@@ -449,7 +460,7 @@ export class Files {
     const replacing: Array<string | null> = []
     for (const [i, target] of targets.entries()) {
       const existing = await namespace.lookup(target)
-      if (existing?.type === 'dir') throw new IsADirectoryError(`is a directory: ${target}`)
+      if (existing?.type === 'dir' && items[i].besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${target}`)
       const given = items[i].replacing
       replacing.push(given !== undefined ? given : existing?.type === 'file' ? existing.cid : null)
     }
@@ -465,7 +476,7 @@ export class Files {
         const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, leafWorker: this.components.leafWorker })
         const record = fileRecord(cid, size, item)
         if (durability !== undefined) record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: item.pin, path: targets[i] }) }
-        files.push({ path: targets[i], record, replacing: replacing[i] })
+        files.push({ path: targets[i], record, replacing: replacing[i], besideTypeChanges: item.besideTypeChanges })
       }
       // one fsync for every block (and deferred record) of the batch, before the entry that names them
       if (durability !== undefined) await durability.sync(); else await blockstore.commit()

@@ -885,7 +885,7 @@ export class ShoalFilesystem {
     work = (async () => {
       try {
         for (const s of list) await this.warnIfChanged(s)
-        const infos = await this.components.files.addMany(list.map(s => ({ path: s.path, source: s.file.stream(), mode: s.mode, mtime: s.mtime, replacing: startedFrom(s) })), { chunker: this.components.chunker, signal: cancel.signal })
+        const infos = await this.components.files.addMany(list.map(s => ({ path: s.path, source: s.file.stream(), mode: s.mode, mtime: s.mtime, replacing: startedFrom(s), besideTypeChanges: true })), { chunker: this.components.chunker, signal: cancel.signal })
         list.forEach((s, i) => this.committed(s, gens[i], infos[i]))
       } catch (err) {
         throw cancel.signal.aborted ? cancel.signal.reason : err
@@ -901,6 +901,10 @@ export class ShoalFilesystem {
   private async warnIfChanged (s: Staged): Promise<void> {
     const base = startedFrom(s)
     const current = await this.components.namespace.lookup(s.path)
+    if (current?.type === 'dir') {
+      this.log.warn({ path: s.path }, 'fuse: another node made a directory at the path while a file was written here; both are kept, the file as a conflict copy (shoal conflicts)')
+      return
+    }
     if (current?.type !== 'file' || current.cid === base) return
     if (base === null) this.log.warn({ path: s.path, current: current.cid }, 'fuse: another node created the file while it was written here as a new file; both versions are kept, one as a conflict copy (shoal conflicts)')
     else this.log.warn({ path: s.path, base, current: current.cid }, 'fuse: the file changed elsewhere while it was written here; both versions are kept, one as a conflict copy (shoal conflicts)')
@@ -925,7 +929,8 @@ export class ShoalFilesystem {
     s.committing = (async () => {
       try {
         await this.warnIfChanged(s)
-        const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime, signal: cancel.signal, replacing: startedFrom(s) })
+        // a directory another node made at its path (or a file at a parent) meanwhile: kept beside it, as its conflict copy
+        const info = await this.components.files.add(path, s.file.stream(), { chunker: this.components.chunker, mode: s.mode, mtime: s.mtime, signal: cancel.signal, replacing: startedFrom(s), besideTypeChanges: true })
         this.committed(s, gen, info)
       } finally {
         s.committing = undefined

@@ -95,6 +95,16 @@ export interface PutOptions {
    * version is replaced, whatever it is.
    */
   replacing?: string | null
+  /**
+   * The write began when its path was no directory and its parents were
+   * directories (a file written through the mount): a directory put at the
+   * path, or a file at a parent, by another write meanwhile does not fail
+   * it. Both are kept, as for concurrent writes (docs/namespace.md, "A file
+   * and a directory at one path"): the directory shown, this file as its
+   * conflict copy. Absent: such a put fails with {@link IsADirectoryError}
+   * or {@link NotADirectoryError}, as a put onto them always does.
+   */
+  besideTypeChanges?: boolean
 }
 
 /** Options for {@link Namespace.mkdir}. */

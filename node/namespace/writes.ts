@@ -64,7 +64,7 @@ export class LocalWrites {
     checkMtime(record.mtime)
     return await this.components.writing(async () => {
       const ops = new OpSet()
-      await this.putOps(ops, p, record, pin, options.replacing)
+      await this.putOps(ops, p, record, pin, options)
       await this.commitLocal(ops.list())
       return await this.components.reads.stat(p)
     })
@@ -77,20 +77,20 @@ export class LocalWrites {
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} for any of them (then none is written)
    */
   async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>): Promise<Entry[]> {
-    const items = files.map(({ path, record, replacing }) => {
+    const items = files.map(({ path, record, replacing, besideTypeChanges }) => {
       const p = filePath(path)
       checkMtime(record.mtime)
-      return { p, record, pin: checkPin(record.pin), replacing }
+      return { p, record, pin: checkPin(record.pin), options: { replacing, besideTypeChanges } }
     })
     if (items.length === 0) return []
     const filePaths = new Set(items.map(i => i.p))
     return await this.components.writing(async () => {
       const ops = new OpSet()
-      for (const { p, record, pin, replacing } of items) {
+      for (const { p, record, pin, options } of items) {
         for (let dir = parentOf(p); dir !== '/'; dir = parentOf(dir)) {
           if (filePaths.has(dir)) throw new NotADirectoryError(`not a directory: ${dir} (a file in the same write)`)
         }
-        await this.putOps(ops, p, record, pin, replacing)
+        await this.putOps(ops, p, record, pin, options)
       }
       await this.commitLocal(ops.list())
       const out: Entry[] = []
@@ -244,24 +244,32 @@ export class LocalWrites {
    * replica sees there — or, with `replacing` (see {@link PutOptions}), only
    * the version the writer started from.
    */
-  private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined, replacing?: string | null): Promise<void> {
-    await this.parentOps(ops, p, true, record.mtime)
+  private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined, options: PutOptions = {}): Promise<void> {
+    const { replacing, besideTypeChanges } = options
+    await this.parentOps(ops, p, true, record.mtime, besideTypeChanges === true)
     const current = await this.components.reads.visible(p)
-    if (current?.type === 'dir') throw new IsADirectoryError(`is a directory: ${p}`)
+    if (current?.type === 'dir') {
+      if (besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${p}`)
+      // a directory put there since the write began: the file is kept beside it (its conflict copy)
+      ops.create(putOf(p, record, pin))
+      return
+    }
     const replaces = current !== undefined && (replacing === undefined || current.cid === replacing || current.cid === record.cid)
     if (current !== undefined && replaces) ops.remove(current.conflictOf ?? p, current.dots)
-    const put: PutOp = { op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] }
-    if (pin !== undefined) put.pin = pin
-    ops.create(put)
+    ops.create(putOf(p, record, pin))
   }
 
-  /** mkdir ops for the missing parents of `path`. */
-  private async parentOps (ops: OpSet, path: string, create: boolean, mtime: number): Promise<void> {
+  /**
+   * mkdir ops for the missing parents of `path`; with `besideFiles`, also for
+   * a parent where a file is now (the directory is then shown, the file as
+   * its conflict copy: see {@link PutOptions.besideTypeChanges}).
+   */
+  private async parentOps (ops: OpSet, path: string, create: boolean, mtime: number, besideFiles = false): Promise<void> {
     const missingDirs: string[] = []
     for (let dir = parentOf(path); dir !== '/'; dir = parentOf(dir)) {
       const record = await this.components.reads.visible(dir)
       if (record?.type === 'dir') break
-      if (record !== undefined) throw new NotADirectoryError(`not a directory: ${dir}`)
+      if (record !== undefined && !besideFiles) throw new NotADirectoryError(`not a directory: ${dir}`)
       if (!create) throw new NotFoundError(`no such directory: ${dir}`)
       missingDirs.push(dir)
     }
@@ -277,6 +285,13 @@ export class LocalWrites {
  */
 function checkMtime (mtime: number): void {
   if (!isTime(mtime)) throw new InvalidArgumentError(`mtime must be a whole number of ms from 0 to ${MAX_TIME}, not ${String(mtime)}`)
+}
+
+/** The put op of a file `record` at `p`. */
+function putOf (p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined): PutOp {
+  const put: PutOp = { op: 'put', path: p, cid: CID.parse(record.cid), size: record.size, mode: record.mode, mtime: record.mtime, replaces: [] }
+  if (pin !== undefined) put.pin = pin
+  return put
 }
 
 /** A put of a moved version at `path`: same bytes, mode, mtime and pin. */

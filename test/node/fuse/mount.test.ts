@@ -277,6 +277,53 @@ with open('fresh', 'wb') as f:
     assert.deepEqual((await shOk(`ls ${q(m.dir)}`)).trim().split('\n'), ['fresh'])
   })
 
+  it('a file written here while another node makes a directory at its path, or a file at its parent, is kept beside it as a conflict copy (its commit failed for good)', TEST, async t => {
+    const m = await mountTestNode(t)
+    const flags = await tempDir(t)
+    await mkdir(join(m.dir, 'pd'))
+    const script = python(`
+import os, time
+os.chdir(${JSON.stringify(m.dir)})
+a = open('dy1', 'wb')
+b = open('pd/inner.txt', 'wb')
+a.write(b'file here')
+b.write(b'inner here')
+a.flush()
+b.flush()
+open(${JSON.stringify(join(flags, 'opened'))}, 'w').close()
+for _ in range(200):
+    if os.path.exists(${JSON.stringify(join(flags, 'go'))}): break
+    time.sleep(0.05)
+os.fsync(a.fileno())
+os.fsync(b.fileno())
+a.close()
+b.close()
+`)
+    await eventually(async () => (await sh(`test -e ${q(join(flags, 'opened'))}`)).code === 0, 10_000, 'the writer opened both files')
+    // what another node did meanwhile: a directory at /dy1 with a file in it; /pd removed and a file put there
+    const one = (text: string): AsyncIterable<Uint8Array> => (async function * () { yield Buffer.from(text) })()
+    await m.namespace.mkdir('/dy1')
+    await m.files.add('/dy1/g', one('in the directory'), { chunker: parseChunker('fastcdc') })
+    await m.namespace.remove('/pd', { recursive: true })
+    await m.files.add('/pd', one('a file'), { chunker: parseChunker('fastcdc') })
+    await writeFile(join(flags, 'go'), '')
+    const r = await script
+    assert.equal(r.code, 0, r.stderr)
+    // the directories are shown, each file beside its directory as its conflict copy: no write lost
+    assert.equal((await m.namespace.stat('/dy1')).type, 'dir')
+    assert.equal((await m.namespace.stat('/pd')).type, 'dir')
+    assert.equal((await namespaceBytes(m, '/pd/inner.txt')).toString(), 'inner here')
+    const conflicts = await m.namespace.conflicts()
+    assert.deepEqual(conflicts.map(c => c.path).sort(), ['/dy1', '/pd'])
+    const copyOf = (path: string): string => conflicts.find(c => c.path === path)?.copy as string
+    assert.equal((await namespaceBytes(m, copyOf('/dy1'))).toString(), 'file here')
+    assert.equal((await namespaceBytes(m, copyOf('/pd'))).toString(), 'a file')
+    // the mount shows the same
+    await eventually(async () => (await sh(`cat ${q(join(m.dir, 'dy1', 'g'))}`)).stdout === 'in the directory', 10_000, 'the mount shows the directory at /dy1')
+    assert.equal(await readFile(join(m.dir, copyOf('/dy1').slice(1)), 'utf8'), 'file here')
+    assert.equal(await readFile(join(m.dir, 'pd', 'inner.txt'), 'utf8'), 'inner here')
+  })
+
   it('a file open for reading goes on reading after another node removes or renames it', TEST, async t => {
     // attributes never cached: the kernel asks for them around every read, as it does once 1 s has passed
     const m = await mountTestNode(t, { fuse: { attrTimeout: 0, entryTimeout: 0 } })
