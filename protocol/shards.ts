@@ -1,5 +1,5 @@
 /**
- * Wire format of `/shoal/shards/1.0.0`: how a node tells a peer which shards
+ * Wire format of `/shoal/shards/1.1.0` (and 1.0.0): how a node tells a peer which shards
  * of a stripe manifest it places there (`hold`, before it pushes the blocks
  * over `/shoal/blocks/1.0.0`), and asks a peer which shards of a manifest it
  * holds (`holdings`, for reads, `pin status` and repair). An add that places
@@ -23,8 +23,22 @@ import { isPlainMap, type Fields } from './values.js'
 
 export { InvalidMessageError }
 
-/** The libp2p protocol id. */
-export const SHARDS_PROTOCOL = '/shoal/shards/1.0.0'
+/**
+ * The libp2p protocol id. 1.1.0 added `held` to `ok` answers; a node asks
+ * for it first and falls back to {@link SHARDS_PROTOCOL_1_0}.
+ */
+export const SHARDS_PROTOCOL = '/shoal/shards/1.1.0'
+
+/**
+ * The protocol id of nodes before `held` (their decoders refuse an `ok`
+ * with any other key): still served, with every `ok` bare (see {@link withoutHeld}).
+ */
+export const SHARDS_PROTOCOL_1_0 = '/shoal/shards/1.0.0'
+
+/** `answer` as a {@link SHARDS_PROTOCOL_1_0} peer reads it: an `ok` without `held`. */
+export function withoutHeld (answer: ShardsResponse): ShardsResponse {
+  return answer.type === 'ok' && answer.held !== undefined ? { v: 1, type: 'ok' } : answer
+}
 
 /** Largest request or response. */
 export const MAX_SHARDS_MESSAGE_BYTES = 1024 * 1024

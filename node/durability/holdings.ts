@@ -185,6 +185,8 @@ export class Holdings {
    * records are listed), not in one batch each.
    */
   private readonly unwritten = new Map<string, ManifestRecord>()
+  /** How many times each manifest's record was noted (grows only: {@link noteUnreferenced} reads again when it moved). */
+  private readonly noted = new Map<string, number>()
   /** Bytes of shards held for others, once counted (see {@link heldForOthers}). */
   private forOthers?: Promise<number>
 
@@ -341,8 +343,10 @@ export class Holdings {
     const existing = await this.manifest(key)
     const next: ManifestRecord = existing === undefined
       ? record
-      : { ...existing, role: existing.role === 'origin' ? 'origin' : record.role, placed: record.placed ?? existing.placed, spreadOver: record.placed !== undefined ? undefined : record.spreadOver ?? existing.spreadOver }
+      // a hold or placement of it now: its grace as an unreferenced manifest starts over (the next pass finds it so again)
+      : { ...existing, role: existing.role === 'origin' ? 'origin' : record.role, placed: record.placed ?? existing.placed, spreadOver: record.placed !== undefined ? undefined : record.spreadOver ?? existing.spreadOver, unreferencedSince: undefined }
     this.unwritten.set(key, next)
+    this.noted.set(key, (this.noted.get(key) ?? 0) + 1)
     if (sync) await this.writeUnwritten(true)
   }
 
@@ -422,7 +426,13 @@ export class Holdings {
    */
   async noteUnreferenced (manifests: string[], at: number | undefined): Promise<void> {
     for (const m of manifests) {
-      const record = await this.manifest(m)
+      // read again when a note changed the record during the read (its `placed`, say, would be lost)
+      let record: ManifestRecord | undefined
+      let noted: number | undefined
+      do {
+        noted = this.noted.get(m)
+        record = await this.manifest(m)
+      } while (this.noted.get(m) !== noted)
       if (record === undefined) continue
       const next: ManifestRecord = { ...record }
       if (at === undefined) delete next.unreferencedSince
@@ -435,6 +445,7 @@ export class Holdings {
   async forget (manifest: CID | string): Promise<void> {
     const m = manifest.toString()
     this.unwritten.delete(m)
+    this.noted.delete(m)
     await this.heldForOthers()
     const ops: KVOp[] = [{ type: 'del', key: MANIFEST + m }]
     let freed = 0

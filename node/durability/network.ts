@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import {
   decodeShardsRequest, decodeShardsResponse, encodeShardsRequest, encodeShardsResponse,
-  MAX_ERROR_TEXT, MAX_SHARDS_MESSAGE_BYTES, QUOTA_EXCEEDED, RATE_LIMITED, SHARDS_PROTOCOL,
+  MAX_ERROR_TEXT, MAX_SHARDS_MESSAGE_BYTES, QUOTA_EXCEEDED, RATE_LIMITED, SHARDS_PROTOCOL, SHARDS_PROTOCOL_1_0, withoutHeld,
   type ShardsRequest, type ShardsResponse
 } from '../../protocol/shards.js'
 import { RemoteError } from '../exchange/index.js'
@@ -144,7 +144,11 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
     const { libp2p } = this.components
     this.handler = handler
     await libp2p.handle(SHARDS_PROTOCOL, async (stream, connection) => {
-      await this.serve(stream, connection)
+      await this.serve(stream, connection, answer => answer)
+    }, { maxInboundStreams: this.limits.maxStreamsPerPeer })
+    // a node of an older version: its decoder refuses an `ok` that names `held`, and it pushes every block (acked)
+    await libp2p.handle(SHARDS_PROTOCOL_1_0, async (stream, connection) => {
+      await this.serve(stream, connection, withoutHeld)
     }, { maxInboundStreams: this.limits.maxStreamsPerPeer })
     libp2p.addEventListener('peer:connect', this.onPeerConnect)
     libp2p.addEventListener('peer:disconnect', this.onPeerDisconnect)
@@ -156,6 +160,7 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
     libp2p.removeEventListener('peer:connect', this.onPeerConnect)
     libp2p.removeEventListener('peer:disconnect', this.onPeerDisconnect)
     try { await libp2p.unhandle(SHARDS_PROTOCOL) } catch {}
+    try { await libp2p.unhandle(SHARDS_PROTOCOL_1_0) } catch {}
   }
 
   connected (): string[] {
@@ -187,7 +192,8 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
 
   async request (peer: string, request: ShardsRequest, signal?: AbortSignal): Promise<ShardsResponse> {
     const bounded = signal === undefined ? AbortSignal.timeout(REQUEST_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
-    const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), SHARDS_PROTOCOL, { signal: bounded })
+    // the newest protocol the peer speaks (one of an older version answers 1.0.0, never naming `held`)
+    const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), [SHARDS_PROTOCOL, SHARDS_PROTOCOL_1_0], { signal: bounded })
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_SHARDS_MESSAGE_BYTES })
       await lp.write(encodeShardsRequest(request), { signal: bounded })
@@ -201,7 +207,8 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
     }
   }
 
-  private async serve (stream: Stream, connection: Connection): Promise<void> {
+  /** Answer one request; `speak` adapts the answer to the protocol version the stream was opened with. */
+  private async serve (stream: Stream, connection: Connection, speak: (answer: ShardsResponse) => ShardsResponse): Promise<void> {
     const from = connection.remotePeer.toString()
     if (!this.open.enter(from)) {
       this.stats.streamsRefused++
@@ -223,7 +230,7 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
         const name = err?.name === 'QuotaExceededError' ? `${QUOTA_EXCEEDED}: ` : ''
         answer = { v: 1, type: 'error', message: (name + String(err?.message ?? err)).slice(0, MAX_ERROR_TEXT) }
       }
-      await lp.write(encodeShardsResponse(answer), { signal })
+      await lp.write(encodeShardsResponse(speak(answer)), { signal })
       await stream.close({ signal })
     } catch (err: any) {
       this.components.logger.debug({ from, err: err?.message ?? String(err) }, 'shards stream failed')

@@ -1,5 +1,5 @@
 /**
- * The serving side of `/shoal/shards/1.0.0`: answers peers' `info`,
+ * The serving side of `/shoal/shards/1.1.0 (and 1.0.0)`: answers peers' `info`,
  * `holdings`, `reserve` and `hold`. Owns the quota for others and the lock
  * that checks a hold or a reservation against it and records it before the
  * next check.
@@ -105,7 +105,29 @@ export class ShardsServer {
       }
     })
     stats.reservesAccepted++
-    return held.length > 0 ? { v: 1, type: 'ok', held } : { v: 1, type: 'ok' }
+    return { v: 1, type: 'ok', ...await this.stillHeld(from, request.blocks, held) }
+  }
+
+  /**
+   * `held` (indices of `blocks`) less the blocks no longer here, which `from`
+   * may now push (expected at their size): told to collections and asked
+   * again once the hold or reservation that keeps them is recorded. A
+   * collection whose marks were read before that record, and that did not
+   * run when they were first told, deleted them meanwhile: named held, they
+   * would never come. Empty: no `held` in the answer.
+   */
+  private async stillHeld (from: string, blocks: ReadonlyArray<{ cid: CID, size?: number }>, held: number[]): Promise<{ held?: number[] }> {
+    const { blockstore, expected } = this.components
+    const kept: number[] = []
+    const gone: Array<{ cid: CID, size: number }> = []
+    for (const index of held) {
+      const { cid, size } = blocks[index]
+      blockstore.touch(cid)
+      if (await blockstore.has(cid)) kept.push(index)
+      else gone.push({ cid, size: size ?? 0 })
+    }
+    if (gone.length > 0) expected.expect(from, gone.map(b => b.cid), gone.map(b => b.size))
+    return kept.length > 0 ? { held: kept } : {}
   }
 
   /**
@@ -171,7 +193,7 @@ export class ShardsServer {
     })
     stats.holdsAccepted++
     exchange.announceSoon(request.root)
-    return held.length > 0 ? { v: 1, type: 'ok', held } : { v: 1, type: 'ok' }
+    return { v: 1, type: 'ok', ...await this.stillHeld(from, shards, held) }
   }
 
   /** @throws {QuotaExceededError} (counted) when `bytes` more do not fit the quota for others */

@@ -31,7 +31,7 @@ import { CustomProgressEvent } from 'progress-events'
 import { MAX_RESERVE_BLOCKS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
-import { countShard, planStripe, type PlaceProgress, type StripeProgress } from './placer.js'
+import { countShard, planStripe, refKey, type PlaceProgress, type StripeProgress } from './placer.js'
 import { MAX_QUEUED_BYTES, type InFlightMeter } from './in-flight.js'
 import type { DurabilityParts } from './components.js'
 import type { PlacementRecord } from './holdings.js'
@@ -152,8 +152,12 @@ export class StreamPlacer {
     await Promise.all([...this.peers].map(async ([peer, state]) => {
       if (state.failed === undefined) {
         try {
-          await this.placer.sendHold(peer, manifest, root, state.refs, signal)
-          return
+          const held = await this.placer.sendHold(peer, manifest, root, state.refs, signal)
+          // a peer that names what it has (a version that knows `held`) but not all it was sent lost some since (a
+          // collection after its reservation ran out): failed, so the add places again, sending only what is missing
+          const lost = held.size > 0 ? state.refs.filter(ref => !held.has(refKey(ref))).length : 0
+          if (lost === 0) return
+          this.fail(peer, state, new Error(`peer ${peer} no longer has ${lost} of the shards it was sent`))
         } catch (err: any) {
           this.fail(peer, state, err)
         }

@@ -248,14 +248,16 @@ export class LocalWrites {
     const { replacing, besideTypeChanges } = options
     await this.parentOps(ops, p, true, record.mtime, besideTypeChanges === true)
     const current = await this.components.reads.visible(p)
-    if (current?.type === 'dir') {
-      if (besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${p}`)
-      // a directory put there since the write began: the file is kept beside it (its conflict copy)
-      ops.create(putOf(p, record, pin))
-      return
-    }
-    const replaces = current !== undefined && (replacing === undefined || current.cid === replacing || current.cid === record.cid)
+    if (current?.type === 'dir' && besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${p}`)
+    // (a directory put there since the write began: the file is kept beside it, its conflict copy)
+    const replaces = current?.type === 'file' && (replacing === undefined || current.cid === replacing || current.cid === record.cid)
     if (current !== undefined && replaces) ops.remove(current.conflictOf ?? p, current.dots)
+    else if (typeof replacing === 'string') {
+      // the version the writer started from, shown as a conflict copy (its earlier commit beside another's version,
+      // or beside a directory): replaced all the same, so a file committed again is not one more copy each time
+      const own = (await this.components.reads.hiddenVersions(p, current)).filter(v => v.type === 'file' && v.cid === replacing)
+      ops.remove(p, own.map(v => [v.author, v.seq]))
+    }
     ops.create(putOf(p, record, pin))
   }
 

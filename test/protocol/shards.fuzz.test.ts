@@ -1,5 +1,5 @@
 /**
- * Property tests of the `/shoal/shards/1.0.0` codec: random bytes and
+ * Property tests of the `/shoal/shards/1.1.0 (and 1.0.0)` codec: random bytes and
  * mutated messages give a typed error or a valid message, never a crash;
  * valid messages round-trip.
  */

@@ -15,6 +15,27 @@ import { tempDir, defer } from '../../helpers/temp.js'
 const record = (root: string, role: 'origin' | 'holder' = 'origin'): { root: string, k: number, m: number, role: 'origin' | 'holder', since: number } => ({ root, k: 1, m: 2, role, since: 1 })
 
 describe('Holdings', () => {
+  it('records since when no file refers to a manifest, clears it when one does, and a new hold or placement starts it over; a note meanwhile is kept', async t => {
+    const holdings = new Holdings(new MemoryKV())
+    await holdings.open()
+    defer(t, async () => { await holdings.close() })
+    await holdings.noteManifest('m1', record('r1'))
+    await holdings.noteUnreferenced(['m1', 'gone'], 5_000)
+    assert.equal((await holdings.manifest('m1'))?.unreferencedSince, 5_000)
+    assert.equal(await holdings.manifest('gone'), undefined, 'no record made for a manifest not here')
+    await holdings.noteUnreferenced(['m1'], undefined)
+    assert.equal((await holdings.manifest('m1'))?.unreferencedSince, undefined)
+    await holdings.noteUnreferenced(['m1'], 6_000)
+    await holdings.noteManifest('m1', record('r1', 'holder'))
+    assert.equal((await holdings.manifest('m1'))?.unreferencedSince, undefined, 'held again: its grace starts over')
+    // a placement noted while the mark is written is not lost
+    const marking = holdings.noteUnreferenced(['m1'], 7_000)
+    await holdings.noteManifest('m1', { ...record('r1'), placed: 42 })
+    await marking
+    const after = await holdings.manifest('m1')
+    assert.equal(after?.placed, 42)
+  })
+
   it('keeps records noted without sync readable, lists them, and writes them with the next sync', async t => {
     const dir = join(await tempDir(t), 'durability')
     let holdings = new Holdings(new LevelKV(dir))

@@ -29,7 +29,9 @@ import { collectGarbage, GcLock } from '../../../node/durability/index.js'
 import { PUT_REFUSED } from '../../../node/exchange/index.js'
 import { eventually } from '../../helpers/cli.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
-import type { ShardRef } from '../../../protocol/shards.js'
+import { encodeShardsRequest, MAX_SHARDS_MESSAGE_BYTES, SHARDS_PROTOCOL_1_0, type ShardRef } from '../../../protocol/shards.js'
+import { lpStream } from '@libp2p/utils'
+import * as dagCbor from '@ipld/dag-cbor'
 
 const TEST = { timeout: 120_000 }
 /** One private swarm for every node of this file. */
@@ -234,6 +236,14 @@ describe('holds, pushes and the quota between real nodes', () => {
     assert.deepEqual(await placer.components.durability.network.request(holder.components.peerId, { v: 1, type: 'reserve', blocks: blocks.map(b => ({ cid: b.cid, size: b.bytes.byteLength })) }),
       { v: 1, type: 'ok', held: [0, 1, 2] })
     assert.equal((await holder.components.durability.storage()).heldForOthers, 40_000)
+    // a node of an older version speaks /shoal/shards/1.0.0, whose `ok` has no `held` (its decoder refuses one), and pushes every block
+    const stream = await placer.components.libp2p.dialProtocol(peerIdFromString(holder.components.peerId), SHARDS_PROTOCOL_1_0)
+    const lp = lpStream(stream, { maxDataLength: MAX_SHARDS_MESSAGE_BYTES })
+    await lp.write(encodeShardsRequest({ v: 1, type: 'reserve', blocks: blocks.map(b => ({ cid: b.cid, size: b.bytes.byteLength })) }))
+    const bytes = (await lp.read()).subarray()
+    assert.deepEqual(dagCbor.decode(bytes), { v: 1, type: 'ok' }, 'a bare ok on 1.0.0')
+    await stream.close()
+    assert.equal((await placer.components.exchange.putBlocks(peerIdFromString(holder.components.peerId), blocks)).blocks, 3, 'its pushes of blocks held already are acknowledged')
   })
 
   it('a hold of shards the holder has already, arriving while a collection runs past its marks, keeps them', TEST, async t => {

@@ -97,7 +97,7 @@ describe('metrics of real nodes', () => {
       assert.ok(got >= mine && got <= mine * 1.05 + 64 * 1024, `a holder received ${got} bytes on ${BLOCKS} for ${mine} bytes of shards`)
     }
     assert.ok(w.must('libp2p_data_transfer_bytes_total', { protocol: 'global sent' }) > sent, 'the connections carried the blocks and more (encryption, framing, other protocols)')
-    assert.ok(w.must('libp2p_data_transfer_bytes_total', { protocol: '/shoal/shards/1.0.0 sent' }) > 0, 'holds went out on the shards protocol')
+    assert.ok(w.must('libp2p_data_transfer_bytes_total', { protocol: '/shoal/shards/1.1.0 sent' }) > 0, 'holds went out on the shards protocol')
 
     // a repair pass on every node: all healthy
     for (const n of nodes) await n.components.durability.repair()

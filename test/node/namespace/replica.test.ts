@@ -188,6 +188,26 @@ describe('namespace CRDT semantics', () => {
     assert.equal(shown.type === 'file' && shown.cid, cidOf('plain'))
   })
 
+  it('a put that started from a version shown as a conflict copy replaces that version: one copy, not one more per write', async () => {
+    const sim = { now: 5_000 }
+    const [a, b] = [await replica(sim), await replica(sim)]
+    // a's v1 and b's later version: b's is shown, a's is the copy
+    await a.putFile('/f', file('v1 from a', 1_000))
+    await b.putFile('/f', file('from b', 4_000))
+    await syncAll([a, b])
+    assert.deepEqual((await a.conflicts()).map(c => c.cid), [cidOf('v1 from a')])
+    // a writes on from the version it had (a file open through its mount, committed again), still older than b's
+    await a.putFile('/f', file('v2 from a', 2_000), { replacing: cidOf('v1 from a') })
+    await a.putFile('/f', file('v3 from a', 3_000), { replacing: cidOf('v2 from a') })
+    await syncAll([a, b])
+    await converged([a, b])
+    for (const r of [a, b]) {
+      assert.deepEqual((await r.conflicts()).map(c => c.cid), [cidOf('v3 from a')], 'its last version is the one copy')
+      const shown = await r.stat('/f')
+      assert.equal(shown.type === 'file' && shown.cid, cidOf('from b'), 'b\'s version still shown')
+    }
+  })
+
   it('a moved path takes its conflict with it: the same version shown, the others still conflict copies, on every replica', async () => {
     const sim = { now: 7_000 }
     const [a, b] = [await replica(sim), await replica(sim)]
