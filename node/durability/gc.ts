@@ -41,6 +41,7 @@
 import type { BlockStore } from '../blocks/index.js'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { walkKept } from './kept.js'
+import { noteReferences } from './live-manifests.js'
 import { MarkSet } from './mark-set.js'
 import { recovering } from './reclaim.js'
 import type { Holdings } from './holdings.js'
@@ -225,8 +226,7 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     for (const manifest of walk.orphans) await holdings.forget(manifest)
     const forgotten = walk.orphans.length
     // the grace of a manifest no file refers to runs from now; one referred to again is kept as any other
-    await holdings.noteUnreferenced(walk.unreferenced, now)
-    await holdings.noteUnreferenced(walk.referencedAgain, undefined)
+    await noteReferences(holdings, walk, now)
     const keptUnreferenced = walk.waiting
     // reservations past their end are ended here, and their blocks go unless a hold took them
     for (const [peer, cids] of walk.expired) await holdings.endReservations(peer, cids)

@@ -33,6 +33,7 @@ import { AbortedError } from '../errors.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { Holdings, ManifestRecord } from './holdings.js'
 import type { Entry } from '../namespace/index.js'
+import { referenceChanges, type ReferenceChanges } from './live-manifests.js'
 
 /** Where the walk reads from. */
 export interface KeptSources {
@@ -69,8 +70,11 @@ export interface KeptFile {
  */
 export type KeepVisitor = (cid: CID, file: KeptFile | undefined) => void
 
-/** What the walk found besides the blocks it told. */
-export interface KeptWalk {
+/**
+ * What the walk found besides the blocks it told. Its {@link ReferenceChanges}
+ * are the manifests whose reference state changed: a collection records them.
+ */
+export interface KeptWalk extends ReferenceChanges {
   /** Files walked. */
   files: number
   /**
@@ -79,10 +83,6 @@ export interface KeptWalk {
    * and by this one. Not walked (a collection forgets them).
    */
   orphans: string[]
-  /** Manifests no visible file refers to that no walk had found so before: kept, and a collection records since when ({@link ManifestRecord.unreferencedSince}). */
-  unreferenced: string[]
-  /** Manifests a walk had found unreferenced that a visible file refers to again: a collection clears the record. */
-  referencedAgain: string[]
   /** Manifests no visible file refers to, kept for the rest of their grace period (those of `unreferenced` included). */
   waiting: number
   /** Reservations whose time is over, CIDs by peer: not kept (a collection ends them). */
@@ -115,8 +115,7 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
     else live.set(entry.pin.manifest, { root, file })
   }
   const orphans: string[] = []
-  const unreferenced: string[] = []
-  const referencedAgain: string[] = []
+  const referenced = new Set(live.keys())
   let waiting = 0
   // read first: a collection forgets orphans once the walk is over
   const records: Array<[string, ManifestRecord]> = []
@@ -124,12 +123,11 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
   for (const [manifest, record] of records) {
     if (signal?.aborted === true) throw new AbortedError('walk of the kept blocks aborted')
     const file = live.get(manifest)?.file
-    if (file !== undefined && record.unreferencedSince !== undefined) referencedAgain.push(manifest)
     if (file === undefined) {
       // the grace runs from when a walk first found no file referring to it (a remove, an overwrite, a `pin rm`), not
       // from when it was first held: a file moved on another node while it was removed here comes back later
-      if (record.unreferencedSince === undefined) unreferenced.push(manifest)
-      else if (now - record.unreferencedSince > graceMs && now - record.since > graceMs) { orphans.push(manifest); continue }
+      const since = record.unreferencedSince
+      if (since !== undefined && now - since > graceMs && now - record.since > graceMs) { orphans.push(manifest); continue }
       waiting++
     }
     const of = (cid: CID): void => { keep(cid, file) }
@@ -148,7 +146,7 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
     list.push(r.cid)
     expired.set(r.peer, list)
   }
-  return { files, orphans, unreferenced, referencedAgain, waiting, expired, unreadable }
+  return { files, orphans, ...referenceChanges(records, m => referenced.has(m)), waiting, expired, unreadable }
 }
 
 /** Reads blocks held here only, never the network: undefined when absent or unreadable (which ends a branch). */

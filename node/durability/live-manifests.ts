@@ -22,19 +22,31 @@ export async function liveManifests (files: () => AsyncIterable<Entry>, signal?:
   return live
 }
 
-/**
- * Record since when no visible file has referred to each of `records` (one
- * found so for the first time: `now`), and clear it on those a file refers
- * to again ({@link ManifestRecord.unreferencedSince}): garbage collection
- * keeps the shards of a manifest no file refers to for the grace period
- * from then. Writes only what changed.
- */
-export async function noteReferences (holdings: Pick<Holdings, 'noteUnreferenced'>, records: ReadonlyArray<[string, Pick<ManifestRecord, 'unreferencedSince'>]>, live: ReadonlySet<string>, now: number): Promise<void> {
-  const unreferenced: string[] = []
-  const again: string[] = []
+/** Manifests whose reference state changed (see {@link ManifestRecord.unreferencedSince}). */
+export interface ReferenceChanges {
+  /** No visible file refers to them, and nothing recorded that yet. */
+  unreferenced: string[]
+  /** Recorded unreferenced, and a visible file refers to them again. */
+  referencedAgain: string[]
+}
+
+/** Which of `records` changed their reference state, `isLive` telling whether a visible file refers to one now. */
+export function referenceChanges (records: ReadonlyArray<[string, Pick<ManifestRecord, 'unreferencedSince'>]>, isLive: (manifest: string) => boolean): ReferenceChanges {
+  const changes: ReferenceChanges = { unreferenced: [], referencedAgain: [] }
   for (const [manifest, record] of records) {
-    if (live.has(manifest)) { if (record.unreferencedSince !== undefined) again.push(manifest) } else if (record.unreferencedSince === undefined) unreferenced.push(manifest)
+    const marked = record.unreferencedSince !== undefined
+    if (isLive(manifest)) { if (marked) changes.referencedAgain.push(manifest) } else if (!marked) changes.unreferenced.push(manifest)
   }
-  if (unreferenced.length > 0) await holdings.noteUnreferenced(unreferenced, now)
-  if (again.length > 0) await holdings.noteUnreferenced(again, undefined)
+  return changes
+}
+
+/**
+ * Record `changes` (by a repair pass or a collection, at `now`): since when
+ * no visible file has referred to a manifest, cleared for those a file
+ * refers to again. Garbage collection keeps the shards of a manifest no
+ * file refers to for the grace period from then. Writes only what changed.
+ */
+export async function noteReferences (holdings: Pick<Holdings, 'noteUnreferenced'>, changes: ReferenceChanges, now: number): Promise<void> {
+  if (changes.unreferenced.length > 0) await holdings.noteUnreferenced(changes.unreferenced, now)
+  if (changes.referencedAgain.length > 0) await holdings.noteUnreferenced(changes.referencedAgain, undefined)
 }

@@ -28,7 +28,7 @@ import { AbortedError } from '../errors.js'
 import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import type { DeferredCoder } from './deferred.js'
 import type { ShardReclaimer } from './reclaim.js'
-import { liveManifests, noteReferences } from './live-manifests.js'
+import { liveManifests, noteReferences, referenceChanges } from './live-manifests.js'
 import type { ManifestRecord } from './holdings.js'
 import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
@@ -197,7 +197,7 @@ export class Repairer {
     let livePeers: number | undefined
     for await (const entry of holdings.manifests()) known.push(entry)
     // the grace period of the shards of a removed file runs from the first pass (or collection) that finds it removed
-    await noteReferences(holdings, known, live, this.components.clock.now())
+    await noteReferences(holdings, referenceChanges(known, m => live.has(m)), this.components.clock.now())
     const total = known.filter(([text]) => live.has(text)).length
     let checked = 0
     for (const [text, record] of known) {

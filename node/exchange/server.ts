@@ -238,19 +238,20 @@ export class BlockServer {
       }
       case 'put': {
         const cid = request.cid
+        const accepted = this.policy.accepts(peer, cid, request.data.byteLength)
         // a block held here already is acknowledged whoever pushes it (nothing is written): a placing node that
         // does not read the `held` of a hold's answer pushes what the holder named held, and is not refused for it
-        if (!this.policy.accepts(peer, cid, request.data.byteLength) && !(await this.heldAlready(cid, request.data))) {
+        const here = accepted ? undefined : await this.present(cid)
+        const intact = (accepted || here === true) && matchesCID(cid, request.data)
+        if (!accepted && !intact) {
           this.stats.putsRefused++
           yield { v: 1, type: 'error', id, message: `${PUT_REFUSED}: block ${cid.toString()} of ${request.data.byteLength} bytes was not agreed to in a hold or reserve from this peer` }
-        } else if (!matchesCID(cid, request.data)) {
+        } else if (!intact) {
           yield { v: 1, type: 'error', id, message: `block ${cid.toString()} does not match its hash` }
         } else {
           // held already (e.g. read earlier): acknowledged, nothing written — unless the copy here fails its
           // check (damage no read had found yet): that read marks it, and the good bytes pushed replace it
-          // told first: a collection under way keeps a copy here the peer means this node to hold
-          this.blockstore.touch(cid)
-          if (!(await this.blockstore.has(cid)) || await this.replacesBadCopy(cid)) {
+          if (!(here ?? await this.present(cid)) || await this.replacesBadCopy(cid)) {
             // hash-checked just above (matchesCID): not hashed a second time
             await this.blockstore.put(cid, request.data)
             this.stats.blocksStored++
@@ -262,10 +263,10 @@ export class BlockServer {
     }
   }
 
-  /** Whether a good copy of `cid` is here and `data` are its bytes (a push that would write nothing). */
-  private async heldAlready (cid: CID, data: Uint8Array): Promise<boolean> {
+  /** Whether `cid` is here; told first, so a collection under way keeps a copy here the peer means this node to hold. */
+  private async present (cid: CID): Promise<boolean> {
     this.blockstore.touch(cid)
-    return await this.blockstore.has(cid) && matchesCID(cid, data)
+    return await this.blockstore.has(cid)
   }
 
   /** Whether the copy of `cid` here fails its check (that read marks it: docs/blockstore.md), so the pushed bytes replace it. */
