@@ -20,7 +20,19 @@ export interface DaemonInit {
   init?: boolean
   /** Log level (else `$SHOAL_LOG_LEVEL`, else the config's). */
   logLevel?: LogLevel
+  /**
+   * How long a stop waits for the background placement of files added just
+   * before it (the node's `placementWaitMs`). @default {@link DEFAULT_PLACEMENT_WAIT_MS}
+   */
+  placementWaitMs?: number
 }
+
+/**
+ * How long a daemon's stop waits for the placement of files added just
+ * before, by default: half of the default shutdown timeout (30 s), so the
+ * rest of the stop has the other half.
+ */
+export const DEFAULT_PLACEMENT_WAIT_MS = 15_000
 
 /** A running daemon. */
 export interface Daemon {
@@ -113,7 +125,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
           await unlink(layout.gateway).catch(() => {})
           await gatewayServer?.stop()
           await server.stop()
-          await node.stop()
+          await node.stop({ placementWaitMs: init.placementWaitMs ?? DEFAULT_PLACEMENT_WAIT_MS })
           await release()
           components.logger.info('daemon stopped')
           components.logger.flush()

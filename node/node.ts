@@ -85,11 +85,22 @@ export interface ShoalNodeInit {
   logger?: Logger
 }
 
+/** Options of {@link ShoalNode.stop}. */
+export interface NodeStopOptions {
+  /**
+   * How long the stop waits, once the mounts are committed, for the
+   * background placement of files added just before (see
+   * `Files.finishPlacement`); what is left is placed after the next start.
+   * @default 0
+   */
+  placementWaitMs?: number
+}
+
 /** A node over one repo. */
 export interface ShoalNode {
   components: ShoalComponents
   start: () => Promise<void>
-  stop: () => Promise<void>
+  stop: (options?: NodeStopOptions) => Promise<void>
 }
 
 /** Build a node from its repo; call `start()` to open its stores. */
@@ -260,9 +271,11 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await sync.start()
       await peers.start()
     },
-    async stop () {
+    async stop (options: NodeStopOptions = {}) {
       // unmount first: what was written through a mount is committed while the stores are open
       await components.fuse.stop()
+      // then the files added last (and those the unmount committed) go to their holders while the network is up
+      await files.finishPlacement({ timeoutMs: options.placementWaitMs ?? 0 })
       await peers.stop()
       await sync.stop()
       await durability.stop()

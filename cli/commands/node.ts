@@ -5,7 +5,7 @@ import { ApiClient } from '../client.js'
 import { printJson, printLines, type GlobalOptions } from '../output.js'
 import { repoLayout } from '../../node/repo/layout.js'
 import type { LogLevel } from '../../node/logger.js'
-import { runDaemonProcess } from '../daemon-process.js'
+import { runDaemonProcess, shutdownTimeoutMs } from '../daemon-process.js'
 
 /** `shoal init`: create a repo. */
 export async function initCommand (g: GlobalOptions, opts: { listen?: string[], api?: string, swarmKey?: string, join?: string, open?: boolean }): Promise<void> {
@@ -90,14 +90,17 @@ export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOption
   const [{ loadConfig }, { createNoticeWriter, resolveLogLevel }] = await Promise.all([import('../../node/repo/config.js'), import('../../node/logger.js')])
   const config = await loadConfig(layout.config).catch(() => ({ logLevel: 'info' as const }))
   const notice = createNoticeWriter(resolveLogLevel(opts.logLevel, config))
+  const timeoutMs = shutdownTimeoutMs()
   const code = await runDaemonProcess({
+    timeoutMs,
     files: { lock: layout.lock, api: layout.api, gateway: layout.gateway },
     say: line => { if (!g.json) notice(line) },
     // as cli/main.ts reports a failed command
     fail: err => { process.stderr.write((g.json ? JSON.stringify({ error: { name: err.name, message: err.message } }) : `shoal: ${err.message} (${err.name})`) + '\n') },
     start: async () => {
       const { startDaemon } = await import('../../node/daemon.js')
-      const daemon = await startDaemon({ repo: g.repo, init: opts.init, logLevel: opts.logLevel })
+      // half of the shutdown's time, so the rest of the stop has the other half before it is forced
+      const daemon = await startDaemon({ repo: g.repo, init: opts.init, logLevel: opts.logLevel, placementWaitMs: timeoutMs / 2 })
       if (process.env[FAULT_HANG_SHUTDOWN] === '1') return { ...daemon, stop: async () => { await new Promise<void>(() => {}) } }
       const gate = process.env[FAULT_HOLD_SHUTDOWN]
       if (gate !== undefined && gate !== '') return { ...daemon, stop: async () => { await fileAppears(gate); await daemon.stop() } }

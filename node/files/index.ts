@@ -7,6 +7,7 @@
  */
 import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
@@ -175,6 +176,14 @@ export interface AddManyOptions {
   tellPending?: boolean
 }
 
+/** What {@link Files.finishPlacement} did. */
+export interface PlacementFinish {
+  /** Files queued for background placement when it began. */
+  queued: number
+  /** Files still not placed when it gave up waiting (placed by the repair pass after the next start). */
+  left: number
+}
+
 /** Options of {@link Files}. */
 export interface FilesInit {
   /**
@@ -242,6 +251,8 @@ export class Files {
   /** Restores the placement's concurrency once adds have been quiet a while. */
   private quietTimer: ReturnType<typeof setTimeout> | undefined
   private readonly maxPlacementBacklog: number
+  /** Aborts the background placements under way once a stop stops waiting for them ({@link finishPlacement}). */
+  private readonly placementAbort = new AbortController()
   /** Files an {@link addMany} left to the periodic pass (the backlog was full), since start. */
   leftToRepair = 0
   /** The namespace's pinned files by content, for reads by CID; made at the first one. */
@@ -565,10 +576,44 @@ export class Files {
   /** Code, bind and place a file an add left uncoded; a failure is logged and left to the repair pass (the file is durable here). */
   private async codeQuietly (durability: DurabilityService, root: CID, policy: string): Promise<void> {
     try {
-      await durability.codeDeferred(root, policy)
+      await durability.codeDeferred(root, policy, this.placementAbort.signal)
     } catch (err: any) {
+      // a stop gave up on it: its deferred record is on disk, and the next start's repair pass places it
+      if (this.placementAbort.signal.aborted) return
       this.components.logger.warn({ root: root.toString(), err: err?.message }, 'coding after an add failed; the repair pass retries')
     }
+  }
+
+  /**
+   * At a stop, once nothing new can be added: give the background placement
+   * of files added just before up to `options.timeoutMs` to finish (all its
+   * files at once), then abort what is left and start nothing more. A file
+   * added and the daemon stopped a second later was on this node only until
+   * its next start: unreadable on every other node meanwhile, and lost with
+   * this node's disk. What is left keeps its deferred record on disk and is
+   * placed by the first repair pass after the next start. Files an add left
+   * to the periodic pass (a full backlog) are not waited for.
+   */
+  async finishPlacement (options: { timeoutMs: number }): Promise<PlacementFinish> {
+    const { logger } = this.components
+    const queued = this.placementBacklog
+    if (queued > 0 && options.timeoutMs > 0) {
+      clearTimeout(this.quietTimer)
+      this.placing.concurrency = this.placementConcurrency
+      logger.info({ files: queued, waitS: options.timeoutMs / 1000 }, 'stopping: placing the files added just before on their holders first')
+      const gaveUp = new AbortController()
+      await Promise.race([
+        this.placing.onIdle(),
+        sleep(options.timeoutMs, undefined, { signal: gaveUp.signal }).catch(() => {})
+      ])
+      gaveUp.abort()
+    }
+    const left = this.placementBacklog
+    this.placing.clear()
+    this.placementAbort.abort()
+    if (left > 0) logger.warn({ files: left, of: queued }, 'stopping before the files added last were placed: they are on this node only until its next start, which places them')
+    else if (queued > 0) logger.info({ files: queued }, 'placed the files added just before')
+    return { queued, left }
   }
 
   /** Resolves once the background placements queued so far are done. */

@@ -1,0 +1,88 @@
+/**
+ * A daemon stopped right after an add places the file first: `shoal add`
+ * returns once the file is durable here and places it in the background,
+ * so a user who adds a file and stops the daemon (a laptop shut down, a
+ * service restarted) left it on that node only — unreadable on every other
+ * node until the next start. The stop now waits for that placement, at most
+ * half of the shutdown timeout, and says when it gives up (the next start
+ * places what is left).
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tempDir, type CleanupContext } from '../helpers/temp.js'
+import { eventually, initSwarm, shoalJson, shoalOk, startDaemon, type TestDaemon } from '../helpers/cli.js'
+import { childrenOf } from '../helpers/processes.js'
+
+const TEST = { timeout: 120_000 }
+
+/** Connect `a` to `b` and wait until `a` lists `b` among its peers. */
+async function connect (a: TestDaemon, b: TestDaemon): Promise<void> {
+  const id = await shoalJson<{ id: string, addresses: string[] }>(b.repo, ['id'])
+  await shoalOk(a.repo, ['peers', 'connect', id.addresses[0]])
+  await eventually('a lists b as a peer', async () => {
+    const peers = await shoalJson<Array<{ id?: string, peer?: string }>>(a.repo, ['peers', 'ls'])
+    return peers.some(p => (p.id ?? p.peer) === id.id)
+  })
+}
+
+/** Two connected daemons of one private swarm in a fresh dir; `a` with `envA` added to its environment. */
+async function twoNodes (t: CleanupContext, envA: Record<string, string>): Promise<{ dir: string, a: TestDaemon, b: TestDaemon }> {
+  const dir = await tempDir(t, 'shoal-stop-placement-')
+  const [repoA, repoB] = await initSwarm(dir, ['a', 'b'])
+  const a = await startDaemon(t, repoA, { env: envA })
+  const b = await startDaemon(t, repoB)
+  await connect(a, b)
+  return { dir, a, b }
+}
+
+function sha256 (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+describe('a daemon stopped right after an add', () => {
+  it('places the file on its holders before it exits: another node reads it while the writer is away', TEST, async t => {
+    const { dir, a, b } = await twoNodes(t, { SHOAL_LOG_LEVEL: 'info' })
+
+    const bytes = randomBytes(24 * 1024 * 1024)
+    const file = join(dir, 'f.bin')
+    await writeFile(file, bytes)
+    // replicas:2 on two nodes: b gets a whole copy, once placed (the add does not wait for it)
+    await shoalOk(a.repo, ['add', file, '--to', '/f.bin', '--pin', 'replicas:2'])
+    const exit = await a.stop()
+    assert.deepEqual(exit, { code: 0, signal: null }, `a stops cleanly: ${a.output().stderr}`)
+    assert.match(a.output().stderr, /placing the files added just before on their holders first/)
+    assert.match(a.output().stderr, /placed the files added just before/)
+
+    // a is gone: b reads the file from its own copy
+    const read = await shoalOk(b.repo, ['cat', '/f.bin'], { timeoutMs: 60_000 })
+    assert.equal(read.length, bytes.length)
+    assert.equal(sha256(read), sha256(bytes))
+  })
+
+  it('gives up after half the shutdown timeout when a holder does not answer, says so, and exits cleanly', TEST, async t => {
+    // a shutdown timeout of 8 s: the placement is waited for 4 s
+    const { dir, a, b } = await twoNodes(t, { SHOAL_SHUTDOWN_TIMEOUT: '8' })
+
+    const file = join(dir, 'g.bin')
+    // large enough that its placement (a copy pushed to b) is under way when b stops answering
+    await writeFile(file, randomBytes(96 * 1024 * 1024))
+    const bNode = (await childrenOf(b.child.pid ?? -1))[0] ?? b.child.pid
+    assert.ok(bNode !== undefined, 'b runs')
+    await shoalOk(a.repo, ['add', file, '--to', '/g.bin', '--pin', 'replicas:2'])
+    // b stops answering mid-placement (its node process is stopped, its connections stay open)
+    process.kill(bNode, 'SIGSTOP')
+    try {
+      const started = Date.now()
+      const exit = await a.stop()
+      const took = Date.now() - started
+      assert.deepEqual(exit, { code: 0, signal: null }, `a stops cleanly, not forced: ${a.output().stderr}`)
+      assert.match(a.output().stderr, /stopping before the files added last were placed/)
+      assert.ok(took < 8_000, `the stop ends within the shutdown timeout (took ${took} ms)`)
+    } finally {
+      process.kill(bNode, 'SIGCONT')
+    }
+  })
+})
