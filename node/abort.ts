@@ -40,10 +40,19 @@ export function onAbort (signal: AbortSignal, callback: () => void): () => void 
   }
 }
 
-/** `promise`, or an AbortedError (saying `message`) as soon as `signal` aborts. */
+/**
+ * `promise`, or an AbortedError (saying `message`) as soon as `signal`
+ * aborts. `promise` is given up on, not cancelled: its later failure is
+ * handled here (left alone when the signal had already aborted, it crashed
+ * the daemon as an unhandled rejection: a striped read's leaf fetch, begun
+ * before the read was interrupted, failing with "read aborted").
+ */
 export async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal, message = 'request aborted'): Promise<T> {
   if (signal === undefined) return await promise
-  if (signal.aborted) throw new AbortedError(message)
+  if (signal.aborted) {
+    promise.catch(() => {})
+    throw new AbortedError(message)
+  }
   let unsubscribe: (() => void) | undefined
   try {
     return await Promise.race([

@@ -18,10 +18,35 @@ export class RemoteError extends ShoalError {
   override readonly status = 502
 }
 
-/** No provider could supply a block. */
+/** Options of {@link BlockUnavailableError}. */
+export interface BlockUnavailableOptions extends ErrorOptions {
+  /**
+   * Providers were known and none of them answered (each unreachable,
+   * timed out or its stream dead): the block may well exist, so the API
+   * and the gateway answer 502, not 404 — the trustless gateway spec reads
+   * a 404 as "not part of this content", and a cache may keep it so.
+   * @default false
+   */
+  unreachable?: boolean
+}
+
+/**
+ * No provider could supply a block: 404 when none has it (or none is
+ * known), 502 when every provider known failed to answer (`unreachable`).
+ * One name either way, so every caller that falls back on a missing block
+ * (parity, another holder, the cold tier) does so for both.
+ */
 export class BlockUnavailableError extends ShoalError {
   override name = 'BlockUnavailableError'
-  override readonly status = 404
+  override readonly status: number
+  /** See {@link BlockUnavailableOptions.unreachable}. */
+  readonly unreachable: boolean
+
+  constructor (message: string, options: BlockUnavailableOptions = {}) {
+    super(message, options)
+    this.unreachable = options.unreachable === true
+    this.status = this.unreachable ? 502 : 404
+  }
 }
 
 /**

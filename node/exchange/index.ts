@@ -242,6 +242,8 @@ export function createBlockExchange (components: BlockExchangeComponents, init: 
 /** Providers of one CID, growing while discovery runs. */
 class ProviderSet {
   readonly peers: PeerId[] = []
+  /** Connected peers asked whether they have the block that did not answer (timed out, failed). */
+  silent = 0
   /** When the search began (`performance.now()`). */
   readonly startedAt = performance.now()
   private readonly keys = new Set<string>()
@@ -671,6 +673,8 @@ class DefaultBlockExchange implements BlockExchange {
     const { providers, signal, store, local } = options
     const tried = new Set<string>()
     const errors: string[] = []
+    /** A provider asked did not answer (unreachable, timed out, its stream dead): it may have the block. */
+    let unanswered = false
     // wants in flight and answers not yet looked at: a hedge asks another provider while the
     // first is slow (one still in flight when the fetch is over is answered into the void, or times out)
     const asking = new Answers()
@@ -699,7 +703,10 @@ class DefaultBlockExchange implements BlockExchange {
         } else if (asking.size === 0) {
           if (providers.done) {
             const state = this.corrupt.has(blockKey(cid)) ? 'its copy here failed its check' : 'not found here'
-            throw new BlockUnavailableError(`block ${cid.toString()} ${state} and no peer could supply it (${providers.peers.length} providers known${errors.length > 0 ? ': ' + errors.join('; ') : ''})`)
+            // a peer that may have it did not answer: the block is not known to be missing (502, not 404)
+            const unreachable = unanswered || providers.silent > 0
+            const why = !unreachable ? 'no peer could supply it' : unanswered ? 'a provider asked did not answer' : `${providers.silent} connected peer${providers.silent === 1 ? '' : 's'} did not answer whether ${providers.silent === 1 ? 'it has' : 'they have'} it`
+            throw new BlockUnavailableError(`block ${cid.toString()} ${state} and ${why} (${providers.peers.length} providers known${errors.length > 0 ? ': ' + errors.join('; ') : ''})`, { unreachable })
           }
           await providers.changed(signal)
           continue
@@ -730,6 +737,7 @@ class DefaultBlockExchange implements BlockExchange {
       if ('error' in result) {
         if (result.aborted && isAborted(signal)) throw new AbortedError('fetch aborted')
         errors.push(result.error)
+        if (result.unreachable === true) unanswered = true
         const local = await here()
         if (local !== undefined) return local
         continue
@@ -767,7 +775,7 @@ class DefaultBlockExchange implements BlockExchange {
       if (err?.name === 'AbortedError' && signal?.aborted === true) return { error: `${peer.toString()}: aborted`, aborted: true }
       // a timeout, a dead stream or a failed dial was scored by the channel: a dead stream once, whatever
       // it failed (counted per want, one stalled stream with six wants in flight banned its peer for five minutes)
-      return { error: `${peer.toString()}: ${String(err?.message ?? err)}` }
+      return { error: `${peer.toString()}: ${String(err?.message ?? err)}`, unreachable: true }
     }
   }
 
@@ -865,6 +873,7 @@ class DefaultBlockExchange implements BlockExchange {
         const response = await this.channel(peer).request({ v: 1, type: 'have', cids: [cid] }, anySignal(signal, AbortSignal.timeout(this.haveTimeoutMs)))
         if (this.havesOf(peer, response, 1)?.[0] === true && providers.add(peer)) this.counters.providersFromPeers++
       } catch (err) {
+        if (signal?.aborted !== true) providers.silent++
         this.log.debug({ peer: peer.toString(), err: toError(err).message }, 'have failed')
       }
     }))
@@ -1002,7 +1011,7 @@ interface FetchOptions {
 }
 
 /** How one want ended: the block's bytes, or what went wrong. */
-type WantResult = { data: Uint8Array } | { error: string, aborted?: boolean }
+type WantResult = { data: Uint8Array } | { error: string, aborted?: boolean, unreachable?: boolean }
 
 /**
  * The wants of one fetch: those in flight, and the answers that arrived and

@@ -115,7 +115,18 @@ export function negotiate (query: URLSearchParams, accept: string | undefined): 
   }
   if (format !== null) {
     if (format === 'raw') return { kind: 'raw' }
-    if (format === 'car') return car(ranges.find(r => r.type === CAR_TYPE))
+    if (format === 'car') {
+      // the query takes precedence over Accept: a CAR entry's variant is used when this gateway writes it, the next
+      // entry's when not, and the default variant when none is (the CAR variant the query itself names is checked)
+      for (const range of ranges.filter(r => r.type === CAR_TYPE)) {
+        try {
+          return car(range)
+        } catch (err) {
+          if (!(err instanceof NotAcceptableError)) throw err
+        }
+      }
+      return car()
+    }
     if (NOT_PRODUCED_FORMATS.has(format)) throw new NotAcceptableError(`format=${format} is not produced by this gateway: raw, car, or none for the content itself`)
     throw new InvalidArgumentError(`unknown format ${JSON.stringify(format.slice(0, 60))}: raw or car`)
   }

@@ -13,7 +13,7 @@
  * Optional whitespace (spaces, tabs) around each range and around `-` is
  * accepted, as RFC 9110's list syntax allows and common servers do
  * (`bytes= 1-2` is `bytes=1-2`), and so are empty list elements
- * (`bytes=0-1,,5-6`). A `Range` whose `If-Range` does not name the file's
+ * (`bytes=0-1,,5-6`); the unit's case does not matter (`Bytes=`). A `Range` whose `If-Range` does not name the file's
  * Etag is ignored too (RFC 9110 §13.1.5).
  *
  * @module
@@ -53,7 +53,8 @@ export interface RangeHeaderOptions {
 export function parseRangeHeader (header: string | undefined, options: RangeHeaderOptions): ByteRange[] | undefined {
   if (header === undefined) return undefined
   const { size, maxParts = MAX_RANGE_PARTS } = options
-  const m = /^bytes=(.*)$/s.exec(header.trim())
+  // the unit is case-insensitive (RFC 9110 §14.1: `BYTES=0-9` asks for the same bytes)
+  const m = /^bytes=(.*)$/si.exec(header.trim())
   if (m === null) return undefined
   const specs = m[1].split(',').map(s => s.replace(/^[ \t]+|[ \t]+$/g, '')).filter(s => s !== '')
   if (specs.length === 0) return undefined

@@ -15,7 +15,10 @@ import { READ_AHEAD, READ_AHEAD_BYTES } from '../../../node/content/ranged-reade
 import { randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
 import { connect, serveBlocksAs, startNode, type TestNode } from './nodes.js'
 import type { BlockStore } from '../../../node/blocks/index.js'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { randomBytes } from 'node:crypto'
 
 const MiB = 1024 * 1024
 
@@ -195,6 +198,49 @@ describe('block exchange', { timeout: 60_000 }, () => {
     // a whole read with the stalled holder among the providers
     const got = await sha256OfStream(readContent(asStore(reader.exchange.session(root)), root, { signal: AbortSignal.timeout(20_000) }))
     assert.equal(got, await expectedHash(size, 5))
+  })
+
+  it('a block whose only holder does not answer is unavailable as 502 (the peer failed), one nobody has as 404', async (t) => {
+    const [holder, reader] = await Promise.all([startNode(t), startNode(t, { init: { requestTimeoutMs: 2_000 } })])
+    // a fault that cannot be made real: a holder that takes wants and never answers them
+    const stall = await startNode(t, { exchange: false })
+    await serveBlocksAs(stall, () => undefined)
+    const root = await importFile(holder, 256 * 1024, 7)
+    await connect(reader, stall)
+    await connect(reader, holder)
+    await assert.rejects(reader.exchange.getBlock(root, { providers: [stall.libp2p.peerId], signal: AbortSignal.timeout(20_000) }), (err: any) => {
+      assert.equal(err.name, 'BlockUnavailableError')
+      assert.equal(err.unreachable, true)
+      assert.equal(err.status, 502, err.message)
+      assert.match(err.message, /a provider asked did not answer/)
+      return true
+    })
+    // found by asking the connected peers: one answers it has not, the other says it has it and never sends it
+    const unknown = CID.createV1(raw.code, await sha256.digest(randomBytes(64)))
+    await assert.rejects(reader.exchange.getBlock(unknown, { signal: AbortSignal.timeout(20_000) }), (err: any) => {
+      assert.equal(err.name, 'BlockUnavailableError')
+      assert.equal(err.status, 502, err.message)
+      assert.match(err.message, /a provider asked did not answer/)
+      return true
+    })
+    // a connected peer that never answers whether it has a block: it may have it
+    const hung = await startNode(t, { exchange: false })
+    await serveBlocksAs(hung, () => undefined, { silentHaves: true })
+    await connect(holder, hung)
+    const unseen = CID.createV1(raw.code, await sha256.digest(randomBytes(64)))
+    await assert.rejects(holder.exchange.getBlock(unseen, { signal: AbortSignal.timeout(30_000) }), (err: any) => {
+      assert.equal(err.status, 502, err.message)
+      assert.match(err.message, /did not answer/)
+      return true
+    })
+    // a holder that answers it does not have it: the block is not there, 404
+    const missing = CID.createV1(raw.code, await sha256.digest(randomBytes(64)))
+    await assert.rejects(reader.exchange.getBlock(missing, { providers: [holder.libp2p.peerId], signal: AbortSignal.timeout(20_000) }), (err: any) => {
+      assert.equal(err.name, 'BlockUnavailableError')
+      assert.equal(err.unreachable, false)
+      assert.equal(err.status, 404, err.message)
+      return true
+    })
   })
 
   it('asks the DHT for another holder when the only connected one says it has a block and then stalls', async (t) => {

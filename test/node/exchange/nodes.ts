@@ -56,16 +56,18 @@ export async function connect (a: TestNode, b: TestNode, ms = 5_000): Promise<vo
  * A fault that cannot be made real: `node` (started with `exchange: false`)
  * speaks the block protocol, says it has every block asked about, and answers
  * each wanted block with the bytes `answer` gives — never, when it gives
- * undefined (a stalled peer); `delayMs` after the want (a slow peer).
+ * undefined (a stalled peer); `delayMs` after the want (a slow peer);
+ * `silentHaves`: never answers whether it has a block (a hung peer).
  */
-export async function serveBlocksAs (node: TestNode, answer: (cid: CID) => Uint8Array | undefined, options: { delayMs?: number } = {}): Promise<void> {
+export async function serveBlocksAs (node: TestNode, answer: (cid: CID) => Uint8Array | undefined, options: { delayMs?: number, silentHaves?: boolean } = {}): Promise<void> {
   await node.libp2p.handle(BLOCKS_PROTOCOL, async (stream) => {
     const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
     try {
       while (true) {
         const request = decodeRequest((await lp.read()).subarray())
-        if (request.type === 'have') await lp.write(encodeResponse({ v: 1, type: 'haves', id: request.id, haves: request.cids.map(() => true) }))
-        else if (request.type === 'want') {
+        if (request.type === 'have') {
+          if (options.silentHaves !== true) await lp.write(encodeResponse({ v: 1, type: 'haves', id: request.id, haves: request.cids.map(() => true) }))
+        } else if (request.type === 'want') {
           for (const cid of request.cids) {
             const data = answer(cid)
             if (data !== undefined && options.delayMs !== undefined) await sleep(options.delayMs)

@@ -44,6 +44,9 @@ describe('gateway parsers', () => {
     assert.deepEqual(negotiate(q(''), 'application/vnd.ipld.car;order=dfs;q=0.2, application/vnd.ipld.car;order=foo;q=0.8'), { kind: 'car', scope: 'all' }, 'q order, not text order')
     assert.throws(() => negotiate(q(''), 'application/vnd.ipld.car;order=foo, application/vnd.ipld.car;dups=y'), named('NotAcceptableError'))
     assert.throws(() => negotiate(q('format=car&car-order=random'), undefined), named('NotAcceptableError'))
+    // format=car takes precedence over Accept: its CAR entries are tried in q order, then the default variant
+    assert.deepEqual(negotiate(q('format=car'), 'application/vnd.ipld.car;order=foo, application/vnd.ipld.car;order=dfs;dups=n;q=0.5'), { kind: 'car', scope: 'all' })
+    assert.deepEqual(negotiate(q('format=car&dag-scope=entity'), 'application/vnd.ipld.car; version=2'), { kind: 'car', scope: 'entity' })
     assert.throws(() => negotiate(q('format=car&dag-scope=all&entity-bytes=0:1'), undefined), named('InvalidArgumentError'))
   })
 
@@ -51,6 +54,9 @@ describe('gateway parsers', () => {
     assert.deepEqual(parseRangeHeader('bytes=0-99', { size: 1000 }), [{ first: 0, last: 99 }])
     assert.deepEqual(parseRangeHeader('bytes=990-', { size: 1000 }), [{ first: 990, last: 999 }])
     assert.deepEqual(parseRangeHeader('bytes=-5', { size: 1000 }), [{ first: 995, last: 999 }])
+    // the unit is case-insensitive (RFC 9110 §14.1)
+    assert.deepEqual(parseRangeHeader('BYTES=0-9', { size: 1000 }), [{ first: 0, last: 9 }])
+    assert.deepEqual(parseRangeHeader('Bytes=-5', { size: 1000 }), [{ first: 995, last: 999 }])
     assert.deepEqual(parseRangeHeader('bytes=-5000', { size: 1000 }), [{ first: 0, last: 999 }])
     assert.deepEqual(parseRangeHeader('bytes=10-20000', { size: 1000 }), [{ first: 10, last: 999 }])
     // positions of any length (RFC 9110: 1*DIGIT): leading zeros, and numbers past any file
