@@ -7,7 +7,7 @@
 import { RecentKeys } from '../recent-keys.js'
 import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
-import { matchesCID } from '../blocks/verify.js'
+import { IDENTITY, matchesCID } from '../blocks/verify.js'
 import { BLOCKS_PROTOCOL, MAX_HAVE, type BlockExchangeResponse } from '../../protocol/block-exchange.js'
 import { PeerChannel, type ChannelStats } from './channel.js'
 import { raceAbort } from '../abort.js'
@@ -460,8 +460,13 @@ class DefaultBlockExchange implements BlockExchange {
     const cacheBytes = options.cacheBytes ?? Infinity
     if (!(cacheBytes >= 0)) throw new InvalidArgumentError(`cacheBytes must be >= 0, not ${cacheBytes}`)
     let providers: ProviderSet | undefined
-    const found = (): ProviderSet => {
-      providers ??= this.discover(root, options.signal)
+    // The providers of the root are those of the DAG; an identity root (its bytes inline in the CID: a small
+    // directory an IPFS tool made so) is announced by nobody, so its DAG's holders are searched for by the first
+    // block fetched (before, a path below such a directory was never found)
+    let searchKey: CID | undefined = root.multihash.code === IDENTITY ? undefined : root
+    const found = (cid: CID): ProviderSet => {
+      searchKey ??= cid
+      providers ??= this.discover(searchKey, options.signal)
       return providers
     }
     // The providers found at the start of a long read can all go (a holder
@@ -473,7 +478,7 @@ class DefaultBlockExchange implements BlockExchange {
       if (providers !== failed) return providers // another block's fetch began one already
       if (!failed.done || failed.peers.length === 0 || performance.now() - failed.startedAt < this.rediscoverAfterMs) return undefined
       this.counters.rediscoveries++
-      providers = this.discover(root, options.signal)
+      providers = this.discover(searchKey ?? root, options.signal)
       return providers
     }
     // Once a block had to be fetched the DAG is taken to be remote, and
@@ -529,7 +534,7 @@ class DefaultBlockExchange implements BlockExchange {
                 if (err?.name !== 'BlockUnavailableError' || options.routedOnly === true) throw err
               }
             }
-            const first = found()
+            const first = found(cid)
             try { return await this.fetch(cid, { providers: first, signal, store: false, local }) } catch (err: any) {
               const again = err?.name === 'BlockUnavailableError' ? foundAgain(first) : undefined
               if (again === undefined) throw err
@@ -775,7 +780,7 @@ class DefaultBlockExchange implements BlockExchange {
       if (err?.name === 'AbortedError' && signal?.aborted === true) return { error: `${peer.toString()}: aborted`, aborted: true }
       // a timeout, a dead stream or a failed dial was scored by the channel: a dead stream once, whatever
       // it failed (counted per want, one stalled stream with six wants in flight banned its peer for five minutes)
-      return { error: `${peer.toString()}: ${String(err?.message ?? err)}`, unreachable: true }
+      return { error: `${peer.toString()}: ${String(err?.message ?? err)}`, unreachable: outOfReach(err) }
     }
   }
 
@@ -873,7 +878,9 @@ class DefaultBlockExchange implements BlockExchange {
         const response = await this.channel(peer).request({ v: 1, type: 'have', cids: [cid] }, anySignal(signal, AbortSignal.timeout(this.haveTimeoutMs)))
         if (this.havesOf(peer, response, 1)?.[0] === true && providers.add(peer)) this.counters.providersFromPeers++
       } catch (err) {
-        if (signal?.aborted !== true) providers.silent++
+        // its answer did not come in time (the have's own timeout aborts it), or its stream failed; not a request
+        // refused here before it was sent (a CID this protocol does not carry)
+        if (signal?.aborted !== true && (outOfReach(err) || (err as any)?.name === 'AbortedError')) providers.silent++
         this.log.debug({ peer: peer.toString(), err: toError(err).message }, 'have failed')
       }
     }))
@@ -923,6 +930,11 @@ class DefaultBlockExchange implements BlockExchange {
     })
     return providers
   }
+}
+
+/** Whether a request failed because its peer did not answer (unreachable, timed out, its stream dead), not because it was refused. */
+function outOfReach (err: any): boolean {
+  return err?.name === 'PeerUnavailableError' || err?.name === 'RequestTimeoutError'
 }
 
 /** Corrupt local copies remembered for replacement, at most. */

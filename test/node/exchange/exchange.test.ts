@@ -18,6 +18,7 @@ import type { BlockStore } from '../../../node/blocks/index.js'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { identity } from 'multiformats/hashes/identity'
 import { randomBytes } from 'node:crypto'
 
 const MiB = 1024 * 1024
@@ -241,6 +242,17 @@ describe('block exchange', { timeout: 60_000 }, () => {
       assert.equal(err.status, 404, err.message)
       return true
     })
+  })
+
+  it('finds the holders of a DAG under an identity root by the first block fetched', async (t) => {
+    const [holder, reader] = await Promise.all([startNode(t), startNode(t)])
+    const root = await importFile(holder, 300 * 1024, 10)
+    // a small directory an IPFS tool inlined in its CID: nobody announces or holds it
+    const dir = dagPb.encode(dagPb.prepare({ Data: new Uint8Array([8, 1]), Links: [{ Name: 'real', Hash: root, Tsize: 300 * 1024 }] }))
+    const inlined = CID.createV1(dagPb.code, identity.digest(dir))
+    await connect(reader, holder)
+    const bytes = await reader.exchange.session(inlined, { signal: AbortSignal.timeout(20_000) }).getBytes(root)
+    assert.deepEqual(new Uint8Array(bytes), new Uint8Array(await holder.blockstore.getBytes(root)))
   })
 
   it('asks the DHT for another holder when the only connected one says it has a block and then stalls', async (t) => {
