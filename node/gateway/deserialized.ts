@@ -26,6 +26,7 @@ import type { BlockGetter } from '../reads/api.js'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 import type { OutgoingHttpHeaders } from 'node:http'
+import { askedFilename, contentDisposition } from './disposition.js'
 
 /**
  * How far a file's bytes are read ahead of a slow client: less than a
@@ -106,8 +107,9 @@ async function serveFile (ctx: GatewayContext, resolved: ResolvedPath, entry: Un
   const target = entry.type === 'file' && entry.unixfs.type === 'symlink' ? entry.unixfs.data ?? new Uint8Array(0) : undefined
   const read = (from: number, bytes: number): AsyncGenerator<Uint8Array> => target === undefined ? readFile(content, resolved.terminal, from, bytes, signal) : sliceOf(target, from, bytes)
   const sniffed = Math.min(SNIFF_BYTES, size)
-  const fileHeaders: OutgoingHttpHeaders = { ...headersOf, etag, 'accept-ranges': 'bytes' }
-  const known = typeByName(name) ?? types.get(resolved.terminal)
+  const disposition = contentDisposition(request.query, name)
+  const fileHeaders: OutgoingHttpHeaders = { ...headersOf, etag, 'accept-ranges': 'bytes', ...(disposition === undefined ? {} : { 'content-disposition': disposition }) }
+  const known = typeByName(askedFilename(request.query) ?? name) ?? types.get(resolved.terminal)
   if (ranges !== undefined && ranges.length > 1) {
     const body = byteRangesBody({ ranges, size, type: known ?? await sniffStart(ctx, resolved.terminal, read(0, sniffed)), read })
     await sendBody(res, {

@@ -66,3 +66,9 @@ export class CrossSiteRequestError extends ShoalError {
   override name = 'CrossSiteRequestError'
   override readonly status = 403
 }
+
+/** `Cache-Control: only-if-cached` for content whose root block this node does not hold (412: it is not fetched). */
+export class NotCachedError extends ShoalError {
+  override name = 'NotCachedError'
+  override readonly status = 412
+}

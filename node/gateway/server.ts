@@ -20,7 +20,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 import { isLoopbackHost } from './address.js'
-import { GatewayAddressInUseError, GatewayBusyError, MethodNotAllowedError } from './errors.js'
+import { GatewayAddressInUseError, GatewayBusyError, MethodNotAllowedError, NotCachedError } from './errors.js'
 import { describeFailure, sendFailure } from './http.js'
 import { negotiate } from './negotiate.js'
 import { CONTENT_HEADERS, ORIGIN_HEADERS, checkOrigin } from './origin.js'
@@ -38,6 +38,7 @@ import type { GatewayContext } from './context.js'
 import type { Logger } from '../logger.js'
 import type { BlockReader } from '../reads/api.js'
 import type { AddressInfo, Socket } from 'node:net'
+import type { BlockStore } from '../blocks/index.js'
 
 /** What the gateway reads from. */
 export interface GatewayComponents {
@@ -48,6 +49,13 @@ export interface GatewayComponents {
   /** That index, shared with the node's other reads by CID. @default one of the gateway's own over `namespace`, closed when it stops */
   pins?: PinIndex
   logger: Logger
+  /** The local store, asked whether a root block is here for `Cache-Control: only-if-cached`. */
+  blockstore: Pick<BlockStore, 'has'>
+}
+
+/** Whether a `Cache-Control` header holds the `only-if-cached` directive (case-insensitive, RFC 9111 §5.2.1.7). */
+function onlyIfCached (header: string | undefined): boolean {
+  return header !== undefined && header.split(',').some(d => d.trim().toLowerCase() === 'only-if-cached')
 }
 
 /** Options of {@link createGatewayServer}. */
@@ -137,6 +145,10 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       res.once('close', release)
       const request = parseGatewayRequest(req.method, target.pathAndQuery)
       const format = negotiate(request.query, req.headers.accept)
+      // the trustless gateway spec: a client that wants nothing fetched for it learns whether the content is here (412)
+      if (onlyIfCached(req.headers['cache-control']) && !(await components.blockstore.has(request.path.root))) {
+        throw new NotCachedError(`${request.path.root.toString()} is not held by this node, and only-if-cached asks for nothing to be fetched`)
+      }
       const session = sessions.add(components.blocks.session({ root: request.path.root }, { signal: watchdog.signal }))
       const ctx: GatewayContext = {
         req,
@@ -196,7 +208,9 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
         void handle(req, res)
       })
       s.maxConnections = init.maxConnections ?? 256
-      s.timeout = init.writeIdleTimeoutMs ?? DEFAULT_WRITE_IDLE_TIMEOUT_MS
+      // half the bound: Node lets a socket's timeout pass once when its write queue changed since the last write,
+      // so a client that stopped reading was closed between one and two timeouts (up to 2 min by default)
+      s.timeout = Math.max(1, Math.round((init.writeIdleTimeoutMs ?? DEFAULT_WRITE_IDLE_TIMEOUT_MS) / 2))
       s.on('timeout', onIdle)
       await new Promise<void>((resolve, reject) => {
         s.once('error', (err: any) => {

@@ -31,7 +31,7 @@ export async function startLocalGateway (t: CleanupContext, init: Partial<Gatewa
   await namespace.open()
   defer(t, async () => { await namespace.close() })
   const blocks = new Blocks({ blockstore: store, logger: createLogger('silent') })
-  const server = createGatewayServer({ blocks, namespace, logger: createLogger('silent') }, { host: '127.0.0.1', port: 0, ...init })
+  const server = createGatewayServer({ blocks, namespace, logger: createLogger('silent'), blockstore: store }, { host: '127.0.0.1', port: 0, ...init })
   const address = await server.start()
   defer(t, async () => { await server.stop() })
   return { gw: gatewayUrl(address.address, address.port), store, namespace, pins: server.pins }

@@ -327,4 +327,31 @@ describe('the gateway over a local store', { concurrency: true }, () => {
     // the stalled connection is cut: its slot is free again
     await eventually('the stalled client\'s request is freed', async () => (await call(`${gw}/ipfs/${leaf.toString()}?format=raw`)).status === 200, 20_000)
   })
+
+  it('?filename= and ?download=true name the file (Content-Disposition, its type from the name); only-if-cached is 412 for content not here', TEST, async t => {
+    const { gw, store } = await startLocalGateway(t)
+    const bytes = randomBytes(5000, 81)
+    const file = await putFile(store, [{ cid: await putRaw(store, bytes), size: bytes.byteLength }])
+    const url = `${gw}/ipfs/${file.cid.toString()}`
+
+    const saved = await call(`${url}?filename=${encodeURIComponent('résumé "v2".pdf')}&download=true`)
+    assert.equal(saved.status, 200)
+    assert.deepEqual(saved.body, Buffer.from(bytes))
+    assert.equal(saved.headers.get('content-disposition'), 'attachment; filename="r_sum_ _v2_.pdf"; filename*=UTF-8\'\'r%C3%A9sum%C3%A9%20%22v2%22.pdf')
+    assert.equal(saved.headers.get('content-type'), 'application/pdf')
+    const shown = await call(`${url}?filename=notes.txt`)
+    assert.equal(shown.headers.get('content-disposition'), 'inline; filename="notes.txt"; filename*=UTF-8\'\'notes.txt')
+    assert.match(shown.headers.get('content-type') ?? '', /^text\/plain/)
+    // a name cannot end the header or add another
+    const crafted = await call(`${url}?filename=${encodeURIComponent('a\r\nSet-Cookie: x=1')}`)
+    assert.equal(crafted.status, 200)
+    assert.equal(crafted.headers.get('set-cookie'), null)
+    assert.equal(crafted.headers.get('content-disposition'), 'inline; filename="a__Set-Cookie: x=1"; filename*=UTF-8\'\'a%0D%0ASet-Cookie%3A%20x%3D1')
+    assert.equal((await call(url)).headers.get('content-disposition'), null)
+
+    // only-if-cached: served when the root is here, 412 (nothing fetched) when it is not
+    assert.equal((await call(url, { headers: { 'cache-control': 'only-if-cached' } })).status, 200)
+    const elsewhere = CID.createV1(raw.code, await sha256.digest(randomBytes(64, 82)))
+    assertError(await call(`${gw}/ipfs/${elsewhere.toString()}`, { headers: { 'cache-control': 'max-age=0, Only-If-Cached' } }), 412, 'NotCachedError')
+  })
 })

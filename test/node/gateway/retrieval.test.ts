@@ -32,7 +32,7 @@ function stalledBlocks (onRead: (signal: AbortSignal) => void): BlockReader {
 }
 
 async function startGateway (t: CleanupContext, blocks: BlockReader, retrievalTimeoutMs: number, init: Partial<GatewayServerInit> = {}): Promise<string> {
-  const server = createGatewayServer({ blocks, namespace: { async * files () {} }, logger: createLogger('silent') }, { host: '127.0.0.1', port: 0, retrievalTimeoutMs, ...init })
+  const server = createGatewayServer({ blocks, namespace: { async * files () {} }, logger: createLogger('silent'), blockstore: { has: () => false } }, { host: '127.0.0.1', port: 0, retrievalTimeoutMs, ...init })
   const address = await server.start()
   defer(t, async () => { await server.stop() })
   return gatewayUrl(address.address, address.port)
