@@ -77,6 +77,12 @@ export interface RepairPlanInput {
    * two shards of the stripe. @default []
    */
   alsoHolding?: string[]
+  /**
+   * Shards of the stripe seen on more than one live node (a shard moved off
+   * an overloaded node whose old copy is not released yet): no shard moves
+   * while there is any ({@link planMoves}). @default 0
+   */
+  doubled?: number
   /** Repairs in progress: not planned again; their targets count as holders. @default [] */
   pending?: PendingRepair[]
   /** Candidate set size of the placement order. @default CANDIDATE_FACTOR × (k+m) */
@@ -171,8 +177,17 @@ export function planRepair (input: RepairPlanInput): RepairPlan {
   const { live, waiting, due } = classify(input)
   const health = stripeHealth(live.length, k, m)
   const plan: RepairPlan = { health, actions: [], waiting: waiting.length, live: live.length, unplaced: 0 }
-  if (due.length === 0) return plan
   const sources = repairSources(k, live)
+  // shards moved off a node whose loss alone would lose the stripe: never while a holder may come back, nor when
+  // fewer than k shards are live. The due shards wait for the next pass, placed against the load the moves leave
+  // (placed now beside a moved shard, its new holder would hold two and its old one would never release its copy)
+  const moves = waiting.length === 0 && sources !== undefined ? planMoves(input, new Set(due.map(s => s.index))) : []
+  if (moves.length > 0) {
+    plan.actions = moves
+    plan.unplaced = due.length
+    return plan
+  }
+  if (due.length === 0) return plan
   if (sources === undefined) {
     plan.unplaced = due.length
     return plan
@@ -226,6 +241,61 @@ function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: Shar
   const alsoHolding = new Set(input.alsoHolding ?? [])
   const eligible = ranked.map(p => p.id).filter(id => !alsoHolding.has(id))
   return [...chosen, ...doubleUp({ k, m, nodes, load, eligible, count: due.length - chosen.length })]
+}
+
+/**
+ * Moves of shards off a node that holds more of a stripe than the stripe
+ * can lose (more than m: three shards of an `ec:4+2` stripe), so that its
+ * loss alone no longer loses the stripe. Such a node came about when
+ * placements and repairs ran while nodes were cut off, and stayed so for
+ * good, `at-risk` while every shard was live and stuck once one was not
+ * (no rebuild could make the stripe survive a lost node while that node
+ * kept three, so none was made): repair only rebuilt shards whose holder
+ * was gone. Each move rebuilds one of the node's shards (the highest index
+ * it holds) onto the least loaded live peer below min(m, ⌈(k+m)/nodes⌉)
+ * shards of the stripe (placement order breaks ties; never a peer seen with
+ * an extra copy); moves go on until every node is at or below that cap, or
+ * no peer can take one. The node then holds a copy another node also holds,
+ * which it releases by the surplus rule (it holds another shard of the
+ * stripe: node/durability/surplus.ts). `due` shards (their holder gone) are
+ * not counted: they are placed by the next pass, against the load the
+ * moves leave. A node at or below m shards is left alone, so a
+ * stripe doubled up on five nodes stays as it is when a sixth joins.
+ */
+function planMoves (input: RepairPlanInput, due: Set<number>): RepairAction[] {
+  const { key, k, m, holders, peers, liveness } = input
+  // a shard seen on two live nodes (a move made, its source not released yet, or never: its new holder holds
+  // another shard of the stripe too) or a copy beyond the holders: left as it is, or the same shard moves again
+  if (m < 1 || (input.pending ?? []).length > 0 || (input.alsoHolding ?? []).length > 0 || (input.doubled ?? 0) > 0) return []
+  const livePeers = uniqueById(peers).filter(p => alive(liveness, p.id))
+  const isLive = new Set(livePeers.map(p => p.id))
+  const load = new Map<string, number>()
+  holders.forEach((h, i) => { if (!due.has(i) && isLive.has(h)) load.set(h, (load.get(h) ?? 0) + 1) })
+  if (![...load.values()].some(n => n > m)) return []
+  const alsoHolding = new Set(input.alsoHolding ?? [])
+  const eligible = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates })).map(p => p.id).filter(id => !alsoHolding.has(id))
+  const cap = Math.min(m, Math.ceil((k + m) / livePeers.length))
+  const live = holders.map((_, i) => i).filter(i => !due.has(i) && isLive.has(holders[i]))
+  const moved = new Set<number>()
+  const moves: RepairAction[] = []
+  for (;;) {
+    let fullest: string | undefined
+    for (const [id, n] of load) if (n > cap && (fullest === undefined || n > (load.get(fullest) ?? 0))) fullest = id
+    if (fullest === undefined) break
+    let best: string | undefined
+    for (const id of eligible) {
+      const n = load.get(id) ?? 0
+      if (id !== fullest && n < cap && (best === undefined || n < (load.get(best) ?? 0))) best = id
+    }
+    const index = holders.reduce((top, h, i) => h === fullest && !due.has(i) && !moved.has(i) ? i : top, -1)
+    const sources = repairSources(k, live.filter(i => i !== index))
+    if (best === undefined || index < 0 || sources === undefined) break
+    moved.add(index)
+    load.set(fullest, (load.get(fullest) ?? 0) - 1)
+    load.set(best, (load.get(best) ?? 0) + 1)
+    moves.push({ index, from: fullest, to: best, sources })
+  }
+  return moves
 }
 
 /**

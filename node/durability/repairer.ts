@@ -322,12 +322,15 @@ export class Repairer {
         const known = [...peers]
         for (const h of holders) if (h !== VIRTUAL && !known.some(p => p.id === h)) known.push({ id: h })
         const alsoHolding = seen().filter(p => !holders.includes(p))
+        let doubled = 0
+        for (let i = 0; i < k + m; i++) if (view.holders(index, i).filter(isAlive).length > 1) doubled++
         return planRepair({
           key,
           k,
           m,
           holders,
           alsoHolding,
+          doubled,
           liveness: p => {
             if (p === VIRTUAL) return {}
             if (p === UNSEEN) return { downSince: unseenSince }
