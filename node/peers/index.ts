@@ -31,7 +31,7 @@ import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js
 import { dialFailureHint, dialFailureKind, type DialFailureKind } from './dial-failure.js'
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
-import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
+import { KEEP_ALIVE, type IdentifyResult, type PeerId } from '@libp2p/interface'
 import { jittered, systemTimers, type Timers } from '../timers.js'
 
 /** What the peer manager is built from. */
@@ -109,11 +109,28 @@ export class PeerManager {
       .filter(c => c.direction === 'outbound')
       .map(c => withPeerId(c.remoteAddr.toString(), id))
     if (addrs.length === 0) {
-      // inbound only: the peer will dial us again; a known one was seen now
+      // inbound only: remembered once identify tells where it listens (onIdentify); a known one was seen now
       this.noteSeen(id)
       return
     }
     this.remember({ id, addrs })
+  }
+
+  /**
+   * A peer that dialled this node is remembered at the addresses it says it
+   * listens on (identify), as one this node dialled is at the address it
+   * dialled. Before, only the peers this node dialled were remembered: a
+   * node every other member had joined through (the first node of a swarm)
+   * kept an empty peers.json, and once its own address changed (a new
+   * listen port, a new IP) the others dialled the old one for ever and it
+   * found none of them again.
+   */
+  private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
+    const { peerId, listenAddrs, connection } = evt.detail
+    if (!this.running || connection.direction !== 'inbound') return
+    const id = peerId.toString()
+    const addrs = listenAddrs.map(a => withPeerId(a.toString(), id))
+    if (addrs.length > 0) this.remember({ id, addrs })
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
@@ -143,6 +160,7 @@ export class PeerManager {
     }
     this.components.libp2p.addEventListener('peer:connect', this.onConnect)
     this.components.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    this.components.libp2p.addEventListener('peer:identify', this.onIdentify)
     for (const id of this.known.keys()) this.scheduleRedial(id, 0)
   }
 
@@ -153,6 +171,7 @@ export class PeerManager {
     this.running = false
     this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.components.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.components.libp2p.removeEventListener('peer:identify', this.onIdentify)
     for (const id of [...this.timers.keys()]) this.clearRedial(id)
     // the times peers were last seen, noted since the last save
     if (started) this.persist()

@@ -69,6 +69,29 @@ describe('known peers kept and forgotten', () => {
     assert.equal(timers.pending, 1, 'nothing scheduled for the forgotten peer')
   })
 
+  it('a peer that dialled this node is remembered at the addresses it listens on, and dialled again once it is back', { timeout: 60_000 }, async (t) => {
+    // found on a cluster: the first node, which every other had joined, kept an empty peers.json; given a new listen
+    // port it found none of its peers again (they dialled its old one)
+    const [a, b] = await hosts(t, 2)
+    const timers = new RecordedTimers()
+    const file = join(await tempDir(t), 'peers.json')
+    const peers = new PeerManager({ libp2p: a, logger: pino({ level: 'silent' }), timers }, { file, bootstrap: [] })
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    await b.dial(a.getMultiaddrs()[0])
+    const listening = b.getMultiaddrs()[0].toString()
+    await until('b saved with its listen address', async () => {
+      const saved = JSON.parse(await readFile(file, 'utf8').catch(() => '{"peers":[]}')) as { peers: Array<{ id: string, addrs: string[] }> }
+      return saved.peers.some(p => p.id === b.peerId.toString() && p.addrs.includes(listening))
+    }, 10_000)
+    assert.equal(peers.metCount, 1)
+    // b goes: a dials it again at that address
+    await b.hangUp(a.peerId)
+    await until('a re-dial of b scheduled', () => timers.pending === 1, 10_000)
+    timers.fireAll()
+    await until('a connected to b again', () => a.getConnections(b.peerId).some(c => c.direction === 'outbound'), 10_000)
+  })
+
   it('past the bound on peers met, the least recently connected one not connected now is forgotten', { timeout: 60_000 }, async (t) => {
     const [a, first, second, third] = await hosts(t, 4)
     const timers = new RecordedTimers()
