@@ -69,13 +69,13 @@ export const RepoConfigSchema = z.object({
     smallPolicy: z.string().default('replicas:3'),
     largeFrom: z.number().int().min(0).default(1024 * 1024),
     /** A holder away this long has its shards rebuilt elsewhere (ms). */
-    grace: z.number().int().min(0).max(DAY_MS * 365).default(10 * 60_000),
-    /** Period of the repair check (ms); 0 = only `shoal repair`. */
-    checkInterval: z.number().int().min(0).max(DAY_MS).default(60_000),
+    grace: z.number().int().min(1000, 'at least 1000 ms: a shorter grace period rebuilds the shards of a holder that merely restarts').max(DAY_MS * 365).default(10 * 60_000),
+    /** Period of the repair check (ms); 0 = only `shoal repair`. At least 1 s otherwise (a pass every millisecond took a fifth of a core and loaded every peer). */
+    checkInterval: z.number().int().min(0).max(DAY_MS).refine(v => v === 0 || v >= 1000, '0 (only `shoal repair`) or at least 1000 ms').default(60_000),
     /** Repair traffic budget, bytes per second. */
     repairRate: z.number().int().min(1024).default(32 * 1024 * 1024),
     /** Period of the scrub that re-hashes every stored block (ms); 0 = only `shoal repair --scrub`. */
-    scrubInterval: z.number().int().min(0).max(DAY_MS * 365).default(7 * 24 * 3600_000),
+    scrubInterval: z.number().int().min(0).max(DAY_MS * 365).refine(v => v === 0 || v >= 60_000, '0 (only `shoal repair --scrub`) or at least 60000 ms').default(7 * 24 * 3600_000),
     /** Scrub read budget, bytes per second. */
     scrubRate: z.number().int().min(1024).default(64 * 1024 * 1024)
   }).strict().default({ largePolicy: 'ec:4+2', smallPolicy: 'replicas:3', largeFrom: 1024 * 1024, grace: 10 * 60_000, checkInterval: 60_000, repairRate: 32 * 1024 * 1024, scrubInterval: 7 * 24 * 3600_000, scrubRate: 64 * 1024 * 1024 }),

@@ -132,6 +132,10 @@ describe('shoal CLI', { concurrency: true }, () => {
     // periods past what a timer can wait (a daemon then ran its repair pass in a busy loop), and absurd ones
     await fails(repo, ['config', 'set', 'durability.checkInterval', '3000000000'], { code: 1, match: /durability\.checkInterval/ })
     await fails(repo, ['config', 'set', 'durability.grace', '99999999999999'], { code: 1, match: /durability\.grace/ })
+    // below a sensible floor: a pass every millisecond, a holder's restart rebuilt, a scrub without end
+    await fails(repo, ['config', 'set', 'durability.checkInterval', '1'], { code: 1, match: /durability\.checkInterval.*at least 1000 ms/ })
+    await fails(repo, ['config', 'set', 'durability.grace', '1'], { code: 1, match: /durability\.grace.*at least 1000 ms/ })
+    await fails(repo, ['config', 'set', 'durability.scrubInterval', '5'], { code: 1, match: /durability\.scrubInterval.*at least 60000 ms/ })
     await fails(repo, ['config', 'set', 'durability.scrubInterval', '99999999999999'], { code: 1, match: /durability\.scrubInterval/ })
     assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), before, 'config unchanged by the refused sets')
     const config = JSON.parse(before) as { api: string, durability: { zone: string } }
