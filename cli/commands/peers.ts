@@ -5,7 +5,7 @@ import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions }
 import type { DurabilityHealth } from '../../node/durability/index.js'
 import type { DamageStatus } from '../../node/api/damage-status.js'
 import { damageLine } from '../damage-line.js'
-import type { PeerStatus } from '../../node/peers/index.js'
+import type { PeerStatus, UnreachablePeer } from '../../node/peers/index.js'
 import type { InviteInfo } from '../../node/peers/invite.js'
 import { refusalLine } from '../../node/peers/refusal-line.js'
 import type { TrustStatus } from '../../node/peers/trust-admin.js'
@@ -51,7 +51,7 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, ownWrites?: TrustStatus['ownWrites'], peers: number, blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth, damage?: DamageStatus, conflicts?: number, uncommitted?: KeptUncommitted }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, ownWrites?: TrustStatus['ownWrites'], peers: number, unreachable?: UnreachablePeer[], blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth, damage?: DamageStatus, conflicts?: number, uncommitted?: KeptUncommitted }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
   const d = s.durability
   printLines(
@@ -59,7 +59,7 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `swarm:    ${s.swarm === 'private' ? 'private (swarm key)' : 'open (no swarm key: any Shoal node can connect)'}`,
     `writers:  ${s.writers} (shoal trust ls)`,
     ...refusalLines(s.id, s.ownWrites, 'writes:   '),
-    `peers:    ${s.peers}`,
+    `peers:    ${s.peers}${unreachableNote(s.unreachable ?? [])}`,
     `disk:     ${formatDisk(s.disk)}`,
     d === undefined
       ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'
@@ -71,6 +71,23 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `gateway:  ${s.gateway === null ? 'off (shoal config set gateway 127.0.0.1:PORT)' : `${s.gateway}/ipfs/`}`,
     ...s.addresses.map(a => `listening ${a}`)
   )
+}
+
+/** After the peer count: the known peers not reached, the longest gone named (a machine gone for good is kept until forgotten). */
+function unreachableNote (peers: UnreachablePeer[]): string {
+  if (peers.length === 0) return ''
+  const oldest = peers.reduce((a, b) => (a.since ?? Infinity) <= (b.since ?? Infinity) ? a : b)
+  const away = oldest.since === undefined ? '' : `, away ${formatAge(Date.now() - oldest.since)}`
+  return `; ${peers.length} known peer${peers.length === 1 ? '' : 's'} not reached, re-dialled (${oldest.id}${away}; \`shoal peers disconnect ID\` forgets one gone for good)`
+}
+
+/** A duration for a person: seconds, minutes, hours or days. */
+function formatAge (ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000))
+  if (s < 120) return `${s} s`
+  if (s < 7200) return `${Math.round(s / 60)} min`
+  if (s < 172_800) return `${Math.round(s / 3600)} h`
+  return `${Math.round(s / 86_400)} days`
 }
 
 /** The `disk:` line of `shoal status`: what the repo takes, by part, and what its disk has left. */

@@ -88,6 +88,8 @@ export const routes: Route[] = [
         // this node's own writes as the connected members take them (writer notices, write-refusals.ts)
         ownWrites: trust.ownWrites,
         peers: components.libp2p.getPeers().length,
+        // known peers re-dialled and not reached (a machine gone for good stays while kept: `peers disconnect`)
+        unreachable: components.peers.unreachable(),
         blockstoreBytes: await components.blockstore.approximateSize(),
         // what the whole repo takes on disk, by part, and the room left on its disk
         disk: await repoDiskUsage(components.repo),

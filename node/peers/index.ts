@@ -46,6 +46,15 @@ export interface PeersComponents {
   now?: () => number
 }
 
+/** A known peer this node is not connected to ({@link PeerManager.unreachable}). */
+export interface UnreachablePeer {
+  id: string
+  /** Kept until `shoal peers disconnect` (else forgotten after a day unreachable). */
+  kept: boolean
+  /** When it was last connected or disconnected (ms since the epoch), if known. */
+  since?: number
+}
+
 /** Each re-dial waits its backoff times 1 ± this (drawn uniformly). */
 export const REDIAL_JITTER = 0.5
 
@@ -254,6 +263,21 @@ export class PeerManager {
       direction: conns.some(c => c.direction === 'outbound') ? 'outbound' : 'inbound',
       latencyMs
     }
+  }
+
+  /**
+   * Known peers not connected now (re-dialled with backoff), with when each
+   * was last connected: a machine gone for good stays here while kept
+   * (`shoal peers connect`, an invite's members) until `shoal peers
+   * disconnect`, a met one for {@link PeersInit.forgetAfterMs}.
+   */
+  unreachable (): UnreachablePeer[] {
+    const out: UnreachablePeer[] = []
+    for (const peer of this.known.values()) {
+      if (this.components.libp2p.getConnections(parsePeerId(peer.id)).length > 0) continue
+      out.push({ id: peer.id, kept: peer.kept === true, ...(peer.seen === undefined ? {} : { since: peer.seen }) })
+    }
+    return out
   }
 
   /** Peers this node met (not kept by a user) that it remembers. */

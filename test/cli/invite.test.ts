@@ -247,6 +247,7 @@ describe('an invite names the members its inviter is connected to', () => {
 
     const info = await shoalJson(a.repo, ['invite'])
     assert.deepEqual(info.members, [bId], 'the invite names the member a is connected to')
+    const aId = (await shoalJson(a.repo, ['id'])).id as string
     await a.stop()
 
     const joined = await shoalJson(join(dir, 'c'), ['init', ...LOOPBACK, '--join', info.invite])
@@ -258,5 +259,8 @@ describe('an invite names the members its inviter is connected to', () => {
     await shoalOk(b.repo, ['add', join(dir, 'f.txt'), '--to', '/f.txt'])
     await eventually('b\'s file appears on c', async () => (await runShoal(['--repo', c.repo, 'stat', '/f.txt'])).code === 0)
     assert.equal((await shoalOk(c.repo, ['cat', '/f.txt'])).toString(), 'written on b\n')
+    // the inviter, down, is a peer c knows and keeps dialling: its status says so, naming it
+    assert.deepEqual((await shoalJson<{ unreachable: Array<{ id: string, kept: boolean }> }>(c.repo, ['status'])).unreachable.map(p => p.id), [aId])
+    assert.match((await shoalOk(c.repo, ['status'])).toString(), new RegExp(`peers: +1; 1 known peer not reached, re-dialled \\(${aId}.*shoal peers disconnect ID`))
   })
 })
