@@ -183,8 +183,8 @@ export function planRepair (input: RepairPlanInput): RepairPlan {
   // (placed now beside a moved shard, its new holder would hold two and its old one would never release its copy)
   const moves = waiting.length === 0 && sources !== undefined ? planMoves(input, new Set(due.map(s => s.index))) : []
   if (moves.length > 0) {
+    // the due shards are not unplaced: the next pass places them
     plan.actions = moves
-    plan.unplaced = due.length
     return plan
   }
   if (due.length === 0) return plan
@@ -252,28 +252,38 @@ function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: Shar
  * (no rebuild could make the stripe survive a lost node while that node
  * kept three, so none was made): repair only rebuilt shards whose holder
  * was gone. Each move rebuilds one of the node's shards (the highest index
- * it holds) onto the least loaded live peer below min(m, ⌈(k+m)/nodes⌉)
- * shards of the stripe (placement order breaks ties; never a peer seen with
- * an extra copy); moves go on until every node is at or below that cap, or
- * no peer can take one. The node then holds a copy another node also holds,
- * which it releases by the surplus rule (it holds another shard of the
- * stripe: node/durability/surplus.ts). `due` shards (their holder gone) are
- * not counted: they are placed by the next pass, against the load the
- * moves leave. A node at or below m shards is left alone, so a
- * stripe doubled up on five nodes stays as it is when a sixth joins.
+ * it holds) onto a live peer that holds no shard of the stripe, in
+ * placement order, within the zone cap (m per zone, counted against the
+ * holders); moves go on until the node is at or below min(m, ⌈(k+m)/nodes⌉)
+ * shards, or no such peer is left. The node then holds a copy that a
+ * holder of that shard alone also holds, which it releases by the surplus
+ * rule (node/durability/surplus.ts). Only to a peer holding nothing of the
+ * stripe: on one that holds a shard already, neither copy would ever be
+ * released (the rule keeps a copy whose holder holds no other shard), and
+ * the stripe would stay so. `due` shards (their holder gone) are not
+ * counted: they are placed by the next pass, against the load the moves
+ * leave. A node at or below m shards is left alone, so a stripe doubled up
+ * on five nodes stays as it is when a sixth joins.
  */
 function planMoves (input: RepairPlanInput, due: Set<number>): RepairAction[] {
   const { key, k, m, holders, peers, liveness } = input
-  // a shard seen on two live nodes (a move made, its source not released yet, or never: its new holder holds
-  // another shard of the stripe too) or a copy beyond the holders: left as it is, or the same shard moves again
+  // a shard seen on two live nodes (a move made, its source not released yet) or a copy beyond the holders: left
+  // as it is, or the same shard would move again
   if (m < 1 || (input.pending ?? []).length > 0 || (input.alsoHolding ?? []).length > 0 || (input.doubled ?? 0) > 0) return []
   const livePeers = uniqueById(peers).filter(p => alive(liveness, p.id))
   const isLive = new Set(livePeers.map(p => p.id))
   const load = new Map<string, number>()
   holders.forEach((h, i) => { if (!due.has(i) && isLive.has(h)) load.set(h, (load.get(h) ?? 0) + 1) })
   if (![...load.values()].some(n => n > m)) return []
-  const alsoHolding = new Set(input.alsoHolding ?? [])
-  const eligible = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates })).map(p => p.id).filter(id => !alsoHolding.has(id))
+  const byId = new Map(peers.map(p => [p.id, p]))
+  const zones = new Map<string, number>()
+  holders.forEach((h, i) => {
+    if (due.has(i)) return
+    const zone = zoneOf(byId.get(h) ?? { id: h })
+    zones.set(zone, (zones.get(zone) ?? 0) + 1)
+  })
+  const taken = new Set([...holders, ...(input.alsoHolding ?? [])])
+  const free = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates })).filter(p => !taken.has(p.id))
   const cap = Math.min(m, Math.ceil((k + m) / livePeers.length))
   const live = holders.map((_, i) => i).filter(i => !due.has(i) && isLive.has(holders[i]))
   const moved = new Set<number>()
@@ -282,18 +292,22 @@ function planMoves (input: RepairPlanInput, due: Set<number>): RepairAction[] {
     let fullest: string | undefined
     for (const [id, n] of load) if (n > cap && (fullest === undefined || n > (load.get(fullest) ?? 0))) fullest = id
     if (fullest === undefined) break
-    let best: string | undefined
-    for (const id of eligible) {
-      const n = load.get(id) ?? 0
-      if (id !== fullest && n < cap && (best === undefined || n < (load.get(best) ?? 0))) best = id
-    }
+    const fromZone = zoneOf(byId.get(fullest) ?? { id: fullest })
+    const target = free.find(p => {
+      const zone = zoneOf(p)
+      return (zones.get(zone) ?? 0) - (zone === fromZone ? 1 : 0) < Math.max(1, m)
+    })
     const index = holders.reduce((top, h, i) => h === fullest && !due.has(i) && !moved.has(i) ? i : top, -1)
     const sources = repairSources(k, live.filter(i => i !== index))
-    if (best === undefined || index < 0 || sources === undefined) break
+    if (target === undefined || index < 0 || sources === undefined) break
+    free.splice(free.indexOf(target), 1)
     moved.add(index)
     load.set(fullest, (load.get(fullest) ?? 0) - 1)
-    load.set(best, (load.get(best) ?? 0) + 1)
-    moves.push({ index, from: fullest, to: best, sources })
+    load.set(target.id, 1)
+    const targetZone = zoneOf(target)
+    zones.set(fromZone, (zones.get(fromZone) ?? 0) - 1)
+    zones.set(targetZone, (zones.get(targetZone) ?? 0) + 1)
+    moves.push({ index, from: fullest, to: target.id, sources })
   }
   return moves
 }

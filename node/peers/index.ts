@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { multiaddr } from '@multiformats/multiaddr'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { parsePeerAddress, parsePeerId } from '../../protocol/peer-address.js'
 import { NotFoundError, PeerUnreachableError } from '../errors.js'
 import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js'
@@ -87,6 +87,38 @@ function withPeerId (addr: string, id: string): string {
   return addr.includes('/p2p/') ? addr : `${addr}/p2p/${id}`
 }
 
+/** The IP of a multiaddr's first component, if it is one. */
+function hostOf (addr: Multiaddr): string | undefined {
+  const first = addr.getComponents()[0]
+  return first !== undefined && (first.name === 'ip4' || first.name === 'ip6') ? first.value : undefined
+}
+
+/**
+ * Whether a listen address a peer gave (identify) is worth dialling from
+ * here: not loopback unless the peer came from loopback (the same machine;
+ * a remote peer's 127.0.0.1 is this machine, and dialling it dialled this
+ * node itself, reported as "another node answers at that address"), never
+ * link-local or unspecified.
+ */
+function reachableFrom (host: string | undefined, seenFrom: string | undefined): boolean {
+  if (host === undefined) return false
+  if (host === '0.0.0.0' || host === '::' || host.startsWith('169.254.') || host.toLowerCase().startsWith('fe80:')) return false
+  const loopback = (h: string): boolean => h.startsWith('127.') || h === '::1'
+  return !loopback(host) || (seenFrom !== undefined && loopback(seenFrom))
+}
+
+/**
+ * The listen addresses a peer that dialled this node gave (identify) worth
+ * dialling it at later ({@link reachableFrom}), those on the host it came
+ * from first (likeliest to answer).
+ */
+export function dialableListenAddrs (listenAddrs: Multiaddr[], remoteAddr: Multiaddr): Multiaddr[] {
+  const seenFrom = hostOf(remoteAddr)
+  return listenAddrs
+    .filter(a => reachableFrom(hostOf(a), seenFrom))
+    .sort((x, y) => Number(hostOf(y) === seenFrom) - Number(hostOf(x) === seenFrom))
+}
+
 /** See the module doc. */
 export class PeerManager {
   private readonly components: PeersComponents
@@ -138,7 +170,7 @@ export class PeerManager {
     const { peerId, listenAddrs, connection } = evt.detail
     if (!this.running || connection.direction !== 'inbound') return
     const id = peerId.toString()
-    const addrs = listenAddrs.map(a => withPeerId(a.toString(), id))
+    const addrs = dialableListenAddrs(listenAddrs, connection.remoteAddr).map(a => withPeerId(a.toString(), id))
     if (addrs.length > 0) this.remember({ id, addrs })
   }
 

@@ -142,6 +142,27 @@ export const DEFAULT_CONFIG: RepoConfig = {
   metrics: { process: true, libp2p: true }
 }
 
+/** Floors of durability periods (ms) a config written before them may be under: [setting, floor, whether 0 (off) is allowed]. */
+const DURATION_FLOORS: ReadonlyArray<[string, number, boolean]> = [['grace', 1000, false], ['checkInterval', 1000, true], ['scrubInterval', 60_000, true]]
+
+/**
+ * A config written before the periods had floors, with a value under one,
+ * raised to it: refused as it stood, the daemon would not start and no
+ * `config set` could mend it (each loads the whole config first). A value
+ * set now is refused instead (`config set`).
+ */
+function raiseToFloors (json: unknown): unknown {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return json
+  const durability = (json as { durability?: unknown }).durability
+  if (typeof durability !== 'object' || durability === null || Array.isArray(durability)) return json
+  const raised: Record<string, unknown> = { ...durability }
+  for (const [key, floor, offAllowed] of DURATION_FLOORS) {
+    const value = raised[key]
+    if (typeof value === 'number' && value < floor && !(offAllowed && value === 0) && value >= 0) raised[key] = floor
+  }
+  return { ...json, durability: raised }
+}
+
 /**
  * Read and validate a repo's config.
  *
@@ -170,6 +191,7 @@ export async function loadConfig (file: string): Promise<RepoConfig> {
   if (typeof json === 'object' && json !== null && !Array.isArray(json) && !('gateway' in json) && typeof (json as { api?: unknown }).api === 'string') {
     json = { ...json, gateway: defaultGatewayFor((json as { api: string }).api) }
   }
+  json = raiseToFloors(json)
   const parsed = RepoConfigSchema.safeParse(json)
   if (!parsed.success) throw new InvalidArgumentError(`${file}: ${parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
   return parsed.data

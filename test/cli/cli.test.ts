@@ -140,6 +140,15 @@ describe('shoal CLI', { concurrency: true }, () => {
     assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), before, 'config unchanged by the refused sets')
     const config = JSON.parse(before) as { api: string, durability: { zone: string } }
     assert.equal(config.durability.zone, 'rack-1')
+    // a config written before the floors, under them: read raised to them (refused, neither the daemon nor any
+    // `config set` could use it), and mended by a set
+    const old = JSON.parse(before)
+    await writeFile(join(repo, 'config.json'), JSON.stringify({ ...old, durability: { ...old.durability, grace: 500, checkInterval: 5, scrubInterval: 0 } }))
+    assert.equal((await shoalOk(repo, ['config', 'get', 'durability.grace'])).toString().trim(), '1000')
+    assert.equal((await shoalOk(repo, ['config', 'get', 'durability.checkInterval'])).toString().trim(), '1000')
+    assert.equal((await shoalOk(repo, ['config', 'get', 'durability.scrubInterval'])).toString().trim(), '0')
+    await shoalOk(repo, ['config', 'set', 'durability.grace', '600000'])
+    assert.equal(JSON.parse(await readFile(join(repo, 'config.json'), 'utf8')).durability.grace, 600000)
   })
 
   describe('shoal init', { concurrency: true }, () => {

@@ -14,7 +14,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { createHost, type ShoalLibp2p } from '../../../node/net/host.js'
-import { PeerManager } from '../../../node/peers/index.js'
+import { PeerManager, dialableListenAddrs } from '../../../node/peers/index.js'
+import { multiaddr } from '@multiformats/multiaddr'
 import { RecordedTimers } from '../../helpers/recorded-timers.js'
 import { tempDir } from '../../helpers/temp.js'
 import { until } from '../../helpers/processes.js'
@@ -90,6 +91,14 @@ describe('known peers kept and forgotten', () => {
     await until('a re-dial of b scheduled', () => timers.pending === 1, 10_000)
     timers.fireAll()
     await until('a connected to b again', () => a.getConnections(b.peerId).some(c => c.direction === 'outbound'), 10_000)
+  })
+
+  it('of a peer\'s listen addresses, those on the host it came from go first; loopback only for a peer on this machine; never link-local or unspecified', () => {
+    const given = ['/ip4/127.0.0.1/tcp/4747', '/ip4/10.0.0.2/tcp/4747', '/ip4/192.168.1.5/tcp/4747', '/ip4/169.254.3.4/tcp/4747', '/ip6/fe80::1/tcp/4747', '/ip6/::1/tcp/4747', '/ip4/0.0.0.0/tcp/4747'].map(a => multiaddr(a))
+    const remote = dialableListenAddrs(given, multiaddr('/ip4/192.168.1.5/tcp/50123')).map(a => a.toString())
+    assert.deepEqual(remote, ['/ip4/192.168.1.5/tcp/4747', '/ip4/10.0.0.2/tcp/4747'])
+    const local = dialableListenAddrs(given, multiaddr('/ip4/127.0.0.1/tcp/50123')).map(a => a.toString())
+    assert.deepEqual(local, ['/ip4/127.0.0.1/tcp/4747', '/ip4/10.0.0.2/tcp/4747', '/ip4/192.168.1.5/tcp/4747', '/ip6/::1/tcp/4747'])
   })
 
   it('past the bound on peers met, the least recently connected one not connected now is forgotten', { timeout: 60_000 }, async (t) => {
