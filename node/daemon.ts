@@ -21,8 +21,9 @@ export interface DaemonInit {
   /** Log level (else `$SHOAL_LOG_LEVEL`, else the config's). */
   logLevel?: LogLevel
   /**
-   * How long a stop waits for the background placement of files added just
-   * before it (the node's `placementWaitMs`). @default {@link DEFAULT_PLACEMENT_WAIT_MS}
+   * How long a stop waits, from its request, for the background placement
+   * of files added just before it (the node's `placementDeadline`).
+   * @default {@link DEFAULT_PLACEMENT_WAIT_MS}
    */
   placementWaitMs?: number
 }
@@ -121,11 +122,13 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
       apiUrl: address.family === 'IPv6' ? `http://[${address.address}]:${address.port}` : `http://${address.address}:${address.port}`,
       async stop () {
         stopping ??= (async () => {
+          // counted from the stop request: the API, the gateway and the unmounts take their share of the wait
+          const placementDeadline = Date.now() + (init.placementWaitMs ?? DEFAULT_PLACEMENT_WAIT_MS)
           await unlink(layout.api).catch(() => {})
           await unlink(layout.gateway).catch(() => {})
           await gatewayServer?.stop()
           await server.stop()
-          await node.stop({ placementWaitMs: init.placementWaitMs ?? DEFAULT_PLACEMENT_WAIT_MS })
+          await node.stop({ placementDeadline })
           await release()
           components.logger.info('daemon stopped')
           components.logger.flush()

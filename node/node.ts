@@ -88,12 +88,13 @@ export interface ShoalNodeInit {
 /** Options of {@link ShoalNode.stop}. */
 export interface NodeStopOptions {
   /**
-   * How long the stop waits, once the mounts are committed, for the
-   * background placement of files added just before (see
-   * `Files.finishPlacement`); what is left is placed after the next start.
-   * @default 0
+   * Until when (ms since the epoch) the stop waits, once the mounts are
+   * committed, for the background placement of files added just before
+   * (see `Files.finishPlacement`); what is left is placed after the next
+   * start. A deadline, not a length: the unmounts before it count against
+   * it. @default no wait
    */
-  placementWaitMs?: number
+  placementDeadline?: number
 }
 
 /** A node over one repo. */
@@ -275,7 +276,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       // unmount first: what was written through a mount is committed while the stores are open
       await components.fuse.stop()
       // then the files added last (and those the unmount committed) go to their holders while the network is up
-      await files.finishPlacement({ timeoutMs: options.placementWaitMs ?? 0 })
+      await files.finishPlacement({ timeoutMs: Math.max(0, (options.placementDeadline ?? 0) - Date.now()) })
       await peers.stop()
       await sync.stop()
       await durability.stop()

@@ -474,7 +474,14 @@ class DefaultBlockExchange implements BlockExchange {
     // file since, one connected since). A search that had found someone and
     // began long enough ago is made again, once per block that all failed;
     // one that found nobody is not (content nobody has fails as fast as before).
-    const foundAgain = (failed: ProviderSet): ProviderSet | undefined => {
+    const foundAgain = (failed: ProviderSet, cid: CID): ProviderSet | undefined => {
+      // under an identity root, the holders of this block (the files of an inlined directory may sit on other nodes
+      // than its first child), whatever the earlier search found
+      if (root.multihash.code === IDENTITY && failed.done) {
+        this.counters.rediscoveries++
+        providers = this.discover(cid, options.signal)
+        return providers
+      }
       if (providers !== failed) return providers // another block's fetch began one already
       if (!failed.done || failed.peers.length === 0 || performance.now() - failed.startedAt < this.rediscoverAfterMs) return undefined
       this.counters.rediscoveries++
@@ -536,7 +543,7 @@ class DefaultBlockExchange implements BlockExchange {
             }
             const first = found(cid)
             try { return await this.fetch(cid, { providers: first, signal, store: false, local }) } catch (err: any) {
-              const again = err?.name === 'BlockUnavailableError' ? foundAgain(first) : undefined
+              const again = err?.name === 'BlockUnavailableError' ? foundAgain(first, cid) : undefined
               if (again === undefined) throw err
               return await this.fetch(cid, { providers: again, signal, store: false, local })
             }

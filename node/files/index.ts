@@ -612,7 +612,7 @@ export class Files {
     this.placing.clear()
     this.placementAbort.abort()
     if (left > 0) logger.warn({ files: left, of: queued }, 'stopping before the files added last were placed: they are on this node only until its next start, which places them')
-    else if (queued > 0) logger.info({ files: queued }, 'placed the files added just before')
+    else if (queued > 0) logger.info({ files: queued }, 'the placement of the files added just before is done (`shoal pin status` says where each stands)')
     return { queued, left }
   }
 

@@ -210,7 +210,9 @@ export function createGatewayServer (components: GatewayComponents, init: Gatewa
       s.maxConnections = init.maxConnections ?? 256
       // half the bound: Node lets a socket's timeout pass once when its write queue changed since the last write,
       // so a client that stopped reading was closed between one and two timeouts (up to 2 min by default)
-      s.timeout = Math.max(1, Math.round((init.writeIdleTimeoutMs ?? DEFAULT_WRITE_IDLE_TIMEOUT_MS) / 2))
+      const writeIdle = init.writeIdleTimeoutMs ?? DEFAULT_WRITE_IDLE_TIMEOUT_MS
+      // 0 turns the check off, as a socket timeout of 0 does
+      s.timeout = writeIdle === 0 ? 0 : Math.max(1, Math.round(writeIdle / 2))
       s.on('timeout', onIdle)
       await new Promise<void>((resolve, reject) => {
         s.once('error', (err: any) => {

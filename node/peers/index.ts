@@ -298,15 +298,16 @@ export class PeerManager {
   }
 
   /**
-   * Known peers not connected now (re-dialled with backoff), with when each
-   * was last connected: a machine gone for good stays here while kept
+   * Known peers not connected now whose last dial failed (re-dialled with
+   * backoff), with when each was last connected: a machine gone for good stays here while kept
    * (`shoal peers connect`, an invite's members) until `shoal peers
    * disconnect`, a met one for {@link PeersInit.forgetAfterMs}.
    */
   unreachable (): UnreachablePeer[] {
     const out: UnreachablePeer[] = []
     for (const peer of this.known.values()) {
-      if (this.components.libp2p.getConnections(parsePeerId(peer.id)).length > 0) continue
+      // a dial of it failed since it was last connected (right after a start, the first dials are still under way)
+      if (!this.unreachableTold.has(peer.id) || this.components.libp2p.getConnections(parsePeerId(peer.id)).length > 0) continue
       out.push({ id: peer.id, kept: peer.kept === true, ...(peer.seen === undefined ? {} : { since: peer.seen }) })
     }
     return out

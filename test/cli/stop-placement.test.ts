@@ -46,7 +46,8 @@ describe('a daemon stopped right after an add', () => {
   it('places the file on its holders before it exits: another node reads it while the writer is away', TEST, async t => {
     const { dir, a, b } = await twoNodes(t, { SHOAL_LOG_LEVEL: 'info' })
 
-    const bytes = randomBytes(24 * 1024 * 1024)
+    // large enough that its placement is still under way when the stop comes
+    const bytes = randomBytes(64 * 1024 * 1024)
     const file = join(dir, 'f.bin')
     await writeFile(file, bytes)
     // replicas:2 on two nodes: b gets a whole copy, once placed (the add does not wait for it)
@@ -54,7 +55,7 @@ describe('a daemon stopped right after an add', () => {
     const exit = await a.stop()
     assert.deepEqual(exit, { code: 0, signal: null }, `a stops cleanly: ${a.output().stderr}`)
     assert.match(a.output().stderr, /placing the files added just before on their holders first/)
-    assert.match(a.output().stderr, /placed the files added just before/)
+    assert.match(a.output().stderr, /the placement of the files added just before is done/)
 
     // a is gone: b reads the file from its own copy
     const read = await shoalOk(b.repo, ['cat', '/f.bin'], { timeoutMs: 60_000 })

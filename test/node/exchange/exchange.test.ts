@@ -244,15 +244,19 @@ describe('block exchange', { timeout: 60_000 }, () => {
     })
   })
 
-  it('finds the holders of a DAG under an identity root by the first block fetched', async (t) => {
-    const [holder, reader] = await Promise.all([startNode(t), startNode(t)])
+  it('finds the holders of a DAG under an identity root by the blocks fetched, each file of it on its own node', async (t) => {
+    const [holder, other, reader] = await Promise.all([startNode(t), startNode(t), startNode(t)])
     const root = await importFile(holder, 300 * 1024, 10)
+    const second = await importFile(other, 200 * 1024, 11)
     // a small directory an IPFS tool inlined in its CID: nobody announces or holds it
-    const dir = dagPb.encode(dagPb.prepare({ Data: new Uint8Array([8, 1]), Links: [{ Name: 'real', Hash: root, Tsize: 300 * 1024 }] }))
+    const dir = dagPb.encode(dagPb.prepare({ Data: new Uint8Array([8, 1]), Links: [{ Name: 'a', Hash: root, Tsize: 300 * 1024 }, { Name: 'b', Hash: second, Tsize: 200 * 1024 }] }))
     const inlined = CID.createV1(dagPb.code, identity.digest(dir))
     await connect(reader, holder)
-    const bytes = await reader.exchange.session(inlined, { signal: AbortSignal.timeout(20_000) }).getBytes(root)
-    assert.deepEqual(new Uint8Array(bytes), new Uint8Array(await holder.blockstore.getBytes(root)))
+    await connect(reader, other)
+    const session = reader.exchange.session(inlined, { signal: AbortSignal.timeout(20_000) })
+    assert.deepEqual(new Uint8Array(await session.getBytes(root)), new Uint8Array(await holder.blockstore.getBytes(root)))
+    // the second file's holder is not the first's: searched for by its own block
+    assert.deepEqual(new Uint8Array(await session.getBytes(second)), new Uint8Array(await other.blockstore.getBytes(second)))
   })
 
   it('asks the DHT for another holder when the only connected one says it has a block and then stalls', async (t) => {
