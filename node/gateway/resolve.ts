@@ -15,6 +15,14 @@ import type { ContentPath } from './request.js'
 import type { CID } from 'multiformats/cid'
 
 /** A content path resolved to the CID at its end. */
+/** Longest piece of a path an error message repeats (a 16 KiB path made a 32 KB answer of its 404). */
+const MAX_ECHO = 200
+
+/** `text`, cut to {@link MAX_ECHO} characters with an ellipsis. */
+function clip (text: string): string {
+  return text.length <= MAX_ECHO ? text : `${text.slice(0, MAX_ECHO)}…`
+}
+
 export interface ResolvedPath {
   /** The CID at the end of the path. */
   terminal: CID
@@ -48,12 +56,12 @@ export async function resolvePath (blocks: BlockGetter, path: ContentPath, signa
     // errors of our own read path (not found anywhere, timed out, aborted) keep their meaning
     if (err instanceof ShoalError) throw err
     if (err?.name === 'NotFoundError' || err?.name === 'NoResolverError' || err?.name === 'NotUnixFSError') {
-      throw new NotFoundError(`${path.text}: ${String(err.message)}`, { cause: err })
+      throw new NotFoundError(`${clip(path.text)}: ${clip(String(err.message))}`, { cause: err })
     }
     throw err
   }
   if (last === undefined || last.remainder.length > 0) {
-    throw new NotFoundError(`${path.text}: no ${JSON.stringify((last?.remainder ?? path.segments).join('/'))} below ${String(last?.cid ?? path.root)} (not a directory, or no such name)`)
+    throw new NotFoundError(`${clip(path.text)}: no ${JSON.stringify(clip((last?.remainder ?? path.segments).join('/')))} below ${String(last?.cid ?? path.root)} (not a directory, or no such name)`)
   }
   return { terminal: last.cid, roots: last.roots, pathBlocks }
 }
