@@ -102,6 +102,15 @@ export function formatTime (ms: number): string {
   return Number.isNaN(date.getTime()) ? `${String(ms)} ms since the epoch (not a date)` : date.toISOString()
 }
 
+/** A length of time for a person, in its largest fitting unit: `45 s`, `10 min`, `5 h`, `3 days`. */
+export function formatSpan (ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000))
+  if (s < 120) return `${s} s`
+  if (s < 7200) return `${Math.round(s / 60)} min`
+  if (s < 172_800) return `${Math.round(s / 3600)} h`
+  return `${Math.round(s / 86_400)} days`
+}
+
 /** Stripe counts by health, in one line (`pin status`, `repair`, `status`). */
 export function formatSummary (h: HealthSummary): string {
   return `${h.healthy} healthy, ${h.atRisk} at risk, ${h.degraded} degraded, ${h.lost} lost`

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { formatSwarmKey } from '../../protocol/swarm-key.js'
 import { ApiClient } from '../client.js'
-import { formatBytes, formatSummary, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, formatSpan, formatSummary, printJson, printLines, type GlobalOptions } from '../output.js'
 import type { DurabilityHealth } from '../../node/durability/index.js'
 import type { DamageStatus } from '../../node/api/damage-status.js'
 import { damageLine } from '../damage-line.js'
@@ -77,17 +77,8 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
 function unreachableNote (peers: UnreachablePeer[]): string {
   if (peers.length === 0) return ''
   const oldest = peers.reduce((a, b) => (a.since ?? Infinity) <= (b.since ?? Infinity) ? a : b)
-  const away = oldest.since === undefined ? '' : `, away ${formatAge(Date.now() - oldest.since)}`
+  const away = oldest.since === undefined ? '' : `, away ${formatSpan(Date.now() - oldest.since)}`
   return `; ${peers.length} known peer${peers.length === 1 ? '' : 's'} not reached, re-dialled (${oldest.id}${away}; \`shoal peers disconnect ID\` forgets one gone for good)`
-}
-
-/** A duration for a person: seconds, minutes, hours or days. */
-function formatAge (ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000))
-  if (s < 120) return `${s} s`
-  if (s < 7200) return `${Math.round(s / 60)} min`
-  if (s < 172_800) return `${Math.round(s / 3600)} h`
-  return `${Math.round(s / 86_400)} days`
 }
 
 /** The `disk:` line of `shoal status`: what the repo takes, by part, and what its disk has left. */

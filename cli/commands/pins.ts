@@ -5,7 +5,7 @@
  */
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, type Query } from '../client.js'
-import { formatBytes, formatSummary, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
+import { formatBytes, formatSpan, formatSummary, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { shellQuote } from '../../node/shell-quote.js'
 import { meter, PhaseMeters, progressMode } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
@@ -185,13 +185,6 @@ function unknownNote (unknown: number | undefined): string {
   return `, ${unknown} no file reaches (under a lost inner block, or leftovers of removed files: they cannot be told apart)`
 }
 
-/** A grace period in ms as `10 min`, `90 s`, `2 h`. */
-function formatGrace (ms: number): string {
-  if (ms >= 2 * 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000} h`
-  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`
-  return `${Math.round(ms / 1000)} s`
-}
-
 /** `shoal gc`. */
 export async function gcCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
@@ -202,7 +195,7 @@ export async function gcCommand (g: GlobalOptions): Promise<void> {
     const recovering = r.keptRecovering > 0 ? `; ${r.keptRecovering} more kept while the shards held here are looked up again (the holdings store is new)` : ''
     const unreadable = r.keptUnreadable > 0 ? `; ${r.keptUnreadable} more kept: a node of a file here cannot be read, and the blocks below it are not known (\`shoal repair --scrub\` fetches it again, or reports it lost)` : ''
     const n = r.keptUnreferenced
-    const grace = r.keptUnreferenced > 0 ? `; kept the shards of ${n} striped file${n === 1 ? '' : 's'} no longer in the namespace for the grace period (${formatGrace(r.graceMs)} from the first gc that found ${n === 1 ? 'it' : 'them'} so; \`durability.grace\`): a later gc collects them` : ''
+    const grace = r.keptUnreferenced > 0 ? `; kept the shards of ${n} striped file${n === 1 ? '' : 's'} no longer in the namespace for the grace period (${formatSpan(r.graceMs)} from the first gc that found ${n === 1 ? 'it' : 'them'} so; \`durability.grace\`): a later gc collects them` : ''
     printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile${recovering}${unreadable}); forgot ${r.forgotten} manifests${grace}`)
   }
 }

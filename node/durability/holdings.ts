@@ -418,14 +418,13 @@ export class Holdings {
     }
   }
 
-  /** Forget everything about `manifest` (its blocks become garbage). */
   /**
-   * Record that no visible file referred to `manifests` at `at` (ms), or
-   * that one does again (`at` undefined), in one fsynced batch. Records not
-   * here (forgotten meanwhile) are skipped.
+   * Record, in one fsynced batch, since when (ms) no visible file has
+   * referred to each manifest of `marks`, or that one does again (undefined).
+   * Records not here (forgotten meanwhile) are skipped.
    */
-  async noteUnreferenced (manifests: string[], at: number | undefined): Promise<void> {
-    for (const m of manifests) {
+  async noteUnreferenced (marks: ReadonlyArray<[string, number | undefined]>): Promise<void> {
+    for (const [m, at] of marks) {
       // read again when a note changed the record during the read (its `placed`, say, would be lost)
       let record: ManifestRecord | undefined
       let noted: number | undefined
@@ -442,6 +441,7 @@ export class Holdings {
     await this.writeUnwritten(true)
   }
 
+  /** Forget everything about `manifest` (its blocks become garbage). */
   async forget (manifest: CID | string): Promise<void> {
     const m = manifest.toString()
     this.unwritten.delete(m)

@@ -47,6 +47,9 @@ export function referenceChanges (records: ReadonlyArray<[string, Pick<ManifestR
  * file refers to for the grace period from then. Writes only what changed.
  */
 export async function noteReferences (holdings: Pick<Holdings, 'noteUnreferenced'>, changes: ReferenceChanges, now: number): Promise<void> {
-  if (changes.unreferenced.length > 0) await holdings.noteUnreferenced(changes.unreferenced, now)
-  if (changes.referencedAgain.length > 0) await holdings.noteUnreferenced(changes.referencedAgain, undefined)
+  const marks: Array<[string, number | undefined]> = [
+    ...changes.unreferenced.map((m): [string, number] => [m, now]),
+    ...changes.referencedAgain.map((m): [string, undefined] => [m, undefined])
+  ]
+  if (marks.length > 0) await holdings.noteUnreferenced(marks)
 }

@@ -181,7 +181,7 @@ export function planRepair (input: RepairPlanInput): RepairPlan {
   // shards moved off a node whose loss alone would lose the stripe: never while a holder may come back, nor when
   // fewer than k shards are live. The due shards wait for the next pass, placed against the load the moves leave
   // (placed now beside a moved shard, its new holder would hold two and its old one would never release its copy)
-  const moves = waiting.length === 0 && sources !== undefined ? planMoves(input, new Set(due.map(s => s.index))) : []
+  const moves = waiting.length === 0 && sources !== undefined ? planMoves(input, live) : []
   if (moves.length > 0) {
     // the due shards are not unplaced: the next pass places them
     plan.actions = moves
@@ -260,32 +260,31 @@ function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: Shar
  * rule (node/durability/surplus.ts). Only to a peer holding nothing of the
  * stripe: on one that holds a shard already, neither copy would ever be
  * released (the rule keeps a copy whose holder holds no other shard), and
- * the stripe would stay so. `due` shards (their holder gone) are not
- * counted: they are placed by the next pass, against the load the moves
- * leave. A node at or below m shards is left alone, so a stripe doubled up
+ * the stripe would stay so. Only the `live` shards (indexes) count: the
+ * due ones (their holder gone) are placed by the next pass, against the
+ * load the moves leave. A node at or below m shards is left alone, so a stripe doubled up
  * on five nodes stays as it is when a sixth joins.
  */
-function planMoves (input: RepairPlanInput, due: Set<number>): RepairAction[] {
+function planMoves (input: RepairPlanInput, live: number[]): RepairAction[] {
   const { key, k, m, holders, peers, liveness } = input
   // a shard seen on two live nodes (a move made, its source not released yet) or a copy beyond the holders: left
   // as it is, or the same shard would move again
   if (m < 1 || (input.pending ?? []).length > 0 || (input.alsoHolding ?? []).length > 0 || (input.doubled ?? 0) > 0) return []
   const livePeers = uniqueById(peers).filter(p => alive(liveness, p.id))
-  const isLive = new Set(livePeers.map(p => p.id))
+  const isPeer = new Set(livePeers.map(p => p.id))
+  // the load of live peers only: a holder not among them (a short stripe's zero shards) never moves
   const load = new Map<string, number>()
-  holders.forEach((h, i) => { if (!due.has(i) && isLive.has(h)) load.set(h, (load.get(h) ?? 0) + 1) })
+  for (const i of live) if (isPeer.has(holders[i])) load.set(holders[i], (load.get(holders[i]) ?? 0) + 1)
   if (![...load.values()].some(n => n > m)) return []
   const byId = new Map(peers.map(p => [p.id, p]))
   const zones = new Map<string, number>()
-  holders.forEach((h, i) => {
-    if (due.has(i)) return
-    const zone = zoneOf(byId.get(h) ?? { id: h })
+  for (const i of live) {
+    const zone = zoneOf(byId.get(holders[i]) ?? { id: holders[i] })
     zones.set(zone, (zones.get(zone) ?? 0) + 1)
-  })
-  const taken = new Set([...holders, ...(input.alsoHolding ?? [])])
+  }
+  const taken = new Set(holders)
   const free = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates })).filter(p => !taken.has(p.id))
   const cap = Math.min(m, Math.ceil((k + m) / livePeers.length))
-  const live = holders.map((_, i) => i).filter(i => !due.has(i) && isLive.has(holders[i]))
   const moved = new Set<number>()
   const moves: RepairAction[] = []
   for (;;) {
@@ -297,7 +296,7 @@ function planMoves (input: RepairPlanInput, due: Set<number>): RepairAction[] {
       const zone = zoneOf(p)
       return (zones.get(zone) ?? 0) - (zone === fromZone ? 1 : 0) < Math.max(1, m)
     })
-    const index = holders.reduce((top, h, i) => h === fullest && !due.has(i) && !moved.has(i) ? i : top, -1)
+    const index = live.reduce((top, i) => holders[i] === fullest && !moved.has(i) ? i : top, -1)
     const sources = repairSources(k, live.filter(i => i !== index))
     if (target === undefined || index < 0 || sources === undefined) break
     free.splice(free.indexOf(target), 1)

@@ -7,7 +7,6 @@
  */
 import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
@@ -25,6 +24,7 @@ import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
 import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
 import { mapAtOnce } from '../at-once.js'
+import { raceAbort } from '../abort.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
@@ -601,12 +601,7 @@ export class Files {
       clearTimeout(this.quietTimer)
       this.placing.concurrency = this.placementConcurrency
       logger.info({ files: queued, waitS: options.timeoutMs / 1000 }, 'stopping: placing the files added just before on their holders first')
-      const gaveUp = new AbortController()
-      await Promise.race([
-        this.placing.onIdle(),
-        sleep(options.timeoutMs, undefined, { signal: gaveUp.signal }).catch(() => {})
-      ])
-      gaveUp.abort()
+      await raceAbort(this.placing.onIdle(), AbortSignal.timeout(options.timeoutMs)).catch(() => {})
     }
     const left = this.placementBacklog
     this.placing.clear()
