@@ -13,7 +13,7 @@ import { ExpectedPuts } from '../../../node/exchange/index.js'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
 import { READ_AHEAD, READ_AHEAD_BYTES } from '../../../node/content/ranged-reader.js'
 import { randomPieces, sha256OfStream, toAsync } from '../../helpers/bytes.js'
-import { connect, serveBlocksAs, startNode, type TestNode } from './nodes.js'
+import { connect, serveBlocksAs, startNode, startStalledPeer, type TestNode } from './nodes.js'
 import type { BlockStore } from '../../../node/blocks/index.js'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -182,8 +182,7 @@ describe('block exchange', { timeout: 60_000 }, () => {
     // a request timeout far above the hedge delay: a stalled holder used to hold each of its wants that long
     const [honest, reader] = await Promise.all([startNode(t), startNode(t, { init: { requestTimeoutMs: 30_000 } })])
     // a fault that cannot be made real: a holder that takes wants and never answers them
-    const stall = await startNode(t, { exchange: false })
-    await serveBlocksAs(stall, () => undefined)
+    const stall = await startStalledPeer(t)
     const size = 2 * MiB
     const root = await importFile(honest, size, 5)
     await connect(reader, stall)
@@ -204,8 +203,7 @@ describe('block exchange', { timeout: 60_000 }, () => {
   it('a block whose only holder does not answer is unavailable as 502 (the peer failed), one nobody has as 404', async (t) => {
     const [holder, reader] = await Promise.all([startNode(t), startNode(t, { init: { requestTimeoutMs: 2_000 } })])
     // a fault that cannot be made real: a holder that takes wants and never answers them
-    const stall = await startNode(t, { exchange: false })
-    await serveBlocksAs(stall, () => undefined)
+    const stall = await startStalledPeer(t)
     const root = await importFile(holder, 256 * 1024, 7)
     await connect(reader, stall)
     await connect(reader, holder)
@@ -225,8 +223,7 @@ describe('block exchange', { timeout: 60_000 }, () => {
       return true
     })
     // a connected peer that never answers whether it has a block: it may have it
-    const hung = await startNode(t, { exchange: false })
-    await serveBlocksAs(hung, () => undefined, { silentHaves: true })
+    const hung = await startStalledPeer(t, { silentHaves: true })
     await connect(holder, hung)
     const unseen = CID.createV1(raw.code, await sha256.digest(randomBytes(64)))
     await assert.rejects(holder.exchange.getBlock(unseen, { signal: AbortSignal.timeout(30_000) }), (err: any) => {
@@ -263,8 +260,7 @@ describe('block exchange', { timeout: 60_000 }, () => {
     const [honest, reader] = await Promise.all([startNode(t), startNode(t, { init: { requestTimeoutMs: 30_000 } })])
     // faults that cannot be made real: a connected peer that says it has every block and never
     // sends one, and a DHT whose provider record names the honest holder (not connected)
-    const stall = await startNode(t, { exchange: false })
-    await serveBlocksAs(stall, () => undefined)
+    const stall = await startStalledPeer(t)
     const root = await importFile(honest, 256 * 1024, 6)
     await connect(reader, stall)
     let dhtAsked: number | undefined

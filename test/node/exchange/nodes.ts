@@ -78,3 +78,14 @@ export async function serveBlocksAs (node: TestNode, answer: (cid: CID) => Uint8
     } catch { stream.abort(new Error('done')) }
   })
 }
+
+/**
+ * A fault that cannot be made real: a node that speaks the block protocol,
+ * takes wants and never answers them (says it has every block, or with
+ * `silentHaves` never answers that either: a hung peer).
+ */
+export async function startStalledPeer (t: CleanupContext, options: { silentHaves?: boolean } = {}): Promise<TestNode> {
+  const node = await startNode(t, { exchange: false })
+  await serveBlocksAs(node, () => undefined, options)
+  return node
+}

@@ -28,6 +28,19 @@ def code(fn):
         return errno.errorcode[e.errno]`
 }
 
+/**
+ * Python lines (indented by `indent`) that tell the test the script holds its
+ * files open (`<flags>/opened`) and wait, at most 10 s, for `<flags>/go`.
+ */
+function pauseUntilGo (flags: string, indent = ''): string {
+  return [
+    `open(${JSON.stringify(join(flags, 'opened'))}, 'w').close()`,
+    'for _ in range(200):',
+    `    if os.path.exists(${JSON.stringify(join(flags, 'go'))}): break`,
+    '    time.sleep(0.05)'
+  ].map(line => indent + line).join('\n')
+}
+
 /** Bytes of a namespace file, through the content layer (not through the mount). */
 async function namespaceBytes (m: { files: { cat: (p: string) => AsyncIterable<Uint8Array> } }, path: string): Promise<Buffer> {
   const chunks: Uint8Array[] = []
@@ -245,10 +258,7 @@ os.chdir(${JSON.stringify(m.dir)})
 with open('fresh', 'wb') as f:
     f.write(b'written here')
     f.flush()
-    open(${JSON.stringify(join(flags, 'opened'))}, 'w').close()
-    for _ in range(200):
-        if os.path.exists(${JSON.stringify(join(flags, 'go'))}): break
-        time.sleep(0.05)
+${pauseUntilGo(flags, '    ')}
     os.fsync(f.fileno())
 `)
     await eventually(async () => (await sh(`test -e ${q(join(flags, 'opened'))}`)).code === 0, 10_000, 'the writer opened the new file')
@@ -290,10 +300,7 @@ a.write(b'file here')
 b.write(b'inner here')
 a.flush()
 b.flush()
-open(${JSON.stringify(join(flags, 'opened'))}, 'w').close()
-for _ in range(200):
-    if os.path.exists(${JSON.stringify(join(flags, 'go'))}): break
-    time.sleep(0.05)
+${pauseUntilGo(flags)}
 os.fsync(a.fileno())
 os.fsync(b.fileno())
 a.close()
@@ -344,10 +351,7 @@ def rest(fd):
         out += piece
 a, b = os.open('gone', os.O_RDONLY), os.open('moved', os.O_RDONLY)
 head_a, head_b = os.read(a, 1000), os.read(b, 1000)
-open(${JSON.stringify(join(flags, 'opened'))}, 'w').close()
-for _ in range(200):
-    if os.path.exists(${JSON.stringify(join(flags, 'go'))}): break
-    time.sleep(0.05)
+${pauseUntilGo(flags)}
 print(hashlib.sha256(head_a + rest(a)).hexdigest())
 print(hashlib.sha256(head_b + rest(b)).hexdigest())
 `)
