@@ -640,8 +640,8 @@ export class NamespaceSync {
   }
 
   private async ask (peer: string, request: Parameters<typeof encodeSyncRequest>[0], cancel?: AbortSignal): Promise<SyncResponse> {
-    const timeout = AbortSignal.timeout(this.options.requestTimeout)
-    const signal = cancel === undefined ? timeout : AbortSignal.any([timeout, cancel])
+    // every request ends when sync stops: a pull from a peer that never answers held a daemon's stop for its timeout
+    const signal = AbortSignal.any([AbortSignal.timeout(this.options.requestTimeout), this.lifetime.signal, ...(cancel === undefined ? [] : [cancel])])
     const answer = await this.components.network.request(peer, encodeSyncRequest(request), signal)
     let response: SyncResponse
     try {

@@ -225,6 +225,19 @@ describe('namespace state checks', () => {
     assert.deepEqual(await tree(a.replica), treeA)
   })
 
+  it('a pull waiting on a peer that never answers ends when sync stops (a daemon stop waited out its request timeout)', async (t) => {
+    const { nodes, net } = await swarm(2, t)
+    const [a, b] = nodes
+    net.override.set(b.replica.id, async () => await new Promise<Uint8Array>(() => {}))
+    // b has news a lacks: a's round pulls from it
+    await b.replica.putFile('/n1/c.txt', file('c1'))
+    const round = a.sync.round()
+    await new Promise(resolve => setImmediate(resolve))
+    const stop = a.sync.stop().then(() => 'stopped')
+    assert.equal(await Promise.race([stop, new Promise(resolve => setTimeout(resolve, 5_000, 'still waiting'))]), 'stopped')
+    await round.catch(() => {})
+  })
+
   it('a state whose tree would pass the memory bound is refused with a typed error, and not built again until the next snapshot', async () => {
     let builds = 0
     let snapshot: string | undefined
