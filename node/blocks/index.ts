@@ -12,7 +12,7 @@ import type { CID } from 'multiformats/cid'
 export type { ReindexReport } from './reindex.js'
 export type { AbortOptions, BlockStoreMetrics, BlockStoreComponents, BlockStoreInit, BlockStore, CompactOptions, HeldPack, OwnedWrites, PutWatch, RecordLocation } from './api.js'
 
-export { verifyBlock, matchesCID, sha256 } from './verify.js'
+export { verifyBlock, matchesCID, matchesCIDOffThread, sha256 } from './verify.js'
 export { LegacyLevelBlockStore, PackBlockStore }
 export { CorruptBlockError, DiskFullError } from './errors.js'
 export type { RecoveryReport } from './recover.js'

@@ -82,6 +82,35 @@ export function matchesCID (cid: CID, bytes: Uint8Array): boolean {
 }
 
 /**
+ * Blocks of at least this many bytes are hashed by {@link matchesCIDOffThread}
+ * on libuv's thread pool; smaller ones on the calling thread, where a hash
+ * costs less than the job's hand-off (~20 µs).
+ */
+export const OFF_THREAD_HASH_MIN = 64 * 1024
+
+/**
+ * {@link matchesCID} with the hash computed off the event loop, for blocks
+ * that arrive from peers (a fetched leaf or shard, a pushed one).
+ *
+ * Why: a remote read hashes every byte it receives. On the event loop that
+ * hash is a fixed share of the receiving daemon's one JavaScript thread —
+ * on a core without the SHA extensions (~0.23 GB/s) about a quarter of a
+ * remote `cat`'s main-thread time (docs/benchmarks.md, "Received blocks
+ * hashed off the event loop") — while the other core waits on it.
+ *
+ * How: WebCrypto's `digest` runs as a job on libuv's thread pool; the
+ * calling thread only copies the bytes for the job (~1 GB/s). Blocks
+ * smaller than {@link OFF_THREAD_HASH_MIN}, and identity CIDs, are checked
+ * in place.
+ */
+export async function matchesCIDOffThread (cid: CID, bytes: Uint8Array): Promise<boolean> {
+  const { code, digest } = cid.multihash
+  if (code !== SHA2_256 || bytes.byteLength < OFF_THREAD_HASH_MIN) return matchesCID(cid, bytes)
+  const got = await crypto.webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)
+  return Buffer.compare(new Uint8Array(got), digest) === 0
+}
+
+/**
  * Check that `bytes` are the block `cid` names.
  *
  * @throws {InvalidBlockError} when they are not

@@ -7,7 +7,7 @@
 import { RecentKeys } from '../recent-keys.js'
 import { AbortedError, InvalidArgumentError } from '../errors.js'
 import { blockKey } from '../blocks/index.js'
-import { IDENTITY, matchesCID } from '../blocks/verify.js'
+import { IDENTITY, matchesCIDOffThread } from '../blocks/verify.js'
 import { BLOCKS_PROTOCOL, MAX_HAVE, type BlockExchangeResponse } from '../../protocol/block-exchange.js'
 import { PeerChannel, type ChannelStats } from './channel.js'
 import { raceAbort } from '../abort.js'
@@ -775,7 +775,7 @@ class DefaultBlockExchange implements BlockExchange {
         this.punish(peer, SCORE.invalid, `answered a want with ${response.type}`)
         return { error: `${peer.toString()}: bad answer` }
       }
-      if (!matchesCID(cid, response.data)) {
+      if (!await matchesCIDOffThread(cid, response.data)) {
         this.counters.corruptBlocks++
         this.punish(peer, SCORE.corrupt, `sent corrupt bytes for ${cid.toString()}`)
         return { error: `${peer.toString()}: corrupt block` }

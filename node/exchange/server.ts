@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { localState } from '../reads/local-state.js'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
-import { matchesCID } from '../blocks/verify.js'
+import { matchesCIDOffThread } from '../blocks/verify.js'
 import { MAX_ERROR_MESSAGE, MAX_MESSAGE_BYTES, decodeRequest, encodeResponseFrame, type BlockExchangeResponse, type BlockRequest } from '../../protocol/block-exchange.js'
 import { writeFrame } from './channel.js'
 import { toError } from './errors.js'
@@ -242,7 +242,7 @@ export class BlockServer {
         // a block held here already is acknowledged whoever pushes it (nothing is written): a placing node that
         // does not read the `held` of a hold's answer pushes what the holder named held, and is not refused for it
         const here = accepted ? undefined : await this.present(cid)
-        const intact = (accepted || here === true) && matchesCID(cid, request.data)
+        const intact = (accepted || here === true) && await matchesCIDOffThread(cid, request.data)
         if (!accepted && !intact) {
           this.stats.putsRefused++
           yield { v: 1, type: 'error', id, message: `${PUT_REFUSED}: block ${cid.toString()} of ${request.data.byteLength} bytes was not agreed to in a hold or reserve from this peer` }
@@ -252,7 +252,7 @@ export class BlockServer {
           // held already (e.g. read earlier): acknowledged, nothing written — unless the copy here fails its
           // check (damage no read had found yet): that read marks it, and the good bytes pushed replace it
           if (!(here ?? await this.present(cid)) || await this.replacesBadCopy(cid)) {
-            // hash-checked just above (matchesCID): not hashed a second time
+            // hash-checked just above (matchesCIDOffThread): not hashed a second time
             await this.blockstore.put(cid, request.data)
             this.stats.blocksStored++
           }

@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 as multiformatsSha256 } from 'multiformats/hashes/sha2'
 import * as dagCbor from '@ipld/dag-cbor'
-import { cborCID, rawCID, sha256 } from '../../../node/blocks/verify.js'
+import { OFF_THREAD_HASH_MIN, cborCID, matchesCIDOffThread, rawCID, sha256 } from '../../../node/blocks/verify.js'
 import * as raw from 'multiformats/codecs/raw'
 
 test('cborCID gives the CID multiformats gives the same block, in every form it is read in', async () => {
@@ -47,4 +47,27 @@ test('rawCID gives the CID multiformats gives the same raw block', async () => {
     assert.equal(ours.toString(), theirs.toString())
     assert.ok(CID.decode(ours.bytes).equals(theirs))
   }
+})
+
+test('matchesCIDOffThread accepts a block\'s own bytes and refuses one flipped bit, on and off the thread pool', async () => {
+  // either side of the size handed to the thread pool, a subarray of a larger buffer among them (as a decoded message is)
+  const sizes = [0, 1000, OFF_THREAD_HASH_MIN - 1, OFF_THREAD_HASH_MIN, 1024 * 1024 + 7]
+  for (const size of sizes) {
+    const whole = randomBytes(size + 32)
+    const block = whole.subarray(16, 16 + size)
+    const cid = rawCID(block)
+    assert.equal(await matchesCIDOffThread(cid, block), true, `${size} bytes`)
+    if (size === 0) continue
+    const bad = Buffer.from(block)
+    bad[size >> 1] ^= 1
+    assert.equal(await matchesCIDOffThread(cid, bad), false, `${size} bytes, one bit flipped`)
+    assert.equal(await matchesCIDOffThread(cid, block.subarray(1)), false, `${size} bytes less the first`)
+  }
+  // an identity CID is its bytes; an unsupported hash never matches
+  const identity = CID.createV1(raw.code, Digest.create(0x00, Uint8Array.from([1, 2, 3])))
+  assert.equal(await matchesCIDOffThread(identity, Uint8Array.from([1, 2, 3])), true)
+  assert.equal(await matchesCIDOffThread(identity, Uint8Array.from([1, 2, 4])), false)
+  const big = randomBytes(OFF_THREAD_HASH_MIN * 2)
+  const sha512ish = CID.createV1(raw.code, Digest.create(0x13, new Uint8Array(64)))
+  assert.equal(await matchesCIDOffThread(sha512ish, big), false)
 })
