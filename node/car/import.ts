@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { asyncIterableReader, limitReader, readBlockHead, readHeader } from '@ipld/car/decoder'
 import { createBlockStore } from '../blocks/index.js'
-import { IDENTITY, SHA2_256, matchesCID } from '../blocks/verify.js'
+import { IDENTITY, SHA2_256, matchesCIDOffThread } from '../blocks/verify.js'
 import { AbortedError, InvalidCARError, ShoalError, TooLargeError } from '../errors.js'
 import { linksOf, nodeKey } from './links.js'
 import { UnixFSCheck } from './unixfs-check.js'
@@ -191,7 +191,7 @@ async function stage (source: AsyncIterable<Uint8Array>, staging: BlockStore, li
       if (cid.multihash.code !== SHA2_256) {
         throw new InvalidCARError(`block ${cid.toString()} uses multihash 0x${cid.multihash.code.toString(16)}: only sha2-256 is accepted`)
       }
-      if (!matchesCID(cid, data)) {
+      if (!await matchesCIDOffThread(cid, data)) {
         throw new InvalidCARError(`block ${cid.toString()} does not match its hash: the CAR is corrupt or was tampered with`)
       }
       if (await staging.has(cid)) continue

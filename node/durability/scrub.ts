@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { matchesCID, type BlockStore } from '../blocks/index.js'
+import { matchesCIDOffThread, type BlockStore } from '../blocks/index.js'
 import { RateLimiter } from './repair-plan.js'
 import { sleep } from './sleep.js'
 import type { DurabilityMetrics } from './components.js'
@@ -101,7 +101,8 @@ export async function findCorruptBlocks (blockstore: Pick<BlockStore, 'storedEnt
     report.bytes += bytes.byteLength
     options.metrics?.scrubBlocks.inc()
     options.metrics?.scrubBytes.inc(bytes.byteLength)
-    if (!matchesCID(cid, bytes)) {
+    // hashed off the event loop: a scrub of a large store does not hold the node's other work back
+    if (!await matchesCIDOffThread(cid, bytes)) {
       corrupt.push(cid)
       options.onCorrupt?.(cid, bytes)
       options.metrics?.scrubCorrupt.inc()
