@@ -164,7 +164,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     logger,
     stripes: {
       holders: async (manifest, shape, signal) => await durability.holderView(manifest, shape, { signal, searchWhen: 'a-stripe-unreadable' }),
-      coder: async () => await durability.getCoder(),
+      rebuild: async (stripe, k, m, shards) => await durability.rebuildStripe(stripe, k, m, shards),
       self: peerId.toString()
     }
   })

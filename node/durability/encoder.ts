@@ -6,10 +6,10 @@
  * @module
  */
 import { CustomProgressEvent } from 'progress-events'
-import { codingOf, formatPolicy, parsePolicy } from '../../protocol/durability.js'
+import { codingOf, formatPolicy, parsePolicy, type Stripe } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import { createErasureCoder, type ErasureCoder } from './erasure.js'
-import { checkLeaf, countLeaves, fileLeaves } from './stripes.js'
+import { checkLeaf, countLeaves, fileLeaves, rebuildStripe } from './stripes.js'
 import type { BlockGetter } from '../reads/api.js'
 import { StripeWriter } from './stripe-writer.js'
 import { inThreadCoder, ParityPool, type StripeCoder } from './parity-pool.js'
@@ -55,6 +55,20 @@ export class Encoder {
   /** How stripes are coded: on the parity pool's workers, else with `coder` on this thread. */
   stripeCoder (coder: ErasureCoder): StripeCoder {
     return this.pool?.code ?? inThreadCoder(coder)
+  }
+
+  /**
+   * The data leaves of `stripe` from any k of its shards (index → bytes,
+   * checked already: from the block store or the exchange), the missing ones
+   * rebuilt and checked against their CIDs: on the parity pool's workers,
+   * else on this thread (which checks the given shards again).
+   *
+   * @throws {StripeUnavailableError} when fewer than k shards are available
+   * @throws {InvalidBlockError} when a rebuilt leaf does not match its CID
+   */
+  async rebuildStripe (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>): Promise<Uint8Array[]> {
+    if (this.pool !== undefined) return await this.pool.rebuild(stripe, k, m, shards)
+    return rebuildStripe(stripe, k, m, shards, await this.getCoder())
   }
 
   /** Stop the parity pool's threads. */

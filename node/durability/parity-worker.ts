@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto'
 import { move } from 'piscina'
 import { ParityArena } from './parity-arena.js'
+import { createErasureCoder, type ErasureCoder } from './erasure.js'
 
 /** One stripe to code: its 1..k leaves (unpadded), the shard size, k and m. */
 export interface ParityTask {
@@ -34,6 +35,42 @@ export default async function parity (task: ParityTask): Promise<unknown> {
   shards.forEach((shard, i) => {
     out.set(createHash('sha256').update(shard).digest(), m * shardSize + i * 32)
     out.set(shard, i * shardSize)
+  })
+  return move(out)
+}
+
+/**
+ * One stripe's missing data leaves to rebuild: its k+m slots (padded to one
+ * shard size; undefined where missing, at least k present), k and m, and the
+ * leaves wanted, each an index and its unpadded size.
+ */
+export interface RebuildTask {
+  slots: Array<Uint8Array | undefined>
+  k: number
+  m: number
+  want: Array<{ index: number, size: number }>
+}
+
+let coder: Promise<ErasureCoder> | undefined
+
+/**
+ * Rebuild the leaves a {@link RebuildTask} wants. The answer is one buffer,
+ * moved back: the leaves (unpadded, in the order wanted), then their sha-256
+ * digests.
+ */
+export async function rebuild (task: RebuildTask): Promise<unknown> {
+  const { slots, k, m, want } = task
+  coder ??= createErasureCoder()
+  coder.catch(() => { coder = undefined }) // a failed load may be retried
+  const shards = (await coder).reconstruct(slots, k, m)
+  const total = want.reduce((sum, w) => sum + w.size, 0)
+  const out = new Uint8Array(total + want.length * 32)
+  let at = 0
+  want.forEach(({ index, size }, i) => {
+    const leaf = shards[index].subarray(0, size)
+    out.set(leaf, at)
+    out.set(createHash('sha256').update(leaf).digest(), total + i * 32)
+    at += size
   })
   return move(out)
 }

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { codingOf, formatPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
+import { codingOf, formatPolicy, minNodesOf, parsePolicy, type Stripe } from '../../protocol/durability.js'
 import { AddEncoder, shortage, thinSpread, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
 import { countLeaves } from './stripes.js'
 import { DeferredCoder, type DeferredOutcome } from './deferred.js'
@@ -26,7 +26,6 @@ import { ShardReclaimer } from './reclaim.js'
 import { Scrubber, type ScrubProgressEvents } from './scrubber.js'
 import { resolveSettings, type DurabilityInit, type DurabilitySettings } from './settings.js'
 import { ShardsServer } from './shards-server.js'
-import type { ErasureCoder } from './erasure.js'
 import type { DeferredRecord } from './holdings.js'
 import { countFileStates, type FileState, type HealthSummary } from './health.js'
 import type { ShardsNetwork } from './network.js'
@@ -315,9 +314,9 @@ export class DurabilityService {
     return this.scrubber.ranSinceStart
   }
 
-  /** The erasure coder, loaded once (reads use it too). */
-  async getCoder (): Promise<ErasureCoder> {
-    return await this.encoder.getCoder()
+  /** A degraded read's stripe: its data leaves from any k of its checked shards (see {@link Encoder.rebuildStripe}). */
+  async rebuildStripe (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>): Promise<Uint8Array[]> {
+    return await this.encoder.rebuildStripe(stripe, k, m, shards)
   }
 }
 

@@ -374,29 +374,38 @@ export function verifyShard (stripe: Stripe, k: number, index: number, bytes: Ui
 
 /**
  * The given shards that are real (not virtual) and not `exclude`, each
- * hash-checked against its CID.
+ * hash-checked against its CID unless `checked` (the caller took them from
+ * the block store or the exchange, which check every block they give).
  */
-function verifiedInputs (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>, exclude?: number): Map<number, Uint8Array> {
+function inputsOf (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>, options: { exclude?: number, checked?: boolean } = {}): Map<number, Uint8Array> {
   if (!(shards instanceof Map)) throw new InvalidArgumentError('shards are not a Map')
   const inputs = new Map<number, Uint8Array>()
   for (const [index, bytes] of shards) {
     checkIndex(index, k, m)
     const cid = shardCID(stripe, k, index)
-    if (cid === undefined || index === exclude) continue
+    if (cid === undefined || index === options.exclude) continue
     if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError(`shard ${index} is not bytes`)
-    try {
-      verifyBlock(cid, bytes)
-    } catch (err) {
-      throw new InvalidBlockError(`shard ${index} of the stripe does not match ${cid.toString()}: corrupt data`, { cause: err })
+    if (options.checked !== true) {
+      try {
+        verifyBlock(cid, bytes)
+      } catch (err) {
+        throw new InvalidBlockError(`shard ${index} of the stripe does not match ${cid.toString()}: corrupt data`, { cause: err })
+      }
     }
     inputs.set(index, bytes)
   }
   return inputs
 }
 
-/** The k data shards of a stripe (padded to shardSize), rebuilt from verified inputs where missing, and checked. */
-function dataShards (stripe: Stripe, k: number, m: number, inputs: Map<number, Uint8Array>, coder: ErasureCoder): Uint8Array[] {
-  const { data, sizes, shardSize } = stripe
+/**
+ * The k+m slots a reconstruction of `stripe` takes: the inputs padded to the
+ * shard size, zeros for the virtual data shards of a short stripe, undefined
+ * for the missing ones.
+ *
+ * @throws {StripeUnavailableError} when fewer than k are there
+ */
+function reconstructionSlots (stripe: Stripe, k: number, m: number, inputs: Map<number, Uint8Array>): Array<Uint8Array | undefined> {
+  const { data, shardSize } = stripe
   const zeros = new Uint8Array(shardSize)
   const slots: Array<Uint8Array | undefined> = Array.from({ length: k + m }, (_, i) => {
     if (i >= data.length && i < k) return zeros
@@ -407,16 +416,46 @@ function dataShards (stripe: Stripe, k: number, m: number, inputs: Map<number, U
   if (present < k) {
     throw new StripeUnavailableError(`stripe of ${data[0]?.toString() ?? 'no leaves'}: ${present} of ${k + m} shards available (${data.length < k ? `${k - data.length} of them virtual zeros, ` : ''}${k} needed)`)
   }
+  return slots
+}
+
+/** The error for rebuilt leaf `index` of a stripe that does not hash to its CID. */
+export function rebuiltLeafMismatch (index: number, cid: CID, cause?: unknown): InvalidBlockError {
+  return new InvalidBlockError(`rebuilt leaf ${index} does not match ${cid.toString()}: the stripe's parity does not match its data`, cause === undefined ? undefined : { cause })
+}
+
+/** The k data shards of a stripe (padded to shardSize), rebuilt from verified inputs where missing, and checked. */
+function dataShards (stripe: Stripe, k: number, m: number, inputs: Map<number, Uint8Array>, coder: ErasureCoder): Uint8Array[] {
+  const { data, sizes } = stripe
+  const slots = reconstructionSlots(stripe, k, m, inputs)
   const rebuilt = coder.reconstruct(slots, k, m)
   for (let i = 0; i < data.length; i++) {
     if (slots[i] !== undefined) continue
     try {
       verifyBlock(data[i], rebuilt[i].subarray(0, sizes[i]))
     } catch (err) {
-      throw new InvalidBlockError(`rebuilt leaf ${i} does not match ${data[i].toString()}: the stripe's parity does not match its data`, { cause: err })
+      throw rebuiltLeafMismatch(i, data[i], err)
     }
   }
   return rebuilt
+}
+
+/**
+ * What a rebuild of a stripe's missing data leaves takes, for a coder
+ * elsewhere (the parity pool's worker): the k+m slots of
+ * {@link reconstructionSlots} from `shards` (shard index → bytes, as for
+ * {@link rebuildStripe}, but already checked: from the block store or the
+ * exchange), the leaves given, and the indexes of the leaves to rebuild.
+ *
+ * @throws {StripeUnavailableError} when fewer than k shards are available
+ * @throws {InvalidManifestError} when the stripe is malformed for k+m
+ */
+export function rebuildPlan (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>): { slots: Array<Uint8Array | undefined>, given: Array<Uint8Array | undefined>, missing: number[] } {
+  const s = checkStripe(stripe, k, m)
+  const inputs = inputsOf(s, k, m, shards, { checked: true })
+  const given = s.data.map((_, i) => inputs.get(i))
+  const missing = given.flatMap((bytes, i) => bytes === undefined ? [i] : [])
+  return { slots: missing.length === 0 ? [] : reconstructionSlots(s, k, m, inputs), given, missing }
 }
 
 /**
@@ -433,7 +472,7 @@ function dataShards (stripe: Stripe, k: number, m: number, inputs: Map<number, U
  */
 export function rebuildStripe (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>, coder: ErasureCoder): Uint8Array[] {
   const s = checkStripe(stripe, k, m)
-  const inputs = verifiedInputs(s, k, m, shards)
+  const inputs = inputsOf(s, k, m, shards)
   const given = s.data.map((_, i) => inputs.get(i))
   if (given.every(b => b !== undefined)) return given as Uint8Array[]
   const rebuilt = dataShards(s, k, m, inputs, coder)
@@ -453,7 +492,7 @@ export function rebuildShard (stripe: Stripe, k: number, m: number, index: numbe
   checkIndex(index, k, m)
   const cid = shardCID(s, k, index)
   if (cid === undefined) throw new InvalidArgumentError(`shard ${index} is a virtual zero shard: nothing to rebuild`)
-  const data = dataShards(s, k, m, verifiedInputs(s, k, m, shards, index), coder)
+  const data = dataShards(s, k, m, inputsOf(s, k, m, shards, { exclude: index }), coder)
   if (index < k) return data[index].subarray(0, s.sizes[index])
   const parity = coder.encode(data, m)[index - k]
   try {

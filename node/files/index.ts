@@ -22,7 +22,7 @@ import { SessionScope, closingAfter, inSessionScope, withSession } from '../read
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
-import { codingOf, formatPolicy, isCodedPolicy, parsePolicy } from '../../protocol/durability.js'
+import { codingOf, formatPolicy, isCodedPolicy, parsePolicy, type Stripe } from '../../protocol/durability.js'
 import { mapAtOnce } from '../at-once.js'
 import { raceAbort } from '../abort.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
@@ -1014,7 +1014,7 @@ function defaultBlocks (components: FilesComponents): BlockReader {
     ? undefined
     : {
         holders: async (manifest: CID, shape: ManifestShape, signal?: AbortSignal) => await durability.holderView(manifest, shape, { signal, searchWhen: 'a-stripe-unreadable' }),
-        coder: async () => await durability.getCoder(),
+        rebuild: async (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>) => await durability.rebuildStripe(stripe, k, m, shards),
         self: durability.network.self
       }
   return new Blocks({ blockstore, exchange, logger, tiers, stripes })

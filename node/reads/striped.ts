@@ -37,11 +37,10 @@ import { blockKey } from '../blocks/index.js'
 import { AbortedError, StripeUnavailableError } from '../errors.js'
 import { raceAbort } from '../abort.js'
 import { localState, replaceCorrupt } from './local-state.js'
-import { loadManifestRoot, readStripes, rebuildStripe, shardCID } from '../durability/stripes.js'
+import { loadManifestRoot, readStripes, shardCID } from '../durability/stripes.js'
 import type { Stripe, ManifestRoot } from '../../protocol/durability.js'
 import type { BlockExchange } from '../exchange/index.js'
 import type { BlockStore } from '../blocks/index.js'
-import type { ErasureCoder } from '../durability/erasure.js'
 import type { HolderView, ManifestShape } from '../durability/view.js'
 import type { BlockGetter, BlockOrigin } from './api.js'
 import type { PeerId } from '@libp2p/interface'
@@ -51,8 +50,12 @@ import type { CID } from 'multiformats/cid'
 export interface StripeSources {
   /** Which live peers (this node included) hold which shards of `manifest`; peers that have not answered when `signal` aborts are left out (a read waits {@link HOLDINGS_WAIT_MS} at most). */
   holders: (manifest: CID, shape: ManifestShape, signal?: AbortSignal) => Promise<HolderView>
-  /** The Reed-Solomon coder. */
-  coder: () => Promise<ErasureCoder>
+  /**
+   * The data leaves of a stripe from any k of its shards (index → bytes),
+   * the missing ones rebuilt and checked against their CIDs. The shards given
+   * are checked already (the block store's and the exchange's blocks).
+   */
+  rebuild: (stripe: Stripe, k: number, m: number, shards: Map<number, Uint8Array>) => Promise<Uint8Array[]>
   /** This node's peer id (never asked for a shard over the network). */
   self: string
 }
@@ -542,7 +545,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
   })
   if (signal?.aborted === true) throw new AbortedError('read aborted')
   if (shards.size < needed) throw new StripeUnavailableError(`stripe ${index} of ${mroot.root.toString()}: only ${shards.size} of ${k} shards reachable`)
-  const data = rebuildStripe(stripe, k, m, shards, await components.stripes.coder())
+  const data = await components.stripes.rebuild(stripe, k, m, shards)
   // the leaves rebuilt (not those fetched or held here): stored when caching,
   // or in place of a corrupt copy
   for (let i = 0; i < stripe.data.length; i++) {
