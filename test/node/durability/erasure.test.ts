@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createErasureCoder, type ErasureCoder } from '../../../node/durability/erasure.js'
 import { randomBytes } from '../../helpers/bytes.js'
+import { indexSubsets } from '../../helpers/subsets.js'
 
 interface ParityVector {
   name: string
@@ -89,16 +90,6 @@ function referenceParity (data: Uint8Array[], m: number): Uint8Array[] {
   })
 }
 
-/** Every subset of 0..n-1 with at most `max` members. */
-function subsets (n: number, max: number): number[][] {
-  const out: number[][] = []
-  for (let mask = 0; mask < (1 << n); mask++) {
-    const members = Array.from({ length: n }, (_, i) => i).filter(i => (mask & (1 << i)) !== 0)
-    if (members.length <= max) out.push(members)
-  }
-  return out
-}
-
 describe('erasure coder', () => {
   let coder: ErasureCoder
   before(async () => { coder = await createErasureCoder() })
@@ -138,7 +129,7 @@ describe('erasure coder', () => {
       it(`${k}+${m}: every combination of up to ${m} lost shards gives the data back`, () => {
         const data = Array.from({ length: k }, (_, i) => randomBytes(size, 100 * k + i))
         const all = [...data, ...coder.encode(data, m)]
-        for (const lost of subsets(k + m, m)) {
+        for (const lost of indexSubsets(k + m, m)) {
           const slots = all.map((s, i) => lost.includes(i) ? undefined : s.slice())
           assert.deepEqual(coder.reconstruct(slots, k, m), data, `lost ${lost.join(',')}`)
         }
@@ -147,7 +138,7 @@ describe('erasure coder', () => {
       it(`${k}+${m}: ${m + 1} lost shards are a StripeUnavailableError`, () => {
         const data = Array.from({ length: k }, (_, i) => randomBytes(size, i))
         const all = [...data, ...coder.encode(data, m)]
-        for (const lost of subsets(k + m, m + 1).filter(s => s.length === m + 1)) {
+        for (const lost of indexSubsets(k + m, m + 1).filter(s => s.length === m + 1)) {
           const slots = all.map((s, i) => lost.includes(i) ? undefined : s)
           assert.throws(() => coder.reconstruct(slots, k, m), { name: 'StripeUnavailableError' })
         }

@@ -11,6 +11,7 @@ import { createErasureCoder, type ErasureCoder } from '../../../node/durability/
 import { ParityPool } from '../../../node/durability/parity-pool.js'
 import { encodeStripe, rawCID, rebuildStripe, type Block } from '../../../node/durability/stripes.js'
 import { assertBytesEqual, randomBytes } from '../../helpers/bytes.js'
+import { indexSubsets } from '../../helpers/subsets.js'
 
 /** `count` leaves of `size` bytes (the last `last` bytes long), each with its raw CID. */
 function leavesOf (count: number, size: number, last: number, seed: number): Block[] {
@@ -18,16 +19,6 @@ function leavesOf (count: number, size: number, last: number, seed: number): Blo
     const bytes = randomBytes(i === count - 1 ? last : size, seed + i)
     return { cid: rawCID(bytes), bytes }
   })
-}
-
-/** Every subset of 0..n-1 with at most `max` members (the empty one included). */
-function losses (n: number, max: number): number[][] {
-  const out: number[][] = []
-  for (let mask = 0; mask < (1 << n); mask++) {
-    const members = Array.from({ length: n }, (_, i) => i).filter(i => (mask & (1 << i)) !== 0)
-    if (members.length <= max) out.push(members)
-  }
-  return out
 }
 
 describe('ParityPool.rebuild', () => {
@@ -51,7 +42,7 @@ describe('ParityPool.rebuild', () => {
       leaves.forEach((l, i) => all.set(i, l.bytes))
       parity.forEach((p, i) => all.set(c.k + i, p.bytes))
       const real = [...all.keys()]
-      for (const lost of losses(real.length, c.m)) {
+      for (const lost of indexSubsets(real.length, c.m)) {
         const shards = new Map([...all].filter(([i]) => !lost.map(j => real[j]).includes(i)))
         const ours = await pool.rebuild(stripe, c.k, c.m, shards)
         const theirs = rebuildStripe(stripe, c.k, c.m, shards, coder)
