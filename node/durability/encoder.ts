@@ -109,7 +109,7 @@ export class Encoder {
     })
     for await (const leaf of fileLeaves(getter, root, signal)) {
       if (signal?.aborted === true) throw new AbortedError('encode aborted')
-      checkLeaf(leaf)
+      await checkLeaf(leaf)
       await writer.add(leaf)
     }
     const manifest = await writer.finish(root, size)

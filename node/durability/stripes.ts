@@ -14,7 +14,7 @@
 import { decodeFileNode } from '../content/ranged-reader.js'
 import { CID } from 'multiformats/cid'
 import { AbortedError, InvalidArgumentError, InvalidBlockError, InvalidManifestError, StripeUnavailableError } from '../errors.js'
-import { IDENTITY, SHA2_256, cborCID, rawCID, verifyBlock } from '../blocks/verify.js'
+import { IDENTITY, SHA2_256, cborCID, matchesCIDOffThread, rawCID, verifyBlock } from '../blocks/verify.js'
 import {
   DAG_CBOR_CODE, DAG_PB_CODE, MANIFEST_PAGE_STRIPES, MAX_SHARD_BYTES, RAW_CODE,
   checkCoding, checkStripe, decodeManifestPage, decodeManifestRoot, encodeManifestPage, encodeManifestRoot, shardSizeOf,
@@ -167,14 +167,21 @@ function padded (bytes: Uint8Array, size: number): Uint8Array {
   return out
 }
 
-/** Check a leaf read back for coding: a raw sha2-256 CIDv1 of at most 4 MiB whose bytes match. */
-export function checkLeaf (leaf: Block): void {
+/**
+ * Check a leaf read back for coding: a raw sha2-256 CIDv1 of at most 4 MiB
+ * whose bytes match (hashed off the event loop: an encode of a large file
+ * runs beside the node's other work).
+ *
+ * @throws {InvalidArgumentError} for another kind of CID or a leaf too large
+ * @throws {InvalidBlockError} when the bytes do not match the CID
+ */
+export async function checkLeaf (leaf: Block): Promise<void> {
   const { cid, bytes } = leaf
   if (cid.version !== 1 || cid.code !== RAW_CODE || cid.multihash.code !== SHA2_256) {
     throw new InvalidArgumentError(`leaf ${cid.toString()} is not a raw sha2-256 CIDv1`)
   }
   if (bytes.byteLength > MAX_SHARD_BYTES) throw new InvalidArgumentError(`leaf ${cid.toString()} of ${bytes.byteLength} bytes > ${MAX_SHARD_BYTES}`)
-  verifyBlock(cid, bytes)
+  if (!await matchesCIDOffThread(cid, bytes)) throw new InvalidBlockError(`block ${cid.toString()} does not match its hash (${bytes.byteLength} bytes): corrupt data`)
 }
 
 /** Code one stripe from 1..k leaves (not checked: the caller has their CIDs right). */

@@ -18,6 +18,7 @@ import { loadConfig, saveConfig } from '../../../node/repo/config.js'
 import { parseChunker } from '../../../node/content/index.js'
 import { createLogger } from '../../../node/logger.js'
 import { DurabilityService, type EncodeProgressEvents, type PlaceProgressEvents } from '../../../node/durability/index.js'
+import type { BlockGetter } from '../../../node/reads/api.js'
 import { VirtualTime } from '../../../simulations/virtual-time.js'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { untilOnEvery } from '../../helpers/swarm.js'
@@ -140,7 +141,20 @@ describe('durability parts', () => {
     await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
     const data = randomBytes(3 * 1024 * 1024)
     const info = await writer.components.files.add('/p.bin', once(data), { chunker: CHUNKER, pin: 'none' })
-    const { durability } = writer.components
+    const { durability, blockstore } = writer.components
+
+    // leaves whose bytes do not match their CIDs (a getter that lies: a fault that cannot be made real) are refused,
+    // the 256 KiB leaves checked on the thread pool; nothing is left behind (the honest encode below codes from the start)
+    const lying: BlockGetter = {
+      getBytes: async (cid, options) => {
+        const bytes = await blockstore.getBytes(cid, options)
+        if (cid.code !== 0x55) return bytes
+        const bad = new Uint8Array(bytes)
+        bad[7] ^= 1
+        return bad
+      }
+    }
+    await assert.rejects(durability.encode(CID.parse(info.cid), data.byteLength, 'ec:2+1', { getter: lying }), { name: 'InvalidBlockError', message: /does not match its hash/ })
 
     const encoded: Array<EncodeProgressEvents['detail']> = []
     const pin = await durability.encode(CID.parse(info.cid), data.byteLength, 'ec:2+1', {
