@@ -20,7 +20,8 @@
  * and dialled again every minute for ever: in a swarm that lives for years,
  * machines replaced or retired piled up in `peers.json` and in every node's
  * dials. A peer forgotten that comes back dials its own peers, and the DHT
- * finds it.
+ * finds it. A peer a user disconnected is not remembered again when it (or
+ * the DHT) connects, until a user connects to it again.
  *
  * @module
  */
@@ -136,6 +137,14 @@ export class PeerManager {
    * that was down and is back with another swarm key is a new problem).
    */
   private readonly unreachableTold = new Map<string, DialFailureKind>()
+  /**
+   * Peers a user disconnected (`shoal peers disconnect`) since this node
+   * started: not remembered again as met when they connect (the peer itself
+   * re-dials this node, which it still knows; the DHT dials it), until a
+   * user connects to one again. Without it the peer was back in peers.json
+   * a second after it was forgotten, and re-dialled after every restart.
+   */
+  private readonly dropped = new Set<string>()
 
   constructor (components: PeersComponents, init: PeersInit) {
     this.components = components
@@ -235,6 +244,7 @@ export class PeerManager {
       const hint = kind === 'handshake' || kind === 'identity' ? ` (${dialFailureHint(kind)})` : ''
       throw new PeerUnreachableError(`could not connect to ${peerId.toString()}: ${reason}${hint}`, { cause: err })
     }
+    this.dropped.delete(peerId.toString())
     this.remember({ id: peerId.toString(), addrs: [addr.toString()], kept: true })
     return await this.status(peerId)
   }
@@ -253,6 +263,7 @@ export class PeerManager {
     const peerId = parsePeerId(peer)
     const id = peerId.toString()
     const known = this.known.delete(id)
+    this.dropped.add(id)
     this.clearRedial(id)
     const connected = this.components.libp2p.getConnections(peerId).length > 0
     if (!known && !connected) throw new NotFoundError(`not connected to ${id}`)
@@ -335,6 +346,8 @@ export class PeerManager {
   }
 
   private remember (peer: KnownPeer): void {
+    // a peer a user disconnected is not met again by connecting: only `peers connect` keeps it again
+    if (peer.kept !== true && this.dropped.has(peer.id)) return
     const prev = this.known.get(peer.id)
     const kept = prev?.kept === true || peer.kept === true
     this.known.set(peer.id, { id: peer.id, addrs: [...new Set([...peer.addrs, ...(prev?.addrs ?? [])])].slice(0, 8), ...(kept ? { kept } : {}), seen: this.now() })

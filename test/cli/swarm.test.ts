@@ -149,6 +149,10 @@ describe('a private swarm driven through the CLI', () => {
     await shoalOk(again.repo, ['peers', 'disconnect', aId])
     // forgotten: never re-dialled by this node (the DHT of either side may still connect)
     assert.ok(await eventually(async () => !(await known()).includes(aId), 5_000), 'a is no longer a known peer of c')
+    // a still knows c and dials it again within seconds: c accepts the connection but does not remember a
+    assert.ok(await eventually(async () => (await peerIds(again)).includes(aId), 20_000), 'a dialled c again')
+    await sleep(1_000)
+    assert.ok(!(await known()).includes(aId), 'a stays forgotten by c after it dialled c again')
     c = again
   })
 })
