@@ -218,7 +218,7 @@ export async function * encodeStripes (leaves: AsyncIterable<Block>, k: number, 
   checkCoding(k, m)
   let group: Block[] = []
   for await (const leaf of leaves) {
-    checkLeaf(leaf)
+    await checkLeaf(leaf)
     group.push(leaf)
     if (group.length === k) {
       const batch = group
