@@ -32,7 +32,7 @@ import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js
 import { dialFailureHint, dialFailureKind, type DialFailureKind } from './dial-failure.js'
 import type { Logger } from '../logger.js'
 import type { ShoalLibp2p } from '../net/host.js'
-import { KEEP_ALIVE, type IdentifyResult, type PeerId } from '@libp2p/interface'
+import { KEEP_ALIVE, type IdentifyResult, type PeerId, type PeerStore } from '@libp2p/interface'
 import { jittered, systemTimers, type Timers } from '../timers.js'
 
 /** What the peer manager is built from. */
@@ -118,6 +118,18 @@ export function dialableListenAddrs (listenAddrs: Multiaddr[], remoteAddr: Multi
   return listenAddrs
     .filter(a => reachableFrom(hostOf(a), seenFrom))
     .sort((x, y) => Number(hostOf(y) === seenFrom) - Number(hostOf(x) === seenFrom))
+}
+
+/**
+ * Remove the `keep-alive…` tags a peer store holds for `peerId`: libp2p's
+ * reconnect queue re-dials a peer so tagged as soon as it disconnects, and
+ * the DHT so tags the peers closest to this node (in a small swarm, all).
+ *
+ * @throws the store's NotFoundError for a peer it does not hold (no tags)
+ */
+export async function dropKeepAliveTags (peerStore: PeerStore, peerId: PeerId): Promise<void> {
+  const tags = [...(await peerStore.get(peerId)).tags.keys()].filter(tag => tag.startsWith(KEEP_ALIVE))
+  if (tags.length > 0) await peerStore.merge(peerId, { tags: Object.fromEntries(tags.map(tag => [tag, undefined])) })
 }
 
 /** See the module doc. */
@@ -274,10 +286,8 @@ export class PeerManager {
 
   /** Remove the peer's `keep-alive…` tags (libp2p re-dials a peer that has one as soon as it disconnects). */
   private async dropKeepAlive (peerId: PeerId): Promise<void> {
-    const { peerStore } = this.components.libp2p
     try {
-      const tags = [...(await peerStore.get(peerId)).tags.keys()].filter(tag => tag.startsWith(KEEP_ALIVE))
-      if (tags.length > 0) await peerStore.merge(peerId, { tags: Object.fromEntries(tags.map(tag => [tag, undefined])) })
+      await dropKeepAliveTags(this.components.libp2p.peerStore, peerId)
     } catch (err: any) {
       // a peer the store does not hold has no tags
       if (err?.name !== 'NotFoundError') this.components.logger.debug({ peer: peerId.toString(), err: err?.message }, 'keep-alive tags not dropped')

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagPb from '@ipld/dag-pb'
 import { DHT_PROTOCOL } from '../../../node/net/host.js'
-import { KEEP_ALIVE } from '@libp2p/interface'
+import { dropKeepAliveTags } from '../../../node/peers/index.js'
 import { ExpectedPuts } from '../../../node/exchange/index.js'
 import { importContent, readContent, parseChunker } from '../../../node/content/index.js'
 import { READ_AHEAD, READ_AHEAD_BYTES } from '../../../node/content/ranged-reader.js'
@@ -39,10 +39,9 @@ function asStore (getter: unknown): BlockStore {
   return getter as BlockStore
 }
 
-/** Remove `node`'s keep-alive tags on `peer` (libp2p re-dials a peer so tagged as soon as it disconnects). */
+/** Remove `node`'s keep-alive tags on `peer` (a peer its store does not hold has none). */
 async function dropKeepAlive (node: TestNode, peer: TestNode): Promise<void> {
-  const tags = [...(await node.libp2p.peerStore.get(peer.libp2p.peerId).catch(() => undefined))?.tags.keys() ?? []].filter(tag => tag.startsWith(KEEP_ALIVE))
-  if (tags.length > 0) await node.libp2p.peerStore.merge(peer.libp2p.peerId, { tags: Object.fromEntries(tags.map(tag => [tag, undefined])) })
+  await dropKeepAliveTags(node.libp2p.peerStore, peer.libp2p.peerId).catch(() => {})
 }
 
 /** Poll `check` every 50 ms until it is true, for at most `ms`. */
