@@ -12,11 +12,11 @@
  * - it panics (a trap that leaks its buffers) on input it does not expect
  *   (e.g. zero-length shards), so every argument is checked before it is
  *   called: callers get typed errors, never a trap;
- * - its `reconstruct` is right only on the first call of an instance (later
- *   calls report "too few shards present" for most patterns of loss: allocator
- *   state left behind by the first), so each reconstruction runs on a fresh
- *   instance of the module (~0.2 ms), and encoding on an instance of its own
- *   that never reconstructs.
+ * - its package's wrapper of `reconstruct` frees a buffer the module has
+ *   freed already, after which the instance's later reconstructions fail
+ *   for most patterns of loss; reconstructions here call the module
+ *   directly, as it expects (wasm-coder.ts), on one long-lived instance of
+ *   their own.
  *
  * @module
  */
@@ -25,6 +25,7 @@ import { createRequire } from 'node:module'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import { InvalidArgumentError, ShoalError, StripeUnavailableError } from '../errors.js'
 import { MAX_K, MAX_M, MAX_SHARDS } from '../../protocol/durability.js'
+import { instantiate, reconstructInPlace, type CoderExports } from './wasm-coder.js'
 
 /** Encode and rebuild stripes of equal-length shards. Synchronous: the work is CPU-bound and short (~1 GB/s). */
 export interface ErasureCoder {
@@ -52,8 +53,8 @@ export class ErasureCoderError extends ShoalError {
   override name = 'ErasureCoderError'
 }
 
-/** The wasm bytes, and the instance every coder of the process encodes with. */
-interface Wasm { bytes: Uint8Array, encoder: ReedSolomonErasure }
+/** The wasm bytes, the instance every coder of the process encodes with, and the one it rebuilds with. */
+interface Wasm { bytes: Uint8Array, encoder: ReedSolomonErasure, rebuilder: CoderExports }
 
 let loading: Promise<Wasm> | undefined
 let reading: Promise<Uint8Array> | undefined
@@ -69,7 +70,7 @@ export async function loadWasmBytes (): Promise<Uint8Array> {
 /** Load (once per process) the wasm module. */
 async function loadWasm (): Promise<Wasm> {
   const bytes = await loadWasmBytes()
-  return { bytes, encoder: ReedSolomonErasure.fromBytes(bytes) }
+  return { bytes, encoder: ReedSolomonErasure.fromBytes(bytes), rebuilder: instantiate(bytes) }
 }
 
 /**
@@ -82,7 +83,7 @@ export async function createErasureCoder (): Promise<ErasureCoder> {
   const wasm = await loading
   return {
     encode: (data, m) => encode(wasm, data, m),
-    reconstruct: (shards, k, m) => reconstruct(wasm.bytes, shards, k, m)
+    reconstruct: (shards, k, m) => reconstruct(wasm, shards, k, m)
   }
 }
 
@@ -136,24 +137,46 @@ function encode (wasm: Wasm, data: Uint8Array[], m: number): Uint8Array[] {
   return Array.from({ length: m }, (_, i) => all.slice((k + i) * size, (k + i + 1) * size))
 }
 
-function reconstruct (wasm: Uint8Array, shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
+/**
+ * Check the k+m slots of a stripe to rebuild (undefined = missing): which
+ * are present, and their common length.
+ *
+ * @throws {StripeUnavailableError} when fewer than k are present
+ * @throws {InvalidArgumentError} for bad counts, slots or unequal lengths
+ */
+export function checkSlots (shards: ReadonlyArray<Uint8Array | undefined>, k: number, m: number): { present: boolean[], size: number } {
   checkCounts(k, m)
   if (!Array.isArray(shards) || shards.length !== k + m) throw new InvalidArgumentError(`expected ${k + m} shard slots, got ${Array.isArray(shards) ? shards.length : 'none'}`)
   const present = shards.map(s => s !== undefined && s !== null)
   const count = present.filter(Boolean).length
   if (count < k) throw new StripeUnavailableError(`only ${count} of ${k + m} shards present, ${k} needed`)
-  const size = commonLength(shards)
+  return { present, size: commonLength(shards) }
+}
+
+function reconstruct (wasm: Wasm, shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
+  const { present, size } = checkSlots(shards, k, m)
   if (present.slice(0, k).every(Boolean)) return shards.slice(0, k) as Uint8Array[]
   if (size === 0) return shards.slice(0, k).map(s => s ?? new Uint8Array(0))
-  const all = new Uint8Array(size * (k + m))
-  shards.forEach((shard, i) => { if (shard !== undefined && shard !== null) all.set(shard, i * size) })
-  // a fresh instance: the module's reconstruct is only right on an instance's first call
+  const length = size * (k + m)
+  const exports = wasm.rebuilder
+  let pointer = 0
   let code: number
   try {
-    code = ReedSolomonErasure.fromBytes(wasm).reconstruct(all, k, m, present)
+    pointer = exports.__wbindgen_malloc(length)
+    const memory = new Uint8Array(exports.memory.buffer, pointer, length)
+    shards.forEach((shard, i) => { if (shard !== undefined && shard !== null) memory.set(shard, i * size) })
+    code = reconstructInPlace(exports, { pointer, length, k, m, present })
   } catch (err) {
+    // a trap leaves the instance in an unknown state: never use it again
+    wasm.rebuilder = instantiate(wasm.bytes)
     throw new ErasureCoderError(`reconstruct trapped: ${String((err as Error)?.message ?? err)}`, { cause: err })
   }
-  check(code, 'reconstruct')
-  return Array.from({ length: k }, (_, i) => present[i] ? shards[i] as Uint8Array : all.slice(i * size, (i + 1) * size))
+  try {
+    check(code, 'reconstruct')
+    // the module may have grown its memory while rebuilding: a view of the buffer as it is now
+    const memory = new Uint8Array(exports.memory.buffer, pointer, length)
+    return Array.from({ length: k }, (_, i) => present[i] ? shards[i] as Uint8Array : memory.slice(i * size, (i + 1) * size))
+  } finally {
+    exports.__wbindgen_free(pointer, length)
+  }
 }

@@ -18,27 +18,25 @@
  * parity is handed back as views into the region, valid until the next call.
  * No buffer is allocated per stripe.
  *
- * When it applies: encoding only, on the parity worker (parity-worker.ts),
- * one arena per thread. Rebuilding stays in erasure.ts, on a fresh instance
- * each time (the module's reconstruct is right only on an instance's first
- * call). The parity bytes are the module's, so they match erasure.ts's
- * `encode` and the golden vectors (test/node/durability/parity-arena.test.ts).
+ A rebuild works the same way: the present shards are copied into the
+ * region, the module rebuilds the missing data shards in place
+ * (wasm-coder.ts: the call as the module expects it, which its package's
+ * own wrapper gets wrong), and they are handed back as views.
+ *
+ * When it applies: on the parity worker (parity-worker.ts), one arena per
+ * thread, for encoding and for the rebuilds of degraded reads and repair.
+ * The parity bytes are the module's, so they match erasure.ts's `encode` and
+ * the golden vectors, and the rebuilt shards erasure.ts's `reconstruct`
+ * (test/node/durability/parity-arena.test.ts).
  *
  * @module
  */
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import { InvalidArgumentError } from '../errors.js'
-import { checkCounts, ErasureCoderError, loadWasmBytes } from './erasure.js'
+import { checkCounts, checkSlots, ErasureCoderError, loadWasmBytes } from './erasure.js'
+import { instantiate, reconstructInPlace, type CoderExports } from './wasm-coder.js'
 
-/** The wasm module's exports that an arena calls. */
-interface CoderExports {
-  memory: { buffer: ArrayBuffer }
-  encode: (pointer: number, length: number, dataShards: number, parityShards: number) => number
-  __wbindgen_malloc: (length: number) => number
-  __wbindgen_free: (pointer: number, length: number) => void
-}
-
-/** Codes stripes' parity in place; see the module comment. Not shared between threads. */
+/** Codes stripes' parity, and rebuilds their data shards, in place; see the module comment. Not shared between threads. */
 export class ParityArena {
   private exports: CoderExports
   private pointer = 0
@@ -93,6 +91,37 @@ export class ParityArena {
     return Array.from({ length: m }, (_, i) => memory.subarray((k + i) * shardSize, (k + i + 1) * shardSize))
   }
 
+  /**
+   * The k data shards of one stripe, given its k+m `slots` (undefined where a
+   * shard is missing, at least k present, all of one length): the missing
+   * ones rebuilt. The present ones are returned as given; the rebuilt ones
+   * are views into the arena, valid until the next call.
+   *
+   * @throws {StripeUnavailableError} when fewer than k slots are present
+   * @throws {InvalidArgumentError} for bad counts, slots or unequal lengths
+   * @throws {ErasureCoderError} when the module fails (the arena then starts on a new instance)
+   */
+  reconstruct (slots: ReadonlyArray<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
+    const { present, size } = checkSlots(slots, k, m)
+    if (size === 0) return slots.slice(0, k).map(s => s ?? new Uint8Array(0))
+    if (present.slice(0, k).every(Boolean)) return slots.slice(0, k) as Uint8Array[]
+    const total = size * (k + m)
+    const region = this.region(total)
+    slots.forEach((slot, i) => { if (slot !== undefined && slot !== null) region.set(slot, i * size) })
+    let code: number
+    try {
+      code = reconstructInPlace(this.exports, { pointer: this.pointer, length: total, k, m, present })
+    } catch (err) {
+      // a trap leaves the instance in an unknown state: never use it again
+      this.reset()
+      throw new ErasureCoderError(`reconstruct trapped: ${String((err as Error)?.message ?? err)}`, { cause: err })
+    }
+    if (code !== ReedSolomonErasure.RESULT_OK) throw new ErasureCoderError(`reconstruct failed: ${ReedSolomonErasure.getResultMessage(code)}`)
+    // the module may have grown its memory while rebuilding: views of the buffer as it is now
+    const memory = new Uint8Array(this.exports.memory.buffer, this.pointer, total)
+    return Array.from({ length: k }, (_, i) => present[i] ? slots[i] as Uint8Array : memory.subarray(i * size, (i + 1) * size))
+  }
+
   /** The arena's region, at least `length` bytes, as a view of the module's memory now. */
   private region (length: number): Uint8Array {
     if (length > this.length) {
@@ -109,15 +138,4 @@ export class ParityArena {
     this.pointer = 0
     this.length = 0
   }
-}
-
-/** The global `WebAssembly`, as far as an arena uses it (this project's TypeScript libs do not declare it). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object
-  Instance: new (module: object) => { exports: unknown }
-}
-
-function instantiate (bytes: Uint8Array): CoderExports {
-  const { Module, Instance } = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly
-  return new Instance(new Module(bytes)).exports as CoderExports
 }

@@ -4,16 +4,15 @@
  * the main thread. The answer is one buffer, moved (not copied) back: the m
  * parity shards of `shardSize` bytes, then their m sha-256 digests.
  *
- * The parity is coded in place in the thread's {@link ParityArena} (no
- * buffer per stripe but the answer) and hashed there before it is copied
- * into the answer.
+ * The parity is coded, and the missing leaves of a degraded stripe rebuilt,
+ * in place in the thread's {@link ParityArena} (no buffer per stripe but the
+ * answer) and hashed there before they are copied into the answer.
  *
  * @module
  */
 import { createHash } from 'node:crypto'
 import { move } from 'piscina'
 import { ParityArena } from './parity-arena.js'
-import { createErasureCoder, type ErasureCoder } from './erasure.js'
 
 /** One stripe to code: its 1..k leaves (unpadded), the shard size, k and m. */
 export interface ParityTask {
@@ -25,12 +24,17 @@ export interface ParityTask {
 
 let arena: Promise<ParityArena> | undefined
 
+/** The thread's arena (made on the first task). */
+async function threadArena (): Promise<ParityArena> {
+  arena ??= ParityArena.create()
+  arena.catch(() => { arena = undefined }) // a failed load may be retried
+  return await arena
+}
+
 /** Code the parity of one stripe; see the module comment for the answer's layout. */
 export default async function parity (task: ParityTask): Promise<unknown> {
   const { leaves, shardSize, k, m } = task
-  arena ??= ParityArena.create()
-  arena.catch(() => { arena = undefined }) // a failed load may be retried
-  const shards = (await arena).encode(leaves, k, m, shardSize)
+  const shards = (await threadArena()).encode(leaves, k, m, shardSize)
   const out = new Uint8Array(m * shardSize + m * 32)
   shards.forEach((shard, i) => {
     out.set(createHash('sha256').update(shard).digest(), m * shardSize + i * 32)
@@ -51,8 +55,6 @@ export interface RebuildTask {
   want: Array<{ index: number, size: number }>
 }
 
-let coder: Promise<ErasureCoder> | undefined
-
 /**
  * Rebuild the leaves a {@link RebuildTask} wants. The answer is one buffer,
  * moved back: the leaves (unpadded, in the order wanted), then their sha-256
@@ -60,9 +62,7 @@ let coder: Promise<ErasureCoder> | undefined
  */
 export async function rebuild (task: RebuildTask): Promise<unknown> {
   const { slots, k, m, want } = task
-  coder ??= createErasureCoder()
-  coder.catch(() => { coder = undefined }) // a failed load may be retried
-  const shards = (await coder).reconstruct(slots, k, m)
+  const shards = (await threadArena()).reconstruct(slots, k, m)
   const total = want.reduce((sum, w) => sum + w.size, 0)
   const out = new Uint8Array(total + want.length * 32)
   let at = 0

@@ -92,6 +92,17 @@ export interface PlacerInit {
 /** Shards placed on one peer per `hold` before they are pushed (the peer expects them for a while). */
 const PLACE_PART = 4096
 
+/**
+ * How long {@link Placer.livePeers} waits for the placement info of peers it
+ * has not heard from (ms). A connected peer that does not answer (a process
+ * frozen or swapping, a disk hung under it) is left out of that call; its
+ * answer, when it comes, is kept for the next. Before, every `add` and
+ * `pin status` waited for it, up to the request's own timeout (an add with
+ * such a peer connected took 8.5 s instead of under one). A peer on a
+ * healthy link answers in milliseconds.
+ */
+export const INFO_WAIT_MS = 2_000
+
 /** Places shards on peers and remembers what it learns of them. */
 export class Placer {
   private readonly log: Logger
@@ -99,6 +110,8 @@ export class Placer {
   private readonly full = new Map<string, number>()
   /** Zones of peers that answered `info`. */
   private readonly zones = new Map<string, string | undefined>()
+  /** `info` requests under way, by peer: one at a time per peer, whoever waits for it. */
+  private readonly asking = new Map<string, Promise<void>>()
   /** Placements under way: manifest → their progress, as the one who places updates it. */
   private readonly running = new Map<string, PlaceProgress>()
 
@@ -210,25 +223,66 @@ export class Placer {
     exchange.announceSoon(root)
   }
 
-  /** This node and every connected peer not left out, with their zones (asked once per peer). */
+  /**
+   * This node and every connected peer not left out, with their zones (asked
+   * once per peer). A peer not heard from yet is waited for at most
+   * {@link INFO_WAIT_MS}, or until `signal` aborts: one that has not answered
+   * by then is left out of this answer.
+   */
   async livePeers (signal?: AbortSignal): Promise<PlacementPeer[]> {
     const { network } = this.components
+    const peers = network.connected().filter(peer => !this.isFull(peer))
+    const unknown = peers.filter(peer => !this.zones.has(peer)).map(peer => this.askInfo(peer))
+    if (unknown.length > 0) await this.waitAtMost(Promise.all(unknown), INFO_WAIT_MS, signal)
     const out: PlacementPeer[] = [{ id: network.self, zone: this.init.zone }]
-    await Promise.all(network.connected().filter(peer => !this.isFull(peer)).map(async peer => {
-      if (!this.zones.has(peer)) {
-        try {
-          const answer = await network.request(peer, { v: 1, type: 'info' }, signal)
-          if (answer.type !== 'info') return
-          this.zones.set(peer, answer.zone)
-        } catch (err: any) {
-          // not a Shoal node with durability (or gone): not a candidate
-          this.log.debug({ peer, err: err?.message }, 'no placement info')
-          return
-        }
-      }
-      out.push({ id: peer, zone: this.zones.get(peer) })
-    }))
+    for (const peer of peers) if (this.zones.has(peer)) out.push({ id: peer, zone: this.zones.get(peer) })
     return out
+  }
+
+  /**
+   * Ask `peer` for its placement info, or join the request under way: the
+   * zone is kept when it answers. Never rejects: a peer that fails or is not
+   * a Shoal node with durability is no candidate, and is asked again next
+   * time. The request has its own timeout (the network's), not a caller's
+   * signal: other callers may be waiting for it.
+   */
+  private async askInfo (peer: string): Promise<void> {
+    const under = this.asking.get(peer)
+    if (under !== undefined) return await under
+    const asked = (async () => {
+      try {
+        const answer = await this.components.network.request(peer, { v: 1, type: 'info' })
+        if (answer.type === 'info') this.zones.set(peer, answer.zone)
+      } catch (err: any) {
+        this.log.debug({ peer, err: err?.message }, 'no placement info')
+      } finally {
+        this.asking.delete(peer)
+      }
+    })()
+    this.asking.set(peer, asked)
+    return await asked
+  }
+
+  /** Wait for `work` at most `ms` (on the injected timers), and not past `signal`'s abort (which ends the wait, not the work). */
+  private async waitAtMost (work: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<void> {
+    const { timers } = this.components
+    let handle: unknown
+    let onAbort: (() => void) | undefined
+    try {
+      await Promise.race([
+        work,
+        new Promise<void>(resolve => { handle = timers.setTimeout(resolve, ms) }),
+        new Promise<void>(resolve => {
+          if (signal === undefined) return
+          onAbort = resolve
+          if (signal.aborted) onAbort()
+          else signal.addEventListener('abort', onAbort, { once: true })
+        })
+      ])
+    } finally {
+      timers.clearTimeout(handle)
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
+    }
   }
 
   /**

@@ -158,7 +158,7 @@ describe('erasure coder', () => {
       }
     })
 
-    it('is right call after call on one coder (the wasm\'s own reconstruct is right only on an instance\'s first call)', () => {
+    it('is right call after call on one coder (the package\'s own wrapper is right only on an instance\'s first call: wasm-coder.ts)', () => {
       const data = [randomBytes(64, 31), randomBytes(64, 32), randomBytes(64, 33), randomBytes(64, 34)]
       const all = [...data, ...coder.encode(data, 2)]
       for (let round = 0; round < 3; round++) {

@@ -518,4 +518,34 @@ describe('durability parts', () => {
       assert.ok(entry.type === 'file' && entry.pin?.policy === policy && entry.pin.manifest !== undefined, `the repair pass coded ${path} ${policy}`)
     }
   })
+
+  it('a connected peer that does not answer its placement info is left out, not waited for; its answer, when it comes, counts from then on', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer, , silent] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const { durability } = writer.components
+    const silentId = silent.components.peerId
+    // the silent peer's info request is held (a frozen process keeps its connection open) until `answer` is called
+    let answer: (() => void) | undefined
+    let held = 0
+    const request = durability.network.request.bind(durability.network)
+    durability.network.request = async (peer, message, signal) => {
+      if (message.type === 'info' && peer === silentId) {
+        held++
+        await new Promise<void>(resolve => { answer = resolve })
+      }
+      return await request(peer, message, signal)
+    }
+    defer(t, async () => { durability.network.request = request; answer?.() })
+    // ec:2+1 needs three nodes: with the silent one left out, two
+    const first = await durability.shortfall('ec:2+1')
+    assert.match(first ?? '', /^2 live nodes, ec:2\+1 needs 3 /, `the silent peer is not counted: ${String(first)}`)
+    // asked again while its request is under way: joined, not asked twice
+    assert.match(await durability.shortfall('ec:2+1') ?? '', /^2 live nodes, ec:2\+1 needs 3 /)
+    assert.equal(held, 1, 'one info request per peer at a time')
+    // the peer answers (late): from then on it counts, with no new request
+    answer?.()
+    await until('the late answer kept', async () => await durability.shortfall('ec:2+1') === undefined)
+    assert.equal(held, 1)
+  })
 })
