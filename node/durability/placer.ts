@@ -93,15 +93,17 @@ export interface PlacerInit {
 const PLACE_PART = 4096
 
 /**
- * How long {@link Placer.livePeers} waits for the placement info of peers it
- * has not heard from (ms). A connected peer that does not answer (a process
- * frozen or swapping, a disk hung under it) is left out of that call; its
- * answer, when it comes, is kept for the next. Before, every `add` and
- * `pin status` waited for it, up to the request's own timeout (an add with
- * such a peer connected took 8.5 s instead of under one). A peer on a
- * healthy link answers in milliseconds.
+ * How long the placement info of a peer not heard from yet is waited for,
+ * from when it is asked (ms). A connected peer that does not answer (a
+ * process frozen or swapping, a disk hung under it) is left out of placement
+ * until it does: {@link Placer.livePeers} waits for a request at most this
+ * long from the request's start, so only the calls in its first seconds
+ * wait at all. Before, every `add` and `pin status` waited for such a peer
+ * up to the request's own timeout (8.5 s measured for an add). A peer on a
+ * working link answers in milliseconds; 5 s leaves room for one on a
+ * machine loaded to its last core.
  */
-export const INFO_WAIT_MS = 2_000
+export const INFO_WAIT_MS = 5_000
 
 /** Places shards on peers and remembers what it learns of them. */
 export class Placer {
@@ -110,8 +112,8 @@ export class Placer {
   private readonly full = new Map<string, number>()
   /** Zones of peers that answered `info`. */
   private readonly zones = new Map<string, string | undefined>()
-  /** `info` requests under way, by peer: one at a time per peer, whoever waits for it. */
-  private readonly asking = new Map<string, Promise<void>>()
+  /** `info` requests under way, by peer (one at a time per peer, whoever waits for it), and when each was sent (the network's clock). */
+  private readonly asking = new Map<string, { answered: Promise<void>, since: number }>()
   /** Placements under way: manifest → their progress, as the one who places updates it. */
   private readonly running = new Map<string, PlaceProgress>()
 
@@ -225,15 +227,20 @@ export class Placer {
 
   /**
    * This node and every connected peer not left out, with their zones (asked
-   * once per peer). A peer not heard from yet is waited for at most
-   * {@link INFO_WAIT_MS}, or until `signal` aborts: one that has not answered
-   * by then is left out of this answer.
+   * once per peer). A peer not heard from yet is waited for until its
+   * request is {@link INFO_WAIT_MS} old, or until `signal` aborts: one that
+   * has not answered by then is left out of this answer.
    */
   async livePeers (signal?: AbortSignal): Promise<PlacementPeer[]> {
     const { network } = this.components
     const peers = network.connected().filter(peer => !this.isFull(peer))
-    const unknown = peers.filter(peer => !this.zones.has(peer)).map(peer => this.askInfo(peer))
-    if (unknown.length > 0) await this.waitAtMost(Promise.all(unknown), INFO_WAIT_MS, signal)
+    const asked = peers.filter(peer => !this.zones.has(peer)).map(peer => this.askInfo(peer))
+    if (asked.length > 0) {
+      // until the newest request is INFO_WAIT_MS old: a peer asked long ago and silent since is not waited for again
+      const until = Math.max(...asked.map(a => a.since)) + INFO_WAIT_MS
+      const ms = until - network.now()
+      if (ms > 0) await this.waitAtMost(Promise.all(asked.map(a => a.answered)), ms, signal)
+    }
     const out: PlacementPeer[] = [{ id: network.self, zone: this.init.zone }]
     for (const peer of peers) if (this.zones.has(peer)) out.push({ id: peer, zone: this.zones.get(peer) })
     return out
@@ -241,26 +248,30 @@ export class Placer {
 
   /**
    * Ask `peer` for its placement info, or join the request under way: the
-   * zone is kept when it answers. Never rejects: a peer that fails or is not
-   * a Shoal node with durability is no candidate, and is asked again next
-   * time. The request has its own timeout (the network's), not a caller's
+   * zone is kept when it answers. `answered` never rejects: a peer that fails
+   * or is not a Shoal node with durability is no candidate, and is asked again
+   * next time. The request has the network's own timeout, not a caller's
    * signal: other callers may be waiting for it.
    */
-  private async askInfo (peer: string): Promise<void> {
+  private askInfo (peer: string): { answered: Promise<void>, since: number } {
     const under = this.asking.get(peer)
-    if (under !== undefined) return await under
-    const asked = (async () => {
-      try {
-        const answer = await this.components.network.request(peer, { v: 1, type: 'info' })
-        if (answer.type === 'info') this.zones.set(peer, answer.zone)
-      } catch (err: any) {
-        this.log.debug({ peer, err: err?.message }, 'no placement info')
-      } finally {
-        this.asking.delete(peer)
-      }
-    })()
-    this.asking.set(peer, asked)
-    return await asked
+    if (under !== undefined) return under
+    const { network } = this.components
+    const request = {
+      since: network.now(),
+      answered: (async () => {
+        try {
+          const answer = await network.request(peer, { v: 1, type: 'info' })
+          if (answer.type === 'info') this.zones.set(peer, answer.zone)
+        } catch (err: any) {
+          this.log.debug({ peer, err: err?.message }, 'no placement info')
+        } finally {
+          this.asking.delete(peer)
+        }
+      })()
+    }
+    this.asking.set(peer, request)
+    return request
   }
 
   /** Wait for `work` at most `ms` (on the injected timers), and not past `signal`'s abort (which ends the wait, not the work). */
