@@ -18,13 +18,14 @@
  * parity is handed back as views into the region, valid until the next call.
  * No buffer is allocated per stripe.
  *
- A rebuild works the same way: the present shards are copied into the
+ * A rebuild works the same way: the present shards are copied into the
  * region, the module rebuilds the missing data shards in place
  * (wasm-coder.ts: the call as the module expects it, which its package's
  * own wrapper gets wrong), and they are handed back as views.
  *
  * When it applies: on the parity worker (parity-worker.ts), one arena per
- * thread, for encoding and for the rebuilds of degraded reads and repair.
+ * thread, for encoding and for the rebuilds of degraded reads (repair
+ * rebuilds its shards with erasure.ts, on its long-lived instance).
  * The parity bytes are the module's, so they match erasure.ts's `encode` and
  * the golden vectors, and the rebuilt shards erasure.ts's `reconstruct`
  * (test/node/durability/parity-arena.test.ts).
