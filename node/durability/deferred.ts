@@ -67,8 +67,12 @@ export interface DeferredReport {
 
 /** What became of one deferred file ({@link DeferredCoder.code}). */
 export type DeferredOutcome =
-  /** Coded, bound to every visible file with its content and policy, and placed. */
-  | { kind: 'coded', manifest: CID }
+  /**
+   * Coded, bound to every visible file with its content and policy, and
+   * placed; `short` when the placement left its shards on fewer distinct
+   * nodes than its stripes need, or failed on a peer (repair places them).
+   */
+  | { kind: 'coded', manifest: CID, short: boolean }
   /** Too few live nodes for its policy: it keeps waiting. */
   | { kind: 'waiting' }
   /** No record (coded already), or no visible file waits for it any more (the record is dropped). */
@@ -190,8 +194,11 @@ export class DeferredCoder {
     // Placed again here, it was spread over the nodes live now: with one of them down, its shards doubled up on the
     // others and the stripes of every file of that content turned at-risk
     const known = await holdings.manifest(manifest)
-    if (known?.role === 'holder' || known?.placed !== undefined) return { kind: 'coded', manifest }
-    await this.init.placer.place(manifest, { signal })
-    return { kind: 'coded', manifest }
+    if (known?.role === 'holder' || known?.placed !== undefined) return { kind: 'coded', manifest, short: false }
+    const placed = await this.init.placer.place(manifest, { signal })
+    // a file of one short stripe has fewer shards than k+m: each needs a node of its own, no more (as Files.placeNow counts)
+    const coding = codingOf(parsePolicy(policy))
+    const nodes = coding === undefined ? 1 : Math.min(coding.k + coding.m, placed.widest)
+    return { kind: 'coded', manifest, short: placed.failed.length > 0 || placed.peers < nodes }
   }
 }

@@ -182,6 +182,8 @@ export interface PlacementFinish {
   queued: number
   /** Files still not placed when it gave up waiting (placed by the repair pass after the next start). */
   left: number
+  /** Files whose placement ended while it waited, short of their holders: waiting for live nodes, or a peer failed (placed by the repair pass). */
+  short: number
 }
 
 /** Options of {@link Files}. */
@@ -255,6 +257,8 @@ export class Files {
   private readonly placementAbort = new AbortController()
   /** Files an {@link addMany} left to the periodic pass (the backlog was full), since start. */
   leftToRepair = 0
+  /** Files whose background coding and placement ended short of their holders (waiting for live nodes, or a peer failed), since start. */
+  private placedShort = 0
   /** The namespace's pinned files by content, for reads by CID; made at the first one. */
   private pins: PinIndex | undefined
   /** The directory DAGs of the namespace, built on first use. */
@@ -573,10 +577,16 @@ export class Files {
     void this.placing.add(async () => { await this.codeQuietly(durability, root, policy) })
   }
 
-  /** Code, bind and place a file an add left uncoded; a failure is logged and left to the repair pass (the file is durable here). */
+  /**
+   * Code, bind and place a file an add left uncoded; a failure is logged and
+   * left to the repair pass (the file is durable here). A file that waits for
+   * live nodes, or whose placement failed on a peer, is counted in
+   * {@link placedShort}.
+   */
   private async codeQuietly (durability: DurabilityService, root: CID, policy: string): Promise<void> {
     try {
-      await durability.codeDeferred(root, policy, this.placementAbort.signal)
+      const outcome = await durability.codeDeferred(root, policy, this.placementAbort.signal)
+      if (outcome.kind === 'waiting' || (outcome.kind === 'coded' && outcome.short)) this.placedShort++
     } catch (err: any) {
       // a stop gave up on it: its deferred record is on disk, and the next start's repair pass places it
       if (this.placementAbort.signal.aborted) return
@@ -597,6 +607,7 @@ export class Files {
   async finishPlacement (options: { timeoutMs: number }): Promise<PlacementFinish> {
     const { logger } = this.components
     const queued = this.placementBacklog
+    const shortBefore = this.placedShort
     if (queued > 0 && options.timeoutMs > 0) {
       clearTimeout(this.quietTimer)
       this.placing.concurrency = this.placementConcurrency
@@ -606,9 +617,11 @@ export class Files {
     const left = this.placementBacklog
     this.placing.clear()
     this.placementAbort.abort()
+    const short = this.placedShort - shortBefore
     if (left > 0) logger.warn({ files: left, of: queued }, 'stopping before the files added last were placed: they are on this node only until its next start, which places them')
+    else if (short > 0) logger.info({ files: queued, short }, `the placement of the files added just before is done; ${short} of them ${short === 1 ? 'waits' : 'wait'} on this node for holders (too few live nodes, or a peer that did not take its shards): the repair pass places ${short === 1 ? 'it' : 'them'} (\`shoal pin status\` says where each stands)`)
     else if (queued > 0) logger.info({ files: queued }, 'the placement of the files added just before is done (`shoal pin status` says where each stands)')
-    return { queued, left }
+    return { queued, left, short }
   }
 
   /** Resolves once the background placements queued so far are done. */

@@ -5,7 +5,7 @@
  * service restarted) left it on that node only — unreadable on every other
  * node until the next start. The stop now waits for that placement, at most
  * half of the shutdown timeout, and says when it gives up (the next start
- * places what is left).
+ * places what is left), or when files wait for holders (a holder gone).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -38,6 +38,19 @@ async function twoNodes (t: CleanupContext, envA: Record<string, string>): Promi
   return { dir, a, b }
 }
 
+/**
+ * Add a random file of `mib` MiB to `a` as `/name`, `replicas:2` (its copy goes to `holder` in the
+ * background, after the add returns); the pid of the holder's node process, for the test to signal.
+ */
+async function addWithHolder (dir: string, a: TestDaemon, holder: TestDaemon, file: { name: string, mib: number }): Promise<number> {
+  const path = join(dir, file.name)
+  await writeFile(path, randomBytes(file.mib * 1024 * 1024))
+  const node = (await childrenOf(holder.child.pid ?? -1))[0] ?? holder.child.pid
+  assert.ok(node !== undefined, 'the holder runs')
+  await shoalOk(a.repo, ['add', path, '--to', `/${file.name}`, '--pin', 'replicas:2'])
+  return node
+}
+
 function sha256 (bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
 }
@@ -63,16 +76,23 @@ describe('a daemon stopped right after an add', () => {
     assert.equal(sha256(read), sha256(bytes))
   })
 
+  it('says how many files wait for holders when a holder is gone before their placement ends (not that all is placed), and exits cleanly', TEST, async t => {
+    const { dir, a, b } = await twoNodes(t, { SHOAL_LOG_LEVEL: 'info' })
+    const bNode = await addWithHolder(dir, a, b, { name: 'h.bin', mib: 64 })
+    // b is gone before a's placement to it can end: its process killed, its connections closed at once
+    process.kill(bNode, 'SIGKILL')
+    const exit = await a.stop()
+    assert.deepEqual(exit, { code: 0, signal: null }, `a stops cleanly: ${a.output().stderr}`)
+    assert.match(a.output().stderr, /the placement of the files added just before is done; 1 of them waits on this node for holders/)
+    assert.doesNotMatch(a.output().stderr, /the placement of the files added just before is done \(/)
+  })
+
   it('gives up after half the shutdown timeout when a holder does not answer, says so, and exits cleanly', TEST, async t => {
     // a shutdown timeout of 8 s: the placement is waited for 4 s
     const { dir, a, b } = await twoNodes(t, { SHOAL_SHUTDOWN_TIMEOUT: '8' })
 
-    const file = join(dir, 'g.bin')
     // large enough that its placement (a copy pushed to b) is under way when b stops answering
-    await writeFile(file, randomBytes(96 * 1024 * 1024))
-    const bNode = (await childrenOf(b.child.pid ?? -1))[0] ?? b.child.pid
-    assert.ok(bNode !== undefined, 'b runs')
-    await shoalOk(a.repo, ['add', file, '--to', '/g.bin', '--pin', 'replicas:2'])
+    const bNode = await addWithHolder(dir, a, b, { name: 'g.bin', mib: 96 })
     // b stops answering mid-placement (its node process is stopped, its connections stay open)
     process.kill(bNode, 'SIGSTOP')
     try {

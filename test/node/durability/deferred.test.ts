@@ -54,7 +54,7 @@ async function bed (live: number, onBind: (bound: readonly string[]) => Promise<
   } as unknown as DurabilityParts
   const coder = new DeferredCoder(parts, {
     encoder: { encode: async () => ({ policy: POLICY, manifest: MANIFEST }) } as any,
-    placer: { livePeers: async () => Array.from({ length: live }, (_, i) => `peer-${i}`), place: async () => ({}) } as any
+    placer: { livePeers: async () => Array.from({ length: live }, (_, i) => `peer-${i}`), place: async () => ({ manifest: '', stripes: 1, pushed: 0, local: 0, peers: live, widest: 1, failed: [], released: 0 }) } as any
   })
   const note = async (path: string): Promise<void> => { await holdings.noteDeferred(root, { policy: POLICY, size: 4096, since: 1, paths: [path] }, false) }
   return { kv, holdings, coder, root, bound, note }
