@@ -96,6 +96,17 @@ export function minNodesOf (coding: { k: number, m: number }): number {
   return Math.ceil((coding.k + coding.m) / coding.m)
 }
 
+/**
+ * The distinct nodes a placement of a file under `policy` needs, given its
+ * widest stripe's count of shards: k+m, or fewer for a file of
+ * one short stripe (each of its shards needs a node of its own, no more); 1
+ * for a policy that is not coded.
+ */
+export function nodesNeeded (policy: string, widest: number): number {
+  const coding = codingOf(parsePolicy(policy))
+  return coding === undefined ? 1 : Math.min(coding.k + coding.m, widest)
+}
+
 /** True when the policy text names a coded policy (one that has a stripe manifest); never throws. */
 export function isCodedPolicy (text: string): boolean {
   return isPolicyText(text) && codingOf(parsePolicy(text)) !== undefined

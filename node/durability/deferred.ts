@@ -24,7 +24,7 @@
  */
 import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
-import { codingOf, isCodedPolicy, minNodesOf, parsePolicy } from '../../protocol/durability.js'
+import { codingOf, isCodedPolicy, minNodesOf, nodesNeeded, parsePolicy } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import type { DurabilityParts } from './components.js'
 import type { Encoder } from './encoder.js'
@@ -196,9 +196,6 @@ export class DeferredCoder {
     const known = await holdings.manifest(manifest)
     if (known?.role === 'holder' || known?.placed !== undefined) return { kind: 'coded', manifest, short: false }
     const placed = await this.init.placer.place(manifest, { signal })
-    // a file of one short stripe has fewer shards than k+m: each needs a node of its own, no more (as Files.placeNow counts)
-    const coding = codingOf(parsePolicy(policy))
-    const nodes = coding === undefined ? 1 : Math.min(coding.k + coding.m, placed.widest)
-    return { kind: 'coded', manifest, short: placed.failed.length > 0 || placed.peers < nodes }
+    return { kind: 'coded', manifest, short: placed.failed.length > 0 || placed.peers < nodesNeeded(policy, placed.widest) }
   }
 }
