@@ -163,9 +163,7 @@ function reconstruct (wasm: Wasm, shards: Array<Uint8Array | undefined>, k: numb
   let code: number
   try {
     pointer = exports.__wbindgen_malloc(length)
-    const memory = new Uint8Array(exports.memory.buffer, pointer, length)
-    shards.forEach((shard, i) => { if (shard !== undefined && shard !== null) memory.set(shard, i * size) })
-    code = reconstructInPlace(exports, { pointer, length, k, m, present })
+    code = reconstructInPlace(exports, { pointer, size, k, m, slots: shards })
   } catch (err) {
     // a trap leaves the instance in an unknown state: never use it again
     wasm.rebuilder = instantiate(wasm.bytes)

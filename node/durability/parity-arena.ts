@@ -107,11 +107,10 @@ export class ParityArena {
     if (size === 0) return slots.slice(0, k).map(s => s ?? new Uint8Array(0))
     if (present.slice(0, k).every(Boolean)) return slots.slice(0, k) as Uint8Array[]
     const total = size * (k + m)
-    const region = this.region(total)
-    slots.forEach((slot, i) => { if (slot !== undefined && slot !== null) region.set(slot, i * size) })
+    this.region(total)
     let code: number
     try {
-      code = reconstructInPlace(this.exports, { pointer: this.pointer, length: total, k, m, present })
+      code = reconstructInPlace(this.exports, { pointer: this.pointer, size, k, m, slots })
     } catch (err) {
       // a trap leaves the instance in an unknown state: never use it again
       this.reset()

@@ -12,6 +12,7 @@ import { minNodesOf, stripeKey, type Stripe } from '../../protocol/durability.js
 import { shortage } from './add-encoder.js'
 import { compareRefs, MAX_SHARD_REFS, type ShardRef } from '../../protocol/shards.js'
 import { AbortedError } from '../errors.js'
+import { raceAbort } from '../abort.js'
 import { blockKey } from '../blocks/index.js'
 import { explainPlacement, placeStripe, type PlacementPeer } from './placement.js'
 import { loadManifestRoot, readStripes, shardCID, storedShards } from './stripes.js'
@@ -278,21 +279,12 @@ export class Placer {
   private async waitAtMost (work: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<void> {
     const { timers } = this.components
     let handle: unknown
-    let onAbort: (() => void) | undefined
+    const timeUp = new Promise<void>(resolve => { handle = timers.setTimeout(resolve, ms) })
     try {
-      await Promise.race([
-        work,
-        new Promise<void>(resolve => { handle = timers.setTimeout(resolve, ms) }),
-        new Promise<void>(resolve => {
-          if (signal === undefined) return
-          onAbort = resolve
-          if (signal.aborted) onAbort()
-          else signal.addEventListener('abort', onAbort, { once: true })
-        })
-      ])
+      // `work` never rejects: what is caught is the abort, which only ends the wait
+      await raceAbort(Promise.race([work, timeUp]), signal).catch(() => {})
     } finally {
       timers.clearTimeout(handle)
-      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
     }
   }
 

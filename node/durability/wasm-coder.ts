@@ -50,30 +50,32 @@ export function instantiate (bytes: Uint8Array): CoderExports {
   return new Instance(new Module(bytes)).exports as CoderExports
 }
 
-/** Where a stripe's k+m shards lie in the module's memory, and which of them are there. */
+/** A stripe to rebuild in the module's memory: where it goes, and its k+m slots. */
 export interface StripeInMemory {
-  /** The first byte of the k+m shards, back to back, each `length / (k+m)` bytes. */
+  /** The first byte of the region the k+m shards are written to, back to back, `size` bytes each. */
   pointer: number
-  /** The bytes of all k+m shards. */
-  length: number
+  size: number
   k: number
   m: number
-  /** One flag per shard: true where its bytes are there. */
-  present: readonly boolean[]
+  /** The k+m shards, undefined where missing, each `size` bytes. */
+  slots: ReadonlyArray<Uint8Array | undefined>
 }
 
 /**
- * Rebuild, in place, the missing data shards of the stripe at
- * `stripe.pointer` (the present ones are left as they are); the module's
- * result code (`ReedSolomonErasure.RESULT_OK` on success). The flags go into
- * a buffer the module frees (see the module comment); the caller checks the
+ * Write the present `slots` into the module's memory at `stripe.pointer`
+ * and rebuild there, in place, the missing data shards; the module's result
+ * code (`ReedSolomonErasure.RESULT_OK` on success). The flags go into a
+ * buffer the module frees (see the module comment); the caller checks the
  * counts and lengths first (the module traps on input it does not expect)
  * and must not use the instance again if this throws (a trap).
  */
 export function reconstructInPlace (exports: CoderExports, stripe: StripeInMemory): number {
-  const { pointer, length, k, m, present } = stripe
+  const { pointer, size, k, m, slots } = stripe
+  const memory = new Uint8Array(exports.memory.buffer, pointer, size * (k + m))
+  slots.forEach((slot, i) => { if (slot !== undefined && slot !== null) memory.set(slot, i * size) })
+  const present = slots.map(s => s !== undefined && s !== null ? 1 : 0)
   const flags = exports.__wbindgen_malloc(present.length)
-  new Uint8Array(exports.memory.buffer, flags, present.length).set(present.map(p => p ? 1 : 0))
+  new Uint8Array(exports.memory.buffer, flags, present.length).set(present)
   // the module owns `flags` from here on and frees it before it returns
-  return exports.reconstruct(pointer, length, k, m, flags, present.length)
+  return exports.reconstruct(pointer, size * (k + m), k, m, flags, present.length)
 }
