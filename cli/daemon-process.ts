@@ -31,7 +31,15 @@
  *   the next daemon frees and restores them (docs/fuse.md).
  * - Once the node has stopped, the clock stays as a last guard: a handle
  *   leaked by some part that keeps the process alive past the deadline gets
- *   it forced out too.
+ *   it forced out too. `shoal daemon` then exits at once
+ *   (cli/commands/node.ts) rather than when the event loop empties: libp2p's
+ *   parts leave timers running after their own stop — gossipsub's next
+ *   heartbeat (its stop replaces the status that holds the timer without
+ *   clearing it), the address manager's debounced peer-store update — and
+ *   every stop idled up to a second more for them (measured: "daemon
+ *   stopped" at 35 ms, the process gone at 1,087 ms). Nothing of the node's
+ *   is left to finish then: its stores are closed and its log flushed, and
+ *   stdout and stderr are written synchronously (pipes and files).
  *
  * When it applies: to `shoal daemon`, relaunched or run in place (systemd).
  *

@@ -111,7 +111,9 @@ export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOption
       else printLines(`Shoal daemon ready: peer ${daemon.node.components.peerId}`, `API at ${daemon.apiUrl} (${daemon.apiMultiaddr})`, daemon.gatewayUrl === undefined ? 'gateway off' : `gateway at ${daemon.gatewayUrl}/ipfs/`)
     }
   })
-  if (code !== 0) process.exitCode = code
+  // the node has stopped (its stores closed, its log flushed, its mounts gone): exit now, not once the last timer a
+  // library left running after its own stop has fired (libp2p's leave up to a second: cli/daemon-process.ts)
+  process.exit(code)
 }
 
 /** `shoal id`: peer id and addresses. */

@@ -30,6 +30,7 @@ import { access, constants } from 'node:fs/promises'
 import { ERRNO } from './errno.js'
 import { FuseUnavailableError } from './errors.js'
 import { loadFuse3Addon, mountFuse3, type FuseReadCounts } from './fuse3.js'
+import { isFuseMountAt } from './mounts.js'
 import type { RecordPlace } from './record-places.js'
 
 /** What to do when no binding is installed (one line, shown by `shoal mount`). */
@@ -373,7 +374,7 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
     })
     // max_read 0: no limit but max_pages, which libfuse3 derives from max_write
     const { maxWrite, maxRead } = mounted.conn
-    return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, unmount: mounted.unmount, readCounts: mounted.readCounts }
+    return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, unmount: unmountedEvenIfDetached(dir, mounted.unmount), readCounts: mounted.readCounts }
   }
   const Fuse = await loadFuseClass()
   const fuse = new Fuse(dir, refuseUndecodedNames(ops), {
@@ -393,11 +394,29 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
     binding: name,
     // libfuse2 does not negotiate max_pages: the kernel's default of 32 pages
     maxRequest: 128 * 1024,
-    async unmount () {
+    unmount: unmountedEvenIfDetached(dir, async () => {
       unmounting ??= new Promise<void>((resolve, reject) => {
         fuse.unmount(err => { if (err === null || err === undefined) resolve(); else reject(err) })
       })
       await unmounting
+    })
+  }
+}
+
+/**
+ * `unmount`, which also succeeds when the mount at `dir` is gone already:
+ * detached by someone else (`fusermount -uz`, `umount -l`, a desktop's
+ * eject), the binding's own unmount then fails ("Invalid argument"), and the
+ * node would keep a mount that is not there — and, stopping, skip the commit
+ * of what was written through it. Any other failure (the mount still there)
+ * is thrown as it was.
+ */
+function unmountedEvenIfDetached (dir: string, unmount: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await unmount()
+    } catch (err) {
+      if (await isFuseMountAt(dir)) throw err
     }
   }
 }

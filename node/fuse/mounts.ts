@@ -75,6 +75,11 @@ function unescapeMount (s: string): string {
 }
 
 /** True when `dir` is a FUSE mount whose server is gone (every access answers ENOTCONN). */
+/** Whether a FUSE file system is mounted at `dir` (an absolute path) now, by /proc/self/mountinfo. */
+export async function isFuseMountAt (dir: string): Promise<boolean> {
+  return (await mountTable()).some(m => m.dir === dir && m.type.startsWith('fuse'))
+}
+
 export async function isStaleMount (dir: string): Promise<boolean> {
   try {
     await stat(dir)

@@ -19,7 +19,7 @@ import { checkFuse, mountFuse, type FuseBindingName, type FuseOps, type MountedF
 import type { FuseReadCounts } from './fuse3.js'
 import { FuseUnavailableError, MountpointInsideMountError, NotMountedError, MountpointBusyError, UncommittedFilesError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
-import { checkMountpoint, cleanStaleMount, isStaleMount, mountpointPath, mountTable, readMountRecords, writeMountRecords } from './mounts.js'
+import { checkMountpoint, cleanStaleMount, isFuseMountAt, isStaleMount, mountpointPath, readMountRecords, writeMountRecords } from './mounts.js'
 import { createOps } from './ops.js'
 import { StagingArea } from './staging.js'
 import { ContentCache } from './cache.js'
@@ -222,8 +222,7 @@ export class FuseService {
       const kept: typeof records = []
       for (const record of records) {
         try {
-          const table = await mountTable()
-          if (await isStaleMount(record.dir) || table.some(m => m.dir === record.dir && m.type.startsWith('fuse'))) {
+          if (await isStaleMount(record.dir) || await isFuseMountAt(record.dir)) {
             this.log.warn({ dir: record.dir }, 'freeing a stale mount left by a daemon that did not stop cleanly')
             await cleanStaleMount(record.dir, this.log)
           }
@@ -248,12 +247,18 @@ export class FuseService {
     if (files > 0) this.log.warn({ dir, files, bytes }, `${files} file(s) written through a mount could not be committed when it went and are kept in ${dir}: add them again with \`shoal add\`, then delete them`)
   }
 
-  /** Unmount everything (the node stops) and commit what was written. The record is cleared. */
+  /**
+   * Unmount everything (the node stops) and commit what was written — also
+   * when an unmount fails: the files written through that mount are
+   * committed, or kept in `<repo>/uncommitted`, as for the others (the
+   * node's stores close next). The record is cleared.
+   */
   async stop (): Promise<void> {
     await this.serial(async () => {
       for (const dir of [...this.active.keys()]) {
         await this.unmountNow(dir).catch((err: any) => { this.log.warn({ dir, err: err?.message }, 'unmount failed') })
       }
+      await this.closeFilesystem()
     })
   }
 

@@ -27,11 +27,12 @@ export async function mountedDaemon (t: CleanupContext, options: MountedDaemonOp
   const repo = join(dir, 'repo')
   const mnt = join(dir, 'mnt')
   await mkdir(mnt)
+  // deferred before the daemon's stop, so it runs after it (cleanups run last in, first out): the daemon unmounts
+  // and commits first, and this frees only what a failed test left
+  defer(t, async () => { await forceUnmount(mnt) })
   await shoalOk(repo, ['init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
   for (const [key, value] of options.config ?? []) await shoalOk(repo, ['config', 'set', key, value])
   const daemon = await startDaemon(t, repo)
-  // runs after the daemon stopped (cleanups run last in, first out)
-  defer(t, async () => { await forceUnmount(mnt) })
   await shoalOk(repo, ['mount', mnt])
   return { dir, repo, mnt, daemon }
 }
