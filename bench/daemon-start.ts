@@ -13,8 +13,9 @@
  * daemon` (the daemon in place, one process: what the systemd unit runs)
  * timed from spawn until it has written `<repo>/api`, with the CPU its
  * process used until then (/proc/PID/stat, 10 ms ticks); then `shoal id`
- * against it (a client command, whole process, wall and CPU); then SIGTERM.
- * Medians are printed, and the ratios bundle / tsc output.
+ * against it (a client command, whole process, wall and CPU); then SIGTERM,
+ * timed until the process has exited (it must exit 0: a clean stop). Medians
+ * are printed, and the ratios bundle / tsc output.
  *
  * @module
  */
@@ -42,8 +43,8 @@ async function timed (args: string[]): Promise<{ wall: number, cpu: number }> {
   return { wall: (performance.now() - started) / 1000, cpu: selfCpu().reaped - cpuBefore }
 }
 
-/** One start of a daemon from `bin`: seconds to its API, its CPU by then, and a client command's cost against it. */
-async function startOnce (bin: string): Promise<{ wall: number, cpu: number, client: { wall: number, cpu: number } }> {
+/** One start of a daemon from `bin`: seconds to its API, its CPU by then, a client command's cost against it, and seconds from SIGTERM to its exit. */
+async function startOnce (bin: string): Promise<{ wall: number, cpu: number, client: { wall: number, cpu: number }, stop: number }> {
   const repo = await mkdtemp(join(tmpdir(), 'shoal-bench-start-'))
   tempDirs.add(repo)
   await timed([bin, '--repo', repo, 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
@@ -63,7 +64,10 @@ async function startOnce (bin: string): Promise<{ wall: number, cpu: number, cli
     const wall = (performance.now() - started) / 1000
     const cpu = cpuOf(child.pid) ?? NaN
     const client = await timed([bin, '--repo', repo, 'id'])
-    return { wall, cpu, client }
+    const stopping = performance.now()
+    await stop()
+    if (child.exitCode !== 0) throw new Error(`the daemon from ${bin} did not stop cleanly (exit ${String(child.exitCode ?? child.signalCode)})`)
+    return { wall, cpu, client, stop: (performance.now() - stopping) / 1000 }
   } finally {
     await stop()
   }
@@ -83,7 +87,7 @@ async function main (): Promise<void> {
     for (const e of run % 2 === 1 ? entries : [...entries].reverse()) {
       const r = await startOnce(e.bin)
       results.get(e.name)?.push(r)
-      log(`run ${run}, ${e.name}: API up in ${fmt(r.wall, 2)} s, ${fmt(r.cpu, 2)} CPU-s; \`shoal id\` ${fmt(r.client.wall, 2)} s, ${fmt(r.client.cpu, 2)} CPU-s`)
+      log(`run ${run}, ${e.name}: API up in ${fmt(r.wall, 2)} s, ${fmt(r.cpu, 2)} CPU-s; \`shoal id\` ${fmt(r.client.wall, 2)} s, ${fmt(r.client.cpu, 2)} CPU-s; stop ${fmt(r.stop, 2)} s`)
     }
   }
   const m = (name: string, pick: (r: Awaited<ReturnType<typeof startOnce>>) => number): number => median((results.get(name) ?? []).map(pick))
@@ -91,7 +95,7 @@ async function main (): Promise<void> {
   log(`\nmedians of ${runs} runs:`)
   log(`bare node (node -e 0): ${fmt(median(floor.map(f => f.wall)), 2)} s, ${fmt(median(floor.map(f => f.cpu)), 2)} CPU-s`)
   for (const name of [b, t]) {
-    log(`${name}: daemon API up in ${fmt(m(name, r => r.wall), 2)} s, ${fmt(m(name, r => r.cpu), 2)} CPU-s; \`shoal id\` ${fmt(m(name, r => r.client.wall), 2)} s, ${fmt(m(name, r => r.client.cpu), 2)} CPU-s`)
+    log(`${name}: daemon API up in ${fmt(m(name, r => r.wall), 2)} s, ${fmt(m(name, r => r.cpu), 2)} CPU-s; \`shoal id\` ${fmt(m(name, r => r.client.wall), 2)} s, ${fmt(m(name, r => r.client.cpu), 2)} CPU-s; SIGTERM to exit ${fmt(m(name, r => r.stop), 2)} s`)
   }
   log(`bundle / tsc output: daemon start ${fmt(m(b, r => r.wall) / m(t, r => r.wall), 2)} × the time, ${fmt(m(b, r => r.cpu) / m(t, r => r.cpu), 2)} × the CPU; \`shoal id\` ${fmt(m(b, r => r.client.wall) / m(t, r => r.client.wall), 2)} × the time`)
   cleanupSync()

@@ -27,11 +27,16 @@ import { run } from 'node:test'
 import { tap } from 'node:test/reporters'
 
 /**
- * Files at a time: the machines the suite runs on have two cores, and the
- * suite keeps them busy (92 % over a whole run); three at once took as long
- * and slowed the multi-node tests, whose bounded waits then ran out.
+ * Files at a time, on machines of two cores. Two left the cores idle 15 % of
+ * a run: many files wait more than they compute (daemons started and
+ * stopped, multi-node tests waiting on their peers' timers), and a third
+ * file fills those waits: 976 s at two, 883 s at three, the cores 85 % and
+ * 94 % busy, every test passing (docs/benchmarks.md, "The test suite's
+ * length"). Three were tried before, when a daemon's start cost twice the
+ * CPU and each stop idled a second: no shorter, and the multi-node tests'
+ * bounded waits ran out.
  */
-const CONCURRENCY = 2
+const CONCURRENCY = 3
 
 /** Earlier groups start first: the long simulations, then the CLI's process-heavy tests. */
 function group (file: string): number {
