@@ -7,7 +7,7 @@
  * @module
  */
 import { execFile } from 'node:child_process'
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { readdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises'
 import { isAbsolute, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { InvalidArgumentError, NotADirectoryError, NotFoundError } from '../errors.js'
@@ -75,9 +75,15 @@ function unescapeMount (s: string): string {
 }
 
 /** True when `dir` is a FUSE mount whose server is gone (every access answers ENOTCONN). */
-/** Whether a FUSE file system is mounted at `dir` (an absolute path) now, by /proc/self/mountinfo. */
+/**
+ * Whether a FUSE file system is mounted at `dir` (an absolute path) now, by
+ * /proc/self/mountinfo, which names a mountpoint by its real path (`dir`
+ * through a symlink is looked up as both). Asynchronous only: a lookup of a
+ * mount of this process is answered by this process.
+ */
 export async function isFuseMountAt (dir: string): Promise<boolean> {
-  return (await mountTable()).some(m => m.dir === dir && m.type.startsWith('fuse'))
+  const real = await realpath(dir).catch(() => dir)
+  return (await mountTable()).some(m => (m.dir === dir || m.dir === real) && m.type.startsWith('fuse'))
 }
 
 export async function isStaleMount (dir: string): Promise<boolean> {
