@@ -74,7 +74,6 @@ function unescapeMount (s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
 }
 
-/** True when `dir` is a FUSE mount whose server is gone (every access answers ENOTCONN). */
 /**
  * Whether a FUSE file system is mounted at `dir` (an absolute path) now, by
  * /proc/self/mountinfo, which names a mountpoint by its real path (`dir`
@@ -86,6 +85,7 @@ export async function isFuseMountAt (dir: string): Promise<boolean> {
   return (await mountTable()).some(m => (m.dir === dir || m.dir === real) && m.type.startsWith('fuse'))
 }
 
+/** True when `dir` is a FUSE mount whose server is gone (every access answers ENOTCONN). */
 export async function isStaleMount (dir: string): Promise<boolean> {
   try {
     await stat(dir)
