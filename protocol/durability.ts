@@ -107,6 +107,21 @@ export function nodesNeeded (policy: string, widest: number): number {
   return coding === undefined ? 1 : Math.min(coding.k + coding.m, widest)
 }
 
+/**
+ * What a placement of a file under `policy` left short of it, in words (none
+ * when it is met): its shards on fewer distinct nodes than
+ * {@link nodesNeeded}, or peers it failed on (the repair pass places what is
+ * left). One judgement for `add --wait` (its error) and the background
+ * placement (the stop's count of files that wait for holders).
+ */
+export function placementShortfall (policy: string, placed: { peers: number, widest: number, failed: readonly string[] }): string[] {
+  const nodes = nodesNeeded(policy, placed.widest)
+  const missing: string[] = []
+  if (placed.peers < nodes) missing.push(`its shards are on ${placed.peers} node${placed.peers === 1 ? '' : 's'}, ${policy} needs ${nodes} distinct live nodes`)
+  if (placed.failed.length > 0) missing.push(`placement failed on ${placed.failed.join(', ')}`)
+  return missing
+}
+
 /** True when the policy text names a coded policy (one that has a stripe manifest); never throws. */
 export function isCodedPolicy (text: string): boolean {
   return isPolicyText(text) && codingOf(parsePolicy(text)) !== undefined

@@ -24,7 +24,7 @@
  */
 import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
-import { codingOf, isCodedPolicy, minNodesOf, nodesNeeded, parsePolicy } from '../../protocol/durability.js'
+import { codingOf, isCodedPolicy, minNodesOf, parsePolicy, placementShortfall } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
 import type { DurabilityParts } from './components.js'
 import type { Encoder } from './encoder.js'
@@ -196,6 +196,6 @@ export class DeferredCoder {
     const known = await holdings.manifest(manifest)
     if (known?.role === 'holder' || known?.placed !== undefined) return { kind: 'coded', manifest, short: false }
     const placed = await this.init.placer.place(manifest, { signal })
-    return { kind: 'coded', manifest, short: placed.failed.length > 0 || placed.peers < nodesNeeded(policy, placed.widest) }
+    return { kind: 'coded', manifest, short: placementShortfall(policy, placed).length > 0 }
   }
 }

@@ -22,7 +22,7 @@ import { SessionScope, closingAfter, inSessionScope, withSession } from '../read
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
-import { formatPolicy, isCodedPolicy, nodesNeeded, parsePolicy, type Stripe } from '../../protocol/durability.js'
+import { formatPolicy, isCodedPolicy, parsePolicy, placementShortfall, type Stripe } from '../../protocol/durability.js'
 import { mapAtOnce } from '../at-once.js'
 import { raceAbort } from '../abort.js'
 import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
@@ -640,10 +640,7 @@ export class Files {
     const pin = entry.pin as FilePin & { manifest: string }
     let result = await options.streamed?.catch(() => undefined)
     if (result === undefined || result.failed.length > 0) result = await durability.place(CID.parse(pin.manifest), options.signal)
-    const nodes = nodesNeeded(pin.policy, result.widest)
-    const missing: string[] = []
-    if (result.peers < nodes) missing.push(`its shards are on ${result.peers} node${result.peers === 1 ? '' : 's'}, ${pin.policy} needs ${nodes} distinct live nodes`)
-    if (result.failed.length > 0) missing.push(`placement failed on ${result.failed.join(', ')}`)
+    const missing = placementShortfall(pin.policy, result)
     if (missing.length > 0) {
       throw new PolicyNotMetError(`${entry.path} is added and durable here, but its policy is not met: ${missing.join('; ')}; placement goes on in the background (\`shoal pin status ${entry.path}\`)`)
     }
