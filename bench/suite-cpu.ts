@@ -11,7 +11,7 @@
  * when they are not: the two figures side by side say which.
  *
  * ```sh
- * npm run build && node dist/bench/suite-cpu.js [--top 30] [--log FILE] [--test-name-pattern=P]
+ * npm run build && node dist/bench/suite-cpu.js [--top 30] [--log FILE] [--test-name-pattern=P] [--no-bundle]
  * ```
  *
  * A process killed with SIGKILL records nothing (its CPU is missing from
@@ -48,9 +48,9 @@ function parseArgs (argv: string[]): { top: number, log?: string, passOn: string
     const a = argv[i]
     if (a === '--top') top = Number(argv[++i])
     else if (a === '--log') log = argv[++i]
-    else if (a.startsWith('--test-name-pattern=')) passOn.push(a)
+    else if (a.startsWith('--test-name-pattern=') || a === '--no-bundle') passOn.push(a)
     else if (a === '--help') {
-      console.log('node dist/bench/suite-cpu.js [--top N] [--log FILE] [--test-name-pattern=P]')
+      console.log('node dist/bench/suite-cpu.js [--top N] [--log FILE] [--test-name-pattern=P] [--no-bundle]')
       process.exit(0)
     } else {
       console.error(`suite-cpu: unknown argument ${a} (--help lists the options)`)

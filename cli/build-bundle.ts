@@ -39,19 +39,7 @@ import { rm } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
 import { packageFile, WORKER_MODULES } from '../node/package-files.js'
-
-/** Packages loaded from node_modules at run time, not folded into the bundle (see the module comment). */
-export const EXTERNAL_PACKAGES: readonly string[] = [
-  'classic-level',
-  'sodium-native',
-  '@node-rs/crc32',
-  '@digitaldefiance/reed-solomon-erasure.wasm',
-  'fuse-native',
-  'xsalsa20',
-  'piscina',
-  'pino',
-  '@aws-sdk/*'
-]
+import { BUNDLE_SETTINGS } from './bundle-options.js'
 
 /** Where the bundle goes: `dist/bin/shoal.js` and its chunks. */
 export const BUNDLE_DIR = packageFile('dist', 'bin')
@@ -64,18 +52,12 @@ async function main (): Promise<void> {
       ...Object.fromEntries(Object.entries(WORKER_MODULES).map(([name, path]) => [name, packageFile('dist', ...path)]))
     },
     outdir: BUNDLE_DIR,
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    keepNames: true,
-    external: [...EXTERNAL_PACKAGES],
-    banner: { js: "import { createRequire as __shoalCreateRequire } from 'node:module'; const require = __shoalCreateRequire(import.meta.url);" },
+    ...BUNDLE_SETTINGS,
     logLevel: 'warning'
   })
   if (result.errors.length > 0) process.exitCode = 1
 }
 
-// run as a script (`node dist/cli/build-bundle.js`); imported, it only names what it does
+// run as a script (`node dist/cli/build-bundle.js`); what other code shares with this build is in
+// bundle-options.ts (this module bundled into a test would take the test's path for its own: test/bundle-tests.ts)
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

@@ -25,7 +25,7 @@
  * @module
  */
 import { fork } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { packageFile } from '../node/package-files.js'
 import { runScale, type ScaleOptions, type ScaleResult } from './scale-sim.js'
 
 /** Options of a scale run that can cross to another process (no callbacks). */
@@ -36,7 +36,15 @@ export class ScaleChildError extends Error {
   override name = 'ScaleChildError'
 }
 
-const HERE = fileURLToPath(import.meta.url)
+/**
+ * The file the child runs: this module as tsc wrote it, found from the
+ * package's root rather than from `import.meta.url`, which names a whole
+ * chunk of modules when this code runs from a test bundle
+ * (test/bundle-tests.ts): a chunk run as a script would run the script
+ * guard of every module in it, and a test bundle's own path would pass this
+ * one's.
+ */
+const HERE = packageFile('dist', 'simulations', 'scale-child.js')
 
 /**
  * The child's young generation, in MiB per semi-space (V8's default is 16).

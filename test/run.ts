@@ -1,6 +1,7 @@
 /**
- * Runs the whole suite (`npm test`): every `*.test.js` under `dist/test`, two
- * files at a time, the long ones first.
+ * Runs the whole suite (`npm test`): every `*.test.js` under `dist/test`,
+ * three files at a time, the long ones first, each as its bundle
+ * (test/bundle-tests.ts: a file's process no longer loads ~1,000 modules).
  *
  * Why the order: each file's tests run one after another, and `node --test`
  * sorts the files it is given by name. The simulations came last, and the
@@ -13,8 +14,9 @@
  * uses when its output is not a terminal. Order: the simulations
  * (`*.sim.test.js`, CPU-bound and long), then the CLI's (each starts many
  * processes), then the rest, by name within each group. Arguments
- * `--test-name-pattern=P` select tests as they do for `node --test`; the
- * exit code is 1 when a test failed. Each file's process preloads
+ * `--test-name-pattern=P` select tests as they do for `node --test`;
+ * `--no-bundle` runs tsc's output as it is (to tell a bundling fault from
+ * a test's); the exit code is 1 when a test failed. Each file's process preloads
  * `lean-harness.js` (node:test's async hook kept off promises, a third of
  * the CPU of the promise-heavy files; see there).
  *
@@ -25,6 +27,7 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { run } from 'node:test'
 import { tap } from 'node:test/reporters'
+import { bundleTests } from './bundle-tests.js'
 
 /**
  * Files at a time, on machines of two cores. Two left the cores idle 15 % of
@@ -57,10 +60,13 @@ async function testFiles (dir: string): Promise<string[]> {
 
 async function main (): Promise<void> {
   const root = dirname(fileURLToPath(import.meta.url))
-  const files = inRunOrder((await testFiles(root)).map(f => relative(process.cwd(), f)))
-  const patterns = process.argv.slice(2).flatMap(arg => arg.startsWith('--test-name-pattern=') ? [arg.slice('--test-name-pattern='.length)] : [])
-  const unknown = process.argv.slice(2).filter(arg => !arg.startsWith('--test-name-pattern='))
-  if (unknown.length > 0) throw new Error(`unknown arguments: ${unknown.join(' ')} (only --test-name-pattern=P is passed on)`)
+  const args = process.argv.slice(2)
+  const patterns = args.flatMap(arg => arg.startsWith('--test-name-pattern=') ? [arg.slice('--test-name-pattern='.length)] : [])
+  const unbundled = args.includes('--no-bundle')
+  const unknown = args.filter(arg => !arg.startsWith('--test-name-pattern=') && arg !== '--no-bundle')
+  if (unknown.length > 0) throw new Error(`unknown arguments: ${unknown.join(' ')} (only --test-name-pattern=P and --no-bundle)`)
+  const sources = inRunOrder(await testFiles(root))
+  const files = (unbundled ? sources : await bundleTests({ root, files: sources })).map(f => relative(process.cwd(), f))
   // each test file's process loads lean-harness.js first (node:test's async hook kept off promises: see there)
   const lean = `--import=${pathToFileURL(join(root, 'lean-harness.js')).href}`
   process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, lean].filter(o => o !== undefined && o !== '').join(' ')

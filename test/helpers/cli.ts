@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { packageFile } from '../../node/package-files.js'
 import { after } from 'node:test'
 import { apiUrlFromMultiaddr } from '../../protocol/api-address.js'
 import { defer, tempDir, type CleanupContext } from './temp.js'
@@ -25,9 +25,10 @@ const LOOPBACK_REPO = { api: '127.0.0.1:0', listen: ['/ip4/127.0.0.1/tcp/0'] }
 
 /**
  * The `shoal` command users run: the bundle (package.json `bin`, built by
- * cli/build-bundle.ts; this file runs from dist/test/helpers/).
+ * cli/build-bundle.ts), found from the package's root: this code runs from
+ * dist/test/helpers/ or from a test bundle's chunk (test/bundle-tests.ts).
  */
-export const SHOAL_BIN = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url))
+export const SHOAL_BIN = packageFile('dist', 'bin', 'shoal.js')
 
 /** Default bound for one CLI invocation. */
 const RUN_TIMEOUT_MS = 60_000

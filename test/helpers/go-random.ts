@@ -19,6 +19,7 @@
  * bits) in typed arrays so the hot loop needs no BigInt.
  */
 import { readFileSync } from 'node:fs'
+import { packageFile } from '../../node/package-files.js'
 
 const LEN = 607
 const TAP = 273
@@ -29,20 +30,20 @@ const R = 3399
 const MASK63 = (1n << 63n) - 1n
 const PIECE = 4 * 1024 * 1024
 
-// compiled code runs from dist/test/helpers/, the fixture stays in test/fixtures/
-const COOKED_URL = new URL('../../../test/fixtures/go-rand-cooked.txt', import.meta.url)
+// the fixture stays in test/fixtures/, found from the package's root (this code runs from tsc's output or a test bundle)
+const COOKED_PATH = packageFile('test', 'fixtures', 'go-rand-cooked.txt')
 
 let cooked: bigint[] | undefined
 
 function loadCooked (): bigint[] {
   if (cooked == null) {
-    const values = readFileSync(COOKED_URL, 'utf8')
+    const values = readFileSync(COOKED_PATH, 'utf8')
       .replace(/\s+/g, '')
       .split(',')
       .filter(Boolean)
       .map(BigInt)
     if (values.length !== LEN) {
-      throw new Error(`expected ${LEN} rngCooked values in ${COOKED_URL.pathname}, got ${values.length}`)
+      throw new Error(`expected ${LEN} rngCooked values in ${COOKED_PATH}, got ${values.length}`)
     }
     cooked = values
   }

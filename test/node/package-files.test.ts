@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { packageFile, packageRoot, workerFile, WORKER_MODULES, type WorkerName } from '../../node/package-files.js'
-import { EXTERNAL_PACKAGES } from '../../cli/build-bundle.js'
+import { EXTERNAL_PACKAGES } from '../../cli/bundle-options.js'
 import { SHOAL_BIN } from '../helpers/cli.js'
 
 describe('package files', () => {
