@@ -97,9 +97,11 @@ async function main (): Promise<void> {
       for (const c of children.get(r.pid) ?? []) { const t = tree(c); cpuMs += t.cpuMs; count += t.count }
       return { cpuMs, count }
     }
-    const files = rows.filter(r => /\.test\.js\b/.test(r.argv) && !r.argv.includes('run.js')).map(r => {
+    // a test file's process runs its bundle (x.test.bundle.js) or, with --no-bundle, tsc's x.test.js
+    const testFile = /\.test(\.bundle)?\.js$/
+    const files = rows.filter(r => r.argv.split(' ').some(a => testFile.test(a)) && !r.argv.includes('run.js')).map(r => {
       const t = tree(r)
-      return { file: r.argv.split(' ').find(a => a.endsWith('.test.js'))?.replace(/^.*dist\/test\//, '') ?? r.argv, own: r.cpuMs / 1000, all: t.cpuMs / 1000, started: t.count - 1 }
+      return { file: r.argv.split(' ').find(a => testFile.test(a))?.replace(/^.*dist\/test\//, '').replace(/\.bundle\.js$/, '.js') ?? r.argv, own: r.cpuMs / 1000, all: t.cpuMs / 1000, started: t.count - 1 }
     }).sort((a, b) => b.all - a.all)
     const allCpu = rows.reduce((s, r) => s + r.cpuMs, 0) / 1000
     // the cores' busy share: CPU-seconds of the whole machine over the wall time on every core
