@@ -24,7 +24,7 @@ export const EXTERNAL_PACKAGES: readonly string[] = [
  * The first lines of every file of a bundle: `require`, for the CommonJS
  * packages folded into the ES module output (esbuild calls it for them).
  */
-export const REQUIRE_BANNER = "import { createRequire as __shoalCreateRequire } from 'node:module'; const require = __shoalCreateRequire(import.meta.url);"
+const REQUIRE_BANNER = "import { createRequire as __shoalCreateRequire } from 'node:module'; const require = __shoalCreateRequire(import.meta.url);"
 
 /**
  * The esbuild settings every bundle shares: ES modules for Node 20, split
