@@ -27,7 +27,7 @@ export async function mountCommand (g: GlobalOptions, dir: string): Promise<void
   const client = await ApiClient.connect(g.repo)
   const info = await client.json<MountInfo>('POST', '/api/v0/mount', { path })
   if (g.json) printJson(info)
-  else printLines(`mounted the namespace at ${info.dir} (${info.binding}, requests up to ${info.maxRequest / 1024} KiB)`)
+  else printLines(`mounted the namespace at ${info.dir} (${requests(info)})`)
 }
 
 /**
@@ -47,5 +47,11 @@ export async function mountsCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const mounts = await client.json<MountInfo[]>('GET', '/api/v0/mounts')
   if (g.json) printJson(mounts)
-  else printLines(...mounts.map(m => `${m.dir}\tsince ${formatTime(m.since)}\t${m.binding}, requests up to ${m.maxRequest / 1024} KiB`))
+  else printLines(...mounts.map(m => `${m.dir}\tsince ${formatTime(m.since)}\t${requests(m)}`))
+}
+
+/** A mount's binding, request size and read-ahead window, as one phrase. */
+function requests (m: MountInfo): string {
+  const readAhead = m.readAheadKb === undefined ? '' : `, read-ahead ${m.readAheadKb} KiB`
+  return `${m.binding}, requests up to ${m.maxRequest / 1024} KiB${readAhead}`
 }

@@ -157,10 +157,13 @@ export interface FuseMountOptions {
    * a sequential read as 128 KiB requests even where 1 MiB ones are allowed;
    * 2 MiB keeps about two requests in flight, which the binding's threads
    * answer at once from pack records (docs/benchmarks.md, "FUSE").
-   * @default 2048
+   * @default {@link DEFAULT_READ_AHEAD_KB}
    */
   readAheadKb?: number
 }
+
+/** The read-ahead window a libfuse3 mount asks for, KiB ({@link FuseMountOptions.readAheadKb}). */
+export const DEFAULT_READ_AHEAD_KB = 2048
 
 /**
  * Options every Shoal mount over libfuse2 (and the bench's reference file
@@ -182,6 +185,13 @@ export interface MountedFuse {
   binding: FuseBindingName
   /** Largest read or write request the kernel sends, bytes (128 KiB over libfuse2). */
   maxRequest: number
+  /**
+   * The kernel's read-ahead window of the mount, KiB: a sequential read of a
+   * cached file comes as requests of at most this (and `maxRequest`). Below
+   * the window asked ({@link FuseMountOptions.readAheadKb}) where /sys is
+   * read-only or the node is not root; absent over libfuse2, or when not readable.
+   */
+  readAheadKb?: number
   /** Unmount (lazily: a busy mount is detached at once) and end the FUSE session. */
   unmount: () => Promise<void>
   /** What the libfuse3 binding's threads read from pack records for this mount (absent over libfuse2: none are). */
@@ -370,11 +380,11 @@ export async function mountFuse (dir: string, ops: FuseOps, options: FuseMountOp
       options: [`fsname=${options.fsname ?? 'shoal'}`, 'subtype=shoal', attrTimeout, entryTimeout],
       keepPages: options.autoCache ?? true,
       timeout,
-      readAheadKb: options.readAheadKb ?? 2048
+      readAheadKb: options.readAheadKb ?? DEFAULT_READ_AHEAD_KB
     })
     // max_read 0: no limit but max_pages, which libfuse3 derives from max_write
     const { maxWrite, maxRead } = mounted.conn
-    return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, unmount: unmountedEvenIfDetached(dir, mounted.unmount), readCounts: mounted.readCounts }
+    return { dir, binding: name, maxRequest: maxRead > 0 ? Math.min(maxWrite, maxRead) : maxWrite, readAheadKb: mounted.readAheadKb, unmount: unmountedEvenIfDetached(dir, mounted.unmount), readCounts: mounted.readCounts }
   }
   const Fuse = await loadFuseClass()
   const fuse = new Fuse(dir, refuseUndecodedNames(ops), {

@@ -21,7 +21,7 @@
  */
 import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, realpath, writeFile } from 'node:fs/promises'
 import { packageFile } from '../package-files.js'
 import type { FuseOps, FuseStat, FuseStatfs, OpenPages } from './adapter.js'
 import { MAX_MULTIHASH, MAX_PLACES, packPlaces } from './record-places.js'
@@ -231,9 +231,12 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
   // a FUSE thread's block: the addon holds a reference to it
   const malloc = (size: number): Buffer => Buffer.alloc(size)
   const opts = options.options.length > 0 ? `-o${options.options.join(',')}` : ''
+  // the mount table names the mountpoint by its canonical path (no symlinks); resolved before
+  // the mount, whose root this process would then have to answer itself
+  const mountPoint = await realpath(dir).catch(() => dir)
   a.fuse3_mount(dir, opts, thread, {}, malloc, handlers, implemented)
   await init
-  const readAheadKb = await setReadAhead(dir, options.readAheadKb)
+  const readAheadKb = await setReadAhead(mountPoint, options.readAheadKb)
   let unmounting: Promise<void> | undefined
   return {
     conn: a.fuse3_conn_info(thread),
@@ -259,10 +262,14 @@ export async function mountFuse3 (dir: string, ops: FuseOps, options: Fuse3Mount
 /**
  * Set (when asked) and read the mount's read-ahead window, found through
  * its device number in /proc/self/mountinfo — not by a `stat` of the
- * mountpoint, which this process would have to answer itself.
+ * mountpoint, which this process would have to answer itself. `mountPoint`
+ * is canonical (as the table has it); the table escapes space, tab,
+ * newline and backslash as octal. The write fails where /sys is read-only
+ * (a container's) or the node is not root: the window read back says so.
  */
-async function setReadAhead (dir: string, kb: number | undefined): Promise<number | undefined> {
-  const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').reverse().find(l => l.split(' ')[4] === dir)
+async function setReadAhead (mountPoint: string, kb: number | undefined): Promise<number | undefined> {
+  const unescape = (field: string): string => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)))
+  const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').reverse().find(l => unescape(l.split(' ')[4] ?? '') === mountPoint)
   const dev = line?.split(' ')[2]
   if (dev === undefined) return undefined
   const file = `/sys/class/bdi/${dev}/read_ahead_kb`

@@ -15,7 +15,7 @@ import type { Logger } from '../logger.js'
 import type { Namespace } from '../namespace/index.js'
 import type { RepoConfig, RepoLayout } from '../repo/index.js'
 import { keptUncommitted } from '../repo/uncommitted.js'
-import { checkFuse, mountFuse, type FuseBindingName, type FuseOps, type MountedFuse } from './adapter.js'
+import { checkFuse, DEFAULT_READ_AHEAD_KB, mountFuse, type FuseBindingName, type FuseOps, type MountedFuse } from './adapter.js'
 import type { FuseReadCounts } from './fuse3.js'
 import { FuseUnavailableError, MountpointInsideMountError, NotMountedError, MountpointBusyError, UncommittedFilesError } from './errors.js'
 import { ShoalFilesystem } from './filesystem.js'
@@ -51,6 +51,8 @@ export interface MountInfo {
   binding: FuseBindingName
   /** Largest read or write request the kernel sends it, bytes. */
   maxRequest: number
+  /** The kernel's read-ahead window of the mount, KiB (libfuse3 only; {@link MountedFuse.readAheadKb}). */
+  readAheadKb?: number
 }
 
 /** Options of {@link FuseService.unmount}. */
@@ -205,7 +207,7 @@ export class FuseService {
 
   /** Active mounts, oldest first. */
   mounts (): MountInfo[] {
-    return [...this.active].map(([dir, m]) => ({ dir, since: m.since, binding: m.mounted.binding, maxRequest: m.mounted.maxRequest })).sort((a, b) => a.since - b.since)
+    return [...this.active].map(([dir, m]) => mountInfo(dir, m.since, m.mounted)).sort((a, b) => a.since - b.since)
   }
 
   /**
@@ -316,8 +318,11 @@ export class FuseService {
     this.active.set(path, { mounted, since, opened })
     this.made.push(mounted)
     await this.saveRecords()
-    this.log.info({ dir: path, binding: mounted.binding, maxRequest: mounted.maxRequest, whyNotLibfuse3: binding.whyNotLibfuse3 }, 'mounted')
-    return { dir: path, since, binding: mounted.binding, maxRequest: mounted.maxRequest }
+    this.log.info({ dir: path, binding: mounted.binding, maxRequest: mounted.maxRequest, readAheadKb: mounted.readAheadKb, whyNotLibfuse3: binding.whyNotLibfuse3 }, 'mounted')
+    if (mounted.readAheadKb !== undefined && mounted.readAheadKb < DEFAULT_READ_AHEAD_KB) {
+      this.log.warn({ dir: path, readAheadKb: mounted.readAheadKb }, `the mount's read-ahead window could not be raised to ${DEFAULT_READ_AHEAD_KB} KiB (/sys read-only, or not root): sequential reads come as ${mounted.readAheadKb} KiB requests (docs/fuse.md, "Bindings")`)
+    }
+    return mountInfo(path, since, mounted)
   }
 
   /**
@@ -369,4 +374,11 @@ export class FuseService {
 /** Build a node's FUSE service (nothing is loaded or mounted until `mount` or `restore`). */
 export function createFuseService (components: FuseComponents): FuseService {
   return new FuseService(components)
+}
+
+/** What the API says of a mount. */
+function mountInfo (dir: string, since: number, mounted: MountedFuse): MountInfo {
+  const info: MountInfo = { dir, since, binding: mounted.binding, maxRequest: mounted.maxRequest }
+  if (mounted.readAheadKb !== undefined) info.readAheadKb = mounted.readAheadKb
+  return info
 }

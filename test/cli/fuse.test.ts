@@ -45,12 +45,13 @@ describe('FUSE mounts through the CLI', () => {
   after(async () => {})
 
   it('mount prints one JSON document; `mounts` lists it; a write in A\'s mount is byte-identical in B\'s', TEST, async () => {
-    const mounted = await shoalJson<{ dir: string, since: number, binding: string, maxRequest: number }>(a.repo, ['mount', mntA])
+    const mounted = await shoalJson<{ dir: string, since: number, binding: string, maxRequest: number, readAheadKb?: number }>(a.repo, ['mount', mntA])
     assert.equal(mounted.dir, mntA)
     assert.equal(typeof mounted.since, 'number')
     // the default where the libfuse3 binding is built (.ci/run builds it): 1 MiB requests
     assert.deepEqual([mounted.binding, mounted.maxRequest], ['libfuse3', 1024 * 1024])
-    assert.match((await shoalOk(b.repo, ['mount', mntB])).toString(), /mounted the namespace at /)
+    assert.ok(typeof mounted.readAheadKb === 'number' && mounted.readAheadKb >= 128, `the mount's read-ahead window is said: ${mounted.readAheadKb}`)
+    assert.match((await shoalOk(b.repo, ['mount', mntB])).toString(), /mounted the namespace at .* \(libfuse3, requests up to 1024 KiB, read-ahead \d+ KiB\)/)
     assert.deepEqual((await shoalJson<Array<{ dir: string }>>(a.repo, ['mounts'])).map(m => m.dir), [mntA])
 
     const bytes = randomBytes(3 * 1024 * 1024 + 5)

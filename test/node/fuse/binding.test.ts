@@ -2,7 +2,9 @@
  * The libfuse3 binding (native/fuse3, built by `npm run build:fuse3`, which
  * .ci/run does): asked for with SHOAL_FUSE_BINDING=libfuse3 (set for this
  * whole test process), a mount made through the adapter uses it, the kernel sends
- * it reads and writes of 1 MiB (over libfuse2 they are 128 KiB), and the
+ * it reads and writes of 1 MiB (over libfuse2 they are 128 KiB) — cached
+ * sequential reads as large as the mount's read-ahead window, which is raised
+ * to 2 MiB where /sys is writable — and the
  * operations whose libfuse3 signatures differ from libfuse2's (getattr and
  * truncate with a file handle, utimens, rename with flags, readdir) reach
  * the operations table as the adapter documents them.
@@ -13,9 +15,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
+import { access, constants, mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chooseFuseBinding, FUSE_BINDING_ENV, mountFuse, type FuseOps, type FuseStat } from '../../../node/fuse/adapter.js'
+import { chooseFuseBinding, DEFAULT_READ_AHEAD_KB, FUSE_BINDING_ENV, mountFuse, type FuseOps, type FuseStat } from '../../../node/fuse/adapter.js'
 import { FuseUnavailableError } from '../../../node/fuse/errors.js'
 import { defer, tempDir } from '../../helpers/temp.js'
 import { python, requireFuse, sh, shOk } from './helpers.js'
@@ -40,7 +42,8 @@ function memoryOps (): { ops: FuseOps, files: Map<string, File>, reads: number[]
   const ops: FuseOps = {
     getattr: (p, cb) => { if (p === '/') cb(0, stat(undefined)); else if (files.has(p)) cb(0, stat(files.get(p))); else cb(ENOENT) },
     readdir: (_p, cb) => { cb(0, ['.', '..', ...[...files.keys()].map(k => k.slice(1))]) },
-    open: (p, _flags, cb) => { cb(files.has(p) ? 0 : ENOENT, 5) },
+    // a file named direct* is read past the kernel's pages (direct_io)
+    open: (p, _flags, cb) => { cb(files.has(p) ? 0 : ENOENT, 5, p.startsWith('/direct') ? 'direct' : 'keep') },
     create: (p, _mode, cb) => { files.set(p, { bytes: Buffer.alloc(0), mtime: Date.now() }); cb(0, 6) },
     read: (p, _fd, buf, len, pos, cb) => {
       reads.push(len)
@@ -77,26 +80,40 @@ describe('FUSE binding over libfuse3', () => {
     }
   })
 
-  it('mounts through libfuse3; reads and writes come as 1 MiB requests and the bytes are exact', { timeout: 60_000 }, async t => {
+  it('mounts through libfuse3 (by a path through a symlink too); reads and writes come as 1 MiB requests and the bytes are exact', { timeout: 60_000 }, async t => {
     await requireFuse()
     assert.deepEqual(await chooseFuseBinding(), { name: 'libfuse3' }, 'the libfuse3 binding is built (npm run build:fuse3) and used when asked for')
     const root = await tempDir(t, 'shoal-fuse3-')
-    const dir = join(root, 'mnt')
-    await mkdir(dir)
+    await mkdir(join(root, 'mnt'))
+    // the mount table names the mountpoint without the symlink: the read-ahead is set all the same
+    await symlink(join(root, 'mnt'), join(root, 'link'))
+    const dir = join(root, 'link')
     const fs = memoryOps()
     const data = Buffer.alloc(8 * MiB)
     for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i)
     fs.files.set('/big', { bytes: data, mtime: Date.now() })
+    fs.files.set('/direct', { bytes: data, mtime: Date.now() })
     const mounted = await mountFuse(dir, fs.ops, { fsname: 'shoal-test' })
     defer(t, async () => { await mounted.unmount() })
     assert.equal(mounted.binding, 'libfuse3')
     assert.equal(mounted.maxRequest, MiB)
+    const sum = createHash('sha256').update(data).digest('hex')
 
-    // a cold sequential read: read-ahead fills 1 MiB requests
-    const sum = (await shOk(`dd if=${dir}/big bs=1M 2>/dev/null | sha256sum`)).split(' ')[0]
-    assert.equal(sum, createHash('sha256').update(data).digest('hex'), 'the bytes read are the bytes served')
-    assert.equal(Math.max(...fs.reads), MiB, `read requests: ${fs.reads.join(',')}`)
-    assert.ok(fs.reads.filter(n => n === MiB).length >= 6, `most of the 8 MiB comes in 1 MiB requests: ${fs.reads.join(',')}`)
+    // read past the pages (direct_io): each 1 MiB read(2) is one 1 MiB request, whatever the read-ahead
+    assert.equal((await shOk(`dd if=${dir}/direct bs=1M 2>/dev/null | sha256sum`)).split(' ')[0], sum, 'the bytes read are the bytes served')
+    // (the last finds the end of the file)
+    assert.ok(fs.reads.length >= 8 && fs.reads.every(n => n === MiB), `read requests past the pages: ${fs.reads.join(',')}`)
+    fs.reads.length = 0
+
+    // a cold sequential read through the pages: requests as large as the read-ahead window allows
+    const sysWritable = process.getuid?.() === 0 && await access('/sys/class/bdi', constants.W_OK).then(() => true, () => false)
+    assert.ok(mounted.readAheadKb !== undefined, 'the mount\'s read-ahead window is found (its bdi, through the mount table)')
+    if (sysWritable) assert.equal(mounted.readAheadKb, DEFAULT_READ_AHEAD_KB, 'raised where /sys is writable')
+    else t.diagnostic(`/sys is read-only here: the mount's read-ahead stays ${mounted.readAheadKb} KiB`)
+    const window = Math.min(MiB, mounted.readAheadKb * 1024)
+    assert.equal((await shOk(`dd if=${dir}/big bs=1M 2>/dev/null | sha256sum`)).split(' ')[0], sum, 'the bytes read are the bytes served')
+    assert.equal(Math.max(...fs.reads), window, `read requests: ${fs.reads.join(',')}`)
+    assert.ok(fs.reads.filter(n => n === window).length >= 6 * MiB / window, `most of the 8 MiB comes in requests of ${window} bytes: ${fs.reads.join(',')}`)
 
     // a 4 MiB write in one call: 1 MiB requests
     await shOk(`head -c ${4 * MiB} /dev/urandom > ${root}/src && dd if=${root}/src of=${dir}/new bs=4M conv=notrunc 2>/dev/null`)
