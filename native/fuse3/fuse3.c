@@ -732,6 +732,12 @@ static void * fuse3_init (struct fuse_conn_info *conn, struct fuse_config *cfg) 
   ft->max_read = conn->max_read;
   ft->max_readahead = conn->max_readahead;
   ft->proto_minor = conn->proto_minor;
+  /* The kernel offered its bdi's read-ahead (128 KiB) and, on our reply,
+   * lowers the bdi's window to what we answer. JavaScript raises the window
+   * (read_ahead_kb) once this init has reached it, which may be before the
+   * kernel reads our reply: answering what was offered would then cut it
+   * back to 128 KiB. Answering no bound leaves whichever window is set. */
+  conn->max_readahead = UINT32_MAX;
   /* as over libfuse2: the table's readdir gives names only, and READDIRPLUS
    * without attributes makes the kernel look each name up anyway */
   conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);

@@ -15,10 +15,12 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { access, constants, mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chooseFuseBinding, DEFAULT_READ_AHEAD_KB, FUSE_BINDING_ENV, mountFuse, type FuseOps, type FuseStat } from '../../../node/fuse/adapter.js'
 import { FuseUnavailableError } from '../../../node/fuse/errors.js'
+import { mountFuse3 } from '../../../node/fuse/fuse3.js'
 import { defer, tempDir } from '../../helpers/temp.js'
 import { python, requireFuse, sh, shOk } from './helpers.js'
 
@@ -152,5 +154,29 @@ print(r, ctypes.get_errno())`)
     await shOk(`mv ${dir}/f ${dir}/g`)
     assert.deepEqual([...fs.files.keys()], ['/g'])
     assert.equal((await sh(`ls ${dir}`)).stdout.trim(), 'g')
+  })
+
+  it('a read-ahead window raised before the kernel reads the answer to its INIT is kept (the binding answers no bound)', { timeout: 60_000 }, async t => {
+    await requireFuse()
+    const writable = process.getuid?.() === 0 && await access('/sys/class/bdi', constants.W_OK).then(() => true, () => false)
+    if (!writable) { t.skip('/sys is read-only here: no window can be raised'); return }
+    const root = await tempDir(t, 'shoal-fuse3-ra-')
+    const dir = join(root, 'mnt')
+    await mkdir(dir)
+    const fs = memoryOps()
+    let file = ''
+    // the race, made certain: the window is raised inside init, before the binding answers the kernel
+    fs.ops.init = cb => {
+      const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse().find(l => l.split(' ')[4] === dir)
+      file = `/sys/class/bdi/${line?.split(' ')[2] ?? 'none'}/read_ahead_kb`
+      writeFileSync(file, '1536')
+      cb(0)
+    }
+    // the binding itself, asked to leave the window as it finds it
+    const mounted = await mountFuse3(dir, fs.ops, { options: ['fsname=shoal-test'], timeout: { default: 10_000 } })
+    defer(t, async () => { await mounted.unmount() })
+    // a request through the mount: the kernel has read the INIT answer by then
+    await shOk(`ls ${dir}`)
+    assert.equal(readFileSync(file, 'utf8').trim(), '1536')
   })
 })
