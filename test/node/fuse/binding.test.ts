@@ -4,23 +4,26 @@
  * whole test process), a mount made through the adapter uses it, the kernel sends
  * it reads and writes of 1 MiB (over libfuse2 they are 128 KiB) — cached
  * sequential reads as large as the mount's read-ahead window, which is raised
- * to 2 MiB where /sys is writable — and the
- * operations whose libfuse3 signatures differ from libfuse2's (getattr and
- * truncate with a file handle, utimens, rename with flags, readdir) reach
- * the operations table as the adapter documents them.
+ * to 2 MiB where /sys is writable (kept whenever it is raised, reported where
+ * it cannot be) — and the operations whose libfuse3 signatures differ from
+ * libfuse2's (getattr and truncate with a file handle, utimens, rename with
+ * flags, readdir) reach the operations table as the adapter documents them.
  *
  * A small in-memory file system served by this process; every touch of the
- * mount is a child process (this process answers the mount's operations).
+ * mount is a child process (this process answers the mount's operations). The
+ * read-only /sys is made real: a child in a mount namespace of its own.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { access, constants, mkdir, symlink } from 'node:fs/promises'
+import { access, constants, mkdir, symlink, writeFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
 import { join } from 'node:path'
 import { chooseFuseBinding, DEFAULT_READ_AHEAD_KB, FUSE_BINDING_ENV, mountFuse, type FuseOps, type FuseStat } from '../../../node/fuse/adapter.js'
 import { FuseUnavailableError } from '../../../node/fuse/errors.js'
 import { mountFuse3 } from '../../../node/fuse/fuse3.js'
+import { packageFile } from '../../../node/package-files.js'
 import { defer, tempDir } from '../../helpers/temp.js'
 import { python, requireFuse, sh, shOk } from './helpers.js'
 
@@ -154,6 +157,29 @@ print(r, ctypes.get_errno())`)
     await shOk(`mv ${dir}/f ${dir}/g`)
     assert.deepEqual([...fs.files.keys()], ['/g'])
     assert.equal((await sh(`ls ${dir}`)).stdout.trim(), 'g')
+  })
+
+  it('where /sys is read-only the mount says the window it has (the kernel\'s 128 KiB), and mounts all the same', { timeout: 60_000 }, async t => {
+    await requireFuse()
+    const root = await tempDir(t, 'shoal-fuse3-ro-')
+    const dir = join(root, 'mnt')
+    await mkdir(dir)
+    // in a mount namespace of its own with /sys read-only (its mount goes with the namespace, whatever happens)
+    await writeFile(join(root, 'mount.mjs'), `process.env.${FUSE_BINDING_ENV} = 'libfuse3'
+const { mountFuse } = await import(process.argv[2])
+const now = Date.now()
+const ops = {
+  getattr: (p, cb) => { if (p === '/') cb(0, { mode: 0o40755, uid: 0, gid: 0, size: 4096, nlink: 2, mtime: now, atime: now, ctime: now }); else cb(-2) },
+  readdir: (p, cb) => { cb(0, ['.', '..']) }
+}
+const m = await mountFuse(process.argv[3], ops, { fsname: 'shoal-test' })
+console.log(JSON.stringify({ binding: m.binding, readAheadKb: m.readAheadKb }))
+await m.unmount()
+process.exit(0)
+`)
+    const adapter = pathToFileURL(packageFile('dist', 'node', 'fuse', 'adapter.js')).href
+    const out = await shOk(`unshare -m --propagation private sh -c 'mount -o remount,bind,ro /sys && exec ${process.execPath} ${root}/mount.mjs ${adapter} ${dir}'`)
+    assert.deepEqual(JSON.parse(out), { binding: 'libfuse3', readAheadKb: 128 })
   })
 
   it('a read-ahead window raised before the kernel reads the answer to its INIT is kept (the binding answers no bound)', { timeout: 60_000 }, async t => {
