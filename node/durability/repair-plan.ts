@@ -254,13 +254,16 @@ function chooseTargets (input: RepairPlanInput, due: ShardState[], waiting: Shar
  * was gone. Each move rebuilds one of the node's shards (the highest index
  * it holds) onto a live peer that holds no shard of the stripe, in
  * placement order, within the zone cap (m per zone, counted against the
- * holders); moves go on until the node is at or below min(m, ⌈(k+m)/nodes⌉)
- * shards, or no such peer is left. The node then holds a copy that a
- * holder of that shard alone also holds, which it releases by the surplus
- * rule (node/durability/surplus.ts). Only to a peer holding nothing of the
- * stripe: on one that holds a shard already, neither copy would ever be
- * released (the rule keeps a copy whose holder holds no other shard), and
- * the stripe would stay so. Only the `live` shards (indexes) count: the
+ * holders); with no such peer left, onto the holder with the fewest shards
+ * that stays at or below the cap with one more (three, two and one shards
+ * on three nodes become two on each); moves go on until the node is at or
+ * below the cap, min(m, ⌈(k+m)/nodes⌉) shards, or no target is left. The
+ * node then holds a copy of a shard that a node holding fewer shards also
+ * holds, which it releases by the surplus rule (node/durability/surplus.ts:
+ * the copy of the holder with fewer shards stays). Once that rule only
+ * kept a copy whose holder held no other shard, so moves went only to
+ * nodes holding nothing, and a stripe on exactly as many nodes as it needs
+ * stayed one loss from lost until a node joined. Only the `live` shards (indexes) count: the
  * due ones (their holder gone) are placed by the next pass, against the
  * load the moves leave. A node at or below m shards is left alone, so a stripe doubled up
  * on five nodes stays as it is when a sixth joins.
@@ -283,7 +286,8 @@ function planMoves (input: RepairPlanInput, live: number[]): RepairAction[] {
     zones.set(zone, (zones.get(zone) ?? 0) + 1)
   }
   const taken = new Set(holders)
-  const free = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates })).filter(p => !taken.has(p.id))
+  const ordered = preferenceOrder(key, livePeers, candidateCount(k + m, { candidates: input.candidates }))
+  const free = ordered.filter(p => !taken.has(p.id))
   const cap = Math.min(m, Math.ceil((k + m) / livePeers.length))
   const moved = new Set<number>()
   const moves: RepairAction[] = []
@@ -292,23 +296,42 @@ function planMoves (input: RepairPlanInput, live: number[]): RepairAction[] {
     for (const [id, n] of load) if (n > cap && (fullest === undefined || n > (load.get(fullest) ?? 0))) fullest = id
     if (fullest === undefined) break
     const fromZone = zoneOf(byId.get(fullest) ?? { id: fullest })
-    const target = free.find(p => {
+    const zoneTakes = (p: PlacementPeer): boolean => {
       const zone = zoneOf(p)
       return (zones.get(zone) ?? 0) - (zone === fromZone ? 1 : 0) < Math.max(1, m)
-    })
+    }
+    // a node holding nothing of the stripe; with none left, the least loaded holder still below the cap
+    const target = free.find(zoneTakes) ?? crowdedTarget(ordered, load, cap, fullest, zoneTakes)
     const index = live.reduce((top, i) => holders[i] === fullest && !moved.has(i) ? i : top, -1)
     const sources = repairSources(k, live.filter(i => i !== index))
     if (target === undefined || index < 0 || sources === undefined) break
-    free.splice(free.indexOf(target), 1)
+    if (free.includes(target)) free.splice(free.indexOf(target), 1)
     moved.add(index)
     load.set(fullest, (load.get(fullest) ?? 0) - 1)
-    load.set(target.id, 1)
+    load.set(target.id, (load.get(target.id) ?? 0) + 1)
     const targetZone = zoneOf(target)
     zones.set(fromZone, (zones.get(fromZone) ?? 0) - 1)
     zones.set(targetZone, (zones.get(targetZone) ?? 0) + 1)
     moves.push({ index, from: fullest, to: target.id, sources })
   }
   return moves
+}
+
+/**
+ * A move's target when no live peer is free of the stripe: the holder with
+ * the fewest shards that would still be below `cap` with one more (in the
+ * placement order among equals), never the node the shard leaves. Its copy
+ * and the old one are then settled by the surplus rule, which keeps the
+ * copy of the node holding fewer.
+ */
+function crowdedTarget (ordered: PlacementPeer[], load: ReadonlyMap<string, number>, cap: number, from: string, zoneTakes: (p: PlacementPeer) => boolean): PlacementPeer | undefined {
+  let best: PlacementPeer | undefined
+  for (const p of ordered) {
+    const n = load.get(p.id)
+    if (p.id === from || n === undefined || n + 1 > cap || !zoneTakes(p)) continue
+    if (best === undefined || n < (load.get(best.id) ?? 0)) best = p
+  }
+  return best
 }
 
 /**

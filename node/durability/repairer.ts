@@ -411,12 +411,14 @@ export class Repairer {
       else if (!this.ownSince.has(slot)) this.ownSince.set(slot, now)
     }
     const surplus = surplusCopies({ key: at.key, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
-    for (const { index: shard, keeper } of surplus) {
+    for (const { index: shard, keeper, keeperMayHold } of surplus) {
       const slot = slotOf(manifest, index, shard)
       if (now - (this.ownSince.get(slot) ?? now) < this.init.graceMs) continue
       try {
+        // the keeper still holds the shard, and still comes before this node (it has not taken more shards meanwhile)
         const answer = await network.request(keeper, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, signal)
         if (answer.type !== 'holdings' || !answer.shards.some(([s, n]) => s === index && n === shard)) continue
+        if (answer.shards.filter(([s]) => s === index).length > keeperMayHold) continue
         await holdings.releaseShards(manifest, [[index, shard]])
         this.ownSince.delete(slot)
         report.released++

@@ -203,4 +203,42 @@ describe('re-placement on real nodes', () => {
     // it survives the loss of the node that held three: the others read it
     await readWithoutWriter(swarm, data)
   })
+
+  it('three, two and one shards of a stripe on three nodes become two on each, with no node joining: the stripe survives the loss of any one node', { timeout: 180_000 }, async t => {
+    // before, a move went only to a node holding nothing of the stripe: on exactly three nodes the one holding three
+    // kept them for good, one loss from a lost stripe
+    const swarm = await swarmOf(t, 3)
+    const [writer, , third] = swarm.nodes as ShoalNode[]
+    const { data, manifest } = await addEverywhere(swarm)
+    for (const n of live(swarm)) assert.deepEqual((await n.components.durability.repair()).errors, [])
+    await assertTwoEach(swarm, manifest)
+
+    // one of the third node's shards of each stripe goes to the writer, the third gives its own up: 3 + 2 + 1
+    const handed = new Set<number>()
+    for await (const h of third.components.holdings.held(manifest)) {
+      if (handed.has(h.stripe)) continue
+      handed.add(h.stripe)
+      const cid = CID.parse(h.cid)
+      await writer.components.blockstore.put(cid, await third.components.blockstore.getBytes(cid))
+      await writer.components.holdings.hold(manifest, [{ ref: [h.stripe, h.shard], cid }], { now: Date.now() })
+      await third.components.holdings.releaseShards(manifest, [[h.stripe, h.shard]])
+    }
+    assert.equal(handed.size, 2)
+    for (const s of await perStripe(writer, manifest)) assert.equal(s.held, 3)
+    for (const s of await perStripe(third, manifest)) assert.equal(s.held, 1)
+
+    // repair passes: one of the writer's shards moves to the third node, then the writer releases its copy (held a
+    // grace period first)
+    for (let round = 0; round < 6; round++) {
+      for (const n of live(swarm)) assert.deepEqual((await n.components.durability.repair()).errors, [])
+      const counts = await Promise.all(live(swarm).map(async n => (await perStripe(n, manifest)).map(x => x.held)))
+      if (counts.every(c => c.every(held => held === 2))) break
+      await new Promise(resolve => setTimeout(resolve, GRACE_MS + 200))
+    }
+    await assertTwoEach(swarm, manifest)
+
+    // it survives the loss of the node that held three: the other two read it
+    await stopNode(swarm, 0)
+    for (const i of [1, 2]) assert.equal(sha(await readAll(swarm.nodes[i] as ShoalNode, '/f.bin')), sha(data))
+  })
 })

@@ -1,7 +1,8 @@
 /**
  * Repair decisions: grace period, sources, new holders (placement order,
- * zone cap against survivors, never a second shard on a holder), pending
- * repairs, the coordinator, and the rate limiter.
+ * zone cap against survivors, never a second shard on a holder while a free
+ * node is left), moves off a node holding more than m, pending repairs, the
+ * coordinator, and the rate limiter.
  */
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
@@ -152,7 +153,7 @@ describe('planRepair', () => {
     assert.equal(joined.unplaced, 1)
   })
 
-  it('moves shards off a node holding more than m of a stripe, to a node holding none, so that its loss alone no longer loses it', () => {
+  it('moves shards off a node holding more than m of a stripe, to a node holding none (else one holding fewer), so that its loss alone no longer loses it', () => {
     // found on real daemons: a 4+2 stripe with three shards on one node, all live: at-risk for good, and once the
     // holder of another shard was lost, "cannot be rebuilt now" for good (no rebuild could make it survive)
     const [a, b, c, d, e, f] = IDS
@@ -161,9 +162,16 @@ describe('planRepair', () => {
     assert.deepEqual(atRisk.actions.map(x => [x.index, x.from, x.to]), [[2, a, e]])
     assert.equal(atRisk.actions[0].sources.length, 4)
     assert.ok(!atRisk.actions[0].sources.includes(2))
-    // only to a node holding nothing of the stripe: on one holding a shard, neither copy would ever be released
-    // (the surplus rule keeps the copy of a holder of that shard alone), and the stripe would stay so
-    assert.deepEqual(planRepair(input({}, { holders: [a, a, a, b, c, d], peers: [a, b, c, d].map(id => ({ id })) })).actions, [])
+    // with no node free of the stripe, onto the holder with the fewest shards below the cap: on four nodes A's
+    // third shard goes to one holding one (the surplus rule then keeps that node's copy, as it holds fewer)
+    const four = planRepair(input({}, { holders: [a, a, a, b, c, d], peers: [a, b, c, d].map(id => ({ id })) }))
+    assert.deepEqual(four.actions.map(x => [x.index, x.from]), [[2, a]])
+    assert.ok([b, c, d].includes(four.actions[0].to))
+    // three, two and one on three nodes: to the node holding one, two on each
+    const three = planRepair(input({}, { holders: [a, a, a, b, b, c], peers: [a, b, c].map(id => ({ id })) }))
+    assert.deepEqual(three.actions.map(x => [x.index, x.from, x.to]), [[2, a, c]])
+    // never onto a node that would then hold more than the cap (three and three on two nodes stay)
+    assert.deepEqual(planRepair(input({}, { holders: [a, a, a, b, b, b], peers: [a, b].map(id => ({ id })) })).actions, [])
     // A holds three, B and C one each, D's shard 0 is gone for good, E joined: one of A's shards moves to E first;
     // the due shard waits a pass (placed now, E would take two and A never release its copy)...
     const holders = [d, a, b, a, c, a]
@@ -182,9 +190,10 @@ describe('planRepair', () => {
     // nothing moves while a holder may come back, nor while a copy is seen beyond the holders
     assert.deepEqual(planRepair(input({ [d]: GRACE - 1 }, { holders: [a, a, a, b, c, d], peers: five })).actions, [])
     assert.deepEqual(planRepair(input({}, { holders: [a, a, a, b, c, d], peers: five, alsoHolding: [b] })).actions, [])
-    // zones: a free node in a zone that holds m shards already takes none
+    // zones: a free node in a zone that holds m shards already takes none (the shard goes to D, holding one, instead)
     const zoned = [{ id: a }, { id: b, zone: 'z' }, { id: c, zone: 'z' }, { id: d }, { id: e, zone: 'z' }]
-    assert.deepEqual(planRepair(input({}, { holders: [a, a, a, b, c, d], peers: zoned })).actions, [])
+    assert.deepEqual(planRepair(input({}, { holders: [a, a, a, b, c, d], peers: zoned })).actions.map(x => [x.index, x.from, x.to]), [[2, a, d]])
+    assert.deepEqual(planRepair(input({}, { holders: [a, a, a, b, c, d], peers: zoned.map(p => p.id === d ? { id: d, zone: 'z' } : p) })).actions, [])
   })
 
   it('does not plan a shard already being repaired, nor reuse its target', () => {

@@ -2,7 +2,8 @@
  * Extra copies of a stripe's shards: which copy a node releases. At least
  * one copy of every shard stays whatever each holder's view, a node holding
  * two shards of a stripe gives one up, and nothing is released towards a
- * peer that is down or that holds another shard of the stripe.
+ * peer that is down or that holds more shards of the stripe; where every
+ * holder of a shard holds others too, the node holding more gives its copy up.
  */
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
@@ -32,7 +33,7 @@ describe('surplus copies', () => {
     const [best, second] = byRank([IDS[0], IDS[1]])
     const held = [[best, second], [IDS[2]], [IDS[3]], [IDS[4]], [IDS[5]], [IDS[6]]]
     assert.deepEqual(surplusCopies(view(best, held)), [])
-    assert.deepEqual(surplusCopies(view(second, held)), [{ index: 0, keeper: best }])
+    assert.deepEqual(surplusCopies(view(second, held)).map(r => [r.index, r.keeper]), [[0, best]])
   })
 
   it('several holders, whatever each one sees of the others: the one ranked first never releases', () => {
@@ -42,21 +43,72 @@ describe('surplus copies', () => {
     for (let mask = 0; mask < 1 << 4; mask++) {
       const seen = [holders[0], ...holders.slice(1).filter((_, i) => (mask & (1 << i)) !== 0)]
       assert.deepEqual(surplusCopies(view(holders[0], [seen, ...rest])), [], 'the first keeps its copy')
-      for (const self of seen.slice(1)) assert.deepEqual(surplusCopies(view(self, [seen, ...rest])), [{ index: 0, keeper: holders[0] }])
+      for (const self of seen.slice(1)) assert.deepEqual(surplusCopies(view(self, [seen, ...rest])).map(r => [r.index, r.keeper]), [[0, holders[0]]])
     }
   })
 
   it('a node holding two shards of a stripe releases the one another peer keeps, whatever the ranks', () => {
     const [best, second] = byRank([IDS[0], IDS[1]])
     const held = [[best, second], [best], [IDS[3]], [IDS[4]], [IDS[5]], [IDS[6]]]
-    assert.deepEqual(surplusCopies(view(best, held)), [{ index: 0, keeper: second }])
+    assert.deepEqual(surplusCopies(view(best, held)).map(r => [r.index, r.keeper]), [[0, second]])
     assert.deepEqual(surplusCopies(view(second, held)), [], 'its copy is the one that stays')
   })
 
-  it('no release towards a peer that is down, nor one that holds another shard of the stripe', () => {
+  it('no release towards a peer that is down, nor one that holds more shards of the stripe', () => {
     const [best, second] = byRank([IDS[0], IDS[1]])
     assert.deepEqual(surplusCopies(view(second, [[best, second], [IDS[2]], [IDS[3]], [IDS[4]], [IDS[5]], [IDS[6]]], [best])), [])
     assert.deepEqual(surplusCopies(view(second, [[best, second], [best], [IDS[3]], [IDS[4]], [IDS[5]], [IDS[6]]])), [])
+  })
+
+  it('three, two and one shards on three nodes: the node holding three releases the copy that the node holding two keeps', () => {
+    // a shard moved off a node holding more than m, onto the only node with room: a holder of another shard already
+    const [a, b, c] = IDS
+    const held = [[a], [a], [a, c], [b], [b], [c]]
+    const [released] = surplusCopies(view(a, held))
+    assert.deepEqual([released.index, released.keeper], [2, c])
+    assert.deepEqual(surplusCopies(view(c, held)), [], 'the copy of the node holding fewer stays')
+    assert.deepEqual(surplusCopies(view(b, held)), [])
+  })
+
+  it('two holders of a shard that each hold another: the one ranked second releases it', () => {
+    const [best, second] = byRank([IDS[0], IDS[1]])
+    const held = [[best, second], [best], [second], [IDS[3]], [IDS[4]], [IDS[5]]]
+    assert.deepEqual(surplusCopies(view(best, held)), [])
+    assert.deepEqual(surplusCopies(view(second, held)).map(x => [x.index, x.keeper]), [[0, best]])
+  })
+
+  it('a node never gives up, in one pass, a copy it would then need: releases count the ones before them', () => {
+    // Y holds 0 and 1; 1 is kept by W (holding it alone), 0 by X (holding another): Y gives up 1, then holds one
+    // shard, fewer than X, and keeps 0
+    const [x, y, w] = IDS
+    const held = [[x, y], [y, w], [x], [IDS[3]], [IDS[4]], [IDS[5]]]
+    assert.deepEqual(surplusCopies(view(y, held)).map(r => [r.index, r.keeper]), [[1, w]])
+    // once Y's copy of 1 is gone, X (holding two) gives its copy of 0 up to Y (holding one)
+    const after = [[x, y], [w], [x], [IDS[3]], [IDS[4]], [IDS[5]]]
+    assert.deepEqual(surplusCopies(view(x, after)).map(r => [r.index, r.keeper]), [[0, y]])
+    assert.deepEqual(surplusCopies(view(y, after)), [])
+  })
+
+  it('whatever each holder sees of the others, the one that comes first (fewest shards, then rank) never releases once the keeper is asked', () => {
+    const rng = new Prng(21)
+    const nodes = IDS.slice(0, 4)
+    for (let round = 0; round < 300; round++) {
+      // a true state: every shard on one to three of four nodes
+      const truth: string[][] = Array.from({ length: 6 }, () => nodes.filter(() => rng.next() < 0.4))
+      for (const list of truth) if (list.length === 0) list.push(nodes[rng.int(0, nodes.length - 1)])
+      const count = (p: string): number => truth.filter(l => l.includes(p)).length
+      const rank = byRank(nodes)
+      const first = (i: number): string => [...truth[i]].sort((p, q) => count(p) - count(q) || rank.indexOf(p) - rank.indexOf(q))[0]
+      for (const self of nodes) {
+        // its own holdings exact, the others' partly unseen
+        const seen = truth.map(l => l.filter(p => p === self || rng.next() < 0.7))
+        for (const r of surplusCopies(view(self, seen))) {
+          // the release goes ahead only if the keeper, asked now, holds at most keeperMayHold shards
+          const confirmed = truth[r.index].includes(r.keeper) && count(r.keeper) <= r.keeperMayHold
+          if (self === first(r.index)) assert.equal(confirmed, false, `round ${round}: the first holder of shard ${r.index} released it`)
+        }
+      }
+    }
   })
 
   it('a shard this node does not hold, or holds alone, is never released', () => {
