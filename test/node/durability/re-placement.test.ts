@@ -58,6 +58,23 @@ async function assertTwoEach (swarm: Swarm, manifest: CID): Promise<void> {
   }
 }
 
+/**
+ * One of `from`'s shards of each stripe of `manifest` copied to `to` and held there (as a placement made while
+ * nodes were cut off from each other leaves it); with `release`, `from` then gives its own up. The stripes copied.
+ */
+async function copyOneShardEach (from: ShoalNode, to: ShoalNode, manifest: CID, opts: { release: boolean }): Promise<number> {
+  const copied = new Set<number>()
+  for await (const h of from.components.holdings.held(manifest)) {
+    if (copied.has(h.stripe)) continue
+    copied.add(h.stripe)
+    const cid = CID.parse(h.cid)
+    await to.components.blockstore.put(cid, await from.components.blockstore.getBytes(cid))
+    await to.components.holdings.hold(manifest, [{ ref: [h.stripe, h.shard], cid }], { now: Date.now() })
+    if (opts.release) await from.components.holdings.releaseShards(manifest, [[h.stripe, h.shard]])
+  }
+  return copied.size
+}
+
 /** The writer (node 0) stops; nodes 1 and 3 read `/f.bin` whole. */
 async function readWithoutWriter (swarm: Swarm, data: Uint8Array): Promise<void> {
   await stopNode(swarm, 0)
@@ -164,15 +181,7 @@ describe('re-placement on real nodes', () => {
 
     // the writer comes to hold a copy of one of the third node's shards of each stripe, as a placement made while
     // the nodes were cut off from each other leaves it
-    const copied = new Set<number>()
-    for await (const h of third.components.holdings.held(manifest)) {
-      if (copied.has(h.stripe)) continue
-      copied.add(h.stripe)
-      const cid = CID.parse(h.cid)
-      await writer.components.blockstore.put(cid, await third.components.blockstore.getBytes(cid))
-      await writer.components.holdings.hold(manifest, [{ ref: [h.stripe, h.shard], cid }], { now: Date.now() })
-    }
-    assert.equal(copied.size, 2)
+    assert.equal(await copyOneShardEach(third, writer, manifest, { release: false }), 2)
     for (const s of await perStripe(writer, manifest)) assert.equal(s.held, 3)
 
     // the third node is lost: its other shard of each stripe cannot be rebuilt so that a lost node is survived
@@ -214,16 +223,7 @@ describe('re-placement on real nodes', () => {
     await assertTwoEach(swarm, manifest)
 
     // one of the third node's shards of each stripe goes to the writer, the third gives its own up: 3 + 2 + 1
-    const handed = new Set<number>()
-    for await (const h of third.components.holdings.held(manifest)) {
-      if (handed.has(h.stripe)) continue
-      handed.add(h.stripe)
-      const cid = CID.parse(h.cid)
-      await writer.components.blockstore.put(cid, await third.components.blockstore.getBytes(cid))
-      await writer.components.holdings.hold(manifest, [{ ref: [h.stripe, h.shard], cid }], { now: Date.now() })
-      await third.components.holdings.releaseShards(manifest, [[h.stripe, h.shard]])
-    }
-    assert.equal(handed.size, 2)
+    assert.equal(await copyOneShardEach(third, writer, manifest, { release: true }), 2)
     for (const s of await perStripe(writer, manifest)) assert.equal(s.held, 3)
     for (const s of await perStripe(third, manifest)) assert.equal(s.held, 1)
 
