@@ -32,7 +32,7 @@ import { liveManifests, noteReferences, referenceChanges } from './live-manifest
 import type { ManifestRecord } from './holdings.js'
 import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
-import { surplusCopies } from './surplus.js'
+import { surplusCopies, survivesOneLoss } from './surplus.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, type HolderView } from './view.js'
 import { adoptLostShards, liveShards } from './adopt.js'
@@ -379,7 +379,7 @@ export class Repairer {
       countHealth(report, plan.health === 'healthy' ? spreadHealth(k, m, stripe, index, view, isAlive, p => placer.zoneOf(p)) : plan.health)
       report.waiting += plan.waiting
       report.unplaced += plan.unplaced
-      await this.releaseSurplus({ manifest, index, key, shards: k + m, view, isAlive, report, signal })
+      await this.releaseSurplus({ manifest, index, key, k, shards: k + m, view, isAlive, report, signal })
       if (plan.actions.length === 0) continue
       if (coordinator() !== network.self) continue
       for (const action of plan.actions) {
@@ -401,7 +401,7 @@ export class Repairer {
    * just received may be a handover still under way) and once its keeper,
    * asked again now, still has it. Garbage collection then frees the blocks.
    */
-  private async releaseSurplus (at: { manifest: CID, index: number, key: Uint8Array, shards: number, view: HolderView, isAlive: (p: string) => boolean, report: RepairReport, signal?: AbortSignal }): Promise<void> {
+  private async releaseSurplus (at: { manifest: CID, index: number, key: Uint8Array, k: number, shards: number, view: HolderView, isAlive: (p: string) => boolean, report: RepairReport, signal?: AbortSignal }): Promise<void> {
     const { network, holdings } = this.components
     const { manifest, index, view, report, signal } = at
     const now = network.now()
@@ -410,15 +410,19 @@ export class Repairer {
       if (!view.holders(index, i).includes(network.self)) this.ownSince.delete(slot)
       else if (!this.ownSince.has(slot)) this.ownSince.set(slot, now)
     }
-    const surplus = surplusCopies({ key: at.key, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
-    for (const { index: shard, keeper, keeperMayHold } of surplus) {
+    const surplus = surplusCopies({ key: at.key, k: at.k, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
+    for (const { index: shard, keeper, keeperRanksFirst, crowded } of surplus) {
       const slot = slotOf(manifest, index, shard)
       if (now - (this.ownSince.get(slot) ?? now) < this.init.graceMs) continue
       try {
-        // the keeper still holds the shard, and still comes before this node (it has not taken more shards meanwhile)
+        // the keeper still holds the shard and still comes before this node: its count as it answers it, this
+        // node's as it is now (an earlier release of this pass lowered it; a view's counts may be stale)
         const answer = await network.request(keeper, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, signal)
         if (answer.type !== 'holdings' || !answer.shards.some(([s, n]) => s === index && n === shard)) continue
-        if (answer.shards.filter(([s]) => s === index).length > keeperMayHold) continue
+        const theirs = answer.shards.filter(([s]) => s === index).length
+        const mine = await this.heldOf(manifest, index)
+        if (!(theirs < mine.size || (theirs === mine.size && keeperRanksFirst))) continue
+        if (crowded && !await this.stillSurvives({ manifest, index, shard, shards: at.shards, k: at.k, view, isAlive: at.isAlive, mine, signal })) continue
         await holdings.releaseShards(manifest, [[index, shard]])
         this.ownSince.delete(slot)
         report.released++
@@ -427,6 +431,34 @@ export class Repairer {
         this.log.debug({ keeper, err: err?.message }, 'keeper of an extra copy not confirmed')
       }
     }
+  }
+
+  /** The shards of stripe `index` of `manifest` this node holds now. */
+  private async heldOf (manifest: CID, index: number): Promise<Set<number>> {
+    const mine = new Set<number>()
+    for await (const h of this.components.holdings.held(manifest, index, 1)) if (h.stripe === index) mine.add(h.shard)
+    return mine
+  }
+
+  /**
+   * Whether the stripe still survives the loss of any one node once this
+   * node gives its copy of `shard` up, with the holdings of every live peer
+   * seen holding a shard of it as each answers now (another node's release
+   * since the view may have left this copy needed). A peer that does not
+   * answer counts as holding nothing.
+   */
+  private async stillSurvives (at: { manifest: CID, index: number, shard: number, shards: number, k: number, view: HolderView, isAlive: (p: string) => boolean, mine: ReadonlySet<number>, signal?: AbortSignal }): Promise<boolean> {
+    const { network } = this.components
+    const { manifest, index } = at
+    const peers = new Set<string>()
+    for (let i = 0; i < at.shards; i++) for (const p of at.view.holders(index, i)) if (p !== network.self && at.isAlive(p)) peers.add(p)
+    const now: string[][] = Array.from({ length: at.shards }, (_, i) => at.mine.has(i) && i !== at.shard ? [network.self] : [])
+    await Promise.all([...peers].map(async peer => {
+      const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, at.signal).catch(() => undefined)
+      if (answer?.type !== 'holdings') return
+      for (const [s, n] of answer.shards) if (s === index && n < at.shards) now[n].push(peer)
+    }))
+    return survivesOneLoss(now, at.k)
   }
 
   /** One holder per shard of a stripe: one seen now, else the last one seen (or a placeholder name). */

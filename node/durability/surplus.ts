@@ -16,17 +16,21 @@
  * holds (fewest first), then by rank (smaller rendezvous hash of the stripe
  * key and the peer's kad key); this node releases its copy when another
  * holder comes before it — its **keeper**, the first of them. The order is
- * total, so the holder that comes first never releases, whatever the others'
- * views say, and at least one copy stays; the caller confirms, right before
- * releasing, that the keeper still has the shard and still comes first
- * ({@link SurplusCopy.keeperMayHold}). Where a keeper holds that shard alone,
- * this is the rule as it always was (a holder of that shard alone keeps it;
- * a node holding another shard of the stripe gives its copy up). Where every
- * holder holds other shards too — a shard moved onto a node that held one
- * already, as on a stripe over exactly as many nodes as it needs — the node
- * holding more gives its copy up: three, two and one shards on three nodes
- * become two on each. Such releases count the ones decided before them in
- * the same pass, so that a node never gives up a copy it would then need.
+ * total, so the holder that comes first never releases, and at least one
+ * copy stays — provided each side's counts are current: the caller
+ * confirms, right before releasing, that the keeper still has the shard and
+ * still comes first, with the keeper's count as the keeper answers it and
+ * this node's own count as it is then ({@link SurplusCopy.keeperRanksFirst}).
+ * Where a keeper holds that shard alone, this is the rule as it always was
+ * (a holder of that shard alone keeps it; a node holding another shard of
+ * the stripe gives its copy up). Where every holder holds other shards too —
+ * a shard moved onto a node that held one already, as on a stripe over
+ * exactly as many nodes as it needs — the node holding more gives its copy
+ * up: three, two and one shards on three nodes become two on each. Such a
+ * release is decided only when the stripe, as seen, still survives the loss
+ * of any one node after it (k shards left), and it counts the releases
+ * decided before it in the same pass, so that a node never gives up a copy
+ * the stripe would then need.
  *
  * @module
  */
@@ -36,6 +40,8 @@ import { rendezvousHash } from './placement.js'
 export interface SurplusInput {
   /** The stripe key (32 bytes). */
   key: Uint8Array
+  /** Data shards of the stripe: any k rebuild it. */
+  k: number
   /** This node's peer id. */
   self: string
   /** Shards of the stripe (k+m). */
@@ -51,11 +57,18 @@ export interface SurplusCopy {
   index: number
   keeper: string
   /**
-   * The keeper still comes first when, asked right before the release, it
-   * holds at most this many shards of the stripe (this node's count, or one
-   * fewer where this node ranks before it).
+   * Whether the keeper ranks before this node: it still comes first when,
+   * asked right before the release, it holds fewer shards of the stripe than
+   * this node then holds, or as many and this is true.
    */
-  keeperMayHold: number
+  keeperRanksFirst: boolean
+  /**
+   * Whether every holder of the shard holds others too: then the release is
+   * made only if the stripe, as its holders answer right before it, still
+   * survives the loss of any one node after it ({@link survivesOneLoss}) —
+   * another node's release in the same pass may have changed it since the view.
+   */
+  crowded: boolean
 }
 
 /** Compare two hashes as big-endian numbers. */
@@ -66,7 +79,7 @@ function compareHashes (a: Uint8Array, b: Uint8Array): number {
 
 /** The copies of one stripe this node should release (see the module comment). */
 export function surplusCopies (input: SurplusInput): SurplusCopy[] {
-  const { key, self, shards, holders, isAlive } = input
+  const { key, k, self, shards, holders, isAlive } = input
   const live: string[][] = []
   const count = new Map<string, number>()
   for (let i = 0; i < shards; i++) {
@@ -80,8 +93,9 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
     if (r === undefined) { r = rendezvousHash(key, p); ranks.set(p, r) }
     return r
   }
+  const ranksFirst = (a: string, b: string): boolean => compareHashes(rank(a), rank(b)) < 0
   /** Whether `a`, holding `na` shards, comes before `b` holding `nb`. */
-  const before = (a: string, na: number, b: string, nb: number): boolean => na < nb || (na === nb && compareHashes(rank(a), rank(b)) < 0)
+  const before = (a: string, na: number, b: string, nb: number): boolean => na < nb || (na === nb && ranksFirst(a, b))
   const held = count.get(self) ?? 0
   const out: SurplusCopy[] = []
   const crowded: Array<{ index: number, keeper: string }> = []
@@ -90,27 +104,40 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
     const others = live[i].filter(p => p !== self)
     if (others.length === 0) continue
     const keeper = others.reduce((best, p) => before(p, count.get(p) ?? 0, best, count.get(best) ?? 0) ? p : best)
-    const kept = count.get(keeper) ?? 0
     // a keeper holding that shard alone: released against this node's whole count, as always
-    if (kept === 1) {
-      if (before(keeper, 1, self, held)) out.push({ index: i, keeper, keeperMayHold: keeperMayHold(keeper, self, held) })
+    if ((count.get(keeper) ?? 0) === 1) {
+      if (before(keeper, 1, self, held)) out.push({ index: i, keeper, keeperRanksFirst: ranksFirst(keeper, self), crowded: false })
     } else {
       crowded.push({ index: i, keeper })
     }
   }
-  // every holder of the shard holds others too: each release lowers this node's count for the next
+  if (crowded.length === 0) return out
+  // every holder of the shard holds others too: each release lowers this node's count for the next, and none
+  // leaves the stripe unable to survive the loss of one node
+  const gone = new Set(out.map(r => r.index))
   let left = held - out.length
   const order = (a: { index: number, keeper: string }, b: { index: number, keeper: string }): number =>
     before(a.keeper, count.get(a.keeper) ?? 0, b.keeper, count.get(b.keeper) ?? 0) ? -1 : before(b.keeper, count.get(b.keeper) ?? 0, a.keeper, count.get(a.keeper) ?? 0) ? 1 : a.index - b.index
-  crowded.sort(order)
-  for (const { index, keeper } of crowded) {
+  for (const { index, keeper } of crowded.sort(order)) {
     if (!before(keeper, count.get(keeper) ?? 0, self, left)) continue
-    out.push({ index, keeper, keeperMayHold: keeperMayHold(keeper, self, left) })
+    gone.add(index)
+    if (!survivesOneLoss(withoutCopies(live, self, gone), k)) { gone.delete(index); continue }
+    out.push({ index, keeper, keeperRanksFirst: ranksFirst(keeper, self), crowded: true })
     left--
   }
   return out.sort((a, b) => a.index - b.index)
+}
 
-  function keeperMayHold (keeper: string, me: string, mine: number): number {
-    return compareHashes(rank(keeper), rank(me)) < 0 ? mine : mine - 1
+/** `holders` (per shard) without `self` among the holders of the shards in `gone`. */
+export function withoutCopies (holders: readonly string[][], self: string, gone: ReadonlySet<number>): string[][] {
+  return holders.map((list, i) => gone.has(i) ? list.filter(p => p !== self) : [...list])
+}
+
+/** Whether the loss of any one of the nodes in `holders` (per shard) still leaves `k` distinct shards held. */
+export function survivesOneLoss (holders: readonly string[][], k: number): boolean {
+  const nodes = new Set(holders.flat())
+  for (const lost of nodes) {
+    if (holders.filter(list => list.some(p => p !== lost)).length < k) return false
   }
+  return true
 }

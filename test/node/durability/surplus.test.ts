@@ -8,7 +8,7 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { rendezvousHash } from '../../../node/durability/placement.js'
-import { surplusCopies, type SurplusInput } from '../../../node/durability/surplus.js'
+import { surplusCopies, survivesOneLoss, withoutCopies, type SurplusInput } from '../../../node/durability/surplus.js'
 import { simPeerIds } from '../../../simulations/durability-balance.js'
 import { Prng } from '../../../simulations/prng.js'
 
@@ -19,7 +19,7 @@ before(async () => { IDS = await simPeerIds(new Prng(7), 12) })
 
 /** The view of a 4+2 stripe: `held[i]` are the holders of shard i. */
 function view (self: string, held: string[][], down: string[] = []): SurplusInput {
-  return { key: KEY, self, shards: 6, holders: i => held[i] ?? [], isAlive: p => !down.includes(p) }
+  return { key: KEY, k: 4, self, shards: 6, holders: i => held[i] ?? [], isAlive: p => !down.includes(p) }
 }
 
 /** The ids ordered by rank for KEY (best first). */
@@ -89,26 +89,47 @@ describe('surplus copies', () => {
     assert.deepEqual(surplusCopies(view(y, after)), [])
   })
 
-  it('whatever each holder sees of the others, the one that comes first (fewest shards, then rank) never releases once the keeper is asked', () => {
+  it('nodes releasing one after another on stale views, each confirming with the keeper as it goes: no shard loses its last copy, and with exact views a stripe that survived one lost node still does', () => {
     const rng = new Prng(21)
     const nodes = IDS.slice(0, 4)
-    for (let round = 0; round < 300; round++) {
+    const rank = byRank(nodes)
+    const survives = (truth: string[][]): boolean => nodes.every(lost => truth.filter(l => l.some(p => p !== lost)).length >= 4)
+    let releases = 0
+    for (let round = 0; round < 600; round++) {
       // a true state: every shard on one to three of four nodes
       const truth: string[][] = Array.from({ length: 6 }, () => nodes.filter(() => rng.next() < 0.4))
       for (const list of truth) if (list.length === 0) list.push(nodes[rng.int(0, nodes.length - 1)])
-      const count = (p: string): number => truth.filter(l => l.includes(p)).length
-      const rank = byRank(nodes)
-      const first = (i: number): string => [...truth[i]].sort((p, q) => count(p) - count(q) || rank.indexOf(p) - rank.indexOf(q))[0]
-      for (const self of nodes) {
-        // its own holdings exact, the others' partly unseen
-        const seen = truth.map(l => l.filter(p => p === self || rng.next() < 0.7))
+      const exact = round % 2 === 0
+      const survivedBefore = survives(truth)
+      // every node's view is taken before any of them releases (a pass each, at about the same time)
+      const views = new Map(nodes.map(self => [self, truth.map(l => l.filter(p => p === self || exact || rng.next() < 0.7))]))
+      for (const self of [...nodes].sort(() => rng.next() - 0.5)) {
+        const count = (p: string): number => truth.filter(l => l.includes(p)).length
+        const seen = views.get(self) ?? []
         for (const r of surplusCopies(view(self, seen))) {
-          // the release goes ahead only if the keeper, asked now, holds at most keeperMayHold shards
-          const confirmed = truth[r.index].includes(r.keeper) && count(r.keeper) <= r.keeperMayHold
-          if (self === first(r.index)) assert.equal(confirmed, false, `round ${round}: the first holder of shard ${r.index} released it`)
+          // as the repairer confirms it: the keeper holds the shard and comes first against this node's count now
+          const theirs = count(r.keeper)
+          const mine = count(self)
+          if (!truth[r.index].includes(r.keeper) || !(theirs < mine || (theirs === mine && r.keeperRanksFirst))) continue
+          // and, every holder holding others, the stripe as its holders answer now survives one lost node without it
+          if (r.crowded && !survivesOneLoss(withoutCopies(truth, self, new Set([r.index])), 4)) continue
+          assert.equal(r.keeperRanksFirst, rank.indexOf(r.keeper) < rank.indexOf(self))
+          truth[r.index] = truth[r.index].filter(p => p !== self)
+          releases++
+          assert.ok(truth[r.index].length > 0, `round ${round}: shard ${r.index} lost its last copy`)
         }
       }
+      if (exact && survivedBefore) assert.ok(survives(truth), `round ${round}: a stripe that survived one lost node no longer does`)
     }
+    assert.ok(releases > 100, `copies released: ${releases}`)
+  })
+
+  it('a release that would leave the stripe unable to survive one lost node is not made', () => {
+    // A holds 0, 4, 5; B holds 2, 3, 4, 5; C holds 1: B comes after A for 4 and 5, but giving both up leaves A
+    // holding three shards no one else has
+    const [a, b, c] = IDS
+    const held = [[a], [c], [b], [b], [a, b], [a, b]]
+    assert.equal(surplusCopies(view(b, held)).length, 1)
   })
 
   it('a shard this node does not hold, or holds alone, is never released', () => {
