@@ -32,9 +32,9 @@ import { liveManifests, noteReferences, referenceChanges } from './live-manifest
 import type { ManifestRecord } from './holdings.js'
 import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
-import { surplusCopies, survivesOneLoss } from './surplus.js'
+import { noWorse, surplusCopies } from './surplus.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
-import { gatherView, type HolderView } from './view.js'
+import { gatherView, presentShards, type HolderView } from './view.js'
 import { adoptLostShards, liveShards } from './adopt.js'
 import type { DurabilityParts } from './components.js'
 import type { Placer } from './placer.js'
@@ -411,7 +411,7 @@ export class Repairer {
       else if (!this.ownSince.has(slot)) this.ownSince.set(slot, now)
     }
     const surplus = surplusCopies({ key: at.key, k: at.k, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
-    for (const { index: shard, keeper, keeperRanksFirst, crowded } of surplus) {
+    for (const { index: shard, keeper, keeperRanksFirst } of surplus) {
       const slot = slotOf(manifest, index, shard)
       if (now - (this.ownSince.get(slot) ?? now) < this.init.graceMs) continue
       try {
@@ -422,7 +422,7 @@ export class Repairer {
         const theirs = answer.shards.filter(([s]) => s === index).length
         const mine = await this.heldOf(manifest, index)
         if (!(theirs < mine.size || (theirs === mine.size && keeperRanksFirst))) continue
-        if (crowded && !await this.stillSurvives({ manifest, index, shard, shards: at.shards, k: at.k, view, isAlive: at.isAlive, mine, signal })) continue
+        if (!await this.noWorseNow({ manifest, index, shard, shards: at.shards, k: at.k, view, isAlive: at.isAlive, mine, signal })) continue
         await holdings.releaseShards(manifest, [[index, shard]])
         this.ownSince.delete(slot)
         report.released++
@@ -433,32 +433,32 @@ export class Repairer {
     }
   }
 
-  /** The shards of stripe `index` of `manifest` this node holds now. */
+  /** The shards of stripe `index` of `manifest` this node holds now, as it answers peers (blocks present). */
   private async heldOf (manifest: CID, index: number): Promise<Set<number>> {
     const mine = new Set<number>()
-    for await (const h of this.components.holdings.held(manifest, index, 1)) if (h.stripe === index) mine.add(h.shard)
+    for await (const h of presentShards(this.components.holdings, this.components.blockstore, manifest, index, 1)) if (h.stripe === index) mine.add(h.shard)
     return mine
   }
 
   /**
-   * Whether the stripe still survives the loss of any one node once this
-   * node gives its copy of `shard` up, with the holdings of every live peer
-   * seen holding a shard of it as each answers now (another node's release
-   * since the view may have left this copy needed). A peer that does not
-   * answer counts as holding nothing.
+   * Whether giving up this node's copy of `shard` leaves the stripe no worse
+   * against one lost node ({@link noWorse}), with the holdings of every live
+   * peer seen holding a shard of it as each answers now: a keeper that took
+   * more shards, or another node's release since the view, may have left
+   * this copy needed. A peer that does not answer counts as holding nothing.
    */
-  private async stillSurvives (at: { manifest: CID, index: number, shard: number, shards: number, k: number, view: HolderView, isAlive: (p: string) => boolean, mine: ReadonlySet<number>, signal?: AbortSignal }): Promise<boolean> {
+  private async noWorseNow (at: { manifest: CID, index: number, shard: number, shards: number, k: number, view: HolderView, isAlive: (p: string) => boolean, mine: ReadonlySet<number>, signal?: AbortSignal }): Promise<boolean> {
     const { network } = this.components
     const { manifest, index } = at
     const peers = new Set<string>()
     for (let i = 0; i < at.shards; i++) for (const p of at.view.holders(index, i)) if (p !== network.self && at.isAlive(p)) peers.add(p)
-    const now: string[][] = Array.from({ length: at.shards }, (_, i) => at.mine.has(i) && i !== at.shard ? [network.self] : [])
+    const now: string[][] = Array.from({ length: at.shards }, (_, i) => at.mine.has(i) ? [network.self] : [])
     await Promise.all([...peers].map(async peer => {
       const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, at.signal).catch(() => undefined)
       if (answer?.type !== 'holdings') return
-      for (const [s, n] of answer.shards) if (s === index && n < at.shards) now[n].push(peer)
+      for (const [s, n] of answer.shards) if (s === index && n >= 0 && n < at.shards) now[n].push(peer)
     }))
-    return survivesOneLoss(now, at.k)
+    return noWorse(now, at.k, network.self, new Set([at.shard]))
   }
 
   /** One holder per shard of a stripe: one seen now, else the last one seen (or a placeholder name). */

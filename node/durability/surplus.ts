@@ -27,10 +27,13 @@
  * a shard moved onto a node that held one already, as on a stripe over
  * exactly as many nodes as it needs — the node holding more gives its copy
  * up: three, two and one shards on three nodes become two on each. Such a
- * release is decided only when the stripe, as seen, still survives the loss
- * of any one node after it (k shards left), and it counts the releases
- * decided before it in the same pass, so that a node never gives up a copy
- * the stripe would then need.
+ * release is decided only when it leaves the stripe, as seen, no worse
+ * against one lost node ({@link noWorse}), counting the releases decided
+ * before it in the same pass. Every release is checked so again right
+ * before it is made, against the holdings each live holder answers then
+ * (the caller's part): releases made one after another never leave a
+ * stripe that survived one lost node unable to; two nodes releasing at the
+ * same moment, each checking before the other's release, still could.
  *
  * @module
  */
@@ -62,13 +65,6 @@ export interface SurplusCopy {
    * this node then holds, or as many and this is true.
    */
   keeperRanksFirst: boolean
-  /**
-   * Whether every holder of the shard holds others too: then the release is
-   * made only if the stripe, as its holders answer right before it, still
-   * survives the loss of any one node after it ({@link survivesOneLoss}) —
-   * another node's release in the same pass may have changed it since the view.
-   */
-  crowded: boolean
 }
 
 /** Compare two hashes as big-endian numbers. */
@@ -106,7 +102,7 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
     const keeper = others.reduce((best, p) => before(p, count.get(p) ?? 0, best, count.get(best) ?? 0) ? p : best)
     // a keeper holding that shard alone: released against this node's whole count, as always
     if ((count.get(keeper) ?? 0) === 1) {
-      if (before(keeper, 1, self, held)) out.push({ index: i, keeper, keeperRanksFirst: ranksFirst(keeper, self), crowded: false })
+      if (before(keeper, 1, self, held)) out.push({ index: i, keeper, keeperRanksFirst: ranksFirst(keeper, self) })
     } else {
       crowded.push({ index: i, keeper })
     }
@@ -121,8 +117,8 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
   for (const { index, keeper } of crowded.sort(order)) {
     if (!before(keeper, count.get(keeper) ?? 0, self, left)) continue
     gone.add(index)
-    if (!survivesOneLoss(withoutCopies(live, self, gone), k)) { gone.delete(index); continue }
-    out.push({ index, keeper, keeperRanksFirst: ranksFirst(keeper, self), crowded: true })
+    if (!noWorse(live, k, self, gone)) { gone.delete(index); continue }
+    out.push({ index, keeper, keeperRanksFirst: ranksFirst(keeper, self) })
     left--
   }
   return out.sort((a, b) => a.index - b.index)
@@ -133,11 +129,23 @@ export function withoutCopies (holders: readonly string[][], self: string, gone:
   return holders.map((list, i) => gone.has(i) ? list.filter(p => p !== self) : [...list])
 }
 
-/** Whether the loss of any one of the nodes in `holders` (per shard) still leaves `k` distinct shards held. */
-export function survivesOneLoss (holders: readonly string[][], k: number): boolean {
+/**
+ * The fewest distinct shards left held when any one of the nodes in
+ * `holders` (per shard) is lost: the stripe survives one lost node when
+ * this is at least k.
+ */
+export function worstLoss (holders: readonly string[][]): number {
   const nodes = new Set(holders.flat())
-  for (const lost of nodes) {
-    if (holders.filter(list => list.some(p => p !== lost)).length < k) return false
-  }
-  return true
+  let worst = holders.filter(list => list.length > 0).length
+  for (const lost of nodes) worst = Math.min(worst, holders.filter(list => list.some(p => p !== lost)).length)
+  return worst
+}
+
+/**
+ * Whether giving up `self`'s copies of the shards in `gone` leaves the
+ * stripe no worse against one lost node: it still survives one if it did
+ * (k shards left), and otherwise loses no more than it did.
+ */
+export function noWorse (holders: readonly string[][], k: number, self: string, gone: ReadonlySet<number>): boolean {
+  return worstLoss(withoutCopies(holders, self, gone)) >= Math.min(worstLoss(holders), k)
 }

@@ -244,7 +244,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     if (done !== undefined) return done[where.shard]
     let data = rebuilding.get(key)
     if (data === undefined) {
-      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view: index.view, skip, have: kept.get(where.index)?.leaves, signal })
+      const fetchingLeaf = (shard: number): Promise<Uint8Array> | undefined => {
+        const cid = where.stripe.data[shard]
+        return cid === undefined ? undefined : fetching.get(blockKey(cid))
+      }
+      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view: index.view, skip, have: kept.get(where.index)?.leaves, fetching: fetchingLeaf, signal })
       rebuilding.set(key, data)
       data.then(leaves => {
         rebuilding.delete(key)
@@ -289,9 +293,15 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     return await session.getBytes(cid, { signal })
   }
 
+  /** Leaves being fetched (their first attempt), by block key: a rebuild of their stripe awaits them. */
+  const fetching = new Map<string, Promise<Uint8Array>>()
+
   /** One leaf: hedged by a rebuild when late; rebuilt when unavailable. */
   const fetchLeaf = async (cid: CID, known: LeafPlace | undefined): Promise<Uint8Array> => {
     const attempt = attemptLeaf(cid, known)
+    const key = blockKey(cid)
+    fetching.set(key, attempt)
+    attempt.then(() => { if (fetching.get(key) === attempt) fetching.delete(key) }, () => { if (fetching.get(key) === attempt) fetching.delete(key) })
     // the clock starts once the index is known: a local read or the index's
     // own load is not a leaf fetch
     if (loaded === undefined) await Promise.race([attempt.then(() => {}, () => {}), indexReady])
@@ -495,6 +505,13 @@ interface RebuildTarget {
   skip?: number
   /** Data leaves of the stripe the read holds already, by shard index (verified): taken, not fetched again. */
   have?: ReadonlyMap<number, Uint8Array>
+  /**
+   * A data leaf of the stripe the read is fetching already, by shard index:
+   * its fetch is awaited, not made a second time (the holder would send it
+   * twice: on a loaded machine a leaf is often still on its way when
+   * another leaf of its stripe fails).
+   */
+  fetching?: (shard: number) => Promise<Uint8Array> | undefined
   signal?: AbortSignal
 }
 
@@ -529,7 +546,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
         const cid = shardCID(stripe, k, i) as CID
         const providers = view.holders(index, i).filter(p => p !== self).map(p => peerIdFromString(p))
         try {
-          shards.set(i, await components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal, store: components.cache }))
+          shards.set(i, await (target.fetching?.(i) ?? components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal, store: components.cache })))
         } catch {}
         if (signal?.aborted === true) next = candidates.length
         done()
