@@ -398,8 +398,9 @@ export class Repairer {
   /**
    * Release the copies of one stripe's shards that {@link surplusCopies}
    * gives up, each only once this node has held it a grace period (a copy
-   * just received may be a handover still under way) and once its keeper,
-   * asked again now, still has it. Garbage collection then frees the blocks.
+   * just received may be a handover still under way) and once the stripe's
+   * holders, asked again now, confirm it (its keeper still has it and comes
+   * first; the stripe is no worse without it). Garbage collection then frees the blocks.
    */
   private async releaseSurplus (at: { manifest: CID, index: number, key: Uint8Array, k: number, shards: number, view: HolderView, isAlive: (p: string) => boolean, report: RepairReport, signal?: AbortSignal }): Promise<void> {
     const { network, holdings } = this.components
@@ -411,54 +412,53 @@ export class Repairer {
       else if (!this.ownSince.has(slot)) this.ownSince.set(slot, now)
     }
     const surplus = surplusCopies({ key: at.key, k: at.k, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
+    // the peers asked again right before a release: every live holder of the stripe, the keepers among them
+    const peers = new Set<string>()
+    for (let i = 0; i < at.shards; i++) for (const p of view.holders(index, i)) if (p !== network.self && at.isAlive(p)) peers.add(p)
     for (const { index: shard, keeper, keeperRanksFirst } of surplus) {
       const slot = slotOf(manifest, index, shard)
       if (now - (this.ownSince.get(slot) ?? now) < this.init.graceMs) continue
+      // the stripe as its holders answer now (an earlier release of this pass, another node's, a keeper that took
+      // more shards: the view's counts may be stale): the keeper still holds the shard and still comes before this
+      // node, and the release leaves the stripe no worse against one lost node
       try {
-        // the keeper still holds the shard and still comes before this node: its count as it answers it, this
-        // node's as it is now (an earlier release of this pass lowered it; a view's counts may be stale)
-        const answer = await network.request(keeper, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, signal)
-        if (answer.type !== 'holdings' || !answer.shards.some(([s, n]) => s === index && n === shard)) continue
-        const theirs = answer.shards.filter(([s]) => s === index).length
-        const mine = await this.heldOf(manifest, index)
-        if (!(theirs < mine.size || (theirs === mine.size && keeperRanksFirst))) continue
-        if (!await this.noWorseNow({ manifest, index, shard, shards: at.shards, k: at.k, view, isAlive: at.isAlive, mine, signal })) continue
+        const held = await this.stripeNow({ manifest, index, shards: at.shards, peers, signal })
+        const count = (p: string): number => held.filter(list => list.includes(p)).length
+        if (!held[shard].includes(keeper)) continue
+        const theirs = count(keeper)
+        const mine = count(network.self)
+        if (!(theirs < mine || (theirs === mine && keeperRanksFirst))) continue
+        if (!noWorse(held, at.k, network.self, new Set([shard]))) continue
         await holdings.releaseShards(manifest, [[index, shard]])
         this.ownSince.delete(slot)
         report.released++
         this.log.info({ manifest: manifest.toString(), stripe: index, shard, keeper }, 'extra copy released')
       } catch (err: any) {
-        this.log.debug({ keeper, err: err?.message }, 'keeper of an extra copy not confirmed')
+        this.log.debug({ keeper, err: err?.message }, 'extra copy not released')
       }
     }
   }
 
-  /** The shards of stripe `index` of `manifest` this node holds now, as it answers peers (blocks present). */
-  private async heldOf (manifest: CID, index: number): Promise<Set<number>> {
-    const mine = new Set<number>()
-    for await (const h of presentShards(this.components.holdings, this.components.blockstore, manifest, index, 1)) if (h.stripe === index) mine.add(h.shard)
-    return mine
-  }
-
   /**
-   * Whether giving up this node's copy of `shard` leaves the stripe no worse
-   * against one lost node ({@link noWorse}), with the holdings of every live
-   * peer seen holding a shard of it as each answers now: a keeper that took
-   * more shards, or another node's release since the view, may have left
-   * this copy needed. A peer that does not answer counts as holding nothing.
+   * The holders of each shard of stripe `index` of `manifest` now: this
+   * node's shards whose blocks are present, and those `peers` answer (a peer
+   * that does not answer counts as holding nothing).
    */
-  private async noWorseNow (at: { manifest: CID, index: number, shard: number, shards: number, k: number, view: HolderView, isAlive: (p: string) => boolean, mine: ReadonlySet<number>, signal?: AbortSignal }): Promise<boolean> {
-    const { network } = this.components
+  private async stripeNow (at: { manifest: CID, index: number, shards: number, peers: ReadonlySet<string>, signal?: AbortSignal }): Promise<string[][]> {
+    const { network, holdings, blockstore } = this.components
     const { manifest, index } = at
-    const peers = new Set<string>()
-    for (let i = 0; i < at.shards; i++) for (const p of at.view.holders(index, i)) if (p !== network.self && at.isAlive(p)) peers.add(p)
-    const now: string[][] = Array.from({ length: at.shards }, (_, i) => at.mine.has(i) ? [network.self] : [])
-    await Promise.all([...peers].map(async peer => {
-      const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, at.signal).catch(() => undefined)
-      if (answer?.type !== 'holdings') return
-      for (const [s, n] of answer.shards) if (s === index && n >= 0 && n < at.shards) now[n].push(peer)
+    const held: string[][] = Array.from({ length: at.shards }, () => [])
+    const add = (stripe: number, shard: number, peer: string): void => { if (stripe === index && shard >= 0 && shard < at.shards) held[shard].push(peer) }
+    for await (const h of presentShards(holdings, blockstore, manifest, index, 1)) add(h.stripe, h.shard, network.self)
+    await Promise.all([...at.peers].map(async peer => {
+      try {
+        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, at.signal)
+        if (answer.type === 'holdings') for (const [stripe, shard] of answer.shards) add(stripe, shard, peer)
+      } catch (err: any) {
+        this.log.debug({ peer, err: err?.message }, 'holdings not answered before a release')
+      }
     }))
-    return noWorse(now, at.k, network.self, new Set([at.shard]))
+    return held
   }
 
   /** One holder per shard of a stripe: one seen now, else the last one seen (or a placeholder name). */

@@ -92,16 +92,19 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
   const ranksFirst = (a: string, b: string): boolean => compareHashes(rank(a), rank(b)) < 0
   /** Whether `a`, holding `na` shards, comes before `b` holding `nb`. */
   const before = (a: string, na: number, b: string, nb: number): boolean => na < nb || (na === nb && ranksFirst(a, b))
-  const held = count.get(self) ?? 0
+  const n = (p: string): number => count.get(p) ?? 0
+  /** Whether `a` comes before `b` as the view counts them. */
+  const first = (a: string, b: string): boolean => before(a, n(a), b, n(b))
+  const held = n(self)
   const out: SurplusCopy[] = []
   const crowded: Array<{ index: number, keeper: string }> = []
   for (let i = 0; i < shards; i++) {
     if (!live[i].includes(self)) continue
     const others = live[i].filter(p => p !== self)
     if (others.length === 0) continue
-    const keeper = others.reduce((best, p) => before(p, count.get(p) ?? 0, best, count.get(best) ?? 0) ? p : best)
+    const keeper = others.reduce((best, p) => first(p, best) ? p : best)
     // a keeper holding that shard alone: released against this node's whole count, as always
-    if ((count.get(keeper) ?? 0) === 1) {
+    if (n(keeper) === 1) {
       if (before(keeper, 1, self, held)) out.push({ index: i, keeper, keeperRanksFirst: ranksFirst(keeper, self) })
     } else {
       crowded.push({ index: i, keeper })
@@ -109,13 +112,13 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
   }
   if (crowded.length === 0) return out
   // every holder of the shard holds others too: each release lowers this node's count for the next, and none
-  // leaves the stripe unable to survive the loss of one node
+  // leaves the stripe worse against one lost node
   const gone = new Set(out.map(r => r.index))
   let left = held - out.length
   const order = (a: { index: number, keeper: string }, b: { index: number, keeper: string }): number =>
-    before(a.keeper, count.get(a.keeper) ?? 0, b.keeper, count.get(b.keeper) ?? 0) ? -1 : before(b.keeper, count.get(b.keeper) ?? 0, a.keeper, count.get(a.keeper) ?? 0) ? 1 : a.index - b.index
+    first(a.keeper, b.keeper) ? -1 : first(b.keeper, a.keeper) ? 1 : a.index - b.index
   for (const { index, keeper } of crowded.sort(order)) {
-    if (!before(keeper, count.get(keeper) ?? 0, self, left)) continue
+    if (!before(keeper, n(keeper), self, left)) continue
     gone.add(index)
     if (!noWorse(live, k, self, gone)) { gone.delete(index); continue }
     out.push({ index, keeper, keeperRanksFirst: ranksFirst(keeper, self) })
@@ -125,7 +128,7 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
 }
 
 /** `holders` (per shard) without `self` among the holders of the shards in `gone`. */
-export function withoutCopies (holders: readonly string[][], self: string, gone: ReadonlySet<number>): string[][] {
+function withoutCopies (holders: readonly string[][], self: string, gone: ReadonlySet<number>): string[][] {
   return holders.map((list, i) => gone.has(i) ? list.filter(p => p !== self) : [...list])
 }
 

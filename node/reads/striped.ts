@@ -301,7 +301,8 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     const attempt = attemptLeaf(cid, known)
     const key = blockKey(cid)
     fetching.set(key, attempt)
-    attempt.then(() => { if (fetching.get(key) === attempt) fetching.delete(key) }, () => { if (fetching.get(key) === attempt) fetching.delete(key) })
+    const settled = (): void => { if (fetching.get(key) === attempt) fetching.delete(key) }
+    attempt.then(settled, settled)
     // the clock starts once the index is known: a local read or the index's
     // own load is not a leaf fetch
     if (loaded === undefined) await Promise.race([attempt.then(() => {}, () => {}), indexReady])
