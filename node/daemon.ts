@@ -8,6 +8,7 @@ import { formatApiMultiaddr, parseApiAddress } from '../protocol/api-address.js'
 import { createApiServer, readApiToken } from './api/index.js'
 import { createGatewayServer, gatewayUrl, isLoopbackHost, parseGatewaySetting, type GatewayServer } from './gateway/index.js'
 import { ShoalError } from './errors.js'
+import { nativeHash, nativeHashError } from './blocks/native-hash.js'
 import { createShoalNode, type ShoalNode } from './node.js'
 import type { LogLevel } from './logger.js'
 import { acquireRepoLock, initRepo, loadConfig, repoExists, repoFolderOpenMode, repoLayout } from './repo/index.js'
@@ -105,6 +106,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
     const openMode = await repoFolderOpenMode(layout.root).catch(() => undefined)
     if (openMode !== undefined) components.logger.warn({ repo: layout.root, mode: openMode }, `the repo folder is open to other users of this machine (mode ${openMode}): they can read the swarm's data this node stores; close it with \`chmod go-rwx ${layout.root}\` (docs/security.md)`)
+    if (nativeHash() === undefined) components.logger.info({ err: nativeHashError()?.message }, 'the sha-256 addon is not built (`npm run build:hash`, needs make and g++): blocks received from peers are hashed through WebCrypto, which copies each first (docs/decisions.md, "Received blocks hashed without a copy")')
     const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
     await writeLineAtomically(layout.api, apiMultiaddr)
     components.logger.info({ api: apiMultiaddr, gateway: gatewayAt ?? 'off', peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')

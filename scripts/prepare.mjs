@@ -1,12 +1,13 @@
 /**
  * What `npm install` runs in the package (package.json `prepare`): builds
  * `dist/` (`npm run build`: tsc, then the bundle), links
- * `node_modules/.bin/shoal` to the bundle and builds the libfuse3 binding
- * (`npm run build:fuse3`, optional) — each build only when what it is made
+ * `node_modules/.bin/shoal` to the bundle and builds the two addons, the
+ * libfuse3 binding (`npm run build:fuse3`) and the sha-256 one (`npm run
+ * build:hash`), both optional — each build only when what it is made
  * from changed since it was last made. Steps of their own:
- * `node scripts/prepare.mjs stamp dist|fuse3` records that one was just
+ * `node scripts/prepare.mjs stamp dist|fuse3|hash` records that one was just
  * built from the files as they are (the last step of `npm run build` and of
- * `npm run build:fuse3`); `link` only links the bin (`npm run link:bin`);
+ * the addons' build scripts); `link` only links the bin (`npm run link:bin`);
  * `check` exits 1 when a build is due.
  *
  * Why: npm 11 runs `prepare` again in the package's folder at the first
@@ -22,7 +23,7 @@
  * (`node_modules/.package-lock.json`, rewritten by npm when the tree
  * changes) — by content, not by time (a checkout or a `touch` changes
  * times, not what is built). The build's stamp is kept in
- * `dist/.build-stamp`, the binding's in `native/fuse3/build/.build-stamp`.
+ * `dist/.build-stamp`, an addon's in `native/<name>/build/.build-stamp`.
  *
  * Plain JavaScript: it runs before anything is compiled.
  */
@@ -39,6 +40,8 @@ const BUILD_STAMP = join(ROOT, 'dist', '.build-stamp')
 const BUNDLE = join(ROOT, 'dist', 'bin', 'shoal.js')
 const FUSE3 = join(ROOT, 'native', 'fuse3')
 const FUSE3_STAMP = join(FUSE3, 'build', '.build-stamp')
+const HASH = join(ROOT, 'native', 'hash')
+const HASH_STAMP = join(HASH, 'build', '.build-stamp')
 
 /** Every file `path` names (itself, or the files of the folder, `build/` and `node_modules/` below it left out), as paths from the package root, sorted. */
 function filesOf (path) {
@@ -67,7 +70,8 @@ function npmRun (script) {
   return spawnSync('npm', ['run', script], { cwd: ROOT, stdio: 'inherit' }).status === 0
 }
 
-const fuse3Inputs = () => readdirSync(FUSE3).filter(f => /\.(c|h|gyp)$/.test(f)).map(f => join('native', 'fuse3', f))
+/** The sources of the addon in `native/<name>`. */
+const addonInputs = name => () => readdirSync(join(ROOT, 'native', name)).filter(f => /\.(c|h|gyp)$/.test(f)).map(f => join('native', name, f))
 
 /** npm links no package's own bin: `npx shoal` and the tests' CLI find it here. */
 function linkBin () {
@@ -80,7 +84,8 @@ function linkBin () {
 /** The builds prepare makes: where each keeps its stamp, what it is made from, and the npm script that makes it. */
 const BUILDS = {
   dist: { stamp: BUILD_STAMP, inputs: () => BUILD_INPUTS, made: () => existsSync(BUNDLE), script: 'build' },
-  fuse3: { stamp: FUSE3_STAMP, inputs: fuse3Inputs, made: () => existsSync(join(FUSE3, 'build', 'Release', 'fuse3.node')), script: 'build:fuse3' }
+  fuse3: { stamp: FUSE3_STAMP, inputs: addonInputs('fuse3'), made: () => existsSync(join(FUSE3, 'build', 'Release', 'fuse3.node')), script: 'build:fuse3' },
+  hash: { stamp: HASH_STAMP, inputs: addonInputs('hash'), made: () => existsSync(join(HASH, 'build', 'Release', 'hash.node')), script: 'build:hash' }
 }
 
 /** True when `name` was built from the files as they are now. */
@@ -100,7 +105,7 @@ if (step === 'stamp' && name in BUILDS) {
   if (due.length > 0) console.error(`scripts/prepare.mjs: to be built again: ${due.join(', ')}`)
   process.exit(due.length > 0 ? 1 : 0)
 } else if (step !== undefined) {
-  console.error(`scripts/prepare.mjs: expected no argument, stamp dist|fuse3, link or check; got ${JSON.stringify(process.argv.slice(2).join(' '))}`)
+  console.error(`scripts/prepare.mjs: expected no argument, stamp dist|fuse3|hash, link or check; got ${JSON.stringify(process.argv.slice(2).join(' '))}`)
   process.exit(2)
 } else {
   if (upToDate('dist')) {
@@ -113,5 +118,10 @@ if (step === 'stamp' && name in BUILDS) {
     console.log('shoal: the libfuse3 binding is built from these sources already (npm run build:fuse3 builds it again)')
   } else if (!npmRun('build:fuse3')) {
     console.log('shoal: the libfuse3 FUSE binding was not built (apt-get install libfuse3-dev pkg-config make g++, then npm run build:fuse3); mounts then use fuse-native over libfuse2, and SHOAL_FUSE_BINDING=libfuse3 is unavailable')
+  }
+  if (upToDate('hash')) {
+    console.log('shoal: the sha-256 addon is built from these sources already (npm run build:hash builds it again)')
+  } else if (!npmRun('build:hash')) {
+    console.log('shoal: the sha-256 addon was not built (apt-get install make g++, then npm run build:hash); blocks received from peers are then hashed through WebCrypto, a little slower')
   }
 }

@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads'
 import { packageFile, packageRoot, workerFile, WORKER_MODULES, type WorkerName } from '../../node/package-files.js'
 import { EXTERNAL_PACKAGES } from '../../cli/bundle-options.js'
 import { SHOAL_BIN } from '../helpers/cli.js'
+import { NATIVE_HASH_FILE } from '../../node/blocks/native-hash.js'
 
 describe('package files', () => {
   it('the package root is the folder of Shoal\'s package.json, above dist/', async () => {
@@ -28,13 +29,14 @@ describe('package files', () => {
 
   it('`npx shoal` in the package\'s folder (the README\'s first command) runs this build, building nothing again, even at its first call', async t => {
     // npm 11 installs the folder into its npx cache at the first `npx shoal` there (the package's own
-    // bin), running `prepare` in place: that must find dist/ and the libfuse3 binding built already
+    // bin), running `prepare` in place: that must find dist/ and both addons built already
     // (scripts/prepare.mjs), or it rebuilds them (~20 s) and `rm -rf dist` runs under every test beside this one
     const check = spawnSync(process.execPath, [packageFile('scripts', 'prepare.mjs'), 'check'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 })
     // not run any further when a build is due: npx would rebuild under the suite
     assert.equal(check.status, 0, `a fresh npm test build is not recognised as built: ${check.stderr}`)
     const bundle = statSync(SHOAL_BIN).mtimeMs
     const binding = statSync(packageFile('native', 'fuse3', 'build', 'Release', 'fuse3.node')).mtimeMs
+    const hashAddon = statSync(NATIVE_HASH_FILE()).mtimeMs
     // a first call: an npm cache of its own, empty
     const cache = await mkdtemp(join(tmpdir(), 'shoal-npx-cache-'))
     t.after(async () => { await rm(cache, { recursive: true, force: true }) })
@@ -45,13 +47,15 @@ describe('package files', () => {
     assert.equal((JSON.parse(r.stdout) as { version: string }).version, pkg.version)
     assert.equal(statSync(SHOAL_BIN).mtimeMs, bundle, 'the bundle was built again')
     assert.equal(statSync(packageFile('native', 'fuse3', 'build', 'Release', 'fuse3.node')).mtimeMs, binding, 'the libfuse3 binding was built again')
+    assert.equal(statSync(NATIVE_HASH_FILE()).mtimeMs, hashAddon, 'the sha-256 addon was built again')
     assert.equal(realpathSync(join(packageRoot(), 'node_modules', '.bin', 'shoal')), SHOAL_BIN)
   })
 
   it('every file the node loads by path is where it looks for it', () => {
     for (const file of [
       ...Object.keys(WORKER_MODULES).map(name => workerFile(name as WorkerName)),
-      packageFile('node', 'api', 'ui', 'index.html')
+      packageFile('node', 'api', 'ui', 'index.html'),
+      NATIVE_HASH_FILE()
     ]) assert.ok(existsSync(file), file)
     // run from tsc's output (as here), the workers are tsc's
     assert.equal(workerFile('leaf-worker'), packageFile('dist', 'node', 'content', 'leaf-worker.js'))
