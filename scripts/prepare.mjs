@@ -122,6 +122,6 @@ if (step === 'stamp' && name in BUILDS) {
   if (upToDate('hash')) {
     console.log('shoal: the sha-256 addon is built from these sources already (npm run build:hash builds it again)')
   } else if (!npmRun('build:hash')) {
-    console.log('shoal: the sha-256 addon was not built (apt-get install make g++, then npm run build:hash); blocks received from peers are then hashed through WebCrypto, a little slower')
+    console.log('shoal: the sha-256 addon was not built (apt-get install make g++ python3, then npm run build:hash); blocks received from peers are then hashed through WebCrypto, a little slower')
   }
 }

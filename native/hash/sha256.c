@@ -6,7 +6,7 @@
  * extensions the hash runs at ~0.25 GB/s, so it goes to the thread pool
  * (node/blocks/verify.ts). WebCrypto's `digest` does that, but first copies
  * the bytes on the calling thread for its job: 200-320 ms of the event
- * loop's CPU per 512 MiB of 256 KiB blocks, against 30-50 ms through this
+ * loop's CPU per 512 MiB of 256 KiB blocks, against 30-80 ms through this
  * addon (docs/benchmarks.md, "Received blocks hashed without a copy"), on
  * the thread that bounds a remote read.
  *
@@ -30,27 +30,37 @@ typedef struct {
   napi_ref bytes;
   const uint8_t *data;
   size_t length;
+  /* set by the thread pool: OpenSSL's answer (NULL when it could not hash) */
+  int hashed;
   uint8_t digest[SHA256_DIGEST_LENGTH];
 } hash_job_t;
 
 static void hash_execute (napi_env env, void *arg) {
   hash_job_t *job = arg;
-  SHA256(job->data, job->length, job->digest);
+  job->hashed = SHA256(job->data, job->length, job->digest) != NULL;
+}
+
+/* Reject the job's promise with an Error of `text`. */
+static void reject (napi_env env, hash_job_t *job, const char *text) {
+  napi_value message, error;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_reject_deferred(env, job->deferred, error);
 }
 
 static void hash_complete (napi_env env, napi_status status, void *arg) {
   hash_job_t *job = arg;
-  napi_value result;
-  if (status == napi_ok) {
-    void *out;
-    napi_value buffer;
-    napi_create_buffer_copy(env, SHA256_DIGEST_LENGTH, job->digest, &out, &buffer);
-    napi_resolve_deferred(env, job->deferred, buffer);
+  void *out;
+  napi_value buffer;
+  if (status != napi_ok) {
+    reject(env, job, "sha256: the job was cancelled");
+  } else if (!job->hashed) {
+    /* never a digest of zeros: the block would be judged corrupt and its peer punished */
+    reject(env, job, "sha256: OpenSSL could not hash");
+  } else if (napi_create_buffer_copy(env, SHA256_DIGEST_LENGTH, job->digest, &out, &buffer) != napi_ok) {
+    reject(env, job, "sha256: out of memory");
   } else {
-    napi_value message;
-    napi_create_string_utf8(env, "sha-256 job cancelled", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &result);
-    napi_reject_deferred(env, job->deferred, result);
+    napi_resolve_deferred(env, job->deferred, buffer);
   }
   napi_delete_reference(env, job->bytes);
   napi_delete_async_work(env, job->work);
@@ -83,11 +93,30 @@ static napi_value sha256_async (napi_env env, napi_callback_info info) {
   job->data = data;
   job->length = length;
   napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_reference(env, argv[0], 1, &job->bytes);
-  napi_create_string_utf8(env, "shoal:sha256", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, hash_execute, hash_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  /* each step may fail only where calls into JavaScript are refused (a worker being terminated): then nothing is queued */
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+    free(job);
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[0], 1, &job->bytes) != napi_ok) {
+    reject(env, job, "sha256: cannot hold the bytes");
+    free(job);
+    return promise;
+  }
+  if (napi_create_string_utf8(env, "shoal:sha256", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, hash_execute, hash_complete, job, &job->work) != napi_ok) {
+    reject(env, job, "sha256: cannot start the job");
+    napi_delete_reference(env, job->bytes);
+    free(job);
+    return promise;
+  }
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    reject(env, job, "sha256: cannot queue the job");
+    napi_delete_reference(env, job->bytes);
+    napi_delete_async_work(env, job->work);
+    free(job);
+    return promise;
+  }
   return promise;
 }
 

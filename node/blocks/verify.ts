@@ -101,17 +101,28 @@ export const OFF_THREAD_HASH_MIN = 64 * 1024
  *
  * How: the sha-256 addon ({@link nativeHash}) hashes the bytes where they
  * lie, as a job on libuv's thread pool; without it, WebCrypto's `digest`
- * runs such a job after copying the bytes on the calling thread (200–320
- * CPU-ms of the event loop per 512 MiB, against 30–50 through the addon). Blocks smaller than
+ * ({@link webCryptoSha256}) runs such a job after copying the bytes on the
+ * calling thread (200–320 CPU-ms of the event loop per 512 MiB, against
+ * 30–80 through the addon). Blocks smaller than
  * {@link OFF_THREAD_HASH_MIN}, and identity CIDs, are checked in place. The
  * caller must not change or transfer `bytes` until this settles.
  */
-export async function matchesCIDOffThread (cid: CID, bytes: Uint8Array): Promise<boolean> {
+export async function matchesCIDOffThread (cid: CID, bytes: Uint8Array, options: OffThreadOptions = {}): Promise<boolean> {
   const { code, digest } = cid.multihash
   if (code !== SHA2_256 || bytes.byteLength < OFF_THREAD_HASH_MIN) return matchesCID(cid, bytes)
-  const native = nativeHash()
-  const got = native !== undefined ? await native.sha256(bytes) : new Uint8Array(await crypto.webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
-  return Buffer.compare(got, digest) === 0
+  const sha256OffThread = options.sha256 ?? nativeHash()?.sha256 ?? webCryptoSha256
+  return Buffer.compare(await sha256OffThread(bytes), digest) === 0
+}
+
+/** Options of {@link matchesCIDOffThread}. */
+export interface OffThreadOptions {
+  /** How the sha-256 is computed off the event loop. @default the addon's, else {@link webCryptoSha256} */
+  sha256?: (bytes: Uint8Array) => Promise<Uint8Array>
+}
+
+/** sha-256 through WebCrypto's `digest`: a job on libuv's thread pool, after a copy of the bytes on the calling thread. */
+export async function webCryptoSha256 (bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
 }
 
 /**

@@ -3,7 +3,8 @@
  * (CI builds it, `npm run build:hash`), it gives the digests node:crypto
  * gives, for views into larger buffers too, keeps the bytes alive while it
  * hashes them, and refuses what is not a Uint8Array. matchesCIDOffThread
- * hashes through it (verify.test.ts checks its answers either way).
+ * hashes through it (verify.test.ts checks its answers through the addon
+ * and through WebCrypto, which nodes without the addon use).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 as multiformatsSha256 } from 'multiformats/hashes/sha2'
 import * as dagCbor from '@ipld/dag-cbor'
-import { OFF_THREAD_HASH_MIN, cborCID, matchesCIDOffThread, rawCID, sha256 } from '../../../node/blocks/verify.js'
+import { OFF_THREAD_HASH_MIN, cborCID, matchesCIDOffThread, rawCID, sha256, webCryptoSha256 } from '../../../node/blocks/verify.js'
 import * as raw from 'multiformats/codecs/raw'
 
 test('cborCID gives the CID multiformats gives the same block, in every form it is read in', async () => {
@@ -49,20 +49,31 @@ test('rawCID gives the CID multiformats gives the same raw block', async () => {
   }
 })
 
-test('matchesCIDOffThread accepts a block\'s own bytes and refuses one flipped bit, on and off the thread pool', async () => {
-  // either side of the size handed to the thread pool, a subarray of a larger buffer among them (as a decoded message is)
-  const sizes = [0, 1000, OFF_THREAD_HASH_MIN - 1, OFF_THREAD_HASH_MIN, 1024 * 1024 + 7]
-  for (const size of sizes) {
-    const whole = randomBytes(size + 32)
-    const block = whole.subarray(16, 16 + size)
-    const cid = rawCID(block)
-    assert.equal(await matchesCIDOffThread(cid, block), true, `${size} bytes`)
-    if (size === 0) continue
-    const bad = Buffer.from(block)
-    bad[size >> 1] ^= 1
-    assert.equal(await matchesCIDOffThread(cid, bad), false, `${size} bytes, one bit flipped`)
-    assert.equal(await matchesCIDOffThread(cid, block.subarray(1)), false, `${size} bytes less the first`)
+test('matchesCIDOffThread accepts a block\'s own bytes and refuses one flipped bit, on and off the thread pool, through the addon and through WebCrypto', async () => {
+  // the addon where it is built (CI builds it: native-hash.test.ts), and WebCrypto, which nodes without it use
+  for (const [way, options] of [['default', {}], ['WebCrypto', { sha256: webCryptoSha256 }]] as const) {
+    // either side of the size handed to the thread pool, a subarray of a larger buffer among them (as a decoded message is)
+    const sizes = [0, 1000, OFF_THREAD_HASH_MIN - 1, OFF_THREAD_HASH_MIN, 1024 * 1024 + 7]
+    for (const size of sizes) {
+      const whole = randomBytes(size + 32)
+      const block = whole.subarray(16, 16 + size)
+      const cid = rawCID(block)
+      assert.equal(await matchesCIDOffThread(cid, block, options), true, `${way}: ${size} bytes`)
+      if (size === 0) continue
+      const bad = Buffer.from(block)
+      bad[size >> 1] ^= 1
+      assert.equal(await matchesCIDOffThread(cid, bad, options), false, `${way}: ${size} bytes, one bit flipped`)
+      assert.equal(await matchesCIDOffThread(cid, block.subarray(1), options), false, `${way}: ${size} bytes less the first`)
+    }
   }
+  // the hasher given is the one used for a block handed off, and not for a small one
+  let asked = 0
+  const counting = { sha256: async (bytes: Uint8Array) => { asked++; return await webCryptoSha256(bytes) } }
+  const large = randomBytes(OFF_THREAD_HASH_MIN)
+  assert.equal(await matchesCIDOffThread(rawCID(large), large, counting), true)
+  const small = randomBytes(100)
+  assert.equal(await matchesCIDOffThread(rawCID(small), small, counting), true)
+  assert.equal(asked, 1)
   // an identity CID is its bytes; an unsupported hash never matches
   const identity = CID.createV1(raw.code, Digest.create(0x00, Uint8Array.from([1, 2, 3])))
   assert.equal(await matchesCIDOffThread(identity, Uint8Array.from([1, 2, 3])), true)
