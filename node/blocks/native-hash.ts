@@ -2,9 +2,9 @@
  * The sha-256 addon (native/hash, `npm run build:hash`): a block hashed on
  * libuv's thread pool where it lies, without the copy WebCrypto's `digest`
  * makes on the calling thread first. Used by `matchesCIDOffThread`
- * (verify.ts) when it is built; the
- * node runs without it (WebCrypto then), only slower to receive blocks
- * (docs/decisions.md, "Received blocks hashed without a copy").
+ * (verify.ts) when it is built; the node runs without it (WebCrypto then),
+ * only slower to receive blocks (docs/decisions.md, "Received blocks hashed
+ * without a copy").
  *
  * @module
  */
