@@ -14,9 +14,9 @@
  * @module
  */
 import { createHash, randomBytes, webcrypto } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { nativeHash, nativeHashError } from '../node/blocks/native-hash.js'
 import { median, parseSize } from './harness.js'
+import { threadCpuOf } from './raw-stream.js'
 
 interface Options { size: number, block: number, rounds: number }
 
@@ -39,11 +39,9 @@ function parseArgs (argv: string[]): Options {
   return o
 }
 
-const TICK_MS = 10
-/** CPU-ms of this process's main thread so far (utime + stime, in clock ticks of 10 ms). */
+/** CPU-ms of this process's main thread so far (`/proc`, in clock ticks of 10 ms). */
 function mainThreadMs (): number {
-  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS
+  return Math.round((threadCpuOf(process.pid).get(process.pid) ?? 0) * 1000)
 }
 
 interface Round { wallMs: number, cpuMs: number, mainMs: number }

@@ -38,10 +38,6 @@ const ROOT = dirname(dirname(fileURLToPath(import.meta.url)))
 const BUILD_INPUTS = ['node', 'protocol', 'cli', 'test', 'bench', 'simulations', 'scripts', 'tsconfig.json', 'package.json', join('node_modules', '.package-lock.json')]
 const BUILD_STAMP = join(ROOT, 'dist', '.build-stamp')
 const BUNDLE = join(ROOT, 'dist', 'bin', 'shoal.js')
-const FUSE3 = join(ROOT, 'native', 'fuse3')
-const FUSE3_STAMP = join(FUSE3, 'build', '.build-stamp')
-const HASH = join(ROOT, 'native', 'hash')
-const HASH_STAMP = join(HASH, 'build', '.build-stamp')
 
 /** Every file `path` names (itself, or the files of the folder, `build/` and `node_modules/` below it left out), as paths from the package root, sorted. */
 function filesOf (path) {
@@ -70,8 +66,16 @@ function npmRun (script) {
   return spawnSync('npm', ['run', script], { cwd: ROOT, stdio: 'inherit' }).status === 0
 }
 
-/** The sources of the addon in `native/<name>`. */
-const addonInputs = name => () => readdirSync(join(ROOT, 'native', name)).filter(f => /\.(c|h|gyp)$/.test(f)).map(f => join('native', name, f))
+/** The build of the addon in `native/<name>` (its sources, its stamp, `<name>.node`, `npm run build:<name>`). */
+function addonBuild (name) {
+  const dir = join(ROOT, 'native', name)
+  return {
+    stamp: join(dir, 'build', '.build-stamp'),
+    inputs: () => readdirSync(dir).filter(f => /\.(c|h|gyp)$/.test(f)).map(f => join('native', name, f)),
+    made: () => existsSync(join(dir, 'build', 'Release', `${name}.node`)),
+    script: `build:${name}`
+  }
+}
 
 /** npm links no package's own bin: `npx shoal` and the tests' CLI find it here. */
 function linkBin () {
@@ -84,9 +88,15 @@ function linkBin () {
 /** The builds prepare makes: where each keeps its stamp, what it is made from, and the npm script that makes it. */
 const BUILDS = {
   dist: { stamp: BUILD_STAMP, inputs: () => BUILD_INPUTS, made: () => existsSync(BUNDLE), script: 'build' },
-  fuse3: { stamp: FUSE3_STAMP, inputs: addonInputs('fuse3'), made: () => existsSync(join(FUSE3, 'build', 'Release', 'fuse3.node')), script: 'build:fuse3' },
-  hash: { stamp: HASH_STAMP, inputs: addonInputs('hash'), made: () => existsSync(join(HASH, 'build', 'Release', 'hash.node')), script: 'build:hash' }
+  fuse3: addonBuild('fuse3'),
+  hash: addonBuild('hash')
 }
+
+/** What `prepare` says of each addon: already built, or not built (and what it needs). */
+const ADDONS = [
+  ['fuse3', 'the libfuse3 binding', 'apt-get install libfuse3-dev pkg-config make g++ python3, then npm run build:fuse3); mounts then use fuse-native over libfuse2, and SHOAL_FUSE_BINDING=libfuse3 is unavailable'],
+  ['hash', 'the sha-256 addon', 'apt-get install make g++ python3, then npm run build:hash); blocks received from peers are then hashed through WebCrypto, a little slower']
+]
 
 /** True when `name` was built from the files as they are now. */
 function upToDate (name) {
@@ -114,14 +124,8 @@ if (step === 'stamp' && name in BUILDS) {
     process.exit(1)
   }
   linkBin()
-  if (upToDate('fuse3')) {
-    console.log('shoal: the libfuse3 binding is built from these sources already (npm run build:fuse3 builds it again)')
-  } else if (!npmRun('build:fuse3')) {
-    console.log('shoal: the libfuse3 FUSE binding was not built (apt-get install libfuse3-dev pkg-config make g++, then npm run build:fuse3); mounts then use fuse-native over libfuse2, and SHOAL_FUSE_BINDING=libfuse3 is unavailable')
-  }
-  if (upToDate('hash')) {
-    console.log('shoal: the sha-256 addon is built from these sources already (npm run build:hash builds it again)')
-  } else if (!npmRun('build:hash')) {
-    console.log('shoal: the sha-256 addon was not built (apt-get install make g++ python3, then npm run build:hash); blocks received from peers are then hashed through WebCrypto, a little slower')
+  for (const [name, what, without] of ADDONS) {
+    if (upToDate(name)) console.log(`shoal: ${what} is built from these sources already (npm run build:${name} builds it again)`)
+    else if (!npmRun(`build:${name}`)) console.log(`shoal: ${what} was not built (${without}`)
   }
 }

@@ -399,8 +399,9 @@ export class Repairer {
    * Release the copies of one stripe's shards that {@link surplusCopies}
    * gives up, each only once this node has held it a grace period (a copy
    * just received may be a handover still under way) and once the stripe's
-   * holders, asked again now, confirm it (its keeper still has it and comes
-   * first; the stripe is no worse without it). Garbage collection then frees the blocks.
+   * holders, asked once right before the stripe's releases, confirm it (its
+   * keeper still has it and comes first; the stripe is no worse without it).
+   * Garbage collection then frees the blocks.
    */
   private async releaseSurplus (at: { manifest: CID, index: number, key: Uint8Array, k: number, shards: number, view: HolderView, isAlive: (p: string) => boolean, report: RepairReport, signal?: AbortSignal }): Promise<void> {
     const { network, holdings } = this.components
@@ -412,30 +413,38 @@ export class Repairer {
       else if (!this.ownSince.has(slot)) this.ownSince.set(slot, now)
     }
     const surplus = surplusCopies({ key: at.key, k: at.k, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
-    // the peers asked again right before a release: every live holder of the stripe, the keepers among them
+      .filter(copy => now - (this.ownSince.get(slotOf(manifest, index, copy.index)) ?? now) >= this.init.graceMs)
+    if (surplus.length === 0) return
+    // the stripe as its holders answer now, asked once (an earlier pass's release, another node's, a keeper that
+    // took more shards: the view's counts may be stale); this node's own releases below are applied to it as made
     const peers = new Set<string>()
     for (let i = 0; i < at.shards; i++) for (const p of view.holders(index, i)) if (p !== network.self && at.isAlive(p)) peers.add(p)
+    let held: string[][]
+    try {
+      held = await this.stripeNow({ manifest, index, shards: at.shards, peers, signal })
+    } catch (err: any) {
+      this.log.debug({ manifest: manifest.toString(), stripe: index, err: err?.message }, 'extra copies not released')
+      return
+    }
+    const count = (p: string): number => held.filter(list => list.includes(p)).length
     for (const { index: shard, keeper, keeperRanksFirst } of surplus) {
-      const slot = slotOf(manifest, index, shard)
-      if (now - (this.ownSince.get(slot) ?? now) < this.init.graceMs) continue
-      // the stripe as its holders answer now (an earlier release of this pass, another node's, a keeper that took
-      // more shards: the view's counts may be stale): the keeper still holds the shard and still comes before this
-      // node, and the release leaves the stripe no worse against one lost node
+      // the keeper still holds the shard and still comes before this node, and the release leaves the stripe no
+      // worse against one lost node
+      if (!held[shard].includes(keeper)) continue
+      const theirs = count(keeper)
+      const mine = count(network.self)
+      if (!(theirs < mine || (theirs === mine && keeperRanksFirst))) continue
+      if (!noWorse(held, at.k, network.self, new Set([shard]))) continue
       try {
-        const held = await this.stripeNow({ manifest, index, shards: at.shards, peers, signal })
-        const count = (p: string): number => held.filter(list => list.includes(p)).length
-        if (!held[shard].includes(keeper)) continue
-        const theirs = count(keeper)
-        const mine = count(network.self)
-        if (!(theirs < mine || (theirs === mine && keeperRanksFirst))) continue
-        if (!noWorse(held, at.k, network.self, new Set([shard]))) continue
         await holdings.releaseShards(manifest, [[index, shard]])
-        this.ownSince.delete(slot)
-        report.released++
-        this.log.info({ manifest: manifest.toString(), stripe: index, shard, keeper }, 'extra copy released')
       } catch (err: any) {
         this.log.debug({ keeper, err: err?.message }, 'extra copy not released')
+        continue
       }
+      held[shard] = held[shard].filter(p => p !== network.self)
+      this.ownSince.delete(slotOf(manifest, index, shard))
+      report.released++
+      this.log.info({ manifest: manifest.toString(), stripe: index, shard, keeper }, 'extra copy released')
     }
   }
 

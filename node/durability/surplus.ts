@@ -128,8 +128,8 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
 }
 
 /** `holders` (per shard) without `self` among the holders of the shards in `gone`. */
-function withoutCopies (holders: readonly string[][], self: string, gone: ReadonlySet<number>): string[][] {
-  return holders.map((list, i) => gone.has(i) ? list.filter(p => p !== self) : [...list])
+function withoutCopies (holders: readonly string[][], self: string, gone: ReadonlySet<number>): readonly string[][] {
+  return holders.map((list, i) => gone.has(i) ? list.filter(p => p !== self) : list)
 }
 
 /**
