@@ -55,7 +55,8 @@
  *
  * @module
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 import { spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
@@ -64,8 +65,8 @@ import { join } from 'node:path'
 import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import type { PeerInfo } from '../node/api/status-types.js'
-import { cliOk, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
-import { addIo, cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, selfCpu, settle, threadCpuOf } from './raw-stream.js'
+import { cliOk, crc32OfFile, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
+import { addIo, cpuOf, describeIo, ioSince, machineCpu, mainAndRestCpu, mainThreadIoOf, minorFaultsOf, rawStream, selfCpu, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 import { shapeUplinks, type Uplinks } from './uplinks.js'
 
@@ -154,16 +155,33 @@ function medianRun (runs: CatRun[]): CatRun {
 }
 
 /** A timed `cat` on `repo`'s daemon, with the CPU seconds the reading daemon and all the others used meanwhile. */
-async function timedCat (repo: string, path: string, expected: string, daemons: Array<BenchDaemon | undefined>): Promise<CatRun> {
+async function timedCat (repo: string, path: string, expected: { crc: number, size: number }, daemons: Array<BenchDaemon | undefined>): Promise<CatRun> {
   const before = cpuOfAll(daemons)
-  const hash = createHash('sha256')
+  const at = daemons.findIndex(d => d?.repo === repo)
+  const readerPid = daemons[at]?.pid
+  const threadsBefore = readerPid === undefined ? new Map<number, number>() : threadCpuOf(readerPid)
+  const machineBefore = machineCpu()
+  // checked by crc32, not sha-256: on two cores this bench's own sha-256 of the output took ~1 CPU-s of a
+  // ~3 s read from the daemons it measures, a quarter of the machine's busy time (docs/benchmarks.md)
+  let crc = 0
+  let size = 0
   // the monotonic clock of a CPU profile (µs): the window of this cat in the reader's profile
   const from = process.hrtime.bigint() / 1000n
-  const r = await cliOk(['--repo', repo, 'cat', path], chunk => { hash.update(chunk) })
+  const r = await cliOk(['--repo', repo, 'cat', path], chunk => { crc = crc32(chunk, crc); size += chunk.length })
   const used = cpuOfAll(daemons).map((c, i) => c - before[i])
+  const machineAfter = machineCpu()
+  if (machineBefore !== undefined && machineAfter !== undefined) {
+    // every process here: the daemons, the `cat` command, and this bench reading what it prints
+    const busy = machineAfter - machineBefore
+    log(`  machine: ${fmt(busy, 2)} CPU-s busy, ${fmt(100 * busy / (r.seconds * cpus().length), 0)} % of its ${cpus().length} cores; the daemons ${fmt(used.reduce((a, b) => a + b, 0), 2)}`)
+  }
   log(`cat ${path}: monotonic µs ${from}–${process.hrtime.bigint() / 1000n}; CPU s per daemon ${used.map(c => fmt(c, 2)).join(' ')}`)
-  if (hash.digest('hex') !== expected) throw new Error(`cat ${path} on ${repo} is not byte-identical`)
-  const at = daemons.findIndex(d => d?.repo === repo)
+  if (readerPid !== undefined) {
+    // is the reader's event loop the bound? its main thread against the rest (libuv's pool hashing what arrives, V8's helpers)
+    const { main, rest } = mainAndRestCpu(readerPid, threadsBefore)
+    log(`  reader CPU s: main thread ${fmt(main, 2)} (${fmt(100 * main / r.seconds, 0)} % of the read's time), other threads ${fmt(rest, 2)}`)
+  }
+  if (crc !== expected.crc || size !== expected.size) throw new Error(`cat ${path} on ${repo} is not byte-identical (${size} bytes, crc32 ${crc} against ${expected.size}, ${expected.crc})`)
   return { seconds: r.seconds, readerCpu: used[at], othersCpu: used.reduce((a, b) => a + b, 0) - used[at] }
 }
 
@@ -193,11 +211,9 @@ async function timedAdd (daemons: Array<BenchDaemon | undefined>, args: string[]
     let main = 0
     let rest = 0
     holders.forEach((d, i) => {
-      for (const [tid, s] of threadCpuOf(d.pid)) {
-        const used = s - (holdersBefore[i].get(tid) ?? 0)
-        if (tid === d.pid) main += used
-        else rest += used
-      }
+      const used = mainAndRestCpu(d.pid, holdersBefore[i])
+      main += used.main
+      rest += used.rest
     })
     const faults = daemons.map((d, i) => (minorFaultsOf(d?.pid) ?? 0) - faultsBefore[i])
     log(`  other daemons' CPU s: main threads ${fmt(main, 2)}, other threads ${fmt(rest, 2)}; minor page faults: writer ${faults[0]}, others ${faults.slice(1).reduce((a, b) => a + b, 0)}`)
@@ -320,8 +336,12 @@ async function main (): Promise<number> {
   const sha = await writeRandomFile(file, opts.size)
   // one plain file per round: the reader keeps part of a plain file it read (a cache gc does not drop)
   const others = Array.from({ length: opts.rounds }, (_, r) => join(dir, `other-${r}.bin`))
-  const otherShas: string[] = []
-  for (const other of others) otherShas.push(await writeRandomFile(other, opts.size))
+  const otherChecks: Array<{ crc: number, size: number }> = []
+  for (const other of others) {
+    await writeRandomFile(other, opts.size)
+    otherChecks.push(await crc32OfFile(other))
+  }
+  const check = await crc32OfFile(file)
   const third = join(dir, 'third.bin')
   await writeRandomFile(third, opts.size)
 
@@ -421,9 +441,9 @@ async function main (): Promise<number> {
     for (let round = 0; round < opts.rounds; round++) {
       await cliOk(['--repo', reader, 'gc'])
       await settle(30)
-      singles.push(await timedCat(reader, `/plain-${round}.bin`, otherShas[round], daemons))
+      singles.push(await timedCat(reader, `/plain-${round}.bin`, otherChecks[round], daemons))
       await settle(30)
-      healthies.push(await timedCat(reader, '/striped.bin', sha, daemons))
+      healthies.push(await timedCat(reader, '/striped.bin', check, daemons))
       if (opts.rounds > 1) log(`round ${round + 1}: one holder ${fmt(singles[round].seconds, 2)} s, healthy striped ${fmt(healthies[round].seconds, 2)} s (ratio ${fmt(singles[round].seconds / healthies[round].seconds, 2)}); reader CPU ${fmt(singles[round].readerCpu, 2)} / ${fmt(healthies[round].readerCpu, 2)} s`)
     }
     if (opts.rounds > 1) log(`healthy striped / one holder, median of the ${opts.rounds} same-round ratios: ${fmt(median(singles.map((r, i) => r.seconds / healthies[i].seconds)), 2)}`)
@@ -438,7 +458,7 @@ async function main (): Promise<number> {
     // the reader has the file cached now: read it on a fresh node instead? No — drop its cache with gc
     await cliOk(['--repo', reader, 'gc'])
     await settle(30)
-    const degradedCat = await timedCat(reader, '/striped.bin', sha, daemons)
+    const degradedCat = await timedCat(reader, '/striped.bin', check, daemons)
     const degraded = degradedCat.seconds
     for (const [what, c] of [['one holder', singleCat], ['healthy striped', healthyCat], ['degraded', degradedCat]] as const) {
       log(`cat (${what}): ${fmt(c.seconds, 2)} s; CPU s of the reading daemon ${fmt(c.readerCpu, 2)}, of the other daemons ${fmt(c.othersCpu, 2)}`)

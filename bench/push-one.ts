@@ -23,7 +23,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { children, cliOk, fmt, installCleanup, log, median, parseSize, spawnDaemon, tempDirs, writeRandomFile } from './harness.js'
-import { cpuOf, describeIo, ioSince, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
+import { cpuOf, describeIo, ioSince, mainAndRestCpu, mainThreadIoOf, minorFaultsOf, rawStream, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 
 interface Options { size: number, runs: number, busy: number }
@@ -40,18 +40,6 @@ function parseArgs (argv: string[]): Options {
   if (!Number.isSafeInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a positive integer')
   if (!Number.isSafeInteger(o.busy) || o.busy < 0) throw new Error('--busy must be a whole number')
   return o
-}
-
-/** CPU seconds by thread of `pid` since `before`: the main thread's and the rest's. */
-function split (pid: number, before: Map<number, number>): { main: number, rest: number } {
-  let main = 0
-  let rest = 0
-  for (const [tid, s] of threadCpuOf(pid)) {
-    const used = s - (before.get(tid) ?? 0)
-    if (tid === pid) main += used
-    else rest += used
-  }
-  return { main, rest }
 }
 
 /** `n` processes that spin until stopped (tracked for the bench's cleanup). */
@@ -100,7 +88,7 @@ async function main (): Promise<void> {
     const a0 = cpuOf(a.pid) ?? 0
     const spinners = startSpinners(opts.busy)
     const t = await cliOk(['--repo', repos[0], 'add', file, '--to', `/f${r}.bin`, '--pin', 'replicas:2', '--wait']).finally(() => { stopSpinners(spinners) })
-    const holder = split(b.pid, hb)
+    const holder = mainAndRestCpu(b.pid, hb)
     const faults = (minorFaultsOf(b.pid) ?? 0) - faults0
     const io = ioSince(io0, mainThreadIoOf(b.pid))
     const writer = (cpuOf(a.pid) ?? 0) - a0

@@ -156,6 +156,18 @@ export function threadCpuOf (pid: number): Map<number, number> {
   return threads
 }
 
+/** CPU seconds `pid` used since `before` (a {@link threadCpuOf} reading): its main thread's, and all its other threads' together. */
+export function mainAndRestCpu (pid: number, before: Map<number, number>): { main: number, rest: number } {
+  let main = 0
+  let rest = 0
+  for (const [tid, s] of threadCpuOf(pid)) {
+    const used = s - (before.get(tid) ?? 0)
+    if (tid === pid) main += used
+    else rest += used
+  }
+  return { main, rest }
+}
+
 /** What one raw stream measured: its time, bytes, their sha-256, and the CPU of each side. */
 export interface RawStreamRun {
   seconds: number
