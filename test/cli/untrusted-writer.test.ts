@@ -102,8 +102,11 @@ describe('a writer the members do not trust, through the CLI', () => {
     const r = await runShoal(['--repo', writer.repo, 'peers', 'connect', `/ip4/127.0.0.1/tcp/${port}/p2p/${absent}`])
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /PeerUnreachableError/)
+    const refusals = (): ReturnType<typeof logLines> => logLines(writer.output().stderr).filter(l => JSON.stringify(l).includes(String(port)))
+    await eventually('the refused connect is logged', async () => refusals().length > 0, 10_000)
+    // a second line would have come with the first
     await new Promise(resolve => setTimeout(resolve, 300))
-    const logged = logLines(writer.output().stderr).filter(l => JSON.stringify(l).includes(String(port)))
+    const logged = refusals()
     assert.equal(logged.length, 1, JSON.stringify(logged))
     assert.equal(logged[0].level, 40, 'warn, not error')
     assert.equal(logged[0].name, 'PeerUnreachableError')

@@ -8,9 +8,10 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { appendFile, open, readdir, rename, stat, truncate, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { encodeRecord, recordLength } from '../../../node/blocks/pack-record.js'
+import { encodeRecord, PACK_HEADER, recordLength } from '../../../node/blocks/pack-record.js'
 import { assertBytesEqual } from '../../helpers/bytes.js'
 import { mountTmpfs, openBlockStore, tempDir, type CleanupContext, type OpenBlockStoreOptions } from '../../helpers/temp.js'
+import { until } from '../../helpers/processes.js'
 import type { PackBlockStore } from '../../../node/blocks/index.js'
 import type { CID } from 'multiformats/cid'
 import { blocksOf, diskUsageKiB, flipEveryBlock, packFiles, recordOffset, rejectsNamed } from './fixtures.js'
@@ -242,7 +243,10 @@ describe('PackBlockStore', () => {
     const a = blocksOf(24, 128 * KiB, 22)
     await store.put(a[0].cid, a[0].bytes)
     await store.put(a[1].cid, a[1].bytes)
-    await new Promise(resolve => setTimeout(resolve, 200)) // the write behind of the first pack
+    // the write behind of the first pack: B's three records, whole on disk
+    const first = (await packFiles(path))[0]
+    const whole = PACK_HEADER + b.reduce((n, { cid, bytes }) => n + recordLength(cid.multihash.bytes.byteLength, bytes.byteLength), 0)
+    await until('the first pack is written behind', async () => (await stat(first)).size >= whole, 10_000)
     // another program fills the disk
     const junk = join(mnt, 'junk')
     const fh = await open(junk, 'w')

@@ -317,7 +317,10 @@ describe('holds, pushes and the quota between real nodes', () => {
     // a fourth peer with a tiny quota refuses to take shards: nothing is stored there, the add leaves it out and places on the others
     await connect(writer, full)
     await eventually('the full peer is connected', async () => writer.components.libp2p.getPeers().length === 3)
-    await writer.components.files.add('/t.bin', once(randomBytes(4 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
+    // 16 stripes: placement picks 3 of the 4 peers per stripe by a hash of its key, so with 8 stripes the full
+    // peer was left out of every one (and asked nothing) once in 65,536 runs; with 16, once in 4·10^9.
+    // 256 KiB leaves: shards larger than the full peer's quota
+    await writer.components.files.add('/t.bin', once(randomBytes(8 * 1024 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1', wait: true })
     assert.ok(full.components.durability.stats.holdsRefused > 0, 'refused over its quota')
     assert.equal(full.components.durability.stats.reservesAccepted, 0)
     assert.equal(await held(full), 0)
