@@ -56,7 +56,6 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
-import { crc32 } from 'node:zlib'
 import { spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
@@ -65,7 +64,7 @@ import { join } from 'node:path'
 import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import type { PeerInfo } from '../node/api/status-types.js'
-import { cliOk, crc32OfFile, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
+import { cliOk, crc32Function, crc32OfFile, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
 import { addIo, cpuOf, describeIo, ioSince, machineCpu, mainAndRestCpu, mainThreadIoOf, minorFaultsOf, rawStream, selfCpu, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 import { shapeUplinks, type Uplinks } from './uplinks.js'
@@ -163,6 +162,7 @@ async function timedCat (repo: string, path: string, expected: { crc: number, si
   const machineBefore = machineCpu()
   // checked by crc32, not sha-256: on two cores this bench's own sha-256 of the output took ~1 CPU-s of a
   // ~3 s read from the daemons it measures, a quarter of the machine's busy time (docs/benchmarks.md)
+  const crc32 = crc32Function()
   let crc = 0
   let size = 0
   // the monotonic clock of a CPU profile (µs): the window of this cat in the reader's profile
