@@ -64,7 +64,7 @@ import { join } from 'node:path'
 import { ApiClient } from '../cli/client.js'
 import { createErasureCoder } from '../node/durability/erasure.js'
 import type { PeerInfo } from '../node/api/status-types.js'
-import { cliOk, crc32Function, crc32OfFile, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, type BenchDaemon } from './harness.js'
+import { cliOk, crc32Function, fmt, installCleanup, log, median, spawnDaemon, tempDirs, writeRandomFile, writeRandomFileWithCrc, type BenchDaemon } from './harness.js'
 import { addIo, cpuOf, describeIo, ioSince, machineCpu, mainAndRestCpu, mainThreadIoOf, minorFaultsOf, rawStream, selfCpu, settle, threadCpuOf } from './raw-stream.js'
 import { formatSwarmKey, parseSwarmKey } from '../protocol/swarm-key.js'
 import { shapeUplinks, type Uplinks } from './uplinks.js'
@@ -333,15 +333,11 @@ async function main (): Promise<number> {
   // two different files: the same bytes twice would share blocks, and the
   // unstriped copy would keep every leaf on the writer
   const file = join(dir, 'data.bin')
-  const sha = await writeRandomFile(file, opts.size)
+  const check = await writeRandomFileWithCrc(file, opts.size)
   // one plain file per round: the reader keeps part of a plain file it read (a cache gc does not drop)
   const others = Array.from({ length: opts.rounds }, (_, r) => join(dir, `other-${r}.bin`))
-  const otherChecks: Array<{ crc: number, size: number }> = []
-  for (const other of others) {
-    await writeRandomFile(other, opts.size)
-    otherChecks.push(await crc32OfFile(other))
-  }
-  const check = await crc32OfFile(file)
+  const otherChecks: Array<{ sha: string, crc: number, size: number }> = []
+  for (const other of others) otherChecks.push(await writeRandomFileWithCrc(other, opts.size))
   const third = join(dir, 'third.bin')
   await writeRandomFile(third, opts.size)
 
@@ -353,7 +349,7 @@ async function main (): Promise<number> {
   const keyFile = join(dir, 'swarm.key')
   await writeFile(keyFile, formatSwarmKey(randomBytes(32)))
   const raw = await rawStream(file, parseSwarmKey(await readFile(keyFile, 'utf8')), 8)
-  if (raw.sha !== sha) throw new Error('the raw stream did not deliver the file byte-identical')
+  if (raw.sha !== check.sha) throw new Error('the raw stream did not deliver the file byte-identical')
   const rawRate = mbps(raw.bytes, raw.seconds)
   log(`raw stream (tcp+pnet+noise+yamux, one stream): ${fmt(rawRate)} MB/s; CPU s of the sender ${raw.senderCpu === undefined ? '?' : fmt(raw.senderCpu, 2)}, of the receiver ${fmt(raw.receiverCpu, 2)} (with its sha-256)`)
 

@@ -184,22 +184,40 @@ export async function cliOk (args: string[], onStdout?: (chunk: Buffer) => void)
  * never the whole file in memory) to `path`, fsynced; returns their sha-256.
  */
 export async function writeRandomFile (path: string, size: number): Promise<string> {
+  return (await writeRandom(path, size, {})).sha
+}
+
+/**
+ * {@link writeRandomFile}, with the crc32 and the size of what it wrote, for a
+ * bench that checks reads by crc32: its own sha-256 of a read's output would
+ * take a share of the machine the read needs (crc32 ~3 GB/s, sha-256
+ * ~0.3 GB/s per core without the SHA extensions). A crc32 still catches any
+ * wrong or missing byte a bug would cause; the tests check the same reads
+ * byte for byte.
+ */
+export async function writeRandomFileWithCrc (path: string, size: number): Promise<{ sha: string, crc: number, size: number }> {
+  return await writeRandom(path, size, { crc32: crc32Function() })
+}
+
+async function writeRandom (path: string, size: number, options: { crc32?: (data: Uint8Array, value?: number) => number }): Promise<{ sha: string, crc: number, size: number }> {
   const piece = 4 * 1024 * 1024
   const cipher = createCipheriv('chacha20', randomBytes(32), randomBytes(16))
   const zeros = Buffer.alloc(piece)
   const hash = createHash('sha256')
+  let crc = 0
   const fh = await open(path, 'w')
   try {
     for (let left = size; left > 0; left -= piece) {
       const bytes = cipher.update(zeros.subarray(0, Math.min(piece, left)))
       hash.update(bytes)
+      if (options.crc32 !== undefined) crc = options.crc32(bytes, crc)
       for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off)).bytesWritten
     }
     await fh.sync()
   } finally {
     await fh.close()
   }
-  return hash.digest('hex')
+  return { sha: hash.digest('hex'), crc, size }
 }
 
 /**
@@ -212,31 +230,6 @@ export function crc32Function (): (data: Uint8Array, value?: number) => number {
   const fn = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32
   if (typeof fn !== 'function') throw new Error(`this bench checks its reads by zlib.crc32, which needs Node 20.15 or later (this is ${process.version})`)
   return fn
-}
-
-/**
- * The crc32 of a file, read 4 MiB at a time: what a bench compares a read's
- * output with when its own sha-256 would take a share of the machine the
- * read needs (crc32 ~3 GB/s, sha-256 ~0.3 GB/s per core without the SHA
- * extensions). Catches any corrupted or missing byte a bug would cause; the
- * tests check the same reads byte for byte.
- */
-export async function crc32OfFile (path: string): Promise<{ crc: number, size: number }> {
-  const crc32 = crc32Function()
-  const fh = await open(path, 'r')
-  try {
-    const buf = Buffer.alloc(4 * 1024 * 1024)
-    let crc = 0
-    let size = 0
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, size)
-      if (bytesRead === 0) return { crc, size }
-      crc = crc32(buf.subarray(0, bytesRead), crc)
-      size += bytesRead
-    }
-  } finally {
-    await fh.close()
-  }
 }
 
 /** A `--size` argument (`512MiB`, `1GiB`, `1.5G`, `4096`…) in bytes, at least 1. */

@@ -66,14 +66,18 @@ function npmRun (script) {
   return spawnSync('npm', ['run', script], { cwd: ROOT, stdio: 'inherit' }).status === 0
 }
 
-/** The build of the addon in `native/<name>` (its sources, its stamp, `<name>.node`, `npm run build:<name>`). */
-function addonBuild (name) {
+/**
+ * The build of the addon in `native/<name>` (its sources, its stamp, `<name>.node`, `npm run build:<name>`),
+ * with what `prepare` says of it: `what` it is, the Debian packages it `needs`, and what runs `without` it.
+ */
+function addonBuild (name, say) {
   const dir = join(ROOT, 'native', name)
   return {
     stamp: join(dir, 'build', '.build-stamp'),
     inputs: () => readdirSync(dir).filter(f => /\.(c|h|gyp)$/.test(f)).map(f => join('native', name, f)),
     made: () => existsSync(join(dir, 'build', 'Release', `${name}.node`)),
-    script: `build:${name}`
+    script: `build:${name}`,
+    addon: say
   }
 }
 
@@ -88,15 +92,9 @@ function linkBin () {
 /** The builds prepare makes: where each keeps its stamp, what it is made from, and the npm script that makes it. */
 const BUILDS = {
   dist: { stamp: BUILD_STAMP, inputs: () => BUILD_INPUTS, made: () => existsSync(BUNDLE), script: 'build' },
-  fuse3: addonBuild('fuse3'),
-  hash: addonBuild('hash')
+  fuse3: addonBuild('fuse3', { what: 'the libfuse3 binding', needs: 'libfuse3-dev pkg-config make g++ python3', without: 'mounts then use fuse-native over libfuse2, and SHOAL_FUSE_BINDING=libfuse3 is unavailable' }),
+  hash: addonBuild('hash', { what: 'the sha-256 addon', needs: 'make g++ python3', without: 'blocks received from peers are then hashed through WebCrypto, a little slower' })
 }
-
-/** What `prepare` says of each addon: already built, or not built (and what it needs). */
-const ADDONS = [
-  ['fuse3', 'the libfuse3 binding', 'apt-get install libfuse3-dev pkg-config make g++ python3, then npm run build:fuse3); mounts then use fuse-native over libfuse2, and SHOAL_FUSE_BINDING=libfuse3 is unavailable'],
-  ['hash', 'the sha-256 addon', 'apt-get install make g++ python3, then npm run build:hash); blocks received from peers are then hashed through WebCrypto, a little slower']
-]
 
 /** True when `name` was built from the files as they are now. */
 function upToDate (name) {
@@ -124,8 +122,9 @@ if (step === 'stamp' && name in BUILDS) {
     process.exit(1)
   }
   linkBin()
-  for (const [name, what, without] of ADDONS) {
-    if (upToDate(name)) console.log(`shoal: ${what} is built from these sources already (npm run build:${name} builds it again)`)
-    else if (!npmRun(`build:${name}`)) console.log(`shoal: ${what} was not built (${without}`)
+  for (const [name, { script, addon }] of Object.entries(BUILDS)) {
+    if (addon === undefined) continue
+    if (upToDate(name)) console.log(`shoal: ${addon.what} is built from these sources already (npm run ${script} builds it again)`)
+    else if (!npmRun(script)) console.log(`shoal: ${addon.what} was not built (apt-get install ${addon.needs}, then npm run ${script}); ${addon.without}`)
   }
 }

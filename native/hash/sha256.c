@@ -98,25 +98,30 @@ static napi_value sha256_async (napi_env env, napi_callback_info info) {
     free(job);
     return NULL;
   }
+  const char *failed;
   if (napi_create_reference(env, argv[0], 1, &job->bytes) != napi_ok) {
-    reject(env, job, "sha256: cannot hold the bytes");
-    free(job);
-    return promise;
+    failed = "sha256: cannot hold the bytes";
+    goto free_job;
   }
   if (napi_create_string_utf8(env, "shoal:sha256", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, hash_execute, hash_complete, job, &job->work) != napi_ok) {
-    reject(env, job, "sha256: cannot start the job");
-    napi_delete_reference(env, job->bytes);
-    free(job);
-    return promise;
+    failed = "sha256: cannot start the job";
+    goto drop_reference;
   }
   if (napi_queue_async_work(env, job->work) != napi_ok) {
-    reject(env, job, "sha256: cannot queue the job");
-    napi_delete_reference(env, job->bytes);
-    napi_delete_async_work(env, job->work);
-    free(job);
-    return promise;
+    failed = "sha256: cannot queue the job";
+    goto delete_work;
   }
+  return promise;
+
+  /* undone in the reverse order of the steps above */
+delete_work:
+  napi_delete_async_work(env, job->work);
+drop_reference:
+  napi_delete_reference(env, job->bytes);
+free_job:
+  reject(env, job, failed);
+  free(job);
   return promise;
 }
 
