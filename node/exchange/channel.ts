@@ -21,6 +21,8 @@ export interface ChannelStats {
   streamFailures: number
   /** Responses that were malformed or answered no request. */
   invalidResponses: number
+  /** Streams reset because every response still expected on them had been given up by its caller (not the peer's failure). */
+  streamsGivenUp: number
 }
 
 /** A counting semaphore whose waiters can be aborted. */
@@ -66,6 +68,8 @@ class Slots {
 interface Waiter {
   resolve: (response: BlockExchangeResponse) => void
   reject: (err: Error) => void
+  /** Its caller gave up (aborted): its response, if it comes, goes nowhere. */
+  abandoned?: true
 }
 
 /** A request written: one waiter per response still expected, in order. */
@@ -92,7 +96,13 @@ interface Open {
  * the stream (or the stream died), so the bytes the peer may have sent that
  * we have not consumed are bounded by `window` responses, whatever the caller
  * does — this is the flow control yamux does not give us. A request whose
- * caller gave up keeps its slot until its response arrives.
+ * caller gave up keeps its slot until its response arrives, with two
+ * exceptions that keep the bound: a want not sent yet leaves the queue and
+ * frees its slot at once, and when every response still expected on the
+ * stream was given up, the stream is reset and every slot freed (nothing more
+ * can arrive on it). A stalled peer then holds no slot of a read that closed
+ * (before, until the request timeout, 15 s), and is not scored down for it:
+ * the caller gave up, the peer was not found at fault.
  *
  * Blocks asked for with {@link PeerChannel.want} in the same turn of the
  * event loop go out together, up to {@link MAX_WANT} CIDs per `want`.
@@ -108,6 +118,8 @@ export class PeerChannel {
   private current: Open | undefined
   private nextId = 1
   private closed = false
+  /** Waiters of {@link pending} whose callers gave up. */
+  private abandoned = 0
 
   constructor (
     private readonly libp2p: ShoalLibp2p,
@@ -149,12 +161,14 @@ export class PeerChannel {
       this.slots.release()
       throw err
     }
+    let waiter: Waiter | undefined
     const response = new Promise<BlockExchangeResponse>((resolve, reject) => {
-      this.send(open, message, [{ resolve, reject }])
+      waiter = { resolve, reject }
+      this.send(open, message, [waiter])
     })
     response.catch(() => {})
     this.stats.peakInFlight = Math.max(this.stats.peakInFlight, this.slots.inUse)
-    return await raceAbort(response, signal)
+    return await this.awaitResponse(response, waiter as Waiter, signal)
   }
 
   /**
@@ -176,8 +190,10 @@ export class PeerChannel {
       if (signal?.aborted !== true && !this.closed) this.onFailure(this.peer)
       throw err
     }
+    let waiter: QueuedWant | undefined
     const response = new Promise<BlockExchangeResponse>((resolve, reject) => {
-      this.queue.push({ cid, resolve, reject })
+      waiter = { cid, resolve, reject }
+      this.queue.push(waiter)
       if (!this.flushScheduled) {
         this.flushScheduled = true
         setImmediate(() => { this.flushWants() })
@@ -185,7 +201,60 @@ export class PeerChannel {
     })
     response.catch(() => {})
     this.stats.peakInFlight = Math.max(this.stats.peakInFlight, this.slots.inUse)
-    return await raceAbort(response, signal)
+    return await this.awaitResponse(response, waiter as QueuedWant, signal)
+  }
+
+  /**
+   * `response`, or an AbortedError as soon as `signal` aborts; then its
+   * waiter is given up ({@link giveUp}).
+   */
+  private async awaitResponse (response: Promise<BlockExchangeResponse>, waiter: Waiter, signal?: AbortSignal): Promise<BlockExchangeResponse> {
+    if (signal === undefined) return await response
+    if (signal.aborted) {
+      this.giveUp(waiter)
+      return await raceAbort(response, signal)
+    }
+    const unsubscribe = onAbort(signal, () => { this.giveUp(waiter) })
+    try {
+      return await raceAbort(response, signal)
+    } finally {
+      unsubscribe()
+    }
+  }
+
+  /**
+   * `waiter`'s caller gave up. A want not sent yet leaves the queue and
+   * frees its slot; a request sent keeps its slot until its response is
+   * read, unless every response still expected on the stream was given up:
+   * then the stream is reset and every slot freed.
+   */
+  private giveUp (waiter: Waiter): void {
+    if (waiter.abandoned === true) return
+    const queued = this.queue.indexOf(waiter as QueuedWant)
+    if (queued >= 0) {
+      this.queue.splice(queued, 1)
+      this.slots.release()
+      return
+    }
+    for (const pending of this.pending.values()) {
+      if (!pending.waiters.includes(waiter)) continue
+      waiter.abandoned = true
+      this.abandoned++
+      this.resetIfAllGivenUp()
+      return
+    }
+  }
+
+  /** Reset the stream when every response still expected on it was given up by its caller. */
+  private resetIfAllGivenUp (): void {
+    const open = this.current
+    if (open === undefined || this.abandoned === 0 || this.queue.length > 0) return
+    let expected = 0
+    for (const pending of this.pending.values()) expected += pending.waiters.length
+    if (expected > this.abandoned) return
+    this.stats.streamsGivenUp++
+    this.log.debug({ peer: this.peer.toString(), responses: expected }, 'block exchange stream reset: every request on it was given up')
+    this.fail(open, new AbortedError('every request on the stream was given up'), { uncounted: true })
   }
 
   /** Send the queued CIDs, {@link MAX_WANT} per `want`. */
@@ -229,7 +298,7 @@ export class PeerChannel {
   /** Close the stream (pending requests fail). */
   close (): void {
     this.closed = true
-    if (this.current !== undefined) this.fail(this.current, new PeerUnavailableError('block exchange stopped'), true)
+    if (this.current !== undefined) this.fail(this.current, new PeerUnavailableError('block exchange stopped'), { quiet: true })
   }
 
   private async open (signal?: AbortSignal): Promise<Open> {
@@ -295,18 +364,25 @@ export class PeerChannel {
           pending.timer.refresh()
         }
         this.slots.release()
-        waiter.resolve(response)
+        if (waiter.abandoned === true) this.abandoned--
+        else waiter.resolve(response)
+        this.resetIfAllGivenUp()
       }
     } catch (err) {
       this.fail(open, toError(err))
     }
   }
 
-  /** Fail every outstanding request and drop the stream. */
-  private fail (open: Open, err: Error, quiet = false): void {
+  /**
+   * Fail every outstanding request and drop the stream: closed when `quiet`
+   * (the exchange stopping), else reset; counted as the peer's failure
+   * unless `quiet` or `uncounted` (every request on it given up).
+   */
+  private fail (open: Open, err: Error, { quiet = false, uncounted = false }: { quiet?: boolean, uncounted?: boolean } = {}): void {
     if (this.current !== open) return
     this.current = undefined
-    if (!quiet) {
+    this.abandoned = 0
+    if (!quiet && !uncounted) {
       this.stats.streamFailures++
       this.log.debug({ peer: this.peer.toString(), err: err.message }, 'block exchange stream failed')
       // one failure of the peer, however many requests were outstanding (an idle stream that ends costs nothing)
@@ -319,7 +395,7 @@ export class PeerChannel {
       clearTimeout(pending.timer)
       for (const waiter of pending.waiters) {
         this.slots.release()
-        waiter.reject(gone)
+        if (waiter.abandoned !== true) waiter.reject(gone)
       }
     }
     this.pending.clear()

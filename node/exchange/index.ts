@@ -323,6 +323,7 @@ class DefaultBlockExchange implements BlockExchange {
     wantsSent: 0,
     streamFailures: 0,
     invalidResponses: 0,
+    streamsGivenUp: 0,
     blocksSent: 0,
     blocksStored: 0,
     putsRefused: 0,

@@ -23,6 +23,7 @@ const COUNTERS: Array<[keyof BlockExchangeStats, string, string]> = [
   ['localFallbacks', 'local_fallbacks', 'Blocks a read session had stopped looking up here, read here after the first peer asked did not give them at once'],
   ['hedgedWants', 'hedged_wants', 'Wants sent to another provider because the first had not answered within the hedge delay'],
   ['rediscoveries', 'rediscoveries', 'Searches for a root\'s providers made again by a read whose providers had all failed it'],
+  ['streamsGivenUp', 'streams_given_up', 'Streams to peers reset because every request on them had been given up by its reader (a read closed while a peer was slow or stalled)'],
   ['wantsSent', 'wants_sent', 'want messages sent (each asks for 1 to 32 blocks)'],
   ['invalidRequests', 'invalid_requests', 'Streams closed because a peer\'s request was malformed']
 ]

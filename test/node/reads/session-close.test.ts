@@ -18,33 +18,68 @@ import type { ShoalNode } from '../../../node/node.js'
 const MiB = 1024 * 1024
 
 describe('closing a read session', () => {
-  it('ends the fetches it has under way: a read waiting on a stalled holder fails at once, nothing is left in flight', { timeout: 120_000 }, async t => {
+  it('ends the fetches it has under way: a read waiting on a stalled holder fails at once, and its request slots are free at once', { timeout: 120_000 }, async t => {
     const swarm = await swarmOf(t, 2)
     const [writer, reader] = swarm.nodes as ShoalNode[]
     const { cid } = await writer.components.files.add('/f.bin', once(randomBytes(4 * MiB)), { chunker: parseChunker('size-262144'), pin: 'none' })
     const root = CID.parse(cid)
-    const session = reader.components.blocks.session({ root })
-    const leaf = dagPb.decode(await session.getBytes(root)).Links[0].Hash
+    const first = reader.components.blocks.session({ root })
+    const leaves = dagPb.decode(await first.getBytes(root)).Links.map(l => l.Hash)
     // from now on the holder's disk hangs
     const store = writer.components.blockstore
     const original = store.getBytes.bind(store)
     let asked = 0
     store.getBytes = async () => { asked++; return await new Promise<never>(() => {}) }
     defer(t, async () => { store.getBytes = original })
-    const waiting = session.getBytes(leaf)
-    waiting.catch(() => {})
-    await until('the holder is asked for the leaf', async () => asked > 0)
-    session.close()
-    let timer: NodeJS.Timeout | undefined
-    const bound = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('the read still waits 10 s after its session closed')) }, 10_000) })
-    try {
-      await assert.rejects(Promise.race([waiting, bound]), (err: Error) => err.name === 'AbortedError', 'the waiting read fails as aborted')
-    } finally {
-      clearTimeout(timer)
-    }
-    await until('no fetch left in flight', async () => {
-      const s = reader.components.exchange.stats()
+    const exchange = reader.components.exchange
+    const before = exchange.stats()
+    // two reads of the same file, each in a session of its own, both waiting on the stalled holder
+    const second = reader.components.blocks.session({ root })
+    const waitingFirst = first.getBytes(leaves[0])
+    const waitingSecond = second.getBytes(leaves[1])
+    waitingFirst.catch(() => {})
+    waitingSecond.catch(() => {})
+    await until('the holder is asked for a leaf', async () => asked > 0)
+    await until('both wants are in flight', async () => exchange.stats().requestsInFlight === 2, 10_000)
+
+    // one session closes: its read fails at once, the other read still waits, on the same stream
+    first.close()
+    await assert.rejects(within(waitingFirst, 'the first read'), (err: Error) => err.name === 'AbortedError', 'the read of the closed session fails as aborted')
+    let stats = exchange.stats()
+    assert.equal(stats.requestsInFlight, 2, 'a request another read still waits for keeps the stream: both responses are still expected on it')
+    assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 0, 'the stream was not reset')
+    assert.equal(await Promise.race([waitingSecond.then(() => 'settled', () => 'settled'), Promise.resolve('waiting')]), 'waiting', 'the other read still waits')
+
+    // the other closes too: nothing on the stream is wanted any more, it is reset and every slot freed, well before the 15 s request timeout
+    second.close()
+    await assert.rejects(within(waitingSecond, 'the second read'), (err: Error) => err.name === 'AbortedError')
+    await until('no fetch and no request left in flight', async () => {
+      const s = exchange.stats()
       return s.fetchesPending === 0 && s.requestsInFlight === 0
-    }, 20_000)
+    }, 5_000)
+    stats = exchange.stats()
+    assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 1, 'the stream was reset once, given up')
+    assert.equal(stats.streamFailures - before.streamFailures, 0, 'the holder was not blamed: the readers gave up, it did not fail')
+
+    // the holder recovers: a new read opens a new stream and gets the leaf
+    store.getBytes = original
+    const third = reader.components.blocks.session({ root })
+    try {
+      const bytes = await within(third.getBytes(leaves[2]), 'a read after the reset')
+      assert.ok(bytes.length > 0)
+    } finally {
+      third.close()
+    }
   })
 })
+
+/** `promise`, or an error once it has waited 10 s. */
+async function within<T> (promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what} still waits after 10 s`)) }, 10_000) })
+  try {
+    return await Promise.race([promise, bound])
+  } finally {
+    clearTimeout(timer)
+  }
+}
