@@ -25,6 +25,15 @@ export interface ChannelStats {
   streamsGivenUp: number
 }
 
+/**
+ * How long a stream whose every expected response was given up by its caller
+ * is kept before it is reset (ms): a live peer's answers drain it well within
+ * (its wants cost a millisecond or two each), so a reader that closes with
+ * read-ahead in flight does not cost a healthy stream; a stalled peer's
+ * stream is reset after this, not after the 15 s request timeout.
+ */
+export const GIVE_UP_MS = 1000
+
 /** A counting semaphore whose waiters can be aborted. */
 class Slots {
   private used = 0
@@ -99,10 +108,13 @@ interface Open {
  * caller gave up keeps its slot until its response arrives, with two
  * exceptions that keep the bound: a want not sent yet leaves the queue and
  * frees its slot at once, and when every response still expected on the
- * stream was given up, the stream is reset and every slot freed (nothing more
- * can arrive on it). A stalled peer then holds no slot of a read that closed
- * (before, until the request timeout, 15 s), and is not scored down for it:
- * the caller gave up, the peer was not found at fault.
+ * stream has been given up for {@link GIVE_UP_MS}, the stream is reset and
+ * every slot freed (nothing more can arrive on it). A stalled peer then holds
+ * no slot of a read that closed (before, until the request timeout, 15 s),
+ * and is not scored down for it: the caller gave up, the peer was not found
+ * at fault. A caller that gave up on a timeout of its own (an `AbortSignal`
+ * whose reason is a `TimeoutError`, as `have`s carry) found the peer slow:
+ * its request waits for its answer or the request timeout, which counts.
  *
  * Blocks asked for with {@link PeerChannel.want} in the same turn of the
  * event loop go out together, up to {@link MAX_WANT} CIDs per `want`.
@@ -120,6 +132,8 @@ export class PeerChannel {
   private closed = false
   /** Waiters of {@link pending} whose callers gave up. */
   private abandoned = 0
+  /** Set while every response expected on the stream is given up: resets it when it fires ({@link resetIfAllGivenUp}). */
+  private giveUpTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor (
     private readonly libp2p: ShoalLibp2p,
@@ -211,10 +225,10 @@ export class PeerChannel {
   private async awaitResponse (response: Promise<BlockExchangeResponse>, waiter: Waiter, signal?: AbortSignal): Promise<BlockExchangeResponse> {
     if (signal === undefined) return await response
     if (signal.aborted) {
-      this.giveUp(waiter)
+      this.giveUp(waiter, signal)
       return await raceAbort(response, signal)
     }
-    const unsubscribe = onAbort(signal, () => { this.giveUp(waiter) })
+    const unsubscribe = onAbort(signal, () => { this.giveUp(waiter, signal) })
     try {
       return await raceAbort(response, signal)
     } finally {
@@ -223,19 +237,23 @@ export class PeerChannel {
   }
 
   /**
-   * `waiter`'s caller gave up. A want not sent yet leaves the queue and
-   * frees its slot; a request sent keeps its slot until its response is
-   * read, unless every response still expected on the stream was given up:
-   * then the stream is reset and every slot freed.
+   * `waiter`'s caller gave up (`signal` aborted). A want not sent yet leaves
+   * the queue and frees its slot. A request sent keeps its slot until its
+   * response is read, unless every response still expected on the stream was
+   * given up ({@link resetIfAllGivenUp}); one whose caller gave up on its own
+   * timeout is still expected: the peer was slow, and its answer or the
+   * request timeout (which counts against it) ends it.
    */
-  private giveUp (waiter: Waiter): void {
+  private giveUp (waiter: Waiter, signal: AbortSignal): void {
     if (waiter.abandoned === true) return
     const queued = this.queue.indexOf(waiter as QueuedWant)
     if (queued >= 0) {
       this.queue.splice(queued, 1)
       this.slots.release()
+      this.resetIfAllGivenUp()
       return
     }
+    if ((signal.reason as Error | undefined)?.name === 'TimeoutError') return
     for (const pending of this.pending.values()) {
       if (!pending.waiters.includes(waiter)) continue
       waiter.abandoned = true
@@ -245,16 +263,39 @@ export class PeerChannel {
     }
   }
 
-  /** Reset the stream when every response still expected on it was given up by its caller. */
-  private resetIfAllGivenUp (): void {
-    const open = this.current
-    if (open === undefined || this.abandoned === 0 || this.queue.length > 0) return
+  /**
+   * True when a stream is open, some response on it is expected, and every
+   * one was given up by its caller: nothing queued for it, and no slot taken
+   * beyond those responses (one more is a request about to be written on it).
+   */
+  private allGivenUp (): boolean {
+    if (this.current === undefined || this.abandoned === 0 || this.queue.length > 0) return false
     let expected = 0
     for (const pending of this.pending.values()) expected += pending.waiters.length
-    if (expected > this.abandoned) return
-    this.stats.streamsGivenUp++
-    this.log.debug({ peer: this.peer.toString(), responses: expected }, 'block exchange stream reset: every request on it was given up')
-    this.fail(open, new AbortedError('every request on the stream was given up'), { uncounted: true })
+    return expected === this.abandoned && this.slots.inUse === expected
+  }
+
+  /**
+   * Reset the stream once every response still expected on it has been
+   * given up for {@link GIVE_UP_MS}; a response read or a request written
+   * meanwhile that ends that state stops the countdown.
+   */
+  private resetIfAllGivenUp (): void {
+    if (!this.allGivenUp()) {
+      clearTimeout(this.giveUpTimer)
+      this.giveUpTimer = undefined
+      return
+    }
+    if (this.giveUpTimer !== undefined) return
+    const open = this.current as Open
+    this.giveUpTimer = setTimeout(() => {
+      this.giveUpTimer = undefined
+      if (this.current !== open || !this.allGivenUp()) return
+      this.stats.streamsGivenUp++
+      this.log.debug({ peer: this.peer.toString(), responses: this.abandoned }, 'block exchange stream reset: every request on it was given up')
+      this.fail(open, new AbortedError('every request on the stream was given up'), { uncounted: true })
+    }, GIVE_UP_MS)
+    this.giveUpTimer.unref()
   }
 
   /** Send the queued CIDs, {@link MAX_WANT} per `want`. */
@@ -292,6 +333,7 @@ export class PeerChannel {
       this.fail(open, new RequestTimeoutError(`peer ${this.peer.toString()} did not answer within ${this.timeoutMs} ms`))
     }, this.timeoutMs)
     this.pending.set(id, { waiters, timer })
+    if (this.giveUpTimer !== undefined) this.resetIfAllGivenUp()
     writeFrame(open.stream, frame).catch((err: unknown) => { this.fail(open, toError(err)) })
   }
 
@@ -366,7 +408,7 @@ export class PeerChannel {
         this.slots.release()
         if (waiter.abandoned === true) this.abandoned--
         else waiter.resolve(response)
-        this.resetIfAllGivenUp()
+        if (this.abandoned > 0 || this.giveUpTimer !== undefined) this.resetIfAllGivenUp()
       }
     } catch (err) {
       this.fail(open, toError(err))
@@ -382,6 +424,8 @@ export class PeerChannel {
     if (this.current !== open) return
     this.current = undefined
     this.abandoned = 0
+    clearTimeout(this.giveUpTimer)
+    this.giveUpTimer = undefined
     if (!quiet && !uncounted) {
       this.stats.streamFailures++
       this.log.debug({ peer: this.peer.toString(), err: err.message }, 'block exchange stream failed')

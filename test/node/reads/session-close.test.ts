@@ -2,10 +2,12 @@
  * Closing a read session ends what it has under way: a `cat` whose reader
  * went away (`| head`), a gateway request that ended, a ranged read that is
  * done close their session, and its fetches from peers stop then, not when
- * they would have timed out. Two real nodes on 127.0.0.1; the holder's disk
- * hangs (its store's reads never return: a fault a test cannot make real).
+ * they would have timed out, and their request slots are freed about a
+ * second later (a stream whose every request was given up is reset). Two
+ * real nodes on 127.0.0.1; the holder's disk hangs (its store's reads wait
+ * until the test lets them go: a fault a test cannot make real).
  */
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as dagPb from '@ipld/dag-pb'
@@ -13,24 +15,15 @@ import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
 import { once, swarmOf, until } from '../../helpers/swarm.js'
 import { defer } from '../../helpers/temp.js'
+import { GIVE_UP_MS } from '../../../node/exchange/channel.js'
 import type { ShoalNode } from '../../../node/node.js'
+import type { ReadSession } from '../../../node/reads/api.js'
 
 const MiB = 1024 * 1024
 
 describe('closing a read session', () => {
   it('ends the fetches it has under way: a read waiting on a stalled holder fails at once, and its request slots are free at once', { timeout: 120_000 }, async t => {
-    const swarm = await swarmOf(t, 2)
-    const [writer, reader] = swarm.nodes as ShoalNode[]
-    const { cid } = await writer.components.files.add('/f.bin', once(randomBytes(4 * MiB)), { chunker: parseChunker('size-262144'), pin: 'none' })
-    const root = CID.parse(cid)
-    const first = reader.components.blocks.session({ root })
-    const leaves = dagPb.decode(await first.getBytes(root)).Links.map(l => l.Hash)
-    // from now on the holder's disk hangs
-    const store = writer.components.blockstore
-    const original = store.getBytes.bind(store)
-    let asked = 0
-    store.getBytes = async () => { asked++; return await new Promise<never>(() => {}) }
-    defer(t, async () => { store.getBytes = original })
+    const { reader, root, session: first, leaves, asked, release } = await hungHolder(t)
     const exchange = reader.components.exchange
     const before = exchange.stats()
     // two reads of the same file, each in a session of its own, both waiting on the stalled holder
@@ -39,7 +32,7 @@ describe('closing a read session', () => {
     const waitingSecond = second.getBytes(leaves[1])
     waitingFirst.catch(() => {})
     waitingSecond.catch(() => {})
-    await until('the holder is asked for a leaf', async () => asked > 0)
+    await until('the holder is asked for a leaf', async () => asked() > 0)
     await until('both wants are in flight', async () => exchange.stats().requestsInFlight === 2, 10_000)
 
     // one session closes: its read fails at once, the other read still waits, on the same stream
@@ -50,7 +43,7 @@ describe('closing a read session', () => {
     assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 0, 'the stream was not reset')
     assert.equal(await Promise.race([waitingSecond.then(() => 'settled', () => 'settled'), Promise.resolve('waiting')]), 'waiting', 'the other read still waits')
 
-    // the other closes too: nothing on the stream is wanted any more, it is reset and every slot freed, well before the 15 s request timeout
+    // the other closes too: nothing on the stream is wanted any more; a second later (GIVE_UP_MS) it is reset and every slot freed, well before the 15 s request timeout
     second.close()
     await assert.rejects(within(waitingSecond, 'the second read'), (err: Error) => err.name === 'AbortedError')
     await until('no fetch and no request left in flight', async () => {
@@ -62,7 +55,7 @@ describe('closing a read session', () => {
     assert.equal(stats.streamFailures - before.streamFailures, 0, 'the holder was not blamed: the readers gave up, it did not fail')
 
     // the holder recovers: a new read opens a new stream and gets the leaf
-    store.getBytes = original
+    release()
     const third = reader.components.blocks.session({ root })
     try {
       const bytes = await within(third.getBytes(leaves[2]), 'a read after the reset')
@@ -71,7 +64,55 @@ describe('closing a read session', () => {
       third.close()
     }
   })
+
+  it('a request whose caller gave up on its own timeout still waits for its answer: the stream is not given up, the late answers drain it', { timeout: 120_000 }, async t => {
+    const { reader, session, leaves, asked, release } = await hungHolder(t)
+    const exchange = reader.components.exchange
+    const before = exchange.stats()
+    const waiting = session.getBytes(leaves[0])
+    waiting.catch(() => {})
+    await until('the holder is asked for the leaf', async () => asked() > 0)
+    // a have on the same stream, behind the stalled want: its own 3 s timeout gives up on it
+    const haves = await exchange.askHave([leaves[1]])
+    assert.deepEqual(haves, [], 'the stalled holder did not answer the have in time')
+    session.close()
+    await assert.rejects(within(waiting, 'the read'), (err: Error) => err.name === 'AbortedError')
+    // the want was given up, the have timed out: the have's answer is still expected, the stream stays
+    await new Promise(resolve => setTimeout(resolve, GIVE_UP_MS + 500))
+    let stats = exchange.stats()
+    assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 0, 'the stream was not given up')
+    assert.equal(stats.requestsInFlight, 2, 'both responses are still expected')
+    // the disk comes back: the holder answers both, late, and the slots are freed by the answers
+    release()
+    await until('no request left in flight', async () => exchange.stats().requestsInFlight === 0, 10_000)
+    stats = exchange.stats()
+    assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 0)
+    assert.equal(stats.streamFailures - before.streamFailures, 0, 'the stream lived on')
+  })
 })
+
+/**
+ * Two nodes; a 4 MiB file of 16 leaves added on the first (the holder); a
+ * read session on the second (the reader) that has read the file's root.
+ * From then on the holder's disk hangs: its store's reads wait until
+ * `release()`, then go on.
+ */
+async function hungHolder (t: TestContext): Promise<{ reader: ShoalNode, root: CID, session: ReadSession, leaves: CID[], asked: () => number, release: () => void }> {
+  const swarm = await swarmOf(t, 2)
+  const [holder, reader] = swarm.nodes as ShoalNode[]
+  const { cid } = await holder.components.files.add('/f.bin', once(randomBytes(4 * MiB)), { chunker: parseChunker('size-262144'), pin: 'none' })
+  const root = CID.parse(cid)
+  const session = reader.components.blocks.session({ root })
+  const leaves = dagPb.decode(await session.getBytes(root)).Links.map(l => l.Hash)
+  const store = holder.components.blockstore
+  const original = store.getBytes.bind(store)
+  let release: () => void = () => {}
+  const hung = new Promise<void>(resolve => { release = resolve })
+  let asked = 0
+  store.getBytes = async (...args) => { asked++; await hung; return await original(...args) }
+  defer(t, async () => { release(); store.getBytes = original })
+  return { reader, root, session, leaves, asked: () => asked, release }
+}
 
 /** `promise`, or an error once it has waited 10 s. */
 async function within<T> (promise: Promise<T>, what: string): Promise<T> {
