@@ -21,7 +21,7 @@ export interface ChannelStats {
   streamFailures: number
   /** Responses that were malformed or answered no request. */
   invalidResponses: number
-  /** Streams reset because every response still expected on them had been given up by its caller (not the peer's failure). */
+  /** Streams reset because every response still expected on them had been given up by its caller (also in `streamFailures` when the peer had sent nothing during the grace). */
   streamsGivenUp: number
 }
 
@@ -30,7 +30,8 @@ export interface ChannelStats {
  * is kept before it is reset (ms): a live peer's answers drain it well within
  * (its wants cost a millisecond or two each), so a reader that closes with
  * read-ahead in flight does not cost a healthy stream; a stalled peer's
- * stream is reset after this, not after the 15 s request timeout.
+ * stream is reset after this, not after the 15 s request timeout, and if not
+ * one byte came in that second, counted as the peer's failure.
  */
 export const GIVE_UP_MS = 1000
 
@@ -95,6 +96,8 @@ interface QueuedWant extends Waiter {
 interface Open {
   stream: Stream
   lp: LengthPrefixedStream<Stream>
+  /** When bytes last arrived on the stream (`performance.now()`): a peer sending nothing is stalled, one sending slowly is not. */
+  heardAt: number
 }
 
 /**
@@ -110,11 +113,12 @@ interface Open {
  * frees its slot at once, and when every response still expected on the
  * stream has been given up for {@link GIVE_UP_MS}, the stream is reset and
  * every slot freed (nothing more can arrive on it). A stalled peer then holds
- * no slot of a read that closed (before, until the request timeout, 15 s),
- * and is not scored down for it: the caller gave up, the peer was not found
- * at fault. A caller that gave up on a timeout of its own (an `AbortSignal`
- * whose reason is a `TimeoutError`, as `have`s carry) found the peer slow:
- * its request waits for its answer or the request timeout, which counts.
+ * no slot of a read that closed (before, until the request timeout, 15 s);
+ * if it sent nothing during that second it is counted as failed, as the
+ * timeout would have counted it, and one still sending, only slow, is not.
+ * A caller that gave up on a timeout of its own (an `AbortSignal` whose
+ * reason is a `TimeoutError`, as `have`s carry) found the peer slow: its
+ * request waits for its answer or the request timeout, which counts.
  *
  * Blocks asked for with {@link PeerChannel.want} in the same turn of the
  * event loop go out together, up to {@link MAX_WANT} CIDs per `want`.
@@ -288,12 +292,17 @@ export class PeerChannel {
     }
     if (this.giveUpTimer !== undefined) return
     const open = this.current as Open
+    const armedAt = performance.now()
     this.giveUpTimer = setTimeout(() => {
       this.giveUpTimer = undefined
       if (this.current !== open || !this.allGivenUp()) return
       this.stats.streamsGivenUp++
-      this.log.debug({ peer: this.peer.toString(), responses: this.abandoned }, 'block exchange stream reset: every request on it was given up')
-      this.fail(open, new AbortedError('every request on the stream was given up'), { uncounted: true })
+      // not one byte in the whole second while answers were due: the peer is stalled, and counted so, as the
+      // request timeout would have counted it later; one still sending is only slow, and not blamed
+      const silent = open.heardAt < armedAt
+      this.log.debug({ peer: this.peer.toString(), responses: this.abandoned, silent }, 'block exchange stream reset: every request on it was given up')
+      if (silent) this.fail(open, new RequestTimeoutError(`peer ${this.peer.toString()} sent nothing for ${GIVE_UP_MS} ms while ${this.abandoned} answers were due, all given up`))
+      else this.fail(open, new AbortedError('every request on the stream was given up'), { uncounted: true })
     }, GIVE_UP_MS)
     this.giveUpTimer.unref()
   }
@@ -358,7 +367,8 @@ export class PeerChannel {
             // never more than `window` responses can be unread
             maxBufferSize: (this.window + 1) * MAX_MESSAGE_BYTES
           })
-          const open = { stream, lp }
+          const open: Open = { stream, lp, heardAt: performance.now() }
+          stream.addEventListener('message', () => { open.heardAt = performance.now() })
           if (this.closed) {
             stream.abort(new PeerUnavailableError('block exchange stopped'))
             throw new PeerUnavailableError('block exchange stopped')

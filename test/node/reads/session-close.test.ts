@@ -5,11 +5,13 @@
  * they would have timed out, and their request slots are freed about a
  * second later (a stream whose every request was given up is reset). Two
  * real nodes on 127.0.0.1; the holder's disk hangs (its store's reads wait
- * until the test lets them go: a fault a test cannot make real).
+ * until the test lets them go) or is slow (one read at a time): faults a
+ * test cannot make real.
  */
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
@@ -52,7 +54,7 @@ describe('closing a read session', () => {
     }, 5_000)
     stats = exchange.stats()
     assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 1, 'the stream was reset once, given up')
-    assert.equal(stats.streamFailures - before.streamFailures, 0, 'the holder was not blamed: the readers gave up, it did not fail')
+    assert.equal(stats.streamFailures - before.streamFailures, 1, 'the holder, silent all along, counted as failed once, as its request timeout would have counted it')
 
     // the holder recovers: a new read opens a new stream and gets the leaf
     release()
@@ -89,15 +91,33 @@ describe('closing a read session', () => {
     assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 0)
     assert.equal(stats.streamFailures - before.streamFailures, 0, 'the stream lived on')
   })
+
+  it('a slow holder still sending when every read on its stream closed is cut off without blame', { timeout: 120_000 }, async t => {
+    // the holder's disk answers one read at a time, 300 ms each
+    const { reader, session, leaves, served } = await hungHolder(t, { slowMs: 300 })
+    const exchange = reader.components.exchange
+    const before = exchange.stats()
+    const reads = leaves.slice(0, 8).map(leaf => session.getBytes(leaf))
+    for (const r of reads) r.catch(() => {})
+    await within(reads[0], 'the first leaf')
+    // the reader goes away with seven answers due: the holder keeps sending them, one every 300 ms
+    session.close()
+    await until('no request left in flight', async () => exchange.stats().requestsInFlight === 0, 5_000)
+    const stats = exchange.stats()
+    assert.ok(served() < 8, `the stream was cut before the holder had read every leaf asked for (${served()} read)`)
+    assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 1, 'the stream was reset once, given up')
+    assert.equal(stats.streamFailures - before.streamFailures, 0, 'the holder, sending all along, was not blamed')
+  })
 })
 
 /**
  * Two nodes; a 4 MiB file of 16 leaves added on the first (the holder); a
  * read session on the second (the reader) that has read the file's root.
  * From then on the holder's disk hangs: its store's reads wait until
- * `release()`, then go on.
+ * `release()`, then go on; with `slowMs`, they do not hang but take turns,
+ * `slowMs` each.
  */
-async function hungHolder (t: TestContext): Promise<{ reader: ShoalNode, root: CID, session: ReadSession, leaves: CID[], asked: () => number, release: () => void }> {
+async function hungHolder (t: TestContext, options: { slowMs?: number } = {}): Promise<{ reader: ShoalNode, root: CID, session: ReadSession, leaves: CID[], asked: () => number, served: () => number, release: () => void }> {
   const swarm = await swarmOf(t, 2)
   const [holder, reader] = swarm.nodes as ShoalNode[]
   const { cid } = await holder.components.files.add('/f.bin', once(randomBytes(4 * MiB)), { chunker: parseChunker('size-262144'), pin: 'none' })
@@ -107,11 +127,21 @@ async function hungHolder (t: TestContext): Promise<{ reader: ShoalNode, root: C
   const store = holder.components.blockstore
   const original = store.getBytes.bind(store)
   let release: () => void = () => {}
-  const hung = new Promise<void>(resolve => { release = resolve })
+  let turn: Promise<unknown> = options.slowMs === undefined ? new Promise<void>(resolve => { release = resolve }) : Promise.resolve()
   let asked = 0
-  store.getBytes = async (...args) => { asked++; await hung; return await original(...args) }
+  let served = 0
+  store.getBytes = async (...args) => {
+    asked++
+    const mine = turn.then(async () => {
+      if (options.slowMs !== undefined) await sleep(options.slowMs)
+      served++
+      return await original(...args)
+    })
+    if (options.slowMs !== undefined) turn = mine.catch(() => {})
+    return await mine
+  }
   defer(t, async () => { release(); store.getBytes = original })
-  return { reader, root, session, leaves, asked: () => asked, release }
+  return { reader, root, session, leaves, asked: () => asked, served: () => served, release }
 }
 
 /** `promise`, or an error once it has waited 10 s. */
