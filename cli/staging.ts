@@ -11,9 +11,14 @@
  *
  * How: staging files are created exclusively ({@link openStagingFile}:
  * `wx`, which neither follows a link nor reuses a file), and every staging
- * path in use is held in a small registry. While it is not empty, SIGINT,
- * SIGTERM and SIGHUP remove what it holds and exit as a shell reports the
- * signal (130, 143, 129).
+ * path in use is held in a small registry. While it is not empty, or a
+ * staging path is being created ({@link createHeld}), SIGINT, SIGTERM and
+ * SIGHUP remove what it holds and exit as a shell reports the signal (130,
+ * 143, 129). A signal that comes while a creation is under way waits for it
+ * to settle first: the file exists from the moment the system call returns,
+ * before the code that awaited it runs, and a handler installed only then
+ * left a Ctrl-C of that moment to Node's default, which killed the process
+ * with the staging file behind (a test under load caught it).
  *
  * @module
  */
@@ -43,37 +48,66 @@ export function stagingPath (out: string): string {
 const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
 
 const held = new Set<string>()
+/** Creations of staging paths under way ({@link createHeld}). */
+const creating = new Set<Promise<unknown>>()
+let listening = false
 
 function onSignal (signal: NodeJS.Signals): void {
-  for (const path of held) {
-    try { rmSync(path, { recursive: true, force: true }) } catch {}
-  }
-  held.clear()
-  process.exit(SIGNAL_EXIT[signal] ?? 1)
+  // a staging path whose creation is under way is held once it returns: wait for that, then remove what is held
+  void Promise.allSettled(creating).then(() => {
+    for (const path of held) {
+      try { rmSync(path, { recursive: true, force: true }) } catch {}
+    }
+    held.clear()
+    process.exit(SIGNAL_EXIT[signal] ?? 1)
+  })
 }
 
-/** Remove `path` (a file or a directory tree) if the CLI is interrupted before {@link release} is called for it. */
-export function hold (path: string): void {
-  if (held.size === 0) for (const s of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.on(s, onSignal)
-  held.add(path)
+function listen (): void {
+  if (listening) return
+  listening = true
+  for (const s of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.on(s, onSignal)
 }
 
-/** `path` is no longer the CLI's to remove (renamed into place, removed, or kept on purpose). */
-export function release (path: string): void {
-  if (!held.delete(path) || held.size > 0) return
+function stopListeningWhenIdle (): void {
+  if (!listening || held.size > 0 || creating.size > 0) return
+  listening = false
   for (const s of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.off(s, onSignal)
 }
 
 /**
- * Create the staging file `path` exclusively and {@link hold} it.
+ * Create the staging path `path` with `create` (which must fail when
+ * anything is there already) and hold it: removed if the CLI is
+ * interrupted before {@link release} is called for it, from the moment the
+ * creation is asked for. What `create` failed to make is not touched.
+ */
+export async function createHeld<T> (path: string, create: () => Promise<T>): Promise<T> {
+  listen()
+  const creation = create()
+  creating.add(creation)
+  try {
+    const made = await creation
+    held.add(path)
+    return made
+  } finally {
+    creating.delete(creation)
+    stopListeningWhenIdle()
+  }
+}
+
+/** `path` is no longer the CLI's to remove (renamed into place, removed, or kept on purpose). */
+export function release (path: string): void {
+  if (held.delete(path)) stopListeningWhenIdle()
+}
+
+/**
+ * Create the staging file `path` exclusively and hold it ({@link createHeld}).
  *
  * @throws {AlreadyExistsError} when anything is there already (a file left by another run, a planted link): it is not touched
  */
 export async function openStagingFile (path: string, shownAs: string): Promise<FileHandle> {
   try {
-    const handle = await open(path, 'wx')
-    hold(path)
-    return handle
+    return await createHeld(path, async () => await open(path, 'wx'))
   } catch (err: any) {
     if (err?.code === 'EEXIST') throw new AlreadyExistsError(`cannot write ${shownAs}: its staging name ${path} is taken (left by an interrupted run, or not ours); remove it and try again`)
     throw err

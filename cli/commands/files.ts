@@ -5,7 +5,7 @@ import { InvalidArgumentError, InvalidPathError, NotFoundError } from '../../nod
 import { parsePolicy } from '../../protocol/durability.js'
 import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
 import { ApiClient, ApiError } from '../client.js'
-import { downloadError, hold, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
+import { createHeld, downloadError, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, formatTime, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
@@ -328,10 +328,12 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
   const base = fresh ? stagingPath(out) : out
   const progress = meter(g, { label: `get ${basename(out)}`, unit: { bytes: true }, total: plan.bytes })
   let bytes = 0
+  // what this run made at the staging name, the only thing a failure removes (a name taken already is not ours)
+  let staged = false
   try {
     if (fresh) {
-      await mkdir(base)
-      hold(base)
+      await createHeld(base, async () => { await mkdir(base) })
+      staged = true
     }
     // each after its parent, one level at a time: Node's recursive mkdir loops forever where a
     // file system makes no folders (`-o /proc`); one already there is a folder (checkPlanOnDisk)
@@ -346,7 +348,7 @@ async function writeTree (g: GlobalOptions, client: ApiClient, plan: TreePlan, o
     })
   } catch (err) {
     progress.stop()
-    if (fresh) {
+    if (staged) {
       await rm(base, { recursive: true, force: true })
       release(base)
     }

@@ -13,12 +13,15 @@ import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { pathToFileURL } from 'node:url'
 import { directory, rawBlock, writeCarFile, type Block } from '../helpers/dags.js'
 import { planTree, type ListedEntry } from '../../cli/output-path.js'
 import { defer, tempDir } from '../helpers/temp.js'
 import { exists, lines, runShoal, shoalJson, shoalOk, startDaemon, suiteContext, within, type TestDaemon } from '../helpers/cli.js'
 import { launchShoal, until } from '../helpers/processes.js'
 import { moveIntoPlace, openStagingFile, stagingPath } from '../../cli/staging.js'
+import { packageFile } from '../../node/package-files.js'
 
 const TEST = { timeout: 120_000 }
 
@@ -166,6 +169,30 @@ describe('get -o checks every name first', () => {
       process.kill(daemonPid, 'SIGCONT')
     }
     assert.deepEqual(await readdir(work), [], 'no staging file, no partial output')
+  })
+
+  it('a Ctrl-C that comes as the staging file is being created removes it and exits 130 (not killed with the file left)', TEST, async t => {
+    const work = await tempDir(t, 'shoal-staging-signal-')
+    const staging = join(work, 'out.shoal-partial-1')
+    // the creation has made the file, and the signal arrives before the code that awaited it runs (no staging path held before)
+    const script = join(work, 'interrupted.mjs')
+    await writeFile(script, `
+import { createHeld } from ${JSON.stringify(pathToFileURL(packageFile('dist', 'cli', 'staging.js')).href)}
+import { writeFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+await createHeld(${JSON.stringify(staging)}, async () => {
+  await writeFile(${JSON.stringify(staging)}, 'partial', { flag: 'wx' })
+  process.kill(process.pid, 'SIGINT')
+  await sleep(300)
+})
+await sleep(5000)
+process.exit(0)
+`)
+    const child = spawn(process.execPath, [script], { stdio: 'ignore' })
+    const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
+    defer(t, async () => { child.kill('SIGKILL') })
+    assert.deepEqual(await within(exited, 30_000), { code: 130, signal: null })
+    assert.deepEqual(await readdir(work), ['interrupted.mjs'], 'the staging file removed')
   })
 
   it('a staging name already taken (a planted link) is refused and not followed; a download that cannot be renamed into place is kept', TEST, async () => {
