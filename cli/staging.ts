@@ -46,11 +46,16 @@ export function stagingPath (out: string): string {
 
 /** Exit codes of the signals that end a download, as a shell reports them. */
 const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
+const SIGNALS = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]
 
 const held = new Set<string>()
 /** Creations of staging paths under way ({@link createHeld}). */
 const creating = new Set<Promise<unknown>>()
-let listening = false
+
+/** Paths held or being created: the signal handlers are set while there are any. */
+function busy (): boolean {
+  return held.size > 0 || creating.size > 0
+}
 
 function onSignal (signal: NodeJS.Signals): void {
   // a staging path whose creation is under way is held once it returns: wait for that, then remove what is held
@@ -63,16 +68,8 @@ function onSignal (signal: NodeJS.Signals): void {
   })
 }
 
-function listen (): void {
-  if (listening) return
-  listening = true
-  for (const s of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.on(s, onSignal)
-}
-
 function stopListeningWhenIdle (): void {
-  if (!listening || held.size > 0 || creating.size > 0) return
-  listening = false
-  for (const s of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.off(s, onSignal)
+  if (!busy()) for (const s of SIGNALS) process.off(s, onSignal)
 }
 
 /**
@@ -82,7 +79,7 @@ function stopListeningWhenIdle (): void {
  * creation is asked for. What `create` failed to make is not touched.
  */
 export async function createHeld<T> (path: string, create: () => Promise<T>): Promise<T> {
-  listen()
+  if (!busy()) for (const s of SIGNALS) process.on(s, onSignal)
   const creation = create()
   creating.add(creation)
   try {

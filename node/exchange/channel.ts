@@ -228,10 +228,8 @@ export class PeerChannel {
    */
   private async awaitResponse (response: Promise<BlockExchangeResponse>, waiter: Waiter, signal?: AbortSignal): Promise<BlockExchangeResponse> {
     if (signal === undefined) return await response
-    if (signal.aborted) {
-      this.giveUp(waiter, signal)
-      return await raceAbort(response, signal)
-    }
+    // aborted already (while the slot or the stream was awaited), or later
+    if (signal.aborted) this.giveUp(waiter, signal)
     const unsubscribe = onAbort(signal, () => { this.giveUp(waiter, signal) })
     try {
       return await raceAbort(response, signal)

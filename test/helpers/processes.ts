@@ -24,6 +24,17 @@ export async function until (what: string, fn: () => Promise<boolean> | boolean,
   }
 }
 
+/** `promise`, or an error naming `what` once it has waited `ms` (the timer does not outlive it). */
+export async function settlesWithin<T> (promise: Promise<T>, what: string, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`timed out waiting for: ${what}`)) }, ms) })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** Pids whose parent is `ppid` (from /proc). */
 export async function childrenOf (ppid: number): Promise<number[]> {
   const found: number[] = []

@@ -72,6 +72,7 @@ import { decodeLocation, indexKey } from '../../../node/blocks/pack-index.js'
 import { PACK_HEADER, RECORD_HEADER, decodeRecord, recordLength, recordLengthFromHeader } from '../../../node/blocks/pack-record.js'
 import { assertBytesEqual, randomBytes } from '../../helpers/bytes.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { settlesWithin } from '../../helpers/processes.js'
 
 const CHILD = fileURLToPath(new URL('./compaction-crash-child.js', import.meta.url))
 /** The child's pack size (compaction-crash-child.ts); the parent reopens with the same. */
@@ -174,15 +175,9 @@ function same (a: At, b: At): boolean {
   return a.pack === b.pack && a.offset === b.offset
 }
 
-/** `promise`, or an error naming `what` after {@link STEP_MS} (the timer does not outlive it). */
+/** `promise`, or an error naming `what` after {@link STEP_MS}. */
 async function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`timed out waiting for: ${what}`)) }, STEP_MS) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+  return await settlesWithin(promise, what, STEP_MS)
 }
 
 /** The child process of one round, with its output as lines; SIGKILLed at the test's end if still alive. */

@@ -17,6 +17,7 @@ import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
 import { once, swarmOf, until } from '../../helpers/swarm.js'
 import { defer } from '../../helpers/temp.js'
+import { settlesWithin } from '../../helpers/processes.js'
 import { GIVE_UP_MS } from '../../../node/exchange/channel.js'
 import type { ShoalNode } from '../../../node/node.js'
 import type { ReadSession } from '../../../node/reads/api.js'
@@ -80,7 +81,7 @@ describe('closing a read session', () => {
     session.close()
     await assert.rejects(within(waiting, 'the read'), (err: Error) => err.name === 'AbortedError')
     // the want was given up, the have timed out: the have's answer is still expected, the stream stays
-    await new Promise(resolve => setTimeout(resolve, GIVE_UP_MS + 500))
+    await sleep(GIVE_UP_MS + 500)
     let stats = exchange.stats()
     assert.equal(stats.streamsGivenUp - before.streamsGivenUp, 0, 'the stream was not given up')
     assert.equal(stats.requestsInFlight, 2, 'both responses are still expected')
@@ -144,13 +145,7 @@ async function hungHolder (t: TestContext, options: { slowMs?: number } = {}): P
   return { reader, root, session, leaves, asked: () => asked, served: () => served, release }
 }
 
-/** `promise`, or an error once it has waited 10 s. */
+/** `promise`, or an error naming `what` once it has waited 10 s. */
 async function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const bound = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what} still waits after 10 s`)) }, 10_000) })
-  try {
-    return await Promise.race([promise, bound])
-  } finally {
-    clearTimeout(timer)
-  }
+  return await settlesWithin(promise, what, 10_000)
 }
