@@ -248,3 +248,26 @@ export async function writeRandomFiles (dir: string, count: number, size: number
   await mkdir(dir)
   for (let i = 0; i < count; i++) await writeFile(join(dir, `f${i}`), randomBytes(size))
 }
+
+/** Options of the hashing benches: bytes to hash, the block size, rounds. */
+export interface HashBenchOptions { size: number, block: number, rounds: number }
+
+/** `--size`, `--block` and `--rounds` of a hashing bench (hash-handoff, hash-lanes), over `defaults`. */
+export function parseHashBenchArgs (argv: string[], defaults: HashBenchOptions): HashBenchOptions {
+  const o = { ...defaults }
+  for (let i = 0; i < argv.length; i++) {
+    const value = (): string => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${argv[i - 1]} needs a value`)
+      return v
+    }
+    switch (argv[i]) {
+      case '--size': o.size = parseSize(value()); break
+      case '--block': o.block = parseSize(value()); break
+      case '--rounds': o.rounds = Number(value()); break
+      default: throw new Error(`unknown option ${argv[i]}`)
+    }
+  }
+  if (!(o.rounds >= 1) || !(o.block >= 64) || o.size < o.block) throw new Error('--rounds ≥ 1, --block ≥ 64 and --size ≥ --block')
+  return o
+}

@@ -15,29 +15,8 @@
  */
 import { createHash, randomBytes, webcrypto } from 'node:crypto'
 import { nativeHash, nativeHashError } from '../node/blocks/native-hash.js'
-import { median, parseSize } from './harness.js'
+import { median, parseHashBenchArgs } from './harness.js'
 import { threadCpuOf } from './raw-stream.js'
-
-interface Options { size: number, block: number, rounds: number }
-
-function parseArgs (argv: string[]): Options {
-  const o: Options = { size: 512 * 1024 * 1024, block: 256 * 1024, rounds: 3 }
-  for (let i = 0; i < argv.length; i++) {
-    const value = (): string => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${argv[i - 1]} needs a value`)
-      return v
-    }
-    switch (argv[i]) {
-      case '--size': o.size = parseSize(value()); break
-      case '--block': o.block = parseSize(value()); break
-      case '--rounds': o.rounds = Number(value()); break
-      default: throw new Error(`unknown option ${argv[i]}`)
-    }
-  }
-  if (!(o.rounds >= 1) || !(o.block >= 1) || o.size < o.block) throw new Error('--rounds ≥ 1, --block ≥ 1 and --size ≥ --block')
-  return o
-}
 
 /** CPU-ms of this process's main thread so far (`/proc`, in clock ticks of 10 ms). */
 function mainThreadMs (): number {
@@ -63,7 +42,7 @@ async function hashAll (blocks: Buffer[], count: number, hash: (b: Buffer) => Pr
 }
 
 async function main (): Promise<void> {
-  const o = parseArgs(process.argv.slice(2))
+  const o = parseHashBenchArgs(process.argv.slice(2), { size: 512 * 1024 * 1024, block: 256 * 1024, rounds: 3 })
   const native = nativeHash()
   if (native === undefined) throw new Error(`the sha-256 addon does not load (npm run build:hash): ${nativeHashError()?.message ?? ''}`)
   const blocks = Array.from({ length: 64 }, () => randomBytes(o.block))

@@ -106,7 +106,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     if (released) components.logger.warn({ ballast: layout.ballast }, 'the repo disk was full: its ballast was deleted so the node could start; remove files and run `shoal gc`, or free space')
     const openMode = await repoFolderOpenMode(layout.root).catch(() => undefined)
     if (openMode !== undefined) components.logger.warn({ repo: layout.root, mode: openMode }, `the repo folder is open to other users of this machine (mode ${openMode}): they can read the swarm's data this node stores; close it with \`chmod go-rwx ${layout.root}\` (docs/security.md)`)
-    if (nativeHash() === undefined) components.logger.info({ err: nativeHashError()?.message }, 'the sha-256 addon is not built (`npm run build:hash`, needs make, g++ and python3): blocks received from peers are hashed through WebCrypto, which copies each first (docs/decisions.md, "Received blocks hashed without a copy")')
+    if (nativeHash() === undefined) components.logger.info({ err: nativeHashError()?.message }, 'the sha-256 addon is not built (`npm run build:hash`, needs make, g++ and python3): blocks received from peers are hashed through WebCrypto, which copies each first, and an import\'s leaves one at a time (docs/decisions.md, "Received blocks hashed without a copy")')
     const apiMultiaddr = formatApiMultiaddr(address.address, address.port)
     await writeLineAtomically(layout.api, apiMultiaddr)
     components.logger.info({ api: apiMultiaddr, gateway: gatewayAt ?? 'off', peerId: components.peerId, repo: layout.root, swarm: components.config.privateSwarm ? 'private' : 'open' }, 'daemon ready')

@@ -93,7 +93,7 @@ function linkBin () {
 const BUILDS = {
   dist: { stamp: BUILD_STAMP, inputs: () => BUILD_INPUTS, made: () => existsSync(BUNDLE), script: 'build' },
   fuse3: addonBuild('fuse3', { what: 'the libfuse3 binding', needs: 'libfuse3-dev pkg-config make g++ python3', without: 'mounts then use fuse-native over libfuse2, and SHOAL_FUSE_BINDING=libfuse3 is unavailable' }),
-  hash: addonBuild('hash', { what: 'the sha-256 addon', needs: 'make g++ python3', without: 'blocks received from peers are then hashed through WebCrypto, a little slower' })
+  hash: addonBuild('hash', { what: 'the sha-256 addon', needs: 'make g++ python3', without: 'blocks received from peers are then hashed through WebCrypto, a little slower, and an import\'s leaves one at a time' })
 }
 
 /** True when `name` was built from the files as they are now. */

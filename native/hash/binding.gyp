@@ -1,7 +1,7 @@
 {
   "targets": [{
     "target_name": "hash",
-    "sources": ["sha256.c"],
-    "cflags": ["-O2", "-Wall", "-fvisibility=hidden"]
+    "sources": ["sha256.c", "sha256-lanes.c"],
+    "cflags": ["-O3", "-Wall", "-fvisibility=hidden"]
   }]
 }

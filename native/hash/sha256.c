@@ -23,6 +23,7 @@
 #include <string.h>
 #include <node_api.h>
 #include <openssl/sha.h>
+#include "sha256-lanes.h"
 
 typedef struct {
   napi_async_work work;
@@ -125,10 +126,159 @@ free_job:
   return promise;
 }
 
+/* The most messages one sha256Many call takes (the caller batches fewer). */
+#define MANY_MAX 256
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  size_t count;
+  int width;
+  /* set by the thread pool: sha256_many's answer */
+  int status;
+  napi_ref bytes[MANY_MAX];
+  message_t messages[MANY_MAX];
+  uint8_t digests[MANY_MAX * SHA256_DIGEST_LENGTH];
+} many_job_t;
+
+static void many_execute (napi_env env, void *arg) {
+  many_job_t *job = arg;
+  job->status = sha256_many(job->messages, job->count, job->digests, job->width);
+}
+
+static void many_free (napi_env env, many_job_t *job) {
+  for (size_t i = 0; i < job->count; i++) {
+    if (job->bytes[i] != NULL) napi_delete_reference(env, job->bytes[i]);
+  }
+  free(job);
+}
+
+static void many_reject (napi_env env, napi_deferred deferred, const char *text) {
+  napi_value message, error;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_reject_deferred(env, deferred, error);
+}
+
+static void many_complete (napi_env env, napi_status status, void *arg) {
+  many_job_t *job = arg;
+  void *out;
+  napi_value buffer;
+  if (status != napi_ok) {
+    many_reject(env, job->deferred, "sha256Many: the job was cancelled");
+  } else if (job->status != 0) {
+    many_reject(env, job->deferred, "sha256Many: OpenSSL could not hash");
+  } else if (napi_create_buffer_copy(env, job->count * SHA256_DIGEST_LENGTH, job->digests, &out, &buffer) != napi_ok) {
+    many_reject(env, job->deferred, "sha256Many: out of memory");
+  } else {
+    napi_resolve_deferred(env, job->deferred, buffer);
+  }
+  napi_delete_async_work(env, job->work);
+  many_free(env, job);
+}
+
+/*
+ * sha256Many(list: Uint8Array[], width?: 1 | 8 | 16): Promise<Buffer>, the
+ * digests one after another (32 bytes each). Without `width`, the fastest
+ * way for this core and this many messages (sha256-lanes.c). The same
+ * contract as sha256: no message may change until the promise settles.
+ */
+static napi_value sha256_many_async (napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_array = false;
+  uint32_t count = 0;
+  if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sha256Many: expected an array of Uint8Array");
+    return NULL;
+  }
+  if (count > MANY_MAX) {
+    napi_throw_range_error(env, NULL, "sha256Many: at most 256 messages at once");
+    return NULL;
+  }
+  int width = -1;
+  napi_valuetype type_of_width = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &type_of_width);
+  if (type_of_width != napi_undefined) {
+    double asked;
+    if (type_of_width != napi_number || napi_get_value_double(env, argv[1], &asked) != napi_ok ||
+        (asked != 1 && asked != 8 && asked != 16)) {
+      napi_throw_type_error(env, NULL, "sha256Many: width must be 1, 8 or 16");
+      return NULL;
+    }
+    if (!(sha256_lane_widths() & (unsigned int)asked)) {
+      napi_throw_range_error(env, NULL, "sha256Many: this core cannot hash at that width");
+      return NULL;
+    }
+    width = (int)asked;
+  }
+  many_job_t *job = calloc(1, sizeof(many_job_t));
+  if (job == NULL) {
+    napi_throw_error(env, NULL, "sha256Many: out of memory");
+    return NULL;
+  }
+  job->width = width;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    bool is_typed = false;
+    napi_typedarray_type type;
+    size_t length;
+    void *data;
+    if (napi_get_element(env, argv[0], i, &item) != napi_ok ||
+        napi_is_typedarray(env, item, &is_typed) != napi_ok || !is_typed ||
+        napi_get_typedarray_info(env, item, &type, &length, &data, NULL, NULL) != napi_ok ||
+        type != napi_uint8_array) {
+      many_free(env, job);
+      napi_throw_type_error(env, NULL, "sha256Many: expected an array of Uint8Array");
+      return NULL;
+    }
+    if (napi_create_reference(env, item, 1, &job->bytes[i]) != napi_ok) {
+      many_free(env, job);
+      napi_throw_error(env, NULL, "sha256Many: cannot hold the bytes");
+      return NULL;
+    }
+    job->count = i + 1;
+    job->messages[i].data = data;
+    job->messages[i].length = length;
+  }
+  napi_value promise, name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+    many_free(env, job);
+    return NULL;
+  }
+  if (napi_create_string_utf8(env, "shoal:sha256Many", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, many_execute, many_complete, job, &job->work) != napi_ok) {
+    many_reject(env, job->deferred, "sha256Many: cannot start the job");
+    many_free(env, job);
+    return promise;
+  }
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    many_reject(env, job->deferred, "sha256Many: cannot queue the job");
+    many_free(env, job);
+  }
+  return promise;
+}
+
 static napi_value init (napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "sha256", NAPI_AUTO_LENGTH, sha256_async, NULL, &fn);
   napi_set_named_property(env, exports, "sha256", fn);
+  napi_create_function(env, "sha256Many", NAPI_AUTO_LENGTH, sha256_many_async, NULL, &fn);
+  napi_set_named_property(env, exports, "sha256Many", fn);
+  /* the widths this core can hash at (sha256Many's `width`), and whether it has the SHA extensions */
+  napi_value widths, item;
+  unsigned int bits = sha256_lane_widths();
+  uint32_t n = 0;
+  napi_create_array(env, &widths);
+  for (int width = 1; width <= 16; width <<= 1) {
+    if (!(bits & (unsigned int)width)) continue;
+    napi_create_int32(env, width, &item);
+    napi_set_element(env, widths, n++, item);
+  }
+  napi_set_named_property(env, exports, "sha256Widths", widths);
   return exports;
 }
 

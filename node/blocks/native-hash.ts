@@ -1,9 +1,11 @@
 /**
  * The sha-256 addon (native/hash, `npm run build:hash`): a block hashed on
  * libuv's thread pool where it lies, without the copy WebCrypto's `digest`
- * makes on the calling thread first. Used by `matchesCIDOffThread`
- * (verify.ts) when it is built; the node runs without it (WebCrypto then),
- * only slower to receive blocks (docs/decisions.md, "Received blocks hashed
+ * makes on the calling thread first; and several blocks side by side
+ * (`sha256Many`). Used by `matchesCIDOffThread` (verify.ts) and by the
+ * leaf worker (content/leaf-worker.ts) when it is built; the node runs
+ * without it (WebCrypto, node:crypto then), only slower to receive blocks
+ * and to cut leaves (docs/decisions.md, "Received blocks hashed
  * without a copy").
  *
  * @module
@@ -19,6 +21,17 @@ export interface NativeHash {
    * promise settles (as with `fs.write` of a buffer).
    */
   sha256: (bytes: Uint8Array) => Promise<Uint8Array>
+  /**
+   * The sha-256 of each of `list` (at most 256), the digests one after
+   * another (32 bytes each), computed on the thread pool in one job: side by
+   * side in vector registers where that is faster (native/hash/sha256-lanes.c).
+   * `width` forces a way (1: one at a time; 8: AVX2; 16: AVX-512), for tests
+   * and benchmarks. The same contract as {@link NativeHash.sha256}. Absent
+   * from an addon built before it.
+   */
+  sha256Many?: (list: Uint8Array[], width?: 1 | 8 | 16) => Promise<Uint8Array>
+  /** The widths `sha256Many` can use on this core. */
+  sha256Widths?: number[]
 }
 
 let loaded: NativeHash | null | undefined

@@ -22,8 +22,12 @@ import { workerFile } from '../package-files.js'
 import type { ChunkerSpec, Chunker } from './chunker/index.js'
 import type { OpenStreamMessage, StreamOutput } from './leaf-worker.js'
 
-/** Bytes of a file sent to the worker and not yet back as leaves, at most (plus one piece). */
-export const IN_FLIGHT_BYTES = 16 * 1024 * 1024
+/**
+ * Bytes of a file sent to the worker and not yet back as leaves, at most
+ * (plus one piece): enough for the worker to hash 16 MiB of leaves side by
+ * side while the next 16 arrive (leaf-worker.ts, `HASH_BATCH_BYTES`).
+ */
+export const IN_FLIGHT_BYTES = 32 * 1024 * 1024
 
 /** Bytes of file gathered into one message to the worker. */
 const BATCH_BYTES = 1024 * 1024

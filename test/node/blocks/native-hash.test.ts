@@ -41,7 +41,7 @@ test('many blocks hashed at once each get their own digest', async () => {
   for (let i = 0; i < blocks.length; i++) assert.deepEqual(Buffer.from(digests[i]), expected(blocks[i]), `block ${i}`)
 })
 
-test('the bytes stay alive while they are hashed, though the caller drops them', async () => {
+test('the bytes stay alive while they are hashed, though the caller drops them (sha256 and sha256Many)', async () => {
   const native = addon()
   setFlagsFromString('--expose-gc')
   const gc = runInNewContext('gc') as () => void
@@ -54,7 +54,8 @@ test('the bytes stay alive while they are hashed, though the caller drops them',
     // each block's only reference is the call's: collected, its memory would be reused before the thread pool got to it
     let block: Uint8Array | undefined = randomBytes(1024 * 1024)
     wanted.push(expected(block))
-    pending.push(native.sha256(block))
+    // one way or the other: sha256Many holds its blocks as sha256 holds its one
+    pending.push(i % 2 === 0 ? native.sha256(block) : native.sha256Many!([block]))
     block = undefined
   }
   gc()
@@ -70,5 +71,58 @@ test('what is not a Uint8Array is refused with a TypeError, at the call', () => 
   const native = addon()
   for (const wrong of ['bytes', 42, undefined, null, new ArrayBuffer(8), new Uint16Array(4), new DataView(new ArrayBuffer(8)), [1, 2, 3]]) {
     assert.throws(() => { void native.sha256(wrong as unknown as Uint8Array) }, (err: unknown) => err instanceof TypeError && /expected a Uint8Array/.test(err.message), String(wrong))
+  }
+})
+
+/** `count` blocks cut from one buffer at odd offsets, of `size(i)` bytes each. */
+function blocksOf (count: number, size: (i: number) => number): Uint8Array[] {
+  const sizes = Array.from({ length: count }, (_, i) => size(i))
+  const whole = randomBytes(sizes.reduce((sum, n) => sum + n + 3, 0))
+  let at = 0
+  return sizes.map(n => { at += 3; const block = whole.subarray(at, at + n); at += n; return block })
+}
+
+function assertDigests (digests: Uint8Array, blocks: Uint8Array[], what: string): void {
+  assert.equal(digests.byteLength, 32 * blocks.length, what)
+  blocks.forEach((block, i) => { assert.deepEqual(Buffer.from(digests.subarray(32 * i, 32 * i + 32)), expected(block), `${what}: block ${i} of ${block.byteLength} bytes`) })
+}
+
+test('sha256Many gives node:crypto\'s digest of every block, at every width this core has, whatever the lengths', async () => {
+  const native = addon()
+  assert.ok(native.sha256Many !== undefined && native.sha256Widths !== undefined, 'the addon has sha256Many (npm run build:hash)')
+  // one at a time is always there; this machine's kind has AVX2 and AVX-512 (docs/benchmarks.md): both lane widths run here
+  assert.ok(native.sha256Widths.includes(1))
+  const paddings = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000]
+  for (const width of [undefined, ...native.sha256Widths] as Array<1 | 8 | 16 | undefined>) {
+    const what = `width ${width ?? 'chosen'}`
+    // each length class of the padding (one tail block or two), lanes finishing at different blocks
+    const short = blocksOf(paddings.length, i => paddings[i])
+    assertDigests(await native.sha256Many(short, width), short, `${what}, short blocks`)
+    // more blocks than lanes, of uneven lengths: lanes refilled as they finish, the last ones finished one at a time
+    for (const count of [1, 2, 3, 7, 8, 9, 16, 17, 40]) {
+      const blocks = blocksOf(count, i => 64 * 1024 + ((i * 7919) % 200_000))
+      assertDigests(await native.sha256Many(blocks, width), blocks, `${what}, ${count} blocks`)
+    }
+    // equal blocks, lanes ending together
+    const equal = blocksOf(16, () => 256 * 1024)
+    assertDigests(await native.sha256Many(equal, width), equal, `${what}, 16 blocks of 256 KiB`)
+    assert.equal((await native.sha256Many([], width)).byteLength, 0)
+  }
+})
+
+test('sha256Many refuses what it cannot hash, at the call: not an array of Uint8Array, too many, a width this core lacks', () => {
+  const native = addon()
+  assert.ok(native.sha256Many !== undefined && native.sha256Widths !== undefined)
+  const many = native.sha256Many
+  const typeError = (pattern: RegExp) => (err: unknown) => err instanceof TypeError && pattern.test(err.message)
+  for (const wrong of ['bytes', 42, undefined, null, new Uint8Array(8), [new Uint8Array(8), 'x'], [new Uint16Array(4)], [new ArrayBuffer(8)]]) {
+    assert.throws(() => { void many(wrong as unknown as Uint8Array[]) }, typeError(/expected an array of Uint8Array/), String(wrong))
+  }
+  for (const width of [0, 2, 4, 32, '8', 8.5]) {
+    assert.throws(() => { void many([new Uint8Array(8)], width as 8) }, typeError(/width must be 1, 8 or 16/), String(width))
+  }
+  assert.throws(() => { void many(Array.from({ length: 257 }, () => new Uint8Array(1))) }, (err: unknown) => err instanceof RangeError && /at most 256/.test(err.message))
+  for (const width of ([8, 16] as const).filter(w => !native.sha256Widths!.includes(w))) {
+    assert.throws(() => { void many([new Uint8Array(8)], width) }, (err: unknown) => err instanceof RangeError && /cannot hash at that width/.test(err.message))
   }
 })

@@ -4,7 +4,8 @@
  * CIDs) as one on the calling thread, for every chunker and any piece
  * sizes; a worker that dies mid-import fails that import with a typed error
  * and the next import starts a new one; a source that fails stops the
- * stream without leaving it hanging.
+ * stream without leaving it hanging; leaves hashed in batches are not held
+ * back waiting for bytes a slow upload has not sent.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -13,6 +14,7 @@ import { LeafWorker } from '../../../node/content/leaf-chunker.js'
 import { collectBytes, randomBytes, toAsync } from '../../helpers/bytes.js'
 import { defer, openBlockStore } from '../../helpers/temp.js'
 import type { CleanupContext } from '../../helpers/temp.js'
+import { settlesWithin } from '../../helpers/processes.js'
 
 const MiB = 1024 * 1024
 
@@ -52,6 +54,29 @@ describe('leaves cut and hashed on a worker thread', () => {
       assert.deepEqual(await collectBytes(readContent(there, remote.cid)), bytes)
     })
   }
+
+  it('a slow upload\'s leaves reach the import before the next bytes come (a batch is not held for them)', async (t) => {
+    const worker = workerOf(t)
+    const store = await openBlockStore(t)
+    // 1 MiB: four leaves of 256 KiB, fewer than a batch of leaves hashed side by side holds
+    const first = randomBytes(MiB, 5)
+    let leavesSeen = 0
+    let sawLeaf: (() => void) | undefined
+    const seen = new Promise<void>(resolve => { sawLeaf = resolve })
+    async function * slow (): AsyncGenerator<Uint8Array> {
+      yield first
+      // the rest only once the import has had a leaf of the first MiB
+      await settlesWithin(seen, 'a leaf of the first MiB', 10_000)
+      yield randomBytes(MiB, 6)
+    }
+    const added = await importContent(store, slow(), {
+      chunker: parseChunker('size-262144'),
+      leafWorker: worker,
+      onLeaf: () => { leavesSeen++; sawLeaf?.() }
+    })
+    assert.equal(added.size, 2 * MiB)
+    assert.equal(leavesSeen, 8)
+  })
 
   it('an empty file and a one-leaf file import the same way', async (t) => {
     const worker = workerOf(t)
