@@ -24,6 +24,7 @@
 #include <node_api.h>
 #include <openssl/sha.h>
 #include "sha256-lanes.h"
+#include "gear.h"
 
 typedef struct {
   napi_async_work work;
@@ -268,6 +269,8 @@ static napi_value init (napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "sha256", fn);
   napi_create_function(env, "sha256Many", NAPI_AUTO_LENGTH, sha256_many_async, NULL, &fn);
   napi_set_named_property(env, exports, "sha256Many", fn);
+  napi_create_function(env, "gearScan", NAPI_AUTO_LENGTH, gear_scan, NULL, &fn);
+  napi_set_named_property(env, exports, "gearScan", fn);
   /* the widths this core can hash at (sha256Many's `width`), and whether it has the SHA extensions */
   napi_value widths, item;
   unsigned int bits = sha256_lane_widths();

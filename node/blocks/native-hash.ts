@@ -32,6 +32,14 @@ export interface NativeHash {
   sha256Many?: (list: Uint8Array[], width?: 1 | 8 | 16) => Promise<Uint8Array>
   /** The widths `sha256Many` can use on this core. */
   sha256Widths?: number[]
+  /**
+   * The FastCDC chunker's gear hash scan (native/hash/gear.c), the twin of
+   * `gearScanScript` in content/chunker/fastcdc.ts: hash `buf[warm..from)`,
+   * then `buf[from..to)` until `h & mask` is zero; the index after that
+   * byte, or -1. Synchronous. Throws a TypeError or RangeError for arguments
+   * out of `buf`. Absent from an addon built before it.
+   */
+  gearScan?: (buf: Uint8Array, gear: Int32Array, warm: number, from: number, to: number, mask: number) => number
 }
 
 let loaded: NativeHash | null | undefined

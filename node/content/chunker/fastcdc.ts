@@ -10,6 +10,7 @@
  * new chunker name. See docs/chunking.md.
  */
 
+import { nativeHash, type NativeHash } from '../../blocks/native-hash.js'
 import { createHash } from 'node:crypto'
 import type { Chunker } from 'ipfs-unixfs-importer/chunker'
 import { InvalidArgumentError } from '../../errors.js'
@@ -62,9 +63,10 @@ export const GEAR_LABEL = 'shoal-fastcdc-gear-v1:'
 /**
  * GEAR[i] = first 4 bytes, big-endian, of sha256(GEAR_LABEL + i) for i in
  * 0..255 (i in decimal ASCII). Stored as int32 so the hot loop stays in Smi /
- * int32 arithmetic.
+ * int32 arithmetic. Exported for the tests (native/hash/gear.c is given it):
+ * never to be changed.
  */
-const GEAR: Int32Array = buildGear()
+export const GEAR: Int32Array = buildGear()
 
 function buildGear (): Int32Array {
   const gear = new Int32Array(256)
@@ -138,11 +140,27 @@ export function findCutPoint (buf: Uint8Array, start: number, end: number, param
 
 /**
  * Hash `buf[warm..from)` without testing, then hash `buf[from..to)` and stop
- * after the first byte where `h & mask == 0`.
+ * after the first byte where `h & mask == 0`: in C where the sha-256 addon is
+ * built (native/hash/gear.c: ~4–8 × faster), else {@link gearScanScript}. A
+ * short scan stays in JavaScript, where a call into the addon would cost
+ * more than it saves.
  *
  * @returns the index after that byte, or -1 if there is none
  */
 function gearScan (buf: Uint8Array, warm: number, from: number, to: number, mask: number): number {
+  nativeScan ??= nativeHash()?.gearScan ?? null
+  if (nativeScan !== null && to - warm >= NATIVE_SCAN_MIN) return nativeScan(buf, GEAR, warm, from, to, mask)
+  return gearScanScript(buf, warm, from, to, mask)
+}
+
+/** The addon's scan, once looked for (null: not built). */
+let nativeScan: NonNullable<NativeHash['gearScan']> | null | undefined
+
+/** Scans of fewer bytes stay in JavaScript. */
+const NATIVE_SCAN_MIN = 4096
+
+/** {@link gearScan} in JavaScript (exported for the tests that hold the addon's scan to it). */
+export function gearScanScript (buf: Uint8Array, warm: number, from: number, to: number, mask: number): number {
   const gear = GEAR
   let h = 0
   let i = warm

@@ -12,6 +12,8 @@ import {
   parseChunker
 } from '../../../node/content/chunker/index.js'
 import type { Chunker, FastCDCOptions, FastCDCParams } from '../../../node/content/chunker/index.js'
+import { GEAR, gearScanScript } from '../../../node/content/chunker/fastcdc.js'
+import { nativeHash, type NativeHash } from '../../../node/blocks/native-hash.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -225,6 +227,66 @@ describe('fastcdc', () => {
     ]
     for (const opts of bad) {
       assert.throws(() => fastcdc(opts), (err: Error) => err.name === 'InvalidArgumentError')
+    }
+  })
+})
+
+describe('the gear scan in C (native/hash/gear.c)', () => {
+  /** The addon's scan: CI builds the addon (npm run build:hash); without it this fails, never skips. */
+  function nativeScan (): NonNullable<NativeHash['gearScan']> {
+    const scan = nativeHash()?.gearScan
+    assert.ok(scan !== undefined, 'the sha-256 addon with gearScan is built (npm run build:hash)')
+    return scan
+  }
+
+  it('finds the cut points the JavaScript scan finds, for every mask the chunker uses and any range', () => {
+    const scan = nativeScan()
+    const next = prng(77)
+    const buf = new Uint8Array(2 * MiB)
+    for (let i = 0; i < buf.length; i++) buf[i] = next() & 0xff
+    const masks = [SMALL, TINY, {}].flatMap(options => { const p = fastcdcParams(options); return [p.maskS, p.maskL] })
+    let hits = 0
+    for (const mask of [...masks, 0, -1]) {
+      for (let round = 0; round < 60; round++) {
+        const warm = next() % buf.length
+        const from = warm + (next() % Math.min(64, buf.length - warm + 1))
+        const to = from + (next() % (buf.length - from + 1))
+        const expected = gearScanScript(buf, warm, from, to, mask)
+        assert.equal(scan(buf, GEAR, warm, from, to, mask), expected, `mask ${mask}, warm ${warm}, from ${from}, to ${to}`)
+        if (expected >= 0) hits++
+      }
+      // the whole buffer, a range of no bytes, a view at an offset
+      assert.equal(scan(buf, GEAR, 0, 0, buf.length, mask), gearScanScript(buf, 0, 0, buf.length, mask))
+      assert.equal(scan(buf, GEAR, 5, 9, 9, mask), -1)
+      const view = buf.subarray(1234, 1234 + 100_000)
+      assert.equal(scan(view, GEAR, 0, 32, view.length, mask), gearScanScript(view, 0, 32, view.length, mask))
+    }
+    assert.ok(hits > 100, `scans that found a cut: ${hits}`)
+    // a hit on the last byte of the range
+    const cut = gearScanScript(buf, 0, 0, buf.length, masks[0])
+    assert.ok(cut > 0)
+    assert.equal(scan(buf, GEAR, 0, 0, cut, masks[0]), cut)
+    assert.equal(scan(buf, GEAR, 0, 0, cut - 1, masks[0]), gearScanScript(buf, 0, 0, cut - 1, masks[0]))
+  })
+
+  it('refuses arguments that would read outside the buffer, with a TypeError or RangeError, at the call', () => {
+    const scan = nativeScan()
+    const buf = new Uint8Array(100)
+    const bad: Array<[unknown[], ErrorConstructor, RegExp]> = [
+      [[new Uint16Array(4), GEAR, 0, 0, 4, -1], TypeError, /buf must be a Uint8Array/],
+      [[buf, new Uint32Array(256), 0, 0, 4, -1], TypeError, /gear must be an Int32Array/],
+      [[buf, new Int32Array(255), 0, 0, 4, -1], RangeError, /256 entries/],
+      [[buf, GEAR, 0, 0, 101, -1], RangeError, /within buf/],
+      [[buf, GEAR, -1, 0, 4, -1], RangeError, /within buf/],
+      [[buf, GEAR, 0, 0.5, 4, -1], RangeError, /within buf/],
+      [[buf, GEAR, 0, Number.NaN, 4, -1], RangeError, /within buf/],
+      [[buf, GEAR, 0, '1', 4, -1], RangeError, /within buf/],
+      [[buf, GEAR, 5, 4, 10, -1], RangeError, /warm <= from <= to/],
+      [[buf, GEAR, 0, 10, 4, -1], RangeError, /warm <= from <= to/],
+      [[buf, GEAR, 0, 0, 4], TypeError, /expected \(buf, gear, warm, from, to, mask\)/]
+    ]
+    for (const [args, type, message] of bad) {
+      assert.throws(() => (scan as (...a: unknown[]) => number)(...args), (err: unknown) => err instanceof type && message.test((err as Error).message), String(args.slice(2)))
     }
   })
 })
