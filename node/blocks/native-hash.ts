@@ -1,8 +1,8 @@
 /**
  * The sha-256 addon (native/hash, `npm run build:hash`): a block hashed on
  * libuv's thread pool where it lies, without the copy WebCrypto's `digest`
- * makes on the calling thread first; and several blocks side by side
- * (`sha256Many`). Used by `matchesCIDOffThread` (verify.ts) and by the
+ * makes on the calling thread first; several blocks side by side
+ * (`sha256Many`); and the FastCDC chunker's gear scan (`gearScan`). Used by `matchesCIDOffThread` (verify.ts) and by the
  * leaf worker (content/leaf-worker.ts) when it is built; the node runs
  * without it (WebCrypto, node:crypto then), only slower to receive blocks
  * and to cut leaves (docs/decisions.md, "Received blocks hashed
