@@ -221,26 +221,33 @@ static napi_value sha256_many_async (napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->width = width;
+  /* first every element, held: reading one may run JavaScript (a getter), which could detach another's bytes */
+  napi_value items[MANY_MAX];
   for (uint32_t i = 0; i < count; i++) {
-    napi_value item;
     bool is_typed = false;
-    napi_typedarray_type type;
-    size_t length;
-    void *data;
-    if (napi_get_element(env, argv[0], i, &item) != napi_ok ||
-        napi_is_typedarray(env, item, &is_typed) != napi_ok || !is_typed ||
-        napi_get_typedarray_info(env, item, &type, &length, &data, NULL, NULL) != napi_ok ||
-        type != napi_uint8_array) {
+    if (napi_get_element(env, argv[0], i, &items[i]) != napi_ok ||
+        napi_is_typedarray(env, items[i], &is_typed) != napi_ok || !is_typed) {
       many_free(env, job);
       napi_throw_type_error(env, NULL, "sha256Many: expected an array of Uint8Array");
       return NULL;
     }
-    if (napi_create_reference(env, item, 1, &job->bytes[i]) != napi_ok) {
+    if (napi_create_reference(env, items[i], 1, &job->bytes[i]) != napi_ok) {
       many_free(env, job);
       napi_throw_error(env, NULL, "sha256Many: cannot hold the bytes");
       return NULL;
     }
     job->count = i + 1;
+  }
+  /* then where each one's bytes lie, with no JavaScript run between this and the job */
+  for (uint32_t i = 0; i < count; i++) {
+    napi_typedarray_type type;
+    size_t length;
+    void *data;
+    if (napi_get_typedarray_info(env, items[i], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+      many_free(env, job);
+      napi_throw_type_error(env, NULL, "sha256Many: expected an array of Uint8Array");
+      return NULL;
+    }
     job->messages[i].data = data;
     job->messages[i].length = length;
   }

@@ -42,8 +42,8 @@ export const HASH_BATCH = 16
 export const HASH_BATCH_BYTES = IN_FLIGHT_BYTES / 2
 
 /**
- * A batch goes once no input has come for this long: leaves are not held
- * for bytes a slow upload has not sent yet.
+ * A batch goes this long after the chunker first found no input waiting:
+ * leaves are not held for bytes a slow upload has not sent yet.
  */
 export const HASH_IDLE_MS = 10
 
@@ -53,7 +53,23 @@ export const HASH_IDLE_MS = 10
  */
 export const HASH_HERE_BYTES = 256 * 1024
 
-function serve ({ port, spec }: OpenStreamMessage): void {
+/** What {@link serveStream} is given besides the stream (a seam for tests). */
+export interface ServeOptions {
+  /** How batches of leaves are hashed. @default the sha-256 addon's `sha256Many`; without it, each leaf as it is cut */
+  hashMany?: HashMany
+}
+
+/** Hash a batch of leaves: the digests one after another, 32 bytes each. */
+export type HashMany = (list: Uint8Array[]) => Promise<Uint8Array>
+
+/**
+ * Serve one stream: cut the pieces that arrive on `port` into leaves and send
+ * each back with its digest. A failure (the chunker's, or a batch's hash)
+ * ends the stream with `{ error }` at once: the main thread stops sending
+ * once its window is full, so a failure kept for later would leave both
+ * sides waiting.
+ */
+export function serveStream ({ port, spec }: OpenStreamMessage, options: ServeOptions = {}): void {
   const pieces = pushable<Uint8Array>()
   port.on('message', (message: StreamInput) => {
     if ('piece' in message) pieces.push(message.piece)
@@ -61,7 +77,12 @@ function serve ({ port, spec }: OpenStreamMessage): void {
   })
   // the main thread gave up on this stream: what it sent is dropped
   port.on('close', () => { pieces.end(new Error('stream closed')) })
-  const leaves = new LeafPoster(port)
+  const leaves = new LeafPoster({
+    port,
+    hashMany: 'hashMany' in options ? options.hashMany : nativeHash()?.sha256Many,
+    // the chunker, waiting for pieces, stops with the batch's error
+    onFailure: err => { pieces.end(err instanceof Error ? err : new Error(String(err))) }
+  })
   // the chunker reads through this: when no piece waits, it is about to wait for one, and the leaves cut so far go unless one comes soon
   async function * fed (): AsyncGenerator<Uint8Array> {
     while (true) {
@@ -94,9 +115,9 @@ function serve ({ port, spec }: OpenStreamMessage): void {
  * ~0.23–0.4 GB/s, the largest share of an import's CPU there; the addon's
  * `sha256Many` hashes up to 16 side by side at 4 × that
  * (docs/benchmarks.md, "Leaves hashed side by side"). A batch goes when it
- * is full ({@link HASH_BATCH} leaves or {@link HASH_BATCH_BYTES}), and when
- * the chunker has waited {@link HASH_IDLE_MS} for input, so a leaf is not
- * held long for bytes that have not arrived. Without the addon, each leaf is
+ * is full ({@link HASH_BATCH} leaves or {@link HASH_BATCH_BYTES}), and
+ * {@link HASH_IDLE_MS} after the chunker first found no input waiting, so a
+ * leaf is not held long for bytes that have not arrived. Without the addon, each leaf is
  * hashed here as it is cut.
  */
 class LeafPoster {
@@ -106,9 +127,15 @@ class LeafPoster {
   private posted: Promise<void> = Promise.resolve()
   private failure: unknown
   private timer: ReturnType<typeof setTimeout> | undefined
-  private readonly hashMany = nativeHash()?.sha256Many
+  private readonly port: MessagePort
+  private readonly hashMany: HashMany | undefined
+  private readonly onFailure: (err: unknown) => void
 
-  constructor (private readonly port: MessagePort) {}
+  constructor (components: { port: MessagePort, hashMany: HashMany | undefined, onFailure: (err: unknown) => void }) {
+    this.port = components.port
+    this.hashMany = components.hashMany
+    this.onFailure = components.onFailure
+  }
 
   add (leaf: Uint8Array): void {
     if (this.failure !== undefined) throw this.failure
@@ -131,14 +158,30 @@ class LeafPoster {
     this.batch = []
     const small = this.bytes < HASH_HERE_BYTES
     this.bytes = 0
-    const hashed = small ? undefined : this.hashMany(batch)
+    let hashed: Promise<Uint8Array> | undefined
+    try {
+      hashed = small ? undefined : this.hashMany(batch)
+    } catch (err) {
+      // thrown at the call (the addon could not start the job): from a timer, it would stop the worker
+      this.fail(err)
+      return
+    }
     // awaited in turn below; a failure before its turn must not count as unhandled (it would stop the worker)
     hashed?.catch(() => {})
     this.posted = this.posted.then(async () => {
       if (this.failure !== undefined) return
       const digests = hashed === undefined ? undefined : await hashed
       batch.forEach((leaf, i) => { this.post(leaf, digests?.subarray(32 * i, 32 * (i + 1)) ?? sha256(leaf)) })
-    }).catch((err: unknown) => { this.failure ??= err })
+    }).catch((err: unknown) => { this.fail(err) })
+  }
+
+  /** Keep the first failure, post nothing more, and say so at once. */
+  private fail (err: unknown): void {
+    if (this.failure !== undefined) return
+    this.failure = err
+    if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
+    this.batch = []
+    this.onFailure(err)
   }
 
   /** Hash and post what is left; throws if a batch failed. */
@@ -155,4 +198,4 @@ class LeafPoster {
   }
 }
 
-parentPort?.on('message', serve)
+parentPort?.on('message', (open: OpenStreamMessage) => { serveStream(open) })

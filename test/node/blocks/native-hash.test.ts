@@ -9,6 +9,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, pbkdf2, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { NATIVE_HASH_FILE, nativeHash, nativeHashError, type NativeHash } from '../../../node/blocks/native-hash.js'
@@ -90,8 +91,11 @@ function assertDigests (digests: Uint8Array, blocks: Uint8Array[], what: string)
 test('sha256Many gives node:crypto\'s digest of every block, at every width this core has, whatever the lengths', async () => {
   const native = addon()
   assert.ok(native.sha256Many !== undefined && native.sha256Widths !== undefined, 'the addon has sha256Many (npm run build:hash)')
-  // one at a time is always there; this machine's kind has AVX2 and AVX-512 (docs/benchmarks.md): both lane widths run here
+  // one at a time is always there; the lanes wherever the core has them (as /proc/cpuinfo says): this machine's kind has both
   assert.ok(native.sha256Widths.includes(1))
+  const flags = new Set((readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/))
+  assert.equal(native.sha256Widths.includes(8), flags.has('avx2'), 'AVX2 lanes where the core has AVX2')
+  assert.equal(native.sha256Widths.includes(16), flags.has('avx512f') && flags.has('avx512bw'), 'AVX-512 lanes where the core has AVX-512 F and BW')
   const paddings = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000]
   for (const width of [undefined, ...native.sha256Widths] as Array<1 | 8 | 16 | undefined>) {
     const what = `width ${width ?? 'chosen'}`
@@ -108,6 +112,22 @@ test('sha256Many gives node:crypto\'s digest of every block, at every width this
     assertDigests(await native.sha256Many(equal, width), equal, `${what}, 16 blocks of 256 KiB`)
     assert.equal((await native.sha256Many([], width)).byteLength, 0)
   }
+})
+
+test('sha256Many reads where each block lies only once every block is held: a getter that moves an earlier block away does not make it read freed memory', async () => {
+  const native = addon()
+  const first = randomBytes(16 * 1024 * 1024)
+  const second = randomBytes(1000)
+  const list: Uint8Array[] = [first]
+  Object.defineProperty(list, 1, {
+    enumerable: true,
+    get: () => { structuredClone(first.buffer, { transfer: [first.buffer] }); return second }
+  })
+  // the moved block is hashed as what is left of it (nothing), never as the memory it was in
+  const digests = await native.sha256Many!(list, native.sha256Widths!.includes(8) ? 8 : 1)
+  assert.equal(first.byteLength, 0)
+  assert.deepEqual(Buffer.from(digests.subarray(0, 32)), expected(new Uint8Array(0)))
+  assert.deepEqual(Buffer.from(digests.subarray(32, 64)), expected(second))
 })
 
 test('sha256Many refuses what it cannot hash, at the call: not an array of Uint8Array, too many, a width this core lacks', () => {

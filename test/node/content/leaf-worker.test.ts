@@ -11,6 +11,9 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { importContent, parseChunker, readContent } from '../../../node/content/index.js'
 import { LeafWorker } from '../../../node/content/leaf-chunker.js'
+import { serveStream, type HashMany, type StreamOutput } from '../../../node/content/leaf-worker.js'
+import { MessageChannel } from 'node:worker_threads'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { collectBytes, randomBytes, toAsync } from '../../helpers/bytes.js'
 import { defer, openBlockStore } from '../../helpers/temp.js'
 import type { CleanupContext } from '../../helpers/temp.js'
@@ -76,6 +79,27 @@ describe('leaves cut and hashed on a worker thread', () => {
     })
     assert.equal(added.size, 2 * MiB)
     assert.equal(leavesSeen, 8)
+  })
+
+  it('a batch whose hash fails ends its stream with the error at once, though the main thread sends no more', async () => {
+    for (const [what, hashMany] of [
+      // late, once the worker has cut every piece it was sent and waits for more
+      ['rejected', async () => { await sleep(300); throw new Error('the pool is gone') }],
+      ['thrown at the call', () => { throw new TypeError('cannot start the job') }]
+    ] as Array<[string, HashMany]>) {
+      const { port1, port2 } = new MessageChannel()
+      try {
+        const answered = new Promise<StreamOutput>(resolve => { port1.on('message', (message: StreamOutput) => { if (!('bytes' in message)) resolve(message) }) })
+        serveStream({ port: port2, spec: parseChunker('size-262144') }, { hashMany })
+        // more than a batch, then nothing: the main thread's window is full, it waits for leaves
+        for (let i = 0; i < 20; i++) port1.postMessage({ piece: randomBytes(MiB, 40 + i) })
+        const message = await settlesWithin(answered, `the stream's answer (${what})`, 10_000)
+        assert.ok('error' in message, `${what}: ${JSON.stringify(message)}`)
+        assert.match(message.error, what === 'rejected' ? /the pool is gone/ : /cannot start the job/)
+      } finally {
+        port1.close()
+      }
+    }
   })
 
   it('an empty file and a one-leaf file import the same way', async (t) => {
