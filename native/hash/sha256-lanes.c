@@ -135,19 +135,32 @@ static int has_sha_extensions (void) {
   return (b >> 29) & 1;
 }
 
+/* What this core has, asked once: bit 0 one at a time, 8 AVX2, 16 AVX-512, 32 the SHA extensions. */
+static unsigned int core_features (void) {
+  static volatile unsigned int known = 0;
+  unsigned int features = known;
+  if (features == 0) {
+    __builtin_cpu_init();
+    features = 1;
+    if (__builtin_cpu_supports("avx2")) features |= 8;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) features |= 16;
+    if (has_sha_extensions()) features |= 32;
+    /* the same answer from any thread that races here */
+    known = features;
+  }
+  return features;
+}
+
 unsigned int sha256_lane_widths (void) {
-  __builtin_cpu_init();
-  unsigned int widths = 1;
-  if (__builtin_cpu_supports("avx2")) widths |= 8;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) widths |= 16;
-  return widths;
+  return core_features() & (1 | 8 | 16);
 }
 
 int sha256_many (const message_t *messages, size_t count, uint8_t *digests, int width) {
-  unsigned int widths = sha256_lane_widths();
+  unsigned int features = core_features();
+  unsigned int widths = features & (1 | 8 | 16);
   if (width < 0) {
     /* automatic: OpenSSL where the core has the SHA extensions or the batch is one or two messages */
-    if (has_sha_extensions() || count <= HAND_OFF_LANES) width = 1;
+    if ((features & 32) || count <= HAND_OFF_LANES) width = 1;
     else if (count > 8 && (widths & 16)) width = 16;
     else if (widths & 8) width = 8;
     else if (widths & 16) width = 16;

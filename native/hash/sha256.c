@@ -43,11 +43,11 @@ static void hash_execute (napi_env env, void *arg) {
 }
 
 /* Reject the job's promise with an Error of `text`. */
-static void reject (napi_env env, hash_job_t *job, const char *text) {
+static void reject (napi_env env, napi_deferred deferred, const char *text) {
   napi_value message, error;
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
   napi_create_error(env, NULL, message, &error);
-  napi_reject_deferred(env, job->deferred, error);
+  napi_reject_deferred(env, deferred, error);
 }
 
 static void hash_complete (napi_env env, napi_status status, void *arg) {
@@ -55,12 +55,12 @@ static void hash_complete (napi_env env, napi_status status, void *arg) {
   void *out;
   napi_value buffer;
   if (status != napi_ok) {
-    reject(env, job, "sha256: the job was cancelled");
+    reject(env, job->deferred, "sha256: the job was cancelled");
   } else if (!job->hashed) {
     /* never a digest of zeros: the block would be judged corrupt and its peer punished */
-    reject(env, job, "sha256: OpenSSL could not hash");
+    reject(env, job->deferred, "sha256: OpenSSL could not hash");
   } else if (napi_create_buffer_copy(env, SHA256_DIGEST_LENGTH, job->digest, &out, &buffer) != napi_ok) {
-    reject(env, job, "sha256: out of memory");
+    reject(env, job->deferred, "sha256: out of memory");
   } else {
     napi_resolve_deferred(env, job->deferred, buffer);
   }
@@ -122,7 +122,7 @@ delete_work:
 drop_reference:
   napi_delete_reference(env, job->bytes);
 free_job:
-  reject(env, job, failed);
+  reject(env, job->deferred, failed);
   free(job);
   return promise;
 }
@@ -154,23 +154,16 @@ static void many_free (napi_env env, many_job_t *job) {
   free(job);
 }
 
-static void many_reject (napi_env env, napi_deferred deferred, const char *text) {
-  napi_value message, error;
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, NULL, message, &error);
-  napi_reject_deferred(env, deferred, error);
-}
-
 static void many_complete (napi_env env, napi_status status, void *arg) {
   many_job_t *job = arg;
   void *out;
   napi_value buffer;
   if (status != napi_ok) {
-    many_reject(env, job->deferred, "sha256Many: the job was cancelled");
+    reject(env, job->deferred, "sha256Many: the job was cancelled");
   } else if (job->status != 0) {
-    many_reject(env, job->deferred, "sha256Many: OpenSSL could not hash");
+    reject(env, job->deferred, "sha256Many: OpenSSL could not hash");
   } else if (napi_create_buffer_copy(env, job->count * SHA256_DIGEST_LENGTH, job->digests, &out, &buffer) != napi_ok) {
-    many_reject(env, job->deferred, "sha256Many: out of memory");
+    reject(env, job->deferred, "sha256Many: out of memory");
   } else {
     napi_resolve_deferred(env, job->deferred, buffer);
   }
@@ -258,13 +251,13 @@ static napi_value sha256_many_async (napi_env env, napi_callback_info info) {
   }
   if (napi_create_string_utf8(env, "shoal:sha256Many", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, many_execute, many_complete, job, &job->work) != napi_ok) {
-    many_reject(env, job->deferred, "sha256Many: cannot start the job");
+    reject(env, job->deferred, "sha256Many: cannot start the job");
     many_free(env, job);
     return promise;
   }
   if (napi_queue_async_work(env, job->work) != napi_ok) {
     napi_delete_async_work(env, job->work);
-    many_reject(env, job->deferred, "sha256Many: cannot queue the job");
+    reject(env, job->deferred, "sha256Many: cannot queue the job");
     many_free(env, job);
   }
   return promise;
