@@ -83,6 +83,9 @@ export const QUOTA_EXCEEDED = 'quota exceeded'
 /** How the message of an `error` refusing a request over the peer's rate starts. */
 export const RATE_LIMITED = 'rate limited'
 
+/** How the message of an `error` refusing a release check (`holdings` with `release`) starts: the holder is releasing in that stripe itself. */
+export const RELEASING = 'releasing'
+
 const DAG_CBOR = 0x71
 const RAW = 0x55
 
@@ -117,6 +120,14 @@ export interface HoldingsRequest {
   manifest: CID
   from: number
   count: number
+  /**
+   * Asked right before the asker releases extra copies in these stripes:
+   * the holder keeps its own copies of them a while (it starts no release
+   * there), or answers `error` starting with {@link RELEASING} when it is
+   * releasing in one of them itself (node/durability/stripe-releases.ts).
+   * Only `true` is valid; absent in every other ask.
+   */
+  release?: true
 }
 
 /** "Tell me about yourself" (placement needs every candidate's zone). */
@@ -283,6 +294,10 @@ const RESPONSES: Record<ShardsResponse['type'], readonly string[]> = {
   error: ['v', 'type', 'message']
 }
 
+const OPTIONAL_REQUEST_KEYS: Partial<Record<ShardsRequest['type'], readonly string[]>> = {
+  holdings: ['release']
+}
+
 const OPTIONAL_RESPONSE_KEYS: Partial<Record<ShardsResponse['type'], readonly string[]>> = {
   ok: ['held'],
   info: ['zone']
@@ -306,7 +321,7 @@ export function zoneName (value: unknown): string {
 
 function pickRequest (value: unknown): ShardsRequest {
   const type = kindOf(value, REQUESTS, 'request')
-  const f = shape(value, `${type} request`, REQUESTS[type])
+  const f = shape(value, `${type} request`, REQUESTS[type], OPTIONAL_REQUEST_KEYS[type] ?? [])
   if (type === 'info') return { v: 1, type }
   if (type === 'reserve') return { v: 1, type, blocks: reservedBlocks(f.blocks) }
   if (type === 'hold') {
@@ -316,7 +331,10 @@ function pickRequest (value: unknown): ShardsRequest {
   }
   const from = int(f.from, 'holdings from', 0, MAX_STRIPE_INDEX)
   const count = int(f.count, 'holdings count', 1, MAX_HOLDINGS_STRIPES)
-  return { v: 1, type, manifest: manifestCID(f.manifest, 'holdings manifest'), from, count }
+  const request: HoldingsRequest = { v: 1, type, manifest: manifestCID(f.manifest, 'holdings manifest'), from, count }
+  if (!Object.hasOwn(f, 'release')) return request
+  if (f.release !== true) fail('holdings release is not true')
+  return { ...request, release: true }
 }
 
 function pickResponse (value: unknown): ShardsResponse {

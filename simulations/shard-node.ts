@@ -28,7 +28,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { NotFoundError } from '../node/errors.js'
 import { RemoteError } from '../node/exchange/index.js'
 import { verifyBlock } from '../node/blocks/verify.js'
-import type { ShardsHandler, ShardsNetwork } from '../node/durability/network.js'
+import { refusal, refusalAnswer, type ShardsHandler, type ShardsNetwork } from '../node/durability/network.js'
 import type { ShardExchange } from '../node/durability/service.js'
 import type { BlockReader, GetBlockOptions } from '../node/reads/api.js'
 import type { ExchangeGetOptions, PutBlocksResult, PutExpectations } from '../node/exchange/index.js'
@@ -165,10 +165,10 @@ export class SimShardsNetwork implements ShardsNetwork {
       try {
         return await handler(this.self, request, signal ?? NEVER)
       } catch (err: any) {
-        return { v: 1, type: 'error', message: String(err?.message ?? err) } satisfies ShardsResponse
+        return refusalAnswer(err)
       }
     })
-    if (answer.type === 'error') throw new RemoteError(`peer ${peer} refused ${request.type}: ${answer.message}`)
+    if (answer.type === 'error') throw refusal(peer, request.type, answer.message)
     return answer
   }
 

@@ -9,6 +9,7 @@
  */
 import type { GcLock } from './gc.js'
 import { HolderSearch } from './holder-search.js'
+import { StripeReleases } from './stripe-releases.js'
 import type { Holdings } from './holdings.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
@@ -97,7 +98,7 @@ export interface DurabilityComponents {
   metrics?: DurabilityMetrics
 }
 
-/** {@link DurabilityComponents} with the clock, the timers, the randomness, the counters and the holder search every part shares. */
+/** {@link DurabilityComponents} with the clock, the timers, the randomness, the counters, the holder search and the release holds every part shares. */
 export interface DurabilityParts extends DurabilityComponents {
   clock: WallClock
   timers: Timers
@@ -105,6 +106,8 @@ export interface DurabilityParts extends DurabilityComponents {
   stats: DurabilityStats
   /** Finds holders this node is not connected to (holder views: reads, `pin status`, scrub, repair). */
   search: HolderSearch
+  /** The stripes this node holds its copies of for peers' releases, and those it releases in (repair's releases, the shards server's release checks). */
+  releases: StripeReleases
 }
 
 /** The real clock. */
@@ -118,9 +121,10 @@ export function emptyStats (): DurabilityStats {
   return { shardsPushed: 0, shardsHeldAlready: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0, repairPasses: 0 }
 }
 
-/** `components` with the real clock and timers where none is given, fresh counters and a holder search. */
+/** `components` with the real clock and timers where none is given, fresh counters, a holder search and no release held. */
 export function resolveParts (components: DurabilityComponents): DurabilityParts {
   const timers = components.timers ?? systemTimers
   const search = new HolderSearch({ network: components.network, timers, logger: components.logger })
-  return { ...components, clock: components.clock ?? systemClock, timers, random: components.random ?? Math.random, stats: emptyStats(), search }
+  const releases = new StripeReleases({ now: () => components.network.now() })
+  return { ...components, clock: components.clock ?? systemClock, timers, random: components.random ?? Math.random, stats: emptyStats(), search, releases }
 }

@@ -9,13 +9,14 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import {
   decodeShardsRequest, decodeShardsResponse, encodeShardsRequest, encodeShardsResponse,
-  MAX_ERROR_TEXT, MAX_SHARDS_MESSAGE_BYTES, QUOTA_EXCEEDED, RATE_LIMITED, SHARDS_PROTOCOL, SHARDS_PROTOCOL_1_0, withoutHeld,
-  type ShardsRequest, type ShardsResponse
+  MAX_ERROR_TEXT, MAX_SHARDS_MESSAGE_BYTES, QUOTA_EXCEEDED, RATE_LIMITED, RELEASING, SHARDS_PROTOCOL, SHARDS_PROTOCOL_1_0, withoutHeld,
+  type ShardsErrorResponse, type ShardsRequest, type ShardsResponse
 } from '../../protocol/shards.js'
 import { RemoteError } from '../exchange/index.js'
 import { admit, PeerLimiter, RateLimitedError, withDefaults } from '../net/peer-limiter.js'
 import { PeerStreams } from '../net/peer-streams.js'
 import { QuotaExceededError } from './quota.js'
+import { StripeReleasingError } from './stripe-releases.js'
 import type { ShoalLibp2p } from '../net/host.js'
 import type { Logger } from '../logger.js'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
@@ -227,8 +228,7 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
         else answer = (await this.admit(from, request, signal)) ?? await handler(from, request, signal)
       } catch (err: any) {
         this.components.logger.debug({ from, err: err?.message }, 'shards request refused')
-        const name = err?.name === 'QuotaExceededError' ? `${QUOTA_EXCEEDED}: ` : ''
-        answer = { v: 1, type: 'error', message: (name + String(err?.message ?? err)).slice(0, MAX_ERROR_TEXT) }
+        answer = refusalAnswer(err)
       }
       await lp.write(encodeShardsResponse(speak(answer)), { signal })
       await stream.close({ signal })
@@ -257,11 +257,18 @@ export class Libp2pShardsNetwork implements ShardsNetwork {
   }
 }
 
-/** The typed error of an `error` answer: over quota, over rate, or any other refusal. */
-function refusal (peer: string, type: string, message: string): Error {
+/** The `error` answer to a request whose handler threw `err`: the prefix of its kind where the asker acts on it ({@link refusal}). */
+export function refusalAnswer (err: any): ShardsErrorResponse {
+  const prefix = err?.name === 'QuotaExceededError' ? `${QUOTA_EXCEEDED}: ` : err?.name === 'StripeReleasingError' ? `${RELEASING}: ` : ''
+  return { v: 1, type: 'error', message: (prefix + String(err?.message ?? err)).slice(0, MAX_ERROR_TEXT) }
+}
+
+/** The typed error of an `error` answer: over quota, over rate, a stripe its holder is releasing in, or any other refusal. */
+export function refusal (peer: string, type: string, message: string): Error {
   const text = `peer ${peer} refused ${type}: ${message}`
   if (message.startsWith(QUOTA_EXCEEDED)) return new QuotaExceededError(text)
   if (message.startsWith(RATE_LIMITED)) return new RateLimitedError(text)
+  if (message.startsWith(RELEASING)) return new StripeReleasingError(text)
   return new RemoteError(text)
 }
 

@@ -32,7 +32,8 @@ import { liveManifests, noteReferences, referenceChanges } from './live-manifest
 import type { ManifestRecord } from './holdings.js'
 import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
-import { noWorse, surplusCopies } from './surplus.js'
+import { stripeName, type StripeRelease } from './stripe-releases.js'
+import { noWorse, surplusCopies, type SurplusCopy } from './surplus.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, presentShards, type HolderView } from './view.js'
 import { adoptLostShards, liveShards } from './adopt.js'
@@ -404,8 +405,8 @@ export class Repairer {
    * Garbage collection then frees the blocks.
    */
   private async releaseSurplus (at: { manifest: CID, index: number, key: Uint8Array, k: number, shards: number, view: HolderView, isAlive: (p: string) => boolean, report: RepairReport, signal?: AbortSignal }): Promise<void> {
-    const { network, holdings } = this.components
-    const { manifest, index, view, report, signal } = at
+    const { network } = this.components
+    const { manifest, index, view } = at
     const now = network.now()
     for (let i = 0; i < at.shards; i++) {
       const slot = slotOf(manifest, index, i)
@@ -415,8 +416,26 @@ export class Repairer {
     const surplus = surplusCopies({ key: at.key, k: at.k, self: network.self, shards: at.shards, holders: i => view.holders(index, i), isAlive: at.isAlive })
       .filter(copy => now - (this.ownSince.get(slotOf(manifest, index, copy.index)) ?? now) >= this.init.graceMs)
     if (surplus.length === 0) return
+    // one node releases in a stripe at a time: not while a peer's check holds it (node/durability/stripe-releases.ts)
+    const release = this.components.releases.begin(stripeName(manifest, index))
+    if (release === undefined) {
+      this.log.debug({ manifest: manifest.toString(), stripe: index }, 'extra copies not released: a peer checks the stripe for a release of its own')
+      return
+    }
+    try {
+      await this.releaseChecked({ ...at, surplus, release })
+    } finally {
+      release.end()
+    }
+  }
+
+  /** {@link releaseSurplus} once this node's releases in the stripe have begun: check the stripe with its holders, then release. */
+  private async releaseChecked (at: { manifest: CID, index: number, k: number, shards: number, view: HolderView, isAlive: (p: string) => boolean, report: RepairReport, signal?: AbortSignal, surplus: SurplusCopy[], release: StripeRelease }): Promise<void> {
+    const { network, holdings } = this.components
+    const { manifest, index, view, report, signal, release } = at
     // the stripe as its holders answer now, asked once (an earlier pass's release, another node's, a keeper that
-    // took more shards: the view's counts may be stale); this node's own releases below are applied to it as made
+    // took more shards: the view's counts may be stale), each holding its copies while this node releases; this
+    // node's own releases below are applied to it as made
     const peers = new Set<string>()
     for (let i = 0; i < at.shards; i++) for (const p of view.holders(index, i)) if (p !== network.self && at.isAlive(p)) peers.add(p)
     let held: string[][]
@@ -427,7 +446,9 @@ export class Repairer {
       return
     }
     const count = (p: string): number => held.filter(list => list.includes(p)).length
-    for (const { index: shard, keeper, keeperRanksFirst } of surplus) {
+    for (const { index: shard, keeper, keeperRanksFirst } of at.surplus) {
+      // past half the holders' hold, a copy counted may be gone: the rest waits for the next pass
+      if (!release.inTime()) break
       // the keeper still holds the shard and still comes before this node, and the release leaves the stripe no
       // worse against one lost node
       if (!held[shard].includes(keeper)) continue
@@ -451,7 +472,10 @@ export class Repairer {
   /**
    * The holders of each shard of stripe `index` of `manifest` now: this
    * node's shards whose blocks are present, and those `peers` answer (a peer
-   * that does not answer counts as holding nothing).
+   * that does not answer counts as holding nothing). Asked as a release
+   * check: each peer that answers holds its copies of the stripe a while.
+   *
+   * @throws {StripeReleasingError} when a peer is releasing in the stripe itself
    */
   private async stripeNow (at: { manifest: CID, index: number, shards: number, peers: ReadonlySet<string>, signal?: AbortSignal }): Promise<string[][]> {
     const { network, holdings, blockstore } = this.components
@@ -461,9 +485,10 @@ export class Repairer {
     for await (const h of presentShards(holdings, blockstore, manifest, index, 1)) add(h.stripe, h.shard, network.self)
     await Promise.all([...at.peers].map(async peer => {
       try {
-        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1 }, at.signal)
+        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1, release: true }, at.signal)
         if (answer.type === 'holdings') for (const [stripe, shard] of answer.shards) add(stripe, shard, peer)
       } catch (err: any) {
+        if (err?.name === 'StripeReleasingError') throw err
         this.log.debug({ peer, err: err?.message }, 'holdings not answered before a release')
       }
     }))

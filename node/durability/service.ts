@@ -16,6 +16,7 @@ import { AddEncoder, shortage, thinSpread, waitingWhy, type AddEncoderOptions } 
 import { countLeaves } from './stripes.js'
 import { DeferredCoder, type DeferredOutcome } from './deferred.js'
 import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
+import type { StripeReleases } from './stripe-releases.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
 import { filePinState, readPinStatus, type PinStatus } from './pin-status.js'
@@ -125,6 +126,9 @@ export class DurabilityService {
 
   /** The shards protocol endpoint. */
   get network (): ShardsNetwork { return this.parts.network }
+
+  /** The stripes this node holds its copies of for peers' releases, and those it is releasing in (node/durability/stripe-releases.ts). */
+  get releases (): StripeReleases { return this.parts.releases }
 
   /**
    * Which live peers (this node included) hold which shards of `manifest`,

@@ -32,8 +32,9 @@
  * before it in the same pass. Every release is checked so again right
  * before it is made, against the holdings each live holder answers then
  * (the caller's part): releases made one after another never leave a
- * stripe that survived one lost node unable to; two nodes releasing at the
- * same moment, each checking before the other's release, still could.
+ * stripe that survived one lost node unable to, and the holders asked keep
+ * their copies until the caller is done (node/durability/stripe-releases.ts),
+ * so releases at the same moment do not either.
  *
  * @module
  */

@@ -23,6 +23,7 @@ const refsArb: fc.Arbitrary<ShardRef[]> = fc.uniqueArray(fc.tuple(fc.nat({ max: 
 const requestArb: fc.Arbitrary<ShardsRequest> = fc.oneof(
   fc.record({ v: fc.constant(1 as const), type: fc.constant('hold' as const), manifest: cidArb(0x71), root: cidArb(0x70), shards: refsArb }),
   fc.record({ v: fc.constant(1 as const), type: fc.constant('holdings' as const), manifest: cidArb(0x71), from: fc.nat({ max: 2 ** 32 - 1 }), count: fc.integer({ min: 1, max: MAX_HOLDINGS_STRIPES }) }),
+  fc.record({ v: fc.constant(1 as const), type: fc.constant('holdings' as const), manifest: cidArb(0x71), from: fc.nat({ max: 2 ** 32 - 1 }), count: fc.integer({ min: 1, max: MAX_HOLDINGS_STRIPES }), release: fc.constant(true as const) }),
   fc.constant({ v: 1 as const, type: 'info' as const }),
   fc.record({
     v: fc.constant(1 as const),
@@ -106,6 +107,12 @@ describe('shards protocol codec', () => {
     }
     // a raw-codec manifest is not a manifest
     assert.throws(() => decodeShardsRequest(dagCbor.encode({ v: 1, type: 'holdings', manifest: root.toV1(), from: 0, count: 1 }).map(b => b)), { name: 'InvalidMessageError' })
+    // a release check says so with `true`, nothing else; absent, the ask is a plain one
+    for (const release of [false, 1, 'true', null, [true]]) {
+      assert.throws(() => decodeShardsRequest(dagCbor.encode({ v: 1, type: 'holdings', manifest, from: 0, count: 1, release })), { name: 'InvalidMessageError' })
+    }
+    assert.deepEqual(decodeShardsRequest(encodeShardsRequest({ v: 1, type: 'holdings', manifest, from: 3, count: 1, release: true })), { v: 1, type: 'holdings', manifest, from: 3, count: 1, release: true })
+    assert.equal(Object.hasOwn(decodeShardsRequest(encodeShardsRequest({ v: 1, type: 'holdings', manifest, from: 3, count: 1 })), 'release'), false)
     // reserve: raw CIDs only, distinct, sizes within a shard's, 1..MAX_RESERVE_BLOCKS of them
     const raw = CID.createV1(0x55, Digest.create(0x12, new Uint8Array(32).fill(2)))
     for (const blocks of [[], [{ cid: root, size: 1 }], [{ cid: raw, size: 1 }, { cid: raw, size: 2 }], [{ cid: raw, size: MAX_RESERVE_BLOCK_BYTES + 1 }], [{ cid: raw, size: 0 }], [{ cid: raw, size: -1 }], [{ cid: raw }], [{ cid: raw, size: 1, x: 1 }],
