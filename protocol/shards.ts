@@ -83,7 +83,12 @@ export const QUOTA_EXCEEDED = 'quota exceeded'
 /** How the message of an `error` refusing a request over the peer's rate starts. */
 export const RATE_LIMITED = 'rate limited'
 
-/** How the message of an `error` refusing a release check (`holdings` with `release`) starts: the holder is releasing in that stripe itself. */
+/**
+ * How the message of an `error` refusing a release check (`holdings` with
+ * `release`) starts: the holder is releasing in that stripe itself, or
+ * holds as many stripes for peers' checks as it keeps. The asker leaves the
+ * stripe's releases for its next pass.
+ */
 export const RELEASING = 'releasing'
 
 const DAG_CBOR = 0x71
@@ -125,7 +130,8 @@ export interface HoldingsRequest {
    * the holder keeps its own copies of them a while (it starts no release
    * there), or answers `error` starting with {@link RELEASING} when it is
    * releasing in one of them itself (node/durability/stripe-releases.ts).
-   * Only `true` is valid; absent in every other ask.
+   * Only `true` is valid, and only with `count` 1 (a check is of one
+   * stripe); absent in every other ask.
    */
   release?: true
 }
@@ -334,6 +340,7 @@ function pickRequest (value: unknown): ShardsRequest {
   const request: HoldingsRequest = { v: 1, type, manifest: manifestCID(f.manifest, 'holdings manifest'), from, count }
   if (!Object.hasOwn(f, 'release')) return request
   if (f.release !== true) fail('holdings release is not true')
+  if (count !== 1) fail('a holdings release check asks one stripe')
   return { ...request, release: true }
 }
 

@@ -25,6 +25,7 @@ import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { stripeKey, type ManifestRoot, type Stripe } from '../../protocol/durability.js'
 import { AbortedError } from '../errors.js'
+import { RemoteError } from '../exchange/index.js'
 import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import type { DeferredCoder } from './deferred.js'
 import type { ShardReclaimer } from './reclaim.js'
@@ -471,11 +472,13 @@ export class Repairer {
 
   /**
    * The holders of each shard of stripe `index` of `manifest` now: this
-   * node's shards whose blocks are present, and those `peers` answer (a peer
-   * that does not answer counts as holding nothing). Asked as a release
-   * check: each peer that answers holds its copies of the stripe a while.
+   * node's shards whose blocks are present, and those `peers` answer. Asked
+   * as a release check: each peer that answers holds its copies of the
+   * stripe a while. A peer that does not answer is not taken for one holding
+   * nothing: its copies may be what keeps the stripe able to lose a node
+   * (one shard already lost, say), so the stripe's releases wait.
    *
-   * @throws {StripeReleasingError} when a peer is releasing in the stripe itself
+   * @throws {StripeReleasingError} when a peer is releasing in the stripe itself; the error of any peer that does not answer (a timeout, a refusal, a peer of an earlier version that does not know the check)
    */
   private async stripeNow (at: { manifest: CID, index: number, shards: number, peers: ReadonlySet<string>, signal?: AbortSignal }): Promise<string[][]> {
     const { network, holdings, blockstore } = this.components
@@ -484,13 +487,9 @@ export class Repairer {
     const add = (stripe: number, shard: number, peer: string): void => { if (stripe === index && shard >= 0 && shard < at.shards) held[shard].push(peer) }
     for await (const h of presentShards(holdings, blockstore, manifest, index, 1)) add(h.stripe, h.shard, network.self)
     await Promise.all([...at.peers].map(async peer => {
-      try {
-        const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1, release: true }, at.signal)
-        if (answer.type === 'holdings') for (const [stripe, shard] of answer.shards) add(stripe, shard, peer)
-      } catch (err: any) {
-        if (err?.name === 'StripeReleasingError') throw err
-        this.log.debug({ peer, err: err?.message }, 'holdings not answered before a release')
-      }
+      const answer = await network.request(peer, { v: 1, type: 'holdings', manifest, from: index, count: 1, release: true }, at.signal)
+      if (answer.type !== 'holdings') throw new RemoteError(`peer ${peer} answered a release check with ${answer.type}`)
+      for (const [stripe, shard] of answer.shards) add(stripe, shard, peer)
     }))
     return held
   }

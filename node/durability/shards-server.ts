@@ -10,7 +10,7 @@ import { compareRefs, MAX_SHARD_REFS, type ShardRef, type ShardsRequest, type Sh
 import { InvalidArgumentError, TooLargeError } from '../errors.js'
 import { HoldQuota, type QuotaReport } from './quota.js'
 import { fileSkeleton, loadManifestRoot, readStripes, shardCID } from './stripes.js'
-import { stripeNames } from './stripe-releases.js'
+import { stripeName } from './stripe-releases.js'
 import { presentShards } from './view.js'
 import type { DurabilityParts } from './components.js'
 import type { ShardToHold } from './holdings.js'
@@ -54,13 +54,15 @@ export class ShardsServer {
    * @throws {InvalidArgumentError} for a `hold` of shards its manifest does not have: past its stripes or its k+m shards, or a zero shard of its short last stripe (nothing is recorded)
    * @throws {TooLargeError} for a `holdings` whose answer would name more than {@link MAX_SHARD_REFS} shards (answered `error`, never cut)
    * @throws {QuotaExceededError} (counted) for a `hold` that does not fit the quota for others
-   * @throws {StripeReleasingError} for a release check (`holdings` with `release`) of a stripe this node is releasing in, or past the most stripes it holds for peers
+   * @throws {StripeReleasingError} for a release check (`holdings` with `release`) of a stripe this node is releasing in, or past the most stripes it holds for peers (nothing held)
    */
   async handle (from: string, request: ShardsRequest, signal: AbortSignal): Promise<ShardsResponse> {
     if (request.type === 'info') return this.init.zone === undefined ? { v: 1, type: 'info' } : { v: 1, type: 'info', zone: this.init.zone }
     if (request.type === 'holdings') {
-      // a release check: this node's copies of the stripes stay while the asker releases (or it is refused, nothing held)
-      if (request.release === true) this.components.releases.hold(stripeNames(request.manifest, request.from, request.count))
+      // a release check: this node's copies of the stripe stay while the asker releases (or it is refused, nothing
+      // held), from before they are looked up, so none of those answered goes meanwhile
+      const checked = request.release === true ? [stripeName(request.manifest, request.from)] : []
+      if (checked.length > 0) this.components.releases.hold(checked)
       // a recovered holdings store names a shard of the block store once it is looked up: never answered without it
       await this.init.reclaim?.manifest(request.manifest)
       const shards: ShardRef[] = []
@@ -69,6 +71,8 @@ export class ShardsServer {
         if (shards.length >= MAX_SHARD_REFS) throw new TooLargeError(`holdings: more than ${MAX_SHARD_REFS} shards held in stripes ${request.from}..${request.from + request.count - 1}; ask fewer stripes`)
         shards.push([held.stripe, held.shard])
       }
+      // no copy here to keep: no hold taking room (a check of a stripe this node does not hold, made up or not)
+      if (shards.length === 0) this.components.releases.drop(checked)
       return { v: 1, type: 'holdings', shards }
     }
     if (request.type === 'reserve') return await this.reserve(from, request)

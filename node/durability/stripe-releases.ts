@@ -7,31 +7,40 @@
  * node. That check is sound for releases made one after another. Two
  * holders of a stripe releasing at the same moment, each asking before the
  * other's release lands, each count the copies the others are giving up:
- * with every holder releasing at once on 3,000 random states of small
- * stripes (2–4 holders, k+m of 2–5), 95 were left worse against one lost
- * node than before (each release alone was fine), and the repair pass then
- * had to rebuild what had just been released.
+ * with every holder deciding on the same answers by surplus.ts's rule (a
+ * script, not kept), 95 of 3,000 random states of small stripes (2–4
+ * holders, k+m of 2–5) were left worse against one lost node than before,
+ * each release alone being fine; the repair pass then had to rebuild what
+ * had just been released.
  *
- * How: the check's `holdings` request says it comes before a release
- * (`release: true`). A holder that answers it **holds** its copies of those
- * stripes for {@link RELEASE_HOLD_MS}: it starts no release in them
- * meanwhile. A holder that is itself releasing in one of them answers an
- * error starting with {@link RELEASING} instead, and the asker leaves the
- * stripe for its next pass (the passes' phases are drawn at random, so the
- * two rarely meet again). The asker makes its releases within half the
- * hold of sending its requests, or leaves them for its next pass. So every
- * copy an asker counts stays where it was counted until the asker is done,
- * whatever the peers' clocks (only durations are compared, each on its own
- * node's clock): of two nodes checking one stripe at the same moment,
- * either one's request reaches the other first (that one holds, the other
- * releases) or each finds the other releasing (both wait).
+ * How: the check's `holdings` request (of one stripe) says it comes before
+ * a release (`release: true`). A holder that answers it with copies of the
+ * stripe **holds** them for {@link RELEASE_HOLD_MS}: it starts no release
+ * there meanwhile (a releaser whose view of the stripe lacks the asker
+ * would not ask it, so refusing below would not stop it). A holder that is
+ * itself releasing there answers an error
+ * starting with {@link RELEASING} instead, and so does one holding
+ * {@link MAX_RELEASE_HOLDS} stripes already. The asker then leaves the
+ * stripe for its next pass (the passes' phases are drawn at random, so two
+ * nodes rarely meet again); it does so too when any holder asked does not
+ * answer, as a holder's copies left out of the count may be what keeps the
+ * stripe able to lose a node. The asker makes its releases within half the
+ * hold of beginning them (just before its requests go out), or leaves the
+ * rest for its next pass. So every copy an asker counts stays where it was
+ * counted until the asker is done, whatever the peers' clocks (only
+ * durations are compared, each on its own node's clock): of two nodes
+ * checking one stripe at the same moment, either one's request reaches the
+ * other first (that one holds, the other releases) or each finds the other
+ * releasing (both wait).
  *
  * When it applies: every release of an extra copy by the repair pass. A
  * placement's hand-over (the writer gives up a shard once its new holder
  * acknowledged it) does not pass here: the copy it gives up sits on the new
- * holder. A peer of an earlier version refuses the flagged request (it does
- * not know the field): counted as holding nothing, it never keeps a copy
- * for another node's release until it is upgraded.
+ * holder. A peer of an earlier version refuses the flagged request as
+ * malformed: no node releases in a stripe such a peer holds until it is
+ * upgraded. Not bounded per peer: a member sending checks of many stripes
+ * this node holds can keep its releases waiting (not its data), as long as
+ * it keeps sending them.
  *
  * @module
  */
@@ -42,7 +51,7 @@ import type { CID } from 'multiformats/cid'
 /** How long a holder keeps its copies of a stripe after answering a release check (ms). */
 export const RELEASE_HOLD_MS = 30_000
 
-/** Most stripes held for peers' releases at once; past it, checks are refused (the asker counts this node as holding nothing). */
+/** Most stripes held for peers' releases at once; past it, checks are refused (the asker leaves the stripe for its next pass). */
 export const MAX_RELEASE_HOLDS = 4096
 
 /**
@@ -59,11 +68,6 @@ export class StripeReleasingError extends ShoalError {
 /** The name of stripe `index` of `manifest` in {@link StripeReleases}. */
 export function stripeName (manifest: CID, index: number): string {
   return `${manifest.toString()}/${index}`
-}
-
-/** The names of stripes [from, from + count) of `manifest`. */
-export function stripeNames (manifest: CID, from: number, count: number): string[] {
-  return Array.from({ length: count }, (_, i) => stripeName(manifest, from + i))
 }
 
 /** What {@link StripeReleases} reads. */
@@ -124,6 +128,14 @@ export class StripeReleases {
       this.holds.delete(s)
       this.holds.set(s, now + this.holdMs)
     }
+  }
+
+  /**
+   * Hold none of `stripes` any more (a check answered with no copy of
+   * them here: there is nothing to keep, and the room goes back).
+   */
+  drop (stripes: readonly string[]): void {
+    for (const s of stripes) this.holds.delete(s)
   }
 
   /** Begin this node's releases in `stripe`; undefined while a peer's check holds it or this node releases there already. */

@@ -2,11 +2,17 @@
  * Extra copies released by several holders of one stripe at the same
  * moment, on the real DurabilityService in the durability simulation
  * (virtual time, so "the same moment" is exact): each holder checks the
- * stripe with the others right before its release, and without the holds of
- * node/durability/stripe-releases.ts each counted copies that another was
- * giving up at that very moment, leaving a stripe that survived one lost
- * node unable to. With them, the moment's passes release nothing that
- * would, and passes apart release the extra copies one holder at a time.
+ * stripe with the others right before its release, and without the
+ * refusal of node/durability/stripe-releases.ts (a node under way with its
+ * own releases in the stripe refuses a peer's check) each counted copies
+ * that another was giving up at that very moment, leaving a stripe that
+ * survived one lost node unable to. With it, passes at one moment or a few
+ * milliseconds apart release nothing that would, and passes apart release
+ * the extra copies one holder at a time. A holder that does not answer the
+ * check (as a peer of an earlier version) keeps the stripe's extra copies
+ * waiting. (The hold a check leaves on its holder covers a releaser whose
+ * view lacks the asker: every view here is whole, so its tests are those of
+ * test/node/durability/stripe-releases.test.ts.)
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -15,6 +21,7 @@ import { stripeKey } from '../../protocol/durability.js'
 import { readManifest, shardCID } from '../../node/durability/stripes.js'
 import { noWorse, surplusCopies, worstLoss } from '../../node/durability/surplus.js'
 import { FULL_VIEW_EVERY } from '../../node/durability/repairer.js'
+import { InvalidMessageError } from '../../node/errors.js'
 import type { DurabilityService } from '../../node/durability/service.js'
 import { RealDurabilitySim, type RealSimNode } from '../../simulations/durability-real.js'
 
@@ -92,63 +99,140 @@ async function passesAtOnce (sim: RealDurabilitySim, nodes: RealSimNode[]): Prom
   await sim.time.runUntil(() => done === nodes.length)
 }
 
+/** A three-node simulation whose file's stripe 0 is held as `pick` chooses, each node's next pass asking every peer. */
+interface Stage {
+  sim: RealDurabilitySim
+  manifest: CID
+  ids: string[]
+  state: string[][]
+  /** `held` with node indices for names, for messages. */
+  named: (held: string[][]) => string
+}
+
+/**
+ * Three nodes, an ec:2+1 file (no node is free to move a shard to, so only
+ * releases change the stripe); repair passes run only when the test starts
+ * them. Stripe 0 is then held as `pick` chooses from the stripe's key and
+ * the node ids, every node has seen its copies a grace period ago, and each
+ * node's next pass asks every peer: a stripe whose shards sit on k+m
+ * distinct nodes is healthy, and a pass over healthy files asks the holders
+ * last seen, so copies elsewhere show in every FULL_VIEW_EVERY-th pass,
+ * which each node's passes are brought to.
+ */
+async function stage (pick: (key: Uint8Array, ids: string[]) => string[][] | undefined): Promise<Stage> {
+  const sim = new RealDurabilitySim({ seed: 47, nodes: 3, files: 1, policy: `ec:${K}+${M}`, leavesPerFile: 2, graceMs: GRACE_MS, checkIntervalMs: 24 * 3_600_000 })
+  await sim.setup()
+  await sim.place()
+  const [file] = sim.files
+  const writer = sim.node(file.writer)
+  let key: Uint8Array | undefined
+  let cids: string[] = []
+  for await (const { index, stripe } of readManifest(writer.side.store, file.manifest)) {
+    if (index !== 0) continue
+    key = stripeKey(stripe)
+    cids = Array.from({ length: K + M }, (_, i) => shardCID(stripe, K, i)?.toString() ?? '')
+  }
+  assert.ok(key !== undefined && cids.every(c => c !== ''), 'stripe 0 has its k+m shards')
+  const ids = sim.nodes.map(n => n.id)
+  assert.deepEqual((await holdersOf(sim, file.manifest, 0)).map(list => list.length), [1, 1, 1], 'placed: one holder per shard')
+  const state = pick(key, ids)
+  assert.ok(state !== undefined, 'such a state exists for these nodes')
+  for (const node of sim.nodes) await setHoldings(sim, node, file.manifest, 0, cids, state)
+  assert.deepEqual(await holdersOf(sim, file.manifest, 0), state.map(list => [...list].sort()))
+  for (const node of sim.nodes) {
+    while (passes(node) < FULL_VIEW_EVERY || passes(node) % FULL_VIEW_EVERY !== FULL_VIEW_EVERY - 1) await passesAtOnce(sim, [node])
+  }
+  await sim.time.advance(GRACE_MS + 1_000)
+  const named = (held: string[][]): string => JSON.stringify(held.map(list => list.map(p => `n${ids.indexOf(p)}`)))
+  return { sim, manifest: file.manifest, ids, state, named }
+}
+
+/** Repair passes `node`'s service has run. */
+function passes (node: RealSimNode): number {
+  return (node.services.at(-1) as DurabilityService).stats.repairPasses
+}
+
+/** A state of extra copies where releases made at the same moment leave the stripe worse against one lost node. */
+function racy (key: Uint8Array, ids: string[]): string[][] | undefined {
+  for (const held of assignments(ids)) {
+    if (worstLoss(held) >= K && worstLoss(releasedAtOnce(held, key, ids)) < K) return held
+  }
+  return undefined
+}
+
+/** Passes of every node one at a time, a minute apart, `rounds` times; the stripe never below one lost node's worth. */
+async function passesApart (s: Stage, rounds: number): Promise<void> {
+  for (let round = 0; round < rounds; round++) {
+    for (const node of s.sim.nodes) {
+      await passesAtOnce(s.sim, [node])
+      await s.sim.time.advance(60_000)
+      const now = await holdersOf(s.sim, s.manifest, 0)
+      assert.ok(worstLoss(now) >= K, `round ${round}: ${s.named(now)}`)
+    }
+  }
+}
+
 describe('durability simulation: extra copies released at the same moment', () => {
   it('holders checking one stripe at once release nothing that leaves it unable to survive a lost node; apart, they release the extra copies', TEST, async () => {
-    // three nodes, an ec:2+1 file: no node is free to move a shard to, so only releases change the stripe; repair
-    // passes run only when the test starts them
-    const sim = new RealDurabilitySim({ seed: 47, nodes: 3, files: 1, policy: `ec:${K}+${M}`, leavesPerFile: 2, graceMs: GRACE_MS, checkIntervalMs: 24 * 3_600_000 })
-    await sim.setup()
-    await sim.place()
-    const [file] = sim.files
-    const writer = sim.node(file.writer)
-    let key: Uint8Array | undefined
-    let cids: string[] = []
-    for await (const { index, stripe } of readManifest(writer.side.store, file.manifest)) {
-      if (index !== 0) continue
-      key = stripeKey(stripe)
-      cids = Array.from({ length: K + M }, (_, i) => shardCID(stripe, K, i)?.toString() ?? '')
-    }
-    assert.ok(key !== undefined && cids.every(c => c !== ''), 'stripe 0 has its k+m shards')
-    const ids = sim.nodes.map(n => n.id)
-    assert.deepEqual((await holdersOf(sim, file.manifest, 0)).map(list => list.length), [1, 1, 1], 'placed: one holder per shard')
+    const s = await stage(racy)
+    await passesAtOnce(s.sim, s.sim.nodes)
+    assert.ok(s.sim.nodes.every(n => passes(n) % FULL_VIEW_EVERY === 0), 'the passes at one moment each asked every peer')
+    const atOnce = await holdersOf(s.sim, s.manifest, 0)
+    assert.ok(atOnce.every(list => list.length > 0), `no shard's last copy released: ${s.named(atOnce)}`)
+    assert.ok(worstLoss(atOnce) >= K, `the stripe still survives one lost node: ${s.named(atOnce)} from ${s.named(s.state)}`)
 
-    // a state of extra copies where releases made at the same moment leave the stripe worse against one lost node
-    let state: string[][] | undefined
-    for (const held of assignments(ids)) {
-      const after = releasedAtOnce(held, key, ids)
-      if (worstLoss(held) >= K && worstLoss(after) < K) { state = held; break }
-    }
-    assert.ok(state !== undefined, 'such a state exists for these nodes')
-    for (const node of sim.nodes) await setHoldings(sim, node, file.manifest, 0, cids, state)
-    assert.deepEqual(await holdersOf(sim, file.manifest, 0), state.map(list => [...list].sort()))
-
-    // every node sees the copies (a copy is released only once held a grace period), then all pass at one moment. A
-    // stripe whose shards sit on k+m distinct nodes is healthy, and a pass over healthy files asks the holders last
-    // seen: the copies show in every FULL_VIEW_EVERY-th pass, which each node's passes here are brought to
-    const passes = (node: RealSimNode): number => (node.services.at(-1) as DurabilityService).stats.repairPasses
-    for (const node of sim.nodes) {
-      while (passes(node) < FULL_VIEW_EVERY || passes(node) % FULL_VIEW_EVERY !== FULL_VIEW_EVERY - 1) await passesAtOnce(sim, [node])
-    }
-    await sim.time.advance(GRACE_MS + 1_000)
-    await passesAtOnce(sim, sim.nodes)
-    assert.ok(sim.nodes.every(n => passes(n) % FULL_VIEW_EVERY === 0), 'the passes at one moment each asked every peer')
-    const atOnce = await holdersOf(sim, file.manifest, 0)
-    const named = (held: string[][]): string => JSON.stringify(held.map(list => list.map(p => `n${ids.indexOf(p)}`)))
-    assert.ok(atOnce.every(list => list.length > 0), `no shard's last copy released: ${named(atOnce)}`)
-    assert.ok(worstLoss(atOnce) >= K, `the stripe still survives one lost node: ${named(atOnce)} from ${named(state)}`)
-
-    // passes apart (one node at a time, a minute between): every extra copy goes, never below one lost node's worth
-    for (let round = 0; round < 2 * FULL_VIEW_EVERY; round++) {
-      for (const node of sim.nodes) {
-        await passesAtOnce(sim, [node])
-        await sim.time.advance(60_000)
-        const now = await holdersOf(sim, file.manifest, 0)
-        assert.ok(worstLoss(now) >= K, `round ${round}: ${named(now)}`)
-      }
-    }
-    const settled = await holdersOf(sim, file.manifest, 0)
-    assert.deepEqual(settled.map(list => list.length), [1, 1, 1], `one copy of each shard once released apart: ${named(settled)}`)
+    // passes apart: every extra copy goes
+    await passesApart(s, 2 * FULL_VIEW_EVERY)
+    const settled = await holdersOf(s.sim, s.manifest, 0)
+    assert.deepEqual(settled.map(list => list.length), [1, 1, 1], `one copy of each shard once released apart: ${s.named(settled)}`)
     assert.equal(new Set(settled.flat()).size, 3, 'on three distinct nodes')
-    sim.time.clear()
+    s.sim.time.clear()
+  })
+
+  it('holders starting their passes a few milliseconds apart: one check reaches the others first, and the stripe still survives a lost node', TEST, async () => {
+    for (const apartMs of [1, 2, 3, 5, 8, 13, 21, 34]) {
+      const s = await stage(racy)
+      let done = 0
+      s.sim.nodes.forEach((node, i) => {
+        s.sim.time.setTimeout(() => { void node.service.repair().catch(() => {}).finally(() => { done++ }) }, i * apartMs)
+      })
+      await s.sim.time.runUntil(() => done === s.sim.nodes.length)
+      const after = await holdersOf(s.sim, s.manifest, 0)
+      assert.ok(worstLoss(after) >= K, `${apartMs} ms apart: ${s.named(after)} from ${s.named(s.state)}`)
+      s.sim.time.clear()
+    }
+  })
+
+  it('a holder that does not answer the check (as a peer of an earlier version): the stripe\'s extra copies wait for it', TEST, async () => {
+    // one extra copy, on a node holding another shard of the stripe: released towards its other holder
+    let copyOf: { shard: number, node: string } | undefined
+    const s = await stage((key, ids) => {
+      const held = [[ids[0]], [ids[1]], [ids[2]]]
+      for (let shard = 0; shard < K + M && copyOf === undefined; shard++) {
+        for (const node of ids) {
+          if (held[shard].includes(node) || copyOf !== undefined) continue
+          const withCopy = held.map((list, i) => i === shard ? [...list, node] : list)
+          if (surplusCopies({ key, k: K, self: node, shards: K + M, holders: i => withCopy[i], isAlive: () => true }).some(c => c.index === shard)) copyOf = { shard, node }
+        }
+      }
+      return copyOf === undefined ? undefined : held.map((list, i) => i === copyOf?.shard ? [...list, copyOf.node] : list)
+    })
+    assert.ok(copyOf !== undefined)
+    const { shard, node } = copyOf
+    // the third node, neither the copy's holder nor its keeper, refuses flagged checks as malformed
+    const silent = s.sim.nodes.find(n => n.id !== node && !s.state[shard].includes(n.id)) as RealSimNode
+    const handler = silent.side.handler
+    assert.ok(handler !== undefined)
+    silent.side.handler = async (from, request, signal) => {
+      if (request.type === 'holdings' && request.release === true) throw new InvalidMessageError('invalid shards message: holdings request has a key it does not know')
+      return await handler(from, request, signal)
+    }
+    const copies = async (): Promise<number> => (await holdersOf(s.sim, s.manifest, 0))[shard].length
+    await passesApart(s, 2 * FULL_VIEW_EVERY)
+    assert.equal(await copies(), 2, 'the extra copy stays while a holder does not answer the check')
+    silent.side.handler = handler
+    await passesApart(s, 2 * FULL_VIEW_EVERY)
+    assert.equal(await copies(), 1, 'released once it answers')
+    s.sim.time.clear()
   })
 })

@@ -2,16 +2,19 @@
  * Releases of extra copies, one node at a time per stripe
  * (node/durability/stripe-releases.ts): a peer's release check holds this
  * node's copies of the stripe, this node's own release in a stripe refuses
- * peers' checks of it, both end on time; and the same between two real
- * nodes (real libp2p on 127.0.0.1, real LevelDB): the check travels as a
- * flagged `holdings` request, the refusal comes back typed.
+ * peers' checks of it, both end on time, a check finding no copy holds
+ * nothing; and the same between two real nodes (real libp2p on 127.0.0.1,
+ * real LevelDB): the check travels as a flagged `holdings` request, the
+ * refusal comes back typed.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { RELEASE_HOLD_MS, StripeReleases, stripeName } from '../../../node/durability/stripe-releases.js'
-import { swarmOf, type Swarm } from '../../helpers/swarm.js'
+import { randomBytes } from 'node:crypto'
+import { parseChunker } from '../../../node/content/index.js'
+import { once, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 /** A clock the test moves. */
@@ -96,29 +99,55 @@ describe('stripe releases', () => {
     assert.equal(releases.held, 3)
   })
 
-  it('between real nodes: a flagged holdings request holds the stripe on the holder; a holder releasing there refuses it, typed', { timeout: 60_000 }, async (t) => {
-    const swarm: Swarm = await swarmOf(t, 2)
+  it('a check answered with no copy holds nothing: the room goes back', () => {
+    const c = clock()
+    const releases = new StripeReleases({ now: c.now }, { holdMs: 10_000, maxHolds: 1 })
+    releases.hold(['m/0'])
+    releases.drop(['m/0'])
+    assert.equal(releases.held, 0)
+    const r = releases.begin('m/0')
+    assert.ok(r !== undefined, 'nothing held')
+    r.end()
+    releases.hold(['m/1'])
+  })
+
+  it('between real nodes: a check holds the holder\'s copies of the stripe, a check of a stripe it does not hold holds nothing, a holder releasing there refuses it, typed', { timeout: 60_000 }, async (t) => {
+    const swarm: Swarm = await swarmOf(t, 3)
     const [asker, holder] = swarm.nodes as ShoalNode[]
     const holderId = holder.components.peerId
     const network = asker.components.durability.network
     const releases = holder.components.durability.releases
-    const check = { v: 1 as const, type: 'holdings' as const, manifest: MANIFEST, count: 1, release: true as const }
+    // a file coded ec:2+1 over the three nodes: the holder keeps a shard of its stripe 0
+    await asker.components.files.add('/f.bin', once(randomBytes(512 * 1024)), { chunker: parseChunker('size-262144'), pin: 'ec:2+1' })
+    await asker.components.files.settled()
+    const entry = await asker.components.namespace.stat('/f.bin')
+    assert.ok(entry.type === 'file' && entry.pin?.manifest !== undefined)
+    const manifest = CID.parse(entry.pin.manifest)
+    await until('the holder holds shards of stripe 0', async () => {
+      for await (const h of holder.components.holdings.held(manifest)) if (h.stripe === 0) return true
+      return false
+    })
+    const check = { v: 1 as const, type: 'holdings' as const, count: 1, release: true as const }
 
-    // a check of stripe 0: answered, and the holder starts no release there for the hold period
-    assert.deepEqual(await network.request(holderId, { ...check, from: 0 }), { v: 1, type: 'holdings', shards: [] })
-    assert.equal(releases.begin(stripeName(MANIFEST, 0)), undefined, `held for ${RELEASE_HOLD_MS} ms`)
-    // a plain ask holds nothing
+    // a check of stripe 0: answered with the holder's shards, which it then keeps for the hold period
+    const answer = await network.request(holderId, { ...check, manifest, from: 0 })
+    assert.ok(answer.type === 'holdings' && answer.shards.length > 0, JSON.stringify(answer))
+    assert.equal(releases.begin(stripeName(manifest, 0)), undefined, `held for ${RELEASE_HOLD_MS} ms`)
+    // a plain ask holds nothing; nor does a check of a stripe the holder has no copy of
     await network.request(holderId, { v: 1, type: 'holdings', manifest: MANIFEST, from: 2, count: 1 })
-    const free = releases.begin(stripeName(MANIFEST, 2))
-    assert.ok(free !== undefined, 'a plain holdings ask is no check')
-    free.end()
+    assert.deepEqual(await network.request(holderId, { ...check, manifest: MANIFEST, from: 3 }), { v: 1, type: 'holdings', shards: [] })
+    for (const stripe of [2, 3]) {
+      const free = releases.begin(stripeName(MANIFEST, stripe))
+      assert.ok(free !== undefined, `stripe ${stripe} not held`)
+      free.end()
+    }
 
-    // the holder releasing in stripe 1: the check is refused with a typed error, a plain ask still answered
+    // the holder releasing in a stripe: the check is refused with a typed error, a plain ask still answered
     const mine = releases.begin(stripeName(MANIFEST, 1))
     assert.ok(mine !== undefined)
-    await assert.rejects(network.request(holderId, { ...check, from: 1 }), { name: 'StripeReleasingError' })
+    await assert.rejects(network.request(holderId, { ...check, manifest: MANIFEST, from: 1 }), { name: 'StripeReleasingError' })
     assert.deepEqual(await network.request(holderId, { v: 1, type: 'holdings', manifest: MANIFEST, from: 1, count: 1 }), { v: 1, type: 'holdings', shards: [] })
     mine.end()
-    assert.deepEqual(await network.request(holderId, { ...check, from: 1 }), { v: 1, type: 'holdings', shards: [] }, 'answered once its release is done')
+    assert.deepEqual(await network.request(holderId, { ...check, manifest: MANIFEST, from: 1 }), { v: 1, type: 'holdings', shards: [] }, 'answered once its release is done')
   })
 })
