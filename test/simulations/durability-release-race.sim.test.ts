@@ -9,8 +9,8 @@
  * survived one lost node unable to. With it, passes at one moment or a few
  * milliseconds apart release nothing that would, and passes apart release
  * the extra copies one holder at a time. A holder that does not answer the
- * check (as a peer of an earlier version) keeps the stripe's extra copies
- * waiting. (The hold a check leaves on its holder covers a releaser whose
+ * check (as a peer of an earlier version), or answers after half the hold,
+ * keeps the stripe's extra copies waiting. (The hold a check leaves on its holder covers a releaser whose
  * view lacks the asker: every view here is whole, so its tests are those of
  * test/node/durability/stripe-releases.test.ts.)
  */
@@ -22,6 +22,7 @@ import { readManifest, shardCID } from '../../node/durability/stripes.js'
 import { noWorse, surplusCopies, worstLoss } from '../../node/durability/surplus.js'
 import { FULL_VIEW_EVERY } from '../../node/durability/repairer.js'
 import { InvalidMessageError } from '../../node/errors.js'
+import { RELEASE_HOLD_MS } from '../../node/durability/stripe-releases.js'
 import type { DurabilityService } from '../../node/durability/service.js'
 import { RealDurabilitySim, type RealSimNode } from '../../simulations/durability-real.js'
 
@@ -172,6 +173,30 @@ async function passesApart (s: Stage, rounds: number): Promise<void> {
   }
 }
 
+/**
+ * One extra copy of a shard of stripe 0, on a node holding another shard of
+ * the stripe (released towards its other holder), and the third node:
+ * neither that copy's holder nor its keeper.
+ */
+async function oneExtraCopy (): Promise<{ s: Stage, third: RealSimNode, copies: () => Promise<number> }> {
+  let copyOf: { shard: number, node: string } | undefined
+  const s = await stage((key, ids) => {
+    const held = [[ids[0]], [ids[1]], [ids[2]]]
+    for (let shard = 0; shard < K + M && copyOf === undefined; shard++) {
+      for (const node of ids) {
+        if (held[shard].includes(node) || copyOf !== undefined) continue
+        const withCopy = held.map((list, i) => i === shard ? [...list, node] : list)
+        if (surplusCopies({ key, k: K, self: node, shards: K + M, holders: i => withCopy[i], isAlive: () => true }).some(c => c.index === shard)) copyOf = { shard, node }
+      }
+    }
+    return copyOf === undefined ? undefined : held.map((list, i) => i === copyOf?.shard ? [...list, copyOf.node] : list)
+  })
+  assert.ok(copyOf !== undefined)
+  const { shard, node } = copyOf
+  const third = s.sim.nodes.find(n => n.id !== node && !s.state[shard].includes(n.id)) as RealSimNode
+  return { s, third, copies: async () => (await holdersOf(s.sim, s.manifest, 0))[shard].length }
+}
+
 describe('durability simulation: extra copies released at the same moment', () => {
   it('holders checking one stripe at once release nothing that leaves it unable to survive a lost node; apart, they release the extra copies', TEST, async () => {
     const s = await stage(racy)
@@ -204,35 +229,36 @@ describe('durability simulation: extra copies released at the same moment', () =
   })
 
   it('a holder that does not answer the check (as a peer of an earlier version): the stripe\'s extra copies wait for it', TEST, async () => {
-    // one extra copy, on a node holding another shard of the stripe: released towards its other holder
-    let copyOf: { shard: number, node: string } | undefined
-    const s = await stage((key, ids) => {
-      const held = [[ids[0]], [ids[1]], [ids[2]]]
-      for (let shard = 0; shard < K + M && copyOf === undefined; shard++) {
-        for (const node of ids) {
-          if (held[shard].includes(node) || copyOf !== undefined) continue
-          const withCopy = held.map((list, i) => i === shard ? [...list, node] : list)
-          if (surplusCopies({ key, k: K, self: node, shards: K + M, holders: i => withCopy[i], isAlive: () => true }).some(c => c.index === shard)) copyOf = { shard, node }
-        }
-      }
-      return copyOf === undefined ? undefined : held.map((list, i) => i === copyOf?.shard ? [...list, copyOf.node] : list)
-    })
-    assert.ok(copyOf !== undefined)
-    const { shard, node } = copyOf
-    // the third node, neither the copy's holder nor its keeper, refuses flagged checks as malformed
-    const silent = s.sim.nodes.find(n => n.id !== node && !s.state[shard].includes(n.id)) as RealSimNode
-    const handler = silent.side.handler
+    const { s, third, copies } = await oneExtraCopy()
+    const handler = third.side.handler
     assert.ok(handler !== undefined)
-    silent.side.handler = async (from, request, signal) => {
+    third.side.handler = async (from, request, signal) => {
       if (request.type === 'holdings' && request.release === true) throw new InvalidMessageError('invalid shards message: holdings request has a key it does not know')
       return await handler(from, request, signal)
     }
-    const copies = async (): Promise<number> => (await holdersOf(s.sim, s.manifest, 0))[shard].length
     await passesApart(s, 2 * FULL_VIEW_EVERY)
     assert.equal(await copies(), 2, 'the extra copy stays while a holder does not answer the check')
-    silent.side.handler = handler
+    third.side.handler = handler
     await passesApart(s, 2 * FULL_VIEW_EVERY)
     assert.equal(await copies(), 1, 'released once it answers')
+    s.sim.time.clear()
+  })
+
+  it('a check answered after half the hold: its releases wait for a pass whose answers come in time', TEST, async () => {
+    const { s, third, copies } = await oneExtraCopy()
+    const handler = third.side.handler
+    assert.ok(handler !== undefined)
+    // the third node answers checks 16 s late: the holds of the others, taken at their answers, may end before a
+    // release made on them would
+    third.side.handler = async (from, request, signal) => {
+      if (request.type === 'holdings' && request.release === true) await new Promise<void>(resolve => { s.sim.time.setTimeout(resolve, RELEASE_HOLD_MS / 2 + 1_000) })
+      return await handler(from, request, signal)
+    }
+    await passesApart(s, 2 * FULL_VIEW_EVERY)
+    assert.equal(await copies(), 2, 'nothing released on answers older than half the hold')
+    third.side.handler = handler
+    await passesApart(s, 2 * FULL_VIEW_EVERY)
+    assert.equal(await copies(), 1, 'released once the answers come in time')
     s.sim.time.clear()
   })
 })
