@@ -23,6 +23,7 @@ import { noWorse, surplusCopies, worstLoss } from '../../node/durability/surplus
 import { FULL_VIEW_EVERY } from '../../node/durability/repairer.js'
 import { InvalidMessageError } from '../../node/errors.js'
 import { RELEASE_HOLD_MS } from '../../node/durability/stripe-releases.js'
+import type { HoldingsRequest, ShardsResponse } from '../../protocol/shards.js'
 import type { DurabilityService } from '../../node/durability/service.js'
 import { RealDurabilitySim, type RealSimNode } from '../../simulations/durability-real.js'
 
@@ -197,6 +198,27 @@ async function oneExtraCopy (): Promise<{ s: Stage, third: RealSimNode, copies: 
   return { s, third, copies: async () => (await holdersOf(s.sim, s.manifest, 0))[shard].length }
 }
 
+/**
+ * With the third node of {@link oneExtraCopy} answering `holdings` through
+ * `fault`, passes apart keep the extra copy; answering as it should again,
+ * they release it.
+ */
+async function extraCopyWaitsFor (fault: (answer: () => Promise<ShardsResponse>, request: HoldingsRequest, time: RealDurabilitySim['time']) => Promise<ShardsResponse>): Promise<void> {
+  const { s, third, copies } = await oneExtraCopy()
+  const handler = third.side.handler
+  assert.ok(handler !== undefined)
+  third.side.handler = async (from, request, signal) => {
+    const answer = async (): Promise<ShardsResponse> => await handler(from, request, signal)
+    return request.type === 'holdings' ? await fault(answer, request, s.sim.time) : await answer()
+  }
+  await passesApart(s, 2 * FULL_VIEW_EVERY)
+  assert.equal(await copies(), 2, 'the extra copy stays while the holder answers so')
+  third.side.handler = handler
+  await passesApart(s, 2 * FULL_VIEW_EVERY)
+  assert.equal(await copies(), 1, 'released once it answers as it should')
+  s.sim.time.clear()
+}
+
 describe('durability simulation: extra copies released at the same moment', () => {
   it('holders checking one stripe at once release nothing that leaves it unable to survive a lost node; apart, they release the extra copies', TEST, async () => {
     const s = await stage(racy)
@@ -229,36 +251,18 @@ describe('durability simulation: extra copies released at the same moment', () =
   })
 
   it('a holder that does not answer the check (as a peer of an earlier version): the stripe\'s extra copies wait for it', TEST, async () => {
-    const { s, third, copies } = await oneExtraCopy()
-    const handler = third.side.handler
-    assert.ok(handler !== undefined)
-    third.side.handler = async (from, request, signal) => {
-      if (request.type === 'holdings' && request.release === true) throw new InvalidMessageError('invalid shards message: holdings request has a key it does not know')
-      return await handler(from, request, signal)
-    }
-    await passesApart(s, 2 * FULL_VIEW_EVERY)
-    assert.equal(await copies(), 2, 'the extra copy stays while a holder does not answer the check')
-    third.side.handler = handler
-    await passesApart(s, 2 * FULL_VIEW_EVERY)
-    assert.equal(await copies(), 1, 'released once it answers')
-    s.sim.time.clear()
+    await extraCopyWaitsFor(async (answer, request) => {
+      if (request.release === true) throw new InvalidMessageError('invalid shards message: holdings request has a key it does not know')
+      return await answer()
+    })
   })
 
   it('a check answered after half the hold: its releases wait for a pass whose answers come in time', TEST, async () => {
-    const { s, third, copies } = await oneExtraCopy()
-    const handler = third.side.handler
-    assert.ok(handler !== undefined)
     // the third node answers checks 16 s late: the holds of the others, taken at their answers, may end before a
     // release made on them would
-    third.side.handler = async (from, request, signal) => {
-      if (request.type === 'holdings' && request.release === true) await new Promise<void>(resolve => { s.sim.time.setTimeout(resolve, RELEASE_HOLD_MS / 2 + 1_000) })
-      return await handler(from, request, signal)
-    }
-    await passesApart(s, 2 * FULL_VIEW_EVERY)
-    assert.equal(await copies(), 2, 'nothing released on answers older than half the hold')
-    third.side.handler = handler
-    await passesApart(s, 2 * FULL_VIEW_EVERY)
-    assert.equal(await copies(), 1, 'released once the answers come in time')
-    s.sim.time.clear()
+    await extraCopyWaitsFor(async (answer, request, time) => {
+      if (request.release === true) await new Promise<void>(resolve => { time.setTimeout(resolve, RELEASE_HOLD_MS / 2 + 1_000) })
+      return await answer()
+    })
   })
 })
