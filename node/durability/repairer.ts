@@ -34,7 +34,7 @@ import type { ManifestRecord } from './holdings.js'
 import { planRepair, repairCoordinator, type RepairPlan, type StripeHealth } from './repair-plan.js'
 import { SharedPass } from './shared-pass.js'
 import { stripeName, type StripeRelease } from './stripe-releases.js'
-import { noWorse, surplusCopies, type SurplusCopy } from './surplus.js'
+import { releaseConfirmed, surplusCopies, type SurplusCopy } from './surplus.js'
 import { loadManifestRoot, readStripes, shardCID } from './stripes.js'
 import { gatherView, presentShards, type HolderView } from './view.js'
 import { adoptLostShards, liveShards } from './adopt.js'
@@ -446,17 +446,11 @@ export class Repairer {
       this.log.debug({ manifest: manifest.toString(), stripe: index, err: err?.message }, 'extra copies not released')
       return
     }
-    const count = (p: string): number => held.filter(list => list.includes(p)).length
-    for (const { index: shard, keeper, keeperRanksFirst } of at.surplus) {
+    for (const copy of at.surplus) {
+      const { index: shard, keeper } = copy
       // past half the holders' hold, a copy counted may be gone: the rest waits for the next pass
       if (!release.inTime()) break
-      // the keeper still holds the shard and still comes before this node, and the release leaves the stripe no
-      // worse against one lost node
-      if (!held[shard].includes(keeper)) continue
-      const theirs = count(keeper)
-      const mine = count(network.self)
-      if (!(theirs < mine || (theirs === mine && keeperRanksFirst))) continue
-      if (!noWorse(held, at.k, network.self, new Set([shard]))) continue
+      if (!releaseConfirmed(held, at.k, network.self, copy)) continue
       try {
         await holdings.releaseShards(manifest, [[index, shard]])
       } catch (err: any) {

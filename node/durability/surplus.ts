@@ -128,6 +128,23 @@ export function surplusCopies (input: SurplusInput): SurplusCopy[] {
   return out.sort((a, b) => a.index - b.index)
 }
 
+/**
+ * Whether `self` may release its copy that {@link surplusCopies} gave up,
+ * the stripe being `held` (per shard, its holders as they answer right
+ * before the release): the keeper still holds the shard and still comes
+ * before `self` (the keeper's count as answered, `self`'s as it is then),
+ * and the release leaves the stripe no worse against one lost node.
+ */
+export function releaseConfirmed (held: readonly string[][], k: number, self: string, copy: SurplusCopy): boolean {
+  const { index, keeper, keeperRanksFirst } = copy
+  if (!held[index].includes(keeper)) return false
+  const count = (p: string): number => held.filter(list => list.includes(p)).length
+  const theirs = count(keeper)
+  const mine = count(self)
+  if (!(theirs < mine || (theirs === mine && keeperRanksFirst))) return false
+  return noWorse(held, k, self, new Set([index]))
+}
+
 /** `holders` (per shard) without `self` among the holders of the shards in `gone`. */
 function withoutCopies (holders: readonly string[][], self: string, gone: ReadonlySet<number>): readonly string[][] {
   return holders.map((list, i) => gone.has(i) ? list.filter(p => p !== self) : list)

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { stripeKey } from '../../protocol/durability.js'
 import { readManifest, shardCID } from '../../node/durability/stripes.js'
-import { noWorse, surplusCopies, worstLoss } from '../../node/durability/surplus.js'
+import { releaseConfirmed, surplusCopies, worstLoss } from '../../node/durability/surplus.js'
 import { FULL_VIEW_EVERY } from '../../node/durability/repairer.js'
 import { InvalidMessageError } from '../../node/errors.js'
 import { RELEASE_HOLD_MS } from '../../node/durability/stripe-releases.js'
@@ -44,23 +44,18 @@ async function holdersOf (sim: RealDurabilitySim, manifest: CID, stripe: number)
 }
 
 /**
- * What every holder releases when all check `held` at the same moment, as
- * the repair pass decides (node/durability/repairer.ts, `releaseSurplus`):
- * the holders' copies that are left.
+ * What every holder releases when all check `held` at the same moment, by
+ * the rule the repair pass uses (`surplusCopies`, then `releaseConfirmed`
+ * on the answers): the holders' copies that are left.
  */
 function releasedAtOnce (held: string[][], key: Uint8Array, nodes: string[]): string[][] {
   const released = new Set<string>()
   for (const self of nodes) {
     const now = held.map(list => [...list])
-    const count = (p: string): number => now.filter(list => list.includes(p)).length
-    for (const { index, keeper, keeperRanksFirst } of surplusCopies({ key, k: K, self, shards: K + M, holders: i => held[i], isAlive: () => true })) {
-      if (!now[index].includes(keeper)) continue
-      const theirs = count(keeper)
-      const mine = count(self)
-      if (!(theirs < mine || (theirs === mine && keeperRanksFirst))) continue
-      if (!noWorse(now, K, self, new Set([index]))) continue
-      now[index] = now[index].filter(p => p !== self)
-      released.add(`${self}/${index}`)
+    for (const copy of surplusCopies({ key, k: K, self, shards: K + M, holders: i => held[i], isAlive: () => true })) {
+      if (!releaseConfirmed(now, K, self, copy)) continue
+      now[copy.index] = now[copy.index].filter(p => p !== self)
+      released.add(`${self}/${copy.index}`)
     }
   }
   return held.map((list, i) => list.filter(p => !released.has(`${p}/${i}`)))

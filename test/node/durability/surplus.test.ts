@@ -8,7 +8,7 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { rendezvousHash } from '../../../node/durability/placement.js'
-import { noWorse, surplusCopies, worstLoss, type SurplusInput } from '../../../node/durability/surplus.js'
+import { releaseConfirmed, surplusCopies, worstLoss, type SurplusInput } from '../../../node/durability/surplus.js'
 import { simPeerIds } from '../../../simulations/durability-balance.js'
 import { Prng } from '../../../simulations/prng.js'
 
@@ -103,14 +103,10 @@ describe('surplus copies', () => {
       const exact = round % 2 === 0
       const views = new Map(nodes.map(self => [self, truth.map(l => l.filter(p => p === self || exact || rng.next() < 0.7))]))
       for (const self of [...nodes].sort(() => rng.next() - 0.5)) {
-        const count = (p: string): number => truth.filter(l => l.includes(p)).length
         for (const r of surplusCopies(view(self, views.get(self) ?? []))) {
           // as the repairer confirms it: the keeper holds the shard and comes first against this node's count now,
           // and the release leaves the stripe, as its holders answer now, no worse against one lost node
-          const theirs = count(r.keeper)
-          const mine = count(self)
-          if (!truth[r.index].includes(r.keeper) || !(theirs < mine || (theirs === mine && r.keeperRanksFirst))) continue
-          if (!noWorse(truth, 4, self, new Set([r.index]))) continue
+          if (!releaseConfirmed(truth, 4, self, r)) continue
           assert.equal(r.keeperRanksFirst, rank.indexOf(r.keeper) < rank.indexOf(self))
           truth[r.index] = truth[r.index].filter(p => p !== self)
           releases++
