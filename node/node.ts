@@ -176,6 +176,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blocks,
     expected,
     files: () => namespace.files(),
+    // a removed file's shards go only once every active member has seen the removal (removal-clocks.ts)
+    namespace,
     // `files` is built below; a deferred coding binds its pin long after
     rebind: async (root, pin, paths) => await files.bindPin(root, pin, paths),
     gcLock,

@@ -185,6 +185,14 @@ function unknownNote (unknown: number | undefined): string {
   return `, ${unknown} no file reaches (under a lost inner block, or leftovers of removed files: they cannot be told apart)`
 }
 
+/** The gc line's note on removed files past their grace period kept until every member has seen the removal, when there are some. */
+function unsettledNote (r: Pick<GcResult, 'keptUnsettled' | 'waitingOn'>): string {
+  if (r.keptUnsettled === 0) return ''
+  const more = r.waitingOn.length > 3 ? ` and ${r.waitingOn.length - 3} more` : ''
+  const who = r.waitingOn.length > 0 ? ` (waiting for ${r.waitingOn.slice(0, 3).join(', ')}${more})` : ''
+  return `, ${r.keptUnsettled} of them past it until every member of the namespace has seen the removal and sent its writes${who}`
+}
+
 /** `shoal gc`. */
 export async function gcCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
@@ -195,7 +203,7 @@ export async function gcCommand (g: GlobalOptions): Promise<void> {
     const recovering = r.keptRecovering > 0 ? `; ${r.keptRecovering} more kept while the shards held here are looked up again (the holdings store is new)` : ''
     const unreadable = r.keptUnreadable > 0 ? `; ${r.keptUnreadable} more kept: a node of a file here cannot be read, and the blocks below it are not known (\`shoal repair --scrub\` fetches it again, or reports it lost)` : ''
     const n = r.keptUnreferenced
-    const grace = r.keptUnreferenced > 0 ? `; kept the shards of ${n} striped file${n === 1 ? '' : 's'} no longer in the namespace for the grace period (${formatSpan(r.graceMs)} from the first gc that found ${n === 1 ? 'it' : 'them'} so; \`durability.grace\`): a later gc collects them` : ''
+    const grace = r.keptUnreferenced > 0 ? `; kept the shards of ${n} striped file${n === 1 ? '' : 's'} no longer in the namespace for the grace period (${formatSpan(r.graceMs)} from the first gc that found ${n === 1 ? 'it' : 'them'} so; \`durability.grace\`)${unsettledNote(r)}: a later gc collects them` : ''
     printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile${recovering}${unreadable}); forgot ${r.forgotten} manifests${grace}`)
   }
 }

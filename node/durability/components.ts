@@ -10,6 +10,7 @@
 import type { GcLock } from './gc.js'
 import { HolderSearch } from './holder-search.js'
 import { StripeReleases } from './stripe-releases.js'
+import { RemovalClocks } from './removal-clocks.js'
 import type { Holdings } from './holdings.js'
 import type { ShardsNetwork } from './network.js'
 import type { BlockStore } from '../blocks/index.js'
@@ -17,6 +18,7 @@ import type { BlockExchange, PutExpectations } from '../exchange/index.js'
 import type { BlockReader } from '../reads/api.js'
 import type { Logger } from '../logger.js'
 import type { Entry, FilePin, WallClock } from '../namespace/index.js'
+import type { VectorClock } from '../namespace/clock.js'
 import type { CID } from 'multiformats/cid'
 import { systemTimers, type Timers } from '../timers.js'
 import type { Counter } from 'prom-client'
@@ -66,6 +68,22 @@ export interface DurabilityMetrics {
  */
 export type ShardExchange = Pick<BlockExchange, 'getBlock' | 'putBlocks' | 'announceSoon'>
 
+/**
+ * What the service asks of the namespace before it collects the shards of a
+ * file no longer in it (removal-clocks.ts): who has seen which changes. The
+ * node's replica is one.
+ */
+export interface NamespaceClocks {
+  /** Every change applied here now. */
+  clockNow: () => Readonly<VectorClock>
+  /** What every active member has seen and this node has applied (namespace compaction's stable clock). */
+  stableClock: () => VectorClock
+  /** Active members whose own writes, as far as their latest clock tells, are not all applied here. */
+  behindMembers: () => string[]
+  /** Active members whose latest clock does not cover `clock`. */
+  membersNotSeen: (clock: VectorClock) => string[]
+}
+
 /** What the service is built from. */
 export interface DurabilityComponents {
   blockstore: BlockStore
@@ -78,6 +96,12 @@ export interface DurabilityComponents {
   expected: PutExpectations
   /** Every visible file of the namespace (for repair and GC). */
   files: () => AsyncIterable<Entry>
+  /**
+   * Who has seen which changes of the namespace: a removed file's shards are
+   * collected only once every active member has seen the removal
+   * (removal-clocks.ts). Absent: the grace period alone decides.
+   */
+  namespace?: NamespaceClocks
   /**
    * Bind `pin` to the visible files whose content is `root` and whose pin
    * has the same policy and no manifest yet (a deferred coding is done):
@@ -98,7 +122,7 @@ export interface DurabilityComponents {
   metrics?: DurabilityMetrics
 }
 
-/** {@link DurabilityComponents} with the clock, the timers, the randomness, the counters, the holder search and the release holds every part shares. */
+/** {@link DurabilityComponents} with the clock, the timers, the randomness, the counters, the holder search, the release holds and the removals' clocks every part shares. */
 export interface DurabilityParts extends DurabilityComponents {
   clock: WallClock
   timers: Timers
@@ -108,6 +132,8 @@ export interface DurabilityParts extends DurabilityComponents {
   search: HolderSearch
   /** The stripes this node holds its copies of for peers' releases, and those it releases in (repair's releases, the shards server's release checks). */
   releases: StripeReleases
+  /** The namespace clocks of removals whose shards are kept (repair passes and collections note them, collections ask them). */
+  removals: RemovalClocks
 }
 
 /** The real clock. */
@@ -121,10 +147,12 @@ export function emptyStats (): DurabilityStats {
   return { shardsPushed: 0, shardsHeldAlready: 0, shardsRepaired: 0, repairBytesIn: 0, repairBytesOut: 0, holdsAccepted: 0, reservesAccepted: 0, holdsRefused: 0, repairPasses: 0 }
 }
 
-/** `components` with the real clock and timers where none is given, fresh counters, a holder search and no release held. */
+/** `components` with the real clock and timers where none is given, fresh counters, a holder search, no release held and no removal's clock noted. */
 export function resolveParts (components: DurabilityComponents): DurabilityParts {
   const timers = components.timers ?? systemTimers
   const search = new HolderSearch({ network: components.network, timers, logger: components.logger })
   const releases = new StripeReleases({ now: () => components.network.now() })
-  return { ...components, clock: components.clock ?? systemClock, timers, random: components.random ?? Math.random, stats: emptyStats(), search, releases }
+  const clock = components.clock ?? systemClock
+  const removals = new RemovalClocks({ namespace: components.namespace, clock })
+  return { ...components, clock, timers, random: components.random ?? Math.random, stats: emptyStats(), search, releases, removals }
 }

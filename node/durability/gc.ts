@@ -42,6 +42,7 @@ import type { BlockStore } from '../blocks/index.js'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { walkKept } from './kept.js'
 import { noteReferences } from './live-manifests.js'
+import type { RemovalClocks } from './removal-clocks.js'
 import { MarkSet } from './mark-set.js'
 import { recovering } from './reclaim.js'
 import type { Holdings } from './holdings.js'
@@ -108,6 +109,8 @@ export interface GcComponents {
   logger: Logger
   /** Time of the grace period. @default the real clock */
   clock?: WallClock
+  /** The namespace clocks of removals (removal-clocks.ts). Absent: the grace period alone decides when a removed file's shards go. */
+  removals?: Pick<RemovalClocks, 'settledNow' | 'mark'>
 }
 
 /**
@@ -156,6 +159,15 @@ export interface GcResult {
    * so (this one, for those just removed): a later collection forgets them.
    */
   keptUnreferenced: number
+  /**
+   * Of `keptUnreferenced`: manifests past their grace period kept because
+   * an active member of the namespace may not have seen the removal yet, or
+   * has writes not yet here (a change it made before it saw the removal may
+   * bring the file back; removal-clocks.ts).
+   */
+  keptUnsettled: number
+  /** The members those wait for (peer ids). */
+  waitingOn: string[]
   /** The grace period (ms) those are kept for. */
   graceMs: number
   /** Bytes the block store shrank by (removed blocks' space given back by compaction) before the collection returned. */
@@ -213,10 +225,13 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     // the marks: a Bloom filter sized from the store's block count (mark-set.ts), not a set of keys
     const stored = await countBlocks(blockstore, signal)
     const marks = new MarkSet({ blocks: stored })
+    // who has seen what, read before the walk of the visible files: the walk then sees every change this counted on
+    const settled = components.removals?.settledNow()
     const walk = await walkKept({ blockstore, holdings, files: components.files }, cid => { marks.add(cid) }, {
       now,
       graceMs,
       signal,
+      settled,
       onFile: files => { if (files % GC_PROGRESS_EVERY === 0) report({ step: 'mark', files, marked: marks.size }) }
     })
     const files = walk.files
@@ -226,8 +241,9 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     for (const manifest of walk.orphans) await holdings.forget(manifest)
     const forgotten = walk.orphans.length
     // the grace of a manifest no file refers to runs from now; one referred to again is kept as any other
-    await noteReferences(holdings, walk, now)
+    await noteReferences(walk, { holdings, now, removals: components.removals })
     const keptUnreferenced = walk.waiting
+    const { unsettled: keptUnsettled, waitingOn } = walk
     // reservations past their end are ended here, and their blocks go unless a hold took them
     for (const [peer, cids] of walk.expired) await holdings.endReservations(peer, cids)
     const marked = marks.size
@@ -279,8 +295,8 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     if (incomplete) {
       logger.warn({ keptUnreadable, unreadable: walk.unreadable.slice(0, UNREADABLE_LOGGED).map(String), unreadableCount: walk.unreadable.length }, 'garbage collection removed no unmarked block: nodes of files here cannot be read (the blocks below them are not known); shoal repair --scrub fetches them again, or reports them lost')
     }
-    logger.info({ marked, markBytes: marks.byteLength, markFalsePositive: marks.falsePositiveRate(), removed, keptNew, keptRecovering, keptUnreadable, forgotten, keptUnreferenced, freedBytes, pendingBytes }, 'garbage collected')
-    return { marked, removed, keptNew, keptRecovering, keptUnreadable, forgotten, keptUnreferenced, graceMs, freedBytes, pendingBytes }
+    logger.info({ marked, markBytes: marks.byteLength, markFalsePositive: marks.falsePositiveRate(), removed, keptNew, keptRecovering, keptUnreadable, forgotten, keptUnreferenced, keptUnsettled, waitingOn, freedBytes, pendingBytes }, 'garbage collected')
+    return { marked, removed, keptNew, keptRecovering, keptUnreadable, forgotten, keptUnreferenced, keptUnsettled, waitingOn, graceMs, freedBytes, pendingBytes }
   } finally {
     watch.stop()
     lock.ended()

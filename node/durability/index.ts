@@ -11,7 +11,7 @@ import { LevelKV } from '../namespace/kv.js'
 import { Holdings } from './holdings.js'
 import { Libp2pShardsNetwork, type ShardsNetworkInit } from './network.js'
 import { DurabilityService, type DurabilityComponents, type DurabilityInit, type DurabilityMetrics } from './service.js'
-import { systemClock, systemTimers } from './components.js'
+import { systemClock, systemTimers, type NamespaceClocks } from './components.js'
 import type { GcLock } from './gc.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockExchange, PutExpectations } from '../exchange/index.js'
@@ -24,6 +24,8 @@ import type { ShoalLibp2p } from '../net/host.js'
 export { DurabilityService } from './service.js'
 export type { AddEncoder, AddEncoderOptions, AddEncoding, DurabilityComponents, DurabilityHealth, DurabilityMetrics, FileState, DurabilityInit, DurabilityStats, EncodeOptions, EncodeProgressEvents, PinStatus, PlaceOptions, PlaceProgressEvents, PlaceResult, RepairProgressEvents, RepairReport, ScrubProgressEvents, ShardStatus, StripeStatus, FsyncOptions } from './service.js'
 export { systemClock, systemTimers } from './components.js'
+export type { NamespaceClocks } from './components.js'
+export { RemovalClocks, MAX_REMOVAL_MARKS, type RemovalState } from './removal-clocks.js'
 export { Holdings, type HeldShard, type HoldOptions, type ShardToHold } from './holdings.js'
 export { HoldQuota, QuotaExceededError, type QuotaInit, type QuotaReport } from './quota.js'
 export { DEFAULT_SHARDS_LIMITS, Libp2pShardsNetwork, type ShardsLimits, type ShardsNetworkInit, type ShardsNetworkStats } from './network.js'
@@ -44,6 +46,8 @@ export interface CreateDurabilityInit extends DurabilityInit {
   /** The exchange's put policy: told which shards a peer may push once its hold is accepted. */
   expected: PutExpectations
   files: () => AsyncIterable<Entry>
+  /** Who has seen which changes of the namespace (see {@link DurabilityComponents.namespace}). */
+  namespace?: NamespaceClocks
   /** Binds a deferred file's pin once it is coded (see {@link DurabilityComponents.rebind}). */
   rebind?: DurabilityComponents['rebind']
   gcLock: GcLock
@@ -74,6 +78,7 @@ export function createDurability (init: CreateDurabilityInit): { service: Durabi
     holdings,
     expected: init.expected,
     files: init.files,
+    namespace: init.namespace,
     rebind: init.rebind,
     gcLock: init.gcLock,
     logger: init.logger,

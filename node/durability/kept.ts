@@ -34,6 +34,7 @@ import type { BlockStore } from '../blocks/index.js'
 import type { Holdings, ManifestRecord } from './holdings.js'
 import type { Entry } from '../namespace/index.js'
 import { referenceChanges, type ReferenceChanges } from './live-manifests.js'
+import { SETTLED_REMOVAL, type RemovalState } from './removal-clocks.js'
 
 /** Where the walk reads from. */
 export interface KeptSources {
@@ -53,6 +54,12 @@ export interface KeptOptions {
   signal?: AbortSignal
   /** Told how many files were walked, after each file. */
   onFile?: (files: number) => void
+  /**
+   * Whether the removal of a manifest unreferenced since a time (ms) is
+   * settled: every active member has seen it (removal-clocks.ts; read
+   * before this walk). Absent: every one is.
+   */
+  settled?: (since: number) => RemovalState
 }
 
 /** A visible file, as the walk names it. */
@@ -83,8 +90,12 @@ export interface KeptWalk extends ReferenceChanges {
    * and by this one. Not walked (a collection forgets them).
    */
   orphans: string[]
-  /** Manifests no visible file refers to, kept for the rest of their grace period (those of `unreferenced` included). */
+  /** Manifests no visible file refers to, kept for the rest of their grace period (those of `unreferenced` included), or until their removal is settled (`unsettled`). */
   waiting: number
+  /** Of `waiting`: manifests past their grace period kept because an active member may not have seen their removal (removal-clocks.ts). */
+  unsettled: number
+  /** The members those wait for (peer ids, each once). */
+  waitingOn: string[]
   /** Reservations whose time is over, CIDs by peer: not kept (a collection ends them). */
   expired: Map<string, string[]>
   /**
@@ -117,6 +128,8 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
   const orphans: string[] = []
   const referenced = new Set(live.keys())
   let waiting = 0
+  let unsettled = 0
+  const waitingOn = new Set<string>()
   // read first: a collection forgets orphans once the walk is over
   const records: Array<[string, ManifestRecord]> = []
   for await (const entry of holdings.manifests()) records.push(entry)
@@ -127,7 +140,13 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
       // the grace runs from when a walk first found no file referring to it (a remove, an overwrite, a `pin rm`), not
       // from when it was first held: a file moved on another node while it was removed here comes back later
       const since = record.unreferencedSince
-      if (since !== undefined && now - since > graceMs && now - record.since > graceMs) { orphans.push(manifest); continue }
+      if (since !== undefined && now - since > graceMs && now - record.since > graceMs) {
+        // and no change made before its removal was seen everywhere can still bring it back
+        const state = options.settled?.(since) ?? SETTLED_REMOVAL
+        if (state.settled) { orphans.push(manifest); continue }
+        unsettled++
+        for (const peer of state.waitingOn) waitingOn.add(peer)
+      }
       waiting++
     }
     const of = (cid: CID): void => { keep(cid, file) }
@@ -146,7 +165,7 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
     list.push(r.cid)
     expired.set(r.peer, list)
   }
-  return { files, orphans, ...referenceChanges(records, m => referenced.has(m)), waiting, expired, unreadable }
+  return { files, orphans, ...referenceChanges(records, m => referenced.has(m)), waiting, unsettled, waitingOn: [...waitingOn], expired, unreadable }
 }
 
 /** Reads blocks held here only, never the network: undefined when absent or unreadable (which ends a branch). */

@@ -6,6 +6,7 @@
 import { AbortedError } from '../errors.js'
 import type { Entry } from '../namespace/index.js'
 import type { Holdings, ManifestRecord } from './holdings.js'
+import type { RemovalClocks } from './removal-clocks.js'
 
 /**
  * Manifests referenced by a visible file of `files` now.
@@ -40,13 +41,26 @@ export function referenceChanges (records: ReadonlyArray<[string, Pick<ManifestR
   return changes
 }
 
+/** Where {@link noteReferences} records, and when. */
+export interface NoteReferencesOptions {
+  holdings: Pick<Holdings, 'noteUnreferenced'>
+  /** Now (ms): the time recorded when no namespace clock is noted. */
+  now: number
+  /** Notes the namespace's clock of the removals found, and gives the time recorded (removal-clocks.ts). */
+  removals?: Pick<RemovalClocks, 'mark'>
+}
+
 /**
- * Record `changes` (by a repair pass or a collection, at `now`): since when
- * no visible file has referred to a manifest, cleared for those a file
- * refers to again. Garbage collection keeps the shards of a manifest no
- * file refers to for the grace period from then. Writes only what changed.
+ * Record `changes` (by a repair pass or a collection, after its walk of the
+ * visible files): since when no visible file has referred to a manifest,
+ * cleared for those a file refers to again; and the namespace's clock then
+ * (`removals`). Garbage collection keeps the shards of a manifest no file
+ * refers to for the grace period from then, and until every active member
+ * has seen the changes under that clock. Writes only what changed.
  */
-export async function noteReferences (holdings: Pick<Holdings, 'noteUnreferenced'>, changes: ReferenceChanges, now: number): Promise<void> {
+export async function noteReferences (changes: ReferenceChanges, options: NoteReferencesOptions): Promise<void> {
+  const { holdings, removals } = options
+  const now = changes.unreferenced.length > 0 && removals !== undefined ? removals.mark() : options.now
   const marks: Array<[string, number | undefined]> = [
     ...changes.unreferenced.map((m): [string, number] => [m, now]),
     ...changes.referencedAgain.map((m): [string, undefined] => [m, undefined])

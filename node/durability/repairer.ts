@@ -199,7 +199,7 @@ export class Repairer {
     let livePeers: number | undefined
     for await (const entry of holdings.manifests()) known.push(entry)
     // the grace period of the shards of a removed file runs from the first pass (or collection) that finds it removed
-    await noteReferences(holdings, referenceChanges(known, m => live.has(m)), this.components.clock.now())
+    await noteReferences(referenceChanges(known, m => live.has(m)), { holdings, now: this.components.clock.now(), removals: this.components.removals })
     const total = known.filter(([text]) => live.has(text)).length
     let checked = 0
     for (const [text, record] of known) {

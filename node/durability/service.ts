@@ -294,8 +294,8 @@ export class DurabilityService {
 
   /** Collect garbage in the block store (see gc.ts); orphaned holdings are kept for the grace period. */
   async collectGarbage (signal?: AbortSignal, options: ProgressOptions<GcProgressEvents> = {}): Promise<GcResult> {
-    const { blockstore, holdings, files, gcLock, logger, clock } = this.parts
-    return await collectGarbage({ blockstore, holdings, files, lock: gcLock, logger, clock }, this.settings.graceMs, { signal, onProgress: options.onProgress })
+    const { blockstore, holdings, files, gcLock, logger, clock, removals } = this.parts
+    return await collectGarbage({ blockstore, holdings, files, lock: gcLock, logger, clock, removals }, this.settings.graceMs, { signal, onProgress: options.onProgress })
   }
 
   /**

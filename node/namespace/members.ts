@@ -253,12 +253,7 @@ export class Members {
    * back compaction.
    */
   stableClock (): VectorClock {
-    const { id, trust, memberTimeout } = this.components
-    const now = this.components.clock.now()
-    const active: Counters[] = []
-    for (const [peer, m] of this.members) {
-      if (peer !== id && now - m.seen <= memberTimeout && trust.trusts(peer)) active.push(m.counters)
-    }
+    const active = this.activeOthers().map(([, m]) => m.counters)
     const applied = this.components.applied()
     const out: VectorClock = {}
     for (const author in applied) {
@@ -269,6 +264,40 @@ export class Members {
         for (let i = 0; i < active.length && min > 0; i++) min = Math.min(min, active[i].get(k))
       }
       if (min > 0) out[author] = min
+    }
+    return out
+  }
+
+  /**
+   * Active members (as {@link stableClock} counts them) whose own writes, as
+   * far as their latest clock tells of them, are not all applied here. Until
+   * they are, a change such a member made before it saw one of this
+   * replica's may still be on its way (garbage collection of a removed
+   * file's shards waits for it: docs/durability.md, "Removals every member
+   * has seen").
+   */
+  behindMembers (): string[] {
+    const applied = this.components.applied()
+    const out: string[] = []
+    for (const [peer, m] of this.activeOthers()) {
+      const own = this.authors.find(peer)
+      if (own !== undefined && m.counters.get(own) > (applied[peer] ?? 0)) out.push(peer)
+    }
+    return out
+  }
+
+  /** Active members (as {@link stableClock} counts them) whose latest clock does not cover `clock`. */
+  membersNotSeen (clock: VectorClock): string[] {
+    return this.activeOthers().filter(([, m]) => !this.covers(m, clock)).map(([peer]) => peer)
+  }
+
+  /** The members other than this replica heard from within the member timeout and trusted now. */
+  private activeOthers (): Array<[string, Slot]> {
+    const { id, trust, memberTimeout } = this.components
+    const now = this.components.clock.now()
+    const out: Array<[string, Slot]> = []
+    for (const [peer, m] of this.members) {
+      if (peer !== id && now - m.seen <= memberTimeout && trust.trusts(peer)) out.push([peer, m])
     }
     return out
   }

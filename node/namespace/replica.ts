@@ -527,6 +527,12 @@ export class Replica implements Namespace {
    */
   stableClock (): VectorClock { return this.members.stableClock() }
 
+  /** Active members whose own writes, as far as their latest clock tells, are not all applied here (members.ts). */
+  behindMembers (): string[] { return this.members.behindMembers() }
+
+  /** Active members whose latest clock does not cover `clock` (members.ts). */
+  membersNotSeen (clock: VectorClock): string[] { return this.members.membersNotSeen(clock) }
+
   /** The latest clock heard from member `peer` (undefined for a peer not trusted or not heard from). */
   memberClock (peer: string): VectorClock | undefined { return this.members.memberClock(peer) }
 

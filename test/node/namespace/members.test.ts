@@ -275,3 +275,28 @@ describe('members with many authors', () => {
     assert.deepEqual(m.rows().map(r => r.key).sort(), [authorKey(0), memberKey('p'), memberKey('q')].sort())
   })
 })
+
+describe('members a removal waits for (durability: removal-clocks.ts)', () => {
+  it('names the active members whose latest clock does not cover a clock, and those whose own writes are not all applied here', () => {
+    const now = { t: 1_000 }
+    const trusted = new Set(['p', 'q', 'r', 'old'])
+    const parts: Parts = { kv: new MemoryKV(), now, trust: { trusts: peer => trusted.has(peer) }, applied: { self: 4, p: 2, q: 7 } }
+    const m = members(parts)
+    m.noteMember('old', { self: 1 })
+    now.t += TIMEOUT + 1
+    m.noteMember('p', { self: 4, p: 3 })
+    m.noteMember('q', { self: 3, q: 7 })
+    m.noteMember('r', { self: 4 })
+    m.noteMember('stranger', { self: 0, x: 9 })
+    // 'old' was last heard past the member timeout, 'stranger' is not trusted: neither holds anything back
+    assert.deepEqual(m.membersNotSeen({ self: 4 }).sort(), ['q'])
+    assert.deepEqual(m.membersNotSeen({ self: 3 }), [])
+    // p told of its write 3, which is not applied here; q's 7 is; r wrote nothing
+    assert.deepEqual(m.behindMembers(), ['p'])
+    parts.applied = { self: 4, p: 3, q: 7 }
+    assert.deepEqual(m.behindMembers(), [])
+    // a member no longer trusted no longer counts
+    trusted.delete('q')
+    assert.deepEqual(m.membersNotSeen({ self: 4 }), [])
+  })
+})
