@@ -82,6 +82,8 @@ export interface NamespaceClocks {
   behindMembers: () => string[]
   /** Active members whose latest clock does not cover `clock`. */
   membersNotSeen: (clock: VectorClock) => string[]
+  /** How long a member not heard from still counts as active (ms): the longest a removal waits for the members. */
+  readonly memberTimeout: number
 }
 
 /** What the service is built from. */

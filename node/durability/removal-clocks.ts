@@ -29,7 +29,18 @@
  * **When it applies.** Only with a namespace given (`components.namespace`,
  * the node's replica). Without one (the durability simulations), the grace
  * period alone decides, as before. A member silent for longer than the
- * member timeout no longer holds anything back, as for compaction.
+ * member timeout no longer holds anything back, as for compaction; nor does
+ * any member once a manifest has been unreferenced for that long (a member
+ * that does not trust an author of the mark never covers it).
+ *
+ * **What it does not cover.** The mark is the clock of the first walk that
+ * found the manifest unreferenced; a file that refers to it and is added and
+ * removed again between two walks (within a repair interval, 60 s) leaves
+ * that older mark in place. A member that does not trust the remover never
+ * applies the removal, though its pulls name it. A member's heard clock
+ * includes the page of history it asked for ahead, before it applied it.
+ * Each is a window in which a change concurrent with the removal can still
+ * come after the shards went; docs/durability.md lists them.
  *
  * @module
  */
@@ -74,13 +85,14 @@ export class RemovalClocks {
    * `unreferencedSince`.
    */
   mark (): number {
-    const at = this.components.clock.now()
     const namespace = this.components.namespace
-    if (namespace === undefined) return at
-    const clock = { ...namespace.clockNow() }
+    if (namespace === undefined) return this.components.clock.now()
     const last = this.marks.at(-1)
+    // strictly later than the last mark, whatever the wall clock does: a record finds its own mark or a later one
+    const at = Math.max(this.components.clock.now(), (last?.at ?? -Infinity) + 1)
+    const clock = { ...namespace.clockNow() }
     // nothing changed since the last mark: it stands for this one too
-    if (last !== undefined && dominates(last.clock, clock)) last.at = Math.max(last.at, at)
+    if (last !== undefined && dominates(last.clock, clock)) last.at = at
     else this.marks.push({ at, clock })
     if (this.marks.length > MAX_REMOVAL_MARKS) this.marks.shift()
     return at
@@ -99,7 +111,11 @@ export class RemovalClocks {
     if (namespace === undefined) return () => SETTLED_REMOVAL
     const stable = namespace.stableClock()
     const behind = namespace.behindMembers()
+    const now = this.components.clock.now()
     return since => {
+      // waited for as long as a silent member counts: a member that never covers the mark (it does not trust an
+      // author of it, say) holds the shards back no longer than that
+      if (now - since > namespace.memberTimeout) return SETTLED_REMOVAL
       if (behind.length > 0) return { settled: false, waitingOn: behind }
       const mark = this.markFor(since)
       if (dominates(stable, mark.clock)) return SETTLED_REMOVAL

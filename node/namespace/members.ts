@@ -286,6 +286,9 @@ export class Members {
     return out
   }
 
+  /** How long a member not heard from still counts as active (ms). */
+  get memberTimeout (): number { return this.components.memberTimeout }
+
   /** Active members (as {@link stableClock} counts them) whose latest clock does not cover `clock`. */
   membersNotSeen (clock: VectorClock): string[] {
     return this.activeOthers().filter(([, m]) => !this.covers(m, clock)).map(([peer]) => peer)

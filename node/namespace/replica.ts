@@ -530,6 +530,9 @@ export class Replica implements Namespace {
   /** Active members whose own writes, as far as their latest clock tells, are not all applied here (members.ts). */
   behindMembers (): string[] { return this.members.behindMembers() }
 
+  /** How long a member not heard from still counts as active (ms; `namespace.memberTimeout`). */
+  get memberTimeout (): number { return this.members.memberTimeout }
+
   /** Active members whose latest clock does not cover `clock` (members.ts). */
   membersNotSeen (clock: VectorClock): string[] { return this.members.membersNotSeen(clock) }
 

@@ -12,7 +12,8 @@ import { pino } from 'pino'
 import { createNamespace, signerFromKey, MemoryKV } from '../../../node/namespace/index.js'
 import { Files } from '../../../node/files/index.js'
 import { parseChunker } from '../../../node/content/index.js'
-import { collectGarbage, GcLock, Holdings } from '../../../node/durability/index.js'
+import { collectGarbage, GcLock, Holdings, RemovalClocks } from '../../../node/durability/index.js'
+import { namespaceClocksOf } from '../../helpers/namespace-clocks.js'
 import { RECOVERY_MAX_MS } from '../../../node/durability/reclaim.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { CID } from 'multiformats/cid'
@@ -167,5 +168,30 @@ describe('garbage collection', () => {
     const taken = await gc()
     assert.deepEqual([taken.removed, taken.keptUnreadable], [5, 0])
     assert.equal(sha(await readAll(files, '/keep.bin')), sha(data))
+  })
+
+  it('reads who has seen a removal before it walks the visible files: a member heard during the walk settles it for the next collection, not this one', async t => {
+    const blockstore = await openBlockStore(t)
+    const holdings = new Holdings(new MemoryKV())
+    await holdings.open()
+    defer(t, async () => { await holdings.close() })
+    const cidOf = async (text: string): Promise<CID> => CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(text)))
+    const manifest = (await cidOf('manifest')).toString()
+    await holdings.noteManifest(manifest, { root: (await cidOf('root')).toString(), k: 1, m: 2, role: 'holder', since: 1 })
+    const now = { t: 10_000 }
+    const { ns, members } = namespaceClocksOf(now, { self: 4 })
+    members.noteMember('p', { self: 3 })
+    const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
+    // a walk found it unreferenced under the clock {self: 4}; p has not seen that yet
+    await holdings.noteUnreferenced([[manifest, removals.mark()]])
+    now.t = 20_000
+    // p is heard from, having seen the removal, while the collection walks the visible files
+    async function * files (): AsyncGenerator<never> { members.noteMember('p', { self: 4 }) }
+    const gc = async (): ReturnType<typeof collectGarbage> => await collectGarbage({ blockstore, holdings, files, lock: new GcLock(), logger, clock: { now: () => now.t }, removals }, 1_000)
+    const first = await gc()
+    assert.deepEqual([first.forgotten, first.keptUnsettled], [0, 1], 'read before p was heard')
+    const second = await gc()
+    assert.deepEqual([second.forgotten, second.keptUnsettled], [1, 0])
+    assert.equal(await holdings.manifest(manifest), undefined)
   })
 })

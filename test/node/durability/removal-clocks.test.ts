@@ -8,32 +8,11 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { MemoryKV } from '../../../node/namespace/kv.js'
-import { Members } from '../../../node/namespace/members.js'
 import type { VectorClock } from '../../../node/namespace/clock.js'
-import { MAX_REMOVAL_MARKS, RemovalClocks, type NamespaceClocks } from '../../../node/durability/index.js'
+import { MAX_REMOVAL_MARKS, RemovalClocks } from '../../../node/durability/index.js'
+import { namespaceClocksOf } from '../../helpers/namespace-clocks.js'
 
-const SELF = 'self'
-
-/** A member table and this node's applied clock, as the replica gives them to the durability service. */
-function namespaceOf (now: { t: number }, applied: VectorClock): { ns: NamespaceClocks, members: Members } {
-  const members = new Members({
-    kv: new MemoryKV(),
-    id: SELF,
-    trust: { trusts: () => true },
-    clock: { now: () => now.t },
-    applied: () => applied,
-    heardSelf: () => {},
-    memberTimeout: 3_600_000
-  })
-  const ns: NamespaceClocks = {
-    clockNow: () => applied,
-    stableClock: () => members.stableClock(),
-    behindMembers: () => members.behindMembers(),
-    membersNotSeen: clock => members.membersNotSeen(clock)
-  }
-  return { ns, members }
-}
+const namespaceOf = namespaceClocksOf
 
 describe('removal clocks', () => {
   it('without a namespace every removal is settled, and a mark is the time now', () => {
@@ -55,11 +34,33 @@ describe('removal clocks', () => {
     const since = removals.mark()
     assert.deepEqual(removals.settledNow()(since), { settled: false, waitingOn: ['p'] })
     const askedBefore = removals.settledNow()
-    // p hears of the removal, after it made a write of its own (a move, say) that is not here yet
-    members.noteMember('p', { self: 4, p: 3 })
+    // p hears of the removal
+    members.noteMember('p', { self: 4, p: 2 })
     assert.equal(askedBefore(since).settled, false, 'read before p was heard')
+    assert.deepEqual(removals.settledNow()(since), { settled: true })
+    // p made a write of its own (a move, say) that is not here yet: nothing is settled until it is
+    members.noteMember('p', { self: 4, p: 3 })
     assert.deepEqual(removals.settledNow()(since), { settled: false, waitingOn: ['p'] }, 'p\'s write 3 is not applied here')
     applied.p = 3
+    assert.deepEqual(removals.settledNow()(since), { settled: true })
+  })
+
+  it('a member that never covers the mark holds a removal back for the member timeout at most; marks are strictly later than one another', () => {
+    const now = { t: 1_000 }
+    const applied: VectorClock = { self: 4, x: 9 }
+    const { ns, members } = namespaceOf(now, applied)
+    // p does not trust x: its clock never names x's writes
+    members.noteMember('p', { self: 4 })
+    const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
+    const since = removals.mark()
+    assert.equal(removals.mark(), since + 1, 'the same millisecond: a later time')
+    now.t = 0
+    assert.equal(removals.mark(), since + 2, 'a wall clock stepped back: still later')
+    now.t = since + ns.memberTimeout
+    members.noteMember('p', { self: 4 })
+    assert.deepEqual(removals.settledNow()(since), { settled: false, waitingOn: ['p'] })
+    now.t = since + ns.memberTimeout + 1
+    members.noteMember('p', { self: 4 })
     assert.deepEqual(removals.settledNow()(since), { settled: true })
   })
 

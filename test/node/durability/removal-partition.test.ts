@@ -10,6 +10,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
 import { createNamespace, signerFromKey } from '../../../node/namespace/index.js'
 import { loadIdentity, repoLayout } from '../../../node/repo/index.js'
 import { createLogger } from '../../../node/logger.js'
@@ -19,13 +20,27 @@ import { GRACE_MS, connectAll, live, once, readAll, startNode, stopNode, swarmOf
 
 const CHUNKER = parseChunker('size-262144')
 
-/** Shards of `manifest` each node holds. */
+/** Shards of `manifest` each node holds (its holdings records). */
 async function heldBy (nodes: ShoalNode[], manifest: string): Promise<number[]> {
   return await Promise.all(nodes.map(async node => {
     let n = 0
     for await (const _ of node.components.holdings.held(manifest)) n++ // eslint-disable-line @typescript-eslint/no-unused-vars
     return n
   }))
+}
+
+/** The CIDs of the shards of `manifest` each node holds. */
+async function shardsOf (nodes: ShoalNode[], manifest: string): Promise<CID[][]> {
+  return await Promise.all(nodes.map(async node => {
+    const cids: CID[] = []
+    for await (const shard of node.components.holdings.held(manifest)) cids.push(CID.parse(shard.cid))
+    return cids
+  }))
+}
+
+/** How many of `shards` (per node) each node's block store has. */
+async function storedOf (nodes: ShoalNode[], shards: CID[][]): Promise<number[]> {
+  return await Promise.all(nodes.map(async (node, i) => (await Promise.all(shards[i].map(async cid => await node.components.blockstore.has(cid)))).filter(Boolean).length))
 }
 
 async function visibleOn (nodes: ShoalNode[], path: string, visible: boolean): Promise<void> {
@@ -49,6 +64,8 @@ describe('a removal the whole swarm has not seen', () => {
     await visibleOn(live(swarm), '/g/f.bin', true)
     const held = await heldBy(live(swarm), manifest)
     assert.ok(held.every(n => n > 0), `every node holds shards: ${held.join(', ')}`)
+    const shards = await shardsOf(live(swarm), manifest)
+    const othersShards = [shards[0], shards[2]]
 
     // the mover is cut off; the others remove the file and collect, before and after the grace period
     await stopNode(swarm, moverIndex)
@@ -64,6 +81,7 @@ describe('a removal the whole swarm has not seen', () => {
       assert.deepEqual(r.waitingOn, [moverId])
     }
     assert.deepEqual(await heldBy(others, manifest), [held[0], held[2]], 'every shard kept')
+    assert.deepEqual(await storedOf(others, othersShards), [held[0], held[2]], 'every shard still in the block stores')
 
     // meanwhile, on the mover (its namespace opened alone, as the daemon would while cut off): the file moved
     const repo = swarm.repos[moverIndex]
@@ -89,5 +107,6 @@ describe('a removal the whole swarm has not seen', () => {
     await new Promise(resolve => setTimeout(resolve, GRACE_MS + 500))
     for (const node of live(swarm)) await until('the removal settled and the manifest forgotten', async () => (await node.components.durability.collectGarbage()).forgotten === 1, 20_000)
     assert.deepEqual(await heldBy(live(swarm), manifest), [0, 0, 0])
+    assert.deepEqual(await storedOf(live(swarm), shards), [0, 0, 0], 'the shards left the block stores')
   })
 })
