@@ -195,6 +195,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     metrics
   })
   registerDurabilityMetrics(metrics.registry, durability, holdings)
+  // a file that refers to a manifest again makes that manifest's removal clock stale (removal-clocks.ts)
+  namespace.onReferences(durability.removals)
   const peers = new PeerManager({ libp2p, logger: logger.child({ component: 'peers' }) }, { file: repo.peers, bootstrap: config.bootstrap })
   registerPeerMetrics(metrics.registry, { libp2p, peers, trust })
   const disk = new DiskGuard({ path: repo.root, reserveBytes: config.storage.reserve, ballast: repo.ballast, logger })

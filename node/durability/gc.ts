@@ -110,7 +110,7 @@ export interface GcComponents {
   /** Time of the grace period. @default the real clock */
   clock?: WallClock
   /** The namespace clocks of removals (removal-clocks.ts). Absent: the grace period alone decides when a removed file's shards go. */
-  removals?: Pick<RemovalClocks, 'settledNow' | 'mark'>
+  removals?: Pick<RemovalClocks, 'beginWalk'>
 }
 
 /**
@@ -226,12 +226,12 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     const stored = await countBlocks(blockstore, signal)
     const marks = new MarkSet({ blocks: stored })
     // who has seen what, read before the walk of the visible files: the walk then sees every change this counted on
-    const settled = components.removals?.settledNow()
+    const removals = components.removals?.beginWalk()
     const walk = await walkKept({ blockstore, holdings, files: components.files }, cid => { marks.add(cid) }, {
       now,
       graceMs,
       signal,
-      settled,
+      removals,
       onFile: files => { if (files % GC_PROGRESS_EVERY === 0) report({ step: 'mark', files, marked: marks.size }) }
     })
     const files = walk.files
@@ -241,7 +241,7 @@ export async function collectGarbage (components: GcComponents, graceMs: number,
     for (const manifest of walk.orphans) await holdings.forget(manifest)
     const forgotten = walk.orphans.length
     // the grace of a manifest no file refers to runs from now; one referred to again is kept as any other
-    await noteReferences(walk, { holdings, now, removals: components.removals })
+    await noteReferences(walk, { holdings, now, removals })
     const keptUnreferenced = walk.waiting
     const { unsettled: keptUnsettled, waitingOn } = walk
     // reservations past their end are ended here, and their blocks go unless a hold took them

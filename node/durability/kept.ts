@@ -34,7 +34,7 @@ import type { BlockStore } from '../blocks/index.js'
 import type { Holdings, ManifestRecord } from './holdings.js'
 import type { Entry } from '../namespace/index.js'
 import { referenceChanges, type ReferenceChanges } from './live-manifests.js'
-import { SETTLED_REMOVAL, type RemovalState } from './removal-clocks.js'
+import { SETTLED_REMOVAL, type RemovalWalk } from './removal-clocks.js'
 
 /** Where the walk reads from. */
 export interface KeptSources {
@@ -55,11 +55,12 @@ export interface KeptOptions {
   /** Told how many files were walked, after each file. */
   onFile?: (files: number) => void
   /**
-   * Whether the removal of a manifest unreferenced since a time (ms) is
-   * settled: every active member has seen it (removal-clocks.ts; read
-   * before this walk). Absent: every one is.
+   * The removals' side of this walk (removal-clocks.ts, begun before it):
+   * whether a manifest unreferenced since a time (ms) is settled, and
+   * whether its record's mark stands. Absent: every removal is settled and
+   * every mark stands.
    */
-  settled?: (since: number) => RemovalState
+  removals?: Pick<RemovalWalk, 'settled' | 'stands'>
 }
 
 /** A visible file, as the walk names it. */
@@ -142,7 +143,7 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
       const since = record.unreferencedSince
       if (since !== undefined && now - since > graceMs && now - record.since > graceMs) {
         // and no change made before its removal was seen everywhere can still bring it back
-        const state = options.settled?.(since) ?? SETTLED_REMOVAL
+        const state = options.removals?.settled(manifest, since) ?? SETTLED_REMOVAL
         if (state.settled) { orphans.push(manifest); continue }
         unsettled++
         for (const peer of state.waitingOn) waitingOn.add(peer)
@@ -165,7 +166,7 @@ export async function walkKept (sources: KeptSources, keep: KeepVisitor, options
     list.push(r.cid)
     expired.set(r.peer, list)
   }
-  return { files, orphans, ...referenceChanges(records, m => referenced.has(m)), waiting, unsettled, waitingOn: [...waitingOn], expired, unreadable }
+  return { files, orphans, ...referenceChanges(records, m => referenced.has(m), options.removals?.stands), waiting, unsettled, waitingOn: [...waitingOn], expired, unreadable }
 }
 
 /** Reads blocks held here only, never the network: undefined when absent or unreadable (which ends a branch). */

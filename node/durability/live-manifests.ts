@@ -6,7 +6,7 @@
 import { AbortedError } from '../errors.js'
 import type { Entry } from '../namespace/index.js'
 import type { Holdings, ManifestRecord } from './holdings.js'
-import type { RemovalClocks } from './removal-clocks.js'
+import type { RemovalWalk } from './removal-clocks.js'
 
 /**
  * Manifests referenced by a visible file of `files` now.
@@ -25,18 +25,22 @@ export async function liveManifests (files: () => AsyncIterable<Entry>, signal?:
 
 /** Manifests whose reference state changed (see {@link ManifestRecord.unreferencedSince}). */
 export interface ReferenceChanges {
-  /** No visible file refers to them, and nothing recorded that yet. */
+  /** No visible file refers to them, and nothing recorded that yet (or a record whose mark no longer stands: marked again). */
   unreferenced: string[]
   /** Recorded unreferenced, and a visible file refers to them again. */
   referencedAgain: string[]
 }
 
-/** Which of `records` changed their reference state, `isLive` telling whether a visible file refers to one now. */
-export function referenceChanges (records: ReadonlyArray<[string, Pick<ManifestRecord, 'unreferencedSince'>]>, isLive: (manifest: string) => boolean): ReferenceChanges {
+/**
+ * Which of `records` changed their reference state, `isLive` telling whether
+ * a visible file refers to one now, `stands` whether a record's mark still
+ * holds (removal-clocks.ts; absent: every one does).
+ */
+export function referenceChanges (records: ReadonlyArray<[string, Pick<ManifestRecord, 'unreferencedSince'>]>, isLive: (manifest: string) => boolean, stands?: (manifest: string, since: number) => boolean): ReferenceChanges {
   const changes: ReferenceChanges = { unreferenced: [], referencedAgain: [] }
   for (const [manifest, record] of records) {
-    const marked = record.unreferencedSince !== undefined
-    if (isLive(manifest)) { if (marked) changes.referencedAgain.push(manifest) } else if (!marked) changes.unreferenced.push(manifest)
+    const since = record.unreferencedSince
+    if (isLive(manifest)) { if (since !== undefined) changes.referencedAgain.push(manifest) } else if (since === undefined || stands?.(manifest, since) === false) changes.unreferenced.push(manifest)
   }
   return changes
 }
@@ -46,8 +50,8 @@ export interface NoteReferencesOptions {
   holdings: Pick<Holdings, 'noteUnreferenced'>
   /** Now (ms): the time recorded when no namespace clock is noted. */
   now: number
-  /** Notes the namespace's clock of the removals found, and gives the time recorded (removal-clocks.ts). */
-  removals?: Pick<RemovalClocks, 'mark'>
+  /** The walk's removals: notes the namespace's clock of the removals found, and gives the time recorded (removal-clocks.ts). */
+  removals?: Pick<RemovalWalk, 'mark'>
 }
 
 /**

@@ -14,17 +14,27 @@
  * it was last heard from. A change concurrent with the removal was made by
  * its author before the author saw the removal, so it is among those writes.
  *
- * **The mechanism.** A repair pass or a collection that first finds a
- * manifest unreferenced records the time ({@link ManifestRecord.unreferencedSince})
- * and, here, the namespace's clock at that moment, read after its walk of
- * the visible files ({@link RemovalClocks.mark}): the removal the walk missed
- * the file for is under it. The clocks are kept in memory, at most
- * {@link MAX_REMOVAL_MARKS} (the oldest dropped: its records use a later
- * mark, whose clock covers more — later, never wrong). A record with no mark
- * at or after its time (those of a run before a restart) takes one the
- * first time it is asked about. A collection reads who has seen what
- * ({@link RemovalClocks.settledNow}) *before* it walks the visible files, so
- * that the walk sees every change that reading counted on.
+ * **The mechanism.** A repair pass or a collection begins its walk of the
+ * visible files with {@link RemovalClocks.beginWalk}: who has seen what is
+ * read then, before any file, so that the walk sees every change that
+ * reading counted on. A walk that finds a manifest unreferenced records the
+ * time ({@link ManifestRecord.unreferencedSince}) and, here, a **mark**: the
+ * namespace's clock read after the walk ({@link RemovalWalk.mark}), under
+ * which is every removal the walk missed the file for. The marks are kept in
+ * memory, at most {@link MAX_REMOVAL_MARKS}, each at a later time than the
+ * one before (the oldest dropped: its records use a later mark, whose clock
+ * covers more — later, never wrong).
+ *
+ * A mark stands for a manifest only while no file referring to it appeared
+ * after the mark's walk began: such a file, removed again before the next
+ * walk, was removed under no mark. The replica tells of every put with a pin
+ * once committed ({@link RemovalClocks.referenced}, through
+ * `Replica.onReferences`), and of a merged snapshot or repaired paths, after
+ * which any file may have appeared ({@link RemovalClocks.referencedAny});
+ * the last reference told of each manifest is kept, at most
+ * {@link MAX_TOLD_REFERENCES} (beyond, every mark made before goes stale). A
+ * record whose mark does not stand, or that has none (one of a run before a
+ * restart), is marked again by the walk: its grace period starts over.
  *
  * **When it applies.** Only with a namespace given (`components.namespace`,
  * the node's replica). Without one (the durability simulations), the grace
@@ -33,10 +43,7 @@
  * any member once a manifest has been unreferenced for that long (a member
  * that does not trust an author of the mark never covers it).
  *
- * **What it does not cover.** The mark is the clock of the first walk that
- * found the manifest unreferenced; a file that refers to it and is added and
- * removed again between two walks (within a repair interval, 60 s) leaves
- * that older mark in place. A member that does not trust the remover never
+ * **What it does not cover.** A member that does not trust the remover never
  * applies the removal, though its pulls name it. A member's heard clock
  * includes the page of history it asked for ahead, before it applied it.
  * Each is a window in which a change concurrent with the removal can still
@@ -63,73 +70,111 @@ export interface RemovalClocksComponents {
   clock: WallClock
 }
 
-/** One mark: the namespace's clock when a walk found manifests unreferenced, at `at` (ms). */
-interface Mark { at: number, clock: VectorClock }
+/** One mark: the namespace's clock after a walk that found manifests unreferenced, at `at` (ms); the walk began at reference `walkStart`. */
+interface Mark { at: number, clock: VectorClock, walkStart: number }
 
 /** A removal every active member has seen (or no namespace to ask). */
 export const SETTLED_REMOVAL: RemovalState = { settled: true }
+
+/** References told at most, by manifest; beyond, every mark made before is taken as stale. */
+export const MAX_TOLD_REFERENCES = 65_536
+
+/**
+ * One walk of the visible files (a repair pass's or a collection's), begun
+ * with {@link RemovalClocks.beginWalk} before the walk reads any file.
+ */
+export interface RemovalWalk {
+  /**
+   * Whether the removal of `manifest`, no visible file referring to it since
+   * `since` (ms), is settled, by who had seen what when the walk began.
+   */
+  settled: (manifest: string, since: number) => RemovalState
+  /**
+   * Whether the mark of `manifest`'s record, unreferenced since `since`,
+   * stands: there is one, and no file referring to `manifest` was told of
+   * since the walk it was made after began. A record whose mark does not
+   * stand is marked again (its grace period starts over).
+   */
+  stands: (manifest: string, since: number) => boolean
+  /** Note the namespace's clock now, after this walk found manifests unreferenced; the time to record as their `unreferencedSince`. */
+  mark: () => number
+}
 
 /** The namespace clocks of the removals whose shards this node keeps; see the module comment. */
 export class RemovalClocks {
   private readonly components: RemovalClocksComponents
   /** Oldest first; `at` grows. */
   private readonly marks: Mark[] = []
+  /** References told so far (a running count). */
+  private told = 0
+  /** The count at the last reference told of each manifest. */
+  private readonly lastTold = new Map<string, number>()
+  /** Every manifest counts as told at least this late (a snapshot merged, the map full). */
+  private toldFloor = 0
 
   constructor (components: RemovalClocksComponents) {
     this.components = components
   }
 
-  /**
-   * Note the namespace's clock now, after a walk that found manifests no
-   * visible file refers to; answers the time to record as their
-   * `unreferencedSince`.
-   */
-  mark (): number {
-    const namespace = this.components.namespace
-    if (namespace === undefined) return this.components.clock.now()
-    const last = this.marks.at(-1)
-    // strictly later than the last mark, whatever the wall clock does: a record finds its own mark or a later one
-    const at = Math.max(this.components.clock.now(), (last?.at ?? -Infinity) + 1)
-    const clock = { ...namespace.clockNow() }
-    // nothing changed since the last mark: it stands for this one too
-    if (last !== undefined && dominates(last.clock, clock)) last.at = at
-    else this.marks.push({ at, clock })
-    if (this.marks.length > MAX_REMOVAL_MARKS) this.marks.shift()
-    return at
+  /** A visible file now refers to `manifest` (an entry applied here: a put with its pin). */
+  referenced (manifest: string): void {
+    this.told++
+    if (this.lastTold.size >= MAX_TOLD_REFERENCES && !this.lastTold.has(manifest)) { this.referencedAny(); return }
+    this.lastTold.set(manifest, this.told)
+  }
+
+  /** Any manifest may now be referred to by a visible file (a snapshot merged, paths repaired). */
+  referencedAny (): void {
+    this.told++
+    this.toldFloor = this.told
+    this.lastTold.clear()
   }
 
   /** Marks held now (for tests and inspection). */
   get size (): number { return this.marks.length }
 
-  /**
-   * Who has seen what, read now: a function telling whether the removal of a
-   * manifest unreferenced since `since` (ms) is settled. Read it before
-   * walking the visible files.
-   */
-  settledNow (): (since: number) => RemovalState {
+  /** Begin a walk of the visible files: read who has seen what now, before the walk reads any file. */
+  beginWalk (): RemovalWalk {
+    const walkStart = this.told
     const namespace = this.components.namespace
-    if (namespace === undefined) return () => SETTLED_REMOVAL
+    if (namespace === undefined) return { settled: () => SETTLED_REMOVAL, stands: () => true, mark: () => this.components.clock.now() }
     const stable = namespace.stableClock()
     const behind = namespace.behindMembers()
     const now = this.components.clock.now()
-    return since => {
+    const stands = (manifest: string, since: number): boolean => {
+      const mark = this.markFor(since)
+      return mark !== undefined && Math.max(this.lastTold.get(manifest) ?? 0, this.toldFloor) <= mark.walkStart
+    }
+    const settled = (manifest: string, since: number): RemovalState => {
       // waited for as long as a silent member counts: a member that never covers the mark (it does not trust an
       // author of it, say) holds the shards back no longer than that
       if (now - since > namespace.memberTimeout) return SETTLED_REMOVAL
+      // no mark, or a file referred to it after its walk began: marked again by this walk, settled by a later one
+      if (!stands(manifest, since)) return { settled: false, waitingOn: [] }
       if (behind.length > 0) return { settled: false, waitingOn: behind }
-      const mark = this.markFor(since)
+      const mark = this.markFor(since) as Mark
       if (dominates(stable, mark.clock)) return SETTLED_REMOVAL
-      const waitingOn = namespace.membersNotSeen(mark.clock)
-      // a member heard from since `stable` was read: not settled by that reading, whatever it says now
-      return { settled: false, waitingOn }
+      // named now: a member heard from since `stable` was read is still not settled by that reading
+      return { settled: false, waitingOn: namespace.membersNotSeen(mark.clock) }
     }
+    return { settled, stands, mark: () => this.mark(namespace, walkStart) }
   }
 
-  /** The first mark at or after `since`; a new one when none is. */
-  private markFor (since: number): Mark {
-    const found = this.marks.find(m => m.at >= since)
-    if (found !== undefined) return found
-    this.mark()
-    return this.marks[this.marks.length - 1]
+  /** Note the namespace's clock now, after a walk begun at reference `walkStart`; the time recorded. */
+  private mark (namespace: NamespaceClocks, walkStart: number): number {
+    const last = this.marks.at(-1)
+    // strictly later than the last mark, whatever the wall clock does: a record finds its own mark or a later one
+    const at = Math.max(this.components.clock.now(), (last?.at ?? -Infinity) + 1)
+    const clock = { ...namespace.clockNow() }
+    // nothing changed, nothing told, since the last mark: it stands for this one too
+    if (last !== undefined && last.walkStart === walkStart && dominates(last.clock, clock)) last.at = at
+    else this.marks.push({ at, clock, walkStart })
+    if (this.marks.length > MAX_REMOVAL_MARKS) this.marks.shift()
+    return at
+  }
+
+  /** The first mark at or after `since`, if any. */
+  private markFor (since: number): Mark | undefined {
+    return this.marks.find(m => m.at >= since)
   }
 }

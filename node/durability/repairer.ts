@@ -193,13 +193,15 @@ export class Repairer {
       report.errors.push(`deferred coding: ${String(err?.message ?? err)}`)
       this.log.warn({ err: err?.message }, 'deferred coding failed')
     }
+    // who has seen what, and where the references told stand, before the walk of the visible files
+    const removals = this.components.removals.beginWalk()
     const live = await liveManifests(this.components.files, signal)
     const known: Array<[string, ManifestRecord]> = []
     /** Live peers, counted once per pass when an at-risk placement may be retried. */
     let livePeers: number | undefined
     for await (const entry of holdings.manifests()) known.push(entry)
     // the grace period of the shards of a removed file runs from the first pass (or collection) that finds it removed
-    await noteReferences(referenceChanges(known, m => live.has(m)), { holdings, now: this.components.clock.now(), removals: this.components.removals })
+    await noteReferences(referenceChanges(known, m => live.has(m), removals.stands), { holdings, now: this.components.clock.now(), removals })
     const total = known.filter(([text]) => live.has(text)).length
     let checked = 0
     for (const [text, record] of known) {

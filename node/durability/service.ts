@@ -17,6 +17,7 @@ import { countLeaves } from './stripes.js'
 import { DeferredCoder, type DeferredOutcome } from './deferred.js'
 import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
 import type { StripeReleases } from './stripe-releases.js'
+import type { RemovalClocks } from './removal-clocks.js'
 import { resolveParts, type DurabilityComponents, type DurabilityParts, type DurabilityStats } from './components.js'
 import { Encoder, type EncodeOptions } from './encoder.js'
 import { filePinState, readPinStatus, type PinStatus } from './pin-status.js'
@@ -129,6 +130,9 @@ export class DurabilityService {
 
   /** The stripes this node holds its copies of for peers' releases, and those it is releasing in (node/durability/stripe-releases.ts). */
   get releases (): StripeReleases { return this.parts.releases }
+
+  /** The namespace clocks of removals whose shards are kept, told of the files that refer to manifests (node/durability/removal-clocks.ts). */
+  get removals (): RemovalClocks { return this.parts.removals }
 
   /**
    * Which live peers (this node included) hold which shards of `manifest`,

@@ -149,6 +149,14 @@ function positiveInteger (value: number | undefined, name: string): number | und
   return value
 }
 
+/** Told what visible files may now refer to (see {@link Replica.onReferences}). */
+export interface ReferenceListener {
+  /** A visible file may now refer to `manifest` (its CID as text). */
+  referenced: (manifest: string) => void
+  /** Visible files may now refer to any manifest. */
+  referencedAny: () => void
+}
+
 /** One replica of the namespace. */
 export class Replica implements Namespace {
   /** Whose entries and snapshots this replica applies. */
@@ -168,6 +176,7 @@ export class Replica implements Namespace {
   private readonly headCids = new Map<string, CID>()
   private readonly stateTrees: StateTrees
   private readonly changeListeners = new Set<() => void>()
+  private readonly referenceListeners = new Set<ReferenceListener>()
   private opened = false
   private readonly checkOnRestart: boolean
 
@@ -201,6 +210,8 @@ export class Replica implements Namespace {
     const members = this.members = new Members({ kv, id, trust, clock, applied: () => store.clock, heardSelf, memberTimeout: options.memberTimeout ?? 7 * DAY })
     store.onCommit(batch => recovery.onCommit(batch))
     store.onCommit(batch => members.writeNew(batch.txn))
+    // told once committed, when a walk of the visible files can see them
+    store.onCommit(batch => batch.referenced === undefined ? undefined : () => { this.referenced(batch.referenced) })
     const retirements = this.retirements = new Retirements({ kv })
     store.onCommit(batch => retirements.onCommit(batch))
     const applier = this.applier = new Applier({
@@ -233,7 +244,8 @@ export class Replica implements Namespace {
       members,
       superseded: async () => await applier.superseded(),
       drain: async () => await log.drain(),
-      changed,
+      // a merged snapshot may make any file visible: no listener can tell which
+      changed: () => { changed(); this.referencedAny() },
       republish: this.republish = new PendingRepublish({
         kv,
         logger,
@@ -356,6 +368,23 @@ export class Replica implements Namespace {
   /** Called with the encoded entries of every local write, after it is durable. */
   onLocalEntries (listener: (entries: Uint8Array[]) => void): () => void {
     return this.writes.onLocalEntries(listener)
+  }
+
+  /**
+   * Told when a visible file may now refer to a manifest (a put op with a
+   * pin applied, local or remote), or to any (a snapshot merged, paths
+   * repaired): once the change is committed, so that a walk of the visible
+   * files begun after it is told sees it (durability: removal-clocks.ts).
+   */
+  onReferences (listener: ReferenceListener): () => void {
+    this.referenceListeners.add(listener)
+    return () => this.referenceListeners.delete(listener)
+  }
+
+  private referencedAny (): void { for (const l of this.referenceListeners) l.referencedAny() }
+
+  private referenced (manifests: ReadonlySet<string> | undefined): void {
+    for (const m of manifests ?? []) for (const l of this.referenceListeners) l.referenced(m)
   }
 
   /** Called after remote entries or a snapshot changed the tree. */
@@ -643,6 +672,7 @@ export class Replica implements Namespace {
   async repairState (repairs: PathRepair[], heads: Uint8Array): Promise<RepairResult | undefined> {
     const result = await repairPaths({ store: this.store, digest: () => this.headsDigest() }, repairs, heads)
     if (result !== undefined && result.paths > 0) {
+      this.referencedAny()
       this.stateTrees.forget()
       for (const l of this.changeListeners) l()
     }

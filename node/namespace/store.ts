@@ -46,6 +46,8 @@ export class Batch {
   ahead?: VectorClock
   /** Per author whose entry this batch applied, that entry's seq and CID (see {@link ReplicaStore.tip}). */
   readonly tips = new Map<string, Tip>()
+  /** Manifests a put op of this batch pinned its file to (told once the batch is committed: replica.ts `onReferences`). */
+  referenced?: Set<string>
   /** The replica's tips, when the batch reads through to the replica's clock. */
   private readonly baseTips?: ReadonlyMap<string, Tip>
 

@@ -37,6 +37,18 @@ async function setup (t: CleanupContext, dir?: string): Promise<{ files: Files, 
   return { files, gc, blockstore }
 }
 
+/** A block store, an open replica and an open holdings store in temp dirs, closed when the test ends. */
+async function stores (t: CleanupContext): Promise<{ blockstore: Awaited<ReturnType<typeof openBlockStore>>, namespace: ReturnType<typeof createNamespace>, holdings: Holdings }> {
+  const blockstore = await openBlockStore(t)
+  const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
+  await namespace.open()
+  defer(t, async () => { await namespace.close() })
+  const holdings = new Holdings(new MemoryKV())
+  await holdings.open()
+  defer(t, async () => { await holdings.close() })
+  return { blockstore, namespace, holdings }
+}
+
 async function readAll (files: Files, path: string): Promise<Buffer> {
   const chunks: Uint8Array[] = []
   for await (const c of files.cat(path)) chunks.push(c)
@@ -118,12 +130,7 @@ describe('garbage collection', () => {
   })
 
   it('while the holdings store recovers, removes no unmarked block, for a day at most', async t => {
-    const blockstore = await openBlockStore(t)
-    const namespace = createNamespace({ path: await tempDir(t), signer: signerFromKey(await generateKeyPair('Ed25519')), logger })
-    await namespace.open()
-    defer(t, async () => { await namespace.close() })
-    const holdings = new Holdings(new MemoryKV())
-    await holdings.open()
+    const { blockstore, namespace, holdings } = await stores(t)
     let now = 1_000
     const gc = async (): ReturnType<typeof collectGarbage> => await collectGarbage({ blockstore, holdings, files: () => namespace.files(), lock: new GcLock(), logger, clock: { now: () => now } }, 0)
     // a block no file refers to: a shard held here, as far as a store moved aside can tell
@@ -183,7 +190,7 @@ describe('garbage collection', () => {
     members.noteMember('p', { self: 3 })
     const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
     // a walk found it unreferenced under the clock {self: 4}; p has not seen that yet
-    await holdings.noteUnreferenced([[manifest, removals.mark()]])
+    await holdings.noteUnreferenced([[manifest, removals.beginWalk().mark()]])
     now.t = 20_000
     // p is heard from, having seen the removal, while the collection walks the visible files
     async function * files (): AsyncGenerator<never> { members.noteMember('p', { self: 4 }) }
@@ -193,5 +200,31 @@ describe('garbage collection', () => {
     const second = await gc()
     assert.deepEqual([second.forgotten, second.keptUnsettled], [1, 0])
     assert.equal(await holdings.manifest(manifest), undefined)
+  })
+
+  it('a file that refers to a removed manifest again, added and removed between two collections, starts its grace over: the namespace tells of it', async t => {
+    const { blockstore, namespace, holdings } = await stores(t)
+    const now = { t: 10_000 }
+    // the replica is the seam, as in a node; alone, every removal is settled once its mark stands
+    const removals = new RemovalClocks({ namespace, clock: { now: () => now.t } })
+    namespace.onReferences(removals)
+    const cidOf = async (text: string, codec: number): Promise<string> => CID.createV1(codec, await sha256.digest(new TextEncoder().encode(text))).toString()
+    // a manifest is dag-cbor, a root raw here
+    const manifest = await cidOf('manifest', 0x71)
+    const root = await cidOf('root', 0x55)
+    await holdings.noteManifest(manifest, { root, k: 1, m: 2, role: 'holder', since: 1 })
+    const gc = async (): ReturnType<typeof collectGarbage> => await collectGarbage({ blockstore, holdings, files: () => namespace.files(), lock: new GcLock(), logger, clock: { now: () => now.t }, removals }, 1_000)
+    assert.equal((await gc()).keptUnreferenced, 1)
+    const since = (await holdings.manifest(manifest))?.unreferencedSince
+    assert.notEqual(since, undefined)
+    // between two collections, a file pinned to it is added and removed again
+    await namespace.putFile('/f.bin', { cid: root, size: 1, mode: 0o644, mtime: 1, pin: { policy: 'ec:1+2', manifest } })
+    await namespace.remove('/f.bin')
+    now.t = 20_000
+    const second = await gc()
+    assert.deepEqual([second.forgotten, second.keptUnreferenced], [0, 1], 'past its grace, but its mark is older than the file')
+    assert.ok(((await holdings.manifest(manifest))?.unreferencedSince ?? 0) > (since ?? 0), 'its grace starts over')
+    now.t = 30_000
+    assert.equal((await gc()).forgotten, 1)
   })
 })

@@ -2,98 +2,118 @@
  * The namespace clocks of removals (node/durability/removal-clocks.ts) over
  * the namespace's real member table (node/namespace/members.ts on a memory
  * KV): a removal is settled once every active member has seen it and its
- * own writes are here; who has seen what is read when asked, not later; a
- * record older than every mark takes one then; marks stay bounded, an old
- * record falling back on a later (larger) clock.
+ * own writes are here; who has seen what is read when a walk begins, not
+ * later; a mark no longer stands once a file referring to its manifest was
+ * told after its walk began, nor when there is none (a record of a run
+ * before a restart); marks stay bounded and strictly ordered; no member
+ * holds a removal back past the member timeout.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { VectorClock } from '../../../node/namespace/clock.js'
-import { MAX_REMOVAL_MARKS, RemovalClocks } from '../../../node/durability/index.js'
+import { MAX_REMOVAL_MARKS, MAX_TOLD_REFERENCES, RemovalClocks } from '../../../node/durability/index.js'
 import { namespaceClocksOf } from '../../helpers/namespace-clocks.js'
 
-const namespaceOf = namespaceClocksOf
+const M = 'manifest-1'
 
 describe('removal clocks', () => {
-  it('without a namespace every removal is settled, and a mark is the time now', () => {
+  it('without a namespace every removal is settled, every mark stands, and a mark is the time now', () => {
     const now = { t: 5_000 }
     const removals = new RemovalClocks({ clock: { now: () => now.t } })
-    assert.equal(removals.mark(), 5_000)
-    assert.deepEqual(removals.settledNow()(1), { settled: true })
+    const walk = removals.beginWalk()
+    assert.equal(walk.mark(), 5_000)
+    assert.deepEqual(walk.settled(M, 1), { settled: true })
+    assert.equal(walk.stands(M, 1), true)
     assert.equal(removals.size, 0)
   })
 
-  it('a removal waits for every active member to see it, and for the writes a member told of; who has seen what is read when asked', () => {
+  it('a removal waits for every active member to see it, and for the writes a member told of; who has seen what is read when the walk begins', () => {
     const now = { t: 1_000 }
     const applied: VectorClock = { self: 4, p: 2 }
-    const { ns, members } = namespaceOf(now, applied)
+    const { ns, members } = namespaceClocksOf(now, applied)
     members.noteMember('p', { self: 3, p: 2 })
     members.noteMember('q', { self: 4, p: 2 })
     const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
-    // the walk found the file gone under {self: 4}
-    const since = removals.mark()
-    assert.deepEqual(removals.settledNow()(since), { settled: false, waitingOn: ['p'] })
-    const askedBefore = removals.settledNow()
+    // a walk found the file gone under {self: 4, p: 2}
+    const since = removals.beginWalk().mark()
+    assert.deepEqual(removals.beginWalk().settled(M, since), { settled: false, waitingOn: ['p'] })
+    const begunBefore = removals.beginWalk()
     // p hears of the removal
     members.noteMember('p', { self: 4, p: 2 })
-    assert.equal(askedBefore(since).settled, false, 'read before p was heard')
-    assert.deepEqual(removals.settledNow()(since), { settled: true })
+    assert.equal(begunBefore.settled(M, since).settled, false, 'read before p was heard')
+    assert.deepEqual(removals.beginWalk().settled(M, since), { settled: true })
     // p made a write of its own (a move, say) that is not here yet: nothing is settled until it is
     members.noteMember('p', { self: 4, p: 3 })
-    assert.deepEqual(removals.settledNow()(since), { settled: false, waitingOn: ['p'] }, 'p\'s write 3 is not applied here')
+    assert.deepEqual(removals.beginWalk().settled(M, since), { settled: false, waitingOn: ['p'] }, 'p\'s write 3 is not applied here')
     applied.p = 3
-    assert.deepEqual(removals.settledNow()(since), { settled: true })
+    assert.deepEqual(removals.beginWalk().settled(M, since), { settled: true })
   })
 
-  it('a member that never covers the mark holds a removal back for the member timeout at most; marks are strictly later than one another', () => {
+  it('a file referring to the manifest, told after the walk of its mark began, makes the mark stale; so does a snapshot merged; a record with no mark (a run before a restart) has none that stands', () => {
     const now = { t: 1_000 }
-    const applied: VectorClock = { self: 4, x: 9 }
-    const { ns, members } = namespaceOf(now, applied)
-    // p does not trust x: its clock never names x's writes
-    members.noteMember('p', { self: 4 })
+    const { ns } = namespaceClocksOf(now, { self: 1 })
     const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
-    const since = removals.mark()
-    assert.equal(removals.mark(), since + 1, 'the same millisecond: a later time')
-    now.t = 0
-    assert.equal(removals.mark(), since + 2, 'a wall clock stepped back: still later')
-    now.t = since + ns.memberTimeout
-    members.noteMember('p', { self: 4 })
-    assert.deepEqual(removals.settledNow()(since), { settled: false, waitingOn: ['p'] })
-    now.t = since + ns.memberTimeout + 1
-    members.noteMember('p', { self: 4 })
-    assert.deepEqual(removals.settledNow()(since), { settled: true })
+    assert.equal(removals.beginWalk().stands(M, 500), false, 'no mark at all')
+    assert.deepEqual(removals.beginWalk().settled(M, 500), { settled: false, waitingOn: [] })
+    // a file referred to it before the walk began: the walk saw it (or its removal is under the mark)
+    removals.referenced(M)
+    const walk = removals.beginWalk()
+    // told during the walk: it may have missed the file
+    removals.referenced('other')
+    const since = walk.mark()
+    assert.equal(removals.beginWalk().stands(M, since), true)
+    assert.deepEqual(removals.beginWalk().settled(M, since), { settled: true })
+    assert.equal(removals.beginWalk().stands('other', since), false)
+    removals.referenced(M)
+    assert.equal(removals.beginWalk().stands(M, since), false, 'a file refers to it again after the walk began')
+    assert.deepEqual(removals.beginWalk().settled(M, since), { settled: false, waitingOn: [] })
+    // marked again by a walk begun after: it stands
+    const again = removals.beginWalk().mark()
+    assert.equal(removals.beginWalk().stands(M, again), true)
+    removals.referencedAny()
+    assert.equal(removals.beginWalk().stands(M, again), false, 'a snapshot merged: any manifest may be referred to')
   })
 
-  it('a record older than every mark (a run before a restart) takes a mark when first asked about; marks stay bounded, an old record using a later clock', () => {
+  it('past the references it can tell apart, every mark made before is stale', () => {
+    const now = { t: 1_000 }
+    const { ns } = namespaceClocksOf(now, { self: 1 })
+    const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
+    const since = removals.beginWalk().mark()
+    for (let i = 0; i < MAX_TOLD_REFERENCES; i++) removals.referenced(`m${i}`)
+    assert.equal(removals.beginWalk().stands(M, since), true, 'still told apart')
+    removals.referenced('one-more')
+    assert.equal(removals.beginWalk().stands(M, since), false)
+  })
+
+  it('marks stay bounded, an old record using a later clock; strictly later than one another; no member holds a removal back past the member timeout', () => {
     const now = { t: 1_000 }
     const applied: VectorClock = { self: 1 }
-    const { ns, members } = namespaceOf(now, applied)
-    members.noteMember('p', { self: 1 })
+    const { ns, members } = namespaceClocksOf(now, applied)
     const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
-    applied.self = 6
-    now.t = 2_000
-    // unreferenced since 500 by the run before: the clock now stands for it
-    assert.deepEqual(removals.settledNow()(500), { settled: false, waitingOn: ['p'] })
+    const first = removals.beginWalk().mark()
+    assert.equal(removals.beginWalk().mark(), first + 1, 'the same millisecond, the same clock: a later time, one mark')
     assert.equal(removals.size, 1)
-    members.noteMember('p', { self: 6 })
-    assert.deepEqual(removals.settledNow()(500), { settled: true })
-    // an unchanged clock: the last mark stands for the new one
-    now.t = 2_500
-    removals.mark()
-    assert.equal(removals.size, 1)
-    // many marks of growing clocks: the oldest go
+    now.t = 0
+    assert.equal(removals.beginWalk().mark(), first + 2, 'a wall clock stepped back: still later')
     const times: number[] = []
     for (let i = 0; i < MAX_REMOVAL_MARKS + 4; i++) {
       applied.self = 10 + i
       now.t = 3_000 + i
-      times.push(removals.mark())
+      times.push(removals.beginWalk().mark())
     }
     assert.equal(removals.size, MAX_REMOVAL_MARKS)
-    // p saw the clock of the first mark: a record of that time now waits on a later, dropped-to clock
+    // the first marks went: a record of that time waits on a later clock
     members.noteMember('p', { self: 10 })
-    assert.deepEqual(removals.settledNow()(times[0]), { settled: false, waitingOn: ['p'] })
+    assert.deepEqual(removals.beginWalk().settled(M, times[0]), { settled: false, waitingOn: ['p'] })
     members.noteMember('p', { self: 10 + 4 })
-    assert.deepEqual(removals.settledNow()(times[0]), { settled: true })
-    assert.deepEqual(removals.settledNow()(times.at(-1) ?? 0), { settled: false, waitingOn: ['p'] })
+    assert.deepEqual(removals.beginWalk().settled(M, times[0]), { settled: true })
+    assert.deepEqual(removals.beginWalk().settled(M, times.at(-1) ?? 0), { settled: false, waitingOn: ['p'] })
+    // p never covers the newest mark (it does not trust one of its authors, say): past the member timeout it holds nothing back
+    now.t = (times.at(-1) ?? 0) + ns.memberTimeout
+    members.noteMember('p', { self: 10 + 4 })
+    assert.equal(removals.beginWalk().settled(M, times.at(-1) ?? 0).settled, false)
+    now.t++
+    members.noteMember('p', { self: 10 + 4 })
+    assert.deepEqual(removals.beginWalk().settled(M, times.at(-1) ?? 0), { settled: true })
   })
 })
