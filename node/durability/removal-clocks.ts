@@ -22,8 +22,10 @@
  * namespace's clock read after the walk ({@link RemovalWalk.mark}), under
  * which is every removal the walk missed the file for. The marks are kept in
  * memory, at most {@link MAX_REMOVAL_MARKS}, each at a later time than the
- * one before (the oldest dropped: its records use a later mark, whose clock
- * covers more — later, never wrong).
+ * one before, so that a record names its own (a walk that finds the state
+ * as the last mark left it, nothing told since, reuses that mark and its
+ * time). A record whose mark was dropped, or of a run before a restart, has
+ * none.
  *
  * A mark stands for a manifest only while no file referring to it appeared
  * after the mark's walk began: such a file, removed again before the next
@@ -32,9 +34,10 @@
  * `Replica.onReferences`), and of a merged snapshot or repaired paths, after
  * which any file may have appeared ({@link RemovalClocks.referencedAny});
  * the last reference told of each manifest is kept, at most
- * {@link MAX_TOLD_REFERENCES} (beyond, every mark made before goes stale). A
- * record whose mark does not stand, or that has none (one of a run before a
- * restart), is marked again by the walk: its grace period starts over.
+ * {@link MAX_TOLD_REFERENCES} (beyond, those told before every mark's walk
+ * began are forgotten, and if that is not room enough every mark goes
+ * stale). A record whose mark does not stand, or that has none, is marked
+ * again by the walk: its grace period starts over.
  *
  * **When it applies.** Only with a namespace given (`components.namespace`,
  * the node's replica). Without one (the durability simulations), the grace
@@ -55,8 +58,8 @@ import { dominates, type VectorClock } from '../namespace/clock.js'
 import type { WallClock } from '../namespace/index.js'
 import type { NamespaceClocks } from './components.js'
 
-/** Namespace clocks kept for the grace periods running at once; beyond, the oldest goes. */
-export const MAX_REMOVAL_MARKS = 16
+/** Namespace clocks kept for the grace periods running at once; beyond, the oldest goes (its records are marked again). */
+export const MAX_REMOVAL_MARKS = 64
 
 /** Whether the removals under a mark are settled, and who they wait for if not. */
 export type RemovalState =
@@ -119,7 +122,12 @@ export class RemovalClocks {
   /** A visible file now refers to `manifest` (an entry applied here: a put with its pin). */
   referenced (manifest: string): void {
     this.told++
-    if (this.lastTold.size >= MAX_TOLD_REFERENCES && !this.lastTold.has(manifest)) { this.referencedAny(); return }
+    if (this.lastTold.size >= MAX_TOLD_REFERENCES && !this.lastTold.has(manifest)) {
+      // references told before every mark's walk began can make none stale
+      const oldest = this.marks.reduce((min, m) => Math.min(min, m.walkStart), this.told)
+      for (const [m, at] of this.lastTold) if (at <= oldest) this.lastTold.delete(m)
+      if (this.lastTold.size >= MAX_TOLD_REFERENCES) { this.referencedAny(); return }
+    }
     this.lastTold.set(manifest, this.told)
   }
 
@@ -163,18 +171,18 @@ export class RemovalClocks {
   /** Note the namespace's clock now, after a walk begun at reference `walkStart`; the time recorded. */
   private mark (namespace: NamespaceClocks, walkStart: number): number {
     const last = this.marks.at(-1)
-    // strictly later than the last mark, whatever the wall clock does: a record finds its own mark or a later one
-    const at = Math.max(this.components.clock.now(), (last?.at ?? -Infinity) + 1)
     const clock = { ...namespace.clockNow() }
-    // nothing changed, nothing told, since the last mark: it stands for this one too
-    if (last !== undefined && last.walkStart === walkStart && dominates(last.clock, clock)) last.at = at
-    else this.marks.push({ at, clock, walkStart })
+    // nothing changed, nothing told, since the last mark: the manifests this walk found were unreferenced then too
+    if (last !== undefined && last.walkStart === walkStart && dominates(last.clock, clock)) return last.at
+    // strictly later than the last mark, whatever the wall clock does: each record names its own mark
+    const at = Math.max(this.components.clock.now(), (last?.at ?? -Infinity) + 1)
+    this.marks.push({ at, clock, walkStart })
     if (this.marks.length > MAX_REMOVAL_MARKS) this.marks.shift()
     return at
   }
 
-  /** The first mark at or after `since`, if any. */
+  /** The record's own mark: the one made at `since`, if still kept. */
   private markFor (since: number): Mark | undefined {
-    return this.marks.find(m => m.at >= since)
+    return this.marks.find(m => m.at === since)
   }
 }

@@ -149,7 +149,6 @@ export class Applier {
         this.components.retired?.(batch, op, [entry.author, entry.seq])
         continue
       }
-      if (op.op === 'put' && op.pin?.manifest !== undefined) (batch.referenced ??= new Set()).add(op.pin.manifest.toString())
       await this.noteSuperseded(batch, op.path, replaced(op.replaces))
       await batch.tree.change(op.path, op.replaces, op.op === 'del' || superseded.has(op.path) ? undefined : versionOf(entry, op))
     }
@@ -166,7 +165,6 @@ export class Applier {
       return true
     }
     for (const dot of op.replaces) if (!covers(batch.clock, dot)) return false
-    if (op.op === 'put' && op.pin?.manifest !== undefined) (batch.referenced ??= new Set()).add(op.pin.manifest.toString())
     return batch.tree.changeNow(op.path, op.replaces, op.op === 'del' ? undefined : versionOf(entry, op))
   }
 

@@ -371,10 +371,11 @@ export class Replica implements Namespace {
   }
 
   /**
-   * Told when a visible file may now refer to a manifest (a put op with a
-   * pin applied, local or remote), or to any (a snapshot merged, paths
-   * repaired): once the change is committed, so that a walk of the visible
-   * files begun after it is told sees it (durability: removal-clocks.ts).
+   * Told when a visible file may now refer to a manifest (a batch of local
+   * or remote entries showed a file, or a conflict copy, whose pin names
+   * it), or to any (a snapshot merged or tried, paths repaired): once the
+   * change is committed, so that a walk of the visible files begun after it
+   * is told sees it (durability: removal-clocks.ts).
    */
   onReferences (listener: ReferenceListener): () => void {
     this.referenceListeners.add(listener)
@@ -689,7 +690,12 @@ export class Replica implements Namespace {
    * @throws {InvalidSnapshotError} for a snapshot that fails its checks
    */
   async loadSnapshot (root: CID, fetch: SnapshotFetch, author?: string): Promise<boolean> {
-    return await this.snapshots.loadSnapshot(root, fetch, author)
+    try {
+      return await this.snapshots.loadSnapshot(root, fetch, author)
+    } finally {
+      // a merge may have committed before a later step failed: its files are visible all the same
+      this.referencedAny()
+    }
   }
 }
 

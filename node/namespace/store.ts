@@ -46,7 +46,7 @@ export class Batch {
   ahead?: VectorClock
   /** Per author whose entry this batch applied, that entry's seq and CID (see {@link ReplicaStore.tip}). */
   readonly tips = new Map<string, Tip>()
-  /** Manifests a put op of this batch pinned its file to (told once the batch is committed: replica.ts `onReferences`). */
+  /** Manifests of the files this batch shows pinned to one (told once the batch is committed: replica.ts `onReferences`). */
   referenced?: Set<string>
   /** The replica's tips, when the batch reads through to the replica's clock. */
   private readonly baseTips?: ReadonlyMap<string, Tip>
@@ -57,7 +57,7 @@ export class Batch {
    */
   constructor (kv: KV, clock: VectorClock, heads: Map<string, Dot>, over?: { total: number, tips: ReadonlyMap<string, Tip> }) {
     this.txn = new Txn(kv)
-    this.tree = new TreeWriter(this.txn)
+    this.tree = new TreeWriter(this.txn, { onPinned: manifest => { (this.referenced ??= new Set()).add(manifest) } })
     this.clock = over === undefined ? { ...clock } : Object.create(clock)
     this.heads = new Map(heads)
     this.total = over?.total ?? weight(clock)

@@ -241,6 +241,8 @@ export interface TreeWriterOptions {
   markDirty?: boolean
   /** Called with each conflict-copy path the writer makes visible (a bulk load tracks where it wrote names other than the path it loads). */
   onCopy?: (path: string) => void
+  /** Called with the manifest of each file (or conflict copy) the writer shows whose pin names one (replica.ts `onReferences`). */
+  onPinned?: (manifest: string) => void
 }
 
 /** What the caller of {@link TreeWriter.load} knows of a path's rows without reading them. */
@@ -255,10 +257,12 @@ export interface KnownRows {
 export class TreeWriter {
   private readonly markDirty: boolean
   private readonly onCopy: ((path: string) => void) | undefined
+  private readonly onPinned: ((manifest: string) => void) | undefined
 
   constructor (private readonly txn: TreeTxn, options: TreeWriterOptions = {}) {
     this.markDirty = options.markDirty ?? true
     this.onCopy = options.onCopy
+    this.onPinned = options.onPinned
   }
 
   async versions (path: string): Promise<PathState> {
@@ -412,6 +416,7 @@ export class TreeWriter {
     if (main !== undefined) {
       if (current === undefined) delta++
       this.txn.put(visibleKey(path), main)
+      if (main.pin?.manifest !== undefined) this.onPinned?.(main.pin.manifest)
     } else if (current !== undefined && current.conflictOf === undefined) {
       // (another path's copy shown here stays)
       delta--
@@ -426,6 +431,7 @@ export class TreeWriter {
       if (!mine.has(copy)) delta++
       this.txn.put(visibleKey(copy), record)
       this.onCopy?.(copy)
+      if (record.pin?.manifest !== undefined) this.onPinned?.(record.pin.manifest)
     }
     const next: PathState = { versions: state.versions, copies: copies.size === 0 ? [] : [...copies.keys()] }
     if (next.versions.length === 0 && next.copies.length === 0) this.txn.del(versionsKey(path))

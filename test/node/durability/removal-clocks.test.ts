@@ -74,27 +74,36 @@ describe('removal clocks', () => {
     assert.equal(removals.beginWalk().stands(M, again), false, 'a snapshot merged: any manifest may be referred to')
   })
 
-  it('past the references it can tell apart, every mark made before is stale', () => {
+  it('past the references it can tell apart, those told before every mark\'s walk are forgotten; if that is not room enough, every mark made before is stale', () => {
     const now = { t: 1_000 }
-    const { ns } = namespaceClocksOf(now, { self: 1 })
+    const applied: VectorClock = { self: 1 }
+    const { ns } = namespaceClocksOf(now, applied)
     const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
+    for (let i = 0; i < MAX_TOLD_REFERENCES - 1; i++) removals.referenced(`old${i}`)
     const since = removals.beginWalk().mark()
-    for (let i = 0; i < MAX_TOLD_REFERENCES; i++) removals.referenced(`m${i}`)
-    assert.equal(removals.beginWalk().stands(M, since), true, 'still told apart')
-    removals.referenced('one-more')
-    assert.equal(removals.beginWalk().stands(M, since), false)
+    removals.referenced('new0')
+    removals.referenced('new1')
+    assert.equal(removals.beginWalk().stands(M, since), true, 'the old ones went, making room')
+    assert.equal(removals.beginWalk().stands('new1', since), false)
+    for (let i = 2; i <= MAX_TOLD_REFERENCES; i++) removals.referenced(`new${i}`)
+    assert.equal(removals.beginWalk().stands(M, since), false, 'every one told after the mark: no room')
   })
 
-  it('marks stay bounded, an old record using a later clock; strictly later than one another; no member holds a removal back past the member timeout', () => {
+  it('each record names its own mark: one per change of the state, strictly later than one another, the oldest dropped (its records marked again); no member holds a removal back past the member timeout', () => {
     const now = { t: 1_000 }
     const applied: VectorClock = { self: 1 }
     const { ns, members } = namespaceClocksOf(now, applied)
     const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
     const first = removals.beginWalk().mark()
-    assert.equal(removals.beginWalk().mark(), first + 1, 'the same millisecond, the same clock: a later time, one mark')
+    now.t = 1_500
+    assert.equal(removals.beginWalk().mark(), first, 'the same state, nothing told: the same mark and time')
     assert.equal(removals.size, 1)
+    applied.self = 2
+    assert.equal(removals.beginWalk().mark(), 1_500)
+    applied.self = 3
     now.t = 0
-    assert.equal(removals.beginWalk().mark(), first + 2, 'a wall clock stepped back: still later')
+    assert.equal(removals.beginWalk().mark(), 1_501, 'a wall clock stepped back: still later')
+    assert.equal(removals.beginWalk().stands(M, 1_200), false, 'no mark made at that time')
     const times: number[] = []
     for (let i = 0; i < MAX_REMOVAL_MARKS + 4; i++) {
       applied.self = 10 + i
@@ -102,18 +111,19 @@ describe('removal clocks', () => {
       times.push(removals.beginWalk().mark())
     }
     assert.equal(removals.size, MAX_REMOVAL_MARKS)
-    // the first marks went: a record of that time waits on a later clock
-    members.noteMember('p', { self: 10 })
-    assert.deepEqual(removals.beginWalk().settled(M, times[0]), { settled: false, waitingOn: ['p'] })
-    members.noteMember('p', { self: 10 + 4 })
-    assert.deepEqual(removals.beginWalk().settled(M, times[0]), { settled: true })
-    assert.deepEqual(removals.beginWalk().settled(M, times.at(-1) ?? 0), { settled: false, waitingOn: ['p'] })
-    // p never covers the newest mark (it does not trust one of its authors, say): past the member timeout it holds nothing back
-    now.t = (times.at(-1) ?? 0) + ns.memberTimeout
-    members.noteMember('p', { self: 10 + 4 })
-    assert.equal(removals.beginWalk().settled(M, times.at(-1) ?? 0).settled, false)
+    // the first marks went: their records have none, and are marked again by the next walk
+    members.noteMember('p', { self: 10 + MAX_REMOVAL_MARKS + 4 })
+    assert.equal(removals.beginWalk().stands(M, times[0]), false)
+    assert.deepEqual(removals.beginWalk().settled(M, times[0]), { settled: false, waitingOn: [] })
+    assert.deepEqual(removals.beginWalk().settled(M, times[4]), { settled: true })
+    // q never covers the newest mark (it does not trust one of its authors, say): past the member timeout it holds nothing back
+    const newest = times.at(-1) ?? 0
+    now.t = newest + ns.memberTimeout
+    members.noteMember('p', { self: 100 })
+    members.noteMember('q', { self: 10 })
+    assert.deepEqual(removals.beginWalk().settled(M, newest), { settled: false, waitingOn: ['q'] })
     now.t++
-    members.noteMember('p', { self: 10 + 4 })
-    assert.deepEqual(removals.beginWalk().settled(M, times.at(-1) ?? 0), { settled: true })
+    members.noteMember('q', { self: 10 })
+    assert.deepEqual(removals.beginWalk().settled(M, newest), { settled: true })
   })
 })

@@ -190,4 +190,44 @@ describe('namespace pins', () => {
     assert.deepEqual(pinOf(await again.stat('/pinned')), EC)
     assert.equal(pinOf(await again.stat('/plain')), undefined)
   })
+
+  it('the replica tells of every manifest a file it shows refers to, once committed: a local put, entries pulled from another replica, a conflict copy; a snapshot merged tells of any (durability: removal-clocks.ts)', async () => {
+    const sim = { now: Date.UTC(2026, 10, 22, 10, 30, 5) }
+    const options = { compactAfter: 5 }
+    const [a, b] = [await replica(sim, options), await replica(sim, options)]
+    const told: string[] = []
+    let any = 0
+    b.onReferences({
+      referenced: manifest => { told.push(manifest) },
+      referencedAny: () => { any++ }
+    })
+    await b.putFile('/local.bin', { ...file('local'), pin: EC })
+    assert.deepEqual(told, [MANIFEST])
+    const pulled = cborCidOf('pulled')
+    await a.putFile('/pulled.bin', { ...file('pulled'), pin: { policy: 'ec:4+2', manifest: pulled } })
+    told.length = 0
+    await pullInto(b, a)
+    assert.deepEqual(told, [pulled])
+    // a conflict: b's version wins the name, a's shows as a copy on b with its own manifest
+    const lost = cborCidOf('lost')
+    await a.putFile('/c.bin', { ...file('c1', 2_000), pin: { policy: 'ec:4+2', manifest: lost } })
+    await b.putFile('/c.bin', { ...file('c2', 3_000), pin: REPLICAS })
+    told.length = 0
+    await pullInto(b, a)
+    assert.equal((await b.conflicts()).length, 1)
+    assert.ok(told.includes(lost), `told ${told.join(' ')}`)
+    assert.equal(any, 0, 'entries tell of their manifests, not of any')
+    // a replica that merges a snapshot may show any file of it
+    for (let i = 0; i < 6; i++) await a.putFile(`/d/f${i}`, file(`f${i}`))
+    await syncAll([a, b])
+    a.noteMember(b.id, b.state().clock)
+    assert.equal(await a.compact(), true)
+    const d = await replica(sim, options)
+    let dAny = 0
+    d.onReferences({ referenced: () => {}, referencedAny: () => { dAny++ } })
+    await d.putFile('/mine', file('mine'))
+    assert.equal(await d.loadSnapshot(await a.snapshot(), async cids => await a.blocks(cids), a.id), true)
+    assert.ok(dAny > 0)
+    assert.deepEqual(pinOf(await d.stat('/pulled.bin')), { policy: 'ec:4+2', manifest: pulled })
+  })
 })
