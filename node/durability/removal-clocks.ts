@@ -21,8 +21,9 @@
  * time ({@link ManifestRecord.unreferencedSince}) and, here, a **mark**: the
  * namespace's clock read after the walk ({@link RemovalWalk.mark}), under
  * which is every removal the walk missed the file for. The marks are kept in
- * memory, at most {@link MAX_REMOVAL_MARKS}, each at a later time than the
- * one before, so that a record names its own (a walk that finds the state
+ * memory, at most {@link MAX_REMOVAL_MARKS} (each as what changed since the
+ * one before), each at a later time than the one before, so that a record
+ * names its own (a walk that finds the state
  * as the last mark left it, nothing told since, reuses that mark and its
  * time). A record whose mark was dropped, or of a run before a restart, has
  * none.
@@ -73,8 +74,13 @@ export interface RemovalClocksComponents {
   clock: WallClock
 }
 
-/** One mark: the namespace's clock after a walk that found manifests unreferenced, at `at` (ms); the walk began at reference `walkStart`. */
-interface Mark { at: number, clock: VectorClock, walkStart: number }
+/**
+ * One mark: the namespace's clock after a walk that found manifests
+ * unreferenced, at `at` (ms); the walk began at reference `walkStart`. The
+ * clock is kept as what changed since the mark before (`diff`; the oldest
+ * mark's is whole): a clock names every author, and marks share most of it.
+ */
+interface Mark { at: number, diff: VectorClock, walkStart: number }
 
 /** A removal every active member has seen (or no namespace to ask). */
 export const SETTLED_REMOVAL: RemovalState = { settled: true }
@@ -108,6 +114,8 @@ export class RemovalClocks {
   private readonly components: RemovalClocksComponents
   /** Oldest first; `at` grows. */
   private readonly marks: Mark[] = []
+  /** The newest mark's whole clock. */
+  private latest?: VectorClock
   /** References told so far (a running count). */
   private told = 0
   /** The count at the last reference told of each manifest. */
@@ -150,9 +158,11 @@ export class RemovalClocks {
     const behind = namespace.behindMembers()
     const now = this.components.clock.now()
     const stands = (manifest: string, since: number): boolean => {
-      const mark = this.markFor(since)
+      const mark = this.marks.find(m => m.at === since)
       return mark !== undefined && Math.max(this.lastTold.get(manifest) ?? 0, this.toldFloor) <= mark.walkStart
     }
+    // per mark (by its time), answered once a walk: records share marks
+    const answers = new Map<number, RemovalState>()
     const settled = (manifest: string, since: number): RemovalState => {
       // waited for as long as a silent member counts: a member that never covers the mark (it does not trust an
       // author of it, say) holds the shards back no longer than that
@@ -160,10 +170,14 @@ export class RemovalClocks {
       // no mark, or a file referred to it after its walk began: marked again by this walk, settled by a later one
       if (!stands(manifest, since)) return { settled: false, waitingOn: [] }
       if (behind.length > 0) return { settled: false, waitingOn: behind }
-      const mark = this.markFor(since) as Mark
-      if (dominates(stable, mark.clock)) return SETTLED_REMOVAL
-      // named now: a member heard from since `stable` was read is still not settled by that reading
-      return { settled: false, waitingOn: namespace.membersNotSeen(mark.clock) }
+      let answer = answers.get(since)
+      if (answer === undefined) {
+        const clock = this.clockOf(since)
+        // named now: a member heard from since `stable` was read is still not settled by that reading
+        answer = dominates(stable, clock) ? SETTLED_REMOVAL : { settled: false, waitingOn: namespace.membersNotSeen(clock) }
+        answers.set(since, answer)
+      }
+      return answer
     }
     return { settled, stands, mark: () => this.mark(namespace, walkStart) }
   }
@@ -171,18 +185,35 @@ export class RemovalClocks {
   /** Note the namespace's clock now, after a walk begun at reference `walkStart`; the time recorded. */
   private mark (namespace: NamespaceClocks, walkStart: number): number {
     const last = this.marks.at(-1)
+    const latest = this.latest ?? {}
     const clock = { ...namespace.clockNow() }
     // nothing changed, nothing told, since the last mark: the manifests this walk found were unreferenced then too
-    if (last !== undefined && last.walkStart === walkStart && dominates(last.clock, clock)) return last.at
+    if (last !== undefined && last.walkStart === walkStart && dominates(latest, clock)) return last.at
     // strictly later than the last mark, whatever the wall clock does: each record names its own mark
     const at = Math.max(this.components.clock.now(), (last?.at ?? -Infinity) + 1)
-    this.marks.push({ at, clock, walkStart })
-    if (this.marks.length > MAX_REMOVAL_MARKS) this.marks.shift()
+    let diff: VectorClock = clock
+    if (last !== undefined) {
+      diff = {}
+      for (const author in clock) if (clock[author] !== latest[author]) diff[author] = clock[author]
+    }
+    this.marks.push({ at, diff, walkStart })
+    this.latest = clock
+    if (this.marks.length > MAX_REMOVAL_MARKS) {
+      // the next mark becomes the whole one
+      const [oldest, next] = this.marks
+      next.diff = Object.assign(oldest.diff, next.diff)
+      this.marks.shift()
+    }
     return at
   }
 
-  /** The record's own mark: the one made at `since`, if still kept. */
-  private markFor (since: number): Mark | undefined {
-    return this.marks.find(m => m.at === since)
+  /** The whole clock of the mark made at `since` (one that is kept). */
+  private clockOf (since: number): VectorClock {
+    const clock: VectorClock = {}
+    for (const mark of this.marks) {
+      Object.assign(clock, mark.diff)
+      if (mark.at === since) break
+    }
+    return clock
   }
 }

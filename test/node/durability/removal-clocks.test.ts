@@ -126,4 +126,32 @@ describe('removal clocks', () => {
     members.noteMember('q', { self: 10 })
     assert.deepEqual(removals.beginWalk().settled(M, newest), { settled: true })
   })
+
+  it('a mark\'s whole clock comes back from the changes it is kept as, before and after the oldest go', () => {
+    const now = { t: 1_000 }
+    const applied: VectorClock = { self: 1, a: 1, b: 1 }
+    const { ns, members } = namespaceClocksOf(now, applied)
+    const removals = new RemovalClocks({ namespace: ns, clock: { now: () => now.t } })
+    const times: number[] = []
+    const clocks: VectorClock[] = []
+    for (let i = 0; i < MAX_REMOVAL_MARKS + 3; i++) {
+      // each mark changes one author of three (the first mark all of them)
+      if (i === 0) applied.self = 5
+      if (i % 2 === 0) applied.a = 2 + i
+      else applied.b = 2 + i
+      now.t = 2_000 + i
+      times.push(removals.beginWalk().mark())
+      clocks.push({ ...applied })
+    }
+    assert.equal(removals.size, MAX_REMOVAL_MARKS)
+    // a member that has seen exactly mark k's clock settles mark k, not the one after
+    for (const k of [3, 4, 20, MAX_REMOVAL_MARKS + 1]) {
+      members.noteMember('p', clocks[k])
+      assert.deepEqual(removals.beginWalk().settled(M, times[k]), { settled: true }, `mark ${k}`)
+      assert.deepEqual(removals.beginWalk().settled(M, times[k + 1]), { settled: false, waitingOn: ['p'] }, `mark ${k + 1}`)
+    }
+    // what only the dropped first mark changed is still part of every kept mark's clock
+    members.noteMember('q', { ...clocks[3], self: 4 })
+    assert.deepEqual(removals.beginWalk().settled(M, times[3]), { settled: false, waitingOn: ['q'] })
+  })
 })
