@@ -23,17 +23,17 @@
  * which is every removal the walk missed the file for. The marks are kept in
  * memory, at most {@link MAX_REMOVAL_MARKS} (each as what changed since the
  * one before), each at a later time than the one before, so that a record
- * names its own (a walk that finds the state
- * as the last mark left it, nothing told since, reuses that mark and its
- * time). A record whose mark was dropped, or of a run before a restart, has
- * none.
+ * names its own (a walk that finds the state as the last mark left it,
+ * nothing told since, reuses that mark and its time). A record whose mark
+ * was dropped, or of a run before a restart, has none.
  *
  * A mark stands for a manifest only while no file referring to it appeared
  * after the mark's walk began: such a file, removed again before the next
- * walk, was removed under no mark. The replica tells of every put with a pin
- * once committed ({@link RemovalClocks.referenced}, through
- * `Replica.onReferences`), and of a merged snapshot or repaired paths, after
- * which any file may have appeared ({@link RemovalClocks.referencedAny});
+ * walk, was removed under no mark. The replica tells of every file or
+ * conflict copy a committed batch shows pinned to a manifest
+ * ({@link RemovalClocks.referenced}, through `Replica.onReferences`), and of
+ * a snapshot merged or tried, or paths repaired, after which any file may
+ * have appeared ({@link RemovalClocks.referencedAny});
  * the last reference told of each manifest is kept, at most
  * {@link MAX_TOLD_REFERENCES} (beyond, those told before every mark's walk
  * began are forgotten, and if that is not room enough every mark goes
@@ -127,7 +127,7 @@ export class RemovalClocks {
     this.components = components
   }
 
-  /** A visible file now refers to `manifest` (an entry applied here: a put with its pin). */
+  /** A visible file may now refer to `manifest` (a committed batch shows a file or conflict copy pinned to it). */
   referenced (manifest: string): void {
     this.told++
     if (this.lastTold.size >= MAX_TOLD_REFERENCES && !this.lastTold.has(manifest)) {

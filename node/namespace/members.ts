@@ -296,13 +296,8 @@ export class Members {
 
   /** The members other than this replica heard from within the member timeout and trusted now. */
   private activeOthers (): Array<[string, Slot]> {
-    const { id, trust, memberTimeout } = this.components
     const now = this.components.clock.now()
-    const out: Array<[string, Slot]> = []
-    for (const [peer, m] of this.members) {
-      if (peer !== id && now - m.seen <= memberTimeout && trust.trusts(peer)) out.push([peer, m])
-    }
-    return out
+    return [...this.members].filter(([peer, m]) => peer !== this.components.id && this.isActive(peer, m, now))
   }
 
   /**
@@ -312,7 +307,12 @@ export class Members {
    */
   active (peer: string): boolean {
     const m = this.members.get(peer)
-    return m !== undefined && this.components.clock.now() - m.seen <= this.components.memberTimeout && this.components.trust.trusts(peer)
+    return m !== undefined && this.isActive(peer, m, this.components.clock.now())
+  }
+
+  /** {@link active}, for member `m` of `peer` at `now`. */
+  private isActive (peer: string, m: Slot, now: number): boolean {
+    return now - m.seen <= this.components.memberTimeout && this.components.trust.trusts(peer)
   }
 
   /**

@@ -211,7 +211,10 @@ export class Replica implements Namespace {
     store.onCommit(batch => recovery.onCommit(batch))
     store.onCommit(batch => members.writeNew(batch.txn))
     // told once committed, when a walk of the visible files can see them
-    store.onCommit(batch => batch.referenced === undefined ? undefined : () => { this.referenced(batch.referenced) })
+    store.onCommit(batch => {
+      const manifests = batch.referenced
+      return manifests === undefined ? undefined : () => { for (const m of manifests) for (const l of this.referenceListeners) l.referenced(m) }
+    })
     const retirements = this.retirements = new Retirements({ kv })
     store.onCommit(batch => retirements.onCommit(batch))
     const applier = this.applier = new Applier({
@@ -244,8 +247,7 @@ export class Replica implements Namespace {
       members,
       superseded: async () => await applier.superseded(),
       drain: async () => await log.drain(),
-      // a merged snapshot may make any file visible: no listener can tell which
-      changed: () => { changed(); this.referencedAny() },
+      changed,
       republish: this.republish = new PendingRepublish({
         kv,
         logger,
@@ -383,10 +385,6 @@ export class Replica implements Namespace {
   }
 
   private referencedAny (): void { for (const l of this.referenceListeners) l.referencedAny() }
-
-  private referenced (manifests: ReadonlySet<string> | undefined): void {
-    for (const m of manifests ?? []) for (const l of this.referenceListeners) l.referenced(m)
-  }
 
   /** Called after remote entries or a snapshot changed the tree. */
   onRemoteChange (listener: () => void): () => void {
@@ -693,7 +691,8 @@ export class Replica implements Namespace {
     try {
       return await this.snapshots.loadSnapshot(root, fetch, author)
     } finally {
-      // a merge may have committed before a later step failed: its files are visible all the same
+      // a merged snapshot may show any file (no listener can tell which), and a merge may have committed before a
+      // later step failed; a merge a crash interrupted is finished at open, before any listener has noted anything
       this.referencedAny()
     }
   }
