@@ -27,6 +27,7 @@ import { KeyedLock } from './locks.js'
 import { HandleReader } from './reader.js'
 import { DEFAULT_READ_BUDGET_BYTES, ReadBudget } from './read-budget.js'
 import { RecordPlaces, type RecordPlace } from './record-places.js'
+import { isAppendOf, type FileEntry } from './appended.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { CachedContent, ContentCache } from './cache.js'
 import type { StagedFile, StagingArea } from './staging.js'
@@ -137,8 +138,35 @@ class Staged {
 type Handle =
   /** `append`: opened with O_APPEND, every write goes to the end of the staged file ({@link ShoalFilesystem.write}). */
   | { kind: 'staged', staged: Staged, writable: boolean, append?: boolean }
-  | { kind: 'read', path: string, cid: string, reader: HandleReader, places?: RecordPlaces, attr: Attr }
-  | { kind: 'cached', path: string, cid: string, content: CachedContent, attr: Attr }
+  | ReadingHandle
+
+/**
+ * A handle reading a committed version (`entry`): through a stream of the
+ * block store (`read`), or from the mount's copy of a file written here
+ * (`cached`). `places` answers a `read` handle's requests with the places of
+ * their bytes; a `cached` one only holds them, carried over from the
+ * version it followed ({@link ShoalFilesystem.followed}), until its release.
+ */
+type ReadingHandle =
+  | { kind: 'read', reader: HandleReader } & Reading
+  | { kind: 'cached', content: CachedContent } & Reading
+
+/** What both kinds of reading handle hold. */
+interface Reading {
+  path: string
+  entry: FileEntry
+  cid: string
+  attr: Attr
+  places?: RecordPlaces
+  /** Reads under way through this handle object (it is closed once none is, after another took its place). */
+  reading: number
+  /** Another handle object reads on for it: close this one once {@link reading} is 0. */
+  superseded?: true
+  /** A look for a longer version of the path that begins with this one's bytes, under way. */
+  following?: Promise<void>
+  /** A longer version of the path found not to begin with this one's bytes (not looked at again). */
+  notAppend?: string
+}
 
 /** The path a handle is open at now, and the attributes of what it reads. */
 function handleState (h: Handle): { path: string, attr: Attr } {
@@ -146,13 +174,10 @@ function handleState (h: Handle): { path: string, attr: Attr } {
 }
 
 /** Stop a read handle: its stream, the packs its places hold, or its kept copy. */
-async function closeReading (h: Exclude<Handle, { kind: 'staged' }>): Promise<void> {
-  if (h.kind === 'cached') {
-    await h.content.close()
-    return
-  }
-  h.reader.close()
+async function closeReading (h: ReadingHandle): Promise<void> {
   h.places?.close()
+  if (h.kind === 'cached') await h.content.close()
+  else h.reader.close()
 }
 
 /** The namespace as a file system, with this node's writes in progress on top. */
@@ -295,10 +320,7 @@ export class ShoalFilesystem {
       }
       const entry = await this.components.namespace.stat(path)
       if (entry.type !== 'file') throw new IsADirectoryError(`is a directory: ${path}`)
-      const cached = await this.options.cache?.open(entry.cid)
-      if (cached !== undefined) return this.addHandle({ kind: 'cached', path, cid: entry.cid, content: cached, attr: attrOf(entry) })
-      const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }), { budget: this.readBudget })
-      return this.addHandle({ kind: 'read', path, cid: entry.cid, reader, places: this.placesOf(entry), attr: attrOf(entry) })
+      return this.addHandle(this.readingHandle(path, entry, await this.options.cache?.open(entry.cid)))
     }
     return await this.locks.run([path], async () => {
       const s = await this.stageForWrite(path, truncate)
@@ -346,10 +368,71 @@ export class ShoalFilesystem {
 
   /** Read up to `length` bytes at `offset` into `buf`. */
   async read (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
-    const h = this.handle(fh)
+    const h = await this.followed(fh, offset + length)
     if (h.kind === 'staged') return await h.staged.file.read(buf, length, offset)
-    if (h.kind === 'cached') return await h.content.read(buf, length, offset)
-    return await h.reader.read(buf, length, offset)
+    h.reading++
+    try {
+      if (h.kind === 'cached') return await h.content.read(buf, length, offset)
+      return await h.reader.read(buf, length, offset)
+    } finally {
+      if (--h.reading === 0 && h.superseded === true) await closeReading(h).catch(() => {})
+    }
+  }
+
+  /**
+   * Handle `fh`, moved on first to a longer version of its path when a read
+   * reaches past the end of the version it reads and the longer one begins
+   * with every byte of it (an append, here or on another node: appended.ts).
+   * So a program that reads a file as it grows (`tail -f` of a log written
+   * on another node) reads the appended bytes, while a handle whose file was
+   * replaced by other bytes goes on reading the version it opened (docs/fuse.md,
+   * "Open files keep their version"). The kernel asks past the end at every end
+   * of file; the path is looked at only when it shows more bytes than the
+   * handle's version has (the size the kernel was given, and asks up to).
+   */
+  private async followed (fh: number, end: number): Promise<Handle> {
+    const h = this.handle(fh)
+    if (h.kind === 'staged' || end <= h.attr.size) return h
+    const attr = await this.findAttr(h.path).catch(() => undefined)
+    if (attr?.type !== 'file' || attr.size <= h.attr.size) return h
+    if (h.following === undefined) {
+      h.following = this.follow(fh, h)
+        .catch((err: any) => { this.log.debug({ path: h.path, err: err?.message }, 'fuse: a read handle could not tell whether its file grew; it reads the version it opened') })
+        .finally(() => { h.following = undefined })
+    }
+    await h.following
+    return this.handle(fh)
+  }
+
+  /** {@link followed}'s look: when the path's version is an append of `h`'s, a handle on it takes `h`'s place as `fh`. */
+  private async follow (fh: number, h: ReadingHandle): Promise<void> {
+    const { files, namespace } = this.components
+    const entry = await namespace.lookup(h.path)
+    if (entry?.type !== 'file' || entry.cid === h.notAppend || !await isAppendOf({ files }, h.entry, entry)) {
+      if (entry?.type === 'file' && entry.size > h.entry.size) h.notAppend = entry.cid
+      return
+    }
+    const cached = await this.options.cache?.open(entry.cid)
+    if (this.handles.get(fh) !== h) {
+      // released meanwhile
+      await cached?.close()
+      return
+    }
+    // the places (and the packs they hold) go on with the handle: the binding may still serve those it kept of the old version
+    const next = this.readingHandle(h.path, entry, cached, h.places)
+    h.places = undefined
+    this.handles.set(fh, next)
+    h.superseded = true
+    if (h.reading === 0) await closeReading(h)
+  }
+
+  /** A handle reading `entry` at `path`: from `cached` when the mount keeps its bytes, else through the block store. */
+  private readingHandle (path: string, entry: FileEntry, cached: CachedContent | undefined, places?: RecordPlaces): ReadingHandle {
+    const reading = { path, entry, cid: entry.cid, attr: attrOf(entry), reading: 0 }
+    if (places !== undefined) places.follow(async () => await this.components.files.layoutOf(entry))
+    if (cached !== undefined) return { kind: 'cached', content: cached, places, ...reading }
+    const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }), { budget: this.readBudget })
+    return { kind: 'read', reader, places: places ?? this.placesOf(entry), ...reading }
   }
 
   /**
@@ -359,7 +442,7 @@ export class ShoalFilesystem {
    * otherwise (then {@link read} reads them, and reports what goes wrong).
    */
   async places (fh: number, length: number, offset: number): Promise<RecordPlace[] | undefined> {
-    const h = this.handle(fh)
+    const h = await this.followed(fh, offset + length)
     if (h.kind !== 'read' || h.places === undefined) return undefined
     const places = await h.places.places(offset, length).catch(() => undefined)
     if (places !== undefined) this.placedReads++

@@ -76,8 +76,26 @@ export class RecordPlaces {
   private warmed = { from: 0, to: 0 }
   private layout: Promise<Pick<FileLayout, 'spans' | 'size'>> | undefined
   private closed = false
+  /** Bumped by {@link follow}: what a lookup begun on an earlier version found is not kept. */
+  private generation = 0
 
-  constructor (private readonly components: RecordPlacesComponents) {}
+  constructor (private components: RecordPlacesComponents) {}
+
+  /**
+   * Place the reads of another version of the file from now on, one that
+   * begins with every byte of the version placed so far (an append;
+   * appended.ts): its layout is opened at the next read and its leaves
+   * looked up again. The packs held stay held until {@link close}: the
+   * binding may still serve places of the earlier version that it keeps
+   * for the handle, and the newer version has those bytes at those offsets.
+   */
+  follow (openLayout: RecordPlacesComponents['openLayout']): void {
+    this.components = { ...this.components, openLayout }
+    this.layout = undefined
+    this.generation++
+    this.locations.clear()
+    this.warmed = { from: 0, to: 0 }
+  }
 
   /**
    * The places of `[offset, offset + length)` clipped to the file, or
@@ -120,10 +138,12 @@ export class RecordPlaces {
   }
 
   /** The record of each span (null: not a committed record here), kept for the next reads and looked up at once. */
-  private async locateAll (spans: readonly LeafSpan[]): Promise<Array<RecordLocation | null>> {
+  private async locateAll (spans: readonly LeafSpan[], generation = this.generation): Promise<Array<RecordLocation | null>> {
     const { blockstore } = this.components
     return await Promise.all(spans.map(async span => {
       if (span.cid === undefined || blockstore.locate === undefined) return null
+      // spans of a version followed away from: looked up, not kept under their offsets
+      if (generation !== this.generation) return await blockstore.locate(span.cid).then(l => l ?? null)
       let located = this.locations.get(span.base)
       if (located === undefined) {
         const entry: Located = { promise: blockstore.locate(span.cid).then(l => l ?? null) }
@@ -146,12 +166,14 @@ export class RecordPlaces {
     const to = Math.min(from + WARM_AHEAD_BYTES, layout.size)
     if (this.warming || this.closed || to <= from || (from >= this.warmed.from && to <= this.warmed.to)) return
     const start = from >= this.warmed.from && from < this.warmed.to ? this.warmed.to : from
+    const generation = this.generation
     this.warming = true
     void (async () => {
       const spans = await layout.spans(start, to)
-      const locations = await this.locateAll(spans)
+      if (generation !== this.generation) return
+      const locations = await this.locateAll(spans, generation)
       for (const pack of new Set(locations.map(l => l?.pack))) if (pack !== undefined) await this.hold(pack)
-      this.warmed = { from, to }
+      if (generation === this.generation) this.warmed = { from, to }
     })().catch(() => {}).finally(() => { this.warming = false })
   }
 
