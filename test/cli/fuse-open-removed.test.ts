@@ -10,12 +10,13 @@
 import { before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, open, readdir, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises'
+import { chmod, open, readdir, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { join } from 'node:path'
-import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
-import { initSwarm, shoalJson, shoalOk, sleep, startDaemon, suiteContext } from '../helpers/cli.js'
-import { eventually as within20s, requireFuse, sh } from '../node/fuse/helpers.js'
+import { defer, type CleanupContext } from '../helpers/temp.js'
+import { sleep, suiteContext } from '../helpers/cli.js'
+import { mountedPair } from '../helpers/mounted-pair.js'
+import { eventually as within20s } from '../node/fuse/helpers.js'
 
 const TEST = { timeout: 90_000 }
 /** Longer than the mounts' attribute and entry timeouts (1 s): the kernel asks the daemon again. */
@@ -26,11 +27,6 @@ const MTIME_MS = Date.UTC(2021, 2, 3, 4, 5, 6)
 /** Poll `fn` until it returns true, at most 20 s. */
 async function eventually (what: string, fn: () => Promise<boolean>): Promise<void> {
   await within20s(fn, 20_000, what)
-}
-
-/** Leave no mount behind, whatever happened. */
-async function forceUnmount (dir: string): Promise<void> {
-  await sh(`grep -q " ${dir} " /proc/self/mountinfo && fusermount -uz ${dir} || true`, { timeoutMs: 10_000 }).catch(() => {})
 }
 
 /** The error code of `stat(path)`, or 'ok'. */
@@ -50,20 +46,11 @@ describe('a file open in a mount keeps its attributes after its path goes', () =
 
   // two daemons in one swarm, connected, each with its mount
   before(async () => {
-    await requireFuse()
-    const dir = await tempDir(ctx, 'shoal-fuse-open-')
-    mntA = join(dir, 'mnt-a')
-    mntB = join(dir, 'mnt-b')
-    await mkdir(mntA)
-    await mkdir(mntB)
-    // runs after the daemons stopped (cleanups run last in, first out), before the temp dir goes
-    defer(ctx, async () => { await forceUnmount(mntA); await forceUnmount(mntB) })
-    const [a, b] = await Promise.all((await initSwarm(dir, ['a', 'b'])).map(async r => await startDaemon(ctx, r)))
-    await shoalOk(b.repo, ['peers', 'connect', (await shoalJson(a.repo, ['id'])).addresses[0]])
+    const { a, b } = await mountedPair(ctx, 'shoal-fuse-open-')
+    mntA = a.mnt
+    mntB = b.mnt
     // the libfuse3 binding (built by .ci/run) tells the kernel's getattr of an inode from a lookup; libfuse2 cannot
-    for (const [node, mnt] of [[a, mntA], [b, mntB]] as const) {
-      assert.equal((await shoalJson<{ binding: string }>(node.repo, ['mount', mnt])).binding, 'libfuse3', 'the mount is served by the libfuse3 binding')
-    }
+    for (const node of [a, b]) assert.equal(node.binding, 'libfuse3', 'the mount is served by the libfuse3 binding')
   })
 
   /** Write `name` through A's mount with `bytes`, mode 0640 and a fixed mtime; wait until B's mount shows it. */

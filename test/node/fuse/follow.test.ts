@@ -10,13 +10,12 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { parseChunker } from '../../../node/content/index.js'
 import { isAppendOf, type FileEntry } from '../../../node/fuse/appended.js'
-import { defer, tempDir } from '../../helpers/temp.js'
-import { eventually, mountTestNode, python, type TestMount } from './helpers.js'
+import { tempDir } from '../../helpers/temp.js'
+import { eventually, mountTestNode, python, tailFollow, type TestMount } from './helpers.js'
 
 const TEST = { timeout: 60_000 }
 const MiB = 1024 * 1024
@@ -64,21 +63,12 @@ describe('a read handle follows its file as it grows', () => {
     const m = await mountTestNode(t)
     let text = 'line 1\n'
     await added(m, '/app.log', Buffer.from(text))
-    const tail = spawn('tail', ['-f', '---disable-inotify', '-s', '0.1', join(m.dir, 'app.log')], { stdio: ['ignore', 'pipe', 'pipe'] })
-    defer(t, async () => {
-      if (tail.exitCode === null && tail.signalCode === null) {
-        const gone = new Promise(resolve => tail.once('close', resolve))
-        tail.kill('SIGKILL')
-        await gone
-      }
-    })
-    let out = ''
-    tail.stdout.setEncoding('utf8').on('data', (s: string) => { out += s })
-    await eventually(async () => out === text, 10_000, 'tail prints the first line')
+    const printed = tailFollow(t, join(m.dir, 'app.log'))
+    await eventually(async () => printed() === text, 10_000, 'tail prints the first line')
     for (let n = 2; n <= 4; n++) {
       text += `line ${n}, appended elsewhere\n`
       await added(m, '/app.log', Buffer.from(text))
-      await eventually(async () => out === text, 10_000, `tail prints line ${n} (printed: ${JSON.stringify(out)})`)
+      await eventually(async () => printed() === text, 10_000, `tail prints line ${n} (printed: ${JSON.stringify(printed())})`)
     }
   })
 

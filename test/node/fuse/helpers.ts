@@ -170,3 +170,21 @@ export async function eventually (fn: () => Promise<boolean>, ms: number, what: 
 export function q (s: string): string {
   return `'${s.replace(/'/g, "'\\''")}'`
 }
+
+/**
+ * `tail -f` of `path`, polling every 0.1 s (a FUSE file system sends no
+ * inotify events of another node's changes), killed when `t` ends. Returns
+ * what it has printed so far.
+ */
+export function tailFollow (t: CleanupContext, path: string): () => string {
+  const tail = spawn('tail', ['-f', '---disable-inotify', '-s', '0.1', path], { stdio: ['ignore', 'pipe', 'pipe'] })
+  defer(t, async () => {
+    if (tail.exitCode !== null || tail.signalCode !== null) return
+    const gone = new Promise(resolve => tail.once('close', resolve))
+    tail.kill('SIGKILL')
+    await gone
+  })
+  let out = ''
+  tail.stdout.setEncoding('utf8').on('data', (s: string) => { out += s })
+  return () => out
+}
