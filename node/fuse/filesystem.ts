@@ -164,9 +164,15 @@ interface Reading {
   superseded?: true
   /** A look for a longer version of the path that begins with this one's bytes, under way. */
   following?: Promise<void>
-  /** A longer version of the path found not to begin with this one's bytes (not looked at again). */
-  notAppend?: string
+  /** The path's attributes when a look ended without moving on: not looked at again while it shows them, until `until` (ms). */
+  stay?: { size: number, mtime: number, until: number }
 }
+
+/** How long a check of whether a file grew may take (ms): reading its last leaves from peers, at worst. */
+const FOLLOW_CHECK_MS = 15_000
+
+/** How long after a check that failed (a leaf no peer could give) a handle looks again (ms). */
+const FOLLOW_RETRY_MS = 5_000
 
 /** The path a handle is open at now, and the attributes of what it reads. */
 function handleState (h: Handle): { path: string, attr: Attr } {
@@ -368,7 +374,9 @@ export class ShoalFilesystem {
 
   /** Read up to `length` bytes at `offset` into `buf`. */
   async read (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
-    const h = await this.followed(fh, offset + length)
+    await this.followed(fh, offset + length)
+    // taken in the same turn as the count below: a handle that moves on is closed only once no read holds it
+    const h = this.handle(fh)
     if (h.kind === 'staged') return await h.staged.file.read(buf, length, offset)
     h.reading++
     try {
@@ -380,43 +388,56 @@ export class ShoalFilesystem {
   }
 
   /**
-   * Handle `fh`, moved on first to a longer version of its path when a read
-   * reaches past the end of the version it reads and the longer one begins
-   * with every byte of it (an append, here or on another node: appended.ts).
-   * So a program that reads a file as it grows (`tail -f` of a log written
-   * on another node) reads the appended bytes, while a handle whose file was
-   * replaced by other bytes goes on reading the version it opened (docs/fuse.md,
-   * "Open files keep their version"). The kernel asks past the end at every end
-   * of file; the path is looked at only when it shows more bytes than the
-   * handle's version has (the size the kernel was given, and asks up to).
+   * Move handle `fh` on to a longer version of its path when a read reaches
+   * past the end of the version it reads and the longer one begins with
+   * every byte of it (an append, here or on another node: appended.ts). So a
+   * program that reads a file as it grows (`tail -f` of a log written on
+   * another node) reads the appended bytes, while a handle whose file was
+   * replaced by other bytes goes on reading the version it opened
+   * (docs/fuse.md, "Open files keep their version"). The kernel asks past
+   * the end at every end of file; the path is looked at only when it shows
+   * more bytes than the handle's version has (the size the kernel was given,
+   * and asks up to), and not again while it shows the attributes a look
+   * ended on without moving (a check that failed is tried again after
+   * {@link FOLLOW_RETRY_MS}).
    */
-  private async followed (fh: number, end: number): Promise<Handle> {
+  private async followed (fh: number, end: number): Promise<void> {
     const h = this.handle(fh)
-    if (h.kind === 'staged' || end <= h.attr.size) return h
+    if (h.kind === 'staged' || end <= h.attr.size) return
     const attr = await this.findAttr(h.path).catch(() => undefined)
-    if (attr?.type !== 'file' || attr.size <= h.attr.size) return h
+    // moved on (or released) meanwhile
+    if (this.handles.get(fh) !== h) return
+    if (attr?.type !== 'file' || attr.size <= h.attr.size) return
+    const stay = h.stay
+    if (stay !== undefined && stay.size === attr.size && stay.mtime === attr.mtime && Date.now() < stay.until) return
     if (h.following === undefined) {
-      h.following = this.follow(fh, h)
-        .catch((err: any) => { this.log.debug({ path: h.path, err: err?.message }, 'fuse: a read handle could not tell whether its file grew; it reads the version it opened') })
-        .finally(() => { h.following = undefined })
+      h.following = (async () => {
+        try {
+          if (!await this.follow(fh, h)) h.stay = { size: attr.size, mtime: attr.mtime, until: Infinity }
+        } catch (err: any) {
+          h.stay = { size: attr.size, mtime: attr.mtime, until: Date.now() + FOLLOW_RETRY_MS }
+          this.log.debug({ path: h.path, err: err?.message }, 'fuse: a read handle could not tell whether its file grew; it reads the version it opened')
+        }
+      })().finally(() => { h.following = undefined })
     }
     await h.following
-    return this.handle(fh)
   }
 
-  /** {@link followed}'s look: when the path's version is an append of `h`'s, a handle on it takes `h`'s place as `fh`. */
-  private async follow (fh: number, h: ReadingHandle): Promise<void> {
+  /**
+   * {@link followed}'s look: when the path's version is an append of `h`'s,
+   * a handle on it takes `h`'s place as `fh`. False when it is not (or the
+   * path holds no file now); true when the handle moved on, or went.
+   */
+  private async follow (fh: number, h: ReadingHandle): Promise<boolean> {
     const { files, namespace } = this.components
     const entry = await namespace.lookup(h.path)
-    if (entry?.type !== 'file' || entry.cid === h.notAppend || !await isAppendOf({ files }, h.entry, entry)) {
-      if (entry?.type === 'file' && entry.size > h.entry.size) h.notAppend = entry.cid
-      return
-    }
+    if (entry?.type !== 'file') return false
+    if (!await isAppendOf({ files }, h.entry, entry, { signal: AbortSignal.timeout(FOLLOW_CHECK_MS) })) return false
     const cached = await this.options.cache?.open(entry.cid)
     if (this.handles.get(fh) !== h) {
-      // released meanwhile
+      // released meanwhile, or the mount went
       await cached?.close()
-      return
+      return true
     }
     // the places (and the packs they hold) go on with the handle: the binding may still serve those it kept of the old version
     const next = this.readingHandle(h.path, entry, cached, h.places)
@@ -424,6 +445,7 @@ export class ShoalFilesystem {
     this.handles.set(fh, next)
     h.superseded = true
     if (h.reading === 0) await closeReading(h)
+    return true
   }
 
   /** A handle reading `entry` at `path`: from `cached` when the mount keeps its bytes, else through the block store. */
@@ -442,7 +464,8 @@ export class ShoalFilesystem {
    * otherwise (then {@link read} reads them, and reports what goes wrong).
    */
   async places (fh: number, length: number, offset: number): Promise<RecordPlace[] | undefined> {
-    const h = await this.followed(fh, offset + length)
+    await this.followed(fh, offset + length)
+    const h = this.handle(fh)
     if (h.kind !== 'read' || h.places === undefined) return undefined
     const places = await h.places.places(offset, length).catch(() => undefined)
     if (places !== undefined) this.placedReads++
@@ -737,8 +760,10 @@ export class ShoalFilesystem {
    * Failures are logged.
    */
   async close (): Promise<void> {
-    for (const h of this.handles.values()) if (h.kind !== 'staged') await closeReading(h)
+    // taken out first: a handle that moves on to a longer version meanwhile finds its place gone and closes what it opened
+    const open = [...this.handles.values()]
     this.handles.clear()
+    for (const h of open) if (h.kind !== 'staged') await closeReading(h)
     for (const s of this.staged.values()) {
       s.handles = 0
       s.writers = 0

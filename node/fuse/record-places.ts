@@ -65,8 +65,8 @@ function fits (span: LeafSpan, loc: RecordLocation): boolean {
 /** A leaf's record as looked up: pending, then known (null: not a committed record here). */
 interface Located { promise: Promise<RecordLocation | null>, known?: RecordLocation | null }
 
-/** A pack held for the handle: opening, then open. */
-interface Held { promise: Promise<HeldPack>, open?: HeldPack }
+/** A pack held for the handle: opening, then open; `generation`: the last version ({@link RecordPlaces.follow}) that placed or looked up a record in it. */
+interface Held { promise: Promise<HeldPack>, open?: HeldPack, generation: number }
 
 /** The record places of one open file's reads. */
 export class RecordPlaces {
@@ -85,16 +85,27 @@ export class RecordPlaces {
    * Place the reads of another version of the file from now on, one that
    * begins with every byte of the version placed so far (an append;
    * appended.ts): its layout is opened at the next read and its leaves
-   * looked up again. The packs held stay held until {@link close}: the
-   * binding may still serve places of the earlier version that it keeps
-   * for the handle, and the newer version has those bytes at those offsets.
+   * looked up again. The packs of the version placed so far stay held: the
+   * binding may still serve places of it that it keeps for the handle (the
+   * newer version has those bytes at those offsets). Those of the versions
+   * before it are let go, but for the packs the later ones use too: a
+   * handle that follows a log for days holds what its last two versions
+   * need, not every pack any version used. A place the binding still kept
+   * in a pack let go fails its checks there (the descriptor closed, or
+   * another file's) and is read the usual way.
    */
   follow (openLayout: RecordPlacesComponents['openLayout']): void {
+    const left = this.generation
     this.components = { ...this.components, openLayout }
     this.layout = undefined
     this.generation++
     this.locations.clear()
     this.warmed = { from: 0, to: 0 }
+    for (const [pack, held] of this.held) {
+      if (held.generation >= left) continue
+      this.held.delete(pack)
+      held.promise.then(h => { h.release() }, () => {})
+    }
   }
 
   /**
@@ -110,6 +121,8 @@ export class RecordPlaces {
   async places (offset: number, length: number, signal?: AbortSignal): Promise<RecordPlace[] | undefined> {
     const { blockstore } = this.components
     if (blockstore.locate === undefined || blockstore.holdPack === undefined || this.closed) return undefined
+    // a follow meanwhile: what this answer looks up of the earlier version is not kept under the newer one's offsets
+    const generation = this.generation
     const layout = await this.openLayout()
     const end = Math.min(offset + length, layout.size)
     if (end <= offset) return undefined
@@ -118,8 +131,8 @@ export class RecordPlaces {
     const all = await layout.spans(offset, aheadEnd, signal)
     const spans = all.filter(span => span.base < end)
     if (spans.length === 0 || spans.length > MAX_PLACES) return undefined
-    const locations = await this.locateAll(spans)
-    this.warm(layout, end)
+    const locations = await this.locateAll(spans, generation)
+    if (generation === this.generation) this.warm(layout, end)
     const out: RecordPlace[] = []
     for (const [i, span] of spans.entries()) {
       const loc = locations[i]
@@ -130,7 +143,7 @@ export class RecordPlaces {
     // the bytes after: only what is known and open already (a leaf across `end` is placed again from `end`)
     for (const span of all.filter(s => s.base + s.size > end)) {
       const loc = this.locations.get(span.base)?.known
-      const pack = loc === undefined || loc === null ? undefined : this.held.get(loc.pack)?.open
+      const pack = loc === undefined || loc === null ? undefined : this.heldOpen(loc.pack)
       if (out.length >= MAX_PLACES || span.cid === undefined || loc === undefined || loc === null || pack === undefined || !fits(span, loc)) break
       out.push(placeOf({ ...span, cid: span.cid, loc, pack }, { start: end, end: aheadEnd, answerAt: offset }))
     }
@@ -195,17 +208,26 @@ export class RecordPlaces {
     this.locations.clear()
   }
 
+  /** Pack `pack` when it is held and open already, noted as used by the version placed now; else undefined. */
+  private heldOpen (pack: number): HeldPack | undefined {
+    const held = this.held.get(pack)
+    if (held?.open === undefined) return undefined
+    held.generation = Math.max(held.generation, this.generation)
+    return held.open
+  }
+
   /** Pack `pack`, held until {@link close}; undefined when it cannot be opened (gone: read the usual way). */
   private async hold (pack: number): Promise<HeldPack | undefined> {
     let held = this.held.get(pack)
     if (held === undefined) {
       const { blockstore } = this.components
       if (blockstore.holdPack === undefined) return undefined
-      const entry: Held = { promise: blockstore.holdPack(pack) }
-      entry.promise.then(h => { entry.open = h }, () => { this.held.delete(pack) })
+      const entry: Held = { promise: blockstore.holdPack(pack), generation: this.generation }
+      entry.promise.then(h => { entry.open = h }, () => { if (this.held.get(pack) === entry) this.held.delete(pack) })
       this.held.set(pack, entry)
       held = entry
     }
+    held.generation = Math.max(held.generation, this.generation)
     const h = await held.promise.catch(() => undefined)
     // released while it opened: let go now
     if (h !== undefined && this.closed) h.release()

@@ -14,7 +14,13 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { parseChunker } from '../../../node/content/index.js'
 import { isAppendOf, type FileEntry } from '../../../node/fuse/appended.js'
-import { tempDir } from '../../helpers/temp.js'
+import { RecordPlaces } from '../../../node/fuse/record-places.js'
+import type { FileLayout } from '../../../node/content/file-layout.js'
+import type { LeafSpan } from '../../../node/content/ranged-reader.js'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { openBlockStore, tempDir } from '../../helpers/temp.js'
 import { eventually, mountTestNode, python, tailFollow, type TestMount } from './helpers.js'
 
 const TEST = { timeout: 60_000 }
@@ -31,10 +37,10 @@ async function added (m: TestMount, path: string, bytes: Uint8Array): Promise<Fi
 /**
  * A python reader of `path` (in the mount): it opens the file, reads it
  * whole, writes `ready` in `work`, then polls `fstat` and reads on from where
- * it is for up to 20 s, until it has `want` bytes; it prints how many bytes
+ * it is every 0.1 s for up to `seconds`, until it has `want` bytes; it prints how many bytes
  * it read, and the hex of bytes `[from, want)` of what it read.
  */
-function growingReader (path: string, work: string, want: number, from: number): ReturnType<typeof python> {
+function growingReader (path: string, work: string, want: number, from: number, seconds = 20): ReturnType<typeof python> {
   return python(`
 import os, time
 fd = os.open(${JSON.stringify(path)}, os.O_RDONLY)
@@ -47,7 +53,7 @@ def more():
         data += c
 more()
 open(os.path.join(${JSON.stringify(work)}, 'ready'), 'w').close()
-deadline = time.time() + 20
+deadline = time.time() + ${seconds}
 while len(data) < ${want} and time.time() < deadline:
     time.sleep(0.1)
     os.fstat(fd)
@@ -98,10 +104,17 @@ describe('a read handle follows its file as it grows', () => {
     // its first byte differs: not an append
     const v2 = Buffer.concat([v1, randomBytes(MiB)])
     v2[0] ^= 0xff
-    const reader = growingReader(join(m.dir, 'replaced.bin'), work, v2.length, 0)
+    const reader = growingReader(join(m.dir, 'replaced.bin'), work, v2.length, 0, 4)
     await eventually(async () => await python(`import os; os.stat(${JSON.stringify(join(work, 'ready'))})`).then(r => r.code === 0), 20_000, 'the reader read the first version')
+    // the looks at the path from here on: the mount's, through the namespace it was given
+    let looks = 0
+    const lookup = m.namespace.lookup.bind(m.namespace)
+    m.namespace.lookup = async (path: string) => { if (path === '/replaced.bin') looks++; return await lookup(path) }
     await added(m, '/replaced.bin', v2)
     const r = await reader
+    // ~40 polls past the end, each a fstat and a read: the version is compared once, not at each (the attributes'
+    // own looks, about one a second as their cache runs out, are counted too)
+    assert.ok(looks <= 10, `${looks} looks at the path`)
     assert.equal(r.code, 0, r.stderr)
     const [count, hex] = r.stdout.trim().split('\n')
     const read = Buffer.from(hex, 'hex')
@@ -145,5 +158,57 @@ describe('a read handle follows its file as it grows', () => {
     const late = Buffer.from(longer)
     late[big.length - 1] ^= 1
     assert.equal(await check(older, await added(m, '/big4', late)), false, 'its last byte differs')
+  })
+})
+
+describe('RecordPlaces.follow', () => {
+  it('places the newer version\'s leaves, keeps the packs of the version it left, and lets go of those only older versions used', async t => {
+    // one leaf a pack: each version's last leaf in a pack of its own
+    const store = await openBlockStore(t, undefined, { maxPackBytes: 300 * 1024 })
+    const live = new Map<number, number>()
+    const blockstore = {
+      locate: store.locate.bind(store),
+      holdPack: async (pack: number) => {
+        const held = await store.holdPack(pack)
+        live.set(pack, (live.get(pack) ?? 0) + 1)
+        return { fd: held.fd, release: () => { live.set(pack, (live.get(pack) ?? 0) - 1); held.release() } }
+      }
+    }
+    const leaf = async (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> => {
+      const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+      await store.put(cid, bytes)
+      // placed only once committed
+      await store.commit()
+      return { cid, bytes }
+    }
+    const layoutOf = (leaves: Array<{ cid: CID, bytes: Uint8Array }>): Pick<FileLayout, 'spans' | 'size'> => {
+      const spans: LeafSpan[] = []
+      let base = 0
+      for (const l of leaves) { spans.push({ base, size: l.bytes.byteLength, cid: l.cid }); base += l.bytes.byteLength }
+      return { size: base, spans: async (start: number, end: number) => spans.filter(s => s.base < end && s.base + s.size > start) }
+    }
+    const packOf = async (l: { cid: CID }): Promise<number> => (await store.locate(l.cid))?.pack as number
+    const K = 256 * 1024
+    const first = await leaf(randomBytes(K))
+    const v1Last = await leaf(randomBytes(K / 2))
+    // each append grows the last leaf: a new block, in a new pack
+    const v2Last = await leaf(Buffer.concat([v1Last.bytes, randomBytes(K / 4)]))
+    const v3Last = await leaf(Buffer.concat([v2Last.bytes, randomBytes(K / 8)]))
+    const packs = await Promise.all([first, v1Last, v2Last, v3Last].map(packOf))
+    assert.equal(new Set(packs).size, 4, 'each leaf in a pack of its own')
+    const places = new RecordPlaces({ blockstore, openLayout: async () => layoutOf([first, v1Last]) })
+    t.after(() => { places.close() })
+    const placed = async (offset: number, length: number): Promise<number[]> => (await places.places(offset, length))?.map(p => p.length) ?? []
+    assert.deepEqual(await placed(0, K + K / 2), [K, K / 2])
+    places.follow(async () => layoutOf([first, v2Last]))
+    assert.deepEqual(await placed(K, K), [v2Last.bytes.byteLength], 'the newer version\'s last leaf, whole')
+    assert.deepEqual([packs[0], packs[1], packs[2]].map(p => live.get(p)), [1, 1, 1], 'the version left is still held')
+    places.follow(async () => layoutOf([first, v3Last]))
+    assert.deepEqual(await placed(0, 2 * K), [K, v3Last.bytes.byteLength])
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(packs.map(p => live.get(p)), [1, 0, 1, 1], 'only the pack of the first version\'s last leaf let go')
+    places.close()
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(packs.map(p => live.get(p)), [0, 0, 0, 0], 'all let go at the close')
   })
 })
