@@ -108,6 +108,13 @@ class Staged {
   readonly holds = new Set<Promise<void>>()
   queued = false
   unlinked = false
+  /**
+   * Bytes at the start of the staged file that are still those of
+   * {@link base}: a read handle of that version may read on in this file
+   * when it reaches its end ({@link ShoalFilesystem.followed}: an append
+   * made here by a writer that holds the file open).
+   */
+  intact = 0
 
   constructor (
     public path: string,
@@ -119,6 +126,11 @@ class Staged {
   ) {}
 
   get dirty (): boolean { return this.gen !== this.committedGen }
+
+  /** Bytes from `offset` on are about to change (a write there, a cut): no longer {@link intact}. */
+  changesFrom (offset: number): void {
+    if (offset < this.intact) this.intact = offset
+  }
 
   touch (now = Date.now()): void {
     this.gen++
@@ -136,8 +148,11 @@ class Staged {
  * both in its staged file.
  */
 type Handle =
-  /** `append`: opened with O_APPEND, every write goes to the end of the staged file ({@link ShoalFilesystem.write}). */
-  | { kind: 'staged', staged: Staged, writable: boolean, append?: boolean }
+  /**
+   * `append`: opened with O_APPEND, every write goes to the end of the staged file ({@link ShoalFilesystem.write}).
+   * `places`: those of the committed version a read handle followed into the staged file from, held until its release.
+   */
+  | { kind: 'staged', staged: Staged, writable: boolean, append?: boolean, places?: RecordPlaces }
   | ReadingHandle
 
 /**
@@ -430,6 +445,13 @@ export class ShoalFilesystem {
    */
   private async follow (fh: number, h: ReadingHandle): Promise<boolean> {
     const { files, namespace } = this.components
+    // a writer here holds the file open: its staged copy of this version, grown, and unchanged up to this version's end
+    const s = this.staged.get(h.path)
+    if (s !== undefined && !s.unlinked && s.base === h.cid && s.intact >= h.entry.size && s.file.size > h.entry.size) {
+      s.handles++
+      this.supersede(fh, h, { kind: 'staged', staged: s, writable: false, places: h.places })
+      return true
+    }
     const entry = await namespace.lookup(h.path)
     if (entry?.type !== 'file') return false
     if (!await isAppendOf({ files }, h.entry, entry, { signal: AbortSignal.timeout(FOLLOW_CHECK_MS) })) return false
@@ -439,13 +461,20 @@ export class ShoalFilesystem {
       await cached?.close()
       return true
     }
-    // the places (and the packs they hold) go on with the handle: the binding may still serve those it kept of the old version
-    const next = this.readingHandle(h.path, entry, cached, h.places)
+    this.supersede(fh, h, this.readingHandle(h.path, entry, cached, h.places))
+    return true
+  }
+
+  /**
+   * `next` reads on for `h` as handle `fh`; `h` is closed once no read uses
+   * it. Its places (and the packs they hold) went on with `next`: the binding
+   * may still serve those it kept of the old version.
+   */
+  private supersede (fh: number, h: ReadingHandle, next: Handle): void {
     h.places = undefined
     this.handles.set(fh, next)
     h.superseded = true
-    if (h.reading === 0) await closeReading(h)
-    return true
+    if (h.reading === 0) void closeReading(h).catch(() => {})
   }
 
   /** A handle reading `entry` at `path`: from `cached` when the mount keeps its bytes, else through the block store. */
@@ -490,7 +519,9 @@ export class ShoalFilesystem {
   async write (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
     const h = this.writableHandle(fh)
     const s = h.staged
-    const n = await s.file.write(buf, length, h.append === true ? s.file.size : offset)
+    const at = h.append === true ? s.file.size : offset
+    s.changesFrom(at)
+    const n = await s.file.write(buf, length, at)
     s.touch()
     return n
   }
@@ -498,6 +529,7 @@ export class ShoalFilesystem {
   /** Cut or extend an open file. */
   async ftruncate (fh: number, size: number): Promise<void> {
     const s = this.writable(fh)
+    s.changesFrom(size)
     await s.file.truncate(size)
     s.touch()
   }
@@ -526,6 +558,7 @@ export class ShoalFilesystem {
     if (h === undefined) return
     this.handles.delete(fh)
     if (h.kind !== 'staged') { await closeReading(h); return }
+    h.places?.close()
     const s = h.staged
     s.handles--
     if (h.writable) s.writers--
@@ -549,6 +582,7 @@ export class ShoalFilesystem {
       try {
         // a commit streams the staged file: cutting it under the commit would tear that version
         if (s.writers === 0) await this.quiet(s)
+        s.changesFrom(size)
         await s.file.truncate(size)
         s.touch()
       } finally {
@@ -763,7 +797,10 @@ export class ShoalFilesystem {
     // taken out first: a handle that moves on to a longer version meanwhile finds its place gone and closes what it opened
     const open = [...this.handles.values()]
     this.handles.clear()
-    for (const h of open) if (h.kind !== 'staged') await closeReading(h)
+    for (const h of open) {
+      if (h.kind !== 'staged') await closeReading(h)
+      else h.places?.close()
+    }
     for (const s of this.staged.values()) {
       s.handles = 0
       s.writers = 0
@@ -873,7 +910,7 @@ export class ShoalFilesystem {
       s.writers++
       // a commit streams the staged file: let it finish before writing again
       await this.quiet(s)
-      if (truncate) { await s.file.truncate(0); s.touch() }
+      if (truncate) { s.changesFrom(0); await s.file.truncate(0); s.touch() }
       return s
     }
     const entry = await this.components.namespace.stat(path)
@@ -897,7 +934,9 @@ export class ShoalFilesystem {
       await file.dispose()
       throw err
     }
-    return new Staged(entry.path, file, entry.mode, entry.mtime, entry.cid)
+    const s = new Staged(entry.path, file, entry.mode, entry.mtime, entry.cid)
+    s.intact = Math.min(size, entry.size)
+    return s
   }
 
   /** After a handle closed or a handle-less change: queue a commit, or let the staged file go. */
