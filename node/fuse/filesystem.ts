@@ -151,8 +151,9 @@ type Handle =
   /**
    * `append`: opened with O_APPEND, every write goes to the end of the staged file ({@link ShoalFilesystem.write}).
    * `places`: those of the committed version a read handle followed into the staged file from, held until its release.
+   * `reading`: reads under way through a read-only one (it moves onto the committed version only between reads).
    */
-  | { kind: 'staged', staged: Staged, writable: boolean, append?: boolean, places?: RecordPlaces }
+  | { kind: 'staged', staged: Staged, writable: boolean, append?: boolean, places?: RecordPlaces, reading?: number }
   | ReadingHandle
 
 /**
@@ -392,7 +393,14 @@ export class ShoalFilesystem {
     await this.followed(fh, offset + length)
     // taken in the same turn as the count below: a handle that moves on is closed only once no read holds it
     const h = this.handle(fh)
-    if (h.kind === 'staged') return await h.staged.file.read(buf, length, offset)
+    if (h.kind === 'staged') {
+      h.reading = (h.reading ?? 0) + 1
+      try {
+        return await h.staged.file.read(buf, length, offset)
+      } finally {
+        h.reading--
+      }
+    }
     h.reading++
     try {
       if (h.kind === 'cached') return await h.content.read(buf, length, offset)
@@ -418,7 +426,14 @@ export class ShoalFilesystem {
    */
   private async followed (fh: number, end: number): Promise<void> {
     const h = this.handle(fh)
-    if (h.kind === 'staged' || end <= h.attr.size) return
+    if (h.kind === 'staged') {
+      if (!h.writable && end > h.staged.file.size) {
+        await this.moveReadersOff(h.staged)
+        await this.settle(h.staged)
+      }
+      return
+    }
+    if (end <= h.attr.size) return
     const attr = await this.findAttr(h.path).catch(() => undefined)
     // moved on (or released) meanwhile
     if (this.handles.get(fh) !== h) return
@@ -428,7 +443,10 @@ export class ShoalFilesystem {
     if (h.following === undefined) {
       h.following = (async () => {
         try {
-          if (!await this.follow(fh, h)) h.stay = { size: attr.size, mtime: attr.mtime, until: Infinity }
+          const compared = await this.follow(fh, h)
+          // kept only for the version compared: attributes of a staged file here, or ones the cache kept of an
+          // earlier version, may be those of a version still to come
+          if (compared !== undefined && compared.size === attr.size && compared.mtime === attr.mtime) h.stay = { size: attr.size, mtime: attr.mtime, until: Infinity }
         } catch (err: any) {
           h.stay = { size: attr.size, mtime: attr.mtime, until: Date.now() + FOLLOW_RETRY_MS }
           this.log.debug({ path: h.path, err: err?.message }, 'fuse: a read handle could not tell whether its file grew; it reads the version it opened')
@@ -440,29 +458,54 @@ export class ShoalFilesystem {
 
   /**
    * {@link followed}'s look: when the path's version is an append of `h`'s,
-   * a handle on it takes `h`'s place as `fh`. False when it is not (or the
-   * path holds no file now); true when the handle moved on, or went.
+   * a handle on it takes `h`'s place as `fh`. Returns the version found not
+   * to be an append; undefined when the handle moved on (or went), or when
+   * the path holds no file now.
    */
-  private async follow (fh: number, h: ReadingHandle): Promise<boolean> {
+  private async follow (fh: number, h: ReadingHandle): Promise<FileEntry | undefined> {
     const { files, namespace } = this.components
     // a writer here holds the file open: its staged copy of this version, grown, and unchanged up to this version's end
     const s = this.staged.get(h.path)
     if (s !== undefined && !s.unlinked && s.base === h.cid && s.intact >= h.entry.size && s.file.size > h.entry.size) {
       s.handles++
-      this.supersede(fh, h, { kind: 'staged', staged: s, writable: false, places: h.places })
-      return true
+      this.supersede(fh, h, { kind: 'staged', staged: s, writable: false, places: h.places, reading: 0 })
+      return undefined
     }
     const entry = await namespace.lookup(h.path)
-    if (entry?.type !== 'file') return false
-    if (!await isAppendOf({ files }, h.entry, entry, { signal: AbortSignal.timeout(FOLLOW_CHECK_MS) })) return false
+    if (entry?.type !== 'file') return undefined
+    if (!await isAppendOf({ files }, h.entry, entry, { signal: AbortSignal.timeout(FOLLOW_CHECK_MS) })) return entry
     const cached = await this.options.cache?.open(entry.cid)
     if (this.handles.get(fh) !== h) {
       // released meanwhile, or the mount went
       await cached?.close()
-      return true
+      return undefined
     }
     this.supersede(fh, h, this.readingHandle(h.path, entry, cached, h.places))
-    return true
+    return undefined
+  }
+
+  /**
+   * Read-only handles on staged file `s` whose version is committed, with no
+   * writer left and nothing written since: moved onto that committed
+   * version (the same bytes), so that the staged copy can go. Otherwise a
+   * reader that keeps the file open (`tail -f`) kept this node's staged copy
+   * for as long as it ran: every open and `stat` here showed that copy
+   * rather than the versions other nodes wrote meanwhile, and the next write
+   * here started from it. On the committed version a handle follows the
+   * namespace again. Asked once a commit of `s` lands ({@link settle}) and
+   * when a read of such a handle reaches past the staged file's end; a
+   * handle with a read under way is left for the next time.
+   */
+  private async moveReadersOff (s: Staged): Promise<void> {
+    const settledHere = (): boolean => s.handles > 0 && !s.dirty && s.writers === 0 && s.committing === undefined && !s.queued && !s.unlinked && s.committedCid !== undefined
+    if (!settledHere()) return
+    const entry = await this.components.namespace.lookup(s.path)
+    if (entry?.type !== 'file' || entry.cid !== s.committedCid || !settledHere()) return
+    for (const [fh, h] of this.handles) {
+      if (h.kind !== 'staged' || h.staged !== s || h.writable || (h.reading ?? 0) > 0) continue
+      this.handles.set(fh, this.readingHandle(s.path, entry, undefined, h.places))
+      s.handles--
+    }
   }
 
   /**
@@ -943,6 +986,7 @@ export class ShoalFilesystem {
   private async settle (s: Staged): Promise<void> {
     if (s.unlinked) { if (s.handles === 0 && s.committing === undefined) await this.dispose(s); return }
     if (s.writers > 0) return
+    await this.moveReadersOff(s)
     if (s.dirty) this.schedule(s)
     else this.letGo(s)
   }

@@ -185,6 +185,7 @@ export class RecordPlaces {
       const spans = await layout.spans(start, to)
       if (generation !== this.generation) return
       const locations = await this.locateAll(spans, generation)
+      if (generation !== this.generation) return
       for (const pack of new Set(locations.map(l => l?.pack))) if (pack !== undefined) await this.hold(pack)
       if (generation === this.generation) this.warmed = { from, to }
     })().catch(() => {}).finally(() => { this.warming = false })

@@ -106,6 +106,33 @@ os.close(fd)
     await python(`open(${flag('done')}, 'w').close()`)
     const r = await writer
     assert.equal(r.code, 0, r.stderr)
+    // the writer's version committed, tail goes on with the versions written elsewhere (it does not keep the staged copy)
+    const text = 'first\nsecond\nthird\n'
+    await eventually(async () => (await m.namespace.stat('/held.log')).type === 'file' && (await m.namespace.stat('/held.log') as FileEntry).size === text.length, 10_000, 'the writer\'s version committed')
+    await added(m, '/held.log', Buffer.from(text + 'fourth, from elsewhere\n'))
+    await eventually(async () => printed() === text + 'fourth, from elsewhere\n', 10_000, `tail prints the line added elsewhere (printed: ${JSON.stringify(printed())})`)
+  })
+
+  it('a reader follows a file rewritten here through O_TRUNC with its bytes and more, once the writer\'s version is committed', TEST, async t => {
+    const m = await mountTestNode(t, { places: true })
+    await added(m, '/truncated.log', Buffer.from('alpha\n'))
+    const path = join(m.dir, 'truncated.log')
+    const work = await tempDir(t)
+    const reader = growingReader(path, work, 'alpha\nbeta\n'.length, 0, 15)
+    await eventually(async () => await python(`import os; os.stat(${JSON.stringify(join(work, 'ready'))})`).then(r => r.code === 0), 20_000, 'the reader read the first version')
+    // staged with a cut to nothing (no byte of it still the first version's), held open while the reader polls
+    const writer = await python(`
+import os, time
+fd = os.open(${JSON.stringify(path)}, os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b'alpha\\nbeta\\n')
+time.sleep(1.5)
+os.close(fd)
+`, { timeoutMs: 30_000 })
+    assert.equal(writer.code, 0, writer.stderr)
+    const r = await reader
+    assert.equal(r.code, 0, r.stderr)
+    const [count, hex] = r.stdout.trim().split('\n')
+    assert.equal(Buffer.from(hex, 'hex').toString(), 'alpha\nbeta\n', `read ${count} bytes`)
   })
 
   it('a handle does not read on in a file that a program here holds open after changing its first bytes', TEST, async t => {
