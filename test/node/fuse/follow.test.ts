@@ -34,14 +34,22 @@ async function added (m: TestMount, path: string, bytes: Uint8Array): Promise<Fi
   return entry as FileEntry
 }
 
+/** A reader of a file in the mount that goes on as the file grows ({@link growingReader}). */
+interface GrowingReader {
+  /** Resolves once it has read the file whole as it was when opened. */
+  ready: () => Promise<void>
+  /** Every byte it read, once it has stopped (it must exit 0). */
+  bytes: () => Promise<Buffer>
+}
+
 /**
  * A python reader of `path` (in the mount): it opens the file, reads it
- * whole, writes `ready` in `work`, then polls `fstat` and reads on from where
- * it is every 0.1 s for up to `seconds`, until it has `want` bytes; it prints how many bytes
- * it read, and the hex of bytes `[from, want)` of what it read.
+ * whole, says it is ready, then polls `fstat` and reads on from where it is
+ * every 0.1 s for up to `seconds`, until it has `want` bytes.
  */
-function growingReader (path: string, work: string, want: number, from: number, seconds = 20): ReturnType<typeof python> {
-  return python(`
+function growingReader (path: string, work: string, want: number, seconds = 20): GrowingReader {
+  const ready = join(work, 'ready')
+  const run = python(`
 import os, time
 fd = os.open(${JSON.stringify(path)}, os.O_RDONLY)
 data = b''
@@ -52,16 +60,29 @@ def more():
         if not c: return
         data += c
 more()
-open(os.path.join(${JSON.stringify(work)}, 'ready'), 'w').close()
+open(${JSON.stringify(ready)}, 'w').close()
 deadline = time.time() + ${seconds}
 while len(data) < ${want} and time.time() < deadline:
     time.sleep(0.1)
     os.fstat(fd)
     more()
 os.close(fd)
-print(len(data))
-print(data[${from}:${want}].hex())
-`, { timeoutMs: 40_000 })
+print(data.hex())
+`, { timeoutMs: 40_000 + seconds * 1000 })
+  return {
+    ready: async () => { await eventually(async () => await python(`import os; os.stat(${JSON.stringify(ready)})`).then(r => r.code === 0), 20_000, 'the reader read the first version') },
+    bytes: async () => {
+      const r = await run
+      assert.equal(r.code, 0, r.stderr)
+      return Buffer.from(r.stdout.trim(), 'hex')
+    }
+  }
+}
+
+/** Run a python writer to its end (it must exit 0). */
+async function written (script: string): Promise<void> {
+  const r = await python(script, { timeoutMs: 30_000 })
+  assert.equal(r.code, 0, r.stderr)
 }
 
 describe('a read handle follows its file as it grows', () => {
@@ -118,21 +139,17 @@ os.close(fd)
     await added(m, '/truncated.log', Buffer.from('alpha\n'))
     const path = join(m.dir, 'truncated.log')
     const work = await tempDir(t)
-    const reader = growingReader(path, work, 'alpha\nbeta\n'.length, 0, 15)
-    await eventually(async () => await python(`import os; os.stat(${JSON.stringify(join(work, 'ready'))})`).then(r => r.code === 0), 20_000, 'the reader read the first version')
+    const reader = growingReader(path, work, 'alpha\nbeta\n'.length, 15)
+    await reader.ready()
     // staged with a cut to nothing (no byte of it still the first version's), held open while the reader polls
-    const writer = await python(`
+    await written(`
 import os, time
 fd = os.open(${JSON.stringify(path)}, os.O_WRONLY | os.O_TRUNC)
 os.write(fd, b'alpha\\nbeta\\n')
 time.sleep(1.5)
 os.close(fd)
-`, { timeoutMs: 30_000 })
-    assert.equal(writer.code, 0, writer.stderr)
-    const r = await reader
-    assert.equal(r.code, 0, r.stderr)
-    const [count, hex] = r.stdout.trim().split('\n')
-    assert.equal(Buffer.from(hex, 'hex').toString(), 'alpha\nbeta\n', `read ${count} bytes`)
+`)
+    assert.equal((await reader.bytes()).toString(), 'alpha\nbeta\n')
   })
 
   it('a handle does not read on in a file that a program here holds open after changing its first bytes', TEST, async t => {
@@ -140,22 +157,18 @@ os.close(fd)
     await added(m, '/rewritten.log', Buffer.from('first\n'))
     const path = join(m.dir, 'rewritten.log')
     const work = await tempDir(t)
-    const reader = growingReader(path, work, 13, 0, 3)
-    await eventually(async () => await python(`import os; os.stat(${JSON.stringify(join(work, 'ready'))})`).then(r => r.code === 0), 20_000, 'the reader read the first version')
+    const reader = growingReader(path, work, 13, 3)
+    await reader.ready()
     // its first line rewritten, a line added, the file held open while the reader polls
-    const writer = await python(`
+    await written(`
 import os, time
 fd = os.open(${JSON.stringify(path)}, os.O_WRONLY)
 os.pwrite(fd, b'FIRST\\n', 0)
 os.pwrite(fd, b'second\\n', 6)
 time.sleep(4)
 os.close(fd)
-`, { timeoutMs: 30_000 })
-    assert.equal(writer.code, 0, writer.stderr)
-    const r = await reader
-    assert.equal(r.code, 0, r.stderr)
-    const [, hex] = r.stdout.trim().split('\n')
-    const read = Buffer.from(hex ?? '', 'hex')
+`)
+    const read = await reader.bytes()
     assert.equal(read.subarray(0, 6).toString(), 'first\n', 'the version it opened')
     // past its end: never the writer's bytes (the kernel may fill what the handle did not answer: docs/fuse.md)
     assert.ok(!read.subarray(6).toString().includes('second'), `read ${JSON.stringify(read.toString())}`)
@@ -168,14 +181,12 @@ os.close(fd)
       await added(m, '/grown.bin', v1)
       const work = await tempDir(t)
       const v2 = Buffer.concat([v1, randomBytes(MiB + 777)])
-      const reader = growingReader(join(m.dir, 'grown.bin'), work, v2.length, v1.length)
-      await eventually(async () => await python(`import os; os.stat(${JSON.stringify(join(work, 'ready'))})`).then(r => r.code === 0), 20_000, 'the reader read the first version')
+      const reader = growingReader(join(m.dir, 'grown.bin'), work, v2.length)
+      await reader.ready()
       await added(m, '/grown.bin', v2)
-      const r = await reader
-      assert.equal(r.code, 0, r.stderr)
-      const [count, hex] = r.stdout.trim().split('\n')
-      assert.equal(Number(count), v2.length, 'the handle read the appended bytes')
-      assert.equal(hex, v2.subarray(v1.length).toString('hex'), 'they are the new version\'s')
+      const read = await reader.bytes()
+      assert.equal(read.length, v2.length, 'the handle read the appended bytes')
+      assert.ok(read.equals(v2), 'they are the new version\'s')
     })
   }
 
@@ -187,21 +198,17 @@ os.close(fd)
     // its first byte differs: not an append
     const v2 = Buffer.concat([v1, randomBytes(MiB)])
     v2[0] ^= 0xff
-    const reader = growingReader(join(m.dir, 'replaced.bin'), work, v2.length, 0, 4)
-    await eventually(async () => await python(`import os; os.stat(${JSON.stringify(join(work, 'ready'))})`).then(r => r.code === 0), 20_000, 'the reader read the first version')
+    const reader = growingReader(join(m.dir, 'replaced.bin'), work, v2.length, 4)
+    await reader.ready()
     // the looks at the path from here on: the mount's, through the namespace it was given
     let looks = 0
     const lookup = m.namespace.lookup.bind(m.namespace)
     m.namespace.lookup = async (path: string) => { if (path === '/replaced.bin') looks++; return await lookup(path) }
     await added(m, '/replaced.bin', v2)
-    const r = await reader
+    const read = await reader.bytes()
     // ~40 polls past the end, each a fstat and a read: the version is compared once, not at each (the attributes'
     // own looks, about one a second as their cache runs out, are counted too)
     assert.ok(looks <= 10, `${looks} looks at the path`)
-    assert.equal(r.code, 0, r.stderr)
-    const [count, hex] = r.stdout.trim().split('\n')
-    const read = Buffer.from(hex, 'hex')
-    assert.equal(read.length, Number(count))
     assert.ok(read.subarray(0, v1.length).equals(v1), 'the version it opened')
     // past its end the kernel, which keeps one size per file (the newer one's), may fill what the handle did not
     // answer (docs/fuse.md, "Open files keep their version"): never with the other version's bytes
