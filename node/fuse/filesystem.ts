@@ -195,6 +195,15 @@ function handleState (h: Handle): { path: string, attr: Attr } {
   return h.kind === 'staged' ? { path: h.staged.path, attr: h.staged.attr() } : { path: h.path, attr: h.attr }
 }
 
+/**
+ * True when a read of `h` up to `end` reaches past the end of what it reads:
+ * where it may move on ({@link ShoalFilesystem.followed}). Reads within a
+ * file never wait for that look (a FUSE read's every request passes here).
+ */
+function reachesPastEnd (h: Handle, end: number): boolean {
+  return h.kind === 'staged' ? !h.writable && end > h.staged.file.size : end > h.attr.size
+}
+
 /** Stop a read handle: its stream, the packs its places hold, or its kept copy. */
 async function closeReading (h: ReadingHandle): Promise<void> {
   h.places?.close()
@@ -390,7 +399,7 @@ export class ShoalFilesystem {
 
   /** Read up to `length` bytes at `offset` into `buf`. */
   async read (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
-    await this.followed(fh, offset + length)
+    if (reachesPastEnd(this.handle(fh), offset + length)) await this.followed(fh, offset + length)
     // taken in the same turn as the count below: a handle that moves on is closed only once no read holds it
     const h = this.handle(fh)
     if (h.kind === 'staged') {
@@ -426,14 +435,12 @@ export class ShoalFilesystem {
    */
   private async followed (fh: number, end: number): Promise<void> {
     const h = this.handle(fh)
+    if (!reachesPastEnd(h, end)) return
     if (h.kind === 'staged') {
-      if (!h.writable && end > h.staged.file.size) {
-        await this.moveReadersOff(h.staged)
-        await this.settle(h.staged)
-      }
+      await this.moveReadersOff(h.staged)
+      await this.settle(h.staged)
       return
     }
-    if (end <= h.attr.size) return
     const attr = await this.findAttr(h.path).catch(() => undefined)
     // moved on (or released) meanwhile
     if (this.handles.get(fh) !== h) return
@@ -536,7 +543,7 @@ export class ShoalFilesystem {
    * otherwise (then {@link read} reads them, and reports what goes wrong).
    */
   async places (fh: number, length: number, offset: number): Promise<RecordPlace[] | undefined> {
-    await this.followed(fh, offset + length)
+    if (reachesPastEnd(this.handle(fh), offset + length)) await this.followed(fh, offset + length)
     const h = this.handle(fh)
     if (h.kind !== 'read' || h.places === undefined) return undefined
     const places = await h.places.places(offset, length).catch(() => undefined)
