@@ -171,7 +171,6 @@ type ReadingHandle =
 interface Reading {
   path: string
   entry: FileEntry
-  cid: string
   attr: Attr
   places?: RecordPlaces
   /** Reads under way through this handle object (it is closed once none is, after another took its place). */
@@ -392,14 +391,15 @@ export class ShoalFilesystem {
     const others: Array<string | undefined> = []
     for (const [other, o] of this.handles) {
       if (other === fh || (among !== undefined && !among.has(other)) || handleState(o).path !== path) continue
-      others.push(o.kind === 'staged' ? undefined : o.cid)
+      others.push(o.kind === 'staged' ? undefined : o.entry.cid)
     }
-    return { path, cid: h.kind === 'staged' ? undefined : h.cid, others }
+    return { path, cid: h.kind === 'staged' ? undefined : h.entry.cid, others }
   }
 
   /** Read up to `length` bytes at `offset` into `buf`. */
   async read (fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
-    if (reachesPastEnd(this.handle(fh), offset + length)) await this.followed(fh, offset + length)
+    const first = this.handle(fh)
+    if (reachesPastEnd(first, offset + length)) await this.followed(fh, first)
     // taken in the same turn as the count below: a handle that moves on is closed only once no read holds it
     const h = this.handle(fh)
     if (h.kind === 'staged') {
@@ -431,14 +431,16 @@ export class ShoalFilesystem {
    * more bytes than the handle's version has (the size the kernel was given,
    * and asks up to), and not again while it shows the attributes a look
    * ended on without moving (a check that failed is tried again after
-   * {@link FOLLOW_RETRY_MS}).
+   * {@link FOLLOW_RETRY_MS}). `h` is the handle `fh` is, whose read reaches
+   * past its end ({@link reachesPastEnd}, checked by the caller in this turn).
+   * A read-only handle on a staged file moves onto its committed version
+   * instead, when it can ({@link moveReadersOff}).
    */
-  private async followed (fh: number, end: number): Promise<void> {
-    const h = this.handle(fh)
-    if (!reachesPastEnd(h, end)) return
+  private async followed (fh: number, h: Handle): Promise<void> {
     if (h.kind === 'staged') {
       await this.moveReadersOff(h.staged)
-      await this.settle(h.staged)
+      // moved off: the staged copy goes if nothing else holds it
+      this.letGo(h.staged)
       return
     }
     const attr = await this.findAttr(h.path).catch(() => undefined)
@@ -473,7 +475,7 @@ export class ShoalFilesystem {
     const { files, namespace } = this.components
     // a writer here holds the file open: its staged copy of this version, grown, and unchanged up to this version's end
     const s = this.staged.get(h.path)
-    if (s !== undefined && !s.unlinked && s.base === h.cid && s.intact >= h.entry.size && s.file.size > h.entry.size) {
+    if (s !== undefined && !s.unlinked && s.base === h.entry.cid && s.intact >= h.entry.size && s.file.size > h.entry.size) {
       s.handles++
       this.supersede(fh, h, { kind: 'staged', staged: s, writable: false, places: h.places, reading: 0 })
       return undefined
@@ -529,7 +531,7 @@ export class ShoalFilesystem {
 
   /** A handle reading `entry` at `path`: from `cached` when the mount keeps its bytes, else through the block store. */
   private readingHandle (path: string, entry: FileEntry, cached: CachedContent | undefined, places?: RecordPlaces): ReadingHandle {
-    const reading = { path, entry, cid: entry.cid, attr: attrOf(entry), reading: 0 }
+    const reading = { path, entry, attr: attrOf(entry), reading: 0 }
     if (places !== undefined) places.follow(async () => await this.components.files.layoutOf(entry))
     if (cached !== undefined) return { kind: 'cached', content: cached, places, ...reading }
     const reader = new HandleReader(entry.size, (offset, signal) => this.components.files.catEntry(entry, { offset, signal }), { budget: this.readBudget })
@@ -543,7 +545,8 @@ export class ShoalFilesystem {
    * otherwise (then {@link read} reads them, and reports what goes wrong).
    */
   async places (fh: number, length: number, offset: number): Promise<RecordPlace[] | undefined> {
-    if (reachesPastEnd(this.handle(fh), offset + length)) await this.followed(fh, offset + length)
+    const first = this.handle(fh)
+    if (reachesPastEnd(first, offset + length)) await this.followed(fh, first)
     const h = this.handle(fh)
     if (h.kind !== 'read' || h.places === undefined) return undefined
     const places = await h.places.places(offset, length).catch(() => undefined)

@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defer, tempDir, type CleanupContext } from './temp.js'
 import { initSwarm, shoalJson, shoalOk, startDaemon, type TestDaemon } from './cli.js'
-import { requireFuse, sh } from '../node/fuse/helpers.js'
+import { forceUnmount, requireFuse } from '../node/fuse/helpers.js'
 
 /** One of the pair: its daemon, its mountpoint, and what `shoal mount` answered. */
 export interface MountedNode {
@@ -17,11 +17,6 @@ export interface MountedNode {
   mnt: string
   /** The binding serving the mount (`libfuse3`, or `libfuse2` where libfuse3's was not built). */
   binding: string
-}
-
-/** Leave no mount at `dir` behind, whatever happened. */
-async function forceUnmount (dir: string): Promise<void> {
-  await sh(`grep -q " ${dir} " /proc/self/mountinfo && fusermount -uz ${dir} || true`, { timeoutMs: 10_000 }).catch(() => {})
 }
 
 /** Nodes `a` and `b`, each with its mount; `prefix` names the temp folder. */
