@@ -234,6 +234,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
   return {
     components,
     async start () {
+      // files a mount acknowledged and a crash kept from their commit: taken out of the journal before their staging folder goes
+      await components.fuse.rescueClosed()
       // leftovers of an interrupted import are garbage
       await rm(repo.tmp, { recursive: true, force: true })
       await mkdir(repo.tmp, { recursive: true })
@@ -275,6 +277,8 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
       await durability.start()
       await sync.start()
       await peers.start()
+      // committed as their commit would have been: a version written meanwhile is kept beside them
+      await components.fuse.commitRescued().catch((err: any) => { logger.error({ err: err?.message }, 'fuse: committing the files a crash kept from their commit failed; they stay in the repo\'s fuse-journal folder, tried again at the next start') })
     },
     async stop (options: NodeStopOptions = {}) {
       // unmount first: what was written through a mount is committed while the stores are open

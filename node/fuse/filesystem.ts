@@ -31,6 +31,7 @@ import { isAppendOf, type FileEntry } from './appended.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { CachedContent, ContentCache } from './cache.js'
 import type { StagedFile, StagingArea } from './staging.js'
+import type { ClosedJournal } from './journal.js'
 import { shellQuote } from '../shell-quote.js'
 
 export type { Attr } from './attrs.js'
@@ -82,12 +83,23 @@ export interface FilesystemOptions {
    * are lost, with a line in the log.
    */
   uncommittedDir?: string
+  /**
+   * Where `close` acknowledgments are noted until their commit lands, for a
+   * start after a crash to commit (journal.ts); none: a crash loses files
+   * closed and not yet committed.
+   */
+  journal?: ClosedJournal
   /** Bytes the read handles keep behind their streams, all together, beyond those with a request in flight (read-budget.ts). @default {@link DEFAULT_READ_BUDGET_BYTES} */
   readBudgetBytes?: number
 }
 
+/** Identities of staged files, for the journal of closed files (unique in this daemon's life). */
+let stagedIds = 0
+
 /** A file being written (or written and not yet committed) on this node. */
 class Staged {
+  /** Its identity in the journal of closed files (a rename keeps it). */
+  readonly id = ++stagedIds
   /** Open handles of any kind. */
   handles = 0
   /** Open handles that may write. */
@@ -602,7 +614,23 @@ export class ShoalFilesystem {
    */
   async flush (fh: number): Promise<void> {
     const h = this.handles.get(fh)
-    if (h?.kind === 'staged' && h.writable) await this.queue.room()
+    if (h?.kind !== 'staged' || !h.writable) return
+    await this.queue.room()
+    this.acknowledged(h.staged)
+  }
+
+  /**
+   * What a `close(2)` (or a `chmod`, `utime`, `truncate` of a file nobody
+   * writes) acknowledges of a staged file: noted in the journal of closed
+   * files until its commit lands, so that a crash before that does not lose
+   * it (journal.ts).
+   */
+  private acknowledged (s: Staged): void {
+    const journal = this.options.journal
+    if (journal === undefined || !s.dirty || s.unlinked) return
+    const where = s.file.whereNow()
+    if (where === undefined) return
+    journal.closed({ id: s.id, gen: s.gen, path: s.path, mode: s.mode, mtime: s.mtime, replacing: startedFrom(s) }, where)
   }
 
   /** Drop a handle. The last writer's release queues the file's commit; a read handle stops its stream. */
@@ -638,6 +666,7 @@ export class ShoalFilesystem {
         s.changesFrom(size)
         await s.file.truncate(size)
         s.touch()
+        if (s.writers === 0) this.acknowledged(s)
       } finally {
         s.handles--
       }
@@ -862,6 +891,8 @@ export class ShoalFilesystem {
     const failed = await this.commitClosed({ letGo: false })
     if (failed.length > 0) await this.keepUncommitted(failed)
     await Promise.all([...this.staged.values()].map(async s => { this.staged.delete(s.path); await this.dispose(s) }))
+    // every file committed or kept aside: a journal with nothing waiting is deleted
+    this.options.journal?.close()
     await this.options.cache?.clear()
   }
 
@@ -892,6 +923,7 @@ export class ShoalFilesystem {
         continue
       }
       this.staged.delete(path)
+      this.options.journal?.forget(s.id)
       // the bytes are kept; their mode and time are a courtesy
       await chmod(kept, s.mode & 0o777).catch((e: any) => { this.log.warn({ kept, err: e?.message }, 'fuse: could not set a kept file\'s mode') })
       await utimes(kept, s.mtime / 1000, s.mtime / 1000).catch((e: any) => { this.log.warn({ kept, err: e?.message }, 'fuse: could not set a kept file\'s time') })
@@ -1114,6 +1146,7 @@ export class ShoalFilesystem {
   /** Note that generation `gen` of `s` is committed as `info`. */
   private committed (s: Staged, gen: number, info: FileInfo): void {
     if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid }
+    this.options.journal?.done(s.id, gen)
     // kept as a conflict copy (a version written meanwhile is shown at the path): the path's attributes are the other's
     if (info.conflictOf !== undefined) this.attrs.delete(s.path)
     else this.attrs.set(s.path, { type: 'file', size: info.size, mode: info.mode ?? s.mode, mtime: info.mtime ?? s.mtime })
@@ -1147,6 +1180,7 @@ export class ShoalFilesystem {
     // would bind is removed at once (a 20 GiB file made by `truncate` took a minute
     // to import, and `rm` waited for all of it, uninterruptible)
     s.unlinked = true
+    this.options.journal?.forget(s.id)
     s.cancel?.abort(new CommitCancelledError(`${s.path} was removed while it was committed`))
     await this.quiet(s)
     if (this.staged.get(s.path) === s) this.staged.delete(s.path)
@@ -1156,6 +1190,7 @@ export class ShoalFilesystem {
   private rekey (s: Staged, to: string): void {
     if (this.staged.get(s.path) === s) this.staged.delete(s.path)
     s.path = to
+    this.options.journal?.moved(s.id, to)
     if (s.handles === 0 && !s.dirty && !s.queued) { void this.retire(s); return }
     this.staged.set(to, s)
   }
@@ -1174,6 +1209,7 @@ export class ShoalFilesystem {
       if (s !== undefined) {
         staged(s)
         s.gen++
+        if (s.writers === 0) this.acknowledged(s)
         await this.settle(s)
         return
       }

@@ -23,6 +23,8 @@ import { checkMountpoint, cleanStaleMount, isFuseMountAt, isStaleMount, mountpoi
 import { createOps } from './ops.js'
 import { StagingArea } from './staging.js'
 import { ContentCache } from './cache.js'
+import { ClosedJournal } from './journal.js'
+import { commitRescued, rescueClosedFiles, type Rescue, type RescueCommits } from './rescue.js'
 
 /** What the FUSE service is built from (a subset of the node's components). */
 export interface FuseComponents {
@@ -33,7 +35,7 @@ export interface FuseComponents {
   }
   /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */
   blockstore?: Pick<BlockStore, 'locate' | 'holdPack'>
-  repo: Pick<RepoLayout, 'root' | 'tmp' | 'uncommitted'>
+  repo: Pick<RepoLayout, 'root' | 'tmp' | 'uncommitted' | 'fuseJournal'>
   /** Room on the repo disk: files staged there stop at its reserve (absent: no check). */
   disk?: Pick<DiskGuard, 'ensureRoom' | 'reserveBytes'>
   config: Pick<RepoConfig, 'fuse'>
@@ -243,6 +245,22 @@ export class FuseService {
     })
   }
 
+  /**
+   * First thing at a start, before `<repo>/tmp` is emptied: take the files
+   * that `close` acknowledged and a crash kept from their commit out of the
+   * journal of closed files (node/fuse/rescue.ts), for
+   * {@link commitRescued} to commit once the node runs.
+   */
+  async rescueClosed (): Promise<Rescue> {
+    return await rescueClosedFiles({ journal: this.components.repo.fuseJournal, logger: this.log })
+  }
+
+  /** Once the node runs: commit what {@link rescueClosed} took out (node/fuse/rescue.ts). */
+  async commitRescued (): Promise<RescueCommits> {
+    const { files, chunker, repo } = this.components
+    return await commitRescued({ files, chunker, logger: this.log }, { journal: repo.fuseJournal, uncommitted: repo.uncommitted })
+  }
+
   /** Say at start that files written through a mount and never committed are kept in the repo (until the user adds or deletes them). */
   private async tellUncommitted (): Promise<void> {
     const { dir, files, bytes } = await keptUncommitted(this.components.repo).catch(() => ({ dir: this.components.repo.uncommitted, files: 0, bytes: 0 }))
@@ -284,7 +302,10 @@ export class FuseService {
       maxPendingCommits: config.fuse.maxPendingCommits,
       statfsPath: this.components.repo.root,
       statfsReserve: disk?.reserveBytes,
-      uncommittedDir: this.components.repo.uncommitted
+      uncommittedDir: this.components.repo.uncommitted,
+      journal: new ClosedJournal(this.components.repo.fuseJournal, {
+        onError: err => { this.log.warn({ err: err.message }, 'fuse: cannot write the journal of closed files: until it can, a crash loses the files closed and not yet committed') }
+      })
     })
     this.unsubscribe = this.components.namespace.onRemoteChange?.(() => { fs.invalidate() })
     this.fs = fs

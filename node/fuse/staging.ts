@@ -5,8 +5,9 @@
  * cost of creating many small files); a file that grows past
  * {@link StagingOptions.memoryPerFile}, or arrives while the memory budget
  * {@link StagingOptions.memoryTotal} is spent, goes to a file on local disk
- * under `<repo>/tmp/fuse/`. Nothing staged is durable either way: a crash
- * loses what was not committed (docs/fuse.md, "When a write is durable").
+ * under `<repo>/tmp/fuse/`. Staging is no journal: what `close` acknowledged
+ * is noted in the journal of closed files (journal.ts), which a start after
+ * a crash takes its files from before it empties this folder.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { constants } from 'node:fs'
 import { copyFile, link, mkdir, open, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { syncDir } from '../blocks/pack-file.js'
+import type { ClosedBytes } from './journal.js'
 
 /** Bytes read from a staged file at a time when it is committed. */
 const STREAM_PIECE = 1024 * 1024
@@ -122,6 +124,19 @@ export class StagedFile {
 
   /** True once the bytes live in a file on disk. */
   get onDisk (): boolean { return this.disk !== undefined }
+
+  /**
+   * Where the bytes are now, for the journal of closed files (journal.ts):
+   * the memory itself (a view, to be written out before the next change),
+   * or the staging file's path. Undefined once disposed of.
+   */
+  whereNow (): ClosedBytes | undefined {
+    if (this.disposed) return undefined
+    // during a spill the memory still holds every byte (the file on disk is not whole yet)
+    if (this.memory !== undefined) return { bytes: this.memory.subarray(0, this.size) }
+    if (this.disk !== undefined) return { stagedAt: this.disk.path }
+    return undefined
+  }
 
   /** Write `length` bytes of `buf` at `position`; resolves with the count written. */
   async write (buf: Uint8Array, length: number, position: number): Promise<number> {

@@ -24,6 +24,8 @@ export interface RepoLayout {
   tmp: string
   /** Files written through a mount whose commit failed when the mount went (a forced unmount, a stop): kept here, not lost (docs/fuse.md). */
   uncommitted: string
+  /** What `close` acknowledged through a mount until its commit lands, for a start after a crash to commit (node/fuse/journal.ts). */
+  fuseJournal: string
   /** Kept free-able space: deleted at a start on a full disk (node/repo/disk.ts). */
   ballast: string
 }
@@ -57,6 +59,7 @@ export function repoLayout (root: string): RepoLayout {
     durability: join(root, 'durability'),
     tmp: join(root, 'tmp'),
     uncommitted: join(root, 'uncommitted'),
+    fuseJournal: join(root, 'fuse-journal'),
     ballast: join(root, 'ballast')
   }
 }

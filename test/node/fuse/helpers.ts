@@ -126,7 +126,7 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
   const service = new FuseService({
     files,
     namespace,
-    repo: { root: join(root, 'repo'), tmp: join(root, 'repo', 'tmp'), uncommitted: join(root, 'repo', 'uncommitted') },
+    repo: { root: join(root, 'repo'), tmp: join(root, 'repo', 'tmp'), uncommitted: join(root, 'repo', 'uncommitted'), fuseJournal: join(root, 'repo', 'fuse-journal') },
     config: { fuse: { ...DEFAULT_CONFIG.fuse, ...options.fuse } },
     chunker: parseChunker('fastcdc'),
     logger: options.logger ?? silent,

@@ -1,0 +1,316 @@
+/**
+ * The journal of closed files: what `close(2)` acknowledged through a mount
+ * and its commit has not yet landed.
+ *
+ * **Why.** `close` returns once a file's bytes are staged, before they are
+ * committed (docs/fuse.md, "close returns before the commit lands"), and
+ * staging is no journal: small files live in memory, larger ones in
+ * `<repo>/tmp/fuse/`, which every start empties. A daemon killed in between
+ * (SIGKILL, the OOM killer, a crash) lost files that `cp` or `tar x` had
+ * reported written — on a kernel file system, a process dying never loses
+ * what it closed.
+ *
+ * **The mechanism.** Each acknowledgment appends a record to a segment file
+ * under `<repo>/fuse-journal/`: the path, mode, time, the version the writer
+ * started from (the commit's `replacing`), and either the bytes (a file
+ * staged in memory) or the name of its staging file (one on disk, whose
+ * bytes are there already). A commit that lands appends a `done` mark, a
+ * removal or a file kept aside a `done` for good, a rename a `moved`. The
+ * writes are plain `write(2)` calls without `fsync`: they reach the page
+ * cache, which outlives the process; like any file closed without `fsync`,
+ * they may not outlive a power cut. Segments are cut at
+ * {@link JournalOptions.segmentBytes} and deleted oldest first once none of
+ * their records is still waiting; with nothing waiting, no segment is left.
+ * At the next start, before the staging folder is emptied, the records still
+ * waiting are taken out (`node/fuse/rescue.ts`) and committed.
+ *
+ * **When it applies.** Only to what was acknowledged: a file still open for
+ * writing at the crash is not journaled (its writer had no answer yet), and
+ * `fsync` commits at once. The cost is one write per acknowledged close, of
+ * the file's bytes for a small file (measured in docs/benchmarks.md, FUSE).
+ *
+ * @module
+ */
+import { crc32c } from '@node-rs/crc32'
+import { closeSync, ftruncateSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writevSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** A file `close` acknowledged, as the journal keeps it. */
+export interface ClosedFile {
+  /** The staged file's identity in this daemon's life (renames keep it). */
+  id: number
+  /** Its change counter when acknowledged: a commit of this generation or later settles it. */
+  gen: number
+  /** Namespace path. */
+  path: string
+  mode: number
+  /** ms since the epoch. */
+  mtime: number
+  /** The version the writer started from (`null`: a new file): the commit's `replacing`. */
+  replacing: string | null
+}
+
+/** Where a closed file's bytes are: in the record (staged in memory), or in a staging file. */
+export type ClosedBytes = { bytes: Uint8Array } | { stagedAt: string }
+
+/** A record read back: a closed file and where its bytes are. */
+export type JournaledFile = ClosedFile & ({ bytes: Buffer } | { stagedAt: string })
+
+/** Options of {@link ClosedJournal}. */
+export interface JournalOptions {
+  /** A segment past this size is closed and a new one begun. @default 16 MiB */
+  segmentBytes?: number
+  /** Told of a journal write that failed (the file is still committed as usual; only a crash before that would lose it). */
+  onError?: (err: Error) => void
+}
+
+type Header =
+  | ({ op: 'closed', stagedAt?: string } & ClosedFile)
+  | { op: 'done', id: number, gen: number }
+  | { op: 'moved', id: number, path: string }
+
+/** `gen` of a `done` that settles every record of a file (removed, or kept aside). */
+const FOREVER = Number.MAX_SAFE_INTEGER
+/** Frame: payload length, crc32c of the payload. Payload: header length, header JSON, bytes. */
+const FRAME = 8
+const SEGMENT = /^(\d{8})\.log$/
+
+interface Segment { n: number, fd: number, size: number, waiting: number }
+
+/** Appends the journal's records (see the module comment). All writes are synchronous: each is done before the acknowledgment it backs. */
+export class ClosedJournal {
+  private readonly segmentBytes: number
+  private readonly segments: Segment[] = []
+  /** Files with a record still waiting: the segment holding their newest record, and its generation. */
+  private readonly waiting = new Map<number, { segment: Segment, gen: number, path: string }>()
+  private made = false
+  private failed = false
+
+  constructor (readonly dir: string, private readonly options: JournalOptions = {}) {
+    this.segmentBytes = Math.max(1, options.segmentBytes ?? 16 * 1024 * 1024)
+  }
+
+  /** Files with a record waiting for their commit. */
+  get pending (): number { return this.waiting.size }
+
+  /** Note that `close` acknowledged `file` with these bytes. */
+  closed (file: ClosedFile, where: ClosedBytes): void {
+    const header: Header = { op: 'closed', id: file.id, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime, replacing: file.replacing }
+    if ('stagedAt' in where) header.stagedAt = where.stagedAt
+    const segment = this.append(header, 'bytes' in where ? where.bytes : undefined)
+    if (segment === undefined) return
+    this.settle(file.id)
+    segment.waiting++
+    this.waiting.set(file.id, { segment, gen: file.gen, path: file.path })
+  }
+
+  /** A commit of `id` at generation `gen` landed: its records up to that generation are settled. */
+  done (id: number, gen: number): void {
+    const known = this.waiting.get(id)
+    if (known === undefined || known.gen > gen) return
+    this.append({ op: 'done', id, gen })
+    this.settle(id)
+    this.collect()
+  }
+
+  /** `id` will never be committed from here (removed, or kept aside): none of its records is to be rescued. */
+  forget (id: number): void {
+    this.done(id, FOREVER)
+  }
+
+  /** `id` was renamed to `path`. */
+  moved (id: number, path: string): void {
+    const known = this.waiting.get(id)
+    if (known === undefined || known.path === path) return
+    known.path = path
+    this.append({ op: 'moved', id, path })
+  }
+
+  /** Close the segments; with nothing waiting, delete them (a clean stop leaves no journal). */
+  close (): void {
+    const keep = this.waiting.size > 0
+    for (const s of this.segments.splice(0)) {
+      closeSync(s.fd)
+      if (!keep) unlinkQuietly(this.segmentPath(s.n))
+    }
+    this.waiting.clear()
+  }
+
+  private settle (id: number): void {
+    const known = this.waiting.get(id)
+    if (known === undefined) return
+    known.segment.waiting--
+    this.waiting.delete(id)
+  }
+
+  /** Delete segments oldest first while none of their records waits (all of them once nothing waits). */
+  private collect (): void {
+    if (this.waiting.size === 0) {
+      for (const s of this.segments.splice(0)) { closeSync(s.fd); unlinkQuietly(this.segmentPath(s.n)) }
+      return
+    }
+    while (this.segments.length > 1 && this.segments[0].waiting === 0) {
+      const s = this.segments.shift() as Segment
+      closeSync(s.fd)
+      unlinkQuietly(this.segmentPath(s.n))
+    }
+  }
+
+  /** Write one record; undefined when it could not be written (told to `onError`, nothing half-written left behind). */
+  private append (header: Header, bytes?: Uint8Array): Segment | undefined {
+    let segment: Segment | undefined
+    try {
+      segment = this.current()
+      const head = Buffer.from(JSON.stringify(header))
+      const headLength = Buffer.alloc(4)
+      headLength.writeUInt32LE(head.length)
+      const payload = bytes === undefined ? [headLength, head] : [headLength, head, bytes]
+      let crc = 0
+      let length = 0
+      for (const part of payload) { crc = crc32c(part as Buffer, crc); length += part.byteLength }
+      const frame = Buffer.alloc(FRAME)
+      frame.writeUInt32LE(length, 0)
+      frame.writeUInt32LE(crc >>> 0, 4)
+      const total = FRAME + length
+      let written = 0
+      const parts: Uint8Array[] = [frame, ...payload]
+      while (written < total) {
+        written += writevSync(segment.fd, skip(parts, written), segment.size + written)
+      }
+      segment.size += total
+      this.failed = false
+      return segment
+    } catch (err: any) {
+      // what part of the record reached the file is cut off again: the records after it must stay readable
+      if (segment !== undefined) {
+        try {
+          ftruncateSync(segment.fd, segment.size)
+        } catch {
+          // left as it is (read back up to the damage); the next record begins a segment of its own
+          closeSync(segment.fd)
+          this.segments.splice(this.segments.indexOf(segment), 1)
+        }
+      }
+      if (!this.failed) this.options.onError?.(err instanceof Error ? err : new Error(String(err)))
+      this.failed = true
+      return undefined
+    }
+  }
+
+  private current (): Segment {
+    const last = this.segments.at(-1)
+    if (last !== undefined && last.size < this.segmentBytes) return last
+    if (!this.made) { mkdirSync(this.dir, { recursive: true }); this.made = true }
+    // numbered after every segment already there (a journal a crash left that was not rescued yet stays in order)
+    const n = Math.max(last?.n ?? 0, ...segmentNumbers(this.dir)) + 1
+    const fd = openSync(this.segmentPath(n), 'wx', 0o600)
+    const segment: Segment = { n, fd, size: fstatSync(fd).size, waiting: 0 }
+    this.segments.push(segment)
+    return segment
+  }
+
+  private segmentPath (n: number): string {
+    return join(this.dir, segmentName(n))
+  }
+}
+
+/** What {@link readJournal} found. */
+export interface JournalContents {
+  /** The files whose newest record still waits, in the order they were last acknowledged. */
+  waiting: JournaledFile[]
+  /** Segments read. */
+  segments: string[]
+  /** Segments whose tail was cut short or damaged (a power cut mid-write): read up to it. */
+  torn: string[]
+}
+
+/** Read every segment under `dir` in order (nothing when there is none). */
+export function readJournal (dir: string): JournalContents {
+  const found = new Map<number, JournaledFile>()
+  const out: JournalContents = { waiting: [], segments: [], torn: [] }
+  for (const n of segmentNumbers(dir).sort((a, b) => a - b)) {
+    const path = join(dir, segmentName(n))
+    out.segments.push(path)
+    const data = readFileSync(path)
+    let at = 0
+    while (at < data.length) {
+      const record = readRecord(data, at)
+      if (record === undefined) { out.torn.push(path); break }
+      at = record.end
+      const h = record.header
+      if (h.op === 'closed') {
+        const { op: _op, stagedAt, ...file } = h
+        found.delete(h.id)
+        found.set(h.id, stagedAt !== undefined ? { ...file, stagedAt } : { ...file, bytes: record.bytes })
+      } else if (h.op === 'done') {
+        const f = found.get(h.id)
+        if (f !== undefined && f.gen <= h.gen) found.delete(h.id)
+      } else {
+        const f = found.get(h.id)
+        if (f !== undefined) f.path = h.path
+      }
+    }
+  }
+  out.waiting = [...found.values()]
+  return out
+}
+
+function readRecord (data: Buffer, at: number): { header: Header, bytes: Buffer, end: number } | undefined {
+  if (at + FRAME > data.length) return undefined
+  const length = data.readUInt32LE(at)
+  const crc = data.readUInt32LE(at + 4)
+  const end = at + FRAME + length
+  if (length < 4 || end > data.length) return undefined
+  const payload = data.subarray(at + FRAME, end)
+  if ((crc32c(payload) >>> 0) !== crc) return undefined
+  const headLength = payload.readUInt32LE(0)
+  if (4 + headLength > payload.length) return undefined
+  let header: Header
+  try {
+    header = JSON.parse(payload.subarray(4, 4 + headLength).toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (!isHeader(header)) return undefined
+  return { header, bytes: payload.subarray(4 + headLength), end }
+}
+
+function isHeader (h: any): h is Header {
+  if (typeof h !== 'object' || h === null || !Number.isSafeInteger(h.id)) return false
+  if (h.op === 'done') return Number.isSafeInteger(h.gen)
+  if (h.op === 'moved') return typeof h.path === 'string'
+  return h.op === 'closed' && Number.isSafeInteger(h.gen) && typeof h.path === 'string' && Number.isInteger(h.mode) &&
+    Number.isFinite(h.mtime) && (h.replacing === null || typeof h.replacing === 'string') &&
+    (h.stagedAt === undefined || typeof h.stagedAt === 'string')
+}
+
+function segmentName (n: number): string {
+  return `${String(n).padStart(8, '0')}.log`
+}
+
+function segmentNumbers (dir: string): number[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') return []
+    throw err
+  }
+  return names.flatMap(name => { const m = SEGMENT.exec(name); return m === null ? [] : [Number(m[1])] })
+}
+
+/** `parts` without their first `offset` bytes. */
+function skip (parts: Uint8Array[], offset: number): Uint8Array[] {
+  if (offset === 0) return parts
+  const out: Uint8Array[] = []
+  for (const p of parts) {
+    if (offset >= p.byteLength) { offset -= p.byteLength; continue }
+    out.push(offset > 0 ? p.subarray(offset) : p)
+    offset = 0
+  }
+  return out
+}
+
+function unlinkQuietly (path: string): void {
+  try { unlinkSync(path) } catch {}
+}
