@@ -93,8 +93,13 @@ export interface FilesystemOptions {
   readBudgetBytes?: number
 }
 
-/** Identities of staged files, for the journal of closed files (unique in this daemon's life). */
-let stagedIds = 0
+/**
+ * Identities of staged files, for the journal of closed files: counted from
+ * the start time in µs, so that no two lives of the daemon share one (a start
+ * rescues and deletes the journal a crash left before one is written; this
+ * holds even if it did not).
+ */
+let stagedIds = Date.now() * 1000
 
 /** A file being written (or written and not yet committed) on this node. */
 class Staged {
@@ -104,6 +109,8 @@ class Staged {
   handles = 0
   /** Open handles that may write. */
   writers = 0
+  /** Its length when `close` last acknowledged it (journal.ts): bytes below change only once that version is committed. */
+  acknowledgedSize = 0
   /** Bumped by every change; the file is dirty while it differs from {@link committedGen}. */
   gen = 0
   committedGen = 0
@@ -585,6 +592,7 @@ export class ShoalFilesystem {
     const h = this.writableHandle(fh)
     const s = h.staged
     const at = h.append === true ? s.file.size : offset
+    await this.keepAcknowledged(s, at)
     s.changesFrom(at)
     const n = await s.file.write(buf, length, at)
     s.touch()
@@ -594,6 +602,7 @@ export class ShoalFilesystem {
   /** Cut or extend an open file. */
   async ftruncate (fh: number, size: number): Promise<void> {
     const s = this.writable(fh)
+    await this.keepAcknowledged(s, size)
     s.changesFrom(size)
     await s.file.truncate(size)
     s.touch()
@@ -616,7 +625,7 @@ export class ShoalFilesystem {
     const h = this.handles.get(fh)
     if (h?.kind !== 'staged' || !h.writable) return
     await this.queue.room()
-    this.acknowledged(h.staged)
+    await this.acknowledged(h.staged)
   }
 
   /**
@@ -625,12 +634,35 @@ export class ShoalFilesystem {
    * files until its commit lands, so that a crash before that does not lose
    * it (journal.ts).
    */
-  private acknowledged (s: Staged): void {
+  private async acknowledged (s: Staged): Promise<void> {
     const journal = this.options.journal
     if (journal === undefined || !s.dirty || s.unlinked) return
+    // a small file's bytes may go into the disk's reserve, as an unmount's keeping of it does (docs/decisions.md):
+    // a full disk is when commits fail and files wait, what the journal is for
     const where = s.file.whereNow()
     if (where === undefined) return
-    journal.closed({ id: s.id, gen: s.gen, path: s.path, mode: s.mode, mtime: s.mtime, replacing: startedFrom(s) }, where)
+    journal.closed({ id: s.id, gen: s.gen, path: s.path, mode: s.mode, mtime: s.mtime, replacing: startedFrom(s), size: s.file.size }, where)
+    s.acknowledgedSize = s.file.size
+  }
+
+  /**
+   * Before bytes from `from` on of `s` change: when a waiting journal record
+   * names them in a staging file on disk (acknowledged by a close, not yet
+   * committed), that version is committed first, so that a crash meanwhile
+   * never rescues a mix of it and the new writes (an `O_TRUNC` open of a file
+   * just copied, an editor's save). Appends past it change nothing of it. A
+   * commit that fails (no room) lets the change go on, and the record is
+   * forgotten: the file's next close notes it again.
+   */
+  private async keepAcknowledged (s: Staged, from: number): Promise<void> {
+    const journal = this.options.journal
+    if (journal === undefined || from >= s.acknowledgedSize || !s.file.onDisk || !journal.waits(s.id)) return
+    try {
+      await this.commit(s)
+    } catch (err: any) {
+      journal.forget(s.id)
+      this.log.warn({ path: s.path, err: err?.message }, 'fuse: a closed file rewritten before its commit could not be committed first: a crash before its next close would lose it')
+    }
   }
 
   /** Drop a handle. The last writer's release queues the file's commit; a read handle stops its stream. */
@@ -663,10 +695,11 @@ export class ShoalFilesystem {
       try {
         // a commit streams the staged file: cutting it under the commit would tear that version
         if (s.writers === 0) await this.quiet(s)
+        await this.keepAcknowledged(s, size)
         s.changesFrom(size)
         await s.file.truncate(size)
         s.touch()
-        if (s.writers === 0) this.acknowledged(s)
+        if (s.writers === 0) await this.acknowledged(s)
       } finally {
         s.handles--
       }
@@ -995,7 +1028,7 @@ export class ShoalFilesystem {
       s.writers++
       // a commit streams the staged file: let it finish before writing again
       await this.quiet(s)
-      if (truncate) { s.changesFrom(0); await s.file.truncate(0); s.touch() }
+      if (truncate) { await this.keepAcknowledged(s, 0); s.changesFrom(0); await s.file.truncate(0); s.touch() }
       return s
     }
     const entry = await this.components.namespace.stat(path)
@@ -1209,7 +1242,7 @@ export class ShoalFilesystem {
       if (s !== undefined) {
         staged(s)
         s.gen++
-        if (s.writers === 0) this.acknowledged(s)
+        if (s.writers === 0) await this.acknowledged(s)
         await this.settle(s)
         return
       }

@@ -32,7 +32,7 @@
  * @module
  */
 import { crc32c } from '@node-rs/crc32'
-import { closeSync, ftruncateSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writevSync } from 'node:fs'
+import { closeSync, ftruncateSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync, writevSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** A file `close` acknowledged, as the journal keeps it. */
@@ -48,6 +48,8 @@ export interface ClosedFile {
   mtime: number
   /** The version the writer started from (`null`: a new file): the commit's `replacing`. */
   replacing: string | null
+  /** Its length when acknowledged (a staging file may have grown since, by writes not yet acknowledged). */
+  size: number
 }
 
 /** Where a closed file's bytes are: in the record (staged in memory), or in a staging file. */
@@ -74,15 +76,37 @@ const FOREVER = Number.MAX_SAFE_INTEGER
 /** Frame: payload length, crc32c of the payload. Payload: header length, header JSON, bytes. */
 const FRAME = 8
 const SEGMENT = /^(\d{8})\.log$/
+/**
+ * Segments kept before the oldest's few waiting records are copied forward:
+ * records that wait seconds for their commit (most) are settled long before
+ * that many segments are written after theirs, and are not copied; at 2 the
+ * journal copied half of nearly every segment once.
+ */
+const COPY_AFTER_SEGMENTS = 4
 
-interface Segment { n: number, fd: number, size: number, waiting: number }
+interface Segment {
+  n: number
+  fd: number
+  size: number
+  /** Records in it that still wait. */
+  waiting: number
+  /** Their bytes. */
+  live: number
+  /** A write to it failed and could not be undone: no record goes there any more. */
+  broken?: boolean
+}
+
+/** A file whose newest record still waits: where that record is (to copy it forward), its generation and its path now. */
+interface Waiting { segment: Segment, offset: number, length: number, gen: number, path: string }
 
 /** Appends the journal's records (see the module comment). All writes are synchronous: each is done before the acknowledgment it backs. */
 export class ClosedJournal {
   private readonly segmentBytes: number
   private readonly segments: Segment[] = []
   /** Files with a record still waiting: the segment holding their newest record, and its generation. */
-  private readonly waiting = new Map<number, { segment: Segment, gen: number, path: string }>()
+  private readonly waiting = new Map<number, Waiting>()
+  /** `done` and `moved` marks whose write failed: written before the next record (their effect is already in {@link waiting}). */
+  private readonly unwritten: Header[] = []
   private made = false
   private failed = false
 
@@ -93,22 +117,26 @@ export class ClosedJournal {
   /** Files with a record waiting for their commit. */
   get pending (): number { return this.waiting.size }
 
+  /** Whether a record of `id` waits for its commit. */
+  waits (id: number): boolean { return this.waiting.has(id) }
+
   /** Note that `close` acknowledged `file` with these bytes. */
   closed (file: ClosedFile, where: ClosedBytes): void {
-    const header: Header = { op: 'closed', id: file.id, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime, replacing: file.replacing }
+    const header: Header = { op: 'closed', id: file.id, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime, replacing: file.replacing, size: file.size }
     if ('stagedAt' in where) header.stagedAt = where.stagedAt
-    const segment = this.append(header, 'bytes' in where ? where.bytes : undefined)
-    if (segment === undefined) return
+    const written = this.append(header, 'bytes' in where ? where.bytes : undefined)
+    if (written === undefined) return
     this.settle(file.id)
-    segment.waiting++
-    this.waiting.set(file.id, { segment, gen: file.gen, path: file.path })
+    written.segment.waiting++
+    written.segment.live += written.length
+    this.waiting.set(file.id, { ...written, gen: file.gen, path: file.path })
   }
 
   /** A commit of `id` at generation `gen` landed: its records up to that generation are settled. */
   done (id: number, gen: number): void {
     const known = this.waiting.get(id)
     if (known === undefined || known.gen > gen) return
-    this.append({ op: 'done', id, gen })
+    this.mark({ op: 'done', id, gen })
     this.settle(id)
     this.collect()
   }
@@ -123,7 +151,12 @@ export class ClosedJournal {
     const known = this.waiting.get(id)
     if (known === undefined || known.path === path) return
     known.path = path
-    this.append({ op: 'moved', id, path })
+    this.mark({ op: 'moved', id, path })
+  }
+
+  /** Write a `done` or `moved` mark; one that fails is kept and written before the next record. */
+  private mark (header: Header): void {
+    if (this.append(header) === undefined) this.unwritten.push(header)
   }
 
   /** Close the segments; with nothing waiting, delete them (a clean stop leaves no journal). */
@@ -140,24 +173,65 @@ export class ClosedJournal {
     const known = this.waiting.get(id)
     if (known === undefined) return
     known.segment.waiting--
+    known.segment.live -= known.length
     this.waiting.delete(id)
   }
 
-  /** Delete segments oldest first while none of their records waits (all of them once nothing waits). */
+  /**
+   * Delete segments oldest first while none of their records waits (all of
+   * them once nothing waits). Oldest first: a `done` in a newer segment must
+   * stay while the record it settles is read. When more than
+   * {@link COPY_AFTER_SEGMENTS} segments are kept by waiting records that
+   * fill less than half of the oldest (a
+   * file whose commit keeps failing, a file another writer holds open),
+   * those records are copied forward into the newest and the oldest goes:
+   * the journal stays about twice the size of what waits, not the size of
+   * everything closed since. (A segment at least half waiting is left as it
+   * is: copying it would only move the same bytes again.)
+   */
   private collect (): void {
-    if (this.waiting.size === 0) {
+    if (this.waiting.size === 0 && this.unwritten.length === 0) {
       for (const s of this.segments.splice(0)) { closeSync(s.fd); unlinkQuietly(this.segmentPath(s.n)) }
       return
     }
-    while (this.segments.length > 1 && this.segments[0].waiting === 0) {
-      const s = this.segments.shift() as Segment
-      closeSync(s.fd)
-      unlinkQuietly(this.segmentPath(s.n))
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0]
+      if (oldest.waiting > 0 && (this.segments.length <= COPY_AFTER_SEGMENTS || oldest.live * 2 > oldest.size || !this.copyForward(oldest))) return
+      this.segments.shift()
+      closeSync(oldest.fd)
+      unlinkQuietly(this.segmentPath(oldest.n))
     }
   }
 
-  /** Write one record; undefined when it could not be written (told to `onError`, nothing half-written left behind). */
-  private append (header: Header, bytes?: Uint8Array): Segment | undefined {
+  /** Copy the waiting records of `segment` into the newest one (with their paths now); false when one could not be. */
+  private copyForward (segment: Segment): boolean {
+    for (const [id, w] of this.waiting) {
+      if (w.segment !== segment) continue
+      const frame = Buffer.alloc(w.length)
+      if (readSync(segment.fd, frame, 0, w.length, w.offset) !== w.length) return false
+      const record = readRecord(frame, 0)
+      if (record === undefined || record.header.op !== 'closed') return false
+      const written = this.append({ ...record.header, path: w.path }, record.header.stagedAt === undefined ? record.bytes : undefined)
+      if (written === undefined) return false
+      segment.waiting--
+      segment.live -= w.length
+      written.segment.waiting++
+      written.segment.live += written.length
+      this.waiting.set(id, { ...w, ...written })
+    }
+    return true
+  }
+
+  /** Write one record (after the marks that failed before); undefined when it could not be written (told to `onError`, nothing half-written left behind). */
+  private append (header: Header, bytes?: Uint8Array): { segment: Segment, offset: number, length: number } | undefined {
+    while (this.unwritten.length > 0) {
+      if (this.write(this.unwritten[0]) === undefined) return undefined
+      this.unwritten.shift()
+    }
+    return this.write(header, bytes)
+  }
+
+  private write (header: Header, bytes?: Uint8Array): { segment: Segment, offset: number, length: number } | undefined {
     let segment: Segment | undefined
     try {
       segment = this.current()
@@ -177,18 +251,18 @@ export class ClosedJournal {
       while (written < total) {
         written += writevSync(segment.fd, skip(parts, written), segment.size + written)
       }
+      const offset = segment.size
       segment.size += total
       this.failed = false
-      return segment
+      return { segment, offset, length: total }
     } catch (err: any) {
       // what part of the record reached the file is cut off again: the records after it must stay readable
       if (segment !== undefined) {
         try {
           ftruncateSync(segment.fd, segment.size)
         } catch {
-          // left as it is (read back up to the damage); the next record begins a segment of its own
-          closeSync(segment.fd)
-          this.segments.splice(this.segments.indexOf(segment), 1)
+          // left as it is (read back up to the damage, deleted like any other once nothing in it waits); the next record begins a segment of its own
+          segment.broken = true
         }
       }
       if (!this.failed) this.options.onError?.(err instanceof Error ? err : new Error(String(err)))
@@ -199,12 +273,12 @@ export class ClosedJournal {
 
   private current (): Segment {
     const last = this.segments.at(-1)
-    if (last !== undefined && last.size < this.segmentBytes) return last
+    if (last !== undefined && last.size < this.segmentBytes && last.broken !== true) return last
     if (!this.made) { mkdirSync(this.dir, { recursive: true }); this.made = true }
-    // numbered after every segment already there (a journal a crash left that was not rescued yet stays in order)
+    // numbered after every segment already there (a start rescues and deletes a crash's journal before one is written: this is a safeguard)
     const n = Math.max(last?.n ?? 0, ...segmentNumbers(this.dir)) + 1
-    const fd = openSync(this.segmentPath(n), 'wx', 0o600)
-    const segment: Segment = { n, fd, size: fstatSync(fd).size, waiting: 0 }
+    const fd = openSync(this.segmentPath(n), 'wx+', 0o600)
+    const segment: Segment = { n, fd, size: fstatSync(fd).size, waiting: 0, live: 0 }
     this.segments.push(segment)
     return segment
   }
@@ -241,7 +315,8 @@ export function readJournal (dir: string): JournalContents {
       if (h.op === 'closed') {
         const { op: _op, stagedAt, ...file } = h
         found.delete(h.id)
-        found.set(h.id, stagedAt !== undefined ? { ...file, stagedAt } : { ...file, bytes: record.bytes })
+        // a copy: a view would keep the whole segment's buffer alive
+        found.set(h.id, stagedAt !== undefined ? { ...file, stagedAt } : { ...file, bytes: Buffer.from(record.bytes) })
       } else if (h.op === 'done') {
         const f = found.get(h.id)
         if (f !== undefined && f.gen <= h.gen) found.delete(h.id)
@@ -280,7 +355,7 @@ function isHeader (h: any): h is Header {
   if (h.op === 'done') return Number.isSafeInteger(h.gen)
   if (h.op === 'moved') return typeof h.path === 'string'
   return h.op === 'closed' && Number.isSafeInteger(h.gen) && typeof h.path === 'string' && Number.isInteger(h.mode) &&
-    Number.isFinite(h.mtime) && (h.replacing === null || typeof h.replacing === 'string') &&
+    Number.isFinite(h.mtime) && (h.replacing === null || typeof h.replacing === 'string') && Number.isSafeInteger(h.size) && h.size >= 0 &&
     (h.stagedAt === undefined || typeof h.stagedAt === 'string')
 }
 

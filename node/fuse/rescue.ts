@@ -25,11 +25,11 @@
  *
  * @module
  */
-import { createReadStream } from 'node:fs'
-import { chmod, copyFile, link, mkdir, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises'
+import { createReadStream, existsSync } from 'node:fs'
+import { chmod, copyFile, link, mkdir, readdir, readFile, rename, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ChunkerSpec } from '../content/index.js'
-import type { FileInfo, Files } from '../files/index.js'
+import type { AddManyItem, FileInfo, Files } from '../files/index.js'
 import type { Logger } from '../logger.js'
 import { shellQuote } from '../shell-quote.js'
 import { readJournal, type ClosedFile } from './journal.js'
@@ -48,6 +48,11 @@ export interface Rescue {
   files: number
   /** Paths whose staged bytes were gone (a staging file deleted meanwhile): not rescued. */
   lost: string[]
+}
+
+/** A rescue that cannot be made (not a staging file gone: that file alone is lost): the start stops, nothing deleted. */
+export class RescueError extends Error {
+  override name = 'RescueError'
 }
 
 const LIST = 'files.json'
@@ -73,18 +78,24 @@ export async function rescueClosedFiles (options: { journal: string, logger: Log
       const file = String(list.length)
       const target = join(folder, file)
       try {
-        if ('bytes' in f) await writeFile(target, f.bytes, { mode: 0o600 })
-        else await link(f.stagedAt, target).catch(async (err: any) => { if (err?.code === 'EXDEV') await copyFile(f.stagedAt, target); else throw err })
+        if ('bytes' in f) {
+          await writeFile(target, f.bytes, { mode: 0o600 })
+        } else {
+          await link(f.stagedAt, target).catch(async (err: any) => { if (err?.code === 'EXDEV') await copyFile(f.stagedAt, target); else throw err })
+          // bytes a writer added after the close that was acknowledged are not part of it
+          if ((await stat(target)).size > f.size) await truncate(target, f.size)
+        }
       } catch (err: any) {
+        // anything but a staging file that is gone stops the start, the journal and the staging folder left as they are
+        if (err?.code !== 'ENOENT') throw new RescueError(`cannot take the files closed through a mount before the daemon died out of ${journal} (${String(err?.message ?? err)}): fix that and start again, or delete ${journal} to give them up`, { cause: err })
         logger.error({ path: f.path, err: err?.message }, 'fuse: a file closed through a mount before the daemon died is lost: its staged bytes are gone')
         out.lost.push(f.path)
         continue
       }
-      list.push({ file, path: f.path, mode: f.mode, mtime: f.mtime, replacing: f.replacing })
+      list.push({ file, path: f.path, mode: f.mode, mtime: f.mtime, replacing: f.replacing, size: f.size })
     }
     // the list last, whole: a folder without one is an interrupted rescue, whose journal is still there
-    await writeFile(join(folder, `${LIST}.partial`), JSON.stringify(list))
-    await rename(join(folder, `${LIST}.partial`), join(folder, LIST))
+    await writeList(folder, list)
     out.folder = folder
     out.files = list.length
   }
@@ -109,11 +120,11 @@ export interface RescueCommits {
 
 /**
  * Step 2: commit the files of every rescue folder under `journal` (one
- * write per folder; file by file when that fails), keeping those that
- * cannot be committed in `uncommitted`. Each folder goes once done.
+ * write per batch of files; file by file when that fails), keeping those
+ * that cannot be committed in `uncommitted`. Each folder goes once done.
  */
 export async function commitRescued (components: RescueComponents, options: { journal: string, uncommitted: string }): Promise<RescueCommits> {
-  const { files, chunker, logger } = components
+  const { logger } = components
   const out: RescueCommits = { committed: [], kept: [] }
   let names: string[]
   try {
@@ -124,54 +135,100 @@ export async function commitRescued (components: RescueComponents, options: { jo
   }
   for (const name of names) {
     const folder = join(options.journal, name)
-    let list: RescuedFile[] | undefined
-    try {
-      list = await readList(join(folder, LIST))
-    } catch (err: any) {
-      logger.error({ folder, err: err?.message }, 'fuse: the list of a rescue folder cannot be read: its files stay there, not committed (add them with `shoal add`)')
-      continue
-    }
-    // none: a rescue a crash interrupted, whose journal was still there for the next one
-    if (list === undefined) { await rm(folder, { recursive: true, force: true }); continue }
-    const source = (f: RescuedFile): AsyncIterable<Uint8Array> => createReadStream(join(folder, f.file), { highWaterMark: 1024 * 1024 })
-    const item = (f: RescuedFile) => ({ path: f.path, source: source(f), mode: f.mode, mtime: f.mtime, replacing: f.replacing, besideTypeChanges: true })
+    await commitFolder(components, { folder, uncommitted: options.uncommitted, out })
+  }
+  if (out.committed.length > 0) logger.warn({ files: out.committed.length, first: out.committed.slice(0, 10).map(c => c.path) }, `fuse: ${out.committed.length} file(s) closed through a mount before the daemon died, and not yet committed then, were committed now`)
+  return out
+}
+
+/** Files committed together at most (as the mount's commit queue batches them). */
+const BATCH = 256
+
+/**
+ * One rescue folder: its files committed in batches, each batch's outcome
+ * written back to its list (what landed or was kept leaves it), so that a
+ * crash midway repeats only the rest. The folder goes once its list is
+ * empty; a file that could be neither committed nor kept stays in it, tried
+ * again at the next start.
+ */
+async function commitFolder (components: RescueComponents, options: { folder: string, uncommitted: string, out: RescueCommits }): Promise<void> {
+  const { files, chunker, logger } = components
+  const { folder, out } = options
+  let list: RescuedFile[] | undefined
+  try {
+    list = await readList(join(folder, LIST))
+  } catch (err: any) {
+    logger.error({ folder, err: err?.message }, 'fuse: the list of a rescue folder cannot be read: its files stay there, not committed (add them with `shoal add`)')
+    return
+  }
+  // none: a rescue a crash interrupted, whose journal was still there for the next one
+  if (list === undefined) { await rm(folder, { recursive: true, force: true }); return }
+  // opened as each is read, not all at once (thousands of small files)
+  const source = (f: RescuedFile): AsyncIterable<Uint8Array> => (async function * () { yield * createReadStream(join(folder, f.file), { highWaterMark: 1024 * 1024 }) })()
+  const item = (f: RescuedFile): AddManyItem => ({ path: f.path, source: source(f), mode: f.mode, mtime: f.mtime, replacing: f.replacing, besideTypeChanges: true })
+  const keptIn = join(options.uncommitted, stamp())
+  let left = list
+  while (left.length > 0) {
+    const batch = left.slice(0, BATCH)
     let outcomes: Array<FileInfo | Error>
     try {
-      outcomes = await files.addMany(list.map(item), { chunker })
+      outcomes = await files.addMany(batch.map(item), { chunker })
     } catch {
       // one bad file fails only itself
       outcomes = []
-      for (const f of list) {
-        const { path, ...rest } = item(f)
-        outcomes.push(await files.add(path, rest.source, { chunker, mode: rest.mode, mtime: rest.mtime, replacing: rest.replacing, besideTypeChanges: true }).catch((err: any) => err instanceof Error ? err : new Error(String(err))))
+      for (const f of batch) {
+        const { path, source, ...rest } = item(f)
+        outcomes.push(await files.add(path, source, { chunker, ...rest }).catch((err: any) => err instanceof Error ? err : new Error(String(err))))
       }
     }
-    const keptIn = join(options.uncommitted, stamp())
-    for (const [i, f] of list.entries()) {
+    const stay: RescuedFile[] = []
+    for (const [i, f] of batch.entries()) {
       const result = outcomes[i]
       if (!(result instanceof Error)) {
         out.committed.push({ path: f.path, info: result })
         if (result.conflictOf !== undefined) logger.warn({ path: f.path, conflictOf: result.conflictOf }, 'fuse: a file closed before the daemon died was committed beside a version written meanwhile: both are kept (`shoal conflicts`)')
         continue
       }
-      const keptAt = join(keptIn, f.path)
-      try {
-        await mkdir(dirname(keptAt), { recursive: true })
-        await rename(join(folder, f.file), keptAt)
-        await chmod(keptAt, f.mode & 0o777).catch(() => {})
-        await utimes(keptAt, f.mtime / 1000, f.mtime / 1000).catch(() => {})
-      } catch (keepErr: any) {
-        // the folder stays (with its list): the next start tries again
-        logger.error({ path: f.path, err: result.message, keepErr: keepErr?.message, folder }, 'fuse: a file closed before the daemon died could not be committed, nor kept in the repo; it stays in its rescue folder, tried again at the next start')
-        return out
-      }
-      out.kept.push({ path: f.path, keptAt, err: result.message })
-      logger.error({ path: f.path, kept: keptAt, err: result.message }, `fuse: a file closed before the daemon died could not be committed; it is kept in ${keptAt}: once there is room, \`shoal add ${shellQuote(keptAt)} --to ${shellQuote(f.path)}\``)
+      const kept = await keep(f, { folder, keptIn, err: result, logger })
+      if (kept === 'stays') stay.push(f)
+      else if (kept !== 'gone') out.kept.push({ path: f.path, keptAt: kept, err: result.message })
     }
-    await rm(folder, { recursive: true, force: true })
+    left = [...stay, ...left.slice(batch.length)]
+    if (stay.length === left.length) break
+    await writeList(folder, left)
   }
-  if (out.committed.length > 0) logger.warn({ files: out.committed.length, first: out.committed.slice(0, 10).map(c => c.path) }, `fuse: ${out.committed.length} file(s) closed through a mount before the daemon died, and not yet committed then, were committed now`)
-  return out
+  if (left.length === 0) await rm(folder, { recursive: true, force: true })
+}
+
+/**
+ * Keep a rescued file that could not be committed in `keptIn`, at its path.
+ * @returns where it is kept; `'gone'` when its file is no longer in the folder (handled by an earlier start); `'stays'` when it could not be moved
+ */
+async function keep (f: RescuedFile, options: { folder: string, keptIn: string, err: Error, logger: Logger }): Promise<string | 'gone' | 'stays'> {
+  const { folder, keptIn, err, logger } = options
+  // a namespace path is absolute and has no `..` (protocol/paths.ts); a damaged list could say otherwise: kept under its number then
+  let keptAt = join(keptIn, f.path)
+  if (!keptAt.startsWith(keptIn + '/')) keptAt = join(keptIn, `rescued-${f.file}`)
+  try {
+    await mkdir(dirname(keptAt), { recursive: true })
+    // never over another file: a link fails on one (EEXIST)
+    await link(join(folder, f.file), keptAt)
+    await rm(join(folder, f.file), { force: true })
+  } catch (keepErr: any) {
+    if (keepErr?.code === 'ENOENT' && !existsSync(join(folder, f.file))) return 'gone'
+    logger.error({ path: f.path, err: err.message, keepErr: keepErr?.message, folder }, 'fuse: a file closed before the daemon died could not be committed, nor kept in the repo; it stays in its rescue folder, tried again at the next start')
+    return 'stays'
+  }
+  await chmod(keptAt, f.mode & 0o777).catch(() => {})
+  await utimes(keptAt, f.mtime / 1000, f.mtime / 1000).catch(() => {})
+  logger.error({ path: f.path, kept: keptAt, err: err.message }, `fuse: a file closed before the daemon died could not be committed; it is kept in ${keptAt}: once there is room, \`shoal add ${shellQuote(keptAt)} --to ${shellQuote(f.path)}\``)
+  return keptAt
+}
+
+/** Write a rescue folder's list whole (a file beside it, renamed over it). */
+async function writeList (folder: string, list: RescuedFile[]): Promise<void> {
+  await writeFile(join(folder, `${LIST}.partial`), JSON.stringify(list))
+  await rename(join(folder, `${LIST}.partial`), join(folder, LIST))
 }
 
 async function readList (path: string): Promise<RescuedFile[] | undefined> {
@@ -184,7 +241,7 @@ async function readList (path: string): Promise<RescuedFile[] | undefined> {
   }
   const list = JSON.parse(text)
   if (!Array.isArray(list)) return undefined
-  return list.filter((f: any): f is RescuedFile => typeof f?.file === 'string' && /^\d+$/.test(f.file) && typeof f.path === 'string' &&
+  return list.filter((f: any): f is RescuedFile => typeof f?.file === 'string' && /^\d+$/.test(f.file) && typeof f.path === 'string' && Number.isSafeInteger(f.size) &&
     Number.isInteger(f.mode) && Number.isFinite(f.mtime) && (f.replacing === null || typeof f.replacing === 'string'))
 }
 

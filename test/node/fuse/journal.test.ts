@@ -24,7 +24,7 @@ const silent = pino({ level: 'silent' })
 const chunker = parseChunker('fastcdc')
 
 function closedFile (id: number, gen: number, path = `/f${id}`): ClosedFile {
-  return { id, gen, path, mode: 0o644, mtime: 1_700_000_000_000 + gen, replacing: null }
+  return { id, gen, path, mode: 0o644, mtime: 1_700_000_000_000 + gen, replacing: null, size: 0 }
 }
 
 async function segments (dir: string): Promise<string[]> {
@@ -111,6 +111,24 @@ describe('the journal of closed files', () => {
     journal.close()
   })
 
+  it('a record that keeps waiting is copied forward: the journal stays the size of what waits, not of everything closed since', async t => {
+    const dir = join(await tempDir(t), 'journal')
+    const journal = new ClosedJournal(dir, { segmentBytes: 64 * 1024 })
+    journal.closed(closedFile(1, 1, '/stuck'), { bytes: Buffer.from('its commit keeps failing') })
+    journal.moved(1, '/stuck-renamed')
+    for (let id = 2; id < 2000; id++) {
+      journal.closed(closedFile(id, 1), { bytes: Buffer.alloc(4096, id) })
+      journal.done(id, 1)
+    }
+    const files = await segments(dir)
+    assert.ok(files.length <= 5, `${files.length} segments for one waiting record after 8 MiB closed`)
+    const read = readJournal(dir)
+    assert.deepEqual(read.waiting.map(f => [f.id, f.path, 'bytes' in f ? f.bytes.toString() : '']), [[1, '/stuck-renamed', 'its commit keeps failing']])
+    journal.done(1, 1)
+    assert.deepEqual(await segments(dir), [])
+    journal.close()
+  })
+
   it('a segment whose tail was cut or damaged is read up to it, and said', async t => {
     const dir = join(await tempDir(t), 'journal')
     const journal = new ClosedJournal(dir)
@@ -152,14 +170,15 @@ async function textOf (files: Files, path: string): Promise<string> {
 }
 
 describe('a start after a crash: the rescue of closed files', () => {
-  it('takes the waiting files out (bytes from the record or the staging file), says which staging files are gone, and deletes the journal', async t => {
+  it('takes the waiting files out (bytes from the record, or the staging file up to the length acknowledged), says which staging files are gone, and deletes the journal', async t => {
     const root = await tempDir(t)
     const dir = join(root, 'fuse-journal')
     const staged = join(root, 'staged-1')
-    await writeFile(staged, 'staged on disk')
+    // bytes appended after the close that was acknowledged: not part of that version
+    await writeFile(staged, 'staged on disk, and written on after the close')
     const journal = new ClosedJournal(dir)
     journal.closed(closedFile(1, 1, '/small'), { bytes: Buffer.from('staged in memory') })
-    journal.closed(closedFile(2, 3, '/large'), { stagedAt: staged })
+    journal.closed({ ...closedFile(2, 3, '/large'), size: 'staged on disk'.length }, { stagedAt: staged })
     journal.closed(closedFile(3, 1, '/gone'), { stagedAt: join(root, 'deleted-meanwhile') })
     journal.closed(closedFile(4, 1, '/committed'), { bytes: Buffer.from('landed') })
     journal.done(4, 1)
