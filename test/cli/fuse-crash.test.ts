@@ -12,7 +12,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { appendFile, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { appendFile, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -102,5 +102,24 @@ describe('files closed through a mount when the daemon is killed', () => {
     const status = (await shoalJson<{ uncommitted: { files: number } }>(repo, ['status'])).uncommitted
     assert.equal(status.files, 1, 'and `shoal status` counts it')
     assert.equal(await catOf(repo, '/notes.txt'), undefined)
+  })
+
+  it('a large file opened again with O_TRUNC right after its close: the version that close acknowledged is committed before the truncation, and survives the kill', TEST, async t => {
+    const { repo, mnt, daemon } = await mountedDaemon(t)
+    const bytes = randomBytes(32 * MiB)
+    await writeFile(join(mnt, 'saved.bin'), bytes)
+    // an editor's next save, within the commit queue's linger: the staged file the journal names is cut and written again
+    const again = await open(join(mnt, 'saved.bin'), 'w')
+    try {
+      await again.write('the next save, not closed yet')
+      await crash(repo, daemon)
+    } finally {
+      await again.close().catch(() => {})
+    }
+    await startDaemon(t, repo)
+    const got = await catOf(repo, '/saved.bin')
+    assert.ok(got !== undefined, 'a version is there')
+    assert.equal(got.length, bytes.length, 'the version close acknowledged, not the save cut short')
+    assert.ok(got.equals(bytes))
   })
 })
