@@ -945,14 +945,14 @@ export class ShoalFilesystem {
       // a namespace path is absolute and has no `..` (protocol/paths.ts): it stays inside the folder
       const kept = folder === undefined ? undefined : join(folder, path)
       if (kept === undefined || !kept.startsWith(folder + '/')) {
-        this.log.error({ path, err }, 'fuse: commit at unmount failed; the staged bytes are lost')
+        this.log.error({ path, err }, this.options.journal?.waits(s.id) === true ? 'fuse: commit at unmount failed; the journal of closed files keeps the file for the next start to commit' : 'fuse: commit at unmount failed; the staged bytes are lost')
         continue
       }
       try {
         await mkdir(dirname(kept), { recursive: true })
         await s.file.keepAs(kept)
       } catch (keepErr: any) {
-        this.log.error({ path, err, keepErr: keepErr?.message }, 'fuse: commit at unmount failed, and keeping the file failed too')
+        this.log.error({ path, err, keepErr: keepErr?.message }, this.options.journal?.waits(s.id) === true ? 'fuse: commit at unmount failed, and keeping the file failed too; the journal of closed files keeps it for the next start to commit' : 'fuse: commit at unmount failed, and keeping the file failed too')
         continue
       }
       this.staged.delete(path)

@@ -12,7 +12,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { appendFile, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -39,7 +39,7 @@ async function catOf (repo: string, path: string): Promise<Buffer | undefined> {
 }
 
 describe('files closed through a mount when the daemon is killed', () => {
-  it('are committed at its next start: new, edited and renamed ones at their paths, a removed one not', TEST, async t => {
+  it('are committed at its next start: new, edited and renamed ones at their paths (a file renamed over another, a folder renamed), a removed one not', TEST, async t => {
     const { repo, mnt, daemon } = await mountedDaemon(t)
     await writeFile(join(mnt, 'old.txt'), 'first line\n')
     await shoalOk(repo, ['unmount', mnt])
@@ -55,6 +55,12 @@ describe('files closed through a mount when the daemon is killed', () => {
     await rename(join(mnt, 'moved-from.txt'), join(mnt, 'moved-to.txt'))
     await writeFile(join(mnt, 'gone.txt'), 'removed before its commit\n')
     await rm(join(mnt, 'gone.txt'))
+    await writeFile(join(mnt, 'over.txt'), 'renamed over\n')
+    await writeFile(join(mnt, 'winner.txt'), 'renamed onto the other\n')
+    await rename(join(mnt, 'winner.txt'), join(mnt, 'over.txt'))
+    await mkdir(join(mnt, 'folder'))
+    await writeFile(join(mnt, 'folder', 'inner.txt'), 'in a folder renamed before its commit\n')
+    await rename(join(mnt, 'folder'), join(mnt, 'folder-renamed'))
     assert.equal(await catOf(repo, '/new.txt'), undefined, 'not committed before the kill')
     assert.ok((await readdir(join(repo, 'fuse-journal'))).some(n => n.endsWith('.log')), 'the journal holds them')
 
@@ -67,6 +73,10 @@ describe('files closed through a mount when the daemon is killed', () => {
     assert.equal((await catOf(repo, '/moved-to.txt'))?.toString(), 'renamed before its commit\n')
     assert.equal(await catOf(repo, '/moved-from.txt'), undefined, 'at its new name only')
     assert.equal(await catOf(repo, '/gone.txt'), undefined, 'a removed file does not come back')
+    assert.equal((await catOf(repo, '/over.txt'))?.toString(), 'renamed onto the other\n', 'a file renamed over another: the one renamed')
+    assert.equal(await catOf(repo, '/winner.txt'), undefined)
+    assert.equal((await catOf(repo, '/folder-renamed/inner.txt'))?.toString(), 'in a folder renamed before its commit\n', 'a folder renamed: its files under its new name')
+    assert.equal(await catOf(repo, '/folder/inner.txt'), undefined)
     assert.deepEqual(await shoalJson(repo, ['conflicts']), [], 'no conflict: nothing else was written meanwhile')
     // the mount the kill left is back (its record survived), and shows them
     assert.equal(await readFile(join(mnt, 'new.txt'), 'utf8'), 'written, closed, not committed\n')
