@@ -1242,7 +1242,8 @@ export class ShoalFilesystem {
       if (s !== undefined) {
         staged(s)
         s.gen++
-        if (s.writers === 0) await this.acknowledged(s)
+        // a file whose close is noted already: its new mode or time alone (rsync's chmod and utime after each file)
+        if (s.writers === 0 && this.options.journal?.changed(s.id, s.gen, s) !== true) await this.acknowledged(s)
         await this.settle(s)
         return
       }

@@ -70,6 +70,7 @@ type Header =
   | ({ op: 'closed', stagedAt?: string } & ClosedFile)
   | { op: 'done', id: number, gen: number }
   | { op: 'moved', id: number, path: string }
+  | { op: 'meta', id: number, gen: number, mode: number, mtime: number }
 
 /** `gen` of a `done` that settles every record of a file (removed, or kept aside). */
 const FOREVER = Number.MAX_SAFE_INTEGER
@@ -96,8 +97,8 @@ interface Segment {
   broken?: boolean
 }
 
-/** A file whose newest record still waits: where that record is (to copy it forward), its generation and its path now. */
-interface Waiting { segment: Segment, offset: number, length: number, gen: number, path: string }
+/** A file whose newest record still waits: where that record is (to copy it forward), and its generation, path, mode and time now. */
+interface Waiting { segment: Segment, offset: number, length: number, gen: number, path: string, mode: number, mtime: number }
 
 /** Appends the journal's records (see the module comment). All writes are synchronous: each is done before the acknowledgment it backs. */
 export class ClosedJournal {
@@ -129,7 +130,7 @@ export class ClosedJournal {
     this.settle(file.id)
     written.segment.waiting++
     written.segment.live += written.length
-    this.waiting.set(file.id, { ...written, gen: file.gen, path: file.path })
+    this.waiting.set(file.id, { ...written, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime })
   }
 
   /** A commit of `id` at generation `gen` landed: its records up to that generation are settled. */
@@ -154,7 +155,20 @@ export class ClosedJournal {
     this.mark({ op: 'moved', id, path })
   }
 
-  /** Write a `done` or `moved` mark; one that fails is kept and written before the next record. */
+  /**
+   * A `chmod` or `utime` of `id` after its close (its bytes unchanged, its
+   * generation now `gen`): noted without its bytes. False when no record of
+   * it waits (the caller notes the file whole).
+   */
+  changed (id: number, gen: number, meta: { mode: number, mtime: number }): boolean {
+    const known = this.waiting.get(id)
+    if (known === undefined) return false
+    Object.assign(known, { gen, mode: meta.mode, mtime: meta.mtime })
+    this.mark({ op: 'meta', id, gen, mode: meta.mode, mtime: meta.mtime })
+    return true
+  }
+
+  /** Write a `done`, `moved` or `meta` mark; one that fails is kept and written before the next record. */
   private mark (header: Header): void {
     if (this.append(header) === undefined) this.unwritten.push(header)
   }
@@ -211,7 +225,7 @@ export class ClosedJournal {
       if (readSync(segment.fd, frame, 0, w.length, w.offset) !== w.length) return false
       const record = readRecord(frame, 0)
       if (record === undefined || record.header.op !== 'closed') return false
-      const written = this.append({ ...record.header, path: w.path }, record.header.stagedAt === undefined ? record.bytes : undefined)
+      const written = this.append({ ...record.header, path: w.path, gen: w.gen, mode: w.mode, mtime: w.mtime }, record.header.stagedAt === undefined ? record.bytes : undefined)
       if (written === undefined) return false
       segment.waiting--
       segment.live -= w.length
@@ -320,9 +334,12 @@ export function readJournal (dir: string): JournalContents {
       } else if (h.op === 'done') {
         const f = found.get(h.id)
         if (f !== undefined && f.gen <= h.gen) found.delete(h.id)
-      } else {
+      } else if (h.op === 'moved') {
         const f = found.get(h.id)
         if (f !== undefined) f.path = h.path
+      } else {
+        const f = found.get(h.id)
+        if (f !== undefined) Object.assign(f, { gen: h.gen, mode: h.mode, mtime: h.mtime })
       }
     }
   }
@@ -354,6 +371,7 @@ function isHeader (h: any): h is Header {
   if (typeof h !== 'object' || h === null || !Number.isSafeInteger(h.id)) return false
   if (h.op === 'done') return Number.isSafeInteger(h.gen)
   if (h.op === 'moved') return typeof h.path === 'string'
+  if (h.op === 'meta') return Number.isSafeInteger(h.gen) && Number.isInteger(h.mode) && Number.isFinite(h.mtime)
   return h.op === 'closed' && Number.isSafeInteger(h.gen) && typeof h.path === 'string' && Number.isInteger(h.mode) &&
     Number.isFinite(h.mtime) && (h.replacing === null || typeof h.replacing === 'string') && Number.isSafeInteger(h.size) && h.size >= 0 &&
     (h.stagedAt === undefined || typeof h.stagedAt === 'string')

@@ -42,14 +42,14 @@ function random (seed: number): () => number {
 }
 
 describe('the journal of closed files', () => {
-  it('reads back exactly the files still waiting, through random closes, commits, removals and renames over small segments', async t => {
+  it('reads back exactly the files still waiting, through random closes, commits, removals, renames and mode changes over small segments', async t => {
     const root = await tempDir(t)
     for (const seed of [1, 2, 3]) {
       const dir = join(root, `journal-${seed}`)
       const next = random(seed)
       const journal = new ClosedJournal(dir, { segmentBytes: 200 })
       // what should be waiting: id → its newest acknowledgment (path, gen, bytes)
-      const model = new Map<number, { gen: number, path: string, bytes: string }>()
+      const model = new Map<number, { gen: number, path: string, bytes: string, mode: number, mtime: number }>()
       const gens = new Map<number, number>()
       for (let step = 0; step < 300; step++) {
         const id = 1 + Math.floor(next() * 6)
@@ -59,17 +59,26 @@ describe('the journal of closed files', () => {
           gens.set(id, gen)
           const path = model.get(id)?.path ?? `/f${id}`
           const bytes = `seed ${seed} step ${step} id ${id}`
-          journal.closed(closedFile(id, gen, path), { bytes: Buffer.from(bytes) })
-          model.set(id, { gen, path, bytes })
+          const file = closedFile(id, gen, path)
+          journal.closed(file, { bytes: Buffer.from(bytes) })
+          model.set(id, { gen, path, bytes, mode: file.mode, mtime: file.mtime })
         } else if (r < 0.75) {
           // a commit of some generation up to the newest (an older one settles nothing newer)
           const gen = Math.floor(next() * ((gens.get(id) ?? 0) + 1))
           journal.done(id, gen)
           const m = model.get(id)
           if (m !== undefined && m.gen <= gen) model.delete(id)
-        } else if (r < 0.85) {
+        } else if (r < 0.82) {
           journal.forget(id)
           model.delete(id)
+        } else if (r < 0.9) {
+          // a chmod or utime after the close: noted alone while a record waits
+          const gen = (gens.get(id) ?? 0) + 1
+          gens.set(id, gen)
+          const meta = { mode: 0o600 + step % 64, mtime: 1_800_000_000_000 + step }
+          const m = model.get(id)
+          assert.equal(journal.changed(id, gen, meta), m !== undefined)
+          if (m !== undefined) Object.assign(m, { gen }, meta)
         } else {
           const path = `/moved-${step}`
           journal.moved(id, path)
@@ -78,7 +87,7 @@ describe('the journal of closed files', () => {
         }
         const read = readJournal(dir)
         assert.deepEqual(read.torn, [])
-        const got = new Map(read.waiting.map(f => [f.id, { gen: f.gen, path: f.path, bytes: 'bytes' in f ? f.bytes.toString() : '' }]))
+        const got = new Map(read.waiting.map(f => [f.id, { gen: f.gen, path: f.path, bytes: 'bytes' in f ? f.bytes.toString() : '', mode: f.mode, mtime: f.mtime }]))
         assert.deepEqual(got, model, `seed ${seed}, step ${step}`)
         assert.equal(journal.pending, model.size)
         if (model.size === 0) assert.deepEqual(await segments(dir), [], 'nothing waits: no segment left')
