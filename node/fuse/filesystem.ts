@@ -636,7 +636,8 @@ export class ShoalFilesystem {
    */
   private async acknowledged (s: Staged): Promise<void> {
     const journal = this.options.journal
-    if (journal === undefined || !s.dirty || s.unlinked) return
+    // noted already at this generation: a second close of the same bytes (a dup, a child's copy of the descriptor)
+    if (journal === undefined || !s.dirty || s.unlinked || journal.noted(s.id, s.gen)) return
     // a small file's bytes may go into the disk's reserve, as an unmount's keeping of it does (docs/decisions.md):
     // a full disk is when commits fail and files wait, what the journal is for
     const where = s.file.whereNow()
@@ -923,9 +924,15 @@ export class ShoalFilesystem {
     // not let go once committed: they are all disposed of below, none handed to the cache being cleared
     const failed = await this.commitClosed({ letGo: false })
     if (failed.length > 0) await this.keepUncommitted(failed)
-    await Promise.all([...this.staged.values()].map(async s => { this.staged.delete(s.path); await this.dispose(s) }))
+    const journal = this.options.journal
+    await Promise.all([...this.staged.values()].map(async s => {
+      this.staged.delete(s.path)
+      // neither committed nor kept: a file the journal names on disk stays there, for the next start to commit (it empties the folder after)
+      if (journal?.waits(s.id) === true && s.file.onDisk) await s.file.handOver().catch(() => {})
+      else await this.dispose(s).catch((err: any) => { this.log.warn({ path: s.path, err: err?.message }, 'fuse: could not delete a staged file') })
+    }))
     // every file committed or kept aside: a journal with nothing waiting is deleted
-    this.options.journal?.close()
+    journal?.close()
     await this.options.cache?.clear()
   }
 
@@ -1179,7 +1186,12 @@ export class ShoalFilesystem {
   /** Note that generation `gen` of `s` is committed as `info`. */
   private committed (s: Staged, gen: number, info: FileInfo): void {
     if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid }
-    this.options.journal?.done(s.id, gen)
+    const journal = this.options.journal
+    if (journal !== undefined) {
+      journal.done(s.id, gen)
+      // a newer version waits: its commit now replaces the one that landed
+      if (journal.waits(s.id)) journal.rebased(s.id, startedFrom(s))
+    }
     // kept as a conflict copy (a version written meanwhile is shown at the path): the path's attributes are the other's
     if (info.conflictOf !== undefined) this.attrs.delete(s.path)
     else this.attrs.set(s.path, { type: 'file', size: info.size, mode: info.mode ?? s.mode, mtime: info.mtime ?? s.mtime })

@@ -71,6 +71,7 @@ type Header =
   | { op: 'done', id: number, gen: number }
   | { op: 'moved', id: number, path: string }
   | { op: 'meta', id: number, gen: number, mode: number, mtime: number }
+  | { op: 'based', id: number, replacing: string | null }
 
 /** `gen` of a `done` that settles every record of a file (removed, or kept aside). */
 const FOREVER = Number.MAX_SAFE_INTEGER
@@ -98,7 +99,7 @@ interface Segment {
 }
 
 /** A file whose newest record still waits: where that record is (to copy it forward), and its generation, path, mode and time now. */
-interface Waiting { segment: Segment, offset: number, length: number, gen: number, path: string, mode: number, mtime: number }
+interface Waiting { segment: Segment, offset: number, length: number, gen: number, path: string, mode: number, mtime: number, replacing: string | null }
 
 /** Appends the journal's records (see the module comment). All writes are synchronous: each is done before the acknowledgment it backs. */
 export class ClosedJournal {
@@ -130,7 +131,26 @@ export class ClosedJournal {
     this.settle(file.id)
     written.segment.waiting++
     written.segment.live += written.length
-    this.waiting.set(file.id, { ...written, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime })
+    this.waiting.set(file.id, { ...written, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime, replacing: file.replacing })
+    this.collect()
+  }
+
+  /** Whether `id`'s record at generation `gen` waits already (a second `close` of the same bytes: a dup, a child's copy of the descriptor). */
+  noted (id: number, gen: number): boolean {
+    return this.waiting.get(id)?.gen === gen
+  }
+
+  /**
+   * A commit of an older generation of `id` landed while a newer record
+   * waits: that record's commit now replaces `replacing` (the version that
+   * landed), not the one it started from, or a rescue would keep the two
+   * as a conflict.
+   */
+  rebased (id: number, replacing: string | null): void {
+    const known = this.waiting.get(id)
+    if (known === undefined || known.replacing === replacing) return
+    known.replacing = replacing
+    this.mark({ op: 'based', id, replacing })
   }
 
   /** A commit of `id` at generation `gen` landed: its records up to that generation are settled. */
@@ -162,7 +182,8 @@ export class ClosedJournal {
    */
   changed (id: number, gen: number, meta: { mode: number, mtime: number }): boolean {
     const known = this.waiting.get(id)
-    if (known === undefined) return false
+    // the record must be of the generation just before (no change of bytes between it and this one went unnoted)
+    if (known === undefined || known.gen !== gen - 1) return false
     Object.assign(known, { gen, mode: meta.mode, mtime: meta.mtime })
     this.mark({ op: 'meta', id, gen, mode: meta.mode, mtime: meta.mtime })
     return true
@@ -175,9 +196,11 @@ export class ClosedJournal {
 
   /** Close the segments; with nothing waiting, delete them (a clean stop leaves no journal). */
   close (): void {
-    const keep = this.waiting.size > 0
+    // marks that failed before: one more try, or a later start would read records they settled
+    while (this.unwritten.length > 0 && this.write(this.unwritten[0]) !== undefined) this.unwritten.shift()
+    const keep = this.waiting.size > 0 || this.unwritten.length > 0
     for (const s of this.segments.splice(0)) {
-      closeSync(s.fd)
+      closeQuietly(s.fd)
       if (!keep) unlinkQuietly(this.segmentPath(s.n))
     }
     this.waiting.clear()
@@ -204,17 +227,31 @@ export class ClosedJournal {
    * is: copying it would only move the same bytes again.)
    */
   private collect (): void {
-    if (this.waiting.size === 0 && this.unwritten.length === 0) {
-      for (const s of this.segments.splice(0)) { closeSync(s.fd); unlinkQuietly(this.segmentPath(s.n)) }
-      return
-    }
-    while (this.segments.length > 1) {
+    const all = this.waiting.size === 0 && this.unwritten.length === 0
+    while (this.segments.length > (all ? 0 : 1)) {
       const oldest = this.segments[0]
-      if (oldest.waiting > 0 && (this.segments.length <= COPY_AFTER_SEGMENTS || oldest.live * 2 > oldest.size || !this.copyForward(oldest))) return
+      if (!all && oldest.waiting > 0 && (!this.worthCopying(oldest) || !this.copyForward(oldest))) return
+      // a segment that would not go stops the deletion: the newer ones may hold marks that settle its records
+      if (!unlinkQuietly(this.segmentPath(oldest.n))) return
       this.segments.shift()
-      closeSync(oldest.fd)
-      unlinkQuietly(this.segmentPath(oldest.n))
+      closeQuietly(oldest.fd)
     }
+  }
+
+  /**
+   * Whether the oldest segment's waiting records are worth copying forward:
+   * with more than {@link COPY_AFTER_SEGMENTS} segments kept, when they fill
+   * less than half of it, or when the journal is more than twice what waits
+   * and those segments (the oldest ones mostly waiting, the ones after them
+   * mostly settled: a full disk that holds back many small files).
+   */
+  private worthCopying (oldest: Segment): boolean {
+    if (this.segments.length <= COPY_AFTER_SEGMENTS || oldest.live >= oldest.size) return false
+    if (oldest.live * 2 <= oldest.size) return true
+    let size = 0
+    let live = 0
+    for (const s of this.segments) { size += s.size; live += s.live }
+    return size > 2 * live + COPY_AFTER_SEGMENTS * this.segmentBytes
   }
 
   /** Copy the waiting records of `segment` into the newest one (with their paths now); false when one could not be. */
@@ -222,10 +259,14 @@ export class ClosedJournal {
     for (const [id, w] of this.waiting) {
       if (w.segment !== segment) continue
       const frame = Buffer.alloc(w.length)
-      if (readSync(segment.fd, frame, 0, w.length, w.offset) !== w.length) return false
+      try {
+        if (readSync(segment.fd, frame, 0, w.length, w.offset) !== w.length) return false
+      } catch {
+        return false
+      }
       const record = readRecord(frame, 0)
       if (record === undefined || record.header.op !== 'closed') return false
-      const written = this.append({ ...record.header, path: w.path, gen: w.gen, mode: w.mode, mtime: w.mtime }, record.header.stagedAt === undefined ? record.bytes : undefined)
+      const written = this.append({ ...record.header, path: w.path, gen: w.gen, mode: w.mode, mtime: w.mtime, replacing: w.replacing }, record.header.stagedAt === undefined ? record.bytes : undefined)
       if (written === undefined) return false
       segment.waiting--
       segment.live -= w.length
@@ -337,6 +378,9 @@ export function readJournal (dir: string): JournalContents {
       } else if (h.op === 'moved') {
         const f = found.get(h.id)
         if (f !== undefined) f.path = h.path
+      } else if (h.op === 'based') {
+        const f = found.get(h.id)
+        if (f !== undefined) f.replacing = h.replacing
       } else {
         const f = found.get(h.id)
         if (f !== undefined) Object.assign(f, { gen: h.gen, mode: h.mode, mtime: h.mtime })
@@ -371,6 +415,7 @@ function isHeader (h: any): h is Header {
   if (typeof h !== 'object' || h === null || !Number.isSafeInteger(h.id)) return false
   if (h.op === 'done') return Number.isSafeInteger(h.gen)
   if (h.op === 'moved') return typeof h.path === 'string'
+  if (h.op === 'based') return h.replacing === null || typeof h.replacing === 'string'
   if (h.op === 'meta') return Number.isSafeInteger(h.gen) && Number.isInteger(h.mode) && Number.isFinite(h.mtime)
   return h.op === 'closed' && Number.isSafeInteger(h.gen) && typeof h.path === 'string' && Number.isInteger(h.mode) &&
     Number.isFinite(h.mtime) && (h.replacing === null || typeof h.replacing === 'string') && Number.isSafeInteger(h.size) && h.size >= 0 &&
@@ -404,6 +449,16 @@ function skip (parts: Uint8Array[], offset: number): Uint8Array[] {
   return out
 }
 
-function unlinkQuietly (path: string): void {
-  try { unlinkSync(path) } catch {}
+/** False when `path` is still there. */
+function unlinkQuietly (path: string): boolean {
+  try {
+    unlinkSync(path)
+    return true
+  } catch (err: any) {
+    return err?.code === 'ENOENT'
+  }
+}
+
+function closeQuietly (fd: number): void {
+  try { closeSync(fd) } catch {}
 }

@@ -27,7 +27,7 @@
  */
 import { createReadStream, existsSync } from 'node:fs'
 import { chmod, copyFile, link, mkdir, readdir, readFile, rename, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import type { ChunkerSpec } from '../content/index.js'
 import type { AddManyItem, FileInfo, Files } from '../files/index.js'
 import type { Logger } from '../logger.js'
@@ -48,6 +48,8 @@ export interface Rescue {
   files: number
   /** Paths whose staged bytes were gone (a staging file deleted meanwhile): not rescued. */
   lost: string[]
+  /** Files whose staging file was shorter than acknowledged (committed as they are, with a warning). */
+  short?: number
 }
 
 /** A rescue that cannot be made (not a staging file gone: that file alone is lost): the start stops, nothing deleted. */
@@ -74,6 +76,7 @@ export async function rescueClosedFiles (options: { journal: string, logger: Log
     const folder = join(journal, `rescued-${stamp()}`)
     await mkdir(folder, { recursive: true })
     const list: RescuedFile[] = []
+    let short = 0
     for (const f of byPath.values()) {
       const file = String(list.length)
       const target = join(folder, file)
@@ -83,11 +86,16 @@ export async function rescueClosedFiles (options: { journal: string, logger: Log
         } else {
           await link(f.stagedAt, target).catch(async (err: any) => { if (err?.code === 'EXDEV') await copyFile(f.stagedAt, target); else throw err })
           // bytes a writer added after the close that was acknowledged are not part of it
-          if ((await stat(target)).size > f.size) await truncate(target, f.size)
+          const size = (await stat(target)).size
+          if (size > f.size) await truncate(target, f.size)
+          if (size < f.size) {
+            short++
+            logger.warn({ path: f.path, size, acknowledged: f.size }, 'fuse: the staging file of a file closed before the daemon died is shorter than its close acknowledged: what is there is committed')
+          }
         }
       } catch (err: any) {
         // anything but a staging file that is gone stops the start, the journal and the staging folder left as they are
-        if (err?.code !== 'ENOENT') throw new RescueError(`cannot take the files closed through a mount before the daemon died out of ${journal} (${String(err?.message ?? err)}): fix that and start again, or delete ${journal} to give them up`, { cause: err })
+        if (err?.code !== 'ENOENT') throw new RescueError(`cannot take the files closed through a mount before the daemon died out of ${journal} (${String(err?.message ?? err)}): fix that and start again, or delete the *.log files in ${journal} to give them up`, { cause: err })
         logger.error({ path: f.path, err: err?.message }, 'fuse: a file closed through a mount before the daemon died is lost: its staged bytes are gone')
         out.lost.push(f.path)
         continue
@@ -95,9 +103,14 @@ export async function rescueClosedFiles (options: { journal: string, logger: Log
       list.push({ file, path: f.path, mode: f.mode, mtime: f.mtime, replacing: f.replacing, size: f.size })
     }
     // the list last, whole: a folder without one is an interrupted rescue, whose journal is still there
-    await writeList(folder, list)
-    out.folder = folder
+    if (list.length > 0) {
+      await writeList(folder, list)
+      out.folder = folder
+    } else {
+      await rm(folder, { recursive: true, force: true })
+    }
     out.files = list.length
+    out.short = short
   }
   for (const segment of found.segments) await rm(segment, { force: true })
   return out
@@ -166,10 +179,12 @@ async function commitFolder (components: RescueComponents, options: { folder: st
   // opened as each is read, not all at once (thousands of small files)
   const source = (f: RescuedFile): AsyncIterable<Uint8Array> => (async function * () { yield * createReadStream(join(folder, f.file), { highWaterMark: 1024 * 1024 }) })()
   const item = (f: RescuedFile): AddManyItem => ({ path: f.path, source: source(f), mode: f.mode, mtime: f.mtime, replacing: f.replacing, besideTypeChanges: true })
-  const keptIn = join(options.uncommitted, stamp())
-  let left = list
-  while (left.length > 0) {
-    const batch = left.slice(0, BATCH)
+  // the folder's own name in it: two folders done within one millisecond keep apart
+  const keptIn = join(options.uncommitted, `${stamp()}-${basename(folder)}`)
+  // files that could be neither committed nor kept: tried again at the next start, not again now
+  const stayed: RescuedFile[] = []
+  for (let at = 0; at < list.length; at += BATCH) {
+    const batch = list.slice(at, at + BATCH)
     let outcomes: Array<FileInfo | Error>
     try {
       outcomes = await files.addMany(batch.map(item), { chunker })
@@ -181,23 +196,22 @@ async function commitFolder (components: RescueComponents, options: { folder: st
         outcomes.push(await files.add(path, source, { chunker, ...rest }).catch((err: any) => err instanceof Error ? err : new Error(String(err))))
       }
     }
-    const stay: RescuedFile[] = []
     for (const [i, f] of batch.entries()) {
       const result = outcomes[i]
       if (!(result instanceof Error)) {
         out.committed.push({ path: f.path, info: result })
+        await rm(join(folder, f.file), { force: true })
         if (result.conflictOf !== undefined) logger.warn({ path: f.path, conflictOf: result.conflictOf }, 'fuse: a file closed before the daemon died was committed beside a version written meanwhile: both are kept (`shoal conflicts`)')
         continue
       }
       const kept = await keep(f, { folder, keptIn, err: result, logger })
-      if (kept === 'stays') stay.push(f)
+      if (kept === 'stays') stayed.push(f)
       else if (kept !== 'gone') out.kept.push({ path: f.path, keptAt: kept, err: result.message })
     }
-    left = [...stay, ...left.slice(batch.length)]
-    if (stay.length === left.length) break
-    await writeList(folder, left)
+    // what is left after each batch: a crash from here repeats only that
+    await writeList(folder, [...stayed, ...list.slice(at + BATCH)])
   }
-  if (left.length === 0) await rm(folder, { recursive: true, force: true })
+  if (stayed.length === 0) await rm(folder, { recursive: true, force: true })
 }
 
 /**

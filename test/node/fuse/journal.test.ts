@@ -9,7 +9,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
 import { Files } from '../../../node/files/index.js'
@@ -19,6 +19,7 @@ import { ClosedJournal, readJournal, type ClosedFile } from '../../../node/fuse/
 import { commitRescued, rescueClosedFiles } from '../../../node/fuse/rescue.js'
 import { DiskGuard } from '../../../node/repo/disk.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { mountTestNode, python } from './helpers.js'
 
 const silent = pino({ level: 'silent' })
 const chunker = parseChunker('fastcdc')
@@ -49,7 +50,7 @@ describe('the journal of closed files', () => {
       const next = random(seed)
       const journal = new ClosedJournal(dir, { segmentBytes: 200 })
       // what should be waiting: id → its newest acknowledgment (path, gen, bytes)
-      const model = new Map<number, { gen: number, path: string, bytes: string, mode: number, mtime: number }>()
+      const model = new Map<number, { gen: number, path: string, bytes: string, mode: number, mtime: number, replacing: string | null }>()
       const gens = new Map<number, number>()
       for (let step = 0; step < 300; step++) {
         const id = 1 + Math.floor(next() * 6)
@@ -61,16 +62,22 @@ describe('the journal of closed files', () => {
           const bytes = `seed ${seed} step ${step} id ${id}`
           const file = closedFile(id, gen, path)
           journal.closed(file, { bytes: Buffer.from(bytes) })
-          model.set(id, { gen, path, bytes, mode: file.mode, mtime: file.mtime })
+          model.set(id, { gen, path, bytes, mode: file.mode, mtime: file.mtime, replacing: file.replacing })
         } else if (r < 0.75) {
           // a commit of some generation up to the newest (an older one settles nothing newer)
           const gen = Math.floor(next() * ((gens.get(id) ?? 0) + 1))
           journal.done(id, gen)
           const m = model.get(id)
           if (m !== undefined && m.gen <= gen) model.delete(id)
-        } else if (r < 0.82) {
+        } else if (r < 0.79) {
           journal.forget(id)
           model.delete(id)
+        } else if (r < 0.82) {
+          // an older generation's commit landed: the waiting one now replaces that version
+          const replacing = `cid-${step}`
+          journal.rebased(id, replacing)
+          const m = model.get(id)
+          if (m !== undefined) m.replacing = replacing
         } else if (r < 0.9) {
           // a chmod or utime after the close: noted alone while a record waits
           const gen = (gens.get(id) ?? 0) + 1
@@ -87,7 +94,7 @@ describe('the journal of closed files', () => {
         }
         const read = readJournal(dir)
         assert.deepEqual(read.torn, [])
-        const got = new Map(read.waiting.map(f => [f.id, { gen: f.gen, path: f.path, bytes: 'bytes' in f ? f.bytes.toString() : '', mode: f.mode, mtime: f.mtime }]))
+        const got = new Map(read.waiting.map(f => [f.id, { gen: f.gen, path: f.path, bytes: 'bytes' in f ? f.bytes.toString() : '', mode: f.mode, mtime: f.mtime, replacing: f.replacing }]))
         assert.deepEqual(got, model, `seed ${seed}, step ${step}`)
         assert.equal(journal.pending, model.size)
         if (model.size === 0) assert.deepEqual(await segments(dir), [], 'nothing waits: no segment left')
@@ -135,6 +142,20 @@ describe('the journal of closed files', () => {
     assert.deepEqual(read.waiting.map(f => [f.id, f.path, 'bytes' in f ? f.bytes.toString() : '']), [[1, '/stuck-renamed', 'its commit keeps failing']])
     journal.done(1, 1)
     assert.deepEqual(await segments(dir), [])
+    journal.close()
+  })
+
+  it('many waiting records in the oldest segments (a full disk holding back small files) do not keep every segment closed after them', async t => {
+    const dir = join(await tempDir(t), 'journal')
+    const journal = new ClosedJournal(dir, { segmentBytes: 4096 })
+    for (let id = 1; id <= 3; id++) journal.closed(closedFile(id, 1, `/stuck-${id}`), { bytes: Buffer.alloc(1000, id) })
+    for (let id = 10; id < 5000; id++) {
+      journal.closed(closedFile(id, 1), { bytes: Buffer.alloc(300, 1) })
+      journal.done(id, 1)
+    }
+    const files = await segments(dir)
+    assert.ok(files.length <= 8, `${files.length} segments for 3 waiting records of 1 KB`)
+    assert.deepEqual(readJournal(dir).waiting.map(f => f.path).sort(), ['/stuck-1', '/stuck-2', '/stuck-3'])
     journal.close()
   })
 
@@ -229,6 +250,27 @@ describe('a start after a crash: the rescue of closed files', () => {
     assert.deepEqual((await readdir(dir)).filter(n => n.startsWith('rescued-')), [], 'the rescue folder went')
   })
 
+  it('files that can be neither committed nor kept stay for the next start, and the rescue ends; the next start commits them', async t => {
+    const root = await tempDir(t)
+    const dir = join(root, 'fuse-journal')
+    const journal = new ClosedJournal(dir)
+    for (let i = 0; i < 300; i++) journal.closed(closedFile(i + 1, 1, `/f${i}`), { bytes: Buffer.from(`file ${i}`) })
+    await rescueClosedFiles({ journal: dir, logger: silent })
+    // no room for a commit, and no folder can be made where they would be kept (a file is in the way)
+    const full = await testFiles(t, join(root, 'full'), { reserve: 2 ** 50 })
+    await writeFile(join(root, 'uncommitted'), 'in the way')
+    const first = await commitRescued({ files: full.files, chunker, logger: silent }, { journal: dir, uncommitted: join(root, 'uncommitted') })
+    assert.deepEqual([first.committed.length, first.kept.length], [0, 0])
+    const folder = (await readdir(dir)).filter(n => n.startsWith('rescued-'))
+    assert.equal(folder.length, 1, 'the rescue folder stays')
+    assert.equal(JSON.parse(await readFile(join(dir, folder[0], 'files.json'), 'utf8')).length, 300)
+    const room = await testFiles(t, join(root, 'room'))
+    const second = await commitRescued({ files: room.files, chunker, logger: silent }, { journal: dir, uncommitted: join(root, 'uncommitted') })
+    assert.equal(second.committed.length, 300)
+    assert.equal(await textOf(room.files, '/f299'), 'file 299')
+    assert.deepEqual(await readdir(dir), [])
+  })
+
   it('keeps a file it cannot commit in uncommitted/, at its path, with its mode; a rescue interrupted before its list is dropped (its journal is read again)', async t => {
     const root = await tempDir(t)
     const dir = join(root, 'fuse-journal')
@@ -251,3 +293,24 @@ describe('a start after a crash: the rescue of closed files', () => {
     assert.deepEqual(await readdir(dir), [], 'both folders went')
   })
 })
+
+describe('the journal of a mount', () => {
+  it('a file closed again with the same bytes (a dup, a child\'s copy of the descriptor) is noted once', { timeout: 60_000 }, async t => {
+    const m = await mountTestNode(t)
+    const journal = join(dirname(m.dir), 'repo', 'fuse-journal')
+    const r = await python(`
+import os
+fd = os.open(${JSON.stringify(join(m.dir, 'build.log'))}, os.O_CREAT | os.O_WRONLY)
+os.write(fd, b'x' * 524288)
+for i in range(40):
+    os.close(os.dup(fd))
+total = sum(os.path.getsize(os.path.join(${JSON.stringify(journal)}, n)) for n in os.listdir(${JSON.stringify(journal)}))
+print(total)
+os.close(fd)
+`)
+    assert.equal(r.code, 0, r.stderr)
+    const bytes = Number(r.stdout.trim())
+    assert.ok(bytes > 512 * 1024 && bytes < 2 * 512 * 1024, `the journal holds the file once: ${bytes} bytes after 40 closes of copies`)
+  })
+})
+
