@@ -109,7 +109,11 @@ class Staged {
   handles = 0
   /** Open handles that may write. */
   writers = 0
-  /** Its length when `close` last acknowledged it (journal.ts): bytes below change only once that version is committed. */
+  /**
+   * Its length when `close` last acknowledged it, when the journal's record
+   * names its staging file rather than holding its bytes (journal.ts):
+   * bytes below change only once that version is committed. 0: nothing to keep.
+   */
   acknowledgedSize = 0
   /** Bumped by every change; the file is dirty while it differs from {@link committedGen}. */
   gen = 0
@@ -643,7 +647,8 @@ export class ShoalFilesystem {
     const where = s.file.whereNow()
     if (where === undefined) return
     journal.closed({ id: s.id, gen: s.gen, path: s.path, mode: s.mode, mtime: s.mtime, replacing: startedFrom(s), size: s.file.size }, where)
-    s.acknowledgedSize = s.file.size
+    // a record that holds the bytes (a file in memory then) keeps them whatever the staging file becomes
+    s.acknowledgedSize = 'stagedAt' in where ? s.file.size : 0
   }
 
   /**
@@ -657,12 +662,12 @@ export class ShoalFilesystem {
    */
   private async keepAcknowledged (s: Staged, from: number): Promise<void> {
     const journal = this.options.journal
-    if (journal === undefined || from >= s.acknowledgedSize || !s.file.onDisk || !journal.waits(s.id)) return
+    if (journal === undefined || from >= s.acknowledgedSize || !journal.waits(s.id)) return
     try {
       await this.commit(s)
     } catch (err: any) {
       journal.forget(s.id)
-      this.log.warn({ path: s.path, err: err?.message }, 'fuse: a closed file rewritten before its commit could not be committed first: a crash before its next close would lose it')
+      if (!(err instanceof CommitCancelledError)) this.log.warn({ path: s.path, err: err?.message }, 'fuse: a closed file rewritten before its commit could not be committed first: a crash before its next close would lose it')
     }
   }
 
