@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { chmod, mkdir, rm, statfs as statfsCall, utimes } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { mkdir, rm, statfs as statfsCall } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { AlreadyExistsError, DirectoryNotEmptyError, IsADirectoryError, NotADirectoryError, NotFoundError, InvalidArgumentError } from '../errors.js'
 import { baseName, isWithin, parentOf } from '../namespace/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
@@ -32,7 +32,7 @@ import type { BlockStore } from '../blocks/index.js'
 import type { CachedContent, ContentCache } from './cache.js'
 import type { StagedFile, StagingArea } from './staging.js'
 import type { ClosedJournal } from './journal.js'
-import { shellQuote } from '../shell-quote.js'
+import { giveKeptAttrs, keptFolder, keptHint, keptPathIn } from '../repo/uncommitted.js'
 
 export type { Attr } from './attrs.js'
 
@@ -109,12 +109,6 @@ class Staged {
   handles = 0
   /** Open handles that may write. */
   writers = 0
-  /**
-   * Its length when `close` last acknowledged it, when the journal's record
-   * names its staging file rather than holding its bytes (journal.ts):
-   * bytes below change only once that version is committed. 0: nothing to keep.
-   */
-  acknowledgedSize = 0
   /** Bumped by every change; the file is dirty while it differs from {@link committedGen}. */
   gen = 0
   committedGen = 0
@@ -647,8 +641,6 @@ export class ShoalFilesystem {
     const where = s.file.whereNow()
     if (where === undefined) return
     journal.closed({ id: s.id, gen: s.gen, path: s.path, mode: s.mode, mtime: s.mtime, replacing: startedFrom(s), size: s.file.size }, where)
-    // a record that holds the bytes (a file in memory then) keeps them whatever the staging file becomes
-    s.acknowledgedSize = 'stagedAt' in where ? s.file.size : 0
   }
 
   /**
@@ -656,13 +648,15 @@ export class ShoalFilesystem {
    * names them in a staging file on disk (acknowledged by a close, not yet
    * committed), that version is committed first, so that a crash meanwhile
    * never rescues a mix of it and the new writes (an `O_TRUNC` open of a file
-   * just copied, an editor's save). Appends past it change nothing of it. A
+   * just copied, an editor's save). Appends past it change nothing of it, nor
+   * does anything when the record holds the bytes (a file in memory then). A
    * commit that fails (no room) lets the change go on, and the record is
    * forgotten: the file's next close notes it again.
    */
   private async keepAcknowledged (s: Staged, from: number): Promise<void> {
     const journal = this.options.journal
-    if (journal === undefined || from >= s.acknowledgedSize || !journal.waits(s.id)) return
+    const acknowledged = journal?.stagedLength(s.id)
+    if (journal === undefined || acknowledged === undefined || from >= acknowledged) return
     try {
       await this.commit(s)
     } catch (err: any) {
@@ -933,7 +927,7 @@ export class ShoalFilesystem {
     await Promise.all([...this.staged.values()].map(async s => {
       this.staged.delete(s.path)
       // neither committed nor kept: a file the journal names on disk stays there, for the next start to commit (it empties the folder after)
-      if (journal?.waits(s.id) === true && s.file.onDisk) await s.file.handOver().catch(() => {})
+      if (journal?.stagedLength(s.id) !== undefined) await s.file.handOver().catch(() => {})
       else await this.dispose(s).catch((err: any) => { this.log.warn({ path: s.path, err: err?.message }, 'fuse: could not delete a staged file') })
     }))
     // every file committed or kept aside: a journal with nothing waiting is deleted
@@ -950,29 +944,27 @@ export class ShoalFilesystem {
    */
   private async keepUncommitted (failed: Array<{ path: string, err: string }>): Promise<void> {
     const root = this.options.uncommittedDir
-    const folder = root === undefined ? undefined : join(root, new Date().toISOString().replace(/[:.]/g, '-'))
+    const folder = root === undefined ? undefined : keptFolder(root)
     for (const { path, err } of failed) {
       const s = this.staged.get(path)
       if (s === undefined) continue
-      // a namespace path is absolute and has no `..` (protocol/paths.ts): it stays inside the folder
-      const kept = folder === undefined ? undefined : join(folder, path)
-      if (kept === undefined || !kept.startsWith(folder + '/')) {
-        this.log.error({ path, err }, this.options.journal?.waits(s.id) === true ? 'fuse: commit at unmount failed; the journal of closed files keeps the file for the next start to commit' : 'fuse: commit at unmount failed; the staged bytes are lost')
+      const kept = folder === undefined ? undefined : keptPathIn(folder, path)
+      const journaled = this.options.journal?.waits(s.id) === true ? '; the journal of closed files keeps it for the next start to commit' : ''
+      if (kept === undefined) {
+        this.log.error({ path, err }, `fuse: commit at unmount failed${journaled !== '' ? journaled : '; the staged bytes are lost'}`)
         continue
       }
       try {
         await mkdir(dirname(kept), { recursive: true })
         await s.file.keepAs(kept)
       } catch (keepErr: any) {
-        this.log.error({ path, err, keepErr: keepErr?.message }, this.options.journal?.waits(s.id) === true ? 'fuse: commit at unmount failed, and keeping the file failed too; the journal of closed files keeps it for the next start to commit' : 'fuse: commit at unmount failed, and keeping the file failed too')
+        this.log.error({ path, err, keepErr: keepErr?.message }, `fuse: commit at unmount failed, and keeping the file failed too${journaled}`)
         continue
       }
       this.staged.delete(path)
       this.options.journal?.forget(s.id)
-      // the bytes are kept; their mode and time are a courtesy
-      await chmod(kept, s.mode & 0o777).catch((e: any) => { this.log.warn({ kept, err: e?.message }, 'fuse: could not set a kept file\'s mode') })
-      await utimes(kept, s.mtime / 1000, s.mtime / 1000).catch((e: any) => { this.log.warn({ kept, err: e?.message }, 'fuse: could not set a kept file\'s time') })
-      this.log.error({ path, kept, err }, `fuse: commit at unmount failed; the file is kept in ${kept}: once there is room, \`shoal add ${shellQuote(kept)} --to ${shellQuote(path)}\``)
+      await giveKeptAttrs(kept, s, (what, e) => { this.log.warn({ kept, err: e.message }, `fuse: could not set a kept file's ${what}`) })
+      this.log.error({ path, kept, err }, `fuse: commit at unmount failed; the file is ${keptHint(kept, path)}`)
     }
   }
 

@@ -90,22 +90,23 @@ interface Segment {
   n: number
   fd: number
   size: number
-  /** Records in it that still wait. */
-  waiting: number
-  /** Their bytes. */
+  /** Bytes of the records in it that still wait (none wait when 0). */
   live: number
   /** A write to it failed and could not be undone: no record goes there any more. */
   broken?: boolean
 }
 
-/** A file whose newest record still waits: where that record is (to copy it forward), and its generation, path, mode and time now. */
-interface Waiting { segment: Segment, offset: number, length: number, gen: number, path: string, mode: number, mtime: number, replacing: string | null }
+/** Where a record was written. */
+interface Place { segment: Segment, offset: number, length: number }
+
+/** A file whose newest record still waits: where that record is (to copy it forward), and the file as it is now (path, generation, mode, time, base). */
+interface Waiting extends Place { file: ClosedFile & { stagedAt?: string } }
 
 /** Appends the journal's records (see the module comment). All writes are synchronous: each is done before the acknowledgment it backs. */
 export class ClosedJournal {
   private readonly segmentBytes: number
   private readonly segments: Segment[] = []
-  /** Files with a record still waiting: the segment holding their newest record, and its generation. */
+  /** Files with a record still waiting. */
   private readonly waiting = new Map<number, Waiting>()
   /** `done` and `moved` marks whose write failed: written before the next record (their effect is already in {@link waiting}). */
   private readonly unwritten: Header[] = []
@@ -122,22 +123,30 @@ export class ClosedJournal {
   /** Whether a record of `id` waits for its commit. */
   waits (id: number): boolean { return this.waiting.has(id) }
 
+  /**
+   * The length a waiting record of `id` acknowledged, when it names the
+   * file's staging file rather than holding its bytes: the bytes below it
+   * must not change before that version is committed. Undefined otherwise.
+   */
+  stagedLength (id: number): number | undefined {
+    const file = this.waiting.get(id)?.file
+    return file?.stagedAt === undefined ? undefined : file.size
+  }
+
   /** Note that `close` acknowledged `file` with these bytes. */
-  closed (file: ClosedFile, where: ClosedBytes): void {
-    const header: Header = { op: 'closed', id: file.id, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime, replacing: file.replacing, size: file.size }
-    if ('stagedAt' in where) header.stagedAt = where.stagedAt
-    const written = this.append(header, 'bytes' in where ? where.bytes : undefined)
+  closed (closed: ClosedFile, where: ClosedBytes): void {
+    const file: Waiting['file'] = { ...closed }
+    if ('stagedAt' in where) file.stagedAt = where.stagedAt
+    const written = this.append({ op: 'closed', ...file }, 'bytes' in where ? where.bytes : undefined)
     if (written === undefined) return
     this.settle(file.id)
-    written.segment.waiting++
-    written.segment.live += written.length
-    this.waiting.set(file.id, { ...written, gen: file.gen, path: file.path, mode: file.mode, mtime: file.mtime, replacing: file.replacing })
+    this.hold({ ...written, file })
     this.collect()
   }
 
   /** Whether `id`'s record at generation `gen` waits already (a second `close` of the same bytes: a dup, a child's copy of the descriptor). */
   noted (id: number, gen: number): boolean {
-    return this.waiting.get(id)?.gen === gen
+    return this.waiting.get(id)?.file.gen === gen
   }
 
   /**
@@ -147,7 +156,7 @@ export class ClosedJournal {
    * as a conflict.
    */
   rebased (id: number, replacing: string | null): void {
-    const known = this.waiting.get(id)
+    const known = this.waiting.get(id)?.file
     if (known === undefined || known.replacing === replacing) return
     known.replacing = replacing
     this.mark({ op: 'based', id, replacing })
@@ -155,7 +164,7 @@ export class ClosedJournal {
 
   /** A commit of `id` at generation `gen` landed: its records up to that generation are settled. */
   done (id: number, gen: number): void {
-    const known = this.waiting.get(id)
+    const known = this.waiting.get(id)?.file
     if (known === undefined || known.gen > gen) return
     this.mark({ op: 'done', id, gen })
     this.settle(id)
@@ -169,7 +178,7 @@ export class ClosedJournal {
 
   /** `id` was renamed to `path`. */
   moved (id: number, path: string): void {
-    const known = this.waiting.get(id)
+    const known = this.waiting.get(id)?.file
     if (known === undefined || known.path === path) return
     known.path = path
     this.mark({ op: 'moved', id, path })
@@ -181,7 +190,7 @@ export class ClosedJournal {
    * it waits (the caller notes the file whole).
    */
   changed (id: number, gen: number, meta: { mode: number, mtime: number }): boolean {
-    const known = this.waiting.get(id)
+    const known = this.waiting.get(id)?.file
     // the record must be of the generation just before (no change of bytes between it and this one went unnoted)
     if (known === undefined || known.gen !== gen - 1) return false
     Object.assign(known, { gen, mode: meta.mode, mtime: meta.mtime })
@@ -206,10 +215,16 @@ export class ClosedJournal {
     this.waiting.clear()
   }
 
+  /** `w` is the file's newest record, and waits. */
+  private hold (w: Waiting): void {
+    w.segment.live += w.length
+    this.waiting.set(w.file.id, w)
+  }
+
+  /** `id`'s record no longer waits (settled, or superseded by a newer one). */
   private settle (id: number): void {
     const known = this.waiting.get(id)
     if (known === undefined) return
-    known.segment.waiting--
     known.segment.live -= known.length
     this.waiting.delete(id)
   }
@@ -230,7 +245,7 @@ export class ClosedJournal {
     const all = this.waiting.size === 0 && this.unwritten.length === 0
     while (this.segments.length > (all ? 0 : 1)) {
       const oldest = this.segments[0]
-      if (!all && oldest.waiting > 0 && (!this.worthCopying(oldest) || !this.copyForward(oldest))) return
+      if (!all && oldest.live > 0 && (!this.worthCopying(oldest) || !this.copyForward(oldest))) return
       // a segment that would not go stops the deletion: the newer ones may hold marks that settle its records
       if (!unlinkQuietly(this.segmentPath(oldest.n))) return
       this.segments.shift()
@@ -254,31 +269,32 @@ export class ClosedJournal {
     return size > 2 * live + COPY_AFTER_SEGMENTS * this.segmentBytes
   }
 
-  /** Copy the waiting records of `segment` into the newest one (with their paths now); false when one could not be. */
+  /** Copy the waiting records of `segment` into the newest one (as their files are now); false when one could not be. */
   private copyForward (segment: Segment): boolean {
-    for (const [id, w] of this.waiting) {
+    for (const w of [...this.waiting.values()]) {
       if (w.segment !== segment) continue
-      const frame = Buffer.alloc(w.length)
-      try {
-        if (readSync(segment.fd, frame, 0, w.length, w.offset) !== w.length) return false
-      } catch {
-        return false
+      let bytes: Buffer | undefined
+      if (w.file.stagedAt === undefined) {
+        // a small file's bytes: read back from its record
+        const frame = Buffer.alloc(w.length)
+        try {
+          if (readSync(segment.fd, frame, 0, w.length, w.offset) !== w.length) return false
+        } catch {
+          return false
+        }
+        bytes = readRecord(frame, 0)?.bytes
+        if (bytes === undefined) return false
       }
-      const record = readRecord(frame, 0)
-      if (record === undefined || record.header.op !== 'closed') return false
-      const written = this.append({ ...record.header, path: w.path, gen: w.gen, mode: w.mode, mtime: w.mtime, replacing: w.replacing }, record.header.stagedAt === undefined ? record.bytes : undefined)
+      const written = this.append({ op: 'closed', ...w.file }, bytes)
       if (written === undefined) return false
-      segment.waiting--
-      segment.live -= w.length
-      written.segment.waiting++
-      written.segment.live += written.length
-      this.waiting.set(id, { ...w, ...written })
+      this.settle(w.file.id)
+      this.hold({ ...written, file: w.file })
     }
     return true
   }
 
   /** Write one record (after the marks that failed before); undefined when it could not be written (told to `onError`, nothing half-written left behind). */
-  private append (header: Header, bytes?: Uint8Array): { segment: Segment, offset: number, length: number } | undefined {
+  private append (header: Header, bytes?: Uint8Array): Place | undefined {
     while (this.unwritten.length > 0) {
       if (this.write(this.unwritten[0]) === undefined) return undefined
       this.unwritten.shift()
@@ -286,7 +302,7 @@ export class ClosedJournal {
     return this.write(header, bytes)
   }
 
-  private write (header: Header, bytes?: Uint8Array): { segment: Segment, offset: number, length: number } | undefined {
+  private write (header: Header, bytes?: Uint8Array): Place | undefined {
     let segment: Segment | undefined
     try {
       segment = this.current()
@@ -333,7 +349,7 @@ export class ClosedJournal {
     // numbered after every segment already there (a start rescues and deletes a crash's journal before one is written: this is a safeguard)
     const n = Math.max(last?.n ?? 0, ...segmentNumbers(this.dir)) + 1
     const fd = openSync(this.segmentPath(n), 'wx+', 0o600)
-    const segment: Segment = { n, fd, size: fstatSync(fd).size, waiting: 0, live: 0 }
+    const segment: Segment = { n, fd, size: fstatSync(fd).size, live: 0 }
     this.segments.push(segment)
     return segment
   }
@@ -372,18 +388,16 @@ export function readJournal (dir: string): JournalContents {
         found.delete(h.id)
         // a copy: a view would keep the whole segment's buffer alive
         found.set(h.id, stagedAt !== undefined ? { ...file, stagedAt } : { ...file, bytes: Buffer.from(record.bytes) })
-      } else if (h.op === 'done') {
-        const f = found.get(h.id)
-        if (f !== undefined && f.gen <= h.gen) found.delete(h.id)
-      } else if (h.op === 'moved') {
-        const f = found.get(h.id)
-        if (f !== undefined) f.path = h.path
-      } else if (h.op === 'based') {
-        const f = found.get(h.id)
-        if (f !== undefined) f.replacing = h.replacing
-      } else {
-        const f = found.get(h.id)
-        if (f !== undefined) Object.assign(f, { gen: h.gen, mode: h.mode, mtime: h.mtime })
+        continue
+      }
+      // a mark of a file whose record is not (or no longer) waiting: nothing to do
+      const f = found.get(h.id)
+      if (f === undefined) continue
+      switch (h.op) {
+        case 'done': if (f.gen <= h.gen) found.delete(h.id); break
+        case 'moved': f.path = h.path; break
+        case 'based': f.replacing = h.replacing; break
+        case 'meta': Object.assign(f, { gen: h.gen, mode: h.mode, mtime: h.mtime }); break
       }
     }
   }

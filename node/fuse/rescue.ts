@@ -26,13 +26,14 @@
  * @module
  */
 import { createReadStream, existsSync } from 'node:fs'
-import { chmod, copyFile, link, mkdir, readdir, readFile, rename, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import type { ChunkerSpec } from '../content/index.js'
 import type { AddManyItem, FileInfo, Files } from '../files/index.js'
 import type { Logger } from '../logger.js'
-import { shellQuote } from '../shell-quote.js'
+import { fileTime, giveKeptAttrs, keptFolder, keptHint, keptPathIn } from '../repo/uncommitted.js'
 import { readJournal, type ClosedFile } from './journal.js'
+import { linkOrCopy } from './staging.js'
 
 /** A file taken out of the journal, as the list of its rescue folder names it. */
 export interface RescuedFile extends Omit<ClosedFile, 'id' | 'gen'> {
@@ -73,7 +74,7 @@ export async function rescueClosedFiles (options: { journal: string, logger: Log
   const byPath = new Map<string, (typeof found.waiting)[number]>()
   for (const f of found.waiting) { byPath.delete(f.path); byPath.set(f.path, f) }
   if (byPath.size > 0) {
-    const folder = join(journal, `rescued-${stamp()}`)
+    const folder = join(journal, `rescued-${fileTime()}`)
     await mkdir(folder, { recursive: true })
     const list: RescuedFile[] = []
     let short = 0
@@ -84,7 +85,7 @@ export async function rescueClosedFiles (options: { journal: string, logger: Log
         if ('bytes' in f) {
           await writeFile(target, f.bytes, { mode: 0o600 })
         } else {
-          await link(f.stagedAt, target).catch(async (err: any) => { if (err?.code === 'EXDEV') await copyFile(f.stagedAt, target); else throw err })
+          await linkOrCopy(f.stagedAt, target)
           // bytes a writer added after the close that was acknowledged are not part of it
           const size = (await stat(target)).size
           if (size > f.size) await truncate(target, f.size)
@@ -180,7 +181,7 @@ async function commitFolder (components: RescueComponents, options: { folder: st
   const source = (f: RescuedFile): AsyncIterable<Uint8Array> => (async function * () { yield * createReadStream(join(folder, f.file), { highWaterMark: 1024 * 1024 }) })()
   const item = (f: RescuedFile): AddManyItem => ({ path: f.path, source: source(f), mode: f.mode, mtime: f.mtime, replacing: f.replacing, besideTypeChanges: true })
   // the folder's own name in it: two folders done within one millisecond keep apart
-  const keptIn = join(options.uncommitted, `${stamp()}-${basename(folder)}`)
+  const keptIn = keptFolder(options.uncommitted, basename(folder))
   // files that could be neither committed nor kept: tried again at the next start, not again now
   const stayed: RescuedFile[] = []
   for (let at = 0; at < list.length; at += BATCH) {
@@ -220,22 +221,20 @@ async function commitFolder (components: RescueComponents, options: { folder: st
  */
 async function keep (f: RescuedFile, options: { folder: string, keptIn: string, err: Error, logger: Logger }): Promise<string | 'gone' | 'stays'> {
   const { folder, keptIn, err, logger } = options
-  // a namespace path is absolute and has no `..` (protocol/paths.ts); a damaged list could say otherwise: kept under its number then
-  let keptAt = join(keptIn, f.path)
-  if (!keptAt.startsWith(keptIn + '/')) keptAt = join(keptIn, `rescued-${f.file}`)
+  // a damaged list could name a path that leaves the folder: kept under its number then
+  const keptAt = keptPathIn(keptIn, f.path) ?? join(keptIn, `rescued-${f.file}`)
   try {
     await mkdir(dirname(keptAt), { recursive: true })
-    // never over another file: a link fails on one (EEXIST)
-    await link(join(folder, f.file), keptAt)
+    // never over another file (EEXIST)
+    await linkOrCopy(join(folder, f.file), keptAt)
     await rm(join(folder, f.file), { force: true })
   } catch (keepErr: any) {
     if (keepErr?.code === 'ENOENT' && !existsSync(join(folder, f.file))) return 'gone'
     logger.error({ path: f.path, err: err.message, keepErr: keepErr?.message, folder }, 'fuse: a file closed before the daemon died could not be committed, nor kept in the repo; it stays in its rescue folder, tried again at the next start')
     return 'stays'
   }
-  await chmod(keptAt, f.mode & 0o777).catch(() => {})
-  await utimes(keptAt, f.mtime / 1000, f.mtime / 1000).catch(() => {})
-  logger.error({ path: f.path, kept: keptAt, err: err.message }, `fuse: a file closed before the daemon died could not be committed; it is kept in ${keptAt}: once there is room, \`shoal add ${shellQuote(keptAt)} --to ${shellQuote(f.path)}\``)
+  await giveKeptAttrs(keptAt, f, (what, e) => { logger.warn({ kept: keptAt, err: e.message }, `fuse: could not set a kept file's ${what}`) })
+  logger.error({ path: f.path, kept: keptAt, err: err.message }, `fuse: a file closed before the daemon died could not be committed; it is ${keptHint(keptAt, f.path)}`)
   return keptAt
 }
 
@@ -259,6 +258,3 @@ async function readList (path: string): Promise<RescuedFile[] | undefined> {
     Number.isInteger(f.mode) && Number.isFinite(f.mtime) && (f.replacing === null || typeof f.replacing === 'string'))
 }
 
-function stamp (): string {
-  return new Date().toISOString().replace(/[:.]/g, '-')
-}

@@ -235,15 +235,7 @@ export class StagedFile {
       // closed: from here a failure leaves the bytes at `path`, and nothing deletes them before the next start
       this.disposed = true
       try {
-        await link(path, dest).catch(async (err: any) => {
-          // another file system (a repo whose tmp/ is mounted apart): a copy
-          if (err?.code !== 'EXDEV') throw err
-          await copyFile(path, dest, constants.COPYFILE_EXCL).catch(async (copyErr: any) => {
-            if (copyErr?.code !== 'EEXIST') await rm(dest, { force: true })
-            throw copyErr
-          })
-          await syncDir(dest) // a file too: opened read-only and fsynced
-        })
+        await linkOrCopy(path, dest)
       } catch (err: any) {
         throw Object.assign(new Error(`${String(err?.message ?? err)}; the staged bytes stay in ${path} until the next start`, { cause: err }), { code: err?.code })
       }
@@ -346,4 +338,20 @@ async function readAt (handle: FileHandle, buf: Uint8Array, want: number, positi
     done += bytesRead
   }
   return done
+}
+
+/**
+ * Make `dest` a hard link of `src`, or a copy (synced) when the two are on
+ * different file systems (a repo whose tmp/ is mounted apart). Never over an
+ * existing file (EEXIST); a copy that fails leaves nothing at `dest`.
+ */
+export async function linkOrCopy (src: string, dest: string): Promise<void> {
+  await link(src, dest).catch(async (err: any) => {
+    if (err?.code !== 'EXDEV') throw err
+    await copyFile(src, dest, constants.COPYFILE_EXCL).catch(async (copyErr: any) => {
+      if (copyErr?.code !== 'EEXIST') await rm(dest, { force: true })
+      throw copyErr
+    })
+    await syncDir(dest) // a file too: opened read-only and fsynced
+  })
 }

@@ -18,6 +18,7 @@ import { DEFAULT_CONFIG, type RepoConfig } from '../../../node/repo/index.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import type { PackBlockStore } from '../../../node/blocks/index.js'
 import type { Logger } from '../../../node/logger.js'
+import type { DiskGuard } from '../../../node/repo/disk.js'
 
 /** A logger that says nothing. */
 export const silent = pino({ level: 'silent' })
@@ -101,6 +102,24 @@ export interface TestMountOptions {
 }
 
 /**
+ * A files API over a LevelDB block store under `root` and an in-memory
+ * namespace replica, closed when the test ends; `disk` checks room for adds.
+ */
+export async function openTestFiles (t: CleanupContext, root: string, options: { disk?: DiskGuard } = {}): Promise<{ blockstore: PackBlockStore, namespace: Replica, files: Files }> {
+  const blockstore = await openBlockStore(t, join(root, 'blocks'))
+  const namespace = new Replica({
+    kv: new MemoryKV(),
+    signer: signerFromKey(await generateKeyPair('Ed25519')),
+    verifier: peerIdVerifier(),
+    clock: { now: () => Date.now() },
+    logger: silent
+  })
+  await namespace.open()
+  defer(t, async () => { await namespace.close() })
+  return { blockstore, namespace, files: new Files({ blockstore, namespace, logger: silent, disk: options.disk }) }
+}
+
+/**
  * Build a node's FUSE service over a LevelDB block store and an in-memory
  * namespace replica (no network, no durability service: the FUSE layer is
  * what is tested) and mount it on a fresh directory. Unmounted and removed
@@ -112,17 +131,7 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
   const dir = join(root, 'mnt')
   await mkdir(dir)
   await mkdir(join(root, 'repo', 'tmp'), { recursive: true })
-  const blockstore = await openBlockStore(t, join(root, 'blocks'))
-  const namespace = new Replica({
-    kv: new MemoryKV(),
-    signer: signerFromKey(await generateKeyPair('Ed25519')),
-    verifier: peerIdVerifier(),
-    clock: { now: () => Date.now() },
-    logger: silent
-  })
-  await namespace.open()
-  defer(t, async () => { await namespace.close() })
-  const files = new Files({ blockstore, namespace, logger: silent })
+  const { blockstore, namespace, files } = await openTestFiles(t, root)
   const service = new FuseService({
     files,
     namespace,

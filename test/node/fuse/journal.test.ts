@@ -10,16 +10,15 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
-import { Files } from '../../../node/files/index.js'
+import type { Files } from '../../../node/files/index.js'
 import { parseChunker } from '../../../node/content/index.js'
-import { MemoryKV, Replica, peerIdVerifier, signerFromKey } from '../../../node/namespace/index.js'
+import type { Replica } from '../../../node/namespace/index.js'
 import { ClosedJournal, readJournal, type ClosedFile } from '../../../node/fuse/journal.js'
 import { commitRescued, rescueClosedFiles } from '../../../node/fuse/rescue.js'
 import { DiskGuard } from '../../../node/repo/disk.js'
-import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
-import { mountTestNode, python } from './helpers.js'
+import { tempDir, type CleanupContext } from '../../helpers/temp.js'
+import { mountTestNode, openTestFiles, python } from './helpers.js'
 
 const silent = pino({ level: 'silent' })
 const chunker = parseChunker('fastcdc')
@@ -185,12 +184,7 @@ describe('the journal of closed files', () => {
 
 /** A Files over a real block store and an in-memory replica; `reserve` makes every add find no room. */
 async function testFiles (t: CleanupContext, root: string, options: { reserve?: number } = {}): Promise<{ files: Files, namespace: Replica }> {
-  const blockstore = await openBlockStore(t, join(root, 'blocks'))
-  const namespace = new Replica({ kv: new MemoryKV(), signer: signerFromKey(await generateKeyPair('Ed25519')), verifier: peerIdVerifier(), clock: { now: () => Date.now() }, logger: silent })
-  await namespace.open()
-  defer(t, async () => { await namespace.close() })
-  const disk = options.reserve === undefined ? undefined : new DiskGuard({ path: root, reserveBytes: options.reserve })
-  return { files: new Files({ blockstore, namespace, logger: silent, disk }), namespace }
+  return await openTestFiles(t, root, { disk: options.reserve === undefined ? undefined : new DiskGuard({ path: root, reserveBytes: options.reserve }) })
 }
 
 async function textOf (files: Files, path: string): Promise<string> {
