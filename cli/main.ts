@@ -5,7 +5,7 @@
  * @module
  */
 import { arch, platform } from 'node:os'
-import { Argument, Command, CommanderError, Option } from 'commander'
+import { Argument, Command, CommanderError, InvalidArgumentError as InvalidOptionValue, Option } from 'commander'
 import { shoalVersion } from '../node/package-files.js'
 import { resolveRepoPath } from '../node/repo/layout.js'
 import type { LogLevel } from '../node/logger.js'
@@ -30,6 +30,19 @@ const ui = async (): Promise<typeof import('./commands/ui.js')> => await import(
 export const EXIT_FAILURE = 1
 /** Exit code for a command line that did not parse. */
 export const EXIT_USAGE = 2
+
+/**
+ * A count of bytes given as an option (`--offset`, `--length`): digits only, at
+ * most what a JavaScript number holds exactly. A value that is not one is a
+ * command line that does not parse (exit 2), as an unknown option is; one
+ * past the file's end is the read's to refuse, naming the size.
+ */
+function byteCount (value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidOptionValue('must be a non-negative integer')
+  const n = Number(value)
+  if (!Number.isSafeInteger(n)) throw new InvalidOptionValue(`must be at most ${Number.MAX_SAFE_INTEGER}`)
+  return n
+}
 
 /** Commander's own errors (usage): one line as every other error says it (`shoal: … (UsageError)`), JSON under `--json`. */
 function usageOutput (json: boolean): (str: string, write: (str: string) => void) => void {
@@ -84,8 +97,8 @@ function build (json = false): Command {
     .option('--wait', 'return only when the policy is met (every shard on its own live node); else once the file is durable here, placement going on in the background', false)
     .action(async (source, opts) => { await (await files()).addCommand(globals(), source, opts) })
   program.command('cat').argument('<target>', 'namespace path or CID').description('write a file to stdout')
-    .option('--offset <bytes>', 'first byte')
-    .option('--length <bytes>', 'number of bytes')
+    .addOption(new Option('--offset <bytes>', 'first byte').argParser(byteCount))
+    .addOption(new Option('--length <bytes>', 'number of bytes').argParser(byteCount))
     .action(async (target, opts) => { await (await files()).catCommand(globals(), target, opts) })
   program.command('get').argument('<target>', 'namespace path or CID').description('save a file or directory')
     .requiredOption('-o, --output <path>', 'where to write it')
@@ -153,7 +166,7 @@ function build (json = false): Command {
     .action(async (target, opts) => { await (await car()).carExportCommand(globals(), target, opts) })
   carCmd.command('import').argument('<file>', 'CAR file').description('verify and import a CAR (all or nothing); its roots go into the namespace, so gc keeps them')
     .option('--to <path>', 'where the root goes (with several roots: the folder of the roots)', '/imported/<root cid>')
-    .option('--pin-roots <bool>', 'bind the roots into the namespace (false: gc may drop what was imported)', 'true')
+    .addOption(new Option('--pin-roots <bool>', 'bind the roots into the namespace (false: gc may drop what was imported)').choices(['true', 'false']).default('true'))
     .action(async (file, opts) => { await (await car()).carImportCommand(globals(), file, opts) })
   const configCmd = program.command('config').description('read or change a setting of the repo (applies at the daemon\'s next start)')
   configCmd.command('get').argument('[key]', 'dotted setting, e.g. api or namespace.syncInterval (default: the whole config)').description('print a setting')

@@ -123,6 +123,17 @@ export class AbortedError extends ShoalError {
   override readonly status = 499
 }
 
+/**
+ * A write that changes one version of a file in place (its pin, its mode or
+ * time; `PutOptions.rewriting` of the namespace) found that version no longer at its
+ * path: removed, moved or replaced meanwhile. Nothing was written: the
+ * change must not bring back a file that was removed.
+ */
+export class VersionGoneError extends ShoalError {
+  override name = 'VersionGoneError'
+  override readonly status = 409
+}
+
 /** A peer could not be reached or refused the connection. */
 export class PeerUnreachableError extends ShoalError {
   override name = 'PeerUnreachableError'

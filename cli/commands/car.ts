@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises'
-import { InvalidArgumentError, NotFoundError } from '../../node/errors.js'
+import { NotFoundError } from '../../node/errors.js'
 import { ApiClient } from '../client.js'
 import { checkOutputPath, outputPath } from '../output-path.js'
 import { downloadError, openDownloadTarget } from '../staging.js'
@@ -35,8 +35,7 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
 }
 
 /** `shoal car import FILE.car [--to PATH] [--pin-roots true|false]`: all or nothing, roots bound into the namespace. */
-export async function carImportCommand (g: GlobalOptions, file: string, opts: { to: string, pinRoots: string }): Promise<void> {
-  if (opts.pinRoots !== 'true' && opts.pinRoots !== 'false') throw new InvalidArgumentError(`--pin-roots takes true or false, not ${JSON.stringify(opts.pinRoots)}`)
+export async function carImportCommand (g: GlobalOptions, file: string, opts: { to: string, pinRoots: 'true' | 'false' }): Promise<void> {
   const st = await stat(file).catch(() => { throw new NotFoundError(`cannot read ${file}: no such file`) })
   // a FIFO or a device has no size to declare, and a FIFO with no writer would hold the CLI forever
   if (st.isDirectory()) throw new LocalReadError(`cannot read ${file}: it is a directory`)

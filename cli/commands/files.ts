@@ -228,16 +228,9 @@ async function warnIfRefused (client: ApiClient): Promise<void> {
   if (line !== undefined) process.stderr.write(`warning: written on this node only: ${line}\n`)
 }
 
-function parseIntOption (name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`)
-  return Number(value)
-}
-
 /** `shoal cat PATH|CID [--offset N] [--length N]`. */
-export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?: string, length?: string }): Promise<void> {
-  const offset = parseIntOption('offset', opts.offset)
-  const length = parseIntOption('length', opts.length)
+export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?: number, length?: number }): Promise<void> {
+  const { offset, length } = opts
   const client = await ApiClient.connect(g.repo)
   // a pipe on stdout is offered to the daemon to write itself (node/api/caller-pipe.ts);
   // it answers with the content instead when it cannot prove the pipe is this process's

@@ -30,6 +30,18 @@ export async function resolveEntry (blockstore: BlockGetter, cid: CID, signal?: 
   }
 }
 
+/**
+ * Why `entry` is neither a UnixFS file (or raw leaf) nor a UnixFS directory —
+ * a dag-cbor node, a UnixFS symlink… — or undefined when it is one. What is
+ * not has no bytes to read and no size to show: `stat`, `ls` and `car import`
+ * say so instead of calling it an empty file.
+ */
+export function notFileOrDirectory (entry: UnixFSEntry): string | undefined {
+  if (entry.type === 'object') return `a ${entry.cid.code === 0x71 ? 'dag-cbor' : `codec 0x${entry.cid.code.toString(16)}`} node, not a UnixFS file or directory`
+  if (entry.type === 'file' && entry.unixfs.type !== 'file' && entry.unixfs.type !== 'raw') return `a UnixFS ${entry.unixfs.type}, not a file or directory`
+  return undefined
+}
+
 /** Size in bytes of a file entry. */
 export function entrySize (entry: UnixFSEntry): number {
   if (entry.type === 'file') return Number(entry.unixfs.fileSize())

@@ -4,7 +4,7 @@
  * @module
  */
 export { importContent, KUBO_MAX_CHILDREN, type ImportContentOptions, type ImportedContent, type ImportProgressEvents, type LeafSink } from './import.js'
-export { readContent, resolveEntry, entrySize, type ReadContentOptions } from './export.js'
+export { readContent, resolveEntry, entrySize, notFileOrDirectory, type ReadContentOptions } from './export.js'
 export { FileLayout } from './file-layout.js'
 export type { LeafSpan } from './ranged-reader.js'
 export type { BlockGetter } from '../reads/api.js'

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { entrySize, resolveEntry, type BlockGetter } from '../content/index.js'
+import { entrySize, notFileOrDirectory, resolveEntry, type BlockGetter } from '../content/index.js'
 import { InvalidCARError, TooLargeError } from '../errors.js'
 import { fileNameProblem } from '../namespace/paths.js'
 import type { FileRecord } from '../namespace/index.js'
@@ -86,8 +86,8 @@ export class TreeShapes {
       if (err?.name === 'NotUnixFSError' || err?.name === 'NoResolverError') return { kind: 'unbound', why: `not UnixFS: ${String(err.message)}` }
       throw err
     }
-    if (entry.type === 'object') return { kind: 'unbound', why: 'a dag-cbor node, not a UnixFS file or directory' }
-    if (entry.type === 'file' && entry.unixfs.type !== 'file' && entry.unixfs.type !== 'raw') return { kind: 'unbound', why: `a UnixFS ${entry.unixfs.type}, not a file or directory` }
+    const why = notFileOrDirectory(entry)
+    if (why !== undefined) return { kind: 'unbound', why }
     if (entry.type !== 'directory') {
       // a UnixFS file's own mode and mtime when it carries them
       const unixfs = entry.type === 'file' ? entry.unixfs : undefined

@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
-import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
+import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, notFileOrDirectory, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { filePath } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
@@ -21,6 +21,7 @@ import { contentSession } from '../reads/content-session.js'
 import { SessionScope, closingAfter, inSessionScope, withSession } from '../reads/session-scope.js'
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
+import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
 import { formatPolicy, isCodedPolicy, parsePolicy, placementShortfall, type Stripe } from '../../protocol/durability.js'
 import { mapAtOnce } from '../at-once.js'
@@ -93,6 +94,18 @@ const LS_CONCURRENCY = 16
 export class NotUnixFSFileError extends ShoalError {
   override name = 'NotUnixFSFileError'
   override readonly status = 400
+}
+
+/**
+ * `entry` when it is a UnixFS file, raw leaf or directory.
+ *
+ * @param what - how the error names it (default: its CID)
+ * @throws {NotUnixFSFileError} for anything else (a dag-cbor node, a UnixFS symlink…): it has no bytes or size to show
+ */
+function unixfsOnly<E extends UnixFSEntry> (entry: E, what = entry.cid.toString()): E {
+  const why = notFileOrDirectory(entry)
+  if (why !== undefined) throw new NotUnixFSFileError(`${what} is ${why}`)
+  return entry
 }
 
 /** A file or directory as the API and CLI show it. */
@@ -747,10 +760,14 @@ export class Files {
     return shape
   }
 
-  /** Write `pin` into a file's record (its cold copy stays). */
+  /**
+   * Write `pin` into a file's record (its cold copy stays).
+   *
+   * @throws {VersionGoneError} when that version is no longer at its path (removed, moved or replaced since `entry` was read): nothing is written
+   */
   private async bindPolicy (entry: Entry & { type: 'file' }, pin: FilePin): Promise<Entry> {
     const next: FilePin = entry.pin?.cold === undefined ? pin : { ...pin, cold: entry.pin.cold }
-    return await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: next })
+    return await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: next }, { rewriting: entry.cid })
   }
 
   /**
@@ -774,7 +791,13 @@ export class Files {
       // looked up just before: a version written at that path since the add (or the scan) is left alone
       const now = await namespace.lookup(path)
       if (now?.type !== 'file' || now.cid !== cid || now.pin?.policy !== pin.policy || now.pin.manifest !== undefined) continue
-      await this.bindPolicy(now, pin)
+      try {
+        await this.bindPolicy(now, pin)
+      } catch (err: any) {
+        // removed (or replaced) between the look and the write: a removal the coding must not undo
+        if (err?.name === 'VersionGoneError') continue
+        throw err
+      }
       bound++
     }
     return bound
@@ -797,7 +820,7 @@ export class Files {
     }
     // a cold copy stays: it may be the only one
     const pin: FilePin = entry.pin.cold === undefined ? { policy: 'none' } : { policy: 'none', cold: entry.pin.cold }
-    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin })
+    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry.cid })
   }
 
   /** Every visible file with a pin other than `none`. */
@@ -958,7 +981,7 @@ export class Files {
       const entry = await this.components.namespace.stat(target.path)
       return await this.infoOf(entry)
     }
-    const entry = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
+    const entry = unixfsOnly(await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal))
     return {
       name: target.cid.toString(),
       type: entry.type === 'directory' ? 'dir' : 'file',
@@ -984,14 +1007,14 @@ export class Files {
     // the providers of that entry, then its pin), not through one session on the
     // directory: a tree mixes content of many origins, and a directory DAG each
     // node builds for itself from the namespace often has no provider at all
-    const entry = await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal)
+    const entry = unixfsOnly(await resolveEntry(this.cidReader(target.cid, signal), target.cid, signal))
     if (entry.type !== 'directory') return [{ name: target.cid.toString(), type: 'file', cid: target.cid.toString(), size: entrySize(entry) }]
     const links = []
     for await (const link of entry.entries({ signal })) links.push(link)
     // a child's type and size are in its root block: read several at once (each may be a
     // round trip to a peer: one at a time, 1,000 remote files took 11 s to list)
     return await mapAtOnce(links, LS_CONCURRENCY, async link => {
-      const child = await resolveEntry(this.cidReader(link.cid, signal), link.cid, signal)
+      const child = unixfsOnly(await resolveEntry(this.cidReader(link.cid, signal), link.cid, signal), `${link.name} in ${target.cid.toString()}`)
       return { name: link.name, type: child.type === 'directory' ? 'dir' : 'file', cid: link.cid.toString(), size: entrySize(child) }
     })
   }

@@ -52,7 +52,9 @@ const BY_NAME: Record<string, number> = {
   StripeUnavailableError: ERRNO.EIO,
   BlockUnavailableError: ERRNO.EIO,
   InvalidBlockError: ERRNO.EIO,
-  PeerUnreachableError: ERRNO.EIO
+  PeerUnreachableError: ERRNO.EIO,
+  // a chmod or utime of a version removed or replaced meanwhile (by the CLI or a peer): it is not there any more
+  VersionGoneError: ERRNO.ENOENT
 }
 
 /** Node's `err.code` of a system call (staging files on local disk) → errno. */

@@ -1262,7 +1262,8 @@ export class ShoalFilesystem {
       if (next.mode === entry.mode && next.mtime === entry.mtime) return
       const put: Parameters<Namespace['putFile']>[1] = { cid: entry.cid, size: entry.size, ...next }
       if (entry.pin !== undefined) put.pin = entry.pin
-      await this.components.namespace.putFile(path, put)
+      // a removal by the CLI or a peer since the stat: ENOENT, and the file is not brought back
+      await this.components.namespace.putFile(path, put, { rewriting: entry.cid })
       this.attrs.delete(path)
     })
   }

@@ -105,6 +105,16 @@ export interface PutOptions {
    * or {@link NotADirectoryError}, as a put onto them always does.
    */
   besideTypeChanges?: boolean
+  /**
+   * The CID of the version this put changes in place: the same bytes with
+   * another pin, mode or time, read from the namespace a moment before. The
+   * put is made only while this replica still shows that version at the
+   * path; when it shows another or none (removed, moved or replaced since
+   * the read), nothing is written and the put fails with `VersionGoneError`.
+   * A change that lands after a removal would otherwise bring the removed
+   * file back. Absent: the put is made whatever the path shows now.
+   */
+  rewriting?: string
 }
 
 /** Options for {@link Namespace.mkdir}. */

@@ -16,7 +16,7 @@ import { CID } from 'multiformats/cid'
 import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_TIME, encodeEntry, encodeEntryBody, type LogEntry, type EntryBodyV2, type Op, type PathOp, type Pin, type PutOp } from '../../protocol/namespace.js'
 import { isTime } from '../../protocol/time.js'
 import { cborCID } from '../blocks/verify.js'
-import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError, SameFileError } from '../errors.js'
+import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError, SameFileError, VersionGoneError } from '../errors.js'
 import type { Dot } from './clock.js'
 import type { Txn } from './kv.js'
 import { filePath, isWithin, joinPath, namesDirectory, normalizePath, parentOf } from './paths.js'
@@ -57,6 +57,7 @@ export class LocalWrites {
    * this replica sees there, and carries `record.pin` (or no pin).
    *
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} (a bad pin or mtime)
+   * @throws {VersionGoneError} with `options.rewriting`, when that version is no longer at the path
    */
   async putFile (path: string, record: Omit<FileRecord, 'type'>, options: PutOptions = {}): Promise<Entry> {
     const p = filePath(path)
@@ -245,9 +246,12 @@ export class LocalWrites {
    * the version the writer started from.
    */
   private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined, options: PutOptions = {}): Promise<void> {
-    const { replacing, besideTypeChanges } = options
-    await this.parentOps(ops, p, true, record.mtime, besideTypeChanges === true)
+    const { replacing, besideTypeChanges, rewriting } = options
     const current = await this.components.reads.visible(p)
+    if (rewriting !== undefined && (current?.type !== 'file' || current.cid !== rewriting)) {
+      throw new VersionGoneError(`${p}: the version changed (${rewriting}) is no longer there (${current === undefined ? 'removed' : 'replaced'} since it was read): nothing was written`)
+    }
+    await this.parentOps(ops, p, true, record.mtime, besideTypeChanges === true)
     if (current?.type === 'dir' && besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${p}`)
     // (a directory put there since the write began: the file is kept beside it, its conflict copy)
     const replaces = current?.type === 'file' && (replacing === undefined || current.cid === replacing || current.cid === record.cid)

@@ -27,7 +27,7 @@
  */
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { parsePeerAddress, parsePeerId } from '../../protocol/peer-address.js'
-import { NotFoundError, PeerUnreachableError } from '../errors.js'
+import { InvalidArgumentError, NotFoundError, PeerUnreachableError } from '../errors.js'
 import { loadKnownPeers, saveKnownPeers, type KnownPeer } from './known-peers.js'
 import { dialFailureHint, dialFailureKind, type DialFailureKind } from './dial-failure.js'
 import type { Logger } from '../logger.js'
@@ -243,10 +243,13 @@ export class PeerManager {
   /**
    * Dial a peer by multiaddr (with /p2p/ID) and remember it.
    *
-   * @throws {InvalidArgumentError} for a malformed address
+   * @throws {InvalidArgumentError} for a malformed address, or one that names this node
+   * @throws {PeerUnreachableError} when the dial fails
    */
   async connect (address: string, signal?: AbortSignal): Promise<PeerStatus> {
     const { addr, peerId } = parsePeerAddress(address)
+    // the address's mistake, not the network's: no dial, no failure noted against a peer
+    if (peerId.equals(this.components.libp2p.peerId)) throw new InvalidArgumentError(`${address} names this node (${peerId.toString()}): give the address of another node`)
     try {
       await this.components.libp2p.dial(addr, { signal: signal ?? AbortSignal.timeout(15_000) })
     } catch (err: any) {

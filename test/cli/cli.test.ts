@@ -496,7 +496,8 @@ describe('shoal CLI', { concurrency: true }, () => {
       assertBytesEqual(await shoalOk(b.repo, ['cat', '/from-a/tree/sub/two.bin']), two)
       // the same path again is refused, in one line, and changes nothing
       await fails(b.repo, ['car', 'import', car, '--to', '/from-a/tree'], { code: 1, match: /exists/ })
-      await fails(b.repo, ['car', 'import', car, '--pin-roots', 'maybe'], { code: 1, match: /--pin-roots takes true or false/ })
+      // a value that is not one of the option's is a command line that does not parse
+      await fails(b.repo, ['car', 'import', car, '--pin-roots', 'maybe'], { code: 2, match: /^shoal: option '--pin-roots <bool>' argument 'maybe' is invalid\. Allowed choices are true, false\. \(UsageError\)$/m })
 
       // opting out: imported and readable, not bound, so the next gc drops it
       const other = join(local, 'loose.bin')
@@ -572,7 +573,11 @@ describe('shoal CLI', { concurrency: true }, () => {
         fails(d.repo, ['ls', 'foo/bar'], { code: 1, match: /InvalidCID/ }),
         fails(d.repo, ['mkdir', 'relative'], { code: 1, match: /InvalidPath/ }),
         fails(d.repo, ['mkdir', '/d/../e'], { code: 1, match: /InvalidPath/ }),
-        fails(d.repo, ['cat', '/keep.txt', '--offset', 'abc'], { code: 1, match: /offset/ }),
+        // an option's value that is no count of bytes is a command line that does not parse; a count past the end is the read's to refuse
+        fails(d.repo, ['cat', '/keep.txt', '--offset', 'abc'], { code: 2, match: /^shoal: option '--offset <bytes>' argument 'abc' is invalid\. must be a non-negative integer \(UsageError\)$/m }),
+        fails(d.repo, ['cat', '/keep.txt', '--length', '1.5'], { code: 2, match: /argument '1\.5' is invalid\. must be a non-negative integer/ }),
+        fails(d.repo, ['cat', '/keep.txt', '--offset', '99999999999999999999'], { code: 2, match: /is invalid\. must be at most 9007199254740991 \(UsageError\)$/m }),
+        fails(d.repo, ['cat', '/keep.txt', '--offset', '1000000000000000'], { code: 1, match: /^shoal: offset 1000000000000000 outside the file \(size \d+\) \(InvalidArgumentError\)$/m }),
         // an empty argument is named as the user knows it ("arg: is required" before)
         fails(d.repo, ['cat', ''], { code: 1, match: /^shoal: the path or CID is required \(InvalidArgumentError\)$/m }),
         fails(d.repo, ['peers', 'connect', ''], { code: 1, match: /^shoal: the peer address is required \(InvalidArgumentError\)$/m }),

@@ -366,6 +366,32 @@ print(hashlib.sha256(head_b + rest(b)).hexdigest())
     assert.deepEqual(r.stdout.trim().split('\n'), [digest, digest])
   })
 
+  it('a chmod of a file another node removes while the mount reads it fails with ENOENT, and the file does not come back', TEST, async t => {
+    const m = await mountTestNode(t, { fuse: { attrTimeout: 0, entryTimeout: 0 } })
+    await shOk(`echo bytes > ${q(join(m.dir, 'f'))}`)
+    await eventually(async () => (await m.namespace.lookup('/f'))?.type === 'file', 10_000, 'the file is committed')
+    // the removal lands between the mount's look at the file and its write of the new mode (a peer's entry arriving then)
+    const stat = m.namespace.stat.bind(m.namespace)
+    let removed = false
+    m.namespace.stat = async (path: string) => {
+      const entry = await stat(path)
+      if (path === '/f' && !removed) { removed = true; await m.namespace.remove('/f') }
+      return entry
+    }
+    const r = await python(`
+import errno, os
+try:
+    os.chmod(${JSON.stringify(join(m.dir, 'f'))}, 0o600)
+    print('ok')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+`)
+    assert.equal(r.stdout.trim(), 'ENOENT', r.stderr)
+    assert.ok(removed, 'the chmod went through the namespace')
+    assert.equal(await m.namespace.lookup('/f'), undefined, 'the removed file stays removed')
+    assert.equal((await sh(`test -e ${q(join(m.dir, 'f'))}`)).code, 1)
+  })
+
   it('a large file is byte-identical whole and in ranges, read from the namespace after its commit', TEST, async t => {
     const m = await mountTestNode(t)
     const src = await tempDir(t)

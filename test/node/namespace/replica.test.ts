@@ -208,6 +208,38 @@ describe('namespace CRDT semantics', () => {
     }
   })
 
+  it('a put that changes a version in place (rewriting) is made only while that version is shown: after a removal, a move or another version, nothing is written, and the file does not come back', async () => {
+    const sim = { now: 5_000 }
+    const [a, b] = [await replica(sim), await replica(sim)]
+    for (const name of ['kept', 'removed', 'moved', 'replaced', 'remote']) await a.putFile(`/${name}`, file(name))
+    await syncAll([a, b])
+    // the version still shown: changed in place (its mode here; a pin in the files service)
+    await a.putFile('/kept', { ...file('kept'), mode: 0o600 }, { rewriting: cidOf('kept') })
+    const kept = await a.stat('/kept')
+    assert.ok(kept.type === 'file' && kept.cid === cidOf('kept') && kept.mode === 0o600)
+    // gone since it was read: here, and on another replica (b's removal received first)
+    await a.remove('/removed')
+    await a.move('/moved', '/elsewhere')
+    await a.putFile('/replaced', file('replaced v2', 2_000))
+    await b.remove('/remote')
+    await syncAll([a, b])
+    const clock = a.state().clock
+    for (const [path, gone] of [['/removed', 'removed'], ['/moved', 'removed'], ['/replaced', 'replaced'], ['/remote', 'removed']]) {
+      const name = path.slice(1)
+      await assert.rejects(a.putFile(path, { ...file(name), mode: 0o600 }, { rewriting: cidOf(name) }),
+        (err: Error) => err.name === 'VersionGoneError' && err.message.includes(`(${gone} since it was read)`), path)
+    }
+    assert.deepEqual(a.state().clock, clock, 'nothing was written')
+    await syncAll([a, b])
+    await converged([a, b])
+    for (const r of [a, b]) {
+      for (const path of ['/removed', '/moved', '/remote']) assert.equal(await r.lookup(path), undefined, `${path} stays gone`)
+      const replaced = await r.stat('/replaced')
+      assert.ok(replaced.type === 'file' && replaced.cid === cidOf('replaced v2') && replaced.mode === 0o644)
+      assert.deepEqual(await r.conflicts(), [])
+    }
+  })
+
   it('a moved path takes its conflict with it: the same version shown, the others still conflict copies, on every replica', async () => {
     const sim = { now: 7_000 }
     const [a, b] = [await replica(sim), await replica(sim)]

@@ -140,4 +140,16 @@ describe('known peers kept and forgotten', () => {
     await until('the file cut to the bound', async () => (await savedIds(file)).length === 2, 10_000)
     assert.deepEqual(await savedIds(file), ids.slice(3).sort())
   })
+
+  it('an address of this node itself is the caller\'s mistake: InvalidArgumentError, no dial, nothing remembered', { timeout: 60_000 }, async (t) => {
+    const [a] = await hosts(t, 1)
+    const file = join(await tempDir(t), 'peers.json')
+    const peers = new PeerManager({ libp2p: a, logger: pino({ level: 'silent' }), timers: new RecordedTimers() }, { file, bootstrap: [] })
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    const own = `/ip4/127.0.0.1/tcp/1/p2p/${a.peerId.toString()}`
+    await assert.rejects(peers.connect(own), (err: Error) => err.name === 'InvalidArgumentError' && err.message.includes('names this node'))
+    assert.equal(peers.knownCount, 0)
+    assert.equal(a.getConnections().length, 0)
+  })
 })

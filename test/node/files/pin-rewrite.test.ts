@@ -1,0 +1,66 @@
+/**
+ * A change of a file's pin is written onto the version it read, never past a
+ * removal (node/files/index.ts `bindPin`, `pinRm`; the namespace's
+ * `PutOptions.rewriting`). Found through a mount: `rm -rf` of files just
+ * added while a peer was up left a few of them in place, because the
+ * background coding looked a file up, the removal landed, and the coding's
+ * write of the pin put the file back. Real `Files` over a real namespace and
+ * block store on disk; the removal is made to land between the look and the
+ * write by running it from inside the look (that moment cannot be hit
+ * otherwise, short of a race).
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import { cborCidOf, cidOf } from '../namespace/helpers.js'
+import { filesOnDisk } from './fixtures.js'
+import type { Entry, Replica } from '../../../node/namespace/index.js'
+
+const POLICY = 'ec:4+2'
+
+/** A file at `path` pinned `ec:4+2` and not coded yet: what an add leaves for the background coding. */
+async function uncoded (namespace: Replica, path: string, text: string): Promise<void> {
+  await namespace.putFile(path, { cid: cidOf(text), size: text.length, mode: 0o644, mtime: 1_000, pin: { policy: POLICY } })
+}
+
+/** Removes `path` right after `method` of `namespace` has read it, once. */
+function removedAfterRead (namespace: Replica, method: 'lookup' | 'stat', path: string): void {
+  const read = namespace[method].bind(namespace) as (p: string) => Promise<Entry | undefined>
+  let done = false
+  namespace[method] = (async (p: string) => {
+    const entry = await read(p)
+    if (p === path && !done) {
+      done = true
+      await namespace.remove(path)
+    }
+    return entry
+  }) as any
+}
+
+describe('a pin written onto the version it read', () => {
+  it('the background coding binds no pin to a file removed between its look and its write: the file stays removed', async t => {
+    const { files, namespace } = await filesOnDisk(t)
+    await uncoded(namespace, '/d/gone', 'same bytes')
+    await uncoded(namespace, '/d/kept', 'same bytes')
+    removedAfterRead(namespace, 'lookup', '/d/gone')
+    const manifest = cborCidOf('manifest')
+    const bound = await files.bindPin(CID.parse(cidOf('same bytes')), { policy: POLICY, manifest }, ['/d/gone', '/d/kept'])
+    assert.equal(bound, 1, 'only the file still there is bound')
+    assert.equal(await namespace.lookup('/d/gone'), undefined, 'the removed file did not come back')
+    const kept = await namespace.stat('/d/kept')
+    assert.ok(kept.type === 'file' && kept.pin?.manifest === manifest)
+    assert.deepEqual(await namespace.conflicts(), [])
+  })
+
+  it('pin rm of a file removed meanwhile fails with VersionGoneError and writes nothing', async t => {
+    const { files, namespace } = await filesOnDisk(t)
+    await uncoded(namespace, '/f', 'bytes')
+    removedAfterRead(namespace, 'stat', '/f')
+    const clock = namespace.state().clock
+    await assert.rejects(files.pinRm('/f'), (err: Error) => err.name === 'VersionGoneError' && /\/f: .* no longer there \(removed since it was read\)/.test(err.message))
+    assert.equal(await namespace.lookup('/f'), undefined)
+    // the removal was the last write
+    const after = namespace.state().clock
+    assert.equal(Object.values(after).reduce((n, seq) => n + seq, 0), Object.values(clock).reduce((n, seq) => n + seq, 0) + 1)
+  })
+})
