@@ -65,7 +65,7 @@ export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' 
   const pin = await withSession(c.reader(root, { signal, pin: entry.pin, keep: true }), async getter =>
     await c.writing(async () => await hotPin(c, entry, wanted, { getter, signal })))
   pin.cold = cold
-  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry.cid })
+  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry })
 }
 
 /** Errors of a recorded cold copy that a new push from a hot copy mends. */
@@ -117,7 +117,7 @@ export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }
     await c.blockstore.commit()
     return { policy: wanted }
   }))
-  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry.cid })
+  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry })
 }
 
 /**

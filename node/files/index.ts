@@ -767,7 +767,7 @@ export class Files {
    */
   private async bindPolicy (entry: Entry & { type: 'file' }, pin: FilePin): Promise<Entry> {
     const next: FilePin = entry.pin?.cold === undefined ? pin : { ...pin, cold: entry.pin.cold }
-    return await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: next }, { rewriting: entry.cid })
+    return await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: next }, { rewriting: entry })
   }
 
   /**
@@ -820,7 +820,7 @@ export class Files {
     }
     // a cold copy stays: it may be the only one
     const pin: FilePin = entry.pin.cold === undefined ? { policy: 'none' } : { policy: 'none', cold: entry.pin.cold }
-    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry.cid })
+    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry })
   }
 
   /** Every visible file with a pin other than `none`. */

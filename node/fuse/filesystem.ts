@@ -1263,7 +1263,7 @@ export class ShoalFilesystem {
       const put: Parameters<Namespace['putFile']>[1] = { cid: entry.cid, size: entry.size, ...next }
       if (entry.pin !== undefined) put.pin = entry.pin
       // a removal by the CLI or a peer since the stat: ENOENT, and the file is not brought back
-      await this.components.namespace.putFile(path, put, { rewriting: entry.cid })
+      await this.components.namespace.putFile(path, put, { rewriting: entry })
       this.attrs.delete(path)
     })
   }

@@ -106,16 +106,21 @@ export interface PutOptions {
    */
   besideTypeChanges?: boolean
   /**
-   * The CID of the version this put changes in place: the same bytes with
-   * another pin, mode or time, read from the namespace a moment before. The
-   * put is made only while this replica still shows that version at the
-   * path; when it shows another or none (removed, moved or replaced since
-   * the read), nothing is written and the put fails with `VersionGoneError`.
-   * A change that lands after a removal would otherwise bring the removed
-   * file back. Absent: the put is made whatever the path shows now.
+   * The version this put changes in place (the same bytes with another pin,
+   * mode or time), as read from the namespace a moment before: the put is
+   * made only while this replica still shows it at the path, with that CID,
+   * mode, time and pin. When the path shows none (removed, moved) or it has
+   * changed since the read (another version, another pin), nothing is
+   * written and the put fails with `VersionGoneError`: a change that lands
+   * after a removal would bring the removed file back, and one that lands
+   * after another change of the pin would undo it. Absent: the put is made
+   * whatever the path shows now.
    */
-  rewriting?: string
+  rewriting?: RewrittenVersion
 }
+
+/** What identifies the version a put changes in place ({@link PutOptions.rewriting}): a file's entry as read will do. */
+export type RewrittenVersion = Pick<FileRecord, 'cid' | 'mode' | 'mtime' | 'pin'>
 
 /** Options for {@link Namespace.mkdir}. */
 export interface MkdirOptions {

@@ -21,7 +21,7 @@ export { NamespaceRecoveringError, markNewStore } from './recovery.js'
 import { markNewStore } from './recovery.js'
 export { isPinPolicy } from '../../protocol/namespace.js'
 export type {
-  Namespace, Entry, FileRecord, DirRecord, NamespaceRecord, FilePin, StoredColdCopy, ConflictInfo, MkdirOptions, PutOptions, RemoveOptions
+  Namespace, Entry, FileRecord, DirRecord, NamespaceRecord, FilePin, StoredColdCopy, ConflictInfo, MkdirOptions, PutOptions, RemoveOptions, RewrittenVersion
 } from './api.js'
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
 export { LevelKV, MemoryKV } from './kv.js'

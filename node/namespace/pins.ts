@@ -73,6 +73,12 @@ export function wirePin (pin: FilePin): Pin {
   return out
 }
 
+/** Whether two stored pins say the same (policy, manifest, cold copy), whatever the order of their keys. */
+export function samePin (a: FilePin | undefined, b: FilePin | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return JSON.stringify(storedPin(wirePin(a))) === JSON.stringify(storedPin(wirePin(b)))
+}
+
 /** A fresh copy of a stored pin (no key for an absent field). */
 export function copyPin (pin: FilePin): FilePin {
   const out: FilePin = { policy: pin.policy }

@@ -20,7 +20,7 @@ import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADi
 import type { Dot } from './clock.js'
 import type { Txn } from './kv.js'
 import { filePath, isWithin, joinPath, namesDirectory, normalizePath, parentOf } from './paths.js'
-import { checkPin, wirePin } from './pins.js'
+import { checkPin, samePin, wirePin } from './pins.js'
 import { sortedHeads, type ReplicaStore } from './store.js'
 import type { Applier } from './apply.js'
 import type { Signer } from './identity.js'
@@ -248,8 +248,9 @@ export class LocalWrites {
   private async putOps (ops: OpSet, p: string, record: Omit<FileRecord, 'type'>, pin: Pin | undefined, options: PutOptions = {}): Promise<void> {
     const { replacing, besideTypeChanges, rewriting } = options
     const current = await this.components.reads.visible(p)
-    if (rewriting !== undefined && (current?.type !== 'file' || current.cid !== rewriting)) {
-      throw new VersionGoneError(`${p}: the version changed (${rewriting}) is no longer there (${current === undefined ? 'removed' : 'replaced'} since it was read): nothing was written`)
+    if (rewriting !== undefined) {
+      const gone = current === undefined ? 'removed' : current.type !== 'file' || current.cid !== rewriting.cid ? 'replaced' : current.mode !== rewriting.mode || current.mtime !== rewriting.mtime || !samePin(current.pin, rewriting.pin) ? 'changed' : undefined
+      if (gone !== undefined) throw new VersionGoneError(`${p}: the version of ${rewriting.cid} this change was made from is no longer there (${gone} since it was read): nothing was written`)
     }
     await this.parentOps(ops, p, true, record.mtime, besideTypeChanges === true)
     if (current?.type === 'dir' && besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${p}`)

@@ -23,18 +23,23 @@ async function uncoded (namespace: Replica, path: string, text: string): Promise
   await namespace.putFile(path, { cid: cidOf(text), size: text.length, mode: 0o644, mtime: 1_000, pin: { policy: POLICY } })
 }
 
-/** Removes `path` right after `method` of `namespace` has read it, once. */
-function removedAfterRead (namespace: Replica, method: 'lookup' | 'stat', path: string): void {
+/** Runs `action` right after `method` of `namespace` has read `path`, once. */
+function afterRead (namespace: Replica, method: 'lookup' | 'stat', path: string, action: () => Promise<unknown>): void {
   const read = namespace[method].bind(namespace) as (p: string) => Promise<Entry | undefined>
   let done = false
   namespace[method] = (async (p: string) => {
     const entry = await read(p)
     if (p === path && !done) {
       done = true
-      await namespace.remove(path)
+      await action()
     }
     return entry
   }) as any
+}
+
+/** Removes `path` right after `method` of `namespace` has read it, once. */
+function removedAfterRead (namespace: Replica, method: 'lookup' | 'stat', path: string): void {
+  afterRead(namespace, method, path, async () => { await namespace.remove(path) })
 }
 
 describe('a pin written onto the version it read', () => {
@@ -50,6 +55,17 @@ describe('a pin written onto the version it read', () => {
     const kept = await namespace.stat('/d/kept')
     assert.ok(kept.type === 'file' && kept.pin?.manifest === manifest)
     assert.deepEqual(await namespace.conflicts(), [])
+  })
+
+  it('the background coding binds no pin over a pin rm that landed between its look and its write: the pin rm stands', async t => {
+    const { files, namespace } = await filesOnDisk(t)
+    await uncoded(namespace, '/f', 'bytes')
+    afterRead(namespace, 'lookup', '/f', async () => { await files.pinRm('/f') })
+    const bound = await files.bindPin(CID.parse(cidOf('bytes')), { policy: POLICY, manifest: cborCidOf('manifest') }, ['/f'])
+    assert.equal(bound, 0)
+    const f = await namespace.stat('/f')
+    assert.ok(f.type === 'file' && f.cid === cidOf('bytes'))
+    assert.deepEqual(f.pin, { policy: 'none' }, 'unpinned, as the user asked')
   })
 
   it('pin rm of a file removed meanwhile fails with VersionGoneError and writes nothing', async t => {

@@ -208,15 +208,23 @@ describe('namespace CRDT semantics', () => {
     }
   })
 
-  it('a put that changes a version in place (rewriting) is made only while that version is shown: after a removal, a move or another version, nothing is written, and the file does not come back', async () => {
+  it('a put that changes a version in place (rewriting) is made only while that version is shown: after a removal, a move, another version or another change, nothing is written, and the file does not come back', async () => {
     const sim = { now: 5_000 }
     const [a, b] = [await replica(sim), await replica(sim)]
-    for (const name of ['kept', 'removed', 'moved', 'replaced', 'remote']) await a.putFile(`/${name}`, file(name))
+    for (const name of ['kept', 'removed', 'moved', 'replaced', 'remote', 'repinned']) await a.putFile(`/${name}`, file(name))
     await syncAll([a, b])
     // the version still shown: changed in place (its mode here; a pin in the files service)
-    await a.putFile('/kept', { ...file('kept'), mode: 0o600 }, { rewriting: cidOf('kept') })
+    await a.putFile('/kept', { ...file('kept'), mode: 0o600 }, { rewriting: file('kept') })
     const kept = await a.stat('/kept')
     assert.ok(kept.type === 'file' && kept.cid === cidOf('kept') && kept.mode === 0o600)
+    // two changes made from one read: the second would undo the first (a pin rm landing before the coding binds its manifest)
+    const read = await a.stat('/repinned')
+    assert.ok(read.type === 'file')
+    await a.putFile('/repinned', { ...file('repinned'), pin: { policy: 'replicas:2' } }, { rewriting: read })
+    await assert.rejects(a.putFile('/repinned', { ...file('repinned'), pin: { policy: 'replicas:3' } }, { rewriting: read }),
+      (err: Error) => err.name === 'VersionGoneError' && err.message.includes('(changed since it was read)'))
+    const repinned = await a.stat('/repinned')
+    assert.ok(repinned.type === 'file' && repinned.pin?.policy === 'replicas:2')
     // gone since it was read: here, and on another replica (b's removal received first)
     await a.remove('/removed')
     await a.move('/moved', '/elsewhere')
@@ -226,7 +234,7 @@ describe('namespace CRDT semantics', () => {
     const clock = a.state().clock
     for (const [path, gone] of [['/removed', 'removed'], ['/moved', 'removed'], ['/replaced', 'replaced'], ['/remote', 'removed']]) {
       const name = path.slice(1)
-      await assert.rejects(a.putFile(path, { ...file(name), mode: 0o600 }, { rewriting: cidOf(name) }),
+      await assert.rejects(a.putFile(path, { ...file(name), mode: 0o600 }, { rewriting: file(name) }),
         (err: Error) => err.name === 'VersionGoneError' && err.message.includes(`(${gone} since it was read)`), path)
     }
     assert.deepEqual(a.state().clock, clock, 'nothing was written')
