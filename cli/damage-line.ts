@@ -15,6 +15,7 @@ const NAMED = 4
 export function damageLine (d: DamageStatus, now = Date.now()): string {
   const found = new Map<string, string>()
   for (const n of d.files) found.set(n.path, `${n.by === 'read' ? 'a read failed' : 'pin status'} ${ago(n.at, now)}`)
+  const noted = found.size
   const scrub = d.scrub
   if (scrub !== undefined) for (const { path } of scrub.files) if (!found.has(path)) found.set(path, `lost in the scrub ${ago(scrub.at, now)}`)
   const count = found.size + (scrub?.moreFiles ?? 0)
@@ -22,7 +23,12 @@ export function damageLine (d: DamageStatus, now = Date.now()): string {
   if (count > 0) {
     const named = [...found].slice(0, NAMED).map(([path, by]) => `${path} (${by})`)
     const more = count - named.length
-    parts.push(`${count} file${count === 1 ? '' : 's'} found missing blocks here: ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}; \`shoal pin status PATH\` checks one again`)
+    // what clears each: a read's or pin status's note, the next pin status that finds the file whole; the scrub's, the next scrub
+    const again = [
+      ...(noted > 0 ? ['`shoal pin status PATH` checks one again'] : []),
+      ...(count > noted ? [`the scrub's stay until the next \`shoal repair --scrub --wait\``] : [])
+    ]
+    parts.push(`${count} file${count === 1 ? '' : 's'} found missing blocks here: ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}; ${again.join('; ')}`)
   }
   if (scrub !== undefined && scrub.unowned > 0) {
     parts.push(`the scrub ${ago(scrub.at, now)} lost ${scrub.unowned} block${scrub.unowned === 1 ? '' : 's'} of no file here (shards of pins not known here yet, or reserved by a peer)`)

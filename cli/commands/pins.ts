@@ -162,7 +162,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
   printLines(
     `${r.manifests} pinned files, ${r.stripes} stripes: ${formatSummary(r)}; ${r.waiting} shards within the grace period (rebuilt after it: durability.grace)`,
     `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,
-    ...(r.unplaced > 0 ? [`${r.unplaced} lost shards cannot be rebuilt now: no live node can take them (or too few shards are left); a node that joins gets them`] : []),
+    ...(r.unplaced > 0 ? [`${r.unplaced} lost shards cannot be rebuilt now: no live node can take them (a node that joins gets them), or too few shards of their stripe are left (\`shoal pin status PATH\` names lost stripes)`] : []),
     ...(r.coded > 0 || r.uncoded > 0 ? [`files coded once enough nodes were live: ${r.coded}; still waiting for live nodes: ${r.uncoded}`] : []),
     ...r.errors.map(e => `error: ${e}`)
   )

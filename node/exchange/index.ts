@@ -715,7 +715,7 @@ class DefaultBlockExchange implements BlockExchange {
           askAt = now + this.hedgeMs()
         } else if (asking.size === 0) {
           if (providers.done) {
-            const state = this.corrupt.has(blockKey(cid)) ? 'its copy here failed its check' : 'not found here'
+            const state = this.corrupt.has(blockKey(cid)) ? 'failed its check here' : 'not found here'
             // a peer that may have it did not answer: the block is not known to be missing (502, not 404)
             const unreachable = unanswered || providers.silent > 0
             const why = !unreachable ? 'no peer could supply it' : unanswered ? 'a provider asked did not answer' : `${providers.silent} connected peer${providers.silent === 1 ? '' : 's'} did not answer whether ${providers.silent === 1 ? 'it has' : 'they have'} it`

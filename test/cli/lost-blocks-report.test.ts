@@ -83,7 +83,8 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
     assert.ok(lost.every(([, paths]) => paths === '/keep.bin'), 'each with its file')
 
     // `shoal status` says it in one line, from the scrub's findings (kept across a restart)
-    assert.match(await damageLine(again.repo) ?? '', /^damage: +1 file found missing blocks here: \/keep\.bin \(lost in the scrub \d+ s ago\)/)
+    // what clears it is said: a scrub's finding stays until the next scrub (a pin status does not clear it)
+    assert.match(await damageLine(again.repo) ?? '', /^damage: +1 file found missing blocks here: \/keep\.bin \(lost in the scrub \d+ s ago\); the scrub's stay until the next `shoal repair --scrub --wait`$/)
     const status = await shoalJson<{ damage: { scrub: { corrupt: number, lost: number, leftovers: number, files: Array<{ path: string, cid: string }> } } }>(again.repo, ['status'])
     assert.deepEqual({ ...status.damage.scrub, at: undefined }, { at: undefined, corrupt: 10, lost: 5, leftovers: 5, unknown: 0, files: [{ path: '/keep.bin', cid }], moreFiles: 0, unowned: 0 })
     assert.equal((await again.stop()).code, 0)
@@ -109,7 +110,7 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
     // a read fails for want of a block: the file is named
     const cat = await runShoal(['--repo', again.repo, 'cat', '/keep.bin'])
     assert.notEqual(cat.code, 0)
-    assert.match(await damageLine(again.repo) ?? '', /1 file found missing blocks here: \/keep\.bin \(a read failed \d+ s ago\)/)
+    assert.match(await damageLine(again.repo) ?? '', /1 file found missing blocks here: \/keep\.bin \(a read failed \d+ s ago\); `shoal pin status PATH` checks one again/)
     const status = await shoalJson<{ damage: { files: Array<{ path: string, cid: string, by: string }> } }>(again.repo, ['status'])
     assert.deepEqual(status.damage.files.map(f => ({ path: f.path, cid: f.cid, by: f.by })), [{ path: '/keep.bin', cid, by: 'read' }])
     // `pin status` walks it: its finding takes the read's place

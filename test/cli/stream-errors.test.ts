@@ -53,7 +53,7 @@ describe('errors in the middle of a read', () => {
     const cat = await runShoal(['--repo', d.repo, 'cat', '/f.bin'])
     assert.notEqual(cat.code, 0)
     assert.equal(lines(cat.stderr).length, 1, cat.stderr)
-    assert.match(cat.stderr, /its copy here failed its check and no peer could supply it .*\(BlockUnavailableError\)$/m, cat.stderr)
+    assert.match(cat.stderr, /failed its check here and no peer could supply it .*\(BlockUnavailableError\)$/m, cat.stderr)
     assert.doesNotMatch(cat.stderr, /ended early/, 'the cause, not the cut')
     assert.ok(cat.stdout.byteLength < data.byteLength, 'the bad leaf is never served')
     assert.ok(cat.stdout.equals(data.subarray(0, cat.stdout.byteLength)), 'what came before it is the file')
@@ -62,7 +62,7 @@ describe('errors in the middle of a read', () => {
     const piped = await runShell('$SHOAL cat /f.bin | cat', d.repo)
     assert.notEqual(piped.code, 0)
     assert.equal(lines(piped.stderr).length, 1, piped.stderr)
-    assert.match(piped.stderr, /its copy here failed its check and no peer could supply it .*\(BlockUnavailableError\)$/m, piped.stderr)
+    assert.match(piped.stderr, /failed its check here and no peer could supply it .*\(BlockUnavailableError\)$/m, piped.stderr)
     assert.ok(piped.stdout.byteLength < data.byteLength, 'the bad leaf is never served')
     assert.ok(piped.stdout.equals(data.subarray(0, piped.stdout.byteLength)), 'what came before it is the file')
 
@@ -70,7 +70,7 @@ describe('errors in the middle of a read', () => {
       const r = await runShoal(['--repo', d.repo, ...args])
       assert.notEqual(r.code, 0, args.join(' '))
       assert.equal(lines(r.stderr).length, 1, r.stderr)
-      assert.match(r.stderr, /its copy here failed its check .*\(BlockUnavailableError\)$/m, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, /failed its check here .*\(BlockUnavailableError\)$/m, `${args.join(' ')}: ${r.stderr}`)
       assert.equal(await exists(args[args.length - 1]), false, `${args.join(' ')} leaves no file`)
     }
     assert.deepEqual((await readdir(dir)).sort(), ['f.bin'], 'no staging file left either')
