@@ -35,6 +35,13 @@ import { withSession } from '../reads/session-scope.js'
 /** Deferred files a repair pass codes and places at once. */
 const CODE_CONCURRENCY = 8
 
+/**
+ * Errors of a coding that say the file's blocks could be had neither here nor
+ * from a peer (as the files service's damage notes count them): the coding is
+ * retried at each pass, and what waits says why instead of promising it.
+ */
+const BLOCKS_MISSING: ReadonlySet<string> = new Set(['BlockUnavailableError', 'StripeUnavailableError', 'CorruptBlockError', 'NotFoundError'])
+
 /** A record no visible file waits for is dropped past this age (its add has bound its namespace entry long before). */
 const STALE_MS = 10 * 60_000
 
@@ -88,8 +95,20 @@ export interface DeferredCoderInit {
 export class DeferredCoder {
   /** Codings under way, by root and policy: a second caller joins the first. */
   private readonly running = new Map<string, Promise<DeferredOutcome>>()
+  /** By root and policy, the last coding's error when it failed for want of the file's blocks; gone once one succeeds. */
+  private readonly missing = new Map<string, string>()
 
   constructor (private readonly components: DurabilityParts, private readonly init: DeferredCoderInit) {}
+
+  /**
+   * Why the last coding of `root` under `policy` failed, when the file's
+   * blocks could be had neither here nor from a peer (lost before its
+   * coding, unless a peer brings them back): the error's message; undefined
+   * when none failed so since this node started, or one succeeded after.
+   */
+  blocksMissing (root: CID | string, policy: string): string | undefined {
+    return this.missing.get(runningKey(root, policy))
+  }
 
   /** Whether the file `root` is being coded under `policy` (canonical) now. */
   coding (root: CID | string, policy: string): boolean {
@@ -166,7 +185,12 @@ export class DeferredCoder {
     const work = this.codeNow(root, policy, signal)
     this.running.set(key, work)
     try {
-      return await work
+      const outcome = await work
+      this.missing.delete(key)
+      return outcome
+    } catch (err: any) {
+      if (BLOCKS_MISSING.has(err?.name)) this.missing.set(key, String(err.message))
+      throw err
     } finally {
       this.running.delete(key)
     }

@@ -175,6 +175,8 @@ export class DurabilityService {
   async waiting (root: CID, policy: string, signal?: AbortSignal): Promise<string | undefined> {
     if (await this.parts.holdings.deferredHeadOf(root, policy) === undefined) return undefined
     if (this.deferred.coding(root, policy)) return 'it is being coded; its shards are placed next'
+    const missing = this.deferred.blocksMissing(root, policy)
+    if (missing !== undefined) return `its coding failed: its blocks are neither here nor on a peer (${missing}); lost unless a peer brings them back (tried again at each repair pass)`
     const short = await this.tooFewNodes(policy, signal)
     return short === undefined ? 'enough nodes are live; it is coded and placed in the background (at the latest by the next repair pass)' : waitingWhy(short)
   }

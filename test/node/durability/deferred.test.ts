@@ -32,7 +32,7 @@ const MANIFEST = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 interface Bed { kv: CountingKV, holdings: Holdings, coder: DeferredCoder, root: CID, bound: string[], note: (path: string) => Promise<void> }
 
 /** A coder over real holdings; `live` peers; `onBind` runs inside each binding (adds arriving while a file is coded). */
-async function bed (live: number, onBind: (bound: readonly string[]) => Promise<void> = async () => {}): Promise<Bed> {
+async function bed (live: number, onBind: (bound: readonly string[]) => Promise<void> = async () => {}, encode: () => Promise<unknown> = async () => ({ policy: POLICY, manifest: MANIFEST })): Promise<Bed> {
   const kv = new CountingKV()
   const holdings = new Holdings(kv)
   await holdings.open()
@@ -53,7 +53,7 @@ async function bed (live: number, onBind: (bound: readonly string[]) => Promise<
     }
   } as unknown as DurabilityParts
   const coder = new DeferredCoder(parts, {
-    encoder: { encode: async () => ({ policy: POLICY, manifest: MANIFEST }) } as any,
+    encoder: { encode } as any,
     placer: { livePeers: async () => Array.from({ length: live }, (_, i) => `peer-${i}`), place: async () => ({ manifest: '', stripes: 1, pushed: 0, local: 0, peers: live, widest: 1, failed: [], released: 0 }) } as any
   })
   const note = async (path: string): Promise<void> => { await holdings.noteDeferred(root, { policy: POLICY, size: 4096, since: 1, paths: [path] }, false) }
@@ -113,5 +113,21 @@ describe('deferred coding of many adds of one content', () => {
     assert.deepEqual([...b.bound].sort(), ['/y1/f', '/y2/f'])
     assert.equal(await b.holdings.deferredOf(b.root, 'replicas:3'), undefined)
     assert.equal(await b.holdings.deferredOf(b.root, POLICY), undefined)
+  })
+
+  it('a file whose blocks are neither here nor on a peer says so while it waits, not that it is coded in the background; a coding that succeeds clears it', async () => {
+    let lost = true
+    const b = await bed(3, async () => {}, async () => {
+      if (lost) throw Object.assign(new Error('block bafk… not found here and no peer could supply it (0 providers known)'), { name: 'BlockUnavailableError' })
+      return { policy: POLICY, manifest: MANIFEST }
+    })
+    await b.note('/lost/f')
+    await assert.rejects(b.coder.code(b.root, POLICY), (err: Error) => err.name === 'BlockUnavailableError')
+    assert.match(b.coder.blocksMissing(b.root, POLICY) ?? '', /not found here and no peer could supply it/)
+    assert.notEqual(await b.holdings.deferredOf(b.root, POLICY), undefined, 'still waiting: a peer may bring the blocks back')
+    // the blocks back (a peer had them after all): coded, and nothing more is said of them
+    lost = false
+    assert.equal((await b.coder.code(b.root, POLICY)).kind, 'coded')
+    assert.equal(b.coder.blocksMissing(b.root, POLICY), undefined)
   })
 })
