@@ -132,6 +132,11 @@ export class AbortedError extends ShoalError {
 export class VersionGoneError extends ShoalError {
   override name = 'VersionGoneError'
   override readonly status = 409
+
+  /** What became of the version: `changed` (the same bytes, another pin, mode or time) may be changed again from the version now there. */
+  constructor (message: string, readonly reason: 'removed' | 'replaced' | 'changed', options?: ErrorOptions) {
+    super(message, options)
+  }
 }
 
 /** A peer could not be reached or refused the connection. */

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { InvalidArgumentError } from '../errors.js'
+import { MAX_TIME } from '../../protocol/namespace.js'
 
 const bool = z.enum(['true', 'false', '1', '0', '']).transform(v => v === 'true' || v === '1' || v === '')
 /** Digits only; one too large for a JavaScript number to hold exactly says so (a range past a file's end is its reader's to refuse, naming the size). */
@@ -20,7 +21,7 @@ export const schemas = {
     to: arg,
     chunker: z.string().max(64).optional(),
     mode: octalMode.optional(),
-    mtime: nonNegInt.optional(),
+    mtime: nonNegInt.refine(v => v <= MAX_TIME, `must be at most ${MAX_TIME} (ms)`).optional(),
     pin: z.string().max(32).optional(),
     wait: bool.optional()
   }).strict(),

@@ -16,6 +16,7 @@ import { withSession } from '../reads/session-scope.js'
 import type { BlockGetter, ReadSession, ReadSessionOptions } from '../reads/api.js'
 import type { DurabilityService } from '../durability/index.js'
 import type { Entry, FilePin, Namespace, StoredColdCopy } from '../namespace/index.js'
+import { rewriteFile } from '../namespace/index.js'
 import type { TierService } from '../tiers/service.js'
 
 /** Which copy `pin add --tier` asks for. */
@@ -65,7 +66,8 @@ export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' 
   const pin = await withSession(c.reader(root, { signal, pin: entry.pin, keep: true }), async getter =>
     await c.writing(async () => await hotPin(c, entry, wanted, { getter, signal })))
   pin.cold = cold
-  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry })
+  // in place: made again over a change of its pin, mode or time meanwhile (the background coding's bind), never over a removal
+  return await rewriteFile(c.namespace, entry, now => ({ cid: now.cid, size: now.size, mode: now.mode, mtime: now.mtime, pin })) as Entry
 }
 
 /** Errors of a recorded cold copy that a new push from a hot copy mends. */
@@ -117,7 +119,8 @@ export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }
     await c.blockstore.commit()
     return { policy: wanted }
   }))
-  return await c.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry })
+  // in place: made again over a change of its pin, mode or time meanwhile (the background coding's bind), never over a removal
+  return await rewriteFile(c.namespace, entry, now => ({ cid: now.cid, size: now.size, mode: now.mode, mtime: now.mtime, pin })) as Entry
 }
 
 /**

@@ -10,9 +10,9 @@ import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, notFileOrDirectory, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
-import { filePath } from '../namespace/index.js'
+import { filePath, rewriteFile } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
-import type { Entry, Namespace } from '../namespace/index.js'
+import type { Entry, FileRecord, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 import type { BlockExchange, PeerHaves } from '../exchange/index.js'
 import { Blocks } from '../reads/index.js'
@@ -99,12 +99,11 @@ export class NotUnixFSFileError extends ShoalError {
 /**
  * `entry` when it is a UnixFS file, raw leaf or directory.
  *
- * @param what - how the error names it (default: its CID)
  * @throws {NotUnixFSFileError} for anything else (a dag-cbor node, a UnixFS symlink…): it has no bytes or size to show
  */
-function unixfsOnly<E extends UnixFSEntry> (entry: E, what = entry.cid.toString()): E {
+function unixfsOnly<E extends UnixFSEntry> (entry: E): E {
   const why = notFileOrDirectory(entry)
-  if (why !== undefined) throw new NotUnixFSFileError(`${what} is ${why}`)
+  if (why !== undefined) throw new NotUnixFSFileError(`${entry.cid.toString()} is ${why}`)
   return entry
 }
 
@@ -761,13 +760,14 @@ export class Files {
   }
 
   /**
-   * Write `pin` into a file's record (its cold copy stays).
+   * Write `pin` into a file's record (its cold copy stays), in place
+   * ({@link rewriteFile}: made again over a change of its pin, mode or time
+   * meanwhile, such as the background coding's bind of the same content).
    *
-   * @throws {VersionGoneError} when that version is no longer at its path (removed, moved or replaced since `entry` was read): nothing is written
+   * @throws {VersionGoneError} when the file is no longer at its path (removed, moved or replaced since `entry` was read): nothing is written
    */
   private async bindPolicy (entry: Entry & { type: 'file' }, pin: FilePin): Promise<Entry> {
-    const next: FilePin = entry.pin?.cold === undefined ? pin : { ...pin, cold: entry.pin.cold }
-    return await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: next }, { rewriting: entry })
+    return await rewriteFile(this.components.namespace, entry, now => withPin(now, pin)) as Entry
   }
 
   /**
@@ -786,19 +786,19 @@ export class Files {
         if (entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined) due.push(entry.path)
       }
     }
+    // a version written at that path since the add (or the scan), or one bound already, is left alone
+    const due_ = (now: Entry & { type: 'file' }): boolean => now.cid === cid && now.pin?.policy === pin.policy && now.pin.manifest === undefined
     let bound = 0
     for (const path of due) {
-      // looked up just before: a version written at that path since the add (or the scan) is left alone
       const now = await namespace.lookup(path)
-      if (now?.type !== 'file' || now.cid !== cid || now.pin?.policy !== pin.policy || now.pin.manifest !== undefined) continue
+      if (now?.type !== 'file' || !due_(now)) continue
       try {
-        await this.bindPolicy(now, pin)
+        // the filter asked again if its mode, time or pin changed meanwhile
+        if (await rewriteFile(namespace, now, version => due_(version) ? withPin(version, pin) : undefined) !== undefined) bound++
       } catch (err: any) {
-        // removed (or replaced) between the look and the write: a removal the coding must not undo
-        if (err?.name === 'VersionGoneError') continue
-        throw err
+        // removed, moved or replaced between the look and the write: a removal the coding must not undo
+        if (err?.name !== 'VersionGoneError') throw err
       }
-      bound++
     }
     return bound
   }
@@ -818,9 +818,8 @@ export class Files {
       if (entry.pin?.cold !== undefined) throw new InvalidArgumentError(`${entry.path} is kept only in the cold tier: bring it back with \`pin add --tier hot\` first`)
       throw new NotFoundError(`${entry.path} is not pinned`)
     }
-    // a cold copy stays: it may be the only one
-    const pin: FilePin = entry.pin.cold === undefined ? { policy: 'none' } : { policy: 'none', cold: entry.pin.cold }
-    await this.components.namespace.putFile(entry.path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin }, { rewriting: entry })
+    // a cold copy stays (it may be the only one): withPin keeps the one the version has when it is written
+    await rewriteFile(this.components.namespace, entry, now => withPin(now, { policy: 'none' }))
   }
 
   /** Every visible file with a pin other than `none`. */
@@ -1014,7 +1013,9 @@ export class Files {
     // a child's type and size are in its root block: read several at once (each may be a
     // round trip to a peer: one at a time, 1,000 remote files took 11 s to list)
     return await mapAtOnce(links, LS_CONCURRENCY, async link => {
-      const child = unixfsOnly(await resolveEntry(this.cidReader(link.cid, signal), link.cid, signal), `${link.name} in ${target.cid.toString()}`)
+      // an entry that is no file or directory (a UnixFS symlink, which Kubo keeps in a tree) is listed all the same:
+      // one such entry must not make its directory impossible to list
+      const child = await resolveEntry(this.cidReader(link.cid, signal), link.cid, signal)
       return { name: link.name, type: child.type === 'directory' ? 'dir' : 'file', cid: link.cid.toString(), size: entrySize(child) }
     })
   }
@@ -1049,6 +1050,12 @@ function defaultBlocks (components: FilesComponents): BlockReader {
         self: durability.network.self
       }
   return new Blocks({ blockstore, exchange, logger, tiers, stripes })
+}
+
+/** The record of the file version `entry` with `pin`, its cold copy kept. */
+function withPin (entry: Entry & { type: 'file' }, pin: FilePin): Omit<FileRecord, 'type'> {
+  const next: FilePin = entry.pin?.cold === undefined ? pin : { ...pin, cold: entry.pin.cold }
+  return { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: next }
 }
 
 function pinInfo (entry: Entry): PinInfo {

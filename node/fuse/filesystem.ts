@@ -14,7 +14,7 @@
 import { mkdir, rm, statfs as statfsCall } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { AlreadyExistsError, DirectoryNotEmptyError, IsADirectoryError, NotADirectoryError, NotFoundError, InvalidArgumentError } from '../errors.js'
-import { baseName, isWithin, parentOf } from '../namespace/index.js'
+import { baseName, isWithin, parentOf, rewriteFile } from '../namespace/index.js'
 import type { Entry, Namespace } from '../namespace/index.js'
 import type { FileInfo, Files } from '../files/index.js'
 import type { ChunkerSpec } from '../content/index.js'
@@ -1258,12 +1258,15 @@ export class ShoalFilesystem {
       }
       const entry = await this.components.namespace.stat(path)
       if (entry.type !== 'file') return
-      const next = record(entry)
-      if (next.mode === entry.mode && next.mtime === entry.mtime) return
-      const put: Parameters<Namespace['putFile']>[1] = { cid: entry.cid, size: entry.size, ...next }
-      if (entry.pin !== undefined) put.pin = entry.pin
-      // a removal by the CLI or a peer since the stat: ENOENT, and the file is not brought back
-      await this.components.namespace.putFile(path, put, { rewriting: entry })
+      // in place: made again over a change of its pin meanwhile (the background coding's bind); a removal by the CLI or a
+      // peer since the stat is ENOENT, and the file is not brought back
+      await rewriteFile(this.components.namespace, entry, now => {
+        const next = record(now)
+        if (next.mode === now.mode && next.mtime === now.mtime) return undefined
+        const put: Parameters<Namespace['putFile']>[1] = { cid: now.cid, size: now.size, ...next }
+        if (now.pin !== undefined) put.pin = now.pin
+        return put
+      })
       this.attrs.delete(path)
     })
   }

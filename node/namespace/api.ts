@@ -172,7 +172,7 @@ export interface Namespace {
    * only past an entry's limits) and one fsync; all or nothing. Returns the
    * entries in the order given. @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError}
    */
-  putFiles: (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>) => Promise<Entry[]>
+  putFiles: (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & Omit<PutOptions, 'rewriting'>>) => Promise<Entry[]>
   /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
   mkdir: (path: string, options?: MkdirOptions) => Promise<Entry>
   /** Move a file or directory. When `to` is an existing directory, moves into it. @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */

@@ -470,7 +470,7 @@ export class Replica implements Namespace {
    *
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} for any of them (then none is written)
    */
-  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>): Promise<Entry[]> {
+  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & Omit<PutOptions, 'rewriting'>>): Promise<Entry[]> {
     return await this.writes.putFiles(files)
   }
 

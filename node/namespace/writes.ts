@@ -77,7 +77,7 @@ export class LocalWrites {
    *
    * @throws {IsADirectoryError} {NotADirectoryError} {InvalidArgumentError} for any of them (then none is written)
    */
-  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & PutOptions>): Promise<Entry[]> {
+  async putFiles (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & Omit<PutOptions, 'rewriting'>>): Promise<Entry[]> {
     const items = files.map(({ path, record, replacing, besideTypeChanges }) => {
       const p = filePath(path)
       checkMtime(record.mtime)
@@ -250,7 +250,7 @@ export class LocalWrites {
     const current = await this.components.reads.visible(p)
     if (rewriting !== undefined) {
       const gone = current === undefined ? 'removed' : current.type !== 'file' || current.cid !== rewriting.cid ? 'replaced' : current.mode !== rewriting.mode || current.mtime !== rewriting.mtime || !samePin(current.pin, rewriting.pin) ? 'changed' : undefined
-      if (gone !== undefined) throw new VersionGoneError(`${p}: the version of ${rewriting.cid} this change was made from is no longer there (${gone} since it was read): nothing was written`)
+      if (gone !== undefined) throw new VersionGoneError(`${p}: the version of ${rewriting.cid} this change was made from is no longer there (${gone} since it was read): nothing was written`, gone)
     }
     await this.parentOps(ops, p, true, record.mtime, besideTypeChanges === true)
     if (current?.type === 'dir' && besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${p}`)

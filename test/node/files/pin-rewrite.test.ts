@@ -79,4 +79,21 @@ describe('a pin written onto the version it read', () => {
     const after = namespace.state().clock
     assert.equal(Object.values(after).reduce((n, seq) => n + seq, 0), Object.values(clock).reduce((n, seq) => n + seq, 0) + 1)
   })
+
+  it('a change of the file\'s mode or pin meanwhile is no removal: the coding binds over a chmod, and pin rm is made over the coding\'s bind', async t => {
+    const { files, namespace } = await filesOnDisk(t)
+    await uncoded(namespace, '/chmod', 'bytes')
+    afterRead(namespace, 'lookup', '/chmod', async () => { await namespace.putFile('/chmod', { cid: cidOf('bytes'), size: 5, mode: 0o600, mtime: 1_000, pin: { policy: POLICY } }) })
+    const manifest = cborCidOf('manifest')
+    assert.equal(await files.bindPin(CID.parse(cidOf('bytes')), { policy: POLICY, manifest }, ['/chmod']), 1)
+    const chmodded = await namespace.stat('/chmod')
+    assert.ok(chmodded.type === 'file' && chmodded.mode === 0o600 && chmodded.pin?.manifest === manifest, 'bound, and the chmod kept')
+
+    await uncoded(namespace, '/unpinned', 'other bytes')
+    afterRead(namespace, 'stat', '/unpinned', async () => { await files.bindPin(CID.parse(cidOf('other bytes')), { policy: POLICY, manifest }, ['/unpinned']) })
+    await files.pinRm('/unpinned')
+    const unpinned = await namespace.stat('/unpinned')
+    assert.ok(unpinned.type === 'file' && unpinned.cid === cidOf('other bytes'))
+    assert.deepEqual(unpinned.pin, { policy: 'none' }, 'the pin rm made over the bind, not refused')
+  })
 })
