@@ -139,6 +139,9 @@ export class VersionGoneError extends ShoalError {
   }
 }
 
+/** Names of the errors a read ends with when a block of the file could be had neither here nor from a peer. */
+export const MISSING_BLOCK_ERRORS: ReadonlySet<string> = new Set(['BlockUnavailableError', 'StripeUnavailableError', 'CorruptBlockError'])
+
 /** A peer could not be reached or refused the connection. */
 export class PeerUnreachableError extends ShoalError {
   override name = 'PeerUnreachableError'

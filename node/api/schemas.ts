@@ -4,8 +4,8 @@ import { MAX_TIME } from '../../protocol/namespace.js'
 
 const bool = z.enum(['true', 'false', '1', '0', '']).transform(v => v === 'true' || v === '1' || v === '')
 /** Digits only; one too large for a JavaScript number to hold exactly says so (a range past a file's end is its reader's to refuse, naming the size). */
-const nonNegInt = z.string().regex(/^\d+$/, 'must be a non-negative integer')
-  .refine(v => !/^\d+$/.test(v) || Number.isSafeInteger(Number(v)), `must be at most ${Number.MAX_SAFE_INTEGER}`).transform(Number)
+const nonNegInt = z.string().regex(/^\d+$/, 'must be a non-negative integer').transform(Number)
+  .refine(Number.isSafeInteger, `must be at most ${Number.MAX_SAFE_INTEGER}`)
 const arg = z.string().min(1, 'is required').max(8192)
 const mountPath = z.string().min(1, 'is required').max(4096).refine(v => v.startsWith('/'), 'must be an absolute path')
 /** Permission bits in octal (`644`, `0755`). */

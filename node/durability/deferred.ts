@@ -25,7 +25,7 @@
 import { CID } from 'multiformats/cid'
 import PQueue from 'p-queue'
 import { codingOf, isCodedPolicy, minNodesOf, parsePolicy, placementShortfall } from '../../protocol/durability.js'
-import { AbortedError } from '../errors.js'
+import { AbortedError, MISSING_BLOCK_ERRORS } from '../errors.js'
 import type { DurabilityParts } from './components.js'
 import type { Encoder } from './encoder.js'
 import type { DeferredRecord } from './holdings.js'
@@ -34,13 +34,6 @@ import { withSession } from '../reads/session-scope.js'
 
 /** Deferred files a repair pass codes and places at once. */
 const CODE_CONCURRENCY = 8
-
-/**
- * Errors of a coding that say the file's blocks could be had neither here nor
- * from a peer (as the files service's damage notes count them): the coding is
- * retried at each pass, and what waits says why instead of promising it.
- */
-const BLOCKS_MISSING: ReadonlySet<string> = new Set(['BlockUnavailableError', 'StripeUnavailableError', 'CorruptBlockError', 'NotFoundError'])
 
 /** A record no visible file waits for is dropped past this age (its add has bound its namespace entry long before). */
 const STALE_MS = 10 * 60_000
@@ -189,7 +182,8 @@ export class DeferredCoder {
       this.missing.delete(key)
       return outcome
     } catch (err: any) {
-      if (BLOCKS_MISSING.has(err?.name)) this.missing.set(key, String(err.message))
+      // the file's blocks could be had neither here nor from a peer: what waits says so instead of promising a coding
+      if (MISSING_BLOCK_ERRORS.has(err?.name) || err?.name === 'NotFoundError') this.missing.set(key, String(err.message))
       throw err
     } finally {
       this.running.delete(key)

@@ -66,8 +66,12 @@ export async function pinCold (c: ColdComponents, entry: Entry & { type: 'file' 
   const pin = await withSession(c.reader(root, { signal, pin: entry.pin, keep: true }), async getter =>
     await c.writing(async () => await hotPin(c, entry, wanted, { getter, signal })))
   pin.cold = cold
-  // in place: made again over a change of its pin, mode or time meanwhile (the background coding's bind), never over a removal
-  return await rewriteFile(c.namespace, entry, now => ({ cid: now.cid, size: now.size, mode: now.mode, mtime: now.mtime, pin })) as Entry
+  return await writePin(c, entry, pin)
+}
+
+/** `pin` written into the file's record in place: made again over a change of its pin, mode or time meanwhile (the background coding's bind), never over a removal. */
+async function writePin (c: ColdComponents, entry: Entry & { type: 'file' }, pin: FilePin): Promise<Entry> {
+  return await rewriteFile(c.namespace, entry, now => ({ cid: now.cid, size: now.size, mode: now.mode, mtime: now.mtime, pin }))
 }
 
 /** Errors of a recorded cold copy that a new push from a hot copy mends. */
@@ -119,8 +123,7 @@ export async function pinHot (c: ColdComponents, entry: Entry & { type: 'file' }
     await c.blockstore.commit()
     return { policy: wanted }
   }))
-  // in place: made again over a change of its pin, mode or time meanwhile (the background coding's bind), never over a removal
-  return await rewriteFile(c.namespace, entry, now => ({ cid: now.cid, size: now.size, mode: now.mode, mtime: now.mtime, pin })) as Entry
+  return await writePin(c, entry, pin)
 }
 
 /**

@@ -32,7 +32,7 @@ export interface DamageNote {
 export const MAX_DAMAGE_NOTES = 16
 
 /** Names of the errors that say a read could get a block of the file nowhere. */
-export const MISSING_BLOCK_ERRORS: ReadonlySet<string> = new Set(['BlockUnavailableError', 'StripeUnavailableError', 'CorruptBlockError'])
+export { MISSING_BLOCK_ERRORS } from '../errors.js'
 
 /** The damage notes of one node; see the module comment. */
 export class DamageNotes {

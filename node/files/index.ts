@@ -767,7 +767,7 @@ export class Files {
    * @throws {VersionGoneError} when the file is no longer at its path (removed, moved or replaced since `entry` was read): nothing is written
    */
   private async bindPolicy (entry: Entry & { type: 'file' }, pin: FilePin): Promise<Entry> {
-    return await rewriteFile(this.components.namespace, entry, now => withPin(now, pin)) as Entry
+    return await rewriteFile(this.components.namespace, entry, now => withPin(now, pin))
   }
 
   /**
@@ -779,22 +779,20 @@ export class Files {
   async bindPin (root: CID, pin: FilePin, paths?: readonly string[]): Promise<number> {
     const { namespace } = this.components
     const cid = root.toString()
+    // a version written at that path since the add (or the scan), or one bound already, is left alone
+    const waits = (entry: Entry): entry is Entry & { type: 'file' } => entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined
     const due: string[] = []
     if (paths !== undefined) due.push(...paths)
     else {
-      for await (const entry of namespace.files()) {
-        if (entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined) due.push(entry.path)
-      }
+      for await (const entry of namespace.files()) if (waits(entry)) due.push(entry.path)
     }
-    // a version written at that path since the add (or the scan), or one bound already, is left alone
-    const due_ = (now: Entry & { type: 'file' }): boolean => now.cid === cid && now.pin?.policy === pin.policy && now.pin.manifest === undefined
     let bound = 0
     for (const path of due) {
       const now = await namespace.lookup(path)
-      if (now?.type !== 'file' || !due_(now)) continue
+      if (now === undefined || !waits(now)) continue
       try {
         // the filter asked again if its mode, time or pin changed meanwhile
-        if (await rewriteFile(namespace, now, version => due_(version) ? withPin(version, pin) : undefined) !== undefined) bound++
+        if (await rewriteFile(namespace, now, version => waits(version) ? withPin(version, pin) : undefined) !== undefined) bound++
       } catch (err: any) {
         // removed, moved or replaced between the look and the write: a removal the coding must not undo
         if (err?.name !== 'VersionGoneError') throw err

@@ -30,6 +30,8 @@ export type FileEntry = Entry & { type: 'file' }
  *
  * @throws {VersionGoneError} when the file was removed, moved or replaced since it was read (nothing is written)
  */
+export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFile'>, entry: FileEntry, change: (version: FileEntry) => Omit<FileRecord, 'type'>): Promise<Entry>
+export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFile'>, entry: FileEntry, change: (version: FileEntry) => Omit<FileRecord, 'type'> | undefined): Promise<Entry | undefined>
 export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFile'>, entry: FileEntry, change: (version: FileEntry) => Omit<FileRecord, 'type'> | undefined): Promise<Entry | undefined> {
   let version = entry
   for (let tried = 1; ; tried++) {
