@@ -38,15 +38,17 @@ const CODE_CONCURRENCY = 8
 /** A record no visible file waits for is dropped past this age (its add has bound its namespace entry long before). */
 const STALE_MS = 10 * 60_000
 
-/** Roots of the visible files with a coded policy and no manifest → their policies. */
-async function uncodedFiles (files: DurabilityParts['files'], signal?: AbortSignal): Promise<Map<string, Set<string>>> {
-  const out = new Map<string, Set<string>>()
+/** Roots of the visible files with a coded policy and no manifest → their policies → the paths of those files. */
+async function uncodedFiles (files: DurabilityParts['files'], signal?: AbortSignal): Promise<Map<string, Map<string, string[]>>> {
+  const out = new Map<string, Map<string, string[]>>()
   for await (const entry of files()) {
     if (signal?.aborted === true) throw new AbortedError('repair aborted')
     if (entry.type !== 'file' || entry.pin === undefined || entry.pin.manifest !== undefined || !isCodedPolicy(entry.pin.policy)) continue
     let policies = out.get(entry.cid)
-    if (policies === undefined) { policies = new Set(); out.set(entry.cid, policies) }
-    policies.add(entry.pin.policy)
+    if (policies === undefined) { policies = new Map(); out.set(entry.cid, policies) }
+    const paths = policies.get(entry.pin.policy)
+    if (paths === undefined) policies.set(entry.pin.policy, [entry.path])
+    else paths.push(entry.path)
   }
   return out
 }
@@ -77,6 +79,17 @@ export type DeferredOutcome =
   | { kind: 'waiting' }
   /** No record (coded already), or no visible file waits for it any more (the record is dropped). */
   | { kind: 'none' }
+
+/** How one deferred file is coded. */
+interface CodingOptions {
+  signal?: AbortSignal
+  /**
+   * The paths of the visible files that wait for this coding, from the
+   * repair pass's scan of the namespace: bound besides the paths the adds
+   * noted (a file moved before its coding is found where it is now).
+   */
+  found?: readonly string[]
+}
 
 /** What a {@link DeferredCoder} works with besides the components. */
 export interface DeferredCoderInit {
@@ -119,7 +132,7 @@ export class DeferredCoder {
     const waiting = await this.components.holdings.deferredHeadOf(root, policy)
     if (waiting === undefined) return { kind: 'none' }
     const nodes = (await this.init.placer.livePeers(signal)).length
-    return await this.codeRecord(root, waiting.policy, nodes, signal)
+    return await this.codeRecord(root, waiting.policy, { nodes, signal })
   }
 
   /**
@@ -143,7 +156,8 @@ export class DeferredCoder {
     for (const [text, record] of records) {
       if (signal?.aborted === true || aborted !== undefined) break
       const coding = codingOf(parsePolicy(record.policy))
-      if (coding === undefined || (wanted.get(text)?.has(record.policy) !== true && !this.coding(text, record.policy))) {
+      const found = wanted.get(text)?.get(record.policy)
+      if (coding === undefined || (found === undefined && !this.coding(text, record.policy))) {
         // no visible file waits for it (removed, unpinned, another policy): dropped once the add that wrote it is surely bound
         if (coding === undefined || clock.now() - record.since > STALE_MS) await holdings.dropDeferred(text, record.policy)
         continue
@@ -151,7 +165,7 @@ export class DeferredCoder {
       await queue.onSizeLessThan(CODE_CONCURRENCY)
       void queue.add(async () => {
         try {
-          const outcome = await this.codeRecord(CID.parse(text), record.policy, nodes, signal)
+          const outcome = await this.codeRecord(CID.parse(text), record.policy, { nodes, found, signal })
           if (outcome.kind === 'coded') report.coded++
           if (outcome.kind === 'waiting') report.waiting++
         } catch (err: any) {
@@ -167,15 +181,16 @@ export class DeferredCoder {
     return report
   }
 
-  /** Code one file waiting under `policy` with `nodes` live nodes, or join its coding under way. */
-  private async codeRecord (root: CID, policy: string, nodes: number, signal?: AbortSignal): Promise<DeferredOutcome> {
+  /** Code one file waiting under `policy` with `options.nodes` live nodes, or join its coding under way. */
+  private async codeRecord (root: CID, policy: string, options: CodingOptions & { nodes: number }): Promise<DeferredOutcome> {
+    const { nodes } = options
     const key = runningKey(root, policy)
     const running = this.running.get(key)
     if (running !== undefined) return await running
     const coding = codingOf(parsePolicy(policy))
     if (coding === undefined || this.components.rebind === undefined) return { kind: 'none' }
     if (nodes < minNodesOf(coding)) return { kind: 'waiting' }
-    const work = this.codeNow(root, policy, signal)
+    const work = this.codeNow(root, policy, options)
     this.running.set(key, work)
     try {
       const outcome = await work
@@ -190,7 +205,8 @@ export class DeferredCoder {
     }
   }
 
-  private async codeNow (root: CID, policy: string, signal?: AbortSignal): Promise<DeferredOutcome> {
+  private async codeNow (root: CID, policy: string, options: CodingOptions): Promise<DeferredOutcome> {
+    const { signal, found } = options
     const { holdings, blocks, gcLock } = this.components
     const rebind = this.components.rebind as NonNullable<DurabilityParts['rebind']>
     let manifest: CID | undefined
@@ -198,12 +214,18 @@ export class DeferredCoder {
     // the coding is deterministic); each round binds the paths noted since the round before (holdings.dropDeferredIf)
     for (let coded = await holdings.deferredOf(root, policy); coded !== undefined; coded = await holdings.deferredOf(root, policy)) {
       const seen: DeferredRecord = coded
+      const paths = seen.paths === undefined || found === undefined ? seen.paths : [...new Set([...seen.paths, ...found])]
       // under the write lock: the parity and manifest are not garbage before the pin names them
       const { pin, bound } = await gcLock.shared(async () => {
         const pin = await withSession(blocks.session({ root }, { signal }), async getter => await this.init.encoder.encode(root, seen.size, seen.policy, { signal, getter }))
-        return { pin, bound: await rebind(root, pin, seen.paths) }
+        return { pin, bound: await rebind(root, pin, paths) }
       })
       if (bound > 0 && pin.manifest !== undefined) manifest = CID.parse(pin.manifest)
+      // a path noted by the add shows no file waiting for this coding: moved before it (here or by a peer), or removed,
+      // replaced or re-pinned. Only a scan of the namespace tells which, and one per coding would cost a scan per file
+      // after an `rm -rf` of files just added: the record waits for the repair pass, whose one scan for every record
+      // finds a moved file where it is now (`found`). Dropped here, a file moved before its coding was never coded
+      if (found === undefined && paths !== undefined && bound < paths.length) break
       if (await holdings.dropDeferredIf(root, seen)) break
     }
     if (manifest === undefined) return { kind: 'none' }

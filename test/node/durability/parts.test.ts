@@ -470,6 +470,51 @@ describe('durability parts', () => {
     assert.equal((await files.pinStatus('/left.bin')).pending, undefined)
   })
 
+  it('a file moved before its coding, here or by a peer, is coded where it is now by the next repair pass; one removed stays removed', TEST, async t => {
+    const nodes = await threeNodes(t)
+    const [writer, peer] = nodes
+    await until('every peer connected', () => writer.components.libp2p.getPeers().length === 2)
+    const { files, namespace, durability, holdings } = writer.components
+    // three files an add left to its background coding, which has not run yet
+    const roots = new Map<string, CID>()
+    for (const name of ['a', 'b', 'c']) {
+      const data = randomBytes(1024 * 1024 + name.charCodeAt(0))
+      const path = `/m/${name}.bin`
+      const added = await files.add(path, once(data), { chunker: CHUNKER, pin: 'none' })
+      const entry = await namespace.stat(path)
+      assert.ok(entry.type === 'file')
+      await namespace.putFile(path, { cid: entry.cid, size: entry.size, mode: entry.mode, mtime: entry.mtime, pin: { policy: 'ec:2+1' } })
+      await durability.defer(CID.parse(added.cid), data.byteLength, 'ec:2+1', { paths: [path] })
+      roots.set(name, CID.parse(added.cid))
+    }
+    await namespace.move('/m/a.bin', '/here.bin')
+    await namespace.remove('/m/b.bin')
+    await untilOnEvery([peer], '/m/c.bin')
+    await peer.components.namespace.move('/m/c.bin', '/there.bin')
+    await until('the writer sees the peer\'s move', async () => await namespace.lookup('/there.bin') !== undefined)
+
+    // the codings at the paths their adds noted find nothing there: none is bound, and none of the records is dropped
+    for (const name of ['a', 'b', 'c']) {
+      const root = roots.get(name) as CID
+      assert.equal((await durability.codeDeferred(root, 'ec:2+1')).kind, 'none', name)
+      assert.notEqual(await holdings.deferredOf(root, 'ec:2+1'), undefined, `${name}: its record waits for the repair pass`)
+    }
+    assert.equal((await files.pinStatus('/here.bin')).pending, true)
+
+    const report = await durability.repair()
+    assert.equal(report.coded, 2, 'a and c coded; b, removed, is not')
+    for (const path of ['/here.bin', '/there.bin']) {
+      const entry = await namespace.stat(path)
+      assert.ok(entry.type === 'file' && entry.pin?.policy === 'ec:2+1' && entry.pin.manifest !== undefined, `${path} is coded where it is now`)
+      const status = await files.pinStatus(path)
+      assert.equal(status.pending, undefined, `${path}: placed`)
+      assert.deepEqual(status.summary, { healthy: status.stripes.length, atRisk: 0, degraded: 0, lost: 0 }, path)
+    }
+    assert.equal(await holdings.deferredOf(roots.get('a') as CID, 'ec:2+1'), undefined, 'a: nothing waits any more')
+    assert.equal(await namespace.lookup('/m/b.bin'), undefined, 'the removed file stays removed')
+    assert.equal(await namespace.lookup('/m/a.bin'), undefined, 'and the moved one is not back at its old path')
+  })
+
   it('one content at two paths under two policies: each path is coded with its own policy, by the add and by the repair pass', TEST, async t => {
     const nodes = await threeNodes(t)
     const [writer] = nodes
