@@ -162,7 +162,7 @@ function build (json = false): Command {
 
   const carCmd = program.command('car').description('CAR (content archive) import and export')
   carCmd.command('export').argument('<target>', 'namespace path or CID').description('write the DAG under a path or CID as a CARv1')
-    .requiredOption('-o, --output <file>', 'CAR file to write')
+    .requiredOption('-o, --output <file>', 'CAR file to write (- for stdout)')
     .action(async (target, opts) => { await (await car()).carExportCommand(globals(), target, opts) })
   carCmd.command('import').argument('<file>', 'CAR file').description('verify and import a CAR (all or nothing); its roots go into the namespace, so gc keeps them')
     .option('--to <path>', 'where the root goes (with several roots: the folder of the roots)', '/imported/<root cid>')

@@ -8,8 +8,9 @@ import { fileBody, LocalReadError } from '../local-file.js'
 import { byteCounter, meter, PhaseMeters, progressMode, type Meter } from '../progress.js'
 import type { ProgressUpdate } from '../../node/api/progress.js'
 
-/** `shoal car export PATH|CID -o FILE.car`. */
+/** `shoal car export PATH|CID -o FILE.car` (`-o -`: to stdout, as `ipfs dag export` writes). */
 export async function carExportCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
+  if (opts.output === '-') { await carToStdout(g, arg); return }
   const out = outputPath(opts.output, 'file')
   await checkOutputPath(out, 'file')
   const client = await ApiClient.connect(g.repo)
@@ -32,6 +33,21 @@ export async function carExportCommand (g: GlobalOptions, arg: string, opts: { o
   const root = String(res.headers['x-shoal-root'] ?? '')
   if (g.json) printJson({ root, path: out, size })
   else printLines(`exported ${root} to ${out}`)
+}
+
+/**
+ * `car export … -o -`: the CAR on stdout and nothing else (no summary
+ * line, which would end up inside the CAR); a reader that goes away (`| head`)
+ * is no error. Before, `-o -` wrote a file named `-`.
+ */
+async function carToStdout (g: GlobalOptions, arg: string): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  try {
+    await client.download('/api/v0/car/export', { arg }, { fd: 1, stream: () => process.stdout })
+  } catch (err: any) {
+    if (err?.code === 'EPIPE') return
+    throw err
+  }
 }
 
 /** `shoal car import FILE.car [--to PATH] [--pin-roots true|false]`: all or nothing, roots bound into the namespace. */

@@ -71,6 +71,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>
   /** Kill the child and reject after this long. @default 60000 */
   timeoutMs?: number
+  /** The child's working directory. @default this process's */
+  cwd?: string
 }
 
 /** At most this many CLI processes run at once (each costs ~0.5 s of CPU to start). */
@@ -100,7 +102,7 @@ export async function runShoal (args: string[], opts: RunOptions = {}): Promise<
 
 async function run (args: string[], opts: RunOptions): Promise<ShoalResult> {
   const timeoutMs = opts.timeoutMs ?? RUN_TIMEOUT_MS
-  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { env: childEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { env: childEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd })
   track(child)
   const out: Buffer[] = []
   const err: Buffer[] = []
