@@ -139,6 +139,17 @@ export class VersionGoneError extends ShoalError {
   }
 }
 
+/**
+ * A change of a conflict copy's pin, mode or time (`pin add`, `pin rm`, a
+ * tier move, a `chmod` through a mount): written at the copy's name, it
+ * would make the copy a plain file and end its conflict unseen. Nothing is
+ * written; the user resolves the conflict first.
+ */
+export class ConflictCopyError extends ShoalError {
+  override name = 'ConflictCopyError'
+  override readonly status = 409
+}
+
 /** Names of the errors a read ends with when a block of the file could be had neither here nor from a peer. */
 export const MISSING_BLOCK_ERRORS: ReadonlySet<string> = new Set(['BlockUnavailableError', 'StripeUnavailableError', 'CorruptBlockError'])
 

@@ -63,7 +63,7 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `disk:     ${formatDisk(s.disk)}`,
     d === undefined
       ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'
-      : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'} this node placed or holds shards of: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
+      : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'} this node placed or holds shards of: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''}${lostBeforeCoding(d.uncodedLost ?? 0)} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
     ...(s.damage === undefined ? [] : [`damage:   ${damageLine(s.damage)}`]),
     ...(s.conflicts === undefined || s.conflicts === 0 ? [] : [`conflicts: ${s.conflicts} conflict cop${s.conflicts === 1 ? 'y' : 'ies'} in the namespace (\`shoal conflicts\` lists them)`]),
     ...(s.uncommitted === undefined || s.uncommitted.files === 0 ? [] : [`uncommitted: ${s.uncommitted.files} file${s.uncommitted.files === 1 ? '' : 's'} (${formatBytes(s.uncommitted.bytes)}) written through a mount and never committed, kept in ${s.uncommitted.dir}: \`shoal add\` them again, then delete them`]),
@@ -147,4 +147,10 @@ export async function trustWritersCommand (g: GlobalOptions, mode: 'swarm' | 'li
   const status = await client.json<TrustStatus>('POST', '/api/v0/trust/writers', { mode })
   if (g.json) printJson(status)
   else printLines(...formatTrust(status))
+}
+
+/** The status line's note of files lost before their coding (their blocks neither here nor on a peer), or nothing. */
+function lostBeforeCoding (files: number): string {
+  if (files === 0) return ''
+  return `; ${files} file${files === 1 ? '' : 's'} lost before ${files === 1 ? 'its' : 'their'} coding: ${files === 1 ? 'its' : 'their'} blocks are neither here nor on a peer (\`shoal pin status PATH\` says which)`
 }

@@ -164,6 +164,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,
     ...(r.unplaced > 0 ? [`${r.unplaced} lost shards cannot be rebuilt now: no live node can take them (a node that joins gets them), or too few shards of their stripe are left (\`shoal pin status PATH\` names lost stripes)`] : []),
     ...(r.coded > 0 || r.uncoded > 0 ? [`files coded once enough nodes were live: ${r.coded}; still waiting for live nodes: ${r.uncoded}`] : []),
+    ...((r.uncodedLost ?? 0) > 0 ? [`files lost before their coding: ${r.uncodedLost} (their blocks are neither here nor on a peer; each pass tries again, should a peer bring them back)`] : []),
     ...r.errors.map(e => `error: ${e}`)
   )
 }

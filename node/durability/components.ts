@@ -107,10 +107,11 @@ export interface DurabilityComponents {
   /**
    * Bind `pin` to the visible files whose content is `root` and whose pin
    * has the same policy and no manifest yet (a deferred coding is done):
-   * those at `paths`, or, without `paths`, every one; returns how many were
-   * bound. Absent: deferred files stay uncoded.
+   * those at `paths`, or, without `paths`, every one (conflict copies
+   * left out: a write to one would end its conflict). Absent: deferred
+   * files stay uncoded.
    */
-  rebind?: (root: CID, pin: FilePin, paths?: readonly string[]) => Promise<number>
+  rebind?: (root: CID, pin: FilePin, paths?: readonly string[]) => Promise<RebindResult>
   /** Writers share it; garbage collection takes it to start. */
   gcLock: GcLock
   logger: Logger
@@ -157,4 +158,16 @@ export function resolveParts (components: DurabilityComponents): DurabilityParts
   const clock = components.clock ?? systemClock
   const removals = new RemovalClocks({ namespace: components.namespace, clock })
   return { ...components, clock, timers, random: components.random ?? Math.random, stats: emptyStats(), search, releases, removals }
+}
+
+/** What a {@link DurabilityComponents.rebind} did. */
+export interface RebindResult {
+  /** Files bound now. */
+  bound: number
+  /**
+   * Of the `paths` asked, those that show no file waiting for this coding
+   * and none bound to it already: moved, removed, replaced or re-pinned
+   * since they were noted (empty without `paths`).
+   */
+  left: string[]
 }

@@ -38,17 +38,26 @@ const CODE_CONCURRENCY = 8
 /** A record no visible file waits for is dropped past this age (its add has bound its namespace entry long before). */
 const STALE_MS = 10 * 60_000
 
-/** Roots of the visible files with a coded policy and no manifest → their policies → the paths of those files. */
-async function uncodedFiles (files: DurabilityParts['files'], signal?: AbortSignal): Promise<Map<string, Map<string, string[]>>> {
-  const out = new Map<string, Map<string, string[]>>()
+/** The visible files of one content and policy with no manifest (see {@link uncodedFiles}). */
+interface Uncoded {
+  /** Their paths, conflict copies left out. */
+  paths: string[]
+  /** Whether a conflict copy is among them: its record is kept, uncoded, until the conflict is resolved. */
+  copies: boolean
+}
+
+/** Roots of the visible files with a coded policy and no manifest → their policies → those files. */
+async function uncodedFiles (files: DurabilityParts['files'], signal?: AbortSignal): Promise<Map<string, Map<string, Uncoded>>> {
+  const out = new Map<string, Map<string, Uncoded>>()
   for await (const entry of files()) {
     if (signal?.aborted === true) throw new AbortedError('repair aborted')
     if (entry.type !== 'file' || entry.pin === undefined || entry.pin.manifest !== undefined || !isCodedPolicy(entry.pin.policy)) continue
     let policies = out.get(entry.cid)
     if (policies === undefined) { policies = new Map(); out.set(entry.cid, policies) }
-    const paths = policies.get(entry.pin.policy)
-    if (paths === undefined) policies.set(entry.pin.policy, [entry.path])
-    else paths.push(entry.path)
+    let uncoded = policies.get(entry.pin.policy)
+    if (uncoded === undefined) { uncoded = { paths: [], copies: false }; policies.set(entry.pin.policy, uncoded) }
+    if (entry.conflictOf !== undefined) uncoded.copies = true
+    else uncoded.paths.push(entry.path)
   }
   return out
 }
@@ -64,7 +73,14 @@ export interface DeferredReport {
   coded: number
   /** Files still waiting for enough live nodes. */
   waiting: number
+  /** Files whose coding failed for want of their blocks: neither here nor on a peer (lost unless a peer brings them back). */
+  lost: number
   errors: string[]
+}
+
+/** Whether a coding failed for want of the file's blocks (none here, none from a peer, or a corrupt copy). */
+function blocksGone (err: any): boolean {
+  return MISSING_BLOCK_ERRORS.has(err?.name) || err?.name === 'NotFoundError'
 }
 
 /** What became of one deferred file ({@link DeferredCoder.code}). */
@@ -143,7 +159,7 @@ export class DeferredCoder {
    */
   async codeAll (signal?: AbortSignal): Promise<DeferredReport> {
     const { holdings, rebind, logger, clock } = this.components
-    const report: DeferredReport = { coded: 0, waiting: 0, errors: [] }
+    const report: DeferredReport = { coded: 0, waiting: 0, lost: 0, errors: [] }
     const records: Array<[string, DeferredRecord]> = []
     for await (const record of holdings.deferred()) records.push(record)
     if (records.length === 0) return report
@@ -156,7 +172,11 @@ export class DeferredCoder {
     for (const [text, record] of records) {
       if (signal?.aborted === true || aborted !== undefined) break
       const coding = codingOf(parsePolicy(record.policy))
-      const found = wanted.get(text)?.get(record.policy)
+      const uncoded = wanted.get(text)?.get(record.policy)
+      // only conflict copies of it wait: the record stays, uncoded (a write of the pin would end the conflict), until
+      // the user resolves it (moves the copy to a path of its own, which the next pass codes) or removes the copy
+      if (coding !== undefined && uncoded !== undefined && uncoded.paths.length === 0) continue
+      const found = uncoded?.paths
       if (coding === undefined || (found === undefined && !this.coding(text, record.policy))) {
         // no visible file waits for it (removed, unpinned, another policy): dropped once the add that wrote it is surely bound
         if (coding === undefined || clock.now() - record.since > STALE_MS) await holdings.dropDeferred(text, record.policy)
@@ -170,6 +190,7 @@ export class DeferredCoder {
           if (outcome.kind === 'waiting') report.waiting++
         } catch (err: any) {
           if (err?.name === 'AbortedError') { aborted ??= err; return }
+          if (blocksGone(err)) report.lost++
           report.errors.push(`${text}: ${String(err?.message ?? err)}`)
           logger.warn({ root: text, err: err?.message }, 'coding of a deferred file failed; the next pass retries')
         }
@@ -198,7 +219,7 @@ export class DeferredCoder {
       return outcome
     } catch (err: any) {
       // the file's blocks could be had neither here nor from a peer: what waits says so instead of promising a coding
-      if (MISSING_BLOCK_ERRORS.has(err?.name) || err?.name === 'NotFoundError') this.missing.set(key, String(err.message))
+      if (blocksGone(err)) this.missing.set(key, String(err.message))
       throw err
     } finally {
       this.running.delete(key)
@@ -216,16 +237,21 @@ export class DeferredCoder {
       const seen: DeferredRecord = coded
       const paths = seen.paths === undefined || found === undefined ? seen.paths : [...new Set([...seen.paths, ...found])]
       // under the write lock: the parity and manifest are not garbage before the pin names them
-      const { pin, bound } = await gcLock.shared(async () => {
+      const { pin, bound, left } = await gcLock.shared(async () => {
         const pin = await withSession(blocks.session({ root }, { signal }), async getter => await this.init.encoder.encode(root, seen.size, seen.policy, { signal, getter }))
-        return { pin, bound: await rebind(root, pin, paths) }
+        return { pin, ...await rebind(root, pin, paths) }
       })
       if (bound > 0 && pin.manifest !== undefined) manifest = CID.parse(pin.manifest)
-      // a path noted by the add shows no file waiting for this coding: moved before it (here or by a peer), or removed,
-      // replaced or re-pinned. Only a scan of the namespace tells which, and one per coding would cost a scan per file
-      // after an `rm -rf` of files just added: the record waits for the repair pass, whose one scan for every record
-      // finds a moved file where it is now (`found`). Dropped here, a file moved before its coding was never coded
-      if (found === undefined && paths !== undefined && bound < paths.length) break
+      // a path noted by the add shows no file waiting for this coding, and none bound to it: moved before it (here or
+      // by a peer), or removed, replaced or re-pinned. Only a scan of the namespace tells which, and one per coding
+      // would cost a scan per file after an `rm -rf` of files just added: the record keeps those paths alone (the
+      // bound ones go, so that it does not grow with later adds of the content) and waits for the repair pass, whose
+      // one scan for every record finds a moved file where it is now (`found`). Dropped here, a file moved before its
+      // coding was never coded. A record noted again meanwhile has new paths to bind: one more round
+      if (found === undefined && left.length > 0) {
+        if (await holdings.keepDeferredPaths(root, seen, left)) break
+        continue
+      }
       if (await holdings.dropDeferredIf(root, seen)) break
     }
     if (manifest === undefined) return { kind: 'none' }

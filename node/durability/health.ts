@@ -163,11 +163,13 @@ export function summaryDelta (after: HealthSummary, before: HealthSummary): Heal
 
 /**
  * Files by state: each file of `states` (manifest → state, from a repair
- * pass) once, those in `placing` (manifests placed now) as `placing`, and
- * `uncoded` files (coding deferred for want of live nodes) as `pending`.
+ * pass) once, those in `placing` (manifests placed now) as `placing`, the
+ * files not coded yet (`uncoded.uncoded`: coding deferred for want of live
+ * nodes) as `pending`, and those lost before their coding (`uncoded.lost`)
+ * as `lost`.
  */
-export function countFileStates (states: ReadonlyMap<string, FileState>, uncoded: number, placing: Iterable<string>): Record<FileState, number> {
-  const counts: Record<FileState, number> = { pending: uncoded, placing: 0, healthy: 0, at_risk: 0, degraded: 0, lost: 0, unknown: 0 }
+export function countFileStates (states: ReadonlyMap<string, FileState>, uncoded: { uncoded: number, lost: number }, placing: Iterable<string>): Record<FileState, number> {
+  const counts: Record<FileState, number> = { pending: uncoded.uncoded, placing: 0, healthy: 0, at_risk: 0, degraded: 0, lost: uncoded.lost, unknown: 0 }
   const now = new Set(placing)
   for (const [manifest, state] of states) if (!now.has(manifest)) counts[state]++
   counts.placing += now.size

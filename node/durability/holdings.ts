@@ -676,18 +676,41 @@ export class Holdings {
         await this.kv.batch(await this.deferredDrops(text, seen.policy), true)
         return true
       }
-      if (now.bound === true && seen.paths !== undefined && seenRev !== undefined) {
-        const bound = new Set(seen.paths)
-        const prefix = deferredPathKey(text, seen.policy, '')
-        const ops: KVOp[] = []
-        for await (const [key, value] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) {
-          // a row of an older build holds nothing: noted before any revision
-          const noted = value.byteLength === 0 ? 0 : decodeJSON<number>(value)
-          if (noted <= seenRev && bound.has(key.slice(prefix.length))) ops.push({ type: 'del', key })
-        }
-        if (ops.length > 0) await this.kv.batch(ops, true)
-      }
+      if (now.bound === true && seen.paths !== undefined && seenRev !== undefined) await this.dropPathRows(text, seen.policy, { bound: new Set(seen.paths), seenRev })
       return false
+    })
+  }
+
+  /** Drop the path rows of `root`'s record under `policy` whose path is in `bound`, unless noted again after `seenRev`. */
+  private async dropPathRows (root: string, policy: string, rows: { bound: ReadonlySet<string>, seenRev: number }): Promise<void> {
+    const prefix = deferredPathKey(root, policy, '')
+    const ops: KVOp[] = []
+    for await (const [key, value] of this.kv.iterate({ gte: prefix, lt: prefix + '\xff' })) {
+      // a row of an older build holds nothing: noted before any revision
+      const noted = value.byteLength === 0 ? 0 : decodeJSON<number>(value)
+      if (noted <= rows.seenRev && rows.bound.has(key.slice(prefix.length))) ops.push({ type: 'del', key })
+    }
+    if (ops.length > 0) await this.kv.batch(ops, true)
+  }
+
+  /**
+   * Keep the deferred record of `root` that a coding bound but for the
+   * paths `left` (they showed no file waiting for it): the rows of the
+   * other paths `seen` named go, unless noted again since. True when the
+   * record is still `seen` (no add noted it since); false when one did, and
+   * its new paths wait for another round.
+   */
+  async keepDeferredPaths (root: CID | string, seen: DeferredRecord, left: readonly string[]): Promise<boolean> {
+    return await this.deferredWrite(async () => {
+      const text = root.toString()
+      const now = await this.deferredHead(text, seen.policy)
+      const seenRev = (seen as DeferredHead).rev
+      if (now === undefined) return true
+      if (now.bound === true && seen.paths !== undefined && seenRev !== undefined) {
+        const keep = new Set(left)
+        await this.dropPathRows(text, seen.policy, { bound: new Set(seen.paths.filter(path => !keep.has(path))), seenRev })
+      }
+      return now.rev === seenRev
     })
   }
 

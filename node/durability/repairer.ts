@@ -66,6 +66,8 @@ export interface RepairReport extends HealthSummary, RebuildCounts {
   coded: number
   /** Deferred files still waiting for enough live nodes. */
   uncoded: number
+  /** Deferred files whose coding failed for want of their blocks, here and on every peer: lost before their coding. */
+  uncodedLost: number
   errors: string[]
 }
 
@@ -186,6 +188,7 @@ export class Repairer {
       const deferred = await this.init.deferred.codeAll(signal)
       report.coded = deferred.coded
       report.uncoded = deferred.waiting
+      report.uncodedLost = deferred.lost
       report.errors.push(...deferred.errors)
     } catch (err: any) {
       if (err?.name === 'AbortedError') throw err
@@ -512,7 +515,7 @@ export class Repairer {
 
 /** An empty report. */
 export function emptyRepairReport (): RepairReport {
-  return { manifests: 0, stripes: 0, released: 0, ...emptySummary(), waiting: 0, unplaced: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, errors: [] }
+  return { manifests: 0, stripes: 0, released: 0, ...emptySummary(), waiting: 0, unplaced: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, uncodedLost: 0, errors: [] }
 }
 
 function slotOf (manifest: CID, stripe: number, shard: number): string {

@@ -60,6 +60,8 @@ export interface DurabilityHealth extends HealthSummary {
   stripes: number
   /** Files not coded yet because too few nodes are live. */
   uncoded: number
+  /** Files whose coding failed for want of their blocks (neither here nor on a peer): lost before their coding. */
+  uncodedLost: number
   /** Shards whose holder is away but within the grace period. */
   waiting: number
 }
@@ -284,7 +286,7 @@ export class DurabilityService {
     const last = this.repairer.last()
     if (last === undefined) return undefined
     const { report, at } = last
-    return { at, manifests: report.manifests, stripes: report.stripes, healthy: report.healthy, atRisk: report.atRisk, degraded: report.degraded, lost: report.lost, uncoded: report.uncoded, waiting: report.waiting }
+    return { at, manifests: report.manifests, stripes: report.stripes, healthy: report.healthy, atRisk: report.atRisk, degraded: report.degraded, lost: report.lost, uncoded: report.uncoded, uncodedLost: report.uncodedLost, waiting: report.waiting }
   }
 
   /**
@@ -295,7 +297,7 @@ export class DurabilityService {
   fileStates (): Record<FileState, number> | undefined {
     const last = this.repairer.last()
     if (last === undefined) return undefined
-    return countFileStates(last.files, last.report.uncoded, this.placer.placingNow())
+    return countFileStates(last.files, { uncoded: last.report.uncoded, lost: last.report.uncodedLost }, this.placer.placingNow())
   }
 
   /** Collect garbage in the block store (see gc.ts); orphaned holdings are kept for the grace period. */

@@ -22,7 +22,7 @@ import { SessionScope, closingAfter, inSessionScope, withSession } from '../read
 import { PinIndex } from '../reads/pin-index.js'
 import type { ProgressOptions } from 'progress-events'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
-import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape } from '../durability/index.js'
+import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape, RebindResult } from '../durability/index.js'
 import { formatPolicy, isCodedPolicy, parsePolicy, placementShortfall, type Stripe } from '../../protocol/durability.js'
 import { mapAtOnce } from '../at-once.js'
 import { raceAbort } from '../abort.js'
@@ -774,31 +774,41 @@ export class Files {
    * Bind `pin` (a deferred coding, done) to the visible files whose content
    * is `root` and whose pin has the same policy and no manifest yet: those
    * at `paths` (what an add bound), or without `paths` every one (a scan of
-   * the namespace); a cold copy stays. Returns how many files were bound.
+   * the namespace); a cold copy stays. A conflict copy is left alone: the
+   * write would make it a plain file and end its conflict, which is the
+   * user's to resolve. Returns how many files were bound, and which of
+   * `paths` show no such file and none bound to `pin` already.
    */
-  async bindPin (root: CID, pin: FilePin, paths?: readonly string[]): Promise<number> {
+  async bindPin (root: CID, pin: FilePin, paths?: readonly string[]): Promise<RebindResult> {
     const { namespace } = this.components
     const cid = root.toString()
     // a version written at that path since the add (or the scan), or one bound already, is left alone
-    const waits = (entry: Entry): entry is Entry & { type: 'file' } => entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined
+    const waits = (entry: Entry): entry is Entry & { type: 'file' } => entry.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === undefined && entry.conflictOf === undefined
+    const carries = (entry: Entry | undefined): boolean => entry?.type === 'file' && entry.cid === cid && entry.pin?.policy === pin.policy && entry.pin.manifest === pin.manifest
     const due: string[] = []
     if (paths !== undefined) due.push(...paths)
     else {
       for await (const entry of namespace.files()) if (waits(entry)) due.push(entry.path)
     }
     let bound = 0
+    const left: string[] = []
     for (const path of due) {
       const now = await namespace.lookup(path)
-      if (now === undefined || !waits(now)) continue
+      if (now === undefined || !waits(now)) {
+        if (paths !== undefined && !carries(now)) left.push(path)
+        continue
+      }
       try {
         // the filter asked again if its mode, time or pin changed meanwhile
         if (await rewriteFile(namespace, now, version => waits(version) ? withPin(version, pin) : undefined) !== undefined) bound++
+        else if (paths !== undefined && !carries(await namespace.lookup(path))) left.push(path)
       } catch (err: any) {
         // removed, moved or replaced between the look and the write: a removal the coding must not undo
         if (err?.name !== 'VersionGoneError') throw err
+        if (paths !== undefined) left.push(path)
       }
     }
-    return bound
+    return { bound, left }
   }
 
   /** Drop a file's pin (policy `none`: it stays where its blocks are); a CID pinned at `/pins/<cid>` is removed. */

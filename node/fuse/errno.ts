@@ -54,7 +54,9 @@ const BY_NAME: Record<string, number> = {
   InvalidBlockError: ERRNO.EIO,
   PeerUnreachableError: ERRNO.EIO,
   // a chmod or utime of a version removed or replaced meanwhile (by the CLI or a peer): it is not there any more
-  VersionGoneError: ERRNO.ENOENT
+  VersionGoneError: ERRNO.ENOENT,
+  // a chmod or utime of a conflict copy: it would end the conflict unseen (`shoal mv` the copy first)
+  ConflictCopyError: ERRNO.EPERM
 }
 
 /** Node's `err.code` of a system call (staging files on local disk) → errno. */

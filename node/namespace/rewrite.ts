@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { ConflictCopyError } from '../errors.js'
 import type { Entry, FileRecord, Namespace } from './api.js'
 
 /** Times a change is made again from the version now there before `VersionGoneError` is let through. */
@@ -29,12 +30,14 @@ export type FileEntry = Entry & { type: 'file' }
  * asked again with the version now there.
  *
  * @throws {VersionGoneError} when the file was removed, moved or replaced since it was read (nothing is written)
+ * @throws {ConflictCopyError} when it is a conflict copy: written at the copy's name, it would end its conflict (nothing is written)
  */
 export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFile'>, entry: FileEntry, change: (version: FileEntry) => Omit<FileRecord, 'type'>): Promise<Entry>
 export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFile'>, entry: FileEntry, change: (version: FileEntry) => Omit<FileRecord, 'type'> | undefined): Promise<Entry | undefined>
 export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFile'>, entry: FileEntry, change: (version: FileEntry) => Omit<FileRecord, 'type'> | undefined): Promise<Entry | undefined> {
   let version = entry
   for (let tried = 1; ; tried++) {
+    if (version.conflictOf !== undefined) throw new ConflictCopyError(`${version.path} is a conflict copy of ${version.conflictOf}: a change of its pin, mode or time would end the conflict unseen, so nothing was changed; resolve it first (\`shoal mv\` it to a path of its own, or \`shoal rm\` it; \`shoal conflicts\` lists them)`)
     const record = change(version)
     if (record === undefined) return undefined
     try {

@@ -459,12 +459,29 @@ export class TierClient {
       throw new InvalidArgumentError(`part size ${partSize} is below S3's minimum of ${MIN_PART_SIZE} bytes`)
     }
     let sourceError: unknown
+    // only what the source's own `next()` throws is the source's error. An upload that fails stops reading the body,
+    // and the stream it read then throws an AbortError into this generator at its `yield`: taken for the source's
+    // (a `yield *` passes it on, and the source rethrows it), it hid the upload's own error, so a push whose S3
+    // endpoint went down mid-way failed as "The operation was aborted" (InternalError), not TierUnreachableError
     async function * watched (): AsyncGenerator<Uint8Array> {
+      const it = source[Symbol.asyncIterator]()
+      let done = false
       try {
-        yield * source
-      } catch (err) {
-        sourceError = err
-        throw err
+        while (true) {
+          let step: IteratorResult<Uint8Array>
+          try {
+            step = await it.next()
+          } catch (err) {
+            done = true
+            sourceError = err
+            throw err
+          }
+          if (step.done === true) { done = true; return }
+          yield step.value
+        }
+      } finally {
+        // the reader gave up (the upload failed or was aborted): the source stops too, as a `for await` would
+        if (!done) await it.return?.()
       }
     }
     const { storage, client } = await this.loaded()

@@ -49,7 +49,9 @@ async function bed (live: number, onBind: (bound: readonly string[]) => Promise<
     rebind: async (_root: CID, _pin: unknown, paths?: readonly string[]) => {
       bound.push(...paths ?? [])
       await onBind(paths ?? [])
-      return paths?.length ?? 0
+      // a path under /gone shows no file waiting (moved or removed before the coding)
+      const left = (paths ?? []).filter(path => path.startsWith('/gone'))
+      return { bound: (paths?.length ?? 0) - left.length, left }
     }
   } as unknown as DurabilityParts
   const coder = new DeferredCoder(parts, {
@@ -58,6 +60,17 @@ async function bed (live: number, onBind: (bound: readonly string[]) => Promise<
   })
   const note = async (path: string): Promise<void> => { await holdings.noteDeferred(root, { policy: POLICY, size: 4096, since: 1, paths: [path] }, false) }
   return { kv, holdings, coder, root, bound, note }
+}
+
+/** A bed whose one file, noted at /lost/f, has its blocks neither here nor on a peer until `found()`. */
+async function lostFile (): Promise<{ b: Bed, found: () => void }> {
+  let lost = true
+  const b = await bed(3, async () => {}, async () => {
+    if (lost) throw Object.assign(new Error('block bafk… not found here and no peer could supply it (0 providers known)'), { name: 'BlockUnavailableError' })
+    return { policy: POLICY, manifest: MANIFEST }
+  })
+  await b.note('/lost/f')
+  return { b, found: () => { lost = false } }
 }
 
 describe('deferred coding of many adds of one content', () => {
@@ -116,18 +129,68 @@ describe('deferred coding of many adds of one content', () => {
   })
 
   it('a file whose blocks are neither here nor on a peer says so while it waits, not that it is coded in the background; a coding that succeeds clears it', async () => {
-    let lost = true
-    const b = await bed(3, async () => {}, async () => {
-      if (lost) throw Object.assign(new Error('block bafk… not found here and no peer could supply it (0 providers known)'), { name: 'BlockUnavailableError' })
-      return { policy: POLICY, manifest: MANIFEST }
-    })
-    await b.note('/lost/f')
+    const { b, found } = await lostFile()
     await assert.rejects(b.coder.code(b.root, POLICY), (err: Error) => err.name === 'BlockUnavailableError')
     assert.match(b.coder.blocksMissing(b.root, POLICY) ?? '', /not found here and no peer could supply it/)
     assert.notEqual(await b.holdings.deferredOf(b.root, POLICY), undefined, 'still waiting: a peer may bring the blocks back')
     // the blocks back (a peer had them after all): coded, and nothing more is said of them
-    lost = false
+    found()
     assert.equal((await b.coder.code(b.root, POLICY)).kind, 'coded')
     assert.equal(b.coder.blocksMissing(b.root, POLICY), undefined)
+  })
+
+  it('a path that shows no file waiting keeps the record for the repair pass with that path alone: later adds of the content do not grow it', async () => {
+    let during: string | undefined
+    const b = await bed(6, async () => {
+      // an add of the same content arriving while the first round binds
+      if (during !== undefined) { const path = during; during = undefined; await b.note(path) }
+    })
+    await b.note('/p1')
+    await b.note('/gone/p2')
+    during = '/p3'
+    const first = await b.coder.code(b.root, POLICY)
+    assert.equal(first.kind, 'coded')
+    assert.deepEqual(b.bound, ['/gone/p2', '/p1', '/gone/p2', '/p3'], '/p3, noted during the first round, bound by a second (paths in key order)')
+    assert.deepEqual((await b.holdings.deferredOf(b.root, POLICY))?.paths, ['/gone/p2'], 'kept, with the path left alone')
+    for (let i = 4; i < 8; i++) {
+      b.bound.length = 0
+      await b.note(`/p${i}`)
+      await b.coder.code(b.root, POLICY)
+      assert.deepEqual(b.bound, ['/gone/p2', `/p${i}`], 'each coding binds the new path and looks at the one left, not at every path so far')
+      assert.deepEqual((await b.holdings.deferredOf(b.root, POLICY))?.paths, ['/gone/p2'])
+    }
+  })
+
+  it('a record whose only waiting file is a conflict copy stays, uncoded, until the conflict is resolved; then the pass codes the file where the user put it', async () => {
+    let encoded = 0
+    const b = await bed(6, async () => {}, async () => { encoded++; return { policy: POLICY, manifest: MANIFEST } })
+    await b.note('/x')
+    const components = (b.coder as any).components
+    // long after the add: a record no file waits for would be dropped as stale
+    components.clock = { now: () => 60 * 60_000 }
+    const entry = { type: 'file', cid: b.root.toString(), size: 4096, mode: 0o644, mtime: 1, pin: { policy: POLICY } }
+    components.files = async function * () { yield { ...entry, path: '/x.conflict-peer-1', conflictOf: '/x' } }
+    assert.deepEqual(await b.coder.codeAll(), { coded: 0, waiting: 0, lost: 0, errors: [] })
+    assert.equal(encoded, 0, 'not coded: its pin cannot be bound without ending the conflict')
+    assert.notEqual(await b.holdings.deferredOf(b.root, POLICY), undefined, 'kept')
+    // the user moves the copy to a path of its own
+    components.files = async function * () { yield { ...entry, path: '/x-mine' } }
+    assert.equal((await b.coder.codeAll()).coded, 1)
+    assert.ok(b.bound.includes('/x-mine'), 'bound where the user put it')
+    assert.equal(await b.holdings.deferredOf(b.root, POLICY), undefined)
+  })
+
+  it('a repair pass counts a file whose blocks are gone as lost before its coding, not as waiting nor left out', async () => {
+    const { b, found } = await lostFile()
+    // the file as the namespace shows it: pinned, no manifest yet
+    ;(b.coder as any).components.files = async function * () { yield { type: 'file', path: '/lost/f', cid: b.root.toString(), size: 4096, mode: 0o644, mtime: 1, pin: { policy: POLICY } } }
+    const report = await b.coder.codeAll()
+    assert.equal(report.lost, 1, 'counted as lost (what status and the file states show)')
+    assert.equal(report.waiting, 0)
+    assert.equal(report.coded, 0)
+    assert.match(report.errors.join('\n'), /no peer could supply it/)
+    found()
+    const again = await b.coder.codeAll()
+    assert.deepEqual([again.coded, again.lost, again.waiting], [1, 0, 0], 'its blocks back: coded')
   })
 })

@@ -12,7 +12,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
-import { cborCidOf, cidOf } from '../namespace/helpers.js'
+import { cborCidOf, cidOf, file, pullInto, replica } from '../namespace/helpers.js'
 import { filesOnDisk } from './fixtures.js'
 import type { Entry, Replica } from '../../../node/namespace/index.js'
 
@@ -50,7 +50,7 @@ describe('a pin written onto the version it read', () => {
     removedAfterRead(namespace, 'lookup', '/d/gone')
     const manifest = cborCidOf('manifest')
     const bound = await files.bindPin(CID.parse(cidOf('same bytes')), { policy: POLICY, manifest }, ['/d/gone', '/d/kept'])
-    assert.equal(bound, 1, 'only the file still there is bound')
+    assert.deepEqual(bound, { bound: 1, left: ['/d/gone'] }, 'only the file still there is bound; the coding is told which path it left')
     assert.equal(await namespace.lookup('/d/gone'), undefined, 'the removed file did not come back')
     const kept = await namespace.stat('/d/kept')
     assert.ok(kept.type === 'file' && kept.pin?.manifest === manifest)
@@ -62,10 +62,33 @@ describe('a pin written onto the version it read', () => {
     await uncoded(namespace, '/f', 'bytes')
     afterRead(namespace, 'lookup', '/f', async () => { await files.pinRm('/f') })
     const bound = await files.bindPin(CID.parse(cidOf('bytes')), { policy: POLICY, manifest: cborCidOf('manifest') }, ['/f'])
-    assert.equal(bound, 0)
+    assert.deepEqual(bound, { bound: 0, left: ['/f'] })
     const f = await namespace.stat('/f')
     assert.ok(f.type === 'file' && f.cid === cidOf('bytes'))
     assert.deepEqual(f.pin, { policy: 'none' }, 'unpinned, as the user asked')
+  })
+
+  it('the background coding binds no pin to a conflict copy: the conflict stays for the user to resolve', async t => {
+    const { files, namespace } = await filesOnDisk(t)
+    await uncoded(namespace, '/x', 'mine')
+    // another node's version of /x, concurrent and later: mine loses, and is shown as a conflict copy
+    const peer = await replica({ now: 5_000 })
+    await peer.putFile('/x', { ...file('theirs', 5_000), pin: { policy: POLICY } })
+    await pullInto(namespace, peer)
+    const [copy, ...more] = await namespace.conflicts()
+    assert.ok(copy !== undefined && more.length === 0 && copy.cid === cidOf('mine'), 'mine is the conflict copy')
+    const manifest = cborCidOf('manifest')
+    // the coding of mine at the path its add noted (theirs is there), and by a scan (a record without paths)
+    assert.deepEqual(await files.bindPin(CID.parse(cidOf('mine')), { policy: POLICY, manifest }, ['/x']), { bound: 0, left: ['/x'] })
+    assert.deepEqual(await files.bindPin(CID.parse(cidOf('mine')), { policy: POLICY, manifest }), { bound: 0, left: [] })
+    assert.deepEqual(await namespace.conflicts(), [copy], 'the conflict is still there, as it was')
+    const x = await namespace.stat('/x')
+    assert.ok(x.type === 'file' && x.cid === cidOf('theirs'))
+    // a user's pin rm of the copy is refused in one line: written at the copy's name, it ended the conflict
+    await assert.rejects(files.pinRm(copy.copy), (err: Error) => err.name === 'ConflictCopyError' && err.message.includes(copy.copy) && !err.message.includes('\n'))
+    assert.deepEqual(await namespace.conflicts(), [copy])
+    const still = await namespace.stat(copy.copy)
+    assert.ok(still.type === 'file' && still.conflictOf === '/x' && still.pin?.policy === POLICY, 'the copy as it was')
   })
 
   it('pin rm of a file removed meanwhile fails with VersionGoneError and writes nothing', async t => {
@@ -85,7 +108,8 @@ describe('a pin written onto the version it read', () => {
     await uncoded(namespace, '/chmod', 'bytes')
     afterRead(namespace, 'lookup', '/chmod', async () => { await namespace.putFile('/chmod', { cid: cidOf('bytes'), size: 5, mode: 0o600, mtime: 1_000, pin: { policy: POLICY } }) })
     const manifest = cborCidOf('manifest')
-    assert.equal(await files.bindPin(CID.parse(cidOf('bytes')), { policy: POLICY, manifest }, ['/chmod']), 1)
+    assert.deepEqual(await files.bindPin(CID.parse(cidOf('bytes')), { policy: POLICY, manifest }, ['/chmod']), { bound: 1, left: [] })
+    assert.deepEqual(await files.bindPin(CID.parse(cidOf('bytes')), { policy: POLICY, manifest }, ['/chmod']), { bound: 0, left: [] }, 'a path bound already is not one left')
     const chmodded = await namespace.stat('/chmod')
     assert.ok(chmodded.type === 'file' && chmodded.mode === 0o600 && chmodded.pin?.manifest === manifest, 'bound, and the chmod kept')
 

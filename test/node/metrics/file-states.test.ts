@@ -20,11 +20,12 @@ describe('file states', () => {
     assert.equal(fileState(stripes(2, 0, 0, 1), true), 'lost')
   })
 
-  it('counts each file once: uncoded files as pending, files placed now as placing', () => {
+  it('counts each file once: uncoded files as pending, or lost when their blocks are gone before their coding; files placed now as placing', () => {
     const last = new Map<string, FileState>([['a', 'healthy'], ['b', 'pending'], ['c', 'lost'], ['d', 'at_risk']])
-    assert.deepEqual(countFileStates(last, 2, []), { pending: 3, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 0 })
+    assert.deepEqual(countFileStates(last, { uncoded: 2, lost: 0 }, []), { pending: 3, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 0 })
+    assert.deepEqual(countFileStates(last, { uncoded: 2, lost: 1 }, []), { pending: 3, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 2, unknown: 0 }, 'a file lost before its coding is lost, not left out')
     const checked = new Map<string, FileState>([...last, ['f', 'unknown']])
-    assert.deepEqual(countFileStates(checked, 0, []), { pending: 1, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 1 }, 'a file the pass could not check is counted, as unknown')
-    assert.deepEqual(countFileStates(last, 0, ['b', 'e']), { pending: 0, placing: 2, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 0 }, 'b is placed now; e is new since the pass')
+    assert.deepEqual(countFileStates(checked, { uncoded: 0, lost: 0 }, []), { pending: 1, placing: 0, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 1 }, 'a file the pass could not check is counted, as unknown')
+    assert.deepEqual(countFileStates(last, { uncoded: 0, lost: 0 }, ['b', 'e']), { pending: 0, placing: 2, healthy: 1, at_risk: 1, degraded: 0, lost: 1, unknown: 0 }, 'b is placed now; e is new since the pass')
   })
 })

@@ -330,6 +330,22 @@ describe('S3 cold tier (s3rver)', () => {
     assert.equal(probe.error?.name, 'TierUnreachableError')
   })
 
+  it('an endpoint that goes down in the middle of a multipart upload: TierUnreachableError naming it, not the stream\'s AbortError', async t => {
+    const going = await startS3Server(t, 'going-down')
+    const c = client({ endpoint: going.endpoint, bucket: 'going-down' })
+    // 30 MiB in parts of 5 MiB: the server stops once two parts' worth has been read, the rest of the parts find it gone
+    async function * source (): AsyncGenerator<Uint8Array> {
+      let sent = 0
+      for (const piece of randomPieces(30 * MiB, 6, 512 * KiB)) {
+        if (sent === 10 * MiB) await going.stop()
+        sent += piece.byteLength
+        yield piece
+      }
+    }
+    const err = await rejectsWith(c.upload('regression/going-down', source(), { partSize: 5 * MiB }), 'TierUnreachableError')
+    assert.ok(err.message.includes(going.endpoint), err.message)
+  })
+
   it('wrong credentials: typed error without the secret, nothing written', async () => {
     const secret = 'not-the-secret-0123456789'
     const wrong = client({ prefix: 'wrong-credentials' }, { credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: secret } })
