@@ -270,6 +270,7 @@ export async function main (argv: string[]): Promise<number> {
     // under --json, the error is one JSON line too (scripts parse one format)
     if (program.opts<{ json?: boolean }>().json === true) process.stderr.write(JSON.stringify({ error: { name: name ?? 'Error', message } }) + '\n')
     else process.stderr.write(printable(`shoal: ${message}${name !== undefined ? ` (${name})` : ''}`) + '\n')
-    return EXIT_FAILURE
+    // a command stopped by a signal exits as a shell reports that signal (130 for Ctrl-C)
+    return err?.name === 'AddInterruptedError' && typeof err.exitCode === 'number' ? err.exitCode : EXIT_FAILURE
   }
 }

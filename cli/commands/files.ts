@@ -12,6 +12,7 @@ import { byteCounter, meter } from '../progress.js'
 import { mapAtOnce } from '../../node/at-once.js'
 import { applyAttrs, recordedAttrs, setAttrs, type RecordedAttrs } from '../tree-attrs.js'
 import { BATCH_FILE_BYTES, PendingBatch, uploadBatch, type LocalUpload } from '../add-batch.js'
+import { AddInterrupt } from '../add-interrupt.js'
 import { fileBody, LocalReadError } from '../local-file.js'
 import type { FileInfo } from '../../node/files/index.js'
 import { refusalLine } from '../../node/peers/refusal-line.js'
@@ -164,8 +165,11 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   }
   // small files go many per request (cli/add-batch.ts); --wait keeps one request per file
   const batch = new PendingBatch()
+  // a signal undoes the add too, once the request under way has ended (cli/add-interrupt.ts)
+  const interrupt = new AddInterrupt()
   const sendBatch = async (): Promise<void> => {
     if (batch.files.length === 0) return
+    interrupt.check()
     const files = batch.take()
     for (const info of await made.batch(files.map(f => f.remote), async () => await uploadBatch(g, client, files, opts))) added(info)
   }
@@ -181,6 +185,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
         const local = join(dir, e.name)
         const remote = joinNs(target, relative(source, local).split(sep).join('/'))
         if (e.isDirectory()) {
+          interrupt.check()
           await made.mkdir(remote, (await lstatLocal(local)).mode & 0o7777)
           dirs.push(local)
         } else if (e.isFile()) {
@@ -193,6 +198,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
             continue
           }
           await sendBatch()
+          interrupt.check()
           added(await made.file(remote, async () => await uploadFile(g, client, { file: local, to: remote, st: file.st, flags: opts })))
         } else {
           process.stderr.write(printable(`skipped ${local}: not a regular file or directory`) + '\n')
@@ -202,6 +208,8 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
     await sendBatch()
   } catch (err) {
     throw await made.undo(err)
+  } finally {
+    interrupt.stop()
   }
   const dirInfo = await client.json<FileInfo>('GET', '/api/v0/stat', { arg: target })
   if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })

@@ -204,7 +204,7 @@ export async function gcCommand (g: GlobalOptions): Promise<void> {
     const recovering = r.keptRecovering > 0 ? `; ${r.keptRecovering} more kept while the shards held here are looked up again (the holdings store is new)` : ''
     const unreadable = r.keptUnreadable > 0 ? `; ${r.keptUnreadable} more kept: a node of a file here cannot be read, and the blocks below it are not known (\`shoal repair --scrub\` fetches it again, or reports it lost)` : ''
     const n = r.keptUnreferenced
-    const grace = r.keptUnreferenced > 0 ? `; kept the shards of ${n} striped file${n === 1 ? '' : 's'} no longer in the namespace for the grace period (${formatSpan(r.graceMs)} from the first gc that found ${n === 1 ? 'it' : 'them'} so; \`durability.grace\`)${unsettledNote(r)}: a later gc collects them` : ''
+    const grace = r.keptUnreferenced > 0 ? `; kept the shards of ${n} coding${n === 1 ? '' : 's'} no file names any more (removed, replaced, unpinned or moved to the cold tier) for the grace period (${formatSpan(r.graceMs)} from the first gc that found ${n === 1 ? 'it' : 'them'} so; \`durability.grace\`)${unsettledNote(r)}: a later gc collects them` : ''
     printLines(`removed ${r.removed} blocks (${formatBytes(r.freedBytes)} given back${later}), kept ${r.marked} (+${r.keptNew} written meanwhile${recovering}${unreadable}); forgot ${r.forgotten} manifests${grace}`)
   }
 }

@@ -18,6 +18,7 @@ import { fileBody } from '../../cli/local-file.js'
 import { randomBytes } from '../helpers/bytes.js'
 import { defer, tempDir } from '../helpers/temp.js'
 import { lines, runShoal, SHOAL_BIN, shoalJson, shoalOk, startDaemon, suiteContext, type TestDaemon } from '../helpers/cli.js'
+import { launchShoal, until } from '../helpers/processes.js'
 
 const TEST = { timeout: 120_000 }
 
@@ -131,6 +132,22 @@ describe('bad local input through the CLI', () => {
     const fresh = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/fresh']), 'add into a new target')
     assert.match(fresh, /changed while it was uploaded.*the add was undone \(\/fresh removed\) \(FileChangedError\)$/)
     assert.deepEqual(await names('/'), ['small.txt', 'tree'], 'no /fresh')
+  })
+
+  it('a signal during a directory add undoes it once the request under way ends, and exits as a shell reports the signal', TEST, async () => {
+    const local = join(dir, 'signalled')
+    await mkdir(local)
+    // files over the batch size go one request each: many requests, and a signal lands between two
+    const bytes = randomBytes(1024 * 1024 + 1, 11)
+    for (let i = 0; i < 80; i++) { bytes[0] = i; await writeFile(join(local, `f${String(i).padStart(2, '0')}.bin`), bytes) }
+    const run = launchShoal(ctx, ['--repo', d.repo, 'add', local, '--to', '/signalled'])
+    await until('two files added', () => run.stdout().split('\n').filter(line => line.startsWith('added ')).length >= 2)
+    run.process.kill('SIGTERM')
+    const exit = await run.exited
+    assert.equal(exit.code, 143, run.stderr())
+    assert.match(run.stderr(), /^shoal: the add was interrupted by SIGTERM; the add was undone \(\/signalled removed\) \(AddInterruptedError\)$/m)
+    assert.ok(run.stdout().split('\n').filter(line => line.startsWith('added ')).length < 80, 'it stopped before the end')
+    assert.deepEqual(await names('/'), ['small.txt', 'tree'], 'no /signalled, not even the files added before the signal')
   })
 
   it('a directory add meeting a name that is not valid UTF-8 says so (it said the file was removed during the add), and is undone', TEST, async () => {
