@@ -15,7 +15,9 @@
  * next request, so the request under way ends first (cut, it could commit
  * after the undo's removal and make the files again) and the add's
  * `catch` undoes it. The command then exits as a shell reports the signal
- * (130, 143, 129). A second signal exits at once, leaving what was added.
+ * (130, 143, 129). A second signal exits at once, leaving what was added;
+ * the same signal again within half a second is taken as a repeat of the
+ * first (npx forwards a Ctrl-C the terminal also delivers: cli/relaunch.ts).
  *
  * When it applies: from the first request of a folder's add to its end; a
  * crash of the daemon or a SIGKILL of the CLI still leaves what was
@@ -24,6 +26,7 @@
  * @module
  */
 import { AbortedError } from '../node/errors.js'
+import { SignalForwarder } from './relaunch.js'
 
 const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
 const SIGNALS = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]
@@ -40,10 +43,17 @@ export class AddInterruptedError extends AbortedError {
 /** Signals noted while an add of a folder runs; see the module comment. */
 export class AddInterrupt {
   private signal: NodeJS.Signals | undefined
+  /** One signal delivered twice (a launcher such as npx forwards Ctrl-C, which the terminal also delivers): one request. */
+  private readonly repeats = new SignalForwarder()
   private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (!this.repeats.accept(signal)) return
     if (this.signal !== undefined) process.exit(SIGNAL_EXIT[signal] ?? 1)
     this.signal = signal
-    process.stderr.write(`shoal: ${signal}: stopping the add once the request under way ends, then undoing it (${signal} again quits at once, leaving what was added)\n`)
+    try {
+      process.stderr.write(`shoal: ${signal}: stopping the add once the request under way ends, then undoing it (a second signal quits at once, leaving what was added)\n`)
+    } catch {
+      // a terminal gone (SIGHUP): the undo matters, not the line
+    }
   }
 
   constructor () {

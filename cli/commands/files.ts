@@ -206,6 +206,8 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
       }
     }
     await sendBatch()
+    // a signal during the last request: undone too, as the line on stderr said
+    interrupt.check()
   } catch (err) {
     throw await made.undo(err)
   } finally {

@@ -10,7 +10,7 @@ import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, notFileOrDirectory, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
-import { filePath, rewriteFile } from '../namespace/index.js'
+import { conflictCopyError, filePath, rewriteFile } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
 import type { Entry, FileRecord, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
@@ -695,6 +695,8 @@ export class Files {
       }
     }
     if (entry.type !== 'file') throw new IsADirectoryError(`pin add takes files; ${entry.path} is a directory`)
+    // refused before any encoding or push: its pin could not be written (rewriteFile)
+    if (entry.conflictOf !== undefined) throw conflictCopyError(entry)
     const root = CID.parse(entry.cid)
     let current: Entry = entry
     if (tier !== undefined) {
@@ -862,6 +864,8 @@ export class Files {
       durability.status(root, entry.pin, signal),
       copy === undefined || tiers === undefined ? undefined : tiers.check(root, copy, { signal, verify: options.verify })
     ])
+    // a conflict copy is coded once the user resolves its conflict (its pin cannot be written at the copy's name)
+    if (entry.conflictOf !== undefined && status.waiting !== undefined) status.waiting = `a conflict copy of ${entry.conflictOf}: coded once the conflict is resolved (\`shoal mv\` it to a path of its own)`
     const out = cold === undefined ? { path: entry.path, ...status } : { path: entry.path, ...status, cold }
     // a coded file's stripes, or a cold copy's objects, say where its blocks are
     if (status.manifest !== undefined || copy !== undefined || options.blocks === false) return out

@@ -18,7 +18,7 @@ export { normalizePath, filePath, namesDirectory, parentOf, baseName, joinPath, 
 export { Replica, InvalidSnapshotError, UntrustedSnapshotError, cborCID } from './replica.js'
 export { NamespaceFormatError } from './upgrade.js'
 export { NamespaceRecoveringError, markNewStore } from './recovery.js'
-export { rewriteFile, type FileEntry } from './rewrite.js'
+export { conflictCopyError, rewriteFile, type FileEntry } from './rewrite.js'
 import { markNewStore } from './recovery.js'
 export { isPinPolicy } from '../../protocol/namespace.js'
 export type {

@@ -17,6 +17,11 @@
 import { ConflictCopyError } from '../errors.js'
 import type { Entry, FileRecord, Namespace } from './api.js'
 
+/** The refusal of a change of pin, mode or time of the conflict copy `entry` ({@link ConflictCopyError}). */
+export function conflictCopyError (entry: Entry): ConflictCopyError {
+  return new ConflictCopyError(`${entry.path} is a conflict copy of ${entry.conflictOf ?? '?'}: a change of its pin, mode or time would end the conflict unseen, so nothing was changed; resolve it first (\`shoal mv\` it to a path of its own, or \`shoal rm\` it; \`shoal conflicts\` lists them)`)
+}
+
 /** Times a change is made again from the version now there before `VersionGoneError` is let through. */
 const TRIES = 4
 
@@ -37,7 +42,7 @@ export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFil
 export async function rewriteFile (namespace: Pick<Namespace, 'lookup' | 'putFile'>, entry: FileEntry, change: (version: FileEntry) => Omit<FileRecord, 'type'> | undefined): Promise<Entry | undefined> {
   let version = entry
   for (let tried = 1; ; tried++) {
-    if (version.conflictOf !== undefined) throw new ConflictCopyError(`${version.path} is a conflict copy of ${version.conflictOf}: a change of its pin, mode or time would end the conflict unseen, so nothing was changed; resolve it first (\`shoal mv\` it to a path of its own, or \`shoal rm\` it; \`shoal conflicts\` lists them)`)
+    if (version.conflictOf !== undefined) throw conflictCopyError(version)
     const record = change(version)
     if (record === undefined) return undefined
     try {

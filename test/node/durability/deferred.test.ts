@@ -180,6 +180,16 @@ describe('deferred coding of many adds of one content', () => {
     assert.equal(await b.holdings.deferredOf(b.root, POLICY), undefined)
   })
 
+  it('a file moved again between the repair pass\'s scan and its coding keeps its record for the next pass', async () => {
+    const b = await bed(6)
+    await b.note('/gone/first')
+    // the scan found it at /gone/second; by its coding it has moved on (the bed leaves every path under /gone unbound)
+    ;(b.coder as any).components.files = async function * () { yield { type: 'file', path: '/gone/second', cid: b.root.toString(), size: 4096, mode: 0o644, mtime: 1, pin: { policy: POLICY } } }
+    assert.equal((await b.coder.codeAll()).coded, 0)
+    assert.deepEqual(b.bound, ['/gone/first', '/gone/second'])
+    assert.notEqual(await b.holdings.deferredOf(b.root, POLICY), undefined, 'kept: dropped, the file was never coded')
+  })
+
   it('a repair pass counts a file whose blocks are gone as lost before its coding, not as waiting nor left out', async () => {
     const { b, found } = await lostFile()
     // the file as the namespace shows it: pinned, no manifest yet
