@@ -50,13 +50,17 @@ export class AddInterrupt {
     if (this.signal !== undefined) process.exit(SIGNAL_EXIT[signal] ?? 1)
     this.signal = signal
     try {
-      process.stderr.write(`shoal: ${signal}: stopping the add once the request under way ends, then undoing it (a second signal quits at once, leaving what was added)\n`)
+      // under --json, stderr carries JSON lines only (as `notePending`'s notes)
+      process.stderr.write(this.options.json === true
+        ? JSON.stringify({ note: { signal, stopping: 'the add, once the request under way ends, then undoing it' } }) + '\n'
+        : `shoal: ${signal}: stopping the add once the request under way ends, then undoing it (a second signal quits at once, leaving what was added)\n`)
     } catch {
       // a terminal gone (SIGHUP): the undo matters, not the line
     }
   }
 
-  constructor () {
+  /** @param options.json the command runs under `--json` */
+  constructor (private readonly options: { json?: boolean } = {}) {
     for (const s of SIGNALS) process.on(s, this.onSignal)
   }
 

@@ -166,7 +166,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   // small files go many per request (cli/add-batch.ts); --wait keeps one request per file
   const batch = new PendingBatch()
   // a signal undoes the add too, once the request under way has ended (cli/add-interrupt.ts)
-  const interrupt = new AddInterrupt()
+  const interrupt = new AddInterrupt({ json: g.json })
   const sendBatch = async (): Promise<void> => {
     if (batch.files.length === 0) return
     interrupt.check()

@@ -150,6 +150,20 @@ describe('bad local input through the CLI', () => {
     assert.match(run.stderr(), /^shoal: the add was interrupted by SIGTERM; the add was undone \(\/signalled removed\) \(AddInterruptedError\)$/m)
     assert.ok(run.stdout().split('\n').filter(line => line.startsWith('added ')).length < 80, 'it stopped before the end')
     assert.deepEqual(await names('/'), ['small.txt', 'tree'], 'no /signalled, not even the files added before the signal')
+
+    // under --json, stderr holds JSON lines only: the note, then the error
+    const json = launchShoal(ctx, ['--repo', d.repo, '--json', 'add', local, '--to', '/signalled'])
+    await until('two files added (a progress-free JSON add prints nothing until its end: wait for the tree)', async () => {
+      const r = await runShoal(['--repo', d.repo, '--json', 'ls', '/signalled'])
+      return r.code === 0 && (JSON.parse(r.stdout.toString()) as unknown[]).length >= 2
+    })
+    json.process.kill('SIGINT')
+    assert.equal((await json.exited).code, 130, json.stderr())
+    const said = lines(json.stderr()).map(line => JSON.parse(line) as Record<string, any>)
+    assert.equal(said.length, 2, json.stderr())
+    assert.equal(said[0].note?.signal, 'SIGINT')
+    assert.equal(said[1].error?.name, 'AddInterruptedError')
+    assert.deepEqual(await names('/'), ['small.txt', 'tree'])
   })
 
   it('a directory add meeting a name that is not valid UTF-8 says so (it said the file was removed during the add), and is undone', TEST, async () => {
