@@ -27,9 +27,7 @@
  */
 import { AbortedError } from '../node/errors.js'
 import { SignalForwarder } from './relaunch.js'
-
-const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
-const SIGNALS = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]
+import { SIGNAL_EXIT, SIGNALS } from './staging.js'
 
 /** The add was stopped by a signal; `exitCode` is the shell's for that signal. */
 export class AddInterruptedError extends AbortedError {

@@ -44,9 +44,10 @@ export function stagingPath (out: string): string {
   return join(dirname(out), `${suffix}-${digest}`)
 }
 
-/** Exit codes of the signals that end a download, as a shell reports them. */
-const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
-const SIGNALS = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]
+/** Exit codes of the signals that interrupt a command (a download, an add of a folder), as a shell reports them. */
+export const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
+/** The signals of {@link SIGNAL_EXIT}. */
+export const SIGNALS = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]
 
 const held = new Set<string>()
 /** Creations of staging paths under way ({@link createHeld}). */

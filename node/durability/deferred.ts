@@ -247,9 +247,9 @@ export class DeferredCoder {
       // would cost a scan per file after an `rm -rf` of files just added: the record keeps those paths alone (the
       // bound ones go, so that it does not grow with later adds of the content) and waits for the repair pass, whose
       // one scan for every record finds a moved file where it is now (`found`). Dropped here, a file moved before its
-      // coding was never coded. A record noted again meanwhile has new paths to bind: one more round
-      // with `found`, a record that bound nothing (the file moved again since the pass's scan, or became a conflict
-      // copy) is kept too: dropped, it was never coded. One that bound the file where the scan found it is done
+      // coding was never coded. A record noted again meanwhile has new paths to bind: one more round.
+      // With `found`, the record is done once the file is bound where the scan found it; one that bound nothing (the
+      // file moved again since the scan, or became a conflict copy) is kept too
       if (left.length > 0 && (found === undefined || bound === 0)) {
         if (await holdings.keepDeferredPaths(root, seen, left)) break
         continue

@@ -800,10 +800,12 @@ export class Files {
         if (paths !== undefined && !carries(now)) left.push(path)
         continue
       }
+      // the version the filter was asked of last: the one rewriteFile found there (no look again to tell what it is)
+      let last: Entry = now
       try {
         // the filter asked again if its mode, time or pin changed meanwhile
-        if (await rewriteFile(namespace, now, version => waits(version) ? withPin(version, pin) : undefined) !== undefined) bound++
-        else if (paths !== undefined && !carries(await namespace.lookup(path))) left.push(path)
+        if (await rewriteFile(namespace, now, version => { last = version; return waits(version) ? withPin(version, pin) : undefined }) !== undefined) bound++
+        else if (paths !== undefined && !carries(last)) left.push(path)
       } catch (err: any) {
         // removed, moved or replaced between the look and the write: a removal the coding must not undo
         if (err?.name !== 'VersionGoneError') throw err
