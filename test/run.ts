@@ -71,8 +71,42 @@ async function main (): Promise<void> {
   const lean = `--import=${pathToFileURL(join(root, 'lean-harness.js')).href}`
   process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, lean].filter(o => o !== undefined && o !== '').join(' ')
   const stream = run({ files, concurrency: CONCURRENCY, testNamePatterns: patterns.length > 0 ? patterns : undefined })
-  stream.on('test:fail', () => { process.exitCode = 1 })
-  stream.compose(tap).pipe(process.stdout)
+  const failures: Failure[] = []
+  stream.on('test:fail', data => {
+    process.exitCode = 1
+    if (data.details.type !== 'suite') failures.push({ file: data.file, name: data.name, error: data.details.error })
+  })
+  const out = stream.compose(tap)
+  out.pipe(process.stdout, { end: false })
+  out.once('end', () => { process.stdout.write(failureSummary(failures)) })
+}
+
+/** One failed test, as the runner's `test:fail` event gives it. */
+interface Failure {
+  file: string | undefined
+  name: string
+  error: Error
+}
+
+/** At most this many lines of each failure's error in the summary. */
+const SUMMARY_ERROR_LINES = 12
+
+/**
+ * The failed tests again, after the TAP stream's totals, as TAP comments:
+ * which file, which test, and the head of its error. A failure is printed
+ * where its test ended, among hundreds of others; whoever reads only the
+ * tail of a long run's output (a CI page) sees it here.
+ */
+function failureSummary (failures: readonly Failure[]): string {
+  if (failures.length === 0) return ''
+  const lines = [`# ${failures.length} failed:`]
+  for (const failure of failures) {
+    lines.push(`# - ${failure.file ?? '(no file)'}: ${failure.name}`)
+    const cause = (failure.error as Error & { cause?: unknown }).cause ?? failure.error
+    const text = cause instanceof Error ? (cause.stack ?? `${cause.name}: ${cause.message}`) : String(cause)
+    for (const line of text.split('\n').filter(l => l.trim() !== '').slice(0, SUMMARY_ERROR_LINES)) lines.push(`#     ${line}`)
+  }
+  return lines.join('\n') + '\n'
 }
 
 await main()
