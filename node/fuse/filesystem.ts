@@ -114,6 +114,14 @@ class Staged {
   committedGen = 0
   /** Content CID of the version committed at {@link committedGen}. */
   committedCid?: string
+  /**
+   * Set by a rename of this file, not yet committed under its old name,
+   * over a file: the version at its new path that its next commit replaces.
+   * That version stays in the namespace until then, so no node sees the
+   * path empty meanwhile; one written there meanwhile by another node is
+   * kept beside this file, a conflict. Cleared once a commit lands.
+   */
+  replaces?: string
   committing?: Promise<void>
   /** Stops the commit that runs, if any (the file was removed: that version need not land). */
   cancel?: AbortController
@@ -749,7 +757,10 @@ export class ShoalFilesystem {
   /**
    * Rename, replacing a file or an empty directory at `to` as POSIX does.
    * Replacing a file is two namespace writes (put at `to`, remove `from`):
-   * `to` always names a whole version, never nothing.
+   * `to` always names a whole version, never nothing. A file not yet
+   * committed under `from` (an editor's save without fsync) is put at `to`
+   * by its commit, which replaces the version there then; until that
+   * commit, other nodes see the old version at `to`.
    */
   async rename (from: string, to: string): Promise<void> {
     if (from === to) return
@@ -813,11 +824,17 @@ export class ShoalFilesystem {
       } else {
         await namespace.move(from, to)
       }
+    } else if (target?.type === 'file' && s?.dirty === true) {
+      // only staged here: the target's version stays visible until this file's commit replaces it (removed now, other
+      // nodes saw no file at `to` until the commit landed: an editor's save by rename made the file vanish there)
+      s.replaces = target.cid
     } else if (target !== undefined) {
-      // only staged here: what it replaces goes now, its bytes land at its commit
       await namespace.remove(to)
     }
-    if (s !== undefined) this.rekey(s, to)
+    if (s !== undefined) {
+      this.rekey(s, to)
+      if (s.replaces !== undefined && this.options.journal?.waits(s.id) === true) this.options.journal.rebased(s.id, s.replaces)
+    }
     this.attrs.delete(from)
     this.attrs.delete(to)
   }
@@ -1182,7 +1199,7 @@ export class ShoalFilesystem {
 
   /** Note that generation `gen` of `s` is committed as `info`. */
   private committed (s: Staged, gen: number, info: FileInfo): void {
-    if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid }
+    if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid; s.replaces = undefined }
     const journal = this.options.journal
     if (journal !== undefined) {
       journal.done(s.id, gen)
@@ -1273,13 +1290,14 @@ export class ShoalFilesystem {
 }
 
 /**
- * The version a staged file's next commit started from: its own last
+ * The version a staged file's next commit started from: the one a rename
+ * over its path made it replace ({@link Staged.replaces}), else its own last
  * commit, else the version it was copied from, else none (`null`: a new
  * file). The commit replaces that version only: one written meanwhile, by
  * another node or by the CLI here, is kept as a conflict.
  */
 function startedFrom (s: Staged): string | null {
-  return (s.committedGen !== 0 ? s.committedCid : s.base) ?? null
+  return (s.replaces ?? (s.committedGen !== 0 ? s.committedCid : s.base)) ?? null
 }
 
 function attrOf (entry: Entry): Attr {

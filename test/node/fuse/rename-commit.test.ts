@@ -25,6 +25,7 @@ import { ShoalFilesystem } from '../../../node/fuse/filesystem.js'
 import { StagingArea } from '../../../node/fuse/staging.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { silent } from './helpers.js'
+import { file, pullInto, replica as peerReplica } from '../namespace/helpers.js'
 
 /** A namespace whose `lookup` of one path answers, then waits at a gate the test opens before returning that (by then stale) answer. */
 interface Gated {
@@ -162,5 +163,54 @@ describe('a listing racing a background commit', () => {
     gated.open()
     assert.deepEqual(await listing, ['.', '..', 'x'])
     assert.equal((await replica.lookup('/d/x'))?.type, 'file')
+  })
+})
+
+describe('a save by rename over a file, before the new version is committed', () => {
+  it('other nodes see the old version at the path until the new one replaces it, never no file; one written there meanwhile is kept beside it', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    await writeFile(fs, '/f', 'old\n')
+    await fs.fsync(undefined, '/f')
+    const old = await replica.lookup('/f')
+    assert.ok(old?.type === 'file')
+    // an editor's save: the new version written to a temporary file, renamed over the old one, not yet committed (still open)
+    const fh = await fs.create('/f.tmp', 0o644)
+    await fs.write(fh, Buffer.from('new\n'), 4, 0)
+    await fs.flush(fh)
+    await fs.rename('/f.tmp', '/f')
+    assert.equal(await textOf(fs, '/f'), 'new\n', 'the mount shows the new version at once')
+    const between = await replica.lookup('/f')
+    assert.ok(between?.type === 'file' && between.cid === old.cid, 'the namespace (what other nodes see) still has the old version at /f, not nothing')
+    assert.equal(await replica.lookup('/f.tmp'), undefined, 'and nothing at the temporary name')
+
+    // meanwhile another node, which had the old version, writes its own at /f
+    const peer = await peerReplica({ now: Date.now() })
+    defer(t, async () => { await peer.close() })
+    await pullInto(peer, replica)
+    await peer.putFile('/f', file('theirs'))
+    await pullInto(replica, peer)
+    await fs.release(fh)
+    await fs.close()
+    const versions = [await replica.lookup('/f'), ...(await replica.conflicts()).map(c => ({ type: 'file', cid: c.cid }))]
+    const cids = versions.map(v => v?.type === 'file' ? v.cid : undefined).sort()
+    assert.equal(cids.length, 2, 'both versions: ours and the one written meanwhile (a conflict)')
+    assert.ok(cids.includes(file('theirs').cid), 'theirs is kept')
+    assert.ok(!cids.includes(old.cid), 'the old version is replaced')
+  })
+
+  it('with no other write, the commit replaces the old version: one file, no conflict', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    await writeFile(fs, '/g', 'old\n')
+    await fs.fsync(undefined, '/g')
+    const fh = await fs.create('/g.tmp', 0o644)
+    await fs.write(fh, Buffer.from('newer\n'), 6, 0)
+    await fs.flush(fh)
+    await fs.rename('/g.tmp', '/g')
+    await fs.release(fh)
+    await fs.close()
+    const g = await replica.lookup('/g')
+    assert.ok(g?.type === 'file' && g.size === 6, 'the new version at /g')
+    assert.deepEqual(await replica.conflicts(), [])
+    assert.equal(await replica.lookup('/g.tmp'), undefined)
   })
 })

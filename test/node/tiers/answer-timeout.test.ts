@@ -14,7 +14,7 @@ import { defer } from '../../helpers/temp.js'
 import { S3RVER_CREDENTIALS } from './s3-server.js'
 
 describe('tier reads against an endpoint that never answers', () => {
-  it('fail with TierUnreachableError after answerTimeoutMs, not requestTimeoutMs', { timeout: 20_000 }, async t => {
+  it('fail with TierUnreachableError after answerTimeoutMs, not requestTimeoutMs', { timeout: 120_000 }, async t => {
     const sockets = new Set<Socket>()
     const server = createServer(socket => { sockets.add(socket); socket.on('error', () => {}); socket.resume() })
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
@@ -40,7 +40,8 @@ describe('tier reads against an endpoint that never answers', () => {
         assert.doesNotMatch(err.message, /\n/)
         return true
       })
-      assert.ok(Date.now() - started < 3_000, `${what} failed after ${Date.now() - started} ms`)
+      // far below requestTimeoutMs (2 min), with room for a loaded machine (3.2 s seen under a load of 11)
+      assert.ok(Date.now() - started < 20_000, `${what} failed after ${Date.now() - started} ms`)
     }
 
     // the caller's own abort is still an abort
