@@ -248,7 +248,16 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
         const cid = where.stripe.data[shard]
         return cid === undefined ? undefined : fetching.get(blockKey(cid))
       }
-      data = rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view: index.view, skip, have: kept.get(where.index)?.leaves, fetching: fetchingLeaf, signal })
+      const from = (view: HolderView): Promise<Uint8Array[]> =>
+        rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view, skip, have: kept.get(where.index)?.leaves, fetching: fetchingLeaf, signal })
+      const used = index.view
+      data = from(used).catch(async (err: any) => {
+        // too few shards in a view that may have missed holders: asked once more, then tried again
+        if (err?.name !== 'StripeUnavailableError' || signal?.aborted === true) throw err
+        const fresh = await freshView(index)
+        if (fresh === undefined || fresh === used) throw err
+        return await from(fresh)
+      })
       rebuilding.set(key, data)
       data.then(leaves => {
         rebuilding.delete(key)
@@ -258,6 +267,24 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
       }, () => { rebuilding.delete(key) })
     }
     return (await data)[where.shard]
+  }
+
+  /**
+   * The read's view asked again, without the {@link HOLDINGS_WAIT_MS} bound
+   * (the shards protocol's own timeout still holds), once per read: it
+   * becomes the read's view. Undefined when that fails. Why: a stripe with
+   * just k shards left cannot be rebuilt from a view that missed one holder
+   * — one that answered after the wait (a loaded machine, a busy disk) or
+   * one that took a repaired shard since the read began — and the read
+   * failed though the shards were there.
+   */
+  let refreshed: Promise<HolderView | undefined> | undefined
+  const freshView = async (index: StripeIndex): Promise<HolderView | undefined> => {
+    refreshed ??= sources.holders(manifest, { stripes: index.mroot.stripes, width: index.mroot.k + index.mroot.m }, signal).then(view => {
+      index.view = view
+      return view
+    }, () => undefined)
+    return await refreshed
   }
 
   // mean latency of leaf fetches (an exponential moving average), for the hedge

@@ -18,6 +18,7 @@ import { flipEveryBlock } from '../blocks/fixtures.js'
 import { CID } from 'multiformats/cid'
 import { defer, tempDir, type CleanupContext } from '../../helpers/temp.js'
 import { GRACE_MS, connectAll, holdBackRequests, live, makeRepo, once, readAll, sha, startNode, stopNode, swarmOf, until, untilOnEvery, type Swarm } from '../../helpers/swarm.js'
+import { HolderView } from '../../../node/durability/view.js'
 import type { ShoalNode } from '../../../node/node.js'
 
 const TEST = { timeout: 180_000 }
@@ -110,6 +111,38 @@ describe('durability on real nodes', () => {
     const reader = swarm.nodes[readerIndex] as ShoalNode
     assert.equal(sha(await readAll(reader, cid)), sha(data), 'cat CID: byte-identical, its missing leaf rebuilt from the stripe')
     assert.equal(sha(await readAll(reader, '/f.bin')), sha(data), 'cat PATH: the same')
+  })
+
+  it('a stripe with just k shards left is read though the read\'s first view missed one of their holders (it answered late): the view is asked again', TEST, async t => {
+    const { swarm, writer, data } = await smallFileOnSix(t)
+    await writer.components.durability.collectGarbage()
+    const status = await writer.components.files.pinStatus('/f.bin')
+    const readerIndex = 5
+    // two holders of stripe 0 go, one of them a data shard's: k = 4 shards are left, on four nodes
+    const holders = status.stripes[0].shards.map(sh => indexOfPeer(swarm, sh.holders[0]))
+    const dataVictim = holders.slice(0, K).find(i => i !== 0 && i !== readerIndex) as number
+    const other = holders.find(i => i !== 0 && i !== readerIndex && i !== dataVictim) as number
+    for (const v of [dataVictim, other]) await stopNode(swarm, v)
+    const late = holders.find(i => i !== readerIndex && i !== dataVictim && i !== other) as number
+    const lateId = (swarm.nodes[late] as ShoalNode).components.peerId
+    // the reader's first view leaves that holder out, as if its answer came after the view's wait
+    const reader = swarm.nodes[readerIndex] as ShoalNode
+    const service = reader.components.durability
+    const holderView = service.holderView.bind(service)
+    let calls = 0
+    service.holderView = async (manifest, shape, options) => {
+      const view = await holderView(manifest, shape, options)
+      if (++calls > 1) return view
+      const partial = new HolderView()
+      for (let stripe = 0; stripe < shape.stripes; stripe++) {
+        for (let shard = 0; shard < shape.width; shard++) for (const peer of view.holders(stripe, shard)) if (peer !== lateId) partial.add(stripe, shard, peer)
+      }
+      partial.asked.push(...view.asked.filter(peer => peer !== lateId))
+      return partial
+    }
+    defer(t, async () => { service.holderView = holderView })
+    assert.equal(sha(await readAll(reader, '/f.bin')), sha(data), 'byte-identical: the stripe rebuilt from the four shards once the view was asked again')
+    assert.equal(calls, 2, 'the view was asked once more, not more')
   })
 
   it('add --wait of a file of one short stripe (fewer leaves than k) succeeds once each of its shards is on a node of its own, and it is healthy', TEST, async t => {
