@@ -51,7 +51,7 @@ const TIME_NOW_BELOW = 10_000
 /** What a {@link ShoalFilesystem} is built from. */
 export interface FilesystemComponents {
   files: Pick<Files, 'add' | 'addMany' | 'catEntry' | 'layoutOf'>
-  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile'>
+  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile' | 'setDirAttrs'>
   chunker: ChunkerSpec
   logger: Logger
   /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */
@@ -870,7 +870,7 @@ export class ShoalFilesystem {
     }
   }
 
-  /** Change permission bits (a directory's are kept as created: see docs/fuse.md). */
+  /** Change permission bits, of a file or a directory. */
   async chmod (path: string, mode: number): Promise<void> {
     await this.changeFile(path, s => { s.mode = mode & 0o7777 }, entry => ({ mode: mode & 0o7777, mtime: entry.mtime }))
   }
@@ -878,7 +878,7 @@ export class ShoalFilesystem {
   /**
    * Set the modification time (ms; values near 0 mean "now", values past
    * `Number.MAX_SAFE_INTEGER` "leave it as it is": the libfuse3 binding's
-   * UTIME_OMIT, as `touch -a` sends it). Directories keep theirs.
+   * UTIME_OMIT, as `touch -a` sends it). A directory's is changed too (the root keeps its own).
    *
    * @throws {NotFoundError} when there is no such path
    */
@@ -1261,8 +1261,8 @@ export class ShoalFilesystem {
     return out
   }
 
-  /** Apply a metadata change to a file: staged in place, or one namespace write. Directories: accepted, unchanged. */
-  private async changeFile (path: string, staged: (s: Staged) => void, record: (entry: Entry & { type: 'file' }) => { mode: number, mtime: number }): Promise<void> {
+  /** Apply a metadata change to a file or a directory: staged in place, or one namespace write. The root: accepted, unchanged. */
+  private async changeFile (path: string, staged: (s: Staged) => void, record: (entry: { mode: number, mtime: number }) => { mode: number, mtime: number }): Promise<void> {
     await this.locks.run([path], async () => {
       const s = this.staged.get(path)
       if (s !== undefined) {
@@ -1274,7 +1274,13 @@ export class ShoalFilesystem {
         return
       }
       const entry = await this.components.namespace.stat(path)
-      if (entry.type !== 'file') return
+      if (entry.type === 'dir') {
+        // tar, cp -a and rsync make each directory 0700 and give it its mode afterwards; the root keeps its own
+        const next = record(entry)
+        if (entry.path !== '/' && (next.mode !== entry.mode || next.mtime !== entry.mtime)) await this.components.namespace.setDirAttrs(path, next)
+        this.attrs.delete(path)
+        return
+      }
       // in place: made again over a change of its pin meanwhile (the background coding's bind); a removal by the CLI or a
       // peer since the stat is ENOENT, and the file is not brought back
       await rewriteFile(this.components.namespace, entry, now => {

@@ -175,6 +175,14 @@ export interface Namespace {
   putFiles: (files: ReadonlyArray<{ path: string, record: Omit<FileRecord, 'type'> } & Omit<PutOptions, 'rewriting'>>) => Promise<Entry[]>
   /** @throws {AlreadyExistsError} {NotFoundError} {NotADirectoryError} */
   mkdir: (path: string, options?: MkdirOptions) => Promise<Entry>
+  /**
+   * Change a directory's mode and time (what `chmod` and `touch` of a
+   * directory through a mount do): one mkdir at `path` replacing the
+   * versions of it this replica sees; its children stay.
+   *
+   * @throws {NotFoundError} {NotADirectoryError} {InvalidArgumentError} (the root, a bad mtime)
+   */
+  setDirAttrs: (path: string, attrs: { mode: number, mtime: number }) => Promise<Entry>
   /** Move a file or directory. When `to` is an existing directory, moves into it. @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */
   move: (from: string, to: string) => Promise<Entry>
   /** @throws {NotFoundError} {DirectoryNotEmptyError} {InvalidArgumentError} */

@@ -476,6 +476,8 @@ export class Replica implements Namespace {
 
   async mkdir (path: string, options: MkdirOptions = {}): Promise<Entry> { return await this.writes.mkdir(path, options) }
 
+  async setDirAttrs (path: string, attrs: { mode: number, mtime: number }): Promise<Entry> { return await this.writes.setDirAttrs(path, attrs) }
+
   async move (from: string, to: string): Promise<Entry> { return await this.writes.move(from, to) }
 
   async remove (path: string, options: RemoveOptions = {}): Promise<void> { await this.writes.remove(path, options) }

@@ -121,6 +121,25 @@ export class LocalWrites {
     })
   }
 
+  /** See {@link Namespace.setDirAttrs}. */
+  async setDirAttrs (path: string, attrs: { mode: number, mtime: number }): Promise<Entry> {
+    const { reads } = this.components
+    const p = normalizePath(path)
+    if (p === '/') throw new InvalidArgumentError('the root of the namespace has no mode or time to change')
+    checkMtime(attrs.mtime)
+    return await this.components.writing(async () => {
+      const current = await reads.visible(p)
+      if (current === undefined) throw new NotFoundError(`no such file or directory: ${p}`)
+      if (current.type !== 'dir') throw new NotADirectoryError(`not a directory: ${p}`)
+      if (current.implicit !== true && current.mode === (attrs.mode & 0o7777) && current.mtime === attrs.mtime) return await reads.stat(p)
+      const ops = new OpSet()
+      ops.remove(p, current.dots)
+      ops.create({ op: 'mkdir', path: p, mode: attrs.mode & 0o7777, mtime: attrs.mtime, replaces: [] })
+      await this.commitLocal(ops.list())
+      return await reads.stat(p)
+    })
+  }
+
   /**
    * Move `from` to `to` (into it when it is a directory).
    *

@@ -9,7 +9,10 @@
  * renames it over `.git/config`; when the lock file's background commit
  * started while the rename was looking names up, the commit wrote
  * `config.lock` back under its old name and the rename removed `config` —
- * the next `git config` failed with "could not lock config file". And `ls`
+ * the next `git config` failed with "could not lock config file". Also here,
+ * on the same file system: a directory's mode and time changed through it
+ * (tar, cp -a and rsync make directories 0700 and set their modes after).
+ * And `ls`
 of a directory being filled listed fewer names than it held (1,962 of
 2,000): a file whose commit ended while the namespace was listed had left
 the staged files before they were read.
@@ -212,5 +215,32 @@ describe('a save by rename over a file, before the new version is committed', ()
     assert.ok(g?.type === 'file' && g.size === 6, 'the new version at /g')
     assert.deepEqual(await replica.conflicts(), [])
     assert.equal(await replica.lookup('/g.tmp'), undefined)
+  })
+})
+
+describe('a directory\'s mode and time through the mount', () => {
+  it('chmod and utime of a directory change it in the namespace, as tar and rsync expect; its children stay; the root is left as it is', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    // what tar does: the directory made 0700, filled, then given its mode and time
+    await fs.mkdir('/d', 0o700)
+    await writeFile(fs, '/d/x', 'x\n')
+    await fs.fsync(undefined, '/d/x')
+    await fs.chmod('/d', 0o755)
+    await fs.utimens('/d', 1_600_000_000_000)
+    assert.equal((await fs.getattr('/d')).mode & 0o7777, 0o755)
+    assert.equal((await fs.getattr('/d')).mtime, 1_600_000_000_000)
+    const d = await replica.stat('/d')
+    assert.ok(d.type === 'dir' && d.mode === 0o755 && d.mtime === 1_600_000_000_000, 'in the namespace: what other nodes see')
+    assert.deepEqual((await replica.list('/d')).map(e => e.name), ['x'], 'its file stays')
+    // another node gets the change, and the directory's content with it
+    const peer = await peerReplica({ now: Date.now() })
+    defer(t, async () => { await peer.close() })
+    await pullInto(peer, replica)
+    const there = await peer.stat('/d')
+    assert.ok(there.type === 'dir' && there.mode === 0o755)
+    assert.deepEqual((await peer.list('/d')).map(e => e.name), ['x'])
+    // the root has no version to change: accepted, nothing written
+    await fs.chmod('/', 0o700)
+    assert.equal((await fs.getattr('/')).mode & 0o7777, 0o755)
   })
 })
