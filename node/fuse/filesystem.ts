@@ -814,7 +814,14 @@ export class ShoalFilesystem {
       await this.drop(sStaged)
       target = await namespace.lookup(to)
     }
-    if (source?.type === 'file') {
+    // the version at `from` is the one this file's commit is to replace (it was renamed over it, uncommitted): not
+    // this file's to move; it goes, and the file replaces the target's version instead (moved, other nodes showed the
+    // old content under the new name, and kept it there if the commit failed)
+    const replaced = s?.replaces !== undefined && source?.type === 'file' && source.cid === s.replaces
+    if (replaced && s !== undefined) {
+      await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
+      s.replaces = target?.type === 'file' ? target.cid : undefined
+    } else if (source?.type === 'file') {
       if (target !== undefined) {
         const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
         if (source.pin !== undefined) record.pin = source.pin
@@ -833,7 +840,7 @@ export class ShoalFilesystem {
     }
     if (s !== undefined) {
       this.rekey(s, to)
-      if (s.replaces !== undefined && this.options.journal?.waits(s.id) === true) this.options.journal.rebased(s.id, s.replaces)
+      if (this.options.journal?.waits(s.id) === true) this.options.journal.rebased(s.id, startedFrom(s))
     }
     this.attrs.delete(from)
     this.attrs.delete(to)

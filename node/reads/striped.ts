@@ -101,6 +101,9 @@ export const MIN_HEDGE_MS = 1000
  */
 export const HOLDINGS_WAIT_MS = 5_000
 
+/** Longest wait for the view asked again when a stripe could not be rebuilt from the first (see `freshView`). */
+const REFRESH_WAIT_MS = 3 * HOLDINGS_WAIT_MS
+
 /** Leaves asked for by the reader itself that a read remembers, at most (see `requested`). */
 const MAX_REQUESTED = 256
 /** Stripes whose fetched leaves a read keeps for rebuilds, at most, per stripe of its window and two more. */
@@ -234,15 +237,18 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   /** Stripes rebuilt lately, by index: their other leaves are served from memory. */
   const rebuilt = new Map<number, Uint8Array[]>()
   /** Rebuilds under way, per stripe. */
-  const rebuilding = new Map<number, Promise<Uint8Array[]>>()
-  const rebuild = async (where: LeafPlace, index: StripeIndex, skip?: number): Promise<Uint8Array> => {
+  const rebuilding = new Map<number, { skip?: number, data: Promise<Uint8Array[]> }>()
+  /** `refresh`: a stripe the view leaves short asks for the view again ({@link freshView}); a hedge does not (it leaves out a shard that is only late). */
+  const rebuild = async (where: LeafPlace, index: StripeIndex, skip?: number, refresh = true): Promise<Uint8Array> => {
     // one rebuild a stripe at a time: whichever shard it left out, it gives every data leaf (two leaves lost
     // in one stripe, each with its own rebuild, fetched its parity and decoded it twice)
     const key = where.index
     // rebuilt lately (another of its leaves was lost before this one): no second rebuild
     const done = rebuilt.get(key)
     if (done !== undefined) return done[where.shard]
-    let data = rebuilding.get(key)
+    // one that leaves out another shard is not this one's (a hedge's leaves out a late leaf that may be the one missing here)
+    const running = rebuilding.get(key)
+    let data = running !== undefined && (running.skip === undefined || running.skip === skip) ? running.data : undefined
     if (data === undefined) {
       const fetchingLeaf = (shard: number): Promise<Uint8Array> | undefined => {
         const cid = where.stripe.data[shard]
@@ -253,18 +259,19 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
       const used = index.view
       data = from(used).catch(async (err: any) => {
         // too few shards in a view that may have missed holders: asked once more, then tried again
-        if (err?.name !== 'StripeUnavailableError' || signal?.aborted === true) throw err
+        if (!refresh || err?.name !== 'StripeUnavailableError' || signal?.aborted === true) throw err
         const fresh = await freshView(index)
         if (fresh === undefined || fresh === used) throw err
         return await from(fresh)
       })
-      rebuilding.set(key, data)
+      const entry = { skip, data }
+      rebuilding.set(key, entry)
       data.then(leaves => {
-        rebuilding.delete(key)
+        if (rebuilding.get(key) === entry) rebuilding.delete(key)
         rebuilt.set(where.index, leaves)
         // bounded: the stripes the reader may still ask for
         for (const old of rebuilt.keys()) if (rebuilt.size > window + 2) rebuilt.delete(old)
-      }, () => { rebuilding.delete(key) })
+      }, () => { if (rebuilding.get(key) === entry) rebuilding.delete(key) })
     }
     return (await data)[where.shard]
   }
@@ -280,7 +287,15 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
    */
   let refreshed: Promise<HolderView | undefined> | undefined
   const freshView = async (index: StripeIndex): Promise<HolderView | undefined> => {
-    refreshed ??= sources.holders(manifest, { stripes: index.mroot.stripes, width: index.mroot.k + index.mroot.m }, signal).then(view => {
+    // bounded too, more widely: a stalled peer must not hold a failing read for the protocol's 30 s
+    const bound = AbortSignal.timeout(REFRESH_WAIT_MS)
+    refreshed ??= sources.holders(manifest, { stripes: index.mroot.stripes, width: index.mroot.k + index.mroot.m }, signal === undefined ? bound : AbortSignal.any([signal, bound])).then(view => {
+      // what the first view saw stays: a holder that answered it and is slow now is still one
+      const first = index.view
+      for (let stripe = 0; stripe < index.mroot.stripes; stripe++) {
+        for (let shard = 0; shard < index.mroot.k + index.mroot.m; shard++) for (const peer of first.holders(stripe, shard)) view.add(stripe, shard, peer)
+      }
+      for (const peer of first.asked) if (!view.asked.includes(peer)) view.asked.push(peer)
       index.view = view
       return view
     }, () => undefined)
@@ -358,7 +373,7 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
     const index = loaded
     const where = known ?? index?.leaves.get(blockKey(cid))
     if (where === undefined || index === undefined) return await attempt
-    const hedge = rebuild(where, index, where.shard)
+    const hedge = rebuild(where, index, where.shard, false)
     hedge.catch(() => {})
     try {
       return await firstOf(attempt, hedge)

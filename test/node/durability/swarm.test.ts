@@ -118,12 +118,13 @@ describe('durability on real nodes', () => {
     await writer.components.durability.collectGarbage()
     const status = await writer.components.files.pinStatus('/f.bin')
     const readerIndex = 5
-    // two holders of stripe 0 go, one of them a data shard's: k = 4 shards are left, on four nodes
+    // two holders of stripe 0 go, one of them a data shard's: k = 4 shards are left, on four nodes; the late one holds
+    // a parity shard (a data shard's holder would still give its leaf through the read's session: no rebuild would need it)
     const holders = status.stripes[0].shards.map(sh => indexOfPeer(swarm, sh.holders[0]))
+    const late = holders.find((i, shard) => shard >= K && i !== readerIndex) as number
     const dataVictim = holders.slice(0, K).find(i => i !== 0 && i !== readerIndex) as number
-    const other = holders.find(i => i !== 0 && i !== readerIndex && i !== dataVictim) as number
+    const other = holders.find(i => i !== 0 && i !== readerIndex && i !== dataVictim && i !== late) as number
     for (const v of [dataVictim, other]) await stopNode(swarm, v)
-    const late = holders.find(i => i !== readerIndex && i !== dataVictim && i !== other) as number
     const lateId = (swarm.nodes[late] as ShoalNode).components.peerId
     // the reader's first view leaves that holder out, as if its answer came after the view's wait
     const reader = swarm.nodes[readerIndex] as ShoalNode
