@@ -146,6 +146,30 @@ describe('durability on real nodes', () => {
     assert.equal(calls, 2, 'the view was asked once more, not more')
   })
 
+  it('a stripe with just k shards left, one of its leaves late and another lost: the lost leaf is rebuilt with the late one, not failed with the hedge that left it out', TEST, async t => {
+    const { swarm, writer, data } = await smallFileOnSix(t)
+    await writer.components.durability.collectGarbage()
+    const status = await writer.components.files.pinStatus('/f.bin')
+    const readerIndex = 5
+    const shards = status.stripes[0].shards
+    const holders = shards.map(sh => indexOfPeer(swarm, sh.holders[0]))
+    // a data shard's holder goes (its leaf is lost), another holder goes too: four shards are left, one of them late
+    const lostShard = holders.slice(0, K).findIndex(i => i !== 0 && i !== readerIndex)
+    const lateShard = holders.slice(0, K).findIndex((i, shard) => shard !== lostShard && i !== readerIndex)
+    const other = holders.find((i, shard) => shard !== lostShard && shard !== lateShard && i !== 0 && i !== readerIndex) as number
+    for (const v of [holders[lostShard], other]) await stopNode(swarm, v)
+    // the late holder answers for its leaf 3 s late: past the hedge's first second, so a rebuild without it starts and fails
+    const late = (swarm.nodes[holders[lateShard]] as ShoalNode).components.blockstore
+    const lateCid = shards[lateShard].cid as string
+    const getBytes = late.getBytes.bind(late)
+    late.getBytes = async (cid, options) => {
+      if (cid.toString() === lateCid) await new Promise(resolve => setTimeout(resolve, 3_000))
+      return await getBytes(cid, options)
+    }
+    defer(t, async () => { late.getBytes = getBytes })
+    assert.equal(sha(await readAll(swarm.nodes[readerIndex] as ShoalNode, '/f.bin')), sha(data), 'byte-identical: the lost leaf rebuilt from the four shards, the late one awaited')
+  })
+
   it('add --wait of a file of one short stripe (fewer leaves than k) succeeds once each of its shards is on a node of its own, and it is healthy', TEST, async t => {
     // five nodes: as many as the file's shards, fewer than k+m
     const swarm = await swarmOf(t, 5)
