@@ -36,6 +36,17 @@ export class HolderView {
     return this.map.get(`${stripe}:${shard}`) ?? []
   }
 
+  /** Add what `other` saw (holders and the peers that answered) to this view. */
+  merge (other: HolderView): void {
+    for (const [key, peers] of other.map) {
+      const list = this.map.get(key)
+      if (list === undefined) this.map.set(key, [...peers])
+      else for (const peer of peers) if (!list.includes(peer)) list.push(peer)
+    }
+    for (const peer of other.asked) if (!this.asked.includes(peer)) this.asked.push(peer)
+    for (const peer of other.reached) if (!this.reached.includes(peer)) this.reached.push(peer)
+  }
+
   /** Record that `peer` holds a shard. */
   add (stripe: number, shard: number, peer: string): void {
     const key = `${stripe}:${shard}`

@@ -818,7 +818,7 @@ export class ShoalFilesystem {
     // this file's to move; it goes, and the file replaces the target's version instead (moved, other nodes showed the
     // old content under the new name, and kept it there if the commit failed)
     const replaced = s?.replaces !== undefined && source?.type === 'file' && source.cid === s.replaces
-    if (replaced && s !== undefined) {
+    if (replaced) {
       await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
       s.replaces = target?.type === 'file' ? target.cid : undefined
     } else if (source?.type === 'file') {

@@ -127,14 +127,15 @@ export class LocalWrites {
     const p = normalizePath(path)
     if (p === '/') throw new InvalidArgumentError('the root of the namespace has no mode or time to change')
     checkMtime(attrs.mtime)
+    const mode = attrs.mode & 0o7777
     return await this.components.writing(async () => {
       const current = await reads.visible(p)
       if (current === undefined) throw new NotFoundError(`no such file or directory: ${p}`)
       if (current.type !== 'dir') throw new NotADirectoryError(`not a directory: ${p}`)
-      if (current.implicit !== true && current.mode === (attrs.mode & 0o7777) && current.mtime === attrs.mtime) return await reads.stat(p)
+      if (current.implicit !== true && current.mode === mode && current.mtime === attrs.mtime) return await reads.stat(p)
       const ops = new OpSet()
       ops.remove(p, current.dots)
-      ops.create({ op: 'mkdir', path: p, mode: attrs.mode & 0o7777, mtime: attrs.mtime, replaces: [] })
+      ops.create({ op: 'mkdir', path: p, mode, mtime: attrs.mtime, replaces: [] })
       await this.commitLocal(ops.list())
       return await reads.stat(p)
     })

@@ -277,25 +277,19 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
   }
 
   /**
-   * The read's view asked again, without the {@link HOLDINGS_WAIT_MS} bound
-   * (the shards protocol's own timeout still holds), once per read: it
-   * becomes the read's view. Undefined when that fails. Why: a stripe with
-   * just k shards left cannot be rebuilt from a view that missed one holder
-   * — one that answered after the wait (a loaded machine, a busy disk) or
-   * one that took a repaired shard since the read began — and the read
-   * failed though the shards were there.
+   * The read's view asked again, with the wider {@link REFRESH_WAIT_MS}
+   * bound, once per read, and merged with the first (a holder that answered
+   * it and is slow now is still one): it becomes the read's view. Undefined
+   * when that fails. Why: a stripe with just k shards left cannot be rebuilt
+   * from a view that missed one holder — one that answered after
+   * {@link HOLDINGS_WAIT_MS} (a loaded machine, a busy disk) or one that took
+   * a repaired shard since the read began — and the read failed though the
+   * shards were there.
    */
   let refreshed: Promise<HolderView | undefined> | undefined
   const freshView = async (index: StripeIndex): Promise<HolderView | undefined> => {
-    // bounded too, more widely: a stalled peer must not hold a failing read for the protocol's 30 s
-    const bound = AbortSignal.timeout(REFRESH_WAIT_MS)
-    refreshed ??= sources.holders(manifest, { stripes: index.mroot.stripes, width: index.mroot.k + index.mroot.m }, signal === undefined ? bound : AbortSignal.any([signal, bound])).then(view => {
-      // what the first view saw stays: a holder that answered it and is slow now is still one
-      const first = index.view
-      for (let stripe = 0; stripe < index.mroot.stripes; stripe++) {
-        for (let shard = 0; shard < index.mroot.k + index.mroot.m; shard++) for (const peer of first.holders(stripe, shard)) view.add(stripe, shard, peer)
-      }
-      for (const peer of first.asked) if (!view.asked.includes(peer)) view.asked.push(peer)
+    refreshed ??= viewWithin(components, { manifest, mroot: index.mroot, ms: REFRESH_WAIT_MS, signal }).then(view => {
+      view.merge(index.view)
       index.view = view
       return view
     }, () => undefined)
@@ -505,12 +499,17 @@ async function buildIndex (components: StripedReadComponents, manifest: CID, sig
     // a leaf repeated in the file (zero-filled regions) keeps its first place
     stripe.data.forEach((cid, shard) => { if (!leaves.has(blockKey(cid))) leaves.set(blockKey(cid), { index, stripe, shard }) })
   }
-  // peers that have not answered by the deadline are left out of the view (their requests are aborted)
+  const view = await viewWithin(components, { manifest, mroot, ms: HOLDINGS_WAIT_MS, signal })
+  return { mroot, view, leaves, stripes }
+}
+
+/** The holders of `manifest`'s shards; peers that have not answered within `ms` are left out (their requests are aborted). */
+async function viewWithin (components: StripedReadComponents, ask: { manifest: CID, mroot: ManifestRoot, ms: number, signal?: AbortSignal }): Promise<HolderView> {
+  const { manifest, mroot, ms, signal } = ask
   const deadline = new AbortController()
-  const timer = setTimeout(() => { deadline.abort() }, HOLDINGS_WAIT_MS)
+  const timer = setTimeout(() => { deadline.abort() }, ms)
   try {
-    const view = await components.stripes.holders(manifest, { stripes: mroot.stripes, width: mroot.k + mroot.m }, signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal]))
-    return { mroot, view, leaves, stripes }
+    return await components.stripes.holders(manifest, { stripes: mroot.stripes, width: mroot.k + mroot.m }, signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal]))
   } finally {
     clearTimeout(timer)
   }

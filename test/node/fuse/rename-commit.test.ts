@@ -97,6 +97,12 @@ async function writeFile (fs: ShoalFilesystem, path: string, text: string): Prom
   await fs.release(fh)
 }
 
+/** {@link writeFile}, then committed to the namespace (an fsync). */
+async function committedFile (fs: ShoalFilesystem, path: string, text: string): Promise<void> {
+  await writeFile(fs, path, text)
+  await fs.fsync(undefined, path)
+}
+
 async function textOf (fs: ShoalFilesystem, path: string): Promise<string> {
   const attr = await fs.getattr(path)
   const fh = await fs.open(path, 0)
@@ -112,8 +118,7 @@ async function textOf (fs: ShoalFilesystem, path: string): Promise<string> {
 describe('rename racing a background commit', () => {
   it('a staged file renamed over an existing one while its commit starts lands under the new name only', async t => {
     const { fs, replica, gated } = await setup(t, '/config.lock')
-    await writeFile(fs, '/config', 'old\n')
-    await fs.fsync(undefined, '/config')
+    await committedFile(fs, '/config', 'old\n')
     // git's way: write the new version to a lock file, rename it over the old one
     const fh = await fs.create('/config.lock', 0o644)
     const bytes = Buffer.from('new\n')
@@ -172,8 +177,7 @@ describe('a listing racing a background commit', () => {
 describe('a save by rename over a file, before the new version is committed', () => {
   it('other nodes see the old version at the path until the new one replaces it, never no file; one written there meanwhile is kept beside it', async t => {
     const { fs, replica } = await setup(t, '/never')
-    await writeFile(fs, '/f', 'old\n')
-    await fs.fsync(undefined, '/f')
+    await committedFile(fs, '/f', 'old\n')
     const old = await replica.lookup('/f')
     assert.ok(old?.type === 'file')
     // an editor's save: the new version written to a temporary file, renamed over the old one, not yet committed (still open)
@@ -203,10 +207,8 @@ describe('a save by rename over a file, before the new version is committed', ()
 
   it('renamed on before its commit, the file takes the old version of neither name with it', async t => {
     const { fs, replica } = await setup(t, '/never')
-    await writeFile(fs, '/f', 'old f\n')
-    await writeFile(fs, '/g', 'the g that was\n')
-    await fs.fsync(undefined, '/f')
-    await fs.fsync(undefined, '/g')
+    await committedFile(fs, '/f', 'old f\n')
+    await committedFile(fs, '/g', 'the g that was\n')
     const g = await replica.lookup('/g')
     const fh = await fs.create('/f.tmp', 0o644)
     await fs.write(fh, Buffer.from('new\n'), 4, 0)
@@ -227,8 +229,7 @@ describe('a save by rename over a file, before the new version is committed', ()
 
   it('with no other write, the commit replaces the old version: one file, no conflict', async t => {
     const { fs, replica } = await setup(t, '/never')
-    await writeFile(fs, '/g', 'old\n')
-    await fs.fsync(undefined, '/g')
+    await committedFile(fs, '/g', 'old\n')
     const fh = await fs.create('/g.tmp', 0o644)
     await fs.write(fh, Buffer.from('newer\n'), 6, 0)
     await fs.flush(fh)
@@ -247,8 +248,7 @@ describe('a directory\'s mode and time through the mount', () => {
     const { fs, replica } = await setup(t, '/never')
     // what tar does: the directory made 0700, filled, then given its mode and time
     await fs.mkdir('/d', 0o700)
-    await writeFile(fs, '/d/x', 'x\n')
-    await fs.fsync(undefined, '/d/x')
+    await committedFile(fs, '/d/x', 'x\n')
     await fs.chmod('/d', 0o755)
     await fs.utimens('/d', 1_600_000_000_000)
     assert.equal((await fs.getattr('/d')).mode & 0o7777, 0o755)
