@@ -15,7 +15,7 @@ import { mkdir, rm, statfs as statfsCall } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { AlreadyExistsError, DirectoryNotEmptyError, IsADirectoryError, NotADirectoryError, NotFoundError, InvalidArgumentError } from '../errors.js'
 import { baseName, isWithin, parentOf, rewriteFile } from '../namespace/index.js'
-import type { Entry, Namespace } from '../namespace/index.js'
+import type { Entry, Namespace, VectorClock } from '../namespace/index.js'
 import type { FileInfo, Files } from '../files/index.js'
 import type { ChunkerSpec } from '../content/index.js'
 import type { Logger } from '../logger.js'
@@ -47,11 +47,17 @@ const UNCHANGED_ID = 0xffffffff
  * into ~1,073 ms: any time this close to the epoch means "now".
  */
 const TIME_NOW_BELOW = 10_000
+/**
+ * Files made through the mount whose start ({@link ShoalFilesystem}'s
+ * `madeSeeing`) is kept for a save by rename: the newest this many. One made
+ * earlier and renamed over a file replaces what the target shows then.
+ */
+const MADE_KEPT = 4096
 
 /** What a {@link ShoalFilesystem} is built from. */
 export interface FilesystemComponents {
   files: Pick<Files, 'add' | 'addMany' | 'catEntry' | 'layoutOf'>
-  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile' | 'setDirAttrs'>
+  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile' | 'setDirAttrs' | 'seen' | 'arrivedSince'>
   chunker: ChunkerSpec
   logger: Logger
   /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */
@@ -238,6 +244,15 @@ async function closeReading (h: ReadingHandle): Promise<void> {
 /** The namespace as a file system, with this node's writes in progress on top. */
 export class ShoalFilesystem {
   private readonly staged = new Map<string, Staged>()
+  /**
+   * Per path of a file made through this mount (moved by its renames, the
+   * newest {@link MADE_KEPT}): what the namespace had applied when it was
+   * made. A rename of it over a file keeps a version of the target that
+   * arrived from another node since — one its writer never saw — beside it,
+   * a conflict, instead of replacing it (a save by rename: write `f.tmp`,
+   * `fsync`, `mv f.tmp f`, as vim, rsync and git do).
+   */
+  private readonly madeSeeing = new Map<string, Readonly<VectorClock>>()
   private readonly handles = new Map<number, Handle>()
   /** What the read handles keep, bounded for all of them together (every mount of the daemon). */
   readonly readBudget: ReadBudget
@@ -393,6 +408,7 @@ export class ShoalFilesystem {
         return this.addHandle({ kind: 'staged', staged: s, writable: true })
       }
       const s = new Staged(path, await this.options.staging.create(), mode & 0o7777, Date.now())
+      this.made(path, this.components.namespace.seen())
       s.touch()
       s.handles++
       s.writers++
@@ -751,7 +767,25 @@ export class ShoalFilesystem {
       }
       if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${path}`)
       await this.components.namespace.remove(path)
+      this.madeSeeing.delete(path)
     })
+  }
+
+  /** Note that the file at `path` was made when the namespace had applied `seen` ({@link madeSeeing}). */
+  private made (path: string, seen: Readonly<VectorClock>): void {
+    this.madeSeeing.delete(path)
+    this.madeSeeing.set(path, seen)
+    if (this.madeSeeing.size > MADE_KEPT) this.madeSeeing.delete(this.madeSeeing.keys().next().value as string)
+  }
+
+  /**
+   * Whether the file at `to` holds a version that arrived from another node
+   * after the file at `from` was made here: what a save by rename of `from`
+   * must not replace ({@link madeSeeing}).
+   */
+  private async unseenBy (from: string, to: string): Promise<boolean> {
+    const seen = this.madeSeeing.get(from)
+    return seen !== undefined && await this.components.namespace.arrivedSince(to, seen)
   }
 
   /**
@@ -818,14 +852,17 @@ export class ShoalFilesystem {
     // this file's to move; it goes, and the file replaces the target's version instead (moved, other nodes showed the
     // old content under the new name, and kept it there if the commit failed)
     const replaced = s?.replaces !== undefined && source?.type === 'file' && source.cid === s.replaces
+    // a version of the target that another node wrote since this file was made here is kept beside it, a conflict
+    const unseen = target?.type === 'file' && await this.unseenBy(from, to)
     if (replaced) {
       await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
-      s.replaces = target?.type === 'file' ? target.cid : undefined
+      s.replaces = target?.type === 'file' && !unseen ? target.cid : undefined
     } else if (source?.type === 'file') {
       if (target !== undefined) {
         const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
         if (source.pin !== undefined) record.pin = source.pin
-        await namespace.putFile(to, record)
+        // the version looked up, or (unseen) none: one written there since is kept beside, a conflict
+        await namespace.putFile(to, record, { replacing: unseen || target.type !== 'file' ? null : target.cid })
         // a conflict copy of `to` put at `to` is that path's other version: the put folds it in, and `from` is gone already
         await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
       } else {
@@ -834,13 +871,19 @@ export class ShoalFilesystem {
     } else if (target?.type === 'file' && s?.dirty === true) {
       // only staged here: the target's version stays visible until this file's commit replaces it (removed now, other
       // nodes saw no file at `to` until the commit landed: an editor's save by rename made the file vanish there)
-      s.replaces = target.cid
+      s.replaces = unseen ? undefined : target.cid
     } else if (target !== undefined) {
       await namespace.remove(to)
     }
     if (s !== undefined) {
       this.rekey(s, to)
       if (this.options.journal?.waits(s.id) === true) this.options.journal.rebased(s.id, startedFrom(s))
+    }
+    const seen = this.madeSeeing.get(from)
+    this.madeSeeing.delete(to)
+    if (seen !== undefined) {
+      this.madeSeeing.delete(from)
+      this.made(to, seen)
     }
     this.attrs.delete(from)
     this.attrs.delete(to)

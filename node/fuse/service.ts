@@ -30,7 +30,7 @@ import { commitRescued, rescueClosedFiles, type Rescue, type RescueCommits } fro
 export interface FuseComponents {
   files: Pick<Files, 'add' | 'addMany' | 'catEntry' | 'layoutOf'>
   /** The namespace; `onRemoteChange` tells when other nodes' changes arrive. */
-  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile' | 'setDirAttrs'> & {
+  namespace: Pick<Namespace, 'lookup' | 'stat' | 'list' | 'mkdir' | 'move' | 'remove' | 'putFile' | 'setDirAttrs' | 'seen' | 'arrivedSince'> & {
     onRemoteChange?: (listener: () => void) => () => void
   }
   /** The block store, when its reads can be placed for the binding's threads (record-places.ts). */

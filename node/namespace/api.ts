@@ -14,6 +14,7 @@
  * @module
  */
 import type { ColdCopy } from '../../protocol/namespace.js'
+import type { VectorClock } from './clock.js'
 
 /** Time source (virtual in simulations). */
 export interface WallClock { now: () => number }
@@ -189,4 +190,19 @@ export interface Namespace {
   remove: (path: string, options?: RemoveOptions) => Promise<void>
   /** Every conflict copy. */
   conflicts: () => Promise<ConflictInfo[]>
+  /**
+   * What this replica has applied, as it is now, in a record that never
+   * changes (shared by the callers until another replica's entry arrives:
+   * one copy per arrival, not per call). A writer that notes it when its
+   * work begins asks {@link arrivedSince} at the end what it never saw.
+   */
+  seen: () => Readonly<VectorClock>
+  /**
+   * Whether the file version visible at `path` was written by another
+   * replica and reached this one after it had applied `clock`: a version
+   * that a writer who began at `clock` never saw (a save by rename asks it
+   * of its target, docs/fuse.md). False when the path shows no file, or a
+   * version this replica wrote or had by then.
+   */
+  arrivedSince: (path: string, clock: Readonly<VectorClock>) => Promise<boolean>
 }

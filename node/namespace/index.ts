@@ -27,6 +27,7 @@ export type {
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
 export { LevelKV, MemoryKV } from './kv.js'
 export type { KV } from './kv.js'
+export type { VectorClock } from './clock.js'
 export { signerFromKey, peerIdVerifier } from './identity.js'
 export type { Signer, Verifier } from './identity.js'
 export { WriterTrust, TRUST_EVERYONE, type TrustPolicy, type WritersMode, type WriterTrustInit } from './trust.js'

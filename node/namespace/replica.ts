@@ -30,7 +30,8 @@
 import { CID } from 'multiformats/cid'
 import { MAX_SHARD_PATHS, headsDigest } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
-import type { VectorClock } from './clock.js'
+import { covers, type VectorClock } from './clock.js'
+import { normalizePath } from './paths.js'
 import type { KV } from './kv.js'
 import { Applier } from './apply.js'
 import { EntryLog, type PreparedEntries, type PullAnswer, type ReceiveResult } from './log.js'
@@ -176,6 +177,8 @@ export class Replica implements Namespace {
   private readonly headCids = new Map<string, CID>()
   private readonly stateTrees: StateTrees
   private readonly changeListeners = new Set<() => void>()
+  /** {@link seen}'s record, and the entries of other replicas applied when it was copied. */
+  private seenMark?: { others: number, clock: Readonly<VectorClock> }
   private readonly referenceListeners = new Set<ReferenceListener>()
   private opened = false
   private readonly checkOnRestart: boolean
@@ -398,6 +401,22 @@ export class Replica implements Namespace {
    * once; never keep or change it.
    */
   clockNow (): Readonly<VectorClock> { return this.store.clock }
+
+  /** See {@link Namespace.seen}. */
+  seen (): Readonly<VectorClock> {
+    const { clock, total } = this.store
+    // own entries change no answer of arrivedSince: the record is copied again only when another replica's arrive
+    const others = total - (clock[this.id] ?? 0)
+    if (this.seenMark?.others !== others) this.seenMark = { others, clock: Object.freeze({ ...clock }) }
+    return this.seenMark.clock
+  }
+
+  /** See {@link Namespace.arrivedSince}. */
+  async arrivedSince (path: string, clock: Readonly<VectorClock>): Promise<boolean> {
+    const v = await this.reads.visible(normalizePath(path))
+    // a version is what all its dots stand for (the same bytes written more than once): one seen, or this replica's, is enough
+    return v?.type === 'file' && v.dots.length > 0 && v.dots.every(dot => dot[0] !== this.id && !covers(clock, dot))
+  }
 
   /**
    * Whether this replica pruned history into its own snapshot: versions it

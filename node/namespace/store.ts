@@ -135,6 +135,9 @@ export class ReplicaStore {
   get clock (): VectorClock { return this.clockState }
   /** The heads with their dots (the live record: read, never change it). */
   get heads (): Map<string, Dot> { return this.headState }
+
+  /** Entries applied (the sum of {@link clock}'s counters, kept as they change: O(1)). */
+  get total (): number { return this.totalState }
   /** History before this clock has been pruned. */
   get pruned (): VectorClock { return this.prunedState }
   /** See {@link aheadState}. */

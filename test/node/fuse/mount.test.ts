@@ -9,10 +9,11 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from '../../helpers/temp.js'
+import { defer, tempDir } from '../../helpers/temp.js'
 import { pino } from 'pino'
 import { parseChunker } from '../../../node/content/index.js'
 import { eventually, mountTestNode, python, q, sh, shOk } from './helpers.js'
+import { file, pullInto, replica as peerReplica } from '../namespace/helpers.js'
 
 const TEST = { timeout: 60_000 }
 
@@ -285,6 +286,42 @@ ${pauseUntilGo(flags, '    ')}
     assert.deepEqual(await m.namespace.conflicts(), [])
     assert.equal((await namespaceBytes(m, '/fresh')).toString(), kept)
     assert.deepEqual((await shOk(`ls ${q(m.dir)}`)).trim().split('\n'), ['fresh'])
+  })
+
+  it('a save by rename (write, fsync, mv: vim, rsync and git save so) over a file another node changed since the save began keeps that version beside it', TEST, async t => {
+    const m = await mountTestNode(t)
+    await shOk(`printf old > ${q(join(m.dir, 'f'))} && sync ${q(join(m.dir, 'f'))}`)
+    await eventually(async () => (await m.namespace.lookup('/f'))?.type === 'file', 10_000, 'the first version committed')
+    const peer = await peerReplica({ now: Date.now() })
+    defer(t, async () => { await peer.close() })
+    await pullInto(peer, m.namespace)
+    const flags = await tempDir(t)
+    const script = python(`
+import os, time
+os.chdir(${JSON.stringify(m.dir)})
+with open('f.tmp', 'wb') as f:
+    f.write(b'ours')
+    f.flush()
+    os.fsync(f.fileno())
+${pauseUntilGo(flags)}
+os.rename('f.tmp', 'f')
+`)
+    await eventually(async () => (await sh(`test -e ${q(join(flags, 'opened'))}`)).code === 0, 10_000, 'the new version written and fsynced')
+    const ours = await m.namespace.lookup('/f.tmp')
+    // the other node, which had the first version, writes its own; it arrives here before the rename
+    await peer.putFile('/f', file('theirs'))
+    await pullInto(m.namespace, peer)
+    await writeFile(join(flags, 'go'), '')
+    const r = await script
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(ours?.type === 'file')
+    const shown = await m.namespace.lookup('/f')
+    const conflicts = await m.namespace.conflicts()
+    const versions = [shown?.type === 'file' ? shown.cid : undefined, ...conflicts.filter(c => c.path === '/f').map(c => c.cid)].sort()
+    assert.deepEqual(versions, [ours.cid, file('theirs').cid].sort(), 'both versions: the other node\'s is not lost')
+    assert.equal(await m.namespace.lookup('/f.tmp'), undefined)
+    const listed = (await shOk(`ls ${q(m.dir)}`)).trim().split('\n')
+    assert.equal(listed.length, 2, `the path and its conflict copy: ${listed.join(', ')}`)
   })
 
   it('a file written here while another node makes a directory at its path, or a file at its parent, is kept beside it as a conflict copy (its commit failed for good)', TEST, async t => {

@@ -243,6 +243,86 @@ describe('a save by rename over a file, before the new version is committed', ()
   })
 })
 
+/** Every version a replica holds at `path`: the one shown and its conflict copies' (content CIDs, sorted). */
+async function versionsAt (replica: Replica, path: string): Promise<string[]> {
+  const shown = await replica.lookup(path)
+  const copies = (await replica.conflicts()).filter(c => c.path === path).map(c => c.cid)
+  return [...(shown?.type === 'file' ? [shown.cid] : []), ...copies].sort()
+}
+
+describe('a save by rename over a file that another node changed since the save began', () => {
+  /** `/f` committed here and known to a second replica, which is returned. */
+  async function shared (t: CleanupContext, fs: ShoalFilesystem, replica: Replica): Promise<Replica> {
+    await committedFile(fs, '/f', 'old\n')
+    const peer = await peerReplica({ now: Date.now() })
+    defer(t, async () => { await peer.close() })
+    await pullInto(peer, replica)
+    return peer
+  }
+
+  it('committed first (fsync, then mv: vim, rsync, git): a version the other node wrote after the temporary file was made is kept beside the new one', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    await committedFile(fs, '/f.tmp', 'ours\n')
+    const ours = await replica.lookup('/f.tmp')
+    await peer.putFile('/f', file('theirs'))
+    await pullInto(replica, peer)
+    await fs.rename('/f.tmp', '/f')
+    await fs.close()
+    assert.ok(ours?.type === 'file')
+    assert.deepEqual(await versionsAt(replica, '/f'), [ours.cid, file('theirs').cid].sort(), 'both: theirs is not lost, ours is there')
+    assert.equal(await replica.lookup('/f.tmp'), undefined)
+  })
+
+  it('committed first: a version this node had when the temporary file was made is replaced, no conflict', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    await peer.putFile('/f', file('theirs'))
+    await pullInto(replica, peer)
+    await committedFile(fs, '/f.tmp', 'ours\n')
+    const ours = await replica.lookup('/f.tmp')
+    await fs.rename('/f.tmp', '/f')
+    await fs.close()
+    assert.ok(ours?.type === 'file')
+    assert.deepEqual(await versionsAt(replica, '/f'), [ours.cid])
+    assert.deepEqual(await replica.conflicts(), [])
+  })
+
+  it('not committed yet (sed -i): a version the other node wrote between the temporary file\'s making and the rename is kept beside the new one', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    const fh = await fs.create('/f.tmp', 0o644)
+    await fs.write(fh, Buffer.from('ours\n'), 5, 0)
+    await fs.flush(fh)
+    await peer.putFile('/f', file('theirs'))
+    await pullInto(replica, peer)
+    await fs.rename('/f.tmp', '/f')
+    const between = await replica.lookup('/f')
+    assert.ok(between?.type === 'file' && between.cid === file('theirs').cid, 'theirs stays at /f until the commit')
+    await fs.release(fh)
+    await fs.close()
+    const versions = await versionsAt(replica, '/f')
+    assert.equal(versions.length, 2, 'both versions: ours and theirs')
+    assert.ok(versions.includes(file('theirs').cid), 'theirs is kept')
+  })
+
+  it('a file made here and renamed over its own earlier save replaces it, whatever arrived for other paths meanwhile', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    await committedFile(fs, '/f.tmp', 'first\n')
+    await fs.rename('/f.tmp', '/f')
+    await peer.putFile('/other', file('elsewhere'))
+    await pullInto(replica, peer)
+    await committedFile(fs, '/f.tmp', 'second\n')
+    const second = await replica.lookup('/f.tmp')
+    await fs.rename('/f.tmp', '/f')
+    await fs.close()
+    assert.ok(second?.type === 'file')
+    assert.deepEqual(await versionsAt(replica, '/f'), [second.cid])
+    assert.deepEqual(await replica.conflicts(), [])
+  })
+})
+
 describe('a directory\'s mode and time through the mount', () => {
   it('chmod and utime of a directory change it in the namespace, as tar and rsync expect; its children stay; the root is left as it is', async t => {
     const { fs, replica } = await setup(t, '/never')
