@@ -244,6 +244,8 @@ async function closeReading (h: ReadingHandle): Promise<void> {
 /** The namespace as a file system, with this node's writes in progress on top. */
 export class ShoalFilesystem {
   private readonly staged = new Map<string, Staged>()
+  /** When this file system was made (ms): the time its root shows. */
+  private readonly startedAt = Date.now()
   /**
    * Per path of a file made through this mount (moved by its renames, the
    * newest {@link MADE_KEPT}): what the namespace had applied when it was
@@ -346,7 +348,8 @@ export class ShoalFilesystem {
       this.attrs.set(path, null)
       return undefined
     }
-    return this.attrs.set(path, attrOf(entry))
+    // the root has no version of its own (the namespace dates it 0, 1970): shown as made when the mount began
+    return this.attrs.set(path, path === '/' ? { ...attrOf(entry), mtime: this.startedAt } : attrOf(entry))
   }
 
   /** Names in a directory (with `.` and `..`). @throws {NotFoundError} {NotADirectoryError} */

@@ -51,7 +51,11 @@ async function namespaceBytes (m: { files: { cat: (p: string) => AsyncIterable<U
 
 describe('a FUSE mount of the namespace', () => {
   it('creates, reads, lists, renames and removes files and directories; the namespace follows', TEST, async t => {
+    const before = Math.floor(Date.now() / 1000)
     const m = await mountTestNode(t)
+    // the root is dated when the mount began (it has no version of its own; before, 1970: `ls -ld` showed the epoch)
+    const rootTime = Number((await shOk(`stat -c %Y ${q(m.dir)}`)).trim())
+    assert.ok(rootTime >= before && rootTime <= Math.floor(Date.now() / 1000), `the root's mtime ${rootTime}`)
     const out = await shOk(`set -e
       cd ${q(m.dir)}
       mkdir -p docs/deep
