@@ -854,6 +854,11 @@ export class ShoalFilesystem {
     // the version at `from` is the one this file's commit is to replace (it was renamed over it, uncommitted): not
     // this file's to move; it goes, and the file replaces the target's version instead (moved, other nodes showed the
     // old content under the new name, and kept it there if the commit failed)
+    // a clean staged file whose version at `from` is gone (removed or moved on another node while open here): the
+    // mount still shows it, and the rename puts its bytes at `to` by a commit, as for a file not committed yet (before,
+    // the target went and the staged file was let go once closed: neither name held anything)
+    const revived = s !== undefined && !s.dirty && source === undefined
+    if (revived) s.gen++
     const replaced = s?.replaces !== undefined && source?.type === 'file' && source.cid === s.replaces
     // a version of the target that another node wrote since this file was made here is kept beside it, a conflict
     const unseen = target?.type === 'file' && await this.unseenBy(from, to)
@@ -881,6 +886,8 @@ export class ShoalFilesystem {
     if (s !== undefined) {
       this.rekey(s, to)
       if (this.options.journal?.waits(s.id) === true) this.options.journal.rebased(s.id, startedFrom(s))
+      // its commit starts once the rename ends (commits wait for the rename's hold); with a writer open, at its close
+      if (revived && s.writers === 0) this.schedule(s)
     }
     const seen = this.madeSeeing.get(from)
     this.madeSeeing.delete(to)

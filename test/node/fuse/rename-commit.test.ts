@@ -306,6 +306,29 @@ describe('a save by rename over a file that another node changed since the save 
     assert.ok(versions.includes(file('theirs').cid), 'theirs is kept')
   })
 
+  it('a file open here whose committed version another node removed, renamed over a file, puts its bytes there (the target is not just removed)', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    await committedFile(fs, '/g', 'kept\n')
+    // written, committed (fsync) and still open: the mount keeps it staged
+    const fh = await fs.create('/h', 0o644)
+    await fs.write(fh, Buffer.from('still open\n'), 11, 0)
+    await fs.fsync(fh, '/h')
+    const h = await replica.lookup('/h')
+    await pullInto(peer, replica)
+    await peer.remove('/h')
+    await pullInto(replica, peer)
+    assert.equal(await replica.lookup('/h'), undefined, 'removed by the other node')
+    await fs.rename('/h', '/g')
+    await fs.release(fh)
+    await fs.close()
+    assert.ok(h?.type === 'file')
+    const g = await replica.lookup('/g')
+    assert.ok(g?.type === 'file' && g.cid === h.cid, 'the renamed file\'s bytes are at /g')
+    assert.equal(await replica.lookup('/h'), undefined)
+    assert.deepEqual(await replica.conflicts(), [])
+  })
+
   it('a file made here and renamed over its own earlier save replaces it, whatever arrived for other paths meanwhile', async t => {
     const { fs, replica } = await setup(t, '/never')
     const peer = await shared(t, fs, replica)
