@@ -40,8 +40,26 @@ export function outputPath (out: string, kind: 'file' | 'dir'): string {
   if (out === '') throw new InvalidPathError('the output path is empty')
   const trimmed = out.replace(/\/+$/, '')
   if (trimmed === '') throw new InvalidPathError('cannot download to / itself: give a path under it')
-  if (trimmed !== out && kind === 'file') throw new InvalidPathError(`cannot write a file to ${out}: a path ending in / names a directory; give the file's name (${trimmed}/NAME, or ${trimmed})`)
+  if (trimmed !== out && kind === 'file') throw new InvalidPathError(`cannot write a file to ${out}: a path ending in / names a directory; give the file's name (${trimmed}/NAME)`)
   return normalize(trimmed)
+}
+
+/**
+ * Where `get` writes a file named `name` (its last path segment, or its CID):
+ * `out` itself, or — when `out` ends in `/` or names a directory that
+ * exists — `name` inside it, as `cp` and `scp` do.
+ *
+ * @throws {InvalidPathError} an empty `out`, or a `name` that cannot be a file's name there (nothing is written)
+ */
+export async function fileOutputPath (out: string, name: string): Promise<string> {
+  if (out === '') throw new InvalidPathError('the output path is empty')
+  const trimmed = out.replace(/\/+$/, '')
+  const into = trimmed === '' || trimmed !== out || (await stat(trimmed).catch(() => undefined))?.isDirectory() === true
+  if (!into) return normalize(trimmed)
+  const dir = trimmed === '' ? '/' : trimmed
+  const why = fileNameProblem(name)
+  if (why !== undefined) throw new InvalidPathError(`cannot write ${JSON.stringify(name)} into ${dir}: ${why}; give the file's name (-o ${join(dir, 'NAME')})`)
+  return normalize(join(dir, name))
 }
 
 /**

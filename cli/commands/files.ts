@@ -6,7 +6,7 @@ import { parsePolicy } from '../../protocol/durability.js'
 import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
 import { ApiClient, ApiError } from '../client.js'
 import { createHeld, downloadError, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
-import { checkOutputPath, checkPlanOnDisk, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
+import { checkOutputPath, checkPlanOnDisk, fileOutputPath, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, formatTime, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { byteCounter, meter } from '../progress.js'
 import { mapAtOnce } from '../../node/at-once.js'
@@ -375,7 +375,8 @@ function warnAttrs (failed: string | undefined): void {
 export async function getCommand (g: GlobalOptions, arg: string, opts: { output: string }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const root = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
-  const out = outputPath(opts.output, root.type)
+  // a file into a directory (`-o dir/`, or `-o dir` that exists) is written there under its name, as cp does
+  const out = root.type === 'file' ? await fileOutputPath(opts.output, root.name) : outputPath(opts.output, root.type)
   await checkOutputPath(out, root.type)
   let files = 0
   let bytes = 0

@@ -124,7 +124,7 @@ describe('get -o checks every name first', () => {
     assert.equal(await exists(join(merged, 'a.txt')), false)
   })
 
-  it('-o with a trailing /: a new directory is that directory; a file output ending in / is refused (get and car export)', TEST, async () => {
+  it('-o with a trailing /: a new directory is that directory; a file goes into a directory under its name, as cp does; a CAR output ending in / is refused', TEST, async () => {
     const cid = await imported('slash-good', [{ name: 'd.txt', text: 'delta' }])
     const work = join(dir, 'work-trailing')
     await mkdir(work)
@@ -135,16 +135,25 @@ describe('get -o checks every name first', () => {
 
     await writeFile(join(dir, 'one.txt'), 'one file')
     const file = await shoalJson<{ cid: string }>(d.repo, ['add', join(dir, 'one.txt'), '--to', '/one.txt'])
-    for (const args of [['get', file.cid, '-o', join(work, 'file.txt') + '/'], ['car', 'export', file.cid, '-o', join(work, 'x.car') + '/']]) {
-      const r = await runShoal(['--repo', d.repo, ...args])
-      assert.equal(r.code, 1, r.stderr)
-      assert.equal(lines(r.stderr).length, 1, r.stderr)
-      assert.match(r.stderr, /^shoal: cannot write a file to \S+\/: a path ending in \/ names a directory; .*\(InvalidPathError\)$/m)
-    }
+    const car = await runShoal(['--repo', d.repo, 'car', 'export', file.cid, '-o', join(work, 'x.car') + '/'])
+    assert.equal(car.code, 1, car.stderr)
+    assert.equal(lines(car.stderr).length, 1, car.stderr)
+    assert.match(car.stderr, /^shoal: cannot write a file to \S+\/: a path ending in \/ names a directory; .*\(InvalidPathError\)$/m)
+    // into a directory that is not there: refused, in one line
+    const missing = await runShoal(['--repo', d.repo, 'get', file.cid, '-o', join(work, 'file.txt') + '/'])
+    assert.equal(missing.code, 1, missing.stderr)
+    assert.deepEqual(lines(missing.stderr), [`shoal: cannot write ${join(work, 'file.txt', file.cid)}: no such directory ${join(work, 'file.txt')} (NotFoundError)`])
     assert.deepEqual(await readdir(work), ['newdir'], 'nothing written')
-    // without the slash, the same file is written
+    // without the slash, the file is written at that name
     await shoalOk(d.repo, ['get', file.cid, '-o', join(work, 'file.txt')])
     assert.equal(await readFile(join(work, 'file.txt'), 'utf8'), 'one file')
+    // into a directory that is there, with or without its slash: under the file's name (its CID for a CID)
+    const into = join(work, 'newdir')
+    const byPath = await shoalJson<{ path: string }>(d.repo, ['get', '/one.txt', '-o', into])
+    assert.equal(byPath.path, join(into, 'one.txt'))
+    await shoalOk(d.repo, ['get', file.cid, '-o', into + '/'])
+    assert.equal(await readFile(join(into, 'one.txt'), 'utf8'), 'one file')
+    assert.equal(await readFile(join(into, file.cid), 'utf8'), 'one file')
   })
 
   it('Ctrl-C during a download removes its staging file and exits 130', TEST, async t => {
