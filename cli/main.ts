@@ -44,6 +44,22 @@ function byteCount (value: string): number {
   return n
 }
 
+/**
+ * The shape of a policy (`none`, `ec:K+M`, `replicas:N`): a value of another
+ * shape is a usage error (exit 2) before any request; the daemon checks the
+ * numbers' ranges (a refused policy, exit 1, saying the limits).
+ */
+function policyText (value: string): string {
+  if (!/^(none|ec:\d+\+\d+|replicas:\d+)$/.test(value)) throw new InvalidOptionValue('expected "none", "ec:K+M" or "replicas:N"')
+  return value
+}
+
+/** The shape of a chunker spec, as {@link policyText} checks a policy's (the sizes are checked where the file is cut). */
+function chunkerText (value: string): string {
+  if (!/^(fastcdc|fastcdc-\d+-\d+-\d+|size-\d+)$/.test(value)) throw new InvalidOptionValue('expected "fastcdc", "fastcdc-MIN-AVG-MAX" or "size-BYTES"')
+  return value
+}
+
 /** Commander's own errors (usage): one line as every other error says it (`shoal: … (UsageError)`), JSON under `--json`. */
 function usageOutput (json: boolean): (str: string, write: (str: string) => void) => void {
   return (str, write) => {
@@ -92,8 +108,8 @@ function build (json = false): Command {
 
   program.command('add').argument('<source>', 'local file or directory').description('add a file or directory to the namespace')
     .option('--to <path>', 'namespace path (an existing directory or a path ending in / receives the source by name)')
-    .option('--chunker <spec>', 'fastcdc, fastcdc-MIN-AVG-MAX or size-N (size-262144 gives Kubo CIDs)')
-    .option('--pin <policy>', 'ec:K+M, replicas:N or none (default: the configured policy for the file size)')
+    .addOption(new Option('--chunker <spec>', 'fastcdc, fastcdc-MIN-AVG-MAX or size-N (size-262144 gives Kubo CIDs)').argParser(chunkerText))
+    .addOption(new Option('--pin <policy>', 'ec:K+M, replicas:N or none (default: the configured policy for the file size)').argParser(policyText))
     .option('--wait', 'return only when the policy is met (every shard on its own live node); else once the file is durable here, placement going on in the background', false)
     .action(async (source, opts) => { await (await files()).addCommand(globals(), source, opts) })
   program.command('cat').argument('<target>', 'namespace path or CID').description('write a file to stdout')
@@ -129,7 +145,7 @@ function build (json = false): Command {
 
   const pinCmd = program.command('pin').description('durability policies: erasure coding, replicas')
   pinCmd.command('add').argument('<target>', 'namespace path or CID (a CID is bound at /pins/<cid>)').description('pin a file with a policy')
-    .option('--policy <policy>', 'ec:K+M, replicas:N or none (default: the configured policy for the file size; with --tier cold: none)')
+    .addOption(new Option('--policy <policy>', 'ec:K+M, replicas:N or none (default: the configured policy for the file size; with --tier cold: none)').argParser(policyText))
     .addOption(new Option('--tier <tier>', 'cold: push a verified copy to the S3 tier (then hot copies may go); hot: bring a cold file back').choices(['hot', 'cold']))
     .action(async (target, opts) => { await (await pins()).pinAddCommand(globals(), target, opts) })
   pinCmd.command('rm').argument('<target>', 'namespace path or CID').description('unpin a file (it stays where its blocks are)')
@@ -150,7 +166,7 @@ function build (json = false): Command {
   tierCmd.command('ls').description('the configured tier, whether it answers, and what it holds')
     .action(async () => { await (await pins()).tierLsCommand(globals()) })
   tierCmd.command('pull').argument('<target>', 'namespace path or CID').description('bring a cold file back into the swarm (pin add --tier hot)')
-    .option('--policy <policy>', 'hot policy (default: the configured policy for the file size)')
+    .addOption(new Option('--policy <policy>', 'hot policy (default: the configured policy for the file size)').argParser(policyText))
     .action(async (target, opts) => { await (await pins()).pinAddCommand(globals(), target, { ...opts, tier: 'hot' }) })
   program.command('repair').description('check pinned files and rebuild lost shards now')
     .option('--wait', 'wait for the pass and print what it did', false)

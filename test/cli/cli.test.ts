@@ -567,7 +567,11 @@ describe('shoal CLI', { concurrency: true }, () => {
       const missing = join(local, 'does-not-exist')
       await Promise.all([
         fails(d.repo, ['add', missing], { code: 1, match: /does-not-exist/ }),
-        fails(d.repo, ['add', join(local, 'keep.txt'), '--to', '/other.txt', '--chunker', 'bogus'], { code: 1 }),
+        // a value of no accepted shape does not parse (exit 2); one of the shape with sizes out of range is refused (exit 1)
+        fails(d.repo, ['add', join(local, 'keep.txt'), '--to', '/other.txt', '--chunker', 'bogus'], { code: 2, match: /^shoal: option '--chunker <spec>' argument 'bogus' is invalid\. expected "fastcdc", "fastcdc-MIN-AVG-MAX" or "size-BYTES" \(UsageError\)$/m }),
+        fails(d.repo, ['add', join(local, 'keep.txt'), '--to', '/other.txt', '--chunker', 'size-0'], { code: 1, match: /invalid chunker "size-0"/ }),
+        fails(d.repo, ['add', join(local, 'keep.txt'), '--to', '/other.txt', '--pin', 'raid5'], { code: 2, match: /^shoal: option '--pin <policy>' argument 'raid5' is invalid\. expected "none", "ec:K\+M" or "replicas:N" \(UsageError\)$/m }),
+        fails(d.repo, ['add', join(local, 'keep.txt'), '--to', '/other.txt', '--pin', 'ec:0+1'], { code: 1, match: /InvalidPolicy/ }),
         fails(d.repo, ['cat', 'bafyNOTACID'], { code: 1, match: /InvalidCID/ }),
         fails(d.repo, ['cat', 'Qm123'], { code: 1, match: /InvalidCID/ }),
         fails(d.repo, ['ls', '/no/such/dir'], { code: 1, match: /NotFound/ }),
