@@ -128,6 +128,13 @@ class Staged {
    * kept beside this file, a conflict. Cleared once a commit lands.
    */
   replaces?: string
+  /**
+   * Set instead of {@link replaces} when the version at the new path arrived
+   * from another node after this file was made here: that version is kept
+   * beside this file's commit, a conflict (and stays where it is should this
+   * file be renamed on before it). Cleared once a commit lands.
+   */
+  keptBeside?: string
   committing?: Promise<void>
   /** Stops the commit that runs, if any (the file was removed: that version need not land). */
   cancel?: AbortController
@@ -764,14 +771,23 @@ export class ShoalFilesystem {
       if (s !== undefined) await this.drop(s)
       const entry = await this.components.namespace.lookup(path)
       this.attrs.delete(path)
-      if (entry === undefined) {
-        if (s === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
-        return
-      }
-      if (entry.type === 'dir') throw new IsADirectoryError(`is a directory: ${path}`)
-      await this.components.namespace.remove(path)
+      if (entry?.type === 'dir') throw new IsADirectoryError(`is a directory: ${path}`)
+      if (entry === undefined && s === undefined) throw new NotFoundError(`no such file or directory: ${path}`)
+      // a file made at this path again later is another save
       this.madeSeeing.delete(path)
+      if (entry !== undefined) await this.components.namespace.remove(path)
     })
+  }
+
+  /** The notes of files made below directory `from` (renamed to `to`) move with them; those below `to` were of files gone. */
+  private moveNotesBelow (from: string, to: string): void {
+    for (const [path, seen] of [...this.madeSeeing]) {
+      if (isWithin(path, to)) this.madeSeeing.delete(path)
+      else if (isWithin(path, from)) {
+        this.madeSeeing.delete(path)
+        this.madeSeeing.set(to + path.slice(from.length), seen)
+      }
+    }
   }
 
   /** Note that the file at `path` was made when the namespace had applied `seen` ({@link madeSeeing}). */
@@ -842,6 +858,7 @@ export class ShoalFilesystem {
       const moving = this.stagedBelow(from)
       await namespace.move(from, to)
       for (const child of moving) this.rekey(child, to + child.path.slice(from.length))
+      this.moveNotesBelow(from, to)
       this.attrs.clear()
       return
     }
@@ -851,20 +868,23 @@ export class ShoalFilesystem {
       await this.drop(sStaged)
       target = await namespace.lookup(to)
     }
-    // the version at `from` is the one this file's commit is to replace (it was renamed over it, uncommitted): not
-    // this file's to move; it goes, and the file replaces the target's version instead (moved, other nodes showed the
-    // old content under the new name, and kept it there if the commit failed)
     // a clean staged file whose version at `from` is gone (removed or moved on another node while open here): the
     // mount still shows it, and the rename puts its bytes at `to` by a commit, as for a file not committed yet (before,
     // the target went and the staged file was let go once closed: neither name held anything)
     const revived = s !== undefined && !s.dirty && source === undefined
     if (revived) s.gen++
-    const replaced = s?.replaces !== undefined && source?.type === 'file' && source.cid === s.replaces
-    // a version of the target that another node wrote since this file was made here is kept beside it, a conflict
-    const unseen = target?.type === 'file' && await this.unseenBy(from, to)
-    if (replaced) {
-      await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
+    // a version of the target that another node wrote since this file was made here is kept beside it, a conflict (not
+    // a conflict copy renamed over: it is replaced, as before; kept, it would be hidden under a plain file of its name)
+    const unseen = target?.type === 'file' && target.conflictOf === undefined && await this.unseenBy(from, to)
+    // the version at `from` is not this uncommitted file's to move when its commit is to replace it (it was renamed
+    // over it): that one goes, and the file replaces the target's version instead (moved, other nodes showed the old
+    // content under the new name, and kept it there if the commit failed); nor when it was kept beside it (unseen):
+    // that one stays where it is
+    const behind = s !== undefined && source?.type === 'file' && (source.cid === s.replaces || source.cid === s.keptBeside)
+    if (s !== undefined && behind) {
+      if (source?.cid === s.replaces) await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
       s.replaces = target?.type === 'file' && !unseen ? target.cid : undefined
+      s.keptBeside = unseen && target?.type === 'file' ? target.cid : undefined
     } else if (source?.type === 'file') {
       if (target !== undefined) {
         const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
@@ -880,6 +900,7 @@ export class ShoalFilesystem {
       // only staged here: the target's version stays visible until this file's commit replaces it (removed now, other
       // nodes saw no file at `to` until the commit landed: an editor's save by rename made the file vanish there)
       s.replaces = unseen ? undefined : target.cid
+      s.keptBeside = unseen ? target.cid : undefined
     } else if (target !== undefined) {
       await namespace.remove(to)
     }
@@ -1259,7 +1280,7 @@ export class ShoalFilesystem {
 
   /** Note that generation `gen` of `s` is committed as `info`. */
   private committed (s: Staged, gen: number, info: FileInfo): void {
-    if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid; s.replaces = undefined }
+    if (gen > s.committedGen) { s.committedGen = gen; s.committedCid = info.cid; s.replaces = undefined; s.keptBeside = undefined }
     const journal = this.options.journal
     if (journal !== undefined) {
       journal.done(s.id, gen)

@@ -260,6 +260,16 @@ describe('a save by rename over a file that another node changed since the save 
     return peer
   }
 
+  /** `/f.tmp` written here ('ours', open, not committed) while the second replica's `/f` ('theirs') arrives: its handle. */
+  async function oursWhileTheirsArrives (fs: ShoalFilesystem, replica: Replica, peer: Replica): Promise<number> {
+    const fh = await fs.create('/f.tmp', 0o644)
+    await fs.write(fh, Buffer.from('ours\n'), 5, 0)
+    await fs.flush(fh)
+    await peer.putFile('/f', file('theirs'))
+    await pullInto(replica, peer)
+    return fh
+  }
+
   it('committed first (fsync, then mv: vim, rsync, git): a version the other node wrote after the temporary file was made is kept beside the new one', async t => {
     const { fs, replica } = await setup(t, '/never')
     const peer = await shared(t, fs, replica)
@@ -291,11 +301,7 @@ describe('a save by rename over a file that another node changed since the save 
   it('not committed yet (sed -i): a version the other node wrote between the temporary file\'s making and the rename is kept beside the new one', async t => {
     const { fs, replica } = await setup(t, '/never')
     const peer = await shared(t, fs, replica)
-    const fh = await fs.create('/f.tmp', 0o644)
-    await fs.write(fh, Buffer.from('ours\n'), 5, 0)
-    await fs.flush(fh)
-    await peer.putFile('/f', file('theirs'))
-    await pullInto(replica, peer)
+    const fh = await oursWhileTheirsArrives(fs, replica, peer)
     await fs.rename('/f.tmp', '/f')
     const between = await replica.lookup('/f')
     assert.ok(between?.type === 'file' && between.cid === file('theirs').cid, 'theirs stays at /f until the commit')
@@ -304,6 +310,67 @@ describe('a save by rename over a file that another node changed since the save 
     const versions = await versionsAt(replica, '/f')
     assert.equal(versions.length, 2, 'both versions: ours and theirs')
     assert.ok(versions.includes(file('theirs').cid), 'theirs is kept')
+  })
+
+  it('renamed on before its commit (f.tmp → f → g), the version kept beside it at f stays at f; g ends with ours alone', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    await committedFile(fs, '/g', 'gee\n')
+    const gee = await replica.lookup('/g')
+    await pullInto(peer, replica)
+    const fh = await oursWhileTheirsArrives(fs, replica, peer)
+    await fs.rename('/f.tmp', '/f')
+    await fs.rename('/f', '/g')
+    const between = await replica.lookup('/g')
+    assert.ok(between?.type === 'file' && between.cid !== file('theirs').cid, 'theirs is not moved to /g')
+    await fs.release(fh)
+    await fs.close()
+    assert.deepEqual(await versionsAt(replica, '/f'), [file('theirs').cid], 'theirs stays where it was written')
+    const g = await versionsAt(replica, '/g')
+    assert.ok(gee?.type === 'file')
+    assert.equal(g.length, 1, 'g: one version')
+    assert.ok(g[0] !== gee.cid && g[0] !== file('theirs').cid, 'ours, which replaced the g that was')
+  })
+
+  it('the note of a file made here moves with its directory: a version another node writes at the new path since is kept', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    await fs.mkdir('/d', 0o755)
+    await committedFile(fs, '/d/f', 'old\n')
+    await committedFile(fs, '/d/f.tmp', 'ours\n')
+    const ours = await replica.lookup('/d/f.tmp')
+    await fs.rename('/d', '/e')
+    await pullInto(peer, replica)
+    await peer.putFile('/e/f', file('theirs'))
+    await pullInto(replica, peer)
+    await fs.rename('/e/f.tmp', '/e/f')
+    await fs.close()
+    assert.ok(ours?.type === 'file')
+    assert.deepEqual(await versionsAt(replica, '/e/f'), [ours.cid, file('theirs').cid].sort())
+  })
+
+  it('no note is left at a path a file left (its directory renamed, or it was removed uncommitted): a file of another node renamed there replaces as before', async t => {
+    const { fs, replica } = await setup(t, '/never')
+    const peer = await shared(t, fs, replica)
+    await fs.mkdir('/d', 0o755)
+    await committedFile(fs, '/d/x', 'made here\n')
+    await fs.rename('/d', '/e')
+    const fh = await fs.create('/x', 0o644)
+    await fs.write(fh, Buffer.from('tmp\n'), 4, 0)
+    await fs.unlink('/x')
+    await fs.release(fh)
+    await pullInto(peer, replica)
+    await peer.putFile('/d/x', file('px'))
+    await peer.putFile('/d/y', file('py'))
+    await peer.putFile('/x', file('px'))
+    await peer.putFile('/y', file('py'))
+    await pullInto(replica, peer)
+    await fs.rename('/d/x', '/d/y')
+    await fs.rename('/x', '/y')
+    await fs.close()
+    assert.deepEqual(await versionsAt(replica, '/d/y'), [file('px').cid])
+    assert.deepEqual(await versionsAt(replica, '/y'), [file('px').cid])
+    assert.deepEqual(await replica.conflicts(), [])
   })
 
   it('a file open here whose committed version another node removed, renamed over a file, puts its bytes there (the target is not just removed)', async t => {
