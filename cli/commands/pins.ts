@@ -154,7 +154,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
   if (r.scrub !== undefined) {
     const s = r.scrub
     printLines(
-      `scrub: ${s.blocks} blocks (${formatBytes(s.bytes)}) re-hashed, ${s.corrupt} corrupt: ${s.rebuilt} rebuilt from their stripes, ${s.refetched} fetched again, ${s.lost.length} lost${leftoversNote(s.leftovers)}${unknownNote(s.unknown)}`,
+      `scrub: ${s.blocks} blocks (${formatBytes(s.bytes)}) re-hashed, ${s.corrupt} corrupt${s.missing > 0 ? ` and ${String(s.missing)} lost before, looked for again` : ''}: ${s.rebuilt} rebuilt from their stripes, ${s.refetched} fetched again, ${s.lost.length} lost${leftoversNote(s.leftovers)}${unknownNote(s.unknown)}`,
       ...s.lost.map(lostLine),
       ...s.errors.map(e => `scrub error: ${e}`)
     )

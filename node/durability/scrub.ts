@@ -41,7 +41,13 @@ export interface ScrubReport {
   bytes: number
   /** Blocks whose bytes did not match their hash (deleted). */
   corrupt: number
-  /** Corrupt shards rebuilt here from their stripe. */
+  /**
+   * Blocks the scrub before lost that are still not here, looked for again
+   * with the corrupt ones: rebuilt, fetched again or lost again (a loss is
+   * reported by every scrub until its file is removed or the block is back).
+   */
+  missing: number
+  /** Corrupt (or missing) shards rebuilt here from their stripe. */
   rebuilt: number
   /** Corrupt blocks fetched again from peers. */
   refetched: number
@@ -118,7 +124,7 @@ export async function findCorruptBlocks (blockstore: Pick<BlockStore, 'storedEnt
 
 /** An empty report. */
 export function emptyScrubReport (): ScrubReport {
-  return { blocks: 0, bytes: 0, corrupt: 0, rebuilt: 0, refetched: 0, lost: [], leftovers: 0, unknown: 0, errors: [] }
+  return { blocks: 0, bytes: 0, corrupt: 0, missing: 0, rebuilt: 0, refetched: 0, lost: [], leftovers: 0, unknown: 0, errors: [] }
 }
 
 /**
@@ -143,7 +149,12 @@ export interface ScrubFindings {
   leftovers: number
   /** Of them, blocks that may be a file's, below a lost inner block (see {@link ScrubReport.unknown}). */
   unknown: number
+  /** The lost blocks, with their files (the first {@link LOST_BLOCKS_KEPT}): the next scrub looks for them again. Absent in findings of older builds. */
+  lostBlocks?: LostBlock[]
 }
+
+/** Lost blocks whose CIDs {@link ScrubFindings} keeps for the next scrub. */
+export const LOST_BLOCKS_KEPT = 4096
 
 /** Files named in {@link ScrubFindings}. */
 export const FINDINGS_FILES_KEPT = 16
@@ -155,5 +166,6 @@ export function scrubFindings (report: ScrubReport, at: number, roots: ReadonlyM
   const listed = [...paths].sort().slice(0, FINDINGS_FILES_KEPT)
   const files = listed.map(path => ({ path, cid: roots.get(path) ?? '' }))
   const unowned = report.lost.filter(block => block.paths.length === 0).length
-  return { at, corrupt: report.corrupt, lost: report.lost.length, files, moreFiles: paths.size - listed.length, unowned, leftovers: report.leftovers, unknown: report.unknown }
+  const lostBlocks = report.lost.slice(0, LOST_BLOCKS_KEPT)
+  return { at, corrupt: report.corrupt, lost: report.lost.length, files, moreFiles: paths.size - listed.length, unowned, leftovers: report.leftovers, unknown: report.unknown, lostBlocks }
 }

@@ -45,6 +45,9 @@ const SCRUB_FETCH_TIMEOUT_MS = 30_000
 /** Longest wait one timer takes (setTimeout's bound, ~24.8 days): longer ones wake up early and re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
+/** A block the last scrub lost, still missing: the files it named it with, and the root CIDs it kept of files. */
+interface LostBefore { cid: CID, paths: string[], roots: ReadonlyMap<string, string> }
+
 /** Runs scrubs, on demand and on a period. */
 export class Scrubber {
   private readonly log: Logger
@@ -121,9 +124,13 @@ export class Scrubber {
       sleep: async (ms, s) => { await sleepOn(timers, ms, s) },
       metrics: this.components.metrics
     })
-    if (corrupt.length > 0) {
+    // what the scrub before lost and is still not here: looked for again (a loss stays reported until its file goes or
+    // the block is back; before, the next scrub, finding nothing corrupt, forgot it, and `status` said no damage)
+    const missing = await this.stillMissing(new Set(corrupt.map(cid => blockKey(cid))), signal)
+    report.missing = missing.size
+    if (corrupt.length > 0 || missing.size > 0) {
       for (const cid of corrupt) await blockstore.delete(cid, { signal })
-      const pending = new Map(corrupt.map(cid => [blockKey(cid), cid]))
+      const pending = new Map([...corrupt.map(cid => [blockKey(cid), cid] as const), ...[...missing].map(([key, was]) => [key, was.cid] as const)])
       // shards this node holds come back from their stripes
       const heldCorrupt = new Map<string, Array<{ stripe: number, shard: number }>>()
       for await (const [manifest] of holdings.manifests()) {
@@ -145,7 +152,7 @@ export class Scrubber {
       // anything else (and shards that could not be rebuilt) that a file or pin
       // here needs: fetched again from a peer that has it, else lost; the rest
       // is counted (leftovers of removed files, gc drops them)
-      await this.refetchWanted(pending, { report, roots, nodes }, signal)
+      await this.refetchWanted(pending, { report, roots, nodes, missing }, signal)
       await blockstore.commit()
     }
     const at = clock.now()
@@ -166,9 +173,9 @@ export class Scrubber {
    * the walk could not reach: the walk runs again while that happens (each
    * round settles at least one block).
    */
-  private async refetchWanted (pending: Map<string, CID>, found: { report: ScrubReport, roots: Map<string, string>, nodes: CorruptNodes }, signal?: AbortSignal): Promise<void> {
-    const { report, roots, nodes } = found
-    const { exchange, gcLock, blockstore } = this.components
+  private async refetchWanted (pending: Map<string, CID>, found: { report: ScrubReport, roots: Map<string, string>, nodes: CorruptNodes, missing: ReadonlyMap<string, LostBefore> }, signal?: AbortSignal): Promise<void> {
+    const { report, roots, nodes, missing } = found
+    const { gcLock, blockstore } = this.components
     const corrupt: ReadonlySet<string> = new Set(pending.keys())
     const lost: CID[] = []
     await gcLock.exclusive(async () => {})
@@ -178,24 +185,10 @@ export class Scrubber {
       let opened = false
       for (const [key, { cid, files }] of wanted) {
         pending.delete(key)
-        const paths = [...files.keys()]
-        try {
-          await exchange.getBlock(cid, { signal: signal === undefined ? AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS)]) })
-          report.refetched++
-          this.components.metrics?.scrubLost.inc({ outcome: 'refetched' })
-          if (cid.code === dagPb.code) opened = true
-        } catch (err: any) {
-          if (signal?.aborted === true) throw new AbortedError('scrub aborted')
-          report.lost.push({ cid: cid.toString(), paths })
-          lost.push(cid)
-          for (const [path, root] of files) roots.set(path, root)
-          this.components.metrics?.scrubLost.inc({ outcome: 'lost' })
-          this.log.error({ cid: cid.toString(), paths, err: err?.message }, 'corrupt block lost: no peer has it')
-        }
+        if (await this.fetchAgain(cid, files, { report, roots, lost }, signal)) opened ||= cid.code === dagPb.code
       }
       if (!opened) break
     }
-    if (pending.size === 0) return
     // what no walk reached is a leftover, unless a lost block may hide it
     let hidden = false
     for (const cid of lost) {
@@ -203,9 +196,60 @@ export class Scrubber {
       hidden = true
       break
     }
+    // a block lost before that no walk reached: below a block lost (again) it is still the file's the last scrub
+    // named it with, and looked for again; else nothing needs it now (its file removed): dropped, not counted
+    for (const [key, was] of missing) {
+      if (!pending.delete(key) || !hidden) continue
+      await this.fetchAgain(was.cid, new Map(was.paths.map(path => [path, was.roots.get(path) ?? ''])), { report, roots, lost }, signal)
+    }
+    if (pending.size === 0) return
     if (hidden) report.unknown = pending.size
     else report.leftovers = pending.size
     this.components.metrics?.scrubLost.inc({ outcome: hidden ? 'unknown' : 'leftover' }, pending.size)
+  }
+
+  /**
+   * Fetch `cid` again from a peer (true), else count it lost with its
+   * `files` (root CIDs by path; `lost` gets it, `roots` its files).
+   */
+  private async fetchAgain (cid: CID, files: ReadonlyMap<string, string>, into: { report: ScrubReport, roots: Map<string, string>, lost: CID[] }, signal?: AbortSignal): Promise<boolean> {
+    const { report, roots, lost } = into
+    const paths = [...files.keys()]
+    try {
+      await this.components.exchange.getBlock(cid, { signal: signal === undefined ? AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(SCRUB_FETCH_TIMEOUT_MS)]) })
+      report.refetched++
+      this.components.metrics?.scrubLost.inc({ outcome: 'refetched' })
+      return true
+    } catch (err: any) {
+      if (signal?.aborted === true) throw new AbortedError('scrub aborted')
+      report.lost.push({ cid: cid.toString(), paths })
+      lost.push(cid)
+      for (const [path, root] of files) if (root !== '') roots.set(path, root)
+      this.components.metrics?.scrubLost.inc({ outcome: 'lost' })
+      this.log.error({ cid: cid.toString(), paths, err: err?.message }, 'corrupt block lost: no peer has it')
+      return false
+    }
+  }
+
+  /**
+   * The blocks the last scrub lost ({@link ScrubFindings.lostBlocks}) that
+   * are still not stored here, by key, less those found corrupt now
+   * (`corrupt`, by key), each with the files that scrub named it with.
+   */
+  private async stillMissing (corrupt: ReadonlySet<string>, signal?: AbortSignal): Promise<Map<string, LostBefore>> {
+    const { blockstore, holdings } = this.components
+    const findings = await holdings.scrubFindings()
+    const roots = new Map((findings?.files ?? []).map(f => [f.path, f.cid]))
+    const out = new Map<string, LostBefore>()
+    for (const block of findings?.lostBlocks ?? []) {
+      if (signal?.aborted === true) throw new AbortedError('scrub aborted')
+      let cid: CID
+      try { cid = CID.parse(block.cid) } catch { continue }
+      const key = blockKey(cid)
+      if (corrupt.has(key) || await blockstore.has(cid)) continue
+      out.set(key, { cid, paths: Array.isArray(block.paths) ? block.paths : [], roots })
+    }
+    return out
   }
 
   /**

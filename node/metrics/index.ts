@@ -101,7 +101,7 @@ function durabilityCounters (registers: Registry[]): DurabilityMetrics {
     scrubBlocks: new Counter({ name: 'shoal_durability_scrub_blocks_total', help: 'Blocks the scrub read back and re-hashed', registers }),
     scrubBytes: new Counter({ name: 'shoal_durability_scrub_bytes_total', help: 'Bytes the scrub read back and re-hashed', registers }),
     scrubCorrupt: new Counter({ name: 'shoal_durability_scrub_corrupt_blocks_total', help: 'Blocks the scrub found corrupt (their bytes do not match their hash)', registers }),
-    scrubLost: new Counter({ name: 'shoal_durability_scrub_lost_blocks_total', help: 'Corrupt blocks the scrub could not rebuild from their stripe: fetched again from a peer (outcome="refetched"), lost: a file or pin here needs them and no peer had them ("lost"), leftovers nothing here needs, not fetched again ("leftover"), or blocks a lost inner block may hide, not known to be of a file ("unknown")', labelNames: ['outcome'], registers })
+    scrubLost: new Counter({ name: 'shoal_durability_scrub_lost_blocks_total', help: 'Corrupt blocks the scrub could not rebuild from their stripe (and blocks the scrub before lost, looked for again): fetched again from a peer (outcome="refetched"), lost: a file or pin here needs them and no peer had them ("lost"), leftovers nothing here needs, not fetched again ("leftover"), or blocks a lost inner block may hide, not known to be of a file ("unknown")', labelNames: ['outcome'], registers })
   }
   // every label from the start: a rate over a series that appears late reads as a gap
   for (const direction of ['in', 'out']) counters.repairBytes.inc({ direction }, 0)

@@ -86,13 +86,24 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
     // what clears it is said: a scrub's finding stays until the next scrub (a pin status does not clear it)
     assert.match(await damageLine(again.repo) ?? '', /^damage: +1 file found missing blocks here: \/keep\.bin \(lost in the scrub \d+ s ago\); the scrub's stay until the next `shoal repair --scrub --wait`$/)
     const status = await shoalJson<{ damage: { scrub: { corrupt: number, lost: number, leftovers: number, files: Array<{ path: string, cid: string }> } } }>(again.repo, ['status'])
-    assert.deepEqual({ ...status.damage.scrub, at: undefined }, { at: undefined, corrupt: 10, lost: 5, leftovers: 5, unknown: 0, files: [{ path: '/keep.bin', cid }], moreFiles: 0, unowned: 0 })
+    const { lostBlocks, ...findings } = status.damage.scrub as typeof status.damage.scrub & { lostBlocks: Array<{ cid: string, paths: string[] }> }
+    assert.deepEqual({ ...findings, at: undefined }, { at: undefined, corrupt: 10, lost: 5, leftovers: 5, unknown: 0, files: [{ path: '/keep.bin', cid }], moreFiles: 0, unowned: 0 })
+    assert.deepEqual(new Set(lostBlocks.map(b => `${b.cid} ${b.paths.join()}`)), new Set([cid, ...leaves].map(c => `${c} /keep.bin`)), 'the lost blocks with their file, for the next scrub')
+
+    // the next scrub finds nothing corrupt (the lost blocks were deleted), but looks for them again: still lost, still
+    // said (before, it reported 0 lost and `status` then said no damage while the file could not be read)
+    const next = lines((await shoalOk(again.repo, ['repair', '--scrub', '--wait'])).toString('utf8'))
+    assert.match(next.find(l => l.startsWith('scrub:')) ?? '', / 0 corrupt and 5 lost before, looked for again: 0 rebuilt from their stripes, 0 fetched again, 5 lost$/, next.join('\n'))
+    assert.deepEqual(new Set(next.filter(l => l.startsWith('lost:')).map(l => l.slice('lost: '.length).split('\t')[0])), new Set([cid, ...leaves]))
     assert.equal((await again.stop()).code, 0)
     const third = await startDaemon(t, d.repo)
     assert.match(await damageLine(third.repo) ?? '', /\/keep\.bin \(lost in the scrub/)
     // the file removed, nothing is known damaged any more
     await shoalOk(third.repo, ['rm', '/keep.bin'])
     assert.match(await damageLine(third.repo) ?? '', /^damage: +none known \(last scrub \d+ s ago;/)
+    // and a scrub after that drops them: nothing needs them, nothing is lost, nothing counted
+    const after = await shoalJson<{ scrub: { corrupt: number, missing: number, lost: unknown[], leftovers: number, unknown: number } }>(third.repo, ['repair', '--scrub', '--wait'])
+    assert.deepEqual([after.scrub.corrupt, after.scrub.missing, after.scrub.lost.length, after.scrub.leftovers, after.scrub.unknown], [0, 5, 0, 0, 0])
   })
 
   it('`shoal status` tells a `pin none` file whose blocks are gone: at start, after a failed read, after a scrub', TEST, async t => {
@@ -120,7 +131,7 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
     // the scrub names the file too (its root: the leaves below it cannot be told from leftovers), and
     // what the open found is no longer told apart
     const scrub = await shoalJson<{ scrub: { corrupt: number, lost: Array<{ cid: string, paths: string[] }>, leftovers: number, unknown: number } }>(again.repo, ['repair', '--scrub', '--wait'])
-    assert.deepEqual({ ...scrub.scrub, blocks: undefined, bytes: undefined }, { blocks: undefined, bytes: undefined, corrupt: 5, rebuilt: 0, refetched: 0, lost: [{ cid, paths: ['/keep.bin'] }], leftovers: 0, unknown: 4, errors: [] })
+    assert.deepEqual({ ...scrub.scrub, blocks: undefined, bytes: undefined }, { blocks: undefined, bytes: undefined, corrupt: 5, missing: 0, rebuilt: 0, refetched: 0, lost: [{ cid, paths: ['/keep.bin'] }], leftovers: 0, unknown: 4, errors: [] })
     const line = await damageLine(again.repo) ?? ''
     assert.match(line, /1 file found missing blocks here: \/keep\.bin/)
     assert.doesNotMatch(line, /gone at start/)
