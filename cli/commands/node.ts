@@ -20,6 +20,11 @@ export async function initCommand (g: GlobalOptions, opts: { listen?: string[], 
   const { initRepo } = await import('../../node/repo/init.js')
   const result = await initRepo(g.repo, { listen: opts.listen, api: opts.api, swarmKey, join, open: opts.open })
   const swarm = result.config.privateSwarm ? 'private' : 'open'
+  // a node that restarts on another port is dialled at its old one by the nodes that knew it (a whole swarm restarted
+  // so stays apart): said once, here, where the choice is made
+  if (result.config.listen.some(addr => /\/tcp\/0(\/|$)/.test(addr))) {
+    process.stderr.write('shoal: note: a listen address with port 0 takes a new port at each start: the other nodes then reach this one only once it dials them, or they `shoal peers connect` its new address; give a fixed port (such as /ip4/0.0.0.0/tcp/4747, the default) to a node that restarts\n')
+  }
   if (g.json) {
     printJson({ repo: result.repo, id: result.peerId, api: result.config.api, listen: result.config.listen, swarm, bootstrap: result.config.bootstrap })
     return

@@ -163,6 +163,16 @@ describe('shoal CLI', { concurrency: true }, () => {
       assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), config, 'config unchanged')
     })
 
+    it('says, once, that a listen address with port 0 takes a new port at each start; the default does not', TEST, async t => {
+      const dir = await tempDir(t)
+      const zero = await runShoal(['--repo', join(dir, 'zero'), 'init', '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+      assert.equal(zero.code, 0, zero.stderr)
+      assert.deepEqual(lines(zero.stderr).filter(l => l.includes('port 0')).length, 1, zero.stderr)
+      const fixed = await runShoal(['--repo', join(dir, 'fixed'), 'init', '--api', '127.0.0.1:0'])
+      assert.equal(fixed.code, 0, fixed.stderr)
+      assert.doesNotMatch(fixed.stderr, /port 0/)
+    })
+
     it('--json prints one JSON document', TEST, async t => {
       const repo = join(await tempDir(t), 'repo')
       const doc = await shoalJson(repo, ['init', '--api', '127.0.0.1:0'])
