@@ -56,6 +56,9 @@ export interface UnreachablePeer {
   since?: number
 }
 
+/** A disconnection saves the times peers were seen when the last save is at least this old (ms). */
+const SEEN_SAVE_MS = 60_000
+
 /** Each re-dial waits its backoff times 1 ± this (drawn uniformly). */
 export const REDIAL_JITTER = 0.5
 
@@ -141,6 +144,8 @@ export class PeerManager {
   private readonly timers = new Map<string, unknown>()
   private running = false
   private saving: Promise<void> = Promise.resolve()
+  /** When the known peers were last saved (ms, {@link PeerManager}'s clock; 0: not since start). */
+  private savedAt = 0
   /** Counters since start (metrics): re-dials that reached none of a known peer's addresses. */
   readonly stats = { redialsFailed: 0 }
   /**
@@ -198,8 +203,11 @@ export class PeerManager {
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
     if (!this.running || !this.known.has(id)) return
-    // unreachable from now on, not from when the connection opened (it may have lasted days)
+    // unreachable from now on, not from when the connection opened (it may have lasted days); saved at most once a
+    // minute, so that a crash of this node does not leave the connection's start as its last sight (the status said
+    // a peer away for 3 minutes was away 7)
     this.noteSeen(id)
+    if (this.now() - this.savedAt >= SEEN_SAVE_MS) this.persist()
     this.scheduleRedial(id)
   }
 
@@ -389,6 +397,7 @@ export class PeerManager {
   }
 
   private persist (): void {
+    this.savedAt = this.now()
     const snapshot = [...this.known.values()]
     this.saving = this.saving.then(async () => { await saveKnownPeers(this.init.file, snapshot) }).catch(err => {
       this.components.logger.warn({ err }, 'could not save known peers')

@@ -17,6 +17,7 @@ import { RecordedTimers } from '../../helpers/recorded-timers.js'
 import { tempDir } from '../../helpers/temp.js'
 import { until } from '../../helpers/processes.js'
 import { unusedPort } from '../../helpers/ports.js'
+import { loadKnownPeers } from '../../../node/peers/known-peers.js'
 
 describe('re-dials of known peers', () => {
   it('each waits its backoff times a drawn factor, fails while the peer is away (said once, as a warning), and reaches it once it is back', async (t) => {
@@ -69,5 +70,25 @@ describe('re-dials of known peers', () => {
     await new Promise(resolve => setTimeout(resolve, 100))
     assert.equal(timers.asked.length, 4, 'no re-dial after the peer is reached')
     assert.equal(peers.stats.redialsFailed, 3)
+  })
+
+  it('a disconnection is saved as the peer\'s last sight (at most once a minute), so a crash of this node does not date it from the connection\'s start', async (t) => {
+    const hosts: ShoalLibp2p[] = []
+    t.after(async () => { await Promise.allSettled(hosts.map(async h => { await h.stop() })) })
+    const a = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+    const b = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+    hosts.push(a, b)
+    let clock = 1_000_000
+    const file = join(await tempDir(t), 'peers.json')
+    const peers = new PeerManager({ libp2p: a, logger: pino({ level: 'silent' }), timers: new RecordedTimers(), now: () => clock }, { file, bootstrap: [] })
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    await peers.connect(b.getMultiaddrs()[0].toString())
+    const connectedAt = clock
+    // the connection lasts ten minutes; then b goes away (no stop of this manager after: as a crash would leave it)
+    clock += 10 * 60_000
+    await b.stop()
+    await until('the disconnection saved', async () => (await loadKnownPeers(file)).find(p => p.id === b.peerId.toString())?.seen !== connectedAt, 10_000)
+    assert.equal((await loadKnownPeers(file)).find(p => p.id === b.peerId.toString())?.seen, clock)
   })
 })
