@@ -36,7 +36,9 @@ export async function damageStatus (components: Pick<ShoalComponents, 'files' | 
     // a file rewritten or removed since the scrub is not the file it found damaged
     const still: ScrubFindings['files'] = []
     for (const file of scrub.files) if (await namesFile(namespace, file.path, file.cid)) still.push(file)
-    status.scrub = { ...scrub, files: still }
+    // the lost blocks are the next scrub's to look for, not the status's (up to 4,096 of them)
+    const { lostBlocks: _, ...told } = scrub
+    status.scrub = { ...told, files: still }
   }
   const gone = blockstore.audit?.markedUnreadable ?? 0
   if (gone > 0 && !durability.scrubbedSinceStart()) status.goneAtStart = gone

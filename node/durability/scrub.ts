@@ -149,8 +149,18 @@ export interface ScrubFindings {
   leftovers: number
   /** Of them, blocks that may be a file's, below a lost inner block (see {@link ScrubReport.unknown}). */
   unknown: number
-  /** The lost blocks, with their files (the first {@link LOST_BLOCKS_KEPT}): the next scrub looks for them again. Absent in findings of older builds. */
-  lostBlocks?: LostBlock[]
+  /**
+   * The lost blocks, each with its files and their root CIDs then (at most
+   * {@link LOST_BLOCKS_KEPT}, one of each file first): the next scrub looks
+   * for them again. Absent in findings of older builds. Not part of `status`.
+   */
+  lostBlocks?: LostBefore[]
+}
+
+/** A block a scrub lost, kept for the next: its CID and the files it was lost from, as path and root CID. */
+export interface LostBefore {
+  cid: string
+  files: Array<{ path: string, cid: string }>
 }
 
 /** Lost blocks whose CIDs {@link ScrubFindings} keeps for the next scrub. */
@@ -166,6 +176,18 @@ export function scrubFindings (report: ScrubReport, at: number, roots: ReadonlyM
   const listed = [...paths].sort().slice(0, FINDINGS_FILES_KEPT)
   const files = listed.map(path => ({ path, cid: roots.get(path) ?? '' }))
   const unowned = report.lost.filter(block => block.paths.length === 0).length
-  const lostBlocks = report.lost.slice(0, LOST_BLOCKS_KEPT)
+  // one block of each file first, so that a file with many lost blocks does not push another's out of the bound
+  const kept = new Set<LostBlock>()
+  const named = new Set<string>()
+  for (const block of report.lost) {
+    if (kept.size >= LOST_BLOCKS_KEPT) break
+    if (block.paths.length === 0 || block.paths.some(path => !named.has(path))) kept.add(block)
+    for (const path of block.paths) named.add(path)
+  }
+  for (const block of report.lost) {
+    if (kept.size >= LOST_BLOCKS_KEPT) break
+    kept.add(block)
+  }
+  const lostBlocks = [...kept].map(block => ({ cid: block.cid, files: block.paths.map(path => ({ path, cid: roots.get(path) ?? '' })) }))
   return { at, corrupt: report.corrupt, lost: report.lost.length, files, moreFiles: paths.size - listed.length, unowned, leftovers: report.leftovers, unknown: report.unknown, lostBlocks }
 }

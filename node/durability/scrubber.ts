@@ -45,8 +45,8 @@ const SCRUB_FETCH_TIMEOUT_MS = 30_000
 /** Longest wait one timer takes (setTimeout's bound, ~24.8 days): longer ones wake up early and re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** A block the last scrub lost, still missing: the files it named it with, and the root CIDs it kept of files. */
-interface LostBefore { cid: CID, paths: string[], roots: ReadonlyMap<string, string> }
+/** A block the last scrub lost, still missing: the files (path and root CID) it was lost from. */
+interface MissingBlock { cid: CID, files: Array<{ path: string, cid: string }> }
 
 /** Runs scrubs, on demand and on a period. */
 export class Scrubber {
@@ -173,14 +173,17 @@ export class Scrubber {
    * the walk could not reach: the walk runs again while that happens (each
    * round settles at least one block).
    */
-  private async refetchWanted (pending: Map<string, CID>, found: { report: ScrubReport, roots: Map<string, string>, nodes: CorruptNodes, missing: ReadonlyMap<string, LostBefore> }, signal?: AbortSignal): Promise<void> {
+  private async refetchWanted (pending: Map<string, CID>, found: { report: ScrubReport, roots: Map<string, string>, nodes: CorruptNodes, missing: ReadonlyMap<string, MissingBlock> }, signal?: AbortSignal): Promise<void> {
     const { report, roots, nodes, missing } = found
     const { gcLock, blockstore } = this.components
     const corrupt: ReadonlySet<string> = new Set(pending.keys())
     const lost: CID[] = []
+    // the root CID the namespace shows now at each path a block lost before was lost from
+    const shown = new Map<string, string>()
+    const watched = new Set([...missing.values()].flatMap(was => was.files.map(f => f.path)))
     await gcLock.exclusive(async () => {})
     while (pending.size > 0) {
-      const wanted = await this.wantedOf(pending, nodes, signal)
+      const wanted = await this.wantedOf(pending, nodes, { watched, shown }, signal)
       if (wanted.size === 0) break
       let opened = false
       for (const [key, { cid, files }] of wanted) {
@@ -196,11 +199,13 @@ export class Scrubber {
       hidden = true
       break
     }
-    // a block lost before that no walk reached: below a block lost (again) it is still the file's the last scrub
-    // named it with, and looked for again; else nothing needs it now (its file removed): dropped, not counted
+    // a block lost before that no walk reached (below an inner block lost too): still lost while a file the last
+    // scrub lost it from is there unchanged (its path names the same root), looked for again; else nothing needs it
+    // now (its file removed or written anew): dropped, not counted
     for (const [key, was] of missing) {
-      if (!pending.delete(key) || !hidden) continue
-      await this.fetchAgain(was.cid, new Map(was.paths.map(path => [path, was.roots.get(path) ?? ''])), { report, roots, lost }, signal)
+      if (!pending.delete(key)) continue
+      const still = new Map(was.files.filter(f => shown.get(f.path) === f.cid).map(f => [f.path, f.cid]))
+      if (still.size > 0) await this.fetchAgain(was.cid, still, { report, roots, lost }, signal)
     }
     if (pending.size === 0) return
     if (hidden) report.unknown = pending.size
@@ -236,18 +241,17 @@ export class Scrubber {
    * are still not stored here, by key, less those found corrupt now
    * (`corrupt`, by key), each with the files that scrub named it with.
    */
-  private async stillMissing (corrupt: ReadonlySet<string>, signal?: AbortSignal): Promise<Map<string, LostBefore>> {
+  private async stillMissing (corrupt: ReadonlySet<string>, signal?: AbortSignal): Promise<Map<string, MissingBlock>> {
     const { blockstore, holdings } = this.components
     const findings = await holdings.scrubFindings()
-    const roots = new Map((findings?.files ?? []).map(f => [f.path, f.cid]))
-    const out = new Map<string, LostBefore>()
+    const out = new Map<string, MissingBlock>()
     for (const block of findings?.lostBlocks ?? []) {
       if (signal?.aborted === true) throw new AbortedError('scrub aborted')
       let cid: CID
       try { cid = CID.parse(block.cid) } catch { continue }
       const key = blockKey(cid)
       if (corrupt.has(key) || await blockstore.has(cid)) continue
-      out.set(key, { cid, paths: Array.isArray(block.paths) ? block.paths : [], roots })
+      out.set(key, { cid, files: Array.isArray(block.files) ? block.files.filter(f => typeof f?.path === 'string' && typeof f?.cid === 'string') : [] })
     }
     return out
   }
@@ -257,10 +261,11 @@ export class Scrubber {
    * CID that names each, and its files (root CIDs by path). The walk reads
    * the corrupt copies of inner nodes it deleted (`nodes`) to go on below them.
    */
-  private async wantedOf (pending: ReadonlyMap<string, CID>, nodes: CorruptNodes, signal?: AbortSignal): Promise<Map<string, { cid: CID, files: Map<string, string> }>> {
-    const { blockstore, holdings, files, clock } = this.components
+  private async wantedOf (pending: ReadonlyMap<string, CID>, nodes: CorruptNodes, files: { watched: ReadonlySet<string>, shown: Map<string, string> }, signal?: AbortSignal): Promise<Map<string, { cid: CID, files: Map<string, string> }>> {
+    const { blockstore, holdings, clock } = this.components
     const wanted = new Map<string, { cid: CID, files: Map<string, string> }>()
-    await walkKept({ blockstore: nodes.over(blockstore), holdings, files }, (cid, file) => {
+    await walkKept({ blockstore: nodes.over(blockstore), holdings, files: this.components.files }, (cid, file) => {
+      if (file !== undefined && files.watched.has(file.path)) files.shown.set(file.path, file.cid)
       const key = blockKey(cid)
       if (!pending.has(key)) return
       let found = wanted.get(key)
