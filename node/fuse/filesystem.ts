@@ -886,15 +886,19 @@ export class ShoalFilesystem {
       s.replaces = target?.type === 'file' && !unseen ? target.cid : undefined
       s.keptBeside = unseen && target?.type === 'file' ? target.cid : undefined
     } else if (source?.type === 'file') {
-      if (target !== undefined) {
-        const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
-        if (source.pin !== undefined) record.pin = source.pin
-        // the version looked up, or (unseen) none: one written there since is kept beside, a conflict
-        await namespace.putFile(to, record, { replacing: unseen || target.type !== 'file' ? null : target.cid })
+      const record: Parameters<Namespace['putFile']>[1] = { cid: source.cid, size: source.size, mode: source.mode, mtime: source.mtime }
+      if (source.pin !== undefined) record.pin = source.pin
+      const putOver = async (replacing: string | null): Promise<void> => {
+        await namespace.putFile(to, record, { replacing })
         // a conflict copy of `to` put at `to` is that path's other version: the put folds it in, and `from` is gone already
         await namespace.remove(from).catch((err: any) => { if (err?.name !== 'NotFoundError') throw err })
-      } else {
-        await namespace.move(from, to)
+      }
+      // the version looked up, or (unseen) none: one written there since is kept beside, a conflict
+      if (target !== undefined) await putOver(unseen || target.type !== 'file' ? null : target.cid)
+      else {
+        // a file another node wrote at `to` since the look (the move refuses a taken name: rsync's rename failed with
+        // EEXIST, which rename(2) never gives for a file) is kept beside this one, a conflict
+        await namespace.move(from, to).catch(async (err: any) => { if (err?.name === 'AlreadyExistsError') await putOver(null); else throw err })
       }
     } else if (target?.type === 'file' && s?.dirty === true) {
       // only staged here: the target's version stays visible until this file's commit replaces it (removed now, other

@@ -373,6 +373,25 @@ describe('a save by rename over a file that another node changed since the save 
     assert.deepEqual(await replica.conflicts(), [])
   })
 
+  it('a rename onto a name another node takes while the rename looks it up keeps both (no EEXIST, as rsync got)', async t => {
+    const { fs, replica, gated } = await setup(t, '/r14')
+    const peer = await shared(t, fs, replica)
+    await committedFile(fs, '/.r14.tmp', 'ours\n')
+    const ours = await replica.lookup('/.r14.tmp')
+    gated.arm()
+    const renaming = fs.rename('/.r14.tmp', '/r14')
+    // the rename found no /r14; the other node's arrives before it moves the file
+    await gated.reached
+    await peer.putFile('/r14', file('theirs'))
+    await pullInto(replica, peer)
+    gated.open()
+    await renaming
+    await fs.close()
+    assert.ok(ours?.type === 'file')
+    assert.deepEqual(await versionsAt(replica, '/r14'), [ours.cid, file('theirs').cid].sort())
+    assert.equal(await replica.lookup('/.r14.tmp'), undefined)
+  })
+
   it('a file open here whose committed version another node removed, renamed over a file, puts its bytes there (the target is not just removed)', async t => {
     const { fs, replica } = await setup(t, '/never')
     const peer = await shared(t, fs, replica)
