@@ -183,7 +183,7 @@ export class Scrubber {
     const watched = new Set([...missing.values()].flatMap(was => was.files.map(f => f.path)))
     await gcLock.exclusive(async () => {})
     while (pending.size > 0) {
-      const wanted = await this.wantedOf(pending, nodes, { watched, shown }, signal)
+      const wanted = await this.wantedOf(pending, nodes, { paths: watched, shown }, signal)
       if (wanted.size === 0) break
       let opened = false
       for (const [key, { cid, files }] of wanted) {
@@ -260,12 +260,13 @@ export class Scrubber {
    * The blocks of `pending` a file or pin here needs (kept.ts), by key: the
    * CID that names each, and its files (root CIDs by path). The walk reads
    * the corrupt copies of inner nodes it deleted (`nodes`) to go on below them.
+   * `watch.shown` gets the root CID of each visible file at `watch.paths`.
    */
-  private async wantedOf (pending: ReadonlyMap<string, CID>, nodes: CorruptNodes, files: { watched: ReadonlySet<string>, shown: Map<string, string> }, signal?: AbortSignal): Promise<Map<string, { cid: CID, files: Map<string, string> }>> {
-    const { blockstore, holdings, clock } = this.components
+  private async wantedOf (pending: ReadonlyMap<string, CID>, nodes: CorruptNodes, watch: { paths: ReadonlySet<string>, shown: Map<string, string> }, signal?: AbortSignal): Promise<Map<string, { cid: CID, files: Map<string, string> }>> {
+    const { blockstore, holdings, files, clock } = this.components
     const wanted = new Map<string, { cid: CID, files: Map<string, string> }>()
-    await walkKept({ blockstore: nodes.over(blockstore), holdings, files: this.components.files }, (cid, file) => {
-      if (file !== undefined && files.watched.has(file.path)) files.shown.set(file.path, file.cid)
+    await walkKept({ blockstore: nodes.over(blockstore), holdings, files }, (cid, file) => {
+      if (file !== undefined && watch.paths.has(file.path)) watch.shown.set(file.path, file.cid)
       const key = blockKey(cid)
       if (!pending.has(key)) return
       let found = wanted.get(key)

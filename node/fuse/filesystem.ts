@@ -779,6 +779,15 @@ export class ShoalFilesystem {
     })
   }
 
+  /** The note of the file at `from` moves to `to` with it; one at `to` was of the file it replaced. */
+  private moveNote (from: string, to: string): void {
+    const seen = this.madeSeeing.get(from)
+    this.madeSeeing.delete(to)
+    if (seen === undefined) return
+    this.madeSeeing.delete(from)
+    this.made(to, seen)
+  }
+
   /** The notes of files made below directory `from` (renamed to `to`) move with them; those below `to` were of files gone. */
   private moveNotesBelow (from: string, to: string): void {
     for (const [path, seen] of [...this.madeSeeing]) {
@@ -914,12 +923,7 @@ export class ShoalFilesystem {
       // its commit starts once the rename ends (commits wait for the rename's hold); with a writer open, at its close
       if (revived && s.writers === 0) this.schedule(s)
     }
-    const seen = this.madeSeeing.get(from)
-    this.madeSeeing.delete(to)
-    if (seen !== undefined) {
-      this.madeSeeing.delete(from)
-      this.made(to, seen)
-    }
+    this.moveNote(from, to)
     this.attrs.delete(from)
     this.attrs.delete(to)
   }

@@ -260,6 +260,15 @@ describe('a save by rename over a file that another node changed since the save 
     return peer
   }
 
+  /** A save of `text` by rename, committed first (vim's way): `/f.tmp` committed, renamed over `/f`. Its CID. */
+  async function savedOver (fs: ShoalFilesystem, replica: Replica, text: string): Promise<string> {
+    await committedFile(fs, '/f.tmp', text)
+    const made = await replica.lookup('/f.tmp')
+    assert.ok(made?.type === 'file')
+    await fs.rename('/f.tmp', '/f')
+    return made.cid
+  }
+
   /** `/f.tmp` written here ('ours', open, not committed) while the second replica's `/f` ('theirs') arrives: its handle. */
   async function oursWhileTheirsArrives (fs: ShoalFilesystem, replica: Replica, peer: Replica): Promise<number> {
     const fh = await fs.create('/f.tmp', 0o644)
@@ -289,12 +298,9 @@ describe('a save by rename over a file that another node changed since the save 
     const peer = await shared(t, fs, replica)
     await peer.putFile('/f', file('theirs'))
     await pullInto(replica, peer)
-    await committedFile(fs, '/f.tmp', 'ours\n')
-    const ours = await replica.lookup('/f.tmp')
-    await fs.rename('/f.tmp', '/f')
+    const ours = await savedOver(fs, replica, 'ours\n')
     await fs.close()
-    assert.ok(ours?.type === 'file')
-    assert.deepEqual(await versionsAt(replica, '/f'), [ours.cid])
+    assert.deepEqual(await versionsAt(replica, '/f'), [ours])
     assert.deepEqual(await replica.conflicts(), [])
   })
 
@@ -418,16 +424,12 @@ describe('a save by rename over a file that another node changed since the save 
   it('a file made here and renamed over its own earlier save replaces it, whatever arrived for other paths meanwhile', async t => {
     const { fs, replica } = await setup(t, '/never')
     const peer = await shared(t, fs, replica)
-    await committedFile(fs, '/f.tmp', 'first\n')
-    await fs.rename('/f.tmp', '/f')
+    await savedOver(fs, replica, 'first\n')
     await peer.putFile('/other', file('elsewhere'))
     await pullInto(replica, peer)
-    await committedFile(fs, '/f.tmp', 'second\n')
-    const second = await replica.lookup('/f.tmp')
-    await fs.rename('/f.tmp', '/f')
+    const second = await savedOver(fs, replica, 'second\n')
     await fs.close()
-    assert.ok(second?.type === 'file')
-    assert.deepEqual(await versionsAt(replica, '/f'), [second.cid])
+    assert.deepEqual(await versionsAt(replica, '/f'), [second])
     assert.deepEqual(await replica.conflicts(), [])
   })
 })
