@@ -5,9 +5,12 @@
  * Values are moved in batches: each batch is appended to the current pack,
  * then committed like any write (fdatasync of the pack, then one LevelDB
  * batch with `sync: true` that writes the index entries AND deletes the old
- * values). A crash mid-way leaves every block either in its old place or
- * indexed in a pack, never neither; the unindexed tail of the pack is cut at
- * the next open and the migration goes on from the first value left.
+ * values). A crash mid-way leaves every block in its old place or indexed
+ * in a pack, never neither, and the migration goes on from the first value
+ * left at the next open. A crash between a batch's pack sync and its index
+ * batch leaves whole records the index does not name: the next open
+ * salvages them (recover.ts), so those blocks are in both places for a
+ * while; the migration then deletes their old rows without a second copy.
  *
  * @module
  */

@@ -794,6 +794,11 @@ export class PackBlockStore extends BlockStoreBase implements BlockStore {
         this.legacyDeletes.push(legacyKey)
         const id = idOf(multihash)
         if (multihash[0] === IDENTITY || this.pendingHas(id)) return
+        // indexed already and intact: a run killed between its pack's sync and its
+        // index batch left the record, which this open salvaged (recover.ts); a
+        // second copy would be dead space, so only the old row goes
+        const indexed = await this.db.get(indexKey(multihash))
+        if (indexed !== undefined && !failedCheck(indexed)) return
         // values of that layout had no checksum of their own: hash them once
         // here, as the record's crc32c will vouch only for what is written
         const cid = CID.createV1(RAW, Digest.decode(multihash))
