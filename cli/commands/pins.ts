@@ -87,6 +87,8 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
     if (status.placing !== undefined) lines.push(`placing: ${status.placing.pushed} of ${status.placing.total} shard blocks pushed to peers`)
     else if (status.pending === true && whys.size === 0) lines.push('placement: not final yet (under way, or waiting for enough live peers; the repair pass goes on with it)')
     for (const why of whys) lines.push(`pending: ${why}`)
+    const copies = status.stripes.reduce((n, s) => n + (s.copiesHere ?? 0), 0)
+    if (copies > 0) lines.push(`copies here: ${copies} shard${copies === 1 ? '' : 's'} lost on ${copies === 1 ? 'its holder is' : 'their holders are'} in this node's store (read before): the file reads here, and the repair pass keeps them as held shards and rebuilds the rest`)
     if (status.summary.atRisk > 0) lines.push(atRiskLine(status.k ?? 0, status.m ?? 0, status.peersAsked.length, shellQuote(printable(status.path))))
     for (const s of status.stripes) {
       if (s.state === 'healthy' && opts.all !== true) continue
@@ -250,9 +252,9 @@ function showProgress (g: GlobalOptions, phases: PhaseMeters, u: ProgressUpdate)
  * `acked/total shards acked` while placing, when counted), its health with
  * live/all shards, each shard's holders, and why placement chose them.
  */
-function stripeLine (s: StripeStatus): string {
+export function stripeLine (s: StripeStatus): string {
   const state = s.progress !== undefined ? `${s.state} ${s.progress.acked}/${s.progress.total} shards acked` : s.state
-  const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
+  const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.copyHere === true ? 'copy-here' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
   return `stripe ${s.index}\t${state}\t${s.health} ${s.live}/${s.shards.length}\t${shards.join(' ')}${s.why !== undefined ? `\t(${s.why})` : ''}`
 }
 

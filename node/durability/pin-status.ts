@@ -14,6 +14,7 @@ import type { DurabilityParts } from './components.js'
 import type { ManifestRecord, PlacementRecord } from './holdings.js'
 import type { StripeHealth } from './repair-plan.js'
 import type { FilePin } from '../namespace/index.js'
+import type { Stripe } from '../../protocol/durability.js'
 
 /** One shard in a status report. */
 export interface ShardStatus {
@@ -24,6 +25,13 @@ export interface ShardStatus {
   holders: string[]
   /** Where placement put it (this node's record, if it placed it). */
   placed?: string
+  /**
+   * Set on a shard of a stripe lost on its holders when no live holder has
+   * it but this node's store has a copy (a read cached it, or the same
+   * bytes were added here): the repair pass adopts such copies as held
+   * shards and rebuilds the rest (adopt.ts).
+   */
+  copyHere?: true
 }
 
 /**
@@ -42,7 +50,15 @@ export interface StripeStatus {
   state: StripePinState
   /** Where its shards are: what {@link state} is when no work is under way. */
   health: StripeHealth
+  /** Shards on live holders (zero shards of a short last stripe included). */
   live: number
+  /**
+   * Set when the stripe is lost on its holders but copies of enough of its
+   * missing shards are in this node's store ({@link ShardStatus.copyHere}):
+   * how many. Its health is then `degraded`, not `lost`: it reads here and
+   * the repair pass rebuilds it from them.
+   */
+  copiesHere?: number
   shards: ShardStatus[]
   /**
    * Why placement chose these peers, when this node placed the stripe:
@@ -66,8 +82,9 @@ export interface StripeStatus {
  * not placed yet: too few live nodes, or placement not final), `placing` (this
  * node is pushing its shards now), `healthy` (every stripe on k+m distinct live
  * nodes), `at-risk` (every stripe readable, but some shards share a node or a
- * zone), `degraded` (some stripe misses shards but can be rebuilt), `lost`
- * (some stripe has fewer than k shards left). The worst of its stripes'
+ * zone), `degraded` (some stripe misses shards but can be rebuilt: from
+ * its holders, or from copies in this node's store), `lost` (some stripe
+ * has fewer than k shards left, here and on its holders). The worst of its stripes'
  * {@link StripePinState}s: the same rule as the metrics' {@link FileState}
  * (health.ts: missing shards first, then work under way, then the worst
  * stripe), spelled as stripe health is (`at-risk`).
@@ -218,10 +235,15 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
       if (record !== undefined) s.placed = record.holders[i]
       shards.push(s)
     }
-    const { health, live } = assessStripe(mroot.k, mroot.m, seen, zoneOf)
+    const assessed = assessStripe(mroot.k, mroot.m, seen, zoneOf)
+    const { live } = assessed
+    let health = assessed.health
+    const copies = health === 'lost' ? await copiesHere(components, stripe, mroot.k, shards) : 0
+    if (copies > 0 && live + copies >= mroot.k) health = 'degraded'
     countHealth(summary, health)
     const { work, progress, waiting } = stripeWork(index, shards, known)
     const st: StripeStatus = { index, state: stripeState(health, work), health, live, shards }
+    if (health === 'degraded' && copies > 0) st.copiesHere = copies
     if (record !== undefined) {
       st.why = placementWhy(record)
       if (!Number.isNaN(new Date(record.time).getTime())) st.placedAt = record.time
@@ -235,4 +257,23 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
   if (underWay !== undefined) status.placing = { pushed: underWay.pushed, total: underWay.total }
   status.state = filePinState(status)
   return status
+}
+
+/**
+ * The shards of a stripe lost on its holders that no live holder has and
+ * this node's store does (a cached read, the same bytes added here): each
+ * marked {@link ShardStatus.copyHere}; returns how many. Such a stripe is
+ * not lost to a user of this node: it reads here, and the repair pass
+ * adopts the copies and rebuilds the rest (adopt.ts). Asked only of lost
+ * stripes: one index lookup per missing shard.
+ */
+async function copiesHere (components: Pick<DurabilityParts, 'blockstore'>, stripe: Stripe, k: number, shards: ShardStatus[]): Promise<number> {
+  let n = 0
+  for (const s of shards) {
+    const cid = shardCID(stripe, k, s.index)
+    if (cid === undefined || s.holders.length > 0 || !await components.blockstore.has(cid)) continue
+    s.copyHere = true
+    n++
+  }
+  return n
 }

@@ -1,10 +1,11 @@
 /**
  * The lines `shoal pin status` prints about the blocks of a file that is not
- * coded (cli/commands/pins.ts, `blocksLines`).
+ * coded (cli/commands/pins.ts, `blocksLines`), and about one stripe
+ * (`stripeLine`).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { blocksLines } from '../../cli/commands/pins.js'
+import { blocksLines, stripeLine } from '../../cli/commands/pins.js'
 
 describe('pin status: blocks of a file that is not coded', () => {
   it('says all are here, how many are missing, and what the peers hold', () => {
@@ -17,5 +18,23 @@ describe('pin status: blocks of a file that is not coded', () => {
       'blocks here: 1 MISSING of 1 looked up; 1 missing inner block hides more (reads of the file fetch them from peers, or fail)',
       'peers asked about the first 1 missing: none answered'
     ])
+  })
+})
+
+describe('pin status: a stripe line', () => {
+  it('names each shard by its holders, MISSING, or copy-here when only this node has a copy', () => {
+    const line = stripeLine({
+      index: 0,
+      state: 'degraded',
+      health: 'degraded',
+      live: 1,
+      copiesHere: 1,
+      shards: [
+        { index: 0, cid: 'bafy0', holders: [], copyHere: true },
+        { index: 1, cid: 'bafy1', holders: [] },
+        { index: 2, cid: 'bafy2', holders: ['12D3KooWAbcdefghijkl'] }
+      ]
+    })
+    assert.equal(line, 'stripe 0\tdegraded\tdegraded 1/3\t0:copy-here 1:MISSING 2:…efghijkl')
   })
 })

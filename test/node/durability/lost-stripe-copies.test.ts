@@ -4,7 +4,9 @@
  * released holder's copy before its gc): the repair pass finds them in the swarm,
  * keeps them as held shards and rebuilds the rest (node/durability/adopt.ts).
  * Before, the stripe stayed `lost` for good and repair said it could not be
- * rebuilt, while the copies sat a request away, until a gc dropped them. Four real nodes (libp2p on 127.0.0.1,
+ * rebuilt, while the copies sat a request away, until a gc dropped them. Until
+ * the pass runs, `pin status` on the node with the copies says `degraded`
+ * (the file reads there), on the others `lost`. Four real nodes (libp2p on 127.0.0.1,
  * LevelDB and packs in temp repos).
  */
 import { describe, it } from 'node:test'
@@ -39,8 +41,18 @@ describe('a stripe lost on its holders', () => {
     for (const sh of stripe.shards.slice(0, 2)) assert.ok(await other.components.blockstore.has(CID.parse(sh.cid as string)))
     // both data shards of stripe 0 gone from their holders' disks: one shard (parity) left, k = 2
     for (const sh of stripe.shards.slice(0, 2)) await byId(sh.holders[0]).components.blockstore.delete(CID.parse(sh.cid as string))
-    const lost = await writer.components.files.pinStatus('/f.bin')
+    // the parity shard's holder has no copy of the leaves: to it the stripe is lost
+    const lost = await byId(holderIds[2]).components.files.pinStatus('/f.bin')
     assert.equal(lost.stripes[0].state, 'lost')
+    assert.equal(lost.stripes[0].copiesHere, undefined)
+    // the node with the copies reads the file: to its user the stripe is degraded, its copies named
+    const there = await other.components.files.pinStatus('/f.bin')
+    assert.equal(there.stripes[0].state, 'degraded')
+    assert.equal(there.stripes[0].live, 1)
+    assert.equal(there.stripes[0].copiesHere, 2)
+    assert.deepEqual(there.stripes[0].shards.map(sh => sh.copyHere === true), [true, true, false])
+    assert.equal(there.summary.lost, 0)
+    assert.equal(sha(await readAll(other, '/f.bin')), sha(data))
 
     await until('stripe 0 is healthy again', async () => {
       for (const n of nodes) await n.components.durability.repair()
