@@ -200,6 +200,8 @@ function build (json = false): Command {
     .action(async addr => { await (await peers()).peersConnectCommand(globals(), addr) })
   peersCmd.command('disconnect').argument('<peer>', 'peer id').description('disconnect from a peer and stop dialling it (it may dial this node again: a member is kept out by a new swarm key, docs/security.md)')
     .action(async peer => { await (await peers()).peersDisconnectCommand(globals(), peer) })
+  peersCmd.command('forget').argument('<peer>', 'peer id of a member whose node is gone for good').description('stop waiting for a member whose node is gone for good (its disk lost): gc and compaction here no longer wait for it (run it on every node; a member that comes back counts again)')
+    .action(async peer => { await (await peers()).peersForgetCommand(globals(), peer) })
   const trustCmd = program.command('trust').description('who may write the namespace (docs/security.md)')
   trustCmd.command('ls').description('the writers this node trusts')
     .action(async () => { await (await peers()).trustLsCommand(globals()) })

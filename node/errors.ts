@@ -159,6 +159,12 @@ export class PeerUnreachableError extends ShoalError {
   override readonly status = 502
 }
 
+/** `peers forget` of a peer connected now: only a node that is gone can be forgotten. */
+export class PeerConnectedError extends ShoalError {
+  override name = 'PeerConnectedError'
+  override readonly status = 409
+}
+
 /** Fewer than k shards of a stripe could be found: its data cannot be rebuilt right now. */
 export class StripeUnavailableError extends ShoalError {
   override name = 'StripeUnavailableError'

@@ -11,6 +11,7 @@ import { refusalLine } from '../../node/peers/refusal-line.js'
 import type { TrustStatus } from '../../node/peers/trust-admin.js'
 import type { RepoDiskUsage } from '../../node/repo/disk-usage.js'
 import type { KeptUncommitted } from '../../node/repo/uncommitted.js'
+import type { ForgottenMember } from '../../node/peers/forget-member.js'
 
 function formatPeer (p: PeerStatus): string {
   const latency = p.latencyMs === undefined ? '-' : `${p.latencyMs} ms`
@@ -41,6 +42,31 @@ export async function peersDisconnectCommand (g: GlobalOptions, peer: string): P
   else printLines(`disconnected from ${peer}`)
 }
 
+/** `shoal peers forget PEER`: a member whose node is gone for good stops holding back gc and compaction here (node/peers/forget-member.ts). */
+export async function peersForgetCommand (g: GlobalOptions, peer: string): Promise<void> {
+  const client = await ApiClient.connect(g.repo)
+  const result = await client.json<ForgottenMember>('POST', '/api/v0/peers/forget', { peer })
+  if (g.json) { printJson(result); return }
+  printLines(...forgetLines(result, Date.now()))
+}
+
+/** What `peers forget` prints: what changed, what it cost, and what to do on the other nodes. */
+export function forgetLines (r: ForgottenMember, now: number): string[] {
+  const heard = r.seen > 0 ? ` (last heard from ${formatSpan(now - r.seen)} ago)` : ''
+  return [
+    `forgot ${r.peer}${heard}: gc and namespace compaction on this node no longer wait for it; if it comes back, it counts again`,
+    ...(r.unapplied > 0 ? [`warning: its last clock named ${r.unapplied} write${r.unapplied === 1 ? '' : 's'} of its own this node never received: gone with it, unless another node holds them`] : []),
+    'run `shoal peers forget` on every other node too: each node waits for the members it knows'
+  ]
+}
+
+/** The status line naming the members forgotten here (`peers forget`) and not heard from since, when there are some. */
+function forgottenLines (forgotten: Array<{ peer: string, at: number }>): string[] {
+  if (forgotten.length === 0) return []
+  const more = forgotten.length > 3 ? ` and ${forgotten.length - 3} more` : ''
+  return [`forgotten: ${forgotten.slice(0, 3).map(f => f.peer).join(', ')}${more} (members gone for good, \`shoal peers forget\`: gc and compaction do not wait for them)`]
+}
+
 /** `shoal swarm key new`: print a new private-swarm key (no daemon needed). */
 export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
   const key = formatSwarmKey(randomBytes(32))
@@ -51,7 +77,7 @@ export async function swarmKeyNewCommand (g: GlobalOptions): Promise<void> {
 /** `shoal status`. */
 export async function statusCommand (g: GlobalOptions): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, ownWrites?: TrustStatus['ownWrites'], peers: number, unreachable?: UnreachablePeer[], blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth, damage?: DamageStatus, conflicts?: number, uncommitted?: KeptUncommitted }>('GET', '/api/v0/status')
+  const s = await client.json<{ id: string, addresses: string[], swarm: string, writers: string, ownWrites?: TrustStatus['ownWrites'], peers: number, unreachable?: UnreachablePeer[], blockstoreBytes: number, disk: RepoDiskUsage, repo: string, gateway: string | null, durability?: DurabilityHealth, damage?: DamageStatus, conflicts?: number, uncommitted?: KeptUncommitted, namespace?: { forgotten?: Array<{ peer: string, at: number }> } }>('GET', '/api/v0/status')
   if (g.json) { printJson(s); return }
   const d = s.durability
   printLines(
@@ -60,6 +86,7 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `writers:  ${s.writers} (shoal trust ls)`,
     ...refusalLines(s.id, s.ownWrites, 'writes:   '),
     `peers:    ${s.peers}${unreachableNote(s.unreachable ?? [])}`,
+    ...forgottenLines(s.namespace?.forgotten ?? []),
     `disk:     ${formatDisk(s.disk)}`,
     d === undefined
       ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'

@@ -192,7 +192,7 @@ function unknownNote (unknown: number | undefined): string {
 function unsettledNote (r: Pick<GcResult, 'keptUnsettled' | 'waitingOn'>): string {
   if (r.keptUnsettled === 0) return ''
   const more = r.waitingOn.length > 3 ? ` and ${r.waitingOn.length - 3} more` : ''
-  const who = r.waitingOn.length > 0 ? ` (waiting for ${r.waitingOn.slice(0, 3).join(', ')}${more})` : ''
+  const who = r.waitingOn.length > 0 ? ` (waiting for ${r.waitingOn.slice(0, 3).join(', ')}${more}; a member whose node is gone for good: \`shoal peers forget PEER\`)` : ''
   return `, ${r.keptUnsettled} of them past it until every member of the namespace has seen the removal and sent its writes${who}`
 }
 

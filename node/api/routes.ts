@@ -1,3 +1,4 @@
+import { forgetMember } from '../peers/forget-member.js'
 import { parseChunker } from '../content/index.js'
 import { schemas, parseQuery } from './schemas.js'
 import { AbortedError, InvalidArgumentError, NotFoundError, UnsupportedMediaTypeError } from '../errors.js'
@@ -289,6 +290,14 @@ export const routes: Route[] = [
   },
   {
     method: 'POST',
+    path: '/api/v0/peers/forget',
+    async handle ({ res, query, components }) {
+      const q = parseQuery(schemas.peersForget, query)
+      sendJson(res, 200, await forgetMember({ self: components.peerId, namespace: components.namespace, libp2p: components.libp2p }, q.peer))
+    }
+  },
+  {
+    method: 'POST',
     path: '/api/v0/add',
     body: true,
     async handle ({ req, res, query, signal, components }) {
@@ -445,10 +454,11 @@ export const routes: Route[] = [
 ]
 
 /** The namespace part of `status`: how much history this node holds and has pruned. */
-function namespaceStatus (components: ShoalComponents): { entries: number, pruned: number, heads: string[], rejected: number, untrusted: number } {
+function namespaceStatus (components: ShoalComponents): { entries: number, pruned: number, heads: string[], rejected: number, untrusted: number, forgotten: Array<{ peer: string, at: number }> } {
   const { clock, heads, pruned } = components.namespace.state()
   const sum = (c: Record<string, number>): number => Object.values(c).reduce((a, b) => a + b, 0)
-  return { entries: sum(clock), pruned: sum(pruned), heads: heads.map(h => h.toString()), rejected: components.namespace.rejected, untrusted: components.namespace.untrusted }
+  // members a user said are gone for good (`peers forget`) and not heard from since
+  return { entries: sum(clock), pruned: sum(pruned), heads: heads.map(h => h.toString()), rejected: components.namespace.rejected, untrusted: components.namespace.untrusted, forgotten: components.namespace.forgottenMembers() }
 }
 
 /** Who writes the namespace, in a few words. */

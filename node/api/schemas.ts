@@ -57,6 +57,7 @@ export const schemas = {
   }).strict(),
   peersConnect: z.object({ addr: arg }).strict(),
   peersDisconnect: z.object({ peer: arg }).strict(),
+  peersForget: z.object({ peer: arg }).strict(),
   trustPeer: z.object({ peer: z.string().min(1, 'is required').max(256) }).strict(),
   trustWriters: z.object({ mode: z.enum(['swarm', 'listed']) }).strict(),
   /** FUSE mountpoint: an absolute path on the daemon's machine. */

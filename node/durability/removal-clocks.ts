@@ -43,7 +43,8 @@
  * **When it applies.** Only with a namespace given (`components.namespace`,
  * the node's replica). Without one (the durability simulations), the grace
  * period alone decides, as before. A member silent for longer than the
- * member timeout no longer holds anything back, as for compaction; nor does
+ * member timeout, or forgotten here (`peers forget`: its node is gone for
+ * good), no longer holds anything back, as for compaction; nor does
  * any member once a manifest has been unreferenced for that long (a member
  * that does not trust an author of the mark never covers it).
  *

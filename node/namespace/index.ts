@@ -28,6 +28,7 @@ export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, Pu
 export { LevelKV, MemoryKV } from './kv.js'
 export type { KV } from './kv.js'
 export type { VectorClock } from './clock.js'
+export type { ForgetResult } from './members.js'
 export { signerFromKey, peerIdVerifier } from './identity.js'
 export type { Signer, Verifier } from './identity.js'
 export { WriterTrust, TRUST_EVERYONE, type TrustPolicy, type WritersMode, type WriterTrustInit } from './trust.js'

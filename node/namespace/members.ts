@@ -41,11 +41,11 @@ import { Counters } from './member-counters.js'
 /** What a member has seen, and when it was last heard from (ms): the older row form, and the whole-members record of older stores. */
 export interface Member { clock: VectorClock, seen: number }
 
-/** A member's stored row: its counters by author number ({@link AUTHORS_KEY}), trailing zeros left out. */
-export interface MemberRow { seen: number, counters: number[] }
+/** A member's stored row: its counters by author number ({@link AUTHORS_KEY}), trailing zeros left out; `forgotten` when set ({@link Members.forget}). */
+export interface MemberRow { seen: number, counters: number[], forgotten?: number }
 
 /** A member's stored row when few of its counters are not zero: pairs of author number and counter, flat. */
-export interface SparseMemberRow { seen: number, sparse: number[] }
+export interface SparseMemberRow { seen: number, sparse: number[], forgotten?: number }
 
 /** Members heard from are saved at most this often (ms), new members with the next commit. */
 export const MEMBER_SAVE_MS = 60_000
@@ -66,8 +66,28 @@ export interface MembersComponents {
   memberTimeout: number
 }
 
-/** A member in memory: its counters by author number and when it was last heard from. */
-interface Slot { counters: Counters, seen: number }
+/**
+ * A member in memory: its counters by author number, when it was last
+ * heard from, and when a user said its node is gone for good
+ * ({@link Members.forget}; cleared when it is heard from itself again).
+ */
+interface Slot { counters: Counters, seen: number, forgotten?: number }
+
+/** Options of {@link Members.noteMember}. */
+export interface NoteMemberOptions {
+  /** The clock also tells how far this node's own writes got (recovery.ts). @default true */
+  tellsSelf?: boolean
+  /** Heard from the member itself (its gossip, a pull with it), not of it through another node: a member forgotten here is a member again. @default false */
+  direct?: boolean
+}
+
+/** What {@link Members.forget} did. */
+export interface ForgetResult {
+  /** The member's own writes its last clock named that this node has not applied: gone with it, unless another node holds them. */
+  unapplied: number
+  /** When it was last heard from (ms since the epoch; 0: never). */
+  seen: number
+}
 
 /** The authors the members' counters are numbered by: id ↔ number, append-only. */
 class AuthorIndex {
@@ -137,6 +157,8 @@ export class Members {
         if (Array.isArray(row.sparse)) this.setPairs(peer, row.sparse, row.seen)
         else if (Array.isArray(row.counters)) this.setRow(peer, row.counters, row.seen)
         else this.setOld(peer, { clock: row.clock ?? {}, seen: row.seen ?? 0 })
+        const slot = this.members.get(peer)
+        if (slot !== undefined && typeof row.forgotten === 'number' && Number.isFinite(row.forgotten)) slot.forgotten = row.forgotten
       }
     }
     this.membersSavedAt = this.components.clock.now()
@@ -156,17 +178,19 @@ export class Members {
    * trusted peers are members: a stranger's clock is neither kept nor stored,
    * so it cannot hold back compaction. Unless `tellsSelf` is false, the
    * clock also tells how far this node's own writes got (recovery.ts).
+   * Heard `direct`ly, a member {@link forget}ten here is one again.
    */
-  noteMember (peer: string, clock: VectorClock, tellsSelf = true): void {
+  noteMember (peer: string, clock: VectorClock, options: NoteMemberOptions = {}): void {
     const { id, trust } = this.components
     if (!trust.trusts(peer)) return
-    if (peer !== id && tellsSelf) this.components.heardSelf(clock[id] ?? 0, peer)
+    if (peer !== id && options.tellsSelf !== false) this.components.heardSelf(clock[id] ?? 0, peer)
     let m = this.members.get(peer)
     if (m === undefined) {
       m = { counters: new Counters(), seen: 0 }
       this.members.set(peer, m)
       this.newMembers.add(peer)
     }
+    if (options.direct === true && m.forgotten !== undefined) m.forgotten = undefined
     this.unsavedMembers.add(peer)
     m.seen = this.components.clock.now()
     // in place: a member has one counter per author, copying them per message would cost O(authors)
@@ -186,7 +210,7 @@ export class Members {
     if (entry.author === this.components.id) return
     const seen = entry.v === 1 ? entry.clock : ownAndDependencies(entry)
     const m = this.members.get(entry.author)
-    if (m === undefined || !this.covers(m, seen)) this.noteMember(entry.author, seen, false)
+    if (m === undefined || !this.covers(m, seen)) this.noteMember(entry.author, seen, { tellsSelf: false })
   }
 
   /**
@@ -312,7 +336,36 @@ export class Members {
 
   /** {@link active}, for member `m` of `peer` at `now`. */
   private isActive (peer: string, m: Slot, now: number): boolean {
-    return now - m.seen <= this.components.memberTimeout && this.components.trust.trusts(peer)
+    return m.forgotten === undefined && now - m.seen <= this.components.memberTimeout && this.components.trust.trusts(peer)
+  }
+
+  /**
+   * A user's word that member `peer`'s node is gone for good (its disk
+   * lost): from now on it is not an active member here, so compaction,
+   * the collection of removed files' shards and the retirement of authors
+   * stop waiting for it, without the member timeout (7 days). Saved at
+   * once (its row, synced). Its entries stay; entries of it still arriving
+   * through other nodes are applied as any. Heard from itself again
+   * (gossip, a pull), it is a member as before.
+   *
+   * @returns undefined when `peer` is no member this node knows (trusted and heard from)
+   */
+  async forget (peer: string): Promise<ForgetResult | undefined> {
+    const m = this.members.get(peer)
+    if (m === undefined || peer === this.components.id || !this.components.trust.trusts(peer)) return undefined
+    const own = this.authors.find(peer)
+    const unapplied = own === undefined ? 0 : Math.max(0, m.counters.get(own) - (this.components.applied()[peer] ?? 0))
+    m.forgotten = this.components.clock.now()
+    this.unsavedMembers.add(peer)
+    await this.components.kv.batch(this.rows(), true)
+    return { unapplied, seen: m.seen }
+  }
+
+  /** Members forgotten here ({@link forget}) and not heard from since, with when. */
+  forgotten (): Array<{ peer: string, at: number }> {
+    const out: Array<{ peer: string, at: number }> = []
+    for (const [peer, m] of this.members) if (m.forgotten !== undefined) out.push({ peer, at: m.forgotten })
+    return out
   }
 
   /**
@@ -403,10 +456,11 @@ function row (m: Slot): MemberRow | SparseMemberRow {
   m.counters.forEach((k, n) => { sparse.push(k, n) })
   const nonZero = sparse.length / 2
   const end = nonZero === 0 ? 0 : sparse[sparse.length - 2] + 1
-  if (nonZero * 2 < end) return { seen: m.seen, sparse }
+  const forgotten = m.forgotten === undefined ? {} : { forgotten: m.forgotten }
+  if (nonZero * 2 < end) return { seen: m.seen, sparse, ...forgotten }
   const counters = new Array<number>(end).fill(0)
   for (let i = 0; i < sparse.length; i += 2) counters[sparse[i]] = sparse[i + 1]
-  return { seen: m.seen, counters }
+  return { seen: m.seen, counters, ...forgotten }
 }
 
 /** A counter worth keeping: a positive safe integer. */

@@ -35,7 +35,7 @@ import { normalizePath } from './paths.js'
 import type { KV } from './kv.js'
 import { Applier } from './apply.js'
 import { EntryLog, type PreparedEntries, type PullAnswer, type ReceiveResult } from './log.js'
-import { Members, type Member } from './members.js'
+import { Members, type ForgetResult, type Member } from './members.js'
 import { Retirements } from './retire.js'
 import { VisibleTreeReader } from './reads.js'
 import { ReplicaRecovery, type RecoveryTimers } from './recovery.js'
@@ -566,8 +566,23 @@ export class Replica implements Namespace {
   noteMember (peer: string, clock: VectorClock, wire?: Readonly<VectorClock>): void {
     // a wire clock that leaves this node out may have retired it: that is no word on how far its writes got (recovery)
     const tellsSelf = (wire === undefined || Object.hasOwn(wire, this.id) || (clock[this.id] ?? 0) > 0) && holdsAny(clock)
-    this.members.noteMember(peer, clock, tellsSelf)
+    // heard from the peer itself (its signed gossip, a pull with it): a member forgotten here is one again
+    this.members.noteMember(peer, clock, { tellsSelf, direct: true })
   }
+
+  /**
+   * A user's word that member `peer`'s node is gone for good: it no longer
+   * holds back compaction, the collection of removed files' shards, or the
+   * retirement of authors here, until it is heard from itself again
+   * (members.ts, {@link Members.forget}; docs/namespace.md, "Forgetting a
+   * member").
+   *
+   * @returns undefined when `peer` is no member this node knows
+   */
+  async forgetMember (peer: string): Promise<ForgetResult | undefined> { return await this.members.forget(peer) }
+
+  /** Members forgotten here and not heard from since ({@link forgetMember}). */
+  forgottenMembers (): Array<{ peer: string, at: number }> { return this.members.forgotten() }
 
   /**
    * What every member heard from within the member timeout and trusted now

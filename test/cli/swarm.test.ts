@@ -113,6 +113,11 @@ describe('a private swarm driven through the CLI', () => {
     await failsOneLine(b.repo, ['peers', 'connect', 'not-a-multiaddr'], /InvalidArgumentError/)
     await failsOneLine(b.repo, ['peers', 'connect', '/ip4/127.0.0.1/tcp/1'], /no \/p2p\//)
     await failsOneLine(b.repo, ['peers', 'disconnect', 'garbage'], /InvalidArgumentError/)
+    await failsOneLine(b.repo, ['peers', 'forget', 'garbage'], /InvalidArgumentError/)
+    // a live member is not forgotten: it is connected
+    await failsOneLine(b.repo, ['peers', 'forget', aId], /PeerConnectedError/)
+    const status = await shoalJson<{ namespace: { forgotten: unknown[] } }>(b.repo, ['status'])
+    assert.deepEqual(status.namespace.forgotten, [])
     assert.deepEqual(await peerIds(b), before)
   })
 
