@@ -52,7 +52,7 @@ export async function peersForgetCommand (g: GlobalOptions, peer: string): Promi
 
 /** What `peers forget` prints: what changed, what it cost, and what to do on the other nodes. */
 export function forgetLines (r: ForgottenMember, now: number): string[] {
-  const heard = r.seen > 0 ? ` (last heard from ${formatSpan(now - r.seen)} ago)` : ''
+  const heard = r.seen > 0 ? ` (last heard of ${formatSpan(now - r.seen)} ago)` : ''
   return [
     `forgot ${r.peer}${heard}: gc and namespace compaction on this node no longer wait for it; if it comes back, it counts again`,
     ...(r.unapplied > 0 ? [`warning: its last clock named ${r.unapplied} write${r.unapplied === 1 ? '' : 's'} of its own this node never received: gone with it, unless another node holds them`] : []),

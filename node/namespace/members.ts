@@ -190,7 +190,11 @@ export class Members {
       this.members.set(peer, m)
       this.newMembers.add(peer)
     }
-    if (options.direct === true && m.forgotten !== undefined) m.forgotten = undefined
+    if (options.direct === true && m.forgotten !== undefined) {
+      m.forgotten = undefined
+      // saved at once, synced: a stale row read back after a crash would count a live member out again
+      this.saveRow(peer, m)
+    }
     this.unsavedMembers.add(peer)
     m.seen = this.components.clock.now()
     // in place: a member has one counter per author, copying them per message would cost O(authors)
@@ -356,9 +360,19 @@ export class Members {
     const own = this.authors.find(peer)
     const unapplied = own === undefined ? 0 : Math.max(0, m.counters.get(own) - (this.components.applied()[peer] ?? 0))
     m.forgotten = this.components.clock.now()
-    this.unsavedMembers.add(peer)
-    await this.components.kv.batch(this.rows(), true)
+    try {
+      await this.components.kv.batch([{ type: 'put', key: memberKey(peer), value: encodeJSON(row(m)) }], true)
+    } catch (err) {
+      // not saved: not in force either (a command that failed changes nothing)
+      m.forgotten = undefined
+      throw err
+    }
     return { unapplied, seen: m.seen }
+  }
+
+  /** Write member `m`'s row now, synced; on failure it is saved with the next save. */
+  private saveRow (peer: string, m: Slot): void {
+    this.components.kv.batch([{ type: 'put', key: memberKey(peer), value: encodeJSON(row(m)) }], true).catch(() => { this.unsavedMembers.add(peer) })
   }
 
   /** Members forgotten here ({@link forget}) and not heard from since, with when. */
@@ -379,10 +393,10 @@ export class Members {
     return true
   }
 
-  /** True when `peer` was not heard from within `factor` member timeouts (or never). */
+  /** True when `peer` was not heard from within `factor` member timeouts (or never), or is {@link forget}ten here. */
   silentFor (peer: string, factor: number): boolean {
     const m = this.members.get(peer)
-    return m === undefined || this.components.clock.now() - m.seen > factor * this.components.memberTimeout
+    return m === undefined || m.forgotten !== undefined || this.components.clock.now() - m.seen > factor * this.components.memberTimeout
   }
 
   /** Whether a trusted member other than this replica is known. */

@@ -11,9 +11,9 @@ const PEER = '12D3KooWEhKa5QJ5FsDmcHEE6UV5ApaLhCd6Q4SJ2TAyMtYzLdrF'
 const NOW = Date.parse('2026-11-29T12:00:00Z')
 
 describe('peers forget: its lines', () => {
-  it('says when the member was last heard from and what no longer waits for it', () => {
+  it('says when the member was last heard of and what no longer waits for it', () => {
     assert.deepEqual(forgetLines({ peer: PEER, unapplied: 0, seen: NOW - 3 * 86_400_000 }, NOW), [
-      `forgot ${PEER} (last heard from 3 days ago): gc and namespace compaction on this node no longer wait for it; if it comes back, it counts again`,
+      `forgot ${PEER} (last heard of 3 days ago): gc and namespace compaction on this node no longer wait for it; if it comes back, it counts again`,
       'run `shoal peers forget` on every other node too: each node waits for the members it knows'
     ])
   })

@@ -300,3 +300,49 @@ describe('members a removal waits for (durability: removal-clocks.ts)', () => {
     assert.deepEqual(m.membersNotSeen({ self: 4 }), [])
   })
 })
+
+describe('a member forgotten (peers forget)', () => {
+  it('is out of the stable clock and the removals\' wait, saved at once, back when heard from itself, not from its relayed entries', async () => {
+    const now = { t: 1_000 }
+    const kv = new MemoryKV()
+    const parts: Parts = { kv, now, applied: { self: 4, p: 5 } }
+    const m = members(parts)
+    m.noteMember('p', { self: 2, p: 7 })
+    m.noteMember('q', { self: 4 })
+    assert.deepEqual(m.membersNotSeen({ self: 4 }), ['p'])
+    assert.equal(await m.forget('nobody'), undefined)
+    assert.equal(await m.forget(SELF), undefined)
+    assert.deepEqual(await m.forget('p'), { unapplied: 2, seen: 1_000 })
+    assert.deepEqual(m.membersNotSeen({ self: 4 }), [])
+    assert.equal(m.active('p'), false)
+    assert.ok(m.silentFor('p', 2), 'retired as an author without waiting for two member timeouts')
+    assert.deepEqual(m.stableClock(), { self: 4 }, 'only q holds the stable clock back')
+    // saved at once: a replica opened on the same store knows it
+    const reopened = members({ ...parts })
+    await reopened.load(undefined)
+    assert.deepEqual(reopened.forgotten(), [{ peer: 'p', at: 1_000 }])
+    // an entry of p relayed by another node does not bring it back; p's own word does, and that is saved
+    reopened.noteMember('p', { self: 3, p: 8 }, { tellsSelf: false })
+    assert.equal(reopened.active('p'), false)
+    reopened.noteMember('p', { self: 4, p: 8 }, { direct: true })
+    assert.equal(reopened.active('p'), true)
+    await new Promise(resolve => setImmediate(resolve))
+    const again = members({ ...parts })
+    await again.load(undefined)
+    assert.deepEqual(again.forgotten(), [])
+  })
+
+  it('a forget whose save fails changes nothing', async () => {
+    const kv = new MemoryKV()
+    const parts: Parts = { kv, now: { t: 1_000 } }
+    const m = members(parts)
+    m.noteMember('p', { self: 1 })
+    const batch = kv.batch.bind(kv)
+    kv.batch = async () => { throw Object.assign(new Error('no room left on the device'), { code: 'ENOSPC' }) }
+    await assert.rejects(m.forget('p'), /no room left/)
+    kv.batch = batch
+    assert.deepEqual(m.forgotten(), [])
+    assert.equal(m.active('p'), true)
+    assert.deepEqual(m.membersNotSeen({ self: 2 }), ['p'])
+  })
+})
