@@ -28,6 +28,7 @@ import { AbortedError } from '../errors.js'
 import { RemoteError } from '../exchange/index.js'
 import { assessStripe, countHealth, emptySummary, fileState, summaryDelta, type FileState, type HealthSummary, type ShardHolders } from './health.js'
 import type { DeferredCoder } from './deferred.js'
+import type { CopyKeeper } from './conflict-copies.js'
 import type { ShardReclaimer } from './reclaim.js'
 import { liveManifests, noteReferences, referenceChanges } from './live-manifests.js'
 import type { ManifestRecord } from './holdings.js'
@@ -68,6 +69,8 @@ export interface RepairReport extends HealthSummary, RebuildCounts {
   uncoded: number
   /** Deferred files whose coding failed for want of their blocks, here and on every peer: lost before their coding. */
   uncodedLost: number
+  /** Conflict copies (uncoded until resolved) this node fetched whole in this pass, to hold them for their pin (conflict-copies.ts). */
+  copiesFetched: number
   errors: string[]
 }
 
@@ -82,6 +85,8 @@ export interface RepairerInit {
   rebuilder: Pick<ShardRebuilder, 'rebuildOnto'>
   /** Codes the files added without coding (waiting for live nodes, or interrupted). */
   deferred: Pick<DeferredCoder, 'codeAll'>
+  /** Keeps conflict copies, never coded while they are copies, whole on the nodes picked for them. */
+  copies?: Pick<CopyKeeper, 'keep'>
   /** While the holdings store recovers, looks up the shards held here first (node/durability/reclaim.ts). */
   reclaim?: Pick<ShardReclaimer, 'run'>
   /**
@@ -176,26 +181,21 @@ export class Repairer {
     const { holdings } = this.components
     const { placer } = this.init
     this.components.stats.repairPasses++
-    try {
-      // the manifests this node holds shards of, known again before they are listed
-      await this.init.reclaim?.run(signal)
-    } catch (err: any) {
-      if (err?.name === 'AbortedError') throw err
-      report.errors.push(`looking up held shards: ${String(err?.message ?? err)}`)
-      this.log.warn({ err: err?.message }, 'looking up the shards held here failed')
-    }
-    try {
+    // each step's failure is reported and the rest of the pass (placement, repair, health) goes on
+    // the manifests this node holds shards of, known again before they are listed
+    await this.step(report, 'looking up held shards', async () => { await this.init.reclaim?.run(signal) })
+    await this.step(report, 'deferred coding', async () => {
       const deferred = await this.init.deferred.codeAll(signal)
       report.coded = deferred.coded
       report.uncoded = deferred.waiting
       report.uncodedLost = deferred.lost
       report.errors.push(...deferred.errors)
-    } catch (err: any) {
-      if (err?.name === 'AbortedError') throw err
-      // the rest of the pass (placement, repair, health) goes on
-      report.errors.push(`deferred coding: ${String(err?.message ?? err)}`)
-      this.log.warn({ err: err?.message }, 'deferred coding failed')
-    }
+    })
+    await this.step(report, 'conflict copies', async () => {
+      const copies = await this.init.copies?.keep(signal)
+      report.copiesFetched = copies?.fetched ?? 0
+      report.errors.push(...copies?.errors ?? [])
+    })
     // who has seen what, and where the references told stand, before the walk of the visible files
     const removals = this.components.removals.beginWalk()
     const live = await liveManifests(this.components.files, signal)
@@ -237,6 +237,17 @@ export class Repairer {
       options.onProgress?.(new CustomProgressEvent('shoal:durability:repair', { manifests: ++checked, total, repaired: report.repaired }))
     }
     return report
+  }
+
+  /** Run one step of a pass: a failure other than an abort is reported in `report` and logged, and the pass goes on. */
+  private async step (report: RepairReport, what: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn()
+    } catch (err: any) {
+      if (err?.name === 'AbortedError') throw err
+      report.errors.push(`${what}: ${String(err?.message ?? err)}`)
+      this.log.warn({ err: err?.message }, `${what} failed`)
+    }
   }
 
   /**
@@ -515,7 +526,7 @@ export class Repairer {
 
 /** An empty report. */
 export function emptyRepairReport (): RepairReport {
-  return { manifests: 0, stripes: 0, released: 0, ...emptySummary(), waiting: 0, unplaced: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, uncodedLost: 0, errors: [] }
+  return { manifests: 0, stripes: 0, released: 0, ...emptySummary(), waiting: 0, unplaced: 0, repaired: 0, bytesIn: 0, bytesOut: 0, placed: 0, coded: 0, uncoded: 0, uncodedLost: 0, copiesFetched: 0, errors: [] }
 }
 
 function slotOf (manifest: CID, stripe: number, shard: number): string {

@@ -15,6 +15,7 @@ import { codingOf, formatPolicy, minNodesOf, parsePolicy, type Stripe } from '..
 import { AddEncoder, shortage, thinSpread, waitingWhy, type AddEncoderOptions } from './add-encoder.js'
 import { countLeaves } from './stripes.js'
 import { DeferredCoder, type DeferredOutcome } from './deferred.js'
+import { CopyKeeper } from './conflict-copies.js'
 import { collectGarbage, type GcProgressEvents, type GcResult } from './gc.js'
 import type { StripeReleases } from './stripe-releases.js'
 import type { RemovalClocks } from './removal-clocks.js'
@@ -93,7 +94,7 @@ export class DurabilityService {
     this.reclaimer = new ShardReclaimer(parts)
     this.server = new ShardsServer(parts, { zone: settings.zone, maxForOthers: settings.maxForOthers, storagePath: settings.storagePath, reclaim: this.reclaimer })
     const rebuilder = new ShardRebuilder(parts, { bytesPerSecond: settings.repairBytesPerSecond, coder: async () => await this.encoder.getCoder(), placer: this.placer })
-    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred, reclaim: this.reclaimer })
+    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred, copies: new CopyKeeper(parts), reclaim: this.reclaimer })
     this.scrubber = new Scrubber(parts, { scrubIntervalMs: settings.scrubIntervalMs, scrubBytesPerSecond: settings.scrubBytesPerSecond, graceMs: settings.graceMs, rebuilder })
   }
 

@@ -1,0 +1,132 @@
+/**
+ * Conflict copies kept whole on several nodes until they are resolved.
+ *
+ * Why: the losing version of a concurrent write is a conflict copy, and a
+ * copy is never coded nor placed while it is one (its coding's bind would
+ * end the conflict: docs/decisions.md, "A conflict copy's pin, mode or time
+ * is not changed in place"). Copies whose coding was still to come when the
+ * conflict arose (a file written while its node was alone, a save through a
+ * mount) lived on their writer only, whatever their pin: a lost disk there
+ * lost that version, which the namespace promises to keep.
+ *
+ * Mechanism: each repair pass, every node looks at the visible conflict
+ * copies whose pin asks for redundancy and that have no manifest nor cold
+ * copy. A copy is to be held whole by as many nodes as its code survives
+ * losses plus one (`replicas:N`: N; `ec:K+M`: M+1), the ones whose kad keys
+ * are closest to the sha-256 of its root CID among this node and the peers
+ * connected to it (the DHT's rule: every node that sees the same peers
+ * picks the same ones). A node so picked that lacks some of the copy's
+ * blocks reads it through the block service, keeping what it reads. The
+ * collection keeps every block of a visible file without a coded pin that
+ * is held here (gc.ts), conflict copies included, so the copy then lives on
+ * those nodes too, its writer's copy aside, until the conflict is resolved;
+ * a copy moved to a path of its own stays whole where it is until coded.
+ *
+ * When it applies: a node that sees few peers picks among them only; nodes
+ * with different views of the swarm may each pick themselves, which costs
+ * a copy too many, never one too few where they agree.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { codingOf, parsePolicy } from '../../protocol/durability.js'
+import { localPresence, readContent } from '../content/index.js'
+import { compareDistance, peerKadKey } from './placement.js'
+import type { BlockStore } from '../blocks/index.js'
+import type { BlockReader } from '../reads/api.js'
+import type { Entry, FilePin } from '../namespace/index.js'
+import type { ShardsNetwork } from './network.js'
+import type { Logger } from '../logger.js'
+
+/** What a {@link CopyKeeper} is built from. */
+export interface CopyKeeperComponents {
+  /** Every visible file of the namespace, conflict copies included. */
+  files: () => AsyncIterable<Entry>
+  network: Pick<ShardsNetwork, 'self' | 'connected'>
+  blockstore: Pick<BlockStore, 'has' | 'getBytes'>
+  blocks: Pick<BlockReader, 'session'>
+  logger: Logger
+}
+
+/** What one {@link CopyKeeper.keep} did. */
+export interface CopiesKept {
+  /** Conflict copies whose pin asks for more than one node, uncoded. */
+  copies: number
+  /** Of those, copies this node is to hold whole. */
+  keptHere: number
+  /** Of those, copies whose missing blocks it fetched in this pass. */
+  fetched: number
+  errors: string[]
+}
+
+/**
+ * How many nodes hold a copy uncoded under `pin` whole: its code's losses
+ * survived plus one (`replicas:N` → N, `ec:K+M` → M+1); 1 without a code.
+ */
+export function wholeCopiesOf (pin: FilePin | undefined): number {
+  if (pin === undefined) return 1
+  try {
+    const coding = codingOf(parsePolicy(pin.policy))
+    return coding === undefined ? 1 : coding.m + 1
+  } catch {
+    return 1
+  }
+}
+
+/** The `count` nodes of `nodes` whose kad keys are closest to the sha-256 of `root`. */
+export function keepersOf (root: CID, nodes: readonly string[], count: number): string[] {
+  const key = createHash('sha256').update(root.bytes).digest()
+  const keyed = [...new Set(nodes)].map(id => ({ id, kad: peerKadKey(id) }))
+  keyed.sort((a, b) => compareDistance(key, a.kad, b.kad))
+  return keyed.slice(0, count).map(e => e.id)
+}
+
+/** Keeps conflict copies whole on the nodes picked for them (see the module comment). */
+export class CopyKeeper {
+  private readonly log: Logger
+
+  constructor (private readonly components: CopyKeeperComponents) {
+    this.log = components.logger.child({ component: 'durability' })
+  }
+
+  /** One pass over the visible conflict copies: fetch those this node is to hold and lacks. */
+  async keep (signal?: AbortSignal): Promise<CopiesKept> {
+    const { network } = this.components
+    const out: CopiesKept = { copies: 0, keptHere: 0, fetched: 0, errors: [] }
+    let nodes: string[] | undefined
+    for await (const entry of this.components.files()) {
+      if (entry.type !== 'file' || entry.conflictOf === undefined) continue
+      if (entry.pin?.manifest !== undefined || entry.pin?.cold !== undefined) continue
+      const count = wholeCopiesOf(entry.pin)
+      if (count < 2) continue
+      out.copies++
+      nodes ??= [network.self, ...network.connected()]
+      const root = CID.parse(entry.cid)
+      if (!keepersOf(root, nodes, count).includes(network.self)) continue
+      out.keptHere++
+      try {
+        // a file past the walk's bound whose first blocks are all here counts as held: read whole each pass, it would cost a local read of it
+        const here = await localPresence(this.components.blockstore, root, { signal, maxMissing: 1, keepMissing: 0 })
+        if (here.missing === 0 && here.unknownSubtrees === 0) continue
+        await this.fetch(root, signal)
+        out.fetched++
+        this.log.info({ path: entry.path, root: entry.cid, of: entry.conflictOf }, 'conflict copy kept whole here until it is resolved')
+      } catch (err: any) {
+        if (err?.name === 'AbortedError') throw err
+        out.errors.push(`conflict copy ${entry.path}: ${String(err?.message ?? err)}`)
+      }
+    }
+    return out
+  }
+
+  /** Read the whole file `root` through the block service, keeping every block it reads. */
+  private async fetch (root: CID, signal?: AbortSignal): Promise<void> {
+    const session = this.components.blocks.session({ root }, { signal, keep: true })
+    try {
+      for await (const _ of readContent(session, root, { signal })) { /* the blocks are kept as they are read */ }
+    } finally {
+      session.close()
+    }
+  }
+}
