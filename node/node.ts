@@ -176,6 +176,13 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     blocks,
     expected,
     files: () => namespace.files(),
+    // the conflict copies, from the namespace's index of conflicts (kept whole on several nodes: conflict-copies.ts)
+    conflictCopies: async function * () {
+      for (const conflict of await namespace.conflicts()) {
+        const entry = await namespace.lookup(conflict.copy)
+        if (entry !== undefined) yield entry
+      }
+    },
     // a removed file's shards go only once every active member has seen the removal (removal-clocks.ts)
     namespace,
     // `files` is built below; a deferred coding binds its pin long after

@@ -98,6 +98,8 @@ export interface DurabilityComponents {
   expected: PutExpectations
   /** Every visible file of the namespace (for repair and GC). */
   files: () => AsyncIterable<Entry>
+  /** The visible conflict copies (from the namespace's index of conflicts). Absent: found by a scan of {@link files}. */
+  conflictCopies?: () => AsyncIterable<Entry>
   /**
    * Who has seen which changes of the namespace: a removed file's shards are
    * collected only once every active member has seen the removal

@@ -14,13 +14,21 @@
  * copy. A copy is to be held whole by as many nodes as its code survives
  * losses plus one (`replicas:N`: N; `ec:K+M`: M+1), the ones whose kad keys
  * are closest to the sha-256 of its root CID among this node and the peers
- * connected to it (the DHT's rule: every node that sees the same peers
+ * that take data now (connected, answering, not full: the peers placement
+ * would pick from; the DHT's rule, so every node that sees the same peers
  * picks the same ones). A node so picked that lacks some of the copy's
  * blocks reads it through the block service, keeping what it reads. The
  * collection keeps every block of a visible file without a coded pin that
  * is held here (gc.ts), conflict copies included, so the copy then lives on
- * those nodes too, its writer's copy aside, until the conflict is resolved;
- * a copy moved to a path of its own stays whole where it is until coded.
+ * those nodes too, its writer's copy aside, until the conflict is resolved.
+ * A fetch is stopped with the service (a large copy no longer holds a
+ * node's shutdown). The copies are listed from the namespace's conflicts,
+ * not a scan of every file.
+ *
+ * What it does not do: a node picked once and no longer picked (peers came
+ * and went) keeps its copy; a copy moved to a path of its own is coded by
+ * its writer, and with its writer gone stays whole where it is, uncoded,
+ * and a keeper lost then is not replaced.
  *
  * When it applies: a node that sees few peers picks among them only; nodes
  * with different views of the swarm may each pick themselves, which costs
@@ -33,6 +41,7 @@ import { CID } from 'multiformats/cid'
 import { codingOf, parsePolicy } from '../../protocol/durability.js'
 import { localPresence, readContent } from '../content/index.js'
 import { compareDistance, peerKadKey } from './placement.js'
+import { AbortedError } from '../errors.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockReader } from '../reads/api.js'
 import type { Entry, FilePin } from '../namespace/index.js'
@@ -41,9 +50,11 @@ import type { Logger } from '../logger.js'
 
 /** What a {@link CopyKeeper} is built from. */
 export interface CopyKeeperComponents {
-  /** Every visible file of the namespace, conflict copies included. */
-  files: () => AsyncIterable<Entry>
-  network: Pick<ShardsNetwork, 'self' | 'connected'>
+  /** The visible conflict copies of the namespace. */
+  copies: () => AsyncIterable<Entry>
+  /** The peers that take data now (connected, answering, not full): `Placer.livePeers`. */
+  livePeers: (signal?: AbortSignal) => Promise<string[]>
+  network: Pick<ShardsNetwork, 'self'>
   blockstore: Pick<BlockStore, 'has' | 'getBytes'>
   blocks: Pick<BlockReader, 'session'>
   logger: Logger
@@ -85,35 +96,42 @@ export function keepersOf (root: CID, nodes: readonly string[], count: number): 
 /** Keeps conflict copies whole on the nodes picked for them (see the module comment). */
 export class CopyKeeper {
   private readonly log: Logger
+  /** Ends the fetches under way when the service stops (a scheduled pass has no signal of its own). */
+  private readonly stopping = new AbortController()
 
   constructor (private readonly components: CopyKeeperComponents) {
     this.log = components.logger.child({ component: 'durability' })
   }
 
+  /** Stop: a fetch under way ends with `AbortedError`, and so does the pass it is in. */
+  stop (): void { this.stopping.abort(new AbortedError('the durability service is stopping')) }
+
   /** One pass over the visible conflict copies: fetch those this node is to hold and lacks. */
   async keep (signal?: AbortSignal): Promise<CopiesKept> {
     const { network } = this.components
     const out: CopiesKept = { copies: 0, keptHere: 0, fetched: 0, errors: [] }
+    const stopped = signal === undefined ? this.stopping.signal : AbortSignal.any([signal, this.stopping.signal])
     let nodes: string[] | undefined
-    for await (const entry of this.components.files()) {
+    for await (const entry of this.components.copies()) {
+      if (stopped.aborted) throw new AbortedError('keeping conflict copies aborted')
       if (entry.type !== 'file' || entry.conflictOf === undefined) continue
       if (entry.pin?.manifest !== undefined || entry.pin?.cold !== undefined) continue
       const count = wholeCopiesOf(entry.pin)
       if (count < 2) continue
       out.copies++
-      nodes ??= [network.self, ...network.connected()]
-      const root = CID.parse(entry.cid)
-      if (!keepersOf(root, nodes, count).includes(network.self)) continue
-      out.keptHere++
       try {
-        // a file past the walk's bound whose first blocks are all here counts as held: read whole each pass, it would cost a local read of it
-        const here = await localPresence(this.components.blockstore, root, { signal, maxMissing: 1, keepMissing: 0 })
+        nodes ??= [network.self, ...await this.components.livePeers(stopped)]
+        const root = CID.parse(entry.cid)
+        if (!keepersOf(root, nodes, count).includes(network.self)) continue
+        out.keptHere++
+        // every block looked up, however large the file: a copy cut short must not count as held
+        const here = await localPresence(this.components.blockstore, root, { signal: stopped, maxBlocks: Number.MAX_SAFE_INTEGER, maxMissing: 1, keepMissing: 0 })
         if (here.missing === 0 && here.unknownSubtrees === 0) continue
-        await this.fetch(root, signal)
+        await this.fetch(root, stopped)
         out.fetched++
         this.log.info({ path: entry.path, root: entry.cid, of: entry.conflictOf }, 'conflict copy kept whole here until it is resolved')
       } catch (err: any) {
-        if (err?.name === 'AbortedError') throw err
+        if (stopped.aborted) throw new AbortedError('keeping conflict copies aborted')
         out.errors.push(`conflict copy ${entry.path}: ${String(err?.message ?? err)}`)
       }
     }
@@ -121,7 +139,7 @@ export class CopyKeeper {
   }
 
   /** Read the whole file `root` through the block service, keeping every block it reads. */
-  private async fetch (root: CID, signal?: AbortSignal): Promise<void> {
+  private async fetch (root: CID, signal: AbortSignal): Promise<void> {
     const session = this.components.blocks.session({ root }, { signal, keep: true })
     try {
       for await (const _ of readContent(session, root, { signal })) { /* the blocks are kept as they are read */ }

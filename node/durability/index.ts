@@ -46,6 +46,8 @@ export interface CreateDurabilityInit extends DurabilityInit {
   /** The exchange's put policy: told which shards a peer may push once its hold is accepted. */
   expected: PutExpectations
   files: () => AsyncIterable<Entry>
+  /** The visible conflict copies (see {@link DurabilityComponents.conflictCopies}). */
+  conflictCopies?: () => AsyncIterable<Entry>
   /** Who has seen which changes of the namespace (see {@link DurabilityComponents.namespace}). */
   namespace?: NamespaceClocks
   /** Binds a deferred file's pin once it is coded (see {@link DurabilityComponents.rebind}). */
@@ -78,6 +80,7 @@ export function createDurability (init: CreateDurabilityInit): { service: Durabi
     holdings,
     expected: init.expected,
     files: init.files,
+    conflictCopies: init.conflictCopies,
     namespace: init.namespace,
     rebind: init.rebind,
     gcLock: init.gcLock,

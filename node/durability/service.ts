@@ -80,6 +80,8 @@ export class DurabilityService {
   private readonly repairer: Repairer
   private readonly scrubber: Scrubber
   private readonly reclaimer: ShardReclaimer
+  /** Keeps conflict copies whole on the nodes picked for them. */
+  private readonly copies: CopyKeeper
 
   /** @throws {InvalidPolicyError} when a configured policy does not parse */
   constructor (components: DurabilityComponents, init: DurabilityInit = {}) {
@@ -93,8 +95,16 @@ export class DurabilityService {
     this.deferred = new DeferredCoder(parts, { encoder: this.encoder, placer: this.placer })
     this.reclaimer = new ShardReclaimer(parts)
     this.server = new ShardsServer(parts, { zone: settings.zone, maxForOthers: settings.maxForOthers, storagePath: settings.storagePath, reclaim: this.reclaimer })
+    this.copies = new CopyKeeper({
+      copies: parts.conflictCopies ?? (async function * () { for await (const entry of parts.files()) if (entry.conflictOf !== undefined) yield entry }),
+      livePeers: async signal => (await this.placer.livePeers(signal)).map(p => p.id),
+      network: parts.network,
+      blockstore: parts.blockstore,
+      blocks: parts.blocks,
+      logger: parts.logger
+    })
     const rebuilder = new ShardRebuilder(parts, { bytesPerSecond: settings.repairBytesPerSecond, coder: async () => await this.encoder.getCoder(), placer: this.placer })
-    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred, copies: new CopyKeeper(parts), reclaim: this.reclaimer })
+    this.repairer = new Repairer(parts, { graceMs: settings.graceMs, checkIntervalMs: settings.checkIntervalMs, placer: this.placer, rebuilder, deferred: this.deferred, copies: this.copies, reclaim: this.reclaimer })
     this.scrubber = new Scrubber(parts, { scrubIntervalMs: settings.scrubIntervalMs, scrubBytesPerSecond: settings.scrubBytesPerSecond, graceMs: settings.graceMs, rebuilder })
   }
 
@@ -118,6 +128,8 @@ export class DurabilityService {
 
   /** Stop serving and the schedules, and wait for a running repair, scrub or look-up of held shards. */
   async stop (): Promise<void> {
+    // a conflict copy's fetch under way ends now: the pass it is in would otherwise hold the stop for the whole copy
+    this.copies.stop()
     const repairer = this.repairer.stop()
     const scrubber = this.scrubber.stop()
     const reclaimer = this.reclaimer.stop()

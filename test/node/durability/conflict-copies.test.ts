@@ -11,7 +11,9 @@ import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { parseChunker } from '../../../node/content/index.js'
 import { localPresence } from '../../../node/content/index.js'
-import { keepersOf, wholeCopiesOf } from '../../../node/durability/conflict-copies.js'
+import { CopyKeeper, keepersOf, wholeCopiesOf } from '../../../node/durability/conflict-copies.js'
+import { createLogger } from '../../../node/logger.js'
+import type { Entry } from '../../../node/namespace/index.js'
 import { connectAll, live, once, readAll, sha, startNode, stopNode, swarmOf, until } from '../../helpers/swarm.js'
 import type { ShoalNode } from '../../../node/node.js'
 
@@ -37,6 +39,34 @@ describe('conflict copies kept whole', () => {
     assert.equal(keepersOf(root, PEERS.slice(0, 1), 3).length, 1)
     const other = CID.parse('bafkreigyaxw6vk3dzkgjt3k7vofsgqxs5k5ybxhjolhbrf6tow2kxzmylm')
     assert.ok([1, 2, 3, 4].some(n => keepersOf(other, PEERS, n).join() !== keepersOf(root, PEERS, n).join()), 'the pick follows the root')
+  })
+
+  it('a fetch under way ends when the service stops, and a copy that fails does not stop the others', async () => {
+    const root = CID.parse('bafkreie2ipoqoj6knv23ejaoo277dgwuoj2or4cw3fa4jjeotlqiyfzk34')
+    const copy = (path: string, cid: string): Entry => ({ type: 'file', path, name: path.slice(1), cid, size: 1, mode: 0o644, mtime: 0, pin: { policy: 'replicas:2' }, conflictOf: '/x' })
+    let started = (): void => {}
+    const fetching = new Promise<void>(resolve => { started = resolve })
+    const keeper = new CopyKeeper({
+      // a copy whose CID does not parse, then one whose fetch hangs (a peer that sends nothing) until it is aborted
+      copies: async function * () { yield copy('/bad', 'not-a-cid'); yield copy('/slow', root.toString()) },
+      livePeers: async () => [],
+      network: { self: PEERS[0] },
+      blockstore: { has: async () => false, getBytes: async () => { throw Object.assign(new Error('not here'), { name: 'NotFoundError' }) } },
+      blocks: {
+        session: (_target, options) => ({
+          close: () => {},
+          getBytes: async () => {
+            started()
+            return await new Promise<Uint8Array>((_resolve, reject) => { options?.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }) })
+          }
+        })
+      },
+      logger: createLogger('silent')
+    })
+    const pass = keeper.keep()
+    await fetching
+    keeper.stop()
+    await assert.rejects(pass, (err: any) => err.name === 'AbortedError')
   })
 
   it('a losing version written while its node was alone is fetched by the nodes picked for it and outlives its writer', { timeout: 180_000 }, async t => {
