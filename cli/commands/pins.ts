@@ -88,7 +88,7 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
     else if (status.pending === true && whys.size === 0) lines.push('placement: not final yet (under way, or waiting for enough live peers; the repair pass goes on with it)')
     for (const why of whys) lines.push(`pending: ${why}`)
     const copies = status.stripes.reduce((n, s) => n + (s.copiesHere ?? 0), 0)
-    if (copies > 0) lines.push(`copies here: ${copies} shard${copies === 1 ? '' : 's'} lost on ${copies === 1 ? 'its holder is' : 'their holders are'} in this node's store (read before): the file reads here, and the repair pass keeps them as held shards and rebuilds the rest`)
+    if (copies > 0) lines.push(`copies here: ${copies} shard${copies === 1 ? '' : 's'} lost on ${copies === 1 ? 'its holder is' : 'their holders are'} in this node's store (the same bytes added here, or left from before): the file reads here, and the repair pass keeps them as held shards and rebuilds the rest`)
     if (status.summary.atRisk > 0) lines.push(atRiskLine(status.k ?? 0, status.m ?? 0, status.peersAsked.length, shellQuote(printable(status.path))))
     for (const s of status.stripes) {
       if (s.state === 'healthy' && opts.all !== true) continue

@@ -27,8 +27,9 @@ export interface ShardStatus {
   placed?: string
   /**
    * Set on a shard of a stripe lost on its holders when no live holder has
-   * it but this node's store has a copy (a read cached it, or the same
-   * bytes were added here): the repair pass adopts such copies as held
+   * it but this node's store has a copy (the same bytes added here, a
+   * writer's copy before its gc, a released holder's copy; a read of a
+   * striped file keeps none: docs/reads.md): the repair pass adopts such copies as held
    * shards and rebuilds the rest (adopt.ts).
    */
   copyHere?: true
@@ -261,7 +262,7 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
 
 /**
  * The shards of a stripe lost on its holders that no live holder has and
- * this node's store does (a cached read, the same bytes added here): each
+ * this node's store does (the same bytes added here, copies left from before): each
  * marked {@link ShardStatus.copyHere}; returns how many. Such a stripe is
  * not lost to a user of this node: it reads here, and the repair pass
  * adopts the copies and rebuilds the rest (adopt.ts). Asked only of lost
