@@ -10,6 +10,7 @@
 import type { Stats } from 'node:fs'
 import { encodeBatchHead, BATCH_CONTENT_TYPE, MAX_MANIFEST_BYTES, type BatchFile } from '../protocol/add-batch.js'
 import type { ApiClient } from './client.js'
+import { commandStarted } from './started.js'
 import { batchBody } from './local-file.js'
 import type { GlobalOptions } from './output.js'
 import { meter } from './progress.js'
@@ -83,7 +84,7 @@ export async function uploadBatch (g: GlobalOptions, client: ApiClient, files: r
   const progress = meter(g, { label: `add ${files.length} files`, unit: { bytes: true }, total: head.byteLength + content })
   try {
     const stream = batchBody(head, files.map(f => ({ file: f.local, size: f.st.size, mtimeMs: f.st.mtimeMs })), { onBytes: n => { progress.add(n) } })
-    return await client.json<FileInfo[]>('POST', '/api/v0/add-many', { chunker: flags.chunker, pin: flags.pin }, { stream, length: head.byteLength + content, type: BATCH_CONTENT_TYPE })
+    return await client.json<FileInfo[]>('POST', '/api/v0/add-many', { chunker: flags.chunker, pin: flags.pin, started: commandStarted() }, { stream, length: head.byteLength + content, type: BATCH_CONTENT_TYPE })
   } finally {
     progress.stop()
   }

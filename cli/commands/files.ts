@@ -8,6 +8,7 @@ import { ApiClient, ApiError } from '../client.js'
 import { createHeld, downloadError, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, fileOutputPath, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, formatTime, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
+import { commandStarted } from '../started.js'
 import { byteCounter, meter } from '../progress.js'
 import { mapAtOnce } from '../../node/at-once.js'
 import { applyAttrs, recordedAttrs, setAttrs, type RecordedAttrs } from '../tree-attrs.js'
@@ -42,7 +43,7 @@ async function uploadFile (g: GlobalOptions, client: ApiClient, upload: { file: 
   const progress = meter(g, { label: `add ${basename(file)}`, unit: { bytes: true }, total: st.size })
   try {
     const body = fileBody(file, { size: st.size, mtimeMs: st.mtimeMs, onBytes: n => { progress.add(n) } })
-    const query = { to, chunker: flags.chunker, mode: (st.mode & 0o7777).toString(8), mtime: Math.floor(st.mtimeMs), pin: flags.pin, wait: flags.wait === true ? true : undefined }
+    const query = { to, chunker: flags.chunker, mode: (st.mode & 0o7777).toString(8), mtime: Math.floor(st.mtimeMs), pin: flags.pin, wait: flags.wait === true ? true : undefined, started: commandStarted() }
     return await client.json<FileInfo>('POST', '/api/v0/add', query, { stream: body, length: st.size })
   } finally {
     progress.stop()

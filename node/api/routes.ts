@@ -304,7 +304,7 @@ export const routes: Route[] = [
       const q = parseQuery(schemas.add, query)
       requireBodyType(req, ['application/octet-stream'])
       const chunker = q.chunker === undefined ? components.chunker : parseChunker(q.chunker)
-      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal, expectedBytes: contentLength(req), wait: q.wait })
+      const info = await components.files.add(q.to, req, { chunker, mode: q.mode, mtime: q.mtime, pin: q.pin, signal, expectedBytes: contentLength(req), wait: q.wait, startedAt: q.started })
       sendJson(res, 200, info)
     }
   },
@@ -319,7 +319,7 @@ export const routes: Route[] = [
       if (q.pin !== undefined) parsePolicy(q.pin)
       const { files, sources } = await readBatchBody(req, contentLength(req))
       const items = files.map((f, i) => ({ path: f.to, source: sources[i], mode: f.mode, mtime: f.mtime, pin: q.pin, expectedBytes: f.size }))
-      sendJson(res, 200, await components.files.addMany(items, { chunker, signal, tellPending: true }))
+      sendJson(res, 200, await components.files.addMany(items, { chunker, signal, tellPending: true, startedAt: q.started }))
     }
   },
   {

@@ -23,12 +23,15 @@ export const schemas = {
     mode: octalMode.optional(),
     mtime: nonNegInt.refine(v => v <= MAX_TIME, `must be at most ${MAX_TIME} (ms)`).optional(),
     pin: z.string().max(32).optional(),
-    wait: bool.optional()
+    wait: bool.optional(),
+    /** When the caller began (ms since the epoch): another node's version that arrived after it is kept beside this one. */
+    started: nonNegInt.refine(v => v <= MAX_TIME, `must be at most ${MAX_TIME} (ms)`).optional()
   }).strict(),
   /** The files' paths, modes and mtimes are in the body's manifest (protocol/add-batch.ts). */
   addMany: z.object({
     chunker: z.string().max(64).optional(),
-    pin: z.string().max(32).optional()
+    pin: z.string().max(32).optional(),
+    started: nonNegInt.refine(v => v <= MAX_TIME, `must be at most ${MAX_TIME} (ms)`).optional()
   }).strict(),
   /** `verify`: read the cold copy back whole (node/tiers/cold-health.ts). */
   pinStatus: z.object({ arg, verify: bool.optional() }).strict(),

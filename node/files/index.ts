@@ -162,6 +162,14 @@ export interface AddOptions extends ProgressOptions<ImportProgressEvents> {
    * @default false
    */
   besideTypeChanges?: boolean
+  /**
+   * When the writer began (ms on this node's wall clock: a CLI command's
+   * start, before the daemon served it): without {@link replacing}, a
+   * version another node wrote that arrived after that moment is kept
+   * beside this one, a conflict, as one arriving during the upload is
+   * (the namespace's `seenAt`). Ignored for a moment more than a minute ago.
+   */
+  startedAt?: number
 }
 
 /** One file of {@link Files.addMany}. */
@@ -184,6 +192,8 @@ export interface AddManyItem {
 export interface AddManyOptions {
   chunker: ChunkerSpec
   signal?: AbortSignal
+  /** See {@link AddOptions.startedAt}: for every item of the batch. */
+  startedAt?: number
   /** Set `pending` on each file whose coded policy cannot be met yet, as {@link Files.add} does (a look at the live nodes per file). */
   tellPending?: boolean
 }
@@ -389,7 +399,7 @@ export class Files {
     if (existing?.type === 'dir' && options.besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${target}`)
     // the version there as the add begins: one written meanwhile (another node's,
     // arrived during the upload) is kept beside this one as a conflict, never replaced unseen
-    const replacing = options.replacing !== undefined ? options.replacing : existing?.type === 'file' ? existing.cid : null
+    const replacing = options.replacing !== undefined ? options.replacing : await this.replacedVersion(target, existing, options.startedAt)
     const durability = this.components.durability
     await this.components.disk?.ensureRoom(localBytes(options.expectedBytes ?? 0, options.pin ?? durability?.defaultPolicy(options.expectedBytes ?? 0)), `an add of ${target}`)
     const started = performance.now()
@@ -489,7 +499,7 @@ export class Files {
       const existing = await namespace.lookup(target)
       if (existing?.type === 'dir' && items[i].besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${target}`)
       const given = items[i].replacing
-      replacing.push(given !== undefined ? given : existing?.type === 'file' ? existing.cid : null)
+      replacing.push(given !== undefined ? given : await this.replacedVersion(target, existing, options.startedAt))
     }
     // room for what the items say they hold (a batch of the API declares every size), as add checks a Content-Length
     const expected = items.reduce((n, item) => n + localBytes(item.expectedBytes ?? 0, item.pin ?? durability?.defaultPolicy(item.expectedBytes ?? 0)), 0)
@@ -890,6 +900,19 @@ export class Files {
       else this.damage.drop(note.path)
     }
     return out
+  }
+
+  /**
+   * The version a write at `target` replaces when its caller names none:
+   * the file shown there now (`existing`, as looked up), unless another
+   * node's version arrived after `startedAt` (the writer never saw it:
+   * then none, and it stays beside the new one, a conflict).
+   */
+  private async replacedVersion (target: string, existing: Entry | undefined, startedAt: number | undefined): Promise<string | null> {
+    if (existing?.type !== 'file') return null
+    const seen = startedAt === undefined ? undefined : this.components.namespace.seenAt(startedAt)
+    if (seen !== undefined && await this.components.namespace.arrivedSince(target, seen)) return null
+    return existing.cid
   }
 
   /** {@link FileBlocks} of the file whose root is `root`: a bounded local walk, then peers asked about the first missing blocks. */

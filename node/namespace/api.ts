@@ -198,6 +198,14 @@ export interface Namespace {
    */
   seen: () => Readonly<VectorClock>
   /**
+   * What {@link seen} was at `time` (ms on this node's wall clock), as far
+   * as other replicas' entries go: the clock a writer who began then had
+   * seen (a `shoal add` asks it of the moment its command started).
+   * Undefined for a time more than a minute ago, or before the replica
+   * opened. A time still to come is now.
+   */
+  seenAt: (time: number) => Readonly<VectorClock> | undefined
+  /**
    * Whether the file version visible at `path` was written by another
    * replica and reached this one after it had applied `clock`: a version
    * that a writer who began at `clock` never saw (a save by rename asks it

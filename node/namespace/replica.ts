@@ -36,6 +36,7 @@ import type { KV } from './kv.js'
 import { Applier } from './apply.js'
 import { EntryLog, type PreparedEntries, type PullAnswer, type ReceiveResult } from './log.js'
 import { Members, type ForgetResult, type Member } from './members.js'
+import { ClockHistory } from './clock-history.js'
 import { Retirements } from './retire.js'
 import { VisibleTreeReader } from './reads.js'
 import { ReplicaRecovery, type RecoveryTimers } from './recovery.js'
@@ -179,6 +180,7 @@ export class Replica implements Namespace {
   private readonly changeListeners = new Set<() => void>()
   /** {@link seen}'s record, and the entries of other replicas applied when it was copied. */
   private seenMark?: { others: number, clock: Readonly<VectorClock> }
+  private readonly history: ClockHistory
   private readonly referenceListeners = new Set<ReferenceListener>()
   private opened = false
   private readonly checkOnRestart: boolean
@@ -188,7 +190,12 @@ export class Replica implements Namespace {
     const id = signer.id
     this.checkOnRestart = options.checkOnRestart ?? false
     const trust = this.trust = components.trust ?? TRUST_EVERYONE
-    const changed = (): void => { for (const l of this.changeListeners) l() }
+    // the clock before other replicas' entries arrive is kept for a minute, with the time (clock-history.ts)
+    const history = this.history = new ClockHistory({ clock, seen: () => this.seen() })
+    const changed = (): void => {
+      history.changed()
+      for (const l of this.changeListeners) l()
+    }
     const store = this.store = new ReplicaStore(kv)
     const timers: RecoveryTimers = components.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) } }
     const recovery = this.recovery = new ReplicaRecovery({
@@ -342,6 +349,7 @@ export class Replica implements Namespace {
       throw err
     }
     this.opened = true
+    this.history.changed()
   }
 
   /**
@@ -410,6 +418,9 @@ export class Replica implements Namespace {
     if (this.seenMark?.others !== others) this.seenMark = { others, clock: Object.freeze({ ...clock }) }
     return this.seenMark.clock
   }
+
+  /** See {@link Namespace.seenAt}. */
+  seenAt (time: number): Readonly<VectorClock> | undefined { return this.history.at(time) }
 
   /** See {@link Namespace.arrivedSince}. */
   async arrivedSince (path: string, clock: Readonly<VectorClock>): Promise<boolean> {

@@ -108,6 +108,8 @@ describe('HTTP API', () => {
       ['POST', '/api/v0/add', 'body'],
       ['POST', '/api/v0/add?to=/q&mode=999', 'body'],
       ['POST', '/api/v0/add?to=/q&bogus=1', 'body'],
+      ['POST', '/api/v0/add?to=/q&started=yesterday', 'body'],
+      ['POST', '/api/v0/add?to=/q&started=-5', 'body'],
       ['POST', '/api/v0/car/import?x=1', 'body'],
       ['GET', '/api/v0/stream/error'],
       ['GET', '/api/v0/stream/error?id=x']

@@ -1,0 +1,93 @@
+/**
+ * An add names when its command began (`startedAt`): another node's version
+ * of the path that arrived after that moment, before the daemon served the
+ * add, is kept beside the new one, a conflict, not replaced unseen
+ * (node/namespace/clock-history.ts). Real `Files` over a real namespace and
+ * block store on disk; the other node is a second replica whose entries are
+ * pulled in.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseChunker } from '../../../node/content/index.js'
+import { ClockHistory, HISTORY_MS, HISTORY_RECORDS } from '../../../node/namespace/clock-history.js'
+import { file, pullInto, replica } from '../namespace/helpers.js'
+import { filesOnDisk } from './fixtures.js'
+import type { VectorClock } from '../../../node/namespace/index.js'
+
+const CHUNKER = parseChunker('size-262144')
+
+async function * bytesOf (text: string): AsyncGenerator<Uint8Array> { yield new TextEncoder().encode(text) }
+
+describe('an add started before another node\'s version arrived', () => {
+  it('keeps that version beside its own, a conflict; one that arrived before it began is replaced', async t => {
+    const { files, namespace } = await filesOnDisk(t)
+    const peer = await replica({ now: Date.now() })
+    await peer.putFile('/x', file('theirs', Date.now()))
+    await peer.putFile('/y', file('theirs too', Date.now()))
+
+    // /x: the command began, then the other node's version arrived, then the add ran
+    const started = Date.now()
+    await sleep(5)
+    await pullInto(namespace, peer)
+    await sleep(5)
+    await files.add('/x', bytesOf('mine'), { chunker: CHUNKER, startedAt: started })
+    const conflicts = await namespace.conflicts()
+    assert.equal(conflicts.length, 1, 'both versions kept')
+    assert.equal(conflicts[0].path, '/x')
+
+    // /y arrived with /x, before this command began: replaced, as any later write replaces
+    await files.add('/y', bytesOf('mine too'), { chunker: CHUNKER, startedAt: Date.now() })
+    assert.equal((await namespace.conflicts()).length, 1, 'no conflict at /y')
+
+    // a moment older than the history: the add replaces what the path shows, as before
+    await peer.putFile('/z', file('theirs, third', Date.now()))
+    await pullInto(namespace, peer)
+    await files.add('/z', bytesOf('mine, third'), { chunker: CHUNKER, startedAt: Date.now() - 10 * HISTORY_MS })
+    assert.deepEqual((await namespace.conflicts()).map(c => c.path), ['/x'])
+  })
+})
+
+describe('clock history', () => {
+  it('answers the clock that held at a moment, none before what it keeps, now for a moment to come', () => {
+    const time = { now: 1_000 }
+    let seen: Readonly<VectorClock> = Object.freeze({ a: 1 })
+    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    assert.equal(history.at(1_000), undefined, 'not opened yet')
+    history.changed()
+    time.now = 2_000
+    seen = Object.freeze({ a: 2 })
+    history.changed()
+    time.now = 3_000
+    seen = Object.freeze({ a: 2, b: 1 })
+    history.changed()
+    assert.equal(history.at(999), undefined)
+    assert.deepEqual(history.at(1_500), { a: 1 })
+    assert.deepEqual(history.at(2_000), { a: 2 }, 'a change at the very moment counts as before it')
+    assert.deepEqual(history.at(2_999), { a: 2 })
+    assert.deepEqual(history.at(3_500), { a: 2, b: 1 })
+    assert.deepEqual(history.at(10_000), { a: 2, b: 1 })
+    assert.equal(history.at(Number.NaN), undefined)
+    // a minute later the oldest go
+    time.now = 3_000 + HISTORY_MS + 1
+    seen = Object.freeze({ a: 3, b: 1 })
+    history.changed()
+    assert.equal(history.at(2_500), undefined)
+    assert.deepEqual(history.at(3_000 + HISTORY_MS), { a: 2, b: 1 })
+  })
+
+  it('keeps at most HISTORY_RECORDS records: older moments have no answer', () => {
+    const time = { now: 0 }
+    let n = 0
+    let seen: Readonly<VectorClock> = Object.freeze({ a: 0 })
+    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    history.changed()
+    for (let i = 0; i < HISTORY_RECORDS + 10; i++) {
+      time.now += 1
+      seen = Object.freeze({ a: ++n })
+      history.changed()
+    }
+    assert.equal(history.at(5), undefined)
+    assert.deepEqual(history.at(time.now - 1), { a: n - 1 })
+  })
+})
