@@ -14,10 +14,16 @@
  * Mechanism: the replica tells {@link ClockHistory.changed} after each
  * change other replicas' entries made (and at open): each record is a
  * frozen clock (shared with `Replica.seen`) and the time it stopped being
- * the current one. Records older than {@link HISTORY_MS}, and beyond
- * {@link HISTORY_RECORDS}, are dropped: a moment before the oldest record
- * kept has no answer (the caller then replaces what the path shows, as
- * before).
+ * the current one. Arrivals closer together than {@link RECORD_GAP_MS}
+ * share a record (a copy of the clock is O(authors): at most four a
+ * second), and a moment between them is answered with the older clock,
+ * which can only call a version "arrived after" that came a moment before
+ * (a conflict too many, never a version replaced unseen). Records older
+ * than {@link HISTORY_MS}, and beyond {@link HISTORY_RECORDS} or
+ * {@link HISTORY_COUNTERS} counters in all (a swarm of many authors keeps
+ * fewer), are dropped: a moment before the oldest record kept, or more
+ * than a minute ago, has no answer (the caller then replaces what the path
+ * shows, as before).
  *
  * @module
  */
@@ -30,10 +36,25 @@ export const HISTORY_MS = 60_000
 /** Most records kept (a busy swarm's arrivals within {@link HISTORY_MS}: the oldest go first). */
 export const HISTORY_RECORDS = 1024
 
+/** Counters kept in all the records at most: a swarm of many authors keeps fewer records (at least {@link MIN_RECORDS}). */
+export const HISTORY_COUNTERS = 1_000_000
+
+/** Records kept however many authors there are. */
+export const MIN_RECORDS = 8
+
+/**
+ * A new record is taken at most this often (ms): arrivals closer together
+ * share one. A moment between them is answered with the clock before the
+ * first (older than the truth: a version that arrived just before the
+ * moment counts as arrived after it, a conflict too many, never a version
+ * replaced unseen).
+ */
+export const RECORD_GAP_MS = 250
+
 /** What a {@link ClockHistory} is built from. */
 export interface ClockHistoryComponents {
   clock: WallClock
-  /** The replica's clock now, as a record that never changes. */
+  /** The replica's clock now, as a record that never changes (a copy when it changed: O(authors)). */
   seen: () => Readonly<VectorClock>
 }
 
@@ -41,27 +62,35 @@ export interface ClockHistoryComponents {
 export class ClockHistory {
   /** The clocks that held before the current one, oldest first, each with the time it stopped holding. */
   private readonly past: Array<{ until: number, clock: Readonly<VectorClock> }> = []
+  /** The clock recorded last, and since when it held. */
   private current: Readonly<VectorClock> | undefined
+  private currentFrom = 0
+  /** Arrivals since {@link current} was recorded, not recorded (closer than {@link RECORD_GAP_MS}): the last at {@link lastChange}. */
+  private unrecorded = false
+  private lastChange = 0
   /** Since when the records answer: before it, nothing is known. */
-  private since: number
+  private since = 0
+  private maxRecords = HISTORY_RECORDS
 
-  constructor (private readonly components: ClockHistoryComponents) {
-    this.since = components.clock.now()
-  }
+  constructor (private readonly components: ClockHistoryComponents) {}
 
   /** Other replicas' entries changed the clock (or the replica opened): the clock before is kept, with the time. */
   changed (): void {
     const now = this.components.clock.now()
-    const next = this.components.seen()
     if (this.current === undefined) {
-      this.current = next
+      this.record(now)
       this.since = now
       return
     }
-    if (next === this.current) return
-    this.past.push({ until: now, clock: this.current })
-    this.current = next
-    while (this.past.length > HISTORY_RECORDS || (this.past.length > 0 && now - this.past[0].until > HISTORY_MS)) {
+    this.lastChange = now
+    if (now - this.currentFrom < RECORD_GAP_MS) {
+      this.unrecorded = true
+      return
+    }
+    const before = this.current
+    if (!this.record(now)) return
+    this.past.push({ until: now, clock: before })
+    while (this.past.length > this.maxRecords || (this.past.length > 0 && now - this.past[0].until > HISTORY_MS)) {
       this.since = this.past[0].until
       this.past.shift()
     }
@@ -69,12 +98,34 @@ export class ClockHistory {
 
   /**
    * The clock the replica had applied at `time` (ms on its wall clock), as
-   * far as other replicas' entries go; undefined when `time` is before what
-   * is kept. A time still to come is now.
+   * far as other replicas' entries go, or an older one (see
+   * {@link RECORD_GAP_MS}); undefined when `time` is more than
+   * {@link HISTORY_MS} ago or before what is kept. A time still to come is now.
    */
   at (time: number): Readonly<VectorClock> | undefined {
-    if (this.current === undefined || !Number.isFinite(time) || time < this.since) return undefined
-    for (const record of this.past) if (time < record.until) return record.clock
-    return this.components.seen()
+    if (this.current === undefined || !Number.isFinite(time) || time < this.since || time < this.components.clock.now() - HISTORY_MS) return undefined
+    // the first record that stopped holding after `time`
+    let lo = 0
+    let hi = this.past.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (time < this.past[mid].until) hi = mid
+      else lo = mid + 1
+    }
+    if (lo < this.past.length) return this.past[lo].clock
+    return this.unrecorded && time < this.lastChange ? this.current : this.components.seen()
+  }
+
+  /** Take the clock now as the current one; false when it is the one recorded already. */
+  private record (now: number): boolean {
+    const next = this.components.seen()
+    this.unrecorded = false
+    if (next === this.current) return false
+    this.current = next
+    this.currentFrom = now
+    let authors = 0
+    for (const _ in next) authors++
+    this.maxRecords = Math.max(MIN_RECORDS, Math.min(HISTORY_RECORDS, Math.floor(HISTORY_COUNTERS / Math.max(1, authors))))
+    return true
   }
 }

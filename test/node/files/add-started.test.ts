@@ -10,7 +10,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseChunker } from '../../../node/content/index.js'
-import { ClockHistory, HISTORY_MS, HISTORY_RECORDS } from '../../../node/namespace/clock-history.js'
+import { ClockHistory, HISTORY_COUNTERS, HISTORY_MS, MIN_RECORDS, RECORD_GAP_MS } from '../../../node/namespace/clock-history.js'
 import { file, pullInto, replica } from '../namespace/helpers.js'
 import { filesOnDisk } from './fixtures.js'
 import type { VectorClock } from '../../../node/namespace/index.js'
@@ -76,18 +76,47 @@ describe('clock history', () => {
     assert.deepEqual(history.at(3_000 + HISTORY_MS), { a: 2, b: 1 })
   })
 
-  it('keeps at most HISTORY_RECORDS records: older moments have no answer', () => {
+  it('a moment more than a minute ago has no answer, however quiet the swarm', () => {
     const time = { now: 0 }
-    let n = 0
-    let seen: Readonly<VectorClock> = Object.freeze({ a: 0 })
+    let seen: Readonly<VectorClock> = Object.freeze({ a: 1 })
     const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
     history.changed()
-    for (let i = 0; i < HISTORY_RECORDS + 10; i++) {
-      time.now += 1
-      seen = Object.freeze({ a: ++n })
+    time.now = 200_000
+    seen = Object.freeze({ a: 2 })
+    history.changed()
+    assert.equal(history.at(10_000), undefined)
+    assert.deepEqual(history.at(200_000 - HISTORY_MS + 1), { a: 1 })
+  })
+
+  it('arrivals closer than RECORD_GAP_MS share a record: a moment between them gets the older clock, a moment after the last the clock now', () => {
+    const time = { now: 0 }
+    let seen: Readonly<VectorClock> = Object.freeze({ a: 1 })
+    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    history.changed()
+    time.now = 1_000
+    seen = Object.freeze({ a: 2 })
+    history.changed()
+    time.now = 1_000 + RECORD_GAP_MS / 2
+    seen = Object.freeze({ a: 3 })
+    history.changed()
+    assert.deepEqual(history.at(1_000 + RECORD_GAP_MS / 4), { a: 2 }, 'between the two: the clock before the second (older than the truth: a conflict too many, never a loss)')
+    assert.deepEqual(history.at(1_000 + RECORD_GAP_MS / 2), { a: 3 }, 'after the last arrival: the clock now')
+    time.now = 5_000
+    assert.deepEqual(history.at(4_000), { a: 3 })
+  })
+
+  it('keeps fewer records when the clocks name many authors', () => {
+    const time = { now: 0 }
+    const many = (n: number): Readonly<VectorClock> => Object.freeze(Object.fromEntries(Array.from({ length: HISTORY_COUNTERS / 4 }, (_, i) => [`author-${i}`, n])))
+    let seen = many(1)
+    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    history.changed()
+    for (let i = 2; i < 20; i++) {
+      time.now += RECORD_GAP_MS
+      seen = many(i)
       history.changed()
     }
-    assert.equal(history.at(5), undefined)
-    assert.deepEqual(history.at(time.now - 1), { a: n - 1 })
+    assert.equal(history.at(RECORD_GAP_MS), undefined, `${HISTORY_COUNTERS / 4} authors: ${MIN_RECORDS} records, not 19`)
+    assert.equal(history.at(time.now - RECORD_GAP_MS)?.['author-0'], 18)
   })
 })
