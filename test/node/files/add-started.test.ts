@@ -48,19 +48,26 @@ describe('an add started before another node\'s version arrived', () => {
   })
 })
 
+/** A history over a test clock: `arrive(at, clock)` moves time to `at`, makes `clock` the replica's, and tells the history. */
+function testHistory (first: Readonly<VectorClock>, openAt: number): { history: ClockHistory, time: { now: number }, arrive: (at: number, clock: Readonly<VectorClock>) => void } {
+  const time = { now: openAt }
+  let seen = first
+  const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+  const arrive = (at: number, clock: Readonly<VectorClock>): void => {
+    time.now = at
+    seen = clock
+    history.changed()
+  }
+  return { history, time, arrive }
+}
+
 describe('clock history', () => {
   it('answers the clock that held at a moment, none before what it keeps, now for a moment to come', () => {
-    const time = { now: 1_000 }
-    let seen: Readonly<VectorClock> = Object.freeze({ a: 1 })
-    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    const { history, arrive } = testHistory(Object.freeze({ a: 1 }), 1_000)
     assert.equal(history.at(1_000), undefined, 'not opened yet')
     history.changed()
-    time.now = 2_000
-    seen = Object.freeze({ a: 2 })
-    history.changed()
-    time.now = 3_000
-    seen = Object.freeze({ a: 2, b: 1 })
-    history.changed()
+    arrive(2_000, Object.freeze({ a: 2 }))
+    arrive(3_000, Object.freeze({ a: 2, b: 1 }))
     assert.equal(history.at(999), undefined)
     assert.deepEqual(history.at(1_500), { a: 1 })
     assert.deepEqual(history.at(2_000), { a: 2 }, 'a change at the very moment counts as before it')
@@ -69,36 +76,24 @@ describe('clock history', () => {
     assert.deepEqual(history.at(10_000), { a: 2, b: 1 })
     assert.equal(history.at(Number.NaN), undefined)
     // a minute later the oldest go
-    time.now = 3_000 + HISTORY_MS + 1
-    seen = Object.freeze({ a: 3, b: 1 })
-    history.changed()
+    arrive(3_000 + HISTORY_MS + 1, Object.freeze({ a: 3, b: 1 }))
     assert.equal(history.at(2_500), undefined)
     assert.deepEqual(history.at(3_000 + HISTORY_MS), { a: 2, b: 1 })
   })
 
   it('a moment more than a minute ago has no answer, however quiet the swarm', () => {
-    const time = { now: 0 }
-    let seen: Readonly<VectorClock> = Object.freeze({ a: 1 })
-    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    const { history, arrive } = testHistory(Object.freeze({ a: 1 }), 0)
     history.changed()
-    time.now = 200_000
-    seen = Object.freeze({ a: 2 })
-    history.changed()
+    arrive(200_000, Object.freeze({ a: 2 }))
     assert.equal(history.at(10_000), undefined)
     assert.deepEqual(history.at(200_000 - HISTORY_MS + 1), { a: 1 })
   })
 
   it('arrivals closer than RECORD_GAP_MS share a record: a moment between them gets the older clock, a moment after the last the clock now', () => {
-    const time = { now: 0 }
-    let seen: Readonly<VectorClock> = Object.freeze({ a: 1 })
-    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    const { history, time, arrive } = testHistory(Object.freeze({ a: 1 }), 0)
     history.changed()
-    time.now = 1_000
-    seen = Object.freeze({ a: 2 })
-    history.changed()
-    time.now = 1_000 + RECORD_GAP_MS / 2
-    seen = Object.freeze({ a: 3 })
-    history.changed()
+    arrive(1_000, Object.freeze({ a: 2 }))
+    arrive(1_000 + RECORD_GAP_MS / 2, Object.freeze({ a: 3 }))
     assert.deepEqual(history.at(1_000 + RECORD_GAP_MS / 4), { a: 2 }, 'between the two: the clock before the second (older than the truth: a conflict too many, never a loss)')
     assert.deepEqual(history.at(1_000 + RECORD_GAP_MS / 2), { a: 3 }, 'after the last arrival: the clock now')
     time.now = 5_000
@@ -106,16 +101,10 @@ describe('clock history', () => {
   })
 
   it('keeps fewer records when the clocks name many authors', () => {
-    const time = { now: 0 }
     const many = (n: number): Readonly<VectorClock> => Object.freeze(Object.fromEntries(Array.from({ length: HISTORY_COUNTERS / 4 }, (_, i) => [`author-${i}`, n])))
-    let seen = many(1)
-    const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+    const { history, time, arrive } = testHistory(many(1), 0)
     history.changed()
-    for (let i = 2; i < 20; i++) {
-      time.now += RECORD_GAP_MS
-      seen = many(i)
-      history.changed()
-    }
+    for (let i = 2; i < 20; i++) arrive(time.now + RECORD_GAP_MS, many(i))
     assert.equal(history.at(RECORD_GAP_MS), undefined, `${HISTORY_COUNTERS / 4} authors: ${MIN_RECORDS} records, not 19`)
     assert.equal(history.at(time.now - RECORD_GAP_MS)?.['author-0'], 18)
   })
