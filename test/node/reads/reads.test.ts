@@ -247,7 +247,18 @@ describe('read path v2 on real nodes', () => {
     const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
     assert.equal(sha(bytes), sha(f.data))
     for (const { leaf } of lost) assert.equal(origins.get(leaf.toString()), 'rebuilt')
-    for (const [cid, n] of given) assert.ok(n <= 1, `block ${cid} sent ${n} times`)
+    // which block it was, should it fail (it did once in a loaded suite run: to be understood)
+    const role = (cid: string): string => {
+      for (const [i, stripe] of f.stripes.entries()) {
+        const d = stripe.data.findIndex(c => c.toString() === cid)
+        if (d >= 0) return `stripe ${i} leaf ${d}${lost.some(l => l.leaf.toString() === cid) ? ', one of the two lost' : ''}`
+        const p = stripe.parity.findIndex(c => c.toString() === cid)
+        if (p >= 0) return `stripe ${i} parity ${p}`
+      }
+      return 'not a shard'
+    }
+    const lostAt = f.stripes.findIndex(s => s.data.some(c => c.equals(lost[0].leaf)))
+    for (const [cid, n] of given) assert.ok(n <= 1, `block ${cid} (${role(cid)}; the lost leaves are in stripe ${lostAt}) sent ${n} times`)
   })
 
   it('a holder that sends wrong bytes is caught, scored down and hung up on; its leaves are rebuilt and never served', TEST, async t => {
