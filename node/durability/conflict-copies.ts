@@ -40,7 +40,7 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { codingOf, parsePolicy } from '../../protocol/durability.js'
 import { localPresence, readContent } from '../content/index.js'
-import { compareDistance, peerKadKey } from './placement.js'
+import { rankByDistance } from './placement.js'
 import { AbortedError } from '../errors.js'
 import type { BlockStore } from '../blocks/index.js'
 import type { BlockReader } from '../reads/api.js'
@@ -88,9 +88,7 @@ export function wholeCopiesOf (pin: FilePin | undefined): number {
 /** The `count` nodes of `nodes` whose kad keys are closest to the sha-256 of `root`. */
 export function keepersOf (root: CID, nodes: readonly string[], count: number): string[] {
   const key = createHash('sha256').update(root.bytes).digest()
-  const keyed = [...new Set(nodes)].map(id => ({ id, kad: peerKadKey(id) }))
-  keyed.sort((a, b) => compareDistance(key, a.kad, b.kad))
-  return keyed.slice(0, count).map(e => e.id)
+  return rankByDistance(key, [...new Set(nodes)].map(id => ({ id }))).slice(0, count).map(p => p.id)
 }
 
 /** Keeps conflict copies whole on the nodes picked for them (see the module comment). */

@@ -910,9 +910,11 @@ export class Files {
    */
   private async replacedVersion (target: string, existing: Entry | undefined, startedAt: number | undefined): Promise<string | null> {
     if (existing?.type !== 'file') return null
-    const seen = startedAt === undefined ? undefined : this.components.namespace.seenAt(startedAt)
-    if (seen !== undefined && await this.components.namespace.arrivedSince(target, seen)) return null
-    return existing.cid
+    const { namespace } = this.components
+    const seen = startedAt === undefined ? undefined : namespace.seenAt(startedAt)
+    // nothing arrived since the writer began (the common case: the same record as now): no second read of the path
+    if (seen === undefined || seen === namespace.seen()) return existing.cid
+    return await namespace.arrivedSince(target, seen) ? null : existing.cid
   }
 
   /** {@link FileBlocks} of the file whose root is `root`: a bounded local walk, then peers asked about the first missing blocks. */
