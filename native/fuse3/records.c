@@ -40,7 +40,8 @@ static uint32_t le32 (const uint8_t *p) {
  * threads. A record is read and checked once: the first thread to need it
  * claims a slot and reads into it; a thread that needs a record being read
  * waits for it rather than reading it again (a read of the same bytes twice
- * was a third of the disk reads of a cold sequential read). A slot is
+ * was a third of the disk reads of a cold sequential read), but only after
+ * reading the records it claimed itself (read_places). A slot is
  * matched by descriptor, offset, length and multihash: a descriptor number
  * reused for another pack could only match a record of the same block.
  */
@@ -70,51 +71,61 @@ static int slot_matches (const fuse3_record_slot_t *slot, const fuse3_place_t *e
     slot->multihash_length == e->multihash_length && memcmp(slot->multihash, e->multihash, e->multihash_length) == 0;
 }
 
+/* How read_places takes a place's record. */
+#define TAKE_ALONE 0  /* every slot in use: read into the thread's scratch */
+#define TAKE_LOAD 1   /* this thread claimed the slot: it reads the record, then settles it */
+#define TAKE_SHARED 2 /* another thread's slot, read or being read: waited for (slot_wait), then copied */
+
 /*
- * The slot of place `e`'s record, with a reference held: `*load` is set when
- * the caller claimed it and must read it (then settle it with
- * slot_settle), clear when it is ready to copy from. NULL when every slot
- * is in use: the caller reads the record on its own.
+ * The slot of place `e`'s record, claimed or joined without waiting, with a
+ * reference held (`*how` says which); NULL (TAKE_ALONE) when every slot is
+ * in use.
  */
-static fuse3_record_slot_t *slot_for (const fuse3_place_t *e, int *load) {
+static fuse3_record_slot_t *slot_take (const fuse3_place_t *e, int *how) {
   uv_mutex_lock(&record_slots_mut);
-  for (;;) {
-    fuse3_record_slot_t *hit = NULL;
-    for (int i = 0; i < RECORD_SLOTS; i++) {
-      if (slot_matches(&record_slots[i], e)) { hit = &record_slots[i]; break; }
-    }
-    if (hit != NULL && hit->state == SLOT_LOADING) {
-      hit->refs++;
-      while (hit->state == SLOT_LOADING) uv_cond_wait(&record_slots_cond, &record_slots_mut);
-      hit->refs--;
-      continue; /* ready, or failed: look again */
-    }
-    if (hit != NULL) {
-      hit->refs++;
-      hit->used = ++record_clock;
-      uv_mutex_unlock(&record_slots_mut);
-      *load = 0;
-      return hit;
-    }
-    fuse3_record_slot_t *slot = NULL;
-    for (int i = 0; i < RECORD_SLOTS; i++) {
-      fuse3_record_slot_t *s = &record_slots[i];
-      if (s->refs == 0 && (slot == NULL || s->used < slot->used)) slot = s;
-    }
-    if (slot != NULL) {
-      slot->state = SLOT_LOADING;
-      slot->refs = 1;
-      slot->fd = e->fd;
-      slot->offset = e->record_offset;
-      slot->length = e->record_length;
-      slot->multihash_length = e->multihash_length;
-      memcpy(slot->multihash, e->multihash, e->multihash_length);
-      slot->used = ++record_clock;
-    }
+  fuse3_record_slot_t *slot = NULL;
+  for (int i = 0; i < RECORD_SLOTS; i++) {
+    if (slot_matches(&record_slots[i], e)) { slot = &record_slots[i]; break; }
+  }
+  if (slot != NULL) {
+    slot->refs++;
+    slot->used = ++record_clock;
+    *how = TAKE_SHARED;
     uv_mutex_unlock(&record_slots_mut);
-    *load = 1;
     return slot;
   }
+  for (int i = 0; i < RECORD_SLOTS; i++) {
+    fuse3_record_slot_t *s = &record_slots[i];
+    if (s->refs == 0 && (slot == NULL || s->used < slot->used)) slot = s;
+  }
+  *how = slot == NULL ? TAKE_ALONE : TAKE_LOAD;
+  if (slot != NULL) {
+    slot->state = SLOT_LOADING;
+    slot->refs = 1;
+    slot->fd = e->fd;
+    slot->offset = e->record_offset;
+    slot->length = e->record_length;
+    slot->multihash_length = e->multihash_length;
+    memcpy(slot->multihash, e->multihash, e->multihash_length);
+    slot->used = ++record_clock;
+  }
+  uv_mutex_unlock(&record_slots_mut);
+  return slot;
+}
+
+/*
+ * Wait until a joined slot is no longer being read: 1 when it is ready to
+ * copy from; 0 when its reader failed (the reference is dropped then). A
+ * slot with a reference held is never claimed for another record, so a
+ * ready one stays as it is until released.
+ */
+static int slot_wait (fuse3_record_slot_t *slot) {
+  uv_mutex_lock(&record_slots_mut);
+  while (slot->state == SLOT_LOADING) uv_cond_wait(&record_slots_cond, &record_slots_mut);
+  int ready = slot->state == SLOT_READY;
+  if (!ready) slot->refs--;
+  uv_mutex_unlock(&record_slots_mut);
+  return ready;
 }
 
 /* A claimed slot's read is over: ready when `ok` (the caller keeps its reference), empty otherwise. */
@@ -167,28 +178,59 @@ static int read_record (const fuse3_place_t *e, char **data, size_t *cap, fuse3_
   return 0;
 }
 
+/* Places whose slots one request holds at once (a 1 MiB request spans one to three records of a file written with the default chunker). */
+#define PLACES_AT_ONCE 16
+
 int read_places (const fuse3_place_t *places, uint32_t n, char *buf, size_t len, char **scratch, size_t *scratch_cap, fuse3_read_counts_t *counts) {
   size_t total = 0;
   for (uint32_t i = 0; i < n; i++) {
     const fuse3_place_t *e = &places[i];
     if (e->record_length < 9 || e->multihash_length > FUSE3_MAX_MULTIHASH || (uint64_t) e->from + e->length > e->record_length || (uint64_t) e->to + e->length > len) return -1;
     if (e->to + e->length > total) total = e->to + e->length;
-    int load = 0;
-    fuse3_record_slot_t *slot = slot_for(e, &load);
-    if (slot == NULL) {
-      /* every slot in use: read it alone */
-      if (read_record(e, scratch, scratch_cap, counts) != 0) return -1;
-      memcpy(buf + e->to, *scratch + e->from, e->length);
-      continue;
+  }
+  for (uint32_t start = 0; start < n; start += PLACES_AT_ONCE) {
+    uint32_t end = n - start > PLACES_AT_ONCE ? start + PLACES_AT_ONCE : n;
+    fuse3_record_slot_t *slots[PLACES_AT_ONCE];
+    int how[PLACES_AT_ONCE];
+    int failed = 0;
+    /* 1. every record's slot, claimed or joined, without waiting */
+    for (uint32_t i = start; i < end; i++) slots[i - start] = slot_take(&places[i], &how[i - start]);
+    /*
+     * 2. the records this thread claimed (or reads alone), before it waits for
+     * any another thread is reading: the request in flight beside this one
+     * usually reads the record this one starts with, and waited for first,
+     * its read held this request's own read back (the two requests' disk
+     * reads ran one after the other instead of at once)
+     */
+    for (uint32_t i = start; i < end; i++) {
+      const fuse3_place_t *e = &places[i];
+      fuse3_record_slot_t *slot = slots[i - start];
+      if (how[i - start] == TAKE_LOAD) {
+        /* the slot is this thread's alone until settled; after a failure, settled unread (its waiters read it alone) */
+        int ok = !failed && read_record(e, &slot->data, &slot->cap, counts) == 0;
+        slot_settle(slot, ok);
+        if (!ok) { slots[i - start] = NULL; failed = 1; }
+      } else if (how[i - start] == TAKE_ALONE && !failed) {
+        if (read_record(e, scratch, scratch_cap, counts) != 0) failed = 1;
+        else memcpy(buf + e->to, *scratch + e->from, e->length);
+      }
     }
-    if (load) {
-      /* the slot is this thread's alone until settled */
-      int ok = read_record(e, &slot->data, &slot->cap, counts) == 0;
-      slot_settle(slot, ok);
-      if (!ok) return -1;
+    /* 3. copied from the slots (those other threads read waited for), every reference released */
+    for (uint32_t i = start; i < end; i++) {
+      const fuse3_place_t *e = &places[i];
+      fuse3_record_slot_t *slot = slots[i - start];
+      if (slot == NULL) continue;
+      if (failed) { slot_release(slot); continue; }
+      if (how[i - start] == TAKE_LOAD || slot_wait(slot)) {
+        memcpy(buf + e->to, slot->data + e->from, e->length);
+        slot_release(slot);
+        continue;
+      }
+      /* the thread that claimed it could not read it (slot_wait dropped the reference): read here, alone */
+      if (read_record(e, scratch, scratch_cap, counts) != 0) failed = 1;
+      else memcpy(buf + e->to, *scratch + e->from, e->length);
     }
-    memcpy(buf + e->to, slot->data + e->from, e->length);
-    slot_release(slot);
+    if (failed) return -1;
   }
   return (int) total;
 }

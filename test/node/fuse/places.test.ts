@@ -254,6 +254,74 @@ print(len(bad), bad[:3])
     assert.equal(m.service.retriedReads(), 0)
   })
 
+  it('sequential readers on several handles at once over a record that fails its check: the bytes before it read exactly, it is never served, no reader hangs', TEST, async t => {
+    // leaves of 384 KiB straddle the kernel's 1 MiB requests: two requests in flight share a record, one thread
+    // reading it while the other waits for it. Here a record before a shared one fails its check: the thread that
+    // waits must neither wait forever nor take wrong bytes
+    const m = await mountTestNode(t, { places: true })
+    const leaf = 393_216
+    const bytes = randomBytes(24 * leaf + 777)
+    await m.files.add('/f.bin', (async function * () { yield bytes })(), { chunker: parseChunker(`size-${leaf}`) })
+    const src = join(await tempDir(t), 'f.bin')
+    await writeFile(src, bytes)
+    const badLeaf = 14
+    await flipRecordOf(m, bytes.subarray(badLeaf * leaf, (badLeaf + 1) * leaf))
+    await sh('echo 1 > /proc/sys/vm/drop_caches')
+    const r = await python(`
+import random, threading
+with open(${JSON.stringify(src)}, 'rb') as f:
+    want = f.read()
+size = len(want)
+bad_from, bad_to = ${badLeaf * leaf}, ${(badLeaf + 1) * leaf}
+wrong = []
+counts = {'exact': 0, 'refused': 0}
+lock = threading.Lock()
+done = threading.Event()
+def dropper():
+    # the kernel keeps what it read: dropped again and again, the records around the bad one are asked for again
+    while not done.wait(0.05):
+        with open('/proc/sys/vm/drop_caches', 'w') as d: d.write('1')
+def reader(n):
+    rnd = random.Random(n)
+    for i in range(12):
+        at = rnd.randrange(0, bad_from - (1 << 20))
+        with open(${JSON.stringify(join(m.dir, 'f.bin'))}, 'rb', buffering=0) as f:
+            f.seek(at)
+            while at < size:
+                length = 1 << 20
+                touches = at < bad_to and at + length > bad_from
+                try:
+                    got = f.read(length)
+                except OSError as e:
+                    with lock:
+                        if touches and e.errno == 5: counts['refused'] += 1
+                        else: wrong.append((n, at, 'error', e.errno))
+                    break
+                # a read that runs into the bad leaf may stop short before it (the bytes before it are good)
+                ok = got == want[at:at + length] if not touches else (got == want[at:at + len(got)] and at + len(got) <= bad_from)
+                with lock:
+                    if not ok: wrong.append((n, at, len(got)))
+                    elif touches: counts['refused'] += 1
+                    else: counts['exact'] += 1
+                if touches or not got: break
+                at += len(got)
+threads = [threading.Thread(target=reader, args=(n,)) for n in range(6)]
+drops = threading.Thread(target=dropper)
+drops.start()
+for th in threads: th.start()
+for th in threads: th.join()
+done.set()
+drops.join()
+print(len(wrong), counts['exact'], counts['refused'], wrong[:3])
+`, { timeoutMs: 50_000 })
+    assert.equal(r.code, 0, r.stderr)
+    const [wrong, exact, refused] = r.stdout.trim().split(' ').map(Number)
+    assert.equal(wrong, 0, `reads with wrong bytes or errors: ${r.stdout}`)
+    assert.ok(exact > 0 && refused > 0, `reads exact ${exact}, stopped at the bad leaf ${refused}`)
+    assert.ok(m.service.placedReads() > 0, 'the reads were placed')
+    assert.ok(m.service.recordReads().refused > 0, 'the binding refused the record')
+  })
+
   it('a handle reading while compaction moves its records and removes their pack keeps reading the right bytes', TEST, async t => {
     const m = await mountTestNode(t, { places: true })
     const a = randomBytes(4 * 1024 * 1024)

@@ -114,7 +114,7 @@ interface Serving { asked: Map<ShoalNode, string[]>, given: Map<string, number> 
  * with each leaf of `lost` refused by its holder `ms` after it is asked (the
  * holder lost it, and says so only after a while).
  */
-function watchServing (f: StripedFile, lost: Array<{ leaf: CID, holder: ShoalNode, ms: number }>): Serving {
+function watchServing (f: StripedFile, lost: Array<{ leaf: CID, holder: ShoalNode, ms: number }>, slow?: { blocks: CID[], ms: number }): Serving {
   const asked = new Map<ShoalNode, string[]>()
   const given = new Map<string, number>()
   for (const node of live(f.swarm).filter(n => n !== f.reader)) {
@@ -129,6 +129,7 @@ function watchServing (f: StripedFile, lost: Array<{ leaf: CID, holder: ShoalNod
         await sleep(gone.ms)
         throw new NotFoundError(`${cid.toString()} is not here`)
       }
+      if (slow?.blocks.some(b => b.equals(cid)) === true) await sleep(slow.ms)
       const bytes = await getBytes(cid, options)
       given.set(cid.toString(), (given.get(cid.toString()) ?? 0) + 1)
       return bytes
@@ -259,6 +260,29 @@ describe('read path v2 on real nodes', () => {
     }
     const lostAt = f.stripes.findIndex(s => s.data.some(c => c.equals(lost[0].leaf)))
     for (const [cid, n] of given) assert.ok(n <= 1, `block ${cid} (${role(cid)}; the lost leaves are in stripe ${lostAt}) sent ${n} times`)
+  })
+
+  it('a second leaf of a stripe lost while the first one\'s rebuild still waits for its parity: the parity is fetched once', TEST, async t => {
+    const f = await stripedFile(t, 8 * MiB)
+    const status = await f.writer.components.files.pinStatus('/f.bin')
+    let lost: Array<{ leaf: CID, holder: ShoalNode }> = []
+    let at = -1
+    for (let index = 1; index < f.stripes.length && lost.length < 2; index++) {
+      lost = []
+      at = index
+      for (let shard = 0; shard < f.stripes[index].data.length && lost.length < 2; shard++) {
+        const holder = live(f.swarm).find(n => n !== f.reader && status.stripes[index].shards[shard].holders.includes(n.components.peerId))
+        if (holder !== undefined) lost.push({ leaf: f.stripes[index].data[shard], holder })
+      }
+    }
+    assert.equal(lost.length, 2, 'a stripe with two leaves held by other nodes')
+    // the first leaf is refused after 300 ms, the second after 900 ms; the stripe's parity takes 1.5 s to read
+    // (a loaded machine): the second leaf fails while the first one's rebuild still waits for the parity
+    const { given } = watchServing(f, lost.map((l, i) => ({ ...l, ms: i === 0 ? 300 : 900 })), { blocks: f.stripes[at].parity, ms: 1500 })
+    const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(60_000))
+    assert.equal(sha(bytes), sha(f.data))
+    for (const { leaf } of lost) assert.equal(origins.get(leaf.toString()), 'rebuilt')
+    for (const p of f.stripes[at].parity) assert.ok((given.get(p.toString()) ?? 0) <= 1, `parity ${p.toString()} sent ${given.get(p.toString()) ?? 0} times`)
   })
 
   it('a holder that sends wrong bytes is caught, scored down and hung up on; its leaves are rebuilt and never served', TEST, async t => {
