@@ -25,13 +25,39 @@ function joinNs (dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir.replace(/\/$/, '')}/${name}`
 }
 
-async function statOrUndefined (client: ApiClient, path: string): Promise<FileInfo | undefined> {
+/**
+ * The entry at `path`, or undefined. With `started` (this command's start),
+ * an entry that arrived from another node since says so
+ * (`arrivedAfterStart`); a daemon older than that parameter is asked
+ * without it.
+ */
+async function statOrUndefined (client: ApiClient, path: string, started?: number): Promise<FileInfo | undefined> {
   try {
-    return await client.json<FileInfo>('GET', '/api/v0/stat', { arg: path })
+    try {
+      return await client.json<FileInfo>('GET', '/api/v0/stat', started === undefined ? { arg: path } : { arg: path, started })
+    } catch (err) {
+      if (started === undefined || !refusesParameter(err, 'started')) throw err
+      return await client.json<FileInfo>('GET', '/api/v0/stat', { arg: path })
+    }
   } catch (err: any) {
     if (err instanceof ApiError && err.name === 'NotFoundError') return undefined
     throw err
   }
+}
+
+/**
+ * Where `add SOURCE --to TO` puts SOURCE: inside TO, under its own name,
+ * when TO ends with `/` or shows a folder this command saw; else at TO. A
+ * folder that arrived from another node after the command began (`found`
+ * says so) is one it never saw: a folder added there joins it instead of
+ * going inside (two `add DIR --to /d` of a new `/d` started together on two
+ * nodes nested one in the other: the later one found the other's `/d`). A
+ * file still goes inside any folder (it cannot join one).
+ */
+export function addTarget (source: { name: string, isDir: boolean }, to: string | undefined, found: Pick<FileInfo, 'type' | 'arrivedAfterStart'> | undefined): string {
+  if (to === undefined) return `/${source.name}`
+  const into = to.endsWith('/') || (found?.type === 'dir' && !(source.isDir && found.arrivedAfterStart === true))
+  return into ? joinNs(to, source.name) : to
 }
 
 /** What `add` was asked for, the same for every file it uploads. */
@@ -141,10 +167,8 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   if (!st.isFile() && !st.isDirectory()) throw new InvalidArgumentError(`cannot add ${source}: not a regular file or directory`)
   if (opts.to !== undefined && !opts.to.startsWith('/')) throw new InvalidPathError(`--to takes an absolute path in the namespace (starting with /), not ${JSON.stringify(opts.to)}`)
   const client = await ApiClient.connect(g.repo)
-  let target = opts.to ?? `/${basename(source)}`
-  if (opts.to !== undefined && (opts.to.endsWith('/') || (await statOrUndefined(client, opts.to))?.type === 'dir')) {
-    target = joinNs(opts.to, basename(source))
-  }
+  const found = opts.to === undefined || opts.to.endsWith('/') ? undefined : await statOrUndefined(client, opts.to, commandStarted())
+  const target = addTarget({ name: basename(source), isDir: st.isDirectory() }, opts.to, found)
   if (st.isFile()) {
     const info = await uploadFile(g, client, { file: source, to: target, st, flags: opts })
     if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
@@ -269,7 +293,12 @@ export async function catCommand (g: GlobalOptions, arg: string, opts: { offset?
  * takes no other key).
  */
 function refusesPipeClaim (err: unknown): boolean {
-  return err instanceof ApiError && err.status === 400 && err.name === 'InvalidArgumentError' && /unrecognized key/i.test(err.message) && err.message.includes('pipe-pid')
+  return refusesParameter(err, 'pipe-pid')
+}
+
+/** Whether `err` is a daemon's refusal of the query parameter `name` it does not know (a daemon older than the CLI). */
+function refusesParameter (err: unknown, name: string): boolean {
+  return err instanceof ApiError && err.status === 400 && err.name === 'InvalidArgumentError' && /unrecognized key/i.test(err.message) && err.message.includes(name)
 }
 
 /** The inode of stdout when it is a pipe or a FIFO, on Linux; else undefined. */

@@ -358,8 +358,10 @@ export const routes: Route[] = [
     method: 'GET',
     path: '/api/v0/stat',
     async handle ({ res, query, signal, components }) {
-      const q = parseQuery(schemas.arg, query)
-      sendJson(res, 200, await components.files.stat(q.arg, signal))
+      const q = parseQuery(schemas.stat, query)
+      const info = await components.files.stat(q.arg, signal)
+      if (q.started !== undefined && info.path !== undefined && await components.files.arrivedAfter(info.path, q.started)) info.arrivedAfterStart = true
+      sendJson(res, 200, info)
     }
   },
   {

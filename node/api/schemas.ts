@@ -12,11 +12,15 @@ const mountPath = z.string().min(1, 'is required').max(4096).refine(v => v.start
 const octalMode = z.string().regex(/^[0-7]{1,4}$/, 'must be octal permission bits').transform(v => parseInt(v, 8))
 /** A namespace path: an empty one is the namespace's to refuse, with a message that says so (`InvalidPathError`), not `arg: is required`. */
 const path = z.string().max(8192)
+/** When the caller began, ms since the epoch (what it never saw arrived after: `Files.arrivedAfter`). */
+const started = nonNegInt.refine(v => v <= MAX_TIME, `must be at most ${MAX_TIME} (ms)`)
 
 /** Query schemas, one per route. Unknown parameters are rejected. */
 export const schemas = {
   none: z.object({}).strict(),
   arg: z.object({ arg }).strict(),
+  /** `started`: when the caller began; an entry that arrived from another node after it says so (`arrivedAfterStart`). */
+  stat: z.object({ arg, started: started.optional() }).strict(),
   add: z.object({
     to: arg,
     chunker: z.string().max(64).optional(),
@@ -25,13 +29,13 @@ export const schemas = {
     pin: z.string().max(32).optional(),
     wait: bool.optional(),
     /** When the caller began (ms since the epoch): another node's version that arrived after it is kept beside this one. */
-    started: nonNegInt.refine(v => v <= MAX_TIME, `must be at most ${MAX_TIME} (ms)`).optional()
+    started: started.optional()
   }).strict(),
   /** The files' paths, modes and mtimes are in the body's manifest (protocol/add-batch.ts). */
   addMany: z.object({
     chunker: z.string().max(64).optional(),
     pin: z.string().max(32).optional(),
-    started: nonNegInt.refine(v => v <= MAX_TIME, `must be at most ${MAX_TIME} (ms)`).optional()
+    started: started.optional()
   }).strict(),
   /** `verify`: read the cold copy back whole (node/tiers/cold-health.ts). */
   pinStatus: z.object({ arg, verify: bool.optional() }).strict(),

@@ -121,6 +121,12 @@ export interface FileInfo {
   /** A conflict copy: the path it lost to. */
   conflictOf?: string
   /**
+   * Set by a `stat` that names when its caller began (`started`): this
+   * entry arrived from another node after that moment, so the caller never
+   * saw it (`add DIR --to` adds a folder into a folder only when it saw it).
+   */
+  arrivedAfterStart?: true
+  /**
    * Set by an add (without `wait`) whose policy cannot be met yet, one line:
    * too few live nodes to code it, or fewer than its shards. The file is
    * durable here; it is coded and placed (again) by itself once enough nodes
@@ -910,11 +916,21 @@ export class Files {
    */
   private async replacedVersion (target: string, existing: Entry | undefined, startedAt: number | undefined): Promise<string | null> {
     if (existing?.type !== 'file') return null
+    return startedAt !== undefined && await this.arrivedAfter(target, startedAt) ? null : existing.cid
+  }
+
+  /**
+   * Whether what the namespace shows at `path` (a file version or a
+   * directory) arrived from another node after `startedAt` (ms on this
+   * node's clock): one a caller who began then never saw. False for a
+   * moment more than a minute ago (the namespace's `seenAt`).
+   */
+  async arrivedAfter (path: string, startedAt: number): Promise<boolean> {
     const { namespace } = this.components
-    const seen = startedAt === undefined ? undefined : namespace.seenAt(startedAt)
-    // nothing arrived since the writer began (the common case: the same record as now): no second read of the path
-    if (seen === undefined || seen === namespace.seen()) return existing.cid
-    return await namespace.arrivedSince(target, seen) ? null : existing.cid
+    const seen = namespace.seenAt(startedAt)
+    // nothing arrived since the caller began (the common case: the same record as now): no read of the path
+    if (seen === undefined || seen === namespace.seen()) return false
+    return await namespace.arrivedSince(path, seen)
   }
 
   /** {@link FileBlocks} of the file whose root is `root`: a bounded local walk, then peers asked about the first missing blocks. */

@@ -206,11 +206,12 @@ export interface Namespace {
    */
   seenAt: (time: number) => Readonly<VectorClock> | undefined
   /**
-   * Whether the file version visible at `path` was written by another
-   * replica and reached this one after it had applied `clock`: a version
+   * Whether the file version or directory visible at `path` was written by
+   * another replica and reached this one after it had applied `clock`: one
    * that a writer who began at `clock` never saw (a save by rename asks it
-   * of its target, docs/fuse.md). False when the path shows no file, or a
-   * version this replica wrote or had by then.
+   * of its target, docs/fuse.md; `add DIR --to` of the folder it would add
+   * into). False when the path shows nothing, a directory present only for
+   * what lives below it, or a version this replica wrote or had by then.
    */
   arrivedSince: (path: string, clock: Readonly<VectorClock>) => Promise<boolean>
 }

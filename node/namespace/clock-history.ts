@@ -18,7 +18,10 @@
  * share a record (a copy of the clock is O(authors): at most four a
  * second), and a moment between them is answered with the older clock,
  * which can only call a version "arrived after" that came a moment before
- * (a conflict too many, never a version replaced unseen). Records older
+ * (a conflict too many, never a version replaced unseen); the clock after
+ * such a burst is recorded when the next entries arrive
+ * ({@link ClockHistory.arriving}, told before they apply), so a moment
+ * after the burst sees it. Records older
  * than {@link HISTORY_MS}, and beyond {@link HISTORY_RECORDS} or
  * {@link HISTORY_COUNTERS} counters in all (a swarm of many authors keeps
  * fewer), are dropped: a moment before the oldest record kept, or more
@@ -87,10 +90,30 @@ export class ClockHistory {
       this.unrecorded = true
       return
     }
+    this.keep(now)
+  }
+
+  /**
+   * Other replicas' entries are about to change the clock (called before
+   * they are applied): when earlier arrivals shared the current record (a
+   * burst closer than {@link RECORD_GAP_MS}) and the burst is over, the
+   * clock after it is recorded now, as holding since its last arrival.
+   * Without it, the next record kept the clock before the burst for every
+   * moment until this arrival: a version that arrived in the burst counted
+   * as arrived after a moment long past it (an add seconds later kept it
+   * beside its own, a conflict too many).
+   */
+  arriving (): void {
+    if (!this.unrecorded || this.components.clock.now() - this.lastChange < RECORD_GAP_MS) return
+    this.keep(this.lastChange)
+  }
+
+  /** Take the clock now as the current one from `at`, the one before it kept as holding until then. */
+  private keep (at: number): void {
     const before = this.current
-    if (!this.record(now)) return
-    this.past.push({ until: now, clock: before })
-    while (this.past.length > this.maxRecords || (this.past.length > 0 && now - this.past[0].until > HISTORY_MS)) {
+    if (!this.record(at)) return
+    this.past.push({ until: at, clock: before as Readonly<VectorClock> })
+    while (this.past.length > this.maxRecords || (this.past.length > 0 && at - this.past[0].until > HISTORY_MS)) {
       this.since = this.past[0].until
       this.past.shift()
     }

@@ -104,6 +104,8 @@ export interface EntryLogComponents {
   snapshot: () => Promise<{ root: CID, clock: VectorClock } | undefined>
   /** Remote entries changed the tree. */
   changed: () => void
+  /** Called before a batch of other replicas' entries is applied (the clock before them is what a writer who began then saw: clock-history.ts). */
+  arriving?: () => void
 }
 
 /** Receives, holds and applies remote entries; serves pulls. */
@@ -178,6 +180,7 @@ export class EntryLog {
         }
         if (this.hold(p)) held.push(p)
       }
+      if (held.length > 0) this.components.arriving?.()
       result.applied = await this.drain()
       // the bound holds after the batch had its turn: a ready entry is never refused for want of room
       this.release(held)

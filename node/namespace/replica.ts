@@ -244,7 +244,8 @@ export class Replica implements Namespace {
       maxPending: options.maxPending ?? 100_000,
       heardSelf: (seen, peer) => { recovery.heardSelf(seen, peer, 'entry') },
       snapshot: async () => await snapshots.current(),
-      changed
+      changed,
+      arriving: () => { history.arriving() }
     })
     const snapshots: Snapshots = this.snapshots = new Snapshots({
       store,
@@ -426,7 +427,7 @@ export class Replica implements Namespace {
   async arrivedSince (path: string, clock: Readonly<VectorClock>): Promise<boolean> {
     const v = await this.reads.visible(normalizePath(path))
     // a version is what all its dots stand for (the same bytes written more than once): one seen, or this replica's, is enough
-    return v?.type === 'file' && v.dots.length > 0 && v.dots.every(dot => dot[0] !== this.id && !covers(clock, dot))
+    return v !== undefined && v.dots.length > 0 && v.dots.every(dot => dot[0] !== this.id && !covers(clock, dot))
   }
 
   /**

@@ -48,6 +48,30 @@ describe('an add started before another node\'s version arrived', () => {
   })
 })
 
+describe('what arrived after a caller began (`Files.arrivedAfter`, the `started` of `stat`)', () => {
+  it('a folder another node made after the moment arrived after it; one made before, or made here, did not', async t => {
+    const { files, namespace } = await filesOnDisk(t)
+    const peer = await replica({ now: Date.now() })
+    await peer.mkdir('/before')
+    await pullInto(namespace, peer)
+    // arrivals closer than RECORD_GAP_MS share one record (a moment between them gets the older clock)
+    await sleep(RECORD_GAP_MS + 50)
+    const started = Date.now()
+    await sleep(5)
+    await peer.mkdir('/d')
+    await peer.putFile('/d/a', file('theirs', Date.now()))
+    await namespace.mkdir('/mine')
+    await pullInto(namespace, peer)
+    assert.equal(await files.arrivedAfter('/d', started), true, 'the other node\'s /d arrived after the caller began')
+    assert.equal(await files.arrivedAfter('/d/a', started), true, 'and its file')
+    assert.equal(await files.arrivedAfter('/before', started), false, 'a folder that was here when it began')
+    assert.equal(await files.arrivedAfter('/mine', started), false, 'a folder this node made')
+    assert.equal(await files.arrivedAfter('/nothing', started), false, 'no entry')
+    assert.equal(await files.arrivedAfter('/d', Date.now()), false, 'a caller who began after it arrived saw it')
+    assert.equal(await files.arrivedAfter('/d', started - 10 * HISTORY_MS), false, 'a moment older than the history: not known, treated as seen')
+  })
+})
+
 /** A history over a test clock: `arrive(at, clock)` moves time to `at`, makes `clock` the replica's, and tells the history. */
 function testHistory (first: Readonly<VectorClock>, openAt: number): { history: ClockHistory, time: { now: number }, arrive: (at: number, clock: Readonly<VectorClock>) => void } {
   const time = { now: openAt }
@@ -55,6 +79,8 @@ function testHistory (first: Readonly<VectorClock>, openAt: number): { history: 
   const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
   const arrive = (at: number, clock: Readonly<VectorClock>): void => {
     time.now = at
+    // as the replica does: told before the entries apply, and after
+    history.arriving()
     seen = clock
     history.changed()
   }
@@ -98,6 +124,12 @@ describe('clock history', () => {
     assert.deepEqual(history.at(1_000 + RECORD_GAP_MS / 2), { a: 3 }, 'after the last arrival: the clock now')
     time.now = 5_000
     assert.deepEqual(history.at(4_000), { a: 3 })
+    // the next arrival, long after: a moment between the burst and it had seen the burst (before, the clock before the
+    // burst answered every moment up to this arrival: what arrived in it counted as unseen by an add 30 s later)
+    arrive(30_000, Object.freeze({ a: 4 }))
+    assert.deepEqual(history.at(20_000), { a: 3 })
+    assert.deepEqual(history.at(1_000 + RECORD_GAP_MS / 4), { a: 2 }, 'within the burst: still the older clock')
+    assert.deepEqual(history.at(30_000), { a: 4 })
   })
 
   it('keeps fewer records when the clocks name many authors', () => {
