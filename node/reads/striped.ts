@@ -254,8 +254,11 @@ export function stripedSession (components: StripedReadComponents, root: CID, ma
         const cid = where.stripe.data[shard]
         return cid === undefined ? undefined : fetching.get(blockKey(cid))
       }
+      // what the first attempt fetched, taken by the one after the view is asked again (a loaded holder that answered the
+      // view late held one shard: the stripe's other shards crossed the network twice)
+      const fetched = new Map<number, Uint8Array>()
       const from = (view: HolderView): Promise<Uint8Array[]> =>
-        rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view, skip, have: kept.get(where.index)?.leaves, fetching: fetchingLeaf, signal })
+        rebuildFrom({ ...components, onBlock: noteOrigin, cache }, { mroot: index.mroot, index: where.index, stripe: where.stripe, view, skip, have: kept.get(where.index)?.leaves, fetched, fetching: fetchingLeaf, signal })
       const used = index.view
       data = from(used).catch(async (err: any) => {
         // too few shards in a view that may have missed holders: asked once more, then tried again
@@ -554,6 +557,8 @@ interface RebuildTarget {
    * another leaf of its stripe fails).
    */
   fetching?: (shard: number) => Promise<Uint8Array> | undefined
+  /** Shards an earlier attempt at this rebuild fetched, by index (verified): taken, not fetched again; each shard this one fetches is added. */
+  fetched?: Map<number, Uint8Array>
   signal?: AbortSignal
 }
 
@@ -569,6 +574,7 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
   const self = components.stripes.self
   const shards = new Map<number, Uint8Array>()
   for (const [i, bytes] of have ?? []) if (i !== skip && i < stripe.data.length) shards.set(i, bytes)
+  for (const [i, bytes] of target.fetched ?? []) if (i !== skip) shards.set(i, bytes)
   const candidates: number[] = []
   for (let i = 0; i < k + m; i++) {
     if (i === skip || shards.has(i) || shardCID(stripe, k, i) === undefined) continue
@@ -588,7 +594,9 @@ async function rebuildFrom (components: StripedReadComponents & { onBlock?: Stri
         const cid = shardCID(stripe, k, i) as CID
         const providers = view.holders(index, i).filter(p => p !== self).map(p => peerIdFromString(p))
         try {
-          shards.set(i, await (target.fetching?.(i) ?? components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal, store: components.cache })))
+          const bytes = await (target.fetching?.(i) ?? components.exchange.getBlock(cid, { providers: providers.length > 0 ? providers : undefined, signal, store: components.cache }))
+          shards.set(i, bytes)
+          target.fetched?.set(i, bytes)
         } catch {}
         if (signal?.aborted === true) next = candidates.length
         done()

@@ -26,6 +26,7 @@ import { flipEveryBlock } from '../blocks/fixtures.js'
 import { connectAll, live, once, readAll, sha, startNode, stopNode, swarmOf, until, type Swarm } from '../../helpers/swarm.js'
 import type { CleanupContext } from '../../helpers/temp.js'
 import { READ_CACHE_BYTES, type BlockOrigin } from '../../../node/reads/index.js'
+import { HOLDINGS_WAIT_MS } from '../../../node/reads/striped.js'
 import type { ShoalNode } from '../../../node/node.js'
 import type { Stripe } from '../../../protocol/durability.js'
 import { NotFoundError } from '../../../node/errors.js'
@@ -283,6 +284,37 @@ describe('read path v2 on real nodes', () => {
     assert.equal(sha(bytes), sha(f.data))
     for (const { leaf } of lost) assert.equal(origins.get(leaf.toString()), 'rebuilt')
     for (const p of f.stripes[at].parity) assert.ok((given.get(p.toString()) ?? 0) <= 1, `parity ${p.toString()} sent ${given.get(p.toString()) ?? 0} times`)
+  })
+
+  it('a stripe rebuilt again once a holder that answered the read\'s view late is known fetches only what it lacked: no shard is sent twice', TEST, async t => {
+    const f = await stripedFile(t, 8 * MiB)
+    const status = await f.writer.components.files.pinStatus('/f.bin')
+    const ownersOf = (index: number, shard: number): ShoalNode[] => live(f.swarm).filter(n => status.stripes[index].shards[shard].holders.includes(n.components.peerId))
+    // a stripe past the first with its six shards on six nodes: two data leaves lost (their holders refuse them at
+    // once), a third shard on a node whose answer to the read's view comes late; the stripe needs all four others
+    let pick: { index: number, lost: Array<{ leaf: CID, holder: ShoalNode }>, slow: ShoalNode } | undefined
+    for (let index = 1; index < f.stripes.length && pick === undefined; index++) {
+      const owners = Array.from({ length: K + 2 }, (_, s) => ownersOf(index, s))
+      if (owners.some(o => o.length !== 1) || new Set(owners.map(o => o[0])).size !== K + 2) continue
+      const others = [...owners.keys()].filter(s => owners[s][0] !== f.reader)
+      const lostShards = others.filter(s => s < K).slice(0, 2)
+      const slowShard = others.find(s => !lostShards.includes(s))
+      if (lostShards.length < 2 || slowShard === undefined) continue
+      pick = { index, lost: lostShards.map(s => ({ leaf: f.stripes[index].data[s], holder: owners[s][0] })), slow: owners[slowShard][0] }
+    }
+    assert.ok(pick !== undefined, 'a stripe with its shards on six nodes')
+    const { given } = watchServing(f, pick.lost.map(l => ({ ...l, ms: 0 })))
+    // the slow node says which shards it holds after the read's first wait for its view, within the wait of the second
+    const holdings = pick.slow.components.holdings
+    const held = holdings.held.bind(holdings)
+    holdings.held = async function * (...args: Parameters<typeof held>) {
+      await sleep(HOLDINGS_WAIT_MS + 2_000)
+      yield * held(...args)
+    }
+    const { bytes, origins } = await readNoting(f, f.reader, AbortSignal.timeout(90_000))
+    assert.equal(sha(bytes), sha(f.data))
+    for (const { leaf } of pick.lost) assert.equal(origins.get(leaf.toString()), 'rebuilt')
+    for (const [cid, n] of given) assert.ok(n <= 1, `block ${cid} sent ${n} times`)
   })
 
   it('a holder that sends wrong bytes is caught, scored down and hung up on; its leaves are rebuilt and never served', TEST, async t => {
