@@ -4,7 +4,7 @@ import { basename, join, relative, sep } from 'node:path'
 import { InvalidArgumentError, InvalidPathError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
-import { ApiClient, ApiError } from '../client.js'
+import { ApiClient, ApiError, type Query } from '../client.js'
 import { createHeld, downloadError, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, fileOutputPath, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, formatTime, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
@@ -26,19 +26,28 @@ function joinNs (dir: string, name: string): string {
 }
 
 /**
- * The entry at `path`, or undefined. With `started` (this command's start),
- * an entry that arrived from another node since says so
- * (`arrivedAfterStart`); a daemon older than that parameter is asked
- * without it.
+ * A request that names this command's start (`started`: what arrived from
+ * another node after it, the user never saw); a daemon older than that
+ * parameter is asked again without it.
  */
-async function statOrUndefined (client: ApiClient, path: string, started?: number): Promise<FileInfo | undefined> {
+async function withStart<T> (client: ApiClient, method: 'GET' | 'POST', route: string, query: Query): Promise<T> {
   try {
-    try {
-      return await client.json<FileInfo>('GET', '/api/v0/stat', started === undefined ? { arg: path } : { arg: path, started })
-    } catch (err) {
-      if (started === undefined || !refusesParameter(err, 'started')) throw err
-      return await client.json<FileInfo>('GET', '/api/v0/stat', { arg: path })
-    }
+    return await client.json<T>(method, route, { ...query, started: commandStarted() })
+  } catch (err) {
+    if (!refusesParameter(err, 'started')) throw err
+    return await client.json<T>(method, route, query)
+  }
+}
+
+/**
+ * The entry at `path`, or undefined. With `seen`, an entry that arrived
+ * from another node after this command began says so (`arrivedAfterStart`).
+ */
+async function statOrUndefined (client: ApiClient, path: string, options: { seen?: boolean } = {}): Promise<FileInfo | undefined> {
+  try {
+    return options.seen === true
+      ? await withStart<FileInfo>(client, 'GET', '/api/v0/stat', { arg: path })
+      : await client.json<FileInfo>('GET', '/api/v0/stat', { arg: path })
   } catch (err: any) {
     if (err instanceof ApiError && err.name === 'NotFoundError') return undefined
     throw err
@@ -49,14 +58,16 @@ async function statOrUndefined (client: ApiClient, path: string, started?: numbe
  * Where `add SOURCE --to TO` puts SOURCE: inside TO, under its own name,
  * when TO ends with `/` or shows a folder this command saw; else at TO. A
  * folder that arrived from another node after the command began (`found`
- * says so) is one it never saw: a folder added there joins it instead of
- * going inside (two `add DIR --to /d` of a new `/d` started together on two
- * nodes nested one in the other: the later one found the other's `/d`). A
- * file still goes inside any folder (it cannot join one).
+ * says so) is one it never saw, and the add counts as written at once with
+ * it: a folder added there joins it instead of going inside (two `add DIR
+ * --to /d` of a new `/d` started together on two nodes nested one in the
+ * other: the later one found the other's `/d`), and a file is kept beside
+ * it, its conflict copy (the daemon's add does that), as when the two are
+ * written at once.
  */
-export function addTarget (source: { name: string, isDir: boolean }, to: string | undefined, found: Pick<FileInfo, 'type' | 'arrivedAfterStart'> | undefined): string {
+export function addTarget (source: { name: string }, to: string | undefined, found: Pick<FileInfo, 'type' | 'arrivedAfterStart'> | undefined): string {
   if (to === undefined) return `/${source.name}`
-  const into = to.endsWith('/') || (found?.type === 'dir' && !(source.isDir && found.arrivedAfterStart === true))
+  const into = to.endsWith('/') || (found?.type === 'dir' && found.arrivedAfterStart !== true)
   return into ? joinNs(to, source.name) : to
 }
 
@@ -129,10 +140,15 @@ class AddedPaths {
     return result
   }
 
-  /** Make the directory `path` (and its parents) with permission bits `mode` when it is new, remembered then. */
+  /**
+   * Make the directory `path` (and its parents) with permission bits `mode`
+   * when it is new, remembered then. A file there that arrived from another
+   * node after this command began is kept beside it, its conflict copy (the
+   * directory wins, as when the two are written at once).
+   */
   async mkdir (path: string, mode?: number): Promise<void> {
     const fresh = await this.isNew(path)
-    await this.client.json('POST', '/api/v0/mkdir', { arg: path, parents: true, mode: mode?.toString(8) })
+    await withStart(this.client, 'POST', '/api/v0/mkdir', { arg: path, parents: true, mode: mode?.toString(8) })
     if (fresh) this.dirs.push(path)
   }
 
@@ -167,8 +183,8 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   if (!st.isFile() && !st.isDirectory()) throw new InvalidArgumentError(`cannot add ${source}: not a regular file or directory`)
   if (opts.to !== undefined && !opts.to.startsWith('/')) throw new InvalidPathError(`--to takes an absolute path in the namespace (starting with /), not ${JSON.stringify(opts.to)}`)
   const client = await ApiClient.connect(g.repo)
-  const found = opts.to === undefined || opts.to.endsWith('/') ? undefined : await statOrUndefined(client, opts.to, commandStarted())
-  const target = addTarget({ name: basename(source), isDir: st.isDirectory() }, opts.to, found)
+  const found = opts.to === undefined || opts.to.endsWith('/') ? undefined : await statOrUndefined(client, opts.to, { seen: true })
+  const target = addTarget({ name: basename(source) }, opts.to, found)
   if (st.isFile()) {
     const info = await uploadFile(g, client, { file: source, to: target, st, flags: opts })
     if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })

@@ -377,7 +377,7 @@ export const routes: Route[] = [
     path: '/api/v0/mkdir',
     async handle ({ res, query, components }) {
       const q = parseQuery(schemas.mkdir, query)
-      sendJson(res, 200, await components.files.mkdir(q.arg, { parents: q.parents, mode: q.mode }))
+      sendJson(res, 200, await components.files.mkdir(q.arg, { parents: q.parents, mode: q.mode, startedAt: q.started }))
     }
   },
   {

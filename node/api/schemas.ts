@@ -54,7 +54,8 @@ export const schemas = {
     'pipe-ino': z.string().regex(/^\d{1,20}$/, 'must be an inode number').transform(BigInt).optional()
   }).strict().refine(q => (q['pipe-pid'] === undefined) === (q['pipe-ino'] === undefined), 'pipe-pid and pipe-ino go together'),
   streamError: z.object({ id: nonNegInt }).strict(),
-  mkdir: z.object({ arg: path, parents: bool.optional(), mode: octalMode.optional() }).strict(),
+  /** `started`: when the caller began; a file at `arg` that arrived from another node after it is kept beside the directory. */
+  mkdir: z.object({ arg: path, parents: bool.optional(), mode: octalMode.optional(), started: started.optional() }).strict(),
   mv: z.object({ from: path, to: path }).strict(),
   rm: z.object({ arg: path, recursive: bool.optional() }).strict(),
   carImport: z.object({

@@ -10,7 +10,7 @@ import PQueue from 'p-queue'
 import { parseTarget } from '../../protocol/target.js'
 import { IsADirectoryError } from '../errors.js'
 import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, notFileOrDirectory, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
-import { conflictCopyError, filePath, rewriteFile } from '../namespace/index.js'
+import { conflictCopyError, filePath, parentOf, rewriteFile } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
 import type { Entry, FileRecord, Namespace } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
@@ -26,7 +26,7 @@ import type { DurabilityService, GcLock, PinStatus, PlaceResult, ManifestShape, 
 import { formatPolicy, isCodedPolicy, parsePolicy, placementShortfall, type Stripe } from '../../protocol/durability.js'
 import { mapAtOnce } from '../at-once.js'
 import { raceAbort } from '../abort.js'
-import { InvalidArgumentError, isDiskFull, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
+import { InvalidArgumentError, isDiskFull, NotADirectoryError, NotFoundError, PolicyNotMetError, ShoalError, WriteInterruptedError } from '../errors.js'
 import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier } from './cold.js'
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
@@ -402,7 +402,7 @@ export class Files {
     const target = filePath(path)
     if (options.pin !== undefined) parsePolicy(options.pin)
     const existing = await this.components.namespace.lookup(target)
-    if (existing?.type === 'dir' && options.besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${target}`)
+    const beside = options.besideTypeChanges === true || await this.besideUnseen(target, existing, options.startedAt)
     // the version there as the add begins: one written meanwhile (another node's,
     // arrived during the upload) is kept beside this one as a conflict, never replaced unseen
     const replacing = options.replacing !== undefined ? options.replacing : await this.replacedVersion(target, existing, options.startedAt)
@@ -429,7 +429,7 @@ export class Files {
         record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: options.pin, path: target }) }
         await durability.sync()
         intact()
-        return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing, besideTypeChanges: options.besideTypeChanges }))
+        return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing, besideTypeChanges: beside }))
       }
       // --wait: stripes are coded from the leaves while the import holds them (no read-back), and their shards pushed to their holders as they are coded
       const coding = durability?.addEncoder({ policy: options.pin, signal: options.signal, sync: true, place: true })
@@ -443,7 +443,7 @@ export class Files {
       const record = fileRecord(cid, size, options)
       if (encoded !== undefined) record.pin = encoded.pin
       intact()
-      return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing, besideTypeChanges: options.besideTypeChanges }))
+      return await this.ownVersion(target, record.cid, await this.components.namespace.putFile(target, record, { replacing, besideTypeChanges: beside }))
     })).catch(async err => await this.failedWrite(`the add of ${target}`, err, owned))
     const committed = performance.now()
     if (entry.type === 'file') {
@@ -501,9 +501,10 @@ export class Files {
     if (new Set(targets).size !== targets.length) throw new InvalidArgumentError('a batch names one path twice')
     // the version at each path as the batch begins: one written meanwhile is kept beside this one as a conflict (as add does)
     const replacing: Array<string | null> = []
+    const beside: boolean[] = []
     for (const [i, target] of targets.entries()) {
       const existing = await namespace.lookup(target)
-      if (existing?.type === 'dir' && items[i].besideTypeChanges !== true) throw new IsADirectoryError(`is a directory: ${target}`)
+      beside.push(items[i].besideTypeChanges === true || await this.besideUnseen(target, existing, options.startedAt))
       const given = items[i].replacing
       replacing.push(given !== undefined ? given : await this.replacedVersion(target, existing, options.startedAt))
     }
@@ -519,7 +520,7 @@ export class Files {
         const { cid, size } = await importContent(blockstore, item.source, { chunker: options.chunker, signal: options.signal, commit: false, leafWorker: this.components.leafWorker })
         const record = fileRecord(cid, size, item)
         if (durability !== undefined) record.pin = { policy: await this.deferCoding(durability, { root: cid, size, policy: item.pin, path: targets[i] }) }
-        files.push({ path: targets[i], record, replacing: replacing[i], besideTypeChanges: item.besideTypeChanges })
+        files.push({ path: targets[i], record, replacing: replacing[i], besideTypeChanges: beside[i] })
       }
       // one fsync for every block (and deferred record) of the batch, before the entry that names them
       if (durability !== undefined) await durability.sync(); else await blockstore.commit()
@@ -920,6 +921,30 @@ export class Files {
   }
 
   /**
+   * Whether a file added at `target` (`existing` there now) by a caller who
+   * began at `startedAt` is written beside what it never saw: a directory at
+   * `target`, or a file at one of its parents, that arrived from another
+   * node after that moment, now or before the write lands (during the
+   * upload). The directory wins and the file is its conflict copy, as when
+   * the two are written at once. Without `startedAt`, never.
+   *
+   * @throws {IsADirectoryError} a directory at `target` that was there when the caller began
+   * @throws {NotADirectoryError} a file at a parent of `target` that was there then
+   */
+  private async besideUnseen (target: string, existing: Entry | undefined, startedAt: number | undefined): Promise<boolean> {
+    if (existing?.type === 'dir' && (startedAt === undefined || !await this.arrivedAfter(target, startedAt))) throw new IsADirectoryError(`is a directory: ${target}`)
+    if (startedAt === undefined) return false
+    const { namespace } = this.components
+    for (let dir = parentOf(target); dir !== '/'; dir = parentOf(dir)) {
+      const above = await namespace.lookup(dir)
+      if (above === undefined) continue
+      if (above.type === 'dir') break
+      if (!await this.arrivedAfter(dir, startedAt)) throw new NotADirectoryError(`not a directory: ${dir}`)
+    }
+    return true
+  }
+
+  /**
    * Whether what the namespace shows at `path` (a file version or a
    * directory) arrived from another node after `startedAt` (ms on this
    * node's clock): one a caller who began then never saw. False for a
@@ -1076,8 +1101,21 @@ export class Files {
   }
 
   /** Create a directory. */
-  async mkdir (path: string, options: { parents?: boolean, mode?: number } = {}): Promise<FileInfo> {
-    return await this.infoOf(await this.components.namespace.mkdir(path, options))
+  /**
+   * Make a directory. With `startedAt` (when the caller began), a file shown
+   * at `path` that arrived from another node after that moment is kept
+   * beside the directory, its conflict copy (the directory wins, as when the
+   * two are written at once), rather than refused with AlreadyExistsError.
+   */
+  async mkdir (path: string, options: { parents?: boolean, mode?: number, startedAt?: number } = {}): Promise<FileInfo> {
+    const { startedAt, ...rest } = options
+    const { namespace } = this.components
+    let besideFile = false
+    if (startedAt !== undefined) {
+      const existing = await namespace.lookup(path)
+      besideFile = existing?.type === 'file' && existing.conflictOf === undefined && await this.arrivedAfter(existing.path, startedAt)
+    }
+    return await this.infoOf(await namespace.mkdir(path, { ...rest, besideFile }))
   }
 
   /** Move or rename. */

@@ -129,6 +129,13 @@ export interface MkdirOptions {
   parents?: boolean
   mode?: number
   mtime?: number
+  /**
+   * A file shown at the path does not stop the mkdir: the directory is made
+   * and the file kept beside it, its conflict copy (the directory wins, as
+   * when the two are written at once). For a file the caller never saw
+   * (`Files.mkdir`'s `startedAt`). @default false
+   */
+  besideFile?: boolean
 }
 
 /** Options for {@link Namespace.remove}. */

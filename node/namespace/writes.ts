@@ -110,7 +110,8 @@ export class LocalWrites {
       const existing = await reads.lookup(p)
       if (existing !== undefined) {
         if (existing.type === 'dir' && parents) return existing
-        throw new AlreadyExistsError(`already exists: ${p}`)
+        // (a file kept beside: the mkdir replaces no version of it, so the tree shows the directory and the file as its copy)
+        if (existing.type !== 'file' || options.besideFile !== true) throw new AlreadyExistsError(`already exists: ${p}`)
       }
       const mtime = options.mtime ?? this.components.clock.now()
       const ops = new OpSet()

@@ -1,15 +1,15 @@
 /**
  * Where `shoal add SOURCE --to TO` puts SOURCE (cli/commands/files.ts,
  * `addTarget`): inside a folder it saw, at TO otherwise; a folder that
- * arrived from another node after the command began is joined, not gone
- * into, when what is added is a folder.
+ * arrived from another node after the command began is not gone into (a
+ * folder added joins it; a file is kept beside it by the daemon's add).
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { addTarget } from '../../cli/commands/files.js'
 
-const DIR = { name: 'photos', isDir: true }
-const FILE = { name: 'a.jpg', isDir: false }
+const DIR = { name: 'photos' }
+const FILE = { name: 'a.jpg' }
 
 describe('add --to: where the source goes', () => {
   it('without --to, at the root under its name', () => {
@@ -30,8 +30,8 @@ describe('add --to: where the source goes', () => {
     assert.equal(addTarget(FILE, '/d', { type: 'file', arrivedAfterStart: true }), '/d')
   })
 
-  it('a folder another node made after the command began: a folder added joins it, a file still goes inside', () => {
+  it('a folder another node made after the command began: a folder added joins it, a file is added at the path (kept beside the folder, its conflict copy)', () => {
     assert.equal(addTarget(DIR, '/d', { type: 'dir', arrivedAfterStart: true }), '/d')
-    assert.equal(addTarget(FILE, '/d', { type: 'dir', arrivedAfterStart: true }), '/d/a.jpg')
+    assert.equal(addTarget(FILE, '/d', { type: 'dir', arrivedAfterStart: true }), '/d')
   })
 })

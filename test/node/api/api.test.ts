@@ -112,6 +112,7 @@ describe('HTTP API', () => {
       ['POST', '/api/v0/add?to=/q&started=-5', 'body'],
       ['GET', '/api/v0/stat?arg=/&started=yesterday'],
       ['GET', '/api/v0/stat?arg=/&started=1.5'],
+      ['POST', '/api/v0/mkdir?arg=/q&started=soon'],
       ['POST', '/api/v0/car/import?x=1', 'body'],
       ['GET', '/api/v0/stream/error'],
       ['GET', '/api/v0/stream/error?id=x']

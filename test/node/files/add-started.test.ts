@@ -48,16 +48,30 @@ describe('an add started before another node\'s version arrived', () => {
   })
 })
 
+/** Another node's replica. */
+type Peer = Awaited<ReturnType<typeof replica>>
+
+/**
+ * Files on disk and another node's replica: what `before` writes there is
+ * pulled in, then a caller begins (`started`), then what `after` writes
+ * there is pulled in.
+ */
+async function arrivals (t: Parameters<typeof filesOnDisk>[0], writes: { before: (peer: Peer) => Promise<unknown>, after: (peer: Peer) => Promise<unknown> }): Promise<Awaited<ReturnType<typeof filesOnDisk>> & { peer: Peer, started: number }> {
+  const disk = await filesOnDisk(t)
+  const peer = await replica({ now: Date.now() })
+  await writes.before(peer)
+  await pullInto(disk.namespace, peer)
+  // arrivals closer than RECORD_GAP_MS share one record (a moment between them gets the older clock)
+  await sleep(RECORD_GAP_MS + 50)
+  const started = Date.now()
+  await sleep(5)
+  await writes.after(peer)
+  return { ...disk, peer, started }
+}
+
 describe('what arrived after a caller began (`Files.arrivedAfter`, the `started` of `stat`)', () => {
   it('a folder another node made after the moment arrived after it; one made before, or made here, did not', async t => {
-    const { files, namespace } = await filesOnDisk(t)
-    const peer = await replica({ now: Date.now() })
-    await peer.mkdir('/before')
-    await pullInto(namespace, peer)
-    // arrivals closer than RECORD_GAP_MS share one record (a moment between them gets the older clock)
-    await sleep(RECORD_GAP_MS + 50)
-    const started = Date.now()
-    await sleep(5)
+    const { files, namespace, peer, started } = await arrivals(t, { before: async peer => await peer.mkdir('/before'), after: async () => {} })
     await peer.mkdir('/d')
     await peer.putFile('/d/a', file('theirs', Date.now()))
     await namespace.mkdir('/mine')
@@ -69,6 +83,57 @@ describe('what arrived after a caller began (`Files.arrivedAfter`, the `started`
     assert.equal(await files.arrivedAfter('/nothing', started), false, 'no entry')
     assert.equal(await files.arrivedAfter('/d', Date.now()), false, 'a caller who began after it arrived saw it')
     assert.equal(await files.arrivedAfter('/d', started - 10 * HISTORY_MS), false, 'a moment older than the history: not known, treated as seen')
+  })
+})
+
+describe('a file and a folder at one path, one of them arrived after the caller began', () => {
+  it('a file added onto a folder it never saw is kept beside it, and a folder made onto such a file keeps the file beside it: the folder wins, as when both are written at once', async t => {
+    const { files, namespace, peer, started } = await arrivals(t, {
+      before: async peer => {
+        await peer.mkdir('/old-dir')
+        await peer.putFile('/old-file', file('theirs, before', Date.now()))
+      },
+      after: async peer => {
+        await peer.mkdir('/d')
+        await peer.putFile('/d/inside', file('theirs, inside', Date.now()))
+        await peer.putFile('/f', file('theirs', Date.now()))
+      }
+    })
+    await pullInto(namespace, peer)
+
+    // a file onto the folder that arrived after the caller began: the folder stays, the file is its conflict copy
+    await files.add('/d', bytesOf('mine'), { chunker: CHUNKER, startedAt: started })
+    assert.equal((await namespace.stat('/d')).type, 'dir')
+    assert.deepEqual((await namespace.list('/d')).map(e => e.name), ['inside'], 'the folder keeps what it holds')
+    // a folder onto the file that arrived after the caller began: the folder is made, the file kept as its copy
+    const made = await files.mkdir('/f', { parents: true, startedAt: started })
+    assert.equal(made.type, 'dir')
+    const copies = await namespace.conflicts()
+    assert.deepEqual(copies.map(c => c.path).sort(), ['/d', '/f'], 'each file is kept as a conflict copy of its path')
+    for (const c of copies) assert.equal((await namespace.stat(c.copy)).type, 'file')
+
+    // a folder that arrives during the upload (after the add looked at the path): kept beside it too
+    await peer.mkdir('/u')
+    await files.add('/u', (async function * () {
+      yield new TextEncoder().encode('mine, ')
+      await pullInto(namespace, peer)
+      yield new TextEncoder().encode('uploaded')
+    })(), { chunker: CHUNKER, startedAt: started })
+    assert.equal((await namespace.stat('/u')).type, 'dir')
+    // a file at a parent that arrived after the caller began: the folder is made beside it
+    await peer.putFile('/p', file('theirs, a parent', Date.now()))
+    await pullInto(namespace, peer)
+    await files.add('/p/below', bytesOf('mine, below'), { chunker: CHUNKER, startedAt: started })
+    assert.equal((await namespace.stat('/p')).type, 'dir')
+    assert.deepEqual((await namespace.conflicts()).map(c => c.path).sort(), ['/d', '/f', '/p', '/u'])
+
+    // what was there when the caller began is refused, as before
+    await assert.rejects(files.add('/old-file/below', bytesOf('mine'), { chunker: CHUNKER, startedAt: started }), { name: 'NotADirectoryError' })
+    await assert.rejects(files.add('/old-dir', bytesOf('mine'), { chunker: CHUNKER, startedAt: started }), { name: 'IsADirectoryError' })
+    await assert.rejects(files.mkdir('/old-file', { parents: true, startedAt: started }), { name: 'AlreadyExistsError' })
+    // and a caller that names no start is refused too
+    await assert.rejects(files.mkdir('/f2', { parents: true }).then(async () => await files.add('/f2', bytesOf('x'), { chunker: CHUNKER })), { name: 'IsADirectoryError' })
+    assert.equal((await namespace.conflicts()).length, 4)
   })
 })
 
