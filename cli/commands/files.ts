@@ -105,8 +105,8 @@ async function lstatLocal (file: string): Promise<Stats> {
 /**
  * What one directory `add` made in the namespace, to undo it when the add
  * fails midway (a local file removed or changed during the walk, the daemon
- * refusing a file): the whole target when the add created it, else the
- * directories and files it created under it, newest first. A file the add
+ * refusing a file): the files and directories it created, newest first,
+ * a directory only once empty (what another write put in it stays). A file the add
  * replaced keeps its new version (the namespace's history has the old one).
  */
 class AddedPaths {
@@ -154,15 +154,27 @@ class AddedPaths {
 
   /** Remove what was made; returns `err` with a note of what was undone (or of what could not be). */
   async undo (err: unknown): Promise<unknown> {
-    const undone = this.targetIsNew && this.dirs[0] === this.target ? [this.target] : [...this.files.reverse(), ...this.dirs.reverse()]
+    // only what this add made, newest first, and a folder only once empty: one of the same name that another node made
+    // at the same moment merged with it, and what that node put there is not this add's to remove (a recursive
+    // removal of the whole target removed it, and the removal reached every node)
+    const files = [...this.files].reverse()
+    const dirs = [...this.dirs].reverse()
     const left: string[] = []
-    for (const path of undone) {
-      await this.client.json('POST', '/api/v0/rm', { arg: path, recursive: true }).catch(() => { left.push(path) })
+    const kept: string[] = []
+    for (const path of files) {
+      await this.client.json('POST', '/api/v0/rm', { arg: path }).catch(() => { left.push(path) })
     }
-    if (err instanceof Error && undone.length > 0) {
-      err.message += left.length === 0
-        ? `; the add was undone (${this.targetIsNew ? `${this.target} removed` : `${undone.length} new ${undone.length === 1 ? 'entry' : 'entries'} under ${this.target} removed`})`
-        : `; undoing the add failed for ${left.join(', ')}`
+    for (const path of dirs) {
+      await this.client.json('POST', '/api/v0/rm', { arg: path }).catch((e: unknown) => { (e instanceof ApiError && e.name === 'DirectoryNotEmptyError' ? kept : left).push(path) })
+    }
+    const removed = files.length + dirs.length - left.length - kept.length
+    if (err instanceof Error && removed + left.length + kept.length > 0) {
+      const keptNote = kept.length === 0 ? '' : `; kept ${kept.join(', ')}: ${kept.length === 1 ? 'it holds' : 'they hold'} what another write put there`
+      err.message += left.length > 0
+        ? `; undoing the add failed for ${left.join(', ')}`
+        : this.targetIsNew && this.dirs[0] === this.target && kept.length === 0
+          ? `; the add was undone (${this.target} removed)`
+          : `; the add was undone (${removed} new ${removed === 1 ? 'entry' : 'entries'} under ${this.target} removed${keptNote})`
     }
     return err
   }
@@ -198,7 +210,8 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   let total = 0
   /** Files whose policy waits for live nodes, and the first one's reason. */
   const pending = { files: 0, why: '' }
-  const made = new AddedPaths(client, target, await statOrUndefined(client, target) === undefined)
+  // new: no folder there (a file another node wrote since the command began is kept beside the folder this add makes)
+  const made = new AddedPaths(client, target, (await statOrUndefined(client, target))?.type !== 'dir')
   const added = (info: FileInfo): void => {
     total += info.size
     if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending

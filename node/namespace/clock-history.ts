@@ -59,6 +59,8 @@ export interface ClockHistoryComponents {
   clock: WallClock
   /** The replica's clock now, as a record that never changes (a copy when it changed: O(authors)). */
   seen: () => Readonly<VectorClock>
+  /** How many of other replicas' entries the replica has applied (cheap: unchanged means the clock {@link seen} gives is). */
+  others: () => number
 }
 
 /** The replica's clocks of the last minute (see the module comment). */
@@ -71,6 +73,8 @@ export class ClockHistory {
   /** Arrivals since {@link current} was recorded, not recorded (closer than {@link RECORD_GAP_MS}): the last at {@link lastChange}. */
   private unrecorded = false
   private lastChange = 0
+  /** {@link ClockHistoryComponents.others} when {@link changed} was last told. */
+  private othersAtChange = -1
   /** Since when the records answer: before it, nothing is known. */
   private since = 0
   private maxRecords = HISTORY_RECORDS
@@ -80,6 +84,7 @@ export class ClockHistory {
   /** Other replicas' entries changed the clock (or the replica opened): the clock before is kept, with the time. */
   changed (): void {
     const now = this.components.clock.now()
+    this.othersAtChange = this.components.others()
     if (this.current === undefined) {
       this.record(now)
       this.since = now
@@ -105,6 +110,10 @@ export class ClockHistory {
    */
   arriving (): void {
     if (!this.unrecorded || this.components.clock.now() - this.lastChange < RECORD_GAP_MS) return
+    // entries applied since the last change told (a batch applied while this one waited for the store's lock, told
+    // after it): the clock now is newer than what held since then, and must not answer for it (a version that
+    // arrived after a moment would count as seen then). The older clock answers instead, as before
+    if (this.components.others() !== this.othersAtChange) return
     this.keep(this.lastChange)
   }
 

@@ -51,6 +51,14 @@ export class VisibleTreeReader {
     return out
   }
 
+  /** Whether some name directly inside the directory at a normalised `path` shows a record that `test` accepts (it stops at the first). */
+  async anyChild (path: string, test: (v: Visible) => boolean): Promise<boolean> {
+    for await (const [, value] of this.kv.iterate(childRange(path))) {
+      if (test(decodeJSON<Visible>(value))) return true
+    }
+    return false
+  }
+
   /** Every entry strictly below a directory, parents before children. */
   async * walk (path: string): AsyncGenerator<Entry> {
     const root = await this.stat(path)

@@ -28,7 +28,7 @@
  * @module
  */
 import { CID } from 'multiformats/cid'
-import { MAX_SHARD_PATHS, headsDigest } from '../../protocol/namespace.js'
+import { MAX_SHARD_PATHS, headsDigest, type Dot } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
 import { covers, type VectorClock } from './clock.js'
 import { normalizePath } from './paths.js'
@@ -191,7 +191,7 @@ export class Replica implements Namespace {
     this.checkOnRestart = options.checkOnRestart ?? false
     const trust = this.trust = components.trust ?? TRUST_EVERYONE
     // the clock before other replicas' entries arrive is kept for a minute, with the time (clock-history.ts)
-    const history = this.history = new ClockHistory({ clock, seen: () => this.seen() })
+    const history = this.history = new ClockHistory({ clock, seen: () => this.seen(), others: () => this.store.total - (this.store.clock[id] ?? 0) })
     const changed = (): void => {
       history.changed()
       for (const l of this.changeListeners) l()
@@ -425,9 +425,15 @@ export class Replica implements Namespace {
 
   /** See {@link Namespace.arrivedSince}. */
   async arrivedSince (path: string, clock: Readonly<VectorClock>): Promise<boolean> {
-    const v = await this.reads.visible(normalizePath(path))
+    const p = normalizePath(path)
+    const v = await this.reads.visible(p)
     // a version is what all its dots stand for (the same bytes written more than once): one seen, or this replica's, is enough
-    return v !== undefined && v.dots.length > 0 && v.dots.every(dot => dot[0] !== this.id && !covers(clock, dot))
+    const seenDot = (dots: readonly Dot[]): boolean => dots.some(dot => dot[0] === this.id || covers(clock, dot))
+    if (v === undefined || v.dots.length === 0 || seenDot(v.dots)) return false
+    // a directory whose own version is new may still be one that was there: another node that set its attributes
+    // (a chmod, an mtime set by rsync or tar) wrote it again. It is new only when nothing inside it was seen either
+    // (a folder taken for new by mistake joined the add DIR --to into it, which then replaced its files)
+    return v.type !== 'dir' || !await this.reads.anyChild(p, child => seenDot(child.dots))
   }
 
   /**

@@ -99,6 +99,18 @@ describe('bad local input through the CLI', () => {
     await shoalOk(d.repo, ['add', join(dir, 'small.txt'), '--to', '/small.txt'])
   })
 
+  /**
+   * A local folder `name` of 80 files just over the batch size: they go one
+   * request each, many requests, and a signal lands between two.
+   */
+  async function manyFiles (name: string, seed: number): Promise<string> {
+    const local = join(dir, name)
+    await mkdir(local)
+    const bytes = randomBytes(1024 * 1024 + 1, seed)
+    for (let i = 0; i < 80; i++) { bytes[0] = i; await writeFile(join(local, `f${String(i).padStart(2, '0')}.bin`), bytes) }
+    return local
+  }
+
   async function names (path: string): Promise<string[]> {
     return (await shoalJson<Array<{ name: string }>>(d.repo, ['ls', path])).map(e => e.name).sort()
   }
@@ -135,11 +147,7 @@ describe('bad local input through the CLI', () => {
   })
 
   it('a signal during a directory add (delivered twice at once) undoes it once the request under way ends, and exits as a shell reports the signal', TEST, async () => {
-    const local = join(dir, 'signalled')
-    await mkdir(local)
-    // files over the batch size go one request each: many requests, and a signal lands between two
-    const bytes = randomBytes(1024 * 1024 + 1, 11)
-    for (let i = 0; i < 80; i++) { bytes[0] = i; await writeFile(join(local, `f${String(i).padStart(2, '0')}.bin`), bytes) }
+    const local = await manyFiles('signalled', 11)
     const run = launchShoal(ctx, ['--repo', d.repo, 'add', local, '--to', '/signalled'])
     await until('two files added', () => run.stdout().split('\n').filter(line => line.startsWith('added ')).length >= 2)
     // delivered twice at once, as a launcher forwarding a signal the terminal also sends: one request, not a second
@@ -164,6 +172,22 @@ describe('bad local input through the CLI', () => {
     assert.equal(said[0].note?.signal, 'SIGINT')
     assert.equal(said[1].error?.name, 'AddInterruptedError')
     assert.deepEqual(await names('/'), ['small.txt', 'tree'])
+  })
+
+  it('the undo of a directory add removes only what it made: a file another write put in the new folder meanwhile stays, with the folder', TEST, async () => {
+    const local = await manyFiles('shared', 12)
+    const run = launchShoal(ctx, ['--repo', d.repo, 'add', local, '--to', '/shared'])
+    await until('two files added', () => run.stdout().split('\n').filter(line => line.startsWith('added ')).length >= 2)
+    // another write into the folder this add made (as another node's add of a folder of the same name merges with it)
+    const theirs = join(dir, 'theirs.txt')
+    await writeFile(theirs, 'not this add\'s')
+    await shoalOk(d.repo, ['add', theirs, '--to', '/shared/theirs.txt'])
+    run.process.kill('SIGTERM')
+    assert.equal((await run.exited).code, 143, run.stderr())
+    assert.match(run.stderr(), /the add was undone \(\d+ new entries under \/shared removed; kept \/shared: it holds what another write put there\) \(AddInterruptedError\)$/m)
+    assert.deepEqual(await names('/shared'), ['theirs.txt'], 'every file of the add removed, the other write kept')
+    // the root as the tests after this one expect it
+    await shoalOk(d.repo, ['rm', '-r', '/shared'])
   })
 
   it('a directory add meeting a name that is not valid UTF-8 says so (it said the file was removed during the add), and is undone', TEST, async () => {

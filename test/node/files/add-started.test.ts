@@ -71,7 +71,16 @@ async function arrivals (t: Parameters<typeof filesOnDisk>[0], writes: { before:
 
 describe('what arrived after a caller began (`Files.arrivedAfter`, the `started` of `stat`)', () => {
   it('a folder another node made after the moment arrived after it; one made before, or made here, did not', async t => {
-    const { files, namespace, peer, started } = await arrivals(t, { before: async peer => await peer.mkdir('/before'), after: async () => {} })
+    const { files, namespace, peer, started } = await arrivals(t, {
+      before: async peer => {
+        await peer.mkdir('/before')
+        await peer.mkdir('/touched')
+        await peer.putFile('/touched/x', file('theirs, seen', Date.now()))
+      },
+      after: async () => {}
+    })
+    // the other node sets the attributes of a folder that was there (rsync, tar): a new version of it, not a new folder
+    await peer.setDirAttrs('/touched', { mode: 0o700, mtime: Date.now() })
     await peer.mkdir('/d')
     await peer.putFile('/d/a', file('theirs', Date.now()))
     await namespace.mkdir('/mine')
@@ -79,6 +88,7 @@ describe('what arrived after a caller began (`Files.arrivedAfter`, the `started`
     assert.equal(await files.arrivedAfter('/d', started), true, 'the other node\'s /d arrived after the caller began')
     assert.equal(await files.arrivedAfter('/d/a', started), true, 'and its file')
     assert.equal(await files.arrivedAfter('/before', started), false, 'a folder that was here when it began')
+    assert.equal(await files.arrivedAfter('/touched', started), false, 'a folder that was here, written again since (its attributes): what it holds was seen')
     assert.equal(await files.arrivedAfter('/mine', started), false, 'a folder this node made')
     assert.equal(await files.arrivedAfter('/nothing', started), false, 'no entry')
     assert.equal(await files.arrivedAfter('/d', Date.now()), false, 'a caller who began after it arrived saw it')
@@ -137,19 +147,30 @@ describe('a file and a folder at one path, one of them arrived after the caller 
   })
 })
 
-/** A history over a test clock: `arrive(at, clock)` moves time to `at`, makes `clock` the replica's, and tells the history. */
-function testHistory (first: Readonly<VectorClock>, openAt: number): { history: ClockHistory, time: { now: number }, arrive: (at: number, clock: Readonly<VectorClock>) => void } {
+/**
+ * A history over a test clock: `arrive(at, clock)` moves time to `at`,
+ * makes `clock` the replica's, and tells the history; `applyUntold(at,
+ * clock)` makes it the replica's without telling (a batch applied while
+ * another waits for the store's lock, told only after that one began).
+ */
+function testHistory (first: Readonly<VectorClock>, openAt: number): { history: ClockHistory, time: { now: number }, arrive: (at: number, clock: Readonly<VectorClock>) => void, applyUntold: (at: number, clock: Readonly<VectorClock>) => void } {
   const time = { now: openAt }
   let seen = first
-  const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen })
+  let others = 0
+  const history = new ClockHistory({ clock: { now: () => time.now }, seen: () => seen, others: () => others })
+  const applyUntold = (at: number, clock: Readonly<VectorClock>): void => {
+    time.now = at
+    seen = clock
+    others++
+  }
   const arrive = (at: number, clock: Readonly<VectorClock>): void => {
     time.now = at
     // as the replica does: told before the entries apply, and after
     history.arriving()
-    seen = clock
+    applyUntold(at, clock)
     history.changed()
   }
-  return { history, time, arrive }
+  return { history, time, arrive, applyUntold }
 }
 
 describe('clock history', () => {
@@ -195,6 +216,21 @@ describe('clock history', () => {
     assert.deepEqual(history.at(20_000), { a: 3 })
     assert.deepEqual(history.at(1_000 + RECORD_GAP_MS / 4), { a: 2 }, 'within the burst: still the older clock')
     assert.deepEqual(history.at(30_000), { a: 4 })
+  })
+
+  it('a batch applied and not told yet when the next one arrives never answers for a moment before it: the older clock does', () => {
+    const { history, time, arrive, applyUntold } = testHistory(Object.freeze({ a: 1 }), 0)
+    history.changed()
+    arrive(1_000, Object.freeze({ a: 2 }))
+    arrive(1_000 + RECORD_GAP_MS / 2, Object.freeze({ a: 3 }))
+    // a batch applied at 10 s (its change told only later), then the next batch arrives
+    applyUntold(10_000, Object.freeze({ a: 3, b: 1 }))
+    time.now = 10_001
+    history.arriving()
+    history.changed()
+    // a moment before b's entry arrived is never answered with a clock that has it
+    assert.deepEqual(history.at(5_000), { a: 2 }, 'the older clock (a conflict too many, never a version replaced unseen)')
+    assert.deepEqual(history.at(10_001), { a: 3, b: 1 })
   })
 
   it('keeps fewer records when the clocks name many authors', () => {
