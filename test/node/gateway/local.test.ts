@@ -295,7 +295,9 @@ describe('the gateway over a local store', { concurrency: true }, () => {
   })
 
   it('a client that stops reading is cut after the write-idle timeout, and the request it held is freed; past the request cap, 503 with Retry-After', TEST, async t => {
-    const { gw, store } = await startLocalGateway(t, { writeIdleTimeoutMs: 300, maxConcurrentRequests: 1 })
+    // 2 s, not less: a connection whose request the server has not read yet is idle too, and on a loaded machine the
+    // second request below waited past a 300 ms timeout before its 503 and was cut ("fetch failed", a CI run)
+    const { gw, store } = await startLocalGateway(t, { writeIdleTimeoutMs: 2_000, maxConcurrentRequests: 1 })
     // 64 MiB of the same 1 MiB leaf: far more than the sockets' buffers hold
     const leafBytes = randomBytes(1024 * 1024, 80)
     const leaf = await putRaw(store, leafBytes)
