@@ -502,9 +502,10 @@ export class Files {
     // the version at each path as the batch begins: one written meanwhile is kept beside this one as a conflict (as add does)
     const replacing: Array<string | null> = []
     const beside: boolean[] = []
+    const dirs = new Set<string>()
     for (const [i, target] of targets.entries()) {
       const existing = await namespace.lookup(target)
-      beside.push(items[i].besideTypeChanges === true || await this.besideUnseen(target, existing, options.startedAt))
+      beside.push(items[i].besideTypeChanges === true || await this.besideUnseen(target, existing, options.startedAt, dirs))
       const given = items[i].replacing
       replacing.push(given !== undefined ? given : await this.replacedVersion(target, existing, options.startedAt))
     }
@@ -930,15 +931,18 @@ export class Files {
    *
    * @throws {IsADirectoryError} a directory at `target` that was there when the caller began
    * @throws {NotADirectoryError} a file at a parent of `target` that was there then
+   *
+   * `dirs`: folders found so far (a batch's files share their parents: one
+   * lookup of each, not one per file).
    */
-  private async besideUnseen (target: string, existing: Entry | undefined, startedAt: number | undefined): Promise<boolean> {
+  private async besideUnseen (target: string, existing: Entry | undefined, startedAt: number | undefined, dirs?: Set<string>): Promise<boolean> {
     if (existing?.type === 'dir' && (startedAt === undefined || !await this.arrivedAfter(target, startedAt))) throw new IsADirectoryError(`is a directory: ${target}`)
     if (startedAt === undefined) return false
     const { namespace } = this.components
-    for (let dir = parentOf(target); dir !== '/'; dir = parentOf(dir)) {
+    for (let dir = parentOf(target); dir !== '/' && dirs?.has(dir) !== true; dir = parentOf(dir)) {
       const above = await namespace.lookup(dir)
       if (above === undefined) continue
-      if (above.type === 'dir') break
+      if (above.type === 'dir') { dirs?.add(dir); break }
       if (!await this.arrivedAfter(dir, startedAt)) throw new NotADirectoryError(`not a directory: ${dir}`)
     }
     return true
@@ -1100,7 +1104,6 @@ export class Files {
     })
   }
 
-  /** Create a directory. */
   /**
    * Make a directory. With `startedAt` (when the caller began), a file shown
    * at `path` that arrived from another node after that moment is kept
