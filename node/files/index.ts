@@ -938,14 +938,27 @@ export class Files {
   private async besideUnseen (target: string, existing: Entry | undefined, startedAt: number | undefined, dirs?: Set<string>): Promise<boolean> {
     if (existing?.type === 'dir' && (startedAt === undefined || !await this.arrivedAfter(target, startedAt))) throw new IsADirectoryError(`is a directory: ${target}`)
     if (startedAt === undefined) return false
+    await this.besideUnseenParents(target, startedAt, dirs)
+    return true
+  }
+
+  /**
+   * Whether a file is shown at a parent of `target` that arrived from
+   * another node after `startedAt` (kept beside the folder made there).
+   *
+   * @throws {NotADirectoryError} a file at a parent that was there when the caller began
+   */
+  private async besideUnseenParents (target: string, startedAt: number, dirs?: Set<string>): Promise<boolean> {
     const { namespace } = this.components
+    let unseen = false
     for (let dir = parentOf(target); dir !== '/' && dirs?.has(dir) !== true; dir = parentOf(dir)) {
       const above = await namespace.lookup(dir)
       if (above === undefined) continue
       if (above.type === 'dir') { dirs?.add(dir); break }
       if (!await this.arrivedAfter(dir, startedAt)) throw new NotADirectoryError(`not a directory: ${dir}`)
+      unseen = true
     }
-    return true
+    return unseen
   }
 
   /**
@@ -1108,17 +1121,21 @@ export class Files {
    * Make a directory. With `startedAt` (when the caller began), a file shown
    * at `path` that arrived from another node after that moment is kept
    * beside the directory, its conflict copy (the directory wins, as when the
-   * two are written at once), rather than refused with AlreadyExistsError.
+   * two are written at once), rather than refused with AlreadyExistsError;
+   * with `parents` too, so is such a file at a parent (as `add` does), while
+   * a file at a parent that was there then is still NotADirectoryError.
    */
   async mkdir (path: string, options: { parents?: boolean, mode?: number, startedAt?: number } = {}): Promise<FileInfo> {
     const { startedAt, ...rest } = options
     const { namespace } = this.components
     let besideFile = false
+    let besideParentFiles = false
     if (startedAt !== undefined) {
       const existing = await namespace.lookup(path)
       besideFile = existing?.type === 'file' && existing.conflictOf === undefined && await this.arrivedAfter(existing.path, startedAt)
+      if (options.parents === true) besideParentFiles = await this.besideUnseenParents(path, startedAt)
     }
-    return await this.infoOf(await namespace.mkdir(path, { ...rest, besideFile }))
+    return await this.infoOf(await namespace.mkdir(path, { ...rest, besideFile, besideParentFiles }))
   }
 
   /** Move or rename. */

@@ -136,6 +136,13 @@ export interface MkdirOptions {
    * (`Files.mkdir`'s `startedAt`). @default false
    */
   besideFile?: boolean
+  /**
+   * With `parents`: a file shown at a parent does not stop the mkdir either;
+   * the parent directory is made and the file kept beside it, as
+   * {@link PutOptions.besideTypeChanges} does for a put. For files the
+   * caller never saw (`Files.mkdir`'s `startedAt`). @default false
+   */
+  besideParentFiles?: boolean
 }
 
 /** Options for {@link Namespace.remove}. */

@@ -115,7 +115,7 @@ export class LocalWrites {
       }
       const mtime = options.mtime ?? this.components.clock.now()
       const ops = new OpSet()
-      await this.parentOps(ops, p, parents, mtime)
+      await this.parentOps(ops, p, parents, mtime, parents && options.besideParentFiles === true)
       ops.create({ op: 'mkdir', path: p, mode: options.mode ?? 0o755, mtime, replaces: [] })
       await this.commitLocal(ops.list())
       return await reads.stat(p)

@@ -136,14 +136,22 @@ describe('a file and a folder at one path, one of them arrived after the caller 
     await files.add('/p/below', bytesOf('mine, below'), { chunker: CHUNKER, startedAt: started })
     assert.equal((await namespace.stat('/p')).type, 'dir')
     assert.deepEqual((await namespace.conflicts()).map(c => c.path).sort(), ['/d', '/f', '/p', '/u'])
+    // and a folder made with its parents below such a file, as the add does
+    await peer.putFile('/q', file('theirs, a parent of a mkdir', Date.now()))
+    await pullInto(namespace, peer)
+    assert.equal((await files.mkdir('/q/sub/deeper', { parents: true, startedAt: started })).type, 'dir')
+    assert.equal((await namespace.stat('/q/sub')).type, 'dir')
+    assert.deepEqual((await namespace.conflicts()).map(c => c.path).sort(), ['/d', '/f', '/p', '/q', '/u'])
 
     // what was there when the caller began is refused, as before
     await assert.rejects(files.add('/old-file/below', bytesOf('mine'), { chunker: CHUNKER, startedAt: started }), { name: 'NotADirectoryError' })
     await assert.rejects(files.add('/old-dir', bytesOf('mine'), { chunker: CHUNKER, startedAt: started }), { name: 'IsADirectoryError' })
     await assert.rejects(files.mkdir('/old-file', { parents: true, startedAt: started }), { name: 'AlreadyExistsError' })
+    await assert.rejects(files.mkdir('/old-file/below', { parents: true, startedAt: started }), { name: 'NotADirectoryError' })
     // and a caller that names no start is refused too
     await assert.rejects(files.mkdir('/f2', { parents: true }).then(async () => await files.add('/f2', bytesOf('x'), { chunker: CHUNKER })), { name: 'IsADirectoryError' })
-    assert.equal((await namespace.conflicts()).length, 4)
+    assert.equal((await namespace.conflicts()).length, 5)
+    assert.equal((await namespace.stat('/old-file')).type, 'file', 'nothing made at what was refused')
   })
 })
 
