@@ -169,8 +169,8 @@ export class ApiClient {
 
   /**
    * Pipe a streamed answer (from {@link send}) through `through` into `target`; when the
-   * daemon cuts it, the error is the daemon's reason (see {@link whyCut}); when
-   * `target` fails, its own error.
+   * daemon cuts it, the error is the daemon's reason (see {@link whyCut}), else a
+   * {@link TruncatedResponseError}; when `target` fails, its own error.
    */
   async receive (res: IncomingMessage, through: NodeJS.ReadWriteStream, target: NodeJS.WritableStream): Promise<void> {
     // a write that failed (EPIPE, a full disk) is the writer's error, not the daemon's,
@@ -182,7 +182,10 @@ export class ApiClient {
       await pipeline(res, through, target)
     } catch (err: any) {
       if (writeError !== undefined) throw writeError
-      throw res.complete ? err : await this.whyCut(firstHeader(res.headers[STREAM_ID_HEADER]), err)
+      if (res.complete) throw err
+      // Node's own error for a connection cut mid-answer is a bare `Error: aborted`: named, with what it means
+      const cut = new TruncatedResponseError(`the daemon's answer ended early (in its body: ${String(err?.message ?? err)}): did the daemon stop?`, { cause: err })
+      throw await this.whyCut(firstHeader(res.headers[STREAM_ID_HEADER]), cut)
     } finally {
       target.off('error', onWriteError)
     }

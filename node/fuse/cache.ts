@@ -27,6 +27,8 @@ export class ContentCache {
   /** In least-recently-used order (a use moves an entry to the end). */
   private readonly kept = new Map<string, Kept>()
   private bytes = 0
+  /** Set by {@link clear}: the mount is going, and nothing more is kept. */
+  private cleared = false
 
   /**
    * @param dir where kept files live (created on first use)
@@ -43,13 +45,19 @@ export class ContentCache {
   /**
    * Keep the file at `from` (moved, never copied: same file system) as the
    * content of `cid`. Returns false — and leaves `from` alone — when caching
-   * is off, the file is larger than the whole cache, or `cid` is kept already.
+   * is off, the file is larger than the whole cache, `cid` is kept already,
+   * or the cache was cleared (its mount is going).
    */
   async adopt (cid: string, from: string, size: number): Promise<boolean> {
-    if (size > this.maxBytes || size === 0 || this.kept.has(cid)) return false
+    if (this.cleared || size > this.maxBytes || size === 0 || this.kept.has(cid)) return false
     await mkdir(this.dir, { recursive: true })
     const path = join(this.dir, cid)
     await rename(from, path)
+    // cleared while it moved (a commit that ended as the mount went): not kept
+    if (this.cleared) {
+      await rm(path, { force: true })
+      return true
+    }
     this.kept.set(cid, { path, size })
     this.bytes += size
     await this.evict()
@@ -72,11 +80,18 @@ export class ContentCache {
     return new CachedContent(handle, k.size)
   }
 
-  /** Drop everything kept. */
+  /**
+   * Drop everything kept, for good: the mount is going, and files offered
+   * afterwards are not kept. A file an adopt in flight moves in meanwhile is
+   * removed by that adopt; the removal of the folder retries while such a
+   * move makes it non-empty (it failed with ENOTEMPTY, logged as a failed
+   * unmount).
+   */
   async clear (): Promise<void> {
+    this.cleared = true
     this.kept.clear()
     this.bytes = 0
-    await rm(this.dir, { recursive: true, force: true })
+    await rm(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 })
   }
 
   private forget (cid: string): Kept | undefined {

@@ -9,11 +9,11 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, readdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from '../helpers/bytes.js'
 import { tempDir } from '../helpers/temp.js'
-import { exists, lines, runShell, runShoal, shoalOk, startDaemon } from '../helpers/cli.js'
+import { eventually, exists, initSwarm, lines, runShell, runShoal, shoalJson, shoalOk, sleep, startDaemon } from '../helpers/cli.js'
 
 const TEST = { timeout: 120_000 }
 const LEAF = 262_144
@@ -74,5 +74,37 @@ describe('errors in the middle of a read', () => {
       assert.equal(await exists(args[args.length - 1]), false, `${args.join(' ')} leaves no file`)
     }
     assert.deepEqual((await readdir(dir)).sort(), ['f.bin'], 'no staging file left either')
+  })
+
+  it('get names the cut when the daemon stops in the middle of its answer, and leaves no file', TEST, async t => {
+    const dir = await tempDir(t)
+    const out = join(await tempDir(t), 'out')
+    const [ra, rb] = await initSwarm(dir, ['a', 'b'])
+    const [a, b] = await Promise.all([startDaemon(t, ra), startDaemon(t, rb)])
+    await shoalOk(b.repo, ['peers', 'connect', String((await shoalJson(a.repo, ['id'])).addresses[0])])
+    const data = randomBytes(512 * LEAF, 32)
+    await writeFile(join(dir, 'f.bin'), data)
+    await shoalOk(a.repo, ['add', join(dir, 'f.bin'), '--to', '/f.bin', '--chunker', `size-${LEAF}`, '--pin', 'none'])
+    await eventually('/f.bin on b', async () => (await runShoal(['--repo', b.repo, 'stat', '/f.bin'])).code === 0)
+    await mkdir(out)
+    // b reads the file from a, the only holder; once b's answer has begun, a stalls and b stops
+    const get = runShoal(['--repo', b.repo, 'get', '/f.bin', '-o', join(out, 'f.bin')])
+    try {
+      await eventually('the first bytes of b\'s answer', async () => {
+        for (const name of await readdir(out)) if ((await stat(join(out, name))).size > 0) return true
+        return false
+      }, 30_000)
+      a.child.kill('SIGSTOP')
+      await sleep(300)
+      await b.stop()
+    } finally {
+      a.child.kill('SIGCONT')
+    }
+    const r = await get
+    assert.notEqual(r.code, 0, 'the get did not finish')
+    assert.equal(lines(r.stderr).length, 1, r.stderr)
+    assert.doesNotMatch(r.stderr, /^shoal: aborted$/m, 'not Node\'s bare error')
+    assert.match(r.stderr, /^shoal: .+ \((TruncatedResponseError|\w+Error)\)$/m, r.stderr)
+    assert.deepEqual(await readdir(out), [], 'no file, no staging file left')
   })
 })

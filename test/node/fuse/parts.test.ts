@@ -292,6 +292,24 @@ describe('ContentCache', () => {
     assert.equal(await reading.read(buf, 100, 0), 100, 'an open handle reads on after its file went')
     await reading.close()
     assert.equal(await cache.open('a'), undefined)
+    // cleared for good (the mount is going): a committed file offered afterwards is not kept, and left where it is
+    assert.equal(await put('d', randomBytes(4000)), false)
+    assert.equal(cache.has('d'), false)
+    assert.equal((await readFile(join(dir, 'd'))).byteLength, 4000)
+  })
+
+  it('a clear while adopts are moving files in ends with nothing kept and no error', async t => {
+    const dir = await tempDir(t)
+    const cache = new ContentCache(join(dir, 'cache'), 1_000_000)
+    const names = Array.from({ length: 40 }, (_, i) => `f${i}`)
+    for (const name of names) await writeFile(join(dir, name), randomBytes(1000))
+    // the first adopts made the folder; the rest race with its removal
+    const adopts = names.map(async (name, i) => await (i < 5 ? cache.adopt(name, join(dir, name), 1000) : new Promise<boolean>(resolve => setImmediate(() => { resolve(cache.adopt(name, join(dir, name), 1000)) }))))
+    await Promise.all([...adopts.slice(0, 5), cache.clear(), ...adopts.slice(5)])
+    assert.equal(cache.size, 0)
+    for (const name of names) assert.equal(cache.has(name), false, name)
+    const left = await readdir(join(dir, 'cache')).catch(() => [])
+    assert.deepEqual(left, [], 'nothing left in the cache folder')
   })
   it('a kept copy cut short on disk is not served, and a handle already open fails its read past the cut with EIO', async t => {
     const dir = await tempDir(t)
