@@ -4,7 +4,7 @@ import { basename, join, relative, sep } from 'node:path'
 import { InvalidArgumentError, InvalidPathError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
-import { ApiClient, ApiError, type Query } from '../client.js'
+import { ApiClient, ApiError, BrokenStreamError, type Query } from '../client.js'
 import { createHeld, downloadError, moveIntoPlace, openDownloadTarget, release, stagingPath } from '../staging.js'
 import { checkOutputPath, checkPlanOnDisk, fileOutputPath, outputPath, planTree, type ListedEntry, type TreePlan } from '../output-path.js'
 import { formatBytes, formatTime, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
@@ -114,6 +114,8 @@ class AddedPaths {
   private readonly files: string[] = []
   /** Directories created, in the order made. */
   private readonly dirs: string[] = []
+  /** New files whose upload was cut without the daemon's answer: added or not, unknown (never removed by the undo). */
+  private readonly perhaps: string[] = []
 
   constructor (private readonly client: ApiClient, private readonly target: string, private readonly targetIsNew: boolean) {}
 
@@ -125,17 +127,26 @@ class AddedPaths {
 
   /** Add the file `path` with `upload`, remembered when it is new. */
   async file<T> (path: string, upload: () => Promise<T>): Promise<T> {
-    const fresh = await this.isNew(path)
-    const result = await upload()
-    if (fresh) this.files.push(path)
-    return result
+    return await this.batch([path], upload)
   }
 
-  /** Add the files `paths` with `upload` (one batch: all or none), remembering the new ones. */
+  /**
+   * Add the files `paths` with `upload` (one batch: all or none), remembering
+   * the new ones; those of an upload whose connection broke (a daemon that
+   * stopped may have committed it as it went) are remembered as perhaps added.
+   */
   async batch<T> (paths: readonly string[], upload: () => Promise<T>): Promise<T> {
     const fresh: string[] = []
     for (const path of paths) if (await this.isNew(path)) fresh.push(path)
-    const result = await upload()
+    let result: T
+    try {
+      result = await upload()
+    } catch (err) {
+      // the daemon's answer (a refusal) or the local file's error added nothing; a connection broken once the body
+      // was out may have come after the commit (a daemon that stops ends the request under way)
+      if (err instanceof BrokenStreamError) this.perhaps.push(...fresh)
+      throw err
+    }
     this.files.push(...fresh)
     return result
   }
@@ -169,16 +180,27 @@ class AddedPaths {
     }
     const removed = files.length + dirs.length - left.length - kept.length
     if (err instanceof Error && removed + left.length + kept.length > 0) {
-      const keptNote = kept.length === 0 ? '' : `; kept ${kept.join(', ')}: ${kept.length === 1 ? 'it holds' : 'they hold'} what another write put there`
+      const keptNote = kept.length === 0 ? '' : `; kept ${listed(kept)}: ${kept.length === 1 ? 'it holds' : 'they hold'} what another write put there`
       err.message += left.length > 0
-        ? `; undoing the add failed for ${left.join(', ')}`
+        ? `; undoing the add failed for ${listed(left)}`
         : this.targetIsNew && this.dirs[0] === this.target && kept.length === 0
           ? `; the add was undone (${this.target} removed)`
           : `; the add was undone (${removed} new ${removed === 1 ? 'entry' : 'entries'} under ${this.target} removed${keptNote})`
     }
+    // not removed: whose it is now cannot be told (another node may have written that path since)
+    if (err instanceof Error && this.perhaps.length > 0) err.message += `; ${listed(this.perhaps)} ${this.perhaps.length === 1 ? 'was' : 'were'} being added as the connection broke and may be there`
     return err
   }
 }
+
+/** Paths named in an error line: the first {@link LISTED_PATHS}, then how many more (a tree's add names no thousand paths in its one line). */
+function listed (paths: readonly string[]): string {
+  if (paths.length <= LISTED_PATHS) return paths.join(', ')
+  return `${paths.slice(0, LISTED_PATHS).join(', ')} and ${paths.length - LISTED_PATHS} more`
+}
+
+/** Paths an error line names before it counts the rest. */
+const LISTED_PATHS = 5
 
 /** `shoal add FILE|DIR [--to PATH] [--chunker SPEC]`. */
 export async function addCommand (g: GlobalOptions, source: string, opts: AddFlags): Promise<void> {

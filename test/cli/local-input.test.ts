@@ -257,3 +257,33 @@ describe('bad local input through the CLI', () => {
   })
 
 })
+
+describe('a daemon stopped during a directory add', () => {
+  const ctx = suiteContext()
+
+  it('the CLI names what it could not undo in one bounded line, the file under way included: every file there after the restart is named or counted', TEST, async () => {
+    const d = await startDaemon(ctx)
+    const local = join(await tempDir(ctx, 'shoal-add-stopped-'), 'many')
+    await mkdir(local)
+    // files over the batch size: one request each, and the stop lands during one of them
+    const bytes = randomBytes(1024 * 1024 + 1, 23)
+    for (let i = 0; i < 60; i++) { bytes[0] = i; await writeFile(join(local, `f${String(i).padStart(2, '0')}.bin`), bytes) }
+    const run = launchShoal(ctx, ['--repo', d.repo, 'add', local, '--to', '/many'])
+    await until('eight files added', () => run.stdout().split('\n').filter(line => line.startsWith('added ')).length >= 8)
+    await d.stop()
+    const exit = await run.exited
+    assert.equal(exit.code, 1, run.stderr())
+    assert.equal(lines(run.stderr()).length, 1, run.stderr())
+    const line = lines(run.stderr())[0]
+    assert.ok(line.length < 800, `one bounded line, not every path: ${line.length} characters`)
+    // what the line names or counts: the entries whose removal failed (the daemon is gone), and those under way
+    const count = (list: string | undefined): number => list === undefined ? 0 : list.replace(/ and \d+ more$/, '').split(', ').length + Number(/ and (\d+) more$/.exec(list)?.[1] ?? 0)
+    const failed = /undoing the add failed for ((?:\/many[^;]*?))(?:;|\s\(\w+Error\)$)/.exec(line)?.[1]
+    assert.ok(failed !== undefined, line)
+    const perhaps = /; ((?:\/many[^;]*?)) (?:was|were) being added as the connection broke and may be there/.exec(line)?.[1]
+    const again = await startDaemon(ctx, d.repo)
+    const there = await shoalJson<Array<{ name: string }>>(again.repo, ['ls', '/many'])
+    // the folder itself is among the entries the undo could not remove
+    assert.ok(there.length + 1 <= count(failed) + count(perhaps), `${there.length} files in /many, the line names or counts ${count(failed)} + ${count(perhaps)}: ${line}`)
+  })
+})
