@@ -1,7 +1,7 @@
 import { fstatSync, type Stats } from 'node:fs'
 import { lstat, mkdir, opendir, rm } from 'node:fs/promises'
-import { basename, join, relative, sep } from 'node:path'
-import { InvalidArgumentError, InvalidPathError, NotFoundError } from '../../node/errors.js'
+import { basename, join, posix, relative, sep } from 'node:path'
+import { DaemonNotRunningError, InvalidArgumentError, InvalidPathError, NotFoundError } from '../../node/errors.js'
 import { parsePolicy } from '../../protocol/durability.js'
 import { OUTPUT_HEADER } from '../../protocol/cat-output.js'
 import { ApiClient, ApiError, BrokenStreamError, type Query } from '../client.js'
@@ -144,7 +144,7 @@ class AddedPaths {
     } catch (err) {
       // the daemon's answer (a refusal) or the local file's error added nothing; a connection broken once the body
       // was out may have come after the commit (a daemon that stops ends the request under way)
-      if (err instanceof BrokenStreamError) this.perhaps.push(...fresh)
+      if (connectionLost(err)) this.perhaps.push(...fresh)
       throw err
     }
     this.files.push(...fresh)
@@ -159,8 +159,29 @@ class AddedPaths {
    */
   async mkdir (path: string, mode?: number): Promise<void> {
     const fresh = await this.isNew(path)
-    await withStart(this.client, 'POST', '/api/v0/mkdir', { arg: path, parents: true, mode: mode?.toString(8) })
-    if (fresh) this.dirs.push(path)
+    // the target's missing parents are made too (or beside a file that arrived after this command began): the undo's as well
+    const above = path === this.target && fresh ? await this.missingAbove(path) : []
+    try {
+      await withStart(this.client, 'POST', '/api/v0/mkdir', { arg: path, parents: true, mode: mode?.toString(8) })
+    } catch (err) {
+      if (fresh && connectionLost(err)) this.perhaps.push(...above, path)
+      throw err
+    }
+    if (fresh) this.dirs.push(...above, path)
+  }
+
+  /** The folders above `path` that are not there now (nothing, or a file at their path), top first. */
+  private async missingAbove (path: string): Promise<string[]> {
+    const missing: string[] = []
+    for (let dir = posix.dirname(path); dir !== '/'; dir = posix.dirname(dir)) {
+      const info = await statOrUndefined(this.client, dir).catch((err: unknown) => {
+        if (err instanceof ApiError && err.name === 'NotADirectoryError') return undefined
+        throw err
+      })
+      if (info?.type === 'dir') break
+      missing.unshift(dir)
+    }
+    return missing
   }
 
   /** Remove what was made; returns `err` with a note of what was undone (or of what could not be). */
@@ -183,14 +204,29 @@ class AddedPaths {
       const keptNote = kept.length === 0 ? '' : `; kept ${listed(kept)}: ${kept.length === 1 ? 'it holds' : 'they hold'} what another write put there`
       err.message += left.length > 0
         ? `; undoing the add failed for ${listed(left)}`
-        : this.targetIsNew && this.dirs[0] === this.target && kept.length === 0
-          ? `; the add was undone (${this.target} removed)`
+        : this.targetIsNew && this.dirs.includes(this.target) && kept.length === 0
+          ? `; the add was undone (${this.target} removed${madeAbove(this.dirs, this.target)})`
           : `; the add was undone (${removed} new ${removed === 1 ? 'entry' : 'entries'} under ${this.target} removed${keptNote})`
     }
     // not removed: whose it is now cannot be told (another node may have written that path since)
     if (err instanceof Error && this.perhaps.length > 0) err.message += `; ${listed(this.perhaps)} ${this.perhaps.length === 1 ? 'was' : 'were'} being added as the connection broke and may be there`
     return err
   }
+}
+
+/** The folders above `target` that an add made (those before it in `dirs`), as a note. */
+function madeAbove (dirs: readonly string[], target: string): string {
+  const above = dirs.slice(0, dirs.indexOf(target))
+  return above.length === 0 ? '' : `, and ${listed(above)} above it`
+}
+
+/**
+ * True for an error of a request whose connection to the daemon broke (a
+ * daemon that stopped, or went away): it may have done the request first.
+ */
+function connectionLost (err: unknown): boolean {
+  return err instanceof BrokenStreamError || err instanceof DaemonNotRunningError ||
+    (err as { code?: unknown } | undefined)?.code === 'ECONNRESET' || (err as Error | undefined)?.message === 'aborted'
 }
 
 /** Paths named in an error line: the first {@link LISTED_PATHS}, then how many more (a tree's add names no thousand paths in its one line). */

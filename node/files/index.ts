@@ -943,22 +943,20 @@ export class Files {
   }
 
   /**
-   * Whether a file is shown at a parent of `target` that arrived from
-   * another node after `startedAt` (kept beside the folder made there).
+   * Check that no file the caller could have seen (there before
+   * `startedAt`) is at a parent of `target`: a file that arrived from
+   * another node after it is kept beside the folder made there.
    *
    * @throws {NotADirectoryError} a file at a parent that was there when the caller began
    */
-  private async besideUnseenParents (target: string, startedAt: number, dirs?: Set<string>): Promise<boolean> {
+  private async besideUnseenParents (target: string, startedAt: number, dirs?: Set<string>): Promise<void> {
     const { namespace } = this.components
-    let unseen = false
     for (let dir = parentOf(target); dir !== '/' && dirs?.has(dir) !== true; dir = parentOf(dir)) {
       const above = await namespace.lookup(dir)
       if (above === undefined) continue
       if (above.type === 'dir') { dirs?.add(dir); break }
       if (!await this.arrivedAfter(dir, startedAt)) throw new NotADirectoryError(`not a directory: ${dir}`)
-      unseen = true
     }
-    return unseen
   }
 
   /**
@@ -1133,7 +1131,11 @@ export class Files {
     if (startedAt !== undefined) {
       const existing = await namespace.lookup(path)
       besideFile = existing?.type === 'file' && existing.conflictOf === undefined && await this.arrivedAfter(existing.path, startedAt)
-      if (options.parents === true) besideParentFiles = await this.besideUnseenParents(path, startedAt)
+      // past the check, a file at a parent when the write takes its lock is one the caller never saw
+      if (options.parents === true) {
+        await this.besideUnseenParents(path, startedAt)
+        besideParentFiles = true
+      }
     }
     return await this.infoOf(await namespace.mkdir(path, { ...rest, besideFile, besideParentFiles }))
   }

@@ -50,9 +50,15 @@ export class ContentCache {
    */
   async adopt (cid: string, from: string, size: number): Promise<boolean> {
     if (this.cleared || size > this.maxBytes || size === 0 || this.kept.has(cid)) return false
-    await mkdir(this.dir, { recursive: true })
     const path = join(this.dir, cid)
-    await rename(from, path)
+    try {
+      await mkdir(this.dir, { recursive: true })
+      await rename(from, path)
+    } catch (err) {
+      // the folder removed by a clear meanwhile (ENOENT): not kept, `from` left to the caller
+      if (this.cleared) return false
+      throw err
+    }
     // cleared while it moved (a commit that ended as the mount went): not kept
     if (this.cleared) {
       await rm(path, { force: true })

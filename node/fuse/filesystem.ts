@@ -147,6 +147,13 @@ class Staged {
   queued = false
   unlinked = false
   /**
+   * A writer still held it open when its mount went (a forced unmount, a
+   * daemon that stops): what it had written so far may be a file cut off in
+   * the middle. Its commit is then kept beside the version it started from,
+   * a conflict, instead of replacing it (see {@link startedFrom}).
+   */
+  cut = false
+  /**
    * Bytes at the start of the staged file that are still those of
    * {@link base}: a read handle of that version may read on in this file
    * when it reaches its end ({@link ShoalFilesystem.followed}: an append
@@ -699,8 +706,13 @@ export class ShoalFilesystem {
     }
   }
 
-  /** Drop a handle. The last writer's release queues the file's commit; a read handle stops its stream. */
-  async release (fh: number): Promise<void> {
+  /**
+   * Drop a handle. The last writer's release queues the file's commit; a read
+   * handle stops its stream. `cut`: the handle's mount went while it was
+   * open (its owner never closed it): a writable one's file is committed
+   * beside the version it started from ({@link Staged.cut}).
+   */
+  async release (fh: number, options: { cut?: boolean } = {}): Promise<void> {
     const h = this.handles.get(fh)
     if (h === undefined) return
     this.handles.delete(fh)
@@ -708,8 +720,19 @@ export class ShoalFilesystem {
     h.places?.close()
     const s = h.staged
     s.handles--
-    if (h.writable) s.writers--
+    if (h.writable) {
+      s.writers--
+      if (options.cut === true) this.cutOff(s)
+    }
     await this.settle(s)
+  }
+
+  /** A writer of `s` was cut off by its mount's going: kept beside what it started from, said once in the log. */
+  private cutOff (s: Staged): void {
+    if (s.cut || !s.dirty) return
+    const from = startedFrom(s)
+    s.cut = true
+    if (from !== null) this.log.warn({ path: s.path, replaced: from }, 'fuse: a file still open for writing when its mount went is committed beside the version it started from, a conflict: its writer may have been cut off in the middle')
   }
 
   // ----------------------------------------------------------- changes
@@ -1023,6 +1046,7 @@ export class ShoalFilesystem {
       else h.places?.close()
     }
     for (const s of this.staged.values()) {
+      if (s.writers > 0) this.cutOff(s)
       s.handles = 0
       s.writers = 0
     }
@@ -1389,9 +1413,14 @@ export class ShoalFilesystem {
  * over its path made it replace ({@link Staged.replaces}), else its own last
  * commit, else the version it was copied from, else none (`null`: a new
  * file). The commit replaces that version only: one written meanwhile, by
- * another node or by the CLI here, is kept as a conflict.
+ * another node or by the CLI here, is kept as a conflict. A file whose
+ * writer was cut off ({@link Staged.cut}) replaces none: the version it
+ * started from stays, and the cut one is kept beside it, a conflict
+ * (before, a `cp` over a file cut short by a daemon's stop replaced it, on
+ * every node, with its first part).
  */
 function startedFrom (s: Staged): string | null {
+  if (s.cut) return null
   return (s.replaces ?? (s.committedGen !== 0 ? s.committedCid : s.base)) ?? null
 }
 

@@ -372,7 +372,7 @@ export class FuseService {
     // once the mount is gone; what was written to them is committed, and they fail from now on
     for (const fh of [...entry.opened]) {
       entry.opened.delete(fh)
-      await this.fs?.release(fh).catch((err: any) => { this.log.warn({ dir, err: err?.message }, 'release at unmount failed') })
+      await this.fs?.release(fh, { cut: true }).catch((err: any) => { this.log.warn({ dir, err: err?.message }, 'release at unmount failed') })
     }
     this.log.info({ dir }, 'unmounted')
     if (this.active.size === 0) await this.closeFilesystem()

@@ -104,13 +104,16 @@ describe('FUSE mounts through the CLI', () => {
     assert.deepEqual((await shoalJson<Array<{ dir: string }>>(a.repo, ['mounts'])).map(m => m.dir), [mntA])
   })
 
-  it('unmount is refused while a file is open there (one line, nothing committed half-written); --force unmounts all the same', TEST, async () => {
+  it('unmount is refused while a file is open there (one line, nothing committed half-written); --force unmounts all the same, a file cut off kept beside the version it replaced', TEST, async () => {
     const mnt = join(dir, 'mnt-d')
     await mkdir(mnt)
     defer(ctx, async () => { await forceUnmount(mnt) })
+    const whole = join(dir, 'whole.txt')
+    await writeFile(whole, 'the whole version\n')
+    await shoalOk(b.repo, ['add', whole, '--to', '/over.txt'])
     await shoalOk(b.repo, ['mount', mnt])
-    // a writer in the middle of its file: the descriptor stays open
-    const writer = spawn('bash', ['-c', 'exec 3>"$0"; printf partial >&3; echo ready; exec sleep 60', join(mnt, 'held.txt')], { stdio: ['ignore', 'pipe', 'ignore'] })
+    // writers in the middle of their files, one new, one over a file (truncated at its open): the descriptors stay open
+    const writer = spawn('bash', ['-c', 'exec 3>"$0"; printf partial >&3; exec 4>"$1"; printf cut >&4; echo ready; exec sleep 60', join(mnt, 'held.txt'), join(mnt, 'over.txt')], { stdio: ['ignore', 'pipe', 'ignore'] })
     const exited = new Promise<void>(resolve => writer.once('exit', () => resolve()))
     defer(ctx, async () => { writer.kill('SIGKILL'); await exited })
     await within(new Promise<void>((resolve, reject) => {
@@ -131,11 +134,17 @@ describe('FUSE mounts through the CLI', () => {
     assert.ok(!(await mounted()).includes(mnt), 'unmounted with the file open')
     writer.kill('SIGKILL')
     await exited
-    // the writer's close commits what it wrote
+    // what the writers wrote is committed: the new file as it is, the one over a file beside the version it started
+    // from, a conflict, so that the whole version is not replaced by the part written before the cut
     await eventually('held.txt is committed', async () => {
       const cat = await runShoal(['--repo', b.repo, 'cat', '/held.txt'])
       return cat.code === 0 && cat.stdout.toString() === 'partial'
     })
+    await eventually('over.txt is committed beside the version it started from', async () => (await shoalJson<Array<{ path: string }>>(b.repo, ['conflicts'])).some(c => c.path === '/over.txt'))
+    const copy = (await shoalJson<Array<{ path: string, copy: string }>>(b.repo, ['conflicts'])).find(c => c.path === '/over.txt')?.copy as string
+    const versions = [(await shoalOk(b.repo, ['cat', '/over.txt'])).toString(), (await shoalOk(b.repo, ['cat', copy])).toString()].sort()
+    assert.deepEqual(versions, ['cut', 'the whole version\n'], 'both versions kept')
+    assert.equal((await shoalJson<Array<{ path: string }>>(b.repo, ['conflicts'])).filter(c => c.path === '/held.txt').length, 0, 'a new file cut off is no conflict')
   })
 
   it('unmount commits and frees the directory', TEST, async () => {

@@ -199,6 +199,10 @@ describe('bad local input through the CLI', () => {
     const line = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/latin1']), 'add latin1')
     assert.match(line, /^shoal: cannot read .*caf\uFFFD\.txt: its name is not valid UTF-8 .*rename it.*the add was undone \(\/latin1 removed\) \(LocalReadError\)$/)
     assert.equal((await names('/')).includes('latin1'), false, 'nothing added')
+    // to a target whose parents are not there: the undo removes the folders the add made above it too
+    const deep = failedWith(await runShoal(['--repo', d.repo, 'add', local, '--to', '/made/above/latin1']), 'add latin1 deep')
+    assert.match(deep, /the add was undone \(\/made\/above\/latin1 removed, and \/made, \/made\/above above it\) \(LocalReadError\)$/)
+    assert.equal((await names('/')).includes('made'), false, 'no folder left above it')
     // the file itself named on the command line (its bytes given by the shell): Node reads the argument with U+FFFD
     const byName = spawnSync('bash', ['-c', `exec "${process.execPath}" "${SHOAL_BIN}" --repo "${d.repo}" add "${join(local, 'caf')}"$'\\xe9'.txt --to /cafe.txt`], { encoding: 'utf8', timeout: 30_000 })
     assert.equal(byName.status, 1)
