@@ -160,6 +160,8 @@ class Staged {
    * made here by a writer that holds the file open).
    */
   intact = 0
+  /** Bytes of {@link base} (0 for a new file). */
+  baseSize = 0
 
   constructor (
     public path: string,
@@ -727,10 +729,16 @@ export class ShoalFilesystem {
     await this.settle(s)
   }
 
-  /** A writer of `s` was cut off by its mount's going: kept beside what it started from, said once in the log. */
+  /**
+   * A writer of `s` was cut off by its mount's going: kept beside what it
+   * started from, said once in the log. Not a writer that only appended to
+   * the version it was copied from (a log): replacing that version loses
+   * none of its bytes.
+   */
   private cutOff (s: Staged): void {
     if (s.cut || !s.dirty) return
     const from = startedFrom(s)
+    if (from !== null && from === s.base && s.intact >= s.baseSize) return
     s.cut = true
     if (from !== null) this.log.warn({ path: s.path, replaced: from }, 'fuse: a file still open for writing when its mount went is committed beside the version it started from, a conflict: its writer may have been cut off in the middle')
   }
@@ -1188,6 +1196,7 @@ export class ShoalFilesystem {
     }
     const s = new Staged(entry.path, file, entry.mode, entry.mtime, entry.cid)
     s.intact = Math.min(size, entry.size)
+    s.baseSize = entry.size
     return s
   }
 

@@ -111,9 +111,11 @@ describe('FUSE mounts through the CLI', () => {
     const whole = join(dir, 'whole.txt')
     await writeFile(whole, 'the whole version\n')
     await shoalOk(b.repo, ['add', whole, '--to', '/over.txt'])
+    await shoalOk(b.repo, ['add', whole, '--to', '/log.txt'])
     await shoalOk(b.repo, ['mount', mnt])
-    // writers in the middle of their files, one new, one over a file (truncated at its open): the descriptors stay open
-    const writer = spawn('bash', ['-c', 'exec 3>"$0"; printf partial >&3; exec 4>"$1"; printf cut >&4; echo ready; exec sleep 60', join(mnt, 'held.txt'), join(mnt, 'over.txt')], { stdio: ['ignore', 'pipe', 'ignore'] })
+    // writers in the middle of their files, one new, one over a file (truncated at its open), one appending to a
+    // file: the descriptors stay open
+    const writer = spawn('bash', ['-c', 'exec 3>"$0"; printf partial >&3; exec 4>"$1"; printf cut >&4; exec 5>>"$2"; printf more >&5; echo ready; exec sleep 60', join(mnt, 'held.txt'), join(mnt, 'over.txt'), join(mnt, 'log.txt')], { stdio: ['ignore', 'pipe', 'ignore'] })
     const exited = new Promise<void>(resolve => writer.once('exit', () => resolve()))
     defer(ctx, async () => { writer.kill('SIGKILL'); await exited })
     await within(new Promise<void>((resolve, reject) => {
@@ -145,6 +147,12 @@ describe('FUSE mounts through the CLI', () => {
     const versions = [(await shoalOk(b.repo, ['cat', '/over.txt'])).toString(), (await shoalOk(b.repo, ['cat', copy])).toString()].sort()
     assert.deepEqual(versions, ['cut', 'the whole version\n'], 'both versions kept')
     assert.equal((await shoalJson<Array<{ path: string }>>(b.repo, ['conflicts'])).filter(c => c.path === '/held.txt').length, 0, 'a new file cut off is no conflict')
+    // an append cut off loses nothing of the version it grew: it replaces it, no conflict
+    await eventually('log.txt is committed with its append', async () => {
+      const cat = await runShoal(['--repo', b.repo, 'cat', '/log.txt'])
+      return cat.code === 0 && cat.stdout.toString() === 'the whole version\nmore'
+    })
+    assert.equal((await shoalJson<Array<{ path: string }>>(b.repo, ['conflicts'])).filter(c => c.path === '/log.txt').length, 0, 'an append cut off is no conflict')
   })
 
   it('unmount commits and frees the directory', TEST, async () => {
