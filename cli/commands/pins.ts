@@ -5,6 +5,7 @@
  */
 import { parsePolicy } from '../../protocol/durability.js'
 import { ApiClient, type Query } from '../client.js'
+import { failIfUnreadable } from '../data-unavailable.js'
 import { formatBytes, formatSpan, formatSummary, notePending, printable, printJson, printLines, type GlobalOptions } from '../output.js'
 import { shellQuote } from '../../node/shell-quote.js'
 import { meter, PhaseMeters, progressMode } from '../progress.js'
@@ -77,7 +78,12 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
 export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean, verify?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const status = await client.json<PinStatus & { path: string, cold?: ColdCopyHealth, blocks?: FileBlocks }>('GET', '/api/v0/pin/status', { arg: target, ...(opts.verify === true ? { verify: 'true' } : {}) })
-  if (g.json) { printJson(status); return }
+  const unreadable = status.state === 'lost' ? { stripes: status.summary.lost } : {}
+  if (g.json) {
+    printJson(status)
+    failIfUnreadable(`pin status ${printable(status.path)}`, unreadable)
+    return
+  }
   const lines = [`${printable(status.path)}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
   if (status.cold !== undefined) lines.push(coldLine(status.cold))
   if (status.manifest !== undefined) {
@@ -101,6 +107,7 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   }
   if (status.blocks !== undefined) lines.push(...blocksLines(status.blocks))
   printLines(...lines)
+  failIfUnreadable(`pin status ${printable(status.path)}`, unreadable)
 }
 
 /**
@@ -145,7 +152,13 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     return
   }
   const r = await withServerProgress<RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }>(g, client, '/api/v0/repair', { wait: true, ...flags })
-  if (g.json) { printJson(r); return }
+  // blocks of no file here (a pin not known here yet, a peer's reservation) are not counted: no file of this node is unreadable for them
+  const unreadable = { stripes: r.lost, uncodedFiles: r.uncodedLost ?? 0, blocks: r.scrub?.lost.filter(b => b.paths.length > 0).length ?? 0 }
+  if (g.json) {
+    printJson(r)
+    failIfUnreadable('the repair pass', unreadable)
+    return
+  }
   if (r.reindex !== undefined) {
     const x = r.reindex
     printLines(
@@ -169,6 +182,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     ...((r.uncodedLost ?? 0) > 0 ? [`files lost before their coding: ${r.uncodedLost} (their blocks are neither here nor on a peer; each pass tries again, should a peer bring them back)`] : []),
     ...r.errors.map(e => `error: ${e}`)
   )
+  failIfUnreadable('the repair pass', unreadable)
 }
 
 /** One lost block of a scrub: its CID (as its file's DAG names it) and the files it belongs to. */

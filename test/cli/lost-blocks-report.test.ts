@@ -34,6 +34,19 @@ async function damageLine (repo: string): Promise<string | undefined> {
   return lines((await shoalOk(repo, ['status'])).toString('utf8')).find(l => l.startsWith('damage:'))
 }
 
+/**
+ * `repair --scrub --wait` (`--json` with `json`) on a node whose files lost blocks: its report on stdout, and
+ * its exit 1 with one line saying data is unreadable (a monitor sees it in the exit status).
+ */
+async function scrubFindingLoss (repo: string, json = false): Promise<string> {
+  const r = await runShoal(['--repo', repo, ...(json ? ['--json'] : []), 'repair', '--scrub', '--wait'])
+  assert.equal(r.code, 1, r.stderr)
+  assert.equal(lines(r.stderr).length, 1, r.stderr)
+  assert.match(r.stderr, /DataUnavailableError/)
+  assert.match(r.stderr, /the repair pass found data unreadable now: \d+ blocks? of files that no peer supplied/)
+  return r.stdout.toString('utf8')
+}
+
 /** A daemon on a new repo with `/keep.bin` (1 MiB, `pin none`: a dag-pb root over 4 raw leaves) and the CID of its root. */
 async function daemonWithFile (t: CleanupContext): Promise<{ d: TestDaemon, dir: string, cid: string }> {
   const d = await startDaemon(t)
@@ -75,7 +88,7 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
     for (const leaf of [...leaves, ...goneBlocks]) await flipRecord(blocks, await recordLocation(blocks, CID.parse(leaf)))
     const again = await startDaemon(t, d.repo)
 
-    const out = lines((await shoalOk(again.repo, ['repair', '--scrub', '--wait'])).toString('utf8'))
+    const out = lines(await scrubFindingLoss(again.repo))
     const scrubLine = out.find(l => l.startsWith('scrub:'))
     assert.match(scrubLine ?? '', /10 corrupt: 0 rebuilt from their stripes, 0 fetched again, 5 lost, 5 leftovers no file here needs \(of removed files: `shoal gc` drops them; not lost\)/, out.join('\n'))
     const lost = out.filter(l => l.startsWith('lost:')).map(l => l.slice('lost: '.length).split('\t'))
@@ -90,7 +103,7 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
 
     // the next scrub finds nothing corrupt (the lost blocks were deleted), but looks for them again: still lost, still
     // said (before, it reported 0 lost and `status` then said no damage while the file could not be read)
-    const next = lines((await shoalOk(again.repo, ['repair', '--scrub', '--wait'])).toString('utf8'))
+    const next = lines(await scrubFindingLoss(again.repo))
     assert.match(next.find(l => l.startsWith('scrub:')) ?? '', / 0 corrupt and 5 lost before, looked for again: 0 rebuilt from their stripes, 0 fetched again, 5 lost$/, next.join('\n'))
     assert.deepEqual(new Set(next.filter(l => l.startsWith('lost:')).map(l => l.slice('lost: '.length).split('\t')[0])), new Set([cid, ...leaves]))
     assert.equal((await again.stop()).code, 0)
@@ -115,13 +128,13 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
     await flipRecord(blocks, await recordLocation(blocks, CID.parse(otherLeaf)))
     const again = await startDaemon(t, d.repo)
     const lostIn = (out: string[]): string[] => out.filter(l => l.startsWith('lost:')).map(l => l.slice('lost: '.length)).sort()
-    const first = lines((await shoalOk(again.repo, ['repair', '--scrub', '--wait'])).toString('utf8'))
+    const first = lines(await scrubFindingLoss(again.repo))
     assert.deepEqual(lostIn(first), [`${cid}\t/keep.bin`, `${otherLeaf}\t/other.bin`].sort(), first.join('\n'))
     // /other.bin written anew: its old leaf is nobody's now
     await writeFile(join(dir, 'other2.bin'), randomBytes(300 * 1024, 74))
     await shoalOk(again.repo, ['rm', '/other.bin'])
     await shoalOk(again.repo, ['add', join(dir, 'other2.bin'), '--to', '/other.bin', '--pin', 'none', ...CHUNKER])
-    const second = lines((await shoalOk(again.repo, ['repair', '--scrub', '--wait'])).toString('utf8'))
+    const second = lines(await scrubFindingLoss(again.repo))
     assert.match(second.find(l => l.startsWith('scrub:')) ?? '', / 0 corrupt and 2 lost before, looked for again: 0 rebuilt from their stripes, 0 fetched again, 1 lost$/, second.join('\n'))
     assert.deepEqual(lostIn(second), [`${cid}\t/keep.bin`], 'only /keep.bin\'s root, which is still its file\'s')
   })
@@ -150,7 +163,7 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
 
     // the scrub names the file too (its root: the leaves below it cannot be told from leftovers), and
     // what the open found is no longer told apart
-    const scrub = await shoalJson<{ scrub: { corrupt: number, lost: Array<{ cid: string, paths: string[] }>, leftovers: number, unknown: number } }>(again.repo, ['repair', '--scrub', '--wait'])
+    const scrub = JSON.parse(await scrubFindingLoss(again.repo, true)) as { scrub: { corrupt: number, lost: Array<{ cid: string, paths: string[] }>, leftovers: number, unknown: number } }
     assert.deepEqual({ ...scrub.scrub, blocks: undefined, bytes: undefined }, { blocks: undefined, bytes: undefined, corrupt: 5, missing: 0, rebuilt: 0, refetched: 0, lost: [{ cid, paths: ['/keep.bin'] }], leftovers: 0, unknown: 4, errors: [] })
     const line = await damageLine(again.repo) ?? ''
     assert.match(line, /1 file found missing blocks here: \/keep\.bin/)

@@ -193,5 +193,25 @@ describe('pins through the CLI', () => {
     for (const s of degraded.stripes) assert.equal(s.state, s.live < 3 ? 'degraded' : 'healthy', `stripe ${s.index}`)
     assert.deepEqual([...stripeLines((await shoalOk(a.repo, ['pin', 'status', '/f.bin'])).toString())], lost.map(s => [s.index, ['degraded', `degraded ${s.live}/3`]]))
     assert.ok(b.child.exitCode === null, 'the other peer is still up')
+
+    // the second holder stops too, once the writer let go of the leaves its peers hold (`gc`: else its copies read the
+    // file here): stripes with one shard left are unreadable. `pin status` and `repair --wait` print their report and
+    // exit 1 with one line saying so (a degraded file, above, exits 0)
+    await shoalOk(a.repo, ['gc'])
+    await b.stop()
+    const gone = await runShoal(['--repo', a.repo, '--json', 'pin', 'status', '/f.bin'])
+    assert.equal(gone.code, 1, gone.stderr)
+    const goneStatus = JSON.parse(gone.stdout.toString()) as Status & { summary: { lost: number } }
+    assert.equal(goneStatus.state, 'lost', 'the report is printed all the same')
+    assert.equal(lines(gone.stderr).length, 1, gone.stderr)
+    assert.equal(JSON.parse(gone.stderr).error.name, 'DataUnavailableError')
+    const goneText = await runShoal(['--repo', a.repo, 'pin', 'status', '/f.bin'])
+    assert.equal(goneText.code, 1)
+    assert.match(goneText.stdout.toString(), /^state: lost$/m)
+    assert.deepEqual(lines(goneText.stderr), [`shoal: pin status /f.bin found data unreadable now: ${goneStatus.summary.lost} stripe${goneStatus.summary.lost === 1 ? '' : 's'} with fewer than k shards reachable (lost, or their holders away) (the report above says which) (DataUnavailableError)`])
+    const repair = await runShoal(['--repo', a.repo, 'repair', '--wait'])
+    assert.equal(repair.code, 1, repair.stderr)
+    assert.match(repair.stdout.toString(), /pinned files, \d+ stripes: .*lost/)
+    assert.match(lines(repair.stderr).join('\n'), /^shoal: the repair pass found data unreadable now: \d+ stripes? with fewer than k shards reachable .*\(DataUnavailableError\)$/)
   })
 })
