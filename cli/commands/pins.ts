@@ -96,6 +96,8 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
     const copies = status.stripes.reduce((n, s) => n + (s.copiesHere ?? 0), 0)
     if (copies > 0) lines.push(`copies here: ${copies} shard${copies === 1 ? '' : 's'} lost on ${copies === 1 ? 'its holder is' : 'their holders are'} in this node's store (the same bytes added here, or left from before): the file reads here, and the repair pass keeps them as held shards and rebuilds the rest`)
     if (status.summary.atRisk > 0) lines.push(atRiskLine(status.k ?? 0, status.m ?? 0, status.peersAsked.length, shellQuote(printable(status.path))))
+    const back = status.stripes.filter(s => s.away !== undefined && s.live + s.away >= (status.k ?? 0)).length
+    if (back > 0) lines.push(`away: ${back} lost stripe${back === 1 ? '' : 's'} would read again with holders that went down within the grace period (durability.grace): lost for now, not for good, if they come back`)
     for (const s of status.stripes) {
       if (s.state === 'healthy' && opts.all !== true) continue
       lines.push(stripeLine(s))
@@ -269,7 +271,8 @@ function showProgress (g: GlobalOptions, phases: PhaseMeters, u: ProgressUpdate)
 export function stripeLine (s: StripeStatus): string {
   const state = s.progress !== undefined ? `${s.state} ${s.progress.acked}/${s.progress.total} shards acked` : s.state
   const shards = s.shards.map(sh => `${sh.index}:${sh.cid === undefined ? 'zero' : sh.copyHere === true ? 'copy-here' : sh.holders.length === 0 ? 'MISSING' : sh.holders.map(short).join('+')}`)
-  return `stripe ${s.index}\t${state}\t${s.health} ${s.live}/${s.shards.length}\t${shards.join(' ')}${s.why !== undefined ? `\t(${s.why})` : ''}`
+  const away = s.away === undefined ? '' : `\t(${s.away} of its missing shards on holders down within the grace period)`
+  return `stripe ${s.index}\t${state}\t${s.health} ${s.live}/${s.shards.length}\t${shards.join(' ')}${away}${s.why !== undefined ? `\t(${s.why})` : ''}`
 }
 
 function short (peer: string): string {

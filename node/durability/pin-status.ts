@@ -75,6 +75,13 @@ export interface StripeStatus {
   progress?: StripeProgress
   /** Set while `pending`: why, in one line. */
   waiting?: string
+  /**
+   * Set on a `lost` stripe whose missing shards' holders (as placed) went
+   * down within the grace period: how many of those shards. Enough of them
+   * back (`live + away >= k`) and the stripe reads again; the repair pass
+   * waits for them until the grace period ends.
+   */
+  away?: number
 }
 
 /**
@@ -189,6 +196,8 @@ export interface ReadPinStatusOptions {
   zoneOf?: (node: string) => string | undefined
   /** The placement of a manifest under way on this node (`Placer.underWay`), if one runs. */
   underWay?: (manifest: CID) => Readonly<PlaceProgress> | undefined
+  /** Whether a peer went down within the grace period (its shards are waited for, not rebuilt yet). */
+  awayWithinGrace?: (peer: string) => boolean
 }
 
 /**
@@ -245,6 +254,10 @@ export async function readPinStatus (components: DurabilityParts, root: CID, pin
     const { work, progress, waiting } = stripeWork(index, shards, known)
     const st: StripeStatus = { index, state: stripeState(health, work), health, live, shards }
     if (health === 'degraded' && copies > 0) st.copiesHere = copies
+    if (health === 'lost' && options.awayWithinGrace !== undefined) {
+      const away = shards.filter(s => s.holders.length === 0 && s.placed !== undefined && s.placed !== self && options.awayWithinGrace?.(s.placed) === true).length
+      if (away > 0) st.away = away
+    }
     if (record !== undefined) {
       st.why = placementWhy(record)
       if (!Number.isNaN(new Date(record.time).getTime())) st.placedAt = record.time

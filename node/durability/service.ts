@@ -271,7 +271,12 @@ export class DurabilityService {
   async status (root: CID, pin: FilePin | undefined, signal?: AbortSignal): Promise<PinStatus> {
     // the zones of live peers are learned (once per peer) before health counts them
     if (pin?.manifest !== undefined) await this.placer.livePeers(signal)
-    const status = await readPinStatus(this.parts, root, pin, { signal, zoneOf: peer => this.placer.zoneOf(peer), underWay: manifest => this.placer.underWay(manifest) })
+    const { network } = this.parts
+    const awayWithinGrace = (peer: string): boolean => {
+      const since = network.downSince(peer)
+      return since !== undefined && network.now() - since < this.settings.graceMs
+    }
+    const status = await readPinStatus(this.parts, root, pin, { signal, zoneOf: peer => this.placer.zoneOf(peer), underWay: manifest => this.placer.underWay(manifest), awayWithinGrace })
     const why = pin?.manifest === undefined && pin !== undefined ? await this.waiting(root, pin.policy, signal) ?? codedElsewhere(pin.policy) : undefined
     if (why !== undefined) {
       status.pending = true

@@ -208,6 +208,10 @@ describe('pins through the CLI', () => {
     const goneText = await runShoal(['--repo', a.repo, 'pin', 'status', '/f.bin'])
     assert.equal(goneText.code, 1)
     assert.match(goneText.stdout.toString(), /^state: lost$/m)
+    // its holders went down a moment ago, within the grace period: said, as the repair pass waits for them
+    const awayStripes = goneStatus.stripes.filter(s => s.live < 2) as Array<Stripe & { away?: number }>
+    assert.ok(awayStripes.length > 0 && awayStripes.every(s => s.away !== undefined && s.live + s.away >= 2), JSON.stringify(awayStripes.map(s => [s.live, s.away])))
+    assert.match(goneText.stdout.toString(), new RegExp(`^away: ${awayStripes.length} lost stripes? would read again with holders that went down within the grace period`, 'm'))
     assert.deepEqual(lines(goneText.stderr), [`shoal: pin status /f.bin found data unreadable now: ${goneStatus.summary.lost} stripe${goneStatus.summary.lost === 1 ? '' : 's'} with fewer than k shards reachable (lost, or their holders away) (the report above says which) (DataUnavailableError)`])
     const repair = await runShoal(['--repo', a.repo, 'repair', '--wait'])
     assert.equal(repair.code, 1, repair.stderr)
