@@ -231,7 +231,7 @@ describe('read path v2 on real nodes', () => {
     }
   })
 
-  it('two leaves of one stripe lost at different moments are rebuilt once: no block of the file, parity included, is sent twice', TEST, async t => {
+  it('two leaves of one stripe lost at different moments are rebuilt once: no block of that stripe, parity included, is sent twice', TEST, async t => {
     const f = await stripedFile(t, 8 * MiB)
     const status = await f.writer.components.files.pinStatus('/f.bin')
     // a stripe past the first with two data leaves on nodes other than the reader
@@ -260,7 +260,13 @@ describe('read path v2 on real nodes', () => {
       return 'not a shard'
     }
     const lostAt = f.stripes.findIndex(s => s.data.some(c => c.equals(lost[0].leaf)))
-    for (const [cid, n] of given) assert.ok(n <= 1, `block ${cid} (${role(cid)}; the lost leaves are in stripe ${lostAt}) sent ${n} times`)
+    // the blocks of the stripe rebuilt: each sent once. Not every block of the file: on a loaded machine a leaf of
+    // another stripe late past the hedge (over a second) starts a rebuild of its own stripe, which may fetch a
+    // sibling leaf the window then fetches too, as a hedge accepts (seen once in CI: stripe 3 leaf 2, the lost
+    // leaves in stripe 1)
+    const rebuilt = new Set([...f.stripes[lostAt].data, ...f.stripes[lostAt].parity].map(c => c.toString()))
+    for (const [cid, n] of given) if (rebuilt.has(cid)) assert.ok(n <= 1, `block ${cid} (${role(cid)}; the lost leaves are in stripe ${lostAt}) sent ${n} times`)
+    assert.ok([...rebuilt].some(cid => given.has(cid)), 'the rebuild fetched shards of the stripe')
   })
 
   it('a second leaf of a stripe lost while the first one\'s rebuild still waits for its parity: the parity is fetched once', TEST, async t => {
