@@ -78,12 +78,13 @@ export async function pinLsCommand (g: GlobalOptions): Promise<void> {
 export async function pinStatusCommand (g: GlobalOptions, target: string, opts: { all?: boolean, verify?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
   const status = await client.json<PinStatus & { path: string, cold?: ColdCopyHealth, blocks?: FileBlocks }>('GET', '/api/v0/pin/status', { arg: target, ...(opts.verify === true ? { verify: 'true' } : {}) })
-  const unreadable = status.state === 'lost' ? { stripes: status.summary.lost } : {}
-  if (g.json) {
-    printJson(status)
-    failIfUnreadable(`pin status ${printable(status.path)}`, unreadable)
-    return
-  }
+  if (g.json) printJson(status)
+  else printLines(...pinStatusLines(status, opts))
+  failIfUnreadable(`pin status ${printable(status.path)}`, status.state === 'lost' ? { stripes: status.summary.lost } : {})
+}
+
+/** The text of `pin status`. */
+function pinStatusLines (status: PinStatus & { path: string, cold?: ColdCopyHealth, blocks?: FileBlocks }, opts: { all?: boolean }): string[] {
   const lines = [`${printable(status.path)}\t${status.policy}\t${status.root}`, `state: ${status.state}`]
   if (status.cold !== undefined) lines.push(coldLine(status.cold))
   if (status.manifest !== undefined) {
@@ -108,8 +109,7 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
     lines.push(status.cold === undefined ? 'not striped: kept where its blocks are' : 'not striped: kept in the cold tier, and where its blocks are')
   }
   if (status.blocks !== undefined) lines.push(...blocksLines(status.blocks))
-  printLines(...lines)
-  failIfUnreadable(`pin status ${printable(status.path)}`, unreadable)
+  return lines
 }
 
 /**
@@ -154,29 +154,31 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     return
   }
   const r = await withServerProgress<RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }>(g, client, '/api/v0/repair', { wait: true, ...flags })
+  if (g.json) printJson(r)
+  else printLines(...repairLines(r))
   // blocks of no file here (a pin not known here yet, a peer's reservation) are not counted: no file of this node is unreadable for them
-  const unreadable = { stripes: r.lost, uncodedFiles: r.uncodedLost ?? 0, blocks: r.scrub?.lost.filter(b => b.paths.length > 0).length ?? 0 }
-  if (g.json) {
-    printJson(r)
-    failIfUnreadable('the repair pass', unreadable)
-    return
-  }
+  failIfUnreadable('the repair pass', { stripes: r.lost, uncodedFiles: r.uncodedLost ?? 0, blocks: r.scrub?.lost.filter(b => b.paths.length > 0).length ?? 0 })
+}
+
+/** The text of `repair --wait`. */
+function repairLines (r: RepairReport & { scrub?: ScrubReport, reindex?: ReindexReport }): string[] {
+  const lines: string[] = []
   if (r.reindex !== undefined) {
     const x = r.reindex
-    printLines(
+    lines.push(
       `reindex: ${x.packs} packs, ${x.records} intact records read, ${x.corruptRecords} corrupt; ${x.indexed} indexed again, ${x.repointed} repointed, ${x.removed} removed (no intact copy here)`,
       ...x.lost.map(cid => `lost here: ${cid}`)
     )
   }
   if (r.scrub !== undefined) {
     const s = r.scrub
-    printLines(
+    lines.push(
       `scrub: ${s.blocks} blocks (${formatBytes(s.bytes)}) re-hashed, ${s.corrupt} corrupt${s.missing > 0 ? ` and ${String(s.missing)} lost before, looked for again` : ''}: ${s.rebuilt} rebuilt from their stripes, ${s.refetched} fetched again, ${s.lost.length} lost${leftoversNote(s.leftovers)}${unknownNote(s.unknown)}`,
       ...s.lost.map(lostLine),
       ...s.errors.map(e => `scrub error: ${e}`)
     )
   }
-  printLines(
+  lines.push(
     `${r.manifests} pinned files, ${r.stripes} stripes: ${formatSummary(r)}; ${r.waiting} shards within the grace period (rebuilt after it: durability.grace)`,
     `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,
     ...(r.unplaced > 0 ? [`${r.unplaced} lost shards cannot be rebuilt now: no live node can take them (a node that joins gets them), or too few shards of their stripe are left (\`shoal pin status PATH\` names lost stripes)`] : []),
@@ -184,7 +186,7 @@ export async function repairCommand (g: GlobalOptions, opts: { wait?: boolean, s
     ...((r.uncodedLost ?? 0) > 0 ? [`files lost before their coding: ${r.uncodedLost} (their blocks are neither here nor on a peer; each pass tries again, should a peer bring them back)`] : []),
     ...r.errors.map(e => `error: ${e}`)
   )
-  failIfUnreadable('the repair pass', unreadable)
+  return lines
 }
 
 /** One lost block of a scrub: its CID (as its file's DAG names it) and the files it belongs to. */
