@@ -3,7 +3,9 @@
  * `pin status PATH` print their report, then fail with
  * {@link DataUnavailableError} (one line on stderr, exit 1) when it holds
  * stripes with fewer than k shards reachable, files lost before their
- * coding, or blocks of files that no copy anywhere supplied. A script or a
+ * coding, or blocks of files that no copy anywhere supplied (a file kept
+ * without coding whose blocks are gone here and on every peer that
+ * answered, too). A script or a
  * monitor then sees it in the exit status, as with `git fsck`; before, both
  * exited 0 whatever they found, and only `add --wait` (PolicyNotMetError)
  * failed on what it found.
@@ -26,7 +28,7 @@ export interface Unreadable {
   stripes?: number
   /** Files whose blocks were gone before their coding, here and on every peer. */
   uncodedFiles?: number
-  /** Blocks of files here that a scrub found corrupt or missing and no peer supplied. */
+  /** Blocks of files here that a scrub found corrupt or missing and no peer supplied, or that `pin status` found missing and no answering peer holds. */
   blocks?: number
 }
 

@@ -80,7 +80,7 @@ export async function pinStatusCommand (g: GlobalOptions, target: string, opts: 
   const status = await client.json<PinStatus & { path: string, cold?: ColdCopyHealth, blocks?: FileBlocks }>('GET', '/api/v0/pin/status', { arg: target, ...(opts.verify === true ? { verify: 'true' } : {}) })
   if (g.json) printJson(status)
   else printLines(...pinStatusLines(status, opts))
-  failIfUnreadable(`pin status ${printable(status.path)}`, status.state === 'lost' ? { stripes: status.summary.lost } : {})
+  failIfUnreadable(`pin status ${printable(status.path)}`, { stripes: status.state === 'lost' ? status.summary.lost : 0, blocks: status.blocks?.heldByNone ?? 0 })
 }
 
 /** The text of `pin status`. */
@@ -133,6 +133,7 @@ export function blocksLines (b: FileBlocks): string[] {
   const asked = b.firstMissing.length
   if (b.peers === undefined || b.peers.length === 0) lines.push(`peers asked about the first ${asked} missing: none answered`)
   else lines.push(`peers asked about the first ${asked} missing: ${b.peers.map(p => `${p.peer} has ${p.have}`).join(', ')}`)
+  if ((b.heldByNone ?? 0) > 0) lines.push(`held by no peer that answered: ${b.heldByNone ?? 0} of the ${asked} asked about: the file does not read now`)
   return lines
 }
 

@@ -222,7 +222,15 @@ export interface BlockExchange {
    * {@link MAX_HAVE}) it holds, one `have` request each, bounded in time;
    * peers that fail or time out are left out. Never throws.
    */
-  askHave: (cids: CID[], options?: { signal?: AbortSignal }) => Promise<PeerHaves[]>
+  askHave: (cids: CID[], options?: { signal?: AbortSignal }) => Promise<HaveSurvey>
+}
+
+/** What {@link BlockExchange.askHave} found: each answering peer's count, and the CIDs no answer held. */
+export interface HaveSurvey {
+  /** The peers that answered, by id. */
+  peers: PeerHaves[]
+  /** How many of the CIDs asked no answering peer holds (all asked when none answered). */
+  heldByNone: number
 }
 
 /** One peer's answer to {@link BlockExchange.askHave}. */
@@ -848,9 +856,10 @@ class DefaultBlockExchange implements BlockExchange {
     return channel
   }
 
-  async askHave (cids: CID[], options: { signal?: AbortSignal } = {}): Promise<PeerHaves[]> {
+  async askHave (cids: CID[], options: { signal?: AbortSignal } = {}): Promise<HaveSurvey> {
     const asked = cids.slice(0, MAX_HAVE)
-    if (asked.length === 0) return []
+    if (asked.length === 0) return { peers: [], heldByNone: 0 }
+    const held = new Array<boolean>(asked.length).fill(false)
     const self = this.libp2p.peerId
     const peers = new Map<string, PeerId>()
     for (const conn of this.libp2p.getConnections()) {
@@ -861,13 +870,15 @@ class DefaultBlockExchange implements BlockExchange {
         const response = await this.channel(peer).request({ v: 1, type: 'have', cids: asked }, anySignal(options.signal, AbortSignal.timeout(this.haveTimeoutMs)))
         const haves = this.havesOf(peer, response, asked.length)
         if (haves === undefined) return undefined
+        haves.forEach((h, i) => { if (h) held[i] = true })
         return { peer: peer.toString(), have: haves.filter(h => h).length, asked: asked.length }
       } catch (err) {
         this.log.debug({ peer: peer.toString(), err: toError(err).message }, 'have failed')
         return undefined
       }
     }))
-    return answers.filter((a): a is PeerHaves => a !== undefined).sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
+    const peersAnswering = answers.filter((a): a is PeerHaves => a !== undefined).sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
+    return { peers: peersAnswering, heldByNone: held.filter(h => !h).length }
   }
 
   /**

@@ -266,6 +266,8 @@ function fileRecord (cid: CID, size: number, meta: { mode?: number, mtime?: numb
 export interface FileBlocks extends BlockPresence {
   /** Peers that answered, each with how many of the missing blocks asked it holds. */
   peers?: PeerHaves[]
+  /** Of the missing blocks asked about, how many no peer that answered holds: above 0, the file does not read now. */
+  heldByNone?: number
 }
 
 /** File operations over one node's namespace and block store. */
@@ -976,9 +978,11 @@ export class Files {
   /** {@link FileBlocks} of the file whose root is `root`: a bounded local walk, then peers asked about the first missing blocks. */
   private async fileBlocks (root: CID, signal?: AbortSignal): Promise<FileBlocks> {
     const here = await localPresence(this.components.blockstore, root, { signal })
-    if (here.missing === 0 || this.components.exchange === undefined) return here
-    const peers = await this.components.exchange.askHave(here.firstMissing.map(c => CID.parse(c)), { signal })
-    return { ...here, peers }
+    if (here.missing === 0) return here
+    // a node without an exchange fetches nothing: every missing block is missing for its reads
+    if (this.components.exchange === undefined) return { ...here, heldByNone: here.firstMissing.length }
+    const { peers, heldByNone } = await this.components.exchange.askHave(here.firstMissing.map(c => CID.parse(c)), { signal })
+    return { ...here, peers, heldByNone }
   }
 
   private requireDurability (): DurabilityService {

@@ -157,8 +157,12 @@ describe('lost blocks, as the scrub and `shoal status` tell them', () => {
     assert.match(await damageLine(again.repo) ?? '', /1 file found missing blocks here: \/keep\.bin \(a read failed \d+ s ago\); `shoal pin status PATH` checks one again/)
     const status = await shoalJson<{ damage: { files: Array<{ path: string, cid: string, by: string }> } }>(again.repo, ['status'])
     assert.deepEqual(status.damage.files.map(f => ({ path: f.path, cid: f.cid, by: f.by })), [{ path: '/keep.bin', cid, by: 'read' }])
-    // `pin status` walks it: its finding takes the read's place
-    await shoalOk(again.repo, ['pin', 'status', '/keep.bin'])
+    // `pin status` walks it: its finding takes the read's place, and it exits 1 (the file reads from no one)
+    const pinStatus = await runShoal(['--repo', again.repo, 'pin', 'status', '/keep.bin'])
+    assert.equal(pinStatus.code, 1, pinStatus.stderr)
+    assert.match(pinStatus.stdout.toString('utf8'), /^held by no peer that answered: 1 of the 1 asked about: the file does not read now$/m)
+    assert.equal(lines(pinStatus.stderr).length, 1, pinStatus.stderr)
+    assert.match(pinStatus.stderr, /pin status \/keep\.bin found data unreadable now: 1 block of files that no peer supplied .*DataUnavailableError/)
     assert.match(await damageLine(again.repo) ?? '', /1 file found missing blocks here: \/keep\.bin \(pin status \d+ s ago\)/)
 
     // the scrub names the file too (its root: the leaves below it cannot be told from leftovers), and

@@ -14,9 +14,14 @@ describe('pin status: blocks of a file that is not coded', () => {
       'blocks here: 2 MISSING of 5 (reads of the file fetch them from peers, or fail)',
       'peers asked about the first 2 missing: P1 has 2'
     ])
-    assert.deepEqual(blocksLines({ checked: 1, missing: 1, unknownSubtrees: 1, complete: false, firstMissing: ['r'], peers: [] }), [
+    assert.deepEqual(blocksLines({ checked: 1, missing: 1, unknownSubtrees: 1, complete: false, firstMissing: ['r'], peers: [], heldByNone: 1 }), [
       'blocks here: 1 MISSING of 1 looked up; 1 missing inner block hides more (reads of the file fetch them from peers, or fail)',
-      'peers asked about the first 1 missing: none answered'
+      'peers asked about the first 1 missing: none answered',
+      'held by no peer that answered: 1 of the 1 asked about: the file does not read now'
+    ])
+    assert.deepEqual(blocksLines({ checked: 5, missing: 2, unknownSubtrees: 0, complete: true, firstMissing: ['a', 'b'], peers: [{ peer: 'P1', have: 1, asked: 2 }], heldByNone: 1 }).slice(1), [
+      'peers asked about the first 2 missing: P1 has 1',
+      'held by no peer that answered: 1 of the 2 asked about: the file does not read now'
     ])
   })
 })

@@ -91,5 +91,12 @@ describe('blocks lost on a node', () => {
     assert.equal(status.blocks.complete, true)
     assert.deepEqual(new Set(status.blocks.firstMissing), new Set(leaves.slice(1, 3).map(c => c.toString())))
     assert.deepEqual(status.blocks.peers, [{ peer: other.components.peerId, have: 2, asked: 2 }])
+    assert.equal(status.blocks.heldByNone, 0, 'every missing block is on a peer: the file reads')
+
+    // one of them gone on the peer too: that block is held by no one who answered
+    await other.components.blockstore.delete(leaves[1])
+    const short = await writer.components.files.pinStatus('/plain.bin')
+    assert.deepEqual(short.blocks?.peers, [{ peer: other.components.peerId, have: 1, asked: 2 }])
+    assert.equal(short.blocks?.heldByNone, 1)
   })
 })
