@@ -15,7 +15,7 @@ import { onAbort, raceAbort } from '../abort.js'
 import { TierCorruptObjectError, TierError } from './errors.js'
 import { decodeColdIndex, type ColdIndex } from './format.js'
 import type { ColdLocation } from './location.js'
-import type { TierClient } from './s3-client.js'
+import { ANSWER_TIMEOUT_CODE, type TierClient } from './s3-client.js'
 import type { BlockGetter } from '../reads/api.js'
 
 const MiB = 1024 * 1024
@@ -38,7 +38,7 @@ export interface ColdReaderOptions {
   maxFetches?: number
   /** Largest index object accepted. @default 64 MiB (about a million blocks) */
   maxIndexBytes?: number
-  /** Tries of one ranged GET whose connection fails mid-body (after the SDK's own retries). @default 3 */
+  /** Tries of one ranged GET whose connection fails mid-body or that a 5xx refused (after the SDK's own retries); one that got no answer in time is not tried again. @default 3 */
   bodyAttempts?: number
   /**
    * Where the copy's checked index comes from, asked at the reader's first
@@ -475,7 +475,9 @@ export class ColdReader implements BlockGetter {
       } catch (err) {
         // a stopped GET fails nobody: its blocks are nobody's, or fetched again
         if (stopped.aborted) return
-        const transient = err instanceof TierError &&
+        // a GET the endpoint did not answer within the client's answer timeout is not tried again (docs/tier.md):
+        // each try waited the whole timeout, and a hung endpoint held a read three times as long as it says
+        const transient = err instanceof TierError && err.code !== ANSWER_TIMEOUT_CODE &&
           (err.name === 'TierUnreachableError' || (err.name === 'TierRequestError' && (err.httpStatus ?? 500) >= 500))
         if (!transient || attempt >= this.bodyAttempts || this.closed) {
           for (let i = cursor.next; i <= last; i++) this.fail(i, err)

@@ -114,6 +114,13 @@ export interface UploadOptions {
   partSize?: number
 }
 
+/**
+ * The `code` of a {@link TierUnreachableError} for a read the endpoint did
+ * not answer within `answerTimeoutMs`: such a read is not tried again (a
+ * broken body, code of the network's, is).
+ */
+export const ANSWER_TIMEOUT_CODE = 'AnswerTimeout'
+
 /** Network error codes that mean "the endpoint cannot be reached (right now)". */
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND',
@@ -334,7 +341,7 @@ export class TierClient {
     } catch (err) {
       if (deadline.signal.aborted && signal?.aborted !== true) {
         throw new TierUnreachableError(`S3 endpoint ${this.endpoint} did not answer ${operation} within ${this.answerTimeoutMs} ms (bucket "${this.bucket}"${key === undefined ? '' : `, key "${key}"`}): check that the server is running and not overloaded`,
-          { endpoint: this.endpoint, bucket: this.bucket, key, operation, code: 'TimeoutError' }, { cause: err })
+          { endpoint: this.endpoint, bucket: this.bucket, key, operation, code: ANSWER_TIMEOUT_CODE }, { cause: err })
       }
       throw err
     } finally {

@@ -10,6 +10,7 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
+import { createServer, type Socket } from 'node:net'
 import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { importContent, parseChunker, readContent, type BlockGetter } from '../../../node/content/index.js'
 import { linksOf } from '../../../node/car/index.js'
@@ -236,6 +237,32 @@ describe('S3 cold tier (s3rver)', () => {
     await rejectsWith(big.getBytes(smallRoot), 'NotFoundError')
     reader.close()
     big.close()
+  })
+
+  it('a ranged GET the endpoint does not answer within answerTimeoutMs fails once, not tried again', async () => {
+    // an endpoint that accepts connections and never answers (a hung S3 server), counting the GETs it was sent
+    const sockets = new Set<Socket>()
+    let gets = 0
+    const hung = createServer(socket => {
+      sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('data', (chunk: Buffer) => { gets += chunk.toString('latin1').split('GET /').length - 1 })
+    })
+    await new Promise<void>(resolve => hung.listen(0, '127.0.0.1', resolve))
+    defer(suite, async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>(resolve => hung.close(() => resolve()))
+    })
+    const control = new ColdReader(tier, bigLocation)
+    const index = await control.load()
+    const silent = client({ endpoint: `http://127.0.0.1:${(hung.address() as { port: number }).port}` }, { answerTimeoutMs: 400 })
+    const reader = new ColdReader(silent, bigLocation, { readAheadAfterBytes: Number.MAX_SAFE_INTEGER, loadIndex: async () => index })
+    const err = await rejectsWith(collectBytes(readContent(reader, bigRoot, { offset: 5 * MiB, length: 1000 })), 'TierUnreachableError')
+    assert.match(err.message, /did not answer GetObject within 400 ms/)
+    // before, the reader tried the GET three times (bodyAttempts), each waiting out the timeout: a hung endpoint held a `cat` 3 × 30 s
+    assert.equal(gets, 1, 'one GET was sent')
+    control.close()
+    reader.close()
   })
 
   it('a connection dropped in the middle of a ranged GET is retried from the first block not received', async () => {
