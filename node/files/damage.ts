@@ -1,6 +1,7 @@
 /**
  * Damage this node has met in the files it keeps, without looking for it:
- * reads that failed for want of a block (`cat`, `get`, FUSE), and `pin
+ * reads that failed for want of a block (`cat`, `get`, FUSE) or on a cold
+ * copy found altered or gone, and `pin
  * status` walks that found blocks of a file missing here. `shoal status`
  * shows them in one line with the last scrub's findings; nothing walks a
  * DAG per status call (docs/durability.md, "Known damage").
@@ -14,6 +15,7 @@
  * @module
  */
 import type { Namespace } from '../namespace/index.js'
+import { MISSING_BLOCK_ERRORS as MISSING_BLOCKS } from '../errors.js'
 
 /** One file found damaged here. */
 export interface DamageNote {
@@ -33,6 +35,13 @@ export const MAX_DAMAGE_NOTES = 16
 
 /** Names of the errors that say a read could get a block of the file nowhere. */
 export { MISSING_BLOCK_ERRORS } from '../errors.js'
+
+/**
+ * Names of the errors a read ends with that say the file is damaged here: a
+ * block got nowhere, or a cold copy it was read from found altered or gone
+ * (a tier that does not answer is not damage: it may answer later).
+ */
+export const DAMAGE_ERRORS: ReadonlySet<string> = new Set([...MISSING_BLOCKS, 'TierCorruptObjectError', 'TierObjectNotFoundError'])
 
 /** The damage notes of one node; see the module comment. */
 export class DamageNotes {

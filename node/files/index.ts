@@ -31,7 +31,7 @@ import { pinCold, pinHot, type ColdComponents, type FileReadOptions, type Tier }
 import { exportCar } from '../car/index.js'
 import { importAndBind, type CarImportOptions, type CarImportResult } from './car-import.js'
 import { TreeShapes, type FileShape } from './car-tree.js'
-import { DamageNotes, MISSING_BLOCK_ERRORS, namesFile, type DamageNote } from './damage.js'
+import { DamageNotes, DAMAGE_ERRORS, namesFile, type DamageNote } from './damage.js'
 import { filledDuring, type DiskGuard } from '../repo/disk.js'
 import type { LeafWorker } from '../content/leaf-chunker.js'
 import type { TierService } from '../tiers/service.js'
@@ -868,7 +868,7 @@ export class Files {
    * has one (`cold`: both objects there at their sizes, see
    * node/tiers/cold-health.ts; with `verify`, the whole copy read back and
    * checked against its index). For a file that is not coded (no
-   * manifest) and has no cold copy, `blocks` says whether this node holds its blocks, and, when
+   * manifest) and has no cold copy, or one found not whole, `blocks` says whether this node holds its blocks, and, when
    * some are missing, which connected peers hold the first of them
    * (see {@link FileBlocks}; `blocks: false` leaves it out).
    */
@@ -889,11 +889,15 @@ export class Files {
     // a conflict copy is coded once the user resolves its conflict (its pin cannot be written at the copy's name)
     if (entry.conflictOf !== undefined && status.waiting !== undefined) status.waiting = `a conflict copy of ${entry.conflictOf}: coded once the conflict is resolved (\`shoal mv\` it to a path of its own)`
     const out = cold === undefined ? { path: entry.path, ...status } : { path: entry.path, ...status, cold }
-    // a coded file's stripes, or a cold copy's objects, say where its blocks are
-    if (status.manifest !== undefined || copy !== undefined || options.blocks === false) return out
+    // a coded file's stripes, or a cold copy's objects, say where its blocks are; a cold copy that is not whole
+    // (altered, gone, unreachable, or no tier here to read it) leaves the file readable where its blocks are, as
+    // one without a copy: those are walked then (the copy was the only one of a file whose hot blocks went at a gc)
+    if (status.manifest !== undefined || (copy !== undefined && cold?.state === 'ok') || options.blocks === false) return out
     const blocks = await this.fileBlocks(root, signal)
-    if (blocks.missing > 0) this.damage.note({ path: entry.path, cid: entry.cid, by: 'pin-status', at: Date.now(), what: `${blocks.missing} of ${blocks.checked}${blocks.complete ? '' : ' looked up'} blocks missing here` })
-    else if (blocks.complete) this.damage.clear(entry.path, entry.cid)
+    // blocks of a file with a cold copy that is only out of reach now are missing here by design, not damage
+    const damaged = copy === undefined || cold?.state === 'damaged' || cold?.state === 'missing'
+    if (blocks.missing > 0 && damaged) this.damage.note({ path: entry.path, cid: entry.cid, by: 'pin-status', at: Date.now(), what: `${blocks.missing} of ${blocks.checked}${blocks.complete ? '' : ' looked up'} blocks missing here` })
+    else if (blocks.missing === 0 && blocks.complete) this.damage.clear(entry.path, entry.cid)
     return { ...out, blocks }
   }
 
@@ -1023,8 +1027,8 @@ export class Files {
       const session = this.reader(cid, { signal: options.signal, pin: entry.pin })
       yield * closingAfter(readContent(session, cid, options), session)
     } catch (err: any) {
-      // a block of the file could be got nowhere: `shoal status` says so (damage.ts)
-      if (MISSING_BLOCK_ERRORS.has(err?.name)) this.damage.note({ path: entry.path, cid: entry.cid, by: 'read', at: Date.now(), what: `${String(err.name)}: ${String(err.message)}` })
+      // a block of the file could be got nowhere, or its cold copy is altered or gone: `shoal status` says so (damage.ts)
+      if (DAMAGE_ERRORS.has(err?.name)) this.damage.note({ path: entry.path, cid: entry.cid, by: 'read', at: Date.now(), what: `${String(err.name)}: ${String(err.message)}` })
       throw err
     }
     // the whole file read back: what a note said of it is no longer so

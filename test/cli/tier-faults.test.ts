@@ -10,7 +10,9 @@
  *   dropped the only good copy); with no hot copy left it fails, one line,
  *   and the record is unchanged;
  * - `pin status` says where the cold copy is and whether it is there and
- *   intact (`--verify` reads it back whole), down, or gone.
+ *   intact (`--verify` reads it back whole), down, or gone; when that copy
+ *   was the file's only one, it exits 1 (the file does not read now), and a
+ *   read that failed on an altered copy is named by `shoal status`.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -28,7 +30,19 @@ const TEST = { timeout: 120_000 }
 const env = S3RVER_ENV
 
 interface Pinned { policy: string, cold?: { endpoint: string, bucket: string, key: string } }
-interface Status { state: string, cold?: { key: string, state: string, verified?: boolean, error?: { name: string, message: string } } }
+interface Status { state: string, cold?: { key: string, state: string, verified?: boolean, error?: { name: string, message: string } }, blocks?: { missing: number, heldByNone?: number } }
+
+/**
+ * `pin status PATH --json` of a file that does not read now: its report on stdout, then exit 1 with one line
+ * (DataUnavailableError).
+ */
+async function unreadable (repo: string, path: string, extra: string[] = []): Promise<Status> {
+  const r = await runShoal(['--repo', repo, '--json', 'pin', 'status', path, ...extra])
+  assert.equal(r.code, 1, r.stderr)
+  assert.equal(lines(r.stderr).length, 1, r.stderr)
+  assert.match(r.stderr, /DataUnavailableError/)
+  return JSON.parse(r.stdout.toString()) as Status
+}
 
 describe('the cold tier when it fails', () => {
   it('a cold file whose tier is down is read from a peer that holds it hot', TEST, async t => {
@@ -102,15 +116,27 @@ describe('the cold tier when it fails', () => {
     assert.match(refused.stderr, /TierCorruptObjectError/)
     const gStatus = await shoalJson<Status>(d.repo, ['pin', 'status', '/g.bin'])
     assert.equal(gStatus.cold?.key, gKey, 'the record still names the copy')
+    // a read of it fails on the altered copy, and `shoal status` names the file (it said "none known")
+    const gCat = await runShoal(['--repo', d.repo, 'cat', '/g.bin'])
+    assert.notEqual(gCat.code, 0)
+    assert.match(gCat.stderr, /TierCorruptObjectError/)
+    const damage = lines((await shoalOk(d.repo, ['status'])).toString()).find(l => l.startsWith('damage:')) ?? ''
+    assert.match(damage, /\/g\.bin \(a read failed/)
+    // read back whole, the copy is found damaged: it was the file's only copy, so the check exits 1 (unreadable now)
+    const gVerified = await unreadable(d.repo, '/g.bin', ['--verify'])
+    assert.equal(gVerified.cold?.state, 'damaged')
+    assert.ok((gVerified.blocks?.heldByNone ?? 0) > 0, 'its blocks are nowhere else')
 
-    // an object gone, then the tier down: pin status says so, and still answers
+    // an object gone, then the tier down: pin status says so, still answers, and exits 1 (no other copy)
     await client.delete(gKey)
-    assert.equal((await shoalJson<Status>(d.repo, ['pin', 'status', '/g.bin'])).cold?.state, 'missing')
+    assert.equal((await unreadable(d.repo, '/g.bin')).cold?.state, 'missing')
     await s3.stop()
-    const down = await shoalJson<Status>(d.repo, ['pin', 'status', '/f.bin'])
+    const down = await unreadable(d.repo, '/f.bin')
     assert.equal(down.cold?.state, 'unreachable')
     const text = await runShoal(['--repo', d.repo, 'pin', 'status', '/f.bin'])
-    assert.equal(text.code, 0)
-    assert.match(text.stderr + text.stdout.toString(), /cold copy: .*UNREACHABLE/)
+    assert.equal(text.code, 1)
+    assert.match(text.stdout.toString(), /cold copy: .*UNREACHABLE/)
+    // out of reach for now is not damage: the note of f is not there
+    assert.doesNotMatch(lines((await shoalOk(d.repo, ['status'])).toString()).find(l => l.startsWith('damage:')) ?? '', /\/f\.bin/)
   })
 })
