@@ -141,6 +141,26 @@ describe('known peers kept and forgotten', () => {
     assert.deepEqual(await savedIds(file), ids.slice(3).sort())
   })
 
+  it('an address where another node answers is refused though the peer it names is connected: not remembered', { timeout: 60_000 }, async (t) => {
+    const [a, b, c] = await hosts(t, 3)
+    const file = join(await tempDir(t), 'peers.json')
+    const peers = new PeerManager({ libp2p: a, logger: pino({ level: 'silent' }), timers: new RecordedTimers() }, { file, bootstrap: [] })
+    await peers.start()
+    t.after(async () => { await peers.stop() })
+    const cAddr = c.getMultiaddrs()[0].toString()
+    await peers.connect(cAddr)
+    // b's address with c's id (a typo, or b took a port c had): before, the open connection to c was handed back and the address kept
+    const wrong = `${b.getMultiaddrs()[0].toString().replace(/\/p2p\/[^/]+$/, '')}/p2p/${c.peerId.toString()}`
+    await assert.rejects(peers.connect(wrong), (err: Error) => err.name === 'PeerUnreachableError' && err.message.includes('another node answers at that address'))
+    // the right address again, connected already: accepted, and the connection there stays the only one
+    await peers.connect(cAddr)
+    assert.equal(a.getConnections(c.peerId).length, 1)
+    await until('the file saved', async () => (await savedIds(file)).length === 1, 10_000)
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { peers: Array<{ id: string, addrs: string[] }> }
+    assert.deepEqual(saved.peers.map(p => p.id), [c.peerId.toString()])
+    assert.ok(saved.peers[0].addrs.every(addr => !addr.startsWith(wrong.replace(/\/p2p\/[^/]+$/, ''))), `the wrong address was kept: ${saved.peers[0].addrs.join(', ')}`)
+  })
+
   it('an address of this node itself is the caller\'s mistake: InvalidArgumentError, no dial, nothing remembered', { timeout: 60_000 }, async (t) => {
     const [a] = await hosts(t, 1)
     const file = join(await tempDir(t), 'peers.json')
