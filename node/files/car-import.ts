@@ -167,14 +167,37 @@ async function publishAndBind (c: CarImportComponents, staged: StagedCar, option
     } else {
       const there = await c.namespace.lookup(plan.path)
       if (there === undefined) { await bindPlan(c, plan); c.announce?.(plan.root) }
-      // the same file bound already (an earlier import of it) is fine; anything else is not ours to change
-      else if (there.type !== 'file' || there.cid !== plan.root.toString()) throw new AlreadyExistsError(`${plan.path} exists: import the CAR somewhere else (--to)`)
+      // the same file or tree bound already (an earlier import of it) is fine; anything else is not ours to change
+      else if (there.type === 'dir' ? !await boundAlready(c, plan) : (there.type !== 'file' || there.cid !== plan.root.toString())) {
+        throw new AlreadyExistsError(`${plan.path} exists${there.type === 'dir' ? ' and holds another tree' : ''}: import the CAR somewhere else (--to)`)
+      }
       result.paths.push(plan.path)
     }
     // a root left unbound is done too: the count reaches the total
     report({ step: 'bound', roots: result.paths.length, total: plans.length })
   }
   return result
+}
+
+/**
+ * Whether the namespace holds the tree `plan` writes, entry for entry: every
+ * directory of it, every file at the same content, and nothing else below
+ * its path (an earlier import of the same CAR, re-run by a script). One
+ * listing per directory of the plan, bounded as the plan is.
+ */
+async function boundAlready (c: Pick<CarImportComponents, 'namespace'>, plan: Plan): Promise<boolean> {
+  const files = new Map(plan.files.map(f => [f.path, f.record.cid]))
+  const dirs = new Set(plan.dirs)
+  let seen = 0
+  for (const dir of plan.dirs) {
+    if ((await c.namespace.lookup(dir))?.type !== 'dir') return false
+    for (const child of await c.namespace.list(dir)) {
+      if (child.type === 'dir' ? !dirs.has(child.path) : (child.type !== 'file' || files.get(child.path) !== child.cid)) return false
+      seen++
+    }
+  }
+  // every entry below the root was listed once, as the plan's: none of them is missing
+  return seen === files.size + dirs.size - 1
 }
 
 /**

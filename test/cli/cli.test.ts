@@ -509,6 +509,15 @@ describe('shoal CLI', { concurrency: true }, () => {
       assertBytesEqual(await shoalOk(b.repo, ['cat', '/from-a/tree/sub/two.bin']), two)
       // the same path again is refused, in one line, and changes nothing
       await fails(b.repo, ['car', 'import', car, '--to', '/from-a/tree'], { code: 1, match: /exists/ })
+      // at its default path, the same CAR again is fine (a script re-run), as the same file is; once the tree there
+      // differs (an entry added), it is refused
+      const first = await shoalJson(b.repo, ['car', 'import', car])
+      assert.deepEqual(first.paths, [`/imported/${exported.root}`])
+      const second = await shoalJson(b.repo, ['car', 'import', car])
+      assert.deepEqual(second.paths, first.paths)
+      assert.deepEqual((await shoalJson(b.repo, ['ls', `/imported/${exported.root}`])).map((e: { name: string }) => e.name).sort(), ['one.bin', 'sub'])
+      await shoalOk(b.repo, ['mkdir', `/imported/${exported.root}/sub/extra`])
+      await fails(b.repo, ['car', 'import', car], { code: 1, match: /exists and holds another tree/ })
       // a value that is not one of the option's is a command line that does not parse
       await fails(b.repo, ['car', 'import', car, '--pin-roots', 'maybe'], { code: 2, match: /^shoal: option '--pin-roots <bool>' argument 'maybe' is invalid\. Allowed choices are true, false\. \(UsageError\)$/m })
 
