@@ -120,6 +120,8 @@ static ssize_t request_writev (int fd, struct iovec *iov, int count, void *userd
 static const struct fuse_custom_io request_io = { .writev = request_writev, .read = request_read };
 #endif
 
+static void refresh_attrs (const char *path);
+
 #define FUSE3_HANDLER(name, blk)\
   fuse3_locals_t *l = get_thread_locals();\
   l->op = op_##name;\
@@ -129,6 +131,7 @@ static const struct fuse_custom_io request_io = { .writev = request_writev, .rea
   if (!names_valid(l)) return -EILSEQ;\
   uv_async_send(&(l->async));\
   uv_sem_wait(&(l->sem));\
+  if (l->refresh_attrs) { l->refresh_attrs = 0; refresh_attrs(l->path); }\
   return l->res;
 
 /* An operation: its dispatch on the event loop (callbackBlk fills argv[2..]),
@@ -246,6 +249,8 @@ typedef struct {
   struct stat *stat;
   /* a getattr of an inode the kernel holds (request_opcode), not a lookup */
   int held;
+  /* an open answered with stale kernel attributes: refreshed before the answer (refresh_attrs) */
+  int refresh_attrs;
   struct statvfs *statvfs;
   fuse_fill_dir_t readdir_filler;
 
@@ -364,8 +369,29 @@ FUSE3_METHOD(getattr, 3, 1, (const char *path, struct stat *stat, struct fuse_fi
  */
 static void fuse3_opened (struct fuse_file_info *info, int32_t fd, uint32_t pages) {
   if (fd != 0) info->fh = fd;
-  info->keep_cache = pages == 1;
-  info->direct_io = pages == 2;
+  info->keep_cache = (pages & 3) == 1;
+  info->direct_io = (pages & 3) == 2;
+}
+
+/*
+ * An open's answer with bit 4 of its pages set: the kernel's attributes of
+ * the file are not the version opened (another node's version arrived, of
+ * another size or time, within the attribute timeout). Why: the kernel
+ * keeps a file's size for `attr_timeout` and reads through its pages stop
+ * there, so an open of a version that grew read its first bytes cut to the
+ * old size, exit 0 (an operator's test: 24 of 693 reads of a file another
+ * node rewrote every 0.2 s). How: before the open is answered, its FUSE
+ * thread tells the kernel to forget the inode's attributes and pages
+ * (fuse_invalidate_path: FUSE_NOTIFY_INVAL_INODE), so that `fstat` and a
+ * read past the old end ask again. On the FUSE thread, not the event loop:
+ * dropping pages waits for reads in flight on them, which JavaScript
+ * answers. An open is not among the operations libfuse says must not
+ * notify about their own inode (lookup, getattr, read, write...). A path
+ * libfuse no longer knows (-ENOENT) has no attributes to drop.
+ */
+static void refresh_attrs (const char *path) {
+  struct fuse_context *ctx = fuse_get_context();
+  if (ctx != NULL && ctx->fuse != NULL && path != NULL) fuse_invalidate_path(ctx->fuse, path);
 }
 
 FUSE3_METHOD(open, 2, 2, (const char *path, struct fuse_file_info *info), {
@@ -378,6 +404,7 @@ FUSE3_METHOD(open, 2, 2, (const char *path, struct fuse_file_info *info), {
   NAPI_ARGV_INT32(fd, 2)
   NAPI_ARGV_UINT32(pages, 3)
   fuse3_opened(l->info, fd, pages);
+  l->refresh_attrs = (pages & 4) != 0;
 })
 
 FUSE3_METHOD(create, 2, 2, (const char *path, mode_t mode, struct fuse_file_info *info), {
@@ -391,6 +418,7 @@ FUSE3_METHOD(create, 2, 2, (const char *path, mode_t mode, struct fuse_file_info
   NAPI_ARGV_INT32(fd, 2)
   NAPI_ARGV_UINT32(pages, 3)
   fuse3_opened(l->info, fd, pages);
+  l->refresh_attrs = (pages & 4) != 0;
 })
 
 FUSE3_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2], struct fuse_file_info *info), {

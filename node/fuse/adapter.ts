@@ -93,9 +93,14 @@ export interface FuseOps {
   getattrHeld?: (path: string, cb: Reply<[FuseStat?]>) => void
   readdir?: (path: string, cb: Reply<[string[]?, FuseStat[]?]>) => void
   statfs?: (path: string, cb: Reply<[FuseStatfs?]>) => void
-  /** Answers the handle, and how it uses the kernel's pages of the file ({@link OpenPages}; libfuse3 only). */
-  open?: (path: string, flags: number, cb: Reply<[number?, OpenPages?]>) => void
-  create?: (path: string, mode: number, cb: Reply<[number?, OpenPages?]>) => void
+  /**
+   * Answers the handle, how it uses the kernel's pages of the file
+   * ({@link OpenPages}), and whether the kernel's attributes of the file are
+   * another version's (`stale`: the binding has the kernel forget them
+   * before the open is answered). Both libfuse3 only.
+   */
+  open?: (path: string, flags: number, cb: Reply<[number?, OpenPages?, boolean?]>) => void
+  create?: (path: string, mode: number, cb: Reply<[number?, OpenPages?, boolean?]>) => void
   /**
    * Read into `buf`. With `options.places` (the libfuse3 binding, on a read
    * not already refused in that form) the answer may be the places of the

@@ -126,8 +126,9 @@ const EIO = -5
  */
 function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPlaces?: PlacesSignal, keepPages = true): void {
   const o = ops as Required<FuseOps>
-  // an open's use of the file's pages, as fuse3_signal_open reads it: 0 drop them, 1 keep them, 2 read past them (direct_io)
-  const pages = (p?: OpenPages): number => p === 'direct' ? 2 : p === 'keep' && keepPages ? 1 : 0
+  // an open's use of the file's pages, as fuse3_signal_open reads it: 0 drop them, 1 keep them, 2 read past them
+  // (direct_io); with 4 the kernel's attributes of the file are stale, forgotten before the answer (refresh_attrs)
+  const pages = (p?: OpenPages, stale?: boolean): number => (p === 'direct' ? 2 : p === 'keep' && keepPages ? 1 : 0) | (stale === true ? 4 : 0)
   const done = (err: number): void => { reply(err) }
   switch (name) {
     case 'statfs': o.statfs(args[0], (err, st) => { reply(err, statfsArray(err === 0 ? st : undefined)) }); return
@@ -141,8 +142,8 @@ function callOp (ops: FuseOps, name: OpName, reply: Signal, args: any[], replyPl
       return
     }
     case 'readdir': o.readdir(args[0], (err, names, stats) => { reply(err, err === 0 ? names ?? [] : [], err === 0 && stats !== undefined ? stats.map(statArray) : []) }); return
-    case 'open': o.open(args[0], args[1], (err, fd, p) => { reply(err, fd ?? 0, pages(p)) }); return
-    case 'create': o.create(args[0], args[1], (err, fd, p) => { reply(err, fd ?? 0, pages(p)) }); return
+    case 'open': o.open(args[0], args[1], (err, fd, p, stale) => { reply(err, fd ?? 0, pages(p, stale)) }); return
+    case 'create': o.create(args[0], args[1], (err, fd, p, stale) => { reply(err, fd ?? 0, pages(p, stale)) }); return
     case 'read': o.read(args[0], args[1], args[2], args[3], args[4] + args[5] * 4294967296, (result, places) => {
       if (places === undefined) reply(result, 0, args[2].buffer)
       else if (replyPlaces !== undefined && places.length > 0 && places.length <= MAX_PLACES) replyPlaces(places.length, packPlaces(places), args[2].buffer)

@@ -92,12 +92,51 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     if (pageVersions.size > PAGE_VERSIONS_KEPT) pageVersions.delete(pageVersions.keys().next().value as string)
     return keep ? 'keep' : 'drop'
   }
+  /**
+   * Per path, the file size this mount last answered the kernel (getattr,
+   * through a handle or not): the size the kernel keeps for the file up to
+   * `attrTimeout`, and where its reads through the pages stop.
+   */
+  const sizesTold = new Map<string, number>()
+  const tell = (path: string, st: FuseStat): FuseStat => {
+    sizesTold.delete(path)
+    sizesTold.set(path, st.size)
+    if (sizesTold.size > PAGE_VERSIONS_KEPT) sizesTold.delete(sizesTold.keys().next().value as string)
+    return st
+  }
+  /**
+   * Whether the kernel may hold another size for the file of handle `fh`,
+   * just opened, than its version's: another node's version arrived within
+   * the attribute timeout. Its reads through the pages would then stop at
+   * the old size (the new bytes cut short, exit 0), so the binding has the
+   * kernel forget its attributes before the open is answered. A size never
+   * told (or forgotten past the bound) counts as stale. A file staged here
+   * is not: its writes through the kernel made its size.
+   */
+  const staleSize = async (path: string, fh: number): Promise<boolean> => {
+    if (fs.versionsAt(fh, options.opened)?.cid === undefined) return false
+    const told = sizesTold.get(path)
+    // the open succeeded: it is answered whatever this finds (a handle the kernel is not told of is never released)
+    const attr = await fs.fgetattr(path, fh).catch(() => undefined)
+    if (attr === undefined) return true
+    const stale = told !== attr.size
+    if (stale) tell(path, statOf(attr, fs.uid, fs.gid))
+    return stale
+  }
+  /** Answer an open: the handle, its use of the pages, and whether the kernel's size of the file is stale. */
+  const opened = async (path: string, fh: number): Promise<[number, OpenPages, boolean]> => [fh, pagesOf(fh), await staleSize(path, fh)]
   /** A rename here moves the kernel's files, and their pages, to other names: what those hold is not known by name any more. */
   const renamed = async (from: string, to: string): Promise<void> => {
     pageVersions.delete(from)
     pageVersions.delete(to)
+    // the kernel's file moved with its attributes: the size told is the one it holds at its new name
+    const size = sizesTold.get(from)
+    sizesTold.delete(from)
+    sizesTold.delete(to)
+    if (size !== undefined) sizesTold.set(to, size)
     if ((await fs.findAttr(to).catch(() => undefined))?.type !== 'dir') return
     for (const path of [...pageVersions.keys()]) if (path.startsWith(`${from}/`) || path.startsWith(`${to}/`)) pageVersions.delete(path)
+    for (const path of [...sizesTold.keys()]) if (path.startsWith(`${from}/`) || path.startsWith(`${to}/`)) sizesTold.delete(path)
   }
 
   return {
@@ -105,17 +144,17 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     getattr: (path, cb) => {
       fs.findAttr(path).then(attr => {
         if (attr === undefined) cb(-ERRNO.ENOENT)
-        else cb(0, statOf(attr, fs.uid, fs.gid))
+        else cb(0, tell(path, statOf(attr, fs.uid, fs.gid)))
       }, err => { cb(fail('getattr', path, err)) })
     },
     getattrHeld: (path, cb) => {
       fs.heldAttr(path, options.opened).then(attr => {
         if (attr === undefined) cb(-ERRNO.ENOENT)
-        else cb(0, statOf(attr, fs.uid, fs.gid))
+        else cb(0, tell(path, statOf(attr, fs.uid, fs.gid)))
       }, err => { cb(fail('getattr', path, err)) })
     },
     fgetattr: (path, fd, cb) => {
-      fs.fgetattr(path, fd).then(attr => { cb(0, statOf(attr, fs.uid, fs.gid)) }, err => { cb(fail('fgetattr', path, err)) })
+      fs.fgetattr(path, fd).then(attr => { cb(0, tell(path, statOf(attr, fs.uid, fs.gid))) }, err => { cb(fail('fgetattr', path, err)) })
     },
     readdir: (path, cb) => { answer('readdir', path, fs.readdir(path).then(names => [names] as [string[]]), cb) },
     statfs: (path, cb) => {
@@ -133,8 +172,8 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
         namemax: 255
       }]), cb)
     },
-    open: (path, flags, cb) => { answer('open', path, fs.open(path, flags).then(fh => [fh, pagesOf(fh)] as [number, OpenPages]), cb) },
-    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh, pagesOf(fh)] as [number, OpenPages]), cb) },
+    open: (path, flags, cb) => { answer('open', path, fs.open(path, flags).then(async fh => await opened(path, fh)), cb) },
+    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(async fh => await opened(path, fh)), cb) },
     read: (path, fd, buf, len, pos, cb, options) => {
       const read = (): void => { fs.read(fd, buf, len, pos).then(cb, err => { cb(fail('read', path, err)) }) }
       if (options?.retried === true) fs.retriedReads++

@@ -80,8 +80,8 @@ function trackHandles (ops: FuseOps, opened: Set<number>): FuseOps {
   const { open, create, release } = ops
   return {
     ...ops,
-    ...(open === undefined ? {} : { open: (path: string, flags: number, cb: Parameters<NonNullable<FuseOps['open']>>[2]) => { open(path, flags, (err, fh, pages) => { if (err === 0 && fh !== undefined) opened.add(fh); cb(err, fh, pages) }) } }),
-    ...(create === undefined ? {} : { create: (path: string, mode: number, cb: Parameters<NonNullable<FuseOps['create']>>[2]) => { create(path, mode, (err, fh, pages) => { if (err === 0 && fh !== undefined) opened.add(fh); cb(err, fh, pages) }) } }),
+    ...(open === undefined ? {} : { open: (path: string, flags: number, cb: Parameters<NonNullable<FuseOps['open']>>[2]) => { open(path, flags, (err, fh, pages, stale) => { if (err === 0 && fh !== undefined) opened.add(fh); cb(err, fh, pages, stale) }) } }),
+    ...(create === undefined ? {} : { create: (path: string, mode: number, cb: Parameters<NonNullable<FuseOps['create']>>[2]) => { create(path, mode, (err, fh, pages, stale) => { if (err === 0 && fh !== undefined) opened.add(fh); cb(err, fh, pages, stale) }) } }),
     ...(release === undefined ? {} : { release: (path: string, fd: number, cb: Parameters<NonNullable<FuseOps['release']>>[2]) => { opened.delete(fd); release(path, fd, cb) } })
   }
 }

@@ -158,6 +158,33 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
   return { dir, service, namespace, files, blocks: join(root, 'blocks'), blockstore, unmount }
 }
 
+/**
+ * Another node writing into `m`'s namespace: its own replica (its own key),
+ * whose entries `m`'s replica receives as a peer's would arrive (the mount
+ * is told of a remote change), over `m`'s block store (the blocks a pull
+ * would bring). `add` resolves once `m` has applied the entry.
+ */
+export async function otherNode (t: CleanupContext, m: Pick<TestMount, 'blockstore' | 'namespace'>): Promise<{ add: (path: string, bytes: Uint8Array) => Promise<void> }> {
+  const namespace = new Replica({
+    kv: new MemoryKV(),
+    signer: signerFromKey(await generateKeyPair('Ed25519')),
+    verifier: peerIdVerifier(),
+    clock: { now: () => Date.now() },
+    logger: silent
+  })
+  await namespace.open()
+  defer(t, async () => { await namespace.close() })
+  let received: Promise<unknown> = Promise.resolve()
+  namespace.onLocalEntries(entries => { received = received.then(async () => await m.namespace.receive(entries)) })
+  const files = new Files({ blockstore: m.blockstore, namespace, logger: silent })
+  return {
+    add: async (path, bytes) => {
+      await files.add(path, (async function * () { yield bytes })(), { chunker: parseChunker('size-262144') })
+      await received
+    }
+  }
+}
+
 /** Leave no mount at `dir` behind, whatever happened (`fusermount -uz` when it is a mountpoint). */
 export async function forceUnmount (dir: string): Promise<void> {
   await sh(`grep -q " ${dir} " /proc/self/mountinfo && fusermount -uz ${dir} || true`, { timeoutMs: 10_000 }).catch(() => {})

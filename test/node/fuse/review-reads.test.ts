@@ -5,11 +5,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { readdir, writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseChunker } from '../../../node/content/index.js'
 import { tempDir } from '../../helpers/temp.js'
-import { mountTestNode, python, sh, type TestMount } from './helpers.js'
+import { mountTestNode, otherNode, python, sh, type TestMount } from './helpers.js'
 
 const TEST = { timeout: 60_000 }
 const MiB = 1024 * 1024
@@ -79,6 +79,28 @@ print(hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest(), has
       assert.equal(second, sha(v2), 'the handle opened after the replacement reads the new content')
       assert.equal(first, sha(v1), 'the handle opened before it reads the version it opened')
       assert.equal(third, sha(v2), 'a handle opened once the old one closed reads the new content')
+    })
+  }
+
+  for (const places of [true, false]) {
+    it(`a file opened while the kernel still holds the size of the version before reads the new version whole (${places ? 'records placed' : 'through the block store'})`, TEST, async t => {
+      // a long attribute timeout: the kernel holds the first version's size for the whole test
+      const m = await mountTestNode(t, { places, fuse: { attrTimeout: 30 } })
+      const other = await otherNode(t, m)
+      const path = join(m.dir, 'f.bin')
+      const v1 = randomBytes(100_000)
+      await other.add('/f.bin', v1)
+      assert.equal((await sh(`stat -c %s ${path}`)).stdout.trim(), '100000', 'the kernel holds the first size')
+      // another node's version three times as long arrives
+      const v2 = randomBytes(300_000)
+      await other.add('/f.bin', v2)
+      // a program reading to the end, and one trusting fstat's size: before, both read the new bytes cut at 100,000
+      const cat = await sh(`cat ${path} | sha256sum`)
+      assert.equal(cat.stdout.split(' ')[0], sha(v2), 'cat reads the new version whole')
+      const read = await readFile(path)
+      assert.equal(read.length, v2.length)
+      assert.equal(sha(read), sha(v2), 'a read of the size fstat says reads the new version whole')
+      assert.equal((await sh(`stat -c %s ${path}`)).stdout.trim(), '300000', 'stat tells the new size')
     })
   }
 })
