@@ -107,15 +107,7 @@ export interface TestMountOptions {
  */
 export async function openTestFiles (t: CleanupContext, root: string, options: { disk?: DiskGuard } = {}): Promise<{ blockstore: PackBlockStore, namespace: Replica, files: Files }> {
   const blockstore = await openBlockStore(t, join(root, 'blocks'))
-  const namespace = new Replica({
-    kv: new MemoryKV(),
-    signer: signerFromKey(await generateKeyPair('Ed25519')),
-    verifier: peerIdVerifier(),
-    clock: { now: () => Date.now() },
-    logger: silent
-  })
-  await namespace.open()
-  defer(t, async () => { await namespace.close() })
+  const namespace = await testReplica(t)
   return { blockstore, namespace, files: new Files({ blockstore, namespace, logger: silent, disk: options.disk }) }
 }
 
@@ -158,6 +150,20 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
   return { dir, service, namespace, files, blocks: join(root, 'blocks'), blockstore, unmount }
 }
 
+/** An in-memory namespace replica with a key of its own, open, closed when the test ends. */
+export async function testReplica (t: CleanupContext): Promise<Replica> {
+  const replica = new Replica({
+    kv: new MemoryKV(),
+    signer: signerFromKey(await generateKeyPair('Ed25519')),
+    verifier: peerIdVerifier(),
+    clock: { now: () => Date.now() },
+    logger: silent
+  })
+  await replica.open()
+  defer(t, async () => { await replica.close() })
+  return replica
+}
+
 /**
  * Another node writing into `m`'s namespace: its own replica (its own key),
  * whose entries `m`'s replica receives as a peer's would arrive (the mount
@@ -165,15 +171,7 @@ export async function mountTestNode (t: CleanupContext, options: TestMountOption
  * would bring). `add` resolves once `m` has applied the entry.
  */
 export async function otherNode (t: CleanupContext, m: Pick<TestMount, 'blockstore' | 'namespace'>): Promise<{ add: (path: string, bytes: Uint8Array) => Promise<void> }> {
-  const namespace = new Replica({
-    kv: new MemoryKV(),
-    signer: signerFromKey(await generateKeyPair('Ed25519')),
-    verifier: peerIdVerifier(),
-    clock: { now: () => Date.now() },
-    logger: silent
-  })
-  await namespace.open()
-  defer(t, async () => { await namespace.close() })
+  const namespace = await testReplica(t)
   let received: Promise<unknown> = Promise.resolve()
   namespace.onLocalEntries(entries => { received = received.then(async () => await m.namespace.receive(entries)) })
   const files = new Files({ blockstore: m.blockstore, namespace, logger: silent })

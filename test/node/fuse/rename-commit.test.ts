@@ -20,14 +20,13 @@ the staged files before they were read.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { Files } from '../../../node/files/index.js'
 import { parseChunker } from '../../../node/content/index.js'
-import { MemoryKV, Replica, peerIdVerifier, signerFromKey, type Namespace } from '../../../node/namespace/index.js'
+import type { Namespace, Replica } from '../../../node/namespace/index.js'
 import { ShoalFilesystem } from '../../../node/fuse/filesystem.js'
 import { StagingArea } from '../../../node/fuse/staging.js'
 import { defer, openBlockStore, tempDir, type CleanupContext } from '../../helpers/temp.js'
-import { silent } from './helpers.js'
+import { silent, testReplica } from './helpers.js'
 import { file, pullInto, replica as peerReplica } from '../namespace/helpers.js'
 
 /** A namespace whose `lookup` of one path answers, then waits at a gate the test opens before returning that (by then stale) answer. */
@@ -69,15 +68,7 @@ function gateLookup (namespace: Namespace, path: string, op: 'lookup' | 'list' =
 async function setup (t: CleanupContext, gatePath: string, op: 'lookup' | 'list' = 'lookup'): Promise<{ fs: ShoalFilesystem, replica: Replica, gated: Gated }> {
   const root = await tempDir(t, 'shoal-fuse-rename-')
   const blockstore = await openBlockStore(t, join(root, 'blocks'))
-  const replica = new Replica({
-    kv: new MemoryKV(),
-    signer: signerFromKey(await generateKeyPair('Ed25519')),
-    verifier: peerIdVerifier(),
-    clock: { now: () => Date.now() },
-    logger: silent
-  })
-  await replica.open()
-  defer(t, async () => { await replica.close() })
+  const replica = await testReplica(t)
   const files = new Files({ blockstore, namespace: replica, logger: silent })
   const gated = gateLookup(replica, gatePath, op)
   // commits start as soon as a file is closed (no linger): the race is then one tick wide
