@@ -81,8 +81,12 @@ export function shutdownTimeoutMs (env: NodeJS.ProcessEnv = process.env): number
 
 /** A started daemon, as far as its process's life is concerned. */
 export interface Stoppable {
-  /** Shut down cleanly. */
-  stop: () => Promise<void>
+  /**
+   * Shut down cleanly; `keepMounts` when the daemon was killed rather than
+   * asked to stop (its parent went): its mounts come back at the next start,
+   * as after a crash.
+   */
+  stop: (options?: { keepMounts?: boolean }) => Promise<void>
 }
 
 /** Options of {@link runDaemonProcess}. */
@@ -171,7 +175,11 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
     if (first === undefined) options.ready(daemon)
     await requested
     try {
-      await daemon.stop()
+      // the `shoal daemon` process that started this one went (killed, say with SIGKILL): for the user the daemon
+      // was killed, not stopped, so its mounts are mounted again at the next start, as after a crash
+      // (set by the handlers above since the check at the start: TypeScript cannot see it)
+      const reason = first as StopReason | undefined
+      await daemon.stop(reason?.kind === 'parent' ? { keepMounts: true } : undefined)
       return 0
     } catch (err: any) {
       options.fail(new ShutdownFailedError(`error during shutdown: ${String(err?.message ?? err)}`, { cause: err }))

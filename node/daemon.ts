@@ -11,7 +11,7 @@ import { ShoalError } from './errors.js'
 import { nativeHash, nativeHashError } from './blocks/native-hash.js'
 import { createShoalNode, type ShoalNode } from './node.js'
 import type { LogLevel } from './logger.js'
-import { acquireRepoLock, initRepo, loadConfig, repoExists, repoFolderOpenMode, repoLayout } from './repo/index.js'
+import { acquireRepoLock, markStopping, initRepo, loadConfig, repoExists, repoFolderOpenMode, repoLayout } from './repo/index.js'
 import { Ballast, DiskGuard } from './repo/disk.js'
 
 /** Options of {@link startDaemon}. */
@@ -36,6 +36,24 @@ export interface DaemonInit {
  */
 export const DEFAULT_PLACEMENT_WAIT_MS = 15_000
 
+/**
+ * How long a start waits for a daemon that holds the repo and is stopping
+ * (node/repo/lock.ts): the default shutdown timeout (30 s), after which
+ * that stop is forced, and a little more.
+ */
+export const STOPPING_DAEMON_WAIT_MS = 35_000
+
+/** Options of {@link Daemon.stop}. */
+export interface DaemonStopOptions {
+  /**
+   * Keep the mounts in `<repo>/mounts.json`, so that the next start mounts
+   * them again, as after a crash: the daemon was killed rather than asked
+   * to stop (the `shoal daemon` process that started it went). They are
+   * unmounted all the same, their files committed. @default false
+   */
+  keepMounts?: boolean
+}
+
 /** A running daemon. */
 export interface Daemon {
   node: ShoalNode
@@ -45,8 +63,8 @@ export interface Daemon {
   apiMultiaddr: string
   /** `http://host:port` of the read-only gateway (also in `<repo>/gateway`); undefined when the config turns it off. */
   gatewayUrl?: string
-  /** Stop the API and the node, remove `<repo>/api`, release the lock. Idempotent. */
-  stop: () => Promise<void>
+  /** Stop the API and the node, remove `<repo>/api`, release the lock. Idempotent (a second call's options are not looked at). */
+  stop: (options?: DaemonStopOptions) => Promise<void>
 }
 
 /** The API address is taken. */
@@ -75,8 +93,11 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   // a disk filled to the last byte: give back the ballast so the stores can open
   const released = await new Ballast(layout.ballast, new DiskGuard({ path: layout.root })).releaseIfFull()
   const node = await createShoalNode({ repo: init.repo, logLevel: init.logLevel })
-  const release = await acquireRepoLock(layout.lock)
   const { components } = node
+  const release = await acquireRepoLock(layout.lock, {
+    waitForStoppingMs: STOPPING_DAEMON_WAIT_MS,
+    onWait: pid => { components.logger.warn({ pid, waitS: STOPPING_DAEMON_WAIT_MS / 1000 }, 'the daemon that ran on this repo is stopping: waiting for it to release the repo') }
+  })
   let api: ReturnType<typeof createApiServer> | undefined
   let gateway: GatewayServer | undefined
   try {
@@ -122,15 +143,17 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
       apiMultiaddr,
       gatewayUrl: gatewayAt,
       apiUrl: address.family === 'IPv6' ? `http://[${address.address}]:${address.port}` : `http://${address.address}:${address.port}`,
-      async stop () {
+      async stop (options: DaemonStopOptions = {}) {
         stopping ??= (async () => {
           // counted from the stop request: the API, the gateway and the unmounts take their share of the wait
           const placementDeadline = Date.now() + (init.placementWaitMs ?? DEFAULT_PLACEMENT_WAIT_MS)
+          // a start on this repo meanwhile waits for this stop rather than failing (node/repo/lock.ts)
+          await markStopping(layout.lock)
           await unlink(layout.api).catch(() => {})
           await unlink(layout.gateway).catch(() => {})
           await gatewayServer?.stop()
           await server.stop()
-          await node.stop({ placementDeadline })
+          await node.stop({ placementDeadline, keepMounts: options.keepMounts })
           await release()
           components.logger.info('daemon stopped')
           components.logger.flush()

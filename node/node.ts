@@ -95,6 +95,8 @@ export interface NodeStopOptions {
    * it. @default no wait
    */
   placementDeadline?: number
+  /** Keep the mounts recorded for the next start (see `FuseService.stop`). @default false */
+  keepMounts?: boolean
 }
 
 /** A node over one repo. */
@@ -289,7 +291,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     },
     async stop (options: NodeStopOptions = {}) {
       // unmount first: what was written through a mount is committed while the stores are open
-      await components.fuse.stop()
+      await components.fuse.stop({ keepRecords: options.keepMounts })
       // then the files added last (and those the unmount committed) go to their holders while the network is up
       await files.finishPlacement({ timeoutMs: Math.max(0, (options.placementDeadline ?? 0) - Date.now()) })
       await peers.stop()

@@ -271,14 +271,20 @@ export class FuseService {
    * Unmount everything (the node stops) and commit what was written — also
    * when an unmount fails: the files written through that mount are
    * committed, or kept in `<repo>/uncommitted`, as for the others (the
-   * node's stores close next). The record is cleared.
+   * node's stores close next). The record is cleared, unless
+   * `keepRecords`: then the mounts are mounted again at the next start
+   * ({@link restore}), as after a crash.
    */
-  async stop (): Promise<void> {
+  async stop (options: { keepRecords?: boolean } = {}): Promise<void> {
     await this.serial(async () => {
+      const records = this.mounts().map(({ dir, since }) => ({ dir, since }))
       for (const dir of [...this.active.keys()]) {
         await this.unmountNow(dir).catch((err: any) => { this.log.warn({ dir, err: err?.message }, 'unmount failed') })
       }
       await this.closeFilesystem()
+      if (options.keepRecords === true && records.length > 0) {
+        await writeMountRecords(this.recordsFile, records).catch((err: any) => { this.log.warn({ err: err?.message }, 'cannot keep the record of the mounts for the next start') })
+      }
     })
   }
 

@@ -10,9 +10,10 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir, type CleanupContext } from '../helpers/temp.js'
+import { defer, tempDir, type CleanupContext } from '../helpers/temp.js'
+import { forceUnmount, requireFuse } from '../node/fuse/helpers.js'
 import { eventually, initSwarm, shoalJson, shoalOk, startDaemon, type TestDaemon } from '../helpers/cli.js'
 import { childrenOf } from '../helpers/processes.js'
 
@@ -56,6 +57,31 @@ function sha256 (bytes: Uint8Array): string {
 }
 
 describe('a daemon stopped right after an add', () => {
+  it('killed (SIGKILL of `shoal daemon`) while it places: a start at once waits for its stop, and its mount comes back', TEST, async t => {
+    await requireFuse()
+    const { dir, a, b } = await twoNodes(t, { SHOAL_SHUTDOWN_TIMEOUT: '8' })
+    const mnt = join(dir, 'mnt')
+    await mkdir(mnt)
+    defer(t, async () => { await forceUnmount(mnt) })
+    await shoalOk(a.repo, ['mount', mnt])
+    const bNode = await addWithHolder(dir, a, b, { name: 'k.bin', mib: 96 })
+    // b stops answering: a's node, once its parent is killed, waits for the placement (4 s) before it lets the repo go
+    process.kill(bNode, 'SIGSTOP')
+    try {
+      assert.deepEqual(await a.stop('SIGKILL'), { code: null, signal: 'SIGKILL' })
+      // its node has begun to stop (it removes `<repo>/api` first, which the start below waits for anew)
+      await eventually('the node began its stop', async () => await access(join(a.repo, 'api')).then(() => false, () => true))
+      // started again at once, as a supervisor does: before, RepoLockedError while the node still stopped
+      const again = await startDaemon(t, a.repo, { env: { SHOAL_SHUTDOWN_TIMEOUT: '8' } })
+      assert.match(again.output().stderr, /the daemon that ran on this repo is stopping: waiting for it to release the repo/)
+      // killed, not asked to stop: its mount is mounted again, as after a crash
+      const mounts = await shoalJson<Array<{ dir: string }>>(again.repo, ['mounts'])
+      assert.deepEqual(mounts.map(m => m.dir), [mnt])
+    } finally {
+      process.kill(bNode, 'SIGCONT')
+    }
+  })
+
   it('places the file on its holders before it exits: another node reads it while the writer is away', TEST, async t => {
     const { dir, a, b } = await twoNodes(t, { SHOAL_LOG_LEVEL: 'info' })
 
