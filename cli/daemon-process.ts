@@ -91,8 +91,12 @@ export interface Stoppable {
 
 /** Options of {@link runDaemonProcess}. */
 export interface DaemonProcessOptions<D extends Stoppable> {
-  /** Start the node. */
-  start: () => Promise<D>
+  /**
+   * Start the node. `signal` fires at a stop request during the start: a
+   * start still waiting for the daemon stopping on the repo gives up then
+   * (AbortedError), and the process exits 0, nothing started.
+   */
+  start: (signal: AbortSignal) => Promise<D>
   /** Announce readiness (not called when a stop was requested during start-up). */
   ready: (daemon: D) => void
   /** Write one line for a person on stderr (or nothing, under `--json`). */
@@ -132,6 +136,7 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
   let timer: NodeJS.Timeout | undefined
   let stopRequested!: () => void
   const requested = new Promise<void>(resolve => { stopRequested = resolve })
+  const starting = new AbortController()
 
   const force = (why: string): void => {
     options.fail(new ShutdownForcedError(`${why}; exiting without a clean shutdown`))
@@ -149,6 +154,7 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
       first = reason
       options.say(`${describe(reason)}, shutting down`)
       timer = setTimeout(() => { force(`shutdown did not finish within ${timeoutMs / 1000} s`) }, timeoutMs)
+      starting.abort()
       stopRequested()
       return
     }
@@ -171,7 +177,14 @@ export async function runDaemonProcess<D extends Stoppable> (options: DaemonProc
 
   try {
     if (first !== undefined) return 0
-    const daemon = await options.start()
+    let daemon: D
+    try {
+      daemon = await options.start(starting.signal)
+    } catch (err: any) {
+      // a stop asked for while the start waited for the daemon stopping on the repo: nothing was started
+      if (starting.signal.aborted && err?.name === 'AbortedError') return 0
+      throw err
+    }
     if (first === undefined) options.ready(daemon)
     await requested
     try {
@@ -201,4 +214,6 @@ function removeOwnFiles (files: OwnFiles): void {
   try { unlinkSync(files.api) } catch {}
   try { unlinkSync(files.gateway) } catch {}
   try { unlinkSync(files.lock) } catch {}
+  // the mark of a stop under way (node/repo/lock.ts): not left for a later daemon of this pid
+  try { unlinkSync(`${files.lock}.stopping`) } catch {}
 }

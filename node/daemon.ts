@@ -27,6 +27,13 @@ export interface DaemonInit {
    * @default {@link DEFAULT_PLACEMENT_WAIT_MS}
    */
   placementWaitMs?: number
+  /**
+   * How long the start waits for a daemon that holds the repo and is
+   * stopping (node/repo/lock.ts). @default {@link STOPPING_DAEMON_WAIT_MS}
+   */
+  stoppingWaitMs?: number
+  /** Ends that wait (a stop asked for meanwhile): the start fails with AbortedError, nothing opened. */
+  signal?: AbortSignal
 }
 
 /**
@@ -37,9 +44,10 @@ export interface DaemonInit {
 export const DEFAULT_PLACEMENT_WAIT_MS = 15_000
 
 /**
- * How long a start waits for a daemon that holds the repo and is stopping
- * (node/repo/lock.ts): the default shutdown timeout (30 s), after which
- * that stop is forced, and a little more.
+ * How long a start waits, by default, for a daemon that holds the repo and
+ * is stopping (node/repo/lock.ts): the default shutdown timeout (30 s),
+ * after which that stop is forced, and a little more. `shoal daemon` waits
+ * its own shutdown timeout and as much more.
  */
 export const STOPPING_DAEMON_WAIT_MS = 35_000
 
@@ -95,8 +103,9 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const node = await createShoalNode({ repo: init.repo, logLevel: init.logLevel })
   const { components } = node
   const release = await acquireRepoLock(layout.lock, {
-    waitForStoppingMs: STOPPING_DAEMON_WAIT_MS,
-    onWait: pid => { components.logger.warn({ pid, waitS: STOPPING_DAEMON_WAIT_MS / 1000 }, 'the daemon that ran on this repo is stopping: waiting for it to release the repo') }
+    waitForStoppingMs: init.stoppingWaitMs ?? STOPPING_DAEMON_WAIT_MS,
+    signal: init.signal,
+    onWait: pid => { components.logger.warn({ pid, waitS: (init.stoppingWaitMs ?? STOPPING_DAEMON_WAIT_MS) / 1000 }, 'the daemon that ran on this repo is stopping: waiting for it to release the repo') }
   })
   let api: ReturnType<typeof createApiServer> | undefined
   let gateway: GatewayServer | undefined

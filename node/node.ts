@@ -291,7 +291,7 @@ export async function createShoalNode (init: ShoalNodeInit): Promise<ShoalNode> 
     },
     async stop (options: NodeStopOptions = {}) {
       // unmount first: what was written through a mount is committed while the stores are open
-      await components.fuse.stop({ keepRecords: options.keepMounts })
+      await components.fuse.stop({ keepMounts: options.keepMounts })
       // then the files added last (and those the unmount committed) go to their holders while the network is up
       await files.finishPlacement({ timeoutMs: Math.max(0, (options.placementDeadline ?? 0) - Date.now()) })
       await peers.stop()

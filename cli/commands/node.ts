@@ -102,13 +102,14 @@ export async function daemonCommand (g: GlobalOptions, opts: DaemonCommandOption
     say: line => { if (!g.json) notice(line) },
     // as cli/main.ts reports a failed command
     fail: err => { process.stderr.write((g.json ? JSON.stringify({ error: { name: err.name, message: err.message } }) : `shoal: ${err.message} (${err.name})`) + '\n') },
-    start: async () => {
+    start: async signal => {
       const { startDaemon } = await import('../../node/daemon.js')
-      // half of the shutdown's time, so the rest of the stop has the other half before it is forced
-      const daemon = await startDaemon({ repo: g.repo, init: opts.init, logLevel: opts.logLevel, placementWaitMs: timeoutMs / 2 })
+      // half of the shutdown's time, so the rest of the stop has the other half before it is forced; a daemon stopping
+      // on the repo (a killed one's node) is waited for as long as its stop may take, and a little more
+      const daemon = await startDaemon({ repo: g.repo, init: opts.init, logLevel: opts.logLevel, placementWaitMs: timeoutMs / 2, stoppingWaitMs: timeoutMs + 5_000, signal })
       if (process.env[FAULT_HANG_SHUTDOWN] === '1') return { ...daemon, stop: async () => { await new Promise<void>(() => {}) } }
       const gate = process.env[FAULT_HOLD_SHUTDOWN]
-      if (gate !== undefined && gate !== '') return { ...daemon, stop: async () => { await fileAppears(gate); await daemon.stop() } }
+      if (gate !== undefined && gate !== '') return { ...daemon, stop: async options => { await fileAppears(gate); await daemon.stop(options) } }
       return daemon
     },
     ready: daemon => {

@@ -97,6 +97,8 @@ static int utf8_valid (const char *text) {
  * >= 3.13), which notes the opcode here; getattr passes it on.
  */
 static __thread uint32_t request_opcode = 0;
+/* the inode the request is about (the kernel's nodeid, which is libfuse's ino): refresh_attrs */
+static __thread uint64_t request_nodeid = 0;
 /* FUSE_GETATTR in <linux/fuse.h> (the kernel's ABI; that header clashes with libfuse's) */
 #define KERNEL_FUSE_GETATTR 3
 
@@ -107,6 +109,9 @@ static __thread uint32_t request_opcode = 0;
 static ssize_t request_read (int fd, void *buf, size_t len, void *userdata) {
   ssize_t n = read(fd, buf, len);
   request_opcode = n >= (ssize_t) (2 * sizeof(uint32_t)) ? ((const uint32_t *) buf)[1] : 0;
+  /* then the request's unique id (u64) and its nodeid (u64) */
+  if (n >= 24) memcpy(&request_nodeid, (const char *) buf + 16, sizeof(request_nodeid));
+  else request_nodeid = 0;
   return n;
 }
 
@@ -120,7 +125,7 @@ static ssize_t request_writev (int fd, struct iovec *iov, int count, void *userd
 static const struct fuse_custom_io request_io = { .writev = request_writev, .read = request_read };
 #endif
 
-static void refresh_attrs (const char *path);
+static void refresh_attrs (void);
 
 #define FUSE3_HANDLER(name, blk)\
   fuse3_locals_t *l = get_thread_locals();\
@@ -131,7 +136,7 @@ static void refresh_attrs (const char *path);
   if (!names_valid(l)) return -EILSEQ;\
   uv_async_send(&(l->async));\
   uv_sem_wait(&(l->sem));\
-  if (l->refresh_attrs) { l->refresh_attrs = 0; refresh_attrs(l->path); }\
+  if (l->refresh_attrs) { l->refresh_attrs = 0; refresh_attrs(); }\
   return l->res;
 
 /* An operation: its dispatch on the event loop (callbackBlk fills argv[2..]),
@@ -369,29 +374,36 @@ FUSE3_METHOD(getattr, 3, 1, (const char *path, struct stat *stat, struct fuse_fi
  */
 static void fuse3_opened (struct fuse_file_info *info, int32_t fd, uint32_t pages) {
   if (fd != 0) info->fh = fd;
-  info->keep_cache = (pages & 3) == 1;
+  /* stale attributes (bit 4): the pages were filled under them, dropped too */
+  info->keep_cache = (pages & 3) == 1 && (pages & 4) == 0;
   info->direct_io = (pages & 3) == 2;
 }
 
 /*
- * An open's answer with bit 4 of its pages set: the kernel's attributes of
- * the file are not the version opened (another node's version arrived, of
- * another size or time, within the attribute timeout). Why: the kernel
- * keeps a file's size for `attr_timeout` and reads through its pages stop
- * there, so an open of a version that grew read its first bytes cut to the
- * old size, exit 0 (an operator's test: 24 of 693 reads of a file another
- * node rewrote every 0.2 s). How: before the open is answered, its FUSE
- * thread tells the kernel to forget the inode's attributes and pages
- * (fuse_invalidate_path: FUSE_NOTIFY_INVAL_INODE), so that `fstat` and a
- * read past the old end ask again. On the FUSE thread, not the event loop:
- * dropping pages waits for reads in flight on them, which JavaScript
- * answers. An open is not among the operations libfuse says must not
- * notify about their own inode (lookup, getattr, read, write...). A path
- * libfuse no longer knows (-ENOENT) has no attributes to drop.
+ * An open's answer with bit 4 of its pages set: the kernel's size of the
+ * file is not the version opened's (another node's version of another
+ * size arrived within the attribute timeout). Why: the kernel keeps a
+ * file's size for `attr_timeout` and reads through its pages stop there, so
+ * an open of a version that grew read its first bytes cut to the old size,
+ * exit 0 (an operator's test: 24 of 693 reads of a file another node
+ * rewrote every 0.2 s). How: before the open is answered, its FUSE thread
+ * tells the kernel to forget the inode's attributes, and its pages are
+ * dropped by the open itself (keep_cache off), so that `fstat` and a read
+ * past the old end ask again. The notice (FUSE_NOTIFY_INVAL_INODE) names
+ * the inode the request is about, read from its header (request_read), and
+ * a negative offset: attributes only. The kernel then takes no page or
+ * inode lock for it, so it cannot wait on a read in flight (which
+ * JavaScript answers, and which may wait in libfuse behind a rename that
+ * waits for this open's path locks); libfuse's fuse_invalidate_path drops
+ * the pages too and could. Without request_read (libfuse < 3.13) nothing
+ * is refreshed: the cut read stays possible within the attribute timeout.
  */
-static void refresh_attrs (const char *path) {
+static void refresh_attrs (void) {
+#ifdef FUSE3_REQUEST_OPCODES
   struct fuse_context *ctx = fuse_get_context();
-  if (ctx != NULL && ctx->fuse != NULL && path != NULL) fuse_invalidate_path(ctx->fuse, path);
+  if (ctx == NULL || ctx->fuse == NULL || request_nodeid == 0) return;
+  fuse_lowlevel_notify_inval_inode(fuse_get_session(ctx->fuse), request_nodeid, -1, 0);
+#endif
 }
 
 FUSE3_METHOD(open, 2, 2, (const char *path, struct fuse_file_info *info), {
@@ -418,7 +430,6 @@ FUSE3_METHOD(create, 2, 2, (const char *path, mode_t mode, struct fuse_file_info
   NAPI_ARGV_INT32(fd, 2)
   NAPI_ARGV_UINT32(pages, 3)
   fuse3_opened(l->info, fd, pages);
-  l->refresh_attrs = (pages & 4) != 0;
 })
 
 FUSE3_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2], struct fuse_file_info *info), {

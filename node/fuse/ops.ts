@@ -109,7 +109,8 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
    * just opened, than its version's: another node's version arrived within
    * the attribute timeout. Its reads through the pages would then stop at
    * the old size (the new bytes cut short, exit 0), so the binding has the
-   * kernel forget its attributes before the open is answered. A size never
+   * kernel forget its attributes (and the open drops its pages) before the
+   * open is answered. A size never
    * told (or forgotten past the bound) counts as stale. A file staged here
    * is not: its writes through the kernel made its size.
    */
@@ -119,9 +120,8 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     // the open succeeded: it is answered whatever this finds (a handle the kernel is not told of is never released)
     const attr = await fs.fgetattr(path, fh).catch(() => undefined)
     if (attr === undefined) return true
-    const stale = told !== attr.size
-    if (stale) tell(path, statOf(attr, fs.uid, fs.gid))
-    return stale
+    // not noted as told here: the kernel asks again (getattr), and that answer is what it holds
+    return told !== attr.size
   }
   /** Answer an open: the handle, its use of the pages, and whether the kernel's size of the file is stale. */
   const opened = async (path: string, fh: number): Promise<[number, OpenPages, boolean]> => [fh, pagesOf(fh), await staleSize(path, fh)]
@@ -173,7 +173,8 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
       }]), cb)
     },
     open: (path, flags, cb) => { answer('open', path, fs.open(path, flags).then(async fh => await opened(path, fh)), cb) },
-    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(async fh => await opened(path, fh)), cb) },
+    // a new file's attributes are the create's own (the kernel's FUSE_CREATE names the parent, not the file)
+    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh, pagesOf(fh), false] as [number, OpenPages, boolean]), cb) },
     read: (path, fd, buf, len, pos, cb, options) => {
       const read = (): void => { fs.read(fd, buf, len, pos).then(cb, err => { cb(fail('read', path, err)) }) }
       if (options?.retried === true) fs.retriedReads++

@@ -99,6 +99,16 @@ function files (n: number): string {
 /** How long an unmount waits for files just closed to be released before it calls the mount busy (ms). */
 const RELEASE_WAIT_MS = 2000
 
+/** Options of {@link FuseService.stop}. */
+export interface FuseStopOptions {
+  /**
+   * Leave `<repo>/mounts.json` as it is, so that the next start mounts
+   * them again ({@link FuseService.restore}), as after a crash: the daemon
+   * was killed rather than asked to stop. @default false: cleared
+   */
+  keepMounts?: boolean
+}
+
 /** Mounts of one node. Every mount shows the same namespace and shares one set of staged writes. */
 export class FuseService {
   private readonly active = new Map<string, ActiveMount>()
@@ -110,6 +120,8 @@ export class FuseService {
   private readonly log: Logger
   /** `<repo>/mounts.json`. */
   readonly recordsFile: string
+  /** Set by a stop that keeps the record for the next start ({@link FuseStopOptions.keepMounts}). */
+  private keepingRecords = false
 
   constructor (private readonly components: FuseComponents) {
     this.log = components.logger.child({ component: 'fuse' })
@@ -272,19 +284,17 @@ export class FuseService {
    * when an unmount fails: the files written through that mount are
    * committed, or kept in `<repo>/uncommitted`, as for the others (the
    * node's stores close next). The record is cleared, unless
-   * `keepRecords`: then the mounts are mounted again at the next start
+   * `keepMounts`: then the mounts are mounted again at the next start
    * ({@link restore}), as after a crash.
    */
-  async stop (options: { keepRecords?: boolean } = {}): Promise<void> {
+  async stop (options: FuseStopOptions = {}): Promise<void> {
     await this.serial(async () => {
-      const records = this.mounts().map(({ dir, since }) => ({ dir, since }))
+      // kept: the record is not rewritten as each mount goes (a stop forced between two unmounts keeps them all)
+      this.keepingRecords = options.keepMounts === true
       for (const dir of [...this.active.keys()]) {
         await this.unmountNow(dir).catch((err: any) => { this.log.warn({ dir, err: err?.message }, 'unmount failed') })
       }
       await this.closeFilesystem()
-      if (options.keepRecords === true && records.length > 0) {
-        await writeMountRecords(this.recordsFile, records).catch((err: any) => { this.log.warn({ err: err?.message }, 'cannot keep the record of the mounts for the next start') })
-      }
     })
   }
 
@@ -394,6 +404,7 @@ export class FuseService {
   }
 
   private async saveRecords (): Promise<void> {
+    if (this.keepingRecords) return
     await writeMountRecords(this.recordsFile, this.mounts().map(({ dir, since }) => ({ dir, since })))
   }
 }

@@ -258,15 +258,22 @@ export class PeerManager {
     const { addr, peerId } = parsePeerAddress(address)
     // the address's mistake, not the network's: no dial, no failure noted against a peer
     if (peerId.equals(this.components.libp2p.peerId)) throw new InvalidArgumentError(`${address} names this node (${peerId.toString()}): give the address of another node`)
-    // already connected to it over another address: that address is dialled all the same, and the new connection
-    // closed after (the one there stays). libp2p would hand back the open connection without a dial, and an address
-    // where another node answers (another peer id: a typo, a port reused) was remembered and re-dialled for good
+    // already connected to it over another address: that address is dialled all the same (its handshake checks the
+    // id that answers), and the new connection closed after (the one there stays). libp2p would hand back the open
+    // connection without a dial, and an address where another node answers (another peer id: a typo, a port reused)
+    // was remembered and re-dialled for good
     const bare = (a: { toString: () => string }): string => a.toString().replace(/\/p2p\/[^/]+$/, '')
     const open = this.components.libp2p.getConnections(peerId)
     const check = open.length > 0 && !open.some(c => bare(c.remoteAddr) === bare(addr))
+    let verified = true
     try {
       const conn = await this.components.libp2p.dial(addr, { signal: signal ?? AbortSignal.timeout(15_000), force: check })
-      if (check) await conn.close().catch(() => {})
+      if (check) {
+        // a dial to the peer already under way (a re-dial) takes ours in and may answer over another address: the
+        // peer is connected, but this address was not tried, so it is not remembered
+        verified = !open.includes(conn) && bare(conn.remoteAddr) === bare(addr)
+        if (!open.includes(conn)) await conn.close().catch(() => {})
+      }
     } catch (err: any) {
       const reason = String(err?.message ?? err?.type ?? err)
       // pnet drops the handshake of a node with another key (or none)
@@ -275,7 +282,7 @@ export class PeerManager {
       throw new PeerUnreachableError(`could not connect to ${peerId.toString()}: ${reason}${hint}`, { cause: err })
     }
     this.dropped.delete(peerId.toString())
-    this.remember({ id: peerId.toString(), addrs: [addr.toString()], kept: true })
+    this.remember({ id: peerId.toString(), addrs: verified ? [addr.toString()] : [], kept: true })
     return await this.status(peerId)
   }
 

@@ -310,7 +310,7 @@ describe('progress streams of a real node', () => {
     assert.equal(r.code, 1, r.stderr)
     const errLines = lines(r.stderr).filter(l => l.startsWith('shoal:'))
     assert.equal(errLines.length, 1, r.stderr)
-    assert.match(errLines[0], /^shoal: \/imported\/\S+ exists: .*\(AlreadyExistsError\)$/)
+    assert.match(errLines[0], /^shoal: \/imported\/\S+ exists and holds another tree: .*\(AlreadyExistsError\)$/)
     assert.equal(lines(r.stderr).at(-1), errLines[0], 'the error is the last thing said')
     assert.equal(r.stdout.length, 0)
     const json = await runShoal(['--repo', a.repo, '--json', 'car', 'import', takenCar])

@@ -59,20 +59,21 @@ function sha256 (bytes: Uint8Array): string {
 describe('a daemon stopped right after an add', () => {
   it('killed (SIGKILL of `shoal daemon`) while it places: a start at once waits for its stop, and its mount comes back', TEST, async t => {
     await requireFuse()
-    const { dir, a, b } = await twoNodes(t, { SHOAL_SHUTDOWN_TIMEOUT: '8' })
+    // a shutdown timeout of 20 s: the placement is waited for 10 s, room for the new start to reach the lock
+    const { dir, a, b } = await twoNodes(t, { SHOAL_SHUTDOWN_TIMEOUT: '20' })
     const mnt = join(dir, 'mnt')
     await mkdir(mnt)
     defer(t, async () => { await forceUnmount(mnt) })
     await shoalOk(a.repo, ['mount', mnt])
     const bNode = await addWithHolder(dir, a, b, { name: 'k.bin', mib: 96 })
-    // b stops answering: a's node, once its parent is killed, waits for the placement (4 s) before it lets the repo go
+    // b stops answering: a's node, once its parent is killed, waits for the placement (10 s) before it lets the repo go
     process.kill(bNode, 'SIGSTOP')
     try {
       assert.deepEqual(await a.stop('SIGKILL'), { code: null, signal: 'SIGKILL' })
       // its node has begun to stop (it removes `<repo>/api` first, which the start below waits for anew)
       await eventually('the node began its stop', async () => await access(join(a.repo, 'api')).then(() => false, () => true))
       // started again at once, as a supervisor does: before, RepoLockedError while the node still stopped
-      const again = await startDaemon(t, a.repo, { env: { SHOAL_SHUTDOWN_TIMEOUT: '8' } })
+      const again = await startDaemon(t, a.repo, { env: { SHOAL_SHUTDOWN_TIMEOUT: '20' } })
       assert.match(again.output().stderr, /the daemon that ran on this repo is stopping: waiting for it to release the repo/)
       // killed, not asked to stop: its mount is mounted again, as after a crash
       const mounts = await shoalJson<Array<{ dir: string }>>(again.repo, ['mounts'])

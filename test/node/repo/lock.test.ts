@@ -8,9 +8,18 @@ import assert from 'node:assert/strict'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { acquireRepoLock, markStopping } from '../../../node/repo/index.js'
-import { tempDir } from '../../helpers/temp.js'
+import { tempDir, type CleanupContext } from '../../helpers/temp.js'
 
 const TEST = { timeout: 30_000 }
+
+/** A lock taken by this process and marked stopping (released when the test ends): its file. */
+async function heldStopping (t: CleanupContext): Promise<string> {
+  const file = join(await tempDir(t), 'daemon.lock')
+  const release = await acquireRepoLock(file)
+  t.after(release)
+  await markStopping(file)
+  return file
+}
 
 describe('the repo lock', () => {
   it('a live daemon not stopping is refused at once, whatever the wait for a stopping one', TEST, async t => {
@@ -40,10 +49,7 @@ describe('the repo lock', () => {
   })
 
   it('a stopping daemon that keeps the lock past the wait is refused, naming it', TEST, async t => {
-    const file = join(await tempDir(t), 'daemon.lock')
-    const release = await acquireRepoLock(file)
-    t.after(release)
-    await markStopping(file)
+    const file = await heldStopping(t)
     await assert.rejects(acquireRepoLock(file, { waitForStoppingMs: 300 }),
       (err: Error) => err.name === 'RepoLockedError' && /is stopping on repo .* and still holds it after 300 ms/.test(err.message))
   })
@@ -56,5 +62,14 @@ describe('the repo lock', () => {
     const release = await acquireRepoLock(file)
     t.after(release)
     assert.equal((await readFile(file, 'utf8')).trim(), String(process.pid))
+    // the mark is gone with the lock it named: a later daemon of that pid would not be taken for a stopping one
+    await assert.rejects(readFile(`${file}.stopping`), { code: 'ENOENT' })
+  })
+
+  it('a wait for a stopping daemon ends when the start is no longer wanted', TEST, async t => {
+    const file = await heldStopping(t)
+    const controller = new AbortController()
+    setTimeout(() => { controller.abort() }, 200)
+    await assert.rejects(acquireRepoLock(file, { waitForStoppingMs: 60_000, signal: controller.signal }), { name: 'AbortedError' })
   })
 })
