@@ -565,7 +565,8 @@ export async function mvCommand (g: GlobalOptions, from: string, to: string): Pr
 /** `shoal rm PATH [-r]`. */
 export async function rmCommand (g: GlobalOptions, path: string, opts: { recursive?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  const result = await client.json('POST', '/api/v0/rm', { arg: path, recursive: opts.recursive === true })
+  // what arrived from another node after this command began is not removed (a write concurrent with it)
+  const result = await withStart(client, 'POST', '/api/v0/rm', { arg: path, recursive: opts.recursive === true })
   if (g.json) printJson(result)
   await warnIfRefused(client)
 }

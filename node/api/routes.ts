@@ -393,7 +393,7 @@ export const routes: Route[] = [
     path: '/api/v0/rm',
     async handle ({ res, query, components }) {
       const q = parseQuery(schemas.rm, query)
-      await components.files.rm(q.arg, { recursive: q.recursive })
+      await components.files.rm(q.arg, { recursive: q.recursive, startedAt: q.started })
       sendJson(res, 200, { removed: q.arg })
     }
   },

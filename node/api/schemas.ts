@@ -57,7 +57,7 @@ export const schemas = {
   /** `started`: when the caller began; a file at `arg` that arrived from another node after it is kept beside the directory. */
   mkdir: z.object({ arg: path, parents: bool.optional(), mode: octalMode.optional(), started: started.optional() }).strict(),
   mv: z.object({ from: path, to: path }).strict(),
-  rm: z.object({ arg: path, recursive: bool.optional() }).strict(),
+  rm: z.object({ arg: path, recursive: bool.optional(), started: started.optional() }).strict(),
   carImport: z.object({
     to: arg.optional(),
     'pin-roots': z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),

@@ -1155,8 +1155,11 @@ export class Files {
   }
 
   /** Remove a path (the blocks stay until garbage collection); on a full disk, the ballast is spent for it ({@link DiskGuard.freeing}). */
-  async rm (path: string, options: { recursive?: boolean } = {}): Promise<void> {
-    const remove = async (): Promise<void> => { await this.components.namespace.remove(path, options) }
+  async rm (path: string, options: { recursive?: boolean, startedAt?: number } = {}): Promise<void> {
+    // what arrived from another node after the caller began is kept: a write concurrent with the removal (an add into
+    // the folder acknowledged while `rm -r` started was removed unseen: an operator's test)
+    const seen = options.startedAt === undefined ? undefined : this.components.namespace.seenAt(options.startedAt)
+    const remove = async (): Promise<void> => { await this.components.namespace.remove(path, { recursive: options.recursive, seen }) }
     await (this.components.disk?.freeing(`rm ${path}`, remove) ?? remove())
   }
 }

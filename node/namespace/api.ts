@@ -149,6 +149,15 @@ export interface MkdirOptions {
 export interface RemoveOptions {
   /** Remove a non-empty directory with everything below it. @default false */
   recursive?: boolean
+  /**
+   * The namespace as the caller saw it (`seenAt` of its command's start):
+   * only versions this clock covers, and this replica's own, are removed.
+   * A version that arrived from another replica after it — a file added
+   * into the folder while the command started — is a write concurrent with
+   * the removal, and kept (docs/namespace.md). Absent: every version the
+   * path and what is below it show.
+   */
+  seen?: Readonly<VectorClock>
 }
 
 /**

@@ -17,7 +17,7 @@ import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_TIME, encodeEntry, encodeEnt
 import { isTime } from '../../protocol/time.js'
 import { cborCID } from '../blocks/verify.js'
 import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError, SameFileError, VersionGoneError } from '../errors.js'
-import type { Dot } from './clock.js'
+import { covers, type Dot } from './clock.js'
 import type { Txn } from './kv.js'
 import { filePath, isWithin, joinPath, namesDirectory, normalizePath, parentOf } from './paths.js'
 import { checkPin, samePin, wirePin } from './pins.js'
@@ -202,17 +202,23 @@ export class LocalWrites {
     const { reads } = this.components
     const p = normalizePath(path)
     if (p === '/') throw new InvalidArgumentError('cannot remove /')
+    const { seen } = options
+    const me = this.components.signer.id
+    // what the caller saw: with `seen`, versions from other replicas that arrived after it are kept (concurrent writes)
+    const seenDots = (dots: readonly Dot[]): Dot[] => seen === undefined ? [...dots] : dots.filter(dot => dot[0] === me || covers(seen, dot))
     await this.components.writing(async () => {
       // the path as given: one ending in / must name a directory
       const entry = await reads.stat(path)
       const ops = new OpSet()
-      const record = await reads.visible(p) as Visible
-      ops.remove(record.conflictOf ?? p, record.dots)
+      const take = (at: string, record: Visible): void => {
+        const dots = seenDots(record.dots)
+        if (dots.length > 0) ops.remove(record.conflictOf ?? at, dots)
+      }
+      take(p, await reads.visible(p) as Visible)
       if (entry.type === 'dir') {
         for await (const below of reads.walk(p)) {
           if (options.recursive !== true) throw new DirectoryNotEmptyError(`directory not empty: ${p} (use recursive removal)`)
-          const r = await reads.visible(below.path) as Visible
-          ops.remove(r.conflictOf ?? below.path, r.dots)
+          take(below.path, await reads.visible(below.path) as Visible)
         }
       }
       await this.commitLocal(ops.list())

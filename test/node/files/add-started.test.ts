@@ -181,6 +181,29 @@ function testHistory (first: Readonly<VectorClock>, openAt: number): { history: 
   return { history, time, arrive, applyUntold }
 }
 
+describe('a removal started before another node\'s write into the folder arrived', () => {
+  it('`rm -r` keeps a file that arrived after its command began, and removes what the caller had seen', async t => {
+    const { files, namespace, peer, started } = await arrivals(t, {
+      before: async peer => {
+        await peer.putFile('/d/old', file('theirs, seen', Date.now()))
+        await peer.putFile('/e/old', file('theirs, seen too', Date.now()))
+      },
+      after: async peer => {
+        await peer.putFile('/d/new', file('theirs, added as the rm began', Date.now()))
+        await peer.putFile('/e/new', file('theirs, added as the other rm began', Date.now()))
+      }
+    })
+    await pullInto(namespace, peer)
+    // the rm names its start: the file added into the folder since is a write concurrent with it, and stays
+    await files.rm('/d', { recursive: true, startedAt: started })
+    assert.equal(await namespace.lookup('/d/old'), undefined, 'what the caller had seen is removed')
+    assert.equal((await namespace.lookup('/d/new'))?.type, 'file', 'the file that arrived after the rm began stays')
+    // without its start, everything the folder shows goes, as before
+    await files.rm('/e', { recursive: true })
+    assert.equal(await namespace.lookup('/e'), undefined)
+  })
+})
+
 describe('clock history', () => {
   it('answers the clock that held at a moment, none before what it keeps, now for a moment to come', () => {
     const { history, arrive } = testHistory(Object.freeze({ a: 1 }), 1_000)
