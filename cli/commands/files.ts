@@ -258,7 +258,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   if (st.isFile()) {
     const info = await uploadFile(g, client, { file: source, to: target, st, flags: opts })
     if (g.json) printJson({ cid: info.cid, path: info.path, size: info.size })
-    else printLines(`added ${info.cid} ${info.path ?? ''}`)
+    else printLines(`added ${info.cid} ${printable(info.path ?? '')}`)
     if (info.pending !== undefined) notePending(g, info.path ?? target, info.pending, 1)
     await warnIfRefused(client)
     return
@@ -273,7 +273,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   const added = (info: FileInfo): void => {
     total += info.size
     if (info.pending !== undefined && pending.files++ === 0) pending.why = info.pending
-    if (!g.json) printLines(`added ${info.cid} ${info.path ?? ''}`)
+    if (!g.json) printLines(`added ${info.cid} ${printable(info.path ?? '')}`)
   }
   // small files go many per request (cli/add-batch.ts); --wait keeps one request per file
   const batch = new PendingBatch()
@@ -327,7 +327,7 @@ export async function addCommand (g: GlobalOptions, source: string, opts: AddFla
   }
   const dirInfo = await client.json<FileInfo>('GET', '/api/v0/stat', { arg: target })
   if (g.json) printJson({ cid: dirInfo.cid, path: dirInfo.path, size: total })
-  else printLines(`added ${dirInfo.cid} ${dirInfo.path ?? ''}`)
+  else printLines(`added ${dirInfo.cid} ${printable(dirInfo.path ?? '')}`)
   if (pending.files > 0) notePending(g, dirInfo.path ?? target, pending.why, pending.files)
   await warnIfRefused(client)
 }
@@ -538,7 +538,7 @@ export async function statCommand (g: GlobalOptions, arg: string): Promise<void>
   const client = await ApiClient.connect(g.repo)
   const info = await client.json<FileInfo>('GET', '/api/v0/stat', { arg })
   if (g.json) { printJson(info); return }
-  const lines = [`${info.path ?? info.name}`, `  type:  ${info.type}`, `  cid:   ${info.cid}`, `  size:  ${info.size} (${formatBytes(info.size)})`]
+  const lines = [printable(info.path ?? info.name), `  type:  ${info.type}`, `  cid:   ${info.cid}`, `  size:  ${info.size} (${formatBytes(info.size)})`]
   if (info.mode !== undefined) lines.push(`  mode:  ${info.mode.toString(8).padStart(4, '0')}`)
   if (info.mtime !== undefined) lines.push(`  mtime: ${formatTime(info.mtime)}`)
   // a conflict copy says so, and what to do with it

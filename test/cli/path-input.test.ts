@@ -119,6 +119,18 @@ describe('names holding control characters', () => {
     assert.equal((await shoalOk(d.repo, ['cat', `/in/${hostile}`])).toString(), 'plain\n', 'the file reads back by its exact name')
   })
 
+  it('are escaped in what add and stat print, the tab too (a column of its own there)', TEST, async () => {
+    const dir = await tempDir(ctx)
+    await writeFile(join(dir, 'again.txt'), 'again\n')
+    for (const out of [
+      (await shoalOk(d.repo, ['add', join(dir, 'again.txt'), '--to', `/in2/${hostile}`])).toString(),
+      (await shoalOk(d.repo, ['stat', `/in/${hostile}`])).toString()
+    ]) {
+      assert.match(out, /evil\\nname\\x1b\[2J\\tx\\u202etxt\.exe/, out)
+      assert.doesNotMatch(out, /[\x00-\x09\x0b-\x1f\u202e]/, `no control character reaches the terminal: ${JSON.stringify(out)}`)
+    }
+  })
+
   it('are escaped in an error line too', TEST, async () => {
     const r = await runShoal(['--repo', d.repo, 'stat', `/in/${hostile}.missing`])
     const said = failedWith(r, 'stat of a missing hostile name')
