@@ -90,7 +90,7 @@ export async function statusCommand (g: GlobalOptions): Promise<void> {
     `disk:     ${formatDisk(s.disk)}`,
     d === undefined
       ? 'health:   not checked yet (the repair pass runs every durability.checkInterval; `shoal repair --wait` now)'
-      : `health:   ${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'} this node placed or holds shards of: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''}${lostBeforeCoding(d.uncodedLost ?? 0)} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
+      : `health:   ${d.stripes} stripes of ${d.manifests} placed file${d.manifests === 1 ? '' : 's'} (coded, or copies for replicas:N) this node placed or holds shards of: ${formatSummary(d)}${d.uncoded > 0 ? `; ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} not coded yet, waiting for live nodes` : ''}${lostBeforeCoding(d.uncodedLost ?? 0)} (checked ${Math.max(0, Math.round((Date.now() - d.at) / 1000))} s ago)`,
     ...(s.damage === undefined ? [] : [`damage:   ${damageLine(s.damage)}`]),
     ...(s.conflicts === undefined || s.conflicts === 0 ? [] : [`conflicts: ${s.conflicts} conflict cop${s.conflicts === 1 ? 'y' : 'ies'} in the namespace (\`shoal conflicts\` lists them)`]),
     ...(s.uncommitted === undefined || s.uncommitted.files === 0 ? [] : [`uncommitted: ${s.uncommitted.files} file${s.uncommitted.files === 1 ? '' : 's'} (${formatBytes(s.uncommitted.bytes)}) written through a mount and never committed, kept in ${s.uncommitted.dir}: \`shoal add\` them again, then delete them`]),

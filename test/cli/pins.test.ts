@@ -89,7 +89,7 @@ describe('pins through the CLI', () => {
     assert.equal(repair.lost, 0)
     assert.equal(repair.uncoded, 2, 'the repair pass counts the files that wait for live nodes (/big.bin, /waited.bin)')
     assert.match((await shoalOk(d.repo, ['repair', '--wait'])).toString(), /still waiting for live nodes: 2/)
-    assert.match((await shoalOk(d.repo, ['status'])).toString(), /^health: +0 stripes of 0 coded files this node placed or holds shards of: 0 healthy, 0 at risk, 0 degraded, 0 lost; 2 files not coded yet, waiting for live nodes \(checked \d+ s ago\)$/m)
+    assert.match((await shoalOk(d.repo, ['status'])).toString(), /^health: +0 stripes of 0 placed files \(coded, or copies for replicas:N\) this node placed or holds shards of: 0 healthy, 0 at risk, 0 degraded, 0 lost; 2 files not coded yet, waiting for live nodes \(checked \d+ s ago\)$/m)
     assert.deepEqual(repair.errors, [])
     const scrubbed = await shoalJson<{ lost: number, scrub: { blocks: number, corrupt: number, lost: string[] } }>(d.repo, ['repair', '--scrub', '--wait'])
     assert.ok(scrubbed.scrub.blocks > 0, 'the scrub re-hashed the stored blocks')

@@ -448,7 +448,7 @@ function drawDurability (status, pins, metrics) {
     parts.push(h('p', null, badge(worst === 'ok' ? 'all healthy' : worst === 'warn' ? 'at risk' : 'needs repair', worst), ` last repair pass ${ago(d.at)}`))
     parts.push(h('div', { class: 'tiles' },
       tile(d.healthy, 'healthy', 'ok'), tile(d.atRisk, 'at risk', 'warn'), tile(d.degraded, 'degraded', 'bad'), tile(d.lost, 'lost', 'bad')))
-    parts.push(h('p', { class: 'small muted' }, `${d.stripes} stripes of ${d.manifests} coded file${d.manifests === 1 ? '' : 's'}`,
+    parts.push(h('p', { class: 'small muted' }, `${d.stripes} stripes of ${d.manifests} placed file${d.manifests === 1 ? '' : 's'} (coded, or copies for replicas:N)`,
       d.uncoded > 0 ? ` · ${d.uncoded} file${d.uncoded === 1 ? '' : 's'} waiting for live nodes` : '',
       d.waiting > 0 ? ` · ${d.waiting} shard${d.waiting === 1 ? '' : 's'} on nodes away (grace period)` : ''))
   }
