@@ -157,7 +157,9 @@ async function stage (source: AsyncIterable<Uint8Array>, staging: BlockStore, li
     } catch (err) {
       if (err === sourceError || err instanceof ShoalError) throw err
       const msg = messageOf(err)
-      const hint = /unexpected end of data/i.test(msg) ? ' (truncated CAR)' : ''
+      // the byte named is where what was being read starts (a header, a section's length, CID or block): a cut CAR ends
+      // after it, not there
+      const hint = /unexpected end of data/i.test(msg) ? ' (truncated CAR: it ends before what starts there is whole)' : ''
       throw new InvalidCARError(`invalid CAR at byte ${reader.pos}: ${msg}${hint}`, { cause: err })
     }
   }

@@ -48,6 +48,12 @@ describe('the cold tier through the CLI', () => {
       assert.equal((await shoalJson<{ configured: boolean }>(d.repo, ['tier', 'ls'])).configured, false)
     }
     assert.match((await runShoal(['--repo', d.repo, 'tier', 's3', '--endpoint', 'ftp://x', '--bucket', 'b'])).stderr, /endpoint/)
+    // a prefix with `..` segments: refused, one line, nothing saved
+    const dots = await runShoal(['--repo', d.repo, 'tier', 's3', '--endpoint', s3.endpoint, '--bucket', s3.bucket, '--prefix', '../..'])
+    assert.equal(dots.code, 1, dots.stderr)
+    assert.match(dots.stderr, /must not hold "\." or "\.\." segments/)
+    assert.equal(lines(dots.stderr).length, 1, dots.stderr)
+    assert.equal((await shoalJson<{ configured: boolean }>(d.repo, ['tier', 'ls'])).configured, false)
 
     await shoalOk(d.repo, ['tier', 's3', '--endpoint', s3.endpoint, '--bucket', s3.bucket, '--prefix', 'cold'])
     const status = await shoalJson<{ configured: boolean, probe: { reachable: boolean } }>(d.repo, ['tier', 'ls'])

@@ -64,5 +64,13 @@ describe('a CAR with a huge length prefix', () => {
     // a length prefix cut short by the end of the input is a truncated CAR, as before
     const store = await openBlockStore(t)
     await assert.rejects(importCar({ blockstore: store, tmpDir: join(await tempDir(t), 'tmp') }, once(Buffer.concat([header, Uint8Array.of(0xff, 0xff, 0xff)]))), { name: 'InvalidCARError' })
+    // a block's section cut in its body: the message says the CAR ends after the byte it names, before what starts
+    // there is whole (it read as though the error were at that byte: an operator's test)
+    const body = new Uint8Array(1000).fill(7)
+    const bodyCid = CID.create(1, raw.code, await sha256.digest(body))
+    const length = bodyCid.bytes.byteLength + body.byteLength
+    const cut = Buffer.concat([header, Uint8Array.of((length & 0x7f) | 0x80, length >> 7), bodyCid.bytes, body.subarray(0, 500)])
+    await assert.rejects(importCar({ blockstore: store, tmpDir: join(await tempDir(t), 'tmp') }, once(cut)),
+      (err: Error) => err.name === 'InvalidCARError' && /^invalid CAR at byte \d+: .*\(truncated CAR: it ends before what starts there is whole\)$/.test(err.message))
   })
 })
