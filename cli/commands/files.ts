@@ -194,10 +194,10 @@ class AddedPaths {
     const left: string[] = []
     const kept: string[] = []
     for (const path of files) {
-      await this.client.json('POST', '/api/v0/rm', { arg: path }).catch(() => { left.push(path) })
+      await withStart(this.client, 'POST', '/api/v0/rm', { arg: path }).catch(() => { left.push(path) })
     }
     for (const path of dirs) {
-      await this.client.json('POST', '/api/v0/rm', { arg: path }).catch((e: unknown) => { (e instanceof ApiError && e.name === 'DirectoryNotEmptyError' ? kept : left).push(path) })
+      await withStart(this.client, 'POST', '/api/v0/rm', { arg: path }).catch((e: unknown) => { (e instanceof ApiError && e.name === 'DirectoryNotEmptyError' ? kept : left).push(path) })
     }
     const removed = files.length + dirs.length - left.length - kept.length
     if (err instanceof Error && removed + left.length + kept.length > 0) {
@@ -565,9 +565,14 @@ export async function mvCommand (g: GlobalOptions, from: string, to: string): Pr
 /** `shoal rm PATH [-r]`. */
 export async function rmCommand (g: GlobalOptions, path: string, opts: { recursive?: boolean }): Promise<void> {
   const client = await ApiClient.connect(g.repo)
-  // what arrived from another node after this command began is not removed (a write concurrent with it)
-  const result = await withStart(client, 'POST', '/api/v0/rm', { arg: path, recursive: opts.recursive === true })
+  // what arrived from another node after this command began is not removed (a write concurrent with it): said
+  const result = await withStart<{ removed: string, kept?: string[], keptCount?: number }>(client, 'POST', '/api/v0/rm', { arg: path, recursive: opts.recursive === true })
   if (g.json) printJson(result)
+  else if (result.kept !== undefined && result.kept.length > 0) {
+    const count = result.keptCount ?? result.kept.length
+    const shown = result.kept.slice(0, 5).map(printable).join(', ')
+    process.stderr.write(`shoal: kept ${count === 1 ? '' : `${count} paths: `}${shown}${count > 5 ? `, and ${count - 5} more` : ''}: written on another node after this rm began (a write concurrent with a removal is kept; \`shoal rm\` again removes ${count === 1 ? 'it' : 'them'})\n`)
+  }
   await warnIfRefused(client)
 }
 

@@ -393,8 +393,8 @@ export const routes: Route[] = [
     path: '/api/v0/rm',
     async handle ({ res, query, components }) {
       const q = parseQuery(schemas.rm, query)
-      await components.files.rm(q.arg, { recursive: q.recursive, startedAt: q.started })
-      sendJson(res, 200, { removed: q.arg })
+      const { kept, keptCount } = await components.files.rm(q.arg, { recursive: q.recursive, startedAt: q.started })
+      sendJson(res, 200, kept === undefined ? { removed: q.arg } : { removed: q.arg, kept, keptCount })
     }
   },
   {

@@ -12,7 +12,7 @@ import { IsADirectoryError } from '../errors.js'
 import { DirectoryDags, entrySize, FileLayout, importContent, localPresence, notFileOrDirectory, readContent, resolveEntry, type BlockPresence, type ChunkerSpec, type ImportProgressEvents } from '../content/index.js'
 import { conflictCopyError, filePath, parentOf, rewriteFile } from '../namespace/index.js'
 import type { BlockStore, OwnedWrites } from '../blocks/index.js'
-import type { Entry, FileRecord, Namespace } from '../namespace/index.js'
+import type { Entry, FileRecord, Namespace, RemoveResult } from '../namespace/index.js'
 import type { Logger } from '../logger.js'
 import type { BlockExchange, PeerHaves } from '../exchange/index.js'
 import { Blocks } from '../reads/index.js'
@@ -268,6 +268,17 @@ export interface FileBlocks extends BlockPresence {
   peers?: PeerHaves[]
   /** Of the missing blocks asked about, how many no peer that answered holds: above 0, the file does not read now. */
   heldByNone?: number
+}
+
+/** Paths an {@link Files.rm} lists as kept, at most (the count says how many in all). */
+const MAX_KEPT_LISTED = 100
+
+/** What {@link Files.rm} left: the paths that arrived from another node after the caller began, if any. */
+export interface RmResult {
+  /** The first {@link MAX_KEPT_LISTED} of them, the path itself first when it is one. */
+  kept?: string[]
+  /** How many in all. */
+  keptCount?: number
 }
 
 /** File operations over one node's namespace and block store. */
@@ -1154,13 +1165,18 @@ export class Files {
     return await this.infoOf(entry)
   }
 
-  /** Remove a path (the blocks stay until garbage collection); on a full disk, the ballast is spent for it ({@link DiskGuard.freeing}). */
-  async rm (path: string, options: { recursive?: boolean, startedAt?: number } = {}): Promise<void> {
-    // what arrived from another node after the caller began is kept: a write concurrent with the removal (an add into
-    // the folder acknowledged while `rm -r` started was removed unseen: an operator's test)
+  /**
+   * Remove a path (the blocks stay until garbage collection); on a full disk,
+   * the ballast is spent for it ({@link DiskGuard.freeing}). With
+   * `startedAt` (the caller's start), what arrived from another node after
+   * it is kept, a write concurrent with the removal, and said in `kept`.
+   */
+  async rm (path: string, options: { recursive?: boolean, startedAt?: number } = {}): Promise<RmResult> {
+    // an add into the folder acknowledged while `rm -r` started was removed unseen (an operator's test)
     const seen = options.startedAt === undefined ? undefined : this.components.namespace.seenAt(options.startedAt)
-    const remove = async (): Promise<void> => { await this.components.namespace.remove(path, { recursive: options.recursive, seen }) }
-    await (this.components.disk?.freeing(`rm ${path}`, remove) ?? remove())
+    const remove = async (): Promise<RemoveResult> => await this.components.namespace.remove(path, { recursive: options.recursive, seen })
+    const { kept } = await (this.components.disk?.freeing(`rm ${path}`, remove) ?? remove())
+    return kept.length === 0 ? {} : { kept: kept.slice(0, MAX_KEPT_LISTED), keptCount: kept.length }
   }
 }
 

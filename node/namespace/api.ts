@@ -146,6 +146,12 @@ export interface MkdirOptions {
 }
 
 /** Options for {@link Namespace.remove}. */
+/** What {@link Namespace.remove} left. */
+export interface RemoveResult {
+  /** Paths whose versions arrived from another replica after `seen`: kept, the path itself first when it is one. */
+  kept: string[]
+}
+
 export interface RemoveOptions {
   /** Remove a non-empty directory with everything below it. @default false */
   recursive?: boolean
@@ -209,8 +215,13 @@ export interface Namespace {
   setDirAttrs: (path: string, attrs: { mode: number, mtime: number }) => Promise<Entry>
   /** Move a file or directory. When `to` is an existing directory, moves into it. @throws {AlreadyExistsError} {NotFoundError} {InvalidArgumentError} */
   move: (from: string, to: string) => Promise<Entry>
-  /** @throws {NotFoundError} {DirectoryNotEmptyError} {InvalidArgumentError} */
-  remove: (path: string, options?: RemoveOptions) => Promise<void>
+  /**
+   * Remove a path (and, `recursive`, what is below it). Resolves with the
+   * paths `options.seen` kept (empty without it).
+   *
+   * @throws {NotFoundError} {DirectoryNotEmptyError} {InvalidArgumentError}
+   */
+  remove: (path: string, options?: RemoveOptions) => Promise<RemoveResult>
   /** Every conflict copy. */
   conflicts: () => Promise<ConflictInfo[]>
   /**

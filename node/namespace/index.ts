@@ -22,7 +22,7 @@ export { conflictCopyError, rewriteFile, type FileEntry } from './rewrite.js'
 import { markNewStore } from './recovery.js'
 export { isPinPolicy } from '../../protocol/namespace.js'
 export type {
-  Namespace, Entry, FileRecord, DirRecord, NamespaceRecord, FilePin, StoredColdCopy, ConflictInfo, MkdirOptions, PutOptions, RemoveOptions, RewrittenVersion
+  Namespace, Entry, FileRecord, DirRecord, NamespaceRecord, FilePin, StoredColdCopy, ConflictInfo, MkdirOptions, PutOptions, RemoveOptions, RemoveResult, RewrittenVersion
 } from './api.js'
 export type { ReplicaComponents, ReplicaOptions, ReplicaState, ReceiveResult, PullAnswer, WallClock } from './replica.js'
 export { LevelKV, MemoryKV } from './kv.js'

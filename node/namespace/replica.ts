@@ -53,7 +53,7 @@ import type { CheckedState } from './state-check.js'
 import { scrubRows, type ScrubResult } from './state-scrub.js'
 import { blockKey } from './rows.js'
 import type { Signer, Verifier } from './identity.js'
-import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, PutOptions, RemoveOptions, WallClock } from './api.js'
+import type { ConflictInfo, Entry, FileRecord, MkdirOptions, Namespace, PutOptions, RemoveOptions, RemoveResult, WallClock } from './api.js'
 import type { Logger } from '../logger.js'
 
 export type { WallClock } from './api.js'
@@ -517,7 +517,7 @@ export class Replica implements Namespace {
 
   async move (from: string, to: string): Promise<Entry> { return await this.writes.move(from, to) }
 
-  async remove (path: string, options: RemoveOptions = {}): Promise<void> { await this.writes.remove(path, options) }
+  async remove (path: string, options: RemoveOptions = {}): Promise<RemoveResult> { return await this.writes.remove(path, options) }
 
   // ------------------------------------------------------ entries (log.ts)
 

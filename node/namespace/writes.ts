@@ -26,7 +26,7 @@ import type { Applier } from './apply.js'
 import type { Signer } from './identity.js'
 import type { VisibleTreeReader } from './reads.js'
 import type { Visible } from './tree.js'
-import type { Entry, FileRecord, MkdirOptions, PutOptions, RemoveOptions, WallClock } from './api.js'
+import type { Entry, FileRecord, MkdirOptions, PutOptions, RemoveOptions, RemoveResult, WallClock } from './api.js'
 
 /** What {@link LocalWrites} is built from. */
 export interface LocalWritesComponents {
@@ -198,31 +198,37 @@ export class LocalWrites {
   }
 
   /** @throws {NotFoundError} {DirectoryNotEmptyError} {InvalidArgumentError} */
-  async remove (path: string, options: RemoveOptions = {}): Promise<void> {
+  async remove (path: string, options: RemoveOptions = {}): Promise<RemoveResult> {
     const { reads } = this.components
     const p = normalizePath(path)
     if (p === '/') throw new InvalidArgumentError('cannot remove /')
     const { seen } = options
     const me = this.components.signer.id
-    // what the caller saw: with `seen`, versions from other replicas that arrived after it are kept (concurrent writes)
-    const seenDots = (dots: readonly Dot[]): Dot[] => seen === undefined ? [...dots] : dots.filter(dot => dot[0] === me || covers(seen, dot))
+    // a version is what all its dots stand for (the same bytes written by several authors): one seen, or this
+    // replica's, is enough (as `arrivedSince` decides); without `seen`, every version shown is
+    const seenVersion = (dots: readonly Dot[]): boolean => seen === undefined || dots.some(dot => dot[0] === me || covers(seen, dot))
+    const kept: string[] = []
     await this.components.writing(async () => {
       // the path as given: one ending in / must name a directory
       const entry = await reads.stat(path)
       const ops = new OpSet()
-      const take = (at: string, record: Visible): void => {
-        const dots = seenDots(record.dots)
-        if (dots.length > 0) ops.remove(record.conflictOf ?? at, dots)
+      const take = (at: string, record: Visible, wasSeen: boolean): void => {
+        if (wasSeen) ops.remove(record.conflictOf ?? at, record.dots)
+        else kept.push(at)
       }
-      take(p, await reads.visible(p) as Visible)
+      const top = await reads.visible(p) as Visible
+      // a folder whose own version is new (another node set its mode or time since) was still seen if anything in it was
+      take(p, top, seenVersion(top.dots) || (entry.type === 'dir' && await reads.anyChild(p, child => seenVersion(child.dots))))
       if (entry.type === 'dir') {
         for await (const below of reads.walk(p)) {
           if (options.recursive !== true) throw new DirectoryNotEmptyError(`directory not empty: ${p} (use recursive removal)`)
-          take(below.path, await reads.visible(below.path) as Visible)
+          const record = await reads.visible(below.path) as Visible
+          take(below.path, record, seenVersion(record.dots) || (below.type === 'dir' && await reads.anyChild(below.path, child => seenVersion(child.dots))))
         }
       }
       await this.commitLocal(ops.list())
     })
+    return { kept }
   }
 
   /**

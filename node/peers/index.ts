@@ -268,12 +268,11 @@ export class PeerManager {
     let verified = true
     try {
       const conn = await this.components.libp2p.dial(addr, { signal: signal ?? AbortSignal.timeout(15_000), force: check })
-      if (check) {
-        // a dial to the peer already under way (a re-dial) takes ours in and may answer over another address: the
-        // peer is connected, but this address was not tried, so it is not remembered
-        verified = !open.includes(conn) && bare(conn.remoteAddr) === bare(addr)
-        if (!open.includes(conn)) await conn.close().catch(() => {})
-      }
+      // a dial to the peer already under way (a re-dial: the usual reason to connect by hand) takes ours in and may
+      // answer over another address: the peer is connected, but this address was not tried, so it is not remembered
+      // (a name, /dns…, is answered over the address it resolves to: taken as tried)
+      verified = /\/dns(4|6|addr)?\//.test(addr.toString()) || bare(conn.remoteAddr) === bare(addr)
+      if (check && !open.includes(conn)) await conn.close().catch(() => {})
     } catch (err: any) {
       const reason = String(err?.message ?? err?.type ?? err)
       // pnet drops the handshake of a node with another key (or none)

@@ -66,14 +66,12 @@ function waited (ms: number): string {
 async function createLock (file: string): Promise<boolean> {
   const mine = `${file}.${process.pid}.tmp`
   try {
-    const handle = await open(mine, 'w', 0o600)
-    try {
-      await handle.writeFile(String(process.pid))
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await link(mine, file)
+    await writePid(mine, 'w')
+    await link(mine, file).catch(async (err: any) => {
+      // a file system without hard links (vfat, exFAT, some network and FUSE file systems): created in place, as before
+      if (!NO_LINKS.has(err.code)) throw err
+      await writePid(file, 'wx')
+    })
     return true
   } catch (err: any) {
     if (err.code === 'EEXIST') return false
@@ -82,6 +80,20 @@ async function createLock (file: string): Promise<boolean> {
     await unlink(mine).catch(() => {})
   }
 }
+
+/** Write this process's pid into `file`, opened with `flags`, and sync it. */
+async function writePid (file: string, flags: 'w' | 'wx'): Promise<void> {
+  const handle = await open(file, flags, 0o600)
+  try {
+    await handle.writeFile(String(process.pid))
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+/** What `link(2)` fails with on a file system that has no hard links. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV'])
 
 /**
  * Remove the lock `file` of a process that is gone (`pid`, undefined for a

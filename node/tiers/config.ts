@@ -13,13 +13,22 @@ export const TierConfigSchema = z.object({
   /** Bucket name. */
   bucket: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'must be 1..255 characters of [A-Za-z0-9._-]'),
   /** Key prefix of every object the tier writes. */
-  prefix: z.string().max(512).regex(/^[^/\p{Cc}][^\p{Cc}]*$|^$/u, 'must not start with "/" nor hold control characters')
-    // a key's `.` or `..` segment is resolved by servers that map keys to paths (and by proxies in front of them):
-    // `../..` would put the objects beside the bucket's others, or nowhere (an operator's test saved it as given)
-    .refine(p => p.split('/').every(segment => segment !== '.' && segment !== '..'), 'must not hold "." or ".." segments').optional(),
+  prefix: z.string().max(512).regex(/^[^/\p{Cc}][^\p{Cc}]*$|^$/u, 'must not start with "/" nor hold control characters').optional(),
   /** Signing region. */
   region: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be 1..64 characters of [a-z0-9-]').optional()
 }).strict()
 
 /** Where the tier lives: endpoint, bucket, optional key prefix and region. No credentials. */
 export type TierConfig = z.infer<typeof TierConfigSchema>
+
+/**
+ * Whether a prefix given to `shoal tier s3` holds a `.` or `..` segment,
+ * which servers that map keys to paths (and proxies in front of them)
+ * resolve: `../..` would put the objects beside the bucket's others, or
+ * nowhere (an operator's test saved it as given). Checked when a tier is
+ * set, not when a config is loaded: a config an older build saved so still
+ * starts the node.
+ */
+export function hasDotSegment (prefix: string | undefined): boolean {
+  return prefix !== undefined && prefix.split('/').some(segment => segment === '.' || segment === '..')
+}

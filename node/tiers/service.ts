@@ -10,6 +10,7 @@ import { loadConfig, saveConfig } from '../repo/config.js'
 import { InvalidArgumentError } from '../errors.js'
 import { raceAbort } from '../abort.js'
 import { createTierClient, type TierClient, type TierClientOptions, type TierConfig } from './s3-client.js'
+import { hasDotSegment } from './config.js'
 import { pushCold, verifyCold } from './archive.js'
 import { checkColdCopy, type ColdCopyHealth } from './cold-health.js'
 import { ColdReader, loadColdIndex } from './cold-reader.js'
@@ -68,6 +69,7 @@ export class TierService {
    * @throws {InvalidArgumentError} a malformed endpoint, bucket, prefix or region
    */
   async configure (input: TierConfig, signal?: AbortSignal): Promise<TierConfig> {
+    if (hasDotSegment(input.prefix)) throw new InvalidArgumentError('invalid tier prefix: must not hold "." or ".." segments')
     // the client validates and normalises the settings; it is only kept once the bucket answered
     const client = createTierClient(input, this.clientOptions)
     try {

@@ -195,11 +195,11 @@ describe('a removal started before another node\'s write into the folder arrived
     })
     await pullInto(namespace, peer)
     // the rm names its start: the file added into the folder since is a write concurrent with it, and stays
-    await files.rm('/d', { recursive: true, startedAt: started })
+    assert.deepEqual(await files.rm('/d', { recursive: true, startedAt: started }), { kept: ['/d/new'], keptCount: 1 }, 'what was kept is said')
     assert.equal(await namespace.lookup('/d/old'), undefined, 'what the caller had seen is removed')
     assert.equal((await namespace.lookup('/d/new'))?.type, 'file', 'the file that arrived after the rm began stays')
     // without its start, everything the folder shows goes, as before
-    await files.rm('/e', { recursive: true })
+    assert.deepEqual(await files.rm('/e', { recursive: true }), {})
     assert.equal(await namespace.lookup('/e'), undefined)
   })
 })
