@@ -29,6 +29,7 @@ export function parsePeerId (text: string): PeerId {
   try {
     return peerIdFromString(text)
   } catch (err: any) {
-    throw new InvalidArgumentError(`invalid peer id ${JSON.stringify(text.slice(0, 100))}: ${String(err.message)}`)
+    // the decoder's own words ("Please pass a multibase decoder…") say nothing to a user: what a peer id looks like does
+    throw new InvalidArgumentError(`invalid peer id ${JSON.stringify(text.slice(0, 100))}: expected one such as 12D3KooW… (\`shoal id\`, \`shoal peers ls\`)`, { cause: err })
   }
 }

@@ -182,7 +182,7 @@ function repairLines (r: RepairReport & { scrub?: ScrubReport, reindex?: Reindex
   lines.push(
     `${r.manifests} pinned files, ${r.stripes} stripes: ${formatSummary(r)}; ${r.waiting} shards within the grace period (rebuilt after it: durability.grace)`,
     `repaired ${r.repaired} shards (${formatBytes(r.bytesIn)} in, ${formatBytes(r.bytesOut)} out); placements retried: ${r.placed}`,
-    ...(r.unplaced > 0 ? [`${r.unplaced} lost shards cannot be rebuilt now: no live node can take them (a node that joins gets them), or too few shards of their stripe are left (\`shoal pin status PATH\` names lost stripes)`] : []),
+    ...(r.unplaced > 0 ? [`${r.unplaced} lost shards cannot be rebuilt now: no live node can take them where they would add protection (one beside another shard of its stripe would be lost with it: with fewer live nodes than shards, a stripe that survives the loss of any one node already stays degraded), or too few shards of their stripe are left; a node that joins gets them (\`shoal pin status PATH\` names lost stripes)`] : []),
     ...(r.coded > 0 || r.uncoded > 0 ? [`files coded once enough nodes were live: ${r.coded}; still waiting for live nodes: ${r.uncoded}`] : []),
     ...((r.uncodedLost ?? 0) > 0 ? [`files lost before their coding: ${r.uncodedLost} (their blocks are neither here nor on a peer; each pass tries again, should a peer bring them back)`] : []),
     ...r.errors.map(e => `error: ${e}`)
