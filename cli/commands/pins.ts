@@ -97,6 +97,8 @@ function pinStatusLines (status: PinStatus & { path: string, cold?: ColdCopyHeal
     const copies = status.stripes.reduce((n, s) => n + (s.copiesHere ?? 0), 0)
     if (copies > 0) lines.push(`copies here: ${copies} shard${copies === 1 ? '' : 's'} lost on ${copies === 1 ? 'its holder is' : 'their holders are'} in this node's store (the same bytes added here, or left from before): the file reads here, and the repair pass keeps them as held shards and rebuilds the rest`)
     if (status.summary.atRisk > 0) lines.push(atRiskLine(status.k ?? 0, status.m ?? 0, status.peersAsked.length, shellQuote(printable(status.path))))
+    const waitLine = degradedWaitLine(status.stripes, status.peersAsked.length)
+    if (waitLine !== undefined) lines.push(waitLine)
     const back = status.stripes.filter(s => s.away !== undefined && s.live + s.away >= (status.k ?? 0)).length
     if (back > 0) lines.push(`away: ${back} lost stripe${back === 1 ? '' : 's'} would read again with holders that went down within the grace period (durability.grace): lost for now, not for good, if they come back`)
     for (const s of status.stripes) {
@@ -122,6 +124,21 @@ function atRiskLine (k: number, m: number, nodes: number, path: string): string 
   const line = `at risk: shards share nodes (fewer than ${k + m} distinct live nodes hold them); they are placed again when more peers are live`
   if (nodes >= k + m || nodes < 2) return line
   return `${line}; a cluster that stays at ${nodes} nodes carries a code of at most ${nodes} shards: \`shoal pin add ${path} --policy ec:${nodes - 1}+1\` (and durability.largePolicy for new files)`
+}
+
+/**
+ * The `degraded:` line of `pin status`, when some degraded stripes have a
+ * shard on every node that answered (`nodes`, this one among them): the
+ * repair pass puts a second shard of a stripe on a node only where that
+ * protects the stripe from the loss of a node (docs/durability.md), so
+ * they may stay degraded until a node joins. Without it, a three-node swarm
+ * showed such stripes `degraded` pass after pass, and `repair` read as
+ * failing (an operator's test). Undefined when no stripe is so.
+ */
+export function degradedWaitLine (stripes: readonly StripeStatus[], nodes: number): string | undefined {
+  const waiting = stripes.filter(s => s.health === 'degraded' && new Set(s.shards.flatMap(sh => sh.holders)).size >= nodes).length
+  if (waiting === 0) return undefined
+  return `degraded: ${waiting} stripe${waiting === 1 ? ' has' : 's have'} a shard on every node that answered (${nodes}): the repair pass puts a second shard on a node only where that protects the stripe from the loss of a node, so ${waiting === 1 ? 'it' : 'they'} may stay degraded until a node joins (or a holder that is away comes back)`
 }
 
 /** What this node (and its peers, asked about the first missing blocks) hold of a file that is not coded. */

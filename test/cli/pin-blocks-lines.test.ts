@@ -5,7 +5,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { blocksLines, stripeLine } from '../../cli/commands/pins.js'
+import { blocksLines, degradedWaitLine, stripeLine } from '../../cli/commands/pins.js'
+import type { StripeStatus } from '../../node/durability/index.js'
 
 describe('pin status: blocks of a file that is not coded', () => {
   it('says all are here, how many are missing, and what the peers hold', () => {
@@ -43,3 +44,20 @@ describe('pin status: a stripe line', () => {
     assert.equal(line, 'stripe 0\tdegraded\tdegraded 1/3\t0:copy-here 1:MISSING 2:…efghijkl')
   })
 })
+
+describe('pin status: degraded stripes that wait for a node', () => {
+  const stripe = (index: number, health: 'healthy' | 'degraded', holders: string[][]): StripeStatus => ({
+    index, state: health, health, live: holders.filter(h => h.length > 0).length, shards: holders.map((h, i) => ({ index: i, holders: h }))
+  })
+  it('says so when every node that answered holds a shard of the stripe, and only then', () => {
+    // three nodes, a stripe of 6 with one shard lost: A, B and C each hold some of it
+    const full = stripe(0, 'degraded', [['A'], ['B'], ['C'], ['A'], [], ['B']])
+    // the same with a fourth node that holds none: it can take the lost shard, the repair pass does
+    assert.equal(degradedWaitLine([full], 4), undefined)
+    assert.equal(degradedWaitLine([full, stripe(1, 'healthy', [['A'], ['B'], ['C']])], 3),
+      'degraded: 1 stripe has a shard on every node that answered (3): the repair pass puts a second shard on a node only where that protects the stripe from the loss of a node, so it may stay degraded until a node joins (or a holder that is away comes back)')
+    assert.match(degradedWaitLine([full, stripe(2, 'degraded', [['A'], ['B'], ['C'], []])], 3) ?? '', /^degraded: 2 stripes have a shard on every node/)
+    assert.equal(degradedWaitLine([stripe(3, 'degraded', [['A'], ['B'], []])], 3), undefined, 'a node holds none of it: not waiting')
+  })
+})
+
