@@ -20,6 +20,16 @@ const U32 = 0xffffffff
 /** Paths whose cached version a mount remembers (ops' `pagesOf`); past it the least recently opened is forgotten. */
 const PAGE_VERSIONS_KEPT = 200_000
 
+/** What {@link ShoalFilesystem.versionsAt} answers of a handle. */
+type VersionsAt = ReturnType<ShoalFilesystem['versionsAt']>
+
+/** Set `key` in `map` as its newest entry, the oldest dropped past {@link PAGE_VERSIONS_KEPT}. */
+function noteNewest<V> (map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > PAGE_VERSIONS_KEPT) map.delete(map.keys().next().value as string)
+}
+
 /** The FUSE view of attributes. */
 export function statOf (attr: Attr, uid: number, gid: number): FuseStat {
   const dir = attr.type === 'dir'
@@ -76,8 +86,7 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
    * size were unchanged: a file opened after its content was replaced read
    * the old version's pages that such a handle had filled).
    */
-  const pagesOf = (fh: number): OpenPages => {
-    const at = fs.versionsAt(fh, options.opened)
+  const pagesOf = (at: VersionsAt | undefined): OpenPages => {
     if (at === undefined) return 'drop'
     if (at.cid === undefined) {
       // a file staged here: its writes fill the pages
@@ -86,10 +95,8 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     }
     if (at.others.some(cid => cid !== at.cid)) return 'direct'
     const keep = pageVersions.get(at.path) === at.cid
-    pageVersions.delete(at.path)
-    pageVersions.set(at.path, at.cid)
     // forgotten, the least recently opened: its next open drops its pages
-    if (pageVersions.size > PAGE_VERSIONS_KEPT) pageVersions.delete(pageVersions.keys().next().value as string)
+    noteNewest(pageVersions, at.path, at.cid)
     return keep ? 'keep' : 'drop'
   }
   /**
@@ -99,9 +106,7 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
    */
   const sizesTold = new Map<string, number>()
   const tell = (path: string, st: FuseStat): FuseStat => {
-    sizesTold.delete(path)
-    sizesTold.set(path, st.size)
-    if (sizesTold.size > PAGE_VERSIONS_KEPT) sizesTold.delete(sizesTold.keys().next().value as string)
+    noteNewest(sizesTold, path, st.size)
     return st
   }
   /**
@@ -114,8 +119,8 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
    * told (or forgotten past the bound) counts as stale. A file staged here
    * is not: its writes through the kernel made its size.
    */
-  const staleSize = async (path: string, fh: number): Promise<boolean> => {
-    if (fs.versionsAt(fh, options.opened)?.cid === undefined) return false
+  const staleSize = async (path: string, fh: number, at: VersionsAt | undefined): Promise<boolean> => {
+    if (at?.cid === undefined) return false
     const told = sizesTold.get(path)
     // the open succeeded: it is answered whatever this finds (a handle the kernel is not told of is never released)
     const attr = await fs.fgetattr(path, fh).catch(() => undefined)
@@ -124,7 +129,10 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     return told !== attr.size
   }
   /** Answer an open: the handle, its use of the pages, and whether the kernel's size of the file is stale. */
-  const opened = async (path: string, fh: number): Promise<[number, OpenPages, boolean]> => [fh, pagesOf(fh), await staleSize(path, fh)]
+  const opened = async (path: string, fh: number): Promise<[number, OpenPages, boolean]> => {
+    const at = fs.versionsAt(fh, options.opened)
+    return [fh, pagesOf(at), await staleSize(path, fh, at)]
+  }
   /** A rename here moves the kernel's files, and their pages, to other names: what those hold is not known by name any more. */
   const renamed = async (from: string, to: string): Promise<void> => {
     pageVersions.delete(from)
@@ -135,8 +143,9 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     sizesTold.delete(to)
     if (size !== undefined) sizesTold.set(to, size)
     if ((await fs.findAttr(to).catch(() => undefined))?.type !== 'dir') return
-    for (const path of [...pageVersions.keys()]) if (path.startsWith(`${from}/`) || path.startsWith(`${to}/`)) pageVersions.delete(path)
-    for (const path of [...sizesTold.keys()]) if (path.startsWith(`${from}/`) || path.startsWith(`${to}/`)) sizesTold.delete(path)
+    for (const map of [pageVersions, sizesTold]) {
+      for (const path of [...map.keys()]) if (path.startsWith(`${from}/`) || path.startsWith(`${to}/`)) map.delete(path)
+    }
   }
 
   return {
@@ -174,7 +183,7 @@ export function createOps (fs: ShoalFilesystem, logger: Logger, options: OpsOpti
     },
     open: (path, flags, cb) => { answer('open', path, fs.open(path, flags).then(async fh => await opened(path, fh)), cb) },
     // a new file's attributes are the create's own (the kernel's FUSE_CREATE names the parent, not the file)
-    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh, pagesOf(fh), false] as [number, OpenPages, boolean]), cb) },
+    create: (path, mode, cb) => { answer('create', path, fs.create(path, mode).then(fh => [fh, pagesOf(fs.versionsAt(fh, options.opened)), false] as [number, OpenPages, boolean]), cb) },
     read: (path, fd, buf, len, pos, cb, options) => {
       const read = (): void => { fs.read(fd, buf, len, pos).then(cb, err => { cb(fail('read', path, err)) }) }
       if (options?.retried === true) fs.retriedReads++

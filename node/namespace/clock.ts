@@ -12,6 +12,15 @@ export function covers (clock: VectorClock, dot: Dot): boolean {
   return (clock[dot[0]] ?? 0) >= dot[1]
 }
 
+/**
+ * True when a version (all its dots: the same bytes written by several
+ * authors) was seen by `clock`: one dot it covers, or one of `self`'s
+ * (a replica's own writes), is enough.
+ */
+export function versionSeen (dots: readonly Dot[], clock: Readonly<VectorClock>, self: string): boolean {
+  return dots.some(dot => dot[0] === self || covers(clock, dot))
+}
+
 /** True when `a` has seen everything `b` has (a ≥ b pointwise). */
 export function dominates (a: VectorClock, b: VectorClock): boolean {
   for (const [author, n] of Object.entries(b)) {

@@ -30,7 +30,7 @@
 import { CID } from 'multiformats/cid'
 import { MAX_SHARD_PATHS, headsDigest, type Dot } from '../../protocol/namespace.js'
 import { cborCID } from '../blocks/verify.js'
-import { covers, type VectorClock } from './clock.js'
+import { versionSeen, type VectorClock } from './clock.js'
 import { normalizePath } from './paths.js'
 import type { KV } from './kv.js'
 import { Applier } from './apply.js'
@@ -428,7 +428,7 @@ export class Replica implements Namespace {
     const p = normalizePath(path)
     const v = await this.reads.visible(p)
     // a version is what all its dots stand for (the same bytes written more than once): one seen, or this replica's, is enough
-    const seenDot = (dots: readonly Dot[]): boolean => dots.some(dot => dot[0] === this.id || covers(clock, dot))
+    const seenDot = (dots: readonly Dot[]): boolean => versionSeen(dots, clock, this.id)
     if (v === undefined || v.dots.length === 0 || seenDot(v.dots)) return false
     // a directory whose own version is new may still be one that was there: another node that set its attributes
     // (a chmod, an mtime set by rsync or tar) wrote it again. It is new only when nothing inside it was seen either

@@ -17,7 +17,7 @@ import { MAX_ENTRY_BYTES, MAX_OPS, MAX_PARENTS, MAX_TIME, encodeEntry, encodeEnt
 import { isTime } from '../../protocol/time.js'
 import { cborCID } from '../blocks/verify.js'
 import { AlreadyExistsError, DirectoryNotEmptyError, InvalidArgumentError, IsADirectoryError, NotADirectoryError, NotFoundError, SameFileError, VersionGoneError } from '../errors.js'
-import { covers, type Dot } from './clock.js'
+import { versionSeen, type Dot } from './clock.js'
 import type { Txn } from './kv.js'
 import { filePath, isWithin, joinPath, namesDirectory, normalizePath, parentOf } from './paths.js'
 import { checkPin, samePin, wirePin } from './pins.js'
@@ -204,26 +204,25 @@ export class LocalWrites {
     if (p === '/') throw new InvalidArgumentError('cannot remove /')
     const { seen } = options
     const me = this.components.signer.id
-    // a version is what all its dots stand for (the same bytes written by several authors): one seen, or this
-    // replica's, is enough (as `arrivedSince` decides); without `seen`, every version shown is
-    const seenVersion = (dots: readonly Dot[]): boolean => seen === undefined || dots.some(dot => dot[0] === me || covers(seen, dot))
     const kept: string[] = []
     await this.components.writing(async () => {
       // the path as given: one ending in / must name a directory
       const entry = await reads.stat(path)
       const ops = new OpSet()
-      const take = (at: string, record: Visible, wasSeen: boolean): void => {
+      // without `seen`, every version shown goes; with it, only those seen (`arrivedSince` decides alike)
+      const take = async (at: string, isDir: boolean): Promise<void> => {
+        const record = await reads.visible(at) as Visible
+        // a folder whose own version is new (another node set its mode or time since) was still seen if anything in it was
+        const wasSeen = seen === undefined || versionSeen(record.dots, seen, me) ||
+          (isDir && await reads.anyChild(at, child => versionSeen(child.dots, seen, me)))
         if (wasSeen) ops.remove(record.conflictOf ?? at, record.dots)
         else kept.push(at)
       }
-      const top = await reads.visible(p) as Visible
-      // a folder whose own version is new (another node set its mode or time since) was still seen if anything in it was
-      take(p, top, seenVersion(top.dots) || (entry.type === 'dir' && await reads.anyChild(p, child => seenVersion(child.dots))))
+      await take(p, entry.type === 'dir')
       if (entry.type === 'dir') {
         for await (const below of reads.walk(p)) {
           if (options.recursive !== true) throw new DirectoryNotEmptyError(`directory not empty: ${p} (use recursive removal)`)
-          const record = await reads.visible(below.path) as Visible
-          take(below.path, record, seenVersion(record.dots) || (below.type === 'dir' && await reads.anyChild(below.path, child => seenVersion(child.dots))))
+          await take(below.path, below.type === 'dir')
         }
       }
       await this.commitLocal(ops.list())
